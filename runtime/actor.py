@@ -1,0 +1,260 @@
+"""Gevent-backed pykka actors.
+
+`GeventActor` plugs gevent into pykka 4's three hooks: the inbox is a gevent queue, futures are
+`GeventFuture` (a gevent ``AsyncResult`` that honours pykka's get-hook semantics, so ``map``,
+``join`` and ``filter`` work), and the loop runs on a greenlet. Everything else — ``ask``/``tell``,
+proxies, ``stop``, ``on_failure``, the registry — is pykka's own behaviour.
+
+Differences from ``ThreadingActor``, all on purpose:
+
+* ``gevent.Timeout`` and ``GreenletExit`` raised inside a handler fail *this* actor only. pykka's
+  own loop treats any BaseException as "stop every actor", which a stray timeout must not do.
+* ``fail_on_error = True`` makes an exception in an ``ask`` handler fail the actor too (after the
+  caller got the exception). Actors that own durability set it: they must not keep serving after
+  a bug.
+* ``send_after`` / ``send_every`` timers tell the actor a message and die with it.
+* ``watch(ref, callback)`` calls back once the actor's greenlet has ended, with the failure
+  (or None for a clean stop). Supervisors are built on it.
+"""
+
+from __future__ import annotations
+
+import queue
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+import gevent
+import gevent.event
+import gevent.queue
+import pykka
+from pykka import ActorRegistry
+
+from runtime.errors import ActorFailure
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from pykka._actor import ActorInbox
+    from pykka._future import GetHookFunc
+    from pykka._types import OptExcInfo
+
+__all__ = ["GeventActor", "GeventFuture", "actor_of", "new_future", "offload", "watch"]
+
+T = TypeVar("T")
+
+
+class GeventFuture(pykka.Future[T]):
+    """A pykka future backed by ``gevent.event.AsyncResult``.
+
+    ``get(timeout=...)`` blocks only the calling greenlet and raises ``pykka.Timeout`` when the
+    timeout passes. Setting a value twice raises ``queue.Full``, as pykka's futures do.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._result: gevent.event.AsyncResult = gevent.event.AsyncResult()
+
+    def get(self, *, timeout: float | None = None) -> Any:
+        try:
+            return super().get(timeout=timeout)
+        except NotImplementedError:
+            pass
+        try:
+            return self._result.get(timeout=timeout)
+        except gevent.Timeout:
+            raise pykka.Timeout(f"{timeout} seconds") from None
+
+    def set(self, value: Any | None = None) -> None:
+        if self._result.ready() or self._get_hook is not None:
+            raise queue.Full
+        self._result.set(value)
+
+    def set_exception(self, exc_info: OptExcInfo | None = None) -> None:
+        if exc_info is None:
+            exc_info = sys.exc_info()
+        if self._result.ready() or self._get_hook is not None:
+            raise queue.Full
+        exc_type, exc_value, _tb = exc_info
+        if exc_value is None:
+            assert exc_type is not None
+            exc_value = exc_type()
+        self._result.set_exception(exc_value, exc_info=exc_info)
+
+    def set_get_hook(self, func: GetHookFunc[T]) -> None:
+        if self._result.ready():
+            raise queue.Full
+        super().set_get_hook(func)
+
+    def done(self) -> bool:
+        """True once a value or an exception has been set (get-hook futures: never)."""
+        return self._result.ready()
+
+    def add_done_callback(self, callback: Callable[[GeventFuture[T]], None]) -> None:
+        """Call ``callback(self)`` from the hub once the future is set (at once if it is)."""
+        self._result.rawlink(lambda _result: callback(self))
+
+
+def new_future() -> GeventFuture[Any]:
+    """A future that another actor may ``set`` later: the way to reply without blocking."""
+    return GeventFuture()
+
+
+def offload(fn: Callable[..., T], *args: Any) -> T:
+    """Run a blocking call (fsync, a large pread) in the hub's thread pool.
+
+    Blocks only the calling greenlet; the hub keeps serving every other actor.
+    """
+    return gevent.get_hub().threadpool.apply(fn, args)
+
+
+class _Timer:
+    """One libev timer that tells an actor a message; closed when the actor stops."""
+
+    __slots__ = ("_ref", "_repeat", "_watcher", "message")
+
+    def __init__(self, ref: pykka.ActorRef[Any], delay: float, repeat: float, message: Any):
+        self._ref = ref
+        self._repeat = repeat
+        self.message = message
+        self._watcher = gevent.get_hub().loop.timer(max(delay, 0.0), repeat)
+        self._watcher.start(self._fire)
+
+    def _fire(self) -> None:
+        try:
+            self._ref.tell(self.message)
+        except pykka.ActorDeadError:
+            self.cancel()
+            return
+        if not self._repeat:
+            self.cancel()
+
+    def cancel(self) -> None:
+        self._watcher.stop()
+        self._watcher.close()
+
+
+class GeventActor(pykka.Actor):
+    """A pykka actor that runs on a greenlet. See the module docstring for the differences."""
+
+    fail_on_error: ClassVar[bool] = False
+    """True: an exception in an ``ask`` handler also fails the actor (durability actors)."""
+
+    actor_failure: BaseException | None = None
+    """Why the actor failed, once it has; None while running or after a clean stop."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._timers: list[_Timer] = []
+        self._greenlet: gevent.Greenlet | None = None
+
+    @staticmethod
+    def _create_actor_inbox() -> ActorInbox:
+        inbox: gevent.queue.Queue[Any] = gevent.queue.Queue()
+        return inbox
+
+    @staticmethod
+    def _create_future() -> pykka.Future[Any]:
+        return GeventFuture()
+
+    def _start_actor_loop(self) -> None:
+        self._greenlet = gevent.spawn(self._actor_loop)
+        self._greenlet.name = f"{self.__class__.__name__}-{self.actor_urn[-8:]}"
+
+    # -- timers ---------------------------------------------------------------------------
+
+    def send_after(self, delay: float, message: Any) -> _Timer:
+        """Tell this actor ``message`` once, after ``delay`` seconds."""
+        timer = _Timer(self.actor_ref, delay, 0.0, message)
+        self._timers = [t for t in self._timers if t._watcher.active]
+        self._timers.append(timer)
+        return timer
+
+    def send_every(self, interval: float, message: Any) -> _Timer:
+        """Tell this actor ``message`` every ``interval`` seconds until it stops."""
+        timer = _Timer(self.actor_ref, interval, interval, message)
+        self._timers.append(timer)
+        return timer
+
+    def _cancel_timers(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def _actor_loop_running(self) -> None:
+        while not self.actor_stopped.is_set():
+            envelope = self.actor_inbox.get()
+            try:
+                response = self._handle_receive(envelope.message)
+            except Exception:
+                exc_info = sys.exc_info()
+                if envelope.reply_to is not None:
+                    envelope.reply_to.set_exception(exc_info)
+                    if not self.fail_on_error:
+                        continue
+                self._fail(exc_info)
+            except (gevent.Timeout, gevent.GreenletExit) as exc:
+                # A BaseException must not reach pykka's loop, which would stop every actor.
+                failure = ActorFailure(str(self), f"{exc.__class__.__name__} escaped a handler")
+                failure.__cause__ = exc
+                exc_info = (ActorFailure, failure, exc.__traceback__)
+                if envelope.reply_to is not None:
+                    envelope.reply_to.set_exception(exc_info)
+                self._fail(exc_info)
+            else:
+                if envelope.reply_to is not None:
+                    envelope.reply_to.set(response)
+
+    def _fail(self, exc_info: OptExcInfo) -> None:
+        self._handle_failure(*exc_info)
+        try:
+            self.on_failure(*exc_info)
+        except Exception:
+            self._handle_failure(*sys.exc_info())
+
+    def _handle_failure(
+        self,
+        exception_type: type[BaseException] | None,
+        exception_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self.actor_failure is None:
+            self.actor_failure = exception_value or (exception_type or ActorFailure)(
+                "unknown failure"
+            )
+        self._cancel_timers()
+        super()._handle_failure(exception_type, exception_value, traceback)
+
+    def _stop(self) -> None:
+        self._cancel_timers()
+        super()._stop()
+
+    def _actor_loop_teardown(self) -> None:
+        self._cancel_timers()
+        super()._actor_loop_teardown()
+
+
+def watch(
+    ref: pykka.ActorRef[Any], callback: Callable[[pykka.ActorRef[Any], BaseException | None], None]
+) -> None:
+    """Call ``callback(ref, failure)`` from the hub once the actor's greenlet has ended.
+
+    ``failure`` is the exception that failed the actor, or None after a clean stop. If the actor
+    has already ended, the callback runs on the next turn of the hub.
+    """
+    actor = actor_of(ref)
+    if not isinstance(actor, GeventActor) or actor._greenlet is None:
+        raise TypeError(f"{ref} is not a started GeventActor")
+    actor._greenlet.rawlink(lambda _g: callback(ref, actor.actor_failure))
+
+
+def actor_of(ref: pykka.ActorRef[Any]) -> pykka.Actor | None:
+    """The actor object behind a ref (runtime internals and tests only), or None once collected."""
+    return ref._actor_weakref()
+
+
+def is_registered(ref: pykka.ActorRef[Any]) -> bool:
+    """True while the registry still lists the actor."""
+    return any(r.actor_urn == ref.actor_urn for r in ActorRegistry.get_all())

@@ -1,0 +1,65 @@
+"""Directory: name -> the current ref of a supervised actor.
+
+Supervisors update it on every (re)start, so a dependent that holds the directory always reaches
+the live incarnation of a child, never a dead ref. It is a plain in-process object: all actors of
+a process share one hub thread, so there is nothing to lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pykka
+
+from runtime.errors import ActorFailure
+
+
+class Directory:
+    """Maps names to current actor refs. Names are usually paths: ``broker-a/commitlog``."""
+
+    def __init__(self) -> None:
+        self._refs: dict[str, pykka.ActorRef[Any]] = {}
+
+    def get(self, name: str) -> pykka.ActorRef[Any] | None:
+        """The current ref, or None when the actor is not running (e.g. between restarts)."""
+        ref = self._refs.get(name)
+        if ref is not None and not ref.is_alive():
+            return None
+        return ref
+
+    def require(self, name: str) -> pykka.ActorRef[Any]:
+        """The current ref; raises ActorFailure naming the actor when it is not running."""
+        ref = self.get(name)
+        if ref is None:
+            raise ActorFailure(name, "not running")
+        return ref
+
+    def tell(self, name: str, message: Any) -> None:
+        """Tell the current incarnation; raises ActorFailure when it is not running."""
+        try:
+            self.require(name).tell(message)
+        except pykka.ActorDeadError as exc:
+            raise ActorFailure(name, "stopped") from exc
+
+    def ask(self, name: str, message: Any, timeout: float | None = None) -> Any:
+        """Ask the current incarnation and wait up to ``timeout`` seconds (edge code only)."""
+        return self.require(name).ask(message, timeout=timeout)
+
+    def put(self, name: str, ref: pykka.ActorRef[Any]) -> None:
+        self._refs[name] = ref
+
+    def remove(self, name: str, ref: pykka.ActorRef[Any] | None = None) -> None:
+        """Forget ``name``; with ``ref``, only if it still points at that incarnation."""
+        current = self._refs.get(name)
+        if current is not None and (ref is None or current.actor_urn == ref.actor_urn):
+            del self._refs[name]
+
+    def names(self) -> list[str]:
+        return sorted(self._refs)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())

@@ -1,0 +1,38 @@
+"""Fixtures shared by actor-level tests: both pykka runtimes, and registry hygiene."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import gevent.event
+import pykka
+import pytest
+
+from runtime.actor import GeventActor
+
+
+@dataclass(frozen=True)
+class Runtime:
+    name: str
+    actor_class: type[pykka.Actor]
+    event_factory: Callable[[], Any]
+    future_factory: Callable[[], pykka.Future[Any]]
+
+
+THREADING = Runtime("threading", pykka.ThreadingActor, threading.Event, pykka.ThreadingFuture)
+GEVENT = Runtime("gevent", GeventActor, gevent.event.Event, GeventActor._create_future)
+
+
+@pytest.fixture(params=[THREADING, GEVENT], ids=lambda r: r.name)
+def runtime(request: pytest.FixtureRequest) -> Runtime:
+    return request.param
+
+
+@pytest.fixture(autouse=True)
+def _stop_all_actors() -> Iterator[None]:
+    yield
+    pykka.ActorRegistry.stop_all(block=True, timeout=5)
+    assert pykka.ActorRegistry.get_all() == [], "an actor outlived its test"

@@ -1,0 +1,261 @@
+"""One behaviour suite, run on pykka's ThreadingActor and on our GeventActor.
+
+GeventActor must be a drop-in: ask/tell, proxies, future map/join/filter, stop, on_failure,
+registry, and timeouts raising pykka.Timeout.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gevent
+import pykka
+import pytest
+
+from runtime.actor import GeventActor, GeventFuture, actor_of, new_future, offload, watch
+from tests.actors.conftest import Runtime
+
+pytestmark = pytest.mark.timeout(20)
+
+
+def make_actor(runtime: Runtime) -> type[pykka.Actor]:
+    class Counter(runtime.actor_class):  # type: ignore[misc, valid-type]
+        def __init__(self, stopped: Any = None, failed: Any = None) -> None:
+            super().__init__()
+            self.count = 0
+            self.stopped = stopped
+            self.failed = failed
+            self.nested = {"value": 1}
+
+        def on_receive(self, message: Any) -> Any:
+            if message == "boom":
+                raise RuntimeError("boom")
+            if message == "inc":
+                self.count += 1
+                return self.count
+            return super().on_receive(message)
+
+        def add(self, n: int) -> int:
+            self.count += n
+            return self.count
+
+        def fail(self) -> None:
+            raise ValueError("bad")
+
+        def slow(self, seconds: float) -> str:
+            if runtime.name == "gevent":
+                gevent.sleep(seconds)
+            else:
+                import time
+
+                time.sleep(seconds)
+            return "done"
+
+        def on_stop(self) -> None:
+            if self.stopped is not None:
+                self.stopped.set()
+
+        def on_failure(self, *_exc: Any) -> None:
+            if self.failed is not None:
+                self.failed.set()
+
+    return Counter
+
+
+def test_ask_and_tell_preserve_order(runtime: Runtime) -> None:
+    ref = make_actor(runtime).start()
+    for _ in range(10):
+        ref.tell("inc")
+    # Given ten tells, When we ask, Then the ask is handled after all of them.
+    assert ref.ask("inc", timeout=5) == 11
+
+
+def test_proxy_calls_attributes_and_nested_attributes(runtime: Runtime) -> None:
+    proxy = make_actor(runtime).start().proxy()
+    assert proxy.add(5).get(timeout=5) == 5
+    assert proxy.count.get(timeout=5) == 5
+    proxy.count = 42
+    assert proxy.count.get(timeout=5) == 42
+    assert proxy.nested.get(timeout=5) == {"value": 1}
+
+
+def test_exception_in_ask_reaches_caller_and_actor_survives(runtime: Runtime) -> None:
+    proxy = make_actor(runtime).start().proxy()
+    with pytest.raises(ValueError, match="bad"):
+        proxy.fail().get(timeout=5)
+    assert proxy.add(1).get(timeout=5) == 1
+
+
+def test_exception_in_tell_calls_on_failure_and_unregisters(runtime: Runtime) -> None:
+    failed = runtime.event_factory()
+    ref = make_actor(runtime).start(failed=failed)
+    ref.tell("boom")
+    assert failed.wait(5)
+    with pytest.raises(pykka.ActorDeadError):
+        ref.ask("inc", timeout=5)
+    assert ref not in pykka.ActorRegistry.get_all()
+
+
+def test_future_map_join_filter(runtime: Runtime) -> None:
+    proxy = make_actor(runtime).start().proxy()
+    doubled = proxy.add(3).map(lambda v: v * 2)
+    assert doubled.get(timeout=5) == 6
+    joined = pykka.get_all([proxy.add(1), proxy.add(1)], timeout=5)
+    assert joined == [4, 5]
+    both = proxy.add(0).join(proxy.add(0)).get(timeout=5)
+    assert both == [5, 5]
+    futures = runtime.future_factory()
+    futures.set([1, 2, 3, 4])
+    assert futures.filter(lambda v: v % 2 == 0).get(timeout=5) == [2, 4]
+
+
+def test_get_timeout_raises_pykka_timeout(runtime: Runtime) -> None:
+    proxy = make_actor(runtime).start().proxy()
+    with pytest.raises(pykka.Timeout):
+        proxy.slow(0.3).get(timeout=0.05)
+    future = runtime.future_factory()
+    with pytest.raises(pykka.Timeout):
+        future.get(timeout=0.01)
+
+
+def test_future_cannot_be_set_twice(runtime: Runtime) -> None:
+    import queue
+
+    future = runtime.future_factory()
+    future.set(1)
+    with pytest.raises(queue.Full):
+        future.set(2)
+    assert future.get(timeout=1) == 1
+
+
+def test_stop_runs_on_stop_and_unregisters(runtime: Runtime) -> None:
+    stopped = runtime.event_factory()
+    ref = make_actor(runtime).start(stopped=stopped)
+    assert ref.is_alive()
+    assert ref in pykka.ActorRegistry.get_all()
+    assert ref.stop(timeout=5) is True
+    assert stopped.wait(5)
+    assert not ref.is_alive()
+    assert pykka.ActorRegistry.get_all() == []
+    assert ref.stop(timeout=5) is False
+
+
+def test_registry_lookup_by_class(runtime: Runtime) -> None:
+    cls = make_actor(runtime)
+    a, b = cls.start(), cls.start()
+    found = pykka.ActorRegistry.get_by_class(cls)
+    assert {r.actor_urn for r in found} == {a.actor_urn, b.actor_urn}
+    assert pykka.ActorRegistry.get_by_urn(a.actor_urn) == a
+
+
+def test_stop_all_stops_everything(runtime: Runtime) -> None:
+    cls = make_actor(runtime)
+    refs = [cls.start() for _ in range(5)]
+    pykka.ActorRegistry.stop_all(block=True, timeout=5)
+    assert not any(r.is_alive() for r in refs)
+
+
+# --- GeventActor only ---------------------------------------------------------------------
+
+
+class Sleeper(GeventActor):
+    def __init__(self, log: list[Any] | None = None) -> None:
+        super().__init__()
+        self.log = log if log is not None else []
+
+    def nap(self) -> None:
+        with gevent.Timeout(0.01):
+            gevent.sleep(1)
+
+    def ping(self) -> str:
+        return "pong"
+
+    def on_receive(self, message: Any) -> Any:
+        self.log.append(message)
+        return None
+
+
+class Durable(GeventActor):
+    fail_on_error = True
+
+    def bad(self) -> None:
+        raise OSError("fsync failed")
+
+
+def test_gevent_timeout_escaping_a_handler_fails_only_that_actor() -> None:
+    bystander = Sleeper.start()
+    victim = Sleeper.start()
+    # When a gevent.Timeout (a BaseException) escapes a handler
+    with pytest.raises(Exception, match="Timeout escaped a handler"):
+        victim.proxy().nap().get(timeout=5)
+    # Then only that actor stopped: the bystander still answers
+    assert bystander.proxy().ping().get(timeout=5) == "pong"
+    assert not victim.is_alive()
+
+
+def test_fail_on_error_stops_actor_after_replying() -> None:
+    ref = Durable.start()
+    with pytest.raises(OSError, match="fsync failed"):
+        ref.proxy().bad().get(timeout=5)
+    done = gevent.event.Event()
+    failures: list[BaseException | None] = []
+    watch(ref, lambda _r, f: (failures.append(f), done.set()))
+    assert done.wait(5)
+    assert isinstance(failures[0], OSError)
+    assert not ref.is_alive()
+
+
+def test_watch_reports_clean_stop_as_none() -> None:
+    ref = Sleeper.start()
+    done = gevent.event.Event()
+    seen: list[BaseException | None] = [RuntimeError("unset")]
+    watch(ref, lambda _r, f: (seen.__setitem__(0, f), done.set()))
+    ref.stop(timeout=5)
+    assert done.wait(5)
+    assert seen[0] is None
+
+
+def test_send_every_ticks_and_stops_with_actor() -> None:
+    log: list[Any] = []
+    ref = Sleeper.start(log)
+    actor = actor_of(ref)
+    assert isinstance(actor, Sleeper)
+    actor.send_every(0.01, "tick")
+    actor.send_after(0.0, "once")
+    deadline = gevent.Timeout(5)
+    with deadline:
+        while log.count("tick") < 3 or "once" not in log:
+            gevent.sleep(0.01)
+    ref.stop(timeout=5)
+    assert actor._timers == []
+    assert log.count("once") == 1
+
+
+def test_offload_runs_in_a_thread_and_keeps_hub_free() -> None:
+    import threading
+    import time
+
+    main_ident = threading.get_ident()
+    ticks: list[int] = []
+
+    def ticker() -> None:
+        for i in range(5):
+            ticks.append(i)
+            gevent.sleep(0.01)
+
+    g = gevent.spawn(ticker)
+    # When a blocking call is offloaded, Then the hub keeps running other greenlets meanwhile.
+    ident = offload(lambda: (time.sleep(0.1), threading.get_ident())[1])
+    assert ident != main_ident
+    assert len(ticks) == 5
+    g.join(timeout=5)
+
+
+def test_new_future_done_callback() -> None:
+    future: GeventFuture[int] = new_future()
+    seen: list[int] = []
+    future.add_done_callback(lambda f: seen.append(f.get(timeout=0)))
+    assert not future.done()
+    future.set(7)
+    gevent.sleep(0)
+    assert seen == [7]
