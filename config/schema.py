@@ -1,0 +1,317 @@
+"""The configuration schema: RocketMQ's broker and name-server keys with RocketMQ's defaults.
+
+Attributes are snake_case; file keys are RocketMQ's camelCase names (``brokerIP1``,
+``transactionTimeOut`` and ``destroyMapedFileIntervalForcibly`` keep RocketMQ's spelling).
+Every struct validates itself on construction (also after ``msgspec.structs.replace``) and
+raises ``ConfigError(None, key, problem)``; the loaders add the file and line.
+"""
+
+import enum
+import os
+import pathlib
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta, field
+
+from config.checks import (
+    check_bounds,
+    check_name,
+    fail,
+    parse_delay_levels,
+    parse_delete_when,
+    parse_host_port,
+    parse_namesrv_addr,
+)
+from runtime.errors import ConfigError
+
+
+class BrokerRole(enum.Enum):
+    """RocketMQ's broker role. brokerId 0 is the master; slaves have brokerId > 0."""
+
+    ASYNC_MASTER = "ASYNC_MASTER"
+    SYNC_MASTER = "SYNC_MASTER"
+    SLAVE = "SLAVE"
+
+
+class FlushDiskType(enum.Enum):
+    """When an append counts as durable: after fsync (SYNC_FLUSH) or in the page cache."""
+
+    ASYNC_FLUSH = "ASYNC_FLUSH"
+    SYNC_FLUSH = "SYNC_FLUSH"
+
+
+Port = Annotated[int, Meta(ge=0, le=65535, extra={"kind": "port"})]
+Positive = Annotated[int, Meta(gt=0)]
+NonNegative = Annotated[int, Meta(ge=0)]
+Ratio = Annotated[int, Meta(ge=10, le=95, extra={"kind": "ratio"})]
+Permission = Annotated[int, Meta(ge=0, le=7)]
+
+_CPUS = os.cpu_count() or 1
+CONSUME_QUEUE_ENTRY_SIZE = 20
+DEFAULT_DELAY_LEVELS = "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h"
+
+
+class _Config(
+    msgspec.Struct, frozen=True, rename="camel", forbid_unknown_fields=True, kw_only=True
+):
+    """Base of the per-process config structs."""
+
+
+class NamesrvConfig(_Config):
+    """One name server."""
+
+    listen_port: Port = 9876
+    listen_host: str = "127.0.0.1"
+    scan_not_active_broker_interval: Positive = 10_000
+    broker_channel_expired_time: Positive = 120_000
+    controller_enable: bool = field(default=False, name="enableControllerInNamesrv")
+
+    def __post_init__(self) -> None:
+        check_bounds(self)
+        check_name(NamesrvConfig, "listen_host", self.listen_host)
+
+    def address(self) -> str:
+        """``host:port`` this name server listens on."""
+        return f"{self.listen_host}:{self.listen_port}"
+
+
+class BrokerConfig(_Config):
+    """One broker node (a master or a slave of a broker group)."""
+
+    # identity
+    broker_cluster_name: str = "DefaultCluster"
+    broker_name: str = "broker-a"
+    broker_id: NonNegative = 0
+    broker_role: BrokerRole = BrokerRole.ASYNC_MASTER
+    flush_disk_type: FlushDiskType = FlushDiskType.ASYNC_FLUSH
+    # network and name servers
+    listen_port: Port = 10911
+    listen_host: str = "127.0.0.1"
+    broker_ip1: str = field(default="127.0.0.1", name="brokerIP1")
+    broker_ip2: str = field(default="", name="brokerIP2")
+    namesrv_addr: str = ""
+    fetch_namesrv_addr_by_address_server: bool = False
+    register_name_server_period: Positive = 30_000
+    # store
+    store_path_root_dir: str = "~/store"
+    store_path_commit_log: str = ""
+    mapped_file_size_commit_log: Positive = 1024 * 1024 * 1024
+    mapped_file_size_consume_queue: Positive = 300_000 * CONSUME_QUEUE_ENTRY_SIZE
+    flush_interval_commit_log: Positive = 500
+    flush_interval_consume_queue: Positive = 1000
+    flush_commit_log_timed: bool = False
+    sync_flush_timeout: Positive = 5000
+    slave_timeout: Positive = 3000
+    max_message_size: Positive = 4 * 1024 * 1024
+    max_transfer_count_on_message_in_memory: Positive = 32
+    max_transfer_bytes_on_message_in_memory: Positive = 256 * 1024
+    # retention and disk space
+    delete_when: str = "04"
+    file_reserved_time: NonNegative = 72
+    disk_max_used_space_ratio: Ratio = 75
+    disk_space_clean_forcibly_ratio: Ratio = 85
+    disk_space_warning_level_ratio: Ratio = 90
+    clean_resource_interval: Positive = 10_000
+    delete_commit_log_files_interval: NonNegative = 100
+    destroy_mapped_file_interval_forcibly: NonNegative = field(
+        default=120_000, name="destroyMapedFileIntervalForcibly"
+    )
+    redelete_hanged_file_interval: NonNegative = 120_000
+    # topics, groups, polling
+    auto_create_topic_enable: bool = True
+    default_topic_queue_nums: Positive = 8
+    auto_create_subscription_group: bool = True
+    broker_permission: Permission = 6
+    long_polling_enable: bool = True
+    short_polling_time_mills: Positive = 1000
+    slave_read_enable: bool = False
+    enable_property_filter: bool = False
+    # replication (classic master/slave)
+    ha_listen_port: Port = 10912
+    ha_master_address: str = ""
+    ha_send_heartbeat_interval: Positive = 5000
+    ha_housekeeping_interval: Positive = 20_000
+    ha_slave_fallbehind_max: Positive = 256 * 1024 * 1024
+    ha_transfer_batch_size: Positive = 32 * 1024
+    # scheduled and transactional messages
+    message_delay_level: str = DEFAULT_DELAY_LEVELS
+    timer_wheel_enable: bool = True
+    transaction_timeout: Positive = field(default=6000, name="transactionTimeOut")
+    transaction_check_max: Positive = 15
+    transaction_check_interval: Positive = 30_000
+    # accepted for compatibility with RocketMQ files; no effect in actormq
+    transient_store_pool_enable: bool = False
+    os_page_cache_busy_timeout_mills: Positive = field(
+        default=1000, name="osPageCacheBusyTimeOutMills"
+    )
+    use_reentrant_lock_when_put_message: bool = True
+    send_message_thread_pool_nums: Positive = min(_CPUS, 4)
+    pull_message_thread_pool_nums: Positive = 16 + _CPUS * 2
+    wait_time_mills_in_send_queue: Positive = 200
+
+    def __post_init__(self) -> None:
+        check_bounds(self)
+        cls = BrokerConfig
+        for attr in ("broker_cluster_name", "broker_name", "listen_host", "broker_ip1"):
+            check_name(cls, attr, getattr(self, attr))
+        check_name(cls, "broker_ip2", self.broker_ip2, empty_ok=True)
+        if not self.store_path_root_dir.strip():
+            fail(cls, "store_path_root_dir", "must not be empty")
+        if self.broker_role is BrokerRole.SLAVE and self.broker_id == 0:
+            fail(cls, "broker_id", "a SLAVE needs brokerId > 0 (brokerId 0 is the master)")
+        if self.broker_role is not BrokerRole.SLAVE and self.broker_id != 0:
+            fail(
+                cls,
+                "broker_id",
+                f"{self.broker_id} is a slave's id; a {self.broker_role.name} must have "
+                "brokerId 0 (or set brokerRole=SLAVE)",
+            )
+        if self.ha_listen_port == self.listen_port != 0:
+            fail(cls, "ha_listen_port", f"{self.ha_listen_port} is also the listenPort")
+        if self.mapped_file_size_consume_queue % CONSUME_QUEUE_ENTRY_SIZE:
+            fail(
+                cls,
+                "mapped_file_size_consume_queue",
+                f"{self.mapped_file_size_consume_queue} is not a multiple of "
+                f"{CONSUME_QUEUE_ENTRY_SIZE} (the consume-queue entry size)",
+            )
+        for attr, parse in (
+            ("namesrv_addr", parse_namesrv_addr),
+            ("delete_when", parse_delete_when),
+            ("message_delay_level", parse_delay_levels),
+        ):
+            try:
+                parse(getattr(self, attr))
+            except ValueError as err:
+                fail(cls, attr, str(err))
+        if self.ha_master_address:
+            try:
+                parse_host_port(self.ha_master_address)
+            except ValueError as err:
+                fail(cls, "ha_master_address", str(err))
+        if self.fetch_namesrv_addr_by_address_server:
+            fail(
+                cls,
+                "fetch_namesrv_addr_by_address_server",
+                "true is not supported: actormq has no address-server lookup; set namesrvAddr",
+            )
+
+    @property
+    def is_master(self) -> bool:
+        """True for ASYNC_MASTER and SYNC_MASTER."""
+        return self.broker_role is not BrokerRole.SLAVE
+
+    def namesrv_addresses(self) -> list[tuple[str, int]]:
+        """namesrvAddr as [(host, port), ...] (empty when unset)."""
+        return parse_namesrv_addr(self.namesrv_addr)
+
+    def store_root(self) -> pathlib.Path:
+        """storePathRootDir with ``~`` expanded."""
+        return pathlib.Path(self.store_path_root_dir).expanduser()
+
+    def commit_log_dir(self) -> pathlib.Path:
+        """storePathCommitLog (``~`` expanded), or ``<store root>/commitlog`` when unset."""
+        if self.store_path_commit_log:
+            return pathlib.Path(self.store_path_commit_log).expanduser()
+        return self.store_root() / "commitlog"
+
+    def broker_addr(self) -> str:
+        """``brokerIP1:listenPort``, the address given to name servers and clients."""
+        return f"{self.broker_ip1}:{self.listen_port}"
+
+    def ha_addr(self) -> str:
+        """``brokerIP2:haListenPort`` (brokerIP1 when brokerIP2 is unset), given to slaves."""
+        return f"{self.broker_ip2 or self.broker_ip1}:{self.ha_listen_port}"
+
+    def delete_hours(self) -> list[int]:
+        """deleteWhen as hours of the day."""
+        return parse_delete_when(self.delete_when)
+
+    def delay_levels_ms(self) -> list[int]:
+        """messageDelayLevel as milliseconds; level N (1-based) is element N-1."""
+        return parse_delay_levels(self.message_delay_level)
+
+    def node_name(self) -> str:
+        """``<brokerName>-<brokerId>``, the per-node directory name in cluster mode."""
+        return f"{self.broker_name}-{self.broker_id}"
+
+
+class ClusterProfile(
+    msgspec.Struct, frozen=True, rename="camel", forbid_unknown_fields=True, kw_only=True
+):
+    """A whole cluster run in one process: name servers and brokers.
+
+    Profile brokers leave namesrvAddr, haMasterAddress and store paths unset: the in-process
+    runtime fills them in from the actual name-server addresses, the group's master and
+    ``--data-dir``.
+    """
+
+    name: str
+    namesrvs: list[NamesrvConfig] = field(name="namesrv")
+    brokers: list[BrokerConfig] = field(name="broker")
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name.strip():
+            raise ConfigError(None, "name", "must not be empty")
+        if not self.namesrvs:
+            raise ConfigError(None, "namesrv", "a profile needs at least one [[namesrv]] table")
+        if not self.brokers:
+            raise ConfigError(None, "broker", "a profile needs at least one [[broker]] table")
+        _check_ports(self)
+        _check_groups(self)
+
+    def masters(self) -> list[BrokerConfig]:
+        """The brokers with brokerId 0."""
+        return [b for b in self.brokers if b.is_master]
+
+    def group(self, broker_name: str) -> list[BrokerConfig]:
+        """The master and slaves of one broker group, master first."""
+        return sorted(
+            (b for b in self.brokers if b.broker_name == broker_name), key=lambda b: b.broker_id
+        )
+
+
+def _check_ports(profile: ClusterProfile) -> None:
+    used: dict[int, str] = {}
+    owners: list[tuple[str, int]] = [
+        (f"namesrv[{i}].listenPort", n.listen_port) for i, n in enumerate(profile.namesrvs)
+    ]
+    for i, b in enumerate(profile.brokers):
+        owners += [(f"broker[{i}].listenPort", b.listen_port)]
+        owners += [(f"broker[{i}].haListenPort", b.ha_listen_port)]
+    for key, port in owners:
+        if port == 0:
+            continue
+        if port in used:
+            raise ConfigError(None, key, f"port {port} is already used by {used[port]}")
+        used[port] = key
+
+
+def _check_groups(profile: ClusterProfile) -> None:
+    seen: dict[tuple[str, int], int] = {}
+    for i, b in enumerate(profile.brokers):
+        node = (b.broker_name, b.broker_id)
+        if node in seen:
+            raise ConfigError(
+                None,
+                f"broker[{i}].brokerId",
+                f"{b.broker_name} brokerId {b.broker_id} is already broker[{seen[node]}]",
+            )
+        seen[node] = i
+    for i, b in enumerate(profile.brokers):
+        master = next((m for m in profile.group(b.broker_name) if m.is_master), None)
+        if master is None:
+            raise ConfigError(
+                None,
+                f"broker[{i}].brokerName",
+                f"group {b.broker_name} has a slave but no master (brokerId 0)",
+            )
+        if b.broker_cluster_name != master.broker_cluster_name:
+            raise ConfigError(
+                None,
+                f"broker[{i}].brokerClusterName",
+                f"{b.broker_cluster_name!r} differs from its master's "
+                f"{master.broker_cluster_name!r}",
+            )
