@@ -1,0 +1,168 @@
+"""Command line: ``python -m runtime [cluster|namesrv|broker] ...``.
+
+``python -m runtime`` with no arguments runs the default profile: one name server on 9876 and
+one master broker on 10911, in one process. Every mode prints exactly one line starting with
+``ready`` once its sockets listen, and exits 0 after SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import sys
+from typing import TYPE_CHECKING
+
+from loguru import logger
+
+from runtime import logs
+from runtime.errors import ActorMQError
+
+if TYPE_CHECKING:
+    from runtime.node import Node
+
+DEFAULT_DATA_ROOT = pathlib.Path("~/.actormq")
+
+
+def _default_data_dir(profile: str) -> pathlib.Path:
+    env = os.environ.get("ACTORMQ_DATA_DIR")
+    base = pathlib.Path(env) if env else DEFAULT_DATA_ROOT / profile
+    return base.expanduser()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from config import list_profiles
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--log-level",
+        default="INFO",
+        type=str.upper,
+        choices=logs.LEVELS,
+        help="log level on stderr (default INFO)",
+    )
+    data = argparse.ArgumentParser(add_help=False)
+    data.add_argument(
+        "--data-dir",
+        type=pathlib.Path,
+        default=None,
+        help="where stores live. cluster: default $ACTORMQ_DATA_DIR or ~/.actormq/<profile>, one "
+        "subdirectory <brokerName>-<brokerId> per broker; broker: overrides storePathRootDir",
+    )
+    ports = argparse.ArgumentParser(add_help=False)
+    ports.add_argument(
+        "--ephemeral-ports",
+        action="store_true",
+        help="bind every listener on a free port (tests); the ready line names them",
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="python -m runtime",
+        description="actormq: a RocketMQ-compatible message queue. With no command, runs the "
+        "default profile (name server on 9876, one master broker on 10911) in one process.",
+        parents=[common, data, ports],
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    cluster = sub.add_parser(
+        "cluster",
+        parents=[common, data, ports],
+        help="run a whole cluster profile in one process",
+        description="Run a shipped profile or a profile TOML file in one process.",
+    )
+    cluster.add_argument(
+        "--profile",
+        default="default",
+        help=f"shipped profile ({', '.join(list_profiles())}) or a path to a profile TOML",
+    )
+
+    namesrv = sub.add_parser(
+        "namesrv",
+        parents=[common, ports],
+        help="run one name server",
+        description="Run one name server (stateless route registry).",
+    )
+    namesrv.add_argument("-c", "--config", type=pathlib.Path, help="namesrv .properties or .toml")
+    namesrv.add_argument("--listen-port", type=int, help="override listenPort")
+    namesrv.add_argument("--listen-host", help="override the bind address")
+
+    broker = sub.add_parser(
+        "broker",
+        parents=[common, data, ports],
+        help="run one broker node",
+        description="Run one broker (master or slave) from a RocketMQ-style config file.",
+    )
+    broker.add_argument(
+        "-c", "--config", type=pathlib.Path, required=True, help="broker .properties or .toml"
+    )
+    broker.add_argument("--namesrv-addr", help="override namesrvAddr (host:port;host:port)")
+    broker.add_argument("--listen-port", type=int, help="override listenPort")
+    return parser
+
+
+def _make_node(args: argparse.Namespace) -> Node:
+    from config import (
+        NamesrvConfig,
+        load_broker_config,
+        load_namesrv_config,
+        load_profile,
+        with_overrides,
+    )
+    from runtime.node import Node
+
+    command = args.command or "cluster"
+    ephemeral = bool(getattr(args, "ephemeral_ports", False))
+    if command == "cluster":
+        profile = load_profile(getattr(args, "profile", "default"))
+        data_dir = args.data_dir or _default_data_dir(profile.name)
+        return Node(
+            namesrvs=list(profile.namesrvs),
+            brokers=list(profile.brokers),
+            data_dir=data_dir.expanduser().resolve(),
+            cluster_mode=True,
+            ephemeral_ports=ephemeral,
+        )
+    if command == "namesrv":
+        cfg = load_namesrv_config(args.config) if args.config else NamesrvConfig()
+        overrides = {}
+        if args.listen_port is not None:
+            overrides["listen_port"] = args.listen_port
+        if args.listen_host:
+            overrides["listen_host"] = args.listen_host
+        cfg = with_overrides(cfg, **overrides) if overrides else cfg
+        return Node(
+            namesrvs=[cfg],
+            brokers=[],
+            data_dir=None,
+            cluster_mode=False,
+            ephemeral_ports=ephemeral,
+        )
+    cfg = load_broker_config(args.config)
+    overrides = {}
+    if args.namesrv_addr:
+        overrides["namesrv_addr"] = args.namesrv_addr
+    if args.listen_port is not None:
+        overrides["listen_port"] = args.listen_port
+    cfg = with_overrides(cfg, **overrides) if overrides else cfg
+    data_dir = (args.data_dir or cfg.store_root()).expanduser().resolve()
+    return Node(
+        namesrvs=[],
+        brokers=[cfg],
+        data_dir=data_dir,
+        cluster_mode=False,
+        ephemeral_ports=ephemeral,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logs.configure(args.log_level)
+    try:
+        node = _make_node(args)
+        node.start()
+    except ActorMQError as exc:
+        logger.error("{}", exc)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(node.ready_line(), flush=True)
+    return node.run()

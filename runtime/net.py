@@ -1,0 +1,85 @@
+"""Listening sockets and the Acceptor actor.
+
+Sockets are bound by the process before any actor starts, so a port clash is reported at once,
+with the address, and ``ready`` names the ports actually bound (port 0 = ephemeral).
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from gevent.server import StreamServer
+from loguru import logger
+
+from runtime.actor import GeventActor
+from runtime.errors import ConfigError
+
+SessionFactory = Callable[[socket.socket, tuple[str, int]], Any]
+
+
+def bind(host: str, port: int, *, what: str) -> socket.socket:
+    """A listening TCP socket on (host, port); ConfigError naming ``what`` when it cannot bind."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(1024)
+    except OSError as exc:
+        sock.close()
+        problem = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        raise ConfigError(None, what, f"cannot listen on {host}:{port}: {problem}") from exc
+    return sock
+
+
+def address_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"{host}:{port}"
+
+
+def hold_open(sock: socket.socket, _address: tuple[str, int]) -> None:
+    """A placeholder session: keeps the connection until the peer closes it."""
+    try:
+        while sock.recv(65536):
+            pass
+    except OSError:
+        pass
+    finally:
+        sock.close()
+
+
+class Acceptor(GeventActor):
+    """Accepts TCP connections on a bound socket and hands each to the session factory.
+
+    Messages: none besides stop. Owns a gevent StreamServer over a socket it does not own (the
+    process binds it once, so a restarted acceptor keeps the same port). Stopping it stops
+    accepting; sessions already running are stopped by whoever created them.
+    """
+
+    def __init__(self, name: str, sock: socket.socket, session_factory: SessionFactory) -> None:
+        super().__init__()
+        self.name = name
+        self._sock = sock
+        self._factory = session_factory
+        self._server: StreamServer | None = None
+
+    def on_start(self) -> None:
+        self._server = StreamServer(self._sock, self._handle)
+        self._server.start()
+        logger.debug("{} accepting on {}", self.name, address_of(self._sock))
+
+    def _handle(self, conn: socket.socket, address: tuple[str, int]) -> None:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            self._factory(conn, address)
+        except Exception:
+            logger.exception("{}: session for {} failed", self.name, address)
+            conn.close()
+
+    def on_stop(self) -> None:
+        if self._server is not None:
+            # Stop accepting but leave the socket bound: the process owns it.
+            self._server.stop_accepting()
+            self._server = None

@@ -1,0 +1,170 @@
+"""One actormq process: binds its sockets, locks its data, runs a supervisor tree, shuts down.
+
+The same class runs the whole single-binary cluster (``python -m runtime``), one name server, or
+one broker. Sockets are bound before any actor starts, so a port clash fails fast with the
+address and the ready line names the ports actually bound.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pathlib
+import signal
+import socket
+from typing import Any
+
+import gevent
+import gevent.event
+import pykka
+from loguru import logger
+
+from actors.broker.node import broker_spec
+from actors.namesrv.node import namesrv_spec
+from config import BrokerConfig, NamesrvConfig, with_overrides
+from runtime.actor import watch
+from runtime.directory import Directory
+from runtime.lockfile import DirLock
+from runtime.net import address_of, bind
+from runtime.supervisor import ChildSpec, Supervisor
+
+
+def broker_label(cfg: BrokerConfig) -> str:
+    return f"{cfg.broker_name}/{cfg.broker_id}"
+
+
+class Node:
+    """A process's actors. ``start()`` returns the addresses bound; ``run()`` blocks until done."""
+
+    def __init__(
+        self,
+        *,
+        namesrvs: list[NamesrvConfig],
+        brokers: list[BrokerConfig],
+        data_dir: pathlib.Path | None,
+        cluster_mode: bool,
+        ephemeral_ports: bool = False,
+    ) -> None:
+        self.namesrvs = namesrvs
+        self.brokers = brokers
+        self.data_dir = data_dir
+        self.cluster_mode = cluster_mode
+        self.ephemeral_ports = ephemeral_ports
+        self.directory = Directory()
+        self.addresses: dict[str, str] = {}
+        self._sockets: list[socket.socket] = []
+        self._lock: DirLock | None = None
+        self._root: pykka.ActorRef[Any] | None = None
+        self._done = gevent.event.AsyncResult()
+
+    # -- startup ------------------------------------------------------------------------------
+
+    def start(self) -> dict[str, str]:
+        if self.data_dir is not None and self.brokers:
+            self._lock = DirLock(self.data_dir).acquire()
+        try:
+            specs = self._namesrv_specs() + self._broker_specs()
+            self._root = Supervisor.start(
+                "root", specs, directory=self.directory, max_restarts=5, within_seconds=60
+            )
+        except BaseException:
+            self._close()
+            raise
+        watch(self._root, self._root_exited)
+        return self.addresses
+
+    def _port(self, port: int) -> int:
+        return 0 if self.ephemeral_ports else port
+
+    def _bind(self, host: str, port: int, what: str) -> socket.socket:
+        sock = bind(host, self._port(port), what=what)
+        self._sockets.append(sock)
+        return sock
+
+    def _namesrv_specs(self) -> list[ChildSpec]:
+        specs = []
+        for index, cfg in enumerate(self.namesrvs):
+            name = "namesrv" if len(self.namesrvs) == 1 else f"namesrv-{index}"
+            sock = self._bind(cfg.listen_host, cfg.listen_port, f"{name} listenPort")
+            self.addresses[name] = address_of(sock)
+            specs.append(namesrv_spec(name, cfg, sock, self.directory))
+        return specs
+
+    def _broker_specs(self) -> list[ChildSpec]:
+        specs = []
+        namesrv_addr = ";".join(
+            addr for key, addr in self.addresses.items() if key.startswith("namesrv")
+        )
+        for cfg in self.brokers:
+            label = broker_label(cfg)
+            sock = self._bind(cfg.listen_host, cfg.listen_port, f"{label} listenPort")
+            ha_sock = self._bind(cfg.listen_host, cfg.ha_listen_port, f"{label} haListenPort")
+            overrides: dict[str, Any] = {
+                "listen_port": sock.getsockname()[1],
+                "ha_listen_port": ha_sock.getsockname()[1],
+            }
+            if self.cluster_mode and namesrv_addr:
+                overrides["namesrv_addr"] = namesrv_addr
+            if self.data_dir is not None:
+                store_root = (
+                    self.data_dir / f"{cfg.broker_name}-{cfg.broker_id}"
+                    if self.cluster_mode
+                    else self.data_dir
+                )
+                overrides["store_path_root_dir"] = str(store_root)
+            cfg = with_overrides(cfg, **overrides)
+            self.addresses[label] = f"{cfg.broker_ip1}:{cfg.listen_port}"
+            specs.append(
+                broker_spec(label, cfg, sock, pathlib.Path(cfg.store_root()), self.directory)
+            )
+        return specs
+
+    # -- running ------------------------------------------------------------------------------
+
+    def ready_line(self) -> str:
+        parts = [f"{name}={addr}" for name, addr in self.addresses.items()]
+        if self.data_dir is not None and self.brokers:
+            parts.append(f"data={self.data_dir}")
+        return "ready " + " ".join(parts)
+
+    def _root_exited(self, _ref: pykka.ActorRef[Any], failure: BaseException | None) -> None:
+        if not self._done.ready():
+            self._done.set(failure)
+
+    def run(self) -> int:
+        """Block until SIGINT/SIGTERM (exit 0 after a clean shutdown) or the tree fails (1)."""
+        handlers = [
+            gevent.signal_handler(sig, self._on_signal, sig)
+            for sig in (signal.SIGINT, signal.SIGTERM)
+        ]
+        try:
+            failure = self._done.get()
+        finally:
+            for handler in handlers:
+                handler.cancel()
+        self._close()
+        if failure is not None:
+            logger.error("stopping: {}", failure)
+            return 1
+        logger.info("stopped cleanly")
+        return 0
+
+    def _on_signal(self, sig: int) -> None:
+        logger.info("{} received: shutting down", signal.Signals(sig).name)
+        gevent.spawn(self.stop)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Ordered shutdown of the whole tree; run() then returns 0."""
+        root = self._root
+        if root is not None and root.is_alive():
+            with contextlib.suppress(pykka.Timeout, pykka.ActorDeadError):
+                root.stop(block=True, timeout=timeout)
+        if not self._done.ready():
+            self._done.set(None)
+
+    def _close(self) -> None:
+        for sock in self._sockets:
+            sock.close()
+        self._sockets.clear()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
