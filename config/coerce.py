@@ -16,7 +16,7 @@ _TYPE_NAMES = {bool: "a boolean", int: "an integer", str: "a string", float: "a 
 def _enum_problem(spec: FieldSpec, value: object) -> str:
     names = [m.name for m in spec.type]
     problem = f"{value!r} is not one of {', '.join(names)}"
-    hint = closest(str(value), names)
+    hint = closest(str(value), names, fuzzy=False)
     return f"{problem}; did you mean {hint}?" if hint else problem
 
 

@@ -71,16 +71,18 @@ def _squash(name: str) -> str:
     return name.replace("_", "").replace("-", "").lower()
 
 
-def closest(word: str, choices: typing.Iterable[str]) -> str | None:
+def closest(word: str, choices: typing.Iterable[str], *, fuzzy: bool = True) -> str | None:
     """The choice ``word`` most likely meant: same letters ignoring case and ``_``, or difflib."""
     by_squash = {_squash(c): c for c in choices}
     if _squash(word) in by_squash:
         return by_squash[_squash(word)]
+    if not fuzzy:
+        return None
     match = difflib.get_close_matches(_squash(word), list(by_squash), n=1, cutoff=0.6)
     return by_squash[match[0]] if match else None
 
 
-def unknown_key_problem(key: str, choices: typing.Iterable[str]) -> str:
+def unknown_key_problem(key: str, choices: typing.Iterable[str], noun: str = "key") -> str:
     """The problem text for an unknown key, with a suggestion when one is close."""
     hint = closest(key, choices)
-    return f"unknown key; did you mean {hint}?" if hint else "unknown key"
+    return f"unknown {noun}; did you mean {hint}?" if hint else f"unknown {noun}"

@@ -213,7 +213,7 @@ def with_overrides(cfg: C, **fields: Any) -> C:
     for attr, raw in fields.items():
         spec = specs.get(attr)
         if spec is None:
-            raise ConfigError(None, attr, unknown_key_problem(attr, specs))
+            raise ConfigError(None, attr, unknown_key_problem(attr, specs, noun="field"))
         try:
             values[attr] = from_typed(spec, raw)
         except ValueError as err:

@@ -1,0 +1,170 @@
+"""The key reference: what each key does in actormq; renders the tables of the configuration doc.
+
+``python -m config.reference docs/configuration.md`` rewrites the generated tables in place.
+"""
+
+from __future__ import annotations
+
+import enum
+import pathlib
+import sys
+
+import msgspec
+
+from config.fields import field_specs
+from config.schema import BrokerConfig, NamesrvConfig
+
+USED = "used"
+IGNORED = "accepted, no effect"
+
+NAMESRV_KEYS: dict[str, tuple[str, str]] = {
+    "listenPort": (USED, "TCP port for clients and brokers. 0 picks a free port."),
+    "listenHost": (USED, "Bind address. 127.0.0.1 is local only; use 0.0.0.0 for multi-host."),
+    "scanNotActiveBrokerInterval": (USED, "ms between scans for silent brokers."),
+    "brokerChannelExpiredTime": (USED, "ms without a registration before a broker is dropped."),
+    "enableControllerInNamesrv": (
+        IGNORED,
+        "Reserved for the HA controller (automatic failover across processes); no effect yet.",
+    ),
+}
+
+BROKER_KEYS: dict[str, tuple[str, str]] = {
+    "brokerClusterName": (USED, "Cluster the broker registers under."),
+    "brokerName": (USED, "Broker group name, shared by a master and its slaves."),
+    "brokerId": (USED, "0 is the master; slaves use 1, 2, ..."),
+    "brokerRole": (
+        USED,
+        "ASYNC_MASTER, SYNC_MASTER (a send waits for an in-sync slave) or SLAVE.",
+    ),
+    "flushDiskType": (
+        USED,
+        "ASYNC_FLUSH (ack once in the kernel, fsync every flushIntervalCommitLog) or "
+        "SYNC_FLUSH (ack after fsync).",
+    ),
+    "listenPort": (USED, "TCP port for clients. 0 picks a free port."),
+    "listenHost": (USED, "Bind address (actormq key). Use 0.0.0.0 for multi-host."),
+    "brokerIP1": (USED, "Address advertised to name servers and clients."),
+    "brokerIP2": (USED, "Address advertised to slaves for HA; empty means brokerIP1."),
+    "namesrvAddr": (USED, "Name servers, host:port;host:port. Empty: no registration."),
+    "fetchNamesrvAddrByAddressServer": (
+        USED,
+        "Only false is accepted: actormq has no address server.",
+    ),
+    "registerNameServerPeriod": (USED, "ms between registrations with each name server."),
+    "storePathRootDir": (USED, "Store root; `~` is expanded. `--data-dir` overrides it."),
+    "storePathCommitLog": (
+        USED,
+        "Commit-log directory; empty means `<storePathRootDir>/commitlog`.",
+    ),
+    "mappedFileSizeCommitLog": (USED, "Bytes per commit-log segment."),
+    "mappedFileSizeConsumeQueue": (
+        USED,
+        "Bytes per consume-queue file; a multiple of 20 (one entry).",
+    ),
+    "flushIntervalCommitLog": (USED, "ms between commit-log fsyncs under ASYNC_FLUSH."),
+    "flushIntervalConsumeQueue": (USED, "ms between consume-queue fsyncs."),
+    "flushCommitLogTimed": (
+        IGNORED,
+        "RocketMQ's flush-thread sleep mode; actormq's Flusher always runs on a timer.",
+    ),
+    "syncFlushTimeout": (USED, "ms a SYNC_FLUSH send waits for fsync (FLUSH_DISK_TIMEOUT)."),
+    "slaveTimeout": (USED, "ms a SYNC_MASTER send waits for a slave (FLUSH_SLAVE_TIMEOUT)."),
+    "maxMessageSize": (USED, "Largest message body in bytes; larger is MESSAGE_ILLEGAL."),
+    "maxTransferCountOnMessageInMemory": (USED, "Most messages in one pull response."),
+    "maxTransferBytesOnMessageInMemory": (USED, "Most bytes in one pull response."),
+    "deleteWhen": (USED, "Hours of the day (HH or HH;HH) when expired segments are deleted."),
+    "fileReservedTime": (USED, "Hours a commit-log segment is kept."),
+    "diskMaxUsedSpaceRatio": (USED, "Disk use % above which expired segments go at once."),
+    "diskSpaceCleanForciblyRatio": (USED, "Disk use % above which even unexpired ones go."),
+    "diskSpaceWarningLevelRatio": (
+        USED,
+        "Disk use % above which writes are refused (SERVICE_NOT_AVAILABLE).",
+    ),
+    "cleanResourceInterval": (USED, "ms between retention checks."),
+    "deleteCommitLogFilesInterval": (IGNORED, "RocketMQ's pause between deleted files."),
+    "destroyMapedFileIntervalForcibly": (IGNORED, "RocketMQ's wait for mmap references."),
+    "redeleteHangedFileInterval": (IGNORED, "RocketMQ's retry of a hung deletion."),
+    "autoCreateTopicEnable": (USED, "Create a topic on first send."),
+    "defaultTopicQueueNums": (
+        USED,
+        "Upper bound of queues for an auto-created topic (min with the producer's request).",
+    ),
+    "autoCreateSubscriptionGroup": (USED, "Create a consumer group on first use."),
+    "brokerPermission": (USED, "Permission bits registered for the broker: 4 read, 2 write."),
+    "longPollingEnable": (USED, "Park pulls that find nothing until a message or timeout."),
+    "shortPollingTimeMills": (USED, "ms a pull is held when long polling is off."),
+    "slaveReadEnable": (USED, "Let consumers read from slaves when the master is busy."),
+    "enablePropertyFilter": (USED, "Allow SQL92 property-filter subscriptions."),
+    "haListenPort": (USED, "TCP port slaves replicate from. 0 picks a free port."),
+    "haMasterAddress": (
+        USED,
+        "Slave only: master's HA host:port; empty means learn it from the name server.",
+    ),
+    "haSendHeartbeatInterval": (USED, "ms between a slave's offset reports when idle."),
+    "haHousekeepingInterval": (USED, "ms without a report before a slave link is closed."),
+    "haSlaveFallbehindMax": (USED, "Bytes a slave may lag and still count as in sync."),
+    "haTransferBatchSize": (USED, "Largest replication frame in bytes."),
+    "messageDelayLevel": (USED, "Delay levels for delayed messages and retries (s, m, h, d)."),
+    "timerWheelEnable": (USED, "Accept messages with an arbitrary delivery time (RocketMQ 5)."),
+    "transactionTimeOut": (USED, "ms before a half message is first checked back."),
+    "transactionCheckMax": (USED, "Check-backs before a half message is discarded."),
+    "transactionCheckInterval": (USED, "ms between transaction check-back rounds."),
+    "transientStorePoolEnable": (IGNORED, "RocketMQ's off-heap write buffer."),
+    "osPageCacheBusyTimeOutMills": (IGNORED, "RocketMQ's page-cache-busy rejection."),
+    "useReentrantLockWhenPutMessage": (IGNORED, "Appends go through one writer actor."),
+    "sendMessageThreadPoolNums": (IGNORED, "Threads in RocketMQ's send pool."),
+    "pullMessageThreadPoolNums": (IGNORED, "Threads in RocketMQ's pull pool."),
+    "waitTimeMillsInSendQueue": (IGNORED, "RocketMQ's send-queue fast-failure wait."),
+}
+
+DEFAULT_TEXT = {
+    "sendMessageThreadPoolNums": "min(CPUs, 4)",
+    "pullMessageThreadPoolNums": "16 + 2*CPUs",
+}
+TABLES = {"namesrv-keys": (NamesrvConfig, NAMESRV_KEYS), "broker-keys": (BrokerConfig, BROKER_KEYS)}
+
+
+def _default(key: str, value: object) -> str:
+    if key in DEFAULT_TEXT:
+        return DEFAULT_TEXT[key]
+    if isinstance(value, enum.Enum):
+        return value.name
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def render_table(cls: type[msgspec.Struct], keys: dict[str, tuple[str, str]]) -> str:
+    """A markdown table of every key of ``cls``: default, actormq status, meaning."""
+    rows = ["| Key | Default | actormq | Meaning |", "|---|---|---|---|"]
+    for key, spec in field_specs(cls).items():
+        status, meaning = keys[key]
+        default = _default(key, spec.default)
+        shown = f"`{default}`" if default else "(empty)"
+        rows.append(f"| `{key}` | {shown} | {status} | {meaning} |")
+    return "\n".join(rows) + "\n"
+
+
+def replace_generated(doc: str) -> str:
+    """``doc`` with each ``<!-- BEGIN name -->...<!-- END name -->`` block re-rendered."""
+    for name, (cls, keys) in TABLES.items():
+        begin, end = f"<!-- BEGIN {name} -->\n", f"<!-- END {name} -->"
+        head, sep, rest = doc.partition(begin)
+        if not sep:
+            raise ValueError(f"missing marker {begin.strip()}")
+        _, sep, tail = rest.partition(end)
+        if not sep:
+            raise ValueError(f"missing marker {end}")
+        doc = head + begin + render_table(cls, keys) + end + tail
+    return doc
+
+
+def main(argv: list[str]) -> int:
+    """Rewrite the generated tables of the doc named by ``argv[0]``."""
+    path = pathlib.Path(argv[0] if argv else "docs/configuration.md")
+    path.write_text(replace_generated(path.read_text(encoding="utf-8")), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
