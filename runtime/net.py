@@ -6,23 +6,26 @@ with the address, and ``ready`` names the ports actually bound (port 0 = ephemer
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import socket
 from collections.abc import Callable
 from typing import Any
 
+import gevent.socket
+import pykka
 from gevent.server import StreamServer
 from loguru import logger
 
-from runtime.actor import GeventActor
+from runtime.actor import GeventActor, watch
 from runtime.errors import ConfigError
 
-SessionFactory = Callable[[socket.socket, tuple[str, int]], Any]
+SessionFactory = Callable[[socket.socket, tuple[str, int]], "pykka.ActorRef[Any] | None"]
 
 
 def bind(host: str, port: int, *, what: str) -> socket.socket:
     """A listening TCP socket on (host, port); ConfigError naming ``what`` when it cannot bind."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = gevent.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -39,7 +42,7 @@ def address_of(sock: socket.socket) -> str:
     return f"{host}:{port}"
 
 
-def hold_open(sock: socket.socket, _address: tuple[str, int]) -> None:
+def hold_open(sock: socket.socket, _address: tuple[str, int]) -> None:  # pragma: no cover
     """A placeholder session: keeps the connection until the peer closes it."""
     try:
         while sock.recv(65536):
@@ -50,12 +53,19 @@ def hold_open(sock: socket.socket, _address: tuple[str, int]) -> None:
         sock.close()
 
 
+class _Server(StreamServer):
+    """A StreamServer that leaves accepted sockets open: the session actor owns each one."""
+
+    def do_close(self, sock: socket.socket, *args: Any) -> None:
+        pass
+
+
 class Acceptor(GeventActor):
     """Accepts TCP connections on a bound socket and hands each to the session factory.
 
     Messages: none besides stop. Owns a gevent StreamServer over a socket it does not own (the
-    process binds it once, so a restarted acceptor keeps the same port). Stopping it stops
-    accepting; sessions already running are stopped by whoever created them.
+    process binds it once, so a restarted acceptor keeps the same port) and the sessions it
+    started: stopping it stops accepting, then stops every live session.
     """
 
     def __init__(self, name: str, sock: socket.socket, session_factory: SessionFactory) -> None:
@@ -63,23 +73,35 @@ class Acceptor(GeventActor):
         self.name = name
         self._sock = sock
         self._factory = session_factory
-        self._server: StreamServer | None = None
+        self._server: _Server | None = None
+        self._sessions: dict[str, pykka.ActorRef[Any]] = {}
 
     def on_start(self) -> None:
-        self._server = StreamServer(self._sock, self._handle)
+        self._server = _Server(self._sock, self._handle)
         self._server.start()
         logger.debug("{} accepting on {}", self.name, address_of(self._sock))
 
     def _handle(self, conn: socket.socket, address: tuple[str, int]) -> None:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
-            self._factory(conn, address)
+            ref = self._factory(conn, address)
         except Exception:
             logger.exception("{}: session for {} failed", self.name, address)
             conn.close()
+            return
+        if ref is not None:
+            self._sessions[ref.actor_urn] = ref
+            watch(ref, lambda dead, _failure: self._sessions.pop(dead.actor_urn, None))
+
+    def session_count(self) -> int:
+        return len(self._sessions)
 
     def on_stop(self) -> None:
         if self._server is not None:
             # Stop accepting but leave the socket bound: the process owns it.
             self._server.stop_accepting()
             self._server = None
+        for ref in list(self._sessions.values()):
+            with contextlib.suppress(pykka.Timeout, pykka.ActorDeadError):
+                ref.stop(block=True, timeout=5)
+        self._sessions.clear()

@@ -1,0 +1,292 @@
+"""ClientSession: one actor per TCP connection, speaking RocketMQ remoting.
+
+Messages it accepts (told by its own reader greenlet and by request handlers):
+- ``Outbound(frame)``: write one encoded frame (the actor is the connection's only writer).
+- ``Closed(reason)``: the reader saw EOF or a fatal framing error; stop.
+- ``CheckIdle``: timer tick; close the channel after ``idle_timeout`` seconds without a frame.
+Proxy-free API through ``SessionHandle`` (safe from any greenlet): ``send_oneway``, ``request``,
+``close``.
+
+State owned: the socket, the frame decoder (inside the reader greenlet), outbound requests
+waiting for a response (by opaque), the count of requests in flight.
+
+Behaviour: every request runs in its own greenlet, so a 15 s long-poll pull never delays the
+heartbeat or offset query behind it on the same connection; responses go out by opaque in
+whatever order they finish. Oneway requests get no reply. A frame that was read whole but has a
+bad header gets an error response and the connection goes on; a broken stream (bad length,
+wrong serialize type) gets an error reply when its opaque can be read and the connection closes.
+Durability point: none; the processor decides when to reply.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import socket
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import gevent
+import msgspec
+import pykka
+from loguru import logger
+
+from runtime.actor import GeventActor, GeventFuture, new_future
+from runtime.errors import ProtocolError
+from runtime.remoting.codes import ResponseCode
+from runtime.remoting.command import RemotingCommand
+from runtime.remoting.frame import FrameDecoder, encode
+
+MAX_IN_FLIGHT = 4096
+"""Requests one connection may have in flight; beyond it the answer is SYSTEM_BUSY."""
+
+_session_ids = itertools.count(1)
+
+
+class Processor(Protocol):
+    """Serves the requests of one role (name server or broker).
+
+    ``process`` runs in a greenlet of its own and may block on futures (with timeouts); it
+    returns the response, or None for a oneway request or when it replied itself.
+    """
+
+    def process(
+        self, session: SessionHandle, request: RemotingCommand
+    ) -> RemotingCommand | None: ...
+
+    def on_close(self, session: SessionHandle) -> None: ...
+
+
+class Outbound(msgspec.Struct, frozen=True, tag=True):
+    frame: bytes
+
+
+class Closed(msgspec.Struct, frozen=True, tag=True):
+    reason: str
+
+
+class CheckIdle(msgspec.Struct, frozen=True, tag=True):
+    pass
+
+
+class SessionHandle:
+    """What a processor holds of a session: address, id, and ways to talk back."""
+
+    __slots__ = ("_pending", "_ref", "remote_address", "session_id", "state")
+
+    def __init__(self, ref: pykka.ActorRef[Any], remote_address: str, session_id: int) -> None:
+        self._ref = ref
+        self._pending: dict[int, GeventFuture[RemotingCommand]] = {}
+        self.remote_address = remote_address
+        self.session_id = session_id
+        self.state: dict[str, Any] = {}
+        """Per-connection scratch space for the processor (e.g. the client id seen)."""
+
+    @property
+    def alive(self) -> bool:
+        return self._ref.is_alive()
+
+    def write(self, cmd: RemotingCommand) -> bool:
+        """Queue ``cmd`` for writing; False when the session is gone."""
+        try:
+            self._ref.tell(Outbound(encode(cmd)))
+        except pykka.ActorDeadError:
+            return False
+        return True
+
+    def send_oneway(self, cmd: RemotingCommand) -> bool:
+        """Send a request that expects no response (e.g. NOTIFY_CONSUMER_IDS_CHANGED)."""
+        if not cmd.is_oneway:
+            cmd = msgspec.structs.replace(cmd, flag=cmd.flag | 2)
+        return self.write(cmd)
+
+    def request(self, cmd: RemotingCommand) -> GeventFuture[RemotingCommand]:
+        """Send a request to the peer; the future gets its response (caller picks the timeout)."""
+        future: GeventFuture[RemotingCommand] = new_future()
+        self._pending[cmd.opaque] = future
+        if not self.write(cmd):
+            self._pending.pop(cmd.opaque, None)
+            future.set_exception((ConnectionError, ConnectionError("session closed"), None))
+        return future
+
+    def close(self) -> None:
+        with contextlib.suppress(pykka.ActorDeadError):
+            self._ref.tell(Closed("closed by the server"))
+
+    def _response(self, cmd: RemotingCommand) -> None:
+        future = self._pending.pop(cmd.opaque, None)
+        if future is not None:
+            future.set(cmd)
+
+    def _fail_pending(self) -> None:
+        pending, self._pending = self._pending, {}
+        for future in pending.values():
+            future.set_exception((ConnectionError, ConnectionError("session closed"), None))
+
+    def __repr__(self) -> str:
+        return f"<session {self.session_id} {self.remote_address}>"
+
+
+class ClientSession(GeventActor):
+    """One remoting connection. See the module docstring."""
+
+    def __init__(
+        self,
+        role: str,
+        sock: socket.socket,
+        address: tuple[str, int],
+        processor: Processor,
+        *,
+        idle_timeout: float = 120.0,
+        max_in_flight: int = MAX_IN_FLIGHT,
+    ) -> None:
+        super().__init__()
+        self.role = role
+        self.sock = sock
+        self.processor = processor
+        self.idle_timeout = idle_timeout
+        self.max_in_flight = max_in_flight
+        self.handle = SessionHandle(
+            self.actor_ref, f"{address[0]}:{address[1]}", next(_session_ids)
+        )
+        self._last_read = time.monotonic()
+        self._in_flight = 0
+        self._reader: gevent.Greenlet | None = None
+        self._closed = False
+
+    def on_start(self) -> None:
+        self._reader = gevent.spawn(self._read_loop)
+        self.send_every(min(10.0, max(self.idle_timeout / 4, 0.05)), CheckIdle())
+        logger.debug("{}: {} connected", self.role, self.handle)
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Outbound):
+            self._write(message.frame)
+        elif isinstance(message, Closed):
+            logger.debug("{}: {} closing: {}", self.role, self.handle, message.reason)
+            self.stop()
+        elif (
+            isinstance(message, CheckIdle)
+            and time.monotonic() - self._last_read > self.idle_timeout
+        ):
+            logger.info("{}: {} idle for {:g}s: closing", self.role, self.handle, self.idle_timeout)
+            self.stop()
+        return None
+
+    def on_stop(self) -> None:
+        self._shutdown()
+
+    def on_failure(self, *_exc: Any) -> None:
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+        self.handle._fail_pending()
+        try:
+            self.processor.on_close(self.handle)
+        except Exception:
+            logger.exception("{}: on_close failed for {}", self.role, self.handle)
+
+    def _write(self, frame: bytes) -> None:
+        if self._closed:
+            return
+        try:
+            self.sock.sendall(frame)
+        except OSError as exc:
+            self.actor_ref.tell(Closed(f"write failed: {exc}"))
+
+    # -- reading (a greenlet owned by this actor; it only tells the actor) -----------------
+
+    def _read_loop(self) -> None:
+        decoder = FrameDecoder()
+        ref = self.actor_ref
+        reason = "peer closed the connection"
+        try:
+            while True:
+                data = self.sock.recv(262144)
+                if not data:
+                    break
+                self._last_read = time.monotonic()
+                self._feed(decoder, data)
+                while decoder.pending:
+                    self._feed(decoder, b"")
+        except ProtocolError as exc:
+            reason = f"protocol error: {exc.reason}"
+            logger.warning("{}: {} {}: closing", self.role, self.handle, reason)
+            if exc.opaque is not None:
+                self._reply_error(exc.opaque, ResponseCode.SYSTEM_ERROR, exc.reason)
+        except OSError as exc:
+            reason = f"read failed: {exc}"
+        with contextlib.suppress(pykka.ActorDeadError):
+            ref.tell(Closed(reason))
+
+    def _feed(self, decoder: FrameDecoder, data: bytes) -> None:
+        try:
+            commands = decoder.feed(data)
+        except ProtocolError as exc:
+            if exc.fatal:
+                raise
+            logger.info("{}: {} bad request: {}", self.role, self.handle, exc.reason)
+            if exc.opaque is not None:
+                self._reply_error(exc.opaque, ResponseCode.SYSTEM_ERROR, exc.reason)
+            return
+        for cmd in commands:
+            if cmd.is_response:
+                self.handle._response(cmd)
+            elif self._in_flight >= self.max_in_flight:
+                if not cmd.is_oneway:
+                    self._reply_error(
+                        cmd.opaque,
+                        ResponseCode.SYSTEM_BUSY,
+                        f"too many requests in flight (> {self.max_in_flight})",
+                    )
+            else:
+                self._in_flight += 1
+                gevent.spawn(self._serve, cmd)
+
+    def _reply_error(self, opaque: int, code: int, remark: str) -> None:
+        probe = RemotingCommand(code=0, opaque=opaque)
+        self.handle.write(RemotingCommand.response_to(probe, code, remark=remark))
+
+    def _serve(self, request: RemotingCommand) -> None:
+        try:
+            response = self._process(request)
+            if response is not None and not request.is_oneway:
+                self.handle.write(response)
+        finally:
+            self._in_flight -= 1
+
+    def _process(self, request: RemotingCommand) -> RemotingCommand | None:
+        try:
+            return self.processor.process(self.handle, request)
+        except ProtocolError as exc:
+            return RemotingCommand.response_to(
+                request, ResponseCode.SYSTEM_ERROR, remark=exc.reason
+            )
+        except (gevent.Timeout, pykka.Timeout) as exc:
+            logger.warning("{}: request code {} timed out: {}", self.role, request.code, exc)
+            return RemotingCommand.response_to(
+                request, ResponseCode.SYSTEM_BUSY, remark=f"timed out: {exc}"
+            )
+        except Exception as exc:
+            logger.exception("{}: request code {} failed", self.role, request.code)
+            return RemotingCommand.response_to(
+                request, ResponseCode.SYSTEM_ERROR, remark=f"{exc.__class__.__name__}: {exc}"
+            )
+
+
+def session_factory(
+    role: str, processor: Processor, **options: Any
+) -> Callable[[socket.socket, tuple[str, int]], pykka.ActorRef[Any]]:
+    """A factory for the Acceptor: one ClientSession per accepted connection."""
+
+    def start(sock: socket.socket, address: tuple[str, int]) -> pykka.ActorRef[Any]:
+        return ClientSession.start(role, sock, address, processor, **options)
+
+    return start

@@ -1,0 +1,178 @@
+"""ClientSession over real loopback sockets: concurrency, oneway, errors, idle expiry."""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import gevent
+import gevent.event
+import gevent.socket
+import pytest
+
+from runtime.net import Acceptor, bind
+from runtime.remoting.codes import ResponseCode
+from runtime.remoting.command import RemotingCommand
+from runtime.remoting.frame import FrameDecoder, encode
+from runtime.session import SessionHandle, session_factory
+
+pytestmark = pytest.mark.timeout(20)
+
+SLOW, FAST, ONEWAY, RAISE, PUSH = 900, 901, 902, 903, 904
+
+
+class EchoProcessor:
+    """Test processor: SLOW waits on an event, FAST answers at once, ONEWAY records."""
+
+    def __init__(self) -> None:
+        self.release = gevent.event.Event()
+        self.oneways: list[RemotingCommand] = []
+        self.closed: list[SessionHandle] = []
+        self.sessions: list[SessionHandle] = []
+
+    def process(self, session: SessionHandle, request: RemotingCommand) -> RemotingCommand | None:
+        self.sessions.append(session)
+        if request.code == SLOW:
+            self.release.wait(10)
+            return RemotingCommand.response_to(request, 0, ext_fields={"who": "slow"})
+        if request.code == FAST:
+            return RemotingCommand.response_to(request, 0, ext_fields={"who": "fast"})
+        if request.code == ONEWAY:
+            self.oneways.append(request)
+            return None
+        if request.code == RAISE:
+            raise KeyError("bug")
+        if request.code == PUSH:
+            session.send_oneway(RemotingCommand.request(40, {"consumerGroup": "g"}))
+            return RemotingCommand.response_to(request, 0)
+        return RemotingCommand.response_to(request, ResponseCode.REQUEST_CODE_NOT_SUPPORTED)
+
+    def on_close(self, session: SessionHandle) -> None:
+        self.closed.append(session)
+
+
+class Client:
+    def __init__(self, address: tuple[str, int]) -> None:
+        self.sock = gevent.socket.create_connection(address, timeout=5)
+        self.decoder = FrameDecoder()
+        self.inbox: list[RemotingCommand] = []
+
+    def send(self, cmd: RemotingCommand) -> None:
+        self.sock.sendall(encode(cmd))
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def receive(self) -> RemotingCommand:
+        while not self.inbox:
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionError("closed")
+            self.inbox.extend(self.decoder.feed(data))
+        return self.inbox.pop(0)
+
+    def is_closed(self) -> bool:
+        try:
+            return self.sock.recv(1) == b""
+        except OSError:
+            return True
+
+
+@pytest.fixture
+def server() -> Any:
+    processor = EchoProcessor()
+    sock = bind("127.0.0.1", 0, what="test")
+    acceptor = Acceptor.start("test", sock, session_factory("test", processor, idle_timeout=0.3))
+    yield processor, sock.getsockname()
+    acceptor.stop(timeout=5)
+    sock.close()
+
+
+def test_requests_on_one_connection_are_served_concurrently(server: Any) -> None:
+    processor, address = server
+    client = Client(address)
+    # Given a slow request in flight
+    slow = RemotingCommand.request(SLOW)
+    fast = RemotingCommand.request(FAST)
+    client.send(slow)
+    client.send(fast)
+    # Then the fast one is answered first, matched by opaque
+    first = client.receive()
+    assert (first.opaque, first.ext_fields["who"]) == (fast.opaque, "fast")
+    processor.release.set()
+    second = client.receive()
+    assert (second.opaque, second.ext_fields["who"]) == (slow.opaque, "slow")
+    assert second.is_response
+
+
+def test_oneway_gets_no_reply(server: Any) -> None:
+    processor, address = server
+    client = Client(address)
+    client.send(RemotingCommand.request(ONEWAY, oneway=True))
+    ping = RemotingCommand.request(FAST)
+    client.send(ping)
+    assert client.receive().opaque == ping.opaque
+    assert len(processor.oneways) == 1
+
+
+def test_unknown_code_and_handler_bug_get_error_replies_and_connection_survives(
+    server: Any,
+) -> None:
+    _processor, address = server
+    client = Client(address)
+    client.send(RemotingCommand.request(12345))
+    assert client.receive().code == ResponseCode.REQUEST_CODE_NOT_SUPPORTED
+    boom = RemotingCommand.request(RAISE)
+    client.send(boom)
+    reply = client.receive()
+    assert reply.code == ResponseCode.SYSTEM_ERROR and "KeyError" in (reply.remark or "")
+    ok = RemotingCommand.request(FAST)
+    client.send(ok)
+    assert client.receive().opaque == ok.opaque
+
+
+def test_bad_header_json_gets_error_reply_and_stream_goes_on(server: Any) -> None:
+    _processor, address = server
+    client = Client(address)
+    header = b'{"code":901,"opaque":77,"extFields":{"a":{"nested":1}}}'
+    client.send_raw(struct.pack(">ii", 4 + len(header), len(header)) + header)
+    reply = client.receive()
+    assert reply.opaque == 77 and reply.code == ResponseCode.SYSTEM_ERROR
+    ok = RemotingCommand.request(FAST)
+    client.send(ok)
+    assert client.receive().opaque == ok.opaque
+
+
+def test_framing_error_closes_only_that_connection(server: Any) -> None:
+    processor, address = server
+    good, bad = Client(address), Client(address)
+    # When one client sends an absurd length
+    bad.send_raw(struct.pack(">i", 2**31 - 1) + b"xxxx")
+    # Then its connection closes and the other client is still served
+    assert bad.is_closed()
+    ping = RemotingCommand.request(FAST)
+    good.send(ping)
+    assert good.receive().opaque == ping.opaque
+    gevent.sleep(0.05)
+    assert len(processor.closed) == 1
+
+
+def test_server_can_push_oneway_requests_to_the_client(server: Any) -> None:
+    _processor, address = server
+    client = Client(address)
+    req = RemotingCommand.request(PUSH)
+    client.send(req)
+    got = [client.receive(), client.receive()]
+    pushed = next(c for c in got if not c.is_response)
+    assert pushed.code == 40 and pushed.is_oneway
+    assert any(c.is_response and c.opaque == req.opaque for c in got)
+
+
+def test_idle_channel_expires(server: Any) -> None:
+    processor, address = server
+    client = Client(address)
+    # Given a connection that sends nothing, Then the server closes it after the idle timeout
+    with gevent.Timeout(5):
+        assert client.is_closed()
+    gevent.sleep(0.05)
+    assert len(processor.closed) == 1
