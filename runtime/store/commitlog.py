@@ -1,0 +1,294 @@
+"""The commit log: records (``record``) laid out in segments (``segments``).
+
+Plain synchronous code used by the CommitLogWriter actor (appends), readers (by physical
+offset) and recovery (scans). A record never straddles segments: when a record plus the 8-byte
+end-of-segment marker does not fit in what is left of a segment, the writer puts the marker
+``[remaining][0xCBD43194]`` there and continues at the next segment's start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+from runtime.store import record as R
+from runtime.store.segments import SegmentedFile
+from runtime.store.storage import OS_FS, FileSystem
+
+SCAN_CHUNK = 4 * 1024 * 1024
+
+
+class Prepared(NamedTuple):
+    """A validated record with its encoded topic, properties and total size."""
+
+    rec: R.PutRecord
+    topic_b: bytes
+    props_b: bytes
+    size: int
+
+
+class Invalid(NamedTuple):
+    """Why a record was refused before anything was written."""
+
+    properties: bool  # True: the properties are too long (PROPERTIES_SIZE_EXCEEDED)
+    reason: str
+
+
+_topic_cache: dict[str, bytes | Invalid] = {}
+
+
+def prepare(rec: R.PutRecord, max_message_size: int, segment_size: int) -> Prepared | Invalid:
+    """Validate one record (RocketMQ's checks plus "fits in a segment") and size it."""
+    topic_b = _topic_cache.get(rec.topic)
+    if topic_b is None:
+        problem = R.topic_problem(rec.topic)
+        topic_b = Invalid(False, problem) if problem else rec.topic.encode("ascii")
+        if len(_topic_cache) < 100_000:
+            _topic_cache[rec.topic] = topic_b
+    if isinstance(topic_b, Invalid):
+        return topic_b
+    body_len = len(rec.body)
+    if body_len > max_message_size:
+        return Invalid(False, f"body of {body_len} bytes exceeds the maximum {max_message_size}")
+    try:
+        props_b = rec.properties.encode() if rec.properties else b""
+    except UnicodeEncodeError:
+        return Invalid(False, "properties are not valid UTF-8 text")
+    if len(props_b) > R.MAX_PROPERTIES_SIZE:
+        return Invalid(True, f"properties of {len(props_b)} bytes exceed {R.MAX_PROPERTIES_SIZE}")
+    if rec.queue_id < 0 or rec.queue_id > 0x7FFFFFFF:
+        return Invalid(False, f"queue id {rec.queue_id} out of range")
+    size = R.HEADER_SIZE + body_len + 3 + len(topic_b) + len(props_b)
+    if size + R.BLANK_SIZE > segment_size:
+        return Invalid(False, f"record of {size} bytes does not fit a {segment_size}-byte segment")
+    return Prepared(rec, topic_b, props_b, size)
+
+
+class AppendedBatch(NamedTuple):
+    start: int  # physical offset of the first record
+    end: int  # write offset after the batch
+    physical_offsets: list[int]
+    queue_offsets: list[int]  # -1 for records that take no queue offset
+    entries: list[R.DispatchEntry]
+    wrote_bytes: int
+    wait_store_ok: bool  # False when every record asked not to wait for the flush (WAIT=false)
+
+
+class ScanResult(NamedTuple):
+    end: int  # offset just past the last valid record (the new write offset)
+    problem: str | None  # why the scan stopped before the end of the data, if it did
+    problem_offset: int  # where (== end when problem is set)
+    records: int
+
+
+QueueKey = tuple[str, int]
+
+
+class CommitLog:
+    """See the module docstring. ``store_host`` is 4 IPv4 bytes."""
+
+    def __init__(
+        self,
+        directory: str,
+        segment_size: int,
+        fs: FileSystem = OS_FS,
+        *,
+        store_host: bytes = b"\x7f\x00\x00\x01",
+        store_port: int = 10911,
+        delay_levels: tuple[int, ...] = R.DEFAULT_DELAY_LEVELS,
+    ) -> None:
+        self.segments = SegmentedFile(directory, segment_size, fs)
+        self.segment_size = segment_size
+        self.store_host = store_host
+        self.store_port = store_port
+        self.delay_levels = delay_levels
+
+    @property
+    def write_offset(self) -> int:
+        return self.segments.write_offset
+
+    @property
+    def min_offset(self) -> int:
+        return self.segments.min_offset
+
+    # -- appending -----------------------------------------------------------------------------
+
+    def append_batch(
+        self, batch: Sequence[Prepared], next_offsets: dict[QueueKey, int], store_timestamp: int
+    ) -> AppendedBatch:
+        """Assign offsets, encode and write ``batch`` (one write per segment touched).
+
+        ``next_offsets`` (the writer's queue-offset table) is updated only after the write
+        succeeded; on OSError the caller truncates back to ``write_offset`` before the call.
+        """
+        seg_size = self.segment_size
+        pos = self.segments.write_offset
+        seg_end = pos - pos % seg_size + seg_size
+        total = 0
+        for p in batch:
+            total += p.size
+        buf = bytearray(total + R.BLANK_SIZE * (2 + total // seg_size))
+        bpos = 0
+        cuts: list[int] = []  # buffer positions after which the writer skips to a new segment
+        local: dict[QueueKey, int] = {}
+        phys_offsets: list[int] = []
+        queue_offsets: list[int] = []
+        entries: list[R.DispatchEntry] = []
+        wait = False
+        host = self.store_host
+        port = self.store_port
+        levels = self.delay_levels
+        encode_into = R.encode_into
+        crc32 = R.zlib.crc32
+        dispatch_fields = R.dispatch_fields
+        for p in batch:
+            size = p.size
+            if pos + size + R.BLANK_SIZE > seg_end:
+                R.BLANK.pack_into(buf, bpos, seg_end - pos, R.BLANK_MAGIC)
+                bpos += R.BLANK_SIZE
+                cuts.append(bpos)
+                pos = seg_end
+                seg_end += seg_size
+            rec = p.rec
+            sys_flag = rec.sys_flag
+            if R.takes_queue_offset(sys_flag):
+                key = (rec.topic, rec.queue_id)
+                qoff = local.get(key)
+                if qoff is None:
+                    qoff = next_offsets.get(key, 0)
+                local[key] = qoff + 1
+                rec_qoff = qoff
+            else:
+                qoff = 0
+                rec_qoff = -1
+            encode_into(
+                buf,
+                bpos,
+                rec,
+                p.topic_b,
+                p.props_b,
+                size,
+                crc32(rec.body) & 0x7FFFFFFF,
+                qoff,
+                pos,
+                store_timestamp,
+                host,
+                port,
+            )
+            code, keys, w = dispatch_fields(
+                rec.topic, rec.properties, sys_flag, store_timestamp, levels
+            )
+            wait = wait or w
+            entries.append(
+                R.DispatchEntry(
+                    rec.topic, rec.queue_id, qoff, pos, size, code, store_timestamp, sys_flag, keys
+                )
+            )
+            phys_offsets.append(pos)
+            queue_offsets.append(rec_qoff)
+            pos += size
+            bpos += size
+        view = memoryview(buf)
+        prev = 0
+        for cut in cuts:
+            self.segments.append(view[prev:cut])
+            self.segments.skip_to_next_segment()
+            prev = cut
+        self.segments.append(view[prev:bpos])
+        if self.segments.write_offset != pos:
+            raise AssertionError(f"encoder ended at {pos}, log at {self.segments.write_offset}")
+        next_offsets.update(local)
+        start = phys_offsets[0] if phys_offsets else pos
+        return AppendedBatch(start, pos, phys_offsets, queue_offsets, entries, bpos, wait)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def read(self, offset: int, size: int) -> bytes:
+        """Raw bytes at a physical offset (within one segment); short or b"" past the end."""
+        if offset < 0 or offset >= self.segments.write_offset:
+            return b""
+        return self.segments.read(offset, min(size, self.segments.write_offset - offset))
+
+    def read_record_bytes(self, offset: int, *, verify_crc: bool = True) -> bytes | None:
+        """The raw valid record at ``offset``, or None (not there, removed, or corrupt)."""
+        head = self.read(offset, 4096)
+        if len(head) < 8:
+            return None
+        size = int.from_bytes(head[:4], "big", signed=True)
+        if size > len(head):
+            head = self.read(offset, size)
+        check = R.check_record(head, 0, verify_crc=verify_crc)
+        if check.size <= 0 or check.blank:
+            return None
+        return head[: check.size]
+
+    def read_record(self, offset: int, *, verify_crc: bool = True) -> R.StoredRecord | None:
+        raw = self.read_record_bytes(offset, verify_crc=verify_crc)
+        return None if raw is None else R.decode_record(raw)
+
+    # -- scanning ------------------------------------------------------------------------------
+
+    def scan(
+        self,
+        start: int,
+        on_record: Callable[[memoryview, int, int, int], None] | None = None,
+        *,
+        verify_crc: bool = True,
+        stop_at: int | None = None,
+    ) -> ScanResult:
+        """Walk valid records from ``start`` (a record boundary) to the end of the data.
+
+        Calls ``on_record(buf, pos, size, physical_offset)`` for every valid record. Stops at
+        the first invalid byte (``problem`` says why), at the end of the data, or at ``stop_at``.
+        """
+        segs = self.segments
+        seg_size = self.segment_size
+        offset = start
+        records = 0
+        window = SCAN_CHUNK
+        while True:
+            if stop_at is not None and offset >= stop_at:
+                return ScanResult(offset, None, offset, records)
+            seg = segs.segment_at(offset)
+            if seg is None:
+                return ScanResult(offset, None, offset, records)
+            rel = offset - seg.start
+            want = min(window, seg_size - rel)
+            data = seg.file.pread(want, rel)
+            eof = len(data) < want  # the file's data ends inside this window
+            view = memoryview(data)
+            n = len(data)
+            pos = 0
+            jump = None
+            window = SCAN_CHUNK
+            while pos < n:
+                if stop_at is not None and offset + pos >= stop_at:
+                    break
+                check = R.check_record(view, pos, verify_crc=verify_crc)
+                size = check.size
+                if check.blank:
+                    jump = seg.start + seg_size
+                    break
+                if size > 0:
+                    if on_record is not None:
+                        on_record(view, pos, size, offset + pos)
+                    records += 1
+                    pos += size
+                    continue
+                if not eof and size < 0 and (n - pos < 8 or check.problem.startswith("torn")):
+                    if n - pos >= 8:  # re-read with a window that holds the whole record
+                        window = max(SCAN_CHUNK, int.from_bytes(view[pos : pos + 4], "big"))
+                    break
+                end = offset + pos
+                if size == 0 and segs.segment_at(seg.start + seg_size) is not None:
+                    return ScanResult(end, "zero bytes before the end of a segment", end, records)
+                return ScanResult(end, check.problem, end, records)
+            if jump is not None:
+                offset = jump
+                continue
+            offset += pos
+            if eof and pos >= n:
+                if segs.segment_at(seg.start + seg_size) is not None:
+                    problem = "segment ends without an end-of-segment marker"
+                    return ScanResult(offset, problem, offset, records)
+                return ScanResult(offset, None, offset, records)

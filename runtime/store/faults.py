@@ -1,0 +1,176 @@
+"""Test-only storage fault layer (a LazyFS-like ``FileSystem``; RELIABILITY.md section 3).
+
+``FaultyFileSystem`` wraps the real file system and remembers, per file, how many bytes were
+written and how many were covered by the last successful fsync. Faults:
+
+- ``fail_next_fsync(errno=EIO)``: the next fsync raises OSError (and syncs nothing);
+- ``slow_fsync(seconds)``: every fsync sleeps first (it runs in a worker thread via ``offload``);
+- ``enospc_after(n)``: after ``n`` more bytes are written, writes fail with ENOSPC (the write
+  that crosses the limit is partial, as a real full disk does);
+- ``power_loss(rng)``: every file is cut to a random length in [fsynced, written] and files
+  whose creation was never made durable by a directory fsync disappear;
+- ``bitflip(path, offset)`` and ``truncate(path, n)``: damage a file directly.
+
+Only files opened through this object are tracked.
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+import os
+import random
+import threading
+import time
+
+from runtime.store.storage import Buffer, OsFile, StorageFile, fsync_dir
+
+
+class FaultyFile:
+    """An ``OsFile`` that reports to its ``FaultyFileSystem``."""
+
+    def __init__(self, fs: FaultyFileSystem, path: str) -> None:
+        self._fs = fs
+        self._file = OsFile(path)
+        self.path = path
+        self.synced = self._file.size()
+
+    def size(self) -> int:
+        return self._file.size()
+
+    def append(self, data: Buffer) -> None:
+        allowed = self._fs._take_write_budget(len(data))
+        if allowed < len(data):
+            if allowed:
+                self._file.append(memoryview(data)[:allowed])
+            raise OSError(errno_mod.ENOSPC, os.strerror(errno_mod.ENOSPC), self.path)
+        self._file.append(data)
+
+    def pread(self, n: int, offset: int) -> bytes:
+        return self._file.pread(n, offset)
+
+    def fsync(self) -> None:
+        size = self._file.size()
+        self._fs._before_fsync(self.path)
+        self._file.fsync()
+        self.synced = size
+        self._fs.fsync_count += 1
+
+    def truncate(self, n: int) -> None:
+        self._file.truncate(n)
+        self.synced = min(self.synced, n)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class FaultyFileSystem:
+    """See the module docstring."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._files: dict[str, FaultyFile] = {}
+        self._undurable_creates: set[str] = set()
+        self._fail_fsync: list[int] = []
+        self._fsync_delay = 0.0
+        self._write_budget: int | None = None
+        self.fsync_count = 0
+        self.fsync_started = threading.Event()
+
+    # -- FileSystem ----------------------------------------------------------------------------
+
+    def open(self, path: str) -> StorageFile:
+        existed = os.path.exists(path)
+        f = FaultyFile(self, path)
+        with self._lock:
+            self._files[path] = f
+            if not existed:
+                self._undurable_creates.add(path)
+        return f
+
+    def remove(self, path: str) -> None:
+        os.remove(path)
+        with self._lock:
+            self._files.pop(path, None)
+            self._undurable_creates.discard(path)
+
+    def fsync_dir(self, path: str) -> None:
+        self._before_fsync(path)
+        fsync_dir(path)
+        prefix = os.path.join(path, "")
+        with self._lock:
+            self._undurable_creates = {
+                p
+                for p in self._undurable_creates
+                if not (p.startswith(prefix) and os.sep not in p[len(prefix) :])
+            }
+
+    # -- fault controls ------------------------------------------------------------------------
+
+    def fail_next_fsync(self, err: int = errno_mod.EIO) -> None:
+        with self._lock:
+            self._fail_fsync.append(err)
+
+    def slow_fsync(self, seconds: float) -> None:
+        self._fsync_delay = seconds
+
+    def enospc_after(self, n: int | None) -> None:
+        """Allow ``n`` more bytes of writes, then ENOSPC; None lifts the limit."""
+        with self._lock:
+            self._write_budget = n
+
+    def power_loss(self, rng: random.Random | None = None) -> dict[str, tuple[int, int]]:
+        """Simulate a power cut. Returns {path: (written, kept)} for every tracked file.
+
+        Close every store object before calling this (the process "died").
+        """
+        rng = rng or random.Random()
+        report: dict[str, tuple[int, int]] = {}
+        with self._lock:
+            files = dict(self._files)
+            lost_creates = set(self._undurable_creates)
+            self._files.clear()
+            self._undurable_creates.clear()
+        for path, f in files.items():
+            if not os.path.exists(path):
+                continue
+            written = os.path.getsize(path)
+            if path in lost_creates:
+                os.remove(path)
+                report[path] = (written, -1)
+                continue
+            low = min(f.synced, written)
+            kept = rng.randint(low, written)
+            os.truncate(path, kept)
+            report[path] = (written, kept)
+        return report
+
+    @staticmethod
+    def bitflip(path: str, offset: int, bit: int = 0) -> None:
+        with open(path, "r+b") as fh:
+            fh.seek(offset)
+            byte = fh.read(1)
+            fh.seek(offset)
+            fh.write(bytes([byte[0] ^ (1 << bit)]))
+
+    @staticmethod
+    def truncate(path: str, n: int) -> None:
+        os.truncate(path, n)
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _before_fsync(self, path: str) -> None:
+        self.fsync_started.set()
+        if self._fsync_delay:
+            time.sleep(self._fsync_delay)
+        with self._lock:
+            err = self._fail_fsync.pop(0) if self._fail_fsync else None
+        if err is not None:
+            raise OSError(err, os.strerror(err), path)
+
+    def _take_write_budget(self, n: int) -> int:
+        with self._lock:
+            if self._write_budget is None:
+                return n
+            allowed = min(n, self._write_budget)
+            self._write_budget -= allowed
+            return allowed
