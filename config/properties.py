@@ -143,4 +143,4 @@ def format_properties(items: Iterable[tuple[str, str]], header: str | None = Non
     """``key=value`` lines (escaped so parse_properties reads them back exactly)."""
     lines = [f"# {h}" for h in header.splitlines()] if header else []
     lines += [f"{_escape(k, is_key=True)}={_escape(v, is_key=False)}" for k, v in items]
-    return "\n".join(lines) + "\n"
+    return "".join(line + "\n" for line in lines)

@@ -259,8 +259,8 @@ class ClusterProfile(
             raise ConfigError(None, "namesrv", "a profile needs at least one [[namesrv]] table")
         if not self.brokers:
             raise ConfigError(None, "broker", "a profile needs at least one [[broker]] table")
-        _check_ports(self)
         _check_groups(self)
+        _check_ports(self)
 
     def masters(self) -> list[BrokerConfig]:
         """The brokers with brokerId 0."""
