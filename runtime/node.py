@@ -20,7 +20,7 @@ from loguru import logger
 
 from actors.broker.node import broker_spec
 from actors.namesrv.node import namesrv_spec
-from config import BrokerConfig, NamesrvConfig, with_overrides
+from config import BrokerConfig, NamesrvConfig, with_data_dir, with_overrides
 from runtime.actor import watch
 from runtime.directory import Directory
 from runtime.lockfile import DirLock
@@ -104,14 +104,9 @@ class Node:
             }
             if self.cluster_mode and namesrv_addr:
                 overrides["namesrv_addr"] = namesrv_addr
-            if self.data_dir is not None:
-                store_root = (
-                    self.data_dir / f"{cfg.broker_name}-{cfg.broker_id}"
-                    if self.cluster_mode
-                    else self.data_dir
-                )
-                overrides["store_path_root_dir"] = str(store_root)
             cfg = with_overrides(cfg, **overrides)
+            if self.data_dir is not None:
+                cfg = with_data_dir(cfg, self.data_dir, per_node=self.cluster_mode)
             self.addresses[label] = f"{cfg.broker_ip1}:{cfg.listen_port}"
             specs.append(
                 broker_spec(label, cfg, sock, pathlib.Path(cfg.store_root()), self.directory)

@@ -102,7 +102,8 @@ class SessionHandle:
         return self.write(cmd)
 
     def request(self, cmd: RemotingCommand) -> GeventFuture[RemotingCommand]:
-        """Send a request to the peer; the future gets its response (caller picks the timeout)."""
+        """Send a request to the peer; the future gets its response (caller picks the timeout
+        and, on timeout, calls ``forget(cmd.opaque)``)."""
         future: GeventFuture[RemotingCommand] = new_future()
         self._pending[cmd.opaque] = future
         if not self.write(cmd):
@@ -157,7 +158,8 @@ class ClientSession(GeventActor):
 
     def on_start(self) -> None:
         self._reader = gevent.spawn(self._read_loop)
-        self.send_every(min(10.0, max(self.idle_timeout / 4, 0.05)), CheckIdle())
+        if self.idle_timeout != float("inf"):
+            self.send_every(min(10.0, max(self.idle_timeout / 4, 0.05)), CheckIdle())
         logger.debug("{}: {} connected", self.role, self.handle)
 
     def on_receive(self, message: Any) -> Any:
@@ -290,3 +292,43 @@ def session_factory(
         return ClientSession.start(role, sock, address, processor, **options)
 
     return start
+
+
+class RejectAll:
+    """Processor for outbound connections whose peer is not expected to send requests."""
+
+    def process(self, session: SessionHandle, request: RemotingCommand) -> RemotingCommand | None:
+        if request.is_oneway:
+            return None
+        return RemotingCommand.response_to(
+            request, ResponseCode.REQUEST_CODE_NOT_SUPPORTED, remark="not served here"
+        )
+
+    def on_close(self, session: SessionHandle) -> None:
+        pass
+
+
+def connect(
+    address: str,
+    *,
+    role: str = "client",
+    processor: Processor | None = None,
+    timeout: float = 3.0,
+    idle_timeout: float = float("inf"),
+) -> SessionHandle:
+    """Open an outbound remoting connection to ``host:port`` and return its handle.
+
+    The session actor is not supervised: whoever connects closes it (``handle.close()``).
+    Raises OSError when the peer cannot be reached within ``timeout``.
+    """
+    import gevent.socket
+
+    host, _, port = address.rpartition(":")
+    sock = gevent.socket.create_connection((host, int(port)), timeout=timeout)
+    sock.settimeout(None)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    ref = ClientSession.start(
+        role, sock, (host, int(port)), processor or RejectAll(), idle_timeout=idle_timeout
+    )
+    handle = ref.proxy().handle.get(timeout=timeout)
+    return handle

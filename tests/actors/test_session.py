@@ -7,14 +7,13 @@ from typing import Any
 
 import gevent
 import gevent.event
-import gevent.socket
 import pytest
 
 from runtime.net import Acceptor, bind
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
-from runtime.remoting.frame import FrameDecoder, encode
 from runtime.session import SessionHandle, session_factory
+from tests.wire import WireClient as Client
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -49,33 +48,6 @@ class EchoProcessor:
 
     def on_close(self, session: SessionHandle) -> None:
         self.closed.append(session)
-
-
-class Client:
-    def __init__(self, address: tuple[str, int]) -> None:
-        self.sock = gevent.socket.create_connection(address, timeout=5)
-        self.decoder = FrameDecoder()
-        self.inbox: list[RemotingCommand] = []
-
-    def send(self, cmd: RemotingCommand) -> None:
-        self.sock.sendall(encode(cmd))
-
-    def send_raw(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def receive(self) -> RemotingCommand:
-        while not self.inbox:
-            data = self.sock.recv(65536)
-            if not data:
-                raise ConnectionError("closed")
-            self.inbox.extend(self.decoder.feed(data))
-        return self.inbox.pop(0)
-
-    def is_closed(self) -> bool:
-        try:
-            return self.sock.recv(1) == b""
-        except OSError:
-            return True
 
 
 @pytest.fixture

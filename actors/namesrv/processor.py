@@ -1,0 +1,135 @@
+"""The name server's request processor: remoting requests -> RouteTable messages.
+
+Runs in each request's own greenlet (see runtime.session); it asks the RouteTable with a
+timeout and encodes the reply. Codes served: REGISTER_BROKER, UNREGISTER_BROKER,
+GET_ROUTEINFO_BY_TOPIC, GET_BROKER_CLUSTER_INFO, GET_ALL_TOPIC_LIST_FROM_NAMESERVER; anything else
+gets REQUEST_CODE_NOT_SUPPORTED. A closed broker connection drops that broker at once.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+from loguru import logger
+
+from actors.namesrv.route_table import RegisterBroker, TopicConfigEntry
+from runtime.directory import Directory
+from runtime.errors import ProtocolError
+from runtime.remoting.bodies import RegisterBrokerBody, TopicList, decode_body, encode_body
+from runtime.remoting.codes import RequestCode, ResponseCode
+from runtime.remoting.command import RemotingCommand
+from runtime.remoting.headers import (
+    GetRouteInfoRequestHeader,
+    RegisterBrokerRequestHeader,
+    UnregisterBrokerRequestHeader,
+    decode_header,
+)
+from runtime.session import SessionHandle
+
+ASK_TIMEOUT = 5.0
+
+
+class NamesrvProcessor:
+    """Serves one name server's requests through the RouteTable named ``route_table``."""
+
+    def __init__(self, directory: Directory, route_table: str) -> None:
+        self.directory = directory
+        self.route_table = route_table
+
+    def _table(self):
+        return self.directory.require(self.route_table).proxy()
+
+    def process(self, session: SessionHandle, request: RemotingCommand) -> RemotingCommand | None:
+        code = request.code
+        if code == RequestCode.GET_ROUTEINFO_BY_TOPIC:
+            return self._route(request)
+        if code == RequestCode.REGISTER_BROKER:
+            return self._register(session, request)
+        if code == RequestCode.UNREGISTER_BROKER:
+            h = decode_header(
+                UnregisterBrokerRequestHeader, request.ext_fields, opaque=request.opaque
+            )
+            self._table().unregister_broker(
+                h.cluster_name, h.broker_name, h.broker_addr, h.broker_id
+            ).get(timeout=ASK_TIMEOUT)
+            return RemotingCommand.response_to(request, ResponseCode.SUCCESS)
+        if code == RequestCode.GET_BROKER_CLUSTER_INFO:
+            info = self._table().cluster_info().get(timeout=ASK_TIMEOUT)
+            return RemotingCommand.response_to(
+                request, ResponseCode.SUCCESS, body=encode_body(info)
+            )
+        if code == RequestCode.GET_ALL_TOPIC_LIST_FROM_NAMESERVER:
+            topics = self._table().topic_list().get(timeout=ASK_TIMEOUT)
+            body = encode_body(TopicList(topic_list=topics))
+            return RemotingCommand.response_to(request, ResponseCode.SUCCESS, body=body)
+        return RemotingCommand.response_to(
+            request,
+            ResponseCode.REQUEST_CODE_NOT_SUPPORTED,
+            remark=f"request code {code} is not supported by the name server",
+        )
+
+    def on_close(self, session: SessionHandle) -> None:
+        ref = self.directory.get(self.route_table)
+        if ref is not None:
+            ref.proxy().channel_closed(session.session_id)
+
+    def _route(self, request: RemotingCommand) -> RemotingCommand:
+        h = decode_header(GetRouteInfoRequestHeader, request.ext_fields, opaque=request.opaque)
+        route = self._table().route(h.topic).get(timeout=ASK_TIMEOUT)
+        if route is None:
+            return RemotingCommand.response_to(
+                request,
+                ResponseCode.TOPIC_NOT_EXIST,
+                remark=f"No topic route info in name server for the topic: {h.topic}",
+            )
+        return RemotingCommand.response_to(request, ResponseCode.SUCCESS, body=encode_body(route))
+
+    def _register(self, session: SessionHandle, request: RemotingCommand) -> RemotingCommand:
+        h = decode_header(RegisterBrokerRequestHeader, request.ext_fields, opaque=request.opaque)
+        body = request.body
+        if h.compressed and body:
+            try:
+                body = zlib.decompress(body)
+            except zlib.error as exc:
+                raise ProtocolError(
+                    f"register body does not inflate: {exc}", fatal=False, opaque=request.opaque
+                ) from None
+        topics: tuple[TopicConfigEntry, ...] = ()
+        version = ""
+        if body:
+            parsed = decode_body(RegisterBrokerBody, body, opaque=request.opaque)
+            wrapper = parsed.topic_config_serialize_wrapper
+            topics = tuple(
+                TopicConfigEntry(
+                    topic_name=name,
+                    read_queue_nums=tc.read_queue_nums,
+                    write_queue_nums=tc.write_queue_nums,
+                    perm=tc.perm,
+                    topic_sys_flag=tc.topic_sys_flag,
+                )
+                for name, tc in wrapper.topic_config_table.items()
+            )
+            dv = wrapper.data_version
+            version = f"{dv.timestamp}:{dv.counter}"
+        result = (
+            self._table()
+            .register_broker(
+                RegisterBroker(
+                    cluster_name=h.cluster_name,
+                    broker_name=h.broker_name,
+                    broker_addr=h.broker_addr,
+                    broker_id=int(h.broker_id),
+                    ha_server_addr=h.ha_server_addr,
+                    topics=topics,
+                    data_version=version,
+                    session_id=session.session_id,
+                )
+            )
+            .get(timeout=ASK_TIMEOUT)
+        )
+        logger.trace("namesrv: register {} from {}", h.broker_addr, session)
+        return RemotingCommand.response_to(
+            request,
+            ResponseCode.SUCCESS,
+            ext_fields={"masterAddr": result.master_addr, "haServerAddr": result.ha_server_addr},
+        )

@@ -1,0 +1,220 @@
+"""RouteTable: the name server's registry of brokers and topic routes (RocketMQ's
+RouteInfoManager).
+
+Messages (proxy methods; each returns at once, nothing blocks):
+- ``register_broker(RegisterBroker)`` -> ``RegisterResult(master_addr, ha_server_addr)``
+- ``unregister_broker(cluster, broker_name, broker_addr, broker_id)`` -> None
+- ``channel_closed(session_id)`` -> names of the brokers dropped (a broker's connection closed)
+- ``scan_not_active(expire_ms)`` -> names of the brokers dropped (told by HeartbeatScanner)
+- ``route(topic)`` -> ``TopicRouteData`` or None
+- ``cluster_info()`` -> ``ClusterInfo``
+- ``topic_list()`` -> sorted topic names
+
+State owned (in memory only; brokers re-register every 30 s): topic -> broker name -> queue
+data, broker name -> cluster + {brokerId: address}, cluster -> broker names, broker address ->
+liveness (last update, data version, session id, HA address). Durability point: none.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import msgspec
+from loguru import logger
+
+from runtime.actor import GeventActor
+from runtime.remoting.bodies import BrokerData, ClusterInfo, QueueData, TopicRouteData
+
+RETRY_PREFIX = "%RETRY%"
+PERM_READ_WRITE = 6
+
+
+class TopicConfigEntry(msgspec.Struct, frozen=True):
+    """What a broker says about one of its topics when it registers."""
+
+    topic_name: str
+    read_queue_nums: int
+    write_queue_nums: int
+    perm: int = PERM_READ_WRITE
+    topic_sys_flag: int = 0
+
+
+class RegisterBroker(msgspec.Struct, frozen=True, tag=True):
+    cluster_name: str
+    broker_name: str
+    broker_addr: str
+    broker_id: int
+    ha_server_addr: str
+    topics: tuple[TopicConfigEntry, ...]
+    data_version: str
+    session_id: int | None = None
+
+
+class RegisterResult(msgspec.Struct, frozen=True):
+    master_addr: str | None
+    ha_server_addr: str | None
+
+
+class _BrokerLive(msgspec.Struct):
+    cluster_name: str
+    broker_name: str
+    broker_id: int
+    last_update: float
+    data_version: str
+    session_id: int | None
+    ha_server_addr: str
+
+
+class RouteTable(GeventActor):
+    """The route registry. See the module docstring for messages and state."""
+
+    def __init__(self, clock: Any = time.monotonic) -> None:
+        super().__init__()
+        self._clock = clock
+        self._topics: dict[str, dict[str, QueueData]] = {}
+        self._brokers: dict[str, tuple[str, dict[int, str]]] = {}  # name -> (cluster, {id: addr})
+        self._clusters: dict[str, set[str]] = {}
+        self._live: dict[str, _BrokerLive] = {}
+
+    # -- registration ---------------------------------------------------------------------
+
+    def register_broker(self, msg: RegisterBroker) -> RegisterResult:
+        self._clusters.setdefault(msg.cluster_name, set()).add(msg.broker_name)
+        cluster, addrs = self._brokers.setdefault(msg.broker_name, (msg.cluster_name, {}))
+        # One address per broker id; an address that moved to another id (slave promoted to
+        # master) is removed from its old id first, as RocketMQ does.
+        for broker_id, addr in list(addrs.items()):
+            if addr == msg.broker_addr and broker_id != msg.broker_id:
+                del addrs[broker_id]
+        first_time = msg.broker_addr not in self._live or addrs.get(msg.broker_id) is None
+        addrs[msg.broker_id] = msg.broker_addr
+        previous = self._live.get(msg.broker_addr)
+        changed = previous is None or previous.data_version != msg.data_version
+        self._live[msg.broker_addr] = _BrokerLive(
+            cluster_name=msg.cluster_name,
+            broker_name=msg.broker_name,
+            broker_id=msg.broker_id,
+            last_update=self._clock(),
+            data_version=msg.data_version,
+            session_id=msg.session_id,
+            ha_server_addr=msg.ha_server_addr,
+        )
+        if msg.broker_id == 0 and (changed or first_time):
+            self._update_topics(msg.broker_name, msg.topics)
+        if first_time:
+            logger.info(
+                "namesrv: registered broker {} id {} at {} (cluster {})",
+                msg.broker_name,
+                msg.broker_id,
+                msg.broker_addr,
+                msg.cluster_name,
+            )
+        master_addr = None
+        ha_addr = None
+        if msg.broker_id != 0:
+            master_addr = addrs.get(0)
+            if master_addr is not None and master_addr in self._live:
+                ha_addr = self._live[master_addr].ha_server_addr
+        del cluster
+        return RegisterResult(master_addr=master_addr, ha_server_addr=ha_addr)
+
+    def _update_topics(self, broker_name: str, topics: tuple[TopicConfigEntry, ...]) -> None:
+        wanted = {t.topic_name for t in topics}
+        for topic, per_broker in list(self._topics.items()):
+            if broker_name in per_broker and topic not in wanted:
+                del per_broker[broker_name]
+                if not per_broker:
+                    del self._topics[topic]
+        for t in topics:
+            self._topics.setdefault(t.topic_name, {})[broker_name] = QueueData(
+                broker_name=broker_name,
+                read_queue_nums=t.read_queue_nums,
+                write_queue_nums=t.write_queue_nums,
+                perm=t.perm,
+                topic_sys_flag=t.topic_sys_flag,
+            )
+
+    def unregister_broker(
+        self, cluster_name: str, broker_name: str, broker_addr: str, broker_id: int
+    ) -> None:
+        self._remove_addr(broker_addr, reason="unregistered")
+
+    def channel_closed(self, session_id: int) -> list[str]:
+        gone = [addr for addr, live in self._live.items() if live.session_id == session_id]
+        return [self._remove_addr(addr, reason="connection closed") for addr in gone]
+
+    def scan_not_active(self, expire_ms: int) -> list[str]:
+        now = self._clock()
+        stale = [
+            addr for addr, live in self._live.items() if (now - live.last_update) * 1000 > expire_ms
+        ]
+        return [self._remove_addr(addr, reason=f"silent for over {expire_ms} ms") for addr in stale]
+
+    def _remove_addr(self, broker_addr: str, *, reason: str) -> str:
+        live = self._live.pop(broker_addr, None)
+        name = live.broker_name if live else "?"
+        for broker_name, (cluster, addrs) in list(self._brokers.items()):
+            for broker_id, addr in list(addrs.items()):
+                if addr == broker_addr:
+                    del addrs[broker_id]
+                    name = f"{broker_name}/{broker_id}"
+            if not addrs:
+                del self._brokers[broker_name]
+                members = self._clusters.get(cluster)
+                if members is not None:
+                    members.discard(broker_name)
+                    if not members:
+                        del self._clusters[cluster]
+                for topic, per_broker in list(self._topics.items()):
+                    per_broker.pop(broker_name, None)
+                    if not per_broker:
+                        del self._topics[topic]
+        logger.info("namesrv: dropped broker {} at {}: {}", name, broker_addr, reason)
+        return name
+
+    # -- queries ------------------------------------------------------------------------------
+
+    def route(self, topic: str) -> TopicRouteData | None:
+        per_broker = self._topics.get(topic)
+        if per_broker:
+            queue_datas = [per_broker[name] for name in sorted(per_broker)]
+        elif topic.startswith(RETRY_PREFIX) and self._brokers:
+            # A consumer asks for its retry topic before any broker has created it: serve one
+            # queue on every master, as the broker will create it on first use.
+            queue_datas = [
+                QueueData(
+                    broker_name=name, read_queue_nums=1, write_queue_nums=1, perm=PERM_READ_WRITE
+                )
+                for name, (_c, addrs) in sorted(self._brokers.items())
+                if 0 in addrs
+            ]
+        else:
+            return None
+        broker_datas = [
+            self._broker_data(qd.broker_name)
+            for qd in queue_datas
+            if qd.broker_name in self._brokers
+        ]
+        if not broker_datas:
+            return None
+        return TopicRouteData(broker_datas=broker_datas, queue_datas=queue_datas)
+
+    def _broker_data(self, name: str) -> BrokerData:
+        cluster, addrs = self._brokers[name]
+        return BrokerData(
+            cluster=cluster, broker_name=name, broker_addrs={i: addrs[i] for i in sorted(addrs)}
+        )
+
+    def cluster_info(self) -> ClusterInfo:
+        return ClusterInfo(
+            broker_addr_table={name: self._broker_data(name) for name in sorted(self._brokers)},
+            cluster_addr_table={c: sorted(names) for c, names in sorted(self._clusters.items())},
+        )
+
+    def topic_list(self) -> list[str]:
+        return sorted(self._topics)
+
+    def live_brokers(self) -> dict[str, str]:
+        """broker address -> "name/id" (for tests and the controller)."""
+        return {addr: f"{v.broker_name}/{v.broker_id}" for addr, v in self._live.items()}

@@ -1,0 +1,213 @@
+"""Name server actors over real sockets: registration, routes, expiry, connection loss."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import gevent
+import pytest
+
+from actors.namesrv.node import namesrv_spec
+from actors.namesrv.route_table import RegisterBroker, RouteTable, TopicConfigEntry
+from config import NamesrvConfig
+from runtime.directory import Directory
+from runtime.net import bind
+from runtime.remoting.codes import RequestCode, ResponseCode
+from tests.wire import WireClient
+
+pytestmark = pytest.mark.timeout(20)
+
+
+def register_body(topics: dict[str, int], counter: int = 1) -> bytes:
+    table = {
+        name: {
+            "topicName": name,
+            "readQueueNums": n,
+            "writeQueueNums": n,
+            "perm": 6,
+            "topicSysFlag": 0,
+            "order": False,
+        }
+        for name, n in topics.items()
+    }
+    return json.dumps(
+        {
+            "topicConfigSerializeWrapper": {
+                "topicConfigTable": table,
+                "dataVersion": {"timestamp": 1, "counter": counter},
+            },
+            "filterServerList": [],
+        }
+    ).encode()
+
+
+def register(
+    client: WireClient,
+    name: str,
+    addr: str,
+    broker_id: int = 0,
+    topics: dict[str, int] | None = None,
+) -> Any:
+    return client.call(
+        RequestCode.REGISTER_BROKER,
+        {
+            "brokerName": name,
+            "brokerAddr": addr,
+            "clusterName": "DefaultCluster",
+            "haServerAddr": addr.replace(":109", ":119"),
+            "brokerId": broker_id,
+        },
+        register_body(topics or {}),
+    )
+
+
+@pytest.fixture
+def namesrv() -> Any:
+    directory = Directory()
+    sock = bind("127.0.0.1", 0, what="namesrv")
+    sup = namesrv_spec("ns", NamesrvConfig(), sock, directory).start()
+    yield directory, sock.getsockname()
+    sup.stop(timeout=5)
+    sock.close()
+
+
+def test_register_then_route_lists_queues_and_addresses(namesrv: Any) -> None:
+    _directory, address = namesrv
+    a_master, b_master, a_slave = WireClient(address), WireClient(address), WireClient(address)
+    # Given two masters with a topic and a slave of broker-a
+    assert register(a_master, "broker-a", "127.0.0.1:10911", 0, {"Orders": 4}).code == 0
+    assert register(b_master, "broker-b", "127.0.0.1:10921", 0, {"Orders": 8}).code == 0
+    slave = register(a_slave, "broker-a", "127.0.0.1:10931", 1, {"Orders": 4})
+    # Then the slave learns its master
+    assert slave.ext_fields["masterAddr"] == "127.0.0.1:10911"
+    # When a client asks for the route
+    reply = WireClient(address).call(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": "Orders"})
+    assert reply.code == ResponseCode.SUCCESS
+    route = json.loads(reply.body)
+    # Then both brokers and their queue counts are listed, addresses as strings by id
+    assert [q["brokerName"] for q in route["queueDatas"]] == ["broker-a", "broker-b"]
+    assert [q["writeQueueNums"] for q in route["queueDatas"]] == [4, 8]
+    a = next(b for b in route["brokerDatas"] if b["brokerName"] == "broker-a")
+    assert a["brokerAddrs"] == {"0": "127.0.0.1:10911", "1": "127.0.0.1:10931"}
+
+
+def test_unknown_topic_is_topic_not_exist_and_retry_topic_is_served(namesrv: Any) -> None:
+    _directory, address = namesrv
+    client = WireClient(address)
+    register(client, "broker-a", "127.0.0.1:10911", 0, {"TBW102": 8})
+    missing = client.call(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": "Nope"})
+    assert missing.code == ResponseCode.TOPIC_NOT_EXIST and "Nope" in missing.remark
+    retry = client.call(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": "%RETRY%group-1"})
+    assert retry.code == ResponseCode.SUCCESS
+    assert json.loads(retry.body)["queueDatas"][0]["brokerName"] == "broker-a"
+    tbw = client.call(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": "TBW102"})
+    assert tbw.code == ResponseCode.SUCCESS
+
+
+def test_cluster_info_and_topic_list(namesrv: Any) -> None:
+    _directory, address = namesrv
+    client = WireClient(address)
+    register(client, "broker-a", "127.0.0.1:10911", 0, {"A": 1, "B": 2})
+    info = json.loads(client.call(RequestCode.GET_BROKER_CLUSTER_INFO).body)
+    assert info["clusterAddrTable"] == {"DefaultCluster": ["broker-a"]}
+    assert info["brokerAddrTable"]["broker-a"]["brokerAddrs"] == {"0": "127.0.0.1:10911"}
+    topics = json.loads(client.call(RequestCode.GET_ALL_TOPIC_LIST_FROM_NAMESERVER).body)
+    assert topics["topicList"] == ["A", "B"]
+
+
+def test_closed_broker_connection_drops_broker_at_once(namesrv: Any) -> None:
+    _directory, address = namesrv
+    broker = WireClient(address)
+    register(broker, "broker-a", "127.0.0.1:10911", 0, {"Orders": 4})
+    client = WireClient(address)
+    assert client.call(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": "Orders"}).code == 0
+    # When the broker's connection closes
+    broker.close()
+    # Then its routes disappear without waiting for the 120 s expiry
+    with gevent.Timeout(5):
+        while client.call(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": "Orders"}).code == 0:
+            gevent.sleep(0.01)
+
+
+def test_unregister_and_unknown_code(namesrv: Any) -> None:
+    _directory, address = namesrv
+    client = WireClient(address)
+    register(client, "broker-a", "127.0.0.1:10911", 0, {"Orders": 4})
+    reply = client.call(
+        RequestCode.UNREGISTER_BROKER,
+        {
+            "brokerName": "broker-a",
+            "brokerAddr": "127.0.0.1:10911",
+            "clusterName": "DefaultCluster",
+            "brokerId": 0,
+        },
+    )
+    assert reply.code == 0
+    assert client.call(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": "Orders"}).code == 17
+    assert client.call(9999).code == ResponseCode.REQUEST_CODE_NOT_SUPPORTED
+
+
+def test_bad_register_request_gets_error_and_connection_survives(namesrv: Any) -> None:
+    _directory, address = namesrv
+    client = WireClient(address)
+    # Missing brokerAddr, then a body that is not JSON
+    reply = client.call(
+        RequestCode.REGISTER_BROKER, {"brokerName": "x", "clusterName": "c", "brokerId": 0}
+    )
+    assert reply.code == ResponseCode.SYSTEM_ERROR and "brokerAddr" in reply.remark
+    reply = client.call(
+        RequestCode.REGISTER_BROKER,
+        {"brokerName": "x", "brokerAddr": "1.2.3.4:5", "clusterName": "c", "brokerId": 0},
+        b"{not json",
+    )
+    assert reply.code == ResponseCode.SYSTEM_ERROR
+    assert register(client, "broker-a", "127.0.0.1:10911").code == 0
+
+
+def test_silent_broker_expires() -> None:
+    # Given a route table with a controllable clock
+    now = [1000.0]
+    table = RouteTable.start(clock=lambda: now[0]).proxy()
+    table.register_broker(
+        RegisterBroker(
+            cluster_name="c",
+            broker_name="broker-a",
+            broker_addr="127.0.0.1:10911",
+            broker_id=0,
+            ha_server_addr="",
+            topics=(TopicConfigEntry("T", 4, 4),),
+            data_version="1",
+        )
+    ).get(timeout=5)
+    # When 119 s pass nothing is dropped; after 121 s the broker and its routes are gone
+    now[0] += 119
+    assert table.scan_not_active(120_000).get(timeout=5) == []
+    now[0] += 2
+    assert table.scan_not_active(120_000).get(timeout=5) == ["broker-a/0"]
+    assert table.route("T").get(timeout=5) is None
+    assert table.cluster_info().get(timeout=5).cluster_addr_table == {}
+
+
+def test_slave_promoted_to_master_moves_address() -> None:
+    table = RouteTable.start().proxy()
+
+    def reg(addr: str, broker_id: int) -> None:
+        table.register_broker(
+            RegisterBroker(
+                cluster_name="c",
+                broker_name="broker-a",
+                broker_addr=addr,
+                broker_id=broker_id,
+                ha_server_addr="",
+                topics=(TopicConfigEntry("T", 4, 4),),
+                data_version="1",
+            )
+        ).get(timeout=5)
+
+    reg("127.0.0.1:1", 0)
+    reg("127.0.0.1:2", 1)
+    table.unregister_broker("c", "broker-a", "127.0.0.1:1", 0).get(timeout=5)
+    reg("127.0.0.1:2", 0)
+    route = table.route("T").get(timeout=5)
+    assert route.broker_datas[0].broker_addrs == {0: "127.0.0.1:2"}

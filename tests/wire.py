@@ -1,0 +1,58 @@
+"""A tiny blocking remoting client for tests: raw frames in, commands out (gevent sockets)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gevent.socket
+
+from runtime.remoting.command import RemotingCommand
+from runtime.remoting.frame import FrameDecoder, encode
+
+
+def parse_address(address: str | tuple[str, int]) -> tuple[str, int]:
+    if isinstance(address, tuple):
+        return address
+    host, _, port = address.rpartition(":")
+    return host, int(port)
+
+
+class WireClient:
+    """Send commands or raw bytes; receive commands in arrival order."""
+
+    def __init__(self, address: str | tuple[str, int], timeout: float = 10.0) -> None:
+        self.sock = gevent.socket.create_connection(parse_address(address), timeout=timeout)
+        self.decoder = FrameDecoder()
+        self.inbox: list[RemotingCommand] = []
+
+    def send(self, cmd: RemotingCommand) -> None:
+        self.sock.sendall(encode(cmd))
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def receive(self) -> RemotingCommand:
+        while not self.inbox:
+            data = self.sock.recv(1 << 20)
+            if not data:
+                raise ConnectionError("closed by the server")
+            self.inbox.extend(self.decoder.feed(data))
+        return self.inbox.pop(0)
+
+    def call(self, code: int, ext: dict[str, Any] | None = None, body: bytes = b"") -> Any:
+        """Send a request and return its response (skipping server-pushed requests)."""
+        request = RemotingCommand.request(code, ext, body)
+        self.send(request)
+        while True:
+            reply = self.receive()
+            if reply.is_response and reply.opaque == request.opaque:
+                return reply
+
+    def is_closed(self) -> bool:
+        try:
+            return self.sock.recv(1) == b""
+        except OSError:
+            return True
+
+    def close(self) -> None:
+        self.sock.close()
