@@ -1,0 +1,51 @@
+"""Small JSON files persisted atomically: write ``<name>.tmp``, fsync, rename, fsync the directory.
+
+Used for topics, consumer offsets, the checkpoint and anything else under ``config/``. A reader
+never sees a half-written file: it sees the old version or the new one.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import msgspec
+
+from runtime.errors import StoreError
+from runtime.store.storage import fsync_dir
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically and durably."""
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, exist_ok=True)
+    tmp = f"{path}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    fsync_dir(directory)
+
+
+def write_json(path: str, obj: Any) -> None:
+    write_atomic(path, msgspec.json.format(msgspec.json.encode(obj), indent=2))
+
+
+def read_json(path: str, type_: Any = Any) -> Any:
+    """The decoded file, or None when it does not exist. A file that exists but cannot be
+    decoded is corruption: StoreError names it (atomic writes never leave one behind)."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except FileNotFoundError:
+        return None
+    try:
+        return msgspec.json.decode(raw, type=type_)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise StoreError(path, f"cannot decode: {exc}") from exc

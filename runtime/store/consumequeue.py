@@ -1,0 +1,255 @@
+"""Consume queue: fixed 20-byte entries per (topic, queueId); logical offset = entry index.
+
+Entry: commit-log offset int64, size int32, tagsCode int64 (big-endian). Files live under
+``consumequeue/<topic>/<queueId>/`` named by their 20-digit start *byte* offset, each
+``entries_per_file * 20`` bytes (300,000 entries in RocketMQ). A queue rebuilt after the commit
+log's head was deleted starts at a non-zero logical offset: like RocketMQ, the first file is
+padded with blank entries (offset 0, size 0x7FFFFFFF) up to it.
+
+Appends are idempotent: an entry whose queue offset the queue already holds is skipped (after
+checking it points at the same record), so re-dispatching a range after a crash or an actor
+restart is harmless. A gap (an entry beyond the end) raises ``QueueGap``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import struct
+from collections.abc import Iterable
+from typing import NamedTuple
+
+from runtime.errors import StoreError
+from runtime.store.segments import SegmentedFile
+from runtime.store.storage import OS_FS, FileSystem
+
+ENTRY = struct.Struct(">qiq")
+ENTRY_SIZE = ENTRY.size
+assert ENTRY_SIZE == 20
+BLANK_SIZE_FIELD = 0x7FFFFFFF
+BLANK_ENTRY = ENTRY.pack(0, BLANK_SIZE_FIELD, 0)
+
+
+class CqEntry(NamedTuple):
+    physical_offset: int
+    size: int
+    tags_code: int
+
+
+class QueueGap(StoreError):
+    """An entry arrived beyond the end of the queue: entries before it are missing."""
+
+    def __init__(self, topic: str, queue_id: int, expected: int, got: int) -> None:
+        self.topic, self.queue_id, self.expected, self.got = topic, queue_id, expected, got
+        super().__init__(
+            f"consumequeue/{topic}/{queue_id}", f"expected queue offset {expected}, got {got}"
+        )
+
+
+def queue_dir(root: str, topic: str, queue_id: int) -> str:
+    return os.path.join(root, "consumequeue", topic, str(queue_id))
+
+
+def list_queues(root: str) -> list[tuple[str, int]]:
+    """Every (topic, queueId) with a directory under ``consumequeue/``."""
+    base = os.path.join(root, "consumequeue")
+    out = []
+    if not os.path.isdir(base):
+        return out
+    for topic in sorted(os.listdir(base)):
+        tdir = os.path.join(base, topic)
+        if not os.path.isdir(tdir):
+            continue
+        for q in os.listdir(tdir):
+            if q.isdigit() and os.path.isdir(os.path.join(tdir, q)):
+                out.append((topic, int(q)))
+    return out
+
+
+class ConsumeQueue:
+    """One consume queue's files. Single writer (the Queue actor); see the module docstring."""
+
+    def __init__(
+        self,
+        root: str,
+        topic: str,
+        queue_id: int,
+        entries_per_file: int = 300_000,
+        fs: FileSystem = OS_FS,
+    ) -> None:
+        self.topic = topic
+        self.queue_id = queue_id
+        self.file = SegmentedFile(
+            queue_dir(root, topic, queue_id), entries_per_file * ENTRY_SIZE, fs
+        )
+        torn = self.file.write_offset % ENTRY_SIZE
+        if torn:
+            self.file.truncate(self.file.write_offset - torn)
+        self.min_offset = self.file.min_offset // ENTRY_SIZE
+        self._skip_leading_blanks()
+
+    # -- geometry ----------------------------------------------------------------------------------
+
+    @property
+    def max_offset(self) -> int:
+        """Logical offset of the next entry (= number of entries, counting the padding)."""
+        return self.file.write_offset // ENTRY_SIZE
+
+    def __len__(self) -> int:
+        return self.max_offset - self.min_offset
+
+    # -- writing -----------------------------------------------------------------------------------
+
+    def append(self, entries: Iterable[tuple[int, int, int, int]]) -> int:
+        """Append ``(queue_offset, physical_offset, size, tags_code)`` entries in order.
+
+        Returns how many were new. Entries the queue already holds are skipped; an entry that
+        disagrees with the one stored at its offset truncates the queue there (the commit log
+        is the truth); an entry past the end raises ``QueueGap``.
+        """
+        buf = bytearray()
+        expected = self.max_offset
+        added = 0
+        for qoff, phys, size, tags in entries:
+            if qoff < expected:
+                if buf:
+                    raise AssertionError("entries out of order")
+                stored = self.entry(qoff)
+                if stored is not None and stored.physical_offset == phys and stored.size == size:
+                    continue
+                self.truncate_logical(qoff)
+                expected = qoff
+            if qoff > expected:
+                if not buf and not self.file.segments and expected == self.min_offset:
+                    self._start_at(qoff)  # an empty queue starting where the log's head is
+                    expected = qoff
+                else:
+                    self._write(buf)
+                    raise QueueGap(self.topic, self.queue_id, expected, qoff)
+            buf += ENTRY.pack(phys, size, tags)
+            expected += 1
+            added += 1
+        self._write(buf)
+        return added
+
+    def _write(self, buf: bytearray) -> None:
+        if buf:
+            self.file.append(buf)
+
+    def _start_at(self, qoff: int) -> None:
+        """An empty queue that starts at ``qoff``: pad its first file with blank entries."""
+        byte_off = qoff * ENTRY_SIZE
+        seg_start = self.file.segment_start(byte_off)
+        self.file.reset_to(seg_start)
+        pad = (byte_off - seg_start) // ENTRY_SIZE
+        if pad:
+            self.file.append(BLANK_ENTRY * pad)
+        self.min_offset = qoff
+
+    def truncate_logical(self, qoff: int) -> None:
+        """Drop the entries at and after logical offset ``qoff``."""
+        self.file.truncate(max(qoff, 0) * ENTRY_SIZE)
+        if self.max_offset < self.min_offset or not self.file.segments:
+            self.min_offset = self.max_offset
+
+    def truncate_past(self, log_end: int) -> int:
+        """Drop entries pointing at or past ``log_end`` (a truncated commit log); returns count."""
+        hi = self.max_offset
+        lo = self.min_offset
+        # entries are sorted by physical offset: find the first whose record ends past log_end
+        while lo < hi:
+            mid = (lo + hi) // 2
+            e = self.entry(mid)
+            if e is None or e.physical_offset + e.size <= log_end:
+                lo = mid + 1
+            else:
+                hi = mid
+        dropped = self.max_offset - lo
+        if dropped:
+            self.truncate_logical(lo)
+        return dropped
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def read_raw(self, start: int, count: int) -> bytes:
+        """Raw entries ``[start, start+count)`` clipped to what exists (may span files)."""
+        start = max(start, self.min_offset)
+        end = min(start + count, self.max_offset)
+        if end <= start:
+            return b""
+        out = b""
+        pos = start * ENTRY_SIZE
+        stop = end * ENTRY_SIZE
+        while pos < stop:
+            chunk = self.file.read(pos, stop - pos)
+            if not chunk:
+                break
+            out += chunk
+            pos += len(chunk)
+        return out[: len(out) - len(out) % ENTRY_SIZE]
+
+    def entry(self, qoff: int) -> CqEntry | None:
+        if qoff < self.min_offset or qoff >= self.max_offset:
+            return None
+        raw = self.file.read(qoff * ENTRY_SIZE, ENTRY_SIZE)
+        if len(raw) < ENTRY_SIZE:
+            return None
+        e = CqEntry(*ENTRY.unpack(raw))
+        return None if e.size == BLANK_SIZE_FIELD else e
+
+    def entries(self, start: int, count: int) -> list[CqEntry]:
+        return [CqEntry(*t) for t in ENTRY.iter_unpack(self.read_raw(start, count))]
+
+    def last_entry(self) -> CqEntry | None:
+        return self.entry(self.max_offset - 1) if self.max_offset > self.min_offset else None
+
+    def first_offset_at_or_after_phys(self, phys: int) -> int:
+        """Smallest logical offset whose entry points at or after ``phys`` (binary search)."""
+        offsets = range(self.min_offset, self.max_offset)
+
+        def key(q: int) -> int:
+            e = self.entry(q)
+            return -1 if e is None else e.physical_offset
+
+        i = bisect.bisect_left(offsets, phys, key=key)
+        return self.min_offset + i
+
+    # -- retention ---------------------------------------------------------------------------------
+
+    def _skip_leading_blanks(self) -> None:
+        while self.min_offset < self.max_offset:
+            raw = self.file.read(self.min_offset * ENTRY_SIZE, ENTRY_SIZE)
+            if len(raw) == ENTRY_SIZE and ENTRY.unpack(raw)[1] == BLANK_SIZE_FIELD:
+                self.min_offset += 1
+            else:
+                break
+
+    def correct_min_offset(self, log_min: int) -> None:
+        """Advance ``min_offset`` past entries that point below the commit log's minimum."""
+        self.min_offset = max(self.min_offset, self.first_offset_at_or_after_phys(log_min))
+
+    def delete_files_below(self, log_min: int) -> int:
+        """Delete whole files whose entries all point below ``log_min``; returns files deleted."""
+        deleted = 0
+        seg_size = self.file.segment_size
+        while len(self.file.segments) > 1:
+            first = self.file.segments[0]
+            raw = self.file.read(first.start + seg_size - ENTRY_SIZE, ENTRY_SIZE)
+            if len(raw) < ENTRY_SIZE:
+                break
+            phys, size, _tags = ENTRY.unpack(raw)
+            if size != BLANK_SIZE_FIELD and phys >= log_min:
+                break
+            self.file.delete_first()
+            deleted += 1
+        self.min_offset = max(self.min_offset, self.file.min_offset // ENTRY_SIZE)
+        self.correct_min_offset(log_min)
+        return deleted
+
+    # -- durability --------------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()

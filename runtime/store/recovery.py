@@ -1,0 +1,296 @@
+"""Open a store: lock it, check the commit log, bring consume queues and the index in line.
+
+Steps (STORE.md "Recovery"):
+
+1. Take ``<root>/lock``; note whether ``abort`` exists (the last run died).
+2. Load the checkpoint; load commit-log segments, consume queues and index files.
+3. Choose where to start: the checkpoint's ``safe_offset`` (or the commit log's first byte when
+   there is no usable checkpoint), moved earlier when a consume queue is shorter than the
+   checkpoint says (its files were deleted or cut) or the index lags.
+4. One pass over the commit log from there checks every record (magic, lengths, CRC); the first
+   invalid byte is the end. Records are re-dispatched to consume queues (idempotent) and the index
+   on the way. A consume queue with a hole that the pass cannot fill restarts the pass from the
+   log's first byte.
+5. Damage with valid records *after* it is not a torn tail: the store refuses to start
+   (StoreError) rather than silently drop acknowledged records. Otherwise the tail is truncated
+   and the number of bytes is logged.
+6. Consume-queue and index entries pointing past the end are dropped; next queue offsets are the
+   consume queues' ends. Everything is fsynced, a fresh checkpoint written, ``abort`` created.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import defaultdict
+from typing import NamedTuple
+
+from loguru import logger
+
+from runtime.errors import StoreError
+from runtime.store import checkpoint as ckpt
+from runtime.store import record as R
+from runtime.store.commitlog import CommitLog, ScanResult
+from runtime.store.consumequeue import ConsumeQueue, QueueGap, list_queues
+from runtime.store.index import IndexService
+from runtime.store.lockfile import StoreLock, abort_exists, create_abort
+from runtime.store.settings import StoreSettings
+from runtime.store.storage import OS_FS, FileSystem
+
+QueueKey = tuple[str, int]
+_BATCH = 4096
+
+
+class RecoveryReport(NamedTuple):
+    unclean: bool
+    scan_start: int
+    log_end: int
+    truncated_bytes: int
+    problem: str | None
+    reput_from: int
+    reput_records: int
+    queues_rebuilt: list[QueueKey]
+    index_dropped: int
+    seconds: float
+
+
+class OpenStore(NamedTuple):
+    """Everything recovery hands to the actors."""
+
+    settings: StoreSettings
+    lock: StoreLock
+    log: CommitLog
+    queues: dict[QueueKey, ConsumeQueue]
+    index: IndexService | None
+    next_offsets: dict[QueueKey, int]
+    report: RecoveryReport
+
+
+def open_store(settings: StoreSettings, fs: FileSystem = OS_FS) -> OpenStore:
+    """Lock, recover and open the store at ``settings.root`` (see the module docstring)."""
+    os.makedirs(settings.root, exist_ok=True)
+    lock = StoreLock(settings.root)
+    try:
+        return _recover(settings, fs, lock)
+    except BaseException:
+        lock.release()
+        raise
+
+
+def _recover(settings: StoreSettings, fs: FileSystem, lock: StoreLock) -> OpenStore:
+    t0 = time.monotonic()
+    root = settings.root
+    unclean = abort_exists(root)
+    if unclean:
+        logger.warning("store {}: abort marker found: the last run did not stop cleanly", root)
+    cp = ckpt.load(root)
+    log = CommitLog(
+        settings.commitlog_dir,
+        settings.commitlog_segment_size,
+        fs,
+        store_host=settings.store_host_bytes,
+        store_port=settings.store_port,
+        delay_levels=settings.delay_levels,
+    )
+    log_min = log.min_offset
+    data_end = log.write_offset
+    queues = {
+        key: ConsumeQueue(root, key[0], key[1], settings.cq_entries_per_file, fs)
+        for key in list_queues(root)
+    }
+    index = (
+        IndexService(root, settings.index_slots, settings.index_capacity)
+        if settings.message_index_enable
+        else None
+    )
+
+    # -- where to start ------------------------------------------------------------------------
+    if cp is not None and log_min <= cp.safe_offset <= data_end:
+        scan_start = cp.safe_offset
+    else:
+        if cp is not None:
+            logger.warning(
+                "store {}: checkpoint offset {} outside the commit log [{}, {}]: full scan",
+                root,
+                cp.safe_offset,
+                log_min,
+                data_end,
+            )
+        scan_start = log_min
+    reput_from = scan_start
+    rebuilt: list[QueueKey] = []
+    expected = {(q.topic, q.queue_id): q.next_offset for q in cp.queues} if cp else {}
+    for key, want in expected.items():
+        cq = queues.get(key)
+        if cq is None or cq.max_offset < want:
+            rebuilt.append(key)
+            last = cq.last_entry() if cq is not None else None
+            reput_from = min(reput_from, last.physical_offset if last else log_min)
+    if cp is None:
+        reput_from = log_min
+    if index is not None:
+        ie = index.end_phys
+        reput_from = min(reput_from, ie if ie is not None else log_min)
+    reput_from = max(reput_from, log_min)
+
+    # -- one checking, re-dispatching pass -------------------------------------------------------
+    while True:
+        try:
+            scan, reput_records = _pass(settings, fs, log, queues, index, reput_from, root)
+            break
+        except QueueGap as gap:
+            if reput_from <= log_min:
+                raise StoreError(
+                    gap.path, f"{gap.problem}; the commit log no longer holds the missing records"
+                ) from gap
+            logger.warning("store {}: {}: re-dispatching the whole commit log", root, gap)
+            rebuilt.append((gap.topic, gap.queue_id))
+            reput_from = log_min
+
+    log_end = scan.end
+    truncated = 0
+    if scan.problem is not None or log_end != data_end:
+        _refuse_mid_log_damage(log, scan)
+        truncated = log.segments.truncate(log_end)
+        if truncated:
+            logger.warning(
+                "store {}: commit log truncated at {}: {} bytes dropped ({})",
+                root,
+                log_end,
+                truncated,
+                scan.problem or "end of data",
+            )
+
+    # -- trim derived data to the log --------------------------------------------------------------
+    log_min = log.min_offset
+    next_offsets: dict[QueueKey, int] = {}
+    for key, cq in queues.items():
+        dropped = cq.truncate_past(log_end)
+        if dropped:
+            logger.warning("store {}: {}/{}: dropped {} entries past the log", root, *key, dropped)
+        cq.correct_min_offset(log_min)
+        next_offsets[key] = cq.max_offset
+    index_dropped = 0
+    if index is not None:
+        index_dropped = index.recover(log_min, log_end)
+
+    # -- make it durable and mark the store open ---------------------------------------------
+    log.segments.flush()
+    for cq in queues.values():
+        cq.flush()
+    if index is not None:
+        index.flush()
+    ckpt.save(root, make_checkpoint(log_end, log_min, next_offsets))
+    create_abort(root)
+    report = RecoveryReport(
+        unclean,
+        scan_start,
+        log_end,
+        truncated,
+        scan.problem,
+        reput_from,
+        reput_records,
+        sorted(set(rebuilt)),
+        index_dropped,
+        time.monotonic() - t0,
+    )
+    logger.info(
+        "store {}: recovered in {:.3f}s: log [{}, {}), {} records re-dispatched from {}, "
+        "{} queues, {} rebuilt",
+        root,
+        report.seconds,
+        log_min,
+        log_end,
+        reput_records,
+        reput_from,
+        len(queues),
+        len(report.queues_rebuilt),
+    )
+    return OpenStore(settings, lock, log, queues, index, next_offsets, report)
+
+
+def make_checkpoint(safe: int, log_min: int, next_offsets: dict[QueueKey, int]) -> ckpt.Checkpoint:
+    return ckpt.Checkpoint(
+        safe_offset=safe,
+        log_min_offset=log_min,
+        timestamp=int(time.time() * 1000),
+        queues=[ckpt.QueuePoint(t, q, n) for (t, q), n in sorted(next_offsets.items())],
+    )
+
+
+def _pass(
+    settings: StoreSettings,
+    fs: FileSystem,
+    log: CommitLog,
+    queues: dict[QueueKey, ConsumeQueue],
+    index: IndexService | None,
+    start: int,
+    root: str,
+) -> tuple[ScanResult, int]:
+    pending: dict[QueueKey, list[tuple[int, int, int, int]]] = defaultdict(list)
+    index_batch: list[R.DispatchEntry] = []
+    levels = settings.delay_levels
+    count = 0
+
+    def drain() -> None:
+        for key, entries in pending.items():
+            cq = queues.get(key)
+            if cq is None:
+                cq = queues[key] = ConsumeQueue(
+                    root, key[0], key[1], settings.cq_entries_per_file, fs
+                )
+            cq.append(entries)
+        pending.clear()
+        if index is not None:
+            index.put_entries(index_batch)
+        index_batch.clear()
+
+    def on_record(buf: memoryview, pos: int, size: int, phys: int) -> None:
+        nonlocal count
+        e = R.dispatch_entry_at(buf, pos, size, levels)
+        if R.takes_queue_offset(e.sys_flag):
+            pending[(e.topic, e.queue_id)].append(
+                (e.queue_offset, e.physical_offset, e.size, e.tags_code)
+            )
+        if index is not None:
+            index_batch.append(e)
+        count += 1
+        if count % _BATCH == 0:
+            drain()
+
+    scan = log.scan(start, on_record, verify_crc=True)
+    drain()
+    return scan, count
+
+
+def _refuse_mid_log_damage(log: CommitLog, scan: ScanResult) -> None:
+    """Raise StoreError when valid records follow the damage at ``scan.end``."""
+    if scan.problem is None:
+        return
+    end = scan.end
+    segs = log.segments
+    seg = segs.segment_at(end)
+    if seg is not None:
+        head = log.segments.read(end, 8)
+        if len(head) == 8:
+            size = int.from_bytes(head[:4], "big", signed=True)
+            magic = int.from_bytes(head[4:8], "big")
+            if magic == R.MAGIC and R.MIN_RECORD_SIZE <= size < log.segment_size:
+                nxt = log.read_record_bytes(end + size)
+                if nxt is not None:
+                    raise StoreError(
+                        seg.file.path,
+                        f"corrupt record at commit-log offset {end} ({scan.problem}) is followed "
+                        "by valid records: refusing to truncate acknowledged data; restore this "
+                        "segment from a replica or backup",
+                    )
+    for later in segs.segments:
+        if later.start > end and later.file.size() > 0:
+            first = log.read_record_bytes(later.start)
+            blank = R.check_record(later.file.pread(8, 0), 0).blank
+            if first is not None or blank:
+                raise StoreError(
+                    later.file.path,
+                    f"commit log is damaged at offset {end} ({scan.problem}) but later "
+                    "segments hold valid records: refusing to truncate acknowledged data",
+                )
