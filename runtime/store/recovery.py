@@ -21,6 +21,7 @@ Steps (STORE.md "Recovery"):
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections import defaultdict
 from typing import NamedTuple
@@ -31,7 +32,7 @@ from runtime.errors import StoreError
 from runtime.store import checkpoint as ckpt
 from runtime.store import record as R
 from runtime.store.commitlog import CommitLog, ScanResult
-from runtime.store.consumequeue import ConsumeQueue, QueueGap, list_queues
+from runtime.store.consumequeue import ConsumeQueue, QueueGap, list_queues, queue_dir
 from runtime.store.index import IndexService
 from runtime.store.lockfile import StoreLock, abort_exists, create_abort
 from runtime.store.settings import StoreSettings
@@ -94,10 +95,17 @@ def _recover(settings: StoreSettings, fs: FileSystem, lock: StoreLock) -> OpenSt
     )
     log_min = log.min_offset
     data_end = log.write_offset
-    queues = {
-        key: ConsumeQueue(root, key[0], key[1], settings.cq_entries_per_file, fs)
-        for key in list_queues(root)
-    }
+    queues: dict[QueueKey, ConsumeQueue] = {}
+    damaged: list[QueueKey] = []
+    for key in list_queues(root):
+        try:
+            queues[key] = ConsumeQueue(root, key[0], key[1], settings.cq_entries_per_file, fs)
+        except StoreError as exc:
+            logger.warning(
+                "store {}: consume queue {}/{} unusable ({}): rebuilding", root, *key, exc
+            )
+            shutil.rmtree(queue_dir(root, *key))
+            damaged.append(key)
     index = (
         IndexService(root, settings.index_slots, settings.index_capacity)
         if settings.message_index_enable
@@ -105,7 +113,12 @@ def _recover(settings: StoreSettings, fs: FileSystem, lock: StoreLock) -> OpenSt
     )
 
     # -- where to start ------------------------------------------------------------------------
-    if cp is not None and log_min <= cp.safe_offset <= data_end:
+    next_segment = log.segments.segment_end(data_end - 1) if data_end else 0
+    if (
+        cp is not None
+        and log_min <= cp.safe_offset
+        and (cp.safe_offset <= data_end or cp.safe_offset == next_segment)
+    ):
         scan_start = cp.safe_offset
     else:
         if cp is not None:
@@ -118,7 +131,9 @@ def _recover(settings: StoreSettings, fs: FileSystem, lock: StoreLock) -> OpenSt
             )
         scan_start = log_min
     reput_from = scan_start
-    rebuilt: list[QueueKey] = []
+    rebuilt: list[QueueKey] = list(damaged)
+    if damaged:
+        reput_from = log_min
     expected = {(q.topic, q.queue_id): q.next_offset for q in cp.queues} if cp else {}
     for key, want in expected.items():
         cq = queues.get(key)
