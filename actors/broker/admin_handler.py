@@ -1,0 +1,181 @@
+"""Offsets, lookups and administration requests of the broker.
+
+QUERY_CONSUMER_OFFSET (14), UPDATE_CONSUMER_OFFSET (15), GET_MAX_OFFSET (30), GET_MIN_OFFSET (31),
+SEARCH_OFFSET_BY_TIMESTAMP (29), GET_EARLIEST_MSG_STORETIME (32), QUERY_MESSAGE (12),
+VIEW_MESSAGE_BY_ID (33), UPDATE_AND_CREATE_TOPIC (17), GET_ALL_TOPIC_CONFIG (21),
+UPDATE_AND_CREATE_SUBSCRIPTIONGROUP (200), GET_BROKER_CONFIG (26).
+"""
+
+from __future__ import annotations
+
+from actors.broker.context import BrokerContext, reply
+from config import dump_properties
+from runtime.remoting.bodies import (
+    SubscriptionGroupConfig,
+    TopicConfig,
+    TopicConfigSerializeWrapper,
+    decode_body,
+    encode_body,
+)
+from runtime.remoting.codes import ResponseCode
+from runtime.remoting.command import RemotingCommand
+from runtime.remoting.headers import (
+    CreateTopicRequestHeader,
+    GetEarliestMsgStoretimeRequestHeader,
+    GetMaxOffsetRequestHeader,
+    GetMinOffsetRequestHeader,
+    QueryConsumerOffsetRequestHeader,
+    QueryMessageRequestHeader,
+    SearchOffsetRequestHeader,
+    UpdateConsumerOffsetRequestHeader,
+    ViewMessageRequestHeader,
+    decode_header,
+)
+from runtime.session import SessionHandle
+from runtime.store.record import topic_problem
+
+
+def query_consumer_offset(
+    ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
+) -> RemotingCommand:
+    h = decode_header(QueryConsumerOffsetRequestHeader, request.ext_fields, opaque=request.opaque)
+    offset = ctx.store.query_offset(h.consumer_group, h.topic, h.queue_id)
+    if offset is not None and offset >= 0:
+        return reply(request, ext_fields={"offset": offset})
+    # No offset stored for this group: a queue that still starts at 0 is read from 0 (the
+    # group sees everything); otherwise the client decides by its consume-from policy.
+    if ctx.store.min_offset(h.topic, h.queue_id) <= 0 or h.set_zero_if_not_found:
+        return reply(request, ext_fields={"offset": 0})
+    return reply(
+        request,
+        ResponseCode.QUERY_NOT_FOUND,
+        remark="Not found, maybe this group consumer boot first",
+    )
+
+
+def update_consumer_offset(
+    ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
+) -> RemotingCommand:
+    h = decode_header(UpdateConsumerOffsetRequestHeader, request.ext_fields, opaque=request.opaque)
+    if h.commit_offset >= 0:
+        ctx.store.commit_offset(h.consumer_group, h.topic, h.queue_id, h.commit_offset)
+    return reply(request)
+
+
+def max_offset(
+    ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
+) -> RemotingCommand:
+    h = decode_header(GetMaxOffsetRequestHeader, request.ext_fields, opaque=request.opaque)
+    return reply(request, ext_fields={"offset": ctx.store.max_offset(h.topic, h.queue_id)})
+
+
+def min_offset(
+    ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
+) -> RemotingCommand:
+    h = decode_header(GetMinOffsetRequestHeader, request.ext_fields, opaque=request.opaque)
+    return reply(request, ext_fields={"offset": ctx.store.min_offset(h.topic, h.queue_id)})
+
+
+def search_offset(
+    ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
+) -> RemotingCommand:
+    h = decode_header(SearchOffsetRequestHeader, request.ext_fields, opaque=request.opaque)
+    offset = ctx.store.offset_by_time(h.topic, h.queue_id, h.timestamp)
+    return reply(request, ext_fields={"offset": offset})
+
+
+def earliest_store_time(
+    ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
+) -> RemotingCommand:
+    h = decode_header(
+        GetEarliestMsgStoretimeRequestHeader, request.ext_fields, opaque=request.opaque
+    )
+    ts = ctx.store.earliest_store_time(h.topic, h.queue_id)
+    return reply(request, ext_fields={"timestamp": ts})
+
+
+def query_message(
+    ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
+) -> RemotingCommand:
+    h = decode_header(QueryMessageRequestHeader, request.ext_fields, opaque=request.opaque)
+    found = ctx.store.query_by_key(
+        h.topic, h.key, max(1, h.max_num), h.begin_timestamp, h.end_timestamp
+    )
+    if not found:
+        return reply(
+            request,
+            ResponseCode.QUERY_NOT_FOUND,
+            remark=f"can not find message, topic: {h.topic} key: {h.key}",
+        )
+    ext = {"indexLastUpdateTimestamp": 0, "indexLastUpdatePhyoffset": 0}
+    return reply(request, ext_fields=ext, body=b"".join(found))
+
+
+def view_message(
+    ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
+) -> RemotingCommand:
+    h = decode_header(ViewMessageRequestHeader, request.ext_fields, opaque=request.opaque)
+    record = ctx.store.message_at(h.offset)
+    if record is None:
+        return reply(
+            request,
+            ResponseCode.SYSTEM_ERROR,
+            remark=f"can not find message by the offset, {h.offset}",
+        )
+    return reply(request, body=record)
+
+
+def create_topic(
+    ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
+) -> RemotingCommand:
+    h = decode_header(CreateTopicRequestHeader, request.ext_fields, opaque=request.opaque)
+    problem = topic_problem(h.topic)
+    if problem is not None:
+        return reply(request, ResponseCode.SYSTEM_ERROR, remark=problem)
+    if h.topic == ctx.cfg.broker_cluster_name:
+        return reply(
+            request,
+            ResponseCode.SYSTEM_ERROR,
+            remark=f"the topic[{h.topic}] is conflict with system reserved words",
+        )
+    if h.read_queue_nums <= 0 or h.write_queue_nums <= 0 or not 0 <= h.perm <= 7:
+        return reply(
+            request,
+            ResponseCode.INVALID_PARAMETER,
+            remark="readQueueNums and writeQueueNums must be > 0 and perm in 0..7",
+        )
+    ctx.store.create_topic(
+        TopicConfig(
+            topic_name=h.topic,
+            read_queue_nums=h.read_queue_nums,
+            write_queue_nums=h.write_queue_nums,
+            perm=h.perm,
+            topic_filter_type=h.topic_filter_type,
+            topic_sys_flag=h.topic_sys_flag,
+            order=h.order,
+        )
+    )
+    ctx.register_now()
+    return reply(request)
+
+
+def all_topic_config(
+    ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
+) -> RemotingCommand:
+    wrapper = TopicConfigSerializeWrapper(topic_config_table=ctx.store.all_topics())
+    return reply(request, body=encode_body(wrapper))
+
+
+def create_subscription_group(
+    ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
+) -> RemotingCommand:
+    config = decode_body(SubscriptionGroupConfig, request.body, opaque=request.opaque)
+    ctx.store.create_subscription_group(config)
+    return reply(request)
+
+
+def broker_config(
+    ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
+) -> RemotingCommand:
+    text = dump_properties(ctx.cfg)
+    return reply(request, ext_fields={"version": "0"}, body=text.encode())

@@ -1,0 +1,88 @@
+"""Client bookkeeping requests: HEART_BEAT, UNREGISTER_CLIENT, GET_CONSUMER_LIST_BY_GROUP.
+
+Heartbeats register producer and consumer groups with their channel; a consumer group's
+``%RETRY%<group>`` topic is created on its first heartbeat (clustering only), as RocketMQ does.
+"""
+
+from __future__ import annotations
+
+from actors.broker.consumer_manager import ConsumerHeartbeat
+from actors.broker.context import BrokerContext, reply
+from runtime.remoting.bodies import (
+    ConsumerListBody,
+    HeartbeatData,
+    decode_body,
+    encode_body,
+)
+from runtime.remoting.codes import ResponseCode
+from runtime.remoting.command import RemotingCommand
+from runtime.remoting.headers import (
+    GetConsumerListByGroupRequestHeader,
+    UnregisterClientRequestHeader,
+    decode_header,
+)
+from runtime.session import SessionHandle
+
+RETRY_PREFIX = "%RETRY%"
+
+
+def heartbeat(
+    ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
+) -> RemotingCommand:
+    data = decode_body(HeartbeatData, request.body, opaque=request.opaque)
+    session.state["client_id"] = data.client_id
+    producers = ctx.proxy(ctx.producers)
+    for producer in data.producer_data_set:
+        producers.register(producer.group_name, data.client_id, session)
+    consumers = ctx.proxy(ctx.consumers)
+    for consumer in data.consumer_data_set:
+        if consumer.message_model == "CLUSTERING":
+            ctx.store.ensure_retry_topic(RETRY_PREFIX + consumer.group_name)
+        ctx.ask(
+            consumers.register(
+                ConsumerHeartbeat(
+                    group=consumer.group_name,
+                    client_id=data.client_id,
+                    session=session,
+                    consume_type=str(consumer.consume_type),
+                    message_model=str(consumer.message_model),
+                    consume_from_where=str(consumer.consume_from_where),
+                    subscriptions=tuple(consumer.subscription_data_set),
+                )
+            )
+        )
+    return reply(request)
+
+
+def unregister_client(
+    ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
+) -> RemotingCommand:
+    h = decode_header(UnregisterClientRequestHeader, request.ext_fields, opaque=request.opaque)
+    if h.producer_group:
+        ctx.ask(ctx.proxy(ctx.producers).unregister(h.producer_group, h.client_id))
+    if h.consumer_group:
+        ctx.ask(ctx.proxy(ctx.consumers).unregister(h.consumer_group, h.client_id))
+    return reply(request)
+
+
+def consumer_list(
+    ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
+) -> RemotingCommand:
+    h = decode_header(
+        GetConsumerListByGroupRequestHeader, request.ext_fields, opaque=request.opaque
+    )
+    ids = ctx.ask(ctx.proxy(ctx.consumers).consumer_ids(h.consumer_group))
+    if not ids:
+        return reply(
+            request,
+            ResponseCode.SYSTEM_ERROR,
+            remark=f"no consumer for this group, {h.consumer_group}",
+        )
+    return reply(request, body=encode_body(ConsumerListBody(consumer_id_list=ids)))
+
+
+def channel_closed(ctx: BrokerContext, session: SessionHandle) -> None:
+    for name in (ctx.consumers, ctx.producers):
+        ref = ctx.directory.get(name)
+        if ref is not None:
+            ref.proxy().channel_closed(session.session_id)

@@ -1,0 +1,161 @@
+"""ConsumerManager: the broker's live consumer groups (RocketMQ's ConsumerManager).
+
+Messages (proxy methods; none blocks):
+- ``register(ConsumerHeartbeat)`` -> True when the group's membership changed
+- ``unregister(group, client_id)`` -> None
+- ``channel_closed(session_id)`` -> None (drops every client of that connection)
+- ``scan_expired(expire_s)`` -> dropped client ids (every 10 s by its own timer)
+- ``consumer_ids(group)`` -> sorted client ids
+- ``subscription(group, topic)`` -> the group's SubscriptionData for the topic, or None
+- ``group(group)`` -> ``GroupInfo`` or None
+
+Replies nothing else. When a group's membership changes it tells every remaining member's
+session NOTIFY_CONSUMER_IDS_CHANGED (oneway), so they rebalance at once rather than within 20 s.
+State owned (memory only; clients heartbeat every 30 s): group -> client id -> channel and
+subscriptions. Durability point: none.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import msgspec
+from loguru import logger
+
+from runtime.actor import GeventActor
+from runtime.remoting.bodies import SubscriptionData
+from runtime.remoting.codes import RequestCode
+from runtime.remoting.command import RemotingCommand
+from runtime.session import SessionHandle
+
+EXPIRE_S = 120.0
+SCAN_INTERVAL_S = 10.0
+
+
+class ConsumerHeartbeat(msgspec.Struct, frozen=True, tag=True):
+    group: str
+    client_id: str
+    session: Any  # SessionHandle
+    consume_type: str
+    message_model: str
+    consume_from_where: str
+    subscriptions: tuple[SubscriptionData, ...]
+
+
+class _Client(msgspec.Struct):
+    session: Any
+    last_update: float
+
+
+class GroupInfo(msgspec.Struct):
+    group: str
+    consume_type: str
+    message_model: str
+    consume_from_where: str
+    subscriptions: dict[str, SubscriptionData]
+    clients: dict[str, _Client]
+
+
+class _Scan(msgspec.Struct, frozen=True, tag=True):
+    pass
+
+
+class ConsumerManager(GeventActor):
+    """Consumer groups and their members. See the module docstring."""
+
+    def __init__(self, *, expire_s: float = EXPIRE_S, clock: Any = time.monotonic) -> None:
+        super().__init__()
+        self.expire_s = expire_s
+        self._clock = clock
+        self._groups: dict[str, GroupInfo] = {}
+
+    def on_start(self) -> None:
+        self.send_every(SCAN_INTERVAL_S, _Scan())
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, _Scan):
+            self.scan_expired(self.expire_s)
+            return None
+        return super().on_receive(message)
+
+    def register(self, hb: ConsumerHeartbeat) -> bool:
+        info = self._groups.get(hb.group)
+        if info is None:
+            info = GroupInfo(
+                group=hb.group,
+                consume_type=hb.consume_type,
+                message_model=hb.message_model,
+                consume_from_where=hb.consume_from_where,
+                subscriptions={},
+                clients={},
+            )
+            self._groups[hb.group] = info
+        info.consume_type = hb.consume_type
+        info.message_model = hb.message_model
+        info.consume_from_where = hb.consume_from_where
+        for sub in hb.subscriptions:
+            info.subscriptions[sub.topic] = sub
+        client = info.clients.get(hb.client_id)
+        joined = client is None
+        info.clients[hb.client_id] = _Client(session=hb.session, last_update=self._clock())
+        if joined:
+            logger.info("broker: consumer {} joined group {}", hb.client_id, hb.group)
+            self._notify(info)
+        return joined
+
+    def unregister(self, group: str, client_id: str) -> None:
+        info = self._groups.get(group)
+        if info is not None and info.clients.pop(client_id, None) is not None:
+            logger.info("broker: consumer {} left group {}", client_id, group)
+            self._after_removal(info)
+
+    def channel_closed(self, session_id: int) -> None:
+        for info in list(self._groups.values()):
+            gone = [cid for cid, c in info.clients.items() if c.session.session_id == session_id]
+            for cid in gone:
+                del info.clients[cid]
+                logger.info("broker: consumer {} of {} disconnected", cid, info.group)
+            if gone:
+                self._after_removal(info)
+
+    def scan_expired(self, expire_s: float) -> list[str]:
+        now = self._clock()
+        dropped = []
+        for info in list(self._groups.values()):
+            stale = [cid for cid, c in info.clients.items() if now - c.last_update > expire_s]
+            for cid in stale:
+                del info.clients[cid]
+                dropped.append(cid)
+                logger.info("broker: consumer {} of {} expired", cid, info.group)
+            if stale:
+                self._after_removal(info)
+        return dropped
+
+    def _after_removal(self, info: GroupInfo) -> None:
+        if info.clients:
+            self._notify(info)
+        else:
+            del self._groups[info.group]
+
+    def _notify(self, info: GroupInfo) -> None:
+        for client in info.clients.values():
+            session: SessionHandle = client.session
+            session.send_oneway(
+                RemotingCommand.request(
+                    RequestCode.NOTIFY_CONSUMER_IDS_CHANGED,
+                    {"consumerGroup": info.group},
+                    oneway=True,
+                )
+            )
+
+    def consumer_ids(self, group: str) -> list[str]:
+        info = self._groups.get(group)
+        return sorted(info.clients) if info else []
+
+    def subscription(self, group: str, topic: str) -> SubscriptionData | None:
+        info = self._groups.get(group)
+        return info.subscriptions.get(topic) if info else None
+
+    def group(self, group: str) -> GroupInfo | None:
+        return self._groups.get(group)

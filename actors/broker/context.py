@@ -1,0 +1,59 @@
+"""BrokerContext: what every broker request handler needs, in one place.
+
+Handlers run in each request's own greenlet (runtime.session) and reach actors through the
+directory, always with a timeout: they are edge code and may block; actors never do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pykka
+
+from config import BrokerConfig
+from runtime.directory import Directory
+from runtime.remoting.codes import ResponseCode
+from runtime.remoting.command import RemotingCommand
+
+ASK_TIMEOUT = 5.0
+
+
+class BrokerContext:
+    """Config, directory and the directory names of this broker's actors."""
+
+    def __init__(self, cfg: BrokerConfig, directory: Directory, name: str, store: Any) -> None:
+        self.cfg = cfg
+        self.directory = directory
+        self.name = name
+        self.store = store
+        """The store facade (actors.broker.store_service.BrokerStore)."""
+        self.consumers = f"{name}/consumers"
+        self.producers = f"{name}/producers"
+        self.registrar = f"{name}/registrar"
+
+    def proxy(self, actor: str) -> Any:
+        return self.directory.require(actor).proxy()
+
+    def ask(self, future: pykka.Future[Any], timeout: float = ASK_TIMEOUT) -> Any:
+        return future.get(timeout=timeout)
+
+    def register_now(self) -> None:
+        """Tell the registrar to re-register (topics changed); harmless if it is not running."""
+        from actors.broker.registrar import RegisterNow
+
+        ref = self.directory.get(self.registrar)
+        if ref is not None:
+            ref.tell(RegisterNow())
+
+
+def reply(
+    request: RemotingCommand,
+    code: int = ResponseCode.SUCCESS,
+    remark: str | None = None,
+    ext_fields: dict[str, Any] | None = None,
+    body: bytes = b"",
+) -> RemotingCommand:
+    """Shorthand for RemotingCommand.response_to."""
+    return RemotingCommand.response_to(
+        request, code, remark=remark, ext_fields=ext_fields, body=body
+    )

@@ -1,0 +1,64 @@
+"""The broker's request processor: a table from request code to handler.
+
+Each request runs in its own greenlet (runtime.session), so a parked long-poll pull does not
+hold up the heartbeat behind it. Handlers reach actors through ``BrokerContext`` with timeouts.
+Unknown codes get REQUEST_CODE_NOT_SUPPORTED; a request that cannot be decoded gets
+SYSTEM_ERROR with the reason (the session turns ProtocolError into that reply).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from actors.broker import admin_handler, client_handler, pull_handler, send_handler
+from actors.broker.context import BrokerContext, reply
+from runtime.remoting.codes import RequestCode, ResponseCode
+from runtime.remoting.command import RemotingCommand
+from runtime.session import SessionHandle
+
+Handler = Callable[[BrokerContext, SessionHandle, RemotingCommand], RemotingCommand | None]
+
+HANDLERS: dict[int, Handler] = {
+    RequestCode.SEND_MESSAGE: send_handler.send,
+    RequestCode.SEND_MESSAGE_V2: send_handler.send,
+    RequestCode.SEND_BATCH_MESSAGE: send_handler.send,
+    RequestCode.PULL_MESSAGE: pull_handler.pull,
+    RequestCode.HEART_BEAT: client_handler.heartbeat,
+    RequestCode.UNREGISTER_CLIENT: client_handler.unregister_client,
+    RequestCode.GET_CONSUMER_LIST_BY_GROUP: client_handler.consumer_list,
+    RequestCode.QUERY_CONSUMER_OFFSET: admin_handler.query_consumer_offset,
+    RequestCode.UPDATE_CONSUMER_OFFSET: admin_handler.update_consumer_offset,
+    RequestCode.GET_MAX_OFFSET: admin_handler.max_offset,
+    RequestCode.GET_MIN_OFFSET: admin_handler.min_offset,
+    RequestCode.SEARCH_OFFSET_BY_TIMESTAMP: admin_handler.search_offset,
+    RequestCode.GET_EARLIEST_MSG_STORETIME: admin_handler.earliest_store_time,
+    RequestCode.QUERY_MESSAGE: admin_handler.query_message,
+    RequestCode.VIEW_MESSAGE_BY_ID: admin_handler.view_message,
+    RequestCode.UPDATE_AND_CREATE_TOPIC: admin_handler.create_topic,
+    RequestCode.GET_ALL_TOPIC_CONFIG: admin_handler.all_topic_config,
+    RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP: admin_handler.create_subscription_group,
+    RequestCode.GET_BROKER_CONFIG: admin_handler.broker_config,
+}
+
+
+class BrokerProcessor:
+    """Serves one broker's requests."""
+
+    def __init__(self, ctx: BrokerContext, handlers: dict[int, Handler] | None = None) -> None:
+        self.ctx = ctx
+        self.handlers = dict(HANDLERS if handlers is None else handlers)
+
+    def process(self, session: SessionHandle, request: RemotingCommand) -> RemotingCommand | None:
+        handler = self.handlers.get(request.code)
+        if handler is None:
+            if request.is_oneway:
+                return None
+            return reply(
+                request,
+                ResponseCode.REQUEST_CODE_NOT_SUPPORTED,
+                remark=f"request type {request.code} not supported",
+            )
+        return handler(self.ctx, session, request)
+
+    def on_close(self, session: SessionHandle) -> None:
+        client_handler.channel_closed(self.ctx, session)

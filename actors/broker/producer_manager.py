@@ -1,0 +1,81 @@
+"""ProducerManager: live producer groups and their channels (RocketMQ's ProducerManager).
+
+Messages (proxy methods; none blocks):
+- ``register(group, client_id, session)`` -> None (every heartbeat)
+- ``unregister(group, client_id)`` -> None
+- ``channel_closed(session_id)`` -> None
+- ``any_channel(group)`` -> a live SessionHandle of the group, or None (transaction check-back)
+- ``groups()`` -> group -> sorted client ids
+
+State owned (memory only): group -> client id -> (session, last heartbeat). Producers silent for
+120 s are dropped by the periodic scan. Durability point: none.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import msgspec
+
+from runtime.actor import GeventActor
+
+EXPIRE_S = 120.0
+
+
+class _Scan(msgspec.Struct, frozen=True, tag=True):
+    pass
+
+
+class ProducerManager(GeventActor):
+    """Producer groups and their channels."""
+
+    def __init__(self, *, expire_s: float = EXPIRE_S, clock: Any = time.monotonic) -> None:
+        super().__init__()
+        self.expire_s = expire_s
+        self._clock = clock
+        self._groups: dict[str, dict[str, tuple[Any, float]]] = {}
+        self._round = 0
+
+    def on_start(self) -> None:
+        self.send_every(10.0, _Scan())
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, _Scan):
+            now = self._clock()
+            for group, clients in list(self._groups.items()):
+                for cid, (_s, seen) in list(clients.items()):
+                    if now - seen > self.expire_s:
+                        del clients[cid]
+                if not clients:
+                    del self._groups[group]
+            return None
+        return super().on_receive(message)
+
+    def register(self, group: str, client_id: str, session: Any) -> None:
+        self._groups.setdefault(group, {})[client_id] = (session, self._clock())
+
+    def unregister(self, group: str, client_id: str) -> None:
+        clients = self._groups.get(group)
+        if clients is not None:
+            clients.pop(client_id, None)
+            if not clients:
+                del self._groups[group]
+
+    def channel_closed(self, session_id: int) -> None:
+        for group, clients in list(self._groups.items()):
+            for cid, (session, _t) in list(clients.items()):
+                if session.session_id == session_id:
+                    del clients[cid]
+            if not clients:
+                del self._groups[group]
+
+    def any_channel(self, group: str) -> Any:
+        clients = [s for s, _t in self._groups.get(group, {}).values() if s.alive]
+        if not clients:
+            return None
+        self._round += 1
+        return clients[self._round % len(clients)]
+
+    def groups(self) -> dict[str, list[str]]:
+        return {g: sorted(c) for g, c in self._groups.items()}

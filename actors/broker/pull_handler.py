@@ -1,0 +1,130 @@
+"""PULL_MESSAGE (11) with long polling (RocketMQ's PullMessageProcessor + PullRequestHoldService).
+
+A pull that finds nothing new and carries the SUSPEND flag is held in its own greenlet for up to
+``suspendTimeoutMillis``: it waits on the queue's arrival notification (rechecking every 5 s),
+answers as soon as a matching message is there, and otherwise answers PULL_NOT_FOUND with
+``nextBeginOffset`` = the requested offset. Tag filtering uses the tag hash in the consume queue;
+clients re-check tag strings, as RocketMQ's do. Every response carries nextBeginOffset,
+minOffset, maxOffset and suggestWhichBrokerId as strings.
+"""
+
+from __future__ import annotations
+
+import time
+
+from actors.broker.context import BrokerContext, reply
+from actors.broker.store_port import GetOutcome
+from runtime.remoting.bodies import SUB_ALL, tags_of
+from runtime.remoting.codes import ResponseCode
+from runtime.remoting.command import RemotingCommand
+from runtime.remoting.headers import PullMessageRequestHeader, decode_header
+from runtime.remoting.properties import tag_hash
+from runtime.session import SessionHandle
+
+PERM_READ = 4
+FLAG_COMMIT_OFFSET, FLAG_SUSPEND, FLAG_SUBSCRIPTION = 1, 2, 4
+RECHECK_S = 5.0
+MAX_MSG_BYTES = 256 * 1024 * 1024
+NOT_FOUND = ("OFFSET_OVERFLOW_ONE", "OFFSET_FOUND_NULL")
+RETRY_NOW = ("NO_MATCHED_MESSAGE", "MESSAGE_WAS_REMOVING")
+MOVED = ("OFFSET_OVERFLOW_BADLY", "OFFSET_TOO_SMALL")
+
+
+def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -> RemotingCommand:
+    h = decode_header(PullMessageRequestHeader, request.ext_fields, opaque=request.opaque)
+    if not ctx.cfg.broker_permission & PERM_READ:
+        return reply(
+            request,
+            ResponseCode.NO_PERMISSION,
+            remark=f"the broker[{ctx.cfg.broker_name}] pulling message is forbidden",
+        )
+    config = ctx.store.topic(h.topic)
+    if config is None:
+        return reply(
+            request,
+            ResponseCode.TOPIC_NOT_EXIST,
+            remark=f"topic[{h.topic}] not exist, apply first please!",
+        )
+    if not config.perm & PERM_READ:
+        return reply(
+            request,
+            ResponseCode.NO_PERMISSION,
+            remark=f"the topic[{h.topic}] pulling message is forbidden",
+        )
+    if h.queue_id < 0 or h.queue_id >= config.read_queue_nums:
+        return reply(
+            request,
+            ResponseCode.SYSTEM_ERROR,
+            remark=f"queueId[{h.queue_id}] is illegal, topic:[{h.topic}] topicConfig."
+            f"readQueueNums:[{config.read_queue_nums}] consumer:[{session.remote_address}]",
+        )
+    expression_type = (h.expression_type or "TAG").upper()
+    if expression_type != "TAG":
+        return reply(
+            request,
+            ResponseCode.SUBSCRIPTION_PARSE_FAILED,
+            remark=f"expression type {expression_type} is not supported "
+            "(enablePropertyFilter is off on this broker)",
+        )
+    tag_codes = _tag_codes(ctx, h)
+    if h.sys_flag & FLAG_COMMIT_OFFSET and h.commit_offset > 0 and ctx.cfg.is_master:
+        ctx.store.commit_offset(h.consumer_group, h.topic, h.queue_id, h.commit_offset)
+
+    max_bytes = h.max_msg_bytes if h.max_msg_bytes and h.max_msg_bytes > 0 else MAX_MSG_BYTES
+    max_nums = max(1, min(h.max_msg_nums, 1024))
+
+    def get() -> GetOutcome:
+        return ctx.store.get_messages(
+            h.consumer_group, h.topic, h.queue_id, h.queue_offset, max_nums, max_bytes, tag_codes
+        )
+
+    outcome = get()
+    suspend = bool(h.sys_flag & FLAG_SUSPEND) and h.suspend_timeout_millis > 0
+    if _is_not_found(outcome, h.queue_offset) and suspend:
+        hold_s = h.suspend_timeout_millis / 1000
+        if not ctx.cfg.long_polling_enable:
+            hold_s = min(hold_s, ctx.cfg.short_polling_time_mills / 1000)
+        deadline = time.monotonic() + hold_s
+        while _is_not_found(outcome, h.queue_offset):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            ctx.store.wait_arrival(h.topic, h.queue_id, h.queue_offset, min(remaining, RECHECK_S))
+            outcome = get()
+    return _respond(request, outcome, h.queue_offset)
+
+
+def _tag_codes(ctx: BrokerContext, h: PullMessageRequestHeader) -> frozenset[int] | None:
+    expression = h.subscription if h.sys_flag & FLAG_SUBSCRIPTION else None
+    if expression is None:
+        sub = ctx.ask(ctx.proxy(ctx.consumers).subscription(h.consumer_group, h.topic))
+        expression = sub.sub_string if sub is not None else SUB_ALL
+    tags = tags_of(expression)
+    if not tags:
+        return None
+    return frozenset(tag_hash(t) for t in tags)
+
+
+def _is_not_found(outcome: GetOutcome, offset: int) -> bool:
+    if outcome.status in NOT_FOUND:
+        return True
+    return outcome.status in ("NO_MESSAGE_IN_QUEUE", "NO_MATCHED_LOGIC_QUEUE") and offset == 0
+
+
+def _respond(request: RemotingCommand, outcome: GetOutcome, offset: int) -> RemotingCommand:
+    status = outcome.status
+    ext = {
+        "nextBeginOffset": outcome.next_begin_offset,
+        "minOffset": outcome.min_offset,
+        "maxOffset": outcome.max_offset,
+        "suggestWhichBrokerId": 0,
+    }
+    if status == "FOUND" and outcome.body:
+        return reply(request, ResponseCode.SUCCESS, ext_fields=ext, body=outcome.body)
+    if status == "FOUND" or status in RETRY_NOW:
+        return reply(request, ResponseCode.PULL_RETRY_IMMEDIATELY, ext_fields=ext)
+    if _is_not_found(outcome, offset):
+        ext["nextBeginOffset"] = offset
+        return reply(request, ResponseCode.PULL_NOT_FOUND, ext_fields=ext)
+    # Offset out of range (too small, too big, or a queue with nothing at this offset).
+    return reply(request, ResponseCode.PULL_OFFSET_MOVED, ext_fields=ext, remark=status)

@@ -1,0 +1,160 @@
+"""NamesrvRegistrar: registers this broker with every configured name server (RocketMQ's
+BrokerOuterAPI.registerBrokerAll).
+
+Messages:
+- ``RegisterNow`` (tell): register at once (topics changed); also its own timer every
+  ``registerNameServerPeriod`` (30 s) and once at start.
+- ``Registered(namesrv, master_addr, ha_server_addr)`` (tell, from its own greenlets).
+- ``master_addr()`` (proxy) -> the master address the name server reported (slaves), or None.
+State owned: one outbound connection per name server, the data version of the topic table.
+Network round trips run in greenlets of their own, so the actor never waits on the network.
+On stop it unregisters from every name server (best effort, short timeout).
+Durability point: none.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+import gevent
+import msgspec
+import pykka
+from loguru import logger
+
+from config import BrokerConfig
+from runtime.actor import GeventActor
+from runtime.remoting.bodies import (
+    DataVersion,
+    RegisterBrokerBody,
+    TopicConfig,
+    TopicConfigSerializeWrapper,
+    encode_body,
+)
+from runtime.remoting.codes import RequestCode, ResponseCode
+from runtime.remoting.command import RemotingCommand
+from runtime.session import SessionHandle, connect
+
+REGISTER_TIMEOUT_S = 6.0
+
+TopicTable = Callable[[], dict[str, TopicConfig]]
+"""Returns the broker's current topic table; called from the registrar's greenlets."""
+
+
+class RegisterNow(msgspec.Struct, frozen=True, tag=True):
+    pass
+
+
+class Registered(msgspec.Struct, frozen=True, tag=True):
+    namesrv: str
+    master_addr: str | None
+    ha_server_addr: str | None
+
+
+class NamesrvRegistrar(GeventActor):
+    """Keeps this broker registered with every name server."""
+
+    def __init__(self, cfg: BrokerConfig, topic_table: TopicTable) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.topic_table = topic_table
+        self.namesrvs = [f"{h}:{p}" for h, p in cfg.namesrv_addresses()]
+        self._sessions: dict[str, SessionHandle] = {}
+        self._counter = 0
+        self._master_addr: str | None = None
+        self._ha_master_addr: str | None = None
+
+    def on_start(self) -> None:
+        if not self.namesrvs:
+            logger.warning("{}: no namesrvAddr configured; not registering", self._label())
+            return
+        self.actor_ref.tell(RegisterNow())
+        self.send_every(self.cfg.register_name_server_period / 1000, RegisterNow())
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, RegisterNow):
+            self._counter += 1
+            request = self._request()
+            for namesrv in self.namesrvs:
+                gevent.spawn(self._register_one, namesrv, request)
+        elif isinstance(message, Registered):
+            if message.master_addr:
+                self._master_addr = message.master_addr
+            if message.ha_server_addr:
+                self._ha_master_addr = message.ha_server_addr
+        else:
+            return super().on_receive(message)
+        return None
+
+    def master_addr(self) -> str | None:
+        return self._master_addr
+
+    def ha_master_addr(self) -> str | None:
+        return self._ha_master_addr
+
+    def on_stop(self) -> None:
+        header = {
+            "brokerName": self.cfg.broker_name,
+            "brokerAddr": self.cfg.broker_addr(),
+            "clusterName": self.cfg.broker_cluster_name,
+            "brokerId": self.cfg.broker_id,
+        }
+        for namesrv, session in list(self._sessions.items()):
+            try:
+                session.call(
+                    RemotingCommand.request(RequestCode.UNREGISTER_BROKER, header), timeout=1.0
+                )
+            except (pykka.Timeout, ConnectionError, OSError) as exc:
+                logger.debug("{}: unregister from {} failed: {}", self._label(), namesrv, exc)
+            session.close()
+        self._sessions.clear()
+
+    def _label(self) -> str:
+        return f"{self.cfg.broker_name}/{self.cfg.broker_id}"
+
+    def _request(self) -> RemotingCommand:
+        wrapper = TopicConfigSerializeWrapper(
+            topic_config_table=self.topic_table(),
+            data_version=DataVersion(timestamp=int(time.time() * 1000), counter=self._counter),
+        )
+        body = encode_body(RegisterBrokerBody(topic_config_serialize_wrapper=wrapper))
+        header = {
+            "brokerName": self.cfg.broker_name,
+            "brokerAddr": self.cfg.broker_addr(),
+            "clusterName": self.cfg.broker_cluster_name,
+            "haServerAddr": self.cfg.ha_addr(),
+            "brokerId": self.cfg.broker_id,
+            "compressed": False,
+        }
+        return RemotingCommand.request(RequestCode.REGISTER_BROKER, header, body)
+
+    def _register_one(self, namesrv: str, request: RemotingCommand) -> None:
+        request = msgspec.structs.replace(request, opaque=RemotingCommand.request(0).opaque)
+        try:
+            session = self._sessions.get(namesrv)
+            if session is None or not session.alive:
+                session = connect(namesrv, role=f"{self._label()}->namesrv")
+                self._sessions[namesrv] = session
+            reply = session.call(request, timeout=REGISTER_TIMEOUT_S)
+        except (pykka.Timeout, ConnectionError, OSError) as exc:
+            logger.warning("{}: register with {} failed: {}", self._label(), namesrv, exc)
+            return
+        if reply.code != ResponseCode.SUCCESS:
+            logger.warning(
+                "{}: {} refused registration: {} {}",
+                self._label(),
+                namesrv,
+                reply.code,
+                reply.remark,
+            )
+            return
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.actor_ref.tell(
+                Registered(
+                    namesrv,
+                    reply.ext_fields.get("masterAddr") or None,
+                    reply.ext_fields.get("haServerAddr") or None,
+                )
+            )

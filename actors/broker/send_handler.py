@@ -1,0 +1,153 @@
+"""SEND_MESSAGE (10), SEND_MESSAGE_V2 (310) and SEND_BATCH_MESSAGE (320).
+
+Checks, in RocketMQ's order: broker write permission, topic (auto-created from the producer's
+default topic when autoCreateTopicEnable), topic write permission, queue id; then the store
+validates sizes and answers MESSAGE_ILLEGAL before anything is written. A batch flag under any
+send code means the body is a batch. The reply waits for the store's durability condition and
+maps its status to RocketMQ's response codes (SUCCESS, FLUSH_DISK_TIMEOUT, FLUSH_SLAVE_TIMEOUT,
+SLAVE_NOT_AVAILABLE: all "stored"; anything else: not stored).
+"""
+
+from __future__ import annotations
+
+import random
+
+from actors.broker.context import BrokerContext, reply
+from runtime.remoting.batch import decode_batch
+from runtime.remoting.bodies import TopicConfig
+from runtime.remoting.codes import RequestCode, ResponseCode
+from runtime.remoting.command import RemotingCommand
+from runtime.remoting.headers import SendMessageRequestHeader, decode_send_header
+from runtime.remoting.properties import UNIQ_KEY, decode_properties
+from runtime.session import SessionHandle
+from runtime.store.record import PutRecord, host_bytes, topic_problem
+
+PERM_READ, PERM_WRITE = 4, 2
+TBW102 = "TBW102"
+RETRY_PREFIX = "%RETRY%"
+
+STATUS_CODES: dict[str, int] = {
+    "PUT_OK": ResponseCode.SUCCESS,
+    "FLUSH_DISK_TIMEOUT": ResponseCode.FLUSH_DISK_TIMEOUT,
+    "FLUSH_SLAVE_TIMEOUT": ResponseCode.FLUSH_SLAVE_TIMEOUT,
+    "SLAVE_NOT_AVAILABLE": ResponseCode.SLAVE_NOT_AVAILABLE,
+    "MESSAGE_ILLEGAL": ResponseCode.MESSAGE_ILLEGAL,
+    "PROPERTIES_SIZE_EXCEEDED": ResponseCode.MESSAGE_ILLEGAL,
+    "SERVICE_NOT_AVAILABLE": ResponseCode.SERVICE_NOT_AVAILABLE,
+    "OS_PAGE_CACHE_BUSY": ResponseCode.SYSTEM_BUSY,
+    "CREATE_MAPPED_FILE_FAILED": ResponseCode.SYSTEM_ERROR,
+    "UNKNOWN_ERROR": ResponseCode.SYSTEM_ERROR,
+}
+
+
+def send(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -> RemotingCommand:
+    h = decode_send_header(request.code, request.ext_fields, opaque=request.opaque)
+    if not ctx.cfg.broker_permission & PERM_WRITE or not ctx.cfg.is_master:
+        return reply(
+            request,
+            ResponseCode.NO_PERMISSION,
+            remark=f"the broker[{ctx.cfg.broker_name}/{ctx.cfg.broker_id}] sending message is "
+            "forbidden",
+        )
+    problem = topic_problem(h.topic)
+    if problem is not None:
+        return reply(request, ResponseCode.MESSAGE_ILLEGAL, remark=problem)
+    config = ctx.store.topic(h.topic)
+    if config is None:
+        config = _auto_create(ctx, h)
+        if config is None:
+            return reply(
+                request,
+                ResponseCode.TOPIC_NOT_EXIST,
+                remark=f"topic[{h.topic}] not exist, apply first please!",
+            )
+    if not config.perm & PERM_WRITE:
+        return reply(
+            request,
+            ResponseCode.NO_PERMISSION,
+            remark=f"the topic[{h.topic}] sending message is forbidden",
+        )
+    queue_id = h.queue_id
+    if queue_id < 0:
+        queue_id = random.randrange(config.write_queue_nums)
+    if queue_id >= config.write_queue_nums:
+        return reply(
+            request,
+            ResponseCode.SYSTEM_ERROR,
+            remark=f"queueId[{queue_id}] is illegal, topic[{h.topic}] writeQueueNums: "
+            f"{config.write_queue_nums}",
+        )
+    is_batch = h.batch or request.code == RequestCode.SEND_BATCH_MESSAGE
+    records = _records(session, request, h, queue_id, is_batch)
+    if not records:
+        return reply(request, ResponseCode.MESSAGE_ILLEGAL, remark="the batch holds no message")
+    outcome = ctx.store.put(records)
+    code = STATUS_CODES.get(outcome.status, ResponseCode.SYSTEM_ERROR)
+    if code not in (
+        ResponseCode.SUCCESS,
+        ResponseCode.FLUSH_DISK_TIMEOUT,
+        ResponseCode.FLUSH_SLAVE_TIMEOUT,
+        ResponseCode.SLAVE_NOT_AVAILABLE,
+    ):
+        return reply(request, code, remark=outcome.remark or outcome.status)
+    ext: dict[str, object] = {
+        "msgId": ",".join(outcome.msg_ids),
+        "queueId": queue_id,
+        "queueOffset": outcome.queue_offset,
+    }
+    if not is_batch:
+        uniq = decode_properties(h.properties).get(UNIQ_KEY)
+        if uniq:
+            ext["transactionId"] = uniq
+    return reply(request, code, remark=outcome.remark, ext_fields=ext)
+
+
+def _auto_create(ctx: BrokerContext, h: SendMessageRequestHeader) -> TopicConfig | None:
+    """Create ``h.topic`` from its default topic (TBW102) as RocketMQ brokers do, or None."""
+    retry = h.topic.startswith(RETRY_PREFIX)
+    if not retry:
+        if not ctx.cfg.auto_create_topic_enable:
+            return None
+        default = ctx.store.topic(h.default_topic or TBW102)
+        if default is None:
+            return None
+        nums = max(1, min(h.default_topic_queue_nums, default.write_queue_nums))
+    else:
+        nums = 1
+    config = TopicConfig(
+        topic_name=h.topic,
+        read_queue_nums=nums,
+        write_queue_nums=nums,
+        perm=PERM_READ | PERM_WRITE,
+        topic_sys_flag=0,
+    )
+    ctx.store.create_topic(config)
+    ctx.register_now()
+    return ctx.store.topic(h.topic) or config
+
+
+def _records(
+    session: SessionHandle,
+    request: RemotingCommand,
+    h: SendMessageRequestHeader,
+    queue_id: int,
+    is_batch: bool,
+) -> list[PutRecord]:
+    host, _, port = session.remote_address.rpartition(":")
+    try:
+        born_host = host_bytes(host)
+    except OSError:
+        born_host = b"\x7f\x00\x00\x01"
+    common = {
+        "topic": h.topic,
+        "queue_id": queue_id,
+        "sys_flag": h.sys_flag,
+        "born_timestamp": h.born_timestamp,
+        "born_host": born_host,
+        "born_port": int(port or 0),
+        "reconsume_times": h.reconsume_times,
+    }
+    if not is_batch:
+        return [PutRecord(body=request.body, properties=h.properties, flag=h.flag, **common)]
+    entries = decode_batch(request.body, opaque=request.opaque)
+    return [PutRecord(body=e.body, properties=e.properties, flag=e.flag, **common) for e in entries]

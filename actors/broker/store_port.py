@@ -1,0 +1,68 @@
+"""StorePort: the store operations the broker's request handlers use, and nothing more.
+
+Handlers are edge code: every call may block its greenlet (never an actor) up to a timeout.
+``StoreAdapter`` in ``actors.broker.store_adapter`` implements it over the store's actors.
+Outcome statuses mirror RocketMQ's PutMessageStatus / GetMessageStatus and are compared by name.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import msgspec
+
+from runtime.remoting.bodies import SubscriptionGroupConfig, TopicConfig
+from runtime.store.record import PutRecord
+
+
+class PutOutcome(msgspec.Struct, frozen=True):
+    status: str  # PutMessageStatus name: PUT_OK, FLUSH_DISK_TIMEOUT, MESSAGE_ILLEGAL, ...
+    queue_offset: int = -1  # of the first record
+    msg_ids: tuple[str, ...] = ()  # offset message ids, one per record
+    remark: str | None = None
+
+
+class GetOutcome(msgspec.Struct, frozen=True):
+    status: str  # GetMessageStatus name: FOUND, NO_MATCHED_MESSAGE, OFFSET_OVERFLOW_ONE, ...
+    next_begin_offset: int
+    min_offset: int
+    max_offset: int
+    body: bytes = b""  # concatenated raw commit-log records
+    count: int = 0
+
+
+class StorePort(Protocol):
+    # topics
+    def topic(self, topic: str) -> TopicConfig | None: ...
+    def all_topics(self) -> dict[str, TopicConfig]: ...
+    def create_topic(self, config: TopicConfig) -> None: ...
+    def ensure_retry_topic(self, topic: str) -> None: ...
+    def create_subscription_group(self, config: SubscriptionGroupConfig) -> None: ...
+
+    # write path
+    def put(self, records: list[PutRecord]) -> PutOutcome: ...
+
+    # read path
+    def get_messages(
+        self,
+        group: str,
+        topic: str,
+        queue_id: int,
+        offset: int,
+        max_nums: int,
+        max_bytes: int,
+        tag_codes: frozenset[int] | None,
+    ) -> GetOutcome: ...
+    def wait_arrival(self, topic: str, queue_id: int, offset: int, timeout: float) -> bool: ...
+    def min_offset(self, topic: str, queue_id: int) -> int: ...
+    def max_offset(self, topic: str, queue_id: int) -> int: ...
+    def offset_by_time(self, topic: str, queue_id: int, timestamp: int) -> int: ...
+    def earliest_store_time(self, topic: str, queue_id: int) -> int: ...
+    def message_at(self, physical_offset: int) -> bytes | None: ...
+    def query_by_key(
+        self, topic: str, key: str, max_num: int, begin: int, end: int
+    ) -> list[bytes]: ...
+
+    # consumer offsets
+    def query_offset(self, group: str, topic: str, queue_id: int) -> int | None: ...
+    def commit_offset(self, group: str, topic: str, queue_id: int, offset: int) -> None: ...
