@@ -111,6 +111,18 @@ class SessionHandle:
             future.set_exception((ConnectionError, ConnectionError("session closed"), None))
         return future
 
+    def call(self, cmd: RemotingCommand, timeout: float) -> RemotingCommand:
+        """``request`` and wait up to ``timeout`` seconds (pykka.Timeout after that)."""
+        future = self.request(cmd)
+        try:
+            return future.get(timeout=timeout)
+        finally:
+            self._pending.pop(cmd.opaque, None)
+
+    def forget(self, opaque: int) -> None:
+        """Stop waiting for the response to ``opaque`` (after a timeout)."""
+        self._pending.pop(opaque, None)
+
     def close(self) -> None:
         with contextlib.suppress(pykka.ActorDeadError):
             self._ref.tell(Closed("closed by the server"))

@@ -1,0 +1,117 @@
+"""Broker-side client bookkeeping: registration with name servers, consumer groups."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import gevent
+import pytest
+
+from actors.broker.consumer_manager import ConsumerHeartbeat, ConsumerManager
+from actors.broker.producer_manager import ProducerManager
+from actors.broker.registrar import NamesrvRegistrar, RegisterNow
+from actors.namesrv.node import namesrv_spec
+from config import BrokerConfig, NamesrvConfig
+from runtime.directory import Directory
+from runtime.net import bind
+from runtime.remoting.bodies import SubscriptionData, TopicConfig
+from runtime.remoting.codes import RequestCode
+from tests.wire import WireClient
+
+pytestmark = pytest.mark.timeout(20)
+
+
+class FakeSession:
+    """Stands in for a SessionHandle: records what the broker pushes to the client."""
+
+    def __init__(self, session_id: int) -> None:
+        self.session_id = session_id
+        self.pushed: list[Any] = []
+        self.alive = True
+
+    def send_oneway(self, cmd: Any) -> bool:
+        self.pushed.append(cmd)
+        return True
+
+
+def heartbeat(group: str, client: str, session: FakeSession) -> ConsumerHeartbeat:
+    return ConsumerHeartbeat(
+        group=group, client_id=client, session=session, consume_type="CONSUME_PASSIVELY",
+        message_model="CLUSTERING", consume_from_where="CONSUME_FROM_LAST_OFFSET",
+        subscriptions=(SubscriptionData(topic="T", sub_string="a || b"),),
+    )
+
+
+def test_membership_changes_notify_remaining_members() -> None:
+    manager = ConsumerManager.start().proxy()
+    s1, s2 = FakeSession(1), FakeSession(2)
+    # Given one consumer in the group
+    assert manager.register(heartbeat("g", "c1", s1)).get(timeout=5) is True
+    # When a second joins, Then both are told NOTIFY_CONSUMER_IDS_CHANGED
+    assert manager.register(heartbeat("g", "c2", s2)).get(timeout=5) is True
+    assert [c.code for c in s2.pushed] == [RequestCode.NOTIFY_CONSUMER_IDS_CHANGED]
+    assert len(s1.pushed) == 2 and s1.pushed[-1].ext_fields == {"consumerGroup": "g"}
+    assert s1.pushed[-1].is_oneway
+    # A repeated heartbeat is not a change
+    assert manager.register(heartbeat("g", "c2", s2)).get(timeout=5) is False
+    assert manager.consumer_ids("g").get(timeout=5) == ["c1", "c2"]
+    assert manager.subscription("g", "T").get(timeout=5).tags_set == ["a", "b"]
+    # When c2's connection closes, Then c1 is told and the list shrinks
+    manager.channel_closed(2).get(timeout=5)
+    assert manager.consumer_ids("g").get(timeout=5) == ["c1"]
+    assert len(s1.pushed) == 3
+    manager.unregister("g", "c1").get(timeout=5)
+    assert manager.group("g").get(timeout=5) is None
+
+
+def test_silent_consumers_expire() -> None:
+    now = [0.0]
+    manager = ConsumerManager.start(clock=lambda: now[0]).proxy()
+    manager.register(heartbeat("g", "c1", FakeSession(1))).get(timeout=5)
+    now[0] = 121.0
+    assert manager.scan_expired(120.0).get(timeout=5) == ["c1"]
+    assert manager.consumer_ids("g").get(timeout=5) == []
+
+
+def test_producer_channels_for_check_back() -> None:
+    manager = ProducerManager.start().proxy()
+    s1 = FakeSession(1)
+    manager.register("pg", "p1", s1).get(timeout=5)
+    assert manager.any_channel("pg").get(timeout=5) is s1
+    manager.channel_closed(1).get(timeout=5)
+    assert manager.any_channel("pg").get(timeout=5) is None
+
+
+def test_registrar_publishes_topics_to_the_name_server_and_unregisters_on_stop() -> None:
+    directory = Directory()
+    sock = bind("127.0.0.1", 0, what="namesrv")
+    ns = namesrv_spec("ns", NamesrvConfig(), sock, directory).start()
+    ns_addr = "{}:{}".format(*sock.getsockname())
+    topics = {"Orders": TopicConfig(topic_name="Orders", read_queue_nums=4, write_queue_nums=4)}
+    cfg = BrokerConfig(broker_name="broker-x", namesrv_addr=ns_addr, listen_port=10999)
+    registrar = NamesrvRegistrar.start(cfg, lambda: dict(topics))
+    client = WireClient(ns_addr)
+    try:
+        # Then the route appears without waiting for the 30 s period
+        with gevent.Timeout(5):
+            while client.call(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": "Orders"}).code:
+                gevent.sleep(0.01)
+        # When a topic is added and the registrar is told, Then it shows up too
+        topics["Payments"] = TopicConfig(topic_name="Payments", read_queue_nums=2,
+                                         write_queue_nums=2)
+        registrar.tell(RegisterNow())
+        with gevent.Timeout(5):
+            while client.call(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": "Payments"}).code:
+                gevent.sleep(0.01)
+        route = json.loads(
+            client.call(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": "Orders"}).body
+        )
+        assert route["brokerDatas"][0]["brokerAddrs"] == {"0": "127.0.0.1:10999"}
+        # When the broker stops, Then it unregisters at once
+        registrar.stop(timeout=5)
+        reply = client.call(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": "Orders"})
+        assert reply.code == 17
+    finally:
+        ns.stop(timeout=5)
+        sock.close()
