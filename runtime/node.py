@@ -55,6 +55,7 @@ class Node:
         self._lock: DirLock | None = None
         self._root: pykka.ActorRef[Any] | None = None
         self._done = gevent.event.AsyncResult()
+        self._handlers: list[Any] = []
 
     # -- startup ------------------------------------------------------------------------------
 
@@ -70,6 +71,11 @@ class Node:
             self._close()
             raise
         watch(self._root, self._root_exited)
+        # Signal handlers go in before anyone can see the ready line and send a signal.
+        self._handlers = [
+            gevent.signal_handler(sig, self._on_signal, sig)
+            for sig in (signal.SIGINT, signal.SIGTERM)
+        ]
         return self.addresses
 
     def _port(self, port: int) -> int:
@@ -127,14 +133,10 @@ class Node:
 
     def run(self) -> int:
         """Block until SIGINT/SIGTERM (exit 0 after a clean shutdown) or the tree fails (1)."""
-        handlers = [
-            gevent.signal_handler(sig, self._on_signal, sig)
-            for sig in (signal.SIGINT, signal.SIGTERM)
-        ]
         try:
             failure = self._done.get()
         finally:
-            for handler in handlers:
+            for handler in self._handlers:
                 handler.cancel()
         self._close()
         if failure is not None:
