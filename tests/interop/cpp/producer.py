@@ -1,0 +1,112 @@
+"""C++ client (``rocketmq==0.4.4`` wheel, C++ 1.x engine) producer for the interop tests.
+
+Runs under the client's own virtualenv (``.interop/cpp``), never the project's::
+
+    .interop/cpp/bin/python tests/interop/cpp/producer.py --namesrv 127.0.0.1:9876 \
+        --topic T --count 10 --tags TagA,TagB --prefix run1
+
+Message i has tags ``tags[i % len(tags)]``, keys ``<prefix>-key-<i> <prefix>-k2-<i>`` and body
+``<prefix> body <i>``. One JSON line per send result (``sent``: msgId, status, queue, offset), then
+``done``. The 0.4.4 send result has no queue id: ``queue`` is null unless ``--select-queue`` is
+given, which sends through ``send_orderly`` with a selector that picks queue ``i % queue count``.
+Exit 0 only when every send returned a stored status; 3 when ``--deadline`` passes first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+
+from rocketmq.client import Message, Producer
+
+_print_lock = threading.Lock()
+
+
+def emit(event: str, **fields: object) -> None:
+    with _print_lock:
+        sys.stdout.write(json.dumps({"event": event, **fields}) + "\n")
+        sys.stdout.flush()
+
+
+def watchdog(seconds: float) -> None:
+    def expire() -> None:
+        time.sleep(seconds)
+        emit("deadline", seconds=seconds)
+        os._exit(3)
+
+    threading.Thread(target=expire, daemon=True).start()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--namesrv", required=True)
+    parser.add_argument("--topic", required=True)
+    parser.add_argument("--group", default="actormq_interop_cpp_producer")
+    parser.add_argument("--count", type=int, default=10)
+    parser.add_argument("--tags", default="TagA")
+    parser.add_argument("--prefix", default="cpp")
+    parser.add_argument("--select-queue", action="store_true")
+    parser.add_argument("--send-timeout", type=int, default=10000, help="milliseconds")
+    parser.add_argument("--deadline", type=float, default=60.0)
+    args = parser.parse_args()
+    watchdog(args.deadline)
+    tags = args.tags.split(",")
+
+    producer = Producer(args.group, timeout=args.send_timeout)
+    producer.set_namesrv_addr(args.namesrv)
+    producer.start()
+    emit("started", group=args.group)
+
+    failures = 0
+    for i in range(args.count):
+        tag = tags[i % len(tags)]
+        keys = f"{args.prefix}-key-{i} {args.prefix}-k2-{i}"
+        body = f"{args.prefix} body {i}"
+        msg = Message(args.topic)
+        msg.set_keys(keys)
+        msg.set_tags(tag)
+        msg.set_body(body)
+        chosen: dict[str, int] = {}
+        try:
+            if args.select_queue:
+
+                def select(queue_count: int, _msg: object, _arg: object, i: int = i) -> int:
+                    chosen["queue"] = i % queue_count
+                    return chosen["queue"]
+
+                result = producer.send_orderly(msg, i, queue_selector=select)
+            else:
+                result = producer.send_sync(msg)
+        except Exception as exc:
+            failures += 1
+            emit("send_error", i=i, tags=tag, keys=keys, body=body, error=repr(exc))
+            continue
+        emit(
+            "sent",
+            i=i,
+            msgId=result.msg_id,
+            status="SEND_OK" if result.status.name == "OK" else result.status.name,
+            queue=chosen.get("queue"),
+            offset=result.offset,
+            tags=tag,
+            keys=keys,
+            body=body,
+        )
+    producer.shutdown()
+    emit("done", sent=args.count - failures, failed=failures)
+    return 0 if failures == 0 else 1
+
+
+if __name__ == "__main__":
+    try:
+        code = main()
+    except Exception as exc:
+        emit("fatal", error=repr(exc))
+        code = 2
+    sys.stdout.flush()
+    # The C++ engine's threads and atexit handlers can hang interpreter teardown: leave at once.
+    os._exit(code)

@@ -1,0 +1,364 @@
+"""Install the real third-party RocketMQ clients the interop tests drive, each in its own folder.
+
+- ``ons``: ali-ons 3.12.0 (npm, pure JavaScript) into ``.interop/ons`` with ``npm ci`` from the
+  package.json and package-lock.json kept in ``tests/interop/ons/``.
+- ``cpp``: ``rocketmq==0.4.4`` (PyPI wheel bundling the C++ 1.x client) into the virtualenv
+  ``.interop/cpp`` from ``tests/interop/cpp/requirements.txt``. It installs a top-level package
+  named ``rocketmq``, which is why it never shares an interpreter with the project.
+
+Idempotent and fast: a stamp file records a hash of the inputs (pins, tool versions); when it
+matches and the client still loads, nothing runs. Concurrent installers (two pytest runs in one
+tree) serialise on a lock file. ``RegistryUnreachable`` is raised only when the package registry
+cannot be reached (DNS, refused or reset connections, time-outs); any other failure raises
+``InstallFailed`` with the tool's output.
+
+By hand: ``python -m tests.interop.install [ons|cpp ...]`` (both by default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+HERE = pathlib.Path(__file__).resolve().parent
+INTEROP_DIR = REPO / ".interop"
+STAMP = ".actormq-installed"
+INSTALL_TIMEOUT = 600.0
+
+ONS_VERSION = "3.12.0"
+CPP_VERSION = "0.4.4"
+
+
+class InstallError(Exception):
+    """Installing a client failed; ``output`` holds what the tool printed."""
+
+    def __init__(self, message: str, output: str = "") -> None:
+        super().__init__(message)
+        self.output = output
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return f"{text}\n{self.output[-6000:]}" if self.output else text
+
+
+class RegistryUnreachable(InstallError):
+    """The package registry could not be reached: the only reason interop tests may skip."""
+
+
+class InstallFailed(InstallError):
+    """Any other install failure: a real error, never a skip."""
+
+
+# npm prints the Node/libuv error code of a failed fetch ("npm error code ECONNREFUSED",
+# "request to https://... failed, reason: getaddrinfo ENOTFOUND ...") or "npm error network".
+_NPM_NETWORK = re.compile(
+    r"\b(ENOTFOUND|EAI_AGAIN|EAI_FAIL|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ESOCKETTIMEDOUT|"
+    r"ENETUNREACH|ENETDOWN|EHOSTUNREACH|EHOSTDOWN|EPIPE|ERR_SOCKET_TIMEOUT|"
+    r"UND_ERR_CONNECT_TIMEOUT|UND_ERR_SOCKET)\b|npm (?:ERR!|error) network"
+)
+# pip (urllib3/requests) retries and then says which connection failed.
+_PIP_NETWORK = re.compile(
+    r"NewConnectionError|Failed to establish a new connection|Temporary failure in name "
+    r"resolution|Name or service not known|No address associated with hostname|nodename nor "
+    r"servname|ConnectTimeoutError|ReadTimeoutError|Read timed out|Max retries exceeded|"
+    r"ProxyError|Network is unreachable|No route to host|Connection refused|Connection reset|"
+    r"ConnectionResetError|RemoteDisconnected|IncompleteRead|ProtocolError\('Connection aborted"
+)
+
+
+def npm_output_means_unreachable(output: str) -> bool:
+    return bool(_NPM_NETWORK.search(output))
+
+
+def pip_output_means_unreachable(output: str) -> bool:
+    return bool(_PIP_NETWORK.search(output))
+
+
+@dataclass(frozen=True)
+class Client:
+    """An installed client: how to run its scripts as subprocesses."""
+
+    name: str
+    version: str
+    root: pathlib.Path
+    interpreter: tuple[str, ...]
+    scripts: pathlib.Path
+    extra_env: tuple[tuple[str, str], ...] = ()
+
+    def command(self, script: str, *args: str) -> list[str]:
+        return [*self.interpreter, str(self.scripts / script), *args]
+
+    def env(self, home: pathlib.Path, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Environment for one client process: its own HOME (clients log under ~/logs)."""
+        env = dict(os.environ if base is None else base)
+        env.update(self.extra_env)
+        env["HOME"] = str(home)
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+
+@contextlib.contextmanager
+def _locked(path: pathlib.Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _run(
+    argv: Sequence[str],
+    *,
+    cwd: pathlib.Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = INSTALL_TIMEOUT,
+) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(
+            list(argv),
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        raise InstallFailed(f"{argv[0]} is not installed: {exc}") from exc
+    except subprocess.TimeoutExpired as exc:
+        output = exc.output if isinstance(exc.output, str) else (exc.output or b"").decode()
+        # No answer at all within the limit: nothing said no, the registry did not answer.
+        raise RegistryUnreachable(
+            f"{' '.join(argv)} got no answer in {timeout:.0f}s", output
+        ) from exc
+
+
+def _version(argv: Sequence[str]) -> str:
+    done = _run(argv, timeout=60)
+    if done.returncode != 0:
+        raise InstallFailed(f"{' '.join(argv)} exited {done.returncode}", done.stdout)
+    return done.stdout.strip()
+
+
+def _digest(*parts: bytes | str) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode() if isinstance(part, str) else part)
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _stamp_matches(root: pathlib.Path, digest: str) -> bool:
+    try:
+        return (root / STAMP).read_text().strip() == digest
+    except OSError:
+        return False
+
+
+# -- ali-ons ------------------------------------------------------------------------------------
+
+ONS_SOURCES = HERE / "ons"
+
+
+def _ons_client(root: pathlib.Path) -> Client:
+    return Client(
+        name="ali-ons",
+        version=ONS_VERSION,
+        root=root,
+        interpreter=(shutil.which("node") or "node",),
+        scripts=ONS_SOURCES,
+        extra_env=(("NODE_PATH", str(root / "node_modules")),),
+    )
+
+
+def _ons_installed_version(root: pathlib.Path) -> str | None:
+    try:
+        meta = json.loads((root / "node_modules" / "ali-ons" / "package.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return meta.get("version")
+
+
+def install_ons(
+    root: pathlib.Path | None = None, *, env: Mapping[str, str] | None = None
+) -> Client:
+    """Install ali-ons into ``root`` (default ``.interop/ons``) with ``npm ci``."""
+    root = root or INTEROP_DIR / "ons"
+    manifest = (ONS_SOURCES / "package.json").read_bytes()
+    lock = (ONS_SOURCES / "package-lock.json").read_bytes()
+    base_env = dict(os.environ if env is None else env)
+    with _locked(root.parent / f"{root.name}.lock"):
+        node = _version(["node", "--version"])
+        digest = _digest(manifest, lock, node)
+        if _stamp_matches(root, digest) and _ons_installed_version(root) == ONS_VERSION:
+            return _ons_client(root)
+        npm = shutil.which("npm", path=base_env.get("PATH"))
+        if npm is None:
+            raise InstallFailed("npm is not installed (Node.js 18+ with npm is required)")
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir(parents=True)
+        (root / "package.json").write_bytes(manifest)
+        (root / "package-lock.json").write_bytes(lock)
+        npm_env = dict(base_env)
+        npm_env.setdefault("npm_config_update_notifier", "false")
+        npm_env.setdefault("npm_config_fund", "false")
+        npm_env.setdefault("npm_config_audit", "false")
+        done = _run(
+            [
+                npm,
+                "ci",
+                "--ignore-scripts",
+                "--no-audit",
+                "--no-fund",
+                "--fetch-retries=1",
+                "--fetch-timeout=60000",
+            ],
+            cwd=root,
+            env=npm_env,
+        )
+        if done.returncode != 0:
+            error = RegistryUnreachable if npm_output_means_unreachable(done.stdout) else InstallFailed
+            raise error(f"npm ci for ali-ons@{ONS_VERSION} exited {done.returncode}", done.stdout)
+        installed = _ons_installed_version(root)
+        if installed != ONS_VERSION:
+            raise InstallFailed(f"npm ci installed ali-ons {installed!r}, wanted {ONS_VERSION}")
+        check = _run(
+            ["node", "-e", "require('ali-ons').Producer; require('ali-ons').Consumer"],
+            env={**npm_env, "NODE_PATH": str(root / "node_modules")},
+            timeout=60,
+        )
+        if check.returncode != 0:
+            raise InstallFailed("ali-ons installed but does not load", check.stdout)
+        (root / STAMP).write_text(digest + "\n")
+        return _ons_client(root)
+
+
+# -- C++ client (rocketmq 0.4.4 wheel) ----------------------------------------------------------
+
+CPP_SOURCES = HERE / "cpp"
+
+
+def _venv_python(root: pathlib.Path) -> pathlib.Path:
+    return root / "bin" / "python"
+
+
+def _cpp_client(root: pathlib.Path) -> Client:
+    return Client(
+        name="rocketmq-client-cpp",
+        version=CPP_VERSION,
+        root=root,
+        interpreter=(str(_venv_python(root)), "-u"),
+        scripts=CPP_SOURCES,
+    )
+
+
+_CPP_CHECK = (
+    "import importlib.metadata as m, rocketmq.client; "
+    "print(m.version('rocketmq'))"
+)
+
+
+def _cpp_loads(root: pathlib.Path, env: Mapping[str, str]) -> str | None:
+    python = _venv_python(root)
+    if not python.exists():
+        return None
+    done = _run([str(python), "-c", _CPP_CHECK], env=env, timeout=60)
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def install_cpp(
+    root: pathlib.Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    python: str | None = None,
+) -> Client:
+    """Install ``rocketmq==0.4.4`` into the virtualenv ``root`` (default ``.interop/cpp``)."""
+    root = root or INTEROP_DIR / "cpp"
+    requirements = (CPP_SOURCES / "requirements.txt").read_bytes()
+    base_env = dict(os.environ if env is None else env)
+    base_env.pop("PYTHONPATH", None)
+    base_env.pop("VIRTUAL_ENV", None)
+    python = python or sys.executable
+    with _locked(root.parent / f"{root.name}.lock"):
+        interpreter = _version([python, "-c", "import sys; print(sys.version)"])
+        digest = _digest(requirements, interpreter, python)
+        if _stamp_matches(root, digest) and _cpp_loads(root, base_env) == CPP_VERSION:
+            return _cpp_client(root)
+        shutil.rmtree(root, ignore_errors=True)
+        made = _run([python, "-m", "venv", str(root)], env=base_env, timeout=120)
+        if made.returncode != 0:
+            raise InstallFailed(f"{python} -m venv {root} exited {made.returncode}", made.stdout)
+        done = _run(
+            [
+                str(_venv_python(root)),
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--no-input",
+                "--retries",
+                "1",
+                "--timeout",
+                "60",
+                "-r",
+                str(CPP_SOURCES / "requirements.txt"),
+            ],
+            env=base_env,
+        )
+        if done.returncode != 0:
+            error = RegistryUnreachable if pip_output_means_unreachable(done.stdout) else InstallFailed
+            raise error(f"pip install rocketmq=={CPP_VERSION} exited {done.returncode}", done.stdout)
+        loaded = _cpp_loads(root, base_env)
+        if loaded != CPP_VERSION:
+            check = _run([str(_venv_python(root)), "-c", _CPP_CHECK], env=base_env, timeout=60)
+            raise InstallFailed(
+                f"rocketmq installed but does not load as {CPP_VERSION} (got {loaded!r})",
+                check.stdout,
+            )
+        (root / STAMP).write_text(digest + "\n")
+        return _cpp_client(root)
+
+
+INSTALLERS = {"ons": install_ons, "cpp": install_cpp}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("clients", nargs="*", help=f"any of {', '.join(INSTALLERS)} (default all)")
+    args = parser.parse_args(argv)
+    unknown = set(args.clients) - set(INSTALLERS)
+    if unknown:
+        parser.error(f"unknown client(s): {', '.join(sorted(unknown))}")
+    status = 0
+    for name in args.clients or INSTALLERS:
+        try:
+            client = INSTALLERS[name]()
+        except RegistryUnreachable as exc:
+            print(f"{name}: registry unreachable: {exc}", file=sys.stderr)
+            status = max(status, 3)
+        except InstallError as exc:
+            print(f"{name}: install failed: {exc}", file=sys.stderr)
+            status = 1
+        else:
+            print(f"{name}: {client.name} {client.version} in {client.root}")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+'use strict';
+// ali-ons push consumer (clustering): one JSON line per received message.
+//
+//   node consumer.js --namesrv 127.0.0.1:9876 --topic T --group G --expression 'TagA || TagB'
+//
+// Lines: "started" (clientId) once the client is ready; "rebalanced" (the queues of --topic this
+// client now owns) after every allocation change; "message" per delivery; "stopped" on SIGTERM or
+// SIGINT (exit 0) and "deadline" when --deadline seconds pass first (exit 3).
+
+const { Consumer } = require('ali-ons');
+const { parseArgs, emit, describeError, makeLogger, httpclient } = require('./common');
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2), {
+    namesrv: null,
+    topic: null,
+    group: null,
+    expression: '*',
+    deadline: 60,
+    // ali-ons rebalances on a timer only (default 10 s): it does not act on the broker's
+    // NOTIFY_CONSUMER_IDS_CHANGED. A short interval keeps the tests quick.
+    rebalanceInterval: 1000,
+    consumeFrom: 'CONSUME_FROM_FIRST_OFFSET',
+  });
+  const consumer = new Consumer({
+    httpclient,
+    nameSrv: args.namesrv.split(';'),
+    consumerGroup: args.group,
+    logger: makeLogger(),
+    rebalanceInterval: args.rebalanceInterval,
+    consumeFromWhere: args.consumeFrom,
+  });
+  consumer.on('error', err => emit('client_error', describeError(err)));
+
+  const ownedQueues = () => {
+    const queues = [];
+    for (const { messageQueue } of consumer.processQueueTable.values()) {
+      if (messageQueue.topic === args.topic) {
+        queues.push({ broker: messageQueue.brokerName, queueId: messageQueue.queueId });
+      }
+    }
+    queues.sort((a, b) => (a.broker === b.broker ? a.queueId - b.queueId : a.broker < b.broker ? -1 : 1));
+    return queues;
+  };
+  consumer.on(`topic_${args.topic}_queue_changed`, () => {
+    emit('rebalanced', { clientId: consumer.clientId, topic: args.topic, queues: ownedQueues() });
+  });
+
+  consumer.subscribe(args.topic, args.expression, async (msg, mq) => {
+    emit('message', {
+      clientId: consumer.clientId,
+      topic: msg.topic,
+      tags: msg.tags || null,
+      keys: msg.keys || null,
+      body: msg.body ? msg.body.toString('utf8') : null,
+      msgId: msg.msgId,
+      broker: mq && mq.brokerName,
+      queueId: msg.queueId,
+      queueOffset: Number(msg.queueOffset),
+      reconsumeTimes: msg.reconsumeTimes,
+      properties: msg.properties,
+    });
+  });
+
+  let stopping = false;
+  const stop = async (reason, code) => {
+    if (stopping) {
+      return;
+    }
+    stopping = true;
+    const hardStop = setTimeout(() => {
+      emit('stopped', { reason, clean: false });
+      process.exit(code);
+    }, 10000);
+    try {
+      await consumer.close();
+    } catch (err) {
+      emit('client_error', describeError(err));
+    }
+    clearTimeout(hardStop);
+    emit('stopped', { reason, clean: true });
+    process.exit(code);
+  };
+  process.on('SIGTERM', () => stop('SIGTERM', 0));
+  process.on('SIGINT', () => stop('SIGINT', 0));
+  setTimeout(() => {
+    emit('deadline', { seconds: args.deadline });
+    stop('deadline', 3);
+  }, args.deadline * 1000);
+
+  await consumer.ready();
+  emit('started', {
+    clientId: consumer.clientId,
+    group: args.group,
+    topic: args.topic,
+    expression: args.expression,
+  });
+}
+
+main().catch(err => {
+  emit('fatal', describeError(err));
+  process.stderr.write(`${err && err.stack}\n`);
+  process.exit(2);
+});

@@ -1,0 +1,78 @@
+'use strict';
+// ali-ons producer: sends --count messages, one JSON line per send result, then a "done" line.
+//
+//   node producer.js --namesrv 127.0.0.1:9876 --topic T --group G --count 10 \
+//        --tags TagA,TagB --prefix run1
+//
+// Message i has tags = tags[i % len(tags)], keys = "<prefix>-key-<i>" and "<prefix>-k2-<i>"
+// (two keys, space separated on the wire), body = "<prefix> body <i>". Exit code 0 only when
+// every send returned a stored status; 3 when --deadline seconds pass first.
+
+const { Producer, Message } = require('ali-ons');
+const { parseArgs, emit, describeError, makeLogger, httpclient } = require('./common');
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2), {
+    namesrv: null,
+    topic: null,
+    group: 'actormq_interop_ons_producer',
+    count: 10,
+    tags: 'TagA',
+    prefix: 'ons',
+    sendTimeout: 10000,
+    deadline: 60,
+  });
+  setTimeout(() => {
+    emit('deadline', { seconds: args.deadline });
+    process.exit(3);
+  }, args.deadline * 1000).unref();
+  const tags = args.tags.split(',');
+  const producer = new Producer({
+    httpclient,
+    nameSrv: args.namesrv.split(';'),
+    producerGroup: args.group,
+    logger: makeLogger(),
+    sendMsgTimeout: args.sendTimeout,
+  });
+  producer.on('error', err => emit('client_error', describeError(err)));
+  await producer.ready();
+  emit('started', { clientId: producer.clientId, group: args.group });
+
+  let failures = 0;
+  for (let i = 0; i < args.count; i++) {
+    const tag = tags[i % tags.length];
+    const keys = [ `${args.prefix}-key-${i}`, `${args.prefix}-k2-${i}` ];
+    const body = `${args.prefix} body ${i}`;
+    const msg = new Message(args.topic, tag, body);
+    msg.keys = keys;
+    try {
+      const result = await producer.send(msg);
+      emit('sent', {
+        i,
+        msgId: result.msgId,
+        status: result.sendStatus,
+        queue: result.messageQueue.queueId,
+        broker: result.messageQueue.brokerName,
+        offset: result.queueOffset,
+        tags: tag,
+        keys: keys.join(' '),
+        body,
+      });
+    } catch (err) {
+      failures++;
+      emit('send_error', Object.assign({ i, tags: tag, keys: keys.join(' '), body }, describeError(err)));
+    }
+  }
+  await producer.close();
+  emit('done', { sent: args.count - failures, failed: failures });
+  return failures === 0 ? 0 : 1;
+}
+
+main().then(
+  code => process.exit(code),
+  err => {
+    emit('fatal', describeError(err));
+    process.stderr.write(`${err && err.stack}\n`);
+    process.exit(2);
+  }
+);
