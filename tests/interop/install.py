@@ -233,7 +233,8 @@ def install_ons(
             env=npm_env,
         )
         if done.returncode != 0:
-            error = RegistryUnreachable if npm_output_means_unreachable(done.stdout) else InstallFailed
+            unreachable = npm_output_means_unreachable(done.stdout)
+            error = RegistryUnreachable if unreachable else InstallFailed
             raise error(f"npm ci for ali-ons@{ONS_VERSION} exited {done.returncode}", done.stdout)
         installed = _ons_installed_version(root)
         if installed != ONS_VERSION:
@@ -268,10 +269,7 @@ def _cpp_client(root: pathlib.Path) -> Client:
     )
 
 
-_CPP_CHECK = (
-    "import importlib.metadata as m, rocketmq.client; "
-    "print(m.version('rocketmq'))"
-)
+_CPP_CHECK = "import importlib.metadata as m, rocketmq.client; print(m.version('rocketmq'))"
 
 
 def _cpp_loads(root: pathlib.Path, env: Mapping[str, str]) -> str | None:
@@ -322,8 +320,10 @@ def install_cpp(
             env=base_env,
         )
         if done.returncode != 0:
-            error = RegistryUnreachable if pip_output_means_unreachable(done.stdout) else InstallFailed
-            raise error(f"pip install rocketmq=={CPP_VERSION} exited {done.returncode}", done.stdout)
+            unreachable = pip_output_means_unreachable(done.stdout)
+            error = RegistryUnreachable if unreachable else InstallFailed
+            what = f"pip install rocketmq=={CPP_VERSION}"
+            raise error(f"{what} exited {done.returncode}", done.stdout)
         loaded = _cpp_loads(root, base_env)
         if loaded != CPP_VERSION:
             check = _run([str(_venv_python(root)), "-c", _CPP_CHECK], env=base_env, timeout=60)

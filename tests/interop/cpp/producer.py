@@ -74,7 +74,9 @@ def main() -> int:
         try:
             if args.select_queue:
 
-                def select(queue_count: int, _msg: object, _arg: object, i: int = i) -> int:
+                def select(
+                    queue_count: int, _msg: object, _arg: object, i: int = i, chosen: dict = chosen
+                ) -> int:
                     chosen["queue"] = i % queue_count
                     return chosen["queue"]
 
