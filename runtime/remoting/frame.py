@@ -171,7 +171,7 @@ def _split_hword(hword: int, length: int, max_header: int) -> tuple[int, int]:
     return stype, hlen
 
 
-def _probe_opaque(data: memoryview | bytes) -> int | None:
+def _probe_opaque(data: bytes) -> int | None:
     try:
         opaque = _PROBE.decode(data).opaque
     except Exception:  # anything: the probe is best effort
@@ -199,7 +199,7 @@ def _language_name(language: str | int | None) -> str:
 
 
 def _decode_json(src: bytes, start: int, end: int, body: bytes) -> RemotingCommand:
-    data = memoryview(src)[start:end]
+    data = src[start:end]
     try:
         h = _JSON_IN.decode(data)
     except Exception as exc:  # msgspec errors, RecursionError on deep nesting, MemoryError
@@ -212,7 +212,12 @@ def _decode_json(src: bytes, start: int, end: int, body: bytes) -> RemotingComma
     else:
         for value in ext.values():
             if value.__class__ is not str:
-                ext = _normalise_ext(ext)
+                try:
+                    ext = _normalise_ext(ext)
+                except ValueError as exc:  # a number too long to print
+                    raise ProtocolError(
+                        f"bad JSON header: extFields: {exc}", fatal=False, opaque=h.opaque
+                    ) from None
                 break
     return RemotingCommand(
         h.code,

@@ -393,7 +393,7 @@ def _cleaned(cls: type, ext: Mapping[str, object]) -> dict[str, object]:
             continue
         if kind == _STR:
             if not isinstance(value, str):
-                with contextlib.suppress(TypeError):
+                with contextlib.suppress(TypeError, ValueError):
                     value = ext_value(value)
         elif kind in (_INT, _BOOL) and isinstance(value, str):
             value = value.strip()
@@ -401,6 +401,15 @@ def _cleaned(cls: type, ext: Mapping[str, object]) -> dict[str, object]:
                 continue
         out[name] = value
     return out
+
+
+def _short_repr(value: object, limit: int = 80) -> str:
+    """repr for an error remark: bounded, never raising (huge ints refuse str())."""
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _field_name(message: str) -> str | None:
@@ -422,7 +431,8 @@ def _header_error(
     if message.startswith("Object missing"):
         reason = f"{cls.__name__}: missing field {shown}"
     else:
-        reason = f"{cls.__name__}: invalid value {ext.get(field)!r} for field {shown}: {message}"
+        shown_value = _short_repr(ext.get(field))
+        reason = f"{cls.__name__}: invalid value {shown_value} for field {shown}: {message}"
     return ProtocolError(reason, fatal=False, opaque=opaque)
 
 

@@ -388,3 +388,12 @@ def test_response_headers_through_a_frame() -> None:
     assert decode_header(PullMessageResponseHeader, got.ext_fields).next_begin_offset == 5
     send = SendMessageResponseHeader(msg_id="AB", queue_id=1, queue_offset=9)
     assert encode_header(send) == {"msgId": "AB", "queueId": "1", "queueOffset": "9"}
+
+
+@pytest.mark.parametrize("value", [10**5000, "9" * 5000, "x" * 10_000, object(), b"1"])
+def test_hostile_values_give_short_errors(value: object) -> None:
+    for field in ("topic", "queueId"):
+        try:
+            decode_header(GetMinOffsetRequestHeader, {"topic": "T", "queueId": 1, field: value})
+        except ProtocolError as exc:
+            assert not exc.fatal and len(exc.reason) < 400
