@@ -390,7 +390,11 @@ def test_response_headers_through_a_frame() -> None:
     assert encode_header(send) == {"msgId": "AB", "queueId": "1", "queueOffset": "9"}
 
 
-@pytest.mark.parametrize("value", [10**5000, "9" * 5000, "x" * 10_000, object(), b"1"])
+@pytest.mark.parametrize(
+    "value",
+    [10**5000, "9" * 5000, "x" * 10_000, object(), b"1"],
+    ids=["huge-int", "huge-digits", "long-str", "object", "bytes"],
+)
 def test_hostile_values_give_short_errors(value: object) -> None:
     for field in ("topic", "queueId"):
         try:
