@@ -1,0 +1,397 @@
+"""The broker over the wire, in a real ``python -m runtime`` process: sends, pulls, long polls,
+offsets, lookups, topic admin, and bad input that must not disturb anyone else."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import struct
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from runtime.remoting.batch import BatchEntry, encode_batch
+from runtime.remoting.codes import RequestCode, ResponseCode
+from runtime.remoting.command import RemotingCommand
+from runtime.remoting.properties import encode_properties
+from runtime.store.record import StoredRecord, decode_record
+from tests.harness import RuntimeProcess
+from tests.wire import WireClient
+
+pytestmark = pytest.mark.timeout(90)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    data = tmp_path_factory.mktemp("broker-wire")
+    with RuntimeProcess(["--ephemeral-ports", "--data-dir", str(data)]) as node:
+        addresses = node.wait_ready()
+        yield addresses
+        assert node.terminate() == 0, node.stderr_text()
+
+
+@pytest.fixture
+def broker(cluster: dict[str, str]) -> Iterator[WireClient]:
+    client = WireClient(cluster["broker-a/0"])
+    yield client
+    client.close()
+
+
+def props(tags: str | None = None, keys: str | None = None, **extra: str) -> str:
+    d = dict(extra)
+    if tags:
+        d["TAGS"] = tags
+    if keys:
+        d["KEYS"] = keys
+    return encode_properties(d)
+
+
+def send(
+    client: WireClient,
+    topic: str,
+    body: bytes,
+    *,
+    queue_id: int = 0,
+    properties: str = "",
+    code: int = RequestCode.SEND_MESSAGE_V2,
+) -> Any:
+    ext = {
+        "a": "test-pg",
+        "b": topic,
+        "c": "TBW102",
+        "d": 4,
+        "e": queue_id,
+        "f": 0,
+        "g": int(time.time() * 1000),
+        "h": 0,
+        "i": properties,
+        "j": 0,
+        "k": False,
+    }
+    if code == RequestCode.SEND_MESSAGE:
+        ext = {
+            "producerGroup": "test-pg",
+            "topic": topic,
+            "defaultTopic": "TBW102",
+            "defaultTopicQueueNums": 4,
+            "queueId": queue_id,
+            "sysFlag": 0,
+            "bornTimestamp": 0,
+            "flag": 0,
+            "properties": properties,
+            "reconsumeTimes": 0,
+        }
+    return client.call(code, ext, body)
+
+
+def pull_request(
+    topic: str,
+    queue_id: int,
+    offset: int,
+    *,
+    group: str = "g",
+    subscription: str = "*",
+    suspend_ms: int = 0,
+    max_nums: int = 32,
+    commit_offset: int = 0,
+) -> RemotingCommand:
+    sys_flag = 4 | (2 if suspend_ms else 0) | (1 if commit_offset else 0)
+    return RemotingCommand.request(
+        RequestCode.PULL_MESSAGE,
+        {
+            "consumerGroup": group,
+            "topic": topic,
+            "queueId": queue_id,
+            "queueOffset": offset,
+            "maxMsgNums": max_nums,
+            "sysFlag": sys_flag,
+            "commitOffset": commit_offset,
+            "suspendTimeoutMillis": suspend_ms,
+            "subscription": subscription,
+            "subVersion": 0,
+            "expressionType": "TAG",
+        },
+    )
+
+
+def pull(client: WireClient, topic: str, queue_id: int, offset: int, **options: Any) -> Any:
+    request = pull_request(topic, queue_id, offset, **options)
+    client.send(request)
+    while True:
+        reply = client.receive()
+        if reply.is_response and reply.opaque == request.opaque:
+            return reply
+
+
+def records(body: bytes) -> list[StoredRecord]:
+    out, pos = [], 0
+    while pos < len(body):
+        record = decode_record(body, pos)
+        out.append(record)
+        pos += record.total_size
+    return out
+
+
+def test_send_then_pull_returns_the_stored_record(broker: WireClient) -> None:
+    # Given a message sent to an auto-created topic
+    reply = send(broker, "WireA", b"hello", properties=props("paid", "order-1", UNIQ_KEY="U1"))
+    assert reply.code == ResponseCode.SUCCESS, reply.remark
+    assert reply.ext_fields["queueId"] == "0" and reply.ext_fields["queueOffset"] == "0"
+    assert len(reply.ext_fields["msgId"]) == 32
+    # When it is pulled
+    got = pull(broker, "WireA", 0, 0)
+    assert got.code == ResponseCode.SUCCESS
+    [record] = records(got.body)
+    # Then every field made the trip and offsets are strings
+    assert (record.topic, record.body, record.queue_offset) == ("WireA", b"hello", 0)
+    assert "TAGS\x01paid" in record.properties and "KEYS\x01order-1" in record.properties
+    assert record.msg_id == reply.ext_fields["msgId"]
+    assert got.ext_fields["nextBeginOffset"] == "1"
+    assert got.ext_fields["maxOffset"] == "1" and got.ext_fields["minOffset"] == "0"
+
+
+def test_v1_send_and_batch_under_any_code(broker: WireClient) -> None:
+    assert send(broker, "WireB", b"v1", code=RequestCode.SEND_MESSAGE).code == 0
+    batch = encode_batch(
+        [
+            BatchEntry(flag=0, body=f"m{i}".encode(), properties=props("t", f"k{i}"))
+            for i in range(3)
+        ]
+    )
+    r320 = send(broker, "WireB", batch, code=RequestCode.SEND_BATCH_MESSAGE)
+    assert r320.code == 0 and r320.ext_fields["queueOffset"] == "1"
+    assert len(r320.ext_fields["msgId"].split(",")) == 3
+    # C++ 2.1 sends batches as code 310 with m:"1"
+    ext = {
+        "a": "pg",
+        "b": "WireB",
+        "c": "TBW102",
+        "d": 4,
+        "e": 0,
+        "f": 0,
+        "g": 0,
+        "h": 0,
+        "i": "",
+        "j": 0,
+        "k": False,
+        "m": "1",
+    }
+    r310 = broker.call(RequestCode.SEND_MESSAGE_V2, ext, batch)
+    assert r310.code == 0 and r310.ext_fields["queueOffset"] == "4"
+    bodies = [r.body for r in records(pull(broker, "WireB", 0, 0).body)]
+    assert bodies == [b"v1", b"m0", b"m1", b"m2", b"m0", b"m1", b"m2"]
+
+
+def test_tag_filtered_pull_skips_other_tags(broker: WireClient) -> None:
+    for tag in ("a", "b", "a", "c"):
+        assert send(broker, "WireTags", tag.encode(), properties=props(tag)).code == 0
+    got = pull(broker, "WireTags", 0, 0, subscription="a || c")
+    assert [r.body for r in records(got.body)] == [b"a", b"a", b"c"]
+
+
+def test_long_poll_answers_when_a_message_arrives(
+    broker: WireClient, cluster: dict[str, str]
+) -> None:
+    assert send(broker, "WirePoll", b"first").code == 0
+    result: dict[str, Any] = {}
+    sent = threading.Event()
+    poller_client = WireClient(cluster["broker-a/0"])
+
+    def poller() -> None:
+        started = time.monotonic()
+        request = pull_request("WirePoll", 0, 1, suspend_ms=15000)
+        poller_client.send(request)
+        sent.set()
+        result["reply"] = poller_client.receive()
+        result["waited"] = time.monotonic() - started
+
+    thread = threading.Thread(target=poller)
+    thread.start()
+    # When a message arrives after the pull went out (another connection)
+    assert sent.wait(5)
+    assert send(WireClient(cluster["broker-a/0"]), "WirePoll", b"second").code == 0
+    thread.join(10)
+    # Then the pull answers with it long before its 15 s suspend timeout
+    assert result["reply"].code == ResponseCode.SUCCESS
+    assert [r.body for r in records(result["reply"].body)] == [b"second"]
+    assert result["waited"] < 5
+
+
+def test_long_poll_times_out_with_pull_not_found(broker: WireClient) -> None:
+    assert send(broker, "WireQuiet", b"x").code == 0
+    started = time.monotonic()
+    got = pull(broker, "WireQuiet", 0, 1, suspend_ms=300)
+    assert got.code == ResponseCode.PULL_NOT_FOUND
+    assert got.ext_fields["nextBeginOffset"] == "1"
+    assert time.monotonic() - started >= 0.25
+
+
+def test_offset_out_of_range_is_offset_moved(broker: WireClient) -> None:
+    assert send(broker, "WireRange", b"x").code == 0
+    got = pull(broker, "WireRange", 0, 50)
+    assert got.code == ResponseCode.PULL_OFFSET_MOVED
+    assert got.ext_fields["nextBeginOffset"] == "1"
+
+
+def test_consumer_offsets_commit_and_query(broker: WireClient) -> None:
+    for _ in range(3):
+        send(broker, "WireOff", b"x")
+    q = {"consumerGroup": "og", "topic": "WireOff", "queueId": 0}
+    assert broker.call(RequestCode.QUERY_CONSUMER_OFFSET, q).ext_fields["offset"] == "0"
+    assert broker.call(RequestCode.UPDATE_CONSUMER_OFFSET, {**q, "commitOffset": 2}).code == 0
+    assert broker.call(RequestCode.QUERY_CONSUMER_OFFSET, q).ext_fields["offset"] == "2"
+    # A pull with the commit-offset flag stores the offset too
+    pull(broker, "WireOff", 0, 2, group="og", commit_offset=3)
+    assert broker.call(RequestCode.QUERY_CONSUMER_OFFSET, q).ext_fields["offset"] == "3"
+    # Negative commits are ignored
+    broker.call(RequestCode.UPDATE_CONSUMER_OFFSET, {**q, "commitOffset": -1})
+    assert broker.call(RequestCode.QUERY_CONSUMER_OFFSET, q).ext_fields["offset"] == "3"
+
+
+def test_min_max_search_and_earliest(broker: WireClient) -> None:
+    before = int(time.time() * 1000) - 1
+    for _ in range(2):
+        send(broker, "WireMinMax", b"x")
+    q = {"topic": "WireMinMax", "queueId": 0}
+    assert broker.call(RequestCode.GET_MAX_OFFSET, q).ext_fields["offset"] == "2"
+    assert broker.call(RequestCode.GET_MIN_OFFSET, q).ext_fields["offset"] == "0"
+    found = broker.call(RequestCode.SEARCH_OFFSET_BY_TIMESTAMP, {**q, "timestamp": before})
+    assert found.ext_fields["offset"] == "0"
+    earliest = broker.call(RequestCode.GET_EARLIEST_MSG_STORETIME, q)
+    assert int(earliest.ext_fields["timestamp"]) >= before
+
+
+def test_query_by_key_and_view_by_id(broker: WireClient) -> None:
+    sent = send(broker, "WireKeys", b"needle", properties=props("t", "k-1 k-2"))
+    now = int(time.time() * 1000)
+    found = broker.call(
+        RequestCode.QUERY_MESSAGE,
+        {
+            "topic": "WireKeys",
+            "key": "k-2",
+            "maxNum": 10,
+            "beginTimestamp": now - 60_000,
+            "endTimestamp": now + 60_000,
+        },
+    )
+    assert found.code == 0 and [r.body for r in records(found.body)] == [b"needle"]
+    phys = int(sent.ext_fields["msgId"][16:], 16)
+    viewed = broker.call(RequestCode.VIEW_MESSAGE_BY_ID, {"offset": phys})
+    assert viewed.code == 0 and records(viewed.body)[0].body == b"needle"
+    missing = broker.call(
+        RequestCode.QUERY_MESSAGE,
+        {
+            "topic": "WireKeys",
+            "key": "nope",
+            "maxNum": 10,
+            "beginTimestamp": 0,
+            "endTimestamp": now + 60_000,
+        },
+    )
+    assert missing.code == ResponseCode.QUERY_NOT_FOUND
+
+
+def test_topic_admin_and_permissions(broker: WireClient) -> None:
+    created = broker.call(
+        RequestCode.UPDATE_AND_CREATE_TOPIC,
+        {
+            "topic": "WireRO",
+            "defaultTopic": "TBW102",
+            "readQueueNums": 2,
+            "writeQueueNums": 2,
+            "perm": 4,
+            "topicFilterType": "SINGLE_TAG",
+            "topicSysFlag": 0,
+            "order": False,
+        },
+    )
+    assert created.code == 0
+    table = json.loads(broker.call(RequestCode.GET_ALL_TOPIC_CONFIG).body)
+    assert table["topicConfigTable"]["WireRO"]["perm"] == 4
+    # A read-only topic refuses sends; a queue id beyond the count is illegal
+    assert send(broker, "WireRO", b"x").code == ResponseCode.NO_PERMISSION
+    assert send(broker, "WireA2", b"x", queue_id=0).code == 0
+    assert send(broker, "WireA2", b"x", queue_id=99).code == ResponseCode.SYSTEM_ERROR
+
+
+def test_illegal_messages_are_refused_before_anything_is_written(broker: WireClient) -> None:
+    assert send(broker, "WireBig", b"seed").code == 0
+    big = send(broker, "WireBig", b"x" * (4 * 1024 * 1024 + 1))
+    assert big.code == ResponseCode.MESSAGE_ILLEGAL
+    bad_topic = send(broker, "bad topic!", b"x")
+    assert bad_topic.code == ResponseCode.MESSAGE_ILLEGAL
+    q = {"topic": "WireBig", "queueId": 0}
+    assert broker.call(RequestCode.GET_MAX_OFFSET, q).ext_fields["offset"] == "1"
+
+
+def test_heartbeat_consumer_list_and_unknown_code(broker: WireClient) -> None:
+    hb = {
+        "clientID": "c-1",
+        "producerDataSet": [],
+        "consumerDataSet": [
+            {
+                "groupName": "hbg",
+                "consumeType": 1,
+                "messageModel": 1,
+                "consumeFromWhere": 0,
+                "unitMode": False,
+                "subscriptionDataSet": [{"topic": "WireA", "subString": "*"}],
+            }
+        ],
+    }
+    assert broker.call(RequestCode.HEART_BEAT, body=json.dumps(hb).encode()).code == 0
+    listed = broker.call(RequestCode.GET_CONSUMER_LIST_BY_GROUP, {"consumerGroup": "hbg"})
+    assert json.loads(listed.body)["consumerIdList"] == ["c-1"]
+    assert (
+        broker.call(RequestCode.UNREGISTER_CLIENT, {"clientID": "c-1", "consumerGroup": "hbg"}).code
+        == 0
+    )
+    assert broker.call(9999).code == ResponseCode.REQUEST_CODE_NOT_SUPPORTED
+
+
+def test_hostile_clients_do_not_stop_a_well_behaved_one(cluster: dict[str, str]) -> None:
+    address = cluster["broker-a/0"]
+    good = WireClient(address)
+    assert send(good, "WireGood", b"before").code == 0
+    # Garbage, absurd lengths, negative lengths, truncated frames, wrong fields, bad JSON
+    hostile: list[bytes] = [
+        b"\xff" * 64,
+        struct.pack(">i", 2**31 - 1) + b"ab",
+        struct.pack(">i", -5),
+        struct.pack(">ii", 100, 90) + b'{"code":',
+        struct.pack(">ii", 8, 4) + b"null",
+    ]
+    for payload in hostile:
+        bad = WireClient(address)
+        bad.send_raw(payload)
+        bad.close()
+    wrong = WireClient(address)
+    r = wrong.call(RequestCode.SEND_MESSAGE_V2, {"a": "pg", "b": "WireGood", "e": "zero"}, b"x")
+    assert r.code == ResponseCode.SYSTEM_ERROR and r.remark
+    r = wrong.call(RequestCode.PULL_MESSAGE, {"topic": "WireGood"})
+    assert r.code == ResponseCode.SYSTEM_ERROR and r.remark
+    r = wrong.call(RequestCode.HEART_BEAT, body=b"{{{")
+    assert r.code == ResponseCode.SYSTEM_ERROR
+    # Then the good client is still served and nothing stored was lost
+    assert send(good, "WireGood", b"after").code == 0
+    bodies = [r.body for r in records(pull(good, "WireGood", 0, 0).body)]
+    assert bodies == [b"before", b"after"]
+
+
+def test_data_survives_restart(tmp_path: pathlib.Path) -> None:
+    args = ["--ephemeral-ports", "--data-dir", str(tmp_path)]
+    with RuntimeProcess(args) as node:
+        client = WireClient(node.wait_ready()["broker-a/0"])
+        for i in range(5):
+            assert send(client, "Durable", f"m{i}".encode()).code == 0
+        assert node.terminate() == 0
+    with RuntimeProcess(args) as node:
+        client = WireClient(node.wait_ready()["broker-a/0"])
+        assert [r.body for r in records(pull(client, "Durable", 0, 0).body)] == [
+            f"m{i}".encode() for i in range(5)
+        ]
+        assert send(client, "Durable", b"m5").ext_fields["queueOffset"] == "5"
+        assert node.terminate() == 0
