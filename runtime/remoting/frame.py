@@ -17,7 +17,7 @@ is bad (``opaque`` is None when even the request id could not be read).
 from __future__ import annotations
 
 import struct
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
@@ -206,7 +206,7 @@ def _decode_json(src: bytes, start: int, end: int, body: bytes) -> RemotingComma
         raise ProtocolError(
             f"bad JSON header: {exc}", fatal=False, opaque=_probe_opaque(data)
         ) from None
-    ext = h.extFields
+    ext: dict[str, Any] | None = h.extFields
     if ext is None:
         ext = {}
     else:
@@ -227,7 +227,7 @@ def _decode_json(src: bytes, start: int, end: int, body: bytes) -> RemotingComma
         h.flag,
         h.remark,
         ext,
-        body,  # type: ignore[arg-type]
+        body,
     )
 
 
@@ -403,8 +403,41 @@ class FrameDecoder:
         self._need = need
         return out
 
+    def push(self, data: bytes) -> None:
+        """Buffer bytes without decoding; take commands out with ``next_command``."""
+        if self._failed is not None:
+            raise self._failed
+        self._buf += data
+
     def next_command(self) -> RemotingCommand | None:
-        """One command from what is buffered, or None (h11 style; use with ``feed``)."""
-        if not self._ready:
-            self._ready = self.feed(b"")
-        return self._ready.pop(0) if self._ready else None
+        """The next command from what is buffered, or None when no complete frame is left
+        (h11 style: ``push`` bytes, then call until None). Each call returns one command or
+        raises one ProtocolError, in stream order; a non-fatal error consumes its frame."""
+        if self._failed is not None:
+            raise self._failed
+        if self._ready:
+            return self._ready.pop(0)
+        buf = self._buf
+        avail = len(buf)
+        try:
+            if avail < 4:
+                return None
+            (length,) = _LENGTH.unpack_from(buf, 0)
+            _check_length(length, self.max_frame)
+            if avail < 8:
+                return None
+            (hword,) = _HWORD.unpack_from(buf, 4)
+            stype, hlen = _split_hword(hword, length, self.max_header)
+        except ProtocolError as exc:
+            self._failed = exc
+            self._buf = bytearray()
+            raise
+        total = length + 4
+        if avail < total:
+            self._need = total
+            return None
+        with memoryview(buf) as view:
+            src = view[:total].tobytes()
+        del buf[:total]
+        self._need = 0
+        return _decode_at(src, 0, total, stype, hlen)

@@ -393,8 +393,15 @@ def test_decoder_next_command() -> None:
     assert dec.feed(b"") == []
     assert dec.next_command() is None
     stream = b"".join(encode(c) for c in cmds)
-    dec._buf += stream  # as if pushed without decoding
+    bad = frame(b'{"code":10,"opaque":99,"extFields":{"x":[1]}}')
+    dec.push(stream[:10])
+    assert dec.next_command() is None
+    dec.push(stream[10:] + bad + encode(cmds[0]))
     assert [dec.next_command(), dec.next_command(), dec.next_command()] == cmds
+    with pytest.raises(ProtocolError) as info:
+        dec.next_command()
+    assert info.value.opaque == 99 and not info.value.fatal
+    assert dec.next_command() == cmds[0]
     assert dec.next_command() is None
 
 

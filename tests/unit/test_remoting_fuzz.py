@@ -141,6 +141,16 @@ def test_split_at_arbitrary_points(
         last = p
     assert out == cmds
     assert dec.buffered == 0
+    # the same through push / next_command
+    dec = FrameDecoder()
+    pulled: list[RemotingCommand] = []
+    last = 0
+    for p in [*points, len(stream)]:
+        dec.push(stream[last:p])
+        last = p
+        while (cmd := dec.next_command()) is not None:
+            pulled.append(cmd)
+    assert pulled == cmds
 
 
 def _header_strategy(cls: type[Header]) -> st.SearchStrategy[Header]:
