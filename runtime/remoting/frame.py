@@ -320,10 +320,17 @@ class FrameDecoder:
     its 4 bytes arrive and nothing is ever allocated from it. Bytes of an incomplete frame are
     appended to one bytearray (amortised O(1)) and copied out once when the frame completes.
 
-    Errors: a fatal ProtocolError poisons the decoder (every later call raises it again; close
-    the connection). A non-fatal one consumes only the bad frame; commands decoded before it in
-    the same call are kept and returned first by the next call, so after answering the error call
-    ``feed(b"")`` to go on with the bytes already buffered.
+    Two ways to use it:
+
+    - ``feed(data) -> list``: every command the bytes complete. On a non-fatal error the bad
+      frame is consumed and the commands decoded before it in that call are kept: the next call
+      returns them first. So after answering the error, call ``feed(b"")`` to go on with what is
+      already buffered.
+    - ``push(data)`` then ``next_command()`` until None: one command or one error per call, in
+      stream order (simplest for a session loop).
+
+    A fatal ProtocolError poisons the decoder (every later call raises it again): close the
+    connection.
     """
 
     __slots__ = ("_buf", "_failed", "_need", "_ready", "max_frame", "max_header")
