@@ -98,6 +98,7 @@ def must_decode_or_protocol_error(data: bytes, **limits: int) -> list[RemotingCo
     for _ in range(64):  # keep going past non-fatal errors, like a session would
         try:
             out += dec.feed(data)
+            assert not dec.pending  # a normal return leaves nothing decodable behind
             return out
         except ProtocolError as exc:
             if exc.fatal:
