@@ -1,0 +1,63 @@
+"""Interop fixtures: install each real client once per session, skip only when the registry is
+unreachable (any other install failure is an error), one Driver per test."""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Callable
+
+import pytest
+
+from tests.interop.install import (
+    Client,
+    InstallError,
+    RegistryUnreachable,
+    install_cpp,
+    install_ons,
+)
+from tests.interop.scenarios import Driver
+
+
+def _installed(install: Callable[[], Client], what: str) -> Client:
+    try:
+        return install()
+    except RegistryUnreachable as exc:
+        pytest.skip(f"{what}: package registry unreachable, cannot install: {exc}")
+    except InstallError as exc:
+        pytest.fail(f"{what}: install failed (not a network problem): {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def ons_client() -> Client:
+    """ali-ons 3.12.0 in .interop/ons (npm ci)."""
+    return _installed(install_ons, "ali-ons 3.12.0 (npm)")
+
+
+@pytest.fixture(scope="session")
+def cpp_client() -> Client:
+    """rocketmq 0.4.4 (C++ 1.x client wheel) in the virtualenv .interop/cpp."""
+    return _installed(install_cpp, "rocketmq 0.4.4 (PyPI, C++ client)")
+
+
+@pytest.fixture
+def ons(ons_client: Client, tmp_path: pathlib.Path) -> Driver:
+    return Driver(
+        key="ons",
+        client=ons_client,
+        workdir=tmp_path / "clients",
+        sent_queue_known=True,
+        reports_rebalance=True,
+        creates_topics=True,
+    )
+
+
+@pytest.fixture
+def cpp(cpp_client: Client, tmp_path: pathlib.Path) -> Driver:
+    return Driver(
+        key="cpp",
+        client=cpp_client,
+        workdir=tmp_path / "clients",
+        sent_queue_known=False,
+        reports_rebalance=False,
+        creates_topics=False,
+    )

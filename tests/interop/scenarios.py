@@ -1,0 +1,402 @@
+"""Interop scenarios shared by every real client: each test module binds them to one client.
+
+A ``Driver`` knows how to run one client's scripts (producer, push consumer, topic set-up); the
+scenario functions hold the Given/When/Then and the checks, so both clients meet the same bar.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from tests.harness import RuntimeProcess
+from tests.interop import admin
+from tests.interop.clients import ClientProcess, Event, run_to_end
+from tests.interop.install import Client
+
+STORED = {"SEND_OK", "FLUSH_DISK_TIMEOUT", "FLUSH_SLAVE_TIMEOUT", "SLAVE_NOT_AVAILABLE"}
+QUEUES = 4  # RocketMQ's default queue count per broker for a new topic
+
+
+# -- the server ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Cluster:
+    process: RuntimeProcess
+    namesrv: str
+    masters: dict[str, str]  # brokerName -> address of brokerId 0
+
+    def logs(self, lines: int = 80) -> str:
+        return "\n".join(self.process.stderr[-lines:])
+
+
+@contextlib.contextmanager
+def running_cluster(data_dir: pathlib.Path, profile: str | None = None) -> Iterator[Cluster]:
+    """``python -m runtime`` (default profile, or ``cluster --profile``) on free ports."""
+    args = ["--log-level", os.environ.get("ACTORMQ_INTEROP_LOG_LEVEL", "INFO")]
+    if profile:
+        args += ["cluster", "--profile", profile]
+    args += ["--ephemeral-ports", "--data-dir", str(data_dir)]
+    with RuntimeProcess(args) as process:
+        ready = process.wait_ready(timeout=30)
+        masters = {
+            key.split("/")[0]: address
+            for key, address in ready.items()
+            if key.endswith("/0") and key.startswith("broker")
+        }
+        cluster = Cluster(process=process, namesrv=ready["namesrv"], masters=masters)
+        try:
+            yield cluster
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- actormq stderr (tail):\n{cluster.logs()}") from None
+        code = process.terminate(timeout=30)
+        assert code == 0, f"actormq exited {code} after the test\n{cluster.logs()}"
+
+
+# -- one client ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Driver:
+    """Runs one client's scripts. ``key`` is the script folder: ``ons`` (.js) or ``cpp`` (.py)."""
+
+    key: str
+    client: Client
+    workdir: pathlib.Path
+    sent_queue_known: bool  # does the send result name the queue (else use a queue selector)
+    reports_rebalance: bool  # does the consumer print "rebalanced" lines
+    creates_topics: bool  # True: create topics explicitly; False: auto-create on first send
+    cond: threading.Condition = field(default_factory=threading.Condition)
+    _homes: Counter = field(default_factory=Counter)
+
+    @property
+    def ext(self) -> str:
+        return ".js" if self.key == "ons" else ".py"
+
+    def home(self, label: str) -> pathlib.Path:
+        self._homes[label] += 1
+        return self.workdir / f"{label}-{self._homes[label]}"
+
+    def process(self, script: str, args: list[str], label: str) -> ClientProcess:
+        home = self.home(label)
+        return ClientProcess(self.client, script + self.ext, args, home, label, self.cond)
+
+    def prepare_topic(self, cluster: Cluster, topic: str) -> None:
+        """Make ``topic`` exist with 4 queues on every master, if this client cannot auto-create."""
+        if not self.creates_topics:
+            return
+        args = ["--namesrv", cluster.namesrv, "--brokers", ",".join(cluster.masters.values())]
+        args += ["--topic", topic, "--queues", str(QUEUES), "--deadline", "40"]
+        code, events = run_to_end(self.process("create_topic", args, "create-topic"), 60)
+        assert code == 0 and any(e["event"] == "routed" for e in events), (
+            f"creating topic {topic} failed (exit {code}): {events}"
+        )
+
+    def produce(
+        self,
+        cluster: Cluster,
+        topic: str,
+        count: int,
+        tags: list[str],
+        prefix: str,
+        *,
+        select_queue: bool = False,
+    ) -> list[Event]:
+        """Send ``count`` messages; every send must be stored. Returns the ``sent`` lines."""
+        args = ["--namesrv", cluster.namesrv, "--topic", topic, "--count", str(count)]
+        args += ["--tags", ",".join(tags), "--prefix", prefix, "--deadline", "50"]
+        if select_queue and not self.sent_queue_known:
+            args.append("--select-queue")
+        process = self.process("producer", args, f"producer-{prefix}")
+        code, events = run_to_end(process, 70)
+        sent = [e for e in events if e["event"] == "sent"]
+        problems = [e for e in events if e["event"] in ("send_error", "fatal", "deadline")]
+        assert code == 0 and not problems and len(sent) == count, (
+            f"producer {prefix}: exit {code}, {len(sent)}/{count} sent, problems: {problems}\n"
+            + process.diagnostics()
+        )
+        bad = [e for e in sent if e["status"] not in STORED]
+        assert not bad, f"sends not stored: {bad}"
+        return sent
+
+    def consumer(
+        self, cluster: Cluster, topic: str, group: str, expression: str, label: str
+    ) -> ClientProcess:
+        """Start a push consumer (clustering) and wait for its ``started`` line."""
+        args = ["--namesrv", cluster.namesrv, "--topic", topic, "--group", group]
+        args += ["--expression", expression, "--deadline", "120"]
+        if self.key == "cpp":
+            args += ["--instance", label]
+        process = self.process("consumer", args, label)
+        try:
+            process.wait_event("started", timeout=30)
+        except BaseException:
+            process.kill()
+            raise
+        return process
+
+
+# -- checks -------------------------------------------------------------------------------------
+
+
+def messages(process: ClientProcess, prefix: str | None = None) -> list[Event]:
+    """The ``message`` lines of ``process`` (only this producer run's, by key prefix)."""
+    found = process.events("message")
+    if prefix is not None:
+        found = [m for m in found if (m.get("keys") or "").startswith(f"{prefix}-key-")]
+    return found
+
+
+def first_key(event: Event) -> str:
+    return (event.get("keys") or "").split(" ")[0]
+
+
+def wait_for_keys(
+    driver: Driver, consumers: list[ClientProcess], keys: set[str], timeout: float, what: str
+) -> dict[str, list[tuple[ClientProcess, Event]]]:
+    """Wait until every key in ``keys`` was received by one of ``consumers``; return who got what
+    (key -> [(consumer, message line)], duplicates included)."""
+
+    def received() -> dict[str, list[tuple[ClientProcess, Event]]]:
+        got: dict[str, list[tuple[ClientProcess, Event]]] = {}
+        for consumer in consumers:
+            for event in consumer.events("message"):
+                if first_key(event) in keys:
+                    got.setdefault(first_key(event), []).append((consumer, event))
+        return got
+
+    with driver.cond:
+        done = driver.cond.wait_for(lambda: keys <= set(received()), timeout=timeout)
+    if done:
+        return received()
+    missing = keys - set(received())
+    report = "\n".join(c.diagnostics(30) for c in consumers)
+    raise AssertionError(
+        f"timed out after {timeout:.0f}s waiting for {what}: {len(missing)} of {len(keys)} "
+        f"never arrived, e.g. {sorted(missing)[:5]}\n{report}"
+    )
+
+
+def assert_intact(sent: list[Event], received: list[Event]) -> None:
+    """Each received message carries the body, tags and keys its send had."""
+    by_key = {first_key(e): e for e in sent}
+    for got in received:
+        want = by_key[first_key(got)]
+        assert got["body"] == want["body"], (got, want)
+        assert got["tags"] == want["tags"], (got, want)
+        assert got["keys"] == want["keys"], (got, want)
+
+
+def queues_of(received: list[Event]) -> set[tuple[str | None, int]]:
+    return {(m.get("broker"), int(m["queueId"])) for m in received}
+
+
+# -- scenarios ----------------------------------------------------------------------------------
+
+
+def produce_then_consume_all(driver: Driver, cluster: Cluster, count: int = 24) -> None:
+    # Given a topic on the default cluster and N messages with keys and tags, sent by the client
+    topic, group = f"Interop{driver.key.title()}All", f"interop_{driver.key}_all"
+    tags = ["TagA", "TagB", "TagC"]
+    driver.prepare_topic(cluster, topic)
+    sent = driver.produce(cluster, topic, count, tags, "all")
+    admin.wait_route(cluster.namesrv, topic, cluster.masters)
+    # Then the send results name distinct messages spread over the topic's queues
+    assert len({e["msgId"] for e in sent}) == count, sent
+    if driver.sent_queue_known:
+        assert {e["queue"] for e in sent} == set(range(QUEUES)), sent
+
+    # When a push consumer (clustering) subscribes to every tag
+    with driver.consumer(cluster, topic, group, "*", "consumer") as consumer:
+        keys = {first_key(e) for e in sent}
+        got = wait_for_keys(driver, [consumer], keys, 45, f"all {count} messages")
+        received = [m for m in messages(consumer) if first_key(m) in keys]
+
+        # Then every message arrives exactly once with body, tags and keys intact
+        dupes = {k: len(v) for k, v in got.items() if len(v) > 1}
+        assert not dupes, f"delivered more than once: {dupes}"
+        assert_intact(sent, received)
+        assert all(m["topic"] == topic for m in received), received
+        # And each arrives from the queue and at the offset its send result named
+        by_key = {first_key(e): e for e in sent}
+        for m in received:
+            want = by_key[first_key(m)]
+            assert m["queueOffset"] == want["offset"], (m, want)
+            if want.get("queue") is not None:
+                assert m["queueId"] == want["queue"], (m, want)
+        assert {int(m["queueId"]) for m in received} == set(range(QUEUES))
+        # And nothing else arrives: the consumer saw only this topic's messages
+        assert len(messages(consumer)) == count, messages(consumer)
+
+
+def tag_filtered_subscription(driver: Driver, cluster: Cluster, count: int = 18) -> None:
+    # Given messages tagged TagA, TagB, TagC in turn on one topic
+    topic = f"Interop{driver.key.title()}Tags"
+    driver.prepare_topic(cluster, topic)
+    sent = driver.produce(cluster, topic, count, ["TagA", "TagB", "TagC"], "tags")
+    admin.wait_route(cluster.namesrv, topic, cluster.masters)
+
+    # When one group subscribes to "TagB" and another to "TagA || TagC"
+    only_b = driver.consumer(cluster, topic, f"interop_{driver.key}_b", "TagB", "only-b")
+    a_or_c = driver.consumer(cluster, topic, f"interop_{driver.key}_ac", "TagA || TagC", "a-or-c")
+    with only_b, a_or_c:
+        want_b = {first_key(e) for e in sent if e["tags"] == "TagB"}
+        want_ac = {first_key(e) for e in sent if e["tags"] in ("TagA", "TagC")}
+        wait_for_keys(driver, [only_b], want_b, 45, "the TagB messages")
+        wait_for_keys(driver, [a_or_c], want_ac, 45, "the TagA and TagC messages")
+        # And sentinels follow on every queue (TagB then TagA): a consumer that received the
+        # sentinel of a queue has been offered everything stored before it in that queue.
+        sentinels = driver.produce(
+            cluster,
+            topic,
+            2 * QUEUES,
+            ["TagB"] * QUEUES + ["TagA"] * QUEUES,
+            "sentinel",
+            select_queue=True,
+        )
+        assert {e["queue"] for e in sentinels} == set(range(QUEUES)), sentinels
+        wait_for_keys(
+            driver, [only_b], {first_key(e) for e in sentinels[:QUEUES]}, 30, "the TagB sentinels"
+        )
+        wait_for_keys(
+            driver, [a_or_c], {first_key(e) for e in sentinels[QUEUES:]}, 30, "the TagA sentinels"
+        )
+
+        # Then each subscription received only its tags, each message intact
+        got_b, got_ac = messages(only_b), messages(a_or_c)
+        assert {m["tags"] for m in got_b} == {"TagB"}, got_b
+        assert {m["tags"] for m in got_ac} == {"TagA", "TagC"}, got_ac
+        assert {first_key(m) for m in messages(only_b, "tags")} == want_b
+        assert {first_key(m) for m in messages(a_or_c, "tags")} == want_ac
+        assert_intact(sent + sentinels, got_b + got_ac)
+
+
+def second_consumer_takes_half(driver: Driver, cluster: Cluster) -> None:
+    # Given a 4-queue topic consumed by one push consumer of a group
+    topic, group = f"Interop{driver.key.title()}Rebalance", f"interop_{driver.key}_rebalance"
+    broker = next(iter(cluster.masters.values()))
+    driver.prepare_topic(cluster, topic)
+    first = driver.produce(cluster, topic, 2 * QUEUES, ["TagA"], "r0", select_queue=True)
+    admin.wait_route(cluster.namesrv, topic, cluster.masters)
+    with driver.consumer(cluster, topic, group, "*", "consumer-a") as a:
+        wait_for_keys(driver, [a], {first_key(e) for e in first}, 45, "round 0 on consumer A")
+        assert {int(m["queueId"]) for m in messages(a, "r0")} == set(range(QUEUES))
+
+        # When a second consumer joins the group
+        with driver.consumer(cluster, topic, group, "*", "consumer-b") as b:
+            ids = admin.wait_consumers(broker, group, 2, timeout=20)
+            assert len(set(ids)) == 2, ids
+            if driver.reports_rebalance:
+                owned = wait_for_split(driver, a, b, 30)
+                assert sorted(owned["consumer-a"] + owned["consumer-b"]) == list(range(QUEUES))
+
+            # Then, once rebalanced, new messages of two queues go to A and of the other two
+            # to B (rounds of 2 messages per queue until a round shows a clean split)
+            split = wait_for_clean_round(driver, cluster, topic, a, b, deadline=45)
+            assert sorted(len(q) for q in split.values()) == [QUEUES // 2, QUEUES // 2], split
+
+        # And when B leaves, A takes all queues back
+        split = wait_for_clean_round(driver, cluster, topic, a, None, deadline=45)
+        assert split == {"consumer-a": set(range(QUEUES))}, split
+
+
+def wait_for_split(
+    driver: Driver, a: ClientProcess, b: ClientProcess, timeout: float
+) -> dict[str, list[int]]:
+    """Wait until the consumers' latest ``rebalanced`` lines own 2 + 2 disjoint queues."""
+
+    def latest() -> dict[str, list[int]] | None:
+        owned = {}
+        for consumer in (a, b):
+            lines = consumer.events("rebalanced")
+            if not lines:
+                return None
+            owned[consumer.label] = sorted(q["queueId"] for q in lines[-1]["queues"])
+        sizes = [len(q) for q in owned.values()]
+        disjoint = not set(owned["consumer-a"]) & set(owned["consumer-b"])
+        return owned if sizes == [QUEUES // 2, QUEUES // 2] and disjoint else None
+
+    with driver.cond:
+        owned = driver.cond.wait_for(latest, timeout=timeout)
+    assert owned, (
+        f"no 2+2 allocation in {timeout:.0f}s: A {a.events('rebalanced')[-3:]} "
+        f"B {b.events('rebalanced')[-3:]}"
+    )
+    return owned
+
+
+def wait_for_clean_round(
+    driver: Driver,
+    cluster: Cluster,
+    topic: str,
+    a: ClientProcess,
+    b: ClientProcess | None,
+    deadline: float,
+) -> dict[str, set[int]]:
+    """Send rounds of 2 messages per queue until one round is consumed with every queue going to
+    exactly one consumer and, with two consumers, each holding half. Returns label -> queues."""
+    consumers = [c for c in (a, b) if c is not None]
+    end = time.monotonic() + deadline
+    rounds: list[dict[str, set[int]]] = []
+    while time.monotonic() < end:
+        prefix = f"round{len(rounds) + 1}{'ab' if b else 'a'}"
+        sent = driver.produce(cluster, topic, 2 * QUEUES, ["TagA"], prefix, select_queue=True)
+        got = wait_for_keys(
+            driver,
+            consumers,
+            {first_key(e) for e in sent},
+            max(5.0, end - time.monotonic()),
+            f"{prefix} on {'A or B' if b else 'A'}",
+        )
+        owners: dict[int, set[str]] = {}
+        for deliveries in got.values():
+            for consumer, message in deliveries:
+                owners.setdefault(int(message["queueId"]), set()).add(consumer.label)
+        split: dict[str, set[int]] = {}
+        for queue, labels in owners.items():
+            for label in labels:
+                split.setdefault(label, set()).add(queue)
+        rounds.append(split)
+        clean = all(len(labels) == 1 for labels in owners.values())
+        halves = len(split) == len(consumers) and all(
+            len(queues) == QUEUES // len(consumers) for queues in split.values()
+        )
+        if clean and halves:
+            return split
+    raise AssertionError(f"no clean split within {deadline:.0f}s; rounds: {rounds}")
+
+
+def spread_over_two_brokers(driver: Driver, cluster: Cluster, count: int = 16) -> None:
+    # Given the 2m-noslave cluster: two masters, broker-a and broker-b
+    assert sorted(cluster.masters) == ["broker-a", "broker-b"], cluster.masters
+    topic, group = f"Interop{driver.key.title()}Spread", f"interop_{driver.key}_spread"
+    driver.prepare_topic(cluster, topic)
+
+    # When the client produces N messages
+    sent = driver.produce(cluster, topic, count, ["TagA", "TagB"], "spread")
+    route = admin.wait_route(cluster.namesrv, topic, cluster.masters)
+
+    # Then both brokers stored some of them, N in all (as each broker's queue offsets tell)
+    stored = {
+        name: admin.stored_count(address, topic, admin.routed_brokers(route)[name])
+        for name, address in cluster.masters.items()
+    }
+    assert all(stored.values()) and sum(stored.values()) == count, stored
+    if driver.sent_queue_known:
+        assert {e["broker"] for e in sent} == {"broker-a", "broker-b"}, sent
+
+    # And a push consumer receives all of them, intact, from queues of both brokers
+    with driver.consumer(cluster, topic, group, "*", "consumer") as consumer:
+        keys = {first_key(e) for e in sent}
+        wait_for_keys(driver, [consumer], keys, 45, f"all {count} messages")
+        received = messages(consumer, "spread")
+        assert_intact(sent, received)
+        if driver.reports_rebalance:
+            assert {m["broker"] for m in received} == {"broker-a", "broker-b"}, received

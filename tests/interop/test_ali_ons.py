@@ -1,0 +1,44 @@
+"""ali-ons 3.12.0 (npm, pure JavaScript) against a real ``python -m runtime``.
+
+The client runs as ``node tests/interop/ons/*.js`` with its own HOME; the scenarios (and their
+Given/When/Then) live in ``scenarios.py``, shared with the C++ client.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+
+from tests.interop import scenarios
+from tests.interop.scenarios import Driver, running_cluster
+
+pytestmark = [pytest.mark.interop, pytest.mark.timeout(150)]
+
+
+def test_produce_with_keys_and_tags_then_push_consume_all_intact(
+    ons: Driver, tmp_path: pathlib.Path
+) -> None:
+    with running_cluster(tmp_path / "data") as cluster:
+        scenarios.produce_then_consume_all(ons, cluster)
+
+
+def test_tag_filtered_subscription_receives_only_its_tags(
+    ons: Driver, tmp_path: pathlib.Path
+) -> None:
+    with running_cluster(tmp_path / "data") as cluster:
+        scenarios.tag_filtered_subscription(ons, cluster)
+
+
+def test_second_consumer_joining_the_group_takes_half_the_queues(
+    ons: Driver, tmp_path: pathlib.Path
+) -> None:
+    with running_cluster(tmp_path / "data") as cluster:
+        scenarios.second_consumer_takes_half(ons, cluster)
+
+
+def test_two_master_cluster_spreads_messages_over_both_brokers(
+    ons: Driver, tmp_path: pathlib.Path
+) -> None:
+    with running_cluster(tmp_path / "data", profile="2m-noslave") as cluster:
+        scenarios.spread_over_two_brokers(ons, cluster)
