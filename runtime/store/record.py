@@ -29,6 +29,8 @@ from typing import NamedTuple
 
 import msgspec
 
+from runtime.remoting import properties as P
+
 MAGIC = 0xDAA320A7
 BLANK_MAGIC = 0xCBD43194
 HEADER = struct.Struct(">iIiiiqqiq4siq4siiqi")
@@ -56,14 +58,14 @@ BORNHOST_V6_FLAG = 0x10
 STOREHOST_V6_FLAG = 0x20
 
 # property names the store reads (RocketMQ MessageConst)
-PROPERTY_KEYS = "KEYS"
-PROPERTY_TAGS = "TAGS"
-PROPERTY_UNIQ_KEY = "UNIQ_KEY"
-PROPERTY_DELAY = "DELAY"
-PROPERTY_WAIT = "WAIT"
-NAME_VALUE_SEPARATOR = "\x01"
-PROPERTY_SEPARATOR = "\x02"
-KEY_SEPARATOR = " "
+PROPERTY_KEYS = P.KEYS
+PROPERTY_TAGS = P.TAGS
+PROPERTY_UNIQ_KEY = P.UNIQ_KEY
+PROPERTY_DELAY = P.DELAY
+PROPERTY_WAIT = P.WAIT
+NAME_VALUE_SEPARATOR = P.NAME_VALUE_SEPARATOR
+PROPERTY_SEPARATOR = P.PROPERTY_SEPARATOR
+KEY_SEPARATOR = P.KEY_SEPARATOR
 SCHEDULE_TOPIC = "SCHEDULE_TOPIC_XXXX"
 
 _TOPIC_RE = re.compile(r"^[%|a-zA-Z0-9_-]+$")
@@ -127,17 +129,12 @@ def decode_offset_msg_id(msg_id: str) -> OffsetMsgId:
 
 
 def parse_properties(text: str) -> dict[str, str]:
-    """``name\\x01value\\x02`` repeated -> dict. Tolerates a missing final separator."""
-    props: dict[str, str] = {}
-    for item in text.split(PROPERTY_SEPARATOR):
-        if item:
-            name, _, value = item.partition(NAME_VALUE_SEPARATOR)
-            props[name] = value
-    return props
+    """``name\\x01value\\x02`` repeated -> dict (``runtime.remoting.properties``)."""
+    return P.decode_properties(text)
 
 
 def encode_properties(props: dict[str, str]) -> str:
-    return "".join(f"{k}{NAME_VALUE_SEPARATOR}{v}{PROPERTY_SEPARATOR}" for k, v in props.items())
+    return P.encode_properties(props)
 
 
 def parse_delay_levels(spec: str) -> tuple[int, ...]:
@@ -149,7 +146,7 @@ def parse_delay_levels(spec: str) -> tuple[int, ...]:
     return tuple(out)
 
 
-DEFAULT_DELAY_LEVELS_SPEC = "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h"
+DEFAULT_DELAY_LEVELS_SPEC = P.DELAY_LEVELS
 DEFAULT_DELAY_LEVELS = parse_delay_levels(DEFAULT_DELAY_LEVELS_SPEC)
 
 

@@ -26,6 +26,7 @@ class FlushMode(enum.Enum):
 class StoreSettings(msgspec.Struct, frozen=True, kw_only=True):
     root: str
     broker_name: str = "broker-a"
+    cluster_name: str = "DefaultCluster"
     commitlog_segment_size: int = 1024 * 1024 * 1024
     cq_entries_per_file: int = 300_000
     flush_mode: FlushMode = FlushMode.ASYNC_FLUSH
@@ -98,6 +99,7 @@ class StoreSettings(msgspec.Struct, frozen=True, kw_only=True):
         values: dict[str, Any] = {
             "root": os.path.expanduser(get("store_path_root_dir", "~/store")),
             "broker_name": get("broker_name", "broker-a"),
+            "cluster_name": get("broker_cluster_name", "DefaultCluster"),
             "commitlog_segment_size": get("mapped_file_size_commit_log", 1024**3),
             "cq_entries_per_file": max(1, cq_bytes // 20),
             "flush_mode": flush_mode,

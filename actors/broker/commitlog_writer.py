@@ -1,0 +1,338 @@
+"""CommitLogWriter: the single writer of the commit log.
+
+Messages accepted:
+- ``AppendBatch(records, reply, enqueued_at)`` — validate every record first (topic name, body
+  size, properties size, fits a segment) and answer MESSAGE_ILLEGAL / PROPERTIES_SIZE_EXCEEDED
+  with nothing written; refuse with SERVICE_NOT_AVAILABLE when the store failed, is read-only
+  or the disk is above the warning ratio, and OS_PAGE_CACHE_BUSY when the batch waited in the
+  inbox longer than ``os_page_cache_busy_timeout_ms``. Otherwise assign queue and physical
+  offsets, encode, write (one ``os.pwrite`` per segment touched), hand the dispatch entries to
+  the Dispatcher and complete ``reply`` with a ``PutResult`` once the flush condition
+  (SYNC_FLUSH: the Flusher's fsync) and the replication condition both answered.
+- ``DiskSpace(full, ratio)`` from Retention; ``StoreFailed(reason)`` from the Flusher.
+- ``DeleteSegments(...)`` from Retention (ask): detach old segments, reply ``SegmentsDeleted``.
+
+Owned state: the open store (lock, commit log, recovered consume queues and index, handed on
+through the StoreContext), the queue-offset table (topic, queueId) -> next offset.
+
+Durability point: none by itself — bytes are in the kernel when ``os.pwrite`` returns (so a
+kill -9 loses nothing acknowledged); fsync is the Flusher's. ``on_start`` runs recovery (lock,
+scan, truncate, rebuild) and creates the abort marker; ``on_stop`` fsyncs, writes the final
+checkpoint and removes it. A failed write or fsync never yields PUT_OK; the actor is
+fail-stop (``fail_on_error``): a broker must not keep acking after its writer died.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from typing import Any
+
+import pykka
+from loguru import logger
+
+from actors.broker.messages import (
+    AppendBatch,
+    AwaitFlush,
+    DeleteSegments,
+    DiskSpace,
+    Dispatch,
+    FlushStatus,
+    PutResult,
+    PutStatus,
+    SegmentsDeleted,
+    StoreFailed,
+)
+from runtime.actor import GeventActor
+from runtime.errors import StoreError
+from runtime.store import checkpoint as ckpt
+from runtime.store.commitlog import Invalid, Prepared, prepare
+from runtime.store.context import ReplicationStatus, StoreContext
+from runtime.store.lockfile import remove_abort
+from runtime.store.recovery import make_checkpoint, open_store
+
+
+class PutCompletion:
+    """Combines the flush and replication outcomes of one append into its reply (set once)."""
+
+    __slots__ = ("_flush", "_repl", "_reply", "_result")
+
+    def __init__(self, result: PutResult, reply: Any) -> None:
+        self._result = result
+        self._reply = reply
+        self._flush: FlushStatus | None = None
+        self._repl: ReplicationStatus | None = None
+
+    def flush_done(self, status: FlushStatus) -> None:
+        if self._flush is None:
+            self._flush = status
+            self._maybe_reply()
+
+    def replication_done(self, status: ReplicationStatus) -> None:
+        if self._repl is None:
+            self._repl = status
+            self._maybe_reply()
+
+    def _maybe_reply(self) -> None:
+        if self._flush is None or self._repl is None:
+            return
+        status, reason = PutStatus.PUT_OK, None
+        if self._flush is not FlushStatus.FLUSH_OK:
+            status = PutStatus.FLUSH_DISK_TIMEOUT
+            reason = f"commit log not fsynced: {self._flush.value}"
+        if self._repl is not ReplicationStatus.REPLICATED:
+            status = PutStatus(self._repl.value)
+            reason = f"replication: {self._repl.value}"
+        result = (
+            self._result if status is PutStatus.PUT_OK else self._result.with_status(status, reason)
+        )
+        _set(self._reply, result)
+
+
+def _set(reply: Any, value: Any) -> None:
+    try:
+        reply.set(value)
+    except Exception:  # a reply set twice (a timed-out caller) is harmless
+        logger.debug("reply already set")
+
+
+def refused(status: PutStatus, reason: str) -> PutResult:
+    return PutResult(status=status, reason=reason)
+
+
+class CommitLogWriter(GeventActor):
+    """See the module docstring."""
+
+    fail_on_error = True
+
+    def __init__(self, ctx: StoreContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.settings = ctx.settings
+        self._disk_full = False
+        self._failed: str | None = None
+        self._flusher: pykka.ActorRef[Any] | None = None
+        self._dispatcher: pykka.ActorRef[Any] | None = None
+        self._closed = False
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        opened = open_store(self.settings, self.ctx.fs)
+        self.ctx.opened = opened
+        self.ctx.failed = None
+        self.ctx.dispatched = opened.log.write_offset
+        self.ctx.queue_next = dict(opened.next_offsets)
+        self.ctx.final_dispatch = None
+        self.log = opened.log
+        self.next_offsets = opened.next_offsets
+        self._sync_flush = self.settings.sync_flush
+        self._busy_timeout = self.settings.os_page_cache_busy_timeout_ms / 1000.0
+        self._max_size = self.settings.max_message_size
+        self._seg_size = self.settings.commitlog_segment_size
+        self._confirm_on_write = not self.ctx.confirm_sources
+
+    def on_stop(self) -> None:
+        self._close(clean=self._failed is None and self.ctx.failed is None)
+
+    def on_failure(self, *_exc_info: Any) -> None:
+        self._close(clean=False)
+
+    def _close(self, *, clean: bool) -> None:
+        if self._closed or self.ctx.opened is None:
+            return
+        self._closed = True
+        opened = self.ctx.opened
+        try:
+            if clean:
+                self.log.segments.flush()
+                final = self.ctx.final_dispatch
+                if final is not None and final[0] == self.log.write_offset:
+                    ckpt.save(
+                        self.settings.root,
+                        make_checkpoint(final[0], self.log.min_offset, final[1]),
+                    )
+                    remove_abort(self.settings.root)
+                else:
+                    logger.warning(
+                        "store {}: dispatch did not finish cleanly; next start re-dispatches",
+                        self.settings.root,
+                    )
+        finally:
+            self.log.segments.close()
+            opened.lock.release()
+            self.ctx.opened = None
+
+    # -- messages ------------------------------------------------------------------------------
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, AppendBatch):
+            self._append(message)
+            return None
+        if isinstance(message, DiskSpace):
+            if message.full != self._disk_full:
+                logger.warning(
+                    "store {}: disk {:.0%} used: writes {}",
+                    self.settings.root,
+                    message.used_ratio,
+                    "refused" if message.full else "accepted again",
+                )
+            self._disk_full = message.full
+            return None
+        if isinstance(message, StoreFailed):
+            self._failed = message.reason
+            logger.error("store {}: failed, refusing appends: {}", self.settings.root, message)
+            return None
+        if isinstance(message, DeleteSegments):
+            return self._delete_segments(message)
+        return super().on_receive(message)
+
+    # -- appending -----------------------------------------------------------------------------
+
+    def _append(self, msg: AppendBatch) -> None:
+        reply = msg.reply
+        failed = self._failed or self.ctx.failed
+        if failed is not None:
+            _set(reply, refused(PutStatus.SERVICE_NOT_AVAILABLE, f"store failed: {failed}"))
+            return
+        if self.settings.read_only:
+            _set(reply, refused(PutStatus.SERVICE_NOT_AVAILABLE, "store is read-only (slave)"))
+            return
+        if self._disk_full:
+            _set(reply, refused(PutStatus.SERVICE_NOT_AVAILABLE, "disk above warning ratio"))
+            return
+        if msg.enqueued_at and time.monotonic() - msg.enqueued_at > self._busy_timeout:
+            _set(reply, refused(PutStatus.OS_PAGE_CACHE_BUSY, "append waited too long"))
+            return
+        records = msg.records
+        if not records:
+            _set(reply, refused(PutStatus.MESSAGE_ILLEGAL, "empty batch"))
+            return
+        batch: list[Prepared] = []
+        max_size, seg_size = self._max_size, self._seg_size
+        for rec in records:
+            p = prepare(rec, max_size, seg_size)
+            if isinstance(p, Invalid):
+                status = (
+                    PutStatus.PROPERTIES_SIZE_EXCEEDED
+                    if p.properties
+                    else PutStatus.MESSAGE_ILLEGAL
+                )
+                _set(reply, refused(status, p.reason))
+                return
+            batch.append(p)
+        store_ts = int(time.time() * 1000)
+        begin = self.log.write_offset
+        try:
+            out = self.log.append_batch(batch, self.next_offsets, store_ts)
+        except OSError as exc:
+            self._write_failed(exc, begin, reply)
+            return
+        result = PutResult(
+            status=PutStatus.PUT_OK,
+            queue_offsets=tuple(out.queue_offsets),
+            physical_offsets=tuple(out.physical_offsets),
+            wrote_bytes=out.wrote_bytes,
+            store_timestamp=store_ts,
+            store_host=self.log.store_host,
+            store_port=self.log.store_port,
+        )
+        self._tell_dispatcher(Dispatch(begin, out.end, out.entries))
+        repl = self.ctx.replication
+        flush_wait = self._sync_flush and out.wait_store_ok
+        if not flush_wait and not repl.required:
+            _set(reply, result)
+            return
+        completion = PutCompletion(result, reply)
+        if flush_wait:
+            if not self._tell_flusher(AwaitFlush(out.end, completion)):
+                completion.flush_done(FlushStatus.FLUSH_FAILED)
+        else:
+            completion.flush_done(FlushStatus.FLUSH_OK)
+        if repl.required:
+            fut = repl.wait(out.end)
+            fut.add_done_callback(lambda f: completion.replication_done(_repl_status(f)))
+        else:
+            completion.replication_done(ReplicationStatus.REPLICATED)
+
+    def _write_failed(self, exc: OSError, begin: int, reply: Any) -> None:
+        """Undo a failed write; nothing was acknowledged, so the answer is a definite fail
+        when the undo worked. If it did not, the log holds bytes we cannot vouch for: fail-stop."""
+        try:
+            self.log.segments.truncate(begin)
+        except OSError as undo:
+            _set(reply, refused(PutStatus.UNKNOWN_ERROR, f"write failed: {exc}"))
+            raise StoreError(
+                self.settings.commitlog_dir, f"write failed ({exc}) and could not be undone: {undo}"
+            ) from undo
+        if exc.errno == errno.ENOSPC:
+            self._disk_full = True
+            _set(reply, refused(PutStatus.SERVICE_NOT_AVAILABLE, f"disk full: {exc}"))
+            logger.error("store {}: disk full, refusing writes: {}", self.settings.root, exc)
+        elif exc.errno in (errno.EMFILE, errno.ENFILE, errno.EACCES, errno.EROFS):
+            _set(reply, refused(PutStatus.CREATE_MAPPED_FILE_FAILED, str(exc)))
+        else:
+            _set(reply, refused(PutStatus.UNKNOWN_ERROR, f"write failed: {exc}"))
+            raise StoreError(self.settings.commitlog_dir, f"write failed: {exc}") from exc
+
+    def _tell_dispatcher(self, msg: Dispatch) -> None:
+        ref = self._dispatcher
+        if ref is None or not ref.is_alive():
+            ref = self._dispatcher = self.ctx.directory.get(self.ctx.names.dispatcher)
+        if ref is None:
+            return  # it re-reads the log when it (re)starts
+        try:
+            ref.tell(msg)
+        except pykka.ActorDeadError:
+            self._dispatcher = None
+
+    def _tell_flusher(self, msg: AwaitFlush) -> bool:
+        ref = self._flusher
+        if ref is None or not ref.is_alive():
+            ref = self._flusher = self.ctx.directory.get(self.ctx.names.flusher)
+        if ref is None:
+            return False
+        try:
+            ref.tell(msg)
+            return True
+        except pykka.ActorDeadError:
+            self._flusher = None
+            return False
+
+    # -- retention -----------------------------------------------------------------------------
+
+    def _delete_segments(self, msg: DeleteSegments) -> SegmentsDeleted:
+        segs = self.log.segments
+        paths: list[str] = []
+        while len(paths) < msg.max_files and len(segs.segments) > 1:
+            first = segs.segments[0]
+            if first.start + segs.segment_size > min(msg.limit_offset, segs.flushed_offset):
+                break
+            if not msg.force:
+                try:
+                    mtime = os.stat(first.file.path).st_mtime
+                except OSError:
+                    mtime = 0.0
+                if mtime >= msg.older_than:
+                    break
+            seg = segs.delete_first()
+            if seg is None:
+                break
+            paths.append(seg.file.path)
+        if paths:
+            logger.info(
+                "store {}: deleted {} commit-log segments; log now starts at {}",
+                self.settings.root,
+                len(paths),
+                self.log.min_offset,
+            )
+        return SegmentsDeleted(paths, self.log.min_offset)
+
+
+def _repl_status(fut: Any) -> ReplicationStatus:
+    try:
+        status = fut.get(timeout=0)
+    except Exception:  # a failed replication future is "not replicated"
+        return ReplicationStatus.SLAVE_NOT_AVAILABLE
+    return status if isinstance(status, ReplicationStatus) else ReplicationStatus(status)

@@ -1,0 +1,269 @@
+"""Dispatcher (RocketMQ's "reput"): commit log -> consume queues and the key index.
+
+Messages accepted:
+- ``Dispatch(begin, end, entries)`` (tell, from the writer): records appended in ``[begin,
+  end)``, already parsed. Held until confirmed, then applied.
+- ``Confirm(offset, source, flushed)`` (tell): ``source`` confirms the log up to ``offset``
+  ("flush" from the Flusher; the HA work adds "replica"). Consumers only ever see records below
+  the confirmed offset: the minimum over the required sources (SYNC_FLUSH needs "flush"); with
+  no required source (ASYNC_FLUSH) everything written is confirmed.
+- ``CheckpointTick`` (timer) / ``CheckpointDone`` (internal): every ``checkpoint_interval_ms``
+  fsync the touched consume queues (``SyncQueue`` to each Queue, which also proves it applied
+  everything sent before) and the index, then atomically write the checkpoint with
+  ``safe_offset = min(dispatched, fsynced log)``.
+- ``QueryByKey(topic, key, max_num, begin, end)`` (ask) -> ``QueryResult``: index candidates
+  checked against the actual records (topic, key, time range, CRC).
+- ``TrimBelow(log_min)`` (tell, from Retention): drop index files below the log's minimum.
+
+Owned state: the reput offset (everything below it was handed to Queue actors and the index;
+mirrored in the StoreContext so a restarted Dispatcher resumes there), the held batches, the
+confirmations, the key index, the Queue actors (through the QueueTable; stopped with it).
+When a batch is missing (the Dispatcher restarted, or the records came from elsewhere), it reads
+them back from the commit log. Re-dispatching is harmless: queues and index skip what they hold.
+
+Durability point: the checkpoint (consume queues and index are derived data, rebuilt by
+recovery from the commit log).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import deque
+from typing import Any
+
+import gevent
+import pykka
+from loguru import logger
+
+from actors.broker.messages import (
+    AppendEntries,
+    CheckpointDone,
+    CheckpointTick,
+    Confirm,
+    Dispatch,
+    QueryByKey,
+    QueryResult,
+    SyncQueue,
+    TrimBelow,
+)
+from runtime.actor import GeventActor, offload
+from runtime.store import checkpoint as ckpt
+from runtime.store import record as R
+from runtime.store.context import StoreContext
+from runtime.store.index import IndexService
+from runtime.store.recovery import make_checkpoint
+
+QueueKey = tuple[str, int]
+SYNC_TIMEOUT_S = 10.0
+
+
+class Dispatcher(GeventActor):
+    """See the module docstring."""
+
+    def __init__(self, ctx: StoreContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.settings = ctx.settings
+        self._pending: deque[Dispatch] = deque()
+        self._touched: set[QueueKey] = set()
+        self._checkpointing = False
+
+    def on_start(self) -> None:
+        opened = self.ctx.require_open()
+        self.log = opened.log
+        self.index: IndexService | None = opened.index
+        self.queues = self.ctx.queues
+        self.reput = self.ctx.dispatched
+        self.queue_next = self.ctx.queue_next
+        self.required = self.ctx.confirm_sources
+        self.confirmed_by = dict.fromkeys(self.required, self.reput)
+        if "flush" in self.confirmed_by:
+            self.confirmed_by["flush"] = max(self.reput, self.log.segments.flushed_offset)
+        self.written = self.log.write_offset
+        self.log_flushed = self.log.segments.flushed_offset
+        self.last_checkpoint = min(self.reput, self.log_flushed)
+        self.send_every(self.settings.checkpoint_interval_ms / 1000.0, CheckpointTick())
+        self._advance()
+
+    def on_stop(self) -> None:
+        refs = self.queues.refs()
+        futures = [ref.ask(SyncQueue(), block=False) for ref in refs.values()]
+        for fut in futures:
+            with contextlib.suppress(Exception):
+                fut.get(timeout=SYNC_TIMEOUT_S)
+        self.queues.stop_all()
+        if self.index is not None:
+            self.index.flush()
+        point = min(self.reput, self.log_flushed)
+        ckpt.save(self.settings.root, make_checkpoint(point, self.log.min_offset, self.queue_next))
+        self.ctx.final_dispatch = (self.reput, dict(self.queue_next))
+
+    # -- messages ------------------------------------------------------------------------------
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Dispatch):
+            self._pending.append(message)
+            if message.end > self.written:
+                self.written = message.end
+            self._advance()
+            return None
+        if isinstance(message, Confirm):
+            if message.flushed and message.offset > self.log_flushed:
+                self.log_flushed = message.offset
+            if message.source in self.confirmed_by:
+                if message.offset > self.confirmed_by[message.source]:
+                    self.confirmed_by[message.source] = message.offset
+                self._advance()
+            return None
+        if isinstance(message, CheckpointTick):
+            self._start_checkpoint()
+            return None
+        if isinstance(message, CheckpointDone):
+            self._checkpointing = False
+            if message.error is None:
+                self.last_checkpoint = message.safe_offset
+            else:
+                logger.warning("store {}: checkpoint failed: {}", self.settings.root, message.error)
+            return None
+        if isinstance(message, QueryByKey):
+            return self._query(message)
+        if isinstance(message, TrimBelow):
+            if self.index is not None:
+                self.index.delete_below(message.log_min)
+            return None
+        return super().on_receive(message)
+
+    # -- dispatching ---------------------------------------------------------------------------
+
+    def _confirmed(self) -> int:
+        if not self.confirmed_by:
+            return self.written  # ASYNC_FLUSH: written is confirmed
+        return min(self.confirmed_by.values())
+
+    def _advance(self) -> None:
+        limit = self._confirmed()
+        pending = self._pending
+        while self.reput < limit:
+            if pending and pending[0].end <= self.reput:
+                pending.popleft()
+                continue
+            if pending and pending[0].begin <= self.reput:
+                batch = pending[0]
+                if batch.end > limit:
+                    break
+                pending.popleft()
+                entries = batch.entries
+                if batch.begin < self.reput:
+                    entries = [e for e in entries if e.physical_offset >= self.reput]
+                self._apply(entries)
+                self.reput = batch.end
+                continue
+            stop = min(limit, pending[0].begin) if pending else limit
+            if not self._reput_from_log(stop):
+                break
+        self.ctx.dispatched = self.reput
+
+    def _reput_from_log(self, stop: int) -> bool:
+        """Dispatch records read back from the log in [reput, stop); False if none were."""
+        entries: list[R.DispatchEntry] = []
+        levels = self.settings.delay_levels
+
+        def on_record(buf: memoryview, pos: int, size: int, phys: int) -> None:
+            entries.append(R.dispatch_entry_at(buf, pos, size, levels))
+
+        start = self.reput
+        res = self.log.scan(start, on_record, verify_crc=False, stop_at=stop)
+        if entries:
+            self._apply(entries)
+        if res.end > start:
+            self.reput = res.end
+            return True
+        if res.problem:
+            logger.error(
+                "store {}: reput stuck at {}: {}", self.settings.root, res.end, res.problem
+            )
+        return False
+
+    def _apply(self, entries: list[R.DispatchEntry]) -> None:
+        groups: dict[QueueKey, list[tuple[int, int, int, int]]] = {}
+        for e in entries:
+            tran = e.sys_flag & R.TRANSACTION_MASK
+            if tran == R.TRANSACTION_PREPARED_TYPE or tran == R.TRANSACTION_ROLLBACK_TYPE:
+                continue
+            key = (e.topic, e.queue_id)
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = []
+            group.append(e[2:6])  # (queue_offset, physical_offset, size, tags_code)
+        for key, group in groups.items():
+            ref = self.queues.get(key[0], key[1], create=True)
+            if ref is not None:
+                with contextlib.suppress(pykka.ActorDeadError):
+                    ref.tell(AppendEntries(group))
+            self.queue_next[key] = group[-1][0] + 1
+            self._touched.add(key)
+        if self.index is not None and entries:
+            self.index.put_entries(entries)
+
+    # -- checkpoints ---------------------------------------------------------------------------
+
+    def _start_checkpoint(self) -> None:
+        if self._checkpointing:
+            return
+        point = min(self.reput, self.log_flushed)
+        if point <= self.last_checkpoint and not self._touched:
+            return
+        touched, self._touched = self._touched, set()
+        futures = []
+        for key in touched:
+            ref = self.queues.get(key[0], key[1])
+            if ref is not None:
+                with contextlib.suppress(pykka.ActorDeadError):
+                    futures.append(ref.ask(SyncQueue(), block=False))
+        self._checkpointing = True
+        cp = make_checkpoint(point, self.log.min_offset, self.queue_next)
+        gevent.spawn(self._write_checkpoint, cp, futures, touched)
+
+    def _write_checkpoint(
+        self, cp: ckpt.Checkpoint, futures: list[Any], touched: set[QueueKey]
+    ) -> None:
+        error = None
+        try:
+            for fut in futures:
+                fut.get(timeout=SYNC_TIMEOUT_S)
+            if self.index is not None:
+                offload(self.index.flush)
+            offload(ckpt.save, self.settings.root, cp)
+        except Exception as exc:  # any failure: the next tick tries again
+            error = repr(exc)
+            self._touched |= touched
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.actor_ref.tell(CheckpointDone(cp.safe_offset, error))
+
+    # -- key lookups ---------------------------------------------------------------------------
+
+    def _query(self, q: QueryByKey) -> QueryResult:
+        if self.index is None:
+            return QueryResult()
+        out: list[bytes] = []
+        for phys in self.index.query(q.topic, q.key, q.max_num, q.begin, q.end):
+            if phys >= self.reput:
+                continue
+            raw = self.log.read_record_bytes(phys, verify_crc=True)
+            if raw is None:
+                continue
+            rec = R.decode_record(raw)
+            if rec.topic != q.topic or not (q.begin <= rec.store_timestamp <= q.end):
+                continue
+            _code, keys, _wait = R.dispatch_fields(rec.topic, rec.properties, rec.sys_flag, 0)
+            if q.key not in keys:
+                continue
+            out.append(raw)
+            if len(out) >= q.max_num:
+                break
+        last = self.index.files[-1] if self.index.files else None
+        return QueryResult(
+            messages=tuple(out),
+            index_last_update_timestamp=last.end_time if last else 0,
+            index_last_update_phyoffset=last.end_phys if last else 0,
+        )

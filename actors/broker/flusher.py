@@ -1,0 +1,167 @@
+"""Flusher: makes the commit log durable (fsync) and says so.
+
+Messages accepted:
+- ``AwaitFlush(offset, completion)`` (SYNC_FLUSH, from the writer): call
+  ``completion.flush_done(FLUSH_OK)`` once an fsync covers ``offset``; ``FLUSH_TIMEOUT`` when
+  ``sync_flush_timeout_ms`` passes first (the reply becomes FLUSH_DISK_TIMEOUT: stored, durability
+  unknown). Group commit: one fsync answers every waiter it covers, and every waiter that arrives
+  while an fsync runs is covered by the next one.
+- ``FlushTick``: ASYNC_FLUSH: flush every ``flush_interval_ms``; SYNC_FLUSH: expire waiters.
+- ``FlushDone(offset, error)``: internal, from the greenlet that ran the fsync.
+
+Replies: through the completions; tells the Dispatcher ``Confirm(offset, "flush")`` after each
+fsync (the confirmed offset under SYNC_FLUSH, the checkpoint's flushed offset in both modes).
+
+Owned state: the waiters (in offset order), the flushed offset, whether an fsync is running.
+The fsync itself runs in the hub's thread pool (``offload``) from a helper greenlet, so this
+actor keeps expiring waiters while a slow disk stalls (R7).
+
+Durability point: this is it. A failed fsync is never retried (the kernel may have dropped the
+dirty pages — "fsyncgate"): every pending waiter gets FLUSH_FAILED (never PUT_OK), the writer is
+told ``StoreFailed`` and this actor fails, which fail-stops the broker (R6).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import deque
+from typing import Any
+
+import gevent
+import pykka
+from loguru import logger
+
+from actors.broker.messages import (
+    AwaitFlush,
+    Confirm,
+    FlushDone,
+    FlushStatus,
+    FlushTick,
+    StoreFailed,
+)
+from runtime.actor import GeventActor, offload
+from runtime.errors import StoreError
+from runtime.store.context import StoreContext
+from runtime.store.segments import FlushPlan
+
+SWEEP_INTERVAL_S = 0.05
+
+
+class Flusher(GeventActor):
+    """See the module docstring."""
+
+    fail_on_error = True
+
+    def __init__(self, ctx: StoreContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.settings = ctx.settings
+        self._waiters: deque[tuple[int, float, Any]] = deque()
+        self._in_flight: gevent.Greenlet | None = None
+        self._failed = False
+
+    def on_start(self) -> None:
+        self.log = self.ctx.require_open().log
+        self.flushed = self.log.segments.flushed_offset
+        self._timeout = self.settings.sync_flush_timeout_ms / 1000.0
+        if self.settings.sync_flush:
+            self.send_every(min(SWEEP_INTERVAL_S, self._timeout / 4), FlushTick())
+        else:
+            self.send_every(self.settings.flush_interval_ms / 1000.0, FlushTick())
+
+    def on_stop(self) -> None:
+        self._join_in_flight()
+        self._expire(all_=True)
+
+    def on_failure(self, *_exc_info: Any) -> None:
+        self._expire(all_=True, status=FlushStatus.FLUSH_FAILED)
+
+    # -- messages ------------------------------------------------------------------------------
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, AwaitFlush):
+            if self._failed:
+                message.completion.flush_done(FlushStatus.FLUSH_FAILED)
+            elif message.offset <= self.flushed:
+                message.completion.flush_done(FlushStatus.FLUSH_OK)
+            else:
+                deadline = time.monotonic() + self._timeout
+                self._waiters.append((message.offset, deadline, message.completion))
+                self._start_flush()
+            return None
+        if isinstance(message, FlushTick):
+            if self.settings.sync_flush:
+                self._expire()
+            self._start_flush()
+            return None
+        if isinstance(message, FlushDone):
+            self._flush_done(message)
+            return None
+        return super().on_receive(message)
+
+    # -- flushing ------------------------------------------------------------------------------
+
+    def _start_flush(self) -> None:
+        if self._in_flight is not None or self._failed:
+            return
+        plan = self.log.segments.prepare_flush()
+        if plan is None:
+            return
+        self._in_flight = gevent.spawn(self._run, plan, self.actor_ref)
+
+    @staticmethod
+    def _run(plan: FlushPlan, me: pykka.ActorRef[Any]) -> None:
+        error = None
+        try:
+            offload(plan.run)
+        except OSError as exc:
+            error = f"fsync failed: {exc}"
+        except Exception as exc:  # any failure of the fsync means not durable
+            error = f"fsync failed: {exc!r}"
+        with contextlib.suppress(pykka.ActorDeadError):
+            me.tell(FlushDone(plan.target, error))
+
+    def _flush_done(self, msg: FlushDone) -> None:
+        self._in_flight = None
+        if msg.error is not None:
+            self._fail(msg.error)
+            return
+        self.log.segments.flushed_to(msg.offset)
+        self.flushed = max(self.flushed, msg.offset)
+        waiters = self._waiters
+        while waiters and waiters[0][0] <= self.flushed:
+            waiters.popleft()[2].flush_done(FlushStatus.FLUSH_OK)
+        self._confirm(self.flushed)
+        if waiters or (self.settings.sync_flush and self.log.write_offset > self.flushed):
+            self._start_flush()
+
+    def _fail(self, reason: str) -> None:
+        self._failed = True
+        self.ctx.failed = reason
+        logger.error("store {}: {}: fail-stop", self.settings.root, reason)
+        self._expire(all_=True, status=FlushStatus.FLUSH_FAILED)
+        writer = self.ctx.directory.get(self.ctx.names.writer)
+        if writer is not None:
+            with contextlib.suppress(pykka.ActorDeadError):
+                writer.tell(StoreFailed(reason))
+        raise StoreError(self.settings.commitlog_dir, reason)
+
+    def _expire(
+        self, *, all_: bool = False, status: FlushStatus = FlushStatus.FLUSH_TIMEOUT
+    ) -> None:
+        now = time.monotonic()
+        waiters = self._waiters
+        while waiters and (all_ or waiters[0][1] <= now):
+            waiters.popleft()[2].flush_done(status)
+
+    def _confirm(self, offset: int) -> None:
+        ref = self.ctx.directory.get(self.ctx.names.dispatcher)
+        if ref is not None:
+            with contextlib.suppress(pykka.ActorDeadError):
+                ref.tell(Confirm(offset, "flush", flushed=True))
+
+    def _join_in_flight(self) -> None:
+        g = self._in_flight
+        if g is not None:
+            g.join(timeout=max(self._timeout, 1.0))

@@ -1,0 +1,418 @@
+"""Store-level messages, replies and status enums (RocketMQ's names where RocketMQ has one).
+
+Messages are frozen, tagged msgspec structs. Those that carry a ``reply`` future are answered
+later by whoever completes them (the writer replies after the flush/replication condition);
+the rest are asked (``ref.ask(msg, block=False)`` gives a future) or told.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import msgspec
+
+from runtime.store.context import ReplicationStatus
+from runtime.store.record import DispatchEntry, PutRecord, offset_msg_id
+
+__all__ = ["ReplicationStatus"]  # re-exported: the HA work answers with it
+
+# -- status enums ------------------------------------------------------------------------------
+
+
+class PutStatus(enum.Enum):
+    """RocketMQ's PutMessageStatus. ok: PUT_OK. info (stored, durability unknown):
+    FLUSH_DISK_TIMEOUT, FLUSH_SLAVE_TIMEOUT, SLAVE_NOT_AVAILABLE, UNKNOWN_ERROR.
+    fail (nothing was appended): everything else."""
+
+    PUT_OK = "PUT_OK"
+    FLUSH_DISK_TIMEOUT = "FLUSH_DISK_TIMEOUT"
+    FLUSH_SLAVE_TIMEOUT = "FLUSH_SLAVE_TIMEOUT"
+    SLAVE_NOT_AVAILABLE = "SLAVE_NOT_AVAILABLE"
+    SERVICE_NOT_AVAILABLE = "SERVICE_NOT_AVAILABLE"
+    CREATE_MAPPED_FILE_FAILED = "CREATE_MAPPED_FILE_FAILED"
+    MESSAGE_ILLEGAL = "MESSAGE_ILLEGAL"
+    PROPERTIES_SIZE_EXCEEDED = "PROPERTIES_SIZE_EXCEEDED"
+    OS_PAGE_CACHE_BUSY = "OS_PAGE_CACHE_BUSY"
+    UNKNOWN_ERROR = "UNKNOWN_ERROR"
+    IN_SYNC_REPLICAS_NOT_ENOUGH = "IN_SYNC_REPLICAS_NOT_ENOUGH"
+
+    @property
+    def appended(self) -> bool | None:
+        """True: stored and durable per the mode; None: stored, durability unknown (info);
+        False: definitely not appended (fail)."""
+        return _APPENDED[self]
+
+
+_APPENDED: dict[PutStatus, bool | None] = {
+    PutStatus.PUT_OK: True,
+    PutStatus.FLUSH_DISK_TIMEOUT: None,
+    PutStatus.FLUSH_SLAVE_TIMEOUT: None,
+    PutStatus.SLAVE_NOT_AVAILABLE: None,
+    PutStatus.UNKNOWN_ERROR: None,
+    PutStatus.SERVICE_NOT_AVAILABLE: False,
+    PutStatus.CREATE_MAPPED_FILE_FAILED: False,
+    PutStatus.MESSAGE_ILLEGAL: False,
+    PutStatus.PROPERTIES_SIZE_EXCEEDED: False,
+    PutStatus.OS_PAGE_CACHE_BUSY: False,
+    PutStatus.IN_SYNC_REPLICAS_NOT_ENOUGH: False,
+}
+
+
+class FlushStatus(enum.Enum):
+    FLUSH_OK = "FLUSH_OK"
+    FLUSH_TIMEOUT = "FLUSH_TIMEOUT"  # not fsynced within sync_flush_timeout
+    FLUSH_FAILED = "FLUSH_FAILED"  # fsync failed: the store fail-stops
+
+
+class GetStatus(enum.Enum):
+    """RocketMQ's GetMessageStatus."""
+
+    FOUND = "FOUND"
+    NO_MATCHED_MESSAGE = "NO_MATCHED_MESSAGE"
+    MESSAGE_WAS_REMOVING = "MESSAGE_WAS_REMOVING"
+    OFFSET_FOUND_NULL = "OFFSET_FOUND_NULL"
+    OFFSET_OVERFLOW_BADLY = "OFFSET_OVERFLOW_BADLY"
+    OFFSET_OVERFLOW_ONE = "OFFSET_OVERFLOW_ONE"
+    OFFSET_TOO_SMALL = "OFFSET_TOO_SMALL"
+    NO_MATCHED_LOGIC_QUEUE = "NO_MATCHED_LOGIC_QUEUE"
+    NO_MESSAGE_IN_QUEUE = "NO_MESSAGE_IN_QUEUE"
+
+
+# -- replies -----------------------------------------------------------------------------------
+
+
+class PutResult(msgspec.Struct, frozen=True, kw_only=True):
+    """The outcome of one ``put`` (one batch). Per-record tuples are in the batch's order."""
+
+    status: PutStatus
+    queue_offsets: tuple[int, ...] = ()  # -1 for prepared/rolled-back transaction records
+    physical_offsets: tuple[int, ...] = ()
+    wrote_bytes: int = 0
+    store_timestamp: int = 0
+    store_host: bytes = b"\x7f\x00\x00\x01"
+    store_port: int = 0
+    reason: str | None = None  # why, for anything but PUT_OK
+
+    @property
+    def ok(self) -> bool:
+        return self.status is PutStatus.PUT_OK
+
+    @property
+    def queue_offset(self) -> int:
+        """The first record's queue offset (RocketMQ's logicsOffset), -1 when none."""
+        return next((q for q in self.queue_offsets if q >= 0), -1)
+
+    @property
+    def physical_offset(self) -> int:
+        """The first record's commit-log offset (RocketMQ's wroteOffset), -1 when none."""
+        return self.physical_offsets[0] if self.physical_offsets else -1
+
+    @property
+    def msg_num(self) -> int:
+        return len(self.physical_offsets)
+
+    @property
+    def msg_ids(self) -> list[str]:
+        """Offset message ids, one per record."""
+        return [offset_msg_id(self.store_host, self.store_port, p) for p in self.physical_offsets]
+
+    @property
+    def msg_id(self) -> str:
+        """RocketMQ's AppendMessageResult.msgId: the ids joined by commas for a batch."""
+        return ",".join(self.msg_ids)
+
+    def with_status(self, status: PutStatus, reason: str | None = None) -> PutResult:
+        return msgspec.structs.replace(self, status=status, reason=reason)
+
+
+class GetResult(msgspec.Struct, frozen=True, kw_only=True):
+    """A read by queue offset. ``messages`` are raw commit-log records (the PULL body is their
+    concatenation, see ``body``); ``queue_offsets`` gives each one's queue offset."""
+
+    status: GetStatus
+    next_begin_offset: int
+    min_offset: int
+    max_offset: int
+    messages: tuple[bytes, ...] = ()
+    queue_offsets: tuple[int, ...] = ()
+    suggest_pulling_from_slave: bool = False
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(self.messages)
+
+    @property
+    def message_count(self) -> int:
+        return len(self.messages)
+
+    @property
+    def total_size(self) -> int:
+        return sum(len(m) for m in self.messages)
+
+
+class QueryResult(msgspec.Struct, frozen=True, kw_only=True):
+    """A lookup by key: raw records, newest first, plus the index freshness RocketMQ reports."""
+
+    messages: tuple[bytes, ...] = ()
+    index_last_update_timestamp: int = 0
+    index_last_update_phyoffset: int = 0
+
+
+class TopicConfigData(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """RocketMQ's TopicConfig. ``perm``: 4 read, 2 write, 1 inherit (6 = read+write)."""
+
+    topic_name: str
+    read_queue_nums: int = 16
+    write_queue_nums: int = 16
+    perm: int = 6
+    topic_filter_type: str = "SINGLE_TAG"
+    topic_sys_flag: int = 0
+    order: bool = False
+
+    @property
+    def readable(self) -> bool:
+        return bool(self.perm & 4)
+
+    @property
+    def writable(self) -> bool:
+        return bool(self.perm & 2)
+
+
+class DataVersion(msgspec.Struct, frozen=True, rename="camel"):
+    timestamp: int
+    counter: int
+
+
+class TopicTable(msgspec.Struct, frozen=True):
+    topics: dict[str, TopicConfigData]
+    data_version: DataVersion
+
+
+# -- CommitLogWriter ---------------------------------------------------------------------------
+
+
+class AppendBatch(msgspec.Struct, frozen=True, tag=True):
+    """Append ``records`` (one write); ``reply`` gets a PutResult once the mode's conditions
+    hold. ``enqueued_at`` (time.monotonic) lets the writer refuse work that waited too long."""
+
+    records: tuple[PutRecord, ...] | list[PutRecord]
+    reply: Any
+    enqueued_at: float = 0.0
+
+
+class DiskSpace(msgspec.Struct, frozen=True, tag=True):
+    """From Retention: ``full`` means above the warning ratio (writes refused)."""
+
+    full: bool
+    used_ratio: float
+
+
+class StoreFailed(msgspec.Struct, frozen=True, tag=True):
+    """From the Flusher: the store can no longer make data durable; refuse every append."""
+
+    reason: str
+
+
+class DeleteSegments(msgspec.Struct, frozen=True, tag=True):
+    """From Retention: detach commit-log segments last modified before ``older_than`` (epoch
+    seconds; ``force``: oldest ones regardless of age), at most ``max_files``, never beyond
+    ``limit_offset`` (what is dispatched and flushed). Replies the detached paths and the new
+    minimum offset (``SegmentsDeleted``)."""
+
+    older_than: float
+    force: bool
+    max_files: int
+    limit_offset: int
+
+
+class SegmentsDeleted(msgspec.Struct, frozen=True):
+    paths: list[str]
+    min_offset: int
+
+
+# -- Flusher -----------------------------------------------------------------------------------
+
+
+class AwaitFlush(msgspec.Struct, frozen=True, tag=True):
+    """Call ``completion.flush_done(FlushStatus)`` once the log is fsynced to ``offset``."""
+
+    offset: int
+    completion: Any
+
+
+class FlushTick(msgspec.Struct, frozen=True, tag=True):
+    pass
+
+
+class FlushDone(msgspec.Struct, frozen=True, tag=True):
+    """Internal: a flush to ``offset`` finished (``error`` set when fsync failed)."""
+
+    offset: int
+    error: str | None = None
+
+
+# -- Dispatcher --------------------------------------------------------------------------------
+
+
+class Dispatch(msgspec.Struct, frozen=True, tag=True):
+    """From the writer: records appended in ``[begin, end)`` (``begin`` is the write offset
+    before the batch, so it may precede the first record by an end-of-segment marker)."""
+
+    begin: int
+    end: int
+    entries: list[DispatchEntry]
+
+
+class Confirm(msgspec.Struct, frozen=True, tag=True):
+    """The log is confirmed up to ``offset`` by ``source`` ("flush" under SYNC_FLUSH; the HA
+    work adds "replica"). ``flushed``: the offset is also fsynced (checkpoint input)."""
+
+    offset: int
+    source: str
+    flushed: bool = True
+
+
+class CheckpointTick(msgspec.Struct, frozen=True, tag=True):
+    pass
+
+
+class CheckpointDone(msgspec.Struct, frozen=True, tag=True):
+    safe_offset: int
+    error: str | None = None
+
+
+class QueryByKey(msgspec.Struct, frozen=True, tag=True):
+    topic: str
+    key: str
+    max_num: int
+    begin: int
+    end: int
+
+
+class TrimBelow(msgspec.Struct, frozen=True, tag=True):
+    """From Retention: the commit log now starts at ``log_min``."""
+
+    log_min: int
+
+
+# -- Queue -------------------------------------------------------------------------------------
+
+
+class AppendEntries(msgspec.Struct, frozen=True, tag=True):
+    """From the Dispatcher: ``(queue_offset, physical_offset, size, tags_code)`` in order."""
+
+    entries: list[tuple[int, int, int, int]]
+
+
+class GetMessages(msgspec.Struct, frozen=True, tag=True):
+    offset: int
+    max_nums: int
+    max_bytes: int
+    tag_codes: frozenset[int] | None = None
+
+
+class WaitArrival(msgspec.Struct, frozen=True, tag=True):
+    """Resolve ``reply`` with the max offset once it exceeds ``offset`` (or at ``deadline``,
+    time.monotonic, with the max offset then)."""
+
+    offset: int
+    reply: Any
+    deadline: float
+
+
+class SweepWaiters(msgspec.Struct, frozen=True, tag=True):
+    pass
+
+
+class SyncQueue(msgspec.Struct, frozen=True, tag=True):
+    """fsync the consume queue; reply (ask) with its max offset."""
+
+
+class QueueRange(msgspec.Struct, frozen=True, tag=True):
+    """Ask: (min_offset, max_offset)."""
+
+
+class OffsetForTime(msgspec.Struct, frozen=True, tag=True):
+    """Ask: first queue offset whose record was stored at or after ``timestamp`` (ms)."""
+
+    timestamp: int
+
+
+class EarliestStoreTime(msgspec.Struct, frozen=True, tag=True):
+    """Ask: store timestamp of the record at the queue's min offset (-1 if empty)."""
+
+
+# -- ConsumerOffsets ---------------------------------------------------------------------------
+
+
+class CommitOffset(msgspec.Struct, frozen=True, tag=True):
+    group: str
+    topic: str
+    queue_id: int
+    offset: int
+
+
+class QueryOffset(msgspec.Struct, frozen=True, tag=True):
+    """Ask: the committed offset, -1 when the group never committed one for the queue."""
+
+    group: str
+    topic: str
+    queue_id: int
+
+
+class GroupOffsets(msgspec.Struct, frozen=True, tag=True):
+    """Ask: {topic: {queue_id: offset}} for ``group``."""
+
+    group: str
+
+
+class RemoveGroup(msgspec.Struct, frozen=True, tag=True):
+    group: str
+
+
+class PersistTick(msgspec.Struct, frozen=True, tag=True):
+    pass
+
+
+# -- TopicConfig -------------------------------------------------------------------------------
+
+
+class GetTopic(msgspec.Struct, frozen=True, tag=True):
+    topic: str
+
+
+class UpdateTopic(msgspec.Struct, frozen=True, tag=True):
+    config: TopicConfigData
+
+
+class DeleteTopic(msgspec.Struct, frozen=True, tag=True):
+    topic: str
+
+
+class AutoCreateTopic(msgspec.Struct, frozen=True, tag=True):
+    """Ask: the topic's config, creating it (when auto-creation is enabled) with
+    min(``queue_nums``, default queue nums) queues; None when it does not exist and may not."""
+
+    topic: str
+    queue_nums: int = 4
+    perm: int = 6
+    topic_sys_flag: int = 0
+
+
+class EnsureTopic(msgspec.Struct, frozen=True, tag=True):
+    """Ask: the topic's config, creating it exactly as given when missing (system topics such
+    as %RETRY% and %DLQ% topics; not subject to auto-creation)."""
+
+    config: TopicConfigData
+
+
+class AllTopics(msgspec.Struct, frozen=True, tag=True):
+    """Ask: a TopicTable."""
+
+
+# -- Retention ---------------------------------------------------------------------------------
+
+
+class CleanTick(msgspec.Struct, frozen=True, tag=True):
+    pass

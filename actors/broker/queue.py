@@ -1,0 +1,321 @@
+"""Queue: one actor per (topic, queueId), owning that consume queue; and ``QueueTable``.
+
+Messages accepted:
+- ``AppendEntries(entries)`` (tell, from the Dispatcher): append consume-queue entries
+  (idempotent), then wake the parked waiters the new max offset satisfies.
+- ``GetMessages(offset, max_nums, max_bytes, tag_codes)`` (ask) -> ``GetResult``: raw records by
+  queue offset, filtered by tag hash, capped by count and bytes; statuses as RocketMQ's
+  DefaultMessageStore.getMessage. A record that fails its check (CRC, size, queue offset) is
+  never served: the read stops before it (OFFSET_FOUND_NULL when it is the first).
+- ``WaitArrival(offset, reply, deadline)`` (tell): resolve ``reply`` with the max offset once it
+  exceeds ``offset`` — the hook the remoting layer parks long polls on — or at ``deadline``.
+- ``QueueRange`` -> (min, max); ``OffsetForTime(ts)`` -> offset; ``EarliestStoreTime`` -> ms.
+- ``SyncQueue`` (ask, from the Dispatcher's checkpoint) -> max offset after an fsync.
+- ``TrimBelow(log_min)`` (tell, from Retention): delete files below the commit log's minimum.
+
+Owned state: the ConsumeQueue files (written by nobody else), the parked waiters.
+Durability point: none of its own — entries are in the kernel when appended and fsynced at
+checkpoints; the consume queue is rebuilt from the commit log when lost.
+
+``QueueTable`` creates Queue actors on demand (first dispatch or first read of a queue that has
+files) and restarts a dead one on next use. It is not supervised by the broker supervisor: the
+Dispatcher stops all queues when it stops.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import struct
+import time
+from typing import Any
+
+import pykka
+from loguru import logger
+
+from actors.broker.messages import (
+    AppendEntries,
+    EarliestStoreTime,
+    GetMessages,
+    GetResult,
+    GetStatus,
+    OffsetForTime,
+    QueueRange,
+    SweepWaiters,
+    SyncQueue,
+    TrimBelow,
+    WaitArrival,
+)
+from runtime.actor import GeventActor, offload
+from runtime.store import record as R
+from runtime.store.consumequeue import BLANK_SIZE_FIELD, ENTRY, ConsumeQueue, queue_dir
+from runtime.store.context import StoreContext
+
+SWEEP_S = 1.0
+MIN_SCAN_ENTRIES = 800  # RocketMQ scans at least 16000 bytes of consume queue per read
+_QOFF = struct.Struct(">q")
+
+
+class Queue(GeventActor):
+    """See the module docstring."""
+
+    def __init__(self, ctx: StoreContext, topic: str, queue_id: int) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.topic = topic
+        self.queue_id = queue_id
+        self._waiters: list[tuple[int, float, Any]] = []
+        self._sweep_armed = False
+
+    def on_start(self) -> None:
+        opened = self.ctx.require_open()
+        key = (self.topic, self.queue_id)
+        cq = opened.queues.get(key)
+        if cq is None:
+            s = self.ctx.settings
+            cq = opened.queues[key] = ConsumeQueue(
+                s.root, self.topic, self.queue_id, s.cq_entries_per_file, self.ctx.fs
+            )
+        self.cq = cq
+        self.log = opened.log
+        self._verify_crc = self.ctx.settings.check_crc_on_read
+
+    def on_stop(self) -> None:
+        self._wake(all_=True)
+        self.cq.flush()
+
+    def on_failure(self, *_exc_info: Any) -> None:
+        self._wake(all_=True)
+
+    # -- messages ------------------------------------------------------------------------------
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, AppendEntries):
+            self.cq.append(message.entries)
+            if self._waiters:
+                self._wake()
+            return None
+        if isinstance(message, GetMessages):
+            return self._get(message)
+        if isinstance(message, WaitArrival):
+            self._park(message)
+            return None
+        if isinstance(message, SweepWaiters):
+            self._sweep_armed = False
+            self._wake()
+            return None
+        if isinstance(message, QueueRange):
+            return (self.cq.min_offset, self.cq.max_offset)
+        if isinstance(message, SyncQueue):
+            return self._sync()
+        if isinstance(message, OffsetForTime):
+            return self._offset_for_time(message.timestamp)
+        if isinstance(message, EarliestStoreTime):
+            return self._store_time(self.cq.min_offset)
+        if isinstance(message, TrimBelow):
+            self.cq.delete_files_below(message.log_min)
+            return None
+        return super().on_receive(message)
+
+    # -- arrival notification ------------------------------------------------------------------
+
+    def _park(self, msg: WaitArrival) -> None:
+        if self.cq.max_offset > msg.offset:
+            _resolve(msg.reply, self.cq.max_offset)
+            return
+        self._waiters.append((msg.offset, msg.deadline, msg.reply))
+        self._arm_sweep()
+
+    def _wake(self, *, all_: bool = False) -> None:
+        top = self.cq.max_offset
+        now = time.monotonic()
+        keep = []
+        for offset, deadline, reply in self._waiters:
+            if all_ or top > offset or deadline <= now:
+                _resolve(reply, top)
+            else:
+                keep.append((offset, deadline, reply))
+        self._waiters = keep
+        if keep:
+            self._arm_sweep()
+
+    def _arm_sweep(self) -> None:
+        if not self._sweep_armed:
+            self._sweep_armed = True
+            self.send_after(SWEEP_S, SweepWaiters())
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def _get(self, m: GetMessages) -> GetResult:
+        cq = self.cq
+        lo, hi = cq.min_offset, cq.max_offset
+        off = m.offset
+
+        def result(status: GetStatus, next_begin: int, **kw: Any) -> GetResult:
+            return GetResult(
+                status=status, next_begin_offset=next_begin, min_offset=lo, max_offset=hi, **kw
+            )
+
+        if hi == 0:
+            return result(GetStatus.NO_MESSAGE_IN_QUEUE, 0)
+        if off < lo:
+            return result(GetStatus.OFFSET_TOO_SMALL, lo)
+        if off == hi:
+            return result(GetStatus.OFFSET_OVERFLOW_ONE, off)
+        if off > hi:
+            return result(GetStatus.OFFSET_OVERFLOW_BADLY, lo if lo == 0 else hi)
+
+        # pass 1: choose entries (tags, caps) without touching the commit log
+        raw = cq.read_raw(off, max(MIN_SCAN_ENTRIES, m.max_nums))
+        log_min = self.log.min_offset
+        tag_codes = m.tag_codes
+        max_nums, max_bytes = m.max_nums, m.max_bytes
+        chosen: list[tuple[int, int, int]] = []  # (queue offset, phys, size)
+        total = 0
+        next_begin = off
+        status = GetStatus.NO_MATCHED_MESSAGE
+        for i, (phys, size, tags) in enumerate(ENTRY.iter_unpack(raw)):
+            q = off + i
+            if size == BLANK_SIZE_FIELD:
+                next_begin = q + 1
+                continue
+            if len(chosen) >= max_nums or (chosen and total + size > max_bytes):
+                break
+            next_begin = q + 1
+            if phys < log_min:
+                status = GetStatus.MESSAGE_WAS_REMOVING
+                continue
+            if tag_codes is not None and tags not in tag_codes:
+                continue
+            chosen.append((q, phys, size))
+            total += size
+        if not chosen:
+            return result(status, next_begin)
+
+        # pass 2: read contiguous runs with one pread each, check every record
+        messages: list[bytes] = []
+        qoffs: list[int] = []
+        i = 0
+        n = len(chosen)
+        while i < n:
+            j = i + 1
+            while j < n and chosen[j][1] == chosen[j - 1][1] + chosen[j - 1][2]:
+                j += 1
+            start = chosen[i][1]
+            span = chosen[j - 1][1] + chosen[j - 1][2] - start
+            data = self.log.read(start, span)
+            for q, phys, size in chosen[i:j]:
+                pos = phys - start
+                if not self._valid(data, pos, size, q):
+                    logger.error(
+                        "store {}: {}/{} offset {}: record at commit-log offset {} failed its "
+                        "check; not served",
+                        self.ctx.settings.root,
+                        self.topic,
+                        self.queue_id,
+                        q,
+                        phys,
+                    )
+                    if not messages:
+                        return result(GetStatus.OFFSET_FOUND_NULL, q)
+                    return result(
+                        GetStatus.FOUND,
+                        q,
+                        messages=tuple(messages),
+                        queue_offsets=tuple(qoffs),
+                    )
+                messages.append(data[pos : pos + size])
+                qoffs.append(q)
+            i = j
+        return result(
+            GetStatus.FOUND, next_begin, messages=tuple(messages), queue_offsets=tuple(qoffs)
+        )
+
+    def _valid(self, data: bytes, pos: int, size: int, q: int) -> bool:
+        if pos + size > len(data):
+            return False
+        check = R.check_record(data, pos, verify_crc=self._verify_crc)
+        if check.size != size or check.blank:
+            return False
+        return (
+            _QOFF.unpack_from(data, pos + 20)[0] == q
+            and int.from_bytes(data[pos + 12 : pos + 16], "big") == self.queue_id
+        )
+
+    def _store_time(self, q: int) -> int:
+        e = self.cq.entry(q)
+        if e is None or e.physical_offset < self.log.min_offset:
+            return -1
+        head = self.log.read(e.physical_offset, R.STORE_TIMESTAMP_AT + 8)
+        if len(head) < R.STORE_TIMESTAMP_AT + 8:
+            return -1
+        return R.store_timestamp_of(head)
+
+    def _offset_for_time(self, ts: int) -> int:
+        """First offset whose record was stored at or after ``ts`` (max offset if none)."""
+        lo = self.cq.min_offset
+        offsets = range(lo, self.cq.max_offset)
+        i = bisect.bisect_left(offsets, ts, key=self._store_time)
+        return lo + i
+
+    def _sync(self) -> int:
+        plan = self.cq.file.prepare_flush()
+        if plan is not None:
+            self.cq.file.flushed_to(offload(plan.run))
+        return self.cq.max_offset
+
+
+def _resolve(reply: Any, value: int) -> None:
+    try:
+        reply.set(value)
+    except Exception:  # a caller gave up and set it, or it was resolved already
+        logger.trace("arrival waiter already resolved")
+
+
+class QueueTable:
+    """Creates and finds Queue actors (see the module docstring). One per store."""
+
+    def __init__(self, ctx: StoreContext) -> None:
+        self.ctx = ctx
+        self._refs: dict[tuple[str, int], pykka.ActorRef[Any]] = {}
+
+    def exists(self, topic: str, queue_id: int) -> bool:
+        key = (topic, queue_id)
+        if key in self._refs:
+            return True
+        opened = self.ctx.opened
+        if opened is not None and key in opened.queues:
+            return True
+        return os.path.isdir(queue_dir(self.ctx.settings.root, topic, queue_id))
+
+    def get(self, topic: str, queue_id: int, *, create: bool = False) -> pykka.ActorRef[Any] | None:
+        """The live Queue actor, started when the queue exists (or ``create``); else None."""
+        key = (topic, queue_id)
+        ref = self._refs.get(key)
+        if ref is not None and ref.is_alive():
+            return ref
+        if not create and not self.exists(topic, queue_id):
+            return None
+        if self.ctx.opened is None:
+            return None
+        ref = Queue.start(self.ctx, topic, queue_id)
+        self._refs[key] = ref
+        return ref
+
+    def refs(self) -> dict[tuple[str, int], pykka.ActorRef[Any]]:
+        return {k: r for k, r in self._refs.items() if r.is_alive()}
+
+    def known_keys(self) -> list[tuple[str, int]]:
+        opened = self.ctx.opened
+        known = set(self._refs)
+        if opened is not None:
+            known.update(opened.queues)
+        return sorted(known)
+
+    def stop_all(self, timeout: float = 5.0) -> None:
+        for key, ref in list(self._refs.items()):
+            try:
+                ref.stop(block=True, timeout=timeout)
+            except (pykka.ActorDeadError, pykka.Timeout):
+                logger.warning("queue {}/{} did not stop cleanly", *key)
+        self._refs.clear()

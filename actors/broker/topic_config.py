@@ -1,0 +1,175 @@
+"""TopicConfig: the broker's topic table (RocketMQ's TopicConfigManager).
+
+Messages accepted (all asked):
+- ``GetTopic(topic)`` -> ``TopicConfigData | None``
+- ``UpdateTopic(config)`` -> ``TopicConfigData`` (create or replace; bumps the data version)
+- ``DeleteTopic(topic)`` -> bool (whether it existed)
+- ``AutoCreateTopic(topic, queue_nums, perm, topic_sys_flag)`` -> the topic's config, created
+  with min(queue_nums, default_topic_queue_nums) queues when ``auto_create_topic_enable``;
+  None when it does not exist and may not be created (or the name is illegal)
+- ``EnsureTopic(config)`` -> the existing config, or ``config`` created as given (system topics
+  such as ``%RETRY%group``; not subject to auto-creation)
+- ``AllTopics()`` -> ``TopicTable(topics, data_version)`` (for broker registration)
+
+Owned state: the topic table and its data version (timestamp + counter, as RocketMQ's
+DataVersion). System topics (TBW102 when auto-creation is on, SCHEDULE_TOPIC_XXXX, the
+transaction half topics, OFFSET_MOVED_EVENT, SELF_TEST_TOPIC, the cluster and broker-name
+topics) are present from the start.
+
+Durability point: ``config/topics.json``, rewritten atomically (tmp + fsync + rename + dir
+fsync) in the thread pool before a change is answered.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import msgspec
+
+from actors.broker.messages import (
+    AllTopics,
+    AutoCreateTopic,
+    DataVersion,
+    DeleteTopic,
+    EnsureTopic,
+    GetTopic,
+    TopicConfigData,
+    TopicTable,
+    UpdateTopic,
+)
+from runtime.actor import GeventActor, offload
+from runtime.store.configfile import read_json, write_json
+from runtime.store.context import StoreContext
+from runtime.store.record import SCHEDULE_TOPIC, topic_problem
+
+AUTO_CREATE_TOPIC_KEY_TOPIC = "TBW102"
+PERM_READ, PERM_WRITE, PERM_INHERIT = 4, 2, 1
+
+
+class _TopicsFile(msgspec.Struct, rename="camel"):
+    """RocketMQ's topics.json shape: topicConfigTable, dataVersion."""
+
+    topic_config_table: dict[str, TopicConfigData]
+    data_version: DataVersion
+
+
+def system_topics(ctx: StoreContext) -> list[TopicConfigData]:
+    s = ctx.settings
+    rw = PERM_READ | PERM_WRITE
+    topics = [
+        TopicConfigData(topic_name="SELF_TEST_TOPIC", read_queue_nums=1, write_queue_nums=1),
+        TopicConfigData(topic_name="OFFSET_MOVED_EVENT", read_queue_nums=1, write_queue_nums=1),
+        TopicConfigData(topic_name=SCHEDULE_TOPIC, read_queue_nums=18, write_queue_nums=18),
+        TopicConfigData(
+            topic_name="RMQ_SYS_TRANS_HALF_TOPIC", read_queue_nums=1, write_queue_nums=1
+        ),
+        TopicConfigData(
+            topic_name="RMQ_SYS_TRANS_OP_HALF_TOPIC", read_queue_nums=1, write_queue_nums=1
+        ),
+        TopicConfigData(
+            topic_name=s.broker_name, read_queue_nums=1, write_queue_nums=1, perm=rw | PERM_INHERIT
+        ),
+    ]
+    if s.cluster_name:
+        topics.append(
+            TopicConfigData(
+                topic_name=s.cluster_name,
+                read_queue_nums=16,
+                write_queue_nums=16,
+                perm=rw | PERM_INHERIT,
+            )
+        )
+    if s.auto_create_topic_enable:
+        topics.append(
+            TopicConfigData(
+                topic_name=AUTO_CREATE_TOPIC_KEY_TOPIC,
+                read_queue_nums=s.default_topic_queue_nums,
+                write_queue_nums=s.default_topic_queue_nums,
+                perm=rw | PERM_INHERIT,
+            )
+        )
+    return topics
+
+
+class TopicConfig(GeventActor):
+    """See the module docstring."""
+
+    def __init__(self, ctx: StoreContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.settings = ctx.settings
+        self.path = os.path.join(ctx.settings.config_dir, "topics.json")
+        self.topics: dict[str, TopicConfigData] = {}
+        self.version = DataVersion(int(time.time() * 1000), 0)
+
+    def on_start(self) -> None:
+        loaded = read_json(self.path, _TopicsFile)
+        if loaded is not None:
+            self.topics = dict(loaded.topic_config_table)
+            self.version = loaded.data_version
+        changed = False
+        for cfg in system_topics(self.ctx):
+            if cfg.topic_name not in self.topics:
+                self.topics[cfg.topic_name] = cfg
+                changed = True
+        if changed or loaded is None:
+            self._bump()
+            self._persist(sync=True)
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, GetTopic):
+            return self.topics.get(message.topic)
+        if isinstance(message, UpdateTopic):
+            return self._put(message.config)
+        if isinstance(message, DeleteTopic):
+            existed = self.topics.pop(message.topic, None) is not None
+            if existed:
+                self._bump()
+                self._persist()
+            return existed
+        if isinstance(message, AutoCreateTopic):
+            return self._auto_create(message)
+        if isinstance(message, EnsureTopic):
+            current = self.topics.get(message.config.topic_name)
+            return current if current is not None else self._put(message.config)
+        if isinstance(message, AllTopics):
+            return TopicTable(dict(self.topics), self.version)
+        return super().on_receive(message)
+
+    def _auto_create(self, msg: AutoCreateTopic) -> TopicConfigData | None:
+        current = self.topics.get(msg.topic)
+        if current is not None:
+            return current
+        if not self.settings.auto_create_topic_enable or topic_problem(msg.topic):
+            return None
+        nums = max(1, min(msg.queue_nums, self.settings.default_topic_queue_nums))
+        return self._put(
+            TopicConfigData(
+                topic_name=msg.topic,
+                read_queue_nums=nums,
+                write_queue_nums=nums,
+                perm=msg.perm,
+                topic_sys_flag=msg.topic_sys_flag,
+            )
+        )
+
+    def _put(self, cfg: TopicConfigData) -> TopicConfigData:
+        problem = topic_problem(cfg.topic_name)
+        if problem:
+            raise ValueError(problem)
+        self.topics[cfg.topic_name] = cfg
+        self._bump()
+        self._persist()
+        return cfg
+
+    def _bump(self) -> None:
+        self.version = DataVersion(int(time.time() * 1000), self.version.counter + 1)
+
+    def _persist(self, *, sync: bool = False) -> None:
+        data = _TopicsFile(dict(self.topics), self.version)
+        if sync:
+            write_json(self.path, data)
+        else:
+            offload(write_json, self.path, data)

@@ -1,0 +1,118 @@
+"""``StoreContext``: the state one store's actors share, and the replication hook.
+
+One context per store, created with the child specs and outliving actor restarts. It holds the
+settings, the directory names of the store's actors, the opened store (after the writer's
+recovery), where dispatch got to (so a restarted Dispatcher resumes), and the replication
+condition. All of a process's actors share one hub thread, so plain attributes need no lock.
+
+Ownership stays with the actors: the CommitLogWriter is the only one that appends to the
+commit log; the Flusher only fsyncs its files; the Dispatcher owns the key index; each Queue
+actor owns its consume queue. Readers use ``pread`` on the log (never past what was dispatched).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING, Any, Protocol
+
+from runtime.store.settings import StoreSettings
+from runtime.store.storage import OS_FS, FileSystem
+
+if TYPE_CHECKING:
+    import pykka
+
+    from runtime.store.recovery import OpenStore
+
+
+class ReplicationStatus(enum.Enum):
+    """What the replication condition says about an offset (the HA work plugs in here)."""
+
+    REPLICATED = "REPLICATED"
+    FLUSH_SLAVE_TIMEOUT = "FLUSH_SLAVE_TIMEOUT"
+    SLAVE_NOT_AVAILABLE = "SLAVE_NOT_AVAILABLE"
+    IN_SYNC_REPLICAS_NOT_ENOUGH = "IN_SYNC_REPLICAS_NOT_ENOUGH"
+
+
+class ReplicationCondition(Protocol):
+    """The replication half of an append's durability condition.
+
+    ``wait(offset)`` returns a future that resolves with a ``ReplicationStatus`` once the
+    commit log up to ``offset`` is replicated as the broker role requires (or the slave timeout
+    passes). ``required`` False means appends need not wait at all (ASYNC_MASTER, or no HA).
+    ``confirm_source`` names the Dispatcher confirmation source the replicator sends
+    (``Confirm(offset, source)``) when consumers must only see replicated data (SYNC_MASTER).
+    """
+
+    required: bool
+    confirm_source: str | None
+
+    def wait(self, offset: int) -> pykka.Future[Any]: ...
+
+
+class AlwaysReplicated:
+    """The default condition: nothing to wait for."""
+
+    required = False
+    confirm_source: str | None = None
+
+    def wait(self, offset: int) -> pykka.Future[Any]:
+        from runtime.actor import new_future
+
+        fut = new_future()
+        fut.set(ReplicationStatus.REPLICATED)
+        return fut
+
+
+class StoreNames:
+    """Directory names of a store's actors, under a prefix (e.g. the broker's name)."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.writer = f"{prefix}/store/commitlog"
+        self.flusher = f"{prefix}/store/flusher"
+        self.dispatcher = f"{prefix}/store/dispatcher"
+        self.topics = f"{prefix}/store/topic-config"
+        self.offsets = f"{prefix}/store/consumer-offsets"
+        self.retention = f"{prefix}/store/retention"
+
+
+class StoreContext:
+    def __init__(
+        self,
+        settings: StoreSettings,
+        directory: Any,
+        *,
+        prefix: str | None = None,
+        fs: FileSystem = OS_FS,
+        replication: ReplicationCondition | None = None,
+    ) -> None:
+        self.settings = settings
+        self.directory = directory
+        self.names = StoreNames(prefix or settings.broker_name)
+        self.fs = fs
+        self.replication: ReplicationCondition = replication or AlwaysReplicated()
+        self.opened: OpenStore | None = None
+        self.failed: str | None = None
+        """Set when the store fail-stopped (a failed fsync): nothing may be acknowledged."""
+        self.dispatched: int = 0
+        """The commit-log offset up to which records were handed to queues and the index."""
+        self.queue_next: dict[tuple[str, int], int] = {}
+        self.final_dispatch: tuple[int, dict[tuple[str, int], int]] | None = None
+        """Set by the Dispatcher at a clean stop: (offset, queue next offsets), all durable."""
+        self.queues: Any = None
+        """The QueueTable (actors.broker.queue), set when the store service is built."""
+
+    @property
+    def confirm_sources(self) -> set[str]:
+        """What must confirm an offset before consumers may see it."""
+        sources = set()
+        if self.settings.sync_flush:
+            sources.add("flush")
+        if self.replication.confirm_source:
+            sources.add(self.replication.confirm_source)
+        return sources
+
+    def require_open(self) -> OpenStore:
+        if self.opened is None:
+            raise RuntimeError(f"store {self.settings.root} is not open")
+        return self.opened
