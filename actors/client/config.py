@@ -1,0 +1,68 @@
+"""Client settings shared by producers and consumers, and the name-server address rules."""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+import msgspec
+
+from actors.client.errors import ClientError
+from actors.client.msgid import local_ip
+
+NAMESRV_ENV = "NAMESRV_ADDR"
+DEFAULT_NAMESRV = "127.0.0.1:9876"
+LANGUAGE = "PYTHON"
+"""The ``language`` our requests carry."""
+
+_instances = itertools.count(1)
+
+
+def resolve_namesrv(namesrv: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    """Name-server addresses from the argument, else ``$NAMESRV_ADDR``, else 127.0.0.1:9876.
+
+    A string may hold several addresses separated by ``;`` (RocketMQ's syntax) or ``,``."""
+    if namesrv is None:
+        namesrv = os.environ.get(NAMESRV_ENV) or DEFAULT_NAMESRV
+    items = namesrv.replace(",", ";").split(";") if isinstance(namesrv, str) else list(namesrv)
+    out = tuple(a.strip() for a in items if a and a.strip())
+    for address in out:
+        host, sep, port = address.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ClientError(f"bad name server address {address!r}: expected host:port")
+    if not out:
+        raise ClientError("no name server address given")
+    return out
+
+
+class ClientConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """What every client object needs. Intervals and timeouts in seconds."""
+
+    namesrv: tuple[str, ...]
+    client_ip: str
+    instance_name: str
+    client_id: str
+    request_timeout: float = 3.0
+    """Timeout of control requests (routes, offsets, heartbeats)."""
+    connect_timeout: float = 3.0
+    route_refresh_interval: float = 30.0
+    heartbeat_interval: float = 30.0
+
+    @classmethod
+    def make(
+        cls,
+        namesrv: str | list[str] | tuple[str, ...] | None,
+        instance_name: str | None = None,
+        **options: float,
+    ) -> ClientConfig:
+        """A config with a fresh client id ``ip@instance`` (instance: ``pid#n`` by default, so
+        every client object in a process is its own client, as RocketMQ does per instance)."""
+        ip = local_ip()
+        instance = instance_name or f"{os.getpid()}#{next(_instances)}"
+        return cls(
+            namesrv=resolve_namesrv(namesrv),
+            client_ip=ip,
+            instance_name=instance,
+            client_id=f"{ip}@{instance}",
+            **options,
+        )

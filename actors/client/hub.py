@@ -1,0 +1,252 @@
+"""ClientHub: the gevent hub the client's actors run on, and the bridge to the caller's threads.
+
+Two modes, chosen when the hub is made:
+
+* **plain** (the program did not monkey-patch ``threading``): the hub runs on its own OS thread,
+  ``actormq-client-hub``. gevent objects are not thread-safe, so other threads never touch the
+  actors directly: they hand work to the hub with ``loop.run_callback_threadsafe`` and wait on
+  real locks that the hub releases.
+* **patched** (``gevent.monkey.patch_all()`` ran first): ``threading`` is greenlets, so the
+  "hub thread" is a greenlet on the caller's own hub; waits yield to that hub and nothing can
+  deadlock as long as the caller waits through the client's API.
+
+The public client objects are synchronous and thread-safe; every one of them goes through
+``call`` (run a function in a fresh greenlet on the hub and wait for its result), ``post`` (run a
+non-blocking function as a hub callback) or a ``Waiter`` completed from the hub.
+
+One hub is shared by every client object in the process (``acquire_shared``/``release_shared``);
+tests may make private hubs (e.g. for a fake broker that must not share the client's thread).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import gevent
+import gevent.event
+import gevent.lock
+import gevent.monkey
+
+from actors.client.errors import ClientStateError, RequestTimeoutError
+
+T = TypeVar("T")
+
+_real_allocate_lock = gevent.monkey.get_original("_thread", "allocate_lock")
+_real_get_ident = gevent.monkey.get_original("_thread", "get_ident")
+_RealThread = gevent.monkey.get_original("threading", "Thread")
+
+
+def threading_is_patched() -> bool:
+    """True when gevent monkey-patched ``threading`` in this process."""
+    return gevent.monkey.is_module_patched("threading")
+
+
+class Waiter:
+    """A one-shot result slot: the hub sets it, any thread waits on it (a light future).
+
+    ``set``/``set_error`` must run on the hub (one at a time); the first one wins.
+    """
+
+    __slots__ = ("_done", "_lock", "error", "value")
+
+    def __init__(self, lock: Any) -> None:
+        self._lock = lock
+        lock.acquire()
+        self._done = False
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def set(self, value: Any = None) -> None:
+        if not self._done:
+            self._done = True
+            self.value = value
+            self._lock.release()
+
+    def set_error(self, error: BaseException) -> None:
+        if not self._done:
+            self._done = True
+            self.error = error
+            self._lock.release()
+
+    def wait(self, timeout: float | None, what: str = "request") -> Any:
+        """The value, or raise the error; RequestTimeoutError when nothing came in time."""
+        if not self._done:
+            acquired = self._lock.acquire(timeout=-1 if timeout is None else max(timeout, 0))
+            if not acquired:
+                raise RequestTimeoutError(what, timeout or 0.0)
+            self._lock.release()
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+class ClientHub:
+    """A gevent hub plus the thread-safe bridge to it. See the module docstring."""
+
+    def __init__(self, name: str = "actormq-client-hub", *, patched: bool | None = None) -> None:
+        self.name = name
+        self.patched = threading_is_patched() if patched is None else patched
+        self._hub: Any = None
+        self._loop: Any = None
+        self._thread_ident: int | None = None
+        self._thread: threading.Thread | None = None
+        self._stopped: gevent.event.Event | None = None
+        self._keepalive: Any = None
+        self._running = False
+
+    # -- life cycle ----------------------------------------------------------------------
+
+    def start(self) -> ClientHub:
+        if self._running:
+            return self
+        if self.patched:
+            # Same OS thread as the caller: the caller's hub is ours.
+            self._hub = gevent.get_hub()
+            self._loop = self._hub.loop
+            self._thread_ident = None
+            self._running = True
+            return self
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                self._hub = gevent.get_hub()
+                self._loop = self._hub.loop
+                self._thread_ident = _real_get_ident()
+                self._stopped = gevent.event.Event()
+                self._keepalive = self._loop.async_()
+                self._keepalive.start(self._stopped.set)
+            except BaseException as exc:  # pragma: no cover - hub creation failed
+                failure.append(exc)
+                ready.set()
+                return
+            ready.set()
+            self._stopped.wait()
+            self._keepalive.close()
+            # Let greenlets that were told to finish run their last steps.
+            with contextlib.suppress(Exception):
+                gevent.sleep(0)
+            with contextlib.suppress(Exception):
+                self._hub.destroy(destroy_loop=True)
+
+        thread = _RealThread(target=run, name=self.name, daemon=True)
+        thread.start()
+        ready.wait(10)
+        if failure:
+            raise failure[0]
+        self._thread = thread
+        self._running = True
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the hub thread (plain mode). Actors must have been stopped before."""
+        if not self._running:
+            return
+        self._running = False
+        if self.patched:
+            return
+        if self._keepalive is not None:
+            self._keepalive.send()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        self._thread = None
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def in_hub_thread(self) -> bool:
+        """True when the caller runs on the hub's OS thread (plain mode only)."""
+        return self._thread_ident is not None and _real_get_ident() == self._thread_ident
+
+    # -- bridge ------------------------------------------------------------------------
+
+    def new_waiter(self) -> Waiter:
+        """A Waiter that a caller of this hub's mode can block on."""
+        if self.patched:
+            return Waiter(gevent.lock.Semaphore(1))
+        return Waiter(_real_allocate_lock())
+
+    def post(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` on the hub as a callback (it must not block). Any thread."""
+        if not self._running:
+            raise ClientStateError("hub", "stopped")
+        self._loop.run_callback_threadsafe(fn, *args)
+
+    def spawn(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` in a new greenlet on the hub (may block). Any thread."""
+        self.post(gevent.spawn, fn, *args)
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> Waiter:
+        """Run ``fn(*args)`` in a new greenlet on the hub; the Waiter gets its result."""
+        waiter = self.new_waiter()
+        self.post(gevent.spawn, _run_into, waiter, fn, args)
+        return waiter
+
+    def call(
+        self, fn: Callable[..., T], *args: Any, timeout: float | None = 30.0, what: str = "call"
+    ) -> T:
+        """Run ``fn(*args)`` in a greenlet on the hub and return its result (or raise its error).
+
+        From the hub's own thread in plain mode this would deadlock: ClientStateError instead.
+        In patched mode, or from a greenlet already on the hub, it runs ``fn`` in a greenlet and
+        waits cooperatively.
+        """
+        if self.in_hub_thread():
+            raise ClientStateError(
+                what, "being called from its own hub thread (a callback must not block on it)"
+            )
+        return self.submit(fn, *args).wait(timeout, what)
+
+    def executor(self, workers: int, name: str) -> concurrent.futures.Executor:
+        """A pool for user code (listeners, callbacks): real threads in plain mode, greenlets
+        when ``threading`` is patched. Submitting from a hub greenlet never blocks."""
+        return concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+
+
+def _run_into(waiter: Waiter, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    try:
+        value = fn(*args)
+    except BaseException as exc:
+        waiter.set_error(exc)
+    else:
+        waiter.set(value)
+
+
+# -- the shared hub ------------------------------------------------------------------------
+
+_shared_lock = threading.Lock()
+_shared: ClientHub | None = None
+_shared_users = 0
+
+
+def acquire_shared() -> ClientHub:
+    """The process-wide client hub, started on first use; pair with ``release_shared``."""
+    global _shared, _shared_users
+    with _shared_lock:
+        if _shared is None or not _shared.running:
+            _shared = ClientHub().start()
+        _shared_users += 1
+        return _shared
+
+
+def release_shared(hub: ClientHub) -> None:
+    """Drop one user of the shared hub; the last one stops its thread."""
+    global _shared, _shared_users
+    with _shared_lock:
+        if hub is not _shared:
+            return
+        _shared_users -= 1
+        if _shared_users <= 0:
+            _shared_users = 0
+            _shared = None
+            hub.stop()

@@ -1,0 +1,69 @@
+"""Client message ids (the UNIQ_KEY property), laid out like RocketMQ's MessageClientIDSetter.
+
+32 uppercase hex digits = 16 bytes: IPv4 (4) + process id (2) + a per-process random number (4,
+where Java puts a class-loader hash) + milliseconds since the start of the current month (4) +
+a counter (2). Unique per process across restarts (the random part changes) and sortable within
+a month; nothing parses it, so only uniqueness matters.
+"""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+import os
+import socket
+import struct
+import threading
+import time
+
+_TAIL = struct.Struct(">iH")
+
+
+def local_ip() -> str:
+    """The IPv4 address this host would use to reach the outside (127.0.0.1 if none)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("10.255.255.255", 1))  # no packet is sent for UDP connect
+            return probe.getsockname()[0]
+    except OSError:
+        return "127.0.0.1"
+
+
+def _month_start_ms(now_ms: int) -> int:
+    now = datetime.datetime.fromtimestamp(now_ms / 1000)
+    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return int(start.timestamp() * 1000)
+
+
+class MessageIdGenerator:
+    """Thread-safe generator of UNIQ_KEY values."""
+
+    def __init__(self, ip: str | None = None, pid: int | None = None) -> None:
+        ip_bytes = socket.inet_aton(ip or local_ip())
+        prefix = ip_bytes + struct.pack(">H", (pid or os.getpid()) & 0xFFFF) + os.urandom(4)
+        self._prefix = prefix.hex().upper()
+        self._counter = itertools.count()
+        self._lock = threading.Lock()
+        self._start = 0
+        self._next_start = 0
+
+    def next_id(self) -> str:
+        now = int(time.time() * 1000)
+        if now >= self._next_start:
+            with self._lock:
+                if now >= self._next_start:
+                    self._start = _month_start_ms(now)
+                    self._next_start = _month_start_ms(self._start + 32 * 86_400_000)
+        diff = (now - self._start) & 0x7FFFFFFF
+        return self._prefix + _TAIL.pack(diff, next(self._counter) & 0xFFFF).hex().upper()
+
+
+_default: MessageIdGenerator | None = None
+
+
+def new_message_id() -> str:
+    """A fresh UNIQ_KEY from the process-wide generator."""
+    global _default
+    if _default is None:
+        _default = MessageIdGenerator()
+    return _default.next_id()

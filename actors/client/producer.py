@@ -1,0 +1,318 @@
+"""Producer: the public, synchronous, thread-safe producer (RocketMQ's DefaultMQProducer).
+
+```python
+with Producer("orders-producer", namesrv="127.0.0.1:9876") as producer:
+    r = producer.send(Message("Orders", b"...", tags="paid", keys=["order-42"]))
+```
+
+Every method may be called from any thread (or greenlet, in a monkey-patched program). Messages
+are validated and encoded in the caller's thread; the send itself runs on the client hub (see
+``actors.client.send``). Sync ``send`` retries twice on another broker within ``send_timeout``;
+``send_async`` returns a ``concurrent.futures.Future`` (callbacks run on the client's callback
+thread, never on the hub); ``send_oneway`` returns once the request is written.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import msgspec
+
+from actors.client.config import ClientConfig
+from actors.client.errors import ClientError, ClientStateError, MessageInvalidError
+from actors.client.hub import ClientHub, acquire_shared, release_shared
+from actors.client.instance import ClientInstance
+from actors.client.message import Message, MessageQueue, SendResult
+from actors.client.outgoing import COMPRESS_OVER, MAX_MESSAGE_SIZE, Outgoing, prepare, prepare_batch
+from actors.client.selectors import ByShardingKey, QueueSelector
+from actors.client.send import ROUND_ROBIN, Selection, Sender
+from runtime.remoting import properties as P
+
+SendCallback = Callable[["SendResult | None", "BaseException | None"], None]
+
+
+class Producer:
+    """A producer of one group. See the module docstring for the threading rules.
+
+    Options: ``send_timeout`` (3 s, the whole sync send including retries), ``retries`` (2),
+    ``compress_over`` (bytes, 4096; -1 disables), ``max_message_size`` (4 MiB),
+    ``instance_name``, ``heartbeat_interval`` / ``route_refresh_interval`` (30 s).
+    """
+
+    def __init__(
+        self,
+        group: str,
+        namesrv: str | list[str] | None = None,
+        *,
+        send_timeout: float = 3.0,
+        retries: int = 2,
+        compress_over: int = COMPRESS_OVER,
+        max_message_size: int = MAX_MESSAGE_SIZE,
+        instance_name: str | None = None,
+        heartbeat_interval: float = 30.0,
+        route_refresh_interval: float = 30.0,
+        hub: ClientHub | None = None,
+    ) -> None:
+        if not group:
+            raise ClientError("a producer needs a group name")
+        self.group = group
+        self.send_timeout = send_timeout
+        self.retries = retries
+        self.compress_over = compress_over
+        self.max_message_size = max_message_size
+        self.config = ClientConfig.make(
+            namesrv,
+            instance_name,
+            heartbeat_interval=heartbeat_interval,
+            route_refresh_interval=route_refresh_interval,
+        )
+        self._own_hub = hub is None
+        self._hub: ClientHub | None = hub
+        self._instance: ClientInstance | None = None
+        self._sender: Sender | None = None
+        self._callbacks: concurrent.futures.Executor | None = None
+        self._state = "created"
+        self._lock = threading.Lock()
+
+    @property
+    def client_id(self) -> str:
+        return self.config.client_id
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    def start(self) -> Producer:
+        with self._lock:
+            if self._state == "running":
+                return self
+            if self._state != "created":
+                raise ClientStateError(f"producer {self.group}", self._state)
+            hub = self._hub = self._hub or acquire_shared()
+            try:
+                hub.call(self._start_on_hub, what="producer start")
+            except BaseException:
+                if self._own_hub:
+                    release_shared(hub)
+                raise
+            self._callbacks = hub.executor(1, f"actormq-callback-{self.group}")
+            self._callbacks.submit(lambda: None).result()  # start its thread now, not on the hub
+            self._state = "running"
+        return self
+
+    def _start_on_hub(self) -> None:
+        instance = ClientInstance(self.config)
+        instance.members.producer_groups.add(self.group)
+        instance.start()
+        self._instance = instance
+        self._sender = Sender(instance, self.group, retries=self.retries)
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Unregister from the brokers and close every connection. Idempotent."""
+        with self._lock:
+            if self._state != "running":
+                self._state = "shut down"
+                return
+            self._state = "shut down"
+            hub = self._hub
+            assert hub is not None
+            try:
+                hub.call(self._stop_on_hub, timeout=timeout, what="producer shutdown")
+            finally:
+                if self._callbacks is not None:
+                    self._callbacks.shutdown(wait=True)
+                if self._own_hub:
+                    release_shared(hub)
+
+    def _stop_on_hub(self) -> None:
+        instance = self._instance
+        if instance is None:
+            return
+        instance.unregister()
+        instance.stop()
+
+    def __enter__(self) -> Producer:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.shutdown()
+
+    # -- sends ------------------------------------------------------------------------------
+
+    def _running_hub(self, what: str) -> ClientHub:
+        hub = self._hub
+        if self._state != "running" or hub is None:
+            raise ClientStateError(f"{what} ({self.group})", self._state)
+        return hub
+
+    def _selection(
+        self,
+        msg: Message | None,
+        queue: MessageQueue | None,
+        sharding_key: str | None,
+        selector: QueueSelector | None,
+    ) -> Selection:
+        given = sum(x is not None for x in (queue, sharding_key, selector))
+        if given > 1:
+            raise MessageInvalidError(
+                "selection", "give at most one of queue, sharding_key, selector"
+            )
+        if queue is not None:
+            if not isinstance(queue, MessageQueue):
+                raise MessageInvalidError("queue", f"expected a MessageQueue, got {queue!r}")
+            return Selection(queue=queue)
+        if sharding_key is not None:
+            return Selection(selector=ByShardingKey(str(sharding_key)), message=msg)
+        if selector is not None:
+            return Selection(selector=selector, message=msg)
+        return ROUND_ROBIN
+
+    def _prepare(self, msg: Message, sharding_key: str | None) -> Outgoing:
+        out = prepare(msg, max_size=self.max_message_size, compress_over=self.compress_over)
+        if sharding_key is not None:
+            # RocketMQ's sharding-key property, for brokers and tools that look at it.
+            out = _with_property(out, P.SHARDING_KEY, str(sharding_key))
+        return out
+
+    def send(
+        self,
+        msg: Message,
+        *,
+        queue: MessageQueue | None = None,
+        sharding_key: str | None = None,
+        selector: QueueSelector | None = None,
+        timeout: float | None = None,
+    ) -> SendResult:
+        """Send and wait until the broker stored it. Raises a ClientError subclass otherwise
+        (``SendFailedError`` after retries, ``RequestTimeoutError`` when the outcome is unknown)."""
+        hub = self._running_hub("send")
+        selection = self._selection(msg, queue, sharding_key, selector)
+        out = self._prepare(msg, sharding_key)
+        timeout = self.send_timeout if timeout is None else timeout
+        waiter = hub.new_waiter()
+
+        def done(result: Any, error: BaseException | None) -> None:
+            if error is not None:
+                waiter.set_error(error)
+            else:
+                waiter.set(result)
+
+        hub.post(self._begin, out, selection, timeout, done, False)
+        return waiter.wait(timeout + 1.0, "send")
+
+    def _begin(
+        self, out: Outgoing, selection: Selection, timeout: float, done: Any, oneway: bool
+    ) -> None:
+        sender = self._sender
+        if sender is None or self._state != "running":
+            done(None, ClientStateError(f"send ({self.group})", self._state))
+            return
+        sender.begin(out, selection, timeout, done, oneway=oneway)
+
+    def send_async(
+        self,
+        msg: Message,
+        callback: SendCallback | None = None,
+        *,
+        queue: MessageQueue | None = None,
+        sharding_key: str | None = None,
+        selector: QueueSelector | None = None,
+        timeout: float | None = None,
+    ) -> concurrent.futures.Future[SendResult]:
+        """Send without waiting. The returned future gets the SendResult or the error; the
+        optional ``callback(result, error)`` runs on the producer's callback thread."""
+        hub = self._running_hub("send_async")
+        selection = self._selection(msg, queue, sharding_key, selector)
+        out = self._prepare(msg, sharding_key)
+        timeout = self.send_timeout if timeout is None else timeout
+        future: concurrent.futures.Future[SendResult] = concurrent.futures.Future()
+        future.set_running_or_notify_cancel()
+        callbacks = self._callbacks
+        assert callbacks is not None
+
+        def complete(result: Any, error: BaseException | None) -> None:
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
+            if callback is not None:
+                callback(result, error)
+
+        def done(result: Any, error: BaseException | None) -> None:
+            try:
+                callbacks.submit(complete, result, error)
+            except RuntimeError:  # the executor shut down: complete here
+                complete(result, error)
+
+        hub.post(self._begin, out, selection, timeout, done, False)
+        return future
+
+    def send_oneway(
+        self,
+        msg: Message,
+        *,
+        queue: MessageQueue | None = None,
+        sharding_key: str | None = None,
+        selector: QueueSelector | None = None,
+    ) -> None:
+        """Send without any acknowledgement; returns once the request is written."""
+        hub = self._running_hub("send_oneway")
+        selection = self._selection(msg, queue, sharding_key, selector)
+        out = self._prepare(msg, sharding_key)
+        waiter = hub.new_waiter()
+
+        def done(_result: Any, error: BaseException | None) -> None:
+            if error is not None:
+                waiter.set_error(error)
+            else:
+                waiter.set(None)
+
+        hub.post(self._begin, out, selection, self.send_timeout, done, True)
+        waiter.wait(self.send_timeout + 1.0, "send_oneway")
+
+    def send_batch(
+        self,
+        msgs: Sequence[Message],
+        *,
+        queue: MessageQueue | None = None,
+        sharding_key: str | None = None,
+        selector: QueueSelector | None = None,
+        timeout: float | None = None,
+    ) -> SendResult:
+        """Send messages of one topic as one SEND_BATCH_MESSAGE; each is stored with its own
+        queue offset (the result names the first; ``msg_id`` joins the ids with commas)."""
+        hub = self._running_hub("send_batch")
+        first = msgs[0] if msgs else None
+        selection = self._selection(first, queue, sharding_key, selector)
+        out = prepare_batch(msgs, max_size=self.max_message_size)
+        timeout = self.send_timeout if timeout is None else timeout
+        waiter = hub.new_waiter()
+
+        def done(result: Any, error: BaseException | None) -> None:
+            if error is not None:
+                waiter.set_error(error)
+            else:
+                waiter.set(result)
+
+        hub.post(self._begin, out, selection, timeout, done, False)
+        return waiter.wait(timeout + 1.0, "send_batch")
+
+    # -- routes -----------------------------------------------------------------------------
+
+    def queues(self, topic: str, timeout: float = 5.0) -> list[MessageQueue]:
+        """The topic's writable queues (fetches the route; TBW102-derived for a new topic)."""
+        hub = self._running_hub("queues")
+        instance = self._instance
+        assert instance is not None
+
+        def fetch() -> list[MessageQueue]:
+            return list(instance.fetch_route(topic, allow_default=True, timeout=timeout).publish)
+
+        return hub.call(fetch, timeout=timeout + 5, what="queues")
+
+
+def _with_property(out: Outgoing, name: str, value: str) -> Outgoing:
+    if "\x01" in value or "\x02" in value:
+        raise MessageInvalidError("sharding_key", "contains a \\x01 or \\x02 separator")
+    return msgspec.structs.replace(out, properties=f"{out.properties}{name}\x01{value}\x02")

@@ -1,0 +1,58 @@
+"""Queue selection for sends: round robin (default), by sharding key, by a callable, explicit.
+
+A selector is any ``callable(queues, message) -> MessageQueue`` where ``queues`` are the topic's
+writable queues in (broker name, queue id) order, as RocketMQ's MessageQueueSelector.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from actors.client.errors import MessageInvalidError
+from actors.client.message import Message, MessageQueue
+from runtime.store.record import java_hash
+
+QueueSelector = Callable[[Sequence[MessageQueue], Message], MessageQueue]
+
+
+def shard_index(key: str, count: int) -> int:
+    """RocketMQ's SelectMessageQueueByHash: ``abs(key.hashCode()) % count`` (Java hash), so a
+    key lands on the same queue index as with RocketMQ's own clients."""
+    return abs(java_hash(key)) % count
+
+
+class ByShardingKey:
+    """Select ``queues[abs(javaHash(key)) % len(queues)]``: one key, one queue (ordering)."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def __call__(self, queues: Sequence[MessageQueue], message: Message) -> MessageQueue:
+        return queues[shard_index(self.key, len(queues))]
+
+
+class RoundRobin:
+    """Default selection: the next queue of the topic; on a retry, the next queue on a broker
+    other than the one that just failed (when there is one). State is per topic; hub only."""
+
+    def __init__(self) -> None:
+        self._next: dict[str, int] = {}
+
+    def select(self, queues: Sequence[MessageQueue], avoid: str | None = None) -> MessageQueue:
+        topic = queues[0].topic
+        n = len(queues)
+        start = self._next.get(topic, 0)
+        if avoid is not None:
+            for step in range(n):
+                mq = queues[(start + step) % n]
+                if mq.broker_name != avoid:
+                    self._next[topic] = start + step + 1
+                    return mq
+        self._next[topic] = start + 1
+        return queues[start % n]
+
+
+def check_selected(mq: object, queues: Sequence[MessageQueue]) -> MessageQueue:
+    if not isinstance(mq, MessageQueue):
+        raise MessageInvalidError("queue", f"selector returned {mq!r}, not a MessageQueue")
+    return mq

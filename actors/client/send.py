@@ -1,0 +1,356 @@
+"""The send path: one ``SendOp`` per send, driven by callbacks on the client's hub.
+
+A send does not cost a greenlet or an actor message of its own when the route and the session
+are already known: ``SendOp.begin`` runs as a hub callback, picks a queue, writes the request
+through the session actor and links the response future; the response (or a libev timer)
+completes it. Only a missing route or connection spawns a greenlet to wait for it.
+
+Retries (sync sends with the default selector only, as RocketMQ): up to ``retries`` more
+attempts within the one overall timeout, each on a queue of a broker other than the one that
+failed when there is one, after a connection error, a timeout with time left, or one of the
+response codes RocketMQ retries (TOPIC_NOT_EXIST, SERVICE_NOT_AVAILABLE, SYSTEM_ERROR,
+SYSTEM_BUSY, NO_PERMISSION, ...). Every failure also refreshes the topic's route.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import gevent
+from loguru import logger
+
+from actors.client.config import LANGUAGE
+from actors.client.errors import (
+    BrokerError,
+    ClientError,
+    ConnectError,
+    MessageInvalidError,
+    NoRouteError,
+    RequestTimeoutError,
+    SendFailedError,
+)
+from actors.client.instance import ClientInstance
+from actors.client.message import Message, MessageQueue, SendResult, SendStatus
+from actors.client.outgoing import Outgoing
+from actors.client.routes import TopicRoute
+from actors.client.selectors import QueueSelector, RoundRobin, check_selected
+from runtime.actor import GeventFuture
+from runtime.remoting.codes import RequestCode, ResponseCode
+from runtime.remoting.command import RemotingCommand, next_opaque
+from runtime.remoting.headers import DEFAULT_TOPIC
+
+Done = Callable[[Any, "BaseException | None"], None]
+
+STATUS_BY_CODE = {
+    ResponseCode.SUCCESS: SendStatus.SEND_OK,
+    ResponseCode.FLUSH_DISK_TIMEOUT: SendStatus.FLUSH_DISK_TIMEOUT,
+    ResponseCode.FLUSH_SLAVE_TIMEOUT: SendStatus.FLUSH_SLAVE_TIMEOUT,
+    ResponseCode.SLAVE_NOT_AVAILABLE: SendStatus.SLAVE_NOT_AVAILABLE,
+}
+RETRY_CODES = frozenset(
+    {
+        ResponseCode.TOPIC_NOT_EXIST,
+        ResponseCode.SERVICE_NOT_AVAILABLE,
+        ResponseCode.SYSTEM_ERROR,
+        ResponseCode.SYSTEM_BUSY,
+        ResponseCode.NO_PERMISSION,
+        ResponseCode.NO_BUYER_ID,
+        ResponseCode.NOT_IN_CURRENT_UNIT,
+    }
+)
+
+
+class Selection:
+    """How to pick the queue: exactly one of explicit queue, selector, or round robin."""
+
+    __slots__ = ("message", "queue", "selector")
+
+    def __init__(
+        self,
+        queue: MessageQueue | None = None,
+        selector: QueueSelector | None = None,
+        message: Message | None = None,
+    ) -> None:
+        self.queue = queue
+        self.selector = selector
+        self.message = message
+
+    @property
+    def default(self) -> bool:
+        return self.queue is None and self.selector is None
+
+
+ROUND_ROBIN = Selection()
+
+
+class Sender:
+    """Hub-side send machinery of one producer."""
+
+    def __init__(
+        self,
+        instance: ClientInstance,
+        group: str,
+        *,
+        retries: int = 2,
+        default_topic_queue_nums: int = 4,
+    ) -> None:
+        self.instance = instance
+        self.group = group
+        self.retries = retries
+        self.default_topic_queue_nums = str(default_topic_queue_nums)
+        self.round_robin = RoundRobin()
+        self.loop = gevent.get_hub().loop
+
+    def begin(
+        self,
+        out: Outgoing,
+        selection: Selection,
+        timeout: float,
+        done: Done,
+        *,
+        oneway: bool = False,
+        retry: bool = True,
+    ) -> None:
+        """Start a send (hub callback or greenlet). ``done(result, error)`` is called once."""
+        attempts = 1 + (self.retries if retry and selection.default and not oneway else 0)
+        op = SendOp(self, out, selection, timeout, attempts, done, oneway)
+        op.attempt()
+
+
+class SendOp:
+    """One send in flight. See the module docstring."""
+
+    __slots__ = (
+        "_finished",
+        "_opaque",
+        "_session",
+        "_timer",
+        "attempts_left",
+        "deadline",
+        "done",
+        "errors",
+        "last_broker",
+        "mq",
+        "oneway",
+        "out",
+        "selection",
+        "sender",
+        "timeout",
+    )
+
+    def __init__(
+        self,
+        sender: Sender,
+        out: Outgoing,
+        selection: Selection,
+        timeout: float,
+        attempts: int,
+        done: Done,
+        oneway: bool,
+    ) -> None:
+        self.sender = sender
+        self.out = out
+        self.selection = selection
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout
+        self.attempts_left = attempts
+        self.done = done
+        self.oneway = oneway
+        self.errors: list[ClientError] = []
+        self.last_broker: str | None = None
+        self.mq: MessageQueue | None = None
+        self._finished = False
+        self._timer: Any = None
+        self._session: Any = None
+        self._opaque = 0
+
+    # -- steps --------------------------------------------------------------------------
+
+    def attempt(self) -> None:
+        try:
+            self.attempts_left -= 1
+            route = self.sender.instance.routes.get(self.out.topic)
+            if route is None:
+                gevent.spawn(self._attempt_slow)
+                return
+            self._send_on(route)
+        except ClientError as exc:
+            self._failed(exc)
+        except Exception as exc:  # a bug: never leave the caller waiting
+            logger.exception("client: send failed unexpectedly")
+            self._finish(None, exc)
+
+    def _attempt_slow(self) -> None:
+        try:
+            route = self.sender.instance.route(
+                self.out.topic, allow_default=True, timeout=self._remaining()
+            )
+            self._send_on(route)
+        except ClientError as exc:
+            self._failed(exc)
+        except Exception as exc:
+            logger.exception("client: send failed unexpectedly")
+            self._finish(None, exc)
+
+    def _select(self, route: TopicRoute) -> MessageQueue:
+        queues = route.publish
+        if not queues:
+            raise NoRouteError(self.out.topic, "no writable queue on any master")
+        sel = self.selection
+        if sel.queue is not None:
+            mq = sel.queue
+            if mq.topic != self.out.topic:
+                raise MessageInvalidError("queue", f"queue of topic {mq.topic!r}")
+            return mq
+        if sel.selector is not None:
+            msg = sel.message if sel.message is not None else Message(self.out.topic, b"")
+            return check_selected(sel.selector(queues, msg), queues)
+        return self.sender.round_robin.select(queues, self.last_broker)
+
+    def _send_on(self, route: TopicRoute) -> None:
+        mq = self._select(route)
+        self.mq = mq
+        address = route.master(mq.broker_name)
+        if address is None:
+            raise NoRouteError(self.out.topic, f"broker {mq.broker_name} has no master")
+        session = self.sender.instance.remoting.cached(address)
+        if session is None:
+            gevent.spawn(self._connect_and_send, address, mq, route.via_default)
+            return
+        self._write(session, address, mq, route.via_default)
+
+    def _connect_and_send(self, address: str, mq: MessageQueue, via_default: bool) -> None:
+        try:
+            session = self.sender.instance.remoting.session(address, self._remaining())
+            self._write(session, address, mq, via_default)
+        except ClientError as exc:
+            self._failed(exc)
+
+    def _write(self, session: Any, address: str, mq: MessageQueue, via_default: bool) -> None:
+        out = self.out
+        sender = self.sender
+        ext = {
+            "a": sender.group,
+            "b": out.topic,
+            "c": DEFAULT_TOPIC,
+            "d": sender.default_topic_queue_nums,
+            "e": str(mq.queue_id),
+            "f": str(out.sys_flag),
+            "g": str(int(time.time() * 1000)),
+            "h": str(out.flag),
+            "i": out.properties,
+            "j": "0",
+            "k": "false",
+            "m": "true" if out.batch else "false",
+            "n": mq.broker_name,
+        }
+        code = RequestCode.SEND_BATCH_MESSAGE if out.batch else RequestCode.SEND_MESSAGE_V2
+        cmd = RemotingCommand(
+            code=int(code),
+            language=LANGUAGE,
+            opaque=next_opaque(),
+            flag=2 if self.oneway else 0,
+            ext_fields=ext,
+            body=out.body,
+        )
+        if self.oneway:
+            if session.send_oneway(cmd):
+                self._finish(None, None)
+            else:
+                self._failed(ConnectError(address, "connection closed"))
+            return
+        remaining = self._remaining()
+        if remaining <= 0:
+            self._failed(RequestTimeoutError("send", self.timeout, address))
+            return
+        self._session = session
+        self._opaque = cmd.opaque
+        future = session.request(cmd)
+        timer = self._timer = sender.loop.timer(remaining)
+        timer.start(self._timed_out, address)
+        future.add_done_callback(lambda f: self._answered(f, address, mq))
+
+    def _answered(
+        self, future: GeventFuture[RemotingCommand], address: str, mq: MessageQueue
+    ) -> None:
+        if self._timer is not None:
+            self._timer.close()
+            self._timer = None
+        if self._finished:
+            return
+        result = future._result
+        if not result.successful():
+            exc = result.exception
+            self._failed(ConnectError(address, f"connection lost: {exc}"))
+            return
+        response: RemotingCommand = result.value
+        status = STATUS_BY_CODE.get(response.code)  # type: ignore[call-overload]
+        if status is None:
+            self._failed(BrokerError(response.code, response.remark, address, "send"))
+            return
+        ext = response.ext_fields
+        try:
+            queue_id = int(ext.get("queueId", mq.queue_id))
+            queue_offset = int(ext.get("queueOffset", -1))
+        except ValueError:
+            queue_id, queue_offset = mq.queue_id, -1
+        if queue_id != mq.queue_id:
+            mq = MessageQueue(topic=mq.topic, broker_name=mq.broker_name, queue_id=queue_id)
+        self._finish(
+            SendResult(
+                status=status,
+                msg_id=self.out.msg_id,
+                offset_msg_id=ext.get("msgId", ""),
+                queue=mq,
+                queue_offset=queue_offset,
+                transaction_id=ext.get("transactionId"),
+            ),
+            None,
+        )
+
+    def _timed_out(self, address: str) -> None:
+        if self._timer is not None:
+            self._timer.close()
+            self._timer = None
+        if self._finished:
+            return
+        if self._session is not None:
+            self._session._pending.pop(self._opaque, None)
+        self._failed(RequestTimeoutError("send", self.timeout, address))
+
+    # -- outcomes ---------------------------------------------------------------------------
+
+    def _remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def _failed(self, error: ClientError) -> None:
+        if self._finished:
+            return
+        self.errors.append(error)
+        instance = self.sender.instance
+        if not isinstance(error, MessageInvalidError):
+            instance.refresh_route(self.out.topic, allow_default=True)
+        if self.mq is not None:
+            self.last_broker = self.mq.broker_name
+        retryable = isinstance(error, ConnectError | RequestTimeoutError | NoRouteError) or (
+            isinstance(error, BrokerError) and error.code in RETRY_CODES
+        )
+        if retryable and self.attempts_left > 0 and self._remaining() > 0:
+            logger.debug("client: send to {} failed ({}); retrying", self.out.topic, error)
+            self.attempt()
+            return
+        if len(self.errors) == 1:
+            self._finish(None, error)
+        else:
+            self._finish(None, SendFailedError(self.out.topic, self.errors))
+
+    def _finish(self, result: SendResult | None, error: BaseException | None) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        try:
+            self.done(result, error)
+        except Exception:
+            logger.exception("client: send completion failed")
