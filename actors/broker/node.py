@@ -1,14 +1,33 @@
-"""The broker subtree: what one broker node runs, as a supervisor child spec."""
+"""The broker subtree: store, client registries, name-server registrar, acceptor (sessions).
+
+Start order (the supervisor stops in reverse): the store's actors first (the writer recovers
+the store before anything is accepted), then the consumer and producer registries, then the
+registrar, and the acceptor last, so no request arrives before the store is there and none is
+accepted after it stopped. A fail-stop store actor takes the whole subtree down; the parent
+restarts the broker, which recovers its store before accepting again.
+"""
 
 from __future__ import annotations
 
 import pathlib
 import socket
 
+from actors.broker.consumer_manager import ConsumerManager
+from actors.broker.context import BrokerContext
+from actors.broker.processor import BrokerProcessor
+from actors.broker.producer_manager import ProducerManager
+from actors.broker.registrar import NamesrvRegistrar
+from actors.broker.store_adapter import StoreAdapter, to_wire
+from actors.broker.store_service import BrokerStore
 from config import BrokerConfig
 from runtime.directory import Directory
-from runtime.net import Acceptor, hold_open
+from runtime.net import Acceptor
+from runtime.remoting.bodies import TopicConfig
+from runtime.session import session_factory
+from runtime.store.settings import StoreSettings
 from runtime.supervisor import ChildSpec, Supervisor
+
+IDLE_TIMEOUT_S = 120.0
 
 
 def broker_spec(
@@ -18,14 +37,31 @@ def broker_spec(
     store_root: pathlib.Path,
     directory: Directory,
 ) -> ChildSpec:
-    """A supervisor for one broker node listening on ``sock`` with its store at ``store_root``.
+    """A supervisor for one broker node listening on ``sock`` with its store at ``store_root``."""
 
-    A fail-stop child (an actor owning durability) takes the subtree down; the parent then
-    restarts the whole broker, which recovers its store before accepting again.
-    """
-    del cfg  # used once the store and the remoting server are wired in
-    store_root.mkdir(parents=True, exist_ok=True)
-    children = [
-        ChildSpec(name=f"{name}/acceptor", start=lambda: Acceptor.start(name, sock, hold_open)),
-    ]
-    return ChildSpec(name=name, start=lambda: Supervisor.start(name, children, directory=directory))
+    def start() -> object:
+        store_root.mkdir(parents=True, exist_ok=True)
+        store = BrokerStore.build(StoreSettings.from_broker_config(cfg), directory, prefix=name)
+        put_timeout = (cfg.sync_flush_timeout + cfg.slave_timeout) / 1000 + 5.0
+        ctx = BrokerContext(cfg, directory, name, StoreAdapter(store, put_timeout=put_timeout))
+        processor = BrokerProcessor(ctx)
+
+        def topic_table() -> dict[str, TopicConfig]:
+            table = store.all_topics().get(timeout=5.0)
+            return {topic: to_wire(c) for topic, c in table.topics.items()}
+
+        children = [
+            *store.child_specs(),
+            ChildSpec(name=ctx.consumers, start=ConsumerManager.start),
+            ChildSpec(name=ctx.producers, start=ProducerManager.start),
+            ChildSpec(name=ctx.registrar, start=lambda: NamesrvRegistrar.start(cfg, topic_table)),
+            ChildSpec(
+                name=f"{name}/acceptor",
+                start=lambda: Acceptor.start(
+                    name, sock, session_factory(name, processor, idle_timeout=IDLE_TIMEOUT_S)
+                ),
+            ),
+        ]
+        return Supervisor.start(name, children, directory=directory)
+
+    return ChildSpec(name=name, start=start)  # type: ignore[arg-type]

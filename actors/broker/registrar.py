@@ -76,9 +76,7 @@ class NamesrvRegistrar(GeventActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, RegisterNow):
             self._counter += 1
-            request = self._request()
-            for namesrv in self.namesrvs:
-                gevent.spawn(self._register_one, namesrv, request)
+            gevent.spawn(self._register_all, self._counter)
         elif isinstance(message, Registered):
             if message.master_addr:
                 self._master_addr = message.master_addr
@@ -114,10 +112,20 @@ class NamesrvRegistrar(GeventActor):
     def _label(self) -> str:
         return f"{self.cfg.broker_name}/{self.cfg.broker_id}"
 
-    def _request(self) -> RemotingCommand:
+    def _register_all(self, counter: int) -> None:
+        """One registration round (a greenlet of its own: the topic table may take a moment)."""
+        try:
+            request = self._request(counter)
+        except Exception as exc:
+            logger.warning("{}: cannot read the topic table: {}", self._label(), exc)
+            return
+        for namesrv in self.namesrvs:
+            gevent.spawn(self._register_one, namesrv, request)
+
+    def _request(self, counter: int) -> RemotingCommand:
         wrapper = TopicConfigSerializeWrapper(
             topic_config_table=self.topic_table(),
-            data_version=DataVersion(timestamp=int(time.time() * 1000), counter=self._counter),
+            data_version=DataVersion(timestamp=int(time.time() * 1000), counter=counter),
         )
         body = encode_body(RegisterBrokerBody(topic_config_serialize_wrapper=wrapper))
         header = {

@@ -1,0 +1,128 @@
+"""StoreAdapter: the handlers' StorePort over the store's BrokerStore facade.
+
+Each method forwards to the facade and waits for its future with a timeout: handlers are edge
+code, actors never wait here. Topic configs cross from the store's ``TopicConfigData`` to the
+wire's ``TopicConfig`` (same fields, RocketMQ's names).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from actors.broker.messages import TopicConfigData
+from actors.broker.store_port import GetOutcome, PutOutcome
+from actors.broker.store_service import BrokerStore
+from runtime.remoting.bodies import SubscriptionGroupConfig, TopicConfig
+from runtime.store.record import PutRecord
+
+ASK_TIMEOUT = 5.0
+
+
+def to_wire(config: TopicConfigData) -> TopicConfig:
+    return TopicConfig(**msgspec.structs.asdict(config))
+
+
+def to_store(config: TopicConfig) -> TopicConfigData:
+    return TopicConfigData(**msgspec.structs.asdict(config))
+
+
+class StoreAdapter:
+    """StorePort for the broker's request handlers."""
+
+    def __init__(self, store: BrokerStore, *, put_timeout: float) -> None:
+        self.store = store
+        self.put_timeout = put_timeout
+        self._groups: dict[str, SubscriptionGroupConfig] = {}
+
+    def _get(self, future: Any, timeout: float = ASK_TIMEOUT) -> Any:
+        return future.get(timeout=timeout)
+
+    # -- topics -------------------------------------------------------------------------------
+
+    def topic(self, topic: str) -> TopicConfig | None:
+        config = self._get(self.store.get_topic(topic))
+        return None if config is None else to_wire(config)
+
+    def all_topics(self) -> dict[str, TopicConfig]:
+        table = self._get(self.store.all_topics())
+        return {name: to_wire(c) for name, c in table.topics.items()}
+
+    def create_topic(self, config: TopicConfig) -> None:
+        self._get(self.store.update_topic(to_store(config)))
+
+    def ensure_retry_topic(self, topic: str) -> None:
+        self._get(self.store.ensure_retry_topic(topic))
+
+    def create_subscription_group(self, config: SubscriptionGroupConfig) -> None:
+        # Kept in memory: consumer groups work without one (auto-created), as in RocketMQ.
+        self._groups[config.group_name] = config
+
+    # -- write path ---------------------------------------------------------------------------
+
+    def put(self, records: list[PutRecord]) -> PutOutcome:
+        result = self._get(self.store.put(records), self.put_timeout)
+        return PutOutcome(
+            status=result.status.value,
+            queue_offset=result.queue_offset,
+            msg_ids=tuple(result.msg_ids),
+            remark=result.reason,
+        )
+
+    # -- read path ----------------------------------------------------------------------------
+
+    def get_messages(
+        self,
+        group: str,
+        topic: str,
+        queue_id: int,
+        offset: int,
+        max_nums: int,
+        max_bytes: int,
+        tag_codes: frozenset[int] | None,
+    ) -> GetOutcome:
+        r = self._get(
+            self.store.get_messages(group, topic, queue_id, offset, max_nums, max_bytes, tag_codes)
+        )
+        return GetOutcome(
+            status=r.status.value,
+            next_begin_offset=r.next_begin_offset,
+            min_offset=r.min_offset,
+            max_offset=r.max_offset,
+            body=r.body,
+            count=r.message_count,
+        )
+
+    def wait_arrival(self, topic: str, queue_id: int, offset: int, timeout: float) -> bool:
+        max_offset = self._get(
+            self.store.wait_arrival(topic, queue_id, offset, timeout), timeout + ASK_TIMEOUT
+        )
+        return max_offset > offset
+
+    def min_offset(self, topic: str, queue_id: int) -> int:
+        return int(self._get(self.store.min_offset(topic, queue_id)))
+
+    def max_offset(self, topic: str, queue_id: int) -> int:
+        return int(self._get(self.store.max_offset(topic, queue_id)))
+
+    def offset_by_time(self, topic: str, queue_id: int, timestamp: int) -> int:
+        return int(self._get(self.store.offset_by_time(topic, queue_id, timestamp)))
+
+    def earliest_store_time(self, topic: str, queue_id: int) -> int:
+        return int(self._get(self.store.earliest_store_time(topic, queue_id)))
+
+    def message_at(self, physical_offset: int) -> bytes | None:
+        return self.store.read_message_bytes(physical_offset)
+
+    def query_by_key(self, topic: str, key: str, max_num: int, begin: int, end: int) -> list[bytes]:
+        return list(self._get(self.store.query_by_key(topic, key, max_num, begin, end)).messages)
+
+    # -- consumer offsets ---------------------------------------------------------------------
+
+    def query_offset(self, group: str, topic: str, queue_id: int) -> int | None:
+        offset = self._get(self.store.query_offset(group, topic, queue_id))
+        return None if offset is None or offset < 0 else int(offset)
+
+    def commit_offset(self, group: str, topic: str, queue_id: int, offset: int) -> None:
+        self._get(self.store.commit_offset(group, topic, queue_id, offset))
