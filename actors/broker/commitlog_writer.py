@@ -119,8 +119,9 @@ class CommitLogWriter(GeventActor):
     # -- lifecycle -----------------------------------------------------------------------------
 
     def on_start(self) -> None:
-        opened = open_store(self.settings, self.ctx.fs)
-        self.ctx.opened = opened
+        opened = self.ctx.opened
+        if opened is None:  # started directly, not through the store service's start function
+            opened = self.ctx.opened = open_store(self.settings, self.ctx.fs)
         self.ctx.failed = None
         self.ctx.dispatched = opened.log.write_offset
         self.ctx.queue_next = dict(opened.next_offsets)
@@ -161,6 +162,10 @@ class CommitLogWriter(GeventActor):
                     )
         finally:
             self.log.segments.close()
+            for cq in opened.queues.values():
+                cq.close()
+            if opened.index is not None:
+                opened.index.close()
             opened.lock.release()
             self.ctx.opened = None
 

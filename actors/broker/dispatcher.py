@@ -86,6 +86,9 @@ class Dispatcher(GeventActor):
         self._advance()
 
     def on_stop(self) -> None:
+        if self.ctx.failed is not None:
+            self.queues.stop_all()  # a failed store does no more durability work
+            return
         refs = self.queues.refs()
         futures = [ref.ask(SyncQueue(), block=False) for ref in refs.values()]
         for fut in futures:

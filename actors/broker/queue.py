@@ -82,7 +82,8 @@ class Queue(GeventActor):
 
     def on_stop(self) -> None:
         self._wake(all_=True)
-        self.cq.flush()
+        if self.ctx.failed is None:
+            self.cq.flush()
 
     def on_failure(self, *_exc_info: Any) -> None:
         self._wake(all_=True)

@@ -179,6 +179,11 @@ class BrokerStore:
                 ref.stop(block=True, timeout=timeout)
             self.ctx.directory.remove(name, ref)
 
+    def simulate_crash(self) -> None:
+        """Tests: stop like a killed process — no flush, no checkpoint, abort marker kept."""
+        self.ctx.failed = "simulated crash"
+        self.stop()
+
     # -- writes --------------------------------------------------------------------------------
 
     def put(self, records: Sequence[PutRecord]) -> Future:

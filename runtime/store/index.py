@@ -239,6 +239,8 @@ class IndexService:
             phys = e.physical_offset
             if phys < covered:
                 continue
+            if cur is None:
+                cur = self._new_file(phys)  # even without keys: the file records coverage
             if e.keys:
                 if cur is None or cur.capacity - cur.count < len(e.keys):
                     if cur is not None:

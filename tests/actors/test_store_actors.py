@@ -1,0 +1,396 @@
+"""The store's actors through the BrokerStore facade: put/get, statuses, validation, arrival
+notification, key lookups, transactions, restarts, consumer offsets, topics, retention."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import gevent
+import pykka
+import pytest
+
+from actors.broker.messages import (
+    CleanTick,
+    Dispatch,
+    GetStatus,
+    PutStatus,
+    TopicConfigData,
+)
+from actors.broker.retention import Retention
+from actors.broker.store_service import BrokerStore, tag_codes
+from runtime.directory import Directory
+from runtime.store import record as R
+from runtime.store.faults import FaultyFileSystem
+from runtime.store.lockfile import abort_exists
+from runtime.store.settings import FlushMode, StoreSettings
+from runtime.supervisor import Supervisor
+
+T = 5.0
+
+
+def settings_for(root: Path, **kw: Any) -> StoreSettings:
+    base: dict[str, Any] = {
+        "root": str(root),
+        "commitlog_segment_size": 16 * 1024,
+        "cq_entries_per_file": 64,
+        "index_slots": 257,
+        "index_capacity": 2000,
+        "flush_interval_ms": 50,
+        "checkpoint_interval_ms": 100,
+        "consumer_offset_persist_interval_ms": 100,
+        "clean_resource_interval_ms": 60_000,
+        "delete_when": "99",
+    }
+    base.update(kw)
+    return StoreSettings(**base)
+
+
+def open_store(root: Path, fs: Any = None, **kw: Any) -> BrokerStore:
+    s = settings_for(root, **kw)
+    store = BrokerStore.build(s, Directory(), fs=fs) if fs else BrokerStore.build(s, Directory())
+    return store.start()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[BrokerStore]:
+    s = open_store(tmp_path)
+    yield s
+    s.stop()
+
+
+def rec(body: bytes, queue_id: int = 0, topic: str = "T", **props: str) -> R.PutRecord:
+    return R.PutRecord(topic, queue_id, body, R.encode_properties(props) if props else "")
+
+
+def put(store: BrokerStore, *records: R.PutRecord) -> Any:
+    return store.put(list(records)).get(timeout=T)
+
+
+def bodies(result: Any) -> list[bytes]:
+    return [R.decode_record(m).body for m in result.messages]
+
+
+def get(store: BrokerStore, offset: int, n: int = 32, **kw: Any) -> Any:
+    return store.get_messages(
+        "g", kw.pop("topic", "T"), kw.pop("queue_id", 0), offset, n, **kw
+    ).get(timeout=T)
+
+
+def wait_until(pred: Any, timeout: float = T) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        gevent.sleep(0.01)
+
+
+def consumable(store: BrokerStore, n: int, queue_id: int = 0, topic: str = "T") -> None:
+    wait_until(lambda: store.max_offset(topic, queue_id).get(timeout=T) >= n)
+
+
+def test_put_then_get(store: BrokerStore) -> None:
+    # Given a batch of three messages
+    result = put(store, rec(b"a"), rec(b"b"), rec(b"c"))
+    # Then it is stored at queue offsets 0..2 with offset message ids
+    assert result.status is PutStatus.PUT_OK
+    assert result.queue_offsets == (0, 1, 2)
+    assert len(result.msg_ids) == 3 and result.msg_id.count(",") == 2
+    consumable(store, 3)
+    got = get(store, 0)
+    assert got.status is GetStatus.FOUND
+    assert bodies(got) == [b"a", b"b", b"c"]
+    assert got.queue_offsets == (0, 1, 2)
+    assert (got.next_begin_offset, got.min_offset, got.max_offset) == (3, 0, 3)
+    # the raw records carry their offsets (the PULL wire format)
+    first = R.decode_record(got.messages[0])
+    assert (first.queue_offset, first.physical_offset) == (0, result.physical_offset)
+    # and a message can be found by its offset message id
+    phys = R.decode_offset_msg_id(result.msg_ids[1]).physical_offset
+    found = store.look_message_by_offset(phys)
+    assert found is not None and found.body == b"b"
+
+
+def test_get_statuses(store: BrokerStore) -> None:
+    put(store, *[rec(bytes([i]) * 100) for i in range(10)])
+    consumable(store, 10)
+    assert get(store, 10).status is GetStatus.OFFSET_OVERFLOW_ONE
+    bad = get(store, 50)
+    assert (bad.status, bad.next_begin_offset) == (GetStatus.OFFSET_OVERFLOW_BADLY, 0)
+    missing = get(store, 0, queue_id=7)
+    assert missing.status is GetStatus.NO_MATCHED_LOGIC_QUEUE
+    capped = get(store, 2, n=3)
+    assert (len(capped.messages), capped.next_begin_offset) == (3, 5)
+    size = len(capped.messages[0])
+    by_bytes = get(store, 0, max_bytes=size * 2 + 1)
+    assert len(by_bytes.messages) == 2
+    one = get(store, 0, max_bytes=1)  # at least one message even if it exceeds the cap
+    assert len(one.messages) == 1
+
+
+def test_tag_filter(store: BrokerStore) -> None:
+    put(store, *[rec(f"m{i}".encode(), TAGS="A" if i % 2 else "B") for i in range(6)])
+    consumable(store, 6)
+    got = get(store, 0, tag_filter=tag_codes("A"))
+    assert bodies(got) == [b"m1", b"m3", b"m5"]
+    assert got.next_begin_offset == 6
+    none = get(store, 0, tag_filter=tag_codes("C || D"))
+    assert (none.status, none.next_begin_offset) == (GetStatus.NO_MATCHED_MESSAGE, 6)
+    assert tag_codes("*") is None
+
+
+def test_illegal_records_are_refused_before_writing(store: BrokerStore) -> None:
+    put(store, rec(b"ok"))
+    before = store.ctx.require_open().log.write_offset
+    assert put(store, rec(b"x", topic="bad topic")).status is PutStatus.MESSAGE_ILLEGAL
+    too_big = rec(b"x" * (store.settings.max_message_size + 1))
+    assert put(store, rec(b"fine"), too_big).status is PutStatus.MESSAGE_ILLEGAL
+    props = rec(b"x", P="y" * 40_000)
+    assert put(store, props).status is PutStatus.PROPERTIES_SIZE_EXCEEDED
+    assert store.ctx.require_open().log.write_offset == before
+    assert put(store, rec(b"next")).queue_offsets == (1,)
+
+
+def test_wait_arrival(store: BrokerStore) -> None:
+    # Given a long poll parked at offset 0 of an empty queue
+    waiter = store.wait_arrival("T", 0, 0, timeout=10)
+    gevent.sleep(0.05)
+    assert not waiter.done()
+    # When a message arrives, Then the poll wakes with the new max offset
+    put(store, rec(b"x"))
+    assert waiter.get(timeout=T) == 1
+    # A waiter for a later offset times out with the current max
+    late = store.wait_arrival("T", 0, 5, timeout=0.1)
+    assert late.get(timeout=3) == 1
+
+
+def test_query_by_key(store: BrokerStore) -> None:
+    put(store, rec(b"a", KEYS="order-1 order-2", UNIQ_KEY="U1"), rec(b"b", KEYS="order-2"))
+    consumable(store, 2)
+    res = store.query_by_key("T", "order-2", 10).get(timeout=T)
+    assert sorted(R.decode_record(m).body for m in res.messages) == [b"a", b"b"]
+    res = store.query_by_key("T", "U1", 10).get(timeout=T)
+    assert [R.decode_record(m).body for m in res.messages] == [b"a"]
+    assert store.query_by_key("Other", "order-2", 10).get(timeout=T).messages == ()
+    assert store.query_by_key("T", "order-2", 10, 0, 1000).get(timeout=T).messages == ()
+
+
+def test_offsets_by_time_and_earliest(store: BrokerStore) -> None:
+    first = put(store, rec(b"a"))
+    gevent.sleep(0.01)
+    second = put(store, rec(b"b"))
+    consumable(store, 2)
+    assert store.earliest_store_time("T", 0).get(timeout=T) == first.store_timestamp
+    assert store.offset_by_time("T", 0, 0).get(timeout=T) == 0
+    assert store.offset_by_time("T", 0, second.store_timestamp).get(timeout=T) == 1
+    assert store.offset_by_time("T", 0, second.store_timestamp + 1).get(timeout=T) == 2
+    assert store.queue_range("T", 0).get(timeout=T) == (0, 2)
+    assert store.earliest_store_time("T", 9).get(timeout=T) == -1
+
+
+def test_transaction_records(store: BrokerStore) -> None:
+    half = R.PutRecord("T", 0, b"half", sys_flag=R.TRANSACTION_PREPARED_TYPE)
+    res = put(
+        store,
+        rec(b"normal"),
+        half,
+        R.PutRecord("T", 0, b"commit", sys_flag=R.TRANSACTION_COMMIT_TYPE),
+    )
+    assert res.queue_offsets == (0, -1, 1)
+    consumable(store, 2)
+    assert bodies(get(store, 0)) == [b"normal", b"commit"]
+    # the prepared record is still in the log, reachable by its physical offset
+    found = store.look_message_by_offset(res.physical_offsets[1])
+    assert found is not None and found.body == b"half" and found.queue_offset == 0
+
+
+def test_segment_rolls_are_transparent(store: BrokerStore) -> None:
+    results = [
+        put(store, *[rec(os.urandom(700), queue_id=i % 2) for _ in range(8)]) for i in range(20)
+    ]
+    assert all(r.status is PutStatus.PUT_OK for r in results)
+    assert len(store.ctx.require_open().log.segments.segments) > 5
+    consumable(store, 80, queue_id=0)
+    got0 = [m for off in range(0, 80, 32) for m in get(store, off, queue_id=0).messages]
+    assert len(got0) == 80
+
+
+def test_clean_restart_keeps_everything(tmp_path: Path) -> None:
+    # Given a store with messages and consumer progress, stopped cleanly
+    s = open_store(tmp_path)
+    put(s, rec(b"a"), rec(b"b"))
+    put(s, rec(b"c", queue_id=1))
+    s.commit_offset("g", "T", 0, 1).get(timeout=T)
+    s.update_topic(TopicConfigData(topic_name="T", read_queue_nums=2, write_queue_nums=2)).get(
+        timeout=T
+    )
+    consumable(s, 2)
+    s.stop()
+    assert not abort_exists(str(tmp_path))
+    # When it starts again
+    again = open_store(tmp_path)
+    try:
+        report = again.ctx.require_open().report
+        # Then recovery had nothing to re-dispatch, and everything is there
+        assert report.reput_records == 0 and not report.unclean
+        assert bodies(get(again, 0)) == [b"a", b"b"]
+        assert put(again, rec(b"d")).queue_offsets == (2,)
+        assert again.query_offset("g", "T", 0).get(timeout=T) == 1
+        topic = again.get_topic("T").get(timeout=T)
+        assert topic is not None and topic.write_queue_nums == 2
+    finally:
+        again.stop()
+
+
+def test_crash_restart_redispatches(tmp_path: Path) -> None:
+    s = open_store(tmp_path)
+    acked = [put(s, rec(f"m{i}".encode(), queue_id=i % 3)) for i in range(30)]
+    assert all(r.ok for r in acked)
+    s.simulate_crash()
+    assert abort_exists(str(tmp_path))
+    again = open_store(tmp_path)
+    try:
+        assert again.ctx.require_open().report.unclean
+        for q in range(3):
+            consumable(again, 10, queue_id=q)
+            assert bodies(get(again, 0, queue_id=q)) == [f"m{i}".encode() for i in range(q, 30, 3)]
+    finally:
+        again.stop()
+
+
+def test_second_store_on_same_root_refuses(store: BrokerStore, tmp_path: Path) -> None:
+    other = BrokerStore.build(settings_for(tmp_path), Directory())
+    with pytest.raises(Exception, match="locked by another process"):
+        other.start()
+
+
+def test_sync_flush_group_commit(tmp_path: Path) -> None:
+    # Given a SYNC_FLUSH store on a file system that counts fsyncs
+    fs = FaultyFileSystem()
+    s = open_store(tmp_path, fs, flush_mode=FlushMode.SYNC_FLUSH)
+    try:
+        before = fs.fsync_count
+        # When 64 appenders each put one message at once
+        futures = [s.put([rec(f"m{i}".encode(), queue_id=i % 4)]) for i in range(64)]
+        results = [f.get(timeout=T) for f in futures]
+        # Then all are acknowledged durable, with far fewer fsyncs than messages
+        assert all(r.status is PutStatus.PUT_OK for r in results)
+        assert fs.fsync_count - before < 32
+        # and every acked message was fsynced before its ack
+        log = s.ctx.require_open().log
+        assert log.segments.flushed_offset >= max(r.physical_offset for r in results)
+        consumable(s, 16, queue_id=3)
+    finally:
+        s.stop()
+
+
+def test_sync_flush_wait_false_does_not_wait(tmp_path: Path) -> None:
+    fs = FaultyFileSystem()
+    s = open_store(tmp_path, fs, flush_mode=FlushMode.SYNC_FLUSH, sync_flush_timeout_ms=200)
+    try:
+        fs.slow_fsync(1.0)
+        t0 = time.monotonic()
+        res = put(s, rec(b"x", WAIT="false"))
+        assert res.status is PutStatus.PUT_OK
+        assert time.monotonic() - t0 < 0.5
+    finally:
+        fs.slow_fsync(0)
+        s.stop()
+
+
+def test_dispatcher_restart_under_supervisor(tmp_path: Path) -> None:
+    # Given a store under a supervisor
+    directory = Directory()
+    store = BrokerStore.build(settings_for(tmp_path), directory)
+    sup = Supervisor.start("broker", children=store.child_specs(), directory=directory)
+    try:
+        put(store, rec(b"before"))
+        consumable(store, 1)
+        first = directory.require(store.names.dispatcher)
+        # When the dispatcher fails (a malformed message)
+        first.tell(Dispatch(begin=0, end=2**40, entries=None))  # type: ignore[arg-type]
+        wait_until(lambda: (r := directory.get(store.names.dispatcher)) is not None and r != first)
+        # Then it is restarted and dispatch goes on from where it was
+        put(store, rec(b"after"))
+        consumable(store, 2)
+        assert bodies(get(store, 0)) == [b"before", b"after"]
+    finally:
+        sup.stop()
+
+
+def test_consumer_offsets(store: BrokerStore) -> None:
+    assert store.query_offset("g", "T", 0).get(timeout=T) == -1
+    store.commit_offset("g", "T", 0, 5).get(timeout=T)
+    store.commit_offset("g", "U", 1, 7).get(timeout=T)
+    store.commit_offset("h", "T", 0, 9).get(timeout=T)
+    assert store.query_offset("g", "T", 0).get(timeout=T) == 5
+    assert store.group_offsets("g").get(timeout=T) == {"T": {0: 5}, "U": {1: 7}}
+    path = os.path.join(store.settings.config_dir, "consumerOffset.json")
+    wait_until(lambda: os.path.exists(path) and "U@g" in Path(path).read_text())
+    assert store.remove_group_offsets("h").get(timeout=T) is True
+    assert store.query_offset("h", "T", 0).get(timeout=T) == -1
+
+
+def test_topic_config(store: BrokerStore) -> None:
+    table = store.all_topics().get(timeout=T)
+    assert {"TBW102", "SCHEDULE_TOPIC_XXXX", "broker-a"} <= set(table.topics)
+    created = store.auto_create_topic("NewTopic", queue_nums=16).get(timeout=T)
+    assert created.write_queue_nums == store.settings.default_topic_queue_nums
+    assert store.auto_create_topic("bad name").get(timeout=T) is None
+    retry = store.ensure_retry_topic("%RETRY%grp").get(timeout=T)
+    assert (retry.read_queue_nums, retry.perm) == (1, 6)
+    later = store.all_topics().get(timeout=T)
+    assert later.data_version.counter > table.data_version.counter
+    assert store.delete_topic("NewTopic").get(timeout=T) is True
+    assert store.get_topic("NewTopic").get(timeout=T) is None
+    raw = Path(store.settings.config_dir, "topics.json").read_text()
+    assert '"topicConfigTable"' in raw and "%RETRY%grp" in raw
+
+
+def test_retention_deletes_and_disk_full_refuses(tmp_path: Path) -> None:
+    # Given a store with several segments, and a disk whose usage the test controls
+    s = open_store(tmp_path, file_reserved_hours=0)
+    usage = {"ratio": 0.5}
+    for ref_name in [s.names.retention]:
+        s.ctx.directory.require(ref_name).stop()
+    retention = Retention.start(s.ctx, disk_usage=lambda _p: usage["ratio"])
+    s.ctx.directory.put(s.names.retention, retention)
+    try:
+        for _ in range(10):
+            put(s, *[rec(os.urandom(900)) for _ in range(8)])
+        consumable(s, 80)
+        wait_until(lambda: s.ctx.require_open().log.segments.flushed_offset >= s.ctx.dispatched)
+        n_before = len(s.ctx.require_open().log.segments.segments)
+        assert n_before > 3
+        # When usage passes 75 % (expired files go at once)
+        usage["ratio"] = 0.8
+        done = retention.ask(CleanTick(), timeout=T)
+        # Then old segments are gone, and the queue's minimum moved past them
+        assert done is not None and len(done.paths) >= 1
+        assert all(not os.path.exists(p) for p in done.paths)
+        wait_until(lambda: s.min_offset("T", 0).get(timeout=T) > 0)
+        low = get(s, 0)
+        assert low.status is GetStatus.OFFSET_TOO_SMALL
+        assert get(s, low.next_begin_offset).status is GetStatus.FOUND
+        # When usage passes 90 %, writes are refused until space returns
+        usage["ratio"] = 0.95
+        retention.ask(CleanTick(), timeout=T)
+        assert put(s, rec(b"x")).status is PutStatus.SERVICE_NOT_AVAILABLE
+        usage["ratio"] = 0.5
+        retention.ask(CleanTick(), timeout=T)
+        assert put(s, rec(b"x")).status is PutStatus.PUT_OK
+    finally:
+        s.stop()
+        if retention.is_alive():
+            retention.stop()
+
+
+def test_unknown_store_paths_answer_without_blocking(tmp_path: Path) -> None:
+    s = BrokerStore.build(settings_for(tmp_path), Directory())  # never started
+    assert s.put([rec(b"x")]).get(timeout=1).status is PutStatus.SERVICE_NOT_AVAILABLE
+    with pytest.raises(Exception, match="not running"):
+        s.query_offset("g", "T", 0).get(timeout=1)
+    assert isinstance(pykka.ActorRegistry.get_all(), list)
