@@ -61,7 +61,10 @@ class ClientProcess:
     # -- collection ----------------------------------------------------------------------------
 
     def _pump_stdout(self, stream: TextIO) -> None:
+        # Also kept in HOME/stdout.jsonl for a look after the test (pytest keeps tmp_path).
+        record = (self.home / "stdout.jsonl").open("a", buffering=1)
         for line in stream:
+            record.write(line)
             line = line.strip()
             if not line:
                 continue
@@ -76,14 +79,18 @@ class ClientProcess:
                 else:
                     self.noise.append(line)
                 self._cond.notify_all()
+        record.close()
         with self._cond:
             self._stdout_closed = True
             self._cond.notify_all()
 
     def _pump_stderr(self, stream: TextIO) -> None:
+        record = (self.home / "stderr.log").open("a", buffering=1)
         for line in stream:
+            record.write(line)
             with self._cond:
                 self.stderr.append(line.rstrip("\n"))
+        record.close()
 
     # -- queries -------------------------------------------------------------------------------
 

@@ -58,6 +58,6 @@ def cpp(cpp_client: Client, tmp_path: pathlib.Path) -> Driver:
         client=cpp_client,
         workdir=tmp_path / "clients",
         sent_queue_known=False,
-        reports_rebalance=False,
+        reports_rebalance=True,  # from its log file, see cpp/consumer.py
         creates_topics=False,
     )

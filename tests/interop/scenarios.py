@@ -228,6 +228,7 @@ def produce_then_consume_all(driver: Driver, cluster: Cluster, count: int = 24) 
         by_key = {first_key(e): e for e in sent}
         for m in received:
             want = by_key[first_key(m)]
+            assert m["msgId"] == want["msgId"], (m, want)
             assert m["queueOffset"] == want["offset"], (m, want)
             if want.get("queue") is not None:
                 assert m["queueId"] == want["queue"], (m, want)
@@ -292,7 +293,9 @@ def second_consumer_takes_half(driver: Driver, cluster: Cluster) -> None:
         # When a second consumer joins the group
         with driver.consumer(cluster, topic, group, "*", "consumer-b") as b:
             ids = admin.wait_consumers(broker, group, 2, timeout=20)
-            assert len(set(ids)) == 2, ids
+            # Then the broker lists both by the client ids they reported
+            started = [c.events("started")[0]["clientId"] for c in (a, b)]
+            assert sorted(ids) == sorted(started), (ids, started)
             if driver.reports_rebalance:
                 owned = wait_for_split(driver, a, b, 30)
                 assert sorted(owned["consumer-a"] + owned["consumer-b"]) == list(range(QUEUES))
@@ -398,5 +401,9 @@ def spread_over_two_brokers(driver: Driver, cluster: Cluster, count: int = 16) -
         wait_for_keys(driver, [consumer], keys, 45, f"all {count} messages")
         received = messages(consumer, "spread")
         assert_intact(sent, received)
-        if driver.reports_rebalance:
+        if all("broker" in m for m in received):
             assert {m["broker"] for m in received} == {"broker-a", "broker-b"}, received
+        if driver.reports_rebalance:
+            owned = consumer.events("rebalanced")[-1]["queues"]
+            assert {q["broker"] for q in owned} == {"broker-a", "broker-b"}, owned
+            assert len(owned) == 2 * QUEUES, owned

@@ -5,11 +5,16 @@ Runs under the client's own virtualenv (``.interop/cpp``), never the project's::
     .interop/cpp/bin/python tests/interop/cpp/consumer.py --namesrv 127.0.0.1:9876 \
         --topic T --group G --expression 'TagA || TagB' --instance c1
 
-Clustering model. Lines: ``started`` once ``start()`` returned; ``message`` per delivery (topic,
-tags, keys, body, msgId, queueId, queueOffset, clientId); ``stopped`` on SIGTERM/SIGINT (exit 0);
-``deadline`` when ``--deadline`` seconds pass first (exit 3). The 0.4.4 binding exposes no
-rebalance callback and no client id: the client id is ``<local ip>@<instance>``, so ``clientId``
-printed here is ``@<instance>``, the part the test can know.
+Clustering model. Lines: ``started`` once ``start()`` returned (with the client id); ``rebalanced``
+(the queues of --topic this client now owns) after every allocation; ``message`` per delivery
+(topic, tags, keys, body, msgId, queueId, queueOffset, clientId); ``stopped`` on SIGTERM/SIGINT
+(exit 0); ``deadline`` when ``--deadline`` seconds pass first (exit 3).
+
+The 0.4.4 binding exposes neither the client id nor a rebalance callback, but the engine logs both
+to ``$HOME/logs/rocketmq-cpp/<pid>_rocketmq-cpp.log.0``: ``clientID:<pid>-<ip>@<instance>`` at
+start, and per rebalance one ``client id:<id> of topic:<topic>`` line per consumer of the group
+followed by one ``allocate
+mq:MessageQueue [topic=..., brokerName=..., queueId=...]`` line per queue. A thread tails that log.
 """
 
 from __future__ import annotations
@@ -17,9 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pathlib
+import re
 import signal
 import sys
 import threading
+import time
 
 from rocketmq.client import PushConsumer
 
@@ -40,6 +48,82 @@ def text(value: bytes | str | None) -> str | None:
     return value
 
 
+CLIENT_ID = re.compile(r"clientID:(\S+?),")
+REBALANCE = re.compile(r"client id:(\S+) of topic:(\S+?)\[")
+ALLOCATE = re.compile(r"allocate mq:MessageQueue \[topic=(.*?), brokerName=(.*?), queueId=(\d+)\]")
+
+
+class LogWatcher(threading.Thread):
+    """Tails the engine's log file; learns the client id and emits ``rebalanced`` lines."""
+
+    def __init__(self, topic: str) -> None:
+        super().__init__(daemon=True)
+        self.topic = topic
+        self.path = (
+            pathlib.Path.home() / "logs" / "rocketmq-cpp" / f"{os.getpid()}_rocketmq-cpp.log.0"
+        )
+        self.client_id: str | None = None
+        self.known = threading.Event()
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        position, pending = 0, ""
+        allocation: list[dict[str, object]] | None = None
+        consumers: list[str] = []
+        last_line = time.monotonic()
+        while not self.stop.is_set():
+            try:
+                with self.path.open("r", errors="replace") as log:
+                    log.seek(position)
+                    chunk = log.read()
+                    position = log.tell()
+            except OSError:
+                chunk = ""
+            lines = (pending + chunk).split("\n")
+            pending = lines.pop()
+            if lines:
+                last_line = time.monotonic()
+            for line in lines:
+                allocated = ALLOCATE.search(line)
+                if allocation is not None and allocated and allocated.group(1) == self.topic:
+                    allocation.append(
+                        {"broker": allocated.group(2), "queueId": int(allocated.group(3))}
+                    )
+                    continue
+                if allocation is not None and "range is:" in line:
+                    continue  # the allocation strategy's own line, inside the block
+                rebalance = REBALANCE.search(line)
+                if rebalance and rebalance.group(2) == self.topic:
+                    # One "client id" line per consumer of the group, then the allocation.
+                    if allocation is None:
+                        allocation, consumers = [], []
+                    consumers.append(rebalance.group(1))
+                    continue
+                if allocation is not None:
+                    self.emit_allocation(allocation, consumers)
+                    allocation = None
+                found = CLIENT_ID.search(line)
+                if found and self.client_id is None:
+                    self.client_id = found.group(1)
+                    self.known.set()
+            if allocation is not None and time.monotonic() - last_line > 0.3:
+                # An allocation block ends at the next line, or after a quiet spell.
+                self.emit_allocation(allocation, consumers)
+                allocation = None
+            if not chunk:
+                time.sleep(0.05)
+
+    def emit_allocation(self, queues: list[dict[str, object]], consumers: list[str]) -> None:
+        queues.sort(key=lambda q: (q["broker"], q["queueId"]))
+        emit(
+            "rebalanced",
+            clientId=self.client_id,
+            topic=self.topic,
+            queues=queues,
+            consumers=sorted(consumers),
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--namesrv", required=True)
@@ -50,7 +134,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--deadline", type=float, default=60.0)
     args = parser.parse_args()
-    client_id = f"@{args.instance}"
+    watcher = LogWatcher(args.topic)
+    watcher.start()
+    client_id = f"@{args.instance}"  # until the log tells the whole id
 
     stop = threading.Event()
     reason: list[str] = []
@@ -83,6 +169,8 @@ def main() -> int:
     consumer.set_thread_count(args.threads)
     consumer.subscribe(args.topic, on_message, args.expression)
     consumer.start()
+    if watcher.known.wait(10):
+        client_id = watcher.client_id
     emit(
         "started",
         clientId=client_id,

@@ -51,7 +51,8 @@ async function main() {
         i,
         msgId: result.msgId,
         status: result.sendStatus,
-        queue: result.messageQueue.queueId,
+        // ali-ons keeps the response header's string (extFields values are strings on the wire).
+        queue: Number(result.messageQueue.queueId),
         broker: result.messageQueue.brokerName,
         offset: result.queueOffset,
         tags: tag,
