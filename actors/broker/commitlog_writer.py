@@ -132,7 +132,6 @@ class CommitLogWriter(GeventActor):
         self._busy_timeout = self.settings.os_page_cache_busy_timeout_ms / 1000.0
         self._max_size = self.settings.max_message_size
         self._seg_size = self.settings.commitlog_segment_size
-        self._confirm_on_write = not self.ctx.confirm_sources
 
     def on_stop(self) -> None:
         self._close(clean=self._failed is None and self.ctx.failed is None)

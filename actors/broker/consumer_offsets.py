@@ -10,7 +10,8 @@ Messages accepted:
 Owned state: the offset table, keyed ``topic@group`` as RocketMQ's consumerOffset.json.
 
 Durability point: ``config/consumerOffset.json``, written atomically (tmp + fsync + rename +
-dir fsync) in the thread pool every few seconds when something changed, and on stop. A crash
+dir fsync) by a background greenlet in the thread pool every few seconds when something changed
+(so a slow disk never delays commits or queries), and on stop. A crash
 loses at most the last interval's commits: consumers then re-read (duplicates), never skip (R17).
 """
 
@@ -20,7 +21,6 @@ import os
 from typing import Any
 
 import msgspec
-from loguru import logger
 
 from actors.broker.messages import (
     CommitOffset,
@@ -29,8 +29,9 @@ from actors.broker.messages import (
     QueryOffset,
     RemoveGroup,
 )
-from runtime.actor import GeventActor, offload
-from runtime.store.configfile import read_json, write_json
+from runtime.actor import GeventActor
+from runtime.store.background import BackgroundWriter
+from runtime.store.configfile import read_json
 from runtime.store.context import StoreContext
 
 
@@ -47,20 +48,22 @@ class ConsumerOffsets(GeventActor):
         self.path = os.path.join(ctx.settings.config_dir, "consumerOffset.json")
         self.table: dict[str, dict[int, int]] = {}
         self._dirty = False
-        self._persisting = False
 
     def on_start(self) -> None:
         loaded = read_json(self.path, _OffsetsFile)
         if loaded is not None:
             self.table = loaded.offset_table
-        self.send_every(
-            self.ctx.settings.consumer_offset_persist_interval_ms / 1000.0, PersistTick()
-        )
+        self._writer = BackgroundWriter(self.path)
+        interval = self.ctx.settings.consumer_offset_persist_interval_ms / 1000.0
+        self.send_every(interval, PersistTick())
 
     def on_stop(self) -> None:
         if self._dirty:
-            write_json(self.path, _OffsetsFile(self.table))
-            self._dirty = False
+            self._persist()
+        self._writer.close()
+
+    def on_failure(self, *_exc_info: Any) -> None:
+        self._writer.close()
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, CommitOffset):
@@ -95,15 +98,8 @@ class ConsumerOffsets(GeventActor):
         return super().on_receive(message)
 
     def _persist(self) -> None:
-        if not self._dirty or self._persisting:
+        """Write a snapshot in the background; commits keep being served during a slow fsync."""
+        if not self._dirty:
             return
-        snapshot = _OffsetsFile({k: dict(v) for k, v in self.table.items()})
         self._dirty = False
-        self._persisting = True
-        try:
-            offload(write_json, self.path, snapshot)
-        except OSError as exc:
-            self._dirty = True
-            logger.error("consumer offsets not persisted: {}", exc)
-        finally:
-            self._persisting = False
+        self._writer.request(_OffsetsFile({k: dict(v) for k, v in self.table.items()}))

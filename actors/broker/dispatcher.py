@@ -46,7 +46,7 @@ from actors.broker.messages import (
     SyncQueue,
     TrimBelow,
 )
-from runtime.actor import GeventActor, offload
+from runtime.actor import GeventActor, new_future, offload
 from runtime.store import checkpoint as ckpt
 from runtime.store import record as R
 from runtime.store.context import StoreContext
@@ -89,8 +89,12 @@ class Dispatcher(GeventActor):
         if self.ctx.failed is not None:
             self.queues.stop_all()  # a failed store does no more durability work
             return
-        refs = self.queues.refs()
-        futures = [ref.ask(SyncQueue(), block=False) for ref in refs.values()]
+        futures = []
+        for ref in self.queues.refs().values():
+            fut = new_future()
+            with contextlib.suppress(pykka.ActorDeadError):
+                ref.tell(SyncQueue(fut))
+                futures.append(fut)
         for fut in futures:
             with contextlib.suppress(Exception):
                 fut.get(timeout=SYNC_TIMEOUT_S)
@@ -221,8 +225,10 @@ class Dispatcher(GeventActor):
         for key in touched:
             ref = self.queues.get(key[0], key[1])
             if ref is not None:
+                fut = new_future()
                 with contextlib.suppress(pykka.ActorDeadError):
-                    futures.append(ref.ask(SyncQueue(), block=False))
+                    ref.tell(SyncQueue(fut))
+                    futures.append(fut)
         self._checkpointing = True
         cp = make_checkpoint(point, self.log.min_offset, self.queue_next)
         gevent.spawn(self._write_checkpoint, cp, futures, touched)

@@ -125,7 +125,7 @@ class Flusher(GeventActor):
     def _flush_done(self, msg: FlushDone) -> None:
         self._in_flight = None
         if msg.error is not None:
-            self._fail(msg.error)
+            self._fail_stop(msg.error)
             return
         self.log.segments.flushed_to(msg.offset)
         self.flushed = max(self.flushed, msg.offset)
@@ -136,7 +136,7 @@ class Flusher(GeventActor):
         if waiters or (self.settings.sync_flush and self.log.write_offset > self.flushed):
             self._start_flush()
 
-    def _fail(self, reason: str) -> None:
+    def _fail_stop(self, reason: str) -> None:
         self._failed = True
         self.ctx.failed = reason
         logger.error("store {}: {}: fail-stop", self.settings.root, reason)

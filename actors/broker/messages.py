@@ -326,7 +326,10 @@ class SweepWaiters(msgspec.Struct, frozen=True, tag=True):
 
 
 class SyncQueue(msgspec.Struct, frozen=True, tag=True):
-    """fsync the consume queue; reply (ask) with its max offset."""
+    """fsync the consume queue, then set ``reply`` to its max offset (or an exception). Sent
+    after AppendEntries, so the reply also proves those were applied."""
+
+    reply: Any
 
 
 class QueueRange(msgspec.Struct, frozen=True, tag=True):

@@ -10,7 +10,8 @@ Messages accepted:
 - ``WaitArrival(offset, reply, deadline)`` (tell): resolve ``reply`` with the max offset once it
   exceeds ``offset`` — the hook the remoting layer parks long polls on — or at ``deadline``.
 - ``QueueRange`` -> (min, max); ``OffsetForTime(ts)`` -> offset; ``EarliestStoreTime`` -> ms.
-- ``SyncQueue`` (ask, from the Dispatcher's checkpoint) -> max offset after an fsync.
+- ``SyncQueue(reply)`` (tell, from the Dispatcher's checkpoint): fsync (in a helper greenlet,
+  so reads go on meanwhile), then ``reply`` gets the max offset.
 - ``TrimBelow(log_min)`` (tell, from Retention): delete files below the commit log's minimum.
 
 Owned state: the ConsumeQueue files (written by nobody else), the parked waiters.
@@ -25,11 +26,13 @@ Dispatcher stops all queues when it stops.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import os
 import struct
 import time
 from typing import Any
 
+import gevent
 import pykka
 from loguru import logger
 
@@ -50,6 +53,7 @@ from runtime.actor import GeventActor, offload
 from runtime.store import record as R
 from runtime.store.consumequeue import BLANK_SIZE_FIELD, ENTRY, ConsumeQueue, queue_dir
 from runtime.store.context import StoreContext
+from runtime.store.segments import FlushPlan
 
 SWEEP_S = 1.0
 MIN_SCAN_ENTRIES = 800  # RocketMQ scans at least 16000 bytes of consume queue per read
@@ -108,7 +112,8 @@ class Queue(GeventActor):
         if isinstance(message, QueueRange):
             return (self.cq.min_offset, self.cq.max_offset)
         if isinstance(message, SyncQueue):
-            return self._sync()
+            self._sync(message.reply)
+            return None
         if isinstance(message, OffsetForTime):
             return self._offset_for_time(message.timestamp)
         if isinstance(message, EarliestStoreTime):
@@ -259,11 +264,24 @@ class Queue(GeventActor):
         i = bisect.bisect_left(offsets, ts, key=self._store_time)
         return lo + i
 
-    def _sync(self) -> int:
+    def _sync(self, reply: Any) -> None:
+        """fsync in a helper greenlet: reads keep being served while a slow disk syncs."""
         plan = self.cq.file.prepare_flush()
-        if plan is not None:
-            self.cq.file.flushed_to(offload(plan.run))
-        return self.cq.max_offset
+        top = self.cq.max_offset
+        if plan is None:
+            _resolve(reply, top)
+            return
+        gevent.spawn(self._run_sync, plan, self.cq, reply, top)
+
+    @staticmethod
+    def _run_sync(plan: FlushPlan, cq: ConsumeQueue, reply: Any, top: int) -> None:
+        try:
+            cq.file.flushed_to(offload(plan.run))
+        except Exception:
+            with contextlib.suppress(Exception):
+                reply.set_exception()
+            return
+        _resolve(reply, top)
 
 
 def _resolve(reply: Any, value: int) -> None:

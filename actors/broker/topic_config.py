@@ -17,7 +17,9 @@ transaction half topics, OFFSET_MOVED_EVENT, SELF_TEST_TOPIC, the cluster and br
 topics) are present from the start.
 
 Durability point: ``config/topics.json``, rewritten atomically (tmp + fsync + rename + dir
-fsync) in the thread pool before a change is answered.
+fsync) by a background greenlet after each change (changes coalesce; reads never wait for a
+slow disk), and on stop. A crash right after a change may lose it: the client's next send
+auto-creates the topic again, or the admin re-applies it.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ from actors.broker.messages import (
     TopicTable,
     UpdateTopic,
 )
-from runtime.actor import GeventActor, offload
+from runtime.actor import GeventActor
+from runtime.store.background import BackgroundWriter
 from runtime.store.configfile import read_json, write_json
 from runtime.store.context import StoreContext
 from runtime.store.record import SCHEDULE_TOPIC, topic_problem
@@ -103,6 +106,7 @@ class TopicConfig(GeventActor):
         self.path = os.path.join(ctx.settings.config_dir, "topics.json")
         self.topics: dict[str, TopicConfigData] = {}
         self.version = DataVersion(int(time.time() * 1000), 0)
+        self._writer = BackgroundWriter(self.path)
 
     def on_start(self) -> None:
         loaded = read_json(self.path, _TopicsFile)
@@ -172,4 +176,10 @@ class TopicConfig(GeventActor):
         if sync:
             write_json(self.path, data)
         else:
-            offload(write_json, self.path, data)
+            self._writer.request(data)
+
+    def on_stop(self) -> None:
+        self._writer.close()
+
+    def on_failure(self, *_exc_info: Any) -> None:
+        self._writer.close()

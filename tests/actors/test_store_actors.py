@@ -346,8 +346,9 @@ def test_topic_config(store: BrokerStore) -> None:
     assert later.data_version.counter > table.data_version.counter
     assert store.delete_topic("NewTopic").get(timeout=T) is True
     assert store.get_topic("NewTopic").get(timeout=T) is None
-    raw = Path(store.settings.config_dir, "topics.json").read_text()
-    assert '"topicConfigTable"' in raw and "%RETRY%grp" in raw
+    path = Path(store.settings.config_dir, "topics.json")
+    wait_until(lambda: "%RETRY%grp" in path.read_text() and "NewTopic" not in path.read_text())
+    assert '"topicConfigTable"' in path.read_text()
 
 
 def test_retention_deletes_and_disk_full_refuses(tmp_path: Path) -> None:
