@@ -30,6 +30,8 @@ class BrokerContext:
         self.consumers = f"{name}/consumers"
         self.producers = f"{name}/producers"
         self.registrar = f"{name}/registrar"
+        self.locks = f"{name}/locks"
+        self.scheduler = f"{name}/scheduler"
 
     def proxy(self, actor: str) -> Any:
         return self.directory.require(actor).proxy()

@@ -14,9 +14,11 @@ import socket
 
 from actors.broker.consumer_manager import ConsumerManager
 from actors.broker.context import BrokerContext
+from actors.broker.lock_manager import RebalanceLockManager
 from actors.broker.processor import BrokerProcessor
 from actors.broker.producer_manager import ProducerManager
 from actors.broker.registrar import NamesrvRegistrar
+from actors.broker.scheduler import Scheduler
 from actors.broker.store_adapter import StoreAdapter, to_wire
 from actors.broker.store_service import BrokerStore
 from config import BrokerConfig
@@ -54,6 +56,19 @@ def broker_spec(
             *store.child_specs(),
             ChildSpec(name=ctx.consumers, start=ConsumerManager.start),
             ChildSpec(name=ctx.producers, start=ProducerManager.start),
+            ChildSpec(name=ctx.locks, start=RebalanceLockManager.start),
+            *(
+                [
+                    ChildSpec(
+                        name=ctx.scheduler,
+                        start=lambda: Scheduler.start(
+                            store, store.settings.config_dir, tuple(cfg.delay_levels_ms())
+                        ),
+                    )
+                ]
+                if cfg.is_master
+                else []
+            ),
             ChildSpec(name=ctx.registrar, start=lambda: NamesrvRegistrar.start(cfg, topic_table)),
             ChildSpec(
                 name=f"{name}/acceptor",

@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from actors.broker import admin_handler, client_handler, pull_handler, send_handler
+from actors.broker import (
+    admin_handler,
+    client_handler,
+    order_handler,
+    pull_handler,
+    retry_handler,
+    send_handler,
+)
 from actors.broker.context import BrokerContext, reply
 from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
@@ -38,6 +45,9 @@ HANDLERS: dict[int, Handler] = {
     RequestCode.GET_ALL_TOPIC_CONFIG: admin_handler.all_topic_config,
     RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP: admin_handler.create_subscription_group,
     RequestCode.GET_BROKER_CONFIG: admin_handler.broker_config,
+    RequestCode.CONSUMER_SEND_MSG_BACK: retry_handler.send_back,
+    RequestCode.LOCK_BATCH_MQ: order_handler.lock_batch,
+    RequestCode.UNLOCK_BATCH_MQ: order_handler.unlock_batch,
 }
 
 

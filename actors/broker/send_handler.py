@@ -13,12 +13,13 @@ from __future__ import annotations
 import random
 
 from actors.broker.context import BrokerContext, reply
+from actors.broker.delay import delay_level, to_schedule
 from runtime.remoting.batch import decode_batch
 from runtime.remoting.bodies import TopicConfig
 from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.headers import SendMessageRequestHeader, decode_send_header
-from runtime.remoting.properties import UNIQ_KEY, decode_properties
+from runtime.remoting.properties import MAX_RECONSUME_TIMES, UNIQ_KEY, decode_properties
 from runtime.session import SessionHandle
 from runtime.store.record import PutRecord, host_bytes, topic_problem
 
@@ -38,6 +39,15 @@ STATUS_CODES: dict[str, int] = {
     "CREATE_MAPPED_FILE_FAILED": ResponseCode.SYSTEM_ERROR,
     "UNKNOWN_ERROR": ResponseCode.SYSTEM_ERROR,
 }
+STORED_CODES = frozenset(
+    {
+        ResponseCode.SUCCESS,
+        ResponseCode.FLUSH_DISK_TIMEOUT,
+        ResponseCode.FLUSH_SLAVE_TIMEOUT,
+        ResponseCode.SLAVE_NOT_AVAILABLE,
+    }
+)
+"""Response codes that mean "stored" (the durability condition may not be met)."""
 
 
 def send(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -> RemotingCommand:
@@ -81,14 +91,20 @@ def send(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
     records = _records(session, request, h, queue_id, is_batch)
     if not records:
         return reply(request, ResponseCode.MESSAGE_ILLEGAL, remark="the batch holds no message")
+    levels = [delay_level(r) for r in records]
+    if is_batch and any(levels):
+        return reply(
+            request,
+            ResponseCode.MESSAGE_ILLEGAL,
+            remark="TimeDelayLevel is not supported for batched messages",
+        )
+    if h.topic.startswith(RETRY_PREFIX) and not is_batch:
+        records = [_retry_or_dlq(ctx, records[0], h)]
+    elif levels[0] and not is_batch:
+        records = [to_schedule(records[0], levels[0], len(ctx.cfg.delay_levels_ms()))]
     outcome = ctx.store.put(records)
     code = STATUS_CODES.get(outcome.status, ResponseCode.SYSTEM_ERROR)
-    if code not in (
-        ResponseCode.SUCCESS,
-        ResponseCode.FLUSH_DISK_TIMEOUT,
-        ResponseCode.FLUSH_SLAVE_TIMEOUT,
-        ResponseCode.SLAVE_NOT_AVAILABLE,
-    ):
+    if code not in STORED_CODES:
         return reply(request, code, remark=outcome.remark or outcome.status)
     ext: dict[str, object] = {
         "msgId": ",".join(outcome.msg_ids),
@@ -100,6 +116,26 @@ def send(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
         if uniq:
             ext["transactionId"] = uniq
     return reply(request, code, remark=outcome.remark, ext_fields=ext)
+
+
+def _retry_or_dlq(ctx: BrokerContext, record: PutRecord, h: SendMessageRequestHeader) -> PutRecord:
+    """A message sent straight to a retry topic (a client whose send-back failed): past the
+    group's max reconsume times it goes to the dead-letter queue instead (RocketMQ's rule)."""
+    from actors.broker.retry_handler import DEFAULT_MAX_RECONSUME_TIMES, dead_letter
+
+    max_times = h.max_reconsume_times
+    if max_times is None:
+        max_times = int(
+            decode_properties(record.properties).get(
+                MAX_RECONSUME_TIMES, DEFAULT_MAX_RECONSUME_TIMES
+            )
+        )
+    if record.reconsume_times > max_times:
+        return dead_letter(ctx, record, h.topic[len(RETRY_PREFIX) :])
+    level = delay_level(record)
+    if level:
+        return to_schedule(record, level, len(ctx.cfg.delay_levels_ms()))
+    return record
 
 
 def _auto_create(ctx: BrokerContext, h: SendMessageRequestHeader) -> TopicConfig | None:

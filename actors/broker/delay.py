@@ -1,0 +1,72 @@
+"""Message rewrites for delayed delivery (RocketMQ's delay levels and timer messages).
+
+A message with ``DELAY`` (level 1..N) is stored in ``SCHEDULE_TOPIC_XXXX`` queue ``level - 1``
+with its real topic and queue in REAL_TOPIC / REAL_QID; the store dispatches it with the delivery
+time as its tag code, and the Scheduler puts it back into the real topic when due.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from runtime.remoting.properties import (
+    DELAY,
+    REAL_QID,
+    REAL_TOPIC,
+    decode_properties,
+    encode_properties,
+)
+from runtime.store.record import (
+    SCHEDULE_TOPIC,
+    TRANSACTION_MASK,
+    TRANSACTION_PREPARED_TYPE,
+    TRANSACTION_ROLLBACK_TYPE,
+    PutRecord,
+    StoredRecord,
+)
+
+
+def delay_level(record: PutRecord) -> int:
+    """The record's delay level (0: none). Prepared/rolled-back transaction records: 0."""
+    tran = record.sys_flag & TRANSACTION_MASK
+    if tran in (TRANSACTION_PREPARED_TYPE, TRANSACTION_ROLLBACK_TYPE):
+        return 0
+    if DELAY not in record.properties:
+        return 0
+    try:
+        return max(0, int(decode_properties(record.properties).get(DELAY, "0")))
+    except ValueError:
+        return 0
+
+
+def to_schedule(record: PutRecord, level: int, max_level: int) -> PutRecord:
+    """Park ``record`` in the schedule topic's queue for ``level`` (capped at ``max_level``)."""
+    level = min(level, max_level)
+    props = decode_properties(record.properties)
+    props[REAL_TOPIC] = record.topic
+    props[REAL_QID] = str(record.queue_id)
+    props[DELAY] = str(level)
+    return msgspec.structs.replace(
+        record, topic=SCHEDULE_TOPIC, queue_id=level - 1, properties=encode_properties(props)
+    )
+
+
+def from_schedule(stored: StoredRecord) -> PutRecord:
+    """The record to put back into its real topic once its delay has passed."""
+    props = decode_properties(stored.properties)
+    topic = props.get(REAL_TOPIC, stored.topic)
+    queue_id = int(props.get(REAL_QID, "0"))
+    props.pop(DELAY, None)
+    return PutRecord(
+        topic=topic,
+        queue_id=queue_id,
+        body=stored.body,
+        properties=encode_properties(props),
+        flag=stored.flag,
+        sys_flag=stored.sys_flag,
+        born_timestamp=stored.born_timestamp,
+        born_host=stored.born_host,
+        born_port=stored.born_port,
+        reconsume_times=stored.reconsume_times,
+        prepared_transaction_offset=stored.prepared_transaction_offset,
+    )

@@ -1,0 +1,99 @@
+"""CONSUMER_SEND_MSG_BACK (36): a consumer hands back a message it failed to consume.
+
+The original is looked up by commit-log offset. Below ``maxReconsumeTimes`` (16 by default) it
+goes to ``%RETRY%<group>`` with delay level ``3 + reconsumeTimes`` (10 s, 30 s, 1 m, ... 2 h),
+unless the consumer asked for a level; at the limit, or when the consumer asked for a negative
+level, it goes to ``%DLQ%<group>``. The copy keeps the body, flags and properties, counts one
+more reconsume, remembers the first topic in RETRY_TOPIC and the first id in ORIGIN_MESSAGE_ID.
+"""
+
+from __future__ import annotations
+
+import random
+
+import msgspec
+
+from actors.broker import send_handler
+from actors.broker.context import BrokerContext, reply
+from actors.broker.delay import to_schedule
+from runtime.remoting.bodies import TopicConfig
+from runtime.remoting.codes import ResponseCode
+from runtime.remoting.command import RemotingCommand
+from runtime.remoting.headers import ConsumerSendMsgBackRequestHeader, decode_header
+from runtime.remoting.properties import (
+    MAX_RECONSUME_TIMES,
+    ORIGIN_MESSAGE_ID,
+    RETRY_TOPIC,
+    UNIQ_KEY,
+    decode_properties,
+    encode_properties,
+)
+from runtime.session import SessionHandle
+from runtime.store.record import PutRecord, decode_record
+
+RETRY_PREFIX = "%RETRY%"
+DLQ_PREFIX = "%DLQ%"
+DEFAULT_MAX_RECONSUME_TIMES = 16
+RETRY_QUEUE_NUMS = 1
+
+
+def dlq_topic(group: str) -> str:
+    return DLQ_PREFIX + group
+
+
+def send_back(
+    ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
+) -> RemotingCommand:
+    h = decode_header(ConsumerSendMsgBackRequestHeader, request.ext_fields, opaque=request.opaque)
+    raw = ctx.store.message_at(h.offset)
+    if raw is None:
+        return reply(
+            request, ResponseCode.SYSTEM_ERROR, remark=f"look message by offset failed, {h.offset}"
+        )
+    original = decode_record(raw)
+    props = decode_properties(original.properties)
+    props.setdefault(RETRY_TOPIC, original.topic)
+    origin_id = h.origin_msg_id or props.get(UNIQ_KEY) or original.msg_id
+    props.setdefault(ORIGIN_MESSAGE_ID, origin_id)
+    max_times = h.max_reconsume_times
+    if max_times is None:
+        max_times = int(props.get(MAX_RECONSUME_TIMES, DEFAULT_MAX_RECONSUME_TIMES))
+    record = PutRecord(
+        topic=RETRY_PREFIX + h.group,
+        queue_id=random.randrange(RETRY_QUEUE_NUMS),
+        body=original.body,
+        properties=encode_properties(props),
+        flag=original.flag,
+        sys_flag=original.sys_flag,
+        born_timestamp=original.born_timestamp,
+        born_host=original.born_host,
+        born_port=original.born_port,
+        reconsume_times=original.reconsume_times + 1,
+    )
+    if original.reconsume_times >= max_times or h.delay_level < 0:
+        record = dead_letter(ctx, record, h.group)
+    else:
+        ctx.store.ensure_retry_topic(record.topic)
+        level = h.delay_level or 3 + original.reconsume_times
+        record = to_schedule(record, level, len(ctx.cfg.delay_levels_ms()))
+    outcome = ctx.store.put([record])
+    code = send_handler.STATUS_CODES.get(outcome.status, ResponseCode.SYSTEM_ERROR)
+    if code in send_handler.STORED_CODES:
+        return reply(request)
+    return reply(request, code, remark=outcome.remark or outcome.status)
+
+
+def dead_letter(ctx: BrokerContext, record: PutRecord, group: str) -> PutRecord:
+    """``record`` redirected to ``%DLQ%<group>`` (created on first use, one queue)."""
+    topic = dlq_topic(group)
+    if ctx.store.topic(topic) is None:
+        ctx.store.create_topic(
+            TopicConfig(
+                topic_name=topic,
+                read_queue_nums=1,
+                write_queue_nums=1,
+                perm=6,
+            )
+        )
+        ctx.register_now()
+    return msgspec.structs.replace(record, topic=topic, queue_id=0)

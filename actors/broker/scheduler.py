@@ -1,0 +1,163 @@
+"""Scheduler: delivers delayed messages when due (RocketMQ's ScheduleMessageService).
+
+Messages:
+- ``Progress(level, offset)`` (tell, from its level workers): the schedule queue of ``level`` is
+  delivered up to ``offset`` (exclusive).
+- ``Persist`` (its own timer, every second): write progress if it moved.
+- ``progress()`` (proxy) -> {level: next offset}.
+
+State owned: one worker greenlet per delay level and the progress table, persisted atomically to
+``<store>/config/delayOffset.json`` (RocketMQ's file name and shape). Only a master runs one.
+
+Durability point and guarantees: a message is put back into its real topic only once
+``now >= storeTimestamp + delay`` (never early), and progress moves past it only after that put
+was stored, so a crash re-delivers (at-least-once) and never loses one. A put that fails is
+retried every second; the queue does not move past it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import gevent
+import msgspec
+import pykka
+from loguru import logger
+
+from actors.broker.delay import from_schedule
+from actors.broker.messages import GetStatus, PutStatus
+from runtime.actor import GeventActor
+from runtime.store.configfile import read_json, write_json
+from runtime.store.record import SCHEDULE_TOPIC, decode_record
+
+STORED = (
+    PutStatus.PUT_OK,
+    PutStatus.FLUSH_DISK_TIMEOUT,
+    PutStatus.FLUSH_SLAVE_TIMEOUT,
+    PutStatus.SLAVE_NOT_AVAILABLE,
+)
+BATCH = 32
+IDLE_WAIT_S = 1.0
+RETRY_S = 1.0
+CALL_TIMEOUT_S = 10.0
+
+
+class Progress(msgspec.Struct, frozen=True, tag=True):
+    level: int
+    offset: int
+
+
+class Persist(msgspec.Struct, frozen=True, tag=True):
+    pass
+
+
+class DelayOffsets(msgspec.Struct, rename="camel"):
+    offset_table: dict[str, int] = {}
+
+
+class Scheduler(GeventActor):
+    """Puts delayed messages back into their topics when due. See the module docstring."""
+
+    def __init__(self, store: Any, config_dir: str, levels_ms: tuple[int, ...]) -> None:
+        super().__init__()
+        self.store = store
+        self.path = os.path.join(config_dir, "delayOffset.json")
+        self.levels_ms = levels_ms
+        self._progress: dict[int, int] = {}
+        self._dirty = False
+        self._workers: list[gevent.Greenlet] = []
+        self._running = True
+
+    def on_start(self) -> None:
+        saved = read_json(self.path, DelayOffsets) if os.path.exists(self.path) else None
+        table = saved.offset_table if saved is not None else {}
+        for level in range(1, len(self.levels_ms) + 1):
+            self._progress[level] = int(table.get(str(level), 0))
+        for level in self._progress:
+            self._workers.append(gevent.spawn(self._work, level, self._progress[level]))
+        self.send_every(1.0, Persist())
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Progress):
+            if message.offset > self._progress.get(message.level, 0):
+                self._progress[message.level] = message.offset
+                self._dirty = True
+        elif isinstance(message, Persist):
+            self._persist()
+        else:
+            return super().on_receive(message)
+        return None
+
+    def progress(self) -> dict[int, int]:
+        return dict(self._progress)
+
+    def on_stop(self) -> None:
+        self._running = False
+        self._persist()
+
+    def on_failure(self, *_exc: Any) -> None:
+        self._running = False
+
+    def _persist(self) -> None:
+        if not self._dirty:
+            return
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        write_json(self.path, DelayOffsets({str(k): v for k, v in self._progress.items()}))
+        self._dirty = False
+
+    # -- one worker greenlet per level: edge code, it may wait on the store -------------------
+
+    def _work(self, level: int, offset: int) -> None:
+        delay_ms = self.levels_ms[level - 1]
+        queue_id = level - 1
+        me = self.actor_ref
+        while self._running:
+            try:
+                offset = self._deliver_some(level, queue_id, delay_ms, offset, me)
+            except (pykka.Timeout, pykka.ActorDeadError) as exc:
+                logger.debug("scheduler level {}: {}", level, exc)
+                gevent.sleep(RETRY_S)
+            except Exception:
+                logger.exception("scheduler level {} failed; retrying", level)
+                gevent.sleep(RETRY_S)
+
+    def _deliver_some(
+        self, level: int, queue_id: int, delay_ms: int, offset: int, me: pykka.ActorRef[Any]
+    ) -> int:
+        result = self.store.get_messages(
+            "", SCHEDULE_TOPIC, queue_id, offset, BATCH, None, None
+        ).get(timeout=CALL_TIMEOUT_S)
+        if result.status is not GetStatus.FOUND or not result.messages:
+            if result.status in (GetStatus.OFFSET_TOO_SMALL, GetStatus.OFFSET_OVERFLOW_BADLY):
+                return result.next_begin_offset
+            self.store.wait_arrival(SCHEDULE_TOPIC, queue_id, offset, IDLE_WAIT_S).get(
+                timeout=IDLE_WAIT_S + CALL_TIMEOUT_S
+            )
+            return offset
+        for raw, queue_offset in zip(result.messages, result.queue_offsets, strict=True):
+            stored = decode_record(raw)
+            due_ms = stored.store_timestamp + delay_ms
+            while self._running:
+                wait_s = (due_ms - time.time() * 1000) / 1000
+                if wait_s <= 0:
+                    break
+                gevent.sleep(min(wait_s, IDLE_WAIT_S))
+            if not self._running:
+                return offset
+            while self._running:
+                put = self.store.put([from_schedule(stored)]).get(timeout=CALL_TIMEOUT_S + 10)
+                if put.status in STORED:
+                    break
+                logger.warning(
+                    "scheduler level {}: re-put of offset {} refused: {} {}",
+                    level,
+                    queue_offset,
+                    put.status.value,
+                    put.reason,
+                )
+                gevent.sleep(RETRY_S)
+            offset = queue_offset + 1
+            me.tell(Progress(level, offset))
+        return offset
