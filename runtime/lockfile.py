@@ -1,4 +1,8 @@
-"""An exclusive, process-level lock on a directory (``<dir>/lock``, fcntl.flock).
+"""An exclusive, process-level lock on a data directory (``<dir>/process.lock``, fcntl.flock).
+
+Each store also locks its own root (``runtime.store.lockfile.StoreLock``, ``<root>/lock``);
+this one guards the whole ``--data-dir`` of a process, so a second process is refused before
+it binds or opens anything.
 
 The lock dies with the process, so a kill -9 never leaves a stale lock behind; the pid written
 into the file is only there to name the holder in the error message.
@@ -18,7 +22,7 @@ class DirLock:
 
     def __init__(self, directory: pathlib.Path | str, *, what: str = "data directory") -> None:
         self.directory = pathlib.Path(directory)
-        self.path = self.directory / "lock"
+        self.path = self.directory / "process.lock"
         self.what = what
         self._fd: int | None = None
 
