@@ -1,0 +1,63 @@
+"""actormq's native Python client: producers and consumers speaking RocketMQ remoting 4.x.
+
+```python
+from actors.client import Producer, PushConsumer, PullConsumer, Message, ConsumeResult
+```
+
+The public objects are synchronous and thread-safe; their actors run on a gevent hub in a
+background thread (or on the caller's hub when gevent monkey-patched ``threading``). See
+docs/client.md for the API, the consume-from rules and the threading model.
+"""
+
+from actors.client.errors import (
+    BrokerError,
+    ClientError,
+    ClientStateError,
+    ConnectError,
+    MessageInvalidError,
+    MessageTooLargeError,
+    NoRouteError,
+    RequestTimeoutError,
+    SendFailedError,
+)
+from actors.client.message import (
+    ConsumeResult,
+    Message,
+    MessageExt,
+    MessageQueue,
+    PullStatus,
+    SendResult,
+    SendStatus,
+)
+from actors.client.producer import Producer
+from actors.client.pull_consumer import PullConsumer
+from actors.client.push_consumer import PushConsumer
+from actors.client.rebalance import ConsumeFrom
+from actors.client.selectors import ByShardingKey, QueueSelector
+from runtime.remoting.codes import MessageModel
+
+__all__ = [
+    "BrokerError",
+    "ByShardingKey",
+    "ClientError",
+    "ClientStateError",
+    "ConnectError",
+    "ConsumeFrom",
+    "ConsumeResult",
+    "Message",
+    "MessageExt",
+    "MessageInvalidError",
+    "MessageModel",
+    "MessageQueue",
+    "MessageTooLargeError",
+    "NoRouteError",
+    "Producer",
+    "PullConsumer",
+    "PullStatus",
+    "PushConsumer",
+    "QueueSelector",
+    "RequestTimeoutError",
+    "SendFailedError",
+    "SendResult",
+    "SendStatus",
+]

@@ -99,6 +99,12 @@ class ClientInstance:
     def alive(self) -> bool:
         return self._supervisor is not None and self._supervisor.is_alive()
 
+    def stop_child(self, child: str, timeout: float = 10.0) -> None:
+        """Stop one supervised child for good (a consumer's rebalancer at shutdown)."""
+        if self._supervisor is not None:
+            with contextlib.suppress(pykka.Timeout, pykka.ActorDeadError):
+                self._supervisor.proxy().stop_child(self.name(child)).get(timeout=timeout)
+
     def stop(self, timeout: float = 10.0) -> None:
         if self._supervisor is not None:
             with contextlib.suppress(pykka.Timeout, pykka.ActorDeadError):

@@ -1,0 +1,117 @@
+"""ConsumeService: runs the push consumer's listeners on a pool, off the hub.
+
+The pool is real threads in a plain program (so a listener may block on anything) and greenlets
+in a monkey-patched one. A pulled batch is cut into tasks of at most ``max(1, n / threads)``
+messages (capped by ``batch_cap``), so a slow listener holds back few messages while a fast
+one does not pay one pool hand-off per message. Each task tells its puller, through the hub,
+which offsets are done and which returned RECONSUME_LATER (or raised).
+
+A listener returns ``ConsumeResult.CONSUME_SUCCESS`` or ``RECONSUME_LATER``; ``None`` counts as
+success; an exception counts as RECONSUME_LATER (and is logged).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pykka
+from loguru import logger
+
+from actors.client.hub import ClientHub
+from actors.client.message import ConsumeResult, MessageExt, MessageQueue
+from actors.client.puller import Consumed
+from runtime.remoting import properties as P
+
+Listener = Callable[[MessageExt], "ConsumeResult | None"]
+RETRY_PREFIX = "%RETRY%"
+
+
+def reset_retry_topic(msg: MessageExt) -> None:
+    """A message consumed from ``%RETRY%<group>`` carries its original topic in RETRY_TOPIC:
+    give it back (RocketMQ's resetRetryAndNamespace)."""
+    if msg.topic.startswith(RETRY_PREFIX):
+        original = msg.all_properties.get(P.RETRY_TOPIC)
+        if original:
+            msg.topic = original
+
+
+def _tell(ref: pykka.ActorRef[Any], message: Any) -> None:
+    # ActorDeadError: the queue was taken away meanwhile; its new owner will redeliver.
+    with contextlib.suppress(pykka.ActorDeadError):
+        ref.tell(message)
+
+
+class ConsumeService:
+    """The push consumer's sink. See the module docstring."""
+
+    def __init__(
+        self,
+        hub: ClientHub,
+        listeners: dict[str, Listener],
+        *,
+        threads: int = 20,
+        batch_cap: int = 64,
+        name: str = "actormq-consume",
+    ) -> None:
+        self.hub = hub
+        self.listeners = listeners
+        self.threads = max(1, threads)
+        self.batch_cap = max(1, batch_cap)
+        self.executor = hub.executor(self.threads, name)
+        self._pending: set[concurrent.futures.Future[None]] = set()
+        self._lock = threading.Lock()
+        self.consumed = 0
+
+    def deliver(
+        self, puller: pykka.ActorRef[Any], generation: int, mq: MessageQueue, msgs: list[MessageExt]
+    ) -> None:
+        n = len(msgs)
+        size = min(self.batch_cap, max(1, -(-n // self.threads)))
+        for i in range(0, n, size):
+            future = self.executor.submit(self._run, puller, generation, msgs[i : i + size])
+            with self._lock:
+                self._pending.add(future)
+            future.add_done_callback(self._forget)
+
+    def _forget(self, future: concurrent.futures.Future[None]) -> None:
+        with self._lock:
+            self._pending.discard(future)
+
+    def _run(self, puller: pykka.ActorRef[Any], generation: int, msgs: list[MessageExt]) -> None:
+        done: list[int] = []
+        retry: list[int] = []
+        for msg in msgs:
+            reset_retry_topic(msg)
+            listener = self.listeners.get(msg.topic) or self.listeners.get("*")
+            try:
+                if listener is None:
+                    raise LookupError(f"no listener for topic {msg.topic!r}")
+                outcome = listener(msg)
+            except Exception:
+                logger.exception("client: listener failed on {}; will redeliver", msg)
+                outcome = ConsumeResult.RECONSUME_LATER
+            if outcome is None or outcome is ConsumeResult.CONSUME_SUCCESS:
+                done.append(msg.queue_offset)
+            else:
+                retry.append(msg.queue_offset)
+        self.consumed += len(done)
+        try:
+            self.hub.post(_tell, puller, Consumed(generation, done, retry))
+        except Exception as exc:  # the hub stopped under us (shutdown)
+            logger.debug("client: consume result dropped: {}", exc)
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until the tasks submitted so far finished; False on timeout."""
+        with self._lock:
+            pending = set(self._pending)
+        if not pending:
+            return True
+        _done, not_done = concurrent.futures.wait(pending, timeout=timeout)
+        return not not_done
+
+    def shutdown(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,331 @@
+"""What the push and the lite pull consumer share: client instance, offsets, rebalancer, life cycle.
+
+Start (on the hub): the ClientInstance starts with two more children, ``offsets`` (OffsetStore:
+remote for clustering, a local file for broadcasting) and ``rebalancer``; the consumer fetches
+its topics' routes, heartbeats every broker (so the group lists it), then rebalances once before
+``start`` returns. NOTIFY_CONSUMER_IDS_CHANGED from any broker makes it rebalance at once.
+
+Shutdown: stop pulling, let the sink finish (push: listener tasks, bounded), stop the
+rebalancer (each puller records its last committable offset, persisted synchronously), persist
+every offset, UNREGISTER_CLIENT, close everything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+import threading
+from typing import Any
+
+import pykka
+from loguru import logger
+
+from actors.client.config import ClientConfig
+from actors.client.errors import ClientError, ClientStateError
+from actors.client.hub import ClientHub, acquire_shared, release_shared
+from actors.client.instance import ClientInstance
+from actors.client.message import MessageQueue
+from actors.client.offsets import OffsetStore, Persist, ReadOffset, local_offsets_path, queue_offset
+from actors.client.pull import TagFilter
+from actors.client.puller import PullOptions, Sink
+from actors.client.rebalance import ConsumeFrom, DoRebalance, QuiesceAll, Rebalancer
+from runtime.actor import GeventFuture, new_future
+from runtime.remoting.bodies import ConsumerData, SubscriptionData
+from runtime.remoting.codes import MessageModel, RequestCode, ResponseCode
+from runtime.remoting.command import RemotingCommand
+from runtime.session import SessionHandle
+from runtime.supervisor import ChildSpec
+
+OFFSETS = "offsets"
+REBALANCER = "rebalancer"
+
+
+class ConsumerBase:
+    """Shared machinery; see the module docstring. Subclasses provide the sink."""
+
+    consume_type = "CONSUME_PASSIVELY"
+
+    def __init__(
+        self,
+        group: str,
+        namesrv: str | list[str] | None,
+        *,
+        model: MessageModel,
+        consume_from: ConsumeFrom,
+        consume_timestamp: int | None,
+        pull_options: PullOptions,
+        rebalance_interval: float,
+        commit_interval: float,
+        offset_store_dir: str | os.PathLike[str] | None,
+        instance_name: str | None,
+        heartbeat_interval: float,
+        route_refresh_interval: float,
+        hub: ClientHub | None,
+    ) -> None:
+        if not group:
+            raise ClientError("a consumer needs a group name")
+        self.group = group
+        self.model = MessageModel(model) if not isinstance(model, MessageModel) else model
+        self.consume_from = consume_from
+        self.consume_timestamp = consume_timestamp
+        self.pull_options = pull_options
+        self.rebalance_interval = rebalance_interval
+        self.commit_interval = commit_interval
+        self.offset_store_dir = offset_store_dir
+        self.config = ClientConfig.make(
+            namesrv,
+            instance_name,
+            heartbeat_interval=heartbeat_interval,
+            route_refresh_interval=route_refresh_interval,
+        )
+        self.subscriptions: dict[str, TagFilter] = {}
+        self._fixed: tuple[MessageQueue, ...] | None = None
+        self._own_hub = hub is None
+        self._hub: ClientHub | None = hub
+        self._instance: ClientInstance | None = None
+        self._state = "created"
+        self._lock = threading.RLock()
+
+    @property
+    def client_id(self) -> str:
+        return self.config.client_id
+
+    @property
+    def offsets_path(self) -> pathlib.Path | None:
+        """The local offsets file (broadcasting), else None."""
+        if self.model is not MessageModel.BROADCASTING:
+            return None
+        return local_offsets_path(
+            self.offset_store_dir, self.config.client_ip, self.config.instance_name, self.group
+        )
+
+    # -- to be provided ---------------------------------------------------------------------
+
+    def _sink(self) -> Sink:
+        raise NotImplementedError
+
+    def _extra_topics(self) -> dict[str, TagFilter]:
+        return {}
+
+    # -- life cycle ------------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._state == "running":
+                return
+            if self._state != "created":
+                raise ClientStateError(f"consumer {self.group}", self._state)
+            if not self.subscriptions and self._fixed is None:
+                raise ClientError(f"consumer {self.group}: subscribe or assign before start")
+            hub = self._hub = self._hub or acquire_shared()
+            try:
+                hub.call(self._start_on_hub, timeout=60, what="consumer start")
+            except BaseException:
+                if self._instance is not None:
+                    try:
+                        hub.call(self._instance.stop, timeout=10, what="consumer start cleanup")
+                    except Exception as exc:
+                        logger.debug("client: cleanup after a failed start: {}", exc)
+                if self._own_hub:
+                    release_shared(hub)
+                self._state = "failed"
+                raise
+            self._state = "running"
+
+    def consumer_data(self) -> ConsumerData:
+        subs = [
+            SubscriptionData(topic=topic, sub_string=f.expression)
+            for topic, f in sorted(self._all_topics().items())
+        ]
+        return ConsumerData(
+            group_name=self.group,
+            consume_type=self.consume_type,
+            message_model=self.model.name,
+            consume_from_where=self.consume_from.value,
+            subscription_data_set=subs,
+        )
+
+    def _all_topics(self) -> dict[str, TagFilter]:
+        topics = dict(self.subscriptions)
+        topics.update(self._extra_topics())
+        return topics
+
+    def _start_on_hub(self) -> None:
+        instance = self._instance = ClientInstance(self.config)
+        instance.members.consumers[self.group] = self.consumer_data()
+        instance.inbound_handlers[RequestCode.NOTIFY_CONSUMER_IDS_CHANGED] = self._ids_changed
+        sink = self._sink()
+        topics = self._all_topics()
+        offsets_path = self.offsets_path
+        options = self.pull_options
+        if self.model is MessageModel.BROADCASTING:
+            options = _replace(options, commit_in_pull=False)
+        extra = [
+            ChildSpec(
+                name=instance.name(OFFSETS),
+                start=lambda: OffsetStore.start(
+                    instance,
+                    self.group,
+                    local_path=offsets_path,
+                    interval=self.commit_interval,
+                    timeout=self.config.request_timeout,
+                ),
+            ),
+            ChildSpec(
+                name=instance.name(REBALANCER),
+                start=lambda: Rebalancer.start(
+                    instance,
+                    self.group,
+                    topics,
+                    sink,
+                    instance.name(OFFSETS),
+                    options,
+                    model=self.model,
+                    consume_from=self.consume_from,
+                    consume_timestamp=self.consume_timestamp,
+                    interval=self.rebalance_interval,
+                    timeout=self.config.request_timeout,
+                    assigned=self._fixed,
+                ),
+            ),
+        ]
+        instance.start(extra)
+        for topic in topics:
+            try:
+                instance.fetch_route(topic, timeout=self.config.request_timeout)
+            except ClientError as exc:
+                logger.warning("client: {}: no route for {} yet: {}", self.group, topic, exc)
+        instance.heartbeat()
+        self._ask(REBALANCER, lambda reply: DoRebalance("start", reply), 60.0)
+
+    def _ids_changed(self, _session: SessionHandle, request: RemotingCommand) -> Any:
+        instance = self._instance
+        if instance is not None:
+            ref = instance.directory.get(instance.name(REBALANCER))
+            if ref is not None:
+                with contextlib.suppress(pykka.ActorDeadError):
+                    ref.tell(DoRebalance("consumer ids changed"))
+        if request.is_oneway:
+            return None
+        return RemotingCommand.response_to(request, ResponseCode.SUCCESS)
+
+    def _ask(self, child: str, factory: Any, timeout: float) -> Any:
+        """Tell a child a message carrying a reply future and wait for it (hub greenlets)."""
+        instance = self._instance
+        if instance is None:
+            raise ClientStateError(f"consumer {self.group}", self._state)
+        ref = instance.directory.get(instance.name(child))
+        if ref is None:
+            raise ClientStateError(instance.name(child), "not running")
+        reply: GeventFuture[Any] = new_future()
+        ref.tell(factory(reply))
+        return reply.get(timeout=timeout)
+
+    def _running_hub(self, what: str) -> ClientHub:
+        hub = self._hub
+        if self._state != "running" or hub is None:
+            raise ClientStateError(f"{what} ({self.group})", self._state)
+        return hub
+
+    def _quiesce(self) -> None:
+        self._ask(REBALANCER, lambda reply: QuiesceAll(reply), 10.0)
+
+    def _stop_on_hub(self) -> None:
+        instance = self._instance
+        if instance is None:
+            return
+        instance.stop_child(REBALANCER)
+        try:
+            self._ask(OFFSETS, lambda reply: Persist(None, reply), self.config.request_timeout + 5)
+        except Exception as exc:
+            logger.warning("client: {}: final offset commit failed: {}", self.group, exc)
+        instance.unregister()
+        instance.stop()
+
+    def _shutdown(self, drain: Any = None, timeout: float = 15.0) -> None:
+        with self._lock:
+            if self._state != "running":
+                self._state = "shut down"
+                return
+            self._state = "stopping"
+            hub = self._hub
+            assert hub is not None
+            try:
+                try:
+                    hub.call(self._quiesce, timeout=timeout, what="consumer quiesce")
+                except Exception as exc:
+                    logger.debug("client: quiesce failed: {}", exc)
+                if drain is not None:
+                    drain()
+                hub.call(self._stop_on_hub, timeout=timeout + 30, what="consumer shutdown")
+            finally:
+                self._state = "shut down"
+                if self._own_hub:
+                    release_shared(hub)
+
+    # -- shared queries -------------------------------------------------------------------------
+
+    def assignment(self) -> list[MessageQueue]:
+        """The queues this consumer pulls right now."""
+        hub = self._running_hub("assignment")
+
+        def read() -> list[MessageQueue]:
+            instance = self._instance
+            assert instance is not None
+            ref = instance.directory.get(instance.name(REBALANCER))
+            return [] if ref is None else ref.proxy().assignment().get(timeout=5)
+
+        return hub.call(read, timeout=10, what="assignment")
+
+    def rebalance(self, timeout: float = 30.0) -> bool:
+        """Rebalance now (normally every 20 s and when the group changes); True if it changed."""
+        hub = self._running_hub("rebalance")
+        return hub.call(
+            lambda: self._ask(REBALANCER, lambda reply: DoRebalance("asked", reply), timeout),
+            timeout=timeout + 5,
+            what="rebalance",
+        )
+
+    def committed(self, mq: MessageQueue, timeout: float = 10.0) -> int:
+        """The offset this client holds for ``mq`` (else the stored one; -1 if none)."""
+        hub = self._running_hub("committed")
+        return hub.call(
+            lambda: self._ask(OFFSETS, lambda reply: ReadOffset(mq, reply), timeout),
+            timeout=timeout + 5,
+            what="committed",
+        )
+
+    def persist_offsets(self, timeout: float = 10.0) -> int:
+        """Write every changed offset to the brokers (or the local file) now."""
+        hub = self._running_hub("commit")
+        return hub.call(
+            lambda: self._ask(OFFSETS, lambda reply: Persist(None, reply), timeout),
+            timeout=timeout + 5,
+            what="commit",
+        )
+
+    def fetch_queues(self, topic: str, timeout: float = 10.0) -> list[MessageQueue]:
+        """The topic's readable queues."""
+        hub = self._running_hub("fetch_queues")
+        instance = self._instance
+        assert instance is not None
+        return hub.call(
+            lambda: list(instance.fetch_route(topic, timeout=timeout).subscribe),
+            timeout=timeout + 5,
+            what="fetch_queues",
+        )
+
+    def _queue_offset(self, code: int, mq: MessageQueue, timeout: float) -> int:
+        hub = self._running_hub("offset lookup")
+        instance = self._instance
+        assert instance is not None
+        return hub.call(
+            lambda: queue_offset(instance, code, mq, timeout), timeout=timeout + 5, what="offset"
+        )
+
+
+def _replace(options: PullOptions, **changes: Any) -> PullOptions:
+    import msgspec
+
+    return msgspec.structs.replace(options, **changes)

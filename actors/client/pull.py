@@ -1,0 +1,254 @@
+"""PULL_MESSAGE (11): building the request and decoding the response into ``MessageExt``.
+
+A pull body is stored commit-log records, concatenated (STORE.md). ``runtime.store.record``
+offers ``decode_record``, which trusts its input and builds a ``StoredRecord``; the client needs
+a checked decoder (a broker's bytes are input) that builds ``MessageExt`` straight away, so the
+loop here bounds-checks every length and raises ``ProtocolError`` on anything inconsistent.
+Compressed bodies (sysFlag COMPRESSED) are inflated with zlib.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import zlib
+
+import msgspec
+
+from actors.client.message import MessageExt, MessageQueue, PullStatus
+from runtime.errors import ProtocolError
+from runtime.remoting.codes import COMPRESSION_TYPE_MASK, MessageSysFlag, PullSysFlag, ResponseCode
+from runtime.remoting.command import RemotingCommand
+from runtime.store.record import HEADER, HEADER_SIZE, MAGIC, MIN_RECORD_SIZE
+
+_H = struct.Struct(">h")
+_COMPRESSED = int(MessageSysFlag.COMPRESSED)
+_ZLIB = int(MessageSysFlag.COMPRESSION_ZLIB)
+_hosts: dict[tuple[bytes, int], str] = {}
+_topics: dict[bytes, str] = {}
+
+
+def _host(ip: bytes, port: int) -> str:
+    key = (ip, port)
+    text = _hosts.get(key)
+    if text is None:
+        if len(_hosts) > 4096:
+            _hosts.clear()
+        text = _hosts[key] = f"{socket.inet_ntoa(ip)}:{port}"
+    return text
+
+
+def _topic(raw: bytes) -> str:
+    text = _topics.get(raw)
+    if text is None:
+        if len(_topics) > 4096:
+            _topics.clear()
+        text = _topics[raw] = raw.decode()
+    return text
+
+
+def inflate(body: bytes, sys_flag: int) -> bytes:
+    """The body of a record whose sysFlag says COMPRESSED (zlib, or the type bits say ZLIB)."""
+    kind = sys_flag & COMPRESSION_TYPE_MASK
+    if kind not in (0, _ZLIB):
+        raise ProtocolError(f"compression type 0x{kind:x} is not supported (zlib only)")
+    try:
+        return zlib.decompress(body)
+    except zlib.error as exc:
+        raise ProtocolError(f"compressed body does not inflate: {exc}") from None
+
+
+def decode_messages(body: bytes, broker_name: str) -> list[MessageExt]:
+    """Every record in a pull body, as MessageExt. ProtocolError on malformed bytes."""
+    out: list[MessageExt] = []
+    append = out.append
+    unpack = HEADER.unpack_from
+    n = len(body)
+    pos = 0
+    while pos < n:
+        if n - pos < HEADER_SIZE:
+            raise ProtocolError(f"pull body: {n - pos} stray bytes at {pos}")
+        (
+            size,
+            magic,
+            _crc,
+            queue_id,
+            flag,
+            queue_offset,
+            physical,
+            sys_flag,
+            born_ts,
+            born_ip,
+            born_port,
+            store_ts,
+            store_ip,
+            store_port,
+            reconsume,
+            prepared,
+            blen,
+        ) = unpack(body, pos)
+        end = pos + size
+        if magic != MAGIC or size < MIN_RECORD_SIZE or end > n:
+            raise ProtocolError(f"pull body: bad record at {pos} (size {size}, magic {magic:#x})")
+        p = pos + HEADER_SIZE
+        if blen < 0 or p + blen + 3 > end:
+            raise ProtocolError(f"pull body: bodyLen {blen} overruns the record at {pos}")
+        payload = body[p : p + blen]
+        p += blen
+        tlen = body[p]
+        topic = _topic(body[p + 1 : p + 1 + tlen])
+        p += 1 + tlen
+        if p + 2 > end:
+            raise ProtocolError(f"pull body: topic overruns the record at {pos}")
+        (plen,) = _H.unpack_from(body, p)
+        if plen < 0 or p + 2 + plen != end:
+            raise ProtocolError(f"pull body: length fields of the record at {pos} disagree")
+        try:
+            props = body[p + 2 : end].decode()
+        except UnicodeDecodeError:
+            raise ProtocolError(f"pull body: properties at {pos} are not UTF-8") from None
+        if sys_flag & _COMPRESSED:
+            payload = inflate(payload, sys_flag)
+        append(
+            MessageExt(
+                topic,
+                payload,
+                props,
+                broker_name=broker_name,
+                queue_id=queue_id,
+                queue_offset=queue_offset,
+                commit_log_offset=physical,
+                sys_flag=sys_flag,
+                flag=flag,
+                born_timestamp=born_ts,
+                born_host=_host(born_ip, born_port),
+                store_timestamp=store_ts,
+                store_host=_host(store_ip, store_port),
+                reconsume_times=reconsume,
+                prepared_transaction_offset=prepared,
+            )
+        )
+        pos = end
+    return out
+
+
+class TagFilter:
+    """A TAG subscription expression: ``*`` (everything) or ``a || b``."""
+
+    __slots__ = ("expression", "tags")
+
+    def __init__(self, expression: str | None) -> None:
+        expression = (expression or "*").strip() or "*"
+        self.expression = expression
+        if expression == "*":
+            self.tags: frozenset[str] | None = None
+        else:
+            tags = frozenset(t.strip() for t in expression.split("||") if t.strip())
+            if not tags:
+                raise ValueError(f"subscription expression {expression!r} names no tag")
+            self.tags = tags
+
+    @property
+    def matches_all(self) -> bool:
+        return self.tags is None
+
+    def keep(self, msgs: list[MessageExt]) -> list[MessageExt]:
+        """The messages whose tag the expression names (brokers filter by tag hash only)."""
+        tags = self.tags
+        if tags is None:
+            return msgs
+        return [m for m in msgs if m.tags in tags]
+
+
+class PullResult(msgspec.Struct, frozen=True, kw_only=True):
+    status: PullStatus
+    next_begin_offset: int
+    min_offset: int = 0
+    max_offset: int = 0
+    messages: list[MessageExt] = []
+    raw_count: int = 0
+    """Records the broker returned before the client-side tag filter."""
+
+
+def pull_header(
+    group: str,
+    mq: MessageQueue,
+    offset: int,
+    *,
+    max_nums: int,
+    expression: str,
+    commit_offset: int = -1,
+    suspend_ms: int = 15_000,
+    lite: bool = False,
+) -> dict[str, str]:
+    """The PULL_MESSAGE extFields. Always carries the subscription (SUBSCRIPTION flag), so a
+    broker need not rely on the heartbeat's copy; COMMIT_OFFSET when ``commit_offset`` >= 0."""
+    flag = PullSysFlag.SUBSCRIPTION
+    if suspend_ms > 0:
+        flag |= PullSysFlag.SUSPEND
+    if commit_offset >= 0:
+        flag |= PullSysFlag.COMMIT_OFFSET
+    if lite:
+        flag |= PullSysFlag.LITE_PULL
+    return {
+        "consumerGroup": group,
+        "topic": mq.topic,
+        "queueId": str(mq.queue_id),
+        "queueOffset": str(offset),
+        "maxMsgNums": str(max_nums),
+        "sysFlag": str(int(flag)),
+        "commitOffset": str(max(commit_offset, 0)),
+        "suspendTimeoutMillis": str(suspend_ms),
+        "subscription": expression,
+        "subVersion": "0",
+        "expressionType": "TAG",
+    }
+
+
+_STATUS = {
+    ResponseCode.SUCCESS: PullStatus.FOUND,
+    ResponseCode.PULL_NOT_FOUND: PullStatus.NO_NEW_MSG,
+    ResponseCode.PULL_RETRY_IMMEDIATELY: PullStatus.NO_MATCHED_MSG,
+    ResponseCode.PULL_OFFSET_MOVED: PullStatus.OFFSET_ILLEGAL,
+}
+
+
+def pull_status(code: int) -> PullStatus | None:
+    """The PullStatus of a response code, or None for an error."""
+    return _STATUS.get(code)  # type: ignore[call-overload]
+
+
+def _int(ext: dict[str, str], key: str, default: int) -> int:
+    try:
+        return int(ext.get(key, default))
+    except (TypeError, ValueError):
+        return default
+
+
+def decode_pull_response(
+    response: RemotingCommand, mq: MessageQueue, requested: int, tag_filter: TagFilter
+) -> PullResult | None:
+    """The PullResult of a response, or None when the code is an error."""
+    status = pull_status(response.code)
+    if status is None:
+        return None
+    ext = response.ext_fields
+    next_offset = _int(ext, "nextBeginOffset", requested)
+    messages: list[MessageExt] = []
+    raw = 0
+    if status is PullStatus.FOUND:
+        messages = decode_messages(response.body, mq.broker_name)
+        raw = len(messages)
+        messages = [m for m in messages if m.queue_offset >= requested]
+        if not tag_filter.matches_all:
+            messages = tag_filter.keep(messages)
+        if not messages:
+            status = PullStatus.NO_MATCHED_MSG
+    return PullResult(
+        status=status,
+        next_begin_offset=next_offset,
+        min_offset=_int(ext, "minOffset", 0),
+        max_offset=_int(ext, "maxOffset", 0),
+        messages=messages,
+        raw_count=raw,
+    )

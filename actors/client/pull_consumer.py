@@ -1,0 +1,284 @@
+"""PullConsumer: the lite pull consumer (RocketMQ's DefaultLitePullConsumer).
+
+```python
+consumer = PullConsumer("orders-audit", namesrv="127.0.0.1:9876")
+consumer.subscribe("Orders", "*")          # or: consumer.assign(queues)
+consumer.start()
+for msg in consumer.poll(timeout=1.0): ...
+consumer.commit()                          # automatic every 5 s unless auto_commit=False
+consumer.seek(mq, 0)
+```
+
+Queues are pulled in the background (one long-poll loop per queue, as the push consumer) into
+a buffer; ``poll`` takes up to ``max_poll_messages`` from it. Polled messages count as
+consumed: their offsets are what ``commit`` writes (and what auto-commit writes every
+``commit_interval`` and on each pull). ``auto_commit=False`` turns those two off; as in
+RocketMQ, a queue that moves to another member and ``shutdown`` still write what was polled.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import pykka
+
+from actors.client.consumer_base import REBALANCER, ConsumerBase
+from actors.client.errors import ClientError, ClientStateError
+from actors.client.hub import ClientHub
+from actors.client.message import MessageExt, MessageQueue
+from actors.client.pull import TagFilter
+from actors.client.puller import Consumed, PullOptions, Sink, next_generation
+from actors.client.rebalance import Assign, ConsumeFrom, SeekQueue
+from runtime.remoting.codes import MessageModel, RequestCode
+
+
+class _Batch:
+    __slots__ = ("generation", "mq", "msgs", "puller")
+
+    def __init__(
+        self, puller: pykka.ActorRef[Any], generation: int, mq: MessageQueue, msgs: list[MessageExt]
+    ) -> None:
+        self.puller = puller
+        self.generation = generation
+        self.mq = mq
+        self.msgs = msgs
+
+
+class PollBuffer:
+    """The lite consumer's sink: pulled batches wait here for ``poll`` (any thread).
+
+    ``floor[mq]`` is the lowest generation still wanted for a queue: a seek raises it, so
+    batches pulled before the seek are dropped instead of returned."""
+
+    def __init__(self) -> None:
+        self._batches: collections.deque[_Batch] = collections.deque()
+        self._cond = threading.Condition(threading.Lock())
+        self.floor: dict[MessageQueue, int] = {}
+
+    def deliver(
+        self, puller: pykka.ActorRef[Any], generation: int, mq: MessageQueue, msgs: list[MessageExt]
+    ) -> None:
+        if generation < self.floor.get(mq, 0):
+            return
+        with self._cond:
+            self._batches.append(_Batch(puller, generation, mq, msgs))
+            self._cond.notify()
+
+    def drop(self, mq: MessageQueue, floor: int) -> None:
+        with self._cond:
+            self.floor[mq] = floor
+            self._batches = collections.deque(b for b in self._batches if b.mq != mq)
+
+    def take(self, limit: int, timeout: float) -> list[_Batch]:
+        """Up to ``limit`` messages (as batches, the last one possibly split), waiting up to
+        ``timeout`` for the first."""
+        deadline = time.monotonic() + max(timeout, 0.0)
+        out: list[_Batch] = []
+        with self._cond:
+            while True:
+                while self._batches and limit > 0:
+                    batch = self._batches.popleft()
+                    if batch.generation < self.floor.get(batch.mq, 0):
+                        continue
+                    if len(batch.msgs) > limit:
+                        rest = _Batch(batch.puller, batch.generation, batch.mq, batch.msgs[limit:])
+                        self._batches.appendleft(rest)
+                        batch = _Batch(batch.puller, batch.generation, batch.mq, batch.msgs[:limit])
+                    out.append(batch)
+                    limit -= len(batch.msgs)
+                if out:
+                    return out
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return out
+                self._cond.wait(remaining)
+
+    def wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+
+class PullConsumer(ConsumerBase):
+    """A lite pull consumer of one group. See the module docstring.
+
+    Options as ``PushConsumer`` where they apply, plus ``auto_commit`` (True),
+    ``max_poll_messages`` (32) and ``pull_batch_size`` (32)."""
+
+    consume_type = "CONSUME_ACTIVELY"
+
+    def __init__(
+        self,
+        group: str,
+        namesrv: str | list[str] | None = None,
+        *,
+        model: MessageModel = MessageModel.CLUSTERING,
+        consume_from: ConsumeFrom = ConsumeFrom.LAST,
+        consume_timestamp: int | None = None,
+        auto_commit: bool = True,
+        commit_interval: float = 5.0,
+        max_poll_messages: int = 32,
+        pull_batch_size: int = 32,
+        max_cached_messages: int = 1000,
+        max_cached_bytes: int = 100 * 1024 * 1024,
+        rebalance_interval: float = 20.0,
+        suspend_timeout: float = 15.0,
+        pull_error_delay: float = 3.0,
+        offset_store_dir: str | os.PathLike[str] | None = None,
+        instance_name: str | None = None,
+        heartbeat_interval: float = 30.0,
+        route_refresh_interval: float = 30.0,
+        hub: ClientHub | None = None,
+    ) -> None:
+        options = PullOptions(
+            batch_size=pull_batch_size,
+            suspend_ms=int(suspend_timeout * 1000),
+            max_cached_messages=max_cached_messages,
+            max_cached_bytes=max_cached_bytes,
+            error_delay=pull_error_delay,
+            commit_in_pull=auto_commit,
+            lite=True,
+        )
+        super().__init__(
+            group,
+            namesrv,
+            model=model,
+            consume_from=consume_from,
+            consume_timestamp=consume_timestamp,
+            pull_options=options,
+            rebalance_interval=rebalance_interval,
+            commit_interval=commit_interval if auto_commit else 0.0,
+            offset_store_dir=offset_store_dir,
+            instance_name=instance_name,
+            heartbeat_interval=heartbeat_interval,
+            route_refresh_interval=route_refresh_interval,
+            hub=hub,
+        )
+        self.auto_commit = auto_commit
+        self.max_poll_messages = max_poll_messages
+        self.buffer = PollBuffer()
+
+    # -- configuration -------------------------------------------------------------------------
+
+    def subscribe(self, topic: str, expression: str = "*") -> None:
+        """Subscribe (group members share the queues). Before ``start``; not with ``assign``."""
+        if self._state != "created":
+            raise ClientStateError(f"subscribe ({self.group})", self._state)
+        if self._fixed is not None:
+            raise ClientError("subscribe and assign cannot be mixed")
+        try:
+            self.subscriptions[topic] = TagFilter(expression)
+        except ValueError as exc:
+            raise ClientError(str(exc)) from None
+
+    def assign(self, queues: Sequence[MessageQueue]) -> None:
+        """Pull exactly these queues (no group rebalancing). Before or after ``start``."""
+        if self.subscriptions:
+            raise ClientError("subscribe and assign cannot be mixed")
+        queues = tuple(sorted(set(queues)))
+        for mq in queues:
+            if not isinstance(mq, MessageQueue):
+                raise ClientError(f"assign: {mq!r} is not a MessageQueue")
+        if self._state == "created":
+            self._fixed = queues
+            return
+        hub = self._running_hub("assign")
+        hub.call(
+            lambda: self._ask(REBALANCER, lambda reply: Assign(queues, reply), 30.0),
+            timeout=35,
+            what="assign",
+        )
+
+    # -- life cycle ------------------------------------------------------------------------------
+
+    def start(self) -> PullConsumer:
+        self._start()
+        return self
+
+    def shutdown(self, timeout: float = 15.0) -> None:
+        """Stop pulling, write the offsets of what was polled, unregister. Idempotent."""
+        self._shutdown(None, timeout)
+        self.buffer.wake()
+
+    def __enter__(self) -> PullConsumer:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.shutdown()
+
+    # -- consuming ------------------------------------------------------------------------------
+
+    def poll(self, timeout: float = 1.0) -> list[MessageExt]:
+        """Up to ``max_poll_messages`` messages, waiting up to ``timeout`` seconds for the
+        first; [] when none came. The returned messages count as consumed."""
+        hub = self._running_hub("poll")
+        batches = self.buffer.take(self.max_poll_messages, timeout)
+        out: list[MessageExt] = []
+        for batch in batches:
+            out.extend(batch.msgs)
+            done = Consumed(batch.generation, [m.queue_offset for m in batch.msgs])
+            with contextlib.suppress(ClientError):
+                hub.post(_tell, batch.puller, done)
+        return out
+
+    def commit(self, timeout: float = 10.0) -> int:
+        """Write the offsets of everything polled so far (synchronously). Returns how many
+        queues' offsets were written."""
+        return self.persist_offsets(timeout)
+
+    def seek(self, mq: MessageQueue, offset: int, timeout: float = 10.0) -> None:
+        """Continue ``mq`` at ``offset``: buffered messages of that queue are dropped, and the
+        offset to commit becomes ``offset``. The queue must be assigned to this consumer."""
+        hub = self._running_hub("seek")
+        generation = next_generation()
+        self.buffer.drop(mq, generation)
+
+        def forward() -> bool:
+            return self._ask(
+                REBALANCER, lambda reply: SeekQueue(mq, int(offset), generation, reply), timeout
+            )
+
+        if not hub.call(forward, timeout=timeout + 5, what="seek"):
+            raise ClientError(f"seek: {mq} is not assigned to this consumer")
+
+    def seek_to_begin(self, mq: MessageQueue, timeout: float = 10.0) -> int:
+        offset = self._queue_offset(RequestCode.GET_MIN_OFFSET, mq, timeout)
+        self.seek(mq, offset, timeout)
+        return offset
+
+    def seek_to_end(self, mq: MessageQueue, timeout: float = 10.0) -> int:
+        offset = self._queue_offset(RequestCode.GET_MAX_OFFSET, mq, timeout)
+        self.seek(mq, offset, timeout)
+        return offset
+
+    def offset_for_timestamp(
+        self, mq: MessageQueue, timestamp_ms: int, timeout: float = 10.0
+    ) -> int:
+        """The offset of the first message of ``mq`` stored at or after ``timestamp_ms``."""
+        hub = self._running_hub("offset_for_timestamp")
+        instance = self._instance
+        assert instance is not None
+        from actors.client.offsets import queue_offset
+
+        return hub.call(
+            lambda: queue_offset(
+                instance, RequestCode.SEARCH_OFFSET_BY_TIMESTAMP, mq, timeout, timestamp_ms
+            ),
+            timeout=timeout + 5,
+            what="offset_for_timestamp",
+        )
+
+    # -- ConsumerBase hooks -----------------------------------------------------------------------
+
+    def _sink(self) -> Sink:
+        return self.buffer
+
+
+def _tell(ref: pykka.ActorRef[Any], message: Any) -> None:
+    with contextlib.suppress(pykka.ActorDeadError):
+        ref.tell(message)

@@ -1,0 +1,292 @@
+"""QueuePuller: the long-poll pull loop of one assigned queue.
+
+Messages:
+- ``PullNext``: issue the next PULL_MESSAGE (SUSPEND: the broker holds it up to 15 s) unless one
+  is in flight, the puller is paused by flow control, or it is quiescing.
+- ``PullDone(generation, result, error)``: the pull greenlet's outcome. Found messages go into
+  the ProcessQueue and to the sink (the push consumer's listener pool, or the lite consumer's
+  poll buffer); then the next pull starts at once, unless more than ``max_cached_messages`` or
+  ``max_cached_bytes`` are cached (flow control: pulling resumes when consumption catches up).
+  An error retries after ``error_delay``.
+- ``Consumed(generation, offsets, retry)``: the sink finished messages; ``retry`` ones
+  (RECONSUME_LATER) are delivered again locally after ``reconsume_delay``. The committable
+  offset goes to the OffsetStore.
+- ``Redeliver(generation, offsets)``: timer for the local redelivery.
+- ``Seek(offset)``: drop what is cached, pull from ``offset`` (lite consumer).
+- ``Quiesce``: stop pulling (shutdown: let the listeners finish first).
+
+Generations (unique in the process): a seek sets a new one; anything tagged with an older one
+is dropped, so a message cached before a seek is never committed after it. On stop the last
+committable offset goes to the OffsetStore (a rebalance persists it before the queue moves on).
+Every pull in clustering mode also carries that offset (COMMIT_OFFSET), as RocketMQ does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from typing import Any, Protocol
+
+import gevent
+import msgspec
+import pykka
+from loguru import logger
+
+from actors.client.errors import BrokerError, ClientError, NoRouteError
+from actors.client.instance import ClientInstance
+from actors.client.message import MessageExt, MessageQueue, PullStatus
+from actors.client.offsets import UpdateOffset
+from actors.client.process_queue import ProcessQueue
+from actors.client.pull import PullResult, TagFilter, decode_pull_response, pull_header
+from actors.client.remoting import make_request
+from runtime.actor import GeventActor
+from runtime.errors import ProtocolError
+from runtime.remoting.codes import RequestCode
+
+
+class Sink(Protocol):
+    """Where a puller hands the messages it pulled."""
+
+    def deliver(
+        self, puller: pykka.ActorRef[Any], generation: int, mq: MessageQueue, msgs: list[MessageExt]
+    ) -> None: ...
+
+
+_generations = itertools.count(1)
+
+
+def next_generation() -> int:
+    """Generations are unique in the process, so a restarted puller never reuses one."""
+    return next(_generations)
+
+
+class PullOptions(msgspec.Struct, frozen=True, kw_only=True):
+    batch_size: int = 32
+    suspend_ms: int = 15_000
+    max_cached_messages: int = 1000
+    max_cached_bytes: int = 100 * 1024 * 1024
+    error_delay: float = 3.0
+    reconsume_delay: float = 1.0
+    commit_in_pull: bool = True
+    lite: bool = False
+
+
+class PullNext(msgspec.Struct, frozen=True, tag=True):
+    pass
+
+
+class PullDone(msgspec.Struct, frozen=True, tag=True):
+    generation: int
+    result: Any  # PullResult | None
+    error: Any  # Exception | None
+
+
+class Consumed(msgspec.Struct, frozen=True, tag=True):
+    generation: int
+    offsets: list[int]
+    retry: list[int] = []
+
+
+class Redeliver(msgspec.Struct, frozen=True, tag=True):
+    generation: int
+    offsets: list[int]
+
+
+class Seek(msgspec.Struct, frozen=True, tag=True):
+    offset: int
+    generation: int
+
+
+class Quiesce(msgspec.Struct, frozen=True, tag=True):
+    pass
+
+
+class QueuePuller(GeventActor):
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        instance: ClientInstance,
+        group: str,
+        mq: MessageQueue,
+        start_offset: int,
+        tag_filter: TagFilter,
+        sink: Sink,
+        offsets_name: str,
+        options: PullOptions,
+    ) -> None:
+        super().__init__()
+        self.instance = instance
+        self.group = group
+        self.mq = mq
+        self.tag_filter = tag_filter
+        self.sink = sink
+        self.offsets_name = offsets_name
+        self.options = options
+        self.pq = ProcessQueue(start_offset)
+        self.generation = next_generation()
+        self.paused = False
+        self.quiescing = False
+        self._pull: gevent.Greenlet | None = None
+        self._reported = start_offset
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        self.actor_ref.tell(PullNext())
+
+    def on_stop(self) -> None:
+        self._kill_pull()
+        self._report(force=False)
+
+    def on_failure(self, *_exc: Any) -> None:
+        self._kill_pull()
+
+    def _kill_pull(self) -> None:
+        if self._pull is not None:
+            self._pull.kill(block=False)
+            self._pull = None
+
+    # -- messages -----------------------------------------------------------------------------
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, PullDone):
+            self._pull_done(message)
+        elif isinstance(message, Consumed):
+            self._consumed(message)
+        elif isinstance(message, PullNext):
+            self._pull_next()
+        elif isinstance(message, Redeliver):
+            if message.generation == self.generation:
+                msgs = [self.pq.msgs[o] for o in message.offsets if o in self.pq.msgs]
+                for m in msgs:
+                    m.reconsume_times += 1
+                if msgs:
+                    self.sink.deliver(self.actor_ref, self.generation, self.mq, msgs)
+        elif isinstance(message, Seek):
+            self._seek(message.offset, message.generation)
+        elif isinstance(message, Quiesce):
+            self.quiescing = True
+            self._kill_pull()
+        return None
+
+    def committable(self) -> int:
+        return self.pq.committable()
+
+    def cached(self) -> tuple[int, int]:
+        return self.pq.count, self.pq.bytes
+
+    # -- pulling -----------------------------------------------------------------------------
+
+    def _pull_next(self) -> None:
+        if self._pull is not None or self.paused or self.quiescing:
+            return
+        commit = self.pq.committable() if self.options.commit_in_pull else -1
+        self._pull = gevent.spawn(self._pull_greenlet, self.generation, self.pq.pulled_upto, commit)
+
+    def _pull_greenlet(self, generation: int, offset: int, commit: int) -> None:
+        result: PullResult | None = None
+        error: Exception | None = None
+        opts = self.options
+        try:
+            route = self.instance.route(self.mq.topic)
+            address = route.master(self.mq.broker_name) or route.any_address(self.mq.broker_name)
+            if address is None:
+                raise NoRouteError(self.mq.topic, f"no address for {self.mq.broker_name}")
+            ext = pull_header(
+                self.group,
+                self.mq,
+                offset,
+                max_nums=opts.batch_size,
+                expression=self.tag_filter.expression,
+                commit_offset=commit,
+                suspend_ms=opts.suspend_ms,
+                lite=opts.lite,
+            )
+            cmd = make_request(RequestCode.PULL_MESSAGE, ext)
+            timeout = opts.suspend_ms / 1000 + 15.0
+            response = self.instance.remoting.invoke(address, cmd, timeout, "pull")
+            result = decode_pull_response(response, self.mq, offset, self.tag_filter)
+            if result is None:
+                error = BrokerError(response.code, response.remark, address, "pull")
+        except (ClientError, ProtocolError) as exc:
+            error = exc
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.actor_ref.tell(PullDone(generation, result, error))
+
+    def _pull_done(self, message: PullDone) -> None:
+        if message.generation != self.generation:
+            return
+        self._pull = None
+        if message.error is not None:
+            logger.debug("client: pull {} failed: {}", self.mq, message.error)
+            if isinstance(message.error, ClientError):
+                self.instance.refresh_route(self.mq.topic)
+            self.send_after(self.options.error_delay, PullNext())
+            return
+        result: PullResult = message.result
+        status = result.status
+        if status is PullStatus.FOUND:
+            fresh = self.pq.add(result.messages, result.next_begin_offset)
+            if fresh:
+                self.sink.deliver(self.actor_ref, self.generation, self.mq, fresh)
+        elif status is PullStatus.OFFSET_ILLEGAL:
+            logger.warning(
+                "client: offset {} of {} is illegal; moving to {}",
+                self.pq.pulled_upto,
+                self.mq,
+                result.next_begin_offset,
+            )
+            self.pq.clear(result.next_begin_offset)
+            self._report(force=True)
+            self.send_after(min(self.options.error_delay, 1.0), PullNext())
+            return
+        else:
+            self.pq.advance(result.next_begin_offset)
+            self._report()
+        self._check_flow()
+        self._pull_next()
+
+    def _check_flow(self) -> None:
+        opts = self.options
+        over = self.pq.count > opts.max_cached_messages or self.pq.bytes > opts.max_cached_bytes
+        if over and not self.paused:
+            logger.debug(
+                "client: {} flow control: {} messages / {} bytes cached",
+                self.mq,
+                self.pq.count,
+                self.pq.bytes,
+            )
+        self.paused = over
+
+    def _consumed(self, message: Consumed) -> None:
+        if message.generation != self.generation:
+            return
+        self.pq.remove(message.offsets)
+        if message.retry:
+            self.send_after(
+                self.options.reconsume_delay, Redeliver(self.generation, list(message.retry))
+            )
+        self._report()
+        if self.paused:
+            self._check_flow()
+            if not self.paused:
+                self._pull_next()
+
+    def _seek(self, offset: int, generation: int) -> None:
+        self.generation = max(generation, next_generation())
+        self._kill_pull()
+        self.pq.clear(max(offset, 0))
+        self.paused = False
+        self._report(force=True)
+        self._pull_next()
+
+    def _report(self, force: bool = False) -> None:
+        offset = self.pq.committable()
+        if offset == self._reported and not force:
+            return
+        self._reported = offset
+        ref = self.instance.directory.get(self.offsets_name)
+        if ref is not None:
+            with contextlib.suppress(pykka.ActorDeadError):
+                ref.tell(UpdateOffset(self.mq, offset, force))

@@ -1,0 +1,331 @@
+"""Rebalancer: decides which queues this consumer pulls, and runs one QueuePuller per queue.
+
+Messages:
+- ``DoRebalance(reason, reply)``: recompute the assignment now. Clustering: the topic's readable
+  queues (sorted) shared over the group's client ids (sorted, from GET_CONSUMER_LIST_BY_GROUP)
+  by ``allocate_averagely``; broadcasting: every queue; assigned mode (lite ``assign``): the
+  fixed set. A 20 s timer and NOTIFY_CONSUMER_IDS_CHANGED tell it.
+- ``Assign(queues, reply)``: switch to a fixed assignment (lite consumer).
+- ``SeekQueue(mq, offset, reply)``: forward a seek to the queue's puller (lite consumer).
+- ``PullerExited(mq, urn, failure)``: a puller died; a failed one is started again from the
+  offset the OffsetStore holds.
+- ``QuiesceAll(reply)``: stop every puller from pulling (first step of a shutdown).
+
+A queue taken away: its puller stops (recording its last committable offset), that offset is
+persisted synchronously, then forgotten. A queue gained: its start offset is the group's
+committed offset, or — for a group with none — the consume-from policy (see ``start_offset``),
+which is then committed at once so the group's position is fixed from that moment.
+
+State owned: the subscriptions, the pullers by queue. The handler blocks on the network (with
+timeouts); that is what serialises rebalances.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import time
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+import pykka
+from loguru import logger
+
+from actors.client.allocate import allocate_averagely
+from actors.client.errors import BrokerError, ClientError
+from actors.client.instance import ClientInstance
+from actors.client.message import MessageQueue
+from actors.client.offsets import (
+    Forget,
+    Persist,
+    ReadOffset,
+    UpdateOffset,
+    queue_offset,
+)
+from actors.client.pull import TagFilter
+from actors.client.puller import PullOptions, QueuePuller, Quiesce, Seek, Sink
+from actors.client.remoting import make_request
+from runtime.actor import GeventActor, GeventFuture, new_future, watch
+from runtime.errors import ProtocolError
+from runtime.remoting.bodies import ConsumerListBody, decode_body
+from runtime.remoting.codes import MessageModel, RequestCode, ResponseCode
+
+
+class ConsumeFrom(enum.Enum):
+    """Where a group with no committed offset on a queue starts (RocketMQ's ConsumeFromWhere):
+    LAST = the queue's max offset (only messages sent after), FIRST = the queue's min offset
+    (everything still stored), TIMESTAMP = the first message stored at or after the consumer's
+    ``consume_timestamp``."""
+
+    LAST = "CONSUME_FROM_LAST_OFFSET"
+    FIRST = "CONSUME_FROM_FIRST_OFFSET"
+    TIMESTAMP = "CONSUME_FROM_TIMESTAMP"
+
+
+class DoRebalance(msgspec.Struct, frozen=True, tag=True):
+    reason: str = "timer"
+    reply: Any = None
+
+
+class Assign(msgspec.Struct, frozen=True, tag=True):
+    queues: tuple[MessageQueue, ...]
+    reply: Any = None
+
+
+class SeekQueue(msgspec.Struct, frozen=True, tag=True):
+    mq: MessageQueue
+    offset: int
+    generation: int
+    reply: Any = None
+
+
+class PullerExited(msgspec.Struct, frozen=True, tag=True):
+    mq: MessageQueue
+    urn: str
+    failure: str | None
+
+
+class QuiesceAll(msgspec.Struct, frozen=True, tag=True):
+    reply: Any = None
+
+
+class Rebalancer(GeventActor):
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        instance: ClientInstance,
+        group: str,
+        subscriptions: dict[str, TagFilter],
+        sink: Sink,
+        offsets_name: str,
+        options: PullOptions,
+        *,
+        model: MessageModel = MessageModel.CLUSTERING,
+        consume_from: ConsumeFrom = ConsumeFrom.LAST,
+        consume_timestamp: int | None = None,
+        interval: float = 20.0,
+        timeout: float = 3.0,
+        assigned: tuple[MessageQueue, ...] | None = None,
+        on_change: Callable[[list[MessageQueue]], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.instance = instance
+        self.group = group
+        self.subscriptions = subscriptions
+        self.sink = sink
+        self.offsets_name = offsets_name
+        self.options = options
+        self.model = model
+        self.consume_from = consume_from
+        self.consume_timestamp = consume_timestamp
+        self.interval = interval
+        self.timeout = timeout
+        self.fixed: tuple[MessageQueue, ...] | None = assigned
+        self.on_change = on_change
+        self.pullers: dict[MessageQueue, pykka.ActorRef[QueuePuller]] = {}
+        self._stopping = False
+
+    def on_start(self) -> None:
+        if self.interval > 0:
+            self.send_every(self.interval, DoRebalance("timer"))
+
+    def on_stop(self) -> None:
+        self._stopping = True
+        self._stop_pullers(list(self.pullers))
+
+    def on_failure(self, *_exc: Any) -> None:
+        self._stopping = True
+        self._stop_pullers(list(self.pullers), persist=False)
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, DoRebalance):
+            changed = self._rebalance(message.reason)
+            if message.reply is not None:
+                message.reply.set(changed)
+        elif isinstance(message, Assign):
+            self.fixed = tuple(message.queues)
+            changed = self._rebalance("assign")
+            if message.reply is not None:
+                message.reply.set(changed)
+        elif isinstance(message, SeekQueue):
+            ref = self.pullers.get(message.mq)
+            if ref is not None:
+                ref.tell(Seek(message.offset, message.generation))
+            if message.reply is not None:
+                message.reply.set(ref is not None)
+        elif isinstance(message, PullerExited):
+            self._puller_exited(message)
+        elif isinstance(message, QuiesceAll):
+            for ref in self.pullers.values():
+                with contextlib.suppress(pykka.ActorDeadError):
+                    ref.tell(Quiesce())
+            if message.reply is not None:
+                message.reply.set(len(self.pullers))
+        return None
+
+    def assignment(self) -> list[MessageQueue]:
+        return sorted(self.pullers)
+
+    # -- allocation ---------------------------------------------------------------------------
+
+    def _rebalance(self, reason: str) -> bool:
+        if self._stopping:
+            return False
+        wanted: set[MessageQueue] = set()
+        keep: set[MessageQueue] = set()  # topics we could not look at this round keep theirs
+        if self.fixed is not None:
+            wanted = set(self.fixed)
+        else:
+            for topic in sorted(self.subscriptions):
+                try:
+                    wanted.update(self._allocate(topic))
+                except ClientError as exc:
+                    logger.debug("client: rebalance of {} skipped: {}", topic, exc)
+                    keep.update(mq for mq in self.pullers if mq.topic == topic)
+        wanted |= keep
+        removed = [mq for mq in self.pullers if mq not in wanted]
+        added = sorted(mq for mq in wanted if mq not in self.pullers)
+        if removed:
+            self._stop_pullers(removed)
+        started = [mq for mq in added if self._start_puller(mq)]
+        changed = bool(removed or started)
+        if changed:
+            logger.info(
+                "client: {} rebalanced ({}): +{} -{} -> {} queues",
+                self.group,
+                reason,
+                len(started),
+                len(removed),
+                len(self.pullers),
+            )
+            if self.on_change is not None:
+                self.on_change(sorted(self.pullers))
+        return changed
+
+    def _allocate(self, topic: str) -> list[MessageQueue]:
+        route = self.instance.route(topic, timeout=self.timeout)
+        queues = list(route.subscribe)
+        if self.model is MessageModel.BROADCASTING:
+            return queues
+        if not queues:
+            return []
+        cids = self._consumer_ids(route.masters())
+        mine = allocate_averagely(self.instance.client_id, queues, cids)
+        if not mine and self.instance.client_id not in cids:
+            logger.debug(
+                "client: {} not yet listed in group {}", self.instance.client_id, self.group
+            )
+        return mine
+
+    def _consumer_ids(self, addresses: list[str]) -> list[str]:
+        last: ClientError | None = None
+        for address in addresses:
+            cmd = make_request(
+                RequestCode.GET_CONSUMER_LIST_BY_GROUP, {"consumerGroup": self.group}
+            )
+            try:
+                response = self.instance.remoting.invoke(
+                    address, cmd, self.timeout, "consumer list"
+                )
+            except ClientError as exc:
+                last = exc
+                continue
+            if response.code != ResponseCode.SUCCESS:
+                last = BrokerError(response.code, response.remark, address, "consumer list")
+                continue
+            try:
+                return list(decode_body(ConsumerListBody, response.body).consumer_id_list)
+            except ProtocolError as exc:
+                last = BrokerError(ResponseCode.SYSTEM_ERROR, exc.reason, address, "consumer list")
+        raise last or BrokerError(ResponseCode.SYSTEM_ERROR, "no broker", "?", "consumer list")
+
+    # -- pullers --------------------------------------------------------------------------------
+
+    def _offsets(self) -> pykka.ActorRef[Any]:
+        ref = self.instance.directory.get(self.offsets_name)
+        if ref is None:
+            raise ClientError(f"{self.offsets_name} is not running")
+        return ref
+
+    def _ask_offsets(self, message_factory: Callable[[GeventFuture[int]], Any]) -> int:
+        reply: GeventFuture[int] = new_future()
+        self._offsets().tell(message_factory(reply))
+        try:
+            return reply.get(timeout=self.timeout + self.instance.config.connect_timeout + 1)
+        except pykka.Timeout:
+            raise ClientError(f"{self.offsets_name} did not answer") from None
+
+    def start_offset(self, mq: MessageQueue) -> int:
+        """The offset a newly assigned queue starts at: the group's committed offset, else the
+        consume-from policy (LAST: max offset; FIRST: min offset; TIMESTAMP: the offset of the
+        first message stored at or after ``consume_timestamp``), then committed at once."""
+        stored = self._ask_offsets(lambda reply: ReadOffset(mq, reply))
+        if stored >= 0:
+            return stored
+        inst, t = self.instance, self.timeout
+        if self.consume_from is ConsumeFrom.FIRST:
+            offset = queue_offset(inst, RequestCode.GET_MIN_OFFSET, mq, t)
+        elif self.consume_from is ConsumeFrom.TIMESTAMP:
+            ts = self.consume_timestamp
+            if ts is None:
+                ts = int((time.time() - 1800) * 1000)  # RocketMQ's default: half an hour ago
+            offset = queue_offset(inst, RequestCode.SEARCH_OFFSET_BY_TIMESTAMP, mq, t, ts)
+        else:
+            offset = queue_offset(inst, RequestCode.GET_MAX_OFFSET, mq, t)
+        self._offsets().tell(UpdateOffset(mq, offset, True))
+        self._ask_offsets(lambda reply: Persist((mq,), reply))
+        logger.debug("client: {} starts {} at {} ({})", self.group, mq, offset, self.consume_from)
+        return offset
+
+    def _start_puller(self, mq: MessageQueue) -> bool:
+        try:
+            offset = self.start_offset(mq)
+        except ClientError as exc:
+            logger.warning("client: cannot start {}: {}", mq, exc)
+            return False
+        ref = QueuePuller.start(
+            self.instance,
+            self.group,
+            mq,
+            offset,
+            self.subscriptions.get(mq.topic) or TagFilter("*"),
+            self.sink,
+            self.offsets_name,
+            self.options,
+        )
+        self.pullers[mq] = ref
+        me = self.actor_ref
+
+        def exited(dead: pykka.ActorRef[Any], failure: BaseException | None) -> None:
+            reason = None if failure is None else f"{failure.__class__.__name__}: {failure}"
+            with contextlib.suppress(pykka.ActorDeadError):
+                me.tell(PullerExited(mq, dead.actor_urn, reason))
+
+        watch(ref, exited)
+        return True
+
+    def _stop_pullers(self, mqs: list[MessageQueue], persist: bool = True) -> None:
+        for mq in mqs:
+            ref = self.pullers.pop(mq, None)
+            if ref is not None:
+                with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
+                    ref.stop(block=True, timeout=5)
+        if not mqs or not persist:
+            return
+        try:
+            self._ask_offsets(lambda reply: Persist(tuple(mqs), reply))
+            for mq in mqs:
+                self._offsets().tell(Forget(mq))
+        except ClientError as exc:
+            logger.warning("client: offsets of removed queues not persisted: {}", exc)
+
+    def _puller_exited(self, message: PullerExited) -> None:
+        ref = self.pullers.get(message.mq)
+        if ref is None or ref.actor_urn != message.urn or self._stopping:
+            return
+        del self.pullers[message.mq]
+        if message.failure is not None:
+            logger.error("client: puller of {} failed: {}; restarting", message.mq, message.failure)
+            self._start_puller(message.mq)
