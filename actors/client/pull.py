@@ -96,10 +96,13 @@ def decode_messages(body: bytes, broker_name: str) -> list[MessageExt]:
         payload = body[p : p + blen]
         p += blen
         tlen = body[p]
-        topic = _topic(body[p + 1 : p + 1 + tlen])
-        p += 1 + tlen
-        if p + 2 > end:
+        if p + 1 + tlen + 2 > end:
             raise ProtocolError(f"pull body: topic overruns the record at {pos}")
+        try:
+            topic = _topic(body[p + 1 : p + 1 + tlen])
+        except UnicodeDecodeError:
+            raise ProtocolError(f"pull body: topic at {pos} is not UTF-8") from None
+        p += 1 + tlen
         (plen,) = _H.unpack_from(body, p)
         if plen < 0 or p + 2 + plen != end:
             raise ProtocolError(f"pull body: length fields of the record at {pos} disagree")
