@@ -32,6 +32,7 @@ class BrokerContext:
         self.registrar = f"{name}/registrar"
         self.locks = f"{name}/locks"
         self.scheduler = f"{name}/scheduler"
+        self.transactions = f"{name}/transactions"
 
     def proxy(self, actor: str) -> Any:
         return self.directory.require(actor).proxy()

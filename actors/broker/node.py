@@ -21,6 +21,7 @@ from actors.broker.registrar import NamesrvRegistrar
 from actors.broker.scheduler import Scheduler
 from actors.broker.store_adapter import StoreAdapter, to_wire
 from actors.broker.store_service import BrokerStore
+from actors.broker.transaction_manager import TransactionManager
 from config import BrokerConfig
 from runtime.directory import Directory
 from runtime.net import Acceptor
@@ -68,6 +69,18 @@ def broker_spec(
                 ]
                 if cfg.is_master
                 else []
+            ),
+            ChildSpec(
+                name=ctx.transactions,
+                start=lambda: TransactionManager.start(
+                    directory,
+                    ctx.producers,
+                    store.settings.config_dir,
+                    store.read_message_bytes,
+                    timeout_s=cfg.transaction_timeout / 1000,
+                    check_max=cfg.transaction_check_max,
+                    check_interval_s=cfg.transaction_check_interval / 1000,
+                ),
             ),
             ChildSpec(name=ctx.registrar, start=lambda: NamesrvRegistrar.start(cfg, topic_table)),
             ChildSpec(

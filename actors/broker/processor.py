@@ -17,6 +17,7 @@ from actors.broker import (
     pull_handler,
     retry_handler,
     send_handler,
+    transaction_handler,
 )
 from actors.broker.context import BrokerContext, reply
 from runtime.remoting.codes import RequestCode, ResponseCode
@@ -46,6 +47,7 @@ HANDLERS: dict[int, Handler] = {
     RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP: admin_handler.create_subscription_group,
     RequestCode.GET_BROKER_CONFIG: admin_handler.broker_config,
     RequestCode.CONSUMER_SEND_MSG_BACK: retry_handler.send_back,
+    RequestCode.END_TRANSACTION: transaction_handler.end_transaction,
     RequestCode.LOCK_BATCH_MQ: order_handler.lock_batch,
     RequestCode.UNLOCK_BATCH_MQ: order_handler.unlock_batch,
 }

@@ -21,7 +21,13 @@ from runtime.remoting.command import RemotingCommand
 from runtime.remoting.headers import SendMessageRequestHeader, decode_send_header
 from runtime.remoting.properties import MAX_RECONSUME_TIMES, UNIQ_KEY, decode_properties
 from runtime.session import SessionHandle
-from runtime.store.record import PutRecord, host_bytes, topic_problem
+from runtime.store.record import (
+    TRANSACTION_MASK,
+    TRANSACTION_PREPARED_TYPE,
+    PutRecord,
+    host_bytes,
+    topic_problem,
+)
 
 PERM_READ, PERM_WRITE = 4, 2
 TBW102 = "TBW102"
@@ -91,6 +97,10 @@ def send(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
     records = _records(session, request, h, queue_id, is_batch)
     if not records:
         return reply(request, ResponseCode.MESSAGE_ILLEGAL, remark="the batch holds no message")
+    if is_batch and any(r.sys_flag & TRANSACTION_MASK for r in records):
+        return reply(
+            request, ResponseCode.MESSAGE_ILLEGAL, remark="batched messages cannot be transactional"
+        )
     levels = [delay_level(r) for r in records]
     if is_batch and any(levels):
         return reply(
@@ -106,6 +116,10 @@ def send(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
     code = STATUS_CODES.get(outcome.status, ResponseCode.SYSTEM_ERROR)
     if code not in STORED_CODES:
         return reply(request, code, remark=outcome.remark or outcome.status)
+    if not is_batch and records[0].sys_flag & TRANSACTION_MASK == TRANSACTION_PREPARED_TYPE:
+        from actors.broker.transaction_handler import register_half
+
+        register_half(ctx, records[0], h.producer_group, outcome)
     ext: dict[str, object] = {
         "msgId": ",".join(outcome.msg_ids),
         "queueId": queue_id,

@@ -1,0 +1,103 @@
+"""END_TRANSACTION (37), and registering half messages on the send path.
+
+A half message (sysFlag TRANSACTION_PREPARED) is stored with no queue offset: consumers cannot
+see it. COMMIT (8) puts a copy with sysFlag COMMIT into its topic (now visible; its
+preparedTransactionOffset points at the half message); ROLLBACK (12) only settles it. Either
+way the TransactionManager forgets it, and a second END for the same message does nothing.
+UNKNOWN (0) leaves it open for the check-back.
+"""
+
+from __future__ import annotations
+
+import time
+
+from actors.broker import send_handler
+from actors.broker.context import BrokerContext, reply
+from actors.broker.delay import delay_level, to_schedule
+from actors.broker.store_port import PutOutcome
+from actors.broker.transaction_manager import HalfMessage
+from runtime.remoting.codes import ResponseCode
+from runtime.remoting.command import RemotingCommand
+from runtime.remoting.headers import EndTransactionRequestHeader, decode_header
+from runtime.remoting.properties import PGROUP, TRAN_MSG, UNIQ_KEY, decode_properties
+from runtime.remoting.properties import encode_properties as encode_props
+from runtime.session import SessionHandle
+from runtime.store.record import (
+    TRANSACTION_COMMIT_TYPE,
+    TRANSACTION_MASK,
+    TRANSACTION_PREPARED_TYPE,
+    PutRecord,
+    decode_offset_msg_id,
+    decode_record,
+)
+
+COMMIT, ROLLBACK = 8, 12
+
+
+def is_prepared(sys_flag: int) -> bool:
+    return sys_flag & TRANSACTION_MASK == TRANSACTION_PREPARED_TYPE
+
+
+def register_half(ctx: BrokerContext, record: PutRecord, group: str, outcome: PutOutcome) -> None:
+    """Tell the TransactionManager about a stored half message; returns once it is persisted."""
+    props = decode_properties(record.properties)
+    msg_id = outcome.msg_ids[0]
+    half = HalfMessage(
+        offset=decode_offset_msg_id(msg_id).physical_offset,
+        group=props.get(PGROUP, group),
+        topic=record.topic,
+        msg_id=msg_id,
+        transaction_id=props.get(UNIQ_KEY, msg_id),
+        stored_ms=int(time.time() * 1000),
+    )
+    ctx.ask(ctx.proxy(ctx.transactions).prepared(half))
+
+
+def end_transaction(
+    ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
+) -> RemotingCommand | None:
+    h = decode_header(EndTransactionRequestHeader, request.ext_fields, opaque=request.opaque)
+    if h.commit_or_rollback not in (COMMIT, ROLLBACK):
+        return None if request.is_oneway else reply(request)
+    raw = ctx.store.message_at(h.commit_log_offset)
+    if raw is None:
+        return reply(
+            request, ResponseCode.SYSTEM_ERROR, remark="find prepared transaction message failed"
+        )
+    half = decode_record(raw)
+    props = decode_properties(half.properties)
+    if not is_prepared(half.sys_flag):
+        return reply(
+            request,
+            ResponseCode.SYSTEM_ERROR,
+            remark=f"the message at offset {h.commit_log_offset} is not a half message",
+        )
+    if props.get(PGROUP, h.producer_group) != h.producer_group:
+        return reply(request, ResponseCode.SYSTEM_ERROR, remark="the producer group wrong")
+    pending = {m.offset for m in ctx.ask(ctx.proxy(ctx.transactions).pending())}
+    if h.commit_log_offset not in pending:
+        return reply(request)  # already settled (or discarded after its checks)
+    if h.commit_or_rollback == COMMIT:
+        props.pop(TRAN_MSG, None)
+        record = PutRecord(
+            topic=half.topic,
+            queue_id=half.queue_id,
+            body=half.body,
+            properties=encode_props(props),
+            flag=half.flag,
+            sys_flag=(half.sys_flag & ~TRANSACTION_MASK) | TRANSACTION_COMMIT_TYPE,
+            born_timestamp=half.born_timestamp,
+            born_host=half.born_host,
+            born_port=half.born_port,
+            reconsume_times=half.reconsume_times,
+            prepared_transaction_offset=h.commit_log_offset,
+        )
+        level = delay_level(record)
+        if level:
+            record = to_schedule(record, level, len(ctx.cfg.delay_levels_ms()))
+        outcome = ctx.store.put([record])
+        code = send_handler.STATUS_CODES.get(outcome.status, ResponseCode.SYSTEM_ERROR)
+        if code not in send_handler.STORED_CODES:
+            return reply(request, code, remark=outcome.remark or outcome.status)
+    ctx.ask(ctx.proxy(ctx.transactions).resolve(h.commit_log_offset))
+    return reply(request)

@@ -1,0 +1,152 @@
+"""TransactionManager: half (prepared) messages waiting for their producer's decision.
+
+Messages:
+- ``prepared(HalfMessage)`` (proxy) -> None, once the entry is persisted: the send handler
+  answers the producer only after that, so no acknowledged half message escapes the checks.
+- ``resolve(offset)`` (proxy) -> True the first time an END_TRANSACTION settles ``offset``,
+  False when it was already settled or unknown (a duplicate END is ignored).
+- ``pending()`` (proxy) -> the half messages still open.
+- ``Check`` (its own timer, every ``check_interval_s``): for half messages older than
+  ``timeout_s``, send CHECK_TRANSACTION_STATE to a live producer of their group; after
+  ``check_max`` checks the message is discarded and logged.
+
+State owned: commit-log offset -> HalfMessage, persisted atomically to
+``<store>/config/transaction.json`` after every change. Durability point: ``prepared`` replies
+after the write (tmp + fsync + rename, in the hub's thread pool).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import msgspec
+from loguru import logger
+
+from runtime.actor import GeventActor, offload
+from runtime.directory import Directory
+from runtime.remoting.codes import RequestCode
+from runtime.remoting.command import RemotingCommand
+from runtime.store.configfile import read_json, write_json
+
+
+class HalfMessage(msgspec.Struct, frozen=True):
+    offset: int  # commit-log offset of the prepared record
+    group: str
+    topic: str
+    msg_id: str  # offset message id
+    transaction_id: str  # the producer's UNIQ_KEY
+    stored_ms: int
+    checks: int = 0
+
+
+class _Table(msgspec.Struct):
+    half: list[HalfMessage] = []
+
+
+class Check(msgspec.Struct, frozen=True, tag=True):
+    pass
+
+
+class TransactionManager(GeventActor):
+    """Open transactions of one broker. See the module docstring."""
+
+    def __init__(
+        self,
+        directory: Directory,
+        producers: str,
+        config_dir: str,
+        read_record: Any,
+        *,
+        timeout_s: float,
+        check_max: int,
+        check_interval_s: float,
+    ) -> None:
+        super().__init__()
+        self.directory = directory
+        self.producers = producers
+        self.path = os.path.join(config_dir, "transaction.json")
+        self.read_record = read_record
+        self.timeout_s = timeout_s
+        self.check_max = check_max
+        self.check_interval_s = check_interval_s
+        self._half: dict[int, HalfMessage] = {}
+
+    def on_start(self) -> None:
+        if os.path.exists(self.path):
+            table = read_json(self.path, _Table)
+            self._half = {h.offset: h for h in table.half}
+            if self._half:
+                logger.info("broker: {} open transactions restored", len(self._half))
+        self.send_every(self.check_interval_s, Check())
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Check):
+            self._check()
+            return None
+        return super().on_receive(message)
+
+    def prepared(self, half: HalfMessage) -> None:
+        self._half[half.offset] = half
+        self._persist()
+
+    def resolve(self, offset: int) -> bool:
+        if self._half.pop(offset, None) is None:
+            return False
+        self._persist()
+        return True
+
+    def pending(self) -> list[HalfMessage]:
+        return sorted(self._half.values(), key=lambda h: h.offset)
+
+    def _persist(self) -> None:
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        offload(write_json, self.path, _Table(half=self.pending()))
+
+    def _check(self) -> None:
+        now_ms = time.time() * 1000
+        changed = False
+        for half in self.pending():
+            if now_ms - half.stored_ms < self.timeout_s * 1000:
+                continue
+            if half.checks >= self.check_max:
+                logger.warning(
+                    "broker: transaction {} of group {} (topic {}) unresolved after {} checks: "
+                    "discarded",
+                    half.transaction_id,
+                    half.group,
+                    half.topic,
+                    half.checks,
+                )
+                del self._half[half.offset]
+                changed = True
+                continue
+            ref = self.directory.get(self.producers)
+            channel = ref.proxy().any_channel(half.group).get(timeout=5) if ref else None
+            if channel is None:
+                continue  # no producer of the group online: try again next round
+            raw = self.read_record(half.offset)
+            if raw is None:
+                del self._half[half.offset]
+                changed = True
+                continue
+            channel.send_oneway(
+                RemotingCommand.request(
+                    RequestCode.CHECK_TRANSACTION_STATE,
+                    {
+                        "topic": half.topic,
+                        "tranStateTableOffset": half.offset,
+                        "commitLogOffset": half.offset,
+                        "msgId": half.transaction_id,
+                        "transactionId": half.transaction_id,
+                        "offsetMsgId": half.msg_id,
+                    },
+                    raw,
+                    oneway=True,
+                )
+            )
+            self._half[half.offset] = msgspec.structs.replace(half, checks=half.checks + 1)
+            changed = True
+        if changed:
+            self._persist()
