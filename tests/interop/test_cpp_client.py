@@ -42,3 +42,15 @@ def test_two_master_cluster_spreads_messages_over_both_brokers(
 ) -> None:
     with running_cluster(tmp_path / "data", profile="2m-noslave") as cluster:
         scenarios.spread_over_two_brokers(cpp, cluster)
+
+
+def test_consumer_restart_resumes_from_committed_offsets(
+    cpp: Driver, tmp_path: pathlib.Path
+) -> None:
+    with running_cluster(tmp_path / "data") as cluster:
+        scenarios.consumer_restart_resumes_from_committed_offset(cpp, cluster)
+
+
+def test_large_compressed_bodies_arrive_intact(cpp: Driver, tmp_path: pathlib.Path) -> None:
+    with running_cluster(tmp_path / "data") as cluster:
+        scenarios.large_bodies_arrive_intact(cpp, cluster)

@@ -6,9 +6,10 @@ Runs under the client's own virtualenv (``.interop/cpp``), never the project's::
         --topic T --count 10 --tags TagA,TagB --prefix run1
 
 Message i has tags ``tags[i % len(tags)]``, keys ``<prefix>-key-<i> <prefix>-k2-<i>`` and body
-``<prefix> body <i>``. One JSON line per send result (``sent``: msgId, status, queue, offset), then
-``done``. The 0.4.4 send result has no queue id: ``queue`` is null unless ``--select-queue`` is
-given, which sends through ``send_orderly`` with a selector that picks queue ``i % queue count``.
+``<prefix> body <i>`` (padded to ``--body-size``). One JSON line per send result (``sent``: msgId,
+status, queue, offset), then ``done``. The 0.4.4 send result has no queue id: ``queue`` is null
+unless ``--select-queue`` is given, which sends through ``send_orderly`` with a selector that
+picks queue ``i % queue count``.
 Exit 0 only when every send returned a stored status; 3 when ``--deadline`` passes first.
 """
 
@@ -41,6 +42,14 @@ def watchdog(seconds: float) -> None:
     threading.Thread(target=expire, daemon=True).start()
 
 
+def padded(text: str, size: int) -> str:
+    n = 0
+    while len(text) < size:
+        text += f" {n} lorem ipsum dolor sit amet"
+        n += 1
+    return text[:size] if size else text
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--namesrv", required=True)
@@ -52,6 +61,9 @@ def main() -> int:
     parser.add_argument("--select-queue", action="store_true")
     parser.add_argument("--send-timeout", type=int, default=10000, help="milliseconds")
     parser.add_argument("--deadline", type=float, default=60.0)
+    parser.add_argument(
+        "--body-size", type=int, default=0, help="pad bodies (compressed from 4 KiB on)"
+    )
     args = parser.parse_args()
     watchdog(args.deadline)
     tags = args.tags.split(",")
@@ -65,7 +77,7 @@ def main() -> int:
     for i in range(args.count):
         tag = tags[i % len(tags)]
         keys = f"{args.prefix}-key-{i} {args.prefix}-k2-{i}"
-        body = f"{args.prefix} body {i}"
+        body = padded(f"{args.prefix} body {i}", args.body_size)
         msg = Message(args.topic)
         msg.set_keys(keys)
         msg.set_tags(tag)

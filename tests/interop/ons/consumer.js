@@ -58,6 +58,7 @@ async function main() {
       queueId: msg.queueId,
       queueOffset: Number(msg.queueOffset),
       reconsumeTimes: msg.reconsumeTimes,
+      sysFlag: msg.sysFlag,
       properties: msg.properties,
     });
   });

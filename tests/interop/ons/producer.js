@@ -5,11 +5,20 @@
 //        --tags TagA,TagB --prefix run1
 //
 // Message i has tags = tags[i % len(tags)], keys = "<prefix>-key-<i>" and "<prefix>-k2-<i>"
-// (two keys, space separated on the wire), body = "<prefix> body <i>". Exit code 0 only when
-// every send returned a stored status; 3 when --deadline seconds pass first.
+// (two keys, space separated on the wire), body = "<prefix> body <i>" (padded to --body-size).
+// Exit code 0 only when every send returned a stored status; 3 when --deadline passes first.
 
 const { Producer, Message } = require('ali-ons');
 const { parseArgs, emit, describeError, makeLogger, httpclient } = require('./common');
+
+function padded(text, size) {
+  let body = text;
+  let n = 0;
+  while (body.length < size) {
+    body += ` ${n++} lorem ipsum dolor sit amet`;
+  }
+  return size ? body.slice(0, size) : body;
+}
 
 async function main() {
   const args = parseArgs(process.argv.slice(2), {
@@ -21,6 +30,8 @@ async function main() {
     prefix: 'ons',
     sendTimeout: 10000,
     deadline: 60,
+    // Pad bodies to this many bytes (ali-ons compresses bodies of 4 KiB and more).
+    bodySize: 0,
   });
   setTimeout(() => {
     emit('deadline', { seconds: args.deadline });
@@ -42,7 +53,7 @@ async function main() {
   for (let i = 0; i < args.count; i++) {
     const tag = tags[i % tags.length];
     const keys = [ `${args.prefix}-key-${i}`, `${args.prefix}-k2-${i}` ];
-    const body = `${args.prefix} body ${i}`;
+    const body = padded(`${args.prefix} body ${i}`, args.bodySize);
     const msg = new Message(args.topic, tag, body);
     msg.keys = keys;
     try {
