@@ -33,6 +33,7 @@ class BrokerContext:
         self.locks = f"{name}/locks"
         self.scheduler = f"{name}/scheduler"
         self.transactions = f"{name}/transactions"
+        self.timer = f"{name}/timer"
 
     def proxy(self, actor: str) -> Any:
         return self.directory.require(actor).proxy()

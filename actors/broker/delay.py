@@ -3,6 +3,10 @@
 A message with ``DELAY`` (level 1..N) is stored in ``SCHEDULE_TOPIC_XXXX`` queue ``level - 1``
 with its real topic and queue in REAL_TOPIC / REAL_QID; the store dispatches it with the delivery
 time as its tag code, and the Scheduler puts it back into the real topic when due.
+
+A timer message (TIMER_DELIVER_MS absolute, or TIMER_DELAY_MS / TIMER_DELAY_SEC relative) is
+stored in ``rmq_sys_wheel_timer`` with its due time in TIMER_OUT_MS; the TimerScheduler puts it
+back when due. Millisecond precision, up to 3 days ahead (RocketMQ's default maximum).
 """
 
 from __future__ import annotations
@@ -13,6 +17,9 @@ from runtime.remoting.properties import (
     DELAY,
     REAL_QID,
     REAL_TOPIC,
+    TIMER_DELAY_MS,
+    TIMER_DELAY_SEC,
+    TIMER_DELIVER_MS,
     decode_properties,
     encode_properties,
 )
@@ -70,3 +77,58 @@ def from_schedule(stored: StoredRecord) -> PutRecord:
         reconsume_times=stored.reconsume_times,
         prepared_transaction_offset=stored.prepared_transaction_offset,
     )
+
+
+TIMER_TOPIC = "rmq_sys_wheel_timer"
+TIMER_OUT_MS = "TIMER_OUT_MS"
+TIMER_MAX_DELAY_MS = 3 * 24 * 3600 * 1000
+"""RocketMQ's default timerMaxDelaySec: 3 days."""
+
+
+class TimerError(ValueError):
+    """A timer property that cannot be honoured (the broker answers MESSAGE_ILLEGAL)."""
+
+
+def timer_due_ms(record: PutRecord, now_ms: int) -> int | None:
+    """When a timer message (TIMER_DELIVER_MS / TIMER_DELAY_MS / TIMER_DELAY_SEC) is due, or None
+    for an ordinary message. Raises TimerError for a bad value or one past the maximum delay."""
+    if "TIMER_" not in record.properties:
+        return None
+    props = decode_properties(record.properties)
+    try:
+        if TIMER_DELIVER_MS in props:
+            due = int(props[TIMER_DELIVER_MS])
+        elif TIMER_DELAY_MS in props:
+            due = now_ms + int(props[TIMER_DELAY_MS])
+        elif TIMER_DELAY_SEC in props:
+            due = now_ms + int(props[TIMER_DELAY_SEC]) * 1000
+        else:
+            return None
+    except ValueError:
+        raise TimerError("timer property is not an integer") from None
+    if due - now_ms > TIMER_MAX_DELAY_MS:
+        raise TimerError(
+            f"timer message exceeds the maximum delay of {TIMER_MAX_DELAY_MS // 1000} s"
+        )
+    return due
+
+
+def to_timer(record: PutRecord, due_ms: int) -> PutRecord:
+    """Park ``record`` in the timer topic until ``due_ms``."""
+    props = decode_properties(record.properties)
+    props[REAL_TOPIC] = record.topic
+    props[REAL_QID] = str(record.queue_id)
+    props[TIMER_OUT_MS] = str(due_ms)
+    return msgspec.structs.replace(
+        record, topic=TIMER_TOPIC, queue_id=0, properties=encode_properties(props)
+    )
+
+
+def from_timer(stored: StoredRecord) -> PutRecord:
+    """The record to put back into its real topic once due (timer request properties removed,
+    so it is never parked again)."""
+    record = from_schedule(stored)
+    props = decode_properties(record.properties)
+    for key in (TIMER_DELIVER_MS, TIMER_DELAY_MS, TIMER_DELAY_SEC):
+        props.pop(key, None)
+    return msgspec.structs.replace(record, properties=encode_properties(props))

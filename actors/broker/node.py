@@ -21,6 +21,7 @@ from actors.broker.registrar import NamesrvRegistrar
 from actors.broker.scheduler import Scheduler
 from actors.broker.store_adapter import StoreAdapter, to_wire
 from actors.broker.store_service import BrokerStore
+from actors.broker.timer_scheduler import TimerScheduler
 from actors.broker.transaction_manager import TransactionManager
 from config import BrokerConfig
 from runtime.directory import Directory
@@ -58,18 +59,7 @@ def broker_spec(
             ChildSpec(name=ctx.consumers, start=ConsumerManager.start),
             ChildSpec(name=ctx.producers, start=ProducerManager.start),
             ChildSpec(name=ctx.locks, start=RebalanceLockManager.start),
-            *(
-                [
-                    ChildSpec(
-                        name=ctx.scheduler,
-                        start=lambda: Scheduler.start(
-                            store, store.settings.config_dir, tuple(cfg.delay_levels_ms())
-                        ),
-                    )
-                ]
-                if cfg.is_master
-                else []
-            ),
+            *(_schedulers(ctx, store, cfg) if cfg.is_master else []),
             ChildSpec(
                 name=ctx.transactions,
                 start=lambda: TransactionManager.start(
@@ -93,3 +83,13 @@ def broker_spec(
         return Supervisor.start(name, children, directory=directory)
 
     return ChildSpec(name=name, start=start)  # type: ignore[arg-type]
+
+
+def _schedulers(ctx: BrokerContext, store: BrokerStore, cfg: BrokerConfig) -> list[ChildSpec]:
+    """Delay-level and timer delivery: masters only (a slave's copy arrives by replication)."""
+    config_dir = store.settings.config_dir
+    levels = tuple(cfg.delay_levels_ms())
+    return [
+        ChildSpec(name=ctx.scheduler, start=lambda: Scheduler.start(store, config_dir, levels)),
+        ChildSpec(name=ctx.timer, start=lambda: TimerScheduler.start(store, config_dir)),
+    ]

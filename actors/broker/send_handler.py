@@ -11,9 +11,10 @@ SLAVE_NOT_AVAILABLE: all "stored"; anything else: not stored).
 from __future__ import annotations
 
 import random
+import time
 
 from actors.broker.context import BrokerContext, reply
-from actors.broker.delay import delay_level, to_schedule
+from actors.broker.delay import TimerError, delay_level, timer_due_ms, to_schedule, to_timer
 from runtime.remoting.batch import decode_batch
 from runtime.remoting.bodies import TopicConfig
 from runtime.remoting.codes import RequestCode, ResponseCode
@@ -112,6 +113,13 @@ def send(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
         records = [_retry_or_dlq(ctx, records[0], h)]
     elif levels[0] and not is_batch:
         records = [to_schedule(records[0], levels[0], len(ctx.cfg.delay_levels_ms()))]
+    elif not is_batch and "TIMER_" in records[0].properties:
+        try:
+            due = timer_due_ms(records[0], int(time.time() * 1000))
+        except TimerError as exc:
+            return reply(request, ResponseCode.MESSAGE_ILLEGAL, remark=str(exc))
+        if due is not None and due > time.time() * 1000:
+            records = [to_timer(records[0], due)]
     outcome = ctx.store.put(records)
     code = STATUS_CODES.get(outcome.status, ResponseCode.SYSTEM_ERROR)
     if code not in STORED_CODES:

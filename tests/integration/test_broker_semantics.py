@@ -179,3 +179,78 @@ def test_queue_locks_are_exclusive_until_unlocked(broker: WireClient) -> None:
     )
     assert r.code == 0
     assert lock("c2", mq) == [0, 1]
+
+
+def wait_visible(broker: WireClient, topic: str, offset: int, timeout_s: float = 15):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        got = pull(broker, topic, 0, offset, suspend_ms=1000)
+        if got.code == ResponseCode.SUCCESS:
+            return records(got.body)
+    raise AssertionError(f"nothing at {topic}/0@{offset} within {timeout_s}s")
+
+
+def test_timer_message_arrives_at_its_millisecond_due_time(broker: WireClient) -> None:
+    assert send(broker, "TimerT", b"seed").code == 0
+    sent_ms = time.time() * 1000
+    r = send(broker, "TimerT", b"in-700ms", properties=encode_properties({"TIMER_DELAY_MS": "700"}))
+    assert r.code == ResponseCode.SUCCESS
+    # Then nothing is visible before it is due
+    assert pull(broker, "TimerT", 0, 1).code == ResponseCode.PULL_NOT_FOUND
+    [record] = wait_visible(broker, "TimerT", 1)
+    assert record.body == b"in-700ms"
+    assert record.store_timestamp >= sent_ms + 700 - 5
+    props = decode_properties(record.properties)
+    assert "TIMER_DELAY_MS" not in props and props["REAL_TOPIC"] == "TimerT"
+
+
+def test_timer_in_the_past_is_delivered_at_once_and_too_far_is_illegal(
+    broker: WireClient,
+) -> None:
+    past = send(
+        broker,
+        "TimerNow",
+        b"now",
+        properties=encode_properties({"TIMER_DELIVER_MS": str(int(time.time() * 1000) - 1000)}),
+    )
+    assert past.code == 0 and past.ext_fields["queueOffset"] == "0"
+    far = send(
+        broker,
+        "TimerNow",
+        b"x",
+        properties=encode_properties({"TIMER_DELAY_SEC": str(4 * 24 * 3600)}),
+    )
+    assert far.code == ResponseCode.MESSAGE_ILLEGAL and "maximum delay" in far.remark
+    bad = send(broker, "TimerNow", b"x", properties=encode_properties({"TIMER_DELAY_MS": "soon"}))
+    assert bad.code == ResponseCode.MESSAGE_ILLEGAL
+
+
+def test_delayed_and_timer_messages_survive_a_restart(tmp_path) -> None:
+    args = ["--ephemeral-ports", "--data-dir", str(tmp_path)]
+    # Given a timer message and a delay-level message accepted, then a clean stop before due
+    with RuntimeProcess(args) as node:
+        client = WireClient(node.wait_ready()["broker-a/0"])
+        assert (
+            send(
+                client, "Later", b"timer", properties=encode_properties({"TIMER_DELAY_MS": "1500"})
+            ).code
+            == 0
+        )
+        assert (
+            send(
+                client, "Later", b"level", queue_id=1, properties=encode_properties({"DELAY": "2"})
+            ).code
+            == 0
+        )
+        assert node.terminate() == 0
+    # When the broker comes back, Then both are delivered after their due time
+    with RuntimeProcess(args) as node:
+        client = WireClient(node.wait_ready()["broker-a/0"])
+        assert [r.body for r in wait_visible(client, "Later", 0)] == [b"timer"]
+        got = []
+        deadline = time.monotonic() + 15
+        while not got and time.monotonic() < deadline:
+            reply = pull(client, "Later", 1, 0, suspend_ms=1000)
+            got = records(reply.body) if reply.code == ResponseCode.SUCCESS else []
+        assert [r.body for r in got] == [b"level"]
+        assert node.terminate() == 0

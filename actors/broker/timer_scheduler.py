@@ -1,0 +1,188 @@
+"""TimerScheduler: delivers timer messages (arbitrary delay) when due.
+
+Messages:
+- ``Delivered(queue_offset)`` (tell, from its delivery greenlet)
+- ``Persist`` (its own timer, every second): write progress if it moved
+- ``pending_count()`` (proxy) -> timer messages loaded but not yet delivered
+
+State owned: a heap of (due ms, queue offset, commit-log offset) for every timer message not yet
+delivered; the progress — the lowest undelivered queue offset of the timer topic (watermark) and
+the offsets delivered above it — persisted atomically to ``<store>/config/timerProgress.json``.
+At start it re-reads the timer topic from the watermark and skips what was delivered, so a
+restart loses nothing. Only a master runs one.
+
+Durability point and guarantees: a message is put back into its real topic only when
+``now >= due`` (never early) and is marked delivered only after that put was stored
+(at-least-once: a crash between the two re-delivers).
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import time
+from typing import Any
+
+import gevent
+import gevent.event
+import msgspec
+import pykka
+from loguru import logger
+
+from actors.broker.delay import TIMER_OUT_MS, TIMER_TOPIC, from_timer
+from actors.broker.messages import GetStatus
+from actors.broker.scheduler import STORED
+from runtime.actor import GeventActor
+from runtime.remoting.properties import decode_properties
+from runtime.store.configfile import read_json, write_json
+from runtime.store.record import decode_record
+
+BATCH = 256
+IDLE_WAIT_S = 1.0
+RETRY_S = 1.0
+CALL_TIMEOUT_S = 10.0
+
+
+class Delivered(msgspec.Struct, frozen=True, tag=True):
+    queue_offset: int
+
+
+class Persist(msgspec.Struct, frozen=True, tag=True):
+    pass
+
+
+class TimerProgress(msgspec.Struct, rename="camel"):
+    watermark: int = 0
+    delivered: list[int] = []
+
+
+class TimerScheduler(GeventActor):
+    """Puts timer messages back into their topics when due. See the module docstring."""
+
+    def __init__(self, store: Any, config_dir: str) -> None:
+        super().__init__()
+        self.store = store
+        self.path = os.path.join(config_dir, "timerProgress.json")
+        self._watermark = 0
+        self._delivered: set[int] = set()
+        self._heap: list[tuple[int, int, int]] = []
+        self._wake = gevent.event.Event()
+        self._dirty = False
+        self._running = True
+
+    def on_start(self) -> None:
+        if os.path.exists(self.path):
+            saved = read_json(self.path, TimerProgress)
+            self._watermark = saved.watermark
+            self._delivered = set(saved.delivered)
+        gevent.spawn(self._load, self._watermark)
+        gevent.spawn(self._deliver)
+        self.send_every(1.0, Persist())
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Delivered):
+            self._delivered.add(message.queue_offset)
+            while self._watermark in self._delivered:
+                self._delivered.discard(self._watermark)
+                self._watermark += 1
+            self._dirty = True
+        elif isinstance(message, Persist):
+            self._persist()
+        else:
+            return super().on_receive(message)
+        return None
+
+    def pending_count(self) -> int:
+        return len(self._heap)
+
+    def on_stop(self) -> None:
+        self._running = False
+        self._wake.set()
+        self._persist()
+
+    def on_failure(self, *_exc: Any) -> None:
+        self._running = False
+        self._wake.set()
+
+    def _persist(self) -> None:
+        if not self._dirty:
+            return
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        write_json(self.path, TimerProgress(self._watermark, sorted(self._delivered)))
+        self._dirty = False
+
+    # -- worker greenlets (edge code: they may wait on the store) -----------------------------
+
+    def _load(self, offset: int) -> None:
+        """Follow the timer topic and push every undelivered message onto the heap."""
+        while self._running:
+            try:
+                result = self.store.get_messages("", TIMER_TOPIC, 0, offset, BATCH, None, None).get(
+                    timeout=CALL_TIMEOUT_S
+                )
+                if result.status is not GetStatus.FOUND or not result.messages:
+                    if result.status in (
+                        GetStatus.OFFSET_TOO_SMALL,
+                        GetStatus.OFFSET_OVERFLOW_BADLY,
+                    ):
+                        offset = result.next_begin_offset
+                        continue
+                    self.store.wait_arrival(TIMER_TOPIC, 0, offset, IDLE_WAIT_S).get(
+                        timeout=IDLE_WAIT_S + CALL_TIMEOUT_S
+                    )
+                    continue
+                for raw, queue_offset in zip(result.messages, result.queue_offsets, strict=True):
+                    if queue_offset not in self._delivered:
+                        stored = decode_record(raw)
+                        due = int(decode_properties(stored.properties).get(TIMER_OUT_MS, "0"))
+                        heapq.heappush(self._heap, (due, queue_offset, stored.physical_offset))
+                        self._wake.set()
+                    offset = queue_offset + 1
+            except (pykka.Timeout, pykka.ActorDeadError) as exc:
+                logger.debug("timer loader: {}", exc)
+                gevent.sleep(RETRY_S)
+            except Exception:
+                logger.exception("timer loader failed; retrying")
+                gevent.sleep(RETRY_S)
+
+    def _deliver(self) -> None:
+        me = self.actor_ref
+        while self._running:
+            if not self._heap:
+                self._wake.clear()
+                self._wake.wait(IDLE_WAIT_S)
+                continue
+            due, queue_offset, physical = self._heap[0]
+            wait_s = (due - time.time() * 1000) / 1000
+            if wait_s > 0:
+                self._wake.clear()
+                self._wake.wait(min(wait_s, IDLE_WAIT_S))
+                continue
+            entry = heapq.heappop(self._heap)
+            try:
+                raw = self.store.read_message_bytes(physical)
+                if raw is not None:
+                    put = self.store.put([from_timer(decode_record(raw))]).get(
+                        timeout=CALL_TIMEOUT_S + 10
+                    )
+                    if put.status not in STORED:
+                        logger.warning(
+                            "timer: re-put of offset {} refused: {} {}",
+                            queue_offset,
+                            put.status.value,
+                            put.reason,
+                        )
+                        heapq.heappush(self._heap, entry)
+                        gevent.sleep(RETRY_S)
+                        continue
+                else:
+                    logger.error("timer: record of offset {} is gone; skipped", queue_offset)
+            except (pykka.Timeout, pykka.ActorDeadError) as exc:
+                logger.debug("timer delivery: {}", exc)
+                heapq.heappush(self._heap, entry)
+                gevent.sleep(RETRY_S)
+                continue
+            try:
+                me.tell(Delivered(queue_offset))
+            except pykka.ActorDeadError:
+                return
