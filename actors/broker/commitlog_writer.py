@@ -47,7 +47,7 @@ from actors.broker.messages import (
 from runtime.actor import GeventActor
 from runtime.errors import StoreError
 from runtime.store import checkpoint as ckpt
-from runtime.store.commitlog import Invalid, Prepared, prepare
+from runtime.store.commitlog import Invalid
 from runtime.store.context import ReplicationStatus, StoreContext
 from runtime.store.lockfile import remove_abort
 from runtime.store.recovery import make_checkpoint, open_store
@@ -131,7 +131,6 @@ class CommitLogWriter(GeventActor):
         self._sync_flush = self.settings.sync_flush
         self._busy_timeout = self.settings.os_page_cache_busy_timeout_ms / 1000.0
         self._max_size = self.settings.max_message_size
-        self._seg_size = self.settings.commitlog_segment_size
 
     def on_stop(self) -> None:
         self._close(clean=self._failed is None and self.ctx.failed is None)
@@ -213,25 +212,18 @@ class CommitLogWriter(GeventActor):
         if not records:
             _set(reply, refused(PutStatus.MESSAGE_ILLEGAL, "empty batch"))
             return
-        batch: list[Prepared] = []
-        max_size, seg_size = self._max_size, self._seg_size
-        for rec in records:
-            p = prepare(rec, max_size, seg_size)
-            if isinstance(p, Invalid):
-                status = (
-                    PutStatus.PROPERTIES_SIZE_EXCEEDED
-                    if p.properties
-                    else PutStatus.MESSAGE_ILLEGAL
-                )
-                _set(reply, refused(status, p.reason))
-                return
-            batch.append(p)
         store_ts = int(time.time() * 1000)
         begin = self.log.write_offset
         try:
-            out = self.log.append_batch(batch, self.next_offsets, store_ts)
+            out = self.log.append_batch(records, self.next_offsets, store_ts, self._max_size)
         except OSError as exc:
             self._write_failed(exc, begin, reply)
+            return
+        if isinstance(out, Invalid):
+            status = (
+                PutStatus.PROPERTIES_SIZE_EXCEEDED if out.properties else PutStatus.MESSAGE_ILLEGAL
+            )
+            _set(reply, refused(status, out.reason))
             return
         result = PutResult(
             status=PutStatus.PUT_OK,
@@ -242,7 +234,7 @@ class CommitLogWriter(GeventActor):
             store_host=self.log.store_host,
             store_port=self.log.store_port,
         )
-        self._tell_dispatcher(Dispatch(begin, out.end, out.entries))
+        self._tell_dispatcher(Dispatch(out.begin, out.end, out.dispatch))
         repl = self.ctx.replication
         flush_wait = self._sync_flush and out.wait_store_ok
         if not flush_wait and not repl.required:

@@ -49,7 +49,9 @@ from actors.broker.messages import (
 from runtime.actor import GeventActor, new_future, offload
 from runtime.store import checkpoint as ckpt
 from runtime.store import record as R
+from runtime.store.consumequeue import ENTRY_SIZE
 from runtime.store.context import StoreContext
+from runtime.store.dispatch import DispatchBatch, LogDispatchReader
 from runtime.store.index import IndexService
 from runtime.store.recovery import make_checkpoint
 
@@ -154,35 +156,27 @@ class Dispatcher(GeventActor):
             if pending and pending[0].end <= self.reput:
                 pending.popleft()
                 continue
-            if pending and pending[0].begin <= self.reput:
-                batch = pending[0]
-                if batch.end > limit:
+            if pending and pending[0].begin == self.reput:
+                if pending[0].end > limit:
                     break
-                pending.popleft()
-                entries = batch.entries
-                if batch.begin < self.reput:
-                    entries = [e for e in entries if e.physical_offset >= self.reput]
-                self._apply(entries)
-                self.reput = batch.end
+                msg = pending.popleft()
+                self._apply(msg.batch)
+                self.reput = msg.end
                 continue
-            stop = min(limit, pending[0].begin) if pending else limit
+            stop = limit
+            if pending and self.reput < pending[0].begin < limit:
+                stop = pending[0].begin
             if not self._reput_from_log(stop):
                 break
         self.ctx.dispatched = self.reput
 
     def _reput_from_log(self, stop: int) -> bool:
         """Dispatch records read back from the log in [reput, stop); False if none were."""
-        entries: list[R.DispatchEntry] = []
-        levels = self.settings.delay_levels
-
-        def on_record(buf: memoryview, pos: int, size: int, phys: int) -> None:
-            entries.append(R.dispatch_entry_at(buf, pos, size, levels))
-
+        reader = LogDispatchReader(self.settings.delay_levels)
         start = self.reput
-        res = self.log.scan(start, on_record, verify_crc=False, stop_at=stop)
-        if entries:
-            self._apply(entries)
+        res = self.log.scan(start, reader.on_record, verify_crc=False, stop_at=stop)
         if res.end > start:
+            self._apply(reader.take(res.end))
             self.reput = res.end
             return True
         if res.problem:
@@ -191,26 +185,17 @@ class Dispatcher(GeventActor):
             )
         return False
 
-    def _apply(self, entries: list[R.DispatchEntry]) -> None:
-        groups: dict[QueueKey, list[tuple[int, int, int, int]]] = {}
-        for e in entries:
-            tran = e.sys_flag & R.TRANSACTION_MASK
-            if tran == R.TRANSACTION_PREPARED_TYPE or tran == R.TRANSACTION_ROLLBACK_TYPE:
-                continue
-            key = (e.topic, e.queue_id)
-            group = groups.get(key)
-            if group is None:
-                group = groups[key] = []
-            group.append(e[2:6])  # (queue_offset, physical_offset, size, tags_code)
-        for key, group in groups.items():
-            ref = self.queues.get(key[0], key[1], create=True)
+    def _apply(self, batch: DispatchBatch) -> None:
+        queues = self.queues
+        for key, (first, raw) in batch.queues.items():
+            ref = queues.get(key[0], key[1], create=True)
             if ref is not None:
                 with contextlib.suppress(pykka.ActorDeadError):
-                    ref.tell(AppendEntries(group))
-            self.queue_next[key] = group[-1][0] + 1
+                    ref.tell(AppendEntries(first, raw))
+            self.queue_next[key] = first + len(raw) // ENTRY_SIZE
             self._touched.add(key)
-        if self.index is not None and entries:
-            self.index.put_entries(entries)
+        if self.index is not None:
+            self.index.put_items(batch.index, batch.end)
 
     # -- checkpoints ---------------------------------------------------------------------------
 

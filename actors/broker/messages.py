@@ -13,7 +13,8 @@ from typing import Any
 import msgspec
 
 from runtime.store.context import ReplicationStatus
-from runtime.store.record import DispatchEntry, PutRecord, offset_msg_id
+from runtime.store.dispatch import DispatchBatch
+from runtime.store.record import PutRecord, offset_msg_id
 
 __all__ = ["ReplicationStatus"]  # re-exported: the HA work answers with it
 
@@ -257,11 +258,12 @@ class FlushDone(msgspec.Struct, frozen=True, tag=True):
 
 class Dispatch(msgspec.Struct, frozen=True, tag=True):
     """From the writer: records appended in ``[begin, end)`` (``begin`` is the write offset
-    before the batch, so it may precede the first record by an end-of-segment marker)."""
+    before the batch, so it may precede the first record by an end-of-segment marker), with
+    their consume-queue entries and index items already built."""
 
     begin: int
     end: int
-    entries: list[DispatchEntry]
+    batch: DispatchBatch
 
 
 class Confirm(msgspec.Struct, frozen=True, tag=True):
@@ -300,9 +302,10 @@ class TrimBelow(msgspec.Struct, frozen=True, tag=True):
 
 
 class AppendEntries(msgspec.Struct, frozen=True, tag=True):
-    """From the Dispatcher: ``(queue_offset, physical_offset, size, tags_code)`` in order."""
+    """From the Dispatcher: packed 20-byte entries for queue offsets ``first ..``."""
 
-    entries: list[tuple[int, int, int, int]]
+    first: int
+    raw: bytes | bytearray
 
 
 class GetMessages(msgspec.Struct, frozen=True, tag=True):

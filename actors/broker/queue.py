@@ -1,8 +1,8 @@
 """Queue: one actor per (topic, queueId), owning that consume queue; and ``QueueTable``.
 
 Messages accepted:
-- ``AppendEntries(entries)`` (tell, from the Dispatcher): append consume-queue entries
-  (idempotent), then wake the parked waiters the new max offset satisfies.
+- ``AppendEntries(first, raw)`` (tell, from the Dispatcher): append packed consume-queue
+  entries (idempotent), then wake the parked waiters the new max offset satisfies.
 - ``GetMessages(offset, max_nums, max_bytes, tag_codes)`` (ask) -> ``GetResult``: raw records by
   queue offset, filtered by tag hash, capped by count and bytes; statuses as RocketMQ's
   DefaultMessageStore.getMessage. A record that fails its check (CRC, size, queue offset) is
@@ -96,7 +96,7 @@ class Queue(GeventActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, AppendEntries):
-            self.cq.append(message.entries)
+            self.cq.append_block(message.first, message.raw)
             if self._waiters:
                 self._wake()
             return None

@@ -8,10 +8,13 @@ end-of-segment marker does not fit in what is left of a segment, the writer puts
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from runtime.store import record as R
+from runtime.store.consumequeue import ENTRY
+from runtime.store.dispatch import DispatchBatch
 from runtime.store.segments import SegmentedFile
 from runtime.store.storage import OS_FS, FileSystem
 
@@ -65,11 +68,11 @@ def prepare(rec: R.PutRecord, max_message_size: int, segment_size: int) -> Prepa
 
 
 class AppendedBatch(NamedTuple):
-    start: int  # physical offset of the first record
+    begin: int  # write offset before the batch (an end-of-segment marker may follow it)
     end: int  # write offset after the batch
     physical_offsets: list[int]
     queue_offsets: list[int]  # -1 for records that take no queue offset
-    entries: list[R.DispatchEntry]
+    dispatch: DispatchBatch
     wrote_bytes: int
     wait_store_ok: bool  # False when every record asked not to wait for the flush (WAIT=false)
 
@@ -114,78 +117,120 @@ class CommitLog:
     # -- appending -----------------------------------------------------------------------------
 
     def append_batch(
-        self, batch: Sequence[Prepared], next_offsets: dict[QueueKey, int], store_timestamp: int
-    ) -> AppendedBatch:
-        """Assign offsets, encode and write ``batch`` (one write per segment touched).
+        self,
+        records: Sequence[R.PutRecord],
+        next_offsets: dict[QueueKey, int],
+        store_timestamp: int,
+        max_message_size: int,
+    ) -> AppendedBatch | Invalid:
+        """Validate, assign offsets, encode and write ``records`` (one write per segment).
 
-        ``next_offsets`` (the writer's queue-offset table) is updated only after the write
-        succeeded; on OSError the caller truncates back to ``write_offset`` before the call.
+        Every record is validated before anything is written (an ``Invalid`` comes back and the
+        log is untouched). ``next_offsets`` (the writer's queue-offset table) is updated only
+        after the write succeeded; on OSError the caller truncates back to ``write_offset``.
+        This is the hot path: one pass to size and validate, one pass that packs each record
+        with a single ``Struct.pack_into`` and builds the dispatch batch alongside.
         """
         seg_size = self.segment_size
-        pos = self.segments.write_offset
-        seg_end = pos - pos % seg_size + seg_size
+        shapes: list[tuple[bytes, bytes, int]] = []
         total = 0
-        for p in batch:
+        for rec in records:
+            p = prepare(rec, max_message_size, seg_size)
+            if isinstance(p, Invalid):
+                return p
+            shapes.append((p.topic_b, p.props_b, p.size))
             total += p.size
+        begin = pos = self.segments.write_offset
+        seg_end = pos - pos % seg_size + seg_size
         buf = bytearray(total + R.BLANK_SIZE * (2 + total // seg_size))
         bpos = 0
         cuts: list[int] = []  # buffer positions after which the writer skips to a new segment
         local: dict[QueueKey, int] = {}
         phys_offsets: list[int] = []
         queue_offsets: list[int] = []
-        entries: list[R.DispatchEntry] = []
+        cq_blocks: dict[QueueKey, list] = {}
+        index_items: list[tuple[str, int, int, tuple[str, ...]]] = []
         wait = False
         host = self.store_host
         port = self.store_port
         levels = self.delay_levels
-        encode_into = R.encode_into
-        crc32 = R.zlib.crc32
-        dispatch_fields = R.dispatch_fields
-        for p in batch:
-            size = p.size
+        crc32 = zlib.crc32
+        struct_for = R.record_struct
+        scan = R.scan_properties
+        entry_pack = ENTRY.pack
+        magic = R.MAGIC
+        for rec, (topic_b, props_b, size) in zip(records, shapes, strict=True):
             if pos + size + R.BLANK_SIZE > seg_end:
                 R.BLANK.pack_into(buf, bpos, seg_end - pos, R.BLANK_MAGIC)
                 bpos += R.BLANK_SIZE
                 cuts.append(bpos)
                 pos = seg_end
                 seg_end += seg_size
-            rec = p.rec
+            topic = rec.topic
+            queue_id = rec.queue_id
             sys_flag = rec.sys_flag
-            if R.takes_queue_offset(sys_flag):
-                key = (rec.topic, rec.queue_id)
+            tran = sys_flag & R.TRANSACTION_MASK
+            takes_offset = (
+                tran != R.TRANSACTION_PREPARED_TYPE and tran != R.TRANSACTION_ROLLBACK_TYPE
+            )
+            key = (topic, queue_id)
+            if takes_offset:
                 qoff = local.get(key)
                 if qoff is None:
                     qoff = next_offsets.get(key, 0)
                 local[key] = qoff + 1
-                rec_qoff = qoff
+                queue_offsets.append(qoff)
             else:
                 qoff = 0
-                rec_qoff = -1
-            encode_into(
+                queue_offsets.append(-1)
+            body = rec.body
+            blen = len(body)
+            tlen = len(topic_b)
+            plen = len(props_b)
+            struct_for(blen, tlen, plen).pack_into(
                 buf,
                 bpos,
-                rec,
-                p.topic_b,
-                p.props_b,
                 size,
-                crc32(rec.body) & 0x7FFFFFFF,
+                magic,
+                crc32(body) & 0x7FFFFFFF,
+                queue_id,
+                rec.flag,
                 qoff,
                 pos,
+                sys_flag,
+                rec.born_timestamp,
+                rec.born_host,
+                rec.born_port,
                 store_timestamp,
                 host,
                 port,
+                rec.reconsume_times,
+                rec.prepared_transaction_offset,
+                blen,
+                body,
+                tlen,
+                topic_b,
+                plen,
+                props_b,
             )
-            code, keys, w = dispatch_fields(
-                rec.topic, rec.properties, sys_flag, store_timestamp, levels
-            )
-            wait = wait or w
-            entries.append(
-                R.DispatchEntry(
-                    rec.topic, rec.queue_id, qoff, pos, size, code, store_timestamp, sys_flag, keys
-                )
-            )
+            tags, keys, uniq, delay, w = scan(rec.properties)
+            if w:
+                wait = True
+            if delay is None:
+                code = R.java_hash(tags) if tags else 0
+            else:
+                code = R.tags_code_of(topic, tags, delay, store_timestamp, levels)
+            if takes_offset:
+                block = cq_blocks.get(key)
+                if block is None:
+                    cq_blocks[key] = [qoff, bytearray(entry_pack(pos, size, code))]
+                else:
+                    block[1] += entry_pack(pos, size, code)
+            if uniq or keys:
+                ikeys = R.index_keys(sys_flag, keys, uniq)
+                if ikeys:
+                    index_items.append((topic, pos, store_timestamp, ikeys))
             phys_offsets.append(pos)
-            queue_offsets.append(rec_qoff)
             pos += size
             bpos += size
         view = memoryview(buf)
@@ -198,8 +243,15 @@ class CommitLog:
         if self.segments.write_offset != pos:
             raise AssertionError(f"encoder ended at {pos}, log at {self.segments.write_offset}")
         next_offsets.update(local)
-        start = phys_offsets[0] if phys_offsets else pos
-        return AppendedBatch(start, pos, phys_offsets, queue_offsets, entries, bpos, wait)
+        return AppendedBatch(
+            begin,
+            pos,
+            phys_offsets,
+            queue_offsets,
+            DispatchBatch(cq_blocks, index_items, pos),
+            bpos,
+            wait,
+        )
 
     # -- reading -------------------------------------------------------------------------------
 

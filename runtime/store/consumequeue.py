@@ -101,36 +101,46 @@ class ConsumeQueue:
     # -- writing -----------------------------------------------------------------------------------
 
     def append(self, entries: Iterable[tuple[int, int, int, int]]) -> int:
-        """Append ``(queue_offset, physical_offset, size, tags_code)`` entries in order.
-
-        Returns how many were new. Entries the queue already holds are skipped; an entry that
-        disagrees with the one stored at its offset truncates the queue there (the commit log
-        is the truth); an entry past the end raises ``QueueGap``.
-        """
+        """Append ``(queue_offset, physical_offset, size, tags_code)`` entries with contiguous
+        queue offsets (see ``append_block``). Returns how many were new."""
+        first = None
         buf = bytearray()
-        expected = self.max_offset
-        added = 0
         for qoff, phys, size, tags in entries:
-            if qoff < expected:
-                if buf:
-                    raise AssertionError("entries out of order")
-                stored = self.entry(qoff)
-                if stored is not None and stored.physical_offset == phys and stored.size == size:
-                    continue
-                self.truncate_logical(qoff)
-                expected = qoff
-            if qoff > expected:
-                if not buf and not self.file.segments and expected == self.min_offset:
-                    self._start_at(qoff)  # an empty queue starting where the log's head is
-                    expected = qoff
-                else:
-                    self._write(buf)
-                    raise QueueGap(self.topic, self.queue_id, expected, qoff)
+            if first is None:
+                first = qoff
+            elif qoff != first + len(buf) // ENTRY_SIZE:
+                raise AssertionError("queue offsets in one append must be contiguous")
             buf += ENTRY.pack(phys, size, tags)
-            expected += 1
-            added += 1
-        self._write(buf)
-        return added
+        return 0 if first is None else self.append_block(first, buf)
+
+    def append_block(self, first: int, raw: bytes | bytearray) -> int:
+        """Append packed entries for queue offsets ``first ..``. Returns how many were new.
+
+        Entries the queue already holds are skipped (after checking the last of them points at
+        the same record); one that disagrees truncates the queue there (the commit log is the
+        truth); a block starting past the end raises ``QueueGap`` — except on an empty queue,
+        which then starts at ``first`` (its head was deleted by retention).
+        """
+        n = len(raw) // ENTRY_SIZE
+        top = self.max_offset
+        if first > top:
+            if self.file.segments or top != self.min_offset:
+                raise QueueGap(self.topic, self.queue_id, top, first)
+            self._start_at(first)
+            top = first
+        if first < top:
+            overlap = min(top - first, n)
+            mine = self.file.read((first + overlap - 1) * ENTRY_SIZE, ENTRY_SIZE)
+            theirs = raw[(overlap - 1) * ENTRY_SIZE : overlap * ENTRY_SIZE]
+            if first + overlap - 1 >= self.min_offset and mine == theirs:
+                raw = raw[overlap * ENTRY_SIZE :]
+            else:
+                self.truncate_logical(first)
+                if self.max_offset != first:  # truncated below the queue's start
+                    self._start_at(first)
+        if raw:
+            self.file.append(raw)
+        return len(raw) // ENTRY_SIZE
 
     def _write(self, buf: bytearray) -> None:
         if buf:

@@ -223,6 +223,7 @@ class IndexService:
                 logger.warning("dropping unreadable index file {}: {}", path, exc.problem)
                 os.remove(path)
         self._dirty = False
+        self._seeds: dict[str, int] = {}
 
     @property
     def end_phys(self) -> int | None:
@@ -230,30 +231,44 @@ class IndexService:
         return self.files[-1].end_phys if self.files else None
 
     def put_entries(self, entries: Iterable[DispatchEntry]) -> None:
-        """Index a batch of dispatched records (in commit-log order). Records the index
-        already covers are skipped, so re-dispatching a range is harmless."""
+        """Index dispatch entries (tests and tools); see ``put_items``."""
+        items = []
+        end = None
+        for e in entries:
+            if e.keys:
+                items.append((e.topic, e.physical_offset, e.store_timestamp, e.keys))
+            end = e.physical_offset + e.size
+        if end is not None:
+            self.put_items(items, end)
+
+    def put_items(self, items: Iterable[tuple[str, int, int, tuple[str, ...]]], end: int) -> None:
+        """Index ``(topic, physical_offset, store_timestamp, keys)`` items of records dispatched
+        in commit-log order, covering the log up to ``end``. Items the index already covers are
+        skipped, so re-dispatching a range is harmless."""
         cur = self.files[-1] if self.files else None
         covered = cur.end_phys if cur is not None else -1
+        if end <= covered:
+            return
+        seeds = self._seeds
         crc32 = zlib.crc32
-        for e in entries:
-            phys = e.physical_offset
+        for topic, phys, store_time, keys in items:
             if phys < covered:
                 continue
-            if cur is None:
-                cur = self._new_file(phys)  # even without keys: the file records coverage
-            if e.keys:
-                if cur is None or cur.capacity - cur.count < len(e.keys):
-                    if cur is not None:
-                        cur.commit()
-                    cur = self._new_file(phys)
-                topic = e.topic
-                for key in e.keys:
-                    cur.put(crc32(f"{topic}#{key}".encode()), phys, e.store_timestamp)
-            if cur is not None:
-                cur.end_phys = covered = phys + e.size
-            self._dirty = True
-        if cur is not None:
-            cur.commit()
+            if cur is None or cur.capacity - cur.count < len(keys):
+                if cur is not None:
+                    cur.end_phys = phys
+                    cur.commit()
+                cur = self._new_file(phys)
+            seed = seeds.get(topic)
+            if seed is None:
+                seed = seeds[topic] = crc32(f"{topic}#".encode())
+            for key in keys:
+                cur.put(crc32(key.encode(), seed), phys, store_time)
+        if cur is None:
+            cur = self._new_file(max(covered, 0))  # even without keys: the file records coverage
+        cur.end_phys = end
+        cur.commit()
+        self._dirty = True
 
     def _new_file(self, first_phys: int) -> IndexFile:
         f = IndexFile(

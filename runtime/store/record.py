@@ -224,19 +224,17 @@ def takes_queue_offset(sys_flag: int) -> bool:
     return tran != TRANSACTION_PREPARED_TYPE and tran != TRANSACTION_ROLLBACK_TYPE
 
 
-def dispatch_fields(
-    topic: str,
-    properties: str,
-    sys_flag: int,
-    store_timestamp: int,
-    delay_levels: tuple[int, ...] = DEFAULT_DELAY_LEVELS,
-) -> tuple[int, tuple[str, ...], bool]:
-    """(tags code, index keys, wait-store-ok) read from a property string in one pass."""
+_PROP_RE = re.compile(
+    "(?:^|\x02)(" + "|".join((P.TAGS, P.KEYS, P.UNIQ_KEY, P.DELAY, P.WAIT)) + ")\x01([^\x02]*)"
+)
+
+
+def scan_properties(properties: str) -> tuple[str | None, str | None, str | None, str | None, bool]:
+    """(TAGS, KEYS, UNIQ_KEY, DELAY, wait-store-ok) from a property string, in one regex pass."""
     tags = keys = uniq = delay = None
     wait = True
     if properties:
-        for item in properties.split(PROPERTY_SEPARATOR):
-            name, _, value = item.partition(NAME_VALUE_SEPARATOR)
+        for name, value in _PROP_RE.findall(properties):
             if name == PROPERTY_TAGS:
                 tags = value
             elif name == PROPERTY_UNIQ_KEY:
@@ -245,23 +243,52 @@ def dispatch_fields(
                 keys = value
             elif name == PROPERTY_DELAY:
                 delay = value
-            elif name == PROPERTY_WAIT:
+            else:
                 wait = value != "false"
-    code = java_hash(tags) if tags else 0
-    if delay is not None and topic == SCHEDULE_TOPIC and delay_levels:
+    return tags, keys, uniq, delay, wait
+
+
+def index_keys(sys_flag: int, keys: str | None, uniq: str | None) -> tuple[str, ...]:
+    """The keys a record is indexed under: UNIQ_KEY, then each of KEYS (none for rollbacks)."""
+    if (sys_flag & TRANSACTION_MASK) == TRANSACTION_ROLLBACK_TYPE:
+        return ()
+    out: tuple[str, ...] = (uniq,) if uniq else ()
+    if keys:
+        out += tuple(k for k in keys.split(KEY_SEPARATOR) if k)
+    return out
+
+
+def tags_code_of(
+    topic: str, tags: str | None, delay: str | None, store_timestamp: int, levels: tuple[int, ...]
+) -> int:
+    """The consume-queue tag code: the TAGS hash, or the delivery time for scheduled messages."""
+    if delay is not None and topic == SCHEDULE_TOPIC and levels:
         try:
-            level = min(int(delay), len(delay_levels))
+            level = min(int(delay), len(levels))
         except ValueError:
             level = 0
         if level > 0:
-            code = store_timestamp + delay_levels[level - 1]
-    index_keys: tuple[str, ...] = ()
-    if (sys_flag & TRANSACTION_MASK) != TRANSACTION_ROLLBACK_TYPE:
-        if uniq:
-            index_keys = (uniq,)
-        if keys:
-            index_keys += tuple(k for k in keys.split(KEY_SEPARATOR) if k)
-    return code, index_keys, wait
+            return store_timestamp + levels[level - 1]
+    return java_hash(tags) if tags else 0
+
+
+def dispatch_fields(
+    topic: str,
+    properties: str,
+    sys_flag: int,
+    store_timestamp: int,
+    delay_levels: tuple[int, ...] = DEFAULT_DELAY_LEVELS,
+) -> tuple[int, tuple[str, ...], bool]:
+    """(tags code, index keys, wait-store-ok) read from a property string."""
+    tags, keys, uniq, delay, wait = scan_properties(properties)
+    code = tags_code_of(topic, tags, delay, store_timestamp, delay_levels)
+    return code, index_keys(sys_flag, keys, uniq), wait
+
+
+@lru_cache(maxsize=4096)
+def record_struct(body_len: int, topic_len: int, props_len: int) -> struct.Struct:
+    """One Struct for a whole record of this shape: header, body, topic, properties."""
+    return struct.Struct(f">iIiiiqqiq4siq4siiqi{body_len}sB{topic_len}sh{props_len}s")
 
 
 def encoded_size(body_len: int, topic_len: int, props_len: int) -> int:
@@ -285,7 +312,9 @@ def encode_into(
     """Encode one record at ``buf[pos:pos+size]`` (``buf`` must be large enough)."""
     body = rec.body
     blen = len(body)
-    HEADER.pack_into(
+    tlen = len(topic_b)
+    plen = len(props_b)
+    record_struct(blen, tlen, plen).pack_into(
         buf,
         pos,
         size,
@@ -305,16 +334,12 @@ def encode_into(
         rec.reconsume_times,
         rec.prepared_transaction_offset,
         blen,
+        body,
+        tlen,
+        topic_b,
+        plen,
+        props_b,
     )
-    p = pos + HEADER_SIZE
-    buf[p : p + blen] = body
-    p += blen
-    tlen = len(topic_b)
-    buf[p] = tlen
-    buf[p + 1 : p + 1 + tlen] = topic_b
-    p += 1 + tlen
-    _PROPS_LEN.pack_into(buf, p, len(props_b))
-    buf[p + 2 : p + 2 + len(props_b)] = props_b
 
 
 def encode_record(

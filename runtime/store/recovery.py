@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections import defaultdict
 from typing import NamedTuple
 
 from loguru import logger
@@ -33,6 +32,7 @@ from runtime.store import checkpoint as ckpt
 from runtime.store import record as R
 from runtime.store.commitlog import CommitLog, ScanResult
 from runtime.store.consumequeue import ConsumeQueue, QueueGap, list_queues, queue_dir
+from runtime.store.dispatch import LogDispatchReader
 from runtime.store.index import IndexService
 from runtime.store.lockfile import StoreLock, abort_exists, create_abort
 from runtime.store.settings import StoreSettings
@@ -242,40 +242,31 @@ def _pass(
     start: int,
     root: str,
 ) -> tuple[ScanResult, int]:
-    pending: dict[QueueKey, list[tuple[int, int, int, int]]] = defaultdict(list)
-    index_batch: list[R.DispatchEntry] = []
-    levels = settings.delay_levels
-    count = 0
+    reader = LogDispatchReader(settings.delay_levels)
+    last_end = start
 
-    def drain() -> None:
-        for key, entries in pending.items():
+    def drain(end: int) -> None:
+        batch = reader.take(end)
+        for key, (first, raw) in batch.queues.items():
             cq = queues.get(key)
             if cq is None:
                 cq = queues[key] = ConsumeQueue(
                     root, key[0], key[1], settings.cq_entries_per_file, fs
                 )
-            cq.append(entries)
-        pending.clear()
+            cq.append_block(first, raw)
         if index is not None:
-            index.put_entries(index_batch)
-        index_batch.clear()
+            index.put_items(batch.index, batch.end)
 
     def on_record(buf: memoryview, pos: int, size: int, phys: int) -> None:
-        nonlocal count
-        e = R.dispatch_entry_at(buf, pos, size, levels)
-        if R.takes_queue_offset(e.sys_flag):
-            pending[(e.topic, e.queue_id)].append(
-                (e.queue_offset, e.physical_offset, e.size, e.tags_code)
-            )
-        if index is not None:
-            index_batch.append(e)
-        count += 1
-        if count % _BATCH == 0:
-            drain()
+        nonlocal last_end
+        reader.on_record(buf, pos, size, phys)
+        last_end = phys + size
+        if reader.count % _BATCH == 0:
+            drain(last_end)
 
     scan = log.scan(start, on_record, verify_crc=True)
-    drain()
-    return scan, count
+    drain(max(last_end, scan.end))
+    return scan, reader.count
 
 
 def _refuse_mid_log_damage(log: CommitLog, scan: ScanResult) -> None:

@@ -311,7 +311,8 @@ def test_dispatcher_restart_under_supervisor(tmp_path: Path) -> None:
         consumable(store, 1)
         first = directory.require(store.names.dispatcher)
         # When the dispatcher fails (a malformed message)
-        first.tell(Dispatch(begin=0, end=2**40, entries=None))  # type: ignore[arg-type]
+        at = store.ctx.dispatched
+        first.tell(Dispatch(begin=at, end=at + 1, batch=None))  # type: ignore[arg-type]
         wait_until(lambda: (r := directory.get(store.names.dispatcher)) is not None and r != first)
         # Then it is restarted and dispatch goes on from where it was
         put(store, rec(b"after"))

@@ -11,25 +11,30 @@ import pytest
 
 from runtime.errors import StoreError
 from runtime.store import record as R
-from runtime.store.commitlog import CommitLog, Invalid, Prepared, prepare
+from runtime.store.commitlog import AppendedBatch, CommitLog, Invalid, prepare
 from runtime.store.faults import FaultyFileSystem
 from runtime.store.segments import SegmentedFile, segment_name
 
 SEG = 4096
 
 
-def recs(n: int, body_len: int = 100, topic: str = "T", queue_id: int = 0) -> list[Prepared]:
-    out = []
-    for i in range(n):
-        rec = R.PutRecord(
+def recs(n: int, body_len: int = 100, topic: str = "T", queue_id: int = 0) -> list[R.PutRecord]:
+    return [
+        R.PutRecord(
             topic=topic,
             queue_id=queue_id,
             body=bytes([i % 256]) * body_len,
             properties=R.encode_properties({"TAGS": f"t{i % 3}", "KEYS": f"key{i}"}),
         )
-        p = prepare(rec, 1 << 20, SEG)
-        assert isinstance(p, Prepared)
-        out.append(p)
+        for i in range(n)
+    ]
+
+
+def append(
+    log: CommitLog, batch: list[R.PutRecord], table: dict[tuple[str, int], int], ts: int = 1
+) -> AppendedBatch:
+    out = log.append_batch(batch, table, ts, 1 << 20)
+    assert isinstance(out, AppendedBatch)
     return out
 
 
@@ -61,15 +66,15 @@ def test_append_batch_assigns_offsets_and_rolls(tmp_path: os.PathLike[str]) -> N
     log = CommitLog(str(tmp_path), SEG)
     table: dict[tuple[str, int], int] = {("T", 0): 10}
     batch = recs(100)
-    out = log.append_batch(batch, table, 1234)
+    out = append(log, batch, table, 1234)
     assert out.queue_offsets == list(range(10, 110))
     assert table[("T", 0)] == 110
     # no record straddles a segment; each segment that was left carries a blank marker
-    for off, p in zip(out.physical_offsets, batch, strict=True):
-        assert off // SEG == (off + p.size - 1) // SEG
+    for off, rec in zip(out.physical_offsets, batch, strict=True):
         got = log.read_record(off)
         assert got is not None
-        assert got.body == p.rec.body
+        assert off // SEG == (off + got.total_size - 1) // SEG
+        assert got.body == rec.body
         assert got.physical_offset == off
     assert len(log.segments.segments) > 2
     for seg in log.segments.segments[:-1]:
@@ -88,14 +93,25 @@ def test_prepared_records_take_no_queue_offset(tmp_path: os.PathLike[str]) -> No
     log = CommitLog(str(tmp_path), SEG)
     table: dict[tuple[str, int], int] = {}
     batch = [
-        prepare(R.PutRecord("T", 1, b"a"), 1000, SEG),
-        prepare(R.PutRecord("T", 1, b"b", sys_flag=R.TRANSACTION_PREPARED_TYPE), 1000, SEG),
-        prepare(R.PutRecord("T", 1, b"c", sys_flag=R.TRANSACTION_COMMIT_TYPE), 1000, SEG),
-        prepare(R.PutRecord("T", 1, b"d", sys_flag=R.TRANSACTION_ROLLBACK_TYPE), 1000, SEG),
+        R.PutRecord("T", 1, b"a"),
+        R.PutRecord("T", 1, b"b", sys_flag=R.TRANSACTION_PREPARED_TYPE),
+        R.PutRecord("T", 1, b"c", sys_flag=R.TRANSACTION_COMMIT_TYPE),
+        R.PutRecord("T", 1, b"d", sys_flag=R.TRANSACTION_ROLLBACK_TYPE),
     ]
-    out = log.append_batch(batch, table, 1)  # type: ignore[arg-type]
+    out = append(log, batch, table)
     assert out.queue_offsets == [0, -1, 1, -1]
     assert table == {("T", 1): 2}
+    # only the records with queue offsets get consume-queue entries
+    first, raw = out.dispatch.queues[("T", 1)]
+    assert (first, len(raw)) == (0, 40)
+
+
+def test_append_batch_refuses_illegal_batches_untouched(tmp_path: os.PathLike[str]) -> None:
+    log = CommitLog(str(tmp_path), SEG)
+    table: dict[tuple[str, int], int] = {}
+    out = log.append_batch([*recs(3), R.PutRecord("bad topic", 0, b"")], table, 1, 1000)
+    assert isinstance(out, Invalid)
+    assert (log.write_offset, table) == (0, {})
 
 
 def test_prepare_refuses_illegal_records() -> None:
@@ -109,7 +125,7 @@ def test_prepare_refuses_illegal_records() -> None:
 
 def test_scan_stops_at_torn_tail_and_flipped_bit(tmp_path: os.PathLike[str]) -> None:
     log = CommitLog(str(tmp_path), 1 << 20)
-    out = log.append_batch(recs(10), {}, 1)
+    out = append(log, recs(10), {})
     last = out.physical_offsets[-1]
     seg_path = log.segments.segments[0].file.path
     log.segments.close()

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from runtime.errors import StoreError
 from runtime.store import checkpoint as ckpt
 from runtime.store import record as R
-from runtime.store.commitlog import Prepared, prepare
+from runtime.store.commitlog import AppendedBatch
 from runtime.store.faults import FaultyFileSystem
 from runtime.store.lockfile import abort_exists, remove_abort
 from runtime.store.recovery import OpenStore, make_checkpoint, open_store
@@ -60,30 +60,28 @@ def write(store: OpenStore, n: int, *, seed: int = 0, dispatch: bool = True) -> 
     while i < n:
         k = min(n - i, rng.randint(1, 5))
         qid = rng.randrange(3)
-        batch: list[Prepared] = []
+        batch: list[R.PutRecord] = []
         for j in range(k):
             body = f"msg-{seed}-{i + j}".encode() * rng.randint(1, 20)
             props = R.encode_properties({"KEYS": f"key{i + j}", "TAGS": f"tag{(i + j) % 2}"})
-            p = prepare(R.PutRecord("T", qid, body, props), 1 << 20, SEG)
-            assert isinstance(p, Prepared)
-            batch.append(p)
-        res = store.log.append_batch(batch, store.next_offsets, 1_700_000_000_000 + i)
-        for p, phys, qoff in zip(batch, res.physical_offsets, res.queue_offsets, strict=True):
-            out.append(Written("T", qid, qoff, phys, p.size, p.rec.body))
+            batch.append(R.PutRecord("T", qid, body, props))
+        res = store.log.append_batch(batch, store.next_offsets, 1_700_000_000_000 + i, 1 << 20)
+        assert isinstance(res, AppendedBatch)
+        for rec, phys, qoff in zip(batch, res.physical_offsets, res.queue_offsets, strict=True):
+            size = R.encoded_size(len(rec.body), 1, len(rec.properties.encode()))
+            out.append(Written("T", qid, qoff, phys, size, rec.body))
         if dispatch:
             from runtime.store.consumequeue import ConsumeQueue
 
-            key = ("T", qid)
-            cq = store.queues.get(key)
-            if cq is None:
-                cq = store.queues[key] = ConsumeQueue(
-                    store.settings.root, "T", qid, store.settings.cq_entries_per_file
-                )
-            cq.append(
-                [(e.queue_offset, e.physical_offset, e.size, e.tags_code) for e in res.entries]
-            )
+            for key, (first, raw) in res.dispatch.queues.items():
+                cq = store.queues.get(key)
+                if cq is None:
+                    cq = store.queues[key] = ConsumeQueue(
+                        store.settings.root, key[0], key[1], store.settings.cq_entries_per_file
+                    )
+                cq.append_block(first, raw)
             assert store.index is not None
-            store.index.put_entries(res.entries)
+            store.index.put_items(res.dispatch.index, res.dispatch.end)
         i += k
     return out
 

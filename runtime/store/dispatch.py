@@ -1,0 +1,85 @@
+"""``DispatchBatch``: what a run of stored records contributes to consume queues and the index.
+
+Built by the writer while it encodes (no re-parsing), or from records read back from the log
+(reput after a restart, recovery). Consume-queue entries are already packed: per queue, the
+first queue offset and the raw 20-byte entries, so a Queue actor appends them with one write.
+Index items are ``(topic, physical_offset, store_timestamp, keys)`` for records with keys.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from runtime.store import record as R
+from runtime.store.consumequeue import ENTRY
+
+QueueKey = tuple[str, int]
+IndexItem = tuple[str, int, int, tuple[str, ...]]
+
+
+class DispatchBatch(NamedTuple):
+    queues: dict[QueueKey, list]  # key -> [first queue offset, bytearray of 20-byte entries]
+    index: list[IndexItem]
+    end: int  # offset just past the last record covered
+
+    @staticmethod
+    def empty(end: int = 0) -> DispatchBatch:
+        return DispatchBatch({}, [], end)
+
+
+def add_record(
+    batch: DispatchBatch,
+    topic: str,
+    queue_id: int,
+    queue_offset: int,
+    physical_offset: int,
+    size: int,
+    tags_code: int,
+    store_timestamp: int,
+    keys: tuple[str, ...],
+    takes_offset: bool,
+) -> None:
+    if takes_offset:
+        key = (topic, queue_id)
+        block = batch.queues.get(key)
+        if block is None:
+            batch.queues[key] = [
+                queue_offset,
+                bytearray(ENTRY.pack(physical_offset, size, tags_code)),
+            ]
+        else:
+            block[1] += ENTRY.pack(physical_offset, size, tags_code)
+    if keys:
+        batch.index.append((topic, physical_offset, store_timestamp, keys))
+
+
+class LogDispatchReader:
+    """Builds DispatchBatches from records read back from the commit log (``on_record`` is a
+    ``CommitLog.scan`` callback)."""
+
+    def __init__(self, delay_levels: tuple[int, ...] = R.DEFAULT_DELAY_LEVELS) -> None:
+        self.levels = delay_levels
+        self.batch = DispatchBatch.empty()
+        self.count = 0
+
+    def on_record(self, buf: memoryview, pos: int, size: int, phys: int) -> None:
+        e = R.dispatch_entry_at(buf, pos, size, self.levels)
+        add_record(
+            self.batch,
+            e.topic,
+            e.queue_id,
+            e.queue_offset,
+            phys,
+            size,
+            e.tags_code,
+            e.store_timestamp,
+            e.keys,
+            R.takes_queue_offset(e.sys_flag),
+        )
+        self.count += 1
+
+    def take(self, end: int) -> DispatchBatch:
+        """The batch so far (covering up to ``end``); starts a new one."""
+        out = self.batch._replace(end=end)
+        self.batch = DispatchBatch.empty()
+        return out
