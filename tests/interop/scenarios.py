@@ -133,11 +133,21 @@ class Driver:
         return sent
 
     def consumer(
-        self, cluster: Cluster, topic: str, group: str, expression: str, label: str
+        self,
+        cluster: Cluster,
+        topic: str,
+        group: str,
+        expression: str,
+        label: str,
+        *,
+        fail_once: str = "",
     ) -> ClientProcess:
-        """Start a push consumer (clustering) and wait for its ``started`` line."""
+        """Start a push consumer (clustering) and wait for its ``started`` line. Messages tagged
+        ``fail_once`` fail their first delivery (the client sends them back for a retry)."""
         args = ["--namesrv", cluster.namesrv, "--topic", topic, "--group", group]
         args += ["--expression", expression, "--deadline", "120"]
+        if fail_once:
+            args += ["--fail-once", fail_once]
         if self.key == "cpp":
             args += ["--instance", label]
         process = self.process("consumer", args, label)
@@ -476,3 +486,36 @@ def cross_client(producer: Driver, consumer: Driver, cluster: Cluster, count: in
     with consumer.consumer(cluster, topic, group, "*", "consumer") as process:
         wait_for_keys(consumer, [process], {first_key(e) for e in sent}, 45, "all messages")
         assert_intact(sent, messages(process, "cross"))
+
+
+def failed_message_is_redelivered_through_retry_topic(driver: Driver, cluster: Cluster) -> None:
+    # Given messages tagged TagR (the consumer fails their first delivery) and TagA
+    topic, group = f"Interop{driver.key.title()}Retry", f"interop_{driver.key}_retry"
+    driver.prepare_topic(cluster, topic)
+    sent = driver.produce(cluster, topic, 4, ["TagR", "TagA"], "retry")
+    admin.wait_route(cluster.namesrv, topic, cluster.masters)
+    failing = {first_key(e) for e in sent if e["tags"] == "TagR"}
+
+    # When the consumer answers "reconsume later" for TagR
+    with driver.consumer(cluster, topic, group, "*", "consumer", fail_once="TagR") as consumer:
+
+        def redelivered(events: list[Event]) -> list[Event] | None:
+            again = [
+                e
+                for e in events
+                if e["event"] == "message" and first_key(e) in failing and e["reconsumeTimes"] >= 1
+            ]
+            return again if {first_key(e) for e in again} == failing else None
+
+        # Then the client sends them back and they return (first retry level: 10 s) with
+        # reconsumeTimes 1, on the original topic, body, tags and keys intact
+        again = consumer.wait_until(redelivered, 60, "the TagR messages redelivered")
+        assert all(e["topic"] == topic for e in again), again
+        assert_intact(sent, again)
+        # And the TagA messages were delivered once, and each TagR message failed once
+        ok = [m for m in messages(consumer, "retry") if m["tags"] == "TagA"]
+        assert sorted(first_key(m) for m in ok) == sorted(
+            first_key(e) for e in sent if e["tags"] == "TagA"
+        )
+        first_tries = [m for m in messages(consumer, "retry") if m["action"] == "retry"]
+        assert sorted(first_key(m) for m in first_tries) == sorted(failing), first_tries

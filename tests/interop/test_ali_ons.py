@@ -54,3 +54,10 @@ def test_consumer_restart_resumes_from_committed_offsets(
 def test_large_compressed_bodies_arrive_intact(ons: Driver, tmp_path: pathlib.Path) -> None:
     with running_cluster(tmp_path / "data") as cluster:
         scenarios.large_bodies_arrive_intact(ons, cluster)
+
+
+def test_failed_message_is_redelivered_through_the_retry_topic(
+    ons: Driver, tmp_path: pathlib.Path
+) -> None:
+    with running_cluster(tmp_path / "data") as cluster:
+        scenarios.failed_message_is_redelivered_through_retry_topic(ons, cluster)

@@ -8,7 +8,9 @@ Runs under the client's own virtualenv (``.interop/cpp``), never the project's::
 Clustering model. Lines: ``started`` once ``start()`` returned (with the client id); ``rebalanced``
 (the queues of --topic this client now owns) after every allocation; ``message`` per delivery
 (topic, tags, keys, body, msgId, queueId, queueOffset, clientId); ``stopped`` on SIGTERM/SIGINT
-(exit 0); ``deadline`` when ``--deadline`` seconds pass first (exit 3).
+(exit 0); ``deadline`` when ``--deadline`` seconds pass first (exit 3). ``--fail-once TAG``:
+messages with that tag answer RECONSUME_LATER on their first delivery (the engine sends them back
+with CONSUMER_SEND_MSG_BACK; they return through ``%RETRY%<group>``).
 
 The 0.4.4 binding exposes neither the client id nor a rebalance callback, but the engine logs both
 to ``$HOME/logs/rocketmq-cpp/<pid>_rocketmq-cpp.log.0``: ``clientID:<pid>-<ip>@<instance>`` at
@@ -29,7 +31,11 @@ import sys
 import threading
 import time
 
-from rocketmq.client import PushConsumer
+from rocketmq.client import PushConsumer, RecvMessage
+from rocketmq.exceptions import ffi_check
+from rocketmq.ffi import dll
+
+CONSUME_SUCCESS, RECONSUME_LATER = 0, 1  # the C API's CConsumeStatus
 
 _print_lock = threading.Lock()
 
@@ -133,6 +139,9 @@ def main() -> int:
     parser.add_argument("--instance", default=f"interop{os.getpid()}")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--deadline", type=float, default=60.0)
+    parser.add_argument(
+        "--fail-once", default="", help="messages with this tag fail their first delivery"
+    )
     args = parser.parse_args()
     watcher = LogWatcher(args.topic)
     watcher.start()
@@ -148,12 +157,16 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    def on_message(msg: object) -> None:
+    def on_message(_consumer: int, handle: int) -> int:
+        msg = RecvMessage(handle)
+        tags = text(msg.tags)
+        retry = bool(args.fail_once) and tags == args.fail_once and msg.reconsume_times == 0
         emit(
             "message",
+            action="retry" if retry else "ok",
             clientId=client_id,
             topic=msg.topic,
-            tags=text(msg.tags),
+            tags=tags,
             keys=text(msg.keys),
             body=text(msg.body),
             msgId=msg.id,
@@ -162,12 +175,17 @@ def main() -> int:
             reconsumeTimes=msg.reconsume_times,
             uniqKey=text(msg.get_property("UNIQ_KEY")),
         )
+        return RECONSUME_LATER if retry else CONSUME_SUCCESS
 
     consumer = PushConsumer(args.group)
     consumer.set_namesrv_addr(args.namesrv)
     consumer.set_instance_name(args.instance)
     consumer.set_thread_count(args.threads)
-    consumer.subscribe(args.topic, on_message, args.expression)
+    # Not PushConsumer.subscribe(): its wrapper re-raises a callback's exception from a finally
+    # clause, so ctypes prints it and returns 0 (CONSUME_SUCCESS): a failed message could never
+    # be retried. Subscribe and register a callback that returns the status itself.
+    ffi_check(dll.Subscribe(consumer._handle, args.topic.encode(), args.expression.encode()))
+    consumer._register_callback(on_message)
     consumer.start()
     if watcher.known.wait(10):
         client_id = watcher.client_id

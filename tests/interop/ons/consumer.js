@@ -3,6 +3,8 @@
 //
 //   node consumer.js --namesrv 127.0.0.1:9876 --topic T --group G --expression 'TagA || TagB'
 //
+// --fail-once TAG: messages with that tag fail their first delivery (ali-ons then sends them
+// back with CONSUMER_SEND_MSG_BACK and they return through %RETRY%<group>).
 // Lines: "started" (clientId) once the client is ready; "rebalanced" (the queues of --topic this
 // client now owns) after every allocation change; "message" per delivery; "stopped" on SIGTERM or
 // SIGINT (exit 0) and "deadline" when --deadline seconds pass first (exit 3).
@@ -21,6 +23,8 @@ async function main() {
     // NOTIFY_CONSUMER_IDS_CHANGED. A short interval keeps the tests quick.
     rebalanceInterval: 1000,
     consumeFrom: 'CONSUME_FROM_FIRST_OFFSET',
+    // Messages with this tag fail their first delivery (ACTION_RETRY: sent back to the broker).
+    failOnce: '',
   });
   const consumer = new Consumer({
     httpclient,
@@ -47,7 +51,9 @@ async function main() {
   });
 
   consumer.subscribe(args.topic, args.expression, async (msg, mq) => {
+    const retry = !!args.failOnce && msg.tags === args.failOnce && msg.reconsumeTimes === 0;
     emit('message', {
+      action: retry ? 'retry' : 'ok',
       clientId: consumer.clientId,
       topic: msg.topic,
       tags: msg.tags || null,
@@ -61,6 +67,7 @@ async function main() {
       sysFlag: msg.sysFlag,
       properties: msg.properties,
     });
+    return retry ? Consumer.ACTION_RETRY : undefined;
   });
 
   let stopping = false;
