@@ -134,7 +134,25 @@ class CommitLog:
         seg_size = self.segment_size
         shapes: list[tuple[bytes, bytes, int]] = []
         total = 0
+        topics = _topic_cache
+        fixed = R.HEADER_SIZE + 3 + R.BLANK_SIZE
         for rec in records:
+            topic_b = topics.get(rec.topic)
+            props = rec.properties
+            if type(topic_b) is bytes and props.isascii():  # the common case, checked inline
+                props_b = props.encode()
+                blen = len(rec.body)
+                size = fixed + blen + len(topic_b) + len(props_b)
+                if (
+                    blen <= max_message_size
+                    and len(props_b) <= R.MAX_PROPERTIES_SIZE
+                    and size <= seg_size
+                    and 0 <= rec.queue_id <= 0x7FFFFFFF
+                ):
+                    size -= R.BLANK_SIZE
+                    shapes.append((topic_b, props_b, size))
+                    total += size
+                    continue
             p = prepare(rec, max_message_size, seg_size)
             if isinstance(p, Invalid):
                 return p
@@ -158,6 +176,9 @@ class CommitLog:
         struct_for = R.record_struct
         scan = R.scan_properties
         entry_pack = ENTRY.pack
+        last_topic: str | None = None
+        last_qid = -1
+        key: QueueKey = ("", -1)
         magic = R.MAGIC
         for rec, (topic_b, props_b, size) in zip(records, shapes, strict=True):
             if pos + size + R.BLANK_SIZE > seg_end:
@@ -173,7 +194,9 @@ class CommitLog:
             takes_offset = (
                 tran != R.TRANSACTION_PREPARED_TYPE and tran != R.TRANSACTION_ROLLBACK_TYPE
             )
-            key = (topic, queue_id)
+            if topic is not last_topic or queue_id != last_qid:
+                key = (topic, queue_id)
+                last_topic, last_qid = topic, queue_id
             if takes_offset:
                 qoff = local.get(key)
                 if qoff is None:
@@ -226,10 +249,12 @@ class CommitLog:
                     cq_blocks[key] = [qoff, bytearray(entry_pack(pos, size, code))]
                 else:
                     block[1] += entry_pack(pos, size, code)
-            if uniq or keys:
+            if keys:
                 ikeys = R.index_keys(sys_flag, keys, uniq)
                 if ikeys:
                     index_items.append((topic, pos, store_timestamp, ikeys))
+            elif uniq and tran != R.TRANSACTION_ROLLBACK_TYPE:
+                index_items.append((topic, pos, store_timestamp, (uniq,)))
             phys_offsets.append(pos)
             pos += size
             bpos += size

@@ -251,19 +251,38 @@ class IndexService:
             return
         seeds = self._seeds
         crc32 = zlib.crc32
+        room = 0 if cur is None else cur.capacity - cur.count
         for topic, phys, store_time, keys in items:
             if phys < covered:
                 continue
-            if cur is None or cur.capacity - cur.count < len(keys):
+            if room < len(keys):
                 if cur is not None:
                     cur.end_phys = phys
                     cur.commit()
                 cur = self._new_file(phys)
+                room = cur.capacity
             seed = seeds.get(topic)
             if seed is None:
                 seed = seeds[topic] = crc32(f"{topic}#".encode())
+            assert cur is not None
+            # IndexFile.put, inlined: this runs once per key of every message
+            slots, nslots = cur._slot, cur.slots
+            hashes, physs, times, prevs = cur._hash, cur._phys, cur._time, cur._prev
+            i = cur.count
+            if i == 0:
+                cur.begin_time = store_time
             for key in keys:
-                cur.put(crc32(key.encode(), seed), phys, store_time)
+                h = crc32(key.encode(), seed)
+                hashes[i] = h
+                physs[i] = phys
+                times[i] = store_time
+                slot = h % nslots
+                prevs[i] = slots[slot]
+                i += 1
+                slots[slot] = i
+            cur.count = i
+            cur.end_time = store_time
+            room -= len(keys)
         if cur is None:
             cur = self._new_file(max(covered, 0))  # even without keys: the file records coverage
         cur.end_phys = end
