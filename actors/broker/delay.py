@@ -58,24 +58,35 @@ def to_schedule(record: PutRecord, level: int, max_level: int) -> PutRecord:
     )
 
 
+def copy_record(stored: StoredRecord, props: dict[str, str], **changes: object) -> PutRecord:
+    """A new record carrying ``stored``'s body, flags and born fields, with ``props`` as its
+    properties and ``changes`` applied (topic, queue_id, sys_flag, reconsume_times, ...)."""
+    fields: dict[str, object] = {
+        "topic": stored.topic,
+        "queue_id": stored.queue_id,
+        "body": stored.body,
+        "properties": encode_properties(props),
+        "flag": stored.flag,
+        "sys_flag": stored.sys_flag,
+        "born_timestamp": stored.born_timestamp,
+        "born_host": stored.born_host,
+        "born_port": stored.born_port,
+        "reconsume_times": stored.reconsume_times,
+        "prepared_transaction_offset": stored.prepared_transaction_offset,
+    }
+    fields.update(changes)
+    return PutRecord(**fields)  # type: ignore[arg-type]
+
+
 def from_schedule(stored: StoredRecord) -> PutRecord:
     """The record to put back into its real topic once its delay has passed."""
     props = decode_properties(stored.properties)
-    topic = props.get(REAL_TOPIC, stored.topic)
-    queue_id = int(props.get(REAL_QID, "0"))
     props.pop(DELAY, None)
-    return PutRecord(
-        topic=topic,
-        queue_id=queue_id,
-        body=stored.body,
-        properties=encode_properties(props),
-        flag=stored.flag,
-        sys_flag=stored.sys_flag,
-        born_timestamp=stored.born_timestamp,
-        born_host=stored.born_host,
-        born_port=stored.born_port,
-        reconsume_times=stored.reconsume_times,
-        prepared_transaction_offset=stored.prepared_transaction_offset,
+    return copy_record(
+        stored,
+        props,
+        topic=props.get(REAL_TOPIC, stored.topic),
+        queue_id=int(props.get(REAL_QID, "0")),
     )
 
 

@@ -15,7 +15,7 @@ import msgspec
 
 from actors.broker import send_handler
 from actors.broker.context import BrokerContext, reply
-from actors.broker.delay import to_schedule
+from actors.broker.delay import copy_record, to_schedule
 from runtime.remoting.bodies import TopicConfig
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
@@ -26,7 +26,6 @@ from runtime.remoting.properties import (
     RETRY_TOPIC,
     UNIQ_KEY,
     decode_properties,
-    encode_properties,
 )
 from runtime.session import SessionHandle
 from runtime.store.record import PutRecord, decode_record
@@ -58,17 +57,13 @@ def send_back(
     max_times = h.max_reconsume_times
     if max_times is None:
         max_times = int(props.get(MAX_RECONSUME_TIMES, DEFAULT_MAX_RECONSUME_TIMES))
-    record = PutRecord(
+    record = copy_record(
+        original,
+        props,
         topic=RETRY_PREFIX + h.group,
         queue_id=random.randrange(RETRY_QUEUE_NUMS),
-        body=original.body,
-        properties=encode_properties(props),
-        flag=original.flag,
-        sys_flag=original.sys_flag,
-        born_timestamp=original.born_timestamp,
-        born_host=original.born_host,
-        born_port=original.born_port,
         reconsume_times=original.reconsume_times + 1,
+        prepared_transaction_offset=0,
     )
     if original.reconsume_times >= max_times or h.delay_level < 0:
         record = dead_letter(ctx, record, h.group)

@@ -13,14 +13,13 @@ import time
 
 from actors.broker import send_handler
 from actors.broker.context import BrokerContext, reply
-from actors.broker.delay import delay_level, to_schedule
+from actors.broker.delay import copy_record, delay_level, to_schedule
 from actors.broker.store_port import PutOutcome
 from actors.broker.transaction_manager import HalfMessage
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.headers import EndTransactionRequestHeader, decode_header
 from runtime.remoting.properties import PGROUP, TRAN_MSG, UNIQ_KEY, decode_properties
-from runtime.remoting.properties import encode_properties as encode_props
 from runtime.session import SessionHandle
 from runtime.store.record import (
     TRANSACTION_COMMIT_TYPE,
@@ -79,17 +78,10 @@ def end_transaction(
         return reply(request)  # already settled (or discarded after its checks)
     if h.commit_or_rollback == COMMIT:
         props.pop(TRAN_MSG, None)
-        record = PutRecord(
-            topic=half.topic,
-            queue_id=half.queue_id,
-            body=half.body,
-            properties=encode_props(props),
-            flag=half.flag,
+        record = copy_record(
+            half,
+            props,
             sys_flag=(half.sys_flag & ~TRANSACTION_MASK) | TRANSACTION_COMMIT_TYPE,
-            born_timestamp=half.born_timestamp,
-            born_host=half.born_host,
-            born_port=half.born_port,
-            reconsume_times=half.reconsume_times,
             prepared_transaction_offset=h.commit_log_offset,
         )
         level = delay_level(record)
