@@ -1,0 +1,400 @@
+"""Push and lite pull consumers against an in-memory cluster over loopback."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from actors.client import (
+    ConsumeFrom,
+    ConsumeResult,
+    Message,
+    MessageModel,
+    MessageQueue,
+    Producer,
+    PullConsumer,
+    PushConsumer,
+)
+from actors.client.offsets import read_local
+from actors.client.testing import FakeCluster
+from runtime.remoting.codes import RequestCode
+
+pytestmark = pytest.mark.timeout(40)
+
+TAGGED = "TAGS\x01{}\x02"
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
+    """Poll a condition that another process/thread makes true (no sleep-then-assert)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or predicate}")
+        time.sleep(0.01)
+
+
+_live: list[PushConsumer | PullConsumer] = []
+
+
+@pytest.fixture
+def cluster() -> Iterator[FakeCluster]:
+    with FakeCluster(("broker-a",), topics=("Orders",)) as fc:
+        yield fc
+        # a failed test must not leave consumers pulling in the background
+        while _live:
+            _live.pop().shutdown()
+
+
+def fast_push(cluster: FakeCluster, group: str, **options) -> PushConsumer:
+    options.setdefault("consume_from", ConsumeFrom.FIRST)
+    options.setdefault("rebalance_interval", 60.0)
+    consumer = PushConsumer(group, namesrv=cluster.namesrv, **options)
+    _live.append(consumer)
+    return consumer
+
+
+def lite(cluster: FakeCluster, group: str, **options) -> PullConsumer:
+    consumer = PullConsumer(group, namesrv=cluster.namesrv, **options)
+    _live.append(consumer)
+    return consumer
+
+
+class Collector:
+    def __init__(self, expect: int) -> None:
+        self.messages: list = []
+        self.lock = threading.Lock()
+        self.expect = expect
+        self.done = threading.Event()
+
+    def __call__(self, msg) -> ConsumeResult:
+        with self.lock:
+            self.messages.append(msg)
+            if len(self.messages) >= self.expect:
+                self.done.set()
+        return ConsumeResult.CONSUME_SUCCESS
+
+    def bodies(self) -> list[bytes]:
+        with self.lock:
+            return [m.body for m in self.messages]
+
+
+def test_push_consumer_gets_matching_tags_and_commits_offsets(cluster: FakeCluster) -> None:
+    # Given 40 stored messages, half tagged "paid", half "other", over 4 queues
+    for i in range(40):
+        tag = "paid" if i % 2 == 0 else "other"
+        cluster.put("Orders", b"m%d" % i, queue_id=i % 4, properties=TAGGED.format(tag))
+    got = Collector(20)
+    consumer = fast_push(cluster, "billing")
+    consumer.subscribe("Orders", "paid || refunded", got)
+    # When the consumer runs
+    consumer.start()
+    assert got.done.wait(10)
+    # Then it got exactly the 20 "paid" ones, with their tags
+    assert sorted(got.bodies()) == sorted(b"m%d" % i for i in range(0, 40, 2))
+    assert {m.tags for m in got.messages} == {"paid"}
+    consumer.shutdown()
+    # And on shutdown the offsets past everything were committed
+    assert [cluster.committed("billing", "Orders", q) for q in range(4)] == [10, 10, 10, 10]
+    assert consumer.client_id not in cluster.consumer_ids("billing")
+
+
+def test_reconsume_later_redelivers_locally_and_holds_the_offset(cluster: FakeCluster) -> None:
+    # Given a listener that refuses a message twice before accepting it
+    cluster.put("Orders", b"tricky", queue_id=0)
+    cluster.put("Orders", b"easy", queue_id=0)
+    attempts: list[int] = []
+    ok = threading.Event()
+
+    def listener(msg) -> ConsumeResult:
+        if msg.body == b"easy":
+            return ConsumeResult.CONSUME_SUCCESS
+        attempts.append(msg.reconsume_times)
+        if len(attempts) < 3:
+            return ConsumeResult.RECONSUME_LATER
+        ok.set()
+        return ConsumeResult.CONSUME_SUCCESS
+
+    consumer = fast_push(cluster, "retry-g", reconsume_delay=0.05, commit_interval=0.05)
+    consumer.subscribe("Orders", "*", listener)
+    consumer.start()
+    # Then while it is refused, the committed offset stays at it (never skips it)
+    wait_until(lambda: len(attempts) >= 1, what="first attempt")
+    assert cluster.committed("retry-g", "Orders", 0) in (-1, 0)
+    assert ok.wait(5)
+    assert attempts == [0, 1, 2]  # reconsume_times counts the redeliveries
+    wait_until(lambda: cluster.committed("retry-g", "Orders", 0) == 2, what="commit after success")
+    consumer.shutdown()
+
+
+def test_a_listener_exception_counts_as_reconsume_later(cluster: FakeCluster) -> None:
+    cluster.put("Orders", b"boom", queue_id=1)
+    calls: list[int] = []
+    done = threading.Event()
+
+    def listener(msg) -> None:
+        calls.append(msg.reconsume_times)
+        if len(calls) == 1:
+            raise RuntimeError("listener bug")
+        done.set()
+
+    consumer = fast_push(cluster, "exc-g", reconsume_delay=0.05)
+    consumer.subscribe("Orders", "*", listener)
+    with consumer:
+        assert done.wait(5)
+    assert calls == [0, 1]
+    assert cluster.committed("exc-g", "Orders", 1) == 1
+
+
+def test_group_members_share_queues_and_rebalance_when_one_joins_or_leaves(
+    cluster: FakeCluster,
+) -> None:
+    # Given one consumer of an 4-queue topic (timer rebalance effectively off)
+    first = fast_push(cluster, "shared", consume_from=ConsumeFrom.LAST)
+    first.subscribe("Orders", "*", lambda m: None)
+    first.start()
+    assert [mq.queue_id for mq in first.assignment() if mq.topic == "Orders"] == [0, 1, 2, 3]
+    # When a second member joins, Then NOTIFY_CONSUMER_IDS_CHANGED splits the queues 2/2
+    second = fast_push(cluster, "shared", consume_from=ConsumeFrom.LAST)
+    second.subscribe("Orders", "*", lambda m: None)
+    second.start()
+
+    def orders(c: PushConsumer) -> list[int]:
+        return [mq.queue_id for mq in c.assignment() if mq.topic == "Orders"]
+
+    ids = sorted([first.client_id, second.client_id])
+    wait_until(lambda: len(orders(first)) == 2 and len(orders(second)) == 2, what="2/2 split")
+    by_id = {first.client_id: orders(first), second.client_id: orders(second)}
+    assert by_id[ids[0]] == [0, 1] and by_id[ids[1]] == [2, 3]
+    # When the second leaves, Then the first takes every queue back
+    second.shutdown()
+    wait_until(lambda: orders(first) == [0, 1, 2, 3], what="first owns all again")
+    first.shutdown()
+
+
+def test_a_queue_taken_away_has_its_offset_committed_first(cluster: FakeCluster) -> None:
+    # Given a consumer that consumed everything on 4 queues
+    for i in range(8):
+        cluster.put("Orders", b"x%d" % i, queue_id=i % 4)
+    got = Collector(8)
+    first = fast_push(cluster, "handover", commit_interval=60.0)
+    first.subscribe("Orders", "*", got)
+    first.start()
+    assert got.done.wait(5)
+    wait_until(
+        lambda: (
+            first.committed(MessageQueue(topic="Orders", broker_name="broker-a", queue_id=3)) == 2
+        ),
+        what="local offset",
+    )
+    # When a second member joins and takes queues 2 and 3 (commit timer is 60 s away)
+    second_got = Collector(1)
+    second = fast_push(cluster, "handover")
+    second.subscribe("Orders", "*", second_got)
+    second.start()
+    wait_until(lambda: len([q for q in first.assignment() if q.topic == "Orders"]) == 2)
+    # Then the offsets of the queues that moved were committed before they moved: the
+    # newcomer starts after what the first consumed, so it receives nothing old
+    moved = [q for q in range(4) if cluster.committed("handover", "Orders", q) == 2]
+    assert len(moved) >= 2
+    time.sleep(0.2)  # give a wrong redelivery the chance to show up
+    assert second_got.messages == []
+    second.shutdown()
+    first.shutdown()
+
+
+def test_flow_control_stops_pulling_until_the_listener_catches_up(cluster: FakeCluster) -> None:
+    # Given 60 messages on one queue and a listener that blocks
+    for i in range(60):
+        cluster.put("Orders", b"%d" % i, queue_id=0)
+    release = threading.Event()
+    started = threading.Event()
+    seen = Collector(60)
+
+    def listener(msg) -> None:
+        started.set()
+        release.wait(10)
+        seen(msg)
+
+    consumer = fast_push(
+        cluster, "flow", pull_batch_size=5, max_cached_messages=10, consume_threads=2
+    )
+    consumer.subscribe("Orders", "*", listener)
+    consumer.start()
+    assert started.wait(5)
+
+    def pulls() -> int:
+        return sum(
+            1
+            for code, ext in cluster.broker().requests
+            if code == RequestCode.PULL_MESSAGE
+            and ext["topic"] == "Orders"
+            and ext["queueId"] == "0"
+        )
+
+    # Then pulling stops once more than 10 are cached: 3 pulls of 5
+    wait_until(lambda: pulls() >= 3, what="initial pulls")
+    time.sleep(0.3)  # a runaway puller would pull all 12 batches meanwhile
+    assert pulls() == 3
+    # When the listener is released, Then everything arrives
+    release.set()
+    assert seen.done.wait(10)
+    assert sorted(int(b) for b in seen.bodies()) == list(range(60))
+    consumer.shutdown()
+
+
+def test_broadcasting_delivers_everything_to_every_member_with_local_offsets(
+    cluster: FakeCluster, tmp_path
+) -> None:
+    for i in range(8):
+        cluster.put("Orders", b"b%d" % i, queue_id=i % 4)
+    collectors = [Collector(8), Collector(8)]
+    consumers = []
+    for n, got in enumerate(collectors):
+        c = fast_push(
+            cluster,
+            "radio",
+            model=MessageModel.BROADCASTING,
+            offset_store_dir=tmp_path,
+            instance_name=f"member{n}",
+        )
+        c.subscribe("Orders", "*", got)
+        c.start()
+        consumers.append(c)
+    for got in collectors:
+        assert got.done.wait(5)
+        assert sorted(got.bodies()) == sorted(b"b%d" % i for i in range(8))
+    for c in consumers:
+        c.shutdown()
+    # offsets live in each member's file, not on the broker
+    for c in consumers:
+        table = read_local(c.offsets_path)
+        assert sorted(table.values()) == [2, 2, 2, 2]
+    assert cluster.committed("radio", "Orders", 0) == -1
+    # a restarted member continues from its file
+    cluster.put("Orders", b"late", queue_id=0)
+    again = Collector(1)
+    c = fast_push(
+        cluster,
+        "radio",
+        model=MessageModel.BROADCASTING,
+        offset_store_dir=tmp_path,
+        instance_name="member0",
+    )
+    c.subscribe("Orders", "*", again)
+    with c:
+        assert again.done.wait(5)
+        time.sleep(0.1)
+    assert again.bodies() == [b"late"]
+
+
+@pytest.mark.parametrize("where", [ConsumeFrom.LAST, ConsumeFrom.FIRST, ConsumeFrom.TIMESTAMP])
+def test_consume_from_applies_to_a_new_group_only(cluster: FakeCluster, where: ConsumeFrom) -> None:
+    # Given 3 old messages (stored "long ago") and, for TIMESTAMP, 1 stored after the mark
+    for i in range(3):
+        cluster.put("Orders", b"old%d" % i, queue_id=0, store_timestamp=1_000)
+    mark = int(time.time() * 1000) - 60_000
+    cluster.put("Orders", b"recent", queue_id=0, store_timestamp=mark + 1)
+    got = Collector(1)
+    consumer = fast_push(cluster, f"new-{where.name}", consume_from=where, consume_timestamp=mark)
+    consumer.subscribe("Orders", "*", got)
+    consumer.start()
+    # When a message is sent after the start
+    with Producer("p", namesrv=cluster.namesrv) as producer:
+        producer.send(
+            Message("Orders", b"new"),
+            queue=MessageQueue(topic="Orders", broker_name="broker-a", queue_id=0),
+        )
+    wait_until(lambda: b"new" in got.bodies(), what="the new message")
+    consumer.shutdown()
+    expected = {
+        ConsumeFrom.LAST: [b"new"],
+        ConsumeFrom.FIRST: [b"old0", b"old1", b"old2", b"recent", b"new"],
+        ConsumeFrom.TIMESTAMP: [b"recent", b"new"],
+    }[where]
+    assert got.bodies() == expected
+    # And the start position was committed at once (fixed for the group)
+    offsets = [e for c, e in cluster.broker().requests if c == RequestCode.UPDATE_CONSUMER_OFFSET]
+    assert offsets and offsets[0]["queueId"] in "0123"
+
+
+def test_a_committed_offset_wins_over_consume_from(cluster: FakeCluster) -> None:
+    for i in range(5):
+        cluster.put("Orders", b"%d" % i, queue_id=0)
+    cluster.run(lambda: cluster.broker().offsets.__setitem__(("old-group", "Orders", 0), 3))
+    got = Collector(2)
+    consumer = fast_push(cluster, "old-group", consume_from=ConsumeFrom.FIRST)
+    consumer.subscribe("Orders", "*", got)
+    with consumer:
+        assert got.done.wait(5)
+    assert got.bodies() == [b"3", b"4"]
+
+
+# -- lite pull consumer ---------------------------------------------------------------------
+
+
+def poll_all(consumer: PullConsumer, n: int, timeout: float = 10.0) -> list:
+    out: list = []
+    deadline = time.monotonic() + timeout
+    while len(out) < n and time.monotonic() < deadline:
+        out.extend(consumer.poll(0.2))
+    return out
+
+
+def test_lite_poll_manual_commit_and_seek(cluster: FakeCluster) -> None:
+    for i in range(20):
+        cluster.put("Orders", b"%d" % i, queue_id=i % 4)
+    consumer = lite(
+        cluster,
+        "lite",
+        consume_from=ConsumeFrom.FIRST,
+        auto_commit=False,
+        max_poll_messages=7,
+    )
+    consumer.subscribe("Orders", "*")
+    consumer.start()
+    # poll returns at most max_poll_messages at a time, everything eventually
+    first = consumer.poll(5)
+    assert 1 <= len(first) <= 7
+    got = first + poll_all(consumer, 20 - len(first))
+    assert sorted(int(m.body) for m in got) == list(range(20))
+    # nothing is written until commit (beyond the start positions)
+    assert [cluster.committed("lite", "Orders", q) for q in range(4)] == [0, 0, 0, 0]
+    assert consumer.commit() == 4
+    assert [cluster.committed("lite", "Orders", q) for q in range(4)] == [5, 5, 5, 5]
+    # seek back on one queue: its messages come again from there
+    mq = MessageQueue(topic="Orders", broker_name="broker-a", queue_id=2)
+    consumer.seek(mq, 3)
+    again = poll_all(consumer, 2)
+    assert [(m.queue_id, m.queue_offset) for m in again] == [(2, 3), (2, 4)]
+    assert consumer.committed(mq) == 5
+    consumer.shutdown()
+    assert cluster.committed("lite", "Orders", 2) == 5
+
+
+def test_lite_assign_without_a_group_rebalance(cluster: FakeCluster) -> None:
+    for i in range(8):
+        cluster.put("Orders", b"%d" % i, queue_id=i % 4)
+    mqs = [MessageQueue(topic="Orders", broker_name="broker-a", queue_id=q) for q in (1, 3)]
+    consumer = lite(cluster, "assigned", consume_from=ConsumeFrom.FIRST)
+    consumer.assign(mqs)
+    with consumer:
+        got = poll_all(consumer, 4)
+        assert sorted(consumer.assignment()) == mqs
+        assert sorted(int(m.body) for m in got) == [1, 3, 5, 7]
+        assert consumer.seek_to_end(mqs[0]) == 2
+        consumer.assign(mqs[:1])
+        assert consumer.assignment() == mqs[:1]
+    assert all(c != RequestCode.GET_CONSUMER_LIST_BY_GROUP for c in cluster.broker().codes())
+
+
+def test_lite_auto_commit_writes_polled_offsets(cluster: FakeCluster) -> None:
+    for i in range(4):
+        cluster.put("Orders", b"%d" % i, queue_id=0)
+    consumer = lite(cluster, "auto", consume_from=ConsumeFrom.FIRST, commit_interval=0.05)
+    consumer.subscribe("Orders", "*")
+    with consumer:
+        assert len(poll_all(consumer, 4)) == 4
+        wait_until(lambda: cluster.committed("auto", "Orders", 0) == 4, what="auto commit")
