@@ -114,7 +114,8 @@ class ClientHub:
             self._thread_ident = None
             self._running = True
             return self
-        ready = threading.Event()
+        ready = _real_allocate_lock()  # a real lock even if threading is patched later
+        ready.acquire()
         failure: list[BaseException] = []
 
         def run() -> None:
@@ -127,9 +128,9 @@ class ClientHub:
                 self._keepalive.start(self._stopped.set)
             except BaseException as exc:  # pragma: no cover - hub creation failed
                 failure.append(exc)
-                ready.set()
+                ready.release()
                 return
-            ready.set()
+            ready.release()
             self._stopped.wait()
             self._keepalive.close()
             # Let greenlets that were told to finish run their last steps.
@@ -140,7 +141,8 @@ class ClientHub:
 
         thread = _RealThread(target=run, name=self.name, daemon=True)
         thread.start()
-        ready.wait(10)
+        if not ready.acquire(timeout=10):
+            raise ClientStateError(self.name, "not starting (hub thread did not come up)")
         if failure:
             raise failure[0]
         self._thread = thread
