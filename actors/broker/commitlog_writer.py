@@ -29,6 +29,7 @@ import os
 import time
 from typing import Any
 
+import gevent.queue
 import pykka
 from loguru import logger
 
@@ -47,10 +48,14 @@ from actors.broker.messages import (
 from runtime.actor import GeventActor
 from runtime.errors import StoreError
 from runtime.store import checkpoint as ckpt
-from runtime.store.commitlog import Invalid
+from runtime.store.commitlog import AppendedBatch, Invalid
 from runtime.store.context import ReplicationStatus, StoreContext
+from runtime.store.dispatch import merge
 from runtime.store.lockfile import remove_abort
 from runtime.store.recovery import make_checkpoint, open_store
+
+MAX_GROUP_RECORDS = 1024
+"""Write coalescing stops taking queued appends once a group holds this many records."""
 
 
 class PutCompletion:
@@ -193,83 +198,130 @@ class CommitLogWriter(GeventActor):
 
     # -- appending -----------------------------------------------------------------------------
 
-    def _append(self, msg: AppendBatch) -> None:
-        reply = msg.reply
-        failed = self._failed or self.ctx.failed
-        if failed is not None:
-            _set(reply, refused(PutStatus.SERVICE_NOT_AVAILABLE, f"store failed: {failed}"))
-            return
-        if self.settings.read_only:
-            _set(reply, refused(PutStatus.SERVICE_NOT_AVAILABLE, "store is read-only (slave)"))
-            return
-        if self._disk_full:
-            _set(reply, refused(PutStatus.SERVICE_NOT_AVAILABLE, "disk above warning ratio"))
-            return
-        if msg.enqueued_at and time.monotonic() - msg.enqueued_at > self._busy_timeout:
-            _set(reply, refused(PutStatus.OS_PAGE_CACHE_BUSY, "append waited too long"))
-            return
-        records = msg.records
-        if not records:
-            _set(reply, refused(PutStatus.MESSAGE_ILLEGAL, "empty batch"))
-            return
-        store_ts = int(time.time() * 1000)
-        begin = self.log.write_offset
-        try:
-            out = self.log.append_batch(records, self.next_offsets, store_ts, self._max_size)
-        except OSError as exc:
-            self._write_failed(exc, begin, reply)
-            return
-        if isinstance(out, Invalid):
-            status = (
-                PutStatus.PROPERTIES_SIZE_EXCEEDED if out.properties else PutStatus.MESSAGE_ILLEGAL
-            )
-            _set(reply, refused(status, out.reason))
-            return
-        result = PutResult(
-            status=PutStatus.PUT_OK,
-            queue_offsets=tuple(out.queue_offsets),
-            physical_offsets=tuple(out.physical_offsets),
-            wrote_bytes=out.wrote_bytes,
-            store_timestamp=store_ts,
-            store_host=self.log.store_host,
-            store_port=self.log.store_port,
-        )
-        self._tell_dispatcher(Dispatch(out.begin, out.end, out.dispatch))
-        repl = self.ctx.replication
-        flush_wait = self._sync_flush and out.wait_store_ok
-        if not flush_wait and not repl.required:
-            _set(reply, result)
-            return
-        completion = PutCompletion(result, reply)
-        if flush_wait:
-            if not self._tell_flusher(AwaitFlush(out.end, completion)):
-                completion.flush_done(FlushStatus.FLUSH_FAILED)
-        else:
-            completion.flush_done(FlushStatus.FLUSH_OK)
-        if repl.required:
-            fut = repl.wait(out.end)
-            fut.add_done_callback(lambda f: completion.replication_done(_repl_status(f)))
-        else:
-            completion.replication_done(ReplicationStatus.REPLICATED)
+    def _take_queued_appends(self, first: AppendBatch) -> list[AppendBatch]:
+        """``first`` plus the AppendBatch messages queued right behind it in the inbox (write
+        coalescing: one write, one dispatch and one flush wait for all of them). Only a run at
+        the head of the inbox is taken, so no other message is overtaken."""
+        group = [first]
+        inbox = self.actor_inbox
+        total = len(first.records)
+        while total < MAX_GROUP_RECORDS:
+            try:
+                envelope = inbox.peek_nowait()  # type: ignore[attr-defined]
+            except gevent.queue.Empty:
+                break
+            msg = getattr(envelope, "message", None)
+            if not isinstance(msg, AppendBatch) or envelope.reply_to is not None:
+                break
+            inbox.get_nowait()  # type: ignore[attr-defined]
+            group.append(msg)
+            total += len(msg.records)
+        return group
 
-    def _write_failed(self, exc: OSError, begin: int, reply: Any) -> None:
+    def _append(self, first: AppendBatch) -> None:
+        group = self._take_queued_appends(first)
+        failed = self._failed or self.ctx.failed
+        refusal = None
+        if failed is not None:
+            refusal = refused(PutStatus.SERVICE_NOT_AVAILABLE, f"store failed: {failed}")
+        elif self.settings.read_only:
+            refusal = refused(PutStatus.SERVICE_NOT_AVAILABLE, "store is read-only (slave)")
+        elif self._disk_full:
+            refusal = refused(PutStatus.SERVICE_NOT_AVAILABLE, "disk above warning ratio")
+        if refusal is not None:
+            for msg in group:
+                _set(msg.reply, refusal)
+            return
+        now = time.monotonic()
+        store_ts = int(time.time() * 1000)
+        log = self.log
+        begin = log.write_offset
+        overlay: dict[tuple[str, int], int] = {}
+        outcomes: list[tuple[AppendBatch, Any]] = []
+        log.begin_group()
+        try:
+            for msg in group:
+                if msg.enqueued_at and now - msg.enqueued_at > self._busy_timeout:
+                    outcomes.append(
+                        (msg, refused(PutStatus.OS_PAGE_CACHE_BUSY, "append waited too long"))
+                    )
+                elif not msg.records:
+                    outcomes.append((msg, refused(PutStatus.MESSAGE_ILLEGAL, "empty batch")))
+                else:
+                    out = log.append_batch(
+                        msg.records, self.next_offsets, store_ts, self._max_size, overlay
+                    )
+                    outcomes.append((msg, out))
+            end = log.commit_group()
+        except OSError as exc:
+            log.abort_group()
+            self._write_failed(exc, begin, [m.reply for m, o in outcomes if _appended(o)])
+            for msg, out in outcomes:
+                if not _appended(out):
+                    _set(msg.reply, _refusal_of(out))
+            return
+        self.next_offsets.update(overlay)
+        dispatched = [o.dispatch for _m, o in outcomes if _appended(o)]
+        if dispatched:
+            self._tell_dispatcher(Dispatch(begin, end, merge(dispatched)))
+        repl = self.ctx.replication
+        waiting: list[PutCompletion] = []
+        host, port = log.store_host, log.store_port
+        for msg, out in outcomes:
+            if not _appended(out):
+                _set(msg.reply, _refusal_of(out))
+                continue
+            result = PutResult(
+                status=PutStatus.PUT_OK,
+                queue_offsets=tuple(out.queue_offsets),
+                physical_offsets=tuple(out.physical_offsets),
+                wrote_bytes=out.wrote_bytes,
+                store_timestamp=store_ts,
+                store_host=host,
+                store_port=port,
+            )
+            flush_wait = self._sync_flush and out.wait_store_ok
+            if not flush_wait and not repl.required:
+                _set(msg.reply, result)
+                continue
+            completion = PutCompletion(result, msg.reply)
+            if flush_wait:
+                waiting.append(completion)
+            else:
+                completion.flush_done(FlushStatus.FLUSH_OK)
+            if repl.required:
+                fut = repl.wait(out.end)
+                fut.add_done_callback(lambda f, c=completion: c.replication_done(_repl_status(f)))
+            else:
+                completion.replication_done(ReplicationStatus.REPLICATED)
+        if waiting and not self._tell_flusher(AwaitFlush(end, waiting)):
+            for c in waiting:
+                c.flush_done(FlushStatus.FLUSH_FAILED)
+
+    def _write_failed(self, exc: OSError, begin: int, replies: list[Any]) -> None:
         """Undo a failed write; nothing was acknowledged, so the answer is a definite fail
         when the undo worked. If it did not, the log holds bytes we cannot vouch for: fail-stop."""
         try:
             self.log.segments.truncate(begin)
         except OSError as undo:
-            _set(reply, refused(PutStatus.UNKNOWN_ERROR, f"write failed: {exc}"))
+            for reply in replies:
+                _set(reply, refused(PutStatus.UNKNOWN_ERROR, f"write failed: {exc}"))
             raise StoreError(
                 self.settings.commitlog_dir, f"write failed ({exc}) and could not be undone: {undo}"
             ) from undo
+        fatal = False
         if exc.errno == errno.ENOSPC:
             self._disk_full = True
-            _set(reply, refused(PutStatus.SERVICE_NOT_AVAILABLE, f"disk full: {exc}"))
+            answer = refused(PutStatus.SERVICE_NOT_AVAILABLE, f"disk full: {exc}")
             logger.error("store {}: disk full, refusing writes: {}", self.settings.root, exc)
         elif exc.errno in (errno.EMFILE, errno.ENFILE, errno.EACCES, errno.EROFS):
-            _set(reply, refused(PutStatus.CREATE_MAPPED_FILE_FAILED, str(exc)))
+            answer = refused(PutStatus.CREATE_MAPPED_FILE_FAILED, str(exc))
         else:
-            _set(reply, refused(PutStatus.UNKNOWN_ERROR, f"write failed: {exc}"))
+            answer = refused(PutStatus.UNKNOWN_ERROR, f"write failed: {exc}")
+            fatal = True
+        for reply in replies:
+            _set(reply, answer)
+        if fatal:
             raise StoreError(self.settings.commitlog_dir, f"write failed: {exc}") from exc
 
     def _tell_dispatcher(self, msg: Dispatch) -> None:
@@ -324,6 +376,21 @@ class CommitLogWriter(GeventActor):
                 self.log.min_offset,
             )
         return SegmentsDeleted(paths, self.log.min_offset)
+
+
+def _appended(outcome: Any) -> bool:
+    return isinstance(outcome, AppendedBatch)
+
+
+def _refusal_of(outcome: Any) -> PutResult:
+    if isinstance(outcome, PutResult):
+        return outcome
+    if isinstance(outcome, Invalid):
+        status = (
+            PutStatus.PROPERTIES_SIZE_EXCEEDED if outcome.properties else PutStatus.MESSAGE_ILLEGAL
+        )
+        return refused(status, outcome.reason)
+    return refused(PutStatus.UNKNOWN_ERROR, "not appended")
 
 
 def _repl_status(fut: Any) -> ReplicationStatus:

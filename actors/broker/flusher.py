@@ -1,9 +1,10 @@
 """Flusher: makes the commit log durable (fsync) and says so.
 
 Messages accepted:
-- ``AwaitFlush(offset, completion)`` (SYNC_FLUSH, from the writer): call
-  ``completion.flush_done(FLUSH_OK)`` once an fsync covers ``offset``; ``FLUSH_TIMEOUT`` when
-  ``sync_flush_timeout_ms`` passes first (the reply becomes FLUSH_DISK_TIMEOUT: stored, durability
+- ``AwaitFlush(offset, completions)`` (SYNC_FLUSH, from the writer): call
+  ``flush_done(FLUSH_OK)`` on each completion once an fsync covers ``offset``;
+  ``FLUSH_TIMEOUT`` when ``sync_flush_timeout_ms`` passes first (the reply becomes
+  FLUSH_DISK_TIMEOUT: stored, durability
   unknown). Group commit: one fsync answers every waiter it covers, and every waiter that arrives
   while an fsync runs is covered by the next one.
 - ``FlushTick``: ASYNC_FLUSH: flush every ``flush_interval_ms``; SYNC_FLUSH: expire waiters.
@@ -57,7 +58,7 @@ class Flusher(GeventActor):
         super().__init__()
         self.ctx = ctx
         self.settings = ctx.settings
-        self._waiters: deque[tuple[int, float, Any]] = deque()
+        self._waiters: deque[tuple[int, float, list[Any]]] = deque()
         self._in_flight: gevent.Greenlet | None = None
         self._failed = False
 
@@ -81,13 +82,13 @@ class Flusher(GeventActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, AwaitFlush):
-            if self._failed:
-                message.completion.flush_done(FlushStatus.FLUSH_FAILED)
-            elif message.offset <= self.flushed:
-                message.completion.flush_done(FlushStatus.FLUSH_OK)
+            if self._failed or message.offset <= self.flushed:
+                status = FlushStatus.FLUSH_FAILED if self._failed else FlushStatus.FLUSH_OK
+                for c in message.completions:
+                    c.flush_done(status)
             else:
                 deadline = time.monotonic() + self._timeout
-                self._waiters.append((message.offset, deadline, message.completion))
+                self._waiters.append((message.offset, deadline, message.completions))
                 self._start_flush()
             return None
         if isinstance(message, FlushTick):
@@ -131,7 +132,8 @@ class Flusher(GeventActor):
         self.flushed = max(self.flushed, msg.offset)
         waiters = self._waiters
         while waiters and waiters[0][0] <= self.flushed:
-            waiters.popleft()[2].flush_done(FlushStatus.FLUSH_OK)
+            for c in waiters.popleft()[2]:
+                c.flush_done(FlushStatus.FLUSH_OK)
         self._confirm(self.flushed)
         if waiters or (self.settings.sync_flush and self.log.write_offset > self.flushed):
             self._start_flush()
@@ -153,7 +155,8 @@ class Flusher(GeventActor):
         now = time.monotonic()
         waiters = self._waiters
         while waiters and (all_ or waiters[0][1] <= now):
-            waiters.popleft()[2].flush_done(status)
+            for c in waiters.popleft()[2]:
+                c.flush_done(status)
 
     def _confirm(self, offset: int) -> None:
         ref = self.ctx.directory.get(self.ctx.names.dispatcher)

@@ -236,10 +236,11 @@ class SegmentsDeleted(msgspec.Struct, frozen=True):
 
 
 class AwaitFlush(msgspec.Struct, frozen=True, tag=True):
-    """Call ``completion.flush_done(FlushStatus)`` once the log is fsynced to ``offset``."""
+    """Call ``c.flush_done(FlushStatus)`` for each of ``completions`` once the log is fsynced
+    to ``offset``."""
 
     offset: int
-    completion: Any
+    completions: list[Any]
 
 
 class FlushTick(msgspec.Struct, frozen=True, tag=True):

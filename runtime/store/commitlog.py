@@ -87,6 +87,15 @@ class ScanResult(NamedTuple):
 QueueKey = tuple[str, int]
 
 
+class _Group:
+    __slots__ = ("buf", "cuts", "vpos")
+
+    def __init__(self, start: int) -> None:
+        self.buf = bytearray()
+        self.cuts: list[int] = []
+        self.vpos = start
+
+
 class CommitLog:
     """See the module docstring. ``store_host`` is 4 IPv4 bytes."""
 
@@ -105,6 +114,7 @@ class CommitLog:
         self.store_host = store_host
         self.store_port = store_port
         self.delay_levels = delay_levels
+        self._group: _Group | None = None
 
     @property
     def write_offset(self) -> int:
@@ -122,6 +132,7 @@ class CommitLog:
         next_offsets: dict[QueueKey, int],
         store_timestamp: int,
         max_message_size: int,
+        overlay: dict[QueueKey, int] | None = None,
     ) -> AppendedBatch | Invalid:
         """Validate, assign offsets, encode and write ``records`` (one write per segment).
 
@@ -130,6 +141,10 @@ class CommitLog:
         after the write succeeded; on OSError the caller truncates back to ``write_offset``.
         This is the hot path: one pass to size and validate, one pass that packs each record
         with a single ``Struct.pack_into`` and builds the dispatch batch alongside.
+
+        Between ``begin_group()`` and ``commit_group()`` nothing is written: batches are encoded
+        back to back into one buffer, queue offsets go to ``overlay`` (the caller applies it to
+        ``next_offsets`` once ``commit_group`` succeeded), and ``commit_group`` writes them all.
         """
         seg_size = self.segment_size
         shapes: list[tuple[bytes, bytes, int]] = []
@@ -158,7 +173,8 @@ class CommitLog:
                 return p
             shapes.append((p.topic_b, p.props_b, p.size))
             total += p.size
-        begin = pos = self.segments.write_offset
+        group = self._group
+        begin = pos = self.segments.write_offset if group is None else group.vpos
         seg_end = pos - pos % seg_size + seg_size
         buf = bytearray(total + R.BLANK_SIZE * (2 + total // seg_size))
         bpos = 0
@@ -200,7 +216,9 @@ class CommitLog:
             if takes_offset:
                 qoff = local.get(key)
                 if qoff is None:
-                    qoff = next_offsets.get(key, 0)
+                    qoff = overlay.get(key) if overlay is not None else None
+                    if qoff is None:
+                        qoff = next_offsets.get(key, 0)
                 local[key] = qoff + 1
                 queue_offsets.append(qoff)
             else:
@@ -258,16 +276,15 @@ class CommitLog:
             phys_offsets.append(pos)
             pos += size
             bpos += size
-        view = memoryview(buf)
-        prev = 0
-        for cut in cuts:
-            self.segments.append(view[prev:cut])
-            self.segments.skip_to_next_segment()
-            prev = cut
-        self.segments.append(view[prev:bpos])
-        if self.segments.write_offset != pos:
-            raise AssertionError(f"encoder ended at {pos}, log at {self.segments.write_offset}")
-        next_offsets.update(local)
+        if group is not None:
+            base = len(group.buf)
+            group.buf += memoryview(buf)[:bpos]
+            group.cuts.extend(base + c for c in cuts)
+            group.vpos = pos
+            (overlay if overlay is not None else next_offsets).update(local)
+        else:
+            self._write(buf, bpos, cuts, pos)
+            next_offsets.update(local)
         return AppendedBatch(
             begin,
             pos,
@@ -277,6 +294,37 @@ class CommitLog:
             bpos,
             wait,
         )
+
+    def _write(self, buf: bytearray, length: int, cuts: list[int], end: int) -> None:
+        view = memoryview(buf)
+        prev = 0
+        for cut in cuts:
+            self.segments.append(view[prev:cut])
+            self.segments.skip_to_next_segment()
+            prev = cut
+        self.segments.append(view[prev:length])
+        if self.segments.write_offset != end:
+            raise AssertionError(f"encoder ended at {end}, log at {self.segments.write_offset}")
+
+    def begin_group(self) -> None:
+        """Start collecting batches for one write (see ``append_batch``)."""
+        self._group = _Group(self.segments.write_offset)
+
+    def commit_group(self) -> int:
+        """Write everything collected since ``begin_group``; returns the new write offset.
+
+        On OSError the group is dropped; the caller truncates back to where it began."""
+        group, self._group = self._group, None
+        if group is None:
+            raise AssertionError("commit_group without begin_group")
+        if group.buf:
+            self._write(group.buf, len(group.buf), group.cuts, group.vpos)
+        elif group.vpos != self.segments.write_offset:
+            raise AssertionError("an empty group moved the write offset")
+        return self.segments.write_offset
+
+    def abort_group(self) -> None:
+        self._group = None
 
     # -- reading -------------------------------------------------------------------------------
 

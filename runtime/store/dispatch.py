@@ -83,3 +83,20 @@ class LogDispatchReader:
         out = self.batch._replace(end=end)
         self.batch = DispatchBatch.empty()
         return out
+
+
+def merge(batches: list[DispatchBatch]) -> DispatchBatch:
+    """One batch for consecutive batches (in log order)."""
+    if len(batches) == 1:
+        return batches[0]
+    queues: dict[QueueKey, list] = {}
+    index: list[IndexItem] = []
+    for b in batches:
+        for key, (first, raw) in b.queues.items():
+            block = queues.get(key)
+            if block is None:
+                queues[key] = [first, bytearray(raw)]
+            else:
+                block[1] += raw
+        index.extend(b.index)
+    return DispatchBatch(queues, index, batches[-1].end)
