@@ -26,6 +26,7 @@ class Abort(Exception):
 # Double.valueOf: trimmed of chars <= U+0020, ASCII digits, optional f/F/d/D suffix, NaN, Infinity,
 # and hexadecimal floating point with a binary exponent.
 _TRIM = "".join(chr(c) for c in range(0x21))
+_PLAIN_DECIMAL_CHARS = "0123456789.+-eE"
 _JAVA_DECIMAL = re.compile(
     r"[+-]?(?:NaN|Infinity|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?[fFdD]?)"
 )
@@ -75,6 +76,12 @@ def java_long(text: str) -> int:
 
 def java_double(text: str) -> float:
     """``Double.valueOf(text)``; Abort when Java would throw."""
+    if not text.strip(_PLAIN_DECIMAL_CHARS):
+        # Only digits, '.', signs and 'e': Python's float() accepts exactly what Java accepts.
+        try:
+            return float(text)
+        except ValueError:
+            raise Abort from None
     text = text.strip(_TRIM)
     if _JAVA_DECIMAL.fullmatch(text):
         if text.endswith("NaN"):
