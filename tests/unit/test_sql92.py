@@ -415,3 +415,17 @@ def test_compile_cached_is_bounded() -> None:
     for i in range(CACHE_SIZE + 10):
         compile_cached(f"a > {i}")
     assert _compile_outcome.cache_info().currsize == CACHE_SIZE
+
+
+def test_evaluation_is_fast_enough_for_the_pull_path() -> None:
+    # Measured at about 1 us (docs/filtering.md); the bound leaves room for slow, busy machines.
+    import time
+
+    predicate = compile_expression("a > 5 AND b = 'abc' AND c IN ('x', 'y')")
+    properties = {"a": "10", "b": "abc", "c": "y", "TAGS": "TagA", "KEYS": "k1"}
+    rounds = 20_000
+    start = time.perf_counter()
+    for _ in range(rounds):
+        predicate(properties)
+    per_call = (time.perf_counter() - start) / rounds
+    assert per_call < 25e-6
