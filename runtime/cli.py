@@ -97,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     broker.add_argument("--namesrv-addr", help="override namesrvAddr (host:port;host:port)")
     broker.add_argument("--listen-port", type=int, help="override listenPort")
+
+    bench = sub.add_parser(
+        "bench",
+        help="client benchmarks (produce, batch, consume, latency); see bench/client_bench.py",
+        add_help=False,
+    )
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -155,6 +162,12 @@ def _make_node(args: argparse.Namespace) -> Node:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:  # the client benchmark lives in bench/, beside runtime/
+        sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+        from bench.client_bench import main as bench_main
+
+        return bench_main(argv[1:])
     args = build_parser().parse_args(argv)
     logs.configure(args.log_level)
     try:

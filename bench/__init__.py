@@ -1,0 +1,1 @@
+"""Benchmarks that print figures (never timed tests). ``bench.client_bench``: the Python client."""
