@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from runtime.filter.javanum import (
     comparator,
@@ -226,7 +227,8 @@ def _compare(node: Compare) -> Closure:
 def _property_vs_constant(op: str, name: str, const: Const, mirrored: bool) -> Closure:
     """``name op constant`` (``mirrored``: written ``constant op' name``, which differs only in
     null handling of ``=``: a missing property on the right gives false, on the left unknown)."""
-    value, jtype = const.value, const.jtype
+    value: Any = const.value
+    jtype = const.jtype
     missing = False if (mirrored and op == "=") else None
     if jtype == STR and op == "=":
 
@@ -255,7 +257,7 @@ def _property_vs_constant(op: str, name: str, const: Const, mirrored: bool) -> C
             text = props.get(name)
             if text is None:
                 return missing
-            return double_compare(java_double(text), value) in accept  # type: ignore[arg-type]
+            return double_compare(java_double(text), value) in accept
 
         return decimal
     if jtype == BOOL and op == "=":

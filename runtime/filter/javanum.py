@@ -12,6 +12,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Callable
+from typing import Any
 
 from runtime.filter.nodes import BOOL, DOUBLE, INT, LONG, NULL, STR
 
@@ -117,31 +118,26 @@ def double_compare(a: float, b: float) -> int:
     return (a_nan > b_nan) - (a_nan < b_nan)
 
 
-def _plain(a: object, b: object) -> int:
-    return (a > b) - (a < b)  # type: ignore[operator]
+def _plain(a: Any, b: Any) -> int:
+    return (a > b) - (a < b)
 
 
-def _abort(a: object, b: object) -> int:
+def _abort(a: Any, b: Any) -> int:
     raise Abort
 
 
-def _below(a: object, b: object) -> int:
+def _below(a: Any, b: Any) -> int:
     return -1
 
 
-Comparator = Callable[[object, object], int]
+Comparator = Callable[[Any, Any], int]
 
-_CONVERT: dict[str, Callable[[str], object]] = {
+_CONVERT: dict[str, Callable[[str], Any]] = {
     INT: java_int,
     LONG: java_long,
     DOUBLE: java_double,
     BOOL: java_bool,
 }
-
-
-def converter(target: str) -> Callable[[str], object]:
-    """The function RocketMQ uses to turn a string into ``target`` (INT, LONG, DOUBLE, BOOL)."""
-    return _CONVERT[target]
 
 
 def comparator(left: str, right: str) -> Comparator:
@@ -150,25 +146,25 @@ def comparator(left: str, right: str) -> Comparator:
     if NULL in (left, right):
         return _below  # never called: a null-typed value is always null
     if left == right:
-        return double_compare if left == DOUBLE else _plain  # type: ignore[return-value]
+        return double_compare if left == DOUBLE else _plain
     if left == BOOL:
         return _abort if right == STR else _below  # Java casts the Boolean to String and fails
     if right == BOOL:
         if left == STR:
-            return lambda a, b: _plain(java_bool(a), b)  # type: ignore[arg-type]
+            return lambda a, b: _plain(java_bool(a), b)
         return _below
     if left == STR:
         convert = _CONVERT[right]
         if right == DOUBLE:
-            return lambda a, b: double_compare(java_double(a), b)  # type: ignore[arg-type]
-        return lambda a, b: _plain(convert(a), b)  # type: ignore[arg-type]
+            return lambda a, b: double_compare(java_double(a), b)
+        return lambda a, b: _plain(convert(a), b)
     if right == STR:
         convert = _CONVERT[left]
         if left == DOUBLE:
-            return lambda a, b: double_compare(a, java_double(b))  # type: ignore[arg-type]
-        return lambda a, b: _plain(a, convert(b))  # type: ignore[arg-type]
+            return lambda a, b: double_compare(a, java_double(b))
+        return lambda a, b: _plain(a, convert(b))
     if DOUBLE in (left, right):
-        return lambda a, b: double_compare(float(a), float(b))  # type: ignore[arg-type]
+        return lambda a, b: double_compare(float(a), float(b))
     return _plain  # Integer against Long
 
 
@@ -176,5 +172,5 @@ def order_comparator(left: str, right: str) -> Comparator:
     """The comparison behind ``>``, ``>=``, ``<``, ``<=``: two strings are both read as doubles
     (Abort if either is not a number); other pairs as in ``comparator``."""
     if left == right == STR:
-        return lambda a, b: double_compare(java_double(a), java_double(b))  # type: ignore[arg-type]
+        return lambda a, b: double_compare(java_double(a), java_double(b))
     return comparator(left, right)

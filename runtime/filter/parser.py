@@ -17,6 +17,8 @@ NOT binds tighter than comparisons: ``NOT a = 'x'`` means ``(NOT a) = 'x'``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from runtime.filter.errors import FilterError
 from runtime.filter.javanum import INT_MAX, LONG_MAX, comparator
 from runtime.filter.lexer import DECIMAL, EOF, IDENT, INTEGER, STRING, Token, tokenize
@@ -268,7 +270,8 @@ class _Parser:
     def negate(self, token: Token, operand: Node) -> Node:
         if isinstance(operand, Const):
             if operand.type_ in NUMERIC:
-                return Const(token.pos, -operand.value, operand.type_, literal=False)  # type: ignore[operator]
+                value: Any = operand.value
+                return Const(token.pos, -value, operand.type_, literal=False)
             return Const(token.pos, None, NULL, literal=False)
         if isinstance(operand, Prop):
             return Const(token.pos, None, NULL, literal=False)  # a string is not a Number
@@ -317,8 +320,8 @@ class _Parser:
             raise FilterError("BETWEEN bounds cannot be NULL", token.pos + 1)
         for operand in (value, low, high):
             self.check_orderable("BETWEEN", operand)
-        if is_literal(low) and is_literal(high):
-            lo, hi = low.value, high.value  # type: ignore[attr-defined]
+        if isinstance(low, Const) and isinstance(high, Const) and low.literal and high.literal:
+            lo, hi = low.value, high.value
             if comparator(high.jtype, low.jtype)(hi, lo) < 0:
                 raise FilterError(
                     f"BETWEEN bounds are reversed: {lo!r} is above {hi!r}", token.pos + 1
