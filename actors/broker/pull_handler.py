@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import time
 
+import msgspec
+
 from actors.broker.context import BrokerContext, reply
 from actors.broker.store_port import GetOutcome
+from runtime.filter import FilterError, Predicate, compile_cached
 from runtime.remoting.bodies import SUB_ALL, tags_of
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.headers import PullMessageRequestHeader, decode_header
-from runtime.remoting.properties import tag_hash
+from runtime.remoting.properties import decode_properties, tag_hash
 from runtime.session import SessionHandle
+from runtime.store.record import decode_record
 
 PERM_READ = 4
 FLAG_COMMIT_OFFSET, FLAG_SUSPEND, FLAG_SUBSCRIPTION = 1, 2, 4
@@ -58,15 +62,30 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
             remark=f"queueId[{h.queue_id}] is illegal, topic:[{h.topic}] topicConfig."
             f"readQueueNums:[{config.read_queue_nums}] consumer:[{session.remote_address}]",
         )
-    expression_type = (h.expression_type or "TAG").upper()
-    if expression_type != "TAG":
+    expression_type, expression = _subscription(ctx, h)
+    predicate: Predicate | None = None
+    tag_codes: frozenset[int] | None = None
+    if expression_type == "SQL92":
+        if not ctx.cfg.enable_property_filter:
+            return reply(
+                request,
+                ResponseCode.SYSTEM_ERROR,
+                remark="The broker does not support consumer to filter message by SQL92 "
+                "(enablePropertyFilter=false)",
+            )
+        try:
+            predicate = compile_cached(expression)
+        except FilterError as exc:
+            return reply(request, ResponseCode.SUBSCRIPTION_PARSE_FAILED, remark=str(exc))
+    elif expression_type == "TAG":
+        tags = tags_of(expression)
+        tag_codes = frozenset(tag_hash(t) for t in tags) if tags else None
+    else:
         return reply(
             request,
             ResponseCode.SUBSCRIPTION_PARSE_FAILED,
-            remark=f"expression type {expression_type} is not supported "
-            "(enablePropertyFilter is off on this broker)",
+            remark=f"unknown expression type {expression_type}; TAG or SQL92",
         )
-    tag_codes = _tag_codes(ctx, h)
     if h.sys_flag & FLAG_COMMIT_OFFSET and h.commit_offset > 0 and ctx.cfg.is_master:
         ctx.store.commit_offset(h.consumer_group, h.topic, h.queue_id, h.commit_offset)
 
@@ -74,9 +93,10 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
     max_nums = max(1, min(h.max_msg_nums, 1024))
 
     def get() -> GetOutcome:
-        return ctx.store.get_messages(
+        outcome = ctx.store.get_messages(
             h.consumer_group, h.topic, h.queue_id, h.queue_offset, max_nums, max_bytes, tag_codes
         )
+        return outcome if predicate is None else _filter(outcome, predicate)
 
     outcome = get()
     suspend = bool(h.sys_flag & FLAG_SUSPEND) and h.suspend_timeout_millis > 0
@@ -94,15 +114,30 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
     return _respond(request, outcome, h.queue_offset)
 
 
-def _tag_codes(ctx: BrokerContext, h: PullMessageRequestHeader) -> frozenset[int] | None:
-    expression = h.subscription if h.sys_flag & FLAG_SUBSCRIPTION else None
-    if expression is None:
-        sub = ctx.ask(ctx.proxy(ctx.consumers).subscription(h.consumer_group, h.topic))
-        expression = sub.sub_string if sub is not None else SUB_ALL
-    tags = tags_of(expression)
-    if not tags:
-        return None
-    return frozenset(tag_hash(t) for t in tags)
+def _subscription(ctx: BrokerContext, h: PullMessageRequestHeader) -> tuple[str, str]:
+    """(expression type, expression) from the request, else from the group's heartbeat."""
+    if h.sys_flag & FLAG_SUBSCRIPTION and h.subscription is not None:
+        return (h.expression_type or "TAG").upper(), h.subscription
+    sub = ctx.ask(ctx.proxy(ctx.consumers).subscription(h.consumer_group, h.topic))
+    if sub is None:
+        return "TAG", SUB_ALL
+    return (sub.expression_type or "TAG").upper(), sub.sub_string
+
+
+def _filter(outcome: GetOutcome, predicate: Predicate) -> GetOutcome:
+    """Keep the records whose properties satisfy the SQL92 predicate."""
+    if outcome.status != "FOUND" or not outcome.messages:
+        return outcome
+    kept = tuple(
+        raw
+        for raw in outcome.messages
+        if predicate(decode_properties(decode_record(raw).properties))
+    )
+    if not kept:
+        return msgspec.structs.replace(
+            outcome, status="NO_MATCHED_MESSAGE", body=b"", count=0, messages=()
+        )
+    return msgspec.structs.replace(outcome, body=b"".join(kept), count=len(kept), messages=kept)
 
 
 def _is_not_found(outcome: GetOutcome, offset: int) -> bool:

@@ -92,6 +92,7 @@ class StoreAdapter:
             max_offset=r.max_offset,
             body=r.body,
             count=r.message_count,
+            messages=r.messages,
         )
 
     def wait_arrival(self, topic: str, queue_id: int, offset: int, timeout: float) -> bool:

@@ -29,6 +29,7 @@ class GetOutcome(msgspec.Struct, frozen=True):
     max_offset: int
     body: bytes = b""  # concatenated raw commit-log records
     count: int = 0
+    messages: tuple[bytes, ...] = ()  # the same records, one by one
 
 
 class StorePort(Protocol):
