@@ -118,64 +118,36 @@ class SendResult(msgspec.Struct, frozen=True, kw_only=True):
 _STORE_ID = struct.Struct(">4siq")
 
 
-class MessageExt:
-    """A received message (RocketMQ's MessageExt). Cheap to build: properties, tags, keys and
-    the ids are derived from the stored record on first use."""
+class MessageExt(msgspec.Struct, gc=False, kw_only=False):
+    """A received message (RocketMQ's MessageExt). Cheap to build (a C-level struct): hosts,
+    properties, tags, keys and the ids are derived from the stored record on first use."""
 
-    __slots__ = (
-        "_props",
-        "body",
-        "born_host",
-        "born_timestamp",
-        "broker_name",
-        "commit_log_offset",
-        "flag",
-        "prepared_transaction_offset",
-        "properties_string",
-        "queue_id",
-        "queue_offset",
-        "reconsume_times",
-        "store_host",
-        "store_timestamp",
-        "sys_flag",
-        "topic",
-    )
+    topic: str
+    body: bytes
+    properties_string: str
+    broker_name: str = ""
+    queue_id: int = 0
+    queue_offset: int = 0
+    commit_log_offset: int = 0
+    sys_flag: int = 0
+    flag: int = 0
+    born_timestamp: int = 0
+    born_ip: bytes = b"\0\0\0\0"
+    born_port: int = 0
+    store_timestamp: int = 0
+    store_ip: bytes = b"\0\0\0\0"
+    store_port: int = 0
+    reconsume_times: int = 0
+    prepared_transaction_offset: int = 0
+    _props: dict[str, str] | None = None
 
-    def __init__(
-        self,
-        topic: str,
-        body: bytes,
-        properties_string: str,
-        *,
-        broker_name: str = "",
-        queue_id: int = 0,
-        queue_offset: int = 0,
-        commit_log_offset: int = 0,
-        sys_flag: int = 0,
-        flag: int = 0,
-        born_timestamp: int = 0,
-        born_host: str = "",
-        store_timestamp: int = 0,
-        store_host: str = "",
-        reconsume_times: int = 0,
-        prepared_transaction_offset: int = 0,
-    ) -> None:
-        self.topic = topic
-        self.body = body
-        self.properties_string = properties_string
-        self.broker_name = broker_name
-        self.queue_id = queue_id
-        self.queue_offset = queue_offset
-        self.commit_log_offset = commit_log_offset
-        self.sys_flag = sys_flag
-        self.flag = flag
-        self.born_timestamp = born_timestamp
-        self.born_host = born_host
-        self.store_timestamp = store_timestamp
-        self.store_host = store_host
-        self.reconsume_times = reconsume_times
-        self.prepared_transaction_offset = prepared_transaction_offset
-        self._props: dict[str, str] | None = None
+    @property
+    def born_host(self) -> str:
+        return f"{socket.inet_ntoa(self.born_ip)}:{self.born_port}"
+
+    @property
+    def store_host(self) -> str:
+        return f"{socket.inet_ntoa(self.store_ip)}:{self.store_port}"
 
     @property
     def all_properties(self) -> dict[str, str]:
@@ -206,10 +178,9 @@ class MessageExt:
 
     @property
     def offset_msg_id(self) -> str:
-        host, _, port = self.store_host.rpartition(":")
         try:
-            raw = _STORE_ID.pack(socket.inet_aton(host), int(port), self.commit_log_offset)
-        except (OSError, ValueError):
+            raw = _STORE_ID.pack(self.store_ip, self.store_port, self.commit_log_offset)
+        except struct.error:
             return ""
         return raw.hex().upper()
 

@@ -9,7 +9,6 @@ Compressed bodies (sysFlag COMPRESSED) are inflated with zlib.
 
 from __future__ import annotations
 
-import socket
 import struct
 import zlib
 
@@ -24,18 +23,7 @@ from runtime.store.record import HEADER, HEADER_SIZE, MAGIC, MIN_RECORD_SIZE
 _H = struct.Struct(">h")
 _COMPRESSED = int(MessageSysFlag.COMPRESSED)
 _ZLIB = int(MessageSysFlag.COMPRESSION_ZLIB)
-_hosts: dict[tuple[bytes, int], str] = {}
 _topics: dict[bytes, str] = {}
-
-
-def _host(ip: bytes, port: int) -> str:
-    key = (ip, port)
-    text = _hosts.get(key)
-    if text is None:
-        if len(_hosts) > 4096:
-            _hosts.clear()
-        text = _hosts[key] = f"{socket.inet_ntoa(ip)}:{port}"
-    return text
 
 
 def _topic(raw: bytes) -> str:
@@ -117,18 +105,20 @@ def decode_messages(body: bytes, broker_name: str) -> list[MessageExt]:
                 topic,
                 payload,
                 props,
-                broker_name=broker_name,
-                queue_id=queue_id,
-                queue_offset=queue_offset,
-                commit_log_offset=physical,
-                sys_flag=sys_flag,
-                flag=flag,
-                born_timestamp=born_ts,
-                born_host=_host(born_ip, born_port),
-                store_timestamp=store_ts,
-                store_host=_host(store_ip, store_port),
-                reconsume_times=reconsume,
-                prepared_transaction_offset=prepared,
+                broker_name,
+                queue_id,
+                queue_offset,
+                physical,
+                sys_flag,
+                flag,
+                born_ts,
+                born_ip,
+                born_port,
+                store_ts,
+                store_ip,
+                store_port,
+                reconsume,
+                prepared,
             )
         )
         pos = end
