@@ -418,23 +418,22 @@ def check_record(buf: bytes | memoryview, pos: int, *, verify_crc: bool = True) 
         return RecordCheck(-1, problem=f"totalSize {size} below the minimum")
     if size > avail:
         return RecordCheck(-1, problem=f"torn record: totalSize {size}, {avail} bytes present")
-    blen = int.from_bytes(buf[pos + 84 : pos + 88], "big", signed=True)
+    _size, _magic, crc, blen = _CHECK_HEAD.unpack_from(buf, pos)
     if blen < 0 or HEADER_SIZE + blen + 3 > size:
         return RecordCheck(-1, problem=f"bodyLen {blen} inconsistent with totalSize {size}")
     tpos = pos + HEADER_SIZE + blen
-    tlen = buf[tpos]
-    ppos = tpos + 1 + tlen
+    ppos = tpos + 1 + buf[tpos]
     if ppos + 2 > pos + size:
         return RecordCheck(-1, problem="topic length runs past the record")
     (plen,) = _H.unpack_from(buf, ppos)
     if plen < 0 or ppos + 2 + plen != pos + size:
         return RecordCheck(-1, problem="length fields do not add up to totalSize")
-    if verify_crc:
-        (crc,) = struct.unpack_from(">i", buf, pos + 8)
-        body = buf[pos + HEADER_SIZE : tpos]
-        if zlib.crc32(body) & 0x7FFFFFFF != crc:
-            return RecordCheck(-1, problem="body CRC mismatch")
+    if verify_crc and zlib.crc32(buf[pos + HEADER_SIZE : tpos]) & 0x7FFFFFFF != crc:
+        return RecordCheck(-1, problem="body CRC mismatch")
     return RecordCheck(size)
+
+
+_CHECK_HEAD = struct.Struct(">iIi72xi")  # totalSize, magic, bodyCRC, bodyLen
 
 
 def decode_record(buf: bytes | memoryview, pos: int = 0) -> StoredRecord:
@@ -490,6 +489,8 @@ def decode_record(buf: bytes | memoryview, pos: int = 0) -> StoredRecord:
 
 # queueId, queueOffset, physicalOffset, sysFlag, storeTimestamp
 _DISPATCH_HEAD = struct.Struct(">12xi4xqqi8x8xq")
+assert _DISPATCH_HEAD.size == 64
+assert _CHECK_HEAD.size == HEADER_SIZE
 
 
 def dispatch_entry_at(

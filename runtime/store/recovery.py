@@ -166,6 +166,15 @@ def _recover(settings: StoreSettings, fs: FileSystem, lock: StoreLock) -> OpenSt
     truncated = 0
     if scan.problem is not None or log_end != data_end:
         _refuse_mid_log_damage(log, scan)
+        doomed = sum(max(0, s.end - max(s.start, log_end)) for s in log.segments.segments)
+        if doomed > settings.max_truncate_bytes:
+            raise StoreError(
+                settings.commitlog_dir,
+                f"recovery would cut {doomed} bytes off the commit log at offset {log_end} "
+                f"({scan.problem or 'end of valid data'}), more than max_truncate_bytes "
+                f"{settings.max_truncate_bytes}: refusing; inspect the log, or raise the limit "
+                "to accept the loss",
+            )
         truncated = log.segments.truncate(log_end)
         if truncated:
             logger.warning(

@@ -59,6 +59,10 @@ class StoreSettings(msgspec.Struct, frozen=True, kw_only=True):
     auto_create_topic_enable: bool = True
     default_topic_queue_nums: int = 8
     read_only: bool = False  # a slave: the writer refuses client puts
+    max_truncate_bytes: int = 256 * 1024 * 1024
+    """Recovery refuses (StoreError) to cut more than this off the commit log's tail: a torn
+    tail is at most the unflushed writes; more points at a bug or damage an operator should
+    look at first (raise it to accept the loss)."""
 
     # -- derived --------------------------------------------------------------------------------
 

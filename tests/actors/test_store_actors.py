@@ -154,6 +154,19 @@ def test_illegal_records_are_refused_before_writing(store: BrokerStore) -> None:
     assert put(store, rec(b"next")).queue_offsets == (1,)
 
 
+def test_coalesced_appends_keep_separate_outcomes(store: BrokerStore) -> None:
+    # Given three puts queued before the writer runs (they are written as one group)
+    first = store.put([rec(b"a"), rec(b"b")])
+    bad = store.put([rec(b"c"), rec(b"x", topic="bad topic")])
+    third = store.put([rec(b"d", queue_id=1), rec(b"e")])
+    # Then each batch gets its own answer; the illegal one wrote nothing
+    assert first.get(timeout=T).queue_offsets == (0, 1)
+    assert bad.get(timeout=T).status is PutStatus.MESSAGE_ILLEGAL
+    assert third.get(timeout=T).queue_offsets == (0, 2)
+    consumable(store, 3)
+    assert bodies(get(store, 0)) == [b"a", b"b", b"e"]
+
+
 def test_wait_arrival(store: BrokerStore) -> None:
     # Given a long poll parked at offset 0 of an empty queue
     waiter = store.wait_arrival("T", 0, 0, timeout=10)

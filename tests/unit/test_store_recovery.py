@@ -347,3 +347,21 @@ def test_recovery_from_arbitrary_truncation(n: int, cut_fraction: float, seed: i
         more = write(again, 3, seed=seed + 1)
         check_consistent(again, survivors + more)
         crash(again)
+
+
+def test_refuses_to_truncate_more_than_the_limit(tmp_path: Path) -> None:
+    # Given a crashed store with a torn last record, and a tiny truncation limit
+    s = make_settings(tmp_path, max_truncate_bytes=10)
+    store = open_store(s)
+    written = write(store, 50)
+    crash(store)
+    last = written[-1]
+    os.truncate(last_segment_path(tmp_path), last.physical_offset % SEG + last.size // 2)
+    # When it reopens, Then it refuses rather than cutting more than the limit
+    with pytest.raises(StoreError, match="max_truncate_bytes"):
+        open_store(s)
+    # and with the default limit the torn record is cut as usual
+    again = open_store(make_settings(tmp_path))
+    assert again.report.log_end == last.physical_offset
+    check_consistent(again, written[:-1])
+    crash(again)
