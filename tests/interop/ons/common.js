@@ -62,4 +62,10 @@ const httpclient = {
   },
 };
 
-module.exports = { parseArgs, emit, describeError, makeLogger, httpclient };
+// process.exit() drops what is still queued for a pipe (Node writes pipes asynchronously):
+// exit once everything emitted so far has been flushed.
+function exit(code) {
+  process.stdout.write('', () => process.exit(code));
+}
+
+module.exports = { parseArgs, emit, describeError, makeLogger, httpclient, exit };

@@ -10,7 +10,7 @@
 // SIGINT (exit 0) and "deadline" when --deadline seconds pass first (exit 3).
 
 const { Consumer } = require('ali-ons');
-const { parseArgs, emit, describeError, makeLogger, httpclient } = require('./common');
+const { parseArgs, emit, describeError, makeLogger, httpclient, exit } = require('./common');
 
 async function main() {
   const args = parseArgs(process.argv.slice(2), {
@@ -78,7 +78,7 @@ async function main() {
     stopping = true;
     const hardStop = setTimeout(() => {
       emit('stopped', { reason, clean: false });
-      process.exit(code);
+      exit(code);
     }, 10000);
     try {
       await consumer.close();
@@ -87,7 +87,7 @@ async function main() {
     }
     clearTimeout(hardStop);
     emit('stopped', { reason, clean: true });
-    process.exit(code);
+    exit(code);
   };
   process.on('SIGTERM', () => stop('SIGTERM', 0));
   process.on('SIGINT', () => stop('SIGINT', 0));
@@ -108,5 +108,5 @@ async function main() {
 main().catch(err => {
   emit('fatal', describeError(err));
   process.stderr.write(`${err && err.stack}\n`);
-  process.exit(2);
+  exit(2);
 });

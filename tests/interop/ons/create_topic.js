@@ -11,7 +11,7 @@
 // Lines: "created" per broker, then "routed" (the route body) or "deadline" (exit 3).
 
 const { Producer } = require('ali-ons');
-const { parseArgs, emit, describeError, makeLogger, httpclient } = require('./common');
+const { parseArgs, emit, describeError, makeLogger, httpclient, exit } = require('./common');
 
 function sleep(ms) {
   return new Promise(resolve => setTimeout(resolve, ms));
@@ -74,10 +74,10 @@ async function main() {
 }
 
 main().then(
-  code => process.exit(code),
+  code => exit(code),
   err => {
     emit('fatal', describeError(err));
     process.stderr.write(`${err && err.stack}\n`);
-    process.exit(2);
+    exit(2);
   }
 );

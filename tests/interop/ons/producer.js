@@ -9,7 +9,7 @@
 // Exit code 0 only when every send returned a stored status; 3 when --deadline passes first.
 
 const { Producer, Message } = require('ali-ons');
-const { parseArgs, emit, describeError, makeLogger, httpclient } = require('./common');
+const { parseArgs, emit, describeError, makeLogger, httpclient, exit } = require('./common');
 
 function padded(text, size) {
   let body = text;
@@ -35,7 +35,7 @@ async function main() {
   });
   setTimeout(() => {
     emit('deadline', { seconds: args.deadline });
-    process.exit(3);
+    exit(3);
   }, args.deadline * 1000).unref();
   const tags = args.tags.split(',');
   const producer = new Producer({
@@ -81,10 +81,10 @@ async function main() {
 }
 
 main().then(
-  code => process.exit(code),
+  code => exit(code),
   err => {
     emit('fatal', describeError(err));
     process.stderr.write(`${err && err.stack}\n`);
-    process.exit(2);
+    exit(2);
   }
 );
