@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import gevent
 import msgspec
 
 from actors.client.config import ClientConfig
@@ -221,7 +222,8 @@ class Producer:
         timeout: float | None = None,
     ) -> concurrent.futures.Future[SendResult]:
         """Send without waiting. The returned future gets the SendResult or the error; the
-        optional ``callback(result, error)`` runs on the producer's callback thread."""
+        optional ``callback(result, error)`` runs on the producer's callback thread (a greenlet
+        of its own in a monkey-patched program), never on the hub."""
         hub = self._running_hub("send_async")
         selection = self._selection(msg, queue, sharding_key, selector)
         out = self._prepare(msg, sharding_key)
@@ -240,6 +242,11 @@ class Producer:
                 callback(result, error)
 
         def done(result: Any, error: BaseException | None) -> None:
+            # Runs as a hub callback, which must not block: in a patched program the pool's
+            # locks are gevent locks, so hand over through a greenlet there.
+            if hub.patched:
+                gevent.spawn(complete, result, error)
+                return
             try:
                 callbacks.submit(complete, result, error)
             except RuntimeError:  # the executor shut down: complete here
