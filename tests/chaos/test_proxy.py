@@ -227,11 +227,11 @@ def test_the_server_closing_still_delivers_what_it_sent() -> None:
             conn.sendall(b"bye")
 
     threading.Thread(target=answer_and_close, daemon=True).start()
-    with TcpProxy("{}:{}".format(*server.getsockname()), name="closing") as proxy:
-        with connect(proxy) as sock:
-            sock.sendall(b"?")
-            assert recv_exactly(sock, 3) == b"bye"
-            assert sock.recv(1) == b""
+    upstream = "{}:{}".format(*server.getsockname())
+    with TcpProxy(upstream, name="closing") as proxy, connect(proxy) as sock:
+        sock.sendall(b"?")
+        assert recv_exactly(sock, 3) == b"bye"
+        assert sock.recv(1) == b""
     server.close()
 
 
