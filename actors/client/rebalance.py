@@ -51,6 +51,8 @@ from runtime.errors import ProtocolError
 from runtime.remoting.bodies import ConsumerListBody, decode_body
 from runtime.remoting.codes import MessageModel, RequestCode, ResponseCode
 
+RETRY_PREFIX = "%RETRY%"
+
 
 class ConsumeFrom(enum.Enum):
     """Where a group with no committed offset on a queue starts (RocketMQ's ConsumeFromWhere):
@@ -260,12 +262,13 @@ class Rebalancer(GeventActor):
     def start_offset(self, mq: MessageQueue) -> int:
         """The offset a newly assigned queue starts at: the group's committed offset, else the
         consume-from policy (LAST: max offset; FIRST: min offset; TIMESTAMP: the offset of the
-        first message stored at or after ``consume_timestamp``), then committed at once."""
+        first message stored at or after ``consume_timestamp``; retry topics: min offset), then
+        committed at once."""
         stored = self._ask_offsets(lambda reply: ReadOffset(mq, reply))
         if stored >= 0:
             return stored
         inst, t = self.instance, self.timeout
-        if self.consume_from is ConsumeFrom.FIRST:
+        if self.consume_from is ConsumeFrom.FIRST or mq.topic.startswith(RETRY_PREFIX):
             offset = queue_offset(inst, RequestCode.GET_MIN_OFFSET, mq, t)
         elif self.consume_from is ConsumeFrom.TIMESTAMP:
             ts = self.consume_timestamp
