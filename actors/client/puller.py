@@ -274,7 +274,7 @@ class QueuePuller(GeventActor):
                 self._pull_next()
 
     def _seek(self, offset: int, generation: int) -> None:
-        self.generation = max(generation, next_generation())
+        self.generation = generation
         self._kill_pull()
         self.pq.clear(max(offset, 0))
         self.paused = False
