@@ -9,6 +9,7 @@ Messages accepted:
   offsets, encode, write (one ``os.pwrite`` per segment touched), hand the dispatch entries to
   the Dispatcher and complete ``reply`` with a ``PutResult`` once the flush condition
   (SYNC_FLUSH: the Flusher's fsync) and the replication condition both answered.
+- ``AppendRaw(offset, data, reply)`` — a slave's replicated bytes (``raw_append``).
 - ``DiskSpace(full, ratio)`` from Retention; ``StoreFailed(reason)`` from the Flusher.
 - ``DeleteSegments(...)`` from Retention (ask): detach old segments, reply ``SegmentsDeleted``.
 
@@ -33,8 +34,10 @@ import gevent.queue
 import pykka
 from loguru import logger
 
+from actors.broker import raw_append
 from actors.broker.messages import (
     AppendBatch,
+    AppendRaw,
     AwaitFlush,
     DeleteSegments,
     DiskSpace,
@@ -177,6 +180,9 @@ class CommitLogWriter(GeventActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, AppendBatch):
             self._append(message)
+            return None
+        if isinstance(message, AppendRaw):  # a slave: bytes replicated from its master
+            raw_append.handle(self, message)
             return None
         if isinstance(message, DiskSpace):
             if message.full != self._disk_full:

@@ -202,6 +202,24 @@ class AppendBatch(msgspec.Struct, frozen=True, tag=True):
     enqueued_at: float = 0.0
 
 
+class AppendRaw(msgspec.Struct, frozen=True, tag=True):
+    """A slave appends ``data`` (whole records replicated from its master) at commit-log
+    ``offset``, which must be its write offset; ``reply`` gets a ``RawAppended`` once the
+    slave's flush mode holds (SYNC_FLUSH: fsynced)."""
+
+    offset: int
+    data: bytes
+    reply: Any
+
+
+class RawAppended(msgspec.Struct, frozen=True):
+    """``ok``: appended (and flushed per the mode); ``write_offset``: the log's end now."""
+
+    ok: bool
+    write_offset: int
+    reason: str | None = None
+
+
 class DiskSpace(msgspec.Struct, frozen=True, tag=True):
     """From Retention: ``full`` means above the warning ratio (writes refused)."""
 

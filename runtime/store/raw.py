@@ -1,0 +1,151 @@
+"""Raw commit-log bytes for replication (used only by HA).
+
+- ``read_raw`` (master): whole records starting at an offset, up to the committed end, never
+  across a segment end; an end-of-segment marker travels like any record, so the slave's
+  segment files come out byte-identical.
+- ``append_raw`` (slave, called by the CommitLogWriter): check every record (magic, lengths,
+  CRC, that its physicalOffset field is where it lands), write, and build the dispatch batch
+  so the slave fills its own consume queues and index and knows its next queue offsets.
+- ``truncate_log`` (slave start only, before recovery): cut the commit log at an offset, so
+  recovery trims the consume queues and index to match and restores next offsets.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import NamedTuple
+
+import msgspec
+from loguru import logger
+
+from runtime.store import checkpoint as ckpt
+from runtime.store import record as R
+from runtime.store.commitlog import CommitLog
+from runtime.store.consumequeue import ENTRY_SIZE
+from runtime.store.dispatch import DispatchBatch, LogDispatchReader
+from runtime.store.lockfile import StoreLock
+from runtime.store.segments import SegmentedFile
+from runtime.store.settings import StoreSettings
+from runtime.store.storage import OS_FS, FileSystem
+
+_PHYS = struct.Struct(">q")
+_PHYS_AT = 28  # physicalOffset field of a record
+
+
+class RawRefused(Exception):
+    """The bytes cannot be appended here (wrong offset, not valid records); nothing written."""
+
+
+class RawWrite(NamedTuple):
+    begin: int
+    end: int  # the write offset after the append
+    batch: DispatchBatch
+    next_offsets: dict[tuple[str, int], int]  # per queue: next queue offset after these records
+    records: int
+
+
+def read_raw(log: CommitLog, offset: int, max_bytes: int, limit: int) -> bytes:
+    """Whole records (or an end-of-segment marker) at ``offset``, below ``limit``.
+
+    At most ``max_bytes`` unless the first record alone is larger (it then comes whole).
+    b"" when nothing whole is there yet. ``limit`` is the committed end: the write offset, or
+    the flushed offset under SYNC_FLUSH.
+    """
+    segs = log.segments
+    seg = segs.segment_at(offset)
+    if seg is None or offset >= limit:
+        return b""
+    want = min(max(max_bytes, R.BLANK_SIZE), limit - offset, seg.start + segs.segment_size - offset)
+    head = segs.read(offset, want)
+    pos = 0
+    n = len(head)
+    while pos + 8 <= n:
+        size, magic = R.SIZE_MAGIC.unpack_from(head, pos)
+        if magic == R.BLANK_MAGIC:
+            return head[: pos + R.BLANK_SIZE]
+        if magic != R.MAGIC or size < R.MIN_RECORD_SIZE:
+            break  # not a record boundary: the caller's offset is wrong, or damage
+        if pos + size > n:
+            if pos == 0 and offset + size <= limit:
+                whole = segs.read(offset, size)
+                return whole if len(whole) == size else b""
+            break
+        pos += size
+    return head[:pos]
+
+
+def append_raw(log: CommitLog, offset: int, data: bytes, delay_levels: tuple[int, ...]) -> RawWrite:
+    """Validate ``data`` as whole records landing at ``offset`` and write them (one write).
+
+    Raises RawRefused (nothing written) or OSError from the write (the caller truncates back to
+    ``begin``, as for any failed append).
+    """
+    begin = log.write_offset
+    if offset != begin:
+        raise RawRefused(f"data at {offset}, but the log ends at {begin}")
+    seg_size = log.segment_size
+    seg_end = begin - begin % seg_size + seg_size
+    view = memoryview(data)
+    reader = LogDispatchReader(delay_levels)
+    pos = 0
+    blank = False
+    n = len(view)
+    if not n:
+        raise RawRefused("no data")
+    while pos < n:
+        check = R.check_record(view, pos, verify_crc=True)
+        if check.blank:
+            if pos + R.BLANK_SIZE != n or begin + pos + check.size != seg_end:
+                raise RawRefused(f"end-of-segment marker at {begin + pos} is misplaced")
+            blank = True
+            pos = n
+            break
+        if check.size <= 0:
+            raise RawRefused(f"no valid record at {begin + pos}: {check.problem or 'no data'}")
+        (phys,) = _PHYS.unpack_from(view, pos + _PHYS_AT)
+        if phys != begin + pos:
+            raise RawRefused(f"record at {begin + pos} says it belongs at {phys}")
+        if begin + pos + check.size + R.BLANK_SIZE > seg_end:
+            raise RawRefused(f"record at {begin + pos} would cross the segment end")
+        reader.on_record(view, pos, check.size, begin + pos)
+        pos += check.size
+    log.segments.append(view)
+    if blank:
+        log.segments.skip_to_next_segment()
+    end = log.write_offset
+    batch = reader.take(end)
+    nexts = {key: first + len(raw) // ENTRY_SIZE for key, (first, raw) in batch.queues.items()}
+    return RawWrite(begin, end, batch, nexts, reader.count)
+
+
+def truncate_log(settings: StoreSettings, offset: int, fs: FileSystem = OS_FS) -> int:
+    """Cut the (closed) store's commit log at ``offset``; returns the bytes dropped.
+
+    Takes the store lock for the duration (StoreError if the store is open elsewhere). The
+    checkpoint is moved back to ``offset`` when it points further, so recovery scans from there
+    and drops consume-queue and index entries past the new end.
+    """
+    lock = StoreLock(settings.root)
+    try:
+        segs = SegmentedFile(settings.commitlog_dir, settings.commitlog_segment_size, fs)
+        try:
+            dropped = segs.truncate(offset) if offset < segs.write_offset else 0
+            segs.flush()
+        finally:
+            segs.close()
+        cp = ckpt.load(settings.root)
+        if cp is not None and cp.safe_offset > offset:
+            moved = msgspec.structs.replace(
+                cp, safe_offset=offset, log_min_offset=min(cp.log_min_offset, offset)
+            )
+            ckpt.save(settings.root, moved)
+        if dropped:
+            logger.warning(
+                "store {}: commit log cut at {} for replication: {} bytes dropped",
+                settings.root,
+                offset,
+                dropped,
+            )
+        return dropped
+    finally:
+        lock.release()

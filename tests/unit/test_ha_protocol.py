@@ -1,0 +1,133 @@
+"""The HA wire codec: round trips, frames split at every byte, bounds checked before buffering,
+and hostile input that must raise ProtocolError and nothing else."""
+
+from __future__ import annotations
+
+import contextlib
+import struct
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from runtime.errors import ProtocolError
+from runtime.ha import protocol as P
+
+pytestmark = pytest.mark.timeout(60)
+
+EPOCHS = (P.Epoch(1, 0, 0), P.Epoch(2, 4096, 1), P.Epoch(5, 9000, 0))
+HELLO = P.Hello(node=3, segment_size=1 << 20, epochs=EPOCHS, max_offset=123_456)
+MASTER_FRAMES: list[P.MasterFrame] = [
+    P.Accept(offset=4096, epoch=5, epochs=EPOCHS),
+    P.Data(offset=4096, data=b"x" * 300),
+    P.Data(offset=4396, data=b""),
+    P.Truncate(offset=777),
+    P.Refused(P.RefuseReason.FENCED, "not the master (epoch 6 elected)"),
+]
+
+
+def encode_master(frame: P.MasterFrame) -> bytes:
+    if isinstance(frame, P.Accept):
+        return P.encode_accept(frame)
+    if isinstance(frame, P.Data):
+        return P.encode_data(frame.offset, frame.data)
+    if isinstance(frame, P.Truncate):
+        return P.encode_truncate(frame.offset)
+    return P.encode_refused(frame.reason, frame.text)
+
+
+def slave_stream() -> bytes:
+    return P.encode_hello(HELLO) + P.encode_report(5) + P.encode_report(2**40)
+
+
+def test_slave_stream_round_trips_split_at_every_byte() -> None:
+    # Given a HELLO and two REPORTs as one byte string
+    raw = slave_stream()
+    want = [HELLO, P.Report(5), P.Report(2**40)]
+    for cut in range(len(raw) + 1):
+        # When it arrives in two chunks cut anywhere
+        dec = P.SlaveStreamDecoder()
+        got = dec.feed(raw[:cut]) + dec.feed(raw[cut:])
+        # Then the same messages come out, in order
+        assert got == want, cut
+
+
+def test_master_stream_round_trips_byte_by_byte() -> None:
+    raw = b"".join(encode_master(f) for f in MASTER_FRAMES)
+    dec = P.MasterStreamDecoder()
+    got: list[P.MasterFrame] = []
+    # When the stream arrives one byte at a time, Then every frame decodes once, in order
+    for i in range(len(raw)):
+        got += dec.feed(raw[i : i + 1])
+    assert got == MASTER_FRAMES
+
+
+@pytest.mark.parametrize(
+    ("raw", "match"),
+    [
+        (b"XXXX" + b"\x00" * 40, "magic"),
+        (struct.pack(">4siqqi", b"AMQH", 2, 1, 4096, 0), "version"),
+        (struct.pack(">4siqqi", b"AMQH", 1, 1, 0, 0), "segment size"),
+        (struct.pack(">4siqqi", b"AMQH", 1, 1, 4096, 10**9), "epoch count"),
+        (struct.pack(">4siqqi", b"AMQH", 1, 1, 4096, -1), "epoch count"),
+        (struct.pack(">4siqqiqqqq", b"AMQH", 1, 1, 4096, 1, -1, 0, 0, 0), "negative"),
+        (
+            struct.pack(">4siqqi", b"AMQH", 1, 1, 4096, 2)
+            + struct.pack(">7q", 2, 0, 0, 1, 0, 0, 0),
+            "out of order",
+        ),
+        (P.encode_hello(HELLO) + struct.pack(">q", -5), "negative"),
+    ],
+)
+def test_bad_slave_streams_raise_protocol_error(raw: bytes, match: str) -> None:
+    with pytest.raises(ProtocolError, match=match):
+        P.SlaveStreamDecoder().feed(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "match"),
+    [
+        (b"\x09", "unknown HA frame type"),
+        (struct.pack(">bqi", 4, 0, P.MAX_DATA + 1), "out of range"),
+        (struct.pack(">bqi", 4, 0, -1), "out of range"),
+        (struct.pack(">bqi", 4, -8, 0), "negative"),
+        (struct.pack(">bqqi", 1, 0, 1, P.MAX_EPOCHS + 1), "epoch count"),
+        (struct.pack(">bbh", 3, 99, 0), "refusal reason"),
+        (struct.pack(">bbh", 3, 1, -3), "out of range"),
+        (struct.pack(">bq", 2, -1), "negative"),
+    ],
+)
+def test_bad_master_streams_raise_protocol_error(raw: bytes, match: str) -> None:
+    with pytest.raises(ProtocolError, match=match):
+        P.MasterStreamDecoder().feed(raw)
+
+
+def test_a_huge_declared_size_fails_before_any_payload_arrives() -> None:
+    # Given only the 13-byte header of a DATA frame declaring 2 GiB (KAFKA-14063)
+    header = struct.pack(">bqi", 4, 0, 2**31 - 1)
+    # Then the decoder refuses at once instead of waiting to buffer it
+    with pytest.raises(ProtocolError):
+        P.MasterStreamDecoder().feed(header)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=300), st.integers(min_value=0, max_value=300))
+def test_random_bytes_only_ever_raise_protocol_error(data: bytes, cut: int) -> None:
+    for dec in (P.SlaveStreamDecoder(), P.MasterStreamDecoder()):
+        try:
+            dec.feed(data[:cut])
+            dec.feed(data[cut:])
+        except ProtocolError:
+            pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=0, max_value=60), st.binary(min_size=1, max_size=4))
+def test_mutated_valid_streams_only_ever_raise_protocol_error(pos: int, junk: bytes) -> None:
+    for raw, dec in (
+        (slave_stream(), P.SlaveStreamDecoder()),
+        (b"".join(encode_master(f) for f in MASTER_FRAMES), P.MasterStreamDecoder()),
+    ):
+        at = min(pos, len(raw))
+        with contextlib.suppress(ProtocolError):
+            dec.feed(raw[:at] + junk + raw[at + len(junk) :])
