@@ -1,0 +1,155 @@
+"""One consumer of the chaos workload, in this process or as a crashable subprocess.
+
+``run_consumer`` drives a push consumer (the listener reports each message) or a lite pull
+consumer (each non-empty poll is reported, and every change of its assignment, checked before
+each poll, is reported as an ``assign`` event) and hands every observation to ``emit``.
+
+As a subprocess (``python -m tests.chaos.consumer_worker --mode push ...``) it prints a
+``ready`` line once started, then one JSON object per observation, flushed before the
+listener returns: a message whose offset may get committed has been reported first, so a
+kill -9 leaves nothing processed unrecorded. ``ConsumerProcess`` (in ``workload``) pumps
+those lines into the history.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from actors.client import ConsumeFrom, ConsumeResult, MessageExt, PullConsumer, PushConsumer
+
+Emit = Callable[[dict[str, Any]], None]
+
+
+def _q(msg: MessageExt) -> str:
+    return f"{msg.topic}/{msg.broker_name}/{msg.queue_id}"
+
+
+def _body(msg: MessageExt) -> str:
+    return msg.body.decode(errors="replace")
+
+
+def run_consumer(
+    mode: str,
+    namesrv: str,
+    group: str,
+    topic: str,
+    name: str,
+    emit: Emit,
+    stop: threading.Event,
+    *,
+    started: Callable[[], None] | None = None,
+    rebalance_interval: float = 2.0,
+    commit_interval: float = 1.0,
+) -> None:
+    """Consume until ``stop`` is set, then shut down cleanly (committing offsets)."""
+    if mode == "push":
+        consumer: PushConsumer | PullConsumer = PushConsumer(
+            group,
+            namesrv=namesrv,
+            consume_from=ConsumeFrom.FIRST,
+            instance_name=name,
+            consume_threads=4,
+            rebalance_interval=rebalance_interval,
+            commit_interval=commit_interval,
+            suspend_timeout=2.0,
+            pull_error_delay=0.5,
+            heartbeat_interval=2.0,
+            route_refresh_interval=2.0,
+        )
+
+        def listener(msg: MessageExt) -> ConsumeResult:
+            emit({"t": "read", "q": _q(msg), "o": msg.queue_offset, "v": _body(msg)})
+            return ConsumeResult.CONSUME_SUCCESS
+
+        consumer.subscribe(topic, "*", listener)
+        consumer.start()
+        if started is not None:
+            started()
+        stop.wait()
+        consumer.shutdown()
+        return
+    pull = PullConsumer(
+        group,
+        namesrv=namesrv,
+        consume_from=ConsumeFrom.FIRST,
+        instance_name=name,
+        rebalance_interval=rebalance_interval,
+        commit_interval=commit_interval,
+        suspend_timeout=2.0,
+        pull_error_delay=0.5,
+        heartbeat_interval=2.0,
+        route_refresh_interval=2.0,
+    )
+    pull.subscribe(topic, "*")
+    pull.start()
+    if started is not None:
+        started()
+    try:
+        last: list[str] | None = None
+        while not stop.is_set():
+            try:
+                now = sorted(
+                    f"{mq.topic}/{mq.broker_name}/{mq.queue_id}" for mq in pull.assignment()
+                )
+            except Exception as exc:  # the hub is busy or a query timed out: check next time
+                emit({"t": "note", "what": f"assignment unknown: {exc}"})
+                now = last
+            if now != last:
+                emit({"t": "assign", "queues": now})
+                last = now
+            msgs = pull.poll(0.2)
+            if msgs:
+                emit({"t": "poll", "reads": [[_q(m), m.queue_offset, _body(m)] for m in msgs]})
+    finally:
+        pull.shutdown()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--mode", choices=["push", "pull"], required=True)
+    parser.add_argument("--namesrv", required=True)
+    parser.add_argument("--group", required=True)
+    parser.add_argument("--topic", required=True)
+    parser.add_argument("--name", required=True)
+    args = parser.parse_args(argv)
+    from loguru import logger
+
+    logger.remove()
+    logger.add(sys.stderr, level="WARNING")
+    lock = threading.Lock()
+    out = sys.stdout
+
+    def emit(obj: dict[str, Any]) -> None:
+        obj["m"] = time.monotonic()
+        line = json.dumps(obj, separators=(",", ":"))
+        with lock:
+            out.write(line + "\n")
+            out.flush()
+
+    stop = threading.Event()
+
+    def stop_on_eof() -> None:  # the parent closes our stdin to ask for a clean shutdown
+        sys.stdin.read()
+        stop.set()
+
+    threading.Thread(target=stop_on_eof, daemon=True).start()
+
+    def started() -> None:
+        with lock:
+            out.write("ready\n")
+            out.flush()
+
+    run_consumer(
+        args.mode, args.namesrv, args.group, args.topic, args.name, emit, stop, started=started
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
