@@ -299,6 +299,8 @@ class QueueTable:
         self._refs: dict[tuple[str, int], pykka.ActorRef[Any]] = {}
 
     def exists(self, topic: str, queue_id: int) -> bool:
+        if R.topic_problem(topic) is not None or not 0 <= queue_id <= 0x7FFFFFFF:
+            return False  # never a path built from an illegal name (e.g. "../x")
         key = (topic, queue_id)
         if key in self._refs:
             return True
@@ -313,7 +315,9 @@ class QueueTable:
         ref = self._refs.get(key)
         if ref is not None and ref.is_alive():
             return ref
-        if not create and not self.exists(topic, queue_id):
+        if not self.exists(topic, queue_id) and (not create or R.topic_problem(topic)):
+            return None
+        if not 0 <= queue_id <= 0x7FFFFFFF:
             return None
         if self.ctx.opened is None:
             return None

@@ -180,6 +180,14 @@ def test_wait_arrival(store: BrokerStore) -> None:
     assert late.get(timeout=3) == 1
 
 
+def test_illegal_names_never_touch_the_file_system(store: BrokerStore, tmp_path: Path) -> None:
+    assert store.wait_arrival("../../escape", 0, 0, timeout=0.1).get(timeout=T) == 0
+    assert store.wait_arrival("T", -1, 0, timeout=0.1).get(timeout=T) == 0
+    assert get(store, 0, topic="../x").status is GetStatus.NO_MATCHED_LOGIC_QUEUE
+    assert not (tmp_path.parent / "escape").exists()
+    assert not (tmp_path / "consumequeue" / "..").resolve().joinpath("x").exists()
+
+
 def test_query_by_key(store: BrokerStore) -> None:
     put(store, rec(b"a", KEYS="order-1 order-2", UNIQ_KEY="U1"), rec(b"b", KEYS="order-2"))
     consumable(store, 2)
