@@ -5,6 +5,7 @@ Runs in the caller's thread (pure functions), so the hub only moves bytes.
 
 from __future__ import annotations
 
+import struct
 import zlib
 from collections.abc import Sequence
 
@@ -12,9 +13,9 @@ import msgspec
 
 from actors.client.errors import MessageInvalidError, MessageTooLargeError
 from actors.client.message import SYSTEM_PROPERTIES, Message
-from actors.client.msgid import new_message_id
+from actors.client.msgid import new_message_id, new_message_ids
 from runtime.remoting import properties as P
-from runtime.remoting.batch import MAX_PROPERTIES, BatchEntry, encode_batch
+from runtime.remoting.batch import MAX_PROPERTIES
 from runtime.remoting.codes import MessageSysFlag
 from runtime.store.record import topic_problem
 
@@ -121,37 +122,51 @@ def prepare(
     )
 
 
+_ENTRY = struct.Struct(">iiiii")  # totalSize, magic 0, bodyCRC 0, flag, bodyLen
+_PROPS_LEN = struct.Struct(">h")
+
+
 def prepare_batch(msgs: Sequence[Message], *, max_size: int = MAX_MESSAGE_SIZE) -> Outgoing:
-    """Validate and encode a batch (SEND_BATCH_MESSAGE): one topic, no delay, not compressed."""
+    """Validate and encode a batch (SEND_BATCH_MESSAGE): one topic, no delay, not compressed.
+    The body is ``runtime.remoting.batch``'s layout, written here in one pass."""
     msgs = list(msgs)
     if not msgs:
         raise MessageInvalidError("batch", "is empty")
     topic = msgs[0].topic
     check_topic(topic)
-    entries: list[BatchEntry] = []
-    ids: list[str] = []
+    ids = new_message_ids(len(msgs))
     wait = msgs[0].wait_store_ok
+    parts: list[bytes] = []
+    append = parts.append
+    pack_entry = _ENTRY.pack
+    pack_len = _PROPS_LEN.pack
     for i, msg in enumerate(msgs):
-        if not isinstance(msg, Message):
-            raise MessageInvalidError(
-                f"batch[{i}]", f"expected a Message, got {type(msg).__name__}"
-            )
+        if msg.__class__ is not Message and not isinstance(msg, Message):
+            raise MessageInvalidError(f"batch[{i}]", f"not a Message: {type(msg).__name__}")
         if msg.topic != topic:
             raise MessageInvalidError(f"batch[{i}].topic", f"{msg.topic!r} differs from {topic!r}")
         if msg.delay_level:
             raise MessageInvalidError(f"batch[{i}].delay_level", "batches cannot be delayed")
-        body = msg.body_bytes()
+        body = msg.body
+        if body.__class__ is not bytes:
+            body = msg.body_bytes()
         if not body:
             raise MessageInvalidError(f"batch[{i}].body", "is empty")
-        uniq = new_message_id()
-        ids.append(uniq)
-        entries.append(BatchEntry(int(msg.flag), body, message_properties(msg, uniq)))
-    body = encode_batch(entries)
-    if len(body) > max_size:
-        raise MessageTooLargeError(len(body), max_size, "batch")
+        if msg.tags or msg.keys or msg.properties or not msg.wait_store_ok:
+            props = message_properties(msg, ids[i]).encode()
+        else:
+            props = f"UNIQ_KEY\x01{ids[i]}\x02WAIT\x01true\x02".encode()
+        blen = len(body)
+        append(pack_entry(22 + blen + len(props), 0, 0, msg.flag, blen))
+        append(body)
+        append(pack_len(len(props)))
+        append(props)
+    data = b"".join(parts)
+    if len(data) > max_size:
+        raise MessageTooLargeError(len(data), max_size, "batch")
     return Outgoing(
         topic=topic,
-        body=body,
+        body=data,
         properties=f"{P.WAIT}\x01{'true' if wait else 'false'}\x02",
         msg_id=",".join(ids),
         batch=True,
