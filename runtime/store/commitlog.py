@@ -190,29 +190,41 @@ class CommitLog:
         levels = self.delay_levels
         crc32 = zlib.crc32
         struct_for = R.record_struct
-        scan = R.scan_properties
         entry_pack = ENTRY.pack
         last_topic: str | None = None
         last_qid = -1
         key: QueueKey = ("", -1)
+        block: list | None = None
         magic = R.MAGIC
+        blank_size = R.BLANK_SIZE
+        tran_mask = R.TRANSACTION_MASK
+        prepared_type = R.TRANSACTION_PREPARED_TYPE
+        rollback_type = R.TRANSACTION_ROLLBACK_TYPE
+        findall = R._PROP_RE.findall
+        p_tags, p_uniq = R.PROPERTY_TAGS, R.PROPERTY_UNIQ_KEY
+        p_keys, p_delay = R.PROPERTY_KEYS, R.PROPERTY_DELAY
+        java_hash = R.java_hash
+        last_tags: str | None = None
+        last_code = 0
+        add_qoff = queue_offsets.append
+        add_phys = phys_offsets.append
+        add_index = index_items.append
         for rec, (topic_b, props_b, size) in zip(records, shapes, strict=True):
-            if pos + size + R.BLANK_SIZE > seg_end:
+            if pos + size + blank_size > seg_end:
                 R.BLANK.pack_into(buf, bpos, seg_end - pos, R.BLANK_MAGIC)
-                bpos += R.BLANK_SIZE
+                bpos += blank_size
                 cuts.append(bpos)
                 pos = seg_end
                 seg_end += seg_size
             topic = rec.topic
             queue_id = rec.queue_id
             sys_flag = rec.sys_flag
-            tran = sys_flag & R.TRANSACTION_MASK
-            takes_offset = (
-                tran != R.TRANSACTION_PREPARED_TYPE and tran != R.TRANSACTION_ROLLBACK_TYPE
-            )
+            tran = sys_flag & tran_mask
+            takes_offset = tran != prepared_type and tran != rollback_type
             if topic is not last_topic or queue_id != last_qid:
                 key = (topic, queue_id)
                 last_topic, last_qid = topic, queue_id
+                block = cq_blocks.get(key)
             if takes_offset:
                 qoff = local.get(key)
                 if qoff is None:
@@ -220,10 +232,10 @@ class CommitLog:
                     if qoff is None:
                         qoff = next_offsets.get(key, 0)
                 local[key] = qoff + 1
-                queue_offsets.append(qoff)
+                add_qoff(qoff)
             else:
                 qoff = 0
-                queue_offsets.append(-1)
+                add_qoff(-1)
             body = rec.body
             blen = len(body)
             tlen = len(topic_b)
@@ -254,26 +266,42 @@ class CommitLog:
                 plen,
                 props_b,
             )
-            tags, keys, uniq, delay, w = scan(rec.properties)
+            # the property scan (R.scan_properties), inlined: it runs for every record
+            tags = keys = uniq = delay = None
+            w = True
+            for name, value in findall(rec.properties):
+                if name == p_tags:
+                    tags = value
+                elif name == p_uniq:
+                    uniq = value
+                elif name == p_keys:
+                    keys = value
+                elif name == p_delay:
+                    delay = value
+                else:  # WAIT: the regex captures nothing else
+                    w = value != "false"
             if w:
                 wait = True
             if delay is None:
-                code = R.java_hash(tags) if tags else 0
+                if tags is last_tags or tags == last_tags:
+                    code = last_code
+                else:
+                    code = java_hash(tags) if tags else 0
+                    last_tags, last_code = tags, code
             else:
                 code = R.tags_code_of(topic, tags, delay, store_timestamp, levels)
             if takes_offset:
-                block = cq_blocks.get(key)
                 if block is None:
-                    cq_blocks[key] = [qoff, bytearray(entry_pack(pos, size, code))]
+                    block = cq_blocks[key] = [qoff, bytearray(entry_pack(pos, size, code))]
                 else:
                     block[1] += entry_pack(pos, size, code)
             if keys:
                 ikeys = R.index_keys(sys_flag, keys, uniq)
                 if ikeys:
-                    index_items.append((topic, pos, store_timestamp, ikeys))
-            elif uniq and tran != R.TRANSACTION_ROLLBACK_TYPE:
-                index_items.append((topic, pos, store_timestamp, (uniq,)))
-            phys_offsets.append(pos)
+                    add_index((topic, pos, store_timestamp, ikeys))
+            elif uniq and tran != rollback_type:
+                add_index((topic, pos, store_timestamp, (uniq,)))
+            add_phys(pos)
             pos += size
             bpos += size
         if group is not None:
