@@ -252,25 +252,34 @@ class IndexService:
         seeds = self._seeds
         crc32 = zlib.crc32
         room = 0 if cur is None else cur.capacity - cur.count
+        if cur is not None:
+            slots, nslots = cur._slot, cur.slots
+            hashes, physs, times, prevs = cur._hash, cur._phys, cur._time, cur._prev
+            i = cur.count
+        last_topic = None
+        seed = 0
         for topic, phys, store_time, keys in items:
             if phys < covered:
                 continue
-            if room < len(keys):
+            n = len(keys)
+            if room < n:
                 if cur is not None:
+                    cur.count = i
                     cur.end_phys = phys
                     cur.commit()
                 cur = self._new_file(phys)
                 room = cur.capacity
-            seed = seeds.get(topic)
-            if seed is None:
-                seed = seeds[topic] = crc32(f"{topic}#".encode())
-            assert cur is not None
-            # IndexFile.put, inlined: this runs once per key of every message
-            slots, nslots = cur._slot, cur.slots
-            hashes, physs, times, prevs = cur._hash, cur._phys, cur._time, cur._prev
-            i = cur.count
+                slots, nslots = cur._slot, cur.slots
+                hashes, physs, times, prevs = cur._hash, cur._phys, cur._time, cur._prev
+                i = 0
+            if topic is not last_topic:
+                seed = seeds.get(topic)
+                if seed is None:
+                    seed = seeds[topic] = crc32(f"{topic}#".encode())
+                last_topic = topic
             if i == 0:
                 cur.begin_time = store_time
+            # IndexFile.put, inlined: this runs once per key of every message
             for key in keys:
                 h = crc32(key.encode(), seed)
                 hashes[i] = h
@@ -280,9 +289,10 @@ class IndexService:
                 prevs[i] = slots[slot]
                 i += 1
                 slots[slot] = i
-            cur.count = i
             cur.end_time = store_time
-            room -= len(keys)
+            room -= n
+        if cur is not None:
+            cur.count = i
         if cur is None:
             cur = self._new_file(max(covered, 0))  # even without keys: the file records coverage
         cur.end_phys = end
