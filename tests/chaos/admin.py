@@ -126,3 +126,64 @@ def wait_until(predicate: object, timeout: float, what: str, interval: float = 0
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout}s waiting for {what}; last: {last}")
         time.sleep(interval)
+
+
+def pull(
+    broker: str,
+    topic: str,
+    queue_id: int,
+    offset: int,
+    max_messages: int = 256,
+    *,
+    group: str = "chaos-node-reader",
+    timeout: float = 5.0,
+) -> tuple[list[tuple[int, bytes]], int]:
+    """One PULL_MESSAGE straight to ``broker`` (a master or a slave): returns
+    ([(queue offset, body)], next begin offset). Nothing found: ([], the offset asked)."""
+    from actors.client.pull import decode_messages
+
+    ext = {
+        "consumerGroup": group,
+        "topic": topic,
+        "queueId": queue_id,
+        "queueOffset": offset,
+        "maxMsgNums": max_messages,
+        "sysFlag": 0,
+        "commitOffset": 0,
+        "suspendTimeoutMillis": 0,
+        "subscription": "*",
+        "subVersion": 0,
+    }
+    cmd = call(broker, RequestCode.PULL_MESSAGE, ext, timeout=timeout)
+    if cmd.code in (ResponseCode.PULL_NOT_FOUND, ResponseCode.PULL_RETRY_IMMEDIATELY):
+        return [], int(cmd.ext_fields.get("nextBeginOffset", offset))
+    _ok(cmd, "pull")
+    msgs = decode_messages(cmd.body, "")
+    return [(m.queue_offset, m.body) for m in msgs], int(cmd.ext_fields["nextBeginOffset"])
+
+
+def read_node_log(
+    broker: str, topic: str, queue_id: int, end: int, timeout: float = 30.0
+) -> dict[int, bytes]:
+    """Every message of one queue on one node, from offset 0 up to ``end`` (exclusive) or as
+    far as it goes: {queue offset: body}. A node that does not know the topic yet (a slave
+    copies topic config from its master periodically) is asked again until ``timeout``."""
+    out: dict[int, bytes] = {}
+    offset = 0
+    deadline = time.monotonic() + timeout
+    while offset < end:
+        try:
+            msgs, nxt = pull(broker, topic, queue_id, offset)
+        except AdminError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+            continue
+        if not msgs:
+            break
+        for off, body in msgs:
+            out[off] = body
+        offset = max(nxt, offset + 1)
+        if time.monotonic() > deadline:
+            break
+    return out

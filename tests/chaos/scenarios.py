@@ -419,11 +419,20 @@ SCENARIOS: dict[str, Callable[[RunConfig], Result]] = {
 }
 
 
+def all_scenarios() -> dict[str, Callable[[RunConfig], Result]]:
+    """The single-node scenarios here and the replication ones of ``scenarios_ha``."""
+    from tests.chaos.scenarios_ha import HA_SCENARIOS
+
+    return {**SCENARIOS, **HA_SCENARIOS}
+
+
 def run(name: str, cfg: RunConfig) -> Result:
     try:
-        fn = SCENARIOS[name]
+        fn = all_scenarios()[name]
     except KeyError:
-        raise ValueError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}") from None
+        raise ValueError(
+            f"unknown scenario {name!r}; known: {', '.join(all_scenarios())}"
+        ) from None
     return fn(cfg)
 
 

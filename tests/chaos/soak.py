@@ -18,14 +18,14 @@ import sys
 import tempfile
 import time
 
-from tests.chaos.scenarios import SCENARIOS, RunConfig, SkipScenario, run
+from tests.chaos.scenarios import RunConfig, SkipScenario, all_scenarios, run
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tests.chaos.soak", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--scenario", required=True, choices=sorted(SCENARIOS))
+    parser.add_argument("--scenario", required=True, choices=sorted(all_scenarios()))
     parser.add_argument("--seconds", type=float, default=120.0, help="fault phase length")
     parser.add_argument("--seed", type=int, default=None, help="default: a random one, printed")
     parser.add_argument("--seeds", default=None, help="comma-separated seeds, run one by one")

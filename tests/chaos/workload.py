@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 
 from actors.client import ConsumeFrom, Message, MessageQueue, Producer, PullConsumer
+from runtime.store.record import decode_offset_msg_id
 from tests.chaos import admin
 from tests.chaos.consumer_worker import run_consumer
 from tests.chaos.history import (
@@ -36,6 +37,15 @@ from tests.chaos.history import (
     queue_key,
 )
 from tests.harness import REPO
+
+
+def store_address(offset_msg_id: str) -> str | None:
+    """The ``ip:port`` of the broker that stored a message, from its offset message id."""
+    try:
+        decoded = decode_offset_msg_id(offset_msg_id.split(",")[0])
+    except Exception:
+        return None
+    return f"{decoded.ip}:{decoded.port}"
 
 
 class ProducerThread:
@@ -94,7 +104,7 @@ class ProducerThread:
             outcome,
             queue=queue_key(mq.topic, mq.broker_name, mq.queue_id),
             offset=result.queue_offset,
-            broker=mq.broker_name,
+            broker=store_address(result.offset_msg_id) or mq.broker_name,
         )
         return outcome.type
 

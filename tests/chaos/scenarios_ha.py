@@ -1,0 +1,476 @@
+"""Replication scenarios R9-R13 (RELIABILITY.md §4 B) on a master + slave across processes.
+
+Cluster: a name server process (with the controller when the scenario needs failover), a
+master (brokerId 0) and a slave (brokerId 1) of ``broker-a``, each its own process. The slave's
+``haMasterAddress`` points at a ``TcpProxy`` in front of the master's HA port, so R12 can cut
+the replication link alone. Routes and the current master come from the name server.
+
+- R9  SYNC_MASTER, kill -9 the master, the slave is promoted: zero loss, RTO bounded.
+- R10 ASYNC_MASTER, same: loss only at the tail of what was acked before the kill
+  (lost-postfix), counted; the rejoining old master never exposes its divergent suffix.
+- R11 SIGSTOP the master past the failover, then SIGCONT (zombie): zero loss, nothing it
+  acknowledged after losing the lease is lost.
+- R12 SYNC_MASTER, partition the replication link (blackhole or reset): no send invoked during
+  the partition is acked, consumers never read such a record before the heal, zero loss after.
+- R13 SYNC_MASTER, kill -9 + restart the slave: the slave catches up with no gap and no
+  duplicate offsets; zero loss.
+
+Every scenario ends comparing each node's log with the master's (lost-on-node).
+
+When the build has no HA (no replication service, or no controller for the failover
+scenarios) these raise ``SkipScenario`` naming what is missing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from typing import Any
+
+from tests.chaos import admin
+from tests.chaos import checker as C
+from tests.chaos.cluster import BrokerSpec, Node
+from tests.chaos.history import split_value
+from tests.chaos.nemesis import Fault, KillRestart, Partition, Pause, Timing
+from tests.chaos.proxy import TcpProxy
+from tests.chaos.scenarios import (
+    GROUP,
+    TOPIC,
+    VERIFY,
+    Result,
+    Run,
+    RunConfig,
+    SkipScenario,
+    _check,
+    _common_criteria,
+)
+
+BROKER = "broker-a"
+RTO_BOUND = 10.0  # seconds; the design's target is 5 s (reported as rto_s)
+SLAVE_TIMEOUT_MS = 3000
+
+
+def has_replication() -> bool:
+    return importlib.util.find_spec("actors.broker.ha_service") is not None
+
+
+def has_controller() -> bool:
+    return any(
+        importlib.util.find_spec(name) is not None
+        for name in ("actors.namesrv.controller", "actors.controller", "runtime.ha.controller")
+    )
+
+
+def require(failover: bool) -> None:
+    if not has_replication():
+        raise SkipScenario("this build has no HA replication (actors/broker/ha_service.py)")
+    if failover and not has_controller():
+        raise SkipScenario("this build has no failover controller (issue 6 item 3)")
+
+
+class HaRun(Run):
+    """A Run on a master + slave group with a proxy on the replication link."""
+
+    def __init__(self, name: str, cfg: RunConfig) -> None:
+        super().__init__(name, cfg)
+        self.proxy: TcpProxy | None = None
+        self.nodes: dict[str, Node] = {}
+
+    def ha_cluster(self, role: str, *, controller: bool, flush: str = "ASYNC_FLUSH") -> None:
+        ns_args: list[str] = []
+        if controller:
+            conf = self.cfg.workdir / "namesrv.properties"
+            conf.write_text("enableControllerInNamesrv=true\n")
+            ns_args = ["-c", str(conf)]
+        self.cluster.start_namesrv(ns_args)
+        common = {"slaveTimeout": str(SLAVE_TIMEOUT_MS), "haSendHeartbeatInterval": "1000"}
+        if controller:
+            common["controllerAddr"] = self.cluster.namesrv
+        master = BrokerSpec(BROKER, 0, role, flush, extra=dict(common))
+        self.proxy = TcpProxy(master.ha_address, seed=self.cfg.seed, name="replication").start()
+        self._closers.append(self.proxy.close)
+        slave = BrokerSpec(BROKER, 1, "SLAVE", flush, ha_master=self.proxy.address, extra=common)
+        self.nodes["master"] = self.cluster.add_broker(master)
+        self.nodes["slave"] = self.cluster.add_broker(slave)
+        self.cluster.start_broker(master.label)
+        self.cluster.wait_registered(master.label)
+        self.cluster.start_broker(slave.label)
+        self.cluster.wait_registered(slave.label)
+        self.cluster.create_topic(master.label, TOPIC, self.cfg.queues)
+
+    # -- who is who --------------------------------------------------------------------------
+
+    def node_at(self, address: str | None) -> Node | None:
+        for label, spec in self.cluster.specs.items():
+            if spec.address == address:
+                return self.cluster.brokers[label]
+        return None
+
+    def current_master(self) -> Node:
+        node = self.node_at(self.cluster.master_address(BROKER))
+        if node is None:
+            raise RuntimeError("the name server lists no master for broker-a")
+        return node
+
+    def addresses(self) -> list[str]:
+        return [spec.address for spec in self.cluster.specs.values()]
+
+    def wait_caught_up(self, timeout: float = 30.0) -> dict[str, dict[int, int]]:
+        """Wait until every live node holds as many messages per queue as the master;
+        returns {address: {queue: max offset}} as last seen."""
+        seen: dict[str, dict[int, int]] = {}
+
+        def caught_up() -> bool:
+            master = self.cluster.master_address(BROKER)
+            if master is None:
+                return False
+            for addr in self.addresses():
+                node = self.node_at(addr)
+                if node is None or not node.alive:
+                    continue
+                seen[addr] = {
+                    q: admin.max_offset(addr, TOPIC, q, timeout=2.0) for q in range(self.cfg.queues)
+                }
+            return master in seen and all(s == seen[master] for s in seen.values())
+
+        admin.wait_until(caught_up, timeout, "every replica caught up with the master", 0.2)
+        return seen
+
+    def lost_on_node(self, verdict: C.Verdict) -> None:
+        """Each live node's log equals the master's, offset by offset (§0 lost-on-node)."""
+        try:
+            ends = self.wait_caught_up()
+        except TimeoutError as exc:
+            verdict.require("replicas caught up with the master", False, exc)
+            return
+        master = self.cluster.master_address(BROKER)
+        assert master is not None
+        try:
+            logs = {
+                addr: {q: admin.read_node_log(addr, TOPIC, q, ends[master][q]) for q in ends[addr]}
+                for addr in ends
+            }
+        except admin.AdminError as exc:
+            verdict.require("every replica serves its log", False, exc)
+            return
+        diverged: dict[str, Any] = {}
+        for addr, per_queue in logs.items():
+            for q, log in per_queue.items():
+                want = logs[master][q]
+                if log != want:
+                    diff = sorted(o for o in set(log) | set(want) if log.get(o) != want.get(o))
+                    diverged[f"{addr} q{q}"] = diff[:20]
+                values = [b.decode(errors="replace") for b in log.values()]
+                if len(values) != len(set(values)):
+                    diverged[f"{addr} q{q} duplicate values"] = len(values) - len(set(values))
+                if sorted(log) != list(range(len(log))):
+                    diverged[f"{addr} q{q} gap"] = sorted(
+                        set(range(max(log, default=-1) + 1)) - set(log)
+                    )[:20]
+        verdict.require(
+            "lost-on-node = ∅ (every replica's log equals the master's)", not diverged, diverged
+        )
+        self.facts["replicas_checked"] = len(logs)
+
+
+class KillMaster:
+    """kill -9 whichever node is master now; heal waits (bounded) until the name server lists
+    another master, then restarts the killed node (it rejoins as a slave)."""
+
+    kind = "kill-master"
+
+    def __init__(self, run: HaRun) -> None:
+        self.run = run
+        self.target = "master"
+        self.killed: Node | None = None
+        self.old: str | None = None
+
+    def inject(self) -> dict[str, Any]:
+        node = self.run.current_master()
+        self.old = self.run.cluster.master_address(BROKER)
+        self.killed = node
+        node.kill()
+        self.target = node.name
+        return {"node": node.name, "address": self.old}
+
+    def heal(self) -> dict[str, Any]:
+        assert self.killed is not None
+        start = time.monotonic()
+        failover: float | None
+        try:
+            admin.wait_until(
+                lambda: self.run.cluster.master_address(BROKER) not in (None, self.old),
+                RTO_BOUND,
+                "a new master",
+            )
+            failover = round(time.monotonic() - start, 3)
+        except TimeoutError:
+            failover = None
+        new = self.run.cluster.master_address(BROKER)
+        self.killed.start()
+        return {"node": self.killed.name, "new_master": new, "failover_wait": failover}
+
+
+class PauseMaster:
+    """SIGSTOP the master for the window (longer than lease + election), then SIGCONT."""
+
+    kind = "pause-master"
+
+    def __init__(self, run: HaRun) -> None:
+        self.run = run
+        self.target = "master"
+        self.pause: Pause | None = None
+
+    def inject(self) -> dict[str, Any]:
+        node = self.run.current_master()
+        self.pause = Pause(node)
+        self.target = node.name
+        facts = self.pause.inject()
+        facts["address"] = self.run.cluster.master_address(BROKER)
+        return facts
+
+    def heal(self) -> dict[str, Any]:
+        assert self.pause is not None
+        facts = self.pause.heal()
+        facts["master_now"] = self.run.cluster.master_address(BROKER)
+        return facts
+
+
+def _ha_common(run: HaRun, report: C.Report, verdict: C.Verdict, ends: dict[str, int]) -> None:
+    _common_criteria(run, report, verdict, ends=ends)
+    run.facts["acks_by_broker"] = _acks_by_broker(run)
+
+
+def _acks_by_broker(run: HaRun) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for e in run.history.snapshot():
+        if e.f == "send" and e.type == "ok":
+            out[e.broker or "?"] = out.get(e.broker or "?", 0) + 1
+    return out
+
+
+def _failover_facts(run: HaRun, report: C.Report, verdict: C.Verdict) -> None:
+    rto = [r.rto for r in report.recovery]
+    run.facts["rto_s"] = rto
+    waits = [
+        (e.data or {}).get("failover_wait")
+        for e in run.history.snapshot()
+        if e.type == "event" and e.f == "heal"
+    ]
+    run.facts["failover_wait_s"] = waits
+    verdict.require("every fault was followed by a failover", None not in waits, waits)
+    verdict.require(
+        f"writes resumed within {RTO_BOUND}s of each fault",
+        all(r is not None and r <= RTO_BOUND for r in rto),
+        rto,
+    )
+
+
+def _failover_scenario(
+    name: str, cfg: RunConfig, role: str, faults_of: Any, window: tuple[float, float]
+) -> tuple[HaRun, C.Report, dict[str, int], C.Verdict]:
+    """Set up with the controller, run the faults, heal, drain, verify, compare replicas."""
+    require(failover=True)
+    run = HaRun(name, cfg)
+    verdict = C.Verdict()
+    try:
+        run.ha_cluster(role, controller=True)
+        run.start_consumers(["push", "pull"])
+        run.start_producers()
+        run.wait_for_acks()
+        run.wait_caught_up()
+        run.nemesis(faults_of(run), Timing(interval=(1.0, 2.0), window=window))
+        run.recover_and_stop_producers()
+        run.drain_group()
+        ends = run.verify()
+        run.lost_on_node(verdict)
+    finally:
+        run.close()
+    return run, _check(run), ends, verdict
+
+
+def r9(cfg: RunConfig) -> Result:
+    run, report, ends, verdict = _failover_scenario(
+        "R9", cfg, "SYNC_MASTER", lambda r: [KillMaster(r)], (0.5, 1.0)
+    )
+    verdict.require("at least one master kill", run.facts.get("faults", 0) >= 1, run.facts)
+    _ha_common(run, report, verdict, ends)
+    _failover_facts(run, report, verdict)
+    return run.result(verdict, report)
+
+
+def r10(cfg: RunConfig) -> Result:
+    run, report, _ends, verdict = _failover_scenario(
+        "R10", cfg, "ASYNC_MASTER", lambda r: [KillMaster(r)], (0.5, 1.0)
+    )
+    entries = run.history.snapshot()
+    stored = C.total_queue(entries, [VERIFY])
+    kills = [e.mono for e in entries if e.type == "event" and e.f == "fault"]
+    # lost acked values only from the replication lag window before a kill: per writer, each
+    # lost value is after the last value of that writer read among those acked before the kill
+    bad: dict[str, Any] = {}
+    for kill in kills:
+        for writer, b in C.lost_breakout(entries, [VERIFY], before=kill).items():
+            if b.prefix or b.middle:
+                bad[f"{writer}@{kill:.1f}"] = {"prefix": b.prefix[:10], "middle": b.middle[:10]}
+    verdict.require("lost only as lost-postfix before a kill", not bad, bad)
+    everyone = report.total
+    verdict.require("unexpected = ∅", not everyone.unexpected, everyone.unexpected)
+    verdict.require("aborted-read = ∅", not everyone.aborted_read, everyone.aborted_read)
+    # the new master reuses the lost tail's offsets: only reads must agree with each other
+    # and with the acks of values that survived
+    inconsistent = C.inconsistent_offsets(entries, ignore_values=stored.lost)
+    verdict.require("inconsistent-offsets = ∅ (lost tail excepted)", not inconsistent, inconsistent)
+    gaps = C.group_gaps(entries, VERIFY, from_zero=True)
+    verdict.require("offsets contiguous from 0 in every queue", not gaps, gaps)
+    verdict.require("at least one master kill", run.facts.get("faults", 0) >= 1, run.facts)
+    run.facts["lost_postfix"] = len(stored.lost)
+    run.facts["lost_per_writer"] = {
+        w: len([v for v in stored.lost if split_value(v)[0] == w])
+        for w in {split_value(v)[0] for v in stored.lost}
+    }
+    run.facts["acks_by_broker"] = _acks_by_broker(run)
+    _failover_facts(run, report, verdict)
+    return run.result(verdict, report)
+
+
+def r11(cfg: RunConfig) -> Result:
+    run, report, ends, verdict = _failover_scenario(
+        "R11", cfg, "SYNC_MASTER", lambda r: [PauseMaster(r)], (7.0, 8.0)
+    )
+    verdict.require("at least one master pause", run.facts.get("faults", 0) >= 1, run.facts)
+    _ha_common(run, report, verdict, ends)
+    entries = run.history.snapshot()
+    # the paused master must not answer SEND_OK once resumed and fenced: every ok it gave
+    # after the resume must have survived (zero loss covers it); count them for the report
+    resumes = [e for e in entries if e.type == "event" and e.f == "heal"]
+    zombie_oks = 0
+    for heal in resumes:
+        data = heal.data or {}
+        fault = next(
+            (f for f in entries if f.type == "event" and f.f == "fault" and f.index < heal.index),
+            None,
+        )
+        old = (fault.data or {}).get("address") if fault is not None else None
+        if data.get("master_now") not in (None, old):
+            zombie_oks += sum(
+                1
+                for e in entries
+                if e.f == "send"
+                and e.type == "ok"
+                and e.broker == old
+                and e.mono > heal.mono
+                and _invoked_before(entries, e.op, heal.mono + 1.0)
+            )
+    run.facts["zombie_oks_right_after_resume"] = zombie_oks
+    verdict.require(
+        "the resumed old master acked nothing right after it woke", zombie_oks == 0, zombie_oks
+    )
+    return run.result(verdict, report)
+
+
+def _invoked_before(entries: list[Any], op: int, t: float) -> bool:
+    return any(e.op == op and e.type == "invoke" and e.mono < t for e in entries)
+
+
+def r12(cfg: RunConfig) -> Result:
+    require(failover=False)
+    run = HaRun("R12", cfg)
+    cfg.send_timeout = max(cfg.send_timeout, SLAVE_TIMEOUT_MS / 1000 + 2.0)
+    try:
+        run.ha_cluster("SYNC_MASTER", controller=False)
+        run.start_consumers(["push", "pull"])
+        run.start_producers()
+        run.wait_for_acks()
+        run.wait_caught_up()
+        assert run.proxy is not None
+        faults: list[Fault] = [Partition(run.proxy, "blackhole"), Partition(run.proxy, "reset")]
+        run.nemesis(faults, Timing(interval=(1.0, 2.0), window=(3.5, 5.0)))
+        run.recover_and_stop_producers()
+        run.drain_group()
+        ends = run.verify()
+        verdict = C.Verdict()
+        run.lost_on_node(verdict)
+    finally:
+        run.close()
+    bound = SLAVE_TIMEOUT_MS / 1000 + 1.5
+    report = C.check(run.history.snapshot(), gap_groups=[GROUP, VERIFY], latency_bound=bound)
+    _ha_common(run, report, verdict, ends)
+    entries = run.history.snapshot()
+    windows = _fault_windows(entries)
+    invoked = {e.op: e.mono for e in entries if e.f == "send" and e.type == "invoke"}
+    acked_in_partition = [
+        e.value
+        for e in entries
+        if e.f == "send"
+        and e.type == "ok"
+        and any(a <= invoked.get(e.op, 0) <= b for a, b in windows)
+    ]
+    verdict.require(
+        "no send invoked during a partition was acked", not acked_in_partition, acked_in_partition
+    )
+    partition_values = {
+        e.value
+        for e in entries
+        if e.f == "send" and e.type == "invoke" and any(a <= e.mono <= b for a, b in windows)
+    }
+    early_reads = [
+        r.value
+        for e in entries
+        if e.type == "ok" and e.reads and e.group == GROUP
+        for r in e.reads
+        if r.value in partition_values and any(a <= e.mono <= b for a, b in windows)
+    ]
+    verdict.require(
+        "no unreplicated record was read during a partition", not early_reads, early_reads
+    )
+    verdict.require(
+        f"every send completed within {bound}s", not report.latency.slow, report.latency.slow
+    )
+    verdict.require("at least one partition", run.facts.get("faults", 0) >= 1, run.facts)
+    statuses = {k: v for k, v in report.counts.items() if k.startswith("status:")}
+    run.facts["statuses"] = statuses
+    return run.result(verdict, report)
+
+
+def _fault_windows(entries: list[Any]) -> list[tuple[float, float]]:
+    out = []
+    start: float | None = None
+    for e in entries:
+        if e.type == "event" and e.f == "fault":
+            start = e.mono
+        elif e.type == "event" and e.f == "heal" and start is not None:
+            out.append((start, e.mono))
+            start = None
+    return out
+
+
+def r13(cfg: RunConfig) -> Result:
+    require(failover=False)
+    run = HaRun("R13", cfg)
+    try:
+        run.ha_cluster("SYNC_MASTER", controller=False)
+        run.start_consumers(["push"])
+        run.start_producers()
+        run.wait_for_acks()
+        run.wait_caught_up()
+        slave = run.nodes["slave"]
+        label = "broker-a/1"
+        kill = KillRestart(slave, after_restart=lambda: run.cluster.wait_registered(label))
+        run.nemesis([kill], Timing(interval=(1.0, 3.0), window=(0.3, 1.5)))
+        run.recover_and_stop_producers()
+        run.drain_group()
+        ends = run.verify()
+        verdict = C.Verdict()
+        run.lost_on_node(verdict)
+    finally:
+        run.close()
+    report = _check(run)
+    verdict.require("at least one slave kill", run.facts.get("faults", 0) >= 1, run.facts)
+    _ha_common(run, report, verdict, ends)
+    statuses = {k: v for k, v in report.counts.items() if k.startswith("status:")}
+    run.facts["statuses"] = statuses
+    return run.result(verdict, report)
+
+
+HA_SCENARIOS = {"R9": r9, "R10": r10, "R11": r11, "R12": r12, "R13": r13}
