@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -99,6 +100,7 @@ def main() -> None:
 
         profiler = cProfile.Profile()
         profiler.enable()
+    ru0 = resource.getrusage(resource.RUSAGE_SELF)
     cpu0 = time.process_time()
     t0 = time.perf_counter()
     gevent.joinall([gevent.spawn(producer, p) for p in range(args.producers)])
@@ -108,6 +110,8 @@ def main() -> None:
         gevent.sleep(0.001)
     dispatched = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
+    ru1 = resource.getrusage(resource.RUSAGE_SELF)
+    user, system = ru1.ru_utime - ru0.ru_utime, ru1.ru_stime - ru0.ru_stime
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(args.profile)
@@ -123,7 +127,10 @@ def main() -> None:
         f"{ok * args.body / elapsed / 1e6:,.1f} MB/s of bodies"
     )
     print(f"  all dispatched (consumable) after {dispatched:.2f}s: {ok / dispatched:,.0f} msg/s")
-    print(f"  process CPU {cpu:.2f}s ({cpu / dispatched:.0%} of wall; the hub is one thread)")
+    print(
+        f"  process CPU {cpu:.2f}s ({cpu / dispatched:.0%} of wall; the hub is one thread): "
+        f"user {user:.2f}s, system {system:.2f}s; {ok / cpu:,.0f} msgs per CPU-second"
+    )
     if latencies:
         p50 = latencies[len(latencies) // 2] * 1000
         p99 = latencies[int(len(latencies) * 0.99)] * 1000
