@@ -347,9 +347,9 @@ def r11(cfg: RunConfig) -> Result:
     zombie_oks = 0
     for heal in resumes:
         data = heal.data or {}
-        fault = next(
-            (f for f in entries if f.type == "event" and f.f == "fault" and f.index < heal.index),
-            None,
+        faults = [f for f in entries if f.type == "event" and f.f == "fault"]
+        fault = max(
+            (f for f in faults if f.index < heal.index), key=lambda f: f.index, default=None
         )
         old = (fault.data or {}).get("address") if fault is not None else None
         if data.get("master_now") not in (None, old):
@@ -363,6 +363,20 @@ def r11(cfg: RunConfig) -> Result:
                 and _invoked_before(entries, e.op, heal.mono + 1.0)
             )
     run.facts["zombie_oks_right_after_resume"] = zombie_oks
+    elected = [(e.data or {}).get("master_now") for e in resumes]
+    olds = [(f.data or {}).get("address") for f in entries if f.type == "event" and f.f == "fault"]
+    verdict.require(
+        "a new master was elected during each pause",
+        all(new not in (None, old) for new, old in zip(elected, olds, strict=False)),
+        list(zip(olds, elected, strict=False)),
+    )
+    rto = [r.rto for r in report.recovery]
+    run.facts["rto_s"] = rto
+    verdict.require(
+        f"writes resumed within {RTO_BOUND}s of each pause",
+        all(r is not None and r <= RTO_BOUND for r in rto),
+        rto,
+    )
     verdict.require(
         "the resumed old master acked nothing right after it woke", zombie_oks == 0, zombie_oks
     )
