@@ -246,18 +246,7 @@ class CommitLogWriter(GeventActor):
         outcomes: list[tuple[AppendBatch, Any]] = []
         log.begin_group()
         try:
-            for msg in group:
-                if msg.enqueued_at and now - msg.enqueued_at > self._busy_timeout:
-                    outcomes.append(
-                        (msg, refused(PutStatus.OS_PAGE_CACHE_BUSY, "append waited too long"))
-                    )
-                elif not msg.records:
-                    outcomes.append((msg, refused(PutStatus.MESSAGE_ILLEGAL, "empty batch")))
-                else:
-                    out = log.append_batch(
-                        msg.records, self.next_offsets, store_ts, self._max_size, overlay
-                    )
-                    outcomes.append((msg, out))
+            self._encode_group(group, outcomes, now, store_ts, overlay)
             end = log.commit_group()
         except OSError as exc:
             log.abort_group()
@@ -266,6 +255,11 @@ class CommitLogWriter(GeventActor):
                 if not _appended(out):
                     _set(msg.reply, _refusal_of(out))
             return
+        except BaseException:
+            log.abort_group()  # a bug: nothing of this group was written; the actor fails
+            for msg in group:
+                _set(msg.reply, refused(PutStatus.UNKNOWN_ERROR, "writer failed"))
+            raise
         self.next_offsets.update(overlay)
         dispatched = [o.dispatch for _m, o in outcomes if _appended(o)]
         if dispatched:
@@ -303,6 +297,28 @@ class CommitLogWriter(GeventActor):
         if waiting and not self._tell_flusher(AwaitFlush(end, waiting)):
             for c in waiting:
                 c.flush_done(FlushStatus.FLUSH_FAILED)
+
+    def _encode_group(
+        self,
+        group: list[AppendBatch],
+        outcomes: list[tuple[AppendBatch, Any]],
+        now: float,
+        store_ts: int,
+        overlay: dict[tuple[str, int], int],
+    ) -> None:
+        log = self.log
+        for msg in group:
+            if msg.enqueued_at and now - msg.enqueued_at > self._busy_timeout:
+                outcomes.append(
+                    (msg, refused(PutStatus.OS_PAGE_CACHE_BUSY, "append waited too long"))
+                )
+            elif not msg.records:
+                outcomes.append((msg, refused(PutStatus.MESSAGE_ILLEGAL, "empty batch")))
+            else:
+                out = log.append_batch(
+                    msg.records, self.next_offsets, store_ts, self._max_size, overlay
+                )
+                outcomes.append((msg, out))
 
     def _write_failed(self, exc: OSError, begin: int, replies: list[Any]) -> None:
         """Undo a failed write; nothing was acknowledged, so the answer is a definite fail
