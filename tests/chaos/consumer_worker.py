@@ -1,8 +1,9 @@
 """One consumer of the chaos workload, in this process or as a crashable subprocess.
 
 ``run_consumer`` drives a push consumer (the listener reports each message) or a lite pull
-consumer (each non-empty poll is reported, and every change of its assignment, checked before
-each poll, is reported as an ``assign`` event) and hands every observation to ``emit``.
+consumer (each non-empty poll is reported, then committed explicitly: auto-commit would commit
+what was polled, recorded or not; every change of its assignment, checked before each poll, is
+reported as an ``assign`` event) and hands every observation to ``emit``.
 
 As a subprocess (``python -m tests.chaos.consumer_worker --mode push ...``) it prints a
 ``ready`` line once started, then one JSON object per observation, flushed before the
@@ -78,6 +79,7 @@ def run_consumer(
         group,
         namesrv=namesrv,
         consume_from=ConsumeFrom.FIRST,
+        auto_commit=False,
         instance_name=name,
         rebalance_interval=rebalance_interval,
         commit_interval=commit_interval,
@@ -106,6 +108,10 @@ def run_consumer(
             msgs = pull.poll(0.2)
             if msgs:
                 emit({"t": "poll", "reads": [[_q(m), m.queue_offset, _body(m)] for m in msgs]})
+                try:  # commit only what is recorded (auto-commit would commit what was polled)
+                    pull.commit()
+                except Exception as exc:
+                    emit({"t": "note", "what": f"commit failed: {exc}"})
     finally:
         pull.shutdown()
 
