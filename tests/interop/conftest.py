@@ -13,6 +13,7 @@ from tests.interop.install import (
     InstallError,
     RegistryUnreachable,
     install_cpp,
+    install_cvs,
     install_ons,
 )
 from tests.interop.scenarios import Driver
@@ -39,10 +40,17 @@ def cpp_client() -> Client:
     return _installed(install_cpp, "rocketmq 0.4.4 (PyPI, C++ client)")
 
 
+@pytest.fixture(scope="session")
+def cvs_client() -> Client:
+    """rocketmq-python-cvs 2.1.0.3 (C++ 2.1 engine, same binding) in .interop/cvs."""
+    return _installed(install_cvs, "rocketmq-python-cvs 2.1.0.3 (PyPI, C++ 2.1 client)")
+
+
 @pytest.fixture
 def ons(ons_client: Client, tmp_path: pathlib.Path) -> Driver:
     return Driver(
         key="ons",
+        name="ons",
         client=ons_client,
         workdir=tmp_path / "clients",
         sent_queue_known=True,
@@ -55,9 +63,24 @@ def ons(ons_client: Client, tmp_path: pathlib.Path) -> Driver:
 def cpp(cpp_client: Client, tmp_path: pathlib.Path) -> Driver:
     return Driver(
         key="cpp",
+        name="cpp",
         client=cpp_client,
         workdir=tmp_path / "clients",
         sent_queue_known=False,
         reports_rebalance=True,  # from its log file, see cpp/consumer.py
+        creates_topics=False,
+    )
+
+
+@pytest.fixture
+def cpp21(cvs_client: Client, tmp_path: pathlib.Path) -> Driver:
+    """The C++ 2.1 engine through the same scripts as ``cpp``."""
+    return Driver(
+        key="cpp",
+        name="cpp21",
+        client=cvs_client,
+        workdir=tmp_path / "clients",
+        sent_queue_known=False,
+        reports_rebalance=True,
         creates_topics=False,
     )

@@ -5,6 +5,8 @@
 - ``cpp``: ``rocketmq==0.4.4`` (PyPI wheel bundling the C++ 1.x client) into the virtualenv
   ``.interop/cpp`` from ``tests/interop/cpp/requirements.txt``. It installs a top-level package
   named ``rocketmq``, which is why it never shares an interpreter with the project.
+- ``cvs``: ``rocketmq-python-cvs==2.1.0.3`` (the same binding API over the C++ 2.1 engine) into
+  ``.interop/cvs`` from ``tests/interop/cvs/requirements.txt``; driven by the same scripts.
 
 Idempotent and fast: a stamp file records a hash of the inputs (pins, tool versions); when it
 matches and the client still loads, nothing runs. Concurrent installers (two pytest runs in one
@@ -12,7 +14,7 @@ tree) serialise on a lock file. ``RegistryUnreachable`` is raised only when the 
 cannot be reached (DNS, refused or reset connections, time-outs); any other failure raises
 ``InstallFailed`` with the tool's output.
 
-By hand: ``python -m tests.interop.install [ons|cpp ...]`` (both by default).
+By hand: ``python -m tests.interop.install [ons|cpp|cvs ...]`` (all by default).
 """
 
 from __future__ import annotations
@@ -250,33 +252,26 @@ def install_ons(
         return _ons_client(root)
 
 
-# -- C++ client (rocketmq 0.4.4 wheel) ----------------------------------------------------------
+# -- C++ clients (rocketmq 0.4.4: engine 1.x; rocketmq-python-cvs 2.1.0.3: engine 2.1) ----------
 
-CPP_SOURCES = HERE / "cpp"
+CPP_SOURCES = HERE / "cpp"  # the scripts, shared by both C++ engines
+CVS_SOURCES = HERE / "cvs"
+CVS_VERSION = "2.1.0.3"
 
 
 def _venv_python(root: pathlib.Path) -> pathlib.Path:
     return root / "bin" / "python"
 
 
-def _cpp_client(root: pathlib.Path) -> Client:
-    return Client(
-        name="rocketmq-client-cpp",
-        version=CPP_VERSION,
-        root=root,
-        interpreter=(str(_venv_python(root)), "-u"),
-        scripts=CPP_SOURCES,
-    )
+def _cpp_check(distribution: str) -> str:
+    return f"import importlib.metadata as m, rocketmq.client; print(m.version({distribution!r}))"
 
 
-_CPP_CHECK = "import importlib.metadata as m, rocketmq.client; print(m.version('rocketmq'))"
-
-
-def _cpp_loads(root: pathlib.Path, env: Mapping[str, str]) -> str | None:
+def _cpp_loads(root: pathlib.Path, env: Mapping[str, str], distribution: str) -> str | None:
     python = _venv_python(root)
     if not python.exists():
         return None
-    done = _run([str(python), "-c", _CPP_CHECK], env=env, timeout=60)
+    done = _run([str(python), "-c", _cpp_check(distribution)], env=env, timeout=60)
     return done.stdout.strip() if done.returncode == 0 else None
 
 
@@ -287,17 +282,63 @@ def install_cpp(
     python: str | None = None,
 ) -> Client:
     """Install ``rocketmq==0.4.4`` into the virtualenv ``root`` (default ``.interop/cpp``)."""
-    root = root or INTEROP_DIR / "cpp"
-    requirements = (CPP_SOURCES / "requirements.txt").read_bytes()
+    return _install_wheel_client(
+        root or INTEROP_DIR / "cpp",
+        requirements=CPP_SOURCES / "requirements.txt",
+        distribution="rocketmq",
+        version=CPP_VERSION,
+        name="rocketmq-client-cpp",
+        env=env,
+        python=python,
+    )
+
+
+def install_cvs(
+    root: pathlib.Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    python: str | None = None,
+) -> Client:
+    """Install ``rocketmq-python-cvs==2.1.0.3`` into ``root`` (default ``.interop/cvs``)."""
+    return _install_wheel_client(
+        root or INTEROP_DIR / "cvs",
+        requirements=CVS_SOURCES / "requirements.txt",
+        distribution="rocketmq-python-cvs",
+        version=CVS_VERSION,
+        name="rocketmq-client-cpp 2.1",
+        env=env,
+        python=python,
+    )
+
+
+def _install_wheel_client(
+    root: pathlib.Path,
+    *,
+    requirements: pathlib.Path,
+    distribution: str,
+    version: str,
+    name: str,
+    env: Mapping[str, str] | None,
+    python: str | None,
+) -> Client:
+    """One virtualenv with one pinned wheel; the scripts run under its interpreter."""
+    client = Client(
+        name=name,
+        version=version,
+        root=root,
+        interpreter=(str(_venv_python(root)), "-u"),
+        scripts=CPP_SOURCES,
+    )
+    pins = requirements.read_bytes()
     base_env = dict(os.environ if env is None else env)
     base_env.pop("PYTHONPATH", None)
     base_env.pop("VIRTUAL_ENV", None)
     python = python or sys.executable
     with _locked(root.parent / f"{root.name}.lock"):
         interpreter = _version([python, "-c", "import sys; print(sys.version)"])
-        digest = _digest(requirements, interpreter, python)
-        if _stamp_matches(root, digest) and _cpp_loads(root, base_env) == CPP_VERSION:
-            return _cpp_client(root)
+        digest = _digest(pins, interpreter, python)
+        if _stamp_matches(root, digest) and _cpp_loads(root, base_env, distribution) == version:
+            return client
         shutil.rmtree(root, ignore_errors=True)
         made = _run([python, "-m", "venv", str(root)], env=base_env, timeout=120)
         if made.returncode != 0:
@@ -315,27 +356,27 @@ def install_cpp(
                 "--timeout",
                 "60",
                 "-r",
-                str(CPP_SOURCES / "requirements.txt"),
+                str(requirements),
             ],
             env=base_env,
         )
         if done.returncode != 0:
             unreachable = pip_output_means_unreachable(done.stdout)
             error = RegistryUnreachable if unreachable else InstallFailed
-            what = f"pip install rocketmq=={CPP_VERSION}"
+            what = f"pip install {distribution}=={version}"
             raise error(f"{what} exited {done.returncode}", done.stdout)
-        loaded = _cpp_loads(root, base_env)
-        if loaded != CPP_VERSION:
-            check = _run([str(_venv_python(root)), "-c", _CPP_CHECK], env=base_env, timeout=60)
+        loaded = _cpp_loads(root, base_env, distribution)
+        if loaded != version:
+            check = [str(_venv_python(root)), "-c", _cpp_check(distribution)]
             raise InstallFailed(
-                f"rocketmq installed but does not load as {CPP_VERSION} (got {loaded!r})",
-                check.stdout,
+                f"{distribution} installed but does not load as {version} (got {loaded!r})",
+                _run(check, env=base_env, timeout=60).stdout,
             )
         (root / STAMP).write_text(digest + "\n")
-        return _cpp_client(root)
+        return client
 
 
-INSTALLERS = {"ons": install_ons, "cpp": install_cpp}
+INSTALLERS = {"ons": install_ons, "cpp": install_cpp, "cvs": install_cvs}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -71,6 +71,7 @@ class Driver:
     """Runs one client's scripts. ``key`` is the script folder: ``ons`` (.js) or ``cpp`` (.py)."""
 
     key: str
+    name: str  # names topics and groups (two drivers may share a key)
     client: Client
     workdir: pathlib.Path
     sent_queue_known: bool  # does the send result name the queue (else use a queue selector)
@@ -219,7 +220,7 @@ def queues_of(received: list[Event]) -> set[tuple[str | None, int]]:
 
 def produce_then_consume_all(driver: Driver, cluster: Cluster, count: int = 24) -> None:
     # Given a topic on the default cluster and N messages with keys and tags, sent by the client
-    topic, group = f"Interop{driver.key.title()}All", f"interop_{driver.key}_all"
+    topic, group = f"Interop{driver.name.title()}All", f"interop_{driver.name}_all"
     tags = ["TagA", "TagB", "TagC"]
     driver.prepare_topic(cluster, topic)
     sent = driver.produce(cluster, topic, count, tags, "all")
@@ -255,14 +256,14 @@ def produce_then_consume_all(driver: Driver, cluster: Cluster, count: int = 24) 
 
 def tag_filtered_subscription(driver: Driver, cluster: Cluster, count: int = 18) -> None:
     # Given messages tagged TagA, TagB, TagC in turn on one topic
-    topic = f"Interop{driver.key.title()}Tags"
+    topic = f"Interop{driver.name.title()}Tags"
     driver.prepare_topic(cluster, topic)
     sent = driver.produce(cluster, topic, count, ["TagA", "TagB", "TagC"], "tags")
     admin.wait_route(cluster.namesrv, topic, cluster.masters)
 
     # When one group subscribes to "TagB" and another to "TagA || TagC"
-    only_b = driver.consumer(cluster, topic, f"interop_{driver.key}_b", "TagB", "only-b")
-    a_or_c = driver.consumer(cluster, topic, f"interop_{driver.key}_ac", "TagA || TagC", "a-or-c")
+    only_b = driver.consumer(cluster, topic, f"interop_{driver.name}_b", "TagB", "only-b")
+    a_or_c = driver.consumer(cluster, topic, f"interop_{driver.name}_ac", "TagA || TagC", "a-or-c")
     with only_b, a_or_c:
         want_b = {first_key(e) for e in sent if e["tags"] == "TagB"}
         want_ac = {first_key(e) for e in sent if e["tags"] in ("TagA", "TagC")}
@@ -295,9 +296,10 @@ def tag_filtered_subscription(driver: Driver, cluster: Cluster, count: int = 18)
         assert_intact(sent + sentinels, got_b + got_ac)
 
 
-def second_consumer_takes_half(driver: Driver, cluster: Cluster) -> None:
+def second_consumer_takes_half(driver: Driver, cluster: Cluster, *, then_leaves: bool) -> None:
     # Given a 4-queue topic consumed by one push consumer of a group
-    topic, group = f"Interop{driver.key.title()}Rebalance", f"interop_{driver.key}_rebalance"
+    name = f"{driver.name}_leave" if then_leaves else driver.name
+    topic, group = f"Interop{name.title()}Rebalance", f"interop_{name}_rebalance"
     broker = next(iter(cluster.masters.values()))
     driver.prepare_topic(cluster, topic)
     first = driver.produce(cluster, topic, 2 * QUEUES, ["TagA"], "r0", select_queue=True)
@@ -321,6 +323,8 @@ def second_consumer_takes_half(driver: Driver, cluster: Cluster) -> None:
             split = wait_for_clean_round(driver, cluster, topic, a, b, deadline=45)
             assert sorted(len(q) for q in split.values()) == [QUEUES // 2, QUEUES // 2], split
 
+        if not then_leaves:
+            return
         # And when B leaves, A takes all queues back
         split = wait_for_clean_round(driver, cluster, topic, a, None, deadline=45)
         assert split == {"consumer-a": set(range(QUEUES))}, split
@@ -395,7 +399,7 @@ def wait_for_clean_round(
 def spread_over_two_brokers(driver: Driver, cluster: Cluster, count: int = 16) -> None:
     # Given the 2m-noslave cluster: two masters, broker-a and broker-b
     assert sorted(cluster.masters) == ["broker-a", "broker-b"], cluster.masters
-    topic, group = f"Interop{driver.key.title()}Spread", f"interop_{driver.key}_spread"
+    topic, group = f"Interop{driver.name.title()}Spread", f"interop_{driver.name}_spread"
     driver.prepare_topic(cluster, topic)
 
     # When the client produces N messages
@@ -432,7 +436,7 @@ def spread_over_two_brokers(driver: Driver, cluster: Cluster, count: int = 16) -
 
 def consumer_restart_resumes_from_committed_offset(driver: Driver, cluster: Cluster) -> None:
     # Given a group whose consumer received 8 messages and then shut down cleanly
-    topic, group = f"Interop{driver.key.title()}Resume", f"interop_{driver.key}_resume"
+    topic, group = f"Interop{driver.name.title()}Resume", f"interop_{driver.name}_resume"
     driver.prepare_topic(cluster, topic)
     before = driver.produce(cluster, topic, 2 * QUEUES, ["TagA"], "before")
     admin.wait_route(cluster.namesrv, topic, cluster.masters)
@@ -456,7 +460,7 @@ def consumer_restart_resumes_from_committed_offset(driver: Driver, cluster: Clus
 def large_bodies_arrive_intact(driver: Driver, cluster: Cluster) -> None:
     # Given bodies of 1 KiB, 8 KiB and 64 KiB (clients compress bodies of 4 KiB and more and
     # set the COMPRESSED sysFlag; the broker stores them as they come)
-    topic, group = f"Interop{driver.key.title()}Large", f"interop_{driver.key}_large"
+    topic, group = f"Interop{driver.name.title()}Large", f"interop_{driver.name}_large"
     driver.prepare_topic(cluster, topic)
     sent = []
     for size in (1024, 8 * 1024, 64 * 1024):
@@ -476,8 +480,8 @@ def large_bodies_arrive_intact(driver: Driver, cluster: Cluster) -> None:
 
 def cross_client(producer: Driver, consumer: Driver, cluster: Cluster, count: int = 12) -> None:
     # Given messages sent by one client
-    topic = f"InteropFrom{producer.key.title()}To{consumer.key.title()}"
-    group = f"interop_{producer.key}_to_{consumer.key}"
+    topic = f"InteropFrom{producer.name.title()}To{consumer.name.title()}"
+    group = f"interop_{producer.name}_to_{consumer.name}"
     for driver in (producer, consumer):
         driver.prepare_topic(cluster, topic)
     sent = producer.produce(cluster, topic, count, ["TagA", "TagB"], "cross")
@@ -490,7 +494,7 @@ def cross_client(producer: Driver, consumer: Driver, cluster: Cluster, count: in
 
 def failed_message_is_redelivered_through_retry_topic(driver: Driver, cluster: Cluster) -> None:
     # Given messages tagged TagR (the consumer fails their first delivery) and TagA
-    topic, group = f"Interop{driver.key.title()}Retry", f"interop_{driver.key}_retry"
+    topic, group = f"Interop{driver.name.title()}Retry", f"interop_{driver.name}_retry"
     driver.prepare_topic(cluster, topic)
     sent = driver.produce(cluster, topic, 4, ["TagR", "TagA"], "retry")
     admin.wait_route(cluster.namesrv, topic, cluster.masters)

@@ -34,7 +34,14 @@ def test_second_consumer_joining_the_group_takes_half_the_queues(
     ons: Driver, tmp_path: pathlib.Path
 ) -> None:
     with running_cluster(tmp_path / "data") as cluster:
-        scenarios.second_consumer_takes_half(ons, cluster)
+        scenarios.second_consumer_takes_half(ons, cluster, then_leaves=False)
+
+
+def test_first_consumer_takes_all_queues_back_when_the_second_leaves(
+    ons: Driver, tmp_path: pathlib.Path
+) -> None:
+    with running_cluster(tmp_path / "data") as cluster:
+        scenarios.second_consumer_takes_half(ons, cluster, then_leaves=True)
 
 
 def test_two_master_cluster_spreads_messages_over_both_brokers(

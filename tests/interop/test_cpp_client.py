@@ -1,6 +1,8 @@
-"""The C++ 1.x client (PyPI ``rocketmq==0.4.4``, librocketmq bundled) against ``python -m runtime``.
+"""The C++ clients against ``python -m runtime``: engine 1.x (PyPI ``rocketmq==0.4.4``) and engine
+2.1 (PyPI ``rocketmq-python-cvs==2.1.0.3``), both with ``librocketmq`` bundled behind the same
+ctypes binding.
 
-The client runs as ``.interop/cpp/bin/python tests/interop/cpp/*.py`` with its own HOME; the
+Each runs as ``.interop/<cpp|cvs>/bin/python tests/interop/cpp/*.py`` with its own HOME; the
 scenarios (and their Given/When/Then) live in ``scenarios.py``, shared with ali-ons.
 """
 
@@ -14,6 +16,27 @@ from tests.interop import scenarios
 from tests.interop.scenarios import Driver, running_cluster
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(150)]
+
+
+# Client bugs of engine 2.1 (rocketmq-client-cpp 2.1.0_cvs), found by these tests; see
+# docs/interop.md. Tests that hit one are reported as xfail and not run (they would only wait).
+ENGINE_21_BUGS = {
+    "test_first_consumer_takes_all_queues_back_when_the_second_leaves": (
+        "engine 2.1 caches one AsyncPullCallback per queue holding the first PullRequest: a "
+        "queue dropped by a rebalance and later assigned back to the same consumer is never "
+        "pulled again ('Pull request ... has been set as dropped. Will NOT pull this queue any "
+        "more' right after 'Add mq')"
+    ),
+}
+
+
+@pytest.fixture(params=["cpp", "cpp21"], ids=["engine1.x", "engine2.1"])
+def cpp(request: pytest.FixtureRequest) -> Driver:
+    """Each test runs with both C++ engines."""
+    reason = ENGINE_21_BUGS.get(request.function.__name__)
+    if request.param == "cpp21" and reason:
+        request.applymarker(pytest.mark.xfail(run=False, reason=reason))
+    return request.getfixturevalue(request.param)
 
 
 def test_produce_with_keys_and_tags_then_push_consume_all_intact(
@@ -34,7 +57,14 @@ def test_second_consumer_joining_the_group_takes_half_the_queues(
     cpp: Driver, tmp_path: pathlib.Path
 ) -> None:
     with running_cluster(tmp_path / "data") as cluster:
-        scenarios.second_consumer_takes_half(cpp, cluster)
+        scenarios.second_consumer_takes_half(cpp, cluster, then_leaves=False)
+
+
+def test_first_consumer_takes_all_queues_back_when_the_second_leaves(
+    cpp: Driver, tmp_path: pathlib.Path
+) -> None:
+    with running_cluster(tmp_path / "data") as cluster:
+        scenarios.second_consumer_takes_half(cpp, cluster, then_leaves=True)
 
 
 def test_two_master_cluster_spreads_messages_over_both_brokers(

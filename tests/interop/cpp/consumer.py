@@ -1,6 +1,8 @@
-"""C++ client (``rocketmq==0.4.4`` wheel, C++ 1.x engine) push consumer for the interop tests.
+"""C++ client push consumer for the interop tests, for both C++ engines behind the same binding:
+``rocketmq==0.4.4`` (engine 1.x) and ``rocketmq-python-cvs==2.1.0.3`` (engine 2.1).
 
-Runs under the client's own virtualenv (``.interop/cpp``), never the project's::
+Runs under the client's own virtualenv (``.interop/cpp`` or ``.interop/cvs``), never the
+project's::
 
     .interop/cpp/bin/python tests/interop/cpp/consumer.py --namesrv 127.0.0.1:9876 \
         --topic T --group G --expression 'TagA || TagB' --instance c1
@@ -12,16 +14,23 @@ Clustering model. Lines: ``started`` once ``start()`` returned (with the client 
 messages with that tag answer RECONSUME_LATER on their first delivery (the engine sends them back
 with CONSUMER_SEND_MSG_BACK; they return through ``%RETRY%<group>``).
 
-The 0.4.4 binding exposes neither the client id nor a rebalance callback, but the engine logs both
-to ``$HOME/logs/rocketmq-cpp/<pid>_rocketmq-cpp.log.0``: ``clientID:<pid>-<ip>@<instance>`` at
-start, and per rebalance one ``client id:<id> of topic:<topic>`` line per consumer of the group
-followed by one ``allocate
-mq:MessageQueue [topic=..., brokerName=..., queueId=...]`` line per queue. A thread tails that log.
+The binding exposes neither the client id nor a rebalance callback, but the engines log both to
+``$HOME/logs/rocketmq-cpp/<pid>_rocketmq-cpp.log.0`` (engine 2.1: the folder named by
+``ROCKETMQ_CLIENT_LOG_DIR``, which this script sets to the same place; its default is
+``/logs/rocketmq-client/``, outside HOME). A thread tails that log:
+
+- ``clientID:<id>,`` at start (1.x: ``<pid>-<ip>@<instance>``; 2.1: ``<ip>@<pid>#<instance>``);
+- engine 1.x, every rebalance: one ``client id:<id> of topic:<topic>`` line per consumer of the
+  group, then one ``allocate mq:MessageQueue [topic=..., brokerName=..., queueId=...]`` per queue;
+- engine 2.1, when the allocation changed: ``Allocation result for [Consumer Group: G, Topic: T,
+  Current Consumer ID: id] is changed.``, then ``MessageQueue [topic=..., brokerName=...,
+  queueId=...]`` per queue, then ``[doRebalance:...]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import pathlib
@@ -31,9 +40,12 @@ import sys
 import threading
 import time
 
-from rocketmq.client import PushConsumer, RecvMessage
-from rocketmq.exceptions import ffi_check
-from rocketmq.ffi import dll
+LOG_DIR = pathlib.Path.home() / "logs" / "rocketmq-cpp"
+os.environ.setdefault("ROCKETMQ_CLIENT_LOG_DIR", f"{LOG_DIR}/")  # engine 2.1, read at start
+
+from rocketmq.client import PushConsumer, RecvMessage  # noqa: E402
+from rocketmq.exceptions import ffi_check  # noqa: E402
+from rocketmq.ffi import dll  # noqa: E402
 
 CONSUME_SUCCESS, RECONSUME_LATER = 0, 1  # the C API's CConsumeStatus
 
@@ -55,8 +67,13 @@ def text(value: bytes | str | None) -> str | None:
 
 
 CLIENT_ID = re.compile(r"clientID:(\S+?),")
-REBALANCE = re.compile(r"client id:(\S+) of topic:(\S+?)\[")
-ALLOCATE = re.compile(r"allocate mq:MessageQueue \[topic=(.*?), brokerName=(.*?), queueId=(\d+)\]")
+QUEUE = r"MessageQueue \[topic=(.*?), brokerName=(.*?), queueId=(\d+)\]"
+V1_CONSUMER = re.compile(r"client id:(\S+) of topic:(\S+?)\[")
+V1_QUEUE = re.compile(r"allocate mq:" + QUEUE)
+V2_START = re.compile(
+    r"Allocation result for \[Consumer Group: .*?, Topic: (.*?), Current Consumer"
+)
+V2_QUEUE = re.compile(r"^" + QUEUE)
 
 
 class LogWatcher(threading.Thread):
@@ -65,19 +82,18 @@ class LogWatcher(threading.Thread):
     def __init__(self, topic: str) -> None:
         super().__init__(daemon=True)
         self.topic = topic
-        self.path = (
-            pathlib.Path.home() / "logs" / "rocketmq-cpp" / f"{os.getpid()}_rocketmq-cpp.log.0"
-        )
+        self.path = LOG_DIR / f"{os.getpid()}_rocketmq-cpp.log.0"
         self.client_id: str | None = None
         self.known = threading.Event()
-        self.stop = threading.Event()
+        # The block being read: engine "v1"/"v2", consumer ids (v1), queues.
+        self.engine: str | None = None
+        self.consumers: list[str] = []
+        self.queues: list[dict[str, object]] = []
 
     def run(self) -> None:
         position, pending = 0, ""
-        allocation: list[dict[str, object]] | None = None
-        consumers: list[str] = []
         last_line = time.monotonic()
-        while not self.stop.is_set():
+        while True:
             try:
                 with self.path.open("r", errors="replace") as log:
                     log.seek(position)
@@ -90,44 +106,58 @@ class LogWatcher(threading.Thread):
             if lines:
                 last_line = time.monotonic()
             for line in lines:
-                allocated = ALLOCATE.search(line)
-                if allocation is not None and allocated and allocated.group(1) == self.topic:
-                    allocation.append(
-                        {"broker": allocated.group(2), "queueId": int(allocated.group(3))}
-                    )
-                    continue
-                if allocation is not None and "range is:" in line:
-                    continue  # the allocation strategy's own line, inside the block
-                rebalance = REBALANCE.search(line)
-                if rebalance and rebalance.group(2) == self.topic:
-                    # One "client id" line per consumer of the group, then the allocation.
-                    if allocation is None:
-                        allocation, consumers = [], []
-                    consumers.append(rebalance.group(1))
-                    continue
-                if allocation is not None:
-                    self.emit_allocation(allocation, consumers)
-                    allocation = None
-                found = CLIENT_ID.search(line)
-                if found and self.client_id is None:
-                    self.client_id = found.group(1)
-                    self.known.set()
-            if allocation is not None and time.monotonic() - last_line > 0.3:
-                # An allocation block ends at the next line, or after a quiet spell.
-                self.emit_allocation(allocation, consumers)
-                allocation = None
+                self.feed(line)
+            if self.engine == "v1" and time.monotonic() - last_line > 0.3:
+                self.flush()  # a v1 block ends at the next line, or after a quiet spell
             if not chunk:
                 time.sleep(0.05)
 
-    def emit_allocation(self, queues: list[dict[str, object]], consumers: list[str]) -> None:
-        queues.sort(key=lambda q: (q["broker"], q["queueId"]))
+    def feed(self, line: str) -> None:
+        found = CLIENT_ID.search(line)
+        if found and self.client_id is None:
+            self.client_id = found.group(1)
+            self.known.set()
+        if self.engine == "v1":
+            queue = V1_QUEUE.search(line)
+            consumer = V1_CONSUMER.search(line)
+            if queue and queue.group(1) == self.topic:
+                self.add(queue)
+                return
+            if consumer and consumer.group(2) == self.topic:
+                self.consumers.append(consumer.group(1))
+                return
+            if "range is:" in line:
+                return  # the allocation strategy's own line, inside the block
+            self.flush()
+        elif self.engine == "v2":
+            queue = V2_QUEUE.search(line)
+            if queue:
+                if queue.group(1) == self.topic:
+                    self.add(queue)
+                return
+            if line.startswith("[doRebalance"):
+                self.flush()
+            return
+        consumer = V1_CONSUMER.search(line)
+        if consumer and consumer.group(2) == self.topic:
+            self.engine, self.consumers, self.queues = "v1", [consumer.group(1)], []
+        started = V2_START.search(line)
+        if started and started.group(1) == self.topic:
+            self.engine, self.consumers, self.queues = "v2", [], []
+
+    def add(self, queue: re.Match[str]) -> None:
+        self.queues.append({"broker": queue.group(2), "queueId": int(queue.group(3))})
+
+    def flush(self) -> None:
+        self.queues.sort(key=lambda q: (q["broker"], q["queueId"]))
         emit(
             "rebalanced",
             clientId=self.client_id,
             topic=self.topic,
-            queues=queues,
-            consumers=sorted(consumers),
+            queues=self.queues,
+            consumers=sorted(self.consumers) or None,
         )
+        self.engine, self.consumers, self.queues = None, [], []
 
 
 def main() -> int:
@@ -178,6 +208,12 @@ def main() -> int:
         return RECONSUME_LATER if retry else CONSUME_SUCCESS
 
     consumer = PushConsumer(args.group)
+    if hasattr(dll, "SetPushConsumerMessageTrace"):
+        # Engine 2.1 only: its PushConsumer.shutdown() dereferences the message-trace producer,
+        # which exists only with tracing on (segfault otherwise). CTraceModel OPEN = 0.
+        dll.SetPushConsumerMessageTrace.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        dll.SetPushConsumerMessageTrace.restype = ctypes.c_int
+        ffi_check(dll.SetPushConsumerMessageTrace(consumer._handle, 0))
     consumer.set_namesrv_addr(args.namesrv)
     consumer.set_instance_name(args.instance)
     consumer.set_thread_count(args.threads)

@@ -1,6 +1,8 @@
-"""C++ client (``rocketmq==0.4.4`` wheel, C++ 1.x engine) producer for the interop tests.
+"""C++ client producer for the interop tests, for both C++ engines behind the same binding:
+``rocketmq==0.4.4`` (engine 1.x) and ``rocketmq-python-cvs==2.1.0.3`` (engine 2.1).
 
-Runs under the client's own virtualenv (``.interop/cpp``), never the project's::
+Runs under the client's own virtualenv (``.interop/cpp`` or ``.interop/cvs``), never the
+project's::
 
     .interop/cpp/bin/python tests/interop/cpp/producer.py --namesrv 127.0.0.1:9876 \
         --topic T --count 10 --tags TagA,TagB --prefix run1
@@ -18,11 +20,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pathlib
 import sys
 import threading
 import time
 
-from rocketmq.client import Message, Producer
+# Engine 2.1 logs under ROCKETMQ_CLIENT_LOG_DIR (default /logs/rocketmq-client/): keep it in HOME.
+LOG_DIR = pathlib.Path.home() / "logs" / "rocketmq-cpp"
+os.environ.setdefault("ROCKETMQ_CLIENT_LOG_DIR", f"{LOG_DIR}/")
+
+from rocketmq.client import Message, Producer  # noqa: E402
 
 _print_lock = threading.Lock()
 
