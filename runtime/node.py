@@ -18,7 +18,7 @@ import gevent.event
 import pykka
 from loguru import logger
 
-from actors.broker.node import broker_spec
+from actors.broker.node import BrokerHandle, broker_spec
 from actors.namesrv.node import namesrv_spec
 from config import BrokerConfig, NamesrvConfig, with_data_dir, with_overrides
 from runtime.actor import watch
@@ -51,11 +51,14 @@ class Node:
         self.ephemeral_ports = ephemeral_ports
         self.directory = Directory()
         self.addresses: dict[str, str] = {}
+        self.ha_addresses: dict[str, str] = {}
+        """Broker label -> its HA port's address (brokerIP2 or brokerIP1 : haListenPort)."""
         self._sockets: list[socket.socket] = []
         self._lock: DirLock | None = None
         self._root: pykka.ActorRef[Any] | None = None
         self._done = gevent.event.AsyncResult()
         self._handlers: list[Any] = []
+        self._handles: list[BrokerHandle] = []
 
     # -- startup ------------------------------------------------------------------------------
 
@@ -71,6 +74,8 @@ class Node:
             self._close()
             raise
         watch(self._root, self._root_exited)
+        for handle in self._handles:
+            handle.parent = self._root
         # Signal handlers go in before anyone can see the ready line and send a signal.
         self._handlers = [
             gevent.signal_handler(sig, self._on_signal, sig)
@@ -100,22 +105,45 @@ class Node:
         namesrv_addr = ";".join(
             addr for key, addr in self.addresses.items() if key.startswith("namesrv")
         )
+        bound = []
         for cfg in self.brokers:
             label = broker_label(cfg)
             sock = self._bind(cfg.listen_host, cfg.listen_port, f"{label} listenPort")
             ha_sock = self._bind(cfg.listen_host, cfg.ha_listen_port, f"{label} haListenPort")
+            bound.append((cfg, sock, ha_sock))
+        # In one process the runtime points each slave at its group master's HA port.
+        master_ha = {
+            cfg.broker_name: f"{cfg.broker_ip2 or cfg.broker_ip1}:{ha_sock.getsockname()[1]}"
+            for cfg, _sock, ha_sock in bound
+            if cfg.is_master
+        }
+        for cfg, sock, ha_sock in bound:
+            label = broker_label(cfg)
             overrides: dict[str, Any] = {
                 "listen_port": sock.getsockname()[1],
                 "ha_listen_port": ha_sock.getsockname()[1],
             }
             if self.cluster_mode and namesrv_addr:
                 overrides["namesrv_addr"] = namesrv_addr
+            if self.cluster_mode and not cfg.is_master and cfg.broker_name in master_ha:
+                overrides["ha_master_address"] = master_ha[cfg.broker_name]
             cfg = with_overrides(cfg, **overrides)
             if self.data_dir is not None:
                 cfg = with_data_dir(cfg, self.data_dir, per_node=self.cluster_mode)
             self.addresses[label] = f"{cfg.broker_ip1}:{cfg.listen_port}"
+            self.ha_addresses[label] = cfg.ha_addr()
+            handle = BrokerHandle(label)
+            self._handles.append(handle)
             specs.append(
-                broker_spec(label, cfg, sock, pathlib.Path(cfg.store_root()), self.directory)
+                broker_spec(
+                    label,
+                    cfg,
+                    sock,
+                    pathlib.Path(cfg.store_root()),
+                    self.directory,
+                    ha_sock=ha_sock,
+                    handle=handle,
+                )
             )
         return specs
 

@@ -21,8 +21,12 @@ ASK_TIMEOUT = 5.0
 class BrokerContext:
     """Config, directory and the directory names of this broker's actors."""
 
-    def __init__(self, cfg: BrokerConfig, directory: Directory, name: str, store: Any) -> None:
+    def __init__(
+        self, cfg: BrokerConfig, directory: Directory, name: str, store: Any, ha_state: Any = None
+    ) -> None:
         self.cfg = cfg
+        self.ha = ha_state
+        """This node's HA state (``runtime.ha.state.HAState``): role, lease, master link."""
         self.directory = directory
         self.name = name
         self.store = store

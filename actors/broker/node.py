@@ -1,19 +1,36 @@
-"""The broker subtree: store, client registries, name-server registrar, acceptor (sessions).
+"""The broker subtree: store, HA, client registries, name-server registrar, acceptor (sessions).
 
 Start order (the supervisor stops in reverse): the store's actors first (the writer recovers
-the store before anything is accepted), then the consumer and producer registries, then the
-registrar, and the acceptor last, so no request arrives before the store is there and none is
-accepted after it stopped. A fail-stop store actor takes the whole subtree down; the parent
-restarts the broker, which recovers its store before accepting again.
+the store before anything is accepted), then HA (a master: HAService and the HA port's
+acceptor; a slave: HAClient), then the consumer and producer registries, then the registrar,
+and the acceptor last, so no request arrives before the store is there and none is accepted
+after it stopped. A fail-stop store actor takes the whole subtree down; the parent restarts the
+broker, which recovers its store before accepting again.
+
+Role changes and replication truncation go through ``BrokerHandle``: the process's root
+supervisor replaces this node's subtree (``Supervisor.replace_child``) with one built from a
+new config on the same store and sockets. A pending truncation (``<store>/ha-truncate``, written
+by the HAClient when its master said TRUNCATE) is applied before the store opens.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import pathlib
 import socket
+from collections.abc import Callable
+from typing import Any
+
+import pykka
+from loguru import logger
 
 from actors.broker.consumer_manager import ConsumerManager
 from actors.broker.context import BrokerContext
+from actors.broker.ha_client import HAClient
+from actors.broker.ha_connection import connection_factory
+from actors.broker.ha_messages import MasterAddress
+from actors.broker.ha_service import HACondition, HAContext, HAService
 from actors.broker.lock_manager import RebalanceLockManager
 from actors.broker.processor import BrokerProcessor
 from actors.broker.producer_manager import ProducerManager
@@ -23,15 +40,48 @@ from actors.broker.store_adapter import StoreAdapter, to_wire
 from actors.broker.store_service import BrokerStore
 from actors.broker.timer_scheduler import TimerScheduler
 from actors.broker.transaction_manager import TransactionManager
-from config import BrokerConfig
+from config import BrokerConfig, BrokerRole
 from runtime.directory import Directory
+from runtime.ha.epoch import EpochFile
+from runtime.ha.state import HAState, Role
 from runtime.net import Acceptor
 from runtime.remoting.bodies import TopicConfig
 from runtime.session import session_factory
+from runtime.store.configfile import write_atomic
+from runtime.store.raw import truncate_log
 from runtime.store.settings import StoreSettings
 from runtime.supervisor import ChildSpec, Supervisor
 
 IDLE_TIMEOUT_S = 120.0
+
+
+TRUNCATE_MARKER = "ha-truncate"
+
+
+class BrokerHandle:
+    """How a broker node restarts itself on the same store: ``replace(cfg)`` asks the parent
+    supervisor (set by the process once its root runs) to swap the node's subtree for one
+    built from ``cfg``. Fire and forget: the caller may be one of the actors being stopped."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.parent: pykka.ActorRef[Any] | None = None
+        self.make_spec: Callable[[BrokerConfig], ChildSpec] | None = None
+        self.cfg: BrokerConfig | None = None
+
+    def replace(self, cfg: BrokerConfig) -> bool:
+        parent, make = self.parent, self.make_spec
+        if parent is None or make is None:
+            logger.error("{}: cannot restart: no parent supervisor", self.name)
+            return False
+        try:
+            parent.proxy().replace_child(make(cfg))
+        except pykka.ActorDeadError:
+            return False
+        return True
+
+    def restart(self) -> bool:
+        return self.cfg is not None and self.replace(self.cfg)
 
 
 def broker_spec(
@@ -40,22 +90,68 @@ def broker_spec(
     sock: socket.socket,
     store_root: pathlib.Path,
     directory: Directory,
+    *,
+    ha_sock: socket.socket | None = None,
+    handle: BrokerHandle | None = None,
+    node_id: int | None = None,
 ) -> ChildSpec:
-    """A supervisor for one broker node listening on ``sock`` with its store at ``store_root``."""
+    """A supervisor for one broker node listening on ``sock`` (and ``ha_sock``, the HA port)
+    with its store at ``store_root``. ``node_id``: the node's stable identity in its group
+    (its configured brokerId), which stays when a role change changes the registered id."""
+    node = cfg.broker_id if node_id is None else node_id
+    handle = handle if handle is not None else BrokerHandle(name)
+    handle.cfg = cfg
+
+    def again(new_cfg: BrokerConfig) -> ChildSpec:
+        return broker_spec(
+            name, new_cfg, sock, store_root, directory, ha_sock=ha_sock, handle=handle, node_id=node
+        )
+
+    handle.make_spec = again
 
     def start() -> object:
         store_root.mkdir(parents=True, exist_ok=True)
-        store = BrokerStore.build(StoreSettings.from_broker_config(cfg), directory, prefix=name)
+        settings = StoreSettings.from_broker_config(cfg)
+        _apply_truncation(settings)
+        store = BrokerStore.build(settings, directory, prefix=name)
+        state = HAState(
+            node_id=node,
+            role=Role.MASTER if cfg.is_master else Role.SLAVE,
+            sync=cfg.broker_role is BrokerRole.SYNC_MASTER,
+            fallbehind_max=cfg.ha_slave_fallbehind_max,
+        )
+        ha = HAContext(
+            store.ctx,
+            state,
+            EpochFile(settings.root),
+            prefix=name,
+            slave_timeout_s=cfg.slave_timeout / 1000,
+            heartbeat_s=cfg.ha_send_heartbeat_interval / 1000,
+            housekeeping_s=cfg.ha_housekeeping_interval / 1000,
+            batch_size=cfg.ha_transfer_batch_size,
+        )
+        if cfg.is_master:
+            store.ctx.replication = HACondition(ha)
         put_timeout = (cfg.sync_flush_timeout + cfg.slave_timeout) / 1000 + 5.0
-        ctx = BrokerContext(cfg, directory, name, StoreAdapter(store, put_timeout=put_timeout))
+        ctx = BrokerContext(
+            cfg, directory, name, StoreAdapter(store, put_timeout=put_timeout), ha_state=state
+        )
         processor = BrokerProcessor(ctx)
 
         def topic_table() -> dict[str, TopicConfig]:
             table = store.all_topics().get(timeout=5.0)
             return {topic: to_wire(c) for topic, c in table.topics.items()}
 
+        def on_master(_master: str | None, ha_addr: str | None) -> None:
+            ha.tell(ha.client, MasterAddress(ha_addr, "namesrv"))
+
+        def truncate(offset: int) -> None:
+            write_atomic(os.path.join(settings.root, TRUNCATE_MARKER), f"{offset}\n".encode())
+            handle.restart()
+
         children = [
             *store.child_specs(),
+            *_ha_children(name, cfg, ha, ha_sock, truncate),
             ChildSpec(name=ctx.consumers, start=ConsumerManager.start),
             ChildSpec(name=ctx.producers, start=ProducerManager.start),
             ChildSpec(name=ctx.locks, start=RebalanceLockManager.start),
@@ -72,7 +168,12 @@ def broker_spec(
                     check_interval_s=cfg.transaction_check_interval / 1000,
                 ),
             ),
-            ChildSpec(name=ctx.registrar, start=lambda: NamesrvRegistrar.start(cfg, topic_table)),
+            ChildSpec(
+                name=ctx.registrar,
+                start=lambda: NamesrvRegistrar.start(
+                    cfg, topic_table, on_master=None if cfg.is_master else on_master
+                ),
+            ),
             ChildSpec(
                 name=f"{name}/acceptor",
                 start=lambda: Acceptor.start(
@@ -83,6 +184,50 @@ def broker_spec(
         return Supervisor.start(name, children, directory=directory)
 
     return ChildSpec(name=name, start=start)  # type: ignore[arg-type]
+
+
+def _ha_children(
+    name: str,
+    cfg: BrokerConfig,
+    ha: HAContext,
+    ha_sock: socket.socket | None,
+    truncate: Callable[[int], None],
+) -> list[ChildSpec]:
+    """A master: the HAService and the HA port's acceptor; a slave: the HAClient."""
+    if not cfg.is_master:
+        return [
+            ChildSpec(
+                name=ha.client,
+                start=lambda: HAClient.start(ha, truncate, cfg.ha_master_address or None),
+            )
+        ]
+    specs = [ChildSpec(name=ha.service, start=lambda: HAService.start(ha))]
+    if ha_sock is not None:
+        specs.append(
+            ChildSpec(
+                name=f"{name}/ha-acceptor",
+                start=lambda: Acceptor.start(f"{name}/ha", ha_sock, connection_factory(ha)),
+            )
+        )
+    return specs
+
+
+def _apply_truncation(settings: StoreSettings) -> None:
+    """Cut the commit log where the master said (``<store>/ha-truncate``), then forget it."""
+    marker = os.path.join(settings.root, TRUNCATE_MARKER)
+    try:
+        with open(marker) as fh:
+            offset = int(fh.read().strip())
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError) as exc:
+        logger.error("store {}: ignoring a bad {} file: {}", settings.root, TRUNCATE_MARKER, exc)
+        with contextlib.suppress(OSError):
+            os.remove(marker)
+        return
+    truncate_log(settings, offset)
+    EpochFile(settings.root).truncate(offset)
+    os.remove(marker)
 
 
 def _schedulers(ctx: BrokerContext, store: BrokerStore, cfg: BrokerConfig) -> list[ChildSpec]:

@@ -5,7 +5,9 @@ Messages:
 - ``RegisterNow`` (tell): register at once (topics changed); also its own timer every
   ``registerNameServerPeriod`` (30 s) and once at start.
 - ``Registered(namesrv, master_addr, ha_server_addr)`` (tell, from its own greenlets).
-- ``master_addr()`` (proxy) -> the master address the name server reported (slaves), or None.
+- ``master_addr()`` (proxy) -> the master address the name server reported (slaves), or None;
+  ``on_master(master_addr, ha_server_addr)`` is called when it changes (a slave's HAClient
+  learns where to replicate from).
 State owned: one outbound connection per name server, the data version of the topic table.
 Network round trips run in greenlets of their own, so the actor never waits on the network.
 On stop it unregisters from every name server (best effort, short timeout).
@@ -56,9 +58,15 @@ class Registered(msgspec.Struct, frozen=True, tag=True):
 class NamesrvRegistrar(GeventActor):
     """Keeps this broker registered with every name server."""
 
-    def __init__(self, cfg: BrokerConfig, topic_table: TopicTable) -> None:
+    def __init__(
+        self,
+        cfg: BrokerConfig,
+        topic_table: TopicTable,
+        on_master: Callable[[str | None, str | None], None] | None = None,
+    ) -> None:
         super().__init__()
         self.cfg = cfg
+        self.on_master = on_master
         self.topic_table = topic_table
         self.namesrvs = [f"{h}:{p}" for h, p in cfg.namesrv_addresses()]
         self._sessions: dict[str, SessionHandle] = {}
@@ -78,10 +86,14 @@ class NamesrvRegistrar(GeventActor):
             self._counter += 1
             gevent.spawn(self._register_all, self._counter)
         elif isinstance(message, Registered):
+            before = (self._master_addr, self._ha_master_addr)
             if message.master_addr:
                 self._master_addr = message.master_addr
             if message.ha_server_addr:
                 self._ha_master_addr = message.ha_server_addr
+            after = (self._master_addr, self._ha_master_addr)
+            if after != before and self.on_master is not None:
+                self.on_master(*after)
         else:
             return super().on_receive(message)
         return None

@@ -14,7 +14,9 @@ Master -> slave, every frame starts with an int8 type:
   master's epoch entries, which the slave mirrors;
 - 2 ``TRUNCATE``: int64 offset — cut the log there, restart the store, say HELLO again;
 - 3 ``REFUSED``: int8 reason (1 fenced: not the master any more; 2 segment size differs; 3 the
-  master no longer holds that offset; 4 not ready: no lease yet), int16 n, n bytes UTF-8 text;
+  master no longer holds that offset; 4 not ready: no lease yet; 5 diverged: the slave's end is
+  not a record boundary of the master's log, which epochs cannot explain), int16 n, n bytes
+  UTF-8 text;
 - 4 ``DATA``: int64 offset, int32 size, size bytes of raw commit log (whole records, at most
   one segment; size 0 is a heartbeat).
 
@@ -56,6 +58,7 @@ class RefuseReason(enum.IntEnum):
     SEGMENT_SIZE = 2
     OFFSET_GONE = 3
     NOT_READY = 4
+    DIVERGED = 5
 
 
 class Epoch(msgspec.Struct, frozen=True, array_like=True):

@@ -44,34 +44,42 @@ class RawWrite(NamedTuple):
     records: int
 
 
-def read_raw(log: CommitLog, offset: int, max_bytes: int, limit: int) -> bytes:
+class RawRead(NamedTuple):
+    data: bytes
+    next: int  # where the next read starts (the next segment after an end-of-segment marker)
+
+
+def read_raw(log: CommitLog, offset: int, max_bytes: int, limit: int) -> RawRead:
     """Whole records (or an end-of-segment marker) at ``offset``, below ``limit``.
 
     At most ``max_bytes`` unless the first record alone is larger (it then comes whole).
-    b"" when nothing whole is there yet. ``limit`` is the committed end: the write offset, or
-    the flushed offset under SYNC_FLUSH.
+    Empty data when nothing whole is there yet. ``limit`` is the committed end (the write
+    offset). ``next`` is where the following read starts.
     """
     segs = log.segments
     seg = segs.segment_at(offset)
     if seg is None or offset >= limit:
-        return b""
-    want = min(max(max_bytes, R.BLANK_SIZE), limit - offset, seg.start + segs.segment_size - offset)
+        return RawRead(b"", offset)
+    seg_end = seg.start + segs.segment_size
+    want = min(max(max_bytes, R.BLANK_SIZE), limit - offset, seg_end - offset)
     head = segs.read(offset, want)
     pos = 0
     n = len(head)
     while pos + 8 <= n:
         size, magic = R.SIZE_MAGIC.unpack_from(head, pos)
         if magic == R.BLANK_MAGIC:
-            return head[: pos + R.BLANK_SIZE]
+            return RawRead(head[: pos + R.BLANK_SIZE], seg_end)
         if magic != R.MAGIC or size < R.MIN_RECORD_SIZE:
             break  # not a record boundary: the caller's offset is wrong, or damage
         if pos + size > n:
             if pos == 0 and offset + size <= limit:
                 whole = segs.read(offset, size)
-                return whole if len(whole) == size else b""
+                if len(whole) == size:
+                    return RawRead(whole, offset + size)
+                return RawRead(b"", offset)
             break
         pos += size
-    return head[:pos]
+    return RawRead(head[:pos], offset + pos)
 
 
 def append_raw(log: CommitLog, offset: int, data: bytes, delay_levels: tuple[int, ...]) -> RawWrite:

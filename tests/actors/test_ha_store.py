@@ -56,7 +56,7 @@ def copy_all(master: BrokerStore, slave: BrokerStore) -> None:
     mlog = master.ctx.require_open().log
     while True:
         at = slave.ctx.require_open().log.write_offset
-        data = read_raw(mlog, at, 1500, mlog.write_offset)
+        data = read_raw(mlog, at, 1500, mlog.write_offset).data
         if not data:
             return
         result = append_raw(slave, at, data)
@@ -93,7 +93,7 @@ def test_a_master_refuses_raw_bytes_and_a_wrong_offset_changes_nothing(
     master, slave = pair
     assert master.put([R.PutRecord("T", 0, b"x" * 50, "")]).get(timeout=T).ok
     mlog = master.ctx.require_open().log
-    data = read_raw(mlog, 0, 4096, mlog.write_offset)
+    data = read_raw(mlog, 0, 4096, mlog.write_offset).data
     # When a master's writer is handed replicated bytes, Then it refuses
     refused = append_raw(master, mlog.write_offset, data)
     assert not refused.ok and "not a slave" in (refused.reason or "")

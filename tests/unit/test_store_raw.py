@@ -56,7 +56,7 @@ def replicate(master: OpenStore, slave: OpenStore, max_bytes: int) -> int:
     """Copy the master's log to the slave the way HA does; returns the number of frames."""
     frames = 0
     while True:
-        data = read_raw(master.log, slave.log.write_offset, max_bytes, master.log.write_offset)
+        data = read_raw(master.log, slave.log.write_offset, max_bytes, master.log.write_offset).data
         if not data:
             return frames
         w = append_raw(slave.log, slave.log.write_offset, data, R.DEFAULT_DELAY_LEVELS)
@@ -92,10 +92,10 @@ def test_read_raw_never_passes_the_limit_or_a_record(tmp_path: Path) -> None:
     fill(master, 10)
     first = R.check_record(master.log.read(0, SEG), 0).size
     # A limit inside the first record gives nothing; at its end exactly that record
-    assert read_raw(master.log, 0, 1 << 20, first - 1) == b""
-    assert len(read_raw(master.log, 0, 1 << 20, first)) == first
+    assert read_raw(master.log, 0, 1 << 20, first - 1).data == b""
+    assert read_raw(master.log, 0, 1 << 20, first) == (master.log.read(0, first), first)
     # max_bytes smaller than a record still returns one whole record
-    assert len(read_raw(master.log, 0, 10, master.log.write_offset)) == first
+    assert len(read_raw(master.log, 0, 10, master.log.write_offset).data) == first
     close(master)
 
 
@@ -103,7 +103,7 @@ def test_bad_bytes_are_refused_and_nothing_is_written(tmp_path: Path) -> None:
     master = open_store(settings(tmp_path / "m"))
     slave = open_store(settings(tmp_path / "s"))
     fill(master, 5)
-    data = read_raw(master.log, 0, 1 << 20, master.log.write_offset)
+    data = read_raw(master.log, 0, 1 << 20, master.log.write_offset).data
     # wrong offset
     with pytest.raises(RawRefused, match="log ends at 0"):
         append_raw(slave.log, 100, data, R.DEFAULT_DELAY_LEVELS)

@@ -1,0 +1,210 @@
+"""HAClient: a slave's link to its master's HA port.
+
+Messages accepted:
+- ``MasterAddress(address, source, epoch)`` (told by the node: ``config`` haMasterAddress,
+  ``namesrv`` from the registration reply, ``controller`` from the ControllerClient). In
+  controller mode only the controller's word counts; otherwise config beats namesrv. When the
+  address changes the current link is dropped and a new one made.
+- ``ClientDone(generation, reason, retry_after)`` (from its link greenlet): the link ended.
+- ``ClientTick`` (timer, 0.2 s): reconnect when due.
+
+The link (one greenlet per connection; edge code, every wait has a timeout): connect, say HELLO
+(node id, segment size, epoch entries, the log's end), then follow the master: ACCEPT ->
+mirror the master's epoch entries, mark the master reachable; DATA -> ``AppendRaw`` to the
+writer, which checks, writes, dispatches and flushes per the slave's mode, then REPORT the new
+end (also every haSendHeartbeatInterval); TRUNCATE -> ``truncate(offset)`` (the node records
+the cut and restarts this broker on the same store: recovery trims everything past it, then a
+new HELLO); REFUSED -> retry later.
+
+State owned: the known master addresses by source, the link's generation (a stale greenlet's
+report is ignored), ``HAState.master_link_up`` / ``master_ha_addr``. Durability point: the
+writer's (the REPORT goes out only after the append's flush condition held).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+import gevent
+import gevent.socket
+import pykka
+from loguru import logger
+
+from actors.broker.ha_messages import ClientDone, ClientTick, MasterAddress
+from actors.broker.ha_service import HAContext
+from actors.broker.messages import AppendRaw
+from runtime.actor import GeventActor, new_future
+from runtime.errors import ActorFailure, ProtocolError
+from runtime.ha import protocol as P
+
+CONNECT_TIMEOUT_S = 3.0
+APPEND_TIMEOUT_S = 30.0
+RETRY_S = 1.0
+TICK_S = 0.2
+
+
+class HAClient(GeventActor):
+    """See the module docstring."""
+
+    def __init__(
+        self, ha: HAContext, truncate: Callable[[int], None], configured: str | None = None
+    ) -> None:
+        super().__init__()
+        self.ha = ha
+        self.state = ha.state
+        self.truncate = truncate
+        self.sources: dict[str, str | None] = {"config": configured or None}
+        self.address: str | None = None
+        self._generation = 0
+        self._sock: socket.socket | None = None
+        self._linked = False
+        self._retry_at = 0.0
+
+    def on_start(self) -> None:
+        self.state.master_link_up = False
+        self.send_every(TICK_S, ClientTick())
+        self._choose()
+
+    def on_stop(self) -> None:
+        self._drop("stopping")
+
+    def on_failure(self, *_exc: Any) -> None:
+        self._drop("failed")
+
+    # -- messages ------------------------------------------------------------------------------
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, MasterAddress):
+            self.sources[message.source] = message.address
+            self._choose()
+        elif isinstance(message, ClientDone):
+            if message.generation == self._generation:
+                self._sock = None
+                self._linked = False
+                self.state.master_link_up = False
+                self.state.notify()
+                self._retry_at = time.monotonic() + message.retry_after
+                logger.info("HA client: link to {} ended: {}", self.address, message.reason)
+        elif isinstance(message, ClientTick):
+            if not self._linked and self.address and time.monotonic() >= self._retry_at:
+                self._connect()
+        else:
+            return super().on_receive(message)
+        return None
+
+    def _choose(self) -> None:
+        if self.state.controller_mode:
+            address = self.sources.get("controller")
+        else:
+            address = self.sources.get("config") or self.sources.get("namesrv")
+        if address == self.address:
+            return
+        logger.info("HA client: master HA address {} -> {}", self.address, address)
+        self._drop(f"master moved to {address}")
+        self.address = address
+        self.state.master_ha_addr = address
+        self._retry_at = 0.0
+        if address:
+            self._connect()
+
+    def _drop(self, reason: str) -> None:
+        self._generation += 1
+        self._linked = False
+        self.state.master_link_up = False
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+            logger.info("HA client: dropped the link to {}: {}", self.address, reason)
+
+    def _connect(self) -> None:
+        self._generation += 1
+        self._linked = True
+        gevent.spawn(self._link, self._generation, self.address)
+
+    # -- the link (a greenlet; tells the actor how it ended) ------------------------------------
+
+    def _link(self, generation: int, address: str) -> None:
+        reason, retry = "closed", RETRY_S
+        try:
+            reason, retry = self._follow(generation, address)
+        except (OSError, ProtocolError, pykka.Timeout) as exc:
+            reason = f"{exc.__class__.__name__}: {exc}"
+        except (pykka.ActorDeadError, ActorFailure) as exc:
+            reason = f"store not running: {exc}"
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.actor_ref.tell(ClientDone(generation, reason, retry))
+
+    def _follow(self, generation: int, address: str) -> tuple[str, float]:
+        host, _, port = address.rpartition(":")
+        sock = gevent.socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if generation != self._generation:
+            sock.close()
+            return "superseded", 0.0
+        self._sock = sock
+        ha = self.ha
+        log = ha.store.require_open().log
+        hello = P.Hello(
+            node=self.state.node_id,
+            segment_size=log.segment_size,
+            epochs=tuple(ha.epochs.entries),
+            max_offset=log.write_offset,
+        )
+        sock.sendall(P.encode_hello(hello))
+        decoder = P.MasterStreamDecoder()
+        accepted = False
+        last_report = time.monotonic()
+        sock.settimeout(ha.housekeeping_s)
+        while generation == self._generation:
+            try:
+                data = sock.recv(262144)
+            except TimeoutError:
+                return f"master silent for {ha.housekeeping_s:g}s", RETRY_S
+            if not data:
+                return "master closed the connection", RETRY_S
+            for frame in decoder.feed(data):
+                if isinstance(frame, P.Data):
+                    if not accepted:
+                        raise ProtocolError("data before ACCEPT")
+                    if frame.data:
+                        self._append(frame)
+                        sock.sendall(P.encode_report(log.write_offset))
+                        last_report = time.monotonic()
+                elif isinstance(frame, P.Accept):
+                    if accepted or frame.offset != log.write_offset:
+                        raise ProtocolError(f"unexpected ACCEPT at {frame.offset}")
+                    ha.epochs.replace(frame.epochs)
+                    self.state.epoch = frame.epoch
+                    self.state.master_link_up = True
+                    self.state.notify()
+                    accepted = True
+                    logger.info(
+                        "HA client: replicating from {} at offset {} (epoch {})",
+                        address,
+                        frame.offset,
+                        frame.epoch,
+                    )
+                elif isinstance(frame, P.Truncate):
+                    logger.warning("HA client: {} says truncate at {}", address, frame.offset)
+                    self.truncate(frame.offset)
+                    return f"truncating at {frame.offset}", 60.0
+                else:
+                    return f"refused: {frame.reason.name}: {frame.text}", RETRY_S
+            if accepted and time.monotonic() - last_report >= ha.heartbeat_s:
+                sock.sendall(P.encode_report(log.write_offset))
+                last_report = time.monotonic()
+        return "superseded", 0.0
+
+    def _append(self, frame: P.Data) -> None:
+        writer = self.ha.store.directory.require(self.ha.store.names.writer)
+        reply = new_future()
+        writer.tell(AppendRaw(frame.offset, frame.data, reply))
+        result = reply.get(timeout=APPEND_TIMEOUT_S)
+        if not result.ok:
+            raise ProtocolError(f"append at {frame.offset} refused: {result.reason}")

@@ -1,0 +1,230 @@
+"""HAConnection: one slave's link on a master (one actor per accepted HA connection).
+
+Messages accepted (told by its own greenlets and timers):
+- ``LinkHello(hello)``: the slave's HELLO. The answer: REFUSED (this broker is not a master
+  that may replicate: fenced, or in controller mode without a confirmed term; or the segment
+  sizes differ; or the master no longer holds the offset), TRUNCATE (the slave's log diverges:
+  cut it at the last common epoch point), or ACCEPT from the slave's end — then a sender
+  greenlet streams raw commit-log bytes from there (``read_raw``: whole records, at most
+  ``haTransferBatchSize`` per frame, never across a segment end) and a heartbeat frame when idle.
+- ``LinkReport(offset)``: the slave holds the log up to ``offset``; passed to the HAService as
+  ``SlaveAck`` (by the slave's node id).
+- ``LinkClosed(reason)``: the socket ended (reader or sender) or the HAService closed the link.
+- ``LinkCheck`` (timer): close the link when the slave sent nothing for haHousekeepingInterval.
+
+State owned: the socket, the reader and sender greenlets (they end when the socket closes),
+the slave's node id once it said HELLO. Durability point: none (the slave's REPORT is the ack).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+from typing import Any
+
+import gevent
+import pykka
+from loguru import logger
+
+from actors.broker.ha_messages import (
+    LinkCheck,
+    LinkClosed,
+    LinkHello,
+    LinkReport,
+    SlaveAck,
+    SlaveJoined,
+    SlaveLeft,
+)
+from actors.broker.ha_service import HAContext
+from runtime.actor import GeventActor
+from runtime.errors import ProtocolError
+from runtime.ha import protocol as P
+from runtime.ha.epoch import consistent_point
+from runtime.ha.state import Role
+from runtime.store.raw import read_raw
+
+HELLO_TIMEOUT_S = 10.0
+
+
+class HAConnection(GeventActor):
+    """See the module docstring."""
+
+    def __init__(self, ha: HAContext, sock: socket.socket, address: tuple[str, int]) -> None:
+        super().__init__()
+        self.ha = ha
+        self.sock = sock
+        self.peer = f"{address[0]}:{address[1]}"
+        self.node: int | None = None
+        self._closed = False
+        self._last_read = time.monotonic()
+        self._opened = self._last_read
+
+    def on_start(self) -> None:
+        gevent.spawn(self._read_loop)
+        self.send_every(max(0.05, min(1.0, self.ha.housekeeping_s / 4)), LinkCheck())
+
+    def on_stop(self) -> None:
+        self._shutdown()
+
+    def on_failure(self, *_exc: Any) -> None:
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+        if self.node is not None:
+            self.ha.tell(self.ha.service, SlaveLeft(self.node, self.actor_urn))
+
+    # -- messages ------------------------------------------------------------------------------
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, LinkReport):
+            if self.node is not None:
+                self.ha.tell(self.ha.service, SlaveAck(self.node, self.actor_urn, message.offset))
+        elif isinstance(message, LinkHello):
+            self._hello(message.hello)
+        elif isinstance(message, LinkClosed):
+            logger.info("HA link {} (slave {}) closed: {}", self.peer, self.node, message.reason)
+            self.stop()
+        elif isinstance(message, LinkCheck):
+            now = time.monotonic()
+            if self.node is None and now - self._opened > HELLO_TIMEOUT_S:
+                self.actor_ref.tell(LinkClosed("no HELLO"))
+            elif now - self._last_read > self.ha.housekeeping_s:
+                self.actor_ref.tell(LinkClosed(f"silent for {self.ha.housekeeping_s:g}s"))
+        else:
+            return super().on_receive(message)
+        return None
+
+    def _refuse(self, reason: P.RefuseReason, text: str) -> None:
+        logger.warning("HA link {}: refusing: {}", self.peer, text)
+        self._send(P.encode_refused(reason, text))
+        self.actor_ref.tell(LinkClosed(f"refused: {text}"))
+
+    def _hello(self, hello: P.Hello) -> None:
+        if self.node is not None:
+            self.actor_ref.tell(LinkClosed("a second HELLO"))
+            return
+        state = self.ha.state
+        log = self.ha.store.require_open().log
+        if state.role is not Role.MASTER or state.fenced:
+            self._refuse(P.RefuseReason.FENCED, "this broker is not the master")
+            return
+        if state.controller_mode and not (state.lease_valid() and state.epoch > 0):
+            self._refuse(P.RefuseReason.NOT_READY, "no confirmed term yet")
+            return
+        if hello.segment_size != log.segment_size:
+            self._refuse(
+                P.RefuseReason.SEGMENT_SIZE,
+                f"mappedFileSizeCommitLog differs: master {log.segment_size}, "
+                f"slave {hello.segment_size}",
+            )
+            return
+        epochs = self.ha.epochs.entries
+        point = consistent_point(epochs, log.write_offset, hello.epochs, hello.max_offset)
+        if point < hello.max_offset:
+            logger.warning(
+                "HA link {}: slave {} diverges at {} (its log ends at {}): truncate",
+                self.peer,
+                hello.node,
+                point,
+                hello.max_offset,
+            )
+            self._send(P.encode_truncate(point))
+            self.actor_ref.tell(LinkClosed("told to truncate"))
+            return
+        if point and point < log.min_offset:
+            self._refuse(
+                P.RefuseReason.OFFSET_GONE,
+                f"the master's log starts at {log.min_offset}, after the slave's end {point}: "
+                "copy the master's store to the slave",
+            )
+            return
+        if point < log.write_offset and not read_raw(log, point, 8, log.write_offset).data:
+            self._refuse(
+                P.RefuseReason.DIVERGED,
+                f"the slave's log ends at {point}, which is not a record boundary of the "
+                "master's log: the logs diverged without an epoch change; rebuild the slave",
+            )
+            return
+        self.node = hello.node
+        if not self._send(P.encode_accept(P.Accept(point, state.epoch, tuple(epochs)))):
+            return
+        self.ha.tell(self.ha.service, SlaveJoined(hello.node, self.actor_urn, point))
+        gevent.spawn(self._send_loop, point)
+
+    def _send(self, frame: bytes) -> bool:
+        try:
+            self.sock.sendall(frame)
+            return True
+        except OSError as exc:
+            self.actor_ref.tell(LinkClosed(f"write failed: {exc}"))
+            return False
+
+    # -- greenlets (they only tell the actor) ------------------------------------------------------
+
+    def _read_loop(self) -> None:
+        decoder = P.SlaveStreamDecoder()
+        ref = self.actor_ref
+        reason = "slave closed the connection"
+        try:
+            while True:
+                data = self.sock.recv(65536)
+                if not data:
+                    break
+                self._last_read = time.monotonic()
+                for msg in decoder.feed(data):
+                    if isinstance(msg, P.Hello):
+                        ref.tell(LinkHello(msg))
+                    else:
+                        ref.tell(LinkReport(msg.max_offset))
+        except ProtocolError as exc:
+            reason = f"protocol error: {exc.reason}"
+        except OSError as exc:
+            reason = f"read failed: {exc}"
+        except pykka.ActorDeadError:
+            return
+        with contextlib.suppress(pykka.ActorDeadError):
+            ref.tell(LinkClosed(reason))
+
+    def _send_loop(self, pos: int) -> None:
+        """Stream the log from ``pos``: whole records, a heartbeat frame when idle."""
+        log = self.ha.store.require_open().log
+        state = self.ha.state
+        batch = self.ha.batch_size
+        idle_s = min(1.0, self.ha.heartbeat_s)
+        last = 0.0
+        reason = "stopped"
+        try:
+            while not self._closed:
+                if pos < log.min_offset:
+                    reason = f"offset {pos} was deleted before the slave got it"
+                    break
+                data, after = read_raw(log, pos, batch, log.write_offset)
+                if data:
+                    self.sock.sendall(P.data_header(pos, len(data)) + data)
+                    pos = after
+                    last = time.monotonic()
+                    continue
+                if time.monotonic() - last >= idle_s:
+                    self.sock.sendall(P.data_header(pos, 0))
+                    last = time.monotonic()
+                state.wait_grew(idle_s)
+        except OSError as exc:
+            reason = f"send failed: {exc}"
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.actor_ref.tell(LinkClosed(reason))
+
+
+def connection_factory(ha: HAContext) -> Any:
+    """A session factory for the HA port's Acceptor: one HAConnection per slave."""
+
+    def start(sock: socket.socket, address: tuple[str, int]) -> pykka.ActorRef[Any]:
+        return HAConnection.start(ha, sock, address)
+
+    return start

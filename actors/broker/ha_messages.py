@@ -1,0 +1,114 @@
+"""Messages of the HA actors (HAService, HAConnection, HAClient, ControllerClient).
+
+Frozen, tagged msgspec structs. Those carrying a ``reply`` future are answered later by the
+actor that completes them; the rest are told.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+# -- HAService (master) ------------------------------------------------------------------------
+
+
+class AwaitReplica(msgspec.Struct, frozen=True, tag=True):
+    """From the replication condition: set ``reply`` to a ReplicationStatus once an in-sync
+    slave acknowledged the commit log up to ``offset`` (or the slave timeout passed)."""
+
+    offset: int
+    reply: Any
+
+
+class SlaveJoined(msgspec.Struct, frozen=True, tag=True):
+    """From an HAConnection: slave ``node`` was accepted from ``offset`` (``urn``: the link)."""
+
+    node: int
+    urn: str
+    offset: int
+
+
+class SlaveAck(msgspec.Struct, frozen=True, tag=True):
+    """From an HAConnection: slave ``node`` holds the commit log up to ``offset``."""
+
+    node: int
+    urn: str
+    offset: int
+
+
+class SlaveLeft(msgspec.Struct, frozen=True, tag=True):
+    node: int
+    urn: str
+
+
+class ServiceTick(msgspec.Struct, frozen=True, tag=True):
+    """Timer: expire waiters past the slave timeout, recompute the in-sync set."""
+
+
+class NewEpoch(msgspec.Struct, frozen=True, tag=True):
+    """From the ControllerClient: this master's term is ``epoch``; record it in the epoch file
+    before any write of the term (then ``reply`` gets True)."""
+
+    epoch: int
+    reply: Any = None
+
+
+# -- HAConnection (master, one per slave) --------------------------------------------------------
+
+
+class LinkHello(msgspec.Struct, frozen=True, tag=True):
+    """From the connection's reader: the slave's HELLO (a ``runtime.ha.protocol.Hello``)."""
+
+    hello: Any
+
+
+class LinkReport(msgspec.Struct, frozen=True, tag=True):
+    offset: int
+
+
+class LinkClosed(msgspec.Struct, frozen=True, tag=True):
+    reason: str
+
+
+class LinkCheck(msgspec.Struct, frozen=True, tag=True):
+    """Timer: close a link whose slave stopped reporting (haHousekeepingInterval)."""
+
+
+# -- HAClient (slave) ---------------------------------------------------------------------------
+
+
+class MasterAddress(msgspec.Struct, frozen=True, tag=True):
+    """Where this slave's master's HA port is (``None``: no master known); ``source`` says who
+    said so (config, namesrv, controller). The controller's word overrides the others."""
+
+    address: str | None
+    source: str
+    epoch: int = 0
+
+
+class ClientDone(msgspec.Struct, frozen=True, tag=True):
+    """From the HAClient's link greenlet: the link ended (``reason``); reconnect later."""
+
+    generation: int
+    reason: str
+    retry_after: float
+
+
+class ClientTick(msgspec.Struct, frozen=True, tag=True):
+    pass
+
+
+# -- ControllerClient ---------------------------------------------------------------------------
+
+
+class HeartbeatNow(msgspec.Struct, frozen=True, tag=True):
+    """Heartbeat to the controller at once (the in-sync set changed, or the controller asked)."""
+
+
+class HeartbeatDone(msgspec.Struct, frozen=True, tag=True):
+    """Internal: a heartbeat sent at ``sent_at`` (monotonic) got ``reply`` (None: failed)."""
+
+    sent_at: float
+    reply: Any
+    isr: frozenset[int]

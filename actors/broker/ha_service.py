@@ -1,0 +1,287 @@
+"""HAService: a master's replication bookkeeping, and ``HACondition``, the store's replication
+hook on a master.
+
+Messages accepted (all told):
+- ``AwaitReplica(offset, reply)`` (from ``HACondition.wait``, SYNC_MASTER): ``reply`` gets
+  REPLICATED once an in-sync slave (distinct node id) acknowledged ``offset``;
+  SLAVE_NOT_AVAILABLE at once when no slave is in sync; FLUSH_SLAVE_TIMEOUT after
+  ``slaveTimeout``. In controller mode REPLICATED also needs the lease to still hold (else
+  FLUSH_SLAVE_TIMEOUT: stored, outcome unknown, never PUT_OK).
+- ``SlaveJoined`` / ``SlaveAck`` / ``SlaveLeft`` (from HAConnections): per node id, the offset
+  the slave holds. A second link from the same node replaces the first (which is closed), so a
+  reconnecting slave never counts twice.
+- ``ServiceTick`` (timer): expire waiters, recompute the in-sync set.
+- ``NewEpoch(epoch, reply)`` (from the ControllerClient): append ``(epoch, write offset, node)``
+  to the epoch file before the term's first write; slave links restart to mirror it.
+
+State owned: the waiters (in offset order), per-slave links (``HAState.slaves``), the in-sync
+set (``HAState.in_sync``: connected and less than ``haSlaveFallbehindMax`` behind), the offset
+confirmed to the Dispatcher. Under SYNC_MASTER it tells the Dispatcher ``Confirm(offset,
+"replica")`` with the lowest offset every slave in ``HAState.confirm_set()`` holds (the write
+offset when that set is empty), so consumers see only records a failover keeps.
+
+Durability point: the epoch file (atomic rewrite). The HA listen socket is served by a sibling
+``Acceptor`` that starts one ``HAConnection`` per slave.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import deque
+from typing import Any
+
+import pykka
+from loguru import logger
+
+from actors.broker.ha_messages import (
+    AwaitReplica,
+    HeartbeatNow,
+    LinkClosed,
+    NewEpoch,
+    ServiceTick,
+    SlaveAck,
+    SlaveJoined,
+    SlaveLeft,
+)
+from actors.broker.messages import Confirm
+from runtime.actor import GeventActor, new_future
+from runtime.ha.epoch import EpochFile
+from runtime.ha.state import HAState, SlaveLink
+from runtime.store.context import ReplicationStatus, StoreContext
+
+TICK_S = 0.05
+
+
+class HAContext:
+    """What the HA actors of one broker node share: the store, the state, the epoch file,
+    directory names and timings (seconds)."""
+
+    def __init__(
+        self,
+        store: StoreContext,
+        state: HAState,
+        epochs: EpochFile,
+        *,
+        prefix: str,
+        slave_timeout_s: float = 3.0,
+        heartbeat_s: float = 5.0,
+        housekeeping_s: float = 20.0,
+        batch_size: int = 32 * 1024,
+    ) -> None:
+        self.store = store
+        self.state = state
+        self.epochs = epochs
+        self.service = f"{prefix}/ha-service"
+        self.client = f"{prefix}/ha-client"
+        self.controller_client = f"{prefix}/controller-client"
+        self.slave_timeout_s = slave_timeout_s
+        self.heartbeat_s = heartbeat_s
+        self.housekeeping_s = housekeeping_s
+        self.batch_size = batch_size
+
+    def tell(self, name: str, message: Any) -> None:
+        ref = self.store.directory.get(name)
+        if ref is not None:
+            with contextlib.suppress(pykka.ActorDeadError):
+                ref.tell(message)
+
+
+class HACondition:
+    """The replication condition of a master (``runtime.store.context.ReplicationCondition``).
+
+    ASYNC_MASTER: nothing to wait for, except that in controller mode the reply re-checks the
+    lease. SYNC_MASTER: ``AwaitReplica`` to the HAService; consumers see only what the in-sync
+    slaves hold (``confirm_source`` "replica"). ``required`` is also true while slaves are
+    connected, so every append wakes the senders streaming to them.
+    """
+
+    def __init__(self, ha: HAContext) -> None:
+        self.ha = ha
+        self.state = ha.state
+        self.confirm_source: str | None = "replica" if ha.state.sync else None
+
+    @property
+    def required(self) -> bool:
+        s = self.state
+        return s.sync or s.controller_mode or any(link.connected for link in s.slaves.values())
+
+    def wait(self, offset: int) -> pykka.Future[Any]:
+        state = self.state
+        state.wake()
+        fut = new_future()
+        if not state.sync:
+            ok = state.lease_valid() and not state.fenced
+            fut.set(ReplicationStatus.REPLICATED if ok else ReplicationStatus.FLUSH_SLAVE_TIMEOUT)
+            return fut
+        ref = self.ha.store.directory.get(self.ha.service)
+        try:
+            if ref is None:
+                raise pykka.ActorDeadError("no HA service")
+            ref.tell(AwaitReplica(offset, fut))
+        except pykka.ActorDeadError:
+            fut.set(ReplicationStatus.SLAVE_NOT_AVAILABLE)
+        return fut
+
+
+class HAService(GeventActor):
+    """See the module docstring."""
+
+    def __init__(self, ha: HAContext) -> None:
+        super().__init__()
+        self.ha = ha
+        self.state = ha.state
+        self._waiters: deque[tuple[int, float, Any]] = deque()
+        self._confirmed = 0
+
+    def on_start(self) -> None:
+        self.log = self.ha.store.require_open().log
+        self._confirmed = self.ha.store.dispatched
+        self.state.slaves.clear()
+        self.state.in_sync = frozenset()
+        if not self.state.controller_mode:
+            self.state.epoch = self.ha.epochs.last_epoch
+        self.send_every(TICK_S, ServiceTick())
+
+    def on_stop(self) -> None:
+        self._fail_waiters(ReplicationStatus.FLUSH_SLAVE_TIMEOUT)
+        self.state.slaves.clear()
+        self.state.in_sync = frozenset()
+
+    def on_failure(self, *_exc: Any) -> None:
+        self.on_stop()
+
+    # -- messages ------------------------------------------------------------------------------
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, AwaitReplica):
+            self._await(message)
+        elif isinstance(message, SlaveAck):
+            link = self.state.slaves.get(message.node)
+            if link is not None and link.urn == message.urn and message.offset > link.acked:
+                link.acked = message.offset
+                self._recompute()
+        elif isinstance(message, SlaveJoined):
+            self._joined(message)
+        elif isinstance(message, SlaveLeft):
+            link = self.state.slaves.get(message.node)
+            if link is not None and link.urn == message.urn:
+                link.connected = False
+                logger.info("{}: slave {} disconnected", self.ha.service, message.node)
+                self._recompute()
+        elif isinstance(message, ServiceTick):
+            self._expire()
+            self._recompute()
+        elif isinstance(message, NewEpoch):
+            self._new_epoch(message)
+        else:
+            return super().on_receive(message)
+        return None
+
+    def _await(self, msg: AwaitReplica) -> None:
+        if self._best_ack() >= msg.offset:
+            self._resolve(msg.reply, ReplicationStatus.REPLICATED)
+        elif not self.state.electable_acks():
+            self._resolve(msg.reply, ReplicationStatus.SLAVE_NOT_AVAILABLE)
+        else:
+            deadline = time.monotonic() + self.ha.slave_timeout_s
+            self._waiters.append((msg.offset, deadline, msg.reply))
+        self._confirm()
+
+    def _joined(self, msg: SlaveJoined) -> None:
+        old = self.state.slaves.get(msg.node)
+        if old is not None and old.connected and old.urn != msg.urn:
+            logger.warning(
+                "{}: slave {} linked again; closing its older link", self.ha.service, msg.node
+            )
+            _close_link(old.urn, "replaced by a newer link from the same slave")
+        acked = max(msg.offset, old.acked if old is not None else 0)
+        self.state.slaves[msg.node] = SlaveLink(msg.urn, acked)
+        logger.info("{}: slave {} linked from offset {}", self.ha.service, msg.node, msg.offset)
+        self._recompute()
+
+    def _new_epoch(self, msg: NewEpoch) -> None:
+        epochs = self.ha.epochs
+        if msg.epoch > epochs.last_epoch:
+            epochs.append(msg.epoch, self.log.write_offset, self.state.node_id)
+            logger.info(
+                "{}: epoch {} begins at offset {}",
+                self.ha.service,
+                msg.epoch,
+                self.log.write_offset,
+            )
+            for link in self.state.slaves.values():
+                if link.connected:
+                    _close_link(link.urn, f"new epoch {msg.epoch}")
+        self.state.epoch = max(self.state.epoch, epochs.last_epoch)
+        if msg.reply is not None:
+            with contextlib.suppress(Exception):
+                msg.reply.set(epochs.last_epoch >= msg.epoch)
+
+    # -- acknowledgements ------------------------------------------------------------------------
+
+    def _best_ack(self) -> int:
+        slaves = self.state.slaves
+        return max(
+            (slaves[n].acked for n in self.state.electable_acks() if n in slaves), default=-1
+        )
+
+    def _recompute(self) -> None:
+        state = self.state
+        end = self.log.write_offset
+        limit = state.fallbehind_max
+        in_sync = frozenset(
+            n for n, link in state.slaves.items() if link.connected and end - link.acked < limit
+        )
+        if in_sync != state.in_sync:
+            logger.info("{}: in-sync slaves now {}", self.ha.service, sorted(in_sync))
+            state.in_sync = in_sync
+            state.notify()
+            if state.controller_mode:
+                self.ha.tell(self.ha.controller_client, HeartbeatNow())
+            else:
+                state.isr_acknowledged = in_sync
+        best = self._best_ack()
+        waiters = self._waiters
+        while waiters and waiters[0][0] <= best:
+            self._resolve(waiters.popleft()[2], ReplicationStatus.REPLICATED)
+        self._confirm()
+
+    def _resolve(self, reply: Any, status: ReplicationStatus) -> None:
+        if status is ReplicationStatus.REPLICATED and not (
+            self.state.lease_valid() and not self.state.fenced
+        ):
+            status = ReplicationStatus.FLUSH_SLAVE_TIMEOUT
+        with contextlib.suppress(Exception):
+            reply.set(status)
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        waiters = self._waiters
+        while waiters and waiters[0][1] <= now:
+            self._resolve(waiters.popleft()[2], ReplicationStatus.FLUSH_SLAVE_TIMEOUT)
+
+    def _fail_waiters(self, status: ReplicationStatus) -> None:
+        while self._waiters:
+            self._resolve(self._waiters.popleft()[2], status)
+
+    def _confirm(self) -> None:
+        if not self.state.sync:
+            return
+        slaves = self.state.slaves
+        need = self.state.confirm_set()
+        if need:
+            offset = min(slaves[n].acked if n in slaves else 0 for n in need)
+            offset = min(offset, self.log.write_offset)
+        else:
+            offset = self.log.write_offset
+        if offset > self._confirmed:
+            self._confirmed = offset
+            self.ha.tell(self.ha.store.names.dispatcher, Confirm(offset, "replica", flushed=False))
+
+
+def _close_link(urn: str, reason: str) -> None:
+    ref = pykka.ActorRegistry.get_by_urn(urn)
+    if ref is not None:
+        with contextlib.suppress(pykka.ActorDeadError):
+            ref.tell(LinkClosed(reason))

@@ -1,0 +1,183 @@
+"""Helpers for in-process HA tests: one ``runtime.node.Node`` per role (name server, each
+broker), wire sends, fake slaves speaking the HA protocol, and event-based waits on a broker's
+store (no sleeps: every wait is a future or a socket read with a deadline)."""
+
+from __future__ import annotations
+
+import filecmp
+import os
+import pathlib
+import time
+from typing import Any
+
+import gevent.socket
+
+from actors.broker.messages import GetMessages, WaitArrival
+from config import BrokerConfig, NamesrvConfig, with_overrides
+from runtime.actor import actor_of, new_future
+from runtime.ha import protocol as P
+from runtime.node import Node
+from runtime.remoting.codes import RequestCode
+from runtime.store import record as R
+from runtime.store.context import StoreContext
+from tests.wire import WireClient
+
+SEGMENT = 64 * 1024
+T = 10.0
+
+
+def start_namesrv() -> Node:
+    node = Node(
+        namesrvs=[NamesrvConfig(listen_port=0)],
+        brokers=[],
+        data_dir=None,
+        cluster_mode=False,
+        ephemeral_ports=True,
+    )
+    node.start()
+    return node
+
+
+def broker_config(name: str, broker_id: int, role: str, namesrv: str, **extra: Any) -> BrokerConfig:
+    values: dict[str, Any] = {
+        "broker_name": name,
+        "broker_id": broker_id,
+        "broker_role": role,
+        "listen_port": 0,
+        "ha_listen_port": 0,
+        "namesrv_addr": namesrv,
+        "mapped_file_size_commit_log": SEGMENT,
+        "slave_timeout": 1000,
+        "ha_send_heartbeat_interval": 500,
+        "register_name_server_period": 1000,
+    }
+    values.update(extra)
+    return with_overrides(BrokerConfig(), **values)
+
+
+def start_broker(cfg: BrokerConfig, data: pathlib.Path) -> Node:
+    node = Node(namesrvs=[], brokers=[cfg], data_dir=data, cluster_mode=False, ephemeral_ports=True)
+    node.start()
+    return node
+
+
+def stop_node(node: Node) -> None:
+    """Stop the tree and release the node's sockets and data-directory lock."""
+    node.stop()
+    node._close()
+
+
+def label(node: Node) -> str:
+    return next(k for k in node.addresses if "/" in k)
+
+
+def store_ctx(node: Node) -> StoreContext:
+    ref = node.directory.require(f"{label(node)}/store/commitlog")
+    actor = actor_of(ref)
+    assert actor is not None
+    return actor.ctx  # type: ignore[attr-defined]
+
+
+def ha_state(node: Node) -> Any:
+    """The node's HAState (through its store's writer: every broker node has one)."""
+    for name in (f"{label(node)}/ha-service", f"{label(node)}/ha-client"):
+        actor = actor_of(node.directory.require(name)) if name in node.directory else None
+        if actor is not None:
+            return actor.ha.state  # type: ignore[attr-defined]
+    raise AssertionError("no HA actor")
+
+
+def wait_in_sync(master: Node, *nodes: int) -> None:
+    state = ha_state(master)
+    assert state.wait_until(lambda s: set(nodes) <= s.in_sync, T), state.in_sync
+
+
+def send(client: WireClient, topic: str, body: bytes, queue_id: int = 0) -> Any:
+    ext = {
+        "a": "ha-pg",
+        "b": topic,
+        "c": "TBW102",
+        "d": 4,
+        "e": queue_id,
+        "f": 0,
+        "g": int(time.time() * 1000),
+        "h": 0,
+        "i": "",
+        "j": 0,
+        "k": False,
+    }
+    return client.call(RequestCode.SEND_MESSAGE_V2, ext, body)
+
+
+def wait_queue(ctx: StoreContext, topic: str, queue_id: int, count: int) -> int:
+    """Wait (a future, deadline ``T``) until the queue holds ``count`` entries."""
+    ref = ctx.queues.get(topic, queue_id, create=True)
+    assert ref is not None
+    reply = new_future()
+    ref.tell(WaitArrival(count - 1, reply, time.monotonic() + T))
+    got = reply.get(timeout=T + 1)
+    assert got >= count, f"{topic}/{queue_id} has {got} entries, want {count}"
+    return got
+
+
+def queue_records(ctx: StoreContext, topic: str, queue_id: int, n: int) -> list[R.StoredRecord]:
+    ref = ctx.queues.get(topic, queue_id)
+    assert ref is not None
+    result = ref.ask(GetMessages(0, n, 1 << 30, None), timeout=T)
+    return [R.decode_record(m) for m in result.messages]
+
+
+def same_commit_log(a: StoreContext, b: StoreContext) -> None:
+    da = os.path.join(a.settings.root, "commitlog")
+    db = os.path.join(b.settings.root, "commitlog")
+    names = sorted(os.listdir(da))
+    assert names == sorted(os.listdir(db))
+    _match, mismatch, errors = filecmp.cmpfiles(da, db, names, shallow=False)
+    assert not mismatch and not errors, (mismatch, errors)
+
+
+class FakeSlave:
+    """A slave speaking the HA protocol by hand: HELLO, read frames, REPORT when told."""
+
+    def __init__(self, address: str, node: int, max_offset: int = 0) -> None:
+        host, _, port = address.rpartition(":")
+        self.sock = gevent.socket.create_connection((host, int(port)), timeout=T)
+        self.decoder = P.MasterStreamDecoder()
+        self.frames: list[P.MasterFrame] = []
+        hello = P.Hello(node=node, segment_size=SEGMENT, epochs=(), max_offset=max_offset)
+        self.sock.sendall(P.encode_hello(hello))
+
+    def next_frame(self) -> P.MasterFrame:
+        while not self.frames:
+            data = self.sock.recv(1 << 20)
+            if not data:
+                raise ConnectionError("master closed the link")
+            self.frames += self.decoder.feed(data)
+        return self.frames.pop(0)
+
+    def data_until(self, end: int) -> int:
+        """Read DATA frames until the stream reaches ``end``; returns where it got to."""
+        at = -1
+        while at < end:
+            frame = self.next_frame()
+            if isinstance(frame, P.Data) and frame.data:
+                at = frame.offset + len(frame.data)
+        return at
+
+    def report(self, offset: int) -> None:
+        self.sock.sendall(P.encode_report(offset))
+
+    def closed_by_master(self) -> bool:
+        try:
+            while True:
+                data = self.sock.recv(1 << 20)
+                if not data:
+                    return True
+                self.frames += self.decoder.feed(data)
+        except TimeoutError:
+            return False
+        except OSError:
+            return True
+
+    def close(self) -> None:
+        self.sock.close()

@@ -1,0 +1,313 @@
+"""Classic master/slave replication in one process (one Node per role): byte-identical logs,
+SYNC_MASTER acknowledgements (REPLICATED, SLAVE_NOT_AVAILABLE, FLUSH_SLAVE_TIMEOUT), ack
+counting by distinct slave id, a slave restart that catches up with no gap or duplicate (R13),
+and a diverging slave told to truncate."""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Iterator
+
+import gevent.event
+import pytest
+
+from actors.broker.ha_messages import NewEpoch
+from actors.broker.node import TRUNCATE_MARKER
+from config import load_profile
+from runtime.actor import actor_of, new_future, watch
+from runtime.ha import protocol as P
+from runtime.ha.epoch import EpochFile
+from runtime.ha.protocol import Epoch
+from runtime.node import Node
+from runtime.remoting.codes import ResponseCode
+from runtime.store import record as R
+from runtime.store.commitlog import AppendedBatch
+from runtime.store.recovery import OpenStore, open_store
+from tests.actors.ha_support import (
+    FakeSlave,
+    broker_config,
+    ha_state,
+    label,
+    queue_records,
+    same_commit_log,
+    send,
+    start_broker,
+    start_namesrv,
+    stop_node,
+    store_ctx,
+    wait_in_sync,
+    wait_queue,
+)
+from tests.wire import WireClient
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def namesrv() -> Iterator[str]:
+    node = start_namesrv()
+    yield node.addresses["namesrv"]
+    stop_node(node)
+
+
+class Group:
+    """A master and (optionally) a slave, each its own Node, for one test."""
+
+    def __init__(self, tmp: pathlib.Path, namesrv: str, role: str, **extra: object) -> None:
+        self.tmp = tmp
+        self.namesrv = namesrv
+        self.extra = extra
+        self.master = start_broker(broker_config("broker-a", 0, role, namesrv, **extra), tmp / "m")
+        self.ha = self.master.ha_addresses[label(self.master)]
+        self.slave: Node | None = None
+        self.client = WireClient(self.master.addresses[label(self.master)])
+
+    def start_slave(self) -> Node:
+        cfg = broker_config(
+            "broker-a", 1, "SLAVE", self.namesrv, ha_master_address=self.ha, **self.extra
+        )
+        self.slave = start_broker(cfg, self.tmp / "s")
+        return self.slave
+
+    def stop_slave(self) -> None:
+        assert self.slave is not None
+        stop_node(self.slave)
+        self.slave = None
+
+    def close(self) -> None:
+        self.client.close()
+        if self.slave is not None:
+            stop_node(self.slave)
+        stop_node(self.master)
+
+
+@pytest.fixture
+def group_factory(tmp_path: pathlib.Path, namesrv: str) -> Iterator[list[Group]]:
+    groups: list[Group] = []
+    yield groups
+    for g in groups:
+        g.close()
+
+
+def make(groups: list[Group], tmp: pathlib.Path, namesrv: str, role: str, **kw: object) -> Group:
+    g = Group(tmp, namesrv, role, **kw)
+    groups.append(g)
+    return g
+
+
+@pytest.mark.parametrize("role", ["ASYNC_MASTER", "SYNC_MASTER"])
+def test_slave_commit_log_is_byte_identical(
+    tmp_path: pathlib.Path, namesrv: str, group_factory: list[Group], role: str
+) -> None:
+    # Given a master with a replicating slave
+    g = make(group_factory, tmp_path, namesrv, role)
+    g.start_slave()
+    wait_in_sync(g.master, 1)
+    # When 300 messages of ~700 bytes are sent (several 64 KiB segments)
+    for i in range(300):
+        reply = send(g.client, "HA", f"{i:05d}".encode() * 140, queue_id=i % 2)
+        assert reply.code == ResponseCode.SUCCESS, reply.remark
+    # Then the slave's queues fill up and its commit log is byte-identical to the master's
+    slave_ctx = store_ctx(g.slave)  # type: ignore[arg-type]
+    for qid in (0, 1):
+        wait_queue(slave_ctx, "HA", qid, 150)
+    master_ctx = store_ctx(g.master)
+    assert len(master_ctx.require_open().log.segments.segments) >= 3
+    same_commit_log(master_ctx, slave_ctx)
+    got = queue_records(slave_ctx, "HA", 1, 200)
+    assert [r.queue_offset for r in got] == list(range(150))
+    assert got[7].body == f"{15:05d}".encode() * 140
+
+
+def test_sync_master_with_the_slave_down_answers_slave_not_available(
+    tmp_path: pathlib.Path, namesrv: str, group_factory: list[Group]
+) -> None:
+    g = make(group_factory, tmp_path, namesrv, "SYNC_MASTER")
+    g.start_slave()
+    wait_in_sync(g.master, 1)
+    assert send(g.client, "HA", b"first").code == ResponseCode.SUCCESS
+    # When the slave stops
+    g.stop_slave()
+    # Then sends are stored but answered SLAVE_NOT_AVAILABLE once the master saw the link go
+    # (one sent in the meantime may wait the slave timeout: FLUSH_SLAVE_TIMEOUT)
+    codes = []
+    for _ in range(5):
+        codes.append(send(g.client, "HA", b"later").code)
+        if codes[-1] == ResponseCode.SLAVE_NOT_AVAILABLE:
+            break
+    assert codes[-1] == ResponseCode.SLAVE_NOT_AVAILABLE, codes
+    assert set(codes) <= {ResponseCode.SLAVE_NOT_AVAILABLE, ResponseCode.FLUSH_SLAVE_TIMEOUT}
+    # and the stored records stay visible to consumers (no slave is in sync)
+    wait_queue(store_ctx(g.master), "HA", 0, 1 + len(codes))
+
+
+def test_sync_master_with_a_stalled_slave_answers_flush_slave_timeout(
+    tmp_path: pathlib.Path, namesrv: str, group_factory: list[Group]
+) -> None:
+    g = make(group_factory, tmp_path, namesrv, "SYNC_MASTER")
+    # Given a slave that says HELLO and then never reports
+    fake = FakeSlave(g.ha, node=5)
+    assert isinstance(fake.next_frame(), P.Accept)
+    # When a message is sent, Then it is stored but times out waiting for the slave (1 s)
+    reply = send(g.client, "HA", b"stuck")
+    assert reply.code == ResponseCode.FLUSH_SLAVE_TIMEOUT
+    # and consumers do not see it: it is not on the in-sync slave
+    ctx = store_ctx(g.master)
+    assert ctx.dispatched == 0
+    fake.close()
+
+
+def test_acks_count_by_distinct_slave_id(
+    tmp_path: pathlib.Path, namesrv: str, group_factory: list[Group]
+) -> None:
+    g = make(group_factory, tmp_path, namesrv, "SYNC_MASTER")
+    first = FakeSlave(g.ha, node=7)
+    assert isinstance(first.next_frame(), P.Accept)
+    # When the same slave id links again
+    second = FakeSlave(g.ha, node=7)
+    assert isinstance(second.next_frame(), P.Accept)
+    # Then the master closes the older link and counts the slave once
+    first.sock.settimeout(5.0)
+    assert first.closed_by_master()
+    ctx = store_ctx(g.master)
+    state = ha_state(g.master)
+    assert set(state.slaves) == {7} and state.in_sync == {7}
+    # When a send arrives and the second link reports it, Then it is REPLICATED
+    g.client.send(_send_request())
+    end = second.data_until(1)
+    second.report(end)
+    reply = g.client.receive()
+    assert reply.code == ResponseCode.SUCCESS
+    assert ctx.dispatched == end
+    second.close()
+
+
+def _send_request():  # type: ignore[no-untyped-def]
+    from runtime.remoting.codes import RequestCode
+    from runtime.remoting.command import RemotingCommand
+
+    ext = {
+        "a": "pg",
+        "b": "HA",
+        "c": "TBW102",
+        "d": 4,
+        "e": 0,
+        "f": 0,
+        "g": 0,
+        "h": 0,
+        "i": "",
+        "j": 0,
+        "k": False,
+    }
+    return RemotingCommand.request(RequestCode.SEND_MESSAGE_V2, ext, b"counted once")
+
+
+def test_slave_restart_catches_up_without_gap_or_duplicate(
+    tmp_path: pathlib.Path, namesrv: str, group_factory: list[Group]
+) -> None:
+    # R13: Given an ASYNC master and its slave with 100 messages replicated
+    g = make(group_factory, tmp_path, namesrv, "ASYNC_MASTER")
+    g.start_slave()
+    for i in range(100):
+        assert send(g.client, "R13", f"a{i}".encode()).code == ResponseCode.SUCCESS
+    wait_queue(store_ctx(g.slave), "R13", 0, 100)  # type: ignore[arg-type]
+    # When the slave stops, 100 more are sent, it restarts, and 100 more are sent
+    g.stop_slave()
+    for i in range(100):
+        assert send(g.client, "R13", f"b{i}".encode()).code == ResponseCode.SUCCESS
+    g.start_slave()
+    for i in range(100):
+        assert send(g.client, "R13", f"c{i}".encode()).code == ResponseCode.SUCCESS
+    # Then the slave holds all 300 at queue offsets 0..299, in order, once each
+    slave_ctx = store_ctx(g.slave)  # type: ignore[arg-type]
+    wait_queue(slave_ctx, "R13", 0, 300)
+    got = queue_records(slave_ctx, "R13", 0, 400)
+    assert [r.queue_offset for r in got] == list(range(300))
+    want = [f"{p}{i}".encode() for p in "abc" for i in range(100)]
+    assert [r.body for r in got] == want
+    same_commit_log(store_ctx(g.master), slave_ctx)
+
+
+def test_a_diverging_slave_is_truncated_at_the_epoch_boundary(
+    tmp_path: pathlib.Path, namesrv: str, group_factory: list[Group]
+) -> None:
+    # Given a slave that replicated 20 messages, then (stopped) got 5 records of its own,
+    # while the master began a new term (epoch 1) and wrote 10 more
+    g = make(group_factory, tmp_path, namesrv, "ASYNC_MASTER")
+    g.start_slave()
+    for i in range(20):
+        assert send(g.client, "DIV", f"m{i}".encode()).code == ResponseCode.SUCCESS
+    slave_ctx = store_ctx(g.slave)  # type: ignore[arg-type]
+    wait_queue(slave_ctx, "DIV", 0, 20)
+    settings = slave_ctx.settings
+    g.stop_slave()
+    term = new_future()
+    g.master.directory.require(f"{label(g.master)}/ha-service").tell(NewEpoch(1, term))
+    assert term.get(timeout=5) is True
+    boundary = store_ctx(g.master).require_open().log.write_offset
+    opened = open_store(settings)
+    extra = [R.PutRecord("DIV", 0, b"stray", "") for _ in range(5)]
+    res = opened.log.append_batch(extra, opened.next_offsets, 1, 1 << 20)
+    assert isinstance(res, AppendedBatch)
+    close_store(opened)
+    for i in range(10):
+        assert send(g.client, "DIV", f"n{i}".encode()).code == ResponseCode.SUCCESS
+    # When the slave restarts, Then it is told to truncate and restarts its broker subtree
+    slave = g.start_slave()
+    first = slave.directory.require(label(slave))
+    ended = gevent.event.Event()
+    watch(first, lambda _ref, _failure: ended.set())
+    assert ended.wait(10), "the slave did not restart to truncate"
+    assert slave._root is not None
+    again = slave._root.proxy().lookup(label(slave)).get(timeout=10)
+    assert again is not None and again.actor_urn != first.actor_urn
+    # and converges on the master's log, with the master's epoch entries
+    slave_ctx = store_ctx(slave)
+    wait_queue(slave_ctx, "DIV", 0, 30)
+    got = queue_records(slave_ctx, "DIV", 0, 64)
+    want = [f"m{i}".encode() for i in range(20)] + [f"n{i}".encode() for i in range(10)]
+    assert [r.body for r in got] == want
+    assert [r.queue_offset for r in got] == list(range(30))
+    assert not (pathlib.Path(settings.root) / TRUNCATE_MARKER).exists()
+    assert EpochFile(settings.root).entries == [Epoch(1, boundary, 0)]
+    same_commit_log(store_ctx(g.master), slave_ctx)
+
+
+def close_store(opened: OpenStore) -> None:
+    opened.log.segments.flush()
+    opened.log.segments.close()
+    for cq in opened.queues.values():
+        cq.close()
+    if opened.index is not None:
+        opened.index.close()
+    opened.lock.release()
+
+
+@pytest.mark.parametrize("profile", ["2m-2s-async", "2m-2s-sync"])
+def test_shipped_profiles_replicate_in_one_process(tmp_path: pathlib.Path, profile: str) -> None:
+    # Given a shipped two-group profile run in one process
+    p = load_profile(profile)
+    node = Node(
+        namesrvs=list(p.namesrvs),
+        brokers=list(p.brokers),
+        data_dir=tmp_path,
+        cluster_mode=True,
+        ephemeral_ports=True,
+    )
+    node.start()
+    try:
+        for name in ("broker-a", "broker-b"):
+            master, slave = f"{name}/0", f"{name}/1"
+            service = actor_of(node.directory.require(f"{master}/ha-service"))
+            state = service.ha.state  # type: ignore[union-attr]
+            assert state.wait_until(lambda s: 1 in s.in_sync, 10), name
+            client = WireClient(node.addresses[master])
+            # When a message is sent to each group's master
+            reply = send(client, f"P-{name}", b"replicated")
+            client.close()
+            assert reply.code == ResponseCode.SUCCESS
+            # Then the group's slave has it
+            writer = actor_of(node.directory.require(f"{slave}/store/commitlog"))
+            wait_queue(writer.ctx, f"P-{name}", 0, 1)  # type: ignore[union-attr]
+    finally:
+        stop_node(node)
