@@ -142,6 +142,7 @@ class Driver:
         label: str,
         *,
         fail_once: str = "",
+        orderly: bool = False,
     ) -> ClientProcess:
         """Start a push consumer (clustering) and wait for its ``started`` line. Messages tagged
         ``fail_once`` fail their first delivery (the client sends them back for a retry)."""
@@ -149,6 +150,8 @@ class Driver:
         args += ["--expression", expression, "--deadline", "120"]
         if fail_once:
             args += ["--fail-once", fail_once]
+        if orderly:
+            args.append("--orderly")
         if self.key == "cpp":
             args += ["--instance", label]
         process = self.process("consumer", args, label)
@@ -523,3 +526,25 @@ def failed_message_is_redelivered_through_retry_topic(driver: Driver, cluster: C
         )
         first_tries = [m for m in messages(consumer, "retry") if m["action"] == "retry"]
         assert sorted(first_key(m) for m in first_tries) == sorted(failing), first_tries
+
+
+def orderly_consumer_gets_each_queue_in_order(driver: Driver, cluster: Cluster) -> None:
+    # Given 24 messages sent to queues chosen by a selector (i % 4), so each queue holds 6
+    topic, group = f"Interop{driver.name.title()}Orderly", f"interop_{driver.name}_orderly"
+    driver.prepare_topic(cluster, topic)
+    sent = driver.produce(cluster, topic, 6 * QUEUES, ["TagO"], "orderly", select_queue=True)
+    admin.wait_route(cluster.namesrv, topic, cluster.masters)
+
+    # When an orderly push consumer (it locks its queues with LOCK_BATCH_MQ) consumes them
+    with driver.consumer(cluster, topic, group, "*", "consumer", orderly=True) as consumer:
+        wait_for_keys(driver, [consumer], {first_key(e) for e in sent}, 45, "all messages")
+        received = messages(consumer, "orderly")
+        # Then each arrives once, intact, and every queue's messages come in offset order,
+        # in the order they were sent
+        assert len(received) == len(sent), received
+        assert_intact(sent, received)
+        for queue in range(QUEUES):
+            in_queue = [m for m in received if int(m["queueId"]) == queue]
+            assert [m["queueOffset"] for m in in_queue] == list(range(6)), in_queue
+            order = [int(first_key(m).rsplit("-", 1)[1]) for m in in_queue]
+            assert order == sorted(order), order

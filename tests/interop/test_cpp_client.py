@@ -91,3 +91,8 @@ def test_failed_message_is_redelivered_through_the_retry_topic(
 ) -> None:
     with running_cluster(tmp_path / "data") as cluster:
         scenarios.failed_message_is_redelivered_through_retry_topic(cpp, cluster)
+
+
+def test_orderly_consumer_gets_each_queue_in_order(cpp: Driver, tmp_path: pathlib.Path) -> None:
+    with running_cluster(tmp_path / "data") as cluster:
+        scenarios.orderly_consumer_gets_each_queue_in_order(cpp, cluster)

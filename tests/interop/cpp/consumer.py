@@ -12,7 +12,8 @@ Clustering model. Lines: ``started`` once ``start()`` returned (with the client 
 (topic, tags, keys, body, msgId, queueId, queueOffset, clientId); ``stopped`` on SIGTERM/SIGINT
 (exit 0); ``deadline`` when ``--deadline`` seconds pass first (exit 3). ``--fail-once TAG``:
 messages with that tag answer RECONSUME_LATER on their first delivery (the engine sends them back
-with CONSUMER_SEND_MSG_BACK; they return through ``%RETRY%<group>``).
+with CONSUMER_SEND_MSG_BACK; they return through ``%RETRY%<group>``). ``--orderly``: an orderly
+consumer, which locks its queues at the broker (LOCK_BATCH_MQ) and consumes each queue in order.
 
 The binding exposes neither the client id nor a rebalance callback, but the engines log both to
 ``$HOME/logs/rocketmq-cpp/<pid>_rocketmq-cpp.log.0`` (engine 2.1: the folder named by
@@ -172,6 +173,9 @@ def main() -> int:
     parser.add_argument(
         "--fail-once", default="", help="messages with this tag fail their first delivery"
     )
+    parser.add_argument(
+        "--orderly", action="store_true", help="orderly push consumer (locks its queues)"
+    )
     args = parser.parse_args()
     watcher = LogWatcher(args.topic)
     watcher.start()
@@ -207,7 +211,7 @@ def main() -> int:
         )
         return RECONSUME_LATER if retry else CONSUME_SUCCESS
 
-    consumer = PushConsumer(args.group)
+    consumer = PushConsumer(args.group, orderly=args.orderly)
     if hasattr(dll, "SetPushConsumerMessageTrace"):
         # Engine 2.1 only: its PushConsumer.shutdown() dereferences the message-trace producer,
         # which exists only with tracing on (segfault otherwise). CTraceModel OPEN = 0.
