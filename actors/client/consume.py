@@ -64,7 +64,6 @@ class ConsumeService:
         self.executor = hub.executor(self.threads, name)
         self._pending: set[concurrent.futures.Future[None]] = set()
         self._lock = threading.Lock()
-        self.consumed = 0
 
     def deliver(
         self, puller: pykka.ActorRef[Any], generation: int, mq: MessageQueue, msgs: list[MessageExt]
@@ -98,7 +97,6 @@ class ConsumeService:
                 done.append(msg.queue_offset)
             else:
                 retry.append(msg.queue_offset)
-        self.consumed += len(done)
         try:
             self.hub.post(_tell, puller, Consumed(generation, done, retry))
         except Exception as exc:  # the hub stopped under us (shutdown)
