@@ -23,8 +23,9 @@ NAMESRV_KEYS: dict[str, tuple[str, str]] = {
     "scanNotActiveBrokerInterval": (USED, "ms between scans for silent brokers."),
     "brokerChannelExpiredTime": (USED, "ms without a registration before a broker is dropped."),
     "enableControllerInNamesrv": (
-        IGNORED,
-        "Reserved for the HA controller (automatic failover across processes); no effect yet.",
+        USED,
+        "Run the failover controller in this name server (brokers in controller mode heartbeat "
+        "to it; it grants master leases and elects a new master). See docs/deploy.md.",
     ),
 }
 
@@ -93,17 +94,48 @@ BROKER_KEYS: dict[str, tuple[str, str]] = {
     "brokerPermission": (USED, "Permission bits registered for the broker: 4 read, 2 write."),
     "longPollingEnable": (USED, "Park pulls that find nothing until a message or timeout."),
     "shortPollingTimeMills": (USED, "ms a pull is held when long polling is off."),
-    "slaveReadEnable": (USED, "Let consumers read from slaves when the master is busy."),
+    "slaveReadEnable": (
+        USED,
+        "Slaves serve pulls while their master is up, and a master suggests its slave "
+        "(suggestWhichBrokerId=1) to a consumer reading far behind. Off: a slave serves pulls "
+        "only while its master is unreachable.",
+    ),
+    "accessMessageInMemoryMaxRatio": (
+        USED,
+        "% of physical memory: a consumer further behind the commit-log end than this is "
+        "suggested the slave (with slaveReadEnable).",
+    ),
     "enablePropertyFilter": (USED, "Allow SQL92 property-filter subscriptions."),
     "haListenPort": (USED, "TCP port slaves replicate from. 0 picks a free port."),
     "haMasterAddress": (
         USED,
         "Slave only: master's HA host:port; empty means learn it from the name server.",
     ),
-    "haSendHeartbeatInterval": (USED, "ms between a slave's offset reports when idle."),
-    "haHousekeepingInterval": (USED, "ms without a report before a slave link is closed."),
+    "haSendHeartbeatInterval": (
+        USED,
+        "ms between a slave's offset reports when idle (the master sends a heartbeat frame "
+        "at least every second).",
+    ),
+    "haHousekeepingInterval": (
+        USED,
+        "ms of silence after which either end closes a replication link.",
+    ),
     "haSlaveFallbehindMax": (USED, "Bytes a slave may lag and still count as in sync."),
-    "haTransferBatchSize": (USED, "Largest replication frame in bytes."),
+    "haTransferBatchSize": (
+        USED,
+        "Largest replication frame in bytes (a frame holds whole records: one larger record "
+        "travels alone).",
+    ),
+    "enableControllerMode": (
+        USED,
+        "Automatic failover: the broker heartbeats to the controller, a master writes only "
+        "while it holds the controller's lease, roles follow the controller's elections.",
+    ),
+    "controllerAddr": (
+        USED,
+        "The controller's host:port (a name server with enableControllerInNamesrv). Setting "
+        "it turns controller mode on; empty with controller mode: the first namesrvAddr.",
+    ),
     "messageDelayLevel": (USED, "Delay levels for delayed messages and retries (s, m, h, d)."),
     "timerWheelEnable": (USED, "Accept messages with an arbitrary delivery time (RocketMQ 5)."),
     "transactionTimeOut": (USED, "ms before a half message is first checked back."),

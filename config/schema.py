@@ -46,6 +46,7 @@ Positive = Annotated[int, Meta(gt=0)]
 NonNegative = Annotated[int, Meta(ge=0)]
 Ratio = Annotated[int, Meta(ge=10, le=95, extra={"kind": "ratio"})]
 Permission = Annotated[int, Meta(ge=0, le=7)]
+Percent = Annotated[int, Meta(ge=0, le=100)]
 
 _CPUS = os.cpu_count() or 1
 CONSUME_QUEUE_ENTRY_SIZE = 20
@@ -126,6 +127,7 @@ class BrokerConfig(_Config):
     long_polling_enable: bool = True
     short_polling_time_mills: Positive = 1000
     slave_read_enable: bool = False
+    access_message_in_memory_max_ratio: Percent = 40
     enable_property_filter: bool = False
     # replication (classic master/slave)
     ha_listen_port: Port = 10912
@@ -134,6 +136,9 @@ class BrokerConfig(_Config):
     ha_housekeeping_interval: Positive = 20_000
     ha_slave_fallbehind_max: Positive = 256 * 1024 * 1024
     ha_transfer_batch_size: Positive = 32 * 1024
+    # automatic failover (RocketMQ 5's controller mode)
+    enable_controller_mode: bool = False
+    controller_addr: str = ""
     # scheduled and transactional messages
     message_delay_level: str = DEFAULT_DELAY_LEVELS
     timer_wheel_enable: bool = True
@@ -185,11 +190,12 @@ class BrokerConfig(_Config):
                 parse(getattr(self, attr))
             except ValueError as err:
                 fail(cls, attr, str(err))
-        if self.ha_master_address:
-            try:
-                parse_host_port(self.ha_master_address)
-            except ValueError as err:
-                fail(cls, "ha_master_address", str(err))
+        for attr in ("ha_master_address", "controller_addr"):
+            if getattr(self, attr):
+                try:
+                    parse_host_port(getattr(self, attr))
+                except ValueError as err:
+                    fail(cls, attr, str(err))
         if self.fetch_namesrv_addr_by_address_server:
             fail(
                 cls,
@@ -201,6 +207,18 @@ class BrokerConfig(_Config):
     def is_master(self) -> bool:
         """True for ASYNC_MASTER and SYNC_MASTER."""
         return self.broker_role is not BrokerRole.SLAVE
+
+    @property
+    def controller_mode(self) -> bool:
+        """Automatic failover: enableControllerMode, or a controllerAddr set."""
+        return self.enable_controller_mode or bool(self.controller_addr)
+
+    def controller_address(self) -> str | None:
+        """controllerAddr, else the first name server (which must run the controller)."""
+        if self.controller_addr:
+            return self.controller_addr
+        addrs = self.namesrv_addresses()
+        return f"{addrs[0][0]}:{addrs[0][1]}" if addrs else None
 
     def namesrv_addresses(self) -> list[tuple[str, int]]:
         """namesrvAddr as [(host, port), ...] (empty when unset)."""

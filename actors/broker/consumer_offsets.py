@@ -5,6 +5,7 @@ Messages accepted:
 - ``QueryOffset(group, topic, queue_id)`` (ask) -> int, -1 when never committed
 - ``GroupOffsets(group)`` (ask) -> {topic: {queue_id: offset}}
 - ``RemoveGroup(group)`` (ask) -> bool
+- ``AllOffsets()`` (ask) -> {"topic@group": {queue_id: offset}} (a copy; slaves sync from it)
 - ``PersistTick`` (timer, every ``consumer_offset_persist_interval_ms``)
 
 Owned state: the offset table, keyed ``topic@group`` as RocketMQ's consumerOffset.json.
@@ -23,6 +24,7 @@ from typing import Any
 import msgspec
 
 from actors.broker.messages import (
+    AllOffsets,
     CommitOffset,
     GroupOffsets,
     PersistTick,
@@ -92,6 +94,8 @@ class ConsumerOffsets(GeventActor):
                 del self.table[k]
             self._dirty = self._dirty or bool(keys)
             return bool(keys)
+        if isinstance(message, AllOffsets):
+            return {key: dict(queues) for key, queues in self.table.items()}
         if isinstance(message, PersistTick):
             self._persist()
             return None

@@ -392,6 +392,10 @@ class GroupOffsets(msgspec.Struct, frozen=True, tag=True):
     group: str
 
 
+class AllOffsets(msgspec.Struct, frozen=True, tag=True):
+    """Ask: the whole table, {"topic@group": {queue_id: offset}} (a slave copies it)."""
+
+
 class RemoveGroup(msgspec.Struct, frozen=True, tag=True):
     group: str
 

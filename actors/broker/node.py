@@ -36,6 +36,7 @@ from actors.broker.processor import BrokerProcessor
 from actors.broker.producer_manager import ProducerManager
 from actors.broker.registrar import NamesrvRegistrar
 from actors.broker.scheduler import Scheduler
+from actors.broker.slave_synchronize import SlaveSynchronize
 from actors.broker.store_adapter import StoreAdapter, to_wire
 from actors.broker.store_service import BrokerStore
 from actors.broker.timer_scheduler import TimerScheduler
@@ -142,7 +143,9 @@ def broker_spec(
             table = store.all_topics().get(timeout=5.0)
             return {topic: to_wire(c) for topic, c in table.topics.items()}
 
-        def on_master(_master: str | None, ha_addr: str | None) -> None:
+        def on_master(master: str | None, ha_addr: str | None) -> None:
+            if not state.controller_mode:
+                state.master_addr = master
             ha.tell(ha.client, MasterAddress(ha_addr, "namesrv"))
 
         def truncate(offset: int) -> None:
@@ -151,7 +154,7 @@ def broker_spec(
 
         children = [
             *store.child_specs(),
-            *_ha_children(name, cfg, ha, ha_sock, truncate),
+            *_ha_children(name, cfg, store, ha, ha_sock, truncate),
             ChildSpec(name=ctx.consumers, start=ConsumerManager.start),
             ChildSpec(name=ctx.producers, start=ProducerManager.start),
             ChildSpec(name=ctx.locks, start=RebalanceLockManager.start),
@@ -189,17 +192,23 @@ def broker_spec(
 def _ha_children(
     name: str,
     cfg: BrokerConfig,
+    store: BrokerStore,
     ha: HAContext,
     ha_sock: socket.socket | None,
     truncate: Callable[[int], None],
 ) -> list[ChildSpec]:
-    """A master: the HAService and the HA port's acceptor; a slave: the HAClient."""
+    """A master: the HAService and the HA port's acceptor; a slave: the HAClient and
+    SlaveSynchronize."""
     if not cfg.is_master:
         return [
             ChildSpec(
                 name=ha.client,
                 start=lambda: HAClient.start(ha, truncate, cfg.ha_master_address or None),
-            )
+            ),
+            ChildSpec(
+                name=f"{name}/slave-sync",
+                start=lambda: SlaveSynchronize.start(store, ha.state, label=name),
+            ),
         ]
     specs = [ChildSpec(name=ha.service, start=lambda: HAService.start(ha))]
     if ha_sock is not None:

@@ -17,6 +17,7 @@ from actors.broker import (
     pull_handler,
     retry_handler,
     send_handler,
+    slave_sync_handler,
     transaction_handler,
 )
 from actors.broker.context import BrokerContext, reply
@@ -50,6 +51,8 @@ HANDLERS: dict[int, Handler] = {
     RequestCode.END_TRANSACTION: transaction_handler.end_transaction,
     RequestCode.LOCK_BATCH_MQ: order_handler.lock_batch,
     RequestCode.UNLOCK_BATCH_MQ: order_handler.unlock_batch,
+    RequestCode.GET_ALL_CONSUMER_OFFSET: slave_sync_handler.all_consumer_offsets,
+    RequestCode.GET_ALL_DELAY_OFFSET: slave_sync_handler.all_delay_offsets,
 }
 
 

@@ -1,5 +1,12 @@
 """PULL_MESSAGE (11) with long polling (RocketMQ's PullMessageProcessor + PullRequestHoldService).
 
+Reads from slaves (RocketMQ 5's rules): a slave serves pulls when ``slaveReadEnable`` is on, or
+while its master is unreachable (its replication link is down); otherwise it answers
+PULL_RETRY_IMMEDIATELY with ``suggestWhichBrokerId`` 0 (the master). With ``slaveReadEnable``
+a broker suggests the slave (1) to a consumer whose last pulled record lies further behind the
+commit-log end than ``accessMessageInMemoryMaxRatio`` % of physical memory (the data is no
+longer in the page cache), else the master (0); without it, always 0.
+
 A pull that finds nothing new and carries the SUSPEND flag is held in its own greenlet for up to
 ``suspendTimeoutMillis``: it waits on the queue's arrival notification (rechecking every 5 s),
 answers as soon as a matching message is there, and otherwise answers PULL_NOT_FOUND with
@@ -10,6 +17,7 @@ minOffset, maxOffset and suggestWhichBrokerId as strings.
 
 from __future__ import annotations
 
+import os
 import time
 
 import msgspec
@@ -32,6 +40,17 @@ MAX_MSG_BYTES = 256 * 1024 * 1024
 NOT_FOUND = ("OFFSET_OVERFLOW_ONE", "OFFSET_FOUND_NULL")
 RETRY_NOW = ("NO_MATCHED_MESSAGE", "MESSAGE_WAS_REMOVING")
 MOVED = ("OFFSET_OVERFLOW_BADLY", "OFFSET_TOO_SMALL")
+MASTER_ID, SLAVE_WHEN_SLOW = 0, 1  # RocketMQ's subscription-group defaults
+
+
+def _physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return 8 * 1024**3
+
+
+TOTAL_PHYSICAL_MEMORY = _physical_memory()
 
 
 def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -> RemotingCommand:
@@ -54,6 +73,18 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
             request,
             ResponseCode.NO_PERMISSION,
             remark=f"the topic[{h.topic}] pulling message is forbidden",
+        )
+    if _redirect_to_master(ctx):
+        return reply(
+            request,
+            ResponseCode.PULL_RETRY_IMMEDIATELY,
+            remark="slave reads are off (slaveReadEnable=false) while the master is up",
+            ext_fields={
+                "nextBeginOffset": h.queue_offset,
+                "minOffset": 0,
+                "maxOffset": 0,
+                "suggestWhichBrokerId": MASTER_ID,
+            },
         )
     if h.queue_id < 0 or h.queue_id >= config.read_queue_nums:
         return reply(
@@ -111,7 +142,28 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
                 break
             ctx.store.wait_arrival(h.topic, h.queue_id, h.queue_offset, min(remaining, RECHECK_S))
             outcome = get()
-    return _respond(request, outcome, h.queue_offset)
+    return _respond(request, outcome, h.queue_offset, _suggest(ctx, outcome))
+
+
+def _redirect_to_master(ctx: BrokerContext) -> bool:
+    """A slave without slaveReadEnable sends consumers to its master while it is reachable."""
+    if ctx.cfg.is_master or ctx.cfg.slave_read_enable:
+        return False
+    return ctx.ha is not None and ctx.ha.master_link_up
+
+
+def _suggest(ctx: BrokerContext, outcome: GetOutcome) -> int:
+    """suggestWhichBrokerId: the slave for a consumer reading far behind (slaveReadEnable)."""
+    if not ctx.cfg.slave_read_enable or not outcome.messages:
+        return MASTER_ID
+    last = outcome.messages[-1]
+    pulled_to = int.from_bytes(last[28:36], "big")
+    store = getattr(ctx.store, "store", None)
+    if store is None:
+        return MASTER_ID
+    behind = store.commit_log_max_offset - pulled_to
+    allowed = TOTAL_PHYSICAL_MEMORY * ctx.cfg.access_message_in_memory_max_ratio / 100
+    return SLAVE_WHEN_SLOW if behind > allowed else MASTER_ID
 
 
 def _subscription(ctx: BrokerContext, h: PullMessageRequestHeader) -> tuple[str, str]:
@@ -146,13 +198,15 @@ def _is_not_found(outcome: GetOutcome, offset: int) -> bool:
     return outcome.status in ("NO_MESSAGE_IN_QUEUE", "NO_MATCHED_LOGIC_QUEUE") and offset == 0
 
 
-def _respond(request: RemotingCommand, outcome: GetOutcome, offset: int) -> RemotingCommand:
+def _respond(
+    request: RemotingCommand, outcome: GetOutcome, offset: int, suggest: int = MASTER_ID
+) -> RemotingCommand:
     status = outcome.status
     ext = {
         "nextBeginOffset": outcome.next_begin_offset,
         "minOffset": outcome.min_offset,
         "maxOffset": outcome.max_offset,
-        "suggestWhichBrokerId": 0,
+        "suggestWhichBrokerId": suggest,
     }
     if status == "FOUND" and outcome.body:
         return reply(request, ResponseCode.SUCCESS, ext_fields=ext, body=outcome.body)

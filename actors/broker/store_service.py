@@ -49,6 +49,7 @@ from actors.broker.consumer_offsets import ConsumerOffsets
 from actors.broker.dispatcher import Dispatcher
 from actors.broker.flusher import Flusher
 from actors.broker.messages import (
+    AllOffsets,
     AllTopics,
     AppendBatch,
     AutoCreateTopic,
@@ -330,6 +331,10 @@ class BrokerStore:
     def group_offsets(self, group: str) -> Future:
         """{topic: {queue_id: offset}} for ``group``."""
         return self._ask(self.names.offsets, GroupOffsets(group))
+
+    def all_offsets(self) -> Future:
+        """{"topic@group": {queue_id: offset}}: every committed offset (slaves copy it)."""
+        return self._ask(self.names.offsets, AllOffsets())
 
     def remove_group_offsets(self, group: str) -> Future:
         return self._ask(self.names.offsets, RemoveGroup(group))

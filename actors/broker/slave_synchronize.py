@@ -1,0 +1,175 @@
+"""SlaveSynchronize: a slave copies its master's metadata (RocketMQ's SlaveSynchronize).
+
+Messages accepted:
+- ``SyncTick`` (timer, every ``interval_s``, 10 s): start a round unless one runs or no master
+  address is known (``HAState.master_addr``: from the name server's registration reply, or
+  the controller).
+- ``SyncNow(reply)``: start a round now; ``reply`` gets True/False when it ends (tests, tools).
+- ``SyncDone(ok, reason)``: internal, from the round's greenlet.
+
+A round (a greenlet of its own; edge code, every call has a timeout) asks the master over
+remoting for GET_ALL_TOPIC_CONFIG (21), GET_ALL_CONSUMER_OFFSET (43) and GET_ALL_DELAY_OFFSET
+(45), then: creates or updates every topic the master has (topics only the slave has are
+left alone); commits every consumer offset that differs (so a failover does not replay a
+group's history, or replays at most one interval); rewrites ``config/delayOffset.json`` when
+it differs (the Scheduler of a promoted slave starts from it).
+
+State owned: the remoting session to the master, whether a round runs, the last round's
+outcome. Durability point: the store's own (topics.json, consumerOffset.json, the delay file).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any
+
+import gevent
+import msgspec
+import pykka
+from loguru import logger
+
+from actors.broker.slave_sync_handler import DELAY_FILE, DelayTable, OffsetTable
+from actors.broker.store_adapter import to_store
+from runtime.actor import GeventActor
+from runtime.errors import ActorFailure, ProtocolError
+from runtime.ha.state import HAState
+from runtime.remoting.bodies import TopicConfigSerializeWrapper, decode_body
+from runtime.remoting.codes import RequestCode, ResponseCode
+from runtime.remoting.command import RemotingCommand
+from runtime.session import SessionHandle, connect
+from runtime.store.configfile import write_atomic
+
+CALL_TIMEOUT_S = 5.0
+
+
+class SyncTick(msgspec.Struct, frozen=True, tag=True):
+    pass
+
+
+class SyncNow(msgspec.Struct, frozen=True, tag=True):
+    reply: Any = None
+
+
+class SyncDone(msgspec.Struct, frozen=True, tag=True):
+    ok: bool
+    reason: str | None = None
+
+
+class SlaveSynchronize(GeventActor):
+    """See the module docstring. ``store`` is the slave's BrokerStore facade."""
+
+    def __init__(self, store: Any, state: HAState, *, label: str, interval_s: float = 10.0):
+        super().__init__()
+        self.store = store
+        self.state = state
+        self.label = label
+        self.interval_s = interval_s
+        self._session: SessionHandle | None = None
+        self._session_addr: str | None = None
+        self._running = False
+        self._replies: list[Any] = []
+        self.last_ok: bool | None = None
+
+    def on_start(self) -> None:
+        self.send_every(self.interval_s, SyncTick())
+
+    def on_stop(self) -> None:
+        if self._session is not None:
+            self._session.close()
+        for reply in self._replies:
+            with contextlib.suppress(Exception):
+                reply.set(False)
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, SyncTick | SyncNow):
+            if isinstance(message, SyncNow) and message.reply is not None:
+                self._replies.append(message.reply)
+            address = self.state.master_addr
+            if self._running:
+                return None
+            if not address:
+                self._finish(False)
+                return None
+            self._running = True
+            gevent.spawn(self._round, address)
+        elif isinstance(message, SyncDone):
+            self._running = False
+            if not message.ok:
+                logger.warning("{}: sync from the master failed: {}", self.label, message.reason)
+            self._finish(message.ok)
+        else:
+            return super().on_receive(message)
+        return None
+
+    def _finish(self, ok: bool) -> None:
+        self.last_ok = ok
+        replies, self._replies = self._replies, []
+        for reply in replies:
+            with contextlib.suppress(Exception):
+                reply.set(ok)
+
+    # -- one round (a greenlet) ------------------------------------------------------------------
+
+    def _round(self, address: str) -> None:
+        ok, reason = True, None
+        try:
+            self._sync(address)
+        except (OSError, ConnectionError, pykka.Timeout, ProtocolError, ActorFailure) as exc:
+            ok, reason = False, f"{exc.__class__.__name__}: {exc}"
+            if self._session is not None:
+                self._session.close()
+                self._session = None
+        except Exception as exc:  # a round must always end with SyncDone
+            ok, reason = False, repr(exc)
+            logger.exception("{}: sync round failed", self.label)
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.actor_ref.tell(SyncDone(ok, reason))
+
+    def _call(self, address: str, code: int) -> bytes:
+        session = self._session
+        if session is None or not session.alive or self._session_addr != address:
+            if session is not None:
+                session.close()
+            session = self._session = connect(address, role=f"{self.label}->master")
+            self._session_addr = address
+        response = session.call(RemotingCommand.request(code), timeout=CALL_TIMEOUT_S)
+        if response.code != ResponseCode.SUCCESS:
+            raise ConnectionError(f"request {code} answered {response.code} {response.remark}")
+        return response.body
+
+    def _sync(self, address: str) -> None:
+        store = self.store
+        topics = decode_body(
+            TopicConfigSerializeWrapper, self._call(address, RequestCode.GET_ALL_TOPIC_CONFIG)
+        )
+        mine = store.all_topics().get(timeout=CALL_TIMEOUT_S).topics
+        for name, config in topics.topic_config_table.items():
+            wanted = to_store(config)
+            if mine.get(name) != wanted:
+                store.update_topic(wanted).get(timeout=CALL_TIMEOUT_S)
+        raw = self._call(address, RequestCode.GET_ALL_CONSUMER_OFFSET)
+        try:
+            offsets = msgspec.json.decode(raw, type=OffsetTable).offset_table
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise ProtocolError(f"consumer offsets body: {exc}") from None
+        have = store.all_offsets().get(timeout=CALL_TIMEOUT_S)
+        for key, queues in offsets.items():
+            topic, _, group = key.partition("@")
+            current = have.get(key, {})
+            for queue_id, offset in queues.items():
+                if current.get(queue_id) != offset:
+                    store.commit_offset(group, topic, queue_id, offset)
+        delay = self._call(address, RequestCode.GET_ALL_DELAY_OFFSET)
+        try:
+            msgspec.json.decode(delay, type=DelayTable)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise ProtocolError(f"delay offsets body: {exc}") from None
+        path = os.path.join(store.settings.config_dir, DELAY_FILE)
+        try:
+            with open(path, "rb") as fh:
+                same = fh.read() == delay
+        except FileNotFoundError:
+            same = False
+        if not same:
+            write_atomic(path, delay)

@@ -1,0 +1,168 @@
+"""Slave reads and metadata sync: a slave serves pulls (slaveReadEnable, or while its master is
+unreachable), a master suggests the slave to a consumer far behind, and SlaveSynchronize copies
+topic config, consumer offsets and delay progress from the master (codes 21, 43, 45)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from actors.broker.slave_synchronize import SyncNow
+from runtime.actor import new_future
+from runtime.node import Node
+from runtime.remoting.codes import RequestCode, ResponseCode
+from tests.actors.ha_support import (
+    broker_config,
+    ha_state,
+    label,
+    send,
+    start_broker,
+    start_namesrv,
+    stop_node,
+    store_ctx,
+    wait_in_sync,
+    wait_queue,
+)
+from tests.integration.test_broker_wire import pull, records
+from tests.wire import WireClient
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class Pair:
+    def __init__(self, tmp: pathlib.Path, **extra: Any) -> None:
+        self.ns = start_namesrv()
+        namesrv = self.ns.addresses["namesrv"]
+        self.master = start_broker(
+            broker_config("broker-a", 0, "ASYNC_MASTER", namesrv, **extra), tmp / "m"
+        )
+        ha = self.master.ha_addresses[label(self.master)]
+        self.slave: Node | None = start_broker(
+            broker_config("broker-a", 1, "SLAVE", namesrv, ha_master_address=ha, **extra),
+            tmp / "s",
+        )
+        wait_in_sync(self.master, 1)
+        self.to_master = WireClient(self.master.addresses[label(self.master)])
+        self.to_slave = WireClient(self.slave.addresses[label(self.slave)])
+
+    def sync(self) -> bool:
+        """One SlaveSynchronize round, now (needs the master's address from the name server)."""
+        assert self.slave is not None
+        state = ha_state(self.slave)
+        assert state.wait_until(lambda s: s.master_addr is not None, 10)
+        reply = new_future()
+        self.slave.directory.require(f"{label(self.slave)}/slave-sync").tell(SyncNow(reply))
+        return bool(reply.get(timeout=15))
+
+    def close(self) -> None:
+        self.to_master.close()
+        self.to_slave.close()
+        if self.slave is not None:
+            stop_node(self.slave)
+        stop_node(self.master)
+        stop_node(self.ns)
+
+
+@pytest.fixture
+def pairs() -> Iterator[list[Pair]]:
+    made: list[Pair] = []
+    yield made
+    for p in made:
+        p.close()
+
+
+def make(pairs: list[Pair], tmp: pathlib.Path, **extra: Any) -> Pair:
+    p = Pair(tmp, **extra)
+    pairs.append(p)
+    return p
+
+
+def test_slave_serves_pulls_with_slave_read_enable(
+    tmp_path: pathlib.Path, pairs: list[Pair]
+) -> None:
+    p = make(pairs, tmp_path, slave_read_enable=True)
+    for i in range(5):
+        assert send(p.to_master, "SR", f"m{i}".encode()).code == ResponseCode.SUCCESS
+    wait_queue(store_ctx(p.slave), "SR", 0, 5)  # type: ignore[arg-type]
+    # Given the slave learned the topic from its master
+    assert p.sync()
+    # When a consumer pulls from the slave, Then it gets the records
+    reply = pull(p.to_slave, "SR", 0, 0)
+    assert reply.code == ResponseCode.SUCCESS
+    assert [r.body for r in records(reply.body)] == [f"m{i}".encode() for i in range(5)]
+
+
+def test_a_slave_redirects_to_a_live_master_and_serves_when_it_is_gone(
+    tmp_path: pathlib.Path, pairs: list[Pair]
+) -> None:
+    p = make(pairs, tmp_path)
+    assert send(p.to_master, "RD", b"x").code == ResponseCode.SUCCESS
+    wait_queue(store_ctx(p.slave), "RD", 0, 1)  # type: ignore[arg-type]
+    assert p.sync()
+    # While the master is up, a slave without slaveReadEnable sends consumers to it
+    reply = pull(p.to_slave, "RD", 0, 0)
+    assert reply.code == ResponseCode.PULL_RETRY_IMMEDIATELY
+    assert reply.ext_fields["suggestWhichBrokerId"] == "0"
+    # When the master stops, Then the slave serves what it has
+    state = ha_state(p.slave)  # type: ignore[arg-type]
+    stop_node(p.master)
+    assert state.wait_until(lambda s: not s.master_link_up, 10)
+    reply = pull(p.to_slave, "RD", 0, 0)
+    assert reply.code == ResponseCode.SUCCESS
+    assert [r.body for r in records(reply.body)] == [b"x"]
+    p.master = start_broker(  # so close() has something to stop
+        broker_config("broker-a", 0, "ASYNC_MASTER", p.ns.addresses["namesrv"]), tmp_path / "m"
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "suggested"),
+    [
+        ({"slave_read_enable": True, "access_message_in_memory_max_ratio": 0}, "1"),
+        ({"slave_read_enable": True, "access_message_in_memory_max_ratio": 100}, "0"),
+        ({"slave_read_enable": False, "access_message_in_memory_max_ratio": 0}, "0"),
+    ],
+)
+def test_master_suggests_the_slave_to_a_consumer_far_behind(
+    tmp_path: pathlib.Path, pairs: list[Pair], extra: dict[str, Any], suggested: str
+) -> None:
+    # Given a ratio of 0 % any lag is "far behind"; 100 % never is; without slaveReadEnable: 0
+    p = make(pairs, tmp_path, **extra)
+    for i in range(3):
+        assert send(p.to_master, "SG", f"m{i}".encode()).code == ResponseCode.SUCCESS
+    reply = pull(p.to_master, "SG", 0, 0, max_nums=1)
+    assert reply.code == ResponseCode.SUCCESS
+    assert reply.ext_fields["suggestWhichBrokerId"] == suggested
+
+
+def test_slave_synchronize_copies_topics_offsets_and_delay_progress(
+    tmp_path: pathlib.Path, pairs: list[Pair]
+) -> None:
+    p = make(pairs, tmp_path)
+    # Given a topic, a committed offset and delay progress on the master
+    assert send(p.to_master, "SYNC-T", b"x", queue_id=2).code == ResponseCode.SUCCESS
+    update = {"consumerGroup": "G1", "topic": "SYNC-T", "queueId": 2, "commitOffset": 1}
+    assert p.to_master.call(RequestCode.UPDATE_CONSUMER_OFFSET, update).code == 0
+    master_cfg = store_ctx(p.master).settings.config_dir
+    delay = json.dumps({"offsetTable": {"3": 41}}).encode()
+    with open(os.path.join(master_cfg, "delayOffset.json"), "wb") as fh:
+        fh.write(delay)
+    # The master serves them (codes 43 and 45)
+    offsets = p.to_master.call(RequestCode.GET_ALL_CONSUMER_OFFSET)
+    assert json.loads(offsets.body)["offsetTable"]["SYNC-T@G1"] == {"2": 1}
+    assert p.to_master.call(RequestCode.GET_ALL_DELAY_OFFSET).body == delay
+    # When the slave syncs, Then it has all three
+    assert p.sync()
+    slave = store_ctx(p.slave)  # type: ignore[arg-type]
+    query = {"consumerGroup": "G1", "topic": "SYNC-T", "queueId": 2}
+    got = p.to_slave.call(RequestCode.QUERY_CONSUMER_OFFSET, query)
+    assert got.code == ResponseCode.SUCCESS and got.ext_fields["offset"] == "1"
+    topics = json.loads(p.to_slave.call(RequestCode.GET_ALL_TOPIC_CONFIG).body)
+    assert "SYNC-T" in topics["topicConfigTable"]
+    with open(os.path.join(slave.settings.config_dir, "delayOffset.json"), "rb") as fh:
+        assert fh.read() == delay
