@@ -68,3 +68,8 @@ def test_failed_message_is_redelivered_through_the_retry_topic(
 ) -> None:
     with running_cluster(tmp_path / "data") as cluster:
         scenarios.failed_message_is_redelivered_through_retry_topic(ons, cluster)
+
+
+def test_delayed_messages_wait_their_delay_level(ons: Driver, tmp_path: pathlib.Path) -> None:
+    with running_cluster(tmp_path / "data") as cluster:
+        scenarios.delayed_messages_wait_their_level(ons, cluster)

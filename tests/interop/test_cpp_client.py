@@ -96,3 +96,13 @@ def test_failed_message_is_redelivered_through_the_retry_topic(
 def test_orderly_consumer_gets_each_queue_in_order(cpp: Driver, tmp_path: pathlib.Path) -> None:
     with running_cluster(tmp_path / "data") as cluster:
         scenarios.orderly_consumer_gets_each_queue_in_order(cpp, cluster)
+
+
+def test_batch_sends_arrive_as_single_messages(cpp: Driver, tmp_path: pathlib.Path) -> None:
+    with running_cluster(tmp_path / "data") as cluster:
+        scenarios.batches_arrive_as_single_messages(cpp, cluster)
+
+
+def test_delayed_messages_wait_their_delay_level(cpp: Driver, tmp_path: pathlib.Path) -> None:
+    with running_cluster(tmp_path / "data") as cluster:
+        scenarios.delayed_messages_wait_their_level(cpp, cluster)

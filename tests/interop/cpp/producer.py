@@ -11,7 +11,8 @@ Message i has tags ``tags[i % len(tags)]``, keys ``<prefix>-key-<i> <prefix>-k2-
 ``<prefix> body <i>`` (padded to ``--body-size``). One JSON line per send result (``sent``: msgId,
 status, queue, offset), then ``done``. The 0.4.4 send result has no queue id: ``queue`` is null
 unless ``--select-queue`` is given, which sends through ``send_orderly`` with a selector that
-picks queue ``i % queue count``.
+picks queue ``i % queue count``. ``--batch N`` sends N messages per ``send_batch()`` call
+(SEND_BATCH_MESSAGE); ``--delay-level L`` sets each message's delay level.
 Exit 0 only when every send returned a stored status; 3 when ``--deadline`` passes first.
 """
 
@@ -57,6 +58,34 @@ def padded(text: str, size: int) -> str:
     return text[:size] if size else text
 
 
+def send_batch(producer: Producer, batch: list[tuple[int, str, str, str, Message]]) -> int:
+    """One send_batch() call; one ``sent`` line per message. Returns the number of failures.
+
+    The result names the first message's queue offset (the others follow it in the same queue)
+    and the batch's message ids joined by commas."""
+    try:
+        result = producer.send_batch([msg for *_, msg in batch])
+    except Exception as exc:
+        for i, tag, keys, body, _msg in batch:
+            emit("send_error", i=i, tags=tag, keys=keys, body=body, error=repr(exc), batch=True)
+        return len(batch)
+    ids = result.msg_id.split(",")
+    for n, (i, tag, keys, body, _msg) in enumerate(batch):
+        emit(
+            "sent",
+            i=i,
+            msgId=ids[n] if len(ids) == len(batch) else result.msg_id,
+            status="SEND_OK" if result.status.name == "OK" else result.status.name,
+            queue=None,
+            offset=result.offset + n,
+            tags=tag,
+            keys=keys,
+            body=body,
+            batch=True,
+        )
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--namesrv", required=True)
@@ -71,6 +100,8 @@ def main() -> int:
     parser.add_argument(
         "--body-size", type=int, default=0, help="pad bodies (compressed from 4 KiB on)"
     )
+    parser.add_argument("--batch", type=int, default=0, help="send_batch() N messages at a time")
+    parser.add_argument("--delay-level", type=int, default=0, help="1..18 (1 = 1 s)")
     args = parser.parse_args()
     watchdog(args.deadline)
     tags = args.tags.split(",")
@@ -81,6 +112,7 @@ def main() -> int:
     emit("started", group=args.group)
 
     failures = 0
+    batch: list[tuple[int, str, str, str, Message]] = []
     for i in range(args.count):
         tag = tags[i % len(tags)]
         keys = f"{args.prefix}-key-{i} {args.prefix}-k2-{i}"
@@ -89,6 +121,14 @@ def main() -> int:
         msg.set_keys(keys)
         msg.set_tags(tag)
         msg.set_body(body)
+        if args.delay_level:
+            msg.set_delay_time_level(args.delay_level)
+        if args.batch:
+            batch.append((i, tag, keys, body, msg))
+            if len(batch) == args.batch or i == args.count - 1:
+                failures += send_batch(producer, batch)
+                batch = []
+            continue
         chosen: dict[str, int] = {}
         try:
             if args.select_queue:

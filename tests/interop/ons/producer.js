@@ -32,6 +32,7 @@ async function main() {
     deadline: 60,
     // Pad bodies to this many bytes (ali-ons compresses bodies of 4 KiB and more).
     bodySize: 0,
+    delayLevel: 0,
   });
   setTimeout(() => {
     emit('deadline', { seconds: args.deadline });
@@ -56,6 +57,9 @@ async function main() {
     const body = padded(`${args.prefix} body ${i}`, args.bodySize);
     const msg = new Message(args.topic, tag, body);
     msg.keys = keys;
+    if (args.delayLevel) {
+      msg.delayTimeLevel = args.delayLevel;
+    }
     try {
       const result = await producer.send(msg);
       emit('sent', {
