@@ -325,3 +325,12 @@ def test_the_jsonl_history_round_trips(tmp_path: pathlib.Path) -> None:
     assert load(path) == mem
     assert [e.index for e in mem] == [0, 1, 2, 3]
     assert C.total_queue(load(path)).valid
+
+
+def test_a_verdict_fails_on_a_criterion_and_reports_known_issues_without_failing() -> None:
+    v = C.Verdict()
+    v.require("holds", True, "never shown")
+    v.require("waits for a fix", False, ["p0-1"], known="issue 6")
+    assert v.ok and "KNOWN ISSUE waits for a fix: [issue 6] ['p0-1']" in v.render()
+    v.require("broken", False, ["p0-2"])
+    assert not v.ok and v.render().startswith("verdict: FAIL\n  broken: ['p0-2']")
