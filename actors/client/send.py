@@ -9,7 +9,9 @@ Retries (sync sends with the default selector only, as RocketMQ): up to ``retrie
 attempts within the one overall timeout, each on a queue of a broker other than the one that
 failed when there is one, after a connection error, a timeout with time left, or one of the
 response codes RocketMQ retries (TOPIC_NOT_EXIST, SERVICE_NOT_AVAILABLE, SYSTEM_ERROR,
-SYSTEM_BUSY, NO_PERMISSION, ...). Every failure also refreshes the topic's route.
+SYSTEM_BUSY, NO_PERMISSION, ...); after a missing route or a failed connect it first waits
+0.2 s times the attempt number (a cluster still starting, a broker restarting). Every failure
+also refreshes the topic's route.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ STATUS_BY_CODE = {
     ResponseCode.FLUSH_SLAVE_TIMEOUT: SendStatus.FLUSH_SLAVE_TIMEOUT,
     ResponseCode.SLAVE_NOT_AVAILABLE: SendStatus.SLAVE_NOT_AVAILABLE,
 }
+ROUTE_RETRY_DELAY = 0.2
+"""Seconds before retrying a send that found no route or no connection (times the attempt)."""
 RETRY_CODES = frozenset(
     {
         ResponseCode.TOPIC_NOT_EXIST,
@@ -310,6 +314,11 @@ class SendOp:
             None,
         )
 
+    def _retry_later(self, timer: Any) -> None:
+        timer.close()
+        if not self._finished:
+            self.attempt()
+
     def _timed_out(self, address: str) -> None:
         if self._timer is not None:
             self._timer.close()
@@ -339,6 +348,13 @@ class SendOp:
         )
         if retryable and self.attempts_left > 0 and self._remaining() > 0:
             logger.debug("client: send to {} failed ({}); retrying", self.out.topic, error)
+            if isinstance(error, NoRouteError | ConnectError):
+                # Nothing to gain from asking again at once (a cluster still starting, a broker
+                # restarting): back off a little, within the send's time budget.
+                delay = min(ROUTE_RETRY_DELAY * len(self.errors), self._remaining() / 2)
+                timer = self.sender.loop.timer(max(delay, 0.0))
+                timer.start(self._retry_later, timer)
+                return
             self.attempt()
             return
         if len(self.errors) == 1:

@@ -7,6 +7,7 @@ the test is skipped only when their package registry is unreachable.
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 import threading
 from collections.abc import Callable
@@ -36,10 +37,17 @@ def _installed(install: Callable[[], Client], what: str) -> Client:
         pytest.fail(f"{what}: install failed (not a network problem): {exc}", pytrace=False)
 
 
+def _make(**fields: object) -> Driver:
+    """A Driver from the fields this version of the interop harness has."""
+    fields.setdefault("name", fields["key"])
+    known = {f.name for f in dataclasses.fields(Driver)}
+    return Driver(**{k: v for k, v in fields.items() if k in known})  # type: ignore[arg-type]
+
+
 def _driver(key: str, tmp_path: pathlib.Path) -> Driver:
     if key == "ons":
         client = _installed(install_ons, "ali-ons 3.12.0 (npm)")
-        return Driver(
+        return _make(
             key="ons",
             client=client,
             workdir=tmp_path / "clients",
@@ -48,7 +56,7 @@ def _driver(key: str, tmp_path: pathlib.Path) -> Driver:
             creates_topics=True,
         )
     client = _installed(install_cpp, "rocketmq 0.4.4 (PyPI, C++ client)")
-    return Driver(
+    return _make(
         key="cpp",
         client=client,
         workdir=tmp_path / "clients",
