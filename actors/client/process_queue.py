@@ -30,15 +30,19 @@ class ProcessQueue:
 
     def add(self, msgs: Iterable[MessageExt], next_offset: int) -> list[MessageExt]:
         """Cache newly pulled messages; returns those not already cached."""
+        cached = self.msgs
+        order = self._order
         fresh = []
+        size = 0
         for m in msgs:
             offset = m.queue_offset
-            if offset in self.msgs:
+            if offset in cached:
                 continue
-            self.msgs[offset] = m
-            self._order.append(offset)
-            self.bytes += len(m.body)
+            cached[offset] = m
+            order.append(offset)
+            size += len(m.body)
             fresh.append(m)
+        self.bytes += size
         if next_offset > self.pulled_upto:
             self.pulled_upto = next_offset
         return fresh
@@ -49,11 +53,13 @@ class ProcessQueue:
             self.pulled_upto = next_offset
 
     def remove(self, offsets: Iterable[int]) -> None:
-        msgs = self.msgs
+        pop = self.msgs.pop
+        size = 0
         for offset in offsets:
-            m = msgs.pop(offset, None)
+            m = pop(offset, None)
             if m is not None:
-                self.bytes -= len(m.body)
+                size += len(m.body)
+        self.bytes -= size
 
     def _low(self) -> int:
         order = self._order

@@ -232,7 +232,8 @@ def decode_pull_response(
     if status is PullStatus.FOUND:
         messages = decode_messages(response.body, mq.broker_name)
         raw = len(messages)
-        messages = [m for m in messages if m.queue_offset >= requested]
+        if messages and messages[0].queue_offset < requested:
+            messages = [m for m in messages if m.queue_offset >= requested]
         if not tag_filter.matches_all:
             messages = tag_filter.keep(messages)
         if not messages:
