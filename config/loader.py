@@ -26,6 +26,7 @@ TOML_SUFFIXES = (".toml",)
 PROFILE_RUNTIME_KEYS: Mapping[str, str] = {
     "namesrvAddr": "the runtime points profile brokers at the profile's [[namesrv]] servers",
     "haMasterAddress": "the runtime points a profile slave at its group's master",
+    "controllerAddr": "the runtime points profile brokers at the profile's first name server",
     "storePathRootDir": "the runtime puts each broker under <data-dir>/<brokerName>-<brokerId>",
     "storePathCommitLog": "the runtime puts each broker under <data-dir>/<brokerName>-<brokerId>",
 }

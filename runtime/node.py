@@ -19,9 +19,11 @@ import pykka
 from loguru import logger
 
 from actors.broker.node import BrokerHandle, broker_spec
+from actors.namesrv.controller import BrokerDown
 from actors.namesrv.node import namesrv_spec
 from config import BrokerConfig, NamesrvConfig, with_data_dir, with_overrides
 from runtime.actor import watch
+from runtime.advertise import check_advertised
 from runtime.directory import Directory
 from runtime.lockfile import DirLock
 from runtime.net import address_of, bind
@@ -59,6 +61,7 @@ class Node:
         self._done = gevent.event.AsyncResult()
         self._handlers: list[Any] = []
         self._handles: list[BrokerHandle] = []
+        self._controller: str | None = None
 
     # -- startup ------------------------------------------------------------------------------
 
@@ -66,16 +69,23 @@ class Node:
         if self.data_dir is not None and self.brokers:
             self._lock = DirLock(self.data_dir).acquire()
         try:
+            for cfg in self.brokers:
+                check_advertised(cfg)
             specs = self._namesrv_specs() + self._broker_specs()
             self._root = Supervisor.start(
-                "root", specs, directory=self.directory, max_restarts=5, within_seconds=60
+                "root",
+                specs,
+                directory=self.directory,
+                max_restarts=5,
+                within_seconds=60,
+                on_child_down=self._child_down,
             )
         except BaseException:
             self._close()
             raise
         watch(self._root, self._root_exited)
         for handle in self._handles:
-            handle.parent = self._root
+            handle.attach(self._root)
         # Signal handlers go in before anyone can see the ready line and send a signal.
         self._handlers = [
             gevent.signal_handler(sig, self._on_signal, sig)
@@ -91,14 +101,36 @@ class Node:
         self._sockets.append(sock)
         return sock
 
+    def _in_process_controller(self) -> bool:
+        """Profile brokers in controller mode use the controller of this process's first
+        name server (enabled for them)."""
+        return self.cluster_mode and any(b.controller_mode for b in self.brokers)
+
     def _namesrv_specs(self) -> list[ChildSpec]:
         specs = []
         for index, cfg in enumerate(self.namesrvs):
             name = "namesrv" if len(self.namesrvs) == 1 else f"namesrv-{index}"
             sock = self._bind(cfg.listen_host, cfg.listen_port, f"{name} listenPort")
             self.addresses[name] = address_of(sock)
-            specs.append(namesrv_spec(name, cfg, sock, self.directory))
+            grace = None
+            if index == 0 and self._in_process_controller():
+                cfg = with_overrides(cfg, controller_enable=True)
+                grace = 0.0  # this process starts every broker that talks to it
+            if cfg.controller_enable:
+                self._controller = f"{name}/controller"
+            specs.append(namesrv_spec(name, cfg, sock, self.directory, first_grace_s=grace))
         return specs
+
+    def _child_down(self, name: str, reason: str | None) -> None:
+        """In one process a dead broker subtree is reported to the controller at once."""
+        if self._controller is None or "/" not in name:
+            return
+        group, _, node = name.rpartition("/")
+        ref = self.directory.get(self._controller)
+        if ref is not None and node.isdigit():
+            logger.warning("{} is down ({}): telling the controller", name, reason)
+            with contextlib.suppress(pykka.ActorDeadError):
+                ref.tell(BrokerDown(group, int(node)))
 
     def _broker_specs(self) -> list[ChildSpec]:
         specs = []
@@ -127,6 +159,8 @@ class Node:
                 overrides["namesrv_addr"] = namesrv_addr
             if self.cluster_mode and not cfg.is_master and cfg.broker_name in master_ha:
                 overrides["ha_master_address"] = master_ha[cfg.broker_name]
+            if self._in_process_controller() and cfg.controller_mode and namesrv_addr:
+                overrides["controller_addr"] = namesrv_addr.split(";")[0]
             cfg = with_overrides(cfg, **overrides)
             if self.data_dir is not None:
                 cfg = with_data_dir(cfg, self.data_dir, per_node=self.cluster_mode)

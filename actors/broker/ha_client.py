@@ -195,7 +195,10 @@ class HAClient(GeventActor):
                     self.truncate(frame.offset)
                     return f"truncating at {frame.offset}", 60.0
                 else:
-                    return f"refused: {frame.reason.name}: {frame.text}", RETRY_S
+                    not_ready = frame.reason is P.RefuseReason.NOT_READY
+                    return f"refused: {frame.reason.name}: {frame.text}", (
+                        TICK_S if not_ready else RETRY_S
+                    )
             if accepted and time.monotonic() - last_report >= ha.heartbeat_s:
                 sock.sendall(P.encode_report(log.write_offset))
                 last_report = time.monotonic()

@@ -27,6 +27,7 @@ from loguru import logger
 
 from actors.broker.consumer_manager import ConsumerManager
 from actors.broker.context import BrokerContext
+from actors.broker.controller_client import ControllerClient
 from actors.broker.ha_client import HAClient
 from actors.broker.ha_connection import connection_factory
 from actors.broker.ha_messages import MasterAddress
@@ -69,12 +70,23 @@ class BrokerHandle:
         self.parent: pykka.ActorRef[Any] | None = None
         self.make_spec: Callable[[BrokerConfig], ChildSpec] | None = None
         self.cfg: BrokerConfig | None = None
+        self._pending: BrokerConfig | None = None
+
+    def attach(self, parent: pykka.ActorRef[Any]) -> None:
+        """The process's root is running: a replacement asked for before now happens now."""
+        self.parent = parent
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self.replace(pending)
 
     def replace(self, cfg: BrokerConfig) -> bool:
         parent, make = self.parent, self.make_spec
-        if parent is None or make is None:
-            logger.error("{}: cannot restart: no parent supervisor", self.name)
+        if make is None:
+            logger.error("{}: cannot restart: no spec", self.name)
             return False
+        if parent is None:
+            self._pending = cfg  # the root is still starting its children
+            return True
         try:
             parent.proxy().replace_child(make(cfg))
         except pykka.ActorDeadError:
@@ -119,6 +131,7 @@ def broker_spec(
             node_id=node,
             role=Role.MASTER if cfg.is_master else Role.SLAVE,
             sync=cfg.broker_role is BrokerRole.SYNC_MASTER,
+            controller_mode=cfg.controller_mode,
             fallbehind_max=cfg.ha_slave_fallbehind_max,
         )
         ha = HAContext(
@@ -155,6 +168,16 @@ def broker_spec(
         children = [
             *store.child_specs(),
             *_ha_children(name, cfg, store, ha, ha_sock, truncate),
+            *(
+                [
+                    ChildSpec(
+                        name=ha.controller_client,
+                        start=lambda: ControllerClient.start(cfg, ha, handle, ctx.register_now),
+                    )
+                ]
+                if cfg.controller_mode
+                else []
+            ),
             ChildSpec(name=ctx.consumers, start=ConsumerManager.start),
             ChildSpec(name=ctx.producers, start=ProducerManager.start),
             ChildSpec(name=ctx.locks, start=RebalanceLockManager.start),
@@ -174,7 +197,10 @@ def broker_spec(
             ChildSpec(
                 name=ctx.registrar,
                 start=lambda: NamesrvRegistrar.start(
-                    cfg, topic_table, on_master=None if cfg.is_master else on_master
+                    cfg,
+                    topic_table,
+                    on_master=None if cfg.is_master else on_master,
+                    registrable=state.accepting_writes if cfg.is_master else None,
                 ),
             ),
             ChildSpec(

@@ -2,8 +2,10 @@
 BrokerOuterAPI.registerBrokerAll).
 
 Messages:
-- ``RegisterNow`` (tell): register at once (topics changed); also its own timer every
-  ``registerNameServerPeriod`` (30 s) and once at start.
+- ``RegisterNow`` (tell): register at once (topics changed, or a master got its first lease);
+  also its own timer every ``registerNameServerPeriod`` (30 s) and once at start. In controller
+  mode a master registers only while it holds the controller's lease (``registrable``), so a
+  deposed or paused master never takes brokerId 0 back from its successor.
 - ``Registered(namesrv, master_addr, ha_server_addr)`` (tell, from its own greenlets).
 - ``master_addr()`` (proxy) -> the master address the name server reported (slaves), or None;
   ``on_master(master_addr, ha_server_addr)`` is called when it changes (a slave's HAClient
@@ -63,10 +65,12 @@ class NamesrvRegistrar(GeventActor):
         cfg: BrokerConfig,
         topic_table: TopicTable,
         on_master: Callable[[str | None, str | None], None] | None = None,
+        registrable: Callable[[], bool] | None = None,
     ) -> None:
         super().__init__()
         self.cfg = cfg
         self.on_master = on_master
+        self.registrable = registrable
         self.topic_table = topic_table
         self.namesrvs = [f"{h}:{p}" for h, p in cfg.namesrv_addresses()]
         self._sessions: dict[str, SessionHandle] = {}
@@ -126,6 +130,9 @@ class NamesrvRegistrar(GeventActor):
 
     def _register_all(self, counter: int) -> None:
         """One registration round (a greenlet of its own: the topic table may take a moment)."""
+        if self.registrable is not None and not self.registrable():
+            logger.debug("{}: not registering: no master lease", self._label())
+            return
         try:
             request = self._request(counter)
         except Exception as exc:

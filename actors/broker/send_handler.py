@@ -1,7 +1,9 @@
 """SEND_MESSAGE (10), SEND_MESSAGE_V2 (310) and SEND_BATCH_MESSAGE (320).
 
-Checks, in RocketMQ's order: broker write permission, topic (auto-created from the producer's
-default topic when autoCreateTopicEnable), topic write permission, queue id; then the store
+Checks, in RocketMQ's order: broker write permission (and, in controller mode, the master
+lease: without one the answer is SERVICE_NOT_AVAILABLE and nothing is stored), topic
+(auto-created from the producer's default topic when autoCreateTopicEnable), topic write
+permission, queue id; then the store
 validates sizes and answers MESSAGE_ILLEGAL before anything is written. A batch flag under any
 send code means the body is a batch. The reply waits for the store's durability condition and
 maps its status to RocketMQ's response codes (SUCCESS, FLUSH_DISK_TIMEOUT, FLUSH_SLAVE_TIMEOUT,
@@ -65,6 +67,13 @@ def send(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
             ResponseCode.NO_PERMISSION,
             remark=f"the broker[{ctx.cfg.broker_name}/{ctx.cfg.broker_id}] sending message is "
             "forbidden",
+        )
+    if ctx.ha is not None and not ctx.ha.accepting_writes():
+        return reply(
+            request,
+            ResponseCode.SERVICE_NOT_AVAILABLE,
+            remark=f"the broker[{ctx.cfg.broker_name}/{ctx.cfg.broker_id}] holds no master lease "
+            "from the controller (a failover may be under way): nothing was stored",
         )
     problem = topic_problem(h.topic)
     if problem is not None:

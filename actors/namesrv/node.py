@@ -1,32 +1,52 @@
-"""The name-server subtree: route table, heartbeat scanner, acceptor (sessions)."""
+"""The name-server subtree: route table, heartbeat scanner, the failover controller (with
+enableControllerInNamesrv), acceptor (sessions)."""
 
 from __future__ import annotations
 
 import socket
 
+from actors.namesrv.controller import Controller
 from actors.namesrv.heartbeat_scanner import HeartbeatScanner
 from actors.namesrv.processor import NamesrvProcessor
 from actors.namesrv.route_table import RouteTable
 from config import NamesrvConfig
 from runtime.directory import Directory
+from runtime.ha.control import GRACE_S
 from runtime.net import Acceptor
 from runtime.session import session_factory
 from runtime.supervisor import ChildSpec, Restart, Strategy, Supervisor
 
 
 def namesrv_spec(
-    name: str, cfg: NamesrvConfig, sock: socket.socket, directory: Directory
+    name: str,
+    cfg: NamesrvConfig,
+    sock: socket.socket,
+    directory: Directory,
+    *,
+    first_grace_s: float | None = None,
 ) -> ChildSpec:
     """A supervisor for one name server listening on ``sock`` (bound by the process).
 
     REST_FOR_ONE: if the route table restarts (empty), the sessions restart too, so brokers
     reconnect and re-register at once instead of waiting 30 s for their next registration.
+    ``first_grace_s``: the controller's grace period on its first start (a process that starts
+    its brokers itself knows no lease from an earlier controller exists: 0); a restarted
+    controller always waits the full grace period.
     """
     routes, scanner, acceptor = f"{name}/routes", f"{name}/scanner", f"{name}/acceptor"
-    processor = NamesrvProcessor(directory, routes)
+    controller = f"{name}/controller" if cfg.controller_enable else None
+    processor = NamesrvProcessor(directory, routes, controller)
+    starts = [0]
+
+    def start_controller() -> object:
+        grace = first_grace_s if starts[0] == 0 and first_grace_s is not None else GRACE_S
+        starts[0] += 1
+        return Controller.start(grace_s=grace)
+
     idle = cfg.broker_channel_expired_time / 1000
     children = [
         ChildSpec(name=routes, start=RouteTable.start),
+        *([ChildSpec(name=controller, start=start_controller)] if controller else []),  # type: ignore[list-item]
         ChildSpec(
             name=scanner,
             start=lambda: HeartbeatScanner.start(

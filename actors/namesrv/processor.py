@@ -2,7 +2,8 @@
 
 Runs in each request's own greenlet (see runtime.session); it asks the RouteTable with a
 timeout and encodes the reply. Codes served: REGISTER_BROKER, UNREGISTER_BROKER,
-GET_ROUTEINFO_BY_TOPIC, GET_BROKER_CLUSTER_INFO, GET_ALL_TOPIC_LIST_FROM_NAMESERVER; anything else
+GET_ROUTEINFO_BY_TOPIC, GET_BROKER_CLUSTER_INFO, GET_ALL_TOPIC_LIST_FROM_NAMESERVER, and with the
+controller (enableControllerInNamesrv) CONTROLLER_HEARTBEAT (asks the Controller); anything else
 gets REQUEST_CODE_NOT_SUPPORTED. A closed broker connection drops that broker at once.
 """
 
@@ -10,11 +11,14 @@ from __future__ import annotations
 
 import zlib
 
+import msgspec
 from loguru import logger
 
+from actors.namesrv.controller import Heartbeat, SessionClosed
 from actors.namesrv.route_table import RegisterBroker, TopicConfigEntry
 from runtime.directory import Directory
 from runtime.errors import ProtocolError
+from runtime.ha.control import CONTROLLER_HEARTBEAT, ControllerHeartbeat, encode
 from runtime.remoting.bodies import RegisterBrokerBody, TopicList, decode_body, encode_body
 from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
@@ -32,9 +36,10 @@ ASK_TIMEOUT = 5.0
 class NamesrvProcessor:
     """Serves one name server's requests through the RouteTable named ``route_table``."""
 
-    def __init__(self, directory: Directory, route_table: str) -> None:
+    def __init__(self, directory: Directory, route_table: str, controller: str | None = None):
         self.directory = directory
         self.route_table = route_table
+        self.controller = controller
 
     def _table(self):
         return self.directory.require(self.route_table).proxy()
@@ -43,6 +48,8 @@ class NamesrvProcessor:
         code = request.code
         if code == RequestCode.GET_ROUTEINFO_BY_TOPIC:
             return self._route(request)
+        if code == CONTROLLER_HEARTBEAT:
+            return self._controller_heartbeat(session, request)
         if code == RequestCode.REGISTER_BROKER:
             return self._register(session, request)
         if code == RequestCode.UNREGISTER_BROKER:
@@ -72,6 +79,28 @@ class NamesrvProcessor:
         ref = self.directory.get(self.route_table)
         if ref is not None:
             ref.proxy().channel_closed(session.session_id)
+        if self.controller is not None:
+            controller = self.directory.get(self.controller)
+            if controller is not None:
+                controller.tell(SessionClosed(session.session_id))
+
+    def _controller_heartbeat(
+        self, session: SessionHandle, request: RemotingCommand
+    ) -> RemotingCommand:
+        if self.controller is None:
+            return RemotingCommand.response_to(
+                request,
+                ResponseCode.REQUEST_CODE_NOT_SUPPORTED,
+                remark="this name server runs no controller (enableControllerInNamesrv=false)",
+            )
+        try:
+            hb = msgspec.json.decode(request.body, type=ControllerHeartbeat)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise ProtocolError(
+                f"controller heartbeat body: {exc}", fatal=False, opaque=request.opaque
+            ) from None
+        answer = self.directory.ask(self.controller, Heartbeat(hb, session), timeout=ASK_TIMEOUT)
+        return RemotingCommand.response_to(request, ResponseCode.SUCCESS, body=encode(answer))
 
     def _route(self, request: RemotingCommand) -> RemotingCommand:
         h = decode_header(GetRouteInfoRequestHeader, request.ext_fields, opaque=request.opaque)

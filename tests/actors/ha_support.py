@@ -7,14 +7,16 @@ from __future__ import annotations
 import filecmp
 import os
 import pathlib
+import socket
 import time
 from typing import Any
 
+import gevent.event
 import gevent.socket
 
 from actors.broker.messages import GetMessages, WaitArrival
 from config import BrokerConfig, NamesrvConfig, with_overrides
-from runtime.actor import actor_of, new_future
+from runtime.actor import actor_of, new_future, watch
 from runtime.ha import protocol as P
 from runtime.node import Node
 from runtime.remoting.codes import RequestCode
@@ -26,16 +28,40 @@ SEGMENT = 64 * 1024
 T = 10.0
 
 
-def start_namesrv() -> Node:
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_namesrv(*, controller: bool = False, port: int = 0) -> Node:
+    """A name server Node (with the failover controller when asked; a fixed ``port`` lets a
+    test restart it where the brokers look for it)."""
     node = Node(
-        namesrvs=[NamesrvConfig(listen_port=0)],
+        namesrvs=[NamesrvConfig(listen_port=port, controller_enable=controller)],
         brokers=[],
         data_dir=None,
         cluster_mode=False,
-        ephemeral_ports=True,
+        ephemeral_ports=not port,
     )
     node.start()
     return node
+
+
+def broker_node(node: Node) -> Any:
+    """The live supervisor of the node's broker subtree (a role change replaces it)."""
+    assert node._root is not None
+    return node._root.proxy().lookup(label(node)).get(timeout=T)
+
+
+def wait_rebuilt(node: Node, before: Any, timeout: float = T) -> Any:
+    """Wait until the broker subtree ``before`` ended and a new one runs; return the new one."""
+    ended = gevent.event.Event()
+    watch(before, lambda _ref, _failure: ended.set())
+    assert ended.wait(timeout), "the broker subtree was not rebuilt"
+    again = broker_node(node)
+    assert again is not None and again.actor_urn != before.actor_urn
+    return again
 
 
 def broker_config(name: str, broker_id: int, role: str, namesrv: str, **extra: Any) -> BrokerConfig:

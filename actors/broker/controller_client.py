@@ -1,0 +1,228 @@
+"""ControllerClient: a broker's link to the controller (controller mode only).
+
+Messages accepted:
+- ``HeartbeatNow`` (its own 1 s timer; the HAService when the in-sync set changes; the
+  controller's CONTROLLER_NOTIFY): send a heartbeat unless one is in flight (then one more
+  follows it).
+- ``HeartbeatDone(sent_at, reply, isr)`` (from the heartbeat greenlet): apply the controller's
+  word:
+  MASTER, this node runs a slave subtree -> promotion: the node is rebuilt as a master on the
+  same store (``BrokerHandle.replace``); MASTER with a newer epoch -> ``NewEpoch`` to the
+  HAService (the epoch entry is written before the term's first write), then heartbeat again;
+  MASTER with a lease -> ``HAState.lease_until = sent_at + lease`` (the lease runs from when the
+  heartbeat was *sent*, on this node's monotonic clock) and the in-sync set the controller now
+  knows; the first lease of a term re-registers with the name servers (brokerId 0).
+  SLAVE, this node runs a master subtree -> fenced at once (no more writes), then rebuilt as a
+  slave registering with the id the controller gave; SLAVE otherwise -> where the master is
+  (HA address to the HAClient, broker address for SlaveSynchronize).
+  WAIT or no answer -> nothing (a master's lease simply runs out).
+
+State owned: the connection to the controller, whether a heartbeat is in flight, the
+``HAState`` fields role/epoch/lease/fenced/isr_acknowledged/master_addr. Durability point:
+none (the epoch file is the HAService's).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any
+
+import gevent
+import msgspec
+import pykka
+from loguru import logger
+
+from actors.broker.ha_messages import HeartbeatDone, HeartbeatNow, MasterAddress, NewEpoch
+from actors.broker.ha_service import HAContext
+from config import BrokerConfig, BrokerRole, with_overrides
+from runtime.actor import GeventActor, new_future
+from runtime.ha.control import (
+    CONTROLLER_HEARTBEAT,
+    CONTROLLER_NOTIFY,
+    HEARTBEAT_S,
+    ControllerHeartbeat,
+    ControllerReply,
+    ControlRole,
+    encode,
+)
+from runtime.ha.state import Role
+from runtime.remoting.codes import ResponseCode
+from runtime.remoting.command import RemotingCommand
+from runtime.session import SessionHandle, connect
+
+CALL_TIMEOUT_S = 1.0
+_REPLY = msgspec.json.Decoder(ControllerReply)
+
+
+class _Notified:
+    """Processor for the controller connection: CONTROLLER_NOTIFY -> heartbeat now."""
+
+    def __init__(self, ref: pykka.ActorRef[Any]) -> None:
+        self.ref = ref
+
+    def process(self, session: SessionHandle, request: RemotingCommand) -> RemotingCommand | None:
+        if request.code == CONTROLLER_NOTIFY:
+            with contextlib.suppress(pykka.ActorDeadError):
+                self.ref.tell(HeartbeatNow())
+            return None
+        if request.is_oneway:
+            return None
+        return RemotingCommand.response_to(request, ResponseCode.REQUEST_CODE_NOT_SUPPORTED)
+
+    def on_close(self, session: SessionHandle) -> None:
+        pass
+
+
+class ControllerClient(GeventActor):
+    """See the module docstring. ``handle`` rebuilds this broker node (actors.broker.node)."""
+
+    def __init__(self, cfg: BrokerConfig, ha: HAContext, handle: Any, register: Any) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.ha = ha
+        self.state = ha.state
+        self.handle = handle
+        self.register = register
+        self.address = cfg.controller_address()
+        self._session: SessionHandle | None = None
+        self._in_flight = False
+        self._again = False
+        self._leased_epoch = 0
+        self._changing = False
+
+    def on_start(self) -> None:
+        self.state.epoch = self.ha.epochs.last_epoch
+        self.send_every(HEARTBEAT_S, HeartbeatNow())
+        self.actor_ref.tell(HeartbeatNow())
+
+    def on_stop(self) -> None:
+        if self._session is not None:
+            self._session.close()
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, HeartbeatNow):
+            if self._in_flight:
+                self._again = True
+            elif self.address and not self._changing:
+                self._in_flight = True
+                gevent.spawn(self._beat, self._heartbeat())
+        elif isinstance(message, HeartbeatDone):
+            self._in_flight = False
+            if message.reply is not None and not self._changing:
+                self._apply(message.sent_at, message.reply, message.isr)
+            if self._again:
+                self._again = False
+                self.actor_ref.tell(HeartbeatNow())
+        else:
+            return super().on_receive(message)
+        return None
+
+    # -- sending (a greenlet per heartbeat) ------------------------------------------------------
+
+    def _heartbeat(self) -> ControllerHeartbeat:
+        state, epochs = self.state, self.ha.epochs
+        last = epochs.last
+        master = state.role is Role.MASTER
+        opened = self.ha.store.opened
+        return ControllerHeartbeat(
+            cluster=self.cfg.broker_cluster_name,
+            group=self.cfg.broker_name,
+            node=state.node_id,
+            addr=self.cfg.broker_addr(),
+            ha_addr=self.cfg.ha_addr(),
+            claim_master=master and (last is None or last.node == state.node_id),
+            epoch=epochs.last_epoch,
+            max_offset=opened.log.write_offset if opened is not None else 0,
+            sync=state.sync,
+            in_sync=sorted(state.in_sync) if master else [],
+        )
+
+    def _beat(self, hb: ControllerHeartbeat) -> None:
+        sent_at = time.monotonic()
+        reply: ControllerReply | None = None
+        try:
+            session = self._session
+            if session is None or not session.alive:
+                session = self._session = connect(
+                    self.address,  # type: ignore[arg-type]
+                    role=f"{self.cfg.broker_name}-{self.state.node_id}->controller",
+                    processor=_Notified(self.actor_ref),
+                    timeout=CALL_TIMEOUT_S,
+                )
+            request = RemotingCommand.request(CONTROLLER_HEARTBEAT, body=encode(hb))
+            response = session.call(request, timeout=CALL_TIMEOUT_S)
+            if response.code == ResponseCode.SUCCESS:
+                reply = _REPLY.decode(response.body)
+            else:
+                logger.warning(
+                    "{}: controller {} answered {} {}",
+                    self.handle.name,
+                    self.address,
+                    response.code,
+                    response.remark,
+                )
+        except (OSError, ConnectionError, pykka.Timeout, msgspec.DecodeError) as exc:
+            logger.debug("{}: heartbeat to {} failed: {}", self.handle.name, self.address, exc)
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.actor_ref.tell(HeartbeatDone(sent_at, reply, frozenset(hb.in_sync)))
+
+    # -- applying the controller's word -----------------------------------------------------------
+
+    def _apply(self, sent_at: float, reply: ControllerReply, _isr: frozenset[int]) -> None:
+        state = self.state
+        if reply.role is ControlRole.MASTER:
+            if state.role is Role.SLAVE:
+                self._become(
+                    BrokerRole.SYNC_MASTER if reply.sync else BrokerRole.ASYNC_MASTER, 0, reply
+                )
+                return
+            if reply.epoch > self.ha.epochs.last_epoch:
+                done = new_future()
+                self.ha.tell(self.ha.service, NewEpoch(reply.epoch, done))
+                me = self.actor_ref
+                done.add_done_callback(lambda _f: _tell(me, HeartbeatNow()))
+                return
+            if reply.lease_ms > 0 and reply.epoch == self.ha.epochs.last_epoch:
+                state.epoch = reply.epoch
+                state.lease_until = sent_at + reply.lease_ms / 1000
+                state.isr_acknowledged = frozenset(reply.in_sync)
+                state.fenced = False
+                state.notify()
+                if self._leased_epoch != reply.epoch:
+                    self._leased_epoch = reply.epoch
+                    logger.info("{}: master of epoch {}, lease held", self.handle.name, reply.epoch)
+                    self.register()
+            return
+        if reply.role is ControlRole.SLAVE:
+            if state.role is Role.MASTER:
+                state.fenced = True
+                state.lease_until = 0.0
+                state.notify()
+                self._become(BrokerRole.SLAVE, reply.register_id, reply)
+                return
+            state.epoch = reply.epoch
+            if reply.master_addr and state.master_addr != reply.master_addr:
+                state.master_addr = reply.master_addr
+                state.notify()
+            self.ha.tell(
+                self.ha.client,
+                MasterAddress(reply.master_ha_addr or None, "controller", reply.epoch),
+            )
+
+    def _become(self, role: BrokerRole, broker_id: int, reply: ControllerReply) -> None:
+        logger.warning(
+            "{}: the controller says {} (epoch {}): rebuilding this node as {} (brokerId {})",
+            self.handle.name,
+            reply.role.value,
+            reply.epoch,
+            role.value,
+            broker_id,
+        )
+        self._changing = True
+        self.handle.replace(with_overrides(self.cfg, broker_role=role, broker_id=broker_id))
+
+
+def _tell(ref: pykka.ActorRef[Any], message: Any) -> None:
+    with contextlib.suppress(pykka.ActorDeadError):
+        ref.tell(message)

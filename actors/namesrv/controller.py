@@ -1,0 +1,253 @@
+"""Controller: decides, per broker group, who is master, in which term (epoch), until when (the
+lease), and which slaves may succeed it (the in-sync set). Runs in the name server named by the
+brokers' ``controllerAddr`` (``enableControllerInNamesrv``); exactly one controller decides.
+
+Messages:
+- ``Heartbeat(hb, session)`` (ask, from the name-server processor) -> ``ControllerReply``:
+  MASTER to the group's master (with a lease once it runs the current epoch; its in-sync set is
+  recorded), SLAVE to the others (with where the master is and the id to register with), WAIT
+  during the grace period after this controller started (it grants nothing until every lease a
+  previous incarnation granted has run out).
+- ``BrokerDown(group, node)`` (tell; in one process the supervisor reports a dead broker
+  subtree at once): the node is not live; if it was master its lease is void now.
+- ``SessionClosed(session_id)`` (tell): a broker's connection closed (kept for the record;
+  elections still wait for the lease, since a closed connection does not prove a dead writer).
+- ``ControllerTick`` (timer, 0.1 s): a master whose lease ran out (+ margin) is lost; elect.
+- ``Groups()`` (ask) -> {group: {"epoch", "master", "isr", "members"}} (tests and tools).
+
+Election: among live members (heard from within one lease) that the last master reported in
+sync — or the last master itself, back with the same term — the one with the highest commit-log
+offset; the epoch goes up by one. A controller that has not seen the group's in-sync set (just
+started) only adopts a broker that claims to be master with the newest epoch any live member
+reports. No candidate: no election (the group keeps no master until one returns).
+
+State: in memory only (rebuilt from heartbeats after a restart, behind the grace period).
+Durability point: none.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+from loguru import logger
+
+from runtime.actor import GeventActor
+from runtime.ha.control import (
+    CONTROLLER_NOTIFY,
+    GRACE_S,
+    LEASE_S,
+    MARGIN_S,
+    ControllerHeartbeat,
+    ControllerReply,
+    ControlRole,
+)
+from runtime.remoting.command import RemotingCommand
+
+TICK_S = 0.1
+
+
+class Heartbeat(msgspec.Struct, frozen=True, tag=True):
+    hb: ControllerHeartbeat
+    session: Any = None  # the SessionHandle it came on (for CONTROLLER_NOTIFY)
+
+
+class BrokerDown(msgspec.Struct, frozen=True, tag=True):
+    group: str
+    node: int
+
+
+class SessionClosed(msgspec.Struct, frozen=True, tag=True):
+    session_id: int
+
+
+class ControllerTick(msgspec.Struct, frozen=True, tag=True):
+    pass
+
+
+class Groups(msgspec.Struct, frozen=True, tag=True):
+    pass
+
+
+class _Member:
+    __slots__ = ("addr", "claim", "epoch", "ha_addr", "last_seen", "max_offset", "session")
+
+    def __init__(self) -> None:
+        self.addr = ""
+        self.ha_addr = ""
+        self.last_seen = float("-inf")
+        self.max_offset = 0
+        self.epoch = 0
+        self.claim = False
+        self.session: Any = None
+
+
+class _Group:
+    __slots__ = ("epoch", "isr", "isr_known", "lease_until", "master", "members", "name", "sync")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.epoch = 0
+        self.master: int | None = None
+        self.lease_until = float("-inf")
+        self.isr: frozenset[int] = frozenset()
+        self.isr_known = False
+        self.sync = False
+        self.members: dict[int, _Member] = {}
+
+
+class Controller(GeventActor):
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        grace_s: float = GRACE_S,
+        lease_s: float = LEASE_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self.grace_s = grace_s
+        self.lease_s = lease_s
+        self.clock = clock
+        self.groups: dict[str, _Group] = {}
+        self.started = clock()
+
+    def on_start(self) -> None:
+        self.started = self.clock()
+        self.send_every(TICK_S, ControllerTick())
+        logger.info("controller: started (grants nothing for {:g}s)", self.grace_s)
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Heartbeat):
+            return self._heartbeat(message.hb, message.session)
+        if isinstance(message, ControllerTick):
+            self._tick()
+        elif isinstance(message, BrokerDown):
+            self._down(message)
+        elif isinstance(message, SessionClosed):
+            for g in self.groups.values():
+                for m in g.members.values():
+                    if getattr(m.session, "session_id", None) == message.session_id:
+                        m.session = None
+        elif isinstance(message, Groups):
+            return {
+                name: {
+                    "epoch": g.epoch,
+                    "master": g.master,
+                    "isr": sorted(g.isr),
+                    "members": sorted(g.members),
+                }
+                for name, g in self.groups.items()
+            }
+        else:
+            return super().on_receive(message)
+        return None
+
+    # -- heartbeats ----------------------------------------------------------------------------
+
+    def _heartbeat(self, hb: ControllerHeartbeat, session: Any) -> ControllerReply:
+        now = self.clock()
+        g = self.groups.get(hb.group)
+        if g is None:
+            g = self.groups[hb.group] = _Group(hb.group)
+        m = g.members.get(hb.node)
+        if m is None:
+            m = g.members[hb.node] = _Member()
+        m.addr, m.ha_addr, m.last_seen = hb.addr, hb.ha_addr, now
+        m.max_offset, m.epoch, m.claim = hb.max_offset, hb.epoch, hb.claim_master
+        m.session = session
+        if now - self.started < self.grace_s:
+            return ControllerReply(role=ControlRole.WAIT, epoch=g.epoch)
+        if g.master is None:
+            self._decide(g, now)
+        if g.master == hb.node:
+            if hb.claim_master and hb.epoch == g.epoch:
+                g.lease_until = now + self.lease_s
+                g.isr = frozenset(hb.in_sync)
+                g.isr_known = True
+                g.sync = hb.sync
+                return ControllerReply(
+                    role=ControlRole.MASTER,
+                    epoch=g.epoch,
+                    lease_ms=int(self.lease_s * 1000),
+                    sync=g.sync,
+                    master_node=hb.node,
+                    master_addr=hb.addr,
+                    master_ha_addr=hb.ha_addr,
+                    in_sync=sorted(g.isr),
+                )
+            return ControllerReply(role=ControlRole.MASTER, epoch=g.epoch, sync=g.sync)
+        master = g.members.get(g.master) if g.master is not None else None
+        return ControllerReply(
+            role=ControlRole.SLAVE,
+            epoch=g.epoch,
+            sync=g.sync,
+            master_node=-1 if g.master is None else g.master,
+            master_addr=master.addr if master is not None else "",
+            master_ha_addr=master.ha_addr if master is not None else "",
+            register_id=hb.node if hb.node > 0 else max(g.members) + 1,
+        )
+
+    # -- elections -----------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        now = self.clock()
+        if now - self.started < self.grace_s:
+            return
+        for g in self.groups.values():
+            if g.master is not None and now > g.lease_until + MARGIN_S:
+                logger.warning(
+                    "controller: {} lost its master {} (epoch {}): lease ran out",
+                    g.name,
+                    g.master,
+                    g.epoch,
+                )
+                lost, g.master = g.master, None
+                self._decide(g, now, exclude=lost)
+            elif g.master is None:
+                self._decide(g, now)
+
+    def _down(self, msg: BrokerDown) -> None:
+        g = self.groups.get(msg.group)
+        m = g.members.get(msg.node) if g is not None else None
+        if g is None or m is None:
+            return
+        m.last_seen = float("-inf")
+        if g.master == msg.node:
+            logger.warning("controller: {} master {} is down", g.name, msg.node)
+            g.lease_until = float("-inf")  # its writer is gone with it: no lease to wait for
+
+    def _decide(self, g: _Group, now: float, exclude: int | None = None) -> None:
+        live = {
+            n: m for n, m in g.members.items() if now - m.last_seen <= self.lease_s and n != exclude
+        }
+        newest = max((m.epoch for m in live.values()), default=0)
+        if g.isr_known:
+            candidates = [
+                n for n, m in live.items() if n in g.isr or (m.claim and m.epoch == g.epoch)
+            ]
+        else:
+            candidates = [n for n, m in live.items() if m.claim and m.epoch >= newest]
+        if not candidates:
+            return
+        best = max(candidates, key=lambda n: (live[n].epoch, live[n].max_offset, -n))
+        g.epoch = max(g.epoch, newest, *(m.epoch for m in g.members.values())) + 1
+        g.master = best
+        g.lease_until = now + self.lease_s  # nobody else before the new master's first lease
+        g.isr = frozenset()
+        g.isr_known = True
+        logger.warning(
+            "controller: {} elects {} (offset {}) as master for epoch {}",
+            g.name,
+            best,
+            live[best].max_offset,
+            g.epoch,
+        )
+        session = live[best].session
+        if session is not None:
+            with contextlib.suppress(Exception):
+                session.send_oneway(RemotingCommand.request(CONTROLLER_NOTIFY))

@@ -1,0 +1,67 @@
+"""What brokers and the controller say to each other (actormq's own remoting codes; not part of
+RocketMQ's protocol) and the timings of failover.
+
+- ``CONTROLLER_HEARTBEAT`` (broker -> controller, every ``HEARTBEAT_S``): body
+  ``ControllerHeartbeat`` (JSON), reply body ``ControllerReply``. The reply is the controller's
+  word on the broker's role: MASTER (with the term's epoch, and a lease when the broker already
+  runs that term), SLAVE (with where its master is), or WAIT (the controller is still learning
+  who is who after its start: keep your role, no lease).
+- ``CONTROLLER_NOTIFY`` (controller -> broker, oneway, on the heartbeat's connection): "your
+  role changed, heartbeat now", so a promotion does not wait for the next heartbeat.
+
+Leases: a master may write only until ``sent_at + lease_ms`` on its own monotonic clock, where
+``sent_at`` is when it sent the heartbeat that earned the lease. The controller counts the same
+lease from when it received that heartbeat (later), and elects nobody else before it expired
+plus ``MARGIN_S``: two masters of one group never both hold a lease.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import msgspec
+
+CONTROLLER_HEARTBEAT = 3001
+CONTROLLER_NOTIFY = 3002
+
+HEARTBEAT_S = 1.0
+LEASE_S = 3.0
+MARGIN_S = 0.2
+GRACE_S = LEASE_S + 1.0
+"""After a controller starts it grants nothing for this long: a lease granted by a previous
+incarnation has run out by then, and every live broker has said what it is."""
+
+
+class ControlRole(enum.Enum):
+    MASTER = "MASTER"
+    SLAVE = "SLAVE"
+    WAIT = "WAIT"
+
+
+class ControllerHeartbeat(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    cluster: str
+    group: str  # brokerName
+    node: int  # the broker's stable id in its group (its configured brokerId)
+    addr: str  # brokerIP1:listenPort
+    ha_addr: str
+    claim_master: bool  # runs as master, and the newest epoch entry is its own (or none)
+    epoch: int  # its newest epoch entry (0: none)
+    max_offset: int  # its commit log's end
+    sync: bool = False  # a master: SYNC_MASTER
+    in_sync: list[int] = []  # a master: the slaves in sync now
+
+
+class ControllerReply(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    role: ControlRole
+    epoch: int = 0
+    lease_ms: int = 0  # > 0: a lease for a master running ``epoch``
+    sync: bool = False  # the group's replication mode (for a slave being promoted)
+    master_node: int = -1
+    master_addr: str = ""
+    master_ha_addr: str = ""
+    register_id: int = 0  # the brokerId to register with the name servers
+    in_sync: list[int] = []  # a master: the in-sync set the controller now knows
+
+
+def encode(obj: msgspec.Struct) -> bytes:
+    return msgspec.json.encode(obj)

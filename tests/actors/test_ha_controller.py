@@ -1,0 +1,165 @@
+"""The controller's decisions on a fake clock: adoption of a fresh group's master, leases, no
+election before the old lease ran out (two masters never both hold one), elections by offset
+within the in-sync set, epochs, a restarted controller that only adopts the newest claimant."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from actors.namesrv.controller import BrokerDown, Controller, ControllerTick, Groups, Heartbeat
+from runtime.ha.control import LEASE_S, MARGIN_S, ControllerHeartbeat, ControlRole
+
+pytestmark = pytest.mark.timeout(30)
+T = 5.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def hb(node: int, *, claim: bool = False, epoch: int = 0, offset: int = 0, isr: Any = ()) -> Any:
+    return ControllerHeartbeat(
+        cluster="C",
+        group="g",
+        node=node,
+        addr=f"10.0.0.{node}:10911",
+        ha_addr=f"10.0.0.{node}:10912",
+        claim_master=claim,
+        epoch=epoch,
+        max_offset=offset,
+        in_sync=list(isr),
+    )
+
+
+class Fixture:
+    def __init__(self, grace: float = 0.0) -> None:
+        self.clock = Clock()
+        self.ref = Controller.start(grace_s=grace, clock=self.clock)
+
+    def beat(self, **kw: Any) -> Any:
+        node = kw.pop("node")
+        return self.ref.ask(Heartbeat(hb(node, **kw)), timeout=T)
+
+    def tick(self) -> None:
+        self.ref.ask(ControllerTick(), timeout=T)
+
+    def groups(self) -> Any:
+        return self.ref.ask(Groups(), timeout=T)["g"]
+
+
+def start_group(f: Fixture) -> None:
+    """Node 0 (configured master) is adopted for epoch 1, takes its lease; node 1 is in sync."""
+    assert f.beat(node=1, offset=0).role is ControlRole.SLAVE  # no claimant yet
+    first = f.beat(node=0, claim=True)
+    assert (first.role, first.epoch, first.lease_ms) == (ControlRole.MASTER, 1, 0)
+    leased = f.beat(node=0, claim=True, epoch=1, isr=[1])
+    assert leased.role is ControlRole.MASTER and leased.lease_ms == int(LEASE_S * 1000)
+    assert leased.in_sync == [1]
+
+
+def test_a_fresh_group_adopts_its_configured_master() -> None:
+    f = Fixture()
+    start_group(f)
+    # A slave learns where its master is and which id to register with
+    slave = f.beat(node=1, epoch=1, offset=10)
+    assert slave.role is ControlRole.SLAVE
+    assert (slave.master_node, slave.master_ha_addr, slave.register_id) == (0, "10.0.0.0:10912", 1)
+
+
+def test_no_election_before_the_old_lease_ran_out() -> None:
+    f = Fixture()
+    start_group(f)
+    # When the master goes silent, the slave keeps heartbeating
+    for dt in (1.0, 1.0, 1.0):
+        f.clock.now += dt
+        f.beat(node=1, epoch=1, offset=500)
+        f.tick()
+        # Then nobody is elected while the master's lease (3 s) + margin may still hold
+        assert f.groups()["master"] == 0
+    f.clock.now += MARGIN_S + 0.01
+    f.beat(node=1, epoch=1, offset=500)
+    f.tick()
+    # After it ran out the in-sync slave is elected for epoch 2
+    assert f.groups()["master"] == 1 and f.groups()["epoch"] == 2
+    promoted = f.beat(node=1, epoch=1, offset=500)
+    assert (promoted.role, promoted.epoch, promoted.lease_ms) == (ControlRole.MASTER, 2, 0)
+    # The old master, back with its old term, is told it is a slave now (id 2 to register)
+    old = f.beat(node=0, claim=True, epoch=1, offset=600)
+    assert old.role is ControlRole.SLAVE and old.register_id == 2
+    assert old.master_addr == "10.0.0.1:10911"
+
+
+def test_a_master_that_renews_in_time_keeps_its_group() -> None:
+    f = Fixture()
+    start_group(f)
+    for _ in range(10):
+        f.clock.now += LEASE_S - 0.5
+        assert f.beat(node=0, claim=True, epoch=1, isr=[1]).lease_ms > 0
+        f.tick()
+    assert f.groups()["master"] == 0 and f.groups()["epoch"] == 1
+
+
+def test_only_an_in_sync_slave_is_elected_and_the_most_caught_up_one() -> None:
+    f = Fixture()
+    start_group(f)
+    f.beat(node=0, claim=True, epoch=1, isr=[1, 2])
+    f.beat(node=2, epoch=1, offset=900)
+    f.beat(node=3, epoch=1, offset=5000)  # not in sync: never elected
+    f.beat(node=1, epoch=1, offset=800)
+    f.clock.now += LEASE_S + MARGIN_S + 0.01
+    for node, offset in ((1, 800), (2, 900), (3, 5000)):
+        f.beat(node=node, epoch=1, offset=offset)
+    f.tick()
+    assert f.groups()["master"] == 2
+
+
+def test_no_candidate_means_no_election_until_the_master_returns() -> None:
+    f = Fixture()
+    assert f.beat(node=0, claim=True).epoch == 1
+    f.beat(node=0, claim=True, epoch=1, isr=[])  # no slave in sync
+    f.beat(node=1, epoch=1, offset=10)
+    f.clock.now += LEASE_S + MARGIN_S + 0.01
+    f.beat(node=1, epoch=1, offset=10)
+    f.tick()
+    assert f.groups()["master"] is None
+    # When the old master comes back with its term, it is adopted again (a new epoch)
+    back = f.beat(node=0, claim=True, epoch=1)
+    assert back.role is ControlRole.MASTER and back.epoch == 2
+
+
+def test_grace_period_grants_nothing() -> None:
+    f = Fixture(grace=LEASE_S + 1)
+    assert f.beat(node=0, claim=True, epoch=4).role is ControlRole.WAIT
+    f.clock.now += LEASE_S + 1.01
+    answer = f.beat(node=0, claim=True, epoch=4)
+    assert (answer.role, answer.epoch) == (ControlRole.MASTER, 5)
+
+
+def test_a_restarted_controller_adopts_only_the_newest_claimant() -> None:
+    f = Fixture(grace=1.0)
+    # During the grace period a zombie claims epoch 3 and a slave reports it mirrors epoch 4
+    assert f.beat(node=0, claim=True, epoch=3, offset=100).role is ControlRole.WAIT
+    f.beat(node=1, epoch=4, offset=90)
+    f.clock.now += 1.01
+    f.tick()
+    # Then the zombie is not adopted
+    assert f.groups()["master"] is None
+    # The real master of epoch 4 shows up: adopted for epoch 5
+    answer = f.beat(node=2, claim=True, epoch=4, offset=95)
+    assert (answer.role, answer.epoch) == (ControlRole.MASTER, 5)
+    assert f.beat(node=0, claim=True, epoch=3).role is ControlRole.SLAVE
+
+
+def test_broker_down_voids_the_lease_at_once() -> None:
+    f = Fixture()
+    start_group(f)
+    f.beat(node=1, epoch=1, offset=10)
+    f.ref.tell(BrokerDown("g", 0))
+    f.tick()
+    assert f.groups()["master"] == 1
