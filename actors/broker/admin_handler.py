@@ -42,9 +42,10 @@ def query_consumer_offset(
     offset = ctx.store.query_offset(h.consumer_group, h.topic, h.queue_id)
     if offset is not None and offset >= 0:
         return reply(request, ext_fields={"offset": offset})
-    # No offset stored for this group: a queue that still starts at 0 is read from 0 (the
-    # group sees everything); otherwise the client decides by its consume-from policy.
-    if ctx.store.min_offset(h.topic, h.queue_id) <= 0 or h.set_zero_if_not_found:
+    # No offset stored for this group. RocketMQ's rule: a client that says setZeroIfNotFound=
+    # false decides by its own consume-from policy; otherwise a queue that still starts at 0 is
+    # read from 0 (the group sees everything).
+    if h.set_zero_if_not_found is not False and ctx.store.min_offset(h.topic, h.queue_id) <= 0:
         return reply(request, ext_fields={"offset": 0})
     return reply(
         request,

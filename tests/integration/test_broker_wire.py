@@ -243,6 +243,9 @@ def test_consumer_offsets_commit_and_query(broker: WireClient) -> None:
         send(broker, "WireOff", b"x")
     q = {"consumerGroup": "og", "topic": "WireOff", "queueId": 0}
     assert broker.call(RequestCode.QUERY_CONSUMER_OFFSET, q).ext_fields["offset"] == "0"
+    # A client that asks not to get 0 for an unknown group decides by its consume-from policy
+    strict = broker.call(RequestCode.QUERY_CONSUMER_OFFSET, {**q, "setZeroIfNotFound": False})
+    assert strict.code == ResponseCode.QUERY_NOT_FOUND
     assert broker.call(RequestCode.UPDATE_CONSUMER_OFFSET, {**q, "commitOffset": 2}).code == 0
     assert broker.call(RequestCode.QUERY_CONSUMER_OFFSET, q).ext_fields["offset"] == "2"
     # A pull with the commit-offset flag stores the offset too
