@@ -1,9 +1,9 @@
 """SlaveSynchronize: a slave copies its master's metadata (RocketMQ's SlaveSynchronize).
 
 Messages accepted:
-- ``SyncTick`` (timer, every ``interval_s``, 10 s): start a round unless one runs or no master
-  address is known (``HAState.master_addr``: from the name server's registration reply, or
-  the controller).
+- ``SyncTick`` (timer: 1 s after start, then every ``interval_s``, 10 s): start a round unless
+  one runs or no master address is known (``HAState.master_addr``: from the name server's
+  registration reply, or the controller).
 - ``SyncNow(reply)``: start a round now; ``reply`` gets True/False when it ends (tests, tools).
 - ``SyncDone(ok, reason)``: internal, from the round's greenlet.
 
@@ -72,6 +72,7 @@ class SlaveSynchronize(GeventActor):
         self.last_ok: bool | None = None
 
     def on_start(self) -> None:
+        self.send_after(min(1.0, self.interval_s), SyncTick())  # a first round soon after start
         self.send_every(self.interval_s, SyncTick())
 
     def on_stop(self) -> None:

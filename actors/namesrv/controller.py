@@ -167,6 +167,14 @@ class Controller(GeventActor):
         if g.master == hb.node:
             if hb.claim_master and hb.epoch == g.epoch:
                 g.lease_until = now + self.lease_s
+                if frozenset(hb.in_sync) != g.isr:
+                    logger.info(
+                        "controller: {} in-sync set now {} (master {}, epoch {})",
+                        g.name,
+                        sorted(hb.in_sync),
+                        hb.node,
+                        g.epoch,
+                    )
                 g.isr = frozenset(hb.in_sync)
                 g.isr_known = True
                 g.sync = hb.sync

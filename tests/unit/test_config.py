@@ -28,7 +28,10 @@ from config import (
 pytestmark = pytest.mark.timeout(30)
 
 CONFIG_DIR = pathlib.Path(config.__file__).parent
-BROKER_FILES = sorted((CONFIG_DIR / "brokers").glob("*/*.properties"))
+BROKER_FILES = sorted(
+    p for p in (CONFIG_DIR / "brokers").glob("*/*.properties") if p.name != "namesrv.properties"
+)
+NAMESRV_FILES = sorted((CONFIG_DIR / "brokers").glob("*/namesrv.properties"))
 
 
 def write(tmp_path: pathlib.Path, name: str, text: str) -> pathlib.Path:
@@ -213,6 +216,15 @@ def test_shipped_broker_files_exist() -> None:
         for node in ("broker-a", "broker-a-s", "broker-b", "broker-b-s"):
             assert f"2m-2s-{mode}/{node}.properties" in names
     assert {"2m-noslave/broker-a.properties", "2m-noslave/broker-b.properties"} <= names
+
+
+@pytest.mark.parametrize("path", NAMESRV_FILES, ids=lambda p: p.parent.name)
+def test_shipped_namesrv_files_run_the_controller(path: pathlib.Path) -> None:
+    # The 2m-2s file sets run in controller mode: their name server runs the controller
+    assert path.parent.name in ("2m-2s-async", "2m-2s-sync")
+    assert load_namesrv_config(path) == NamesrvConfig(controller_enable=True)
+    for broker in path.parent.glob("broker-*.properties"):
+        assert load_broker_config(broker).controller_mode
 
 
 @pytest.mark.parametrize("path", BROKER_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
