@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from tests.chaos.history import COMPLETIONS, READ_FS, Entry, Read, split_value
+from tests.chaos.history import COMPLETIONS, INFO_STATUSES, READ_FS, Entry, Read, split_value
 
 # -- extraction -----------------------------------------------------------------------------
 
@@ -496,9 +496,15 @@ class Recovery(msgspec.Struct, frozen=True):
     rto: float | None  # seconds from the fault to the first ack of a send invoked after it
 
 
-def recovery(history: Sequence[Entry]) -> list[Recovery]:
-    """For every nemesis ``fault`` event: the time until a send invoked after it was acked."""
-    oks = sorted((s.invoke, s.complete) for s in sends(history).values() if s.type == "ok")
+def recovery(history: Sequence[Entry], *, stored: bool = False) -> list[Recovery]:
+    """For every nemesis ``fault`` event: the time until a send invoked after it was acked
+    (``stored``: or answered with a "stored" status, FLUSH_* / SLAVE_NOT_AVAILABLE — the
+    writes-resume time of a SYNC_MASTER whose only slave is the node that failed)."""
+    oks = sorted(
+        (s.invoke, s.complete)
+        for s in sends(history).values()
+        if s.type == "ok" or (stored and s.status in INFO_STATUSES)
+    )
     out = []
     for e in history:
         if e.type != "event" or e.f != "fault":

@@ -286,8 +286,17 @@ def _acks_by_broker(run: HaRun) -> dict[str, int]:
     return out
 
 
+def _resumed(run: HaRun) -> list[float | None]:
+    """Per fault: seconds until a send invoked after it was stored (ok, or stored without
+    the slave: a SYNC_MASTER whose only slave is the failed node answers SLAVE_NOT_AVAILABLE
+    until that node rejoins). ``rto_ok_s`` in the facts is the time to the next PUT_OK."""
+    entries = run.history.snapshot()
+    run.facts["rto_ok_s"] = [r.rto for r in C.recovery(entries)]
+    return [r.rto for r in C.recovery(entries, stored=True)]
+
+
 def _failover_facts(run: HaRun, report: C.Report, verdict: C.Verdict) -> None:
-    rto = [r.rto for r in report.recovery]
+    rto = _resumed(run)
     run.facts["rto_s"] = rto
     waits = [
         (e.data or {}).get("failover_wait")
@@ -408,7 +417,7 @@ def r11(cfg: RunConfig) -> Result:
         all(new not in (None, old) for new, old in zip(elected, olds, strict=False)),
         list(zip(olds, elected, strict=False)),
     )
-    rto = [r.rto for r in report.recovery]
+    rto = _resumed(run)
     run.facts["rto_s"] = rto
     verdict.require(
         f"writes resumed within {RTO_BOUND}s of each pause",

@@ -309,6 +309,10 @@ def test_recovery_is_the_time_to_the_first_ack_after_a_fault() -> None:
     h.event("fault", kind="pause", at=10.0)
     rec = C.recovery(h.entries)
     assert [(r.fault, r.rto) for r in rec] == [("kill", 2.5), ("pause", None)]
+    # a stored-but-unreplicated answer counts as writes resumed when asked
+    h.send("p0-3", "info", status="SLAVE_NOT_AVAILABLE", offset=2, at=11.0, took=0.25)
+    assert C.recovery(h.entries)[1].rto is None
+    assert [r.rto for r in C.recovery(h.entries, stored=True)] == [2.5, 1.25]
 
 
 # -- history file ------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import pytest
 from tests.chaos.history import load
 from tests.chaos.scenarios import Result, RunConfig, SkipScenario, run
 
-SECONDS = float(os.environ.get("CHAOS_SECONDS", "8"))
+SECONDS = float(os.environ.get("CHAOS_SECONDS", "6"))
 SEED = int(os.environ.get("CHAOS_SEED", "1"))
 RATE = float(os.environ.get("CHAOS_RATE", "80"))
 
