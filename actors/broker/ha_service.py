@@ -9,7 +9,8 @@ Messages accepted (all told):
   FLUSH_SLAVE_TIMEOUT: stored, outcome unknown, never PUT_OK).
 - ``SlaveJoined`` / ``SlaveAck`` / ``SlaveLeft`` (from HAConnections): per node id, the offset
   the slave holds. A second link from the same node replaces the first (which is closed), so a
-  reconnecting slave never counts twice.
+  reconnecting slave never counts twice. An ack from a live link this incarnation never saw
+  join (this actor was restarted) joins it.
 - ``ServiceTick`` (timer): expire waiters, recompute the in-sync set.
 - ``NewEpoch(epoch, reply)`` (from the ControllerClient): append ``(epoch, write offset, node)``
   to the epoch file before the term's first write; slave links restart to mirror it.
@@ -158,7 +159,11 @@ class HAService(GeventActor):
             self._await(message)
         elif isinstance(message, SlaveAck):
             link = self.state.slaves.get(message.node)
-            if link is not None and link.urn == message.urn and message.offset > link.acked:
+            if link is None:
+                # A link this incarnation never heard join (this actor was restarted)
+                if pykka.ActorRegistry.get_by_urn(message.urn) is not None:
+                    self._joined(SlaveJoined(message.node, message.urn, message.offset))
+            elif link.urn == message.urn and message.offset > link.acked:
                 link.acked = message.offset
                 self._recompute()
         elif isinstance(message, SlaveJoined):

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import gevent.event
 import pytest
 
-from actors.broker.ha_messages import NewEpoch
+from actors.broker.ha_messages import NewEpoch, SlaveAck
 from actors.broker.node import TRUNCATE_MARKER
 from config import load_profile
 from runtime.actor import actor_of, new_future, watch
@@ -311,3 +311,35 @@ def test_shipped_profiles_replicate_in_one_process(tmp_path: pathlib.Path, profi
             wait_queue(writer.ctx, f"P-{name}", 0, 1)  # type: ignore[union-attr]
     finally:
         stop_node(node)
+
+
+def test_an_ha_service_crash_during_sync_sends_never_acks_unreplicated_data(
+    tmp_path: pathlib.Path, namesrv: str, group_factory: list[Group]
+) -> None:
+    # R22 (actor level): Given a SYNC_MASTER with its slave in sync
+    g = make(group_factory, tmp_path, namesrv, "SYNC_MASTER")
+    g.start_slave()
+    wait_in_sync(g.master, 1)
+    assert send(g.client, "R22", b"before").code == ResponseCode.SUCCESS
+    state = ha_state(g.master)
+    service = g.master.directory.require(f"{label(g.master)}/ha-service")
+    # When an exception fails the HAService inside a handler
+    service.tell(SlaveAck(1, state.slaves[1].urn, None))  # type: ignore[arg-type]
+    # Then every send completes at once with ok or an "unknown" status, never hangs
+    codes = [send(g.client, "R22", f"during-{i}".encode()).code for i in range(5)]
+    stored = {
+        ResponseCode.SUCCESS,
+        ResponseCode.SLAVE_NOT_AVAILABLE,
+        ResponseCode.FLUSH_SLAVE_TIMEOUT,
+    }
+    assert set(codes) <= stored, codes
+    # and the restarted service counts the slave again (its next ack), so PUT_OK comes back
+    assert state.wait_until(lambda s: 1 in s.in_sync, 10)
+    assert send(g.client, "R22", b"after").code == ResponseCode.SUCCESS
+    assert (
+        g.master.directory.require(f"{label(g.master)}/ha-service").actor_urn != service.actor_urn
+    )
+    # and whatever was acknowledged is on the slave
+    slave_ctx = store_ctx(g.slave)  # type: ignore[arg-type]
+    wait_queue(slave_ctx, "R22", 0, 7)
+    assert [r.body for r in queue_records(slave_ctx, "R22", 0, 8)][-1] == b"after"
