@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import gevent
+import gevent.lock
 import msgspec
 import pykka
 from loguru import logger
@@ -73,10 +74,19 @@ class CheckIdle(msgspec.Struct, frozen=True, tag=True):
 class SessionHandle:
     """What a processor holds of a session: address, id, and ways to talk back."""
 
-    __slots__ = ("_pending", "_ref", "remote_address", "session_id", "state")
+    __slots__ = ("_lock", "_pending", "_ref", "_sock", "remote_address", "session_id", "state")
 
-    def __init__(self, ref: pykka.ActorRef[Any], remote_address: str, session_id: int) -> None:
+    def __init__(
+        self,
+        ref: pykka.ActorRef[Any],
+        remote_address: str,
+        session_id: int,
+        sock: socket.socket | None = None,
+    ) -> None:
         self._ref = ref
+        self._sock = sock
+        self._lock = gevent.lock.Semaphore()
+        """Held while a frame is written: frames never interleave (one writer at a time)."""
         self._pending: dict[int, GeventFuture[RemotingCommand]] = {}
         self.remote_address = remote_address
         self.session_id = session_id
@@ -92,6 +102,24 @@ class SessionHandle:
         try:
             self._ref.tell(Outbound(encode(cmd)))
         except pykka.ActorDeadError:
+            return False
+        return True
+
+    def reply(self, cmd: RemotingCommand) -> bool:
+        """Write a response now, from the request's own greenlet (the fast path: no actor hop).
+
+        Only request greenlets call this; actors use ``write``, which queues the frame on the
+        session actor so that a slow peer never blocks them."""
+        sock = self._sock
+        if sock is None:
+            return self.write(cmd)
+        frame = encode(cmd)
+        try:
+            with self._lock:
+                sock.sendall(frame)
+        except OSError as exc:
+            with contextlib.suppress(pykka.ActorDeadError):
+                self._ref.tell(Closed(f"write failed: {exc}"))
             return False
         return True
 
@@ -161,7 +189,7 @@ class ClientSession(GeventActor):
         self.idle_timeout = idle_timeout
         self.max_in_flight = max_in_flight
         self.handle = SessionHandle(
-            self.actor_ref, f"{address[0]}:{address[1]}", next(_session_ids)
+            self.actor_ref, f"{address[0]}:{address[1]}", next(_session_ids), sock
         )
         self._last_read = time.monotonic()
         self._in_flight = 0
@@ -211,7 +239,8 @@ class ClientSession(GeventActor):
         if self._closed:
             return
         try:
-            self.sock.sendall(frame)
+            with self.handle._lock:
+                self.sock.sendall(frame)
         except OSError as exc:
             self.actor_ref.tell(Closed(f"write failed: {exc}"))
 
@@ -244,11 +273,12 @@ class ClientSession(GeventActor):
         try:
             commands = decoder.feed(data)
         except ProtocolError as exc:
-            if exc.fatal:
-                raise
+            if exc.fatal or exc.opaque is None:
+                # No request id to answer: like RocketMQ's Java servers, close the channel
+                # rather than leave the peer waiting for a reply that cannot come.
+                raise ProtocolError(exc.reason, fatal=True) from exc
             logger.info("{}: {} bad request: {}", self.role, self.handle, exc.reason)
-            if exc.opaque is not None:
-                self._reply_error(exc.opaque, ResponseCode.SYSTEM_ERROR, exc.reason)
+            self._reply_error(exc.opaque, ResponseCode.SYSTEM_ERROR, exc.reason)
             return
         for cmd in commands:
             if cmd.is_response:
@@ -271,8 +301,8 @@ class ClientSession(GeventActor):
     def _serve(self, request: RemotingCommand) -> None:
         try:
             response = self._process(request)
-            if response is not None and not request.is_oneway:
-                self.handle.write(response)
+            if response is not None and not request.is_oneway and not self._closed:
+                self.handle.reply(response)
         finally:
             self._in_flight -= 1
 

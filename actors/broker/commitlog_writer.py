@@ -123,6 +123,7 @@ class CommitLogWriter(GeventActor):
         self._flusher: pykka.ActorRef[Any] | None = None
         self._dispatcher: pykka.ActorRef[Any] | None = None
         self._closed = False
+        self._store_ts = 0
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -239,7 +240,7 @@ class CommitLogWriter(GeventActor):
                 _set(msg.reply, refusal)
             return
         now = time.monotonic()
-        store_ts = int(time.time() * 1000)
+        store_ts = self._store_ts = int(time.time() * 1000)
         log = self.log
         begin = log.write_offset
         overlay: dict[tuple[str, int], int] = {}
@@ -261,9 +262,17 @@ class CommitLogWriter(GeventActor):
                 _set(msg.reply, refused(PutStatus.UNKNOWN_ERROR, "writer failed"))
             raise
         self.next_offsets.update(overlay)
+        self._complete(outcomes, end)
+        # Replies first, dispatch second: the hub wakes waiters in the order they were set, so
+        # a producer's ack does not wait behind the consume-queue and index work.
         dispatched = [o.dispatch for _m, o in outcomes if _appended(o)]
         if dispatched:
             self._tell_dispatcher(Dispatch(begin, end, merge(dispatched)))
+
+    def _complete(self, outcomes: list[tuple[AppendBatch, Any]], end: int) -> None:
+        """Reply to each append now, or once its flush and replication conditions hold."""
+        log = self.log
+        store_ts = self._store_ts
         repl = self.ctx.replication
         waiting: list[PutCompletion] = []
         host, port = log.store_host, log.store_port

@@ -7,6 +7,7 @@ wire's ``TopicConfig`` (same fields, RocketMQ's names).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import msgspec
@@ -18,6 +19,9 @@ from runtime.remoting.bodies import SubscriptionGroupConfig, TopicConfig
 from runtime.store.record import PutRecord
 
 ASK_TIMEOUT = 5.0
+TOPIC_CACHE_S = 1.0
+"""How long a topic config read from the TopicConfig actor is reused."""
+TOPIC_CACHE_MAX = 100_000
 
 
 def to_wire(config: TopicConfigData) -> TopicConfig:
@@ -35,6 +39,7 @@ class StoreAdapter:
         self.store = store
         self.put_timeout = put_timeout
         self._groups: dict[str, SubscriptionGroupConfig] = {}
+        self._topics: dict[str, tuple[float, TopicConfig]] = {}
 
     def _get(self, future: Any, timeout: float = ASK_TIMEOUT) -> Any:
         return future.get(timeout=timeout)
@@ -42,8 +47,19 @@ class StoreAdapter:
     # -- topics -------------------------------------------------------------------------------
 
     def topic(self, topic: str) -> TopicConfig | None:
+        """The topic's config, from a cache that our own changes invalidate and that otherwise
+        lives ``TOPIC_CACHE_S`` (every send and pull asks; the table changes rarely)."""
+        now = time.monotonic()
+        cached = self._topics.get(topic)
+        if cached is not None and now - cached[0] < TOPIC_CACHE_S:
+            return cached[1]
         config = self._get(self.store.get_topic(topic))
-        return None if config is None else to_wire(config)
+        wire = None if config is None else to_wire(config)
+        if wire is not None:  # a missing topic is asked again: it may be created any moment
+            if len(self._topics) > TOPIC_CACHE_MAX:
+                self._topics.clear()
+            self._topics[topic] = (now, wire)
+        return wire
 
     def all_topics(self) -> dict[str, TopicConfig]:
         table = self._get(self.store.all_topics())
@@ -51,9 +67,11 @@ class StoreAdapter:
 
     def create_topic(self, config: TopicConfig) -> None:
         self._get(self.store.update_topic(to_store(config)))
+        self._topics.pop(config.topic_name, None)
 
     def ensure_retry_topic(self, topic: str) -> None:
         self._get(self.store.ensure_retry_topic(topic))
+        self._topics.pop(topic, None)
 
     def create_subscription_group(self, config: SubscriptionGroupConfig) -> None:
         # Kept in memory: consumer groups work without one (auto-created), as in RocketMQ.

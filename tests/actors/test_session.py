@@ -148,3 +148,16 @@ def test_idle_channel_expires(server: Any) -> None:
         assert client.is_closed()
     gevent.sleep(0.05)
     assert len(processor.closed) == 1
+
+
+def test_unreadable_header_without_request_id_closes_that_connection(server: Any) -> None:
+    _processor, address = server
+    good, bad = Client(address), Client(address)
+    # When a frame's JSON header cannot be read at all (no opaque to answer)
+    header = b"{code: oops"
+    bad.send_raw(struct.pack(">ii", 4 + len(header), len(header)) + header)
+    # Then that connection closes (as RocketMQ's servers do) and the other one is served
+    assert bad.is_closed()
+    ping = RemotingCommand.request(FAST)
+    good.send(ping)
+    assert good.receive().opaque == ping.opaque
