@@ -164,6 +164,8 @@ class ControllerClient(GeventActor):
                 )
         except (OSError, ConnectionError, pykka.Timeout, msgspec.DecodeError) as exc:
             logger.debug("{}: heartbeat to {} failed: {}", self.handle.name, self.address, exc)
+        except Exception:  # a heartbeat must always report back, or none would follow
+            logger.exception("{}: heartbeat to {} failed", self.handle.name, self.address)
         with contextlib.suppress(pykka.ActorDeadError):
             self.actor_ref.tell(HeartbeatDone(sent_at, reply, frozenset(hb.in_sync)))
 

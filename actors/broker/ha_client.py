@@ -137,6 +137,9 @@ class HAClient(GeventActor):
             reason = f"{exc.__class__.__name__}: {exc}"
         except (pykka.ActorDeadError, ActorFailure) as exc:
             reason = f"store not running: {exc}"
+        except Exception as exc:  # the link must always report how it ended
+            logger.exception("HA client: link to {} failed", address)
+            reason = f"{exc.__class__.__name__}: {exc}"
         with contextlib.suppress(pykka.ActorDeadError):
             self.actor_ref.tell(ClientDone(generation, reason, retry))
 

@@ -189,6 +189,9 @@ class HAConnection(GeventActor):
             reason = f"read failed: {exc}"
         except pykka.ActorDeadError:
             return
+        except Exception as exc:  # the link must always end through the actor
+            logger.exception("HA link {}: reader failed", self.peer)
+            reason = f"reader failed: {exc!r}"
         with contextlib.suppress(pykka.ActorDeadError):
             ref.tell(LinkClosed(reason))
 
@@ -217,6 +220,9 @@ class HAConnection(GeventActor):
                 state.wait_grew(idle_s)
         except OSError as exc:
             reason = f"send failed: {exc}"
+        except Exception as exc:  # e.g. a segment deleted under the reader
+            logger.exception("HA link {}: sender failed", self.peer)
+            reason = f"sender failed: {exc!r}"
         with contextlib.suppress(pykka.ActorDeadError):
             self.actor_ref.tell(LinkClosed(reason))
 
