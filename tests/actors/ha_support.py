@@ -48,18 +48,19 @@ def start_namesrv(*, controller: bool = False, port: int = 0) -> Node:
     return node
 
 
-def broker_node(node: Node) -> Any:
-    """The live supervisor of the node's broker subtree (a role change replaces it)."""
+def broker_node(node: Node, broker: str | None = None) -> Any:
+    """The live supervisor of the node's (or the named) broker subtree (a role change
+    replaces it)."""
     assert node._root is not None
-    return node._root.proxy().lookup(label(node)).get(timeout=T)
+    return node._root.proxy().lookup(broker or label(node)).get(timeout=T)
 
 
-def wait_rebuilt(node: Node, before: Any, timeout: float = T) -> Any:
+def wait_rebuilt(node: Node, before: Any, timeout: float = T, broker: str | None = None) -> Any:
     """Wait until the broker subtree ``before`` ended and a new one runs; return the new one."""
     ended = gevent.event.Event()
     watch(before, lambda _ref, _failure: ended.set())
     assert ended.wait(timeout), "the broker subtree was not rebuilt"
-    again = broker_node(node)
+    again = broker_node(node, broker)
     assert again is not None and again.actor_urn != before.actor_urn
     return again
 
@@ -104,9 +105,10 @@ def store_ctx(node: Node) -> StoreContext:
     return actor.ctx  # type: ignore[attr-defined]
 
 
-def ha_state(node: Node) -> Any:
-    """The node's HAState (through its store's writer: every broker node has one)."""
-    for name in (f"{label(node)}/ha-service", f"{label(node)}/ha-client"):
+def ha_state(node: Node, broker: str | None = None) -> Any:
+    """The HAState of the node's (or the named) broker, through its HA actor."""
+    broker = broker or label(node)
+    for name in (f"{broker}/ha-service", f"{broker}/ha-client"):
         actor = actor_of(node.directory.require(name)) if name in node.directory else None
         if actor is not None:
             return actor.ha.state  # type: ignore[attr-defined]

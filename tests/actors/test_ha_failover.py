@@ -12,6 +12,9 @@ from typing import Any
 
 import pytest
 
+from actors.broker.messages import AppendBatch
+from config import load_profile
+from runtime.actor import actor_of
 from runtime.node import Node
 from runtime.remoting.codes import ResponseCode
 from runtime.store import record as R
@@ -158,3 +161,43 @@ def test_a_master_without_its_lease_stores_nothing_until_the_controller_is_back(
     client.close()
     got = queue_records(store_ctx(master), "L", 0, 8)
     assert [r.body for r in got] == [b"leased", b"again"]
+
+
+def test_in_one_process_a_failed_master_subtree_is_replaced_by_its_slave(
+    tmp_path: pathlib.Path, nodes: list[Node]
+) -> None:
+    # Given the 2m-2s-async profile in one process (the controller in its name server)
+    p = load_profile("2m-2s-async")
+    node = Node(
+        namesrvs=list(p.namesrvs),
+        brokers=list(p.brokers),
+        data_dir=tmp_path,
+        cluster_mode=True,
+        ephemeral_ports=True,
+    )
+    node.start()
+    nodes.append(node)
+    state = ha_state(node, "broker-a/0")
+    assert state.wait_until(lambda s: s.accepting_writes() and 1 in s.isr_acknowledged, T)
+    client = WireClient(node.addresses["broker-a/0"])
+    assert send(client, "P", b"before").code == ResponseCode.SUCCESS
+    client.close()
+    wait_queue(store_actor_ctx(node, "broker-a/1"), "P", 0, 1)
+    slave_tree = broker_node(node, "broker-a/1")
+    # When broker-a/0's commit-log writer fails (fail-stop: its subtree goes down)
+    node.directory.require("broker-a/0/store/commitlog").tell(AppendBatch(None, None))  # type: ignore[arg-type]
+    # Then the supervisor's report lets the controller promote broker-a/1 at once
+    started = time.monotonic()
+    wait_rebuilt(node, slave_tree, broker="broker-a/1")
+    assert ha_state(node, "broker-a/1").wait_until(lambda s: s.accepting_writes(), T)
+    assert time.monotonic() - started < 3.0  # no lease to wait for: the writer is gone
+    client = WireClient(node.addresses["broker-a/1"])
+    assert send(client, "P", b"after").code == ResponseCode.SUCCESS
+    client.close()
+    got = queue_records(store_actor_ctx(node, "broker-a/1"), "P", 0, 8)
+    assert [r.body for r in got] == [b"before", b"after"]
+
+
+def store_actor_ctx(node: Node, broker: str) -> Any:
+    actor = actor_of(node.directory.require(f"{broker}/store/commitlog"))
+    return actor.ctx  # type: ignore[union-attr]
