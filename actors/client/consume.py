@@ -6,8 +6,13 @@ messages (capped by ``batch_cap``), so a slow listener holds back few messages w
 one does not pay one pool hand-off per message. Each task tells its puller, through the hub,
 which offsets are done and which returned RECONSUME_LATER (or raised).
 
-A listener returns ``ConsumeResult.CONSUME_SUCCESS`` or ``RECONSUME_LATER``; ``None`` counts as
-success; an exception counts as RECONSUME_LATER (and is logged).
+A listener returns ``ConsumeResult.CONSUME_SUCCESS`` or ``RECONSUME_LATER`` (orderly listeners
+may spell them ``ConsumeOrderlyStatus.SUCCESS`` / ``SUSPEND_CURRENT_QUEUE_A_MOMENT``); ``None``
+counts as success; an exception counts as RECONSUME_LATER (and is logged).
+
+``deliver_ordered`` (orderly consumers) runs a batch as one task, in order, and stops at the
+first failure: the messages after it were not offered, so the puller offers them again after
+the failed one succeeds (or goes to the dead-letter queue).
 """
 
 from __future__ import annotations
@@ -22,12 +27,13 @@ import pykka
 from loguru import logger
 
 from actors.client.hub import ClientHub
-from actors.client.message import ConsumeResult, MessageExt, MessageQueue
+from actors.client.message import ConsumeOrderlyStatus, ConsumeResult, MessageExt, MessageQueue
 from actors.client.puller import Consumed
 from runtime.remoting import properties as P
 
-Listener = Callable[[MessageExt], "ConsumeResult | None"]
+Listener = Callable[[MessageExt], "ConsumeResult | ConsumeOrderlyStatus | None"]
 RETRY_PREFIX = "%RETRY%"
+_SUCCESS = (None, ConsumeResult.CONSUME_SUCCESS, ConsumeOrderlyStatus.SUCCESS)
 
 
 def reset_retry_topic(msg: MessageExt) -> None:
@@ -76,14 +82,31 @@ class ConsumeService:
                 self._pending.add(future)
             future.add_done_callback(self._forget)
 
+    def deliver_ordered(
+        self, puller: pykka.ActorRef[Any], generation: int, mq: MessageQueue, msgs: list[MessageExt]
+    ) -> None:
+        """Consume ``msgs`` in order in one task, stopping at the first failure."""
+        future = self.executor.submit(self._run, puller, generation, msgs, True)
+        with self._lock:
+            self._pending.add(future)
+        future.add_done_callback(self._forget)
+
     def _forget(self, future: concurrent.futures.Future[None]) -> None:
         with self._lock:
             self._pending.discard(future)
 
-    def _run(self, puller: pykka.ActorRef[Any], generation: int, msgs: list[MessageExt]) -> None:
+    def _run(
+        self,
+        puller: pykka.ActorRef[Any],
+        generation: int,
+        msgs: list[MessageExt],
+        ordered: bool = False,
+    ) -> None:
         done: list[int] = []
         retry: list[int] = []
         for msg in msgs:
+            if ordered and retry:
+                break
             reset_retry_topic(msg)
             listener = self.listeners.get(msg.topic) or self.listeners.get("*")
             try:
@@ -93,7 +116,7 @@ class ConsumeService:
             except Exception:
                 logger.exception("client: listener failed on {}; will redeliver", msg)
                 outcome = ConsumeResult.RECONSUME_LATER
-            if outcome is None or outcome is ConsumeResult.CONSUME_SUCCESS:
+            if outcome in _SUCCESS:
                 done.append(msg.queue_offset)
             else:
                 retry.append(msg.queue_offset)

@@ -108,6 +108,9 @@ class ConsumerBase:
     def _extra_topics(self) -> dict[str, TagFilter]:
         return {}
 
+    def _rebalancer_class(self) -> type[Rebalancer]:
+        return Rebalancer
+
     # -- life cycle ------------------------------------------------------------------------------
 
     def _start(self) -> None:
@@ -135,7 +138,9 @@ class ConsumerBase:
 
     def consumer_data(self) -> ConsumerData:
         subs = [
-            SubscriptionData(topic=topic, sub_string=f.expression)
+            SubscriptionData(
+                topic=topic, sub_string=f.expression, expression_type=f.expression_type
+            )
             for topic, f in sorted(self._all_topics().items())
         ]
         return ConsumerData(
@@ -174,7 +179,7 @@ class ConsumerBase:
             ),
             ChildSpec(
                 name=instance.name(REBALANCER),
-                start=lambda: Rebalancer.start(
+                start=lambda: self._rebalancer_class().start(
                     instance,
                     self.group,
                     topics,

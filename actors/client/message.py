@@ -20,7 +20,9 @@ from runtime.remoting.bodies import MessageQueue
 
 __all__ = [
     "SYSTEM_PROPERTIES",
+    "ConsumeOrderlyStatus",
     "ConsumeResult",
+    "LocalTransactionState",
     "Message",
     "MessageExt",
     "MessageQueue",
@@ -63,6 +65,25 @@ class ConsumeResult(enum.Enum):
     RECONSUME_LATER = "RECONSUME_LATER"
 
 
+class ConsumeOrderlyStatus(enum.Enum):
+    """What an orderly listener may return (RocketMQ's ConsumeOrderlyStatus). SUCCESS is
+    CONSUME_SUCCESS; SUSPEND_CURRENT_QUEUE_A_MOMENT is RECONSUME_LATER: the queue stops, the
+    message is consumed again after ``suspend_delay``. Either enum works in either mode."""
+
+    SUCCESS = "SUCCESS"
+    SUSPEND_CURRENT_QUEUE_A_MOMENT = "SUSPEND_CURRENT_QUEUE_A_MOMENT"
+
+
+class LocalTransactionState(enum.Enum):
+    """A transaction producer's decision about a half message (RocketMQ's
+    LocalTransactionState; UNKNOW is RocketMQ's spelling): COMMIT_MESSAGE makes it visible,
+    ROLLBACK_MESSAGE discards it, UNKNOW leaves it to the broker's check-back."""
+
+    COMMIT_MESSAGE = "COMMIT_MESSAGE"
+    ROLLBACK_MESSAGE = "ROLLBACK_MESSAGE"
+    UNKNOW = "UNKNOW"
+
+
 class PullStatus(enum.Enum):
     """Outcome of one pull (RocketMQ's PullStatus)."""
 
@@ -76,7 +97,12 @@ class Message(msgspec.Struct, kw_only=False):
     """A message to send. ``body`` may be ``bytes`` or ``str`` (sent as UTF-8); ``keys`` a list
     or one string; ``properties`` user properties (names RocketMQ reserves are refused at send);
     ``delay_level`` 1..18 delays delivery (0: none); ``wait_store_ok`` False lets the broker
-    answer before the flush/replication condition is met."""
+    answer before the flush/replication condition is met.
+
+    Arbitrary delays (RocketMQ 5 timer messages): ``deliver_at_ms`` delivers at that time (ms
+    since the epoch, property TIMER_DELIVER_MS), ``delay_ms`` that many ms after the broker
+    stored it (TIMER_DELAY_MS). At most one of ``delay_level``, ``deliver_at_ms`` and
+    ``delay_ms``; the broker refuses due times more than 3 days ahead (MESSAGE_ILLEGAL)."""
 
     topic: str
     body: bytes | str
@@ -86,6 +112,8 @@ class Message(msgspec.Struct, kw_only=False):
     delay_level: int = 0
     flag: int = 0
     wait_store_ok: bool = True
+    deliver_at_ms: int | None = None
+    delay_ms: int | None = None
 
     def body_bytes(self) -> bytes:
         body = self.body
@@ -187,6 +215,11 @@ class MessageExt(msgspec.Struct, gc=False, kw_only=False):
     @property
     def queue(self) -> MessageQueue:
         return MessageQueue(topic=self.topic, broker_name=self.broker_name, queue_id=self.queue_id)
+
+    @property
+    def transaction_id(self) -> str | None:
+        """A transactional message's id (its UNIQ_KEY, as RocketMQ's clients set it)."""
+        return self.all_properties.get(P.UNIQ_KEY)
 
     @property
     def delay_level(self) -> int:

@@ -60,10 +60,7 @@ def message_properties(msg: Message, uniq_key: str) -> str:
             if P.KEY_SEPARATOR in key:
                 raise MessageInvalidError("keys", f"key {key!r} contains a space")
         parts.append(f"{P.KEYS}\x01{P.KEY_SEPARATOR.join(keys)}\x02")
-    if msg.delay_level:
-        if not 0 < msg.delay_level <= MAX_DELAY_LEVEL:
-            raise MessageInvalidError("delay_level", f"{msg.delay_level} is outside 1..18")
-        parts.append(f"{P.DELAY}\x01{int(msg.delay_level)}\x02")
+    parts.extend(delay_properties(msg))
     parts.append(f"{P.UNIQ_KEY}\x01{uniq_key}\x02")
     parts.append(f"{P.WAIT}\x01{'true' if msg.wait_store_ok else 'false'}\x02")
     for name, value in (msg.properties or {}).items():
@@ -79,6 +76,34 @@ def message_properties(msg: Message, uniq_key: str) -> str:
     if len(text) > MAX_PROPERTIES or len(text.encode()) > MAX_PROPERTIES:
         raise MessageInvalidError("properties", f"longer than {MAX_PROPERTIES} bytes")
     return text
+
+
+def delay_properties(msg: Message) -> list[str]:
+    """DELAY, TIMER_DELIVER_MS or TIMER_DELAY_MS (encoded), from whichever ``msg`` sets."""
+    given = [
+        name
+        for name, value in (
+            ("delay_level", msg.delay_level),
+            ("deliver_at_ms", msg.deliver_at_ms),
+            ("delay_ms", msg.delay_ms),
+        )
+        if value
+    ]
+    if len(given) > 1:
+        raise MessageInvalidError(given[1], f"give only one of {', '.join(given)}")
+    if msg.delay_level:
+        if not 0 < msg.delay_level <= MAX_DELAY_LEVEL:
+            raise MessageInvalidError("delay_level", f"{msg.delay_level} is outside 1..18")
+        return [f"{P.DELAY}\x01{int(msg.delay_level)}\x02"]
+    if msg.deliver_at_ms:
+        if isinstance(msg.deliver_at_ms, bool) or msg.deliver_at_ms < 0:
+            raise MessageInvalidError("deliver_at_ms", f"{msg.deliver_at_ms!r} is not a time")
+        return [f"{P.TIMER_DELIVER_MS}\x01{int(msg.deliver_at_ms)}\x02"]
+    if msg.delay_ms:
+        if isinstance(msg.delay_ms, bool) or msg.delay_ms < 0:
+            raise MessageInvalidError("delay_ms", f"{msg.delay_ms!r} is not a delay")
+        return [f"{P.TIMER_DELAY_MS}\x01{int(msg.delay_ms)}\x02"]
+    return []
 
 
 def check_topic(topic: str) -> None:
@@ -145,7 +170,7 @@ def prepare_batch(msgs: Sequence[Message], *, max_size: int = MAX_MESSAGE_SIZE) 
             raise MessageInvalidError(f"batch[{i}]", f"not a Message: {type(msg).__name__}")
         if msg.topic != topic:
             raise MessageInvalidError(f"batch[{i}].topic", f"{msg.topic!r} differs from {topic!r}")
-        if msg.delay_level:
+        if msg.delay_level or msg.deliver_at_ms or msg.delay_ms:
             raise MessageInvalidError(f"batch[{i}].delay_level", "batches cannot be delayed")
         body = msg.body
         if body.__class__ is not bytes:

@@ -14,12 +14,16 @@ import zlib
 
 import msgspec
 
+from actors.client.errors import ClientError
 from actors.client.message import MessageExt, MessageQueue, PullStatus
 from runtime.errors import ProtocolError
+from runtime.filter import FilterError, compile_expression
 from runtime.remoting.codes import COMPRESSION_TYPE_MASK, MessageSysFlag, PullSysFlag, ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.store.record import HEADER, HEADER_SIZE, MAGIC, MIN_RECORD_SIZE
 
+TAG = "TAG"
+SQL92 = "SQL92"
 _H = struct.Struct(">h")
 _COMPRESSED = int(MessageSysFlag.COMPRESSED)
 _ZLIB = int(MessageSysFlag.COMPRESSION_ZLIB)
@@ -126,16 +130,32 @@ def decode_messages(body: bytes, broker_name: str) -> list[MessageExt]:
 
 
 class TagFilter:
-    """A TAG subscription expression: ``*`` (everything) or ``a || b``."""
+    """A subscription expression. TAG (default): ``*`` (everything) or ``a || b``, re-checked on
+    the client (brokers filter by tag hash). SQL92 (``expression_type="SQL92"``): a property
+    filter the broker evaluates (``enablePropertyFilter``); compiled here first so a bad
+    expression fails at ``subscribe`` (ValueError with the compiler's reason and column)."""
 
-    __slots__ = ("expression", "tags")
+    __slots__ = ("expression", "expression_type", "tags")
 
-    def __init__(self, expression: str | None) -> None:
+    def __init__(self, expression: str | None, expression_type: str = TAG) -> None:
+        kind = (expression_type or TAG).upper()
+        self.expression_type = kind
+        self.tags: frozenset[str] | None = None
+        if kind == SQL92:
+            text = (expression or "").strip()
+            if not text:
+                raise ValueError("a SQL92 subscription needs an expression")
+            try:
+                compile_expression(text)
+            except FilterError as exc:
+                raise ValueError(f"SQL92 expression {text!r}: {exc}") from None
+            self.expression = text
+            return
+        if kind != TAG:
+            raise ValueError(f"expression type {expression_type!r} is neither TAG nor SQL92")
         expression = (expression or "*").strip() or "*"
         self.expression = expression
-        if expression == "*":
-            self.tags: frozenset[str] | None = None
-        else:
+        if expression != "*":
             tags = frozenset(t.strip() for t in expression.split("||") if t.strip())
             if not tags:
                 raise ValueError(f"subscription expression {expression!r} names no tag")
@@ -151,6 +171,16 @@ class TagFilter:
         if tags is None:
             return msgs
         return [m for m in msgs if m.tags in tags]
+
+
+def subscription(expression: str = "*", sql: str | None = None) -> TagFilter:
+    """The filter of ``subscribe(topic, expression, sql=...)``; ClientError when invalid."""
+    if sql is not None and (expression or "*").strip() != "*":
+        raise ClientError("give a TAG expression or sql, not both")
+    try:
+        return TagFilter(sql, SQL92) if sql is not None else TagFilter(expression)
+    except ValueError as exc:
+        raise ClientError(str(exc)) from None
 
 
 class PullResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -173,6 +203,7 @@ def pull_header(
     commit_offset: int = -1,
     suspend_ms: int = 15_000,
     lite: bool = False,
+    expression_type: str = TAG,
 ) -> dict[str, str]:
     """The PULL_MESSAGE extFields. Always carries the subscription (SUBSCRIPTION flag), so a
     broker need not rely on the heartbeat's copy; COMMIT_OFFSET when ``commit_offset`` >= 0."""
@@ -194,7 +225,7 @@ def pull_header(
         "suspendTimeoutMillis": str(suspend_ms),
         "subscription": expression,
         "subVersion": "0",
-        "expressionType": "TAG",
+        "expressionType": expression_type,
     }
 
 

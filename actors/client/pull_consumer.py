@@ -32,7 +32,7 @@ from actors.client.consumer_base import REBALANCER, ConsumerBase
 from actors.client.errors import ClientError, ClientStateError
 from actors.client.hub import ClientHub
 from actors.client.message import MessageExt, MessageQueue
-from actors.client.pull import TagFilter
+from actors.client.pull import subscription
 from actors.client.puller import Consumed, PullOptions, Sink, next_generation
 from actors.client.rebalance import Assign, ConsumeFrom, SeekQueue
 from runtime.remoting.codes import MessageModel, RequestCode
@@ -165,16 +165,15 @@ class PullConsumer(ConsumerBase):
 
     # -- configuration -------------------------------------------------------------------------
 
-    def subscribe(self, topic: str, expression: str = "*") -> None:
-        """Subscribe (group members share the queues). Before ``start``; not with ``assign``."""
+    def subscribe(self, topic: str, expression: str = "*", *, sql: str | None = None) -> None:
+        """Subscribe (group members share the queues) with a TAG ``expression`` or a SQL92
+        property filter ``sql`` (the broker needs ``enablePropertyFilter``). Before ``start``;
+        not with ``assign``."""
         if self._state != "created":
             raise ClientStateError(f"subscribe ({self.group})", self._state)
         if self._fixed is not None:
             raise ClientError("subscribe and assign cannot be mixed")
-        try:
-            self.subscriptions[topic] = TagFilter(expression)
-        except ValueError as exc:
-            raise ClientError(str(exc)) from None
+        self.subscriptions[topic] = subscription(expression, sql)
 
     def assign(self, queues: Sequence[MessageQueue]) -> None:
         """Pull exactly these queues (no group rebalancing). Before or after ``start``."""

@@ -9,8 +9,14 @@ Messages:
   ``max_cached_bytes`` are cached (flow control: pulling resumes when consumption catches up).
   An error retries after ``error_delay``.
 - ``Consumed(generation, offsets, retry)``: the sink finished messages; ``retry`` ones
-  (RECONSUME_LATER) are delivered again locally after ``reconsume_delay``. The committable
-  offset goes to the OffsetStore.
+  (RECONSUME_LATER or an exception) are, with ``send_back`` (clustering push consumers), handed
+  back to the broker (CONSUMER_SEND_MSG_BACK, delay level 0: the broker's ``%RETRY%<group>``
+  with level 3 + reconsumeTimes, or ``%DLQ%<group>`` past ``max_reconsume_times``) by a
+  greenlet; otherwise delivered again locally after ``reconsume_delay`` (broadcasting: up to
+  ``max_reconsume_times`` times, then dropped with a warning, as RocketMQ drops them at once).
+  The committable offset goes to the OffsetStore.
+- ``SentBack(generation, ok, failed)``: the send-back greenlet's outcome. Accepted messages
+  count as consumed (the offset moves past them); the others are retried locally.
 - ``Redeliver(generation, offsets)``: timer for the local redelivery.
 - ``Seek(offset)``: drop what is cached, pull from ``offset`` (lite consumer).
 - ``Quiesce``: stop pulling (shutdown: let the listeners finish first).
@@ -39,6 +45,7 @@ from actors.client.offsets import UpdateOffset
 from actors.client.process_queue import ProcessQueue
 from actors.client.pull import PullResult, TagFilter, decode_pull_response, pull_header
 from actors.client.remoting import make_request
+from actors.client.send_back import send_back
 from runtime.actor import GeventActor
 from runtime.errors import ProtocolError
 from runtime.remoting.codes import RequestCode
@@ -69,6 +76,14 @@ class PullOptions(msgspec.Struct, frozen=True, kw_only=True):
     reconsume_delay: float = 1.0
     commit_in_pull: bool = True
     lite: bool = False
+    send_back: bool = False
+    """Hand failed messages back to the broker (clustering push consumers)."""
+    max_reconsume_times: int = 16
+    send_back_timeout: float = 3.0
+    suspend_delay: float = 1.0
+    """Orderly: how long a queue waits before a failed message is consumed again."""
+    relock_interval: float = 20.0
+    """Orderly: how often the queue locks are renewed (LOCK_BATCH_MQ)."""
 
 
 class PullNext(msgspec.Struct, frozen=True, tag=True):
@@ -85,6 +100,12 @@ class Consumed(msgspec.Struct, frozen=True, tag=True):
     generation: int
     offsets: list[int]
     retry: list[int] = []
+
+
+class SentBack(msgspec.Struct, frozen=True, tag=True):
+    generation: int
+    ok: list[int]
+    failed: list[int]
 
 
 class Redeliver(msgspec.Struct, frozen=True, tag=True):
@@ -156,6 +177,8 @@ class QueuePuller(GeventActor):
             self._consumed(message)
         elif isinstance(message, PullNext):
             self._pull_next()
+        elif isinstance(message, SentBack):
+            self._sent_back(message)
         elif isinstance(message, Redeliver):
             if message.generation == self.generation:
                 msgs = [self.pq.msgs[o] for o in message.offsets if o in self.pq.msgs]
@@ -199,6 +222,7 @@ class QueuePuller(GeventActor):
                 offset,
                 max_nums=opts.batch_size,
                 expression=self.tag_filter.expression,
+                expression_type=self.tag_filter.expression_type,
                 commit_offset=commit,
                 suspend_ms=opts.suspend_ms,
                 lite=opts.lite,
@@ -229,7 +253,7 @@ class QueuePuller(GeventActor):
         if status is PullStatus.FOUND:
             fresh = self.pq.add(result.messages, result.next_begin_offset)
             if fresh:
-                self.sink.deliver(self.actor_ref, self.generation, self.mq, fresh)
+                self._deliver(fresh)
         elif status is PullStatus.OFFSET_ILLEGAL:
             logger.warning(
                 "client: offset {} of {} is illegal; moving to {}",
@@ -259,19 +283,81 @@ class QueuePuller(GeventActor):
             )
         self.paused = over
 
+    def _deliver(self, fresh: list[MessageExt]) -> None:
+        """Hand newly pulled messages to the sink (the orderly puller queues them instead)."""
+        self.sink.deliver(self.actor_ref, self.generation, self.mq, fresh)
+
     def _consumed(self, message: Consumed) -> None:
         if message.generation != self.generation:
             return
         self.pq.remove(message.offsets)
         if message.retry:
-            self.send_after(
-                self.options.reconsume_delay, Redeliver(self.generation, list(message.retry))
-            )
+            failed = [self.pq.msgs[o] for o in message.retry if o in self.pq.msgs]
+            if self.options.send_back:
+                gevent.spawn(self._send_back, self.generation, failed)
+            else:
+                self._retry_locally(failed, drop_after_max=True)
+        self._settled()
+
+    def _settled(self) -> None:
+        """Messages left the process queue: report the offset, maybe resume pulling."""
         self._report()
         if self.paused:
             self._check_flow()
             if not self.paused:
                 self._pull_next()
+
+    def _retry_locally(self, msgs: list[MessageExt], *, drop_after_max: bool = False) -> None:
+        retry = []
+        dropped = []
+        for m in msgs:
+            if drop_after_max and m.reconsume_times >= self.options.max_reconsume_times:
+                dropped.append(m.queue_offset)
+            else:
+                retry.append(m.queue_offset)
+        if dropped:
+            logger.warning(
+                "client: {} {} failed {} times: dropped (offsets {})",
+                self.group,
+                self.mq,
+                self.options.max_reconsume_times + 1,
+                dropped,
+            )
+            self.pq.remove(dropped)
+        if retry:
+            self.send_after(self.options.reconsume_delay, Redeliver(self.generation, retry))
+
+    def _send_back(self, generation: int, msgs: list[MessageExt], delay_level: int = 0) -> None:
+        """Greenlet: CONSUMER_SEND_MSG_BACK for each message, then SentBack to the actor."""
+        ok: list[int] = []
+        failed: list[int] = []
+        opts = self.options
+        for m in msgs:
+            try:
+                send_back(
+                    self.instance,
+                    self.group,
+                    m,
+                    delay_level=delay_level,
+                    max_reconsume_times=opts.max_reconsume_times,
+                    timeout=opts.send_back_timeout,
+                )
+            except ClientError as exc:
+                logger.warning("client: send back of {} failed ({}); retrying locally", m, exc)
+                failed.append(m.queue_offset)
+            else:
+                ok.append(m.queue_offset)
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.actor_ref.tell(SentBack(generation, ok, failed))
+
+    def _sent_back(self, message: SentBack) -> None:
+        if message.generation != self.generation:
+            return
+        self.pq.remove(message.ok)
+        failed = [self.pq.msgs[o] for o in message.failed if o in self.pq.msgs]
+        if failed:
+            self._retry_locally(failed)
+        self._settled()
 
     def _seek(self, offset: int, generation: int) -> None:
         self.generation = generation

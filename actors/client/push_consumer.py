@@ -1,5 +1,6 @@
 """PushConsumer: a listener called for every message of the subscribed topics (RocketMQ's
-DefaultMQPushConsumer).
+DefaultMQPushConsumer, with MessageListenerConcurrently or, ``orderly=True``,
+MessageListenerOrderly).
 
 ```python
 consumer = PushConsumer("orders-billing", namesrv="127.0.0.1:9876")
@@ -12,9 +13,19 @@ consumer.start(); ...; consumer.shutdown()
 ```
 
 Listeners run on a pool of ``consume_threads`` threads (greenlets when gevent monkey-patched),
-so they may block. RECONSUME_LATER (or an exception) redelivers the message locally after
-``reconsume_delay`` seconds, with ``reconsume_times`` raised; its offset is not committed until
-it succeeds. (Sending it back to the broker's retry topic comes with the retry work.)
+so they may block.
+
+Concurrently (default): RECONSUME_LATER (or an exception) sends the message back to the broker
+(CONSUMER_SEND_MSG_BACK): it comes again through ``%RETRY%<group>`` after the broker's delay
+level 3 + reconsumeTimes (10 s, 30 s, 1 m, ...), with ``reconsume_times`` raised and its
+original topic, and after ``max_reconsume_times`` (16) it goes to ``%DLQ%<group>``. The offset
+moves past it once the broker accepted it; only if the send-back fails is it redelivered locally
+after ``reconsume_delay``. Broadcasting consumers retry locally, ``max_reconsume_times`` times.
+
+Orderly (``orderly=True``): each queue is locked at its broker (LOCK_BATCH_MQ, renewed every
+``relock_interval``) and consumed one message at a time, in queue order; a failure suspends the
+queue for ``suspend_delay`` and offers the message again, and after ``max_reconsume_times``
+failures sends it to ``%DLQ%<group>`` and moves on (see ``actors.client.orderly_puller``).
 """
 
 from __future__ import annotations
@@ -28,9 +39,11 @@ from actors.client.consume import RETRY_PREFIX, ConsumeService, Listener
 from actors.client.consumer_base import ConsumerBase
 from actors.client.errors import ClientError, ClientStateError
 from actors.client.hub import ClientHub
-from actors.client.pull import TagFilter
+from actors.client.orderly_rebalance import OrderlyRebalancer
+from actors.client.pull import TagFilter, subscription
 from actors.client.puller import PullOptions, Sink
-from actors.client.rebalance import ConsumeFrom
+from actors.client.rebalance import ConsumeFrom, Rebalancer
+from actors.client.send_back import DEFAULT_MAX_RECONSUME_TIMES
 from runtime.remoting.codes import MessageModel
 
 
@@ -42,7 +55,9 @@ class PushConsumer(ConsumerBase):
     ``consume_from`` (LAST / FIRST / TIMESTAMP with ``consume_timestamp`` in ms; applies only
     to queues where the group has no committed offset), ``consume_threads`` (20),
     ``pull_batch_size`` (32), ``max_cached_messages`` (1000) / ``max_cached_bytes`` (100 MiB)
-    per queue, ``rebalance_interval`` (20 s), ``commit_interval`` (5 s), ``reconsume_delay``.
+    per queue, ``rebalance_interval`` (20 s), ``commit_interval`` (5 s), ``reconsume_delay``
+    (1 s, local redelivery when a send-back fails), ``max_reconsume_times`` (16), ``orderly``
+    (False), ``suspend_delay`` (1 s, orderly), ``relock_interval`` (20 s, orderly).
     """
 
     consume_type = "CONSUME_PASSIVELY"
@@ -71,7 +86,14 @@ class PushConsumer(ConsumerBase):
         route_refresh_interval: float = 30.0,
         listener: Listener | None = None,
         hub: ClientHub | None = None,
+        orderly: bool = False,
+        max_reconsume_times: int = DEFAULT_MAX_RECONSUME_TIMES,
+        suspend_delay: float = 1.0,
+        relock_interval: float = 20.0,
     ) -> None:
+        if max_reconsume_times < 0:
+            raise ClientError(f"max_reconsume_times {max_reconsume_times} is negative")
+        clustering = MessageModel(model) is MessageModel.CLUSTERING
         options = PullOptions(
             batch_size=pull_batch_size,
             suspend_ms=int(suspend_timeout * 1000),
@@ -80,6 +102,10 @@ class PushConsumer(ConsumerBase):
             error_delay=pull_error_delay,
             reconsume_delay=reconsume_delay,
             commit_in_pull=True,
+            send_back=clustering,
+            max_reconsume_times=max_reconsume_times,
+            suspend_delay=suspend_delay,
+            relock_interval=relock_interval,
         )
         super().__init__(
             group,
@@ -96,6 +122,8 @@ class PushConsumer(ConsumerBase):
             route_refresh_interval=route_refresh_interval,
             hub=hub,
         )
+        self.orderly = orderly
+        self.max_reconsume_times = max_reconsume_times
         self.consume_threads = consume_threads
         self.shutdown_wait = shutdown_wait
         self.listeners: dict[str, Listener] = {}
@@ -106,16 +134,20 @@ class PushConsumer(ConsumerBase):
     # -- configuration -----------------------------------------------------------------------
 
     def subscribe(
-        self, topic: str, expression: str = "*", listener: Listener | None = None
+        self,
+        topic: str,
+        expression: str = "*",
+        listener: Listener | None = None,
+        *,
+        sql: str | None = None,
     ) -> Callable[[Listener], Listener]:
-        """Subscribe to ``topic`` with a TAG expression (``"*"`` or ``"a || b"``). Give the
+        """Subscribe to ``topic`` with a TAG expression (``"*"`` or ``"a || b"``) or a SQL92
+        property filter ``sql`` (``"a > 5 AND region = 'eu'"``; the broker needs
+        ``enablePropertyFilter=true``; an invalid expression raises ClientError here). Give the
         listener here, or use the return value as a decorator. Before ``start`` only."""
         if self._state != "created":
             raise ClientStateError(f"subscribe ({self.group})", self._state)
-        try:
-            self.subscriptions[topic] = TagFilter(expression)
-        except ValueError as exc:
-            raise ClientError(str(exc)) from None
+        self.subscriptions[topic] = subscription(expression, sql)
 
         def register(fn: Listener) -> Listener:
             self.listeners[topic] = fn
@@ -172,6 +204,9 @@ class PushConsumer(ConsumerBase):
             hub, self.listeners, threads=self.consume_threads, name=f"actormq-consume-{self.group}"
         )
         return self.service
+
+    def _rebalancer_class(self) -> type[Rebalancer]:
+        return OrderlyRebalancer if self.orderly else Rebalancer
 
     def _extra_topics(self) -> dict[str, TagFilter]:
         if self.model is MessageModel.CLUSTERING:

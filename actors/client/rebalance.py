@@ -95,6 +95,8 @@ class QuiesceAll(msgspec.Struct, frozen=True, tag=True):
 class Rebalancer(GeventActor):
     """See the module docstring."""
 
+    puller_class: type[QueuePuller] = QueuePuller
+
     def __init__(
         self,
         instance: ClientInstance,
@@ -191,7 +193,7 @@ class Rebalancer(GeventActor):
         added = sorted(mq for mq in wanted if mq not in self.pullers)
         if removed:
             self._stop_pullers(removed)
-        started = [mq for mq in added if self._start_puller(mq)]
+        started = self._start_pullers(added)
         changed = bool(removed or started)
         if changed:
             logger.info(
@@ -282,13 +284,17 @@ class Rebalancer(GeventActor):
         logger.debug("client: {} starts {} at {} ({})", self.group, mq, offset, self.consume_from)
         return offset
 
+    def _start_pullers(self, mqs: list[MessageQueue]) -> list[MessageQueue]:
+        """Start pullers for newly assigned queues; the ones started."""
+        return [mq for mq in mqs if self._start_puller(mq)]
+
     def _start_puller(self, mq: MessageQueue) -> bool:
         try:
             offset = self.start_offset(mq)
         except ClientError as exc:
             logger.warning("client: cannot start {}: {}", mq, exc)
             return False
-        ref = QueuePuller.start(
+        ref = self.puller_class.start(
             self.instance,
             self.group,
             mq,
@@ -331,4 +337,4 @@ class Rebalancer(GeventActor):
         del self.pullers[message.mq]
         if message.failure is not None:
             logger.error("client: puller of {} failed: {}; restarting", message.mq, message.failure)
-            self._start_puller(message.mq)
+            self._start_pullers([message.mq])

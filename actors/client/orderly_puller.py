@@ -1,0 +1,178 @@
+"""OrderlyPuller: the pull loop of one queue of an orderly push consumer (RocketMQ's
+ConsumeMessageOrderlyService, per queue).
+
+A ``QueuePuller`` whose messages are consumed one batch at a time, in queue order, and only
+while this client holds the queue's broker lock:
+
+- Pulled messages wait in the ProcessQueue; the head of it (up to ``BATCH`` messages) goes to
+  the listener pool as one task (``deliver_ordered``), and the next batch only after that one
+  reported back. Nothing is offered while the lock is not held (or older than ``LOCK_TTL``,
+  RocketMQ's client-side 30 s), and nothing is pulled either.
+- A failed message (RECONSUME_LATER / SUSPEND_CURRENT_QUEUE_A_MOMENT / an exception) suspends
+  the queue: after ``suspend_delay`` it is offered again with ``reconsume_times`` raised. Once
+  it failed with ``reconsume_times >= max_reconsume_times`` it is sent to the dead-letter queue
+  (CONSUMER_SEND_MSG_BACK with delay level -1: ``%DLQ%<group>``) and the queue moves on; if
+  that send fails the queue stays suspended and the message is offered again (broadcasting
+  consumers have no dead-letter queue: the message is dropped, with a warning).
+
+Messages, besides the QueuePuller's:
+- ``LockState(until)``: the rebalancer (re)locked the queue (``until``: monotonic expiry) or
+  lost it (0). Resumes pulling and consuming when held.
+- ``Resume(generation)``: the suspension timer fired.
+- ``Idle(reply)``: offer nothing more; ``reply`` gets True once no batch is being consumed (the
+  rebalancer waits for this, bounded, before it unlocks a queue taken away).
+
+State owned, besides the QueuePuller's: the lock expiry, whether a batch (or a dead-letter
+send) is in flight, whether the queue is suspended, the ``Idle`` waiters.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from typing import Any, Protocol
+
+import gevent
+import msgspec
+import pykka
+from loguru import logger
+
+from actors.client.message import MessageExt, MessageQueue
+from actors.client.puller import Consumed, QueuePuller, SentBack
+from actors.client.send_back import TO_DLQ
+
+LOCK_TTL = 30.0
+"""Seconds a lock counts as held after it was granted (RocketMQ's rebalance lock max live)."""
+BATCH = 16
+"""Messages offered to the listener pool as one in-order task."""
+
+
+class OrderedSink(Protocol):
+    def deliver_ordered(
+        self, puller: pykka.ActorRef[Any], generation: int, mq: MessageQueue, msgs: list[MessageExt]
+    ) -> None: ...
+
+
+class LockState(msgspec.Struct, frozen=True, tag=True):
+    until: float  # time.monotonic() deadline; 0 = not locked
+
+
+class Resume(msgspec.Struct, frozen=True, tag=True):
+    generation: int
+
+
+class Idle(msgspec.Struct, frozen=True, tag=True):
+    reply: Any  # GeventFuture[bool]
+
+
+class OrderlyPuller(QueuePuller):
+    """See the module docstring."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.locked_until = 0.0
+        self.busy = False
+        self.suspended = False
+        self.stopping = False
+        self._idle_waiters: list[Any] = []
+
+    @property
+    def locked(self) -> bool:
+        return time.monotonic() < self.locked_until
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, LockState):
+            self.locked_until = message.until
+            if self.locked:
+                self._pull_next()
+                self._dispatch()
+        elif isinstance(message, Resume):
+            if message.generation == self.generation:
+                self.suspended = False
+                self._dispatch()
+        elif isinstance(message, Idle):
+            self.stopping = True
+            if self.busy:
+                self._idle_waiters.append(message.reply)
+            else:
+                message.reply.set(True)
+        else:
+            super().on_receive(message)
+        return None
+
+    # -- QueuePuller hooks --------------------------------------------------------------------
+
+    def _pull_next(self) -> None:
+        if self.locked:
+            super()._pull_next()
+
+    def _deliver(self, fresh: list[MessageExt]) -> None:
+        self._dispatch()
+
+    def _consumed(self, message: Consumed) -> None:
+        if message.generation != self.generation:
+            return
+        self._not_busy()
+        self.pq.remove(message.offsets)
+        failed = self.pq.msgs.get(message.retry[0]) if message.retry else None
+        if failed is not None:
+            if failed.reconsume_times >= self.options.max_reconsume_times:
+                self._dead_letter(failed)
+            else:
+                self._suspend(failed)
+        self._settled()
+        self._dispatch()
+
+    def _sent_back(self, message: SentBack) -> None:
+        if message.generation != self.generation:
+            return
+        self._not_busy()
+        self.pq.remove(message.ok)
+        for offset in message.failed:
+            failed = self.pq.msgs.get(offset)
+            if failed is not None:
+                self._suspend(failed)
+        self._settled()
+        self._dispatch()
+
+    # -- consuming ------------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        if self.busy or self.suspended or self.stopping or self.quiescing or not self.locked:
+            return
+        batch = list(itertools.islice(self.pq.msgs.values(), BATCH))
+        if not batch:
+            return
+        self.busy = True
+        sink: OrderedSink = self.sink  # type: ignore[assignment]
+        sink.deliver_ordered(self.actor_ref, self.generation, self.mq, batch)
+
+    def _suspend(self, msg: MessageExt) -> None:
+        msg.reconsume_times += 1
+        self.suspended = True
+        self.send_after(self.options.suspend_delay, Resume(self.generation))
+
+    def _dead_letter(self, msg: MessageExt) -> None:
+        if not self.options.send_back:
+            logger.warning(
+                "client: {} {} failed {} times: dropped (broadcasting has no dead-letter queue)",
+                self.group,
+                msg,
+                msg.reconsume_times + 1,
+            )
+            self.pq.remove([msg.queue_offset])
+            return
+        logger.warning(
+            "client: {} {} failed {} times: to the dead-letter queue",
+            self.group,
+            msg,
+            msg.reconsume_times + 1,
+        )
+        self.busy = True
+        gevent.spawn(self._send_back, self.generation, [msg], TO_DLQ)
+
+    def _not_busy(self) -> None:
+        self.busy = False
+        waiters, self._idle_waiters = self._idle_waiters, []
+        for reply in waiters:
+            reply.set(True)
