@@ -37,7 +37,7 @@ from loguru import logger
 from actors.broker.ha_messages import ClientDone, ClientTick, MasterAddress
 from actors.broker.ha_service import HAContext
 from actors.broker.messages import AppendRaw
-from runtime.actor import GeventActor, new_future
+from runtime.actor import GeventActor, new_future, offload
 from runtime.errors import ActorFailure, ProtocolError
 from runtime.ha import protocol as P
 
@@ -182,7 +182,7 @@ class HAClient(GeventActor):
                 elif isinstance(frame, P.Accept):
                     if accepted or frame.offset != log.write_offset:
                         raise ProtocolError(f"unexpected ACCEPT at {frame.offset}")
-                    ha.epochs.replace(frame.epochs)
+                    offload(ha.epochs.replace, frame.epochs)
                     self.state.epoch = frame.epoch
                     self.state.master_link_up = True
                     self.state.notify()

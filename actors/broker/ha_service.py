@@ -46,7 +46,7 @@ from actors.broker.ha_messages import (
     SlaveLeft,
 )
 from actors.broker.messages import Confirm
-from runtime.actor import GeventActor, new_future
+from runtime.actor import GeventActor, new_future, offload
 from runtime.ha.epoch import EpochFile
 from runtime.ha.state import HAState, SlaveLink
 from runtime.store.context import ReplicationStatus, StoreContext
@@ -208,7 +208,7 @@ class HAService(GeventActor):
     def _new_epoch(self, msg: NewEpoch) -> None:
         epochs = self.ha.epochs
         if msg.epoch > epochs.last_epoch:
-            epochs.append(msg.epoch, self.log.write_offset, self.state.node_id)
+            offload(epochs.append, msg.epoch, self.log.write_offset, self.state.node_id)
             logger.info(
                 "{}: epoch {} begins at offset {}",
                 self.ha.service,

@@ -22,6 +22,7 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
+import gevent
 import pykka
 from loguru import logger
 
@@ -43,6 +44,7 @@ from actors.broker.store_service import BrokerStore
 from actors.broker.timer_scheduler import TimerScheduler
 from actors.broker.transaction_manager import TransactionManager
 from config import BrokerConfig, BrokerRole
+from runtime.actor import offload
 from runtime.directory import Directory
 from runtime.ha.epoch import EpochFile
 from runtime.ha.state import HAState, Role
@@ -125,7 +127,10 @@ def broker_spec(
     def start() -> object:
         store_root.mkdir(parents=True, exist_ok=True)
         settings = StoreSettings.from_broker_config(cfg)
-        _apply_truncation(settings)
+        if gevent.getcurrent() is gevent.get_hub():
+            _apply_truncation(settings)
+        else:
+            offload(_apply_truncation, settings)  # it fsyncs
         store = BrokerStore.build(settings, directory, prefix=name)
         state = HAState(
             node_id=node,

@@ -31,7 +31,7 @@ from loguru import logger
 
 from actors.broker.slave_sync_handler import DELAY_FILE, DelayTable, OffsetTable
 from actors.broker.store_adapter import to_store
-from runtime.actor import GeventActor
+from runtime.actor import GeventActor, offload
 from runtime.errors import ActorFailure, ProtocolError
 from runtime.ha.state import HAState
 from runtime.remoting.bodies import TopicConfigSerializeWrapper, decode_body
@@ -173,4 +173,4 @@ class SlaveSynchronize(GeventActor):
         except FileNotFoundError:
             same = False
         if not same:
-            write_atomic(path, delay)
+            offload(write_atomic, path, delay)

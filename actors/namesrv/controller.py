@@ -9,7 +9,8 @@ Messages:
   during the grace period after this controller started (it grants nothing until every lease a
   previous incarnation granted has run out).
 - ``BrokerDown(group, node)`` (tell; in one process the supervisor reports a dead broker
-  subtree at once): the node is not live; if it was master its lease is void now.
+  subtree at once): the node is not live; if it was master its lease is void (its writer died
+  with it) and the election runs at once, before the restarted node can claim the term.
 - ``SessionClosed(session_id)`` (tell): a broker's connection closed (kept for the record;
   elections still wait for the lease, since a closed connection does not prove a dead writer).
 - ``ControllerTick`` (timer, 0.1 s): a master whose lease ran out (+ margin) is lost; elect.
@@ -226,8 +227,11 @@ class Controller(GeventActor):
             return
         m.last_seen = float("-inf")
         if g.master == msg.node:
+            # Its writer is gone with it: no lease to wait for. Elect now, before the
+            # supervisor's restart of the same node can claim the term back.
             logger.warning("controller: {} master {} is down", g.name, msg.node)
-            g.lease_until = float("-inf")  # its writer is gone with it: no lease to wait for
+            g.master = None
+            self._decide(g, self.clock(), exclude=msg.node)
 
     def _decide(self, g: _Group, now: float, exclude: int | None = None) -> None:
         live = {
