@@ -1,9 +1,13 @@
-"""GET_ALL_CONSUMER_OFFSET (43) and GET_ALL_DELAY_OFFSET (45): what a slave copies from its
-master every 10 s (``SlaveSynchronize``), with GET_ALL_TOPIC_CONFIG (21, in ``admin_handler``).
+"""GET_ALL_CONSUMER_OFFSET (43), GET_ALL_DELAY_OFFSET (45) and GET_TIMER_CHECK_POINT (60): what
+a slave copies from its master every 10 s (``SlaveSynchronize``), with GET_ALL_TOPIC_CONFIG (21,
+in ``admin_handler``).
 
-Bodies are RocketMQ's JSON: consumer offsets ``{"offsetTable": {"topic@group": {"0": 12}}}``
+Bodies: consumer offsets as RocketMQ's JSON ``{"offsetTable": {"topic@group": {"0": 12}}}``
 (ConsumerOffsetManager.encode); delay progress is the master's ``delayOffset.json`` as stored
-(``{"offsetTable": {"1": 345}}``, level -> offset in SCHEDULE_TOPIC_XXXX), or an empty table.
+(``{"offsetTable": {"1": 345}}``, level -> offset in SCHEDULE_TOPIC_XXXX), or an empty table;
+timer progress is the master's ``timerProgress.json`` (actormq's own shape,
+``{"watermark": 12, "delivered": [14]}``; RocketMQ 5 sends a binary checkpoint under code 60),
+so a promoted slave does not deliver timer messages its master already delivered.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from runtime.remoting.command import RemotingCommand
 from runtime.session import SessionHandle
 
 DELAY_FILE = "delayOffset.json"
+TIMER_FILE = "timerProgress.json"
+GET_TIMER_CHECK_POINT = 60
 
 
 class OffsetTable(msgspec.Struct, rename="camel"):
@@ -25,6 +31,11 @@ class OffsetTable(msgspec.Struct, rename="camel"):
 
 class DelayTable(msgspec.Struct, rename="camel"):
     offset_table: dict[str, int] = {}
+
+
+class TimerTable(msgspec.Struct, rename="camel"):
+    watermark: int = 0
+    delivered: list[int] = []
 
 
 def all_consumer_offsets(
@@ -37,10 +48,19 @@ def all_consumer_offsets(
 def all_delay_offsets(
     ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
 ) -> RemotingCommand:
-    path = os.path.join(ctx.store.store.settings.config_dir, DELAY_FILE)
+    return reply(request, body=_config_file(ctx, DELAY_FILE, DelayTable()))
+
+
+def timer_check_point(
+    ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
+) -> RemotingCommand:
+    return reply(request, body=_config_file(ctx, TIMER_FILE, TimerTable()))
+
+
+def _config_file(ctx: BrokerContext, name: str, empty: msgspec.Struct) -> bytes:
+    path = os.path.join(ctx.store.store.settings.config_dir, name)
     try:
         with open(path, "rb") as fh:
-            body = fh.read()
+            return fh.read()
     except FileNotFoundError:
-        body = msgspec.json.encode(DelayTable())
-    return reply(request, body=body)
+        return msgspec.json.encode(empty)

@@ -8,11 +8,12 @@ Messages accepted:
 - ``SyncDone(ok, reason)``: internal, from the round's greenlet.
 
 A round (a greenlet of its own; edge code, every call has a timeout) asks the master over
-remoting for GET_ALL_TOPIC_CONFIG (21), GET_ALL_CONSUMER_OFFSET (43) and GET_ALL_DELAY_OFFSET
-(45), then: creates or updates every topic the master has (topics only the slave has are
-left alone); commits every consumer offset that differs (so a failover does not replay a
-group's history, or replays at most one interval); rewrites ``config/delayOffset.json`` when
-it differs (the Scheduler of a promoted slave starts from it).
+remoting for GET_ALL_TOPIC_CONFIG (21), GET_ALL_CONSUMER_OFFSET (43), GET_ALL_DELAY_OFFSET
+(45) and GET_TIMER_CHECK_POINT (60), then: creates or updates every topic the master has
+(topics only the slave has are left alone); commits every consumer offset that differs (so a
+failover does not replay a group's history, or replays at most one interval); rewrites
+``config/delayOffset.json`` and ``config/timerProgress.json`` when they differ (the Scheduler
+and TimerScheduler of a promoted slave start from them).
 
 State owned: the remoting session to the master, whether a round runs, the last round's
 outcome. Durability point: the store's own (topics.json, consumerOffset.json, the delay file).
@@ -29,7 +30,14 @@ import msgspec
 import pykka
 from loguru import logger
 
-from actors.broker.slave_sync_handler import DELAY_FILE, DelayTable, OffsetTable
+from actors.broker.slave_sync_handler import (
+    DELAY_FILE,
+    GET_TIMER_CHECK_POINT,
+    TIMER_FILE,
+    DelayTable,
+    OffsetTable,
+    TimerTable,
+)
 from actors.broker.store_adapter import to_store
 from runtime.actor import GeventActor, offload
 from runtime.errors import ActorFailure, ProtocolError
@@ -161,16 +169,22 @@ class SlaveSynchronize(GeventActor):
             for queue_id, offset in queues.items():
                 if current.get(queue_id) != offset:
                     store.commit_offset(group, topic, queue_id, offset)
-        delay = self._call(address, RequestCode.GET_ALL_DELAY_OFFSET)
+        self._copy_file(address, RequestCode.GET_ALL_DELAY_OFFSET, DELAY_FILE, DelayTable)
+        self._copy_file(address, GET_TIMER_CHECK_POINT, TIMER_FILE, TimerTable)
+
+    def _copy_file(self, address: str, code: int, name: str, shape: type) -> None:
+        """The master's config file ``name`` (checked against ``shape``) over ours if it
+        differs."""
+        body = self._call(address, code)
         try:
-            msgspec.json.decode(delay, type=DelayTable)
+            msgspec.json.decode(body, type=shape)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise ProtocolError(f"delay offsets body: {exc}") from None
-        path = os.path.join(store.settings.config_dir, DELAY_FILE)
+            raise ProtocolError(f"{name} body: {exc}") from None
+        path = os.path.join(self.store.settings.config_dir, name)
         try:
             with open(path, "rb") as fh:
-                same = fh.read() == delay
+                same = fh.read() == body
         except FileNotFoundError:
             same = False
         if not same:
-            offload(write_atomic, path, delay)
+            offload(write_atomic, path, body)

@@ -1,6 +1,6 @@
 """Slave reads and metadata sync: a slave serves pulls (slaveReadEnable, or while its master is
 unreachable), a master suggests the slave to a consumer far behind, and SlaveSynchronize copies
-topic config, consumer offsets and delay progress from the master (codes 21, 43, 45)."""
+topic config, consumer offsets, delay and timer progress from the master (21, 43, 45, 60)."""
 
 from __future__ import annotations
 
@@ -140,11 +140,11 @@ def test_master_suggests_the_slave_to_a_consumer_far_behind(
     assert reply.ext_fields["suggestWhichBrokerId"] == suggested
 
 
-def test_slave_synchronize_copies_topics_offsets_and_delay_progress(
+def test_slave_synchronize_copies_topics_offsets_delay_and_timer_progress(
     tmp_path: pathlib.Path, pairs: list[Pair]
 ) -> None:
     p = make(pairs, tmp_path)
-    # Given a topic, a committed offset and delay progress on the master
+    # Given a topic, a committed offset, delay and timer progress on the master
     assert send(p.to_master, "SYNC-T", b"x", queue_id=2).code == ResponseCode.SUCCESS
     update = {"consumerGroup": "G1", "topic": "SYNC-T", "queueId": 2, "commitOffset": 1}
     assert p.to_master.call(RequestCode.UPDATE_CONSUMER_OFFSET, update).code == 0
@@ -152,11 +152,15 @@ def test_slave_synchronize_copies_topics_offsets_and_delay_progress(
     delay = json.dumps({"offsetTable": {"3": 41}}).encode()
     with open(os.path.join(master_cfg, "delayOffset.json"), "wb") as fh:
         fh.write(delay)
-    # The master serves them (codes 43 and 45)
+    timer = json.dumps({"watermark": 7, "delivered": [9]}).encode()
+    with open(os.path.join(master_cfg, "timerProgress.json"), "wb") as fh:
+        fh.write(timer)
+    # The master serves them (codes 43, 45 and 60)
     offsets = p.to_master.call(RequestCode.GET_ALL_CONSUMER_OFFSET)
     assert json.loads(offsets.body)["offsetTable"]["SYNC-T@G1"] == {"2": 1}
     assert p.to_master.call(RequestCode.GET_ALL_DELAY_OFFSET).body == delay
-    # When the slave syncs, Then it has all three
+    assert p.to_master.call(60).body == timer  # GET_TIMER_CHECK_POINT
+    # When the slave syncs, Then it has them all
     assert p.sync()
     slave = store_ctx(p.slave)  # type: ignore[arg-type]
     query = {"consumerGroup": "G1", "topic": "SYNC-T", "queueId": 2}
@@ -166,3 +170,5 @@ def test_slave_synchronize_copies_topics_offsets_and_delay_progress(
     assert "SYNC-T" in topics["topicConfigTable"]
     with open(os.path.join(slave.settings.config_dir, "delayOffset.json"), "rb") as fh:
         assert fh.read() == delay
+    with open(os.path.join(slave.settings.config_dir, "timerProgress.json"), "rb") as fh:
+        assert fh.read() == timer
