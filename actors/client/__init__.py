@@ -2,6 +2,7 @@
 
 ```python
 from actors.client import Producer, PushConsumer, PullConsumer, Message, ConsumeResult
+from actors.client import TransactionProducer, LocalTransactionState, ConsumeOrderlyStatus
 ```
 
 The public objects are synchronous and thread-safe; their actors run on a gevent hub in a
@@ -21,7 +22,9 @@ from actors.client.errors import (
     SendFailedError,
 )
 from actors.client.message import (
+    ConsumeOrderlyStatus,
     ConsumeResult,
+    LocalTransactionState,
     Message,
     MessageExt,
     MessageQueue,
@@ -34,6 +37,11 @@ from actors.client.pull_consumer import PullConsumer
 from actors.client.push_consumer import PushConsumer
 from actors.client.rebalance import ConsumeFrom
 from actors.client.selectors import ByShardingKey, QueueSelector
+from actors.client.transaction import (
+    TransactionListener,
+    TransactionProducer,
+    TransactionSendResult,
+)
 from runtime.remoting.codes import MessageModel
 
 __all__ = [
@@ -43,7 +51,9 @@ __all__ = [
     "ClientStateError",
     "ConnectError",
     "ConsumeFrom",
+    "ConsumeOrderlyStatus",
     "ConsumeResult",
+    "LocalTransactionState",
     "Message",
     "MessageExt",
     "MessageInvalidError",
@@ -60,4 +70,7 @@ __all__ = [
     "SendFailedError",
     "SendResult",
     "SendStatus",
+    "TransactionListener",
+    "TransactionProducer",
+    "TransactionSendResult",
 ]

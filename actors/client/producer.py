@@ -187,9 +187,16 @@ class Producer:
     ) -> SendResult:
         """Send and wait until the broker stored it. Raises a ClientError subclass otherwise
         (``SendFailedError`` after retries, ``RequestTimeoutError`` when the outcome is unknown)."""
-        hub = self._running_hub("send")
+        self._running_hub("send")
         selection = self._selection(msg, queue, sharding_key, selector)
         out = self._prepare(msg, sharding_key)
+        return self._send_outgoing(out, selection, timeout)
+
+    def _send_outgoing(
+        self, out: Outgoing, selection: Selection, timeout: float | None
+    ) -> SendResult:
+        """A sync send of a prepared message (with retries, within ``timeout``)."""
+        hub = self._running_hub("send")
         timeout = self.send_timeout if timeout is None else timeout
         waiter = hub.new_waiter()
 
