@@ -188,18 +188,6 @@ def broker_spec(
             ChildSpec(name=ctx.locks, start=RebalanceLockManager.start),
             *(_schedulers(ctx, store, cfg) if cfg.is_master else []),
             ChildSpec(
-                name=ctx.transactions,
-                start=lambda: TransactionManager.start(
-                    directory,
-                    ctx.producers,
-                    store.settings.config_dir,
-                    store.read_message_bytes,
-                    timeout_s=cfg.transaction_timeout / 1000,
-                    check_max=cfg.transaction_check_max,
-                    check_interval_s=cfg.transaction_check_interval / 1000,
-                ),
-            ),
-            ChildSpec(
                 name=ctx.registrar,
                 start=lambda: NamesrvRegistrar.start(
                     cfg,
@@ -271,10 +259,23 @@ def _apply_truncation(settings: StoreSettings) -> None:
 
 
 def _schedulers(ctx: BrokerContext, store: BrokerStore, cfg: BrokerConfig) -> list[ChildSpec]:
-    """Delay-level and timer delivery: masters only (a slave's copy arrives by replication)."""
+    """Delay-level and timer delivery, transaction check-backs: masters only (a slave's copy of
+    the records arrives by replication, its copy of their progress by SlaveSynchronize)."""
     config_dir = store.settings.config_dir
     levels = tuple(cfg.delay_levels_ms())
     return [
         ChildSpec(name=ctx.scheduler, start=lambda: Scheduler.start(store, config_dir, levels)),
         ChildSpec(name=ctx.timer, start=lambda: TimerScheduler.start(store, config_dir)),
+        ChildSpec(
+            name=ctx.transactions,
+            start=lambda: TransactionManager.start(
+                ctx.directory,
+                ctx.producers,
+                config_dir,
+                store.read_message_bytes,
+                timeout_s=cfg.transaction_timeout / 1000,
+                check_max=cfg.transaction_check_max,
+                check_interval_s=cfg.transaction_check_interval / 1000,
+            ),
+        ),
     ]

@@ -54,6 +54,7 @@ HANDLERS: dict[int, Handler] = {
     RequestCode.GET_ALL_CONSUMER_OFFSET: slave_sync_handler.all_consumer_offsets,
     RequestCode.GET_ALL_DELAY_OFFSET: slave_sync_handler.all_delay_offsets,
     slave_sync_handler.GET_TIMER_CHECK_POINT: slave_sync_handler.timer_check_point,
+    slave_sync_handler.GET_TRANSACTION_TABLE: slave_sync_handler.transaction_table,
 }
 
 

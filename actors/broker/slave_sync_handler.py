@@ -8,11 +8,16 @@ Bodies: consumer offsets as RocketMQ's JSON ``{"offsetTable": {"topic@group": {"
 timer progress is the master's ``timerProgress.json`` (actormq's own shape,
 ``{"watermark": 12, "delivered": [14]}``; RocketMQ 5 sends a binary checkpoint under code 60),
 so a promoted slave does not deliver timer messages its master already delivered.
+
+GET_TRANSACTION_TABLE (3011, actormq's own code) answers the master's ``transaction.json`` (the
+open half messages), so a promoted slave still accepts END_TRANSACTION for them and checks
+them back.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import msgspec
 
@@ -23,6 +28,8 @@ from runtime.session import SessionHandle
 DELAY_FILE = "delayOffset.json"
 TIMER_FILE = "timerProgress.json"
 GET_TIMER_CHECK_POINT = 60
+TRANSACTION_FILE = "transaction.json"
+GET_TRANSACTION_TABLE = 3011
 
 
 class OffsetTable(msgspec.Struct, rename="camel"):
@@ -36,6 +43,10 @@ class DelayTable(msgspec.Struct, rename="camel"):
 class TimerTable(msgspec.Struct, rename="camel"):
     watermark: int = 0
     delivered: list[int] = []
+
+
+class TransactionTable(msgspec.Struct):
+    half: list[dict[str, Any]] = []
 
 
 def all_consumer_offsets(
@@ -55,6 +66,12 @@ def timer_check_point(
     ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
 ) -> RemotingCommand:
     return reply(request, body=_config_file(ctx, TIMER_FILE, TimerTable()))
+
+
+def transaction_table(
+    ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
+) -> RemotingCommand:
+    return reply(request, body=_config_file(ctx, TRANSACTION_FILE, TransactionTable()))
 
 
 def _config_file(ctx: BrokerContext, name: str, empty: msgspec.Struct) -> bytes:

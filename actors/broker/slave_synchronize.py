@@ -9,11 +9,12 @@ Messages accepted:
 
 A round (a greenlet of its own; edge code, every call has a timeout) asks the master over
 remoting for GET_ALL_TOPIC_CONFIG (21), GET_ALL_CONSUMER_OFFSET (43), GET_ALL_DELAY_OFFSET
-(45) and GET_TIMER_CHECK_POINT (60), then: creates or updates every topic the master has
-(topics only the slave has are left alone); commits every consumer offset that differs (so a
-failover does not replay a group's history, or replays at most one interval); rewrites
-``config/delayOffset.json`` and ``config/timerProgress.json`` when they differ (the Scheduler
-and TimerScheduler of a promoted slave start from them).
+(45), GET_TIMER_CHECK_POINT (60) and GET_TRANSACTION_TABLE (3011, actormq's), then: creates or
+updates every topic the master has (topics only the slave has are left alone); commits every
+consumer offset that differs (so a failover does not replay a group's history, or replays at
+most one interval); rewrites ``config/delayOffset.json``, ``config/timerProgress.json`` and
+``config/transaction.json`` when they differ (the Scheduler, TimerScheduler and
+TransactionManager of a promoted slave start from them; a slave runs none of the three).
 
 State owned: the remoting session to the master, whether a round runs, the last round's
 outcome. Durability point: the store's own (topics.json, consumerOffset.json, the delay file).
@@ -33,10 +34,13 @@ from loguru import logger
 from actors.broker.slave_sync_handler import (
     DELAY_FILE,
     GET_TIMER_CHECK_POINT,
+    GET_TRANSACTION_TABLE,
     TIMER_FILE,
+    TRANSACTION_FILE,
     DelayTable,
     OffsetTable,
     TimerTable,
+    TransactionTable,
 )
 from actors.broker.store_adapter import to_store
 from runtime.actor import GeventActor, offload
@@ -171,6 +175,7 @@ class SlaveSynchronize(GeventActor):
                     store.commit_offset(group, topic, queue_id, offset)
         self._copy_file(address, RequestCode.GET_ALL_DELAY_OFFSET, DELAY_FILE, DelayTable)
         self._copy_file(address, GET_TIMER_CHECK_POINT, TIMER_FILE, TimerTable)
+        self._copy_file(address, GET_TRANSACTION_TABLE, TRANSACTION_FILE, TransactionTable)
 
     def _copy_file(self, address: str, code: int, name: str, shape: type) -> None:
         """The master's config file ``name`` (checked against ``shape``) over ours if it

@@ -140,7 +140,7 @@ def test_master_suggests_the_slave_to_a_consumer_far_behind(
     assert reply.ext_fields["suggestWhichBrokerId"] == suggested
 
 
-def test_slave_synchronize_copies_topics_offsets_delay_and_timer_progress(
+def test_slave_synchronize_copies_topics_offsets_delay_timer_and_transactions(
     tmp_path: pathlib.Path, pairs: list[Pair]
 ) -> None:
     p = make(pairs, tmp_path)
@@ -155,6 +155,17 @@ def test_slave_synchronize_copies_topics_offsets_delay_and_timer_progress(
     timer = json.dumps({"watermark": 7, "delivered": [9]}).encode()
     with open(os.path.join(master_cfg, "timerProgress.json"), "wb") as fh:
         fh.write(timer)
+    half = {
+        "offset": 5,
+        "group": "pg",
+        "topic": "T",
+        "msgId": "X",
+        "transactionId": "U",
+        "storedMs": 1,
+    }
+    txn = json.dumps({"half": [half]}).encode()
+    with open(os.path.join(master_cfg, "transaction.json"), "wb") as fh:
+        fh.write(txn)
     # The master serves them (codes 43, 45 and 60)
     offsets = p.to_master.call(RequestCode.GET_ALL_CONSUMER_OFFSET)
     assert json.loads(offsets.body)["offsetTable"]["SYNC-T@G1"] == {"2": 1}
@@ -172,3 +183,5 @@ def test_slave_synchronize_copies_topics_offsets_delay_and_timer_progress(
         assert fh.read() == delay
     with open(os.path.join(slave.settings.config_dir, "timerProgress.json"), "rb") as fh:
         assert fh.read() == timer
+    with open(os.path.join(slave.settings.config_dir, "transaction.json"), "rb") as fh:
+        assert fh.read() == txn  # the promoted slave's TransactionManager starts from it
