@@ -3,7 +3,8 @@
 Real loopback sockets, the project's real ``ClientSession``/``Acceptor`` and codec, on a private
 ``ClientHub`` thread (so a test thread may block on the client while the fake keeps serving).
 It speaks just enough of the protocol for the client: routes (105), sends (10/310/320), pulls
-(11, with long polling), offsets (14/15/29/30/31), heartbeats (34) with
+(11, with long polling), offsets (14/15/29/30/31), send-back (36, only recorded, when
+``accept_send_back``), heartbeats (34) with
 NOTIFY_CONSUMER_IDS_CHANGED (40) pushed to the group, UNREGISTER_CLIENT (35) and
 GET_CONSUMER_LIST_BY_GROUP (38). Pull bodies are real commit-log records
 (``runtime.store.record``). Faults can be injected per broker (``fail_sends``,
@@ -80,6 +81,8 @@ class FakeBroker:
     silent_sends: int = 0
     """How many of the next sends get no answer at all."""
     requests: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    accept_send_back: bool = False
+    """CONSUMER_SEND_MSG_BACK answers SUCCESS (and is only recorded); else not supported."""
     zero_if_not_found: bool = False
     """QUERY_CONSUMER_OFFSET with no stored offset: 0 (RocketMQ, when the queue starts at 0)
     instead of QUERY_NOT_FOUND."""
@@ -338,6 +341,8 @@ class _Broker:
                 self._notify(group)
             if ext.get("producerGroup"):
                 b.producers[ext["producerGroup"]].discard(ext["clientID"])
+            return _ok(request)
+        if code == RequestCode.CONSUMER_SEND_MSG_BACK and b.accept_send_back:
             return _ok(request)
         if code == RequestCode.GET_CONSUMER_LIST_BY_GROUP:
             ids = sorted(b.consumers.get(ext["consumerGroup"], {}))

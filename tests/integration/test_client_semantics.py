@@ -8,6 +8,7 @@ transaction check-back and the SQL92 filter on, so the whole module takes a few 
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import Counter, defaultdict
@@ -268,6 +269,63 @@ def test_orderly_consumes_each_queue_in_order_and_dead_letters_a_poison_message(
     # And at shutdown the queues are unlocked: another consumer may take them at once
     consumer.shutdown()
     assert other_client_locks(node, group, queues[0]) == [queues[0]]
+
+
+def test_orderly_queues_move_between_consumers_without_overlap(
+    node: Node, producer: Producer
+) -> None:
+    # Given an orderly consumer A that consumed 6 messages on each of 4 queues
+    topic, group = "SemOrderlyMove", "sem-orderly-move"
+    queues = [MessageQueue(topic=topic, broker_name="broker-a", queue_id=q) for q in range(4)]
+
+    def send_round(first: int) -> None:
+        for i in range(first, first + 6):
+            for mq in queues:
+                producer.send(Message(topic, f"{mq.queue_id}:{i}"), queue=mq)
+
+    send_round(0)
+    seen: list[tuple[str, int, int, float, float]] = []  # who, queue, i, start, end
+    lock = threading.Lock()
+
+    def listener_of(who: str) -> Callable[[MessageExt], None]:
+        def listener(msg: MessageExt) -> None:
+            start = time.monotonic()
+            time.sleep(0.005)  # a little work, so consumptions of a queue could overlap
+            queue, i = (int(x) for x in msg.body.decode().split(":"))
+            with lock:
+                seen.append((who, queue, i, start, time.monotonic()))
+
+        return listener
+
+    a = push(node, group, orderly=True, instance_name="a")
+    a.subscribe(topic, "*", listener_of("a"))
+    a.start()
+    wait_until(lambda: len(seen) == 24, what="A consumed the first round")
+    # When B joins the group (A gives up two queues: finish, commit, unlock; B locks them)
+    b = push(node, group, orderly=True, instance_name="b")
+    b.subscribe(topic, "*", listener_of("b"))
+    b.start()
+    wait_until(
+        lambda: (
+            len([q for q in a.assignment() if q.topic == topic]) == 2
+            and len([q for q in b.assignment() if q.topic == topic]) == 2
+        ),
+        what="a 2 + 2 split",
+    )
+    send_round(6)
+    wait_until(lambda: len(seen) == 48, what="the second round")
+    # Then every message was consumed once, each queue in order, never by both at once
+    with lock:
+        events = sorted(seen, key=lambda e: e[3])
+    for queue in range(4):
+        mine = [e for e in events if e[1] == queue]
+        assert [e[2] for e in mine] == list(range(12)), mine
+        for before, after in itertools.pairwise(mine):
+            assert before[4] <= after[3], (before, after)
+    # And B took two queues over at the offset where A left them
+    moved = {e[1] for e in events if e[0] == "b"}
+    assert len(moved) == 2
+    assert all(e[2] >= 6 for e in events if e[0] == "b")
 
 
 # -- transactions -------------------------------------------------------------------------------

@@ -1,0 +1,191 @@
+"""Failed messages against the in-memory cluster: what a push consumer sends back, when it
+retries locally instead, what broadcasting does; message validation of delays and filters."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from actors.client import (
+    ClientError,
+    ConsumeFrom,
+    ConsumeResult,
+    Message,
+    MessageInvalidError,
+    MessageModel,
+    PushConsumer,
+    TransactionProducer,
+)
+from actors.client.outgoing import prepare, prepare_batch
+from actors.client.testing import FakeCluster
+from runtime.remoting import properties as P
+from runtime.remoting.codes import RequestCode
+
+pytestmark = pytest.mark.timeout(40)
+
+_live: list[PushConsumer] = []
+
+
+@pytest.fixture
+def cluster() -> Iterator[FakeCluster]:
+    with FakeCluster(("broker-a",), topics=("Orders",)) as fc:
+        yield fc
+        while _live:
+            _live.pop().shutdown()
+
+
+def consumer(cluster: FakeCluster, group: str, **options) -> PushConsumer:
+    options.setdefault("consume_from", ConsumeFrom.FIRST)
+    options.setdefault("rebalance_interval", 60.0)
+    c = PushConsumer(group, namesrv=cluster.namesrv, **options)
+    _live.append(c)
+    return c
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 10.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+class Attempts:
+    def __init__(self, fail: Callable[[object], bool]) -> None:
+        self.fail = fail
+        self.seen: list[int] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, msg) -> ConsumeResult:
+        with self.lock:
+            self.seen.append(msg.reconsume_times)
+        return ConsumeResult.RECONSUME_LATER if self.fail(msg) else ConsumeResult.CONSUME_SUCCESS
+
+
+def send_backs(cluster: FakeCluster) -> list[dict[str, str]]:
+    return [
+        ext
+        for code, ext in list(cluster.broker().requests)
+        if code == RequestCode.CONSUMER_SEND_MSG_BACK
+    ]
+
+
+def test_an_accepted_send_back_moves_the_offset_past_the_message(cluster: FakeCluster) -> None:
+    # Given a broker that accepts send-backs and a message the listener refuses
+    cluster.broker().accept_send_back = True
+    cluster.put("Orders", b"refused", queue_id=0, properties="UNIQ_KEY\x01ID-1\x02")
+    attempts = Attempts(lambda _m: True)
+    c = consumer(cluster, "sb-ok", max_reconsume_times=5, commit_interval=0.05)
+    c.subscribe("Orders", "*", attempts)
+    # When it is consumed
+    c.start()
+    wait_until(lambda: send_backs(cluster), what="a send-back")
+    # Then it went back with RocketMQ's header: commit-log offset, group, delay level 0 (the
+    # broker decides), the message's id and topic, the consumer's max reconsume times
+    [ext] = send_backs(cluster)
+    assert ext["group"] == "sb-ok" and ext["delayLevel"] == "0"
+    assert ext["originMsgId"] == "ID-1" and ext["originTopic"] == "Orders"
+    assert ext["maxReconsumeTimes"] == "5" and int(ext["offset"]) >= 0
+    # And the offset moves past it; it is not redelivered locally
+    wait_until(lambda: cluster.committed("sb-ok", "Orders", 0) == 1, what="the commit")
+    assert attempts.seen == [0]
+    # And the consumer subscribed to its retry topic
+    assert any(
+        ext.get("topic") == "%RETRY%sb-ok"
+        for code, ext in cluster.broker().requests
+        if code == RequestCode.PULL_MESSAGE
+    )
+
+
+def test_a_refused_send_back_falls_back_to_local_retry(cluster: FakeCluster) -> None:
+    # Given a broker that refuses send-backs (REQUEST_CODE_NOT_SUPPORTED)
+    cluster.put("Orders", b"twice", queue_id=0)
+    attempts = Attempts(lambda _m: len(attempts.seen) < 3)
+    c = consumer(cluster, "sb-refused", reconsume_delay=0.05, commit_interval=0.05)
+    c.subscribe("Orders", "*", attempts)
+    # When the listener refuses it twice
+    c.start()
+    wait_until(lambda: len(attempts.seen) == 3, what="three attempts")
+    # Then each failure tried a send-back, then redelivered locally with reconsume_times raised
+    assert len(send_backs(cluster)) == 2
+    assert attempts.seen == [0, 1, 2]
+    wait_until(lambda: cluster.committed("sb-refused", "Orders", 0) == 1, what="the commit")
+
+
+def test_broadcasting_retries_locally_then_drops_and_never_sends_back(
+    cluster: FakeCluster, tmp_path
+) -> None:
+    # Given a broadcasting consumer whose listener always fails
+    cluster.broker().accept_send_back = True
+    cluster.put("Orders", b"hopeless", queue_id=2)
+    attempts = Attempts(lambda _m: True)
+    c = consumer(
+        cluster,
+        "bc-drop",
+        model=MessageModel.BROADCASTING,
+        max_reconsume_times=2,
+        reconsume_delay=0.02,
+        offset_store_dir=tmp_path,
+    )
+    c.subscribe("Orders", "*", attempts)
+    c.start()
+    # When it failed 1 + max_reconsume_times times
+    wait_until(lambda: len(attempts.seen) == 3, what="three attempts")
+    # Then it is dropped: the offset moves on, nothing went to the broker
+    mq = next(q for q in c.assignment() if q.queue_id == 2 and q.topic == "Orders")
+    wait_until(lambda: c.committed(mq) == 1, what="the offset past the dropped message")
+    assert attempts.seen == [0, 1, 2]
+    assert send_backs(cluster) == []
+
+
+def test_delays_and_timers_are_properties_and_only_one_is_allowed() -> None:
+    # Given messages with each kind of delay, Then each is its RocketMQ property
+    def props(msg: Message) -> dict[str, str]:
+        return P.decode_properties(prepare(msg).properties)
+
+    assert props(Message("T", "x", delay_level=3))[P.DELAY] == "3"
+    assert props(Message("T", "x", deliver_at_ms=1_700_000_000_000))[P.TIMER_DELIVER_MS] == (
+        "1700000000000"
+    )
+    assert props(Message("T", "x", delay_ms=1500))[P.TIMER_DELAY_MS] == "1500"
+    # And two kinds at once, a negative delay or a delayed batch are refused before sending
+    for bad in (
+        Message("T", "x", delay_level=1, deliver_at_ms=5),
+        Message("T", "x", delay_ms=-1),
+        Message("T", "x", delay_level=19),
+    ):
+        with pytest.raises(MessageInvalidError):
+            prepare(bad)
+    with pytest.raises(MessageInvalidError):
+        prepare_batch([Message("T", "x", delay_ms=10)])
+
+
+def test_sql_subscriptions_are_checked_at_subscribe(cluster: FakeCluster) -> None:
+    c = PushConsumer("sql-check", namesrv=cluster.namesrv)
+    # Given a valid expression, Then the heartbeat will carry it as SQL92
+    c.subscribe("Orders", sql="a BETWEEN 1 AND 3 AND b IS NOT NULL", listener=print)
+    [sub] = [s for s in c.consumer_data().subscription_data_set if s.topic == "Orders"]
+    assert sub.expression_type == "SQL92" and sub.sub_string.startswith("a BETWEEN")
+    # And an invalid one, or both a tag expression and SQL, raise ClientError
+    with pytest.raises(ClientError, match="column"):
+        c.subscribe("Other", sql="a IN (")
+    with pytest.raises(ClientError):
+        c.subscribe("Other", "TagA", sql="a > 1")
+
+
+def test_a_transaction_producer_needs_both_callbacks() -> None:
+    with pytest.raises(ClientError):
+        TransactionProducer("tx", "127.0.0.1:1", execute=lambda m, a: None)
+
+    class Listener:
+        def execute_local_transaction(self, msg, arg):
+            return None
+
+        def check_local_transaction(self, msg):
+            return None
+
+    tp = TransactionProducer("tx", "127.0.0.1:1", listener=Listener())
+    assert tp.execute is not None and tp.check is not None
