@@ -1,7 +1,7 @@
 """Ordered sends: every step of one order goes to the same queue (sharding key = order id),
-so a consumer of that queue sees the steps in order.
+so a consumer of that queue sees the steps in order (examples/orderly_consumer.py).
 
-    python examples/ordered_producer.py --namesrv 127.0.0.1:9876 --count 5
+    python examples/ordered_producer.py --namesrv 127.0.0.1:9876 --count 5 --prefix order
 """
 
 from __future__ import annotations
@@ -14,12 +14,15 @@ STEPS = ("created", "paid", "shipped", "delivered")
 
 
 def main() -> int:
-    args = parser(__doc__ or "").parse_args()
+    p = parser(__doc__ or "")
+    p.set_defaults(topic="ExampleOrders", count=5)
+    p.add_argument("--prefix", default="order", help="order ids are <prefix>-<n>")
+    args = p.parse_args()
     setup_logging(args.log_level)
     queues: dict[str, set] = {}
     with Producer("example-ordered-producer", namesrv=args.namesrv) as producer:
         for order in range(args.count):
-            order_id = f"order-{order}"
+            order_id = f"{args.prefix}-{order}"
             for step in STEPS:
                 r = producer.send(
                     Message(args.topic, f"{order_id} {step}", tags=step, keys=[order_id]),

@@ -150,6 +150,7 @@ class QueuePuller(GeventActor):
         self.quiescing = False
         self._pull: gevent.Greenlet | None = None
         self._reported = start_offset
+        self._warned = False
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -243,6 +244,10 @@ class QueuePuller(GeventActor):
             return
         self._pull = None
         if message.error is not None:
+            if isinstance(message.error, BrokerError) and not self._warned:
+                # e.g. a SQL92 subscription the broker cannot parse or does not support
+                self._warned = True
+                logger.warning("client: pull {} refused: {}", self.mq, message.error)
             logger.debug("client: pull {} failed: {}", self.mq, message.error)
             if isinstance(message.error, ClientError):
                 self.instance.refresh_route(self.mq.topic)

@@ -25,7 +25,18 @@ def namesrv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         assert node.terminate() == 0, node.stderr_text()
 
 
-def run_example(namesrv: str, script: str, *args: str, timeout: float = 90) -> str:
+@pytest.fixture(scope="module")
+def features(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``python -m runtime cluster --profile examples/features.toml`` (SQL92 on, fast checks)."""
+    data = tmp_path_factory.mktemp("examples-features")
+    profile = str(REPO / "examples" / "features.toml")
+    args = ["cluster", "--profile", profile, "--ephemeral-ports", "--data-dir", str(data)]
+    with RuntimeProcess(args) as node:
+        yield node.wait_ready()["namesrv"]
+        assert node.terminate() == 0, node.stderr_text()
+
+
+def run_example(namesrv: str, script: str, *args: str, timeout: float = 90, code: int = 0) -> str:
     env = dict(os.environ, NAMESRV_ADDR=namesrv, HOME=os.environ.get("HOME", "/tmp"))
     proc = subprocess.run(
         [sys.executable, str(REPO / "examples" / script), *args],
@@ -35,8 +46,10 @@ def run_example(namesrv: str, script: str, *args: str, timeout: float = 90) -> s
         text=True,
         timeout=timeout,
     )
-    assert proc.returncode == 0, f"{script} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout
+    assert proc.returncode == code, (
+        f"{script} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    )
+    return proc.stdout + proc.stderr if code else proc.stdout
 
 
 def received(out: str) -> int:
@@ -93,3 +106,51 @@ def test_producer_then_consumers(namesrv: str, tmp_path) -> None:
 def test_ordered_producer_keeps_each_order_on_one_queue(namesrv: str) -> None:
     out = run_example(namesrv, "ordered_producer.py", "--topic", "ExampleOrders", "--count", "4")
     assert out.count("4 steps on") == 4
+
+
+def test_retry_consumer_retries_through_the_broker_and_dead_letters_poison(features: str) -> None:
+    # Given 3 messages, one poison; When the example fails each first delivery
+    out = run_example(features, "retry_consumer.py", "--count", "3")
+    # Then the two good ones came back once (reconsume_times 1) on their own topic
+    assert "received 2 message(s) after one retry each" in out
+    assert "ExampleRetry 'message 1' reconsume_times=1" in out
+    # And the poison one, after max_reconsume_times (1), sits in the dead-letter queue
+    assert "poison message tried 2 times (reconsume_times [0, 1])" in out
+    assert "dead letter in %DLQ%example-retry-consumer: 'poison' (from topic ExampleRetry)" in out
+
+
+def test_orderly_consumer_gets_every_order_in_step_order(features: str) -> None:
+    # Given 4 orders of 4 steps, each order on one queue
+    run_example(features, "ordered_producer.py", "--count", "4", "--prefix", "smoke")
+    # When the orderly consumer fails each "paid" step once
+    out = run_example(
+        features, "orderly_consumer.py", "--count", "4", "--prefix", "smoke", "--fail-step", "paid"
+    )
+    # Then every order's steps still arrive in order
+    assert out.count("created paid shipped delivered") == 4, out
+    assert out.count("failing once") == 4 and "OUT OF ORDER" not in out
+
+
+def test_transaction_producer_commits_rolls_back_and_answers_the_check(features: str) -> None:
+    out = run_example(features, "transaction_producer.py")
+    assert "order-unknown: half message" in out and ": UNKNOW" in out
+    assert "/order-unknown (transaction " in out and "): COMMIT_MESSAGE" in out
+    assert "visible: ['order-commit', 'order-unknown']" in out
+
+
+def test_delayed_producer_is_never_early(features: str) -> None:
+    out = run_example(features, "delayed_producer.py")
+    assert "received 4 message(s)" in out and "EARLY" not in out
+    for name in ("no-delay", "level-2", "at+3s", "delay-1.5s"):
+        assert f"{name}: delivered" in out
+
+
+def test_sql_filter_consumer_gets_only_matching_messages(features: str, namesrv: str) -> None:
+    # Given a broker with enablePropertyFilter, Then only the matching messages arrive
+    out = run_example(features, "sql_filter_consumer.py", "--sql", "amount >= 50 AND region = 'eu'")
+    assert "2 match" in out and "received 2 message(s)" in out
+    assert "'order 6'" in out and "'order 8'" in out and "'order 7'" not in out
+    # And against the default broker (filter off) the example says why nothing came
+    out = run_example(namesrv, "sql_filter_consumer.py", "--timeout", "2", code=1)
+    assert "does not support consumer to filter message by SQL92" in out
+    assert "enablePropertyFilter=true?" in out
