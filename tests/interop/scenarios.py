@@ -149,14 +149,18 @@ class Driver:
         label: str,
         *,
         fail_once: str = "",
+        throw_once: str = "",
         orderly: bool = False,
     ) -> ClientProcess:
         """Start a push consumer (clustering) and wait for its ``started`` line. Messages tagged
-        ``fail_once`` fail their first delivery (the client sends them back for a retry)."""
+        ``fail_once`` fail their first delivery (the client sends them back for a retry); with
+        ``throw_once`` (ali-ons) the handler throws on their first delivery instead."""
         args = ["--namesrv", cluster.namesrv, "--topic", topic, "--group", group]
         args += ["--expression", expression, "--deadline", "120"]
         if fail_once:
             args += ["--fail-once", fail_once]
+        if throw_once:
+            args += ["--throw-once", throw_once]
         if orderly:
             args.append("--orderly")
         if self.key == "cpp":
@@ -502,16 +506,28 @@ def cross_client(producer: Driver, consumer: Driver, cluster: Cluster, count: in
         assert_intact(sent, messages(process, "cross"))
 
 
-def failed_message_is_redelivered_through_retry_topic(driver: Driver, cluster: Cluster) -> None:
-    # Given messages tagged TagR (the consumer fails their first delivery) and TagA
+def failed_message_is_redelivered_through_retry_topic(
+    driver: Driver, cluster: Cluster, *, throw: bool = False
+) -> None:
+    # Given messages tagged TagR (the consumer fails their first delivery), TagA and, with
+    # ``throw``, TagT (the consumer's handler throws on their first delivery)
     topic, group = f"Interop{driver.name.title()}Retry", f"interop_{driver.name}_retry"
+    tags = ["TagR", "TagA", "TagT"] if throw else ["TagR", "TagA"]
     driver.prepare_topic(cluster, topic)
-    sent = driver.produce(cluster, topic, 4, ["TagR", "TagA"], "retry")
+    sent = driver.produce(cluster, topic, 2 * len(tags), tags, "retry")
     admin.wait_route(cluster.namesrv, topic, cluster.masters)
-    failing = {first_key(e) for e in sent if e["tags"] == "TagR"}
+    failing = {first_key(e) for e in sent if e["tags"] in ("TagR", "TagT")}
 
-    # When the consumer answers "reconsume later" for TagR
-    with driver.consumer(cluster, topic, group, "*", "consumer", fail_once="TagR") as consumer:
+    # When the consumer answers "reconsume later" for TagR (and throws for TagT)
+    with driver.consumer(
+        cluster,
+        topic,
+        group,
+        "*",
+        "consumer",
+        fail_once="TagR",
+        throw_once="TagT" if throw else "",
+    ) as consumer:
 
         def redelivered(events: list[Event]) -> list[Event] | None:
             again = [
@@ -521,18 +537,22 @@ def failed_message_is_redelivered_through_retry_topic(driver: Driver, cluster: C
             ]
             return again if {first_key(e) for e in again} == failing else None
 
-        # Then the client sends them back and they return (first retry level: 10 s) with
-        # reconsumeTimes 1, on the original topic, body, tags and keys intact
-        again = consumer.wait_until(redelivered, 60, "the TagR messages redelivered")
+        # Then the client sends them back (CONSUMER_SEND_MSG_BACK), a thrown error exactly like
+        # a "reconsume later", and they return (first retry level: 10 s) with reconsumeTimes 1,
+        # on the original topic, body, tags and keys intact
+        again = consumer.wait_until(redelivered, 60, "the failed messages redelivered")
         assert all(e["topic"] == topic for e in again), again
         assert_intact(sent, again)
-        # And the TagA messages were delivered once, and each TagR message failed once
+        # And the TagA messages were delivered once, and each failing message failed once
         ok = [m for m in messages(consumer, "retry") if m["tags"] == "TagA"]
         assert sorted(first_key(m) for m in ok) == sorted(
             first_key(e) for e in sent if e["tags"] == "TagA"
         )
-        first_tries = [m for m in messages(consumer, "retry") if m["action"] == "retry"]
+        first_tries = [m for m in messages(consumer, "retry") if m["action"] != "ok"]
         assert sorted(first_key(m) for m in first_tries) == sorted(failing), first_tries
+        if throw:
+            thrown = {first_key(m) for m in first_tries if m["action"] == "throw"}
+            assert thrown == {first_key(e) for e in sent if e["tags"] == "TagT"}, first_tries
 
 
 def orderly_consumer_gets_each_queue_in_order(driver: Driver, cluster: Cluster) -> None:
@@ -602,3 +622,55 @@ def delayed_messages_wait_their_level(driver: Driver, cluster: Cluster) -> None:
         assert first_at - sent_at >= 4.5, f"delivered {first_at - sent_at:.2f}s after sending"
         assert all(m["topic"] == topic for m in received), received
         assert_intact(sent, received)
+
+
+FAST_TRANSACTION_CHECKS = """
+description = "one broker that checks open transactions after 1 s, every second"
+[[namesrv]]
+listenPort = 9876
+[[broker]]
+brokerName = "broker-a"
+brokerId = 0
+listenPort = 10911
+haListenPort = 10912
+transactionTimeOut = 1000
+transactionCheckInterval = 1000
+"""
+
+
+def transactions_commit_rollback_and_check(driver: Driver, cluster: Cluster) -> None:
+    """Run with a cluster of ``FAST_TRANSACTION_CHECKS`` (C++ engine 2.1)."""
+    # Given a transaction producer whose local transactions answer COMMIT, ROLLBACK and
+    # UNKNOWN, and whose check answers COMMIT for the unknown one
+    topic, group = f"Interop{driver.name.title()}Tx", f"interop_{driver.name}_tx"
+    driver.prepare_topic(cluster, topic)
+    args = ["--namesrv", cluster.namesrv, "--topic", topic, "--prefix", "tx"]
+    args += ["--decisions", "commit,rollback,unknown", "--expect-checks", "1", "--deadline", "90"]
+    with driver.process("transaction_producer", args, "tx-producer") as producer:
+
+        def three_sent(events: list[Event]) -> list[Event] | None:
+            sent = [e for e in events if e["event"] in ("sent", "send_error", "fatal")]
+            return sent if len(sent) == 3 or any(e["event"] == "fatal" for e in sent) else None
+
+        # When it sends the three half messages
+        sent = producer.wait_until(three_sent, 40, "three half messages")
+        assert [e["status"] for e in sent] == ["SEND_OK"] * 3, sent
+        # Then the broker asks about the open one only, with the stored message, and the
+        # client's END_TRANSACTION (from the check) commits it
+        checked = producer.wait_event("checked", 30)
+        unknown = next(e for e in sent if e["tags"] == "unknown")
+        assert checked["keys"] == unknown["keys"] and checked["body"] == unknown["body"], checked
+        admin.wait_route(cluster.namesrv, topic, cluster.masters)
+        with driver.consumer(cluster, topic, group, "*", "consumer") as consumer:
+            visible = {first_key(e) for e in sent if e["tags"] in ("commit", "unknown")}
+            wait_for_keys(driver, [consumer], visible, 45, "the committed messages")
+            # And the rolled-back one never appears: sentinels sent to every queue afterwards
+            # arrive, each queue delivering in offset order
+            sentinels = driver.produce(
+                cluster, topic, QUEUES, ["TagS"], "txsentinel", select_queue=True
+            )
+            wait_for_keys(driver, [consumer], {first_key(e) for e in sentinels}, 30, "sentinels")
+            got = messages(consumer, "tx")
+            assert sorted(m["tags"] for m in got) == ["commit", "unknown"], got
+            assert_intact(sent, got)
+        assert {c["tags"] for c in producer.events("checked")} == {"unknown"}

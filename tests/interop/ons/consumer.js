@@ -5,6 +5,8 @@
 //
 // --fail-once TAG: messages with that tag fail their first delivery (ali-ons then sends them
 // back with CONSUMER_SEND_MSG_BACK and they return through %RETRY%<group>).
+// --throw-once TAG: the handler throws on the first delivery of messages with that tag (ali-ons
+// catches it, reports it as an 'error' event, and sends the message back the same way).
 // Lines: "started" (clientId) once the client is ready; "rebalanced" (the queues of --topic this
 // client now owns) after every allocation change; "message" per delivery; "stopped" on SIGTERM or
 // SIGINT (exit 0) and "deadline" when --deadline seconds pass first (exit 3).
@@ -25,6 +27,8 @@ async function main() {
     consumeFrom: 'CONSUME_FROM_FIRST_OFFSET',
     // Messages with this tag fail their first delivery (ACTION_RETRY: sent back to the broker).
     failOnce: '',
+    // Messages with this tag make the handler throw on their first delivery.
+    throwOnce: '',
   });
   const consumer = new Consumer({
     httpclient,
@@ -52,8 +56,9 @@ async function main() {
 
   consumer.subscribe(args.topic, args.expression, async (msg, mq) => {
     const retry = !!args.failOnce && msg.tags === args.failOnce && msg.reconsumeTimes === 0;
+    const raise = !!args.throwOnce && msg.tags === args.throwOnce && msg.reconsumeTimes === 0;
     emit('message', {
-      action: retry ? 'retry' : 'ok',
+      action: raise ? 'throw' : retry ? 'retry' : 'ok',
       clientId: consumer.clientId,
       topic: msg.topic,
       tags: msg.tags || null,
@@ -67,6 +72,9 @@ async function main() {
       sysFlag: msg.sysFlag,
       properties: msg.properties,
     });
+    if (raise) {
+      throw new Error(`handler fails ${msg.msgId} on purpose (--throw-once)`);
+    }
     return retry ? Consumer.ACTION_RETRY : undefined;
   });
 
