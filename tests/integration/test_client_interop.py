@@ -1,5 +1,6 @@
 """Cross-check with real third-party clients (ali-ons, the C++ client): what our Producer sends
-they consume intact, and what they send our PushConsumer consumes intact.
+they consume intact, and what they send our PushConsumer consumes intact; the C++ client's
+orderly sends through our orderly consumer; our transactions as a real consumer sees them.
 
 Reuses the interop harness (tests/interop): the clients are installed once into .interop/ and
 the test is skipped only when their package registry is unreachable.
@@ -10,11 +11,20 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
 
-from actors.client import ConsumeFrom, Message, Producer, PushConsumer, SendStatus
+from actors.client import (
+    ConsumeFrom,
+    LocalTransactionState,
+    Message,
+    Producer,
+    PushConsumer,
+    SendStatus,
+    TransactionProducer,
+)
 from tests.interop import admin
 from tests.interop.install import (
     Client,
@@ -23,7 +33,14 @@ from tests.interop.install import (
     install_cpp,
     install_ons,
 )
-from tests.interop.scenarios import Driver, first_key, messages, running_cluster, wait_for_keys
+from tests.interop.scenarios import (
+    FAST_TRANSACTION_CHECKS,
+    Driver,
+    first_key,
+    messages,
+    running_cluster,
+    wait_for_keys,
+)
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(180)]
 
@@ -131,3 +148,95 @@ def test_a_real_producer_to_our_push_consumer(key: str, tmp_path: pathlib.Path) 
             assert msg.body.decode() == event["body"]
             assert msg.tags == event["tags"]
             assert " ".join(msg.keys) == event["keys"]
+
+
+def test_a_real_orderly_producer_to_our_orderly_consumer(tmp_path: pathlib.Path) -> None:
+    driver = _driver("cpp", tmp_path)
+    topic, group = "FromCppOrderlyToPython", "cpp_orderly_to_python"
+    with running_cluster(tmp_path / "data") as cluster:
+        # Given 24 messages the C++ client sent with send_orderly (a selector: queue i % 4)
+        sent = driver.produce(cluster, topic, 24, ["TagO"], "ordered", select_queue=True)
+        admin.wait_route(cluster.namesrv, topic, cluster.masters)
+        # When our orderly push consumer reads the topic
+        got: list[tuple[int, int, str]] = []
+        busy: set[int] = set()
+        overlap: list[int] = []
+        lock = threading.Lock()
+        done = threading.Event()
+
+        def listener(msg) -> None:
+            with lock:
+                if msg.queue_id in busy:
+                    overlap.append(msg.queue_id)
+                busy.add(msg.queue_id)
+            time.sleep(0.002)  # a little work: a second task of the queue would overlap it
+            with lock:
+                busy.discard(msg.queue_id)
+                got.append((msg.queue_id, msg.queue_offset, msg.keys[0]))
+                if len(got) >= len(sent):
+                    done.set()
+
+        consumer = PushConsumer(
+            group, namesrv=cluster.namesrv, consume_from=ConsumeFrom.FIRST, orderly=True
+        )
+        consumer.subscribe(topic, "*", listener)
+        with consumer:
+            assert done.wait(60), f"got {len(got)} of {len(sent)}"
+        # Then each queue's messages came one at a time, in offset order = the order sent
+        assert not overlap
+        for queue in range(4):
+            mine = [(offset, key) for q, offset, key in got if q == queue]
+            assert [offset for offset, _ in mine] == list(range(6)), mine
+            order = [int(key.rsplit("-", 1)[1]) for _, key in mine]
+            assert order == sorted(order) and all(i % 4 == queue for i in order), order
+
+
+def test_our_transactions_to_a_real_consumer(tmp_path: pathlib.Path) -> None:
+    driver = _driver("cpp", tmp_path)
+    topic, group = "FromPythonTxToCpp", "python_tx_to_cpp"
+    profile = tmp_path / "fast-checks.toml"
+    profile.write_text(FAST_TRANSACTION_CHECKS)
+    with running_cluster(tmp_path / "data", profile=str(profile)) as cluster:
+        # Given our transaction producer: one commit, one rollback, one left UNKNOW that its
+        # check then commits
+        decisions = {
+            "ours-key-commit": LocalTransactionState.COMMIT_MESSAGE,
+            "ours-key-rollback": LocalTransactionState.ROLLBACK_MESSAGE,
+            "ours-key-unknown": LocalTransactionState.UNKNOW,
+        }
+        checked = threading.Event()
+
+        def check(msg) -> LocalTransactionState:
+            checked.set()
+            return LocalTransactionState.COMMIT_MESSAGE
+
+        with TransactionProducer(
+            "python-tx-producer",
+            cluster.namesrv,
+            execute=lambda msg, arg: decisions[arg],
+            check=check,
+        ) as producer:
+            for key in decisions:
+                producer.send_message_in_transaction(
+                    Message(topic, f"body of {key}", tags="TagX", keys=[key]), key
+                )
+            assert checked.wait(30), "the broker never asked about the open transaction"
+            admin.wait_route(cluster.namesrv, topic, cluster.masters)
+            # When the real client consumes the topic
+            with driver.consumer(cluster, topic, group, "*", "consumer") as process:
+                want = {"ours-key-commit", "ours-key-unknown"}
+                wait_for_keys(driver, [process], want, 45, "the committed messages")
+                # And sentinels then arrive on every queue (each queue delivers in order)
+                with Producer("python-sentinel", namesrv=cluster.namesrv) as plain:
+                    queues = plain.queues(topic)
+                    for n, mq in enumerate(queues):
+                        plain.send(Message(topic, "s", keys=[f"ours-key-s{n}"]), queue=mq)
+                sentinels = {f"ours-key-s{n}" for n in range(len(queues))}
+                wait_for_keys(driver, [process], sentinels, 30, "the sentinels")
+                received = messages(process, "ours")
+        # Then it saw exactly the committed ones (and the sentinels), intact; never the rollback
+        assert sorted(first_key(e) for e in received) == sorted(want | sentinels)
+        for event in received:
+            if first_key(event) in want:
+                assert event["body"] == f"body of {first_key(event)}"
+                assert event["tags"] == "TagX"
