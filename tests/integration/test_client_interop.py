@@ -240,3 +240,53 @@ def test_our_transactions_to_a_real_consumer(tmp_path: pathlib.Path) -> None:
             if first_key(event) in want:
                 assert event["body"] == f"body of {first_key(event)}"
                 assert event["tags"] == "TagX"
+
+
+SQL92_PROFILE = """
+description = "one broker with SQL92 property filters"
+[[namesrv]]
+listenPort = 9876
+[[broker]]
+brokerName = "broker-a"
+brokerId = 0
+listenPort = 10911
+haListenPort = 10912
+enablePropertyFilter = true
+"""
+
+
+def test_our_properties_through_a_real_sql92_subscription(tmp_path: pathlib.Path) -> None:
+    driver = _driver("ons", tmp_path)
+    topic, group = "FromPythonToOnsSql", "python_to_ons_sql"
+    profile = tmp_path / "sql92.toml"
+    profile.write_text(SQL92_PROFILE)
+    with running_cluster(tmp_path / "data", profile=str(profile)) as cluster:
+        driver.prepare_topic(cluster, topic)
+        # Given an ali-ons consumer subscribed with a SQL92 expression (expressionType SQL92)
+        sql = "amount > 50 AND region = 'eu'"
+        with driver.consumer(cluster, topic, group, "*", "consumer", sql=sql) as process:
+            # When our producer sends messages with user properties amount and region
+            with Producer("python-sql-producer", namesrv=cluster.namesrv) as producer:
+                for i in range(12):
+                    props = {"amount": str(i * 10), "region": "eu" if i % 2 == 0 else "us"}
+                    producer.send(
+                        Message(topic, f"order {i}", keys=[f"ours-key-{i}"], properties=props)
+                    )
+                # And then a matching sentinel on every queue
+                queues = producer.queues(topic)
+                for n, mq in enumerate(queues):
+                    sentinel = Message(
+                        topic,
+                        "s",
+                        keys=[f"ours-key-s{n}"],
+                        properties={"amount": "99", "region": "eu"},
+                    )
+                    producer.send(sentinel, queue=mq)
+            sentinels = {f"ours-key-s{n}" for n in range(len(queues))}
+            wait_for_keys(driver, [process], sentinels, 45, "the sentinels")
+            received = messages(process, "ours")
+        # Then the real client received exactly the matching messages (sentinels came last)
+        matching = {f"ours-key-{i}" for i in range(12) if i * 10 > 50 and i % 2 == 0}
+        assert {first_key(e) for e in received} == matching | sentinels, received
+        for event in received:
+            assert event["properties"]["region"] == "eu"

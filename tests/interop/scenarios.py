@@ -151,6 +151,7 @@ class Driver:
         fail_once: str = "",
         throw_once: str = "",
         orderly: bool = False,
+        sql: str = "",
     ) -> ClientProcess:
         """Start a push consumer (clustering) and wait for its ``started`` line. Messages tagged
         ``fail_once`` fail their first delivery (the client sends them back for a retry); with
@@ -161,6 +162,8 @@ class Driver:
             args += ["--fail-once", fail_once]
         if throw_once:
             args += ["--throw-once", throw_once]
+        if sql:  # ali-ons only: a SQL92 subscription instead of ``expression``
+            args += ["--sql", sql]
         if orderly:
             args.append("--orderly")
         if self.key == "cpp":

@@ -5,6 +5,8 @@
 //
 // --fail-once TAG: messages with that tag fail their first delivery (ali-ons then sends them
 // back with CONSUMER_SEND_MSG_BACK and they return through %RETRY%<group>).
+// --sql EXPR: subscribe with a SQL92 property filter (expressionType SQL92) instead of
+// --expression (the broker needs enablePropertyFilter=true).
 // --throw-once TAG: the handler throws on the first delivery of messages with that tag (ali-ons
 // catches it, reports it as an 'error' event, and sends the message back the same way).
 // Lines: "started" (clientId) once the client is ready; "rebalanced" (the queues of --topic this
@@ -29,6 +31,8 @@ async function main() {
     failOnce: '',
     // Messages with this tag make the handler throw on their first delivery.
     throwOnce: '',
+    // A SQL92 expression: subscribe with { expressionType: 'SQL92', subString } instead.
+    sql: '',
   });
   const consumer = new Consumer({
     httpclient,
@@ -54,7 +58,8 @@ async function main() {
     emit('rebalanced', { clientId: consumer.clientId, topic: args.topic, queues: ownedQueues() });
   });
 
-  consumer.subscribe(args.topic, args.expression, async (msg, mq) => {
+  const subscription = args.sql ? { expressionType: 'SQL92', subString: args.sql } : args.expression;
+  consumer.subscribe(args.topic, subscription, async (msg, mq) => {
     const retry = !!args.failOnce && msg.tags === args.failOnce && msg.reconsumeTimes === 0;
     const raise = !!args.throwOnce && msg.tags === args.throwOnce && msg.reconsumeTimes === 0;
     emit('message', {
