@@ -18,6 +18,9 @@ which is then committed at once so the group's position is fixed from that momen
 
 State owned: the subscriptions, the pullers by queue. The handler blocks on the network (with
 timeouts); that is what serialises rebalances.
+
+Subclasses (``OrderlyRebalancer``) change ``puller_class`` and hook ``_start_pullers`` /
+``_stop_pullers`` (queue locks around starting and stopping pullers).
 """
 
 from __future__ import annotations

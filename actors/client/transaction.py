@@ -190,9 +190,9 @@ class TransactionProducer(Producer):
         address = route.master(result.queue.broker_name)
         if address is None:
             raise ClientError(f"no master for {result.queue.broker_name}")
-        if address not in self._beaten:
-            # The broker finds this producer for check-backs by the group's heartbeat.
-            instance.heartbeat()
+        if address not in self._beaten and instance.heartbeat() > 0:
+            # The broker finds this producer for check-backs by the group's heartbeat (else
+            # the 30 s heartbeat registers it later).
             self._beaten.add(address)
         try:
             offset = decode_offset_msg_id(result.offset_msg_id).physical_offset

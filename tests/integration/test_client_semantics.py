@@ -80,7 +80,16 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
 @pytest.fixture(scope="module")
 def producer(node: Node) -> Iterator[Producer]:
     with Producer("semantics-producer", namesrv=node.namesrv) as p:
+        # The broker registers (with TBW102, for new topics) just after the ready line.
+        wait_until(lambda: routable(p), what="the broker's registration")
         yield p
+
+
+def routable(producer: Producer) -> bool:
+    try:
+        return bool(producer.queues("SemProbe"))
+    except ClientError:
+        return False
 
 
 _live: list[PushConsumer | PullConsumer] = []

@@ -6,11 +6,14 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
 import pytest
 
+from runtime.remoting.codes import RequestCode
 from tests.harness import REPO, RuntimeProcess
+from tests.wire import WireClient
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -32,8 +35,23 @@ def features(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     profile = str(REPO / "examples" / "features.toml")
     args = ["cluster", "--profile", profile, "--ephemeral-ports", "--data-dir", str(data)]
     with RuntimeProcess(args) as node:
-        yield node.wait_ready()["namesrv"]
+        namesrv = node.wait_ready()["namesrv"]
+        wait_for_tbw102(namesrv)
+        yield namesrv
         assert node.terminate() == 0, node.stderr_text()
+
+
+def wait_for_tbw102(namesrv: str, timeout: float = 20.0) -> None:
+    """The broker registers TBW102 (what new topics are created from) just after the ready
+    line; sends with a selector are tried once, so wait for it."""
+    deadline = time.monotonic() + timeout
+    client = WireClient(namesrv)
+    try:
+        while client.call(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": "TBW102"}).code != 0:
+            assert time.monotonic() < deadline, "TBW102 never routed"
+            time.sleep(0.05)
+    finally:
+        client.close()
 
 
 def run_example(namesrv: str, script: str, *args: str, timeout: float = 90, code: int = 0) -> str:
