@@ -4,7 +4,7 @@ Real loopback sockets, the project's real ``ClientSession``/``Acceptor`` and cod
 ``ClientHub`` thread (so a test thread may block on the client while the fake keeps serving).
 It speaks just enough of the protocol for the client: routes (105), sends (10/310/320), pulls
 (11, with long polling), offsets (14/15/29/30/31), send-back (36, only recorded, when
-``accept_send_back``), heartbeats (34) with
+``accept_send_back``), queue locks (41/42, without expiry), heartbeats (34) with
 NOTIFY_CONSUMER_IDS_CHANGED (40) pushed to the group, UNREGISTER_CLIENT (35) and
 GET_CONSUMER_LIST_BY_GROUP (38). Pull bodies are real commit-log records
 (``runtime.store.record``). Faults can be injected per broker (``fail_sends``,
@@ -30,8 +30,12 @@ from runtime.remoting.bodies import (
     BrokerData,
     ConsumerListBody,
     HeartbeatData,
+    LockBatchRequestBody,
+    LockBatchResponseBody,
+    MessageQueue,
     QueueData,
     TopicRouteData,
+    UnlockBatchRequestBody,
     decode_body,
     encode_body,
 )
@@ -81,6 +85,8 @@ class FakeBroker:
     silent_sends: int = 0
     """How many of the next sends get no answer at all."""
     requests: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    locks: dict[tuple[str, MessageQueue], str] = field(default_factory=dict)
+    """(group, queue) -> the client id holding its lock (LOCK_BATCH_MQ; no expiry)."""
     accept_send_back: bool = False
     """CONSUMER_SEND_MSG_BACK answers SUCCESS (and is only recorded); else not supported."""
     zero_if_not_found: bool = False
@@ -211,6 +217,20 @@ class FakeCluster:
 
     def committed(self, group: str, topic: str, queue_id: int, broker: str = "broker-a") -> int:
         return self.run(lambda: self.brokers[broker].offsets.get((group, topic, queue_id), -1))
+
+    def lock_owner(self, group: str, mq: MessageQueue, owner: str | None = None) -> str | None:
+        """Who holds ``mq``'s lock for ``group``; with ``owner``, hand it to them first
+        (``""`` frees it)."""
+
+        def swap() -> str | None:
+            locks = self.brokers[mq.broker_name].locks
+            if owner is not None:
+                locks.pop((group, mq), None)
+                if owner:
+                    locks[(group, mq)] = owner
+            return locks.get((group, mq))
+
+        return self.run(swap)
 
     def consumer_ids(self, group: str, broker: str = "broker-a") -> list[str]:
         return self.run(lambda: sorted(self.brokers[broker].consumers.get(group, {})))
@@ -343,6 +363,20 @@ class _Broker:
                 b.producers[ext["producerGroup"]].discard(ext["clientID"])
             return _ok(request)
         if code == RequestCode.CONSUMER_SEND_MSG_BACK and b.accept_send_back:
+            return _ok(request)
+        if code == RequestCode.LOCK_BATCH_MQ:
+            lock = decode_body(LockBatchRequestBody, request.body)
+            granted = []
+            for mq in lock.mq_set:
+                key = (lock.consumer_group, mq)
+                if b.locks.setdefault(key, lock.client_id) == lock.client_id:
+                    granted.append(mq)
+            return _ok(request, body=encode_body(LockBatchResponseBody(lock_ok_mq_set=granted)))
+        if code == RequestCode.UNLOCK_BATCH_MQ:
+            unlock = decode_body(UnlockBatchRequestBody, request.body)
+            for mq in unlock.mq_set:
+                if b.locks.get((unlock.consumer_group, mq)) == unlock.client_id:
+                    del b.locks[(unlock.consumer_group, mq)]
             return _ok(request)
         if code == RequestCode.GET_CONSUMER_LIST_BY_GROUP:
             ids = sorted(b.consumers.get(ext["consumerGroup"], {}))

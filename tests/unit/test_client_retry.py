@@ -1,5 +1,6 @@
 """Failed messages against the in-memory cluster: what a push consumer sends back, when it
-retries locally instead, what broadcasting does; message validation of delays and filters."""
+retries locally instead, what broadcasting does; orderly queue locks; message validation of
+delays and filters."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from actors.client import (
     Message,
     MessageInvalidError,
     MessageModel,
+    MessageQueue,
     PushConsumer,
     TransactionProducer,
 )
@@ -189,3 +191,49 @@ def test_a_transaction_producer_needs_both_callbacks() -> None:
 
     tp = TransactionProducer("tx", "127.0.0.1:1", listener=Listener())
     assert tp.execute is not None and tp.check is not None
+
+
+def lock_requests(cluster: FakeCluster) -> int:
+    return sum(
+        1 for code, _ in list(cluster.broker().requests) if code == RequestCode.LOCK_BATCH_MQ
+    )
+
+
+def test_an_orderly_queue_is_consumed_only_while_its_lock_is_held(cluster: FakeCluster) -> None:
+    # Given queue 0 locked by another consumer of the group (say, one about to hand it over)
+    mq0, mq1 = (MessageQueue(topic="Orders", broker_name="broker-a", queue_id=q) for q in (0, 1))
+    cluster.lock_owner("ord-lock", mq0, "other@1")
+    cluster.put("Orders", b"q0-a", queue_id=0)
+    cluster.put("Orders", b"q1-a", queue_id=1)
+    got: list[bytes] = []
+    c = consumer(cluster, "ord-lock", orderly=True, relock_interval=0.05)
+    c.subscribe("Orders", "*", lambda m: got.append(m.body))
+    # When an orderly consumer starts
+    c.start()
+    # Then it consumes the queues it could lock, not queue 0
+    wait_until(lambda: b"q1-a" in got, what="queue 1")
+    assert mq0 not in c.assignment() and b"q0-a" not in got
+    # And once the other consumer lets go, it locks queue 0 (retrying by itself) and consumes it
+    cluster.lock_owner("ord-lock", mq0, "")
+    wait_until(lambda: b"q0-a" in got, what="queue 0 after the lock was freed")
+    assert cluster.lock_owner("ord-lock", mq0) == c.client_id
+
+    # When its lock is taken away (as when it expired at the broker) and renewals are refused
+    cluster.lock_owner("ord-lock", mq0, "other@1")
+    seen = lock_requests(cluster)
+    wait_until(lambda: lock_requests(cluster) >= seen + 2, what="two renewals")
+    cluster.put("Orders", b"q0-b", queue_id=0)
+    cluster.put("Orders", b"q1-b", queue_id=1)
+    # Then queue 0 is not consumed (queue 1 is), even after more renewals
+    wait_until(lambda: b"q1-b" in got, what="queue 1 again")
+    seen = lock_requests(cluster)
+    wait_until(lambda: lock_requests(cluster) >= seen + 2, what="two more renewals")
+    assert b"q0-b" not in got
+    # And when the lock is granted again, it goes on where it stopped
+    cluster.lock_owner("ord-lock", mq0, "")
+    wait_until(lambda: b"q0-b" in got, what="queue 0 after the lock came back")
+    assert [b for b in got if b.startswith(b"q0")] == [b"q0-a", b"q0-b"]
+    # And at shutdown it unlocks its queues
+    c.shutdown()
+    assert cluster.lock_owner("ord-lock", mq0) is None
+    assert cluster.lock_owner("ord-lock", mq1) is None
