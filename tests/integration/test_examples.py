@@ -150,14 +150,20 @@ def test_orderly_consumer_gets_every_order_in_step_order(features: str) -> None:
 
 
 def test_transaction_producer_commits_rolls_back_and_answers_the_check(features: str) -> None:
+    # Given a broker that checks open transactions every second
+    # When the example commits one order, rolls one back and leaves one UNKNOW
     out = run_example(features, "transaction_producer.py")
+    # Then the broker asked about the unknown one, the check committed it, and the consumer
+    # saw exactly the committed two
     assert "order-unknown: half message" in out and ": UNKNOW" in out
     assert "/order-unknown (transaction " in out and "): COMMIT_MESSAGE" in out
     assert "visible: ['order-commit', 'order-unknown']" in out
 
 
 def test_delayed_producer_is_never_early(features: str) -> None:
+    # When the example sends with a delay level, deliver_at_ms, delay_ms and no delay
     out = run_example(features, "delayed_producer.py")
+    # Then all four arrive, none before its time
     assert "received 4 message(s)" in out and "EARLY" not in out
     for name in ("no-delay", "level-2", "at+3s", "delay-1.5s"):
         assert f"{name}: delivered" in out

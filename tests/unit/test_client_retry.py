@@ -179,8 +179,11 @@ def test_sql_subscriptions_are_checked_at_subscribe(cluster: FakeCluster) -> Non
 
 
 def test_a_transaction_producer_needs_both_callbacks() -> None:
+    # Given only an execute callback, Then the producer is refused at construction
     with pytest.raises(ClientError):
         TransactionProducer("tx", "127.0.0.1:1", execute=lambda m, a: None)
+
+    # Given a listener object instead, Then its two methods are the callbacks
 
     class Listener:
         def execute_local_transaction(self, msg, arg):
