@@ -168,16 +168,17 @@ def run_failover(
     workdir = tmp_path / "clients"
     cond = threading.Condition()
     pause = workdir / "pause"
-    history = (tmp_path / "history.jsonl").open("w")
 
     def spawn(spec: tuple[Client, str, list[str]], label: str, extra: list[str]) -> ClientProcess:
         client, script, args = spec
         argv = ["--namesrv", g.namesrv, "--topic", topic, *args, *extra]
         return ClientProcess(client, script, argv, workdir / label, f"{name} {label}", cond)
 
+    # Given this client's push consumer and producer on the group (master + in-sync slave)
     group = f"failover_{name}"
     cons = spawn(consumer, "consumer", ["--group", group, "--deadline", "170"])
-    prod = None
+    prod: ClientProcess | None = None
+    kill: Event = {}
     try:
         cons.wait_event("started", 30)
         prod = spawn(
@@ -198,7 +199,7 @@ def run_failover(
         g.master.signal(signal.SIGKILL)
         pause.unlink()
         g.master.wait(10)
-        history.write(json.dumps({"event": "kill", "at": kill_ms, "broker": g.master_addr}) + "\n")
+        kill.update(event="kill", at=kill_ms, broker=g.master_addr, _t=killed_at)
 
         # Then the controller promotes the slave and the name server lists it as broker-a's
         # master (brokerId 0)
@@ -229,11 +230,7 @@ def run_failover(
         def all_consumed(ev: list[Event]) -> bool:
             return acked <= _consumed(ev)
 
-        try:
-            cons.wait_until(all_consumed, 60, "every SEND_OK value consumed")
-        finally:
-            for e in sends + cons.events("message"):
-                history.write(json.dumps({k: v for k, v in e.items() if k != "_t"}) + "\n")
+        cons.wait_until(all_consumed, 60, "every SEND_OK value consumed")
         received = cons.events("message")
         after = {e["value"] for e in _ok(sends) if e["start"] >= kill_ms}
         resumed = next(e["_t"] for e in received if e["body"] in after)
@@ -252,17 +249,38 @@ def run_failover(
             consumer_resumed_s=resumed - killed_at,
         )
         print("\n" + outcome.line())
-        history.write(json.dumps({"event": "outcome", **outcome.__dict__}) + "\n")
+        kill["outcome"] = {**outcome.__dict__}
         assert recovery <= RECOVERY_BOUND, outcome.line()
         return outcome
-    except AssertionError as exc:
+    except (AssertionError, TimeoutError) as exc:
         exc.add_note(_tail(g))
         raise
     finally:
-        history.close()
+        _write_history(tmp_path / "history.jsonl", prod, cons, kill)
         if prod is not None:
             prod.__exit__(None, None, None)
         cons.__exit__(None, None, None)
+
+
+def _write_history(
+    path: pathlib.Path, prod: ClientProcess | None, cons: ClientProcess, kill: Event
+) -> None:
+    """Every send, send error and delivery line (driver output) and the kill, in arrival order;
+    ``t`` is seconds since the first line."""
+    events = (prod.events() if prod is not None else []) + cons.events()
+    kept = ("sent", "send_error", "message", "paused", "resumed")
+    events = [e for e in events if e["event"] in kept]
+    outcome = kill.pop("outcome", None)
+    if kill:
+        events.append(kill)
+    events.sort(key=lambda e: float(e["_t"]))
+    t0 = float(events[0]["_t"]) if events else 0.0
+    with path.open("w") as out:
+        for e in events:
+            fields = {k: v for k, v in e.items() if k not in ("_t", "properties")}
+            out.write(json.dumps({"t": round(float(e["_t"]) - t0, 3), **fields}) + "\n")
+        if outcome:
+            out.write(json.dumps({"event": "outcome", **outcome}) + "\n")
 
 
 def _tail(g: Group, lines: int = 40) -> str:
