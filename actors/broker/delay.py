@@ -143,3 +143,20 @@ def from_timer(stored: StoredRecord) -> PutRecord:
     for key in (TIMER_DELIVER_MS, TIMER_DELAY_MS, TIMER_DELAY_SEC):
         props.pop(key, None)
     return msgspec.structs.replace(record, properties=encode_properties(props))
+
+
+def schedule(record: PutRecord, max_level: int, now_ms: int) -> PutRecord:
+    """``record`` as it must be stored: parked for its delay level or timer, or unchanged.
+
+    Half (prepared) and rolled-back transaction records are never parked: their delay applies
+    to the COMMIT record. Raises TimerError for a timer that cannot be honoured."""
+    level = delay_level(record)
+    if level:
+        return to_schedule(record, level, max_level)
+    tran = record.sys_flag & TRANSACTION_MASK
+    if tran in (TRANSACTION_PREPARED_TYPE, TRANSACTION_ROLLBACK_TYPE):
+        return record
+    due = timer_due_ms(record, now_ms)
+    if due is not None and due > now_ms:
+        return to_timer(record, due)
+    return record

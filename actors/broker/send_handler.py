@@ -16,7 +16,7 @@ import random
 import time
 
 from actors.broker.context import BrokerContext, reply
-from actors.broker.delay import TimerError, delay_level, timer_due_ms, to_schedule, to_timer
+from actors.broker.delay import TimerError, delay_level, schedule, to_schedule
 from runtime.remoting.batch import decode_batch
 from runtime.remoting.bodies import TopicConfig
 from runtime.remoting.codes import RequestCode, ResponseCode
@@ -120,15 +120,11 @@ def send(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
         )
     if h.topic.startswith(RETRY_PREFIX) and not is_batch:
         records = [_retry_or_dlq(ctx, records[0], h)]
-    elif levels[0] and not is_batch:
-        records = [to_schedule(records[0], levels[0], len(ctx.cfg.delay_levels_ms()))]
-    elif not is_batch and "TIMER_" in records[0].properties:
+    elif not is_batch:
         try:
-            due = timer_due_ms(records[0], int(time.time() * 1000))
+            records = [schedule(records[0], len(ctx.cfg.delay_levels_ms()), _now_ms())]
         except TimerError as exc:
             return reply(request, ResponseCode.MESSAGE_ILLEGAL, remark=str(exc))
-        if due is not None and due > time.time() * 1000:
-            records = [to_timer(records[0], due)]
     outcome = ctx.store.put(records)
     code = STATUS_CODES.get(outcome.status, ResponseCode.SYSTEM_ERROR)
     if code not in STORED_CODES:
@@ -147,6 +143,10 @@ def send(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
         if uniq:
             ext["transactionId"] = uniq
     return reply(request, code, remark=outcome.remark, ext_fields=ext)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def _retry_or_dlq(ctx: BrokerContext, record: PutRecord, h: SendMessageRequestHeader) -> PutRecord:

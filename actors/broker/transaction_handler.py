@@ -9,11 +9,12 @@ UNKNOWN (0) leaves it open for the check-back.
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from actors.broker import send_handler
 from actors.broker.context import BrokerContext, reply
-from actors.broker.delay import copy_record, delay_level, to_schedule
+from actors.broker.delay import TimerError, copy_record, schedule
 from actors.broker.store_port import PutOutcome
 from actors.broker.transaction_manager import HalfMessage
 from runtime.remoting.codes import ResponseCode
@@ -84,9 +85,9 @@ def end_transaction(
             sys_flag=(half.sys_flag & ~TRANSACTION_MASK) | TRANSACTION_COMMIT_TYPE,
             prepared_transaction_offset=h.commit_log_offset,
         )
-        level = delay_level(record)
-        if level:
-            record = to_schedule(record, level, len(ctx.cfg.delay_levels_ms()))
+        # A timer the half message carried but that cannot be honoured: deliver the commit now.
+        with contextlib.suppress(TimerError):
+            record = schedule(record, len(ctx.cfg.delay_levels_ms()), int(time.time() * 1000))
         outcome = ctx.store.put([record])
         code = send_handler.STATUS_CODES.get(outcome.status, ResponseCode.SYSTEM_ERROR)
         if code not in send_handler.STORED_CODES:

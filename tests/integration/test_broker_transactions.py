@@ -160,3 +160,42 @@ def test_unanswered_checks_stop_after_the_maximum(address: str, tmp_path: pathli
             checks += 1
     assert checks == 3
     assert visible(client, "TxMax") == []
+
+
+def test_a_timer_on_a_half_message_applies_to_its_commit(address: str) -> None:
+    client = producer(address, "txt")
+    # Given a half message that asks to be delivered 500 ms later
+    props = encode_properties(
+        {"TRAN_MSG": "true", "PGROUP": "txt", "UNIQ_KEY": "U-5", "TIMER_DELAY_MS": "500"}
+    )
+    r = client.call(
+        RequestCode.SEND_MESSAGE_V2,
+        {
+            "a": "txt",
+            "b": "TxTimer",
+            "c": "TBW102",
+            "d": 4,
+            "e": 0,
+            "f": 4,
+            "g": 0,
+            "h": 0,
+            "i": props,
+            "j": 0,
+            "k": False,
+        },
+        b"later-commit",
+    )
+    assert r.code == ResponseCode.SUCCESS, r.remark
+    offset = int(r.ext_fields["msgId"][16:], 16)
+    # Then it is held as a half message (a check-back would find it) and is not visible
+    assert visible(client, "TxTimer") == []
+    committed_at = time.time() * 1000
+    # When it commits, Then it arrives once its timer is due, not before
+    end(client, "txt", offset, 8)
+    deadline = time.monotonic() + 10
+    got: list = []
+    while not got and time.monotonic() < deadline:
+        reply = pull(client, "TxTimer", 0, 0, suspend_ms=1000)
+        got = records(reply.body) if reply.code == ResponseCode.SUCCESS else []
+    assert [r.body for r in got] == [b"later-commit"]
+    assert got[0].store_timestamp >= committed_at + 500 - 50
