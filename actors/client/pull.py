@@ -191,6 +191,8 @@ class PullResult(msgspec.Struct, frozen=True, kw_only=True):
     messages: list[MessageExt] = []
     raw_count: int = 0
     """Records the broker returned before the client-side tag filter."""
+    suggest_which_broker_id: int = 0
+    """Where the broker suggests the next pull of this queue goes (0: the master)."""
 
 
 def pull_header(
@@ -276,4 +278,5 @@ def decode_pull_response(
         max_offset=_int(ext, "maxOffset", 0),
         messages=messages,
         raw_count=raw,
+        suggest_which_broker_id=_int(ext, "suggestWhichBrokerId", 0),
     )

@@ -151,6 +151,8 @@ class QueuePuller(GeventActor):
         self._pull: gevent.Greenlet | None = None
         self._reported = start_offset
         self._warned = False
+        self._suggested = 0
+        """The broker id the last pull response suggested reading from (0: the master)."""
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -214,7 +216,14 @@ class QueuePuller(GeventActor):
         opts = self.options
         try:
             route = self.instance.route(self.mq.topic)
-            address = route.master(self.mq.broker_name) or route.any_address(self.mq.broker_name)
+            # RocketMQ's pullFromWhichNodeTable: the broker last suggested where to read from
+            # (a slave when this consumer is far behind); else the master, else any slave.
+            suggested = route.brokers.get(self.mq.broker_name, {}).get(self._suggested)
+            address = (
+                suggested
+                or route.master(self.mq.broker_name)
+                or route.any_address(self.mq.broker_name)
+            )
             if address is None:
                 raise NoRouteError(self.mq.topic, f"no address for {self.mq.broker_name}")
             ext = pull_header(
@@ -254,6 +263,7 @@ class QueuePuller(GeventActor):
             self.send_after(self.options.error_delay, PullNext())
             return
         result: PullResult = message.result
+        self._suggested = result.suggest_which_broker_id
         status = result.status
         if status is PullStatus.FOUND:
             fresh = self.pq.add(result.messages, result.next_begin_offset)

@@ -172,6 +172,23 @@ def test_pull_response_statuses_and_client_side_tag_filter() -> None:
     assert decode_pull_response(error, mq, 7, TagFilter("*")) is None
 
 
+def test_pull_response_carries_the_brokers_read_suggestion() -> None:
+    mq = MessageQueue(topic="T", broker_name="b", queue_id=0)
+    body = record(b"a", offset=0, props="")
+    ext = {"nextBeginOffset": "1", "minOffset": "0", "maxOffset": "9", "suggestWhichBrokerId": "1"}
+    result = decode_pull_response(
+        RemotingCommand(code=0, flag=1, ext_fields=ext, body=body), mq, 0, TagFilter("*")
+    )
+    # The master says "read from the slave (1)"; an absent or broken value means the master
+    assert result is not None and result.suggest_which_broker_id == 1
+    for bad in ({}, {"suggestWhichBrokerId": "x"}):
+        plain = RemotingCommand(
+            code=ResponseCode.PULL_NOT_FOUND, flag=1, ext_fields={"nextBeginOffset": "1", **bad}
+        )
+        got = decode_pull_response(plain, mq, 1, TagFilter("*"))
+        assert got is not None and got.suggest_which_broker_id == 0
+
+
 def test_pull_header_decodes_with_the_broker_header_class() -> None:
     mq = MessageQueue(topic="T", broker_name="b", queue_id=3)
     ext = pull_header("g", mq, 42, max_nums=16, expression="a || b", commit_offset=40)
