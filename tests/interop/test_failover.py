@@ -88,9 +88,8 @@ def group(tmp_path: pathlib.Path) -> Iterator[Group]:
         yield _start_slave(cluster, master, master_addr, tmp_path.name)
     finally:
         cluster.close()
-        logs = {"namesrv": cluster.procs[0]}
-        logs.update({f"broker-{i}": p for i, p in enumerate(cluster.procs[1:])})
-        for name, proc in logs.items():
+        # Kept beside the clients' folders for a look after the test (pytest keeps tmp_path).
+        for name, proc in zip(("namesrv", "master", "slave"), cluster.procs, strict=False):
             (tmp_path / f"{name}.log").write_text("\n".join(proc.stderr) + "\n")
 
 
