@@ -61,17 +61,51 @@ class _Scan(msgspec.Struct, frozen=True, tag=True):
     pass
 
 
-class ConsumerManager(GeventActor):
-    """Consumer groups and their members. See the module docstring."""
+class _Detached:
+    """The session of a member carried over from before a role change: its connection is gone
+    until the client's next heartbeat (which brings the new one)."""
 
-    def __init__(self, *, expire_s: float = EXPIRE_S, clock: Any = time.monotonic) -> None:
+    session_id = -1
+    alive = False
+
+    def send_oneway(self, cmd: Any) -> bool:
+        return False
+
+
+class ConsumerManager(GeventActor):
+    """Consumer groups and their members. See the module docstring.
+
+    ``carried``: the groups a previous incarnation had when its node was rebuilt in another role
+    (failover); ``keep(groups)`` is called at stop so the next incarnation can carry them. Their
+    members stay listed (rebalancing and subscriptions work at once) until they heartbeat again
+    or expire."""
+
+    def __init__(
+        self,
+        *,
+        expire_s: float = EXPIRE_S,
+        clock: Any = time.monotonic,
+        carried: dict[str, GroupInfo] | None = None,
+        keep: Any = None,
+    ) -> None:
         super().__init__()
         self.expire_s = expire_s
         self._clock = clock
         self._groups: dict[str, GroupInfo] = {}
+        self._keep = keep
+        now = clock()
+        for name, info in (carried or {}).items():
+            clients = {cid: _Client(session=_Detached(), last_update=now) for cid in info.clients}
+            self._groups[name] = msgspec.structs.replace(
+                info, subscriptions=dict(info.subscriptions), clients=clients
+            )
 
     def on_start(self) -> None:
         self.send_every(SCAN_INTERVAL_S, _Scan())
+
+    def on_stop(self) -> None:
+        if self._keep is not None:
+            self._keep(dict(self._groups))
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, _Scan):

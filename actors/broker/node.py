@@ -73,6 +73,13 @@ class BrokerHandle:
         self.make_spec: Callable[[BrokerConfig], ChildSpec] | None = None
         self.cfg: BrokerConfig | None = None
         self._pending: BrokerConfig | None = None
+        self.rebuilding = False
+        """True from ``replace`` until the new subtree starts: the old one's registrar keeps
+        the name-server registration (the new one moves it) instead of unregistering."""
+        self.namesrv_sessions: dict[str, Any] = {}
+        """The registrar's name-server connections, kept open across a rebuild."""
+        self.consumers: dict[str, Any] = {}
+        """The ConsumerManager's groups when the old subtree stopped, for the new one."""
 
     def attach(self, parent: pykka.ActorRef[Any]) -> None:
         """The process's root is running: a replacement asked for before now happens now."""
@@ -89,9 +96,11 @@ class BrokerHandle:
         if parent is None:
             self._pending = cfg  # the root is still starting its children
             return True
+        self.rebuilding = True
         try:
             parent.proxy().replace_child(make(cfg))
         except pykka.ActorDeadError:
+            self.rebuilding = False
             return False
         return True
 
@@ -125,6 +134,7 @@ def broker_spec(
     handle.make_spec = again
 
     def start() -> object:
+        handle.rebuilding = False
         store_root.mkdir(parents=True, exist_ok=True)
         settings = StoreSettings.from_broker_config(cfg)
         if gevent.getcurrent() is gevent.get_hub():
@@ -183,7 +193,13 @@ def broker_spec(
                 if cfg.controller_mode
                 else []
             ),
-            ChildSpec(name=ctx.consumers, start=ConsumerManager.start),
+            ChildSpec(
+                name=ctx.consumers,
+                start=lambda: ConsumerManager.start(
+                    carried=handle.consumers,
+                    keep=lambda groups: setattr(handle, "consumers", groups),
+                ),
+            ),
             ChildSpec(name=ctx.producers, start=ProducerManager.start),
             ChildSpec(name=ctx.locks, start=RebalanceLockManager.start),
             *(_schedulers(ctx, store, cfg) if cfg.is_master else []),
@@ -194,6 +210,8 @@ def broker_spec(
                     topic_table,
                     on_master=None if cfg.is_master else on_master,
                     registrable=state.accepting_writes if cfg.is_master else None,
+                    keep_registration=lambda: handle.rebuilding,
+                    sessions=handle.namesrv_sessions,
                 ),
             ),
             ChildSpec(

@@ -66,14 +66,22 @@ class NamesrvRegistrar(GeventActor):
         topic_table: TopicTable,
         on_master: Callable[[str | None, str | None], None] | None = None,
         registrable: Callable[[], bool] | None = None,
+        keep_registration: Callable[[], bool] | None = None,
+        sessions: dict[str, SessionHandle] | None = None,
     ) -> None:
         super().__init__()
         self.cfg = cfg
         self.on_master = on_master
         self.registrable = registrable
+        self.keep_registration = keep_registration
+        """True at stop time when this node is being rebuilt in another role: no unregister and
+        the connections stay open, so the next registration moves the address (slave id ->
+        master id 0) in one step, as RocketMQ's does, and routes never lose the group."""
         self.topic_table = topic_table
         self.namesrvs = [f"{h}:{p}" for h, p in cfg.namesrv_addresses()]
-        self._sessions: dict[str, SessionHandle] = {}
+        self._sessions: dict[str, SessionHandle] = sessions if sessions is not None else {}
+        """One connection per name server; a dict shared with the next incarnation when the
+        node is rebuilt (the name server drops a broker whose connection closes)."""
         self._counter = 0
         self._master_addr: str | None = None
         self._ha_master_addr: str | None = None
@@ -109,6 +117,8 @@ class NamesrvRegistrar(GeventActor):
         return self._ha_master_addr
 
     def on_stop(self) -> None:
+        if self.keep_registration is not None and self.keep_registration():
+            return  # the connections stay open for the rebuilt node's registrar
         header = {
             "brokerName": self.cfg.broker_name,
             "brokerAddr": self.cfg.broker_addr(),

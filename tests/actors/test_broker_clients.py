@@ -37,8 +37,12 @@ class FakeSession:
 
 def heartbeat(group: str, client: str, session: FakeSession) -> ConsumerHeartbeat:
     return ConsumerHeartbeat(
-        group=group, client_id=client, session=session, consume_type="CONSUME_PASSIVELY",
-        message_model="CLUSTERING", consume_from_where="CONSUME_FROM_LAST_OFFSET",
+        group=group,
+        client_id=client,
+        session=session,
+        consume_type="CONSUME_PASSIVELY",
+        message_model="CLUSTERING",
+        consume_from_where="CONSUME_FROM_LAST_OFFSET",
         subscriptions=(SubscriptionData(topic="T", sub_string="a || b"),),
     )
 
@@ -98,8 +102,9 @@ def test_registrar_publishes_topics_to_the_name_server_and_unregisters_on_stop()
             while client.call(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": "Orders"}).code:
                 gevent.sleep(0.01)
         # When a topic is added and the registrar is told, Then it shows up too
-        topics["Payments"] = TopicConfig(topic_name="Payments", read_queue_nums=2,
-                                         write_queue_nums=2)
+        topics["Payments"] = TopicConfig(
+            topic_name="Payments", read_queue_nums=2, write_queue_nums=2
+        )
         registrar.tell(RegisterNow())
         with gevent.Timeout(5):
             while client.call(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": "Payments"}).code:
@@ -112,6 +117,59 @@ def test_registrar_publishes_topics_to_the_name_server_and_unregisters_on_stop()
         registrar.stop(timeout=5)
         reply = client.call(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": "Orders"})
         assert reply.code == 17
+    finally:
+        ns.stop(timeout=5)
+        sock.close()
+
+
+def test_consumer_groups_survive_a_role_change_rebuild() -> None:
+    # Given a group with two members on the node before its rebuild
+    kept: dict = {}
+    old = ConsumerManager.start(keep=kept.update).proxy()
+    s1 = FakeSession(1)
+    old.register(heartbeat("g", "c1", s1)).get(timeout=5)
+    old.register(heartbeat("g", "c2", FakeSession(2))).get(timeout=5)
+    old.actor_ref.stop(timeout=5)
+    # When the rebuilt node's manager starts with what the old one kept
+    new = ConsumerManager.start(carried=kept).proxy()
+    # Then rebalancing and subscriptions work before any heartbeat
+    assert new.consumer_ids("g").get(timeout=5) == ["c1", "c2"]
+    assert new.subscription("g", "T").get(timeout=5).sub_string == "a || b"
+    # And a member's next heartbeat brings its new connection without counting as a join
+    s1_new = FakeSession(11)
+    assert new.register(heartbeat("g", "c1", s1_new)).get(timeout=5) is False
+    new.channel_closed(11).get(timeout=5)
+    assert new.consumer_ids("g").get(timeout=5) == ["c2"]
+
+
+def test_registrar_keeps_its_registration_while_the_node_is_rebuilt() -> None:
+    directory = Directory()
+    sock = bind("127.0.0.1", 0, what="namesrv")
+    ns = namesrv_spec("ns", NamesrvConfig(), sock, directory).start()
+    ns_addr = "{}:{}".format(*sock.getsockname())
+    topics = {"Kept": TopicConfig(topic_name="Kept", read_queue_nums=1, write_queue_nums=1)}
+    cfg = BrokerConfig(broker_name="broker-k", namesrv_addr=ns_addr, listen_port=10998)
+    rebuilding = [True]
+    sessions: dict = {}
+    first = NamesrvRegistrar.start(
+        cfg, lambda: dict(topics), keep_registration=lambda: rebuilding[0], sessions=sessions
+    )
+    client = WireClient(ns_addr)
+    try:
+        with gevent.Timeout(5):
+            while client.call(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": "Kept"}).code:
+                gevent.sleep(0.01)
+        # When it stops for a rebuild, Then the route stays: no unregister, connection kept
+        first.stop(timeout=5)
+        assert client.call(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": "Kept"}).code == 0
+        # And the next incarnation reuses the connection; a real stop then unregisters
+        rebuilding[0] = False
+        second = NamesrvRegistrar.start(
+            cfg, lambda: dict(topics), keep_registration=lambda: rebuilding[0], sessions=sessions
+        )
+        assert client.call(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": "Kept"}).code == 0
+        second.stop(timeout=5)
+        assert client.call(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": "Kept"}).code == 17
     finally:
         ns.stop(timeout=5)
         sock.close()
