@@ -93,7 +93,17 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
             remark=f"queueId[{h.queue_id}] is illegal, topic:[{h.topic}] topicConfig."
             f"readQueueNums:[{config.read_queue_nums}] consumer:[{session.remote_address}]",
         )
-    expression_type, expression = _subscription(ctx, h)
+    found = _subscription(ctx, h)
+    if found is None:
+        # RocketMQ's answer: the client backs off and pulls again after its next heartbeat,
+        # rather than receiving everything unfiltered.
+        return reply(
+            request,
+            ResponseCode.SUBSCRIPTION_NOT_EXIST,
+            remark=f"the consumer's subscription not exist, group: {h.consumer_group} "
+            f"topic: {h.topic} (send the subscription with the pull, or heartbeat first)",
+        )
+    expression_type, expression = found
     predicate: Predicate | None = None
     tag_codes: frozenset[int] | None = None
     if expression_type == "SQL92":
@@ -166,13 +176,14 @@ def _suggest(ctx: BrokerContext, outcome: GetOutcome) -> int:
     return SLAVE_WHEN_SLOW if behind > allowed else MASTER_ID
 
 
-def _subscription(ctx: BrokerContext, h: PullMessageRequestHeader) -> tuple[str, str]:
-    """(expression type, expression) from the request, else from the group's heartbeat."""
-    if h.sys_flag & FLAG_SUBSCRIPTION and h.subscription is not None:
-        return (h.expression_type or "TAG").upper(), h.subscription
+def _subscription(ctx: BrokerContext, h: PullMessageRequestHeader) -> tuple[str, str] | None:
+    """(expression type, expression) from the request, else from the group's heartbeat; None
+    when neither has one."""
+    if h.sys_flag & FLAG_SUBSCRIPTION:
+        return (h.expression_type or "TAG").upper(), h.subscription or SUB_ALL
     sub = ctx.ask(ctx.proxy(ctx.consumers).subscription(h.consumer_group, h.topic))
     if sub is None:
-        return "TAG", SUB_ALL
+        return None
     return (sub.expression_type or "TAG").upper(), sub.sub_string
 
 

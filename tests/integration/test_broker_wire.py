@@ -229,6 +229,40 @@ def test_long_poll_times_out_with_pull_not_found(broker: WireClient) -> None:
     assert time.monotonic() - started >= 0.25
 
 
+def test_pull_without_subscription_uses_the_groups_heartbeat(broker: WireClient) -> None:
+    for tag in ("a", "b"):
+        assert send(broker, "WireSubs", tag.encode(), properties=props(tag)).code == 0
+
+    def bare_pull(group: str) -> Any:
+        ext = dict(pull_request("WireSubs", 0, 0, group=group).ext_fields)
+        ext["sysFlag"] = "0"  # no SUBSCRIPTION flag, as Java's push consumer sends by default
+        del ext["subscription"]
+        return broker.call(RequestCode.PULL_MESSAGE, ext)
+
+    # Given a group the broker has never heard of, Then RocketMQ's answer, not everything
+    unknown = bare_pull("nobody")
+    assert unknown.code == ResponseCode.SUBSCRIPTION_NOT_EXIST and "nobody" in unknown.remark
+    # When the group heartbeats a tag subscription, Then the pull is filtered by it
+    hb = {
+        "clientID": "c-subs",
+        "producerDataSet": [],
+        "consumerDataSet": [
+            {
+                "groupName": "subs-g",
+                "consumeType": 1,
+                "messageModel": 1,
+                "consumeFromWhere": 0,
+                "unitMode": False,
+                "subscriptionDataSet": [{"topic": "WireSubs", "subString": "b"}],
+            }
+        ],
+    }
+    assert broker.call(RequestCode.HEART_BEAT, body=json.dumps(hb).encode()).code == 0
+    got = bare_pull("subs-g")
+    assert got.code == ResponseCode.SUCCESS
+    assert [r.body for r in records(got.body)] == [b"b"]
+
+
 def test_offset_out_of_range_is_offset_moved(broker: WireClient) -> None:
     assert send(broker, "WireRange", b"x").code == 0
     got = pull(broker, "WireRange", 0, 50)
