@@ -42,17 +42,6 @@ def address_of(sock: socket.socket) -> str:
     return f"{host}:{port}"
 
 
-def hold_open(sock: socket.socket, _address: tuple[str, int]) -> None:  # pragma: no cover
-    """A placeholder session: keeps the connection until the peer closes it."""
-    try:
-        while sock.recv(65536):
-            pass
-    except OSError:
-        pass
-    finally:
-        sock.close()
-
-
 class _Server(StreamServer):
     """A StreamServer that leaves accepted sockets open: the session actor owns each one."""
 

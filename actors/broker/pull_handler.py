@@ -197,10 +197,8 @@ def _filter(outcome: GetOutcome, predicate: Predicate) -> GetOutcome:
         if predicate(decode_properties(decode_record(raw).properties))
     )
     if not kept:
-        return msgspec.structs.replace(
-            outcome, status="NO_MATCHED_MESSAGE", body=b"", count=0, messages=()
-        )
-    return msgspec.structs.replace(outcome, body=b"".join(kept), count=len(kept), messages=kept)
+        return msgspec.structs.replace(outcome, status="NO_MATCHED_MESSAGE", messages=())
+    return msgspec.structs.replace(outcome, messages=kept)
 
 
 def _is_not_found(outcome: GetOutcome, offset: int) -> bool:
@@ -219,7 +217,7 @@ def _respond(
         "maxOffset": outcome.max_offset,
         "suggestWhichBrokerId": suggest,
     }
-    if status == "FOUND" and outcome.body:
+    if status == "FOUND" and outcome.messages:
         return reply(request, ResponseCode.SUCCESS, ext_fields=ext, body=outcome.body)
     if status == "FOUND" or status in RETRY_NOW:
         return reply(request, ResponseCode.PULL_RETRY_IMMEDIATELY, ext_fields=ext)

@@ -108,8 +108,6 @@ class StoreAdapter:
             next_begin_offset=r.next_begin_offset,
             min_offset=r.min_offset,
             max_offset=r.max_offset,
-            body=r.body,
-            count=r.message_count,
             messages=r.messages,
         )
 

@@ -27,9 +27,16 @@ class GetOutcome(msgspec.Struct, frozen=True):
     next_begin_offset: int
     min_offset: int
     max_offset: int
-    body: bytes = b""  # concatenated raw commit-log records
-    count: int = 0
-    messages: tuple[bytes, ...] = ()  # the same records, one by one
+    messages: tuple[bytes, ...] = ()  # raw commit-log records, in queue order
+
+    @property
+    def body(self) -> bytes:
+        """The PULL body: the records concatenated."""
+        return b"".join(self.messages)
+
+    @property
+    def count(self) -> int:
+        return len(self.messages)
 
 
 class StorePort(Protocol):
