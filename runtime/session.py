@@ -1,7 +1,9 @@
 """ClientSession: one actor per TCP connection, speaking RocketMQ remoting.
 
 Messages it accepts (told by its own reader greenlet and by request handlers):
-- ``Outbound(frame)``: write one encoded frame (the actor is the connection's only writer).
+- ``Outbound(frame)``: write one encoded frame (pushes from other actors: they never block on
+  a slow peer). Responses are written by their request's greenlet (``SessionHandle.reply``);
+  both paths hold the handle's write lock, so frames never interleave.
 - ``Closed(reason)``: the reader saw EOF or a fatal framing error; stop.
 - ``CheckIdle``: timer tick; close the channel after ``idle_timeout`` seconds without a frame.
 Proxy-free API through ``SessionHandle`` (safe from any greenlet): ``send_oneway``, ``request``,
@@ -14,7 +16,8 @@ Behaviour: every request runs in its own greenlet, so a 15 s long-poll pull neve
 heartbeat or offset query behind it on the same connection; responses go out by opaque in
 whatever order they finish. Oneway requests get no reply. A frame that was read whole but has a
 bad header gets an error response and the connection goes on; a broken stream (bad length,
-wrong serialize type) gets an error reply when its opaque can be read and the connection closes.
+wrong serialize type), or a header whose request id cannot be read, gets an error reply when
+its opaque can be read and the connection closes.
 Durability point: none; the processor decides when to reply.
 """
 

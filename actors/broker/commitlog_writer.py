@@ -6,9 +6,10 @@ Messages accepted:
   with nothing written; refuse with SERVICE_NOT_AVAILABLE when the store failed, is read-only
   or the disk is above the warning ratio, and OS_PAGE_CACHE_BUSY when the batch waited in the
   inbox longer than ``os_page_cache_busy_timeout_ms``. Otherwise assign queue and physical
-  offsets, encode, write (one ``os.pwrite`` per segment touched), hand the dispatch entries to
-  the Dispatcher and complete ``reply`` with a ``PutResult`` once the flush condition
-  (SYNC_FLUSH: the Flusher's fsync) and the replication condition both answered.
+  offsets, encode, write (one ``os.pwrite`` per segment touched), complete ``reply`` with a
+  ``PutResult`` once the flush condition (SYNC_FLUSH: the Flusher's fsync) and the replication
+  condition both answered (at once when neither waits), then hand the dispatch entries to the
+  Dispatcher.
 - ``AppendRaw(offset, data, reply)`` — a slave's replicated bytes (``raw_append``).
 - ``DiskSpace(full, ratio)`` from Retention; ``StoreFailed(reason)`` from the Flusher.
 - ``DeleteSegments(...)`` from Retention (ask): detach old segments, reply ``SegmentsDeleted``.
