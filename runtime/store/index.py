@@ -71,8 +71,11 @@ class IndexFile:
             if os.fstat(fd).st_size < size:
                 os.ftruncate(fd, size)
             self._mm = mmap.mmap(fd, size)
-        finally:
+        except BaseException:
             os.close(fd)
+            raise
+        self._fd = fd
+        """Kept open for ``flush``: fsync writes back the pages dirtied through the mapping."""
         mv = memoryview(self._mm)
         self._mv = mv
         o = HEADER_SIZE
@@ -192,12 +195,19 @@ class IndexFile:
             self._slot[slot] = i + 1
 
     def flush(self) -> None:
-        self._mm.flush()
+        # Not ``mmap.flush()``: CPython holds the GIL through msync, which stalls every other
+        # thread (the gevent hub: the whole broker) for as long as the write-back takes
+        # (0.5 s for 400 MiB of dirty pages). On Linux fsync of the file writes back the same
+        # dirty pages of the shared mapping, and releases the GIL.
+        os.fsync(self._fd)
 
     def close(self) -> None:
         for view in (self._slot, self._phys, self._time, self._hash, self._prev, self._mv):
             view.release()
         self._mm.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 class IndexService:
