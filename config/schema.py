@@ -7,6 +7,7 @@ raises ``ConfigError(None, key, problem)``; the loaders add the file and line.
 """
 
 import enum
+import functools
 import os
 import pathlib
 from typing import Annotated
@@ -246,9 +247,10 @@ class BrokerConfig(_Config):
         """deleteWhen as hours of the day."""
         return parse_delete_when(self.delete_when)
 
-    def delay_levels_ms(self) -> list[int]:
-        """messageDelayLevel as milliseconds; level N (1-based) is element N-1."""
-        return parse_delay_levels(self.message_delay_level)
+    def delay_levels_ms(self) -> tuple[int, ...]:
+        """messageDelayLevel as milliseconds; level N (1-based) is element N-1 (parsed once:
+        every send asks for the level count)."""
+        return _delay_levels_ms(self.message_delay_level)
 
     def node_name(self) -> str:
         """``<brokerName>-<brokerId>``, the per-node directory name in cluster mode."""
@@ -333,3 +335,8 @@ def _check_groups(profile: ClusterProfile) -> None:
                 f"{b.broker_cluster_name!r} differs from its master's "
                 f"{master.broker_cluster_name!r}",
             )
+
+
+@functools.lru_cache(maxsize=8)
+def _delay_levels_ms(text: str) -> tuple[int, ...]:
+    return tuple(parse_delay_levels(text))

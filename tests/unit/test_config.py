@@ -150,7 +150,7 @@ def test_helpers() -> None:
     assert cfg.ha_addr() == "10.0.0.9:10912"
     assert cfg.delete_hours() == [4, 16]
     assert cfg.node_name() == "broker-a-0"
-    assert BrokerConfig().delay_levels_ms()[:4] == [1000, 5000, 10000, 30000]
+    assert BrokerConfig().delay_levels_ms()[:4] == (1000, 5000, 10000, 30000)
     assert BrokerConfig().delay_levels_ms()[-1] == 7_200_000
     assert BrokerConfig().namesrv_addresses() == []
     assert BrokerConfig().ha_addr() == "127.0.0.1:10912"
