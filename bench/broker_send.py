@@ -1,0 +1,147 @@
+"""The broker's send path, measured with a raw blocking-socket client (no client library).
+
+Starts ``python -m runtime`` (default profile, ASYNC_FLUSH, or SYNC_FLUSH with ``--sync``) on
+free ports in a temporary directory, then sends SEND_MESSAGE_V2 frames of ``--size`` bytes
+over one plain socket with ``--in-flight`` requests outstanding, and prints sends/s, the round
+trip p50/p99 and the broker's CPU per send (from /proc: what the broker process spent, user +
+system, divided by the sends). The client's own CPU per send is printed too: it bounds what one
+connection can reach whatever the broker does.
+
+    .venv/bin/python bench/broker_send.py [--seconds 5] [--in-flight 1] [--sync]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench.client_bench import SYNC_PROFILE  # noqa: E402
+from runtime.remoting.codes import RequestCode  # noqa: E402
+from runtime.remoting.command import RemotingCommand  # noqa: E402
+from runtime.remoting.frame import FrameDecoder, encode  # noqa: E402
+
+
+def cpu_seconds(pid: int) -> float:
+    """user + system CPU of a process so far (Linux /proc)."""
+    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def frame(topic: str, body: bytes, opaque: int) -> bytes:
+    ext = {
+        "a": "bench-raw",
+        "b": topic,
+        "c": "TBW102",
+        "d": 4,
+        "e": opaque % 4,
+        "f": 0,
+        "g": int(time.time() * 1000),
+        "h": 0,
+        "i": f"UNIQ_KEY\x01{opaque:032X}\x02WAIT\x01true\x02",
+        "j": 0,
+        "k": False,
+    }
+    return encode(RemotingCommand.request(RequestCode.SEND_MESSAGE_V2, ext, body, opaque=opaque))
+
+
+def run(address: tuple[str, int], pid: int, args: argparse.Namespace) -> dict[str, object]:
+    sock = socket.create_connection(address)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    decoder = FrameDecoder()
+    body = (b"actormq-bench-" * (args.size // 14 + 1))[: args.size]
+    sent: dict[int, float] = {}
+    latencies: list[float] = []
+    codes: dict[int, int] = {}
+    opaque = 0
+    perf = time.perf_counter
+
+    def send_one() -> None:
+        nonlocal opaque
+        opaque += 1
+        sent[opaque] = perf()
+        sock.sendall(frame(args.topic, body, opaque))
+
+    def receive() -> None:
+        while True:
+            for reply in decoder.feed(sock.recv(1 << 16)):
+                latencies.append(perf() - sent.pop(reply.opaque))
+                codes[reply.code] = codes.get(reply.code, 0) + 1
+                return
+
+    for _ in range(50):  # warm up: topic creation, caches
+        send_one()
+        receive()
+    latencies.clear()
+    codes.clear()
+    cpu0, client0, t0 = cpu_seconds(pid), time.process_time(), perf()
+    deadline = t0 + args.seconds
+    for _ in range(args.in_flight):
+        send_one()
+    done = 0
+    while perf() < deadline:
+        receive()
+        done += 1
+        send_one()
+    while sent:
+        receive()
+        done += 1
+    elapsed = perf() - t0
+    cpu, client = cpu_seconds(pid) - cpu0, time.process_time() - client0
+    sock.close()
+    latencies.sort()
+    return {
+        "sends": done,
+        "sends_per_s": round(done / elapsed),
+        "p50_ms": round(statistics.median(latencies) * 1000, 3),
+        "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 3),
+        "broker_cpu_us_per_send": round(cpu / done * 1e6, 1),
+        "client_cpu_us_per_send": round(client / done * 1e6, 1),
+        "codes": codes,
+        "in_flight": args.in_flight,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--in-flight", type=int, default=1)
+    p.add_argument("--size", type=int, default=1024)
+    p.add_argument("--topic", default="BenchRaw")
+    p.add_argument("--sync", action="store_true", help="SYNC_FLUSH instead of ASYNC_FLUSH")
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory(prefix="actormq-bench-") as tmp:
+        cmd = [sys.executable, "-m", "runtime"]
+        if args.sync:
+            profile = pathlib.Path(tmp) / "sync.toml"
+            profile.write_text(SYNC_PROFILE)
+            cmd += ["cluster", "--profile", str(profile)]
+        cmd += ["--ephemeral-ports", "--data-dir", str(pathlib.Path(tmp) / "data")]
+        cmd += ["--log-level", "WARNING"]
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            if not line.startswith("ready"):
+                raise SystemExit(f"cluster did not start: {line!r}")
+            fields = dict(t.partition("=")[::2] for t in line.split()[1:])
+            host, _, port = fields["broker-a/0"].rpartition(":")
+            result = run((host, int(port)), proc.pid, args)
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    print("SUMMARY " + json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
