@@ -18,8 +18,9 @@ Messages accepted (all told):
 State owned: the waiters (in offset order), per-slave links (``HAState.slaves``), the in-sync
 set (``HAState.in_sync``: connected and less than ``haSlaveFallbehindMax`` behind), the offset
 confirmed to the Dispatcher. Under SYNC_MASTER it tells the Dispatcher ``Confirm(offset,
-"replica")`` with the lowest offset every slave in ``HAState.confirm_set()`` holds (the write
-offset when that set is empty), so consumers see only records a failover keeps.
+"replica")`` with the lowest offset every slave in ``HAState.confirm_set()`` holds, so consumers
+see only replicated records, which a failover keeps. While that set is empty nothing more is
+confirmed: records answered SLAVE_NOT_AVAILABLE stay invisible until a slave holds them.
 
 Durability point: the epoch file (atomic rewrite). The HA listen socket is served by a sibling
 ``Acceptor`` that starts one ``HAConnection`` per slave.
@@ -134,6 +135,7 @@ class HAService(GeventActor):
         self.state = ha.state
         self._waiters: deque[tuple[int, float, Any]] = deque()
         self._confirmed = 0
+        self._holding = False  # no slave in sync: consumers held back (warned once)
 
     def on_start(self) -> None:
         self.log = self.ha.store.require_open().log
@@ -275,11 +277,20 @@ class HAService(GeventActor):
             return
         slaves = self.state.slaves
         need = self.state.confirm_set()
-        if need:
-            offset = min(slaves[n].acked if n in slaves else 0 for n in need)
-            offset = min(offset, self.log.write_offset)
-        else:
-            offset = self.log.write_offset
+        if not need:
+            # No slave holds what follows: consumers wait for one to catch up (issue 6).
+            if not self._holding and self.log.write_offset > self._confirmed:
+                self._holding = True
+                logger.warning(
+                    "{}: SYNC_MASTER with no slave in sync; records after offset {} stay "
+                    "invisible to consumers until a slave holds them",
+                    self.ha.service,
+                    self._confirmed,
+                )
+            return
+        self._holding = False
+        offset = min(slaves[n].acked if n in slaves else 0 for n in need)
+        offset = min(offset, self.log.write_offset)
         if offset > self._confirmed:
             self._confirmed = offset
             self.ha.tell(self.ha.store.names.dispatcher, Confirm(offset, "replica", flushed=False))

@@ -119,7 +119,7 @@ def test_slave_commit_log_is_byte_identical(
     assert got[7].body == f"{15:05d}".encode() * 140
 
 
-def test_sync_master_with_the_slave_down_answers_slave_not_available(
+def test_sync_master_with_the_slave_down_answers_slave_not_available_and_hides_the_records(
     tmp_path: pathlib.Path, namesrv: str, group_factory: list[Group]
 ) -> None:
     g = make(group_factory, tmp_path, namesrv, "SYNC_MASTER")
@@ -137,8 +137,16 @@ def test_sync_master_with_the_slave_down_answers_slave_not_available(
             break
     assert codes[-1] == ResponseCode.SLAVE_NOT_AVAILABLE, codes
     assert set(codes) <= {ResponseCode.SLAVE_NOT_AVAILABLE, ResponseCode.FLUSH_SLAVE_TIMEOUT}
-    # and the stored records stay visible to consumers (no slave is in sync)
-    wait_queue(store_ctx(g.master), "HA", 0, 1 + len(codes))
+    # and consumers do not see them: no slave holds them (only "first" is visible)
+    master_ctx = store_ctx(g.master)
+    assert wait_queue(master_ctx, "HA", 0, 1) == 1
+    assert master_ctx.dispatched < master_ctx.require_open().log.write_offset
+    # When the slave comes back, Then it catches up and the held records become visible
+    g.start_slave()
+    wait_queue(master_ctx, "HA", 0, 1 + len(codes))
+    assert [r.body for r in queue_records(master_ctx, "HA", 0, 10)] == [b"first"] + [
+        b"later"
+    ] * len(codes)
 
 
 def test_sync_master_with_a_stalled_slave_answers_flush_slave_timeout(
