@@ -4,7 +4,8 @@ Messages accepted:
 - ``MasterAddress(address, source, epoch)`` (told by the node: ``config`` haMasterAddress,
   ``namesrv`` from the registration reply, ``controller`` from the ControllerClient). In
   controller mode only the controller's word counts; otherwise config beats namesrv. When the
-  address changes the current link is dropped and a new one made.
+  address changes the current link is dropped and a new one made. A restarted client starts
+  from the name server's address its previous incarnation followed (``HAState``).
 - ``ClientDone(generation, reason, retry_after)`` (from its link greenlet): the link ended.
 - ``ClientTick`` (timer, 0.2 s): reconnect when due.
 
@@ -65,6 +66,10 @@ class HAClient(GeventActor):
         self._retry_at = 0.0
 
     def on_start(self) -> None:
+        if not self.state.controller_mode and not self.sources["config"]:
+            # Restarted after a failure: follow the address the name server gave the previous
+            # incarnation (HAState outlives it); the registrar tells it only when it changes.
+            self.sources["namesrv"] = self.state.master_ha_addr
         self.state.master_link_up = False
         self.send_every(TICK_S, ClientTick())
         self._choose()
