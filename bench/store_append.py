@@ -30,6 +30,7 @@ from loguru import logger
 
 from actors.broker.store_service import BrokerStore
 from runtime.directory import Directory
+from runtime.store.commitlog import ENCODER
 from runtime.store.record import PutRecord, encode_properties
 from runtime.store.settings import FlushMode, StoreSettings
 
@@ -120,7 +121,7 @@ def main() -> None:
     mode = "SYNC_FLUSH" if args.sync else "ASYNC_FLUSH"
     print(
         f"{mode} batch={args.batch} producers={args.producers} body={args.body}B "
-        f"index={'off' if args.no_index else 'on'}"
+        f"index={'off' if args.no_index else 'on'} encoder={ENCODER}"
     )
     print(
         f"  acked {ok} msgs in {elapsed:.2f}s: {ok / elapsed:,.0f} msg/s, "

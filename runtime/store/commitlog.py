@@ -4,10 +4,15 @@ Plain synchronous code used by the CommitLogWriter actor (appends), readers (by 
 offset) and recovery (scans). A record never straddles segments: when a record plus the 8-byte
 end-of-segment marker does not fit in what is left of a segment, the writer puts the marker
 ``[remaining][0xCBD43194]`` there and continues at the next segment's start.
+
+``append_batch``'s per-record loops run in C (``runtime.store._fastlog``, built by ``pip install``
+when a compiler exists) unless ``ACTORMQ_PURE_PYTHON=1``; the Python loops below are the fallback
+and the reference. ``ENCODER`` says which one is active ("c" or "python").
 """
 
 from __future__ import annotations
 
+import os
 import zlib
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
@@ -19,6 +24,22 @@ from runtime.store.segments import SegmentedFile
 from runtime.store.storage import OS_FS, FileSystem
 
 SCAN_CHUNK = 4 * 1024 * 1024
+
+
+def _load_encoder() -> Callable[..., tuple | Invalid] | None:
+    """The C encoder (``_fastlog.encode_batch``), or None: not built, or ACTORMQ_PURE_PYTHON=1."""
+    if os.environ.get("ACTORMQ_PURE_PYTHON") == "1":
+        return None
+    try:
+        from runtime.store import _fastlog
+    except ImportError:
+        return None
+    return _fastlog.encode_batch
+
+
+_fast_encode = _load_encoder()
+ENCODER = "c" if _fast_encode is not None else "python"
+"""Which ``append_batch`` loop this process uses."""
 
 
 class Prepared(NamedTuple):
@@ -115,6 +136,7 @@ class CommitLog:
         self.store_port = store_port
         self.delay_levels = delay_levels
         self._group: _Group | None = None
+        self._fast = _fast_encode  # None: the Python loops (tests set it to compare both)
 
     @property
     def write_offset(self) -> int:
@@ -146,6 +168,44 @@ class CommitLog:
         back to back into one buffer, queue offsets go to ``overlay`` (the caller applies it to
         ``next_offsets`` once ``commit_group`` succeeded), and ``commit_group`` writes them all.
         """
+        if self._fast is not None:
+            group = self._group
+            begin = self.segments.write_offset if group is None else group.vpos
+            out = self._fast(
+                records,
+                _topic_cache,
+                prepare,
+                Prepared,
+                begin,
+                self.segment_size,
+                max_message_size,
+                next_offsets,
+                overlay,
+                store_timestamp,
+                self.store_host,
+                self.store_port,
+                self.delay_levels,
+                R.tags_code_of,
+                R.index_keys,
+            )
+            if isinstance(out, Invalid):
+                return out
+            buf, bpos, cuts, pos, local, phys_offsets, queue_offsets, cq_blocks, index, wait = out
+            return self._finish(
+                group,
+                next_offsets,
+                overlay,
+                begin,
+                buf,
+                bpos,
+                cuts,
+                pos,
+                local,
+                phys_offsets,
+                queue_offsets,
+                DispatchBatch(cq_blocks, index, pos),
+                wait,
+            )
         seg_size = self.segment_size
         shapes: list[tuple[bytes, bytes, int]] = []
         total = 0
@@ -176,7 +236,8 @@ class CommitLog:
         group = self._group
         begin = pos = self.segments.write_offset if group is None else group.vpos
         seg_end = pos - pos % seg_size + seg_size
-        buf = bytearray(total + R.BLANK_SIZE * (2 + total // seg_size))
+        # at most one end-of-segment marker before each record
+        buf = bytearray(total + R.BLANK_SIZE * len(shapes))
         bpos = 0
         cuts: list[int] = []  # buffer positions after which the writer skips to a new segment
         local: dict[QueueKey, int] = {}
@@ -304,6 +365,39 @@ class CommitLog:
             add_phys(pos)
             pos += size
             bpos += size
+        return self._finish(
+            group,
+            next_offsets,
+            overlay,
+            begin,
+            buf,
+            bpos,
+            cuts,
+            pos,
+            local,
+            phys_offsets,
+            queue_offsets,
+            DispatchBatch(cq_blocks, index_items, pos),
+            wait,
+        )
+
+    def _finish(
+        self,
+        group: _Group | None,
+        next_offsets: dict[QueueKey, int],
+        overlay: dict[QueueKey, int] | None,
+        begin: int,
+        buf: bytearray,
+        bpos: int,
+        cuts: list[int],
+        pos: int,
+        local: dict[QueueKey, int],
+        phys_offsets: list[int],
+        queue_offsets: list[int],
+        dispatch: DispatchBatch,
+        wait: bool,
+    ) -> AppendedBatch:
+        """Write an encoded batch (or add it to the group) and publish its queue offsets."""
         if group is not None:
             base = len(group.buf)
             group.buf += memoryview(buf)[:bpos]
@@ -313,15 +407,7 @@ class CommitLog:
         else:
             self._write(buf, bpos, cuts, pos)
             next_offsets.update(local)
-        return AppendedBatch(
-            begin,
-            pos,
-            phys_offsets,
-            queue_offsets,
-            DispatchBatch(cq_blocks, index_items, pos),
-            bpos,
-            wait,
-        )
+        return AppendedBatch(begin, pos, phys_offsets, queue_offsets, dispatch, bpos, wait)
 
     def _write(self, buf: bytearray, length: int, cuts: list[int], end: int) -> None:
         view = memoryview(buf)

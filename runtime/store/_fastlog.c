@@ -1,0 +1,978 @@
+/*
+ * runtime.store._fastlog: the optional C accelerator of CommitLog.append_batch.
+ *
+ * One function, encode_batch(), does what the two per-record loops of append_batch do in
+ * Python (commitlog.py keeps them as the fallback and the reference):
+ *
+ *   pass 1  size and validate every record: the common case (topic already in the topic
+ *           cache, ASCII properties) inline, anything else through the Python `prepare`
+ *           callback, whose Invalid result is returned as is (nothing encoded);
+ *   pass 2  encode: end-of-segment BLANK markers and cuts, queue offsets through the
+ *           local/overlay/next_offsets dicts, the record in RocketMQ's V1 layout (record.py)
+ *           with the masked zlib body CRC, the property scan (the semantics of
+ *           record._PROP_RE: TAGS, KEYS, UNIQ_KEY, DELAY, WAIT at the start or after \x02,
+ *           value up to the next \x02, later occurrences win), the tag code (Java
+ *           String.hashCode of TAGS; record.tags_code_of for DELAY records), the consume-queue
+ *           blocks and the index items (record.index_keys when KEYS is present).
+ *
+ * Everything runs with the GIL held (a batch takes microseconds). No global mutable state:
+ * the interned attribute names live in the module state. Every write into the output buffer
+ * is checked against its capacity.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+#include <zlib.h>
+
+#define HEADER_SIZE 88
+#define BLANK_SIZE 8
+#define ENTRY_SIZE 20
+#define RECORD_MAGIC 0xDAA320A7u
+#define BLANK_MAGIC 0xCBD43194u
+#define MAX_PROPERTIES_SIZE 32767
+#define TRAN_MASK 0xC
+#define TRAN_PREPARED 0x4
+#define TRAN_ROLLBACK 0xC
+#define NARGS 15
+
+enum {
+    A_TOPIC,
+    A_QUEUE_ID,
+    A_BODY,
+    A_PROPERTIES,
+    A_FLAG,
+    A_SYS_FLAG,
+    A_BORN_TIMESTAMP,
+    A_BORN_HOST,
+    A_BORN_PORT,
+    A_RECONSUME_TIMES,
+    A_PREPARED_OFFSET,
+    N_ATTRS
+};
+
+static const char *const attr_names[N_ATTRS] = {
+    "topic",     "queue_id",       "body",      "properties",      "flag",
+    "sys_flag",  "born_timestamp", "born_host", "born_port",       "reconsume_times",
+    "prepared_transaction_offset",
+};
+
+typedef struct {
+    PyObject *names[N_ATTRS];
+} fl_state;
+
+/* What pass 1 learnt about one record; every PyObject* here is an owned reference. */
+typedef struct {
+    PyObject *topic;       /* str */
+    PyObject *queue_id;    /* int */
+    PyObject *body;        /* bytes, or anything with a simple buffer (view) */
+    PyObject *topic_b;     /* bytes */
+    PyObject *props_owner; /* the ASCII str or the encoded bytes holding `props` */
+    const char *props;
+    Py_ssize_t plen;
+    const char *bdata;
+    Py_ssize_t blen;
+    Py_ssize_t size;
+    Py_buffer view;
+    int has_view;
+} shape_t;
+
+/* -- small helpers ----------------------------------------------------------------------- */
+
+static inline void put_u32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+static inline void put_u64(unsigned char *p, uint64_t v)
+{
+    put_u32(p, (uint32_t)(v >> 32));
+    put_u32(p + 4, (uint32_t)v);
+}
+
+static int as_i64(PyObject *obj, const char *what, long long *out)
+{
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(obj, &overflow);
+    if (v == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (overflow) {
+        PyErr_Format(PyExc_OverflowError, "%s does not fit in an int64", what);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int as_i32(PyObject *obj, const char *what, long long *out)
+{
+    if (as_i64(obj, what, out) < 0) {
+        return -1;
+    }
+    if (*out < INT32_MIN || *out > INT32_MAX) {
+        PyErr_Format(PyExc_OverflowError, "%s does not fit in an int32", what);
+        return -1;
+    }
+    return 0;
+}
+
+static int attr_i64(PyObject *rec, PyObject *name, const char *what, long long *out, int i32)
+{
+    PyObject *v = PyObject_GetAttr(rec, name);
+    if (v == NULL) {
+        return -1;
+    }
+    int r = i32 ? as_i32(v, what, out) : as_i64(v, what, out);
+    Py_DECREF(v);
+    return r;
+}
+
+/* A 4-byte host field as struct's "4s" packs it: truncated or zero-padded. */
+static int put_host(unsigned char *dst, PyObject *obj)
+{
+    const char *data;
+    Py_ssize_t len;
+    if (PyBytes_Check(obj)) {
+        data = PyBytes_AS_STRING(obj);
+        len = PyBytes_GET_SIZE(obj);
+    }
+    else if (PyByteArray_Check(obj)) {
+        data = PyByteArray_AS_STRING(obj);
+        len = PyByteArray_GET_SIZE(obj);
+    }
+    else {
+        PyErr_SetString(PyExc_TypeError, "a host must be bytes");
+        return -1;
+    }
+    memset(dst, 0, 4);
+    memcpy(dst, data, len < 4 ? (size_t)len : 4);
+    return 0;
+}
+
+static uint32_t body_crc(const char *data, Py_ssize_t len)
+{
+    uLong crc = crc32(0L, Z_NULL, 0);
+    const Bytef *p = (const Bytef *)data;
+    while (len > 0) {
+        uInt chunk = len > (1 << 30) ? (uInt)(1 << 30) : (uInt)len;
+        crc = crc32(crc, p, chunk);
+        p += chunk;
+        len -= chunk;
+    }
+    return (uint32_t)crc & 0x7FFFFFFFu;
+}
+
+/* Java String.hashCode of UTF-8 text, over its UTF-16 code units, as a signed int32. */
+static int java_hash(const char *s, Py_ssize_t len, long long *out)
+{
+    uint32_t h = 0;
+    Py_ssize_t i;
+    for (i = 0; i < len; i++) {
+        if ((unsigned char)s[i] >= 0x80) {
+            break;
+        }
+        h = 31u * h + (unsigned char)s[i];
+    }
+    if (i < len) { /* non-ASCII: decode (strictly) and hash the code points */
+        PyObject *text = PyUnicode_DecodeUTF8(s, len, "strict");
+        if (text == NULL) {
+            return -1;
+        }
+        Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+        int kind = PyUnicode_KIND(text);
+        const void *data = PyUnicode_DATA(text);
+        h = 0;
+        for (Py_ssize_t j = 0; j < n; j++) {
+            Py_UCS4 cp = PyUnicode_READ(kind, data, j);
+            if (cp >= 0x10000) {
+                cp -= 0x10000;
+                h = 31u * h + (uint32_t)(0xD800 + (cp >> 10));
+                h = 31u * h + (uint32_t)(0xDC00 + (cp & 0x3FF));
+            }
+            else {
+                h = 31u * h + (uint32_t)cp;
+            }
+        }
+        Py_DECREF(text);
+    }
+    *out = (long long)(int32_t)h;
+    return 0;
+}
+
+/* The property values the store reads (record._PROP_RE): a NULL pointer means absent. */
+typedef struct {
+    const char *tags, *keys, *uniq, *delay;
+    Py_ssize_t tags_len, keys_len, uniq_len, delay_len;
+    int wait;
+} props_t;
+
+#define NAME_IS(seg, slen, lit) \
+    ((slen) >= (Py_ssize_t)sizeof(lit) - 1 && memcmp((seg), (lit), sizeof(lit) - 1) == 0)
+
+static void scan_properties(const char *p, Py_ssize_t len, props_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->wait = 1;
+    const char *end = p + len;
+    const char *seg = p;
+    while (seg < end) {
+        const char *stop = memchr(seg, '\x02', (size_t)(end - seg));
+        if (stop == NULL) {
+            stop = end;
+        }
+        Py_ssize_t slen = stop - seg;
+        if (NAME_IS(seg, slen, "TAGS\x01")) {
+            out->tags = seg + 5;
+            out->tags_len = slen - 5;
+        }
+        else if (NAME_IS(seg, slen, "KEYS\x01")) {
+            out->keys = seg + 5;
+            out->keys_len = slen - 5;
+        }
+        else if (NAME_IS(seg, slen, "UNIQ_KEY\x01")) {
+            out->uniq = seg + 9;
+            out->uniq_len = slen - 9;
+        }
+        else if (NAME_IS(seg, slen, "DELAY\x01")) {
+            out->delay = seg + 6;
+            out->delay_len = slen - 6;
+        }
+        else if (NAME_IS(seg, slen, "WAIT\x01")) {
+            out->wait = !(slen - 5 == 5 && memcmp(seg + 5, "false", 5) == 0);
+        }
+        seg = stop + 1; /* past the \x02 (or past the end) */
+    }
+}
+
+static PyObject *str_or_none(const char *s, Py_ssize_t len)
+{
+    if (s == NULL) {
+        Py_RETURN_NONE;
+    }
+    return PyUnicode_DecodeUTF8(s, len, "strict");
+}
+
+static void release_shapes(shape_t *shapes, Py_ssize_t n)
+{
+    if (shapes == NULL) {
+        return;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        shape_t *s = &shapes[i];
+        if (s->has_view) {
+            PyBuffer_Release(&s->view);
+        }
+        Py_XDECREF(s->topic);
+        Py_XDECREF(s->queue_id);
+        Py_XDECREF(s->body);
+        Py_XDECREF(s->topic_b);
+        Py_XDECREF(s->props_owner);
+    }
+    PyMem_Free(shapes);
+}
+
+/* -- pass 1 ------------------------------------------------------------------------------ */
+
+/* Fill `s` from the Prepared namedtuple `prepare` returned (bytes topic, bytes props, size). */
+static int take_prepared(shape_t *s, PyObject *prep)
+{
+    if (PyTuple_GET_SIZE(prep) < 4) {
+        PyErr_SetString(PyExc_TypeError, "prepare returned a short Prepared");
+        return -1;
+    }
+    PyObject *topic_b = PyTuple_GET_ITEM(prep, 1);
+    PyObject *props_b = PyTuple_GET_ITEM(prep, 2);
+    PyObject *size = PyTuple_GET_ITEM(prep, 3);
+    if (!PyBytes_Check(topic_b) || !PyBytes_Check(props_b) || !PyLong_Check(size)) {
+        PyErr_SetString(PyExc_TypeError, "prepare returned a malformed Prepared");
+        return -1;
+    }
+    Py_ssize_t sz = PyLong_AsSsize_t(size);
+    if (sz == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    Py_XSETREF(s->topic_b, Py_NewRef(topic_b));
+    Py_XSETREF(s->props_owner, Py_NewRef(props_b));
+    s->props = PyBytes_AS_STRING(props_b);
+    s->plen = PyBytes_GET_SIZE(props_b);
+    s->size = sz;
+    return 0;
+}
+
+/* Returns 1 when the record was shaped, 0 when `*invalid` holds prepare's refusal, -1 on error.
+ */
+static int shape_record(fl_state *st, shape_t *s, PyObject *rec, PyObject *topic_cache,
+                        PyObject *prepare, PyObject *prepared_type, PyObject *max_size_obj,
+                        PyObject *seg_size_obj, long long max_size, long long seg_size,
+                        PyObject **invalid)
+{
+    s->topic = PyObject_GetAttr(rec, st->names[A_TOPIC]);
+    if (s->topic == NULL) {
+        return -1;
+    }
+    s->queue_id = PyObject_GetAttr(rec, st->names[A_QUEUE_ID]);
+    if (s->queue_id == NULL) {
+        return -1;
+    }
+    s->body = PyObject_GetAttr(rec, st->names[A_BODY]);
+    if (s->body == NULL) {
+        return -1;
+    }
+    if (PyBytes_Check(s->body)) {
+        s->bdata = PyBytes_AS_STRING(s->body);
+        s->blen = PyBytes_GET_SIZE(s->body);
+    }
+    else {
+        if (PyObject_GetBuffer(s->body, &s->view, PyBUF_SIMPLE) < 0) {
+            return -1;
+        }
+        s->has_view = 1;
+        s->bdata = (const char *)s->view.buf;
+        s->blen = s->view.len;
+    }
+    PyObject *props = PyObject_GetAttr(rec, st->names[A_PROPERTIES]);
+    if (props == NULL) {
+        return -1;
+    }
+    s->props_owner = props;
+    PyObject *topic_b = PyDict_GetItemWithError(topic_cache, s->topic); /* borrowed */
+    if (topic_b == NULL && PyErr_Occurred()) {
+        return -1;
+    }
+    if (topic_b != NULL && PyBytes_CheckExact(topic_b) && PyUnicode_CheckExact(props) &&
+        PyUnicode_IS_ASCII(props) && PyLong_Check(s->queue_id)) {
+        /* the common case, as append_batch checks it inline */
+        int overflow = 0;
+        long long qid = PyLong_AsLongLongAndOverflow(s->queue_id, &overflow);
+        if (qid == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        Py_ssize_t plen = PyUnicode_GET_LENGTH(props);
+        Py_ssize_t tlen = PyBytes_GET_SIZE(topic_b);
+        if (!overflow && qid >= 0 && qid <= 0x7FFFFFFF && s->blen <= max_size &&
+            plen <= MAX_PROPERTIES_SIZE && tlen <= 255 &&
+            s->blen <= seg_size - (HEADER_SIZE + 3 + BLANK_SIZE) - tlen - plen) {
+            s->topic_b = Py_NewRef(topic_b);
+            s->props = (const char *)PyUnicode_1BYTE_DATA(props);
+            s->plen = plen;
+            s->size = HEADER_SIZE + 3 + s->blen + tlen + plen;
+            return 1;
+        }
+    }
+    PyObject *args[3] = {rec, max_size_obj, seg_size_obj};
+    PyObject *res = PyObject_Vectorcall(prepare, args, 3, NULL);
+    if (res == NULL) {
+        return -1;
+    }
+    if (Py_TYPE(res) != (PyTypeObject *)prepared_type) {
+        *invalid = res;
+        return 0;
+    }
+    int r = take_prepared(s, res);
+    Py_DECREF(res);
+    return r < 0 ? -1 : 1;
+}
+
+/* -- pass 2 state ------------------------------------------------------------------------ */
+
+typedef struct {
+    PyObject *local, *overlay, *next_offsets, *cq_blocks;
+    PyObject *key;   /* the current (topic, queue_id) tuple, owned, or NULL */
+    PyObject *block; /* the current key's bytearray of entries, owned, or NULL */
+    PyObject *last_topic;
+    long long last_qid;
+    long long next;  /* the current key's next queue offset, when known */
+    int known;       /* next holds the current key's next offset */
+    int dirty;       /* next must still be stored in local */
+} queues_t;
+
+static int flush_key(queues_t *q)
+{
+    if (q->dirty) {
+        PyObject *v = PyLong_FromLongLong(q->next);
+        if (v == NULL) {
+            return -1;
+        }
+        int r = PyDict_SetItem(q->local, q->key, v);
+        Py_DECREF(v);
+        if (r < 0) {
+            return -1;
+        }
+        q->dirty = 0;
+    }
+    return 0;
+}
+
+static int switch_key(queues_t *q, PyObject *topic, PyObject *queue_id, long long qid)
+{
+    if (flush_key(q) < 0) {
+        return -1;
+    }
+    Py_CLEAR(q->key);
+    Py_CLEAR(q->block);
+    q->known = 0;
+    q->last_topic = topic;
+    q->last_qid = qid;
+    q->key = PyTuple_Pack(2, topic, queue_id);
+    if (q->key == NULL) {
+        return -1;
+    }
+    PyObject *block = PyDict_GetItemWithError(q->cq_blocks, q->key); /* borrowed */
+    if (block == NULL) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    if (!PyList_Check(block) || PyList_GET_SIZE(block) != 2 ||
+        !PyByteArray_Check(PyList_GET_ITEM(block, 1))) {
+        PyErr_SetString(PyExc_TypeError, "a consume-queue block is not [offset, bytearray]");
+        return -1;
+    }
+    q->block = Py_NewRef(PyList_GET_ITEM(block, 1));
+    return 0;
+}
+
+/* The queue offset of the current key: local, else overlay, else next_offsets, else 0. */
+static int take_queue_offset(queues_t *q, long long *out)
+{
+    if (!q->known) {
+        PyObject *v = PyDict_GetItemWithError(q->local, q->key);
+        if (v == NULL && PyErr_Occurred()) {
+            return -1;
+        }
+        if (v == NULL && q->overlay != Py_None) {
+            v = PyDict_GetItemWithError(q->overlay, q->key);
+            if (v == NULL && PyErr_Occurred()) {
+                return -1;
+            }
+        }
+        if (v == NULL) {
+            v = PyDict_GetItemWithError(q->next_offsets, q->key);
+            if (v == NULL && PyErr_Occurred()) {
+                return -1;
+            }
+        }
+        long long next = 0;
+        if (v != NULL && as_i64(v, "a queue offset", &next) < 0) {
+            return -1;
+        }
+        q->next = next;
+        q->known = 1;
+    }
+    if (q->next == INT64_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "queue offset overflow");
+        return -1;
+    }
+    *out = q->next++;
+    q->dirty = 1;
+    return 0;
+}
+
+static int add_entry(queues_t *q, long long qoff, long long phys, long long size, long long code)
+{
+    unsigned char entry[ENTRY_SIZE];
+    put_u64(entry, (uint64_t)phys);
+    put_u32(entry + 8, (uint32_t)size);
+    put_u64(entry + 12, (uint64_t)code);
+    if (q->block == NULL) {
+        PyObject *raw = PyByteArray_FromStringAndSize((const char *)entry, ENTRY_SIZE);
+        if (raw == NULL) {
+            return -1;
+        }
+        PyObject *first = PyLong_FromLongLong(qoff);
+        if (first == NULL) {
+            Py_DECREF(raw);
+            return -1;
+        }
+        PyObject *block = PyList_New(2);
+        if (block == NULL) {
+            Py_DECREF(raw);
+            Py_DECREF(first);
+            return -1;
+        }
+        PyList_SET_ITEM(block, 0, first);
+        PyList_SET_ITEM(block, 1, Py_NewRef(raw));
+        int r = PyDict_SetItem(q->cq_blocks, q->key, block);
+        Py_DECREF(block);
+        if (r < 0) {
+            Py_DECREF(raw);
+            return -1;
+        }
+        q->block = raw;
+        return 0;
+    }
+    Py_ssize_t n = PyByteArray_GET_SIZE(q->block);
+    if (n > PY_SSIZE_T_MAX - ENTRY_SIZE) {
+        PyErr_SetString(PyExc_OverflowError, "consume-queue block too large");
+        return -1;
+    }
+    if (PyByteArray_Resize(q->block, n + ENTRY_SIZE) < 0) {
+        return -1;
+    }
+    memcpy(PyByteArray_AS_STRING(q->block) + n, entry, ENTRY_SIZE);
+    return 0;
+}
+
+/* The tag code of a record: the TAGS hash, or record.tags_code_of for DELAY records. */
+typedef struct {
+    const char *tags;
+    Py_ssize_t len;
+    long long code;
+} tag_cache_t;
+
+static int tag_code(const props_t *pr, tag_cache_t *cache, PyObject *tags_code_of,
+                    PyObject *topic, PyObject *ts_obj, PyObject *levels, long long *out)
+{
+    if (pr->delay == NULL) {
+        if (pr->tags == NULL || pr->tags_len == 0) {
+            *out = 0;
+            return 0;
+        }
+        if (cache->tags != NULL && cache->len == pr->tags_len &&
+            memcmp(cache->tags, pr->tags, (size_t)pr->tags_len) == 0) {
+            *out = cache->code;
+            return 0;
+        }
+        if (java_hash(pr->tags, pr->tags_len, out) < 0) {
+            return -1;
+        }
+        cache->tags = pr->tags; /* kept alive by the shapes until the call returns */
+        cache->len = pr->tags_len;
+        cache->code = *out;
+        return 0;
+    }
+    PyObject *tags = str_or_none(pr->tags, pr->tags_len);
+    if (tags == NULL) {
+        return -1;
+    }
+    PyObject *delay = PyUnicode_DecodeUTF8(pr->delay, pr->delay_len, "strict");
+    if (delay == NULL) {
+        Py_DECREF(tags);
+        return -1;
+    }
+    PyObject *args[5] = {topic, tags, delay, ts_obj, levels};
+    PyObject *res = PyObject_Vectorcall(tags_code_of, args, 5, NULL);
+    Py_DECREF(tags);
+    Py_DECREF(delay);
+    if (res == NULL) {
+        return -1;
+    }
+    int r = as_i64(res, "a tag code", out);
+    Py_DECREF(res);
+    return r;
+}
+
+/* Appends (topic, phys, store_timestamp, keys) to `index` when the record has index keys. */
+static int index_item(PyObject *index, const props_t *pr, long long tran, PyObject *index_keys,
+                      PyObject *sys_flag_obj, PyObject *topic, PyObject *phys, PyObject *ts_obj)
+{
+    PyObject *keys_t;
+    if (pr->keys != NULL && pr->keys_len > 0) {
+        PyObject *keys = PyUnicode_DecodeUTF8(pr->keys, pr->keys_len, "strict");
+        if (keys == NULL) {
+            return -1;
+        }
+        PyObject *uniq = str_or_none(pr->uniq, pr->uniq_len);
+        if (uniq == NULL) {
+            Py_DECREF(keys);
+            return -1;
+        }
+        PyObject *args[3] = {sys_flag_obj, keys, uniq};
+        keys_t = PyObject_Vectorcall(index_keys, args, 3, NULL);
+        Py_DECREF(keys);
+        Py_DECREF(uniq);
+        if (keys_t == NULL) {
+            return -1;
+        }
+        int truth = PyObject_IsTrue(keys_t);
+        if (truth <= 0) {
+            Py_DECREF(keys_t);
+            return truth;
+        }
+    }
+    else if (pr->uniq != NULL && pr->uniq_len > 0 && tran != TRAN_ROLLBACK) {
+        PyObject *uniq = PyUnicode_DecodeUTF8(pr->uniq, pr->uniq_len, "strict");
+        if (uniq == NULL) {
+            return -1;
+        }
+        keys_t = PyTuple_Pack(1, uniq);
+        Py_DECREF(uniq);
+        if (keys_t == NULL) {
+            return -1;
+        }
+    }
+    else {
+        return 0;
+    }
+    PyObject *item = PyTuple_Pack(4, topic, phys, ts_obj, keys_t);
+    Py_DECREF(keys_t);
+    if (item == NULL) {
+        return -1;
+    }
+    int r = PyList_Append(index, item);
+    Py_DECREF(item);
+    return r;
+}
+
+/* -- encode_batch ------------------------------------------------------------------------ */
+
+PyDoc_STRVAR(encode_batch_doc,
+"encode_batch(records, topic_cache, prepare, prepared_type, begin, segment_size,\n"
+"             max_message_size, next_offsets, overlay, store_timestamp, store_host,\n"
+"             store_port, delay_levels, tags_code_of, index_keys)\n"
+"--\n\n"
+"Size, validate and encode a batch as CommitLog.append_batch does (see commitlog.py).\n\n"
+"Returns prepare's Invalid for the first record it refused (nothing encoded), else\n"
+"(buf, length, cuts, end, local, physical_offsets, queue_offsets, cq_blocks, index_items,\n"
+"wait_store_ok): buf[:length] is what to write, with a skip to the next segment after each\n"
+"position in cuts; local maps each queue key to its next queue offset. next_offsets and\n"
+"overlay are only read.");
+
+static PyObject *encode_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != NARGS) {
+        PyErr_Format(PyExc_TypeError, "encode_batch takes %d arguments (%zd given)", NARGS,
+                     nargs);
+        return NULL;
+    }
+    fl_state *st = (fl_state *)PyModule_GetState(module);
+    if (st == NULL) {
+        return NULL;
+    }
+    PyObject *records = args[0], *topic_cache = args[1], *prepare = args[2];
+    PyObject *prepared_type = args[3], *begin_obj = args[4], *seg_size_obj = args[5];
+    PyObject *max_size_obj = args[6], *next_offsets = args[7], *overlay = args[8];
+    PyObject *ts_obj = args[9], *host_obj = args[10], *port_obj = args[11];
+    PyObject *levels = args[12], *tags_code_of = args[13], *index_keys = args[14];
+
+    if (!PyDict_Check(topic_cache) || !PyDict_Check(next_offsets) ||
+        (overlay != Py_None && !PyDict_Check(overlay))) {
+        PyErr_SetString(PyExc_TypeError, "topic_cache, next_offsets and overlay must be dicts");
+        return NULL;
+    }
+    if (!PyType_Check(prepared_type)) {
+        PyErr_SetString(PyExc_TypeError, "prepared_type must be a type");
+        return NULL;
+    }
+    long long begin, seg_size, max_size, store_ts, store_port;
+    if (as_i64(begin_obj, "begin", &begin) < 0 || as_i64(seg_size_obj, "segment_size",
+                                                         &seg_size) < 0 ||
+        as_i64(max_size_obj, "max_message_size", &max_size) < 0 ||
+        as_i64(ts_obj, "store_timestamp", &store_ts) < 0 ||
+        as_i32(port_obj, "store_port", &store_port) < 0) {
+        return NULL;
+    }
+    if (begin < 0 || seg_size <= HEADER_SIZE + 3 + BLANK_SIZE || seg_size > INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "begin or segment_size out of range");
+        return NULL;
+    }
+    unsigned char host[4];
+    if (put_host(host, host_obj) < 0) {
+        return NULL;
+    }
+
+    PyObject *seq = PySequence_Tuple(records); /* immutable, owns the records */
+    if (seq == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(seq);
+    PyObject *result = NULL, *buf = NULL, *cuts = NULL, *local = NULL, *phys_list = NULL;
+    PyObject *qoff_list = NULL, *cq_blocks = NULL, *index = NULL, *end_obj = NULL;
+    queues_t q = {0};
+    shape_t *shapes = PyMem_Calloc(n > 0 ? (size_t)n : 1, sizeof(shape_t));
+    if (shapes == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+
+    /* pass 1: size and validate everything before encoding anything */
+    Py_ssize_t total = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *invalid = NULL;
+        int r = shape_record(st, &shapes[i], PyTuple_GET_ITEM(seq, i), topic_cache, prepare,
+                             prepared_type, max_size_obj, seg_size_obj, max_size, seg_size,
+                             &invalid);
+        if (r < 0) {
+            goto done;
+        }
+        if (r == 0) {
+            result = invalid;
+            goto done;
+        }
+        Py_ssize_t sz = shapes[i].size;
+        if (sz < HEADER_SIZE + 3 || sz + BLANK_SIZE > seg_size || total > PY_SSIZE_T_MAX - sz) {
+            PyErr_SetString(PyExc_ValueError, "record size out of range");
+            goto done;
+        }
+        total += sz;
+    }
+    /* at most one end-of-segment marker before each record */
+    if (n > PY_SSIZE_T_MAX / BLANK_SIZE || total > PY_SSIZE_T_MAX - BLANK_SIZE * n) {
+        PyErr_SetString(PyExc_OverflowError, "batch too large");
+        goto done;
+    }
+    Py_ssize_t cap = total + BLANK_SIZE * n;
+
+    buf = PyByteArray_FromStringAndSize(NULL, cap);
+    cuts = PyList_New(0);
+    local = PyDict_New();
+    phys_list = PyList_New(n);
+    qoff_list = PyList_New(n);
+    cq_blocks = PyDict_New();
+    index = PyList_New(0);
+    if (buf == NULL || cuts == NULL || local == NULL || phys_list == NULL || qoff_list == NULL ||
+        cq_blocks == NULL || index == NULL) {
+        goto done;
+    }
+    unsigned char *out = (unsigned char *)PyByteArray_AS_STRING(buf);
+    q.local = local;
+    q.overlay = overlay;
+    q.next_offsets = next_offsets;
+    q.cq_blocks = cq_blocks;
+    q.last_qid = -1;
+
+    /* pass 2: encode */
+    long long pos = begin;
+    long long seg_end = pos - pos % seg_size + seg_size;
+    Py_ssize_t bpos = 0;
+    int wait = 0;
+    tag_cache_t tag_cache = {NULL, 0, 0};
+    for (Py_ssize_t i = 0; i < n; i++) {
+        shape_t *s = &shapes[i];
+        PyObject *rec = PyTuple_GET_ITEM(seq, i);
+        long long size = s->size;
+        if (pos > INT64_MAX - size - BLANK_SIZE) {
+            PyErr_SetString(PyExc_OverflowError, "physical offset overflow");
+            goto done;
+        }
+        if (pos + size + BLANK_SIZE > seg_end) {
+            if (bpos > cap - BLANK_SIZE) {
+                PyErr_SetString(PyExc_ValueError, "encode buffer overrun (blank)");
+                goto done;
+            }
+            put_u32(out + bpos, (uint32_t)(seg_end - pos));
+            put_u32(out + bpos + 4, BLANK_MAGIC);
+            bpos += BLANK_SIZE;
+            PyObject *cut = PyLong_FromSsize_t(bpos);
+            if (cut == NULL) {
+                goto done;
+            }
+            int r = PyList_Append(cuts, cut);
+            Py_DECREF(cut);
+            if (r < 0) {
+                goto done;
+            }
+            pos = seg_end;
+            seg_end += seg_size;
+        }
+        long long qid, flag, sys_flag, born_ts, born_port, reconsume, prep_off;
+        if (as_i32(s->queue_id, "queue_id", &qid) < 0 ||
+            attr_i64(rec, st->names[A_FLAG], "flag", &flag, 1) < 0 ||
+            attr_i64(rec, st->names[A_BORN_TIMESTAMP], "born_timestamp", &born_ts, 0) < 0 ||
+            attr_i64(rec, st->names[A_BORN_PORT], "born_port", &born_port, 1) < 0 ||
+            attr_i64(rec, st->names[A_RECONSUME_TIMES], "reconsume_times", &reconsume, 1) < 0 ||
+            attr_i64(rec, st->names[A_PREPARED_OFFSET], "prepared_transaction_offset",
+                     &prep_off, 0) < 0) {
+            goto done;
+        }
+        PyObject *sys_flag_obj = PyObject_GetAttr(rec, st->names[A_SYS_FLAG]);
+        if (sys_flag_obj == NULL) {
+            goto done;
+        }
+        if (as_i32(sys_flag_obj, "sys_flag", &sys_flag) < 0) {
+            Py_DECREF(sys_flag_obj);
+            goto done;
+        }
+        long long tran = sys_flag & TRAN_MASK;
+        int takes_offset = tran != TRAN_PREPARED && tran != TRAN_ROLLBACK;
+        if (s->topic != q.last_topic || qid != q.last_qid) {
+            if (switch_key(&q, s->topic, s->queue_id, qid) < 0) {
+                Py_DECREF(sys_flag_obj);
+                goto done;
+            }
+        }
+        long long qoff = 0;
+        PyObject *qoff_obj;
+        if (takes_offset) {
+            if (take_queue_offset(&q, &qoff) < 0) {
+                Py_DECREF(sys_flag_obj);
+                goto done;
+            }
+            qoff_obj = PyLong_FromLongLong(qoff);
+        }
+        else {
+            qoff_obj = PyLong_FromLong(-1);
+        }
+        if (qoff_obj == NULL) {
+            Py_DECREF(sys_flag_obj);
+            goto done;
+        }
+        PyList_SET_ITEM(qoff_list, i, qoff_obj);
+
+        /* the record */
+        Py_ssize_t tlen = PyBytes_GET_SIZE(s->topic_b);
+        if (size != HEADER_SIZE + 3 + s->blen + tlen + s->plen || tlen > 255 ||
+            s->plen > MAX_PROPERTIES_SIZE || s->blen > INT32_MAX) {
+            PyErr_SetString(PyExc_ValueError, "record fields do not add up to its size");
+            Py_DECREF(sys_flag_obj);
+            goto done;
+        }
+        if (bpos > cap - size) {
+            PyErr_SetString(PyExc_ValueError, "encode buffer overrun (record)");
+            Py_DECREF(sys_flag_obj);
+            goto done;
+        }
+        unsigned char *r = out + bpos;
+        PyObject *born_host = PyObject_GetAttr(rec, st->names[A_BORN_HOST]);
+        if (born_host == NULL || put_host(r + 48, born_host) < 0) {
+            Py_XDECREF(born_host);
+            Py_DECREF(sys_flag_obj);
+            goto done;
+        }
+        Py_DECREF(born_host);
+        put_u32(r, (uint32_t)size);
+        put_u32(r + 4, RECORD_MAGIC);
+        put_u32(r + 8, body_crc(s->bdata, s->blen));
+        put_u32(r + 12, (uint32_t)qid);
+        put_u32(r + 16, (uint32_t)flag);
+        put_u64(r + 20, (uint64_t)qoff);
+        put_u64(r + 28, (uint64_t)pos);
+        put_u32(r + 36, (uint32_t)sys_flag);
+        put_u64(r + 40, (uint64_t)born_ts);
+        put_u32(r + 52, (uint32_t)born_port);
+        put_u64(r + 56, (uint64_t)store_ts);
+        memcpy(r + 64, host, 4);
+        put_u32(r + 68, (uint32_t)store_port);
+        put_u32(r + 72, (uint32_t)reconsume);
+        put_u64(r + 76, (uint64_t)prep_off);
+        put_u32(r + 84, (uint32_t)s->blen);
+        unsigned char *p = r + HEADER_SIZE;
+        memcpy(p, s->bdata, (size_t)s->blen);
+        p += s->blen;
+        *p++ = (unsigned char)tlen;
+        memcpy(p, PyBytes_AS_STRING(s->topic_b), (size_t)tlen);
+        p += tlen;
+        *p++ = (unsigned char)(s->plen >> 8);
+        *p++ = (unsigned char)s->plen;
+        memcpy(p, s->props, (size_t)s->plen);
+
+        /* what the record contributes to the consume queue and the index */
+        props_t pr;
+        scan_properties(s->props, s->plen, &pr);
+        if (pr.wait) {
+            wait = 1;
+        }
+        long long code;
+        PyObject *phys = PyLong_FromLongLong(pos);
+        if (phys == NULL ||
+            tag_code(&pr, &tag_cache, tags_code_of, s->topic, ts_obj, levels, &code) < 0 ||
+            (takes_offset && add_entry(&q, qoff, pos, size, code) < 0) ||
+            index_item(index, &pr, tran, index_keys, sys_flag_obj, s->topic, phys, ts_obj) < 0) {
+            Py_XDECREF(phys);
+            Py_DECREF(sys_flag_obj);
+            goto done;
+        }
+        Py_DECREF(sys_flag_obj);
+        PyList_SET_ITEM(phys_list, i, phys);
+        pos += size;
+        bpos += (Py_ssize_t)size;
+    }
+    if (q.key != NULL && flush_key(&q) < 0) {
+        goto done;
+    }
+    end_obj = PyLong_FromLongLong(pos);
+    if (end_obj == NULL) {
+        goto done;
+    }
+    result = Py_BuildValue("(OnOOOOOOOO)", buf, bpos, cuts, end_obj, local, phys_list,
+                           qoff_list, cq_blocks, index, wait ? Py_True : Py_False);
+
+done:
+    Py_XDECREF(q.key);
+    Py_XDECREF(q.block);
+    Py_XDECREF(buf);
+    Py_XDECREF(cuts);
+    Py_XDECREF(local);
+    Py_XDECREF(phys_list);
+    Py_XDECREF(qoff_list);
+    Py_XDECREF(cq_blocks);
+    Py_XDECREF(index);
+    Py_XDECREF(end_obj);
+    release_shapes(shapes, n);
+    Py_DECREF(seq);
+    return result;
+}
+
+/* -- module ------------------------------------------------------------------------------ */
+
+static PyMethodDef fastlog_methods[] = {
+    {"encode_batch", (PyCFunction)(void (*)(void))encode_batch, METH_FASTCALL,
+     encode_batch_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static int fastlog_exec(PyObject *module)
+{
+    fl_state *st = (fl_state *)PyModule_GetState(module);
+    if (st == NULL) {
+        return -1;
+    }
+    for (int i = 0; i < N_ATTRS; i++) {
+        st->names[i] = PyUnicode_InternFromString(attr_names[i]);
+        if (st->names[i] == NULL) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int fastlog_traverse(PyObject *module, visitproc visit, void *arg)
+{
+    fl_state *st = (fl_state *)PyModule_GetState(module);
+    if (st != NULL) {
+        for (int i = 0; i < N_ATTRS; i++) {
+            Py_VISIT(st->names[i]);
+        }
+    }
+    return 0;
+}
+
+static int fastlog_clear(PyObject *module)
+{
+    fl_state *st = (fl_state *)PyModule_GetState(module);
+    if (st != NULL) {
+        for (int i = 0; i < N_ATTRS; i++) {
+            Py_CLEAR(st->names[i]);
+        }
+    }
+    return 0;
+}
+
+static void fastlog_free(void *module)
+{
+    fastlog_clear((PyObject *)module);
+}
+
+static PyModuleDef_Slot fastlog_slots[] = {
+    {Py_mod_exec, fastlog_exec},
+    {0, NULL},
+};
+
+static struct PyModuleDef fastlog_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "runtime.store._fastlog",
+    .m_doc = "C accelerator of CommitLog.append_batch's per-record loops (see commitlog.py).",
+    .m_size = sizeof(fl_state),
+    .m_methods = fastlog_methods,
+    .m_slots = fastlog_slots,
+    .m_traverse = fastlog_traverse,
+    .m_clear = fastlog_clear,
+    .m_free = fastlog_free,
+};
+
+PyMODINIT_FUNC PyInit__fastlog(void)
+{
+    return PyModuleDef_Init(&fastlog_module);
+}
