@@ -15,6 +15,9 @@
  *           String.hashCode of TAGS; record.tags_code_of for DELAY records), the consume-queue
  *           blocks and the index items (record.index_keys when KEYS is present).
  *
+ * index_insert() is IndexService.put_items' per-key loop (index.py): hash, chain and store each
+ * key of the dispatched index items in an index file's arrays.
+ *
  * Everything runs with the GIL held (a batch takes microseconds). No global mutable state:
  * the interned attribute names live in the module state. Every write into the output buffer
  * is checked against its capacity.
@@ -905,11 +908,208 @@ done:
     return result;
 }
 
+/* -- index_insert ------------------------------------------------------------------------ */
+
+/* A writable, C-contiguous array view of `obj` with items of `itemsize` bytes. */
+static int array_view(PyObject *obj, Py_buffer *view, char format, Py_ssize_t itemsize,
+                      const char *what)
+{
+    if (PyObject_GetBuffer(obj, view, PyBUF_WRITABLE | PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0) {
+        return -1;
+    }
+    const char *f = view->format != NULL ? view->format : "B";
+    if (f[0] == '@') {
+        f++;
+    }
+    if (f[0] != format || f[1] != '\0' || view->itemsize != itemsize ||
+        view->len % itemsize != 0) {
+        PyErr_Format(PyExc_TypeError, "%s is not an array of '%c'", what, format);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(index_insert_doc,
+"index_insert(items, start, covered, seeds, slots, hashes, physs, times, prevs, count, room,\n"
+"             fresh)\n"
+"--\n\n"
+"IndexService.put_items' per-key loop (see index.py) over items[start:] into one index\n"
+"file's arrays: skips items below `covered`, stops before the first item with more keys than\n"
+"`room` (unless `fresh`: the first indexed item goes in regardless, as after a roll).\n"
+"Returns (next item, count, room, begin_time or None, end_time or None).");
+
+static PyObject *index_insert(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 12) {
+        PyErr_Format(PyExc_TypeError, "index_insert takes 12 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    PyObject *items = args[0], *seeds = args[3];
+    if (!PyList_Check(items) || !PyDict_Check(seeds)) {
+        PyErr_SetString(PyExc_TypeError, "items must be a list and seeds a dict");
+        return NULL;
+    }
+    Py_ssize_t start = PyLong_AsSsize_t(args[1]);
+    if (start == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    long long covered, count, room;
+    if (as_i64(args[2], "covered", &covered) < 0 || as_i64(args[9], "count", &count) < 0 ||
+        as_i64(args[10], "room", &room) < 0) {
+        return NULL;
+    }
+    int fresh = PyObject_IsTrue(args[11]);
+    if (fresh < 0) {
+        return NULL;
+    }
+    Py_buffer v[5];
+    static const Py_ssize_t sizes[5] = {4, 4, 8, 8, 4};
+    static const char formats[5] = {'I', 'I', 'q', 'q', 'I'};
+    static const char *const what[5] = {"slots", "hashes", "physs", "times", "prevs"};
+    int got = 0;
+    for (; got < 5; got++) {
+        if (array_view(args[4 + got], &v[got], formats[got], sizes[got], what[got]) < 0) {
+            break;
+        }
+    }
+    PyObject *result = NULL, *begin_obj = NULL, *end_obj = NULL;
+    if (got < 5) {
+        goto done;
+    }
+    uint32_t *slots = v[0].buf, *hashes = v[1].buf, *prevs = v[4].buf;
+    int64_t *physs = v[2].buf, *times = v[3].buf;
+    Py_ssize_t nslots = v[0].len / 4;
+    Py_ssize_t cap = v[1].len / 4; /* entries: the shortest of the four entry arrays */
+    for (int a = 2; a < 5; a++) {
+        if (v[a].len / sizes[a] < cap) {
+            cap = v[a].len / sizes[a];
+        }
+    }
+    if (nslots == 0 || count < 0 || count > UINT32_MAX - 1) {
+        PyErr_SetString(PyExc_ValueError, "bad index arrays or count");
+        goto done;
+    }
+    PyObject *last_topic = NULL;
+    uLong seed = 0;
+    int has_begin = 0, has_end = 0;
+    long long begin_time = 0, end_time = 0;
+    Py_ssize_t k = start < 0 ? 0 : start;
+    for (; k < PyList_GET_SIZE(items); k++) {
+        PyObject *item = PyList_GET_ITEM(items, k);
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 4 ||
+            !PyTuple_Check(PyTuple_GET_ITEM(item, 3))) {
+            PyErr_SetString(PyExc_TypeError, "an index item is not (topic, phys, time, keys)");
+            goto done;
+        }
+        PyObject *topic = PyTuple_GET_ITEM(item, 0), *keys = PyTuple_GET_ITEM(item, 3);
+        long long phys, store_time;
+        if (as_i64(PyTuple_GET_ITEM(item, 1), "a physical offset", &phys) < 0 ||
+            as_i64(PyTuple_GET_ITEM(item, 2), "a store timestamp", &store_time) < 0) {
+            goto done;
+        }
+        if (phys < covered) {
+            continue;
+        }
+        Py_ssize_t n = PyTuple_GET_SIZE(keys);
+        if (room < n && !fresh) {
+            break; /* the caller starts a new file */
+        }
+        fresh = 0;
+        if (topic != last_topic) {
+            PyObject *cached = PyDict_GetItemWithError(seeds, topic); /* borrowed */
+            if (cached == NULL && PyErr_Occurred()) {
+                goto done;
+            }
+            if (cached != NULL) {
+                long long sv;
+                if (as_i64(cached, "a topic seed", &sv) < 0) {
+                    goto done;
+                }
+                seed = (uLong)sv;
+            }
+            else {
+                Py_ssize_t tlen;
+                const char *t = PyUnicode_AsUTF8AndSize(topic, &tlen);
+                if (t == NULL) {
+                    goto done;
+                }
+                seed = crc32(0L, Z_NULL, 0);
+                while (tlen > 0) {
+                    uInt chunk = tlen > (1 << 30) ? (uInt)(1 << 30) : (uInt)tlen;
+                    seed = crc32(seed, (const Bytef *)t, chunk);
+                    t += chunk;
+                    tlen -= chunk;
+                }
+                seed = crc32(seed, (const Bytef *)"#", 1);
+                PyObject *sv = PyLong_FromUnsignedLong(seed);
+                if (sv == NULL) {
+                    goto done;
+                }
+                int r = PyDict_SetItem(seeds, topic, sv);
+                Py_DECREF(sv);
+                if (r < 0) {
+                    goto done;
+                }
+            }
+            last_topic = topic;
+        }
+        if (count == 0) {
+            has_begin = 1;
+            begin_time = store_time;
+        }
+        for (Py_ssize_t j = 0; j < n; j++) {
+            Py_ssize_t klen;
+            const char *key = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(keys, j), &klen);
+            if (key == NULL) {
+                goto done;
+            }
+            uLong h = seed;
+            while (klen > 0) {
+                uInt chunk = klen > (1 << 30) ? (uInt)(1 << 30) : (uInt)klen;
+                h = crc32(h, (const Bytef *)key, chunk);
+                key += chunk;
+                klen -= chunk;
+            }
+            if (count >= cap || count >= UINT32_MAX) {
+                PyErr_SetString(PyExc_IndexError, "index file full");
+                goto done;
+            }
+            uint32_t slot = (uint32_t)(h % (uLong)nslots);
+            hashes[count] = (uint32_t)h;
+            physs[count] = phys;
+            times[count] = store_time;
+            prevs[count] = slots[slot];
+            count += 1;
+            slots[slot] = (uint32_t)count;
+        }
+        has_end = 1;
+        end_time = store_time;
+        room -= n;
+    }
+    begin_obj = has_begin ? PyLong_FromLongLong(begin_time) : Py_NewRef(Py_None);
+    end_obj = has_end ? PyLong_FromLongLong(end_time) : Py_NewRef(Py_None);
+    if (begin_obj != NULL && end_obj != NULL) {
+        result = Py_BuildValue("(nLLOO)", k, count, room, begin_obj, end_obj);
+    }
+
+done:
+    for (int i = 0; i < got; i++) {
+        PyBuffer_Release(&v[i]);
+    }
+    Py_XDECREF(begin_obj);
+    Py_XDECREF(end_obj);
+    return result;
+}
+
 /* -- module ------------------------------------------------------------------------------ */
 
 static PyMethodDef fastlog_methods[] = {
     {"encode_batch", (PyCFunction)(void (*)(void))encode_batch, METH_FASTCALL,
      encode_batch_doc},
+    {"index_insert", (PyCFunction)(void (*)(void))index_insert, METH_FASTCALL,
+     index_insert_doc},
     {NULL, NULL, 0, NULL},
 };
 

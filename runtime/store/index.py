@@ -16,6 +16,9 @@ Arrays are in the machine's byte order (little-endian on every platform we run o
 magic is checked). Files live under ``index/`` named by the 20-digit commit-log offset of the
 first record they index; a full file is sealed and a new one started.
 
+``put_items``' per-key loop runs in C (``runtime.store._fastlog.index_insert``) when the
+extension is built and ``ACTORMQ_PURE_PYTHON`` is not 1; the Python loop is the fallback.
+
 The index is derived data: recovery extends/trims it against the commit log, lookups return
 candidates that the caller verifies against the actual records (hash collisions, and entries
 that a power loss left half-written, are filtered there), and a lost index is rebuilt by reput.
@@ -23,12 +26,13 @@ that a power loss left half-written, are filtered there), and a lost index is re
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import struct
 import sys
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from loguru import logger
 
@@ -36,6 +40,11 @@ from runtime.errors import StoreError
 from runtime.store.record import DispatchEntry
 from runtime.store.segments import NAME_DIGITS, segment_name
 from runtime.store.storage import fsync_dir
+
+_fast_insert: Callable[..., tuple[int, int, int, int | None, int | None]] | None = None
+if os.environ.get("ACTORMQ_PURE_PYTHON") != "1":  # put_items' per-key loop in C (optional)
+    with contextlib.suppress(ImportError):
+        from runtime.store._fastlog import index_insert as _fast_insert
 
 MAGIC = b"AMQX"
 VERSION = 1
@@ -234,6 +243,7 @@ class IndexService:
                 os.remove(path)
         self._dirty = False
         self._seeds: dict[str, int] = {}
+        self._fast = _fast_insert  # None: the Python loop (tests set it to compare both)
 
     @property
     def end_phys(self) -> int | None:
@@ -260,6 +270,9 @@ class IndexService:
         if end <= covered:
             return
         seeds = self._seeds
+        if self._fast is not None and cur is not None:
+            self._put_items_fast(cur, items if type(items) is list else list(items), end)
+            return
         crc32 = zlib.crc32
         room = 0 if cur is None else cur.capacity - cur.count
         if cur is not None:
@@ -305,6 +318,47 @@ class IndexService:
             cur.count = i
         if cur is None:
             cur = self._new_file(max(covered, 0))  # even without keys: the file records coverage
+        cur.end_phys = end
+        cur.commit()
+        self._dirty = True
+
+    def _put_items_fast(self, cur: IndexFile, items: list, end: int) -> None:
+        """``put_items`` with its per-key loop in C (``_fastlog.index_insert``), same effect."""
+        covered = cur.end_phys
+        room = cur.capacity - cur.count
+        i = cur.count
+        pos = 0
+        fresh = False
+        while True:
+            pos, i, room, begin, last = self._fast(
+                items,
+                pos,
+                covered,
+                self._seeds,
+                cur._slot,
+                cur._hash,
+                cur._phys,
+                cur._time,
+                cur._prev,
+                i,
+                room,
+                fresh,
+            )
+            if begin is not None:
+                cur.begin_time = begin
+            if last is not None:
+                cur.end_time = last
+            if pos >= len(items):
+                break
+            phys = items[pos][1]  # it stopped before an item that needs a new file
+            cur.count = i
+            cur.end_phys = phys
+            cur.commit()
+            cur = self._new_file(phys)
+            room = cur.capacity
+            i = 0
+            fresh = True
+        cur.count = i
         cur.end_phys = end
         cur.commit()
         self._dirty = True

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from runtime.store import commitlog as CL
 from runtime.store import record as R
+from runtime.store.index import IndexService
 
 _fastlog = pytest.importorskip("runtime.store._fastlog")
 
@@ -257,3 +258,78 @@ def test_big_batch_crosses_many_segments(tmp_path: os.PathLike[str]) -> None:
     assert c.run("batch", [recs], 5) == py.run("batch", [recs], 5)
     assert c.table == py.table
     assert log_bytes(c.dir) == log_bytes(py.dir)
+
+
+# -- the index insert helper ---------------------------------------------------------------------
+
+index_keys = st.lists(
+    st.sampled_from(["k", "U1", "ключ", "😀", "a b", "x" * 40]), min_size=1, max_size=4
+)
+index_items = st.lists(
+    st.tuples(st.sampled_from(["T", "TopicA", "Tópico"]), st.integers(0, 300), index_keys),
+    max_size=15,
+)
+
+
+def run_index(root: str, fast: bool, calls: list[tuple[list, int]]) -> list[Any]:
+    svc = IndexService(root, slots=7, capacity=9)
+    svc._fast = _fastlog.index_insert if fast else None
+    seen = []
+    for items, end in calls:
+        svc.put_items(items, end)
+        seen.append([(f.count, f.begin_time, f.end_time, f.end_phys) for f in svc.files])
+    for topic in ("T", "TopicA", "Tópico"):
+        for key in ("k", "U1", "ключ", "😀", "nope"):
+            seen.append(svc.query(topic, key, 64, 0, 2**62))
+    svc.close()
+    return seen
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batches=st.lists(index_items, min_size=1, max_size=6), back=st.integers(0, 400))
+def test_index_insert_agrees(batches: list[list], back: int) -> None:
+    """Items in log order (with re-dispatched ranges the index already covers), small files
+    that roll often: same files, counts, times and lookups on both paths."""
+    calls = []
+    base = 0
+    for batch in batches:
+        items = []
+        phys = max(0, base - back)  # sometimes starts below what the index covers
+        for topic, step, keys in batch:
+            phys += step
+            items.append((topic, phys, 1_700_000_000_000 + phys, tuple(keys)))
+        end = phys + 1
+        calls.append((items, end))
+        base = max(base, end)
+    with tempfile.TemporaryDirectory() as dc, tempfile.TemporaryDirectory() as dp:
+        assert run_index(dc, True, calls) == run_index(dp, False, calls)
+        assert log_bytes(os.path.join(dc, "index")) == log_bytes(os.path.join(dp, "index"))
+
+
+def test_index_insert_no_leaks(tmp_path: os.PathLike[str]) -> None:
+    svc = IndexService(str(tmp_path), slots=101, capacity=1_000_000)
+    svc._fast = _fastlog.index_insert
+    svc.put_items([("T", 0, 1, ("k",))], 1)  # the first file (made by the Python loop)
+    phys = [1]
+
+    def calls(k: int) -> None:
+        for _ in range(k):
+            p = phys[0]
+            items = [("T", p + j, 5, (f"U{j}", "ключ")) for j in range(8)]
+            svc.put_items(items, p + 8)
+            phys[0] = p + 8
+            with pytest.raises(TypeError):
+                svc.put_items([("T", p + 8, 5, ("k", 7))], p + 9)
+
+    calls(200)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        calls(2000)
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    svc.close()
+    assert grown < 64 * 1024, f"{grown} bytes still allocated after 2000 calls"
