@@ -6,7 +6,9 @@ never sees a half-written file: it sees the old version or the new one.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from typing import Any
 
 import msgspec
@@ -19,17 +21,24 @@ def write_atomic(path: str, data: bytes) -> None:
     """Replace ``path`` with ``data`` atomically and durably."""
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, exist_ok=True)
-    tmp = f"{path}.tmp"
+    # One temporary name per writer thread: two threads saving the same file (a background
+    # checkpoint and the final one at shutdown) must not rename each other's half-written file.
+    tmp = f"{path}.tmp{threading.get_ident()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        view = memoryview(data)
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     fsync_dir(directory)
 
 

@@ -136,13 +136,38 @@ def test_abort_marker(tmp_path: Path) -> None:
     assert not abort_exists(str(tmp_path))
 
 
+def test_config_file_writes_from_two_threads_do_not_collide(tmp_path: Path) -> None:
+    # Given two threads saving the same file at once (a background checkpoint and the final one)
+    import threading
+
+    path = str(tmp_path / "checkpoint")
+    errors: list[BaseException] = []
+
+    def save(n: int) -> None:
+        try:
+            for i in range(200):
+                write_json(path, {"writer": n, "i": i})
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=save, args=(n,)) for n in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    # Then neither fails and the file holds one writer's last version, whole
+    assert not errors
+    assert read_json(path) in ({"writer": 0, "i": 199}, {"writer": 1, "i": 199})
+    assert os.listdir(tmp_path) == ["checkpoint"]
+
+
 def test_config_file_atomic(tmp_path: Path) -> None:
     path = str(tmp_path / "config" / "topics.json")
     assert read_json(path) is None
     write_json(path, {"a": 1})
     write_json(path, {"a": 2})
     assert read_json(path) == {"a": 2}
-    assert not os.path.exists(path + ".tmp")
+    assert [p.name for p in (tmp_path / "config").iterdir()] == ["topics.json"]
     with open(path, "w") as fh:
         fh.write("{broken")
     with pytest.raises(StoreError):
