@@ -974,7 +974,8 @@ static PyObject *index_insert(PyObject *module, PyObject *const *args, Py_ssize_
             break;
         }
     }
-    PyObject *result = NULL, *begin_obj = NULL, *end_obj = NULL;
+    PyObject *result = NULL, *begin_obj = NULL, *end_obj = NULL, *item = NULL;
+    PyObject *last_topic = NULL;
     if (got < 5) {
         goto done;
     }
@@ -991,13 +992,12 @@ static PyObject *index_insert(PyObject *module, PyObject *const *args, Py_ssize_
         PyErr_SetString(PyExc_ValueError, "bad index arrays or count");
         goto done;
     }
-    PyObject *last_topic = NULL;
     uLong seed = 0;
     int has_begin = 0, has_end = 0;
     long long begin_time = 0, end_time = 0;
     Py_ssize_t k = start < 0 ? 0 : start;
     for (; k < PyList_GET_SIZE(items); k++) {
-        PyObject *item = PyList_GET_ITEM(items, k);
+        Py_XSETREF(item, Py_NewRef(PyList_GET_ITEM(items, k))); /* held: dict ops may run code */
         if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 4 ||
             !PyTuple_Check(PyTuple_GET_ITEM(item, 3))) {
             PyErr_SetString(PyExc_TypeError, "an index item is not (topic, phys, time, keys)");
@@ -1053,7 +1053,7 @@ static PyObject *index_insert(PyObject *module, PyObject *const *args, Py_ssize_
                     goto done;
                 }
             }
-            last_topic = topic;
+            Py_XSETREF(last_topic, Py_NewRef(topic)); /* held: compared by identity */
         }
         if (count == 0) {
             has_begin = 1;
@@ -1100,6 +1100,8 @@ done:
     }
     Py_XDECREF(begin_obj);
     Py_XDECREF(end_obj);
+    Py_XDECREF(item);
+    Py_XDECREF(last_topic);
     return result;
 }
 
