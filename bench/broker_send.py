@@ -7,7 +7,7 @@ trip p50/p99 and the broker's CPU per send (from /proc: what the broker process 
 system, divided by the sends). The client's own CPU per send is printed too: it bounds what one
 connection can reach whatever the broker does.
 
-    .venv/bin/python bench/broker_send.py [--seconds 5] [--in-flight 1] [--sync]
+    .venv/bin/python bench/broker_send.py [--seconds 5] [--in-flight 1] [--batch 100] [--sync]
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.client_bench import SYNC_PROFILE  # noqa: E402
+from runtime.remoting.batch import BatchEntry, encode_batch  # noqa: E402
 from runtime.remoting.codes import RequestCode  # noqa: E402
 from runtime.remoting.command import RemotingCommand  # noqa: E402
 from runtime.remoting.frame import FrameDecoder, encode  # noqa: E402
@@ -38,7 +39,8 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def frame(topic: str, body: bytes, opaque: int) -> bytes:
+def frame(topic: str, body: bytes, opaque: int, batch: int) -> bytes:
+    """SEND_MESSAGE_V2 of ``body``, or SEND_BATCH_MESSAGE of ``batch`` copies of it."""
     ext = {
         "a": "bench-raw",
         "b": topic,
@@ -52,7 +54,21 @@ def frame(topic: str, body: bytes, opaque: int) -> bytes:
         "j": 0,
         "k": False,
     }
-    return encode(RemotingCommand.request(RequestCode.SEND_MESSAGE_V2, ext, body, opaque=opaque))
+    if batch <= 1:
+        return encode(
+            RemotingCommand.request(RequestCode.SEND_MESSAGE_V2, ext, body, opaque=opaque)
+        )
+    entries = [
+        BatchEntry(0, body, f"UNIQ_KEY\x01{opaque:024X}{i:08X}\x02WAIT\x01true\x02")
+        for i in range(batch)
+    ]
+    ext["m"] = True  # batch
+    ext["i"] = ""
+    return encode(
+        RemotingCommand.request(
+            RequestCode.SEND_BATCH_MESSAGE, ext, encode_batch(entries), opaque=opaque
+        )
+    )
 
 
 def run(address: tuple[str, int], pid: int, args: argparse.Namespace) -> dict[str, object]:
@@ -70,14 +86,16 @@ def run(address: tuple[str, int], pid: int, args: argparse.Namespace) -> dict[st
         nonlocal opaque
         opaque += 1
         sent[opaque] = perf()
-        sock.sendall(frame(args.topic, body, opaque))
+        sock.sendall(frame(args.topic, body, opaque, args.batch))
+
+    inbox: list[RemotingCommand] = []
 
     def receive() -> None:
-        while True:
-            for reply in decoder.feed(sock.recv(1 << 16)):
-                latencies.append(perf() - sent.pop(reply.opaque))
-                codes[reply.code] = codes.get(reply.code, 0) + 1
-                return
+        while not inbox:
+            inbox.extend(decoder.feed(sock.recv(1 << 16)))
+        reply = inbox.pop(0)
+        latencies.append(perf() - sent.pop(reply.opaque))
+        codes[reply.code] = codes.get(reply.code, 0) + 1
 
     for _ in range(50):  # warm up: topic creation, caches
         send_one()
@@ -103,9 +121,11 @@ def run(address: tuple[str, int], pid: int, args: argparse.Namespace) -> dict[st
     return {
         "sends": done,
         "sends_per_s": round(done / elapsed),
+        "msgs_per_s": round(done * max(args.batch, 1) / elapsed),
         "p50_ms": round(statistics.median(latencies) * 1000, 3),
         "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 3),
         "broker_cpu_us_per_send": round(cpu / done * 1e6, 1),
+        "broker_cpu_us_per_msg": round(cpu / done / max(args.batch, 1) * 1e6, 2),
         "client_cpu_us_per_send": round(client / done * 1e6, 1),
         "codes": codes,
         "in_flight": args.in_flight,
@@ -117,6 +137,7 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--in-flight", type=int, default=1)
     p.add_argument("--size", type=int, default=1024)
+    p.add_argument("--batch", type=int, default=1, help="messages per send (SEND_BATCH_MESSAGE)")
     p.add_argument("--topic", default="BenchRaw")
     p.add_argument("--sync", action="store_true", help="SYNC_FLUSH instead of ASYNC_FLUSH")
     args = p.parse_args()

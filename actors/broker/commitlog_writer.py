@@ -14,6 +14,12 @@ Messages accepted:
 - ``DiskSpace(full, ratio)`` from Retention; ``StoreFailed(reason)`` from the Flusher.
 - ``DeleteSegments(...)`` from Retention (ask): detach old segments, reply ``SegmentsDeleted``.
 
+Fast path: ``BrokerStore.put`` hands an ``AppendBatch`` to an idle writer through
+``handle_inline`` (runtime/actor.py) when no other greenlet is about to run: the append then
+runs in the sender's greenlet, exactly as this actor's loop would run it (the handler never
+yields), and the reply is set before ``put`` returns. Under load appends queue as usual and are
+written in groups.
+
 Owned state: the open store (lock, commit log, recovered consume queues and index, handed on
 through the StoreContext), the queue-offset table (topic, queueId) -> next offset.
 

@@ -12,7 +12,15 @@ import gevent
 import pykka
 import pytest
 
-from runtime.actor import GeventActor, GeventFuture, actor_of, new_future, offload, watch
+from runtime.actor import (
+    GeventActor,
+    GeventFuture,
+    actor_of,
+    new_future,
+    offload,
+    others_ready,
+    watch,
+)
 from tests.actors.conftest import Runtime
 
 pytestmark = pytest.mark.timeout(20)
@@ -259,3 +267,101 @@ def test_new_future_done_callback() -> None:
     future.set(7)
     gevent.sleep(0)
     assert seen == [7]
+
+
+class Recorder(GeventActor):
+    """Records which greenlet handled each message; "boom" raises, "nap" yields."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[Any, Any]] = []
+
+    def on_receive(self, message: Any) -> Any:
+        if message == "boom":
+            raise RuntimeError("boom")
+        if message == "nap":
+            gevent.sleep(0.01)
+        self.seen.append((message, gevent.getcurrent()))
+        return None
+
+
+def test_handle_inline_runs_in_the_caller_when_idle_and_in_order_otherwise() -> None:
+    ref = Recorder.start()
+    actor = actor_of(ref)
+    assert isinstance(actor, Recorder)
+    ref.ask("sync", timeout=5)  # on_start has run and the loop is waiting
+    # When the actor is idle, Then the message is handled here, before handle_inline returns
+    assert actor.handle_inline("inline")
+    assert actor.seen[-1] == ("inline", gevent.getcurrent())
+    # When its inbox holds a message, Then nothing is done inline: order is kept
+    ref.tell("queued")
+    assert not actor.handle_inline("late")
+    assert [m for m, _g in actor.seen] == ["sync", "inline"]
+    ref.tell("late")
+    ref.ask("sync", timeout=5)
+    assert [m for m, _g in actor.seen] == ["sync", "inline", "queued", "late", "sync"]
+    ref.stop(timeout=5)
+    # When it has stopped, Then nothing is handled inline
+    assert not actor.handle_inline("after")
+
+
+def test_handle_inline_is_refused_before_on_start_ran() -> None:
+    ready = gevent.event.Event()
+
+    class Slow(Recorder):
+        def on_start(self) -> None:
+            ready.wait(5)
+
+    ref = Slow.start()
+    actor = actor_of(ref)
+    assert isinstance(actor, Slow)
+    assert not actor.handle_inline("early")
+    ready.set()
+    ref.ask("sync", timeout=5)
+    assert actor.handle_inline("now")
+    ref.stop(timeout=5)
+
+
+def test_an_exception_in_an_inline_handler_fails_the_actor_in_its_own_loop() -> None:
+    ref = Recorder.start()
+    actor = actor_of(ref)
+    assert isinstance(actor, Recorder)
+    ref.ask("sync", timeout=5)
+    done = gevent.event.Event()
+    failures: list[BaseException | None] = []
+    watch(ref, lambda _r, f: (failures.append(f), done.set()))
+    # When an inline handler raises, Then the caller is not told, and the actor fails
+    assert actor.handle_inline("boom")
+    assert done.wait(5)
+    assert isinstance(failures[0], RuntimeError)
+    assert not ref.is_alive()
+
+
+def test_a_yielding_inline_handler_still_handles_one_message_at_a_time() -> None:
+    ref = Recorder.start()
+    actor = actor_of(ref)
+    assert isinstance(actor, Recorder)
+    ref.ask("sync", timeout=5)
+    # When an inline handler yields and a message arrives meanwhile
+    g = gevent.spawn(actor.handle_inline, "nap")
+    gevent.sleep(0)
+    ref.tell("during")
+    assert not actor.handle_inline("refused")
+    # Then the loop waits for the inline handler before handling the next message
+    assert g.get(timeout=5)
+    ref.ask("sync", timeout=5)
+    assert [m for m, _g in actor.seen] == ["sync", "nap", "during", "sync"]
+    ref.stop(timeout=5)
+
+
+def test_others_ready_sees_a_spawned_greenlet_waiting_to_run() -> None:
+    # (reads gevent's loop internals: this fails if an upgrade removes them)
+    gevent.sleep(0)
+    g = gevent.spawn(lambda: None)
+    assert others_ready()
+    g.join(timeout=5)
+    deadline = gevent.Timeout(5)
+    with deadline:
+        while others_ready():
+            gevent.sleep(0)
+    assert not others_ready()

@@ -22,6 +22,7 @@ from actors.broker.messages import (
 )
 from actors.broker.retention import Retention
 from actors.broker.store_service import BrokerStore, tag_codes
+from runtime.actor import others_ready
 from runtime.directory import Directory
 from runtime.store import record as R
 from runtime.store.faults import FaultyFileSystem
@@ -417,3 +418,17 @@ def test_unknown_store_paths_answer_without_blocking(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="not running"):
         s.query_offset("g", "T", 0).get(timeout=1)
     assert isinstance(pykka.ActorRegistry.get_all(), list)
+
+
+def test_an_idle_writer_appends_in_the_callers_greenlet(store: BrokerStore) -> None:
+    # Given an idle writer (ASYNC_FLUSH, no replication wait) and an idle hub
+    put(store, rec(b"warm"))
+    consumable(store, 1)
+    wait_until(lambda: not others_ready())
+    # When a batch is put, Then its reply is set before put returns (handled inline)
+    future = store.put([rec(b"now")])
+    assert future.done()
+    assert future.get(timeout=0).queue_offsets == (1,)
+    # and it is dispatched as usual
+    consumable(store, 2)
+    assert bodies(get(store, 0)) == [b"warm", b"now"]
