@@ -38,6 +38,8 @@
 #define TRAN_PREPARED 0x4
 #define TRAN_ROLLBACK 0xC
 #define NARGS 15
+/* Bump when a signature or a result changes: commitlog.py and index.py ignore a stale build. */
+#define API_VERSION 1
 
 enum {
     A_TOPIC,
@@ -1127,7 +1129,7 @@ static int fastlog_exec(PyObject *module)
             return -1;
         }
     }
-    return 0;
+    return PyModule_AddIntConstant(module, "API_VERSION", API_VERSION);
 }
 
 static int fastlog_traverse(PyObject *module, visitproc visit, void *arg)

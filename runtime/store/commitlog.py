@@ -24,15 +24,20 @@ from runtime.store.segments import SegmentedFile
 from runtime.store.storage import OS_FS, FileSystem
 
 SCAN_CHUNK = 4 * 1024 * 1024
+FASTLOG_API = 1
+"""The ``runtime.store._fastlog`` interface this code calls (a stale build is ignored)."""
 
 
 def _load_encoder() -> Callable[..., tuple | Invalid] | None:
-    """The C encoder (``_fastlog.encode_batch``), or None: not built, or ACTORMQ_PURE_PYTHON=1."""
+    """The C encoder (``_fastlog.encode_batch``), or None: not built (or a stale build), or
+    ACTORMQ_PURE_PYTHON=1."""
     if os.environ.get("ACTORMQ_PURE_PYTHON") == "1":
         return None
     try:
         from runtime.store import _fastlog
     except ImportError:
+        return None
+    if getattr(_fastlog, "API_VERSION", None) != FASTLOG_API:
         return None
     return _fastlog.encode_batch
 

@@ -44,7 +44,10 @@ from runtime.store.storage import fsync_dir
 _fast_insert: Callable[..., tuple[int, int, int, int | None, int | None]] | None = None
 if os.environ.get("ACTORMQ_PURE_PYTHON") != "1":  # put_items' per-key loop in C (optional)
     with contextlib.suppress(ImportError):
-        from runtime.store._fastlog import index_insert as _fast_insert
+        from runtime.store import _fastlog
+
+        if getattr(_fastlog, "API_VERSION", None) == 1:  # commitlog.FASTLOG_API
+            _fast_insert = _fastlog.index_insert
 
 MAGIC = b"AMQX"
 VERSION = 1

@@ -13,6 +13,8 @@ import gc
 import os
 import random
 import struct
+import subprocess
+import sys
 import tempfile
 import tracemalloc
 from typing import Any
@@ -333,3 +335,15 @@ def test_index_insert_no_leaks(tmp_path: os.PathLike[str]) -> None:
         tracemalloc.stop()
     svc.close()
     assert grown < 64 * 1024, f"{grown} bytes still allocated after 2000 calls"
+
+
+@pytest.mark.parametrize(("pure", "expect"), [("1", "python True"), ("0", "c False")])
+def test_env_var_selects_the_path(pure: str, expect: str) -> None:
+    """ACTORMQ_PURE_PYTHON=1 turns both C loops off; anything else keeps the built extension."""
+    code = "from runtime.store import commitlog, index; "
+    code += "print(commitlog.ENCODER, index._fast_insert is None)"
+    env = {**os.environ, "ACTORMQ_PURE_PYTHON": pure}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == expect
