@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import tracemalloc
+import zlib
 from typing import Any
 
 import pytest
@@ -347,3 +348,19 @@ def test_env_var_selects_the_path(pure: str, expect: str) -> None:
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == expect
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=5000), skip=st.integers(0, 15))
+def test_body_crc_is_zlibs(data: bytes, skip: int) -> None:
+    """The body CRC (folded with PCLMULQDQ from 64 bytes on, when the CPU has it) is zlib's,
+    at any length and alignment."""
+    view = memoryview(data)[skip:]
+    assert _fastlog.body_crc(view) == zlib.crc32(view) & 0x7FFFFFFF
+
+
+@pytest.mark.parametrize("size", [0, 1, 63, 64, 65, 79, 80, 127, 128, 129, 1024, 1 << 20])
+def test_body_crc_boundaries(size: int) -> None:
+    data = bytes(random.Random(size).getrandbits(8) for _ in range(min(size, 4096)))
+    data = (data * (size // max(len(data), 1) + 1))[:size]
+    assert _fastlog.body_crc(data) == zlib.crc32(data) & 0x7FFFFFFF
