@@ -18,15 +18,13 @@ import os
 import pathlib
 import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.client_bench import SYNC_PROFILE  # noqa: E402
+from bench.client_bench import spawned  # noqa: E402
 from runtime.remoting.batch import BatchEntry, encode_batch  # noqa: E402
 from runtime.remoting.codes import RequestCode  # noqa: E402
 from runtime.remoting.command import RemotingCommand  # noqa: E402
@@ -141,26 +139,9 @@ def main() -> None:
     p.add_argument("--topic", default="BenchRaw")
     p.add_argument("--sync", action="store_true", help="SYNC_FLUSH instead of ASYNC_FLUSH")
     args = p.parse_args()
-    with tempfile.TemporaryDirectory(prefix="actormq-bench-") as tmp:
-        cmd = [sys.executable, "-m", "runtime"]
-        if args.sync:
-            profile = pathlib.Path(tmp) / "sync.toml"
-            profile.write_text(SYNC_PROFILE)
-            cmd += ["cluster", "--profile", str(profile)]
-        cmd += ["--ephemeral-ports", "--data-dir", str(pathlib.Path(tmp) / "data")]
-        cmd += ["--log-level", "WARNING"]
-        proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True)
-        try:
-            assert proc.stdout is not None
-            line = proc.stdout.readline()
-            if not line.startswith("ready"):
-                raise SystemExit(f"cluster did not start: {line!r}")
-            fields = dict(t.partition("=")[::2] for t in line.split()[1:])
-            host, _, port = fields["broker-a/0"].rpartition(":")
-            result = run((host, int(port)), proc.pid, args)
-        finally:
-            proc.terminate()
-            proc.wait(30)
+    with spawned("sync" if args.sync else "async") as (fields, proc):
+        host, _, port = fields["broker-a/0"].rpartition(":")
+        result = run((host, int(port)), proc.pid, args)
     print("SUMMARY " + json.dumps(result), flush=True)
 
 

@@ -151,9 +151,19 @@ def cluster(args: argparse.Namespace) -> Iterator[str]:
 
         yield ";".join(resolve_namesrv(args.namesrv))
         return
+    with spawned(args.spawn) as (fields, _proc):
+        print(f"spawned {args.spawn.upper()}_FLUSH cluster: {fields['line']}", flush=True)
+        yield fields["namesrv"]
+
+
+@contextmanager
+def spawned(flush: str) -> Iterator[tuple[dict[str, str], subprocess.Popen[str]]]:
+    """``python -m runtime`` (default profile; SYNC_FLUSH when ``flush`` is "sync") on free ports
+    in a temporary data directory: yields the ready line's fields (and ``line``) and the
+    process; stopped at the end."""
     with tempfile.TemporaryDirectory(prefix="actormq-bench-") as tmp:
         cmd = [sys.executable, "-m", "runtime"]
-        if args.spawn == "sync":
+        if flush == "sync":
             profile = pathlib.Path(tmp) / "sync.toml"
             profile.write_text(SYNC_PROFILE)
             cmd += ["cluster", "--profile", str(profile)]
@@ -166,8 +176,8 @@ def cluster(args: argparse.Namespace) -> Iterator[str]:
             if not line.startswith("ready"):
                 raise SystemExit(f"cluster did not start: {line!r}")
             fields = dict(t.partition("=")[::2] for t in line.split()[1:])
-            print(f"spawned {args.spawn.upper()}_FLUSH cluster: {line.strip()}", flush=True)
-            yield fields["namesrv"]
+            fields["line"] = line.strip()
+            yield fields, proc
         finally:
             proc.terminate()
             proc.wait(30)
