@@ -1,0 +1,39 @@
+"""The benchmark commands run end to end (their figures are not checked: speed is measured by
+hand, see docs/benchmarks.md). Each spawns its own ``python -m runtime``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.harness import REPO
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def summary(args: list[str]) -> dict[str, object]:
+    proc = subprocess.run(
+        [sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=80
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("SUMMARY ")]
+    assert lines, proc.stdout[-2000:]
+    return json.loads(lines[-1].removeprefix("SUMMARY "))
+
+
+def test_client_produce_benchmark_reports_sends() -> None:
+    # When the sync-produce benchmark runs for a second against a spawned cluster
+    result = summary(["-m", "runtime", "bench", "produce", "--spawn", "async", "--seconds", "1"])
+    # Then it sent messages and none failed
+    assert result["messages"] > 0 and result["failed"] == 0
+
+
+def test_raw_broker_send_benchmark_reports_successes() -> None:
+    # When the raw send-path benchmark sends batches for a second
+    result = summary(["bench/broker_send.py", "--seconds", "1", "--batch", "10"])
+    # Then every reply was SUCCESS (code 0)
+    codes = result["codes"]
+    assert isinstance(codes, dict) and set(codes) == {"0"} and result["sends"] > 0
