@@ -1,9 +1,13 @@
 """ClientSession: one actor per TCP connection, speaking RocketMQ remoting.
 
 Messages it accepts (told by its own reader greenlet and by request handlers):
-- ``Outbound(frame)``: write one encoded frame (pushes from other actors: they never block on
-  a slow peer). Responses are written by their request's greenlet (``SessionHandle.reply``);
-  both paths hold the handle's write lock, so frames never interleave.
+- ``Outbound(frame, locked)``: write one encoded frame. ``SessionHandle.write`` (requests,
+  oneways, pushes from other actors) first tries one non-blocking ``send`` itself when nothing
+  is being written or queued, and queues here only what the socket buffer did not take (then
+  holding the write lock for the rest: ``locked``) or every frame while another write is under
+  way, so its caller never blocks on a slow peer. Responses are written by their request's
+  greenlet (``SessionHandle.reply``). Every path holds the handle's write lock while it writes
+  and a direct write never overtakes a queued frame, so frames never interleave or reorder.
 - ``Closed(reason)``: the reader saw EOF or a fatal framing error; stop.
 - ``CheckIdle``: timer tick; close the channel after ``idle_timeout`` seconds without a frame.
 Proxy-free API through ``SessionHandle`` (safe from any greenlet): ``send_oneway``, ``request``,
@@ -64,6 +68,9 @@ class Processor(Protocol):
 
 class Outbound(msgspec.Struct, frozen=True, tag=True):
     frame: bytes
+    locked: bool = False
+    """The sender holds the write lock for this frame (the rest of a partial direct write):
+    write it without taking the lock, then release it."""
 
 
 class Closed(msgspec.Struct, frozen=True, tag=True):
@@ -77,7 +84,18 @@ class CheckIdle(msgspec.Struct, frozen=True, tag=True):
 class SessionHandle:
     """What a processor holds of a session: address, id, and ways to talk back."""
 
-    __slots__ = ("_lock", "_pending", "_ref", "_sock", "remote_address", "session_id", "state")
+    __slots__ = (
+        "_lock",
+        "_lock_queued",
+        "_pending",
+        "_queued",
+        "_raw",
+        "_ref",
+        "_sock",
+        "remote_address",
+        "session_id",
+        "state",
+    )
 
     def __init__(
         self,
@@ -88,6 +106,13 @@ class SessionHandle:
     ) -> None:
         self._ref = ref
         self._sock = sock
+        self._raw = getattr(sock, "_sock", None)
+        """gevent's underlying non-blocking socket: a frame that fits the send buffer is
+        written at once, from any greenlet or hub callback (``write``)."""
+        self._queued = 0
+        self._lock_queued = False  # the write lock is held for a queued Outbound(locked=True)
+        """Frames told to the session actor and not written yet: a direct write must not
+        overtake them."""
         self._lock = gevent.lock.Semaphore()
         """Held while a frame is written: frames never interleave (one writer at a time)."""
         self._pending: dict[int, GeventFuture[RemotingCommand]] = {}
@@ -101,10 +126,40 @@ class SessionHandle:
         return self._ref.is_alive()
 
     def write(self, cmd: RemotingCommand) -> bool:
-        """Queue ``cmd`` for writing; False when the session is gone."""
+        """Write ``cmd`` without ever blocking the caller; False when the session is gone.
+
+        When nothing else is being written or queued, the frame goes straight to the socket
+        (one non-blocking ``send``); whatever the send buffer does not take, and every frame
+        while another write is under way, is queued on the session actor, so a slow peer never
+        blocks the caller (actors, hub callbacks)."""
+        frame = encode(cmd)
+        raw = self._raw
+        if raw is not None and not self._queued and not self._lock.locked():
+            try:
+                sent = raw.send(frame)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                sent = -1  # the actor's write reports the failure and closes
+            if sent == len(frame):
+                return True
+            if sent > 0:
+                # The rest must follow before any other frame: hold the lock until the
+                # session actor has written it (or, closing, released it).
+                self._lock.acquire(blocking=False)
+                self._lock_queued = True
+                return self._queue(Outbound(frame[sent:], locked=True))
+        return self._queue(Outbound(frame))
+
+    def _queue(self, message: Outbound) -> bool:
+        self._queued += 1
         try:
-            self._ref.tell(Outbound(encode(cmd)))
+            self._ref.tell(message)
         except pykka.ActorDeadError:
+            self._queued -= 1
+            if message.locked:
+                self._lock_queued = False
+                self._lock.release()
             return False
         return True
 
@@ -207,7 +262,8 @@ class ClientSession(GeventActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Outbound):
-            self._write(message.frame)
+            self.handle._queued -= 1
+            self._write(message.frame, locked=message.locked)
         elif isinstance(message, Closed):
             logger.debug("{}: {} closing: {}", self.role, self.handle, message.reason)
             self.stop()
@@ -229,6 +285,9 @@ class ClientSession(GeventActor):
         if self._closed:
             return
         self._closed = True
+        if self.handle._lock_queued:  # that frame will never be written: free the lock
+            self.handle._lock_queued = False
+            self.handle._lock.release()
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
@@ -238,14 +297,22 @@ class ClientSession(GeventActor):
         except Exception:
             logger.exception("{}: on_close failed for {}", self.role, self.handle)
 
-    def _write(self, frame: bytes) -> None:
+    def _write(self, frame: bytes, *, locked: bool = False) -> None:
+        lock = self.handle._lock
+        if locked:
+            self.handle._lock_queued = False
         if self._closed:
+            if locked:
+                lock.release()
             return
+        if not locked:
+            lock.acquire()
         try:
-            with self.handle._lock:
-                self.sock.sendall(frame)
+            self.sock.sendall(frame)
         except OSError as exc:
             self.actor_ref.tell(Closed(f"write failed: {exc}"))
+        finally:
+            lock.release()
 
     # -- reading (a greenlet owned by this actor; it only tells the actor) -----------------
 

@@ -161,3 +161,45 @@ def test_unreadable_header_without_request_id_closes_that_connection(server: Any
     ping = RemotingCommand.request(FAST)
     good.send(ping)
     assert good.receive().opaque == ping.opaque
+
+
+def test_writes_never_block_the_caller_and_frames_stay_whole_and_in_order() -> None:
+    import gevent.socket
+
+    from runtime.remoting.frame import FrameDecoder
+    from runtime.session import connect
+
+    # Given a peer that does not read yet
+    listener = gevent.socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    host, port = listener.getsockname()
+    handle = connect(f"{host}:{port}")
+    peer, _ = listener.accept()
+    # When a hub callback (which must never block) writes 24 MiB of frames, far more than
+    # the socket buffers take
+    bodies = [bytes([i]) * (1 << 20) for i in range(24)]
+    wrote: list[bool] = []
+
+    def write_all() -> None:
+        for i, body in enumerate(bodies):
+            wrote.append(handle.send_oneway(RemotingCommand.request(ONEWAY, {"i": i}, body)))
+
+    done = gevent.event.Event()
+    gevent.get_hub().loop.run_callback(lambda: (write_all(), done.set()))
+    assert done.wait(5)
+    # Then every write was accepted at once (the rest queued on the session actor)
+    assert wrote == [True] * len(bodies)
+    # When the peer reads, Then it gets every frame whole and in order
+    decoder = FrameDecoder()
+    got: list[RemotingCommand] = []
+    with gevent.Timeout(10):
+        while len(got) < len(bodies):
+            data = peer.recv(1 << 20)
+            assert data, "closed early"
+            got.extend(decoder.feed(data))
+    assert [c.ext_fields["i"] for c in got] == [str(i) for i in range(len(bodies))]
+    assert all(c.body == body for c, body in zip(got, bodies, strict=True))
+    handle.close()
+    peer.close()
+    listener.close()
