@@ -58,7 +58,10 @@ class PollBuffer:
 
     def __init__(self) -> None:
         self._batches: collections.deque[_Batch] = collections.deque()
-        self._cond = threading.Condition(threading.Lock())
+        # An RLock: Condition asks it whether this thread owns it (``_is_owned``). A plain
+        # Lock answers by trying to acquire it, and gevent's failed non-blocking acquire yields
+        # to the hub (a switch on every notify).
+        self._cond = threading.Condition(threading.RLock())
         self.floor: dict[MessageQueue, int] = {}
 
     def deliver(
