@@ -3,7 +3,8 @@
 Messages:
 - ``Progress(level, offset)`` (tell, from its level workers): the schedule queue of ``level`` is
   delivered up to ``offset`` (exclusive).
-- ``Persist`` (its own timer, every second): write progress if it moved.
+- ``Persist`` (its own timer, every second): write progress if it moved, in the background
+  (``BackgroundWriter``: the fsync runs in the thread pool, never on the hub); at stop, at once.
 - ``progress()`` (proxy) -> {level: next offset}.
 
 State owned: one worker greenlet per delay level and the progress table, persisted atomically to
@@ -29,7 +30,8 @@ from loguru import logger
 from actors.broker.delay import from_schedule
 from actors.broker.messages import GetStatus, PutStatus
 from runtime.actor import GeventActor
-from runtime.store.configfile import read_json, write_json
+from runtime.store.background import BackgroundWriter
+from runtime.store.configfile import read_json
 from runtime.store.record import SCHEDULE_TOPIC, decode_record
 
 STORED = (
@@ -64,6 +66,7 @@ class Scheduler(GeventActor):
         super().__init__()
         self.store = store
         self.path = os.path.join(config_dir, "delayOffset.json")
+        self._writer = BackgroundWriter(self.path)
         self.levels_ms = levels_ms
         self._progress: dict[int, int] = {}
         self._dirty = False
@@ -95,17 +98,19 @@ class Scheduler(GeventActor):
 
     def on_stop(self) -> None:
         self._running = False
-        self._persist()
+        self._persist(sync=True)
 
     def on_failure(self, *_exc: Any) -> None:
         self._running = False
 
-    def _persist(self) -> None:
-        if not self._dirty:
-            return
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        write_json(self.path, DelayOffsets({str(k): v for k, v in self._progress.items()}))
-        self._dirty = False
+    def _persist(self, *, sync: bool = False) -> None:
+        """Save the progress: in the background (the hub thread never waits for the fsync),
+        or at once when stopping."""
+        if self._dirty:
+            self._dirty = False
+            self._writer.request(DelayOffsets({str(k): v for k, v in self._progress.items()}))
+        if sync:
+            self._writer.close()
 
     # -- one worker greenlet per level: edge code, it may wait on the store -------------------
 

@@ -2,7 +2,8 @@
 
 Messages:
 - ``Delivered(queue_offset)`` (tell, from its delivery greenlet)
-- ``Persist`` (its own timer, every second): write progress if it moved
+- ``Persist`` (its own timer, every second): write progress if it moved, in the background
+  (``BackgroundWriter``: the fsync runs in the thread pool, never on the hub); at stop, at once
 - ``pending_count()`` (proxy) -> timer messages loaded but not yet delivered
 
 State owned: a heap of (due ms, queue offset, commit-log offset) for every timer message not yet
@@ -34,7 +35,8 @@ from actors.broker.messages import GetStatus
 from actors.broker.scheduler import STORED
 from runtime.actor import GeventActor
 from runtime.remoting.properties import decode_properties
-from runtime.store.configfile import read_json, write_json
+from runtime.store.background import BackgroundWriter
+from runtime.store.configfile import read_json
 from runtime.store.record import decode_record
 
 BATCH = 256
@@ -63,6 +65,7 @@ class TimerScheduler(GeventActor):
         super().__init__()
         self.store = store
         self.path = os.path.join(config_dir, "timerProgress.json")
+        self._writer = BackgroundWriter(self.path)
         self._watermark = 0
         self._delivered: set[int] = set()
         self._heap: list[tuple[int, int, int]] = []
@@ -98,18 +101,20 @@ class TimerScheduler(GeventActor):
     def on_stop(self) -> None:
         self._running = False
         self._wake.set()
-        self._persist()
+        self._persist(sync=True)
 
     def on_failure(self, *_exc: Any) -> None:
         self._running = False
         self._wake.set()
 
-    def _persist(self) -> None:
-        if not self._dirty:
-            return
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        write_json(self.path, TimerProgress(self._watermark, sorted(self._delivered)))
-        self._dirty = False
+    def _persist(self, *, sync: bool = False) -> None:
+        """Save the progress: in the background (the hub thread never waits for the fsync),
+        or at once when stopping."""
+        if self._dirty:
+            self._dirty = False
+            self._writer.request(TimerProgress(self._watermark, sorted(self._delivered)))
+        if sync:
+            self._writer.close()
 
     # -- worker greenlets (edge code: they may wait on the store) -----------------------------
 
