@@ -9,10 +9,9 @@ finding it at start means the last run did not shut down cleanly.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 
-from runtime.errors import StoreError
+from runtime.lockfile import lock_exclusive, unlock
 from runtime.store.storage import fsync_dir
 
 
@@ -22,25 +21,14 @@ class StoreLock:
     def __init__(self, root: str) -> None:
         os.makedirs(root, exist_ok=True)
         self.path = os.path.join(root, "lock")
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise StoreError(
-                self.path, f"store is locked by another process (pid {holder})"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd: int | None = fd
+        self._fd: int | None = lock_exclusive(
+            self.path, "store is locked by another process (pid {pid})"
+        )
 
     def release(self) -> None:
         if self._fd is not None:
             fd, self._fd = self._fd, None
-            with contextlib.suppress(OSError):
-                fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+            unlock(fd)
 
     @property
     def held(self) -> bool:
