@@ -1187,6 +1187,129 @@ static PyObject *py_body_crc(PyObject *module, PyObject *arg)
     return PyLong_FromUnsignedLong(crc);
 }
 
+/* -- read path: checking the records a pull serves ------------------------------------- */
+
+#define REC_MAGIC 0xDAA320A7u
+#define REC_BLANK_MAGIC 0xCBD43194u
+#define REC_HEADER 88 /* fixed header; bodyLen is its last int32 */
+#define REC_MIN (REC_HEADER + 1 + 2)
+
+static inline uint32_t get_u32(const unsigned char *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+static inline uint64_t get_u64(const unsigned char *p)
+{
+    return ((uint64_t)get_u32(p) << 32) | get_u32(p + 4);
+}
+
+/* One record at p (avail bytes readable) must be exactly `size` bytes, a message (not a blank
+   marker) of queue `queue_id` at queue offset `q`, with consistent length fields and, when
+   asked, a matching body CRC. */
+static int record_ok(const fl_state *st, const unsigned char *p, Py_ssize_t avail,
+                     long long size, long long q, long long queue_id, int verify_crc)
+{
+    if (size < REC_MIN || size > avail) {
+        return 0;
+    }
+    if ((int32_t)get_u32(p) != size || get_u32(p + 4) != REC_MAGIC) {
+        return 0;
+    }
+    if ((int32_t)get_u32(p + 12) != queue_id || (int64_t)get_u64(p + 20) != q) {
+        return 0;
+    }
+    int32_t blen = (int32_t)get_u32(p + REC_HEADER - 4);
+    if (blen < 0 || (long long)REC_HEADER + blen + 3 > size) {
+        return 0;
+    }
+    long long tpos = REC_HEADER + (long long)blen;
+    long long ppos = tpos + 1 + p[tpos];
+    if (ppos + 2 > size) {
+        return 0;
+    }
+    int16_t plen = (int16_t)(((uint16_t)p[ppos] << 8) | p[ppos + 1]);
+    if (plen < 0 || ppos + 2 + plen != size) {
+        return 0;
+    }
+    if (verify_crc) {
+        uint32_t crc = get_u32(p + 8);
+        if (body_crc(st, (const char *)p + REC_HEADER, blen) != crc) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+PyDoc_STRVAR(check_run_doc,
+"check_run(data, start, entries, queue_id, verify_crc, /)\n--\n\n"
+"How many of ``entries`` ((queue offset, commit-log offset, size) tuples, in order) are, from\n"
+"the first on, valid records of queue ``queue_id`` in ``data`` (the commit-log bytes from\n"
+"offset ``start``): magic, sizes, length fields, queue id and offset, and the body CRC when\n"
+"``verify_crc``. The read path's check (runtime.store.record.check_record plus the queue's).");
+
+static PyObject *check_run(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "check_run takes 5 arguments");
+        return NULL;
+    }
+    fl_state *st = (fl_state *)PyModule_GetState(module);
+    if (st == NULL) {
+        return NULL;
+    }
+    long long start, queue_id;
+    if (as_i64(args[1], "start", &start) < 0 || as_i64(args[3], "queue_id", &queue_id) < 0) {
+        return NULL;
+    }
+    int verify = PyObject_IsTrue(args[4]);
+    if (verify < 0) {
+        return NULL;
+    }
+    PyObject *entries = PySequence_Fast(args[2], "entries must be a sequence");
+    if (entries == NULL) {
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+        Py_DECREF(entries);
+        return NULL;
+    }
+    const unsigned char *data = (const unsigned char *)view.buf;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(entries);
+    PyObject **items = PySequence_Fast_ITEMS(entries);
+    Py_ssize_t ok = 0;
+    int failed = 0;
+    for (; ok < n; ok++) {
+        PyObject *e = items[ok];
+        if (!PyTuple_Check(e) || PyTuple_GET_SIZE(e) != 3) {
+            PyErr_SetString(PyExc_TypeError, "an entry must be a (queue offset, phys, size) tuple");
+            failed = 1;
+            break;
+        }
+        long long q, phys, size;
+        if (as_i64(PyTuple_GET_ITEM(e, 0), "queue offset", &q) < 0
+            || as_i64(PyTuple_GET_ITEM(e, 1), "phys", &phys) < 0
+            || as_i64(PyTuple_GET_ITEM(e, 2), "size", &size) < 0) {
+            failed = 1;
+            break;
+        }
+        long long pos = phys - start;
+        if (pos < 0 || pos > view.len) {
+            break;
+        }
+        if (!record_ok(st, data + pos, view.len - (Py_ssize_t)pos, size, q, queue_id, verify)) {
+            break;
+        }
+    }
+    PyBuffer_Release(&view);
+    Py_DECREF(entries);
+    if (failed) {
+        return NULL;
+    }
+    return PyLong_FromSsize_t(ok);
+}
+
 /* -- module ------------------------------------------------------------------------------ */
 
 static PyMethodDef fastlog_methods[] = {
@@ -1195,6 +1318,7 @@ static PyMethodDef fastlog_methods[] = {
     {"index_insert", (PyCFunction)(void (*)(void))index_insert, METH_FASTCALL,
      index_insert_doc},
     {"body_crc", py_body_crc, METH_O, body_crc_doc},
+    {"check_run", (PyCFunction)(void (*)(void))check_run, METH_FASTCALL, check_run_doc},
     {NULL, NULL, 0, NULL},
 };
 

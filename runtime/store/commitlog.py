@@ -12,34 +12,27 @@ and the reference. ``ENCODER`` says which one is active ("c" or "python").
 
 from __future__ import annotations
 
-import os
 import zlib
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from runtime.store import record as R
+from runtime.store.accel import API, fastlog
 from runtime.store.consumequeue import ENTRY
 from runtime.store.dispatch import DispatchBatch
 from runtime.store.segments import SegmentedFile
 from runtime.store.storage import OS_FS, FileSystem
 
 SCAN_CHUNK = 4 * 1024 * 1024
-FASTLOG_API = 1
+FASTLOG_API = API
 """The ``runtime.store._fastlog`` interface this code calls (a stale build is ignored)."""
 
 
 def _load_encoder() -> Callable[..., tuple | Invalid] | None:
     """The C encoder (``_fastlog.encode_batch``), or None: not built (or a stale build), or
     ACTORMQ_PURE_PYTHON=1."""
-    if os.environ.get("ACTORMQ_PURE_PYTHON") == "1":
-        return None
-    try:
-        from runtime.store import _fastlog
-    except ImportError:
-        return None
-    if getattr(_fastlog, "API_VERSION", None) != FASTLOG_API:
-        return None
-    return _fastlog.encode_batch
+    module = fastlog()
+    return None if module is None else module.encode_batch
 
 
 _fast_encode = _load_encoder()

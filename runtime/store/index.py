@@ -26,7 +26,6 @@ that a power loss left half-written, are filtered there), and a lost index is re
 
 from __future__ import annotations
 
-import contextlib
 import mmap
 import os
 import struct
@@ -37,17 +36,14 @@ from collections.abc import Callable, Iterable
 from loguru import logger
 
 from runtime.errors import StoreError
+from runtime.store.accel import fastlog
 from runtime.store.record import DispatchEntry
 from runtime.store.segments import NAME_DIGITS, segment_name
 from runtime.store.storage import fsync_dir
 
-_fast_insert: Callable[..., tuple[int, int, int, int | None, int | None]] | None = None
-if os.environ.get("ACTORMQ_PURE_PYTHON") != "1":  # put_items' per-key loop in C (optional)
-    with contextlib.suppress(ImportError):
-        from runtime.store import _fastlog
-
-        if getattr(_fastlog, "API_VERSION", None) == 1:  # commitlog.FASTLOG_API
-            _fast_insert = _fastlog.index_insert
+_fast_insert: Callable[..., tuple[int, int, int, int | None, int | None]] | None = getattr(
+    fastlog(), "index_insert", None
+)  # put_items' per-key loop in C (optional)
 
 MAGIC = b"AMQX"
 VERSION = 1

@@ -24,6 +24,7 @@ import re
 import socket
 import struct
 import zlib
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -434,6 +435,35 @@ def check_record(buf: bytes | memoryview, pos: int, *, verify_crc: bool = True) 
 
 
 _CHECK_HEAD = struct.Struct(">iIi72xi")  # totalSize, magic, bodyCRC, bodyLen
+
+
+def check_run(
+    data: bytes,
+    start: int,
+    entries: Sequence[tuple[int, int, int]],
+    queue_id: int,
+    verify_crc: bool,
+) -> int:
+    """How many of ``entries`` ((queue offset, commit-log offset, size), in order) are, from the
+    first on, valid records of queue ``queue_id`` in ``data`` (the log's bytes from ``start``):
+    ``check_record`` says so with exactly that size, and the record names that queue and queue
+    offset. The read path's check; ``runtime.store._fastlog.check_run`` does the same in C."""
+    for n, (q, phys, size) in enumerate(entries):
+        pos = phys - start
+        if pos < 0 or pos + size > len(data):
+            return n
+        check = check_record(data, pos, verify_crc=verify_crc)
+        if (
+            check.size != size
+            or check.blank
+            or _QOFF_AT.unpack_from(data, pos + 20)[0] != q
+            or int.from_bytes(data[pos + 12 : pos + 16], "big", signed=True) != queue_id
+        ):
+            return n
+    return len(entries)
+
+
+_QOFF_AT = struct.Struct(">q")
 
 
 def decode_record(buf: bytes | memoryview, pos: int = 0) -> StoredRecord:

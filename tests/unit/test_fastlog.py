@@ -364,3 +364,68 @@ def test_body_crc_boundaries(size: int) -> None:
     data = bytes(random.Random(size).getrandbits(8) for _ in range(min(size, 4096)))
     data = (data * (size // max(len(data), 1) + 1))[:size]
     assert _fastlog.body_crc(data) == zlib.crc32(data) & 0x7FFFFFFF
+
+
+# -- the read path's check (check_run) ---------------------------------------------------------
+
+
+def _run_fixture(tmp: str, n: int) -> tuple[bytes, list[tuple[int, int, int]]]:
+    """``n`` records of queue 3 written by the commit log: (the log bytes, their entries)."""
+    log = CL.CommitLog(tmp, 1 << 24)
+    records = [
+        R.PutRecord("T", 3, os.urandom(random.randint(0, 2048)), "TAGS\x01a\x02") for _ in range(n)
+    ]
+    out = log.append_batch(records, {}, 1, 1 << 22)
+    assert isinstance(out, CL.AppendedBatch)
+    data = log.read(0, out.end)
+    ends = [*out.physical_offsets[1:], out.end]
+    sizes = [b - a for a, b in zip(out.physical_offsets, ends, strict=True)]
+    entries = list(zip(out.queue_offsets, out.physical_offsets, sizes, strict=True))
+    log.segments.close()
+    return data, entries
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.integers(1, 12),
+    st.sampled_from(["none", "bitflip", "queue", "offset", "size", "short", "start"]),
+    st.integers(0, 1 << 30),
+    st.booleans(),
+)
+def test_check_run_agrees_with_python(n: int, damage: str, where: int, crc: bool) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        data, entries = _run_fixture(tmp, n)
+    # Given a run of records, maybe damaged at one record or in one entry
+    k = where % n
+    q, phys, size = entries[k]
+    buf = bytearray(data)
+    start = 0
+    if damage == "bitflip":
+        buf[phys + (where % size)] ^= 1 << (where % 8)
+    elif damage == "queue":
+        entries[k] = (q, phys, size)
+        buf[phys + 15] ^= 1
+    elif damage == "offset":
+        entries[k] = (q + 1, phys, size)
+    elif damage == "size":
+        entries[k] = (q, phys, size + 1)
+    elif damage == "short":
+        buf = buf[: phys + size - 1]
+    elif damage == "start":
+        start = 1
+    # Then C and Python count the same valid prefix
+    want = R.check_run(bytes(buf), start, entries, 3, crc)
+    assert _fastlog.check_run(bytes(buf), start, entries, 3, crc) == want
+    if damage == "none":
+        assert want == n
+    elif damage in ("offset", "size", "short"):
+        assert want == k
+
+
+def test_check_run_rejects_bad_entries() -> None:
+    with pytest.raises(TypeError):
+        _fastlog.check_run(b"", 0, [(1, 2)], 0, True)
+    with pytest.raises(OverflowError):
+        _fastlog.check_run(b"", 0, [(1 << 70, 0, 0)], 0, True)
+    assert _fastlog.check_run(b"", 0, [], 0, True) == 0
+    assert _fastlog.check_run(b"x" * 10, 0, [(0, 100, 100)], 0, True) == 0
