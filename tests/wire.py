@@ -6,6 +6,7 @@ from typing import Any
 
 import gevent.socket
 
+from runtime.remoting.codes import RequestCode
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.frame import FrameDecoder, encode
 
@@ -56,3 +57,36 @@ class WireClient:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def send_v2_header(
+    topic: str,
+    *,
+    group: str = "pg",
+    queue_id: int = 0,
+    sys_flag: int = 0,
+    properties: str = "",
+    born_ms: int = 0,
+    **extra: Any,
+) -> dict[str, Any]:
+    """SEND_MESSAGE_V2's short-named header fields (a..k) as clients send them."""
+    return {
+        "a": group,
+        "b": topic,
+        "c": "TBW102",
+        "d": 4,
+        "e": queue_id,
+        "f": sys_flag,
+        "g": born_ms,
+        "h": 0,
+        "i": properties,
+        "j": 0,
+        "k": False,
+        **extra,
+    }
+
+
+def send_v2(topic: str, body: bytes, **header: Any) -> RemotingCommand:
+    """A SEND_MESSAGE_V2 request (see ``send_v2_header`` for the fields)."""
+    ext = send_v2_header(topic, **header)
+    return RemotingCommand.request(RequestCode.SEND_MESSAGE_V2, ext, body)

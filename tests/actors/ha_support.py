@@ -22,7 +22,7 @@ from runtime.node import Node
 from runtime.remoting.codes import RequestCode
 from runtime.store import record as R
 from runtime.store.context import StoreContext
-from tests.wire import WireClient
+from tests.wire import WireClient, send_v2_header
 
 SEGMENT = 64 * 1024
 T = 10.0
@@ -121,19 +121,7 @@ def wait_in_sync(master: Node, *nodes: int) -> None:
 
 
 def send(client: WireClient, topic: str, body: bytes, queue_id: int = 0) -> Any:
-    ext = {
-        "a": "ha-pg",
-        "b": topic,
-        "c": "TBW102",
-        "d": 4,
-        "e": queue_id,
-        "f": 0,
-        "g": int(time.time() * 1000),
-        "h": 0,
-        "i": "",
-        "j": 0,
-        "k": False,
-    }
+    ext = send_v2_header(topic, group="ha-pg", queue_id=queue_id, born_ms=int(time.time() * 1000))
     return client.call(RequestCode.SEND_MESSAGE_V2, ext, body)
 
 

@@ -24,8 +24,7 @@ from actors.broker.ha_messages import ClientTick, LinkReport
 from runtime.actor import actor_of, watch
 from runtime.ha import protocol as P
 from runtime.node import Node
-from runtime.remoting.codes import RequestCode, ResponseCode
-from runtime.remoting.command import RemotingCommand
+from runtime.remoting.codes import ResponseCode
 from tests.actors.ha_support import (
     FakeSlave,
     T,
@@ -43,7 +42,7 @@ from tests.actors.ha_support import (
     wait_in_sync,
     wait_queue,
 )
-from tests.wire import WireClient
+from tests.wire import WireClient, send_v2
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -301,20 +300,7 @@ def test_an_ha_client_failing_in_a_handler_is_restarted_and_catches_up(
 
 def send_async(client: WireClient, topic: str, body: bytes) -> int:
     """Send without waiting; returns the request's opaque for ``receive_reply``."""
-    ext = {
-        "a": "ha-pg",
-        "b": topic,
-        "c": "TBW102",
-        "d": 4,
-        "e": 0,
-        "f": 0,
-        "g": 0,
-        "h": 0,
-        "i": "",
-        "j": 0,
-        "k": False,
-    }
-    request = RemotingCommand.request(RequestCode.SEND_MESSAGE_V2, ext, body)
+    request = send_v2(topic, body, group="ha-pg")
     client.send(request)
     return request.opaque
 

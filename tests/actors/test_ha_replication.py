@@ -38,7 +38,7 @@ from tests.actors.ha_support import (
     wait_in_sync,
     wait_queue,
 )
-from tests.wire import WireClient
+from tests.wire import WireClient, send_v2
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -191,23 +191,8 @@ def test_acks_count_by_distinct_slave_id(
 
 
 def _send_request():  # type: ignore[no-untyped-def]
-    from runtime.remoting.codes import RequestCode
-    from runtime.remoting.command import RemotingCommand
 
-    ext = {
-        "a": "pg",
-        "b": "HA",
-        "c": "TBW102",
-        "d": 4,
-        "e": 0,
-        "f": 0,
-        "g": 0,
-        "h": 0,
-        "i": "",
-        "j": 0,
-        "k": False,
-    }
-    return RemotingCommand.request(RequestCode.SEND_MESSAGE_V2, ext, b"counted once")
+    return send_v2("HA", b"counted once")
 
 
 def test_slave_restart_catches_up_without_gap_or_duplicate(

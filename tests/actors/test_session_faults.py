@@ -37,7 +37,7 @@ from tests.actors.ha_support import (
     store_ctx,
     wait_queue,
 )
-from tests.wire import WireClient
+from tests.wire import WireClient, send_v2
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -127,20 +127,7 @@ def live_actors() -> dict[str, pykka.ActorRef[Any]]:
 
 
 def send_request(topic: str, body: bytes) -> RemotingCommand:
-    ext = {
-        "a": "fault-pg",
-        "b": topic,
-        "c": "TBW102",
-        "d": 4,
-        "e": 0,
-        "f": 0,
-        "g": 0,
-        "h": 0,
-        "i": "",
-        "j": 0,
-        "k": False,
-    }
-    return RemotingCommand.request(RequestCode.SEND_MESSAGE_V2, ext, body)
+    return send_v2(topic, body, group="fault-pg")
 
 
 def pull_bodies(client: WireClient, topic: str, max_nums: int = 32) -> list[bytes]:

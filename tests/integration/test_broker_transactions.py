@@ -15,7 +15,7 @@ from runtime.remoting.command import RemotingCommand
 from runtime.remoting.properties import encode_properties
 from tests.harness import RuntimeProcess
 from tests.integration.test_broker_wire import pull, records
-from tests.wire import WireClient
+from tests.wire import WireClient, send_v2_header
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -67,19 +67,7 @@ def send_half(client: WireClient, topic: str, group: str, body: bytes, uniq: str
     props = encode_properties({"TRAN_MSG": "true", "PGROUP": group, "UNIQ_KEY": uniq})
     r = client.call(
         RequestCode.SEND_MESSAGE_V2,
-        {
-            "a": group,
-            "b": topic,
-            "c": "TBW102",
-            "d": 4,
-            "e": 0,
-            "f": 4,
-            "g": 0,
-            "h": 0,
-            "i": props,
-            "j": 0,
-            "k": False,
-        },
+        send_v2_header(topic, group=group, sys_flag=4, properties=props),
         body,
     )
     assert r.code == ResponseCode.SUCCESS, r.remark
@@ -170,19 +158,7 @@ def test_a_timer_on_a_half_message_applies_to_its_commit(address: str) -> None:
     )
     r = client.call(
         RequestCode.SEND_MESSAGE_V2,
-        {
-            "a": "txt",
-            "b": "TxTimer",
-            "c": "TBW102",
-            "d": 4,
-            "e": 0,
-            "f": 4,
-            "g": 0,
-            "h": 0,
-            "i": props,
-            "j": 0,
-            "k": False,
-        },
+        send_v2_header("TxTimer", group="txt", sys_flag=4, properties=props),
         b"later-commit",
     )
     assert r.code == ResponseCode.SUCCESS, r.remark

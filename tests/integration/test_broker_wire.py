@@ -19,7 +19,7 @@ from runtime.remoting.command import RemotingCommand
 from runtime.remoting.properties import encode_properties
 from runtime.store.record import StoredRecord, decode_record
 from tests.harness import RuntimeProcess
-from tests.wire import WireClient
+from tests.wire import WireClient, send_v2_header
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -58,19 +58,13 @@ def send(
     properties: str = "",
     code: int = RequestCode.SEND_MESSAGE_V2,
 ) -> Any:
-    ext = {
-        "a": "test-pg",
-        "b": topic,
-        "c": "TBW102",
-        "d": 4,
-        "e": queue_id,
-        "f": 0,
-        "g": int(time.time() * 1000),
-        "h": 0,
-        "i": properties,
-        "j": 0,
-        "k": False,
-    }
+    ext = send_v2_header(
+        topic,
+        group="test-pg",
+        queue_id=queue_id,
+        properties=properties,
+        born_ms=int(time.time() * 1000),
+    )
     if code == RequestCode.SEND_MESSAGE:
         ext = {
             "producerGroup": "test-pg",
@@ -165,20 +159,7 @@ def test_v1_send_and_batch_under_any_code(broker: WireClient) -> None:
     assert r320.code == 0 and r320.ext_fields["queueOffset"] == "1"
     assert len(r320.ext_fields["msgId"].split(",")) == 3
     # C++ 2.1 sends batches as code 310 with m:"1"
-    ext = {
-        "a": "pg",
-        "b": "WireB",
-        "c": "TBW102",
-        "d": 4,
-        "e": 0,
-        "f": 0,
-        "g": 0,
-        "h": 0,
-        "i": "",
-        "j": 0,
-        "k": False,
-        "m": "1",
-    }
+    ext = send_v2_header("WireB", m="1")
     r310 = broker.call(RequestCode.SEND_MESSAGE_V2, ext, batch)
     assert r310.code == 0 and r310.ext_fields["queueOffset"] == "4"
     bodies = [r.body for r in records(pull(broker, "WireB", 0, 0).body)]
