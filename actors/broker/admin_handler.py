@@ -171,7 +171,42 @@ def create_subscription_group(
     ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
 ) -> RemotingCommand:
     config = decode_body(SubscriptionGroupConfig, request.body, opaque=request.opaque)
+    if not config.group_name:
+        return reply(request, ResponseCode.SYSTEM_ERROR, remark="groupName is required")
     ctx.store.create_subscription_group(config)
+    return reply(request)
+
+
+def all_subscription_groups(
+    ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
+) -> RemotingCommand:
+    return reply(request, body=encode_body(ctx.store.all_subscription_groups()))
+
+
+def subscription_group(
+    ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
+) -> RemotingCommand:
+    """GET_SUBSCRIPTIONGROUP_CONFIG (352): one group's config, by header ``group``."""
+    group = str(request.ext_fields.get("group") or "")
+    config = ctx.store.subscription_group(group) if group else None
+    if config is None:
+        return reply(
+            request,
+            ResponseCode.SUBSCRIPTION_GROUP_NOT_EXIST,
+            remark=f"subscription group [{group}] does not exist",
+        )
+    return reply(request, body=encode_body(config))
+
+
+def delete_subscription_group(
+    ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
+) -> RemotingCommand:
+    """DELETE_SUBSCRIPTIONGROUP (207), header ``groupName``: the group's config goes (its
+    consumer offsets stay, as RocketMQ 4 keeps them)."""
+    group = str(request.ext_fields.get("groupName") or "")
+    if not group:
+        return reply(request, ResponseCode.SYSTEM_ERROR, remark="groupName is required")
+    ctx.store.delete_subscription_group(group)
     return reply(request)
 
 

@@ -61,6 +61,13 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
             ResponseCode.NO_PERMISSION,
             remark=f"the broker[{ctx.cfg.broker_name}] pulling message is forbidden",
         )
+    group_config = ctx.store.subscription_group(h.consumer_group)
+    if group_config is not None and not group_config.consume_enable:
+        return reply(
+            request,
+            ResponseCode.NO_PERMISSION,
+            remark=f"subscription group no permission, {h.consumer_group}",
+        )
     config = ctx.store.topic(h.topic)
     if config is None:
         return reply(

@@ -54,9 +54,14 @@ def send_back(
     props.setdefault(RETRY_TOPIC, original.topic)
     origin_id = h.origin_msg_id or props.get(UNIQ_KEY) or original.msg_id
     props.setdefault(ORIGIN_MESSAGE_ID, origin_id)
+    # the client's word, else the group's retryMaxTimes (updateSubGroup), else the message's
     max_times = h.max_reconsume_times
     if max_times is None:
-        max_times = int(props.get(MAX_RECONSUME_TIMES, DEFAULT_MAX_RECONSUME_TIMES))
+        group_config = ctx.store.subscription_group(h.group)
+        if group_config is not None:
+            max_times = group_config.retry_max_times
+        else:
+            max_times = int(props.get(MAX_RECONSUME_TIMES, DEFAULT_MAX_RECONSUME_TIMES))
     record = copy_record(
         original,
         props,

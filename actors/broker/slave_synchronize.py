@@ -8,16 +8,18 @@ Messages accepted:
 - ``SyncDone(ok, reason)``: internal, from the round's greenlet.
 
 A round (a greenlet of its own; edge code, every call has a timeout) asks the master over
-remoting for GET_ALL_TOPIC_CONFIG (21), GET_ALL_CONSUMER_OFFSET (43), GET_ALL_DELAY_OFFSET
-(45), GET_TIMER_CHECK_POINT (60) and GET_TRANSACTION_TABLE (3011, actormq's), then: creates or
-updates every topic the master has (topics only the slave has are left alone); commits every
+remoting for GET_ALL_TOPIC_CONFIG (21), GET_ALL_SUBSCRIPTIONGROUP_CONFIG (201),
+GET_ALL_CONSUMER_OFFSET (43), GET_ALL_DELAY_OFFSET (45), GET_TIMER_CHECK_POINT (60) and
+GET_TRANSACTION_TABLE (3011, actormq's), then: creates or updates every topic and subscription
+group the master has (those only the slave has are left alone); commits every
 consumer offset that differs (so a failover does not replay a group's history, or replays at
 most one interval); rewrites ``config/delayOffset.json``, ``config/timerProgress.json`` and
 ``config/transaction.json`` when they differ (the Scheduler, TimerScheduler and
 TransactionManager of a promoted slave start from them; a slave runs none of the three).
 
 State owned: the remoting session to the master, whether a round runs, the last round's
-outcome. Durability point: the store's own (topics.json, consumerOffset.json, the delay file).
+outcome. Durability point: the store's own (topics.json, subscriptionGroup.json,
+consumerOffset.json, the delay file).
 """
 
 from __future__ import annotations
@@ -46,7 +48,11 @@ from actors.broker.store_adapter import to_store
 from runtime.actor import GeventActor, offload
 from runtime.errors import ActorFailure, ProtocolError
 from runtime.ha.state import HAState
-from runtime.remoting.bodies import TopicConfigSerializeWrapper, decode_body
+from runtime.remoting.bodies import (
+    SubscriptionGroupWrapper,
+    TopicConfigSerializeWrapper,
+    decode_body,
+)
 from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.session import SessionHandle, connect
@@ -161,6 +167,14 @@ class SlaveSynchronize(GeventActor):
             wanted = to_store(config)
             if mine.get(name) != wanted:
                 store.update_topic(wanted).get(timeout=CALL_TIMEOUT_S)
+        groups = decode_body(
+            SubscriptionGroupWrapper,
+            self._call(address, RequestCode.GET_ALL_SUBSCRIPTIONGROUP_CONFIG),
+        )
+        have_groups = store.all_groups().get(timeout=CALL_TIMEOUT_S).subscription_group_table
+        for name, group in groups.subscription_group_table.items():
+            if have_groups.get(name) != group:
+                store.update_group(group).get(timeout=CALL_TIMEOUT_S)
         raw = self._call(address, RequestCode.GET_ALL_CONSUMER_OFFSET)
         try:
             offsets = msgspec.json.decode(raw, type=OffsetTable).offset_table

@@ -15,7 +15,7 @@ import msgspec
 from actors.broker.messages import TopicConfigData
 from actors.broker.store_port import GetOutcome, PutOutcome
 from actors.broker.store_service import BrokerStore
-from runtime.remoting.bodies import SubscriptionGroupConfig, TopicConfig
+from runtime.remoting.bodies import SubscriptionGroupConfig, SubscriptionGroupWrapper, TopicConfig
 from runtime.store.record import PutRecord
 
 ASK_TIMEOUT = 5.0
@@ -38,7 +38,7 @@ class StoreAdapter:
     def __init__(self, store: BrokerStore, *, put_timeout: float) -> None:
         self.store = store
         self.put_timeout = put_timeout
-        self._groups: dict[str, SubscriptionGroupConfig] = {}
+        self._groups: dict[str, tuple[float, SubscriptionGroupConfig | None]] = {}
         self._topics: dict[str, tuple[float, TopicConfig]] = {}
 
     def _get(self, future: Any, timeout: float = ASK_TIMEOUT) -> Any:
@@ -73,9 +73,31 @@ class StoreAdapter:
         self._get(self.store.ensure_retry_topic(topic))
         self._topics.pop(topic, None)
 
+    # -- subscription groups ------------------------------------------------------------------
+
     def create_subscription_group(self, config: SubscriptionGroupConfig) -> None:
-        # Kept in memory: consumer groups work without one (auto-created), as in RocketMQ.
-        self._groups[config.group_name] = config
+        self._get(self.store.update_group(config))
+        self._groups.pop(config.group_name, None)
+
+    def subscription_group(self, group: str) -> SubscriptionGroupConfig | None:
+        """The group's config (None: it has none), cached like topics: every pull asks."""
+        now = time.monotonic()
+        cached = self._groups.get(group)
+        if cached is not None and now - cached[0] < TOPIC_CACHE_S:
+            return cached[1]
+        config = self._get(self.store.get_group(group))
+        if len(self._groups) > TOPIC_CACHE_MAX:
+            self._groups.clear()
+        self._groups[group] = (now, config)
+        return config
+
+    def all_subscription_groups(self) -> SubscriptionGroupWrapper:
+        return self._get(self.store.all_groups())
+
+    def delete_subscription_group(self, group: str) -> bool:
+        existed = bool(self._get(self.store.delete_group(group)))
+        self._groups.pop(group, None)
+        return existed
 
     # -- write path ---------------------------------------------------------------------------
 

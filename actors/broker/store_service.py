@@ -77,10 +77,18 @@ from actors.broker.messages import (
 )
 from actors.broker.queue import QueueTable
 from actors.broker.retention import Retention
+from actors.broker.subscription_groups import (
+    AllGroups,
+    DeleteGroup,
+    GetGroup,
+    SubscriptionGroups,
+    UpdateGroup,
+)
 from actors.broker.topic_config import TopicConfig
 from runtime.actor import GeventActor, actor_of, new_future, offload, others_ready
 from runtime.directory import Directory
 from runtime.errors import ActorFailure
+from runtime.remoting.bodies import SubscriptionGroupConfig
 from runtime.store.context import ReplicationCondition, StoreContext
 from runtime.store.record import PutRecord, StoredRecord, decode_record, java_hash
 from runtime.store.recovery import open_store
@@ -152,6 +160,7 @@ class BrokerStore:
             ChildSpec(name=n.dispatcher, start=lambda: Dispatcher.start(ctx)),
             ChildSpec(name=n.topics, start=lambda: TopicConfig.start(ctx)),
             ChildSpec(name=n.offsets, start=lambda: ConsumerOffsets.start(ctx)),
+            ChildSpec(name=n.groups, start=lambda: SubscriptionGroups.start(ctx)),
             ChildSpec(name=n.retention, start=lambda: Retention.start(ctx)),
         ]
 
@@ -382,6 +391,22 @@ class BrokerStore:
     def all_topics(self) -> Future:
         """Future of TopicTable (topics and data version, for broker registration)."""
         return self._ask(self.names.topics, AllTopics())
+
+    # -- subscription groups -------------------------------------------------------------------
+
+    def get_group(self, name: str) -> Future:
+        """Future of the group's SubscriptionGroupConfig, or None."""
+        return self._ask(self.names.groups, GetGroup(name))
+
+    def update_group(self, config: SubscriptionGroupConfig) -> Future:
+        return self._ask(self.names.groups, UpdateGroup(config))
+
+    def delete_group(self, name: str) -> Future:
+        return self._ask(self.names.groups, DeleteGroup(name))
+
+    def all_groups(self) -> Future:
+        """Future of SubscriptionGroupWrapper (every group's config and the data version)."""
+        return self._ask(self.names.groups, AllGroups())
 
     # -- status --------------------------------------------------------------------------------
 

@@ -114,6 +114,14 @@ class SubscriptionGroupConfig(Body, kw_only=True):
     notify_consumer_ids_changed_enable: bool = True
 
 
+class SubscriptionGroupWrapper(Body, kw_only=True):
+    """GET_ALL_SUBSCRIPTIONGROUP_CONFIG (201) response body; also the shape of the broker's
+    ``config/subscriptionGroup.json`` (RocketMQ's file name and shape)."""
+
+    subscription_group_table: dict[str, SubscriptionGroupConfig] = {}
+    data_version: DataVersion = DataVersion()
+
+
 # -------------------------------------------------------------------------------- heartbeat
 
 

@@ -73,6 +73,7 @@ class StoreNames:
         self.dispatcher = f"{prefix}/store/dispatcher"
         self.topics = f"{prefix}/store/topic-config"
         self.offsets = f"{prefix}/store/consumer-offsets"
+        self.groups = f"{prefix}/store/subscription-groups"
         self.retention = f"{prefix}/store/retention"
 
 

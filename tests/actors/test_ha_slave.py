@@ -140,7 +140,7 @@ def test_master_suggests_the_slave_to_a_consumer_far_behind(
     assert reply.ext_fields["suggestWhichBrokerId"] == suggested
 
 
-def test_slave_synchronize_copies_topics_offsets_delay_timer_and_transactions(
+def test_slave_synchronize_copies_topics_groups_offsets_delay_timer_and_transactions(
     tmp_path: pathlib.Path, pairs: list[Pair]
 ) -> None:
     p = make(pairs, tmp_path)
@@ -166,6 +166,9 @@ def test_slave_synchronize_copies_topics_offsets_delay_timer_and_transactions(
     txn = json.dumps({"half": [half]}).encode()
     with open(os.path.join(master_cfg, "transaction.json"), "wb") as fh:
         fh.write(txn)
+    group = json.dumps({"groupName": "G1", "retryMaxTimes": 2, "consumeEnable": False}).encode()
+    made = p.to_master.call(RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, body=group)
+    assert made.code == ResponseCode.SUCCESS
     # The master serves them (codes 43, 45 and 60)
     offsets = p.to_master.call(RequestCode.GET_ALL_CONSUMER_OFFSET)
     assert json.loads(offsets.body)["offsetTable"]["SYNC-T@G1"] == {"2": 1}
@@ -179,6 +182,9 @@ def test_slave_synchronize_copies_topics_offsets_delay_timer_and_transactions(
     assert got.code == ResponseCode.SUCCESS and got.ext_fields["offset"] == "1"
     topics = json.loads(p.to_slave.call(RequestCode.GET_ALL_TOPIC_CONFIG).body)
     assert "SYNC-T" in topics["topicConfigTable"]
+    groups = json.loads(p.to_slave.call(RequestCode.GET_ALL_SUBSCRIPTIONGROUP_CONFIG).body)
+    synced = groups["subscriptionGroupTable"]["G1"]
+    assert synced["retryMaxTimes"] == 2 and synced["consumeEnable"] is False
     with open(os.path.join(slave.settings.config_dir, "delayOffset.json"), "rb") as fh:
         assert fh.read() == delay
     with open(os.path.join(slave.settings.config_dir, "timerProgress.json"), "rb") as fh:

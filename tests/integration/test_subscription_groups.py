@@ -1,0 +1,109 @@
+"""Subscription-group configs (``mqadmin updateSubGroup``) over the wire against a real process:
+persisted across a restart, listed, deleted, and applied (consumeEnable, retryMaxTimes)."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from typing import Any
+
+import pytest
+
+from runtime.remoting.codes import RequestCode, ResponseCode
+from tests.harness import RuntimeProcess
+from tests.integration.test_broker_semantics import phys_offset, wait_for_pull
+from tests.integration.test_broker_wire import pull, records, send
+from tests.wire import WireClient
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def update_group(client: WireClient, name: str, **fields: Any) -> Any:
+    body = json.dumps({"groupName": name, **fields}).encode()
+    return client.call(RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, body=body)
+
+
+def all_groups(client: WireClient) -> dict[str, Any]:
+    reply = client.call(RequestCode.GET_ALL_SUBSCRIPTIONGROUP_CONFIG)
+    assert reply.code == ResponseCode.SUCCESS, reply.remark
+    return json.loads(reply.body)["subscriptionGroupTable"]
+
+
+def test_a_group_config_is_kept_across_a_restart_listed_and_deleted(
+    tmp_path: pathlib.Path,
+) -> None:
+    args = ["--ephemeral-ports", "--data-dir", str(tmp_path)]
+    # Given a group configured with updateSubGroup
+    with RuntimeProcess(args) as node:
+        client = WireClient(node.wait_ready()["broker-a/0"])
+        assert update_group(client, "billing", retryMaxTimes=3, consumeEnable=True).code == 0
+        assert all_groups(client)["billing"]["retryMaxTimes"] == 3
+        client.close()
+        assert node.terminate() == 0
+    # When the broker restarts, Then the config is still there, one by one and in the list
+    with RuntimeProcess(args) as node:
+        client = WireClient(node.wait_ready()["broker-a/0"])
+        assert all_groups(client)["billing"]["retryMaxTimes"] == 3
+        one = client.call(RequestCode.GET_SUBSCRIPTIONGROUP_CONFIG, {"group": "billing"})
+        assert one.code == ResponseCode.SUCCESS and json.loads(one.body)["groupName"] == "billing"
+        # When it is deleted, Then it is gone
+        gone = client.call(RequestCode.DELETE_SUBSCRIPTIONGROUP, {"groupName": "billing"})
+        assert gone.code == ResponseCode.SUCCESS
+        assert "billing" not in all_groups(client)
+        missing = client.call(RequestCode.GET_SUBSCRIPTIONGROUP_CONFIG, {"group": "billing"})
+        assert missing.code == ResponseCode.SUBSCRIPTION_GROUP_NOT_EXIST
+        # And a config without a group name is refused
+        assert update_group(client, "").code == ResponseCode.SYSTEM_ERROR
+        client.close()
+        assert node.terminate() == 0
+
+
+@pytest.fixture(scope="module")
+def address(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    data = tmp_path_factory.mktemp("groups")
+    with RuntimeProcess(["--ephemeral-ports", "--data-dir", str(data)]) as node:
+        yield node.wait_ready()["broker-a/0"]
+        assert node.terminate() == 0, node.stderr_text()
+
+
+def test_consume_enable_false_refuses_the_groups_pulls_until_enabled(address: str) -> None:
+    client = WireClient(address)
+    assert send(client, "Paused", b"held").code == 0
+    # Given a group whose consumption is switched off
+    assert update_group(client, "paused-group", consumeEnable=False).code == 0
+    # Then its pulls get NO_PERMISSION, while other groups read on
+    refused = pull(client, "Paused", 0, 0, group="paused-group")
+    assert refused.code == ResponseCode.NO_PERMISSION
+    assert "paused-group" in refused.remark
+    assert pull(client, "Paused", 0, 0, group="other").code == ResponseCode.SUCCESS
+    # When it is switched on again, Then it reads the message
+    assert update_group(client, "paused-group", consumeEnable=True).code == 0
+    got = pull(client, "Paused", 0, 0, group="paused-group")
+    assert got.code == ResponseCode.SUCCESS
+    assert [r.body for r in records(got.body)] == [b"held"]
+    client.close()
+
+
+def test_retry_max_times_of_the_group_sends_to_the_dead_letter_queue(address: str) -> None:
+    client = WireClient(address)
+    # Given a group whose messages may be retried once
+    assert update_group(client, "once", retryMaxTimes=1).code == 0
+    sent = send(client, "RetryOnce", b"fragile")
+    offset = phys_offset(sent.ext_fields["msgId"])
+    # When the message is sent back without maxReconsumeTimes (first consumption failed)
+    back = client.call(
+        RequestCode.CONSUMER_SEND_MSG_BACK, {"offset": offset, "group": "once", "delayLevel": 1}
+    )
+    assert back.code == ResponseCode.SUCCESS, back.remark
+    # Then it is retried once (delay level 1: 1 s)
+    [retried] = records(wait_for_pull(client, "%RETRY%once").body)
+    assert retried.body == b"fragile" and retried.reconsume_times == 1
+    # When the retry fails too, Then the group's limit sends it to the dead-letter queue
+    back = client.call(
+        RequestCode.CONSUMER_SEND_MSG_BACK,
+        {"offset": retried.physical_offset, "group": "once", "delayLevel": 1},
+    )
+    assert back.code == ResponseCode.SUCCESS, back.remark
+    [dead] = records(wait_for_pull(client, "%DLQ%once").body)
+    assert dead.body == b"fragile"
+    client.close()
