@@ -25,7 +25,7 @@ import msgspec
 from actors.broker.context import BrokerContext, reply
 from actors.broker.store_port import GetOutcome
 from runtime.filter import FilterError, Predicate, compile_cached
-from runtime.remoting.bodies import SUB_ALL, tags_of
+from runtime.remoting.bodies import SUB_ALL, SubscriptionGroupConfig, tags_of
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.headers import PullMessageRequestHeader, decode_header
@@ -68,6 +68,14 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
             ResponseCode.NO_PERMISSION,
             remark=f"subscription group no permission, {h.consumer_group}",
         )
+    if group_config is not None and not group_config.consume_broadcast_enable:
+        info = ctx.ask(ctx.proxy(ctx.consumers).group(h.consumer_group))
+        if info is not None and info.message_model == "BROADCASTING":
+            return reply(
+                request,
+                ResponseCode.NO_PERMISSION,
+                remark=f"the consumer group[{h.consumer_group}] can not consume by broadcast way",
+            )
     config = ctx.store.topic(h.topic)
     if config is None:
         return reply(
@@ -159,7 +167,7 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
                 break
             ctx.store.wait_arrival(h.topic, h.queue_id, h.queue_offset, min(remaining, RECHECK_S))
             outcome = get()
-    return _respond(request, outcome, h.queue_offset, _suggest(ctx, outcome))
+    return _respond(request, outcome, h.queue_offset, _suggest(ctx, outcome, group_config))
 
 
 def _redirect_to_master(ctx: BrokerContext) -> bool:
@@ -169,10 +177,16 @@ def _redirect_to_master(ctx: BrokerContext) -> bool:
     return ctx.ha is not None and ctx.ha.master_link_up
 
 
-def _suggest(ctx: BrokerContext, outcome: GetOutcome) -> int:
-    """suggestWhichBrokerId: the slave for a consumer reading far behind (slaveReadEnable)."""
+def _suggest(
+    ctx: BrokerContext, outcome: GetOutcome, group: SubscriptionGroupConfig | None = None
+) -> int:
+    """suggestWhichBrokerId (slaveReadEnable): ``whichBrokerWhenConsumeSlowly`` for a consumer
+    reading far behind, else the group's ``brokerId`` (RocketMQ's defaults 1 and 0 without a
+    group config); always the master without slaveReadEnable."""
     if not ctx.cfg.slave_read_enable or not outcome.messages:
         return MASTER_ID
+    slow_id = SLAVE_WHEN_SLOW if group is None else group.which_broker_when_consume_slowly
+    usual_id = MASTER_ID if group is None else group.broker_id
     last = outcome.messages[-1]
     pulled_to = int.from_bytes(last[28:36], "big")
     store = getattr(ctx.store, "store", None)
@@ -180,7 +194,7 @@ def _suggest(ctx: BrokerContext, outcome: GetOutcome) -> int:
         return MASTER_ID
     behind = store.commit_log_max_offset - pulled_to
     allowed = TOTAL_PHYSICAL_MEMORY * ctx.cfg.access_message_in_memory_max_ratio / 100
-    return SLAVE_WHEN_SLOW if behind > allowed else MASTER_ID
+    return slow_id if behind > allowed else usual_id
 
 
 def _subscription(ctx: BrokerContext, h: PullMessageRequestHeader) -> tuple[str, str] | None:

@@ -191,3 +191,22 @@ def test_slave_synchronize_copies_topics_groups_offsets_delay_timer_and_transact
         assert fh.read() == timer
     with open(os.path.join(slave.settings.config_dir, "transaction.json"), "rb") as fh:
         assert fh.read() == txn  # the promoted slave's TransactionManager starts from it
+
+
+@pytest.mark.parametrize(
+    ("ratio", "suggested"),
+    [(0, "2"), (100, "1")],  # far behind: whichBrokerWhenConsumeSlowly, else brokerId
+)
+def test_a_groups_config_chooses_the_suggested_broker(
+    tmp_path: pathlib.Path, pairs: list[Pair], ratio: int, suggested: str
+) -> None:
+    # Given slave reads on and a group configured to read from broker 1, or 2 when slow
+    p = make(pairs, tmp_path, slave_read_enable=True, access_message_in_memory_max_ratio=ratio)
+    body = json.dumps({"groupName": "g", "brokerId": 1, "whichBrokerWhenConsumeSlowly": 2})
+    made = p.to_master.call(RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, body=body.encode())
+    assert made.code == ResponseCode.SUCCESS
+    assert send(p.to_master, "SGG", b"m").code == ResponseCode.SUCCESS
+    # When it pulls, Then the master suggests the broker the group's config names
+    reply = pull(p.to_master, "SGG", 0, 0, max_nums=1, group="g")
+    assert reply.code == ResponseCode.SUCCESS
+    assert reply.ext_fields["suggestWhichBrokerId"] == suggested

@@ -107,3 +107,36 @@ def test_retry_max_times_of_the_group_sends_to_the_dead_letter_queue(address: st
     [dead] = records(wait_for_pull(client, "%DLQ%once").body)
     assert dead.body == b"fragile"
     client.close()
+
+
+def test_a_group_closed_to_broadcasting_refuses_broadcast_consumers(address: str) -> None:
+    client = WireClient(address)
+    assert send(client, "Bcast", b"b").code == 0
+    # Given a group that may not consume by broadcasting, joined by a broadcasting consumer
+    assert update_group(client, "bcast", consumeBroadcastEnable=False).code == 0
+    heartbeat = {
+        "clientID": "bcast-client",
+        "producerDataSet": [],
+        "consumerDataSet": [
+            {
+                "groupName": "bcast",
+                "consumeType": "CONSUME_PASSIVELY",
+                "messageModel": "BROADCASTING",
+                "consumeFromWhere": "CONSUME_FROM_FIRST_OFFSET",
+                "subscriptionDataSet": [
+                    {"topic": "Bcast", "subString": "*", "expressionType": "TAG"}
+                ],
+                "unitMode": False,
+            }
+        ],
+    }
+    hb = client.call(RequestCode.HEART_BEAT, body=json.dumps(heartbeat).encode())
+    assert hb.code == ResponseCode.SUCCESS, hb.remark
+    # Then its pulls are refused
+    refused = pull(client, "Bcast", 0, 0, group="bcast")
+    assert refused.code == ResponseCode.NO_PERMISSION
+    assert "broadcast" in refused.remark
+    # And a clustering group with the same config reads
+    assert update_group(client, "cluster-g", consumeBroadcastEnable=False).code == 0
+    assert pull(client, "Bcast", 0, 0, group="cluster-g").code == ResponseCode.SUCCESS
+    client.close()
