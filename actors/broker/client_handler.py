@@ -37,7 +37,9 @@ def heartbeat(
     consumers = ctx.proxy(ctx.consumers)
     for consumer in data.consumer_data_set:
         if consumer.message_model == "CLUSTERING":
-            ctx.store.ensure_retry_topic(RETRY_PREFIX + consumer.group_name)
+            group_config = ctx.store.subscription_group(consumer.group_name)
+            nums = group_config.retry_queue_nums if group_config is not None else 1
+            ctx.store.ensure_retry_topic(RETRY_PREFIX + consumer.group_name, nums)
         ctx.ask(
             consumers.register(
                 ConsumerHeartbeat(

@@ -55,9 +55,9 @@ def send_back(
     origin_id = h.origin_msg_id or props.get(UNIQ_KEY) or original.msg_id
     props.setdefault(ORIGIN_MESSAGE_ID, origin_id)
     # the client's word, else the group's retryMaxTimes (updateSubGroup), else the message's
+    group_config = ctx.store.subscription_group(h.group)
     max_times = h.max_reconsume_times
     if max_times is None:
-        group_config = ctx.store.subscription_group(h.group)
         if group_config is not None:
             max_times = group_config.retry_max_times
         else:
@@ -66,14 +66,16 @@ def send_back(
         original,
         props,
         topic=RETRY_PREFIX + h.group,
-        queue_id=random.randrange(RETRY_QUEUE_NUMS),
+        queue_id=0,
         reconsume_times=original.reconsume_times + 1,
         prepared_transaction_offset=0,
     )
     if original.reconsume_times >= max_times or h.delay_level < 0:
         record = dead_letter(ctx, record, h.group)
     else:
-        ctx.store.ensure_retry_topic(record.topic)
+        nums = group_config.retry_queue_nums if group_config is not None else RETRY_QUEUE_NUMS
+        queues = ctx.store.ensure_retry_topic(record.topic, nums)
+        record = msgspec.structs.replace(record, queue_id=random.randrange(queues))
         level = h.delay_level or 3 + original.reconsume_times
         record = to_schedule(record, level, len(ctx.cfg.delay_levels_ms()))
     outcome = ctx.store.put([record])

@@ -69,9 +69,10 @@ class StoreAdapter:
         self._get(self.store.update_topic(to_store(config)))
         self._topics.pop(config.topic_name, None)
 
-    def ensure_retry_topic(self, topic: str) -> None:
-        self._get(self.store.ensure_retry_topic(topic))
+    def ensure_retry_topic(self, topic: str, queue_nums: int = 1) -> int:
+        config = self._get(self.store.ensure_retry_topic(topic, max(1, queue_nums)))
         self._topics.pop(topic, None)
+        return max(1, config.write_queue_nums) if config is not None else max(1, queue_nums)
 
     # -- subscription groups ------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import time
 from typing import Any
 
 import pytest
@@ -139,4 +140,45 @@ def test_a_group_closed_to_broadcasting_refuses_broadcast_consumers(address: str
     # And a clustering group with the same config reads
     assert update_group(client, "cluster-g", consumeBroadcastEnable=False).code == 0
     assert pull(client, "Bcast", 0, 0, group="cluster-g").code == ResponseCode.SUCCESS
+    client.close()
+
+
+def test_retry_queue_nums_of_the_group_sizes_its_retry_topic(address: str) -> None:
+    client = WireClient(address)
+    # Given a group with four retry queues, joined by a clustering consumer
+    assert update_group(client, "wide", retryQueueNums=4).code == 0
+    heartbeat = {
+        "clientID": "wide-client",
+        "producerDataSet": [],
+        "consumerDataSet": [
+            {
+                "groupName": "wide",
+                "consumeType": "CONSUME_PASSIVELY",
+                "messageModel": "CLUSTERING",
+                "consumeFromWhere": "CONSUME_FROM_FIRST_OFFSET",
+                "subscriptionDataSet": [{"topic": "Wide", "subString": "*"}],
+                "unitMode": False,
+            }
+        ],
+    }
+    assert client.call(RequestCode.HEART_BEAT, body=json.dumps(heartbeat).encode()).code == 0
+    # Then its retry topic has four queues
+    topics = json.loads(client.call(RequestCode.GET_ALL_TOPIC_CONFIG).body)["topicConfigTable"]
+    assert topics["%RETRY%wide"]["writeQueueNums"] == 4
+    # When messages are sent back, Then they spread over those queues (1 s delay level)
+    for i in range(12):
+        sent = send(client, "Wide", b"w%d" % i)
+        back = client.call(
+            RequestCode.CONSUMER_SEND_MSG_BACK,
+            {"offset": phys_offset(sent.ext_fields["msgId"]), "group": "wide", "delayLevel": 1},
+        )
+        assert back.code == ResponseCode.SUCCESS, back.remark
+    seen: dict[int, int] = {}
+    deadline = time.monotonic() + 20
+    while sum(seen.values()) < 12 and time.monotonic() < deadline:
+        for queue_id in range(4):
+            got = pull(client, "%RETRY%wide", queue_id, seen.get(queue_id, 0), suspend_ms=500)
+            if got.code == ResponseCode.SUCCESS:
+                seen[queue_id] = seen.get(queue_id, 0) + len(records(got.body))
+    assert sum(seen.values()) == 12 and len(seen) > 1, seen
     client.close()
