@@ -6,8 +6,8 @@ Messages it accepts (told by its own reader greenlet and by request handlers):
   is being written or queued, and queues here only what the socket buffer did not take (then
   holding the write lock for the rest: ``locked``) or every frame while another write is under
   way, so its caller never blocks on a slow peer. Responses are written by their request's
-  greenlet (``SessionHandle.reply``). Every path holds the handle's write lock while it writes
-  and a direct write never overtakes a queued frame, so frames never interleave or reorder.
+  greenlet (``SessionHandle.reply``). Every path holds the handle's write lock while it writes,
+  so frames never interleave, and ``write`` never overtakes a frame it queued earlier.
 - ``Closed(reason)``: the reader saw EOF or a fatal framing error; stop.
 - ``CheckIdle``: timer tick; close the channel after ``idle_timeout`` seconds without a frame.
 Proxy-free API through ``SessionHandle`` (safe from any greenlet): ``send_oneway``, ``request``,
@@ -110,9 +110,10 @@ class SessionHandle:
         """gevent's underlying non-blocking socket: a frame that fits the send buffer is
         written at once, from any greenlet or hub callback (``write``)."""
         self._queued = 0
-        self._lock_queued = False  # the write lock is held for a queued Outbound(locked=True)
         """Frames told to the session actor and not written yet: a direct write must not
         overtake them."""
+        self._lock_queued = False
+        """The write lock is held for a queued ``Outbound(locked=True)``."""
         self._lock = gevent.lock.Semaphore()
         """Held while a frame is written: frames never interleave (one writer at a time)."""
         self._pending: dict[int, GeventFuture[RemotingCommand]] = {}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from actors.broker.consumer_manager import ConsumerHeartbeat
 from actors.broker.context import BrokerContext, reply
+from actors.broker.retry_handler import ensure_retry_topic
 from runtime.remoting.bodies import (
     ConsumerListBody,
     HeartbeatData,
@@ -23,8 +24,6 @@ from runtime.remoting.headers import (
 )
 from runtime.session import SessionHandle
 
-RETRY_PREFIX = "%RETRY%"
-
 
 def heartbeat(
     ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
@@ -37,9 +36,7 @@ def heartbeat(
     consumers = ctx.proxy(ctx.consumers)
     for consumer in data.consumer_data_set:
         if consumer.message_model == "CLUSTERING":
-            group_config = ctx.store.subscription_group(consumer.group_name)
-            nums = group_config.retry_queue_nums if group_config is not None else 1
-            ctx.store.ensure_retry_topic(RETRY_PREFIX + consumer.group_name, nums)
+            ensure_retry_topic(ctx, consumer.group_name)
         ctx.ask(
             consumers.register(
                 ConsumerHeartbeat(

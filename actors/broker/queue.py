@@ -58,7 +58,6 @@ from runtime.store.segments import FlushPlan
 SWEEP_S = 1.0
 MIN_SCAN_ENTRIES = 800  # RocketMQ scans at least 16000 bytes of consume queue per read
 
-
 _check_run = getattr(fastlog(), "check_run", None) or R.check_run
 """The read path's record check (C when built; ``record.check_run`` is the reference)."""
 
@@ -215,7 +214,7 @@ class Queue(GeventActor):
             data = self.log.read(start, span)
             run = chosen[i:j]
             good = _check_run(data, start, run, self.queue_id, self._verify_crc)
-            for q, phys, size in run[:good] if good < len(run) else run:
+            for q, phys, size in run[:good]:
                 pos = phys - start
                 messages.append(data[pos : pos + size])
                 qoffs.append(q)

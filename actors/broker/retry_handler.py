@@ -16,7 +16,7 @@ import msgspec
 from actors.broker import send_handler
 from actors.broker.context import BrokerContext, reply
 from actors.broker.delay import copy_record, to_schedule
-from runtime.remoting.bodies import TopicConfig
+from runtime.remoting.bodies import SubscriptionGroupConfig, TopicConfig
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.headers import ConsumerSendMsgBackRequestHeader, decode_header
@@ -38,6 +38,17 @@ RETRY_QUEUE_NUMS = 1
 
 def dlq_topic(group: str) -> str:
     return DLQ_PREFIX + group
+
+
+def ensure_retry_topic(
+    ctx: BrokerContext, group: str, config: SubscriptionGroupConfig | None = None
+) -> int:
+    """Create ``%RETRY%<group>`` if missing, with the group's retryQueueNums (``config``, or the
+    group's stored config; 1 without one). Returns how many queues the topic has."""
+    if config is None:
+        config = ctx.store.subscription_group(group)
+    nums = config.retry_queue_nums if config is not None else RETRY_QUEUE_NUMS
+    return ctx.store.ensure_retry_topic(RETRY_PREFIX + group, nums)
 
 
 def send_back(
@@ -73,8 +84,7 @@ def send_back(
     if original.reconsume_times >= max_times or h.delay_level < 0:
         record = dead_letter(ctx, record, h.group)
     else:
-        nums = group_config.retry_queue_nums if group_config is not None else RETRY_QUEUE_NUMS
-        queues = ctx.store.ensure_retry_topic(record.topic, nums)
+        queues = ensure_retry_topic(ctx, h.group, group_config)
         record = msgspec.structs.replace(record, queue_id=random.randrange(queues))
         level = h.delay_level or 3 + original.reconsume_times
         record = to_schedule(record, level, len(ctx.cfg.delay_levels_ms()))

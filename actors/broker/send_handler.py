@@ -212,15 +212,13 @@ def _records(
         int(port or 0),
         h.reconsume_times,
     )
-    if not is_batch:
-        return [
-            PutRecord(
-                topic, queue_id, request.body, h.properties, h.flag, sys_flag, born, born_host,
-                born_port, times,
-            )
-        ]  # fmt: skip
+    entries = (
+        split_batch(request.body, opaque=request.opaque)
+        if is_batch
+        else [(h.flag, request.body, h.properties)]
+    )
     # positional: a batch of 100 builds 100 records (keywords cost 5x more)
     return [
         PutRecord(topic, queue_id, body, props, flag, sys_flag, born, born_host, born_port, times)
-        for flag, body, props in split_batch(request.body, opaque=request.opaque)
+        for flag, body, props in entries
     ]

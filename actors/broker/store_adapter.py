@@ -32,14 +32,36 @@ def to_store(config: TopicConfig) -> TopicConfigData:
     return TopicConfigData(**msgspec.structs.asdict(config))
 
 
+class _Cache:
+    """Values read from an actor, reused for ``TOPIC_CACHE_S``; our own writes ``drop`` them."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[float, Any]] = {}
+
+    def get(self, key: str) -> tuple[bool, Any]:
+        """(True, value) while fresh, else (False, None)."""
+        entry = self._entries.get(key)
+        if entry is not None and time.monotonic() - entry[0] < TOPIC_CACHE_S:
+            return True, entry[1]
+        return False, None
+
+    def put(self, key: str, value: Any) -> None:
+        if len(self._entries) > TOPIC_CACHE_MAX:
+            self._entries.clear()
+        self._entries[key] = (time.monotonic(), value)
+
+    def drop(self, key: str) -> None:
+        self._entries.pop(key, None)
+
+
 class StoreAdapter:
     """StorePort for the broker's request handlers."""
 
     def __init__(self, store: BrokerStore, *, put_timeout: float) -> None:
         self.store = store
         self.put_timeout = put_timeout
-        self._groups: dict[str, tuple[float, SubscriptionGroupConfig | None]] = {}
-        self._topics: dict[str, tuple[float, TopicConfig]] = {}
+        self._groups = _Cache()  # group -> SubscriptionGroupConfig | None
+        self._topics = _Cache()  # topic -> TopicConfig (a missing topic is not cached)
 
     def _get(self, future: Any, timeout: float = ASK_TIMEOUT) -> Any:
         return future.get(timeout=timeout)
@@ -49,16 +71,13 @@ class StoreAdapter:
     def topic(self, topic: str) -> TopicConfig | None:
         """The topic's config, from a cache that our own changes invalidate and that otherwise
         lives ``TOPIC_CACHE_S`` (every send and pull asks; the table changes rarely)."""
-        now = time.monotonic()
-        cached = self._topics.get(topic)
-        if cached is not None and now - cached[0] < TOPIC_CACHE_S:
-            return cached[1]
+        fresh, cached = self._topics.get(topic)
+        if fresh:
+            return cached
         config = self._get(self.store.get_topic(topic))
         wire = None if config is None else to_wire(config)
         if wire is not None:  # a missing topic is asked again: it may be created any moment
-            if len(self._topics) > TOPIC_CACHE_MAX:
-                self._topics.clear()
-            self._topics[topic] = (now, wire)
+            self._topics.put(topic, wire)
         return wire
 
     def all_topics(self) -> dict[str, TopicConfig]:
@@ -67,29 +86,26 @@ class StoreAdapter:
 
     def create_topic(self, config: TopicConfig) -> None:
         self._get(self.store.update_topic(to_store(config)))
-        self._topics.pop(config.topic_name, None)
+        self._topics.drop(config.topic_name)
 
     def ensure_retry_topic(self, topic: str, queue_nums: int = 1) -> int:
         config = self._get(self.store.ensure_retry_topic(topic, max(1, queue_nums)))
-        self._topics.pop(topic, None)
+        self._topics.drop(topic)
         return max(1, config.write_queue_nums) if config is not None else max(1, queue_nums)
 
     # -- subscription groups ------------------------------------------------------------------
 
     def create_subscription_group(self, config: SubscriptionGroupConfig) -> None:
         self._get(self.store.update_group(config))
-        self._groups.pop(config.group_name, None)
+        self._groups.drop(config.group_name)
 
     def subscription_group(self, group: str) -> SubscriptionGroupConfig | None:
         """The group's config (None: it has none), cached like topics: every pull asks."""
-        now = time.monotonic()
-        cached = self._groups.get(group)
-        if cached is not None and now - cached[0] < TOPIC_CACHE_S:
-            return cached[1]
+        fresh, cached = self._groups.get(group)
+        if fresh:
+            return cached
         config = self._get(self.store.get_group(group))
-        if len(self._groups) > TOPIC_CACHE_MAX:
-            self._groups.clear()
-        self._groups[group] = (now, config)
+        self._groups.put(group, config)
         return config
 
     def all_subscription_groups(self) -> SubscriptionGroupWrapper:
@@ -97,7 +113,7 @@ class StoreAdapter:
 
     def delete_subscription_group(self, group: str) -> bool:
         existed = bool(self._get(self.store.delete_group(group)))
-        self._groups.pop(group, None)
+        self._groups.drop(group)
         return existed
 
     # -- write path ---------------------------------------------------------------------------

@@ -17,25 +17,15 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from runtime.store import record as R
-from runtime.store.accel import API, fastlog
+from runtime.store.accel import fastlog
 from runtime.store.consumequeue import ENTRY
 from runtime.store.dispatch import DispatchBatch
 from runtime.store.segments import SegmentedFile
 from runtime.store.storage import OS_FS, FileSystem
 
 SCAN_CHUNK = 4 * 1024 * 1024
-FASTLOG_API = API
-"""The ``runtime.store._fastlog`` interface this code calls (a stale build is ignored)."""
-
-
-def _load_encoder() -> Callable[..., tuple | Invalid] | None:
-    """The C encoder (``_fastlog.encode_batch``), or None: not built (or a stale build), or
-    ACTORMQ_PURE_PYTHON=1."""
-    module = fastlog()
-    return None if module is None else module.encode_batch
-
-
-_fast_encode = _load_encoder()
+_fast_encode: Callable[..., tuple | Invalid] | None = getattr(fastlog(), "encode_batch", None)
+"""The C encoder, or None: not built (or a stale build), or ACTORMQ_PURE_PYTHON=1."""
 ENCODER = "c" if _fast_encode is not None else "python"
 """Which ``append_batch`` loop this process uses."""
 
