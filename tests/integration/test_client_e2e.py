@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import threading
+import functools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from actors.client import (
     ConsumeFrom,
-    ConsumeResult,
     Message,
     MessageModel,
     MessageQueue,
@@ -19,9 +18,13 @@ from actors.client import (
     PushConsumer,
     SendStatus,
 )
+from tests import client_support
+from tests.client_support import Collector
 from tests.harness import RuntimeProcess
 
 pytestmark = pytest.mark.timeout(120)
+
+wait_until = functools.partial(client_support.wait_until, timeout=30.0)
 
 
 @pytest.fixture(scope="module")
@@ -53,29 +56,6 @@ def push(namesrv: str, group: str, **options) -> PushConsumer:
     consumer = PushConsumer(group, namesrv=namesrv, **options)
     _live.append(consumer)
     return consumer
-
-
-class Collector:
-    def __init__(self, expect: int) -> None:
-        self.messages: list = []
-        self.lock = threading.Lock()
-        self.expect = expect
-        self.done = threading.Event()
-
-    def __call__(self, msg) -> ConsumeResult:
-        with self.lock:
-            self.messages.append(msg)
-            if len(self.messages) >= self.expect:
-                self.done.set()
-        return ConsumeResult.CONSUME_SUCCESS
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def test_what_the_producer_sends_the_push_consumer_receives_intact(

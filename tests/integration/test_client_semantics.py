@@ -8,6 +8,7 @@ transaction check-back and the SQL92 filter on, so the whole module takes a few 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import threading
 import time
@@ -37,10 +38,13 @@ from runtime.remoting.bodies import (
     encode_body,
 )
 from runtime.remoting.codes import RequestCode
+from tests import client_support
 from tests.harness import RuntimeProcess
 from tests.wire import WireClient
 
 pytestmark = pytest.mark.timeout(120)
+
+wait_until = functools.partial(client_support.wait_until, timeout=20.0)
 
 PROFILE = """
 description = "client semantics: 1 s retry levels, fast transaction checks, SQL92 on"
@@ -108,14 +112,6 @@ def push(node: Node, group: str, **options) -> PushConsumer:
     consumer = PushConsumer(group, namesrv=node.namesrv, **options)
     _live.append(consumer)
     return consumer
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = 20.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def read_topic(node: Node, topic: str, expect: int, timeout: float = 15.0) -> list[MessageExt]:

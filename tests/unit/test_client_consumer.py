@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -21,19 +21,11 @@ from actors.client import (
 from actors.client.offsets import read_local
 from actors.client.testing import FakeCluster
 from runtime.remoting.codes import RequestCode
+from tests.client_support import Collector, wait_until
 
 pytestmark = pytest.mark.timeout(40)
 
 TAGGED = "TAGS\x01{}\x02"
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
-    """Poll a condition that another process/thread makes true (no sleep-then-assert)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or predicate}")
-        time.sleep(0.01)
 
 
 _live: list[PushConsumer | PullConsumer] = []
@@ -60,25 +52,6 @@ def lite(cluster: FakeCluster, group: str, **options) -> PullConsumer:
     consumer = PullConsumer(group, namesrv=cluster.namesrv, **options)
     _live.append(consumer)
     return consumer
-
-
-class Collector:
-    def __init__(self, expect: int) -> None:
-        self.messages: list = []
-        self.lock = threading.Lock()
-        self.expect = expect
-        self.done = threading.Event()
-
-    def __call__(self, msg) -> ConsumeResult:
-        with self.lock:
-            self.messages.append(msg)
-            if len(self.messages) >= self.expect:
-                self.done.set()
-        return ConsumeResult.CONSUME_SUCCESS
-
-    def bodies(self) -> list[bytes]:
-        with self.lock:
-            return [m.body for m in self.messages]
 
 
 def test_push_consumer_gets_matching_tags_and_commits_offsets(cluster: FakeCluster) -> None:

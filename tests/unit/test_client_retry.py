@@ -5,7 +5,6 @@ delays and filters."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -25,6 +24,7 @@ from actors.client.outgoing import prepare, prepare_batch
 from actors.client.testing import FakeCluster
 from runtime.remoting import properties as P
 from runtime.remoting.codes import RequestCode
+from tests.client_support import wait_until
 
 pytestmark = pytest.mark.timeout(40)
 
@@ -45,14 +45,6 @@ def consumer(cluster: FakeCluster, group: str, **options) -> PushConsumer:
     c = PushConsumer(group, namesrv=cluster.namesrv, **options)
     _live.append(c)
     return c
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = 10.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 class Attempts:
