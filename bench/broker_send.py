@@ -8,6 +8,7 @@ system, divided by the sends). The client's own CPU per send is printed too: it 
 connection can reach whatever the broker does.
 
     .venv/bin/python bench/broker_send.py [--seconds 5] [--in-flight 1] [--batch 100] [--sync]
+    .venv/bin/python bench/broker_send.py --broker 127.0.0.1:10911 --pid PID   # a running one
 """
 
 from __future__ import annotations
@@ -138,7 +139,14 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=1, help="messages per send (SEND_BATCH_MESSAGE)")
     p.add_argument("--topic", default="BenchRaw")
     p.add_argument("--sync", action="store_true", help="SYNC_FLUSH instead of ASYNC_FLUSH")
+    p.add_argument("--broker", help="HOST:PORT of a running broker instead of spawning one")
+    p.add_argument("--pid", type=int, help="with --broker: its process id (for the CPU figures)")
     args = p.parse_args()
+    if args.broker:
+        host, _, port = args.broker.rpartition(":")
+        result = run((host, int(port)), args.pid or os.getpid(), args)
+        print("SUMMARY " + json.dumps(result), flush=True)
+        return
     with spawned("sync" if args.sync else "async") as (fields, proc):
         host, _, port = fields["broker-a/0"].rpartition(":")
         result = run((host, int(port)), proc.pid, args)

@@ -16,12 +16,13 @@ Proxy-free API through ``SessionHandle`` (safe from any greenlet): ``send_oneway
 State owned: the socket, the frame decoder (inside the reader greenlet), outbound requests
 waiting for a response (by opaque), the count of requests in flight.
 
-Behaviour: every request runs in its own greenlet, so a 15 s long-poll pull never delays the
-heartbeat or offset query behind it on the same connection; responses go out by opaque in
-whatever order they finish. Oneway requests get no reply. A frame that was read whole but has a
-bad header gets an error response and the connection goes on; a broken stream (bad length,
-wrong serialize type), or a header whose request id cannot be read, gets an error reply when
-its opaque can be read and the connection closes.
+Behaviour: every request runs in its own greenlet (a reused one: ``runtime.workers``), so a
+15 s long-poll pull never delays the heartbeat or offset query behind it on the same
+connection; responses go out by opaque in whatever order they finish. Oneway requests get no
+reply. A frame that was read whole but has a bad header gets an error response and the
+connection goes on; a broken stream (bad length, wrong serialize type), or a header whose
+request id cannot be read, gets an error reply when its opaque can be read and the connection
+closes.
 Durability point: none; the processor decides when to reply.
 """
 
@@ -40,6 +41,7 @@ import msgspec
 import pykka
 from loguru import logger
 
+from runtime import workers
 from runtime.actor import GeventActor, GeventFuture, new_future
 from runtime.errors import ProtocolError
 from runtime.remoting.codes import ResponseCode
@@ -363,7 +365,7 @@ class ClientSession(GeventActor):
                     )
             else:
                 self._in_flight += 1
-                gevent.spawn(self._serve, cmd)
+                workers.submit(self._serve, cmd)
 
     def _reply_error(self, opaque: int, code: int, remark: str) -> None:
         probe = RemotingCommand(code=0, opaque=opaque)

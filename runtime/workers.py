@@ -1,0 +1,53 @@
+"""Reusable greenlets for short jobs: ``submit(fn, arg)`` runs ``fn(arg)`` in a greenlet of its own.
+
+The same contract as ``gevent.spawn(fn, arg)`` (the job may block; the caller goes on at once;
+the job starts on the hub's next turn), minus the cost of a new greenlet per job. That cost is
+not only the greenlet object: on Python 3.11+ every new greenlet gets a fresh 16 KiB frame stack
+from ``mmap`` and returns it with ``munmap`` when it dies, and on a multi-threaded process (the
+hub's thread pool) the ``munmap`` shoots down TLBs on the other CPUs. For a server that spawns
+one greenlet per request that was ~10 % of the broker's CPU per send.
+
+A job that raises is reported by gevent like a spawned greenlet's failure; its worker then
+ends and the pool starts a new one for later jobs. At most ``keep`` idle workers wait per hub;
+more finish.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import gevent
+from gevent.hub import Waiter
+
+__all__ = ["submit"]
+
+KEEP = 256
+"""Idle workers kept per hub (each holds its greenlet and frame stack)."""
+
+_local = threading.local()
+
+
+def submit(fn: Callable[[Any], object], arg: Any) -> None:
+    """Run ``fn(arg)`` in a reused greenlet, starting on the hub's next turn."""
+    idle: list[Waiter[Any]] | None = getattr(_local, "idle", None)
+    if idle is None:
+        idle = _local.idle = []
+    if idle:
+        waiter = idle.pop()
+        gevent.get_hub().loop.run_callback(waiter.switch, (fn, arg))
+    else:
+        gevent.spawn(_work, idle, fn, arg)
+
+
+def _work(idle: list[Waiter[Any]], fn: Callable[[Any], object], arg: Any) -> None:
+    waiter: Waiter[Any] = Waiter()
+    while True:
+        fn(arg)
+        fn = arg = None  # drop references while idle
+        if len(idle) >= KEEP:
+            return
+        idle.append(waiter)
+        fn, arg = waiter.get()
+        waiter.clear()
