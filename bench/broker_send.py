@@ -9,6 +9,7 @@ connection can reach whatever the broker does.
 
     .venv/bin/python bench/broker_send.py [--seconds 5] [--in-flight 1] [--batch 100] [--sync]
     .venv/bin/python bench/broker_send.py --broker 127.0.0.1:10911 --pid PID   # a running one
+    .venv/bin/python bench/broker_send.py --pull 1 [--fill 20000]   # pulls of 1 record instead
 """
 
 from __future__ import annotations
@@ -68,6 +69,74 @@ def frame(topic: str, body: bytes, opaque: int, batch: int) -> bytes:
             RequestCode.SEND_BATCH_MESSAGE, ext, encode_batch(entries), opaque=opaque
         )
     )
+
+
+def pull_frame(topic: str, queue_id: int, offset: int, nums: int, opaque: int) -> bytes:
+    """PULL_MESSAGE of ``nums`` records at ``offset`` (no long poll), committing ``offset``."""
+    ext = {
+        "consumerGroup": "bench-raw-group",
+        "topic": topic,
+        "queueId": queue_id,
+        "queueOffset": offset,
+        "maxMsgNums": nums,
+        "sysFlag": 1 | 4,  # COMMIT_OFFSET | SUBSCRIPTION
+        "commitOffset": offset,
+        "suspendTimeoutMillis": 0,
+        "subscription": "*",
+        "subVersion": 0,
+        "expressionType": "TAG",
+    }
+    return encode(RemotingCommand.request(RequestCode.PULL_MESSAGE, ext, opaque=opaque))
+
+
+def run_pull(address: tuple[str, int], pid: int, args: argparse.Namespace) -> dict[str, object]:
+    """Fill one queue with sends, then pull it ``--pull`` records at a time, one pull in
+    flight: the broker's cost of serving a pull (a consumer that keeps up gets few records)."""
+    sock = socket.create_connection(address)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    decoder = FrameDecoder()
+    body = (b"actormq-bench-" * (args.size // 14 + 1))[: args.size]
+    inbox: list[RemotingCommand] = []
+
+    def call(frame_bytes: bytes) -> RemotingCommand:
+        sock.sendall(frame_bytes)
+        while not inbox:
+            inbox.extend(decoder.feed(sock.recv(1 << 20)))
+        return inbox.pop(0)
+
+    topic = f"{args.topic}Pull"
+    total = args.fill
+    opaque = 0
+    for opaque in range(1, total + 1):  # one queue: queue id = opaque % 4 == 0 -> use 4x
+        call(frame(topic, body, opaque * 4, 1))
+    offset, pulls, codes, latencies = 0, 0, {}, []
+    perf = time.perf_counter
+    cpu0, client0, t0 = cpu_seconds(pid), time.process_time(), perf()
+    while offset < total:
+        opaque += 1
+        start = perf()
+        reply = call(pull_frame(topic, 0, offset, args.pull, opaque))
+        latencies.append(perf() - start)
+        codes[reply.code] = codes.get(reply.code, 0) + 1
+        if reply.code != 0:
+            break
+        offset = int(reply.ext_fields["nextBeginOffset"])
+        pulls += 1
+    elapsed = perf() - t0
+    cpu, client = cpu_seconds(pid) - cpu0, time.process_time() - client0
+    sock.close()
+    latencies.sort()
+    return {
+        "pulls": pulls,
+        "pulls_per_s": round(pulls / elapsed),
+        "msgs_per_s": round(offset / elapsed),
+        "p50_ms": round(statistics.median(latencies) * 1000, 3),
+        "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 3),
+        "broker_cpu_us_per_pull": round(cpu / max(pulls, 1) * 1e6, 1),
+        "client_cpu_us_per_pull": round(client / max(pulls, 1) * 1e6, 1),
+        "codes": codes,
+        "per_pull": args.pull,
+    }
 
 
 def run(address: tuple[str, int], pid: int, args: argparse.Namespace) -> dict[str, object]:
@@ -141,15 +210,18 @@ def main() -> None:
     p.add_argument("--sync", action="store_true", help="SYNC_FLUSH instead of ASYNC_FLUSH")
     p.add_argument("--broker", help="HOST:PORT of a running broker instead of spawning one")
     p.add_argument("--pid", type=int, help="with --broker: its process id (for the CPU figures)")
+    p.add_argument("--pull", type=int, default=0, help="pull N records per request instead")
+    p.add_argument("--fill", type=int, default=20000, help="with --pull: records to pull")
     args = p.parse_args()
+    bench = run_pull if args.pull else run
     if args.broker:
         host, _, port = args.broker.rpartition(":")
-        result = run((host, int(port)), args.pid or os.getpid(), args)
+        result = bench((host, int(port)), args.pid or os.getpid(), args)
         print("SUMMARY " + json.dumps(result), flush=True)
         return
     with spawned("sync" if args.sync else "async") as (fields, proc):
         host, _, port = fields["broker-a/0"].rpartition(":")
-        result = run((host, int(port)), proc.pid, args)
+        result = bench((host, int(port)), proc.pid, args)
     print("SUMMARY " + json.dumps(result), flush=True)
 
 

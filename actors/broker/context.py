@@ -40,7 +40,7 @@ class BrokerContext:
         self.timer = f"{name}/timer"
 
     def proxy(self, actor: str) -> Any:
-        return self.directory.require(actor).proxy()
+        return self.directory.proxy(actor)
 
     def ask(self, future: pykka.Future[Any], timeout: float = ASK_TIMEOUT) -> Any:
         return future.get(timeout=timeout)

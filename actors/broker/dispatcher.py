@@ -46,7 +46,7 @@ from actors.broker.messages import (
     SyncQueue,
     TrimBelow,
 )
-from runtime.actor import GeventActor, new_future, offload
+from runtime.actor import GeventActor, new_future, offload, tell_now
 from runtime.store import checkpoint as ckpt
 from runtime.store import record as R
 from runtime.store.consumequeue import ENTRY_SIZE
@@ -191,7 +191,7 @@ class Dispatcher(GeventActor):
             ref = queues.get(key[0], key[1], create=True)
             if ref is not None:
                 with contextlib.suppress(pykka.ActorDeadError):
-                    ref.tell(AppendEntries(first, raw))
+                    tell_now(ref, AppendEntries(first, raw))  # inline when the queue is idle
             self.queue_next[key] = first + len(raw) // ENTRY_SIZE
             self._touched.add(key)
         if self.index is not None:

@@ -24,6 +24,7 @@ import msgspec
 
 from actors.broker.context import BrokerContext, reply
 from actors.broker.store_port import GetOutcome
+from runtime.actor import call_now
 from runtime.filter import FilterError, Predicate, compile_cached
 from runtime.remoting.bodies import SUB_ALL, SubscriptionGroupConfig, tags_of
 from runtime.remoting.codes import ResponseCode
@@ -69,7 +70,7 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
             remark=f"subscription group no permission, {h.consumer_group}",
         )
     if group_config is not None and not group_config.consume_broadcast_enable:
-        info = ctx.ask(ctx.proxy(ctx.consumers).group(h.consumer_group))
+        info = ctx.ask(call_now(ctx.directory.require(ctx.consumers), "group", h.consumer_group))
         if info is not None and info.message_model == "BROADCASTING":
             return reply(
                 request,
@@ -202,7 +203,10 @@ def _subscription(ctx: BrokerContext, h: PullMessageRequestHeader) -> tuple[str,
     when neither has one."""
     if h.sys_flag & FLAG_SUBSCRIPTION:
         return (h.expression_type or "TAG").upper(), h.subscription or SUB_ALL
-    sub = ctx.ask(ctx.proxy(ctx.consumers).subscription(h.consumer_group, h.topic))
+    # Every pull of a client that does not send its subscription (Java's default) asks:
+    # answered inline when the consumer manager is idle (the method never yields).
+    consumers = ctx.directory.require(ctx.consumers)
+    sub = ctx.ask(call_now(consumers, "subscription", h.consumer_group, h.topic))
     if sub is None:
         return None
     return (sub.expression_type or "TAG").upper(), sub.sub_string

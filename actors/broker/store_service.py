@@ -85,7 +85,7 @@ from actors.broker.subscription_groups import (
     UpdateGroup,
 )
 from actors.broker.topic_config import TopicConfig
-from runtime.actor import GeventActor, actor_of, new_future, offload, others_ready
+from runtime.actor import GeventActor, actor_of, ask_now, new_future, offload, others_ready
 from runtime.directory import Directory
 from runtime.errors import ActorFailure
 from runtime.remoting.bodies import SubscriptionGroupConfig
@@ -236,7 +236,7 @@ class BrokerStore:
                 return _failed(self.names.writer, "store not running")
             return _resolved(missing)
         try:
-            return ref.ask(message, block=False)
+            return ask_now(ref, message)  # reads never yield: answered inline when idle
         except pykka.ActorDeadError:
             return _failed(f"queue {topic}/{queue_id}", "stopped")
 
@@ -340,11 +340,12 @@ class BrokerStore:
     # -- consumer offsets ----------------------------------------------------------------------
 
     def commit_offset(self, group: str, topic: str, queue_id: int, offset: int) -> Future:
-        return self._ask(self.names.offsets, CommitOffset(group, topic, queue_id, offset))
+        # every pull commits: answered inline when the offsets actor is idle (never yields)
+        return self._ask(self.names.offsets, CommitOffset(group, topic, queue_id, offset), True)
 
     def query_offset(self, group: str, topic: str, queue_id: int) -> Future:
         """Committed offset, -1 when the group never committed one for this queue."""
-        return self._ask(self.names.offsets, QueryOffset(group, topic, queue_id))
+        return self._ask(self.names.offsets, QueryOffset(group, topic, queue_id), True)
 
     def group_offsets(self, group: str) -> Future:
         """{topic: {queue_id: offset}} for ``group``."""
@@ -415,12 +416,14 @@ class BrokerStore:
         """Why the store fail-stopped, or None."""
         return self.ctx.failed
 
-    def _ask(self, name: str, message: Any) -> Future:
+    def _ask(self, name: str, message: Any, inline: bool = False) -> Future:
+        """Ask the actor ``name``; ``inline``: in this greenlet when it is idle (``ask_now``:
+        only for handlers that never yield)."""
         ref = self.ctx.directory.get(name)
         if ref is None:
             return _failed(name, "not running")
         try:
-            return ref.ask(message, block=False)
+            return ask_now(ref, message) if inline else ref.ask(message, block=False)
         except pykka.ActorDeadError:
             return _failed(name, "stopped")
 

@@ -42,7 +42,7 @@ class NamesrvProcessor:
         self.controller = controller
 
     def _table(self):
-        return self.directory.require(self.route_table).proxy()
+        return self.directory.proxy(self.route_table)
 
     def process(self, session: SessionHandle, request: RemotingCommand) -> RemotingCommand | None:
         code = request.code

@@ -16,9 +16,12 @@ from runtime.actor import (
     GeventActor,
     GeventFuture,
     actor_of,
+    ask_now,
+    call_now,
     new_future,
     offload,
     others_ready,
+    tell_now,
     watch,
 )
 from tests.actors.conftest import Runtime
@@ -351,6 +354,75 @@ def test_a_yielding_inline_handler_still_handles_one_message_at_a_time() -> None
     assert g.get(timeout=5)
     ref.ask("sync", timeout=5)
     assert [m for m, _g in actor.seen] == ["sync", "nap", "during", "sync"]
+    ref.stop(timeout=5)
+
+
+class Answerer(Recorder):
+    """Recorder that answers asks with (message, handling greenlet) and has a method."""
+
+    def on_receive(self, message: Any) -> Any:
+        super().on_receive(message)
+        return self.seen[-1]
+
+    def where(self, tag: str) -> tuple[str, Any]:
+        return tag, gevent.getcurrent()
+
+
+def test_ask_now_answers_in_the_caller_when_idle_and_through_the_inbox_otherwise() -> None:
+    ref = Answerer.start()
+    ref.ask("sync", timeout=5)
+    here = gevent.getcurrent()
+    # When the actor is idle, Then the future comes back resolved, handled in this greenlet
+    future = ask_now(ref, "inline")
+    assert future.get(timeout=0) == ("inline", here)
+    # And a method call without a proxy works the same way
+    assert call_now(ref, "where", "m").get(timeout=0) == ("m", here)
+    # When its inbox holds a message, Then the ask waits its turn (the actor's greenlet answers)
+    ref.tell("queued")
+    message, greenlet = ask_now(ref, "late").get(timeout=5)
+    assert message == "late" and greenlet is not here
+    actor = actor_of(ref)
+    assert isinstance(actor, Answerer)
+    assert [m for m, _g in actor.seen] == ["sync", "inline", "queued", "late"]
+    # When the handler raises, Then the caller gets the exception and (not fail_on_error)
+    # the actor keeps serving
+    with pytest.raises(RuntimeError):
+        ask_now(ref, "boom").get(timeout=5)
+    assert ref.ask("sync", timeout=5)[0] == "sync"
+    # When the actor has stopped, Then the future fails as ask's does
+    ref.stop(timeout=5)
+    with pytest.raises(pykka.ActorDeadError):
+        ask_now(ref, "after").get(timeout=5)
+
+
+def test_ask_now_fails_a_fail_on_error_actor_after_answering() -> None:
+    class Strict(Answerer):
+        fail_on_error = True
+
+    ref = Strict.start()
+    ref.ask("sync", timeout=5)
+    done = gevent.event.Event()
+    watch(ref, lambda _r, _f: done.set())
+    # When an inline-answered handler raises, Then the caller gets it and the actor fails
+    with pytest.raises(RuntimeError):
+        ask_now(ref, "boom").get(timeout=0)
+    assert done.wait(5)
+    assert not ref.is_alive()
+
+
+def test_tell_now_handles_inline_when_idle_and_queues_otherwise() -> None:
+    ref = Recorder.start()
+    actor = actor_of(ref)
+    assert isinstance(actor, Recorder)
+    ref.ask("sync", timeout=5)
+    # When idle, Then handled before tell_now returns, in this greenlet
+    tell_now(ref, "now")
+    assert actor.seen[-1] == ("now", gevent.getcurrent())
+    # When busy, Then queued behind what is already there
+    ref.tell("queued")
+    tell_now(ref, "later")
+    ref.ask("sync", timeout=5)
+    assert [m for m, _g in actor.seen] == ["sync", "now", "queued", "later", "sync"]
     ref.stop(timeout=5)
 
 

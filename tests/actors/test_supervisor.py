@@ -78,6 +78,28 @@ def test_crashed_child_restarts_with_fresh_ref_and_rebuilt_state() -> None:
     assert journal.count("start w") == 2
 
 
+def test_directory_proxy_is_kept_per_incarnation() -> None:
+    # Given a supervised worker and the directory's proxy of it
+    journal: list[str] = []
+    directory = Directory()
+    sup = Supervisor.start("sup", [spec("w", journal)], directory=directory)
+    first = directory.require("w")
+    proxy = directory.proxy("w")
+    first.tell("inc")
+    # Then the same proxy comes back while that incarnation lives, and it reaches the actor
+    assert directory.proxy("w") is proxy
+    assert proxy.count.get(timeout=5) == 1
+    # When the worker crashes and restarts
+    first.tell("crash")
+    wait_for(lambda: directory.get("w") is not None and directory.get("w") != first)
+    # Then the directory hands out a proxy of the new incarnation (fresh state)
+    fresh = directory.proxy("w")
+    assert fresh is not proxy
+    assert fresh.actor_ref == directory.require("w")
+    assert fresh.count.get(timeout=5) == 0
+    sup.stop()
+
+
 def test_repeated_crashes_escalate_to_parent() -> None:
     # Given a root supervising a child supervisor that allows 2 restarts in 10 s
     journal: list[str] = []
