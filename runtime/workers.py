@@ -1,6 +1,7 @@
-"""Reusable greenlets for short jobs: ``submit(fn, arg)`` runs ``fn(arg)`` in a greenlet of its own.
+"""Reusable greenlets for short jobs: ``submit(fn, *args)`` runs ``fn(*args)`` in a greenlet of its
+own.
 
-The same contract as ``gevent.spawn(fn, arg)`` (the job may block; the caller goes on at once;
+The same contract as ``gevent.spawn(fn, *args)`` (the job may block; the caller goes on at once;
 the job starts on the hub's next turn), minus the cost of a new greenlet per job. That cost is
 not only the greenlet object: on Python 3.11+ every new greenlet gets a fresh 16 KiB frame stack
 from ``mmap`` and returns it with ``munmap`` when it dies, and on a multi-threaded process (the
@@ -29,25 +30,25 @@ KEEP = 256
 _local = threading.local()
 
 
-def submit(fn: Callable[[Any], object], arg: Any) -> None:
-    """Run ``fn(arg)`` in a reused greenlet, starting on the hub's next turn."""
+def submit(fn: Callable[..., object], *args: Any) -> None:
+    """Run ``fn(*args)`` in a reused greenlet, starting on the hub's next turn."""
     idle: list[Waiter[Any]] | None = getattr(_local, "idle", None)
     if idle is None:
         idle = _local.idle = []
     if idle:
         waiter = idle.pop()
-        gevent.get_hub().loop.run_callback(waiter.switch, (fn, arg))
+        gevent.get_hub().loop.run_callback(waiter.switch, (fn, args))
     else:
-        gevent.spawn(_work, idle, fn, arg)
+        gevent.spawn(_work, idle, fn, args)
 
 
-def _work(idle: list[Waiter[Any]], fn: Callable[[Any], object], arg: Any) -> None:
+def _work(idle: list[Waiter[Any]], fn: Callable[..., object], args: tuple[Any, ...]) -> None:
     waiter: Waiter[Any] = Waiter()
     while True:
-        fn(arg)
-        fn = arg = None  # drop references while idle
+        fn(*args)
+        fn = args = None  # drop references while idle
         if len(idle) >= KEEP:
             return
         idle.append(waiter)
-        fn, arg = waiter.get()
+        fn, args = waiter.get()
         waiter.clear()

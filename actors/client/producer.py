@@ -19,7 +19,6 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import gevent
 import msgspec
 
 from actors.client.config import ClientConfig
@@ -30,6 +29,7 @@ from actors.client.message import Message, MessageQueue, SendResult
 from actors.client.outgoing import COMPRESS_OVER, MAX_MESSAGE_SIZE, Outgoing, prepare, prepare_batch
 from actors.client.selectors import ByShardingKey, QueueSelector
 from actors.client.send import ROUND_ROBIN, Selection, Sender
+from runtime import workers
 from runtime.remoting import properties as P
 
 SendCallback = Callable[["SendResult | None", "BaseException | None"], None]
@@ -252,7 +252,7 @@ class Producer:
             # Runs as a hub callback, which must not block: in a patched program the pool's
             # locks are gevent locks, so hand over through a greenlet there.
             if hub.patched:
-                gevent.spawn(complete, result, error)
+                workers.submit(complete, result, error)
                 return
             try:
                 callbacks.submit(complete, result, error)
