@@ -1,10 +1,10 @@
 """ConsumeService: runs the push consumer's listeners on a pool, off the hub.
 
-The pool is real threads in a plain program (so a listener may block on anything) and greenlets
-in a monkey-patched one. A pulled batch is cut into tasks of at most ``max(1, n / threads)``
-messages (capped by ``batch_cap``), so a slow listener holds back few messages while a fast
-one does not pay one pool hand-off per message. Each task tells its puller, through the hub,
-which offsets are done and which returned RECONSUME_LATER (or raised).
+The pool (``actors.client.pool``) is real threads in a plain program (so a listener may block
+on anything) and greenlets in a monkey-patched one. A pulled batch is cut into tasks of at
+most ``max(1, n / threads)`` messages (capped by ``batch_cap``), so a slow listener holds back
+few messages while a fast one does not pay one pool hand-off per message. Each task tells its
+puller, through the hub, which offsets are done and which returned RECONSUME_LATER (or raised).
 
 A listener returns ``ConsumeResult.CONSUME_SUCCESS`` or ``RECONSUME_LATER`` (orderly listeners
 may spell them ``ConsumeOrderlyStatus.SUCCESS`` / ``SUSPEND_CURRENT_QUEUE_A_MOMENT``); ``None``
@@ -17,9 +17,7 @@ the failed one succeeds (or goes to the dead-letter queue).
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +26,7 @@ from loguru import logger
 
 from actors.client.hub import ClientHub
 from actors.client.message import ConsumeOrderlyStatus, ConsumeResult, MessageExt, MessageQueue
+from actors.client.pool import task_pool
 from actors.client.puller import Consumed
 from runtime.remoting import properties as P
 
@@ -67,9 +66,7 @@ class ConsumeService:
         self.listeners = listeners
         self.threads = max(1, threads)
         self.batch_cap = max(1, batch_cap)
-        self.executor = hub.executor(self.threads, name)
-        self._pending: set[concurrent.futures.Future[None]] = set()
-        self._lock = threading.Lock()
+        self.pool = task_pool(hub.patched, self.threads, name)
 
     def deliver(
         self, puller: pykka.ActorRef[Any], generation: int, mq: MessageQueue, msgs: list[MessageExt]
@@ -77,23 +74,13 @@ class ConsumeService:
         n = len(msgs)
         size = min(self.batch_cap, max(1, -(-n // self.threads)))
         for i in range(0, n, size):
-            future = self.executor.submit(self._run, puller, generation, msgs[i : i + size])
-            with self._lock:
-                self._pending.add(future)
-            future.add_done_callback(self._forget)
+            self.pool.submit(self._run, puller, generation, msgs[i : i + size])
 
     def deliver_ordered(
         self, puller: pykka.ActorRef[Any], generation: int, mq: MessageQueue, msgs: list[MessageExt]
     ) -> None:
         """Consume ``msgs`` in order in one task, stopping at the first failure."""
-        future = self.executor.submit(self._run, puller, generation, msgs, True)
-        with self._lock:
-            self._pending.add(future)
-        future.add_done_callback(self._forget)
-
-    def _forget(self, future: concurrent.futures.Future[None]) -> None:
-        with self._lock:
-            self._pending.discard(future)
+        self.pool.submit(self._run, puller, generation, msgs, True)
 
     def _run(
         self,
@@ -127,12 +114,7 @@ class ConsumeService:
 
     def drain(self, timeout: float) -> bool:
         """Wait until the tasks submitted so far finished; False on timeout."""
-        with self._lock:
-            pending = set(self._pending)
-        if not pending:
-            return True
-        _done, not_done = concurrent.futures.wait(pending, timeout=timeout)
-        return not not_done
+        return self.pool.drain(timeout)
 
     def shutdown(self) -> None:
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.pool.shutdown()

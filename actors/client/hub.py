@@ -32,6 +32,7 @@ import gevent.lock
 import gevent.monkey
 
 from actors.client.errors import ClientStateError, RequestTimeoutError
+from runtime import workers
 
 T = TypeVar("T")
 
@@ -185,13 +186,14 @@ class ClientHub:
         self._loop.run_callback_threadsafe(fn, *args)
 
     def spawn(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Run ``fn(*args)`` in a new greenlet on the hub (may block). Any thread."""
-        self.post(gevent.spawn, fn, *args)
+        """Run ``fn(*args)`` in a greenlet of its own on the hub (may block; a reused one:
+        ``runtime.workers``). Any thread."""
+        self.post(workers.submit, fn, *args)
 
     def submit(self, fn: Callable[..., T], *args: Any) -> Waiter:
-        """Run ``fn(*args)`` in a new greenlet on the hub; the Waiter gets its result."""
+        """Run ``fn(*args)`` in a greenlet of its own on the hub; the Waiter gets its result."""
         waiter = self.new_waiter()
-        self.post(gevent.spawn, _run_into, waiter, fn, args)
+        self.post(workers.submit, _run_into, waiter, fn, args)
         return waiter
 
     def call(
