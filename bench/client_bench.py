@@ -339,6 +339,8 @@ def bench_latency(args: argparse.Namespace, namesrv: str) -> dict[str, Any]:
             "--consumer",
             args.consumer,
         ]
+        if args.dump:
+            cmd += ["--dump", args.dump]
         if args.plain_consumer:
             cmd = [sys.executable, "-m", "bench.client_bench", *cmd[4:]]
         child = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True)
@@ -406,6 +408,7 @@ def latency_consumer(args: argparse.Namespace) -> int:
     """The consumer half of (d), in its own process: prints 'ready', then the latencies."""
     c = _client()
     latencies: list[float] = []
+    samples: list[tuple[int, int]] = []
     done = threading.Event()
 
     def record(msg: Any) -> None:
@@ -415,6 +418,8 @@ def latency_consumer(args: argparse.Namespace) -> int:
         except ValueError:
             return  # the warm-up message
         latencies.append((now - sent) / 1e9)
+        if args.dump:
+            samples.append((sent, now - sent))  # one append: listeners may run on threads
         if len(latencies) >= args.expect:
             done.set()
 
@@ -436,6 +441,9 @@ def latency_consumer(args: argparse.Namespace) -> int:
             for msg in consumer.poll(0.5):
                 record(msg)
     consumer.shutdown()
+    if args.dump:
+        with open(args.dump, "w") as out:
+            out.writelines(f"{sent} {ns / 1e6:.3f}\n" for sent, ns in samples)
     summary: dict[str, Any] = {"received": len(latencies)}
     if latencies:
         summary.update(_percentiles(latencies, "latency_ms"))
@@ -485,6 +493,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run the consumer without monkey-patching (its hub on a thread)",
     )
+    p.add_argument(
+        "--dump",
+        metavar="FILE",
+        help="write one line per message: send time (ns since the epoch) and latency (ms)",
+    )
     p = sub.add_parser("latency-consumer", help="(internal) the consumer half of latency")
     p.add_argument("--namesrv", required=True)
     p.add_argument("--topic", required=True)
@@ -492,6 +505,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--expect", type=int, required=True)
     p.add_argument("--consumer", choices=["push", "lite"], default="push")
     p.add_argument("--timeout", type=float, default=60.0)
+    p.add_argument("--dump", metavar="FILE")
     return parser
 
 

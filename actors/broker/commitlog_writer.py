@@ -55,7 +55,7 @@ from actors.broker.messages import (
     SegmentsDeleted,
     StoreFailed,
 )
-from runtime.actor import GeventActor
+from runtime.actor import GeventActor, tell_now
 from runtime.errors import StoreError
 from runtime.store import checkpoint as ckpt
 from runtime.store.commitlog import AppendedBatch, Invalid
@@ -380,7 +380,7 @@ class CommitLogWriter(GeventActor):
         if ref is None:
             return False
         try:
-            ref.tell(msg)
+            tell_now(ref, msg)  # an idle flusher takes it here (its handler never yields)
             return True
         except pykka.ActorDeadError:
             self._flusher = None

@@ -29,7 +29,7 @@ import time
 from collections import deque
 from typing import Any
 
-import gevent
+import gevent.event
 import pykka
 from loguru import logger
 
@@ -41,7 +41,8 @@ from actors.broker.messages import (
     FlushTick,
     StoreFailed,
 )
-from runtime.actor import GeventActor, offload
+from runtime import workers
+from runtime.actor import GeventActor, offload, tell_now
 from runtime.errors import StoreError
 from runtime.store.context import StoreContext
 from runtime.store.segments import FlushPlan
@@ -59,7 +60,7 @@ class Flusher(GeventActor):
         self.ctx = ctx
         self.settings = ctx.settings
         self._waiters: deque[tuple[int, float, list[Any]]] = deque()
-        self._in_flight: gevent.Greenlet | None = None
+        self._in_flight: gevent.event.Event | None = None  # set when the running fsync ends
         self._failed = False
 
     def on_start(self) -> None:
@@ -109,10 +110,11 @@ class Flusher(GeventActor):
         plan = self.log.segments.prepare_flush()
         if plan is None:
             return
-        self._in_flight = gevent.spawn(self._run, plan, self.actor_ref)
+        self._in_flight = ended = gevent.event.Event()
+        workers.submit(self._run, plan, self.actor_ref, ended)
 
     @staticmethod
-    def _run(plan: FlushPlan, me: pykka.ActorRef[Any]) -> None:
+    def _run(plan: FlushPlan, me: pykka.ActorRef[Any], ended: gevent.event.Event) -> None:
         error = None
         try:
             offload(plan.run)
@@ -120,8 +122,10 @@ class Flusher(GeventActor):
             error = f"fsync failed: {exc}"
         except Exception as exc:  # any failure of the fsync means not durable
             error = f"fsync failed: {exc!r}"
+        finally:
+            ended.set()
         with contextlib.suppress(pykka.ActorDeadError):
-            me.tell(FlushDone(plan.target, error))
+            tell_now(me, FlushDone(plan.target, error))  # inline when idle: a hop less per fsync
 
     def _flush_done(self, msg: FlushDone) -> None:
         self._in_flight = None
@@ -165,6 +169,6 @@ class Flusher(GeventActor):
                 ref.tell(Confirm(offset, "flush", flushed=True))
 
     def _join_in_flight(self) -> None:
-        g = self._in_flight
-        if g is not None:
-            g.join(timeout=max(self._timeout, 1.0))
+        ended = self._in_flight
+        if ended is not None:
+            ended.wait(timeout=max(self._timeout, 1.0))
