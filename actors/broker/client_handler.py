@@ -2,6 +2,8 @@
 
 Heartbeats register producer and consumer groups with their channel; a consumer group's
 ``%RETRY%<group>`` topic is created on its first heartbeat (clustering only), as RocketMQ does.
+A group whose subscription-group config has ``notifyConsumerIdsChangedEnable=false`` is not
+told NOTIFY_CONSUMER_IDS_CHANGED when a member joins or unregisters (RocketMQ's rule).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ def heartbeat(
                     message_model=str(consumer.message_model),
                     consume_from_where=str(consumer.consume_from_where),
                     subscriptions=tuple(consumer.subscription_data_set),
+                    notify=_notify_enabled(ctx, consumer.group_name),
                 )
             )
         )
@@ -60,8 +63,15 @@ def unregister_client(
     if h.producer_group:
         ctx.ask(ctx.proxy(ctx.producers).unregister(h.producer_group, h.client_id))
     if h.consumer_group:
-        ctx.ask(ctx.proxy(ctx.consumers).unregister(h.consumer_group, h.client_id))
+        notify = _notify_enabled(ctx, h.consumer_group)
+        ctx.ask(ctx.proxy(ctx.consumers).unregister(h.consumer_group, h.client_id, notify))
     return reply(request)
+
+
+def _notify_enabled(ctx: BrokerContext, group: str) -> bool:
+    """The group's notifyConsumerIdsChangedEnable (true without a config)."""
+    config = ctx.store.subscription_group(group)
+    return config is None or config.notify_consumer_ids_changed_enable
 
 
 def consumer_list(

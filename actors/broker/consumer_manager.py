@@ -2,7 +2,7 @@
 
 Messages (proxy methods; none blocks):
 - ``register(ConsumerHeartbeat)`` -> True when the group's membership changed
-- ``unregister(group, client_id)`` -> None
+- ``unregister(group, client_id, notify=True)`` -> None
 - ``channel_closed(session_id)`` -> None (drops every client of that connection)
 - ``scan_expired(expire_s)`` -> dropped client ids (every 10 s by its own timer)
 - ``consumer_ids(group)`` -> sorted client ids
@@ -10,7 +10,10 @@ Messages (proxy methods; none blocks):
 - ``group(group)`` -> ``GroupInfo`` or None
 
 Replies nothing else. When a group's membership changes it tells every remaining member's
-session NOTIFY_CONSUMER_IDS_CHANGED (oneway), so they rebalance at once rather than within 20 s.
+session NOTIFY_CONSUMER_IDS_CHANGED (oneway), so they rebalance at once rather than within 20 s
+— except for a join or an unregister whose heartbeat / request handler passed ``notify=False``
+(the group's ``notifyConsumerIdsChangedEnable`` is off: its members find out at their next
+rebalance). A member lost with its connection or expired is always announced, as in RocketMQ.
 State owned (memory only; clients heartbeat every 30 s): group -> client id -> channel and
 subscriptions. Durability point: none.
 """
@@ -41,6 +44,7 @@ class ConsumerHeartbeat(msgspec.Struct, frozen=True, tag=True):
     message_model: str
     consume_from_where: str
     subscriptions: tuple[SubscriptionData, ...]
+    notify: bool = True  # the group's notifyConsumerIdsChangedEnable
 
 
 class _Client(msgspec.Struct):
@@ -135,14 +139,15 @@ class ConsumerManager(GeventActor):
         info.clients[hb.client_id] = _Client(session=hb.session, last_update=self._clock())
         if joined:
             logger.info("broker: consumer {} joined group {}", hb.client_id, hb.group)
-            self._notify(info)
+            if hb.notify:
+                self._notify(info)
         return joined
 
-    def unregister(self, group: str, client_id: str) -> None:
+    def unregister(self, group: str, client_id: str, notify: bool = True) -> None:
         info = self._groups.get(group)
         if info is not None and info.clients.pop(client_id, None) is not None:
             logger.info("broker: consumer {} left group {}", client_id, group)
-            self._after_removal(info)
+            self._after_removal(info, notify)
 
     def channel_closed(self, session_id: int) -> None:
         for info in list(self._groups.values()):
@@ -166,9 +171,10 @@ class ConsumerManager(GeventActor):
                 self._after_removal(info)
         return dropped
 
-    def _after_removal(self, info: GroupInfo) -> None:
+    def _after_removal(self, info: GroupInfo, notify: bool = True) -> None:
         if info.clients:
-            self._notify(info)
+            if notify:
+                self._notify(info)
         else:
             del self._groups[info.group]
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from runtime.remoting.codes import RequestCode, ResponseCode
+from runtime.remoting.command import RemotingCommand
 from tests.harness import RuntimeProcess
 from tests.integration.test_broker_semantics import phys_offset, wait_for_pull
 from tests.integration.test_broker_wire import pull, records, send
@@ -141,6 +142,65 @@ def test_a_group_closed_to_broadcasting_refuses_broadcast_consumers(address: str
     assert update_group(client, "cluster-g", consumeBroadcastEnable=False).code == 0
     assert pull(client, "Bcast", 0, 0, group="cluster-g").code == ResponseCode.SUCCESS
     client.close()
+
+
+def consumer_heartbeat(client: WireClient, group: str, client_id: str) -> None:
+    body = {
+        "clientID": client_id,
+        "producerDataSet": [],
+        "consumerDataSet": [
+            {
+                "groupName": group,
+                "consumeType": "CONSUME_PASSIVELY",
+                "messageModel": "CLUSTERING",
+                "consumeFromWhere": "CONSUME_FROM_LAST_OFFSET",
+                "subscriptionDataSet": [{"topic": "Members", "subString": "*"}],
+                "unitMode": False,
+            }
+        ],
+    }
+    reply = client.call(RequestCode.HEART_BEAT, body=json.dumps(body).encode())
+    assert reply.code == ResponseCode.SUCCESS, reply.remark
+
+
+def pushed_before_reply(client: WireClient) -> list[int]:
+    """Codes of the requests the broker pushed to ``client`` before the answer to a probe (a
+    push caused earlier is written to the socket before that answer)."""
+    probe = RemotingCommand.request(RequestCode.GET_BROKER_RUNTIME_INFO)
+    client.send(probe)
+    codes = []
+    while True:
+        cmd = client.receive()
+        if cmd.is_response and cmd.opaque == probe.opaque:
+            return codes
+        if not cmd.is_response:
+            codes.append(cmd.code)
+
+
+def test_notify_consumer_ids_changed_enable_false_keeps_members_unnotified(address: str) -> None:
+    admin = WireClient(address)
+    # Given a group that asked not to be notified and one with the default config
+    assert update_group(admin, "quiet", notifyConsumerIdsChangedEnable=False).code == 0
+    first = {group: WireClient(address) for group in ("quiet", "chatty")}
+    for group, client in first.items():
+        consumer_heartbeat(client, group, f"{group}-1")
+        assert pushed_before_reply(client) == []
+    # When a second consumer joins each group
+    for group in first:
+        joiner = WireClient(address)
+        consumer_heartbeat(joiner, group, f"{group}-2")
+        # ... and when it unregisters again
+        gone = joiner.call(
+            RequestCode.UNREGISTER_CLIENT, {"clientID": f"{group}-2", "consumerGroup": group}
+        )
+        assert gone.code == ResponseCode.SUCCESS
+        joiner.close()
+    # Then the default group's first member was told twice, the quiet group's never
+    notify = RequestCode.NOTIFY_CONSUMER_IDS_CHANGED
+    assert pushed_before_reply(first["chatty"]) == [notify, notify]
+    assert pushed_before_reply(first["quiet"]) == []
+    for client in (admin, *first.values()):
+        client.close()
 
 
 def test_retry_queue_nums_of_the_group_sizes_its_retry_topic(address: str) -> None:
