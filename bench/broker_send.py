@@ -39,6 +39,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def percentiles(latencies: list[float]) -> dict[str, float]:
+    """p50 and p99 of round trips in seconds, as milliseconds."""
+    ordered = sorted(latencies)
+    return {
+        "p50_ms": round(statistics.median(ordered) * 1000, 3),
+        "p99_ms": round(ordered[int(len(ordered) * 0.99)] * 1000, 3),
+    }
+
+
 def frame(topic: str, body: bytes, opaque: int, batch: int) -> bytes:
     """SEND_MESSAGE_V2 of ``body``, or SEND_BATCH_MESSAGE of ``batch`` copies of it."""
     ext = {
@@ -125,13 +134,11 @@ def run_pull(address: tuple[str, int], pid: int, args: argparse.Namespace) -> di
     elapsed = perf() - t0
     cpu, client = cpu_seconds(pid) - cpu0, time.process_time() - client0
     sock.close()
-    latencies.sort()
     return {
         "pulls": pulls,
         "pulls_per_s": round(pulls / elapsed),
         "msgs_per_s": round(offset / elapsed),
-        "p50_ms": round(statistics.median(latencies) * 1000, 3),
-        "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 3),
+        **percentiles(latencies),
         "broker_cpu_us_per_pull": round(cpu / max(pulls, 1) * 1e6, 1),
         "client_cpu_us_per_pull": round(client / max(pulls, 1) * 1e6, 1),
         "codes": codes,
@@ -185,13 +192,11 @@ def run(address: tuple[str, int], pid: int, args: argparse.Namespace) -> dict[st
     elapsed = perf() - t0
     cpu, client = cpu_seconds(pid) - cpu0, time.process_time() - client0
     sock.close()
-    latencies.sort()
     return {
         "sends": done,
         "sends_per_s": round(done / elapsed),
         "msgs_per_s": round(done * max(args.batch, 1) / elapsed),
-        "p50_ms": round(statistics.median(latencies) * 1000, 3),
-        "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 3),
+        **percentiles(latencies),
         "broker_cpu_us_per_send": round(cpu / done * 1e6, 1),
         "broker_cpu_us_per_msg": round(cpu / done / max(args.batch, 1) * 1e6, 2),
         "client_cpu_us_per_send": round(client / done * 1e6, 1),

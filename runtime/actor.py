@@ -217,52 +217,56 @@ class GeventActor(pykka.Actor):
         the message here is exactly what the actor's own greenlet would do next — one message
         at a time, in order — minus the two greenlet switches of a ``tell``. Only for messages
         whose handler never yields (no blocking call, ``ask``, ``offload`` or sleep) and only
-        from greenlets of this actor's hub. Returns False, having done nothing, when the actor
-        is busy: the caller then tells it as usual. An exception fails the actor as in its own
-        loop (the exception is handed to the loop); the caller is not told.
+        from greenlets of this actor's hub (checked). Returns False, having done nothing, when
+        the actor is busy or the caller is on another hub: the caller then tells it as usual.
+        An exception fails the actor as in its own loop (the exception is handed to the loop);
+        the caller is not told.
         """
-        if self._handling or self.actor_stopped.is_set() or self.actor_inbox.qsize():
+        if not self._idle_here():
             return False
-        self._handling = True
-        try:
-            self._handle_receive(message)
-        except Exception:
-            self.actor_inbox.put(Envelope(_InlineFailure(sys.exc_info())))
-        finally:
-            self._handling = False
-            done, self._inline_done = self._inline_done, None
-            if done is not None:
-                done.set()
+        self._run_inline(message, None)
         return True
 
     def ask_inline(self, message: Any) -> GeventFuture[Any] | None:
         """Answer the asked ``message`` now, in the caller's greenlet, if this actor is idle.
 
-        ``handle_inline`` for an ask (same conditions, and the caller must run on this actor's
-        hub): returns a future already resolved with the handler's result or exception — a hub
-        turn and two greenlet switches saved per ask — or None, having done nothing, when the
-        actor is busy (the caller then asks as usual). A ``fail_on_error`` actor fails after an
-        exception as in its own loop (the caller gets the exception too).
+        ``handle_inline`` for an ask (same conditions): returns a future already resolved with
+        the handler's result or exception — a hub turn and two greenlet switches saved per ask —
+        or None, having done nothing, when the actor is busy (the caller then asks as usual). A
+        ``fail_on_error`` actor fails after an exception as in its own loop (the caller gets the
+        exception too).
         """
-        if self._handling or self.actor_stopped.is_set() or self.actor_inbox.qsize():
-            return None
-        greenlet = self._greenlet
-        if greenlet is None or greenlet.parent is not gevent.get_hub():
+        if not self._idle_here():
             return None
         future: GeventFuture[Any] = GeventFuture()
+        self._run_inline(message, future)
+        return future
+
+    def _idle_here(self) -> bool:
+        """Idle (see ``handle_inline``), and the caller runs on this actor's hub."""
+        if self._handling or self.actor_stopped.is_set() or self.actor_inbox.qsize():
+            return False
+        greenlet = self._greenlet
+        return greenlet is not None and greenlet.parent is gevent.get_hub()
+
+    def _run_inline(self, message: Any, reply: GeventFuture[Any] | None) -> None:
         self._handling = True
         try:
-            future.set(self._handle_receive(message))
+            result = self._handle_receive(message)
         except Exception:
-            future.set_exception(sys.exc_info())
-            if self.fail_on_error:
-                self.actor_inbox.put(Envelope(_InlineFailure(sys.exc_info())))
+            exc_info = sys.exc_info()
+            if reply is not None:
+                reply.set_exception(exc_info)
+            if reply is None or self.fail_on_error:  # the loop fails the actor, as its own would
+                self.actor_inbox.put(Envelope(_InlineFailure(exc_info)))
+        else:
+            if reply is not None:
+                reply.set(result)
         finally:
             self._handling = False
             done, self._inline_done = self._inline_done, None
             if done is not None:
                 done.set()
-        return future
 
     def _actor_loop_running(self) -> None:
         self._handling = False  # on_start has run
