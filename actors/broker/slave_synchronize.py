@@ -3,7 +3,10 @@
 Messages accepted:
 - ``SyncTick`` (timer: 1 s after start, then every ``interval_s``, 10 s): start a round unless
   one runs or no master address is known (``HAState.master_addr``: from the name server's
-  registration reply, or the controller).
+  registration reply, or the controller). Until a first round has succeeded, a tick that finds
+  no master, or a round that fails, tries again after ``FIRST_RETRY_S`` (1 s) instead of waiting
+  the interval: a slave that learns its master a few seconds after starting (controller mode)
+  holds the topics within a second of that, which a promotion may need.
 - ``SyncNow(reply)``: start a round now; ``reply`` gets True/False when it ends (tests, tools).
 - ``SyncDone(ok, reason)``: internal, from the round's greenlet.
 
@@ -59,6 +62,7 @@ from runtime.session import SessionHandle, connect
 from runtime.store.configfile import write_atomic
 
 CALL_TIMEOUT_S = 5.0
+FIRST_RETRY_S = 1.0
 
 
 class SyncTick(msgspec.Struct, frozen=True, tag=True):
@@ -88,6 +92,7 @@ class SlaveSynchronize(GeventActor):
         self._running = False
         self._replies: list[Any] = []
         self.last_ok: bool | None = None
+        self._synced = False  # a round has succeeded
 
     def on_start(self) -> None:
         self.send_after(min(1.0, self.interval_s), SyncTick())  # a first round soon after start
@@ -109,6 +114,7 @@ class SlaveSynchronize(GeventActor):
                 return None
             if not address:
                 self._finish(False)
+                self._retry_first()
                 return None
             self._running = True
             gevent.spawn(self._round, address)
@@ -116,10 +122,18 @@ class SlaveSynchronize(GeventActor):
             self._running = False
             if not message.ok:
                 logger.warning("{}: sync from the master failed: {}", self.label, message.reason)
+                self._retry_first()
+            else:
+                self._synced = True
             self._finish(message.ok)
         else:
             return super().on_receive(message)
         return None
+
+    def _retry_first(self) -> None:
+        """Before the first successful round, try again soon rather than in ``interval_s``."""
+        if not self._synced and self.interval_s > FIRST_RETRY_S:
+            self.send_after(FIRST_RETRY_S, SyncTick())
 
     def _finish(self, ok: bool) -> None:
         self.last_ok = ok

@@ -7,12 +7,16 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
+import gevent.event
+import gevent.server
 import pytest
 
-from actors.broker.slave_synchronize import SyncNow
+from actors.broker.slave_synchronize import SlaveSynchronize, SyncNow
 from runtime.actor import new_future
 from runtime.node import Node
 from runtime.remoting.codes import RequestCode, ResponseCode
@@ -210,3 +214,30 @@ def test_a_groups_config_chooses_the_suggested_broker(
     reply = pull(p.to_master, "SGG", 0, 0, max_nums=1, group="g")
     assert reply.code == ResponseCode.SUCCESS
     assert reply.ext_fields["suggestWhichBrokerId"] == suggested
+
+
+
+def test_slave_synchronize_retries_every_second_until_a_first_round_succeeds() -> None:
+    # Given a SlaveSynchronize with a 30 s interval whose master accepts connections and closes
+    # them at once (every round fails)
+    attempts: list[float] = []
+    second_attempt = gevent.event.Event()
+
+    def refuse(sock: Any, _addr: Any) -> None:
+        attempts.append(time.monotonic())
+        if len(attempts) >= 2:
+            second_attempt.set()
+        sock.close()
+
+    server = gevent.server.StreamServer(("127.0.0.1", 0), refuse)
+    server.start()
+    state = SimpleNamespace(master_addr=f"127.0.0.1:{server.server_port}")
+    ref = SlaveSynchronize.start(SimpleNamespace(), state, label="test", interval_s=30.0)
+    try:
+        # When the first round (1 s after start) fails
+        # Then the next comes about a second later, not after the 30 s interval
+        assert second_attempt.wait(8)
+        assert attempts[1] - attempts[0] < 5
+    finally:
+        ref.stop()
+        server.stop()
