@@ -46,7 +46,7 @@ from actors.client.process_queue import ProcessQueue
 from actors.client.pull import PullResult, TagFilter, decode_pull_response, pull_header
 from actors.client.remoting import make_request
 from actors.client.send_back import send_back
-from runtime.actor import GeventActor
+from runtime.actor import GeventActor, tell_now
 from runtime.errors import ProtocolError
 from runtime.remoting.codes import RequestCode
 
@@ -246,7 +246,8 @@ class QueuePuller(GeventActor):
         except (ClientError, ProtocolError) as exc:
             error = exc
         with contextlib.suppress(pykka.ActorDeadError):
-            self.actor_ref.tell(PullDone(generation, result, error))
+            # an idle puller takes it here: its PullDone handler never yields
+            tell_now(self.actor_ref, PullDone(generation, result, error))
 
     def _pull_done(self, message: PullDone) -> None:
         if message.generation != self.generation:
