@@ -525,6 +525,8 @@ def main(argv: list[str] | None = None) -> int:
     logger.add(sys.stderr, level=os.environ.get("ACTORMQ_BENCH_LOG", "WARNING"))
     if args.bench == "latency-consumer":
         return latency_consumer(args)
+    if args.topic is None and getattr(args, "no_fill", False):
+        raise SystemExit("consume --no-fill: name the topic holding the backlog (--topic)")
     if args.topic is None:
         args.topic = f"Bench{args.bench.capitalize()}{os.getpid()}"
     try:
