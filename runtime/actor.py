@@ -72,10 +72,8 @@ class GeventFuture(pykka.Future[T]):
         self._result: gevent.event.AsyncResult = gevent.event.AsyncResult()
 
     def get(self, *, timeout: float | None = None) -> Any:
-        try:
+        if self._get_hook is not None:  # map/join/filter futures: pykka's own get
             return super().get(timeout=timeout)
-        except NotImplementedError:
-            pass
         try:
             return self._result.get(timeout=timeout)
         except gevent.Timeout:
