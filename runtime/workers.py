@@ -32,12 +32,14 @@ _local = threading.local()
 
 def submit(fn: Callable[..., object], *args: Any) -> None:
     """Run ``fn(*args)`` in a reused greenlet, starting on the hub's next turn."""
+    hub = gevent.get_hub()
     idle: list[Waiter[Any]] | None = getattr(_local, "idle", None)
-    if idle is None:
+    if idle is None or _local.hub is not hub:  # first use, or this thread's hub was replaced
         idle = _local.idle = []
+        _local.hub = hub
     if idle:
         waiter = idle.pop()
-        gevent.get_hub().loop.run_callback(waiter.switch, (fn, args))
+        hub.loop.run_callback(waiter.switch, (fn, args))
     else:
         gevent.spawn(_work, idle, fn, args)
 
