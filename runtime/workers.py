@@ -15,11 +15,11 @@ more finish.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import gevent
+import gevent.monkey
 from gevent.hub import Waiter
 
 __all__ = ["submit"]
@@ -27,7 +27,10 @@ __all__ = ["submit"]
 KEEP = 256
 """Idle workers kept per hub (each holds its greenlet and frame stack)."""
 
-_local = threading.local()
+# Per OS thread (one hub each). Not ``threading.local``: monkey-patched, that is gevent's
+# greenlet-local, and every submitting greenlet would get an idle list of its own (reuse only
+# from the greenlet that parked the workers; fresh greenlets piling up elsewhere).
+_local = gevent.monkey.get_original("_thread", "_local")()
 
 
 def submit(fn: Callable[..., object], *args: Any) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import gevent
@@ -9,6 +11,7 @@ import gevent.event
 import pytest
 
 from runtime import workers
+from tests.harness import REPO
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -78,3 +81,38 @@ def test_a_job_that_raises_does_not_stop_later_jobs() -> None:
         assert result.get(timeout=5) == "later"
     finally:
         hub.NOT_ERROR = tuple(e for e in hub.NOT_ERROR if e is not RuntimeError)
+
+
+REUSE_ACROSS_GREENLETS = """
+from gevent import monkey
+monkey.patch_all()
+import gevent, gevent.event
+from runtime import workers
+ran = []
+for n in range(50):
+    done = gevent.event.Event()
+    def job(done=done):
+        ran.append(id(gevent.getcurrent()))
+        done.set()
+    # each job is submitted by a greenlet of its own, as pull greenlets and request readers do
+    gevent.spawn(workers.submit, job).join()
+    done.wait(5)
+    gevent.sleep(0)  # the worker parks again
+print(len(ran), len(set(ran)))
+"""
+
+
+def test_in_a_monkey_patched_program_any_greenlet_reuses_the_idle_workers() -> None:
+    # Given a monkey-patched program (threading.local is then greenlet-local) where every job
+    # is submitted from a different greenlet
+    out = subprocess.run(
+        [sys.executable, "-c", REUSE_ACROSS_GREENLETS],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout.split()
+    # Then the 50 jobs ran in one or two reused greenlets, not in 50 fresh ones
+    assert int(out[0]) == 50
+    assert int(out[1]) <= 2
