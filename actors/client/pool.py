@@ -3,12 +3,10 @@
 ``task_pool(hub, size, name)`` picks one by the hub's mode:
 
 * ``ThreadTaskPool`` (plain programs): real threads, so a listener may block on anything.
-* ``GreenletTaskPool`` (monkey-patched programs): greenlets of the caller's hub.
-  ``concurrent.futures``' pool over patched ``threading`` pays for Python-level locks and a
-  condition variable at every hand-off (~30 µs a task here: a sixth of the push consumer's CPU
-  per message at 2,000 msg/s). A fresh greenlet per task, not a reused one (``runtime.workers``):
-  measured, the push consumer pulled one message at a time 1.0 - 1.16 times faster with fresh ones
-  (6 A/B pairs) although a reuse alone is cheaper — not understood yet.
+* ``GreenletTaskPool`` (monkey-patched programs): greenlets of the caller's hub, reused through
+  ``runtime.workers``. ``concurrent.futures``' pool over patched ``threading`` pays for
+  Python-level locks and a condition variable at every hand-off (~30 µs a task here: a sixth of
+  the push consumer's CPU per message at 2,000 msg/s).
 
 Both: ``submit(fn, *args)`` never blocks (tasks beyond ``size`` wait their turn in order), an
 exception in a task is logged and ends only that task, ``drain(timeout)`` waits until every task
@@ -26,6 +24,8 @@ from typing import Any, Protocol
 import gevent
 import gevent.event
 from loguru import logger
+
+from runtime import workers
 
 __all__ = ["GreenletTaskPool", "TaskPool", "ThreadTaskPool", "task_pool"]
 
@@ -103,7 +103,7 @@ class GreenletTaskPool:
         self._idle.clear()
         if self._active < self.size:
             self._active += 1
-            gevent.spawn(self._run, fn, args)
+            workers.submit(self._run, fn, args)
         else:
             self._queue.append((fn, args))
 
