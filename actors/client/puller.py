@@ -44,8 +44,9 @@ from actors.client.message import MessageExt, MessageQueue, PullStatus
 from actors.client.offsets import UpdateOffset
 from actors.client.process_queue import ProcessQueue
 from actors.client.pull import PullResult, TagFilter, decode_pull_response, pull_header
-from actors.client.remoting import make_request
+from actors.client.remoting import forget, make_request
 from actors.client.send_back import send_back
+from runtime import workers
 from runtime.actor import GeventActor, tell_now
 from runtime.errors import ProtocolError
 from runtime.remoting.codes import RequestCode
@@ -88,6 +89,34 @@ class PullOptions(msgspec.Struct, frozen=True, kw_only=True):
 
 class PullNext(msgspec.Struct, frozen=True, tag=True):
     pass
+
+
+class PullCancelled(Exception):
+    """The puller dropped this pull (stop, seek, quiesce) while it waited for the broker."""
+
+
+class _PullTicket:
+    """One pull in flight, as the puller sees it. The pull runs in a reused greenlet that is
+    never killed: ``cancel`` marks it dropped (its outcome is never told) and wakes its wait for
+    the broker's answer at once (a long poll may be held 15 s)."""
+
+    __slots__ = ("_waiting", "cancelled")
+
+    def __init__(self) -> None:
+        self.cancelled = False
+        self._waiting: tuple[Any, int, Any] | None = None  # (session, opaque, future)
+
+    def sent(self, handle: Any, opaque: int, future: Any) -> None:
+        self._waiting = (handle, opaque, future)
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            handle, opaque, future = waiting
+            forget(handle, opaque)
+            if not future.done():
+                future.set_exception((PullCancelled, PullCancelled(), None))
 
 
 class PullDone(msgspec.Struct, frozen=True, tag=True):
@@ -148,7 +177,7 @@ class QueuePuller(GeventActor):
         self.generation = next_generation()
         self.paused = False
         self.quiescing = False
-        self._pull: gevent.Greenlet | None = None
+        self._pull: _PullTicket | None = None
         self._reported = start_offset
         self._warned = False
         self._suggested = 0
@@ -168,7 +197,7 @@ class QueuePuller(GeventActor):
 
     def _kill_pull(self) -> None:
         if self._pull is not None:
-            self._pull.kill(block=False)
+            self._pull.cancel()
             self._pull = None
 
     # -- messages -----------------------------------------------------------------------------
@@ -208,9 +237,13 @@ class QueuePuller(GeventActor):
         if self._pull is not None or self.paused or self.quiescing:
             return
         commit = self.pq.committable() if self.options.commit_in_pull else -1
-        self._pull = gevent.spawn(self._pull_greenlet, self.generation, self.pq.pulled_upto, commit)
+        self._pull = ticket = _PullTicket()
+        # a reused greenlet (not a fresh one per pull): cancelled through its ticket
+        workers.submit(self._pull_greenlet, ticket, self.generation, self.pq.pulled_upto, commit)
 
-    def _pull_greenlet(self, generation: int, offset: int, commit: int) -> None:
+    def _pull_greenlet(
+        self, ticket: _PullTicket, generation: int, offset: int, commit: int
+    ) -> None:
         result: PullResult | None = None
         error: Exception | None = None
         opts = self.options
@@ -239,12 +272,18 @@ class QueuePuller(GeventActor):
             )
             cmd = make_request(RequestCode.PULL_MESSAGE, ext)
             timeout = opts.suspend_ms / 1000 + 15.0
-            response = self.instance.remoting.invoke(address, cmd, timeout, "pull")
+            if ticket.cancelled:  # dropped while the route or the connection came
+                return
+            response = self.instance.remoting.invoke(address, cmd, timeout, "pull", ticket.sent)
             result = decode_pull_response(response, self.mq, offset, self.tag_filter)
             if result is None:
                 error = BrokerError(response.code, response.remark, address, "pull")
         except (ClientError, ProtocolError) as exc:
             error = exc
+        except PullCancelled:
+            return
+        if ticket.cancelled:
+            return
         with contextlib.suppress(pykka.ActorDeadError):
             # an idle puller takes it here: its PullDone handler never yields
             tell_now(self.actor_ref, PullDone(generation, result, error))

@@ -9,7 +9,7 @@ opaque so a late answer is dropped.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import gevent
@@ -93,12 +93,21 @@ class Remoting:
         return handle if handle is not None and handle.alive else None
 
     def invoke(
-        self, address: str, cmd: RemotingCommand, timeout: float, what: str = "request"
+        self,
+        address: str,
+        cmd: RemotingCommand,
+        timeout: float,
+        what: str = "request",
+        sent: Callable[[SessionHandle, int, Any], None] | None = None,
     ) -> RemotingCommand:
-        """Send ``cmd`` and wait for its response (this greenlet only)."""
+        """Send ``cmd`` and wait for its response (this greenlet only). ``sent(handle, opaque,
+        future)`` is called once the request is out, before the wait: whoever wants to cancel
+        the wait sets an exception on that future (and forgets the opaque)."""
         deadline = time.monotonic() + timeout
         handle = self.session(address, timeout)
         future = handle.request(cmd)
+        if sent is not None:
+            sent(handle, cmd.opaque, future)
         try:
             return future.get(timeout=max(deadline - time.monotonic(), 0.001))
         except pykka.Timeout:

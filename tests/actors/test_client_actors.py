@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import gevent
@@ -17,7 +18,15 @@ from actors.client.instance import ClientInstance
 from actors.client.message import MessageExt, MessageQueue
 from actors.client.offsets import OffsetStore, Persist, ReadOffset, UpdateOffset, read_local
 from actors.client.pull import TagFilter
-from actors.client.puller import Consumed, PullOptions, QueuePuller, Seek, next_generation
+from actors.client.puller import (
+    Consumed,
+    PullCancelled,
+    PullOptions,
+    QueuePuller,
+    Seek,
+    _PullTicket,
+    next_generation,
+)
 from actors.client.testing import FakeCluster
 from runtime.actor import new_future
 from runtime.remoting.codes import RequestCode
@@ -261,3 +270,30 @@ def test_stopping_a_puller_hands_its_offset_to_the_store(
     offsets.stop()
     with pytest.raises(pykka.ActorDeadError):
         puller.tell(Consumed(generation, []))
+
+
+def test_a_cancelled_pull_wakes_its_wait_forgets_the_request_and_tells_nothing() -> None:
+    # Given a pull whose request is out and whose greenlet waits for the broker's answer
+    ticket = _PullTicket()
+    session = SimpleNamespace(_pending={41: "other", 42: "this pull"})
+    future = new_future()
+    ticket.sent(session, 42, future)
+    woke: list[type[BaseException]] = []
+
+    def wait() -> None:
+        try:
+            future.get(timeout=5)
+        except PullCancelled as exc:
+            woke.append(type(exc))
+
+    waiter = gevent.spawn(wait)
+    gevent.sleep(0)
+    # When the puller drops it (stop, seek, quiesce)
+    ticket.cancel()
+    # Then the wait ends at once with PullCancelled, the session no longer expects the answer,
+    # and the ticket says not to tell the outcome; cancelling again is harmless
+    waiter.join(timeout=5)
+    assert woke == [PullCancelled]
+    assert session._pending == {41: "other"}
+    assert ticket.cancelled
+    ticket.cancel()
