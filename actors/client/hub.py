@@ -185,6 +185,17 @@ class ClientHub:
             raise ClientStateError("hub", "stopped")
         self._loop.run_callback_threadsafe(fn, *args)
 
+    def run(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run a non-blocking ``fn(*args)`` on the hub: at once when the caller is a greenlet of
+        this hub (patched mode: a hub callback and an extra turn of the loop saved, e.g. per
+        send), else as a callback (``post``). Any thread."""
+        if not self._running:
+            raise ClientStateError("hub", "stopped")
+        if self.patched and gevent.getcurrent() is not self._hub:
+            fn(*args)
+        else:
+            self._loop.run_callback_threadsafe(fn, *args)
+
     def spawn(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run ``fn(*args)`` in a greenlet of its own on the hub (may block; a reused one:
         ``runtime.workers``). Any thread."""

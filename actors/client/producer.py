@@ -206,7 +206,7 @@ class Producer:
             else:
                 waiter.set(result)
 
-        hub.post(self._begin, out, selection, timeout, done, False)
+        hub.run(self._begin, out, selection, timeout, done, False)
         return waiter.wait(timeout + 1.0, "send")
 
     def _begin(
@@ -259,7 +259,7 @@ class Producer:
             except RuntimeError:  # the executor shut down: complete here
                 complete(result, error)
 
-        hub.post(self._begin, out, selection, timeout, done, False)
+        hub.run(self._begin, out, selection, timeout, done, False)
         return future
 
     def send_oneway(
@@ -282,7 +282,7 @@ class Producer:
             else:
                 waiter.set(None)
 
-        hub.post(self._begin, out, selection, self.send_timeout, done, True)
+        hub.run(self._begin, out, selection, self.send_timeout, done, True)
         waiter.wait(self.send_timeout + 1.0, "send_oneway")
 
     def send_batch(
@@ -309,7 +309,7 @@ class Producer:
             else:
                 waiter.set(result)
 
-        hub.post(self._begin, out, selection, timeout, done, False)
+        hub.run(self._begin, out, selection, timeout, done, False)
         return waiter.wait(timeout + 1.0, "send_batch")
 
     # -- routes -----------------------------------------------------------------------------

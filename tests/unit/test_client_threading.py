@@ -10,11 +10,12 @@ import textwrap
 import threading
 from collections.abc import Iterator
 
+import gevent
 import gevent.monkey
 import pytest
 
 from actors.client import ClientStateError, Message, Producer, SendStatus
-from actors.client.hub import acquire_shared, release_shared
+from actors.client.hub import ClientHub, acquire_shared, release_shared
 from actors.client.testing import FakeCluster
 from tests.harness import REPO
 
@@ -55,6 +56,33 @@ def test_blocking_on_the_hub_from_the_hub_thread_is_refused_not_deadlocked() -> 
         assert "own hub thread" in str(err.value)
     finally:
         release_shared(hub)
+
+
+def test_hub_run_runs_at_once_from_a_greenlet_of_a_patched_hub_and_posts_otherwise() -> None:
+    # Given a hub in patched mode (the caller's own hub) and one in plain mode (its own thread)
+    patched = ClientHub("test-patched", patched=True).start()
+    plain = acquire_shared()
+    try:
+        ran: list[str] = []
+        # When a greenlet of the patched hub runs something, Then it ran before run() returned
+        patched.run(ran.append, "now")
+        assert ran == ["now"]
+        # When the hub itself does (a callback), Then it is posted, not run inside the callback
+        patched.post(patched.run, ran.append, "posted")
+        assert ran == ["now"]
+        gevent.sleep(0)
+        gevent.sleep(0)
+        assert ran == ["now", "posted"]
+        # When another thread asks the plain hub, Then it runs on the hub's thread
+        where = plain.submit(lambda: threading.get_ident())
+        done = threading.Event()
+        idents: list[int] = []
+        plain.run(lambda: (idents.append(threading.get_ident()), done.set()))
+        assert done.wait(5)
+        assert idents[0] == where.wait(5) != threading.get_ident()
+    finally:
+        patched.stop()
+        release_shared(plain)
 
 
 PATCHED_PROGRAM = textwrap.dedent(
