@@ -102,6 +102,7 @@ class ClientHub:
         self._stopped: gevent.event.Event | None = None
         self._keepalive: Any = None
         self._running = False
+        self._patched_thread: int | None = None  # patched mode: the OS thread of the hub
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -113,6 +114,7 @@ class ClientHub:
             self._hub = gevent.get_hub()
             self._loop = self._hub.loop
             self._thread_ident = None
+            self._patched_thread = _real_get_ident()
             self._running = True
             return self
         ready = _real_allocate_lock()  # a real lock even if threading is patched later
@@ -187,11 +189,15 @@ class ClientHub:
 
     def run(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run a non-blocking ``fn(*args)`` on the hub: at once when the caller is a greenlet of
-        this hub (patched mode: a hub callback and an extra turn of the loop saved, e.g. per
-        send), else as a callback (``post``). Any thread."""
+        this hub (patched mode, on the hub's OS thread: a hub callback and an extra turn of the
+        loop saved, e.g. per send), else as a callback (``post``). Any thread."""
         if not self._running:
             raise ClientStateError("hub", "stopped")
-        if self.patched and gevent.getcurrent() is not self._hub:
+        if (
+            self.patched
+            and _real_get_ident() == self._patched_thread  # not a thread-pool thread
+            and gevent.getcurrent() is not self._hub
+        ):
             fn(*args)
         else:
             self._loop.run_callback_threadsafe(fn, *args)
