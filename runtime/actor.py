@@ -15,9 +15,10 @@ Differences from ``ThreadingActor``, all on purpose:
 * ``send_after`` / ``send_every`` timers tell the actor a message and die with it.
 * ``watch(ref, callback)`` calls back once the actor's greenlet has ended, with the failure
   (or None for a clean stop). Supervisors are built on it.
-* ``handle_inline(message)`` / ``ask_inline(message)`` (and ``ask_now``/``call_now`` on a ref):
-  an idle actor may handle a told or asked message in the caller's greenlet (hot paths whose
-  handler never yields: a hub turn and two greenlet switches saved; see the docstrings).
+* ``handle_inline(message)`` / ``ask_inline(message)`` (``tell_now`` / ``ask_now`` /
+  ``call_now`` on a ref): an idle actor may handle a told or asked message in the caller's
+  greenlet (hot paths whose handler never yields: a hub turn and two greenlet switches saved;
+  see the docstrings).
 """
 
 from __future__ import annotations

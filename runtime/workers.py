@@ -9,8 +9,8 @@ hub's thread pool) the ``munmap`` shoots down TLBs on the other CPUs. For a serv
 one greenlet per request that was ~10 % of the broker's CPU per send.
 
 A job that raises is reported by gevent like a spawned greenlet's failure; its worker then
-ends and the pool starts a new one for later jobs. At most ``keep`` idle workers wait per hub;
-more finish.
+ends and later jobs start a new one. At most ``KEEP`` idle workers wait per hub; more
+finish.
 """
 
 from __future__ import annotations

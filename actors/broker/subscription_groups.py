@@ -8,8 +8,10 @@ Messages accepted (all asked):
 
 A group needs no config to consume (as in RocketMQ, where auto-creation is on by default); a
 config set with UPDATE_AND_CREATE_SUBSCRIPTIONGROUP (``mqadmin updateSubGroup``) is what the
-broker then applies: ``consumeEnable=false`` refuses the group's pulls (NO_PERMISSION) and
-``retryMaxTimes`` decides when a sent-back message goes to the dead-letter queue.
+broker then applies (the request handlers read it): ``consumeEnable`` / ``consumeBroadcastEnable``
+(pulls refused with NO_PERMISSION), ``retryMaxTimes`` (when a sent-back message goes to the
+dead-letter queue), ``retryQueueNums``, ``brokerId`` / ``whichBrokerWhenConsumeSlowly`` and
+``notifyConsumerIdsChangedEnable``; docs/broker.md, "Consumer groups".
 
 Owned state: the table and its data version. Durability point: ``config/subscriptionGroup.json``
 (RocketMQ's name and shape), rewritten atomically by a background greenlet after each change

@@ -189,13 +189,13 @@ class QueuePuller(GeventActor):
         self.actor_ref.tell(PullNext())
 
     def on_stop(self) -> None:
-        self._kill_pull()
+        self._cancel_pull()
         self._report(force=False)
 
     def on_failure(self, *_exc: Any) -> None:
-        self._kill_pull()
+        self._cancel_pull()
 
-    def _kill_pull(self) -> None:
+    def _cancel_pull(self) -> None:
         if self._pull is not None:
             self._pull.cancel()
             self._pull = None
@@ -222,7 +222,7 @@ class QueuePuller(GeventActor):
             self._seek(message.offset, message.generation)
         elif isinstance(message, Quiesce):
             self.quiescing = True
-            self._kill_pull()
+            self._cancel_pull()
         return None
 
     def committable(self) -> int:
@@ -416,7 +416,7 @@ class QueuePuller(GeventActor):
 
     def _seek(self, offset: int, generation: int) -> None:
         self.generation = generation
-        self._kill_pull()
+        self._cancel_pull()
         self.pq.clear(max(offset, 0))
         self.paused = False
         self._report(force=True)
