@@ -63,7 +63,17 @@ BROKER_KEYS: dict[str, tuple[str, str]] = {
         "Bytes per consume-queue file; a multiple of 20 (one entry).",
     ),
     "flushIntervalCommitLog": (USED, "ms between commit-log fsyncs under ASYNC_FLUSH."),
-    "flushIntervalConsumeQueue": (USED, "ms between consume-queue fsyncs."),
+    "flushIntervalConsumeQueue": (
+        USED,
+        "ms between checks whether a checkpoint is due (fsync the consume queues and the key "
+        "index, write the checkpoint): when the commit log grew 64 MiB past the last one, or "
+        "flushConsumeQueueThoroughInterval passed.",
+    ),
+    "flushConsumeQueueThoroughInterval": (
+        USED,
+        "ms after which a checkpoint is written even if the log grew less than 64 MiB. Bounds "
+        "how far back recovery scans after a crash; no effect on what a crash can lose.",
+    ),
     "flushCommitLogTimed": (
         IGNORED,
         "RocketMQ's flush-thread sleep mode; actormq's Flusher always runs on a timer.",

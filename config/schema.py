@@ -102,6 +102,7 @@ class BrokerConfig(_Config):
     mapped_file_size_consume_queue: Positive = 300_000 * CONSUME_QUEUE_ENTRY_SIZE
     flush_interval_commit_log: Positive = 500
     flush_interval_consume_queue: Positive = 1000
+    flush_consume_queue_thorough_interval: Positive = 60_000
     flush_commit_log_timed: bool = False
     sync_flush_timeout: Positive = 5000
     slave_timeout: Positive = 3000

@@ -7,10 +7,13 @@ Messages accepted:
   ("flush" from the Flusher; the HA work adds "replica"). Consumers only ever see records below
   the confirmed offset: the minimum over the required sources (SYNC_FLUSH needs "flush"); with
   no required source (ASYNC_FLUSH) everything written is confirmed.
-- ``CheckpointTick`` (timer) / ``CheckpointDone`` (internal): every ``checkpoint_interval_ms``
-  fsync the touched consume queues (``SyncQueue`` to each Queue, which also proves it applied
-  everything sent before) and the index, then atomically write the checkpoint with
-  ``safe_offset = min(dispatched, fsynced log)``.
+- ``CheckpointTick`` (timer, every ``checkpoint_interval_ms``) / ``CheckpointDone`` (internal):
+  when a checkpoint is due (the log grew ``checkpoint_lag_bytes`` past the last one, or
+  ``checkpoint_max_interval_ms`` passed with anything new), fsync the touched consume queues
+  (``SyncQueue`` to each Queue, which also proves it applied everything sent before) and the
+  index, then atomically write the checkpoint with ``safe_offset = min(dispatched, fsynced
+  log)``. Not at every tick: each checkpoint's fsyncs (the index's are random pages) cost the
+  broker's latency a few milliseconds, and only the recovery scan's length depends on them.
 - ``QueryByKey(topic, key, max_num, begin, end)`` (ask) -> ``QueryResult``: index candidates
   checked against the actual records (topic, key, time range, CRC).
 - ``TrimBelow(log_min)`` (tell, from Retention): drop index files below the log's minimum.
@@ -28,6 +31,7 @@ recovery from the commit log).
 from __future__ import annotations
 
 import contextlib
+import time
 from collections import deque
 from typing import Any
 
@@ -54,9 +58,19 @@ from runtime.store.context import StoreContext
 from runtime.store.dispatch import DispatchBatch, LogDispatchReader
 from runtime.store.index import IndexService
 from runtime.store.recovery import make_checkpoint
+from runtime.store.settings import StoreSettings
 
 QueueKey = tuple[str, int]
 SYNC_TIMEOUT_S = 10.0
+
+
+def checkpoint_due(lag: int, elapsed_s: float, settings: StoreSettings) -> bool:
+    """Whether a tick writes a checkpoint: the log grew ``lag`` bytes and ``elapsed_s`` passed
+    since the last one."""
+    return (
+        lag >= settings.checkpoint_lag_bytes
+        or elapsed_s >= settings.checkpoint_max_interval_ms / 1000
+    )
 
 
 class Dispatcher(GeventActor):
@@ -84,6 +98,7 @@ class Dispatcher(GeventActor):
         self.written = self.log.write_offset
         self.log_flushed = self.log.segments.flushed_offset
         self.last_checkpoint = min(self.reput, self.log_flushed)
+        self._checkpoint_at = time.monotonic()
         self.send_every(self.settings.checkpoint_interval_ms / 1000.0, CheckpointTick())
         self._advance()
 
@@ -205,6 +220,11 @@ class Dispatcher(GeventActor):
         point = min(self.reput, self.log_flushed)
         if point <= self.last_checkpoint and not self._touched:
             return
+        now = time.monotonic()
+        lag = point - self.last_checkpoint
+        if not checkpoint_due(lag, now - self._checkpoint_at, self.settings):
+            return
+        self._checkpoint_at = now
         touched, self._touched = self._touched, set()
         futures = []
         for key in touched:

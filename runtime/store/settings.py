@@ -49,6 +49,12 @@ class StoreSettings(msgspec.Struct, frozen=True, kw_only=True):
     index_capacity: int = 20_000_000
     # persistence cadence
     checkpoint_interval_ms: int = 1000
+    """How often the Dispatcher checks whether a checkpoint is due."""
+    checkpoint_lag_bytes: int = 64 * 1024**2
+    """A checkpoint is due once the log grew this much past the last one (bounds the recovery
+    scan after a crash: ~0.5 s for 64 MiB); 0 = at every tick."""
+    checkpoint_max_interval_ms: int = 60_000
+    """... or once this long passed with anything new (RocketMQ's thorough CQ flush)."""
     consumer_offset_persist_interval_ms: int = 5000
     # reads and writes
     check_crc_on_read: bool = True
@@ -121,6 +127,7 @@ class StoreSettings(msgspec.Struct, frozen=True, kw_only=True):
             "clean_resource_interval_ms": get("clean_resource_interval", 10_000),
             "message_index_enable": get("message_index_enable", True),
             "checkpoint_interval_ms": get("flush_interval_consume_queue", 1000),
+            "checkpoint_max_interval_ms": get("flush_consume_queue_thorough_interval", 60_000),
             "consumer_offset_persist_interval_ms": get("flush_consumer_offset_interval", 5000),
             "max_get_bytes": get("max_transfer_bytes_on_message_in_memory", 256 * 1024),
             "message_delay_level": get("message_delay_level", DEFAULT_DELAY_LEVELS_SPEC),

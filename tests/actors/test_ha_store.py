@@ -30,6 +30,7 @@ def build(root: Path, **kw: Any) -> BrokerStore:
         index_capacity=2000,
         flush_interval_ms=50,
         checkpoint_interval_ms=100,
+        checkpoint_lag_bytes=0,  # a checkpoint at every tick
         clean_resource_interval_ms=60_000,
         delete_when="99",
         **kw,

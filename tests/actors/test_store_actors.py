@@ -13,6 +13,7 @@ import gevent
 import pykka
 import pytest
 
+from actors.broker.dispatcher import checkpoint_due
 from actors.broker.messages import (
     CleanTick,
     Dispatch,
@@ -24,6 +25,7 @@ from actors.broker.retention import Retention
 from actors.broker.store_service import BrokerStore, tag_codes
 from runtime.actor import others_ready
 from runtime.directory import Directory
+from runtime.store import checkpoint as ckpt
 from runtime.store import record as R
 from runtime.store.faults import FaultyFileSystem
 from runtime.store.lockfile import abort_exists
@@ -42,6 +44,7 @@ def settings_for(root: Path, **kw: Any) -> StoreSettings:
         "index_capacity": 2000,
         "flush_interval_ms": 50,
         "checkpoint_interval_ms": 100,
+        "checkpoint_lag_bytes": 0,  # a checkpoint at every tick
         "consumer_offset_persist_interval_ms": 100,
         "clean_resource_interval_ms": 60_000,
         "delete_when": "99",
@@ -432,3 +435,56 @@ def test_an_idle_writer_appends_in_the_callers_greenlet(store: BrokerStore) -> N
     # and it is dispatched as usual
     consumable(store, 2)
     assert bodies(get(store, 0)) == [b"warm", b"now"]
+
+
+def test_checkpoint_due_rule(tmp_path: Path) -> None:
+    s = settings_for(tmp_path, checkpoint_lag_bytes=1000, checkpoint_max_interval_ms=60_000)
+    assert not checkpoint_due(999, 59.9, s)  # little written, recently: skip the tick
+    assert checkpoint_due(1000, 0.1, s)  # the log grew the lag bound
+    assert checkpoint_due(1, 60.0, s)  # or the interval passed
+
+
+def test_checkpoint_waits_for_the_lag_bound(tmp_path: Path) -> None:
+    # Given a store that checkpoints once the log grew 8 KiB (ticks every 50 ms)
+    s = open_store(
+        tmp_path,
+        checkpoint_interval_ms=50,
+        checkpoint_lag_bytes=8192,
+        checkpoint_max_interval_ms=60_000,
+    )
+    try:
+        start = ckpt.load(str(tmp_path))
+        assert start is not None
+        # When more than 8 KiB is appended in small messages
+        results = [put(s, rec(bytes(100))) for _ in range(80)]
+        end = results[-1].physical_offset + results[-1].wrote_bytes
+        assert end - start.safe_offset > 8192
+        # Then a checkpoint follows, at a safe offset past the bound
+        wait_until(
+            lambda: (cp := ckpt.load(str(tmp_path))) is not None
+            and cp.safe_offset - start.safe_offset >= 8192
+        )
+    finally:
+        s.stop()
+
+
+def test_checkpoint_after_the_max_interval(tmp_path: Path) -> None:
+    # Given a store whose lag bound is never reached, but whose max interval is 200 ms
+    s = open_store(
+        tmp_path,
+        checkpoint_interval_ms=50,
+        checkpoint_lag_bytes=1024**3,
+        checkpoint_max_interval_ms=200,
+    )
+    try:
+        start = ckpt.load(str(tmp_path))
+        assert start is not None
+        # When one small message is appended
+        put(s, rec(b"one"))
+        # Then a checkpoint covering it follows within the interval (plus a tick)
+        wait_until(
+            lambda: (cp := ckpt.load(str(tmp_path))) is not None
+            and cp.safe_offset > start.safe_offset
+        )
+    finally:
+        s.stop()

@@ -37,6 +37,7 @@ def main() -> None:
         index_capacity=100_000,
         flush_interval_ms=500,
         checkpoint_interval_ms=200,
+        checkpoint_lag_bytes=0,  # a checkpoint at every tick
     )
     store = BrokerStore.build(settings, Directory()).start()
     out = sys.stdout

@@ -43,6 +43,7 @@ def settings_for(root: Path, **kw: Any) -> StoreSettings:
         "index_capacity": 5000,
         "flush_interval_ms": 20,
         "checkpoint_interval_ms": 50,
+        "checkpoint_lag_bytes": 0,  # a checkpoint at every tick
         "sync_flush_timeout_ms": 1000,
     }
     base.update(kw)
