@@ -9,6 +9,7 @@ temporary data directory, stopped at the end).
     b) batch    SEND_BATCH_MESSAGE of 100 messages, one batch in flight per thread
     c) consume  fill a backlog (not timed), then consume it with a new group, offsets committed
     d) latency  producer at a fixed rate; a consumer in another process measures send->receive
+                (the first --warmup seconds, 1 by default, are reported apart)
 
 ``python -m runtime bench`` runs monkey-patched (the client shares the caller's hub);
 ``python -m bench.client_bench`` runs the same code in a plain program (the client's hub on
@@ -350,15 +351,17 @@ def bench_latency(args: argparse.Namespace, namesrv: str) -> dict[str, Any]:
             raise SystemExit(f"latency consumer did not start: {line!r}")
         pad = _payload(args.size)
         interval = 1.0 / args.rate
+        warmup = int(args.rate * args.warmup)
         meter = Meter(f"latency-producer@{args.rate}/s").start()
-        completions = _Completions(total)
+        completions = _Completions(warmup + total)
         start = time.perf_counter()
-        for i in range(total):
+        for i in range(warmup + total):
             due = start + i * interval
             now = time.perf_counter()
             if due > now:
                 time.sleep(due - now)
-            stamp = f"{time.time_ns():020d}".encode()
+            mark = b"W" if i < warmup else b"0"  # warm-up stamps: "W" + 19 digits
+            stamp = mark + f"{time.time_ns():019d}".encode()
             producer.send_async(c.Message(topic, stamp + pad[20:]), completions)
             meter.add(1)
         completions.wait(30)
@@ -370,6 +373,7 @@ def bench_latency(args: argparse.Namespace, namesrv: str) -> dict[str, Any]:
         rate=args.rate,
         seconds=args.seconds,
         sent=total,
+        warmup_seconds=args.warmup,
         size=args.size,
         send_seconds=round(meter.summary()["seconds"], 3),
         consumer=args.consumer,
@@ -408,15 +412,19 @@ def latency_consumer(args: argparse.Namespace) -> int:
     """The consumer half of (d), in its own process: prints 'ready', then the latencies."""
     c = _client()
     latencies: list[float] = []
+    warmup: list[float] = []
     samples: list[tuple[int, int]] = []
     done = threading.Event()
 
     def record(msg: Any) -> None:
         now = time.time_ns()
+        if msg.body[:1] == b"W":
+            warmup.append((now - int(msg.body[1:20])) / 1e9)
+            return
         try:
             sent = int(msg.body[:20])
         except ValueError:
-            return  # the warm-up message
+            return  # the message that created the topic
         latencies.append((now - sent) / 1e9)
         if args.dump:
             samples.append((sent, now - sent))  # one append: listeners may run on threads
@@ -447,6 +455,9 @@ def latency_consumer(args: argparse.Namespace) -> int:
     summary: dict[str, Any] = {"received": len(latencies)}
     if latencies:
         summary.update(_percentiles(latencies, "latency_ms"))
+    if warmup:
+        summary["warmup_received"] = len(warmup)
+        summary.update(_percentiles(warmup, "warmup_latency_ms"))
     print(json.dumps(summary), flush=True)
     return 0
 
@@ -488,6 +499,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=2000.0)
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--consumer", choices=["push", "lite"], default="push")
+    p.add_argument(
+        "--warmup",
+        type=float,
+        default=1.0,
+        help="seconds sent at the same rate before the measured ones, reported apart (1.0)",
+    )
     p.add_argument(
         "--plain-consumer",
         action="store_true",

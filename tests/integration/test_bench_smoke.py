@@ -37,3 +37,13 @@ def test_raw_broker_send_benchmark_reports_successes() -> None:
     # Then every reply was SUCCESS (code 0)
     codes = result["codes"]
     assert isinstance(codes, dict) and set(codes) == {"0"} and result["sends"] > 0
+
+
+def test_latency_benchmark_reports_warmup_apart() -> None:
+    # When the latency benchmark runs 0.2 s of warm-up and 0.5 s measured at 400 msg/s
+    args = ["--rate", "400", "--seconds", "0.5", "--warmup", "0.2"]
+    result = summary(["-m", "runtime", "bench", "latency", "--spawn", "async", *args])
+    # Then every measured message arrived, and the warm-up ones were counted apart
+    assert result["sent"] == 200 and result["received"] == 200
+    assert result["warmup_received"] == 80
+    assert 0 < result["latency_ms_p50"] <= result["latency_ms_p99"]
