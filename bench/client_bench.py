@@ -339,6 +339,8 @@ def bench_latency(args: argparse.Namespace, namesrv: str) -> dict[str, Any]:
             str(total),
             "--consumer",
             args.consumer,
+            "--timeout",
+            str(args.warmup + args.seconds + 60),
         ]
         if args.dump:
             cmd += ["--dump", args.dump]
