@@ -152,9 +152,20 @@ def cluster(args: argparse.Namespace) -> Iterator[str]:
 
         yield ";".join(resolve_namesrv(args.namesrv))
         return
-    with spawned(args.spawn) as (fields, _proc):
+    with spawned(args.spawn) as (fields, proc):
         print(f"spawned {args.spawn.upper()}_FLUSH cluster: {fields['line']}", flush=True)
+        args.broker_pid = proc.pid
         yield fields["namesrv"]
+
+
+def process_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` (Linux ``/proc``), None if unreadable."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
@@ -356,6 +367,9 @@ def bench_latency(args: argparse.Namespace, namesrv: str) -> dict[str, Any]:
         warmup = int(args.rate * args.warmup)
         meter = Meter(f"latency-producer@{args.rate}/s").start()
         completions = _Completions(warmup + total)
+        broker_pid = getattr(args, "broker_pid", None)
+        broker_cpu0 = process_cpu_s(broker_pid) if broker_pid else None
+        cpu0 = time.process_time()
         start = time.perf_counter()
         for i in range(warmup + total):
             due = start + i * interval
@@ -368,8 +382,14 @@ def bench_latency(args: argparse.Namespace, namesrv: str) -> dict[str, Any]:
             meter.add(1)
         completions.wait(30)
         meter.stop()
+        sent_all = warmup + total
+        cpu = {"producer_cpu_us_per_msg": round(1e6 * (time.process_time() - cpu0) / sent_all)}
+        broker_cpu1 = process_cpu_s(broker_pid) if broker_pid else None
+        if broker_cpu0 is not None and broker_cpu1 is not None:
+            cpu["broker_cpu_us_per_msg"] = round(1e6 * (broker_cpu1 - broker_cpu0) / sent_all)
         out, _ = child.communicate(timeout=60)
     result = json.loads(out.strip().splitlines()[-1])
+    result.update(cpu)
     result.update(
         bench="latency",
         rate=args.rate,
@@ -433,28 +453,35 @@ def latency_consumer(args: argparse.Namespace) -> int:
         if len(latencies) >= args.expect:
             done.set()
 
+    cpu0 = 0.0
     if args.consumer == "push":
         consumer = c.PushConsumer(
             args.group, namesrv=args.namesrv, consume_from=c.ConsumeFrom.LAST, consume_threads=4
         )
         consumer.subscribe(args.topic, "*", record)
         consumer.start()
+        cpu0 = time.process_time()
         print("ready", flush=True)
         done.wait(args.timeout)
     else:
         consumer = c.PullConsumer(args.group, namesrv=args.namesrv, consume_from=c.ConsumeFrom.LAST)
         consumer.subscribe(args.topic, "*")
         consumer.start()
+        cpu0 = time.process_time()
         print("ready", flush=True)
         deadline = time.monotonic() + args.timeout
         while len(latencies) < args.expect and time.monotonic() < deadline:
             for msg in consumer.poll(0.5):
                 record(msg)
+    consumer_cpu = time.process_time() - cpu0
     consumer.shutdown()
     if args.dump:
         with open(args.dump, "w") as out:
             out.writelines(f"{sent} {ns / 1e6:.3f}\n" for sent, ns in samples)
     summary: dict[str, Any] = {"received": len(latencies)}
+    if latencies or warmup:
+        per_msg = 1e6 * consumer_cpu / (len(latencies) + len(warmup))
+        summary["consumer_cpu_us_per_msg"] = round(per_msg)
     if latencies:
         summary.update(_percentiles(latencies, "latency_ms"))
     if warmup:
@@ -501,6 +528,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=2000.0)
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--consumer", choices=["push", "lite"], default="push")
+    p.add_argument(
+        "--broker-pid",
+        type=int,
+        default=None,
+        help="report this (running) broker's CPU per message; --spawn sets it",
+    )
     p.add_argument(
         "--warmup",
         type=float,

@@ -7,12 +7,13 @@ from typing import Any
 
 import gevent
 import gevent.event
+import gevent.socket
 import pytest
 
 from runtime.net import Acceptor, bind
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
-from runtime.session import SessionHandle, session_factory
+from runtime.session import SessionHandle, send_frame, session_factory
 from tests.wire import WireClient as Client
 
 pytestmark = pytest.mark.timeout(20)
@@ -203,3 +204,31 @@ def test_writes_never_block_the_caller_and_frames_stay_whole_and_in_order() -> N
     handle.close()
     peer.close()
     listener.close()
+
+
+def _read_exactly(sock: Any, n: int) -> bytes:
+    chunks = []
+    while n:
+        data = sock.recv(min(n, 65536))
+        assert data, "peer closed early"
+        chunks.append(data)
+        n -= len(data)
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_send_frame_writes_all_of_a_frame_larger_than_the_send_buffer(direct: bool) -> None:
+    # Given a connected pair whose sending side has a small buffer
+    a, b = gevent.socket.socketpair()
+    try:
+        a.setsockopt(gevent.socket.SOL_SOCKET, gevent.socket.SO_SNDBUF, 4096)
+        frame = bytes(range(256)) * 2048  # 512 KiB: the first send takes only part of it
+        # When it is sent (first directly on the raw socket, or all through sendall) while a
+        # reader drains the other end
+        reader = gevent.spawn(_read_exactly, b, len(frame))
+        send_frame(a, a._sock if direct else None, frame)
+        # Then every byte arrives, in order
+        assert reader.get(timeout=10) == frame
+    finally:
+        a.close()
+        b.close()
