@@ -110,7 +110,7 @@ def run_pull(address: tuple[str, int], pid: int, args: argparse.Namespace) -> di
     def call(frame_bytes: bytes) -> RemotingCommand:
         sock.sendall(frame_bytes)
         while not inbox:
-            inbox.extend(decoder.feed(sock.recv(1 << 20)))
+            inbox.extend(decoder.feed(sock.recv(1 << 16)))  # > 128 KiB: an mmap per recv
         return inbox.pop(0)
 
     topic = f"{args.topic}Pull"

@@ -50,6 +50,12 @@ from runtime.remoting.frame import FrameDecoder, encode
 
 MAX_IN_FLIGHT = 4096
 """Requests one connection may have in flight; beyond it the answer is SYSTEM_BUSY."""
+READ_SIZE = 65536
+"""Bytes asked of each ``recv``. Not more: CPython allocates the whole size before the call and
+shrinks the result after; above glibc's mmap threshold (128 KiB until the process frees a larger
+mapped block, which a long-running broker soon has) that is an ``mmap`` and a ``munmap`` per
+call, ~13 us here even when a few bytes arrive (or none: EAGAIN). Larger frames take several
+reads."""
 
 _session_ids = itertools.count(1)
 
@@ -325,7 +331,7 @@ class ClientSession(GeventActor):
         reason = "peer closed the connection"
         try:
             while True:
-                data = self.sock.recv(262144)
+                data = self.sock.recv(READ_SIZE)
                 if not data:
                     break
                 self._last_read = time.monotonic()

@@ -41,6 +41,7 @@ from actors.broker.messages import AppendRaw
 from runtime.actor import GeventActor, new_future, offload
 from runtime.errors import ActorFailure, ProtocolError
 from runtime.ha import protocol as P
+from runtime.session import READ_SIZE
 
 CONNECT_TIMEOUT_S = 3.0
 APPEND_TIMEOUT_S = 30.0
@@ -171,7 +172,7 @@ class HAClient(GeventActor):
         sock.settimeout(ha.housekeeping_s)
         while generation == self._generation:
             try:
-                data = sock.recv(262144)
+                data = sock.recv(READ_SIZE)
             except TimeoutError:
                 return f"master silent for {ha.housekeeping_s:g}s", RETRY_S
             if not data:
