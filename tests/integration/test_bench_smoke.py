@@ -39,11 +39,15 @@ def test_raw_broker_send_benchmark_reports_successes() -> None:
     assert isinstance(codes, dict) and set(codes) == {"0"} and result["sends"] > 0
 
 
-def test_latency_benchmark_reports_warmup_apart() -> None:
+@pytest.mark.parametrize("options", [[], ["--pacing", "precise", "--stamp", "due"]])
+def test_latency_benchmark_reports_warmup_apart(options: list[str]) -> None:
     # When the latency benchmark runs 0.2 s of warm-up and 0.5 s measured at 400 msg/s
-    args = ["--rate", "400", "--seconds", "0.5", "--warmup", "0.2"]
+    args = ["--rate", "400", "--seconds", "0.5", "--warmup", "0.2", *options]
     result = summary(["-m", "runtime", "bench", "latency", "--spawn", "async", *args])
     # Then every measured message arrived, and the warm-up ones were counted apart
     assert result["sent"] == 200 and result["received"] == 200
     assert result["warmup_received"] == 80
     assert 0 < result["latency_ms_p50"] <= result["latency_ms_p99"]
+    # and the producer's own lateness and each process's CPU are reported
+    assert result["producer_late_ms_p50"] >= 0
+    assert result["producer_cpu_us_per_msg"] > 0 and result["broker_cpu_us_per_msg"] > 0
