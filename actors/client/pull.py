@@ -195,6 +195,12 @@ class PullResult(msgspec.Struct, frozen=True, kw_only=True):
     """Where the broker suggests the next pull of this queue goes (0: the master)."""
 
 
+_SUBSCRIPTION = int(PullSysFlag.SUBSCRIPTION)
+_SUSPEND = int(PullSysFlag.SUSPEND)
+_COMMIT_OFFSET = int(PullSysFlag.COMMIT_OFFSET)
+_LITE_PULL = int(PullSysFlag.LITE_PULL)
+
+
 def pull_header(
     group: str,
     mq: MessageQueue,
@@ -209,20 +215,20 @@ def pull_header(
 ) -> dict[str, str]:
     """The PULL_MESSAGE extFields. Always carries the subscription (SUBSCRIPTION flag), so a
     broker need not rely on the heartbeat's copy; COMMIT_OFFSET when ``commit_offset`` >= 0."""
-    flag = PullSysFlag.SUBSCRIPTION
+    flag = _SUBSCRIPTION  # plain ints: an enum.Flag ``|`` costs ~2.5 us, twice per pull
     if suspend_ms > 0:
-        flag |= PullSysFlag.SUSPEND
+        flag |= _SUSPEND
     if commit_offset >= 0:
-        flag |= PullSysFlag.COMMIT_OFFSET
+        flag |= _COMMIT_OFFSET
     if lite:
-        flag |= PullSysFlag.LITE_PULL
+        flag |= _LITE_PULL
     return {
         "consumerGroup": group,
         "topic": mq.topic,
         "queueId": str(mq.queue_id),
         "queueOffset": str(offset),
         "maxMsgNums": str(max_nums),
-        "sysFlag": str(int(flag)),
+        "sysFlag": str(flag),
         "commitOffset": str(max(commit_offset, 0)),
         "suspendTimeoutMillis": str(suspend_ms),
         "subscription": expression,

@@ -200,6 +200,9 @@ def test_pull_header_decodes_with_the_broker_header_class() -> None:
         PullMessageRequestHeader, pull_header("g", mq, 0, max_nums=1, expression="*")
     )
     assert not no_commit.sys_flag & PullSysFlag.COMMIT_OFFSET
+    lite = pull_header("g", mq, 0, max_nums=1, expression="*", suspend_ms=0, lite=True)
+    expected = PullSysFlag.SUBSCRIPTION | PullSysFlag.LITE_PULL
+    assert lite["sysFlag"] == str(int(expected))
 
 
 def test_tag_filter_expressions() -> None:
