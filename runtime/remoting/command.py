@@ -98,8 +98,11 @@ def ext_value(value: object) -> str | None:
 
     bool -> "true"/"false"; enum -> its value; int -> decimal; float -> decimal (integral floats
     without ".0"); str unchanged. Anything else is a programming error (TypeError)."""
-    if value.__class__ is str:
+    cls = value.__class__
+    if cls is str:
         return value  # type: ignore[return-value]
+    if cls is int:  # the common case (offsets, ids); bool and IntEnum are not ``int`` itself
+        return str(value)
     if value is None:
         return None
     if isinstance(value, bool):
