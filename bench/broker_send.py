@@ -26,17 +26,11 @@ import time
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.client_bench import spawned  # noqa: E402
+from bench.client_bench import cpu_seconds, spawned  # noqa: E402
 from runtime.remoting.batch import BatchEntry, encode_batch  # noqa: E402
 from runtime.remoting.codes import RequestCode  # noqa: E402
 from runtime.remoting.command import RemotingCommand  # noqa: E402
 from runtime.remoting.frame import FrameDecoder, encode  # noqa: E402
-
-
-def cpu_seconds(pid: int) -> float:
-    """user + system CPU of a process so far (Linux /proc)."""
-    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentiles(latencies: list[float]) -> dict[str, float]:

@@ -159,13 +159,9 @@ def cluster(args: argparse.Namespace) -> Iterator[str]:
         yield fields["namesrv"]
 
 
-def process_cpu_s(pid: int) -> float | None:
-    """User + system CPU seconds of process ``pid`` (Linux ``/proc``), None if unreadable."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rpartition(")")[2].split()
-    except OSError:
-        return None
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``)."""
+    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -369,7 +365,7 @@ def bench_latency(args: argparse.Namespace, namesrv: str) -> dict[str, Any]:
         meter = Meter(f"latency-producer@{args.rate}/s").start()
         completions = _Completions(warmup + total)
         broker_pid = getattr(args, "broker_pid", None)
-        broker_cpu0 = process_cpu_s(broker_pid) if broker_pid else None
+        broker_cpu0 = cpu_seconds(broker_pid) if broker_pid else 0.0
         cpu0 = time.process_time()
         start = time.perf_counter()
         wall0 = time.time_ns()
@@ -392,9 +388,9 @@ def bench_latency(args: argparse.Namespace, namesrv: str) -> dict[str, Any]:
         meter.stop()
         sent_all = warmup + total
         cpu = {"producer_cpu_us_per_msg": round(1e6 * (time.process_time() - cpu0) / sent_all)}
-        broker_cpu1 = process_cpu_s(broker_pid) if broker_pid else None
-        if broker_cpu0 is not None and broker_cpu1 is not None:
-            cpu["broker_cpu_us_per_msg"] = round(1e6 * (broker_cpu1 - broker_cpu0) / sent_all)
+        if broker_pid:
+            broker_cpu = cpu_seconds(broker_pid) - broker_cpu0
+            cpu["broker_cpu_us_per_msg"] = round(1e6 * broker_cpu / sent_all)
         out, _ = child.communicate(timeout=60)
     result = json.loads(out.strip().splitlines()[-1])
     result.update(cpu)
@@ -495,7 +491,6 @@ def latency_consumer(args: argparse.Namespace) -> int:
         if len(latencies) >= args.expect:
             done.set()
 
-    cpu0 = 0.0
     if args.consumer == "push":
         consumer = c.PushConsumer(
             args.group, namesrv=args.namesrv, consume_from=c.ConsumeFrom.LAST, consume_threads=4

@@ -39,7 +39,7 @@ def test_greenlet_pool_runs_at_most_size_tasks_at_once_in_order() -> None:
     assert not pool.drain(0.01)
     release.set()
     assert pool.drain(5)
-    # And all ran, started in submission order, never more than two at once
+    # And all ran, never more than two at once
     assert sorted(finished) == [0, 1, 2, 3, 4]
     assert peak[0] == 2
 

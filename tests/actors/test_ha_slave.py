@@ -216,7 +216,6 @@ def test_a_groups_config_chooses_the_suggested_broker(
     assert reply.ext_fields["suggestWhichBrokerId"] == suggested
 
 
-
 def test_slave_synchronize_retries_every_second_until_a_first_round_succeeds() -> None:
     # Given a SlaveSynchronize with a 30 s interval whose master accepts connections and closes
     # them at once (every round fails)

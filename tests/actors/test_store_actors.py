@@ -461,8 +461,10 @@ def test_checkpoint_waits_for_the_lag_bound(tmp_path: Path) -> None:
         assert end - start.safe_offset > 8192
         # Then a checkpoint follows, at a safe offset past the bound
         wait_until(
-            lambda: (cp := ckpt.load(str(tmp_path))) is not None
-            and cp.safe_offset - start.safe_offset >= 8192
+            lambda: (
+                (cp := ckpt.load(str(tmp_path))) is not None
+                and cp.safe_offset - start.safe_offset >= 8192
+            )
         )
     finally:
         s.stop()
@@ -483,8 +485,9 @@ def test_checkpoint_after_the_max_interval(tmp_path: Path) -> None:
         put(s, rec(b"one"))
         # Then a checkpoint covering it follows within the interval (plus a tick)
         wait_until(
-            lambda: (cp := ckpt.load(str(tmp_path))) is not None
-            and cp.safe_offset > start.safe_offset
+            lambda: (
+                (cp := ckpt.load(str(tmp_path))) is not None and cp.safe_offset > start.safe_offset
+            )
         )
     finally:
         s.stop()
