@@ -4,7 +4,9 @@ The pool (``actors.client.pool``) is real threads in a plain program (so a liste
 on anything) and greenlets in a monkey-patched one. A pulled batch is cut into tasks of at
 most ``max(1, n / threads)`` messages (capped by ``batch_cap``), so a slow listener holds back
 few messages while a fast one does not pay one pool hand-off per message. Each task tells its
-puller, through the hub, which offsets are done and which returned RECONSUME_LATER (or raised).
+puller which offsets are done and which returned RECONSUME_LATER (or raised): from a pool
+thread through the hub (a callback); from a pool greenlet at once, and an idle puller handles
+it in that greenlet (its handler never yields), sparing a turn of the puller's own loop.
 
 A listener returns ``ConsumeResult.CONSUME_SUCCESS`` or ``RECONSUME_LATER`` (orderly listeners
 may spell them ``ConsumeOrderlyStatus.SUCCESS`` / ``SUSPEND_CURRENT_QUEUE_A_MOMENT``); ``None``
@@ -28,6 +30,7 @@ from actors.client.hub import ClientHub
 from actors.client.message import ConsumeOrderlyStatus, ConsumeResult, MessageExt, MessageQueue
 from actors.client.pool import task_pool
 from actors.client.puller import Consumed
+from runtime.actor import tell_now
 from runtime.remoting import properties as P
 
 Listener = Callable[[MessageExt], "ConsumeResult | ConsumeOrderlyStatus | None"]
@@ -44,10 +47,11 @@ def reset_retry_topic(msg: MessageExt) -> None:
             msg.topic = original
 
 
-def _tell(ref: pykka.ActorRef[Any], message: Any) -> None:
-    # ActorDeadError: the queue was taken away meanwhile; its new owner will redeliver.
+def _report(puller: pykka.ActorRef[Any], message: Consumed) -> None:
+    # On the hub. ActorDeadError: the queue was taken away meanwhile; its new owner will
+    # redeliver. The puller's Consumed handler never yields, so an idle one takes it here.
     with contextlib.suppress(pykka.ActorDeadError):
-        ref.tell(message)
+        tell_now(puller, message)
 
 
 class ConsumeService:
@@ -108,7 +112,9 @@ class ConsumeService:
             else:
                 retry.append(msg.queue_offset)
         try:
-            self.hub.post(_tell, puller, Consumed(generation, done, retry))
+            # from a greenlet of a patched program's hub at once (an idle puller handles it
+            # inline: no turn of its own loop), else as a hub callback
+            self.hub.run(_report, puller, Consumed(generation, done, retry))
         except Exception as exc:  # the hub stopped under us (shutdown)
             logger.debug("client: consume result dropped: {}", exc)
 

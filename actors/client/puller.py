@@ -430,4 +430,5 @@ class QueuePuller(GeventActor):
         ref = self.instance.directory.get(self.offsets_name)
         if ref is not None:
             with contextlib.suppress(pykka.ActorDeadError):
-                ref.tell(UpdateOffset(self.mq, offset, force))
+                # the OffsetStore's UpdateOffset handler never yields: inline when it is idle
+                tell_now(ref, UpdateOffset(self.mq, offset, force))

@@ -1,0 +1,90 @@
+"""actors.client.consume: a finished listener task reports to its puller. In a patched program
+the task runs in a greenlet of the hub, so an idle puller handles the report right there (no
+turn of its own loop); otherwise the report goes through the hub as a callback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gevent
+import gevent.event
+import pytest
+
+from actors.client.consume import ConsumeService
+from actors.client.hub import ClientHub
+from actors.client.message import ConsumeResult, MessageExt
+from actors.client.puller import Consumed
+from runtime.actor import GeventActor
+
+pytestmark = pytest.mark.timeout(20)
+
+
+class _Puller(GeventActor):
+    """Stands in for a QueuePuller: records what it handled and in which greenlet."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.handled: list[tuple[Any, Any]] = []
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, gevent.event.Event):  # "stay busy until it is set"
+            message.wait(5)
+            return None
+        self.handled.append((message, gevent.getcurrent()))
+        return None
+
+
+def _service(hub: ClientHub) -> ConsumeService:
+    outcomes = {0: ConsumeResult.CONSUME_SUCCESS, 1: ConsumeResult.RECONSUME_LATER}
+    return ConsumeService(hub, {"T": lambda m: outcomes[m.queue_offset % 2]}, threads=1)
+
+
+def test_a_task_in_a_hub_greenlet_reports_to_an_idle_puller_inline() -> None:
+    # Given a patched-mode consume service and an idle puller
+    hub = ClientHub("test-consume-hub", patched=True).start()
+    ref = _Puller.start()
+    puller = ref._actor_weakref()
+    service = _service(hub)
+    gevent.sleep(0)  # the puller's loop is running: it is idle
+    try:
+        # When a task consumes two messages in a greenlet of the hub
+        msgs = [
+            MessageExt("T", b"a", "", queue_offset=4),
+            MessageExt("T", b"b", "", queue_offset=5),
+        ]
+        task = gevent.spawn(service._run, ref, 7, msgs)
+        task.join(5)
+        # Then the puller handled the outcome in that greenlet, not in its own loop
+        assert puller.handled == [(Consumed(7, [4], [5]), task)]
+    finally:
+        ref.stop()
+        service.shutdown()
+        hub.stop()
+
+
+def test_a_busy_puller_gets_the_report_as_a_message() -> None:
+    # Given a patched-mode consume service and a puller that is handling something else
+    hub = ClientHub("test-consume-hub", patched=True).start()
+    ref = _Puller.start()
+    puller = ref._actor_weakref()
+    service = _service(hub)
+    gevent.sleep(0)
+    try:
+        release = gevent.event.Event()
+        ref.tell(release)
+        gevent.sleep(0)  # the puller is now inside that handler
+        # When a task finishes
+        task = gevent.spawn(service._run, ref, 3, [MessageExt("T", b"a", "", queue_offset=2)])
+        task.join(5)
+        # Then nothing ran inline; once the puller is free its own loop handles the report
+        assert puller.handled == []
+        release.set()
+        ref.ask("probe", timeout=5)  # answered after the report queued before it
+        assert [(m, g is task) for m, g in puller.handled] == [
+            (Consumed(3, [2], []), False),
+            ("probe", False),
+        ]
+    finally:
+        ref.stop()
+        service.shutdown()
+        hub.stop()
