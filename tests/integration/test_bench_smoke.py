@@ -51,3 +51,27 @@ def test_latency_benchmark_reports_warmup_apart(options: list[str]) -> None:
     # and the producer's own lateness and each process's CPU are reported
     assert result["producer_late_ms_p50"] >= 0
     assert result["producer_cpu_us_per_msg"] > 0 and result["broker_cpu_us_per_msg"] > 0
+
+
+def test_client_benchmark_runs_against_the_null_broker() -> None:
+    # Given the store-nothing server of bench/null_broker.py
+    server = subprocess.Popen(
+        [sys.executable, "bench/null_broker.py", "--seconds", "60"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        ready = server.stdout.readline()
+        assert ready.startswith("ready namesrv="), ready
+        namesrv = ready.strip().partition("=")[2]
+        # When the sync-produce benchmark runs a second against it
+        result = summary(
+            ["-m", "runtime", "bench", "produce", "--namesrv", namesrv, "--seconds", "1"]
+        )
+        # Then every send got SEND_OK
+        assert result["messages"] > 0 and result["failed"] == 0
+    finally:
+        server.terminate()
+        server.wait(10)
