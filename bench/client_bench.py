@@ -601,6 +601,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="write one line per message: send time (ns since the epoch) and latency (ms)",
     )
+    p.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="repeat the measurement N times against the same cluster (each a new consumer "
+        "group): a RUN line each, then the summary with every run's p50/p99/max",
+    )
     p = sub.add_parser("latency-consumer", help="(internal) the consumer half of latency")
     p.add_argument("--namesrv", required=True)
     p.add_argument("--topic", required=True)
@@ -612,11 +619,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def bench_latency_runs(args: argparse.Namespace, namesrv: str) -> dict[str, Any]:
+    """``bench_latency`` ``--runs`` times: on this VM one 5 s run says little about the next, so
+    the summary is the last run's, plus every run's p50, p99 and max (``runs_*``) and the
+    median of the p99s."""
+    runs = []
+    dump = args.dump
+    for n in range(max(1, args.runs)):
+        if dump and args.runs > 1:
+            args.dump = f"{dump}.{n}"  # one file per run
+        result = bench_latency(args, namesrv)
+        print("RUN " + json.dumps(result), flush=True)
+        runs.append(result)
+    summary = dict(runs[-1])
+    for key in ("p50", "p99", "max"):
+        summary[f"runs_latency_ms_{key}"] = [r[f"latency_ms_{key}"] for r in runs]
+    summary["runs_latency_ms_p99_median"] = statistics.median(summary["runs_latency_ms_p99"])
+    summary["runs"] = len(runs)
+    return summary
+
+
 BENCHES: dict[str, Callable[[argparse.Namespace, str], dict[str, Any]]] = {
     "produce": bench_produce,
     "batch": bench_batch,
     "consume": bench_consume,
-    "latency": bench_latency,
+    "latency": bench_latency_runs,
 }
 
 

@@ -39,7 +39,7 @@ def test_raw_broker_send_benchmark_reports_successes() -> None:
     assert isinstance(codes, dict) and set(codes) == {"0"} and result["sends"] > 0
 
 
-@pytest.mark.parametrize("options", [[], ["--pacing", "precise", "--stamp", "due"]])
+@pytest.mark.parametrize("options", [[], ["--pacing", "precise", "--stamp", "due", "--runs", "2"]])
 def test_latency_benchmark_reports_warmup_apart(options: list[str]) -> None:
     # When the latency benchmark runs 0.2 s of warm-up and 0.5 s measured at 400 msg/s
     args = ["--rate", "400", "--seconds", "0.5", "--warmup", "0.2", *options]
@@ -51,6 +51,10 @@ def test_latency_benchmark_reports_warmup_apart(options: list[str]) -> None:
     # and the producer's own lateness and each process's CPU are reported
     assert result["producer_late_ms_p50"] >= 0
     assert result["producer_cpu_us_per_msg"] > 0 and result["broker_cpu_us_per_msg"] > 0
+    # and with --runs, every run's figures (the summary's own are the last run's)
+    runs = 2 if "--runs" in options else 1
+    assert result["runs"] == runs and len(result["runs_latency_ms_p99"]) == runs
+    assert result["runs_latency_ms_p99"][-1] == result["latency_ms_p99"]
 
 
 def test_client_benchmark_runs_against_the_null_broker() -> None:
