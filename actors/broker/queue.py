@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import itertools
 import os
 import time
 from typing import Any
@@ -182,7 +183,23 @@ class Queue(GeventActor):
         total = 0
         next_begin = off
         status = GetStatus.NO_MATCHED_MESSAGE
-        for i, (phys, size, tags) in enumerate(ENTRY.iter_unpack(raw)):
+        entries = ENTRY.iter_unpack(raw)
+        if tag_codes is None:
+            # The usual case, without a Python step per entry: the first max_nums entries when
+            # none is blank or removed and they fit max_bytes -- exactly what the loop below
+            # would choose then (it stops at max_nums, taking every entry before).
+            head = list(itertools.islice(entries, max_nums))
+            physs = [e[0] for e in head]
+            sizes = [e[1] for e in head]
+            total = sum(sizes)
+            usual = head and min(physs) >= log_min and BLANK_SIZE_FIELD not in sizes
+            if usual and total <= max_bytes:
+                chosen = list(zip(range(off, off + len(head)), physs, sizes, strict=True))
+                next_begin = off + len(head)
+            else:
+                total = 0
+                entries = ENTRY.iter_unpack(raw)
+        for i, (phys, size, tags) in enumerate(entries if not chosen else ()):
             q = off + i
             if size == BLANK_SIZE_FIELD:
                 next_begin = q + 1
@@ -205,19 +222,21 @@ class Queue(GeventActor):
         qoffs: list[int] = []
         i = 0
         n = len(chosen)
+        # entries ascend in the log without overlapping: all of them are one run exactly when
+        # the span from the first to the end of the last is the sum of their sizes
+        one_run = chosen[-1][1] + chosen[-1][2] - chosen[0][1] == total
         while i < n:
-            j = i + 1
+            j = n if one_run else i + 1
             while j < n and chosen[j][1] == chosen[j - 1][1] + chosen[j - 1][2]:
                 j += 1
             start = chosen[i][1]
             span = chosen[j - 1][1] + chosen[j - 1][2] - start
             data = self.log.read(start, span)
-            run = chosen[i:j]
+            run = chosen[i:j] if i or j < n else chosen
             good = _check_run(data, start, run, self.queue_id, self._verify_crc)
-            for q, phys, size in run[:good]:
-                pos = phys - start
-                messages.append(data[pos : pos + size])
-                qoffs.append(q)
+            ok = run[:good] if good < len(run) else run
+            messages.extend([data[p - start : p - start + size] for _q, p, size in ok])
+            qoffs.extend([q for q, _p, _size in ok])
             if good < len(run):
                 q, phys, _size = run[good]
                 logger.error(

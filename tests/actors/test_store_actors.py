@@ -135,6 +135,23 @@ def test_get_statuses(store: BrokerStore) -> None:
     assert len(one.messages) == 1
 
 
+def test_reads_split_runs_where_other_queues_records_interleave(store: BrokerStore) -> None:
+    # Given queue 0's records alternating with queue 1's in the log, then three of queue 0's
+    # back to back (a batch)
+    for i in range(4):
+        put(store, rec(b"q0-%d" % i, queue_id=0), rec(b"q1-%d" % i, queue_id=1))
+    put(store, rec(b"q0-4"), rec(b"q0-5"), rec(b"q0-6"))
+    consumable(store, 7)
+    # When queue 0 is read from the start, and from inside the batch
+    got = get(store, 0)
+    tail = get(store, 5)
+    # Then each read returns only queue 0's records, in order, at their offsets
+    assert bodies(got) == [b"q0-%d" % i for i in range(7)]
+    assert got.queue_offsets == tuple(range(7)) and got.next_begin_offset == 7
+    assert bodies(tail) == [b"q0-5", b"q0-6"] and tail.queue_offsets == (5, 6)
+    assert bodies(get(store, 0, queue_id=1)) == [b"q1-%d" % i for i in range(4)]
+
+
 def test_tag_filter(store: BrokerStore) -> None:
     put(store, *[rec(f"m{i}".encode(), TAGS="A" if i % 2 else "B") for i in range(6)])
     consumable(store, 6)
