@@ -175,9 +175,11 @@ class Queue(GeventActor):
             return result(GetStatus.OFFSET_OVERFLOW_BADLY, lo if lo == 0 else hi)
 
         # pass 1: choose entries (tags, caps) without touching the commit log
-        raw = cq.read_raw(off, max(MIN_SCAN_ENTRIES, m.max_nums))
-        log_min = self.log.min_offset
         tag_codes = m.tag_codes
+        scan = max(MIN_SCAN_ENTRIES, m.max_nums)
+        # without a tag filter the usual case needs max_nums entries, not a whole scan
+        raw = cq.read_raw(off, m.max_nums if tag_codes is None else scan)
+        log_min = self.log.min_offset
         max_nums, max_bytes = m.max_nums, m.max_bytes
         chosen: list[tuple[int, int, int]] = []  # (queue offset, phys, size)
         total = 0
@@ -198,6 +200,8 @@ class Queue(GeventActor):
                 next_begin = off + len(head)
             else:
                 total = 0
+                if m.max_nums < scan:
+                    raw = cq.read_raw(off, scan)
                 entries = ENTRY.iter_unpack(raw)
         for i, (phys, size, tags) in enumerate(entries if not chosen else ()):
             q = off + i
