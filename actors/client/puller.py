@@ -21,6 +21,11 @@ Messages:
 - ``Seek(offset)``: drop what is cached, pull from ``offset`` (lite consumer).
 - ``Quiesce``: stop pulling (shutdown: let the listeners finish first).
 
+``PullDone`` and ``Consumed`` (and the OffsetStore's ``UpdateOffset``, told from here) are
+handled inline by whoever tells them while the actor is idle (``tell_now``): the pull greenlet,
+a listener task's greenlet, or a hub callback in a plain program. Their handlers must never
+yield (no blocking call, ask or sleep): a hub callback cannot switch at all.
+
 Generations (unique in the process): a seek sets a new one; anything tagged with an older one
 is dropped, so a message cached before a seek is never committed after it. On stop the last
 committable offset goes to the OffsetStore (a rebalance persists it before the queue moves on).
