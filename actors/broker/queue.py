@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import itertools
 import os
 import time
 from typing import Any
@@ -61,6 +60,25 @@ MIN_SCAN_ENTRIES = 800  # RocketMQ scans at least 16000 bytes of consume queue p
 
 _check_run = getattr(fastlog(), "check_run", None) or R.check_run
 """The read path's record check (C when built; ``record.check_run`` is the reference)."""
+
+
+def _usual_choice(
+    raw: bytes, off: int, max_bytes: int, log_min: int
+) -> tuple[list[tuple[int, int, int]], int] | None:
+    """The entries a read without a tag filter takes from ``raw`` (the first ``max_nums``
+    consume-queue entries from queue offset ``off``) and their total size, when none is blank
+    or below the log's minimum and they fit ``max_bytes`` -- exactly what ``Queue._get``'s
+    per-entry loop would choose then, without a Python step per entry. None otherwise (the
+    loop decides)."""
+    entries = list(ENTRY.iter_unpack(raw))
+    if not entries:
+        return None
+    physs = [e[0] for e in entries]
+    sizes = [e[1] for e in entries]
+    total = sum(sizes)
+    if min(physs) < log_min or BLANK_SIZE_FIELD in sizes or total > max_bytes:
+        return None
+    return list(zip(range(off, off + len(physs)), physs, sizes, strict=True)), total
 
 
 class Queue(GeventActor):
@@ -176,48 +194,34 @@ class Queue(GeventActor):
 
         # pass 1: choose entries (tags, caps) without touching the commit log
         tag_codes = m.tag_codes
-        scan = max(MIN_SCAN_ENTRIES, m.max_nums)
-        # without a tag filter the usual case needs max_nums entries, not a whole scan
-        raw = cq.read_raw(off, m.max_nums if tag_codes is None else scan)
         log_min = self.log.min_offset
         max_nums, max_bytes = m.max_nums, m.max_bytes
-        chosen: list[tuple[int, int, int]] = []  # (queue offset, phys, size)
-        total = 0
-        next_begin = off
-        status = GetStatus.NO_MATCHED_MESSAGE
-        entries = ENTRY.iter_unpack(raw)
-        if tag_codes is None:
-            # The usual case, without a Python step per entry: the first max_nums entries when
-            # none is blank or removed and they fit max_bytes -- exactly what the loop below
-            # would choose then (it stops at max_nums, taking every entry before).
-            head = list(itertools.islice(entries, max_nums))
-            physs = [e[0] for e in head]
-            sizes = [e[1] for e in head]
-            total = sum(sizes)
-            usual = head and min(physs) >= log_min and BLANK_SIZE_FIELD not in sizes
-            if usual and total <= max_bytes:
-                chosen = list(zip(range(off, off + len(head)), physs, sizes, strict=True))
-                next_begin = off + len(head)
-            else:
-                total = 0
-                if m.max_nums < scan:
-                    raw = cq.read_raw(off, scan)
-                entries = ENTRY.iter_unpack(raw)
-        for i, (phys, size, tags) in enumerate(entries if not chosen else ()):
-            q = off + i
-            if size == BLANK_SIZE_FIELD:
+        status = GetStatus.NO_MATCHED_MESSAGE  # if nothing is chosen
+        usual = None
+        if tag_codes is None:  # then the usual case needs max_nums entries, not a whole scan
+            usual = _usual_choice(cq.read_raw(off, max_nums), off, max_bytes, log_min)
+        if usual is not None:
+            chosen, total = usual
+            next_begin = off + len(chosen)
+        else:
+            chosen, total = [], 0  # (queue offset, phys, size), their sizes' sum
+            next_begin = off
+            raw = cq.read_raw(off, max(MIN_SCAN_ENTRIES, max_nums))
+            for i, (phys, size, tags) in enumerate(ENTRY.iter_unpack(raw)):
+                q = off + i
+                if size == BLANK_SIZE_FIELD:
+                    next_begin = q + 1
+                    continue
+                if len(chosen) >= max_nums or (chosen and total + size > max_bytes):
+                    break
                 next_begin = q + 1
-                continue
-            if len(chosen) >= max_nums or (chosen and total + size > max_bytes):
-                break
-            next_begin = q + 1
-            if phys < log_min:
-                status = GetStatus.MESSAGE_WAS_REMOVING
-                continue
-            if tag_codes is not None and tags not in tag_codes:
-                continue
-            chosen.append((q, phys, size))
-            total += size
+                if phys < log_min:
+                    status = GetStatus.MESSAGE_WAS_REMOVING
+                    continue
+                if tag_codes is not None and tags not in tag_codes:
+                    continue
+                chosen.append((q, phys, size))
+                total += size
         if not chosen:
             return result(status, next_begin)
 
@@ -236,11 +240,10 @@ class Queue(GeventActor):
             start = chosen[i][1]
             span = chosen[j - 1][1] + chosen[j - 1][2] - start
             data = self.log.read(start, span)
-            run = chosen[i:j] if i or j < n else chosen
+            run = chosen[i:j]
             good = _check_run(data, start, run, self.queue_id, self._verify_crc)
-            ok = run[:good] if good < len(run) else run
-            messages.extend([data[p - start : p - start + size] for _q, p, size in ok])
-            qoffs.extend([q for q, _p, _size in ok])
+            messages.extend([data[p - start : p - start + size] for _q, p, size in run[:good]])
+            qoffs.extend([q for q, _p, _size in run[:good]])
             if good < len(run):
                 q, phys, _size = run[good]
                 logger.error(
