@@ -5,8 +5,8 @@ on anything) and greenlets in a monkey-patched one. A pulled batch is cut into t
 most ``max(1, n / threads)`` messages (capped by ``batch_cap``), so a slow listener holds back
 few messages while a fast one does not pay one pool hand-off per message. Each task tells its
 puller which offsets are done and which returned RECONSUME_LATER (or raised): from a pool
-thread through the hub (a callback); from a pool greenlet at once, and an idle puller handles
-it in that greenlet (its handler never yields), sparing a turn of the puller's own loop.
+greenlet at once, from a pool thread through a hub callback; an idle puller handles it right
+there (its handler never yields), sparing a turn of the puller's own loop.
 
 A listener returns ``ConsumeResult.CONSUME_SUCCESS`` or ``RECONSUME_LATER`` (orderly listeners
 may spell them ``ConsumeOrderlyStatus.SUCCESS`` / ``SUSPEND_CURRENT_QUEUE_A_MOMENT``); ``None``
@@ -112,8 +112,7 @@ class ConsumeService:
             else:
                 retry.append(msg.queue_offset)
         try:
-            # from a greenlet of a patched program's hub at once (an idle puller handles it
-            # inline: no turn of its own loop), else as a hub callback
+            # at once from a greenlet of a patched program's hub, else as a hub callback
             self.hub.run(_report, puller, Consumed(generation, done, retry))
         except Exception as exc:  # the hub stopped under us (shutdown)
             logger.debug("client: consume result dropped: {}", exc)
