@@ -1,0 +1,348 @@
+"""The peer baseline: the four client benchmarks of ``bench/client_bench.py`` against Redis Streams.
+
+Issue #5 gives its targets next to Redis Streams' figures "on this machine class" (AOF
+everysec, a Python client: 8.9k / 100k / 127k msg/s and 0.94 ms p99). This VM's speed drifts
+by a factor of two between minutes, so a figure of ours means most as a ratio to the peer
+measured in the same minutes: run this and ``python -m runtime bench ...`` alternately.
+
+    .venv/bin/python bench/peer_redis.py produce [--seconds 10] [--fsync everysec|always]
+    .venv/bin/python bench/peer_redis.py batch   [--seconds 10] [--batch 100]
+    .venv/bin/python bench/peer_redis.py consume [--messages 100000] [--pull-batch 32]
+    .venv/bin/python bench/peer_redis.py latency [--rate 2000] [--seconds 5] [--runs N]
+
+Each starts ``redis-server`` (Debian's ``redis-server`` package) on a free port with append-only
+persistence (``--fsync everysec`` = ASYNC_FLUSH's peer, ``always`` = SYNC_FLUSH's) in a
+temporary directory, or uses ``--redis HOST:PORT``; the client is redis-py (``pip install
+redis``; a benchmark-only dependency, the Python client the issue's figures used). The same
+mapping as ours, one operation for one:
+
+    a) produce  XADD of one 1 KiB message, one in flight
+    b) batch    100 XADDs in one pipeline (no MULTI), one pipeline in flight per thread
+    c) consume  fill the stream (not timed), then XREADGROUP COUNT --pull-batch from a new
+                group, each read acknowledged with one XACK of its ids (the offset commit)
+    d) latency  XADD at a fixed rate; a consumer process blocked in XREADGROUP measures
+                send -> receive from a nanosecond stamp in the body (first --warmup s apart)
+
+Output as ``bench/client_bench.py``: the rate every second, then ``SUMMARY {json}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench.client_bench import (  # noqa: E402
+    Meter,
+    _payload,
+    _percentiles,
+    _print_summary,
+    cpu_seconds,
+)
+
+STREAM_FIELD = b"body"
+
+
+def _redis(address: str) -> Any:
+    try:
+        import redis
+    except ImportError:
+        raise SystemExit("peer_redis.py needs redis-py: .venv/bin/pip install redis") from None
+    host, _, port = address.rpartition(":")
+    return redis.Redis(host=host, port=int(port))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def spawned_redis(fsync: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``redis-server`` with AOF (``appendfsync`` = ``fsync``) on a free loopback port in a
+    temporary directory, and no RDB snapshots: yields its address and process; stopped at the
+    end."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("no redis-server on PATH (Debian: apt-get install redis-server)")
+    with tempfile.TemporaryDirectory(prefix="actormq-peer-redis-") as tmp:
+        port = _free_port()
+        cmd = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", tmp, "--save", ""]
+        cmd += ["--appendonly", "yes", "--appendfsync", fsync, "--daemonize", "no"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        address = f"127.0.0.1:{port}"
+        try:
+            client = _redis(address)
+            deadline = time.monotonic() + 10
+            while True:  # readiness: the first PING that connects
+                try:
+                    client.ping()
+                    break
+                except Exception:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        raise SystemExit(f"redis-server did not start: {cmd}") from None
+                    time.sleep(0.05)
+            client.close()
+            yield address, proc
+        finally:
+            proc.terminate()
+            proc.wait(30)
+
+
+# -- a) / b) produce ---------------------------------------------------------------------------
+
+
+def bench_produce(args: argparse.Namespace, address: str) -> dict[str, Any]:
+    r = _redis(address)
+    fields = {STREAM_FIELD: _payload(args.size)}
+    r.xadd(args.stream, fields)  # connection
+    meter = Meter("redis-produce").start()
+    perf, xadd = time.perf_counter, r.xadd
+    deadline = perf() + args.seconds
+    while perf() < deadline:
+        t0 = perf()
+        xadd(args.stream, fields)
+        meter.add(1, perf() - t0)
+    meter.stop()
+    return meter.summary(size=args.size)
+
+
+def bench_batch(args: argparse.Namespace, address: str) -> dict[str, Any]:
+    fields = {STREAM_FIELD: _payload(args.size)}
+    meter = Meter(f"redis-batch-{args.batch}").start()
+    deadline = time.perf_counter() + args.seconds
+
+    def worker() -> None:
+        r = _redis(address)
+        perf = time.perf_counter
+        while perf() < deadline:
+            t0 = perf()
+            pipe = r.pipeline(transaction=False)
+            for _ in range(args.batch):
+                pipe.xadd(args.stream, fields)
+            pipe.execute()
+            meter.add(args.batch, perf() - t0)
+
+    threads = [threading.Thread(target=worker) for _ in range(args.threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    meter.stop()
+    return meter.summary(size=args.size, batch=args.batch, threads=args.threads)
+
+
+# -- c) consume a backlog ----------------------------------------------------------------------
+
+
+def bench_consume(args: argparse.Namespace, address: str) -> dict[str, Any]:
+    r = _redis(address)
+    fields = {STREAM_FIELD: _payload(args.size)}
+    sent = 0
+    while sent < args.messages:
+        pipe = r.pipeline(transaction=False)
+        for _ in range(min(100, args.messages - sent)):
+            pipe.xadd(args.stream, fields)
+        sent += len(pipe.execute())
+    print(f"backlog: {sent:,} messages of {args.size} B in {args.stream}", flush=True)
+    group = f"bench-consume-{os.getpid()}"
+    r.xgroup_create(args.stream, group, id="0")
+    meter = Meter("redis-consume").start()
+    deadline = time.perf_counter() + args.timeout
+    while meter.count < args.messages and time.perf_counter() < deadline:
+        reply = r.xreadgroup(group, "c1", {args.stream: ">"}, count=args.pull_batch, block=1000)
+        if not reply:
+            continue
+        ids = [entry_id for entry_id, _ in reply[0][1]]
+        r.xack(args.stream, group, *ids)
+        meter.add(len(ids))
+    meter.stop()
+    pending = r.xpending(args.stream, group)["pending"]
+    return meter.summary(size=args.size, pull_batch=args.pull_batch, pending_after=pending)
+
+
+# -- d) end-to-end latency ---------------------------------------------------------------------
+
+
+def bench_latency(args: argparse.Namespace, address: str) -> dict[str, Any]:
+    r = _redis(address)
+    group = f"bench-latency-{os.getpid()}-{time.time_ns()}"
+    r.xgroup_create(args.stream, group, id="$", mkstream=True)
+    total = int(args.rate * args.seconds)
+    warmup = int(args.rate * args.warmup)
+    cmd = [sys.executable, str(pathlib.Path(__file__).resolve()), "latency-consumer"]
+    cmd += ["--redis", address, "--stream", args.stream, "--group", group]
+    cmd += ["--expect", str(total), "--timeout", str(args.warmup + args.seconds + 60)]
+    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    if child.stdout.readline().strip() != "ready":
+        raise SystemExit("latency consumer did not start")
+    pad = _payload(args.size)
+    interval = 1.0 / args.rate
+    meter = Meter(f"redis-latency-producer@{args.rate:.0f}/s").start()
+    late: list[float] = []
+    server_pid = getattr(args, "server_pid", None)
+    server_cpu0 = cpu_seconds(server_pid) if server_pid else 0.0
+    cpu0 = time.process_time()
+    start = time.perf_counter()
+    for i in range(warmup + total):
+        due = start + i * interval
+        now = time.perf_counter()
+        if due > now:
+            time.sleep(due - now)
+            now = time.perf_counter()
+        if i >= warmup:
+            late.append(now - due)
+        mark = b"W" if i < warmup else b"0"
+        stamp = mark + f"{time.time_ns():019d}".encode()
+        r.xadd(args.stream, {STREAM_FIELD: stamp + pad[20:]})
+        meter.add(1)
+    meter.stop()
+    producer_cpu = time.process_time() - cpu0
+    out, _ = child.communicate(timeout=60)
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    result["producer_cpu_us_per_msg"] = round(1e6 * producer_cpu / (warmup + total))
+    if server_pid:
+        server_cpu = cpu_seconds(server_pid) - server_cpu0
+        result["server_cpu_us_per_msg"] = round(1e6 * server_cpu / (warmup + total))
+    result.update(_percentiles(late, "producer_late_ms"))
+    result.update(bench="redis-latency", rate=args.rate, seconds=args.seconds, sent=total)
+    return result
+
+
+def latency_consumer(args: argparse.Namespace) -> int:
+    """The consumer half of (d), in its own process: prints 'ready', then the latencies."""
+    r = _redis(args.redis)
+    latencies: list[float] = []
+    warmup: list[float] = []
+    print("ready", flush=True)
+    cpu0 = time.process_time()
+    deadline = time.monotonic() + args.timeout
+    while len(latencies) < args.expect and time.monotonic() < deadline:
+        reply = r.xreadgroup(args.group, "c1", {args.stream: ">"}, count=100, block=500)
+        if not reply:
+            continue
+        now = time.time_ns()
+        entries = reply[0][1]
+        for _entry_id, entry in entries:
+            body = entry[STREAM_FIELD]
+            if body[:1] == b"W":
+                warmup.append((now - int(body[1:20])) / 1e9)
+            else:
+                latencies.append((now - int(body[:20])) / 1e9)
+        r.xack(args.stream, args.group, *(entry_id for entry_id, _ in entries))
+    consumer_cpu = time.process_time() - cpu0
+    summary: dict[str, Any] = {"received": len(latencies)}
+    if latencies or warmup:
+        summary["consumer_cpu_us_per_msg"] = round(
+            1e6 * consumer_cpu / (len(latencies) + len(warmup))
+        )
+    if latencies:
+        summary.update(_percentiles(latencies, "latency_ms"))
+    if warmup:
+        summary["warmup_received"] = len(warmup)
+        summary.update(_percentiles(warmup, "warmup_latency_ms"))
+    print(json.dumps(summary), flush=True)
+    return 0
+
+
+def bench_latency_runs(args: argparse.Namespace, address: str) -> dict[str, Any]:
+    runs = []
+    for _ in range(max(1, args.runs)):
+        result = bench_latency(args, address)
+        print("RUN " + json.dumps(result), flush=True)
+        runs.append(result)
+    summary = dict(runs[-1])
+    for key in ("p50", "p99", "max"):
+        summary[f"runs_latency_ms_{key}"] = [r[f"latency_ms_{key}"] for r in runs]
+    summary["runs_latency_ms_p99_median"] = statistics.median(summary["runs_latency_ms_p99"])
+    summary["runs"] = len(runs)
+    return summary
+
+
+BENCHES: dict[str, Callable[[argparse.Namespace, str], dict[str, Any]]] = {
+    "produce": bench_produce,
+    "batch": bench_batch,
+    "consume": bench_consume,
+    "latency": bench_latency_runs,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bench/peer_redis.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--redis", help="HOST:PORT of a running Redis instead of spawning one")
+    common.add_argument(
+        "--fsync",
+        choices=["everysec", "always"],
+        default="everysec",
+        help="appendfsync of the spawned Redis (everysec ~ ASYNC_FLUSH, always ~ SYNC_FLUSH)",
+    )
+    common.add_argument("--size", type=int, default=1024, help="message body bytes (1024)")
+    common.add_argument("--stream", default=None)
+    sub = parser.add_subparsers(dest="bench", required=True)
+    p = sub.add_parser("produce", parents=[common], help="a) XADD, one in flight")
+    p.add_argument("--seconds", type=float, default=10.0)
+    p = sub.add_parser("batch", parents=[common], help="b) pipelines of XADD")
+    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--batch", type=int, default=100)
+    p.add_argument("--threads", type=int, default=1)
+    p = sub.add_parser("consume", parents=[common], help="c) read and ack a backlog")
+    p.add_argument("--messages", type=int, default=100_000)
+    p.add_argument("--pull-batch", type=int, default=32, help="XREADGROUP COUNT (32)")
+    p.add_argument("--timeout", type=float, default=120.0)
+    p = sub.add_parser("latency", parents=[common], help="d) end-to-end latency at a fixed rate")
+    p.add_argument("--rate", type=float, default=2000.0)
+    p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--warmup", type=float, default=1.0)
+    p.add_argument("--runs", type=int, default=1)
+    p = sub.add_parser("latency-consumer", help="(internal) the consumer half of latency")
+    p.add_argument("--redis", required=True)
+    p.add_argument("--stream", required=True)
+    p.add_argument("--group", required=True)
+    p.add_argument("--expect", type=int, required=True)
+    p.add_argument("--timeout", type=float, default=60.0)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.bench == "latency-consumer":
+        return latency_consumer(args)
+    if args.stream is None:
+        args.stream = f"bench-{args.bench}-{os.getpid()}"
+    print(f"peer bench {args.bench}: Redis Streams, {args.size} B messages", flush=True)
+    if args.redis:
+        summary = BENCHES[args.bench](args, args.redis)
+        summary["redis"] = args.redis
+    else:
+        with spawned_redis(args.fsync) as (address, proc):
+            args.server_pid = proc.pid
+            summary = BENCHES[args.bench](args, address)
+        summary["redis"] = f"spawned, appendfsync {args.fsync}"
+    _print_summary(summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
