@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # with PYTHONDONTWRITEBYTECODE set (as on CI machines) each would compile every module again
 # (~0.15 s a start). Bytecode files are read even when writing them is off.
 
-$(STAMP): pyproject.toml setup.py runtime/store/_fastlog.c
+$(STAMP): pyproject.toml setup.py runtime/store/_fastlog.c runtime/store/_fsyncer.c
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'

@@ -1,4 +1,5 @@
-"""Build the optional C accelerator of the commit-log encoder (``runtime.store._fastlog``).
+"""Build the optional C accelerators: the commit-log encoder (``runtime.store._fastlog``) and
+the native fsync thread (``runtime.store._fsyncer``).
 
 Everything else is in pyproject.toml. ``optional=True``: without a compiler (or zlib headers)
 the build skips the extension and ``runtime.store.commitlog`` uses its pure-Python loop.
@@ -14,6 +15,12 @@ setup(
             libraries=["z"],
             extra_compile_args=["-O2"],
             optional=True,
-        )
+        ),
+        Extension(
+            "runtime.store._fsyncer",
+            sources=["runtime/store/_fsyncer.c"],
+            extra_compile_args=["-O2"],
+            optional=True,
+        ),
     ]
 )

@@ -14,8 +14,10 @@ Replies: through the completions; tells the Dispatcher ``Confirm(offset, "flush"
 fsync (the confirmed offset under SYNC_FLUSH, the checkpoint's flushed offset in both modes).
 
 Owned state: the waiters (in offset order), the flushed offset, whether an fsync is running.
-The fsync itself runs in the hub's thread pool (``offload``) from a helper greenlet, so this
-actor keeps expiring waiters while a slow disk stalls (R7).
+The fsync itself runs off the hub, waited for by a helper greenlet, so this actor keeps
+expiring waiters while a slow disk stalls (R7): on the native fsync thread of
+``runtime.store.fsyncer`` when the C accelerator is built and the files are plain OS files,
+else in the hub's thread pool (``offload``).
 
 Durability point: this is it. A failed fsync is never retried (the kernel may have dropped the
 dirty pages — "fsyncgate"): every pending waiter gets FLUSH_FAILED (never PUT_OK), the writer is
@@ -45,6 +47,7 @@ from runtime import workers
 from runtime.actor import GeventActor, offload, tell_now
 from runtime.errors import StoreError
 from runtime.store.context import StoreContext
+from runtime.store.fsyncer import Fsyncer
 from runtime.store.segments import FlushPlan
 
 SWEEP_INTERVAL_S = 0.05
@@ -62,10 +65,12 @@ class Flusher(GeventActor):
         self._waiters: deque[tuple[int, float, list[Any]]] = deque()
         self._in_flight: gevent.event.Event | None = None  # set when the running fsync ends
         self._failed = False
+        self._fsyncer: Fsyncer | None = None
 
     def on_start(self) -> None:
         self.log = self.ctx.require_open().log
         self.flushed = self.log.segments.flushed_offset
+        self._fsyncer = Fsyncer.open()
         self._timeout = self.settings.sync_flush_timeout_ms / 1000.0
         if self.settings.sync_flush:
             self.send_every(min(SWEEP_INTERVAL_S, self._timeout / 4), FlushTick())
@@ -75,9 +80,17 @@ class Flusher(GeventActor):
     def on_stop(self) -> None:
         self._join_in_flight()
         self._expire(all_=True)
+        self._close_fsyncer()
 
     def on_failure(self, *_exc_info: Any) -> None:
         self._expire(all_=True, status=FlushStatus.FLUSH_FAILED)
+        self._join_in_flight()
+        self._close_fsyncer()
+
+    def _close_fsyncer(self) -> None:
+        fsyncer, self._fsyncer = self._fsyncer, None
+        if fsyncer is not None:
+            fsyncer.close()
 
     # -- messages ------------------------------------------------------------------------------
 
@@ -111,13 +124,22 @@ class Flusher(GeventActor):
         if plan is None:
             return
         self._in_flight = ended = gevent.event.Event()
-        workers.submit(self._run, plan, self.actor_ref, ended)
+        workers.submit(self._run, plan, self.actor_ref, ended, self._fsyncer)
 
     @staticmethod
-    def _run(plan: FlushPlan, me: pykka.ActorRef[Any], ended: gevent.event.Event) -> None:
+    def _run(
+        plan: FlushPlan,
+        me: pykka.ActorRef[Any],
+        ended: gevent.event.Event,
+        fsyncer: Fsyncer | None,
+    ) -> None:
         error = None
         try:
-            offload(plan.run)
+            fds = None if fsyncer is None else plan.fds()
+            if fds is None:
+                offload(plan.run)
+            else:
+                fsyncer.fsync(fds)
         except OSError as exc:
             error = f"fsync failed: {exc}"
         except Exception as exc:  # any failure of the fsync means not durable

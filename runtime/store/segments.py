@@ -17,7 +17,7 @@ import os
 from collections.abc import Iterator
 
 from runtime.errors import StoreError
-from runtime.store.storage import OS_FS, Buffer, FileSystem, StorageFile
+from runtime.store.storage import OS_FS, Buffer, FileSystem, OsFile, StorageFile
 
 NAME_DIGITS = 20
 
@@ -49,6 +49,18 @@ class FlushPlan:
         self._files = files
         self._fs = fs
         self._dir = dir_
+
+    def fds(self) -> list[int] | None:
+        """The descriptors to fsync when every file is a plain ``OsFile`` and no directory
+        sync is due (a job for ``runtime.store.fsyncer``); else None: call ``run``."""
+        if self._dir is not None:
+            return None
+        fds = []
+        for f in self._files:
+            if type(f) is not OsFile:
+                return None
+            fds.append(f.fileno())
+        return fds
 
     def run(self) -> int:
         for f in self._files:

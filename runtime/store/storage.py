@@ -81,6 +81,10 @@ class OsFile:
     def fsync(self) -> None:
         os.fsync(self._fd)
 
+    def fileno(self) -> int:
+        """The descriptor (-1 once closed), for ``runtime.store.fsyncer``."""
+        return self._fd
+
     def truncate(self, n: int) -> None:
         os.ftruncate(self._fd, n)
         self._size = n

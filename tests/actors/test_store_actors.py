@@ -28,6 +28,7 @@ from runtime.directory import Directory
 from runtime.store import checkpoint as ckpt
 from runtime.store import record as R
 from runtime.store.faults import FaultyFileSystem
+from runtime.store.fsyncer import Fsyncer
 from runtime.store.lockfile import abort_exists
 from runtime.store.settings import FlushMode, StoreSettings
 from runtime.supervisor import Supervisor
@@ -325,6 +326,33 @@ def test_sync_flush_group_commit(tmp_path: Path) -> None:
         log = s.ctx.require_open().log
         assert log.segments.flushed_offset >= max(r.physical_offset for r in results)
         consumable(s, 16, queue_id=3)
+    finally:
+        s.stop()
+
+
+def test_sync_flush_on_os_files_uses_the_native_fsync_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("runtime.store._fsyncer")
+    # Given a SYNC_FLUSH store on the real file system, its fsync thread's jobs counted
+    jobs: list[list[int]] = []
+    native = Fsyncer.fsync
+
+    def counted(self: Fsyncer, fds: list[int]) -> None:
+        jobs.append(list(fds))
+        native(self, fds)
+
+    monkeypatch.setattr(Fsyncer, "fsync", counted)
+    s = open_store(tmp_path, flush_mode=FlushMode.SYNC_FLUSH)
+    try:
+        put(s, rec(b"first"))  # the first segment's directory sync goes to the thread pool
+        # When 32 appenders each put one message at once
+        results = [f.get(timeout=T) for f in [s.put([rec(b"m%d" % i)]) for i in range(32)]]
+        # Then all are durable before their acks, through the native thread, in groups
+        assert all(r.status is PutStatus.PUT_OK for r in results)
+        log = s.ctx.require_open().log
+        assert log.segments.flushed_offset >= max(r.physical_offset for r in results)
+        assert 1 <= len(jobs) < 32
     finally:
         s.stop()
 
