@@ -27,12 +27,15 @@ told ``StoreFailed`` and this actor fails, which fail-stops the broker (R6).
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
 import time
 from collections import deque
 from typing import Any
 
 import gevent.event
 import pykka
+from gevent.hub import Waiter
 from loguru import logger
 
 from actors.broker.messages import (
@@ -51,6 +54,20 @@ from runtime.store.fsyncer import Fsyncer
 from runtime.store.segments import FlushPlan
 
 SWEEP_INTERVAL_S = 0.05
+
+
+def _await_native(
+    outcome: Waiter, target: int, me: pykka.ActorRef[Any], ended: gevent.event.Event
+) -> None:
+    err = outcome.get()
+    ended.set()
+    error = None if err == 0 else f"fsync failed: [Errno {err}] {os.strerror(err)}"
+    _report(me, FlushDone(target, error))
+
+
+def _report(me: pykka.ActorRef[Any], done: FlushDone) -> None:
+    with contextlib.suppress(pykka.ActorDeadError):
+        tell_now(me, done)  # inline when idle: a hop less per fsync
 
 
 class Flusher(GeventActor):
@@ -124,30 +141,31 @@ class Flusher(GeventActor):
         if plan is None:
             return
         self._in_flight = ended = gevent.event.Event()
-        workers.submit(self._run, plan, self.actor_ref, ended, self._fsyncer)
+        fds = None if self._fsyncer is None else plan.fds()
+        if self._fsyncer is None or fds is None:
+            workers.submit(self._run, plan, self.actor_ref, ended)
+            return
+        # The native thread starts at once, while this greenlet finishes the writer's work; a
+        # helper greenlet waits for the outcome, which the hub switches straight into.
+        outcome = Waiter()
+        try:
+            self._fsyncer.start(fds, outcome.switch)
+        except OSError as exc:
+            outcome.switch(exc.errno or errno.EIO)
+        workers.submit(_await_native, outcome, plan.target, self.actor_ref, ended)
 
     @staticmethod
-    def _run(
-        plan: FlushPlan,
-        me: pykka.ActorRef[Any],
-        ended: gevent.event.Event,
-        fsyncer: Fsyncer | None,
-    ) -> None:
+    def _run(plan: FlushPlan, me: pykka.ActorRef[Any], ended: gevent.event.Event) -> None:
         error = None
         try:
-            fds = None if fsyncer is None else plan.fds()
-            if fds is None:
-                offload(plan.run)
-            else:
-                fsyncer.fsync(fds)
+            offload(plan.run)
         except OSError as exc:
             error = f"fsync failed: {exc}"
         except Exception as exc:  # any failure of the fsync means not durable
             error = f"fsync failed: {exc!r}"
         finally:
             ended.set()
-        with contextlib.suppress(pykka.ActorDeadError):
-            tell_now(me, FlushDone(plan.target, error))  # inline when idle: a hop less per fsync
+        _report(me, FlushDone(plan.target, error))
 
     def _flush_done(self, msg: FlushDone) -> None:
         self._in_flight = None

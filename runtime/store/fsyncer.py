@@ -12,16 +12,18 @@ and a SYNC_FLUSH send spent ~0.5 ms beyond its ASYNC_FLUSH round trip for a 0.16
 The native thread starts the fsync as soon as it is submitted, while the hub carries on, and
 wakes the hub through an eventfd that the hub watches like a socket.
 
-``fsync(fds)`` blocks only the calling greenlet (it must not run in the hub itself) and raises
-OSError with the first failing fsync's errno; the descriptors are duplicated at submission, so
-a file closed meanwhile cannot make the thread sync another file that took its number.
+``start(fds, done)`` submits and returns at once; ``done(errno)`` is called in the hub when the
+thread finished (0: every file synced, else the first failure's errno), so it must not block.
+``fsync(fds)`` is the same for a greenlet that waits (it raises OSError). The descriptors are
+duplicated at submission, so a file closed meanwhile cannot make the thread sync another file
+that took its number; a bad descriptor raises OSError from the submission itself.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import gevent
@@ -49,7 +51,7 @@ class Fsyncer:
         self._tokens = itertools.count()
         self.submitted = 0
         """Jobs handed to the thread so far."""
-        self._waiting: dict[int, Waiter] = {}
+        self._callbacks: dict[int, Callable[[int], object]] = {}
         self._watcher = gevent.get_hub().loop.io(syncer.fileno(), 1)  # 1: readable
         self._watcher.start(self._collect)
 
@@ -58,34 +60,36 @@ class Fsyncer:
         native = _native()
         return None if native is None else cls(native.Syncer())
 
-    def fsync(self, fds: Sequence[int]) -> None:
+    def start(self, fds: Sequence[int], done: Callable[[int], object]) -> None:
+        """fsync ``fds`` in order on the thread; ``done(errno)`` in the hub afterwards."""
         token = next(self._tokens)
+        self._syncer.submit(token, fds)
+        self._callbacks[token] = done  # the hub collects only after this greenlet yields
+        self.submitted += 1
+
+    def fsync(self, fds: Sequence[int]) -> None:
+        """``start`` and wait in this greenlet; OSError when an fsync failed."""
         waiter = Waiter()
-        self._waiting[token] = waiter
-        try:
-            self._syncer.submit(token, fds)
-            self.submitted += 1
-            err = waiter.get()
-        finally:
-            self._waiting.pop(token, None)
+        self.start(fds, waiter.switch)
+        err = waiter.get()
         if err:
             raise OSError(err, f"fsync: {os.strerror(err)}")
 
     def _collect(self) -> None:
-        """The eventfd's callback, in the hub: hand each outcome to its greenlet."""
+        """The eventfd's callback, in the hub: hand each outcome to its callback."""
         for token, err in self._syncer.completed():
-            waiter = self._waiting.pop(token, None)
-            if waiter is not None:
-                waiter.switch(err)
+            done = self._callbacks.pop(token, None)
+            if done is not None:
+                done(err)
 
     def close(self) -> None:
         """Finish what was submitted (blocking the hub for a fsync still running), stop the
-        thread, and wake any greenlet still waiting with its outcome."""
+        thread, and hand the last outcomes to their callbacks on the hub's next turn."""
         self._watcher.stop()
         self._watcher.close()
         self._syncer.close()
         loop = gevent.get_hub().loop
         for token, err in self._syncer.completed():
-            waiter = self._waiting.pop(token, None)
-            if waiter is not None:
-                loop.run_callback(waiter.switch, err)
+            done = self._callbacks.pop(token, None)
+            if done is not None:
+                loop.run_callback(done, err)

@@ -336,13 +336,13 @@ def test_sync_flush_on_os_files_uses_the_native_fsync_thread(
     pytest.importorskip("runtime.store._fsyncer")
     # Given a SYNC_FLUSH store on the real file system, its fsync thread's jobs counted
     jobs: list[list[int]] = []
-    native = Fsyncer.fsync
+    native = Fsyncer.start
 
-    def counted(self: Fsyncer, fds: list[int]) -> None:
+    def counted(self: Fsyncer, fds: list[int], done: Any) -> None:
         jobs.append(list(fds))
-        native(self, fds)
+        native(self, fds, done)
 
-    monkeypatch.setattr(Fsyncer, "fsync", counted)
+    monkeypatch.setattr(Fsyncer, "start", counted)
     s = open_store(tmp_path, flush_mode=FlushMode.SYNC_FLUSH)
     try:
         put(s, rec(b"first"))  # the first segment's directory sync goes to the thread pool
