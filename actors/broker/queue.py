@@ -14,7 +14,8 @@ Messages accepted:
   so reads go on meanwhile), then ``reply`` gets the max offset.
 - ``TrimBelow(log_min)`` (tell, from Retention): delete files below the commit log's minimum.
 
-Owned state: the ConsumeQueue files (written by nobody else), the parked waiters.
+Owned state: the ConsumeQueue files (written by nobody else), the parked waiters (their count
+is added to ``StoreContext.parked_polls``, the writer's hint to dispatch before it acks).
 Durability point: none of its own — entries are in the kernel when appended and fsynced at
 checkpoints; the consume queue is rebuilt from the commit log when lost.
 
@@ -151,6 +152,7 @@ class Queue(GeventActor):
             _resolve(msg.reply, self.cq.max_offset)
             return
         self._waiters.append((msg.offset, msg.deadline, msg.reply))
+        self.ctx.parked_polls += 1
         self._arm_sweep()
 
     def _wake(self, *, all_: bool = False) -> None:
@@ -162,6 +164,7 @@ class Queue(GeventActor):
                 _resolve(reply, top)
             else:
                 keep.append((offset, deadline, reply))
+        self.ctx.parked_polls -= len(self._waiters) - len(keep)
         self._waiters = keep
         if keep:
             self._arm_sweep()

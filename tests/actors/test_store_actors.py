@@ -202,6 +202,26 @@ def test_wait_arrival(store: BrokerStore) -> None:
     assert late.get(timeout=3) == 1
 
 
+def test_a_parked_long_poll_is_woken_before_the_ack(store: BrokerStore) -> None:
+    # Given a long poll parked on an empty queue (counted as parked on the store)
+    order: list[str] = []
+    waiter = store.wait_arrival("T", 0, 0, timeout=10)
+    waiter.add_done_callback(lambda _f: order.append("poll"))
+    wait_until(lambda: store.ctx.parked_polls == 1)
+    # When a message is put
+    reply = store.put([rec(b"x")])
+    reply.add_done_callback(lambda _f: order.append("ack"))
+    assert reply.get(timeout=T).status is PutStatus.PUT_OK and waiter.get(timeout=T) == 1
+    # Then the poll was woken before the ack (its response leaves first), and is no longer parked
+    wait_until(lambda: len(order) == 2)
+    assert order == ["poll", "ack"]
+    assert store.ctx.parked_polls == 0
+    # and a poll that times out is no longer counted either
+    late = store.wait_arrival("T", 0, 5, timeout=0.05)
+    assert late.get(timeout=3) == 1
+    wait_until(lambda: store.ctx.parked_polls == 0)
+
+
 def test_illegal_names_never_touch_the_file_system(store: BrokerStore, tmp_path: Path) -> None:
     assert store.wait_arrival("../../escape", 0, 0, timeout=0.1).get(timeout=T) == 0
     assert store.wait_arrival("T", -1, 0, timeout=0.1).get(timeout=T) == 0
