@@ -11,7 +11,9 @@ Messages accepted:
 - ``FlushDone(offset, error)``: internal, from the greenlet that ran the fsync.
 
 Replies: through the completions; tells the Dispatcher ``Confirm(offset, "flush")`` after each
-fsync (the confirmed offset under SYNC_FLUSH, the checkpoint's flushed offset in both modes).
+fsync (the confirmed offset under SYNC_FLUSH, the checkpoint's flushed offset in both modes):
+after the acks, or before them (inline) while a long poll is parked on the store
+(``StoreContext.parked_polls``), so the poll's response leaves first, as the writer orders it.
 
 Owned state: the waiters (in offset order), the flushed offset, whether an fsync is running.
 The fsync itself runs off the hub, waited for by a helper greenlet, so this actor keeps
@@ -175,10 +177,14 @@ class Flusher(GeventActor):
         self.log.segments.flushed_to(msg.offset)
         self.flushed = max(self.flushed, msg.offset)
         waiters = self._waiters
+        polls_first = self.ctx.parked_polls > 0
+        if polls_first:  # as the writer does: a parked long poll is answered before the acks
+            self._confirm(self.flushed, inline=True)
         while waiters and waiters[0][0] <= self.flushed:
             for c in waiters.popleft()[2]:
                 c.flush_done(FlushStatus.FLUSH_OK)
-        self._confirm(self.flushed)
+        if not polls_first:
+            self._confirm(self.flushed)
         if waiters or (self.settings.sync_flush and self.log.write_offset > self.flushed):
             self._start_flush()
 
@@ -202,11 +208,15 @@ class Flusher(GeventActor):
             for c in waiters.popleft()[2]:
                 c.flush_done(status)
 
-    def _confirm(self, offset: int) -> None:
+    def _confirm(self, offset: int, *, inline: bool = False) -> None:
         ref = self.ctx.directory.get(self.ctx.names.dispatcher)
         if ref is not None:
+            msg = Confirm(offset, "flush", flushed=True)
             with contextlib.suppress(pykka.ActorDeadError):
-                ref.tell(Confirm(offset, "flush", flushed=True))
+                if inline:
+                    tell_now(ref, msg)
+                else:
+                    ref.tell(msg)
 
     def _join_in_flight(self) -> None:
         ended = self._in_flight

@@ -222,6 +222,25 @@ def test_a_parked_long_poll_is_woken_before_the_ack(store: BrokerStore) -> None:
     wait_until(lambda: store.ctx.parked_polls == 0)
 
 
+def test_under_sync_flush_a_parked_long_poll_is_woken_before_the_ack(tmp_path: Path) -> None:
+    # Given a SYNC_FLUSH store with a long poll parked on an empty queue
+    s = open_store(tmp_path, flush_mode=FlushMode.SYNC_FLUSH)
+    try:
+        order: list[str] = []
+        waiter = s.wait_arrival("T", 0, 0, timeout=10)
+        waiter.add_done_callback(lambda _f: order.append("poll"))
+        wait_until(lambda: s.ctx.parked_polls == 1)
+        # When a message is put (both wait for the same fsync)
+        reply = s.put([rec(b"x")])
+        reply.add_done_callback(lambda _f: order.append("ack"))
+        assert reply.get(timeout=T).status is PutStatus.PUT_OK and waiter.get(timeout=T) == 1
+        # Then the fsync released the poll before the ack
+        wait_until(lambda: len(order) == 2)
+        assert order == ["poll", "ack"]
+    finally:
+        s.stop()
+
+
 def test_illegal_names_never_touch_the_file_system(store: BrokerStore, tmp_path: Path) -> None:
     assert store.wait_arrival("../../escape", 0, 0, timeout=0.1).get(timeout=T) == 0
     assert store.wait_arrival("T", -1, 0, timeout=0.1).get(timeout=T) == 0
