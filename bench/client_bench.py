@@ -516,17 +516,22 @@ def latency_consumer(args: argparse.Namespace) -> int:
         with open(args.dump, "w") as out:
             pairs = zip(samples[0::2], samples[1::2], strict=True)
             out.writelines(f"{sent} {ns / 1e6:.3f}\n" for sent, ns in pairs)
+    print(json.dumps(consumer_summary(latencies, warmup, consumer_cpu)), flush=True)
+    return 0
+
+
+def consumer_summary(latencies: list[float], warmup: list[float], cpu: float) -> dict[str, Any]:
+    """What a latency consumer reports: counts, CPU per message, percentiles (measured and
+    warm-up apart)."""
     summary: dict[str, Any] = {"received": len(latencies)}
     if latencies or warmup:
-        per_msg = 1e6 * consumer_cpu / (len(latencies) + len(warmup))
-        summary["consumer_cpu_us_per_msg"] = round(per_msg)
+        summary["consumer_cpu_us_per_msg"] = round(1e6 * cpu / (len(latencies) + len(warmup)))
     if latencies:
         summary.update(_percentiles(latencies, "latency_ms"))
     if warmup:
         summary["warmup_received"] = len(warmup)
         summary.update(_percentiles(warmup, "warmup_latency_ms"))
-    print(json.dumps(summary), flush=True)
-    return 0
+    return summary
 
 
 # -- command line ------------------------------------------------------------------------------
@@ -623,12 +628,22 @@ def bench_latency_runs(args: argparse.Namespace, namesrv: str) -> dict[str, Any]
     """``bench_latency`` ``--runs`` times: on this VM one 5 s run says little about the next, so
     the summary is the last run's, plus every run's p50, p99 and max (``runs_*``) and the
     median of the p99s."""
-    runs = []
     dump = args.dump
-    for n in range(max(1, args.runs)):
+
+    def run(n: int) -> dict[str, Any]:
         if dump and args.runs > 1:
             args.dump = f"{dump}.{n}"  # one file per run
-        result = bench_latency(args, namesrv)
+        return bench_latency(args, namesrv)
+
+    return repeat_runs(args.runs, run)
+
+
+def repeat_runs(count: int, run: Callable[[int], dict[str, Any]]) -> dict[str, Any]:
+    """``run(n)`` ``count`` times (at least once), printing a RUN line each: the last run's
+    summary plus every run's p50, p99 and max (``runs_*``) and the median of the p99s."""
+    runs = []
+    for n in range(max(1, count)):
+        result = run(n)
         print("RUN " + json.dumps(result), flush=True)
         runs.append(result)
     summary = dict(runs[-1])

@@ -34,7 +34,6 @@ import os
 import pathlib
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -52,7 +51,9 @@ from bench.client_bench import (  # noqa: E402
     _payload,
     _percentiles,
     _print_summary,
+    consumer_summary,
     cpu_seconds,
+    repeat_runs,
 )
 
 STREAM_FIELD = b"body"
@@ -248,32 +249,12 @@ def latency_consumer(args: argparse.Namespace) -> int:
                 latencies.append((now - int(body[:20])) / 1e9)
         r.xack(args.stream, args.group, *(entry_id for entry_id, _ in entries))
     consumer_cpu = time.process_time() - cpu0
-    summary: dict[str, Any] = {"received": len(latencies)}
-    if latencies or warmup:
-        summary["consumer_cpu_us_per_msg"] = round(
-            1e6 * consumer_cpu / (len(latencies) + len(warmup))
-        )
-    if latencies:
-        summary.update(_percentiles(latencies, "latency_ms"))
-    if warmup:
-        summary["warmup_received"] = len(warmup)
-        summary.update(_percentiles(warmup, "warmup_latency_ms"))
-    print(json.dumps(summary), flush=True)
+    print(json.dumps(consumer_summary(latencies, warmup, consumer_cpu)), flush=True)
     return 0
 
 
 def bench_latency_runs(args: argparse.Namespace, address: str) -> dict[str, Any]:
-    runs = []
-    for _ in range(max(1, args.runs)):
-        result = bench_latency(args, address)
-        print("RUN " + json.dumps(result), flush=True)
-        runs.append(result)
-    summary = dict(runs[-1])
-    for key in ("p50", "p99", "max"):
-        summary[f"runs_latency_ms_{key}"] = [r[f"latency_ms_{key}"] for r in runs]
-    summary["runs_latency_ms_p99_median"] = statistics.median(summary["runs_latency_ms_p99"])
-    summary["runs"] = len(runs)
-    return summary
+    return repeat_runs(args.runs, lambda _n: bench_latency(args, address))
 
 
 BENCHES: dict[str, Callable[[argparse.Namespace, str], dict[str, Any]]] = {

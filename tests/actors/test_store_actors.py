@@ -202,43 +202,30 @@ def test_wait_arrival(store: BrokerStore) -> None:
     assert late.get(timeout=3) == 1
 
 
-def test_a_parked_long_poll_is_woken_before_the_ack(store: BrokerStore) -> None:
+@pytest.mark.parametrize("flush_mode", [FlushMode.ASYNC_FLUSH, FlushMode.SYNC_FLUSH])
+def test_a_parked_long_poll_is_woken_before_the_ack(tmp_path: Path, flush_mode: FlushMode) -> None:
     # Given a long poll parked on an empty queue (counted as parked on the store)
-    order: list[str] = []
-    waiter = store.wait_arrival("T", 0, 0, timeout=10)
-    waiter.add_done_callback(lambda _f: order.append("poll"))
-    wait_until(lambda: store.ctx.parked_polls == 1)
-    # When a message is put
-    reply = store.put([rec(b"x")])
-    reply.add_done_callback(lambda _f: order.append("ack"))
-    assert reply.get(timeout=T).status is PutStatus.PUT_OK and waiter.get(timeout=T) == 1
-    # Then the poll was woken before the ack (its response leaves first), and is no longer parked
-    wait_until(lambda: len(order) == 2)
-    assert order == ["poll", "ack"]
-    assert store.ctx.parked_polls == 0
-    # and a poll that times out is no longer counted either
-    late = store.wait_arrival("T", 0, 5, timeout=0.05)
-    assert late.get(timeout=3) == 1
-    wait_until(lambda: store.ctx.parked_polls == 0)
-
-
-def test_under_sync_flush_a_parked_long_poll_is_woken_before_the_ack(tmp_path: Path) -> None:
-    # Given a SYNC_FLUSH store with a long poll parked on an empty queue
-    s = open_store(tmp_path, flush_mode=FlushMode.SYNC_FLUSH)
+    store = open_store(tmp_path, flush_mode=flush_mode)
     try:
         order: list[str] = []
-        waiter = s.wait_arrival("T", 0, 0, timeout=10)
+        waiter = store.wait_arrival("T", 0, 0, timeout=10)
         waiter.add_done_callback(lambda _f: order.append("poll"))
-        wait_until(lambda: s.ctx.parked_polls == 1)
-        # When a message is put (both wait for the same fsync)
-        reply = s.put([rec(b"x")])
+        wait_until(lambda: store.ctx.parked_polls == 1)
+        # When a message is put (under SYNC_FLUSH both wait for the same fsync)
+        reply = store.put([rec(b"x")])
         reply.add_done_callback(lambda _f: order.append("ack"))
         assert reply.get(timeout=T).status is PutStatus.PUT_OK and waiter.get(timeout=T) == 1
-        # Then the fsync released the poll before the ack
+        # Then the poll was woken before the ack (its response leaves first), and is no longer
+        # parked
         wait_until(lambda: len(order) == 2)
         assert order == ["poll", "ack"]
+        assert store.ctx.parked_polls == 0
+        # and a poll that times out is no longer counted either
+        late = store.wait_arrival("T", 0, 5, timeout=0.05)
+        assert late.get(timeout=3) == 1
+        wait_until(lambda: store.ctx.parked_polls == 0)
     finally:
-        s.stop()
+        store.stop()
 
 
 def test_illegal_names_never_touch_the_file_system(store: BrokerStore, tmp_path: Path) -> None:
