@@ -9,8 +9,8 @@ Messages accepted:
   offsets, encode, write (one ``os.pwrite`` per segment touched), complete ``reply`` with a
   ``PutResult`` once the flush condition (SYNC_FLUSH: the Flusher's fsync) and the replication
   condition both answered (at once when neither waits), then hand the dispatch entries to the
-  Dispatcher. Order: acks first, dispatch second — unless a consumer's long poll is parked on
-  this store (``StoreContext.parked_polls``): then the dispatch goes first, inline when the
+  Dispatcher. Order: acks first, dispatch second — unless a long poll is parked on one of the
+  group's queues (``StoreContext.parked_queues``): then the dispatch goes first, inline when the
   Dispatcher is idle, so the poll's response leaves before the acks (what Redis does for a
   blocked reader; end-to-end p50 ~10 - 20 % lower at 2,000 msg/s, a sync producer's rate
   unchanged within noise: docs/benchmarks.md, "Session 6").
@@ -276,20 +276,25 @@ class CommitLogWriter(GeventActor):
         dispatched = [o.dispatch for _m, o in outcomes if _appended(o)]
         if not dispatched:
             self._complete(outcomes, end)
-        elif self.ctx.parked_polls > 0:
-            # A consumer's long poll waits: dispatch first (inline when the dispatcher is
-            # idle), so its queue wakes the poll before the acks are set and the hub, which
-            # runs woken greenlets in order, sends the pull response before the acks (as
-            # Redis serves a blocked reader before the writer's reply).
-            self._tell_dispatcher(Dispatch(begin, end, merge(dispatched)), inline=True)
-            self._complete(outcomes, end)
+            return
+        batch = merge(dispatched)
+        parked = self.ctx.parked_queues
+        if parked and not parked.isdisjoint(batch.queues):
+            # A long poll waits on one of these queues: dispatch first (inline when the
+            # dispatcher is idle), so the queue wakes the poll before the acks are set and the
+            # hub, which runs woken greenlets in order, sends the pull response before the acks
+            # (as Redis serves a blocked reader before the writer's reply).
+            self._tell_dispatcher(Dispatch(begin, end, batch), inline=True)
+            self._complete(outcomes, end, polls_first=True)
         else:
             # Acks first, dispatch second: a producer's ack does not wait behind the
             # consume-queue and index work that no consumer is waiting for.
             self._complete(outcomes, end)
-            self._tell_dispatcher(Dispatch(begin, end, merge(dispatched)))
+            self._tell_dispatcher(Dispatch(begin, end, batch))
 
-    def _complete(self, outcomes: list[tuple[AppendBatch, Any]], end: int) -> None:
+    def _complete(
+        self, outcomes: list[tuple[AppendBatch, Any]], end: int, *, polls_first: bool = False
+    ) -> None:
         """Reply to each append now, or once its flush and replication conditions hold."""
         log = self.log
         store_ts = self._store_ts
@@ -323,7 +328,7 @@ class CommitLogWriter(GeventActor):
                 fut.add_done_callback(lambda f, c=completion: c.replication_done(_repl_status(f)))
             else:
                 completion.replication_done(ReplicationStatus.REPLICATED)
-        if waiting and not self._tell_flusher(AwaitFlush(end, waiting)):
+        if waiting and not self._tell_flusher(AwaitFlush(end, waiting, polls_first)):
             for c in waiting:
                 c.flush_done(FlushStatus.FLUSH_FAILED)
 

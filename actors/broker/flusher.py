@@ -12,8 +12,8 @@ Messages accepted:
 
 Replies: through the completions; tells the Dispatcher ``Confirm(offset, "flush")`` after each
 fsync (the confirmed offset under SYNC_FLUSH, the checkpoint's flushed offset in both modes):
-after the acks, or before them (inline) while a long poll is parked on the store
-(``StoreContext.parked_polls``), so the poll's response leaves first, as the writer orders it.
+after the acks, or before them (inline) when an ``AwaitFlush`` it releases says
+``polls_first`` (its records wake a parked long poll), so the poll's response leaves first.
 
 Owned state: the waiters (in offset order), the flushed offset, whether an fsync is running.
 The fsync itself runs off the hub, waited for by a helper greenlet, so this actor keeps
@@ -81,7 +81,8 @@ class Flusher(GeventActor):
         super().__init__()
         self.ctx = ctx
         self.settings = ctx.settings
-        self._waiters: deque[tuple[int, float, list[Any]]] = deque()
+        # (offset, deadline, completions, polls_first)
+        self._waiters: deque[tuple[int, float, list[Any], bool]] = deque()
         self._in_flight: gevent.event.Event | None = None  # set when the running fsync ends
         self._failed = False
         self._fsyncer: Fsyncer | None = None
@@ -121,7 +122,9 @@ class Flusher(GeventActor):
                     c.flush_done(status)
             else:
                 deadline = time.monotonic() + self._timeout
-                self._waiters.append((message.offset, deadline, message.completions))
+                self._waiters.append(
+                    (message.offset, deadline, message.completions, message.polls_first)
+                )
                 self._start_flush()
             return None
         if isinstance(message, FlushTick):
@@ -177,8 +180,11 @@ class Flusher(GeventActor):
         self.log.segments.flushed_to(msg.offset)
         self.flushed = max(self.flushed, msg.offset)
         waiters = self._waiters
-        polls_first = self.ctx.parked_polls > 0
-        if polls_first:  # as the writer does: a parked long poll is answered before the acks
+        released = 0
+        while released < len(waiters) and waiters[released][0] <= self.flushed:
+            released += 1
+        polls_first = any(waiters[i][3] for i in range(released))
+        if polls_first:  # as the writer orders it: a waiting long poll is answered first
             self._confirm(self.flushed, inline=True)
         while waiters and waiters[0][0] <= self.flushed:
             for c in waiters.popleft()[2]:

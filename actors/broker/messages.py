@@ -255,10 +255,12 @@ class SegmentsDeleted(msgspec.Struct, frozen=True):
 
 class AwaitFlush(msgspec.Struct, frozen=True, tag=True):
     """Call ``c.flush_done(FlushStatus)`` for each of ``completions`` once the log is fsynced
-    to ``offset``."""
+    to ``offset``; ``polls_first``: the records wake a parked long poll, so confirm the offset
+    to the Dispatcher before completing."""
 
     offset: int
     completions: list[Any]
+    polls_first: bool = False
 
 
 class FlushTick(msgspec.Struct, frozen=True, tag=True):

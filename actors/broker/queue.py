@@ -14,8 +14,8 @@ Messages accepted:
   so reads go on meanwhile), then ``reply`` gets the max offset.
 - ``TrimBelow(log_min)`` (tell, from Retention): delete files below the commit log's minimum.
 
-Owned state: the ConsumeQueue files (written by nobody else), the parked waiters (their count
-is added to ``StoreContext.parked_polls``, the writer's hint to dispatch before it acks).
+Owned state: the ConsumeQueue files (written by nobody else), the parked waiters (while there
+are any, the queue is in ``StoreContext.parked_queues``: the writer's hint to dispatch first).
 Durability point: none of its own — entries are in the kernel when appended and fsynced at
 checkpoints; the consume queue is rebuilt from the commit log when lost.
 
@@ -152,7 +152,7 @@ class Queue(GeventActor):
             _resolve(msg.reply, self.cq.max_offset)
             return
         self._waiters.append((msg.offset, msg.deadline, msg.reply))
-        self.ctx.parked_polls += 1
+        self.ctx.parked_queues.add((self.topic, self.queue_id))
         self._arm_sweep()
 
     def _wake(self, *, all_: bool = False) -> None:
@@ -164,10 +164,11 @@ class Queue(GeventActor):
                 _resolve(reply, top)
             else:
                 keep.append((offset, deadline, reply))
-        self.ctx.parked_polls -= len(self._waiters) - len(keep)
         self._waiters = keep
         if keep:
             self._arm_sweep()
+        else:
+            self.ctx.parked_queues.discard((self.topic, self.queue_id))
 
     def _arm_sweep(self) -> None:
         if not self._sweep_armed:

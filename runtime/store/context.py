@@ -102,9 +102,10 @@ class StoreContext:
         """Set by the Dispatcher at a clean stop: (offset, queue next offsets), all durable."""
         self.queues: Any = None
         """The QueueTable (actors.broker.queue), set when the store service is built."""
-        self.parked_polls: int = 0
-        """Long polls parked on this store's queues (kept by the Queue actors): while any wait,
-        the writer dispatches before it replies, so a waiting consumer is answered first."""
+        self.parked_queues: set[tuple[str, int]] = set()
+        """The (topic, queueId) with a long poll parked (kept by the Queue actors): the writer
+        dispatches a group that appends to one of them before it acks, so the waiting consumer
+        is answered first."""
 
     @property
     def confirm_sources(self) -> set[str]:

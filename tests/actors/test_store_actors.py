@@ -210,7 +210,7 @@ def test_a_parked_long_poll_is_woken_before_the_ack(tmp_path: Path, flush_mode: 
         order: list[str] = []
         waiter = store.wait_arrival("T", 0, 0, timeout=10)
         waiter.add_done_callback(lambda _f: order.append("poll"))
-        wait_until(lambda: store.ctx.parked_polls == 1)
+        wait_until(lambda: ("T", 0) in store.ctx.parked_queues)
         # When a message is put (under SYNC_FLUSH both wait for the same fsync)
         reply = store.put([rec(b"x")])
         reply.add_done_callback(lambda _f: order.append("ack"))
@@ -219,13 +219,29 @@ def test_a_parked_long_poll_is_woken_before_the_ack(tmp_path: Path, flush_mode: 
         # parked
         wait_until(lambda: len(order) == 2)
         assert order == ["poll", "ack"]
-        assert store.ctx.parked_polls == 0
+        assert ("T", 0) not in store.ctx.parked_queues
         # and a poll that times out is no longer counted either
         late = store.wait_arrival("T", 0, 5, timeout=0.05)
         assert late.get(timeout=3) == 1
-        wait_until(lambda: store.ctx.parked_polls == 0)
+        wait_until(lambda: not store.ctx.parked_queues)
     finally:
         store.stop()
+
+
+def test_a_poll_parked_on_another_queue_leaves_the_ack_first(store: BrokerStore) -> None:
+    # Given a long poll parked on queue 1 and an idle writer and hub
+    put(store, rec(b"warm"))
+    consumable(store, 1)
+    waiter = store.wait_arrival("T", 1, 0, timeout=10)
+    wait_until(lambda: ("T", 1) in store.ctx.parked_queues and not others_ready())
+    # When a message is put to queue 0 (handled inline: its ack is set before put returns)
+    before = store.ctx.dispatched
+    future = store.put([rec(b"x", queue_id=0)])
+    assert future.done()
+    # Then it was acked before it was dispatched (nobody waits for it), and dispatched after
+    assert store.ctx.dispatched == before
+    consumable(store, 2)
+    assert not waiter.done()
 
 
 def test_illegal_names_never_touch_the_file_system(store: BrokerStore, tmp_path: Path) -> None:
