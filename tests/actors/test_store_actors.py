@@ -204,13 +204,14 @@ def test_wait_arrival(store: BrokerStore) -> None:
 
 @pytest.mark.parametrize("flush_mode", [FlushMode.ASYNC_FLUSH, FlushMode.SYNC_FLUSH])
 def test_a_parked_long_poll_is_woken_before_the_ack(tmp_path: Path, flush_mode: FlushMode) -> None:
-    # Given a long poll parked on an empty queue (counted as parked on the store)
-    store = open_store(tmp_path, flush_mode=flush_mode)
+    # Given a long poll parked on an empty queue (counted as parked on the store), and idle
+    # actors (no checkpoint tick due: a busy dispatcher takes the dispatch as a plain tell)
+    store = open_store(tmp_path, flush_mode=flush_mode, checkpoint_interval_ms=60_000)
     try:
         order: list[str] = []
         waiter = store.wait_arrival("T", 0, 0, timeout=10)
         waiter.add_done_callback(lambda _f: order.append("poll"))
-        wait_until(lambda: ("T", 0) in store.ctx.parked_queues)
+        wait_until(lambda: ("T", 0) in store.ctx.parked_queues and not others_ready())
         # When a message is put (under SYNC_FLUSH both wait for the same fsync)
         reply = store.put([rec(b"x")])
         reply.add_done_callback(lambda _f: order.append("ack"))
@@ -228,20 +229,24 @@ def test_a_parked_long_poll_is_woken_before_the_ack(tmp_path: Path, flush_mode: 
         store.stop()
 
 
-def test_a_poll_parked_on_another_queue_leaves_the_ack_first(store: BrokerStore) -> None:
-    # Given a long poll parked on queue 1 and an idle writer and hub
-    put(store, rec(b"warm"))
-    consumable(store, 1)
-    waiter = store.wait_arrival("T", 1, 0, timeout=10)
-    wait_until(lambda: ("T", 1) in store.ctx.parked_queues and not others_ready())
-    # When a message is put to queue 0 (handled inline: its ack is set before put returns)
-    before = store.ctx.dispatched
-    future = store.put([rec(b"x", queue_id=0)])
-    assert future.done()
-    # Then it was acked before it was dispatched (nobody waits for it), and dispatched after
-    assert store.ctx.dispatched == before
-    consumable(store, 2)
-    assert not waiter.done()
+def test_a_poll_parked_on_another_queue_leaves_the_ack_first(tmp_path: Path) -> None:
+    # Given a long poll parked on queue 1, an idle writer and hub, no checkpoint tick due
+    store = open_store(tmp_path, checkpoint_interval_ms=60_000)
+    try:
+        put(store, rec(b"warm"))
+        consumable(store, 1)
+        waiter = store.wait_arrival("T", 1, 0, timeout=10)
+        wait_until(lambda: ("T", 1) in store.ctx.parked_queues and not others_ready())
+        # When a message is put to queue 0 (handled inline: its ack is set before put returns)
+        before = store.ctx.dispatched
+        future = store.put([rec(b"x", queue_id=0)])
+        assert future.done()
+        # Then it was acked before it was dispatched (nobody waits for it), and dispatched after
+        assert store.ctx.dispatched == before
+        consumable(store, 2)
+        assert not waiter.done()
+    finally:
+        store.stop()
 
 
 def test_illegal_names_never_touch_the_file_system(store: BrokerStore, tmp_path: Path) -> None:
