@@ -111,3 +111,35 @@ def test_peer_redis_benchmark_mirrors_ours(bench: list[str]) -> None:
         assert result["messages"] == 500 and result["pending_after"] == 0
     else:
         assert result["messages"] > 0 and result["failed"] == 0
+
+
+def _nats_available() -> bool:
+    import importlib.util
+    import shutil
+
+    has_server = shutil.which("nats-server") is not None
+    return has_server and importlib.util.find_spec("nats") is not None
+
+
+@pytest.mark.skipif(not _nats_available(), reason="needs nats-server and nats-py (bench only)")
+@pytest.mark.parametrize(
+    "bench",
+    [
+        ["produce", "--seconds", "0.5"],
+        ["batch", "--seconds", "0.5", "--batch", "10"],
+        ["consume", "--messages", "500"],
+        ["latency", "--rate", "400", "--seconds", "0.5", "--warmup", "0.2"],
+    ],
+)
+def test_peer_nats_benchmark_mirrors_ours(bench: list[str]) -> None:
+    # When the NATS JetStream baseline runs one of the four measurements against its own server
+    result = summary(["bench/peer_nats.py", *bench])
+    # Then it counted what it did the way ours does
+    if bench[0] == "latency":
+        assert result["received"] == 200 and result["warmup_received"] == 80
+        assert 0 < result["latency_ms_p50"] <= result["latency_ms_p99"]
+        assert result["server_cpu_us_per_msg"] > 0
+    elif bench[0] == "consume":
+        assert result["messages"] == 500 and result["ack_floor"] == 500
+    else:
+        assert result["messages"] > 0 and result["failed"] == 0
