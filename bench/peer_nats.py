@@ -53,6 +53,7 @@ from bench.client_bench import (  # noqa: E402
     cpu_seconds,
     repeat_runs,
 )
+from bench.peer_common import peer_parser  # noqa: E402
 from bench.peer_redis import _free_port  # noqa: E402
 
 STREAM = "BENCH"
@@ -262,30 +263,16 @@ BENCHES: dict[str, Callable[[argparse.Namespace, str], Awaitable[dict[str, Any]]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="bench/peer_nats.py",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--nats", help="HOST:PORT of a running nats-server -js instead")
-    common.add_argument("--size", type=int, default=1024, help="message body bytes (1024)")
-    common.add_argument("--subject", default=None)
-    sub = parser.add_subparsers(dest="bench", required=True)
-    p = sub.add_parser("produce", parents=[common], help="a) publish, one in flight")
-    p.add_argument("--seconds", type=float, default=10.0)
-    p = sub.add_parser("batch", parents=[common], help="b) 100 publishes in flight")
-    p.add_argument("--seconds", type=float, default=10.0)
-    p.add_argument("--batch", type=int, default=100)
-    p = sub.add_parser("consume", parents=[common], help="c) fetch and ack a backlog")
-    p.add_argument("--messages", type=int, default=100_000)
-    p.add_argument("--pull-batch", type=int, default=32, help="messages per fetch (32)")
-    p.add_argument("--timeout", type=float, default=120.0)
-    p = sub.add_parser("latency", parents=[common], help="d) end-to-end latency at a fixed rate")
-    p.add_argument("--rate", type=float, default=2000.0)
-    p.add_argument("--seconds", type=float, default=5.0)
-    p.add_argument("--warmup", type=float, default=1.0)
-    p.add_argument("--runs", type=int, default=1)
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--nats", help="HOST:PORT of a running nats-server -js instead")
+        p.add_argument("--subject", default=None)
+
+    helps = {
+        "produce": "a) publish, one in flight",
+        "batch": "b) 100 publishes in flight",
+        "consume": "c) fetch and ack a backlog",
+    }
+    parser, sub = peer_parser("bench/peer_nats.py", __doc__, common, helps)
     p = sub.add_parser("latency-consumer", help="(internal) the consumer half of latency")
     p.add_argument("--nats", required=True)
     p.add_argument("--subject", required=True)

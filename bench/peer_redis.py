@@ -55,6 +55,7 @@ from bench.client_bench import (  # noqa: E402
     cpu_seconds,
     repeat_runs,
 )
+from bench.peer_common import peer_parser  # noqa: E402
 
 STREAM_FIELD = b"body"
 
@@ -266,37 +267,23 @@ BENCHES: dict[str, Callable[[argparse.Namespace, str], dict[str, Any]]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="bench/peer_redis.py",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--redis", help="HOST:PORT of a running Redis instead of spawning one")
-    common.add_argument(
-        "--fsync",
-        choices=["everysec", "always"],
-        default="everysec",
-        help="appendfsync of the spawned Redis (everysec ~ ASYNC_FLUSH, always ~ SYNC_FLUSH)",
-    )
-    common.add_argument("--size", type=int, default=1024, help="message body bytes (1024)")
-    common.add_argument("--stream", default=None)
-    sub = parser.add_subparsers(dest="bench", required=True)
-    p = sub.add_parser("produce", parents=[common], help="a) XADD, one in flight")
-    p.add_argument("--seconds", type=float, default=10.0)
-    p = sub.add_parser("batch", parents=[common], help="b) pipelines of XADD")
-    p.add_argument("--seconds", type=float, default=10.0)
-    p.add_argument("--batch", type=int, default=100)
-    p.add_argument("--threads", type=int, default=1)
-    p = sub.add_parser("consume", parents=[common], help="c) read and ack a backlog")
-    p.add_argument("--messages", type=int, default=100_000)
-    p.add_argument("--pull-batch", type=int, default=32, help="XREADGROUP COUNT (32)")
-    p.add_argument("--timeout", type=float, default=120.0)
-    p = sub.add_parser("latency", parents=[common], help="d) end-to-end latency at a fixed rate")
-    p.add_argument("--rate", type=float, default=2000.0)
-    p.add_argument("--seconds", type=float, default=5.0)
-    p.add_argument("--warmup", type=float, default=1.0)
-    p.add_argument("--runs", type=int, default=1)
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--redis", help="HOST:PORT of a running Redis instead of spawning one")
+        p.add_argument(
+            "--fsync",
+            choices=["everysec", "always"],
+            default="everysec",
+            help="appendfsync of the spawned Redis (everysec ~ ASYNC_FLUSH, always ~ SYNC_FLUSH)",
+        )
+        p.add_argument("--stream", default=None)
+
+    helps = {
+        "produce": "a) XADD, one in flight",
+        "batch": "b) pipelines of XADD",
+        "consume": "c) XREADGROUP and XACK a backlog",
+    }
+    parser, sub = peer_parser("bench/peer_redis.py", __doc__, common, helps)
+    sub.choices["batch"].add_argument("--threads", type=int, default=1)
     p = sub.add_parser("latency-consumer", help="(internal) the consumer half of latency")
     p.add_argument("--redis", required=True)
     p.add_argument("--stream", required=True)
