@@ -192,6 +192,15 @@ def spawned(flush: str) -> Iterator[tuple[dict[str, str], subprocess.Popen[str]]
             proc.wait(30)
 
 
+def run_in_threads(count: int, target: Callable[[], None]) -> None:
+    """``target()`` in ``count`` threads at once; returns when all returned."""
+    threads = [threading.Thread(target=target) for _ in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def _payload(size: int) -> bytes:
     return (b"actormq-bench-" * (size // 14 + 1))[:size]
 
@@ -244,11 +253,7 @@ def bench_batch(args: argparse.Namespace, namesrv: str) -> dict[str, Any]:
                     continue
                 meter.add(args.batch, perf() - t0)
 
-        threads = [threading.Thread(target=worker) for _ in range(args.threads)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        run_in_threads(args.threads, worker)
         meter.stop()
     return meter.summary(size=args.size, batch=args.batch, threads=args.threads)
 

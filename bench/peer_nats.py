@@ -32,13 +32,11 @@ import asyncio
 import json
 import os
 import pathlib
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -47,14 +45,19 @@ sys.path.insert(0, str(REPO))
 from bench.client_bench import (  # noqa: E402
     Meter,
     _payload,
-    _percentiles,
     _print_summary,
     consumer_summary,
-    cpu_seconds,
     repeat_runs,
 )
-from bench.peer_common import peer_parser  # noqa: E402
-from bench.peer_redis import _free_port  # noqa: E402
+from bench.peer_common import (  # noqa: E402
+    latency_result,
+    paced_bodies,
+    peer_parser,
+    server_cpu_start,
+    sort_stamp,
+    spawned_server,
+    start_latency_consumer,
+)
 
 STREAM = "BENCH"
 
@@ -72,31 +75,15 @@ async def _stream(js: Any) -> None:
     await js.add_stream(name=STREAM, subjects=["bench.>"])
 
 
-@contextmanager
-def spawned_nats() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def spawned_nats() -> AbstractContextManager[tuple[str, subprocess.Popen[bytes]]]:
     """``nats-server -js`` on a free loopback port, storage in a temporary directory."""
-    binary = shutil.which("nats-server")
-    if binary is None:
-        raise SystemExit("no nats-server on PATH (Debian: apt-get install nats-server)")
-    with tempfile.TemporaryDirectory(prefix="actormq-peer-nats-") as tmp:
-        port = _free_port()
-        cmd = [binary, "-js", "-sd", tmp, "-a", "127.0.0.1", "-p", str(port)]
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        address = f"127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 10
-            while True:  # readiness: the first connection
-                try:
-                    asyncio.run(_probe(address))
-                    break
-                except Exception:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        raise SystemExit(f"nats-server did not start: {cmd}") from None
-                    time.sleep(0.05)
-            yield address, proc
-        finally:
-            proc.terminate()
-            proc.wait(30)
+
+    def cmd(binary: str, tmp: str, port: int) -> list[str]:
+        return [binary, "-js", "-sd", tmp, "-a", "127.0.0.1", "-p", str(port)]
+
+    return spawned_server(
+        "nats-server", "nats-server", cmd, lambda address: asyncio.run(_probe(address))
+    )
 
 
 async def _probe(address: str) -> None:
@@ -177,44 +164,32 @@ async def bench_latency(args: argparse.Namespace, address: str) -> dict[str, Any
     durable = f"latency{os.getpid()}{time.time_ns()}"
     total = int(args.rate * args.seconds)
     warmup = int(args.rate * args.warmup)
-    cmd = [sys.executable, str(pathlib.Path(__file__).resolve()), "latency-consumer"]
-    cmd += ["--nats", address, "--subject", args.subject, "--durable", durable]
-    cmd += ["--expect", str(total), "--timeout", str(args.warmup + args.seconds + 60)]
-    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    assert child.stdout is not None
-    if child.stdout.readline().strip() != "ready":
-        raise SystemExit("latency consumer did not start")
-    pad = _payload(args.size)
-    interval = 1.0 / args.rate
+    options = ["--nats", address, "--subject", args.subject, "--durable", durable]
+    options += ["--expect", str(total), "--timeout", str(args.warmup + args.seconds + 60)]
+    child = start_latency_consumer(__file__, options)
     meter = Meter(f"nats-latency-producer@{args.rate:.0f}/s").start()
     late: list[float] = []
-    server_pid = getattr(args, "server_pid", None)
-    server_cpu0 = cpu_seconds(server_pid) if server_pid else 0.0
+    server_cpu0 = server_cpu_start(args)
     cpu0 = time.process_time()
-    start = time.perf_counter()
-    for i in range(warmup + total):
-        due = start + i * interval
-        now = time.perf_counter()
-        if due > now:
-            time.sleep(due - now)  # the OS's sleep, as the Redis peer paces (asyncio's is ms)
-            now = time.perf_counter()
-        if i >= warmup:
-            late.append(now - due)
-        mark = b"W" if i < warmup else b"0"
-        await js.publish(args.subject, mark + f"{time.time_ns():019d}".encode() + pad[20:])
+    # paced with the OS's sleep, as the Redis peer (asyncio's timers have millisecond steps)
+    for body in paced_bodies(args.rate, total, warmup, args.size, late):
+        await js.publish(args.subject, body)
         meter.add(1)
     meter.stop()
     producer_cpu = time.process_time() - cpu0
     await nc.close()
-    out, _ = child.communicate(timeout=60)
-    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    result["producer_cpu_us_per_msg"] = round(1e6 * producer_cpu / (warmup + total))
-    if server_pid:
-        server_cpu = cpu_seconds(server_pid) - server_cpu0
-        result["server_cpu_us_per_msg"] = round(1e6 * server_cpu / (warmup + total))
-    result.update(_percentiles(late, "producer_late_ms"))
-    result.update(bench="nats-latency", rate=args.rate, seconds=args.seconds, sent=total)
-    return result
+    return latency_result(
+        args,
+        child,
+        warmup + total,
+        producer_cpu,
+        server_cpu0,
+        late,
+        bench="nats-latency",
+        rate=args.rate,
+        seconds=args.seconds,
+        sent=total,
+    )
 
 
 async def latency_consumer(args: argparse.Namespace) -> int:
@@ -239,11 +214,7 @@ async def latency_consumer(args: argparse.Namespace) -> int:
             continue
         now = time.time_ns()
         for msg in msgs:
-            body = msg.data
-            if body[:1] == b"W":
-                warmup.append((now - int(body[1:20])) / 1e9)
-            else:
-                latencies.append((now - int(body[:20])) / 1e9)
+            sort_stamp(msg.data, now, latencies, warmup)
         await msgs[-1].ack()
     consumer_cpu = time.process_time() - cpu0
     await nc.close()

@@ -32,15 +32,11 @@ import argparse
 import json
 import os
 import pathlib
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -49,13 +45,20 @@ sys.path.insert(0, str(REPO))
 from bench.client_bench import (  # noqa: E402
     Meter,
     _payload,
-    _percentiles,
     _print_summary,
     consumer_summary,
-    cpu_seconds,
     repeat_runs,
+    run_in_threads,
 )
-from bench.peer_common import peer_parser  # noqa: E402
+from bench.peer_common import (  # noqa: E402
+    latency_result,
+    paced_bodies,
+    peer_parser,
+    server_cpu_start,
+    sort_stamp,
+    spawned_server,
+    start_latency_consumer,
+)
 
 STREAM_FIELD = b"body"
 
@@ -69,42 +72,24 @@ def _redis(address: str) -> Any:
     return redis.Redis(host=host, port=int(port))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def spawned_redis(fsync: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def spawned_redis(fsync: str) -> AbstractContextManager[tuple[str, subprocess.Popen[bytes]]]:
     """``redis-server`` with AOF (``appendfsync`` = ``fsync``) on a free loopback port in a
     temporary directory, and no RDB snapshots: yields its address and process; stopped at the
     end."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("no redis-server on PATH (Debian: apt-get install redis-server)")
-    with tempfile.TemporaryDirectory(prefix="actormq-peer-redis-") as tmp:
-        port = _free_port()
-        cmd = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", tmp, "--save", ""]
-        cmd += ["--appendonly", "yes", "--appendfsync", fsync, "--daemonize", "no"]
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        address = f"127.0.0.1:{port}"
-        try:
-            client = _redis(address)
-            deadline = time.monotonic() + 10
-            while True:  # readiness: the first PING that connects
-                try:
-                    client.ping()
-                    break
-                except Exception:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        raise SystemExit(f"redis-server did not start: {cmd}") from None
-                    time.sleep(0.05)
-            client.close()
-            yield address, proc
-        finally:
-            proc.terminate()
-            proc.wait(30)
+
+    def cmd(binary: str, tmp: str, port: int) -> list[str]:
+        base = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", tmp, "--save", ""]
+        return [*base, "--appendonly", "yes", "--appendfsync", fsync, "--daemonize", "no"]
+
+    return spawned_server("redis-server", "redis-server", cmd, _ping)
+
+
+def _ping(address: str) -> None:
+    client = _redis(address)
+    try:
+        client.ping()
+    finally:
+        client.close()
 
 
 # -- a) / b) produce ---------------------------------------------------------------------------
@@ -141,11 +126,7 @@ def bench_batch(args: argparse.Namespace, address: str) -> dict[str, Any]:
             pipe.execute()
             meter.add(args.batch, perf() - t0)
 
-    threads = [threading.Thread(target=worker) for _ in range(args.threads)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_in_threads(args.threads, worker)
     meter.stop()
     return meter.summary(size=args.size, batch=args.batch, threads=args.threads)
 
@@ -188,44 +169,30 @@ def bench_latency(args: argparse.Namespace, address: str) -> dict[str, Any]:
     r.xgroup_create(args.stream, group, id="$", mkstream=True)
     total = int(args.rate * args.seconds)
     warmup = int(args.rate * args.warmup)
-    cmd = [sys.executable, str(pathlib.Path(__file__).resolve()), "latency-consumer"]
-    cmd += ["--redis", address, "--stream", args.stream, "--group", group]
-    cmd += ["--expect", str(total), "--timeout", str(args.warmup + args.seconds + 60)]
-    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    assert child.stdout is not None
-    if child.stdout.readline().strip() != "ready":
-        raise SystemExit("latency consumer did not start")
-    pad = _payload(args.size)
-    interval = 1.0 / args.rate
+    options = ["--redis", address, "--stream", args.stream, "--group", group]
+    options += ["--expect", str(total), "--timeout", str(args.warmup + args.seconds + 60)]
+    child = start_latency_consumer(__file__, options)
     meter = Meter(f"redis-latency-producer@{args.rate:.0f}/s").start()
     late: list[float] = []
-    server_pid = getattr(args, "server_pid", None)
-    server_cpu0 = cpu_seconds(server_pid) if server_pid else 0.0
+    server_cpu0 = server_cpu_start(args)
     cpu0 = time.process_time()
-    start = time.perf_counter()
-    for i in range(warmup + total):
-        due = start + i * interval
-        now = time.perf_counter()
-        if due > now:
-            time.sleep(due - now)
-            now = time.perf_counter()
-        if i >= warmup:
-            late.append(now - due)
-        mark = b"W" if i < warmup else b"0"
-        stamp = mark + f"{time.time_ns():019d}".encode()
-        r.xadd(args.stream, {STREAM_FIELD: stamp + pad[20:]})
+    for body in paced_bodies(args.rate, total, warmup, args.size, late):
+        r.xadd(args.stream, {STREAM_FIELD: body})
         meter.add(1)
     meter.stop()
     producer_cpu = time.process_time() - cpu0
-    out, _ = child.communicate(timeout=60)
-    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    result["producer_cpu_us_per_msg"] = round(1e6 * producer_cpu / (warmup + total))
-    if server_pid:
-        server_cpu = cpu_seconds(server_pid) - server_cpu0
-        result["server_cpu_us_per_msg"] = round(1e6 * server_cpu / (warmup + total))
-    result.update(_percentiles(late, "producer_late_ms"))
-    result.update(bench="redis-latency", rate=args.rate, seconds=args.seconds, sent=total)
-    return result
+    return latency_result(
+        args,
+        child,
+        warmup + total,
+        producer_cpu,
+        server_cpu0,
+        late,
+        bench="redis-latency",
+        rate=args.rate,
+        seconds=args.seconds,
+        sent=total,
+    )
 
 
 def latency_consumer(args: argparse.Namespace) -> int:
@@ -243,11 +210,7 @@ def latency_consumer(args: argparse.Namespace) -> int:
         now = time.time_ns()
         entries = reply[0][1]
         for _entry_id, entry in entries:
-            body = entry[STREAM_FIELD]
-            if body[:1] == b"W":
-                warmup.append((now - int(body[1:20])) / 1e9)
-            else:
-                latencies.append((now - int(body[:20])) / 1e9)
+            sort_stamp(entry[STREAM_FIELD], now, latencies, warmup)
         r.xack(args.stream, args.group, *(entry_id for entry_id, _ in entries))
     consumer_cpu = time.process_time() - cpu0
     print(json.dumps(consumer_summary(latencies, warmup, consumer_cpu)), flush=True)

@@ -180,14 +180,14 @@ class Flusher(GeventActor):
         self.log.segments.flushed_to(msg.offset)
         self.flushed = max(self.flushed, msg.offset)
         waiters = self._waiters
-        released = 0
-        while released < len(waiters) and waiters[released][0] <= self.flushed:
-            released += 1
-        polls_first = any(waiters[i][3] for i in range(released))
+        released = []
+        while waiters and waiters[0][0] <= self.flushed:
+            released.append(waiters.popleft())
+        polls_first = any(w[3] for w in released)
         if polls_first:  # as the writer orders it: a waiting long poll is answered first
             self._confirm(self.flushed, inline=True)
-        while waiters and waiters[0][0] <= self.flushed:
-            for c in waiters.popleft()[2]:
+        for _offset, _deadline, completions, _polls_first in released:
+            for c in completions:
                 c.flush_done(FlushStatus.FLUSH_OK)
         if not polls_first:
             self._confirm(self.flushed)

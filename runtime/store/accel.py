@@ -1,13 +1,16 @@
-"""The optional C accelerator (``runtime.store._fastlog``), loaded once for the store modules.
+"""The optional C accelerators (``runtime.store._fastlog``, ``runtime.store._fsyncer``), loaded
+for the store modules.
 
-``fastlog()`` is the module, or None when it is not built, is a stale build (its
-``API_VERSION`` is not ``API``), or ``ACTORMQ_PURE_PYTHON=1`` asks for the pure-Python paths.
-Every caller keeps a Python fallback that is also the reference its tests compare against.
+``fastlog()`` is the encoder module, or None when it is not built, is a stale build (its
+``API_VERSION`` is not ``API``), or ``ACTORMQ_PURE_PYTHON=1`` asks for the pure-Python paths;
+``native(name, api)`` is the same rule for any of them. Every caller keeps a Python fallback
+that is also the reference its tests compare against.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 from types import ModuleType
 
@@ -17,10 +20,15 @@ API = 1
 
 @functools.cache
 def fastlog() -> ModuleType | None:
+    return native("_fastlog", API)
+
+
+def native(name: str, api: int) -> ModuleType | None:
+    """``runtime.store.<name>`` when built with interface ``api`` and not switched off."""
     if os.environ.get("ACTORMQ_PURE_PYTHON") == "1":
         return None
     try:
-        from runtime.store import _fastlog
+        module = importlib.import_module(f"runtime.store.{name}")
     except ImportError:
         return None
-    return _fastlog if getattr(_fastlog, "API_VERSION", None) == API else None
+    return module if getattr(module, "API_VERSION", None) == api else None

@@ -29,18 +29,10 @@ from typing import Any
 import gevent
 from gevent.hub import Waiter
 
+from runtime.store import accel
+
 API = 1
 """The ``_fsyncer`` interface this code calls."""
-
-
-def _native() -> Any | None:
-    if os.environ.get("ACTORMQ_PURE_PYTHON") == "1":
-        return None
-    try:
-        from runtime.store import _fsyncer
-    except ImportError:
-        return None
-    return _fsyncer if getattr(_fsyncer, "API_VERSION", None) == API else None
 
 
 class Fsyncer:
@@ -57,7 +49,7 @@ class Fsyncer:
 
     @classmethod
     def open(cls) -> Fsyncer | None:
-        native = _native()
+        native = accel.native("_fsyncer", API)
         return None if native is None else cls(native.Syncer())
 
     def start(self, fds: Sequence[int], done: Callable[[int], object]) -> None:
