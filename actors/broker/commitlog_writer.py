@@ -277,20 +277,19 @@ class CommitLogWriter(GeventActor):
         if not dispatched:
             self._complete(outcomes, end)
             return
-        batch = merge(dispatched)
         parked = self.ctx.parked_queues
-        if parked and not parked.isdisjoint(batch.queues):
+        if parked and any(not parked.isdisjoint(d.queues) for d in dispatched):
             # A long poll waits on one of these queues: dispatch first (inline when the
             # dispatcher is idle), so the queue wakes the poll before the acks are set and the
             # hub, which runs woken greenlets in order, sends the pull response before the acks
             # (as Redis serves a blocked reader before the writer's reply).
-            self._tell_dispatcher(Dispatch(begin, end, batch), inline=True)
+            self._tell_dispatcher(Dispatch(begin, end, merge(dispatched)), inline=True)
             self._complete(outcomes, end, polls_first=True)
         else:
-            # Acks first, dispatch second: a producer's ack does not wait behind the
-            # consume-queue and index work that no consumer is waiting for.
+            # Acks first, dispatch second (merging the group's batches too): a producer's ack
+            # does not wait behind consume-queue and index work no consumer is waiting for.
             self._complete(outcomes, end)
-            self._tell_dispatcher(Dispatch(begin, end, batch))
+            self._tell_dispatcher(Dispatch(begin, end, merge(dispatched)))
 
     def _complete(
         self, outcomes: list[tuple[AppendBatch, Any]], end: int, *, polls_first: bool = False
