@@ -10,6 +10,13 @@ Two modes, chosen when the hub is made:
   "hub thread" is a greenlet on the caller's own hub; waits yield to that hub and nothing can
   deadlock as long as the caller waits through the client's API.
 
+Work from another OS thread reaches the hub through an inbox (a deque) and one async watcher
+that the hub drains. Not ``loop.run_callback_threadsafe``: under libev it increments the loop's
+reference count from the foreign thread while the hub runs ``ev_run`` without the GIL and stops
+expired timers (a decrement), so increments get lost; the count then reaches zero with work
+still pending and the hub thread dies of ``LoopExit`` (tests/unit/test_client_threading.py).
+``ev_async_send`` is the one libev call made for other threads.
+
 The public client objects are synchronous and thread-safe; every one of them goes through
 ``call`` (run a function in a fresh greenlet on the hub and wait for its result), ``post`` (run a
 non-blocking function as a hub callback) or a ``Waiter`` completed from the hub.
@@ -20,8 +27,10 @@ tests may make private hubs (e.g. for a fake broker that must not share the clie
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import contextlib
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -100,7 +109,11 @@ class ClientHub:
         self._thread_ident: int | None = None
         self._thread: threading.Thread | None = None
         self._stopped: gevent.event.Event | None = None
-        self._keepalive: Any = None
+        self._inbox: collections.deque[tuple[Callable[..., Any], tuple[Any, ...]]] = (
+            collections.deque()
+        )
+        self._wake: Any = None  # the async watcher that drains the inbox on the hub
+        self._post_lock = _real_allocate_lock()  # posts vs stop: no send to a closed watcher
         self._running = False
         self._patched_thread: int | None = None  # patched mode: the OS thread of the hub
 
@@ -115,6 +128,9 @@ class ClientHub:
             self._loop = self._hub.loop
             self._thread_ident = None
             self._patched_thread = _real_get_ident()
+            # Not a reference: the caller's hub may exit when only this watcher is left.
+            self._wake = self._loop.async_(ref=False)
+            self._wake.start(self._drain)
             self._running = True
             return self
         ready = _real_allocate_lock()  # a real lock even if threading is patched later
@@ -127,15 +143,15 @@ class ClientHub:
                 self._loop = self._hub.loop
                 self._thread_ident = _real_get_ident()
                 self._stopped = gevent.event.Event()
-                self._keepalive = self._loop.async_()
-                self._keepalive.start(self._stopped.set)
+                self._wake = self._loop.async_()  # a reference: keeps the hub's loop running
+                self._wake.start(self._drain)
             except BaseException as exc:  # pragma: no cover - hub creation failed
                 failure.append(exc)
                 ready.release()
                 return
             ready.release()
             self._stopped.wait()
-            self._keepalive.close()
+            self._wake.close()
             # Let greenlets that were told to finish run their last steps.
             with contextlib.suppress(Exception):
                 gevent.sleep(0)
@@ -154,13 +170,21 @@ class ClientHub:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the hub thread (plain mode). Actors must have been stopped before."""
-        if not self._running:
-            return
-        self._running = False
-        if self.patched:
-            return
-        if self._keepalive is not None:
-            self._keepalive.send()
+        with self._post_lock:
+            if not self._running:
+                return
+            self._running = False
+            if self.patched:
+                # What other threads posted still runs, as hub callbacks; the watcher is
+                # closed where it lives (left to the hub's end when stop() runs elsewhere).
+                if self._on_hub_thread():
+                    while self._inbox:
+                        fn, args = self._inbox.popleft()
+                        self._loop.run_callback(fn, *args)
+                    self._wake.close()
+                return
+            self._inbox.append((self._stopped.set, ()))  # type: ignore[union-attr]
+            self._wake.send()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
         self._thread = None
@@ -183,9 +207,32 @@ class ClientHub:
 
     def post(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run ``fn(*args)`` on the hub as a callback (it must not block). Any thread."""
-        if not self._running:
-            raise ClientStateError("hub", "stopped")
-        self._loop.run_callback_threadsafe(fn, *args)
+        if self._on_hub_thread():
+            if not self._running:
+                raise ClientStateError("hub", "stopped")
+            self._loop.run_callback(fn, *args)
+            return
+        with self._post_lock:
+            if not self._running:
+                raise ClientStateError("hub", "stopped")
+            self._inbox.append((fn, args))
+            self._wake.send()
+
+    def _on_hub_thread(self) -> bool:
+        if self.patched:
+            return _real_get_ident() == self._patched_thread
+        return _real_get_ident() == self._thread_ident
+
+    def _drain(self) -> None:
+        """On the hub (the async watcher's callback): run what other threads posted, in order.
+        An error is the hub's to report, as for a callback; the rest still run."""
+        inbox = self._inbox
+        while inbox:
+            fn, args = inbox.popleft()
+            try:
+                fn(*args)
+            except Exception:
+                self._hub.handle_error(fn, *sys.exc_info())
 
     def run(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run a non-blocking ``fn(*args)`` on the hub: at once when the caller is a greenlet of
@@ -200,7 +247,7 @@ class ClientHub:
         ):
             fn(*args)
         else:
-            self._loop.run_callback_threadsafe(fn, *args)
+            self.post(fn, *args)
 
     def spawn(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run ``fn(*args)`` in a greenlet of its own on the hub (may block; a reused one:

@@ -8,9 +8,11 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Iterator
 
 import gevent
+import gevent.event
 import gevent.monkey
 import pytest
 
@@ -73,6 +75,16 @@ def test_hub_run_runs_at_once_from_a_greenlet_of_a_patched_hub_and_posts_otherwi
         gevent.sleep(0)
         gevent.sleep(0)
         assert ran == ["now", "posted"]
+        # When another OS thread posts to the patched hub, Then it runs on the hub's own thread
+        arrived = gevent.event.Event()
+        poster = threading.Thread(
+            target=patched.post,
+            args=(lambda: (ran.append(threading.get_ident()), arrived.set()),),
+        )
+        poster.start()
+        assert arrived.wait(5)
+        poster.join(5)
+        assert ran[-1] == threading.get_ident() != poster.ident
         # When another thread asks the plain hub, Then it runs on the hub's thread
         where = plain.submit(lambda: threading.get_ident())
         done = threading.Event()
@@ -83,6 +95,82 @@ def test_hub_run_runs_at_once_from_a_greenlet_of_a_patched_hub_and_posts_otherwi
     finally:
         patched.stop()
         release_shared(plain)
+
+
+def test_posts_from_many_threads_while_the_hub_runs_timers_all_run_and_the_hub_lives() -> None:
+    # Given a plain hub whose loop keeps starting and expiring timers (as a busy client does)
+    hub = ClientHub("test-posts", patched=False).start()
+    stop_ticking = threading.Event()
+
+    def tick() -> None:
+        while not stop_ticking.is_set():
+            gevent.sleep(0.00001)
+
+    hub.spawn(tick)
+    per_thread, threads = 60_000, 3
+    ran = [0]
+    order: dict[int, list[int]] = {n: [] for n in range(threads)}
+    all_ran = threading.Event()
+
+    def count(n: int, i: int) -> None:
+        ran[0] += 1
+        if i % 1000 == 0:
+            order[n].append(i)
+        if ran[0] == per_thread * threads:
+            all_ran.set()
+
+    def poster(n: int) -> None:
+        for i in range(per_thread):
+            hub.post(count, n, i)
+            if i % 100 == 99:
+                time.sleep(0)  # let the hub thread into its loop between bursts
+
+    try:
+        # When three other threads post callbacks as fast as they can
+        posters = [threading.Thread(target=poster, args=(n,)) for n in range(threads)]
+        for t in posters:
+            t.start()
+        for t in posters:
+            t.join(30)
+        # Then every callback ran, each thread's in its order, and the hub thread is alive
+        # (with loop.run_callback_threadsafe it died of LoopExit after some ten thousand)
+        deadline = time.monotonic() + 30
+        while not all_ran.wait(0.2):  # fail fast when the hub thread died
+            assert hub._thread is not None and hub._thread.is_alive(), f"hub died after {ran[0]}"
+            assert time.monotonic() < deadline, ran[0]
+        assert all(seq == list(range(0, per_thread, 1000)) for seq in order.values())
+        assert hub._thread is not None and hub._thread.is_alive()
+        assert hub.submit(lambda: "still serving").wait(5) == "still serving"
+    finally:
+        stop_ticking.set()
+        hub.stop()
+
+
+def test_a_failing_post_is_reported_and_the_next_ones_still_run(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given a plain hub
+    hub = ClientHub("test-post-error", patched=False).start()
+    try:
+        done = threading.Event()
+
+        def boom() -> None:
+            raise RuntimeError("posted boom")
+
+        # When one posted callback raises, between two that do not
+        got: list[int] = []
+        hub.post(got.append, 1)
+        hub.post(boom)
+        hub.post(lambda: (got.append(2), done.set()))
+        # Then the others still ran, in order, and the error was reported by the hub
+        assert done.wait(5)
+        assert got == [1, 2]
+        assert "posted boom" in capsys.readouterr().err
+    finally:
+        hub.stop()
+    # And a stopped hub refuses posts with a typed error
+    with pytest.raises(ClientStateError):
+        hub.post(print)
 
 
 PATCHED_PROGRAM = textwrap.dedent(
