@@ -105,6 +105,11 @@ class _Group:
         self.vpos = start
 
 
+TAIL_CACHE = 1 << 20
+"""The last MiB (to 2 MiB) of appended records stays in memory: consumers that keep up read it
+without a ``pread`` (``SegmentedFile``'s ``tail_cache``)."""
+
+
 class CommitLog:
     """See the module docstring. ``store_host`` is 4 IPv4 bytes."""
 
@@ -118,7 +123,7 @@ class CommitLog:
         store_port: int = 10911,
         delay_levels: tuple[int, ...] = R.DEFAULT_DELAY_LEVELS,
     ) -> None:
-        self.segments = SegmentedFile(directory, segment_size, fs)
+        self.segments = SegmentedFile(directory, segment_size, fs, tail_cache=TAIL_CACHE)
         self.segment_size = segment_size
         self.store_host = store_host
         self.store_port = store_port

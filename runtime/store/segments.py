@@ -9,6 +9,12 @@ directory when segments were created since the last flush.
 Flushing is split so the fsync can run in a worker thread while the hub keeps appending:
 ``prepare_flush()`` (hub) captures what to sync, ``FlushPlan.run()`` (any thread) syncs, and
 ``flushed_to(offset)`` (hub) records the result.
+
+A file may keep the last bytes it appended in memory (``tail_cache``): a reader that keeps up
+with the writer (a consumer's long poll woken by the append it waits for) then gets them
+without a ``pread``, as RocketMQ's readers get the tail from its mapped files. The cache holds
+exactly ``[tail_start, write_offset)``; truncation trims it, a jump of ``write_offset`` empties
+it, and a read checks that invariant and otherwise goes to the file.
 """
 
 from __future__ import annotations
@@ -80,7 +86,10 @@ class SegmentedFile:
         fs: FileSystem = OS_FS,
         *,
         empty_start: int = 0,
+        tail_cache: int = 0,
     ) -> None:
+        """``tail_cache``: keep at least the last this many appended bytes in memory (up to
+        twice as many; 0: none)."""
         if segment_size <= 0:
             raise ValueError("segment_size must be positive")
         self.directory = directory
@@ -93,6 +102,9 @@ class SegmentedFile:
         self._empty_start = empty_start
         self.write_offset = self.segments[-1].end if self.segments else empty_start
         self.flushed_offset = self.write_offset
+        self._tail_cap = max(tail_cache, 0)
+        self._tail = bytearray()
+        self._tail_start = self.write_offset
 
     # -- loading --------------------------------------------------------------------------
 
@@ -184,13 +196,31 @@ class SegmentedFile:
             seg.file.append(chunk)
             pos += len(chunk)
             self.write_offset += len(chunk)
+        if self._tail_cap:
+            self._cache(start, view)
         return start
+
+    def _cache(self, start: int, data: memoryview) -> None:
+        tail = self._tail
+        if self._tail_start + len(tail) != start:  # not contiguous with what is cached
+            tail.clear()
+            self._tail_start = start
+        tail += data
+        if len(tail) > 2 * self._tail_cap:
+            drop = len(tail) - self._tail_cap
+            del tail[:drop]
+            self._tail_start += drop
+
+    def _uncache(self) -> None:
+        self._tail.clear()
+        self._tail_start = self.write_offset
 
     def skip_to_next_segment(self) -> int:
         """Continue writing at the next segment boundary (after an end-of-segment marker)."""
         self.write_offset = self.segment_end(self.write_offset - 1) if self.write_offset else 0
         if self.write_offset % self.segment_size:
             raise AssertionError("skip_to_next_segment left an unaligned offset")
+        self._uncache()
         return self.write_offset
 
     # -- reading -----------------------------------------------------------------------------
@@ -202,6 +232,10 @@ class SegmentedFile:
             return b""
         rel = offset - seg.start
         n = min(n, self.segment_size - rel)
+        k = offset - self._tail_start
+        tail = self._tail
+        if k >= 0 and tail and self._tail_start + len(tail) == self.write_offset:
+            return bytes(memoryview(tail)[k : k + n])
         return seg.file.pread(n, rel)
 
     # -- flushing ----------------------------------------------------------------------------
@@ -249,6 +283,10 @@ class SegmentedFile:
             seg.file.fsync()
         self.write_offset = offset
         self.flushed_offset = min(self.flushed_offset, offset)
+        if offset <= self._tail_start:
+            self._uncache()
+        else:
+            del self._tail[offset - self._tail_start :]
         return dropped
 
     def delete_first(self) -> Segment | None:
@@ -267,12 +305,14 @@ class SegmentedFile:
         self.segments.clear()
         self._dir_dirty = True
         self.write_offset = self.flushed_offset = self._empty_start
+        self._uncache()
 
     def reset_to(self, offset: int) -> None:
         """Start an empty file at ``offset`` (a queue rebuilt after the log's head moved on)."""
         if self.segments:
             raise AssertionError("reset_to on a non-empty file")
         self.write_offset = self.flushed_offset = offset
+        self._uncache()
 
     def close(self) -> None:
         for seg in self.segments:
