@@ -33,6 +33,7 @@ import gevent.event
 import gevent.queue
 import pykka
 from pykka import ActorRegistry
+from pykka import messages as _pykka_messages
 from pykka._envelope import Envelope
 from pykka.messages import ProxyCall
 
@@ -157,8 +158,23 @@ class _Timer:
         self._watcher.close()
 
 
+_PYKKA_MESSAGES = frozenset(
+    {
+        _pykka_messages._ActorStop,
+        _pykka_messages.ProxyCall,
+        _pykka_messages.ProxyGetAttr,
+        _pykka_messages.ProxySetAttr,
+    }
+)
+"""The messages pykka's own ``_handle_receive`` interprets; everything else is ``on_receive``'s."""
+
+
 class GeventActor(pykka.Actor):
     """A pykka actor that runs on a greenlet. See the module docstring for the differences."""
+
+    inline_capable: ClassVar[bool] = True
+    """Marks the actors ``ask_now``/``tell_now`` may run inline (cheaper than an isinstance
+    against pykka's ABC-based ``Actor`` on every hot-path message)."""
 
     fail_on_error: ClassVar[bool] = False
     """True: an exception in an ``ask`` handler also fails the actor (durability actors)."""
@@ -182,6 +198,12 @@ class GeventActor(pykka.Actor):
     @staticmethod
     def _create_future() -> pykka.Future[Any]:
         return GeventFuture()
+
+    def _handle_receive(self, message: Any) -> Any:
+        # pykka's tests four isinstance chains first; only its own messages need them
+        if message.__class__ in _PYKKA_MESSAGES:
+            return super()._handle_receive(message)
+        return self.on_receive(message)
 
     def _start_actor_loop(self) -> None:
         self._greenlet = gevent.spawn(self._actor_loop)
@@ -345,8 +367,8 @@ def ask_now(ref: pykka.ActorRef[Any], message: Any) -> pykka.Future[Any]:
     handler never yields. A stopped actor's future fails with ``pykka.ActorDeadError``, as
     ``ask``'s does."""
     actor = ref._actor_weakref()
-    if isinstance(actor, GeventActor):
-        future = actor.ask_inline(message)
+    if getattr(actor, "inline_capable", False):
+        future = actor.ask_inline(message)  # type: ignore[union-attr]
         if future is not None:
             return future
     return ref.ask(message, block=False)
@@ -357,7 +379,7 @@ def tell_now(ref: pykka.ActorRef[Any], message: Any) -> None:
     ``GeventActor`` (``GeventActor.handle_inline``). Only for messages whose handler never
     yields. Raises ``pykka.ActorDeadError`` as ``tell`` does."""
     actor = ref._actor_weakref()
-    if not (isinstance(actor, GeventActor) and actor.handle_inline(message)):
+    if not (getattr(actor, "inline_capable", False) and actor.handle_inline(message)):  # type: ignore[union-attr]
         ref.tell(message)
 
 

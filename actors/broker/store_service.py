@@ -86,7 +86,6 @@ from actors.broker.subscription_groups import (
 )
 from actors.broker.topic_config import TopicConfig
 from runtime.actor import (
-    GeventActor,
     actor_of,
     ask_now,
     new_future,
@@ -224,7 +223,7 @@ class BrokerStore:
             # while other greenlets are about to run: their appends then join this one in the
             # writer's next group (one write, one dispatch for all).
             if others_ready() or not (
-                isinstance(writer, GeventActor) and writer.handle_inline(message)
+                getattr(writer, "inline_capable", False) and writer.handle_inline(message)
             ):
                 ref.tell(message)
         except pykka.ActorDeadError:

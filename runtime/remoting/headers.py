@@ -473,7 +473,7 @@ def decode_header(
     cls: type[H], ext_fields: Mapping[str, object], *, opaque: int | None = None
 ) -> H:
     """Decode ``ext_fields`` into header ``cls``. Raises ProtocolError(fatal=False, opaque)."""
-    if not isinstance(ext_fields, Mapping):
+    if ext_fields.__class__ is not dict and not isinstance(ext_fields, Mapping):
         raise ProtocolError(
             f"bad {cls.__name__}: extFields is not an object", fatal=False, opaque=opaque
         )
@@ -497,7 +497,7 @@ def decode_send_header(
 ) -> SendMessageRequestHeader:
     """The send header of a SEND_MESSAGE (10: long names) or SEND_MESSAGE_V2 / SEND_BATCH_MESSAGE
     (310 / 320: short names a..n; long names accepted too). Code 320 always means batch."""
-    if not isinstance(ext_fields, Mapping):
+    if ext_fields.__class__ is not dict and not isinstance(ext_fields, Mapping):
         raise ProtocolError(
             "bad SendMessageRequestHeader: extFields is not an object", fatal=False, opaque=opaque
         )
