@@ -13,7 +13,7 @@ import pytest
 from runtime.net import Acceptor, bind
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
-from runtime.session import SessionHandle, send_frame, session_factory
+from runtime.session import READ_SIZE, SessionHandle, _receiver, send_frame, session_factory
 from tests.wire import WireClient as Client
 
 pytestmark = pytest.mark.timeout(20)
@@ -232,3 +232,45 @@ def test_send_frame_writes_all_of_a_frame_larger_than_the_send_buffer(direct: bo
     finally:
         a.close()
         b.close()
+
+
+class _CountingRaw:
+    """A non-blocking socket stand-in that counts ``recv`` calls (EAGAIN when empty)."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.recvs = 0
+
+    def recv(self, n: int) -> bytes:
+        self.recvs += 1
+        if not self.chunks:
+            raise BlockingIOError
+        return self.chunks.pop(0)[:n]
+
+
+def test_the_read_loop_waits_before_reading_after_a_short_read() -> None:
+    raw = _CountingRaw()
+    waits: list[int] = []
+    arriving: list[bytes] = []
+
+    class Sock:
+        _sock = raw
+        _read_event = object()
+
+        def _wait(self, _event: object) -> None:  # the hub: bytes arrive while we wait
+            waits.append(raw.recvs)
+            raw.chunks.append(arriving.pop(0))
+
+    receive = _receiver(Sock())  # type: ignore[arg-type]
+    # Given a short frame already there, When the loop reads first, Then it tries at once
+    raw.chunks.append(b"short frame")
+    assert receive() == b"short frame" and raw.recvs == 1 and waits == []
+    # When it reads after that short read, Then it waits first: no recv that fails
+    arriving.append(b"x" * READ_SIZE)
+    assert receive() == b"x" * READ_SIZE and raw.recvs == 2 and waits == [1]
+    # When it reads after a full buffer, Then it tries at once: more was likely waiting
+    raw.chunks.append(b"rest")
+    assert receive() == b"rest" and raw.recvs == 3 and waits == [1]
+    # And after a short read with nothing there, it waits, then reads once
+    arriving.append(b"next")
+    assert receive() == b"next" and raw.recvs == 4 and waits == [1, 3]
