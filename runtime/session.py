@@ -44,6 +44,7 @@ from loguru import logger
 from runtime import workers
 from runtime.actor import GeventActor, GeventFuture, new_future
 from runtime.errors import ProtocolError
+from runtime.receive import receiver
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.frame import FrameDecoder, encode
@@ -329,7 +330,7 @@ class ClientSession(GeventActor):
         decoder = FrameDecoder()
         ref = self.actor_ref
         reason = "peer closed the connection"
-        receive = _receiver(self.sock)
+        receive = receiver(self.sock, READ_SIZE)
         try:
             while True:
                 data = receive()
@@ -403,45 +404,6 @@ class ClientSession(GeventActor):
             return RemotingCommand.response_to(
                 request, ResponseCode.SYSTEM_ERROR, remark=f"{exc.__class__.__name__}: {exc}"
             )
-
-
-def _receiver(sock: socket.socket) -> Callable[[], bytes]:
-    """``recv(READ_SIZE)`` for a read loop, waiting for the socket *before* reading when the
-    last read was short.
-
-    gevent's ``recv`` tries the read first and waits after EAGAIN. A request/response peer has
-    nothing more to read once its last frame was short, so that first try is a wasted system
-    call plus a Python exception on every wake-up (half of all ``recv`` calls at one request in
-    flight). After a read that filled the buffer, more is likely waiting: read at once. Plain
-    sockets (tests, no gevent) read as usual."""
-    raw = getattr(sock, "_sock", None)
-    wait = getattr(sock, "_wait", None)
-    event = getattr(sock, "_read_event", None)
-    if raw is None or wait is None or event is None:
-        return lambda: sock.recv(READ_SIZE)
-    recv = raw.recv
-    more = True
-
-    def receive() -> bytes:
-        nonlocal more
-        if more:
-            try:
-                data = recv(READ_SIZE)
-            except BlockingIOError:
-                pass
-            else:
-                more = len(data) == READ_SIZE
-                return data
-        while True:
-            wait(event)  # raises (OSError) when the socket is closed meanwhile
-            try:
-                data = recv(READ_SIZE)
-            except BlockingIOError:
-                continue
-            more = len(data) == READ_SIZE
-            return data
-
-    return receive
 
 
 def send_frame(sock: socket.socket, raw: Any, frame: bytes) -> None:

@@ -41,6 +41,7 @@ from actors.broker.messages import AppendRaw
 from runtime.actor import GeventActor, new_future, offload
 from runtime.errors import ActorFailure, ProtocolError
 from runtime.ha import protocol as P
+from runtime.receive import receiver
 from runtime.session import READ_SIZE
 
 CONNECT_TIMEOUT_S = 3.0
@@ -170,9 +171,10 @@ class HAClient(GeventActor):
         accepted = False
         last_report = time.monotonic()
         sock.settimeout(ha.housekeeping_s)
+        receive = receiver(sock, READ_SIZE)
         while generation == self._generation:
             try:
-                data = sock.recv(READ_SIZE)
+                data = receive()
             except TimeoutError:
                 return f"master silent for {ha.housekeeping_s:g}s", RETRY_S
             if not data:

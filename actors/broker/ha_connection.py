@@ -42,6 +42,7 @@ from runtime.errors import ProtocolError
 from runtime.ha import protocol as P
 from runtime.ha.epoch import consistent_point
 from runtime.ha.state import Role
+from runtime.receive import receiver
 from runtime.store.raw import read_raw
 
 HELLO_TIMEOUT_S = 10.0
@@ -172,9 +173,10 @@ class HAConnection(GeventActor):
         decoder = P.SlaveStreamDecoder()
         ref = self.actor_ref
         reason = "slave closed the connection"
+        receive = receiver(self.sock, 65536)
         try:
             while True:
-                data = self.sock.recv(65536)
+                data = receive()
                 if not data:
                     break
                 self._last_read = time.monotonic()

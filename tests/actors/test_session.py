@@ -11,9 +11,10 @@ import gevent.socket
 import pytest
 
 from runtime.net import Acceptor, bind
+from runtime.receive import receiver
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
-from runtime.session import READ_SIZE, SessionHandle, _receiver, send_frame, session_factory
+from runtime.session import READ_SIZE, SessionHandle, send_frame, session_factory
 from tests.wire import WireClient as Client
 
 pytestmark = pytest.mark.timeout(20)
@@ -261,7 +262,7 @@ def test_the_read_loop_waits_before_reading_after_a_short_read() -> None:
             waits.append(raw.recvs)
             raw.chunks.append(arriving.pop(0))
 
-    receive = _receiver(Sock())  # type: ignore[arg-type]
+    receive = receiver(Sock(), READ_SIZE)  # type: ignore[arg-type]
     # Given a short frame already there, When the loop reads first, Then it tries at once
     raw.chunks.append(b"short frame")
     assert receive() == b"short frame" and raw.recvs == 1 and waits == []
