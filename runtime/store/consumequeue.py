@@ -28,9 +28,10 @@ ENTRY_SIZE = ENTRY.size
 assert ENTRY_SIZE == 20
 BLANK_SIZE_FIELD = 0x7FFFFFFF
 BLANK_ENTRY = ENTRY.pack(0, BLANK_SIZE_FIELD, 0)
-TAIL_CACHE_ENTRIES = 256
-"""The last 256 (to 512) entries stay in memory: a consumer that keeps up reads them without a
-``pread`` (``SegmentedFile``'s ``tail_cache``; 10 KiB per queue at most)."""
+TAIL_CACHE_ENTRIES = 128
+"""The last 128 (to 256) entries stay in memory: a consumer that keeps up (within four pulls of
+32) reads them without a ``pread`` (``SegmentedFile``'s ``tail_cache``; 5 KiB per queue at most,
+so 40 MiB for 8,000 busy queues)."""
 
 
 class CqEntry(NamedTuple):
