@@ -200,7 +200,7 @@ class GeventActor(pykka.Actor):
         return GeventFuture()
 
     def _handle_receive(self, message: Any) -> Any:
-        # pykka's tests four isinstance chains first; only its own messages need them
+        # pykka's version tries four isinstance checks first; only its own messages need them
         if message.__class__ in _PYKKA_MESSAGES:
             return super()._handle_receive(message)
         return self.on_receive(message)

@@ -86,7 +86,6 @@ from actors.broker.subscription_groups import (
 )
 from actors.broker.topic_config import TopicConfig
 from runtime.actor import (
-    actor_of,
     ask_now,
     new_future,
     offload,
@@ -216,16 +215,15 @@ class BrokerStore:
             reply.set(PutResult(status=PutStatus.SERVICE_NOT_AVAILABLE, reason="store not running"))
             return reply
         message = AppendBatch(records, reply, time.monotonic())
-        writer = actor_of(ref)
         try:
             # An idle writer appends in this greenlet (its AppendBatch handler never yields):
             # the reply is set before this returns, two greenlet switches saved per send. Not
             # while other greenlets are about to run: their appends then join this one in the
             # writer's next group (one write, one dispatch for all).
-            if others_ready() or not (
-                getattr(writer, "inline_capable", False) and writer.handle_inline(message)
-            ):
+            if others_ready():
                 ref.tell(message)
+            else:
+                tell_now(ref, message)
         except pykka.ActorDeadError:
             reply.set(PutResult(status=PutStatus.SERVICE_NOT_AVAILABLE, reason="store stopped"))
         return reply
