@@ -104,6 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+    admin = sub.add_parser(
+        "admin",
+        help="mqadmin's everyday commands (clusterList, topicList, topicRoute, updateTopic, "
+        "topicStatus, consumerProgress); see python -m runtime admin --help",
+        add_help=False,
+    )
+    admin.add_argument("admin_args", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -168,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.client_bench import main as bench_main
 
         return bench_main(argv[1:])
+    if argv[:1] == ["admin"]:
+        from runtime.admin import main as admin_main
+
+        return admin_main(argv[1:])
     args = build_parser().parse_args(argv)
     logs.configure(args.log_level)
     try:

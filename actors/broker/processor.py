@@ -18,6 +18,7 @@ from actors.broker import (
     retry_handler,
     send_handler,
     slave_sync_handler,
+    stats_handler,
     transaction_handler,
 )
 from actors.broker.context import BrokerContext, reply
@@ -50,6 +51,8 @@ HANDLERS: dict[int, Handler] = {
     RequestCode.GET_SUBSCRIPTIONGROUP_CONFIG: admin_handler.subscription_group,
     RequestCode.DELETE_SUBSCRIPTIONGROUP: admin_handler.delete_subscription_group,
     RequestCode.GET_BROKER_CONFIG: admin_handler.broker_config,
+    RequestCode.GET_TOPIC_STATS_INFO: stats_handler.topic_stats,
+    RequestCode.GET_CONSUME_STATS: stats_handler.consume_stats,
     RequestCode.CONSUMER_SEND_MSG_BACK: retry_handler.send_back,
     RequestCode.END_TRANSACTION: transaction_handler.end_transaction,
     RequestCode.LOCK_BATCH_MQ: order_handler.lock_batch,

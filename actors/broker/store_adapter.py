@@ -182,3 +182,7 @@ class StoreAdapter:
 
     def commit_offset(self, group: str, topic: str, queue_id: int, offset: int) -> None:
         self._get(self.store.commit_offset(group, topic, queue_id, offset))
+
+    def consumed_topics(self, group: str) -> list[str]:
+        """The topics ``group`` committed an offset for, sorted."""
+        return sorted(self._get(self.store.group_offsets(group)))

@@ -10,6 +10,7 @@ background thread (or on the caller's hub when gevent monkey-patched ``threading
 docs/client.md for the API, the consume-from rules and the threading model.
 """
 
+from actors.client.admin import Admin, QueueOffsets, QueueProgress
 from actors.client.errors import (
     BrokerError,
     ClientError,
@@ -45,6 +46,7 @@ from actors.client.transaction import (
 from runtime.remoting.codes import MessageModel
 
 __all__ = [
+    "Admin",
     "BrokerError",
     "ByShardingKey",
     "ClientError",
@@ -65,6 +67,8 @@ __all__ = [
     "PullConsumer",
     "PullStatus",
     "PushConsumer",
+    "QueueOffsets",
+    "QueueProgress",
     "QueueSelector",
     "RequestTimeoutError",
     "SendFailedError",

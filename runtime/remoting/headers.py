@@ -147,6 +147,20 @@ class GetConsumerListByGroupRequestHeader(Header, kw_only=True):
     consumer_group: str
 
 
+class GetTopicStatsInfoRequestHeader(Header, kw_only=True):
+    """GET_TOPIC_STATS_INFO (202)."""
+
+    topic: str
+
+
+class GetConsumeStatsRequestHeader(Header, kw_only=True):
+    """GET_CONSUME_STATS (208): every topic the group committed offsets for when ``topic`` is
+    empty."""
+
+    consumer_group: str
+    topic: str = ""
+
+
 class UnregisterClientRequestHeader(Header, kw_only=True):
     """UNREGISTER_CLIENT (35)."""
 
@@ -309,6 +323,8 @@ REQUEST_HEADERS: dict[int, type[Header]] = {
     RequestCode.CONSUMER_SEND_MSG_BACK: ConsumerSendMsgBackRequestHeader,
     RequestCode.END_TRANSACTION: EndTransactionRequestHeader,
     RequestCode.GET_CONSUMER_LIST_BY_GROUP: GetConsumerListByGroupRequestHeader,
+    RequestCode.GET_TOPIC_STATS_INFO: GetTopicStatsInfoRequestHeader,
+    RequestCode.GET_CONSUME_STATS: GetConsumeStatsRequestHeader,
     RequestCode.CHECK_TRANSACTION_STATE: CheckTransactionStateRequestHeader,
     RequestCode.NOTIFY_CONSUMER_IDS_CHANGED: NotifyConsumerIdsChangedRequestHeader,
     RequestCode.REGISTER_BROKER: RegisterBrokerRequestHeader,

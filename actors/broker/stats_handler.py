@@ -1,0 +1,92 @@
+"""Queue statistics for admin tools: GET_TOPIC_STATS_INFO (202) and GET_CONSUME_STATS (208).
+
+What ``mqadmin topicStatus`` and ``mqadmin consumerProgress`` (and the RocketMQ dashboard) ask
+a broker, answered as RocketMQ 4.x does:
+
+- 202, header ``topic``: for each write queue its min and max offset and the store time of its
+  last message (0 when empty); TOPIC_NOT_EXIST for an unknown topic.
+- 208, header ``consumerGroup`` and optional ``topic`` (else every topic the group committed an
+  offset for): for each read queue the broker's max offset, the group's committed offset (0
+  when none) and the store time of the last message it consumed (0 when none). Topics this
+  broker does not have are left out; ``consumeTps`` is 0 (no per-group rate is kept).
+
+Bodies are written with queue objects as map keys (``runtime.remoting.queue_maps``).
+"""
+
+from __future__ import annotations
+
+from actors.broker.context import BrokerContext, reply
+from runtime.remoting.bodies import MessageQueue
+from runtime.remoting.codes import ResponseCode
+from runtime.remoting.command import RemotingCommand
+from runtime.remoting.headers import (
+    GetConsumeStatsRequestHeader,
+    GetTopicStatsInfoRequestHeader,
+    decode_header,
+)
+from runtime.remoting.queue_maps import OffsetWrapper, TopicOffset, encode_queue_map
+from runtime.session import SessionHandle
+from runtime.store.record import store_timestamp_of
+
+ONE_MESSAGE_BYTES = 8 * 1024 * 1024
+
+
+def topic_stats(
+    ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
+) -> RemotingCommand:
+    h = decode_header(GetTopicStatsInfoRequestHeader, request.ext_fields, opaque=request.opaque)
+    config = ctx.store.topic(h.topic)
+    if config is None:
+        return reply(request, ResponseCode.TOPIC_NOT_EXIST, remark=f"topic[{h.topic}] not exist")
+    broker = ctx.cfg.broker_name
+    entries = []
+    for queue_id in range(config.write_queue_nums):
+        low = max(ctx.store.min_offset(h.topic, queue_id), 0)
+        high = max(ctx.store.max_offset(h.topic, queue_id), 0)
+        entries.append(
+            (
+                MessageQueue(topic=h.topic, broker_name=broker, queue_id=queue_id),
+                TopicOffset(
+                    min_offset=low,
+                    max_offset=high,
+                    last_update_timestamp=_store_time(ctx, h.topic, queue_id, high - 1),
+                ),
+            )
+        )
+    return reply(request, body=encode_queue_map("offsetTable", entries))
+
+
+def consume_stats(
+    ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
+) -> RemotingCommand:
+    h = decode_header(GetConsumeStatsRequestHeader, request.ext_fields, opaque=request.opaque)
+    topics = [h.topic] if h.topic else ctx.store.consumed_topics(h.consumer_group)
+    broker = ctx.cfg.broker_name
+    entries = []
+    for topic in topics:
+        config = ctx.store.topic(topic)
+        if config is None:
+            continue
+        for queue_id in range(config.read_queue_nums):
+            committed = ctx.store.query_offset(h.consumer_group, topic, queue_id) or 0
+            entries.append(
+                (
+                    MessageQueue(topic=topic, broker_name=broker, queue_id=queue_id),
+                    OffsetWrapper(
+                        broker_offset=max(ctx.store.max_offset(topic, queue_id), 0),
+                        consumer_offset=committed,
+                        last_timestamp=_store_time(ctx, topic, queue_id, committed - 1),
+                    ),
+                )
+            )
+    return reply(request, body=encode_queue_map("offsetTable", entries, consumeTps=0.0))
+
+
+def _store_time(ctx: BrokerContext, topic: str, queue_id: int, offset: int) -> int:
+    """Store timestamp (ms) of the message at ``offset`` in the queue; 0 when there is none."""
+    if offset < 0:
+        return 0
+    got = ctx.store.get_messages("", topic, queue_id, offset, 1, ONE_MESSAGE_BYTES, None)
+    if got.status != "FOUND" or not got.messages:
+        return 0
+    return store_timestamp_of(got.messages[0])

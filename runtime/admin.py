@@ -1,0 +1,145 @@
+"""``python -m runtime admin COMMAND``: mqadmin's everyday commands, over ``actors.client.Admin``.
+
+    clusterList                                  brokers of every cluster
+    topicList                                    every topic the name server knows
+    topicRoute       -t TOPIC                    the topic's route (JSON, as mqadmin prints it)
+    updateTopic      -t TOPIC (-c CLUSTER | -b HOST:PORT) [-w 8] [-r 8] [-p 6] [-o]
+                                                 create or update a topic
+    topicStatus      -t TOPIC                    min / max offset and last store time per queue
+    consumerProgress -g GROUP [-t TOPIC]         committed offsets and lag per queue
+
+Every command takes ``-n HOST:PORT[;HOST:PORT]`` (default ``$NAMESRV_ADDR``, else
+127.0.0.1:9876). Exit status 0 on success, 1 when the cluster refused or could not be
+reached (the reason on stderr), 2 on a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+
+import msgspec
+
+from actors.client import Admin, ClientError
+from runtime import logs
+
+PERM_READ_WRITE = 6
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m runtime admin",
+        description="Administer an actormq (or RocketMQ) cluster: mqadmin's everyday commands.",
+    )
+    ns = argparse.ArgumentParser(add_help=False)
+    ns.add_argument("-n", "--namesrv", help="name server(s) host:port[;host:port]")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub.add_parser("clusterList", parents=[ns], help="brokers of every cluster")
+    sub.add_parser("topicList", parents=[ns], help="every topic the name server knows")
+    route = sub.add_parser("topicRoute", parents=[ns], help="a topic's route (JSON)")
+    route.add_argument("-t", "--topic", required=True)
+    update = sub.add_parser("updateTopic", parents=[ns], help="create or update a topic")
+    update.add_argument("-t", "--topic", required=True)
+    where = update.add_mutually_exclusive_group(required=True)
+    where.add_argument("-c", "--cluster", help="on every master of this cluster")
+    where.add_argument("-b", "--broker", help="on this broker (host:port)")
+    update.add_argument("-w", "--write-queues", type=int, default=8, help="write queues (8)")
+    update.add_argument("-r", "--read-queues", type=int, default=8, help="read queues (8)")
+    update.add_argument("-p", "--perm", type=int, default=PERM_READ_WRITE, help="2 R, 4 W, 6 RW")
+    update.add_argument("-o", "--order", action="store_true", help="an ordered topic")
+    status = sub.add_parser("topicStatus", parents=[ns], help="offsets per queue of a topic")
+    status.add_argument("-t", "--topic", required=True)
+    progress = sub.add_parser("consumerProgress", parents=[ns], help="a group's offsets and lag")
+    progress.add_argument("-g", "--group", required=True)
+    progress.add_argument("-t", "--topic", help="only this topic")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logs.configure("WARNING")
+    try:
+        with Admin(args.namesrv) as admin:
+            for line in _run(admin, args):
+                print(line)
+    except ClientError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _run(admin: Admin, args: argparse.Namespace) -> list[str]:
+    command = args.command
+    if command == "clusterList":
+        info = admin.cluster_info()
+        rows = [["#Cluster Name", "#Broker Name", "#BID", "#Addr"]]
+        for cluster, names in sorted(info.cluster_addr_table.items()):
+            for name in sorted(names):
+                data = info.broker_addr_table.get(name)
+                for bid, addr in sorted((data.broker_addrs if data else {}).items()):
+                    rows.append([cluster, name, str(bid), addr])
+        return _table(rows)
+    if command == "topicList":
+        return admin.topic_list()
+    if command == "topicRoute":
+        route = admin.topic_route(args.topic)
+        return [json.dumps(msgspec.to_builtins(route), indent=2, sort_keys=True)]
+    if command == "updateTopic":
+        done = admin.create_topic(
+            args.topic,
+            cluster=args.cluster,
+            broker_addr=args.broker,
+            queues=args.write_queues,
+            read_queues=args.read_queues,
+            perm=args.perm,
+            order=args.order,
+        )
+        return [f"create topic to {address} success." for address in done]
+    if command == "topicStatus":
+        rows = [["#Broker Name", "#QID", "#Min Offset", "#Max Offset", "#Last Updated"]]
+        for r in admin.topic_stats(args.topic):
+            rows.append(
+                [
+                    r.queue.broker_name,
+                    str(r.queue.queue_id),
+                    str(r.min_offset),
+                    str(r.max_offset),
+                    _time(r.last_update_ms),
+                ]
+            )
+        return _table(rows)
+    if command == "consumerProgress":
+        header = ["#Topic", "#Broker Name", "#QID", "#Broker Offset", "#Consumer Offset"]
+        rows = [[*header, "#Diff", "#LastTime"]]
+        stats = admin.consume_stats(args.group, args.topic)
+        for r in stats:
+            rows.append(
+                [
+                    r.queue.topic,
+                    r.queue.broker_name,
+                    str(r.queue.queue_id),
+                    str(r.broker_offset),
+                    str(r.consumer_offset),
+                    str(r.diff),
+                    _time(r.last_consumed_ms),
+                ]
+            )
+        return [*_table(rows), "", f"Diff Total: {sum(r.diff for r in stats)}"]
+    raise AssertionError(command)  # argparse allows only the commands above
+
+
+def _time(ms: int) -> str:
+    if ms <= 0:
+        return "N/A"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000))
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]

@@ -1,0 +1,152 @@
+"""Administration against a real process: ``actors.client.Admin`` and ``python -m runtime admin``
+(topic creation, routes, topic status and a group's progress over GET_TOPIC_STATS_INFO and
+GET_CONSUME_STATS)."""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from actors.client import Admin, BrokerError, Message, Producer
+from runtime.remoting.codes import RequestCode, ResponseCode
+from tests.harness import REPO, RuntimeProcess
+from tests.wire import WireClient
+
+pytestmark = pytest.mark.timeout(90)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    data = tmp_path_factory.mktemp("admin")
+    with RuntimeProcess(["--ephemeral-ports", "--data-dir", str(data)]) as node:
+        yield node.wait_ready()
+        assert node.terminate() == 0, node.stderr_text()
+
+
+@pytest.fixture(scope="module")
+def admin(cluster: dict[str, str]) -> Iterator[Admin]:
+    with Admin(cluster["namesrv"]) as a:
+        yield a
+
+
+def mqadmin(namesrv: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "runtime", "admin", args[0], "-n", namesrv, *args[1:]],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def commit(broker: str, group: str, topic: str, queue_id: int, offset: int) -> None:
+    client = WireClient(broker)
+    try:
+        q: dict[str, Any] = {"consumerGroup": group, "topic": topic, "queueId": queue_id}
+        assert (
+            client.call(RequestCode.UPDATE_CONSUMER_OFFSET, {**q, "commitOffset": offset}).code == 0
+        )
+    finally:
+        client.close()
+
+
+def test_update_topic_from_the_command_line_then_status_and_progress_show_the_lag(
+    cluster: dict[str, str], admin: Admin
+) -> None:
+    namesrv, broker = cluster["namesrv"], cluster["broker-a/0"]
+    # Given a topic created with the command line on every master of the cluster
+    made = mqadmin(
+        namesrv, "updateTopic", "-t", "Ledger", "-c", "DefaultCluster", "-w", "3", "-r", "3"
+    )
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.strip() == f"create topic to {broker} success."
+    # Then the name server lists it at once, with three queues
+    assert "Ledger" in admin.topic_list()
+    route = admin.topic_route("Ledger")
+    assert [(q.read_queue_nums, q.write_queue_nums) for q in route.queue_datas] == [(3, 3)]
+    # When five messages go to queue 1 and a group commits offset 2 there
+    before = int(time.time() * 1000)
+    with Producer("admin-test-producer", namesrv=namesrv) as producer:
+        queue = next(q for q in producer.queues("Ledger") if q.queue_id == 1)
+        for i in range(5):
+            producer.send(Message("Ledger", f"entry-{i}".encode()), queue=queue)
+    commit(broker, "ledger-audit", "Ledger", 1, 2)
+    # Then topic status shows queue 1 at offset 5, stored just now, and the others empty
+    stats = admin.topic_stats("Ledger")
+    assert [(r.queue.queue_id, r.min_offset, r.max_offset) for r in stats] == [
+        (0, 0, 0),
+        (1, 0, 5),
+        (2, 0, 0),
+    ]
+    assert stats[1].last_update_ms >= before - 1000 and stats[0].last_update_ms == 0
+    # And the group's progress shows 3 messages behind on queue 1, all of them by default
+    progress = admin.consume_stats("ledger-audit")
+    assert [(r.queue.queue_id, r.broker_offset, r.consumer_offset, r.diff) for r in progress] == [
+        (0, 0, 0, 0),
+        (1, 5, 2, 3),
+        (2, 0, 0, 0),
+    ]
+    assert progress[1].last_consumed_ms >= before - 1000  # the store time of entry-1
+    assert admin.consume_stats("ledger-audit", "Ledger") == progress
+    # And the command line prints the same with the total
+    shown = mqadmin(namesrv, "consumerProgress", "-g", "ledger-audit")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0].split() == [
+        "#Topic",
+        "#Broker",
+        "Name",
+        "#QID",
+        "#Broker",
+        "Offset",
+        "#Consumer",
+        "Offset",
+        "#Diff",
+        "#LastTime",
+    ]
+    assert lines[2].split()[:6] == ["Ledger", "broker-a", "1", "5", "2", "3"]
+    assert lines[-1] == "Diff Total: 3"
+
+
+def test_unknown_topics_and_groups_answer_plainly(cluster: dict[str, str], admin: Admin) -> None:
+    namesrv, broker = cluster["namesrv"], cluster["broker-a/0"]
+    # A topic nobody created: TOPIC_NOT_EXIST from the name server (exit status 1 on the CLI)
+    with pytest.raises(BrokerError) as raised:
+        admin.topic_stats("NoSuchTopic")
+    assert raised.value.code == ResponseCode.TOPIC_NOT_EXIST
+    shown = mqadmin(namesrv, "topicStatus", "-t", "NoSuchTopic")
+    assert shown.returncode == 1 and "code 17" in shown.stderr
+    # The broker itself says the same for a topic it does not have
+    client = WireClient(broker)
+    try:
+        direct = client.call(RequestCode.GET_TOPIC_STATS_INFO, {"topic": "NoSuchTopic"})
+        assert direct.code == ResponseCode.TOPIC_NOT_EXIST
+    finally:
+        client.close()
+    # A group that never committed anything has no progress rows
+    assert admin.consume_stats("nobody-here") == []
+
+
+def test_cluster_list_names_the_master(cluster: dict[str, str], admin: Admin) -> None:
+    assert admin.masters() == {"broker-a": cluster["broker-a/0"]}
+    assert admin.masters("DefaultCluster") == {"broker-a": cluster["broker-a/0"]}
+    shown = mqadmin(cluster["namesrv"], "clusterList")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines()[1].split() == [
+        "DefaultCluster",
+        "broker-a",
+        "0",
+        cluster["broker-a/0"],
+    ]
+
+
+def test_command_line_usage_errors_exit_2(tmp_path: pathlib.Path) -> None:
+    # updateTopic needs a cluster or a broker: argparse refuses before anything is sent
+    shown = mqadmin("127.0.0.1:1", "updateTopic", "-t", "T")
+    assert shown.returncode == 2 and "-c/--cluster" in shown.stderr
