@@ -7,6 +7,12 @@
                                                  create or update a topic
     topicStatus      -t TOPIC                    min / max offset and last store time per queue
     consumerProgress -g GROUP [-t TOPIC]         committed offsets and lag per queue
+    resetOffsetByTime -g GROUP -t TOPIC -s TIME [-f]
+                                                 move the group's offsets to the first message
+                                                 stored at or after TIME (ms since the epoch,
+                                                 yyyy-MM-dd#HH:mm:ss:SSS local time, or now);
+                                                 the group's consumers must be stopped (-f: even
+                                                 if some are online)
 
 Every command takes ``-n HOST:PORT[;HOST:PORT]`` (default ``$NAMESRV_ADDR``, else
 127.0.0.1:9876). Exit status 0 on success, 1 when the cluster refused or could not be
@@ -55,6 +61,19 @@ def build_parser() -> argparse.ArgumentParser:
     progress = sub.add_parser("consumerProgress", parents=[ns], help="a group's offsets and lag")
     progress.add_argument("-g", "--group", required=True)
     progress.add_argument("-t", "--topic", help="only this topic")
+    reset = sub.add_parser(
+        "resetOffsetByTime", parents=[ns], help="move a stopped group's offsets to a time"
+    )
+    reset.add_argument("-g", "--group", required=True)
+    reset.add_argument("-t", "--topic", required=True)
+    reset.add_argument(
+        "-s",
+        "--timestamp",
+        required=True,
+        type=_timestamp,
+        help="ms, yyyy-MM-dd#HH:mm:ss:SSS or now",
+    )
+    reset.add_argument("-f", "--force", action="store_true", help="even with consumers online")
     return parser
 
 
@@ -128,7 +147,30 @@ def _run(admin: Admin, args: argparse.Namespace) -> list[str]:
                 ]
             )
         return [*_table(rows), "", f"Diff Total: {sum(r.diff for r in stats)}"]
+    if command == "resetOffsetByTime":
+        rows = [["#Broker Name", "#QID", "#Old Offset", "#New Offset"]]
+        for r in admin.reset_offset(args.group, args.topic, args.timestamp, force=args.force):
+            old = "N/A" if r.old_offset < 0 else str(r.old_offset)
+            rows.append([r.queue.broker_name, str(r.queue.queue_id), old, str(r.new_offset)])
+        return _table(rows)
     raise AssertionError(command)  # argparse allows only the commands above
+
+
+def _timestamp(text: str) -> int:
+    """mqadmin's -s: milliseconds, ``yyyy-MM-dd#HH:mm:ss:SSS`` (local time) or ``now``."""
+    if text == "now":
+        return int(time.time() * 1000)
+    if text.isdigit():
+        return int(text)
+    try:
+        day, _, clock = text.partition("#")
+        hms, _, millis = clock.rpartition(":")
+        parsed = time.strptime(f"{day} {hms}", "%Y-%m-%d %H:%M:%S")
+        return int(time.mktime(parsed)) * 1000 + int(millis)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not ms, yyyy-MM-dd#HH:mm:ss:SSS or now"
+        ) from None
 
 
 def _time(ms: int) -> str:

@@ -10,7 +10,7 @@ background thread (or on the caller's hub when gevent monkey-patched ``threading
 docs/client.md for the API, the consume-from rules and the threading model.
 """
 
-from actors.client.admin import Admin, QueueOffsets, QueueProgress
+from actors.client.admin import Admin, OffsetReset, QueueOffsets, QueueProgress
 from actors.client.errors import (
     BrokerError,
     ClientError,
@@ -63,6 +63,7 @@ __all__ = [
     "MessageQueue",
     "MessageTooLargeError",
     "NoRouteError",
+    "OffsetReset",
     "Producer",
     "PullConsumer",
     "PullStatus",

@@ -23,18 +23,19 @@ from typing import Any, TypeVar
 import msgspec
 
 from actors.client.config import ClientConfig
-from actors.client.errors import ClientError, ClientStateError
+from actors.client.errors import BrokerError, ClientError, ClientStateError
 from actors.client.hub import ClientHub, acquire_shared, release_shared
 from actors.client.instance import ClientInstance
 from actors.client.remoting import make_request
 from runtime.remoting.bodies import (
     ClusterInfo,
+    ConsumerListBody,
     MessageQueue,
     TopicList,
     TopicRouteData,
     decode_body,
 )
-from runtime.remoting.codes import RequestCode
+from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.headers import DEFAULT_TOPIC
 from runtime.remoting.queue_maps import OffsetWrapper, TopicOffset, decode_queue_map
@@ -64,6 +65,14 @@ class QueueProgress(msgspec.Struct, frozen=True):
     @property
     def diff(self) -> int:
         return max(self.broker_offset - self.consumer_offset, 0)
+
+
+class OffsetReset(msgspec.Struct, frozen=True):
+    """One queue of ``reset_offset``: the group's committed offset before (-1: none) and now."""
+
+    queue: MessageQueue
+    old_offset: int
+    new_offset: int
 
 
 class Admin:
@@ -231,10 +240,84 @@ class Admin:
             )
         return sorted(rows, key=lambda r: r.queue)
 
+    def reset_offset(
+        self, group: str, topic: str, timestamp_ms: int, *, force: bool = False
+    ) -> list[OffsetReset]:
+        """Move ``group``'s committed offset of every queue of ``topic`` to the first message
+        stored at or after ``timestamp_ms`` (the queue's end when there is none): replay from a
+        time, or skip ahead. The group's consumers must be stopped (a running consumer keeps
+        its own position and commits it back): with any of them online this raises
+        ``ClientError`` unless ``force``. Returns each queue's old (-1: none) and new offset."""
+        route = self.topic_route(topic)
+        masters = self._route_masters(topic, route)
+        if not force:
+            online = sorted({cid for address in masters for cid in self._consumers(address, group)})
+            if online:
+                raise ClientError(
+                    f"group {group} has {len(online)} consumer(s) online ({', '.join(online)}): "
+                    "stop them first (or force)"
+                )
+        queues = {q.broker_name: q.read_queue_nums for q in route.queue_datas}
+        names = {
+            b.broker_addrs[0]: b.broker_name for b in route.broker_datas if 0 in b.broker_addrs
+        }
+        rows: list[OffsetReset] = []
+        for address in masters:
+            broker = names.get(address, address)
+            for queue_id in range(queues.get(broker, 0)):
+                q = {"topic": topic, "queueId": str(queue_id)}
+                found = self._broker(
+                    address,
+                    RequestCode.SEARCH_OFFSET_BY_TIMESTAMP,
+                    {**q, "timestamp": str(timestamp_ms)},
+                    "search offset",
+                )
+                new = int(found.ext_fields["offset"])
+                mine = {**q, "consumerGroup": group}
+                old = self._committed(address, mine)
+                self._broker(
+                    address,
+                    RequestCode.UPDATE_CONSUMER_OFFSET,
+                    {**mine, "commitOffset": str(new)},
+                    "update offset",
+                )
+                mq = MessageQueue(topic=topic, broker_name=broker, queue_id=queue_id)
+                rows.append(OffsetReset(mq, old, new))
+        return rows
+
     # -- requests -----------------------------------------------------------------------------
 
-    def _route_masters(self, topic: str) -> list[str]:
-        route = self.topic_route(topic)
+    def _consumers(self, address: str, group: str) -> list[str]:
+        """GET_CONSUMER_LIST_BY_GROUP: the group's client ids the broker knows ([] when none)."""
+        instance = self._running()
+
+        def invoke() -> list[str]:
+            cmd = make_request(RequestCode.GET_CONSUMER_LIST_BY_GROUP, {"consumerGroup": group})
+            response = instance.remoting.invoke(address, cmd, self.timeout, "consumer list")
+            if response.code != ResponseCode.SUCCESS or not response.body:
+                return []  # RocketMQ answers an error code for a group without consumers
+            return decode_body(ConsumerListBody, response.body).consumer_id_list
+
+        return self._call(invoke, "consumer list")
+
+    def _committed(self, address: str, ext: dict[str, str]) -> int:
+        instance = self._running()
+
+        def invoke() -> int:
+            cmd = make_request(
+                RequestCode.QUERY_CONSUMER_OFFSET, {**ext, "setZeroIfNotFound": "false"}
+            )
+            response = instance.remoting.invoke(address, cmd, self.timeout, "query offset")
+            if response.code == ResponseCode.QUERY_NOT_FOUND:
+                return -1
+            if response.code != ResponseCode.SUCCESS:
+                raise BrokerError(response.code, response.remark, address, "query offset")
+            return int(response.ext_fields.get("offset", -1))
+
+        return self._call(invoke, "query offset")
+
+    def _route_masters(self, topic: str, route: TopicRouteData | None = None) -> list[str]:
+        route = route or self.topic_route(topic)
         served = {q.broker_name for q in route.queue_datas}
         return [
             b.broker_addrs[0]

@@ -13,7 +13,17 @@ from typing import Any
 
 import pytest
 
-from actors.client import Admin, BrokerError, Message, Producer
+from actors.client import (
+    Admin,
+    BrokerError,
+    ClientError,
+    ConsumeResult,
+    Message,
+    MessageQueue,
+    OffsetReset,
+    Producer,
+    PushConsumer,
+)
 from runtime.remoting.codes import RequestCode, ResponseCode
 from tests.harness import REPO, RuntimeProcess
 from tests.wire import WireClient
@@ -150,3 +160,39 @@ def test_command_line_usage_errors_exit_2(tmp_path: pathlib.Path) -> None:
     # updateTopic needs a cluster or a broker: argparse refuses before anything is sent
     shown = mqadmin("127.0.0.1:1", "updateTopic", "-t", "T")
     assert shown.returncode == 2 and "-c/--cluster" in shown.stderr
+
+
+def test_reset_offset_by_time_replays_a_stopped_group_and_refuses_a_running_one(
+    cluster: dict[str, str], admin: Admin
+) -> None:
+    namesrv, broker = cluster["namesrv"], cluster["broker-a/0"]
+    # Given a one-queue topic with four messages, all consumed by a group
+    admin.create_topic("Replay", queues=1)
+    with Producer("replay-producer", namesrv=namesrv) as producer:
+        for i in range(4):
+            producer.send(Message("Replay", f"r{i}".encode()))
+    commit(broker, "replayer", "Replay", 0, 4)
+    queue = MessageQueue(topic="Replay", broker_name="broker-a", queue_id=0)
+    # When its offsets are reset to the beginning of time, Then all four are due again
+    assert admin.reset_offset("replayer", "Replay", 0) == [OffsetReset(queue, 4, 0)]
+    assert [(r.consumer_offset, r.diff) for r in admin.consume_stats("replayer")] == [(0, 4)]
+    # And a time after the last message moves it to the end (the command line, too)
+    later = str(int(time.time() * 1000) + 60_000)
+    shown = mqadmin(namesrv, "resetOffsetByTime", "-g", "replayer", "-t", "Replay", "-s", later)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines()[1].split() == ["broker-a", "0", "0", "4"]
+    # A group nobody committed for shows N/A as its old offset
+    assert admin.reset_offset("fresh-group", "Replay", 0) == [OffsetReset(queue, -1, 0)]
+    # Given the group's consumer running, Then the reset is refused unless forced
+    consumer = PushConsumer("replayer", namesrv=namesrv)
+    consumer.subscribe("Replay", "*")(lambda msg: ConsumeResult.CONSUME_SUCCESS)
+    consumer.start()
+    try:
+        with pytest.raises(ClientError, match="online"):
+            admin.reset_offset("replayer", "Replay", 0)
+        assert len(admin.reset_offset("replayer", "Replay", 0, force=True)) == 1
+    finally:
+        consumer.shutdown()
+    # And a time the command line cannot read is a usage error
+    bad = mqadmin(namesrv, "resetOffsetByTime", "-g", "g", "-t", "Replay", "-s", "yesterday")
+    assert bad.returncode == 2 and "yyyy-MM-dd#HH:mm:ss:SSS" in bad.stderr
