@@ -7,6 +7,7 @@
                                                  create or update a topic
     topicStatus      -t TOPIC                    min / max offset and last store time per queue
     consumerProgress -g GROUP [-t TOPIC]         committed offsets and lag per queue
+    consumerConnection -g GROUP                  a group's online members and subscriptions
     resetOffsetByTime -g GROUP -t TOPIC -s TIME [-f]
                                                  move the group's offsets to the first message
                                                  stored at or after TIME (ms since the epoch,
@@ -61,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     progress = sub.add_parser("consumerProgress", parents=[ns], help="a group's offsets and lag")
     progress.add_argument("-g", "--group", required=True)
     progress.add_argument("-t", "--topic", help="only this topic")
+    connection = sub.add_parser(
+        "consumerConnection", parents=[ns], help="a group's online members and subscriptions"
+    )
+    connection.add_argument("-g", "--group", required=True)
     reset = sub.add_parser(
         "resetOffsetByTime", parents=[ns], help="move a stopped group's offsets to a time"
     )
@@ -147,6 +152,24 @@ def _run(admin: Admin, args: argparse.Namespace) -> list[str]:
                 ]
             )
         return [*_table(rows), "", f"Diff Total: {sum(r.diff for r in stats)}"]
+    if command == "consumerConnection":
+        found = admin.consumer_connections(args.group)
+        rows = [["#ClientId", "#ClientAddr", "#Language", "#Version"]]
+        for c in found.connection_set:
+            rows.append([c.client_id, c.client_addr, c.language, str(c.version)])
+        subs = [["#Topic", "#SubExpression"]]
+        for topic, sub in sorted(found.subscription_table.items()):
+            subs.append([topic, sub.sub_string])
+        return [
+            *_table(rows),
+            "",
+            "Below is subscription:",
+            *_table(subs),
+            "",
+            f"ConsumeType: {found.consume_type}",
+            f"MessageModel: {found.message_model}",
+            f"ConsumeFromWhere: {found.consume_from_where}",
+        ]
     if command == "resetOffsetByTime":
         rows = [["#Broker Name", "#QID", "#Old Offset", "#New Offset"]]
         for r in admin.reset_offset(args.group, args.topic, args.timestamp, force=args.force):

@@ -1,4 +1,5 @@
-"""Client bookkeeping requests: HEART_BEAT, UNREGISTER_CLIENT, GET_CONSUMER_LIST_BY_GROUP.
+"""Client bookkeeping requests: HEART_BEAT, UNREGISTER_CLIENT, GET_CONSUMER_LIST_BY_GROUP,
+GET_CONSUMER_CONNECTION_LIST (CONSUMER_NOT_ONLINE when the group has no member).
 
 Heartbeats register producer and consumer groups with their channel; a consumer group's
 ``%RETRY%<group>`` topic is created on its first heartbeat (clustering only), as RocketMQ does.
@@ -50,6 +51,8 @@ def heartbeat(
                     consume_from_where=str(consumer.consume_from_where),
                     subscriptions=tuple(consumer.subscription_data_set),
                     notify=_notify_enabled(ctx, consumer.group_name),
+                    language=str(request.language),
+                    version=request.version,
                 )
             )
         )
@@ -88,6 +91,22 @@ def consumer_list(
             remark=f"no consumer for this group, {h.consumer_group}",
         )
     return reply(request, body=encode_body(ConsumerListBody(consumer_id_list=ids)))
+
+
+def consumer_connections(
+    ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
+) -> RemotingCommand:
+    h = decode_header(
+        GetConsumerListByGroupRequestHeader, request.ext_fields, opaque=request.opaque
+    )
+    found = ctx.ask(ctx.proxy(ctx.consumers).connections(h.consumer_group))
+    if found is None:
+        return reply(
+            request,
+            ResponseCode.CONSUMER_NOT_ONLINE,
+            remark=f"the consumer group[{h.consumer_group}] not online",
+        )
+    return reply(request, body=encode_body(found))
 
 
 def channel_closed(ctx: BrokerContext, session: SessionHandle) -> None:

@@ -8,6 +8,8 @@ Messages (proxy methods; none blocks):
 - ``consumer_ids(group)`` -> sorted client ids
 - ``subscription(group, topic)`` -> the group's SubscriptionData for the topic, or None
 - ``group(group)`` -> ``GroupInfo`` or None
+- ``connections(group)`` -> ``ConsumerConnection`` (members, addresses, languages,
+  subscriptions) or None when no member is online
 
 Replies nothing else. When a group's membership changes it tells every remaining member's
 session NOTIFY_CONSUMER_IDS_CHANGED (oneway), so they rebalance at once rather than within 20 s
@@ -27,7 +29,7 @@ import msgspec
 from loguru import logger
 
 from runtime.actor import GeventActor
-from runtime.remoting.bodies import SubscriptionData
+from runtime.remoting.bodies import Connection, ConsumerConnection, SubscriptionData
 from runtime.remoting.codes import RequestCode
 from runtime.remoting.command import RemotingCommand
 from runtime.session import SessionHandle
@@ -45,11 +47,15 @@ class ConsumerHeartbeat(msgspec.Struct, frozen=True, tag=True):
     consume_from_where: str
     subscriptions: tuple[SubscriptionData, ...]
     notify: bool = True  # the group's notifyConsumerIdsChangedEnable
+    language: str = ""  # of the heartbeat request (JAVA, CPP, PYTHON, ...)
+    version: int = 0
 
 
 class _Client(msgspec.Struct):
     session: Any
     last_update: float
+    language: str = ""
+    version: int = 0
 
 
 class GroupInfo(msgspec.Struct):
@@ -136,7 +142,12 @@ class ConsumerManager(GeventActor):
             info.subscriptions[sub.topic] = sub
         client = info.clients.get(hb.client_id)
         joined = client is None
-        info.clients[hb.client_id] = _Client(session=hb.session, last_update=self._clock())
+        info.clients[hb.client_id] = _Client(
+            session=hb.session,
+            last_update=self._clock(),
+            language=hb.language,
+            version=hb.version,
+        )
         if joined:
             logger.info("broker: consumer {} joined group {}", hb.client_id, hb.group)
             if hb.notify:
@@ -199,3 +210,23 @@ class ConsumerManager(GeventActor):
 
     def group(self, group: str) -> GroupInfo | None:
         return self._groups.get(group)
+
+    def connections(self, group: str) -> ConsumerConnection | None:
+        info = self._groups.get(group)
+        if info is None or not info.clients:
+            return None
+        return ConsumerConnection(
+            connection_set=[
+                Connection(
+                    client_id=cid,
+                    client_addr=getattr(c.session, "remote_address", ""),
+                    language=c.language,
+                    version=c.version,
+                )
+                for cid, c in sorted(info.clients.items())
+            ],
+            subscription_table=dict(info.subscriptions),
+            consume_type=info.consume_type,
+            message_model=info.message_model,
+            consume_from_where=info.consume_from_where,
+        )

@@ -29,6 +29,8 @@ from actors.client.instance import ClientInstance
 from actors.client.remoting import make_request
 from runtime.remoting.bodies import (
     ClusterInfo,
+    Connection,
+    ConsumerConnection,
     ConsumerListBody,
     MessageQueue,
     TopicList,
@@ -239,6 +241,37 @@ class Admin:
                 for mq, w in pairs
             )
         return sorted(rows, key=lambda r: r.queue)
+
+    def consumer_connections(self, group: str) -> ConsumerConnection:
+        """GET_CONSUMER_CONNECTION_LIST from every master, merged: the group's online members
+        (client id, address, language, version) and its subscriptions. ``BrokerError`` 206
+        CONSUMER_NOT_ONLINE when no broker knows a member."""
+        merged: ConsumerConnection | None = None
+        members: dict[str, Connection] = {}
+        refusal: BrokerError | None = None
+        for address in self.masters().values():
+            try:
+                response = self._broker(
+                    address,
+                    RequestCode.GET_CONSUMER_CONNECTION_LIST,
+                    {"consumerGroup": group},
+                    "consumer connections",
+                )
+            except BrokerError as exc:
+                if exc.code != ResponseCode.CONSUMER_NOT_ONLINE:
+                    raise
+                refusal = exc
+                continue
+            found = decode_body(ConsumerConnection, response.body)
+            merged = merged or found
+            members.update((c.client_id, c) for c in found.connection_set)
+        if merged is None:
+            if refusal is None:
+                raise ClientError("no master broker in any cluster")
+            raise refusal
+        return msgspec.structs.replace(
+            merged, connection_set=[members[cid] for cid in sorted(members)]
+        )
 
     def reset_offset(
         self, group: str, topic: str, timestamp_ms: int, *, force: bool = False

@@ -217,6 +217,25 @@ class HeartbeatData(Body, kw_only=True):
     consumer_data_set: list[ConsumerData] = []
 
 
+class Connection(Body, kw_only=True):
+    """One client connection of a group (inside ConsumerConnection)."""
+
+    client_id: str
+    client_addr: str = ""
+    language: str = ""
+    version: Int32 = 0
+
+
+class ConsumerConnection(Body, kw_only=True):
+    """GET_CONSUMER_CONNECTION_LIST (203) response body: a group's members and subscriptions."""
+
+    connection_set: list[Connection] = []
+    subscription_table: dict[str, SubscriptionData] = {}
+    consume_type: str = ""
+    message_model: str = ""
+    consume_from_where: str = ""
+
+
 class ConsumerListBody(Body, kw_only=True):
     """GET_CONSUMER_LIST_BY_GROUP (38) response body."""
 

@@ -139,8 +139,11 @@ def test_unknown_topics_and_groups_answer_plainly(cluster: dict[str, str], admin
         assert direct.code == ResponseCode.TOPIC_NOT_EXIST
     finally:
         client.close()
-    # A group that never committed anything has no progress rows
+    # A group that never committed anything has no progress rows, and no members
     assert admin.consume_stats("nobody-here") == []
+    with pytest.raises(BrokerError) as offline:
+        admin.consumer_connections("nobody-here")
+    assert offline.value.code == ResponseCode.CONSUMER_NOT_ONLINE
 
 
 def test_cluster_list_names_the_master(cluster: dict[str, str], admin: Admin) -> None:
@@ -191,6 +194,21 @@ def test_reset_offset_by_time_replays_a_stopped_group_and_refuses_a_running_one(
         with pytest.raises(ClientError, match="online"):
             admin.reset_offset("replayer", "Replay", 0)
         assert len(admin.reset_offset("replayer", "Replay", 0, force=True)) == 1
+        # And the group's connection list names the member, its language and subscription
+        found = admin.consumer_connections("replayer")
+        assert [(c.client_id, c.language) for c in found.connection_set] == [
+            (consumer.client_id, "PYTHON")
+        ]
+        assert found.connection_set[0].client_addr.startswith("127.0.0.1:")
+        assert {t: s.sub_string for t, s in found.subscription_table.items()} == {
+            "Replay": "*",
+            "%RETRY%replayer": "*",
+        }
+        assert (found.message_model, found.consume_type) == ("CLUSTERING", "CONSUME_PASSIVELY")
+        shown = mqadmin(namesrv, "consumerConnection", "-g", "replayer")
+        assert shown.returncode == 0, shown.stderr
+        assert shown.stdout.splitlines()[1].split()[:1] == [consumer.client_id]
+        assert "MessageModel: CLUSTERING" in shown.stdout
     finally:
         consumer.shutdown()
     # And a time the command line cannot read is a usage error
