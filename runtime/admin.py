@@ -1,6 +1,7 @@
 """``python -m runtime admin COMMAND``: mqadmin's everyday commands, over ``actors.client.Admin``.
 
-    clusterList                                  brokers of every cluster
+    clusterList                                  brokers of every cluster, with their rates
+    brokerStatus     [-b HOST:PORT]              a broker's figures (every broker's without -b)
     topicList                                    every topic the name server knows
     topicRoute       -t TOPIC                    the topic's route (JSON, as mqadmin prints it)
     updateTopic      -t TOPIC (-c CLUSTER | -b HOST:PORT) [-w 8] [-r 8] [-p 6] [-o]
@@ -45,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     ns.add_argument("-n", "--namesrv", help="name server(s) host:port[;host:port]")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     sub.add_parser("clusterList", parents=[ns], help="brokers of every cluster")
+    broker_status = sub.add_parser("brokerStatus", parents=[ns], help="a broker's figures")
+    broker_status.add_argument("-b", "--broker", help="host:port (default: every broker)")
     sub.add_parser("topicList", parents=[ns], help="every topic the name server knows")
     route = sub.add_parser("topicRoute", parents=[ns], help="a topic's route (JSON)")
     route.add_argument("-t", "--topic", required=True)
@@ -98,14 +101,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(admin: Admin, args: argparse.Namespace) -> list[str]:
     command = args.command
     if command == "clusterList":
-        info = admin.cluster_info()
-        rows = [["#Cluster Name", "#Broker Name", "#BID", "#Addr"]]
-        for cluster, names in sorted(info.cluster_addr_table.items()):
-            for name in sorted(names):
-                data = info.broker_addr_table.get(name)
-                for bid, addr in sorted((data.broker_addrs if data else {}).items()):
-                    rows.append([cluster, name, str(bid), addr])
+        header = ["#Cluster Name", "#Broker Name", "#BID", "#Addr", "#Version"]
+        rows = [[*header, "#InTPS", "#OutTPS", "#InTotalToday", "#OutTotalToday"]]
+        for cluster, name, bid, addr in _brokers(admin):
+            rows.append([cluster, name, str(bid), addr, *_figures(admin, addr)])
         return _table(rows)
+    if command == "brokerStatus":
+        addresses = [args.broker] if args.broker else [b[3] for b in _brokers(admin)]
+        lines: list[str] = []
+        for addr in addresses:
+            if len(addresses) > 1:
+                lines.append(f"{addr}:")
+            table = admin.broker_runtime_info(addr)
+            lines.extend(f"{key:<32s}: {value}" for key, value in sorted(table.items()))
+        return lines
     if command == "topicList":
         return admin.topic_list()
     if command == "topicRoute":
@@ -177,6 +186,34 @@ def _run(admin: Admin, args: argparse.Namespace) -> list[str]:
             rows.append([r.queue.broker_name, str(r.queue.queue_id), old, str(r.new_offset)])
         return _table(rows)
     raise AssertionError(command)  # argparse allows only the commands above
+
+
+def _brokers(admin: Admin) -> list[tuple[str, str, int, str]]:
+    """(cluster, broker name, broker id, address) of every broker, sorted."""
+    info = admin.cluster_info()
+    out = []
+    for cluster, names in sorted(info.cluster_addr_table.items()):
+        for name in sorted(names):
+            data = info.broker_addr_table.get(name)
+            for bid, addr in sorted((data.broker_addrs if data else {}).items()):
+                out.append((cluster, name, bid, addr))
+    return out
+
+
+def _figures(admin: Admin, addr: str) -> list[str]:
+    """Version, in / out TPS over 10 s and today's totals of one broker ("-" if it will not
+    say)."""
+    try:
+        t = admin.broker_runtime_info(addr)
+        return [
+            t.get("brokerVersionDesc", "-"),
+            t.get("putTps", "-").split(" ")[0],
+            t.get("getTransferedTps", "-").split(" ")[0],
+            str(int(t["msgPutTotalTodayNow"]) - int(t["msgPutTotalTodayMorning"])),
+            str(int(t["msgGetTotalTodayNow"]) - int(t["msgGetTotalTodayMorning"])),
+        ]
+    except (ClientError, KeyError, ValueError):
+        return ["-"] * 5
 
 
 def _timestamp(text: str) -> int:

@@ -274,6 +274,7 @@ class CommitLogWriter(GeventActor):
             raise
         self.next_offsets.update(overlay)
         dispatched = [o.dispatch for _m, o in outcomes if _appended(o)]
+        self.ctx.put_messages += sum(len(m.records) for m, o in outcomes if _appended(o))
         if not dispatched:
             self._complete(outcomes, end)
             return

@@ -38,6 +38,9 @@ class BrokerContext:
         self.scheduler = f"{name}/scheduler"
         self.transactions = f"{name}/transactions"
         self.timer = f"{name}/timer"
+        self.stats = f"{name}/stats"
+        self.got_messages = 0
+        """Messages handed to consumers in pull responses since start (admin statistics)."""
 
     def proxy(self, actor: str) -> Any:
         return self.directory.proxy(actor)

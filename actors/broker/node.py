@@ -16,8 +16,10 @@ by the HAClient when its master said TRUNCATE) is applied before the store opens
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import os
 import pathlib
+import shutil
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -39,6 +41,7 @@ from actors.broker.producer_manager import ProducerManager
 from actors.broker.registrar import NamesrvRegistrar
 from actors.broker.scheduler import Scheduler
 from actors.broker.slave_synchronize import SlaveSynchronize
+from actors.broker.stats_sampler import StatsSampler
 from actors.broker.store_adapter import StoreAdapter, to_wire
 from actors.broker.store_service import BrokerStore
 from actors.broker.timer_scheduler import TimerScheduler
@@ -201,6 +204,14 @@ def broker_spec(
                 ),
             ),
             ChildSpec(name=ctx.producers, start=ProducerManager.start),
+            ChildSpec(
+                name=ctx.stats,
+                start=lambda: StatsSampler.start(
+                    lambda: (store.ctx.put_messages, ctx.got_messages),
+                    lambda: _store_figures(store),
+                    version=_version_desc(),
+                ),
+            ),
             ChildSpec(name=ctx.locks, start=RebalanceLockManager.start),
             *(_schedulers(ctx, store, cfg) if cfg.is_master else []),
             ChildSpec(
@@ -224,6 +235,28 @@ def broker_spec(
         return Supervisor.start(name, children, directory=directory)
 
     return ChildSpec(name=name, start=start)  # type: ignore[arg-type]
+
+
+def _version_desc() -> str:
+    try:
+        version = importlib.metadata.version("actormq")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    return f"actormq-{version}"
+
+
+def _store_figures(store: BrokerStore) -> dict[str, str]:
+    """The store's part of GET_BROKER_RUNTIME_INFO: commit-log offsets and disk use."""
+    try:
+        usage = shutil.disk_usage(store.ctx.settings.root)
+        ratio = f"{usage.used / usage.total:.4f}" if usage.total else "0"
+    except OSError:
+        ratio = "0"
+    return {
+        "commitLogMinOffset": str(store.commit_log_min_offset),
+        "commitLogMaxOffset": str(store.commit_log_max_offset),
+        "commitLogDiskRatio": ratio,
+    }
 
 
 def _ha_children(

@@ -53,6 +53,7 @@ HANDLERS: dict[int, Handler] = {
     RequestCode.DELETE_SUBSCRIPTIONGROUP: admin_handler.delete_subscription_group,
     RequestCode.GET_BROKER_CONFIG: admin_handler.broker_config,
     RequestCode.GET_TOPIC_STATS_INFO: stats_handler.topic_stats,
+    RequestCode.GET_BROKER_RUNTIME_INFO: stats_handler.broker_runtime_info,
     RequestCode.GET_CONSUME_STATS: stats_handler.consume_stats,
     RequestCode.CONSUMER_SEND_MSG_BACK: retry_handler.send_back,
     RequestCode.END_TRANSACTION: transaction_handler.end_transaction,

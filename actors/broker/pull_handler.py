@@ -168,6 +168,8 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
                 break
             ctx.store.wait_arrival(h.topic, h.queue_id, h.queue_offset, min(remaining, RECHECK_S))
             outcome = get()
+    if outcome.status == "FOUND":
+        ctx.got_messages += outcome.count
     return _respond(request, outcome, h.queue_offset, _suggest(ctx, outcome, group_config))
 
 

@@ -1,4 +1,5 @@
-"""Queue statistics for admin tools: GET_TOPIC_STATS_INFO (202) and GET_CONSUME_STATS (208).
+"""Statistics for admin tools: GET_TOPIC_STATS_INFO (202), GET_CONSUME_STATS (208) and
+GET_BROKER_RUNTIME_INFO (28).
 
 What ``mqadmin topicStatus`` and ``mqadmin consumerProgress`` (and the RocketMQ dashboard) ask
 a broker, answered as RocketMQ 4.x does:
@@ -11,12 +12,16 @@ a broker, answered as RocketMQ 4.x does:
   broker does not have are left out; ``consumeTps`` is 0 (no per-group rate is kept).
 
 Bodies are written with queue objects as map keys (``runtime.remoting.queue_maps``).
+
+- 28: the ``StatsSampler``'s table (message rates over 10 s / 60 s / 600 s as ``putTps`` and
+  ``getTransferedTps``, totals since start and at the last midnights, version, boot time,
+  commit-log offsets, disk use), as ``mqadmin brokerStatus`` prints it.
 """
 
 from __future__ import annotations
 
 from actors.broker.context import BrokerContext, reply
-from runtime.remoting.bodies import MessageQueue
+from runtime.remoting.bodies import KVTable, MessageQueue, encode_body
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.headers import (
@@ -80,6 +85,13 @@ def consume_stats(
                 )
             )
     return reply(request, body=encode_queue_map("offsetTable", entries, consumeTps=0.0))
+
+
+def broker_runtime_info(
+    ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
+) -> RemotingCommand:
+    table = ctx.ask(ctx.proxy(ctx.stats).runtime_info())
+    return reply(request, body=encode_body(KVTable(table=table)))
 
 
 def _store_time(ctx: BrokerContext, topic: str, queue_id: int, offset: int) -> int:

@@ -32,6 +32,7 @@ from runtime.remoting.bodies import (
     Connection,
     ConsumerConnection,
     ConsumerListBody,
+    KVTable,
     MessageQueue,
     TopicList,
     TopicRouteData,
@@ -241,6 +242,15 @@ class Admin:
                 for mq, w in pairs
             )
         return sorted(rows, key=lambda r: r.queue)
+
+    def broker_runtime_info(self, broker_addr: str) -> dict[str, str]:
+        """GET_BROKER_RUNTIME_INFO: the broker's figures as ``mqadmin brokerStatus`` prints them
+        (``putTps`` / ``getTransferedTps``: messages per second over 10 s, 60 s and 600 s;
+        ``msgPutTotalTodayNow`` - ``msgPutTotalTodayMorning``: messages stored today; ...)."""
+        response = self._broker(
+            broker_addr, RequestCode.GET_BROKER_RUNTIME_INFO, {}, "broker runtime info"
+        )
+        return dict(decode_body(KVTable, response.body).table)
 
     def consumer_connections(self, group: str) -> ConsumerConnection:
         """GET_CONSUMER_CONNECTION_LIST from every master, merged: the group's online members

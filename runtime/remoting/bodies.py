@@ -217,6 +217,12 @@ class HeartbeatData(Body, kw_only=True):
     consumer_data_set: list[ConsumerData] = []
 
 
+class KVTable(Body, kw_only=True):
+    """GET_BROKER_RUNTIME_INFO (28) response body: name -> value, all strings."""
+
+    table: dict[str, str] = {}
+
+
 class Connection(Body, kw_only=True):
     """One client connection of a group (inside ConsumerConnection)."""
 

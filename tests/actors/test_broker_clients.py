@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import gevent
@@ -11,6 +12,7 @@ import pytest
 from actors.broker.consumer_manager import ConsumerHeartbeat, ConsumerManager
 from actors.broker.producer_manager import ProducerManager
 from actors.broker.registrar import NamesrvRegistrar, RegisterNow
+from actors.broker.stats_sampler import StatsSampler, _Tick
 from actors.namesrv.node import namesrv_spec
 from config import BrokerConfig, NamesrvConfig
 from runtime.directory import Directory
@@ -173,3 +175,40 @@ def test_registrar_keeps_its_registration_while_the_node_is_rebuilt() -> None:
     finally:
         ns.stop(timeout=5)
         sock.close()
+
+
+def test_stats_sampler_rates_over_three_windows_and_totals_at_midnight() -> None:
+    # Given counters the sampler reads, a monotonic clock and a wall clock it is handed
+    counts = [0, 0]
+    now = [1000.0]
+    wall = [time.mktime((2026, 11, 22, 23, 50, 0, 0, 0, -1))]  # local 23:50
+    sampler = StatsSampler.start(
+        lambda: (counts[0], counts[1]),
+        lambda: {"commitLogMaxOffset": "7"},
+        version="actormq-test",
+        clock=lambda: now[0],
+        wall=lambda: wall[0],
+    )
+    proxy = sampler.proxy()
+    proxy.runtime_info().get(timeout=5)  # on_start took the first sample at t=1000
+    # When 100 messages a second are put for 60 s (sampled every 10 s), 10 a second got
+    for _ in range(6):
+        now[0] += 10
+        wall[0] += 10
+        counts[0] += 1000
+        counts[1] += 100
+        sampler.tell(_Tick())
+    info = proxy.runtime_info().get(timeout=5)
+    # Then the 10 s and 60 s rates are exact; the 600 s window falls back to the oldest sample
+    assert info["putTps"] == "100.00 100.00 100.00"
+    assert info["getTransferedTps"] == "10.00 10.00 10.00"
+    assert (info["msgPutTotalTodayNow"], info["msgPutTotalTodayMorning"]) == ("6000", "0")
+    assert info["brokerVersionDesc"] == "actormq-test" and info["commitLogMaxOffset"] == "7"
+    # When the local date changes, Then today's morning is the count at the first tick after it
+    wall[0] += 3600
+    now[0] += 10
+    sampler.tell(_Tick())
+    info = proxy.runtime_info().get(timeout=5)
+    assert (info["msgPutTotalTodayMorning"], info["msgPutTotalYesterdayMorning"]) == ("6000", "0")
+    assert info["putTps"].split()[0] == "0.00"  # nothing put in the last 10 s
+    sampler.stop()

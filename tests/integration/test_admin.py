@@ -26,6 +26,7 @@ from actors.client import (
 )
 from runtime.remoting.codes import RequestCode, ResponseCode
 from tests.harness import REPO, RuntimeProcess
+from tests.integration.test_broker_wire import pull, records, send
 from tests.wire import WireClient
 
 pytestmark = pytest.mark.timeout(90)
@@ -151,12 +152,35 @@ def test_cluster_list_names_the_master(cluster: dict[str, str], admin: Admin) ->
     assert admin.masters("DefaultCluster") == {"broker-a": cluster["broker-a/0"]}
     shown = mqadmin(cluster["namesrv"], "clusterList")
     assert shown.returncode == 0, shown.stderr
-    assert shown.stdout.splitlines()[1].split() == [
-        "DefaultCluster",
-        "broker-a",
-        "0",
-        cluster["broker-a/0"],
-    ]
+    row = shown.stdout.splitlines()[1].split()
+    assert row[:5] == ["DefaultCluster", "broker-a", "0", cluster["broker-a/0"], "actormq-0.1.0"]
+    assert len(row) == 9  # in / out TPS and today's totals follow
+
+
+def test_broker_status_counts_what_was_stored_and_pulled(
+    cluster: dict[str, str], admin: Admin
+) -> None:
+    broker = cluster["broker-a/0"]
+    before = admin.broker_runtime_info(broker)
+    # When three messages are stored and one pull hands out up to two of them
+    client = WireClient(broker)
+    try:
+        for i in range(3):
+            assert send(client, "Counted", f"c{i}".encode()).code == ResponseCode.SUCCESS
+        got = pull(client, "Counted", 0, 0, max_nums=2, suspend_ms=5000)
+        assert got.code == ResponseCode.SUCCESS
+        handed_out = len(records(got.body))
+    finally:
+        client.close()
+    # Then the broker's totals moved by exactly that much, and its figures are all there
+    after = admin.broker_runtime_info(broker)
+    for key, moved in (("msgPutTotalTodayNow", 3), ("msgGetTotalTodayNow", handed_out)):
+        assert int(after[key]) - int(before[key]) == moved
+    assert len(after["putTps"].split()) == 3 and int(after["commitLogMaxOffset"]) > 0
+    assert 0 < float(after["commitLogDiskRatio"]) < 1
+    shown = mqadmin(cluster["namesrv"], "brokerStatus", "-b", broker)
+    assert shown.returncode == 0, shown.stderr
+    assert f"msgPutTotalTodayNow             : {after['msgPutTotalTodayNow']}" in shown.stdout
 
 
 def test_command_line_usage_errors_exit_2(tmp_path: pathlib.Path) -> None:
