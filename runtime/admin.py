@@ -9,6 +9,9 @@
     topicStatus      -t TOPIC                    min / max offset and last store time per queue
     consumerProgress -g GROUP [-t TOPIC]         committed offsets and lag per queue
     consumerConnection -g GROUP                  a group's online members and subscriptions
+    queryMsgById     -i OFFSET_MSG_ID            one message by its offset message id
+    queryMsgByKey    -t TOPIC -k KEY [-m 32]     messages whose KEYS hold KEY
+    queryMsgByUniqueKey -t TOPIC -i MSG_ID       a message by the producer's msg_id (UNIQ_KEY)
     resetOffsetByTime -g GROUP -t TOPIC -s TIME [-f]
                                                  move the group's offsets to the first message
                                                  stored at or after TIME (ms since the epoch,
@@ -31,7 +34,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from actors.client import Admin, ClientError
+from actors.client import Admin, ClientError, MessageExt
 from runtime import logs
 
 PERM_READ_WRITE = 6
@@ -69,6 +72,17 @@ def build_parser() -> argparse.ArgumentParser:
         "consumerConnection", parents=[ns], help="a group's online members and subscriptions"
     )
     connection.add_argument("-g", "--group", required=True)
+    by_id = sub.add_parser("queryMsgById", parents=[ns], help="a message by its offset msg id")
+    by_id.add_argument("-i", "--id", required=True, help="offset message id (32 hex digits)")
+    by_key = sub.add_parser("queryMsgByKey", parents=[ns], help="messages by a key")
+    by_key.add_argument("-t", "--topic", required=True)
+    by_key.add_argument("-k", "--key", required=True)
+    by_key.add_argument("-m", "--max", type=int, default=32, help="per broker (32)")
+    by_uniq = sub.add_parser(
+        "queryMsgByUniqueKey", parents=[ns], help="a message by the producer's msg id"
+    )
+    by_uniq.add_argument("-t", "--topic", required=True)
+    by_uniq.add_argument("-i", "--id", required=True, help="the UNIQ_KEY (SendResult.msg_id)")
     reset = sub.add_parser(
         "resetOffsetByTime", parents=[ns], help="move a stopped group's offsets to a time"
     )
@@ -179,6 +193,30 @@ def _run(admin: Admin, args: argparse.Namespace) -> list[str]:
             f"MessageModel: {found.message_model}",
             f"ConsumeFromWhere: {found.consume_from_where}",
         ]
+    if command == "queryMsgById":
+        return _message(admin.view_message(args.id))
+    if command == "queryMsgByKey":
+        rows = [["#Message ID", "#Offset Message ID", "#QID", "#Offset", "#Store Time"]]
+        found = admin.query_messages(args.topic, args.key, max_num=args.max)
+        for m in sorted(found, key=lambda m: (m.store_timestamp, m.commit_log_offset)):
+            rows.append(
+                [
+                    m.msg_id,
+                    m.offset_msg_id,
+                    str(m.queue_id),
+                    str(m.queue_offset),
+                    _time(m.store_timestamp),
+                ]
+            )
+        return _table(rows)
+    if command == "queryMsgByUniqueKey":
+        found = [m for m in admin.query_messages(args.topic, args.id) if m.msg_id == args.id]
+        if not found:
+            raise ClientError(f"no message of {args.topic} has msg id {args.id}")
+        lines: list[str] = []
+        for m in found:
+            lines.extend([*_message(m), ""])
+        return lines[:-1]
     if command == "resetOffsetByTime":
         rows = [["#Broker Name", "#QID", "#Old Offset", "#New Offset"]]
         for r in admin.reset_offset(args.group, args.topic, args.timestamp, force=args.force):
@@ -186,6 +224,31 @@ def _run(admin: Admin, args: argparse.Namespace) -> list[str]:
             rows.append([r.queue.broker_name, str(r.queue.queue_id), old, str(r.new_offset)])
         return _table(rows)
     raise AssertionError(command)  # argparse allows only the commands above
+
+
+def _message(m: MessageExt) -> list[str]:
+    """One message as mqadmin's queryMsgById prints it (the body as text, up to 4 KiB)."""
+    body = m.body[:4096].decode("utf-8", errors="replace")
+    more = f" ... ({len(m.body)} bytes)" if len(m.body) > 4096 else ""
+    fields = [
+        ("OffsetID", m.offset_msg_id),
+        ("Msg ID", m.msg_id),
+        ("Topic", m.topic),
+        ("Tags", f"[{m.tags or ''}]"),
+        ("Keys", f"[{' '.join(m.keys)}]"),
+        ("Queue ID", str(m.queue_id)),
+        ("Queue Offset", str(m.queue_offset)),
+        ("CommitLog Offset", str(m.commit_log_offset)),
+        ("Reconsume Times", str(m.reconsume_times)),
+        ("Born Timestamp", _time(m.born_timestamp)),
+        ("Store Timestamp", _time(m.store_timestamp)),
+        ("Born Host", m.born_host),
+        ("Store Host", m.store_host),
+        ("System Flag", str(m.sys_flag)),
+        ("Properties", json.dumps(m.all_properties, sort_keys=True)),
+        ("Message Body", body + more),
+    ]
+    return [f"{name + ':':<20s} {value}" for name, value in fields]
 
 
 def _brokers(admin: Admin) -> list[tuple[str, str, int, str]]:

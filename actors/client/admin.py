@@ -26,7 +26,10 @@ from actors.client.config import ClientConfig
 from actors.client.errors import BrokerError, ClientError, ClientStateError
 from actors.client.hub import ClientHub, acquire_shared, release_shared
 from actors.client.instance import ClientInstance
+from actors.client.message import MessageExt
+from actors.client.pull import decode_messages
 from actors.client.remoting import make_request
+from runtime.errors import ProtocolError
 from runtime.remoting.bodies import (
     ClusterInfo,
     Connection,
@@ -42,6 +45,7 @@ from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.headers import DEFAULT_TOPIC
 from runtime.remoting.queue_maps import OffsetWrapper, TopicOffset, decode_queue_map
+from runtime.store.record import decode_offset_msg_id
 
 T = TypeVar("T")
 PERM_READ_WRITE = 6
@@ -252,6 +256,55 @@ class Admin:
         )
         return dict(decode_body(KVTable, response.body).table)
 
+    def view_message(self, offset_msg_id: str) -> MessageExt:
+        """VIEW_MESSAGE_BY_ID: the message an offset message id (SendResult.offset_msg_id, 32 hex
+        digits: store host, port and commit-log offset) points at, from that broker."""
+        try:
+            where = decode_offset_msg_id(offset_msg_id)
+        except ValueError as exc:
+            raise ClientError(f"{offset_msg_id!r} is not an offset message id: {exc}") from None
+        address = f"{where.ip}:{where.port}"
+        response = self._broker(
+            address,
+            RequestCode.VIEW_MESSAGE_BY_ID,
+            {"offset": str(where.physical_offset)},
+            "view message",
+        )
+        found = _decoded(response.body, self._broker_name(address), address)
+        if len(found) != 1:
+            raise ClientError(f"{address} answered {len(found)} records for {offset_msg_id}")
+        return found[0]
+
+    def query_messages(
+        self,
+        topic: str,
+        key: str,
+        *,
+        max_num: int = 32,
+        begin_ms: int = 0,
+        end_ms: int = 2**63 - 1,
+    ) -> list[MessageExt]:
+        """QUERY_MESSAGE on every master serving ``topic``: the messages stored between the two
+        times whose KEYS include ``key`` or whose UNIQ_KEY (the producer's msg_id) is ``key``,
+        up to ``max_num`` per broker, newest first per broker."""
+        ext = {
+            "topic": topic,
+            "key": key,
+            "maxNum": str(max_num),
+            "beginTimestamp": str(begin_ms),
+            "endTimestamp": str(end_ms),
+        }
+        found: list[MessageExt] = []
+        for address in self._route_masters(topic):
+            try:
+                response = self._broker(address, RequestCode.QUERY_MESSAGE, ext, "query message")
+            except BrokerError as exc:
+                if exc.code == ResponseCode.QUERY_NOT_FOUND:
+                    continue
+                raise
+            found.extend(_decoded(response.body, self._broker_name(address), address))
+        return found
+
     def consumer_connections(self, group: str) -> ConsumerConnection:
         """GET_CONSUMER_CONNECTION_LIST from every master, merged: the group's online members
         (client id, address, language, version) and its subscriptions. ``BrokerError`` 206
@@ -359,6 +412,12 @@ class Admin:
 
         return self._call(invoke, "query offset")
 
+    def _broker_name(self, address: str) -> str:
+        for data in self.cluster_info().broker_addr_table.values():
+            if address in data.broker_addrs.values():
+                return data.broker_name
+        return ""
+
     def _route_masters(self, topic: str, route: TopicRouteData | None = None) -> list[str]:
         route = route or self.topic_route(topic)
         served = {q.broker_name for q in route.queue_datas}
@@ -398,3 +457,10 @@ class Admin:
         assert hub is not None
         result: Any = hub.call(fn, timeout=self.timeout * 2 + 1.0, what=what)
         return result
+
+
+def _decoded(body: bytes, broker_name: str, address: str) -> list[MessageExt]:
+    try:
+        return decode_messages(body, broker_name)
+    except ProtocolError as exc:
+        raise ClientError(f"{address} answered records that do not decode: {exc}") from None

@@ -238,3 +238,40 @@ def test_reset_offset_by_time_replays_a_stopped_group_and_refuses_a_running_one(
     # And a time the command line cannot read is a usage error
     bad = mqadmin(namesrv, "resetOffsetByTime", "-g", "g", "-t", "Replay", "-s", "yesterday")
     assert bad.returncode == 2 and "yyyy-MM-dd#HH:mm:ss:SSS" in bad.stderr
+
+
+def test_messages_are_found_by_offset_id_key_and_unique_key(
+    cluster: dict[str, str], admin: Admin
+) -> None:
+    namesrv = cluster["namesrv"]
+    # Given a message with tags, keys and a property, and another with other keys
+    with Producer("lookup-producer", namesrv=namesrv) as producer:
+        sent = producer.send(
+            Message("Lookup", b"hello", tags="paid", keys=["order-42"], properties={"region": "eu"})
+        )
+        producer.send(Message("Lookup", b"other", keys=["order-43"]))
+    # Then its offset id leads to it, whole
+    found = admin.view_message(sent.offset_msg_id)
+    assert (found.topic, found.body, found.tags, found.keys) == (
+        "Lookup",
+        b"hello",
+        "paid",
+        ["order-42"],
+    )
+    assert found.msg_id == sent.msg_id and found.properties == {"region": "eu"}
+    assert found.queue_offset == sent.queue_offset
+    # And its key and its producer-side msg id find it, and only it
+    assert [m.body for m in admin.query_messages("Lookup", "order-42")] == [b"hello"]
+    assert [m.body for m in admin.query_messages("Lookup", sent.msg_id)] == [b"hello"]
+    assert admin.query_messages("Lookup", "order-99") == []
+    # And the command line prints it
+    shown = mqadmin(namesrv, "queryMsgByUniqueKey", "-t", "Lookup", "-i", sent.msg_id)
+    assert shown.returncode == 0, shown.stderr
+    assert "Message Body:        hello" in shown.stdout and "Keys:                [order-42]" in (
+        shown.stdout
+    )
+    listed = mqadmin(namesrv, "queryMsgByKey", "-t", "Lookup", "-k", "order-43")
+    assert listed.returncode == 0 and len(listed.stdout.splitlines()) == 2
+    # And an id that is not one is refused plainly
+    bad = mqadmin(namesrv, "queryMsgById", "-i", "not-an-id")
+    assert bad.returncode == 1 and "not an offset message id" in bad.stderr
