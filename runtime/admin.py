@@ -9,6 +9,7 @@
     topicStatus      -t TOPIC                    min / max offset and last store time per queue
     consumerProgress -g GROUP [-t TOPIC]         committed offsets and lag per queue
     consumerConnection -g GROUP                  a group's online members and subscriptions
+    producerConnection -g GROUP [-t TOPIC]       a producer group's connections
     queryMsgById     -i OFFSET_MSG_ID            one message by its offset message id
     queryMsgByKey    -t TOPIC -k KEY [-m 32]     messages whose KEYS hold KEY
     queryMsgByUniqueKey -t TOPIC -i MSG_ID       a message by the producer's msg_id (UNIQ_KEY)
@@ -72,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
         "consumerConnection", parents=[ns], help="a group's online members and subscriptions"
     )
     connection.add_argument("-g", "--group", required=True)
+    producers = sub.add_parser(
+        "producerConnection", parents=[ns], help="a producer group's connections"
+    )
+    producers.add_argument("-g", "--group", required=True)
+    producers.add_argument("-t", "--topic", help="ask the brokers of this topic only")
     by_id = sub.add_parser("queryMsgById", parents=[ns], help="a message by its offset msg id")
     by_id.add_argument("-i", "--id", required=True, help="offset message id (32 hex digits)")
     by_key = sub.add_parser("queryMsgByKey", parents=[ns], help="messages by a key")
@@ -193,6 +199,11 @@ def _run(admin: Admin, args: argparse.Namespace) -> list[str]:
             f"MessageModel: {found.message_model}",
             f"ConsumeFromWhere: {found.consume_from_where}",
         ]
+    if command == "producerConnection":
+        rows = [["#ClientId", "#ClientAddr", "#Language", "#Version"]]
+        for c in admin.producer_connections(args.group, args.topic):
+            rows.append([c.client_id, c.client_addr, c.language, str(c.version)])
+        return _table(rows)
     if command == "queryMsgById":
         return _message(admin.view_message(args.id))
     if command == "queryMsgByKey":

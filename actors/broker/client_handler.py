@@ -1,5 +1,6 @@
 """Client bookkeeping requests: HEART_BEAT, UNREGISTER_CLIENT, GET_CONSUMER_LIST_BY_GROUP,
-GET_CONSUMER_CONNECTION_LIST (CONSUMER_NOT_ONLINE when the group has no member).
+GET_CONSUMER_CONNECTION_LIST (CONSUMER_NOT_ONLINE when the group has no member),
+GET_PRODUCER_CONNECTION_LIST (SYSTEM_ERROR "not exist" without one, as RocketMQ answers).
 
 Heartbeats register producer and consumer groups with their channel; a consumer group's
 ``%RETRY%<group>`` topic is created on its first heartbeat (clustering only), as RocketMQ does.
@@ -15,6 +16,7 @@ from actors.broker.retry_handler import ensure_retry_topic
 from runtime.remoting.bodies import (
     ConsumerListBody,
     HeartbeatData,
+    ProducerConnection,
     decode_body,
     encode_body,
 )
@@ -35,7 +37,9 @@ def heartbeat(
     session.state["client_id"] = data.client_id
     producers = ctx.proxy(ctx.producers)
     for producer in data.producer_data_set:
-        producers.register(producer.group_name, data.client_id, session)
+        producers.register(
+            producer.group_name, data.client_id, session, str(request.language), request.version
+        )
     consumers = ctx.proxy(ctx.consumers)
     for consumer in data.consumer_data_set:
         if consumer.message_model == "CLUSTERING":
@@ -107,6 +111,18 @@ def consumer_connections(
             remark=f"the consumer group[{h.consumer_group}] not online",
         )
     return reply(request, body=encode_body(found))
+
+
+def producer_connections(
+    ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
+) -> RemotingCommand:
+    group = str(request.ext_fields.get("producerGroup") or "")
+    found = ctx.ask(ctx.proxy(ctx.producers).connections(group))
+    if not found:
+        return reply(
+            request, ResponseCode.SYSTEM_ERROR, remark=f"the producer group[{group}] not exist"
+        )
+    return reply(request, body=encode_body(ProducerConnection(connection_set=found)))
 
 
 def channel_closed(ctx: BrokerContext, session: SessionHandle) -> None:

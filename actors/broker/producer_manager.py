@@ -6,6 +6,8 @@ Messages (proxy methods; none blocks):
 - ``channel_closed(session_id)`` -> None
 - ``any_channel(group)`` -> a live SessionHandle of the group, or None (transaction check-back)
 - ``groups()`` -> group -> sorted client ids
+- ``connections(group)`` -> the group's ``Connection``s (client id, address, language and
+  version of its last heartbeat), sorted; [] when none
 
 State owned (memory only): group -> client id -> (session, last heartbeat). Producers silent for
 120 s are dropped by the periodic scan. Durability point: none.
@@ -19,6 +21,7 @@ from typing import Any
 import msgspec
 
 from runtime.actor import GeventActor
+from runtime.remoting.bodies import Connection
 
 EXPIRE_S = 120.0
 
@@ -35,6 +38,8 @@ class ProducerManager(GeventActor):
         self.expire_s = expire_s
         self._clock = clock
         self._groups: dict[str, dict[str, tuple[Any, float]]] = {}
+        self._speaks: dict[str, tuple[str, int]] = {}
+        """client id -> (language, version) of its last heartbeat."""
         self._round = 0
 
     def on_start(self) -> None:
@@ -52,8 +57,11 @@ class ProducerManager(GeventActor):
             return None
         return super().on_receive(message)
 
-    def register(self, group: str, client_id: str, session: Any) -> None:
+    def register(
+        self, group: str, client_id: str, session: Any, language: str = "", version: int = 0
+    ) -> None:
         self._groups.setdefault(group, {})[client_id] = (session, self._clock())
+        self._speaks[client_id] = (language, version)
 
     def unregister(self, group: str, client_id: str) -> None:
         clients = self._groups.get(group)
@@ -79,3 +87,13 @@ class ProducerManager(GeventActor):
 
     def groups(self) -> dict[str, list[str]]:
         return {g: sorted(c) for g, c in self._groups.items()}
+
+    def connections(self, group: str) -> list[Connection]:
+        out = []
+        for cid, (session, _t) in sorted(self._groups.get(group, {}).items()):
+            language, version = self._speaks.get(cid, ("", 0))
+            address = getattr(session, "remote_address", "")
+            out.append(
+                Connection(client_id=cid, client_addr=address, language=language, version=version)
+            )
+        return out

@@ -37,6 +37,7 @@ from runtime.remoting.bodies import (
     ConsumerListBody,
     KVTable,
     MessageQueue,
+    ProducerConnection,
     TopicList,
     TopicRouteData,
     decode_body,
@@ -304,6 +305,27 @@ class Admin:
                 raise
             found.extend(_decoded(response.body, self._broker_name(address), address))
         return found
+
+    def producer_connections(self, group: str, topic: str | None = None) -> list[Connection]:
+        """GET_PRODUCER_CONNECTION_LIST from the topic's masters (every master without
+        ``topic``), merged: the group's producers that heartbeat a broker; [] when none."""
+        addresses = self._route_masters(topic) if topic else list(self.masters().values())
+        members: dict[str, Connection] = {}
+        for address in addresses:
+            try:
+                response = self._broker(
+                    address,
+                    RequestCode.GET_PRODUCER_CONNECTION_LIST,
+                    {"producerGroup": group},
+                    "producer connections",
+                )
+            except BrokerError as exc:
+                if exc.code == ResponseCode.SYSTEM_ERROR and "not exist" in (exc.remark or ""):
+                    continue
+                raise
+            found = decode_body(ProducerConnection, response.body)
+            members.update((c.client_id, c) for c in found.connection_set)
+        return [members[cid] for cid in sorted(members)]
 
     def consumer_connections(self, group: str) -> ConsumerConnection:
         """GET_CONSUMER_CONNECTION_LIST from every master, merged: the group's online members

@@ -242,6 +242,12 @@ class ConsumerConnection(Body, kw_only=True):
     consume_from_where: str = ""
 
 
+class ProducerConnection(Body, kw_only=True):
+    """GET_PRODUCER_CONNECTION_LIST (204) response body."""
+
+    connection_set: list[Connection] = []
+
+
 class ConsumerListBody(Body, kw_only=True):
     """GET_CONSUMER_LIST_BY_GROUP (38) response body."""
 

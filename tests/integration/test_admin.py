@@ -4,6 +4,7 @@ GET_CONSUME_STATS)."""
 
 from __future__ import annotations
 
+import json
 import pathlib
 import subprocess
 import sys
@@ -275,3 +276,25 @@ def test_messages_are_found_by_offset_id_key_and_unique_key(
     # And an id that is not one is refused plainly
     bad = mqadmin(namesrv, "queryMsgById", "-i", "not-an-id")
     assert bad.returncode == 1 and "not an offset message id" in bad.stderr
+
+
+def test_producer_connections_list_the_groups_heartbeating_producers(
+    cluster: dict[str, str], admin: Admin
+) -> None:
+    broker = cluster["broker-a/0"]
+    assert admin.producer_connections("quiet-producers") == []
+    # Given a producer of group "pg-conn" that heartbeats the broker on its own connection
+    client = WireClient(broker)
+    try:
+        body = json.dumps(
+            {"clientID": "10.0.0.9@77", "producerDataSet": [{"groupName": "pg-conn"}]}
+        ).encode()
+        assert client.call(RequestCode.HEART_BEAT, body=body).code == ResponseCode.SUCCESS
+        # Then the group lists it, with the language its requests carry
+        found = admin.producer_connections("pg-conn")
+        assert [(c.client_id, c.language) for c in found] == [("10.0.0.9@77", "JAVA")]
+        shown = mqadmin(cluster["namesrv"], "producerConnection", "-g", "pg-conn")
+        assert shown.returncode == 0, shown.stderr
+        assert shown.stdout.splitlines()[1].split()[0] == "10.0.0.9@77"
+    finally:
+        client.close()
