@@ -7,6 +7,9 @@
     updateTopic      -t TOPIC (-c CLUSTER | -b HOST:PORT) [-w 8] [-r 8] [-p 6] [-o]
                                                  create or update a topic
     topicStatus      -t TOPIC                    min / max offset and last store time per queue
+    updateSubGroup   -g GROUP (-c CLUSTER | -b HOST:PORT) [-r 16] [-s true] [-d true] [-m true]
+                     [-q 1] [-a true]            a consumer group's config (retry times, ...)
+    deleteSubGroup   -g GROUP (-c CLUSTER | -b HOST:PORT)
     consumerProgress -g GROUP [-t TOPIC]         committed offsets and lag per queue
     consumerConnection -g GROUP                  a group's online members and subscriptions
     producerConnection -g GROUP [-t TOPIC]       a producer group's connections
@@ -37,6 +40,7 @@ import msgspec
 
 from actors.client import Admin, ClientError, MessageExt
 from runtime import logs
+from runtime.remoting.bodies import SubscriptionGroupConfig
 
 PERM_READ_WRITE = 6
 
@@ -57,13 +61,26 @@ def build_parser() -> argparse.ArgumentParser:
     route.add_argument("-t", "--topic", required=True)
     update = sub.add_parser("updateTopic", parents=[ns], help="create or update a topic")
     update.add_argument("-t", "--topic", required=True)
-    where = update.add_mutually_exclusive_group(required=True)
-    where.add_argument("-c", "--cluster", help="on every master of this cluster")
-    where.add_argument("-b", "--broker", help="on this broker (host:port)")
+    _where(update)
     update.add_argument("-w", "--write-queues", type=int, default=8, help="write queues (8)")
     update.add_argument("-r", "--read-queues", type=int, default=8, help="read queues (8)")
     update.add_argument("-p", "--perm", type=int, default=PERM_READ_WRITE, help="2 R, 4 W, 6 RW")
     update.add_argument("-o", "--order", action="store_true", help="an ordered topic")
+    group = sub.add_parser("updateSubGroup", parents=[ns], help="a consumer group's config")
+    group.add_argument("-g", "--group", required=True)
+    _where(group)
+    group.add_argument("-r", "--retry-max-times", type=int, default=16)
+    group.add_argument("-q", "--retry-queue-nums", type=int, default=1)
+    for flag, name in (
+        ("-s", "--consume-enable"),
+        ("-d", "--consume-broadcast-enable"),
+        ("-m", "--consume-from-min-enable"),
+        ("-a", "--notify-consumer-ids-changed-enable"),
+    ):
+        group.add_argument(flag, name, type=_boolean, default=True, metavar="true|false")
+    drop = sub.add_parser("deleteSubGroup", parents=[ns], help="delete a consumer group's config")
+    drop.add_argument("-g", "--group", required=True)
+    _where(drop)
     status = sub.add_parser("topicStatus", parents=[ns], help="offsets per queue of a topic")
     status.add_argument("-t", "--topic", required=True)
     progress = sub.add_parser("consumerProgress", parents=[ns], help="a group's offsets and lag")
@@ -103,6 +120,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reset.add_argument("-f", "--force", action="store_true", help="even with consumers online")
     return parser
+
+
+def _where(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("-c", "--cluster", help="on every master of this cluster")
+    where.add_argument("-b", "--broker", help="on this broker (host:port)")
+
+
+def _boolean(text: str) -> bool:
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    raise argparse.ArgumentTypeError(f"{text!r} is not true or false")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -151,6 +180,25 @@ def _run(admin: Admin, args: argparse.Namespace) -> list[str]:
             order=args.order,
         )
         return [f"create topic to {address} success." for address in done]
+    if command == "updateSubGroup":
+        config = SubscriptionGroupConfig(
+            group_name=args.group,
+            consume_enable=args.consume_enable,
+            consume_from_min_enable=args.consume_from_min_enable,
+            consume_broadcast_enable=args.consume_broadcast_enable,
+            retry_queue_nums=args.retry_queue_nums,
+            retry_max_times=args.retry_max_times,
+            notify_consumer_ids_changed_enable=args.notify_consumer_ids_changed_enable,
+        )
+        done = admin.update_subscription_group(
+            config, cluster=args.cluster, broker_addr=args.broker
+        )
+        return [f"create subscription group to {address} success." for address in done]
+    if command == "deleteSubGroup":
+        done = admin.delete_subscription_group(
+            args.group, cluster=args.cluster, broker_addr=args.broker
+        )
+        return [f"delete subscription group [{args.group}] from {a} success." for a in done]
     if command == "topicStatus":
         rows = [["#Broker Name", "#QID", "#Min Offset", "#Max Offset", "#Last Updated"]]
         for r in admin.topic_stats(args.topic):

@@ -38,9 +38,11 @@ from runtime.remoting.bodies import (
     KVTable,
     MessageQueue,
     ProducerConnection,
+    SubscriptionGroupConfig,
     TopicList,
     TopicRouteData,
     decode_body,
+    encode_body,
 )
 from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
@@ -196,12 +198,7 @@ class Admin:
         ``cluster`` (all clusters when neither is given): ``queues`` write queues and as many
         read queues unless ``read_queues`` says otherwise. Creates or updates; returns the
         addresses that applied it. The brokers re-register with the name servers at once."""
-        if broker_addr is not None:
-            addresses = [broker_addr]
-        else:
-            addresses = list(self.masters(cluster).values())
-            if not addresses:
-                raise ClientError(f"no master broker in {cluster or 'any cluster'}")
+        addresses = self._targets(cluster, broker_addr)
         ext = {
             "topic": topic,
             "defaultTopic": DEFAULT_TOPIC,
@@ -215,6 +212,56 @@ class Admin:
         for address in addresses:
             self._broker(address, RequestCode.UPDATE_AND_CREATE_TOPIC, ext, "create topic")
         return addresses
+
+    def update_subscription_group(
+        self,
+        config: SubscriptionGroupConfig,
+        *,
+        cluster: str | None = None,
+        broker_addr: str | None = None,
+    ) -> list[str]:
+        """UPDATE_AND_CREATE_SUBSCRIPTIONGROUP (mqadmin updateSubGroup) on one broker or every
+        master of ``cluster`` (all clusters when neither is given): retry times, consume enable,
+        broadcast enable, ... of one consumer group. Returns the addresses that applied it."""
+        body = encode_body(config)
+        done = []
+        for address in self._targets(cluster, broker_addr):
+            self._broker(
+                address,
+                RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP,
+                {},
+                "update subscription group",
+                body,
+            )
+            done.append(address)
+        return done
+
+    def subscription_group(self, group: str, broker_addr: str) -> SubscriptionGroupConfig:
+        """GET_SUBSCRIPTIONGROUP_CONFIG: one broker's config of ``group`` (BrokerError 26
+        SUBSCRIPTION_GROUP_NOT_EXIST when it has none)."""
+        response = self._broker(
+            broker_addr,
+            RequestCode.GET_SUBSCRIPTIONGROUP_CONFIG,
+            {"group": group},
+            "subscription group",
+        )
+        return decode_body(SubscriptionGroupConfig, response.body)
+
+    def delete_subscription_group(
+        self, group: str, *, cluster: str | None = None, broker_addr: str | None = None
+    ) -> list[str]:
+        """DELETE_SUBSCRIPTIONGROUP (mqadmin deleteSubGroup): the group's config goes (its
+        consumer offsets stay, as in RocketMQ 4). Returns the addresses that applied it."""
+        done = []
+        for address in self._targets(cluster, broker_addr):
+            self._broker(
+                address,
+                RequestCode.DELETE_SUBSCRIPTIONGROUP,
+                {"groupName": group},
+                "delete subscription group",
+            )
+            done.append(address)
+        return done
 
     def topic_stats(self, topic: str) -> list[QueueOffsets]:
         """GET_TOPIC_STATS_INFO from every master serving ``topic``, sorted by queue."""
@@ -434,6 +481,15 @@ class Admin:
 
         return self._call(invoke, "query offset")
 
+    def _targets(self, cluster: str | None, broker_addr: str | None) -> list[str]:
+        """One broker, or every master of a cluster (of all clusters when neither is given)."""
+        if broker_addr is not None:
+            return [broker_addr]
+        addresses = list(self.masters(cluster).values())
+        if not addresses:
+            raise ClientError(f"no master broker in {cluster or 'any cluster'}")
+        return addresses
+
     def _broker_name(self, address: str) -> str:
         for data in self.cluster_info().broker_addr_table.values():
             if address in data.broker_addrs.values():
@@ -460,11 +516,13 @@ class Admin:
                     raise  # the name server answered: another one would answer the same
         raise errors[-1] if errors else ClientError("no name server configured")
 
-    def _broker(self, address: str, code: int, ext: dict[str, str], what: str) -> RemotingCommand:
+    def _broker(
+        self, address: str, code: int, ext: dict[str, str], what: str, body: bytes = b""
+    ) -> RemotingCommand:
         instance = self._running()
 
         def invoke() -> RemotingCommand:
-            cmd = make_request(code, ext)
+            cmd = make_request(code, ext, body)
             return instance.remoting.invoke_ok(address, cmd, self.timeout, what)
 
         return self._call(invoke, what)

@@ -298,3 +298,29 @@ def test_producer_connections_list_the_groups_heartbeating_producers(
         assert shown.stdout.splitlines()[1].split()[0] == "10.0.0.9@77"
     finally:
         client.close()
+
+
+def test_subscription_group_configs_are_set_read_and_deleted(
+    cluster: dict[str, str], admin: Admin
+) -> None:
+    namesrv, broker = cluster["namesrv"], cluster["broker-a/0"]
+    # Given a group configured from the command line with 3 retries and consumption off
+    args = ["-g", "billing-cfg", "-c", "DefaultCluster", "-r", "3", "-s", "false"]
+    made = mqadmin(namesrv, "updateSubGroup", *args)
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.strip() == f"create subscription group to {broker} success."
+    # Then the broker holds exactly that
+    config = admin.subscription_group("billing-cfg", broker)
+    assert (config.retry_max_times, config.consume_enable, config.consume_broadcast_enable) == (
+        3,
+        False,
+        True,
+    )
+    # When it is deleted, Then the broker no longer has it
+    assert mqadmin(namesrv, "deleteSubGroup", "-g", "billing-cfg", "-b", broker).returncode == 0
+    with pytest.raises(BrokerError) as gone:
+        admin.subscription_group("billing-cfg", broker)
+    assert gone.value.code == ResponseCode.SUBSCRIPTION_GROUP_NOT_EXIST
+    # And a flag that is neither true nor false is a usage error
+    bad = mqadmin(namesrv, "updateSubGroup", "-g", "x", "-b", broker, "-s", "maybe")
+    assert bad.returncode == 2 and "not true or false" in bad.stderr
