@@ -178,3 +178,10 @@ def test_sql_filter_consumer_gets_only_matching_messages(features: str, namesrv:
     out = run_example(namesrv, "sql_filter_consumer.py", "--timeout", "2", code=1)
     assert "does not support consumer to filter message by SQL92" in out
     assert "enablePropertyFilter=true?" in out
+
+
+def test_admin_example_creates_measures_replays_and_finds(namesrv: str) -> None:
+    out = run_example(namesrv, "admin.py", "--topic", "ExampleAdmin", "--count", "6")
+    assert "created ExampleAdmin on" in out
+    assert "consumed 6, lag 0" in out and "after reset: lag 6" in out
+    assert "by id: b'm0'" in out
