@@ -221,7 +221,7 @@ class SessionHandle:
 
     def close(self) -> None:
         with contextlib.suppress(pykka.ActorDeadError):
-            self._ref.tell(Closed("closed by the server"))
+            self._ref.tell(Closed("closed by this side"))
 
     def _response(self, cmd: RemotingCommand) -> None:
         future = self._pending.pop(cmd.opaque, None)
