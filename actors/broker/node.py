@@ -246,17 +246,23 @@ def _version_desc() -> str:
 
 
 def _store_figures(store: BrokerStore) -> dict[str, str]:
-    """The store's part of GET_BROKER_RUNTIME_INFO: commit-log offsets and disk use."""
+    """The store's part of GET_BROKER_RUNTIME_INFO: commit-log offsets, disk use, the store
+    time of the oldest message."""
     try:
         usage = shutil.disk_usage(store.ctx.settings.root)
         ratio = f"{usage.used / usage.total:.4f}" if usage.total else "0"
     except OSError:
         ratio = "0"
-    return {
-        "commitLogMinOffset": str(store.commit_log_min_offset),
-        "commitLogMaxOffset": str(store.commit_log_max_offset),
+    low, high = store.commit_log_min_offset, store.commit_log_max_offset
+    first = store.look_message_by_offset(low) if high > low else None
+    figures = {
+        "commitLogMinOffset": str(low),
+        "commitLogMaxOffset": str(high),
         "commitLogDiskRatio": ratio,
     }
+    if first is not None:  # mqadmin clusterList's "#Hour": how far back the log reaches
+        figures["earliestMessageTimeStamp"] = str(first.store_timestamp)
+    return figures
 
 
 def _ha_children(

@@ -179,6 +179,7 @@ def test_broker_status_counts_what_was_stored_and_pulled(
         assert int(after[key]) - int(before[key]) == moved
     assert len(after["putTps"].split()) == 3 and int(after["commitLogMaxOffset"]) > 0
     assert 0 < float(after["commitLogDiskRatio"]) < 1
+    assert 0 < int(after["earliestMessageTimeStamp"]) <= int(time.time() * 1000)
     shown = mqadmin(cluster["namesrv"], "brokerStatus", "-b", broker)
     assert shown.returncode == 0, shown.stderr
     assert f"msgPutTotalTodayNow             : {after['msgPutTotalTodayNow']}" in shown.stdout
