@@ -16,12 +16,12 @@
     queryMsgById     -i OFFSET_MSG_ID            one message by its offset message id
     queryMsgByKey    -t TOPIC -k KEY [-m 32]     messages whose KEYS hold KEY
     queryMsgByUniqueKey -t TOPIC -i MSG_ID       a message by the producer's msg_id (UNIQ_KEY)
-    resetOffsetByTime -g GROUP -t TOPIC -s TIME [-f]
+    resetOffsetByTime -g GROUP -t TOPIC -s TIME [-f true|false]
                                                  move the group's offsets to the first message
                                                  stored at or after TIME (ms since the epoch,
-                                                 yyyy-MM-dd#HH:mm:ss:SSS local time, or now);
-                                                 the group's consumers must be stopped (-f: even
-                                                 if some are online)
+                                                 yyyy-MM-dd#HH:mm:ss:SSS local time, now, or -1
+                                                 for the end); running consumers are told and
+                                                 continue there; -f false only moves back
 
 Every command takes ``-n HOST:PORT[;HOST:PORT]`` (default ``$NAMESRV_ADDR``, else
 127.0.0.1:9876). Exit status 0 on success, 1 when the cluster refused or could not be
@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     by_uniq.add_argument("-t", "--topic", required=True)
     by_uniq.add_argument("-i", "--id", required=True, help="the UNIQ_KEY (SendResult.msg_id)")
     reset = sub.add_parser(
-        "resetOffsetByTime", parents=[ns], help="move a stopped group's offsets to a time"
+        "resetOffsetByTime", parents=[ns], help="move a group's offsets to a time"
     )
     reset.add_argument("-g", "--group", required=True)
     reset.add_argument("-t", "--topic", required=True)
@@ -116,9 +116,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--timestamp",
         required=True,
         type=_timestamp,
-        help="ms, yyyy-MM-dd#HH:mm:ss:SSS or now",
+        help="ms, yyyy-MM-dd#HH:mm:ss:SSS, now, or -1 (the end)",
     )
-    reset.add_argument("-f", "--force", action="store_true", help="even with consumers online")
+    reset.add_argument(
+        "-f",
+        "--force",
+        type=_boolean,
+        default=True,
+        metavar="true|false",
+        help="false: only move offsets back (default true)",
+    )
     return parser
 
 
@@ -277,10 +284,11 @@ def _run(admin: Admin, args: argparse.Namespace) -> list[str]:
             lines.extend([*_message(m), ""])
         return lines[:-1]
     if command == "resetOffsetByTime":
-        rows = [["#Broker Name", "#QID", "#Old Offset", "#New Offset"]]
+        rows = [["#Broker Name", "#QID", "#Old Offset", "#New Offset", "#Applied By"]]
         for r in admin.reset_offset(args.group, args.topic, args.timestamp, force=args.force):
             old = "N/A" if r.old_offset < 0 else str(r.old_offset)
-            rows.append([r.queue.broker_name, str(r.queue.queue_id), old, str(r.new_offset)])
+            by = "consumers" if r.online else "admin"
+            rows.append([r.queue.broker_name, str(r.queue.queue_id), old, str(r.new_offset), by])
         return _table(rows)
     raise AssertionError(command)  # argparse allows only the commands above
 
@@ -342,7 +350,7 @@ def _timestamp(text: str) -> int:
     """mqadmin's -s: milliseconds, ``yyyy-MM-dd#HH:mm:ss:SSS`` (local time) or ``now``."""
     if text == "now":
         return int(time.time() * 1000)
-    if text.isdigit():
+    if text.isdigit() or text == "-1":
         return int(text)
     try:
         day, _, clock = text.partition("#")

@@ -10,6 +10,7 @@ Messages (proxy methods; none blocks):
 - ``group(group)`` -> ``GroupInfo`` or None
 - ``connections(group)`` -> ``ConsumerConnection`` (members, addresses, languages,
   subscriptions) or None when no member is online
+- ``tell_members(group, cmd)`` -> how many members ``cmd`` (a oneway request) was written to
 
 Replies nothing else. When a group's membership changes it tells every remaining member's
 session NOTIFY_CONSUMER_IDS_CHANGED (oneway), so they rebalance at once rather than within 20 s
@@ -210,6 +211,12 @@ class ConsumerManager(GeventActor):
 
     def group(self, group: str) -> GroupInfo | None:
         return self._groups.get(group)
+
+    def tell_members(self, group: str, cmd: RemotingCommand) -> int:
+        info = self._groups.get(group)
+        if info is None:
+            return 0
+        return sum(1 for c in info.clients.values() if c.session.send_oneway(cmd))
 
     def connections(self, group: str) -> ConsumerConnection | None:
         info = self._groups.get(group)

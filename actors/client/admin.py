@@ -34,7 +34,6 @@ from runtime.remoting.bodies import (
     ClusterInfo,
     Connection,
     ConsumerConnection,
-    ConsumerListBody,
     KVTable,
     MessageQueue,
     ProducerConnection,
@@ -78,11 +77,13 @@ class QueueProgress(msgspec.Struct, frozen=True):
 
 
 class OffsetReset(msgspec.Struct, frozen=True):
-    """One queue of ``reset_offset``: the group's committed offset before (-1: none) and now."""
+    """One queue of ``reset_offset``: the group's committed offset before (-1: none), the new
+    one, and whether the group's running consumers were told it (else it was committed)."""
 
     queue: MessageQueue
     old_offset: int
     new_offset: int
+    online: bool = False
 
 
 class Admin:
@@ -406,64 +407,72 @@ class Admin:
         )
 
     def reset_offset(
-        self, group: str, topic: str, timestamp_ms: int, *, force: bool = False
+        self, group: str, topic: str, timestamp_ms: int, *, force: bool = True
     ) -> list[OffsetReset]:
-        """Move ``group``'s committed offset of every queue of ``topic`` to the first message
-        stored at or after ``timestamp_ms`` (the queue's end when there is none): replay from a
-        time, or skip ahead. The group's consumers must be stopped (a running consumer keeps
-        its own position and commits it back): with any of them online this raises
-        ``ClientError`` unless ``force``. Returns each queue's old (-1: none) and new offset."""
+        """Move ``group``'s offset of every queue of ``topic`` to the first message stored at
+        or after ``timestamp_ms`` (-1: the end of each queue): replay from a time, or skip
+        ahead; without ``force`` offsets only move back (RocketMQ's isForce). Per broker, as
+        mqadmin does: INVOKE_BROKER_TO_RESET_OFFSET, where the broker tells the group's running
+        consumers (RESET_CONSUMER_CLIENT_OFFSET) and they continue there (``online``); when
+        none is online this commits the offsets itself. Returns each queue's old (-1: none)
+        and new offset."""
         route = self.topic_route(topic)
-        masters = self._route_masters(topic, route)
-        if not force:
-            online = sorted({cid for address in masters for cid in self._consumers(address, group)})
-            if online:
-                raise ClientError(
-                    f"group {group} has {len(online)} consumer(s) online ({', '.join(online)}): "
-                    "stop them first (or force)"
-                )
         queues = {q.broker_name: q.read_queue_nums for q in route.queue_datas}
         names = {
             b.broker_addrs[0]: b.broker_name for b in route.broker_datas if 0 in b.broker_addrs
         }
         rows: list[OffsetReset] = []
-        for address in masters:
+        for address in self._route_masters(topic, route):
             broker = names.get(address, address)
-            for queue_id in range(queues.get(broker, 0)):
-                q = {"topic": topic, "queueId": str(queue_id)}
-                found = self._broker(
-                    address,
-                    RequestCode.SEARCH_OFFSET_BY_TIMESTAMP,
-                    {**q, "timestamp": str(timestamp_ms)},
-                    "search offset",
+            ids = range(queues.get(broker, 0))
+            mine = {
+                qid: {"consumerGroup": group, "topic": topic, "queueId": str(qid)} for qid in ids
+            }
+            old = {qid: self._committed(address, q) for qid, q in mine.items()}
+            ext = {
+                "topic": topic,
+                "group": group,
+                "timestamp": str(timestamp_ms),
+                "isForce": "true" if force else "false",
+            }
+            try:
+                response = self._broker(
+                    address, RequestCode.INVOKE_BROKER_TO_RESET_OFFSET, ext, "reset offset"
                 )
-                new = int(found.ext_fields["offset"])
-                mine = {**q, "consumerGroup": group}
-                old = self._committed(address, mine)
+            except BrokerError as exc:
+                if exc.code != ResponseCode.CONSUMER_NOT_ONLINE:
+                    raise
+            else:
+                pairs, _ = decode_queue_map(response.body, "offsetTable", int)
+                rows.extend(
+                    OffsetReset(mq, old.get(mq.queue_id, -1), new, True) for mq, new in pairs
+                )
+                continue
+            for qid, q in mine.items():  # nobody online: commit the offsets here
+                new = self._offset_at(address, topic, qid, timestamp_ms)
+                if not force and 0 <= old[qid] <= new:
+                    new = old[qid]
                 self._broker(
                     address,
                     RequestCode.UPDATE_CONSUMER_OFFSET,
-                    {**mine, "commitOffset": str(new)},
+                    {**q, "commitOffset": str(new)},
                     "update offset",
                 )
-                mq = MessageQueue(topic=topic, broker_name=broker, queue_id=queue_id)
-                rows.append(OffsetReset(mq, old, new))
+                mq = MessageQueue(topic=topic, broker_name=broker, queue_id=qid)
+                rows.append(OffsetReset(mq, old[qid], new))
         return rows
 
     # -- requests -----------------------------------------------------------------------------
 
-    def _consumers(self, address: str, group: str) -> list[str]:
-        """GET_CONSUMER_LIST_BY_GROUP: the group's client ids the broker knows ([] when none)."""
-        instance = self._running()
-
-        def invoke() -> list[str]:
-            cmd = make_request(RequestCode.GET_CONSUMER_LIST_BY_GROUP, {"consumerGroup": group})
-            response = instance.remoting.invoke(address, cmd, self.timeout, "consumer list")
-            if response.code != ResponseCode.SUCCESS or not response.body:
-                return []  # RocketMQ answers an error code for a group without consumers
-            return decode_body(ConsumerListBody, response.body).consumer_id_list
-
-        return self._call(invoke, "consumer list")
+    def _offset_at(self, address: str, topic: str, queue_id: int, timestamp_ms: int) -> int:
+        """The queue's first offset stored at or after the time (-1: its end)."""
+        q = {"topic": topic, "queueId": str(queue_id)}
+        if timestamp_ms == -1:
+            found = self._broker(address, RequestCode.GET_MAX_OFFSET, q, "max offset")
+        else:
+            q["timestamp"] = str(timestamp_ms)
+            found = self._broker(address, RequestCode.SEARCH_OFFSET_BY_TIMESTAMP, q, "search")
+        return max(int(found.ext_fields["offset"]), 0)
 
     def _committed(self, address: str, ext: dict[str, str]) -> int:
         instance = self._running()

@@ -3,7 +3,10 @@
 Start (on the hub): the ClientInstance starts with two more children, ``offsets`` (OffsetStore:
 remote for clustering, a local file for broadcasting) and ``rebalancer``; the consumer fetches
 its topics' routes, heartbeats every broker (so the group lists it), then rebalances once before
-``start`` returns. NOTIFY_CONSUMER_IDS_CHANGED from any broker makes it rebalance at once.
+``start`` returns. NOTIFY_CONSUMER_IDS_CHANGED from any broker makes it rebalance at once;
+RESET_CONSUMER_CLIENT_OFFSET (``mqadmin resetOffsetByTime`` on a running group) makes each
+listed queue it holds continue at the given offset (cached messages dropped, the offset
+committed with the next persist).
 
 Shutdown: stop pulling, let the sink finish (push: listener tasks, bounded), stop the
 rebalancer (each puller records its last committable offset, persisted synchronously), persist
@@ -28,12 +31,14 @@ from actors.client.instance import ClientInstance
 from actors.client.message import MessageQueue
 from actors.client.offsets import OffsetStore, Persist, ReadOffset, local_offsets_path, queue_offset
 from actors.client.pull import TagFilter
-from actors.client.puller import PullOptions, Sink
-from actors.client.rebalance import ConsumeFrom, DoRebalance, QuiesceAll, Rebalancer
+from actors.client.puller import PullOptions, Sink, next_generation
+from actors.client.rebalance import ConsumeFrom, DoRebalance, QuiesceAll, Rebalancer, SeekQueue
 from runtime.actor import GeventFuture, new_future
+from runtime.errors import ProtocolError
 from runtime.remoting.bodies import ConsumerData, SubscriptionData
 from runtime.remoting.codes import MessageModel, RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
+from runtime.remoting.queue_maps import decode_queue_map
 from runtime.session import SessionHandle
 from runtime.supervisor import ChildSpec
 
@@ -160,6 +165,7 @@ class ConsumerBase:
         instance = self._instance = ClientInstance(self.config)
         instance.members.consumers[self.group] = self.consumer_data()
         instance.inbound_handlers[RequestCode.NOTIFY_CONSUMER_IDS_CHANGED] = self._ids_changed
+        instance.inbound_handlers[RequestCode.RESET_CONSUMER_CLIENT_OFFSET] = self._reset_offsets
         sink = self._sink()
         topics = self._all_topics()
         offsets_path = self.offsets_path
@@ -214,6 +220,32 @@ class ConsumerBase:
         if request.is_oneway:
             return None
         return RemotingCommand.response_to(request, ResponseCode.SUCCESS)
+
+    def _reset_offsets(self, _session: SessionHandle, request: RemotingCommand) -> Any:
+        """RESET_CONSUMER_CLIENT_OFFSET from a broker: seek every listed queue this consumer
+        holds (the rebalancer ignores the others)."""
+        if str(request.ext_fields.get("group") or "") == self.group:
+            try:
+                table, _ = decode_queue_map(request.body, "offsetTable", int)
+            except ProtocolError as exc:
+                logger.warning("client: {}: offset reset not applied: {}", self.group, exc)
+                table = []
+            instance = self._instance
+            ref = instance.directory.get(instance.name(REBALANCER)) if instance else None
+            for mq, offset in table:
+                generation = next_generation()
+                self._before_reset(mq, generation)
+                if ref is not None:
+                    with contextlib.suppress(pykka.ActorDeadError):
+                        ref.tell(SeekQueue(mq, offset, generation, None))
+            if table:
+                logger.info("client: {}: offsets reset by the broker: {}", self.group, table)
+        if request.is_oneway:
+            return None
+        return RemotingCommand.response_to(request, ResponseCode.SUCCESS)
+
+    def _before_reset(self, mq: MessageQueue, generation: int) -> None:
+        """A queue is about to be reset (the lite consumer drops what it buffered)."""
 
     def _ask(self, child: str, factory: Any, timeout: float) -> Any:
         """Tell a child a message carrying a reply future and wait for it (hub greenlets)."""

@@ -233,6 +233,9 @@ class PullConsumer(ConsumerBase):
         queues' offsets were written."""
         return self.persist_offsets(timeout)
 
+    def _before_reset(self, mq: MessageQueue, generation: int) -> None:
+        self.buffer.drop(mq, generation)
+
     def seek(self, mq: MessageQueue, offset: int, timeout: float = 10.0) -> None:
         """Continue ``mq`` at ``offset``: buffered messages of that queue are dropped, and the
         offset to commit becomes ``offset``. The queue must be assigned to this consumer."""

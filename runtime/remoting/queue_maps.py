@@ -8,6 +8,8 @@ that way; ``decode_queue_map`` reads them back (and plain JSON too).
 - GET_TOPIC_STATS_INFO (202) answers a ``TopicStatsTable``: ``offsetTable`` of ``TopicOffset``.
 - GET_CONSUME_STATS (208) answers a ``ConsumeStats``: ``offsetTable`` of ``OffsetWrapper`` and
   ``consumeTps``.
+- INVOKE_BROKER_TO_RESET_OFFSET (222) answers, and RESET_CONSUMER_CLIENT_OFFSET (220) carries, a
+  ``ResetOffsetBody``: ``offsetTable`` of plain offsets.
 
 The decoder raises only ``ProtocolError(fatal=False)``.
 """
@@ -48,12 +50,12 @@ class OffsetWrapper(Body, kw_only=True):
         return max(self.broker_offset - self.consumer_offset, 0)
 
 
-V = TypeVar("V", bound=Body)
+V = TypeVar("V")
 _ENCODER = msgspec.json.Encoder()
 
 
 def encode_queue_map(
-    field: str, entries: Iterable[tuple[MessageQueue, Body]], **extra: object
+    field: str, entries: Iterable[tuple[MessageQueue, object]], **extra: object
 ) -> bytes:
     """``{"<field>":{<queue>:<value>,...},<extra>...}`` with each queue key as an object."""
     enc = _ENCODER.encode

@@ -8,6 +8,7 @@ import json
 import pathlib
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -17,12 +18,13 @@ import pytest
 from actors.client import (
     Admin,
     BrokerError,
-    ClientError,
+    ConsumeFrom,
     ConsumeResult,
     Message,
     MessageQueue,
     OffsetReset,
     Producer,
+    PullConsumer,
     PushConsumer,
 )
 from runtime.remoting.codes import RequestCode, ResponseCode
@@ -191,11 +193,11 @@ def test_command_line_usage_errors_exit_2(tmp_path: pathlib.Path) -> None:
     assert shown.returncode == 2 and "-c/--cluster" in shown.stderr
 
 
-def test_reset_offset_by_time_replays_a_stopped_group_and_refuses_a_running_one(
+def test_reset_offset_by_time_commits_for_a_stopped_group_and_replays_a_running_one(
     cluster: dict[str, str], admin: Admin
 ) -> None:
     namesrv, broker = cluster["namesrv"], cluster["broker-a/0"]
-    # Given a one-queue topic with four messages, all consumed by a group
+    # Given a one-queue topic with four messages, all consumed by a group that is not running
     admin.create_topic("Replay", queues=1)
     with Producer("replay-producer", namesrv=namesrv) as producer:
         for i in range(4):
@@ -205,21 +207,34 @@ def test_reset_offset_by_time_replays_a_stopped_group_and_refuses_a_running_one(
     # When its offsets are reset to the beginning of time, Then all four are due again
     assert admin.reset_offset("replayer", "Replay", 0) == [OffsetReset(queue, 4, 0)]
     assert [(r.consumer_offset, r.diff) for r in admin.consume_stats("replayer")] == [(0, 4)]
-    # And a time after the last message moves it to the end (the command line, too)
+    # And without force a later time does not move it forward; with force (the default) it does
+    assert admin.reset_offset("replayer", "Replay", -1, force=False) == [OffsetReset(queue, 0, 0)]
     later = str(int(time.time() * 1000) + 60_000)
     shown = mqadmin(namesrv, "resetOffsetByTime", "-g", "replayer", "-t", "Replay", "-s", later)
     assert shown.returncode == 0, shown.stderr
-    assert shown.stdout.splitlines()[1].split() == ["broker-a", "0", "0", "4"]
+    assert shown.stdout.splitlines()[1].split() == ["broker-a", "0", "0", "4", "admin"]
     # A group nobody committed for shows N/A as its old offset
     assert admin.reset_offset("fresh-group", "Replay", 0) == [OffsetReset(queue, -1, 0)]
-    # Given the group's consumer running, Then the reset is refused unless forced
+    # Given the group's consumer running at the end of the queue
+    seen: list[bytes] = []
+    replayed = threading.Event()
+
+    def listener(msg: Any) -> ConsumeResult:
+        seen.append(msg.body)
+        if len(seen) >= 4:
+            replayed.set()
+        return ConsumeResult.CONSUME_SUCCESS
+
     consumer = PushConsumer("replayer", namesrv=namesrv)
-    consumer.subscribe("Replay", "*")(lambda msg: ConsumeResult.CONSUME_SUCCESS)
+    consumer.subscribe("Replay", "*")(listener)
     consumer.start()
     try:
-        with pytest.raises(ClientError, match="online"):
-            admin.reset_offset("replayer", "Replay", 0)
-        assert len(admin.reset_offset("replayer", "Replay", 0, force=True)) == 1
+        # When the offsets are reset to the beginning, Then the broker tells the consumer,
+        # which reads all four again
+        rows = admin.reset_offset("replayer", "Replay", 0)
+        assert rows == [OffsetReset(queue, 4, 0, True)]
+        assert replayed.wait(20), seen
+        assert sorted(seen) == [b"r0", b"r1", b"r2", b"r3"]
         # And the group's connection list names the member, its language and subscription
         found = admin.consumer_connections("replayer")
         assert [(c.client_id, c.language) for c in found.connection_set] == [
@@ -325,3 +340,33 @@ def test_subscription_group_configs_are_set_read_and_deleted(
     # And a flag that is neither true nor false is a usage error
     bad = mqadmin(namesrv, "updateSubGroup", "-g", "x", "-b", broker, "-s", "maybe")
     assert bad.returncode == 2 and "not true or false" in bad.stderr
+
+
+def test_reset_offset_reaches_a_running_lite_pull_consumer(
+    cluster: dict[str, str], admin: Admin
+) -> None:
+    namesrv = cluster["namesrv"]
+    # Given a lite pull consumer that polled and committed all three messages of its topic
+    admin.create_topic("ReplayLite", queues=1)
+    with Producer("replay-lite-producer", namesrv=namesrv) as producer:
+        for i in range(3):
+            producer.send(Message("ReplayLite", f"l{i}".encode()))
+    consumer = PullConsumer("lite-replayer", namesrv=namesrv, consume_from=ConsumeFrom.FIRST)
+    consumer.subscribe("ReplayLite", "*")
+    with consumer:
+        first: list[bytes] = []
+        while len(first) < 3:
+            polled = consumer.poll(timeout=10.0)
+            assert polled, first
+            first.extend(m.body for m in polled)
+        consumer.commit()
+        # When the group is reset to the beginning while it runs
+        rows = admin.reset_offset("lite-replayer", "ReplayLite", 0)
+        assert [(r.old_offset, r.new_offset, r.online) for r in rows] == [(3, 0, True)]
+        # Then its next polls return the three messages again
+        again: list[bytes] = []
+        while len(again) < 3:
+            polled = consumer.poll(timeout=10.0)
+            assert polled, again
+            again.extend(m.body for m in polled)
+        assert sorted(again) == [b"l0", b"l1", b"l2"]
