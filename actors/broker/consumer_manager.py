@@ -10,7 +10,8 @@ Messages (proxy methods; none blocks):
 - ``group(group)`` -> ``GroupInfo`` or None
 - ``connections(group)`` -> ``ConsumerConnection`` (members, addresses, languages,
   subscriptions) or None when no member is online
-- ``tell_members(group, cmd)`` -> how many members ``cmd`` (a oneway request) was written to
+- ``tell_members(group, cmd, cmd_for_c=None)`` -> how many members ``cmd`` (a oneway request)
+  was written to; members whose heartbeats said language CPP get ``cmd_for_c`` when given
 
 Replies nothing else. When a group's membership changes it tells every remaining member's
 session NOTIFY_CONSUMER_IDS_CHANGED (oneway), so they rebalance at once rather than within 20 s
@@ -212,11 +213,17 @@ class ConsumerManager(GeventActor):
     def group(self, group: str) -> GroupInfo | None:
         return self._groups.get(group)
 
-    def tell_members(self, group: str, cmd: RemotingCommand) -> int:
+    def tell_members(
+        self, group: str, cmd: RemotingCommand, cmd_for_c: RemotingCommand | None = None
+    ) -> int:
         info = self._groups.get(group)
         if info is None:
             return 0
-        return sum(1 for c in info.clients.values() if c.session.send_oneway(cmd))
+        told = 0
+        for c in info.clients.values():
+            mine = cmd_for_c if cmd_for_c is not None and c.language == "CPP" else cmd
+            told += bool(c.session.send_oneway(mine))
+        return told
 
     def connections(self, group: str) -> ConsumerConnection | None:
         info = self._groups.get(group)

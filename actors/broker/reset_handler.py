@@ -7,13 +7,18 @@ after the time, or the group's committed offset when ``isForce`` is false and th
 (without force offsets only move back; a queue the group has no offset of gets the time's).
 The broker does not write them itself: it pushes
 RESET_CONSUMER_CLIENT_OFFSET (220, oneway, the same header and a ``ResetOffsetBody``) to every
-online member of the group, which seek and commit; the reply carries the same body.
+online member of the group, which seek and commit; the reply carries the same body. Members
+whose heartbeats say language CPP get RocketMQ's ``ResetOffsetBodyForC`` instead (a list of
+``{topic, brokerName, queueId, offset}``: the C++ clients do not read queue objects as map
+keys).
 SYSTEM_ERROR for an unknown topic; CONSUMER_NOT_ONLINE when no member is online (the admin tool
 then commits the offsets itself). Unlike RocketMQ, a group without committed offsets here is not
 an error: its online members are told all the same.
 """
 
 from __future__ import annotations
+
+import json
 
 from actors.broker.context import BrokerContext, reply
 from runtime.remoting.bodies import MessageQueue
@@ -52,13 +57,17 @@ def reset_offset(
         mq = MessageQueue(topic=topic, broker_name=ctx.cfg.broker_name, queue_id=queue_id)
         table.append((mq, current if keep else target))
     body = encode_queue_map("offsetTable", table)
-    push = RemotingCommand.request(
-        RequestCode.RESET_CONSUMER_CLIENT_OFFSET,
-        {"topic": topic, "group": group, "timestamp": timestamp, "isForce": force},
-        body,
-        oneway=True,
+    header = {"topic": topic, "group": group, "timestamp": timestamp, "isForce": force}
+    code = RequestCode.RESET_CONSUMER_CLIENT_OFFSET
+    push = RemotingCommand.request(code, header, body, oneway=True)
+    for_c = [
+        {"topic": mq.topic, "brokerName": mq.broker_name, "queueId": mq.queue_id, "offset": o}
+        for mq, o in table
+    ]
+    push_c = RemotingCommand.request(
+        code, header, json.dumps({"offsetTable": for_c}).encode(), oneway=True
     )
-    told = ctx.ask(ctx.proxy(ctx.consumers).tell_members(group, push))
+    told = ctx.ask(ctx.proxy(ctx.consumers).tell_members(group, push, push_c))
     if not told:
         return reply(
             request,

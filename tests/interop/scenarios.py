@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from actors.client import Admin
 from tests.harness import RuntimeProcess
 from tests.interop import admin
 from tests.interop.clients import ClientProcess, Event, run_to_end
@@ -472,6 +473,32 @@ def consumer_restart_resumes_from_committed_offset(driver: Driver, cluster: Clus
         old = messages(second, "before")
         assert not old, f"re-delivered after a clean restart: {[first_key(m) for m in old]}"
         assert_intact(after, messages(second, "after"))
+
+
+def offset_reset_replays_to_a_running_consumer(driver: Driver, cluster: Cluster) -> None:
+    # Given a running consumer that received 8 messages
+    topic, group = f"Interop{driver.name.title()}Reset", f"interop_{driver.name}_reset"
+    driver.prepare_topic(cluster, topic)
+    sent = driver.produce(cluster, topic, 2 * QUEUES, ["TagA"], "replay")
+    admin.wait_route(cluster.namesrv, topic, cluster.masters)
+    keys = {first_key(e) for e in sent}
+    with driver.consumer(cluster, topic, group, "*", "consumer") as consumer:
+        wait_for_keys(driver, [consumer], keys, 45, "the 8")
+        # When an admin resets the group's offsets to the beginning (mqadmin resetOffsetByTime:
+        # the broker pushes RESET_CONSUMER_CLIENT_OFFSET to the running consumer)
+        with Admin(cluster.namesrv) as tool:
+            rows = tool.reset_offset(group, topic, 0)
+        assert rows and all(r.online and r.new_offset == 0 for r in rows), rows
+        # Then the consumer receives every one of them again
+        deadline = time.monotonic() + 45
+        with driver.cond:
+            while True:
+                counts = Counter(first_key(m) for m in messages(consumer, "replay"))
+                if all(counts[k] >= 2 for k in keys):
+                    break
+                left = deadline - time.monotonic()
+                assert left > 0, f"not replayed: {counts}\n{consumer.diagnostics()}"
+                driver.cond.wait(min(left, 1.0))
 
 
 def large_bodies_arrive_intact(driver: Driver, cluster: Cluster) -> None:

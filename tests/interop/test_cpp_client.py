@@ -27,6 +27,11 @@ ENGINE_21_BUGS = {
         "pulled again ('Pull request ... has been set as dropped. Will NOT pull this queue any "
         "more' right after 'Add mq')"
     ),
+    "test_offset_reset_replays_to_a_running_consumer": (
+        "engine 2.1 decodes the reset (its log: 'ResetOffsetBody brokerName:broker-a, queueID:0, "
+        "... offset:0'), marks each queue dropped ('resetOffset setDropped for mq') and, by the "
+        "same cached-AsyncPullCallback bug, never pulls those queues again"
+    ),
 }
 
 
@@ -91,6 +96,11 @@ def test_consumer_restart_resumes_from_committed_offsets(
 ) -> None:
     with running_cluster(tmp_path / "data") as cluster:
         scenarios.consumer_restart_resumes_from_committed_offset(cpp, cluster)
+
+
+def test_offset_reset_replays_to_a_running_consumer(cpp: Driver, tmp_path: pathlib.Path) -> None:
+    with running_cluster(tmp_path / "data") as cluster:
+        scenarios.offset_reset_replays_to_a_running_consumer(cpp, cluster)
 
 
 def test_large_compressed_bodies_arrive_intact(cpp: Driver, tmp_path: pathlib.Path) -> None:
