@@ -370,3 +370,31 @@ def test_reset_offset_reaches_a_running_lite_pull_consumer(
             assert polled, again
             again.extend(m.body for m in polled)
         assert sorted(again) == [b"l0", b"l1", b"l2"]
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        RequestCode.GET_BROKER_RUNTIME_INFO,
+        RequestCode.GET_TOPIC_STATS_INFO,
+        RequestCode.GET_CONSUMER_CONNECTION_LIST,
+        RequestCode.GET_PRODUCER_CONNECTION_LIST,
+        RequestCode.GET_CONSUME_STATS,
+        RequestCode.INVOKE_BROKER_TO_RESET_OFFSET,
+    ],
+)
+def test_admin_requests_without_their_header_fields_get_a_plain_error(
+    cluster: dict[str, str], code: int
+) -> None:
+    client = WireClient(cluster["broker-a/0"])
+    try:
+        # Given a request with none of its header fields (or junk in them)
+        bare = client.call(code, {})
+        junk = client.call(code, {"topic": "../x", "timestamp": "soon", "consumerGroup": ""})
+        # Then each gets an answer (an error with a reason where something was needed)...
+        for answer in (bare, junk):
+            assert answer.code == ResponseCode.SUCCESS or answer.remark, answer
+        # ...and the connection keeps serving
+        assert client.call(RequestCode.GET_BROKER_RUNTIME_INFO).code == ResponseCode.SUCCESS
+    finally:
+        client.close()
