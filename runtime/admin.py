@@ -39,10 +39,9 @@ from collections.abc import Sequence
 import msgspec
 
 from actors.client import Admin, ClientError, MessageExt
+from actors.client.admin import PERM_READ_WRITE
 from runtime import logs
 from runtime.remoting.bodies import SubscriptionGroupConfig
-
-PERM_READ_WRITE = 6
 
 
 def build_parser() -> argparse.ArgumentParser:
