@@ -1,0 +1,43 @@
+"""The admin command line's own parsing: mqadmin's time and boolean forms, and its tables."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import pytest
+
+from runtime.admin import _boolean, _table, _timestamp, build_parser
+
+
+def test_times_in_mqadmin_forms() -> None:
+    assert _timestamp("1700000000123") == 1700000000123
+    assert _timestamp("-1") == -1  # the end of each queue
+    local = time.mktime((2026, 11, 22, 9, 30, 15, 0, 0, -1))
+    assert _timestamp("2026-11-22#09:30:15:042") == int(local) * 1000 + 42
+    before = int(time.time() * 1000)
+    assert before <= _timestamp("now") <= int(time.time() * 1000)
+
+
+@pytest.mark.parametrize("text", ["yesterday", "2026-11-22", "2026-11-22#09:30", "-2", ""])
+def test_other_times_are_usage_errors(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="yyyy-MM-dd#HH:mm:ss:SSS"):
+        _timestamp(text)
+
+
+def test_booleans_are_true_or_false_only() -> None:
+    assert _boolean("true") is True and _boolean("FALSE") is False
+    with pytest.raises(argparse.ArgumentTypeError):
+        _boolean("yes")
+
+
+def test_tables_align_their_columns() -> None:
+    lines = _table([["#A", "#Long header"], ["value-one", "1"], ["v", "22"]])
+    assert lines == ["#A         #Long header", "value-one  1", "v          22"]
+
+
+def test_reset_defaults_to_force_and_update_topic_needs_a_place() -> None:
+    args = build_parser().parse_args(["resetOffsetByTime", "-g", "g", "-t", "t", "-s", "now"])
+    assert args.force is True
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["updateTopic", "-t", "T"])
