@@ -568,8 +568,9 @@ def failed_message_is_redelivered_through_retry_topic(
             return again if {first_key(e) for e in again} == failing else None
 
         # Then the client sends them back (CONSUMER_SEND_MSG_BACK), a thrown error exactly like
-        # a "reconsume later", and they return (first retry level: 10 s) with reconsumeTimes 1,
-        # on the original topic, body, tags and keys intact
+        # a "reconsume later", and they return (first retry: delay level 3, 10 s by default, 3 s
+        # in QUICK_DELAYS) with reconsumeTimes 1, on the original topic, body, tags and keys
+        # intact
         again = consumer.wait_until(redelivered, 60, "the failed messages redelivered")
         assert all(e["topic"] == topic for e in again), again
         assert_intact(sent, again)
@@ -635,23 +636,49 @@ def batches_arrive_as_single_messages(driver: Driver, cluster: Cluster) -> None:
         assert len({m["msgId"] for m in received.values()}) == 12, received
 
 
-def delayed_messages_wait_their_level(driver: Driver, cluster: Cluster) -> None:
-    # Given a consumer and 4 messages sent with delay level 2 (5 s)
+def delayed_messages_wait_their_level(
+    driver: Driver, cluster: Cluster, *, level_2_s: float = 5.0
+) -> None:
+    # Given a consumer and 4 messages sent with delay level 2 (5 s by default; QUICK_DELAYS: 2 s)
     topic, group = f"Interop{driver.name.title()}Delay", f"interop_{driver.name}_delay"
     driver.prepare_topic(cluster, topic)
     sent = driver.produce(cluster, topic, 4, ["TagD"], "delay", delay_level=2)
     admin.wait_route(cluster.namesrv, topic, cluster.masters)
     sent_at = max(e["_t"] for e in sent)  # when the test read the last "sent" line
 
-    # When the consumer receives them, Then not before 5 s after the send (a little less for
-    # the time the "sent" line took to reach the test), on their topic, intact
+    # When the consumer receives them, Then not before the level's delay after the send (a
+    # little less for the time the "sent" line took to reach the test), on their topic, intact
     with driver.consumer(cluster, topic, group, "*", "consumer") as consumer:
         wait_for_keys(driver, [consumer], {first_key(e) for e in sent}, 45, "the delayed ones")
         received = messages(consumer, "delay")
         first_at = min(m["_t"] for m in received)
-        assert first_at - sent_at >= 4.5, f"delivered {first_at - sent_at:.2f}s after sending"
+        early = level_2_s - 0.5
+        assert first_at - sent_at >= early, f"delivered {first_at - sent_at:.2f}s after sending"
         assert all(m["topic"] == topic for m in received), received
         assert_intact(sent, received)
+
+
+QUICK_DELAYS = """
+description = "one broker whose delay level n waits n seconds (a first retry, level 3: 3 s)"
+[[namesrv]]
+listenPort = 9876
+[[broker]]
+brokerName = "broker-a"
+brokerId = 0
+listenPort = 10911
+haListenPort = 10912
+messageDelayLevel = "1s 2s 3s 4s 5s 6s 7s 8s 9s 10s 11s 12s 13s 14s 15s 16s 17s 18s"
+"""
+
+
+@contextlib.contextmanager
+def quick_delay_cluster(tmp_path: pathlib.Path) -> Iterator[Cluster]:
+    """``running_cluster`` with ``QUICK_DELAYS``: the retry and delay scenarios wait 2 - 3 s
+    instead of RocketMQ's default 5 - 10 s (the protocol is the same; CI time is not)."""
+    profile = tmp_path / "quick-delays.toml"
+    profile.write_text(QUICK_DELAYS)
+    with running_cluster(tmp_path / "data", profile=str(profile)) as cluster:
+        yield cluster
 
 
 FAST_TRANSACTION_CHECKS = """

@@ -67,10 +67,10 @@ def test_failed_message_is_redelivered_through_the_retry_topic(
     ons: Driver, tmp_path: pathlib.Path
 ) -> None:
     # ali-ons also sends a message back when its handler throws (TagT)
-    with running_cluster(tmp_path / "data") as cluster:
+    with scenarios.quick_delay_cluster(tmp_path) as cluster:
         scenarios.failed_message_is_redelivered_through_retry_topic(ons, cluster, throw=True)
 
 
 def test_delayed_messages_wait_their_delay_level(ons: Driver, tmp_path: pathlib.Path) -> None:
-    with running_cluster(tmp_path / "data") as cluster:
-        scenarios.delayed_messages_wait_their_level(ons, cluster)
+    with scenarios.quick_delay_cluster(tmp_path) as cluster:
+        scenarios.delayed_messages_wait_their_level(ons, cluster, level_2_s=2.0)

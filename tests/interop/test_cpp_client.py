@@ -111,7 +111,7 @@ def test_large_compressed_bodies_arrive_intact(cpp: Driver, tmp_path: pathlib.Pa
 def test_failed_message_is_redelivered_through_the_retry_topic(
     cpp: Driver, tmp_path: pathlib.Path
 ) -> None:
-    with running_cluster(tmp_path / "data") as cluster:
+    with scenarios.quick_delay_cluster(tmp_path) as cluster:
         scenarios.failed_message_is_redelivered_through_retry_topic(cpp, cluster)
 
 
@@ -126,8 +126,8 @@ def test_batch_sends_arrive_as_single_messages(cpp: Driver, tmp_path: pathlib.Pa
 
 
 def test_delayed_messages_wait_their_delay_level(cpp: Driver, tmp_path: pathlib.Path) -> None:
-    with running_cluster(tmp_path / "data") as cluster:
-        scenarios.delayed_messages_wait_their_level(cpp, cluster)
+    with scenarios.quick_delay_cluster(tmp_path) as cluster:
+        scenarios.delayed_messages_wait_their_level(cpp, cluster, level_2_s=2.0)
 
 
 def test_transactions_commit_rollback_and_check(cpp: Driver, tmp_path: pathlib.Path) -> None:
