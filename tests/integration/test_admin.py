@@ -187,10 +187,15 @@ def test_broker_status_counts_what_was_stored_and_pulled(
     assert f"msgPutTotalTodayNow             : {after['msgPutTotalTodayNow']}" in shown.stdout
 
 
-def test_command_line_usage_errors_exit_2(tmp_path: pathlib.Path) -> None:
+def test_command_line_usage_errors_exit_2_and_an_unreachable_cluster_1(
+    tmp_path: pathlib.Path,
+) -> None:
     # updateTopic needs a cluster or a broker: argparse refuses before anything is sent
     shown = mqadmin("127.0.0.1:1", "updateTopic", "-t", "T")
     assert shown.returncode == 2 and "-c/--cluster" in shown.stderr
+    # A name server nobody answers at: exit 1, and the reason
+    down = mqadmin("127.0.0.1:1", "topicList")
+    assert down.returncode == 1 and "Connection refused" in down.stderr
 
 
 def test_reset_offset_by_time_commits_for_a_stopped_group_and_replays_a_running_one(
