@@ -158,11 +158,11 @@ def _run(admin: Admin, args: argparse.Namespace) -> list[str]:
     if command == "clusterList":
         header = ["#Cluster Name", "#Broker Name", "#BID", "#Addr", "#Version"]
         rows = [[*header, "#InTPS", "#OutTPS", "#InTotalToday", "#OutTotalToday"]]
-        for cluster, name, bid, addr in _brokers(admin):
+        for cluster, name, bid, addr in admin.brokers():
             rows.append([cluster, name, str(bid), addr, *_figures(admin, addr)])
         return _table(rows)
     if command == "brokerStatus":
-        addresses = [args.broker] if args.broker else [b[3] for b in _brokers(admin)]
+        addresses = [args.broker] if args.broker else [b.address for b in admin.brokers()]
         lines: list[str] = []
         for addr in addresses:
             if len(addresses) > 1:
@@ -315,18 +315,6 @@ def _message(m: MessageExt) -> list[str]:
         ("Message Body", body + more),
     ]
     return [f"{name + ':':<20s} {value}" for name, value in fields]
-
-
-def _brokers(admin: Admin) -> list[tuple[str, str, int, str]]:
-    """(cluster, broker name, broker id, address) of every broker, sorted."""
-    info = admin.cluster_info()
-    out = []
-    for cluster, names in sorted(info.cluster_addr_table.items()):
-        for name in sorted(names):
-            data = info.broker_addr_table.get(name)
-            for bid, addr in sorted((data.broker_addrs if data else {}).items()):
-                out.append((cluster, name, bid, addr))
-    return out
 
 
 def _figures(admin: Admin, addr: str) -> list[str]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import msgspec
 
@@ -27,6 +27,7 @@ from actors.client.errors import BrokerError, ClientError, ClientStateError
 from actors.client.hub import ClientHub, acquire_shared, release_shared
 from actors.client.instance import ClientInstance
 from actors.client.message import MessageExt
+from actors.client.offsets import query_remote_offset, queue_offset
 from actors.client.pull import decode_messages
 from actors.client.remoting import make_request
 from runtime.errors import ProtocolError
@@ -74,6 +75,15 @@ class QueueProgress(msgspec.Struct, frozen=True):
     @property
     def diff(self) -> int:
         return max(self.broker_offset - self.consumer_offset, 0)
+
+
+class BrokerAddress(NamedTuple):
+    """One broker of ``brokers``: its cluster, name, id (0: the master) and address."""
+
+    cluster: str
+    name: str
+    broker_id: int
+    address: str
 
 
 class OffsetReset(msgspec.Struct, frozen=True):
@@ -169,18 +179,24 @@ class Admin:
         response = self._namesrv(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": topic}, "route")
         return decode_body(TopicRouteData, response.body)
 
-    def masters(self, cluster: str | None = None) -> dict[str, str]:
-        """Broker name -> master address, of one cluster or of all."""
+    def brokers(self, cluster: str | None = None) -> list[BrokerAddress]:
+        """Every broker (masters and slaves) of one cluster or of all, sorted."""
         info = self.cluster_info()
         if cluster is not None and cluster not in info.cluster_addr_table:
             raise ClientError(f"no cluster {cluster!r} (known: {sorted(info.cluster_addr_table)})")
-        names = info.cluster_addr_table[cluster] if cluster is not None else info.broker_addr_table
-        out = {}
-        for name in sorted(names):
-            data = info.broker_addr_table.get(name)
-            if data is not None and 0 in data.broker_addrs:
-                out[name] = data.broker_addrs[0]
+        out = []
+        for name_of, names in sorted(info.cluster_addr_table.items()):
+            if cluster is not None and name_of != cluster:
+                continue
+            for name in sorted(names):
+                data = info.broker_addr_table.get(name)
+                for bid, address in sorted((data.broker_addrs if data else {}).items()):
+                    out.append(BrokerAddress(name_of, name, bid, address))
         return out
+
+    def masters(self, cluster: str | None = None) -> dict[str, str]:
+        """Broker name -> master address, of one cluster or of all."""
+        return {b.name: b.address for b in self.brokers(cluster) if b.broker_id == 0}
 
     # -- brokers ------------------------------------------------------------------------------
 
@@ -282,7 +298,7 @@ class Admin:
         """GET_CONSUME_STATS of ``group`` (one topic, or every topic it committed offsets for)
         from the masters concerned, sorted by queue."""
         if topic is not None:
-            addresses = self._route_masters(topic)
+            addresses = list(self._route_masters(topic))
         else:
             addresses = list(self.masters().values())
         ext = {"consumerGroup": group, "topic": topic or ""}
@@ -344,20 +360,20 @@ class Admin:
             "endTimestamp": str(end_ms),
         }
         found: list[MessageExt] = []
-        for address in self._route_masters(topic):
+        for address, broker in self._route_masters(topic).items():
             try:
                 response = self._broker(address, RequestCode.QUERY_MESSAGE, ext, "query message")
             except BrokerError as exc:
                 if exc.code == ResponseCode.QUERY_NOT_FOUND:
                     continue
                 raise
-            found.extend(_decoded(response.body, self._broker_name(address), address))
+            found.extend(_decoded(response.body, broker, address))
         return found
 
     def producer_connections(self, group: str, topic: str | None = None) -> list[Connection]:
         """GET_PRODUCER_CONNECTION_LIST from the topic's masters (every master without
         ``topic``), merged: the group's producers that heartbeat a broker; [] when none."""
-        addresses = self._route_masters(topic) if topic else list(self.masters().values())
+        addresses = list(self._route_masters(topic) if topic else self.masters().values())
         members: dict[str, Connection] = {}
         for address in addresses:
             try:
@@ -416,19 +432,22 @@ class Admin:
         consumers (RESET_CONSUMER_CLIENT_OFFSET) and they continue there (``online``); when
         none is online this commits the offsets itself. Returns each queue's old (-1: none)
         and new offset."""
+        instance = self._running()
         route = self.topic_route(topic)
         queues = {q.broker_name: q.read_queue_nums for q in route.queue_datas}
-        names = {
-            b.broker_addrs[0]: b.broker_name for b in route.broker_datas if 0 in b.broker_addrs
-        }
         rows: list[OffsetReset] = []
-        for address in self._route_masters(topic, route):
-            broker = names.get(address, address)
-            ids = range(queues.get(broker, 0))
-            mine = {
-                qid: {"consumerGroup": group, "topic": topic, "queueId": str(qid)} for qid in ids
+        for address, broker in self._route_masters(topic, route).items():
+            mqs = [
+                MessageQueue(topic=topic, broker_name=broker, queue_id=qid)
+                for qid in range(queues.get(broker, 0))
+            ]
+            old = {
+                mq.queue_id: self._call(
+                    lambda mq=mq: query_remote_offset(instance, group, mq, self.timeout),
+                    "offset query",
+                )
+                for mq in mqs
             }
-            old = {qid: self._committed(address, q) for qid, q in mine.items()}
             ext = {
                 "topic": topic,
                 "group": group,
@@ -448,47 +467,28 @@ class Admin:
                     OffsetReset(mq, old.get(mq.queue_id, -1), new, True) for mq, new in pairs
                 )
                 continue
-            for qid, q in mine.items():  # nobody online: commit the offsets here
-                new = self._offset_at(address, topic, qid, timestamp_ms)
-                if not force and 0 <= old[qid] <= new:
-                    new = old[qid]
-                self._broker(
-                    address,
-                    RequestCode.UPDATE_CONSUMER_OFFSET,
-                    {**q, "commitOffset": str(new)},
-                    "update offset",
-                )
-                mq = MessageQueue(topic=topic, broker_name=broker, queue_id=qid)
-                rows.append(OffsetReset(mq, old[qid], new))
+            for mq in mqs:  # nobody online: commit the offsets here
+                new = self._offset_at(instance, mq, timestamp_ms)
+                if not force and 0 <= old[mq.queue_id] <= new:
+                    new = old[mq.queue_id]
+                commit = {"consumerGroup": group, "topic": topic, "queueId": str(mq.queue_id)}
+                commit["commitOffset"] = str(new)
+                self._broker(address, RequestCode.UPDATE_CONSUMER_OFFSET, commit, "update offset")
+                rows.append(OffsetReset(mq, old[mq.queue_id], new))
         return rows
 
     # -- requests -----------------------------------------------------------------------------
 
-    def _offset_at(self, address: str, topic: str, queue_id: int, timestamp_ms: int) -> int:
+    def _offset_at(self, instance: ClientInstance, mq: MessageQueue, timestamp_ms: int) -> int:
         """The queue's first offset stored at or after the time (-1: its end)."""
-        q = {"topic": topic, "queueId": str(queue_id)}
         if timestamp_ms == -1:
-            found = self._broker(address, RequestCode.GET_MAX_OFFSET, q, "max offset")
+            code, timestamp = RequestCode.GET_MAX_OFFSET, 0
         else:
-            q["timestamp"] = str(timestamp_ms)
-            found = self._broker(address, RequestCode.SEARCH_OFFSET_BY_TIMESTAMP, q, "search")
-        return max(int(found.ext_fields["offset"]), 0)
-
-    def _committed(self, address: str, ext: dict[str, str]) -> int:
-        instance = self._running()
-
-        def invoke() -> int:
-            cmd = make_request(
-                RequestCode.QUERY_CONSUMER_OFFSET, {**ext, "setZeroIfNotFound": "false"}
-            )
-            response = instance.remoting.invoke(address, cmd, self.timeout, "query offset")
-            if response.code == ResponseCode.QUERY_NOT_FOUND:
-                return -1
-            if response.code != ResponseCode.SUCCESS:
-                raise BrokerError(response.code, response.remark, address, "query offset")
-            return int(response.ext_fields.get("offset", -1))
-
-        return self._call(invoke, "query offset")
+            code, timestamp = RequestCode.SEARCH_OFFSET_BY_TIMESTAMP, timestamp_ms
+        found = self._call(
+            lambda: queue_offset(instance, code, mq, self.timeout, timestamp), "offset lookup"
+        )
+        return max(found, 0)
 
     def _targets(self, cluster: str | None, broker_addr: str | None) -> list[str]:
         """One broker, or every master of a cluster (of all clusters when neither is given)."""
@@ -505,14 +505,15 @@ class Admin:
                 return data.broker_name
         return ""
 
-    def _route_masters(self, topic: str, route: TopicRouteData | None = None) -> list[str]:
+    def _route_masters(self, topic: str, route: TopicRouteData | None = None) -> dict[str, str]:
+        """Master address -> broker name, of every broker serving ``topic``."""
         route = route or self.topic_route(topic)
         served = {q.broker_name for q in route.queue_datas}
-        return [
-            b.broker_addrs[0]
+        return {
+            b.broker_addrs[0]: b.broker_name
             for b in sorted(route.broker_datas, key=lambda b: b.broker_name)
             if b.broker_name in served and 0 in b.broker_addrs
-        ]
+        }
 
     def _namesrv(self, code: int, ext: dict[str, str], what: str) -> RemotingCommand:
         errors: list[ClientError] = []

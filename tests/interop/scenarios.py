@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from actors.client import Admin
-from tests.harness import RuntimeProcess
+from tests.harness import REPO, RuntimeProcess
 from tests.interop import admin
 from tests.interop.clients import ClientProcess, Event, run_to_end
 from tests.interop.install import Client
@@ -569,8 +569,8 @@ def failed_message_is_redelivered_through_retry_topic(
 
         # Then the client sends them back (CONSUMER_SEND_MSG_BACK), a thrown error exactly like
         # a "reconsume later", and they return (first retry: delay level 3, 10 s by default, 3 s
-        # in QUICK_DELAYS) with reconsumeTimes 1, on the original topic, body, tags and keys
-        # intact
+        # with examples/features.toml) with reconsumeTimes 1, on the original topic, body, tags
+        # and keys intact
         again = consumer.wait_until(redelivered, 60, "the failed messages redelivered")
         assert all(e["topic"] == topic for e in again), again
         assert_intact(sent, again)
@@ -639,7 +639,7 @@ def batches_arrive_as_single_messages(driver: Driver, cluster: Cluster) -> None:
 def delayed_messages_wait_their_level(
     driver: Driver, cluster: Cluster, *, level_2_s: float = 5.0
 ) -> None:
-    # Given a consumer and 4 messages sent with delay level 2 (5 s by default; QUICK_DELAYS: 2 s)
+    # Given a consumer and 4 messages sent with delay level 2 (5 s by default; 2 s in features.toml)
     topic, group = f"Interop{driver.name.title()}Delay", f"interop_{driver.name}_delay"
     driver.prepare_topic(cluster, topic)
     sent = driver.produce(cluster, topic, 4, ["TagD"], "delay", delay_level=2)
@@ -658,25 +658,12 @@ def delayed_messages_wait_their_level(
         assert_intact(sent, received)
 
 
-QUICK_DELAYS = """
-description = "one broker whose delay level n waits n seconds (a first retry, level 3: 3 s)"
-[[namesrv]]
-listenPort = 9876
-[[broker]]
-brokerName = "broker-a"
-brokerId = 0
-listenPort = 10911
-haListenPort = 10912
-messageDelayLevel = "1s 2s 3s 4s 5s 6s 7s 8s 9s 10s 11s 12s 13s 14s 15s 16s 17s 18s"
-"""
-
-
 @contextlib.contextmanager
 def quick_delay_cluster(tmp_path: pathlib.Path) -> Iterator[Cluster]:
-    """``running_cluster`` with ``QUICK_DELAYS``: the retry and delay scenarios wait 2 - 3 s
-    instead of RocketMQ's default 5 - 10 s (the protocol is the same; CI time is not)."""
-    profile = tmp_path / "quick-delays.toml"
-    profile.write_text(QUICK_DELAYS)
+    """``running_cluster`` with ``examples/features.toml`` (delay level n waits n seconds): the
+    retry and delay scenarios wait 2 - 3 s instead of RocketMQ's default 5 - 10 s (the protocol
+    is the same; CI time is not)."""
+    profile = REPO / "examples" / "features.toml"
     with running_cluster(tmp_path / "data", profile=str(profile)) as cluster:
         yield cluster
 
