@@ -6,6 +6,8 @@
     topicRoute       -t TOPIC                    the topic's route (JSON, as mqadmin prints it)
     updateTopic      -t TOPIC (-c CLUSTER | -b HOST:PORT) [-w 8] [-r 8] [-p 6] [-o]
                                                  create or update a topic
+    deleteTopic      -t TOPIC -c CLUSTER         delete a topic from the cluster's masters, then
+                                                 from every name server
     topicStatus      -t TOPIC                    min / max offset and last store time per queue
     updateSubGroup   -g GROUP (-c CLUSTER | -b HOST:PORT) [-r 16] [-s true] [-d true] [-m true]
                      [-q 1] [-a true]            a consumer group's config (retry times, ...)
@@ -65,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     update.add_argument("-r", "--read-queues", type=int, default=8, help="read queues (8)")
     update.add_argument("-p", "--perm", type=int, default=PERM_READ_WRITE, help="2 R, 4 W, 6 RW")
     update.add_argument("-o", "--order", action="store_true", help="an ordered topic")
+    delete = sub.add_parser(
+        "deleteTopic", parents=[ns], help="delete a topic from brokers and name servers"
+    )
+    delete.add_argument("-t", "--topic", required=True)
+    delete.add_argument("-c", "--cluster", required=True, help="from every master of this cluster")
     group = sub.add_parser("updateSubGroup", parents=[ns], help="a consumer group's config")
     group.add_argument("-g", "--group", required=True)
     _where(group)
@@ -186,6 +193,12 @@ def _run(admin: Admin, args: argparse.Namespace) -> list[str]:
             order=args.order,
         )
         return [f"create topic to {address} success." for address in done]
+    if command == "deleteTopic":
+        admin.delete_topic_in_brokers(args.topic, cluster=args.cluster)
+        # printed at once, as mqadmin does, in case the name servers then refuse
+        print(f"delete topic [{args.topic}] from cluster [{args.cluster}] success.", flush=True)
+        admin.delete_topic_in_namesrv(args.topic, cluster=args.cluster)
+        return [f"delete topic [{args.topic}] from NameServer success."]
     if command == "updateSubGroup":
         config = SubscriptionGroupConfig(
             group_name=args.group,

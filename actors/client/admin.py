@@ -230,6 +230,46 @@ class Admin:
             self._broker(address, RequestCode.UPDATE_AND_CREATE_TOPIC, ext, "create topic")
         return addresses
 
+    def delete_topic(self, topic: str, *, cluster: str | None = None) -> list[str]:
+        """mqadmin deleteTopic: ``delete_topic_in_brokers`` then ``delete_topic_in_namesrv``.
+        Returns the broker addresses that deleted it; a refusal raises ``BrokerError``."""
+        addresses = self.delete_topic_in_brokers(topic, cluster=cluster)
+        self.delete_topic_in_namesrv(topic, cluster=cluster)
+        return addresses
+
+    def delete_topic_in_brokers(self, topic: str, *, cluster: str | None = None) -> list[str]:
+        """DELETE_TOPIC_IN_BROKER (215) on every master of ``cluster`` (without one: every
+        master the topic's route lists, or every master when the name servers do not know the
+        topic): each drops the topic's config, queues and the groups' offsets of it. Returns
+        the addresses that deleted it."""
+        if cluster is not None:
+            addresses = self._targets(cluster, None)
+        else:
+            try:
+                addresses = list(self._route_masters(topic))
+            except BrokerError as exc:
+                if exc.code != ResponseCode.TOPIC_NOT_EXIST:
+                    raise
+                addresses = []
+            addresses = addresses or self._targets(None, None)
+        for address in addresses:
+            self._broker(
+                address, RequestCode.DELETE_TOPIC_IN_BROKER, {"topic": topic}, "delete topic"
+            )
+        return addresses
+
+    def delete_topic_in_namesrv(self, topic: str, *, cluster: str | None = None) -> list[str]:
+        """DELETE_TOPIC_IN_NAMESRV (216) on every configured name server: the topic's route
+        goes (with ``cluster``: only that cluster's brokers' queues). A broker that still has
+        the topic registers it again within ``registerNameServerPeriod`` (30 s). Returns the
+        name servers asked."""
+        ext = {"topic": topic}
+        if cluster is not None:
+            ext["clusterName"] = cluster
+        for address in self.config.namesrv:
+            self._broker(address, RequestCode.DELETE_TOPIC_IN_NAMESRV, ext, "delete topic route")
+        return list(self.config.namesrv)
+
     def update_subscription_group(
         self,
         config: SubscriptionGroupConfig,

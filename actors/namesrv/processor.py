@@ -2,7 +2,9 @@
 
 Runs in each request's own greenlet (see runtime.session); it asks the RouteTable with a
 timeout and encodes the reply. Codes served: REGISTER_BROKER, UNREGISTER_BROKER,
-GET_ROUTEINFO_BY_TOPIC, GET_BROKER_CLUSTER_INFO, GET_ALL_TOPIC_LIST_FROM_NAMESERVER, and with the
+GET_ROUTEINFO_BY_TOPIC, GET_BROKER_CLUSTER_INFO, GET_ALL_TOPIC_LIST_FROM_NAMESERVER,
+DELETE_TOPIC_IN_NAMESRV (header ``topic``, optional ``clusterName``: only that cluster's
+brokers; SUCCESS whether or not the topic was known, as RocketMQ), and with the
 controller (enableControllerInNamesrv) CONTROLLER_HEARTBEAT (asks the Controller); anything else
 gets REQUEST_CODE_NOT_SUPPORTED. A closed broker connection drops that broker at once.
 """
@@ -24,6 +26,7 @@ from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.headers import (
     GetRouteInfoRequestHeader,
+    Header,
     RegisterBrokerRequestHeader,
     UnregisterBrokerRequestHeader,
     decode_header,
@@ -31,6 +34,14 @@ from runtime.remoting.headers import (
 from runtime.session import SessionHandle
 
 ASK_TIMEOUT = 5.0
+
+
+class DeleteTopicFromNamesrvRequestHeader(Header, kw_only=True):
+    """DELETE_TOPIC_IN_NAMESRV (216); ``clusterName`` is RocketMQ 5's (4.x sends only the
+    topic)."""
+
+    topic: str
+    cluster_name: str | None = None
 
 
 class NamesrvProcessor:
@@ -65,6 +76,12 @@ class NamesrvProcessor:
             return RemotingCommand.response_to(
                 request, ResponseCode.SUCCESS, body=encode_body(info)
             )
+        if code == RequestCode.DELETE_TOPIC_IN_NAMESRV:
+            h = decode_header(
+                DeleteTopicFromNamesrvRequestHeader, request.ext_fields, opaque=request.opaque
+            )
+            self._table().delete_topic(h.topic, h.cluster_name or None).get(timeout=ASK_TIMEOUT)
+            return RemotingCommand.response_to(request, ResponseCode.SUCCESS)
         if code == RequestCode.GET_ALL_TOPIC_LIST_FROM_NAMESERVER:
             topics = self._table().topic_list().get(timeout=ASK_TIMEOUT)
             body = encode_body(TopicList(topic_list=topics))

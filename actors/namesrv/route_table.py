@@ -9,6 +9,10 @@ Messages (proxy methods; each returns at once, nothing blocks):
 - ``route(topic)`` -> ``TopicRouteData`` or None
 - ``cluster_info()`` -> ``ClusterInfo``
 - ``topic_list()`` -> sorted topic names
+- ``delete_topic(topic, cluster=None)`` -> True when a route was removed (DELETE_TOPIC_IN_NAMESRV:
+  the topic's queue data on every broker, or only on the brokers of ``cluster``). A broker
+  that still has the topic brings it back with its next registration (actormq's brokers send
+  a new data version every time, so within ``registerNameServerPeriod``)
 
 State owned (in memory only; brokers re-register every 30 s): topic -> broker name -> queue
 data, broker name -> cluster + {brokerId: address}, cluster -> broker names, broker address ->
@@ -172,6 +176,23 @@ class RouteTable(GeventActor):
                         del self._topics[topic]
         logger.info("namesrv: dropped broker {} at {}: {}", name, broker_addr, reason)
         return name
+
+    def delete_topic(self, topic: str, cluster: str | None = None) -> bool:
+        per_broker = self._topics.get(topic)
+        if not per_broker:
+            return False
+        if cluster is None:
+            names = set(per_broker)
+        else:
+            names = set(per_broker) & self._clusters.get(cluster, set())
+        for name in names:
+            del per_broker[name]
+        if not per_broker:
+            del self._topics[topic]
+        if names:
+            where = "" if cluster is None else f" in cluster {cluster}"
+            logger.info("namesrv: deleted topic {}{} ({})", topic, where, ", ".join(sorted(names)))
+        return bool(names)
 
     # -- queries ------------------------------------------------------------------------------
 

@@ -48,6 +48,7 @@ def register(
     addr: str,
     broker_id: int = 0,
     topics: dict[str, int] | None = None,
+    counter: int = 1,
 ) -> Any:
     return client.call(
         RequestCode.REGISTER_BROKER,
@@ -58,7 +59,7 @@ def register(
             "haServerAddr": addr.replace(":109", ":119"),
             "brokerId": broker_id,
         },
-        register_body(topics or {}),
+        register_body(topics or {}, counter),
     )
 
 
@@ -211,3 +212,63 @@ def test_slave_promoted_to_master_moves_address() -> None:
     reg("127.0.0.1:2", 0)
     route = table.route("T").get(timeout=5)
     assert route.broker_datas[0].broker_addrs == {0: "127.0.0.1:2"}
+
+
+def test_delete_topic_in_namesrv_drops_its_route_and_answers_success_for_an_unknown_one(
+    namesrv: Any,
+) -> None:
+    _directory, address = namesrv
+    client = WireClient(address)
+    # Given a broker registered with two topics
+    register(client, "broker-a", "127.0.0.1:10911", 0, {"Orders": 4, "Keep": 2})
+    # When DELETE_TOPIC_IN_NAMESRV names one of them
+    assert client.call(RequestCode.DELETE_TOPIC_IN_NAMESRV, {"topic": "Orders"}).code == 0
+    # Then its route is gone and the other topic stays
+    assert client.call(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": "Orders"}).code == 17
+    assert client.call(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": "Keep"}).code == 0
+    topics = json.loads(client.call(RequestCode.GET_ALL_TOPIC_LIST_FROM_NAMESERVER).body)
+    assert topics["topicList"] == ["Keep"]
+    # And a topic nobody knows (or one already deleted) is SUCCESS too, as in RocketMQ
+    assert client.call(RequestCode.DELETE_TOPIC_IN_NAMESRV, {"topic": "Orders"}).code == 0
+    # And without its topic the request is a plain error naming the field
+    reply = client.call(RequestCode.DELETE_TOPIC_IN_NAMESRV, {})
+    assert reply.code == ResponseCode.SYSTEM_ERROR and "topic" in reply.remark
+    # And the broker's next registration with a new data version brings the topic back
+    register(client, "broker-a", "127.0.0.1:10911", 0, {"Orders": 4, "Keep": 2}, counter=2)
+    assert client.call(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": "Orders"}).code == 0
+
+
+def test_delete_topic_with_a_cluster_removes_only_that_clusters_brokers() -> None:
+    table = RouteTable.start().proxy()
+
+    def reg(cluster: str, name: str, addr: str) -> None:
+        table.register_broker(
+            RegisterBroker(
+                cluster_name=cluster,
+                broker_name=name,
+                broker_addr=addr,
+                broker_id=0,
+                ha_server_addr="",
+                topics=(TopicConfigEntry("T", 4, 4),),
+                data_version="1",
+            )
+        ).get(timeout=5)
+
+    try:
+        # Given topic T on broker-a of cluster c1 and broker-b of cluster c2
+        reg("c1", "broker-a", "127.0.0.1:1")
+        reg("c2", "broker-b", "127.0.0.1:2")
+        # When it is deleted in cluster c1 (and in a cluster nobody registered)
+        assert table.delete_topic("T", "c1").get(timeout=5) is True
+        assert table.delete_topic("T", "no-such-cluster").get(timeout=5) is False
+        # Then only broker-b still serves it
+        route = table.route("T").get(timeout=5)
+        assert [q.broker_name for q in route.queue_datas] == ["broker-b"]
+        assert [b.broker_name for b in route.broker_datas] == ["broker-b"]
+        # And deleting it in c2 too removes the topic
+        assert table.delete_topic("T", "c2").get(timeout=5) is True
+        assert table.route("T").get(timeout=5) is None
+        assert table.topic_list().get(timeout=5) == []
+        assert table.delete_topic("T").get(timeout=5) is False
+    finally:
+        table.actor_ref.stop()

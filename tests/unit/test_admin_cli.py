@@ -41,3 +41,11 @@ def test_reset_defaults_to_force_and_update_topic_needs_a_place() -> None:
     assert args.force is True
     with pytest.raises(SystemExit):
         build_parser().parse_args(["updateTopic", "-t", "T"])
+
+
+def test_delete_topic_needs_a_topic_and_a_cluster() -> None:
+    args = build_parser().parse_args(["deleteTopic", "-t", "Orders", "-c", "DefaultCluster"])
+    assert (args.command, args.topic, args.cluster) == ("deleteTopic", "Orders", "DefaultCluster")
+    for missing in (["deleteTopic", "-t", "Orders"], ["deleteTopic", "-c", "DefaultCluster"]):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(missing)
