@@ -2,7 +2,8 @@
 
 QUERY_CONSUMER_OFFSET (14), UPDATE_CONSUMER_OFFSET (15), GET_MAX_OFFSET (30), GET_MIN_OFFSET (31),
 SEARCH_OFFSET_BY_TIMESTAMP (29), GET_EARLIEST_MSG_STORETIME (32), QUERY_MESSAGE (12),
-VIEW_MESSAGE_BY_ID (33), UPDATE_AND_CREATE_TOPIC (17), GET_ALL_TOPIC_CONFIG (21),
+VIEW_MESSAGE_BY_ID (33), UPDATE_AND_CREATE_TOPIC (17), DELETE_TOPIC_IN_BROKER (215),
+GET_ALL_TOPIC_CONFIG (21),
 UPDATE_AND_CREATE_SUBSCRIPTIONGROUP (200), GET_BROKER_CONFIG (26).
 """
 
@@ -32,7 +33,7 @@ from runtime.remoting.headers import (
     decode_header,
 )
 from runtime.session import SessionHandle
-from runtime.store.record import topic_problem
+from runtime.store.record import reserved_problem, topic_problem
 
 
 def query_consumer_offset(
@@ -130,7 +131,7 @@ def create_topic(
     ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
 ) -> RemotingCommand:
     h = decode_header(CreateTopicRequestHeader, request.ext_fields, opaque=request.opaque)
-    problem = topic_problem(h.topic)
+    problem = topic_problem(h.topic) or reserved_problem(h.topic)
     if problem is not None:
         return reply(request, ResponseCode.SYSTEM_ERROR, remark=problem)
     if h.topic == ctx.cfg.broker_cluster_name:
@@ -156,6 +157,38 @@ def create_topic(
             order=h.order,
         )
     )
+    ctx.register_now()
+    return reply(request)
+
+
+def delete_topic(
+    ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
+) -> RemotingCommand:
+    """DELETE_TOPIC_IN_BROKER (215), header ``topic``: the topic's config, consume queues, files
+    and every group's offsets of it go; the name server hears at once (re-registration). The
+    records stay in the commit log until retention removes their segments, never readable
+    through the topic again (docs/store.md, "Deleting a topic"). SUCCESS also when the topic
+    did not exist, as RocketMQ answers."""
+    topic = str(request.ext_fields.get("topic") or "")
+    problem = topic_problem(topic) if topic else "The specified topic is blank."
+    if problem is not None:
+        return reply(request, ResponseCode.SYSTEM_ERROR, remark=problem)
+    if ctx.store.is_system_topic(topic) or topic == ctx.cfg.broker_cluster_name:
+        return reply(
+            request,
+            ResponseCode.SYSTEM_ERROR,
+            remark=f"The topic[{topic}] is conflict with system topic.",
+        )
+    if ctx.store.read_only or (ctx.ha is not None and not ctx.ha.accepting_writes()):
+        return reply(
+            request,
+            ResponseCode.SERVICE_NOT_AVAILABLE,
+            remark=f"the broker[{ctx.cfg.broker_name}/{ctx.cfg.broker_id}] is not a writable "
+            "master: delete topics on the master",
+        )
+    error = ctx.store.delete_topic(topic)
+    if error is not None:
+        return reply(request, ResponseCode.SYSTEM_ERROR, remark=f"delete topic {topic}: {error}")
     ctx.register_now()
     return reply(request)
 

@@ -5,6 +5,7 @@ Messages accepted:
 - ``QueryOffset(group, topic, queue_id)`` (ask) -> int, -1 when never committed
 - ``GroupOffsets(group)`` (ask) -> {topic: {queue_id: offset}}
 - ``RemoveGroup(group)`` (ask) -> bool
+- ``RemoveTopicOffsets(topic)`` (ask) -> bool (a deleted topic: every group's offsets of it go)
 - ``AllOffsets()`` (ask) -> {"topic@group": {queue_id: offset}} (a copy; slaves sync from it)
 - ``PersistTick`` (timer, every ``consumer_offset_persist_interval_ms``)
 
@@ -30,6 +31,7 @@ from actors.broker.messages import (
     PersistTick,
     QueryOffset,
     RemoveGroup,
+    RemoveTopicOffsets,
 )
 from runtime.actor import GeventActor
 from runtime.store.background import BackgroundWriter
@@ -90,6 +92,13 @@ class ConsumerOffsets(GeventActor):
         if isinstance(message, RemoveGroup):
             suffix = f"@{message.group}"
             keys = [k for k in self.table if k.endswith(suffix)]
+            for k in keys:
+                del self.table[k]
+            self._dirty = self._dirty or bool(keys)
+            return bool(keys)
+        if isinstance(message, RemoveTopicOffsets):
+            prefix = f"{message.topic}@"
+            keys = [k for k in self.table if k.startswith(prefix)]
             for k in keys:
                 del self.table[k]
             self._dirty = self._dirty or bool(keys)

@@ -15,8 +15,18 @@ Messages accepted:
   log)``. Not at every tick: each checkpoint's fsyncs (the index's are random pages) cost the
   broker's latency a few milliseconds, and only the recovery scan's length depends on them.
 - ``QueryByKey(topic, key, max_num, begin, end)`` (ask) -> ``QueryResult``: index candidates
-  checked against the actual records (topic, key, time range, CRC).
+  checked against the actual records (topic, key, time range, CRC; below the topic's fence:
+  a deleted incarnation, not found).
 - ``TrimBelow(log_min)`` (tell, from Retention): drop index files below the log's minimum.
+- ``WhenDispatched(offset, reply)`` (tell): ``reply`` gets the reput offset once it reached
+  ``offset`` with no deletion in progress (at stop: the reput offset then, whatever it is).
+
+Topic deletion: a batch holding a deletion marker (``runtime.store.fences``; from the writer,
+from the log, or replicated) is a barrier. Dispatch stops before it while a helper greenlet
+waits for an fsync covering the marker, saves the raised fences, then stops the topic's Queue
+actors and deletes their files; ``DeletionDone`` applies the held batch (the topic's entries
+after the marker go to fresh queues) and dispatch goes on. No checkpoint while it runs. A
+failure fails this actor; restarted, it reads the marker back from the log and tries again.
 
 Owned state: the reput offset (everything below it was handed to Queue actors and the index;
 mirrored in the StoreContext so a restarted Dispatcher resumes there), the held batches, the
@@ -36,22 +46,29 @@ from collections import deque
 from typing import Any
 
 import gevent
+import gevent.event
 import pykka
 from loguru import logger
 
 from actors.broker.messages import (
     AppendEntries,
+    AwaitFlush,
     CheckpointDone,
     CheckpointTick,
     Confirm,
+    DeletionDone,
     Dispatch,
+    FlushStatus,
     QueryByKey,
     QueryResult,
     SyncQueue,
     TrimBelow,
+    WhenDispatched,
 )
 from runtime.actor import GeventActor, new_future, offload, tell_now
+from runtime.errors import StoreError
 from runtime.store import checkpoint as ckpt
+from runtime.store import fences as fence_table
 from runtime.store import record as R
 from runtime.store.consumequeue import ENTRY_SIZE
 from runtime.store.context import StoreContext
@@ -62,6 +79,17 @@ from runtime.store.settings import StoreSettings
 
 QueueKey = tuple[str, int]
 SYNC_TIMEOUT_S = 10.0
+FLUSH_WAIT_S = 30.0
+
+
+class _FlushWait:
+    """An AwaitFlush completion that a greenlet can wait for."""
+
+    def __init__(self) -> None:
+        self.result: gevent.event.AsyncResult = gevent.event.AsyncResult()
+
+    def flush_done(self, status: FlushStatus) -> None:
+        self.result.set(status)
 
 
 def checkpoint_due(lag: int, elapsed_s: float, settings: StoreSettings) -> bool:
@@ -83,6 +111,8 @@ class Dispatcher(GeventActor):
         self._pending: deque[Dispatch] = deque()
         self._touched: set[QueueKey] = set()
         self._checkpointing = False
+        self._deleting: DispatchBatch | None = None  # the held batch of a deletion barrier
+        self._when: list[tuple[int, Any]] = []
 
     def on_start(self) -> None:
         opened = self.ctx.require_open()
@@ -116,6 +146,7 @@ class Dispatcher(GeventActor):
             with contextlib.suppress(Exception):
                 fut.get(timeout=SYNC_TIMEOUT_S)
         self.queues.stop_all()
+        self._release_waiters(everyone=True)
         if self.index is not None:
             self.index.flush()
         point = min(self.reput, self.log_flushed)
@@ -155,6 +186,13 @@ class Dispatcher(GeventActor):
             if self.index is not None:
                 self.index.delete_below(message.log_min)
             return None
+        if isinstance(message, WhenDispatched):
+            self._when.append((message.offset, message.reply))
+            self._release_waiters()
+            return None
+        if isinstance(message, DeletionDone):
+            self._end_deletion(message)
+            return None
         return super().on_receive(message)
 
     # -- dispatching ---------------------------------------------------------------------------
@@ -165,6 +203,8 @@ class Dispatcher(GeventActor):
         return min(self.confirmed_by.values())
 
     def _advance(self) -> None:
+        if self._deleting is not None:
+            return  # a deletion barrier: everything after the marker waits for it
         limit = self._confirmed()
         pending = self._pending
         while self.reput < limit:
@@ -175,23 +215,32 @@ class Dispatcher(GeventActor):
                 if pending[0].end > limit:
                     break
                 msg = pending.popleft()
+                if msg.batch.deleted:
+                    self._begin_deletion(msg.batch)
+                    break
                 self._apply(msg.batch)
                 self.reput = msg.end
                 continue
             stop = limit
             if pending and self.reput < pending[0].begin < limit:
                 stop = pending[0].begin
-            if not self._reput_from_log(stop):
+            if not self._reput_from_log(stop) or self._deleting is not None:
                 break
         self.ctx.dispatched = self.reput
+        if self._when:
+            self._release_waiters()
 
     def _reput_from_log(self, stop: int) -> bool:
         """Dispatch records read back from the log in [reput, stop); False if none were."""
-        reader = LogDispatchReader(self.settings.delay_levels)
+        reader = LogDispatchReader(self.settings.delay_levels, self.ctx.topic_fences)
         start = self.reput
         res = self.log.scan(start, reader.on_record, verify_crc=False, stop_at=stop)
         if res.end > start:
-            self._apply(reader.take(res.end))
+            batch = reader.take(res.end)
+            if batch.deleted:
+                self._begin_deletion(batch)
+                return True
+            self._apply(batch)
             self.reput = res.end
             return True
         if res.problem:
@@ -212,10 +261,74 @@ class Dispatcher(GeventActor):
         if self.index is not None:
             self.index.put_items(batch.index, batch.end)
 
+    def _release_waiters(self, *, everyone: bool = False) -> None:
+        if self._deleting is not None and not everyone:
+            return
+        keep = []
+        for offset, reply in self._when:
+            if everyone or offset <= self.reput:
+                with contextlib.suppress(Exception):
+                    reply.set(self.reput)
+            else:
+                keep.append((offset, reply))
+        self._when = keep
+
+    # -- topic deletion ------------------------------------------------------------------------
+
+    def _begin_deletion(self, batch: DispatchBatch) -> None:
+        self._deleting = batch
+        gevent.spawn(self._run_deletion, batch)
+
+    def _run_deletion(self, batch: DispatchBatch) -> None:
+        """The barrier's work, in a helper greenlet (it blocks): marker durable, fences saved,
+        the topics' queues stopped and their files deleted."""
+        error = None
+        try:
+            self._await_flush(batch.end)
+            fences = fence_table.raised(self.ctx.topic_fences, batch.deleted)
+            offload(fence_table.save, self.settings.root, fences)
+            self.ctx.topic_fences = fences
+            for topic, _fence in batch.deleted:
+                self.queues.drop_topic(topic)
+        except Exception as exc:  # the actor fails on it, and retries when restarted
+            error = repr(exc)
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.actor_ref.tell(DeletionDone(error))
+
+    def _await_flush(self, offset: int) -> None:
+        segments = self.log.segments
+        while segments.flushed_offset < offset:
+            if self.ctx.failed is not None:
+                raise StoreError(self.settings.root, f"store failed: {self.ctx.failed}")
+            flusher = self.ctx.directory.get(self.ctx.names.flusher)
+            if flusher is None:
+                raise StoreError(self.settings.root, "no flusher to make the marker durable")
+            wait = _FlushWait()
+            flusher.tell(AwaitFlush(offset, [wait]))
+            if wait.result.wait(FLUSH_WAIT_S) is FlushStatus.FLUSH_FAILED:
+                raise StoreError(self.settings.root, "fsync of a deletion marker failed")
+
+    def _end_deletion(self, message: DeletionDone) -> None:
+        batch, self._deleting = self._deleting, None
+        if batch is None:
+            return
+        topics = [t for t, _f in batch.deleted]
+        if message.error is not None:
+            raise StoreError(
+                self.settings.root, f"deleting topic(s) {topics} failed: {message.error}"
+            )
+        for key in [k for k in self.queue_next if k[0] in topics]:
+            del self.queue_next[key]
+        self._touched = {k for k in self._touched if k[0] not in topics}
+        self._apply(batch)
+        self.reput = batch.end
+        logger.info("store {}: topic(s) {} deleted", self.settings.root, topics)
+        self._advance()
+
     # -- checkpoints ---------------------------------------------------------------------------
 
     def _start_checkpoint(self) -> None:
-        if self._checkpointing:
+        if self._checkpointing or self._deleting is not None:
             return
         point = min(self.reput, self.log_flushed)
         if point <= self.last_checkpoint and not self._touched:
@@ -260,8 +373,9 @@ class Dispatcher(GeventActor):
         if self.index is None:
             return QueryResult()
         out: list[bytes] = []
+        fence = self.ctx.topic_fences.get(q.topic, -1)  # a deleted incarnation is not found
         for phys in self.index.query(q.topic, q.key, q.max_num, q.begin, q.end):
-            if phys >= self.reput:
+            if phys >= self.reput or phys < fence:
                 continue
             raw = self.log.read_record_bytes(phys, verify_crc=True)
             if raw is None:

@@ -250,6 +250,21 @@ class SegmentsDeleted(msgspec.Struct, frozen=True):
     min_offset: int
 
 
+class DeleteTopicData(msgspec.Struct, frozen=True, tag=True):
+    """Ask the writer: append ``topic``'s deletion marker (``runtime.store.fences``); its
+    queue offsets start again at 0. Replies ``TopicDataDeleted``."""
+
+    topic: str
+
+
+class TopicDataDeleted(msgspec.Struct, frozen=True):
+    """``fence``: the offset just past the marker (the deletion is applied once the Dispatcher
+    passed it: ``WhenDispatched``); ``error`` when nothing was appended."""
+
+    fence: int
+    error: str | None = None
+
+
 # -- Flusher -----------------------------------------------------------------------------------
 
 
@@ -298,6 +313,26 @@ class Confirm(msgspec.Struct, frozen=True, tag=True):
 
 class CheckpointTick(msgspec.Struct, frozen=True, tag=True):
     pass
+
+
+class WhenDispatched(msgspec.Struct, frozen=True, tag=True):
+    """Set ``reply`` (to the reput offset) once records below ``offset`` were dispatched,
+    deletions included."""
+
+    offset: int
+    reply: Any
+
+
+class DeletionDone(msgspec.Struct, frozen=True, tag=True):
+    """Internal to the Dispatcher: the held batch's deleted topics are gone (or ``error``)."""
+
+    error: str | None = None
+
+
+class RemoveTopicOffsets(msgspec.Struct, frozen=True, tag=True):
+    """Ask ConsumerOffsets: forget every group's offsets of ``topic`` (a deleted topic)."""
+
+    topic: str
 
 
 class CheckpointDone(msgspec.Struct, frozen=True, tag=True):

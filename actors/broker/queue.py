@@ -21,7 +21,7 @@ checkpoints; the consume queue is rebuilt from the commit log when lost.
 
 ``QueueTable`` creates Queue actors on demand (first dispatch or first read of a queue that has
 files) and restarts a dead one on next use. It is not supervised by the broker supervisor: the
-Dispatcher stops all queues when it stops.
+Dispatcher stops all queues when it stops, and a deleted topic's (``drop_topic``).
 """
 
 from __future__ import annotations
@@ -52,7 +52,13 @@ from actors.broker.messages import (
 from runtime.actor import GeventActor, offload
 from runtime.store import record as R
 from runtime.store.accel import fastlog
-from runtime.store.consumequeue import BLANK_SIZE_FIELD, ENTRY, ConsumeQueue, queue_dir
+from runtime.store.consumequeue import (
+    BLANK_SIZE_FIELD,
+    ENTRY,
+    ConsumeQueue,
+    queue_dir,
+    remove_topic_queues,
+)
 from runtime.store.context import StoreContext
 from runtime.store.segments import FlushPlan
 
@@ -321,10 +327,13 @@ class QueueTable:
     def __init__(self, ctx: StoreContext) -> None:
         self.ctx = ctx
         self._refs: dict[tuple[str, int], pykka.ActorRef[Any]] = {}
+        self._dropping: set[str] = set()
 
     def exists(self, topic: str, queue_id: int) -> bool:
         if R.topic_problem(topic) is not None or not 0 <= queue_id <= 0x7FFFFFFF:
             return False  # never a path built from an illegal name (e.g. "../x")
+        if topic in self._dropping:
+            return False
         key = (topic, queue_id)
         if key in self._refs:
             return True
@@ -339,7 +348,9 @@ class QueueTable:
         ref = self._refs.get(key)
         if ref is not None and ref.is_alive():
             return ref
-        if not self.exists(topic, queue_id) and (not create or R.topic_problem(topic)):
+        if not self.exists(topic, queue_id) and (
+            not create or R.topic_problem(topic) or topic in self._dropping
+        ):
             return None
         if not 0 <= queue_id <= 0x7FFFFFFF:
             return None
@@ -358,6 +369,26 @@ class QueueTable:
         if opened is not None:
             known.update(opened.queues)
         return sorted(known)
+
+    def drop_topic(self, topic: str, timeout: float = 5.0) -> None:
+        """Stop ``topic``'s Queue actors (parked polls are answered), close and delete its
+        consume-queue files. Blocks the calling greenlet; meanwhile no queue of the topic is
+        found or created."""
+        self._dropping.add(topic)
+        try:
+            for key in [k for k in self._refs if k[0] == topic]:
+                ref = self._refs.pop(key)
+                try:
+                    ref.stop(block=True, timeout=timeout)
+                except (pykka.ActorDeadError, pykka.Timeout):
+                    logger.warning("queue {}/{} did not stop cleanly", *key)
+            opened = self.ctx.opened
+            if opened is not None:
+                for key in [k for k in opened.queues if k[0] == topic]:
+                    opened.queues.pop(key).close()
+            offload(remove_topic_queues, self.ctx.settings.root, topic)
+        finally:
+            self._dropping.discard(topic)
 
     def stop_all(self, timeout: float = 5.0) -> None:
         for key, ref in list(self._refs.items()):

@@ -66,6 +66,9 @@ def handle(writer: Any, msg: AppendRaw) -> None:
     if why is not None:
         RawCompletion(msg.reply, log.write_offset).refuse(why)
         return
+    for topic, _fence in w.batch.deleted:  # a deletion marker: the topic starts again at 0
+        for key in [k for k in writer.next_offsets if k[0] == topic]:
+            del writer.next_offsets[key]
     writer.next_offsets.update(w.next_offsets)
     writer._tell_dispatcher(Dispatch(w.begin, w.end, w.batch))
     done = RawCompletion(msg.reply, w.end)

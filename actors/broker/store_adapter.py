@@ -15,10 +15,13 @@ import msgspec
 from actors.broker.messages import TopicConfigData
 from actors.broker.store_port import GetOutcome, PutOutcome
 from actors.broker.store_service import BrokerStore
+from actors.broker.topic_config import is_system_topic
 from runtime.remoting.bodies import SubscriptionGroupConfig, SubscriptionGroupWrapper, TopicConfig
 from runtime.store.record import PutRecord
 
 ASK_TIMEOUT = 5.0
+DELETE_TIMEOUT = 60.0
+"""How long a topic deletion may wait for its marker's fsync and the queues' removal."""
 TOPIC_CACHE_S = 1.0
 """How long a topic config read from the TopicConfig actor is reused."""
 TOPIC_CACHE_MAX = 100_000
@@ -87,6 +90,29 @@ class StoreAdapter:
     def create_topic(self, config: TopicConfig) -> None:
         self._get(self.store.update_topic(to_store(config)))
         self._topics.drop(config.topic_name)
+
+    def is_system_topic(self, topic: str) -> bool:
+        return is_system_topic(topic, self.store.ctx)
+
+    @property
+    def read_only(self) -> bool:
+        """A slave's store (it refuses client writes and deletions)."""
+        return self.store.settings.read_only
+
+    def delete_topic(self, topic: str) -> str | None:
+        """Delete ``topic``: its config first (sends then find no topic), then its data (the
+        deletion marker; queues and files go once it is fsynced), then every group's offsets
+        of it. Returns why it failed, or None."""
+        self._get(self.store.delete_topic(topic))
+        self._topics.drop(topic)
+        done = self._get(self.store.delete_topic_data(topic))
+        if done.error is not None:
+            return done.error
+        reached = self._get(self.store.when_dispatched(done.fence), DELETE_TIMEOUT)
+        if reached < done.fence:
+            return "the store stopped before the deletion was applied"
+        self._get(self.store.remove_topic_offsets(topic))
+        return None
 
     def ensure_retry_topic(self, topic: str, queue_nums: int = 1) -> int:
         config = self._get(self.store.ensure_retry_topic(topic, max(1, queue_nums)))

@@ -55,6 +55,7 @@ from actors.broker.messages import (
     AutoCreateTopic,
     CommitOffset,
     DeleteTopic,
+    DeleteTopicData,
     EarliestStoreTime,
     EnsureTopic,
     GetMessages,
@@ -70,10 +71,12 @@ from actors.broker.messages import (
     QueryResult,
     QueueRange,
     RemoveGroup,
+    RemoveTopicOffsets,
     TopicConfigData,
     TopicTable,
     UpdateTopic,
     WaitArrival,
+    WhenDispatched,
 )
 from actors.broker.queue import QueueTable
 from actors.broker.retention import Retention
@@ -373,7 +376,30 @@ class BrokerStore:
         return self._ask(self.names.topics, UpdateTopic(config))
 
     def delete_topic(self, topic: str) -> Future:
+        """Remove the topic's config (future of bool: whether it existed); its data stays
+        until ``delete_topic_data``."""
         return self._ask(self.names.topics, DeleteTopic(topic))
+
+    def delete_topic_data(self, topic: str) -> Future:
+        """Append the topic's deletion marker -> future of TopicDataDeleted (``fence``: wait
+        for ``when_dispatched(fence)`` to know its queues and files are gone)."""
+        return self._ask(self.names.writer, DeleteTopicData(topic))
+
+    def when_dispatched(self, offset: int) -> Future:
+        """Future of the dispatched offset once it reached ``offset`` (deletions applied)."""
+        reply = new_future()
+        ref = self.ctx.directory.get(self.names.dispatcher)
+        if ref is None:
+            return _failed(self.names.dispatcher, "not running")
+        try:
+            ref.tell(WhenDispatched(offset, reply))
+        except pykka.ActorDeadError:
+            return _failed(self.names.dispatcher, "stopped")
+        return reply
+
+    def remove_topic_offsets(self, topic: str) -> Future:
+        """Forget every group's committed offsets of ``topic`` (future of bool)."""
+        return self._ask(self.names.offsets, RemoveTopicOffsets(topic))
 
     def auto_create_topic(
         self, topic: str, queue_nums: int = 4, perm: int = 6, topic_sys_flag: int = 0

@@ -45,7 +45,7 @@ from runtime.actor import GeventActor
 from runtime.store.background import BackgroundWriter
 from runtime.store.configfile import read_json, write_json
 from runtime.store.context import StoreContext
-from runtime.store.record import SCHEDULE_TOPIC, topic_problem
+from runtime.store.record import SCHEDULE_TOPIC, reserved_problem, topic_problem
 
 AUTO_CREATE_TOPIC_KEY_TOPIC = "TBW102"
 PERM_READ, PERM_WRITE, PERM_INHERIT = 4, 2, 1
@@ -94,6 +94,18 @@ def system_topics(ctx: StoreContext) -> list[TopicConfigData]:
             )
         )
     return topics
+
+
+SYSTEM_TOPIC_PREFIX = "rmq_sys_"
+
+
+def is_system_topic(topic: str, ctx: StoreContext) -> bool:
+    """A topic of the broker itself (RocketMQ's TopicValidator.isSystemTopic): not deletable."""
+    names = {cfg.topic_name for cfg in system_topics(ctx)} | {
+        AUTO_CREATE_TOPIC_KEY_TOPIC,
+        SCHEDULE_TOPIC,
+    }
+    return topic in names or topic.startswith(SYSTEM_TOPIC_PREFIX)
 
 
 class TopicConfig(GeventActor):
@@ -146,7 +158,11 @@ class TopicConfig(GeventActor):
         current = self.topics.get(msg.topic)
         if current is not None:
             return current
-        if not self.settings.auto_create_topic_enable or topic_problem(msg.topic):
+        if (
+            not self.settings.auto_create_topic_enable
+            or topic_problem(msg.topic)
+            or reserved_problem(msg.topic)
+        ):
             return None
         nums = max(1, min(msg.queue_nums, self.settings.default_topic_queue_nums))
         return self._put(
@@ -160,7 +176,7 @@ class TopicConfig(GeventActor):
         )
 
     def _put(self, cfg: TopicConfigData) -> TopicConfigData:
-        problem = topic_problem(cfg.topic_name)
+        problem = topic_problem(cfg.topic_name) or reserved_problem(cfg.topic_name)
         if problem:
             raise ValueError(problem)
         self.topics[cfg.topic_name] = cfg

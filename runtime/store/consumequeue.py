@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import os
+import shutil
 import struct
 from collections.abc import Iterable
 from typing import NamedTuple
@@ -52,6 +53,11 @@ class QueueGap(StoreError):
 
 def queue_dir(root: str, topic: str, queue_id: int) -> str:
     return os.path.join(root, "consumequeue", topic, str(queue_id))
+
+
+def remove_topic_queues(root: str, topic: str) -> None:
+    """Delete every consume-queue file of ``topic`` (a deleted topic; its queues are closed)."""
+    shutil.rmtree(os.path.join(root, "consumequeue", topic), ignore_errors=True)
 
 
 def list_queues(root: str) -> list[tuple[str, int]]:

@@ -96,9 +96,11 @@ class StoreContext:
         self.failed: str | None = None
         """Set when the store fail-stopped (a failed fsync): nothing may be acknowledged."""
         self.dispatched: int = 0
+        """The commit-log offset up to which records were handed to queues and the index."""
         self.put_messages: int = 0
         """Messages the CommitLogWriter appended since start (admin statistics)."""
-        """The commit-log offset up to which records were handed to queues and the index."""
+        self.topic_fences: dict[str, int] = {}
+        """Deleted topics' fences (``runtime.store.fences``), as saved; kept by the Dispatcher."""
         self.queue_next: dict[tuple[str, int], int] = {}
         self.final_dispatch: tuple[int, dict[tuple[str, int], int]] | None = None
         """Set by the Dispatcher at a clean stop: (offset, queue next offsets), all durable."""

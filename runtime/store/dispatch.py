@@ -4,6 +4,9 @@ Built by the writer while it encodes (no re-parsing), or from records read back 
 (reput after a restart, recovery). Consume-queue entries are already packed: per queue, the
 first queue offset and the raw 20-byte entries, so a Queue actor appends them with one write.
 Index items are ``(topic, physical_offset, store_timestamp, keys)`` for records with keys.
+``deleted`` lists the topics whose deletion marker the run holds, with their new fences
+(``runtime.store.fences``): their queues go before the batch's entries are appended (entries
+of those topics in the batch come after the marker; the ones before it were left out).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ class DispatchBatch(NamedTuple):
     queues: dict[QueueKey, list]  # key -> [first queue offset, bytearray of 20-byte entries]
     index: list[IndexItem]
     end: int  # offset just past the last record covered
+    deleted: tuple[tuple[str, int], ...] = ()  # (topic, fence) of deletion markers, in order
 
     @staticmethod
     def empty(end: int = 0) -> DispatchBatch:
@@ -58,12 +62,27 @@ def add_record(
         batch.index.append((topic, physical_offset, store_timestamp, keys))
 
 
+def without_topic(queues: dict[QueueKey, list], topic: str) -> None:
+    """Drop ``topic``'s blocks from ``queues`` (entries before its deletion marker)."""
+    for key in [k for k in queues if k[0] == topic]:
+        del queues[key]
+
+
 class LogDispatchReader:
     """Builds DispatchBatches from records read back from the commit log (``on_record`` is a
-    ``CommitLog.scan`` callback)."""
+    ``CommitLog.scan`` callback).
 
-    def __init__(self, delay_levels: tuple[int, ...] = R.DEFAULT_DELAY_LEVELS) -> None:
+    ``fences`` (``runtime.store.fences``): records of a topic below its fence are skipped (a
+    deleted incarnation). A deletion marker at or past the topic's fence goes to the batch's
+    ``deleted``, after the topic's entries read so far are dropped from the batch."""
+
+    def __init__(
+        self,
+        delay_levels: tuple[int, ...] = R.DEFAULT_DELAY_LEVELS,
+        fences: dict[str, int] | None = None,
+    ) -> None:
         self.levels = delay_levels
+        self.fences = fences if fences is not None else {}
         self.batch = DispatchBatch.empty()
         self.count = 0
         self._topics: dict[bytes, str] = {}
@@ -79,6 +98,12 @@ class LogDispatchReader:
         if topic is None:
             topic = self._topics[raw_topic] = raw_topic.decode()
         p += 1 + tlen
+        self.count += 1
+        if topic == R.TOPIC_DELETED_MARKER:
+            self._marker(bytes(buf[pos + R.HEADER_SIZE : pos + R.HEADER_SIZE + blen]), phys + size)
+            return
+        if self.fences and phys < self.fences.get(topic, -1):
+            return  # a deleted incarnation of the topic
         plen = (buf[p] << 8) | buf[p + 1]
         props = str(buf[p + 2 : p + 2 + plen], "utf-8") if plen else ""
         tags, keys, uniq, delay, _wait = R.scan_properties(props)
@@ -99,7 +124,13 @@ class LogDispatchReader:
             ikeys = R.index_keys(sys_flag, keys, uniq)
             if ikeys:
                 batch.index.append((topic, phys, store_ts, ikeys))
-        self.count += 1
+
+    def _marker(self, body: bytes, fence: int) -> None:
+        topic = body.decode("utf-8", "replace")
+        if fence < self.fences.get(topic, -1):
+            return  # an older deletion: the newer fence already hides what it removed
+        without_topic(self.batch.queues, topic)
+        self.batch = self.batch._replace(deleted=(*self.batch.deleted, (topic, fence)))
 
     def take(self, end: int) -> DispatchBatch:
         """The batch so far (covering up to ``end``); starts a new one."""
@@ -114,7 +145,11 @@ def merge(batches: list[DispatchBatch]) -> DispatchBatch:
         return batches[0]
     queues: dict[QueueKey, list] = {}
     index: list[IndexItem] = []
+    deleted: tuple[tuple[str, int], ...] = ()
     for b in batches:
+        for topic, _fence in b.deleted:
+            without_topic(queues, topic)
+        deleted += b.deleted
         for key, (first, raw) in b.queues.items():
             block = queues.get(key)
             if block is None:
@@ -122,4 +157,4 @@ def merge(batches: list[DispatchBatch]) -> DispatchBatch:
             else:
                 block[1] += raw
         index.extend(b.index)
-    return DispatchBatch(queues, index, batches[-1].end)
+    return DispatchBatch(queues, index, batches[-1].end, deleted)

@@ -68,6 +68,9 @@ NAME_VALUE_SEPARATOR = P.NAME_VALUE_SEPARATOR
 PROPERTY_SEPARATOR = P.PROPERTY_SEPARATOR
 KEY_SEPARATOR = P.KEY_SEPARATOR
 SCHEDULE_TOPIC = "SCHEDULE_TOPIC_XXXX"
+TOPIC_DELETED_MARKER = "rmq_sys_TOPIC_DELETED"
+"""The topic of deletion markers (``runtime.store.fences``): never a client's topic (the
+TopicConfig refuses to create it and the writer refuses client records for it)."""
 
 _TOPIC_RE = re.compile(r"^[%|a-zA-Z0-9_-]+$")
 
@@ -104,6 +107,13 @@ def topic_problem(topic: str) -> str | None:
 
 
 @lru_cache(maxsize=1024)
+def reserved_problem(topic: str) -> str | None:
+    """Why a client may not create or send to ``topic`` although its name is legal, or None."""
+    if topic == TOPIC_DELETED_MARKER:
+        return f"topic {topic} is reserved for the store's deletion markers"
+    return None
+
+
 def host_bytes(ip: str) -> bytes:
     """IPv4 dotted quad -> 4 bytes."""
     return socket.inet_aton(ip)

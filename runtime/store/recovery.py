@@ -16,6 +16,12 @@ Steps (STORE.md "Recovery"):
    and the number of bytes is logged.
 6. Consume-queue and index entries pointing past the end are dropped; next queue offsets are the
    consume queues' ends. Everything is fsynced, a fresh checkpoint written, ``abort`` created.
+
+Deleted topics (``fences``): the pass skips a topic's records below its fence, and a deletion
+marker it meets removes the topic's consume queues (the records after the marker are dispatched
+afresh). A consume queue of a fenced topic that still points below the fence (its removal did
+not reach the disk) is dropped and rebuilt from the fence; a checkpoint older than a fence does
+not ask for the deleted topic's queues.
 """
 
 from __future__ import annotations
@@ -29,9 +35,16 @@ from loguru import logger
 
 from runtime.errors import StoreError
 from runtime.store import checkpoint as ckpt
+from runtime.store import fences as fence_table
 from runtime.store import record as R
 from runtime.store.commitlog import CommitLog, ScanResult
-from runtime.store.consumequeue import ConsumeQueue, QueueGap, list_queues, queue_dir
+from runtime.store.consumequeue import (
+    ConsumeQueue,
+    QueueGap,
+    list_queues,
+    queue_dir,
+    remove_topic_queues,
+)
 from runtime.store.dispatch import LogDispatchReader
 from runtime.store.index import IndexService
 from runtime.store.lockfile import StoreLock, abort_exists, create_abort
@@ -65,6 +78,7 @@ class OpenStore(NamedTuple):
     index: IndexService | None
     next_offsets: dict[QueueKey, int]
     report: RecoveryReport
+    fences: dict[str, int]
 
 
 def open_store(settings: StoreSettings, fs: FileSystem = OS_FS) -> OpenStore:
@@ -85,6 +99,8 @@ def _recover(settings: StoreSettings, fs: FileSystem, lock: StoreLock) -> OpenSt
     if unclean:
         logger.warning("store {}: abort marker found: the last run did not stop cleanly", root)
     cp = ckpt.load(root)
+    saved_fences = fence_table.load(root)
+    fences = dict(saved_fences)
     log = CommitLog(
         settings.commitlog_dir,
         settings.commitlog_segment_size,
@@ -104,6 +120,17 @@ def _recover(settings: StoreSettings, fs: FileSystem, lock: StoreLock) -> OpenSt
             logger.warning(
                 "store {}: consume queue {}/{} unusable ({}): rebuilding", root, *key, exc
             )
+            shutil.rmtree(queue_dir(root, *key))
+            damaged.append(key)
+    for key in [k for k in queues if k[0] in fences]:
+        first = queues[key].entry(queues[key].min_offset)
+        if first is not None and first.physical_offset < fences[key[0]]:
+            logger.warning(
+                "store {}: consume queue {}/{} still holds a deleted incarnation: rebuilding",
+                root,
+                *key,
+            )
+            queues.pop(key).close()
             shutil.rmtree(queue_dir(root, *key))
             damaged.append(key)
     index = (
@@ -134,7 +161,11 @@ def _recover(settings: StoreSettings, fs: FileSystem, lock: StoreLock) -> OpenSt
     rebuilt: list[QueueKey] = list(damaged)
     if damaged:
         reput_from = log_min
-    expected = {(q.topic, q.queue_id): q.next_offset for q in cp.queues} if cp else {}
+    expected = {
+        (q.topic, q.queue_id): q.next_offset
+        for q in (cp.queues if cp else ())
+        if cp is not None and cp.safe_offset >= fences.get(q.topic, -1)
+    }
     for key, want in expected.items():
         cq = queues.get(key)
         if cq is None or cq.max_offset < want:
@@ -151,7 +182,7 @@ def _recover(settings: StoreSettings, fs: FileSystem, lock: StoreLock) -> OpenSt
     # -- one checking, re-dispatching pass -------------------------------------------------------
     while True:
         try:
-            scan, reput_records = _pass(settings, fs, log, queues, index, reput_from, root)
+            scan, reput_records = _pass(settings, fs, log, queues, index, reput_from, root, fences)
             break
         except QueueGap as gap:
             if reput_from <= log_min:
@@ -197,6 +228,9 @@ def _recover(settings: StoreSettings, fs: FileSystem, lock: StoreLock) -> OpenSt
     index_dropped = 0
     if index is not None:
         index_dropped = index.recover(log_min, log_end)
+    kept = fence_table.pruned(fences, log_min, log_end)
+    if kept != saved_fences:
+        fence_table.save(root, kept)
 
     # -- make it durable and mark the store open ---------------------------------------------
     log.segments.flush()
@@ -230,7 +264,7 @@ def _recover(settings: StoreSettings, fs: FileSystem, lock: StoreLock) -> OpenSt
         len(queues),
         len(report.queues_rebuilt),
     )
-    return OpenStore(settings, lock, log, queues, index, next_offsets, report)
+    return OpenStore(settings, lock, log, queues, index, next_offsets, report, kept)
 
 
 def make_checkpoint(safe: int, log_min: int, next_offsets: dict[QueueKey, int]) -> ckpt.Checkpoint:
@@ -250,12 +284,20 @@ def _pass(
     index: IndexService | None,
     start: int,
     root: str,
+    fences: dict[str, int],
 ) -> tuple[ScanResult, int]:
-    reader = LogDispatchReader(settings.delay_levels)
+    """One checking pass from ``start``; ``fences`` rises with every marker met."""
+    reader = LogDispatchReader(settings.delay_levels, fences)
     last_end = start
 
     def drain(end: int) -> None:
         batch = reader.take(end)
+        for topic, _fence in batch.deleted:
+            for key in [k for k in queues if k[0] == topic]:
+                queues.pop(key).close()
+            remove_topic_queues(root, topic)
+        if batch.deleted:
+            fences.update(fence_table.raised(fences, batch.deleted))
         for key, (first, raw) in batch.queues.items():
             cq = queues.get(key)
             if cq is None:
