@@ -16,6 +16,7 @@ import gevent.event
 import gevent.server
 import pytest
 
+from actors.broker.messages import WhenDispatched
 from actors.broker.slave_synchronize import SlaveSynchronize, SyncNow
 from runtime.actor import new_future
 from runtime.node import Node
@@ -240,3 +241,32 @@ def test_slave_synchronize_retries_every_second_until_a_first_round_succeeds() -
     finally:
         ref.stop()
         server.stop()
+
+
+def test_a_deleted_topic_goes_from_the_slave_with_its_marker(
+    tmp_path: pathlib.Path, pairs: list[Pair]
+) -> None:
+    p = make(pairs, tmp_path)
+    # Given topic DEL-T with a message and a group's offset, synced to the slave
+    assert send(p.to_master, "DEL-T", b"old").code == ResponseCode.SUCCESS
+    update = {"consumerGroup": "G1", "topic": "DEL-T", "queueId": 0, "commitOffset": 1}
+    assert p.to_master.call(RequestCode.UPDATE_CONSUMER_OFFSET, update).code == 0
+    assert p.sync()
+    # When the master deletes the topic (a slave refuses to)
+    refused = p.to_slave.call(RequestCode.DELETE_TOPIC_IN_BROKER, {"topic": "DEL-T"})
+    assert refused.code == ResponseCode.SERVICE_NOT_AVAILABLE
+    done = p.to_master.call(RequestCode.DELETE_TOPIC_IN_BROKER, {"topic": "DEL-T"})
+    assert done.code == ResponseCode.SUCCESS, done.remark
+    # Then the slave applies the replicated marker, and its next sync drops config and offsets
+    master, slave = store_ctx(p.master), store_ctx(p.slave)  # type: ignore[arg-type]
+    reply = new_future()
+    end = master.require_open().log.write_offset
+    slave.directory.require(slave.names.dispatcher).tell(WhenDispatched(end, reply))
+    assert reply.get(timeout=10) >= end
+    assert "DEL-T" in slave.topic_fences and not slave.queues.exists("DEL-T", 0)
+    assert p.sync()
+    topics = json.loads(p.to_slave.call(RequestCode.GET_ALL_TOPIC_CONFIG).body)
+    assert "DEL-T" not in topics["topicConfigTable"]
+    query = {"consumerGroup": "G1", "topic": "DEL-T", "queueId": 0, "setZeroIfNotFound": "false"}
+    got = p.to_slave.call(RequestCode.QUERY_CONSUMER_OFFSET, query)
+    assert got.code == ResponseCode.QUERY_NOT_FOUND
