@@ -1,6 +1,7 @@
 """Client bookkeeping requests: HEART_BEAT, UNREGISTER_CLIENT, GET_CONSUMER_LIST_BY_GROUP,
 GET_CONSUMER_CONNECTION_LIST (CONSUMER_NOT_ONLINE when the group has no member),
-GET_PRODUCER_CONNECTION_LIST (SYSTEM_ERROR "not exist" without one, as RocketMQ answers).
+GET_PRODUCER_CONNECTION_LIST (SYSTEM_ERROR "not exist" without one, as RocketMQ answers),
+CHECK_CLIENT_CONFIG (46: Java push consumers with a SQL92 subscription ask it at start).
 
 Heartbeats register producer and consumer groups with their channel; a consumer group's
 ``%RETRY%<group>`` topic is created on its first heartbeat (clustering only), as RocketMQ does.
@@ -12,8 +13,10 @@ from __future__ import annotations
 
 from actors.broker.consumer_manager import ConsumerHeartbeat
 from actors.broker.context import BrokerContext, reply
+from actors.broker.pull_handler import FilterRefused, subscription_filter
 from actors.broker.retry_handler import ensure_retry_topic
 from runtime.remoting.bodies import (
+    CheckClientRequestBody,
     ConsumerListBody,
     HeartbeatData,
     ProducerConnection,
@@ -123,6 +126,22 @@ def producer_connections(
             request, ResponseCode.SYSTEM_ERROR, remark=f"the producer group[{group}] not exist"
         )
     return reply(request, body=encode_body(ProducerConnection(connection_set=found)))
+
+
+def check_client_config(
+    ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
+) -> RemotingCommand:
+    """CHECK_CLIENT_CONFIG (46): SUCCESS when this broker can filter by the subscription in the
+    body (a TAG expression always; SQL92 with ``enablePropertyFilter`` and an expression that
+    compiles), else the code and remark a pull with it would get (SYSTEM_ERROR,
+    SUBSCRIPTION_PARSE_FAILED), as RocketMQ's ClientManageProcessor answers."""
+    body = decode_body(CheckClientRequestBody, request.body, opaque=request.opaque)
+    sub = body.subscription_data
+    if sub is not None:
+        chosen = subscription_filter(ctx, sub.expression_type, sub.sub_string)
+        if isinstance(chosen, FilterRefused):
+            return reply(request, chosen.code, remark=chosen.remark)
+    return reply(request)
 
 
 def channel_closed(ctx: BrokerContext, session: SessionHandle) -> None:

@@ -39,6 +39,7 @@ HANDLERS: dict[int, Handler] = {
     RequestCode.UNREGISTER_CLIENT: client_handler.unregister_client,
     RequestCode.GET_CONSUMER_LIST_BY_GROUP: client_handler.consumer_list,
     RequestCode.GET_CONSUMER_CONNECTION_LIST: client_handler.consumer_connections,
+    RequestCode.CHECK_CLIENT_CONFIG: client_handler.check_client_config,
     RequestCode.GET_PRODUCER_CONNECTION_LIST: client_handler.producer_connections,
     RequestCode.QUERY_CONSUMER_OFFSET: admin_handler.query_consumer_offset,
     RequestCode.UPDATE_CONSUMER_OFFSET: admin_handler.update_consumer_offset,

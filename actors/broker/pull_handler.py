@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import NamedTuple
 
 import msgspec
 
@@ -52,6 +53,40 @@ def _physical_memory() -> int:
 
 
 TOTAL_PHYSICAL_MEMORY = _physical_memory()
+
+
+class FilterRefused(NamedTuple):
+    """Why a subscription's expression cannot be served: a response code and remark."""
+
+    code: int
+    remark: str
+
+
+def subscription_filter(
+    ctx: BrokerContext, expression_type: str, expression: str
+) -> tuple[Predicate | None, frozenset[int] | None] | FilterRefused:
+    """(SQL92 predicate, tag hash codes) for a subscription — None for "not filtered by it" —
+    or why this broker cannot serve it (SQL92 without ``enablePropertyFilter``, an expression
+    that does not compile, an unknown type). Pulls and CHECK_CLIENT_CONFIG both ask."""
+    kind = (expression_type or "TAG").upper()
+    if kind == "TAG":
+        tags = tags_of(expression)
+        return None, frozenset(tag_hash(t) for t in tags) if tags else None
+    if kind != "SQL92":
+        return FilterRefused(
+            ResponseCode.SUBSCRIPTION_PARSE_FAILED,
+            f"unknown expression type {expression_type}; TAG or SQL92",
+        )
+    if not ctx.cfg.enable_property_filter:
+        return FilterRefused(
+            ResponseCode.SYSTEM_ERROR,
+            "The broker does not support consumer to filter message by SQL92 "
+            "(enablePropertyFilter=false)",
+        )
+    try:
+        return compile_cached(expression), None
+    except FilterError as exc:
+        return FilterRefused(ResponseCode.SUBSCRIPTION_PARSE_FAILED, str(exc))
 
 
 def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -> RemotingCommand:
@@ -119,30 +154,10 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
             remark=f"the consumer's subscription not exist, group: {h.consumer_group} "
             f"topic: {h.topic} (send the subscription with the pull, or heartbeat first)",
         )
-    expression_type, expression = found
-    predicate: Predicate | None = None
-    tag_codes: frozenset[int] | None = None
-    if expression_type == "SQL92":
-        if not ctx.cfg.enable_property_filter:
-            return reply(
-                request,
-                ResponseCode.SYSTEM_ERROR,
-                remark="The broker does not support consumer to filter message by SQL92 "
-                "(enablePropertyFilter=false)",
-            )
-        try:
-            predicate = compile_cached(expression)
-        except FilterError as exc:
-            return reply(request, ResponseCode.SUBSCRIPTION_PARSE_FAILED, remark=str(exc))
-    elif expression_type == "TAG":
-        tags = tags_of(expression)
-        tag_codes = frozenset(tag_hash(t) for t in tags) if tags else None
-    else:
-        return reply(
-            request,
-            ResponseCode.SUBSCRIPTION_PARSE_FAILED,
-            remark=f"unknown expression type {expression_type}; TAG or SQL92",
-        )
+    chosen = subscription_filter(ctx, *found)
+    if isinstance(chosen, FilterRefused):
+        return reply(request, chosen.code, remark=chosen.remark)
+    predicate, tag_codes = chosen
     if h.sys_flag & FLAG_COMMIT_OFFSET and h.commit_offset > 0 and ctx.cfg.is_master:
         ctx.store.commit_offset(h.consumer_group, h.topic, h.queue_id, h.commit_offset)
 

@@ -209,6 +209,14 @@ class ConsumerData(Body, kw_only=True):
         set_(self, "consume_from_where", _enum_name(self.consume_from_where, ConsumeFromWhere, {}))
 
 
+class CheckClientRequestBody(Body, kw_only=True):
+    """CHECK_CLIENT_CONFIG (46) request body: can the broker serve this subscription?"""
+
+    client_id: str = ""
+    group: str = ""
+    subscription_data: SubscriptionData | None = None
+
+
 class HeartbeatData(Body, kw_only=True):
     """HEART_BEAT (34) request body."""
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -81,6 +83,32 @@ def test_invalid_expression_is_subscription_parse_failed(broker: WireClient) -> 
     assert "column" in got.remark
 
 
+def check_client(client: WireClient, expression_type: str, expression: str) -> Any:
+    """CHECK_CLIENT_CONFIG as a Java push consumer sends it at start."""
+    sub = {
+        "topic": "SqlT",
+        "subString": expression,
+        "tagsSet": [],
+        "codeSet": [],
+        "subVersion": 1732000000000,
+        "expressionType": expression_type,
+        "classFilterMode": False,
+    }
+    body = json.dumps({"clientId": "10.0.0.1@42", "group": "g", "subscriptionData": sub})
+    return client.call(RequestCode.CHECK_CLIENT_CONFIG, {}, body.encode())
+
+
+def test_check_client_config_answers_what_a_pull_would(broker: WireClient) -> None:
+    # Given a broker with enablePropertyFilter
+    # When a client checks its subscription before consuming
+    # Then tags and a valid SQL92 expression are fine, a broken one is refused with the reason
+    assert check_client(broker, "TAG", "a || b").code == ResponseCode.SUCCESS
+    assert check_client(broker, "SQL92", "region = 'eu' AND price > 3").code == 0
+    bad = check_client(broker, "SQL92", "a > 5 AND AND b = 1")
+    assert bad.code == ResponseCode.SUBSCRIPTION_PARSE_FAILED and bad.remark
+    assert check_client(broker, "XPATH", "/a").code == ResponseCode.SUBSCRIPTION_PARSE_FAILED
+
+
 def test_sql92_refused_when_the_broker_does_not_enable_it(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
@@ -89,4 +117,7 @@ def test_sql92_refused_when_the_broker_does_not_enable_it(
         assert send(client, "SqlOff", b"x").code == 0
         got = sql_pull(client, "SqlOff", "a = 1")
         assert got.code == ResponseCode.SYSTEM_ERROR and "SQL92" in got.remark
+        checked = check_client(client, "SQL92", "a = 1")
+        assert checked.code == ResponseCode.SYSTEM_ERROR and "SQL92" in checked.remark
+        assert check_client(client, "TAG", "*").code == ResponseCode.SUCCESS
         assert node.terminate() == 0

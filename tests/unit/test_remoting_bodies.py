@@ -39,6 +39,7 @@ from runtime.remoting import (
     tags_of,
 )
 from runtime.remoting import properties as P
+from runtime.remoting.bodies import CheckClientRequestBody
 from runtime.remoting.codes import ConsumeFromWhere, ConsumeType, MessageModel, PermName
 
 # ---------------------------------------------------------------------------------- route
@@ -418,3 +419,21 @@ def test_tag_hash_is_java_string_hash() -> None:
     assert tag_hash("\u4e2d\u6587") == 646394
     assert tag_hash("polygenelubricants") == -2147483648  # Integer.MIN_VALUE
     assert tag_hash("\U0001f600") == (0xD83D * 31 + 0xDE00)  # surrogate pair, 2 units
+
+
+def test_check_client_request_body() -> None:
+    # Given the body a Java push consumer sends, and one without a subscription
+    raw = (
+        b'{"clientId":"10.0.0.1@7","group":"g","subscriptionData":{"topic":"T",'
+        b'"subString":"a > 1","tagsSet":[],"codeSet":[],"subVersion":5,'
+        b'"expressionType":"SQL92","classFilterMode":false}}'
+    )
+    body = decode_body(CheckClientRequestBody, raw)
+    # Then the subscription's expression and type come through, and nothing is required
+    assert body.client_id == "10.0.0.1@7" and body.group == "g"
+    assert body.subscription_data is not None
+    assert (body.subscription_data.expression_type, body.subscription_data.sub_string) == (
+        "SQL92",
+        "a > 1",
+    )
+    assert decode_body(CheckClientRequestBody, b"{}").subscription_data is None
