@@ -14,6 +14,11 @@
     deleteSubGroup   -g GROUP (-c CLUSTER | -b HOST:PORT)
     consumerProgress -g GROUP [-t TOPIC]         committed offsets and lag per queue
     consumerConnection -g GROUP                  a group's online members and subscriptions
+    consumerStatus   -g GROUP [-i CLIENT_ID] [-s]
+                                                 each member's running info (asked through a
+                                                 broker): queues held, commit offsets, cached
+                                                 messages; -i one member in full, -s with its
+                                                 threads' stacks
     producerConnection -g GROUP [-t TOPIC]       a producer group's connections
     queryMsgById     -i OFFSET_MSG_ID            one message by its offset message id
     queryMsgByKey    -t TOPIC -k KEY [-m 32]     messages whose KEYS hold KEY
@@ -40,10 +45,11 @@ from collections.abc import Sequence
 
 import msgspec
 
-from actors.client import Admin, ClientError, MessageExt
+from actors.client import Admin, ClientError, ConsumerRunningInfo, MessageExt
 from actors.client.admin import PERM_READ_WRITE
 from runtime import logs
 from runtime.remoting.bodies import SubscriptionGroupConfig
+from runtime.remoting.running_info import PROP_CLIENT_VERSION
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,6 +102,14 @@ def build_parser() -> argparse.ArgumentParser:
         "consumerConnection", parents=[ns], help="a group's online members and subscriptions"
     )
     connection.add_argument("-g", "--group", required=True)
+    status_of = sub.add_parser(
+        "consumerStatus", parents=[ns], help="a group's members' running info"
+    )
+    status_of.add_argument("-g", "--group", required=True)
+    status_of.add_argument("-i", "--client-id", help="only this member, in full")
+    status_of.add_argument(
+        "-s", "--jstack", action="store_true", help="with the member's threads' stacks"
+    )
     producers = sub.add_parser(
         "producerConnection", parents=[ns], help="a producer group's connections"
     )
@@ -266,6 +280,11 @@ def _run(admin: Admin, args: argparse.Namespace) -> list[str]:
             f"MessageModel: {found.message_model}",
             f"ConsumeFromWhere: {found.consume_from_where}",
         ]
+    if command == "consumerStatus":
+        if args.client_id:
+            info = admin.consumer_running_info(args.group, args.client_id, jstack=args.jstack)
+            return running_info_lines(info)
+        return _group_status(admin, args.group, args.jstack)
     if command == "producerConnection":
         rows = [["#ClientId", "#ClientAddr", "#Language", "#Version"]]
         for c in admin.producer_connections(args.group, args.topic):
@@ -328,6 +347,100 @@ def _message(m: MessageExt) -> list[str]:
         ("Message Body", body + more),
     ]
     return [f"{name + ':':<20s} {value}" for name, value in fields]
+
+
+def _group_status(admin: Admin, group: str, jstack: bool) -> list[str]:
+    """mqadmin consumerStatus without -i: one line per member, then whether the members
+    subscribe alike and hold disjoint queues."""
+    rows = [["#Index", "#ClientId", "#Version", "#Queues", "#Cached Msgs", "#Cached MiB"]]
+    found: dict[str, ConsumerRunningInfo] = {}
+    failed: list[str] = []
+    members = admin.consumer_connections(group).connection_set
+    for index, c in enumerate(members, 1):
+        try:
+            info = admin.consumer_running_info(group, c.client_id, jstack=jstack)
+        except ClientError as exc:
+            rows.append([f"{index:03d}", c.client_id, str(c.version), "-", "-", "-"])
+            failed.append(f"{c.client_id}: {exc}")
+            continue
+        found[c.client_id] = info
+        pqs = info.mq_table.values()
+        rows.append(
+            [
+                f"{index:03d}",
+                c.client_id,
+                info.properties.get(PROP_CLIENT_VERSION, str(c.version)),
+                str(len(info.mq_table)),
+                str(sum(p.cached_msg_count for p in pqs)),
+                str(sum(p.cached_msg_size_in_mib for p in pqs)),
+            ]
+        )
+    lines = _table(rows)
+    lines.extend(f"error: {reason}" for reason in failed)
+    if found:
+        subs = {
+            cid: sorted((s.topic, s.sub_string, s.expression_type) for s in i.subscription_set)
+            for cid, i in found.items()
+        }
+        if len({tuple(v) for v in subs.values()}) == 1:
+            held = [mq for i in found.values() for mq in i.mq_table]
+            lines += ["", "Same subscription in the same group of consumer", ""]
+            lines.append(f"Rebalance {'OK' if len(held) == len(set(held)) else 'Failed'}")
+        else:
+            lines += ["", "WARN: Different subscription in the same group of consumer!!!"]
+    if jstack:
+        for cid, info in found.items():
+            lines += ["", f"#Consumer jstack# {cid}", info.jstack or ""]
+    return lines
+
+
+def running_info_lines(info: ConsumerRunningInfo) -> list[str]:
+    """One member's running info in mqadmin's sections."""
+    lines = ["#Consumer Properties#"]
+    lines.extend(f"{key:<40s}: {value}" for key, value in sorted(info.properties.items()))
+    lines += ["", "#Consumer Subscription#"]
+    for n, sub in enumerate(sorted(info.subscription_set, key=lambda s: s.topic), 1):
+        lines.append(
+            f"{n:03d} Topic: {sub.topic:<40s} ClassFilter: {str(sub.class_filter_mode).lower():<8s}"
+            f" SubExpression: {sub.sub_string}"
+        )
+    header = ["#Topic", "#Broker Name", "#QID", "#Commit Offset", "#Cached Msgs", "#Cached MiB"]
+    rows = [[*header, "#Min Offset", "#Max Offset", "#Locked", "#Last Pull", "#Last Consume"]]
+    for mq, pq in sorted(info.mq_table.items()):
+        rows.append(
+            [
+                mq.topic,
+                mq.broker_name,
+                str(mq.queue_id),
+                str(pq.commit_offset),
+                str(pq.cached_msg_count),
+                str(pq.cached_msg_size_in_mib),
+                str(pq.cached_msg_min_offset),
+                str(pq.cached_msg_max_offset),
+                str(pq.locked).lower(),
+                _time(pq.last_pull_timestamp),
+                _time(pq.last_consume_timestamp),
+            ]
+        )
+    lines += ["", "#Consumer MQ Detail#", *_table(rows)]
+    header = ["#Topic", "#Pull RT", "#Pull TPS", "#Consume RT", "#ConsumeOK TPS"]
+    rows = [[*header, "#ConsumeFailed TPS", "#ConsumeFailedMsgsInHour"]]
+    for topic, st in sorted(info.status_table.items()):
+        rows.append(
+            [
+                topic,
+                f"{st.pull_rt:.2f}",
+                f"{st.pull_tps:.2f}",
+                f"{st.consume_rt:.2f}",
+                f"{st.consume_ok_tps:.2f}",
+                f"{st.consume_failed_tps:.2f}",
+                str(st.consume_failed_msgs),
+            ]
+        )
+    lines += ["", "#Consumer RT&TPS#", *_table(rows)]
+    if info.jstack is not None:
+        lines += ["", "#Consumer jstack#", info.jstack]
+    return lines
 
 
 def _figures(admin: Admin, addr: str) -> list[str]:

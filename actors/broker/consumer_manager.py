@@ -12,6 +12,8 @@ Messages (proxy methods; none blocks):
   subscriptions) or None when no member is online
 - ``tell_members(group, cmd, cmd_for_c=None)`` -> how many members ``cmd`` (a oneway request)
   was written to; members whose heartbeats said language CPP get ``cmd_for_c`` when given
+- ``find_channel(group, client_id)`` -> the member's session, or None when it is not online
+  (RocketMQ's findChannel; a request handler then calls the client itself)
 
 Replies nothing else. When a group's membership changes it tells every remaining member's
 session NOTIFY_CONSUMER_IDS_CHANGED (oneway), so they rebalance at once rather than within 20 s
@@ -224,6 +226,13 @@ class ConsumerManager(GeventActor):
             mine = cmd_for_c if cmd_for_c is not None and c.language == "CPP" else cmd
             told += bool(c.session.send_oneway(mine))
         return told
+
+    def find_channel(self, group: str, client_id: str) -> SessionHandle | None:
+        info = self._groups.get(group)
+        client = info.clients.get(client_id) if info is not None else None
+        if client is None or not client.session.alive:
+            return None
+        return client.session
 
     def connections(self, group: str) -> ConsumerConnection | None:
         info = self._groups.get(group)

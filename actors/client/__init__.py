@@ -44,6 +44,7 @@ from actors.client.transaction import (
     TransactionSendResult,
 )
 from runtime.remoting.codes import MessageModel
+from runtime.remoting.running_info import ConsumerRunningInfo, ConsumeStatus, ProcessQueueInfo
 
 __all__ = [
     "Admin",
@@ -55,6 +56,8 @@ __all__ = [
     "ConsumeFrom",
     "ConsumeOrderlyStatus",
     "ConsumeResult",
+    "ConsumeStatus",
+    "ConsumerRunningInfo",
     "LocalTransactionState",
     "Message",
     "MessageExt",
@@ -64,6 +67,7 @@ __all__ = [
     "MessageTooLargeError",
     "NoRouteError",
     "OffsetReset",
+    "ProcessQueueInfo",
     "Producer",
     "PullConsumer",
     "PullStatus",

@@ -48,10 +48,12 @@ from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.headers import DEFAULT_TOPIC
 from runtime.remoting.queue_maps import OffsetWrapper, TopicOffset, decode_queue_map
+from runtime.remoting.running_info import ConsumerRunningInfo, decode_running_info
 from runtime.store.record import decode_offset_msg_id
 
 T = TypeVar("T")
 PERM_READ_WRITE = 6
+RETRY_PREFIX = "%RETRY%"
 
 
 class QueueOffsets(msgspec.Struct, frozen=True):
@@ -462,6 +464,46 @@ class Admin:
             merged, connection_set=[members[cid] for cid in sorted(members)]
         )
 
+    def consumer_running_info(
+        self, group: str, client_id: str, *, jstack: bool = False
+    ) -> ConsumerRunningInfo:
+        """GET_CONSUMER_RUNNING_INFO (mqadmin consumerStatus -i): the broker relays the request
+        to the consumer ``client_id`` of ``group``, which describes itself: settings and
+        ``PROP_*`` properties, subscriptions, one ``ProcessQueueInfo`` per queue it holds
+        (commit offset, cached messages, lock, last pull and consume time), with ``jstack`` its
+        threads' stacks. Asks the masters of ``%RETRY%<group>`` in turn (as mqadmin, which asks
+        the first), waiting ``3 * timeout`` for each; ``BrokerError`` SYSTEM_ERROR "The Consumer
+        <clientId> not online" when none knows the client."""
+        ext = {
+            "consumerGroup": group,
+            "clientId": client_id,
+            "jstackEnable": "true" if jstack else "false",
+        }
+        refusal: BrokerError | None = None
+        for address in self._route_masters(f"{RETRY_PREFIX}{group}"):
+            try:
+                response = self._broker(
+                    address,
+                    RequestCode.GET_CONSUMER_RUNNING_INFO,
+                    ext,
+                    "consumer running info",
+                    timeout=self.timeout * 3,
+                )
+            except BrokerError as exc:
+                if exc.code != ResponseCode.SYSTEM_ERROR or "not online" not in (exc.remark or ""):
+                    raise
+                refusal = exc
+                continue
+            try:
+                return decode_running_info(response.body)
+            except ProtocolError as exc:
+                raise ClientError(
+                    f"{address} relayed a running info that does not decode: {exc}"
+                ) from None
+        if refusal is None:
+            raise ClientError(f"no master broker serves {RETRY_PREFIX}{group}")
+        raise refusal
+
     def reset_offset(
         self, group: str, topic: str, timestamp_ms: int, *, force: bool = True
     ) -> list[OffsetReset]:
@@ -567,25 +609,33 @@ class Admin:
         raise errors[-1] if errors else ClientError("no name server configured")
 
     def _broker(
-        self, address: str, code: int, ext: dict[str, str], what: str, body: bytes = b""
+        self,
+        address: str,
+        code: int,
+        ext: dict[str, str],
+        what: str,
+        body: bytes = b"",
+        timeout: float | None = None,
     ) -> RemotingCommand:
         instance = self._running()
+        wait = self.timeout if timeout is None else timeout
 
         def invoke() -> RemotingCommand:
             cmd = make_request(code, ext, body)
-            return instance.remoting.invoke_ok(address, cmd, self.timeout, what)
+            return instance.remoting.invoke_ok(address, cmd, wait, what)
 
-        return self._call(invoke, what)
+        return self._call(invoke, what, wait)
 
     def _running(self) -> ClientInstance:
         if self._state != "running" or self._instance is None:
             raise ClientStateError("admin", self._state)
         return self._instance
 
-    def _call(self, fn: Callable[[], T], what: str) -> T:
+    def _call(self, fn: Callable[[], T], what: str, timeout: float | None = None) -> T:
         hub = self._hub
         assert hub is not None
-        result: Any = hub.call(fn, timeout=self.timeout * 2 + 1.0, what=what)
+        wait = self.timeout if timeout is None else timeout
+        result: Any = hub.call(fn, timeout=wait * 2 + 1.0, what=what)
         return result
 
 

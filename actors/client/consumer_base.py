@@ -6,7 +6,8 @@ its topics' routes, heartbeats every broker (so the group lists it), then rebala
 ``start`` returns. NOTIFY_CONSUMER_IDS_CHANGED from any broker makes it rebalance at once;
 RESET_CONSUMER_CLIENT_OFFSET (``mqadmin resetOffsetByTime`` on a running group) makes each
 listed queue it holds continue at the given offset (cached messages dropped, the offset
-committed with the next persist).
+committed with the next persist); GET_CONSUMER_RUNNING_INFO (``mqadmin consumerStatus``, relayed
+by a broker) is answered with ``running_info`` (see ``actors.client.running_info``).
 
 Shutdown: stop pulling, let the sink finish (push: listener tasks, bounded), stop the
 rebalancer (each puller records its last committable offset, persisted synchronously), persist
@@ -16,9 +17,11 @@ every offset, UNREGISTER_CLIENT, close everything.
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import os
 import pathlib
 import threading
+import time
 from typing import Any
 
 import pykka
@@ -33,12 +36,21 @@ from actors.client.offsets import OffsetStore, Persist, ReadOffset, local_offset
 from actors.client.pull import TagFilter
 from actors.client.puller import PullOptions, Sink, next_generation
 from actors.client.rebalance import ConsumeFrom, DoRebalance, QuiesceAll, Rebalancer, SeekQueue
+from actors.client.running_info import collect, not_this_group
 from runtime.actor import GeventFuture, new_future
 from runtime.errors import ProtocolError
 from runtime.remoting.bodies import ConsumerData, SubscriptionData
 from runtime.remoting.codes import MessageModel, RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.queue_maps import decode_queue_map
+from runtime.remoting.running_info import (
+    PROP_CLIENT_VERSION,
+    PROP_CONSUME_TYPE,
+    PROP_CONSUMER_START_TIMESTAMP,
+    PROP_NAMESERVER_ADDR,
+    ConsumerRunningInfo,
+    encode_running_info,
+)
 from runtime.session import SessionHandle
 from runtime.supervisor import ChildSpec
 
@@ -91,6 +103,7 @@ class ConsumerBase:
         self._instance: ClientInstance | None = None
         self._state = "created"
         self._lock = threading.RLock()
+        self._start_ms = 0
 
     @property
     def client_id(self) -> str:
@@ -115,6 +128,24 @@ class ConsumerBase:
 
     def _rebalancer_class(self) -> type[Rebalancer]:
         return Rebalancer
+
+    def _settings(self) -> dict[str, str]:
+        """The consumer's settings under RocketMQ's names (running info properties)."""
+        opts = self.pull_options
+        settings = {
+            "consumerGroup": self.group,
+            "messageModel": self.model.name,
+            "consumeFromWhere": self.consume_from.value,
+            "pullBatchSize": str(opts.batch_size),
+            "pullThresholdForQueue": str(opts.max_cached_messages),
+            "pullThresholdSizeForQueue": str(opts.max_cached_bytes // (1024 * 1024)),
+            "instanceName": self.config.instance_name,
+            "clientIP": self.config.client_ip,
+            "namesrvAddr": ";".join(self.config.namesrv),
+        }
+        if self.consume_timestamp is not None:
+            settings["consumeTimestamp"] = str(self.consume_timestamp)
+        return settings
 
     # -- life cycle ------------------------------------------------------------------------------
 
@@ -166,6 +197,8 @@ class ConsumerBase:
         instance.members.consumers[self.group] = self.consumer_data()
         instance.inbound_handlers[RequestCode.NOTIFY_CONSUMER_IDS_CHANGED] = self._ids_changed
         instance.inbound_handlers[RequestCode.RESET_CONSUMER_CLIENT_OFFSET] = self._reset_offsets
+        instance.inbound_handlers[RequestCode.GET_CONSUMER_RUNNING_INFO] = self._running_info
+        self._start_ms = int(time.time() * 1000)
         sink = self._sink()
         topics = self._all_topics()
         offsets_path = self.offsets_path
@@ -243,6 +276,51 @@ class ConsumerBase:
         if request.is_oneway:
             return None
         return RemotingCommand.response_to(request, ResponseCode.SUCCESS)
+
+    def _running_info(self, _session: SessionHandle, request: RemotingCommand) -> Any:
+        """GET_CONSUMER_RUNNING_INFO from a broker (on behalf of an admin tool)."""
+        group = str(request.ext_fields.get("consumerGroup") or "")
+        if group != self.group:
+            code, remark, body = ResponseCode.SYSTEM_ERROR, not_this_group(group), b""
+        else:
+            jstack = str(request.ext_fields.get("jstackEnable", "")).lower() == "true"
+            try:
+                info = self._collect_running_info(jstack)
+            except (ClientError, pykka.Timeout, pykka.ActorDeadError) as exc:
+                code, remark, body = ResponseCode.SYSTEM_ERROR, f"running info: {exc}", b""
+            else:
+                code, remark, body = ResponseCode.SUCCESS, None, encode_running_info(info)
+        if request.is_oneway:
+            return None
+        return RemotingCommand.response_to(request, code, remark, body=body)
+
+    def _collect_running_info(self, jstack: bool) -> ConsumerRunningInfo:
+        """On the hub (blocks this greenlet, each ask bounded by the request timeout)."""
+        instance = self._instance
+        if instance is None:
+            raise ClientStateError(f"consumer {self.group}", self._state)
+        properties = self._settings()
+        properties[PROP_NAMESERVER_ADDR] = ";".join(self.config.namesrv)
+        properties[PROP_CONSUME_TYPE] = self.consume_type
+        properties[PROP_CLIENT_VERSION] = client_version()
+        properties[PROP_CONSUMER_START_TIMESTAMP] = str(self._start_ms)
+        return collect(
+            instance,
+            rebalancer=instance.name(REBALANCER),
+            offsets=instance.name(OFFSETS),
+            properties=properties,
+            subscriptions=list(self.consumer_data().subscription_data_set),
+            jstack=jstack,
+            timeout=self.config.request_timeout,
+        )
+
+    def running_info(self, jstack: bool = False, timeout: float = 10.0) -> ConsumerRunningInfo:
+        """What this consumer answers GET_CONSUMER_RUNNING_INFO with (``mqadmin
+        consumerStatus``): settings, subscriptions, one ``ProcessQueueInfo`` per held queue."""
+        hub = self._running_hub("running_info")
+        return hub.call(
+            lambda: self._collect_running_info(jstack), timeout=timeout, what="running info"
+        )
 
     def _before_reset(self, mq: MessageQueue, generation: int) -> None:
         """A queue is about to be reset (the lite consumer drops what it buffered)."""
@@ -366,3 +444,11 @@ def _replace(options: PullOptions, **changes: Any) -> PullOptions:
     import msgspec
 
     return msgspec.structs.replace(options, **changes)
+
+
+def client_version() -> str:
+    """``actormq-<version>`` (PROP_CLIENT_VERSION), as the broker describes itself."""
+    try:
+        return f"actormq-{importlib.metadata.version('actormq')}"
+    except importlib.metadata.PackageNotFoundError:
+        return "actormq-unknown"

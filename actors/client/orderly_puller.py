@@ -71,6 +71,7 @@ class OrderlyPuller(QueuePuller):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.locked_until = 0.0
+        self.last_lock_ms = 0
         self.busy = False
         self.suspended = False
         self.stopping = False
@@ -84,6 +85,7 @@ class OrderlyPuller(QueuePuller):
         if isinstance(message, LockState):
             self.locked_until = message.until
             if self.locked:
+                self.last_lock_ms = int(time.time() * 1000)
                 self._pull_next()
                 self._dispatch()
         elif isinstance(message, Resume):
@@ -102,6 +104,9 @@ class OrderlyPuller(QueuePuller):
 
     # -- QueuePuller hooks --------------------------------------------------------------------
 
+    def _lock_info(self) -> tuple[bool, int]:
+        return self.locked, self.last_lock_ms
+
     def _pull_next(self) -> None:
         if self.locked:
             super()._pull_next()
@@ -113,6 +118,7 @@ class OrderlyPuller(QueuePuller):
         if message.generation != self.generation:
             return
         self._not_busy()
+        self.last_consume_ms = int(time.time() * 1000)
         self.pq.remove(message.offsets)
         failed = self.pq.msgs.get(message.retry[0]) if message.retry else None
         if failed is not None:

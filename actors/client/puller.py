@@ -20,6 +20,9 @@ Messages:
 - ``Redeliver(generation, offsets)``: timer for the local redelivery.
 - ``Seek(offset)``: drop what is cached, pull from ``offset`` (lite consumer).
 - ``Quiesce``: stop pulling (shutdown: let the listeners finish first).
+- ``queue_info()`` (proxy) -> ``ProcessQueueInfo`` of this queue (GET_CONSUMER_RUNNING_INFO):
+  what is cached, the lock (orderly), when it last pulled and consumed; ``commit_offset`` is
+  left to the caller (the OffsetStore holds it).
 
 ``PullDone`` and ``Consumed`` (and the OffsetStore's ``UpdateOffset``, told from here) are
 handled inline by whoever tells them while the actor is idle (``tell_now``): the pull greenlet,
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import time
 from typing import Any, Protocol
 
 import gevent
@@ -55,6 +59,9 @@ from runtime import workers
 from runtime.actor import GeventActor, tell_now
 from runtime.errors import ProtocolError
 from runtime.remoting.codes import RequestCode
+from runtime.remoting.running_info import ProcessQueueInfo
+
+MIB = 1024 * 1024
 
 
 class Sink(Protocol):
@@ -187,6 +194,8 @@ class QueuePuller(GeventActor):
         self._warned = False
         self._suggested = 0
         """The broker id the last pull response suggested reading from (0: the master)."""
+        self.last_pull_ms = 0
+        self.last_consume_ms = 0
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -236,12 +245,31 @@ class QueuePuller(GeventActor):
     def cached(self) -> tuple[int, int]:
         return self.pq.count, self.pq.bytes
 
+    def queue_info(self) -> ProcessQueueInfo:
+        offsets = self.pq.msgs.keys()
+        locked, last_lock_ms = self._lock_info()
+        return ProcessQueueInfo(
+            cached_msg_min_offset=min(offsets, default=0),
+            cached_msg_max_offset=max(offsets, default=0),
+            cached_msg_count=self.pq.count,
+            cached_msg_size_in_mib=self.pq.bytes // MIB,
+            locked=locked,
+            last_lock_timestamp=last_lock_ms,
+            last_pull_timestamp=self.last_pull_ms,
+            last_consume_timestamp=self.last_consume_ms,
+        )
+
+    def _lock_info(self) -> tuple[bool, int]:
+        """Whether the queue's broker lock is held, and when it was last granted (ms)."""
+        return False, 0
+
     # -- pulling -----------------------------------------------------------------------------
 
     def _pull_next(self) -> None:
         if self._pull is not None or self.paused or self.quiescing:
             return
         commit = self.pq.committable() if self.options.commit_in_pull else -1
+        self.last_pull_ms = int(time.time() * 1000)
         self._pull = ticket = _PullTicket()
         # a reused greenlet (not a fresh one per pull): cancelled through its ticket
         workers.submit(self._pull_greenlet, ticket, self.generation, self.pq.pulled_upto, commit)
@@ -350,6 +378,7 @@ class QueuePuller(GeventActor):
     def _consumed(self, message: Consumed) -> None:
         if message.generation != self.generation:
             return
+        self.last_consume_ms = int(time.time() * 1000)
         self.pq.remove(message.offsets)
         if message.retry:
             failed = [self.pq.msgs[o] for o in message.retry if o in self.pq.msgs]

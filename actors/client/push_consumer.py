@@ -45,6 +45,7 @@ from actors.client.puller import PullOptions, Sink
 from actors.client.rebalance import ConsumeFrom, Rebalancer
 from actors.client.send_back import DEFAULT_MAX_RECONSUME_TIMES
 from runtime.remoting.codes import MessageModel
+from runtime.remoting.running_info import PROP_CONSUME_ORDERLY, PROP_THREADPOOL_CORE_SIZE
 
 
 class PushConsumer(ConsumerBase):
@@ -207,6 +208,20 @@ class PushConsumer(ConsumerBase):
 
     def _rebalancer_class(self) -> type[Rebalancer]:
         return OrderlyRebalancer if self.orderly else Rebalancer
+
+    def _settings(self) -> dict[str, str]:
+        settings = super()._settings()
+        settings.update(
+            {
+                "consumeThreadMin": str(self.consume_threads),
+                "consumeThreadMax": str(self.consume_threads),
+                "maxReconsumeTimes": str(self.max_reconsume_times),
+                "suspendCurrentQueueTimeMillis": str(int(self.pull_options.suspend_delay * 1000)),
+                PROP_CONSUME_ORDERLY: "true" if self.orderly else "false",
+                PROP_THREADPOOL_CORE_SIZE: str(self.consume_threads),
+            }
+        )
+        return settings
 
     def _extra_topics(self) -> dict[str, TagFilter]:
         if self.model is MessageModel.CLUSTERING:

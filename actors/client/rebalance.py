@@ -10,6 +10,7 @@ Messages:
 - ``PullerExited(mq, urn, failure)``: a puller died; a failed one is started again from the
   offset the OffsetStore holds.
 - ``QuiesceAll(reply)``: stop every puller from pulling (first step of a shutdown).
+- ``assignment()`` / ``pullers_by_queue()`` (proxy): the queues held, and their pullers.
 
 A queue taken away: its puller stops (recording its last committable offset), that offset is
 persisted synchronously, then forgotten. A queue gained: its start offset is the group's
@@ -174,6 +175,9 @@ class Rebalancer(GeventActor):
 
     def assignment(self) -> list[MessageQueue]:
         return sorted(self.pullers)
+
+    def pullers_by_queue(self) -> dict[MessageQueue, pykka.ActorRef[QueuePuller]]:
+        return dict(self.pullers)
 
     # -- allocation ---------------------------------------------------------------------------
 

@@ -49,3 +49,12 @@ def test_delete_topic_needs_a_topic_and_a_cluster() -> None:
     for missing in (["deleteTopic", "-t", "Orders"], ["deleteTopic", "-c", "DefaultCluster"]):
         with pytest.raises(SystemExit):
             build_parser().parse_args(missing)
+
+
+def test_consumer_status_needs_a_group_and_takes_a_client_and_jstack() -> None:
+    args = build_parser().parse_args(["consumerStatus", "-g", "billing"])
+    assert (args.group, args.client_id, args.jstack) == ("billing", None, False)
+    args = build_parser().parse_args(["consumerStatus", "-g", "billing", "-i", "1.2.3.4@1", "-s"])
+    assert (args.client_id, args.jstack) == ("1.2.3.4@1", True)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["consumerStatus", "-i", "1.2.3.4@1"])
