@@ -5,8 +5,9 @@ Sends --count messages with user properties ``amount`` (0, 10, 20, ...) and ``re
 (default ``amount >= 50 AND region = 'eu'``; TAGS is a property too) and prints what arrives.
 
 The broker must allow property filters: run it with examples/features.toml, or put
-``enablePropertyFilter=true`` in your broker's configuration. Without it the broker answers
-"The broker does not support consumer to filter message by SQL92" and nothing arrives.
+``enablePropertyFilter=true`` in your broker's configuration. Without it the consumer does not
+start: the broker answers its check "The broker does not support consumer to filter message by
+SQL92" and ``start`` raises BrokerError.
 
     python -m runtime cluster --profile examples/features.toml
     python examples/sql_filter_consumer.py --namesrv 127.0.0.1:9876 --sql "amount > 50"
@@ -19,7 +20,7 @@ import time
 
 from _common import parser, setup_logging
 
-from actors.client import ConsumeFrom, Message, MessageExt, Producer, PushConsumer
+from actors.client import BrokerError, ConsumeFrom, Message, MessageExt, Producer, PushConsumer
 from runtime.filter import compile_expression
 
 
@@ -61,8 +62,16 @@ def main() -> int:
         "example-sql-consumer", namesrv=args.namesrv, consume_from=ConsumeFrom.FIRST
     )
     consumer.subscribe(args.topic, sql=args.sql, listener=on_message)
-    with consumer:
+    try:
+        consumer.start()
+    except BrokerError as exc:
+        print(f"the broker refused the subscription: {exc}")
+        print("does the broker run with enablePropertyFilter=true?")
+        return 1
+    try:
         ok = enough.wait(args.timeout) if expected else True
+    finally:
+        consumer.shutdown()
     print(f"received {len(received)} message(s)")
     if not ok:
         print("timed out: does the broker run with enablePropertyFilter=true?")

@@ -2,7 +2,9 @@
 
 Start (on the hub): the ClientInstance starts with two more children, ``offsets`` (OffsetStore:
 remote for clustering, a local file for broadcasting) and ``rebalancer``; the consumer fetches
-its topics' routes, heartbeats every broker (so the group lists it), then rebalances once before
+its topics' routes, asks a broker of each topic with a SQL92 subscription whether it can serve
+it (CHECK_CLIENT_CONFIG, see ``actors.client.check_config``: a refusal fails ``start`` with a
+BrokerError), heartbeats every broker (so the group lists it), then rebalances once before
 ``start`` returns. NOTIFY_CONSUMER_IDS_CHANGED from any broker makes it rebalance at once;
 RESET_CONSUMER_CLIENT_OFFSET (``mqadmin resetOffsetByTime`` on a running group) makes each
 listed queue it holds continue at the given offset (cached messages dropped, the offset
@@ -27,6 +29,7 @@ from typing import Any
 import pykka
 from loguru import logger
 
+from actors.client.check_config import check_subscriptions
 from actors.client.config import ClientConfig
 from actors.client.errors import ClientError, ClientStateError
 from actors.client.hub import ClientHub, acquire_shared, release_shared
@@ -240,6 +243,7 @@ class ConsumerBase:
                 instance.fetch_route(topic, timeout=self.config.request_timeout)
             except ClientError as exc:
                 logger.warning("client: {}: no route for {} yet: {}", self.group, topic, exc)
+        check_subscriptions(instance, self.group, self.subscriptions, self.config.request_timeout)
         instance.heartbeat()
         self._ask(REBALANCER, lambda reply: DoRebalance("start", reply), 60.0)
 

@@ -28,6 +28,7 @@ from runtime.net import Acceptor, address_of, bind
 from runtime.remoting.batch import decode_batch
 from runtime.remoting.bodies import (
     BrokerData,
+    CheckClientRequestBody,
     ConsumerListBody,
     HeartbeatData,
     LockBatchRequestBody,
@@ -89,6 +90,11 @@ class FakeBroker:
     """(group, queue) -> the client id holding its lock (LOCK_BATCH_MQ; no expiry)."""
     accept_send_back: bool = False
     """CONSUMER_SEND_MSG_BACK answers SUCCESS (and is only recorded); else not supported."""
+    property_filter: bool = True
+    """CHECK_CLIENT_CONFIG answers SUCCESS for SQL92 subscriptions (as ``enablePropertyFilter``);
+    else SYSTEM_ERROR. TAG subscriptions always pass. (Pulls do not evaluate SQL92 here.)"""
+    checks: list[CheckClientRequestBody] = field(default_factory=list)
+    """Every CHECK_CLIENT_CONFIG body received, first first."""
     zero_if_not_found: bool = False
     """QUERY_CONSUMER_OFFSET with no stored offset: 0 (RocketMQ, when the queue starts at 0)
     instead of QUERY_NOT_FOUND."""
@@ -377,6 +383,15 @@ class _Broker:
             for mq in unlock.mq_set:
                 if b.locks.get((unlock.consumer_group, mq)) == unlock.client_id:
                     del b.locks[(unlock.consumer_group, mq)]
+            return _ok(request)
+        if code == RequestCode.CHECK_CLIENT_CONFIG:
+            check = decode_body(CheckClientRequestBody, request.body)
+            b.checks.append(check)
+            sub = check.subscription_data
+            if sub is not None and sub.expression_type != "TAG" and not b.property_filter:
+                return RemotingCommand.response_to(
+                    request, ResponseCode.SYSTEM_ERROR, "The broker does not support SQL92"
+                )
             return _ok(request)
         if code == RequestCode.GET_CONSUMER_LIST_BY_GROUP:
             ids = sorted(b.consumers.get(ext["consumerGroup"], {}))

@@ -174,7 +174,7 @@ def test_sql_filter_consumer_gets_only_matching_messages(features: str, namesrv:
     out = run_example(features, "sql_filter_consumer.py", "--sql", "amount >= 50 AND region = 'eu'")
     assert "2 match" in out and "received 2 message(s)" in out
     assert "'order 6'" in out and "'order 8'" in out and "'order 7'" not in out
-    # And against the default broker (filter off) the example says why nothing came
+    # And against the default broker (filter off) the consumer does not start, saying why
     out = run_example(namesrv, "sql_filter_consumer.py", "--timeout", "2", code=1)
     assert "does not support consumer to filter message by SQL92" in out
     assert "enablePropertyFilter=true?" in out
