@@ -53,6 +53,18 @@ from runtime.remoting.running_info import PROP_CLIENT_VERSION
 
 
 def build_parser() -> argparse.ArgumentParser:
+    return _parser_and_commands()[0]
+
+
+def command_names() -> list[str]:
+    """Every COMMAND this tool accepts, in the order its ``--help`` lists them (the command
+    table is the parser: ``python -m runtime --help`` lists these, so it cannot go stale)."""
+    return list(_parser_and_commands()[1].choices)
+
+
+def _parser_and_commands() -> tuple[
+    argparse.ArgumentParser, argparse._SubParsersAction[argparse.ArgumentParser]
+]:
     parser = argparse.ArgumentParser(
         prog="python -m runtime admin",
         description="Administer an actormq (or RocketMQ) cluster: mqadmin's everyday commands.",
@@ -146,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="true|false",
         help="false: only move offsets back (default true)",
     )
-    return parser
+    return parser, sub
 
 
 def _where(parser: argparse.ArgumentParser) -> None:

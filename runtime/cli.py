@@ -30,6 +30,21 @@ def _default_data_dir(profile: str) -> pathlib.Path:
     return base.expanduser()
 
 
+class _Parser(argparse.ArgumentParser):
+    """The top-level parser: its help ends with the admin commands, read from
+    ``runtime.admin``'s own parser when the help is printed (that module imports the client,
+    which running a node does not need)."""
+
+    def format_help(self) -> str:
+        from runtime.admin import command_names
+
+        self.epilog = (
+            f"admin commands: {', '.join(command_names())} "
+            "(python -m runtime admin COMMAND --help for each one's options)"
+        )
+        return super().format_help()
+
+
 def build_parser() -> argparse.ArgumentParser:
     from config import list_profiles
 
@@ -56,13 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="bind every listener on a free port (tests); the ready line names them",
     )
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m runtime",
         description="actormq: a RocketMQ-compatible message queue. With no command, runs the "
         "default profile (name server on 9876, one master broker on 10911) in one process.",
         parents=[common, data, ports],
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=argparse.ArgumentParser
+    )
 
     cluster = sub.add_parser(
         "cluster",
@@ -106,8 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)
     admin = sub.add_parser(
         "admin",
-        help="mqadmin's everyday commands (clusterList, topicList, topicRoute, updateTopic, "
-        "topicStatus, consumerProgress); see python -m runtime admin --help",
+        help="mqadmin's commands (listed below); see python -m runtime admin --help",
         add_help=False,
     )
     admin.add_argument("admin_args", nargs=argparse.REMAINDER)

@@ -1,0 +1,46 @@
+"""``python -m runtime --help``: what it lists comes from the commands' own parsers."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+import runtime.admin
+from runtime.admin import command_names
+from runtime.cli import build_parser
+
+
+def test_command_names_are_what_admin_parses(capsys: pytest.CaptureFixture[str]) -> None:
+    names = command_names()
+    # Then they are mqadmin's names, each once, and each one the admin parser accepts
+    assert len(names) == len(set(names)) and {"clusterList", "deleteTopic"} <= set(names)
+    assert "consumerStatus" in names and "resetOffsetByTime" in names
+    for name in names:
+        with pytest.raises(SystemExit) as done:
+            runtime.admin.build_parser().parse_args([name, "--help"])
+        assert done.value.code == 0
+        assert f"python -m runtime admin {name}" in capsys.readouterr().out
+
+
+def test_help_lists_every_admin_command() -> None:
+    # When the top-level help is formatted
+    text = " ".join(build_parser().format_help().split())
+    # Then every admin command is named in it, as a whole word
+    for name in command_names():
+        assert re.search(rf"\b{name}\b", text), name
+
+
+def test_the_admin_docstring_describes_every_command() -> None:
+    doc = runtime.admin.__doc__ or ""
+    listed = set(re.findall(r"^    (\w+)\s", doc, flags=re.MULTILINE))
+    assert listed == set(command_names())
+
+
+def test_a_subcommand_help_does_not_carry_the_admin_list(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["cluster", "--help"])
+    out = capsys.readouterr().out
+    assert "--profile" in out and "admin commands" not in out
