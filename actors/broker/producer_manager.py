@@ -5,6 +5,8 @@ Messages (proxy methods; none blocks):
 - ``unregister(group, client_id)`` -> None
 - ``channel_closed(session_id)`` -> None
 - ``any_channel(group)`` -> a live SessionHandle of the group, or None (transaction check-back)
+- ``find_channel(client_id)`` -> the live SessionHandle of that client (any group), or None
+  (request-reply: the requester of a reply)
 - ``groups()`` -> group -> sorted client ids
 - ``connections(group)`` -> the group's ``Connection``s (client id, address, language and
   version of its last heartbeat), sorted; [] when none
@@ -84,6 +86,13 @@ class ProducerManager(GeventActor):
             return None
         self._round += 1
         return clients[self._round % len(clients)]
+
+    def find_channel(self, client_id: str) -> Any:
+        for clients in self._groups.values():
+            found = clients.get(client_id)
+            if found is not None and found[0].alive:
+                return found[0]
+        return None
 
     def groups(self) -> dict[str, list[str]]:
         return {g: sorted(c) for g, c in self._groups.items()}

@@ -7,13 +7,17 @@ permission, queue id; then the store
 validates sizes and answers MESSAGE_ILLEGAL before anything is written. A batch flag under any
 send code means the body is a batch. The reply waits for the store's durability condition and
 maps its status to RocketMQ's response codes (SUCCESS, FLUSH_DISK_TIMEOUT, FLUSH_SLAVE_TIMEOUT,
-SLAVE_NOT_AVAILABLE: all "stored"; anything else: not stored).
+SLAVE_NOT_AVAILABLE: all "stored"; anything else: not stored). A request message of
+request-reply (it names REPLY_TO_CLIENT) is stored with the CLUSTER property added, as RocketMQ
+does (``actors.broker.reply_handler``).
 """
 
 from __future__ import annotations
 
 import random
 import time
+
+import msgspec
 
 from actors.broker.context import BrokerContext, reply
 from actors.broker.delay import TimerError, delay_level, schedule, to_schedule
@@ -22,7 +26,13 @@ from runtime.remoting.bodies import TopicConfig
 from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.headers import SendMessageRequestHeader, decode_send_header
-from runtime.remoting.properties import MAX_RECONSUME_TIMES, UNIQ_KEY, decode_properties
+from runtime.remoting.properties import (
+    CLUSTER,
+    MAX_RECONSUME_TIMES,
+    REPLY_TO_CLIENT,
+    UNIQ_KEY,
+    decode_properties,
+)
 from runtime.session import SessionHandle
 from runtime.store.record import (
     TRANSACTION_MASK,
@@ -57,6 +67,8 @@ STORED_CODES = frozenset(
     }
 )
 """Response codes that mean "stored" (the durability condition may not be met)."""
+REPLY_MARK = f"{REPLY_TO_CLIENT}\x01"
+CLUSTER_MARK = f"{CLUSTER}\x01"
 
 
 def send(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -> RemotingCommand:
@@ -104,7 +116,9 @@ def send(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
             f"{config.write_queue_nums}",
         )
     is_batch = h.batch or request.code == RequestCode.SEND_BATCH_MESSAGE
-    records = _records(session, request, h, queue_id, is_batch)
+    records = records_of(session, request, h, queue_id, is_batch)
+    if not is_batch and REPLY_MARK in h.properties and CLUSTER_MARK not in h.properties:
+        records = [with_cluster(records[0], ctx.cfg.broker_cluster_name)]
     if not records:
         return reply(request, ResponseCode.MESSAGE_ILLEGAL, remark="the batch holds no message")
     if is_batch and any(r.sys_flag & TRANSACTION_MASK for r in records):
@@ -193,7 +207,15 @@ def _auto_create(ctx: BrokerContext, h: SendMessageRequestHeader) -> TopicConfig
     return ctx.store.topic(h.topic) or config
 
 
-def _records(
+def with_cluster(record: PutRecord, cluster: str) -> PutRecord:
+    """A request message (it names REPLY_TO_CLIENT) gets the CLUSTER property, as RocketMQ's
+    brokers add it: the responder's reply goes to ``<cluster>_REPLY_TOPIC``."""
+    return msgspec.structs.replace(
+        record, properties=f"{record.properties}{CLUSTER}\x01{cluster}\x02"
+    )
+
+
+def records_of(
     session: SessionHandle,
     request: RemotingCommand,
     h: SendMessageRequestHeader,

@@ -48,6 +48,8 @@ from runtime.store.context import StoreContext
 from runtime.store.record import SCHEDULE_TOPIC, reserved_problem, topic_problem
 
 AUTO_CREATE_TOPIC_KEY_TOPIC = "TBW102"
+REPLY_TOPIC_SUFFIX = "_REPLY_TOPIC"
+"""``<cluster>_REPLY_TOPIC`` holds request-reply replies (RocketMQ's MixAll.REPLY_TOPIC_POSTFIX)."""
 PERM_READ, PERM_WRITE, PERM_INHERIT = 4, 2, 1
 
 
@@ -82,6 +84,13 @@ def system_topics(ctx: StoreContext) -> list[TopicConfigData]:
                 read_queue_nums=16,
                 write_queue_nums=16,
                 perm=rw | PERM_INHERIT,
+            )
+        )
+        topics.append(  # request-reply (actors.broker.reply_handler)
+            TopicConfigData(
+                topic_name=f"{s.cluster_name}{REPLY_TOPIC_SUFFIX}",
+                read_queue_nums=1,
+                write_queue_nums=1,
             )
         )
     if s.auto_create_topic_enable:

@@ -40,6 +40,8 @@ class Outgoing(msgspec.Struct, frozen=True, kw_only=True):
     count: int = 1
     tags: str | None = None
     keys: tuple[str, ...] = ()
+    reply: bool = False
+    """A request-reply reply (sent as SEND_REPLY_MESSAGE_V2; ``actors.client.reply``)."""
 
 
 def _check_text(field: str, value: str) -> None:

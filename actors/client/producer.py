@@ -9,13 +9,16 @@ Every method may be called from any thread (or greenlet, in a monkey-patched pro
 are validated and encoded in the caller's thread; the send itself runs on the client hub (see
 ``actors.client.send``). Sync ``send`` retries twice on another broker within ``send_timeout``;
 ``send_async`` returns a ``concurrent.futures.Future`` (callbacks run on the client's callback
-thread, never on the hub); ``send_oneway`` returns once the request is written.
+thread, never on the hub); ``send_oneway`` returns once the request is written. ``request``
+sends a message and waits for the reply a consumer sends with ``reply`` (request-reply,
+``actors.client.reply``).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -25,12 +28,19 @@ from actors.client.config import ClientConfig
 from actors.client.errors import ClientError, ClientStateError, MessageInvalidError
 from actors.client.hub import ClientHub, acquire_shared, release_shared
 from actors.client.instance import ClientInstance
-from actors.client.message import Message, MessageQueue, SendResult
+from actors.client.message import Message, MessageExt, MessageQueue, SendResult
 from actors.client.outgoing import COMPRESS_OVER, MAX_MESSAGE_SIZE, Outgoing, prepare, prepare_batch
+from actors.client.reply import (
+    ReplyWaiters,
+    new_correlation_id,
+    reply_outgoing,
+    request_properties,
+)
 from actors.client.selectors import ByShardingKey, QueueSelector
 from actors.client.send import ROUND_ROBIN, Selection, Sender
 from runtime import workers
 from runtime.remoting import properties as P
+from runtime.remoting.codes import RequestCode
 
 SendCallback = Callable[["SendResult | None", "BaseException | None"], None]
 
@@ -75,6 +85,7 @@ class Producer:
         self._instance: ClientInstance | None = None
         self._sender: Sender | None = None
         self._callbacks: concurrent.futures.Executor | None = None
+        self._replies = ReplyWaiters()
         self._state = "created"
         self._lock = threading.Lock()
 
@@ -105,6 +116,7 @@ class Producer:
     def _start_on_hub(self) -> None:
         instance = ClientInstance(self.config)
         instance.members.producer_groups.add(self.group)
+        instance.inbound_handlers[RequestCode.PUSH_REPLY_MESSAGE_TO_CLIENT] = self._replies.on_push
         instance.start()
         self._instance = instance
         self._sender = Sender(instance, self.group, retries=self.retries)
@@ -311,6 +323,70 @@ class Producer:
 
         hub.run(self._begin, out, selection, timeout, done, False)
         return waiter.wait(timeout + 1.0, "send_batch")
+
+    # -- request-reply ----------------------------------------------------------------------
+
+    def request(
+        self,
+        msg: Message,
+        timeout: float = 3.0,
+        *,
+        queue: MessageQueue | None = None,
+        sharding_key: str | None = None,
+        selector: QueueSelector | None = None,
+    ) -> MessageExt:
+        """Send ``msg`` as a request and wait for the reply a consumer sends with ``reply``
+        (RocketMQ's ``DefaultMQProducer.request``). Raises the send's ClientError, or
+        RequestTimeoutError when no reply came within ``timeout`` seconds (the request itself
+        may still have been stored and consumed)."""
+        hub = self._running_hub("request")
+        selection = self._selection(msg, queue, sharding_key, selector)
+        correlation = new_correlation_id()
+        out = self._prepare(msg, sharding_key)
+        marks = request_properties(correlation, self.client_id, max(1, int(timeout * 1000)))
+        out = msgspec.structs.replace(out, properties=out.properties + marks)
+        deadline = time.monotonic() + timeout
+        waiter = hub.new_waiter()
+        hub.call(self._expect_reply, msg.topic, correlation, waiter, timeout=timeout + 5.0)
+        try:
+            self._send_outgoing(out, selection, max(deadline - time.monotonic(), 0.001))
+            return waiter.wait(max(deadline - time.monotonic(), 0.0), "request's reply")
+        finally:
+            hub.run(self._replies.forget, correlation)
+
+    def _expect_reply(self, topic: str, correlation: str, waiter: Any) -> None:
+        instance = self._instance
+        if instance is None or self._state != "running":
+            raise ClientStateError(f"request ({self.group})", self._state)
+        if topic not in instance.routes:
+            # The broker that takes the reply pushes it over this client's connection, found
+            # by its heartbeat: beat to the route's brokers first (as RocketMQ's client does).
+            instance.fetch_route(topic, allow_default=True)
+            instance.heartbeat()
+        self._replies.expect(correlation, waiter)
+
+    def reply(
+        self,
+        request: MessageExt,
+        body: bytes | str,
+        *,
+        properties: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> SendResult:
+        """Answer ``request`` (a message a consumer received, sent with ``request``): the
+        broker pushes the reply to the waiting requester and stores it in
+        ``<cluster>_REPLY_TOPIC``. Raises MessageInvalidError for a message that is not a
+        request, and the send's ClientError when the requester is gone (the broker answers
+        SYSTEM_ERROR "channel of <client> not found")."""
+        self._running_hub("reply")
+        out = reply_outgoing(
+            request,
+            body,
+            properties,
+            max_size=self.max_message_size,
+            compress_over=self.compress_over,
+        )
+        return self._send_outgoing(out, ROUND_ROBIN, timeout)
 
     # -- routes -----------------------------------------------------------------------------
 

@@ -250,7 +250,12 @@ class SendOp:
             "m": "true" if out.batch else "false",
             "n": mq.broker_name,
         }
-        code = RequestCode.SEND_BATCH_MESSAGE if out.batch else RequestCode.SEND_MESSAGE_V2
+        if out.batch:
+            code = RequestCode.SEND_BATCH_MESSAGE
+        elif out.reply:
+            code = RequestCode.SEND_REPLY_MESSAGE_V2
+        else:
+            code = RequestCode.SEND_MESSAGE_V2
         cmd = RemotingCommand(
             code=int(code),
             language=LANGUAGE,

@@ -185,3 +185,11 @@ def test_admin_example_creates_measures_replays_and_finds(namesrv: str) -> None:
     assert "created ExampleAdmin on" in out
     assert "consumed 6, lag 0" in out and "after reset: lag 6" in out
     assert "by id: b'm0'" in out
+
+
+def test_request_reply_example_gets_every_price(namesrv: str) -> None:
+    # Given the price service and client of the example; When the client asks for three prices
+    out = run_example(namesrv, "request_reply.py", "--timeout", "20")
+    # Then each request got its reply, from the service's price list
+    assert "price of apple: 0.40" in out and "price of plum: 0.25" in out
+    assert "received 3 replies" in out

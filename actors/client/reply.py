@@ -1,0 +1,168 @@
+"""Request-reply (RocketMQ 4.6+), the parts ``Producer.request`` and ``Producer.reply`` share.
+
+A *request* is an ordinary message with three more properties: CORRELATION_ID (new for each
+request), REPLY_TO_CLIENT (the requester's client id) and TTL (its timeout, ms). The broker
+that stores it adds CLUSTER. Whoever consumes it answers with a *reply*: a message to
+``<CLUSTER>_REPLY_TOPIC`` with MSG_TYPE=reply and the request's CORRELATION_ID, REPLY_TO_CLIENT
+and TTL, sent as SEND_REPLY_MESSAGE_V2. That broker pushes it to the requester's connection
+(PUSH_REPLY_MESSAGE_TO_CLIENT, 326) and stores it; the requester matches it to the waiting
+request by CORRELATION_ID (``ReplyWaiters``). The same properties and codes as RocketMQ's Java
+client (``DefaultMQProducer.request``, ``MessageUtil.createReplyMessage``), so either side may
+be a Java client.
+"""
+
+from __future__ import annotations
+
+import socket
+import uuid
+import zlib
+from collections.abc import Mapping
+
+import msgspec
+from loguru import logger
+
+from actors.client.errors import MessageInvalidError
+from actors.client.hub import Waiter
+from actors.client.message import Message, MessageExt
+from actors.client.outgoing import Outgoing, prepare
+from runtime.errors import ProtocolError
+from runtime.remoting import properties as P
+from runtime.remoting.codes import MessageSysFlag, ResponseCode
+from runtime.remoting.command import RemotingCommand
+from runtime.remoting.headers import Header, Int32, Int64, decode_header
+
+REPLY_TOPIC_SUFFIX = "_REPLY_TOPIC"
+REPLY_FLAG = "reply"
+"""MSG_TYPE of a reply (RocketMQ's MixAll.REPLY_MESSAGE_FLAG)."""
+
+
+def new_correlation_id() -> str:
+    return uuid.uuid4().hex
+
+
+def request_properties(correlation_id: str, client_id: str, timeout_ms: int) -> str:
+    """What makes a message a request (appended to its properties string)."""
+    return (
+        f"{P.CORRELATION_ID}\x01{correlation_id}\x02"
+        f"{P.REPLY_TO_CLIENT}\x01{client_id}\x02"
+        f"{P.TTL}\x01{timeout_ms}\x02"
+    )
+
+
+def reply_outgoing(
+    request: MessageExt,
+    body: bytes | str,
+    properties: Mapping[str, str] | None,
+    *,
+    max_size: int,
+    compress_over: int,
+) -> Outgoing:
+    """The reply to ``request`` (``MessageUtil.createReplyMessage``), ready to send."""
+    props = request.all_properties
+    cluster = props.get(P.CLUSTER)
+    reply_to = props.get(P.REPLY_TO_CLIENT)
+    correlation = props.get(P.CORRELATION_ID)
+    if not cluster or not reply_to or not correlation:
+        raise MessageInvalidError(
+            "request",
+            "not a request message: it lacks CLUSTER, REPLY_TO_CLIENT or CORRELATION_ID "
+            "(send requests with Producer.request)",
+        )
+    msg = Message(f"{cluster}{REPLY_TOPIC_SUFFIX}", body, properties=dict(properties or {}))
+    out = prepare(msg, max_size=max_size, compress_over=compress_over)
+    extra = (
+        f"{P.MSG_TYPE}\x01{REPLY_FLAG}\x02{P.CORRELATION_ID}\x01{correlation}\x02"
+        f"{P.REPLY_TO_CLIENT}\x01{reply_to}\x02"
+    )
+    ttl = props.get(P.TTL)
+    if ttl:
+        extra += f"{P.TTL}\x01{ttl}\x02"
+    return msgspec.structs.replace(out, properties=out.properties + extra, reply=True)
+
+
+class ReplyMessageRequestHeader(Header, kw_only=True):
+    """PUSH_REPLY_MESSAGE_TO_CLIENT (326): the reply's send header plus where it was stored."""
+
+    producer_group: str = ""
+    topic: str
+    default_topic: str = ""
+    default_topic_queue_nums: Int32 = 0
+    queue_id: Int32 = 0
+    sys_flag: Int32 = 0
+    born_timestamp: Int64 = 0
+    flag: Int32 = 0
+    properties: str = ""
+    reconsume_times: Int32 = 0
+    unit_mode: bool = False
+    born_host: str = ""
+    store_host: str = ""
+    store_timestamp: Int64 = 0
+
+
+def _host(text: str) -> tuple[bytes, int]:
+    """``/1.2.3.4:5`` (Java's InetSocketAddress.toString) -> (4 address bytes, port)."""
+    host, _, port = text.rpartition("/")[2].rpartition(":")
+    try:
+        return socket.inet_aton(host), int(port)
+    except (OSError, ValueError):
+        return b"\0\0\0\0", 0
+
+
+def decode_pushed_reply(request: RemotingCommand) -> MessageExt:
+    """The reply a broker pushed. Raises ProtocolError only."""
+    h = decode_header(ReplyMessageRequestHeader, request.ext_fields, opaque=request.opaque)
+    body = request.body
+    if h.sys_flag & MessageSysFlag.COMPRESSED:
+        try:
+            body = zlib.decompress(body)
+        except zlib.error as exc:
+            raise ProtocolError(f"reply body: {exc}", fatal=False, opaque=request.opaque) from None
+    born_ip, born_port = _host(h.born_host)
+    store_ip, store_port = _host(h.store_host)
+    return MessageExt(
+        h.topic,
+        body,
+        h.properties,
+        queue_id=h.queue_id,
+        sys_flag=h.sys_flag,
+        flag=h.flag,
+        born_timestamp=h.born_timestamp,
+        born_ip=born_ip,
+        born_port=born_port,
+        store_timestamp=h.store_timestamp,
+        store_ip=store_ip,
+        store_port=store_port,
+        reconsume_times=h.reconsume_times,
+    )
+
+
+class ReplyWaiters:
+    """The requests waiting for their reply, by CORRELATION_ID. Hub-side only."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, Waiter] = {}
+
+    def expect(self, correlation_id: str, waiter: Waiter) -> None:
+        self._waiting[correlation_id] = waiter
+
+    def forget(self, correlation_id: str) -> None:
+        self._waiting.pop(correlation_id, None)
+
+    def on_push(self, _session: object, request: RemotingCommand) -> RemotingCommand | None:
+        """PUSH_REPLY_MESSAGE_TO_CLIENT: hand the reply to its request (SUCCESS either way, as
+        RocketMQ's client answers; a reply nobody waits for any more is logged)."""
+        try:
+            reply = decode_pushed_reply(request)
+        except ProtocolError as exc:
+            code, remark = ResponseCode.SYSTEM_ERROR, str(exc)
+        else:
+            code, remark = ResponseCode.SUCCESS, None
+            correlation = reply.all_properties.get(P.CORRELATION_ID, "")
+            waiter = self._waiting.pop(correlation, None)
+            if waiter is None:
+                logger.warning("client: a reply for no waiting request ({})", correlation)
+            else:
+                waiter.set(reply)
+        if request.is_oneway:
+            return None
+        return RemotingCommand.response_to(request, code, remark)

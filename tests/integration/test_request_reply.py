@@ -1,0 +1,117 @@
+"""Request-reply against a real process: ``Producer.request`` waits for the reply a push
+consumer sends with ``Producer.reply`` (SEND_REPLY_MESSAGE_V2 -> PUSH_REPLY_MESSAGE_TO_CLIENT);
+no responder is a timeout; a reply whose requester is gone is refused and still stored."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from actors.client import (
+    Admin,
+    ConsumeFrom,
+    ConsumeResult,
+    Message,
+    MessageExt,
+    MessageInvalidError,
+    Producer,
+    PushConsumer,
+    RequestTimeoutError,
+    SendFailedError,
+)
+from runtime.remoting.codes import ResponseCode
+from tests.harness import RuntimeProcess
+from tests.integration.test_broker_wire import pull, records
+from tests.wire import WireClient
+
+pytestmark = pytest.mark.timeout(90)
+REPLY_TOPIC = "DefaultCluster_REPLY_TOPIC"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    data = tmp_path_factory.mktemp("rpc")
+    with RuntimeProcess(["--ephemeral-ports", "--data-dir", str(data)]) as node:
+        yield node.wait_ready()
+        assert node.terminate() == 0, node.stderr_text()
+
+
+@pytest.fixture(scope="module")
+def responder(cluster: dict[str, str]) -> Iterator[Producer]:
+    """A push consumer of topic Rpc that answers every request with ``pong:<body>``."""
+    namesrv = cluster["namesrv"]
+    with Admin(namesrv) as admin:  # the consumer finds the topic's route at once
+        admin.create_topic("Rpc", queues=4)
+    producer = Producer("rpc-responder", namesrv=namesrv).start()
+
+    def answer(msg: MessageExt) -> ConsumeResult:
+        producer.reply(msg, b"pong:" + msg.body, properties={"served-by": "test"})
+        return ConsumeResult.CONSUME_SUCCESS
+
+    consumer = PushConsumer("rpc-servers", namesrv=namesrv, consume_from=ConsumeFrom.FIRST)
+    consumer.subscribe("Rpc", "*")(answer)
+    consumer.start()
+    yield producer
+    consumer.shutdown()
+    producer.shutdown()
+
+
+def test_a_request_gets_its_reply(cluster: dict[str, str], responder: Producer) -> None:
+    # Given a responder consuming topic Rpc
+    with Producer("rpc-requester", namesrv=cluster["namesrv"]) as requester:
+        # When a request is sent, Then the reply comes back to this producer, with what the
+        # responder put in it and the request's correlation id
+        reply = requester.request(Message("Rpc", b"ping-0"), timeout=20)
+        assert reply.body == b"pong:ping-0"
+        assert reply.topic == REPLY_TOPIC
+        assert reply.properties == {"served-by": "test"}
+        assert reply.all_properties["MSG_TYPE"] == "reply"
+        assert reply.all_properties["REPLY_TO_CLIENT"] == requester.client_id
+        # And concurrent requests each get their own reply
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            bodies = [f"ping-{i}".encode() for i in range(1, 9)]
+            got = list(pool.map(lambda b: requester.request(Message("Rpc", b), timeout=20), bodies))
+        assert [r.body for r in got] == [b"pong:" + b for b in bodies]
+
+
+def test_no_responder_is_a_timeout(cluster: dict[str, str]) -> None:
+    with Producer("rpc-lonely", namesrv=cluster["namesrv"]) as requester:
+        # Given a topic nobody consumes; When a request is sent with a short timeout
+        started = time.monotonic()
+        with pytest.raises(RequestTimeoutError):
+            requester.request(Message("RpcNobody", b"hello?"), timeout=0.5)
+        # Then it gives up at its timeout, not later
+        assert time.monotonic() - started < 5
+
+
+def test_a_reply_needs_a_request_and_a_live_requester(
+    cluster: dict[str, str], responder: Producer
+) -> None:
+    # Given a received message that is not a request: reply refuses it
+    plain = MessageExt("Rpc", b"x", "UNIQ_KEY\x01A\x02")
+    with pytest.raises(MessageInvalidError):
+        responder.reply(plain, b"nope")
+    # Given a request whose requester has gone away
+    gone = MessageExt(
+        "Rpc",
+        b"x",
+        "CLUSTER\x01DefaultCluster\x02REPLY_TO_CLIENT\x0110.9.9.9@gone\x02"
+        "CORRELATION_ID\x01c-gone\x02TTL\x013000\x02",
+    )
+    # When a reply is sent, Then the broker refuses it with the reason
+    with pytest.raises(SendFailedError) as refused:
+        responder.reply(gone, b"late", timeout=5)
+    assert "not found" in str(refused.value)
+    # And the reply is stored in the reply topic all the same (as RocketMQ stores it)
+    client = WireClient(cluster["broker-a/0"])
+    try:
+        found = pull(client, REPLY_TOPIC, 0, 0, max_nums=1000)
+        assert found.code == ResponseCode.SUCCESS
+        stored: list[Any] = [r.body for r in records(found.body)]
+        assert b"late" in stored
+    finally:
+        client.close()
