@@ -2,7 +2,9 @@
 
 The same class runs the whole single-binary cluster (``python -m runtime``), one name server, or
 one broker. Sockets are bound before any actor starts, so a port clash fails fast with the
-address and the ready line names the ports actually bound.
+address and the ready line names the ports actually bound. The whole cluster in one process
+returns from ``start`` (and so prints its ready line) once every broker registered with the
+name server, ``REGISTER_WAIT_S`` at most.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import contextlib
 import pathlib
 import signal
 import socket
+import time
 from typing import Any
 
 import gevent
@@ -28,6 +31,9 @@ from runtime.directory import Directory
 from runtime.lockfile import DirLock
 from runtime.net import address_of, bind
 from runtime.supervisor import ChildSpec, Supervisor
+
+REGISTER_WAIT_S = 10.0
+"""How long an all-in-one start waits for its brokers' first registrations (ready line)."""
 
 
 def broker_label(cfg: BrokerConfig) -> str:
@@ -91,7 +97,22 @@ class Node:
             gevent.signal_handler(sig, self._on_signal, sig)
             for sig in (signal.SIGINT, signal.SIGTERM)
         ]
+        if self.cluster_mode and self.namesrvs:
+            self._await_registrations()
         return self.addresses
+
+    def _await_registrations(self) -> None:
+        """The whole cluster in this process: the ready line waits (``REGISTER_WAIT_S`` at most)
+        until every broker is registered with the name server, so a client that starts on it
+        finds every broker's routes at once."""
+        deadline = time.monotonic() + REGISTER_WAIT_S
+        for handle in self._handles:
+            if not handle.registered.wait(max(deadline - time.monotonic(), 0)):
+                logger.warning(
+                    "{} not registered with the name server after {:g}s; ready anyway",
+                    handle.name,
+                    REGISTER_WAIT_S,
+                )
 
     def _port(self, port: int) -> int:
         return 0 if self.ephemeral_ports else port

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 import gevent
+import gevent.event
 import pykka
 from loguru import logger
 
@@ -83,6 +84,8 @@ class BrokerHandle:
         """The registrar's name-server connections, kept open across a rebuild."""
         self.consumers: dict[str, Any] = {}
         """The ConsumerManager's groups when the old subtree stopped, for the new one."""
+        self.registered = gevent.event.Event()
+        """Set once a name server took this broker's registration (any incarnation)."""
 
     def attach(self, parent: pykka.ActorRef[Any]) -> None:
         """The process's root is running: a replacement asked for before now happens now."""
@@ -223,6 +226,7 @@ def broker_spec(
                     registrable=state.accepting_writes if cfg.is_master else None,
                     keep_registration=lambda: handle.rebuilding,
                     sessions=handle.namesrv_sessions,
+                    on_registered=handle.registered.set,
                 ),
             ),
             ChildSpec(

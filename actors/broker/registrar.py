@@ -6,7 +6,9 @@ Messages:
   also its own timer every ``registerNameServerPeriod`` (30 s) and once at start. In controller
   mode a master registers only while it holds the controller's lease (``registrable``), so a
   deposed or paused master never takes brokerId 0 back from its successor.
-- ``Registered(namesrv, master_addr, ha_server_addr)`` (tell, from its own greenlets).
+- ``Registered(namesrv, master_addr, ha_server_addr)`` (tell, from its own greenlets): a name
+  server took the registration; ``on_registered()`` is called (the all-in-one process prints
+  its ready line once every broker registered).
 - ``master_addr()`` (proxy) -> the master address the name server reported (slaves), or None;
   ``on_master(master_addr, ha_server_addr)`` is called when it changes (a slave's HAClient
   learns where to replicate from).
@@ -68,10 +70,12 @@ class NamesrvRegistrar(GeventActor):
         registrable: Callable[[], bool] | None = None,
         keep_registration: Callable[[], bool] | None = None,
         sessions: dict[str, SessionHandle] | None = None,
+        on_registered: Callable[[], None] | None = None,
     ) -> None:
         super().__init__()
         self.cfg = cfg
         self.on_master = on_master
+        self.on_registered = on_registered
         self.registrable = registrable
         self.keep_registration = keep_registration
         """True at stop time when this node is being rebuilt in another role: no unregister and
@@ -98,6 +102,8 @@ class NamesrvRegistrar(GeventActor):
             self._counter += 1
             gevent.spawn(self._register_all, self._counter)
         elif isinstance(message, Registered):
+            if self.on_registered is not None:
+                self.on_registered()
             before = (self._master_addr, self._ha_master_addr)
             if message.master_addr:
                 self._master_addr = message.master_addr
