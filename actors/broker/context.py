@@ -68,3 +68,12 @@ def reply(
     return RemotingCommand.response_to(
         request, code, remark=remark, ext_fields=ext_fields, body=body
     )
+
+
+def topic_not_exist(request: RemotingCommand, topic: str) -> RemotingCommand:
+    """TOPIC_NOT_EXIST in RocketMQ's words (sends, pulls, replies to an unknown topic)."""
+    return reply(
+        request,
+        ResponseCode.TOPIC_NOT_EXIST,
+        remark=f"topic[{topic}] not exist, apply first please!",
+    )

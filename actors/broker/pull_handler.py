@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import msgspec
 
-from actors.broker.context import BrokerContext, reply
+from actors.broker.context import BrokerContext, reply, topic_not_exist
 from actors.broker.store_port import GetOutcome
 from runtime.actor import call_now
 from runtime.filter import FilterError, Predicate, compile_cached
@@ -114,11 +114,7 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
             )
     config = ctx.store.topic(h.topic)
     if config is None:
-        return reply(
-            request,
-            ResponseCode.TOPIC_NOT_EXIST,
-            remark=f"topic[{h.topic}] not exist, apply first please!",
-        )
+        return topic_not_exist(request, h.topic)
     if not config.perm & PERM_READ:
         return reply(
             request,

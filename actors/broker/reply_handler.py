@@ -27,7 +27,7 @@ import time
 
 import pykka
 
-from actors.broker.context import BrokerContext, reply
+from actors.broker.context import BrokerContext, reply, topic_not_exist
 from actors.broker.send_handler import PERM_WRITE, STATUS_CODES, STORED_CODES, records_of
 from actors.broker.topic_config import REPLY_TOPIC_SUFFIX
 from runtime.remoting.codes import RequestCode, ResponseCode
@@ -59,11 +59,7 @@ def reply_message(
         return reply(request, ResponseCode.MESSAGE_ILLEGAL, remark="a reply cannot be a batch")
     config = ctx.store.topic(h.topic)
     if config is None:
-        return reply(
-            request,
-            ResponseCode.TOPIC_NOT_EXIST,
-            remark=f"topic[{h.topic}] not exist, apply first please!",
-        )
+        return topic_not_exist(request, h.topic)
     queue_id = h.queue_id if 0 <= h.queue_id < config.write_queue_nums else 0
     pushed, why = _push(ctx, session, request, h, queue_id)
     outcome = ctx.store.put(records_of(session, request, h, queue_id, False))

@@ -19,7 +19,7 @@ import time
 
 import msgspec
 
-from actors.broker.context import BrokerContext, reply
+from actors.broker.context import BrokerContext, reply, topic_not_exist
 from actors.broker.delay import TimerError, delay_level, schedule, to_schedule
 from runtime.remoting.batch import split_batch
 from runtime.remoting.bodies import TopicConfig
@@ -94,11 +94,7 @@ def send(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
     if config is None:
         config = _auto_create(ctx, h)
         if config is None:
-            return reply(
-                request,
-                ResponseCode.TOPIC_NOT_EXIST,
-                remark=f"topic[{h.topic}] not exist, apply first please!",
-            )
+            return topic_not_exist(request, h.topic)
     if not config.perm & PERM_WRITE:
         return reply(
             request,

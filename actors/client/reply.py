@@ -29,7 +29,7 @@ from runtime.errors import ProtocolError
 from runtime.remoting import properties as P
 from runtime.remoting.codes import MessageSysFlag, ResponseCode
 from runtime.remoting.command import RemotingCommand
-from runtime.remoting.headers import Header, Int32, Int64, decode_header
+from runtime.remoting.headers import Int64, SendMessageRequestHeader, decode_header
 
 REPLY_TOPIC_SUFFIX = "_REPLY_TOPIC"
 REPLY_FLAG = "reply"
@@ -80,20 +80,9 @@ def reply_outgoing(
     return msgspec.structs.replace(out, properties=out.properties + extra, reply=True)
 
 
-class ReplyMessageRequestHeader(Header, kw_only=True):
+class ReplyMessageRequestHeader(SendMessageRequestHeader, kw_only=True):
     """PUSH_REPLY_MESSAGE_TO_CLIENT (326): the reply's send header plus where it was stored."""
 
-    producer_group: str = ""
-    topic: str
-    default_topic: str = ""
-    default_topic_queue_nums: Int32 = 0
-    queue_id: Int32 = 0
-    sys_flag: Int32 = 0
-    born_timestamp: Int64 = 0
-    flag: Int32 = 0
-    properties: str = ""
-    reconsume_times: Int32 = 0
-    unit_mode: bool = False
     born_host: str = ""
     store_host: str = ""
     store_timestamp: Int64 = 0

@@ -46,6 +46,7 @@ def test_a_reply_goes_to_the_clusters_reply_topic_with_the_requests_marks() -> N
 
 
 def push(**ext: object) -> RemotingCommand:
+    ext.setdefault("producerGroup", "price-service")
     return RemotingCommand.request(RequestCode.PUSH_REPLY_MESSAGE_TO_CLIENT, ext, ext.pop("body"))  # type: ignore[arg-type]
 
 
