@@ -27,6 +27,18 @@ NAMESRV_KEYS: dict[str, tuple[str, str]] = {
         "Run the failover controller in this name server (brokers in controller mode heartbeat "
         "to it; it grants master leases and elects a new master). See docs/deploy.md.",
     ),
+    "kvConfigPath": (
+        USED,
+        "Where the KV config (mqadmin updateKvConfig, updateOrderConf) is kept, in RocketMQ's "
+        "kvConfig.json shape. Empty: <data-dir>/<namesrv>/kvConfig.json when the process has a "
+        "data directory (python -m runtime, cluster), else memory only "
+        "(python -m runtime namesrv).",
+    ),
+    "orderMessageEnable": (
+        USED,
+        "Add the topic's orderTopicConf (KV namespace ORDER_TOPIC_CONFIG, set by mqadmin "
+        "updateOrderConf) to its route; RocketMQ adds it only with this key on, too.",
+    ),
 }
 
 BROKER_KEYS: dict[str, tuple[str, str]] = {

@@ -68,6 +68,8 @@ class NamesrvConfig(_Config):
     scan_not_active_broker_interval: Positive = 10_000
     broker_channel_expired_time: Positive = 120_000
     controller_enable: bool = field(default=False, name="enableControllerInNamesrv")
+    kv_config_path: str = ""
+    order_message_enable: bool = False
 
     def __post_init__(self) -> None:
         check_bounds(self)

@@ -23,6 +23,7 @@ from loguru import logger
 
 from actors.broker.node import BrokerHandle, broker_spec
 from actors.namesrv.controller import BrokerDown
+from actors.namesrv.kv_config import FILE_NAME as KV_FILE
 from actors.namesrv.node import namesrv_spec
 from config import BrokerConfig, NamesrvConfig, with_data_dir, with_overrides
 from runtime.actor import watch
@@ -139,7 +140,13 @@ class Node:
                 grace = 0.0  # this process starts every broker that talks to it
             if cfg.controller_enable:
                 self._controller = f"{name}/controller"
-            specs.append(namesrv_spec(name, cfg, sock, self.directory, first_grace_s=grace))
+            # The KV config (kvConfig.json) lives in the process's data directory when it has one.
+            kv_path = None if self.data_dir is None else str(self.data_dir / name / KV_FILE)
+            specs.append(
+                namesrv_spec(
+                    name, cfg, sock, self.directory, first_grace_s=grace, kv_config_path=kv_path
+                )
+            )
         return specs
 
     def _child_down(self, name: str, reason: str | None) -> None:

@@ -1,12 +1,14 @@
-"""The name-server subtree: route table, heartbeat scanner, the failover controller (with
-enableControllerInNamesrv), acceptor (sessions)."""
+"""The name-server subtree: KV config, route table, heartbeat scanner, the failover controller
+(with enableControllerInNamesrv), acceptor (sessions)."""
 
 from __future__ import annotations
 
+import os
 import socket
 
 from actors.namesrv.controller import Controller
 from actors.namesrv.heartbeat_scanner import HeartbeatScanner
+from actors.namesrv.kv_config import KVConfig
 from actors.namesrv.processor import NamesrvProcessor
 from actors.namesrv.route_table import RouteTable
 from config import NamesrvConfig
@@ -24,8 +26,12 @@ def namesrv_spec(
     directory: Directory,
     *,
     first_grace_s: float | None = None,
+    kv_config_path: str | None = None,
 ) -> ChildSpec:
     """A supervisor for one name server listening on ``sock`` (bound by the process).
+
+    ``kv_config_path``: where the KV config is kept (``cfg.kv_config_path`` wins when set);
+    None with an empty ``kvConfigPath``: in memory only.
 
     REST_FOR_ONE: if the route table restarts (empty), the sessions restart too, so brokers
     reconnect and re-register at once instead of waiting 30 s for their next registration.
@@ -34,8 +40,12 @@ def namesrv_spec(
     controller always waits the full grace period.
     """
     routes, scanner, acceptor = f"{name}/routes", f"{name}/scanner", f"{name}/acceptor"
+    kv = f"{name}/kvconfig"
     controller = f"{name}/controller" if cfg.controller_enable else None
-    processor = NamesrvProcessor(directory, routes, controller)
+    processor = NamesrvProcessor(
+        directory, routes, controller, kv_config=kv, order_message_enable=cfg.order_message_enable
+    )
+    kv_path = os.path.expanduser(cfg.kv_config_path) if cfg.kv_config_path else kv_config_path
     starts = [0]
 
     def start_controller() -> object:
@@ -45,6 +55,9 @@ def namesrv_spec(
 
     idle = cfg.broker_channel_expired_time / 1000
     children = [
+        # First: a KV restart (a bug) restarts everything after it, while a route table
+        # restart leaves the KV table alone (memory-only tables would be lost).
+        ChildSpec(name=kv, start=lambda: KVConfig.start(kv_path)),
         ChildSpec(name=routes, start=RouteTable.start),
         *([ChildSpec(name=controller, start=start_controller)] if controller else []),  # type: ignore[list-item]
         ChildSpec(

@@ -1,12 +1,16 @@
-"""The name server's request processor: remoting requests -> RouteTable messages.
+"""The name server's request processor: remoting requests -> RouteTable and KVConfig messages.
 
-Runs in each request's own greenlet (see runtime.session); it asks the RouteTable with a
-timeout and encodes the reply. Codes served: REGISTER_BROKER, UNREGISTER_BROKER,
-GET_ROUTEINFO_BY_TOPIC, GET_BROKER_CLUSTER_INFO, GET_ALL_TOPIC_LIST_FROM_NAMESERVER,
+Runs in each request's own greenlet (see runtime.session); it asks the actors with a
+timeout and encodes the reply. Codes served: REGISTER_BROKER (the reply's body is the KVTable of
+namespace ORDER_TOPIC_CONFIG when there is one, as RocketMQ answers), UNREGISTER_BROKER,
+GET_ROUTEINFO_BY_TOPIC (with ``orderMessageEnable``, the topic's ``orderTopicConf`` from
+ORDER_TOPIC_CONFIG when it has one), GET_BROKER_CLUSTER_INFO, GET_ALL_TOPIC_LIST_FROM_NAMESERVER,
 DELETE_TOPIC_IN_NAMESRV (header ``topic``, optional ``clusterName``: only that cluster's
-brokers; SUCCESS whether or not the topic was known, as RocketMQ), and with the
-controller (enableControllerInNamesrv) CONTROLLER_HEARTBEAT (asks the Controller); anything else
-gets REQUEST_CODE_NOT_SUPPORTED. A closed broker connection drops that broker at once.
+brokers; SUCCESS whether or not the topic was known, as RocketMQ), the admin requests of
+``admin_requests`` (KV config, write perm of a broker, topics by cluster, system topics), and
+with the controller (enableControllerInNamesrv) CONTROLLER_HEARTBEAT (asks the Controller);
+anything else gets REQUEST_CODE_NOT_SUPPORTED. A closed broker connection drops that broker at
+once.
 """
 
 from __future__ import annotations
@@ -16,12 +20,22 @@ import zlib
 import msgspec
 from loguru import logger
 
+from actors.namesrv import admin_requests
+from actors.namesrv.admin_requests import AdminRequests
 from actors.namesrv.controller import Heartbeat, SessionClosed
+from actors.namesrv.kv_config import ORDER_TOPIC_CONFIG
 from actors.namesrv.route_table import RegisterBroker, TopicConfigEntry
 from runtime.directory import Directory
 from runtime.errors import ProtocolError
 from runtime.ha.control import CONTROLLER_HEARTBEAT, ControllerHeartbeat, encode
-from runtime.remoting.bodies import RegisterBrokerBody, TopicList, decode_body, encode_body
+from runtime.remoting.bodies import (
+    KVTable,
+    OrderTopicRouteData,
+    RegisterBrokerBody,
+    TopicList,
+    decode_body,
+    encode_body,
+)
 from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.headers import (
@@ -45,15 +59,30 @@ class DeleteTopicFromNamesrvRequestHeader(Header, kw_only=True):
 
 
 class NamesrvProcessor:
-    """Serves one name server's requests through the RouteTable named ``route_table``."""
+    """Serves one name server's requests through the RouteTable named ``route_table`` and the
+    KVConfig named ``kv_config``."""
 
-    def __init__(self, directory: Directory, route_table: str, controller: str | None = None):
+    def __init__(
+        self,
+        directory: Directory,
+        route_table: str,
+        controller: str | None = None,
+        *,
+        kv_config: str,
+        order_message_enable: bool = False,
+    ):
         self.directory = directory
         self.route_table = route_table
         self.controller = controller
+        self.kv_config = kv_config
+        self.order_message_enable = order_message_enable
+        self.admin = AdminRequests(directory, route_table, kv_config)
 
     def _table(self):
         return self.directory.proxy(self.route_table)
+
+    def _kv(self):
+        return self.directory.proxy(self.kv_config)
 
     def process(self, session: SessionHandle, request: RemotingCommand) -> RemotingCommand | None:
         code = request.code
@@ -86,6 +115,8 @@ class NamesrvProcessor:
             topics = self._table().topic_list().get(timeout=ASK_TIMEOUT)
             body = encode_body(TopicList(topic_list=topics))
             return RemotingCommand.response_to(request, ResponseCode.SUCCESS, body=body)
+        if code in admin_requests.CODES:
+            return self.admin.process(request)
         return RemotingCommand.response_to(
             request,
             ResponseCode.REQUEST_CODE_NOT_SUPPORTED,
@@ -128,6 +159,15 @@ class NamesrvProcessor:
                 ResponseCode.TOPIC_NOT_EXIST,
                 remark=f"No topic route info in name server for the topic: {h.topic}",
             )
+        if self.order_message_enable:
+            conf = self._kv().get(ORDER_TOPIC_CONFIG, h.topic).get(timeout=ASK_TIMEOUT)
+            if conf is not None:
+                route = OrderTopicRouteData(
+                    broker_datas=route.broker_datas,
+                    filter_server_table=route.filter_server_table,
+                    queue_datas=route.queue_datas,
+                    order_topic_conf=conf,
+                )
         return RemotingCommand.response_to(request, ResponseCode.SUCCESS, body=encode_body(route))
 
     def _register(self, session: SessionHandle, request: RemotingCommand) -> RemotingCommand:
@@ -174,8 +214,10 @@ class NamesrvProcessor:
             .get(timeout=ASK_TIMEOUT)
         )
         logger.trace("namesrv: register {} from {}", h.broker_addr, session)
+        orders = self._kv().namespace(ORDER_TOPIC_CONFIG).get(timeout=ASK_TIMEOUT)
         return RemotingCommand.response_to(
             request,
             ResponseCode.SUCCESS,
             ext_fields={"masterAddr": result.master_addr, "haServerAddr": result.ha_server_addr},
+            body=b"" if orders is None else encode_body(KVTable(table=orders)),
         )

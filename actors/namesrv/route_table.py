@@ -11,8 +11,24 @@ Messages (proxy methods; each returns at once, nothing blocks):
 - ``topic_list()`` -> sorted topic names
 - ``delete_topic(topic, cluster=None)`` -> True when a route was removed (DELETE_TOPIC_IN_NAMESRV:
   the topic's queue data on every broker, or only on the brokers of ``cluster``). A broker
-  that still has the topic brings it back with its next registration (actormq's brokers send
-  a new data version every time, so within ``registerNameServerPeriod``)
+  that still has the topic brings it back with its next registration (within
+  ``registerNameServerPeriod``), as in RocketMQ 5
+- ``wipe_write_perm(broker_name)`` / ``add_write_perm(broker_name)`` -> how many topics the
+  broker group serves (WIPE_WRITE_PERM_OF_BROKER: the WRITE bit cleared from its queue data in
+  every route; ADD_WRITE_PERM_OF_BROKER: perm set to READ|WRITE, RocketMQ 5's rule)
+- ``topics_by_cluster(cluster)`` -> the topics any broker of ``cluster`` serves (sorted; none
+  for an unknown cluster)
+- ``system_topic_list()`` -> (every cluster name followed by its broker names, one broker
+  address or None): GET_SYSTEM_TOPIC_LIST_FROM_NS
+
+Registration applies a master's topics when it registers first (a new address for its id) or
+when its topics differ from its previous registration; a topic the table lost for that broker
+(deleted in the name server) is added back on any registration. RocketMQ compares the broker's
+data version instead, which its brokers bump exactly when their topics change; actormq's brokers
+send a new data version with every registration, so the topics themselves are compared. Hence,
+as in RocketMQ 4.9 and 5: a perm changed by wipe/add write perm lasts until the broker's topics
+change or it registers afresh (restart, connection lost, 120 s silence), which restore the
+broker's own perms.
 
 State owned (in memory only; brokers re-register every 30 s): topic -> broker name -> queue
 data, broker name -> cluster + {brokerId: address}, cluster -> broker names, broker address ->
@@ -31,6 +47,7 @@ from runtime.actor import GeventActor
 from runtime.remoting.bodies import BrokerData, ClusterInfo, QueueData, TopicRouteData
 
 RETRY_PREFIX = "%RETRY%"
+PERM_WRITE = 2
 PERM_READ_WRITE = 6
 
 
@@ -68,6 +85,7 @@ class _BrokerLive(msgspec.Struct):
     data_version: str
     session_id: int | None
     ha_server_addr: str
+    topics: frozenset[TopicConfigEntry] = frozenset()
 
 
 class RouteTable(GeventActor):
@@ -94,7 +112,8 @@ class RouteTable(GeventActor):
         first_time = msg.broker_addr not in self._live or addrs.get(msg.broker_id) is None
         addrs[msg.broker_id] = msg.broker_addr
         previous = self._live.get(msg.broker_addr)
-        changed = previous is None or previous.data_version != msg.data_version
+        topics = frozenset(msg.topics)
+        changed = previous is None or previous.topics != topics
         self._live[msg.broker_addr] = _BrokerLive(
             cluster_name=msg.cluster_name,
             broker_name=msg.broker_name,
@@ -103,9 +122,12 @@ class RouteTable(GeventActor):
             data_version=msg.data_version,
             session_id=msg.session_id,
             ha_server_addr=msg.ha_server_addr,
+            topics=topics,
         )
         if msg.broker_id == 0 and (changed or first_time):
             self._update_topics(msg.broker_name, msg.topics)
+        elif msg.broker_id == 0:
+            self._add_missing_topics(msg.broker_name, msg.topics)
         if first_time:
             logger.info(
                 "namesrv: registered broker {} id {} at {} (cluster {})",
@@ -131,13 +153,13 @@ class RouteTable(GeventActor):
                 if not per_broker:
                     del self._topics[topic]
         for t in topics:
-            self._topics.setdefault(t.topic_name, {})[broker_name] = QueueData(
-                broker_name=broker_name,
-                read_queue_nums=t.read_queue_nums,
-                write_queue_nums=t.write_queue_nums,
-                perm=t.perm,
-                topic_sys_flag=t.topic_sys_flag,
-            )
+            self._topics.setdefault(t.topic_name, {})[broker_name] = _queue_data(broker_name, t)
+
+    def _add_missing_topics(self, broker_name: str, topics: tuple[TopicConfigEntry, ...]) -> None:
+        for t in topics:
+            per_broker = self._topics.setdefault(t.topic_name, {})
+            if broker_name not in per_broker:
+                per_broker[broker_name] = _queue_data(broker_name, t)
 
     def unregister_broker(
         self, cluster_name: str, broker_name: str, broker_addr: str, broker_id: int
@@ -194,6 +216,22 @@ class RouteTable(GeventActor):
             logger.info("namesrv: deleted topic {}{} ({})", topic, where, ", ".join(sorted(names)))
         return bool(names)
 
+    def wipe_write_perm(self, broker_name: str) -> int:
+        return self._set_perms(broker_name, lambda perm: perm & ~PERM_WRITE, "wiped write perm")
+
+    def add_write_perm(self, broker_name: str) -> int:
+        return self._set_perms(broker_name, lambda _perm: PERM_READ_WRITE, "added write perm")
+
+    def _set_perms(self, broker_name: str, change: Any, what: str) -> int:
+        count = 0
+        for per_broker in self._topics.values():
+            qd = per_broker.get(broker_name)
+            if qd is not None:
+                per_broker[broker_name] = msgspec.structs.replace(qd, perm=change(qd.perm))
+                count += 1
+        logger.info("namesrv: {} of broker {} in {} topics", what, broker_name, count)
+        return count
+
     # -- queries ------------------------------------------------------------------------------
 
     def route(self, topic: str) -> TopicRouteData | None:
@@ -236,6 +274,31 @@ class RouteTable(GeventActor):
     def topic_list(self) -> list[str]:
         return sorted(self._topics)
 
+    def topics_by_cluster(self, cluster: str) -> list[str]:
+        names = self._clusters.get(cluster, set())
+        return sorted(t for t, per_broker in self._topics.items() if names & per_broker.keys())
+
+    def system_topic_list(self) -> tuple[list[str], str | None]:
+        topics: dict[str, None] = {}  # ordered, without duplicates (RocketMQ's is a set)
+        for cluster, names in sorted(self._clusters.items()):
+            topics[cluster] = None
+            topics.update(dict.fromkeys(sorted(names)))
+        addr = next(
+            (addrs[min(addrs)] for _name, (_c, addrs) in sorted(self._brokers.items()) if addrs),
+            None,
+        )
+        return list(topics), addr
+
     def live_brokers(self) -> dict[str, str]:
         """broker address -> "name/id" (for tests and the controller)."""
         return {addr: f"{v.broker_name}/{v.broker_id}" for addr, v in self._live.items()}
+
+
+def _queue_data(broker_name: str, t: TopicConfigEntry) -> QueueData:
+    return QueueData(
+        broker_name=broker_name,
+        read_queue_nums=t.read_queue_nums,
+        write_queue_nums=t.write_queue_nums,
+        perm=t.perm,
+        topic_sys_flag=t.topic_sys_flag,
+    )

@@ -54,6 +54,14 @@ class TopicRouteData(Body, kw_only=True):
     queue_datas: list[QueueData] = []
 
 
+class OrderTopicRouteData(TopicRouteData, kw_only=True):
+    """A route with the topic's ``orderTopicConf`` (``brokerName:queueNums;...``, KV namespace
+    ORDER_TOPIC_CONFIG): a name server with ``orderMessageEnable`` answers it for a topic that
+    has one (the plain TopicRouteData otherwise, so no null goes out); clients decode either."""
+
+    order_topic_conf: str | None = None
+
+
 class ClusterInfo(Body, kw_only=True):
     """GET_BROKER_CLUSTER_INFO (106) response body."""
 
@@ -226,7 +234,8 @@ class HeartbeatData(Body, kw_only=True):
 
 
 class KVTable(Body, kw_only=True):
-    """GET_BROKER_RUNTIME_INFO (28) response body: name -> value, all strings."""
+    """GET_BROKER_RUNTIME_INFO (28) and GET_KVLIST_BY_NAMESPACE (219) response body: name ->
+    value, all strings."""
 
     table: dict[str, str] = {}
 

@@ -1,0 +1,51 @@
+"""Request headers of the name server's admin requests (RocketMQ's ``header.namesrv`` classes).
+
+Every field RocketMQ marks ``@CFNotNull`` is required here: a request without it gets
+SYSTEM_ERROR naming the field (``decode_header`` raises ``ProtocolError(fatal=False)``), as a
+RocketMQ name server answers a ``RemotingCommandException``.
+"""
+
+from __future__ import annotations
+
+from runtime.remoting.headers import Header
+
+
+class PutKVConfigRequestHeader(Header, kw_only=True):
+    """PUT_KV_CONFIG (100)."""
+
+    namespace: str
+    key: str
+    value: str
+
+
+class GetKVConfigRequestHeader(Header, kw_only=True):
+    """GET_KV_CONFIG (101); the reply's header carries ``value``."""
+
+    namespace: str
+    key: str
+
+
+class DeleteKVConfigRequestHeader(Header, kw_only=True):
+    """DELETE_KV_CONFIG (102)."""
+
+    namespace: str
+    key: str
+
+
+class GetKVListByNamespaceRequestHeader(Header, kw_only=True):
+    """GET_KVLIST_BY_NAMESPACE (219); the reply's body is a KVTable."""
+
+    namespace: str
+
+
+class WritePermOfBrokerRequestHeader(Header, kw_only=True):
+    """WIPE_WRITE_PERM_OF_BROKER (205, reply ``wipeTopicCount``) and ADD_WRITE_PERM_OF_BROKER
+    (327, RocketMQ 5, reply ``addTopicCount``): both name the broker group only."""
+
+    broker_name: str
+
+
+class GetTopicsByClusterRequestHeader(Header, kw_only=True):
+    """GET_TOPICS_BY_CLUSTER (224)."""
+
+    cluster: str
