@@ -29,6 +29,19 @@
                                                  yyyy-MM-dd#HH:mm:ss:SSS local time, now, or -1
                                                  for the end); running consumers are told and
                                                  continue there; -f false only moves back
+    updateKvConfig   -s NAMESPACE -k KEY -v VALUE  create or update a KV config on every name
+                                                 server (kept in kvConfig.json)
+    deleteKvConfig   -s NAMESPACE -k KEY         delete it from every name server
+    getKvConfig      -s NAMESPACE -k KEY         read it
+    updateOrderConf  -t TOPIC -m get|put|delete [-v brokerName:queueNums;...]
+                                                 a topic's order conf (KV namespace
+                                                 ORDER_TOPIC_CONFIG; in routes as orderTopicConf
+                                                 with the name server's orderMessageEnable)
+    wipeWritePerm    -b BROKER_NAME              producers stop writing to the broker group
+                                                 (every name server; until its topics change or
+                                                 it registers afresh)
+    addWritePerm     -b BROKER_NAME              give the broker group's queues read-write perm
+    topicClusterList -t TOPIC                    the clusters whose brokers serve the topic
 
 Every command takes ``-n HOST:PORT[;HOST:PORT]`` (default ``$NAMESRV_ADDR``, else
 127.0.0.1:9876). Exit status 0 on success, 1 when the cluster refused or could not be
@@ -47,7 +60,7 @@ import msgspec
 
 from actors.client import Admin, ClientError, ConsumerRunningInfo, MessageExt
 from actors.client.admin import PERM_READ_WRITE
-from runtime import logs
+from runtime import admin_namesrv, logs
 from runtime.remoting.bodies import SubscriptionGroupConfig
 from runtime.remoting.running_info import PROP_CLIENT_VERSION
 
@@ -158,6 +171,7 @@ def _parser_and_commands() -> tuple[
         metavar="true|false",
         help="false: only move offsets back (default true)",
     )
+    admin_namesrv.add_commands(sub, ns)
     return parser, sub
 
 
@@ -174,7 +188,9 @@ def _boolean(text: str) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    admin_namesrv.check(parser, args)
     logs.configure("WARNING")
     try:
         with Admin(args.namesrv) as admin:
@@ -188,6 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(admin: Admin, args: argparse.Namespace) -> list[str]:
     command = args.command
+    namesrv_lines = admin_namesrv.run(admin, args)
+    if namesrv_lines is not None:
+        return namesrv_lines
     if command == "clusterList":
         header = ["#Cluster Name", "#Broker Name", "#BID", "#Addr", "#Version"]
         rows = [[*header, "#InTPS", "#OutTPS", "#InTotalToday", "#OutTotalToday"]]
@@ -206,8 +225,9 @@ def _run(admin: Admin, args: argparse.Namespace) -> list[str]:
     if command == "topicList":
         return admin.topic_list()
     if command == "topicRoute":
-        route = admin.topic_route(args.topic)
-        return [json.dumps(msgspec.to_builtins(route), indent=2, sort_keys=True)]
+        route = msgspec.to_builtins(admin.topic_route(args.topic))
+        route = {key: value for key, value in route.items() if value is not None}
+        return [json.dumps(route, indent=2, sort_keys=True)]
     if command == "updateTopic":
         done = admin.create_topic(
             args.topic,

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import msgspec
 
+from actors.client.admin_namesrv import NamesrvAdmin
 from actors.client.config import ClientConfig
 from actors.client.errors import BrokerError, ClientError, ClientStateError
 from actors.client.hub import ClientHub, acquire_shared, release_shared
@@ -37,6 +38,7 @@ from runtime.remoting.bodies import (
     ConsumerConnection,
     KVTable,
     MessageQueue,
+    OrderTopicRouteData,
     ProducerConnection,
     SubscriptionGroupConfig,
     TopicList,
@@ -98,8 +100,9 @@ class OffsetReset(msgspec.Struct, frozen=True):
     online: bool = False
 
 
-class Admin:
-    """See the module docstring. ``start()`` / ``shutdown()`` or use it as a context manager."""
+class Admin(NamesrvAdmin):
+    """See the module docstring. ``start()`` / ``shutdown()`` or use it as a context manager.
+    KV config, order conf, write perms and topic lists: ``NamesrvAdmin`` (admin_namesrv)."""
 
     def __init__(
         self,
@@ -176,10 +179,11 @@ class Admin:
         response = self._namesrv(RequestCode.GET_ALL_TOPIC_LIST_FROM_NAMESERVER, {}, "topic list")
         return sorted(decode_body(TopicList, response.body).topic_list)
 
-    def topic_route(self, topic: str) -> TopicRouteData:
-        """GET_ROUTEINFO_BY_TOPIC: the brokers and queue counts of ``topic``."""
+    def topic_route(self, topic: str) -> OrderTopicRouteData:
+        """GET_ROUTEINFO_BY_TOPIC: the brokers and queue counts of ``topic`` (and its
+        ``order_topic_conf`` when the name server adds one)."""
         response = self._namesrv(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": topic}, "route")
-        return decode_body(TopicRouteData, response.body)
+        return decode_body(OrderTopicRouteData, response.body)
 
     def brokers(self, cluster: str | None = None) -> list[BrokerAddress]:
         """Every broker (masters and slaves) of one cluster or of all, sorted."""

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from runtime.admin import _boolean, _table, _timestamp, build_parser
+from runtime.admin import _boolean, _table, _timestamp, build_parser, main
 
 
 def test_times_in_mqadmin_forms() -> None:
@@ -58,3 +58,44 @@ def test_consumer_status_needs_a_group_and_takes_a_client_and_jstack() -> None:
     assert (args.client_id, args.jstack) == ("1.2.3.4@1", True)
     with pytest.raises(SystemExit):
         build_parser().parse_args(["consumerStatus", "-i", "1.2.3.4@1"])
+
+
+def test_kv_config_commands_take_mqadmins_flags_trimmed() -> None:
+    args = build_parser().parse_args(["updateKvConfig", "-s", " ns ", "-k", "k", "-v", " v 1 "])
+    assert (args.command, args.namespace, args.key, args.value) == (
+        "updateKvConfig",
+        "ns",
+        "k",
+        "v 1",
+    )
+    args = build_parser().parse_args(["deleteKvConfig", "-s", "ns", "-k", "k"])
+    assert (args.namespace, args.key) == ("ns", "k")
+    for missing in (
+        ["updateKvConfig", "-s", "ns", "-k", "k"],
+        ["deleteKvConfig", "-s", "ns"],
+        ["getKvConfig", "-k", "k"],
+    ):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(missing)
+
+
+def test_update_order_conf_methods_and_put_needs_a_conf(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = build_parser().parse_args(["updateOrderConf", "-t", "T", "-m", "put", "-v", "a:4;b:4"])
+    assert (args.topic, args.method, args.order_conf) == ("T", "put", "a:4;b:4")
+    assert build_parser().parse_args(["updateOrderConf", "-t", "T", "-m", "get"]).order_conf is None
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["updateOrderConf", "-t", "T", "-m", "list"])
+    # put without -v is a usage error (exit 2), found before any connection is made
+    with pytest.raises(SystemExit) as done:
+        main(["updateOrderConf", "-t", "T", "-m", "put", "-n", "127.0.0.1:1"])
+    assert done.value.code == 2 and "-v" in capsys.readouterr().err
+
+
+def test_write_perm_and_topic_cluster_commands() -> None:
+    for name in ("wipeWritePerm", "addWritePerm"):
+        assert build_parser().parse_args([name, "-b", "broker-a"]).broker_name == "broker-a"
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([name])
+    assert build_parser().parse_args(["topicClusterList", "-t", "T"]).topic == "T"
