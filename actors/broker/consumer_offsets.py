@@ -5,7 +5,9 @@ Messages accepted:
 - ``QueryOffset(group, topic, queue_id)`` (ask) -> int, -1 when never committed
 - ``GroupOffsets(group)`` (ask) -> {topic: {queue_id: offset}}
 - ``RemoveGroup(group)`` (ask) -> bool
-- ``RemoveTopicOffsets(topic)`` (ask) -> bool (a deleted topic: every group's offsets of it go)
+- ``RemoveTopicOffsets(topic)`` (ask) -> an AsyncResult set to True once the table without
+  the topic's offsets is on disk (False: the write failed): a deleted topic's offsets must not
+  come back with a crash after the deletion was reported
 - ``AllOffsets()`` (ask) -> {"topic@group": {queue_id: offset}} (a copy; slaves sync from it)
 - ``PersistTick`` (timer, every ``consumer_offset_persist_interval_ms``)
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import gevent.event
 import msgspec
 
 from actors.broker.messages import (
@@ -98,11 +101,12 @@ class ConsumerOffsets(GeventActor):
             return bool(keys)
         if isinstance(message, RemoveTopicOffsets):
             prefix = f"{message.topic}@"
-            keys = [k for k in self.table if k.startswith(prefix)]
-            for k in keys:
+            for k in [k for k in self.table if k.startswith(prefix)]:
                 del self.table[k]
-            self._dirty = self._dirty or bool(keys)
-            return bool(keys)
+            done = gevent.event.AsyncResult()
+            self._dirty = False
+            self._writer.request(self._snapshot(), done)
+            return done
         if isinstance(message, AllOffsets):
             return {key: dict(queues) for key, queues in self.table.items()}
         if isinstance(message, PersistTick):
@@ -115,4 +119,7 @@ class ConsumerOffsets(GeventActor):
         if not self._dirty:
             return
         self._dirty = False
-        self._writer.request(_OffsetsFile({k: dict(v) for k, v in self.table.items()}))
+        self._writer.request(self._snapshot())
+
+    def _snapshot(self) -> _OffsetsFile:
+        return _OffsetsFile({k: dict(v) for k, v in self.table.items()})

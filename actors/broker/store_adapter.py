@@ -111,7 +111,9 @@ class StoreAdapter:
         reached = self._get(self.store.when_dispatched(done.fence), DELETE_TIMEOUT)
         if reached < done.fence:
             return "the store stopped before the deletion was applied"
-        self._get(self.store.remove_topic_offsets(topic))
+        durable = self._get(self.store.remove_topic_offsets(topic))
+        if not durable.wait(DELETE_TIMEOUT):
+            return "the topic is deleted, but its consumer offsets could not be persisted"
         return None
 
     def ensure_retry_topic(self, topic: str, queue_nums: int = 1) -> int:

@@ -398,7 +398,8 @@ class BrokerStore:
         return reply
 
     def remove_topic_offsets(self, topic: str) -> Future:
-        """Forget every group's committed offsets of ``topic`` (future of bool)."""
+        """Forget every group's committed offsets of ``topic``: future of an AsyncResult that
+        becomes True once that is on disk (False when the write failed)."""
         return self._ask(self.names.offsets, RemoveTopicOffsets(topic))
 
     def auto_create_topic(

@@ -2,8 +2,11 @@
 
 ``request(obj)`` records the newest snapshot; one greenlet writes it atomically (configfile:
 tmp + fsync + rename + dir fsync) in the hub's thread pool. Requests made while a write runs
-coalesce into one more write of the newest snapshot. ``close()`` waits for the running write and
-writes whatever is still pending, synchronously (for ``on_stop``).
+coalesce into one more write of the newest snapshot. ``request(obj, done)`` also sets the
+AsyncResult ``done`` once a write covering that snapshot ended: True when it is durable, False
+when the write failed (for callers that must not answer before the file holds the change).
+``close()`` waits for the running write and writes whatever is still pending, synchronously
+(for ``on_stop``).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import gevent
+import gevent.event
 from loguru import logger
 
 from runtime.actor import offload
@@ -23,11 +27,14 @@ class BackgroundWriter:
         self._pending: Any = None
         self._has_pending = False
         self._runner: gevent.Greenlet | None = None
+        self._waiters: list[gevent.event.AsyncResult] = []
         self.writes = 0
 
-    def request(self, obj: Any) -> None:
+    def request(self, obj: Any, done: gevent.event.AsyncResult | None = None) -> None:
         self._pending = obj
         self._has_pending = True
+        if done is not None:
+            self._waiters.append(done)
         if self._runner is None:
             self._runner = gevent.spawn(self._run)
 
@@ -35,11 +42,16 @@ class BackgroundWriter:
         try:
             while self._has_pending:
                 obj, self._pending, self._has_pending = self._pending, None, False
+                waiters, self._waiters = self._waiters, []
+                ok = False
                 try:
                     offload(write_json, self.path, obj)
                     self.writes += 1
+                    ok = True
                 except OSError as exc:
                     logger.error("{} not persisted: {}", self.path, exc)
+                for done in waiters:
+                    done.set(ok)
         finally:
             self._runner = None
 
@@ -53,5 +65,8 @@ class BackgroundWriter:
             runner.join(timeout=timeout)
         if self._has_pending:
             obj, self._pending, self._has_pending = self._pending, None, False
+            waiters, self._waiters = self._waiters, []
             write_json(self.path, obj)
             self.writes += 1
+            for done in waiters:
+                done.set(True)

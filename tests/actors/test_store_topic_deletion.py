@@ -29,7 +29,7 @@ def delete(store: BrokerStore, topic: str = "T") -> int:
     done = store.delete_topic_data(topic).get(timeout=T)
     assert done.error is None, done.error
     assert store.when_dispatched(done.fence).get(timeout=T) >= done.fence
-    store.remove_topic_offsets(topic).get(timeout=T)
+    assert store.remove_topic_offsets(topic).get(timeout=T).wait(T) is True  # on disk
     return done.fence
 
 

@@ -118,7 +118,7 @@ def delete_t(store: BrokerStore, app: Appender) -> None:
     send()
     store.when_dispatched(done.fence).get(timeout=TIMEOUT)
     send()
-    store.remove_topic_offsets("T").get(timeout=TIMEOUT)
+    assert store.remove_topic_offsets("T").get(timeout=TIMEOUT).wait(TIMEOUT) is True
     emit("DELETED")
     for records, future in in_flight:
         app.acked(records, future.get(timeout=TIMEOUT))

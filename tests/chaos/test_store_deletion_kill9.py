@@ -249,13 +249,6 @@ def test_kill9_around_a_topic_deletion(tmp_path: Path, seed: int, kill_at: str, 
         store.stop()
 
 
-@pytest.mark.xfail(
-    reason="ConsumerOffsets only marks the table dirty on RemoveTopicOffsets and persists it "
-    "at its next PersistTick (consumer_offset_persist_interval_ms, 5 s): a deletion reported "
-    "done (the broker answers 215 SUCCESS) loses its offset removal to a kill -9 within that "
-    "interval, and recovery does not drop them",
-    strict=False,
-)
 def test_offsets_removed_by_a_reported_deletion_stay_removed(tmp_path: Path) -> None:
     # Given group g's durable offsets of T and U
     rng = random.Random(9)
