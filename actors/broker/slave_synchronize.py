@@ -186,7 +186,7 @@ class SlaveSynchronize(GeventActor):
         fenced = store.ctx.topic_fences
         for name in mine:
             if name in fenced and name not in topics.topic_config_table:
-                store.delete_topic(name).get(timeout=CALL_TIMEOUT_S)
+                store.delete_topic(name).get(timeout=CALL_TIMEOUT_S).wait(CALL_TIMEOUT_S)
                 store.remove_topic_offsets(name).get(timeout=CALL_TIMEOUT_S).wait(CALL_TIMEOUT_S)
         groups = decode_body(
             SubscriptionGroupWrapper,

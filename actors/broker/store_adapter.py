@@ -103,8 +103,10 @@ class StoreAdapter:
         """Delete ``topic``: its config first (sends then find no topic), then its data (the
         deletion marker; queues and files go once it is fsynced), then every group's offsets
         of it. Returns why it failed, or None."""
-        self._get(self.store.delete_topic(topic))
+        config_gone = self._get(self.store.delete_topic(topic))
         self._topics.drop(topic)
+        if not config_gone.wait(DELETE_TIMEOUT):
+            return "the topic's config could not be persisted without it: nothing deleted"
         done = self._get(self.store.delete_topic_data(topic))
         if done.error is not None:
             return done.error

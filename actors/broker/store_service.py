@@ -376,8 +376,8 @@ class BrokerStore:
         return self._ask(self.names.topics, UpdateTopic(config))
 
     def delete_topic(self, topic: str) -> Future:
-        """Remove the topic's config (future of bool: whether it existed); its data stays
-        until ``delete_topic_data``."""
+        """Remove the topic's config: future of an AsyncResult that becomes True once
+        ``topics.json`` without it is on disk. Its data stays until ``delete_topic_data``."""
         return self._ask(self.names.topics, DeleteTopic(topic))
 
     def delete_topic_data(self, topic: str) -> Future:

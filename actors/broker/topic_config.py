@@ -3,7 +3,8 @@
 Messages accepted (all asked):
 - ``GetTopic(topic)`` -> ``TopicConfigData | None``
 - ``UpdateTopic(config)`` -> ``TopicConfigData`` (create or replace; bumps the data version)
-- ``DeleteTopic(topic)`` -> bool (whether it existed)
+- ``DeleteTopic(topic)`` -> an AsyncResult set to True once ``topics.json`` without the topic
+  is on disk (False: the write failed), so a deletion reported done stays done after a crash
 - ``AutoCreateTopic(topic, queue_nums, perm, topic_sys_flag)`` -> the topic's config, created
   with min(queue_nums, default_topic_queue_nums) queues when ``auto_create_topic_enable``;
   None when it does not exist and may not be created (or the name is illegal)
@@ -28,6 +29,7 @@ import os
 import time
 from typing import Any
 
+import gevent.event
 import msgspec
 
 from actors.broker.messages import (
@@ -149,11 +151,11 @@ class TopicConfig(GeventActor):
         if isinstance(message, UpdateTopic):
             return self._put(message.config)
         if isinstance(message, DeleteTopic):
-            existed = self.topics.pop(message.topic, None) is not None
-            if existed:
+            if self.topics.pop(message.topic, None) is not None:
                 self._bump()
-                self._persist()
-            return existed
+            done = gevent.event.AsyncResult()
+            self._writer.request(_TopicsFile(dict(self.topics), self.version), done)
+            return done
         if isinstance(message, AutoCreateTopic):
             return self._auto_create(message)
         if isinstance(message, EnsureTopic):

@@ -462,7 +462,7 @@ def test_topic_config(store: BrokerStore) -> None:
     assert (retry.read_queue_nums, retry.perm) == (1, 6)
     later = store.all_topics().get(timeout=T)
     assert later.data_version.counter > table.data_version.counter
-    assert store.delete_topic("NewTopic").get(timeout=T) is True
+    assert store.delete_topic("NewTopic").get(timeout=T).wait(T) is True  # on disk
     assert store.get_topic("NewTopic").get(timeout=T) is None
     path = Path(store.settings.config_dir, "topics.json")
     wait_until(lambda: "%RETRY%grp" in path.read_text() and "NewTopic" not in path.read_text())

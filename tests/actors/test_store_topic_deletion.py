@@ -25,7 +25,7 @@ pytestmark = pytest.mark.timeout(60)
 
 def delete(store: BrokerStore, topic: str = "T") -> int:
     """What the broker's DELETE_TOPIC_IN_BROKER does with the store; returns the fence."""
-    store.delete_topic(topic).get(timeout=T)
+    assert store.delete_topic(topic).get(timeout=T).wait(T) is True
     done = store.delete_topic_data(topic).get(timeout=T)
     assert done.error is None, done.error
     assert store.when_dispatched(done.fence).get(timeout=T) >= done.fence

@@ -109,7 +109,7 @@ def delete_t(store: BrokerStore, app: Appender) -> None:
             in_flight.append((records, store.put(records)))
 
     send()
-    store.delete_topic("T").get(timeout=TIMEOUT)
+    assert store.delete_topic("T").get(timeout=TIMEOUT).wait(TIMEOUT) is True
     send()
     emit("MARKING")
     done = store.delete_topic_data("T").get(timeout=TIMEOUT)

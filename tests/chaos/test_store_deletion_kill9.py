@@ -249,7 +249,7 @@ def test_kill9_around_a_topic_deletion(tmp_path: Path, seed: int, kill_at: str, 
         store.stop()
 
 
-def test_offsets_removed_by_a_reported_deletion_stay_removed(tmp_path: Path) -> None:
+def test_config_and_offsets_removed_by_a_reported_deletion_stay_removed(tmp_path: Path) -> None:
     # Given group g's durable offsets of T and U
     rng = random.Random(9)
     prepare(tmp_path, rng)
@@ -263,5 +263,8 @@ def test_offsets_removed_by_a_reported_deletion_stay_removed(tmp_path: Path) -> 
         left = {q: store.query_offset("g", "T", q).get(timeout=T) for q in range(QUEUES)}
         assert left == dict.fromkeys(range(QUEUES), -1)
         assert any(store.query_offset("g", "U", q).get(timeout=T) > 0 for q in range(QUEUES))
+        # And T's config stays deleted too (U's stays)
+        assert store.get_topic("T").get(timeout=T) is None
+        assert store.get_topic("U").get(timeout=T) is not None
     finally:
         store.stop()
