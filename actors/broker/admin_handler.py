@@ -3,7 +3,7 @@
 QUERY_CONSUMER_OFFSET (14), UPDATE_CONSUMER_OFFSET (15), GET_MAX_OFFSET (30), GET_MIN_OFFSET (31),
 SEARCH_OFFSET_BY_TIMESTAMP (29), GET_EARLIEST_MSG_STORETIME (32), QUERY_MESSAGE (12),
 VIEW_MESSAGE_BY_ID (33), UPDATE_AND_CREATE_TOPIC (17), DELETE_TOPIC_IN_BROKER (215),
-GET_ALL_TOPIC_CONFIG (21),
+GET_ALL_TOPIC_CONFIG (21), GET_SYSTEM_TOPIC_LIST_FROM_BROKER (305),
 UPDATE_AND_CREATE_SUBSCRIPTIONGROUP (200), GET_BROKER_CONFIG (26).
 """
 
@@ -15,6 +15,7 @@ from runtime.remoting.bodies import (
     SubscriptionGroupConfig,
     TopicConfig,
     TopicConfigSerializeWrapper,
+    TopicList,
     decode_body,
     encode_body,
 )
@@ -191,6 +192,14 @@ def delete_topic(
         return reply(request, ResponseCode.SYSTEM_ERROR, remark=f"delete topic {topic}: {error}")
     ctx.register_now()
     return reply(request)
+
+
+def system_topic_list(
+    ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
+) -> RemotingCommand:
+    """GET_SYSTEM_TOPIC_LIST_FROM_BROKER (305): the broker's own topics as a TopicList (what
+    RocketMQ's admin asks after the name server's 304, to tell system topics apart)."""
+    return reply(request, body=encode_body(TopicList(topic_list=ctx.store.system_topics())))
 
 
 def all_topic_config(

@@ -55,6 +55,7 @@ HANDLERS: dict[int, Handler] = {
     RequestCode.UPDATE_AND_CREATE_TOPIC: admin_handler.create_topic,
     RequestCode.DELETE_TOPIC_IN_BROKER: admin_handler.delete_topic,
     RequestCode.GET_ALL_TOPIC_CONFIG: admin_handler.all_topic_config,
+    RequestCode.GET_SYSTEM_TOPIC_LIST_FROM_BROKER: admin_handler.system_topic_list,
     RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP: admin_handler.create_subscription_group,
     RequestCode.GET_ALL_SUBSCRIPTIONGROUP_CONFIG: admin_handler.all_subscription_groups,
     RequestCode.GET_SUBSCRIPTIONGROUP_CONFIG: admin_handler.subscription_group,

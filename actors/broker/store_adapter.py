@@ -15,7 +15,7 @@ import msgspec
 from actors.broker.messages import TopicConfigData
 from actors.broker.store_port import GetOutcome, PutOutcome
 from actors.broker.store_service import BrokerStore
-from actors.broker.topic_config import is_system_topic
+from actors.broker.topic_config import is_system_topic, system_topic_names
 from runtime.remoting.bodies import SubscriptionGroupConfig, SubscriptionGroupWrapper, TopicConfig
 from runtime.store.record import PutRecord
 
@@ -93,6 +93,9 @@ class StoreAdapter:
 
     def is_system_topic(self, topic: str) -> bool:
         return is_system_topic(topic, self.store.ctx)
+
+    def system_topics(self) -> list[str]:
+        return sorted(system_topic_names(self.store.ctx))
 
     @property
     def read_only(self) -> bool:

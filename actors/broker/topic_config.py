@@ -110,13 +110,17 @@ def system_topics(ctx: StoreContext) -> list[TopicConfigData]:
 SYSTEM_TOPIC_PREFIX = "rmq_sys_"
 
 
-def is_system_topic(topic: str, ctx: StoreContext) -> bool:
-    """A topic of the broker itself (RocketMQ's TopicValidator.isSystemTopic): not deletable."""
-    names = {cfg.topic_name for cfg in system_topics(ctx)} | {
+def system_topic_names(ctx: StoreContext) -> set[str]:
+    """The broker's own topics (RocketMQ's TopicValidator system topic set)."""
+    return {cfg.topic_name for cfg in system_topics(ctx)} | {
         AUTO_CREATE_TOPIC_KEY_TOPIC,
         SCHEDULE_TOPIC,
     }
-    return topic in names or topic.startswith(SYSTEM_TOPIC_PREFIX)
+
+
+def is_system_topic(topic: str, ctx: StoreContext) -> bool:
+    """A topic of the broker itself (RocketMQ's TopicValidator.isSystemTopic): not deletable."""
+    return topic in system_topic_names(ctx) or topic.startswith(SYSTEM_TOPIC_PREFIX)
 
 
 class TopicConfig(GeventActor):

@@ -415,3 +415,13 @@ def test_data_survives_restart(tmp_path: pathlib.Path) -> None:
         ]
         assert send(client, "Durable", b"m5").ext_fields["queueOffset"] == "5"
         assert node.terminate() == 0
+
+
+def test_the_system_topic_list_names_the_brokers_own_topics(broker: WireClient) -> None:
+    # Given a broker of DefaultCluster; When an admin asks for its system topics (305)
+    got = broker.call(RequestCode.GET_SYSTEM_TOPIC_LIST_FROM_BROKER)
+    # Then they are its own topics, and no user topic
+    assert got.code == ResponseCode.SUCCESS
+    topics = set(json.loads(got.body)["topicList"])
+    assert {"TBW102", "SCHEDULE_TOPIC_XXXX", "DefaultCluster", "broker-a"} <= topics
+    assert "DefaultCluster_REPLY_TOPIC" in topics and "WireA" not in topics
