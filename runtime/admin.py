@@ -42,6 +42,10 @@
                                                  it registers afresh)
     addWritePerm     -b BROKER_NAME              give the broker group's queues read-write perm
     topicClusterList -t TOPIC                    the clusters whose brokers serve the topic
+    cloneGroupOffset -s SRC_GROUP -d DEST_GROUP -t TOPIC [-o true|false]
+                                                 give DEST_GROUP SRC_GROUP's committed offsets
+                                                 of TOPIC on its masters (-o: even when SRC_GROUP
+                                                 is online without the topic)
 
 Every command takes ``-n HOST:PORT[;HOST:PORT]`` (default ``$NAMESRV_ADDR``, else
 127.0.0.1:9876). Exit status 0 on success, 1 when the cluster refused or could not be
@@ -60,7 +64,7 @@ import msgspec
 
 from actors.client import Admin, ClientError, ConsumerRunningInfo, MessageExt
 from actors.client.admin import PERM_READ_WRITE
-from runtime import admin_namesrv, logs
+from runtime import admin_groups, admin_namesrv, logs
 from runtime.remoting.bodies import SubscriptionGroupConfig
 from runtime.remoting.running_info import PROP_CLIENT_VERSION
 
@@ -172,6 +176,7 @@ def _parser_and_commands() -> tuple[
         help="false: only move offsets back (default true)",
     )
     admin_namesrv.add_commands(sub, ns)
+    admin_groups.add_commands(sub, ns, _boolean)
     return parser, sub
 
 
@@ -204,9 +209,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(admin: Admin, args: argparse.Namespace) -> list[str]:
     command = args.command
-    namesrv_lines = admin_namesrv.run(admin, args)
-    if namesrv_lines is not None:
-        return namesrv_lines
+    for module in (admin_namesrv, admin_groups):
+        lines = module.run(admin, args)
+        if lines is not None:
+            return lines
     if command == "clusterList":
         header = ["#Cluster Name", "#Broker Name", "#BID", "#Addr", "#Version"]
         rows = [[*header, "#InTPS", "#OutTPS", "#InTotalToday", "#OutTotalToday"]]

@@ -7,6 +7,7 @@ Messages (proxy methods; none blocks):
 - ``scan_expired(expire_s)`` -> dropped client ids (every 10 s by its own timer)
 - ``consumer_ids(group)`` -> sorted client ids
 - ``subscription(group, topic)`` -> the group's SubscriptionData for the topic, or None
+- ``groups_subscribing(topic)`` -> the online groups with a subscription to ``topic``, sorted
 - ``group(group)`` -> ``GroupInfo`` or None
 - ``connections(group)`` -> ``ConsumerConnection`` (members, addresses, languages,
   subscriptions) or None when no member is online
@@ -211,6 +212,9 @@ class ConsumerManager(GeventActor):
     def subscription(self, group: str, topic: str) -> SubscriptionData | None:
         info = self._groups.get(group)
         return info.subscriptions.get(topic) if info else None
+
+    def groups_subscribing(self, topic: str) -> list[str]:
+        return sorted(g for g, info in self._groups.items() if topic in info.subscriptions)
 
     def group(self, group: str) -> GroupInfo | None:
         return self._groups.get(group)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from actors.broker import (
     admin_handler,
     client_handler,
+    group_handler,
     order_handler,
     pull_handler,
     reply_handler,
@@ -56,6 +57,9 @@ HANDLERS: dict[int, Handler] = {
     RequestCode.DELETE_TOPIC_IN_BROKER: admin_handler.delete_topic,
     RequestCode.GET_ALL_TOPIC_CONFIG: admin_handler.all_topic_config,
     RequestCode.GET_SYSTEM_TOPIC_LIST_FROM_BROKER: admin_handler.system_topic_list,
+    RequestCode.QUERY_TOPIC_CONSUME_BY_WHO: group_handler.topic_consumed_by,
+    RequestCode.QUERY_TOPICS_BY_CONSUMER: group_handler.topics_of_consumer,
+    RequestCode.CLONE_GROUP_OFFSET: group_handler.clone_group_offset,
     RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP: admin_handler.create_subscription_group,
     RequestCode.GET_ALL_SUBSCRIPTIONGROUP_CONFIG: admin_handler.all_subscription_groups,
     RequestCode.GET_SUBSCRIPTIONGROUP_CONFIG: admin_handler.subscription_group,

@@ -218,4 +218,12 @@ class StoreAdapter:
 
     def consumed_topics(self, group: str) -> list[str]:
         """The topics ``group`` committed an offset for, sorted."""
-        return sorted(self._get(self.store.group_offsets(group)))
+        return sorted(self.group_offsets(group))
+
+    def group_offsets(self, group: str) -> dict[str, dict[int, int]]:
+        """{topic: {queue_id: committed offset}} of ``group``."""
+        return self._get(self.store.group_offsets(group))
+
+    def all_offsets(self) -> dict[str, dict[int, int]]:
+        """{"topic@group": {queue_id: offset}}: every committed offset (a copy)."""
+        return self._get(self.store.all_offsets())

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import msgspec
 
+from actors.client.admin_groups import GroupAdmin
 from actors.client.admin_namesrv import NamesrvAdmin
 from actors.client.config import ClientConfig
 from actors.client.errors import BrokerError, ClientError, ClientStateError
@@ -100,9 +101,10 @@ class OffsetReset(msgspec.Struct, frozen=True):
     online: bool = False
 
 
-class Admin(NamesrvAdmin):
+class Admin(NamesrvAdmin, GroupAdmin):
     """See the module docstring. ``start()`` / ``shutdown()`` or use it as a context manager.
-    KV config, order conf, write perms and topic lists: ``NamesrvAdmin`` (admin_namesrv)."""
+    KV config, order conf, write perms and topic lists: ``NamesrvAdmin`` (admin_namesrv); who
+    consumes a topic, a group's topics, cloning a group's offsets: ``GroupAdmin`` (admin_groups)."""
 
     def __init__(
         self,

@@ -69,6 +69,12 @@ class ClusterInfo(Body, kw_only=True):
     cluster_addr_table: dict[str, list[str]] = {}
 
 
+class GroupList(Body, kw_only=True):
+    """QUERY_TOPIC_CONSUME_BY_WHO (300) response body: the groups that consume a topic."""
+
+    group_list: list[str] = []
+
+
 class TopicList(Body, kw_only=True):
     """GET_ALL_TOPIC_LIST_FROM_NAMESERVER (206) response body."""
 

@@ -403,3 +403,34 @@ def test_admin_requests_without_their_header_fields_get_a_plain_error(
         assert client.call(RequestCode.GET_BROKER_RUNTIME_INFO).code == ResponseCode.SUCCESS
     finally:
         client.close()
+
+
+def test_who_consumes_a_topic_and_cloning_a_groups_offsets(
+    cluster: dict[str, str], admin: Admin
+) -> None:
+    namesrv, broker = cluster["namesrv"], cluster["broker-a/0"]
+    # Given topic Ledger2 with a group that committed offsets and another one online
+    admin.create_topic("Ledger2", queues=2)
+    with Producer("admin-test-producer-2", namesrv=namesrv) as producer:
+        for i in range(4):
+            producer.send(Message("Ledger2", f"l-{i}".encode()))
+    commit(broker, "ledger2-audit", "Ledger2", 0, 1)
+    commit(broker, "ledger2-audit", "Ledger2", 1, 2)
+    online = PushConsumer("ledger2-live", namesrv=namesrv)
+    online.subscribe("Ledger2", "*")(lambda _msg: ConsumeResult.CONSUME_SUCCESS)
+    online.start()
+    try:
+        # When an admin asks who consumes the topic, Then both groups are named
+        assert {"ledger2-audit", "ledger2-live"} <= set(admin.topic_consumers("Ledger2"))
+        assert "Ledger2" in admin.consumer_topics("ledger2-audit")
+    finally:
+        online.shutdown()
+    # When the command line clones the audit group's offsets into a new group
+    cloned = mqadmin(
+        namesrv, "cloneGroupOffset", "-s", "ledger2-audit", "-d", "ledger2-copy", "-t", "Ledger2"
+    )
+    assert cloned.returncode == 0, cloned.stderr
+    assert "clone group offset success." in cloned.stdout
+    # Then the new group's progress is the audit group's
+    copied = [(r.queue.queue_id, r.consumer_offset) for r in admin.consume_stats("ledger2-copy")]
+    assert copied == [(0, 1), (1, 2)]

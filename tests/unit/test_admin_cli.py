@@ -99,3 +99,14 @@ def test_write_perm_and_topic_cluster_commands() -> None:
         with pytest.raises(SystemExit):
             build_parser().parse_args([name])
     assert build_parser().parse_args(["topicClusterList", "-t", "T"]).topic == "T"
+
+
+def test_clone_group_offset_takes_mqadmins_flags() -> None:
+    args = build_parser().parse_args(["cloneGroupOffset", "-s", "a", "-d", "b", "-t", "T"])
+    assert (args.src_group, args.dest_group, args.topic, args.offline) == ("a", "b", "T", False)
+    args = build_parser().parse_args(
+        ["cloneGroupOffset", "-s", "a", "-d", "b", "-t", "T", "-o", "true"]
+    )
+    assert args.offline is True
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["cloneGroupOffset", "-s", "a", "-t", "T"])
