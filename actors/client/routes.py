@@ -29,7 +29,12 @@ from actors.client.errors import BrokerError, ClientError, NoRouteError
 from actors.client.remoting import Remoting, make_request
 from runtime.actor import GeventActor, GeventFuture
 from runtime.errors import ProtocolError
-from runtime.remoting.bodies import MessageQueue, TopicRouteData, decode_body
+from runtime.remoting.bodies import (
+    MessageQueue,
+    OrderTopicRouteData,
+    TopicRouteData,
+    decode_body,
+)
 from runtime.remoting.codes import PermName, RequestCode, ResponseCode
 from runtime.remoting.headers import DEFAULT_TOPIC
 
@@ -66,13 +71,32 @@ class TopicRoute(msgspec.Struct, frozen=True, kw_only=True):
         return [a[MASTER_ID] for _, a in sorted(self.brokers.items()) if MASTER_ID in a]
 
 
+def order_queues(topic: str, conf: str) -> list[MessageQueue]:
+    """The publish queues an ``orderTopicConf`` (``brokerName:queueNums;...``) names, in its
+    order; malformed items are left out."""
+    queues: list[MessageQueue] = []
+    for item in conf.split(";"):
+        name, _, nums = item.strip().partition(":")
+        if name and nums.strip().isdigit():
+            queues.extend(
+                MessageQueue(topic=topic, broker_name=name, queue_id=i) for i in range(int(nums))
+            )
+    return queues
+
+
 def build_route(topic: str, data: TopicRouteData, *, via_default: bool = False) -> TopicRoute:
-    """Digest a TopicRouteData (RocketMQ's topicRouteData2TopicPublish/SubscribeInfo)."""
+    """Digest a TopicRouteData (RocketMQ's topicRouteData2TopicPublish/SubscribeInfo). With an
+    ``orderTopicConf`` (an ordered topic, name server ``orderMessageEnable``) the publish queues
+    are the ones it lists, whether or not their broker has a master now (a send to a broker
+    that is down fails instead of moving a sharding key to another queue), as RocketMQ's."""
     brokers = {b.broker_name: dict(b.broker_addrs) for b in data.broker_datas}
-    publish: list[MessageQueue] = []
+    conf = getattr(data, "order_topic_conf", None)
+    ordered = order_queues(topic, conf) if conf else []
+    publish: list[MessageQueue] = list(ordered)
     subscribe: list[MessageQueue] = []
     for qd in sorted(data.queue_datas, key=lambda q: q.broker_name):
-        if qd.perm & PermName.WRITE and MASTER_ID in brokers.get(qd.broker_name, {}):
+        writable = qd.perm & PermName.WRITE and MASTER_ID in brokers.get(qd.broker_name, {})
+        if writable and not ordered:  # an order conf chose the publish queues
             publish.extend(
                 MessageQueue(topic=topic, broker_name=qd.broker_name, queue_id=i)
                 for i in range(qd.write_queue_nums)
@@ -237,7 +261,7 @@ class RouteTable(GeventActor):
             if response.code != ResponseCode.SUCCESS:
                 raise BrokerError(response.code, response.remark, address, "route query")
             try:
-                return decode_body(TopicRouteData, response.body)
+                return decode_body(OrderTopicRouteData, response.body)
             except ProtocolError as exc:
                 raise BrokerError(
                     ResponseCode.SYSTEM_ERROR, exc.reason, address, "route query"
