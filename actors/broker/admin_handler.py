@@ -4,13 +4,17 @@ QUERY_CONSUMER_OFFSET (14), UPDATE_CONSUMER_OFFSET (15), GET_MAX_OFFSET (30), GE
 SEARCH_OFFSET_BY_TIMESTAMP (29), GET_EARLIEST_MSG_STORETIME (32), QUERY_MESSAGE (12),
 VIEW_MESSAGE_BY_ID (33), UPDATE_AND_CREATE_TOPIC (17), DELETE_TOPIC_IN_BROKER (215),
 GET_ALL_TOPIC_CONFIG (21), GET_SYSTEM_TOPIC_LIST_FROM_BROKER (305),
-UPDATE_AND_CREATE_SUBSCRIPTIONGROUP (200), GET_BROKER_CONFIG (26).
+UPDATE_AND_CREATE_SUBSCRIPTIONGROUP (200), GET_BROKER_CONFIG (26), UPDATE_BROKER_CONFIG (25).
 """
 
 from __future__ import annotations
 
 from actors.broker.context import BrokerContext, reply
-from config import dump_properties
+from config import ConfigError, dump_properties, with_overrides
+from config.coerce import from_text
+from config.fields import field_specs
+from config.properties import PropertiesSyntaxError, parse_properties
+from config.schema import BrokerConfig
 from runtime.remoting.bodies import (
     SubscriptionGroupConfig,
     TopicConfig,
@@ -249,6 +253,47 @@ def delete_subscription_group(
     if not group:
         return reply(request, ResponseCode.SYSTEM_ERROR, remark="groupName is required")
     ctx.store.delete_subscription_group(group)
+    return reply(request)
+
+
+RUNTIME_KEYS = frozenset({"brokerPermission"})
+"""Broker config keys UPDATE_BROKER_CONFIG may change while the broker runs."""
+
+
+def update_broker_config(
+    ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
+) -> RemotingCommand:
+    """UPDATE_BROKER_CONFIG (25; ``mqadmin updateBrokerConfig``), body ``key=value`` lines.
+    ``brokerPermission`` takes effect at once: sends (without 2) or pulls (without 4) are
+    refused, and the broker re-registers with its topics' perms cut to it, so producers leave
+    a read-only broker (RocketMQ's way to drain one). Until a restart: the config file is not
+    rewritten. Any other key: SYSTEM_ERROR naming it, nothing changed (the broker reads it at
+    start)."""
+    try:
+        entries = parse_properties(request.body.decode())
+    except (UnicodeDecodeError, PropertiesSyntaxError) as exc:
+        return reply(request, ResponseCode.SYSTEM_ERROR, remark=f"broker config body: {exc}")
+    specs = field_specs(BrokerConfig)
+    changes = {}
+    for entry in entries:
+        spec = specs.get(entry.key)
+        if entry.key not in RUNTIME_KEYS or spec is None:
+            return reply(
+                request,
+                ResponseCode.SYSTEM_ERROR,
+                remark=f"{entry.key} cannot be changed while the broker runs (changeable: "
+                f"{', '.join(sorted(RUNTIME_KEYS))}); set it in the broker's config file and "
+                "restart",
+            )
+        try:
+            changes[spec.attr] = from_text(spec, entry.value)
+        except ValueError as exc:
+            return reply(request, ResponseCode.SYSTEM_ERROR, remark=f"{entry.key}: {exc}")
+    try:
+        ctx.cfg = with_overrides(ctx.cfg, **changes)
+    except ConfigError as exc:
+        return reply(request, ResponseCode.SYSTEM_ERROR, remark=str(exc))
+    ctx.register_now()
     return reply(request)
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import gevent
 import gevent.event
+import msgspec
 import pykka
 from loguru import logger
 
@@ -46,6 +47,7 @@ from actors.broker.stats_sampler import StatsSampler
 from actors.broker.store_adapter import StoreAdapter, to_wire
 from actors.broker.store_service import BrokerStore
 from actors.broker.timer_scheduler import TimerScheduler
+from actors.broker.topic_config import PERM_READ, PERM_WRITE
 from actors.broker.transaction_manager import TransactionManager
 from config import BrokerConfig, BrokerRole
 from runtime.actor import offload
@@ -61,6 +63,7 @@ from runtime.store.settings import StoreSettings
 from runtime.supervisor import ChildSpec, Supervisor
 
 IDLE_TIMEOUT_S = 120.0
+PERM_RW = PERM_READ | PERM_WRITE
 
 
 TRUNCATE_MARKER = "ha-truncate"
@@ -174,8 +177,16 @@ def broker_spec(
         processor = BrokerProcessor(ctx)
 
         def topic_table() -> dict[str, TopicConfig]:
+            """What registration sends: the topics, their perm cut to the broker's
+            (brokerPermission 4 makes every topic read-only in routes, as RocketMQ's)."""
             table = store.all_topics().get(timeout=5.0)
-            return {topic: to_wire(c) for topic, c in table.topics.items()}
+            perm = ctx.cfg.broker_permission
+            return {
+                topic: to_wire(
+                    c if perm == PERM_RW else msgspec.structs.replace(c, perm=c.perm & perm)
+                )
+                for topic, c in table.topics.items()
+            }
 
         def on_master(master: str | None, ha_addr: str | None) -> None:
             if not state.controller_mode:

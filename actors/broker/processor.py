@@ -65,6 +65,7 @@ HANDLERS: dict[int, Handler] = {
     RequestCode.GET_SUBSCRIPTIONGROUP_CONFIG: admin_handler.subscription_group,
     RequestCode.DELETE_SUBSCRIPTIONGROUP: admin_handler.delete_subscription_group,
     RequestCode.GET_BROKER_CONFIG: admin_handler.broker_config,
+    RequestCode.UPDATE_BROKER_CONFIG: admin_handler.update_broker_config,
     RequestCode.GET_TOPIC_STATS_INFO: stats_handler.topic_stats,
     RequestCode.GET_BROKER_RUNTIME_INFO: stats_handler.broker_runtime_info,
     RequestCode.GET_CONSUME_STATS: stats_handler.consume_stats,
