@@ -71,6 +71,7 @@ HANDLERS: dict[int, Handler] = {
     RequestCode.GET_CONSUME_STATS: stats_handler.consume_stats,
     RequestCode.INVOKE_BROKER_TO_RESET_OFFSET: reset_handler.reset_offset,
     RequestCode.GET_CONSUMER_RUNNING_INFO: running_info_handler.consumer_running_info,
+    RequestCode.CONSUME_MESSAGE_DIRECTLY: running_info_handler.consume_message_directly,
     RequestCode.CONSUMER_SEND_MSG_BACK: retry_handler.send_back,
     RequestCode.END_TRANSACTION: transaction_handler.end_transaction,
     RequestCode.LOCK_BATCH_MQ: order_handler.lock_batch,

@@ -1,6 +1,7 @@
-"""GET_CONSUMER_RUNNING_INFO (307): an admin tool asks the broker about one consumer
-(``mqadmin consumerStatus``, the dashboard); the broker asks that consumer and relays its answer,
-as RocketMQ's broker does.
+"""Requests an admin tool sends a consumer through the broker (RocketMQ's callConsumer):
+GET_CONSUMER_RUNNING_INFO (307, ``mqadmin consumerStatus``, the dashboard) and
+CONSUME_MESSAGE_DIRECTLY (309, see ``consume_message_directly``). The broker asks that consumer
+and relays its answer, as RocketMQ's broker does.
 
 Header ``consumerGroup``, ``clientId``, ``jstackEnable``. The broker finds the client's
 connection among the group's members (``ConsumerManager.find_channel``) and sends it the same
@@ -18,13 +19,16 @@ version is refused as too old.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pykka
 
 from actors.broker.context import BrokerContext, reply
-from runtime.remoting.codes import RequestCode, ResponseCode
+from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.headers import Header, decode_header
 from runtime.session import SessionHandle
+from runtime.store.record import decode_offset_msg_id
 
 CALL_CLIENT_TIMEOUT = 5.0
 """Seconds the broker waits for the consumer (RocketMQ waits 10 s; admin tools wait longer)."""
@@ -38,21 +42,67 @@ class GetConsumerRunningInfoRequestHeader(Header, kw_only=True):
     jstack_enable: bool = False
 
 
+class ConsumeMessageDirectlyResultRequestHeader(Header, kw_only=True):
+    """CONSUME_MESSAGE_DIRECTLY (309)."""
+
+    consumer_group: str
+    client_id: str
+    msg_id: str
+    broker_name: str | None = None
+    topic: str | None = None
+
+
 def consumer_running_info(
     ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
 ) -> RemotingCommand:
     h = decode_header(
         GetConsumerRunningInfoRequestHeader, request.ext_fields, opaque=request.opaque
     )
-    client = ctx.ask(ctx.proxy(ctx.consumers).find_channel(h.consumer_group, h.client_id))
+    return call_consumer(
+        ctx, request, h.consumer_group, h.client_id, request.ext_fields, request.body
+    )
+
+
+def consume_message_directly(
+    ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
+) -> RemotingCommand:
+    """CONSUME_MESSAGE_DIRECTLY (309; ``mqadmin queryMsgById -g GROUP -d CLIENT_ID``, the
+    dashboard's "resend"): the message the offset message id ``msgId`` names goes, as the whole
+    stored record, to that consumer, whose listener consumes it once more; its
+    ConsumeMessageDirectlyResult comes back. SYSTEM_ERROR when the id names no record here."""
+    h = decode_header(
+        ConsumeMessageDirectlyResultRequestHeader, request.ext_fields, opaque=request.opaque
+    )
+    try:
+        offset = decode_offset_msg_id(h.msg_id).physical_offset
+    except ValueError as exc:
+        return reply(request, ResponseCode.SYSTEM_ERROR, remark=f"msgId {h.msg_id}: {exc}")
+    record = ctx.store.message_at(offset)
+    if record is None:
+        return reply(
+            request, ResponseCode.SYSTEM_ERROR, remark=f"no message with msgId {h.msg_id} here"
+        )
+    ext = {**request.ext_fields, "brokerName": ctx.cfg.broker_name}
+    return call_consumer(ctx, request, h.consumer_group, h.client_id, ext, record)
+
+
+def call_consumer(
+    ctx: BrokerContext,
+    request: RemotingCommand,
+    group: str,
+    client_id: str,
+    ext: Mapping[str, object],
+    body: bytes,
+) -> RemotingCommand:
+    """Send ``request``'s code with ``ext`` and ``body`` to ``group``'s member ``client_id``
+    and relay its answer (RocketMQ's callConsumer)."""
+    client = ctx.ask(ctx.proxy(ctx.consumers).find_channel(group, client_id))
     if client is None:
         return reply(
-            request, ResponseCode.SYSTEM_ERROR, remark=f"The Consumer <{h.client_id}> not online"
+            request, ResponseCode.SYSTEM_ERROR, remark=f"The Consumer <{client_id}> not online"
         )
-    forward = RemotingCommand.request(
-        RequestCode.GET_CONSUMER_RUNNING_INFO, request.ext_fields, request.body
-    )
-    who = f"consumer <{h.consumer_group}> <{h.client_id}>"
+    forward = RemotingCommand.request(request.code, ext, body)
+    who = f"consumer <{group}> <{client_id}>"
     try:
         answer = client.call(forward, timeout=CALL_CLIENT_TIMEOUT)
     except pykka.Timeout:

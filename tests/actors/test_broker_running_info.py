@@ -1,5 +1,6 @@
-"""GET_CONSUMER_RUNNING_INFO (307) on the broker: find the member's connection, call it, relay its
-answer; not online, timeout and lost connection answered in RocketMQ's words."""
+"""GET_CONSUMER_RUNNING_INFO (307) and CONSUME_MESSAGE_DIRECTLY (309) on the broker: find the
+member's connection, call it, relay its answer; not online, timeout and lost connection answered
+in RocketMQ's words."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from runtime.errors import ProtocolError
 from runtime.remoting.bodies import SubscriptionData
 from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
+from runtime.store.record import offset_msg_id
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -127,3 +129,41 @@ def test_a_request_without_its_client_id_is_a_plain_error(ctx: Ctx) -> None:
     request = RemotingCommand.request(RequestCode.GET_CONSUMER_RUNNING_INFO, {"consumerGroup": "g"})
     with pytest.raises(ProtocolError, match="clientId"):
         running_info_handler.consumer_running_info(ctx, None, request)  # type: ignore[arg-type]
+
+
+class Store:
+    """The part of the StorePort CONSUME_MESSAGE_DIRECTLY reads: one record at offset 4096."""
+
+    def message_at(self, offset: int) -> bytes | None:
+        return b"the stored record" if offset == 4096 else None
+
+
+class Cfg:
+    broker_name = "broker-a"
+
+
+def test_consume_message_directly_sends_the_stored_record_to_the_member(ctx: Ctx) -> None:
+    # Given a member, and a record at commit-log offset 4096 (its offset message id below)
+    ctx.store = Store()  # type: ignore[attr-defined]
+    ctx.cfg = Cfg()  # type: ignore[attr-defined]
+    result = b'{"consumeResult":"CR_SUCCESS","order":false,"autoCommit":true}'
+    session = ClientSession(6, {"code": ResponseCode.SUCCESS, "body": result})
+    member(ctx.manager, "c6", session)
+    msg_id = offset_msg_id(b"\x7f\x00\x00\x01", 10911, 4096)
+    ext = {"consumerGroup": "g", "clientId": "c6", "msgId": msg_id}
+    request = RemotingCommand.request(RequestCode.CONSUME_MESSAGE_DIRECTLY, ext)
+    # When an admin asks the member to consume it directly
+    response = running_info_handler.consume_message_directly(ctx, None, request)  # type: ignore[arg-type]
+    # Then the member got the record with the broker's name, and its result comes back
+    assert (response.code, response.body) == (ResponseCode.SUCCESS, result)
+    [(forwarded, _timeout)] = session.calls
+    assert forwarded.code == RequestCode.CONSUME_MESSAGE_DIRECTLY
+    assert forwarded.body == b"the stored record"
+    assert forwarded.ext_fields["brokerName"] == "broker-a"
+    # And an id that names no record here, or no id at all, is refused before any call
+    for bad in (offset_msg_id(b"\x7f\x00\x00\x01", 10911, 8), "not-an-id"):
+        ext["msgId"] = bad
+        request = RemotingCommand.request(RequestCode.CONSUME_MESSAGE_DIRECTLY, ext)
+        refused = running_info_handler.consume_message_directly(ctx, None, request)  # type: ignore[arg-type]
+        assert refused.code == ResponseCode.SYSTEM_ERROR and bad in refused.remark
+    assert len(session.calls) == 1
