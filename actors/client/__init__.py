@@ -11,6 +11,7 @@ docs/client.md for the API, the consume-from rules and the threading model.
 """
 
 from actors.client.admin import Admin, OffsetReset, QueueOffsets, QueueProgress
+from actors.client.consume import ConsumeContext
 from actors.client.errors import (
     BrokerError,
     ClientError,
@@ -53,6 +54,7 @@ __all__ = [
     "ClientError",
     "ClientStateError",
     "ConnectError",
+    "ConsumeContext",
     "ConsumeFrom",
     "ConsumeOrderlyStatus",
     "ConsumeResult",

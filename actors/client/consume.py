@@ -2,25 +2,32 @@
 
 The pool (``actors.client.pool``) is real threads in a plain program (so a listener may block
 on anything) and greenlets in a monkey-patched one. A pulled batch is cut into tasks of at
-most ``max(1, n / threads)`` messages (capped by ``batch_cap``), so a slow listener holds back
-few messages while a fast one does not pay one pool hand-off per message. Each task tells its
-puller which offsets are done and which returned RECONSUME_LATER (or raised): from a pool
-greenlet at once, from a pool thread through a hub callback; an idle puller handles it right
-there (its handler never yields), sparing a turn of the puller's own loop.
+most ``max(1, n / threads)`` messages (capped by ``batch_cap``; whole listener calls of
+``consume_batch_size`` when that is above 1), so a slow listener holds back few messages while
+a fast one does not pay one pool hand-off per message. Each task tells its puller which offsets
+are done and which returned RECONSUME_LATER (or raised): from a pool greenlet at once, from a
+pool thread through a hub callback; an idle puller handles it right there (its handler never
+yields), sparing a turn of the puller's own loop.
 
 A listener returns ``ConsumeResult.CONSUME_SUCCESS`` or ``RECONSUME_LATER`` (orderly listeners
 may spell them ``ConsumeOrderlyStatus.SUCCESS`` / ``SUSPEND_CURRENT_QUEUE_A_MOMENT``); ``None``
 counts as success; an exception counts as RECONSUME_LATER (and is logged).
 
+A ``BatchListener`` (``subscribe(..., batch=True)``, RocketMQ's listeners with
+``consumeMessageBatchMaxSize``) is called with a list of up to ``consume_batch_size``
+consecutive messages of one queue (and one listener) and a ``ConsumeContext``. Its outcome
+covers the whole list, except that with CONSUME_SUCCESS a concurrent listener may set
+``context.ack_index = i``: only ``msgs[:i + 1]`` succeeded, the rest count as RECONSUME_LATER.
+
 ``deliver_ordered`` (orderly consumers) runs a batch as one task, in order, and stops at the
-first failure: the messages after it were not offered, so the puller offers them again after
-the failed one succeeds (or goes to the dead-letter queue).
+first failed listener call: the messages after it were not offered, so the puller offers them
+again after the failed ones succeed (or go to the dead-letter queue).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pykka
@@ -33,9 +40,52 @@ from actors.client.puller import Consumed
 from runtime.actor import tell_now
 from runtime.remoting import properties as P
 
-Listener = Callable[[MessageExt], "ConsumeResult | ConsumeOrderlyStatus | None"]
+Outcome = ConsumeResult | ConsumeOrderlyStatus | None
+Listener = Callable[[MessageExt], Outcome]
 RETRY_PREFIX = "%RETRY%"
+MAX_CONSUME_BATCH_SIZE = 1024
+"""RocketMQ's bound for ``consumeMessageBatchMaxSize``."""
+ACK_ALL = 2**31 - 1
+"""``ConsumeContext.ack_index`` by default (RocketMQ's Integer.MAX_VALUE): every message."""
 _SUCCESS = (None, ConsumeResult.CONSUME_SUCCESS, ConsumeOrderlyStatus.SUCCESS)
+
+
+class ConsumeContext:
+    """What a batch listener gets besides its messages (RocketMQ's ConsumeConcurrentlyContext
+    and ConsumeOrderlyContext).
+
+    ``mq``: the queue the messages came from (``%RETRY%<group>``'s for redelivered ones).
+    ``ack_index`` (concurrent consumers; orderly ones ignore it): with CONSUME_SUCCESS, the
+    index of the last message that succeeded; those after it are handled as RECONSUME_LATER
+    (sent back, or retried locally). ``-1``: none succeeded. Default: all of them."""
+
+    __slots__ = ("ack_index", "mq")
+
+    def __init__(self, mq: MessageQueue | None) -> None:
+        self.mq = mq
+        self.ack_index = ACK_ALL
+
+    def __repr__(self) -> str:
+        return f"ConsumeContext(mq={self.mq!r}, ack_index={self.ack_index})"
+
+
+BatchListenerFn = Callable[[list[MessageExt], ConsumeContext], Outcome]
+
+
+class BatchListener:
+    """A listener called with a list of messages and a ``ConsumeContext`` (``fn``); see the
+    module docstring. ``PushConsumer.subscribe(..., batch=True)`` wraps it."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: BatchListenerFn) -> None:
+        self.fn = fn
+
+    def __repr__(self) -> str:
+        return f"BatchListener({self.fn!r})"
+
+
+AnyListener = Listener | BatchListener
 
 
 def reset_retry_topic(msg: MessageExt) -> None:
@@ -60,31 +110,36 @@ class ConsumeService:
     def __init__(
         self,
         hub: ClientHub,
-        listeners: dict[str, Listener],
+        listeners: dict[str, AnyListener],
         *,
         threads: int = 20,
         batch_cap: int = 64,
+        consume_batch_size: int = 1,
         name: str = "actormq-consume",
     ) -> None:
         self.hub = hub
         self.listeners = listeners
         self.threads = max(1, threads)
         self.batch_cap = max(1, batch_cap)
+        self.consume_batch_size = max(1, consume_batch_size)
         self.pool = task_pool(hub.patched, self.threads, name)
 
     def deliver(
         self, puller: pykka.ActorRef[Any], generation: int, mq: MessageQueue, msgs: list[MessageExt]
     ) -> None:
         n = len(msgs)
-        size = min(self.batch_cap, max(1, -(-n // self.threads)))
+        per_call = self.consume_batch_size
+        calls = -(-n // per_call)
+        calls_per_task = min(max(1, self.batch_cap // per_call), max(1, -(-calls // self.threads)))
+        size = calls_per_task * per_call
         for i in range(0, n, size):
-            self.pool.submit(self._run, puller, generation, msgs[i : i + size])
+            self.pool.submit(self._run, puller, generation, msgs[i : i + size], False, mq)
 
     def deliver_ordered(
         self, puller: pykka.ActorRef[Any], generation: int, mq: MessageQueue, msgs: list[MessageExt]
     ) -> None:
         """Consume ``msgs`` in order in one task, stopping at the first failure."""
-        self.pool.submit(self._run, puller, generation, msgs, True)
+        self.pool.submit(self._run, puller, generation, msgs, True, mq)
 
     def _run(
         self,
@@ -92,30 +147,85 @@ class ConsumeService:
         generation: int,
         msgs: list[MessageExt],
         ordered: bool = False,
+        mq: MessageQueue | None = None,
     ) -> None:
         done: list[int] = []
         retry: list[int] = []
-        for msg in msgs:
-            if ordered and retry:
-                break
-            reset_retry_topic(msg)
-            listener = self.listeners.get(msg.topic) or self.listeners.get("*")
-            try:
-                if listener is None:
-                    raise LookupError(f"no listener for topic {msg.topic!r}")
-                outcome = listener(msg)
-            except Exception:
-                logger.exception("client: listener failed on {}; will redeliver", msg)
-                outcome = ConsumeResult.RECONSUME_LATER
-            if outcome in _SUCCESS:
-                done.append(msg.queue_offset)
-            else:
-                retry.append(msg.queue_offset)
+        if any(isinstance(fn, BatchListener) for fn in self.listeners.values()):
+            for listener, call in self._calls(msgs):
+                if ordered and retry:
+                    break
+                ok = self._consume(listener, call, mq, ordered)
+                for i, m in enumerate(call):
+                    (done if i < ok else retry).append(m.queue_offset)
+        else:  # only plain listeners: the same, one message per call, without the batching
+            for msg in msgs:
+                if ordered and retry:
+                    break
+                reset_retry_topic(msg)
+                listener = self.listeners.get(msg.topic) or self.listeners.get("*")
+                try:
+                    if listener is None:
+                        raise LookupError(f"no listener for topic {msg.topic!r}")
+                    outcome = listener(msg)  # type: ignore[operator]
+                except Exception:
+                    logger.exception("client: listener failed on {}; will redeliver", msg)
+                    outcome = ConsumeResult.RECONSUME_LATER
+                (done if outcome in _SUCCESS else retry).append(msg.queue_offset)
         try:
             # at once from a greenlet of a patched program's hub, else as a hub callback
             self.hub.run(_report, puller, Consumed(generation, done, retry))
         except Exception as exc:  # the hub stopped under us (shutdown)
             logger.debug("client: consume result dropped: {}", exc)
+
+    def _calls(
+        self, msgs: list[MessageExt]
+    ) -> Iterator[tuple[AnyListener | None, list[MessageExt]]]:
+        """The listener calls for ``msgs``, in order: one per message for plain listeners; runs
+        of consecutive messages of one batch listener, at most ``consume_batch_size`` each."""
+        run: list[MessageExt] = []
+        run_listener: AnyListener | None = None
+        limit = self.consume_batch_size
+        listeners = self.listeners
+        for msg in msgs:
+            reset_retry_topic(msg)
+            listener = listeners.get(msg.topic) or listeners.get("*")
+            if run and (listener is not run_listener or len(run) >= limit):
+                yield run_listener, run
+                run = []
+            if isinstance(listener, BatchListener):
+                run_listener = listener
+                run.append(msg)
+            else:
+                yield listener, [msg]
+        if run:
+            yield run_listener, run
+
+    @staticmethod
+    def _consume(
+        listener: AnyListener | None,
+        msgs: list[MessageExt],
+        mq: MessageQueue | None,
+        ordered: bool,
+    ) -> int:
+        """Call ``listener``; how many of ``msgs``, from the first, succeeded."""
+        n = len(msgs)
+        try:
+            if listener is None:
+                raise LookupError(f"no listener for topic {msgs[0].topic!r}")
+            if not isinstance(listener, BatchListener):
+                return 1 if listener(msgs[0]) in _SUCCESS else 0
+            context = ConsumeContext(mq)
+            # a copy: whatever the listener does to its list, the report covers every message
+            if listener.fn(list(msgs), context) not in _SUCCESS:
+                return 0
+            if ordered:
+                return n
+            return max(0, min(int(context.ack_index) + 1, n))
+        except Exception:
+            what = msgs[0] if n == 1 else f"{n} messages from offset {msgs[0].queue_offset}"
+            logger.exception("client: listener failed on {}; will redeliver", what)
+            return 0
 
     def drain(self, timeout: float) -> bool:
         """Wait until the tasks submitted so far finished; False on timeout."""

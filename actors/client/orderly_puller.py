@@ -4,15 +4,17 @@ ConsumeMessageOrderlyService, per queue).
 A ``QueuePuller`` whose messages are consumed one batch at a time, in queue order, and only
 while this client holds the queue's broker lock:
 
-- Pulled messages wait in the ProcessQueue; the head of it (up to ``BATCH`` messages) goes to
-  the listener pool as one task (``deliver_ordered``), and the next batch only after that one
-  reported back. Nothing is offered while the lock is not held (or older than ``LOCK_TTL``,
-  RocketMQ's client-side 30 s), and nothing is pulled either.
-- A failed message (RECONSUME_LATER / SUSPEND_CURRENT_QUEUE_A_MOMENT / an exception) suspends
-  the queue: after ``suspend_delay`` it is offered again with ``reconsume_times`` raised. Once
-  it failed with ``reconsume_times >= max_reconsume_times`` it is sent to the dead-letter queue
-  (CONSUMER_SEND_MSG_BACK with delay level -1: ``%DLQ%<group>``) and the queue moves on; if
-  that send fails the queue stays suspended and the message is offered again (broadcasting
+- Pulled messages wait in the ProcessQueue; the head of it (``task_size``: ``BATCH``
+  messages, or whole listener calls of ``consume_batch_size``) goes to the listener pool as one
+  task (``deliver_ordered``), and the next batch only after that one reported back. Nothing is
+  offered while the lock is not held (or older than ``LOCK_TTL``, RocketMQ's client-side
+  30 s), and nothing is pulled either.
+- A failed listener call (RECONSUME_LATER / SUSPEND_CURRENT_QUEUE_A_MOMENT / an exception: one
+  message, or a batch listener's whole list) suspends the queue: after ``suspend_delay`` its
+  messages are offered again with ``reconsume_times`` raised. A message that failed with
+  ``reconsume_times >= max_reconsume_times`` is sent to the dead-letter queue instead
+  (CONSUMER_SEND_MSG_BACK with delay level -1: ``%DLQ%<group>``) and the queue moves past it;
+  if that send fails the queue stays suspended and the message is offered again (broadcasting
   consumers have no dead-letter queue: the message is dropped, with a warning).
 
 Messages, besides the QueuePuller's:
@@ -44,7 +46,12 @@ from actors.client.send_back import TO_DLQ
 LOCK_TTL = 30.0
 """Seconds a lock counts as held after it was granted (RocketMQ's rebalance lock max live)."""
 BATCH = 16
-"""Messages offered to the listener pool as one in-order task."""
+"""Messages offered to the listener pool as one in-order task (at least)."""
+
+
+def task_size(consume_batch_size: int) -> int:
+    """Messages per in-order task: about ``BATCH``, in whole listener calls."""
+    return max(1, BATCH // consume_batch_size) * consume_batch_size
 
 
 class OrderedSink(Protocol):
@@ -76,6 +83,7 @@ class OrderlyPuller(QueuePuller):
         self.suspended = False
         self.stopping = False
         self._idle_waiters: list[Any] = []
+        self._task_size = task_size(self.options.consume_batch_size)
 
     @property
     def locked(self) -> bool:
@@ -120,12 +128,14 @@ class OrderlyPuller(QueuePuller):
         self._not_busy()
         self.last_consume_ms = int(time.time() * 1000)
         self.pq.remove(message.offsets)
-        failed = self.pq.msgs.get(message.retry[0]) if message.retry else None
-        if failed is not None:
-            if failed.reconsume_times >= self.options.max_reconsume_times:
-                self._dead_letter(failed)
-            else:
-                self._suspend(failed)
+        failed = [self.pq.msgs[o] for o in message.retry if o in self.pq.msgs]
+        if failed:
+            limit = self.options.max_reconsume_times
+            again = [m for m in failed if m.reconsume_times < limit]
+            if again:
+                self._suspend(again)
+            if len(again) < len(failed):
+                self._dead_letter([m for m in failed if m.reconsume_times >= limit])
         self._settled()
         self._dispatch()
 
@@ -134,10 +144,9 @@ class OrderlyPuller(QueuePuller):
             return
         self._not_busy()
         self.pq.remove(message.ok)
-        for offset in message.failed:
-            failed = self.pq.msgs.get(offset)
-            if failed is not None:
-                self._suspend(failed)
+        failed = [self.pq.msgs[o] for o in message.failed if o in self.pq.msgs]
+        if failed:
+            self._suspend(failed)
         self._settled()
         self._dispatch()
 
@@ -146,36 +155,35 @@ class OrderlyPuller(QueuePuller):
     def _dispatch(self) -> None:
         if self.busy or self.suspended or self.stopping or self.quiescing or not self.locked:
             return
-        batch = list(itertools.islice(self.pq.msgs.values(), BATCH))
+        batch = list(itertools.islice(self.pq.msgs.values(), self._task_size))
         if not batch:
             return
         self.busy = True
         sink: OrderedSink = self.sink  # type: ignore[assignment]
         sink.deliver_ordered(self.actor_ref, self.generation, self.mq, batch)
 
-    def _suspend(self, msg: MessageExt) -> None:
-        msg.reconsume_times += 1
+    def _suspend(self, msgs: list[MessageExt]) -> None:
+        for msg in msgs:
+            msg.reconsume_times += 1
         self.suspended = True
         self.send_after(self.options.suspend_delay, Resume(self.generation))
 
-    def _dead_letter(self, msg: MessageExt) -> None:
-        if not self.options.send_back:
+    def _dead_letter(self, msgs: list[MessageExt]) -> None:
+        dlq = self.options.send_back
+        fate = "to the dead-letter queue" if dlq else "dropped (broadcasting has no DLQ)"
+        for msg in msgs:
             logger.warning(
-                "client: {} {} failed {} times: dropped (broadcasting has no dead-letter queue)",
+                "client: {} {} failed {} times: {}",
                 self.group,
                 msg,
                 msg.reconsume_times + 1,
+                fate,
             )
-            self.pq.remove([msg.queue_offset])
+        if not dlq:
+            self.pq.remove([m.queue_offset for m in msgs])
             return
-        logger.warning(
-            "client: {} {} failed {} times: to the dead-letter queue",
-            self.group,
-            msg,
-            msg.reconsume_times + 1,
-        )
         self.busy = True
-        gevent.spawn(self._send_back, self.generation, [msg], TO_DLQ)
+        gevent.spawn(self._send_back, self.generation, msgs, TO_DLQ)
 
     def _not_busy(self) -> None:
         self.busy = False

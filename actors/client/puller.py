@@ -97,6 +97,9 @@ class PullOptions(msgspec.Struct, frozen=True, kw_only=True):
     """Orderly: how long a queue waits before a failed message is consumed again."""
     relock_interval: float = 20.0
     """Orderly: how often the queue locks are renewed (LOCK_BATCH_MQ)."""
+    consume_batch_size: int = 1
+    """Push: at most this many messages per call of a batch listener (RocketMQ's
+    consumeMessageBatchMaxSize); the orderly puller offers whole calls' worth per task."""
 
 
 class PullNext(msgspec.Struct, frozen=True, tag=True):

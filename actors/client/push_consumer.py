@@ -15,7 +15,21 @@ consumer.start(); ...; consumer.shutdown()
 Listeners run on a pool of ``consume_threads`` threads (greenlets when gevent monkey-patched),
 so they may block.
 
-Concurrently (default): RECONSUME_LATER (or an exception) sends the message back to the broker
+Batches (RocketMQ's ``consumeMessageBatchMaxSize``): with ``consume_batch_size=K`` a listener
+subscribed with ``batch=True`` is called with a list of up to K messages of one queue and a
+``ConsumeContext``; its outcome covers the list (concurrently, ``context.ack_index`` may accept
+only a prefix of it). Plain listeners keep getting one message per call.
+
+```python
+consumer = PushConsumer("orders-billing", consume_batch_size=10)
+
+@consumer.subscribe("Orders", "*", batch=True)
+def on_batch(msgs: list[MessageExt], context: ConsumeContext) -> ConsumeResult:
+    return ConsumeResult.CONSUME_SUCCESS
+```
+
+Concurrently (default): RECONSUME_LATER (or an exception) sends the message (each message of a
+batch, or those after ``ack_index``) back to the broker
 (CONSUMER_SEND_MSG_BACK): it comes again through ``%RETRY%<group>`` after the broker's delay
 level 3 + reconsumeTimes (10 s, 30 s, 1 m, ...), with ``reconsume_times`` raised and its
 original topic, and after ``max_reconsume_times`` (16) it goes to ``%DLQ%<group>``. The offset
@@ -23,19 +37,29 @@ moves past it once the broker accepted it; only if the send-back fails is it red
 after ``reconsume_delay``. Broadcasting consumers retry locally, ``max_reconsume_times`` times.
 
 Orderly (``orderly=True``): each queue is locked at its broker (LOCK_BATCH_MQ, renewed every
-``relock_interval``) and consumed one message at a time, in queue order; a failure suspends the
-queue for ``suspend_delay`` and offers the message again, and after ``max_reconsume_times``
-failures sends it to ``%DLQ%<group>`` and moves on (see ``actors.client.orderly_puller``).
+``relock_interval``) and consumed one message (or one batch) at a time, in queue order; a
+failure suspends the queue for ``suspend_delay`` and offers the message (the whole batch) again,
+and after ``max_reconsume_times`` failures sends it to ``%DLQ%<group>`` and moves on (see
+``actors.client.orderly_puller``).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import Any
 
 from loguru import logger
 
-from actors.client.consume import RETRY_PREFIX, ConsumeService, Listener
+from actors.client.consume import (
+    MAX_CONSUME_BATCH_SIZE,
+    RETRY_PREFIX,
+    AnyListener,
+    BatchListener,
+    BatchListenerFn,
+    ConsumeService,
+    Listener,
+)
 from actors.client.consumer_base import ConsumerBase
 from actors.client.errors import ClientError, ClientStateError
 from actors.client.hub import ClientHub
@@ -48,6 +72,10 @@ from runtime.remoting.codes import MessageModel
 from runtime.remoting.running_info import PROP_CONSUME_ORDERLY, PROP_THREADPOOL_CORE_SIZE
 
 
+def _wrap(fn: Any, batch: bool) -> AnyListener:
+    return BatchListener(fn) if batch else fn
+
+
 class PushConsumer(ConsumerBase):
     """A push consumer of one group. See the module docstring.
 
@@ -58,7 +86,8 @@ class PushConsumer(ConsumerBase):
     ``pull_batch_size`` (32), ``max_cached_messages`` (1000) / ``max_cached_bytes`` (100 MiB)
     per queue, ``rebalance_interval`` (20 s), ``commit_interval`` (5 s), ``reconsume_delay``
     (1 s, local redelivery when a send-back fails), ``max_reconsume_times`` (16), ``orderly``
-    (False), ``suspend_delay`` (1 s, orderly), ``relock_interval`` (20 s, orderly).
+    (False), ``suspend_delay`` (1 s, orderly), ``relock_interval`` (20 s, orderly),
+    ``consume_batch_size`` (1, at most 1024: the longest list a ``batch=True`` listener gets).
     """
 
     consume_type = "CONSUME_PASSIVELY"
@@ -91,9 +120,15 @@ class PushConsumer(ConsumerBase):
         max_reconsume_times: int = DEFAULT_MAX_RECONSUME_TIMES,
         suspend_delay: float = 1.0,
         relock_interval: float = 20.0,
+        consume_batch_size: int = 1,
     ) -> None:
         if max_reconsume_times < 0:
             raise ClientError(f"max_reconsume_times {max_reconsume_times} is negative")
+        if not 1 <= consume_batch_size <= MAX_CONSUME_BATCH_SIZE:
+            raise ClientError(
+                f"consume_batch_size {consume_batch_size} is out of range "
+                f"[1, {MAX_CONSUME_BATCH_SIZE}]"
+            )
         clustering = MessageModel(model) is MessageModel.CLUSTERING
         options = PullOptions(
             batch_size=pull_batch_size,
@@ -107,6 +142,7 @@ class PushConsumer(ConsumerBase):
             max_reconsume_times=max_reconsume_times,
             suspend_delay=suspend_delay,
             relock_interval=relock_interval,
+            consume_batch_size=consume_batch_size,
         )
         super().__init__(
             group,
@@ -126,8 +162,9 @@ class PushConsumer(ConsumerBase):
         self.orderly = orderly
         self.max_reconsume_times = max_reconsume_times
         self.consume_threads = consume_threads
+        self.consume_batch_size = consume_batch_size
         self.shutdown_wait = shutdown_wait
-        self.listeners: dict[str, Listener] = {}
+        self.listeners: dict[str, AnyListener] = {}
         if listener is not None:
             self.listeners["*"] = listener
         self.service: ConsumeService | None = None
@@ -138,29 +175,35 @@ class PushConsumer(ConsumerBase):
         self,
         topic: str,
         expression: str = "*",
-        listener: Listener | None = None,
+        listener: Listener | BatchListenerFn | None = None,
         *,
         sql: str | None = None,
-    ) -> Callable[[Listener], Listener]:
+        batch: bool = False,
+    ) -> Callable[[Any], Any]:
         """Subscribe to ``topic`` with a TAG expression (``"*"`` or ``"a || b"``) or a SQL92
         property filter ``sql`` (``"a > 5 AND region = 'eu'"``; the broker needs
         ``enablePropertyFilter=true``; an invalid expression raises ClientError here). Give the
-        listener here, or use the return value as a decorator. Before ``start`` only."""
+        listener here, or use the return value as a decorator. ``batch=True``: the listener
+        takes ``(msgs, context)``, a list of up to ``consume_batch_size`` messages and a
+        ``ConsumeContext``. Before ``start`` only."""
         if self._state != "created":
             raise ClientStateError(f"subscribe ({self.group})", self._state)
         self.subscriptions[topic] = subscription(expression, sql)
 
-        def register(fn: Listener) -> Listener:
-            self.listeners[topic] = fn
+        def register(fn: Any) -> Any:
+            self.listeners[topic] = _wrap(fn, batch)
             return fn
 
         if listener is not None:
             register(listener)
         return register
 
-    def register_listener(self, listener: Listener) -> None:
-        """The listener for subscribed topics that have none of their own."""
-        self.listeners["*"] = listener
+    def register_listener(
+        self, listener: Listener | BatchListenerFn, *, batch: bool = False
+    ) -> None:
+        """The listener for subscribed topics that have none of their own (``batch``: as in
+        ``subscribe``)."""
+        self.listeners["*"] = _wrap(listener, batch)
 
     # -- life cycle ------------------------------------------------------------------------------
 
@@ -202,7 +245,11 @@ class PushConsumer(ConsumerBase):
         hub = self._hub
         assert hub is not None
         self.service = ConsumeService(
-            hub, self.listeners, threads=self.consume_threads, name=f"actormq-consume-{self.group}"
+            hub,
+            self.listeners,
+            threads=self.consume_threads,
+            consume_batch_size=self.consume_batch_size,
+            name=f"actormq-consume-{self.group}",
         )
         return self.service
 
@@ -216,6 +263,7 @@ class PushConsumer(ConsumerBase):
                 "consumeThreadMin": str(self.consume_threads),
                 "consumeThreadMax": str(self.consume_threads),
                 "maxReconsumeTimes": str(self.max_reconsume_times),
+                "consumeMessageBatchMaxSize": str(self.consume_batch_size),
                 "suspendCurrentQueueTimeMillis": str(int(self.pull_options.suspend_delay * 1000)),
                 PROP_CONSUME_ORDERLY: "true" if self.orderly else "false",
                 PROP_THREADPOOL_CORE_SIZE: str(self.consume_threads),

@@ -121,6 +121,13 @@ def test_producer_then_consumers(namesrv: str, tmp_path) -> None:
     ]
 
 
+def test_batch_consumer_gets_lists_of_at_most_the_batch_size(namesrv: str) -> None:
+    # When the example sends 40 messages and reads them with consume_batch_size 6
+    out = run_example(namesrv, "batch_consumer.py", "--count", "40", "--batch-size", "6")
+    # Then all 40 arrived, in lists of at most 6 messages of one queue
+    assert "received 40 message(s) in " in out and "batch(es) of at most 6" in out, out
+
+
 def test_ordered_producer_keeps_each_order_on_one_queue(namesrv: str) -> None:
     out = run_example(namesrv, "ordered_producer.py", "--topic", "ExampleOrders", "--count", "4")
     assert out.count("4 steps on") == 4
