@@ -18,6 +18,7 @@ from actors.client import (
     ConsumeResult,
     MessageExt,
     MessageModel,
+    MessageQueue,
     PushConsumer,
 )
 from actors.client.consume import BatchListener, ConsumeService
@@ -61,7 +62,7 @@ class Batches:
         self.calls: list[list[MessageExt]] = []
         self.times: list[list[int]] = []
         """Each call's reconsume_times, as they were at the call."""
-        self.queues: list[object] = []
+        self.queues: list[MessageQueue | None] = []
         self.lock = threading.Lock()
 
     def __call__(self, msgs: list[MessageExt], context: ConsumeContext) -> Verdict:
@@ -119,7 +120,7 @@ def test_a_batch_listener_gets_lists_of_at_most_the_batch_size(cluster: FakeClus
     # queue in the context, and full lists of 4 were offered
     for call, mq in zip(got.calls, got.queues, strict=True):
         assert 1 <= len(call) <= 4
-        assert {m.queue_id for m in call} == {mq.queue_id}  # type: ignore[attr-defined]
+        assert mq is not None and {m.queue_id for m in call} == {mq.queue_id}
         offsets = [m.queue_offset for m in call]
         assert offsets == list(range(offsets[0], offsets[0] + len(call)))
     assert max(len(call) for call in got.calls) == 4
@@ -287,18 +288,46 @@ def test_broadcasting_retries_the_rest_locally_then_drops_it(
 
 
 def test_orderly_batches_come_in_queue_order(cluster: FakeCluster) -> None:
-    # Given ten messages on queue 0 and an orderly consumer with a batch size of 3
+    # Given ten messages on queue 0 and an orderly consumer with a batch size of 3, whose
+    # listener sets ack_index -1 (which orderly consumers ignore, as RocketMQ's have none)
     put_many(cluster, 10)
-    got = Batches(lambda _n, _m, _c: ConsumeOrderlyStatus.SUCCESS)
+
+    def decide(_n: int, _msgs: list[MessageExt], context: ConsumeContext) -> Verdict:
+        context.ack_index = -1
+        return ConsumeOrderlyStatus.SUCCESS
+
+    got = Batches(decide)
     c = consumer(cluster, "batch-ord", orderly=True, consume_batch_size=3)
     c.subscribe("Orders", "*", got, batch=True)
     # When it runs
     c.start()
     wait_until(lambda: got.count() == 10, what="all ten")
-    # Then the lists hold at most three messages and, joined, are the queue in order
+    # Then the lists hold at most three messages and, joined, are the queue in order, each
+    # message once
     assert all(1 <= len(call) <= 3 for call in got.calls)
     assert [b for call in got.bodies() for b in call] == [b"m%d" % i for i in range(10)]
     wait_until(lambda: committed(cluster, "batch-ord", 1) == [10], what="the commit")
+
+
+def test_an_orderly_exception_suspends_and_retries_the_whole_batch(cluster: FakeCluster) -> None:
+    # Given four messages and an orderly listener (batch size 2) that raises on its first call
+    put_many(cluster, 4)
+
+    def decide(n: int, _msgs: list[MessageExt], _context: ConsumeContext) -> Verdict:
+        if n == 1:
+            raise RuntimeError("ledger locked")
+        return None
+
+    got = Batches(decide)
+    c = consumer(cluster, "batch-ord-raise", orderly=True, consume_batch_size=2, suspend_delay=0.05)
+    c.subscribe("Orders", "*", got, batch=True)
+    # When it runs
+    c.start()
+    wait_until(lambda: committed(cluster, "batch-ord-raise", 1) == [4], what="the commit")
+    # Then the failed list came again, whole and first, with reconsume_times raised, and
+    # nothing behind it was offered before it succeeded
+    assert got.bodies() == [[b"m0", b"m1"], [b"m0", b"m1"], [b"m2", b"m3"]]
+    assert got.times == [[0, 0], [1, 1], [0, 0]]
 
 
 def test_orderly_suspend_retries_the_whole_batch_then_dead_letters_it(
