@@ -46,6 +46,26 @@
                                                  give DEST_GROUP SRC_GROUP's committed offsets
                                                  of TOPIC on its masters (-o: even when SRC_GROUP
                                                  is online without the topic)
+    sendMessage      -t TOPIC -p BODY [-k KEYS] [-c TAGS] [-b BROKER_NAME -i QUEUE_ID]
+                                                 send one message (to that queue with -b -i)
+    consumeMessage   -t TOPIC [-b BROKER_NAME] [-i QUEUE_ID] [-o OFFSET] [-c 128] [-g GROUP]
+                     [-s BEGIN] [-e END]         print the oldest messages (of one queue with
+                                                 -b -i, from OFFSET with -o, stored between
+                                                 the times) without committing offsets
+    queryMsgByOffset -t TOPIC -b BROKER_NAME -i QUEUE_ID -o OFFSET
+                                                 the message at an offset of a queue
+    printMsg         -t TOPIC [-s TAGS] [-b BEGIN] [-e END] [-c UTF-8] [-d true|false]
+                                                 every message of the topic, queue by queue
+                                                 (-d false: without bodies)
+    printMsgByQueue  -t TOPIC -a BROKER_NAME -i QUEUE_ID [-s TAGS] [-b BEGIN] [-e END]
+                     [-c UTF-8] [-p true] [-d true] [-f true]
+                                                 one queue's messages (-p: print them, -d: with
+                                                 bodies, -f: count them by tag)
+    updateTopicPerm  -t TOPIC -p 2|4|6 (-b HOST:PORT | -c CLUSTER)
+                                                 write the topic's config back with perm 2 (W),
+                                                 4 (R) or 6 (RW)
+    getBrokerConfig  (-b HOST:PORT | -c CLUSTER)  a broker's settings (each master and slave
+                                                 of the cluster with -c)
 
 Every command takes ``-n HOST:PORT[;HOST:PORT]`` (default ``$NAMESRV_ADDR``, else
 127.0.0.1:9876). Exit status 0 on success, 1 when the cluster refused or could not be
@@ -64,7 +84,7 @@ import msgspec
 
 from actors.client import Admin, ClientError, ConsumerRunningInfo, MessageExt
 from actors.client.admin import PERM_READ_WRITE
-from runtime import admin_groups, admin_namesrv, logs
+from runtime import admin_groups, admin_messages, admin_namesrv, logs
 from runtime.remoting.bodies import SubscriptionGroupConfig
 from runtime.remoting.running_info import PROP_CLIENT_VERSION
 
@@ -177,6 +197,7 @@ def _parser_and_commands() -> tuple[
     )
     admin_namesrv.add_commands(sub, ns)
     admin_groups.add_commands(sub, ns, _boolean)
+    admin_messages.add_commands(sub, ns, _boolean, _timestamp)
     return parser, sub
 
 
@@ -209,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(admin: Admin, args: argparse.Namespace) -> list[str]:
     command = args.command
-    for module in (admin_namesrv, admin_groups):
+    for module in (admin_namesrv, admin_groups, admin_messages):
         lines = module.run(admin, args)
         if lines is not None:
             return lines

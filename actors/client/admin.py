@@ -23,6 +23,7 @@ from typing import Any, NamedTuple, TypeVar
 import msgspec
 
 from actors.client.admin_groups import GroupAdmin
+from actors.client.admin_messages import MessageAdmin
 from actors.client.admin_namesrv import NamesrvAdmin
 from actors.client.config import ClientConfig
 from actors.client.errors import BrokerError, ClientError, ClientStateError
@@ -101,10 +102,12 @@ class OffsetReset(msgspec.Struct, frozen=True):
     online: bool = False
 
 
-class Admin(NamesrvAdmin, GroupAdmin):
+class Admin(NamesrvAdmin, GroupAdmin, MessageAdmin):
     """See the module docstring. ``start()`` / ``shutdown()`` or use it as a context manager.
     KV config, order conf, write perms and topic lists: ``NamesrvAdmin`` (admin_namesrv); who
-    consumes a topic, a group's topics, cloning a group's offsets: ``GroupAdmin`` (admin_groups)."""
+    consumes a topic, a group's topics, cloning a group's offsets: ``GroupAdmin`` (admin_groups);
+    reading queues without consuming, a broker's config, a topic's perm: ``MessageAdmin``
+    (admin_messages)."""
 
     def __init__(
         self,

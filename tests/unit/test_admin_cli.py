@@ -110,3 +110,103 @@ def test_clone_group_offset_takes_mqadmins_flags() -> None:
     assert args.offline is True
     with pytest.raises(SystemExit):
         build_parser().parse_args(["cloneGroupOffset", "-s", "a", "-t", "T"])
+
+
+def test_send_message_takes_mqadmins_flags_and_a_queue_needs_its_broker(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = build_parser().parse_args(
+        ["sendMessage", "-t", "T", "-p", " hi ", "-k", "k1 k2", "-c", "paid"]
+    )
+    assert (args.topic, args.body, args.key, args.tags, args.broker, args.qid) == (
+        "T",
+        "hi",
+        "k1 k2",
+        "paid",
+        None,
+        None,
+    )
+    args = build_parser().parse_args(["sendMessage", "-t", "T", "-p", "x", "-b", "a", "-i", "3"])
+    assert (args.broker, args.qid) == ("a", 3)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["sendMessage", "-t", "T"])
+    # -i without -b is a usage error (exit 2), as mqadmin refuses it, before any request
+    with pytest.raises(SystemExit) as done:
+        main(["sendMessage", "-t", "T", "-p", "x", "-i", "1", "-n", "127.0.0.1:1"])
+    assert done.value.code == 2 and "-b" in capsys.readouterr().err
+
+
+def test_consume_message_defaults_and_its_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    args = build_parser().parse_args(["consumeMessage", "-t", "T"])
+    assert (args.count, args.group, args.broker_name, args.queue_id, args.offset) == (
+        128,
+        "TOOLS_CONSUMER",
+        None,
+        None,
+        None,
+    )
+    args = build_parser().parse_args(
+        ["consumeMessage", "-t", "T", "-b", "a", "-i", "0", "-o", "5", "-c", "2", "-s", "100"]
+    )
+    assert (args.queue_id, args.offset, args.count, args.begin_timestamp) == (0, 5, 2, 100)
+    local = time.mktime((2026, 11, 22, 9, 0, 0, 0, 0, -1))
+    args = build_parser().parse_args(["consumeMessage", "-t", "T", "-e", "2026-11-22#09:00:00:000"])
+    assert args.end_timestamp == int(local) * 1000
+    for wrong, said in (
+        (["-i", "0"], "-b"),  # a queue needs its broker
+        (["-b", "a", "-o", "5"], "-i"),  # an offset needs its queue
+        (["-c", "0"], "positive"),
+    ):
+        with pytest.raises(SystemExit) as done:
+            main(["consumeMessage", "-t", "T", *wrong, "-n", "127.0.0.1:1"])
+        assert done.value.code == 2 and said in capsys.readouterr().err
+
+
+def test_query_by_offset_needs_topic_broker_queue_and_offset() -> None:
+    full = ["queryMsgByOffset", "-t", "T", "-b", "a", "-i", "1", "-o", "7"]
+    args = build_parser().parse_args(full)
+    assert (args.topic, args.broker_name, args.queue_id, args.offset) == ("T", "a", 1, 7)
+    for cut in range(1, 5):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(full[: 2 * cut - 1] + full[2 * cut + 1 :])
+
+
+def test_print_msg_flags_are_mqadmins() -> None:
+    args = build_parser().parse_args(["printMsg", "-t", "T"])
+    assert (args.charset, args.sub_expression, args.print_body) == ("utf-8", "*", True)
+    assert (args.begin_timestamp, args.end_timestamp) == (None, None)
+    args = build_parser().parse_args(
+        ["printMsg", "-t", "T", "-c", "GBK", "-s", "a || b", "-b", "1", "-e", "2", "-d", "false"]
+    )
+    assert (args.charset, args.sub_expression, args.print_body) == ("gbk", "a || b", False)
+    assert (args.begin_timestamp, args.end_timestamp) == (1, 2)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["printMsg", "-t", "T", "-c", "no-such-charset"])
+
+
+def test_print_msg_by_queue_prints_nothing_unless_asked() -> None:
+    args = build_parser().parse_args(["printMsgByQueue", "-t", "T", "-a", "a", "-i", "2"])
+    assert (args.broker_name, args.queue_id) == ("a", 2)
+    assert (args.print_msg, args.print_body, args.calculate) == (False, False, False)
+    args = build_parser().parse_args(
+        ["printMsgByQueue", "-t", "T", "-a", "a", "-i", "2", "-p", "true", "-f", "true"]
+    )
+    assert (args.print_msg, args.calculate) == (True, True)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["printMsgByQueue", "-t", "T", "-i", "2"])
+
+
+def test_update_topic_perm_and_broker_config_need_one_place() -> None:
+    args = build_parser().parse_args(["updateTopicPerm", "-t", "T", "-p", "4", "-c", "C"])
+    assert (args.perm, args.cluster, args.broker_addr) == (4, "C", None)
+    args = build_parser().parse_args(["getBrokerConfig", "-b", "127.0.0.1:10911"])
+    assert (args.broker_addr, args.cluster) == ("127.0.0.1:10911", None)
+    for wrong in (
+        ["updateTopicPerm", "-t", "T", "-p", "4"],
+        ["updateTopicPerm", "-t", "T", "-p", "5", "-c", "C"],
+        ["updateTopicPerm", "-t", "T", "-p", "6", "-c", "C", "-b", "h:1"],
+        ["getBrokerConfig"],
+        ["getBrokerConfig", "-c", "C", "-b", "h:1"],
+    ):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(wrong)
