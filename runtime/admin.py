@@ -76,6 +76,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -120,7 +121,7 @@ def _parser_and_commands() -> tuple[
     _where(update)
     update.add_argument("-w", "--write-queues", type=int, default=8, help="write queues (8)")
     update.add_argument("-r", "--read-queues", type=int, default=8, help="read queues (8)")
-    update.add_argument("-p", "--perm", type=int, default=PERM_READ_WRITE, help="2 R, 4 W, 6 RW")
+    update.add_argument("-p", "--perm", type=int, default=PERM_READ_WRITE, help="2 W, 4 R, 6 RW")
     update.add_argument("-o", "--order", action="store_true", help="an ordered topic")
     delete = sub.add_parser(
         "deleteTopic", parents=[ns], help="delete a topic from brokers and name servers"
@@ -225,6 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ClientError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # the reader went away (``| head``): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

@@ -199,15 +199,15 @@ class SendOp:
             self._finish(None, exc)
 
     def _select(self, route: TopicRoute) -> MessageQueue:
-        queues = route.publish
-        if not queues:
-            raise NoRouteError(self.out.topic, "no writable queue on any master")
         sel = self.selection
-        if sel.queue is not None:
+        if sel.queue is not None:  # sent there whatever the route says, as RocketMQ's
             mq = sel.queue
             if mq.topic != self.out.topic:
                 raise MessageInvalidError("queue", f"queue of topic {mq.topic!r}")
             return mq
+        queues = route.publish
+        if not queues:
+            raise NoRouteError(self.out.topic, "no writable queue on any master")
         if sel.selector is not None:
             msg = sel.message if sel.message is not None else Message(self.out.topic, b"")
             return check_selected(sel.selector(queues, msg), queues)

@@ -118,6 +118,9 @@ def test_read_only_perm_refuses_sends_and_read_write_takes_them_again(
         assert refused.value.errors[0].code == ResponseCode.NO_PERMISSION
     # And a new producer finds no queue to write, the route says 4, reads still work
     assert mqadmin(namesrv, "sendMessage", "-t", "Perms", "-p", "x").returncode == 1
+    # while one naming a queue is sent there and refused by the broker itself (as mqadmin's)
+    named = mqadmin(namesrv, "sendMessage", "-t", "Perms", "-p", "x", "-b", "broker-a", "-i", "0")
+    assert named.returncode == 1 and "16" in named.stderr, named.stderr
     assert [q.perm for q in admin.topic_route("Perms").queue_datas] == [4]
     [before] = printed(ok(namesrv, "consumeMessage", "-t", "Perms"))
     assert before.endswith(" BODY: before")
