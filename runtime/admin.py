@@ -20,7 +20,10 @@
                                                  messages; -i one member in full, -s with its
                                                  threads' stacks
     producerConnection -g GROUP [-t TOPIC]       a producer group's connections
-    queryMsgById     -i OFFSET_MSG_ID            one message by its offset message id
+    queryMsgById     -i OFFSET_MSG_ID [-g GROUP -d CLIENT_ID]
+                                                 one message by its offset message id; with -g
+                                                 and -d, that consumer's listener consumes it
+                                                 once more and the outcome is printed
     queryMsgByKey    -t TOPIC -k KEY [-m 32]     messages whose KEYS hold KEY
     queryMsgByUniqueKey -t TOPIC -i MSG_ID       a message by the producer's msg_id (UNIQ_KEY)
     resetOffsetByTime -g GROUP -t TOPIC -s TIME [-f true|false]
@@ -167,6 +170,8 @@ def _parser_and_commands() -> tuple[
     producers.add_argument("-t", "--topic", help="ask the brokers of this topic only")
     by_id = sub.add_parser("queryMsgById", parents=[ns], help="a message by its offset msg id")
     by_id.add_argument("-i", "--id", required=True, help="offset message id (32 hex digits)")
+    by_id.add_argument("-g", "--group", help="with -d: the consumer group to consume it")
+    by_id.add_argument("-d", "--client-id", help="with -g: the member (client id) to consume it")
     by_key = sub.add_parser("queryMsgByKey", parents=[ns], help="messages by a key")
     by_key.add_argument("-t", "--topic", required=True)
     by_key.add_argument("-k", "--key", required=True)
@@ -218,6 +223,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     admin_namesrv.check(parser, args)
+    if args.command == "queryMsgById" and bool(args.group) != bool(args.client_id):
+        parser.error("queryMsgById: -g and -d go together (the consumer to consume it)")
     logs.configure("WARNING")
     try:
         with Admin(args.namesrv) as admin:
@@ -353,7 +360,15 @@ def _run(admin: Admin, args: argparse.Namespace) -> list[str]:
             rows.append([c.client_id, c.client_addr, c.language, str(c.version)])
         return _table(rows)
     if command == "queryMsgById":
-        return _message(admin.view_message(args.id))
+        lines = _message(admin.view_message(args.id))
+        if args.group and args.client_id:
+            r = admin.consume_message_directly(args.group, args.client_id, args.id)
+            lines.append(
+                f"ConsumeMessageDirectlyResult [order={str(r.order).lower()}, "
+                f"autoCommit={str(r.auto_commit).lower()}, consumeResult={r.consume_result}, "
+                f"remark={r.remark}, spentTimeMills={r.spent_time_mills}]"
+            )
+        return lines
     if command == "queryMsgByKey":
         rows = [["#Message ID", "#Offset Message ID", "#QID", "#Offset", "#Store Time"]]
         found = admin.query_messages(args.topic, args.key, max_num=args.max)

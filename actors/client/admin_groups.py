@@ -9,9 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.remoting.bodies import GroupList, TopicList, decode_body
+from actors.client.errors import ClientError
+from runtime.remoting.bodies import (
+    ConsumeMessageDirectlyResult,
+    GroupList,
+    TopicList,
+    decode_body,
+)
 from runtime.remoting.codes import RequestCode
 from runtime.remoting.command import RemotingCommand
+from runtime.store.record import decode_offset_msg_id
 
 
 class GroupAdmin:
@@ -48,6 +55,26 @@ class GroupAdmin:
             )
             topics.update(decode_body(TopicList, response.body).topic_list)
         return sorted(topics)
+
+    def consume_message_directly(
+        self, group: str, client_id: str, offset_msg_id: str
+    ) -> ConsumeMessageDirectlyResult:
+        """CONSUME_MESSAGE_DIRECTLY (309; ``mqadmin queryMsgById -g GROUP -d CLIENT_ID``): the
+        broker that stored the message (named by its offset message id) hands it to that
+        member of ``group``, whose listener consumes it once more; how it went. A refusal
+        (member not online, unknown message) raises BrokerError."""
+        try:
+            where = decode_offset_msg_id(offset_msg_id)
+        except ValueError as exc:
+            raise ClientError(f"{offset_msg_id!r} is not an offset message id: {exc}") from None
+        ext = {"consumerGroup": group, "clientId": client_id, "msgId": offset_msg_id}
+        response = self._broker(
+            f"{where.ip}:{where.port}",
+            RequestCode.CONSUME_MESSAGE_DIRECTLY,
+            ext,
+            "consume message directly",
+        )
+        return decode_body(ConsumeMessageDirectlyResult, response.body)
 
     def clone_group_offset(
         self, src_group: str, dest_group: str, topic: str | None = None, *, offline: bool = False

@@ -51,6 +51,7 @@ from typing import Any
 
 from loguru import logger
 
+from actors.client import consume_directly
 from actors.client.consume import (
     MAX_CONSUME_BATCH_SIZE,
     RETRY_PREFIX,
@@ -68,7 +69,7 @@ from actors.client.pull import TagFilter, subscription
 from actors.client.puller import PullOptions, Sink
 from actors.client.rebalance import ConsumeFrom, Rebalancer
 from actors.client.send_back import DEFAULT_MAX_RECONSUME_TIMES
-from runtime.remoting.codes import MessageModel
+from runtime.remoting.codes import MessageModel, RequestCode
 from runtime.remoting.running_info import PROP_CONSUME_ORDERLY, PROP_THREADPOOL_CORE_SIZE
 
 
@@ -244,14 +245,18 @@ class PushConsumer(ConsumerBase):
     def _sink(self) -> Sink:
         hub = self._hub
         assert hub is not None
-        self.service = ConsumeService(
+        service = self.service = ConsumeService(
             hub,
             self.listeners,
             threads=self.consume_threads,
             consume_batch_size=self.consume_batch_size,
             name=f"actormq-consume-{self.group}",
         )
-        return self.service
+        assert self._instance is not None
+        self._instance.inbound_handlers[RequestCode.CONSUME_MESSAGE_DIRECTLY] = (
+            lambda _session, request: consume_directly.serve(self, service, request)
+        )
+        return service
 
     def _rebalancer_class(self) -> type[Rebalancer]:
         return OrderlyRebalancer if self.orderly else Rebalancer

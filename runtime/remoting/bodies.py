@@ -69,6 +69,18 @@ class ClusterInfo(Body, kw_only=True):
     cluster_addr_table: dict[str, list[str]] = {}
 
 
+class ConsumeMessageDirectlyResult(Body, kw_only=True):
+    """CONSUME_MESSAGE_DIRECTLY (309) response body: how a consumer's listener took a message
+    (``consumeResult``: CR_SUCCESS, CR_LATER, CR_ROLLBACK, CR_COMMIT, CR_THROW_EXCEPTION,
+    CR_RETURN_NULL)."""
+
+    order: bool = False
+    auto_commit: bool = True
+    consume_result: str | None = None
+    remark: str | None = None
+    spent_time_mills: Int64 = 0
+
+
 class GroupList(Body, kw_only=True):
     """QUERY_TOPIC_CONSUME_BY_WHO (300) response body: the groups that consume a topic."""
 

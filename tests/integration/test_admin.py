@@ -434,3 +434,52 @@ def test_who_consumes_a_topic_and_cloning_a_groups_offsets(
     # Then the new group's progress is the audit group's
     copied = [(r.queue.queue_id, r.consumer_offset) for r in admin.consume_stats("ledger2-copy")]
     assert copied == [(0, 1), (1, 2)]
+
+
+def test_a_consumer_consumes_a_message_directly_on_an_admins_request(
+    cluster: dict[str, str], admin: Admin
+) -> None:
+    namesrv = cluster["namesrv"]
+    # Given a running push consumer that took one message, and can be told to fail
+    admin.create_topic("Direct", queues=1)
+    got: list[bytes] = []
+    fail = threading.Event()
+    first = threading.Event()
+
+    def listener(msg: Any) -> ConsumeResult:
+        if fail.is_set():
+            raise RuntimeError("listener says no")
+        got.append(msg.body)
+        first.set()
+        return ConsumeResult.CONSUME_SUCCESS
+
+    consumer = PushConsumer("direct-group", namesrv=namesrv, consume_from=ConsumeFrom.FIRST)
+    consumer.subscribe("Direct", "*")(listener)
+    consumer.start()
+    try:
+        with Producer("direct-producer", namesrv=namesrv) as producer:
+            sent = producer.send(Message("Direct", b"resend me"))
+        assert first.wait(20)
+        # When the command line asks that member to consume it directly
+        shown = mqadmin(
+            namesrv, "queryMsgById", "-i", sent.offset_msg_id, "-g", "direct-group",
+            "-d", consumer.client_id,
+        )  # fmt: skip
+        # Then its listener took it once more, and the outcome is printed
+        assert shown.returncode == 0, shown.stderr
+        assert "consumeResult=CR_SUCCESS" in shown.stdout and "order=false" in shown.stdout
+        assert got == [b"resend me", b"resend me"]
+        # And a listener that raises is reported with the reason
+        fail.set()
+        result = admin.consume_message_directly(
+            "direct-group", consumer.client_id, sent.offset_msg_id
+        )
+        assert result.consume_result == "CR_THROW_EXCEPTION"
+        assert "listener says no" in (result.remark or "")
+        # And a member the group does not have is refused by the broker
+        with pytest.raises(BrokerError):
+            admin.consume_message_directly("direct-group", "nobody@1", sent.offset_msg_id)
+    finally:
+        consumer.shutdown()
+    # -g without -d is a usage error
+    assert mqadmin(namesrv, "queryMsgById", "-i", sent.offset_msg_id, "-g", "x").returncode == 2
