@@ -69,6 +69,9 @@
                                                  4 (R) or 6 (RW)
     getBrokerConfig  (-b HOST:PORT | -c CLUSTER)  a broker's settings (each master and slave
                                                  of the cluster with -c)
+    updateBrokerConfig (-b HOST:PORT | -c CLUSTER) -k KEY -v VALUE
+                                                 change a setting while the broker runs (until
+                                                 a restart): brokerPermission (2 W, 4 R, 6 RW)
 
 Every command takes ``-n HOST:PORT[;HOST:PORT]`` (default ``$NAMESRV_ADDR``, else
 127.0.0.1:9876). Exit status 0 on success, 1 when the cluster refused or could not be

@@ -1,6 +1,7 @@
 """The message and topic commands of ``python -m runtime admin`` (mqadmin's names, flags and
 output formats): sendMessage, consumeMessage, queryMsgByOffset, printMsg, printMsgByQueue,
-updateTopicPerm, getBrokerConfig. ``runtime.admin`` adds them to its parser and runs them.
+updateTopicPerm, getBrokerConfig, updateBrokerConfig. ``runtime.admin`` adds them to its parser
+and runs them.
 
 Nothing here consumes: reads are raw pulls as RocketMQ's tools group (``Admin.pull``), so no
 group's committed offsets move.
@@ -24,6 +25,7 @@ COMMANDS = (
     "printMsgByQueue",
     "updateTopicPerm",
     "getBrokerConfig",
+    "updateBrokerConfig",
 )
 CONSUME_COUNT = 128
 """consumeMessage's default number of messages (mqadmin's)."""
@@ -95,6 +97,12 @@ def add_commands(
 
     config = sub.add_parser("getBrokerConfig", parents=[ns], help="a broker's settings")
     _broker_or_cluster(config)
+    update = sub.add_parser(
+        "updateBrokerConfig", parents=[ns], help="change a broker setting while it runs"
+    )
+    _broker_or_cluster(update)
+    update.add_argument("-k", "--key", required=True, type=str.strip, help="e.g. brokerPermission")
+    update.add_argument("-v", "--value", required=True, type=str.strip)
 
 
 def _times(parser: argparse.ArgumentParser, begin: str, timestamp: Callable[[str], int]) -> None:
@@ -193,6 +201,8 @@ def run(admin: Admin, args: argparse.Namespace) -> list[str] | None:
         return lines
     if command == "getBrokerConfig":
         return _broker_configs(admin, args)
+    if command == "updateBrokerConfig":
+        return _update_broker_config(admin, args)
     return None
 
 
@@ -331,6 +341,22 @@ def describe(m: MessageExt) -> str:
 
 def _mq(mq: MessageQueue) -> str:
     return f"MessageQueue [topic={mq.topic}, brokerName={mq.broker_name}, queueId={mq.queue_id}]"
+
+
+def _update_broker_config(admin: Admin, args: argparse.Namespace) -> list[str]:
+    """mqadmin updateBrokerConfig: one broker, or every broker of the cluster (masters and
+    slaves, as mqadmin's); a line per broker."""
+    if args.broker_addr:
+        addresses = [args.broker_addr]
+    else:
+        addresses = [b.address for b in admin.brokers(args.cluster)]
+        if not addresses:
+            raise ClientError(f"no broker in cluster {args.cluster}")
+    lines = []
+    for address in addresses:
+        admin.update_broker_config(address, {args.key: args.value})
+        lines.append(f"update broker config success, {address}")
+    return lines
 
 
 def _broker_configs(admin: Admin, args: argparse.Namespace) -> list[str]:

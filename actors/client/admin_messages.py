@@ -82,7 +82,9 @@ class MessageAdmin:
     def _targets(self, cluster: str | None, broker_addr: str | None) -> list[str]:
         raise NotImplementedError
 
-    def _broker(self, address: str, code: int, ext: dict[str, str], what: str) -> RemotingCommand:
+    def _broker(
+        self, address: str, code: int, ext: dict[str, str], what: str, body: bytes = b""
+    ) -> RemotingCommand:
         raise NotImplementedError
 
     def _running(self) -> Any:
@@ -219,6 +221,15 @@ class MessageAdmin:
             raise ClientError(
                 f"{broker_addr} answered a config that does not parse: {exc}"
             ) from None
+
+    def update_broker_config(self, broker_addr: str, settings: dict[str, str]) -> None:
+        """UPDATE_BROKER_CONFIG (25; mqadmin updateBrokerConfig): ``brokerPermission`` changes
+        while the broker runs (until a restart); the broker refuses other keys (BrokerError
+        naming the key)."""
+        body = "".join(f"{k}={v}\n" for k, v in settings.items()).encode()
+        self._broker(
+            broker_addr, RequestCode.UPDATE_BROKER_CONFIG, {}, "update broker config", body
+        )
 
     def topic_configs(self, broker_addr: str) -> dict[str, TopicConfig]:
         """GET_ALL_TOPIC_CONFIG (21): every topic's config on one broker."""

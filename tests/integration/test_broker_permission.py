@@ -11,6 +11,7 @@ from actors.client import Admin
 from runtime.remoting.codes import RequestCode, ResponseCode
 from tests.client_support import wait_until
 from tests.harness import RuntimeProcess
+from tests.integration.test_admin import mqadmin
 from tests.integration.test_broker_wire import pull, send
 from tests.wire import WireClient
 
@@ -55,8 +56,14 @@ def test_a_read_only_broker_refuses_sends_serves_pulls_and_leaves_the_routes(
             refused = set_config(client, "flushDiskType=SYNC_FLUSH\n")
             assert refused.code == ResponseCode.SYSTEM_ERROR
             assert "flushDiskType" in refused.remark
-            # When the permission is given back, Then sends work and the route is writable
-            assert set_config(client, "brokerPermission=6").code == ResponseCode.SUCCESS
+            # When the command line gives the permission back (mqadmin updateBrokerConfig)
+            # Then sends work and the route is writable
+            back = mqadmin(
+                cluster["namesrv"], "updateBrokerConfig", "-c", "DefaultCluster",
+                "-k", "brokerPermission", "-v", "6",
+            )  # fmt: skip
+            assert back.returncode == 0, back.stderr
+            assert back.stdout.startswith("update broker config success, ")
             assert send(client, "PermT", b"after").code == ResponseCode.SUCCESS
             wait_until(lambda: route_perms(admin, "PermT") == [6], what="writable route")
     finally:

@@ -210,3 +210,12 @@ def test_update_topic_perm_and_broker_config_need_one_place() -> None:
     ):
         with pytest.raises(SystemExit):
             build_parser().parse_args(wrong)
+
+
+def test_update_broker_config_takes_a_place_a_key_and_a_value() -> None:
+    args = build_parser().parse_args(
+        ["updateBrokerConfig", "-b", "h:1", "-k", "brokerPermission", "-v", "4"]
+    )
+    assert (args.broker_addr, args.key, args.value) == ("h:1", "brokerPermission", "4")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["updateBrokerConfig", "-k", "brokerPermission", "-v", "4"])
