@@ -21,7 +21,8 @@ Deleted topics (``fences``): the pass skips a topic's records below its fence, a
 marker it meets removes the topic's consume queues (the records after the marker are dispatched
 afresh). A consume queue of a fenced topic that still points below the fence (its removal did
 not reach the disk) is dropped and rebuilt from the fence; a checkpoint older than a fence does
-not ask for the deleted topic's queues.
+not ask for the deleted topic's queues. A fence past the log's end (its marker was cut off with
+a replica's divergent tail) is dropped and the whole log dispatched again: the topic is back.
 """
 
 from __future__ import annotations
@@ -111,6 +112,18 @@ def _recover(settings: StoreSettings, fs: FileSystem, lock: StoreLock) -> OpenSt
     )
     log_min = log.min_offset
     data_end = log.write_offset
+    undone = sorted(t for t, f in fences.items() if f > data_end)
+    for topic in undone:
+        # The marker is not in the log any more (a replica's divergent tail, cut when it
+        # rejoined): the deletion did not happen in this log's history. Its queues were
+        # removed all the same, so the whole log is dispatched again below.
+        logger.warning(
+            "store {}: deletion of topic {} (fence {}) lies past the log's end {}: undone",
+            root,
+            topic,
+            fences.pop(topic),
+            data_end,
+        )
     queues: dict[QueueKey, ConsumeQueue] = {}
     damaged: list[QueueKey] = []
     for key in list_queues(root):
@@ -172,7 +185,7 @@ def _recover(settings: StoreSettings, fs: FileSystem, lock: StoreLock) -> OpenSt
             rebuilt.append(key)
             last = cq.last_entry() if cq is not None else None
             reput_from = min(reput_from, last.physical_offset if last else log_min)
-    if cp is None:
+    if cp is None or undone:
         reput_from = log_min
     if index is not None:
         ie = index.end_phys

@@ -17,8 +17,18 @@ from runtime.store import checkpoint as ckpt
 from runtime.store import fences as fence_table
 from runtime.store import record as R
 from runtime.store.consumequeue import queue_dir
+from runtime.store.raw import truncate_log
 from tests.actors.test_ha_store import build, copy_all
-from tests.actors.test_store_actors import T, bodies, consumable, get, open_store, put, rec
+from tests.actors.test_store_actors import (
+    T,
+    bodies,
+    consumable,
+    get,
+    open_store,
+    put,
+    rec,
+    settings_for,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -182,3 +192,24 @@ def test_fences_are_pruned_to_the_log(tmp_path: Path) -> None:
     assert fence_table.pruned(fences, 100, 500) == {"inside": 300, "end": 500}
     # and a fence only rises
     assert fence_table.raised({"a": 5}, (("a", 3), ("b", 7))) == {"a": 5, "b": 7}
+
+
+def test_a_deletion_cut_off_with_a_replicas_tail_is_undone(tmp_path: Path) -> None:
+    # Given T deleted on a node whose log is then cut before the marker (it rejoins as a slave
+    # and its divergent tail goes, the deletion with it)
+    store = open_store(tmp_path)
+    fill(store, "T", 6, "old")
+    before_marker = store.ctx.require_open().log.write_offset
+    delete(store)
+    store.stop()
+    truncate_log(settings_for(tmp_path), before_marker)
+    # When the store opens again
+    store = open_store(tmp_path)
+    try:
+        # Then the deletion is undone: T's messages are readable at their offsets again
+        assert bodies(get(store, 0)) == [b"old0", b"old2", b"old4"]
+        assert bodies(get(store, 0, queue_id=1)) == [b"old1", b"old3", b"old5"]
+        assert fence_table.load(str(tmp_path)) == {}
+        assert put(store, rec(b"next")).queue_offsets == (3,)
+    finally:
+        store.stop()
