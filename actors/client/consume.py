@@ -35,6 +35,7 @@ from loguru import logger
 
 from actors.client.hub import ClientHub
 from actors.client.message import ConsumeOrderlyStatus, ConsumeResult, MessageExt, MessageQueue
+from actors.client.outgoing import MAX_DELAY_LEVEL
 from actors.client.pool import task_pool
 from actors.client.puller import Consumed
 from runtime.actor import tell_now
@@ -57,16 +58,23 @@ class ConsumeContext:
     ``mq``: the queue the messages came from (``%RETRY%<group>``'s for redelivered ones).
     ``ack_index`` (concurrent consumers; orderly ones ignore it): with CONSUME_SUCCESS, the
     index of the last message that succeeded; those after it are handled as RECONSUME_LATER
-    (sent back, or retried locally). ``-1``: none succeeded. Default: all of them."""
+    (sent back, or retried locally). ``-1``: none succeeded. Default: all of them.
+    ``delay_level`` (concurrent clustering consumers; RocketMQ's delayLevelWhenNextConsume): the
+    delay level this call's failed messages are sent back with: 0 (default) lets the broker
+    choose (3 + reconsume times), n > 0 that level, -1 straight to the dead-letter queue."""
 
-    __slots__ = ("ack_index", "mq")
+    __slots__ = ("ack_index", "delay_level", "mq")
 
     def __init__(self, mq: MessageQueue | None) -> None:
         self.mq = mq
         self.ack_index = ACK_ALL
+        self.delay_level = 0
 
     def __repr__(self) -> str:
-        return f"ConsumeContext(mq={self.mq!r}, ack_index={self.ack_index})"
+        return (
+            f"ConsumeContext(mq={self.mq!r}, ack_index={self.ack_index}, "
+            f"delay_level={self.delay_level})"
+        )
 
 
 BatchListenerFn = Callable[[list[MessageExt], ConsumeContext], Outcome]
@@ -86,6 +94,12 @@ class BatchListener:
 
 
 AnyListener = Listener | BatchListener
+
+
+def _level(context: ConsumeContext) -> int:
+    """The context's delay level, when it is one (-1, 0, or a level up to 18)."""
+    level = context.delay_level
+    return level if isinstance(level, int) and -1 <= level <= MAX_DELAY_LEVEL else 0
 
 
 def reset_retry_topic(msg: MessageExt) -> None:
@@ -151,13 +165,19 @@ class ConsumeService:
     ) -> None:
         done: list[int] = []
         retry: list[int] = []
+        levels: dict[int, int] = {}
         if any(isinstance(fn, BatchListener) for fn in self.listeners.values()):
             for listener, call in self._calls(msgs):
                 if ordered and retry:
                     break
-                ok = self._consume(listener, call, mq, ordered)
+                ok, level = self._consume(listener, call, mq, ordered)
                 for i, m in enumerate(call):
-                    (done if i < ok else retry).append(m.queue_offset)
+                    if i < ok:
+                        done.append(m.queue_offset)
+                    else:
+                        retry.append(m.queue_offset)
+                        if level:
+                            levels[m.queue_offset] = level
         else:  # only plain listeners: the same, one message per call, without the batching
             for msg in msgs:
                 if ordered and retry:
@@ -174,7 +194,7 @@ class ConsumeService:
                 (done if outcome in _SUCCESS else retry).append(msg.queue_offset)
         try:
             # at once from a greenlet of a patched program's hub, else as a hub callback
-            self.hub.run(_report, puller, Consumed(generation, done, retry))
+            self.hub.run(_report, puller, Consumed(generation, done, retry, levels))
         except Exception as exc:  # the hub stopped under us (shutdown)
             logger.debug("client: consume result dropped: {}", exc)
 
@@ -207,25 +227,26 @@ class ConsumeService:
         msgs: list[MessageExt],
         mq: MessageQueue | None,
         ordered: bool,
-    ) -> int:
-        """Call ``listener``; how many of ``msgs``, from the first, succeeded."""
+    ) -> tuple[int, int]:
+        """Call ``listener``: how many of ``msgs``, from the first, succeeded, and the delay
+        level its context asks for the others (0: the broker's choice)."""
         n = len(msgs)
+        context = ConsumeContext(mq)
         try:
             if listener is None:
                 raise LookupError(f"no listener for topic {msgs[0].topic!r}")
             if not isinstance(listener, BatchListener):
-                return 1 if listener(msgs[0]) in _SUCCESS else 0
-            context = ConsumeContext(mq)
+                return (1 if listener(msgs[0]) in _SUCCESS else 0), 0
             # a copy: whatever the listener does to its list, the report covers every message
             if listener.fn(list(msgs), context) not in _SUCCESS:
-                return 0
+                return 0, _level(context)
             if ordered:
-                return n
-            return max(0, min(int(context.ack_index) + 1, n))
+                return n, 0
+            return max(0, min(int(context.ack_index) + 1, n)), _level(context)
         except Exception:
             what = msgs[0] if n == 1 else f"{n} messages from offset {msgs[0].queue_offset}"
             logger.exception("client: listener failed on {}; will redeliver", what)
-            return 0
+            return 0, _level(context)
 
     def drain(self, timeout: float) -> bool:
         """Wait until the tasks submitted so far finished; False on timeout."""

@@ -144,6 +144,8 @@ class Consumed(msgspec.Struct, frozen=True, tag=True):
     generation: int
     offsets: list[int]
     retry: list[int] = []
+    delay_levels: dict[int, int] = {}
+    """Offset -> the delay level a batch listener's context asked for (absent: 0)."""
 
 
 class SentBack(msgspec.Struct, frozen=True, tag=True):
@@ -386,7 +388,11 @@ class QueuePuller(GeventActor):
         if message.retry:
             failed = [self.pq.msgs[o] for o in message.retry if o in self.pq.msgs]
             if self.options.send_back:
-                gevent.spawn(self._send_back, self.generation, failed)
+                by_level: dict[int, list[MessageExt]] = {}
+                for m in failed:
+                    by_level.setdefault(message.delay_levels.get(m.queue_offset, 0), []).append(m)
+                for level, msgs in by_level.items():
+                    gevent.spawn(self._send_back, self.generation, msgs, level)
             else:
                 self._retry_locally(failed, drop_after_max=True)
         self._settled()

@@ -230,6 +230,27 @@ def test_reconsume_later_sends_back_every_message_of_the_batch(cluster: FakeClus
     wait_until(lambda: committed(cluster, "batch-later", 1) == [3], what="the commit")
 
 
+def test_the_context_chooses_the_send_back_delay_level(cluster: FakeCluster) -> None:
+    # Given a listener that acknowledges the first of three and asks for delay level 5
+    cluster.broker().accept_send_back = True
+    put_many(cluster, 3)
+
+    def decide(_n: int, _msgs: list[MessageExt], context: ConsumeContext) -> ConsumeResult:
+        context.ack_index = 0
+        context.delay_level = 5
+        return ConsumeResult.CONSUME_SUCCESS
+
+    got = Batches(decide)
+    c = consumer(cluster, "batch-delay", consume_batch_size=3)
+    c.subscribe("Orders", "*", got, batch=True)
+    # When it is consumed
+    c.start()
+    # Then the two others went back at level 5, and the offset moved past all three
+    wait_until(lambda: len(send_backs(cluster)) == 2, what="two send-backs")
+    assert [ext["delayLevel"] for ext in send_backs(cluster)] == ["5", "5"]
+    wait_until(lambda: committed(cluster, "batch-delay", 1) == [3], what="the commit")
+
+
 def test_an_exception_redelivers_the_whole_batch(cluster: FakeCluster) -> None:
     # Given a broker that refuses send-backs, and a listener that raises on its first batch
     put_many(cluster, 3)
