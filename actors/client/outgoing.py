@@ -42,6 +42,9 @@ class Outgoing(msgspec.Struct, frozen=True, kw_only=True):
     keys: tuple[str, ...] = ()
     reply: bool = False
     """A request-reply reply (sent as SEND_REPLY_MESSAGE_V2; ``actors.client.reply``)."""
+    reconsume_times: int = 0
+    max_reconsume_times: int | None = None
+    """Send-header fields of a message re-sent to ``%RETRY%<group>`` (a failed send-back)."""
 
 
 def _check_text(field: str, value: str) -> None:

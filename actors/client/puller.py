@@ -54,7 +54,7 @@ from actors.client.offsets import UpdateOffset
 from actors.client.process_queue import ProcessQueue
 from actors.client.pull import PullResult, TagFilter, decode_pull_response, pull_header
 from actors.client.remoting import forget, make_request
-from actors.client.send_back import send_back
+from actors.client.send_back import resend_to_retry, send_back
 from runtime import workers
 from runtime.actor import GeventActor, tell_now
 from runtime.errors import ProtocolError
@@ -441,10 +441,27 @@ class QueuePuller(GeventActor):
                     timeout=opts.send_back_timeout,
                 )
             except ClientError as exc:
-                logger.warning("client: send back of {} failed ({}); retrying locally", m, exc)
-                failed.append(m.queue_offset)
-            else:
-                ok.append(m.queue_offset)
+                try:
+                    resend_to_retry(
+                        self.instance,
+                        self.group,
+                        m,
+                        delay_level=delay_level,
+                        max_reconsume_times=opts.max_reconsume_times,
+                        timeout=opts.send_back_timeout,
+                    )
+                except ClientError as resend:
+                    logger.warning(
+                        "client: send back of {} failed ({}), so did its copy to the retry "
+                        "topic ({}); retrying locally",
+                        m,
+                        exc,
+                        resend,
+                    )
+                    failed.append(m.queue_offset)
+                    continue
+                logger.info("client: send back of {} failed ({}); sent to the retry topic", m, exc)
+            ok.append(m.queue_offset)
         with contextlib.suppress(pykka.ActorDeadError):
             self.actor_ref.tell(SentBack(generation, ok, failed))
 

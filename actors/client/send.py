@@ -245,11 +245,13 @@ class SendOp:
             "g": str(int(time.time() * 1000)),
             "h": str(out.flag),
             "i": out.properties,
-            "j": "0",
+            "j": str(out.reconsume_times),
             "k": "false",
             "m": "true" if out.batch else "false",
             "n": mq.broker_name,
         }
+        if out.max_reconsume_times is not None:
+            ext["l"] = str(out.max_reconsume_times)
         if out.batch:
             code = RequestCode.SEND_BATCH_MESSAGE
         elif out.reply:

@@ -8,20 +8,29 @@ client's hub may call (they block that greenlet on the network, with a timeout).
   ``%DLQ%<group>``); with ``delay_level`` -1 it goes straight to ``%DLQ%<group>``. The header
   is RocketMQ's: ``offset`` (the commit-log offset, as in the offset message id), ``group``,
   ``delayLevel``, ``originMsgId``, ``originTopic``, ``maxReconsumeTimes``.
+- ``resend_to_retry``: when that fails (the broker that stored the message is gone), a copy
+  goes to ``%RETRY%<group>`` on any broker, as RocketMQ's consumer does through its internal
+  producer (``retry_copy``); only when that fails too is the message retried locally.
 - ``lock_queues`` / ``unlock_queues``: broker-side queue locks of an orderly consumer, one
   request per broker (the master of each queue's broker name).
 """
 
 from __future__ import annotations
 
+import zlib
 from collections import defaultdict
 from collections.abc import Iterable
 
-from actors.client.errors import NoRouteError
+import gevent.event
+
+from actors.client.errors import NoRouteError, RequestTimeoutError
 from actors.client.instance import ClientInstance
 from actors.client.message import MessageExt, MessageQueue
+from actors.client.outgoing import COMPRESS_LEVEL, COMPRESS_OVER, Outgoing
 from actors.client.remoting import make_request
+from actors.client.send import ROUND_ROBIN, Sender
 from runtime.errors import ProtocolError
+from runtime.remoting import properties as P
 from runtime.remoting.bodies import (
     LockBatchRequestBody,
     LockBatchResponseBody,
@@ -29,8 +38,9 @@ from runtime.remoting.bodies import (
     decode_body,
     encode_body,
 )
-from runtime.remoting.codes import RequestCode
+from runtime.remoting.codes import MessageSysFlag, RequestCode
 
+RETRY_PREFIX = "%RETRY%"
 DEFAULT_MAX_RECONSUME_TIMES = 16
 """RocketMQ's default: a message failed this many times more goes to the dead-letter queue."""
 TO_DLQ = -1
@@ -74,6 +84,64 @@ def send_back(
     }
     cmd = make_request(RequestCode.CONSUMER_SEND_MSG_BACK, ext)
     instance.remoting.invoke_ok(address, cmd, timeout, "send back")
+
+
+INNER_PRODUCER_GROUP = "CLIENT_INNER_PRODUCER"
+"""The group RocketMQ's clients send internal messages (a failed send-back's copy) under."""
+
+
+def retry_copy(
+    group: str, msg: MessageExt, *, delay_level: int, max_reconsume_times: int
+) -> Outgoing:
+    """What RocketMQ's push consumer sends to ``%RETRY%<group>`` through its internal producer
+    when CONSUMER_SEND_MSG_BACK failed: the body and properties of ``msg`` with RETRY_TOPIC
+    (the original topic), ORIGIN_MESSAGE_ID, one more reconsume time and delay level 3 +
+    reconsume times (or ``delay_level`` when the listener chose one), not transactional. The
+    broker then treats it as a send-back (its retry or dead-letter rule)."""
+    props = dict(msg.all_properties)
+    props.pop(P.TRAN_MSG, None)
+    props.pop(P.DELAY, None)
+    props.setdefault(P.RETRY_TOPIC, msg.topic)
+    props.setdefault(P.ORIGIN_MESSAGE_ID, msg.msg_id)
+    level = delay_level if delay_level > 0 else 3 + msg.reconsume_times
+    if delay_level >= 0:
+        props[P.DELAY] = str(level)
+    body = msg.body
+    sys_flag = 0
+    if len(body) > COMPRESS_OVER:
+        body, sys_flag = zlib.compress(body, COMPRESS_LEVEL), int(MessageSysFlag.COMPRESSED)
+    return Outgoing(
+        topic=f"{RETRY_PREFIX}{group}",
+        body=body,
+        properties=P.encode_properties(props),
+        sys_flag=sys_flag,
+        flag=msg.flag,
+        msg_id=props.get(P.UNIQ_KEY, ""),
+        reconsume_times=msg.reconsume_times + 1 if delay_level >= 0 else max_reconsume_times + 1,
+        max_reconsume_times=max_reconsume_times,
+    )
+
+
+def resend_to_retry(
+    instance: ClientInstance,
+    group: str,
+    msg: MessageExt,
+    *,
+    delay_level: int = 0,
+    max_reconsume_times: int = DEFAULT_MAX_RECONSUME_TIMES,
+    timeout: float = 3.0,
+) -> None:
+    """Send ``retry_copy`` of ``msg`` to ``%RETRY%<group>`` on any broker that has it (a
+    greenlet blocks until it is stored); raises a ClientError otherwise."""
+    out = retry_copy(group, msg, delay_level=delay_level, max_reconsume_times=max_reconsume_times)
+    outcome: gevent.event.AsyncResult = gevent.event.AsyncResult()
+    sender = Sender(instance, INNER_PRODUCER_GROUP, retries=1)
+    sender.begin(out, ROUND_ROBIN, timeout, lambda result, error: outcome.set((result, error)))
+    got = outcome.wait(timeout + 1.0)
+    if got is None:
+        raise RequestTimeoutError(f"send to {out.topic}", timeout)
+    if got[1] is not None:
+        raise got[1]
 
 
 def _by_broker(mqs: Iterable[MessageQueue]) -> dict[str, list[MessageQueue]]:

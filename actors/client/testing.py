@@ -90,6 +90,10 @@ class FakeBroker:
     """(group, queue) -> the client id holding its lock (LOCK_BATCH_MQ; no expiry)."""
     accept_send_back: bool = False
     """CONSUMER_SEND_MSG_BACK answers SUCCESS (and is only recorded); else not supported."""
+    accept_retry_sends: bool | None = None
+    """Sends to a ``%RETRY%`` topic (a consumer's copy after a failed send-back) are stored;
+    else SYSTEM_ERROR. None: as ``accept_send_back`` (a broker that takes no send-back takes no
+    copy either, so the consumer retries locally)."""
     property_filter: bool = True
     """CHECK_CLIENT_CONFIG answers SUCCESS for SQL92 subscriptions (as ``enablePropertyFilter``);
     else SYSTEM_ERROR. TAG subscriptions always pass. (Pulls do not evaluate SQL92 here.)"""
@@ -422,6 +426,9 @@ class _Broker:
         if b.fail_sends:
             return RemotingCommand.response_to(request, b.fail_sends.pop(0), remark="injected")
         h = decode_send_header(request.code, request.ext_fields, opaque=request.opaque)
+        retry_ok = b.accept_send_back if b.accept_retry_sends is None else b.accept_retry_sends
+        if h.topic.startswith("%RETRY%") and not retry_ok:
+            return RemotingCommand.response_to(request, ResponseCode.SYSTEM_ERROR, remark="no")
         if h.topic not in self.cluster.topics:
             if not (self.cluster.auto_create and h.default_topic == "TBW102"):
                 return RemotingCommand.response_to(request, ResponseCode.TOPIC_NOT_EXIST)
@@ -443,6 +450,7 @@ class _Broker:
                     flag=flag,
                     sys_flag=h.sys_flag,
                     born_timestamp=h.born_timestamp,
+                    reconsume_times=h.reconsume_times,
                 ),
             )
             first = offset if first is None else first

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -21,6 +22,7 @@ from actors.client import (
     TransactionProducer,
 )
 from actors.client.outgoing import prepare, prepare_batch
+from actors.client.pull import decode_messages
 from actors.client.testing import FakeCluster
 from runtime.remoting import properties as P
 from runtime.remoting.codes import RequestCode
@@ -107,6 +109,41 @@ def test_a_refused_send_back_falls_back_to_local_retry(cluster: FakeCluster) -> 
     assert len(send_backs(cluster)) == 2
     assert attempts.seen == [0, 1, 2]
     wait_until(lambda: cluster.committed("sb-refused", "Orders", 0) == 1, what="the commit")
+
+
+def test_a_refused_send_back_goes_to_the_retry_topic_when_a_broker_takes_it(
+    cluster: FakeCluster,
+) -> None:
+    # Given a broker that refuses send-backs but stores sends to %RETRY% topics (RocketMQ's
+    # consumer then re-sends through its internal producer)
+    cluster.broker().accept_retry_sends = True
+    cluster.put("Orders", b"resent", queue_id=0, properties="UNIQ_KEY\x01ID-9\x02TAGS\x01t\x02")
+    first = threading.Event()
+    again = threading.Event()
+
+    def listener(msg: Any) -> ConsumeResult:
+        if msg.reconsume_times == 0:
+            first.set()
+            return ConsumeResult.RECONSUME_LATER
+        again.set()  # the copy, from the retry topic (this fake delivers it without delay)
+        return ConsumeResult.CONSUME_SUCCESS
+
+    c = consumer(cluster, "sb-copy", commit_interval=0.05)
+    c.subscribe("Orders", "*", listener)
+    # When the listener refuses the message
+    c.start()
+    assert first.wait(10)
+    wait_until(lambda: cluster.stored("%RETRY%sb-copy"), what="the copy in the retry topic")
+    # Then a copy went to the group's retry topic: the original topic and id kept, one more
+    # reconsume time, delay level 3, and the queue's offset moved past the message
+    [copy] = [decode_messages(s.record, "?")[0] for s in cluster.stored("%RETRY%sb-copy")]
+    props = copy.all_properties
+    assert copy.body == b"resent" and copy.reconsume_times == 1
+    assert (props[P.RETRY_TOPIC], props[P.UNIQ_KEY], props[P.DELAY]) == ("Orders", "ID-9", "3")
+    assert props[P.TAGS] == "t"
+    wait_until(lambda: cluster.committed("sb-copy", "Orders", 0) == 1, what="the commit")
+    # And the consumer, subscribed to its retry topic, gets the copy
+    assert again.wait(10)
 
 
 def test_broadcasting_retries_locally_then_drops_and_never_sends_back(
