@@ -61,14 +61,18 @@ class ConsumeContext:
     (sent back, or retried locally). ``-1``: none succeeded. Default: all of them.
     ``delay_level`` (concurrent clustering consumers; RocketMQ's delayLevelWhenNextConsume): the
     delay level this call's failed messages are sent back with: 0 (default) lets the broker
-    choose (3 + reconsume times), n > 0 that level, -1 straight to the dead-letter queue."""
+    choose (3 + reconsume times), n > 0 that level, -1 straight to the dead-letter queue.
+    ``suspend_delay`` (orderly consumers; RocketMQ's suspendCurrentQueueTimeMillis, in seconds
+    here): how long the queue waits after this call asked to suspend it, 0.01 to 30 s; None
+    (default): the consumer's ``suspend_delay``."""
 
-    __slots__ = ("ack_index", "delay_level", "mq")
+    __slots__ = ("ack_index", "delay_level", "mq", "suspend_delay")
 
     def __init__(self, mq: MessageQueue | None) -> None:
         self.mq = mq
         self.ack_index = ACK_ALL
         self.delay_level = 0
+        self.suspend_delay: float | None = None
 
     def __repr__(self) -> str:
         return (
@@ -100,6 +104,14 @@ def _level(context: ConsumeContext) -> int:
     """The context's delay level, when it is one (-1, 0, or a level up to 18)."""
     level = context.delay_level
     return level if isinstance(level, int) and -1 <= level <= MAX_DELAY_LEVEL else 0
+
+
+def _suspend(context: ConsumeContext) -> float | None:
+    """The context's suspend time, clamped to RocketMQ's 10 ms to 30 s; None when unset."""
+    delay = context.suspend_delay
+    if not isinstance(delay, int | float) or isinstance(delay, bool):
+        return None
+    return min(max(float(delay), 0.01), 30.0)
 
 
 def reset_retry_topic(msg: MessageExt) -> None:
@@ -166,11 +178,15 @@ class ConsumeService:
         done: list[int] = []
         retry: list[int] = []
         levels: dict[int, int] = {}
+        suspend: float | None = None
         if any(isinstance(fn, BatchListener) for fn in self.listeners.values()):
             for listener, call in self._calls(msgs):
                 if ordered and retry:
                     break
-                ok, level = self._consume(listener, call, mq, ordered)
+                ok, context = self._consume(listener, call, mq, ordered)
+                level = _level(context) if context is not None and not ordered else 0
+                if ordered and ok < len(call) and context is not None:
+                    suspend = _suspend(context)
                 for i, m in enumerate(call):
                     if i < ok:
                         done.append(m.queue_offset)
@@ -194,7 +210,7 @@ class ConsumeService:
                 (done if outcome in _SUCCESS else retry).append(msg.queue_offset)
         try:
             # at once from a greenlet of a patched program's hub, else as a hub callback
-            self.hub.run(_report, puller, Consumed(generation, done, retry, levels))
+            self.hub.run(_report, puller, Consumed(generation, done, retry, levels, suspend))
         except Exception as exc:  # the hub stopped under us (shutdown)
             logger.debug("client: consume result dropped: {}", exc)
 
@@ -227,26 +243,27 @@ class ConsumeService:
         msgs: list[MessageExt],
         mq: MessageQueue | None,
         ordered: bool,
-    ) -> tuple[int, int]:
-        """Call ``listener``: how many of ``msgs``, from the first, succeeded, and the delay
-        level its context asks for the others (0: the broker's choice)."""
+    ) -> tuple[int, ConsumeContext | None]:
+        """Call ``listener``: how many of ``msgs``, from the first, succeeded, and the context
+        a batch listener got (what it asks for the others), else None."""
         n = len(msgs)
-        context = ConsumeContext(mq)
+        context = None
         try:
             if listener is None:
                 raise LookupError(f"no listener for topic {msgs[0].topic!r}")
             if not isinstance(listener, BatchListener):
-                return (1 if listener(msgs[0]) in _SUCCESS else 0), 0
+                return (1 if listener(msgs[0]) in _SUCCESS else 0), None
+            context = ConsumeContext(mq)
             # a copy: whatever the listener does to its list, the report covers every message
             if listener.fn(list(msgs), context) not in _SUCCESS:
-                return 0, _level(context)
+                return 0, context
             if ordered:
-                return n, 0
-            return max(0, min(int(context.ack_index) + 1, n)), _level(context)
+                return n, context
+            return max(0, min(int(context.ack_index) + 1, n)), context
         except Exception:
             what = msgs[0] if n == 1 else f"{n} messages from offset {msgs[0].queue_offset}"
             logger.exception("client: listener failed on {}; will redeliver", what)
-            return 0, _level(context)
+            return 0, context
 
     def drain(self, timeout: float) -> bool:
         """Wait until the tasks submitted so far finished; False on timeout."""

@@ -133,7 +133,7 @@ class OrderlyPuller(QueuePuller):
             limit = self.options.max_reconsume_times
             again = [m for m in failed if m.reconsume_times < limit]
             if again:
-                self._suspend(again)
+                self._suspend(again, message.suspend_s)
             if len(again) < len(failed):
                 self._dead_letter([m for m in failed if m.reconsume_times >= limit])
         self._settled()
@@ -162,11 +162,12 @@ class OrderlyPuller(QueuePuller):
         sink: OrderedSink = self.sink  # type: ignore[assignment]
         sink.deliver_ordered(self.actor_ref, self.generation, self.mq, batch)
 
-    def _suspend(self, msgs: list[MessageExt]) -> None:
+    def _suspend(self, msgs: list[MessageExt], delay: float | None = None) -> None:
         for msg in msgs:
             msg.reconsume_times += 1
         self.suspended = True
-        self.send_after(self.options.suspend_delay, Resume(self.generation))
+        wait = self.options.suspend_delay if delay is None else delay
+        self.send_after(wait, Resume(self.generation))
 
     def _dead_letter(self, msgs: list[MessageExt]) -> None:
         dlq = self.options.send_back

@@ -146,6 +146,8 @@ class Consumed(msgspec.Struct, frozen=True, tag=True):
     retry: list[int] = []
     delay_levels: dict[int, int] = {}
     """Offset -> the delay level a batch listener's context asked for (absent: 0)."""
+    suspend_s: float | None = None
+    """Orderly: the suspend time a batch listener's context asked for (None: the default)."""
 
 
 class SentBack(msgspec.Struct, frozen=True, tag=True):

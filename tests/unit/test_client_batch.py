@@ -351,6 +351,26 @@ def test_an_orderly_exception_suspends_and_retries_the_whole_batch(cluster: Fake
     assert got.times == [[0, 0], [1, 1], [0, 0]]
 
 
+def test_an_orderly_listener_chooses_how_long_its_queue_waits(cluster: FakeCluster) -> None:
+    # Given an orderly consumer whose default suspension is a minute, and a listener that
+    # suspends its first list asking for 50 ms
+    put_many(cluster, 2)
+
+    def decide(n: int, _msgs: list[MessageExt], context: ConsumeContext) -> Verdict:
+        if n == 1:
+            context.suspend_delay = 0.05
+            return ConsumeOrderlyStatus.SUSPEND_CURRENT_QUEUE_A_MOMENT
+        return None
+
+    got = Batches(decide)
+    c = consumer(cluster, "batch-ord-wait", orderly=True, consume_batch_size=2, suspend_delay=60)
+    c.subscribe("Orders", "*", got, batch=True)
+    # When it runs, Then the list comes again after the listener's wait, not the minute
+    c.start()
+    wait_until(lambda: committed(cluster, "batch-ord-wait", 1) == [2], what="the commit")
+    assert got.bodies() == [[b"m0", b"m1"], [b"m0", b"m1"]]
+
+
 def test_orderly_suspend_retries_the_whole_batch_then_dead_letters_it(
     cluster: FakeCluster,
 ) -> None:
