@@ -12,7 +12,9 @@
     updateSubGroup   -g GROUP (-c CLUSTER | -b HOST:PORT) [-r 16] [-s true] [-d true] [-m true]
                      [-q 1] [-a true]            a consumer group's config (retry times, ...)
     deleteSubGroup   -g GROUP (-c CLUSTER | -b HOST:PORT)
-    consumerProgress -g GROUP [-t TOPIC]         committed offsets and lag per queue
+    consumerProgress [-g GROUP [-t TOPIC]]       committed offsets and lag per queue; without
+                                                 -g one line per group: members, version, type,
+                                                 model, total lag (OFFLINE: none online)
     consumerConnection -g GROUP                  a group's online members and subscriptions
     consumerStatus   -g GROUP [-i CLIENT_ID] [-s]
                                                  each member's running info (asked through a
@@ -152,7 +154,7 @@ def _parser_and_commands() -> tuple[
     status = sub.add_parser("topicStatus", parents=[ns], help="offsets per queue of a topic")
     status.add_argument("-t", "--topic", required=True)
     progress = sub.add_parser("consumerProgress", parents=[ns], help="a group's offsets and lag")
-    progress.add_argument("-g", "--group", required=True)
+    progress.add_argument("-g", "--group", help="this group (without: every group's summary)")
     progress.add_argument("-t", "--topic", help="only this topic")
     connection = sub.add_parser(
         "consumerConnection", parents=[ns], help="a group's online members and subscriptions"
@@ -317,6 +319,8 @@ def _run(admin: Admin, args: argparse.Namespace) -> list[str]:
                 ]
             )
         return _table(rows)
+    if command == "consumerProgress" and not args.group:
+        return admin_groups.all_groups_progress(admin)
     if command == "consumerProgress":
         header = ["#Topic", "#Broker Name", "#QID", "#Broker Offset", "#Consumer Offset"]
         rows = [[*header, "#Diff", "#LastTime"]]

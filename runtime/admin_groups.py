@@ -1,6 +1,7 @@
-"""The consumer-group commands of ``python -m runtime admin`` beyond progress and status:
-cloneGroupOffset (mqadmin's name, flags and output line). ``runtime.admin`` adds them to its
-parser and runs them.
+"""The consumer-group commands of ``python -m runtime admin`` beyond one group's progress and
+status: cloneGroupOffset (mqadmin's name, flags and output line) and ``consumerProgress``
+without ``-g`` (every group: ``all_groups_progress``). ``runtime.admin`` adds them to its parser
+and runs them.
 """
 
 from __future__ import annotations
@@ -8,7 +9,10 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from actors.client import Admin
+from actors.client import Admin, BrokerError
+from runtime.remoting.codes import ResponseCode
+
+RETRY_PREFIX = "%RETRY%"
 
 COMMANDS = ("cloneGroupOffset",)
 
@@ -34,6 +38,40 @@ def add_commands(
         metavar="true|false",
         help="clone even when the source group is online without this topic (default false)",
     )
+
+
+def all_groups_progress(admin: Admin) -> list[str]:
+    """mqadmin consumerProgress without a group: every group that has a ``%RETRY%`` topic
+    (every clustering group that ever consumed), with its online members' count, client
+    version, type and model, and its total lag; OFFLINE when no member is online."""
+    groups = sorted(
+        t[len(RETRY_PREFIX) :] for t in admin.topic_list() if t.startswith(RETRY_PREFIX)
+    )
+    rows = [
+        f"{'#Group':<64s}  {'#Count':<6s}  {'#Version':<24s} {'#Type':<5s}  {'#Model':<14s}  "
+        f"{'#TPS':<7s}  #Diff Total"
+    ]
+    for group in groups:
+        try:
+            found = admin.consumer_connections(group)
+            members = found.connection_set
+        except BrokerError as exc:
+            if exc.code != ResponseCode.CONSUMER_NOT_ONLINE:
+                raise
+            found, members = None, []
+        diff = sum(r.diff for r in admin.consume_stats(group))
+        online = found is not None and bool(members)
+        version = str(max(m.version for m in members)) if online else "OFFLINE"
+        kind = ""
+        model = ""
+        if online and found is not None:
+            kind = "PULL" if found.consume_type == "CONSUME_ACTIVELY" else "PUSH"
+            model = found.message_model if kind == "PUSH" else ""
+        rows.append(
+            f"{group:<64s}  {len(members):<6d}  {version:<24s} {kind:<5s}  {model:<14s}  "
+            f"{0:<7d}  {diff}"
+        )
+    return rows
 
 
 def run(admin: Admin, args: argparse.Namespace) -> list[str] | None:

@@ -44,11 +44,18 @@ def ensure_retry_topic(
     ctx: BrokerContext, group: str, config: SubscriptionGroupConfig | None = None
 ) -> int:
     """Create ``%RETRY%<group>`` if missing, with the group's retryQueueNums (``config``, or the
-    group's stored config; 1 without one). Returns how many queues the topic has."""
+    group's stored config; 1 without one), and register it with the name servers at once, as
+    RocketMQ does (admin tools list a group by its retry topic). Returns how many queues the
+    topic has."""
+    topic = RETRY_PREFIX + group
+    existed = ctx.store.topic(topic) is not None
     if config is None:
         config = ctx.store.subscription_group(group)
     nums = config.retry_queue_nums if config is not None else RETRY_QUEUE_NUMS
-    return ctx.store.ensure_retry_topic(RETRY_PREFIX + group, nums)
+    queues = ctx.store.ensure_retry_topic(topic, nums)
+    if not existed:
+        ctx.register_now()
+    return queues
 
 
 def send_back(

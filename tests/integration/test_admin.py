@@ -28,6 +28,7 @@ from actors.client import (
     PushConsumer,
 )
 from runtime.remoting.codes import RequestCode, ResponseCode
+from tests.client_support import wait_until
 from tests.harness import REPO, RuntimeProcess
 from tests.integration.test_broker_wire import pull, records, send
 from tests.wire import WireClient
@@ -423,6 +424,16 @@ def test_who_consumes_a_topic_and_cloning_a_groups_offsets(
         # When an admin asks who consumes the topic, Then both groups are named
         assert {"ledger2-audit", "ledger2-live"} <= set(admin.topic_consumers("Ledger2"))
         assert "Ledger2" in admin.consumer_topics("ledger2-audit")
+        # And the command line's summary of every group lists the online one with its member
+        # (groups are found by their retry topics, which the broker registers as it creates)
+        wait_until(lambda: "%RETRY%ledger2-live" in admin.topic_list(), what="retry topic")
+        summary = mqadmin(namesrv, "consumerProgress")
+        assert summary.returncode == 0, summary.stderr
+        lines = summary.stdout.splitlines()
+        header = "#Group #Count #Version #Type #Model #TPS #Diff Total"
+        assert lines[0].split() == header.split()
+        [live] = [line.split() for line in lines if line.startswith("ledger2-live ")]
+        assert live[1] == "1" and live[3:5] == ["PUSH", "CLUSTERING"]
     finally:
         online.shutdown()
     # When the command line clones the audit group's offsets into a new group
