@@ -10,7 +10,8 @@ background thread (or on the caller's hub when gevent monkey-patched ``threading
 docs/client.md for the API, the consume-from rules and the threading model.
 """
 
-from actors.client.admin import Admin, OffsetReset, QueueOffsets, QueueProgress
+from actors.client.admin import Admin, QueueOffsets
+from actors.client.admin_groups import OffsetReset, QueueProgress
 from actors.client.consume import ConsumeContext
 from actors.client.errors import (
     BrokerError,

@@ -30,29 +30,22 @@ from actors.client.errors import BrokerError, ClientError, ClientStateError
 from actors.client.hub import ClientHub, acquire_shared, release_shared
 from actors.client.instance import ClientInstance
 from actors.client.message import MessageExt
-from actors.client.offsets import query_remote_offset, queue_offset
 from actors.client.pull import decode_messages
 from actors.client.remoting import make_request
 from runtime.errors import ProtocolError
 from runtime.remoting.bodies import (
     ClusterInfo,
-    Connection,
-    ConsumerConnection,
     KVTable,
     MessageQueue,
     OrderTopicRouteData,
-    ProducerConnection,
-    SubscriptionGroupConfig,
     TopicList,
     TopicRouteData,
     decode_body,
-    encode_body,
 )
 from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.headers import DEFAULT_TOPIC
-from runtime.remoting.queue_maps import OffsetWrapper, TopicOffset, decode_queue_map
-from runtime.remoting.running_info import ConsumerRunningInfo, decode_running_info
+from runtime.remoting.queue_maps import TopicOffset, decode_queue_map
 from runtime.store.record import decode_offset_msg_id
 
 T = TypeVar("T")
@@ -69,20 +62,6 @@ class QueueOffsets(msgspec.Struct, frozen=True):
     last_update_ms: int
 
 
-class QueueProgress(msgspec.Struct, frozen=True):
-    """One queue of ``consume_stats``: the broker's end, the group's committed offset, the store
-    time (ms) of the last message the group consumed (0: none) and the lag (``diff``)."""
-
-    queue: MessageQueue
-    broker_offset: int
-    consumer_offset: int
-    last_consumed_ms: int
-
-    @property
-    def diff(self) -> int:
-        return max(self.broker_offset - self.consumer_offset, 0)
-
-
 class BrokerAddress(NamedTuple):
     """One broker of ``brokers``: its cluster, name, id (0: the master) and address."""
 
@@ -90,16 +69,6 @@ class BrokerAddress(NamedTuple):
     name: str
     broker_id: int
     address: str
-
-
-class OffsetReset(msgspec.Struct, frozen=True):
-    """One queue of ``reset_offset``: the group's committed offset before (-1: none), the new
-    one, and whether the group's running consumers were told it (else it was committed)."""
-
-    queue: MessageQueue
-    old_offset: int
-    new_offset: int
-    online: bool = False
 
 
 class Admin(NamesrvAdmin, GroupAdmin, MessageAdmin):
@@ -281,56 +250,6 @@ class Admin(NamesrvAdmin, GroupAdmin, MessageAdmin):
             self._broker(address, RequestCode.DELETE_TOPIC_IN_NAMESRV, ext, "delete topic route")
         return list(self.config.namesrv)
 
-    def update_subscription_group(
-        self,
-        config: SubscriptionGroupConfig,
-        *,
-        cluster: str | None = None,
-        broker_addr: str | None = None,
-    ) -> list[str]:
-        """UPDATE_AND_CREATE_SUBSCRIPTIONGROUP (mqadmin updateSubGroup) on one broker or every
-        master of ``cluster`` (all clusters when neither is given): retry times, consume enable,
-        broadcast enable, ... of one consumer group. Returns the addresses that applied it."""
-        body = encode_body(config)
-        done = []
-        for address in self._targets(cluster, broker_addr):
-            self._broker(
-                address,
-                RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP,
-                {},
-                "update subscription group",
-                body,
-            )
-            done.append(address)
-        return done
-
-    def subscription_group(self, group: str, broker_addr: str) -> SubscriptionGroupConfig:
-        """GET_SUBSCRIPTIONGROUP_CONFIG: one broker's config of ``group`` (BrokerError 26
-        SUBSCRIPTION_GROUP_NOT_EXIST when it has none)."""
-        response = self._broker(
-            broker_addr,
-            RequestCode.GET_SUBSCRIPTIONGROUP_CONFIG,
-            {"group": group},
-            "subscription group",
-        )
-        return decode_body(SubscriptionGroupConfig, response.body)
-
-    def delete_subscription_group(
-        self, group: str, *, cluster: str | None = None, broker_addr: str | None = None
-    ) -> list[str]:
-        """DELETE_SUBSCRIPTIONGROUP (mqadmin deleteSubGroup): the group's config goes (its
-        consumer offsets stay, as in RocketMQ 4). Returns the addresses that applied it."""
-        done = []
-        for address in self._targets(cluster, broker_addr):
-            self._broker(
-                address,
-                RequestCode.DELETE_SUBSCRIPTIONGROUP,
-                {"groupName": group},
-                "delete subscription group",
-            )
-            done.append(address)
-        return done
-
     def topic_stats(self, topic: str) -> list[QueueOffsets]:
         """GET_TOPIC_STATS_INFO from every master serving ``topic``, sorted by queue."""
         rows: list[QueueOffsets] = []
@@ -342,24 +261,6 @@ class Admin(NamesrvAdmin, GroupAdmin, MessageAdmin):
             rows.extend(
                 QueueOffsets(mq, t.min_offset, t.max_offset, t.last_update_timestamp)
                 for mq, t in pairs
-            )
-        return sorted(rows, key=lambda r: r.queue)
-
-    def consume_stats(self, group: str, topic: str | None = None) -> list[QueueProgress]:
-        """GET_CONSUME_STATS of ``group`` (one topic, or every topic it committed offsets for)
-        from the masters concerned, sorted by queue."""
-        if topic is not None:
-            addresses = list(self._route_masters(topic))
-        else:
-            addresses = list(self.masters().values())
-        ext = {"consumerGroup": group, "topic": topic or ""}
-        rows: list[QueueProgress] = []
-        for address in addresses:
-            response = self._broker(address, RequestCode.GET_CONSUME_STATS, ext, "consume stats")
-            pairs, _ = decode_queue_map(response.body, "offsetTable", OffsetWrapper)
-            rows.extend(
-                QueueProgress(mq, w.broker_offset, w.consumer_offset, w.last_timestamp)
-                for mq, w in pairs
             )
         return sorted(rows, key=lambda r: r.queue)
 
@@ -421,165 +322,7 @@ class Admin(NamesrvAdmin, GroupAdmin, MessageAdmin):
             found.extend(_decoded(response.body, broker, address))
         return found
 
-    def producer_connections(self, group: str, topic: str | None = None) -> list[Connection]:
-        """GET_PRODUCER_CONNECTION_LIST from the topic's masters (every master without
-        ``topic``), merged: the group's producers that heartbeat a broker; [] when none."""
-        addresses = list(self._route_masters(topic) if topic else self.masters().values())
-        members: dict[str, Connection] = {}
-        for address in addresses:
-            try:
-                response = self._broker(
-                    address,
-                    RequestCode.GET_PRODUCER_CONNECTION_LIST,
-                    {"producerGroup": group},
-                    "producer connections",
-                )
-            except BrokerError as exc:
-                if exc.code == ResponseCode.SYSTEM_ERROR and "not exist" in (exc.remark or ""):
-                    continue
-                raise
-            found = decode_body(ProducerConnection, response.body)
-            members.update((c.client_id, c) for c in found.connection_set)
-        return [members[cid] for cid in sorted(members)]
-
-    def consumer_connections(self, group: str) -> ConsumerConnection:
-        """GET_CONSUMER_CONNECTION_LIST from every master, merged: the group's online members
-        (client id, address, language, version) and its subscriptions. ``BrokerError`` 206
-        CONSUMER_NOT_ONLINE when no broker knows a member."""
-        merged: ConsumerConnection | None = None
-        members: dict[str, Connection] = {}
-        refusal: BrokerError | None = None
-        for address in self.masters().values():
-            try:
-                response = self._broker(
-                    address,
-                    RequestCode.GET_CONSUMER_CONNECTION_LIST,
-                    {"consumerGroup": group},
-                    "consumer connections",
-                )
-            except BrokerError as exc:
-                if exc.code != ResponseCode.CONSUMER_NOT_ONLINE:
-                    raise
-                refusal = exc
-                continue
-            found = decode_body(ConsumerConnection, response.body)
-            merged = merged or found
-            members.update((c.client_id, c) for c in found.connection_set)
-        if merged is None:
-            if refusal is None:
-                raise ClientError("no master broker in any cluster")
-            raise refusal
-        return msgspec.structs.replace(
-            merged, connection_set=[members[cid] for cid in sorted(members)]
-        )
-
-    def consumer_running_info(
-        self, group: str, client_id: str, *, jstack: bool = False
-    ) -> ConsumerRunningInfo:
-        """GET_CONSUMER_RUNNING_INFO (mqadmin consumerStatus -i): the broker relays the request
-        to the consumer ``client_id`` of ``group``, which describes itself: settings and
-        ``PROP_*`` properties, subscriptions, one ``ProcessQueueInfo`` per queue it holds
-        (commit offset, cached messages, lock, last pull and consume time), with ``jstack`` its
-        threads' stacks. Asks the masters of ``%RETRY%<group>`` in turn (as mqadmin, which asks
-        the first), waiting ``3 * timeout`` for each; ``BrokerError`` SYSTEM_ERROR "The Consumer
-        <clientId> not online" when none knows the client."""
-        ext = {
-            "consumerGroup": group,
-            "clientId": client_id,
-            "jstackEnable": "true" if jstack else "false",
-        }
-        refusal: BrokerError | None = None
-        for address in self._route_masters(f"{RETRY_PREFIX}{group}"):
-            try:
-                response = self._broker(
-                    address,
-                    RequestCode.GET_CONSUMER_RUNNING_INFO,
-                    ext,
-                    "consumer running info",
-                    timeout=self.timeout * 3,
-                )
-            except BrokerError as exc:
-                if exc.code != ResponseCode.SYSTEM_ERROR or "not online" not in (exc.remark or ""):
-                    raise
-                refusal = exc
-                continue
-            try:
-                return decode_running_info(response.body)
-            except ProtocolError as exc:
-                raise ClientError(
-                    f"{address} relayed a running info that does not decode: {exc}"
-                ) from None
-        if refusal is None:
-            raise ClientError(f"no master broker serves {RETRY_PREFIX}{group}")
-        raise refusal
-
-    def reset_offset(
-        self, group: str, topic: str, timestamp_ms: int, *, force: bool = True
-    ) -> list[OffsetReset]:
-        """Move ``group``'s offset of every queue of ``topic`` to the first message stored at
-        or after ``timestamp_ms`` (-1: the end of each queue): replay from a time, or skip
-        ahead; without ``force`` offsets only move back (RocketMQ's isForce). Per broker, as
-        mqadmin does: INVOKE_BROKER_TO_RESET_OFFSET, where the broker tells the group's running
-        consumers (RESET_CONSUMER_CLIENT_OFFSET) and they continue there (``online``); when
-        none is online this commits the offsets itself. Returns each queue's old (-1: none)
-        and new offset."""
-        instance = self._running()
-        route = self.topic_route(topic)
-        queues = {q.broker_name: q.read_queue_nums for q in route.queue_datas}
-        rows: list[OffsetReset] = []
-        for address, broker in self._route_masters(topic, route).items():
-            mqs = [
-                MessageQueue(topic=topic, broker_name=broker, queue_id=qid)
-                for qid in range(queues.get(broker, 0))
-            ]
-            old = {
-                mq.queue_id: self._call(
-                    lambda mq=mq: query_remote_offset(instance, group, mq, self.timeout),
-                    "offset query",
-                )
-                for mq in mqs
-            }
-            ext = {
-                "topic": topic,
-                "group": group,
-                "timestamp": str(timestamp_ms),
-                "isForce": "true" if force else "false",
-            }
-            try:
-                response = self._broker(
-                    address, RequestCode.INVOKE_BROKER_TO_RESET_OFFSET, ext, "reset offset"
-                )
-            except BrokerError as exc:
-                if exc.code != ResponseCode.CONSUMER_NOT_ONLINE:
-                    raise
-            else:
-                pairs, _ = decode_queue_map(response.body, "offsetTable", int)
-                rows.extend(
-                    OffsetReset(mq, old.get(mq.queue_id, -1), new, True) for mq, new in pairs
-                )
-                continue
-            for mq in mqs:  # nobody online: commit the offsets here
-                new = self._offset_at(instance, mq, timestamp_ms)
-                if not force and 0 <= old[mq.queue_id] <= new:
-                    new = old[mq.queue_id]
-                commit = {"consumerGroup": group, "topic": topic, "queueId": str(mq.queue_id)}
-                commit["commitOffset"] = str(new)
-                self._broker(address, RequestCode.UPDATE_CONSUMER_OFFSET, commit, "update offset")
-                rows.append(OffsetReset(mq, old[mq.queue_id], new))
-        return rows
-
     # -- requests -----------------------------------------------------------------------------
-
-    def _offset_at(self, instance: ClientInstance, mq: MessageQueue, timestamp_ms: int) -> int:
-        """The queue's first offset stored at or after the time (-1: its end)."""
-        if timestamp_ms == -1:
-            code, timestamp = RequestCode.GET_MAX_OFFSET, 0
-        else:
-            code, timestamp = RequestCode.SEARCH_OFFSET_BY_TIMESTAMP, timestamp_ms
-        found = self._call(
-            lambda: queue_offset(instance, code, mq, self.timeout, timestamp), "offset lookup"
-        )
-        return max(found, 0)
 
     def _targets(self, cluster: str | None, broker_addr: str | None) -> list[str]:
         """One broker, or every master of a cluster (of all clusters when neither is given)."""
