@@ -37,7 +37,7 @@ from actors.client.hub import ClientHub
 from actors.client.message import ConsumeOrderlyStatus, ConsumeResult, MessageExt, MessageQueue
 from actors.client.outgoing import MAX_DELAY_LEVEL
 from actors.client.pool import task_pool
-from actors.client.puller import Consumed
+from actors.client.puller_messages import Consumed
 from runtime.actor import tell_now
 from runtime.remoting import properties as P
 

@@ -37,7 +37,7 @@ from actors.client.instance import ClientInstance
 from actors.client.message import MessageQueue
 from actors.client.offsets import OffsetStore, Persist, ReadOffset, local_offsets_path, queue_offset
 from actors.client.pull import TagFilter
-from actors.client.puller import PullOptions, Sink, next_generation
+from actors.client.puller_messages import PullOptions, Sink, next_generation
 from actors.client.rebalance import ConsumeFrom, DoRebalance, QuiesceAll, Rebalancer, SeekQueue
 from actors.client.running_info import collect, not_this_group
 from runtime.actor import GeventFuture, new_future

@@ -40,7 +40,8 @@ import pykka
 from loguru import logger
 
 from actors.client.message import MessageExt, MessageQueue
-from actors.client.puller import Consumed, QueuePuller, SentBack
+from actors.client.puller import QueuePuller
+from actors.client.puller_messages import Consumed, SentBack
 from actors.client.send_back import TO_DLQ
 
 LOCK_TTL = 30.0

@@ -33,7 +33,7 @@ from actors.client.errors import ClientError, ClientStateError
 from actors.client.hub import ClientHub
 from actors.client.message import MessageExt, MessageQueue
 from actors.client.pull import subscription
-from actors.client.puller import Consumed, PullOptions, Sink, next_generation
+from actors.client.puller_messages import Consumed, PullOptions, Sink, next_generation
 from actors.client.rebalance import Assign, ConsumeFrom, SeekQueue
 from runtime.remoting.codes import MessageModel, RequestCode
 

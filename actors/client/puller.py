@@ -38,12 +38,10 @@ Every pull in clustering mode also carries that offset (COMMIT_OFFSET), as Rocke
 from __future__ import annotations
 
 import contextlib
-import itertools
 import time
-from typing import Any, Protocol
+from typing import Any
 
 import gevent
-import msgspec
 import pykka
 from loguru import logger
 
@@ -53,6 +51,18 @@ from actors.client.message import MessageExt, MessageQueue, PullStatus
 from actors.client.offsets import UpdateOffset
 from actors.client.process_queue import ProcessQueue
 from actors.client.pull import PullResult, TagFilter, decode_pull_response, pull_header
+from actors.client.puller_messages import (
+    Consumed,
+    PullDone,
+    PullNext,
+    PullOptions,
+    Quiesce,
+    Redeliver,
+    Seek,
+    SentBack,
+    Sink,
+    next_generation,
+)
 from actors.client.remoting import forget, make_request
 from actors.client.send_back import resend_to_retry, send_back
 from runtime import workers
@@ -62,48 +72,6 @@ from runtime.remoting.codes import RequestCode
 from runtime.remoting.running_info import ProcessQueueInfo
 
 MIB = 1024 * 1024
-
-
-class Sink(Protocol):
-    """Where a puller hands the messages it pulled."""
-
-    def deliver(
-        self, puller: pykka.ActorRef[Any], generation: int, mq: MessageQueue, msgs: list[MessageExt]
-    ) -> None: ...
-
-
-_generations = itertools.count(1)
-
-
-def next_generation() -> int:
-    """Generations are unique in the process, so a restarted puller never reuses one."""
-    return next(_generations)
-
-
-class PullOptions(msgspec.Struct, frozen=True, kw_only=True):
-    batch_size: int = 32
-    suspend_ms: int = 15_000
-    max_cached_messages: int = 1000
-    max_cached_bytes: int = 100 * 1024 * 1024
-    error_delay: float = 3.0
-    reconsume_delay: float = 1.0
-    commit_in_pull: bool = True
-    lite: bool = False
-    send_back: bool = False
-    """Hand failed messages back to the broker (clustering push consumers)."""
-    max_reconsume_times: int = 16
-    send_back_timeout: float = 3.0
-    suspend_delay: float = 1.0
-    """Orderly: how long a queue waits before a failed message is consumed again."""
-    relock_interval: float = 20.0
-    """Orderly: how often the queue locks are renewed (LOCK_BATCH_MQ)."""
-    consume_batch_size: int = 1
-    """Push: at most this many messages per call of a batch listener (RocketMQ's
-    consumeMessageBatchMaxSize); the orderly puller offers whole calls' worth per task."""
-
-
-class PullNext(msgspec.Struct, frozen=True, tag=True):
-    pass
 
 
 class PullCancelled(Exception):
@@ -132,42 +100,6 @@ class _PullTicket:
             forget(handle, opaque)
             if not future.done():
                 future.set_exception((PullCancelled, PullCancelled(), None))
-
-
-class PullDone(msgspec.Struct, frozen=True, tag=True):
-    generation: int
-    result: Any  # PullResult | None
-    error: Any  # Exception | None
-
-
-class Consumed(msgspec.Struct, frozen=True, tag=True):
-    generation: int
-    offsets: list[int]
-    retry: list[int] = []
-    delay_levels: dict[int, int] = {}
-    """Offset -> the delay level a batch listener's context asked for (absent: 0)."""
-    suspend_s: float | None = None
-    """Orderly: the suspend time a batch listener's context asked for (None: the default)."""
-
-
-class SentBack(msgspec.Struct, frozen=True, tag=True):
-    generation: int
-    ok: list[int]
-    failed: list[int]
-
-
-class Redeliver(msgspec.Struct, frozen=True, tag=True):
-    generation: int
-    offsets: list[int]
-
-
-class Seek(msgspec.Struct, frozen=True, tag=True):
-    offset: int
-    generation: int
-
-
-class Quiesce(msgspec.Struct, frozen=True, tag=True):
-    pass
 
 
 class QueuePuller(GeventActor):

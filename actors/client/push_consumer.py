@@ -66,7 +66,7 @@ from actors.client.errors import ClientError, ClientStateError
 from actors.client.hub import ClientHub
 from actors.client.orderly_rebalance import OrderlyRebalancer
 from actors.client.pull import TagFilter, subscription
-from actors.client.puller import PullOptions, Sink
+from actors.client.puller_messages import PullOptions, Sink
 from actors.client.rebalance import ConsumeFrom, Rebalancer
 from actors.client.send_back import DEFAULT_MAX_RECONSUME_TIMES
 from runtime.remoting.codes import MessageModel, RequestCode

@@ -48,7 +48,8 @@ from actors.client.offsets import (
     queue_offset,
 )
 from actors.client.pull import TagFilter
-from actors.client.puller import PullOptions, QueuePuller, Quiesce, Seek, Sink
+from actors.client.puller import QueuePuller
+from actors.client.puller_messages import PullOptions, Quiesce, Seek, Sink
 from actors.client.remoting import make_request
 from runtime.actor import GeventActor, GeventFuture, new_future, watch
 from runtime.errors import ProtocolError

@@ -18,15 +18,8 @@ from actors.client.instance import ClientInstance
 from actors.client.message import MessageExt, MessageQueue
 from actors.client.offsets import OffsetStore, Persist, ReadOffset, UpdateOffset, read_local
 from actors.client.pull import TagFilter
-from actors.client.puller import (
-    Consumed,
-    PullCancelled,
-    PullOptions,
-    QueuePuller,
-    Seek,
-    _PullTicket,
-    next_generation,
-)
+from actors.client.puller import PullCancelled, QueuePuller, _PullTicket
+from actors.client.puller_messages import Consumed, PullOptions, Seek, next_generation
 from actors.client.testing import FakeCluster
 from runtime.actor import new_future
 from runtime.remoting.codes import RequestCode

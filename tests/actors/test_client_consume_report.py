@@ -13,7 +13,7 @@ import pytest
 from actors.client.consume import ConsumeService
 from actors.client.hub import ClientHub
 from actors.client.message import ConsumeResult, MessageExt
-from actors.client.puller import Consumed
+from actors.client.puller_messages import Consumed
 from runtime.actor import GeventActor
 
 pytestmark = pytest.mark.timeout(20)

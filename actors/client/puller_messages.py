@@ -1,0 +1,94 @@
+"""What a queue puller is told and configured with (``actors.client.puller``): its options,
+the sink it delivers to, and its messages — pull outcomes (PullDone), consume reports
+(Consumed: done, retry, the delay levels and suspend time a batch listener asked for),
+send-back outcomes (SentBack), local redeliveries (Redeliver), seeks and quiescing. Kept apart
+so the actor module holds only the actor; ``actors.client.puller`` re-exports them.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Protocol
+
+import msgspec
+import pykka
+
+from actors.client.message import MessageExt, MessageQueue
+
+
+class Sink(Protocol):
+    """Where a puller hands the messages it pulled."""
+
+    def deliver(
+        self, puller: pykka.ActorRef[Any], generation: int, mq: MessageQueue, msgs: list[MessageExt]
+    ) -> None: ...
+
+
+_generations = itertools.count(1)
+
+
+def next_generation() -> int:
+    """Generations are unique in the process, so a restarted puller never reuses one."""
+    return next(_generations)
+
+
+class PullOptions(msgspec.Struct, frozen=True, kw_only=True):
+    batch_size: int = 32
+    suspend_ms: int = 15_000
+    max_cached_messages: int = 1000
+    max_cached_bytes: int = 100 * 1024 * 1024
+    error_delay: float = 3.0
+    reconsume_delay: float = 1.0
+    commit_in_pull: bool = True
+    lite: bool = False
+    send_back: bool = False
+    """Hand failed messages back to the broker (clustering push consumers)."""
+    max_reconsume_times: int = 16
+    send_back_timeout: float = 3.0
+    suspend_delay: float = 1.0
+    """Orderly: how long a queue waits before a failed message is consumed again."""
+    relock_interval: float = 20.0
+    """Orderly: how often the queue locks are renewed (LOCK_BATCH_MQ)."""
+    consume_batch_size: int = 1
+    """Push: at most this many messages per call of a batch listener (RocketMQ's
+    consumeMessageBatchMaxSize); the orderly puller offers whole calls' worth per task."""
+
+
+class PullNext(msgspec.Struct, frozen=True, tag=True):
+    pass
+
+
+class PullDone(msgspec.Struct, frozen=True, tag=True):
+    generation: int
+    result: Any  # PullResult | None
+    error: Any  # Exception | None
+
+
+class Consumed(msgspec.Struct, frozen=True, tag=True):
+    generation: int
+    offsets: list[int]
+    retry: list[int] = []
+    delay_levels: dict[int, int] = {}
+    """Offset -> the delay level a batch listener's context asked for (absent: 0)."""
+    suspend_s: float | None = None
+    """Orderly: the suspend time a batch listener's context asked for (None: the default)."""
+
+
+class SentBack(msgspec.Struct, frozen=True, tag=True):
+    generation: int
+    ok: list[int]
+    failed: list[int]
+
+
+class Redeliver(msgspec.Struct, frozen=True, tag=True):
+    generation: int
+    offsets: list[int]
+
+
+class Seek(msgspec.Struct, frozen=True, tag=True):
+    offset: int
+    generation: int
+
+
+class Quiesce(msgspec.Struct, frozen=True, tag=True):
+    pass
