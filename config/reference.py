@@ -128,6 +128,12 @@ BROKER_KEYS: dict[str, tuple[str, str]] = {
         "suggested the slave (with slaveReadEnable).",
     ),
     "enablePropertyFilter": (USED, "Allow SQL92 property-filter subscriptions."),
+    "traceTopicEnable": (
+        USED,
+        "Create the message-trace topic (msgTraceTopicName) at start, for clients that send "
+        "their trace data to it.",
+    ),
+    "msgTraceTopicName": (USED, "Name of the message-trace topic (with traceTopicEnable)."),
     "haListenPort": (USED, "TCP port slaves replicate from. 0 picks a free port."),
     "haMasterAddress": (
         USED,
@@ -169,11 +175,30 @@ BROKER_KEYS: dict[str, tuple[str, str]] = {
     "sendMessageThreadPoolNums": (IGNORED, "Threads in RocketMQ's send pool."),
     "pullMessageThreadPoolNums": (IGNORED, "Threads in RocketMQ's pull pool."),
     "waitTimeMillsInSendQueue": (IGNORED, "RocketMQ's send-queue fast-failure wait."),
+    "sendThreadPoolQueueCapacity": (IGNORED, "Length of RocketMQ's send-pool queue."),
+    "pullThreadPoolQueueCapacity": (IGNORED, "Length of RocketMQ's pull-pool queue."),
+    "processReplyMessageThreadPoolNums": (IGNORED, "Threads in RocketMQ's reply pool."),
+    "storePathConsumeQueue": (
+        IGNORED,
+        "RocketMQ's consume-queue directory; actormq keeps them under storePathRootDir.",
+    ),
+    "storePathIndex": (IGNORED, "RocketMQ's index directory; kept under storePathRootDir."),
+    "storeCheckpoint": (IGNORED, "RocketMQ's checkpoint file; kept under storePathRootDir."),
+    "abortFile": (IGNORED, "RocketMQ's abort marker; kept under storePathRootDir."),
+    "aclEnable": (
+        USED,
+        "Must be false: actormq has no ACL (true is refused at start, naming the key).",
+    ),
+    "enableDLegerCommitLog": (
+        USED,
+        "Must be false: actormq has no DLedger (true is refused; use enableControllerMode).",
+    ),
 }
 
 DEFAULT_TEXT = {
     "sendMessageThreadPoolNums": "min(CPUs, 4)",
     "pullMessageThreadPoolNums": "16 + 2*CPUs",
+    "processReplyMessageThreadPoolNums": "16 + 2*CPUs",
 }
 TABLES = {"namesrv-keys": (NamesrvConfig, NAMESRV_KEYS), "broker-keys": (BrokerConfig, BROKER_KEYS)}
 

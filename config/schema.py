@@ -133,6 +133,8 @@ class BrokerConfig(_Config):
     slave_read_enable: bool = False
     access_message_in_memory_max_ratio: Percent = 40
     enable_property_filter: bool = False
+    trace_topic_enable: bool = False
+    msg_trace_topic_name: str = "RMQ_SYS_TRACE_TOPIC"
     # replication (classic master/slave)
     ha_listen_port: Port = 10912
     ha_master_address: str = ""
@@ -158,10 +160,35 @@ class BrokerConfig(_Config):
     send_message_thread_pool_nums: Positive = min(_CPUS, 4)
     pull_message_thread_pool_nums: Positive = 16 + _CPUS * 2
     wait_time_mills_in_send_queue: Positive = 200
+    send_thread_pool_queue_capacity: Positive = 10_000
+    pull_thread_pool_queue_capacity: Positive = 100_000
+    process_reply_message_thread_pool_nums: Positive = 16 + _CPUS * 2
+    store_path_consume_queue: str = ""
+    store_path_index: str = ""
+    store_checkpoint: str = ""
+    abort_file: str = ""
+    # refused when on: features actormq does not have
+    acl_enable: bool = False
+    enable_d_leger_commit_log: bool = field(default=False, name="enableDLegerCommitLog")
 
     def __post_init__(self) -> None:
         check_bounds(self)
         cls = BrokerConfig
+        if self.acl_enable:
+            fail(
+                cls,
+                "acl_enable",
+                "ACL is not supported by actormq: requests would not be authenticated; remove "
+                "it or set it to false",
+            )
+        if self.enable_d_leger_commit_log:
+            fail(
+                cls,
+                "enable_d_leger_commit_log",
+                "DLedger is not supported by actormq: for automatic failover use "
+                "enableControllerMode=true with master/slave groups (docs/deploy.md)",
+            )
+        check_name(cls, "msg_trace_topic_name", self.msg_trace_topic_name)
         for attr in ("broker_cluster_name", "broker_name", "listen_host", "broker_ip1"):
             check_name(cls, attr, getattr(self, attr))
         check_name(cls, "broker_ip2", self.broker_ip2, empty_ok=True)

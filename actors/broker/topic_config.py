@@ -95,6 +95,10 @@ def system_topics(ctx: StoreContext) -> list[TopicConfigData]:
                 write_queue_nums=1,
             )
         )
+    if s.trace_topic:  # traceTopicEnable: where clients with message trace on send it
+        topics.append(
+            TopicConfigData(topic_name=s.trace_topic, read_queue_nums=1, write_queue_nums=1)
+        )
     if s.auto_create_topic_enable:
         topics.append(
             TopicConfigData(

@@ -64,6 +64,8 @@ class StoreSettings(msgspec.Struct, frozen=True, kw_only=True):
     # topics
     auto_create_topic_enable: bool = True
     default_topic_queue_nums: int = 8
+    trace_topic: str | None = None
+    """traceTopicEnable: the message-trace topic the broker creates at start (its name)."""
     read_only: bool = False  # a slave: the writer refuses client puts
     max_truncate_bytes: int = 256 * 1024 * 1024
     """Recovery refuses (StoreError) to cut more than this off the commit log's tail: a torn
@@ -133,6 +135,11 @@ class StoreSettings(msgspec.Struct, frozen=True, kw_only=True):
             "message_delay_level": get("message_delay_level", DEFAULT_DELAY_LEVELS_SPEC),
             "auto_create_topic_enable": get("auto_create_topic_enable", True),
             "default_topic_queue_nums": get("default_topic_queue_nums", 8),
+            "trace_topic": (
+                get("msg_trace_topic_name", "RMQ_SYS_TRACE_TOPIC")
+                if get("trace_topic_enable", False)
+                else None
+            ),
             "read_only": role_name == "SLAVE",
         }
         values.update(overrides)

@@ -23,6 +23,7 @@ from actors.broker.messages import (
 )
 from actors.broker.retention import Retention
 from actors.broker.store_service import BrokerStore, tag_codes
+from actors.broker.topic_config import is_system_topic
 from runtime.actor import others_ready
 from runtime.directory import Directory
 from runtime.store import checkpoint as ckpt
@@ -583,3 +584,15 @@ def test_checkpoint_after_the_max_interval(tmp_path: Path) -> None:
         )
     finally:
         s.stop()
+
+
+def test_the_trace_topic_exists_from_the_start_when_enabled(tmp_path: Path) -> None:
+    # Given traceTopicEnable (the store settings' trace_topic); When the store starts
+    store = open_store(tmp_path, trace_topic="RMQ_SYS_TRACE_TOPIC")
+    try:
+        # Then the trace topic is there, one queue, and is a system topic (not deletable)
+        trace = store.get_topic("RMQ_SYS_TRACE_TOPIC").get(timeout=T)
+        assert trace is not None and trace.write_queue_nums == 1
+        assert is_system_topic("RMQ_SYS_TRACE_TOPIC", store.ctx)
+    finally:
+        store.stop()

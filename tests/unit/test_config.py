@@ -525,3 +525,39 @@ def test_constructor_and_override_mistakes() -> None:
     assert err.key == "brokerId" and str(err).startswith("<config>: brokerId: ")
     err = error_of(lambda: NamesrvConfig(listen_port=65536))
     assert err.key == "listenPort"
+
+
+def test_a_rocketmq_broker_conf_with_its_usual_keys_loads(tmp_path: pathlib.Path) -> None:
+    # Given the keys RocketMQ's own broker.conf files and tuning guides set
+    path = write(
+        tmp_path,
+        "broker.conf",
+        "brokerClusterName=DefaultCluster\nbrokerName=broker-a\nbrokerId=0\n"
+        "deleteWhen=04\nfileReservedTime=48\nbrokerRole=ASYNC_MASTER\nflushDiskType=ASYNC_FLUSH\n"
+        "storePathConsumeQueue=/data/cq\nstorePathIndex=/data/index\n"
+        "storeCheckpoint=/data/checkpoint\nabortFile=/data/abort\n"
+        "sendThreadPoolQueueCapacity=20000\npullThreadPoolQueueCapacity=200000\n"
+        "processReplyMessageThreadPoolNums=8\ntraceTopicEnable=true\n"
+        "msgTraceTopicName=MyTrace\naclEnable=false\nenableDLegerCommitLog=false\n",
+    )
+    # When it loads, Then it is accepted and the trace topic is what it names
+    cfg = load_broker_config(path)
+    assert cfg.trace_topic_enable and cfg.msg_trace_topic_name == "MyTrace"
+
+
+@pytest.mark.parametrize(
+    ("line", "key", "words"),
+    [
+        ("aclEnable=true", "aclEnable", ("ACL is not supported",)),
+        ("enableDLegerCommitLog=true", "enableDLegerCommitLog", ("DLedger", "ControllerMode")),
+    ],
+)
+def test_features_actormq_lacks_are_refused_naming_the_key(
+    tmp_path: pathlib.Path, line: str, key: str, words: tuple[str, ...]
+) -> None:
+    # Given a broker file that turns on ACL or DLedger; When it loads
+    path = write(tmp_path, "b.properties", f"brokerName=broker-a\n{line}\n")
+    err = error_of(load_broker_config, path)
+    # Then the start is refused with the file, the key and why
+    assert err.key == key and all(w in err.problem for w in words), str(err)
+    assert str(path) in str(err)
