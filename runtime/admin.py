@@ -47,6 +47,7 @@
                                                  it registers afresh)
     addWritePerm     -b BROKER_NAME              give the broker group's queues read-write perm
     topicClusterList -t TOPIC                    the clusters whose brokers serve the topic
+    getNamesrvConfig                             every name server's settings
     cloneGroupOffset -s SRC_GROUP -d DEST_GROUP -t TOPIC [-o true|false]
                                                  give DEST_GROUP SRC_GROUP's committed offsets
                                                  of TOPIC on its masters (-o: even when SRC_GROUP

@@ -1,6 +1,7 @@
 """The name-server commands of ``python -m runtime admin`` (mqadmin's names, flags and output
 lines): updateKvConfig, deleteKvConfig, getKvConfig, updateOrderConf, wipeWritePerm,
-addWritePerm, topicClusterList. ``runtime.admin`` adds them to its parser and runs them.
+addWritePerm, topicClusterList, getNamesrvConfig. ``runtime.admin`` adds them to its parser
+and runs them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ COMMANDS = (
     "wipeWritePerm",
     "addWritePerm",
     "topicClusterList",
+    "getNamesrvConfig",
 )
 
 
@@ -44,6 +46,7 @@ def add_commands(
         perm.add_argument("-b", "--broker-name", required=True, type=str.strip)
     clusters = sub.add_parser("topicClusterList", parents=[ns], help="the clusters of a topic")
     clusters.add_argument("-t", "--topic", required=True, type=str.strip)
+    sub.add_parser("getNamesrvConfig", parents=[ns], help="every name server's settings")
 
 
 def _namespace_and_key(parser: argparse.ArgumentParser) -> None:
@@ -89,6 +92,12 @@ def run(admin: Admin, args: argparse.Namespace) -> list[str] | None:
         return []
     if command == "topicClusterList":
         return admin.topic_clusters(args.topic)
+    if command == "getNamesrvConfig":
+        lines = []
+        for address, settings in admin.namesrv_config().items():
+            lines.append(f"============{address}============")
+            lines += [f"{key:<50s}=  {value}" for key, value in settings.items()]
+        return lines
     return None
 
 

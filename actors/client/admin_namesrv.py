@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors.client.errors import BrokerError
+from actors.client.errors import BrokerError, ClientError
+from config.properties import PropertiesSyntaxError, parse_properties
 from runtime.remoting.bodies import KVTable, TopicList, TopicRouteData, decode_body
 from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
@@ -32,6 +33,21 @@ class NamesrvAdmin:
 
     def _broker(self, address: str, code: int, ext: dict[str, str], what: str) -> RemotingCommand:
         raise NotImplementedError
+
+    # -- the name servers' own config ---------------------------------------------------------
+
+    def namesrv_config(self) -> dict[str, dict[str, str]]:
+        """GET_NAMESRV_CONFIG (319) of every configured name server (mqadmin getNamesrvConfig):
+        name server -> its keys and values."""
+        out: dict[str, dict[str, str]] = {}
+        for address in self.config.namesrv:
+            response = self._broker(address, RequestCode.GET_NAMESRV_CONFIG, {}, "namesrv config")
+            try:
+                entries = parse_properties(response.body.decode())
+            except (UnicodeDecodeError, PropertiesSyntaxError) as exc:
+                raise ClientError(f"{address}'s config does not parse: {exc}") from None
+            out[address] = {e.key: e.value for e in entries}
+        return out
 
     # -- KV config ----------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from actors.namesrv.heartbeat_scanner import HeartbeatScanner
 from actors.namesrv.kv_config import KVConfig
 from actors.namesrv.processor import NamesrvProcessor
 from actors.namesrv.route_table import RouteTable
-from config import NamesrvConfig
+from config import NamesrvConfig, dump_properties
 from runtime.directory import Directory
 from runtime.ha.control import GRACE_S
 from runtime.net import Acceptor
@@ -43,7 +43,12 @@ def namesrv_spec(
     kv = f"{name}/kvconfig"
     controller = f"{name}/controller" if cfg.controller_enable else None
     processor = NamesrvProcessor(
-        directory, routes, controller, kv_config=kv, order_message_enable=cfg.order_message_enable
+        directory,
+        routes,
+        controller,
+        kv_config=kv,
+        order_message_enable=cfg.order_message_enable,
+        config_text=dump_properties(cfg),
     )
     kv_path = os.path.expanduser(cfg.kv_config_path) if cfg.kv_config_path else kv_config_path
     starts = [0]

@@ -7,7 +7,9 @@ GET_ROUTEINFO_BY_TOPIC (with ``orderMessageEnable``, the topic's ``orderTopicCon
 ORDER_TOPIC_CONFIG when it has one), GET_BROKER_CLUSTER_INFO, GET_ALL_TOPIC_LIST_FROM_NAMESERVER,
 DELETE_TOPIC_IN_NAMESRV (header ``topic``, optional ``clusterName``: only that cluster's
 brokers; SUCCESS whether or not the topic was known, as RocketMQ), the admin requests of
-``admin_requests`` (KV config, write perm of a broker, topics by cluster, system topics), and
+``admin_requests`` (KV config, write perm of a broker, topics by cluster, system topics),
+GET_NAMESRV_CONFIG (319: this name server's keys as properties text; UPDATE_NAMESRV_CONFIG,
+318, is refused: the config is read at start), and
 with the controller (enableControllerInNamesrv) CONTROLLER_HEARTBEAT (asks the Controller);
 anything else gets REQUEST_CODE_NOT_SUPPORTED. A closed broker connection drops that broker at
 once.
@@ -70,7 +72,10 @@ class NamesrvProcessor:
         *,
         kv_config: str,
         order_message_enable: bool = False,
+        config_text: str = "",
     ):
+        self.config_text = config_text
+        """This name server's config as properties text (GET_NAMESRV_CONFIG)."""
         self.directory = directory
         self.route_table = route_table
         self.controller = controller
@@ -88,6 +93,16 @@ class NamesrvProcessor:
         code = request.code
         if code == RequestCode.GET_ROUTEINFO_BY_TOPIC:
             return self._route(request)
+        if code == RequestCode.GET_NAMESRV_CONFIG:
+            body = self.config_text.encode()
+            return RemotingCommand.response_to(request, ResponseCode.SUCCESS, body=body)
+        if code == RequestCode.UPDATE_NAMESRV_CONFIG:
+            return RemotingCommand.response_to(
+                request,
+                ResponseCode.SYSTEM_ERROR,
+                remark="the name server's config cannot be changed while it runs: edit its "
+                "config file and restart it",
+            )
         if code == CONTROLLER_HEARTBEAT:
             return self._controller_heartbeat(session, request)
         if code == RequestCode.REGISTER_BROKER:

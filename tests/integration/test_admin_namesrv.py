@@ -13,7 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from actors.client import Admin
+from actors.client import Admin, BrokerError
+from runtime.remoting.codes import RequestCode
 from tests.harness import REPO, RuntimeProcess
 
 pytestmark = pytest.mark.timeout(120)
@@ -134,6 +135,24 @@ def test_topic_cluster_list(cluster: tuple[str, pathlib.Path]) -> None:
     assert (listed.returncode, listed.stdout) == (0, "DefaultCluster\n")
     unknown = mqadmin(namesrv, "topicClusterList", "-t", "NoSuchTopic")
     assert unknown.returncode == 1 and "17" in unknown.stderr
+
+
+def test_namesrv_config_is_read_and_not_changed_while_running(
+    cluster: tuple[str, pathlib.Path],
+) -> None:
+    namesrv, _root = cluster
+    # Given the running name server; When an admin asks its config (mqadmin getNamesrvConfig)
+    shown = mqadmin(namesrv, "getNamesrvConfig")
+    # Then it prints its keys under its address
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0] == f"============{namesrv}============"
+    assert any(line.split()[0] == "orderMessageEnable" for line in lines[1:])
+    with Admin(namesrv) as admin:
+        assert "listenPort" in admin.namesrv_config()[namesrv]
+        # And a change is refused with the reason (the config is read at start)
+        with pytest.raises(BrokerError, match="config file"):
+            admin._namesrv(RequestCode.UPDATE_NAMESRV_CONFIG, {}, "update namesrv config")
 
 
 def test_kv_config_outlives_the_process(tmp_path: pathlib.Path) -> None:
