@@ -2,7 +2,8 @@
 
     clusterList                                  brokers of every cluster, with their rates
     brokerStatus     [-b HOST:PORT]              a broker's figures (every broker's without -b)
-    topicList                                    every topic the name server knows
+    topicList        [-c]                        every topic the name server knows; -c: with
+                                                 its cluster and consumer groups
     topicRoute       -t TOPIC                    the topic's route (JSON, as mqadmin prints it)
     updateTopic      -t TOPIC (-c CLUSTER | -b HOST:PORT) [-w 8] [-r 8] [-p 6] [-o]
                                                  create or update a topic
@@ -122,7 +123,13 @@ def _parser_and_commands() -> tuple[
     sub.add_parser("clusterList", parents=[ns], help="brokers of every cluster")
     broker_status = sub.add_parser("brokerStatus", parents=[ns], help="a broker's figures")
     broker_status.add_argument("-b", "--broker", help="host:port (default: every broker)")
-    sub.add_parser("topicList", parents=[ns], help="every topic the name server knows")
+    topics = sub.add_parser("topicList", parents=[ns], help="every topic the name server knows")
+    topics.add_argument(
+        "-c",
+        "--cluster-model",
+        action="store_true",
+        help="with each topic's cluster and consumer groups (retry and DLQ topics left out)",
+    )
     route = sub.add_parser("topicRoute", parents=[ns], help="a topic's route (JSON)")
     route.add_argument("-t", "--topic", required=True)
     update = sub.add_parser("updateTopic", parents=[ns], help="create or update a topic")
@@ -265,6 +272,8 @@ def _run(admin: Admin, args: argparse.Namespace) -> list[str]:
             table = admin.broker_runtime_info(addr)
             lines.extend(f"{key:<32s}: {value}" for key, value in sorted(table.items()))
         return lines
+    if command == "topicList" and args.cluster_model:
+        return admin_groups.topics_with_groups(admin)
     if command == "topicList":
         return admin.topic_list()
     if command == "topicRoute":

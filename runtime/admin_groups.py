@@ -9,10 +9,11 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from actors.client import Admin, BrokerError
+from actors.client import Admin, BrokerError, ClientError
 from runtime.remoting.codes import ResponseCode
 
 RETRY_PREFIX = "%RETRY%"
+DLQ_PREFIX = "%DLQ%"
 
 COMMANDS = ("cloneGroupOffset",)
 
@@ -38,6 +39,24 @@ def add_commands(
         metavar="true|false",
         help="clone even when the source group is online without this topic (default false)",
     )
+
+
+def topics_with_groups(admin: Admin) -> list[str]:
+    """mqadmin topicList -c: each topic (not retry or dead-letter ones) with its cluster and
+    the groups that consume it, a line per group (one with no group when none does); a topic
+    whose route or consumers cannot be read gets blank columns, as mqadmin prints it."""
+    rows = [f"{'#Cluster Name':<20s}  {'#Topic':<48s}  {'#Consumer Group':<48s}"]
+    for topic in sorted(admin.topic_list()):
+        if topic.startswith((RETRY_PREFIX, DLQ_PREFIX)):
+            continue
+        cluster, groups = "", [""]
+        try:
+            cluster = (admin.topic_clusters(topic) or [""])[0]
+            groups = admin.topic_consumers(topic) or [""]
+        except ClientError:
+            pass
+        rows += [f"{cluster:<20s}  {topic:<48s}  {group:<48s}".rstrip() for group in groups]
+    return rows
 
 
 def all_groups_progress(admin: Admin) -> list[str]:

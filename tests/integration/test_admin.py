@@ -434,6 +434,13 @@ def test_who_consumes_a_topic_and_cloning_a_groups_offsets(
         assert lines[0].split() == header.split()
         [live] = [line.split() for line in lines if line.startswith("ledger2-live ")]
         assert live[1] == "1" and live[3:5] == ["PUSH", "CLUSTERING"]
+        # And topicList -c names the topic's cluster and both groups, no retry topic
+        listed = mqadmin(namesrv, "topicList", "-c")
+        assert listed.returncode == 0, listed.stderr
+        rows = [line.split() for line in listed.stdout.splitlines()[1:]]
+        assert ["DefaultCluster", "Ledger2", "ledger2-audit"] in rows
+        assert ["DefaultCluster", "Ledger2", "ledger2-live"] in rows
+        assert not any(r[1].startswith("%RETRY%") for r in rows if len(r) > 1)
     finally:
         online.shutdown()
     # When the command line clones the audit group's offsets into a new group

@@ -219,3 +219,8 @@ def test_update_broker_config_takes_a_place_a_key_and_a_value() -> None:
     assert (args.broker_addr, args.key, args.value) == ("h:1", "brokerPermission", "4")
     with pytest.raises(SystemExit):
         build_parser().parse_args(["updateBrokerConfig", "-k", "brokerPermission", "-v", "4"])
+
+
+def test_topic_list_takes_mqadmins_cluster_flag() -> None:
+    assert build_parser().parse_args(["topicList", "-c"]).cluster_model is True
+    assert build_parser().parse_args(["topicList"]).cluster_model is False
