@@ -19,7 +19,8 @@ Messages accepted:
   a deleted incarnation, not found).
 - ``TrimBelow(log_min)`` (tell, from Retention): drop index files below the log's minimum.
 - ``WhenDispatched(offset, reply)`` (tell): ``reply`` gets the reput offset once it reached
-  ``offset`` with no deletion in progress (at stop: the reput offset then, whatever it is).
+  ``offset`` with no deletion in progress (at stop or failure: the reput offset then,
+  whatever it is; a barrier's helper then stops, its successor or recovery redoes it).
 
 Topic deletion: a batch holding a deletion marker (``runtime.store.fences``; from the writer,
 from the log, or replicated) is a barrier. Dispatch stops before it while a helper greenlet
@@ -112,6 +113,7 @@ class Dispatcher(GeventActor):
         self._touched: set[QueueKey] = set()
         self._checkpointing = False
         self._deleting: DispatchBatch | None = None  # the held batch of a deletion barrier
+        self._ended = False  # stopped or failed: a barrier's helper must not go on
         self._when: list[tuple[int, Any]] = []
 
     def on_start(self) -> None:
@@ -132,7 +134,12 @@ class Dispatcher(GeventActor):
         self.send_every(self.settings.checkpoint_interval_ms / 1000.0, CheckpointTick())
         self._advance()
 
+    def on_failure(self, *_exc_info: Any) -> None:
+        self._ended = True
+        self._release_waiters(everyone=True)  # a restarted Dispatcher applies what is held
+
     def on_stop(self) -> None:
+        self._ended = True
         if self.ctx.failed is not None:
             self.queues.stop_all()  # a failed store does no more durability work
             return
@@ -285,10 +292,14 @@ class Dispatcher(GeventActor):
         error = None
         try:
             self._await_flush(batch.end)
+            if self._ended:
+                return  # a restarted Dispatcher (or the next start's recovery) does it
             fences = fence_table.raised(self.ctx.topic_fences, batch.deleted)
             offload(fence_table.save, self.settings.root, fences)
             self.ctx.topic_fences = fences
             for topic, _fence in batch.deleted:
+                if self._ended:
+                    return
                 self.queues.drop_topic(topic)
         except Exception as exc:  # the actor fails on it, and retries when restarted
             error = repr(exc)

@@ -33,6 +33,7 @@ import time
 from typing import Any
 
 import gevent
+import gevent.event
 import pykka
 from loguru import logger
 
@@ -327,7 +328,7 @@ class QueueTable:
     def __init__(self, ctx: StoreContext) -> None:
         self.ctx = ctx
         self._refs: dict[tuple[str, int], pykka.ActorRef[Any]] = {}
-        self._dropping: set[str] = set()
+        self._dropping: dict[str, gevent.event.Event] = {}  # topic -> set when its drop ends
 
     def exists(self, topic: str, queue_id: int) -> bool:
         if R.topic_problem(topic) is not None or not 0 <= queue_id <= 0x7FFFFFFF:
@@ -373,8 +374,11 @@ class QueueTable:
     def drop_topic(self, topic: str, timeout: float = 5.0) -> None:
         """Stop ``topic``'s Queue actors (parked polls are answered), close and delete its
         consume-queue files. Blocks the calling greenlet; meanwhile no queue of the topic is
-        found or created."""
-        self._dropping.add(topic)
+        found or created. Drops of one topic run one after the other (a failed Dispatcher's
+        may still run when its successor's starts: it must not delete files created after)."""
+        while (running := self._dropping.get(topic)) is not None:
+            running.wait()
+        ended = self._dropping[topic] = gevent.event.Event()
         try:
             for key in [k for k in self._refs if k[0] == topic]:
                 ref = self._refs.pop(key)
@@ -388,7 +392,8 @@ class QueueTable:
                     opened.queues.pop(key).close()
             offload(remove_topic_queues, self.ctx.settings.root, topic)
         finally:
-            self._dropping.discard(topic)
+            del self._dropping[topic]
+            ended.set()
 
     def stop_all(self, timeout: float = 5.0) -> None:
         for key, ref in list(self._refs.items()):
