@@ -387,9 +387,10 @@ class QueueTable:
                 except (pykka.ActorDeadError, pykka.Timeout):
                     logger.warning("queue {}/{} did not stop cleanly", *key)
             opened = self.ctx.opened
-            if opened is not None:
-                for key in [k for k in opened.queues if k[0] == topic]:
-                    opened.queues.pop(key).close()
+            if opened is None:
+                return  # the store closed meanwhile: the next start's recovery removes them
+            for key in [k for k in opened.queues if k[0] == topic]:
+                opened.queues.pop(key).close()
             offload(remove_topic_queues, self.ctx.settings.root, topic)
         finally:
             del self._dropping[topic]

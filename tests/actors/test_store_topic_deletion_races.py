@@ -380,6 +380,46 @@ def test_a_failed_dispatchers_drop_in_progress_runs_before_its_successors(
         sup.stop()
 
 
+def test_a_drop_still_running_when_the_store_stopped_spares_the_store_opened_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a deletion whose barrier is inside QueueTable.drop_topic (held there)
+    original = queue_module.QueueTable.drop_topic
+    entered = gevent.event.Event()
+    release = gevent.event.Event()
+    greenlets: list[Any] = []
+
+    def held(self: Any, topic: str, timeout: float = 5.0) -> None:
+        greenlets.append(gevent.getcurrent())
+        entered.set()
+        release.wait(T)
+        original(self, topic, timeout)
+
+    monkeypatch.setattr(queue_module.QueueTable, "drop_topic", held)
+    store = open_store(tmp_path)
+    fill(store, "T", 4, "old")
+    store.delete_topic_data("T").get(timeout=T)
+    assert entered.wait(T)
+    # When the store stops, opens again in the same process (recovery applies the marker), and
+    # T's new incarnation is written
+    store.stop()
+    store = open_store(tmp_path)
+    try:
+        assert put(store, rec(b"new0")).queue_offset == 0
+        dispatched(store)
+        # and only then the old store's drop goes on
+        release.set()
+        gevent.joinall(greenlets, timeout=T)
+        # Then the running store's files of T are untouched
+        assert os.path.isdir(os.path.join(tmp_path, "consumequeue", "T", "0"))
+        for i in range(1, 70):  # crosses a consume-queue file (64 entries)
+            assert put(store, rec(b"new%d" % i)).status is PutStatus.PUT_OK
+        consumable(store, 70)
+    finally:
+        release.set()
+        store.stop()
+
+
 @pytest.mark.parametrize("lose_checkpoint", [False, True])
 def test_a_crash_during_the_barrier_recovers_the_deletion(
     tmp_path: Path, gate: Gate, lose_checkpoint: bool
