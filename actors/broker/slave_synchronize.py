@@ -16,7 +16,9 @@ GET_ALL_CONSUMER_OFFSET (43), GET_ALL_DELAY_OFFSET (45), GET_TIMER_CHECK_POINT (
 GET_TRANSACTION_TABLE (3011, actormq's), then: creates or updates every topic and subscription
 group the master has (those only the slave has are left alone, unless the slave already
 replicated the topic's deletion marker: then the topic's config and offsets go, as they went
-on the master); commits every
+on the master; a deleted topic's offsets the master does not have go even when the topic was
+created again meanwhile, or a promoted slave would serve the old incarnation's offsets for the
+new one); commits every
 consumer offset that differs (so a failover does not replay a group's history, or replays at
 most one interval); rewrites ``config/delayOffset.json``, ``config/timerProgress.json`` and
 ``config/transaction.json`` when they differ (the Scheduler, TimerScheduler and
@@ -202,6 +204,10 @@ class SlaveSynchronize(GeventActor):
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise ProtocolError(f"consumer offsets body: {exc}") from None
         have = store.all_offsets().get(timeout=CALL_TIMEOUT_S)
+        stale = {k.partition("@")[0] for k in have if k not in offsets} & set(fenced)
+        for name in sorted(stale):  # a deleted topic (maybe created again): mirror the master
+            store.remove_topic_offsets(name).get(timeout=CALL_TIMEOUT_S).wait(CALL_TIMEOUT_S)
+            have = {k: v for k, v in have.items() if k.partition("@")[0] != name}
         for key, queues in offsets.items():
             topic, _, group = key.partition("@")
             current = have.get(key, {})

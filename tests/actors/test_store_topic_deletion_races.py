@@ -12,17 +12,24 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import gevent
 import gevent.event
+import msgspec
 import pytest
 
 from actors.broker import queue as queue_module
 from actors.broker.dispatcher import Dispatcher
-from actors.broker.messages import Confirm, GetStatus, PutStatus
+from actors.broker.messages import Confirm, GetStatus, PutStatus, TopicConfigData
+from actors.broker.slave_sync_handler import OffsetTable
+from actors.broker.slave_synchronize import SlaveSynchronize
+from actors.broker.store_adapter import to_wire
 from actors.broker.store_service import BrokerStore
 from runtime.directory import Directory
+from runtime.remoting.bodies import TopicConfigSerializeWrapper, encode_body
+from runtime.remoting.codes import RequestCode
 from runtime.store import checkpoint as ckpt
 from runtime.store import fences as fence_table
 from runtime.store import record as R
@@ -649,6 +656,93 @@ def test_a_slave_behind_promoted_continues_the_new_incarnation_in_process(
         writer_offsets = dict(slave.ctx.queue_next)
         assert writer_offsets.get(("T", 0)) == 1
         assert writer_offsets.get(("T", 1)) == 1
+    finally:
+        slave.stop()
+        master.stop()
+
+
+# -- a slave's metadata sync across a deletion --------------------------------------------------
+
+
+def sync_round(master: BrokerStore, slave: BrokerStore) -> None:
+    """One SlaveSynchronize round against ``master``'s store, without remoting."""
+    bodies_by_code = {
+        RequestCode.GET_ALL_TOPIC_CONFIG: lambda: encode_body(
+            TopicConfigSerializeWrapper(
+                topic_config_table={
+                    n: to_wire(c) for n, c in master.all_topics().get(timeout=T).topics.items()
+                }
+            )
+        ),
+        RequestCode.GET_ALL_SUBSCRIPTIONGROUP_CONFIG: lambda: encode_body(
+            master.all_groups().get(timeout=T)
+        ),
+        RequestCode.GET_ALL_CONSUMER_OFFSET: lambda: msgspec.json.encode(
+            OffsetTable(master.all_offsets().get(timeout=T))
+        ),
+    }
+    sync = SlaveSynchronize(slave, SimpleNamespace(master_addr="m:1"), label="test-sync")
+    sync._call = lambda _address, code: bodies_by_code.get(code, lambda: b"{}")()  # type: ignore[method-assign]
+    sync._sync("m:1")
+
+
+def config_t(store: BrokerStore) -> None:
+    store.update_topic(TopicConfigData(topic_name="T", read_queue_nums=2, write_queue_nums=2)).get(
+        timeout=T
+    )
+
+
+def test_a_slave_forgets_a_deleted_topics_offsets_even_when_it_was_created_again(
+    tmp_path: Path,
+) -> None:
+    master = build(tmp_path / "master")
+    slave = build(tmp_path / "slave", read_only=True)
+    try:
+        # Given a slave in sync with a master whose group g consumed T up to offset 3
+        config_t(master)
+        fill(master, "T", 6, "old")
+        master.commit_offset("g", "T", 0, 3).get(timeout=T)
+        copy_chunks(master, slave, 1_000_000)
+        sync_round(master, slave)
+        assert slave.query_offset("g", "T", 0).get(timeout=T) == 3
+        # When the master deletes T, T is created again with a message (before g commits
+        # anything of it), and the slave replicates that and syncs
+        delete(master)
+        config_t(master)
+        assert put(master, rec(b"new0")).queue_offset == 0
+        copy_chunks(master, slave, 1_000_000)
+        dispatched(slave)
+        sync_round(master, slave)
+        # Then the slave has what the master has: no offset of g for T
+        assert master.query_offset("g", "T", 0).get(timeout=T) == -1
+        assert slave.query_offset("g", "T", 0).get(timeout=T) == -1
+    finally:
+        slave.stop()
+        master.stop()
+
+
+def test_a_slave_drops_a_deleted_topics_config_and_offsets_at_its_next_sync(
+    tmp_path: Path,
+) -> None:
+    master = build(tmp_path / "master")
+    slave = build(tmp_path / "slave", read_only=True)
+    try:
+        config_t(master)
+        fill(master, "T", 2, "old")
+        master.commit_offset("g", "T", 0, 1).get(timeout=T)
+        copy_chunks(master, slave, 1_000_000)
+        sync_round(master, slave)
+        assert slave.get_topic("T").get(timeout=T) is not None
+        # a sync before the marker is replicated keeps the topic on the slave
+        delete(master)
+        sync_round(master, slave)
+        assert slave.get_topic("T").get(timeout=T) is not None
+        # once replicated, the next sync drops config and offsets
+        copy_chunks(master, slave, 1_000_000)
+        dispatched(slave)
+        sync_round(master, slave)
+        assert slave.get_topic("T").get(timeout=T) is None
+        assert slave.query_offset("g", "T", 0).get(timeout=T) == -1
     finally:
         slave.stop()
         master.stop()
