@@ -10,6 +10,7 @@ step) on events the test sets."""
 from __future__ import annotations
 
 import os
+import random
 import threading
 from pathlib import Path
 from types import SimpleNamespace
@@ -33,6 +34,7 @@ from runtime.remoting.codes import RequestCode
 from runtime.store import checkpoint as ckpt
 from runtime.store import fences as fence_table
 from runtime.store import record as R
+from runtime.store.faults import FaultyFileSystem
 from runtime.store.raw import read_raw, truncate_log
 from runtime.store.settings import FlushMode
 from runtime.supervisor import Supervisor
@@ -746,3 +748,82 @@ def test_a_slave_drops_a_deleted_topics_config_and_offsets_at_its_next_sync(
     finally:
         slave.stop()
         master.stop()
+
+
+# -- slow and failing fsyncs, power loss --------------------------------------------------------
+
+
+def test_a_deletion_under_sync_flush_with_fsyncs_slower_than_the_timeout_completes(
+    tmp_path: Path,
+) -> None:
+    fs = FaultyFileSystem()
+    store = open_store(tmp_path, fs, flush_mode=FlushMode.SYNC_FLUSH, sync_flush_timeout_ms=100)
+    try:
+        # Given T with messages, and fsyncs that take longer than the flush timeout
+        fill(store, "T", 4, "old")
+        fs.slow_fsync(0.3)
+        # When T is deleted with a put after the marker (its flush wait times out)
+        marked = store.delete_topic_data("T")
+        late = store.put([rec(b"new0")])
+        fence = marked.get(timeout=T).fence
+        # Then the barrier keeps asking for the fsync until one covers the marker
+        assert store.when_dispatched(fence).get(timeout=T) >= fence
+        result = late.get(timeout=T)
+        assert result.status in (PutStatus.PUT_OK, PutStatus.FLUSH_DISK_TIMEOUT)
+        assert result.queue_offset == 0
+        fs.slow_fsync(0)
+        dispatched(store)
+        assert read_queue(store, "T", 0) == {0: b"new0"}
+    finally:
+        fs.slow_fsync(0)
+        store.stop()
+
+
+def test_a_failed_fsync_of_the_marker_answers_the_broker_and_recovery_deletes(
+    tmp_path: Path,
+) -> None:
+    fs = FaultyFileSystem()
+    store = open_store(tmp_path, fs, checkpoint_interval_ms=60_000)
+    # Given T with messages, all fsynced, and the next fsync failing (the marker's)
+    fill(store, "T", 4, "old")
+    log = store.ctx.require_open().log
+    wait_until(lambda: log.segments.flushed_offset == log.write_offset)
+    fs.fail_next_fsync()
+    # When T is deleted
+    fence = store.delete_topic_data("T").get(timeout=T).fence
+    # Then the broker's wait is answered (the store failed: the deletion is not applied) ...
+    assert store.when_dispatched(fence).get(timeout=T) < fence
+    assert store.failed is not None
+    store.stop()
+    # ... and the store opened again applies the marker it finds in the log
+    store = open_store(tmp_path)
+    try:
+        assert read_queue(store, "T", 0) == {}
+        assert fence_table.load(str(tmp_path)) == {"T": fence}
+        assert put(store, rec(b"new0")).queue_offset == 0
+    finally:
+        store.stop()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_power_loss_after_a_deletion_keeps_every_ack_of_the_new_incarnation(
+    tmp_path: Path, seed: int
+) -> None:
+    fs = FaultyFileSystem()
+    store = open_store(tmp_path, fs, flush_mode=FlushMode.SYNC_FLUSH)
+    # Given T deleted (SUCCESS) and PUT_OK messages of its new incarnation
+    fill(store, "T", 6, "old")
+    fence = delete(store)
+    acked = [put(store, rec(b"new%d" % i, i % 2)) for i in range(6)]
+    assert all(r.status is PutStatus.PUT_OK for r in acked)
+    # When the power fails
+    store.simulate_crash()
+    fs.power_loss(random.Random(seed))
+    store = open_store(tmp_path)
+    try:
+        # Then T is its new incarnation, every ack at its offset, nothing of the old one
+        assert read_queue(store, "T", 0) == {0: b"new0", 1: b"new2", 2: b"new4"}
+        assert read_queue(store, "T", 1) == {0: b"new1", 1: b"new3", 2: b"new5"}
+        assert fence_table.load(str(tmp_path)) == {"T": fence}
+    finally:
+        store.stop()
