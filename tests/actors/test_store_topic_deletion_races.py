@@ -26,7 +26,7 @@ from actors.broker.dispatcher import Dispatcher
 from actors.broker.messages import Confirm, GetStatus, PutStatus, TopicConfigData
 from actors.broker.slave_sync_handler import OffsetTable
 from actors.broker.slave_synchronize import SlaveSynchronize
-from actors.broker.store_adapter import to_wire
+from actors.broker.store_adapter import StoreAdapter, to_wire
 from actors.broker.store_service import BrokerStore
 from runtime.directory import Directory
 from runtime.remoting.bodies import TopicConfigSerializeWrapper, encode_body
@@ -864,3 +864,45 @@ def test_a_slave_keeps_a_topics_config_until_it_replicated_the_second_deletion(
     finally:
         slave.stop()
         master.stop()
+
+
+# -- the broker's deletion, concurrently ----------------------------------------------------------
+
+
+def test_two_concurrent_broker_deletions_of_a_topic_both_succeed(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    adapter = StoreAdapter(store, put_timeout=T)
+    try:
+        # Given T with messages and a group's offsets, and pullers reading T meanwhile
+        config_t(store)
+        fill(store, "T", 6, "old")
+        store.commit_offset("g", "T", 0, 2).get(timeout=T)
+        errors: list[BaseException] = []
+        statuses: set[GetStatus] = set()
+        stop = gevent.event.Event()
+
+        def pull() -> None:
+            while not stop.is_set():
+                try:
+                    statuses.add(get(store, 0).status)
+                except Exception as exc:
+                    errors.append(exc)
+                gevent.sleep(0)
+
+        pullers = [gevent.spawn(pull) for _ in range(3)]
+        # When two admin requests delete T at the same time, a producer sending between
+        first = gevent.spawn(adapter.delete_topic, "T")
+        second = gevent.spawn(adapter.delete_topic, "T")
+        sent = gevent.spawn(put, store, rec(b"racing"))
+        gevent.joinall([first, second, sent], timeout=T, raise_error=True)
+        stop.set()
+        gevent.joinall(pullers, timeout=T)
+        # Then both succeed, T's offsets are gone, and pulls never failed meanwhile
+        assert (first.value, second.value) == (None, None)
+        assert store.query_offset("g", "T", 0).get(timeout=T) == -1
+        assert errors == []
+        assert statuses <= {GetStatus.FOUND, GetStatus.NO_MATCHED_LOGIC_QUEUE}
+        fences = fence_table.load(str(tmp_path))
+        assert set(fences) == {"T"} and fences["T"] == store.ctx.topic_fences["T"]
+    finally:
+        store.stop()
