@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import threading
 from pathlib import Path
 from types import SimpleNamespace
@@ -904,5 +905,61 @@ def test_two_concurrent_broker_deletions_of_a_topic_both_succeed(tmp_path: Path)
         assert statuses <= {GetStatus.FOUND, GetStatus.NO_MATCHED_LOGIC_QUEUE}
         fences = fence_table.load(str(tmp_path))
         assert set(fences) == {"T"} and fences["T"] == store.ctx.topic_fences["T"]
+    finally:
+        store.stop()
+
+
+# -- recovery: old checkpoints, partial retention ----------------------------------------------
+
+
+def test_a_checkpoint_older_than_the_fence_and_a_lost_queue_rebuild_the_new_incarnation(
+    tmp_path: Path,
+) -> None:
+    # Given a checkpoint saved before T's deletion (T's old queues in it) ...
+    store = open_store(tmp_path)
+    fill(store, "T", 6, "old")
+    store.stop()
+    old_cp = Path(ckpt.checkpoint_path(str(tmp_path))).read_bytes()
+    store = open_store(tmp_path)
+    delete(store)
+    fill(store, "T", 2, "new")
+    store.simulate_crash()
+    # ... back in place after the deletion, and T's new queue files lost
+    Path(ckpt.checkpoint_path(str(tmp_path))).write_bytes(old_cp)
+    shutil.rmtree(os.path.join(tmp_path, "consumequeue", "T"))
+    store = open_store(tmp_path)
+    try:
+        # Then recovery rebuilds T's new incarnation from the log, nothing of the old one
+        assert read_queue(store, "T", 0) == {0: b"new0"}
+        assert read_queue(store, "T", 1) == {0: b"new1"}
+        assert put(store, rec(b"new2")).queue_offset == 1
+    finally:
+        store.stop()
+
+
+def test_a_full_rescan_after_partial_retention_skips_what_is_left_below_the_fence(
+    tmp_path: Path,
+) -> None:
+    # Given T's old messages over several segments, T deleted, its new incarnation
+    store = open_store(tmp_path, commitlog_segment_size=4096)
+    for i in range(40):
+        assert put(store, rec(b"old%d-" % i + b"x" * 200, i % 2)).ok
+    fence = delete(store)
+    fill(store, "T", 2, "new")
+    store.stop()
+    # When retention removed the first segment only (old T records remain below the fence)
+    # and the checkpoint and the queues are lost (a full rescan from the log's new start)
+    seg_dir = os.path.join(tmp_path, "commitlog")
+    segs = sorted(os.listdir(seg_dir))
+    assert int(segs[1]) < fence
+    os.unlink(os.path.join(seg_dir, segs[0]))
+    os.unlink(ckpt.checkpoint_path(str(tmp_path)))
+    shutil.rmtree(os.path.join(tmp_path, "consumequeue"))
+    store = open_store(tmp_path, commitlog_segment_size=4096)
+    try:
+        # Then T is its new incarnation only, and the fence stays (it still hides records)
+        assert read_queue(store, "T", 0) == {0: b"new0"}
+        assert read_queue(store, "T", 1) == {0: b"new1"}
+        assert fence_table.load(str(tmp_path)) == {"T": fence}
     finally:
         store.stop()
