@@ -962,3 +962,121 @@ def test_a_full_rescan_after_partial_retention_skips_what_is_left_below_the_fenc
         assert fence_table.load(str(tmp_path)) == {"T": fence}
     finally:
         store.stop()
+
+
+# -- random interleavings against a model -------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_deletions_puts_and_restarts_match_a_model(tmp_path: Path, seed: int) -> None:
+    rng = random.Random(seed)
+    # the model: per (topic, queue): queue offset -> body of the current incarnation
+    model: dict[tuple[str, int], dict[int, bytes]] = {}
+    store = open_store(tmp_path)
+    n = 0
+
+    def acked(topic: str, queue_id: int, body: bytes, result: Any) -> None:
+        assert result.status is PutStatus.PUT_OK, result
+        model.setdefault((topic, queue_id), {})[result.queue_offset] = body
+
+    def forget(topic: str) -> None:
+        for key in [k for k in model if k[0] == topic]:
+            del model[key]
+
+    try:
+        for _step in range(40):
+            op = rng.choice(["put", "put", "put", "delete", "race", "restart"])
+            if op == "put":
+                topic, q = rng.choice(["T", "U"]), rng.randrange(2)
+                body = b"m%d" % n
+                n += 1
+                acked(topic, q, body, put(store, rec(body, q, topic)))
+            elif op == "delete":
+                delete(store)
+                forget("T")
+            elif op == "race":  # puts queued on both sides of the marker
+                before = [(q, b"m%d" % (n + i)) for i, q in enumerate((0, 1, 0))]
+                n += 3
+                futs = [store.put([rec(b, q)]) for q, b in before]
+                marked = store.delete_topic_data("T")
+                after = [(q, b"m%d" % (n + i)) for i, q in enumerate((1, 0))]
+                n += 2
+                futs_after = [store.put([rec(b, q)]) for q, b in after]
+                fence = marked.get(timeout=T).fence
+                for f in futs:
+                    assert f.get(timeout=T).physical_offset < fence
+                forget("T")
+                for (q, b), f in zip(after, futs_after, strict=True):
+                    acked("T", q, b, f.get(timeout=T))
+                assert store.when_dispatched(fence).get(timeout=T) >= fence
+            else:
+                how = rng.choice(["clean", "crash", "full-scan", "no-queues"])
+                if how == "clean":
+                    store.stop()
+                else:
+                    store.simulate_crash()
+                    if how in ("full-scan", "no-queues"):
+                        os.unlink(ckpt.checkpoint_path(str(tmp_path)))
+                    if how == "no-queues":
+                        shutil.rmtree(os.path.join(tmp_path, "consumequeue"), True)
+                store = open_store(tmp_path)
+            dispatched(store)
+            for topic in ("T", "U"):
+                for q in (0, 1):
+                    assert read_queue(store, topic, q) == model.get((topic, q), {}), (
+                        seed,
+                        _step,
+                        op,
+                        topic,
+                        q,
+                    )
+    finally:
+        store.stop()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_slave_replicating_random_deletions_matches_its_master(tmp_path: Path, seed: int) -> None:
+    rng = random.Random(seed)
+    master = build(tmp_path / "master")
+    slave = build(tmp_path / "slave", read_only=True)
+    n = 0
+    try:
+        for _step in range(30):
+            op = rng.choice(["put", "put", "put", "delete", "copy", "restart-slave"])
+            if op == "put":
+                topic, q = rng.choice(["T", "U"]), rng.randrange(2)
+                assert put(master, rec(b"m%d" % n, q, topic, KEYS="k%d" % (n % 3))).ok
+                n += 1
+            elif op == "delete":
+                delete(master)
+            elif op == "copy":
+                copy_chunks(master, slave, rng.choice([100, 700, 1_000_000]))
+            else:
+                crash = rng.random() < 0.5
+                if crash:
+                    slave.simulate_crash()
+                else:
+                    slave.stop()
+                slave = build(tmp_path / "slave", read_only=True)
+        copy_chunks(master, slave, 1_000_000)
+        dispatched(master)
+        dispatched(slave)
+        for topic in ("T", "U"):
+            for q in (0, 1):
+                assert read_queue(slave, topic, q) == read_queue(master, topic, q)
+        for k in ("k0", "k1", "k2"):
+            assert keyed(slave, k) == keyed(master, k)
+        assert fence_table.load(str(tmp_path / "slave")) == fence_table.load(
+            str(tmp_path / "master")
+        )
+        want = {q: len(read_queue(master, "T", q)) for q in (0, 1)}
+    finally:
+        slave.stop()
+        master.stop()
+    # and promoted, the slave continues T's current incarnation where the master would have
+    promoted = build(tmp_path / "slave")
+    try:
+        for q in (0, 1):
+            assert put(promoted, rec(b"next", q)).queue_offset == want[q]
+    finally:
+        promoted.stop()
