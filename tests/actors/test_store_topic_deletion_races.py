@@ -1045,7 +1045,7 @@ def test_a_slave_replicating_random_deletions_matches_its_master(tmp_path: Path,
             op = rng.choice(["put", "put", "put", "delete", "copy", "restart-slave"])
             if op == "put":
                 topic, q = rng.choice(["T", "U"]), rng.randrange(2)
-                assert put(master, rec(b"m%d" % n, q, topic, KEYS="k%d" % (n % 3))).ok
+                assert put(master, rec(b"m%d" % n, q, topic, KEYS=f"k{n % 3}")).ok
                 n += 1
             elif op == "delete":
                 delete(master)
