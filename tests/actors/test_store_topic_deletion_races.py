@@ -757,11 +757,11 @@ def test_a_deletion_under_sync_flush_with_fsyncs_slower_than_the_timeout_complet
     tmp_path: Path,
 ) -> None:
     fs = FaultyFileSystem()
-    store = open_store(tmp_path, fs, flush_mode=FlushMode.SYNC_FLUSH, sync_flush_timeout_ms=100)
+    store = open_store(tmp_path, fs, flush_mode=FlushMode.SYNC_FLUSH, sync_flush_timeout_ms=50)
     try:
         # Given T with messages, and fsyncs that take longer than the flush timeout
         fill(store, "T", 4, "old")
-        fs.slow_fsync(0.3)
+        fs.slow_fsync(0.15)
         # When T is deleted with a put after the marker (its flush wait times out)
         marked = store.delete_topic_data("T")
         late = store.put([rec(b"new0")])
