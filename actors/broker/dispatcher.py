@@ -25,8 +25,10 @@ Messages accepted:
 Topic deletion: a batch holding a deletion marker (``runtime.store.fences``; from the writer,
 from the log, or replicated) is a barrier. Dispatch stops before it while a helper greenlet
 waits for an fsync covering the marker, saves the raised fences, then stops the topic's Queue
-actors and deletes their files; ``DeletionDone`` applies the held batch (the topic's entries
-after the marker go to fresh queues) and dispatch goes on. No checkpoint while it runs. A
+actors and deletes their files (on a slave it also removes the topic's config and every group's
+offsets of it, durably, as the master did before writing the marker); ``DeletionDone``
+applies the held batch (the topic's entries after the marker go to fresh queues) and dispatch
+goes on. No checkpoint while it runs. A
 failure fails this actor; restarted, it reads the marker back from the log and tries again.
 
 Owned state: the reput offset (everything below it was handed to Queue actors and the index;
@@ -57,11 +59,13 @@ from actors.broker.messages import (
     CheckpointDone,
     CheckpointTick,
     Confirm,
+    DeleteTopic,
     DeletionDone,
     Dispatch,
     FlushStatus,
     QueryByKey,
     QueryResult,
+    RemoveTopicOffsets,
     SyncQueue,
     TrimBelow,
     WhenDispatched,
@@ -301,10 +305,28 @@ class Dispatcher(GeventActor):
                 if self._ended:
                     return
                 self.queues.drop_topic(topic)
+                if self.settings.read_only:
+                    self._forget_on_slave(topic)
         except Exception as exc:  # the actor fails on it, and retries when restarted
             error = repr(exc)
         with contextlib.suppress(pykka.ActorDeadError):
             self.actor_ref.tell(DeletionDone(error))
+
+    def _forget_on_slave(self, topic: str) -> None:
+        """A slave applies a replicated deletion where it stands in the log: the topic's config
+        and every group's offsets of it go now (durably), as they went on the master before
+        the marker was written. Its metadata sync then copies whatever the master has since
+        (a topic created again, its new offsets)."""
+        for name, message in (
+            (self.ctx.names.topics, DeleteTopic(topic)),
+            (self.ctx.names.offsets, RemoveTopicOffsets(topic)),
+        ):
+            ref = self.ctx.directory.get(name)
+            if ref is None:
+                raise StoreError(self.settings.root, f"{name} is not running")
+            durable = ref.ask(message, block=False).get(timeout=SYNC_TIMEOUT_S)
+            if not durable.wait(SYNC_TIMEOUT_S):
+                raise StoreError(self.settings.root, f"{name} could not persist {message}")
 
     def _await_flush(self, offset: int) -> None:
         segments = self.log.segments

@@ -14,11 +14,9 @@ A round (a greenlet of its own; edge code, every call has a timeout) asks the ma
 remoting for GET_ALL_TOPIC_CONFIG (21), GET_ALL_SUBSCRIPTIONGROUP_CONFIG (201),
 GET_ALL_CONSUMER_OFFSET (43), GET_ALL_DELAY_OFFSET (45), GET_TIMER_CHECK_POINT (60) and
 GET_TRANSACTION_TABLE (3011, actormq's), then: creates or updates every topic and subscription
-group the master has (those only the slave has are left alone, unless the slave already
-replicated the topic's deletion marker: then the topic's config and offsets go, as they went
-on the master; a deleted topic's offsets the master does not have go even when the topic was
-created again meanwhile, or a promoted slave would serve the old incarnation's offsets for the
-new one); commits every
+group the master has (those only the slave has are left alone: a deleted topic's config and
+offsets go when the slave's Dispatcher applies the replicated deletion marker, where it stands
+in the log); commits every
 consumer offset that differs (so a failover does not replay a group's history, or replays at
 most one interval); rewrites ``config/delayOffset.json``, ``config/timerProgress.json`` and
 ``config/transaction.json`` when they differ (the Scheduler, TimerScheduler and
@@ -185,11 +183,6 @@ class SlaveSynchronize(GeventActor):
             wanted = to_store(config)
             if mine.get(name) != wanted:
                 store.update_topic(wanted).get(timeout=CALL_TIMEOUT_S)
-        fenced = store.ctx.topic_fences
-        for name in mine:
-            if name in fenced and name not in topics.topic_config_table:
-                store.delete_topic(name).get(timeout=CALL_TIMEOUT_S).wait(CALL_TIMEOUT_S)
-                store.remove_topic_offsets(name).get(timeout=CALL_TIMEOUT_S).wait(CALL_TIMEOUT_S)
         groups = decode_body(
             SubscriptionGroupWrapper,
             self._call(address, RequestCode.GET_ALL_SUBSCRIPTIONGROUP_CONFIG),
@@ -204,10 +197,6 @@ class SlaveSynchronize(GeventActor):
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise ProtocolError(f"consumer offsets body: {exc}") from None
         have = store.all_offsets().get(timeout=CALL_TIMEOUT_S)
-        stale = {k.partition("@")[0] for k in have if k not in offsets} & set(fenced)
-        for name in sorted(stale):  # a deleted topic (maybe created again): mirror the master
-            store.remove_topic_offsets(name).get(timeout=CALL_TIMEOUT_S).wait(CALL_TIMEOUT_S)
-            have = {k: v for k, v in have.items() if k.partition("@")[0] != name}
         for key, queues in offsets.items():
             topic, _, group = key.partition("@")
             current = have.get(key, {})

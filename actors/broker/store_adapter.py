@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import msgspec
+import pykka
 
 from actors.broker.messages import TopicConfigData
 from actors.broker.store_port import GetOutcome, PutOutcome
@@ -113,9 +114,20 @@ class StoreAdapter:
         done = self._get(self.store.delete_topic_data(topic))
         if done.error is not None:
             return done.error
-        reached = self._get(self.store.when_dispatched(done.fence), DELETE_TIMEOUT)
+        try:
+            reached = self._get(self.store.when_dispatched(done.fence), DELETE_TIMEOUT)
+        except pykka.Timeout:
+            return (
+                f"the deletion marker is written but was not dispatched within "
+                f"{DELETE_TIMEOUT:g} s (under SYNC_MASTER records, this one too, wait for an "
+                "in-sync slave); the deletion completes once it is: ask again to confirm"
+            )
         if reached < done.fence:
-            return "the store stopped before the deletion was applied"
+            return (
+                "the deletion marker is written, but the store stopped (or its dispatcher "
+                "restarted) before applying it; it is applied when the store dispatches it "
+                "again: ask again to confirm"
+            )
         durable = self._get(self.store.remove_topic_offsets(topic))
         if not durable.wait(DELETE_TIMEOUT):
             return "the topic is deleted, but its consumer offsets could not be persisted"

@@ -829,14 +829,6 @@ def test_power_loss_after_a_deletion_keeps_every_ack_of_the_new_incarnation(
         store.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SlaveSynchronize drops a topic's config when the slave holds any fence for it and "
-    "the master lacks the config; a fence of an earlier deletion counts, so a second deletion "
-    "removes the config (and offsets) on the slave before the slave replicated its marker, "
-    "while the data stays: not what the slave does for a first deletion (docs/store.md: config "
-    "and offsets go at the first sync after the marker is replicated)",
-)
 def test_a_slave_keeps_a_topics_config_until_it_replicated_the_second_deletion(
     tmp_path: Path,
 ) -> None:
