@@ -23,6 +23,7 @@ afresh). A consume queue of a fenced topic that still points below the fence (it
 not reach the disk) is dropped and rebuilt from the fence; a checkpoint older than a fence does
 not ask for the deleted topic's queues. A fence past the log's end (its marker was cut off with
 a replica's divergent tail) is dropped and the whole log dispatched again: the topic is back.
+An unreadable fence file is rebuilt by a pass over the whole log (the markers are there).
 """
 
 from __future__ import annotations
@@ -100,7 +101,13 @@ def _recover(settings: StoreSettings, fs: FileSystem, lock: StoreLock) -> OpenSt
     if unclean:
         logger.warning("store {}: abort marker found: the last run did not stop cleanly", root)
     cp = ckpt.load(root)
-    saved_fences = fence_table.load(root)
+    try:
+        saved_fences = fence_table.load(root)
+        fences_lost = False
+    except StoreError as exc:
+        # The markers in the log say the same: a pass over the whole log rebuilds the fences.
+        logger.warning("store {}: {}: rebuilding the topic fences from the whole log", root, exc)
+        saved_fences, fences_lost = {}, True
     fences = dict(saved_fences)
     log = CommitLog(
         settings.commitlog_dir,
@@ -185,7 +192,7 @@ def _recover(settings: StoreSettings, fs: FileSystem, lock: StoreLock) -> OpenSt
             rebuilt.append(key)
             last = cq.last_entry() if cq is not None else None
             reput_from = min(reput_from, last.physical_offset if last else log_min)
-    if cp is None or undone:
+    if cp is None or undone or fences_lost:
         reput_from = log_min
     if index is not None:
         ie = index.end_phys

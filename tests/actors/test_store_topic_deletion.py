@@ -213,3 +213,22 @@ def test_a_deletion_cut_off_with_a_replicas_tail_is_undone(tmp_path: Path) -> No
         assert put(store, rec(b"next")).queue_offsets == (3,)
     finally:
         store.stop()
+
+
+def test_a_corrupt_fence_file_is_rebuilt_from_the_markers(tmp_path: Path) -> None:
+    # Given T deleted and created again, then its fence file damaged
+    store = open_store(tmp_path)
+    fill(store, "T", 4, "old")
+    fence = delete(store)
+    fill(store, "T", 2, "new")
+    store.stop()
+    (tmp_path / fence_table.FILE_NAME).write_text("{not json")
+    # When the store opens
+    store = open_store(tmp_path)
+    try:
+        # Then it starts, T holds only its new incarnation, and the fence is back
+        assert bodies(get(store, 0)) == [b"new0"]
+        assert bodies(get(store, 0, queue_id=1)) == [b"new1"]
+        assert fence_table.load(str(tmp_path)) == {"T": fence}
+    finally:
+        store.stop()
