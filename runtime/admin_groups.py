@@ -10,10 +10,7 @@ import argparse
 from collections.abc import Callable
 
 from actors.client import Admin, BrokerError, ClientError
-from runtime.remoting.codes import ResponseCode
-
-RETRY_PREFIX = "%RETRY%"
-DLQ_PREFIX = "%DLQ%"
+from runtime.remoting.codes import DLQ_PREFIX, RETRY_PREFIX, ResponseCode
 
 COMMANDS = ("cloneGroupOffset",)
 

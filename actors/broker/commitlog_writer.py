@@ -20,8 +20,8 @@ Messages accepted:
 - ``DeleteTopicData(topic)`` (ask, topic deletion): append the topic's deletion marker
   (``runtime.store.fences``), forget the topic's next queue offsets (it starts again at 0), hand
   the marker to the Dispatcher (which removes the topic's queues once the marker is fsynced)
-  and ask the Flusher for that fsync; reply ``TopicDataDeleted(fence)``. Client records of the
-  marker's reserved topic are refused (MESSAGE_ILLEGAL).
+  and ask the Flusher for that fsync; reply ``TopicDataDeleted(fence)`` (``delete_marker``).
+  Client records of the marker's reserved topic are refused (MESSAGE_ILLEGAL).
 
 Fast path: ``BrokerStore.put`` hands an ``AppendBatch`` to an idle writer through
 ``handle_inline`` (runtime/actor.py) when no other greenlet is about to run: the append then
@@ -50,7 +50,7 @@ import gevent.queue
 import pykka
 from loguru import logger
 
-from actors.broker import raw_append
+from actors.broker import delete_marker, raw_append
 from actors.broker.messages import (
     AppendBatch,
     AppendRaw,
@@ -64,16 +64,15 @@ from actors.broker.messages import (
     PutStatus,
     SegmentsDeleted,
     StoreFailed,
-    TopicDataDeleted,
 )
 from runtime.actor import GeventActor, tell_now
 from runtime.errors import StoreError
 from runtime.store import checkpoint as ckpt
 from runtime.store.commitlog import AppendedBatch, Invalid
 from runtime.store.context import ReplicationStatus, StoreContext
-from runtime.store.dispatch import DispatchBatch, merge
+from runtime.store.dispatch import merge
 from runtime.store.lockfile import remove_abort
-from runtime.store.record import TOPIC_DELETED_MARKER, PutRecord
+from runtime.store.record import TOPIC_DELETED_MARKER
 from runtime.store.recovery import make_checkpoint, open_store
 
 MAX_GROUP_RECORDS = 1024
@@ -222,7 +221,7 @@ class CommitLogWriter(GeventActor):
         if isinstance(message, DeleteSegments):
             return self._delete_segments(message)
         if isinstance(message, DeleteTopicData):
-            return self._delete_topic_data(message.topic)
+            return delete_marker.handle(self, message.topic)
         return super().on_receive(message)
 
     # -- appending -----------------------------------------------------------------------------
@@ -420,42 +419,6 @@ class CommitLogWriter(GeventActor):
         except pykka.ActorDeadError:
             self._flusher = None
             return False
-
-    # -- topic deletion ------------------------------------------------------------------------
-
-    def _delete_topic_data(self, topic: str) -> TopicDataDeleted:
-        log = self.log
-        begin = log.write_offset
-        failed = self._failed or self.ctx.failed
-        if failed is not None:
-            return TopicDataDeleted(begin, f"store failed: {failed}")
-        if self.settings.read_only:
-            return TopicDataDeleted(begin, "store is read-only (slave): delete on the master")
-        store_ts = int(time.time() * 1000)
-        marker = PutRecord(
-            topic=TOPIC_DELETED_MARKER, queue_id=0, body=topic.encode(), born_timestamp=store_ts
-        )
-        log.begin_group()
-        try:
-            out = log.append_batch((marker,), {}, store_ts, self._max_size, {})
-            end = log.commit_group()
-        except OSError as exc:
-            log.abort_group()
-            self._write_failed(exc, begin, [])
-            return TopicDataDeleted(begin, f"write failed: {exc}")
-        except BaseException:
-            log.abort_group()
-            raise
-        if not _appended(out):
-            return TopicDataDeleted(begin, _refusal_of(out).reason)
-        for key in [k for k in self.next_offsets if k[0] == topic]:
-            del self.next_offsets[key]
-        self._tell_dispatcher(Dispatch(begin, end, DispatchBatch({}, [], end, ((topic, end),))))
-        self._tell_flusher(AwaitFlush(end, []))
-        logger.info(
-            "store {}: topic {} deleted at commit-log offset {}", self.settings.root, topic, begin
-        )
-        return TopicDataDeleted(end)
 
     # -- retention -----------------------------------------------------------------------------
 

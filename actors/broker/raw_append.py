@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from actors.broker.delete_marker import forget_topic
 from actors.broker.messages import AppendRaw, AwaitFlush, Dispatch, FlushStatus, RawAppended
 from runtime.store import raw
 
@@ -67,8 +68,7 @@ def handle(writer: Any, msg: AppendRaw) -> None:
         RawCompletion(msg.reply, log.write_offset).refuse(why)
         return
     for topic, _fence in w.batch.deleted:  # a deletion marker: the topic starts again at 0
-        for key in [k for k in writer.next_offsets if k[0] == topic]:
-            del writer.next_offsets[key]
+        forget_topic(writer.next_offsets, topic)
     writer.next_offsets.update(w.next_offsets)
     writer._tell_dispatcher(Dispatch(w.begin, w.end, w.batch))
     done = RawCompletion(msg.reply, w.end)

@@ -29,7 +29,6 @@ import pykka
 
 from actors.broker.context import BrokerContext, reply, topic_not_exist
 from actors.broker.send_handler import PERM_WRITE, STATUS_CODES, STORED_CODES, records_of
-from actors.broker.topic_config import REPLY_TOPIC_SUFFIX
 from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.headers import SendMessageRequestHeader, decode_send_header
@@ -38,11 +37,6 @@ from runtime.session import SessionHandle
 
 PUSH_TIMEOUT = 3.0
 """Seconds the broker waits for the requester to take the reply (RocketMQ: 3 s)."""
-
-
-def reply_topic(cluster: str) -> str:
-    """RocketMQ's ``MixAll.getReplyTopic``: where a cluster's replies go."""
-    return f"{cluster}{REPLY_TOPIC_SUFFIX}"
 
 
 def reply_message(

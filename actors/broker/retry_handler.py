@@ -17,7 +17,7 @@ from actors.broker import send_handler
 from actors.broker.context import BrokerContext, reply
 from actors.broker.delay import copy_record, to_schedule
 from runtime.remoting.bodies import SubscriptionGroupConfig, TopicConfig
-from runtime.remoting.codes import ResponseCode
+from runtime.remoting.codes import DLQ_PREFIX, RETRY_PREFIX, ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.headers import ConsumerSendMsgBackRequestHeader, decode_header
 from runtime.remoting.properties import (
@@ -30,8 +30,6 @@ from runtime.remoting.properties import (
 from runtime.session import SessionHandle
 from runtime.store.record import PutRecord, decode_record
 
-RETRY_PREFIX = "%RETRY%"
-DLQ_PREFIX = "%DLQ%"
 DEFAULT_MAX_RECONSUME_TIMES = 16
 RETRY_QUEUE_NUMS = 1
 

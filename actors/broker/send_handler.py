@@ -23,7 +23,7 @@ from actors.broker.context import BrokerContext, reply, topic_not_exist
 from actors.broker.delay import TimerError, delay_level, schedule, to_schedule
 from runtime.remoting.batch import split_batch
 from runtime.remoting.bodies import TopicConfig
-from runtime.remoting.codes import RequestCode, ResponseCode
+from runtime.remoting.codes import RETRY_PREFIX, RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.headers import SendMessageRequestHeader, decode_send_header
 from runtime.remoting.properties import (
@@ -44,7 +44,6 @@ from runtime.store.record import (
 
 PERM_READ, PERM_WRITE = 4, 2
 TBW102 = "TBW102"
-RETRY_PREFIX = "%RETRY%"
 
 STATUS_CODES: dict[str, int] = {
     "PUT_OK": ResponseCode.SUCCESS,

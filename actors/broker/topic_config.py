@@ -162,7 +162,7 @@ class TopicConfig(GeventActor):
             if self.topics.pop(message.topic, None) is not None:
                 self._bump()
             done = gevent.event.AsyncResult()
-            self._writer.request(_TopicsFile(dict(self.topics), self.version), done)
+            self._writer.request(self._snapshot(), done)
             return done
         if isinstance(message, AutoCreateTopic):
             return self._auto_create(message)
@@ -206,8 +206,11 @@ class TopicConfig(GeventActor):
     def _bump(self) -> None:
         self.version = DataVersion(int(time.time() * 1000), self.version.counter + 1)
 
+    def _snapshot(self) -> _TopicsFile:
+        return _TopicsFile(dict(self.topics), self.version)
+
     def _persist(self, *, sync: bool = False) -> None:
-        data = _TopicsFile(dict(self.topics), self.version)
+        data = self._snapshot()
         if sync:
             write_json(self.path, data)
         else:

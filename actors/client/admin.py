@@ -50,7 +50,6 @@ from runtime.store.record import decode_offset_msg_id
 
 T = TypeVar("T")
 PERM_READ_WRITE = 6
-RETRY_PREFIX = "%RETRY%"
 
 
 class QueueOffsets(msgspec.Struct, frozen=True):

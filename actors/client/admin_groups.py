@@ -30,14 +30,13 @@ from runtime.remoting.bodies import (
     decode_body,
     encode_body,
 )
-from runtime.remoting.codes import RequestCode, ResponseCode
+from runtime.remoting.codes import RETRY_PREFIX, RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.queue_maps import OffsetWrapper, decode_queue_map
 from runtime.remoting.running_info import ConsumerRunningInfo, decode_running_info
 from runtime.store.record import decode_offset_msg_id
 
 T = TypeVar("T")
-RETRY_PREFIX = "%RETRY%"
 
 
 class QueueProgress(msgspec.Struct, frozen=True):

@@ -40,15 +40,16 @@ from actors.client.pool import task_pool
 from actors.client.puller_messages import Consumed
 from runtime.actor import tell_now
 from runtime.remoting import properties as P
+from runtime.remoting.codes import RETRY_PREFIX
 
 Outcome = ConsumeResult | ConsumeOrderlyStatus | None
 Listener = Callable[[MessageExt], Outcome]
-RETRY_PREFIX = "%RETRY%"
 MAX_CONSUME_BATCH_SIZE = 1024
 """RocketMQ's bound for ``consumeMessageBatchMaxSize``."""
 ACK_ALL = 2**31 - 1
 """``ConsumeContext.ack_index`` by default (RocketMQ's Integer.MAX_VALUE): every message."""
-_SUCCESS = (None, ConsumeResult.CONSUME_SUCCESS, ConsumeOrderlyStatus.SUCCESS)
+SUCCEEDED = (None, ConsumeResult.CONSUME_SUCCESS, ConsumeOrderlyStatus.SUCCESS)
+"""What a listener returns for "consumed" (None counts as success)."""
 
 
 class ConsumeContext:
@@ -207,7 +208,7 @@ class ConsumeService:
                 except Exception:
                     logger.exception("client: listener failed on {}; will redeliver", msg)
                     outcome = ConsumeResult.RECONSUME_LATER
-                (done if outcome in _SUCCESS else retry).append(msg.queue_offset)
+                (done if outcome in SUCCEEDED else retry).append(msg.queue_offset)
         try:
             # at once from a greenlet of a patched program's hub, else as a hub callback
             self.hub.run(_report, puller, Consumed(generation, done, retry, levels, suspend))
@@ -252,10 +253,10 @@ class ConsumeService:
             if listener is None:
                 raise LookupError(f"no listener for topic {msgs[0].topic!r}")
             if not isinstance(listener, BatchListener):
-                return (1 if listener(msgs[0]) in _SUCCESS else 0), None
+                return (1 if listener(msgs[0]) in SUCCEEDED else 0), None
             context = ConsumeContext(mq)
             # a copy: whatever the listener does to its list, the report covers every message
-            if listener.fn(list(msgs), context) not in _SUCCESS:
+            if listener.fn(list(msgs), context) not in SUCCEEDED:
                 return 0, context
             if ordered:
                 return n, context

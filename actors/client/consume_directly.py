@@ -24,6 +24,7 @@ import msgspec
 from loguru import logger
 
 from actors.client.consume import (
+    SUCCEEDED,
     BatchListener,
     ConsumeContext,
     ConsumeService,
@@ -39,7 +40,6 @@ from runtime.remoting.command import RemotingCommand
 WAIT_S = 30.0
 """How long the request waits for the listener (the broker itself gives up after 5 s)."""
 
-_SUCCESS = (None, ConsumeResult.CONSUME_SUCCESS, ConsumeOrderlyStatus.SUCCESS)
 _LATER = (ConsumeResult.RECONSUME_LATER, ConsumeOrderlyStatus.SUSPEND_CURRENT_QUEUE_A_MOMENT)
 
 
@@ -58,7 +58,7 @@ def consume_directly(
             outcome: Any = listener.fn([msg], ConsumeContext(msg.queue))
         else:
             outcome = listener(msg)
-        if outcome in _SUCCESS:
+        if outcome in SUCCEEDED:
             result = "CR_SUCCESS"
         elif outcome in _LATER:
             result = "CR_LATER"

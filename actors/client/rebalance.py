@@ -54,9 +54,7 @@ from actors.client.remoting import make_request
 from runtime.actor import GeventActor, GeventFuture, new_future, watch
 from runtime.errors import ProtocolError
 from runtime.remoting.bodies import ConsumerListBody, decode_body
-from runtime.remoting.codes import MessageModel, RequestCode, ResponseCode
-
-RETRY_PREFIX = "%RETRY%"
+from runtime.remoting.codes import RETRY_PREFIX, MessageModel, RequestCode, ResponseCode
 
 
 class ConsumeFrom(enum.Enum):

@@ -38,9 +38,8 @@ from runtime.remoting.bodies import (
     decode_body,
     encode_body,
 )
-from runtime.remoting.codes import MessageSysFlag, RequestCode
+from runtime.remoting.codes import RETRY_PREFIX, MessageSysFlag, RequestCode
 
-RETRY_PREFIX = "%RETRY%"
 DEFAULT_MAX_RECONSUME_TIMES = 16
 """RocketMQ's default: a message failed this many times more goes to the dead-letter queue."""
 TO_DLQ = -1

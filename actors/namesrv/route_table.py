@@ -45,8 +45,8 @@ from loguru import logger
 
 from runtime.actor import GeventActor
 from runtime.remoting.bodies import BrokerData, ClusterInfo, QueueData, TopicRouteData
+from runtime.remoting.codes import RETRY_PREFIX
 
-RETRY_PREFIX = "%RETRY%"
 PERM_WRITE = 2
 PERM_READ_WRITE = 6
 

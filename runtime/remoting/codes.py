@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import enum
 
+RETRY_PREFIX = "%RETRY%"
+"""A consumer group's retry topic is ``%RETRY%<group>`` (MixAll.RETRY_GROUP_TOPIC_PREFIX)."""
+DLQ_PREFIX = "%DLQ%"
+"""A consumer group's dead-letter topic is ``%DLQ%<group>`` (MixAll.DLQ_GROUP_TOPIC_PREFIX)."""
+
 
 class RequestCode(enum.IntEnum):
     """Request codes (``code`` of a request command)."""
