@@ -149,6 +149,11 @@ BROKER_KEYS: dict[str, tuple[str, str]] = {
         "ms of silence after which either end closes a replication link.",
     ),
     "haSlaveFallbehindMax": (USED, "Bytes a slave may lag and still count as in sync."),
+    "haMaxTimeSlaveNotCatchup": (
+        USED,
+        "Controller mode: ms a slave may go without catching up with the master and still "
+        "count as in sync.",
+    ),
     "haTransferBatchSize": (
         USED,
         "Largest replication frame in bytes (a frame holds whole records: one larger record "

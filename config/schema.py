@@ -141,6 +141,7 @@ class BrokerConfig(_Config):
     ha_send_heartbeat_interval: Positive = 5000
     ha_housekeeping_interval: Positive = 20_000
     ha_slave_fallbehind_max: Positive = 256 * 1024 * 1024
+    ha_max_time_slave_not_catchup: Positive = 15_000
     ha_transfer_batch_size: Positive = 32 * 1024
     # automatic failover (RocketMQ 5's controller mode)
     enable_controller_mode: bool = False

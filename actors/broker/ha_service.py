@@ -53,6 +53,9 @@ from runtime.ha.state import HAState, SlaveLink
 from runtime.store.context import ReplicationStatus, StoreContext
 
 TICK_S = 0.05
+# Controller mode, ASYNC_MASTER: a slave out of sync this close to ``HAState.visible`` is about
+# to join; new records then wait for replication so that it can reach it under load.
+JOIN_GAP = 1024 * 1024
 
 
 class HAContext:
@@ -101,7 +104,9 @@ class HACondition:
     def __init__(self, ha: HAContext) -> None:
         self.ha = ha
         self.state = ha.state
-        self.confirm_source: str | None = "replica" if ha.state.sync else None
+        self.confirm_source: str | None = (
+            "replica" if ha.state.sync or ha.state.controller_mode else None
+        )
 
     @property
     def required(self) -> bool:
@@ -113,6 +118,10 @@ class HACondition:
         state.wake()
         fut = new_future()
         if not state.sync:
+            if state.controller_mode and state.shows_appends_at_once():
+                # no slave to wait for: consumers see it now (see HAState.visible)
+                state.visible = max(state.visible, offset)
+                self.ha.tell(self.ha.store.names.dispatcher, Confirm(offset, "replica", False))
             ok = state.lease_valid() and not state.fenced
             fut.set(ReplicationStatus.REPLICATED if ok else ReplicationStatus.FLUSH_SLAVE_TIMEOUT)
             return fut
@@ -140,8 +149,10 @@ class HAService(GeventActor):
     def on_start(self) -> None:
         self.log = self.ha.store.require_open().log
         self._confirmed = self.ha.store.dispatched
+        self.state.visible = min(max(self.state.visible, self._confirmed), self.log.write_offset)
         self.state.slaves.clear()
         self.state.in_sync = frozenset()
+        self.state.joining = frozenset()
         if not self.state.controller_mode:
             self.state.epoch = self.ha.epochs.last_epoch
         self.send_every(TICK_S, ServiceTick())
@@ -178,6 +189,7 @@ class HAService(GeventActor):
                 self._recompute()
         elif isinstance(message, ServiceTick):
             self._expire()
+            self.state.note_catch_up(self.log.write_offset)
             self._recompute()
         elif isinstance(message, NewEpoch):
             self._new_epoch(message)
@@ -187,7 +199,7 @@ class HAService(GeventActor):
 
     def _await(self, msg: AwaitReplica) -> None:
         if self._best_ack() >= msg.offset:
-            self._resolve(msg.reply, ReplicationStatus.REPLICATED)
+            self._resolve(msg.reply, ReplicationStatus.REPLICATED, msg.offset)
         elif not self.state.electable_acks():
             self._resolve(msg.reply, ReplicationStatus.SLAVE_NOT_AVAILABLE)
         else:
@@ -203,7 +215,9 @@ class HAService(GeventActor):
             )
             _close_link(old.urn, "replaced by a newer link from the same slave")
         acked = max(msg.offset, old.acked if old is not None else 0)
-        self.state.slaves[msg.node] = SlaveLink(msg.urn, acked)
+        self.state.slaves[msg.node] = SlaveLink(
+            msg.urn, acked, target=self.log.write_offset, now=self.state.clock()
+        )
         logger.info("{}: slave {} linked from offset {}", self.ha.service, msg.node, msg.offset)
         self._recompute()
 
@@ -236,10 +250,18 @@ class HAService(GeventActor):
     def _recompute(self) -> None:
         state = self.state
         end = self.log.write_offset
-        limit = state.fallbehind_max
         in_sync = frozenset(
-            n for n, link in state.slaves.items() if link.connected and end - link.acked < limit
+            n for n, link in state.slaves.items() if state.counts_in_sync(n, link, end)
         )
+        if state.controller_mode and not state.sync:
+            state.joining = frozenset(
+                n
+                for n, link in state.slaves.items()
+                if link.connected
+                and n not in in_sync
+                and state.visible - link.acked < JOIN_GAP
+                and state.recently_caught_up(link)
+            )
         if in_sync != state.in_sync:
             logger.info("{}: in-sync slaves now {}", self.ha.service, sorted(in_sync))
             state.in_sync = in_sync
@@ -251,14 +273,16 @@ class HAService(GeventActor):
         best = self._best_ack()
         waiters = self._waiters
         while waiters and waiters[0][0] <= best:
-            self._resolve(waiters.popleft()[2], ReplicationStatus.REPLICATED)
+            offset, _deadline, reply = waiters.popleft()
+            self._resolve(reply, ReplicationStatus.REPLICATED, offset)
         self._confirm()
 
-    def _resolve(self, reply: Any, status: ReplicationStatus) -> None:
-        if status is ReplicationStatus.REPLICATED and not (
-            self.state.lease_valid() and not self.state.fenced
-        ):
-            status = ReplicationStatus.FLUSH_SLAVE_TIMEOUT
+    def _resolve(self, reply: Any, status: ReplicationStatus, offset: int = 0) -> None:
+        if status is ReplicationStatus.REPLICATED:
+            if not (self.state.lease_valid() and not self.state.fenced):
+                status = ReplicationStatus.FLUSH_SLAVE_TIMEOUT
+            elif offset > self.state.visible:
+                self.state.visible = offset  # a PUT_OK vouches for it: joiners must hold it
         with contextlib.suppress(Exception):
             reply.set(status)
 
@@ -273,11 +297,18 @@ class HAService(GeventActor):
             self._resolve(self._waiters.popleft()[2], status)
 
     def _confirm(self) -> None:
-        if not self.state.sync:
+        state = self.state
+        if not (state.sync or state.controller_mode):
             return
-        slaves = self.state.slaves
-        need = self.state.confirm_set()
+        slaves = state.slaves
+        need = state.confirm_set()
+        if not need and state.shows_appends_at_once():
+            # ASYNC_MASTER in controller mode, nobody to wait for: the log as written
+            self._confirm_to(self.log.write_offset)
+            return
         if not need:
+            if not state.sync:
+                return  # a slave is about to join: new records wait for it (HAState.joining)
             # No slave holds what follows: consumers wait for one to catch up (issue 6).
             if not self._holding and self.log.write_offset > self._confirmed:
                 self._holding = True
@@ -290,7 +321,11 @@ class HAService(GeventActor):
             return
         self._holding = False
         offset = min(slaves[n].acked if n in slaves else 0 for n in need)
-        offset = min(offset, self.log.write_offset)
+        self._confirm_to(min(offset, self.log.write_offset))
+
+    def _confirm_to(self, offset: int) -> None:
+        if offset > self.state.visible:
+            self.state.visible = offset
         if offset > self._confirmed:
             self._confirmed = offset
             self.ha.tell(self.ha.store.names.dispatcher, Confirm(offset, "replica", flushed=False))

@@ -157,6 +157,7 @@ def broker_spec(
             sync=cfg.broker_role is BrokerRole.SYNC_MASTER,
             controller_mode=cfg.controller_mode,
             fallbehind_max=cfg.ha_slave_fallbehind_max,
+            not_catchup_s=cfg.ha_max_time_slave_not_catchup / 1000,
         )
         ha = HAContext(
             store.ctx,

@@ -8,7 +8,8 @@ StoreContext); only the actor that owns a field writes it:
 
 - ``role``, ``epoch``, ``lease_until``, ``fenced``, ``isr_acknowledged``: ControllerClient (or
   fixed in classic mode, where the lease never expires);
-- ``slaves``, ``in_sync``: HAService (master);
+- ``slaves``, ``in_sync``, ``joining``: HAService (master); ``visible``: HAService and, for
+  ASYNC_MASTER in controller mode, ``HACondition.wait`` (the writer's greenlet);
 - ``master_link_up``, ``master_ha_addr``: HAClient (slave).
 
 The lease: in controller mode a master accepts writes only while ``lease_valid()`` — a lease is
@@ -36,12 +37,14 @@ class Role(enum.Enum):
 class SlaveLink:
     """The master's view of one slave (by node id)."""
 
-    __slots__ = ("acked", "connected", "urn")
+    __slots__ = ("acked", "caught_up_at", "connected", "target", "urn")
 
-    def __init__(self, urn: str, acked: int) -> None:
+    def __init__(self, urn: str, acked: int, *, target: int = 0, now: float = 0.0) -> None:
         self.urn = urn
         self.acked = acked
         self.connected = True
+        self.target = target  # the master's write offset at the last catch-up check
+        self.caught_up_at = now  # when it last held ``target``
 
 
 class HAState:
@@ -55,6 +58,7 @@ class HAState:
         sync: bool,
         controller_mode: bool = False,
         fallbehind_max: int = 256 * 1024 * 1024,
+        not_catchup_s: float = 15.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.node_id = node_id
@@ -62,6 +66,7 @@ class HAState:
         self.sync = sync
         self.controller_mode = controller_mode
         self.fallbehind_max = fallbehind_max
+        self.not_catchup_s = not_catchup_s
         self.clock = clock
         self.epoch = 0
         self.lease_until = 0.0 if controller_mode else INFINITE
@@ -69,6 +74,13 @@ class HAState:
         self.slaves: dict[int, SlaveLink] = {}
         self.in_sync: frozenset[int] = frozenset()
         self.isr_acknowledged: frozenset[int] = frozenset()
+        # Controller mode: the highest offset consumers may see or a PUT_OK vouched for; a slave
+        # joins the in-sync set only once it holds that much (``may_join``), so an electable
+        # slave never lacks a record somebody read or was acknowledged.
+        self.visible = 0
+        # Controller mode, ASYNC_MASTER: slaves out of sync but close to ``visible``; while any
+        # is, new records wait for replication before consumers see them, so it can catch up.
+        self.joining: frozenset[int] = frozenset()
         self.master_link_up = False
         self.master_addr: str | None = None
         self.master_ha_addr: str | None = None
@@ -99,6 +111,41 @@ class HAState:
         if self.controller_mode:
             return (self.in_sync | self.isr_acknowledged) - {self.node_id}
         return self.in_sync
+
+    def note_catch_up(self, end: int) -> None:
+        """A periodic check: a slave that holds what was written at the previous check has
+        caught up now (RocketMQ 5's ``lastCaughtUpTime``)."""
+        now = self.clock()
+        for link in self.slaves.values():
+            if link.acked >= link.target:
+                link.caught_up_at = now
+            link.target = end
+
+    def counts_in_sync(self, node: int, link: SlaveLink, end: int) -> bool:
+        """Linked and less than ``fallbehind_max`` behind; in controller mode also caught up
+        within ``not_catchup_s`` (haMaxTimeSlaveNotCatchup) and allowed to join
+        (``may_join``), so a stalled slave neither holds consumers back for long nor becomes
+        electable while it lacks what consumers saw."""
+        if not link.connected or end - link.acked >= self.fallbehind_max:
+            return False
+        if not self.controller_mode:
+            return True
+        return self.recently_caught_up(link) and self.may_join(node, link.acked)
+
+    def recently_caught_up(self, link: SlaveLink) -> bool:
+        return self.clock() - link.caught_up_at <= self.not_catchup_s
+
+    def may_join(self, node: int, acked: int) -> bool:
+        """Whether a connected slave within the lag limit counts as in sync: in classic mode
+        always; in controller mode once it holds ``visible`` (it then stays while within the
+        lag limit), as RocketMQ 5 lets a slave into the sync-state set only once it reached the
+        confirm offset and Kafka a follower into the ISR once it reached the high watermark."""
+        return not self.controller_mode or node in self.in_sync or acked >= self.visible
+
+    def shows_appends_at_once(self) -> bool:
+        """ASYNC_MASTER in controller mode with no slave to wait for: consumers see an append
+        as soon as it is written (RocketMQ 5's confirm offset of a master alone)."""
+        return not self.sync and not self.confirm_set() and not self.joining
 
     # -- log growth (wakes the HA senders) -----------------------------------------------------
 

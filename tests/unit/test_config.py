@@ -84,6 +84,7 @@ ROCKETMQ_BROKER_DEFAULTS = {
     "haSendHeartbeatInterval": 5000,
     "haHousekeepingInterval": 20000,
     "haSlaveFallbehindMax": 268435456,
+    "haMaxTimeSlaveNotCatchup": 15000,
     "haTransferBatchSize": 32768,
     "slaveReadEnable": False,
     "longPollingEnable": True,

@@ -1,0 +1,82 @@
+"""HAState's in-sync rules: classic mode by lag alone; controller mode also by catching up
+within ``not_catchup_s`` and, to join, by holding ``visible``."""
+
+from __future__ import annotations
+
+from runtime.ha.state import HAState, Role, SlaveLink
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def state(*, controller: bool, sync: bool = False) -> tuple[HAState, Clock]:
+    clock = Clock()
+    s = HAState(
+        node_id=0,
+        role=Role.MASTER,
+        sync=sync,
+        controller_mode=controller,
+        fallbehind_max=1000,
+        not_catchup_s=15.0,
+        clock=clock,
+    )
+    return s, clock
+
+
+def test_classic_mode_counts_any_linked_slave_within_the_lag_limit() -> None:
+    s, _clock = state(controller=False)
+    s.visible = 900
+    link = SlaveLink("urn", 10, now=0.0)  # behind what consumers saw, stale catch-up time
+    assert s.counts_in_sync(1, link, end=1000)
+    assert not s.counts_in_sync(1, link, end=1010)  # 1000 behind: over the limit
+    link.connected = False
+    assert not s.counts_in_sync(1, link, end=20)
+
+
+def test_controller_mode_joins_only_at_visible_and_then_stays() -> None:
+    s, clock = state(controller=True)
+    s.visible = 500
+    link = SlaveLink("urn", 499, now=clock.now)
+    assert not s.counts_in_sync(1, link, end=600)
+    link.acked = 500
+    assert s.counts_in_sync(1, link, end=600)
+    # once a member, it stays while it keeps catching up, even behind a later visible
+    s.in_sync = frozenset({1})
+    s.visible = 800
+    assert s.counts_in_sync(1, link, end=900)
+
+
+def test_a_slave_that_stops_catching_up_drops_out_after_not_catchup_s() -> None:
+    s, clock = state(controller=True)
+    link = SlaveLink("urn", 0, target=0, now=clock.now)
+    s.slaves[1] = link
+    s.in_sync = frozenset({1})
+    # Given the log grows and the slave reports nothing more
+    s.note_catch_up(end=100)  # it held the previous target (0): caught up now
+    clock.now += 10
+    s.note_catch_up(end=200)  # it did not reach 100
+    assert s.counts_in_sync(1, link, end=200)
+    clock.now += 6  # 16 s since it last caught up
+    s.note_catch_up(end=300)
+    assert not s.counts_in_sync(1, link, end=300)
+    # When it reaches the previous check's target, Then it is caught up again
+    link.acked = 300
+    s.note_catch_up(end=300)
+    assert s.counts_in_sync(1, link, end=300)
+
+
+def test_async_shows_appends_at_once_only_with_nobody_to_wait_for() -> None:
+    s, _ = state(controller=True)
+    assert s.shows_appends_at_once()
+    s.joining = frozenset({2})
+    assert not s.shows_appends_at_once()
+    s.joining = frozenset()
+    s.isr_acknowledged = frozenset({2})  # the controller still believes 2 in sync
+    assert not s.shows_appends_at_once()
+    sync, _ = state(controller=True, sync=True)
+    assert not sync.shows_appends_at_once()
