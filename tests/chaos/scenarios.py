@@ -420,10 +420,13 @@ SCENARIOS: dict[str, Callable[[RunConfig], Result]] = {
 
 
 def all_scenarios() -> dict[str, Callable[[RunConfig], Result]]:
-    """The single-node scenarios here and the replication ones of ``scenarios_ha``."""
+    """The single-node scenarios here, the replication ones of ``scenarios_ha`` and
+    ``scenarios_membership``, the message-semantics ones of ``scenarios_semantics``."""
     from tests.chaos.scenarios_ha import HA_SCENARIOS
+    from tests.chaos.scenarios_membership import MEMBERSHIP_SCENARIOS
+    from tests.chaos.scenarios_semantics import SEMANTIC_SCENARIOS
 
-    return {**SCENARIOS, **HA_SCENARIOS}
+    return {**SCENARIOS, **HA_SCENARIOS, **MEMBERSHIP_SCENARIOS, **SEMANTIC_SCENARIOS}
 
 
 def run(name: str, cfg: RunConfig) -> Result:
