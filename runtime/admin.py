@@ -88,16 +88,15 @@ import argparse
 import json
 import os
 import sys
-import time
 from collections.abc import Sequence
 
 import msgspec
 
-from actors.client import Admin, ClientError, ConsumerRunningInfo, MessageExt
+from actors.client import Admin, ClientError
 from actors.client.admin import PERM_READ_WRITE
-from runtime import admin_groups, admin_messages, admin_namesrv, logs
+from runtime import admin_groups, admin_messages, admin_namesrv, admin_query, logs
+from runtime.admin_format import boolean, table, time_text, timestamp
 from runtime.remoting.bodies import SubscriptionGroupConfig
-from runtime.remoting.running_info import PROP_CLIENT_VERSION
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -155,7 +154,7 @@ def _parser_and_commands() -> tuple[
         ("-m", "--consume-from-min-enable"),
         ("-a", "--notify-consumer-ids-changed-enable"),
     ):
-        group.add_argument(flag, name, type=_boolean, default=True, metavar="true|false")
+        group.add_argument(flag, name, type=boolean, default=True, metavar="true|false")
     drop = sub.add_parser("deleteSubGroup", parents=[ns], help="delete a consumer group's config")
     drop.add_argument("-g", "--group", required=True)
     _where(drop)
@@ -203,20 +202,20 @@ def _parser_and_commands() -> tuple[
         "-s",
         "--timestamp",
         required=True,
-        type=_timestamp,
+        type=timestamp,
         help="ms, yyyy-MM-dd#HH:mm:ss:SSS, now, or -1 (the end)",
     )
     reset.add_argument(
         "-f",
         "--force",
-        type=_boolean,
+        type=boolean,
         default=True,
         metavar="true|false",
         help="false: only move offsets back (default true)",
     )
     admin_namesrv.add_commands(sub, ns)
-    admin_groups.add_commands(sub, ns, _boolean)
-    admin_messages.add_commands(sub, ns, _boolean, _timestamp)
+    admin_groups.add_commands(sub, ns, boolean)
+    admin_messages.add_commands(sub, ns, boolean, timestamp)
     return parser, sub
 
 
@@ -224,12 +223,6 @@ def _where(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("-c", "--cluster", help="on every master of this cluster")
     where.add_argument("-b", "--broker", help="on this broker (host:port)")
-
-
-def _boolean(text: str) -> bool:
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    raise argparse.ArgumentTypeError(f"{text!r} is not true or false")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -253,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(admin: Admin, args: argparse.Namespace) -> list[str]:
     command = args.command
-    for module in (admin_namesrv, admin_groups, admin_messages):
+    for module in (admin_namesrv, admin_groups, admin_query, admin_messages):
         lines = module.run(admin, args)
         if lines is not None:
             return lines
@@ -262,15 +255,15 @@ def _run(admin: Admin, args: argparse.Namespace) -> list[str]:
         rows = [[*header, "#InTPS", "#OutTPS", "#InTotalToday", "#OutTotalToday"]]
         for cluster, name, bid, addr in admin.brokers():
             rows.append([cluster, name, str(bid), addr, *_figures(admin, addr)])
-        return _table(rows)
+        return table(rows)
     if command == "brokerStatus":
         addresses = [args.broker] if args.broker else [b.address for b in admin.brokers()]
         lines: list[str] = []
         for addr in addresses:
             if len(addresses) > 1:
                 lines.append(f"{addr}:")
-            table = admin.broker_runtime_info(addr)
-            lines.extend(f"{key:<32s}: {value}" for key, value in sorted(table.items()))
+            figures = admin.broker_runtime_info(addr)
+            lines.extend(f"{key:<32s}: {value}" for key, value in sorted(figures.items()))
         return lines
     if command == "topicList" and args.cluster_model:
         return admin_groups.topics_with_groups(admin)
@@ -325,216 +318,18 @@ def _run(admin: Admin, args: argparse.Namespace) -> list[str]:
                     str(r.queue.queue_id),
                     str(r.min_offset),
                     str(r.max_offset),
-                    _time(r.last_update_ms),
+                    time_text(r.last_update_ms),
                 ]
             )
-        return _table(rows)
-    if command == "consumerProgress" and not args.group:
-        return admin_groups.all_groups_progress(admin)
-    if command == "consumerProgress":
-        header = ["#Topic", "#Broker Name", "#QID", "#Broker Offset", "#Consumer Offset"]
-        rows = [[*header, "#Diff", "#LastTime"]]
-        stats = admin.consume_stats(args.group, args.topic)
-        for r in stats:
-            rows.append(
-                [
-                    r.queue.topic,
-                    r.queue.broker_name,
-                    str(r.queue.queue_id),
-                    str(r.broker_offset),
-                    str(r.consumer_offset),
-                    str(r.diff),
-                    _time(r.last_consumed_ms),
-                ]
-            )
-        return [*_table(rows), "", f"Diff Total: {sum(r.diff for r in stats)}"]
-    if command == "consumerConnection":
-        found = admin.consumer_connections(args.group)
-        rows = [["#ClientId", "#ClientAddr", "#Language", "#Version"]]
-        for c in found.connection_set:
-            rows.append([c.client_id, c.client_addr, c.language, str(c.version)])
-        subs = [["#Topic", "#SubExpression"]]
-        for topic, sub in sorted(found.subscription_table.items()):
-            subs.append([topic, sub.sub_string])
-        return [
-            *_table(rows),
-            "",
-            "Below is subscription:",
-            *_table(subs),
-            "",
-            f"ConsumeType: {found.consume_type}",
-            f"MessageModel: {found.message_model}",
-            f"ConsumeFromWhere: {found.consume_from_where}",
-        ]
-    if command == "consumerStatus":
-        if args.client_id:
-            info = admin.consumer_running_info(args.group, args.client_id, jstack=args.jstack)
-            return running_info_lines(info)
-        return _group_status(admin, args.group, args.jstack)
-    if command == "producerConnection":
-        rows = [["#ClientId", "#ClientAddr", "#Language", "#Version"]]
-        for c in admin.producer_connections(args.group, args.topic):
-            rows.append([c.client_id, c.client_addr, c.language, str(c.version)])
-        return _table(rows)
-    if command == "queryMsgById":
-        lines = _message(admin.view_message(args.id))
-        if args.group and args.client_id:
-            r = admin.consume_message_directly(args.group, args.client_id, args.id)
-            lines.append(
-                f"ConsumeMessageDirectlyResult [order={str(r.order).lower()}, "
-                f"autoCommit={str(r.auto_commit).lower()}, consumeResult={r.consume_result}, "
-                f"remark={r.remark}, spentTimeMills={r.spent_time_mills}]"
-            )
-        return lines
-    if command == "queryMsgByKey":
-        rows = [["#Message ID", "#Offset Message ID", "#QID", "#Offset", "#Store Time"]]
-        found = admin.query_messages(args.topic, args.key, max_num=args.max)
-        for m in sorted(found, key=lambda m: (m.store_timestamp, m.commit_log_offset)):
-            rows.append(
-                [
-                    m.msg_id,
-                    m.offset_msg_id,
-                    str(m.queue_id),
-                    str(m.queue_offset),
-                    _time(m.store_timestamp),
-                ]
-            )
-        return _table(rows)
-    if command == "queryMsgByUniqueKey":
-        found = [m for m in admin.query_messages(args.topic, args.id) if m.msg_id == args.id]
-        if not found:
-            raise ClientError(f"no message of {args.topic} has msg id {args.id}")
-        lines: list[str] = []
-        for m in found:
-            lines.extend([*_message(m), ""])
-        return lines[:-1]
+        return table(rows)
     if command == "resetOffsetByTime":
         rows = [["#Broker Name", "#QID", "#Old Offset", "#New Offset", "#Applied By"]]
         for r in admin.reset_offset(args.group, args.topic, args.timestamp, force=args.force):
             old = "N/A" if r.old_offset < 0 else str(r.old_offset)
             by = "consumers" if r.online else "admin"
             rows.append([r.queue.broker_name, str(r.queue.queue_id), old, str(r.new_offset), by])
-        return _table(rows)
+        return table(rows)
     raise AssertionError(command)  # argparse allows only the commands above
-
-
-def _message(m: MessageExt) -> list[str]:
-    """One message as mqadmin's queryMsgById prints it (the body as text, up to 4 KiB)."""
-    body = m.body[:4096].decode("utf-8", errors="replace")
-    more = f" ... ({len(m.body)} bytes)" if len(m.body) > 4096 else ""
-    fields = [
-        ("OffsetID", m.offset_msg_id),
-        ("Msg ID", m.msg_id),
-        ("Topic", m.topic),
-        ("Tags", f"[{m.tags or ''}]"),
-        ("Keys", f"[{' '.join(m.keys)}]"),
-        ("Queue ID", str(m.queue_id)),
-        ("Queue Offset", str(m.queue_offset)),
-        ("CommitLog Offset", str(m.commit_log_offset)),
-        ("Reconsume Times", str(m.reconsume_times)),
-        ("Born Timestamp", _time(m.born_timestamp)),
-        ("Store Timestamp", _time(m.store_timestamp)),
-        ("Born Host", m.born_host),
-        ("Store Host", m.store_host),
-        ("System Flag", str(m.sys_flag)),
-        ("Properties", json.dumps(m.all_properties, sort_keys=True)),
-        ("Message Body", body + more),
-    ]
-    return [f"{name + ':':<20s} {value}" for name, value in fields]
-
-
-def _group_status(admin: Admin, group: str, jstack: bool) -> list[str]:
-    """mqadmin consumerStatus without -i: one line per member, then whether the members
-    subscribe alike and hold disjoint queues."""
-    rows = [["#Index", "#ClientId", "#Version", "#Queues", "#Cached Msgs", "#Cached MiB"]]
-    found: dict[str, ConsumerRunningInfo] = {}
-    failed: list[str] = []
-    members = admin.consumer_connections(group).connection_set
-    for index, c in enumerate(members, 1):
-        try:
-            info = admin.consumer_running_info(group, c.client_id, jstack=jstack)
-        except ClientError as exc:
-            rows.append([f"{index:03d}", c.client_id, str(c.version), "-", "-", "-"])
-            failed.append(f"{c.client_id}: {exc}")
-            continue
-        found[c.client_id] = info
-        pqs = info.mq_table.values()
-        rows.append(
-            [
-                f"{index:03d}",
-                c.client_id,
-                info.properties.get(PROP_CLIENT_VERSION, str(c.version)),
-                str(len(info.mq_table)),
-                str(sum(p.cached_msg_count for p in pqs)),
-                str(sum(p.cached_msg_size_in_mib for p in pqs)),
-            ]
-        )
-    lines = _table(rows)
-    lines.extend(f"error: {reason}" for reason in failed)
-    if found:
-        subs = {
-            cid: sorted((s.topic, s.sub_string, s.expression_type) for s in i.subscription_set)
-            for cid, i in found.items()
-        }
-        if len({tuple(v) for v in subs.values()}) == 1:
-            held = [mq for i in found.values() for mq in i.mq_table]
-            lines += ["", "Same subscription in the same group of consumer", ""]
-            lines.append(f"Rebalance {'OK' if len(held) == len(set(held)) else 'Failed'}")
-        else:
-            lines += ["", "WARN: Different subscription in the same group of consumer!!!"]
-    if jstack:
-        for cid, info in found.items():
-            lines += ["", f"#Consumer jstack# {cid}", info.jstack or ""]
-    return lines
-
-
-def running_info_lines(info: ConsumerRunningInfo) -> list[str]:
-    """One member's running info in mqadmin's sections."""
-    lines = ["#Consumer Properties#"]
-    lines.extend(f"{key:<40s}: {value}" for key, value in sorted(info.properties.items()))
-    lines += ["", "#Consumer Subscription#"]
-    for n, sub in enumerate(sorted(info.subscription_set, key=lambda s: s.topic), 1):
-        lines.append(
-            f"{n:03d} Topic: {sub.topic:<40s} ClassFilter: {str(sub.class_filter_mode).lower():<8s}"
-            f" SubExpression: {sub.sub_string}"
-        )
-    header = ["#Topic", "#Broker Name", "#QID", "#Commit Offset", "#Cached Msgs", "#Cached MiB"]
-    rows = [[*header, "#Min Offset", "#Max Offset", "#Locked", "#Last Pull", "#Last Consume"]]
-    for mq, pq in sorted(info.mq_table.items()):
-        rows.append(
-            [
-                mq.topic,
-                mq.broker_name,
-                str(mq.queue_id),
-                str(pq.commit_offset),
-                str(pq.cached_msg_count),
-                str(pq.cached_msg_size_in_mib),
-                str(pq.cached_msg_min_offset),
-                str(pq.cached_msg_max_offset),
-                str(pq.locked).lower(),
-                _time(pq.last_pull_timestamp),
-                _time(pq.last_consume_timestamp),
-            ]
-        )
-    lines += ["", "#Consumer MQ Detail#", *_table(rows)]
-    header = ["#Topic", "#Pull RT", "#Pull TPS", "#Consume RT", "#ConsumeOK TPS"]
-    rows = [[*header, "#ConsumeFailed TPS", "#ConsumeFailedMsgsInHour"]]
-    for topic, st in sorted(info.status_table.items()):
-        rows.append(
-            [
-                topic,
-                f"{st.pull_rt:.2f}",
-                f"{st.pull_tps:.2f}",
-                f"{st.consume_rt:.2f}",
-                f"{st.consume_ok_tps:.2f}",
-                f"{st.consume_failed_tps:.2f}",
-                str(st.consume_failed_msgs),
-            ]
-        )
-    lines += ["", "#Consumer RT&TPS#", *_table(rows)]
-    if info.jstack is not None:
-        lines += ["", "#Consumer jstack#", info.jstack]
-    return lines
 
 
 def _figures(admin: Admin, addr: str) -> list[str]:
@@ -551,34 +346,3 @@ def _figures(admin: Admin, addr: str) -> list[str]:
         ]
     except (ClientError, KeyError, ValueError):
         return ["-"] * 5
-
-
-def _timestamp(text: str) -> int:
-    """mqadmin's -s: milliseconds, ``yyyy-MM-dd#HH:mm:ss:SSS`` (local time) or ``now``."""
-    if text == "now":
-        return int(time.time() * 1000)
-    if text.isdigit() or text == "-1":
-        return int(text)
-    try:
-        day, _, clock = text.partition("#")
-        hms, _, millis = clock.rpartition(":")
-        parsed = time.strptime(f"{day} {hms}", "%Y-%m-%d %H:%M:%S")
-        return int(time.mktime(parsed)) * 1000 + int(millis)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not ms, yyyy-MM-dd#HH:mm:ss:SSS or now"
-        ) from None
-
-
-def _time(ms: int) -> str:
-    if ms <= 0:
-        return "N/A"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000))
-
-
-def _table(rows: list[list[str]]) -> list[str]:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return [
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    ]

@@ -1,7 +1,8 @@
-"""The consumer-group commands of ``python -m runtime admin`` beyond one group's progress and
-status: cloneGroupOffset (mqadmin's name, flags and output line) and ``consumerProgress``
-without ``-g`` (every group: ``all_groups_progress``). ``runtime.admin`` adds them to its parser
-and runs them.
+"""The consumer- and producer-group commands of ``python -m runtime admin`` (mqadmin's names,
+flags and output): consumerProgress (one group's queues with ``-g``, every group's summary
+without: ``all_groups_progress``), consumerConnection, consumerStatus (``running_info_lines``
+for one member), producerConnection and cloneGroupOffset; and ``topics_with_groups`` for
+topicList -c. ``runtime.admin`` adds them to its parser and runs them.
 """
 
 from __future__ import annotations
@@ -9,10 +10,18 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from actors.client import Admin, BrokerError, ClientError
+from actors.client import Admin, BrokerError, ClientError, ConsumerRunningInfo
+from runtime.admin_format import table, time_text
 from runtime.remoting.codes import DLQ_PREFIX, RETRY_PREFIX, ResponseCode
+from runtime.remoting.running_info import PROP_CLIENT_VERSION
 
-COMMANDS = ("cloneGroupOffset",)
+COMMANDS = (
+    "consumerProgress",
+    "consumerConnection",
+    "consumerStatus",
+    "producerConnection",
+    "cloneGroupOffset",
+)
 
 
 def add_commands(
@@ -92,10 +101,152 @@ def all_groups_progress(admin: Admin) -> list[str]:
 
 def run(admin: Admin, args: argparse.Namespace) -> list[str] | None:
     """The command's output lines, or None when ``args.command`` is not one of ``COMMANDS``."""
-    if args.command == "cloneGroupOffset":
+    command = args.command
+    if command == "consumerProgress" and not args.group:
+        return all_groups_progress(admin)
+    if command == "consumerProgress":
+        header = ["#Topic", "#Broker Name", "#QID", "#Broker Offset", "#Consumer Offset"]
+        rows = [[*header, "#Diff", "#LastTime"]]
+        stats = admin.consume_stats(args.group, args.topic)
+        for r in stats:
+            rows.append(
+                [
+                    r.queue.topic,
+                    r.queue.broker_name,
+                    str(r.queue.queue_id),
+                    str(r.broker_offset),
+                    str(r.consumer_offset),
+                    str(r.diff),
+                    time_text(r.last_consumed_ms),
+                ]
+            )
+        return [*table(rows), "", f"Diff Total: {sum(r.diff for r in stats)}"]
+    if command == "consumerConnection":
+        found = admin.consumer_connections(args.group)
+        rows = [["#ClientId", "#ClientAddr", "#Language", "#Version"]]
+        for c in found.connection_set:
+            rows.append([c.client_id, c.client_addr, c.language, str(c.version)])
+        subs = [["#Topic", "#SubExpression"]]
+        for topic, sub in sorted(found.subscription_table.items()):
+            subs.append([topic, sub.sub_string])
+        return [
+            *table(rows),
+            "",
+            "Below is subscription:",
+            *table(subs),
+            "",
+            f"ConsumeType: {found.consume_type}",
+            f"MessageModel: {found.message_model}",
+            f"ConsumeFromWhere: {found.consume_from_where}",
+        ]
+    if command == "consumerStatus":
+        if args.client_id:
+            info = admin.consumer_running_info(args.group, args.client_id, jstack=args.jstack)
+            return running_info_lines(info)
+        return _group_status(admin, args.group, args.jstack)
+    if command == "producerConnection":
+        rows = [["#ClientId", "#ClientAddr", "#Language", "#Version"]]
+        for c in admin.producer_connections(args.group, args.topic):
+            rows.append([c.client_id, c.client_addr, c.language, str(c.version)])
+        return table(rows)
+    if command == "cloneGroupOffset":
         admin.clone_group_offset(args.src_group, args.dest_group, args.topic, offline=args.offline)
         return [
             f"clone group offset success. srcGroup[{args.src_group}], "
             f"destGroup=[{args.dest_group}], topic[{args.topic}]"
         ]
     return None
+
+
+def _group_status(admin: Admin, group: str, jstack: bool) -> list[str]:
+    """mqadmin consumerStatus without -i: one line per member, then whether the members
+    subscribe alike and hold disjoint queues."""
+    rows = [["#Index", "#ClientId", "#Version", "#Queues", "#Cached Msgs", "#Cached MiB"]]
+    found: dict[str, ConsumerRunningInfo] = {}
+    failed: list[str] = []
+    members = admin.consumer_connections(group).connection_set
+    for index, c in enumerate(members, 1):
+        try:
+            info = admin.consumer_running_info(group, c.client_id, jstack=jstack)
+        except ClientError as exc:
+            rows.append([f"{index:03d}", c.client_id, str(c.version), "-", "-", "-"])
+            failed.append(f"{c.client_id}: {exc}")
+            continue
+        found[c.client_id] = info
+        pqs = info.mq_table.values()
+        rows.append(
+            [
+                f"{index:03d}",
+                c.client_id,
+                info.properties.get(PROP_CLIENT_VERSION, str(c.version)),
+                str(len(info.mq_table)),
+                str(sum(p.cached_msg_count for p in pqs)),
+                str(sum(p.cached_msg_size_in_mib for p in pqs)),
+            ]
+        )
+    lines = table(rows)
+    lines.extend(f"error: {reason}" for reason in failed)
+    if found:
+        subs = {
+            cid: sorted((s.topic, s.sub_string, s.expression_type) for s in i.subscription_set)
+            for cid, i in found.items()
+        }
+        if len({tuple(v) for v in subs.values()}) == 1:
+            held = [mq for i in found.values() for mq in i.mq_table]
+            lines += ["", "Same subscription in the same group of consumer", ""]
+            lines.append(f"Rebalance {'OK' if len(held) == len(set(held)) else 'Failed'}")
+        else:
+            lines += ["", "WARN: Different subscription in the same group of consumer!!!"]
+    if jstack:
+        for cid, info in found.items():
+            lines += ["", f"#Consumer jstack# {cid}", info.jstack or ""]
+    return lines
+
+
+def running_info_lines(info: ConsumerRunningInfo) -> list[str]:
+    """One member's running info in mqadmin's sections."""
+    lines = ["#Consumer Properties#"]
+    lines.extend(f"{key:<40s}: {value}" for key, value in sorted(info.properties.items()))
+    lines += ["", "#Consumer Subscription#"]
+    for n, sub in enumerate(sorted(info.subscription_set, key=lambda s: s.topic), 1):
+        lines.append(
+            f"{n:03d} Topic: {sub.topic:<40s} ClassFilter: {str(sub.class_filter_mode).lower():<8s}"
+            f" SubExpression: {sub.sub_string}"
+        )
+    header = ["#Topic", "#Broker Name", "#QID", "#Commit Offset", "#Cached Msgs", "#Cached MiB"]
+    rows = [[*header, "#Min Offset", "#Max Offset", "#Locked", "#Last Pull", "#Last Consume"]]
+    for mq, pq in sorted(info.mq_table.items()):
+        rows.append(
+            [
+                mq.topic,
+                mq.broker_name,
+                str(mq.queue_id),
+                str(pq.commit_offset),
+                str(pq.cached_msg_count),
+                str(pq.cached_msg_size_in_mib),
+                str(pq.cached_msg_min_offset),
+                str(pq.cached_msg_max_offset),
+                str(pq.locked).lower(),
+                time_text(pq.last_pull_timestamp),
+                time_text(pq.last_consume_timestamp),
+            ]
+        )
+    lines += ["", "#Consumer MQ Detail#", *table(rows)]
+    header = ["#Topic", "#Pull RT", "#Pull TPS", "#Consume RT", "#ConsumeOK TPS"]
+    rows = [[*header, "#ConsumeFailed TPS", "#ConsumeFailedMsgsInHour"]]
+    for topic, st in sorted(info.status_table.items()):
+        rows.append(
+            [
+                topic,
+                f"{st.pull_rt:.2f}",
+                f"{st.pull_tps:.2f}",
+                f"{st.consume_rt:.2f}",
+                f"{st.consume_ok_tps:.2f}",
+                f"{st.consume_failed_tps:.2f}",
+                str(st.consume_failed_msgs),
+            ]
+        )
+    lines += ["", "#Consumer RT&TPS#", *table(rows)]
+    if info.jstack is not None:
+        lines += ["", "#Consumer jstack#", info.jstack]
+    return lines

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 
 from actors.client import Admin, ClientError, Message, MessageExt, MessageQueue, Producer
 from actors.client.admin_messages import TOOLS_CONSUMER_GROUP, perm_text
+from runtime.admin_query import message
 
 COMMANDS = (
     "sendMessage",
@@ -163,13 +164,11 @@ def run(admin: Admin, args: argparse.Namespace) -> list[str] | None:
         _consume(admin, args)
         return []
     if command == "queryMsgByOffset":
-        from runtime.admin import _message
-
         mq = MessageQueue(topic=args.topic, broker_name=args.broker_name, queue_id=args.queue_id)
         found = admin.message_at(mq, args.offset)
         if found is None:
             raise ClientError(f"no message at offset {args.offset} of {_mq(mq)}")
-        return _message(found)
+        return message(found)
     if command == "printMsg":
         for mq in admin.fetch_queues(args.topic):
             _print_queue(admin, args, mq)

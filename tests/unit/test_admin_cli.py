@@ -7,7 +7,10 @@ import time
 
 import pytest
 
-from runtime.admin import _boolean, _table, _timestamp, build_parser, main
+from runtime.admin import build_parser, main
+from runtime.admin_format import boolean as _boolean
+from runtime.admin_format import table as _table
+from runtime.admin_format import timestamp as _timestamp
 
 
 def test_times_in_mqadmin_forms() -> None:

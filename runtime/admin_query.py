@@ -1,0 +1,77 @@
+"""The message-query commands of ``python -m runtime admin`` (mqadmin's names, flags and
+output): queryMsgById, queryMsgByKey, queryMsgByUniqueKey, and ``message``, one message as
+they (and queryMsgByOffset) print it. ``runtime.admin`` defines their flags and runs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from actors.client import Admin, ClientError, MessageExt
+from runtime.admin_format import table, time_text
+
+COMMANDS = ("queryMsgById", "queryMsgByKey", "queryMsgByUniqueKey")
+
+
+def run(admin: Admin, args: argparse.Namespace) -> list[str] | None:
+    """The command's output lines, or None when ``args.command`` is not one of ``COMMANDS``."""
+    command = args.command
+    if command == "queryMsgById":
+        lines = message(admin.view_message(args.id))
+        if args.group and args.client_id:
+            r = admin.consume_message_directly(args.group, args.client_id, args.id)
+            lines.append(
+                f"ConsumeMessageDirectlyResult [order={str(r.order).lower()}, "
+                f"autoCommit={str(r.auto_commit).lower()}, consumeResult={r.consume_result}, "
+                f"remark={r.remark}, spentTimeMills={r.spent_time_mills}]"
+            )
+        return lines
+    if command == "queryMsgByKey":
+        rows = [["#Message ID", "#Offset Message ID", "#QID", "#Offset", "#Store Time"]]
+        found = admin.query_messages(args.topic, args.key, max_num=args.max)
+        for m in sorted(found, key=lambda m: (m.store_timestamp, m.commit_log_offset)):
+            rows.append(
+                [
+                    m.msg_id,
+                    m.offset_msg_id,
+                    str(m.queue_id),
+                    str(m.queue_offset),
+                    time_text(m.store_timestamp),
+                ]
+            )
+        return table(rows)
+    if command == "queryMsgByUniqueKey":
+        found = [m for m in admin.query_messages(args.topic, args.id) if m.msg_id == args.id]
+        if not found:
+            raise ClientError(f"no message of {args.topic} has msg id {args.id}")
+        lines: list[str] = []
+        for m in found:
+            lines.extend([*message(m), ""])
+        return lines[:-1]
+    return None
+
+
+def message(m: MessageExt) -> list[str]:
+    """One message as mqadmin's queryMsgById prints it (the body as text, up to 4 KiB)."""
+    body = m.body[:4096].decode("utf-8", errors="replace")
+    more = f" ... ({len(m.body)} bytes)" if len(m.body) > 4096 else ""
+    fields = [
+        ("OffsetID", m.offset_msg_id),
+        ("Msg ID", m.msg_id),
+        ("Topic", m.topic),
+        ("Tags", f"[{m.tags or ''}]"),
+        ("Keys", f"[{' '.join(m.keys)}]"),
+        ("Queue ID", str(m.queue_id)),
+        ("Queue Offset", str(m.queue_offset)),
+        ("CommitLog Offset", str(m.commit_log_offset)),
+        ("Reconsume Times", str(m.reconsume_times)),
+        ("Born Timestamp", time_text(m.born_timestamp)),
+        ("Store Timestamp", time_text(m.store_timestamp)),
+        ("Born Host", m.born_host),
+        ("Store Host", m.store_host),
+        ("System Flag", str(m.sys_flag)),
+        ("Properties", json.dumps(m.all_properties, sort_keys=True)),
+        ("Message Body", body + more),
+    ]
+    return [f"{name + ':':<20s} {value}" for name, value in fields]
