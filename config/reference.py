@@ -93,7 +93,10 @@ BROKER_KEYS: dict[str, tuple[str, str]] = {
     "syncFlushTimeout": (USED, "ms a SYNC_FLUSH send waits for fsync (FLUSH_DISK_TIMEOUT)."),
     "slaveTimeout": (USED, "ms a SYNC_MASTER send waits for a slave (FLUSH_SLAVE_TIMEOUT)."),
     "maxMessageSize": (USED, "Largest message body in bytes; larger is MESSAGE_ILLEGAL."),
-    "maxTransferCountOnMessageInMemory": (USED, "Most messages in one pull response."),
+    "maxTransferCountOnMessageInMemory": (
+        USED,
+        "Most messages in one pull response (a consumer asking for more gets this many).",
+    ),
     "maxTransferBytesOnMessageInMemory": (USED, "Most bytes in one pull response."),
     "deleteWhen": (USED, "Hours of the day (HH or HH;HH) when expired segments are deleted."),
     "fileReservedTime": (USED, "Hours a commit-log segment is kept."),
@@ -112,7 +115,12 @@ BROKER_KEYS: dict[str, tuple[str, str]] = {
         USED,
         "Upper bound of queues for an auto-created topic (min with the producer's request).",
     ),
-    "autoCreateSubscriptionGroup": (USED, "Create a consumer group on first use."),
+    "autoCreateSubscriptionGroup": (
+        USED,
+        "Create a consumer group on first use; false: pulls and send-backs of a group without a "
+        "config (updateSubGroup) get SUBSCRIPTION_GROUP_NOT_EXIST, except RocketMQ's system "
+        "groups (TOOLS_CONSUMER, ...).",
+    ),
     "brokerPermission": (USED, "Permission bits registered for the broker: 4 read, 2 write."),
     "longPollingEnable": (USED, "Park pulls that find nothing until a message or timeout."),
     "shortPollingTimeMills": (USED, "ms a pull is held when long polling is off."),
@@ -170,7 +178,11 @@ BROKER_KEYS: dict[str, tuple[str, str]] = {
         "it turns controller mode on; empty with controller mode: the first namesrvAddr.",
     ),
     "messageDelayLevel": (USED, "Delay levels for delayed messages and retries (s, m, h, d)."),
-    "timerWheelEnable": (USED, "Accept messages with an arbitrary delivery time (RocketMQ 5)."),
+    "timerWheelEnable": (
+        USED,
+        "Accept messages with an arbitrary delivery time (RocketMQ 5); false: a send with a "
+        "TIMER_* property gets MESSAGE_ILLEGAL.",
+    ),
     "transactionTimeOut": (USED, "ms before a half message is first checked back."),
     "transactionCheckMax": (USED, "Check-backs before a half message is discarded."),
     "transactionCheckInterval": (USED, "ms between transaction check-back rounds."),

@@ -70,6 +70,39 @@ def reply(
     )
 
 
+SYSTEM_GROUPS = frozenset(
+    {
+        "TOOLS_CONSUMER",
+        "FILTERSRV_CONSUMER",
+        "__MONITOR_CONSUMER",
+        "CLIENT_INNER_PRODUCER",
+        "SELF_TEST_C_GROUP",
+        "CID_ONS-HTTP-PROXY",
+        "CID_ONSAPI_PERMISSION",
+        "CID_ONSAPI_OWNER",
+        "CID_ONSAPI_PULL",
+        "CID_RMQ_SYS_TRANS",
+    }
+)
+"""The groups RocketMQ's SubscriptionGroupManager creates at start: they exist even when
+``autoCreateSubscriptionGroup`` is false (mqadmin's TOOLS_CONSUMER among them)."""
+
+
+def group_not_exist(
+    ctx: BrokerContext, request: RemotingCommand, group: str, config: object | None
+) -> RemotingCommand | None:
+    """SUBSCRIPTION_GROUP_NOT_EXIST for a group without a config when the broker does not
+    create groups on first use (``autoCreateSubscriptionGroup=false``); None when it may go on."""
+    if config is not None or ctx.cfg.auto_create_subscription_group or group in SYSTEM_GROUPS:
+        return None
+    return reply(
+        request,
+        ResponseCode.SUBSCRIPTION_GROUP_NOT_EXIST,
+        remark=f"subscription group [{group}] does not exist (autoCreateSubscriptionGroup is "
+        "false: create it with updateSubGroup)",
+    )
+
+
 def topic_not_exist(request: RemotingCommand, topic: str) -> RemotingCommand:
     """TOPIC_NOT_EXIST in RocketMQ's words (sends, pulls, replies to an unknown topic)."""
     return reply(

@@ -145,11 +145,12 @@ def from_timer(stored: StoredRecord) -> PutRecord:
     return msgspec.structs.replace(record, properties=encode_properties(props))
 
 
-def schedule(record: PutRecord, max_level: int, now_ms: int) -> PutRecord:
+def schedule(record: PutRecord, max_level: int, now_ms: int, *, timers: bool = True) -> PutRecord:
     """``record`` as it must be stored: parked for its delay level or timer, or unchanged.
 
     Half (prepared) and rolled-back transaction records are never parked: their delay applies
-    to the COMMIT record. Raises TimerError for a timer that cannot be honoured."""
+    to the COMMIT record. Raises TimerError for a timer that cannot be honoured, or for any
+    timer when ``timers`` is off (RocketMQ's ``timerWheelEnable=false``)."""
     level = delay_level(record)
     if level:
         return to_schedule(record, level, max_level)
@@ -157,6 +158,8 @@ def schedule(record: PutRecord, max_level: int, now_ms: int) -> PutRecord:
     if tran in (TRANSACTION_PREPARED_TYPE, TRANSACTION_ROLLBACK_TYPE):
         return record
     due = timer_due_ms(record, now_ms)
+    if due is not None and not timers:
+        raise TimerError("accurate timer message is not enabled, timerWheelEnable is false")
     if due is not None and due > now_ms:
         return to_timer(record, due)
     return record

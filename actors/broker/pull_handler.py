@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import msgspec
 
-from actors.broker.context import BrokerContext, reply, topic_not_exist
+from actors.broker.context import BrokerContext, group_not_exist, reply, topic_not_exist
 from actors.broker.store_port import GetOutcome
 from runtime.actor import call_now
 from runtime.filter import FilterError, Predicate, compile_cached
@@ -98,6 +98,9 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
             remark=f"the broker[{ctx.cfg.broker_name}] pulling message is forbidden",
         )
     group_config = ctx.store.subscription_group(h.consumer_group)
+    missing = group_not_exist(ctx, request, h.consumer_group, group_config)
+    if missing is not None:
+        return missing
     if group_config is not None and not group_config.consume_enable:
         return reply(
             request,
@@ -158,7 +161,7 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
         ctx.store.commit_offset(h.consumer_group, h.topic, h.queue_id, h.commit_offset)
 
     max_bytes = h.max_msg_bytes if h.max_msg_bytes and h.max_msg_bytes > 0 else MAX_MSG_BYTES
-    max_nums = max(1, min(h.max_msg_nums, 1024))
+    max_nums = max(1, min(h.max_msg_nums, ctx.cfg.max_transfer_count_on_message_in_memory))
 
     def get() -> GetOutcome:
         outcome = ctx.store.get_messages(

@@ -14,7 +14,7 @@ import random
 import msgspec
 
 from actors.broker import send_handler
-from actors.broker.context import BrokerContext, reply
+from actors.broker.context import BrokerContext, group_not_exist, reply
 from actors.broker.delay import copy_record, to_schedule
 from runtime.remoting.bodies import SubscriptionGroupConfig, TopicConfig
 from runtime.remoting.codes import DLQ_PREFIX, RETRY_PREFIX, ResponseCode
@@ -60,6 +60,9 @@ def send_back(
     ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
 ) -> RemotingCommand:
     h = decode_header(ConsumerSendMsgBackRequestHeader, request.ext_fields, opaque=request.opaque)
+    missing = group_not_exist(ctx, request, h.group, ctx.store.subscription_group(h.group))
+    if missing is not None:
+        return missing
     raw = ctx.store.message_at(h.offset)
     if raw is None:
         return reply(

@@ -131,7 +131,14 @@ def send(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
         records = [_retry_or_dlq(ctx, records[0], h)]
     elif not is_batch:
         try:
-            records = [schedule(records[0], len(ctx.cfg.delay_levels_ms()), _now_ms())]
+            records = [
+                schedule(
+                    records[0],
+                    len(ctx.cfg.delay_levels_ms()),
+                    _now_ms(),
+                    timers=ctx.cfg.timer_wheel_enable,
+                )
+            ]
         except TimerError as exc:
             return reply(request, ResponseCode.MESSAGE_ILLEGAL, remark=str(exc))
     outcome = ctx.store.put(records)

@@ -1,0 +1,88 @@
+"""Broker keys that change what clients get, against a real ``python -m runtime cluster`` with
+a profile that sets them: ``maxTransferCountOnMessageInMemory`` caps a pull,
+``autoCreateSubscriptionGroup=false`` refuses groups nobody created, ``timerWheelEnable=false``
+refuses timer messages."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from runtime.remoting.codes import RequestCode, ResponseCode
+from tests.harness import RuntimeProcess
+from tests.integration.test_broker_wire import props, pull, records, send
+from tests.wire import WireClient
+
+pytestmark = pytest.mark.timeout(90)
+
+PROFILE = """\
+description = "test: broker keys set away from their defaults"
+[[namesrv]]
+listenPort = 9876
+[[broker]]
+brokerClusterName = "DefaultCluster"
+brokerName = "broker-a"
+brokerId = 0
+brokerRole = "ASYNC_MASTER"
+listenPort = 10911
+haListenPort = 10912
+maxTransferCountOnMessageInMemory = 4
+autoCreateSubscriptionGroup = false
+timerWheelEnable = false
+"""
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WireClient]:
+    data = tmp_path_factory.mktemp("config-keys")
+    profile = data / "profile.toml"
+    profile.write_text(PROFILE)
+    argv = ["cluster", "--profile", str(profile), "--ephemeral-ports"]
+    with RuntimeProcess([*argv, "--data-dir", str(data / "data")]) as node:
+        addresses = node.wait_ready()
+        client = WireClient(addresses["broker-a/0"])
+        yield client
+        client.close()
+        assert node.terminate() == 0, node.stderr_text()
+
+
+def _create_group(client: WireClient, group: str) -> None:
+    body = f'{{"groupName":"{group}","consumeEnable":true}}'.encode()
+    reply = client.call(RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, body=body)
+    assert reply.code == ResponseCode.SUCCESS, reply.remark
+
+
+def test_a_pull_gets_at_most_max_transfer_count_messages(broker: WireClient) -> None:
+    # Given 10 messages in a queue and a group that exists
+    for i in range(10):
+        assert send(broker, "Capped", f"m{i}".encode(), properties=props("t")).code == 0
+    _create_group(broker, "capped-group")
+    # When a consumer asks for 32, Then it gets 4 (maxTransferCountOnMessageInMemory)
+    reply = pull(broker, "Capped", 0, 0, group="capped-group", max_nums=32)
+    assert reply.code == ResponseCode.SUCCESS
+    assert [r.body for r in records(reply.body)] == [b"m0", b"m1", b"m2", b"m3"]
+
+
+def test_a_group_nobody_created_is_refused_and_a_created_one_is_served(
+    broker: WireClient,
+) -> None:
+    assert send(broker, "Groups", b"x", properties=props("t")).code == 0
+    # When a group without a config pulls, Then SUBSCRIPTION_GROUP_NOT_EXIST with the reason
+    reply = pull(broker, "Groups", 0, 0, group="never-created")
+    assert reply.code == ResponseCode.SUBSCRIPTION_GROUP_NOT_EXIST
+    assert "never-created" in reply.remark and "autoCreateSubscriptionGroup" in reply.remark
+    # and mqadmin's TOOLS_CONSUMER, a system group, is served
+    assert pull(broker, "Groups", 0, 0, group="TOOLS_CONSUMER").code == ResponseCode.SUCCESS
+    # When the group is created (updateSubGroup), Then its pulls are served
+    _create_group(broker, "created-group")
+    assert pull(broker, "Groups", 0, 0, group="created-group").code == ResponseCode.SUCCESS
+
+
+def test_a_timer_message_is_refused_when_the_timer_wheel_is_off(broker: WireClient) -> None:
+    # When a message with TIMER_DELAY_SEC is sent, Then MESSAGE_ILLEGAL names the key
+    reply = send(broker, "Timers", b"later", properties=props("t", TIMER_DELAY_SEC="5"))
+    assert reply.code == ResponseCode.MESSAGE_ILLEGAL
+    assert "timerWheelEnable" in reply.remark
+    # and a plain message to the same topic is stored
+    assert send(broker, "Timers", b"now", properties=props("t")).code == ResponseCode.SUCCESS
