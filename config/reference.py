@@ -187,7 +187,11 @@ BROKER_KEYS: dict[str, tuple[str, str]] = {
     "transactionCheckMax": (USED, "Check-backs before a half message is discarded."),
     "transactionCheckInterval": (USED, "ms between transaction check-back rounds."),
     "transientStorePoolEnable": (IGNORED, "RocketMQ's off-heap write buffer."),
-    "osPageCacheBusyTimeOutMills": (IGNORED, "RocketMQ's page-cache-busy rejection."),
+    "osPageCacheBusyTimeOutMills": (
+        USED,
+        "ms an append may wait in the commit-log writer's inbox before it is refused with "
+        "OS_PAGE_CACHE_BUSY (SYSTEM_BUSY to the client), nothing stored.",
+    ),
     "useReentrantLockWhenPutMessage": (IGNORED, "Appends go through one writer actor."),
     "sendMessageThreadPoolNums": (IGNORED, "Threads in RocketMQ's send pool."),
     "pullMessageThreadPoolNums": (IGNORED, "Threads in RocketMQ's pull pool."),

@@ -152,11 +152,11 @@ class BrokerConfig(_Config):
     transaction_timeout: Positive = field(default=6000, name="transactionTimeOut")
     transaction_check_max: Positive = 15
     transaction_check_interval: Positive = 30_000
-    # accepted for compatibility with RocketMQ files; no effect in actormq
-    transient_store_pool_enable: bool = False
+    transient_store_pool_enable: bool = False  # accepted from RocketMQ files; no effect
     os_page_cache_busy_timeout_mills: Positive = field(
         default=1000, name="osPageCacheBusyTimeOutMills"
     )
+    # accepted for compatibility with RocketMQ files; no effect in actormq
     use_reentrant_lock_when_put_message: bool = True
     send_message_thread_pool_nums: Positive = min(_CPUS, 4)
     pull_message_thread_pool_nums: Positive = 16 + _CPUS * 2

@@ -132,6 +132,7 @@ class StoreSettings(msgspec.Struct, frozen=True, kw_only=True):
             "checkpoint_max_interval_ms": get("flush_consume_queue_thorough_interval", 60_000),
             "consumer_offset_persist_interval_ms": get("flush_consumer_offset_interval", 5000),
             "max_get_bytes": get("max_transfer_bytes_on_message_in_memory", 256 * 1024),
+            "os_page_cache_busy_timeout_ms": get("os_page_cache_busy_timeout_mills", 1000),
             "message_delay_level": get("message_delay_level", DEFAULT_DELAY_LEVELS_SPEC),
             "auto_create_topic_enable": get("auto_create_topic_enable", True),
             "default_topic_queue_nums": get("default_topic_queue_nums", 8),

@@ -17,8 +17,10 @@ def test_from_broker_config() -> None:
         sync_flush_timeout=700,
         delete_when="04;16",
         listen_port=10999,
+        os_page_cache_busy_timeout_mills=250,
     )
     s = StoreSettings.from_broker_config(cfg)
+    assert s.os_page_cache_busy_timeout_ms == 250
     assert s.root == "/tmp/store-x"
     assert s.flush_mode is FlushMode.SYNC_FLUSH and s.sync_flush
     assert s.read_only  # a slave refuses client puts
