@@ -148,11 +148,12 @@ def pull(
         "queueId": queue_id,
         "queueOffset": offset,
         "maxMsgNums": max_messages,
-        "sysFlag": 0,
+        "sysFlag": 4,  # FLAG_SUBSCRIPTION: the broker takes "*" from the pull, not a heartbeat
         "commitOffset": 0,
         "suspendTimeoutMillis": 0,
         "subscription": "*",
         "subVersion": 0,
+        "expressionType": "TAG",
     }
     cmd = call(broker, RequestCode.PULL_MESSAGE, ext, timeout=timeout)
     if cmd.code in (ResponseCode.PULL_NOT_FOUND, ResponseCode.PULL_RETRY_IMMEDIATELY):
