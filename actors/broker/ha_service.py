@@ -214,7 +214,12 @@ class HAService(GeventActor):
                 "{}: slave {} linked again; closing its older link", self.ha.service, msg.node
             )
             _close_link(old.urn, "replaced by a newer link from the same slave")
-        acked = max(msg.offset, old.acked if old is not None else 0)
+        # A new link counts from what its slave holds now (its HELLO, cut to the consistent
+        # point): a slave replaced under the same id (say, an empty store) must not inherit
+        # its predecessor's acks (chaos R15-replace). Only the same link keeps its acks (an
+        # ack may have arrived before its join).
+        same_link = old is not None and old.urn == msg.urn
+        acked = max(msg.offset, old.acked) if same_link and old is not None else msg.offset
         self.state.slaves[msg.node] = SlaveLink(
             msg.urn, acked, target=self.log.write_offset, now=self.state.clock()
         )

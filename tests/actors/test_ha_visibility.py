@@ -141,3 +141,25 @@ def test_a_stalled_slave_stops_holding_consumers_back(tmp_path: pathlib.Path) ->
         slave.close()
     finally:
         m.close()
+
+
+def test_a_slave_replaced_under_the_same_id_starts_from_what_it_holds(master: Master) -> None:
+    # Given slave 5 in sync holding everything the master wrote
+    first = FakeSlave(master.ha, node=5)
+    wait_in_sync(master.node, 5)
+    assert send(master.client, "V", b"held").code == ResponseCode.SUCCESS
+    end = master.log.write_offset
+    assert first.data_until(end) >= end
+    first.report(end)
+    assert wait_queue(master.ctx, "V", 0, 1) == 1
+    # When its machine is replaced: the same id links again with an empty store
+    first.close()
+    second = FakeSlave(master.ha, node=5)
+    assert master.state.wait_until(lambda s: 5 in s.slaves and s.slaves[5].urn != "", T)
+    assert master.state.wait_until(lambda s: s.slaves[5].acked == 0, T), "kept the old acks"
+    # Then it does not count as in sync (the controller could elect it) until it holds it all
+    assert 5 not in master.state.in_sync
+    assert second.data_until(end) >= end
+    second.report(end)
+    wait_in_sync(master.node, 5)
+    second.close()

@@ -18,7 +18,6 @@ import pytest
 from tests.chaos import membership_logs as L
 from tests.chaos.history import load
 from tests.chaos.scenarios import Result, RunConfig, SkipScenario, run
-from tests.chaos.scenarios_membership import REPLACED_SLAVE_BUG
 
 SECONDS = float(os.environ.get("CHAOS_SECONDS", "6"))
 SEED = int(os.environ.get("CHAOS_SEED", "1"))
@@ -72,13 +71,13 @@ def test_r15_replaced_slave_is_elected_only_once_caught_up(tmp_path: pathlib.Pat
     # When the slave's machine is replaced (same brokerId, empty store) and the master is
     # killed -9 the moment it counts the replacement in sync
     result = scenario("R15-replace", tmp_path)
-    # Then the replacement is elected; it must hold every PUT_OK. Known issue: the master
-    # keeps the dead slave's acked offset for the new one, so it is in sync at once and the
-    # acknowledged tail it had not copied yet is lost (KNOWN ISSUE lines, verdict PASS)
+    # Then the replacement is elected only once it holds the master's whole log: nothing
+    # acknowledged is lost, no offset holds two values (R9's criteria, in the verdict)
     assert fault_kinds(result) == ["replace-slave", "kill-master"]
     assert result.facts["elections"][-1][0] == 1
-    for known in result.verdict.known.values():
-        assert REPLACED_SLAVE_BUG in known
+    assert not result.verdict.known
+    at_join = result.facts["replacement_at_join"]
+    assert at_join["replacement_log_end"] == at_join["master_log_end"]
 
 
 # -- the log parsing (no processes) -------------------------------------------------------------
