@@ -17,6 +17,9 @@ end (also every haSendHeartbeatInterval); TRUNCATE -> ``truncate(offset)`` (the 
 the cut and restarts this broker on the same store: recovery trims everything past it, then a
 new HELLO); REFUSED -> retry later.
 
+In controller mode the link waits for the slave's first metadata sync
+(``HAState.metadata_synced``, set by SlaveSynchronize): an in-sync slave is electable.
+
 State owned: the known master addresses by source, the link's generation (a stale greenlet's
 report is ignored), ``HAState.master_link_up`` / ``master_ha_addr``. Durability point: the
 writer's (the REPORT goes out only after the append's flush condition held).
@@ -66,6 +69,7 @@ class HAClient(GeventActor):
         self._sock: socket.socket | None = None
         self._linked = False
         self._retry_at = 0.0
+        self._waiting_logged = False
 
     def on_start(self) -> None:
         if not self.state.controller_mode and not self.sources["config"]:
@@ -97,7 +101,8 @@ class HAClient(GeventActor):
                 self._retry_at = time.monotonic() + message.retry_after
                 logger.info("HA client: link to {} ended: {}", self.address, message.reason)
         elif isinstance(message, ClientTick):
-            if not self._linked and self.address and time.monotonic() >= self._retry_at:
+            due = time.monotonic() >= self._retry_at
+            if not self._linked and self.address and due and self._may_link():
                 self._connect()
         else:
             return super().on_receive(message)
@@ -115,8 +120,21 @@ class HAClient(GeventActor):
         self.address = address
         self.state.master_ha_addr = address
         self._retry_at = 0.0
-        if address:
+        if address and self._may_link():
             self._connect()
+
+    def _may_link(self) -> bool:
+        """In controller mode, only once the slave holds its master's metadata (a first
+        SlaveSynchronize round succeeded): an in-sync slave is electable, and a promoted slave
+        without the topics and consumer offsets would answer TOPIC_NOT_EXIST and lose the
+        groups' progress."""
+        if not self.state.controller_mode or self.state.metadata_synced:
+            self._waiting_logged = False
+            return True
+        if not self._waiting_logged:
+            self._waiting_logged = True
+            logger.info("HA client: linking once the master's metadata is synced")
+        return False
 
     def _drop(self, reason: str) -> None:
         self._generation += 1

@@ -1,12 +1,14 @@
 """SlaveSynchronize: a slave copies its master's metadata (RocketMQ's SlaveSynchronize).
 
 Messages accepted:
-- ``SyncTick`` (timer: 1 s after start, then every ``interval_s``, 10 s): start a round unless
+- ``SyncTick`` (timer: just after start, then every ``interval_s``, 10 s): start a round unless
   one runs or no master address is known (``HAState.master_addr``: from the name server's
   registration reply, or the controller). Until a first round has succeeded, a tick that finds
-  no master, or a round that fails, tries again after ``FIRST_RETRY_S`` (1 s) instead of waiting
-  the interval: a slave that learns its master a few seconds after starting (controller mode)
-  holds the topics within a second of that, which a promotion may need.
+  no master, or a round that fails, tries again after ``FIRST_RETRY_S`` (0.25 s) instead of
+  waiting the interval: a slave that learns its master a few seconds after starting (controller
+  mode) holds the topics soon after. The first success sets ``HAState.metadata_synced``: in
+  controller mode the HAClient links for replication only then, so a slave never becomes
+  electable (in sync) without its master's topics and consumer offsets.
 - ``SyncNow(reply)``: start a round now; ``reply`` gets True/False when it ends (tests, tools).
 - ``SyncDone(ok, reason)``: internal, from the round's greenlet.
 
@@ -64,7 +66,8 @@ from runtime.session import SessionHandle, connect
 from runtime.store.configfile import write_atomic
 
 CALL_TIMEOUT_S = 5.0
-FIRST_RETRY_S = 1.0
+FIRST_RETRY_S = 0.25
+FIRST_ROUND_S = 0.05  # after start
 
 
 class SyncTick(msgspec.Struct, frozen=True, tag=True):
@@ -97,7 +100,7 @@ class SlaveSynchronize(GeventActor):
         self._synced = False  # a round has succeeded
 
     def on_start(self) -> None:
-        self.send_after(min(1.0, self.interval_s), SyncTick())  # a first round soon after start
+        self.send_after(min(FIRST_ROUND_S, self.interval_s), SyncTick())  # a first round now
         self.send_every(self.interval_s, SyncTick())
 
     def on_stop(self) -> None:
@@ -127,6 +130,9 @@ class SlaveSynchronize(GeventActor):
                 self._retry_first()
             else:
                 self._synced = True
+                if not self.state.metadata_synced:
+                    self.state.metadata_synced = True
+                    self.state.notify()
             self._finish(message.ok)
         else:
             return super().on_receive(message)

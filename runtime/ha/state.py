@@ -10,7 +10,8 @@ StoreContext); only the actor that owns a field writes it:
   fixed in classic mode, where the lease never expires);
 - ``slaves``, ``in_sync``, ``joining``: HAService (master); ``visible``: HAService and, for
   ASYNC_MASTER in controller mode, ``HACondition.wait`` (the writer's greenlet);
-- ``master_link_up``, ``master_ha_addr``: HAClient (slave).
+- ``master_link_up``, ``master_ha_addr``: HAClient (slave); ``metadata_synced``:
+  SlaveSynchronize (slave).
 
 The lease: in controller mode a master accepts writes only while ``lease_valid()`` — a lease is
 granted by the controller for ``lease_s`` seconds measured on this node's monotonic clock from
@@ -82,6 +83,10 @@ class HAState:
         # is, new records wait for replication before consumers see them, so it can catch up.
         self.joining: frozenset[int] = frozenset()
         self.master_link_up = False
+        # A slave: a metadata round (topics, groups, offsets) from its master has succeeded;
+        # in controller mode it links for replication only then, so it is never electable
+        # without the master's topics and consumer offsets.
+        self.metadata_synced = False
         self.master_addr: str | None = None
         self.master_ha_addr: str | None = None
         self._grew = gevent.event.Event()

@@ -204,3 +204,38 @@ def test_in_one_process_a_failed_master_subtree_is_replaced_by_its_slave(
 def store_actor_ctx(node: Node, broker: str) -> Any:
     actor = actor_of(node.directory.require(f"{broker}/store/commitlog"))
     return actor.ctx  # type: ignore[union-attr]
+
+
+def test_a_slave_links_for_replication_only_once_it_holds_the_masters_metadata(
+    tmp_path: pathlib.Path, nodes: list[Node]
+) -> None:
+    # Given a controller-mode master with a topic
+    ns = start_namesrv(controller=True)
+    nodes.append(ns)
+    namesrv = ns.addresses["namesrv"]
+    master = start_broker(
+        broker_config("broker-a", 0, "ASYNC_MASTER", namesrv, controller_addr=namesrv),
+        tmp_path / "m",
+    )
+    nodes.append(master)
+    writable(master)
+    client = WireClient(master.addresses[label(master)])
+    assert send(client, "Meta", b"x").code == ResponseCode.SUCCESS
+    client.close()
+    # When a slave starts
+    slave = start_broker(
+        broker_config("broker-a", 1, "SLAVE", namesrv, controller_addr=namesrv), tmp_path / "s"
+    )
+    nodes.append(slave)
+    state = ha_state(slave)
+    at_link: list[bool] = []
+
+    def linked(s: Any) -> bool:
+        if s.master_link_up and not at_link:
+            at_link.append(s.metadata_synced)
+        return bool(s.master_link_up)
+
+    # Then its replication link comes up only after its first metadata round (an in-sync slave
+    # is electable: promoted, it must know the topics and the groups' offsets)
+    assert state.wait_until(linked, T)
+    assert at_link == [True]
