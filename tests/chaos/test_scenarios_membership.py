@@ -10,31 +10,16 @@ Longer runs:
 
 from __future__ import annotations
 
-import os
 import pathlib
 
 import pytest
 
 from tests.chaos import membership_logs as L
 from tests.chaos.history import load
-from tests.chaos.scenarios import Result, RunConfig, SkipScenario, run
-
-SECONDS = float(os.environ.get("CHAOS_SECONDS", "6"))
-SEED = int(os.environ.get("CHAOS_SEED", "1"))
-RATE = float(os.environ.get("CHAOS_RATE", "80"))
+from tests.chaos.scenarios import Result
+from tests.chaos.test_scenarios import SECONDS, scenario
 
 TIMEOUT = pytest.mark.timeout(120 + 3 * SECONDS)
-
-
-def scenario(name: str, tmp_path: pathlib.Path) -> Result:
-    cfg = RunConfig(seed=SEED, seconds=SECONDS, workdir=tmp_path / name, rate=RATE)
-    try:
-        result = run(name, cfg)
-    except SkipScenario as exc:
-        pytest.skip(str(exc))
-    print(result.render())
-    assert result.verdict.ok, result.render()
-    return result
 
 
 def fault_kinds(result: Result) -> list[str]:
