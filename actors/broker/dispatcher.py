@@ -28,7 +28,7 @@ waits for an fsync covering the marker, saves the raised fences, then stops the 
 actors and deletes their files (on a slave it also removes the topic's config and every group's
 offsets of it, durably, as the master did before writing the marker); ``DeletionDone``
 applies the held batch (the topic's entries after the marker go to fresh queues) and dispatch
-goes on. No checkpoint while it runs. A
+goes on (the helper's work: ``deletion_barrier``). No checkpoint while it runs. A
 failure fails this actor; restarted, it reads the marker back from the log and tries again.
 
 Owned state: the reput offset (everything below it was handed to Queue actors and the index;
@@ -53,19 +53,16 @@ import gevent.event
 import pykka
 from loguru import logger
 
+from actors.broker.deletion_barrier import run_barrier
 from actors.broker.messages import (
     AppendEntries,
-    AwaitFlush,
     CheckpointDone,
     CheckpointTick,
     Confirm,
-    DeleteTopic,
     DeletionDone,
     Dispatch,
-    FlushStatus,
     QueryByKey,
     QueryResult,
-    RemoveTopicOffsets,
     SyncQueue,
     TrimBelow,
     WhenDispatched,
@@ -73,7 +70,6 @@ from actors.broker.messages import (
 from runtime.actor import GeventActor, new_future, offload, tell_now
 from runtime.errors import StoreError
 from runtime.store import checkpoint as ckpt
-from runtime.store import fences as fence_table
 from runtime.store import record as R
 from runtime.store.consumequeue import ENTRY_SIZE
 from runtime.store.context import StoreContext
@@ -84,17 +80,6 @@ from runtime.store.settings import StoreSettings
 
 QueueKey = tuple[str, int]
 SYNC_TIMEOUT_S = 10.0
-FLUSH_WAIT_S = 30.0
-
-
-class _FlushWait:
-    """An AwaitFlush completion that a greenlet can wait for."""
-
-    def __init__(self) -> None:
-        self.result: gevent.event.AsyncResult = gevent.event.AsyncResult()
-
-    def flush_done(self, status: FlushStatus) -> None:
-        self.result.set(status)
 
 
 def checkpoint_due(lag: int, elapsed_s: float, settings: StoreSettings) -> bool:
@@ -291,55 +276,15 @@ class Dispatcher(GeventActor):
         gevent.spawn(self._run_deletion, batch)
 
     def _run_deletion(self, batch: DispatchBatch) -> None:
-        """The barrier's work, in a helper greenlet (it blocks): marker durable, fences saved,
-        the topics' queues stopped and their files deleted."""
+        """The barrier's work (``deletion_barrier.run_barrier``), in a helper greenlet."""
         error = None
         try:
-            self._await_flush(batch.end)
-            if self._ended:
+            if not run_barrier(self.ctx, self.log, self.queues, batch, lambda: self._ended):
                 return  # a restarted Dispatcher (or the next start's recovery) does it
-            fences = fence_table.raised(self.ctx.topic_fences, batch.deleted)
-            offload(fence_table.save, self.settings.root, fences)
-            self.ctx.topic_fences = fences
-            for topic, _fence in batch.deleted:
-                if self._ended:
-                    return
-                self.queues.drop_topic(topic)
-                if self.settings.read_only:
-                    self._forget_on_slave(topic)
         except Exception as exc:  # the actor fails on it, and retries when restarted
             error = repr(exc)
         with contextlib.suppress(pykka.ActorDeadError):
             self.actor_ref.tell(DeletionDone(error))
-
-    def _forget_on_slave(self, topic: str) -> None:
-        """A slave applies a replicated deletion where it stands in the log: the topic's config
-        and every group's offsets of it go now (durably), as they went on the master before
-        the marker was written. Its metadata sync then copies whatever the master has since
-        (a topic created again, its new offsets)."""
-        for name, message in (
-            (self.ctx.names.topics, DeleteTopic(topic)),
-            (self.ctx.names.offsets, RemoveTopicOffsets(topic)),
-        ):
-            ref = self.ctx.directory.get(name)
-            if ref is None:
-                raise StoreError(self.settings.root, f"{name} is not running")
-            durable = ref.ask(message, block=False).get(timeout=SYNC_TIMEOUT_S)
-            if not durable.wait(SYNC_TIMEOUT_S):
-                raise StoreError(self.settings.root, f"{name} could not persist {message}")
-
-    def _await_flush(self, offset: int) -> None:
-        segments = self.log.segments
-        while segments.flushed_offset < offset:
-            if self.ctx.failed is not None:
-                raise StoreError(self.settings.root, f"store failed: {self.ctx.failed}")
-            flusher = self.ctx.directory.get(self.ctx.names.flusher)
-            if flusher is None:
-                raise StoreError(self.settings.root, "no flusher to make the marker durable")
-            wait = _FlushWait()
-            flusher.tell(AwaitFlush(offset, [wait]))
-            if wait.result.wait(FLUSH_WAIT_S) is FlushStatus.FLUSH_FAILED:
-                raise StoreError(self.settings.root, "fsync of a deletion marker failed")
 
     def _end_deletion(self, message: DeletionDone) -> None:
         batch, self._deleting = self._deleting, None

@@ -4,8 +4,8 @@ SYNC_FLUSH, a Dispatcher restarted or a store stopped or crashed while the barri
 recovery after a deletion, a re-creation and a second deletion (checkpoint lost, a marker cut
 off), retention, replication across markers, and key lookups.
 
-The barrier is held open deterministically by gating ``Dispatcher._await_flush`` (its first
-step) on events the test sets."""
+The barrier is held open deterministically by gating ``deletion_barrier.await_flush`` (its
+first step) on events the test sets."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ import gevent.event
 import msgspec
 import pytest
 
+from actors.broker import deletion_barrier
 from actors.broker import queue as queue_module
 from actors.broker.dispatcher import Dispatcher
 from actors.broker.messages import Confirm, GetStatus, PutStatus, TopicConfigData
@@ -66,19 +67,19 @@ class Gate:
         self.greenlets: list[Any] = []
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> Gate:
-        original = Dispatcher._await_flush
+        original = deletion_barrier.await_flush
         gate = self
 
-        def gated(self: Dispatcher, offset: int) -> None:
+        def gated(ctx: Any, log: Any, offset: int) -> None:
             mine = gevent.event.Event()
             gate.calls.append(mine)
             gate.greenlets.append(gevent.getcurrent())
             gate.entered.set()
             while not (mine.is_set() or gate.all.is_set()):
                 gevent.wait([mine, gate.all], count=1, timeout=T)
-            original(self, offset)
+            original(ctx, log, offset)
 
-        monkeypatch.setattr(Dispatcher, "_await_flush", gated)
+        monkeypatch.setattr(deletion_barrier, "await_flush", gated)
         return self
 
     def wait_entered(self, n: int = 1) -> None:
