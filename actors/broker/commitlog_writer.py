@@ -65,10 +65,17 @@ from actors.broker.messages import (
     SegmentsDeleted,
     StoreFailed,
 )
+from actors.broker.put_completion import (
+    PutCompletion,
+    appended,
+    refusal_of,
+    refused,
+    repl_status,
+    set_reply,
+)
 from runtime.actor import GeventActor, tell_now
 from runtime.errors import StoreError
 from runtime.store import checkpoint as ckpt
-from runtime.store.commitlog import AppendedBatch, Invalid
 from runtime.store.context import ReplicationStatus, StoreContext
 from runtime.store.dispatch import merge
 from runtime.store.lockfile import remove_abort
@@ -77,54 +84,6 @@ from runtime.store.recovery import make_checkpoint, open_store
 
 MAX_GROUP_RECORDS = 1024
 """Write coalescing stops taking queued appends once a group holds this many records."""
-
-
-class PutCompletion:
-    """Combines the flush and replication outcomes of one append into its reply (set once)."""
-
-    __slots__ = ("_flush", "_repl", "_reply", "_result")
-
-    def __init__(self, result: PutResult, reply: Any) -> None:
-        self._result = result
-        self._reply = reply
-        self._flush: FlushStatus | None = None
-        self._repl: ReplicationStatus | None = None
-
-    def flush_done(self, status: FlushStatus) -> None:
-        if self._flush is None:
-            self._flush = status
-            self._maybe_reply()
-
-    def replication_done(self, status: ReplicationStatus) -> None:
-        if self._repl is None:
-            self._repl = status
-            self._maybe_reply()
-
-    def _maybe_reply(self) -> None:
-        if self._flush is None or self._repl is None:
-            return
-        status, reason = PutStatus.PUT_OK, None
-        if self._flush is not FlushStatus.FLUSH_OK:
-            status = PutStatus.FLUSH_DISK_TIMEOUT
-            reason = f"commit log not fsynced: {self._flush.value}"
-        if self._repl is not ReplicationStatus.REPLICATED:
-            status = PutStatus(self._repl.value)
-            reason = f"replication: {self._repl.value}"
-        result = (
-            self._result if status is PutStatus.PUT_OK else self._result.with_status(status, reason)
-        )
-        _set(self._reply, result)
-
-
-def _set(reply: Any, value: Any) -> None:
-    try:
-        reply.set(value)
-    except Exception:  # a reply set twice (a timed-out caller) is harmless
-        logger.debug("reply already set")
-
-
-def refused(status: PutStatus, reason: str) -> PutResult:
-    return PutResult(status=status, reason=reason)
 
 
 class CommitLogWriter(GeventActor):
@@ -258,7 +217,7 @@ class CommitLogWriter(GeventActor):
             refusal = refused(PutStatus.SERVICE_NOT_AVAILABLE, "disk above warning ratio")
         if refusal is not None:
             for msg in group:
-                _set(msg.reply, refusal)
+                set_reply(msg.reply, refusal)
             return
         now = time.monotonic()
         store_ts = self._store_ts = int(time.time() * 1000)
@@ -272,19 +231,19 @@ class CommitLogWriter(GeventActor):
             end = log.commit_group()
         except OSError as exc:
             log.abort_group()
-            self._write_failed(exc, begin, [m.reply for m, o in outcomes if _appended(o)])
+            self._write_failed(exc, begin, [m.reply for m, o in outcomes if appended(o)])
             for msg, out in outcomes:
-                if not _appended(out):
-                    _set(msg.reply, _refusal_of(out))
+                if not appended(out):
+                    set_reply(msg.reply, refusal_of(out))
             return
         except BaseException:
             log.abort_group()  # a bug: nothing of this group was written; the actor fails
             for msg in group:
-                _set(msg.reply, refused(PutStatus.UNKNOWN_ERROR, "writer failed"))
+                set_reply(msg.reply, refused(PutStatus.UNKNOWN_ERROR, "writer failed"))
             raise
         self.next_offsets.update(overlay)
-        dispatched = [o.dispatch for _m, o in outcomes if _appended(o)]
-        self.ctx.put_messages += sum(len(m.records) for m, o in outcomes if _appended(o))
+        dispatched = [o.dispatch for _m, o in outcomes if appended(o)]
+        self.ctx.put_messages += sum(len(m.records) for m, o in outcomes if appended(o))
         if not dispatched:
             self._complete(outcomes, end)
             return
@@ -312,8 +271,8 @@ class CommitLogWriter(GeventActor):
         waiting: list[PutCompletion] = []
         host, port = log.store_host, log.store_port
         for msg, out in outcomes:
-            if not _appended(out):
-                _set(msg.reply, _refusal_of(out))
+            if not appended(out):
+                set_reply(msg.reply, refusal_of(out))
                 continue
             result = PutResult(
                 status=PutStatus.PUT_OK,
@@ -326,7 +285,7 @@ class CommitLogWriter(GeventActor):
             )
             flush_wait = self._sync_flush and out.wait_store_ok
             if not flush_wait and not repl.required:
-                _set(msg.reply, result)
+                set_reply(msg.reply, result)
                 continue
             completion = PutCompletion(result, msg.reply)
             if flush_wait:
@@ -335,7 +294,7 @@ class CommitLogWriter(GeventActor):
                 completion.flush_done(FlushStatus.FLUSH_OK)
             if repl.required:
                 fut = repl.wait(out.end)
-                fut.add_done_callback(lambda f, c=completion: c.replication_done(_repl_status(f)))
+                fut.add_done_callback(lambda f, c=completion: c.replication_done(repl_status(f)))
             else:
                 completion.replication_done(ReplicationStatus.REPLICATED)
         if waiting and not self._tell_flusher(AwaitFlush(end, waiting, polls_first)):
@@ -374,7 +333,7 @@ class CommitLogWriter(GeventActor):
             self.log.segments.truncate(begin)
         except OSError as undo:
             for reply in replies:
-                _set(reply, refused(PutStatus.UNKNOWN_ERROR, f"write failed: {exc}"))
+                set_reply(reply, refused(PutStatus.UNKNOWN_ERROR, f"write failed: {exc}"))
             raise StoreError(
                 self.settings.commitlog_dir, f"write failed ({exc}) and could not be undone: {undo}"
             ) from undo
@@ -389,7 +348,7 @@ class CommitLogWriter(GeventActor):
             answer = refused(PutStatus.UNKNOWN_ERROR, f"write failed: {exc}")
             fatal = True
         for reply in replies:
-            _set(reply, answer)
+            set_reply(reply, answer)
         if fatal:
             raise StoreError(self.settings.commitlog_dir, f"write failed: {exc}") from exc
 
@@ -448,26 +407,3 @@ class CommitLogWriter(GeventActor):
                 self.log.min_offset,
             )
         return SegmentsDeleted(paths, self.log.min_offset)
-
-
-def _appended(outcome: Any) -> bool:
-    return isinstance(outcome, AppendedBatch)
-
-
-def _refusal_of(outcome: Any) -> PutResult:
-    if isinstance(outcome, PutResult):
-        return outcome
-    if isinstance(outcome, Invalid):
-        status = (
-            PutStatus.PROPERTIES_SIZE_EXCEEDED if outcome.properties else PutStatus.MESSAGE_ILLEGAL
-        )
-        return refused(status, outcome.reason)
-    return refused(PutStatus.UNKNOWN_ERROR, "not appended")
-
-
-def _repl_status(fut: Any) -> ReplicationStatus:
-    try:
-        status = fut.get(timeout=0)
-    except Exception:  # a failed replication future is "not replicated"
-        return ReplicationStatus.SLAVE_NOT_AVAILABLE
-    return status if isinstance(status, ReplicationStatus) else ReplicationStatus(status)
