@@ -39,6 +39,9 @@ HANDLERS: dict[int, Handler] = {
     RequestCode.SEND_REPLY_MESSAGE: reply_handler.reply_message,
     RequestCode.SEND_REPLY_MESSAGE_V2: reply_handler.reply_message,
     RequestCode.PULL_MESSAGE: pull_handler.pull,
+    # RocketMQ 4.9+'s Java DefaultLitePullConsumer pulls with 361 (the lite-pull sysFlag set);
+    # its broker serves both codes with one PullMessageProcessor
+    RequestCode.LITE_PULL_MESSAGE: pull_handler.pull,
     RequestCode.HEART_BEAT: client_handler.heartbeat,
     RequestCode.UNREGISTER_CLIENT: client_handler.unregister_client,
     RequestCode.GET_CONSUMER_LIST_BY_GROUP: client_handler.consumer_list,

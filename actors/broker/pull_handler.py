@@ -1,4 +1,5 @@
-"""PULL_MESSAGE (11) with long polling (RocketMQ's PullMessageProcessor + PullRequestHoldService).
+"""PULL_MESSAGE (11) with long polling (RocketMQ's PullMessageProcessor + PullRequestHoldService);
+LITE_PULL_MESSAGE (361, sent by Java's DefaultLitePullConsumer with the lite flag 16) alike.
 
 Reads from slaves (RocketMQ 5's rules): a slave serves pulls when ``slaveReadEnable`` is on, or
 while its master is unreachable (its replication link is down); otherwise it answers

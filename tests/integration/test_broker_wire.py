@@ -425,3 +425,21 @@ def test_the_system_topic_list_names_the_brokers_own_topics(broker: WireClient) 
     topics = set(json.loads(got.body)["topicList"])
     assert {"TBW102", "SCHEDULE_TOPIC_XXXX", "DefaultCluster", "broker-a"} <= topics
     assert "DefaultCluster_REPLY_TOPIC" in topics and "WireA" not in topics
+
+
+def test_lite_pull_message_is_served_like_pull_message(broker: WireClient) -> None:
+    # Given a stored message
+    assert send(broker, "WireLite", b"lite", properties=props("t")).code == 0
+    # When Java's lite pull consumer asks with LITE_PULL_MESSAGE (361) and the lite flag (16)
+    request = pull_request("WireLite", 0, 0, group="lite-group")
+    lite = RemotingCommand.request(
+        RequestCode.LITE_PULL_MESSAGE,
+        {**request.ext_fields, "sysFlag": int(request.ext_fields["sysFlag"]) | 16},
+    )
+    broker.send(lite)
+    reply = broker.receive()
+    while not (reply.is_response and reply.opaque == lite.opaque):
+        reply = broker.receive()
+    # Then it gets the message, as from PULL_MESSAGE
+    assert reply.code == ResponseCode.SUCCESS, reply.remark
+    assert [r.body for r in records(reply.body)] == [b"lite"]
