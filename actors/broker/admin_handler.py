@@ -213,6 +213,21 @@ def all_topic_config(
     return reply(request, body=encode_body(wrapper))
 
 
+def topic_config(
+    ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
+) -> RemotingCommand:
+    """GET_TOPIC_CONFIG (351, RocketMQ 5's admin ``examineTopicConfig``), header ``topic``: the
+    topic's config as JSON (RocketMQ's TopicConfigAndQueueMapping without a static-topic
+    mapping); TOPIC_NOT_EXIST when this broker has none."""
+    topic = str(request.ext_fields.get("topic") or "")
+    config = ctx.store.topic(topic) if topic else None
+    if config is None:
+        return reply(
+            request, ResponseCode.TOPIC_NOT_EXIST, remark=f"No topic in this broker. topic: {topic}"
+        )
+    return reply(request, body=encode_body(config))
+
+
 def create_subscription_group(
     ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
 ) -> RemotingCommand:

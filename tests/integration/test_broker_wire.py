@@ -443,3 +443,17 @@ def test_lite_pull_message_is_served_like_pull_message(broker: WireClient) -> No
     # Then it gets the message, as from PULL_MESSAGE
     assert reply.code == ResponseCode.SUCCESS, reply.remark
     assert [r.body for r in records(reply.body)] == [b"lite"]
+
+
+def test_get_topic_config_answers_one_topic_or_topic_not_exist(broker: WireClient) -> None:
+    # Given a topic the broker created on its first send
+    assert send(broker, "WireConf", b"x", properties=props("t")).code == 0
+    # When an admin asks for its config (GET_TOPIC_CONFIG, RocketMQ 5's examineTopicConfig)
+    found = broker.call(RequestCode.GET_TOPIC_CONFIG, {"topic": "WireConf"})
+    # Then the body is the topic's config as JSON
+    assert found.code == ResponseCode.SUCCESS, found.remark
+    config = json.loads(found.body)
+    assert config["topicName"] == "WireConf" and config["writeQueueNums"] >= 1
+    # and a topic the broker does not have is TOPIC_NOT_EXIST
+    missing = broker.call(RequestCode.GET_TOPIC_CONFIG, {"topic": "WireNoSuch"})
+    assert missing.code == ResponseCode.TOPIC_NOT_EXIST and "WireNoSuch" in missing.remark
