@@ -1,5 +1,5 @@
-"""Statistics for admin tools: GET_TOPIC_STATS_INFO (202), GET_CONSUME_STATS (208) and
-GET_BROKER_RUNTIME_INFO (28).
+"""Statistics for admin tools: GET_TOPIC_STATS_INFO (202), GET_CONSUME_STATS (208),
+GET_BROKER_RUNTIME_INFO (28) and VIEW_BROKER_STATS_DATA (315).
 
 What ``mqadmin topicStatus`` and ``mqadmin consumerProgress`` (and the RocketMQ dashboard) ask
 a broker, answered as RocketMQ 4.x does:
@@ -16,12 +16,24 @@ Bodies are written with queue objects as map keys (``runtime.remoting.queue_maps
 - 28: the ``StatsSampler``'s table (message rates over 10 s / 60 s / 600 s as ``putTps`` and
   ``getTransferedTps``, totals since start and at the last midnights, version, boot time,
   commit-log offsets, disk use), as ``mqadmin brokerStatus`` prints it.
+- 315, header ``statsName`` and ``statsKey`` (the RocketMQ dashboard's TPS charts,
+  ``mqadmin statsAll``): BROKER_PUT_NUMS and BROKER_GET_NUMS (any key; RocketMQ's is the
+  cluster name) as a BrokerStatsData of the last minute, hour and day (``sum``, ``tps`` =
+  sum / seconds covered; ``avgpt`` 0: calls are not counted). Per-topic and per-group
+  statistics are not kept: SYSTEM_ERROR "The stats <name> <key> not exist", as RocketMQ
+  answers for an unknown item.
 """
 
 from __future__ import annotations
 
 from actors.broker.context import BrokerContext, reply
-from runtime.remoting.bodies import KVTable, MessageQueue, encode_body
+from runtime.remoting.bodies import (
+    BrokerStatsData,
+    BrokerStatsItem,
+    KVTable,
+    MessageQueue,
+    encode_body,
+)
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.headers import (
@@ -92,6 +104,28 @@ def broker_runtime_info(
 ) -> RemotingCommand:
     table = ctx.ask(ctx.proxy(ctx.stats).runtime_info())
     return reply(request, body=encode_body(KVTable(table=table)))
+
+
+BROKER_STATS = {"BROKER_PUT_NUMS": "put", "BROKER_GET_NUMS": "got"}
+
+
+def view_broker_stats_data(
+    ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
+) -> RemotingCommand:
+    name = str(request.ext_fields.get("statsName") or "")
+    key = str(request.ext_fields.get("statsKey") or "")
+    which = BROKER_STATS.get(name)
+    if which is None:
+        return reply(
+            request, ResponseCode.SYSTEM_ERROR, remark=f"The stats <{name}> <{key}> not exist"
+        )
+    windows = ctx.ask(ctx.proxy(ctx.stats).windows(which))
+    minute, hour, day = (
+        BrokerStatsItem(sum=count, tps=count / seconds if seconds > 0 else 0.0)
+        for count, seconds in windows
+    )
+    data = BrokerStatsData(stats_minute=minute, stats_hour=hour, stats_day=day)
+    return reply(request, body=encode_body(data))
 
 
 def _store_time(ctx: BrokerContext, topic: str, queue_id: int, offset: int) -> int:

@@ -4,11 +4,15 @@ part GET_BROKER_RUNTIME_INFO shows).
 Messages (proxy methods; none blocks):
 - ``runtime_info()`` -> dict of str to str: the KV table of GET_BROKER_RUNTIME_INFO (28), as
   ``mqadmin brokerStatus`` prints it
+- ``windows(which)`` -> [(count, seconds)] for the last minute, hour and day of ``"put"`` or
+  ``"got"`` (VIEW_BROKER_STATS_DATA's BROKER_PUT_NUMS / BROKER_GET_NUMS); a window longer than
+  the broker has run covers its run
 
 State owned (memory only, lost on restart as RocketMQ's is): every 10 s a sample of the two
 counters it reads (messages appended to the commit log; messages handed to consumers in pull
-responses), the last hour of samples for the rates over 10 s / 60 s / 600 s, and the counters at
-the last two local midnights for the daily totals. Durability point: none. The counters are
+responses), the last hour of samples (the rates over 10 s / 60 s / 600 s, the last minute and
+hour), one sample an hour for the last day, and the counters at the last two local midnights
+for the daily totals. Durability point: none. The counters are
 plain integers bumped inline by the writer and the pull handler, never a message per message.
 """
 
@@ -24,6 +28,8 @@ from runtime.actor import GeventActor
 
 SAMPLE_INTERVAL_S = 10.0
 WINDOWS_S = (10, 60, 600)
+STATS_WINDOWS_S = (60, 3600, 86400)  # VIEW_BROKER_STATS_DATA: minute, hour, day
+HOUR_S = 3600.0
 
 Counts = Callable[[], tuple[int, int]]
 """(messages put, messages got) since the broker started."""
@@ -54,8 +60,9 @@ class StatsSampler(GeventActor):
         self._wall = wall
         self._boot_ms = int(wall() * 1000)
         self._samples: collections.deque[tuple[float, int, int]] = collections.deque(
-            maxlen=int(max(WINDOWS_S) / SAMPLE_INTERVAL_S) + 2
+            maxlen=int(HOUR_S / SAMPLE_INTERVAL_S) + 2
         )
+        self._hourly: collections.deque[tuple[float, int, int]] = collections.deque(maxlen=26)
         self._day = self._today()
         self._today_morning = (0, 0)
         self._yesterday_morning = (0, 0)
@@ -81,7 +88,10 @@ class StatsSampler(GeventActor):
             self._day = day
             self._yesterday_morning = self._today_morning
             self._today_morning = (put, got)
-        self._samples.append((self._clock(), put, got))
+        sample = (self._clock(), put, got)
+        self._samples.append(sample)
+        if not self._hourly or sample[0] - self._hourly[-1][0] >= HOUR_S:
+            self._hourly.append(sample)
 
     def _rates(self, now: float, put: int, got: int) -> tuple[str, str]:
         puts, gets = [], []
@@ -95,6 +105,25 @@ class StatsSampler(GeventActor):
             puts.append((put - base[1]) / span if span > 0 else 0.0)
             gets.append((got - base[2]) / span if span > 0 else 0.0)
         return " ".join(f"{r:.2f}" for r in puts), " ".join(f"{r:.2f}" for r in gets)
+
+    def windows(self, which: str) -> list[tuple[int, float]]:
+        """(count, seconds covered) of ``which`` ("put" or "got") over the last minute, hour
+        and day, from the samples (a window reaches back to the newest sample at least that
+        old, else to the oldest one)."""
+        put, got = self._counts()
+        now = self._clock()
+        column = 1 if which == "put" else 2
+        current = put if which == "put" else got
+        out = []
+        for window in STATS_WINDOWS_S:
+            pool = self._samples if window <= HOUR_S else self._hourly
+            base = pool[0]
+            for sample in reversed(pool):
+                if now - sample[0] >= window:
+                    base = sample
+                    break
+            out.append((current - base[column], max(now - base[0], 0.0)))
+        return out
 
     def runtime_info(self) -> dict[str, str]:
         put, got = self._counts()

@@ -251,6 +251,23 @@ class HeartbeatData(Body, kw_only=True):
     consumer_data_set: list[ConsumerData] = []
 
 
+class BrokerStatsItem(Body, kw_only=True):
+    """One window of a broker statistic: the count in it, per second, per call."""
+
+    sum: int = 0
+    tps: float = 0.0
+    avgpt: float = 0.0
+
+
+class BrokerStatsData(Body, kw_only=True):
+    """VIEW_BROKER_STATS_DATA (315) response body (RocketMQ's BrokerStatsData): the last
+    minute, hour and day of one statistic."""
+
+    stats_minute: BrokerStatsItem = BrokerStatsItem()
+    stats_hour: BrokerStatsItem = BrokerStatsItem()
+    stats_day: BrokerStatsItem = BrokerStatsItem()
+
+
 class KVTable(Body, kw_only=True):
     """GET_BROKER_RUNTIME_INFO (28) and GET_KVLIST_BY_NAMESPACE (219) response body: name ->
     value, all strings."""

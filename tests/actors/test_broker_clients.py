@@ -198,6 +198,7 @@ def test_stats_sampler_rates_over_three_windows_and_totals_at_midnight() -> None
         counts[0] += 1000
         counts[1] += 100
         sampler.tell(_Tick())
+        proxy.runtime_info().get(timeout=5)  # the tick is taken at this clock and count
     info = proxy.runtime_info().get(timeout=5)
     # Then the 10 s and 60 s rates are exact; the 600 s window falls back to the oldest sample
     assert info["putTps"] == "100.00 100.00 100.00"
@@ -211,4 +212,10 @@ def test_stats_sampler_rates_over_three_windows_and_totals_at_midnight() -> None
     info = proxy.runtime_info().get(timeout=5)
     assert (info["msgPutTotalTodayMorning"], info["msgPutTotalYesterdayMorning"]) == ("6000", "0")
     assert info["putTps"].split()[0] == "0.00"  # nothing put in the last 10 s
+    # And the stats windows (VIEW_BROKER_STATS_DATA): the last minute holds the 5 ticks of
+    # 1,000 before the idle one; the hour and the day reach back to the first sample (70 s)
+    minute, hour, day = proxy.windows("put").get(timeout=5)
+    assert minute == (5000, 60.0)
+    assert hour == day == (6000, 70.0)
+    assert proxy.windows("got").get(timeout=5)[0] == (500, 60.0)
     sampler.stop()

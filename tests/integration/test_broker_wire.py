@@ -457,3 +457,22 @@ def test_get_topic_config_answers_one_topic_or_topic_not_exist(broker: WireClien
     # and a topic the broker does not have is TOPIC_NOT_EXIST
     missing = broker.call(RequestCode.GET_TOPIC_CONFIG, {"topic": "WireNoSuch"})
     assert missing.code == ResponseCode.TOPIC_NOT_EXIST and "WireNoSuch" in missing.remark
+
+
+def test_view_broker_stats_data_counts_puts_and_refuses_unknown_stats(broker: WireClient) -> None:
+    # Given messages put since the broker started
+    for i in range(3):
+        assert send(broker, "WireStats", f"s{i}".encode(), properties=props("t")).code == 0
+    # When the dashboard asks for BROKER_PUT_NUMS (VIEW_BROKER_STATS_DATA)
+    ext = {"statsName": "BROKER_PUT_NUMS", "statsKey": "DefaultCluster"}
+    found = broker.call(RequestCode.VIEW_BROKER_STATS_DATA, ext)
+    # Then each window counts them (the broker is younger than a minute: every put so far)
+    assert found.code == ResponseCode.SUCCESS, found.remark
+    data = json.loads(found.body)
+    assert data["statsMinute"]["sum"] >= 3 and data["statsDay"]["sum"] >= 3
+    assert data["statsMinute"]["tps"] > 0
+    # and statistics this broker does not keep are refused as RocketMQ refuses unknown items
+    ext = {"statsName": "TOPIC_PUT_NUMS", "statsKey": "WireStats"}
+    missing = broker.call(RequestCode.VIEW_BROKER_STATS_DATA, ext)
+    assert missing.code == ResponseCode.SYSTEM_ERROR
+    assert missing.remark == "The stats <TOPIC_PUT_NUMS> <WireStats> not exist"
