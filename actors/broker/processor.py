@@ -60,6 +60,7 @@ HANDLERS: dict[int, Handler] = {
     RequestCode.DELETE_TOPIC_IN_BROKER: admin_handler.delete_topic,
     RequestCode.GET_ALL_TOPIC_CONFIG: admin_handler.all_topic_config,
     RequestCode.VIEW_BROKER_STATS_DATA: stats_handler.view_broker_stats_data,
+    RequestCode.GET_BROKER_CONSUME_STATS: stats_handler.broker_consume_stats,
     RequestCode.GET_TOPIC_CONFIG: admin_handler.topic_config,
     RequestCode.GET_SYSTEM_TOPIC_LIST_FROM_BROKER: admin_handler.system_topic_list,
     RequestCode.QUERY_TOPIC_CONSUME_BY_WHO: group_handler.topic_consumed_by,

@@ -1,5 +1,5 @@
 """Statistics for admin tools: GET_TOPIC_STATS_INFO (202), GET_CONSUME_STATS (208),
-GET_BROKER_RUNTIME_INFO (28) and VIEW_BROKER_STATS_DATA (315).
+GET_BROKER_CONSUME_STATS (317), GET_BROKER_RUNTIME_INFO (28) and VIEW_BROKER_STATS_DATA (315).
 
 What ``mqadmin topicStatus`` and ``mqadmin consumerProgress`` (and the RocketMQ dashboard) ask
 a broker, answered as RocketMQ 4.x does:
@@ -25,6 +25,8 @@ Bodies are written with queue objects as map keys (``runtime.remoting.queue_maps
 """
 
 from __future__ import annotations
+
+import json
 
 from actors.broker.context import BrokerContext, reply
 from runtime.remoting.bodies import (
@@ -78,25 +80,70 @@ def consume_stats(
 ) -> RemotingCommand:
     h = decode_header(GetConsumeStatsRequestHeader, request.ext_fields, opaque=request.opaque)
     topics = [h.topic] if h.topic else ctx.store.consumed_topics(h.consumer_group)
+    entries = [e for topic in topics for e in _group_offsets(ctx, h.consumer_group, topic)]
+    return reply(request, body=encode_queue_map("offsetTable", entries, consumeTps=0.0))
+
+
+def broker_consume_stats(
+    ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
+) -> RemotingCommand:
+    """GET_BROKER_CONSUME_STATS (317, ``mqadmin brokerConsumeStats``), header ``isOrder``: for
+    every group that has a config or committed offsets, one ConsumeStats per topic it committed
+    offsets for (only orderly topics with ``isOrder`` true), as a ConsumeStatsList with the
+    broker's address and the total diff."""
+    order_only = str(request.ext_fields.get("isOrder", "false")).lower() == "true"
+    committed: dict[str, list[str]] = {}
+    for key in ctx.store.all_offsets():
+        topic, _, group = key.partition("@")
+        committed.setdefault(group, []).append(topic)
+    groups = set(committed) | set(ctx.store.all_subscription_groups().subscription_group_table)
+    total_diff = 0
+    per_group = []
+    for group in sorted(groups):
+        stats = []
+        for topic in sorted(committed.get(group, [])):
+            config = ctx.store.topic(topic)
+            if config is None or (order_only and not config.order):
+                continue
+            entries = _group_offsets(ctx, group, topic)
+            total_diff += sum(wrapper.diff for _mq, wrapper in entries)
+            stats.append(encode_queue_map("offsetTable", entries, consumeTps=0.0))
+        per_group.append(b"{" + json.dumps(group).encode() + b":[" + b",".join(stats) + b"]}")
+    body = (
+        b'{"brokerAddr":'
+        + json.dumps(ctx.cfg.broker_addr()).encode()
+        + b',"consumeStatsList":['
+        + b",".join(per_group)
+        + b'],"totalDiff":'
+        + str(total_diff).encode()
+        + b"}"
+    )
+    return reply(request, body=body)
+
+
+def _group_offsets(
+    ctx: BrokerContext, group: str, topic: str
+) -> list[tuple[MessageQueue, OffsetWrapper]]:
+    """Each read queue of ``topic``: the broker's end, ``group``'s committed offset (0 when
+    none), the store time of the last message it consumed. Nothing for an unknown topic."""
+    config = ctx.store.topic(topic)
+    if config is None:
+        return []
     broker = ctx.cfg.broker_name
     entries = []
-    for topic in topics:
-        config = ctx.store.topic(topic)
-        if config is None:
-            continue
-        for queue_id in range(config.read_queue_nums):
-            committed = ctx.store.query_offset(h.consumer_group, topic, queue_id) or 0
-            entries.append(
-                (
-                    MessageQueue(topic=topic, broker_name=broker, queue_id=queue_id),
-                    OffsetWrapper(
-                        broker_offset=max(ctx.store.max_offset(topic, queue_id), 0),
-                        consumer_offset=committed,
-                        last_timestamp=_store_time(ctx, topic, queue_id, committed - 1),
-                    ),
-                )
+    for queue_id in range(config.read_queue_nums):
+        committed = ctx.store.query_offset(group, topic, queue_id) or 0
+        entries.append(
+            (
+                MessageQueue(topic=topic, broker_name=broker, queue_id=queue_id),
+                OffsetWrapper(
+                    broker_offset=max(ctx.store.max_offset(topic, queue_id), 0),
+                    consumer_offset=committed,
+                    last_timestamp=_store_time(ctx, topic, queue_id, committed - 1),
+                ),
             )
-    return reply(request, body=encode_queue_map("offsetTable", entries, consumeTps=0.0))
+        )
+    return entries
 
 
 def broker_runtime_info(

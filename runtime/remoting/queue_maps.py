@@ -70,7 +70,7 @@ def decode_queue_map(
 ) -> tuple[list[tuple[MessageQueue, V]], dict[str, Any]]:
     """The ``field`` map's (queue, value) pairs sorted by queue, and the body's other fields."""
     try:
-        doc = _Parser(data.decode("utf-8")).document()
+        doc = parse_fastjson(data)
         if not isinstance(doc, dict):
             raise ValueError("the body is not an object")
         table = doc.pop(field, {})
@@ -87,6 +87,12 @@ def decode_queue_map(
         raise
     except Exception as exc:  # UnicodeError, ValueError, msgspec errors, RecursionError
         raise ProtocolError(f"bad {field} body: {exc}", fatal=False, opaque=opaque) from None
+
+
+def parse_fastjson(data: bytes) -> Any:
+    """A whole fastjson body as Python values: objects with object keys become lists of
+    (key, value) pairs. Raises ValueError (or UnicodeError, RecursionError) on bad input."""
+    return _Parser(data.decode("utf-8")).document()
 
 
 class _Parser:

@@ -17,6 +17,7 @@ from runtime.remoting.batch import BatchEntry, encode_batch
 from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.properties import encode_properties
+from runtime.remoting.queue_maps import parse_fastjson
 from runtime.store.record import StoredRecord, decode_record
 from tests.harness import RuntimeProcess
 from tests.wire import WireClient, send_v2_header
@@ -476,3 +477,21 @@ def test_view_broker_stats_data_counts_puts_and_refuses_unknown_stats(broker: Wi
     missing = broker.call(RequestCode.VIEW_BROKER_STATS_DATA, ext)
     assert missing.code == ResponseCode.SYSTEM_ERROR
     assert missing.remark == "The stats <TOPIC_PUT_NUMS> <WireStats> not exist"
+
+
+def test_broker_consume_stats_lists_every_group_with_its_lag(broker: WireClient) -> None:
+    # Given a group that committed offset 1 of a queue holding 3 messages
+    for i in range(3):
+        assert send(broker, "WireBcs", f"b{i}".encode(), properties=props("t")).code == 0
+    ext = {"consumerGroup": "bcs-group", "topic": "WireBcs", "queueId": 0, "commitOffset": 1}
+    assert broker.call(RequestCode.UPDATE_CONSUMER_OFFSET, ext).code == ResponseCode.SUCCESS
+    # When mqadmin brokerConsumeStats asks (GET_BROKER_CONSUME_STATS)
+    found = broker.call(RequestCode.GET_BROKER_CONSUME_STATS, {"isOrder": "false"})
+    assert found.code == ResponseCode.SUCCESS, found.remark
+    # Then the group's ConsumeStats of the topic shows the lag (bodies keyed by queue objects)
+    body = parse_fastjson(found.body)
+    groups = {g: stats for entry in body["consumeStatsList"] for g, stats in entry.items()}
+    (stats,) = groups["bcs-group"]
+    lag = {q["queueId"]: w["brokerOffset"] - w["consumerOffset"] for q, w in stats["offsetTable"]}
+    assert lag[0] == 2
+    assert body["totalDiff"] >= 2 and body["brokerAddr"]
