@@ -424,9 +424,10 @@ def all_scenarios() -> dict[str, Callable[[RunConfig], Result]]:
     ``scenarios_membership``, the message-semantics ones of ``scenarios_semantics``."""
     from tests.chaos.scenarios_ha import HA_SCENARIOS
     from tests.chaos.scenarios_membership import MEMBERSHIP_SCENARIOS
+    from tests.chaos.scenarios_overload import OVERLOAD_SCENARIOS as OVERLOAD
     from tests.chaos.scenarios_semantics import SEMANTIC_SCENARIOS
 
-    return {**SCENARIOS, **HA_SCENARIOS, **MEMBERSHIP_SCENARIOS, **SEMANTIC_SCENARIOS}
+    return {**SCENARIOS, **HA_SCENARIOS, **MEMBERSHIP_SCENARIOS, **SEMANTIC_SCENARIOS, **OVERLOAD}
 
 
 def run(name: str, cfg: RunConfig) -> Result:
