@@ -195,7 +195,11 @@ BROKER_KEYS: dict[str, tuple[str, str]] = {
     "useReentrantLockWhenPutMessage": (IGNORED, "Appends go through one writer actor."),
     "sendMessageThreadPoolNums": (IGNORED, "Threads in RocketMQ's send pool."),
     "pullMessageThreadPoolNums": (IGNORED, "Threads in RocketMQ's pull pool."),
-    "waitTimeMillsInSendQueue": (IGNORED, "RocketMQ's send-queue fast-failure wait."),
+    "waitTimeMillsInSendQueue": (
+        USED,
+        "ms a send (or send-back) may wait, from being read off its socket to being stored, "
+        "before it is answered SYSTEM_BUSY unstored (RocketMQ's send-queue fast failure).",
+    ),
     "sendThreadPoolQueueCapacity": (IGNORED, "Length of RocketMQ's send-pool queue."),
     "pullThreadPoolQueueCapacity": (IGNORED, "Length of RocketMQ's pull-pool queue."),
     "processReplyMessageThreadPoolNums": (IGNORED, "Threads in RocketMQ's reply pool."),

@@ -160,7 +160,7 @@ class BrokerConfig(_Config):
     use_reentrant_lock_when_put_message: bool = True
     send_message_thread_pool_nums: Positive = min(_CPUS, 4)
     pull_message_thread_pool_nums: Positive = 16 + _CPUS * 2
-    wait_time_mills_in_send_queue: Positive = 200
+    wait_time_mills_in_send_queue: Positive = 200  # used: the send fast-failure wait
     send_thread_pool_queue_capacity: Positive = 10_000
     pull_thread_pool_queue_capacity: Positive = 100_000
     process_reply_message_thread_pool_nums: Positive = 16 + _CPUS * 2

@@ -36,6 +36,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import gevent
+import gevent.local
 import gevent.lock
 import msgspec
 import pykka
@@ -59,6 +60,17 @@ call, ~13 us here even when a few bytes arrive (or none: EAGAIN). Larger frames 
 reads."""
 
 _session_ids = itertools.count(1)
+
+
+_request = gevent.local.local()
+
+
+def request_waited_s() -> float:
+    """Seconds since the request this greenlet serves was read off its socket (0 outside a
+    request): how long it waited behind others before its handler got this far (RocketMQ's
+    time in the send queue)."""
+    arrived = getattr(_request, "arrived", None)
+    return 0.0 if arrived is None else time.monotonic() - arrived
 
 
 class Processor(Protocol):
@@ -373,19 +385,21 @@ class ClientSession(GeventActor):
                     )
             else:
                 self._in_flight += 1
-                workers.submit(self._serve, cmd)
+                workers.submit(self._serve, cmd, self._last_read)
 
     def _reply_error(self, opaque: int, code: int, remark: str) -> None:
         probe = RemotingCommand(code=0, opaque=opaque)
         self.handle.write(RemotingCommand.response_to(probe, code, remark=remark))
 
-    def _serve(self, request: RemotingCommand) -> None:
+    def _serve(self, request: RemotingCommand, arrived: float) -> None:
+        _request.arrived = arrived
         try:
             response = self._process(request)
             if response is not None and not request.is_oneway and not self._closed:
                 self.handle.reply(response)
         finally:
             self._in_flight -= 1
+            _request.arrived = None
 
     def _process(self, request: RemotingCommand) -> RemotingCommand | None:
         try:

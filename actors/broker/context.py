@@ -14,6 +14,7 @@ from config import BrokerConfig
 from runtime.directory import Directory
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
+from runtime.session import request_waited_s
 
 ASK_TIMEOUT = 5.0
 
@@ -86,6 +87,23 @@ SYSTEM_GROUPS = frozenset(
 )
 """The groups RocketMQ's SubscriptionGroupManager creates at start: they exist even when
 ``autoCreateSubscriptionGroup`` is false (mqadmin's TOOLS_CONSUMER among them)."""
+
+
+def send_queue_busy(ctx: BrokerContext, request: RemotingCommand) -> RemotingCommand | None:
+    """SYSTEM_BUSY, nothing stored, for a send that waited longer than
+    ``waitTimeMillsInSendQueue`` since it was read (RocketMQ's fast failure of its send queue:
+    under overload the client hears "busy" at once instead of timing out on a send that is then
+    stored anyway); None when it may be stored."""
+    waited_ms = request_waited_s() * 1000
+    limit = ctx.cfg.wait_time_mills_in_send_queue
+    if waited_ms <= limit:
+        return None
+    return reply(
+        request,
+        ResponseCode.SYSTEM_BUSY,
+        remark=f"[TIMEOUT_CLEAN_QUEUE]broker busy, start flow control for a while, period in "
+        f"queue: {waited_ms:.0f}ms, waitTimeMillsInSendQueue: {limit}ms",
+    )
 
 
 def group_not_exist(

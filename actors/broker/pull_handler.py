@@ -39,7 +39,6 @@ from runtime.store.record import decode_record
 PERM_READ = 4
 FLAG_COMMIT_OFFSET, FLAG_SUSPEND, FLAG_SUBSCRIPTION = 1, 2, 4
 RECHECK_S = 5.0
-MAX_MSG_BYTES = 256 * 1024 * 1024
 NOT_FOUND = ("OFFSET_OVERFLOW_ONE", "OFFSET_FOUND_NULL")
 RETRY_NOW = ("NO_MATCHED_MESSAGE", "MESSAGE_WAS_REMOVING")
 MOVED = ("OFFSET_OVERFLOW_BADLY", "OFFSET_TOO_SMALL")
@@ -161,7 +160,10 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
     if h.sys_flag & FLAG_COMMIT_OFFSET and h.commit_offset > 0 and ctx.cfg.is_master:
         ctx.store.commit_offset(h.consumer_group, h.topic, h.queue_id, h.commit_offset)
 
-    max_bytes = h.max_msg_bytes if h.max_msg_bytes and h.max_msg_bytes > 0 else MAX_MSG_BYTES
+    # RocketMQ 4 clients send no maxMsgBytes: maxTransferBytesOnMessageInMemory (256 KiB) caps
+    # the answer (a first message larger than it still comes whole)
+    cap = ctx.cfg.max_transfer_bytes_on_message_in_memory
+    max_bytes = min(h.max_msg_bytes, cap) if h.max_msg_bytes and h.max_msg_bytes > 0 else cap
     max_nums = max(1, min(h.max_msg_nums, ctx.cfg.max_transfer_count_on_message_in_memory))
 
     def get() -> GetOutcome:

@@ -14,7 +14,7 @@ import random
 import msgspec
 
 from actors.broker import send_handler
-from actors.broker.context import BrokerContext, group_not_exist, reply
+from actors.broker.context import BrokerContext, group_not_exist, reply, send_queue_busy
 from actors.broker.delay import copy_record, to_schedule
 from runtime.remoting.bodies import SubscriptionGroupConfig, TopicConfig
 from runtime.remoting.codes import DLQ_PREFIX, RETRY_PREFIX, ResponseCode
@@ -96,6 +96,9 @@ def send_back(
         record = msgspec.structs.replace(record, queue_id=random.randrange(queues))
         level = h.delay_level or 3 + original.reconsume_times
         record = to_schedule(record, level, len(ctx.cfg.delay_levels_ms()))
+    busy = send_queue_busy(ctx, request)
+    if busy is not None:
+        return busy
     outcome = ctx.store.put([record])
     code = send_handler.STATUS_CODES.get(outcome.status, ResponseCode.SYSTEM_ERROR)
     if code in send_handler.STORED_CODES:

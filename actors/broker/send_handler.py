@@ -19,7 +19,7 @@ import time
 
 import msgspec
 
-from actors.broker.context import BrokerContext, reply, topic_not_exist
+from actors.broker.context import BrokerContext, reply, send_queue_busy, topic_not_exist
 from actors.broker.delay import TimerError, delay_level, schedule, to_schedule
 from runtime.remoting.batch import split_batch
 from runtime.remoting.bodies import TopicConfig
@@ -141,6 +141,9 @@ def send(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
             ]
         except TimerError as exc:
             return reply(request, ResponseCode.MESSAGE_ILLEGAL, remark=str(exc))
+    busy = send_queue_busy(ctx, request)
+    if busy is not None:
+        return busy
     outcome = ctx.store.put(records)
     code = STATUS_CODES.get(outcome.status, ResponseCode.SYSTEM_ERROR)
     if code not in STORED_CODES:

@@ -1,5 +1,6 @@
 """Broker keys that change what clients get, against a real ``python -m runtime cluster`` with
-a profile that sets them: ``maxTransferCountOnMessageInMemory`` caps a pull,
+a profile that sets them: ``maxTransferCountOnMessageInMemory`` and
+``maxTransferBytesOnMessageInMemory`` cap a pull,
 ``autoCreateSubscriptionGroup=false`` refuses groups nobody created, ``timerWheelEnable=false``
 refuses timer messages."""
 
@@ -28,6 +29,7 @@ brokerRole = "ASYNC_MASTER"
 listenPort = 10911
 haListenPort = 10912
 maxTransferCountOnMessageInMemory = 4
+maxTransferBytesOnMessageInMemory = 8192
 autoCreateSubscriptionGroup = false
 timerWheelEnable = false
 """
@@ -86,3 +88,20 @@ def test_a_timer_message_is_refused_when_the_timer_wheel_is_off(broker: WireClie
     assert "timerWheelEnable" in reply.remark
     # and a plain message to the same topic is stored
     assert send(broker, "Timers", b"now", properties=props("t")).code == ResponseCode.SUCCESS
+
+
+def test_a_pull_gets_at_most_max_transfer_bytes_but_a_larger_message_whole(
+    broker: WireClient,
+) -> None:
+    # Given three 3,000-byte messages and then one of 10,000 bytes
+    for i in range(3):
+        body = bytes([65 + i]) * 3000
+        assert send(broker, "Bytes", body, properties=props("t")).code == 0
+    assert send(broker, "Bytes", b"Z" * 10_000, properties=props("t")).code == 0
+    _create_group(broker, "bytes-group")
+    # When a RocketMQ 4 client pulls (no maxMsgBytes), Then 8,192 bytes hold two records
+    first = pull(broker, "Bytes", 0, 0, group="bytes-group", max_nums=32)
+    assert [len(r.body) for r in records(first.body)] == [3000, 3000]
+    # and a record larger than the cap comes alone and whole
+    last = pull(broker, "Bytes", 0, 3, group="bytes-group", max_nums=32)
+    assert [len(r.body) for r in records(last.body)] == [10_000]
