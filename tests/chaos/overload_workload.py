@@ -49,7 +49,6 @@ from actors.client import (
     ConsumeResult,
     Message,
     MessageExt,
-    Producer,
     PushConsumer,
 )
 from actors.client.message import SendStatus
@@ -66,7 +65,7 @@ from tests.chaos.history import (
     classify_result,
     queue_key,
 )
-from tests.chaos.workload import store_address
+from tests.chaos.workload import chaos_producer, store_address
 from tests.harness import REPO
 from tests.wire import send_v2_header
 
@@ -114,16 +113,7 @@ class AsyncProducer:
         self.sent_bytes = 0
         self.cond = threading.Condition()
         self.stopped = threading.Event()
-        self.producer = Producer(
-            "chaos-producers",
-            namesrv=namesrv,
-            retries=0,
-            send_timeout=send_timeout,
-            compress_over=-1,
-            instance_name=f"chaos-{name}-{os.getpid()}",
-            heartbeat_interval=2.0,
-            route_refresh_interval=2.0,
-        )
+        self.producer = chaos_producer(namesrv, name, send_timeout, compress_over=-1)
         self.thread = threading.Thread(target=self._loop, name=f"producer-{name}", daemon=True)
 
     def start(self) -> AsyncProducer:
