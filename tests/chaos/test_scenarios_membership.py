@@ -61,8 +61,10 @@ def test_r15_replaced_slave_is_elected_only_once_caught_up(tmp_path: pathlib.Pat
     assert fault_kinds(result) == ["replace-slave", "kill-master"]
     assert result.facts["elections"][-1][0] == 1
     assert not result.verdict.known
+    # (its log end and the master's are read one after the other while producers send: a few
+    # records apart at most; the old bug had it join holding a tenth of the 50 MB log)
     at_join = result.facts["replacement_at_join"]
-    assert at_join["replacement_log_end"] == at_join["master_log_end"]
+    assert at_join["replacement_log_end"] >= at_join["master_log_end"] - 1024 * 1024
 
 
 # -- the log parsing (no processes) -------------------------------------------------------------
