@@ -258,6 +258,8 @@ class HAService(GeventActor):
         in_sync = frozenset(
             n for n, link in state.slaves.items() if state.counts_in_sync(n, link, end)
         )
+        for n, link in state.slaves.items():
+            link.joined = n in in_sync  # a link that left must earn its way back in
         if state.controller_mode and not state.sync:
             state.joining = frozenset(
                 n

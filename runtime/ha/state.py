@@ -38,7 +38,7 @@ class Role(enum.Enum):
 class SlaveLink:
     """The master's view of one slave (by node id)."""
 
-    __slots__ = ("acked", "caught_up_at", "connected", "target", "urn")
+    __slots__ = ("acked", "caught_up_at", "connected", "joined", "target", "urn")
 
     def __init__(self, urn: str, acked: int, *, target: int = 0, now: float = 0.0) -> None:
         self.urn = urn
@@ -46,6 +46,7 @@ class SlaveLink:
         self.connected = True
         self.target = target  # the master's write offset at the last catch-up check
         self.caught_up_at = now  # when it last held ``target``
+        self.joined = False  # in the in-sync set at the last recompute (HAService)
 
 
 class HAState:
@@ -135,17 +136,19 @@ class HAState:
             return False
         if not self.controller_mode:
             return True
-        return self.recently_caught_up(link) and self.may_join(node, link.acked)
+        return self.recently_caught_up(link) and self.may_join(link)
 
     def recently_caught_up(self, link: SlaveLink) -> bool:
         return self.clock() - link.caught_up_at <= self.not_catchup_s
 
-    def may_join(self, node: int, acked: int) -> bool:
+    def may_join(self, link: SlaveLink) -> bool:
         """Whether a connected slave within the lag limit counts as in sync: in classic mode
-        always; in controller mode once it holds ``visible`` (it then stays while within the
-        lag limit), as RocketMQ 5 lets a slave into the sync-state set only once it reached the
-        confirm offset and Kafka a follower into the ISR once it reached the high watermark."""
-        return not self.controller_mode or node in self.in_sync or acked >= self.visible
+        always; in controller mode once its link held ``visible`` (it then stays while within
+        the lag limit), as RocketMQ 5 lets a slave into the sync-state set only once it reached
+        the confirm offset and Kafka a follower into the ISR once it reached the high
+        watermark. Membership belongs to the link, not the node id: a new link of the same
+        node (a restarted or replaced slave) earns it again."""
+        return not self.controller_mode or link.joined or link.acked >= self.visible
 
     def shows_appends_at_once(self) -> bool:
         """ASYNC_MASTER in controller mode with no slave to wait for: consumers see an append

@@ -46,7 +46,7 @@ def test_controller_mode_joins_only_at_visible_and_then_stays() -> None:
     link.acked = 500
     assert s.counts_in_sync(1, link, end=600)
     # once a member, it stays while it keeps catching up, even behind a later visible
-    s.in_sync = frozenset({1})
+    link.joined = True
     s.visible = 800
     assert s.counts_in_sync(1, link, end=900)
 
@@ -80,3 +80,16 @@ def test_async_shows_appends_at_once_only_with_nobody_to_wait_for() -> None:
     assert not s.shows_appends_at_once()
     sync, _ = state(controller=True, sync=True)
     assert not sync.shows_appends_at_once()
+
+
+def test_membership_belongs_to_the_link_not_the_node_id() -> None:
+    s, clock = state(controller=True)
+    s.visible = 500
+    old = SlaveLink("old", 500, now=clock.now)
+    old.joined = True
+    s.in_sync = frozenset({1})
+    # When node 1 links again (a replaced store) before its old link was seen to close
+    new = SlaveLink("new", 0, now=clock.now)
+    # Then the new link is not in sync until it holds visible, although node 1 still is
+    assert s.counts_in_sync(1, old, end=600)
+    assert not s.counts_in_sync(1, new, end=600)
