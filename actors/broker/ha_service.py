@@ -16,11 +16,14 @@ Messages accepted (all told):
   to the epoch file before the term's first write; slave links restart to mirror it.
 
 State owned: the waiters (in offset order), per-slave links (``HAState.slaves``), the in-sync
-set (``HAState.in_sync``: connected and less than ``haSlaveFallbehindMax`` behind), the offset
-confirmed to the Dispatcher. Under SYNC_MASTER it tells the Dispatcher ``Confirm(offset,
-"replica")`` with the lowest offset every slave in ``HAState.confirm_set()`` holds, so consumers
-see only replicated records, which a failover keeps. While that set is empty nothing more is
-confirmed: records answered SLAVE_NOT_AVAILABLE stay invisible until a slave holds them.
+set (``HAState.counts_in_sync``: connected, less than ``haSlaveFallbehindMax`` behind; in
+controller mode also caught up within ``haMaxTimeSlaveNotCatchup`` and, to join, holding
+``HAState.visible``), the offset confirmed to the Dispatcher. Under SYNC_MASTER, and under
+ASYNC_MASTER in controller mode, it tells the Dispatcher ``Confirm(offset, "replica")`` with the
+lowest offset every slave in ``HAState.confirm_set()`` holds, so consumers see only replicated
+records, which a failover keeps. While that set is empty a SYNC_MASTER confirms nothing more
+(records answered SLAVE_NOT_AVAILABLE stay invisible until a slave holds them); an ASYNC_MASTER
+with no slave joining confirms its own log (``HACondition`` confirms each append at once).
 
 Durability point: the epoch file (atomic rewrite). The HA listen socket is served by a sibling
 ``Acceptor`` that starts one ``HAConnection`` per slave.
@@ -33,6 +36,7 @@ import time
 from collections import deque
 from typing import Any
 
+import gevent
 import pykka
 from loguru import logger
 
@@ -96,9 +100,12 @@ class HACondition:
     """The replication condition of a master (``runtime.store.context.ReplicationCondition``).
 
     ASYNC_MASTER: nothing to wait for, except that in controller mode the reply re-checks the
-    lease. SYNC_MASTER: ``AwaitReplica`` to the HAService; consumers see only what the in-sync
-    slaves hold (``confirm_source`` "replica"). ``required`` is also true while slaves are
-    connected, so every append wakes the senders streaming to them.
+    lease, and consumers see only what the in-sync slaves hold; with no slave in sync or joining
+    (``HAState.shows_appends_at_once``) the appends are confirmed to the Dispatcher at once, in
+    one ``Confirm`` per writer group (a hub callback after the group's replies). SYNC_MASTER:
+    ``AwaitReplica`` to the HAService; consumers see only what the in-sync slaves hold
+    (``confirm_source`` "replica"). ``required`` is also true while slaves are connected, so
+    every append wakes the senders streaming to them.
     """
 
     def __init__(self, ha: HAContext) -> None:
@@ -107,6 +114,7 @@ class HACondition:
         self.confirm_source: str | None = (
             "replica" if ha.state.sync or ha.state.controller_mode else None
         )
+        self._confirm_due = False  # a callback will confirm ``state.visible`` (ASYNC, alone)
 
     @property
     def required(self) -> bool:
@@ -121,7 +129,9 @@ class HACondition:
             if state.controller_mode and state.shows_appends_at_once():
                 # no slave to wait for: consumers see it now (see HAState.visible)
                 state.visible = max(state.visible, offset)
-                self.ha.tell(self.ha.store.names.dispatcher, Confirm(offset, "replica", False))
+                if not self._confirm_due:
+                    self._confirm_due = True
+                    gevent.get_hub().loop.run_callback(self._confirm_visible)
             ok = state.lease_valid() and not state.fenced
             fut.set(ReplicationStatus.REPLICATED if ok else ReplicationStatus.FLUSH_SLAVE_TIMEOUT)
             return fut
@@ -133,6 +143,12 @@ class HACondition:
         except pykka.ActorDeadError:
             fut.set(ReplicationStatus.SLAVE_NOT_AVAILABLE)
         return fut
+
+    def _confirm_visible(self) -> None:
+        """One Confirm for the appends of a writer group (they all raised ``visible``)."""
+        self._confirm_due = False
+        offset = self.state.visible
+        self.ha.tell(self.ha.store.names.dispatcher, Confirm(offset, "replica", False))
 
 
 class HAService(GeventActor):

@@ -40,7 +40,8 @@ class ReplicationCondition(Protocol):
     commit log up to ``offset`` is replicated as the broker role requires (or the slave timeout
     passes). ``required`` False means appends need not wait at all (ASYNC_MASTER, or no HA).
     ``confirm_source`` names the Dispatcher confirmation source the replicator sends
-    (``Confirm(offset, source)``) when consumers must only see replicated data (SYNC_MASTER).
+    (``Confirm(offset, source)``) when consumers must only see replicated data (SYNC_MASTER,
+    and ASYNC_MASTER in controller mode).
     """
 
     required: bool
