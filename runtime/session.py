@@ -18,7 +18,10 @@ waiting for a response (by opaque), the count of requests in flight.
 
 Behaviour: every request runs in its own greenlet (a reused one: ``runtime.workers``), so a
 15 s long-poll pull never delays the heartbeat or offset query behind it on the same
-connection; responses go out by opaque in whatever order they finish. Oneway requests get no
+connection; responses go out by opaque in whatever order they finish. The processor's
+``ordered_codes`` (the broker's sends) still take effect in arrival order: each waits, at the
+step its handler marks (``wait_turn`` / ``end_turn``), for the previous one of the connection,
+so pipelined async sends are stored in the order they were written. Oneway requests get no
 reply. A frame that was read whole but has a bad header gets an error response and the
 connection goes on; a broken stream (bad length, wrong serialize type), or a header whose
 request id cannot be read, gets an error reply when its opaque can be read and the connection
@@ -36,6 +39,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import gevent
+import gevent.event
 import gevent.local
 import gevent.lock
 import msgspec
@@ -65,6 +69,76 @@ _session_ids = itertools.count(1)
 _request = gevent.local.local()
 
 
+class Turn:
+    """One ordered request's place in its connection's line (see ``wait_turn``).
+
+    A turn is done when its request ended it and every earlier turn is done: a request that
+    gave up waiting (and so took no step) ends its turn only once the one before it ends."""
+
+    __slots__ = ("after", "done", "event", "prev")
+
+    def __init__(self, prev: Turn | None) -> None:
+        self.prev = prev
+        self.done = False
+        self.event: gevent.event.Event | None = None
+        self.after: Turn | None = None
+        """The next turn, when it ended before this one did (it ends with this one)."""
+
+    def wait(self, timeout: float) -> bool:
+        """Wait until the previous turn is done; False if it is not within ``timeout``."""
+        prev = self.prev
+        if prev is None or prev.done:
+            self.prev = None
+            return True
+        if timeout <= 0:
+            return False
+        if prev.event is None:
+            prev.event = gevent.event.Event()
+        if not prev.event.wait(timeout):
+            return False
+        self.prev = None
+        return True
+
+    def end(self) -> None:
+        """End this turn: now if the previous one is done, else when it is."""
+        if self.done:
+            return
+        prev = self.prev
+        if prev is not None and not prev.done:
+            prev.after = self
+            return
+        turn: Turn | None = self
+        while turn is not None:  # a loop, not recursion: thousands may have given up
+            turn.done = True
+            turn.prev = None  # no chain of finished turns kept alive
+            if turn.event is not None:
+                turn.event.set()
+            following = turn.after
+            turn.after = None
+            turn = following
+
+
+def wait_turn(timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds until every earlier ordered request of this connection
+    has ended its turn; False if it has not by then (the caller must then not take the step).
+
+    The processor names its ordered request codes (``ordered_codes``, the broker's sends): each
+    such request's turn follows the previous one's of the same connection. A handler calls this
+    right before the step whose order must follow arrival (a send: queueing its records for the
+    CommitLog) and ``end_turn`` right after it; a request that returns earlier ends its turn
+    when it is answered. Everything before runs concurrently as before. True at once outside
+    an ordered request."""
+    turn = getattr(_request, "turn", None)
+    return turn is None or turn.wait(timeout)
+
+
+def end_turn() -> None:
+    """Let the next ordered request of this connection take its turn (no-op outside one)."""
+    turn = getattr(_request, "turn", None)
+    if turn is not None:
+        turn.end()
+
+
 def request_waited_s() -> float:
     """Seconds since the request this greenlet serves was read off its socket (0 outside a
     request): how long it waited behind others before its handler got this far (RocketMQ's
@@ -77,7 +151,9 @@ class Processor(Protocol):
     """Serves the requests of one role (name server or broker).
 
     ``process`` runs in a greenlet of its own and may block on futures (with timeouts); it
-    returns the response, or None for a oneway request or when it replied itself.
+    returns the response, or None for a oneway request or when it replied itself. A processor
+    may name ``ordered_codes`` (a frozenset of request codes) whose handlers take turns in
+    arrival order (``wait_turn``).
     """
 
     def process(
@@ -273,6 +349,8 @@ class ClientSession(GeventActor):
         )
         self._last_read = time.monotonic()
         self._in_flight = 0
+        self._ordered: frozenset[int] = getattr(processor, "ordered_codes", frozenset())
+        self._last_turn: Turn | None = None
         self._reader: gevent.Greenlet | None = None
         self._closed = False
 
@@ -385,14 +463,18 @@ class ClientSession(GeventActor):
                     )
             else:
                 self._in_flight += 1
-                workers.submit(self._serve, cmd, self._last_read)
+                turn = None
+                if cmd.code in self._ordered:
+                    turn = self._last_turn = Turn(self._last_turn)
+                workers.submit(self._serve, cmd, self._last_read, turn)
 
     def _reply_error(self, opaque: int, code: int, remark: str) -> None:
         probe = RemotingCommand(code=0, opaque=opaque)
         self.handle.write(RemotingCommand.response_to(probe, code, remark=remark))
 
-    def _serve(self, request: RemotingCommand, arrived: float) -> None:
+    def _serve(self, request: RemotingCommand, arrived: float, turn: Turn | None) -> None:
         _request.arrived = arrived
+        _request.turn = turn
         try:
             response = self._process(request)
             if response is not None and not request.is_oneway and not self._closed:
@@ -400,6 +482,9 @@ class ClientSession(GeventActor):
         finally:
             self._in_flight -= 1
             _request.arrived = None
+            if turn is not None:
+                turn.end()
+                _request.turn = None
 
     def _process(self, request: RemotingCommand) -> RemotingCommand | None:
         try:

@@ -14,7 +14,7 @@ from config import BrokerConfig
 from runtime.directory import Directory
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
-from runtime.session import request_waited_s
+from runtime.session import request_waited_s, wait_turn
 
 ASK_TIMEOUT = 5.0
 
@@ -90,14 +90,16 @@ SYSTEM_GROUPS = frozenset(
 
 
 def send_queue_busy(ctx: BrokerContext, request: RemotingCommand) -> RemotingCommand | None:
-    """SYSTEM_BUSY, nothing stored, for a send that waited longer than
-    ``waitTimeMillsInSendQueue`` since it was read (RocketMQ's fast failure of its send queue:
+    """None when the send may be stored now: it is its turn (the connection's earlier sends are
+    queued for storage, ``runtime.session.wait_turn``) within ``waitTimeMillsInSendQueue`` of
+    being read. Else SYSTEM_BUSY, nothing stored (RocketMQ's fast failure of its send queue:
     under overload the client hears "busy" at once instead of timing out on a send that is then
-    stored anyway); None when it may be stored."""
-    waited_ms = request_waited_s() * 1000
+    stored anyway)."""
     limit = ctx.cfg.wait_time_mills_in_send_queue
-    if waited_ms <= limit:
+    budget_s = limit / 1000 - request_waited_s()
+    if budget_s >= 0 and wait_turn(budget_s):
         return None
+    waited_ms = request_waited_s() * 1000
     return reply(
         request,
         ResponseCode.SYSTEM_BUSY,

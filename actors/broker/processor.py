@@ -92,6 +92,11 @@ HANDLERS: dict[int, Handler] = {
 class BrokerProcessor:
     """Serves one broker's requests."""
 
+    ordered_codes = frozenset(
+        {RequestCode.SEND_MESSAGE, RequestCode.SEND_MESSAGE_V2, RequestCode.SEND_BATCH_MESSAGE}
+    )
+    """Sends of one connection are stored in the order they arrived (send_handler's turn)."""
+
     def __init__(self, ctx: BrokerContext, handlers: dict[int, Handler] | None = None) -> None:
         self.ctx = ctx
         self.handlers = dict(HANDLERS if handlers is None else handlers)

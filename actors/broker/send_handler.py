@@ -141,10 +141,10 @@ def send(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
             ]
         except TimerError as exc:
             return reply(request, ResponseCode.MESSAGE_ILLEGAL, remark=str(exc))
-    busy = send_queue_busy(ctx, request)
+    busy = send_queue_busy(ctx, request)  # after the connection's earlier sends, in time
     if busy is not None:
         return busy
-    outcome = ctx.store.put(records)
+    outcome = ctx.store.put(records)  # ends the turn once the records are queued
     code = STATUS_CODES.get(outcome.status, ResponseCode.SYSTEM_ERROR)
     if code not in STORED_CODES:
         return reply(request, code, remark=outcome.remark or outcome.status)

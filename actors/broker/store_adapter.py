@@ -18,6 +18,7 @@ from actors.broker.store_port import GetOutcome, PutOutcome
 from actors.broker.store_service import BrokerStore
 from actors.broker.topic_config import is_system_topic, system_topic_names
 from runtime.remoting.bodies import SubscriptionGroupConfig, SubscriptionGroupWrapper, TopicConfig
+from runtime.session import end_turn
 from runtime.store.record import PutRecord
 
 ASK_TIMEOUT = 5.0
@@ -164,7 +165,12 @@ class StoreAdapter:
     # -- write path ---------------------------------------------------------------------------
 
     def put(self, records: list[PutRecord]) -> PutOutcome:
-        result = self._get(self.store.put(records), self.put_timeout)
+        """Store ``records`` as one batch. The request's turn (``runtime.session.wait_turn``)
+        ends once they are queued for the CommitLog, before the wait for their durability, so
+        the connection's next send is queued right behind them and both share a flush."""
+        future = self.store.put(records)
+        end_turn()
+        result = self._get(future, self.put_timeout)
         return PutOutcome(
             status=result.status.value,
             queue_offset=result.queue_offset,

@@ -373,6 +373,12 @@ def _judge(
     )
     verdict.require("inconsistent-offsets = ∅", not k.inconsistent_offsets, k.inconsistent_offsets)
     verdict.require("one offset per value", not k.duplicate, k.duplicate)
+    flood_reordered = [a for a in k.nonmonotonic_send if a.process == FLOODER]
+    verdict.require(
+        "the flood's sends are stored in the order it wrote them (one connection)",
+        not flood_reordered,
+        flood_reordered[:10],
+    )
     gaps = C.group_gaps(entries, GROUP, from_zero=True)
     verdict.require("offsets contiguous from 0 in every queue", not gaps, gaps)
     reached: dict[str, int] = collections.defaultdict(int)

@@ -16,6 +16,7 @@ import pytest
 from runtime.remoting.batch import BatchEntry, encode_batch
 from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
+from runtime.remoting.frame import encode
 from runtime.remoting.properties import encode_properties
 from runtime.remoting.queue_maps import parse_fastjson
 from runtime.store.record import StoredRecord, decode_record
@@ -495,3 +496,36 @@ def test_broker_consume_stats_lists_every_group_with_its_lag(broker: WireClient)
     lag = {q["queueId"]: w["brokerOffset"] - w["consumerOffset"] for q, w in stats["offsetTable"]}
     assert lag[0] == 2
     assert body["totalDiff"] >= 2 and body["brokerAddr"]
+
+
+def test_pipelined_sends_of_one_connection_are_stored_in_arrival_order(
+    cluster: dict[str, str],
+) -> None:
+    client = WireClient(cluster["broker-a/0"])
+    stamp = time.monotonic_ns()
+    known, new = f"Pipelined{stamp}", f"PipelinedNew{stamp}"
+    assert send(client, known, b"create").code == ResponseCode.SUCCESS
+    # Given one connection that writes, in one write and without waiting for replies, a send
+    # to a topic that does not exist yet (its handler waits while the topic is auto-created)
+    # and then 200 sends to a topic the broker knows (their handlers need not wait)
+    requests = [
+        RemotingCommand.request(
+            RequestCode.SEND_MESSAGE_V2,
+            send_v2_header(topic, group="test-pg", queue_id=0, born_ms=int(time.time() * 1000)),
+            f"m{i}".encode(),
+        )
+        for i, topic in enumerate([new] + [known] * 200)
+    ]
+    client.send_raw(b"".join(encode(r) for r in requests))
+    # When every reply has arrived
+    positions: dict[int, int] = {}
+    while len(positions) < len(requests):
+        response = client.receive()
+        assert response.code == ResponseCode.SUCCESS, response.remark
+        # the message id ends with the record's CommitLog offset (16 hex digits)
+        positions[response.opaque] = int(response.ext_fields["msgId"][-16:], 16)
+    client.close()
+    # Then the CommitLog holds them in the order they were written (as RocketMQ's single send
+    # thread stores them), the new topic's message first
+    in_arrival_order = [positions[r.opaque] for r in requests]
+    assert in_arrival_order == sorted(in_arrival_order)
