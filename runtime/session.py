@@ -14,7 +14,8 @@ Proxy-free API through ``SessionHandle`` (safe from any greenlet): ``send_oneway
 ``close``.
 
 State owned: the socket, the frame decoder (inside the reader greenlet), outbound requests
-waiting for a response (by opaque), the count of requests in flight.
+waiting for a response (by opaque), the requests in flight (``runtime.in_flight``: past its
+bounds a request is answered SYSTEM_BUSY and not served).
 
 Behaviour: every request runs in its own greenlet (a reused one: ``runtime.workers``), so a
 15 s long-poll pull never delays the heartbeat or offset query behind it on the same
@@ -39,8 +40,6 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import gevent
-import gevent.event
-import gevent.local
 import gevent.lock
 import msgspec
 import pykka
@@ -49,13 +48,13 @@ from loguru import logger
 from runtime import workers
 from runtime.actor import GeventActor, GeventFuture, new_future
 from runtime.errors import ProtocolError
+from runtime.in_flight import MAX_IN_FLIGHT, MAX_IN_FLIGHT_BYTES, InFlight
 from runtime.receive import receiver
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.frame import FrameDecoder, encode
+from runtime.request_context import Turn, begin, finish
 
-MAX_IN_FLIGHT = 4096
-"""Requests one connection may have in flight; beyond it the answer is SYSTEM_BUSY."""
 READ_SIZE = 65536
 """Bytes asked of each ``recv``. Not more: CPython allocates the whole size before the call and
 shrinks the result after; above glibc's mmap threshold (128 KiB until the process frees a larger
@@ -64,87 +63,6 @@ call, ~13 us here even when a few bytes arrive (or none: EAGAIN). Larger frames 
 reads."""
 
 _session_ids = itertools.count(1)
-
-
-_request = gevent.local.local()
-
-
-class Turn:
-    """One ordered request's place in its connection's line (see ``wait_turn``).
-
-    A turn is done when its request ended it and every earlier turn is done: a request that
-    gave up waiting (and so took no step) ends its turn only once the one before it ends."""
-
-    __slots__ = ("after", "done", "event", "prev")
-
-    def __init__(self, prev: Turn | None) -> None:
-        self.prev = prev
-        self.done = False
-        self.event: gevent.event.Event | None = None
-        self.after: Turn | None = None
-        """The next turn, when it ended before this one did (it ends with this one)."""
-
-    def wait(self, timeout: float) -> bool:
-        """Wait until the previous turn is done; False if it is not within ``timeout``."""
-        prev = self.prev
-        if prev is None or prev.done:
-            self.prev = None
-            return True
-        if timeout <= 0:
-            return False
-        if prev.event is None:
-            prev.event = gevent.event.Event()
-        if not prev.event.wait(timeout):
-            return False
-        self.prev = None
-        return True
-
-    def end(self) -> None:
-        """End this turn: now if the previous one is done, else when it is."""
-        if self.done:
-            return
-        prev = self.prev
-        if prev is not None and not prev.done:
-            prev.after = self
-            return
-        turn: Turn | None = self
-        while turn is not None:  # a loop, not recursion: thousands may have given up
-            turn.done = True
-            turn.prev = None  # no chain of finished turns kept alive
-            if turn.event is not None:
-                turn.event.set()
-            following = turn.after
-            turn.after = None
-            turn = following
-
-
-def wait_turn(timeout: float) -> bool:
-    """Wait up to ``timeout`` seconds until every earlier ordered request of this connection
-    has ended its turn; False if it has not by then (the caller must then not take the step).
-
-    The processor names its ordered request codes (``ordered_codes``, the broker's sends): each
-    such request's turn follows the previous one's of the same connection. A handler calls this
-    right before the step whose order must follow arrival (a send: queueing its records for the
-    CommitLog) and ``end_turn`` right after it; a request that returns earlier ends its turn
-    when it is answered. Everything before runs concurrently as before. True at once outside
-    an ordered request."""
-    turn = getattr(_request, "turn", None)
-    return turn is None or turn.wait(timeout)
-
-
-def end_turn() -> None:
-    """Let the next ordered request of this connection take its turn (no-op outside one)."""
-    turn = getattr(_request, "turn", None)
-    if turn is not None:
-        turn.end()
-
-
-def request_waited_s() -> float:
-    """Seconds since the request this greenlet serves was read off its socket (0 outside a
-    request): how long it waited behind others before its handler got this far (RocketMQ's
-    time in the send queue)."""
-    arrived = getattr(_request, "arrived", None)
-    return 0.0 if arrived is None else time.monotonic() - arrived
 
 
 class Processor(Protocol):
@@ -337,18 +255,18 @@ class ClientSession(GeventActor):
         *,
         idle_timeout: float = 120.0,
         max_in_flight: int = MAX_IN_FLIGHT,
+        max_in_flight_bytes: int = MAX_IN_FLIGHT_BYTES,
     ) -> None:
         super().__init__()
         self.role = role
         self.sock = sock
         self.processor = processor
         self.idle_timeout = idle_timeout
-        self.max_in_flight = max_in_flight
         self.handle = SessionHandle(
             self.actor_ref, f"{address[0]}:{address[1]}", next(_session_ids), sock
         )
         self._last_read = time.monotonic()
-        self._in_flight = 0
+        self._in_flight = InFlight(max_in_flight, max_in_flight_bytes)
         self._ordered: frozenset[int] = getattr(processor, "ordered_codes", frozenset())
         self._last_turn: Turn | None = None
         self._reader: gevent.Greenlet | None = None
@@ -454,15 +372,12 @@ class ClientSession(GeventActor):
         for cmd in commands:
             if cmd.is_response:
                 self.handle._response(cmd)
-            elif self._in_flight >= self.max_in_flight:
+                continue
+            refused = self._in_flight.admit(len(cmd.body))
+            if refused is not None:
                 if not cmd.is_oneway:
-                    self._reply_error(
-                        cmd.opaque,
-                        ResponseCode.SYSTEM_BUSY,
-                        f"too many requests in flight (> {self.max_in_flight})",
-                    )
+                    self._reply_error(cmd.opaque, ResponseCode.SYSTEM_BUSY, refused)
             else:
-                self._in_flight += 1
                 turn = None
                 if cmd.code in self._ordered:
                     turn = self._last_turn = Turn(self._last_turn)
@@ -473,18 +388,14 @@ class ClientSession(GeventActor):
         self.handle.write(RemotingCommand.response_to(probe, code, remark=remark))
 
     def _serve(self, request: RemotingCommand, arrived: float, turn: Turn | None) -> None:
-        _request.arrived = arrived
-        _request.turn = turn
+        begin(arrived, turn)
         try:
             response = self._process(request)
             if response is not None and not request.is_oneway and not self._closed:
                 self.handle.reply(response)
         finally:
-            self._in_flight -= 1
-            _request.arrived = None
-            if turn is not None:
-                turn.end()
-                _request.turn = None
+            self._in_flight.release(len(request.body))
+            finish()
 
     def _process(self, request: RemotingCommand) -> RemotingCommand | None:
         try:

@@ -14,7 +14,7 @@ from config import BrokerConfig
 from runtime.directory import Directory
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
-from runtime.session import request_waited_s, wait_turn
+from runtime.request_context import request_waited_s, wait_turn
 
 ASK_TIMEOUT = 5.0
 
@@ -91,7 +91,7 @@ SYSTEM_GROUPS = frozenset(
 
 def send_queue_busy(ctx: BrokerContext, request: RemotingCommand) -> RemotingCommand | None:
     """None when the send may be stored now: it is its turn (the connection's earlier sends are
-    queued for storage, ``runtime.session.wait_turn``) within ``waitTimeMillsInSendQueue`` of
+    queued for storage: ``request_context.wait_turn``) within ``waitTimeMillsInSendQueue`` of
     being read. Else SYSTEM_BUSY, nothing stored (RocketMQ's fast failure of its send queue:
     under overload the client hears "busy" at once instead of timing out on a send that is then
     stored anyway)."""

@@ -18,7 +18,7 @@ from actors.broker.store_port import GetOutcome, PutOutcome
 from actors.broker.store_service import BrokerStore
 from actors.broker.topic_config import is_system_topic, system_topic_names
 from runtime.remoting.bodies import SubscriptionGroupConfig, SubscriptionGroupWrapper, TopicConfig
-from runtime.session import end_turn
+from runtime.request_context import end_turn
 from runtime.store.record import PutRecord
 
 ASK_TIMEOUT = 5.0
@@ -165,7 +165,7 @@ class StoreAdapter:
     # -- write path ---------------------------------------------------------------------------
 
     def put(self, records: list[PutRecord]) -> PutOutcome:
-        """Store ``records`` as one batch. The request's turn (``runtime.session.wait_turn``)
+        """Store ``records`` as one batch. The request's turn (``request_context.wait_turn``)
         ends once they are queued for the CommitLog, before the wait for their durability, so
         the connection's next send is queued right behind them and both share a flush."""
         future = self.store.put(records)

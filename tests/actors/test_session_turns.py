@@ -1,5 +1,6 @@
-"""Ordered requests of one connection take turns in arrival order (runtime.session.wait_turn)
-while everything else on the connection stays concurrent."""
+"""Ordered requests of one connection take turns in arrival order
+(``runtime.request_context.wait_turn``) while everything else on the connection stays
+concurrent."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import pytest
 
 from runtime.net import Acceptor, bind
 from runtime.remoting.command import RemotingCommand
-from runtime.session import SessionHandle, end_turn, session_factory, wait_turn
+from runtime.request_context import end_turn, wait_turn
+from runtime.session import SessionHandle, session_factory
 from tests.wire import WireClient as Client
 
 pytestmark = pytest.mark.timeout(20)

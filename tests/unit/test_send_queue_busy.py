@@ -10,7 +10,7 @@ import gevent
 
 from actors.broker.context import send_queue_busy
 from config import BrokerConfig
-from runtime import session
+from runtime import request_context
 from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
 
@@ -23,8 +23,12 @@ def _in_request(arrived: float | None, fn: object) -> object:
     """Run ``fn`` in a greenlet as a session serves a request read at ``arrived``."""
 
     def serve() -> object:
-        session._request.arrived = arrived
-        return fn()  # type: ignore[operator]
+        if arrived is not None:
+            request_context.begin(arrived, None)
+        try:
+            return fn()  # type: ignore[operator]
+        finally:
+            request_context.finish()
 
     return gevent.spawn(serve).get(timeout=5)
 
@@ -40,4 +44,4 @@ def test_a_send_that_waited_past_the_limit_is_busy_and_a_fresh_one_goes_on() -> 
     # Given one read just now, Then it goes on
     assert _in_request(time.monotonic(), lambda: send_queue_busy(ctx, request)) is None
     # and outside a served request nothing has waited
-    assert _in_request(None, session.request_waited_s) == 0.0
+    assert _in_request(None, request_context.request_waited_s) == 0.0

@@ -1,10 +1,10 @@
-"""runtime.session.Turn: the line of one connection's ordered requests."""
+"""runtime.request_context.Turn: the line of one connection's ordered requests."""
 
 from __future__ import annotations
 
 import pytest
 
-from runtime.session import Turn
+from runtime.request_context import Turn
 
 pytestmark = pytest.mark.timeout(10)
 
