@@ -17,7 +17,7 @@ import pathlib
 import signal
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from tests.chaos import admin
@@ -37,9 +37,15 @@ class Node:
     """One runtime process; see the module docstring."""
 
     def __init__(
-        self, name: str, args: Sequence[str], workdir: pathlib.Path, log_level: str = "INFO"
+        self,
+        name: str,
+        args: Sequence[str],
+        workdir: pathlib.Path,
+        log_level: str = "INFO",
+        env: dict[str, str] | None = None,
     ) -> None:
         self.name = name
+        self.env = env  # extra environment of every incarnation
         self.args = ["--log-level", log_level, *args]
         self.logs = workdir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -61,7 +67,7 @@ class Node:
             raise RuntimeError(f"{self.name} is already running")
         self._save_log()
         self.incarnation += 1
-        self.proc = RuntimeProcess(self.args)
+        self.proc = RuntimeProcess(self.args, env=self.env)
         self.paused = False
         self.addresses = self.proc.wait_ready(timeout)
         return self.addresses
@@ -168,10 +174,14 @@ class Cluster:
         self.namesrv = ""
         self.brokers: dict[str, Node] = {}
         self.specs: dict[str, BrokerSpec] = {}
+        self.env_for: Callable[[str], dict[str, str]] | None = None
+        """Extra environment of each node by name (set before the nodes start)."""
 
     def start_namesrv(self, extra_args: Sequence[str] = ()) -> str:
         if extra_args:
             self.namesrv_node.args += list(extra_args)
+        if self.env_for is not None:
+            self.namesrv_node.env = self.env_for(self.namesrv_node.name)
         self.namesrv = self.namesrv_node.start()["namesrv"]
         return self.namesrv
 
@@ -180,7 +190,8 @@ class Cluster:
         name = spec.label.replace("/", "-")
         conf = self.workdir / f"{name}.properties"
         conf.write_text(spec.properties(self.namesrv, self.workdir / "store" / name))
-        node = Node(name, ["broker", "-c", str(conf)], self.workdir, self.log_level)
+        env = self.env_for(name) if self.env_for is not None else None
+        node = Node(name, ["broker", "-c", str(conf)], self.workdir, self.log_level, env)
         self.brokers[spec.label] = node
         self.specs[spec.label] = spec
         return node

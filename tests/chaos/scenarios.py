@@ -422,12 +422,20 @@ SCENARIOS: dict[str, Callable[[RunConfig], Result]] = {
 def all_scenarios() -> dict[str, Callable[[RunConfig], Result]]:
     """The single-node scenarios here, the replication ones of ``scenarios_ha`` and
     ``scenarios_membership``, the message-semantics ones of ``scenarios_semantics``."""
+    from tests.chaos.scenarios_clock import CLOCK_SCENARIOS
     from tests.chaos.scenarios_ha import HA_SCENARIOS
     from tests.chaos.scenarios_membership import MEMBERSHIP_SCENARIOS
     from tests.chaos.scenarios_overload import OVERLOAD_SCENARIOS as OVERLOAD
     from tests.chaos.scenarios_semantics import SEMANTIC_SCENARIOS
 
-    return {**SCENARIOS, **HA_SCENARIOS, **MEMBERSHIP_SCENARIOS, **SEMANTIC_SCENARIOS, **OVERLOAD}
+    return {
+        **SCENARIOS,
+        **HA_SCENARIOS,
+        **MEMBERSHIP_SCENARIOS,
+        **SEMANTIC_SCENARIOS,
+        **OVERLOAD,
+        **CLOCK_SCENARIOS,
+    }
 
 
 def run(name: str, cfg: RunConfig) -> Result:
