@@ -2,7 +2,8 @@
 
 Messages:
 - ``PullNext``: issue the next PULL_MESSAGE (SUSPEND: the broker holds it up to 15 s) unless one
-  is in flight, the puller is paused by flow control, or it is quiescing.
+  is in flight, the puller is paused by flow control, or it is quiescing. The pull itself (which
+  broker, the request, its cancellation) is ``actors.client.pull_ticket``'s.
 - ``PullDone(generation, result, error)``: the pull greenlet's outcome. Found messages go into
   the ProcessQueue and to the sink (the push consumer's listener pool, or the lite consumer's
   poll buffer); then the next pull starts at once, unless more than ``max_cached_messages`` or
@@ -45,12 +46,13 @@ import gevent
 import pykka
 from loguru import logger
 
-from actors.client.errors import BrokerError, ClientError, NoRouteError
+from actors.client.errors import BrokerError, ClientError
 from actors.client.instance import ClientInstance
 from actors.client.message import MessageExt, MessageQueue, PullStatus
 from actors.client.offsets import UpdateOffset
 from actors.client.process_queue import ProcessQueue
-from actors.client.pull import PullResult, TagFilter, decode_pull_response, pull_header
+from actors.client.pull import PullResult, TagFilter
+from actors.client.pull_ticket import PullCancelled, PullTicket, pull_once
 from actors.client.puller_messages import (
     Consumed,
     PullDone,
@@ -63,43 +65,13 @@ from actors.client.puller_messages import (
     Sink,
     next_generation,
 )
-from actors.client.remoting import forget, make_request
 from actors.client.send_back import resend_to_retry, send_back
 from runtime import workers
 from runtime.actor import GeventActor, tell_now
 from runtime.errors import ProtocolError
-from runtime.remoting.codes import RequestCode
 from runtime.remoting.running_info import ProcessQueueInfo
 
 MIB = 1024 * 1024
-
-
-class PullCancelled(Exception):
-    """The puller dropped this pull (stop, seek, quiesce) while it waited for the broker."""
-
-
-class _PullTicket:
-    """One pull in flight, as the puller sees it. The pull runs in a reused greenlet that is
-    never killed: ``cancel`` marks it dropped (its outcome is never told) and wakes its wait for
-    the broker's answer at once (a long poll may be held 15 s)."""
-
-    __slots__ = ("_waiting", "cancelled")
-
-    def __init__(self) -> None:
-        self.cancelled = False
-        self._waiting: tuple[Any, int, Any] | None = None  # (session, opaque, future)
-
-    def sent(self, handle: Any, opaque: int, future: Any) -> None:
-        self._waiting = (handle, opaque, future)
-
-    def cancel(self) -> None:
-        self.cancelled = True
-        waiting, self._waiting = self._waiting, None
-        if waiting is not None:
-            handle, opaque, future = waiting
-            forget(handle, opaque)
-            if not future.done():
-                future.set_exception((PullCancelled, PullCancelled(), None))
 
 
 class QueuePuller(GeventActor):
@@ -128,7 +100,7 @@ class QueuePuller(GeventActor):
         self.generation = next_generation()
         self.paused = False
         self.quiescing = False
-        self._pull: _PullTicket | None = None
+        self._pull: PullTicket | None = None
         self._reported = start_offset
         self._warned = False
         self._suggested = 0
@@ -209,47 +181,25 @@ class QueuePuller(GeventActor):
             return
         commit = self.pq.committable() if self.options.commit_in_pull else -1
         self.last_pull_ms = int(time.time() * 1000)
-        self._pull = ticket = _PullTicket()
+        self._pull = ticket = PullTicket()
         # a reused greenlet (not a fresh one per pull): cancelled through its ticket
         workers.submit(self._pull_greenlet, ticket, self.generation, self.pq.pulled_upto, commit)
 
-    def _pull_greenlet(
-        self, ticket: _PullTicket, generation: int, offset: int, commit: int
-    ) -> None:
+    def _pull_greenlet(self, ticket: PullTicket, generation: int, offset: int, commit: int) -> None:
         result: PullResult | None = None
         error: Exception | None = None
-        opts = self.options
         try:
-            route = self.instance.route(self.mq.topic)
-            # RocketMQ's pullFromWhichNodeTable: the broker last suggested where to read from
-            # (a slave when this consumer is far behind); else the master, else any slave.
-            suggested = route.brokers.get(self.mq.broker_name, {}).get(self._suggested)
-            address = (
-                suggested
-                or route.master(self.mq.broker_name)
-                or route.any_address(self.mq.broker_name)
-            )
-            if address is None:
-                raise NoRouteError(self.mq.topic, f"no address for {self.mq.broker_name}")
-            ext = pull_header(
+            result = pull_once(
+                self.instance,
                 self.group,
                 self.mq,
-                offset,
-                max_nums=opts.batch_size,
-                expression=self.tag_filter.expression,
-                expression_type=self.tag_filter.expression_type,
-                commit_offset=commit,
-                suspend_ms=opts.suspend_ms,
-                lite=opts.lite,
+                offset=offset,
+                commit=commit,
+                tag_filter=self.tag_filter,
+                options=self.options,
+                suggested=self._suggested,
+                ticket=ticket,
             )
-            cmd = make_request(RequestCode.PULL_MESSAGE, ext)
-            timeout = opts.suspend_ms / 1000 + 15.0
-            if ticket.cancelled:  # dropped while the route or the connection came
-                return
-            response = self.instance.remoting.invoke(address, cmd, timeout, "pull", ticket.sent)
-            result = decode_pull_response(response, self.mq, offset, self.tag_filter)
-            if result is None:
-                error = BrokerError(response.code, response.remark, address, "pull")
         except (ClientError, ProtocolError) as exc:
             error = exc
         except PullCancelled:

@@ -18,7 +18,8 @@ from actors.client.instance import ClientInstance
 from actors.client.message import MessageExt, MessageQueue
 from actors.client.offsets import OffsetStore, Persist, ReadOffset, UpdateOffset, read_local
 from actors.client.pull import TagFilter
-from actors.client.puller import PullCancelled, QueuePuller, _PullTicket
+from actors.client.pull_ticket import PullCancelled, PullTicket
+from actors.client.puller import QueuePuller
 from actors.client.puller_messages import Consumed, PullOptions, Seek, next_generation
 from actors.client.testing import FakeCluster
 from runtime.actor import new_future
@@ -267,7 +268,7 @@ def test_stopping_a_puller_hands_its_offset_to_the_store(
 
 def test_a_cancelled_pull_wakes_its_wait_forgets_the_request_and_tells_nothing() -> None:
     # Given a pull whose request is out and whose greenlet waits for the broker's answer
-    ticket = _PullTicket()
+    ticket = PullTicket()
     session = SimpleNamespace(_pending={41: "other", 42: "this pull"})
     future = new_future()
     ticket.sent(session, 42, future)

@@ -1,0 +1,95 @@
+"""One pull in flight: where it goes, the PULL_MESSAGE itself, and how the puller drops it.
+
+``pull_once`` runs in a pull greenlet of a ``QueuePuller`` (``actors.client.puller``): it picks
+the broker to read from (RocketMQ's pullFromWhichNodeTable: the broker id the last response
+suggested, a slave when the consumer is far behind; else the master, else any slave), sends
+one PULL_MESSAGE (SUSPEND: the broker may hold it ``suspend_ms``) and decodes the answer.
+
+``PullTicket`` is the puller's handle on that pull. The greenlet is reused and never killed:
+``cancel`` (stop, seek, quiesce) marks the pull dropped, so its outcome is never told, and
+wakes its wait for the broker's answer at once with ``PullCancelled`` (a long poll may be held
+15 s), forgetting the request on its session.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actors.client.errors import BrokerError, NoRouteError
+from actors.client.instance import ClientInstance
+from actors.client.message import MessageQueue
+from actors.client.pull import PullResult, TagFilter, decode_pull_response, pull_header
+from actors.client.puller_messages import PullOptions
+from actors.client.remoting import forget, make_request
+from runtime.remoting.codes import RequestCode
+
+
+class PullCancelled(Exception):
+    """The puller dropped this pull (stop, seek, quiesce) while it waited for the broker."""
+
+
+class PullTicket:
+    """One pull in flight, as the puller sees it (see the module docstring)."""
+
+    __slots__ = ("_waiting", "cancelled")
+
+    def __init__(self) -> None:
+        self.cancelled = False
+        self._waiting: tuple[Any, int, Any] | None = None  # (session, opaque, future)
+
+    def sent(self, handle: Any, opaque: int, future: Any) -> None:
+        self._waiting = (handle, opaque, future)
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            handle, opaque, future = waiting
+            forget(handle, opaque)
+            if not future.done():
+                future.set_exception((PullCancelled, PullCancelled(), None))
+
+
+def pull_once(
+    instance: ClientInstance,
+    group: str,
+    mq: MessageQueue,
+    *,
+    offset: int,
+    commit: int,
+    tag_filter: TagFilter,
+    options: PullOptions,
+    suggested: int,
+    ticket: PullTicket,
+) -> PullResult:
+    """One PULL_MESSAGE of ``mq`` from ``offset`` (``commit``: the committable offset it
+    carries, -1 for none). Blocks this greenlet. Raises ``PullCancelled`` once ``ticket`` is
+    cancelled, a ``ClientError`` (BrokerError on a refusal) or a ``ProtocolError``."""
+    route = instance.route(mq.topic)
+    address = (
+        route.brokers.get(mq.broker_name, {}).get(suggested)
+        or route.master(mq.broker_name)
+        or route.any_address(mq.broker_name)
+    )
+    if address is None:
+        raise NoRouteError(mq.topic, f"no address for {mq.broker_name}")
+    ext = pull_header(
+        group,
+        mq,
+        offset,
+        max_nums=options.batch_size,
+        expression=tag_filter.expression,
+        expression_type=tag_filter.expression_type,
+        commit_offset=commit,
+        suspend_ms=options.suspend_ms,
+        lite=options.lite,
+    )
+    cmd = make_request(RequestCode.PULL_MESSAGE, ext)
+    timeout = options.suspend_ms / 1000 + 15.0
+    if ticket.cancelled:  # dropped while the route or the connection came
+        raise PullCancelled
+    response = instance.remoting.invoke(address, cmd, timeout, "pull", ticket.sent)
+    result = decode_pull_response(response, mq, offset, tag_filter)
+    if result is None:
+        raise BrokerError(response.code, response.remark, address, "pull")
+    return result
