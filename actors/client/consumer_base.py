@@ -5,11 +5,9 @@ remote for clustering, a local file for broadcasting) and ``rebalancer``; the co
 its topics' routes, asks a broker of each topic with a SQL92 subscription whether it can serve
 it (CHECK_CLIENT_CONFIG, see ``actors.client.check_config``: a refusal fails ``start`` with a
 BrokerError), heartbeats every broker (so the group lists it), then rebalances once before
-``start`` returns. NOTIFY_CONSUMER_IDS_CHANGED from any broker makes it rebalance at once;
-RESET_CONSUMER_CLIENT_OFFSET (``mqadmin resetOffsetByTime`` on a running group) makes each
-listed queue it holds continue at the given offset (cached messages dropped, the offset
-committed with the next persist); GET_CONSUMER_RUNNING_INFO (``mqadmin consumerStatus``, relayed
-by a broker) is answered with ``running_info`` (see ``actors.client.running_info``).
+``start`` returns. What brokers ask of it afterwards (NOTIFY_CONSUMER_IDS_CHANGED,
+RESET_CONSUMER_CLIENT_OFFSET, GET_CONSUMER_RUNNING_INFO) is answered by ``BrokerRequests``
+(``actors.client.consumer_requests``).
 
 Shutdown: stop pulling, let the sink finish (push: listener tasks, bounded), stop the
 rebalancer (each puller records its last committable offset, persisted synchronously), persist
@@ -18,50 +16,32 @@ every offset, UNREGISTER_CLIENT, close everything.
 
 from __future__ import annotations
 
-import contextlib
-import importlib.metadata
 import os
 import pathlib
 import threading
 import time
 from typing import Any
 
-import pykka
 from loguru import logger
 
 from actors.client.check_config import check_subscriptions
 from actors.client.config import ClientConfig
+from actors.client.consumer_requests import OFFSETS, REBALANCER, BrokerRequests
 from actors.client.errors import ClientError, ClientStateError
 from actors.client.hub import ClientHub, acquire_shared, release_shared
 from actors.client.instance import ClientInstance
 from actors.client.message import MessageQueue
 from actors.client.offsets import OffsetStore, Persist, ReadOffset, local_offsets_path, queue_offset
 from actors.client.pull import TagFilter
-from actors.client.puller_messages import PullOptions, Sink, next_generation
-from actors.client.rebalance import ConsumeFrom, DoRebalance, QuiesceAll, Rebalancer, SeekQueue
-from actors.client.running_info import collect, not_this_group
+from actors.client.puller_messages import PullOptions, Sink
+from actors.client.rebalance import ConsumeFrom, DoRebalance, QuiesceAll, Rebalancer
 from runtime.actor import GeventFuture, new_future
-from runtime.errors import ProtocolError
 from runtime.remoting.bodies import ConsumerData, SubscriptionData
-from runtime.remoting.codes import MessageModel, RequestCode, ResponseCode
-from runtime.remoting.command import RemotingCommand
-from runtime.remoting.queue_maps import decode_queue_map
-from runtime.remoting.running_info import (
-    PROP_CLIENT_VERSION,
-    PROP_CONSUME_TYPE,
-    PROP_CONSUMER_START_TIMESTAMP,
-    PROP_NAMESERVER_ADDR,
-    ConsumerRunningInfo,
-    encode_running_info,
-)
-from runtime.session import SessionHandle
+from runtime.remoting.codes import MessageModel
 from runtime.supervisor import ChildSpec
 
-OFFSETS = "offsets"
-REBALANCER = "rebalancer"
 
-
-class ConsumerBase:
+class ConsumerBase(BrokerRequests):
     """Shared machinery; see the module docstring. Subclasses provide the sink."""
 
     consume_type = "CONSUME_PASSIVELY"
@@ -198,9 +178,7 @@ class ConsumerBase:
     def _start_on_hub(self) -> None:
         instance = self._instance = ClientInstance(self.config)
         instance.members.consumers[self.group] = self.consumer_data()
-        instance.inbound_handlers[RequestCode.NOTIFY_CONSUMER_IDS_CHANGED] = self._ids_changed
-        instance.inbound_handlers[RequestCode.RESET_CONSUMER_CLIENT_OFFSET] = self._reset_offsets
-        instance.inbound_handlers[RequestCode.GET_CONSUMER_RUNNING_INFO] = self._running_info
+        self._register_handlers(instance)
         self._start_ms = int(time.time() * 1000)
         sink = self._sink()
         topics = self._all_topics()
@@ -246,88 +224,6 @@ class ConsumerBase:
         check_subscriptions(instance, self.group, self.subscriptions, self.config.request_timeout)
         instance.heartbeat()
         self._ask(REBALANCER, lambda reply: DoRebalance("start", reply), 60.0)
-
-    def _ids_changed(self, _session: SessionHandle, request: RemotingCommand) -> Any:
-        instance = self._instance
-        if instance is not None:
-            ref = instance.directory.get(instance.name(REBALANCER))
-            if ref is not None:
-                with contextlib.suppress(pykka.ActorDeadError):
-                    ref.tell(DoRebalance("consumer ids changed"))
-        if request.is_oneway:
-            return None
-        return RemotingCommand.response_to(request, ResponseCode.SUCCESS)
-
-    def _reset_offsets(self, _session: SessionHandle, request: RemotingCommand) -> Any:
-        """RESET_CONSUMER_CLIENT_OFFSET from a broker: seek every listed queue this consumer
-        holds (the rebalancer ignores the others)."""
-        if str(request.ext_fields.get("group") or "") == self.group:
-            try:
-                table, _ = decode_queue_map(request.body, "offsetTable", int)
-            except ProtocolError as exc:
-                logger.warning("client: {}: offset reset not applied: {}", self.group, exc)
-                table = []
-            instance = self._instance
-            ref = instance.directory.get(instance.name(REBALANCER)) if instance else None
-            for mq, offset in table:
-                generation = next_generation()
-                self._before_reset(mq, generation)
-                if ref is not None:
-                    with contextlib.suppress(pykka.ActorDeadError):
-                        ref.tell(SeekQueue(mq, offset, generation, None))
-            if table:
-                logger.info("client: {}: offsets reset by the broker: {}", self.group, table)
-        if request.is_oneway:
-            return None
-        return RemotingCommand.response_to(request, ResponseCode.SUCCESS)
-
-    def _running_info(self, _session: SessionHandle, request: RemotingCommand) -> Any:
-        """GET_CONSUMER_RUNNING_INFO from a broker (on behalf of an admin tool)."""
-        group = str(request.ext_fields.get("consumerGroup") or "")
-        if group != self.group:
-            code, remark, body = ResponseCode.SYSTEM_ERROR, not_this_group(group), b""
-        else:
-            jstack = str(request.ext_fields.get("jstackEnable", "")).lower() == "true"
-            try:
-                info = self._collect_running_info(jstack)
-            except (ClientError, pykka.Timeout, pykka.ActorDeadError) as exc:
-                code, remark, body = ResponseCode.SYSTEM_ERROR, f"running info: {exc}", b""
-            else:
-                code, remark, body = ResponseCode.SUCCESS, None, encode_running_info(info)
-        if request.is_oneway:
-            return None
-        return RemotingCommand.response_to(request, code, remark, body=body)
-
-    def _collect_running_info(self, jstack: bool) -> ConsumerRunningInfo:
-        """On the hub (blocks this greenlet, each ask bounded by the request timeout)."""
-        instance = self._instance
-        if instance is None:
-            raise ClientStateError(f"consumer {self.group}", self._state)
-        properties = self._settings()
-        properties[PROP_NAMESERVER_ADDR] = ";".join(self.config.namesrv)
-        properties[PROP_CONSUME_TYPE] = self.consume_type
-        properties[PROP_CLIENT_VERSION] = client_version()
-        properties[PROP_CONSUMER_START_TIMESTAMP] = str(self._start_ms)
-        return collect(
-            instance,
-            rebalancer=instance.name(REBALANCER),
-            offsets=instance.name(OFFSETS),
-            properties=properties,
-            subscriptions=list(self.consumer_data().subscription_data_set),
-            jstack=jstack,
-            timeout=self.config.request_timeout,
-        )
-
-    def running_info(self, jstack: bool = False, timeout: float = 10.0) -> ConsumerRunningInfo:
-        """What this consumer answers GET_CONSUMER_RUNNING_INFO with (``mqadmin
-        consumerStatus``): settings, subscriptions, one ``ProcessQueueInfo`` per held queue."""
-        hub = self._running_hub("running_info")
-        return hub.call(
-            lambda: self._collect_running_info(jstack), timeout=timeout, what="running info"
-        )
-
-    def _before_reset(self, mq: MessageQueue, generation: int) -> None:
-        """A queue is about to be reset (the lite consumer drops what it buffered)."""
 
     def _ask(self, child: str, factory: Any, timeout: float) -> Any:
         """Tell a child a message carrying a reply future and wait for it (hub greenlets)."""
@@ -448,11 +344,3 @@ def _replace(options: PullOptions, **changes: Any) -> PullOptions:
     import msgspec
 
     return msgspec.structs.replace(options, **changes)
-
-
-def client_version() -> str:
-    """``actormq-<version>`` (PROP_CLIENT_VERSION), as the broker describes itself."""
-    try:
-        return f"actormq-{importlib.metadata.version('actormq')}"
-    except importlib.metadata.PackageNotFoundError:
-        return "actormq-unknown"
