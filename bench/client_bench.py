@@ -9,7 +9,8 @@ temporary data directory, stopped at the end).
     b) batch    SEND_BATCH_MESSAGE of 100 messages, one batch in flight per thread
     c) consume  fill a backlog (not timed), then consume it with a new group, offsets committed
     d) latency  producer at a fixed rate; a consumer in another process measures send->receive
-                (the first --warmup seconds, 1 by default, are reported apart)
+                (the first --warmup seconds, 1 by default, are reported apart); the topic is
+                created on every master first (bench/topics.py)
 
 ``python -m runtime bench`` runs monkey-patched (the client shares the caller's hub);
 ``python -m bench.client_bench`` runs the same code in a plain program (the client's hub on
@@ -334,8 +335,12 @@ def bench_latency(args: argparse.Namespace, namesrv: str) -> dict[str, Any]:
     topic = args.topic
     group = f"bench-latency-{os.getpid()}-{int(time.time())}"
     total = int(args.rate * args.seconds)
+    from bench.topics import on_every_master
+
+    # on every group before the consumer starts (ConsumeFrom.LAST), as ``updateTopic -c`` would
+    on_every_master(namesrv, topic)
     with c.Producer("bench-latency-producer", namesrv=namesrv) as producer:
-        producer.send(c.Message(topic, b"warm-up"))  # create the topic before the consumer
+        producer.send(c.Message(topic, b"warm-up"))  # route and connections
         cmd = [
             sys.executable,
             "-m",
