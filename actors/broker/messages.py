@@ -405,6 +405,14 @@ class EarliestStoreTime(msgspec.Struct, frozen=True, tag=True):
     """Ask: store timestamp of the record at the queue's min offset (-1 if empty)."""
 
 
+class ReadEntries(msgspec.Struct, frozen=True, tag=True):
+    """Ask: (min_offset, max_offset, raw entries from ``start``, at most ``count``); no entries
+    when ``start`` is outside [min, max) (an admin's look at the consume queue itself)."""
+
+    start: int
+    count: int
+
+
 # -- ConsumerOffsets ---------------------------------------------------------------------------
 
 

@@ -13,9 +13,11 @@ from collections.abc import Callable
 from actors.broker import (
     admin_handler,
     client_handler,
+    consumer_status_handler,
     group_handler,
     order_handler,
     pull_handler,
+    queue_admin_handler,
     reply_handler,
     reset_handler,
     retry_handler,
@@ -86,6 +88,13 @@ HANDLERS: dict[int, Handler] = {
     RequestCode.GET_ALL_DELAY_OFFSET: slave_sync_handler.all_delay_offsets,
     slave_sync_handler.GET_TIMER_CHECK_POINT: slave_sync_handler.timer_check_point,
     slave_sync_handler.GET_TRANSACTION_TABLE: slave_sync_handler.transaction_table,
+    RequestCode.QUERY_CONSUME_QUEUE: queue_admin_handler.query_consume_queue,
+    RequestCode.QUERY_CONSUME_TIME_SPAN: queue_admin_handler.query_consume_time_span,
+    RequestCode.CLEAN_EXPIRED_CONSUMEQUEUE: queue_admin_handler.clean_expired_consume_queue,
+    RequestCode.CLEAN_UNUSED_TOPIC: queue_admin_handler.clean_unused_topic,
+    RequestCode.INVOKE_BROKER_TO_GET_CONSUMER_STATUS: consumer_status_handler.consumer_status,
+    RequestCode.QUERY_SUBSCRIPTION_BY_CONSUMER: consumer_status_handler.subscription_by_consumer,
+    RequestCode.RESUME_CHECK_HALF_MESSAGE: transaction_handler.resume_check_half_message,
 }
 
 

@@ -10,6 +10,7 @@ Messages accepted:
 - ``WaitArrival(offset, reply, deadline)`` (tell): resolve ``reply`` with the max offset once it
   exceeds ``offset`` — the hook the remoting layer parks long polls on — or at ``deadline``.
 - ``QueueRange`` -> (min, max); ``OffsetForTime(ts)`` -> offset; ``EarliestStoreTime`` -> ms.
+- ``ReadEntries(start, count)`` -> (min, max, raw consume-queue entries) for admin tools.
 - ``SyncQueue(reply)`` (tell, from the Dispatcher's checkpoint): fsync (in a helper greenlet,
   so reads go on meanwhile), then ``reply`` gets the max offset.
 - ``TrimBelow(log_min)`` (tell, from Retention): delete files below the commit log's minimum.
@@ -45,6 +46,7 @@ from actors.broker.messages import (
     GetStatus,
     OffsetForTime,
     QueueRange,
+    ReadEntries,
     SweepWaiters,
     SyncQueue,
     TrimBelow,
@@ -147,6 +149,10 @@ class Queue(GeventActor):
             return self._offset_for_time(message.timestamp)
         if isinstance(message, EarliestStoreTime):
             return self._store_time(self.cq.min_offset)
+        if isinstance(message, ReadEntries):
+            lo, hi = self.cq.min_offset, self.cq.max_offset
+            inside = lo <= message.start < hi
+            return (lo, hi, self.cq.read_raw(message.start, message.count) if inside else b"")
         if isinstance(message, TrimBelow):
             self.cq.delete_files_below(message.log_min)
             return None

@@ -14,11 +14,12 @@ import msgspec
 import pykka
 
 from actors.broker.messages import TopicConfigData
-from actors.broker.store_port import GetOutcome, PutOutcome
+from actors.broker.store_port import GetOutcome, PutOutcome, QueueEntries
 from actors.broker.store_service import BrokerStore
 from actors.broker.topic_config import is_system_topic, system_topic_names
 from runtime.remoting.bodies import SubscriptionGroupConfig, SubscriptionGroupWrapper, TopicConfig
 from runtime.request_context import end_turn
+from runtime.store.consumequeue import ENTRY
 from runtime.store.record import PutRecord
 
 ASK_TIMEOUT = 5.0
@@ -221,6 +222,26 @@ class StoreAdapter:
 
     def message_at(self, physical_offset: int) -> bytes | None:
         return self.store.read_message_bytes(physical_offset)
+
+    def consume_queue(
+        self, topic: str, queue_id: int, start: int, count: int
+    ) -> QueueEntries | None:
+        """Up to ``count`` entries of the queue from ``start`` (none when ``start`` is outside
+        its range); None when this broker has no such consume queue."""
+        got = self._get(self.store.read_entries(topic, queue_id, start, count))
+        if got is None:
+            return None
+        low, high, raw = got
+        return QueueEntries(low, high, tuple(ENTRY.iter_unpack(raw)))
+
+    def queue_topics(self) -> list[str]:
+        return self.store.queue_topics()
+
+    def trim_consume_queues(self) -> int:
+        done = self.store.trim_queues()
+        for future in done:
+            self._get(future)
+        return len(done)
 
     def query_by_key(self, topic: str, key: str, max_num: int, begin: int, end: int) -> list[bytes]:
         return list(self._get(self.store.query_by_key(topic, key, max_num, begin, end)).messages)

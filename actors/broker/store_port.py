@@ -39,6 +39,14 @@ class GetOutcome(msgspec.Struct, frozen=True):
         return len(self.messages)
 
 
+class QueueEntries(msgspec.Struct, frozen=True):
+    """A slice of one consume queue, as admin tools look at it (QUERY_CONSUME_QUEUE)."""
+
+    min_offset: int
+    max_offset: int
+    entries: tuple[tuple[int, int, int], ...] = ()  # (commit-log offset, size, tags code)
+
+
 class StorePort(Protocol):
     # topics
     def topic(self, topic: str) -> TopicConfig | None: ...
@@ -79,6 +87,18 @@ class StorePort(Protocol):
     def offset_by_time(self, topic: str, queue_id: int, timestamp: int) -> int: ...
     def earliest_store_time(self, topic: str, queue_id: int) -> int: ...
     def message_at(self, physical_offset: int) -> bytes | None: ...
+    def consume_queue(
+        self, topic: str, queue_id: int, start: int, count: int
+    ) -> QueueEntries | None: ...
+    def queue_topics(self) -> list[str]:
+        """The topics that have a consume queue in this store."""
+        ...
+
+    def trim_consume_queues(self) -> int:
+        """Drop consume-queue files pointing only below the commit log's minimum; the number
+        of queues looked at."""
+        ...
+
     def query_by_key(
         self, topic: str, key: str, max_num: int, begin: int, end: int
     ) -> list[bytes]: ...

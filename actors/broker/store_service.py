@@ -70,10 +70,12 @@ from actors.broker.messages import (
     QueryOffset,
     QueryResult,
     QueueRange,
+    ReadEntries,
     RemoveGroup,
     RemoveTopicOffsets,
     TopicConfigData,
     TopicTable,
+    TrimBelow,
     UpdateTopic,
     WaitArrival,
     WhenDispatched,
@@ -311,6 +313,33 @@ class BrokerStore:
     def earliest_store_time(self, topic: str, queue_id: int) -> Future:
         """Store timestamp (ms) of the queue's first message, -1 when empty."""
         return self._queue_ask(topic, queue_id, EarliestStoreTime(), -1)
+
+    def read_entries(self, topic: str, queue_id: int, start: int, count: int) -> Future:
+        """Future of (min_offset, max_offset, raw entries from ``start``), or of None when the
+        queue has no consume queue here."""
+        return self._queue_ask(topic, queue_id, ReadEntries(start, count), None)
+
+    def queue_topics(self) -> list[str]:
+        """The topics that have a consume queue here, sorted."""
+        table: QueueTable = self.ctx.queues
+        return sorted({topic for topic, _ in table.known_keys()})
+
+    def trim_queues(self) -> list[Future]:
+        """Every consume queue (and the index) drops the files that only point below the
+        commit log's minimum, as after retention: futures, one per queue, set once done."""
+        log_min = self.commit_log_min_offset
+        ref = self.ctx.directory.get(self.names.dispatcher)
+        if ref is not None:
+            with contextlib.suppress(pykka.ActorDeadError):
+                ref.tell(TrimBelow(log_min))
+        table: QueueTable = self.ctx.queues
+        done = []
+        for topic, queue_id in table.known_keys():
+            queue = table.get(topic, queue_id)
+            if queue is not None:
+                with contextlib.suppress(pykka.ActorDeadError):
+                    done.append(queue.ask(TrimBelow(log_min), block=False))
+        return done
 
     # -- reads by physical offset and key ------------------------------------------------------
 

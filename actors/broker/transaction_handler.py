@@ -5,6 +5,11 @@ see it. COMMIT (8) puts a copy with sysFlag COMMIT into its topic (now visible; 
 preparedTransactionOffset points at the half message); ROLLBACK (12) only settles it. Either
 way the TransactionManager forgets it, and a second END for the same message does nothing.
 UNKNOWN (0) leaves it open for the check-back.
+
+RESUME_CHECK_HALF_MESSAGE (323, ``mqadmin resumeCheckHalfMessage -i <offset msg id>``): a half
+message whose checks ran out (discarded, ``transactionCheckMax``) or that is still open starts
+its checks over, as RocketMQ's broker does by storing it again with zero check times.
+SYSTEM_ERROR when the id names no half message here or one already committed or rolled back.
 """
 
 from __future__ import annotations
@@ -93,4 +98,26 @@ def end_transaction(
         if code not in send_handler.STORED_CODES:
             return reply(request, code, remark=outcome.remark or outcome.status)
     ctx.ask(ctx.proxy(ctx.transactions).resolve(h.commit_log_offset))
+    return reply(request)
+
+
+def resume_check_half_message(
+    ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
+) -> RemotingCommand:
+    msg_id = str(request.ext_fields.get("msgId") or "")
+    try:
+        offset = decode_offset_msg_id(msg_id).physical_offset
+    except ValueError as exc:
+        return reply(request, ResponseCode.SYSTEM_ERROR, remark=f"msgId {msg_id!r}: {exc}")
+    raw = ctx.store.message_at(offset)
+    if raw is None or not is_prepared(decode_record(raw).sys_flag):
+        return reply(
+            request, ResponseCode.SYSTEM_ERROR, remark=f"no half message with msgId {msg_id} here"
+        )
+    if not ctx.ask(ctx.proxy(ctx.transactions).resume(offset)):
+        return reply(
+            request,
+            ResponseCode.SYSTEM_ERROR,
+            remark=f"the half message {msg_id} is already committed or rolled back",
+        )
     return reply(request)

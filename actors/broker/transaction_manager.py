@@ -6,9 +6,12 @@ Messages:
 - ``resolve(offset)`` (proxy) -> True the first time an END_TRANSACTION settles ``offset``,
   False when it was already settled or unknown (a duplicate END is ignored).
 - ``pending()`` (proxy) -> the half messages still open.
+- ``resume(offset)`` (proxy) -> True when ``offset`` is an open half message, or one discarded
+  after its checks, whose checks now start over (RESUME_CHECK_HALF_MESSAGE); False otherwise.
 - ``Check`` (its own timer, every ``check_interval_s``): for half messages older than
   ``timeout_s``, send CHECK_TRANSACTION_STATE to a live producer of their group; after
-  ``check_max`` checks the message is discarded and logged.
+  ``check_max`` checks the message is discarded and logged (the last ``DISCARDED_KEPT`` discarded
+ones are remembered, so that ``resume`` can bring them back).
 
 State owned: commit-log offset -> HalfMessage, persisted atomically to
 ``<store>/config/transaction.json`` after every change. Durability point: ``prepared`` replies
@@ -41,8 +44,12 @@ class HalfMessage(msgspec.Struct, frozen=True):
     checks: int = 0
 
 
+DISCARDED_KEPT = 10_000
+
+
 class _Table(msgspec.Struct):
     half: list[HalfMessage] = []
+    discarded: list[HalfMessage] = []
 
 
 class Check(msgspec.Struct, frozen=True, tag=True):
@@ -72,11 +79,13 @@ class TransactionManager(GeventActor):
         self.check_max = check_max
         self.check_interval_s = check_interval_s
         self._half: dict[int, HalfMessage] = {}
+        self._discarded: dict[int, HalfMessage] = {}
 
     def on_start(self) -> None:
         if os.path.exists(self.path):
             table = read_json(self.path, _Table)
             self._half = {h.offset: h for h in table.half}
+            self._discarded = {h.offset: h for h in table.discarded}
             if self._half:
                 logger.info("broker: {} open transactions restored", len(self._half))
         self.send_every(self.check_interval_s, Check())
@@ -100,9 +109,18 @@ class TransactionManager(GeventActor):
     def pending(self) -> list[HalfMessage]:
         return sorted(self._half.values(), key=lambda h: h.offset)
 
+    def resume(self, offset: int) -> bool:
+        half = self._half.get(offset) or self._discarded.pop(offset, None)
+        if half is None:
+            return False
+        self._half[offset] = msgspec.structs.replace(half, checks=0)
+        self._persist()
+        return True
+
     def _persist(self) -> None:
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        offload(write_json, self.path, _Table(half=self.pending()))
+        discarded = sorted(self._discarded.values(), key=lambda h: h.offset)
+        offload(write_json, self.path, _Table(half=self.pending(), discarded=discarded))
 
     def _check(self) -> None:
         now_ms = time.time() * 1000
@@ -120,6 +138,7 @@ class TransactionManager(GeventActor):
                     half.checks,
                 )
                 del self._half[half.offset]
+                self._discard(half)
                 changed = True
                 continue
             ref = self.directory.get(self.producers)
@@ -150,3 +169,8 @@ class TransactionManager(GeventActor):
             changed = True
         if changed:
             self._persist()
+
+    def _discard(self, half: HalfMessage) -> None:
+        self._discarded[half.offset] = half
+        while len(self._discarded) > DISCARDED_KEPT:
+            del self._discarded[min(self._discarded)]
