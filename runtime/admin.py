@@ -76,6 +76,20 @@
     updateBrokerConfig (-b HOST:PORT | -c CLUSTER) -k KEY -v VALUE
                                                  change a setting while the broker runs (until
                                                  a restart): brokerPermission (2 W, 4 R, 6 RW)
+    queryCq          -t TOPIC -q QUEUE_ID -i INDEX [-c 10] [-b HOST:PORT] [-g GROUP]
+                                                 a consume queue's entries from INDEX (commit-log
+                                                 offset, size, tags code; with -g the group's
+                                                 subscription and which entries it selects)
+    getConsumerStatus -g GROUP -t TOPIC [-i CLIENT_ID]
+                                                 each member's offset per queue of the topic,
+                                                 as the members report them (asked through the
+                                                 topic's masters)
+    cleanExpiredCQ   [-c CLUSTER | -b HOST:PORT]  drop consume-queue files that only point below
+                                                 the commit log (every master without -c / -b)
+    cleanUnusedTopic [-c CLUSTER | -b HOST:PORT]  delete the topics a master has queues of but
+                                                 no config for
+    resumeCheckHalfMessage -i OFFSET_MSG_ID      a half message whose check-backs ran out is
+                                                 checked back again
 
 Every command takes ``-n HOST:PORT[;HOST:PORT]`` (default ``$NAMESRV_ADDR``, else
 127.0.0.1:9876). Exit status 0 on success, 1 when the cluster refused or could not be
@@ -94,7 +108,7 @@ import msgspec
 
 from actors.client import Admin, ClientError
 from actors.client.admin import PERM_READ_WRITE
-from runtime import admin_groups, admin_messages, admin_namesrv, admin_query, logs
+from runtime import admin_groups, admin_messages, admin_namesrv, admin_query, admin_queues, logs
 from runtime.admin_format import boolean, table, time_text, timestamp
 from runtime.remoting.bodies import SubscriptionGroupConfig
 
@@ -216,6 +230,7 @@ def _parser_and_commands() -> tuple[
     admin_namesrv.add_commands(sub, ns)
     admin_groups.add_commands(sub, ns, boolean)
     admin_messages.add_commands(sub, ns, boolean, timestamp)
+    admin_queues.add_commands(sub, ns)
     return parser, sub
 
 
@@ -246,7 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(admin: Admin, args: argparse.Namespace) -> list[str]:
     command = args.command
-    for module in (admin_namesrv, admin_groups, admin_query, admin_messages):
+    for module in (admin_namesrv, admin_groups, admin_query, admin_messages, admin_queues):
         lines = module.run(admin, args)
         if lines is not None:
             return lines

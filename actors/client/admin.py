@@ -25,6 +25,7 @@ import msgspec
 from actors.client.admin_groups import GroupAdmin
 from actors.client.admin_messages import MessageAdmin
 from actors.client.admin_namesrv import NamesrvAdmin
+from actors.client.admin_queues import QueueAdmin
 from actors.client.config import ClientConfig
 from actors.client.errors import BrokerError, ClientError, ClientStateError
 from actors.client.hub import ClientHub, acquire_shared, release_shared
@@ -70,12 +71,13 @@ class BrokerAddress(NamedTuple):
     address: str
 
 
-class Admin(NamesrvAdmin, GroupAdmin, MessageAdmin):
+class Admin(NamesrvAdmin, GroupAdmin, MessageAdmin, QueueAdmin):
     """See the module docstring. ``start()`` / ``shutdown()`` or use it as a context manager.
     KV config, order conf, write perms and topic lists: ``NamesrvAdmin`` (admin_namesrv); who
     consumes a topic, a group's topics, cloning a group's offsets: ``GroupAdmin`` (admin_groups);
     reading queues without consuming, a broker's config, a topic's perm: ``MessageAdmin``
-    (admin_messages)."""
+    (admin_messages); consume-queue entries, members' offsets, cleanups, resuming half
+    messages: ``QueueAdmin`` (admin_queues)."""
 
     def __init__(
         self,

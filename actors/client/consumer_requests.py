@@ -7,6 +7,8 @@
 - GET_CONSUMER_RUNNING_INFO (``mqadmin consumerStatus``, relayed by a broker): answered with
   ``running_info`` (see ``actors.client.running_info``): settings, subscriptions, one
   ``ProcessQueueInfo`` per held queue.
+- GET_CONSUMER_STATUS_FROM_CLIENT (``mqadmin getConsumerStatus``, relayed by a broker): the
+  offsets of the queues the consumer holds (``actors.client.consumer_status``).
 
 ``BrokerRequests`` is a part of ``ConsumerBase`` (``actors.client.consumer_base``), which
 provides the attributes and methods declared here; the handlers run on the client's hub.
@@ -22,6 +24,7 @@ from typing import Any
 import pykka
 from loguru import logger
 
+from actors.client import consumer_status
 from actors.client.config import ClientConfig
 from actors.client.errors import ClientError, ClientStateError
 from actors.client.hub import ClientHub
@@ -83,6 +86,16 @@ class BrokerRequests:
         instance.inbound_handlers[RequestCode.NOTIFY_CONSUMER_IDS_CHANGED] = self._ids_changed
         instance.inbound_handlers[RequestCode.RESET_CONSUMER_CLIENT_OFFSET] = self._reset_offsets
         instance.inbound_handlers[RequestCode.GET_CONSUMER_RUNNING_INFO] = self._running_info
+        instance.inbound_handlers[RequestCode.GET_CONSUMER_STATUS_FROM_CLIENT] = (
+            lambda _session, request: consumer_status.serve(
+                self._instance,
+                self.group,
+                request,
+                rebalancer=instance.name(REBALANCER),
+                offsets=instance.name(OFFSETS),
+                timeout=self.config.request_timeout,
+            )
+        )
 
     def _ids_changed(self, _session: SessionHandle, request: RemotingCommand) -> Any:
         instance = self._instance
