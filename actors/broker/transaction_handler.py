@@ -32,6 +32,7 @@ from runtime.store.record import (
     TRANSACTION_MASK,
     TRANSACTION_PREPARED_TYPE,
     PutRecord,
+    StoredRecord,
     decode_offset_msg_id,
     decode_record,
 )
@@ -79,9 +80,22 @@ def end_transaction(
         )
     if props.get(PGROUP, h.producer_group) != h.producer_group:
         return reply(request, ResponseCode.SYSTEM_ERROR, remark="the producer group wrong")
-    pending = {m.offset for m in ctx.ask(ctx.proxy(ctx.transactions).pending())}
-    if h.commit_log_offset not in pending:
-        return reply(request)  # already settled (or discarded after its checks)
+    transactions = ctx.proxy(ctx.transactions)
+    if not ctx.ask(transactions.claim(h.commit_log_offset)):
+        return reply(request)  # settled or being settled (a duplicate END), or long forgotten
+    try:
+        return _settle(ctx, request, h, half, props)
+    finally:
+        transactions.release(h.commit_log_offset)  # a no-op once resolved
+
+
+def _settle(
+    ctx: BrokerContext,
+    request: RemotingCommand,
+    h: EndTransactionRequestHeader,
+    half: StoredRecord,
+    props: dict[str, str],
+) -> RemotingCommand:
     if h.commit_or_rollback == COMMIT:
         props.pop(TRAN_MSG, None)
         record = copy_record(

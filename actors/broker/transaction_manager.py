@@ -3,8 +3,14 @@
 Messages:
 - ``prepared(HalfMessage)`` (proxy) -> None, once the entry is persisted: the send handler
   answers the producer only after that, so no acknowledged half message escapes the checks.
-- ``resolve(offset)`` (proxy) -> True the first time an END_TRANSACTION settles ``offset``,
-  False when it was already settled or unknown (a duplicate END is ignored).
+- ``resolve(offset)`` (proxy) -> True the first time an END_TRANSACTION settles ``offset`` (open,
+  or discarded after its checks), False when it was already settled or unknown (a duplicate
+  END is ignored).
+- ``claim(offset)`` (proxy) -> True when an END_TRANSACTION may settle ``offset`` now: open,
+  or discarded after its checks (a producer may still answer late, as RocketMQ lets it), and
+  no other END is settling it; the claimer then calls ``resolve`` (after storing a COMMIT) or
+  ``release`` (when it could not). Claims are not persisted: after a crash the half message
+  is open again and checked.
 - ``pending()`` (proxy) -> the half messages still open.
 - ``resume(offset)`` (proxy) -> True when ``offset`` is an open half message, or one discarded
   after its checks, whose checks now start over (RESUME_CHECK_HALF_MESSAGE); False otherwise.
@@ -80,6 +86,7 @@ class TransactionManager(GeventActor):
         self.check_interval_s = check_interval_s
         self._half: dict[int, HalfMessage] = {}
         self._discarded: dict[int, HalfMessage] = {}
+        self._settling: set[int] = set()  # claimed by an END_TRANSACTION under way
 
     def on_start(self) -> None:
         if os.path.exists(self.path):
@@ -101,10 +108,20 @@ class TransactionManager(GeventActor):
         self._persist()
 
     def resolve(self, offset: int) -> bool:
-        if self._half.pop(offset, None) is None:
+        self._settling.discard(offset)
+        if self._half.pop(offset, None) is None and self._discarded.pop(offset, None) is None:
             return False
         self._persist()
         return True
+
+    def claim(self, offset: int) -> bool:
+        if offset in self._settling or (offset not in self._half and offset not in self._discarded):
+            return False
+        self._settling.add(offset)
+        return True
+
+    def release(self, offset: int) -> None:
+        self._settling.discard(offset)
 
     def pending(self) -> list[HalfMessage]:
         return sorted(self._half.values(), key=lambda h: h.offset)
