@@ -29,7 +29,7 @@ import time
 from loguru import logger
 
 from actors.broker.context import BrokerContext, reply
-from actors.broker.stats_handler import ONE_MESSAGE_BYTES
+from actors.broker.stats_handler import store_time
 from runtime.remoting.admin_bodies import (
     ConsumeQueueData,
     QueryConsumeQueueResponseBody,
@@ -42,7 +42,6 @@ from runtime.remoting.command import RemotingCommand
 from runtime.remoting.headers import Header, Int32, Int64, decode_header
 from runtime.session import SessionHandle
 from runtime.store.consumequeue import BLANK_SIZE_FIELD
-from runtime.store.record import store_timestamp_of
 
 MAX_ENTRIES = 10_000
 """The most entries one QUERY_CONSUME_QUEUE answers (mqadmin asks 10 by default)."""
@@ -143,31 +142,21 @@ def query_consume_time_span(
         min_ms = max(ctx.store.earliest_store_time(h.topic, queue_id), 0)
         high = max(ctx.store.max_offset(h.topic, queue_id), 0)
         committed = ctx.store.query_offset(h.group, h.topic, queue_id) or 0
-        consume_ms = _store_time(ctx, h.topic, queue_id, committed - 1) if committed else min_ms
+        consume_ms = store_time(ctx, h.topic, queue_id, committed - 1) if committed else min_ms
         delay_ms = 0
         if committed < high:
-            next_ms = _store_time(ctx, h.topic, queue_id, committed)
+            next_ms = store_time(ctx, h.topic, queue_id, committed)
             delay_ms = max(now_ms - next_ms, 0) if next_ms else 0
         spans.append(
             QueueTimeSpan.of(
                 MessageQueue(topic=h.topic, broker_name=ctx.cfg.broker_name, queue_id=queue_id),
                 min_ms=min_ms,
-                max_ms=_store_time(ctx, h.topic, queue_id, high - 1),
+                max_ms=store_time(ctx, h.topic, queue_id, high - 1),
                 consume_ms=consume_ms,
                 delay_ms=delay_ms,
             )
         )
     return reply(request, body=encode_body(QueryConsumeTimeSpanBody(consume_time_span_set=spans)))
-
-
-def _store_time(ctx: BrokerContext, topic: str, queue_id: int, offset: int) -> int:
-    """Store time (ms) of the message at ``offset`` of the queue; 0 when there is none."""
-    if offset < 0:
-        return 0
-    got = ctx.store.get_messages("", topic, queue_id, offset, 1, ONE_MESSAGE_BYTES, None)
-    if got.status != "FOUND" or not got.messages:
-        return 0
-    return store_timestamp_of(got.messages[0])
 
 
 def clean_expired_consume_queue(

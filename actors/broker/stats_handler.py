@@ -68,7 +68,7 @@ def topic_stats(
                 TopicOffset(
                     min_offset=low,
                     max_offset=high,
-                    last_update_timestamp=_store_time(ctx, h.topic, queue_id, high - 1),
+                    last_update_timestamp=store_time(ctx, h.topic, queue_id, high - 1),
                 ),
             )
         )
@@ -139,7 +139,7 @@ def _group_offsets(
                 OffsetWrapper(
                     broker_offset=max(ctx.store.max_offset(topic, queue_id), 0),
                     consumer_offset=committed,
-                    last_timestamp=_store_time(ctx, topic, queue_id, committed - 1),
+                    last_timestamp=store_time(ctx, topic, queue_id, committed - 1),
                 ),
             )
         )
@@ -175,7 +175,7 @@ def view_broker_stats_data(
     return reply(request, body=encode_body(data))
 
 
-def _store_time(ctx: BrokerContext, topic: str, queue_id: int, offset: int) -> int:
+def store_time(ctx: BrokerContext, topic: str, queue_id: int, offset: int) -> int:
     """Store timestamp (ms) of the message at ``offset`` in the queue; 0 when there is none."""
     if offset < 0:
         return 0

@@ -9,11 +9,9 @@ each master concerned and fails on the first refusal.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
-
 import msgspec
 
+from actors.client.admin_port import AdminPort
 from actors.client.errors import BrokerError, ClientError
 from actors.client.instance import ClientInstance
 from actors.client.offsets import query_remote_offset, queue_offset
@@ -31,12 +29,9 @@ from runtime.remoting.bodies import (
     encode_body,
 )
 from runtime.remoting.codes import RETRY_PREFIX, RequestCode, ResponseCode
-from runtime.remoting.command import RemotingCommand
 from runtime.remoting.queue_maps import OffsetWrapper, decode_queue_map
 from runtime.remoting.running_info import ConsumerRunningInfo, decode_running_info
 from runtime.store.record import decode_offset_msg_id
-
-T = TypeVar("T")
 
 
 class QueueProgress(msgspec.Struct, frozen=True):
@@ -63,41 +58,8 @@ class OffsetReset(msgspec.Struct, frozen=True):
     online: bool = False
 
 
-class GroupAdmin:
-    """Mixin of ``Admin``: needs its ``timeout``, ``masters()``, ``topic_route(topic)``,
-    ``_route_masters(topic)``, ``_targets(cluster, broker_addr)``, ``_broker(address, code,
-    ext, what, body)``, ``_running()`` and ``_call(fn, what)``."""
-
-    timeout: float
-
-    def masters(self, cluster: str | None = None) -> dict[str, str]:
-        raise NotImplementedError
-
-    def topic_route(self, topic: str) -> Any:
-        raise NotImplementedError
-
-    def _route_masters(self, topic: str, route: Any = None) -> dict[str, str]:
-        raise NotImplementedError
-
-    def _targets(self, cluster: str | None, broker_addr: str | None) -> list[str]:
-        raise NotImplementedError
-
-    def _broker(
-        self,
-        address: str,
-        code: int,
-        ext: dict[str, str],
-        what: str,
-        body: bytes = b"",
-        timeout: float | None = None,
-    ) -> RemotingCommand:
-        raise NotImplementedError
-
-    def _running(self) -> ClientInstance:
-        raise NotImplementedError
-
-    def _call(self, fn: Callable[[], T], what: str, timeout: float | None = None) -> T:
-        raise NotImplementedError
+class GroupAdmin(AdminPort):
+    """Mixin of ``Admin`` (what it needs of ``Admin``: ``AdminPort``)."""
 
     def topic_consumers(self, topic: str) -> list[str]:
         """QUERY_TOPIC_CONSUME_BY_WHO (300) on the topic's masters: the groups online with a

@@ -12,11 +12,11 @@ queue counts, order flag and system flag stay what that broker has.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
 
 import msgspec
 
+from actors.client.admin_port import AdminPort
 from actors.client.errors import BrokerError, ClientError
 from actors.client.message import MessageExt, MessageQueue, PullStatus
 from actors.client.pull import PullResult, decode_pull_response, pull_header, subscription
@@ -28,7 +28,6 @@ from runtime.remoting.codes import PermName, RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.headers import DEFAULT_TOPIC
 
-T = TypeVar("T")
 TOOLS_CONSUMER_GROUP = "TOOLS_CONSUMER"
 """The group raw reads pull as (RocketMQ's MixAll.TOOLS_CONSUMER_GROUP); it commits nothing."""
 PULL_BATCH = 32
@@ -69,29 +68,8 @@ def perm_text(perm: int) -> str:
     )
 
 
-class MessageAdmin:
-    """Mixin of ``Admin``: needs ``topic_route(topic)``, ``masters(cluster)``, ``_targets``,
-    ``_broker(address, code, ext, what)``, ``_running()``, ``_call(fn, what)`` and
-    ``timeout``."""
-
-    timeout: float
-
-    def topic_route(self, topic: str) -> Any:
-        raise NotImplementedError
-
-    def _targets(self, cluster: str | None, broker_addr: str | None) -> list[str]:
-        raise NotImplementedError
-
-    def _broker(
-        self, address: str, code: int, ext: dict[str, str], what: str, body: bytes = b""
-    ) -> RemotingCommand:
-        raise NotImplementedError
-
-    def _running(self) -> Any:
-        raise NotImplementedError
-
-    def _call(self, fn: Callable[[], T], what: str, timeout: float | None = None) -> T:
-        raise NotImplementedError
+class MessageAdmin(AdminPort):
+    """Mixin of ``Admin`` (what it needs of ``Admin``: ``AdminPort``)."""
 
     # -- queues and their offsets -------------------------------------------------------------
 

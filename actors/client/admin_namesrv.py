@@ -10,29 +10,18 @@ prints one line per name server).
 
 from __future__ import annotations
 
-from typing import Any
-
+from actors.client.admin_port import AdminPort
 from actors.client.errors import BrokerError, ClientError
 from config.properties import PropertiesSyntaxError, parse_properties
 from runtime.remoting.bodies import KVTable, TopicList, TopicRouteData, decode_body
 from runtime.remoting.codes import RequestCode, ResponseCode
-from runtime.remoting.command import RemotingCommand
 
 ORDER_TOPIC_CONFIG = "ORDER_TOPIC_CONFIG"
 """RocketMQ's KV namespace of order confs: topic -> ``brokerName:queueNums;...``."""
 
 
-class NamesrvAdmin:
-    """Mixin of ``Admin``: needs ``config.namesrv``, ``_namesrv(code, ext, what)`` (the name
-    servers in order until one answers) and ``_broker(address, code, ext, what)`` (one peer)."""
-
-    config: Any
-
-    def _namesrv(self, code: int, ext: dict[str, str], what: str) -> RemotingCommand:
-        raise NotImplementedError
-
-    def _broker(self, address: str, code: int, ext: dict[str, str], what: str) -> RemotingCommand:
-        raise NotImplementedError
+class NamesrvAdmin(AdminPort):
+    """Mixin of ``Admin`` (what it needs of ``Admin``: ``AdminPort``)."""
 
     # -- the name servers' own config ---------------------------------------------------------
 

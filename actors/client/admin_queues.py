@@ -7,8 +7,7 @@ cleanups (``cleanExpiredCQ``, ``cleanUnusedTopic``) and resuming a half message'
 
 from __future__ import annotations
 
-from typing import Any
-
+from actors.client.admin_port import AdminPort
 from actors.client.errors import ClientError
 from runtime.remoting.admin_bodies import (
     QueryConsumeQueueResponseBody,
@@ -17,33 +16,12 @@ from runtime.remoting.admin_bodies import (
 )
 from runtime.remoting.bodies import MessageQueue, decode_body
 from runtime.remoting.codes import RequestCode
-from runtime.remoting.command import RemotingCommand
 from runtime.remoting.queue_maps import parse_fastjson
 from runtime.store.record import decode_offset_msg_id
 
 
-class QueueAdmin:
-    """Mixin of ``Admin``: needs its ``timeout``, ``_route_masters(topic)``, ``_targets(cluster,
-    broker_addr)`` and ``_broker(address, code, ext, what, body, timeout)``."""
-
-    timeout: float
-
-    def _route_masters(self, topic: str, route: Any = None) -> dict[str, str]:
-        raise NotImplementedError
-
-    def _targets(self, cluster: str | None, broker_addr: str | None) -> list[str]:
-        raise NotImplementedError
-
-    def _broker(
-        self,
-        address: str,
-        code: int,
-        ext: dict[str, str],
-        what: str,
-        body: bytes = b"",
-        timeout: float | None = None,
-    ) -> RemotingCommand:
-        raise NotImplementedError
+class QueueAdmin(AdminPort):
+    """Mixin of ``Admin`` (what it needs of ``Admin``: ``AdminPort``)."""
 
     def query_consume_queue(
         self,
