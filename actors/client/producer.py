@@ -24,6 +24,7 @@ from typing import Any
 
 import msgspec
 
+from actors.client.async_window import MAX_ASYNC_BYTES, MAX_ASYNC_SENDS, AsyncWindow
 from actors.client.config import ClientConfig
 from actors.client.errors import ClientError, ClientStateError, MessageInvalidError
 from actors.client.hub import ClientHub, acquire_shared, release_shared
@@ -50,7 +51,9 @@ class Producer:
 
     Options: ``send_timeout`` (3 s, the whole sync send including retries), ``retries`` (2),
     ``compress_over`` (bytes, 4096; -1 disables), ``max_message_size`` (4 MiB),
-    ``instance_name``, ``heartbeat_interval`` / ``route_refresh_interval`` (30 s).
+    ``instance_name``, ``heartbeat_interval`` / ``route_refresh_interval`` (30 s),
+    ``max_async_sends`` (1,024) / ``max_async_bytes`` (32 MiB): ``send_async``'s back-pressure
+    (``actors.client.async_window``).
     """
 
     def __init__(
@@ -65,6 +68,8 @@ class Producer:
         instance_name: str | None = None,
         heartbeat_interval: float = 30.0,
         route_refresh_interval: float = 30.0,
+        max_async_sends: int = MAX_ASYNC_SENDS,
+        max_async_bytes: int = MAX_ASYNC_BYTES,
         hub: ClientHub | None = None,
     ) -> None:
         if not group:
@@ -88,6 +93,9 @@ class Producer:
         self._replies = ReplyWaiters()
         self._state = "created"
         self._lock = threading.Lock()
+        self._window_bounds = (max_async_sends, max_async_bytes)
+        self.async_window: AsyncWindow | None = None
+        """The bounds of ``send_async`` (created by ``start``, with the program's threading)."""
 
     @property
     def client_id(self) -> str:
@@ -108,6 +116,7 @@ class Producer:
                 if self._own_hub:
                     release_shared(hub)
                 raise
+            self.async_window = AsyncWindow(*self._window_bounds)
             self._callbacks = hub.executor(1, f"actormq-callback-{self.group}")
             self._callbacks.submit(lambda: None).result()  # start its thread now, not on the hub
             self._state = "running"
@@ -242,7 +251,11 @@ class Producer:
     ) -> concurrent.futures.Future[SendResult]:
         """Send without waiting. The returned future gets the SendResult or the error; the
         optional ``callback(result, error)`` runs on the producer's callback thread (a greenlet
-        of its own in a monkey-patched program), never on the hub."""
+        of its own in a monkey-patched program), never on the hub.
+
+        Back-pressure: while ``max_async_sends`` sends (1,024) or ``max_async_bytes`` of bodies
+        (32 MiB) wait for their answers, this waits for room, up to ``timeout`` (the send
+        timeout); then the future fails with ``ClientError`` (nothing sent)."""
         hub = self._running_hub("send_async")
         selection = self._selection(msg, queue, sharding_key, selector)
         out = self._prepare(msg, sharding_key)
@@ -250,9 +263,22 @@ class Producer:
         future: concurrent.futures.Future[SendResult] = concurrent.futures.Future()
         future.set_running_or_notify_cancel()
         callbacks = self._callbacks
-        assert callbacks is not None
+        window = self.async_window
+        assert callbacks is not None and window is not None
+        size = len(out.body)
+        if not window.enter(size, timeout):
+            error = ClientError(
+                f"send_async ({self.group}): no room for {timeout:g}s: {window.sends} sends, "
+                f"{window.bytes} bytes in flight (max_async_sends {window.max_sends}, "
+                f"max_async_bytes {window.max_bytes})"
+            )
+            future.set_exception(error)
+            if callback is not None:
+                callbacks.submit(callback, None, error)
+            return future
 
         def complete(result: Any, error: BaseException | None) -> None:
+            window.leave(size)
             if error is not None:
                 future.set_exception(error)
             else:

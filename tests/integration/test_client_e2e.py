@@ -206,3 +206,30 @@ def test_sharding_key_keeps_per_key_order(namesrv: str, producer: Producer) -> N
         key, step = m.body.decode().split(":")
         per_key.setdefault(key, []).append(int(step))
     assert per_key == {k: list(range(10)) for k in ("k1", "k2", "k3")}
+
+
+@pytest.mark.parametrize(
+    "bounds", [{"max_async_sends": 2}, {"max_async_bytes": 10_000}], ids=["sends", "bytes"]
+)
+def test_send_async_waits_for_room_and_everything_is_stored_in_order(
+    namesrv: str, bounds: dict[str, int]
+) -> None:
+    # Given a producer whose async sends may have 2 sends, or 10,000 body bytes (two 4 KiB
+    # bodies), in flight
+    with Producer("e2e-window", namesrv=namesrv, compress_over=-1, **bounds) as p:
+        first = p.send(Message("E2eWindow", b"first"))
+        queue = first.queue
+        # When one thread fires 200 async sends of 4 KiB at one queue without waiting
+        futures = [
+            p.send_async(Message("E2eWindow", f"{i:04d}".encode() * 1024), queue=queue)
+            for i in range(200)
+        ]
+        results = [f.result(30) for f in futures]
+        window = p.async_window
+        assert window is not None
+        # Then every one is stored, in the order sent, and no more than two were ever in flight
+        assert all(r.status == SendStatus.SEND_OK for r in results)
+        offsets = [r.queue_offset for r in results]
+        assert offsets == list(range(first.queue_offset + 1, first.queue_offset + 201))
+        assert window.peak_sends == 2
+        assert (window.sends, window.bytes) == (0, 0)

@@ -1,0 +1,65 @@
+"""AsyncWindow: how many async sends, and how many body bytes, a producer has waiting for their
+answers; ``send_async`` waits for room (back-pressure) instead of piling requests on a broker.
+
+Without it a loop of ``send_async`` calls queues every message at once: the broker answers
+SYSTEM_BUSY past its per-connection bounds (4,096 requests, 64 MiB of bodies) or past
+``waitTimeMillsInSendQueue``, and the client holds every body until then. RocketMQ 5's producer
+has the same knobs (``backPressureForAsyncSendNum`` / ``backPressureForAsyncSendSize``), its 4.x
+clients a semaphore of 65,535 async requests; Kafka's producer blocks ``send()`` for
+``max.block.ms`` when ``buffer.memory`` is full.
+
+``enter`` blocks the caller (a thread, or a greenlet in a monkey-patched program: the condition
+is ``threading``'s, which gevent patches) until the send fits, up to a timeout; a send always
+fits when nothing is in flight, so a body larger than the byte bound still goes, alone.
+``leave`` is called once per entered send when its answer (or failure) arrives, from any thread
+or greenlet, but not as a hub callback in a monkey-patched program (it may wait for the
+condition's lock).
+"""
+
+from __future__ import annotations
+
+import threading
+
+MAX_ASYNC_SENDS = 1024
+"""Async sends a producer may have in flight (well under the broker's 4,096 per connection, and
+few enough that a broker storing ~20,000/s answers the last within ~50 ms, inside its 200 ms
+``waitTimeMillsInSendQueue``)."""
+MAX_ASYNC_BYTES = 32 << 20
+"""Body bytes of async sends a producer may have in flight (half the broker's 64 MiB per
+connection)."""
+
+
+class AsyncWindow:
+    """The in-flight bounds of one producer's async sends."""
+
+    def __init__(self, max_sends: int = MAX_ASYNC_SENDS, max_bytes: int = MAX_ASYNC_BYTES) -> None:
+        self.max_sends = max_sends
+        self.max_bytes = max_bytes
+        self.sends = 0
+        self.bytes = 0
+        self.peak_sends = 0
+        """The most sends ever in flight at once (for tests and tools)."""
+        self._room = threading.Condition()
+
+    def _fits(self, size: int) -> bool:
+        return self.sends == 0 or (
+            self.sends < self.max_sends and self.bytes + size <= self.max_bytes
+        )
+
+    def enter(self, size: int, timeout: float) -> bool:
+        """Count a send of ``size`` body bytes in flight once it fits; False when it did not fit
+        within ``timeout`` seconds (nothing counted)."""
+        with self._room:
+            if not self._room.wait_for(lambda: self._fits(size), timeout):
+                return False
+            self.sends += 1
+            self.bytes += size
+            self.peak_sends = max(self.peak_sends, self.sends)
+            return True
+
+    def leave(self, size: int) -> None:
+        """A send entered with ``size`` got its answer or failed."""
+        with self._room:
+            self.sends -= 1
+            self.bytes -= size
+            self._room.notify_all()
