@@ -10,7 +10,13 @@ Messages accepted:
   controller mode the HAClient links for replication only then, so a slave never becomes
   electable (in sync) without its master's topics and consumer offsets.
 - ``SyncNow(reply)``: start a round now; ``reply`` gets True/False when it ends (tests, tools).
-- ``SyncDone(ok, reason)``: internal, from the round's greenlet.
+- ``SyncDone(ok, reason, versions)``: internal, from the round's greenlet.
+- ``VersionTick`` (timer, every ``POLL_S``, 1 s, once a round has succeeded): ask the master for
+  the data versions of its topics and subscription groups (GET_METADATA_VERSION, 3012,
+  actormq's; ``slave_sync_handler``) unless a round runs; ``Polled(versions)`` (internal)
+  starts a round at once when they differ from those read at the start of the last successful
+  round, so a topic or group created on the master reaches the slave within about a second (a
+  failover soon after loses neither). A master that does not serve 3012 is not polled again.
 
 A round (a greenlet of its own; edge code, every call has a timeout) asks the master over
 remoting for GET_ALL_TOPIC_CONFIG (21), GET_ALL_SUBSCRIPTIONGROUP_CONFIG (201),
@@ -42,6 +48,7 @@ from loguru import logger
 
 from actors.broker.slave_sync_handler import (
     DELAY_FILE,
+    GET_METADATA_VERSION,
     GET_TIMER_CHECK_POINT,
     GET_TRANSACTION_TABLE,
     TIMER_FILE,
@@ -66,6 +73,8 @@ from runtime.session import SessionHandle, connect
 from runtime.store.configfile import write_atomic
 
 CALL_TIMEOUT_S = 5.0
+POLL_S = 1.0
+"""How often a slave asks whether its master's topics or groups changed (a cheap request)."""
 FIRST_RETRY_S = 0.25
 FIRST_ROUND_S = 0.05  # after start
 
@@ -81,6 +90,16 @@ class SyncNow(msgspec.Struct, frozen=True, tag=True):
 class SyncDone(msgspec.Struct, frozen=True, tag=True):
     ok: bool
     reason: str | None = None
+    versions: tuple[str, str] | None = None  # the master's, read when the round began
+
+
+class VersionTick(msgspec.Struct, frozen=True, tag=True):
+    pass
+
+
+class Polled(msgspec.Struct, frozen=True, tag=True):
+    versions: tuple[str, str] | None  # None: the poll failed
+    supported: bool = True
 
 
 class SlaveSynchronize(GeventActor):
@@ -98,10 +117,14 @@ class SlaveSynchronize(GeventActor):
         self._replies: list[Any] = []
         self.last_ok: bool | None = None
         self._synced = False  # a round has succeeded
+        self._versions: tuple[str, str] | None = None  # the master's, as of the last round
+        self._poll = True  # the master serves GET_METADATA_VERSION (until it says it does not)
 
     def on_start(self) -> None:
         self.send_after(min(FIRST_ROUND_S, self.interval_s), SyncTick())  # a first round now
         self.send_every(self.interval_s, SyncTick())
+        if self.interval_s > POLL_S:
+            self.send_every(POLL_S, VersionTick())
 
     def on_stop(self) -> None:
         if self._session is not None:
@@ -123,6 +146,17 @@ class SlaveSynchronize(GeventActor):
                 return None
             self._running = True
             gevent.spawn(self._round, address)
+        elif isinstance(message, VersionTick):
+            address = self.state.master_addr
+            if self._synced and self._poll and not self._running and address:
+                self._running = True
+                gevent.spawn(self._poll_versions, address)
+        elif isinstance(message, Polled):
+            self._running = False
+            if not message.supported:
+                self._poll = False
+            elif message.versions is not None and message.versions != self._versions:
+                self.actor_ref.tell(SyncTick())
         elif isinstance(message, SyncDone):
             self._running = False
             if not message.ok:
@@ -130,6 +164,7 @@ class SlaveSynchronize(GeventActor):
                 self._retry_first()
             else:
                 self._synced = True
+                self._versions = message.versions
                 if not self.state.metadata_synced:
                     self.state.metadata_synced = True
                     self.state.notify()
@@ -153,28 +188,63 @@ class SlaveSynchronize(GeventActor):
     # -- one round (a greenlet) ------------------------------------------------------------------
 
     def _round(self, address: str) -> None:
-        ok, reason = True, None
+        ok, reason, versions = True, None, None
         try:
+            versions = self._master_versions(address)
             self._sync(address)
         except (OSError, ConnectionError, pykka.Timeout, ProtocolError, ActorFailure) as exc:
             ok, reason = False, f"{exc.__class__.__name__}: {exc}"
-            if self._session is not None:
-                self._session.close()
-                self._session = None
+            self._drop_session()
         except Exception as exc:  # a round must always end with SyncDone
             ok, reason = False, repr(exc)
             logger.exception("{}: sync round failed", self.label)
         with contextlib.suppress(pykka.ActorDeadError):
-            self.actor_ref.tell(SyncDone(ok, reason))
+            self.actor_ref.tell(SyncDone(ok, reason, versions))
 
-    def _call(self, address: str, code: int) -> bytes:
+    def _poll_versions(self, address: str) -> None:
+        message = Polled(None)
+        try:
+            message = Polled(self._master_versions(address), supported=self._poll)
+        except (OSError, ConnectionError, pykka.Timeout, ProtocolError) as exc:
+            logger.debug("{}: metadata version poll failed: {}", self.label, exc)
+            self._drop_session()
+        except Exception:  # a poll must always end with Polled
+            logger.exception("{}: metadata version poll failed", self.label)
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.actor_ref.tell(message)
+
+    def _master_versions(self, address: str) -> tuple[str, str] | None:
+        """The data versions of the master's topics and groups; None when it does not say
+        (it does not serve GET_METADATA_VERSION: ``_poll`` goes False)."""
+        if not self._poll:
+            return None
+        response = self._session_to(address).call(
+            RemotingCommand.request(GET_METADATA_VERSION), timeout=CALL_TIMEOUT_S
+        )
+        if response.code != ResponseCode.SUCCESS:
+            self._poll = False
+            return None
+        ext = response.ext_fields
+        return str(ext.get("topics", "")), str(ext.get("groups", ""))
+
+    def _drop_session(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def _session_to(self, address: str) -> SessionHandle:
         session = self._session
         if session is None or not session.alive or self._session_addr != address:
             if session is not None:
                 session.close()
             session = self._session = connect(address, role=f"{self.label}->master")
             self._session_addr = address
-        response = session.call(RemotingCommand.request(code), timeout=CALL_TIMEOUT_S)
+        return session
+
+    def _call(self, address: str, code: int) -> bytes:
+        response = self._session_to(address).call(
+            RemotingCommand.request(code), timeout=CALL_TIMEOUT_S
+        )
         if response.code != ResponseCode.SUCCESS:
             raise ConnectionError(f"request {code} answered {response.code} {response.remark}")
         return response.body

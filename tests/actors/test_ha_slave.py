@@ -33,6 +33,7 @@ from tests.actors.ha_support import (
     wait_in_sync,
     wait_queue,
 )
+from tests.client_support import wait_until
 from tests.integration.test_broker_wire import pull, records
 from tests.wire import WireClient
 
@@ -196,6 +197,36 @@ def test_slave_synchronize_copies_topics_groups_offsets_delay_timer_and_transact
         assert fh.read() == timer
     with open(os.path.join(slave.settings.config_dir, "transaction.json"), "rb") as fh:
         assert fh.read() == txn  # the promoted slave's TransactionManager starts from it
+
+
+def test_a_topic_or_group_created_on_the_master_reaches_the_slave_within_seconds(
+    tmp_path: pathlib.Path, pairs: list[Pair]
+) -> None:
+    p = make(pairs, tmp_path)
+    assert p.slave is not None
+    state = ha_state(p.slave)
+    assert state.wait_until(lambda s: s.metadata_synced, 10)  # the first round is done
+    # Given a master and a slave that synced once (the next round is ~10 s away)
+    # When a topic and a subscription group are created on the master
+    created = time.monotonic()
+    topic = {"topic": "FAST-SYNC", "readQueueNums": 2, "writeQueueNums": 2, "perm": 6}
+    assert p.to_master.call(RequestCode.UPDATE_AND_CREATE_TOPIC, topic).code == 0
+    group = json.dumps({"groupName": "FAST-G", "retryMaxTimes": 5}).encode()
+    made = p.to_master.call(RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, body=group)
+    assert made.code == ResponseCode.SUCCESS
+
+    # Then the slave holds both within a few seconds: its version poll (every second) saw the
+    # master's data versions change and ran a round
+    def slave_has_both() -> bool:
+        topics = json.loads(p.to_slave.call(RequestCode.GET_ALL_TOPIC_CONFIG).body)
+        groups = json.loads(p.to_slave.call(RequestCode.GET_ALL_SUBSCRIPTIONGROUP_CONFIG).body)
+        return (
+            "FAST-SYNC" in topics["topicConfigTable"]
+            and "FAST-G" in groups["subscriptionGroupTable"]
+        )
+
+    wait_until(slave_has_both, 8, "the slave holds the new topic and group", interval=0.1)
+    assert time.monotonic() - created < 5
 
 
 @pytest.mark.parametrize(
