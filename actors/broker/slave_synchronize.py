@@ -155,7 +155,8 @@ class SlaveSynchronize(GeventActor):
             self._running = False
             if not message.supported:
                 self._poll = False
-            elif message.versions is not None and message.versions != self._versions:
+            changed = message.versions is not None and message.versions != self._versions
+            if changed or self._replies:  # a SyncNow that came during the poll waits for a round
                 self.actor_ref.tell(SyncTick())
         elif isinstance(message, SyncDone):
             self._running = False
