@@ -22,7 +22,8 @@ from actors.broker.messages import (
     TopicConfigData,
 )
 from actors.broker.retention import Retention
-from actors.broker.store_service import BrokerStore, tag_codes
+from actors.broker.store_reads import tag_codes
+from actors.broker.store_service import BrokerStore
 from actors.broker.topic_config import is_system_topic
 from runtime.actor import others_ready
 from runtime.directory import Directory
