@@ -13,9 +13,10 @@ Messages it accepts (told by its own reader greenlet and by request handlers):
 Proxy-free API through ``SessionHandle`` (safe from any greenlet): ``send_oneway``, ``request``,
 ``close``.
 
-State owned: the socket, the frame decoder (inside the reader greenlet), outbound requests
-waiting for a response (by opaque), the requests in flight (``runtime.in_flight``: past its
-bounds a request is answered SYSTEM_BUSY and not served).
+State owned: the socket, the frame decoder (inside the reader greenlet), its SessionHandle (the
+write lock, the frames queued here, outbound requests waiting for a response by opaque), the
+requests in flight (``runtime.in_flight``: past its bounds a request is answered SYSTEM_BUSY and
+not served).
 
 Behaviour: every request runs in its own greenlet (a reused one: ``runtime.workers``), so a
 15 s long-poll pull never delays the heartbeat or offset query behind it on the same
@@ -28,6 +29,10 @@ connection goes on; a broken stream (bad length, wrong serialize type), or a hea
 request id cannot be read, gets an error reply when its opaque can be read and the connection
 closes.
 Durability point: none; the processor decides when to reply.
+
+``SessionHandle`` (and ``send_frame``, the ``Outbound`` and ``Closed`` messages) live in
+``runtime.session_handle``; ``SessionHandle`` is re-exported here, where most importers (the
+handlers' type hints) have always found it.
 """
 
 from __future__ import annotations
@@ -40,20 +45,20 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import gevent
-import gevent.lock
 import msgspec
 import pykka
 from loguru import logger
 
 from runtime import workers
-from runtime.actor import GeventActor, GeventFuture, new_future
+from runtime.actor import GeventActor
 from runtime.errors import ProtocolError
 from runtime.in_flight import MAX_IN_FLIGHT, MAX_IN_FLIGHT_BYTES, InFlight
 from runtime.receive import receiver
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
-from runtime.remoting.frame import FrameDecoder, encode
+from runtime.remoting.frame import FrameDecoder
 from runtime.request_context import Turn, begin, finish
+from runtime.session_handle import Closed, Outbound, SessionHandle, send_frame
 
 READ_SIZE = 65536
 """Bytes asked of each ``recv``. Not more: CPython allocates the whole size before the call and
@@ -81,166 +86,8 @@ class Processor(Protocol):
     def on_close(self, session: SessionHandle) -> None: ...
 
 
-class Outbound(msgspec.Struct, frozen=True, tag=True):
-    frame: bytes
-    locked: bool = False
-    """The sender holds the write lock for this frame (the rest of a partial direct write):
-    write it without taking the lock, then release it."""
-
-
-class Closed(msgspec.Struct, frozen=True, tag=True):
-    reason: str
-
-
 class CheckIdle(msgspec.Struct, frozen=True, tag=True):
     pass
-
-
-class SessionHandle:
-    """What a processor holds of a session: address, id, and ways to talk back."""
-
-    __slots__ = (
-        "_lock",
-        "_lock_queued",
-        "_pending",
-        "_queued",
-        "_raw",
-        "_ref",
-        "_sock",
-        "remote_address",
-        "session_id",
-        "state",
-    )
-
-    def __init__(
-        self,
-        ref: pykka.ActorRef[Any],
-        remote_address: str,
-        session_id: int,
-        sock: socket.socket | None = None,
-    ) -> None:
-        self._ref = ref
-        self._sock = sock
-        self._raw = getattr(sock, "_sock", None)
-        """gevent's underlying non-blocking socket: a frame that fits the send buffer is
-        written at once, from any greenlet or hub callback (``write``)."""
-        self._queued = 0
-        """Frames told to the session actor and not written yet: a direct write must not
-        overtake them."""
-        self._lock_queued = False
-        """The write lock is held for a queued ``Outbound(locked=True)``."""
-        self._lock = gevent.lock.Semaphore()
-        """Held while a frame is written: frames never interleave (one writer at a time)."""
-        self._pending: dict[int, GeventFuture[RemotingCommand]] = {}
-        self.remote_address = remote_address
-        self.session_id = session_id
-        self.state: dict[str, Any] = {}
-        """Per-connection scratch space for the processor (e.g. the client id seen)."""
-
-    @property
-    def alive(self) -> bool:
-        return self._ref.is_alive()
-
-    def write(self, cmd: RemotingCommand) -> bool:
-        """Write ``cmd`` without ever blocking the caller; False when the session is gone.
-
-        When nothing else is being written or queued, the frame goes straight to the socket
-        (one non-blocking ``send``); whatever the send buffer does not take, and every frame
-        while another write is under way, is queued on the session actor, so a slow peer never
-        blocks the caller (actors, hub callbacks)."""
-        frame = encode(cmd)
-        raw = self._raw
-        if raw is not None and not self._queued and not self._lock.locked():
-            try:
-                sent = raw.send(frame)
-            except BlockingIOError:
-                sent = 0
-            except OSError:
-                sent = -1  # the actor's write reports the failure and closes
-            if sent == len(frame):
-                return True
-            if sent > 0:
-                # The rest must follow before any other frame: hold the lock until the
-                # session actor has written it (or, closing, released it).
-                self._lock.acquire(blocking=False)
-                self._lock_queued = True
-                return self._queue(Outbound(frame[sent:], locked=True))
-        return self._queue(Outbound(frame))
-
-    def _queue(self, message: Outbound) -> bool:
-        self._queued += 1
-        try:
-            self._ref.tell(message)
-        except pykka.ActorDeadError:
-            self._queued -= 1
-            if message.locked:
-                self._lock_queued = False
-                self._lock.release()
-            return False
-        return True
-
-    def reply(self, cmd: RemotingCommand) -> bool:
-        """Write a response now, from the request's own greenlet (the fast path: no actor hop).
-
-        Only request greenlets call this; actors use ``write``, which queues the frame on the
-        session actor so that a slow peer never blocks them."""
-        sock = self._sock
-        if sock is None:
-            return self.write(cmd)
-        frame = encode(cmd)
-        try:
-            with self._lock:
-                send_frame(sock, self._raw, frame)
-        except OSError as exc:
-            with contextlib.suppress(pykka.ActorDeadError):
-                self._ref.tell(Closed(f"write failed: {exc}"))
-            return False
-        return True
-
-    def send_oneway(self, cmd: RemotingCommand) -> bool:
-        """Send a request that expects no response (e.g. NOTIFY_CONSUMER_IDS_CHANGED)."""
-        if not cmd.is_oneway:
-            cmd = msgspec.structs.replace(cmd, flag=cmd.flag | 2)
-        return self.write(cmd)
-
-    def request(self, cmd: RemotingCommand) -> GeventFuture[RemotingCommand]:
-        """Send a request to the peer; the future gets its response (caller picks the timeout
-        and, on timeout, calls ``forget(cmd.opaque)``)."""
-        future: GeventFuture[RemotingCommand] = new_future()
-        self._pending[cmd.opaque] = future
-        if not self.write(cmd):
-            self._pending.pop(cmd.opaque, None)
-            future.set_exception((ConnectionError, ConnectionError("session closed"), None))
-        return future
-
-    def call(self, cmd: RemotingCommand, timeout: float) -> RemotingCommand:
-        """``request`` and wait up to ``timeout`` seconds (pykka.Timeout after that)."""
-        future = self.request(cmd)
-        try:
-            return future.get(timeout=timeout)
-        finally:
-            self._pending.pop(cmd.opaque, None)
-
-    def forget(self, opaque: int) -> None:
-        """Stop waiting for the response to ``opaque`` (after a timeout)."""
-        self._pending.pop(opaque, None)
-
-    def close(self) -> None:
-        with contextlib.suppress(pykka.ActorDeadError):
-            self._ref.tell(Closed("closed by this side"))
-
-    def _response(self, cmd: RemotingCommand) -> None:
-        future = self._pending.pop(cmd.opaque, None)
-        if future is not None:
-            future.set(cmd)
-
-    def _fail_pending(self) -> None:
-        pending, self._pending = self._pending, {}
-        for future in pending.values():
-            future.set_exception((ConnectionError, ConnectionError("session closed"), None))
-
-    def __repr__(self) -> str:
-        return f"<session {self.session_id} {self.remote_address}>"
 
 
 class ClientSession(GeventActor):
@@ -414,23 +261,6 @@ class ClientSession(GeventActor):
             return RemotingCommand.response_to(
                 request, ResponseCode.SYSTEM_ERROR, remark=f"{exc.__class__.__name__}: {exc}"
             )
-
-
-def send_frame(sock: socket.socket, raw: Any, frame: bytes) -> None:
-    """Write all of ``frame`` (the caller holds the session's write lock).
-
-    One non-blocking ``send`` on gevent's underlying socket ``raw`` first: a frame that fits the
-    send buffer (nearly all) costs one system call. gevent's ``sendall`` also asks the kernel for
-    ``SO_SNDBUF`` on every call (a ``getsockopt``, twice per message on the broker's hot path),
-    so it only writes what the first send left, waiting for the socket as needed."""
-    sent = 0
-    if raw is not None:
-        try:
-            sent = raw.send(frame)
-        except BlockingIOError:
-            sent = 0
-    if sent < len(frame):
-        sock.sendall(memoryview(frame)[sent:] if sent else frame)
 
 
 def session_factory(

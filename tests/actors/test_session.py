@@ -14,7 +14,8 @@ from runtime.net import Acceptor, bind
 from runtime.receive import receiver
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
-from runtime.session import READ_SIZE, SessionHandle, send_frame, session_factory
+from runtime.session import READ_SIZE, SessionHandle, session_factory
+from runtime.session_handle import send_frame
 from tests.wire import WireClient as Client
 
 pytestmark = pytest.mark.timeout(20)
