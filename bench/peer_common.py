@@ -17,7 +17,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from bench.client_bench import _payload, _percentiles, cpu_seconds
+from bench.cluster import cpu_seconds
+from bench.meter import _percentiles
+from bench.workload import _payload
 
 
 def peer_parser(

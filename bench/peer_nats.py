@@ -42,13 +42,8 @@ from typing import Any
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.client_bench import (  # noqa: E402
-    Meter,
-    _payload,
-    _print_summary,
-    consumer_summary,
-    repeat_runs,
-)
+from bench.latency import consumer_summary, repeat_runs  # noqa: E402
+from bench.meter import Meter, _print_summary  # noqa: E402
 from bench.peer_common import (  # noqa: E402
     latency_result,
     paced_bodies,
@@ -58,6 +53,7 @@ from bench.peer_common import (  # noqa: E402
     spawned_server,
     start_latency_consumer,
 )
+from bench.workload import _payload  # noqa: E402
 
 STREAM = "BENCH"
 

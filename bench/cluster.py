@@ -1,0 +1,78 @@
+"""The cluster a client benchmark runs against: the given name servers, or a ``python -m runtime``
+it spawns (ASYNC_FLUSH or SYNC_FLUSH, free ports, a temporary data directory); and the CPU
+seconds a process has used (a spawned broker's cost per message)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+
+SYNC_PROFILE = """\
+description = "bench: one name server, one SYNC_FLUSH master"
+[[namesrv]]
+listenPort = 9876
+[[broker]]
+brokerClusterName = "DefaultCluster"
+brokerName = "broker-a"
+brokerId = 0
+brokerRole = "ASYNC_MASTER"
+flushDiskType = "SYNC_FLUSH"
+listenPort = 10911
+haListenPort = 10912
+"""
+
+
+@contextmanager
+def cluster(args: argparse.Namespace) -> Iterator[str]:
+    """The name server address: the given one, or a spawned ``python -m runtime``."""
+    if not args.spawn:
+        from actors.client.config import resolve_namesrv
+
+        yield ";".join(resolve_namesrv(args.namesrv))
+        return
+    with spawned(args.spawn) as (fields, proc):
+        print(f"spawned {args.spawn.upper()}_FLUSH cluster: {fields['line']}", flush=True)
+        args.broker_pid = proc.pid
+        yield fields["namesrv"]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``)."""
+    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def spawned(flush: str) -> Iterator[tuple[dict[str, str], subprocess.Popen[str]]]:
+    """``python -m runtime`` (default profile; SYNC_FLUSH when ``flush`` is "sync") on free ports
+    in a temporary data directory: yields the ready line's fields (and ``line``) and the
+    process; stopped at the end."""
+    with tempfile.TemporaryDirectory(prefix="actormq-bench-") as tmp:
+        cmd = [sys.executable, "-m", "runtime"]
+        if flush == "sync":
+            profile = pathlib.Path(tmp) / "sync.toml"
+            profile.write_text(SYNC_PROFILE)
+            cmd += ["cluster", "--profile", str(profile)]
+        cmd += ["--ephemeral-ports", "--data-dir", str(pathlib.Path(tmp) / "data")]
+        cmd += ["--log-level", "WARNING"]
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            if not line.startswith("ready"):
+                raise SystemExit(f"cluster did not start: {line!r}")
+            fields = dict(t.partition("=")[::2] for t in line.split()[1:])
+            fields["line"] = line.strip()
+            yield fields, proc
+        finally:
+            proc.terminate()
+            proc.wait(30)
