@@ -7,7 +7,11 @@ end-of-segment marker does not fit in what is left of a segment, the writer puts
 
 ``append_batch``'s per-record loops run in C (``runtime.store._fastlog``, built by ``pip install``
 when a compiler exists) unless ``ACTORMQ_PURE_PYTHON=1``; the Python loops below are the fallback
-and the reference. ``ENCODER`` says which one is active ("c" or "python").
+and the reference. ``ENCODER`` says which one is active ("c" or "python"). Both validate and size
+what is not the common case with ``runtime.store.prepare.prepare``.
+
+Reading (by physical offset) and the recovery scan are ``CommitLogReads``
+(``runtime.store.commitlog_reads``), a part of ``CommitLog``.
 """
 
 from __future__ import annotations
@@ -18,62 +22,17 @@ from typing import NamedTuple
 
 from runtime.store import record as R
 from runtime.store.accel import fastlog
+from runtime.store.commitlog_reads import CommitLogReads
 from runtime.store.consumequeue import ENTRY
 from runtime.store.dispatch import DispatchBatch
+from runtime.store.prepare import Invalid, Prepared, _topic_cache, prepare
 from runtime.store.segments import SegmentedFile
 from runtime.store.storage import OS_FS, FileSystem
 
-SCAN_CHUNK = 4 * 1024 * 1024
 _fast_encode: Callable[..., tuple | Invalid] | None = getattr(fastlog(), "encode_batch", None)
 """The C encoder, or None: not built (or a stale build), or ACTORMQ_PURE_PYTHON=1."""
 ENCODER = "c" if _fast_encode is not None else "python"
 """Which ``append_batch`` loop this process uses."""
-
-
-class Prepared(NamedTuple):
-    """A validated record with its encoded topic, properties and total size."""
-
-    rec: R.PutRecord
-    topic_b: bytes
-    props_b: bytes
-    size: int
-
-
-class Invalid(NamedTuple):
-    """Why a record was refused before anything was written."""
-
-    properties: bool  # True: the properties are too long (PROPERTIES_SIZE_EXCEEDED)
-    reason: str
-
-
-_topic_cache: dict[str, bytes | Invalid] = {}
-
-
-def prepare(rec: R.PutRecord, max_message_size: int, segment_size: int) -> Prepared | Invalid:
-    """Validate one record (RocketMQ's checks plus "fits in a segment") and size it."""
-    topic_b = _topic_cache.get(rec.topic)
-    if topic_b is None:
-        problem = R.topic_problem(rec.topic)
-        topic_b = Invalid(False, problem) if problem else rec.topic.encode("ascii")
-        if len(_topic_cache) < 100_000:
-            _topic_cache[rec.topic] = topic_b
-    if isinstance(topic_b, Invalid):
-        return topic_b
-    body_len = len(rec.body)
-    if body_len > max_message_size:
-        return Invalid(False, f"body of {body_len} bytes exceeds the maximum {max_message_size}")
-    try:
-        props_b = rec.properties.encode() if rec.properties else b""
-    except UnicodeEncodeError:
-        return Invalid(False, "properties are not valid UTF-8 text")
-    if len(props_b) > R.MAX_PROPERTIES_SIZE:
-        return Invalid(True, f"properties of {len(props_b)} bytes exceed {R.MAX_PROPERTIES_SIZE}")
-    if rec.queue_id < 0 or rec.queue_id > 0x7FFFFFFF:
-        return Invalid(False, f"queue id {rec.queue_id} out of range")
-    size = R.HEADER_SIZE + body_len + 3 + len(topic_b) + len(props_b)
-    if size + R.BLANK_SIZE > segment_size:
-        return Invalid(False, f"record of {size} bytes does not fit a {segment_size}-byte segment")
-    return Prepared(rec, topic_b, props_b, size)
 
 
 class AppendedBatch(NamedTuple):
@@ -84,13 +43,6 @@ class AppendedBatch(NamedTuple):
     dispatch: DispatchBatch
     wrote_bytes: int
     wait_store_ok: bool  # False when every record asked not to wait for the flush (WAIT=false)
-
-
-class ScanResult(NamedTuple):
-    end: int  # offset just past the last valid record (the new write offset)
-    problem: str | None  # why the scan stopped before the end of the data, if it did
-    problem_offset: int  # where (== end when problem is set)
-    records: int
 
 
 QueueKey = tuple[str, int]
@@ -110,7 +62,7 @@ TAIL_CACHE = 1 << 20
 without a ``pread`` (``SegmentedFile``'s ``tail_cache``)."""
 
 
-class CommitLog:
+class CommitLog(CommitLogReads):
     """See the module docstring. ``store_host`` is 4 IPv4 bytes."""
 
     def __init__(
@@ -432,95 +384,3 @@ class CommitLog:
 
     def abort_group(self) -> None:
         self._group = None
-
-    # -- reading -------------------------------------------------------------------------------
-
-    def read(self, offset: int, size: int) -> bytes:
-        """Raw bytes at a physical offset (within one segment); short or b"" past the end."""
-        if offset < 0 or offset >= self.segments.write_offset:
-            return b""
-        return self.segments.read(offset, min(size, self.segments.write_offset - offset))
-
-    def read_record_bytes(self, offset: int, *, verify_crc: bool = True) -> bytes | None:
-        """The raw valid record at ``offset``, or None (not there, removed, or corrupt)."""
-        head = self.read(offset, 4096)
-        if len(head) < 8:
-            return None
-        size = int.from_bytes(head[:4], "big", signed=True)
-        if size > len(head):
-            head = self.read(offset, size)
-        check = R.check_record(head, 0, verify_crc=verify_crc)
-        if check.size <= 0 or check.blank:
-            return None
-        return head[: check.size]
-
-    def read_record(self, offset: int, *, verify_crc: bool = True) -> R.StoredRecord | None:
-        raw = self.read_record_bytes(offset, verify_crc=verify_crc)
-        return None if raw is None else R.decode_record(raw)
-
-    # -- scanning ------------------------------------------------------------------------------
-
-    def scan(
-        self,
-        start: int,
-        on_record: Callable[[memoryview, int, int, int], None] | None = None,
-        *,
-        verify_crc: bool = True,
-        stop_at: int | None = None,
-    ) -> ScanResult:
-        """Walk valid records from ``start`` (a record boundary) to the end of the data.
-
-        Calls ``on_record(buf, pos, size, physical_offset)`` for every valid record. Stops at
-        the first invalid byte (``problem`` says why), at the end of the data, or at ``stop_at``.
-        """
-        segs = self.segments
-        seg_size = self.segment_size
-        offset = start
-        records = 0
-        window = SCAN_CHUNK
-        while True:
-            if stop_at is not None and offset >= stop_at:
-                return ScanResult(offset, None, offset, records)
-            seg = segs.segment_at(offset)
-            if seg is None:
-                return ScanResult(offset, None, offset, records)
-            rel = offset - seg.start
-            want = min(window, seg_size - rel)
-            data = seg.file.pread(want, rel)
-            eof = len(data) < want  # the file's data ends inside this window
-            view = memoryview(data)
-            n = len(data)
-            pos = 0
-            jump = None
-            window = SCAN_CHUNK
-            while pos < n:
-                if stop_at is not None and offset + pos >= stop_at:
-                    break
-                check = R.check_record(view, pos, verify_crc=verify_crc)
-                size = check.size
-                if check.blank:
-                    jump = seg.start + seg_size
-                    break
-                if size > 0:
-                    if on_record is not None:
-                        on_record(view, pos, size, offset + pos)
-                    records += 1
-                    pos += size
-                    continue
-                if not eof and size < 0 and (n - pos < 8 or check.problem.startswith("torn")):
-                    if n - pos >= 8:  # re-read with a window that holds the whole record
-                        window = max(SCAN_CHUNK, int.from_bytes(view[pos : pos + 4], "big"))
-                    break
-                end = offset + pos
-                if size == 0 and segs.segment_at(seg.start + seg_size) is not None:
-                    return ScanResult(end, "zero bytes before the end of a segment", end, records)
-                return ScanResult(end, check.problem, end, records)
-            if jump is not None:
-                offset = jump
-                continue
-            offset += pos
-            if eof and pos >= n:
-                if segs.segment_at(seg.start + seg_size) is not None:
-                    problem = "segment ends without an end-of-segment marker"
-                    return ScanResult(offset, problem, offset, records)
-                return ScanResult(offset, None, offset, records)

@@ -39,7 +39,8 @@ from runtime.errors import StoreError
 from runtime.store import checkpoint as ckpt
 from runtime.store import fences as fence_table
 from runtime.store import record as R
-from runtime.store.commitlog import CommitLog, ScanResult
+from runtime.store.commitlog import CommitLog
+from runtime.store.commitlog_reads import ScanResult
 from runtime.store.consumequeue import (
     ConsumeQueue,
     QueueGap,

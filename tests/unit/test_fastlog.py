@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runtime.store import commitlog as CL
+from runtime.store import prepare as P
 from runtime.store import record as R
 from runtime.store.index import IndexService
 
@@ -108,7 +109,7 @@ def log_bytes(directory: str) -> dict[str, bytes]:
 
 def outcome(result: Any) -> Any:
     """Everything a caller can observe of an append_batch result, in comparable form."""
-    if isinstance(result, CL.Invalid):
+    if isinstance(result, P.Invalid):
         return result
     d = result.dispatch
     queues = [(k, v[0], bytes(v[1])) for k, v in d.queues.items()]
@@ -200,7 +201,7 @@ def test_no_leaks(tmp_path: os.PathLike[str], props: dict[str, str]) -> None:
     log = CL.CommitLog(str(tmp_path), 1 << 24)
     log._fast = _fastlog.encode_batch
     batch = bench_records(8, **props)
-    args = (CL._topic_cache, CL.prepare, CL.Prepared, 0, 4096, 1 << 20)
+    args = (P._topic_cache, P.prepare, P.Prepared, 0, 4096, 1 << 20)
     tail = (1, b"\x7f\x00\x00\x01", 10911, R.DEFAULT_DELAY_LEVELS, R.tags_code_of, R.index_keys)
     bad = [*batch, R.PutRecord("bad topic", 0, b"")]
     overflow = [*batch, R.PutRecord("BenchTopic", 0, b"", flag=2**40)]
@@ -209,7 +210,7 @@ def test_no_leaks(tmp_path: os.PathLike[str], props: dict[str, str]) -> None:
         for i in range(k):
             table: dict[QueueKey, int] = {("BenchTopic", 0): i}
             log._fast(batch, *args, table, {}, *tail)
-            assert isinstance(log._fast(bad, *args, table, None, *tail), CL.Invalid)
+            assert isinstance(log._fast(bad, *args, table, None, *tail), P.Invalid)
             with pytest.raises(OverflowError):
                 log._fast(overflow, *args, table, None, *tail)
 
@@ -236,8 +237,8 @@ def test_refusals_write_nothing(tmp_path: os.PathLike[str], fast: bool) -> None:
     ok = bench_records(3, TAGS="x")
     surrogate = R.PutRecord("BenchTopic", 0, b"", "TAGS\x01\ud800")
     out = log.append_batch([*ok, surrogate], table, 1, 1 << 20)
-    assert isinstance(out, CL.Invalid)
-    assert out == CL.prepare(surrogate, 1 << 20, 4096)
+    assert isinstance(out, P.Invalid)
+    assert out == P.prepare(surrogate, 1 << 20, 4096)
     with pytest.raises((OverflowError, struct.error)):  # C / Python
         log.append_batch([*ok, R.PutRecord("BenchTopic", 0, b"", born_port=2**31)], table, 1, 99)
     assert (log.write_offset, table) == (0, {})

@@ -11,8 +11,9 @@ import pytest
 
 from runtime.errors import StoreError
 from runtime.store import record as R
-from runtime.store.commitlog import AppendedBatch, CommitLog, Invalid, prepare
+from runtime.store.commitlog import AppendedBatch, CommitLog
 from runtime.store.faults import FaultyFileSystem
+from runtime.store.prepare import Invalid, prepare
 from runtime.store.segments import SegmentedFile, segment_name
 
 SEG = 4096

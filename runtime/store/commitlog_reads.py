@@ -1,0 +1,123 @@
+"""Reading the commit log: raw bytes and records by physical offset, and the recovery scan.
+
+``CommitLogReads`` is a part of ``runtime.store.commitlog.CommitLog`` (which sets ``segments``
+and ``segment_size``): readers (Queue actors, lookups by offset message id) call ``read`` /
+``read_record_bytes`` / ``read_record``; recovery walks the valid records with ``scan``, which
+stops at the first invalid byte and says why (``ScanResult``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+from runtime.store import record as R
+from runtime.store.segments import SegmentedFile
+
+SCAN_CHUNK = 4 * 1024 * 1024
+
+
+class ScanResult(NamedTuple):
+    end: int  # offset just past the last valid record (the new write offset)
+    problem: str | None  # why the scan stopped before the end of the data, if it did
+    problem_offset: int  # where (== end when problem is set)
+    records: int
+
+
+class CommitLogReads:
+    """Reads by physical offset and the scan. See the module docstring."""
+
+    segments: SegmentedFile
+    segment_size: int
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def read(self, offset: int, size: int) -> bytes:
+        """Raw bytes at a physical offset (within one segment); short or b"" past the end."""
+        if offset < 0 or offset >= self.segments.write_offset:
+            return b""
+        return self.segments.read(offset, min(size, self.segments.write_offset - offset))
+
+    def read_record_bytes(self, offset: int, *, verify_crc: bool = True) -> bytes | None:
+        """The raw valid record at ``offset``, or None (not there, removed, or corrupt)."""
+        head = self.read(offset, 4096)
+        if len(head) < 8:
+            return None
+        size = int.from_bytes(head[:4], "big", signed=True)
+        if size > len(head):
+            head = self.read(offset, size)
+        check = R.check_record(head, 0, verify_crc=verify_crc)
+        if check.size <= 0 or check.blank:
+            return None
+        return head[: check.size]
+
+    def read_record(self, offset: int, *, verify_crc: bool = True) -> R.StoredRecord | None:
+        raw = self.read_record_bytes(offset, verify_crc=verify_crc)
+        return None if raw is None else R.decode_record(raw)
+
+    # -- scanning ------------------------------------------------------------------------------
+
+    def scan(
+        self,
+        start: int,
+        on_record: Callable[[memoryview, int, int, int], None] | None = None,
+        *,
+        verify_crc: bool = True,
+        stop_at: int | None = None,
+    ) -> ScanResult:
+        """Walk valid records from ``start`` (a record boundary) to the end of the data.
+
+        Calls ``on_record(buf, pos, size, physical_offset)`` for every valid record. Stops at
+        the first invalid byte (``problem`` says why), at the end of the data, or at ``stop_at``.
+        """
+        segs = self.segments
+        seg_size = self.segment_size
+        offset = start
+        records = 0
+        window = SCAN_CHUNK
+        while True:
+            if stop_at is not None and offset >= stop_at:
+                return ScanResult(offset, None, offset, records)
+            seg = segs.segment_at(offset)
+            if seg is None:
+                return ScanResult(offset, None, offset, records)
+            rel = offset - seg.start
+            want = min(window, seg_size - rel)
+            data = seg.file.pread(want, rel)
+            eof = len(data) < want  # the file's data ends inside this window
+            view = memoryview(data)
+            n = len(data)
+            pos = 0
+            jump = None
+            window = SCAN_CHUNK
+            while pos < n:
+                if stop_at is not None and offset + pos >= stop_at:
+                    break
+                check = R.check_record(view, pos, verify_crc=verify_crc)
+                size = check.size
+                if check.blank:
+                    jump = seg.start + seg_size
+                    break
+                if size > 0:
+                    if on_record is not None:
+                        on_record(view, pos, size, offset + pos)
+                    records += 1
+                    pos += size
+                    continue
+                if not eof and size < 0 and (n - pos < 8 or check.problem.startswith("torn")):
+                    if n - pos >= 8:  # re-read with a window that holds the whole record
+                        window = max(SCAN_CHUNK, int.from_bytes(view[pos : pos + 4], "big"))
+                    break
+                end = offset + pos
+                if size == 0 and segs.segment_at(seg.start + seg_size) is not None:
+                    return ScanResult(end, "zero bytes before the end of a segment", end, records)
+                return ScanResult(end, check.problem, end, records)
+            if jump is not None:
+                offset = jump
+                continue
+            offset += pos
+            if eof and pos >= n:
+                if segs.segment_at(seg.start + seg_size) is not None:
+                    problem = "segment ends without an end-of-segment marker"
+                    return ScanResult(offset, problem, offset, records)
+                return ScanResult(offset, None, offset, records)
