@@ -75,6 +75,7 @@ from runtime.store.consumequeue import ENTRY_SIZE
 from runtime.store.context import StoreContext
 from runtime.store.dispatch import DispatchBatch, LogDispatchReader
 from runtime.store.index import IndexService
+from runtime.store.record_dispatch import dispatch_fields
 from runtime.store.recovery import make_checkpoint
 from runtime.store.settings import StoreSettings
 
@@ -361,7 +362,7 @@ class Dispatcher(GeventActor):
             rec = R.decode_record(raw)
             if rec.topic != q.topic or not (q.begin <= rec.store_timestamp <= q.end):
                 continue
-            _code, keys, _wait = R.dispatch_fields(rec.topic, rec.properties, rec.sys_flag, 0)
+            _code, keys, _wait = dispatch_fields(rec.topic, rec.properties, rec.sys_flag, 0)
             if q.key not in keys:
                 continue
             out.append(raw)

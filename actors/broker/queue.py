@@ -63,13 +63,14 @@ from runtime.store.consumequeue import (
     remove_topic_queues,
 )
 from runtime.store.context import StoreContext
+from runtime.store.record_check import check_run
 from runtime.store.segments import FlushPlan
 
 SWEEP_S = 1.0
 MIN_SCAN_ENTRIES = 800  # RocketMQ scans at least 16000 bytes of consume queue per read
 
-_check_run = getattr(fastlog(), "check_run", None) or R.check_run
-"""The read path's record check (C when built; ``record.check_run`` is the reference)."""
+_check_run = getattr(fastlog(), "check_run", None) or check_run
+"""The read path's record check (C when built; ``record_check.check_run`` is the reference)."""
 
 
 def _usual_choice(

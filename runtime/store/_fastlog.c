@@ -10,10 +10,11 @@
  *   pass 2  encode: end-of-segment BLANK markers and cuts, queue offsets through the
  *           local/overlay/next_offsets dicts, the record in RocketMQ's V1 layout (record.py)
  *           with the masked zlib body CRC, the property scan (the semantics of
- *           record._PROP_RE: TAGS, KEYS, UNIQ_KEY, DELAY, WAIT at the start or after \x02,
- *           value up to the next \x02, later occurrences win), the tag code (Java
- *           String.hashCode of TAGS; record.tags_code_of for DELAY records), the consume-queue
- *           blocks and the index items (record.index_keys when KEYS is present).
+ *           record_dispatch._PROP_RE: TAGS, KEYS, UNIQ_KEY, DELAY, WAIT at the start or
+ *           after \x02, value up to the next \x02, later occurrences win), the tag code (Java
+ *           String.hashCode of TAGS; record_dispatch.tags_code_of for DELAY records), the
+ *           consume-queue blocks and the index items (record_dispatch.index_keys when KEYS is
+ *           present).
  *
  * The body CRC is zlib's CRC-32; on x86-64 CPUs with PCLMULQDQ (checked at import) bodies of 64
  * bytes and more are folded with carry-less multiplication first (see clmul_crc).
@@ -281,7 +282,7 @@ static int java_hash(const char *s, Py_ssize_t len, long long *out)
     return 0;
 }
 
-/* The property values the store reads (record._PROP_RE): a NULL pointer means absent. */
+/* The property values the store reads (record_dispatch._PROP_RE): a NULL pointer means absent. */
 typedef struct {
     const char *tags, *keys, *uniq, *delay;
     Py_ssize_t tags_len, keys_len, uniq_len, delay_len;
@@ -593,7 +594,7 @@ static int add_entry(queues_t *q, long long qoff, long long phys, long long size
     return 0;
 }
 
-/* The tag code of a record: the TAGS hash, or record.tags_code_of for DELAY records. */
+/* The tag code of a record: the TAGS hash, or record_dispatch.tags_code_of for DELAY records. */
 typedef struct {
     const char *tags;
     Py_ssize_t len;
@@ -1246,7 +1247,8 @@ PyDoc_STRVAR(check_run_doc,
 "How many of ``entries`` ((queue offset, commit-log offset, size) tuples, in order) are, from\n"
 "the first on, valid records of queue ``queue_id`` in ``data`` (the commit-log bytes from\n"
 "offset ``start``): magic, sizes, length fields, queue id and offset, and the body CRC when\n"
-"``verify_crc``. The read path's check (runtime.store.record.check_record plus the queue's).");
+"``verify_crc``. The read path's check (runtime.store.record_check.check_record plus the\n"
+"queue's).");
 
 static PyObject *check_run(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {

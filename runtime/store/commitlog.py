@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from runtime.store import record as R
+from runtime.store import record_dispatch as RD
 from runtime.store.accel import fastlog
 from runtime.store.commitlog_reads import CommitLogReads
 from runtime.store.consumequeue import ENTRY
@@ -130,8 +131,8 @@ class CommitLog(CommitLogReads):
                 self.store_host,
                 self.store_port,
                 self.delay_levels,
-                R.tags_code_of,
-                R.index_keys,
+                RD.tags_code_of,
+                RD.index_keys,
             )
             if isinstance(out, Invalid):
                 return out
@@ -206,7 +207,7 @@ class CommitLog(CommitLogReads):
         tran_mask = R.TRANSACTION_MASK
         prepared_type = R.TRANSACTION_PREPARED_TYPE
         rollback_type = R.TRANSACTION_ROLLBACK_TYPE
-        findall = R._PROP_RE.findall
+        findall = RD._PROP_RE.findall
         p_tags, p_uniq = R.PROPERTY_TAGS, R.PROPERTY_UNIQ_KEY
         p_keys, p_delay = R.PROPERTY_KEYS, R.PROPERTY_DELAY
         java_hash = R.java_hash
@@ -272,7 +273,7 @@ class CommitLog(CommitLogReads):
                 plen,
                 props_b,
             )
-            # the property scan (R.scan_properties), inlined: it runs for every record
+            # the property scan (RD.scan_properties), inlined: it runs for every record
             tags = keys = uniq = delay = None
             w = True
             for name, value in findall(rec.properties):
@@ -295,14 +296,14 @@ class CommitLog(CommitLogReads):
                     code = java_hash(tags) if tags else 0
                     last_tags, last_code = tags, code
             else:
-                code = R.tags_code_of(topic, tags, delay, store_timestamp, levels)
+                code = RD.tags_code_of(topic, tags, delay, store_timestamp, levels)
             if takes_offset:
                 if block is None:
                     block = cq_blocks[key] = [qoff, bytearray(entry_pack(pos, size, code))]
                 else:
                     block[1] += entry_pack(pos, size, code)
             if keys:
-                ikeys = R.index_keys(sys_flag, keys, uniq)
+                ikeys = RD.index_keys(sys_flag, keys, uniq)
                 if ikeys:
                     add_index((topic, pos, store_timestamp, ikeys))
             elif uniq and tran != rollback_type:

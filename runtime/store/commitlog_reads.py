@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from runtime.store import record as R
+from runtime.store.record_check import check_record
 from runtime.store.segments import SegmentedFile
 
 SCAN_CHUNK = 4 * 1024 * 1024
@@ -46,7 +47,7 @@ class CommitLogReads:
         size = int.from_bytes(head[:4], "big", signed=True)
         if size > len(head):
             head = self.read(offset, size)
-        check = R.check_record(head, 0, verify_crc=verify_crc)
+        check = check_record(head, 0, verify_crc=verify_crc)
         if check.size <= 0 or check.blank:
             return None
         return head[: check.size]
@@ -93,7 +94,7 @@ class CommitLogReads:
             while pos < n:
                 if stop_at is not None and offset + pos >= stop_at:
                     break
-                check = R.check_record(view, pos, verify_crc=verify_crc)
+                check = check_record(view, pos, verify_crc=verify_crc)
                 size = check.size
                 if check.blank:
                     jump = seg.start + seg_size

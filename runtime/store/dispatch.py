@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 from runtime.store import record as R
 from runtime.store.consumequeue import ENTRY
+from runtime.store.record_dispatch import index_keys, scan_properties, tags_code_of
 
 # queueId, queueOffset, physicalOffset, sysFlag, storeTimestamp, bodyLen
 _HEAD = struct.Struct(">12xi4xqqi8x8xq20xi")
@@ -106,11 +107,11 @@ class LogDispatchReader:
             return  # a deleted incarnation of the topic
         plen = (buf[p] << 8) | buf[p + 1]
         props = str(buf[p + 2 : p + 2 + plen], "utf-8") if plen else ""
-        tags, keys, uniq, delay, _wait = R.scan_properties(props)
+        tags, keys, uniq, delay, _wait = scan_properties(props)
         if delay is None:
             code = R.java_hash(tags) if tags else 0
         else:
-            code = R.tags_code_of(topic, tags, delay, store_ts, self.levels)
+            code = tags_code_of(topic, tags, delay, store_ts, self.levels)
         tran = sys_flag & R.TRANSACTION_MASK
         batch = self.batch
         if tran != R.TRANSACTION_PREPARED_TYPE and tran != R.TRANSACTION_ROLLBACK_TYPE:
@@ -121,7 +122,7 @@ class LogDispatchReader:
             else:
                 block[1] += ENTRY.pack(phys, size, code)
         if uniq or keys:
-            ikeys = R.index_keys(sys_flag, keys, uniq)
+            ikeys = index_keys(sys_flag, keys, uniq)
             if ikeys:
                 batch.index.append((topic, phys, store_ts, ikeys))
 

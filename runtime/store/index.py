@@ -37,7 +37,7 @@ from loguru import logger
 
 from runtime.errors import StoreError
 from runtime.store.accel import fastlog
-from runtime.store.record import DispatchEntry
+from runtime.store.record_dispatch import DispatchEntry
 from runtime.store.segments import NAME_DIGITS, segment_name
 from runtime.store.storage import fsync_dir
 

@@ -24,6 +24,7 @@ from runtime.store.commitlog import CommitLog
 from runtime.store.consumequeue import ENTRY_SIZE
 from runtime.store.dispatch import DispatchBatch, LogDispatchReader
 from runtime.store.lockfile import StoreLock
+from runtime.store.record_check import check_record
 from runtime.store.segments import SegmentedFile
 from runtime.store.settings import StoreSettings
 from runtime.store.storage import OS_FS, FileSystem
@@ -101,7 +102,7 @@ def append_raw(log: CommitLog, offset: int, data: bytes, delay_levels: tuple[int
     if not n:
         raise RawRefused("no data")
     while pos < n:
-        check = R.check_record(view, pos, verify_crc=True)
+        check = check_record(view, pos, verify_crc=True)
         if check.blank:
             if pos + R.BLANK_SIZE != n or begin + pos + check.size != seg_end:
                 raise RawRefused(f"end-of-segment marker at {begin + pos} is misplaced")

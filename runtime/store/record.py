@@ -14,8 +14,10 @@ Everything is big-endian. Encoding is one precompiled ``Struct.pack_into`` for t
 each record into one preallocated ``bytearray`` per batch; see ``encode_into``.
 
 Also here: Java ``String.hashCode`` (tag hashes in consume queues), the offset message id (store
-host + physical offset), topic validation, the property-string parser used on the hot path, and
-``DispatchEntry``: what one stored record contributes to consume queues and the key index.
+host + physical offset), topic validation and the property-string helpers. Checking raw bytes for
+a valid record is ``runtime.store.record_check``; what a stored record contributes to consume
+queues and the key index (the property scan, tag code, index keys, ``DispatchEntry``) is
+``runtime.store.record_dispatch``.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ import re
 import socket
 import struct
 import zlib
-from collections.abc import Sequence
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -211,91 +212,6 @@ class StoredRecord(msgspec.Struct, gc=False):
         return parse_properties(self.properties)
 
 
-class DispatchEntry(NamedTuple):
-    """What one stored record contributes to its consume queue and the key index."""
-
-    topic: str
-    queue_id: int
-    queue_offset: int
-    physical_offset: int
-    size: int
-    tags_code: int
-    store_timestamp: int
-    sys_flag: int
-    keys: tuple[str, ...]  # index keys: UNIQ_KEY then each of KEYS (without the topic prefix)
-
-    @property
-    def takes_queue_offset(self) -> bool:
-        return takes_queue_offset(self.sys_flag)
-
-
-def takes_queue_offset(sys_flag: int) -> bool:
-    """Prepared and rolled-back transaction records get no queue offset and no queue entry."""
-    tran = sys_flag & TRANSACTION_MASK
-    return tran != TRANSACTION_PREPARED_TYPE and tran != TRANSACTION_ROLLBACK_TYPE
-
-
-_PROP_RE = re.compile(
-    "(?:^|\x02)(" + "|".join((P.TAGS, P.KEYS, P.UNIQ_KEY, P.DELAY, P.WAIT)) + ")\x01([^\x02]*)"
-)
-
-
-def scan_properties(properties: str) -> tuple[str | None, str | None, str | None, str | None, bool]:
-    """(TAGS, KEYS, UNIQ_KEY, DELAY, wait-store-ok) from a property string, in one regex pass."""
-    tags = keys = uniq = delay = None
-    wait = True
-    if properties:
-        for name, value in _PROP_RE.findall(properties):
-            if name == PROPERTY_TAGS:
-                tags = value
-            elif name == PROPERTY_UNIQ_KEY:
-                uniq = value
-            elif name == PROPERTY_KEYS:
-                keys = value
-            elif name == PROPERTY_DELAY:
-                delay = value
-            else:
-                wait = value != "false"
-    return tags, keys, uniq, delay, wait
-
-
-def index_keys(sys_flag: int, keys: str | None, uniq: str | None) -> tuple[str, ...]:
-    """The keys a record is indexed under: UNIQ_KEY, then each of KEYS (none for rollbacks)."""
-    if (sys_flag & TRANSACTION_MASK) == TRANSACTION_ROLLBACK_TYPE:
-        return ()
-    out: tuple[str, ...] = (uniq,) if uniq else ()
-    if keys:
-        out += tuple(k for k in keys.split(KEY_SEPARATOR) if k)
-    return out
-
-
-def tags_code_of(
-    topic: str, tags: str | None, delay: str | None, store_timestamp: int, levels: tuple[int, ...]
-) -> int:
-    """The consume-queue tag code: the TAGS hash, or the delivery time for scheduled messages."""
-    if delay is not None and topic == SCHEDULE_TOPIC and levels:
-        try:
-            level = min(int(delay), len(levels))
-        except ValueError:
-            level = 0
-        if level > 0:
-            return store_timestamp + levels[level - 1]
-    return java_hash(tags) if tags else 0
-
-
-def dispatch_fields(
-    topic: str,
-    properties: str,
-    sys_flag: int,
-    store_timestamp: int,
-    delay_levels: tuple[int, ...] = DEFAULT_DELAY_LEVELS,
-) -> tuple[int, tuple[str, ...], bool]:
-    """(tags code, index keys, wait-store-ok) read from a property string."""
-    tags, keys, uniq, delay, wait = scan_properties(properties)
-    code = tags_code_of(topic, tags, delay, store_timestamp, delay_levels)
-    return code, index_keys(sys_flag, keys, uniq), wait
-
-
 @lru_cache(maxsize=4096)
 def record_struct(body_len: int, topic_len: int, props_len: int) -> struct.Struct:
     """One Struct for a whole record of this shape: header, body, topic, properties."""
@@ -389,95 +305,8 @@ def encode_blank(remaining: int) -> bytes:
     return BLANK.pack(remaining, BLANK_MAGIC)
 
 
-class RecordCheck(NamedTuple):
-    """Outcome of ``check_record`` at one position: exactly one of the cases holds.
-
-    ``size > 0`` and not ``blank``: a valid record of that size. ``blank``: an end-of-segment
-    marker (``size`` = remaining bytes it covers). ``size == 0``: no more data here (the end).
-    ``size < 0``: corrupt or torn; ``problem`` says why.
-    """
-
-    size: int
-    blank: bool = False
-    problem: str | None = None
-
-
-END = RecordCheck(0)
-
-
-def check_record(buf: bytes | memoryview, pos: int, *, verify_crc: bool = True) -> RecordCheck:
-    """Validate the record starting at ``buf[pos]`` (``buf`` may end anywhere).
-
-    A record is valid when its magic, its length fields and (optionally) its body CRC agree.
-    A torn record (the buffer ends inside it) is reported as corrupt.
-    """
-    avail = len(buf) - pos
-    if avail < 8:
-        if avail == 0 or not any(buf[pos:]):
-            return END
-        return RecordCheck(-1, problem=f"{avail} stray bytes at the end")
-    size, magic = SIZE_MAGIC.unpack_from(buf, pos)
-    if magic == BLANK_MAGIC:
-        if size < BLANK_SIZE:
-            return RecordCheck(-1, problem=f"blank marker with remaining {size}")
-        return RecordCheck(size, blank=True)
-    if magic != MAGIC:
-        if size == 0 and magic == 0 and not any(buf[pos : pos + 64]):
-            return END  # zero-filled: never written
-        return RecordCheck(-1, problem=f"bad magic 0x{magic:08X}")
-    if size < MIN_RECORD_SIZE:
-        return RecordCheck(-1, problem=f"totalSize {size} below the minimum")
-    if size > avail:
-        return RecordCheck(-1, problem=f"torn record: totalSize {size}, {avail} bytes present")
-    _size, _magic, crc, blen = _CHECK_HEAD.unpack_from(buf, pos)
-    if blen < 0 or HEADER_SIZE + blen + 3 > size:
-        return RecordCheck(-1, problem=f"bodyLen {blen} inconsistent with totalSize {size}")
-    tpos = pos + HEADER_SIZE + blen
-    ppos = tpos + 1 + buf[tpos]
-    if ppos + 2 > pos + size:
-        return RecordCheck(-1, problem="topic length runs past the record")
-    (plen,) = _H.unpack_from(buf, ppos)
-    if plen < 0 or ppos + 2 + plen != pos + size:
-        return RecordCheck(-1, problem="length fields do not add up to totalSize")
-    if verify_crc and zlib.crc32(buf[pos + HEADER_SIZE : tpos]) & 0x7FFFFFFF != crc:
-        return RecordCheck(-1, problem="body CRC mismatch")
-    return RecordCheck(size)
-
-
-_CHECK_HEAD = struct.Struct(">iIi72xi")  # totalSize, magic, bodyCRC, bodyLen
-
-
-def check_run(
-    data: bytes,
-    start: int,
-    entries: Sequence[tuple[int, int, int]],
-    queue_id: int,
-    verify_crc: bool,
-) -> int:
-    """How many of ``entries`` ((queue offset, commit-log offset, size), in order) are, from the
-    first on, valid records of queue ``queue_id`` in ``data`` (the log's bytes from ``start``):
-    ``check_record`` says so with exactly that size, and the record names that queue and queue
-    offset. The read path's check; ``runtime.store._fastlog.check_run`` does the same in C."""
-    for n, (q, phys, size) in enumerate(entries):
-        pos = phys - start
-        if pos < 0 or pos + size > len(data):
-            return n
-        check = check_record(data, pos, verify_crc=verify_crc)
-        if (
-            check.size != size
-            or check.blank
-            or _QOFF_AT.unpack_from(data, pos + 20)[0] != q
-            or int.from_bytes(data[pos + 12 : pos + 16], "big", signed=True) != queue_id
-        ):
-            return n
-    return len(entries)
-
-
-_QOFF_AT = struct.Struct(">q")
-
-
 def decode_record(buf: bytes | memoryview, pos: int = 0) -> StoredRecord:
-    """Decode a record known to be valid (see ``check_record``) at ``buf[pos]``."""
+    """Decode a record known to be valid (see ``record_check.check_record``) at ``buf[pos]``."""
     (
         size,
         _magic,
@@ -524,35 +353,6 @@ def decode_record(buf: bytes | memoryview, pos: int = 0) -> StoredRecord:
         body,
         topic,
         props,
-    )
-
-
-# queueId, queueOffset, physicalOffset, sysFlag, storeTimestamp
-_DISPATCH_HEAD = struct.Struct(">12xi4xqqi8x8xq")
-assert _DISPATCH_HEAD.size == 64
-assert _CHECK_HEAD.size == HEADER_SIZE
-
-
-def dispatch_entry_at(
-    buf: bytes | memoryview,
-    pos: int,
-    size: int,
-    delay_levels: tuple[int, ...] = DEFAULT_DELAY_LEVELS,
-) -> DispatchEntry:
-    """The dispatch entry of the valid record at ``buf[pos:pos+size]`` (reput from disk)."""
-    queue_id, queue_offset, physical_offset, sys_flag, store_ts = _DISPATCH_HEAD.unpack_from(
-        buf, pos
-    )
-    blen = int.from_bytes(buf[pos + 84 : pos + 88], "big", signed=True)
-    p = pos + HEADER_SIZE + blen
-    tlen = buf[p]
-    topic = bytes(buf[p + 1 : p + 1 + tlen]).decode()
-    p += 1 + tlen
-    (plen,) = _H.unpack_from(buf, p)
-    props = bytes(buf[p + 2 : p + 2 + plen]).decode() if plen else ""
-    code, keys, _wait = dispatch_fields(topic, props, sys_flag, store_ts, delay_levels)
-    return DispatchEntry(
-        topic, queue_id, queue_offset, physical_offset, size, code, store_ts, sys_flag, keys
     )
 
 

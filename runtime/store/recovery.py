@@ -51,6 +51,7 @@ from runtime.store.consumequeue import (
 from runtime.store.dispatch import LogDispatchReader
 from runtime.store.index import IndexService
 from runtime.store.lockfile import StoreLock, abort_exists, create_abort
+from runtime.store.record_check import check_record
 from runtime.store.settings import StoreSettings
 from runtime.store.storage import OS_FS, FileSystem
 
@@ -365,7 +366,7 @@ def _refuse_mid_log_damage(log: CommitLog, scan: ScanResult) -> None:
     for later in segs.segments:
         if later.start > end and later.file.size() > 0:
             first = log.read_record_bytes(later.start)
-            blank = R.check_record(later.file.pread(8, 0), 0).blank
+            blank = check_record(later.file.pread(8, 0), 0).blank
             if first is not None or blank:
                 raise StoreError(
                     later.file.path,

@@ -27,6 +27,8 @@ from hypothesis import strategies as st
 from runtime.store import commitlog as CL
 from runtime.store import prepare as P
 from runtime.store import record as R
+from runtime.store import record_check as RC
+from runtime.store import record_dispatch as RD
 from runtime.store.index import IndexService
 
 _fastlog = pytest.importorskip("runtime.store._fastlog")
@@ -202,7 +204,7 @@ def test_no_leaks(tmp_path: os.PathLike[str], props: dict[str, str]) -> None:
     log._fast = _fastlog.encode_batch
     batch = bench_records(8, **props)
     args = (P._topic_cache, P.prepare, P.Prepared, 0, 4096, 1 << 20)
-    tail = (1, b"\x7f\x00\x00\x01", 10911, R.DEFAULT_DELAY_LEVELS, R.tags_code_of, R.index_keys)
+    tail = (1, b"\x7f\x00\x00\x01", 10911, R.DEFAULT_DELAY_LEVELS, RD.tags_code_of, RD.index_keys)
     bad = [*batch, R.PutRecord("bad topic", 0, b"")]
     overflow = [*batch, R.PutRecord("BenchTopic", 0, b"", flag=2**40)]
 
@@ -415,7 +417,7 @@ def test_check_run_agrees_with_python(n: int, damage: str, where: int, crc: bool
     elif damage == "start":
         start = 1
     # Then C and Python count the same valid prefix
-    want = R.check_run(bytes(buf), start, entries, 3, crc)
+    want = RC.check_run(bytes(buf), start, entries, 3, crc)
     assert _fastlog.check_run(bytes(buf), start, entries, 3, crc) == want
     if damage == "none":
         assert want == n

@@ -11,6 +11,7 @@ import pytest
 
 from runtime.errors import StoreError
 from runtime.store import record as R
+from runtime.store import record_check as RC
 from runtime.store.commitlog import AppendedBatch, CommitLog
 from runtime.store.faults import FaultyFileSystem
 from runtime.store.prepare import Invalid, prepare
@@ -80,7 +81,7 @@ def test_append_batch_assigns_offsets_and_rolls(tmp_path: os.PathLike[str]) -> N
     assert len(log.segments.segments) > 2
     for seg in log.segments.segments[:-1]:
         data = seg.file.pread(SEG, 0)
-        blank = R.check_record(data, len(data) - 8)
+        blank = RC.check_record(data, len(data) - 8)
         assert blank.blank and blank.size == SEG - (len(data) - 8)
     # a scan finds every record, in order
     seen: list[int] = []

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from runtime.errors import StoreError
-from runtime.store import record as R
+from runtime.store import record_dispatch as RD
 from runtime.store.configfile import read_json, write_json
 from runtime.store.consumequeue import ENTRY_SIZE, ConsumeQueue, QueueGap
 from runtime.store.index import IndexService
@@ -73,8 +73,8 @@ def test_consume_queue_torn_entry_is_dropped(tmp_path: Path) -> None:
     assert again.max_offset == 2
 
 
-def entry(topic: str, phys: int, ts: int, *keys: str) -> R.DispatchEntry:
-    return R.DispatchEntry(topic, 0, 0, phys, 10, 0, ts, 0, keys)
+def entry(topic: str, phys: int, ts: int, *keys: str) -> RD.DispatchEntry:
+    return RD.DispatchEntry(topic, 0, 0, phys, 10, 0, ts, 0, keys)
 
 
 def test_index_put_query_and_rolls(tmp_path: Path) -> None:

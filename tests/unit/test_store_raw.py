@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from runtime.store import record as R
+from runtime.store import record_check as RC
 from runtime.store.commitlog import AppendedBatch
 from runtime.store.raw import RawRefused, append_raw, read_raw, truncate_log
 from runtime.store.recovery import OpenStore, open_store
@@ -90,7 +91,7 @@ def test_a_replicated_log_is_byte_identical(tmp_path: Path, max_bytes: int) -> N
 def test_read_raw_never_passes_the_limit_or_a_record(tmp_path: Path) -> None:
     master = open_store(settings(tmp_path / "m"))
     fill(master, 10)
-    first = R.check_record(master.log.read(0, SEG), 0).size
+    first = RC.check_record(master.log.read(0, SEG), 0).size
     # A limit inside the first record gives nothing; at its end exactly that record
     assert read_raw(master.log, 0, 1 << 20, first - 1).data == b""
     assert read_raw(master.log, 0, 1 << 20, first) == (master.log.read(0, first), first)
@@ -116,7 +117,7 @@ def test_bad_bytes_are_refused_and_nothing_is_written(tmp_path: Path) -> None:
     with pytest.raises(RawRefused):
         append_raw(slave.log, 0, data[:-3], R.DEFAULT_DELAY_LEVELS)
     # records from elsewhere in the log (their physicalOffset fields disagree)
-    second = R.check_record(data, 0).size
+    second = RC.check_record(data, 0).size
     with pytest.raises(RawRefused, match="belongs at"):
         append_raw(slave.log, 0, data[second:], R.DEFAULT_DELAY_LEVELS)
     assert slave.log.write_offset == 0 and slave.next_offsets == {}
@@ -133,7 +134,7 @@ def test_truncate_log_then_recovery_trims_queues(tmp_path: Path) -> None:
     pos = 0
     while pos < store.log.write_offset and len(offsets) < 30:
         head = store.log.read(pos, SEG)
-        check = R.check_record(head, 0)
+        check = RC.check_record(head, 0)
         if check.blank:
             pos += check.size
             continue

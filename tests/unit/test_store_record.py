@@ -11,6 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runtime.store import record as R
+from runtime.store import record_check as RC
+from runtime.store import record_dispatch as RD
 
 
 def sample(**overrides: object) -> R.PutRecord:
@@ -41,7 +43,7 @@ def test_round_trip_of_every_field() -> None:
         store_host=R.host_bytes("192.168.0.9"),
         store_port=10911,
     )
-    assert R.check_record(raw, 0) == R.RecordCheck(len(raw))
+    assert RC.check_record(raw, 0) == RC.RecordCheck(len(raw))
     got = R.decode_record(raw)
     assert got.total_size == len(raw)
     assert got.body_crc == zlib.crc32(b"hello world") & 0x7FFFFFFF
@@ -102,18 +104,18 @@ def test_offset_msg_id_round_trip() -> None:
 
 def test_check_record_detects_damage() -> None:
     raw = bytearray(R.encode_record(sample(), queue_offset=0, physical_offset=0, store_timestamp=1))
-    assert R.check_record(bytes(raw[:-1]), 0).size < 0  # torn
+    assert RC.check_record(bytes(raw[:-1]), 0).size < 0  # torn
     flipped = bytearray(raw)
     flipped[90] ^= 0x01  # inside the body
-    assert R.check_record(bytes(flipped), 0).problem == "body CRC mismatch"
-    assert R.check_record(bytes(flipped), 0, verify_crc=False).size == len(raw)
+    assert RC.check_record(bytes(flipped), 0).problem == "body CRC mismatch"
+    assert RC.check_record(bytes(flipped), 0, verify_crc=False).size == len(raw)
     bad_magic = bytearray(raw)
     bad_magic[5] ^= 0xFF
-    assert R.check_record(bytes(bad_magic), 0).size < 0
-    assert R.check_record(b"", 0) == R.END
-    assert R.check_record(bytes(64), 0) == R.END
+    assert RC.check_record(bytes(bad_magic), 0).size < 0
+    assert RC.check_record(b"", 0) == RC.END
+    assert RC.check_record(bytes(64), 0) == RC.END
     blank = R.encode_blank(500)
-    assert R.check_record(blank, 0) == R.RecordCheck(500, blank=True)
+    assert RC.check_record(blank, 0) == RC.RecordCheck(500, blank=True)
 
 
 def test_topic_validation() -> None:
@@ -126,26 +128,26 @@ def test_topic_validation() -> None:
 
 def test_dispatch_fields() -> None:
     props = R.encode_properties({"TAGS": "TagA", "KEYS": "a b", "UNIQ_KEY": "U", "WAIT": "false"})
-    code, keys, wait = R.dispatch_fields("T", props, 0, 1000)
+    code, keys, wait = RD.dispatch_fields("T", props, 0, 1000)
     assert code == R.java_hash("TagA")
     assert keys == ("U", "a", "b")
     assert wait is False
     # scheduled messages carry the delivery time as their tag code
-    code, _, wait = R.dispatch_fields(
+    code, _, wait = RD.dispatch_fields(
         R.SCHEDULE_TOPIC, R.encode_properties({"DELAY": "3"}), 0, 1000
     )
     assert code == 1000 + 10_000
     assert wait is True
     # rolled-back transaction records are not indexed
-    _, keys, _ = R.dispatch_fields("T", props, R.TRANSACTION_ROLLBACK_TYPE, 0)
+    _, keys, _ = RD.dispatch_fields("T", props, R.TRANSACTION_ROLLBACK_TYPE, 0)
     assert keys == ()
 
 
 def test_dispatch_entry_from_disk_matches_record() -> None:
     rec = sample()
     raw = R.encode_record(rec, queue_offset=8, physical_offset=640, store_timestamp=555)
-    e = R.dispatch_entry_at(raw, 0, len(raw))
-    assert e == R.DispatchEntry(
+    e = RD.dispatch_entry_at(raw, 0, len(raw))
+    assert e == RD.DispatchEntry(
         "TopicTest", 3, 8, 640, len(raw), R.java_hash("TagA"), 555, rec.sys_flag, ("U1", "k1", "k2")
     )
 
@@ -214,7 +216,7 @@ def test_codec_property(
     raw = R.encode_record(
         rec, queue_offset=qoff, physical_offset=phys, store_timestamp=store, store_host=ip
     )
-    assert R.check_record(raw, 0).size == len(raw)
+    assert RC.check_record(raw, 0).size == len(raw)
     got = R.decode_record(raw)
     assert (got.topic, got.queue_id, got.body, got.flag, got.sys_flag) == (
         topic,
@@ -240,4 +242,4 @@ def test_codec_property(
     # every strict prefix is reported as damaged or as the end, never as a valid record
     for cut in (1, 7, 8, 50, len(raw) - 1):
         if cut < len(raw):
-            assert R.check_record(raw[:cut], 0).size <= 0
+            assert RC.check_record(raw[:cut], 0).size <= 0
