@@ -29,7 +29,7 @@ from actors.broker.messages import (
     TrimBelow,
     WaitArrival,
 )
-from actors.broker.queue import QueueTable
+from actors.broker.queue_table import QueueTable
 from actors.broker.store_base import Future, StoreFacadeBase, failed_future, resolved_future
 from runtime.actor import ask_now, new_future, tell_now
 from runtime.store.record import StoredRecord, decode_record, java_hash

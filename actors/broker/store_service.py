@@ -62,7 +62,7 @@ from actors.broker.messages import (
     TopicConfigData,
     TopicTable,
 )
-from actors.broker.queue import QueueTable
+from actors.broker.queue_table import QueueTable
 from actors.broker.retention import Retention
 from actors.broker.store_base import Future
 from actors.broker.store_metadata import StoreMetadata

@@ -106,7 +106,7 @@ class StoreContext:
         self.final_dispatch: tuple[int, dict[tuple[str, int], int]] | None = None
         """Set by the Dispatcher at a clean stop: (offset, queue next offsets), all durable."""
         self.queues: Any = None
-        """The QueueTable (actors.broker.queue), set when the store service is built."""
+        """The QueueTable (actors.broker.queue_table), set when the store service is built."""
         self.parked_queues: set[tuple[str, int]] = set()
         """The (topic, queueId) with a long poll parked (kept by the Queue actors): the writer
         dispatches a group that appends to one of them before it acks, so the waiting consumer

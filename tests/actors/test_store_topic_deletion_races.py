@@ -22,8 +22,7 @@ import gevent.event
 import msgspec
 import pytest
 
-from actors.broker import deletion_barrier
-from actors.broker import queue as queue_module
+from actors.broker import deletion_barrier, queue_table
 from actors.broker.dispatcher import Dispatcher
 from actors.broker.messages import Confirm, GetStatus, PutStatus, TopicConfigData
 from actors.broker.slave_sync_handler import OffsetTable
@@ -345,7 +344,7 @@ def test_a_failed_dispatchers_drop_in_progress_runs_before_its_successors(
 ) -> None:
     # Given the first removal of T's files held in its thread (bounded: 0.5 s), noting whether
     # another removal of T starts meanwhile
-    real = queue_module.remove_topic_queues
+    real = queue_table.remove_topic_queues
     lock = threading.Lock()
     release = threading.Event()
     seen = {"calls": 0, "active": 0, "overlap": False}
@@ -366,7 +365,7 @@ def test_a_failed_dispatchers_drop_in_progress_runs_before_its_successors(
             with lock:
                 seen["active"] -= 1
 
-    monkeypatch.setattr(queue_module, "remove_topic_queues", held)
+    monkeypatch.setattr(queue_table, "remove_topic_queues", held)
     directory = Directory()
     store = BrokerStore.build(settings_for(tmp_path), directory)
     sup = Supervisor.start("broker", children=store.child_specs(), directory=directory)
@@ -395,7 +394,7 @@ def test_a_drop_still_running_when_the_store_stopped_spares_the_store_opened_aga
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a deletion whose barrier is inside QueueTable.drop_topic (held there)
-    original = queue_module.QueueTable.drop_topic
+    original = queue_table.QueueTable.drop_topic
     entered = gevent.event.Event()
     release = gevent.event.Event()
     greenlets: list[Any] = []
@@ -406,7 +405,7 @@ def test_a_drop_still_running_when_the_store_stopped_spares_the_store_opened_aga
         release.wait(T)
         original(self, topic, timeout)
 
-    monkeypatch.setattr(queue_module.QueueTable, "drop_topic", held)
+    monkeypatch.setattr(queue_table.QueueTable, "drop_topic", held)
     store = open_store(tmp_path)
     fill(store, "T", 4, "old")
     store.delete_topic_data("T").get(timeout=T)

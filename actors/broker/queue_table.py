@@ -1,0 +1,106 @@
+"""QueueTable: creates and finds the store's Queue actors (``actors.broker.queue``), one per store.
+
+It starts a Queue actor on demand (first dispatch or first read of a queue that has files) and
+restarts a dead one on next use. It is not supervised by the broker supervisor: the Dispatcher
+stops all queues when it stops, and a deleted topic's (``drop_topic``: the actors stop, parked
+polls are answered, the consume-queue files are closed and deleted). Owned state: the live
+Queue actors by (topic, queue id), and the topics being dropped.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import gevent.event
+import pykka
+from loguru import logger
+
+from actors.broker.queue import Queue
+from runtime.actor import offload
+from runtime.store import record as R
+from runtime.store.consumequeue import queue_dir, remove_topic_queues
+from runtime.store.context import StoreContext
+
+
+class QueueTable:
+    """Creates and finds Queue actors (see the module docstring). One per store."""
+
+    def __init__(self, ctx: StoreContext) -> None:
+        self.ctx = ctx
+        self._refs: dict[tuple[str, int], pykka.ActorRef[Any]] = {}
+        self._dropping: dict[str, gevent.event.Event] = {}  # topic -> set when its drop ends
+
+    def exists(self, topic: str, queue_id: int) -> bool:
+        if R.topic_problem(topic) is not None or not 0 <= queue_id <= 0x7FFFFFFF:
+            return False  # never a path built from an illegal name (e.g. "../x")
+        if topic in self._dropping:
+            return False
+        key = (topic, queue_id)
+        if key in self._refs:
+            return True
+        opened = self.ctx.opened
+        if opened is not None and key in opened.queues:
+            return True
+        return os.path.isdir(queue_dir(self.ctx.settings.root, topic, queue_id))
+
+    def get(self, topic: str, queue_id: int, *, create: bool = False) -> pykka.ActorRef[Any] | None:
+        """The live Queue actor, started when the queue exists (or ``create``); else None."""
+        key = (topic, queue_id)
+        ref = self._refs.get(key)
+        if ref is not None and ref.is_alive():
+            return ref
+        if not self.exists(topic, queue_id) and (
+            not create or R.topic_problem(topic) or topic in self._dropping
+        ):
+            return None
+        if not 0 <= queue_id <= 0x7FFFFFFF:
+            return None
+        if self.ctx.opened is None:
+            return None
+        ref = Queue.start(self.ctx, topic, queue_id)
+        self._refs[key] = ref
+        return ref
+
+    def refs(self) -> dict[tuple[str, int], pykka.ActorRef[Any]]:
+        return {k: r for k, r in self._refs.items() if r.is_alive()}
+
+    def known_keys(self) -> list[tuple[str, int]]:
+        opened = self.ctx.opened
+        known = set(self._refs)
+        if opened is not None:
+            known.update(opened.queues)
+        return sorted(known)
+
+    def drop_topic(self, topic: str, timeout: float = 5.0) -> None:
+        """Stop ``topic``'s Queue actors (parked polls are answered), close and delete its
+        consume-queue files. Blocks the calling greenlet; meanwhile no queue of the topic is
+        found or created. Drops of one topic run one after the other (a failed Dispatcher's
+        may still run when its successor's starts: it must not delete files created after)."""
+        while (running := self._dropping.get(topic)) is not None:
+            running.wait()
+        ended = self._dropping[topic] = gevent.event.Event()
+        try:
+            for key in [k for k in self._refs if k[0] == topic]:
+                ref = self._refs.pop(key)
+                try:
+                    ref.stop(block=True, timeout=timeout)
+                except (pykka.ActorDeadError, pykka.Timeout):
+                    logger.warning("queue {}/{} did not stop cleanly", *key)
+            opened = self.ctx.opened
+            if opened is None:
+                return  # the store closed meanwhile: the next start's recovery removes them
+            for key in [k for k in opened.queues if k[0] == topic]:
+                opened.queues.pop(key).close()
+            offload(remove_topic_queues, self.ctx.settings.root, topic)
+        finally:
+            del self._dropping[topic]
+            ended.set()
+
+    def stop_all(self, timeout: float = 5.0) -> None:
+        for key, ref in list(self._refs.items()):
+            try:
+                ref.stop(block=True, timeout=timeout)
+            except (pykka.ActorDeadError, pykka.Timeout):
+                logger.warning("queue {}/{} did not stop cleanly", *key)
+        self._refs.clear()
