@@ -8,7 +8,7 @@
   completion is recorded as ``ProducerThread`` records them; a SYSTEM_BUSY answer is a ``fail``
   with status ``SYSTEM_BUSY`` and the broker's remark in ``error``.
 - ``FloodProducer``: a raw connection that writes a burst of sends at once, more than the
-  broker lets one connection have in flight (``runtime.session.MAX_IN_FLIGHT``), and reads
+  broker lets one connection have in flight (``runtime.in_flight.MAX_IN_FLIGHT``), and reads
   the answers as they come: what the broker refuses must be refused SYSTEM_BUSY and never
   stored (how many it refuses depends on how fast it serves the burst while reading it).
 - ``SlowConsumer``: an in-process push consumer whose listener records each message and then,
@@ -20,7 +20,7 @@
 - ``SlowReader``: a raw connection that sends a burst of requests and reads nothing until
   ``collect()``: long polls the broker parks, PULLs whose answers fill the socket buffers,
   then sends, more in all than the broker lets one connection have in flight
-  (``runtime.session.MAX_IN_FLIGHT``). ``collect`` reads every answer, records the sends'
+  (``runtime.in_flight.MAX_IN_FLIGHT``). ``collect`` reads every answer, records the sends'
   completions and counts the answers by code (and SYSTEM_BUSY by remark).
 - ``ProbeProcess``: ``overload_probe`` as a subprocess; its lines become ``probe`` events.
 - ``RssSampler``: the broker process's VmRSS / RssAnon / VmHWM from ``/proc/<pid>/status`` every

@@ -47,8 +47,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from runtime.in_flight import MAX_IN_FLIGHT
 from runtime.remoting.codes import ResponseCode
-from runtime.session import MAX_IN_FLIGHT
 from tests.chaos import admin
 from tests.chaos import checker as C
 from tests.chaos.cluster import BrokerSpec, Node
