@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import pathlib
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -28,8 +27,9 @@ from actors.client import (
     PushConsumer,
 )
 from runtime.remoting.codes import RequestCode, ResponseCode
+from tests import forked_cli
 from tests.client_support import wait_until
-from tests.harness import REPO, RuntimeProcess
+from tests.harness import RuntimeProcess
 from tests.integration.test_broker_wire import pull, records, send
 from tests.wire import WireClient
 
@@ -51,13 +51,10 @@ def admin(cluster: dict[str, str]) -> Iterator[Admin]:
 
 
 def mqadmin(namesrv: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "runtime", "admin", args[0], "-n", namesrv, *args[1:]],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    """``python -m runtime admin <command> -n <namesrv> <args>``, forked from a process that
+    already imported the CLI (``tests.forked_cli``: the same exit code and output, ~0.35 s less
+    a command)."""
+    return forked_cli.run(["admin", args[0], "-n", namesrv, *args[1:]], timeout=60)
 
 
 def commit(broker: str, group: str, topic: str, queue_id: int, offset: int) -> None:

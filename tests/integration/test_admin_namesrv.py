@@ -8,14 +8,14 @@ from __future__ import annotations
 import json
 import pathlib
 import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
 
 from actors.client import Admin, BrokerError
 from runtime.remoting.codes import RequestCode
-from tests.harness import REPO, RuntimeProcess
+from tests import forked_cli
+from tests.harness import RuntimeProcess
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -47,13 +47,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, pat
 
 
 def mqadmin(namesrv: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "runtime", "admin", args[0], "-n", namesrv, *args[1:]],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    """``python -m runtime admin <command> -n <namesrv> <args>``, forked from a process that
+    already imported the CLI (``tests.forked_cli``: the same exit code and output, ~0.35 s less
+    a command)."""
+    return forked_cli.run(["admin", args[0], "-n", namesrv, *args[1:]], timeout=60)
 
 
 def test_kv_config_put_read_delete(cluster: tuple[str, pathlib.Path]) -> None:
