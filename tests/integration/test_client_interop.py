@@ -12,7 +12,7 @@ import dataclasses
 import pathlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -35,14 +35,24 @@ from tests.interop.install import (
 )
 from tests.interop.scenarios import (
     FAST_TRANSACTION_CHECKS,
+    Cluster,
     Driver,
     first_key,
     messages,
+    one_test,
     running_cluster,
     wait_for_keys,
 )
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(180)]
+
+
+@pytest.fixture(scope="module")
+def default_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """One default cluster for the tests below that need no special profile: each has its own
+    topic and group (named after the direction and the client), none needs a fresh server."""
+    with running_cluster(tmp_path_factory.mktemp("default-cluster") / "data") as cluster:
+        yield cluster
 
 
 def _installed(install: Callable[[], Client], what: str) -> Client:
@@ -84,10 +94,12 @@ def _driver(key: str, tmp_path: pathlib.Path) -> Driver:
 
 
 @pytest.mark.parametrize("key", ["ons", "cpp"])
-def test_our_producer_to_a_real_consumer(key: str, tmp_path: pathlib.Path) -> None:
+def test_our_producer_to_a_real_consumer(
+    key: str, tmp_path: pathlib.Path, default_cluster: Cluster
+) -> None:
     driver = _driver(key, tmp_path)
     topic, group = f"FromPythonTo{key.title()}", f"python_to_{key}"
-    with running_cluster(tmp_path / "data") as cluster:
+    with one_test(default_cluster) as cluster:
         # Given 10 messages from our producer, one of them large (zlib-compressed on the wire)
         sent = {}
         with Producer("python-producer", namesrv=cluster.namesrv) as producer:
@@ -119,10 +131,12 @@ def test_our_producer_to_a_real_consumer(key: str, tmp_path: pathlib.Path) -> No
 
 
 @pytest.mark.parametrize("key", ["ons", "cpp"])
-def test_a_real_producer_to_our_push_consumer(key: str, tmp_path: pathlib.Path) -> None:
+def test_a_real_producer_to_our_push_consumer(
+    key: str, tmp_path: pathlib.Path, default_cluster: Cluster
+) -> None:
     driver = _driver(key, tmp_path)
     topic, group = f"From{key.title()}ToPython", f"{key}_to_python"
-    with running_cluster(tmp_path / "data") as cluster:
+    with one_test(default_cluster) as cluster:
         # Given messages sent by the real client
         driver.prepare_topic(cluster, topic)
         sent = driver.produce(cluster, topic, 12, ["TagA", "TagB"], "theirs", body_size=6000)
@@ -150,10 +164,12 @@ def test_a_real_producer_to_our_push_consumer(key: str, tmp_path: pathlib.Path) 
             assert " ".join(msg.keys) == event["keys"]
 
 
-def test_a_real_orderly_producer_to_our_orderly_consumer(tmp_path: pathlib.Path) -> None:
+def test_a_real_orderly_producer_to_our_orderly_consumer(
+    tmp_path: pathlib.Path, default_cluster: Cluster
+) -> None:
     driver = _driver("cpp", tmp_path)
     topic, group = "FromCppOrderlyToPython", "cpp_orderly_to_python"
-    with running_cluster(tmp_path / "data") as cluster:
+    with one_test(default_cluster) as cluster:
         # Given 24 messages the C++ client sent with send_orderly (a selector: queue i % 4)
         sent = driver.produce(cluster, topic, 24, ["TagO"], "ordered", select_queue=True)
         admin.wait_route(cluster.namesrv, topic, cluster.masters)

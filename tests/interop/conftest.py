@@ -1,10 +1,17 @@
 """Interop fixtures: install each real client once per session, skip only when the registry is
-unreachable (any other install failure is an error), one Driver per test."""
+unreachable (any other install failure is an error), one Driver per test, and the default and
+quick-delay clusters once per test module.
+
+The clusters are shared because no scenario depends on a fresh server: each one names its
+topics and groups after the client and the scenario (``Interop<Client><Scenario>``,
+``interop_<client>_<scenario>``), so tests of one module never read each other's messages,
+offsets or group members; a fresh server per test cost ~0.6 s each (start and clean stop). The
+clean stop (exit 0) is still asserted, at the end of the module."""
 
 from __future__ import annotations
 
 import pathlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -16,7 +23,7 @@ from tests.interop.install import (
     install_cvs,
     install_ons,
 )
-from tests.interop.scenarios import Driver
+from tests.interop.scenarios import Cluster, Driver, quick_delay_cluster, running_cluster
 
 
 def _installed(install: Callable[[], Client], what: str) -> Client:
@@ -44,6 +51,20 @@ def cpp_client() -> Client:
 def cvs_client() -> Client:
     """rocketmq-python-cvs 2.1.0.3 (C++ 2.1 engine, same binding) in .interop/cvs."""
     return _installed(install_cvs, "rocketmq-python-cvs 2.1.0.3 (PyPI, C++ 2.1 client)")
+
+
+@pytest.fixture(scope="module")
+def default_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """``python -m runtime`` (default profile) for every test of a module; see the docstring."""
+    with running_cluster(tmp_path_factory.mktemp("default-cluster") / "data") as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def delay_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """``quick_delay_cluster`` (examples/features.toml) for every test of a module."""
+    with quick_delay_cluster(tmp_path_factory.mktemp("delay-cluster")) as cluster:
+        yield cluster
 
 
 @pytest.fixture

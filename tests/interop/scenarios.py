@@ -65,6 +65,18 @@ def running_cluster(data_dir: pathlib.Path, profile: str | None = None) -> Itera
         assert code == 0, f"actormq exited {code} after the test\n{cluster.logs()}"
 
 
+@contextlib.contextmanager
+def one_test(cluster: Cluster) -> Iterator[Cluster]:
+    """One test's turn on a cluster its module shares (the ``default_cluster`` and
+    ``delay_cluster`` fixtures): a failed check gets the server's log tail, as with
+    ``running_cluster``."""
+    try:
+        yield cluster
+    except AssertionError as exc:
+        exc.add_note(f"--- actormq stderr (tail):\n{cluster.logs()}")
+        raise
+
+
 # -- one client ---------------------------------------------------------------------------------
 
 

@@ -11,36 +11,36 @@ import pathlib
 import pytest
 
 from tests.interop import scenarios
-from tests.interop.scenarios import Driver, running_cluster
+from tests.interop.scenarios import Cluster, Driver, running_cluster
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(150)]
 
 
 def test_produce_with_keys_and_tags_then_push_consume_all_intact(
-    ons: Driver, tmp_path: pathlib.Path
+    ons: Driver, default_cluster: Cluster
 ) -> None:
-    with running_cluster(tmp_path / "data") as cluster:
+    with scenarios.one_test(default_cluster) as cluster:
         scenarios.produce_then_consume_all(ons, cluster)
 
 
 def test_tag_filtered_subscription_receives_only_its_tags(
-    ons: Driver, tmp_path: pathlib.Path
+    ons: Driver, default_cluster: Cluster
 ) -> None:
-    with running_cluster(tmp_path / "data") as cluster:
+    with scenarios.one_test(default_cluster) as cluster:
         scenarios.tag_filtered_subscription(ons, cluster)
 
 
 def test_second_consumer_joining_the_group_takes_half_the_queues(
-    ons: Driver, tmp_path: pathlib.Path
+    ons: Driver, default_cluster: Cluster
 ) -> None:
-    with running_cluster(tmp_path / "data") as cluster:
+    with scenarios.one_test(default_cluster) as cluster:
         scenarios.second_consumer_takes_half(ons, cluster, then_leaves=False)
 
 
 def test_first_consumer_takes_all_queues_back_when_the_second_leaves(
-    ons: Driver, tmp_path: pathlib.Path
+    ons: Driver, default_cluster: Cluster
 ) -> None:
-    with running_cluster(tmp_path / "data") as cluster:
+    with scenarios.one_test(default_cluster) as cluster:
         scenarios.second_consumer_takes_half(ons, cluster, then_leaves=True)
 
 
@@ -52,25 +52,25 @@ def test_two_master_cluster_spreads_messages_over_both_brokers(
 
 
 def test_consumer_restart_resumes_from_committed_offsets(
-    ons: Driver, tmp_path: pathlib.Path
+    ons: Driver, default_cluster: Cluster
 ) -> None:
-    with running_cluster(tmp_path / "data") as cluster:
+    with scenarios.one_test(default_cluster) as cluster:
         scenarios.consumer_restart_resumes_from_committed_offset(ons, cluster)
 
 
-def test_large_compressed_bodies_arrive_intact(ons: Driver, tmp_path: pathlib.Path) -> None:
-    with running_cluster(tmp_path / "data") as cluster:
+def test_large_compressed_bodies_arrive_intact(ons: Driver, default_cluster: Cluster) -> None:
+    with scenarios.one_test(default_cluster) as cluster:
         scenarios.large_bodies_arrive_intact(ons, cluster)
 
 
 def test_failed_message_is_redelivered_through_the_retry_topic(
-    ons: Driver, tmp_path: pathlib.Path
+    ons: Driver, delay_cluster: Cluster
 ) -> None:
     # ali-ons also sends a message back when its handler throws (TagT)
-    with scenarios.quick_delay_cluster(tmp_path) as cluster:
+    with scenarios.one_test(delay_cluster) as cluster:
         scenarios.failed_message_is_redelivered_through_retry_topic(ons, cluster, throw=True)
 
 
-def test_delayed_messages_wait_their_delay_level(ons: Driver, tmp_path: pathlib.Path) -> None:
-    with scenarios.quick_delay_cluster(tmp_path) as cluster:
+def test_delayed_messages_wait_their_delay_level(ons: Driver, delay_cluster: Cluster) -> None:
+    with scenarios.one_test(delay_cluster) as cluster:
         scenarios.delayed_messages_wait_their_level(ons, cluster, level_2_s=2.0)

@@ -13,7 +13,7 @@ import pathlib
 import pytest
 
 from tests.interop import scenarios
-from tests.interop.scenarios import Driver, running_cluster
+from tests.interop.scenarios import Cluster, Driver, running_cluster
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(150)]
 
@@ -57,30 +57,30 @@ def cpp(request: pytest.FixtureRequest) -> Driver:
 
 
 def test_produce_with_keys_and_tags_then_push_consume_all_intact(
-    cpp: Driver, tmp_path: pathlib.Path
+    cpp: Driver, default_cluster: Cluster
 ) -> None:
-    with running_cluster(tmp_path / "data") as cluster:
+    with scenarios.one_test(default_cluster) as cluster:
         scenarios.produce_then_consume_all(cpp, cluster)
 
 
 def test_tag_filtered_subscription_receives_only_its_tags(
-    cpp: Driver, tmp_path: pathlib.Path
+    cpp: Driver, default_cluster: Cluster
 ) -> None:
-    with running_cluster(tmp_path / "data") as cluster:
+    with scenarios.one_test(default_cluster) as cluster:
         scenarios.tag_filtered_subscription(cpp, cluster)
 
 
 def test_second_consumer_joining_the_group_takes_half_the_queues(
-    cpp: Driver, tmp_path: pathlib.Path
+    cpp: Driver, default_cluster: Cluster
 ) -> None:
-    with running_cluster(tmp_path / "data") as cluster:
+    with scenarios.one_test(default_cluster) as cluster:
         scenarios.second_consumer_takes_half(cpp, cluster, then_leaves=False)
 
 
 def test_first_consumer_takes_all_queues_back_when_the_second_leaves(
-    cpp: Driver, tmp_path: pathlib.Path
+    cpp: Driver, default_cluster: Cluster
 ) -> None:
-    with running_cluster(tmp_path / "data") as cluster:
+    with scenarios.one_test(default_cluster) as cluster:
         scenarios.second_consumer_takes_half(cpp, cluster, then_leaves=True)
 
 
@@ -92,41 +92,41 @@ def test_two_master_cluster_spreads_messages_over_both_brokers(
 
 
 def test_consumer_restart_resumes_from_committed_offsets(
-    cpp: Driver, tmp_path: pathlib.Path
+    cpp: Driver, default_cluster: Cluster
 ) -> None:
-    with running_cluster(tmp_path / "data") as cluster:
+    with scenarios.one_test(default_cluster) as cluster:
         scenarios.consumer_restart_resumes_from_committed_offset(cpp, cluster)
 
 
-def test_offset_reset_replays_to_a_running_consumer(cpp: Driver, tmp_path: pathlib.Path) -> None:
-    with running_cluster(tmp_path / "data") as cluster:
+def test_offset_reset_replays_to_a_running_consumer(cpp: Driver, default_cluster: Cluster) -> None:
+    with scenarios.one_test(default_cluster) as cluster:
         scenarios.offset_reset_replays_to_a_running_consumer(cpp, cluster)
 
 
-def test_large_compressed_bodies_arrive_intact(cpp: Driver, tmp_path: pathlib.Path) -> None:
-    with running_cluster(tmp_path / "data") as cluster:
+def test_large_compressed_bodies_arrive_intact(cpp: Driver, default_cluster: Cluster) -> None:
+    with scenarios.one_test(default_cluster) as cluster:
         scenarios.large_bodies_arrive_intact(cpp, cluster)
 
 
 def test_failed_message_is_redelivered_through_the_retry_topic(
-    cpp: Driver, tmp_path: pathlib.Path
+    cpp: Driver, delay_cluster: Cluster
 ) -> None:
-    with scenarios.quick_delay_cluster(tmp_path) as cluster:
+    with scenarios.one_test(delay_cluster) as cluster:
         scenarios.failed_message_is_redelivered_through_retry_topic(cpp, cluster)
 
 
-def test_orderly_consumer_gets_each_queue_in_order(cpp: Driver, tmp_path: pathlib.Path) -> None:
-    with running_cluster(tmp_path / "data") as cluster:
+def test_orderly_consumer_gets_each_queue_in_order(cpp: Driver, default_cluster: Cluster) -> None:
+    with scenarios.one_test(default_cluster) as cluster:
         scenarios.orderly_consumer_gets_each_queue_in_order(cpp, cluster)
 
 
-def test_batch_sends_arrive_as_single_messages(cpp: Driver, tmp_path: pathlib.Path) -> None:
-    with running_cluster(tmp_path / "data") as cluster:
+def test_batch_sends_arrive_as_single_messages(cpp: Driver, default_cluster: Cluster) -> None:
+    with scenarios.one_test(default_cluster) as cluster:
         scenarios.batches_arrive_as_single_messages(cpp, cluster)
 
 
-def test_delayed_messages_wait_their_delay_level(cpp: Driver, tmp_path: pathlib.Path) -> None:
-    with scenarios.quick_delay_cluster(tmp_path) as cluster:
+def test_delayed_messages_wait_their_delay_level(cpp: Driver, delay_cluster: Cluster) -> None:
+    with scenarios.one_test(delay_cluster) as cluster:
         scenarios.delayed_messages_wait_their_level(cpp, cluster, level_2_s=2.0)
 
 
