@@ -153,26 +153,38 @@ class HaRun(Run):
         """After stopping: read each node's store from disk (``read_store``) and compare it
         with the final master's, offset by offset: lost-on-node = ∅, no gap, no duplicate."""
         logs: dict[str, dict[str, dict[str, str]]] = {}
-        for label, spec in self.cluster.specs.items():
-            conf = self.cfg.workdir / f"{label.replace('/', '-')}.properties"
-            done = subprocess.run(
+        # One reader process per node, all at once (each reads its own stopped store).
+        procs = {
+            label: subprocess.Popen(
                 [
                     sys.executable,
                     "-m",
                     "tests.chaos.read_store",
-                    str(conf),
+                    str(self.cfg.workdir / f"{label.replace('/', '-')}.properties"),
                     TOPIC,
                     str(self.cfg.queues),
                 ],
                 cwd=REPO,
-                capture_output=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 text=True,
-                timeout=120,
             )
-            if done.returncode != 0:
-                verdict.require(f"the store of {label} reads", False, done.stderr[-1500:])
+            for label in self.cluster.specs
+        }
+        done: dict[str, tuple[int | None, str, str]] = {}
+        for label, proc in procs.items():
+            try:
+                stdout, stderr = proc.communicate(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                stdout, stderr = proc.communicate()
+            done[label] = (proc.returncode, stdout, stderr)
+        for label, spec in self.cluster.specs.items():
+            code, stdout, stderr = done[label]
+            if code != 0:
+                verdict.require(f"the store of {label} reads", False, stderr[-1500:])
                 return
-            logs[spec.address] = json.loads(done.stdout)
+            logs[spec.address] = json.loads(stdout)
         master = getattr(self, "final_master", None)
         if master not in logs:
             verdict.require("a master at the end", False, master)

@@ -139,9 +139,10 @@ class SemanticRun(Run):
 
     def settle(self, dlq: DlqReader) -> bool:
         """Wait until every acked value has the end its plan says (consumed, or read from the
-        dead-letter queue), recording the count still waiting every half second (``drain``
-        events); False at ``drain_timeout``."""
-        deadline = time.monotonic() + self.cfg.drain_timeout
+        dead-letter queue), recording the count still waiting each tick (``drain`` events; every
+        0.1 s for the first 2 s, then every half second); False at ``drain_timeout``."""
+        start = time.monotonic()
+        deadline = start + self.cfg.drain_timeout
         tick = threading.Event()
         while True:
             dlq.poll()
@@ -160,7 +161,8 @@ class SemanticRun(Run):
                 self.history.event("drain-timeout", "workload", group=GROUP, sample=waiting[:20])
                 self.facts["drained"] = False
                 return False
-            tick.wait(0.5)  # polling the broker's dead-letter queue, not synchronisation
+            wait = 0.1 if time.monotonic() - start < 2.0 else 0.5
+            tick.wait(wait)  # polling the broker's dead-letter queue, not synchronisation
 
 
 def _fault_kinds(run: Run) -> dict[str, int]:
