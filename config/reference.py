@@ -27,6 +27,15 @@ NAMESRV_KEYS: dict[str, tuple[str, str]] = {
         "Run the failover controller in this name server (brokers in controller mode heartbeat "
         "to it; it grants master leases and elects a new master). See docs/deploy.md.",
     ),
+    "controllerStartupGraceMillis": (
+        USED,
+        "actormq's: ms the controller grants no master lease after the name server starts (the "
+        "3 s lease plus 1 s): a lease an earlier controller granted may still run, and brokers "
+        "report their state meanwhile. Lower it only for a brand-new cluster, whose brokers "
+        "cannot hold a lease from an earlier controller (python -m runtime with a profile uses 0 "
+        "for its in-process controller for that reason). A controller restarted inside the "
+        "process always waits 4 s.",
+    ),
     "kvConfigPath": (
         USED,
         "Where the KV config (mqadmin updateKvConfig, updateOrderConf) is kept, in RocketMQ's "

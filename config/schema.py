@@ -68,6 +68,10 @@ class NamesrvConfig(_Config):
     scan_not_active_broker_interval: Positive = 10_000
     broker_channel_expired_time: Positive = 120_000
     controller_enable: bool = field(default=False, name="enableControllerInNamesrv")
+    controller_startup_grace_millis: NonNegative = 4000
+    """How long the controller grants no lease after this process starts it (runtime.ha.control
+    GRACE_S: a lease an earlier controller granted may still run). A controller restarted inside
+    the process always waits the full grace."""
     kv_config_path: str = ""
     order_message_enable: bool = False
 

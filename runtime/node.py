@@ -134,7 +134,7 @@ class Node:
             name = "namesrv" if len(self.namesrvs) == 1 else f"namesrv-{index}"
             sock = self._bind(cfg.listen_host, cfg.listen_port, f"{name} listenPort")
             self.addresses[name] = address_of(sock)
-            grace = None
+            grace = cfg.controller_startup_grace_millis / 1000
             if index == 0 and self._in_process_controller():
                 cfg = with_overrides(cfg, controller_enable=True)
                 grace = 0.0  # this process starts every broker that talks to it

@@ -35,9 +35,10 @@ def namesrv_spec(
 
     REST_FOR_ONE: if the route table restarts (empty), the sessions restart too, so brokers
     reconnect and re-register at once instead of waiting 30 s for their next registration.
-    ``first_grace_s``: the controller's grace period on its first start (a process that starts
-    its brokers itself knows no lease from an earlier controller exists: 0); a restarted
-    controller always waits the full grace period.
+    ``first_grace_s``: the controller's grace period on its first start (the name server's
+    ``controllerStartupGraceMillis``; a process that starts its brokers itself knows no lease
+    from an earlier controller exists: 0); a restarted controller always waits the full grace
+    period.
     """
     routes, scanner, acceptor = f"{name}/routes", f"{name}/scanner", f"{name}/acceptor"
     kv = f"{name}/kvconfig"

@@ -562,3 +562,9 @@ def test_features_actormq_lacks_are_refused_naming_the_key(
     # Then the start is refused with the file, the key and why
     assert err.key == key and all(w in err.problem for w in words), str(err)
     assert str(path) in str(err)
+
+
+def test_the_controllers_startup_grace_defaults_to_the_lease_plus_a_second() -> None:
+    from runtime.ha.control import GRACE_S
+
+    assert NamesrvConfig().controller_startup_grace_millis == GRACE_S * 1000
