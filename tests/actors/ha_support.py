@@ -36,9 +36,15 @@ def free_port() -> int:
 
 def start_namesrv(*, controller: bool = False, port: int = 0) -> Node:
     """A name server Node (with the failover controller when asked; a fixed ``port`` lets a
-    test restart it where the brokers look for it)."""
+    test restart it where the brokers look for it). Its controller grants leases 0.3 s after
+    it starts (``controllerStartupGraceMillis``; tests that restart one inside the process patch
+    ``GRACE_S`` too)."""
     node = Node(
-        namesrvs=[NamesrvConfig(listen_port=port, controller_enable=controller)],
+        namesrvs=[
+            NamesrvConfig(
+                listen_port=port, controller_enable=controller, controller_startup_grace_millis=300
+            )
+        ],
         brokers=[],
         data_dir=None,
         cluster_mode=False,
