@@ -27,9 +27,11 @@ from actors.broker.store_service import BrokerStore
 from actors.broker.topic_config import is_system_topic
 from runtime.actor import others_ready
 from runtime.directory import Directory
+from runtime.store import accel
 from runtime.store import checkpoint as ckpt
 from runtime.store import record as R
 from runtime.store.faults import FaultyFileSystem
+from runtime.store.fsyncer import API as FSYNCER_API
 from runtime.store.fsyncer import Fsyncer
 from runtime.store.lockfile import abort_exists
 from runtime.store.settings import FlushMode, StoreSettings
@@ -382,7 +384,8 @@ def test_sync_flush_group_commit(tmp_path: Path) -> None:
 def test_sync_flush_on_os_files_uses_the_native_fsync_thread(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pytest.importorskip("runtime.store._fsyncer")
+    if accel.native("_fsyncer", FSYNCER_API) is None:
+        pytest.skip("no native fsync thread (not built, or ACTORMQ_PURE_PYTHON=1)")
     # Given a SYNC_FLUSH store on the real file system, its fsync thread's jobs counted
     jobs: list[list[int]] = []
     native = Fsyncer.start
