@@ -73,13 +73,12 @@ from runtime.store import checkpoint as ckpt
 from runtime.store import record as R
 from runtime.store.consumequeue import ENTRY_SIZE
 from runtime.store.context import StoreContext
-from runtime.store.dispatch import DispatchBatch, LogDispatchReader
+from runtime.store.dispatch import DispatchBatch, LogDispatchReader, QueueKey
 from runtime.store.index import IndexService
 from runtime.store.record_dispatch import dispatch_fields
 from runtime.store.recovery import make_checkpoint
 from runtime.store.settings import StoreSettings
 
-QueueKey = tuple[str, int]
 SYNC_TIMEOUT_S = 10.0
 
 

@@ -25,7 +25,7 @@ from runtime.store import record_dispatch as RD
 from runtime.store.accel import fastlog
 from runtime.store.commitlog_reads import CommitLogReads
 from runtime.store.consumequeue import ENTRY
-from runtime.store.dispatch import DispatchBatch
+from runtime.store.dispatch import DispatchBatch, QueueKey
 from runtime.store.prepare import Invalid, Prepared, _topic_cache, prepare
 from runtime.store.segments import SegmentedFile
 from runtime.store.storage import OS_FS, FileSystem
@@ -44,9 +44,6 @@ class AppendedBatch(NamedTuple):
     dispatch: DispatchBatch
     wrote_bytes: int
     wait_store_ok: bool  # False when every record asked not to wait for the flush (WAIT=false)
-
-
-QueueKey = tuple[str, int]
 
 
 class _Group:

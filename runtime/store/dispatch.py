@@ -23,6 +23,7 @@ _HEAD = struct.Struct(">12xi4xqqi8x8xq20xi")
 assert _HEAD.size == R.HEADER_SIZE
 
 QueueKey = tuple[str, int]
+"""(topic, queue id): a consume queue's key across the store and the broker."""
 IndexItem = tuple[str, int, int, tuple[str, ...]]
 
 

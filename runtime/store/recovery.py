@@ -48,14 +48,13 @@ from runtime.store.consumequeue import (
     queue_dir,
     remove_topic_queues,
 )
-from runtime.store.dispatch import LogDispatchReader
+from runtime.store.dispatch import LogDispatchReader, QueueKey
 from runtime.store.index import IndexService
 from runtime.store.lockfile import StoreLock, abort_exists, create_abort
 from runtime.store.record_check import check_record
 from runtime.store.settings import StoreSettings
 from runtime.store.storage import OS_FS, FileSystem
 
-QueueKey = tuple[str, int]
 _BATCH = 4096
 
 
