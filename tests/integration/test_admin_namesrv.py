@@ -16,19 +16,11 @@ from actors.client import Admin, BrokerError
 from runtime.remoting.codes import RequestCode
 from tests import forked_cli
 from tests.harness import RuntimeProcess
+from tests.profiles import one_broker
 
 pytestmark = pytest.mark.timeout(120)
 
-PROFILE = """
-[[namesrv]]
-listenPort = 9876
-orderMessageEnable = true
-[[broker]]
-brokerName = "broker-a"
-brokerId = 0
-listenPort = 10911
-haListenPort = 10912
-"""
+PROFILE = one_broker(namesrv={"orderMessageEnable": True})
 
 
 def start(root: pathlib.Path) -> RuntimeProcess:

@@ -15,19 +15,11 @@ import pytest
 from actors.client import Admin, BrokerError
 from runtime.remoting.codes import ResponseCode
 from tests.harness import RuntimeProcess
+from tests.profiles import one_broker
 
 pytestmark = pytest.mark.timeout(60)
 
-PROFILE = """
-[[namesrv]]
-listenPort = 9876
-[[broker]]
-brokerName = "broker-a"
-brokerId = 0
-listenPort = 10911
-haListenPort = 10912
-registerNameServerPeriod = 600000
-"""
+PROFILE = one_broker({"registerNameServerPeriod": 600000})
 
 
 @pytest.fixture(scope="module")

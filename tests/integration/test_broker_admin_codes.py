@@ -22,23 +22,15 @@ from runtime.remoting.queue_maps import parse_fastjson
 from tests.harness import RuntimeProcess
 from tests.integration.test_broker_transactions import producer, send_half
 from tests.integration.test_broker_wire import props, pull, records, send
+from tests.profiles import one_broker
 from tests.wire import WireClient
 
 pytestmark = pytest.mark.timeout(90)
 
-PROFILE = """
-description = "admin codes test: fast transaction check-back"
-[[namesrv]]
-listenPort = 9876
-[[broker]]
-brokerName = "broker-a"
-brokerId = 0
-listenPort = 10911
-haListenPort = 10912
-transactionTimeOut = 300
-transactionCheckInterval = 200
-transactionCheckMax = 3
-"""
+PROFILE = one_broker(
+    {"transactionTimeOut": 300, "transactionCheckInterval": 200, "transactionCheckMax": 3},
+    description="admin codes test: fast transaction check-back",
+)
 
 
 def start(root: pathlib.Path) -> RuntimeProcess:

@@ -13,26 +13,20 @@ import pytest
 from runtime.remoting.codes import RequestCode, ResponseCode
 from tests.harness import RuntimeProcess
 from tests.integration.test_broker_wire import props, pull, records, send
+from tests.profiles import one_broker
 from tests.wire import WireClient
 
 pytestmark = pytest.mark.timeout(90)
 
-PROFILE = """\
-description = "test: broker keys set away from their defaults"
-[[namesrv]]
-listenPort = 9876
-[[broker]]
-brokerClusterName = "DefaultCluster"
-brokerName = "broker-a"
-brokerId = 0
-brokerRole = "ASYNC_MASTER"
-listenPort = 10911
-haListenPort = 10912
-maxTransferCountOnMessageInMemory = 4
-maxTransferBytesOnMessageInMemory = 8192
-autoCreateSubscriptionGroup = false
-timerWheelEnable = false
-"""
+PROFILE = one_broker(
+    {
+        "maxTransferCountOnMessageInMemory": 4,
+        "maxTransferBytesOnMessageInMemory": 8192,
+        "autoCreateSubscriptionGroup": False,
+        "timerWheelEnable": False,
+    },
+    description="test: broker keys set away from their defaults",
+)
 
 
 @pytest.fixture(scope="module")

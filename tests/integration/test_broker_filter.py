@@ -12,26 +12,16 @@ from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.properties import encode_properties
 from tests.harness import RuntimeProcess
 from tests.integration.test_broker_wire import pull_request, records, send
+from tests.profiles import one_broker
 from tests.wire import WireClient
 
 pytestmark = pytest.mark.timeout(60)
-
-PROFILE = """
-[[namesrv]]
-listenPort = 9876
-[[broker]]
-brokerName = "broker-a"
-brokerId = 0
-listenPort = 10911
-haListenPort = 10912
-enablePropertyFilter = {enabled}
-"""
 
 
 def start(tmp: pytest.TempPathFactory, enabled: bool) -> RuntimeProcess:
     root = tmp.mktemp("filter")
     profile = root / "p.toml"
-    profile.write_text(PROFILE.format(enabled="true" if enabled else "false"))
+    profile.write_text(one_broker({"enablePropertyFilter": enabled}))
     node = RuntimeProcess(
         [
             "cluster",

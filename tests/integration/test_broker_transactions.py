@@ -15,23 +15,15 @@ from runtime.remoting.command import RemotingCommand
 from runtime.remoting.properties import encode_properties
 from tests.harness import RuntimeProcess
 from tests.integration.test_broker_wire import pull, records
+from tests.profiles import one_broker
 from tests.wire import WireClient, send_v2_header
 
 pytestmark = pytest.mark.timeout(90)
 
-PROFILE = """
-description = "transactions test: fast check-back"
-[[namesrv]]
-listenPort = 9876
-[[broker]]
-brokerName = "broker-a"
-brokerId = 0
-listenPort = 10911
-haListenPort = 10912
-transactionTimeOut = 300
-transactionCheckInterval = 200
-transactionCheckMax = 3
-"""
+PROFILE = one_broker(
+    {"transactionTimeOut": 300, "transactionCheckInterval": 200, "transactionCheckMax": 3},
+    description="transactions test: fast check-back",
+)
 
 
 @pytest.fixture(scope="module")

@@ -19,19 +19,10 @@ from actors.client import (
 from runtime.remoting.codes import ResponseCode
 from tests.client_support import Collector
 from tests.harness import RuntimeProcess
+from tests.profiles import one_broker
 
 pytestmark = pytest.mark.timeout(90)
 
-PROFILE = """
-[[namesrv]]
-listenPort = 9876
-[[broker]]
-brokerName = "broker-a"
-brokerId = 0
-listenPort = 10911
-haListenPort = 10912
-enablePropertyFilter = {enabled}
-"""
 TOPIC = "CheckCfgT"
 
 
@@ -43,7 +34,7 @@ def cluster(
     ``TOPIC`` created by a send (a message with ``amount=10``); yields the name server address."""
     root = tmp_path_factory.mktemp("check-config")
     profile = root / "p.toml"
-    profile.write_text(PROFILE.format(enabled="true" if request.param else "false"))
+    profile.write_text(one_broker({"enablePropertyFilter": bool(request.param)}))
     args = ["cluster", "--profile", str(profile), "--ephemeral-ports"]
     with RuntimeProcess([*args, "--data-dir", str(root / "data")]) as node:
         namesrv = node.wait_ready()["namesrv"]

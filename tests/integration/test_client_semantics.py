@@ -40,27 +40,23 @@ from runtime.remoting.bodies import (
 from runtime.remoting.codes import RequestCode
 from tests import client_support
 from tests.harness import RuntimeProcess
+from tests.profiles import one_broker
 from tests.wire import WireClient
 
 pytestmark = pytest.mark.timeout(120)
 
 wait_until = functools.partial(client_support.wait_until, timeout=20.0)
 
-PROFILE = """
-description = "client semantics: 1 s retry levels, fast transaction checks, SQL92 on"
-[[namesrv]]
-listenPort = 9876
-[[broker]]
-brokerName = "broker-a"
-brokerId = 0
-listenPort = 10911
-haListenPort = 10912
-messageDelayLevel = "1s 2s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s"
-transactionTimeOut = 300
-transactionCheckInterval = 200
-transactionCheckMax = 20
-enablePropertyFilter = true
-"""
+PROFILE = one_broker(
+    {
+        "messageDelayLevel": "1s 2s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s",
+        "transactionTimeOut": 300,
+        "transactionCheckInterval": 200,
+        "transactionCheckMax": 20,
+        "enablePropertyFilter": True,
+    },
+    description="client semantics: 1 s retry levels, fast transaction checks, SQL92 on",
+)
 
 
 class Node:
