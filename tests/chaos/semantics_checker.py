@@ -261,16 +261,30 @@ def early_deliveries(
     history: Sequence[Entry], group: str, delay_s: Callable[[str], float], *, tolerance: float
 ) -> DelayMargins:
     """Every delivery (read of ``group``, failed or not) of a value sent with a delay
-    (``delay_s(value) > 0``) happened at or after born timestamp + delay - ``tolerance``
-    (wall clock; one host, so no skew: the tolerance covers millisecond rounding). The born
-    timestamp is the producer's, at most the store timestamp the broker counts the delay from,
-    so a delivery before it is certainly early."""
+    (``delay_s(value) > 0``) happened at or after its producer's born timestamp + delay -
+    ``tolerance`` (wall clock; one host, so no skew: the tolerance covers millisecond
+    rounding). The producer's born timestamp is at most the store timestamp the broker counts
+    the delay from, so a delivery before it is certainly early.
+
+    The producer's born timestamp is the smallest a delivery of the value carries: the
+    scheduled copy, a replayed one and the broker's send-back copies keep it, but a copy the
+    consumer's client sent to the retry topic itself when CONSUMER_SEND_MSG_BACK failed (as
+    RocketMQ's push consumer does) is a new message, born when the client sent it, with the
+    retry delay (level 3 + reconsume times) instead of the value's: ``born`` + the value's
+    delay says nothing about it (it is judged by ``early_retries``)."""
     early = []
     margins = []
-    for e, i in _reads_with_data(history, group):
+    rows = _reads_with_data(history, group)
+    first_born: dict[str, int] = {}
+    for e, i in rows:
+        born = (e.data or {}).get("born")
+        if born:
+            value = e.reads[i].value  # type: ignore[index]
+            first_born[value] = min(born, first_born.get(value, born))
+    for e, i in rows:
         r = e.reads[i]  # type: ignore[index]
         delay = delay_s(r.value)
-        born = (e.data or {}).get("born")
+        born = first_born.get(r.value)
         if delay <= 0 or not born:
             continue
         due = born / 1000 + delay

@@ -9,6 +9,7 @@ histories. Same settings and environment variables as ``test_scenarios.py``:
 from __future__ import annotations
 
 import pathlib
+import time
 
 import pytest
 
@@ -133,3 +134,21 @@ def test_fates_and_delays() -> None:
     assert [e.value for e in retries.early] == ["p0-5"]
     early = SC.early_deliveries(h2.snapshot(), "g", lambda v: float(delay_level(v)), tolerance=0.05)
     assert [e.value for e in early.early] == ["p0-1"]
+
+
+def test_a_retry_copy_the_client_sent_itself_is_not_due_by_its_own_born() -> None:
+    # Given p0-4 (delay level 2: 2 s) delivered 2.1 s after its producer's born and failed,
+    # the send-back failed, and the consumer's client sent the retry copy itself: a new message
+    # born then, with the retry delay (1 s), delivered 1 s after that (R19 seed 4, 60 s: p1-4644)
+    h = History()
+    now = time.time()  # the wall clock History records reads at
+    born = int((now - 2.1) * 1000)
+    _read(h, "p0-4", outcome="fail", born=born)
+    _read(h, "p0-4", queue="%RETRY%g/b/0", outcome="fail", born=born + 1100, retry=True)
+    # Then no delivery of it came before the producer's born + 2 s
+    early = SC.early_deliveries(h.snapshot(), "g", lambda v: float(delay_level(v)), tolerance=0.05)
+    assert early.early == [] and early.checked == 2
+    # When the delayed value's own delivery comes early, it still is one
+    _read(h, "p0-9", outcome="ok", born=int(now * 1000))  # due 2 s after born
+    early = SC.early_deliveries(h.snapshot(), "g", lambda v: float(delay_level(v)), tolerance=0.05)
+    assert [e.value for e in early.early] == ["p0-9"]
