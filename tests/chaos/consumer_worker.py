@@ -2,8 +2,16 @@
 
 ``run_consumer`` drives a push consumer (the listener reports each message) or a lite pull
 consumer (each non-empty poll is reported, then committed explicitly: auto-commit would commit
-what was polled, recorded or not; every change of its assignment, checked before each poll, is
-reported as an ``assign`` event) and hands every observation to ``emit``.
+what was polled, recorded or not; every change of its assignment is reported as an ``assign``
+event, ``added`` before the new queues' pullers start, ``removed`` once the old ones stopped)
+and hands every observation to ``emit``.
+
+The assignment changes come from the rebalancer itself (its ``_start_pullers`` /
+``_stop_pullers`` hooks), not from sampling ``assignment()`` before each poll: a queue removed
+and given back between two polls (the rebalances while a restarted broker lists the group's
+consumers one by one) restarts its puller from the broker's committed offset, which a sample
+sees as no change at all (R17 soak, seeds 2-4: a lite pull consumer back from offset 1834 to 0
+"with no reassignment").
 
 As a subprocess (``python -m tests.chaos.consumer_worker --mode push ...``) it prints a
 ``ready`` line once started, then one JSON object per observation, flushed before the
@@ -22,7 +30,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from actors.client import ConsumeFrom, ConsumeResult, MessageExt, PullConsumer, PushConsumer
+from actors.client import (
+    ConsumeFrom,
+    ConsumeResult,
+    MessageExt,
+    MessageQueue,
+    PullConsumer,
+    PushConsumer,
+)
+from actors.client.rebalance import Rebalancer
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -33,6 +49,37 @@ def _q(msg: MessageExt) -> str:
 
 def _body(msg: MessageExt) -> str:
     return msg.body.decode(errors="replace")
+
+
+def _names(mqs: list[MessageQueue]) -> list[str]:
+    return sorted(f"{mq.topic}/{mq.broker_name}/{mq.queue_id}" for mq in mqs)
+
+
+class _RecordingPullConsumer(PullConsumer):
+    """A lite pull consumer whose rebalancer reports every queue it starts or stops pulling
+    (the documented subclass hooks ``_start_pullers`` / ``_stop_pullers``), from its own
+    greenlet: queues added before their pullers start, removed after they stopped."""
+
+    def __init__(self, *args: Any, emit: Emit, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._emit = emit
+
+    def _rebalancer_class(self) -> type[Rebalancer]:
+        base = super()._rebalancer_class()
+        emit = self._emit
+
+        class Recording(base):  # type: ignore[misc, valid-type]
+            def _start_pullers(self, mqs: list[MessageQueue]) -> list[MessageQueue]:
+                if mqs:
+                    emit({"t": "assign", "added": _names(mqs)})
+                return super()._start_pullers(mqs)
+
+            def _stop_pullers(self, mqs: list[MessageQueue], persist: bool = True) -> None:
+                super()._stop_pullers(mqs, persist)
+                if mqs:
+                    emit({"t": "assign", "removed": _names(mqs)})
+
+        return Recording
 
 
 def run_consumer(
@@ -75,8 +122,9 @@ def run_consumer(
         stop.wait()
         consumer.shutdown()
         return
-    pull = PullConsumer(
+    pull = _RecordingPullConsumer(
         group,
+        emit=emit,
         namesrv=namesrv,
         consume_from=ConsumeFrom.FIRST,
         auto_commit=False,
@@ -93,18 +141,7 @@ def run_consumer(
     if started is not None:
         started()
     try:
-        last: list[str] | None = None
         while not stop.is_set():
-            try:
-                now = sorted(
-                    f"{mq.topic}/{mq.broker_name}/{mq.queue_id}" for mq in pull.assignment()
-                )
-            except Exception as exc:  # the hub is busy or a query timed out: check next time
-                emit({"t": "note", "what": f"assignment unknown: {exc}"})
-                now = last
-            if now != last:
-                emit({"t": "assign", "queues": now})
-                last = now
             msgs = pull.poll(0.2)
             if msgs:
                 emit({"t": "poll", "reads": [[_q(m), m.queue_offset, _body(m)] for m in msgs]})

@@ -151,7 +151,8 @@ def record_observation(
         reads = [Read(str(q), int(o), str(v)) for q, o, v in obj["reads"]]  # type: ignore[union-attr]
         history.reads(process, group, mode, reads, f="poll", mono=mono)
     elif kind == "assign":
-        history.event("assign", process, queues=obj.get("queues"), mono=mono)
+        changed = {k: obj[k] for k in ("added", "removed", "queues") if k in obj}
+        history.event("assign", process, mono=mono, **changed)
     else:
         history.event("consumer-note", process, what=str(obj.get("what")), mono=mono)
 
