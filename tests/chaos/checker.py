@@ -413,6 +413,33 @@ def lost_breakout(
     return out
 
 
+def lost_outside_postfix(
+    history: Sequence[Entry], groups: Iterable[str] | None, kills: Sequence[float]
+) -> dict[str, dict[str, list[str]]]:
+    """The lost values a failover cannot explain: each lost value is judged at the first kill
+    after its ack, and must be in that kill's lost-postfix (``lost_breakout(before=kill)``:
+    after the last value of its writer read among those acked before the kill). A value lost
+    at an earlier kill is not judged again at later ones, where the writer's later values,
+    acked by the new master and read, would make it a "middle" one. A value acked after the
+    last kill and lost is never explained. Returns {"<writer>@<kill>": {"prefix": ...,
+    "middle": ...}} and {"<writer>@end": {"after_last_kill": ...}}."""
+    acked_at = {v: s.complete for v, s in sends(history).items() if s.type == "ok" and s.complete}
+    bad: dict[str, dict[str, list[str]]] = {}
+    prev = float("-inf")
+    for kill in sorted(kills):
+        for writer, b in lost_breakout(history, groups, before=kill).items():
+            prefix = [v for v in b.prefix if acked_at.get(v, prev) > prev]
+            middle = [v for v in b.middle if acked_at.get(v, prev) > prev]
+            if prefix or middle:
+                bad[f"{writer}@{kill:.1f}"] = {"prefix": prefix[:10], "middle": middle[:10]}
+        prev = kill
+    late = [v for v in total_queue(history, groups).lost if acked_at.get(v, float("-inf")) > prev]
+    for writer in sorted({split_value(v)[0] for v in late}):
+        mine = [v for v in late if split_value(v)[0] == writer]
+        bad[f"{writer}@end"] = {"after_last_kill": mine[:10]}
+    return bad
+
+
 # -- consumer groups -------------------------------------------------------------------------------
 
 

@@ -262,6 +262,32 @@ def test_lost_breakout_before_a_fault_considers_only_earlier_acks() -> None:
     assert C.lost_breakout(h.entries, before=3.5)["p0"] == C.Breakout([], [], ["p0-3"])
 
 
+def test_a_loss_is_judged_at_the_first_kill_after_its_ack_only() -> None:
+    # Given p0-0..3 acked before a kill at t=3.5 that lost the unreplicated tail p0-2, p0-3,
+    # and p0-4..6 acked by the new master and read, before a second kill at t=7.5
+    h = H()
+    for i in range(7):
+        h.send(f"p0-{i}", offset=i, at=float(i))
+    h.poll("c", [(Q0, 0, "p0-0"), (Q0, 1, "p0-1"), (Q0, 2, "p0-4"), (Q0, 3, "p0-5")], at=8.0)
+    h.poll("c", [(Q0, 4, "p0-6")], at=8.1)
+    # Then the loss is the first kill's postfix (at the second, p0-2 and p0-3 are "middle":
+    # R10 seed 6, session 11, failed on that)
+    assert C.lost_breakout(h.entries, before=7.5)["p0"].middle == ["p0-2", "p0-3"]
+    assert C.lost_outside_postfix(h.entries, None, [3.5, 7.5]) == {}
+    # When a value acked between the kills is lost while a later one was read: unexplained
+    h2 = H()
+    for i in range(7):
+        h2.send(f"p0-{i}", offset=i, at=float(i))
+    h2.poll("c", [(Q0, i, f"p0-{i}") for i in (0, 1, 4, 6)], at=8.0)
+    assert C.lost_outside_postfix(h2.entries, None, [3.5, 7.5]) == {
+        "p0@7.5": {"prefix": [], "middle": ["p0-5"]}
+    }
+    # And a value acked after the last kill and lost is never explained by one
+    assert C.lost_outside_postfix(h2.entries, None, [3.5, 4.5]) == {
+        "p0@end": {"after_last_kill": ["p0-5"]}
+    }
+
+
 # -- groups and committed offsets ------------------------------------------------------------------
 
 
