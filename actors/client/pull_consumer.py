@@ -54,7 +54,12 @@ class PollBuffer:
     """The lite consumer's sink: pulled batches wait here for ``poll`` (any thread).
 
     ``floor[mq]`` is the lowest generation still wanted for a queue: a seek raises it, so
-    batches pulled before the seek are dropped instead of returned."""
+    batches pulled before the seek are dropped instead of returned. A batch whose puller has
+    stopped (its queue was reassigned, or the puller restarted) is dropped too, as RocketMQ's
+    lite consumer skips the requests of a dropped process queue: a queue given back to this
+    consumer restarts from its committed offset, so returning the old puller's batch would
+    deliver its messages twice (and, given to another consumer, this one would return messages
+    of a queue it no longer holds, which it cannot commit)."""
 
     def __init__(self) -> None:
         self._batches: collections.deque[_Batch] = collections.deque()
@@ -88,6 +93,8 @@ class PollBuffer:
                 while self._batches and limit > 0:
                     batch = self._batches.popleft()
                     if batch.generation < self.floor.get(batch.mq, 0):
+                        continue
+                    if not batch.puller.is_alive():
                         continue
                     if len(batch.msgs) > limit:
                         rest = _Batch(batch.puller, batch.generation, batch.mq, batch.msgs[limit:])
