@@ -17,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import time
 
+import pykka
+
 from actors.broker import send_handler
 from actors.broker.context import BrokerContext, reply
 from actors.broker.delay import TimerError, copy_record, schedule
@@ -86,7 +88,8 @@ def end_transaction(
     try:
         return _settle(ctx, request, h, half, props)
     finally:
-        transactions.release(h.commit_log_offset)  # a no-op once resolved
+        with contextlib.suppress(pykka.ActorDeadError):  # a stopped manager holds no claim
+            transactions.release(h.commit_log_offset)  # a no-op once resolved
 
 
 def _settle(
