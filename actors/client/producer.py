@@ -278,7 +278,6 @@ class Producer:
             return future
 
         def complete(result: Any, error: BaseException | None) -> None:
-            window.leave(size)
             if error is not None:
                 future.set_exception(error)
             else:
@@ -286,12 +285,20 @@ class Producer:
             if callback is not None:
                 callback(result, error)
 
+        def leave_and_complete(result: Any, error: BaseException | None) -> None:
+            window.leave(size)
+            complete(result, error)
+
         def done(result: Any, error: BaseException | None) -> None:
             # Runs as a hub callback, which must not block: in a patched program the pool's
-            # locks are gevent locks, so hand over through a greenlet there.
+            # locks (and the window's) are gevent locks, so hand over through a greenlet there.
             if hub.patched:
-                workers.submit(complete, result, error)
+                workers.submit(leave_and_complete, result, error)
                 return
+            # The hub's own thread: the window's lock is only ever held for a moment. Left
+            # here, not on the callback thread, which a callback sending again may be holding
+            # in ``enter`` while the window is full.
+            window.leave(size)
             try:
                 callbacks.submit(complete, result, error)
             except RuntimeError:  # the executor shut down: complete here

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
+import threading
 import time
 from collections.abc import Iterator
 
@@ -16,6 +18,7 @@ from actors.client import (
     Producer,
     PullConsumer,
     PushConsumer,
+    SendResult,
     SendStatus,
 )
 from tests import client_support
@@ -233,3 +236,26 @@ def test_send_async_waits_for_room_and_everything_is_stored_in_order(
         assert offsets == list(range(first.queue_offset + 1, first.queue_offset + 201))
         assert window.peak_sends == 2
         assert (window.sends, window.bytes) == (0, 0)
+
+
+def test_a_callback_that_sends_while_the_window_is_full_gets_room(namesrv: str) -> None:
+    # Given a producer allowing one async send in flight; the first send's callback (on the
+    # producer's one callback thread) waits until the main thread's second send took the room
+    with Producer("e2e-window-cb", namesrv=namesrv, max_async_sends=1) as p:
+        second_sent, called = threading.Event(), threading.Event()
+        third: list[concurrent.futures.Future[SendResult]] = []
+
+        def first_done(_result: object, error: BaseException | None) -> None:
+            assert second_sent.wait(10) and error is None
+            # When it sends again while the window is full (the second is in flight)
+            third.append(p.send_async(Message("E2eWindowCb", b"third")))
+            called.set()
+
+        p.send_async(Message("E2eWindowCb", b"first"), first_done)
+        second = p.send_async(Message("E2eWindowCb", b"second"))
+        second_sent.set()
+        # Then the second's answer makes room for it: the callback thread that waits for room
+        # is not the one that must see the answer
+        assert called.wait(10)
+        assert second.result(10).status == SendStatus.SEND_OK
+        assert third[0].result(10).status == SendStatus.SEND_OK
