@@ -11,9 +11,10 @@ clients a semaphore of 65,535 async requests; Kafka's producer blocks ``send()``
 ``enter`` blocks the caller (a thread, or a greenlet in a monkey-patched program: the condition
 is ``threading``'s, which gevent patches) until the send fits, up to a timeout; a send always
 fits when nothing is in flight, so a body larger than the byte bound still goes, alone.
-``leave`` is called once per entered send when its answer (or failure) arrives, from any thread
-or greenlet, but not as a hub callback in a monkey-patched program (it may wait for the
-condition's lock).
+``leave`` is called once per entered send when its answer (or failure) arrives: in a plain
+program on the client hub's own thread, before the send's callback is scheduled (the callback
+thread may itself be waiting in ``enter``); in a monkey-patched one from a greenlet, never as a
+hub callback (it may wait for the condition's lock).
 """
 
 from __future__ import annotations
