@@ -98,8 +98,7 @@ class VersionTick(msgspec.Struct, frozen=True, tag=True):
 
 
 class Polled(msgspec.Struct, frozen=True, tag=True):
-    versions: tuple[str, str] | None  # None: the poll failed
-    supported: bool = True
+    versions: tuple[str, str] | None  # None: the poll failed, or the master does not serve 3012
 
 
 class SlaveSynchronize(GeventActor):
@@ -153,8 +152,6 @@ class SlaveSynchronize(GeventActor):
                 gevent.spawn(self._poll_versions, address)
         elif isinstance(message, Polled):
             self._running = False
-            if not message.supported:
-                self._poll = False
             changed = message.versions is not None and message.versions != self._versions
             if changed or self._replies:  # a SyncNow that came during the poll waits for a round
                 self.actor_ref.tell(SyncTick())
@@ -205,7 +202,7 @@ class SlaveSynchronize(GeventActor):
     def _poll_versions(self, address: str) -> None:
         message = Polled(None)
         try:
-            message = Polled(self._master_versions(address), supported=self._poll)
+            message = Polled(self._master_versions(address))
         except (OSError, ConnectionError, pykka.Timeout, ProtocolError) as exc:
             logger.debug("{}: metadata version poll failed: {}", self.label, exc)
             self._drop_session()
