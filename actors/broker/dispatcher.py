@@ -110,6 +110,7 @@ class Dispatcher(GeventActor):
         self.log = opened.log
         self.index: IndexService | None = opened.index
         self.queues = self.ctx.queues
+        self.queues.reopen()
         self.reput = self.ctx.dispatched
         self.queue_next = self.ctx.queue_next
         self.required = self.ctx.confirm_sources

@@ -11,9 +11,11 @@ longer in the page cache), else the master (0); without it, always 0.
 A pull that finds nothing new and carries the SUSPEND flag is held in its own greenlet for up to
 ``suspendTimeoutMillis``: it waits on the queue's arrival notification (rechecking every 5 s),
 answers as soon as a matching message is there, and otherwise answers PULL_NOT_FOUND with
-``nextBeginOffset`` = the requested offset. Tag filtering uses the tag hash in the consume queue;
-clients re-check tag strings, as RocketMQ's do. Every response carries nextBeginOffset,
-minOffset, maxOffset and suggestWhichBrokerId as strings.
+``nextBeginOffset`` = the requested offset; a hold ends at once, answered so, when the store
+stops under it (a restart or a role change). A pull that finds the store stopped gets
+SYSTEM_ERROR "store stopped", as RocketMQ answers a pull on a store that shut down. Tag
+filtering uses the tag hash in the consume queue; clients re-check tag strings, as RocketMQ's do.
+Every response carries nextBeginOffset, minOffset, maxOffset and suggestWhichBrokerId as strings.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import msgspec
 from actors.broker.context import BrokerContext, group_not_exist, reply, topic_not_exist
 from actors.broker.store_port import GetOutcome
 from runtime.actor import call_now
+from runtime.errors import ActorFailure
 from runtime.filter import FilterError, Predicate, compile_cached
 from runtime.remoting.bodies import SUB_ALL, SubscriptionGroupConfig, tags_of
 from runtime.remoting.codes import ResponseCode
@@ -43,6 +46,7 @@ NOT_FOUND = ("OFFSET_OVERFLOW_ONE", "OFFSET_FOUND_NULL")
 RETRY_NOW = ("NO_MATCHED_MESSAGE", "MESSAGE_WAS_REMOVING")
 MOVED = ("OFFSET_OVERFLOW_BADLY", "OFFSET_TOO_SMALL")
 MASTER_ID, SLAVE_WHEN_SLOW = 0, 1  # RocketMQ's subscription-group defaults
+STORE_STOPPED = "store stopped (the broker is restarting or changing role); pull again"
 
 
 def _physical_memory() -> int:
@@ -172,7 +176,14 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
         )
         return outcome if predicate is None else _filter(outcome, predicate)
 
-    outcome = get()
+    try:
+        outcome = get()
+    except ActorFailure:
+        if ctx.store.running:
+            raise
+        # RocketMQ's answer to a pull on a store that shut down; no traceback: a restart or a
+        # role change (controller mode) rebuilds the store, and its connections close anyway
+        return reply(request, ResponseCode.SYSTEM_ERROR, remark=STORE_STOPPED)
     suspend = bool(h.sys_flag & FLAG_SUSPEND) and h.suspend_timeout_millis > 0
     if _is_not_found(outcome, h.queue_offset) and suspend:
         hold_s = h.suspend_timeout_millis / 1000
@@ -184,6 +195,8 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
             if remaining <= 0:
                 break
             ctx.store.wait_arrival(h.topic, h.queue_id, h.queue_offset, min(remaining, RECHECK_S))
+            if not ctx.store.running:
+                break  # the store stopped (it woke every parked poll): nothing found
             outcome = get()
     if outcome.status == "FOUND":
         ctx.got_messages += outcome.count

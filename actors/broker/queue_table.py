@@ -2,9 +2,11 @@
 
 It starts a Queue actor on demand (first dispatch or first read of a queue that has files) and
 restarts a dead one on next use. It is not supervised by the broker supervisor: the Dispatcher
-stops all queues when it stops, and a deleted topic's (``drop_topic``: the actors stop, parked
-polls are answered, the consume-queue files are closed and deleted). Owned state: the live
-Queue actors by (topic, queue id), and the topics being dropped.
+stops all queues when it stops (``stop_all``; from then on, until a Dispatcher starts again,
+nothing is started: a long poll woken by the stop must not start a queue on a store that is
+closing), and a deleted topic's (``drop_topic``: the actors stop, parked polls are answered, the
+consume-queue files are closed and deleted). Owned state: the live Queue actors by (topic,
+queue id), the topics being dropped, and whether the table is closed.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ class QueueTable:
         self.ctx = ctx
         self._refs: dict[tuple[str, int], pykka.ActorRef[Any]] = {}
         self._dropping: dict[str, gevent.event.Event] = {}  # topic -> set when its drop ends
+        self.closed = False
+        """Set by ``stop_all`` (the Dispatcher stopped), cleared by ``reopen`` (one started)."""
 
     def exists(self, topic: str, queue_id: int) -> bool:
         if R.topic_problem(topic) is not None or not 0 <= queue_id <= 0x7FFFFFFF:
@@ -56,7 +60,7 @@ class QueueTable:
             return None
         if not 0 <= queue_id <= 0x7FFFFFFF:
             return None
-        if self.ctx.opened is None:
+        if self.ctx.opened is None or self.closed:
             return None
         ref = Queue.start(self.ctx, topic, queue_id)
         self._refs[key] = ref
@@ -97,7 +101,14 @@ class QueueTable:
             del self._dropping[topic]
             ended.set()
 
+    def reopen(self) -> None:
+        """A Dispatcher started: queues may be started again."""
+        self.closed = False
+
     def stop_all(self, timeout: float = 5.0) -> None:
+        """Stop every Queue actor (their parked polls are answered) and start none until
+        ``reopen``."""
+        self.closed = True
         for key, ref in list(self._refs.items()):
             try:
                 ref.stop(block=True, timeout=timeout)

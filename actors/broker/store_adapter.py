@@ -202,6 +202,10 @@ class StoreAdapter:
             messages=r.messages,
         )
 
+    @property
+    def running(self) -> bool:
+        return self.store.running
+
     def wait_arrival(self, topic: str, queue_id: int, offset: int, timeout: float) -> bool:
         max_offset = self._get(
             self.store.wait_arrival(topic, queue_id, offset, timeout), timeout + ASK_TIMEOUT

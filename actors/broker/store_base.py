@@ -45,6 +45,12 @@ class StoreFacadeBase:
     settings: StoreSettings
     names: StoreNames
 
+    @property
+    def running(self) -> bool:
+        """The store is open and its queues are served (False from the moment it begins to
+        stop: its Dispatcher stopped every Queue actor)."""
+        return self.ctx.opened is not None and not self.ctx.queues.closed
+
     def _ask(self, name: str, message: Any, inline: bool = False) -> Future:
         """Ask the actor ``name``; ``inline``: in this greenlet when it is idle (``ask_now``:
         only for handlers that never yield)."""

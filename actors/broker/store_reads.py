@@ -55,7 +55,7 @@ class StoreReads(StoreFacadeBase):
         table: QueueTable = self.ctx.queues
         ref = table.get(topic, queue_id)
         if ref is None:
-            if self.ctx.opened is None:
+            if not self.running:
                 return failed_future(self.names.writer, "store not running")
             return resolved_future(missing)
         try:
@@ -99,7 +99,7 @@ class StoreReads(StoreFacadeBase):
         poll on it; it never raises for an unknown queue (it waits for the queue to appear)."""
         reply = new_future()
         table: QueueTable = self.ctx.queues
-        ref = table.get(topic, queue_id, create=self.ctx.opened is not None)
+        ref = table.get(topic, queue_id, create=self.running)
         if ref is None:
             reply.set(0)
             return reply

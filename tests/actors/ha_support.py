@@ -11,6 +11,7 @@ import socket
 import time
 from typing import Any
 
+import gevent
 import gevent.event
 import gevent.socket
 
@@ -52,6 +53,15 @@ def start_namesrv(*, controller: bool = False, port: int = 0) -> Node:
     )
     node.start()
     return node
+
+
+def wait_until(predicate: Any, timeout: float = T, what: str = "") -> None:
+    """Poll ``predicate`` on this hub (yielding to the actors) until it holds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or predicate}")
+        gevent.sleep(0.01)
 
 
 def broker_node(node: Node, broker: str | None = None) -> Any:

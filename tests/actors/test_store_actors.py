@@ -27,6 +27,7 @@ from actors.broker.store_service import BrokerStore
 from actors.broker.topic_config import is_system_topic
 from runtime.actor import others_ready
 from runtime.directory import Directory
+from runtime.errors import ActorFailure
 from runtime.store import accel
 from runtime.store import checkpoint as ckpt
 from runtime.store import record as R
@@ -36,6 +37,7 @@ from runtime.store.fsyncer import Fsyncer
 from runtime.store.lockfile import abort_exists
 from runtime.store.settings import FlushMode, StoreSettings
 from runtime.supervisor import Supervisor
+from tests.actors.ha_support import wait_until
 
 T = 5.0
 
@@ -87,14 +89,6 @@ def get(store: BrokerStore, offset: int, n: int = 32, **kw: Any) -> Any:
     return store.get_messages(
         "g", kw.pop("topic", "T"), kw.pop("queue_id", 0), offset, n, **kw
     ).get(timeout=T)
-
-
-def wait_until(pred: Any, timeout: float = T) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        gevent.sleep(0.01)
 
 
 def consumable(store: BrokerStore, n: int, queue_id: int = 0, topic: str = "T") -> None:
@@ -249,6 +243,28 @@ def test_a_poll_parked_on_another_queue_leaves_the_ack_first(tmp_path: Path) -> 
         assert store.ctx.dispatched == before
         consumable(store, 2)
         assert not waiter.done()
+    finally:
+        store.stop()
+
+
+def test_a_stopping_store_starts_no_queue_actor(tmp_path: Path) -> None:
+    # Given a long poll parked on a queue of a store that is being stopped (the Dispatcher,
+    # which stops every Queue actor, stops before the writer closes the files)
+    store = open_store(tmp_path)
+    try:
+        waiter = store.wait_arrival("T", 0, 0, timeout=10)
+        wait_until(lambda: ("T", 0) in store.ctx.parked_queues)
+        dispatcher = store.ctx.directory.require(store.names.dispatcher)
+        dispatcher.stop(block=True, timeout=T)
+        # Then the poll is woken at once (nothing arrived)
+        assert waiter.get(timeout=T) == 0
+        # When it reads again and parks again before the writer closed the store
+        assert store.ctx.opened is not None
+        with pytest.raises(ActorFailure, match="not running"):
+            store.get_messages("g", "T", 0, 0, 32).get(timeout=T)
+        assert store.wait_arrival("T", 0, 0, timeout=10).get(timeout=T) == 0
+        # Then no Queue actor was started again on the store being stopped
+        assert not store.ctx.queues.refs()
     finally:
         store.stop()
 
