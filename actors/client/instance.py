@@ -157,6 +157,14 @@ class ClientInstance:
         except pykka.Timeout:
             return 0
 
+    def beat_soon(self) -> None:
+        """Ask for a heartbeat to every known broker now, without waiting for it (a beat
+        already running is followed by one more)."""
+        try:
+            self._tell("heartbeat", Beat())
+        except ClientError as exc:
+            logger.debug("client: heartbeat skipped: {}", exc)
+
     def unregister(self, timeout: float | None = None) -> int:
         """UNREGISTER_CLIENT to every known broker (shutdown)."""
         reply: GeventFuture[int] = new_future()

@@ -4,7 +4,10 @@ Messages:
 - ``DoRebalance(reason, reply)``: recompute the assignment now. Clustering: the topic's readable
   queues (sorted) shared over the group's client ids (sorted, from GET_CONSUMER_LIST_BY_GROUP)
   by ``allocate_averagely``; broadcasting: every queue; assigned mode (lite ``assign``): the
-  fixed set. A 20 s timer and NOTIFY_CONSUMER_IDS_CHANGED tell it.
+  fixed set. A 20 s timer and NOTIFY_CONSUMER_IDS_CHANGED tell it. A topic whose consumer list
+  lacks this client (a broker that restarted before our heartbeat reached it) keeps its queues
+  that round; the rebalancer warns once (until a list has us again) and asks for a heartbeat at
+  once, so the broker lists us (and tells the group) without waiting for the 30 s timer.
 - ``Assign(queues, reply)``: switch to a fixed assignment (lite consumer).
 - ``SeekQueue(mq, offset, reply)``: forward a seek to the queue's puller (lite consumer).
 - ``PullerExited(mq, urn, failure)``: a puller died; a failed one is started again from the
@@ -133,6 +136,7 @@ class Rebalancer(GeventActor):
         self.on_change = on_change
         self.pullers: dict[MessageQueue, pykka.ActorRef[QueuePuller]] = {}
         self._stopping = False
+        self._unlisted: set[str] = set()  # topics whose last consumer list lacked this client
 
     def on_start(self) -> None:
         if self.interval > 0:
@@ -184,16 +188,26 @@ class Rebalancer(GeventActor):
         if self._stopping:
             return False
         wanted: set[MessageQueue] = set()
-        keep: set[MessageQueue] = set()  # topics we could not look at this round keep theirs
+        # topics we could not look at this round, or whose consumer list lacks us, keep theirs
+        keep: set[MessageQueue] = set()
         if self.fixed is not None:
             wanted = set(self.fixed)
         else:
+            unlisted = False
             for topic in sorted(self.subscriptions):
                 try:
-                    wanted.update(self._allocate(topic))
+                    mine = self._allocate(topic)
                 except ClientError as exc:
                     logger.debug("client: rebalance of {} skipped: {}", topic, exc)
+                    mine = None
+                else:
+                    unlisted = unlisted or mine is None
+                if mine is None:
                     keep.update(mq for mq in self.pullers if mq.topic == topic)
+                else:
+                    wanted.update(mine)
+            if unlisted:
+                self.instance.beat_soon()  # so the broker lists us by the next round
         wanted |= keep
         removed = [mq for mq in self.pullers if mq not in wanted]
         added = sorted(mq for mq in wanted if mq not in self.pullers)
@@ -214,7 +228,9 @@ class Rebalancer(GeventActor):
                 self.on_change(sorted(self.pullers))
         return changed
 
-    def _allocate(self, topic: str) -> list[MessageQueue]:
+    def _allocate(self, topic: str) -> list[MessageQueue] | None:
+        """This client's share of ``topic``; None when the broker asked does not list this
+        client (the assignment of the topic is then kept as it is)."""
         route = self.instance.route(topic, timeout=self.timeout)
         queues = list(route.subscribe)
         if self.model is MessageModel.BROADCASTING:
@@ -222,12 +238,33 @@ class Rebalancer(GeventActor):
         if not queues:
             return []
         cids = self._consumer_ids(route.masters())
-        mine = allocate_averagely(self.instance.client_id, queues, cids)
-        if not mine and self.instance.client_id not in cids:
-            logger.debug(
-                "client: {} not yet listed in group {}", self.instance.client_id, self.group
+        if self.instance.client_id not in cids:
+            self._note_unlisted(topic, cids)
+            return None
+        if topic in self._unlisted:
+            self._unlisted.discard(topic)
+            logger.info(
+                "client: {} listed in group {} again; rebalancing {}",
+                self.instance.client_id,
+                self.group,
+                topic,
             )
-        return mine
+        return allocate_averagely(self.instance.client_id, queues, cids)
+
+    def _note_unlisted(self, topic: str, cids: list[str]) -> None:
+        """The broker asked does not list this client (it restarted and our heartbeat has not
+        reached it yet): warn once per topic until it lists us again."""
+        if topic in self._unlisted:
+            return
+        self._unlisted.add(topic)
+        logger.warning(
+            "client: {} not in the consumer list of group {} ({}); keeping the queues of {} "
+            "until a broker lists it (heartbeat sent)",
+            self.instance.client_id,
+            self.group,
+            cids,
+            topic,
+        )
 
     def _consumer_ids(self, addresses: list[str]) -> list[str]:
         last: ClientError | None = None

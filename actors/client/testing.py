@@ -8,7 +8,7 @@ It speaks just enough of the protocol for the client: routes (105), sends (10/31
 NOTIFY_CONSUMER_IDS_CHANGED (40) pushed to the group, UNREGISTER_CLIENT (35) and
 GET_CONSUMER_LIST_BY_GROUP (38). Pull bodies are real commit-log records
 (``runtime.store.record``). Faults can be injected per broker (``fail_sends``,
-``silent_sends``). Not a broker: no disk, no flush, no replication.
+``silent_sends``, ``forget_heartbeats``). Not a broker: no disk, no flush, no replication.
 """
 
 from __future__ import annotations
@@ -99,6 +99,9 @@ class FakeBroker:
     else SYSTEM_ERROR. TAG subscriptions always pass. (Pulls do not evaluate SQL92 here.)"""
     checks: list[CheckClientRequestBody] = field(default_factory=list)
     """Every CHECK_CLIENT_CONFIG body received, first first."""
+    forget_heartbeats: bool = False
+    """HEART_BEAT answers SUCCESS but registers no consumer (a restarted broker that has not
+    heard from a client yet, held in that state)."""
     zero_if_not_found: bool = False
     """QUERY_CONSUMER_OFFSET with no stored offset: 0 (RocketMQ, when the queue starts at 0)
     instead of QUERY_NOT_FOUND."""
@@ -358,6 +361,8 @@ class _Broker:
             for pd in data.producer_data_set:
                 b.producers[pd.group_name].add(data.client_id)
             for cd in data.consumer_data_set:
+                if b.forget_heartbeats:
+                    break
                 members = b.consumers[cd.group_name]
                 if data.client_id not in members:
                     changed.append(cd.group_name)
