@@ -3,7 +3,18 @@
 A send does not cost a greenlet or an actor message of its own when the route and the session
 are already known: ``SendOp.begin`` runs as a hub callback, picks a queue, writes the request
 through the session actor and links the response future; the response (or a libev timer)
-completes it. Only a missing route or connection spawns a greenlet to wait for it.
+completes it.
+
+Lanes keep the order of the sends that must wait: a send that finds no route for its topic, or
+no session to the broker it picked, opens a lane (``Sender.waiting``, keyed by the topic or the
+broker address) and one greenlet waits for the route or the connection on behalf of the whole
+lane. Until that lane is drained, every later send of this producer to that topic (or broker)
+joins it instead of taking the fast path; the greenlet then sends them all in the order they
+came. So one thread's sends are written in invoke order even while the producer starts, and a
+later send never overtakes an earlier one that waits. The fast path pays two empty-dict checks
+for this (``Sender.waiting``, before and after picking the queue). A wait that fails before the
+first send's time is up fails every send of the lane, each then retried (or not) on its own,
+without an order; one that times out fails the sends out of time, and waits on for the others.
 
 Retries (sync sends with the default selector only, as RocketMQ): up to ``retries`` more
 attempts within the one overall timeout, each on a queue of a broker other than the one that
@@ -17,6 +28,7 @@ also refreshes the topic's route.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -88,6 +100,13 @@ class Selection:
 
 ROUND_ROBIN = Selection()
 
+ROUTE = "route"
+SESSION = "session"
+LaneKey = tuple[str, str]
+"""(ROUTE, topic) or (SESSION, broker address)."""
+TIMER_SLACK = 0.05
+"""Seconds a wait's timeout may fire before its deadline (the loop's clock is cached)."""
+
 
 class Sender:
     """Hub-side send machinery of one producer."""
@@ -106,6 +125,9 @@ class Sender:
         self.default_topic_queue_nums = str(default_topic_queue_nums)
         self.round_robin = RoundRobin()
         self.loop = gevent.get_hub().loop
+        self.waiting: dict[LaneKey, deque[SendOp]] = {}
+        """The lanes: the sends waiting for a route or a connection, first first; empty when
+        nothing waits (what the fast path checks)."""
 
     def begin(
         self,
@@ -121,6 +143,45 @@ class Sender:
         attempts = 1 + (self.retries if retry and selection.default and not oneway else 0)
         op = SendOp(self, out, selection, timeout, attempts, done, oneway)
         op.attempt()
+
+    # -- lanes (see the module docstring) ------------------------------------------------------
+
+    def open_lane(self, key: LaneKey, first: SendOp) -> None:
+        lane = deque((first,))
+        self.waiting[key] = lane
+        gevent.spawn(self._lane, key, lane)
+
+    def _lane(self, key: LaneKey, lane: deque[SendOp]) -> None:
+        """Wait for the lane's route or connection, then send its sends in order. The key
+        stays in ``waiting`` until the lane is empty, so later sends queue behind."""
+        kind, name = key
+        while lane:
+            head = lane[0]
+            try:
+                if kind == ROUTE:
+                    got: Any = self.instance.route(
+                        name, allow_default=True, timeout=head.remaining()
+                    )
+                else:
+                    got = self.instance.remoting.session(name, head.remaining())
+            except Exception as exc:
+                if head.remaining() > TIMER_SLACK:  # not the head's time out: all fail
+                    del self.waiting[key]  # first: a retry opens a lane of its own
+                    for op in lane:
+                        op.fail(exc)
+                    return
+                # the head's time ran out: those out of time fail, the others wait on
+                for op in [op for op in lane if op.remaining() <= TIMER_SLACK]:
+                    lane.remove(op)
+                    op.fail(exc)
+                continue
+            while lane:
+                op = lane.popleft()
+                if kind == ROUTE:
+                    op.proceed(got)
+                else:
+                    op.write(got, name)
+        del self.waiting[key]
 
 
 class SendOp:
@@ -175,27 +236,33 @@ class SendOp:
     def attempt(self) -> None:
         try:
             self.attempts_left -= 1
-            route = self.sender.instance.routes.get(self.out.topic)
+            sender = self.sender
+            topic = self.out.topic
+            if sender.waiting:
+                lane = sender.waiting.get((ROUTE, topic))
+                if lane is not None:  # earlier sends wait for this route: behind them
+                    lane.append(self)
+                    return
+            route = sender.instance.routes.get(topic)
             if route is None:
-                gevent.spawn(self._attempt_slow)
+                sender.open_lane((ROUTE, topic), self)
                 return
             self._send_on(route)
-        except ClientError as exc:
-            self._failed(exc)
-        except Exception as exc:  # a bug: never leave the caller waiting
-            logger.exception("client: send failed unexpectedly")
-            self._finish(None, exc)
-
-    def _attempt_slow(self) -> None:
-        try:
-            route = self.sender.instance.route(
-                self.out.topic, allow_default=True, timeout=self._remaining()
-            )
-            self._send_on(route)
-        except ClientError as exc:
-            self._failed(exc)
         except Exception as exc:
-            logger.exception("client: send failed unexpectedly")
+            self.fail(exc)
+
+    def proceed(self, route: TopicRoute) -> None:
+        """Go on once the route is known (a route lane)."""
+        try:
+            self._send_on(route)
+        except Exception as exc:
+            self.fail(exc)
+
+    def fail(self, exc: Exception) -> None:
+        if isinstance(exc, ClientError):
+            self._failed(exc)
+        else:  # a bug: never leave the caller waiting
+            logger.opt(exception=exc).error("client: send failed unexpectedly")
             self._finish(None, exc)
 
     def _select(self, route: TopicRoute) -> MessageQueue:
@@ -219,20 +286,27 @@ class SendOp:
         address = route.master(mq.broker_name)
         if address is None:
             raise NoRouteError(self.out.topic, f"broker {mq.broker_name} has no master")
-        session = self.sender.instance.remoting.cached(address)
+        sender = self.sender
+        if sender.waiting:
+            lane = sender.waiting.get((SESSION, address))
+            if lane is not None:  # earlier sends wait for this connection: behind them
+                lane.append(self)
+                return
+        session = sender.instance.remoting.cached(address)
         if session is None:
-            gevent.spawn(self._connect_and_send, address, mq, route.via_default)
+            sender.open_lane((SESSION, address), self)
             return
-        self._write(session, address, mq, route.via_default)
+        self._write(session, address, mq)
 
-    def _connect_and_send(self, address: str, mq: MessageQueue, via_default: bool) -> None:
+    def write(self, session: Any, address: str) -> None:
+        """Write once the session is there (a session lane)."""
         try:
-            session = self.sender.instance.remoting.session(address, self._remaining())
-            self._write(session, address, mq, via_default)
-        except ClientError as exc:
-            self._failed(exc)
+            assert self.mq is not None
+            self._write(session, address, self.mq)
+        except Exception as exc:
+            self.fail(exc)
 
-    def _write(self, session: Any, address: str, mq: MessageQueue, via_default: bool) -> None:
+    def _write(self, session: Any, address: str, mq: MessageQueue) -> None:
         out = self.out
         sender = self.sender
         ext = {
@@ -272,7 +346,7 @@ class SendOp:
             else:
                 self._failed(ConnectError(address, "connection closed"))
             return
-        remaining = self._remaining()
+        remaining = self.remaining()
         if remaining <= 0:
             self._failed(RequestTimeoutError("send", self.timeout, address))
             return
@@ -338,7 +412,7 @@ class SendOp:
 
     # -- outcomes ---------------------------------------------------------------------------
 
-    def _remaining(self) -> float:
+    def remaining(self) -> float:
         return self.deadline - time.monotonic()
 
     def _failed(self, error: ClientError) -> None:
@@ -353,12 +427,12 @@ class SendOp:
         retryable = isinstance(error, ConnectError | RequestTimeoutError | NoRouteError) or (
             isinstance(error, BrokerError) and error.code in RETRY_CODES
         )
-        if retryable and self.attempts_left > 0 and self._remaining() > 0:
+        if retryable and self.attempts_left > 0 and self.remaining() > 0:
             logger.debug("client: send to {} failed ({}); retrying", self.out.topic, error)
             if isinstance(error, NoRouteError | ConnectError):
                 # Nothing to gain from asking again at once (a cluster still starting, a broker
                 # restarting): back off a little, within the send's time budget.
-                delay = min(ROUTE_RETRY_DELAY * len(self.errors), self._remaining() / 2)
+                delay = min(ROUTE_RETRY_DELAY * len(self.errors), self.remaining() / 2)
                 timer = self.sender.loop.timer(max(delay, 0.0))
                 timer.start(self._retry_later, timer)
                 return

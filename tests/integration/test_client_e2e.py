@@ -238,6 +238,21 @@ def test_send_async_waits_for_room_and_everything_is_stored_in_order(
         assert (window.sends, window.bytes) == (0, 0)
 
 
+def test_async_sends_right_after_start_are_stored_in_invoke_order(namesrv: str) -> None:
+    # Given a producer just started: no route of the (new) topic, no connection to the broker
+    with Producer("e2e-start-order", namesrv=namesrv) as p:
+        # When one thread fires 400 async sends round robin at once
+        futures = [p.send_async(Message("E2eStartOrder", b"%d" % i)) for i in range(400)]
+        results = [f.result(30) for f in futures]
+    # Then every queue stored its sends in the order they were invoked
+    by_queue: dict[MessageQueue, list[int]] = {}
+    for r in results:
+        assert r.status == SendStatus.SEND_OK
+        by_queue.setdefault(r.queue, []).append(r.queue_offset)
+    for mq, offsets in by_queue.items():
+        assert offsets == sorted(offsets), f"{mq}: {offsets}"
+
+
 def test_a_callback_that_sends_while_the_window_is_full_gets_room(namesrv: str) -> None:
     # Given a producer allowing one async send in flight; the first send's callback (on the
     # producer's one callback thread) waits until the main thread's second send took the room
