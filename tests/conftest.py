@@ -1,0 +1,23 @@
+"""Fixtures for every test: the main thread's gevent loop starts each test with a fresh clock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import gevent
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _fresh_loop_time() -> Iterator[None]:
+    """Bring the main thread's loop clock up to date before each test.
+
+    libev reads the clock once per loop iteration and a timer started later counts from that
+    cached time (gevent does not update it on start). This process is not monkey-patched, so
+    a test that blocks the main thread for real (``subprocess.run``, ``queue.get``, a
+    ``RuntimeProcess``) leaves the main hub's loop idle and its clock behind: a later test's
+    ``gevent.joinall(timeout=10)`` once fired its timer at once after the integration examples
+    had kept the loop idle for 10.8 s. gevent's own test cases do the same in ``setUp``.
+    """
+    gevent.get_hub().loop.update_now()
+    yield
