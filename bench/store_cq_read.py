@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import gevent
 from loguru import logger
 
-from actors.broker.messages import GetStatus
+from actors.broker.store_results import GetStatus
 from actors.broker.store_service import BrokerStore
 from runtime.directory import Directory
 from runtime.store.consumequeue import ENTRY, ConsumeQueue

@@ -59,9 +59,6 @@ from actors.broker.messages import (
     DeleteTopicData,
     DiskSpace,
     Dispatch,
-    FlushStatus,
-    PutResult,
-    PutStatus,
     SegmentsDeleted,
     StoreFailed,
 )
@@ -73,6 +70,7 @@ from actors.broker.put_completion import (
     repl_status,
     set_reply,
 )
+from actors.broker.store_results import FlushStatus, PutResult, PutStatus
 from runtime.actor import GeventActor, tell_now
 from runtime.errors import StoreError
 from runtime.store import checkpoint as ckpt

@@ -16,7 +16,8 @@ from typing import Any
 
 import gevent.event
 
-from actors.broker.messages import AwaitFlush, DeleteTopic, FlushStatus, RemoveTopicOffsets
+from actors.broker.messages import AwaitFlush, DeleteTopic, RemoveTopicOffsets
+from actors.broker.store_results import FlushStatus
 from runtime.actor import offload
 from runtime.errors import StoreError
 from runtime.store import fences as fence_table

@@ -62,11 +62,11 @@ from actors.broker.messages import (
     DeletionDone,
     Dispatch,
     QueryByKey,
-    QueryResult,
     SyncQueue,
     TrimBelow,
     WhenDispatched,
 )
+from actors.broker.store_results import QueryResult
 from runtime.actor import GeventActor, new_future, offload, tell_now
 from runtime.errors import StoreError
 from runtime.store import checkpoint as ckpt

@@ -40,14 +40,8 @@ import pykka
 from gevent.hub import Waiter
 from loguru import logger
 
-from actors.broker.messages import (
-    AwaitFlush,
-    Confirm,
-    FlushDone,
-    FlushStatus,
-    FlushTick,
-    StoreFailed,
-)
+from actors.broker.messages import AwaitFlush, Confirm, FlushDone, FlushTick, StoreFailed
+from actors.broker.store_results import FlushStatus
 from runtime import workers
 from runtime.actor import GeventActor, offload, tell_now
 from runtime.errors import StoreError

@@ -7,7 +7,7 @@ from typing import Any
 
 from loguru import logger
 
-from actors.broker.messages import FlushStatus, PutResult, PutStatus
+from actors.broker.store_results import FlushStatus, PutResult, PutStatus
 from runtime.store.commitlog import AppendedBatch
 from runtime.store.context import ReplicationStatus
 from runtime.store.prepare import Invalid

@@ -37,8 +37,6 @@ from actors.broker.messages import (
     AppendEntries,
     EarliestStoreTime,
     GetMessages,
-    GetResult,
-    GetStatus,
     OffsetForTime,
     QueueRange,
     ReadEntries,
@@ -47,6 +45,7 @@ from actors.broker.messages import (
     TrimBelow,
     WaitArrival,
 )
+from actors.broker.store_results import GetResult, GetStatus
 from runtime.actor import GeventActor, offload
 from runtime.store import record as R
 from runtime.store.accel import fastlog

@@ -18,7 +18,8 @@ import contextlib
 from typing import Any
 
 from actors.broker.delete_marker import forget_topic
-from actors.broker.messages import AppendRaw, AwaitFlush, Dispatch, FlushStatus, RawAppended
+from actors.broker.messages import AppendRaw, AwaitFlush, Dispatch, RawAppended
+from actors.broker.store_results import FlushStatus
 from runtime.store import raw
 
 

@@ -28,7 +28,7 @@ import pykka
 from loguru import logger
 
 from actors.broker.delay import from_schedule
-from actors.broker.messages import GetStatus, PutStatus
+from actors.broker.store_results import GetStatus, PutStatus
 from runtime.actor import GeventActor
 from runtime.store.background import BackgroundWriter
 from runtime.store.configfile import read_json

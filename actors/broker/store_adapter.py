@@ -13,10 +13,10 @@ from typing import Any
 import msgspec
 import pykka
 
-from actors.broker.messages import TopicConfigData
 from actors.broker.store_port import GetOutcome, PutOutcome, QueueEntries
 from actors.broker.store_service import BrokerStore
 from actors.broker.topic_config import is_system_topic, system_topic_names
+from actors.broker.topic_config_data import TopicConfigData
 from runtime.remoting.bodies import SubscriptionGroupConfig, SubscriptionGroupWrapper, TopicConfig
 from runtime.request_context import end_turn
 from runtime.store.consumequeue import ENTRY

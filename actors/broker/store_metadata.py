@@ -24,12 +24,12 @@ from actors.broker.messages import (
     QueryOffset,
     RemoveGroup,
     RemoveTopicOffsets,
-    TopicConfigData,
     UpdateTopic,
     WhenDispatched,
 )
 from actors.broker.store_base import Future, StoreFacadeBase, failed_future
 from actors.broker.subscription_groups import AllGroups, DeleteGroup, GetGroup, UpdateGroup
+from actors.broker.topic_config_data import TopicConfigData
 from runtime.actor import new_future
 from runtime.remoting.bodies import SubscriptionGroupConfig
 

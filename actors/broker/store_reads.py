@@ -20,8 +20,6 @@ import pykka
 from actors.broker.messages import (
     EarliestStoreTime,
     GetMessages,
-    GetResult,
-    GetStatus,
     OffsetForTime,
     QueryByKey,
     QueueRange,
@@ -31,6 +29,7 @@ from actors.broker.messages import (
 )
 from actors.broker.queue_table import QueueTable
 from actors.broker.store_base import Future, StoreFacadeBase, failed_future, resolved_future
+from actors.broker.store_results import GetResult, GetStatus
 from runtime.actor import ask_now, new_future, tell_now
 from runtime.store.record import StoredRecord, decode_record, java_hash
 

@@ -53,22 +53,16 @@ from actors.broker.commitlog_writer import CommitLogWriter
 from actors.broker.consumer_offsets import ConsumerOffsets
 from actors.broker.dispatcher import Dispatcher
 from actors.broker.flusher import Flusher
-from actors.broker.messages import (
-    AppendBatch,
-    GetResult,
-    PutResult,
-    PutStatus,
-    QueryResult,
-    TopicConfigData,
-    TopicTable,
-)
+from actors.broker.messages import AppendBatch
 from actors.broker.queue_table import QueueTable
 from actors.broker.retention import Retention
 from actors.broker.store_base import Future
 from actors.broker.store_metadata import StoreMetadata
 from actors.broker.store_reads import StoreReads
+from actors.broker.store_results import GetResult, PutResult, PutStatus, QueryResult
 from actors.broker.subscription_groups import SubscriptionGroups
 from actors.broker.topic_config import TopicConfig
+from actors.broker.topic_config_data import TopicConfigData, TopicTable
 from runtime.actor import new_future, offload, others_ready, tell_now
 from runtime.directory import Directory
 from runtime.store.context import ReplicationCondition, StoreContext

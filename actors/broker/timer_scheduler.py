@@ -31,8 +31,8 @@ import pykka
 from loguru import logger
 
 from actors.broker.delay import TIMER_OUT_MS, TIMER_TOPIC, from_timer
-from actors.broker.messages import GetStatus
 from actors.broker.scheduler import STORED
+from actors.broker.store_results import GetStatus
 from runtime.actor import GeventActor
 from runtime.remoting.properties import decode_properties
 from runtime.store.background import BackgroundWriter

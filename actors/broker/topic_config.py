@@ -35,14 +35,12 @@ import msgspec
 from actors.broker.messages import (
     AllTopics,
     AutoCreateTopic,
-    DataVersion,
     DeleteTopic,
     EnsureTopic,
     GetTopic,
-    TopicConfigData,
-    TopicTable,
     UpdateTopic,
 )
+from actors.broker.topic_config_data import DataVersion, TopicConfigData, TopicTable
 from runtime.actor import GeventActor
 from runtime.store.background import BackgroundWriter
 from runtime.store.configfile import read_json, write_json

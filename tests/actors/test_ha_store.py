@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from actors.broker.messages import AppendRaw, GetStatus, PutStatus
+from actors.broker.messages import AppendRaw
+from actors.broker.store_results import GetStatus, PutStatus
 from actors.broker.store_service import BrokerStore
 from runtime.actor import new_future
 from runtime.directory import Directory

@@ -14,17 +14,13 @@ import pykka
 import pytest
 
 from actors.broker.dispatcher import checkpoint_due
-from actors.broker.messages import (
-    CleanTick,
-    Dispatch,
-    GetStatus,
-    PutStatus,
-    TopicConfigData,
-)
+from actors.broker.messages import CleanTick, Dispatch
 from actors.broker.retention import Retention
 from actors.broker.store_reads import tag_codes
+from actors.broker.store_results import GetStatus, PutStatus
 from actors.broker.store_service import BrokerStore
 from actors.broker.topic_config import is_system_topic
+from actors.broker.topic_config_data import TopicConfigData
 from runtime.actor import others_ready
 from runtime.directory import Directory
 from runtime.errors import ActorFailure

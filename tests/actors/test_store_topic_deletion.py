@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from actors.broker.messages import GetStatus, PutStatus
+from actors.broker.store_results import GetStatus, PutStatus
 from actors.broker.store_service import BrokerStore
 from runtime.store import checkpoint as ckpt
 from runtime.store import fences as fence_table

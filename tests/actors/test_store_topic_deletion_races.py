@@ -24,11 +24,13 @@ import pytest
 
 from actors.broker import deletion_barrier, queue_table
 from actors.broker.dispatcher import Dispatcher
-from actors.broker.messages import Confirm, GetStatus, PutStatus, TopicConfigData
+from actors.broker.messages import Confirm
 from actors.broker.slave_sync_handler import OffsetTable
 from actors.broker.slave_synchronize import SlaveSynchronize
 from actors.broker.store_adapter import StoreAdapter, to_wire
+from actors.broker.store_results import GetStatus, PutStatus
 from actors.broker.store_service import BrokerStore
+from actors.broker.topic_config_data import TopicConfigData
 from runtime.directory import Directory
 from runtime.remoting.bodies import TopicConfigSerializeWrapper, encode_body
 from runtime.remoting.codes import RequestCode

@@ -16,7 +16,7 @@ import sys  # noqa: E402
 
 
 def read(conf: str, topic: str, queues: int) -> dict[str, dict[str, str]]:
-    from actors.broker.messages import GetStatus
+    from actors.broker.store_results import GetStatus
     from actors.broker.store_service import BrokerStore
     from config import load_broker_config
     from runtime.directory import Directory

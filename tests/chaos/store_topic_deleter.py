@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 
 from loguru import logger
 
-from actors.broker.messages import PutResult
+from actors.broker.store_results import PutResult
 from actors.broker.store_service import BrokerStore
 from runtime.directory import Directory
 from runtime.store.record import PutRecord, encode_properties

@@ -26,8 +26,9 @@ from typing import Any
 import pykka
 import pytest
 
-from actors.broker.messages import GetStatus, TopicConfigData
+from actors.broker.store_results import GetStatus
 from actors.broker.store_service import BrokerStore
+from actors.broker.topic_config_data import TopicConfigData
 from runtime.directory import Directory
 from runtime.store import record as R
 from tests.chaos.store_topic_deleter import QUEUES, TOPICS, settings

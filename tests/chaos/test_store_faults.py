@@ -13,7 +13,7 @@ from typing import Any
 import gevent
 import pytest
 
-from actors.broker.messages import GetStatus, PutStatus
+from actors.broker.store_results import GetStatus, PutStatus
 from actors.broker.store_service import BrokerStore
 from runtime.directory import Directory
 from runtime.store import record as R

@@ -17,7 +17,7 @@ from typing import Any
 import pykka
 import pytest
 
-from actors.broker.messages import GetStatus
+from actors.broker.store_results import GetStatus
 from actors.broker.store_service import BrokerStore
 from runtime.directory import Directory
 from runtime.errors import StoreError
