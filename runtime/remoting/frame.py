@@ -11,19 +11,18 @@ Limits are checked from the 8-byte prefix, before any body byte is buffered: a d
 above ``max_frame`` (or below 4, or negative) fails at once (KAFKA-14063: never size anything
 by a declared length). Errors: ``ProtocolError(fatal=True)`` when the stream can no longer be
 framed, ``ProtocolError(fatal=False, opaque=...)`` when one whole frame was read but its header
-is bad (``opaque`` is None when even the request id could not be read).
+is bad (``opaque`` is None when even the request id could not be read). The two header codecs
+are ``runtime.remoting.frame_header``.
 """
 
 from __future__ import annotations
 
 import struct
-from typing import Annotated, Any
-
-import msgspec
 
 from runtime.errors import ProtocolError
-from runtime.remoting.codes import LanguageCode, SerializeType
-from runtime.remoting.command import RemotingCommand, ext_value
+from runtime.remoting.codes import SerializeType
+from runtime.remoting.command import RemotingCommand
+from runtime.remoting.frame_header import decode_json, decode_rocketmq, encode_json, encode_rocketmq
 
 MAX_FRAME = 16 * 1024 * 1024
 """Largest accepted value of the length field (RocketMQ's FRAME_MAX_LENGTH)."""
@@ -32,104 +31,22 @@ MAX_HEADER = 64 * 1024
 """Largest accepted header (JSON or binary) in bytes."""
 
 _MAX_HEADER_FIELD = 0xFFFFFF  # headerLen has 24 bits
-_INT32_MIN = -(2**31)
-_INT32_MAX = 2**31 - 1
 
 _LENGTH = struct.Struct(">i")
 _HWORD = struct.Struct(">I")
 _PREFIX = struct.Struct(">iI")
-_BIN_FIXED = struct.Struct(">hBhiii")  # code, language, version, opaque, flag, remarkLen
-_BIN_INT = struct.Struct(">i")
-_BIN_SHORT = struct.Struct(">h")
-
-Int32 = Annotated[int, msgspec.Meta(ge=_INT32_MIN, le=_INT32_MAX)]
-ExtScalar = str | int | float | bool | None
-
-
-class _JsonHeaderIn(msgspec.Struct):
-    """What we accept in a JSON header; unknown keys (serializeTypeCurrentRPC...) are ignored."""
-
-    code: Int32
-    language: str | int | None = None
-    version: Int32 = 0
-    opaque: Int32 = 0
-    flag: Int32 = 0
-    remark: str | None = None
-    extFields: dict[str, ExtScalar] | None = None
-
-
-class _OpaqueProbe(msgspec.Struct):
-    opaque: int | None = None
-
-
-class _JsonHeaderOut(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """Key order = fastjson's sorted order, the shape Java brokers send."""
-
-    code: int
-    extFields: dict[str, str]
-    flag: int
-    language: str
-    opaque: int
-    remark: str | None = None
-    serializeTypeCurrentRPC: str
-    version: int
-
-
-_JSON_IN = msgspec.json.Decoder(_JsonHeaderIn)
-_PROBE = msgspec.json.Decoder(_OpaqueProbe)
-_JSON_OUT = msgspec.json.Encoder()
-_LANG_BY_NUMBER = {m.value: m.name for m in LanguageCode}
 
 
 # ----------------------------------------------------------------------------------- encoding
-
-
-def _json_header(cmd: RemotingCommand) -> bytes:
-    return _JSON_OUT.encode(
-        _JsonHeaderOut(
-            code=cmd.code,
-            extFields=cmd.ext_fields,
-            flag=cmd.flag,
-            language=cmd.language,
-            opaque=cmd.opaque,
-            remark=cmd.remark,
-            serializeTypeCurrentRPC="JSON",
-            version=cmd.version,
-        )
-    )
-
-
-def _rocketmq_header(cmd: RemotingCommand) -> bytes:
-    try:
-        language = LanguageCode[cmd.language].value
-    except KeyError:
-        language = LanguageCode.OTHER.value
-    remark = cmd.remark.encode() if cmd.remark else b""
-    ext = bytearray()
-    for key, value in cmd.ext_fields.items():
-        k = key.encode()
-        v = value.encode()
-        ext += _BIN_SHORT.pack(len(k))
-        ext += k
-        ext += _BIN_INT.pack(len(v))
-        ext += v
-    return b"".join(
-        (
-            _BIN_FIXED.pack(cmd.code, language, cmd.version, cmd.opaque, cmd.flag, len(remark)),
-            remark,
-            _BIN_INT.pack(len(ext)),
-            ext,
-        )
-    )
 
 
 def encode_head(cmd: RemotingCommand, serialize_type: int = SerializeType.JSON) -> bytes:
     """The frame without its body: length, header word, header. Send ``cmd.body`` right after
     (lets the network layer write a large body without concatenating it)."""
     if serialize_type == SerializeType.JSON:
-        header = _json_header(cmd)
+        header = encode_json(cmd)
     elif serialize_type == SerializeType.ROCKETMQ:
-        header = _rocketmq_header(cmd)
+        header = encode_rocketmq(cmd)
     else:
         raise ValueError(f"unknown serialize type {serialize_type}")
     hlen = len(header)
@@ -171,120 +88,14 @@ def _split_hword(hword: int, length: int, max_header: int) -> tuple[int, int]:
     return stype, hlen
 
 
-def _probe_opaque(data: bytes) -> int | None:
-    try:
-        opaque = _PROBE.decode(data).opaque
-    except Exception:  # anything: the probe is best effort
-        return None
-    if isinstance(opaque, int) and _INT32_MIN <= opaque <= _INT32_MAX:
-        return opaque
-    return None
-
-
-def _normalise_ext(ext: dict[str, ExtScalar]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for key, value in ext.items():
-        text = ext_value(value)
-        if text is not None:
-            out[key] = text
-    return out
-
-
-def _language_name(language: str | int | None) -> str:
-    if language is None:
-        return LanguageCode.OTHER.name
-    if isinstance(language, int):
-        return _LANG_BY_NUMBER.get(language, LanguageCode.OTHER.name)
-    return language
-
-
-def _decode_json(src: bytes, start: int, end: int, body: bytes) -> RemotingCommand:
-    data = src[start:end]
-    try:
-        h = _JSON_IN.decode(data)
-    except Exception as exc:  # msgspec errors, RecursionError on deep nesting, MemoryError
-        raise ProtocolError(
-            f"bad JSON header: {exc}", fatal=False, opaque=_probe_opaque(data)
-        ) from None
-    ext: dict[str, Any] | None = h.extFields
-    if ext is None:
-        ext = {}
-    else:
-        for value in ext.values():
-            if value.__class__ is not str:
-                try:
-                    ext = _normalise_ext(ext)
-                except ValueError as exc:  # a number too long to print
-                    raise ProtocolError(
-                        f"bad JSON header: extFields: {exc}", fatal=False, opaque=h.opaque
-                    ) from None
-                break
-    return RemotingCommand(
-        h.code,
-        _language_name(h.language),
-        h.version,
-        h.opaque,
-        h.flag,
-        h.remark,
-        ext,
-        body,
-    )
-
-
-def _decode_rocketmq(src: bytes, start: int, end: int, body: bytes) -> RemotingCommand:
-    if end - start < _BIN_FIXED.size:
-        raise ProtocolError(
-            f"ROCKETMQ header of {end - start} bytes is shorter than {_BIN_FIXED.size}", fatal=False
-        )
-    code, lang, version, opaque, flag, remark_len = _BIN_FIXED.unpack_from(src, start)
-
-    def bad(reason: str) -> ProtocolError:
-        return ProtocolError(f"bad ROCKETMQ header: {reason}", fatal=False, opaque=opaque)
-
-    pos = start + _BIN_FIXED.size
-    if remark_len < 0 or remark_len > end - pos:
-        raise bad(f"remark length {remark_len} exceeds the {end - pos} bytes left")
-    try:
-        remark = src[pos : pos + remark_len].decode() if remark_len else None
-        pos += remark_len
-        if end - pos < 4:
-            raise bad("extFields length missing")
-        (ext_len,) = _BIN_INT.unpack_from(src, pos)
-        pos += 4
-        if ext_len < 0 or ext_len != end - pos:
-            raise bad(f"extFields length {ext_len} does not match the {end - pos} bytes left")
-        ext: dict[str, str] = {}
-        while pos < end:
-            if end - pos < 2:
-                raise bad("truncated extFields key length")
-            (klen,) = _BIN_SHORT.unpack_from(src, pos)
-            pos += 2
-            if klen < 0 or klen > end - pos:
-                raise bad(f"extFields key length {klen} exceeds the {end - pos} bytes left")
-            key = src[pos : pos + klen].decode()
-            pos += klen
-            if end - pos < 4:
-                raise bad("truncated extFields value length")
-            (vlen,) = _BIN_INT.unpack_from(src, pos)
-            pos += 4
-            if vlen < 0 or vlen > end - pos:
-                raise bad(f"extFields value length {vlen} exceeds the {end - pos} bytes left")
-            ext[key] = src[pos : pos + vlen].decode()
-            pos += vlen
-    except UnicodeDecodeError as exc:
-        raise bad(f"invalid UTF-8: {exc.reason}") from None
-    name = _LANG_BY_NUMBER.get(lang, LanguageCode.OTHER.name)
-    return RemotingCommand(code, name, version, opaque, flag, remark, ext, body)
-
-
 def _decode_at(src: bytes, start: int, end: int, stype: int, hlen: int) -> RemotingCommand:
     """Decode the frame src[start:end] (from its length field on); prefix already checked."""
     hstart = start + 8
     bstart = hstart + hlen
     body = src[bstart:end] if bstart < end else b""
     if stype == SerializeType.JSON:
-        return _decode_json(src, hstart, bstart, body)
-    return _decode_rocketmq(src, hstart, bstart, body)
+        return decode_json(src, hstart, bstart, body)
+    return decode_rocketmq(src, hstart, bstart, body)
 
 
 def decode_frame(
