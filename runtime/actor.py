@@ -1,9 +1,10 @@
 """Gevent-backed pykka actors.
 
 `GeventActor` plugs gevent into pykka 4's three hooks: the inbox is a gevent queue, futures are
-`GeventFuture` (a gevent ``AsyncResult`` that honours pykka's get-hook semantics, so ``map``,
-``join`` and ``filter`` work), and the loop runs on a greenlet. Everything else — ``ask``/``tell``,
-proxies, ``stop``, ``on_failure``, the registry — is pykka's own behaviour.
+`GeventFuture` (``runtime.future``: a gevent ``AsyncResult`` that honours pykka's get-hook
+semantics, so ``map``, ``join`` and ``filter`` work), and the loop runs on a greenlet.
+Everything else — ``ask``/``tell``, proxies, ``stop``, ``on_failure``, the registry — is
+pykka's own behaviour.
 
 Differences from ``ThreadingActor``, all on purpose:
 
@@ -23,7 +24,6 @@ Differences from ``ThreadingActor``, all on purpose:
 
 from __future__ import annotations
 
-import queue
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -38,14 +38,16 @@ from pykka._envelope import Envelope
 from pykka.messages import ProxyCall
 
 from runtime.errors import ActorFailure
+from runtime.future import GeventFuture, new_future
 
 if TYPE_CHECKING:
     from types import TracebackType
 
     from pykka._actor import ActorInbox
-    from pykka._future import GetHookFunc
     from pykka._types import OptExcInfo
 
+# GeventFuture and new_future live in runtime.future; this module stays the actor runtime's
+# one import for them (28 importers).
 __all__ = [
     "GeventActor",
     "GeventFuture",
@@ -60,60 +62,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-
-class GeventFuture(pykka.Future[T]):
-    """A pykka future backed by ``gevent.event.AsyncResult``.
-
-    ``get(timeout=...)`` blocks only the calling greenlet and raises ``pykka.Timeout`` when the
-    timeout passes. Setting a value twice raises ``queue.Full``, as pykka's futures do.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._result: gevent.event.AsyncResult = gevent.event.AsyncResult()
-
-    def get(self, *, timeout: float | None = None) -> Any:
-        if self._get_hook is not None:  # map/join/filter futures: pykka's own get
-            return super().get(timeout=timeout)
-        try:
-            return self._result.get(timeout=timeout)
-        except gevent.Timeout:
-            raise pykka.Timeout(f"{timeout} seconds") from None
-
-    def set(self, value: Any | None = None) -> None:
-        if self._result.ready() or self._get_hook is not None:
-            raise queue.Full
-        self._result.set(value)
-
-    def set_exception(self, exc_info: OptExcInfo | None = None) -> None:
-        if exc_info is None:
-            exc_info = sys.exc_info()
-        if self._result.ready() or self._get_hook is not None:
-            raise queue.Full
-        exc_type, exc_value, _tb = exc_info
-        if exc_value is None:
-            assert exc_type is not None
-            exc_value = exc_type()
-        self._result.set_exception(exc_value, exc_info=exc_info)
-
-    def set_get_hook(self, func: GetHookFunc[T]) -> None:
-        if self._result.ready():
-            raise queue.Full
-        super().set_get_hook(func)
-
-    def done(self) -> bool:
-        """True once a value or an exception has been set (get-hook futures: never)."""
-        return self._result.ready()
-
-    def add_done_callback(self, callback: Callable[[GeventFuture[T]], None]) -> None:
-        """Call ``callback(self)`` from the hub once the future is set (at once if it is)."""
-        self._result.rawlink(lambda _result: callback(self))
-
-
-def new_future() -> GeventFuture[Any]:
-    """A future that another actor may ``set`` later: the way to reply without blocking."""
-    return GeventFuture()
 
 
 def offload(fn: Callable[..., T], *args: Any) -> T:
