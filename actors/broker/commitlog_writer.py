@@ -16,7 +16,8 @@ Messages accepted:
   unchanged within noise: docs/benchmarks.md, "Session 6").
 - ``AppendRaw(offset, data, reply)`` — a slave's replicated bytes (``raw_append``).
 - ``DiskSpace(full, ratio)`` from Retention; ``StoreFailed(reason)`` from the Flusher.
-- ``DeleteSegments(...)`` from Retention (ask): detach old segments, reply ``SegmentsDeleted``.
+- ``DeleteSegments(...)`` from Retention (ask): detach old segments, reply ``SegmentsDeleted``
+  (``segment_deletion``).
 - ``DeleteTopicData(topic)`` (ask, topic deletion): append the topic's deletion marker
   (``runtime.store.fences``), forget the topic's next queue offsets (it starts again at 0), hand
   the marker to the Dispatcher (which removes the topic's queues once the marker is fsynced)
@@ -42,7 +43,6 @@ fail-stop (``fail_on_error``): a broker must not keep acking after its writer di
 from __future__ import annotations
 
 import errno
-import os
 import time
 from typing import Any
 
@@ -50,7 +50,7 @@ import gevent.queue
 import pykka
 from loguru import logger
 
-from actors.broker import delete_marker, raw_append
+from actors.broker import delete_marker, raw_append, segment_deletion
 from actors.broker.messages import (
     AppendBatch,
     AppendRaw,
@@ -59,7 +59,6 @@ from actors.broker.messages import (
     DeleteTopicData,
     DiskSpace,
     Dispatch,
-    SegmentsDeleted,
     StoreFailed,
 )
 from actors.broker.put_completion import (
@@ -176,7 +175,7 @@ class CommitLogWriter(GeventActor):
             logger.error("store {}: failed, refusing appends: {}", self.settings.root, message)
             return None
         if isinstance(message, DeleteSegments):
-            return self._delete_segments(message)
+            return segment_deletion.handle(self, message)
         if isinstance(message, DeleteTopicData):
             return delete_marker.handle(self, message.topic)
         return super().on_receive(message)
@@ -376,32 +375,3 @@ class CommitLogWriter(GeventActor):
         except pykka.ActorDeadError:
             self._flusher = None
             return False
-
-    # -- retention -----------------------------------------------------------------------------
-
-    def _delete_segments(self, msg: DeleteSegments) -> SegmentsDeleted:
-        segs = self.log.segments
-        paths: list[str] = []
-        while len(paths) < msg.max_files and len(segs.segments) > 1:
-            first = segs.segments[0]
-            if first.start + segs.segment_size > min(msg.limit_offset, segs.flushed_offset):
-                break
-            if not msg.force:
-                try:
-                    mtime = os.stat(first.file.path).st_mtime
-                except OSError:
-                    mtime = 0.0
-                if mtime >= msg.older_than:
-                    break
-            seg = segs.delete_first()
-            if seg is None:
-                break
-            paths.append(seg.file.path)
-        if paths:
-            logger.info(
-                "store {}: deleted {} commit-log segments; log now starts at {}",
-                self.settings.root,
-                len(paths),
-                self.log.min_offset,
-            )
-        return SegmentsDeleted(paths, self.log.min_offset)
