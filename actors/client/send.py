@@ -16,7 +16,8 @@ for this (``Sender.waiting``, before and after picking the queue). A wait that f
 first send's time is up fails every send of the lane, each then retried (or not) on its own,
 without an order; one that times out fails the sends out of time, and waits on for the others.
 
-Retries (sync sends with the default selector only, as RocketMQ): up to ``retries`` more
+Retries (sync and async sends with the default selector; never oneway or selector sends, as
+RocketMQ): up to ``retries`` more
 attempts within the one overall timeout, each on a queue of a broker other than the one that
 failed when there is one, after a connection error, a timeout with time left, or one of the
 response codes RocketMQ retries (TOPIC_NOT_EXIST, SERVICE_NOT_AVAILABLE, SYSTEM_ERROR,
@@ -137,10 +138,9 @@ class Sender:
         done: Done,
         *,
         oneway: bool = False,
-        retry: bool = True,
     ) -> None:
         """Start a send (hub callback or greenlet). ``done(result, error)`` is called once."""
-        attempts = 1 + (self.retries if retry and selection.default and not oneway else 0)
+        attempts = 1 + (self.retries if selection.default and not oneway else 0)
         op = SendOp(self, out, selection, timeout, attempts, done, oneway)
         op.attempt()
 

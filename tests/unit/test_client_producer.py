@@ -129,6 +129,27 @@ def test_a_failed_send_is_retried_on_the_other_broker(
     assert [m.body for m in stored_messages(cluster, "Orders")][-1:] == [b"retried"]
 
 
+def test_an_async_send_is_retried_but_not_one_with_a_selector(
+    cluster: FakeCluster, producer: Producer
+) -> None:
+    # Given broker-a answers the next two sends with SYSTEM_BUSY
+    producer.send(Message("Orders", b"warm-up"))  # route and connections known
+    cluster.run(
+        lambda: cluster.broker("broker-a").fail_sends.extend([ResponseCode.SYSTEM_BUSY] * 2)
+    )
+    # When an async send goes to broker-a (round robin: queue 1 of broker-a)
+    r = producer.send_async(Message("Orders", b"retried")).result(timeout=5)
+    # Then it was retried on broker-b (RocketMQ's retryTimesWhenSendAsyncFailed)
+    assert r.queue.broker_name == "broker-b"
+    # When an async send names its queue on broker-a
+    mq = MessageQueue(topic="Orders", broker_name="broker-a", queue_id=0)
+    future = producer.send_async(Message("Orders", b"pinned"), queue=mq)
+    # Then it is tried once: broker-a's refusal is the answer
+    with pytest.raises(BrokerError) as err:
+        future.result(timeout=5)
+    assert err.value.code == ResponseCode.SYSTEM_BUSY
+
+
 def test_three_failures_raise_send_failed_with_every_error(
     cluster: FakeCluster, producer: Producer
 ) -> None:
