@@ -37,8 +37,9 @@ def test_a_queue_removed_and_given_back_between_two_polls_is_reported(
     rebalancer = consumer._rebalancer_class()()
     q3 = MessageQueue(topic="T", broker_name="b", queue_id=3)
     h.reads("c2-pull", "chaos", "pull", [Read("T/b/3", 1834, "p0-4787")], f="poll")
-    # When a rebalance drops the queue (the consumer is not yet listed by a restarted broker)
-    # and the next one gives it back, both before the next poll, which restarts from the
+    # When a rebalance drops the queue (e.g. another member joined; before the client kept its
+    # queues while a restarted broker did not list it, that dropped them too) and the next one
+    # gives it back, both before the next poll, which restarts from the
     # broker's committed offset (lost with the broker's unsaved offsets: 0)
     rebalancer._stop_pullers([q3])
     rebalancer._start_pullers([q3])
