@@ -221,7 +221,13 @@ BROKER_KEYS: dict[str, tuple[str, str]] = {
     "abortFile": (IGNORED, "RocketMQ's abort marker; kept under storePathRootDir."),
     "aclEnable": (
         USED,
-        "Must be false: actormq has no ACL (true is refused at start, naming the key).",
+        "RocketMQ's plain ACL: every request must carry a valid AccessKey and Signature of an "
+        "account in the accounts file, with the permissions it needs (docs/broker.md, ACL).",
+    ),
+    "aclFile": (
+        USED,
+        "actormq's: the plain ACL accounts file (plain_acl.yml, RocketMQ's format, reloaded "
+        "when it changes); empty: $ROCKETMQ_HOME/conf/plain_acl.yml.",
     ),
     "enableDLegerCommitLog": (
         USED,

@@ -172,19 +172,21 @@ class BrokerConfig(_Config):
     store_path_index: str = ""
     store_checkpoint: str = ""
     abort_file: str = ""
-    # refused when on: features actormq does not have
     acl_enable: bool = False
+    acl_file: str = ""
+    """actormq's: the plain ACL accounts file; empty: $ROCKETMQ_HOME/conf/plain_acl.yml."""
+    # refused when on: features actormq does not have
     enable_d_leger_commit_log: bool = field(default=False, name="enableDLegerCommitLog")
 
     def __post_init__(self) -> None:
         check_bounds(self)
         cls = BrokerConfig
-        if self.acl_enable:
+        if self.acl_enable and self.acl_path() is None:
             fail(
                 cls,
-                "acl_enable",
-                "ACL is not supported by actormq: requests would not be authenticated; remove "
-                "it or set it to false",
+                "acl_file",
+                "aclEnable=true needs the accounts file: set aclFile to the plain_acl.yml "
+                "(or ROCKETMQ_HOME, whose conf/plain_acl.yml is then read, as RocketMQ does)",
             )
         if self.enable_d_leger_commit_log:
             fail(
@@ -259,6 +261,14 @@ class BrokerConfig(_Config):
     def namesrv_addresses(self) -> list[tuple[str, int]]:
         """namesrvAddr as [(host, port), ...] (empty when unset)."""
         return parse_namesrv_addr(self.namesrv_addr)
+
+    def acl_path(self) -> pathlib.Path | None:
+        """The plain ACL file: aclFile (``~`` expanded), else $ROCKETMQ_HOME/conf/plain_acl.yml,
+        else None."""
+        if self.acl_file.strip():
+            return pathlib.Path(self.acl_file.strip()).expanduser()
+        home = os.environ.get("ROCKETMQ_HOME")
+        return pathlib.Path(home) / "conf" / "plain_acl.yml" if home else None
 
     def store_root(self) -> pathlib.Path:
         """storePathRootDir with ``~`` expanded."""

@@ -92,8 +92,10 @@
                                                  checked back again
 
 Every command takes ``-n HOST:PORT[;HOST:PORT]`` (default ``$NAMESRV_ADDR``, else
-127.0.0.1:9876). Exit status 0 on success, 1 when the cluster refused or could not be
-reached (the reason on stderr), 2 on a usage error.
+127.0.0.1:9876). Against brokers with ACL (``aclEnable``), requests are signed with the keys in
+``$ROCKETMQ_HOME/conf/tools.yml`` (``accessKey``, ``secretKey``), where mqadmin reads them. Exit
+status 0 on success, 1 when the cluster refused or could not be reached (the reason on stderr),
+2 on a usage error or a wrong tools.yml.
 """
 
 from __future__ import annotations
@@ -109,7 +111,9 @@ import msgspec
 from actors.client import Admin, ClientError
 from actors.client.admin import PERM_READ_WRITE
 from runtime import admin_groups, admin_messages, admin_namesrv, admin_query, admin_queues, logs
+from runtime.acl.tools import tools_credentials
 from runtime.admin_format import boolean, table, time_text, timestamp
+from runtime.errors import ConfigError
 from runtime.remoting.bodies import SubscriptionGroupConfig
 
 
@@ -248,7 +252,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("queryMsgById: -g and -d go together (the consumer to consume it)")
     logs.configure("WARNING")
     try:
-        with Admin(args.namesrv) as admin:
+        credentials = tools_credentials()  # $ROCKETMQ_HOME/conf/tools.yml, as mqadmin reads
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        with Admin(args.namesrv, credentials=credentials) as admin:
             for line in _run(admin, args):
                 print(line)
     except ClientError as exc:

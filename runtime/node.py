@@ -26,6 +26,7 @@ from actors.namesrv.controller import BrokerDown
 from actors.namesrv.kv_config import FILE_NAME as KV_FILE
 from actors.namesrv.node import namesrv_spec
 from config import BrokerConfig, NamesrvConfig, with_data_dir, with_overrides
+from runtime.acl.plain import load as load_acl
 from runtime.actor import watch
 from runtime.advertise import check_advertised
 from runtime.directory import Directory
@@ -78,6 +79,9 @@ class Node:
         try:
             for cfg in self.brokers:
                 check_advertised(cfg)
+                acl_path = cfg.acl_path()
+                if cfg.acl_enable and acl_path is not None:
+                    load_acl(acl_path)  # a wrong file stops the start, naming file and key
             specs = self._namesrv_specs() + self._broker_specs()
             self._root = Supervisor.start(
                 "root",

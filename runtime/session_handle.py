@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import gevent.lock
@@ -48,6 +49,7 @@ class SessionHandle:
         "_sock",
         "remote_address",
         "session_id",
+        "signer",
         "state",
     )
 
@@ -73,6 +75,9 @@ class SessionHandle:
         self._pending: dict[int, GeventFuture[RemotingCommand]] = {}
         self.remote_address = remote_address
         self.session_id = session_id
+        self.signer: Callable[[RemotingCommand], RemotingCommand] | None = None
+        """Applied to every request sent (``request``, ``send_oneway``): an ACL client's
+        signature (``runtime.acl.signature.sign``)."""
         self.state: dict[str, Any] = {}
         """Per-connection scratch space for the processor (e.g. the client id seen)."""
 
@@ -140,12 +145,16 @@ class SessionHandle:
         """Send a request that expects no response (e.g. NOTIFY_CONSUMER_IDS_CHANGED)."""
         if not cmd.is_oneway:
             cmd = msgspec.structs.replace(cmd, flag=cmd.flag | 2)
+        if self.signer is not None:
+            cmd = self.signer(cmd)
         return self.write(cmd)
 
     def request(self, cmd: RemotingCommand) -> GeventFuture[RemotingCommand]:
         """Send a request to the peer; the future gets its response (caller picks the timeout
         and, on timeout, calls ``forget(cmd.opaque)``)."""
         future: GeventFuture[RemotingCommand] = new_future()
+        if self.signer is not None:
+            cmd = self.signer(cmd)
         self._pending[cmd.opaque] = future
         if not self.write(cmd):
             self._pending.pop(cmd.opaque, None)

@@ -11,6 +11,7 @@ from typing import Any
 import pykka
 
 from config import BrokerConfig
+from runtime.acl.plain import PlainAccessValidator
 from runtime.directory import Directory
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
@@ -42,6 +43,8 @@ class BrokerContext:
         self.stats = f"{name}/stats"
         self.got_messages = 0
         """Messages handed to consumers in pull responses since start (admin statistics)."""
+        self.acl: PlainAccessValidator | None = None
+        """The plain ACL when ``aclEnable`` (``runtime.acl.plain``); None: no check."""
 
     def proxy(self, actor: str) -> Any:
         return self.directory.proxy(actor)

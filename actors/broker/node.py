@@ -50,6 +50,7 @@ from actors.broker.timer_scheduler import TimerScheduler
 from actors.broker.topic_config import PERM_READ, PERM_WRITE
 from actors.broker.transaction_manager import TransactionManager
 from config import BrokerConfig, BrokerRole
+from runtime.acl.plain import PlainAccessValidator
 from runtime.actor import offload
 from runtime.directory import Directory
 from runtime.ha.epoch import EpochFile
@@ -175,6 +176,9 @@ def broker_spec(
         ctx = BrokerContext(
             cfg, directory, name, StoreAdapter(store, put_timeout=put_timeout), ha_state=state
         )
+        acl_path = cfg.acl_path()
+        if cfg.acl_enable and acl_path is not None:
+            ctx.acl = PlainAccessValidator(acl_path)
         processor = BrokerProcessor(ctx)
 
         def topic_table() -> dict[str, TopicConfig]:

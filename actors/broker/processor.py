@@ -112,6 +112,14 @@ class BrokerProcessor:
         self.handlers = dict(HANDLERS if handlers is None else handlers)
 
     def process(self, session: SessionHandle, request: RemotingCommand) -> RemotingCommand | None:
+        acl = self.ctx.acl
+        if acl is not None:
+            denied = acl.check(request, session.remote_address)
+            if denied is not None:
+                # RocketMQ's answer to a request its ACL refuses (the client sees the reason)
+                if request.is_oneway:
+                    return None
+                return reply(request, ResponseCode.SYSTEM_ERROR, remark=f"AclException: {denied}")
         handler = self.handlers.get(request.code)
         if handler is None:
             if request.is_oneway:

@@ -45,6 +45,7 @@ from actors.client.transaction import (
     TransactionProducer,
     TransactionSendResult,
 )
+from runtime.acl.signature import SessionCredentials
 from runtime.remoting.codes import MessageModel
 from runtime.remoting.running_info import ConsumerRunningInfo, ConsumeStatus, ProcessQueueInfo
 
@@ -82,6 +83,7 @@ __all__ = [
     "SendFailedError",
     "SendResult",
     "SendStatus",
+    "SessionCredentials",
     "TransactionListener",
     "TransactionProducer",
     "TransactionSendResult",

@@ -33,6 +33,7 @@ from actors.client.instance import ClientInstance
 from actors.client.message import MessageExt
 from actors.client.pull import decode_messages
 from actors.client.remoting import make_request
+from runtime.acl.signature import SessionCredentials
 from runtime.errors import ProtocolError
 from runtime.remoting.bodies import (
     ClusterInfo,
@@ -84,10 +85,11 @@ class Admin(NamesrvAdmin, GroupAdmin, MessageAdmin, QueueAdmin):
         namesrv: str | list[str] | None = None,
         *,
         timeout: float = 3.0,
+        credentials: SessionCredentials | None = None,
         hub: ClientHub | None = None,
     ) -> None:
         self.timeout = timeout
-        self.config = ClientConfig.make(namesrv)
+        self.config = ClientConfig.make(namesrv, credentials=credentials)
         self._own_hub = hub is None
         self._hub = hub
         self._instance: ClientInstance | None = None

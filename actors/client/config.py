@@ -9,6 +9,7 @@ import msgspec
 
 from actors.client.errors import ClientError
 from actors.client.msgid import local_ip
+from runtime.acl.signature import SessionCredentials
 
 NAMESRV_ENV = "NAMESRV_ADDR"
 DEFAULT_NAMESRV = "127.0.0.1:9876"
@@ -47,12 +48,15 @@ class ClientConfig(msgspec.Struct, frozen=True, kw_only=True):
     connect_timeout: float = 3.0
     route_refresh_interval: float = 30.0
     heartbeat_interval: float = 30.0
+    credentials: SessionCredentials | None = None
+    """ACL keys: every request to a broker or name server is signed with them."""
 
     @classmethod
     def make(
         cls,
         namesrv: str | list[str] | tuple[str, ...] | None,
         instance_name: str | None = None,
+        credentials: SessionCredentials | None = None,
         **options: float,
     ) -> ClientConfig:
         """A config with a fresh client id ``ip@instance`` (instance: ``pid#n`` by default, so
@@ -64,5 +68,6 @@ class ClientConfig(msgspec.Struct, frozen=True, kw_only=True):
             client_ip=ip,
             instance_name=instance,
             client_id=f"{ip}@{instance}",
+            credentials=credentials,
             **options,
         )

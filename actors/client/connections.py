@@ -78,11 +78,13 @@ class Connections(GeventActor):
         connect_timeout: float = 3.0,
         inbound: Inbound | None = None,
         role: str = "client",
+        signer: Callable[[RemotingCommand], RemotingCommand] | None = None,
     ) -> None:
         super().__init__()
         self.sessions = sessions
         self.connect_timeout = connect_timeout
         self.role = role
+        self.signer = signer
         self._attempts: dict[str, list[GeventFuture[SessionHandle]]] = {}
         ref = self.actor_ref
 
@@ -128,6 +130,7 @@ class Connections(GeventActor):
         except (OSError, ValueError, pykka.Timeout) as exc:
             outcome = Connected(address, None, f"{exc.__class__.__name__}: {exc}")
         else:
+            handle.signer = self.signer
             outcome = Connected(address, handle, None)
         try:
             self.actor_ref.tell(outcome)

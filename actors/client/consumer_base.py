@@ -35,6 +35,7 @@ from actors.client.offsets import OffsetStore, Persist, ReadOffset, local_offset
 from actors.client.pull import TagFilter
 from actors.client.puller_messages import PullOptions, Sink
 from actors.client.rebalance import ConsumeFrom, DoRebalance, QuiesceAll, Rebalancer
+from runtime.acl.signature import SessionCredentials
 from runtime.actor import GeventFuture, new_future
 from runtime.remoting.bodies import ConsumerData, SubscriptionData
 from runtime.remoting.codes import MessageModel
@@ -62,6 +63,7 @@ class ConsumerBase(BrokerRequests):
         heartbeat_interval: float,
         route_refresh_interval: float,
         hub: ClientHub | None,
+        credentials: SessionCredentials | None = None,
     ) -> None:
         if not group:
             raise ClientError("a consumer needs a group name")
@@ -76,6 +78,7 @@ class ConsumerBase(BrokerRequests):
         self.config = ClientConfig.make(
             namesrv,
             instance_name,
+            credentials,
             heartbeat_interval=heartbeat_interval,
             route_refresh_interval=route_refresh_interval,
         )

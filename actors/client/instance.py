@@ -23,6 +23,7 @@ from actors.client.errors import ClientError, ClientStateError, RequestTimeoutEr
 from actors.client.heartbeat import Beat, Heartbeat, Members, Unregister
 from actors.client.remoting import Remoting
 from actors.client.routes import FetchRoute, RouteTable, TopicRoute
+from runtime.acl.signature import signer_for
 from runtime.actor import GeventFuture, new_future
 from runtime.directory import Directory
 from runtime.remoting.command import RemotingCommand
@@ -65,7 +66,10 @@ class ClientInstance:
             ChildSpec(
                 name=self.names["connections"],
                 start=lambda: Connections.start(
-                    self.sessions, connect_timeout=cfg.connect_timeout, inbound=self._inbound
+                    self.sessions,
+                    connect_timeout=cfg.connect_timeout,
+                    inbound=self._inbound,
+                    signer=signer_for(cfg.credentials),
                 ),
             ),
             ChildSpec(

@@ -40,6 +40,7 @@ from actors.client.reply import (
 from actors.client.selectors import ByShardingKey, QueueSelector
 from actors.client.send import ROUND_ROBIN, Selection, Sender
 from runtime import workers
+from runtime.acl.signature import SessionCredentials
 from runtime.remoting import properties as P
 from runtime.remoting.codes import RequestCode
 
@@ -70,6 +71,7 @@ class Producer:
         route_refresh_interval: float = 30.0,
         max_async_sends: int = MAX_ASYNC_SENDS,
         max_async_bytes: int = MAX_ASYNC_BYTES,
+        credentials: SessionCredentials | None = None,
         hub: ClientHub | None = None,
     ) -> None:
         if not group:
@@ -82,6 +84,7 @@ class Producer:
         self.config = ClientConfig.make(
             namesrv,
             instance_name,
+            credentials,
             heartbeat_interval=heartbeat_interval,
             route_refresh_interval=route_refresh_interval,
         )

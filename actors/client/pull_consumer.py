@@ -35,6 +35,7 @@ from actors.client.message import MessageExt, MessageQueue
 from actors.client.pull import subscription
 from actors.client.puller_messages import Consumed, PullOptions, Sink, next_generation
 from actors.client.rebalance import Assign, ConsumeFrom, SeekQueue
+from runtime.acl.signature import SessionCredentials
 from runtime.remoting.codes import MessageModel, RequestCode
 
 
@@ -143,6 +144,7 @@ class PullConsumer(ConsumerBase):
         instance_name: str | None = None,
         heartbeat_interval: float = 30.0,
         route_refresh_interval: float = 30.0,
+        credentials: SessionCredentials | None = None,
         hub: ClientHub | None = None,
     ) -> None:
         options = PullOptions(
@@ -168,6 +170,7 @@ class PullConsumer(ConsumerBase):
             heartbeat_interval=heartbeat_interval,
             route_refresh_interval=route_refresh_interval,
             hub=hub,
+            credentials=credentials,
         )
         self.auto_commit = auto_commit
         self.max_poll_messages = max_poll_messages

@@ -69,6 +69,7 @@ from actors.client.pull import TagFilter, subscription
 from actors.client.puller_messages import PullOptions, Sink
 from actors.client.rebalance import ConsumeFrom, Rebalancer
 from actors.client.send_back import DEFAULT_MAX_RECONSUME_TIMES
+from runtime.acl.signature import SessionCredentials
 from runtime.remoting.codes import MessageModel, RequestCode
 from runtime.remoting.running_info import PROP_CONSUME_ORDERLY, PROP_THREADPOOL_CORE_SIZE
 
@@ -115,6 +116,7 @@ class PushConsumer(ConsumerBase):
         instance_name: str | None = None,
         heartbeat_interval: float = 30.0,
         route_refresh_interval: float = 30.0,
+        credentials: SessionCredentials | None = None,
         listener: Listener | None = None,
         hub: ClientHub | None = None,
         orderly: bool = False,
@@ -159,6 +161,7 @@ class PushConsumer(ConsumerBase):
             heartbeat_interval=heartbeat_interval,
             route_refresh_interval=route_refresh_interval,
             hub=hub,
+            credentials=credentials,
         )
         self.orderly = orderly
         self.max_reconsume_times = max_reconsume_times

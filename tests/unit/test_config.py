@@ -549,14 +549,20 @@ def test_a_rocketmq_broker_conf_with_its_usual_keys_loads(tmp_path: pathlib.Path
 @pytest.mark.parametrize(
     ("line", "key", "words"),
     [
-        ("aclEnable=true", "aclEnable", ("ACL is not supported",)),
+        ("aclEnable=true", "aclFile", ("needs the accounts file", "ROCKETMQ_HOME")),
         ("enableDLegerCommitLog=true", "enableDLegerCommitLog", ("DLedger", "ControllerMode")),
     ],
 )
 def test_features_actormq_lacks_are_refused_naming_the_key(
-    tmp_path: pathlib.Path, line: str, key: str, words: tuple[str, ...]
+    tmp_path: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+    line: str,
+    key: str,
+    words: tuple[str, ...],
 ) -> None:
-    # Given a broker file that turns on ACL or DLedger; When it loads
+    # Given a broker file that turns on DLedger, or ACL without saying where its accounts are
+    monkeypatch.delenv("ROCKETMQ_HOME", raising=False)
+    # When it loads
     path = write(tmp_path, "b.properties", f"brokerName=broker-a\n{line}\n")
     err = error_of(load_broker_config, path)
     # Then the start is refused with the file, the key and why
@@ -568,3 +574,15 @@ def test_the_controllers_startup_grace_defaults_to_the_lease_plus_a_second() -> 
     from runtime.ha.control import GRACE_S
 
     assert NamesrvConfig().controller_startup_grace_millis == GRACE_S * 1000
+
+
+def test_the_acl_file_is_acl_file_else_rocketmq_homes(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given aclEnable with ROCKETMQ_HOME set, Then RocketMQ's place is used
+    monkeypatch.setenv("ROCKETMQ_HOME", str(tmp_path))
+    path = write(tmp_path, "b.properties", "brokerName=broker-a\naclEnable=true\n")
+    assert load_broker_config(path).acl_path() == tmp_path / "conf" / "plain_acl.yml"
+    # Given aclFile too, Then aclFile wins
+    path = write(tmp_path, "c.properties", "brokerName=broker-a\naclEnable=true\naclFile=/x.yml\n")
+    assert str(load_broker_config(path).acl_path()) == "/x.yml"

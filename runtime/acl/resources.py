@@ -1,0 +1,120 @@
+"""What a request needs under RocketMQ's plain ACL (``PlainAccessResource.parse``).
+
+``needed(request)`` -> {resource: permission}: a topic by its name, a consumer group by its
+retry topic (``%RETRY%<group>``), as RocketMQ keys them. Sends need PUB on their topic (SUB on the
+group for a send to a ``%RETRY%`` topic); pulls, offset commits, heartbeats and group lookups
+need SUB on the topic and the group; a consumer's send-back needs SUB on its group and PUB on
+the message's original topic. Every other request needs only a valid signature, except the
+admin codes (``ADMIN_CODES``), which need an admin account.
+"""
+
+from __future__ import annotations
+
+from enum import IntFlag
+
+from runtime.errors import ProtocolError
+from runtime.remoting.bodies import HeartbeatData, decode_body
+from runtime.remoting.codes import RETRY_PREFIX, RequestCode
+from runtime.remoting.command import RemotingCommand
+
+
+class Permission(IntFlag):
+    """RocketMQ's ACL permission bits (``Permission``)."""
+
+    NONE = 0
+    DENY = 1
+    ANY = 2
+    PUB = 4
+    SUB = 8
+
+    @classmethod
+    def parse(cls, text: str | None) -> Permission:
+        """``PUB``, ``SUB``, ``PUB|SUB`` / ``SUB|PUB`` or ``DENY``; anything else is DENY."""
+        value = (text or "").strip()
+        if value == "PUB":
+            return cls.PUB
+        if value == "SUB":
+            return cls.SUB
+        if value in ("PUB|SUB", "SUB|PUB"):
+            return cls.PUB | cls.SUB
+        return cls.DENY
+
+    def grants(self, needed: Permission) -> bool:
+        """Owned permission ``self`` allows ``needed`` (``Permission.checkPermission``)."""
+        if self & Permission.DENY:
+            return False
+        if needed & Permission.ANY:
+            return bool(self & (Permission.PUB | Permission.SUB))
+        return bool(needed & self)
+
+
+ADMIN_CODES = frozenset(
+    {
+        RequestCode.UPDATE_AND_CREATE_TOPIC,
+        RequestCode.UPDATE_BROKER_CONFIG,
+        RequestCode.DELETE_TOPIC_IN_BROKER,
+        RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP,
+        RequestCode.DELETE_SUBSCRIPTIONGROUP,
+    }
+)
+_SENDS_V2 = frozenset(
+    {
+        RequestCode.SEND_MESSAGE_V2,
+        RequestCode.SEND_BATCH_MESSAGE,
+        RequestCode.SEND_REPLY_MESSAGE_V2,
+    }
+)
+_PULLS = frozenset({RequestCode.PULL_MESSAGE, RequestCode.LITE_PULL_MESSAGE})
+
+
+def group_resource(group: str) -> str:
+    return RETRY_PREFIX + group
+
+
+def is_group_resource(resource: str) -> bool:
+    return resource.startswith(RETRY_PREFIX)
+
+
+def needed(request: RemotingCommand) -> dict[str, Permission]:
+    """The resources ``request`` touches and the permission each needs (empty: none)."""
+    code = request.code
+    ext = request.ext_fields
+    out: dict[str, Permission] = {}
+
+    def need(resource: str | None, perm: Permission) -> None:
+        if resource:
+            out[resource] = out.get(resource, Permission.NONE) | perm
+
+    if code in (RequestCode.SEND_MESSAGE, RequestCode.SEND_REPLY_MESSAGE) or code in _SENDS_V2:
+        topic = ext.get("b" if code in _SENDS_V2 else "topic")
+        if topic is not None and is_group_resource(topic):
+            need(topic, Permission.SUB)  # a consumer's copy to its retry topic
+        else:
+            need(topic, Permission.PUB)
+    elif code in _PULLS:
+        need(ext.get("topic"), Permission.SUB)
+        need(_group(ext.get("consumerGroup")), Permission.SUB)
+    elif code == RequestCode.CONSUMER_SEND_MSG_BACK:
+        need(_group(ext.get("group")), Permission.SUB)
+        need(ext.get("originTopic"), Permission.PUB)
+    elif code == RequestCode.QUERY_MESSAGE:
+        need(ext.get("topic"), Permission.SUB)
+    elif code == RequestCode.UPDATE_CONSUMER_OFFSET:
+        need(_group(ext.get("consumerGroup")), Permission.SUB)
+        need(ext.get("topic"), Permission.SUB)
+    elif code in (RequestCode.UNREGISTER_CLIENT, RequestCode.GET_CONSUMER_LIST_BY_GROUP):
+        need(_group(ext.get("consumerGroup")), Permission.SUB)
+    elif code == RequestCode.HEART_BEAT:
+        try:
+            data = decode_body(HeartbeatData, request.body, opaque=request.opaque)
+        except ProtocolError:
+            return out  # the handler answers the bad body
+        for consumer in data.consumer_data_set:
+            need(_group(consumer.group_name), Permission.SUB)
+            for sub in consumer.subscription_data_set:
+                need(sub.topic, Permission.SUB)
+    return out
+
+
+def _group(group: str | None) -> str | None:
+    return group_resource(group) if group else None
