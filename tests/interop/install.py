@@ -336,7 +336,9 @@ def _install_wheel_client(
     python = python or sys.executable
     with _locked(root.parent / f"{root.name}.lock"):
         interpreter = _version([python, "-c", "import sys; print(sys.version)"])
-        digest = _digest(pins, interpreter, python)
+        # the interpreter's real path: the same Python reached through another worktree's
+        # .venv symlink must not count as a change (it reinstalled, under a running test)
+        digest = _digest(pins, interpreter, os.path.realpath(python))
         if _stamp_matches(root, digest) and _cpp_loads(root, base_env, distribution) == version:
             return client
         shutil.rmtree(root, ignore_errors=True)
