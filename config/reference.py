@@ -75,8 +75,8 @@ BROKER_KEYS: dict[str, tuple[str, str]] = {
     "registerNameServerPeriod": (USED, "ms between registrations with each name server."),
     "storePathRootDir": (USED, "Store root; `~` is expanded. `--data-dir` overrides it."),
     "storePathCommitLog": (
-        USED,
-        "Commit-log directory; empty means `<storePathRootDir>/commitlog`.",
+        IGNORED,
+        "RocketMQ's commit-log directory; actormq's is always `<storePathRootDir>/commitlog`.",
     ),
     "mappedFileSizeCommitLog": (USED, "Bytes per commit-log segment."),
     "mappedFileSizeConsumeQueue": (
@@ -154,7 +154,8 @@ BROKER_KEYS: dict[str, tuple[str, str]] = {
     "haListenPort": (USED, "TCP port slaves replicate from. 0 picks a free port."),
     "haMasterAddress": (
         USED,
-        "Slave only: master's HA host:port; empty means learn it from the name server.",
+        "Slave only: master's HA host:port; empty means learn it from the name server. Not "
+        "used in controller mode: the controller names the master.",
     ),
     "haSendHeartbeatInterval": (
         USED,
