@@ -284,7 +284,10 @@ class CommitLogWriter(GeventActor):
             if not flush_wait and not repl.required:
                 set_reply(msg.reply, result)
                 continue
-            completion = PutCompletion(result, msg.reply)
+            # A reply that waits for its fsync may be sent long after the replication answer:
+            # the condition is asked again then (controller mode: is the lease still held?).
+            still_holds = repl.still_holds if flush_wait and repl.required else None
+            completion = PutCompletion(result, msg.reply, still_holds)
             if flush_wait:
                 waiting.append(completion)
             else:

@@ -144,6 +144,12 @@ class HACondition:
             fut.set(ReplicationStatus.SLAVE_NOT_AVAILABLE)
         return fut
 
+    def still_holds(self) -> bool:
+        """A REPLICATED answer stands only while this master holds its lease (controller mode;
+        classic mode: always) and is not fenced: asked again when a reply that also waited
+        for its fsync is sent."""
+        return self.state.lease_valid() and not self.state.fenced
+
     def _confirm_visible(self) -> None:
         """One Confirm for the appends of a writer group (they all raised ``visible``)."""
         self._confirm_due = False

@@ -3,6 +3,7 @@ outcomes into one reply; the helpers turn a log outcome into a refusal."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from loguru import logger
@@ -14,15 +15,23 @@ from runtime.store.prepare import Invalid
 
 
 class PutCompletion:
-    """Combines the flush and replication outcomes of one append into its reply (set once)."""
+    """Combines the flush and replication outcomes of one append into its reply (set once).
 
-    __slots__ = ("_flush", "_repl", "_reply", "_result")
+    ``still_holds`` (the replication condition's, for a reply that also waits for its fsync):
+    asked when the reply is finally due; False turns a REPLICATED answer into
+    FLUSH_SLAVE_TIMEOUT (controller mode: the lease ran out meanwhile, so a deposed master
+    never answers PUT_OK)."""
 
-    def __init__(self, result: PutResult, reply: Any) -> None:
+    __slots__ = ("_flush", "_repl", "_reply", "_result", "_still_holds")
+
+    def __init__(
+        self, result: PutResult, reply: Any, still_holds: Callable[[], bool] | None = None
+    ) -> None:
         self._result = result
         self._reply = reply
         self._flush: FlushStatus | None = None
         self._repl: ReplicationStatus | None = None
+        self._still_holds = still_holds
 
     def flush_done(self, status: FlushStatus) -> None:
         if self._flush is None:
@@ -41,9 +50,14 @@ class PutCompletion:
         if self._flush is not FlushStatus.FLUSH_OK:
             status = PutStatus.FLUSH_DISK_TIMEOUT
             reason = f"commit log not fsynced: {self._flush.value}"
-        if self._repl is not ReplicationStatus.REPLICATED:
-            status = PutStatus(self._repl.value)
-            reason = f"replication: {self._repl.value}"
+        repl = self._repl
+        if repl is ReplicationStatus.REPLICATED and not (
+            self._still_holds is None or self._still_holds()
+        ):
+            repl = ReplicationStatus.FLUSH_SLAVE_TIMEOUT  # e.g. the lease ran out meanwhile
+        if repl is not ReplicationStatus.REPLICATED:
+            status = PutStatus(repl.value)
+            reason = f"replication: {repl.value}"
         result = (
             self._result if status is PutStatus.PUT_OK else self._result.with_status(status, reason)
         )

@@ -49,6 +49,11 @@ class ReplicationCondition(Protocol):
 
     def wait(self, offset: int) -> pykka.Future[Any]: ...
 
+    def still_holds(self) -> bool:
+        """Whether a REPLICATED answer still stands now, when a reply that waited for its
+        fsync too is finally sent (controller mode: the master still holds its lease)."""
+        ...
+
 
 class AlwaysReplicated:
     """The default condition: nothing to wait for."""
@@ -62,6 +67,9 @@ class AlwaysReplicated:
         fut = new_future()
         fut.set(ReplicationStatus.REPLICATED)
         return fut
+
+    def still_holds(self) -> bool:
+        return True
 
 
 class StoreNames:
