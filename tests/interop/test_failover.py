@@ -100,7 +100,7 @@ def _topic(tmp_name: str) -> str:
 
 def _start_slave(cluster: Cluster, master: Proc, master_addr: str, tmp_name: str) -> Group:
     # The topic is created on the master before the slave starts: the slave copies the topic
-    # config 1 s after it starts (SlaveSynchronize), so the promoted slave serves the topic.
+    # config right after it starts (SlaveSynchronize), so the promoted slave serves the topic.
     # (ali-ons cannot auto-create topics; the same path for every client keeps them comparable.)
     topic = _topic(tmp_name)
     chaos_admin.create_topic(master_addr, topic, QUEUES)
