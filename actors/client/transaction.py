@@ -19,12 +19,12 @@ with TransactionProducer("orders-tx", namesrv, execute=execute, check=check) as 
 1. sends ``msg`` as a *half message* (sysFlag TRANSACTION_PREPARED, properties TRAN_MSG=true
    and PGROUP=<group>), synchronously with the usual retries: the broker stores it but no
    consumer sees it;
-2. heartbeats the group to that broker the first time it is used, so the broker knows where to
-   ask about it later;
-3. runs ``execute(msg, arg)`` in the caller's thread (an exception, or anything that is not a
+2. runs ``execute(msg, arg)`` in the caller's thread (an exception, or anything that is not a
    ``LocalTransactionState``, counts as UNKNOW, and is logged). A half message stored without
    its durability condition (FLUSH_DISK_TIMEOUT, ...) is rolled back without running it, as
    RocketMQ does;
+3. the first time it ends a transaction on a broker, heartbeats the group first, so the broker
+   knows where to ask about it later;
 4. sends END_TRANSACTION (37, oneway) to that broker: COMMIT_MESSAGE (8) makes the message
    visible, ROLLBACK_MESSAGE (12) discards it, UNKNOW (0) leaves it open.
 
