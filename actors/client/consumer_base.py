@@ -34,7 +34,13 @@ from actors.client.message import MessageQueue
 from actors.client.offsets import OffsetStore, Persist, ReadOffset, local_offsets_path, queue_offset
 from actors.client.pull import TagFilter
 from actors.client.puller_messages import PullOptions, Sink
-from actors.client.rebalance import ConsumeFrom, DoRebalance, QuiesceAll, Rebalancer
+from actors.client.rebalance import (
+    CONSUME_TIMESTAMP_LAG_MS,
+    ConsumeFrom,
+    DoRebalance,
+    QuiesceAll,
+    Rebalancer,
+)
 from runtime.acl.signature import SessionCredentials
 from runtime.actor import GeventFuture, new_future
 from runtime.remoting.bodies import ConsumerData, SubscriptionData
@@ -183,6 +189,11 @@ class ConsumerBase(BrokerRequests):
         instance.members.consumers[self.group] = self.consumer_data()
         self._register_handlers(instance)
         self._start_ms = int(time.time() * 1000)
+        # TIMESTAMP without consume_timestamp: half an hour before the start, for every queue
+        # (RocketMQ fixes its default when the consumer is made), not before each assignment
+        consume_timestamp = self.consume_timestamp
+        if consume_timestamp is None:
+            consume_timestamp = self._start_ms - CONSUME_TIMESTAMP_LAG_MS
         sink = self._sink()
         topics = self._all_topics()
         offsets_path = self.offsets_path
@@ -211,7 +222,7 @@ class ConsumerBase(BrokerRequests):
                     options,
                     model=self.model,
                     consume_from=self.consume_from,
-                    consume_timestamp=self.consume_timestamp,
+                    consume_timestamp=consume_timestamp,
                     interval=self.rebalance_interval,
                     timeout=self.config.request_timeout,
                     assigned=self._fixed,

@@ -98,6 +98,10 @@ class QuiesceAll(msgspec.Struct, frozen=True, tag=True):
     reply: Any = None
 
 
+CONSUME_TIMESTAMP_LAG_MS = 30 * 60 * 1000
+"""RocketMQ's default consumeTimestamp: half an hour before the consumer (here: its start)."""
+
+
 class Rebalancer(GeventActor):
     """See the module docstring."""
 
@@ -317,8 +321,8 @@ class Rebalancer(GeventActor):
             offset = queue_offset(inst, RequestCode.GET_MIN_OFFSET, mq, t)
         elif self.consume_from is ConsumeFrom.TIMESTAMP:
             ts = self.consume_timestamp
-            if ts is None:
-                ts = int((time.time() - 1800) * 1000)  # RocketMQ's default: half an hour ago
+            if ts is None:  # the consumer passes its own default; this is a fallback
+                ts = int(time.time() * 1000) - CONSUME_TIMESTAMP_LAG_MS
             offset = queue_offset(inst, RequestCode.SEARCH_OFFSET_BY_TIMESTAMP, mq, t, ts)
         else:
             offset = queue_offset(inst, RequestCode.GET_MAX_OFFSET, mq, t)

@@ -296,6 +296,26 @@ def test_consume_from_applies_to_a_new_group_only(cluster: FakeCluster, where: C
     assert offsets and offsets[0]["queueId"] in "0123"
 
 
+def test_consume_from_timestamp_defaults_to_half_an_hour_before_the_start(
+    cluster: FakeCluster,
+) -> None:
+    # Given a message stored just inside "30 minutes before the consumer's start" and one now
+    # (RocketMQ's consumeTimestamp default is fixed when the consumer is made, not per queue)
+    started = int(time.time() * 1000)
+    cluster.put("Orders", b"inside", queue_id=0, store_timestamp=started - 1_800_000 + 1_500)
+    cluster.put("Orders", b"now", queue_id=0)
+    queue = [MessageQueue(topic="Orders", broker_name="broker-a", queue_id=q) for q in (0, 1)]
+    consumer = lite(cluster, "half-an-hour", consume_from=ConsumeFrom.TIMESTAMP)
+    consumer.assign(queue[1:])
+    with consumer:
+        # When queue 0 is first assigned a few seconds after the start
+        time.sleep(2.5)
+        consumer.assign(queue[:1])
+        got = poll_all(consumer, 2, timeout=5.0)
+    # Then it starts from the consumer's start minus 30 minutes, so both messages come
+    assert [m.body for m in got] == [b"inside", b"now"]
+
+
 def test_a_committed_offset_wins_over_consume_from(cluster: FakeCluster) -> None:
     for i in range(5):
         cluster.put("Orders", b"%d" % i, queue_id=0)
