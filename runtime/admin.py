@@ -90,6 +90,15 @@
                                                  no config for
     resumeCheckHalfMessage -i OFFSET_MSG_ID      a half message whose check-backs ran out is
                                                  checked back again
+    updateAclConfig  -a ACCESS_KEY [-s SECRET] [-w HOSTS] [-i PERM] [-u PERM] [-t T=PERM,...]
+                     [-g G=PERM,...] [-m true] (-c CLUSTER | -b HOST:PORT)
+                                                 create or update an ACL account (the fields
+                                                 given; -m is always written: false unless set)
+    deleteAclConfig  -a ACCESS_KEY (-c CLUSTER | -b HOST:PORT)
+    updateGlobalWhiteAddr -g HOST,HOST (-c CLUSTER | -b HOST:PORT)
+                                                 replace the ACL's global white list
+    clusterAclConfigVersion (-c CLUSTER | -b HOST:PORT)
+                                                 each broker's ACL file version
 
 Every command takes ``-n HOST:PORT[;HOST:PORT]`` (default ``$NAMESRV_ADDR``, else
 127.0.0.1:9876). Against brokers with ACL (``aclEnable``), requests are signed with the keys in
@@ -110,7 +119,15 @@ import msgspec
 
 from actors.client import Admin, ClientError
 from actors.client.admin import PERM_READ_WRITE
-from runtime import admin_groups, admin_messages, admin_namesrv, admin_query, admin_queues, logs
+from runtime import (
+    admin_acl,
+    admin_groups,
+    admin_messages,
+    admin_namesrv,
+    admin_query,
+    admin_queues,
+    logs,
+)
 from runtime.acl.tools import tools_credentials
 from runtime.admin_format import boolean, table, time_text, timestamp
 from runtime.errors import ConfigError
@@ -235,6 +252,7 @@ def _parser_and_commands() -> tuple[
     admin_groups.add_commands(sub, ns, boolean)
     admin_messages.add_commands(sub, ns, boolean, timestamp)
     admin_queues.add_commands(sub, ns)
+    admin_acl.add_commands(sub, ns, boolean)
     return parser, sub
 
 
@@ -270,7 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(admin: Admin, args: argparse.Namespace) -> list[str]:
     command = args.command
-    for module in (admin_namesrv, admin_groups, admin_query, admin_messages, admin_queues):
+    modules = (admin_namesrv, admin_groups, admin_query, admin_messages, admin_queues, admin_acl)
+    for module in modules:
         lines = module.run(admin, args)
         if lines is not None:
             return lines

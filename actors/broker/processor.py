@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from actors.broker import (
+    acl_handler,
     admin_handler,
     client_handler,
     consumer_status_handler,
@@ -96,6 +97,10 @@ HANDLERS: dict[int, Handler] = {
     RequestCode.INVOKE_BROKER_TO_GET_CONSUMER_STATUS: consumer_status_handler.consumer_status,
     RequestCode.QUERY_SUBSCRIPTION_BY_CONSUMER: consumer_status_handler.subscription_by_consumer,
     RequestCode.RESUME_CHECK_HALF_MESSAGE: transaction_handler.resume_check_half_message,
+    RequestCode.UPDATE_AND_CREATE_ACL_CONFIG: acl_handler.change_acl,
+    RequestCode.DELETE_ACL_CONFIG: acl_handler.change_acl,
+    RequestCode.UPDATE_GLOBAL_WHITE_ADDRS_CONFIG: acl_handler.change_acl,
+    RequestCode.GET_BROKER_CLUSTER_ACL_INFO: acl_handler.acl_info,
 }
 
 

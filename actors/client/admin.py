@@ -22,6 +22,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import msgspec
 
+from actors.client.admin_acl import AclAdmin
 from actors.client.admin_groups import GroupAdmin
 from actors.client.admin_messages import MessageAdmin
 from actors.client.admin_namesrv import NamesrvAdmin
@@ -72,13 +73,14 @@ class BrokerAddress(NamedTuple):
     address: str
 
 
-class Admin(NamesrvAdmin, GroupAdmin, MessageAdmin, QueueAdmin):
+class Admin(NamesrvAdmin, GroupAdmin, MessageAdmin, QueueAdmin, AclAdmin):
     """See the module docstring. ``start()`` / ``shutdown()`` or use it as a context manager.
     KV config, order conf, write perms and topic lists: ``NamesrvAdmin`` (admin_namesrv); who
     consumes a topic, a group's topics, cloning a group's offsets: ``GroupAdmin`` (admin_groups);
     reading queues without consuming, a broker's config, a topic's perm: ``MessageAdmin``
     (admin_messages); consume-queue entries, members' offsets, cleanups, resuming half
-    messages: ``QueueAdmin`` (admin_queues)."""
+    messages: ``QueueAdmin`` (admin_queues); ACL accounts and white list: ``AclAdmin``
+    (admin_acl)."""
 
     def __init__(
         self,

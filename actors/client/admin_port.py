@@ -18,6 +18,10 @@ class AdminPort:
     timeout: float
     config: Any
 
+    def brokers(self, cluster: str | None = None) -> list[Any]:
+        """Every broker (masters and slaves) of ``cluster`` or of all, as ``BrokerAddress``."""
+        raise NotImplementedError
+
     def masters(self, cluster: str | None = None) -> dict[str, str]:
         """Broker name -> master address, of ``cluster`` or every cluster."""
         raise NotImplementedError

@@ -198,6 +198,11 @@ class PlainAccessValidator:
         host = remote_address.rpartition(":")[0] or remote_address
         return self.rules.check(request, host)
 
+    def reload(self) -> None:
+        """Load the file now (after our own change to it); ConfigError leaves the rules."""
+        self._stamp = self._stat()
+        self.rules = load(self.path)
+
     def _stat(self) -> tuple[int, int] | None:
         try:
             st = self.path.stat()

@@ -17,14 +17,14 @@ from runtime.errors import StoreError
 from runtime.store.storage import fsync_dir
 
 
-def write_atomic(path: str, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically and durably."""
+def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``data`` atomically and durably (the new file gets ``mode``)."""
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, exist_ok=True)
     # One temporary name per writer thread: two threads saving the same file (a background
     # checkpoint and the final one at shutdown) must not rename each other's half-written file.
     tmp = f"{path}.tmp{threading.get_ident()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         try:
             view = memoryview(data)

@@ -162,3 +162,44 @@ def test_the_admin_command_signs_with_the_keys_of_tools_yml(
     (tmp_path / "conf" / "tools.yml").write_text(f"accessKey: {OPERATOR.access_key}\n")
     wrong = admin_cli(cluster, tmp_path, *create)
     assert wrong.returncode == 2 and "tools.yml: secretKey: missing" in wrong.stderr
+
+
+def test_accounts_are_managed_through_the_broker(
+    cluster: dict[str, str], tmp_path: pathlib.Path
+) -> None:
+    namesrv, broker = cluster["namesrv"], cluster["broker-a/0"]
+    auditor = SessionCredentials("audit-writer", "audit-secret")
+    with Admin(namesrv, credentials=OPERATOR) as admin:
+        before = admin.acl_config_versions(broker_addr=broker)[0].counter
+        # Given the operator creates an account allowed to publish to AclAudit
+        applied = admin.update_acl_config(
+            auditor.access_key,
+            secret_key=auditor.secret_key,
+            default_topic_perm="DENY",
+            topic_perms=["AclAudit=PUB"],
+            cluster="DefaultCluster",
+        )
+        assert applied == [broker]
+        # Then the broker's file version moved, and the account may publish at once
+        assert admin.acl_config_versions(broker_addr=broker)[0].counter == before + 1
+        with Producer("acl-audit", namesrv, credentials=auditor) as producer:
+            assert producer.send(Message("AclAudit", b"x")).status is SendStatus.SEND_OK
+        # When a non-admin account tries to change the ACL, Then it is refused
+        with Admin(namesrv, credentials=PRODUCER) as other, pytest.raises(BrokerError) as err:
+            other.delete_acl_config(auditor.access_key, broker_addr=broker)
+        assert "Need admin permission for request code=51" in str(err.value)
+    # When the operator deletes it with the admin command, Then its sends are refused
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "tools.yml").write_text(
+        f"accessKey: {OPERATOR.access_key}\nsecretKey: {OPERATOR.secret_key}\n"
+    )
+    done = admin_cli(cluster, tmp_path, "deleteAclConfig", "-a", auditor.access_key, "-b", broker)
+    assert done.returncode == 0 and "success" in done.stdout, done.stderr
+    with (
+        Producer("acl-audit", namesrv, credentials=auditor, send_timeout=5.0) as producer,
+        pytest.raises(SendFailedError) as refused,
+    ):
+        producer.send(Message("AclAudit", b"y"))
+    assert "No acl config for audit-writer" in str(refused.value)
+    versions = admin_cli(cluster, tmp_path, "clusterAclConfigVersion", "-c", "DefaultCluster")
+    assert versions.returncode == 0 and f"{before + 2}" in versions.stdout, versions.stdout

@@ -7,7 +7,7 @@ import pathlib
 
 import pytest
 
-from runtime.acl import plain
+from runtime.acl import edit, plain
 from runtime.acl.addresses import compile_pattern
 from runtime.acl.resources import Permission, needed
 from runtime.acl.signature import SessionCredentials, calculate, content, sign, verify
@@ -207,3 +207,41 @@ def test_the_validator_reloads_a_changed_file_and_keeps_rules_a_bad_one_breaks(
     # When the file is broken, Then the previous rules stay
     path.write_bytes(b"accounts: [\n")
     assert validator.check(send, "127.0.0.1:5000") is None
+
+
+def test_account_edits_keep_a_loadable_file_and_bump_its_version(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "plain_acl.yml"
+    path.write_bytes(ACL_FILE)
+    path.chmod(0o600)
+    # When an account is created, Then it loads with what was given, and the version counts
+    edit.update_account(
+        path,
+        edit.AccountUpdate(
+            access_key="billing-ak", secret_key="billing-sk", topic_perms=["Orders=SUB"]
+        ),
+    )
+    rules = plain.load(path)
+    assert rules.accounts["billing-ak"].perms == {"Orders": Permission.SUB}
+    assert edit.version(path).counter == 1
+    assert path.stat().st_mode & 0o777 == 0o600  # it holds secrets
+    # When it is updated with only a default, Then its other fields stay
+    edit.update_account(path, edit.AccountUpdate(access_key="billing-ak", default_topic_perm="PUB"))
+    account = plain.load(path).accounts["billing-ak"]
+    assert account.secret_key == "billing-sk" and account.default_topic is Permission.PUB
+    assert edit.version(path).counter == 2
+    # A new account without a secret, a short key or an unknown one to delete: refused,
+    # the file unchanged
+    before = path.read_bytes()
+    for bad in (
+        lambda: edit.update_account(path, edit.AccountUpdate(access_key="no-secret-ak")),
+        lambda: edit.update_account(path, edit.AccountUpdate(access_key="short")),
+        lambda: edit.delete_account(path, "nobody-ak"),
+    ):
+        with pytest.raises(edit.AclEditError):
+            bad()
+    assert path.read_bytes() == before
+    # When the account is deleted and the white list replaced, Then the file says so
+    edit.delete_account(path, "billing-ak")
+    edit.set_global_white(path, ["10.0.0.*"])
+    rules = plain.load(path)
+    assert "billing-ak" not in rules.accounts and rules.global_white[0]("10.0.0.9")
