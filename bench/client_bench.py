@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench.cluster import cluster
+from bench.cluster import ACL_KEYS, cluster
 from bench.latency import bench_latency_runs, latency_consumer
 from bench.meter import Meter, _print_summary
 from bench.workload import _client, _payload, run_in_threads
@@ -43,7 +43,8 @@ from bench.workload import _client, _payload, run_in_threads
 def bench_produce(args: argparse.Namespace, namesrv: str) -> dict[str, Any]:
     c = _client()
     body = _payload(args.size)
-    with c.Producer("bench-producer", namesrv=namesrv) as producer:
+    keys = c.SessionCredentials(*ACL_KEYS) if args.acl else None
+    with c.Producer("bench-producer", namesrv=namesrv, credentials=keys) as producer:
         producer.send(c.Message(args.topic, body))  # route, connection, topic creation
         meter = Meter("produce").start()
         deadline = time.perf_counter() + args.seconds
@@ -181,6 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="bench", required=True)
     p = sub.add_parser("produce", parents=[common], help="a) sync sends, one in flight")
     p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument(
+        "--acl",
+        action="store_true",
+        help="with --spawn: the broker checks ACL, the producer signs (its cost per send)",
+    )
     p = sub.add_parser("batch", parents=[common], help="b) batch sends")
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--batch", type=int, default=100)
@@ -280,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
         summary = BENCHES[args.bench](args, namesrv)
     summary["client_mode"] = mode
     if args.spawn:
-        summary["cluster"] = f"spawned {args.spawn.upper()}_FLUSH"
+        acl = " ACL" if getattr(args, "acl", False) else ""
+        summary["cluster"] = f"spawned {args.spawn.upper()}_FLUSH{acl}"
     _print_summary(summary)
     return 0
 

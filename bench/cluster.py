@@ -16,8 +16,8 @@ from contextlib import contextmanager
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
-SYNC_PROFILE = """\
-description = "bench: one name server, one SYNC_FLUSH master"
+PROFILE = """\
+description = "bench: one name server, one {flush} master"
 [[namesrv]]
 listenPort = 9876
 [[broker]]
@@ -25,9 +25,18 @@ brokerClusterName = "DefaultCluster"
 brokerName = "broker-a"
 brokerId = 0
 brokerRole = "ASYNC_MASTER"
-flushDiskType = "SYNC_FLUSH"
+flushDiskType = "{flush}"
 listenPort = 10911
 haListenPort = 10912
+"""
+ACL_KEYS = ("bench-access", "bench-secret")
+"""The account a spawned cluster with ``--acl`` has (every topic and group allowed)."""
+ACL_FILE = """\
+accounts:
+  - accessKey: bench-access
+    secretKey: bench-secret
+    defaultTopicPerm: PUB|SUB
+    defaultGroupPerm: PUB|SUB
 """
 
 
@@ -39,8 +48,10 @@ def cluster(args: argparse.Namespace) -> Iterator[str]:
 
         yield ";".join(resolve_namesrv(args.namesrv))
         return
-    with spawned(args.spawn) as (fields, proc):
-        print(f"spawned {args.spawn.upper()}_FLUSH cluster: {fields['line']}", flush=True)
+    acl = getattr(args, "acl", False)
+    with spawned(args.spawn, acl=acl) as (fields, proc):
+        what = f"{args.spawn.upper()}_FLUSH{' ACL' if acl else ''}"
+        print(f"spawned {what} cluster: {fields['line']}", flush=True)
         args.broker_pid = proc.pid
         yield fields["namesrv"]
 
@@ -52,15 +63,23 @@ def cpu_seconds(pid: int) -> float:
 
 
 @contextmanager
-def spawned(flush: str) -> Iterator[tuple[dict[str, str], subprocess.Popen[str]]]:
-    """``python -m runtime`` (default profile; SYNC_FLUSH when ``flush`` is "sync") on free ports
-    in a temporary data directory: yields the ready line's fields (and ``line``) and the
-    process; stopped at the end."""
+def spawned(
+    flush: str, *, acl: bool = False
+) -> Iterator[tuple[dict[str, str], subprocess.Popen[str]]]:
+    """``python -m runtime`` (default profile; SYNC_FLUSH when ``flush`` is "sync"; with the plain
+    ACL on and the ``ACL_KEYS`` account when ``acl``) on free ports in a temporary data
+    directory: yields the ready line's fields (and ``line``) and the process; stopped at the
+    end."""
     with tempfile.TemporaryDirectory(prefix="actormq-bench-") as tmp:
         cmd = [sys.executable, "-m", "runtime"]
-        if flush == "sync":
-            profile = pathlib.Path(tmp) / "sync.toml"
-            profile.write_text(SYNC_PROFILE)
+        if flush == "sync" or acl:
+            text = PROFILE.format(flush="SYNC_FLUSH" if flush == "sync" else "ASYNC_FLUSH")
+            if acl:
+                acl_file = pathlib.Path(tmp) / "plain_acl.yml"
+                acl_file.write_text(ACL_FILE)
+                text += f'aclEnable = true\naclFile = "{acl_file}"\n'
+            profile = pathlib.Path(tmp) / "bench.toml"
+            profile.write_text(text)
             cmd += ["cluster", "--profile", str(profile)]
         cmd += ["--ephemeral-ports", "--data-dir", str(pathlib.Path(tmp) / "data")]
         cmd += ["--log-level", "WARNING"]

@@ -4,21 +4,21 @@ A pull body is stored commit-log records, concatenated (STORE.md). ``runtime.sto
 offers ``decode_record``, which trusts its input and builds a ``StoredRecord``; the client needs
 a checked decoder (a broker's bytes are input) that builds ``MessageExt`` straight away, so the
 loop here bounds-checks every length and raises ``ProtocolError`` on anything inconsistent.
-Compressed bodies (sysFlag COMPRESSED) are inflated with zlib.
+Compressed bodies (sysFlag COMPRESSED) are inflated by ``actors.client.compression``.
 """
 
 from __future__ import annotations
 
 import struct
-import zlib
 
 import msgspec
 
+from actors.client.compression import inflate
 from actors.client.errors import ClientError
 from actors.client.message import MessageExt, MessageQueue, PullStatus
 from runtime.errors import ProtocolError
 from runtime.filter import FilterError, compile_expression
-from runtime.remoting.codes import COMPRESSION_TYPE_MASK, MessageSysFlag, PullSysFlag, ResponseCode
+from runtime.remoting.codes import MessageSysFlag, PullSysFlag, ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.store.record import HEADER, HEADER_SIZE, MAGIC, MIN_RECORD_SIZE
 
@@ -26,7 +26,6 @@ TAG = "TAG"
 SQL92 = "SQL92"
 _H = struct.Struct(">h")
 _COMPRESSED = int(MessageSysFlag.COMPRESSED)
-_ZLIB = int(MessageSysFlag.COMPRESSION_ZLIB)
 _topics: dict[bytes, str] = {}
 
 
@@ -37,17 +36,6 @@ def _topic(raw: bytes) -> str:
             _topics.clear()
         text = _topics[raw] = raw.decode()
     return text
-
-
-def inflate(body: bytes, sys_flag: int) -> bytes:
-    """The body of a record whose sysFlag says COMPRESSED (zlib, or the type bits say ZLIB)."""
-    kind = sys_flag & COMPRESSION_TYPE_MASK
-    if kind not in (0, _ZLIB):
-        raise ProtocolError(f"compression type 0x{kind:x} is not supported (zlib only)")
-    try:
-        return zlib.decompress(body)
-    except zlib.error as exc:
-        raise ProtocolError(f"compressed body does not inflate: {exc}") from None
 
 
 def decode_messages(body: bytes, broker_name: str) -> list[MessageExt]:
@@ -103,7 +91,9 @@ def decode_messages(body: bytes, broker_name: str) -> list[MessageExt]:
         except UnicodeDecodeError:
             raise ProtocolError(f"pull body: properties at {pos} are not UTF-8") from None
         if sys_flag & _COMPRESSED:
-            payload = inflate(payload, sys_flag)
+            inflated = inflate(payload, sys_flag)  # None: delivered as stored (warned)
+            if inflated is not None:
+                payload = inflated
         append(
             MessageExt(
                 topic,

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import socket
 import uuid
-import zlib
 from collections.abc import Mapping
 
 import msgspec
 from loguru import logger
 
+from actors.client.compression import inflate
 from actors.client.errors import MessageInvalidError
 from actors.client.hub import Waiter
 from actors.client.message import Message, MessageExt
@@ -102,10 +102,9 @@ def decode_pushed_reply(request: RemotingCommand) -> MessageExt:
     h = decode_header(ReplyMessageRequestHeader, request.ext_fields, opaque=request.opaque)
     body = request.body
     if h.sys_flag & MessageSysFlag.COMPRESSED:
-        try:
-            body = zlib.decompress(body)
-        except zlib.error as exc:
-            raise ProtocolError(f"reply body: {exc}", fatal=False, opaque=request.opaque) from None
+        inflated = inflate(body, h.sys_flag)  # None: delivered as stored (warned)
+        if inflated is not None:
+            body = inflated
     born_ip, born_port = _host(h.born_host)
     store_ip, store_port = _host(h.store_host)
     return MessageExt(

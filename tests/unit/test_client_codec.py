@@ -6,8 +6,10 @@ import re
 import zlib
 
 import pytest
+import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lz4 import frame as lz4_frame
 
 from actors.client.allocate import allocate_averagely
 from actors.client.config import resolve_namesrv
@@ -134,6 +136,34 @@ def test_decode_messages_inflates_compressed_bodies() -> None:
     packed = zlib.compress(b"z" * 10000)
     [msg] = decode_messages(record(packed, sys_flag=MessageSysFlag.COMPRESSED), "b")
     assert msg.body == b"z" * 10000
+
+
+def test_rocketmq_5_lz4_and_zstd_bodies_inflate() -> None:
+    # Given bodies in the frame formats RocketMQ 5's Java producer writes (its ZSTD stream
+    # writes no content size), flagged COMPRESSED with the type bits
+    body = b"order-42 paid " * 1000
+    lz4 = lz4_frame.compress(body)
+    zstd = zstandard.ZstdCompressor(write_content_size=False).compress(body)
+    flag = int(MessageSysFlag.COMPRESSED)
+    data = record(lz4, sys_flag=flag | MessageSysFlag.COMPRESSION_LZ4) + record(
+        zstd, offset=1, sys_flag=flag | MessageSysFlag.COMPRESSION_ZSTD
+    )
+    # When they are decoded, Then both bodies are the producer's
+    assert [m.body for m in decode_messages(data, "b")] == [body, body]
+
+
+def test_a_body_that_does_not_inflate_is_delivered_as_stored() -> None:
+    # Given a damaged zlib body and one of an unknown compression type, between good records
+    flag = int(MessageSysFlag.COMPRESSED)
+    data = (
+        record(b"first")
+        + record(b"not zlib at all", offset=1, sys_flag=flag)
+        + record(b"??", offset=2, sys_flag=flag | 0x400)
+        + record(zlib.compress(b"last"), offset=3, sys_flag=flag)
+    )
+    # When decoded, Then nothing fails: the two are delivered as stored
+    out = decode_messages(data, "b")
+    assert [m.body for m in out] == [b"first", b"not zlib at all", b"??", b"last"]
 
 
 @given(st.data())
