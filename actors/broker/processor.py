@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from loguru import logger
+
 from actors.broker import (
     acl_handler,
     admin_handler,
@@ -121,7 +123,14 @@ class BrokerProcessor:
         if acl is not None:
             denied = acl.check(request, session.remote_address)
             if denied is not None:
-                # RocketMQ's answer to a request its ACL refuses (the client sees the reason)
+                # RocketMQ logs every refusal ("process request exception" with the
+                # AclException) and answers it (the client sees the reason)
+                logger.warning(
+                    "broker: acl refused request code={} from {}: {}",
+                    request.code,
+                    session.remote_address,
+                    denied,
+                )
                 if request.is_oneway:
                     return None
                 return reply(request, ResponseCode.SYSTEM_ERROR, remark=f"AclException: {denied}")
