@@ -6,6 +6,7 @@ from typing import Any
 
 import gevent.socket
 
+from runtime.acl.signature import SessionCredentials, sign
 from runtime.remoting.codes import RequestCode
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.frame import FrameDecoder, encode
@@ -40,9 +41,18 @@ class WireClient:
             self.inbox.extend(self.decoder.feed(data))
         return self.inbox.pop(0)
 
-    def call(self, code: int, ext: dict[str, Any] | None = None, body: bytes = b"") -> Any:
-        """Send a request and return its response (skipping server-pushed requests)."""
+    def call(
+        self,
+        code: int,
+        ext: dict[str, Any] | None = None,
+        body: bytes = b"",
+        credentials: SessionCredentials | None = None,
+    ) -> Any:
+        """Send a request (signed with ``credentials`` for RocketMQ's ACL) and return its
+        response (skipping server-pushed requests)."""
         request = RemotingCommand.request(code, ext, body)
+        if credentials is not None:
+            request = sign(request, credentials)
         self.send(request)
         while True:
             reply = self.receive()

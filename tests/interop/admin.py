@@ -12,16 +12,24 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
+from runtime.acl.signature import SessionCredentials
 from runtime.remoting.codes import RequestCode, ResponseCode
 from tests.wire import WireClient
 
 T = TypeVar("T")
 
 
-def call(address: str, code: int, ext: dict[str, Any], timeout: float = 5.0) -> Any:
+def call(
+    address: str,
+    code: int,
+    ext: dict[str, Any],
+    timeout: float = 5.0,
+    credentials: SessionCredentials | None = None,
+) -> Any:
+    """One request to ``address``, signed with ``credentials`` for a broker's ACL."""
     client = WireClient(address, timeout=timeout)
     try:
-        return client.call(code, ext)
+        return client.call(code, ext, credentials=credentials)
     finally:
         client.close()
 
@@ -89,14 +97,36 @@ def wait_consumers(broker: str, group: str, count: int, timeout: float = 15.0) -
     return poll(probe, timeout, f"{count} consumer(s) of {group!r} at {broker}")
 
 
-def max_offset(broker: str, topic: str, queue_id: int) -> int:
+def max_offset(
+    broker: str, topic: str, queue_id: int, credentials: SessionCredentials | None = None
+) -> int:
     """GET_MAX_OFFSET: the next queue offset of one queue (= messages stored, from offset 0)."""
-    reply = call(broker, RequestCode.GET_MAX_OFFSET, {"topic": topic, "queueId": queue_id})
+    ext = {"topic": topic, "queueId": queue_id}
+    reply = call(broker, RequestCode.GET_MAX_OFFSET, ext, credentials=credentials)
     if reply.code != ResponseCode.SUCCESS:
         raise AssertionError(f"GET_MAX_OFFSET {topic}/{queue_id} at {broker}: {reply}")
     return int(reply.ext_fields["offset"])
 
 
-def stored_count(broker: str, topic: str, queues: int) -> int:
+def stored_count(
+    broker: str, topic: str, queues: int, credentials: SessionCredentials | None = None
+) -> int:
     """Messages of ``topic`` stored on ``broker`` over its ``queues`` queues."""
-    return sum(max_offset(broker, topic, q) for q in range(queues))
+    return sum(max_offset(broker, topic, q, credentials) for q in range(queues))
+
+
+def committed_offset(
+    broker: str,
+    group: str,
+    topic: str,
+    queue_id: int,
+    credentials: SessionCredentials | None = None,
+) -> int | None:
+    """QUERY_CONSUMER_OFFSET: the offset ``group`` committed for one queue (None: none yet)."""
+    ext = {"consumerGroup": group, "topic": topic, "queueId": queue_id}
+    reply = call(broker, RequestCode.QUERY_CONSUMER_OFFSET, ext, credentials=credentials)
+    if reply.code == ResponseCode.QUERY_NOT_FOUND:
+        return None
+    if reply.code != ResponseCode.SUCCESS:
+        raise AssertionError(f"QUERY_CONSUMER_OFFSET {group} {topic}/{queue_id}: {reply}")
+    return int(reply.ext_fields["offset"])

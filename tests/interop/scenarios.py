@@ -9,17 +9,19 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
+import re
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from actors.client import Admin
+from actors.client import Admin, SessionCredentials
 from tests.harness import REPO, RuntimeProcess
 from tests.interop import admin
 from tests.interop.clients import ClientProcess, Event, run_to_end
 from tests.interop.install import Client
+from tests.profiles import one_broker
 
 STORED = {"SEND_OK", "FLUSH_DISK_TIMEOUT", "FLUSH_SLAVE_TIMEOUT", "SLAVE_NOT_AVAILABLE"}
 QUEUES = 4  # RocketMQ's default queue count per broker for a new topic
@@ -106,12 +108,16 @@ class Driver:
         home = self.home(label)
         return ClientProcess(self.client, script + self.ext, args, home, label, self.cond)
 
-    def prepare_topic(self, cluster: Cluster, topic: str) -> None:
-        """Make ``topic`` exist with 4 queues on every master, if this client cannot auto-create."""
+    def prepare_topic(
+        self, cluster: Cluster, topic: str, *, credentials: SessionCredentials | None = None
+    ) -> None:
+        """Make ``topic`` exist with 4 queues on every master, if this client cannot auto-create
+        (under the ACL, ``credentials`` of an admin account sign the UPDATE_AND_CREATE_TOPIC)."""
         if not self.creates_topics:
             return
         args = ["--namesrv", cluster.namesrv, "--brokers", ",".join(cluster.masters.values())]
         args += ["--topic", topic, "--queues", str(QUEUES), "--deadline", "40"]
+        args += signing_args(credentials)
         code, events = run_to_end(self.process("create_topic", args, "create-topic"), 60)
         assert code == 0 and any(e["event"] == "routed" for e in events), (
             f"creating topic {topic} failed (exit {code}): {events}"
@@ -129,8 +135,47 @@ class Driver:
         body_size: int = 0,
         batch: int = 0,
         delay_level: int = 0,
+        credentials: SessionCredentials | None = None,
     ) -> list[Event]:
         """Send ``count`` messages; every send must be stored. Returns the ``sent`` lines."""
+        process, code, events = self.run_producer(
+            cluster,
+            topic,
+            count,
+            tags,
+            prefix,
+            select_queue=select_queue,
+            body_size=body_size,
+            batch=batch,
+            delay_level=delay_level,
+            credentials=credentials,
+        )
+        sent = [e for e in events if e["event"] == "sent"]
+        problems = [e for e in events if e["event"] in ("send_error", "fatal", "deadline")]
+        assert code == 0 and not problems and len(sent) == count, (
+            f"producer {prefix}: exit {code}, {len(sent)}/{count} sent, problems: {problems}\n"
+            + process.diagnostics()
+        )
+        bad = [e for e in sent if e["status"] not in STORED]
+        assert not bad, f"sends not stored: {bad}"
+        return sent
+
+    def run_producer(
+        self,
+        cluster: Cluster,
+        topic: str,
+        count: int,
+        tags: list[str],
+        prefix: str,
+        *,
+        select_queue: bool = False,
+        body_size: int = 0,
+        batch: int = 0,
+        delay_level: int = 0,
+        credentials: SessionCredentials | None = None,
+    ) -> tuple[ClientProcess, int, list[Event]]:
+        """Run the producer script to its end, whatever becomes of the sends: the process (for
+        its diagnostics), its exit code and its lines."""
         args = ["--namesrv", cluster.namesrv, "--topic", topic, "--count", str(count)]
         args += ["--tags", ",".join(tags), "--prefix", prefix, "--deadline", "50"]
         if body_size:
@@ -141,17 +186,10 @@ class Driver:
             args += ["--delay-level", str(delay_level)]
         if select_queue and not self.sent_queue_known:
             args.append("--select-queue")
+        args += signing_args(credentials)
         process = self.process("producer", args, f"producer-{prefix}")
         code, events = run_to_end(process, 70)
-        sent = [e for e in events if e["event"] == "sent"]
-        problems = [e for e in events if e["event"] in ("send_error", "fatal", "deadline")]
-        assert code == 0 and not problems and len(sent) == count, (
-            f"producer {prefix}: exit {code}, {len(sent)}/{count} sent, problems: {problems}\n"
-            + process.diagnostics()
-        )
-        bad = [e for e in sent if e["status"] not in STORED]
-        assert not bad, f"sends not stored: {bad}"
-        return sent
+        return process, code, events
 
     def consumer(
         self,
@@ -165,6 +203,7 @@ class Driver:
         throw_once: str = "",
         orderly: bool = False,
         sql: str = "",
+        credentials: SessionCredentials | None = None,
     ) -> ClientProcess:
         """Start a push consumer (clustering) and wait for its ``started`` line. Messages tagged
         ``fail_once`` fail their first delivery (the client sends them back for a retry); with
@@ -181,6 +220,7 @@ class Driver:
             args.append("--orderly")
         if self.key == "cpp":
             args += ["--instance", label]
+        args += signing_args(credentials)
         process = self.process("consumer", args, label)
         try:
             process.wait_event("started", timeout=30)
@@ -188,6 +228,13 @@ class Driver:
             process.kill()
             raise
         return process
+
+
+def signing_args(credentials: SessionCredentials | None) -> list[str]:
+    """The scripts' arguments that make a client sign its requests (RocketMQ's ACL)."""
+    if credentials is None:
+        return []
+    return ["--access-key", credentials.access_key, "--secret-key", credentials.secret_key]
 
 
 # -- checks -------------------------------------------------------------------------------------
@@ -730,3 +777,134 @@ def transactions_commit_rollback_and_check(driver: Driver, cluster: Cluster) -> 
             assert sorted(m["tags"] for m in got) == ["commit", "unknown"], got
             assert_intact(sent, got)
         assert {c["tags"] for c in producer.events("checked")} == {"unknown"}
+
+
+# -- RocketMQ's plain ACL -----------------------------------------------------------------------
+
+ACL_PRODUCER = SessionCredentials("interop-producer", "producer-secret")
+ACL_CONSUMER = SessionCredentials("interop-consumer", "consumer-secret")
+ACL_ADMIN = SessionCredentials("interop-admin", "admin-secret")
+# Engine 2.1's consumer runs with message tracing on (see cpp/consumer.py) and sends its trace
+# records to this topic with the consumer's keys: the account needs PUB on it, as in RocketMQ.
+TRACE_TOPIC = "rmq_sys_TRACE_DATA_DEFAULT_REGION"
+
+
+def acl_names(client: str) -> tuple[str, str, str]:
+    """The topic a signed client produces to and consumes, its consumer group, and the topic a
+    client with a wrong secret tries to send to."""
+    return f"Interop{client.title()}Acl", f"interop_{client}_acl", f"Interop{client.title()}Forged"
+
+
+def plain_acl(clients: list[str]) -> str:
+    """A ``plain_acl.yml`` (RocketMQ's format) for the ACL scenarios of ``clients`` (driver
+    names): the producer account may publish to each client's two topics only, the consumer
+    account subscribe to the first topic in the client's group only, the admin account do
+    anything. No white addresses: every request of every client is checked."""
+    pub, sub, groups = [], [f"{TRACE_TOPIC}=PUB"], []
+    for client in clients:
+        topic, group, forged = acl_names(client)
+        pub += [f"{topic}=PUB", f"{forged}=PUB"]
+        sub.append(f"{topic}=SUB")
+        groups.append(f"{group}=SUB")
+    return f"""accounts:
+  - accessKey: {ACL_PRODUCER.access_key}
+    secretKey: {ACL_PRODUCER.secret_key}
+    defaultTopicPerm: DENY
+    defaultGroupPerm: DENY
+    topicPerms: [{", ".join(pub)}]
+  - accessKey: {ACL_CONSUMER.access_key}
+    secretKey: {ACL_CONSUMER.secret_key}
+    defaultTopicPerm: DENY
+    defaultGroupPerm: DENY
+    topicPerms: [{", ".join(sub)}]
+    groupPerms: [{", ".join(groups)}]
+  - accessKey: {ACL_ADMIN.access_key}
+    secretKey: {ACL_ADMIN.secret_key}
+    admin: true
+"""
+
+
+@contextlib.contextmanager
+def acl_cluster(tmp_path: pathlib.Path, clients: list[str]) -> Iterator[Cluster]:
+    """``running_cluster`` with one broker checking RocketMQ's plain ACL (``aclEnable=true``,
+    ``aclFile`` holding ``plain_acl(clients)``)."""
+    acl_file = tmp_path / "plain_acl.yml"
+    acl_file.write_text(plain_acl(clients))
+    profile = tmp_path / "acl.toml"
+    profile.write_text(one_broker({"aclEnable": True, "aclFile": str(acl_file)}))
+    with running_cluster(tmp_path / "data", profile=str(profile)) as cluster:
+        yield cluster
+
+
+def signed_clients_produce_and_consume(driver: Driver, cluster: Cluster, count: int = 8) -> None:
+    # Given the ACL: a producer account that may publish to the topic, a consumer account that
+    # may subscribe to it in the group (ali-ons: the topic created with the admin account's keys)
+    topic, group, _ = acl_names(driver.name)
+    logged_before = len(cluster.process.stderr)
+    driver.prepare_topic(cluster, topic, credentials=ACL_ADMIN)
+
+    # When the client sends N messages, signing with the producer's keys
+    sent = driver.produce(cluster, topic, count, ["TagA", "TagB"], "acl", credentials=ACL_PRODUCER)
+    admin.wait_route(cluster.namesrv, topic, cluster.masters)
+    # Then the broker stored every one
+    broker = next(iter(cluster.masters.values()))
+    assert admin.stored_count(broker, topic, QUEUES, ACL_ADMIN) == count
+
+    # When a push consumer signs with the consumer's keys (heartbeats, pulls, offset commits)
+    with driver.consumer(
+        cluster, topic, group, "*", "consumer", credentials=ACL_CONSUMER
+    ) as consumer:
+        keys = {first_key(e) for e in sent}
+        got = wait_for_keys(driver, [consumer], keys, 45, f"all {count} signed messages")
+        # Then every message arrives exactly once with body, tags and keys intact
+        dupes = {k: len(v) for k, v in got.items() if len(v) > 1}
+        assert not dupes, f"delivered more than once: {dupes}"
+        assert_intact(sent, messages(consumer))
+        assert len(messages(consumer)) == count, messages(consumer)
+
+        # And the broker accepted its offset commits: the group's offsets reach the end
+        def committed() -> bool | None:
+            offsets = [
+                admin.committed_offset(broker, group, topic, q, ACL_ADMIN) for q in range(QUEUES)
+            ]
+            return sum(o or 0 for o in offsets) == count or None
+
+        admin.poll(committed, 20, f"{group}'s committed offsets to reach {count}")
+        assert not consumer.events("client_error"), consumer.events("client_error")
+        assert consumer.terminate() == 0, consumer.diagnostics()
+
+    # And the broker refused none of the clients' requests, from start to shutdown (every kind
+    # they send was signed as the broker checks it)
+    refused = [line for line in cluster.process.stderr[logged_before:] if "acl refused" in line]
+    assert not refused, "\n".join(refused)
+
+
+def wrong_secret_is_refused(driver: Driver, cluster: Cluster, count: int = 2) -> None:
+    # Given a topic the producer account may publish to
+    _, _, topic = acl_names(driver.name)
+    broker = next(iter(cluster.masters.values()))
+    with Admin(cluster.namesrv, credentials=ACL_ADMIN) as tool:
+        tool.create_topic(topic, broker_addr=broker, queues=QUEUES)
+    admin.wait_route(cluster.namesrv, topic, cluster.masters)
+
+    # When the client sends with the producer's access key but a wrong secret
+    forged = SessionCredentials(ACL_PRODUCER.access_key, "not-the-producer-secret")
+    logged_before = len(cluster.process.stderr)
+    process, code, events = driver.run_producer(
+        cluster, topic, count, ["TagA"], "forged", credentials=forged
+    )
+
+    # Then every send fails
+    errors = [e for e in events if e["event"] == "send_error"]
+    report = f"exit {code}, lines {events}\n{process.diagnostics()}"
+    assert code == 1 and len(errors) == count, report
+    assert not [e for e in events if e["event"] == "sent"], report
+    # And the broker refused each attempt as RocketMQ does (the clients retry a SYSTEM_ERROR
+    # answer and then report a generic failure: "Send [4] times, still failed" from ali-ons,
+    # "No route info of this topic" from the C++ engines; the remark reaches no send error)
+    reason = f"Check signature failed for accessKey={ACL_PRODUCER.access_key}"
+    refused = re.compile(rf"acl refused request code=(10|310) from \S+: {reason}$")
+    refusals = [line for line in cluster.process.stderr[logged_before:] if refused.search(line)]
+    assert len(refusals) >= count, cluster.logs()
+    # And the broker stored none of them
+    assert admin.stored_count(broker, topic, QUEUES, ACL_ADMIN) == 0

@@ -14,6 +14,8 @@ Clustering model. Lines: ``started`` once ``start()`` returned (with the client 
 messages with that tag answer RECONSUME_LATER on their first delivery (the engine sends them back
 with CONSUMER_SEND_MSG_BACK; they return through ``%RETRY%<group>``). ``--orderly``: an orderly
 consumer, which locks its queues at the broker (LOCK_BATCH_MQ) and consumes each queue in order.
+``--access-key``/``--secret-key``: sign every request for RocketMQ's ACL (``--channel`` names the
+``OnsChannel`` the engine adds).
 
 The binding exposes neither the client id nor a rebalance callback, but the engines log both to
 ``$HOME/logs/rocketmq-cpp/<pid>_rocketmq-cpp.log.0`` (engine 2.1: the folder named by
@@ -176,6 +178,10 @@ def main() -> int:
     parser.add_argument(
         "--orderly", action="store_true", help="orderly push consumer (locks its queues)"
     )
+    # RocketMQ's ACL: sign every request; the engine adds OnsChannel to the signed fields.
+    parser.add_argument("--access-key", default="")
+    parser.add_argument("--secret-key", default="")
+    parser.add_argument("--channel", default="ALIYUN", help="the engine's OnsChannel value")
     args = parser.parse_args()
     watcher = LogWatcher(args.topic)
     watcher.start()
@@ -221,6 +227,8 @@ def main() -> int:
     consumer.set_namesrv_addr(args.namesrv)
     consumer.set_instance_name(args.instance)
     consumer.set_thread_count(args.threads)
+    if args.access_key:
+        consumer.set_session_credentials(args.access_key, args.secret_key, args.channel)
     # Not PushConsumer.subscribe(): its wrapper re-raises a callback's exception from a finally
     # clause, so ctypes prints it and returns 0 (CONSUME_SUCCESS): a failed message could never
     # be retried. Subscribe and register a callback that returns the status itself.

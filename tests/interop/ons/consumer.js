@@ -14,7 +14,7 @@
 // SIGINT (exit 0) and "deadline" when --deadline seconds pass first (exit 3).
 
 const { Consumer } = require('ali-ons');
-const { parseArgs, emit, describeError, makeLogger, httpclient, exit } = require('./common');
+const { parseArgs, emit, describeError, makeLogger, httpclient, exit, credentials } = require('./common');
 
 async function main() {
   const args = parseArgs(process.argv.slice(2), {
@@ -33,12 +33,16 @@ async function main() {
     throwOnce: '',
     // A SQL92 expression: subscribe with { expressionType: 'SQL92', subString } instead.
     sql: '',
+    // RocketMQ's ACL: sign every request with these keys (ali-ons adds OnsChannel=ALIYUN).
+    accessKey: '',
+    secretKey: '',
   });
   const consumer = new Consumer({
     httpclient,
     nameSrv: args.namesrv.split(';'),
     consumerGroup: args.group,
     logger: makeLogger(),
+    ...credentials(args),
     rebalanceInterval: args.rebalanceInterval,
     consumeFromWhere: args.consumeFrom,
   });

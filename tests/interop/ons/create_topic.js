@@ -11,7 +11,7 @@
 // Lines: "created" per broker, then "routed" (the route body) or "deadline" (exit 3).
 
 const { Producer } = require('ali-ons');
-const { parseArgs, emit, describeError, makeLogger, httpclient, exit } = require('./common');
+const { parseArgs, emit, describeError, makeLogger, httpclient, exit, credentials } = require('./common');
 
 function sleep(ms) {
   return new Promise(resolve => setTimeout(resolve, ms));
@@ -24,6 +24,9 @@ async function main() {
     topic: null,
     queues: 4,
     deadline: 40,
+    // RocketMQ's ACL: UPDATE_AND_CREATE_TOPIC needs an admin account's keys.
+    accessKey: '',
+    secretKey: '',
   });
   const deadline = Date.now() + args.deadline * 1000;
   const producer = new Producer({
@@ -31,6 +34,7 @@ async function main() {
     nameSrv: args.namesrv.split(';'),
     producerGroup: 'actormq_interop_ons_admin',
     logger: makeLogger(),
+    ...credentials(args),
   });
   producer.on('error', err => emit('client_error', describeError(err)));
   await producer.ready();

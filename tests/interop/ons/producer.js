@@ -9,7 +9,7 @@
 // Exit code 0 only when every send returned a stored status; 3 when --deadline passes first.
 
 const { Producer, Message } = require('ali-ons');
-const { parseArgs, emit, describeError, makeLogger, httpclient, exit } = require('./common');
+const { parseArgs, emit, describeError, makeLogger, httpclient, exit, credentials } = require('./common');
 
 function padded(text, size) {
   let body = text;
@@ -33,6 +33,9 @@ async function main() {
     // Pad bodies to this many bytes (ali-ons compresses bodies of 4 KiB and more).
     bodySize: 0,
     delayLevel: 0,
+    // RocketMQ's ACL: sign every request with these keys (ali-ons adds OnsChannel=ALIYUN).
+    accessKey: '',
+    secretKey: '',
   });
   setTimeout(() => {
     emit('deadline', { seconds: args.deadline });
@@ -44,6 +47,7 @@ async function main() {
     nameSrv: args.namesrv.split(';'),
     producerGroup: args.group,
     logger: makeLogger(),
+    ...credentials(args),
     sendMsgTimeout: args.sendTimeout,
   });
   producer.on('error', err => emit('client_error', describeError(err)));
@@ -79,7 +83,12 @@ async function main() {
       emit('send_error', Object.assign({ i, tags: tag, keys: keys.join(' '), body }, describeError(err)));
     }
   }
-  await producer.close();
+  try {
+    await producer.close();
+  } catch (err) {
+    // e.g. its UNREGISTER_CLIENT refused by the broker's ACL (keys with a wrong secret)
+    emit('close_error', describeError(err));
+  }
   emit('done', { sent: args.count - failures, failed: failures });
   return failures === 0 ? 0 : 1;
 }
