@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from loguru import logger
-
 from actors.broker import (
     acl_handler,
     admin_handler,
@@ -31,6 +29,7 @@ from actors.broker import (
     transaction_handler,
 )
 from actors.broker.context import BrokerContext, reply
+from runtime.acl.refusals import RefusalLog
 from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.session import SessionHandle
@@ -117,6 +116,7 @@ class BrokerProcessor:
     def __init__(self, ctx: BrokerContext, handlers: dict[int, Handler] | None = None) -> None:
         self.ctx = ctx
         self.handlers = dict(HANDLERS if handlers is None else handlers)
+        self._refusals = RefusalLog()
 
     def process(self, session: SessionHandle, request: RemotingCommand) -> RemotingCommand | None:
         acl = self.ctx.acl
@@ -125,12 +125,7 @@ class BrokerProcessor:
             if denied is not None:
                 # RocketMQ logs every refusal ("process request exception" with the
                 # AclException) and answers it (the client sees the reason)
-                logger.warning(
-                    "broker: acl refused request code={} from {}: {}",
-                    request.code,
-                    session.remote_address,
-                    denied,
-                )
+                self._refusals.refused(request.code, session.remote_address, denied)
                 if request.is_oneway:
                     return None
                 return reply(request, ResponseCode.SYSTEM_ERROR, remark=f"AclException: {denied}")

@@ -899,12 +899,13 @@ def wrong_secret_is_refused(driver: Driver, cluster: Cluster, count: int = 2) ->
     report = f"exit {code}, lines {events}\n{process.diagnostics()}"
     assert code == 1 and len(errors) == count, report
     assert not [e for e in events if e["event"] == "sent"], report
-    # And the broker refused each attempt as RocketMQ does (the clients retry a SYSTEM_ERROR
-    # answer and then report a generic failure: "Send [4] times, still failed" from ali-ons,
-    # "No route info of this topic" from the C++ engines; the remark reaches no send error)
+    # And the broker refused them as RocketMQ does (the clients retry a SYSTEM_ERROR answer
+    # and then report a generic failure: "Send [4] times, still failed" from ali-ons, "No route
+    # info of this topic" from the C++ engines; the remark reaches no send error), and said so
+    # in its log (at most once a second per client host and reason)
     reason = f"Check signature failed for accessKey={ACL_PRODUCER.access_key}"
-    refused = re.compile(rf"acl refused request code=(10|310) from \S+: {reason}$")
+    refused = re.compile(rf"acl refused request code=(10|310) from \S+: {reason}")
     refusals = [line for line in cluster.process.stderr[logged_before:] if refused.search(line)]
-    assert len(refusals) >= count, cluster.logs()
+    assert refusals, cluster.logs()
     # And the broker stored none of them
     assert admin.stored_count(broker, topic, QUEUES, ACL_ADMIN) == 0

@@ -6,8 +6,9 @@ import os
 import pathlib
 
 import pytest
+from loguru import logger
 
-from runtime.acl import edit, plain
+from runtime.acl import edit, plain, refusals
 from runtime.acl.addresses import compile_pattern
 from runtime.acl.resources import Permission, needed
 from runtime.acl.signature import SessionCredentials, calculate, content, sign, verify
@@ -245,3 +246,27 @@ def test_account_edits_keep_a_loadable_file_and_bump_its_version(tmp_path: pathl
     edit.set_global_white(path, ["10.0.0.*"])
     rules = plain.load(path)
     assert "billing-ak" not in rules.accounts and rules.global_white[0]("10.0.0.9")
+
+
+def test_refusals_are_logged_at_most_once_an_interval_per_host_and_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(m.record["message"]), level="WARNING")
+    clock = [100.0]
+    monkeypatch.setattr(refusals.time, "monotonic", lambda: clock[0])
+    try:
+        log = refusals.RefusalLog(interval=1.0)
+        # Given a client flooding one refused request
+        for _ in range(50):
+            log.refused(10, "10.0.0.7:4000", "No accessKey is configured")
+        # And another host, another reason
+        log.refused(10, "10.0.0.8:4000", "No accessKey is configured")
+        log.refused(10, "10.0.0.7:4001", "No acl config for x")
+        assert len(lines) == 3
+        # When the interval passed, Then the next one says how many were left out
+        clock[0] += 1.0
+        log.refused(10, "10.0.0.7:4002", "No accessKey is configured")
+        assert lines[-1].endswith("No accessKey is configured (49 more like it left out)")
+    finally:
+        logger.remove(sink)
