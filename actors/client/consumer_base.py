@@ -135,8 +135,11 @@ class ConsumerBase(BrokerRequests):
             "clientIP": self.config.client_ip,
             "namesrvAddr": ";".join(self.config.namesrv),
         }
-        if self.consume_timestamp is not None:
-            settings["consumeTimestamp"] = str(self.consume_timestamp)
+        timestamp = self.consume_timestamp
+        if timestamp is None and self._start_ms:  # the default, fixed at the start
+            timestamp = self._start_ms - CONSUME_TIMESTAMP_LAG_MS
+        if timestamp is not None:
+            settings["consumeTimestamp"] = str(timestamp)
         return settings
 
     # -- life cycle ------------------------------------------------------------------------------

@@ -314,6 +314,9 @@ def test_consume_from_timestamp_defaults_to_half_an_hour_before_the_start(
         got = poll_all(consumer, 2, timeout=5.0)
     # Then it starts from the consumer's start minus 30 minutes, so both messages come
     assert [m.body for m in got] == [b"inside", b"now"]
+    # And its running info reports that default, as RocketMQ's always has a consumeTimestamp
+    reported = int(consumer._settings()["consumeTimestamp"])
+    assert started - 1_800_000 <= reported <= started - 1_800_000 + 1_500
 
 
 def test_a_committed_offset_wins_over_consume_from(cluster: FakeCluster) -> None:
