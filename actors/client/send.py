@@ -427,7 +427,9 @@ class SendOp:
         retryable = isinstance(error, ConnectError | RequestTimeoutError | NoRouteError) or (
             isinstance(error, BrokerError) and error.code in RETRY_CODES
         )
-        if retryable and self.attempts_left > 0 and self.remaining() > 0:
+        # A timeout spent the budget (its timer may fire a little early: the loop's clock is
+        # cached); a retry with only that slack left would only send the message again.
+        if retryable and self.attempts_left > 0 and self.remaining() > TIMER_SLACK:
             logger.debug("client: send to {} failed ({}); retrying", self.out.topic, error)
             if isinstance(error, NoRouteError | ConnectError):
                 # Nothing to gain from asking again at once (a cluster still starting, a broker

@@ -187,6 +187,8 @@ def test_no_answer_is_a_timeout_within_the_send_timeout(cluster: FakeCluster) ->
         elapsed = time.monotonic() - started
     assert 0.4 < elapsed < 1.5
     assert err.value.timeout == 0.5
+    # and the message was sent once: a timeout spends the send's time, nothing is left to retry
+    assert sum(b.codes().count(310) for b in cluster.brokers.values()) == 1
 
 
 def test_too_large_is_refused_before_sending(cluster: FakeCluster, producer: Producer) -> None:
