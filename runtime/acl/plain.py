@@ -34,6 +34,7 @@ from runtime.acl.addresses import Matcher, compile_pattern
 from runtime.acl.resources import (
     ADMIN_CODES,
     Permission,
+    grants,
     group_resource,
     is_group_resource,
     needed,
@@ -68,9 +69,9 @@ class Account(msgspec.Struct, frozen=True):
     secret_key: str
     white: Matcher
     admin: bool
-    default_topic: Permission
-    default_group: Permission
-    perms: dict[str, Permission] | None
+    default_topic: int
+    default_group: int
+    perms: dict[str, int] | None
 
 
 class PlainAcl(msgspec.Struct, frozen=True):
@@ -107,7 +108,7 @@ class PlainAcl(msgspec.Struct, frozen=True):
             owned = owned_map.get(resource)
             if owned is None:
                 owned = account.default_group if group else account.default_topic
-            if not owned.grants(perm):
+            if not grants(owned, perm):
                 name = resource[len(RETRY_PREFIX) :] if group else resource
                 return f"No permission for {'group' if group else 'topic'}:{name}"
         return None
@@ -148,7 +149,7 @@ def _account(entry: _AccountFile, file: str, key: str) -> Account:
         if value is None or len(str(value)) < MIN_KEY_LENGTH:
             field = "accessKey" if name == "access_key" else "secretKey"
             raise ConfigError(file, f"{key}.{field}", "must be longer than 6 characters")
-    perms: dict[str, Permission] = {}
+    perms: dict[str, int] = {}
     for field, items, is_topic in (
         ("topicPerms", entry.topic_perms, True),
         ("groupPerms", entry.group_perms, False),
