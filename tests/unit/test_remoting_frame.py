@@ -425,6 +425,8 @@ def test_corpus(name: str) -> None:
         assert info.value.fatal is (expect["error"] == "fatal")
         if "opaque" in expect:
             assert info.value.opaque == expect["opaque"]
+        if "opaque_in" in expect:
+            assert info.value.opaque in expect["opaque_in"]
         return
     # whole, and fed in pieces
     [cmd] = FrameDecoder().feed(data)

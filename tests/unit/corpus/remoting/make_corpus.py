@@ -329,7 +329,9 @@ CORPUS["bad_header_len_over_frame.bin"] = (
 CORPUS["bad_serialize_type.bin"] = (frame(b'{"code":1}', stype=2), {"error": "fatal"})
 CORPUS["bad_deep_nesting.bin"] = (
     frame(b'{"opaque":9,"extFields":{"a":' + b"[" * 5000 + b"]" * 5000 + b'},"code":10}'),
-    {"error": "nonfatal", "opaque": None},  # too deep even for the opaque probe
+    # too deep for the opaque probe on CPython 3.11 (None); 3.12+ reads it (9): either answer
+    # is right, the frame stays skippable
+    {"error": "nonfatal", "opaque_in": [None, 9]},
 )
 CORPUS["bad_not_object.bin"] = (frame(b"[10, 1, 2]"), {"error": "nonfatal", "opaque": None})
 CORPUS["bad_nested_ext.bin"] = (
