@@ -12,6 +12,13 @@ docs/client.md for the API, the consume-from rules and the threading model.
 
 from actors.client.admin import Admin, QueueOffsets
 from actors.client.admin_groups import OffsetReset, QueueProgress
+from actors.client.allocate import (
+    AllocateMessageQueueAveragely,
+    AllocateMessageQueueAveragelyByCircle,
+    AllocateMessageQueueByConfig,
+    AllocateMessageQueueConsistentHash,
+    AllocateStrategy,
+)
 from actors.client.consume import ConsumeContext
 from actors.client.errors import (
     BrokerError,
@@ -51,6 +58,11 @@ from runtime.remoting.running_info import ConsumerRunningInfo, ConsumeStatus, Pr
 
 __all__ = [
     "Admin",
+    "AllocateMessageQueueAveragely",
+    "AllocateMessageQueueAveragelyByCircle",
+    "AllocateMessageQueueByConfig",
+    "AllocateMessageQueueConsistentHash",
+    "AllocateStrategy",
     "BrokerError",
     "ByShardingKey",
     "ClientError",

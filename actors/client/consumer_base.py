@@ -24,6 +24,7 @@ from typing import Any
 
 from loguru import logger
 
+from actors.client.allocate import AllocateOption, describe, resolve_allocate
 from actors.client.check_config import check_subscriptions
 from actors.client.config import ClientConfig
 from actors.client.consumer_requests import OFFSETS, REBALANCER, BrokerRequests
@@ -70,6 +71,7 @@ class ConsumerBase(BrokerRequests):
         route_refresh_interval: float,
         hub: ClientHub | None,
         credentials: SessionCredentials | None = None,
+        allocate: AllocateOption = "AVG",
     ) -> None:
         if not group:
             raise ClientError("a consumer needs a group name")
@@ -77,6 +79,7 @@ class ConsumerBase(BrokerRequests):
         self.model = MessageModel(model) if not isinstance(model, MessageModel) else model
         self.consume_from = consume_from
         self.consume_timestamp = consume_timestamp
+        self.allocate = resolve_allocate(allocate)
         self.pull_options = pull_options
         self.rebalance_interval = rebalance_interval
         self.commit_interval = commit_interval
@@ -134,6 +137,7 @@ class ConsumerBase(BrokerRequests):
             "instanceName": self.config.instance_name,
             "clientIP": self.config.client_ip,
             "namesrvAddr": ";".join(self.config.namesrv),
+            "allocateMessageQueueStrategy": describe(self.allocate),
         }
         timestamp = self.consume_timestamp
         if timestamp is None and self._start_ms:  # the default, fixed at the start
@@ -229,6 +233,7 @@ class ConsumerBase(BrokerRequests):
                     interval=self.rebalance_interval,
                     timeout=self.config.request_timeout,
                     assigned=self._fixed,
+                    allocate=self.allocate,
                 ),
             ),
         ]

@@ -28,6 +28,7 @@ from typing import Any
 
 import pykka
 
+from actors.client.allocate import AllocateOption
 from actors.client.consumer_base import REBALANCER, ConsumerBase
 from actors.client.errors import ClientError, ClientStateError
 from actors.client.hub import ClientHub
@@ -118,8 +119,8 @@ class PollBuffer:
 class PullConsumer(ConsumerBase):
     """A lite pull consumer of one group. See the module docstring.
 
-    Options as ``PushConsumer`` where they apply, plus ``auto_commit`` (True),
-    ``max_poll_messages`` (32) and ``pull_batch_size`` (32)."""
+    Options as ``PushConsumer`` where they apply (``allocate`` too), plus ``auto_commit``
+    (True), ``max_poll_messages`` (32) and ``pull_batch_size`` (32)."""
 
     consume_type = "CONSUME_ACTIVELY"
 
@@ -146,6 +147,7 @@ class PullConsumer(ConsumerBase):
         route_refresh_interval: float = 30.0,
         credentials: SessionCredentials | None = None,
         hub: ClientHub | None = None,
+        allocate: AllocateOption = "AVG",
     ) -> None:
         options = PullOptions(
             batch_size=pull_batch_size,
@@ -171,6 +173,7 @@ class PullConsumer(ConsumerBase):
             route_refresh_interval=route_refresh_interval,
             hub=hub,
             credentials=credentials,
+            allocate=allocate,
         )
         self.auto_commit = auto_commit
         self.max_poll_messages = max_poll_messages

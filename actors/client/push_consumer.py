@@ -52,6 +52,7 @@ from typing import Any
 from loguru import logger
 
 from actors.client import consume_directly
+from actors.client.allocate import AllocateOption
 from actors.client.consume import (
     MAX_CONSUME_BATCH_SIZE,
     RETRY_PREFIX,
@@ -89,7 +90,10 @@ class PushConsumer(ConsumerBase):
     per queue, ``rebalance_interval`` (20 s), ``commit_interval`` (5 s), ``reconsume_delay``
     (1 s, local redelivery when a send-back fails), ``max_reconsume_times`` (16), ``orderly``
     (False), ``suspend_delay`` (1 s, orderly), ``relock_interval`` (20 s, orderly),
-    ``consume_batch_size`` (1, at most 1024: the longest list a ``batch=True`` listener gets).
+    ``consume_batch_size`` (1, at most 1024: the longest list a ``batch=True`` listener gets),
+    ``allocate`` (how clustering members share queues: ``"AVG"``, ``"AVG_BY_CIRCLE"``,
+    ``"CONSISTENT_HASH"``, an ``AllocateMessageQueueByConfig`` or any callable; see
+    ``actors.client.allocate``).
     """
 
     consume_type = "CONSUME_PASSIVELY"
@@ -124,6 +128,7 @@ class PushConsumer(ConsumerBase):
         suspend_delay: float = 1.0,
         relock_interval: float = 20.0,
         consume_batch_size: int = 1,
+        allocate: AllocateOption = "AVG",
     ) -> None:
         if max_reconsume_times < 0:
             raise ClientError(f"max_reconsume_times {max_reconsume_times} is negative")
@@ -162,6 +167,7 @@ class PushConsumer(ConsumerBase):
             route_refresh_interval=route_refresh_interval,
             hub=hub,
             credentials=credentials,
+            allocate=allocate,
         )
         self.orderly = orderly
         self.max_reconsume_times = max_reconsume_times

@@ -3,11 +3,14 @@
 Messages:
 - ``DoRebalance(reason, reply)``: recompute the assignment now. Clustering: the topic's readable
   queues (sorted) shared over the group's client ids (sorted, from GET_CONSUMER_LIST_BY_GROUP)
-  by ``allocate_averagely``; broadcasting: every queue; assigned mode (lite ``assign``): the
-  fixed set. A 20 s timer and NOTIFY_CONSUMER_IDS_CHANGED tell it. A topic whose consumer list
-  lacks this client (a broker that restarted before our heartbeat reached it) keeps its queues
-  that round; the rebalancer warns once (until a list has us again) and asks for a heartbeat at
-  once, so the broker lists us (and tells the group) without waiting for the 30 s timer.
+  by the consumer's allocation strategy (``actors.client.allocate``; AVG by default);
+  broadcasting: every queue; assigned mode (lite ``assign``): the fixed set. A strategy that
+  raises, or answers a queue it was not offered, is refused for that round: the topic keeps
+  its queues and the refusal is logged as an error. A 20 s timer and
+  NOTIFY_CONSUMER_IDS_CHANGED tell it. A topic whose consumer list lacks this client (a broker
+  that restarted before our heartbeat reached it) keeps its queues that round; the rebalancer
+  warns once (until a list has us again) and asks for a heartbeat at once, so the broker lists
+  us (and tells the group) without waiting for the 30 s timer.
 - ``Assign(queues, reply)``: switch to a fixed assignment (lite consumer).
 - ``SeekQueue(mq, offset, reply)``: forward a seek to the queue's puller (lite consumer).
 - ``PullerExited(mq, urn, failure)``: a puller died; a failed one is started again from the
@@ -39,7 +42,12 @@ import msgspec
 import pykka
 from loguru import logger
 
-from actors.client.allocate import allocate_averagely
+from actors.client.allocate import (
+    AllocateMessageQueueAveragely,
+    AllocateStrategy,
+    AllocationRefused,
+    allocate_queues,
+)
 from actors.client.errors import BrokerError, ClientError
 from actors.client.instance import ClientInstance
 from actors.client.message import MessageQueue
@@ -123,6 +131,7 @@ class Rebalancer(GeventActor):
         timeout: float = 3.0,
         assigned: tuple[MessageQueue, ...] | None = None,
         on_change: Callable[[list[MessageQueue]], None] | None = None,
+        allocate: AllocateStrategy | None = None,
     ) -> None:
         super().__init__()
         self.instance = instance
@@ -138,6 +147,7 @@ class Rebalancer(GeventActor):
         self.timeout = timeout
         self.fixed: tuple[MessageQueue, ...] | None = assigned
         self.on_change = on_change
+        self.allocate = allocate or AllocateMessageQueueAveragely()
         self.pullers: dict[MessageQueue, pykka.ActorRef[QueuePuller]] = {}
         self._stopping = False
         self._unlisted: set[str] = set()  # topics whose last consumer list lacked this client
@@ -204,6 +214,11 @@ class Rebalancer(GeventActor):
                 except ClientError as exc:
                     logger.debug("client: rebalance of {} skipped: {}", topic, exc)
                     mine = None
+                except AllocationRefused as exc:
+                    logger.error(
+                        "client: {} keeps its queues of {} this round: {}", self.group, topic, exc
+                    )
+                    mine = None
                 else:
                     unlisted = unlisted or mine is None
                 if mine is None:
@@ -234,7 +249,8 @@ class Rebalancer(GeventActor):
 
     def _allocate(self, topic: str) -> list[MessageQueue] | None:
         """This client's share of ``topic``; None when the broker asked does not list this
-        client (the assignment of the topic is then kept as it is)."""
+        client (the assignment of the topic is then kept as it is). Raises
+        ``AllocationRefused`` when the strategy fails."""
         route = self.instance.route(topic, timeout=self.timeout)
         queues = list(route.subscribe)
         if self.model is MessageModel.BROADCASTING:
@@ -253,7 +269,9 @@ class Rebalancer(GeventActor):
                 self.group,
                 topic,
             )
-        return allocate_averagely(self.instance.client_id, queues, cids)
+        return allocate_queues(
+            self.allocate, self.group, self.instance.client_id, sorted(queues), sorted(cids)
+        )
 
     def _note_unlisted(self, topic: str, cids: list[str]) -> None:
         """The broker asked does not list this client (it restarted and our heartbeat has not

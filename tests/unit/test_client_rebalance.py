@@ -1,4 +1,5 @@
-"""Rebalancing when a broker's consumer list lacks this client (a broker that just restarted)."""
+"""Rebalancing: when a broker's consumer list lacks this client (a broker that just restarted),
+and with allocation strategies other than the default."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from collections.abc import Iterator
 import pytest
 from loguru import logger
 
-from actors.client import ConsumeFrom, PushConsumer
+from actors.client import ConsumeFrom, MessageQueue, PullConsumer, PushConsumer
+from actors.client.allocate import AllocateOption
 from actors.client.testing import FakeCluster
 from runtime.remoting.codes import RequestCode
 from tests.client_support import wait_until
@@ -31,13 +33,14 @@ def warnings() -> Iterator[list[str]]:
     logger.remove(sink)
 
 
-def member(cluster: FakeCluster, orderly: bool) -> PushConsumer:
+def member(cluster: FakeCluster, orderly: bool, allocate: AllocateOption = "AVG") -> PushConsumer:
     consumer = PushConsumer(
         GROUP,
         namesrv=cluster.namesrv,
         consume_from=ConsumeFrom.LAST,
         rebalance_interval=60.0,  # rounds happen when the test (or a notification) asks
         orderly=orderly,
+        allocate=allocate,
     )
     consumer.subscribe("Orders", "*", lambda m: None)
     consumer.start()
@@ -97,3 +100,74 @@ def test_a_member_the_broker_does_not_list_yet_keeps_its_queues(
     finally:
         first.shutdown()
         second.shutdown()
+
+
+# -- allocation strategies ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("orderly", [False, True], ids=["concurrently", "orderly"])
+def test_two_members_by_circle_deal_the_queues_round(cluster: FakeCluster, orderly: bool) -> None:
+    # Given two members of a group with RocketMQ's AVG_BY_CIRCLE strategy
+    one = member(cluster, orderly, allocate="AVG_BY_CIRCLE")
+    two = member(cluster, orderly, allocate="AVG_BY_CIRCLE")
+    try:
+        # When both see each other (the second's heartbeat tells the first)
+        low, high = sorted([one, two], key=lambda c: c.client_id)
+
+        # Then the 4 queues are dealt round by sorted client id: 0 and 2, 1 and 3 (AVG would
+        # give 0 and 1, 2 and 3)
+        wait_until(lambda: orders(low) == [0, 2] and orders(high) == [1, 3], what="dealt round")
+        # And the running info names RocketMQ's strategy class, as a Java consumer's does
+        info = low.running_info()
+        assert info.properties["allocateMessageQueueStrategy"] == (
+            "org.apache.rocketmq.client.consumer.rebalance.AllocateMessageQueueAveragelyByCircle"
+        )
+    finally:
+        one.shutdown()
+        two.shutdown()
+
+
+@pytest.fixture
+def errors() -> Iterator[list[str]]:
+    seen: list[str] = []
+    sink = logger.add(lambda m: seen.append(str(m)), level="ERROR", format="{message}")
+    yield seen
+    logger.remove(sink)
+
+
+def test_a_strategy_answering_a_foreign_queue_is_refused_for_the_round(
+    cluster: FakeCluster, errors: list[str]
+) -> None:
+    # Given a lite pull consumer whose own strategy takes every queue it is offered
+    stray = MessageQueue(topic="Orders", broker_name="broker-z", queue_id=0)
+    answer_stray = False
+
+    def everything(group: str, cid: str, mqs: list[MessageQueue], cids: list[str]) -> list:
+        return [*mqs, stray] if answer_stray else mqs
+
+    consumer = PullConsumer(
+        GROUP, namesrv=cluster.namesrv, rebalance_interval=60.0, allocate=everything
+    )
+    consumer.subscribe("Orders", "*")
+    consumer.start()
+    try:
+        assert orders(consumer) == [0, 1, 2, 3]
+
+        # When the strategy starts answering a queue the route does not list
+        answer_stray = True
+        changed = consumer.rebalance()
+
+        # Then the round is refused: the queues stay as they were, and the refusal is logged
+        assert changed is False
+        assert orders(consumer) == [0, 1, 2, 3]
+        assert any("keeps its queues of Orders" in e and "broker-z" in e for e in errors), errors
+
+        # When it answers within what it was offered again
+        answer_stray = False
+        errors.clear()
+
+        # Then rounds go on as before, without errors
+        assert consumer.rebalance() is False
+        assert errors == []
+    finally:
+        consumer.shutdown()
