@@ -224,10 +224,14 @@ def with_overrides(cfg: C, **fields: Any) -> C:
 
 def with_data_dir(cfg: BrokerConfig, data_dir: StrPath, *, per_node: bool) -> BrokerConfig:
     """Put the broker's store under ``data_dir`` (``<data_dir>/<brokerName>-<brokerId>`` when
-    ``per_node``, as in cluster mode); storePathCommitLog is reset to ``<root>/commitlog``."""
+    ``per_node``, as in cluster mode). A store moved elsewhere keeps its commit log there too
+    (storePathCommitLog reset to ``<root>/commitlog``); the config's own root (the ``broker``
+    command without ``--data-dir``) keeps its storePathCommitLog."""
     root = pathlib.Path(data_dir)
     root = root / cfg.node_name() if per_node else root
-    return with_overrides(cfg, store_path_root_dir=str(root), store_path_commit_log="")
+    same = root.expanduser().resolve() == cfg.store_root().expanduser().resolve()
+    commit_log = cfg.store_path_commit_log if same else ""
+    return with_overrides(cfg, store_path_root_dir=str(root), store_path_commit_log=commit_log)
 
 
 def dump_properties(

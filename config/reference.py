@@ -75,8 +75,10 @@ BROKER_KEYS: dict[str, tuple[str, str]] = {
     "registerNameServerPeriod": (USED, "ms between registrations with each name server."),
     "storePathRootDir": (USED, "Store root; `~` is expanded. `--data-dir` overrides it."),
     "storePathCommitLog": (
-        IGNORED,
-        "RocketMQ's commit-log directory; actormq's is always `<storePathRootDir>/commitlog`.",
+        USED,
+        "The commit log's directory (e.g. its own disk; retention's disk ratios are measured "
+        "there); empty: `<storePathRootDir>/commitlog`. Reset to that when `--data-dir` or "
+        "cluster mode moves the store.",
     ),
     "mappedFileSizeCommitLog": (USED, "Bytes per commit-log segment."),
     "mappedFileSizeConsumeQueue": (

@@ -269,7 +269,7 @@ def _store_figures(store: BrokerStore) -> dict[str, str]:
     """The store's part of GET_BROKER_RUNTIME_INFO: commit-log offsets, disk use, the store
     time of the oldest message."""
     try:
-        usage = shutil.disk_usage(store.ctx.settings.root)
+        usage = shutil.disk_usage(store.ctx.settings.commitlog_dir)
         ratio = f"{usage.used / usage.total:.4f}" if usage.total else "0"
     except OSError:
         ratio = "0"

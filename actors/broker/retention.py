@@ -73,7 +73,7 @@ class Retention(GeventActor):
 
     def _clean(self) -> SegmentsDeleted | None:
         s = self.settings
-        ratio = self.disk_usage(s.root)
+        ratio = self.disk_usage(s.commitlog_dir)  # the commit log's disk (storePathCommitLog)
         pct = ratio * 100
         full = pct > s.disk_space_warning_level_ratio
         if full or full != self.full:

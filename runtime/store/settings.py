@@ -25,6 +25,9 @@ class FlushMode(enum.Enum):
 
 class StoreSettings(msgspec.Struct, frozen=True, kw_only=True):
     root: str
+    commitlog_path: str = ""
+    """storePathCommitLog: the commit log's directory when not ``<root>/commitlog`` (e.g. on
+    its own disk); everything else stays under ``root``."""
     broker_name: str = "broker-a"
     cluster_name: str = "DefaultCluster"
     commitlog_segment_size: int = 1024 * 1024 * 1024
@@ -76,7 +79,7 @@ class StoreSettings(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def commitlog_dir(self) -> str:
-        return os.path.join(self.root, "commitlog")
+        return self.commitlog_path or os.path.join(self.root, "commitlog")
 
     @property
     def config_dir(self) -> str:
@@ -110,6 +113,7 @@ class StoreSettings(msgspec.Struct, frozen=True, kw_only=True):
         cq_bytes = get("mapped_file_size_consume_queue", 300_000 * 20)
         values: dict[str, Any] = {
             "root": os.path.expanduser(get("store_path_root_dir", "~/store")),
+            "commitlog_path": os.path.expanduser(get("store_path_commit_log", "") or ""),
             "broker_name": get("broker_name", "broker-a"),
             "cluster_name": get("broker_cluster_name", "DefaultCluster"),
             "commitlog_segment_size": get("mapped_file_size_commit_log", 1024**3),

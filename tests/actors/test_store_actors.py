@@ -351,6 +351,24 @@ def test_clean_restart_keeps_everything(tmp_path: Path) -> None:
         again.stop()
 
 
+def test_a_commit_log_in_its_own_directory(tmp_path: Path) -> None:
+    # Given a store whose commit log is elsewhere (storePathCommitLog, e.g. another disk)
+    elsewhere = tmp_path / "disk2" / "commitlog"
+    s = open_store(tmp_path / "root", commitlog_path=str(elsewhere))
+    put(s, rec(b"a"), rec(b"b"))
+    consumable(s, 2)
+    s.stop()
+    # Then its segments are there, and nothing of the log is under the root
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["0" * 20]
+    assert not (tmp_path / "root" / "commitlog").exists()
+    # When it starts again, Then it reads its messages from there
+    again = open_store(tmp_path / "root", commitlog_path=str(elsewhere))
+    try:
+        assert bodies(get(again, 0)) == [b"a", b"b"]
+    finally:
+        again.stop()
+
+
 def test_crash_restart_redispatches(tmp_path: Path) -> None:
     s = open_store(tmp_path)
     acked = [put(s, rec(f"m{i}".encode(), queue_id=i % 3)) for i in range(30)]

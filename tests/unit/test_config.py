@@ -24,6 +24,7 @@ from config import (
     with_data_dir,
     with_overrides,
 )
+from runtime.store.settings import StoreSettings
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -586,3 +587,19 @@ def test_the_acl_file_is_acl_file_else_rocketmq_homes(
     # Given aclFile too, Then aclFile wins
     path = write(tmp_path, "c.properties", "brokerName=broker-a\naclEnable=true\naclFile=/x.yml\n")
     assert str(load_broker_config(path).acl_path()) == "/x.yml"
+
+
+def test_store_path_commit_log_is_kept_in_place_and_reset_when_the_store_moves(
+    tmp_path: pathlib.Path,
+) -> None:
+    cfg = BrokerConfig(
+        store_path_root_dir=str(tmp_path / "root"), store_path_commit_log="/disk2/cl"
+    )
+    # Given the broker command without --data-dir (the config's own root), Then it stays
+    same = with_data_dir(cfg, tmp_path / "root", per_node=False)
+    assert StoreSettings.from_broker_config(same).commitlog_dir == "/disk2/cl"
+    # Given --data-dir elsewhere (or a cluster profile), Then the commit log moves with the store
+    moved = with_data_dir(cfg, tmp_path / "other", per_node=False)
+    assert StoreSettings.from_broker_config(moved).commitlog_dir == str(
+        tmp_path / "other/commitlog"
+    )
