@@ -281,7 +281,9 @@ class CommitLogWriter(GeventActor):
                 store_port=port,
             )
             flush_wait = self._sync_flush and out.wait_store_ok
-            if not flush_wait and not repl.required:
+            # WAIT=false (RocketMQ's waitStoreMsgOK): answered once appended, waiting neither
+            # for the fsync nor for replication, as RocketMQ's handleDiskFlush / handleHA skip
+            if not out.wait_store_ok or (not flush_wait and not repl.required):
                 set_reply(msg.reply, result)
                 continue
             # A reply that waits for its fsync may be sent long after the replication answer:

@@ -21,7 +21,7 @@ from actors.broker.store_results import GetStatus, PutStatus
 from actors.broker.store_service import BrokerStore
 from actors.broker.topic_config import is_system_topic
 from actors.broker.topic_config_data import TopicConfigData
-from runtime.actor import others_ready
+from runtime.actor import new_future, others_ready
 from runtime.directory import Directory
 from runtime.errors import ActorFailure
 from runtime.store import accel
@@ -349,6 +349,37 @@ def test_clean_restart_keeps_everything(tmp_path: Path) -> None:
         assert topic is not None and topic.write_queue_nums == 2
     finally:
         again.stop()
+
+
+class NeverReplicated:
+    """A replication condition that never answers (a SYNC_MASTER whose slave is silent)."""
+
+    required = True
+    confirm_source: str | None = None
+
+    def wait(self, offset: int) -> Any:
+        return new_future()
+
+    def still_holds(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("flush_mode", [FlushMode.ASYNC_FLUSH, FlushMode.SYNC_FLUSH])
+def test_wait_false_is_answered_once_appended(tmp_path: Path, flush_mode: FlushMode) -> None:
+    # Given a store whose appends must be replicated, and no replica answering
+    settings = settings_for(tmp_path, flush_mode=flush_mode)
+    store = BrokerStore.build(settings, Directory(), replication=NeverReplicated()).start()
+    try:
+        # When a record asks not to wait (WAIT=false) and another one waits (the default)
+        quick = store.put([rec(b"quick", WAIT="false")])
+        waits = store.put([rec(b"waits")])
+        # Then the first is PUT_OK at once, as RocketMQ answers waitStoreMsgOK=false; the second
+        # still waits for its replica
+        assert quick.get(timeout=T).status is PutStatus.PUT_OK
+        with pytest.raises(pykka.Timeout):
+            waits.get(timeout=0.3)
+    finally:
+        store.stop()
 
 
 def test_a_commit_log_in_its_own_directory(tmp_path: Path) -> None:
