@@ -138,6 +138,9 @@ class Node:
             name = "namesrv" if len(self.namesrvs) == 1 else f"namesrv-{index}"
             sock = self._bind(cfg.listen_host, cfg.listen_port, f"{name} listenPort")
             self.addresses[name] = address_of(sock)
+            # the port it listens on (with --ephemeral-ports, not the configured one): what
+            # GET_NAMESRV_CONFIG reports, as the brokers' configs carry their bound ports
+            cfg = with_overrides(cfg, listen_port=sock.getsockname()[1])
             grace = cfg.controller_startup_grace_millis / 1000
             if index == 0 and self._in_process_controller():
                 cfg = with_overrides(cfg, controller_enable=True)
