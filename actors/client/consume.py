@@ -33,6 +33,8 @@ from typing import Any
 import pykka
 from loguru import logger
 
+from actors.client.consume_hooks import ConsumeHooks
+from actors.client.hooks import ConsumeHookContext
 from actors.client.hub import ClientHub
 from actors.client.message import ConsumeOrderlyStatus, ConsumeResult, MessageExt, MessageQueue
 from actors.client.outgoing import MAX_DELAY_LEVEL
@@ -150,6 +152,8 @@ class ConsumeService:
         self.batch_cap = max(1, batch_cap)
         self.consume_batch_size = max(1, consume_batch_size)
         self.pool = task_pool(hub.patched, self.threads, name)
+        self.hooks: ConsumeHooks | None = None
+        """The consumer's consume hooks (``actors.client.consume_hooks``), once it has some."""
 
     def deliver(
         self, puller: pykka.ActorRef[Any], generation: int, mq: MessageQueue, msgs: list[MessageExt]
@@ -180,11 +184,19 @@ class ConsumeService:
         retry: list[int] = []
         levels: dict[int, int] = {}
         suspend: float | None = None
-        if any(isinstance(fn, BatchListener) for fn in self.listeners.values()):
+        hooks = self.hooks
+        if hooks is not None and not hooks.hooks:
+            hooks = None
+        if hooks is not None or any(
+            isinstance(fn, BatchListener) for fn in self.listeners.values()
+        ):
             for listener, call in self._calls(msgs):
                 if ordered and retry:
                     break
-                ok, context = self._consume(listener, call, mq, ordered)
+                if hooks is None:
+                    ok, context = self._consume(listener, call, mq, ordered)
+                else:
+                    ok, context = hooks.consume(self._consume, listener, call, mq, ordered)
                 level = _level(context) if context is not None and not ordered else 0
                 if ordered and ok < len(call) and context is not None:
                     suspend = _suspend(context)
@@ -244,26 +256,36 @@ class ConsumeService:
         msgs: list[MessageExt],
         mq: MessageQueue | None,
         ordered: bool,
+        report: ConsumeHookContext | None = None,
     ) -> tuple[int, ConsumeContext | None]:
         """Call ``listener``: how many of ``msgs``, from the first, succeeded, and the context
-        a batch listener got (what it asks for the others), else None."""
+        a batch listener got (what it asks for the others), else None. ``report`` (consume
+        hooks): gets whether the listener accepted the call, or what it raised."""
         n = len(msgs)
         context = None
         try:
             if listener is None:
                 raise LookupError(f"no listener for topic {msgs[0].topic!r}")
             if not isinstance(listener, BatchListener):
-                return (1 if listener(msgs[0]) in SUCCEEDED else 0), None
+                ok = listener(msgs[0]) in SUCCEEDED
+                if report is not None:
+                    report.success = ok
+                return (1 if ok else 0), None
             context = ConsumeContext(mq)
             # a copy: whatever the listener does to its list, the report covers every message
-            if listener.fn(list(msgs), context) not in SUCCEEDED:
+            ok = listener.fn(list(msgs), context) in SUCCEEDED
+            if report is not None:
+                report.success = ok
+            if not ok:
                 return 0, context
             if ordered:
                 return n, context
             return max(0, min(int(context.ack_index) + 1, n)), context
-        except Exception:
+        except Exception as exc:
             what = msgs[0] if n == 1 else f"{n} messages from offset {msgs[0].queue_offset}"
             logger.exception("client: listener failed on {}; will redeliver", what)
+            if report is not None:
+                report.exception = exc
             return 0, context
 
     def drain(self, timeout: float) -> bool:

@@ -27,8 +27,10 @@ from loguru import logger
 from actors.client.allocate import AllocateOption, describe, resolve_allocate
 from actors.client.check_config import check_subscriptions
 from actors.client.config import ClientConfig
+from actors.client.consume_hooks import ConsumeHooks
 from actors.client.consumer_requests import OFFSETS, REBALANCER, BrokerRequests
 from actors.client.errors import ClientError, ClientStateError
+from actors.client.hooks import ConsumeHook, added, checked, removed
 from actors.client.hub import ClientHub, acquire_shared, release_shared
 from actors.client.instance import ClientInstance
 from actors.client.message import MessageQueue
@@ -53,6 +55,8 @@ class ConsumerBase(BrokerRequests):
     """Shared machinery; see the module docstring. Subclasses provide the sink."""
 
     consume_type = "CONSUME_PASSIVELY"
+    _consume_hooks: ConsumeHooks | None = None
+    """Made by the first ``register_consume_hook`` (or, push consumers, at the start)."""
 
     def __init__(
         self,
@@ -103,6 +107,33 @@ class ConsumerBase(BrokerRequests):
     @property
     def client_id(self) -> str:
         return self.config.client_id
+
+    # -- consume hooks -----------------------------------------------------------------------
+
+    def register_consume_hook(self, hook: ConsumeHook) -> None:
+        """Call ``hook.before(ctx)`` and ``hook.after(ctx)`` around every listener call from
+        now on (lite pull consumer: around what each ``poll`` returns); RocketMQ's
+        ``registerConsumeMessageHook``. See ``actors.client.hooks`` and
+        ``actors.client.consume_hooks``. Any time, any thread."""
+        checked(hook, "consume")
+        with self._lock:
+            hooks = self._hook_set()
+            hooks.hooks = added(hooks.hooks, hook)
+
+    def unregister_consume_hook(self, hook: ConsumeHook) -> None:
+        """Stop calling ``hook`` (a listener call in progress still calls its ``after``)."""
+        with self._lock:
+            hooks = self._hook_set()
+            hooks.hooks = removed(hooks.hooks, hook)
+
+    def _hook_set(self) -> ConsumeHooks:
+        """The consumer's ``ConsumeHooks``, made on first use (under ``_lock``, or during
+        ``start``, which holds it)."""
+        hooks = self._consume_hooks
+        if hooks is None:
+            orderly = bool(getattr(self, "orderly", False))
+            hooks = self._consume_hooks = ConsumeHooks(self.group, self._settings, orderly=orderly)
+        return hooks
 
     @property
     def offsets_path(self) -> pathlib.Path | None:

@@ -27,6 +27,7 @@ import msgspec
 from actors.client.async_window import MAX_ASYNC_BYTES, MAX_ASYNC_SENDS, AsyncWindow
 from actors.client.config import ClientConfig
 from actors.client.errors import ClientError, ClientStateError, MessageInvalidError
+from actors.client.hooks import CommunicationMode, MessageType, SendHook, added, checked, removed
 from actors.client.hub import ClientHub, acquire_shared, release_shared
 from actors.client.instance import ClientInstance
 from actors.client.message import Message, MessageExt, MessageQueue, SendResult
@@ -34,11 +35,13 @@ from actors.client.outgoing import COMPRESS_OVER, MAX_MESSAGE_SIZE, Outgoing, pr
 from actors.client.reply import (
     ReplyWaiters,
     new_correlation_id,
+    reply_message,
     reply_outgoing,
     request_properties,
 )
 from actors.client.selectors import ByShardingKey, QueueSelector
 from actors.client.send import ROUND_ROBIN, Selection, Sender
+from actors.client.send_hooks import HookedSend
 from runtime import workers
 from runtime.acl.signature import SessionCredentials
 from runtime.remoting import properties as P
@@ -99,10 +102,68 @@ class Producer:
         self._window_bounds = (max_async_sends, max_async_bytes)
         self.async_window: AsyncWindow | None = None
         """The bounds of ``send_async`` (created by ``start``, with the program's threading)."""
+        self._send_hooks: tuple[SendHook, ...] = ()
 
     @property
     def client_id(self) -> str:
         return self.config.client_id
+
+    # -- hooks ------------------------------------------------------------------------------
+
+    def register_send_hook(self, hook: SendHook) -> None:
+        """Call ``hook.before(ctx)`` and ``hook.after(ctx)`` around every send from now on
+        (RocketMQ's ``registerSendMessageHook``; ``actors.client.hooks``, and
+        ``actors.client.send_hooks`` for the threads they run on). Any time, any thread."""
+        checked(hook, "send")
+        with self._lock:
+            self._send_hooks = added(self._send_hooks, hook)
+
+    def unregister_send_hook(self, hook: SendHook) -> None:
+        """Stop calling ``hook`` (sends already started still call its ``after``)."""
+        with self._lock:
+            self._send_hooks = removed(self._send_hooks, hook)
+
+    def _hooked(
+        self,
+        message: Message | Sequence[Message],
+        mode: CommunicationMode,
+        mq: MessageQueue | None = None,
+        msg_type: MessageType | None = None,
+    ) -> HookedSend:
+        """A send with hooks, their ``before`` run (in the caller's thread)."""
+        hooked = HookedSend(
+            self._send_hooks,
+            self.group,
+            message,
+            mode,
+            self.config.client_ip,
+            mq=mq,
+            msg_type=msg_type,
+        )
+        hooked.before()
+        return hooked
+
+    def _send_sync_hooked(
+        self,
+        message: Message | Sequence[Message],
+        make_out: Callable[[], Outgoing],
+        selection: Selection,
+        timeout: float | None,
+        *,
+        mq: MessageQueue | None = None,
+        msg_type: MessageType | None = None,
+        what: str = "send",
+    ) -> SendResult:
+        """A sync send with hooks: ``before``, then ``make_out()`` (so what ``before`` added to
+        the message is sent), the send, ``after``; all but the send in the caller's thread."""
+        hooked = self._hooked(message, CommunicationMode.SYNC, mq, msg_type)
+        try:
+            result = self._send_outgoing(make_out(), selection, timeout, hooked, what)
+        except BaseException as exc:
+            hooked.after(exc)
+            raise
+        hooked.after()
+        return result
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -213,14 +274,23 @@ class Producer:
         (``SendFailedError`` after retries, ``RequestTimeoutError`` when the outcome is unknown)."""
         self._running_hub("send")
         selection = self._selection(msg, queue, sharding_key, selector)
+        if self._send_hooks:
+            return self._send_sync_hooked(
+                msg, lambda: self._prepare(msg, sharding_key), selection, timeout, mq=queue
+            )
         out = self._prepare(msg, sharding_key)
         return self._send_outgoing(out, selection, timeout)
 
     def _send_outgoing(
-        self, out: Outgoing, selection: Selection, timeout: float | None
+        self,
+        out: Outgoing,
+        selection: Selection,
+        timeout: float | None,
+        hooked: HookedSend | None = None,
+        what: str = "send",
     ) -> SendResult:
         """A sync send of a prepared message (with retries, within ``timeout``)."""
-        hub = self._running_hub("send")
+        hub = self._running_hub(what)
         timeout = self.send_timeout if timeout is None else timeout
         waiter = hub.new_waiter()
 
@@ -230,8 +300,14 @@ class Producer:
             else:
                 waiter.set(result)
 
-        hub.run(self._begin, out, selection, timeout, done, False)
-        return waiter.wait(timeout + 1.0, "send")
+        if hooked is None:
+            hub.run(self._begin, out, selection, timeout, done, False)
+        else:
+            hooked.handed_over()
+            hub.run(
+                self._begin_hooked, out, selection, timeout, hooked.observe(done), False, hooked
+            )
+        return waiter.wait(timeout + 1.0, what)
 
     def _begin(
         self, out: Outgoing, selection: Selection, timeout: float, done: Any, oneway: bool
@@ -241,6 +317,21 @@ class Producer:
             done(None, ClientStateError(f"send ({self.group})", self._state))
             return
         sender.begin(out, selection, timeout, done, oneway=oneway)
+
+    def _begin_hooked(
+        self,
+        out: Outgoing,
+        selection: Selection,
+        timeout: float,
+        done: Any,
+        oneway: bool,
+        hooked: HookedSend,
+    ) -> None:
+        sender = self._sender
+        if sender is None or self._state != "running":
+            done(None, ClientStateError(f"send ({self.group})", self._state))
+            return
+        sender.begin_hooked(out, selection, timeout, done, oneway, hooked)
 
     def send_async(
         self,
@@ -261,7 +352,16 @@ class Producer:
         timeout); then the future fails with ``ClientError`` (nothing sent)."""
         hub = self._running_hub("send_async")
         selection = self._selection(msg, queue, sharding_key, selector)
-        out = self._prepare(msg, sharding_key)
+        hooked: HookedSend | None = None
+        if self._send_hooks:
+            hooked = self._hooked(msg, CommunicationMode.ASYNC, queue)
+            try:
+                out = self._prepare(msg, sharding_key)
+            except BaseException as exc:
+                hooked.after(exc)
+                raise
+        else:
+            out = self._prepare(msg, sharding_key)
         timeout = self.send_timeout if timeout is None else timeout
         future: concurrent.futures.Future[SendResult] = concurrent.futures.Future()
         future.set_running_or_notify_cancel()
@@ -275,12 +375,17 @@ class Producer:
                 f"{window.bytes} bytes in flight (max_async_sends {window.max_sends}, "
                 f"max_async_bytes {window.max_bytes})"
             )
+            if hooked is not None:  # after, then the future and the callback: as any outcome
+                callbacks.submit(_refused, hooked, future, callback, error)
+                return future
             future.set_exception(error)
             if callback is not None:
                 callbacks.submit(callback, None, error)
             return future
 
         def complete(result: Any, error: BaseException | None) -> None:
+            if hooked is not None:
+                hooked.after()
             if error is not None:
                 future.set_exception(error)
             else:
@@ -307,7 +412,13 @@ class Producer:
             except RuntimeError:  # the executor shut down: complete here
                 complete(result, error)
 
-        hub.run(self._begin, out, selection, timeout, done, False)
+        if hooked is None:
+            hub.run(self._begin, out, selection, timeout, done, False)
+        else:
+            hooked.handed_over()
+            hub.run(
+                self._begin_hooked, out, selection, timeout, hooked.observe(done), False, hooked
+            )
         return future
 
     def send_oneway(
@@ -321,7 +432,16 @@ class Producer:
         """Send without any acknowledgement; returns once the request is written."""
         hub = self._running_hub("send_oneway")
         selection = self._selection(msg, queue, sharding_key, selector)
-        out = self._prepare(msg, sharding_key)
+        hooked: HookedSend | None = None
+        if self._send_hooks:
+            hooked = self._hooked(msg, CommunicationMode.ONEWAY, queue)
+            try:
+                out = self._prepare(msg, sharding_key)
+            except BaseException as exc:
+                hooked.after(exc)
+                raise
+        else:
+            out = self._prepare(msg, sharding_key)
         waiter = hub.new_waiter()
 
         def done(_result: Any, error: BaseException | None) -> None:
@@ -330,8 +450,26 @@ class Producer:
             else:
                 waiter.set(None)
 
-        hub.run(self._begin, out, selection, self.send_timeout, done, True)
-        waiter.wait(self.send_timeout + 1.0, "send_oneway")
+        if hooked is None:
+            hub.run(self._begin, out, selection, self.send_timeout, done, True)
+            waiter.wait(self.send_timeout + 1.0, "send_oneway")
+            return
+        hooked.handed_over()
+        hub.run(
+            self._begin_hooked,
+            out,
+            selection,
+            self.send_timeout,
+            hooked.observe(done),
+            True,
+            hooked,
+        )
+        try:
+            waiter.wait(self.send_timeout + 1.0, "send_oneway")
+        except BaseException as exc:
+            hooked.after(exc)
+            raise
+        hooked.after()
 
     def send_batch(
         self,
@@ -344,21 +482,20 @@ class Producer:
     ) -> SendResult:
         """Send messages of one topic as one SEND_BATCH_MESSAGE; each is stored with its own
         queue offset (the result names the first; ``msg_id`` joins the ids with commas)."""
-        hub = self._running_hub("send_batch")
+        self._running_hub("send_batch")
         first = msgs[0] if msgs else None
         selection = self._selection(first, queue, sharding_key, selector)
+        if self._send_hooks:
+            return self._send_sync_hooked(
+                list(msgs),
+                lambda: prepare_batch(msgs, max_size=self.max_message_size),
+                selection,
+                timeout,
+                mq=queue,
+                what="send_batch",
+            )
         out = prepare_batch(msgs, max_size=self.max_message_size)
-        timeout = self.send_timeout if timeout is None else timeout
-        waiter = hub.new_waiter()
-
-        def done(result: Any, error: BaseException | None) -> None:
-            if error is not None:
-                waiter.set_error(error)
-            else:
-                waiter.set(result)
-
-        hub.run(self._begin, out, selection, timeout, done, False)
-        return waiter.wait(timeout + 1.0, "send_batch")
+        return self._send_outgoing(out, selection, timeout, None, "send_batch")
 
     # -- request-reply ----------------------------------------------------------------------
 
@@ -378,14 +515,21 @@ class Producer:
         hub = self._running_hub("request")
         selection = self._selection(msg, queue, sharding_key, selector)
         correlation = new_correlation_id()
-        out = self._prepare(msg, sharding_key)
         marks = request_properties(correlation, self.client_id, max(1, int(timeout * 1000)))
-        out = msgspec.structs.replace(out, properties=out.properties + marks)
+
+        def make_out() -> Outgoing:
+            out = self._prepare(msg, sharding_key)
+            return msgspec.structs.replace(out, properties=out.properties + marks)
+
         deadline = time.monotonic() + timeout
         waiter = hub.new_waiter()
         hub.call(self._expect_reply, msg.topic, correlation, waiter, timeout=timeout + 5.0)
         try:
-            self._send_outgoing(out, selection, max(deadline - time.monotonic(), 0.001))
+            left = max(deadline - time.monotonic(), 0.001)
+            if self._send_hooks:  # the hooks see the request's send, not the wait for its reply
+                self._send_sync_hooked(msg, make_out, selection, left, mq=queue)
+            else:
+                self._send_outgoing(make_out(), selection, left)
             return waiter.wait(max(deadline - time.monotonic(), 0.0), "request's reply")
         finally:
             hub.run(self._replies.forget, correlation)
@@ -415,14 +559,21 @@ class Producer:
         request, and the send's ClientError when the requester is gone (the broker answers
         SYSTEM_ERROR "channel of <client> not found")."""
         self._running_hub("reply")
-        out = reply_outgoing(
-            request,
-            body,
-            properties,
-            max_size=self.max_message_size,
-            compress_over=self.compress_over,
-        )
-        return self._send_outgoing(out, ROUND_ROBIN, timeout)
+        msg = reply_message(request, body, properties)
+
+        def make_out() -> Outgoing:
+            return reply_outgoing(
+                request,
+                body,
+                properties,
+                max_size=self.max_message_size,
+                compress_over=self.compress_over,
+                message=msg,
+            )
+
+        if self._send_hooks:
+            return self._send_sync_hooked(msg, make_out, ROUND_ROBIN, timeout)
+        return self._send_outgoing(make_out(), ROUND_ROBIN, timeout)
 
     # -- routes -----------------------------------------------------------------------------
 
@@ -436,6 +587,20 @@ class Producer:
             return list(instance.fetch_route(topic, allow_default=True, timeout=timeout).publish)
 
         return hub.call(fetch, timeout=timeout + 5, what="queues")
+
+
+def _refused(
+    hooked: HookedSend,
+    future: concurrent.futures.Future[SendResult],
+    callback: SendCallback | None,
+    error: BaseException,
+) -> None:
+    """An async send with hooks refused for want of room (the callback thread): ``after``,
+    then the future and the callback, in the order of any other outcome."""
+    hooked.after(error)
+    future.set_exception(error)
+    if callback is not None:
+        callback(None, error)
 
 
 def _with_property(out: Outgoing, name: str, value: str) -> Outgoing:

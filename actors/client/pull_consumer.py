@@ -234,11 +234,14 @@ class PullConsumer(ConsumerBase):
         hub = self._running_hub("poll")
         batches = self.buffer.take(self.max_poll_messages, timeout)
         out: list[MessageExt] = []
+        hooks = self._consume_hooks
         for batch in batches:
             out.extend(batch.msgs)
             done = Consumed(batch.generation, [m.queue_offset for m in batch.msgs])
             with contextlib.suppress(ClientError):
                 hub.post(_tell, batch.puller, done)
+            if hooks is not None and hooks.hooks:
+                hooks.polled(batch.mq, batch.msgs)
         return out
 
     def commit(self, timeout: float = 10.0) -> int:

@@ -261,6 +261,7 @@ class PushConsumer(ConsumerBase):
             consume_batch_size=self.consume_batch_size,
             name=f"actormq-consume-{self.group}",
         )
+        service.hooks = self._hook_set()  # hooks registered later are seen too
         assert self._instance is not None
         self._instance.inbound_handlers[RequestCode.CONSUME_MESSAGE_DIRECTLY] = (
             lambda _session, request: consume_directly.serve(self, service, request)

@@ -49,6 +49,22 @@ def request_properties(correlation_id: str, client_id: str, timeout_ms: int) -> 
     )
 
 
+def reply_message(
+    request: MessageExt, body: bytes | str, properties: Mapping[str, str] | None
+) -> Message:
+    """The reply to ``request`` as a ``Message`` to ``<cluster>_REPLY_TOPIC`` (its reply
+    properties are added by ``reply_outgoing``). MessageInvalidError for a non-request."""
+    props = request.all_properties
+    cluster = props.get(P.CLUSTER)
+    if not cluster or not props.get(P.REPLY_TO_CLIENT) or not props.get(P.CORRELATION_ID):
+        raise MessageInvalidError(
+            "request",
+            "not a request message: it lacks CLUSTER, REPLY_TO_CLIENT or CORRELATION_ID "
+            "(send requests with Producer.request)",
+        )
+    return Message(f"{cluster}{REPLY_TOPIC_SUFFIX}", body, properties=dict(properties or {}))
+
+
 def reply_outgoing(
     request: MessageExt,
     body: bytes | str,
@@ -56,19 +72,14 @@ def reply_outgoing(
     *,
     max_size: int,
     compress_over: int,
+    message: Message | None = None,
 ) -> Outgoing:
-    """The reply to ``request`` (``MessageUtil.createReplyMessage``), ready to send."""
+    """The reply to ``request`` (``MessageUtil.createReplyMessage``), ready to send;
+    ``message``: the one ``reply_message`` made (else made here)."""
+    msg = reply_message(request, body, properties) if message is None else message
     props = request.all_properties
-    cluster = props.get(P.CLUSTER)
     reply_to = props.get(P.REPLY_TO_CLIENT)
     correlation = props.get(P.CORRELATION_ID)
-    if not cluster or not reply_to or not correlation:
-        raise MessageInvalidError(
-            "request",
-            "not a request message: it lacks CLUSTER, REPLY_TO_CLIENT or CORRELATION_ID "
-            "(send requests with Producer.request)",
-        )
-    msg = Message(f"{cluster}{REPLY_TOPIC_SUFFIX}", body, properties=dict(properties or {}))
     out = prepare(msg, max_size=max_size, compress_over=compress_over)
     extra = (
         f"{P.MSG_TYPE}\x01{REPLY_FLAG}\x02{P.CORRELATION_ID}\x01{correlation}\x02"

@@ -144,6 +144,22 @@ class Sender:
         op = SendOp(self, out, selection, timeout, attempts, done, oneway)
         op.attempt()
 
+    def begin_hooked(
+        self,
+        out: Outgoing,
+        selection: Selection,
+        timeout: float,
+        done: Done,
+        oneway: bool,
+        hooked: Any,
+    ) -> None:
+        """``begin`` for a producer with send hooks: ``hooked.op`` is the send before its
+        first attempt (``actors.client.send_hooks`` reads its queue when the send ends).
+        A separate method, so the path without hooks does not pay for it."""
+        attempts = 1 + (self.retries if selection.default and not oneway else 0)
+        op = hooked.op = SendOp(self, out, selection, timeout, attempts, done, oneway)
+        op.attempt()
+
     # -- lanes (see the module docstring) ------------------------------------------------------
 
     def open_lane(self, key: LaneKey, first: SendOp) -> None:

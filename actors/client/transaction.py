@@ -50,8 +50,10 @@ import msgspec
 from loguru import logger
 
 from actors.client.errors import ClientError, MessageInvalidError
+from actors.client.hooks import MessageType
 from actors.client.hub import ClientHub
 from actors.client.message import LocalTransactionState, Message, MessageExt, SendResult, SendStatus
+from actors.client.outgoing import Outgoing
 from actors.client.producer import Producer
 from actors.client.pull import decode_messages
 from actors.client.remoting import make_request
@@ -158,14 +160,22 @@ class TransactionProducer(Producer):
         hub = self._running_hub("send_message_in_transaction")
         if isinstance(msg, Message) and (msg.delay_level or msg.deliver_at_ms or msg.delay_ms):
             raise MessageInvalidError("delay", "a transactional message cannot be delayed")
-        out = self._prepare(msg, None)
-        props = f"{out.properties}{P.TRAN_MSG}\x01true\x02{P.PGROUP}\x01{self.group}\x02"
-        out = msgspec.structs.replace(
-            out,
-            properties=props,
-            sys_flag=out.sys_flag | int(MessageSysFlag.TRANSACTION_PREPARED),
-        )
-        result = self._send_outgoing(out, ROUND_ROBIN, timeout)
+
+        def half() -> Outgoing:
+            out = self._prepare(msg, None)
+            props = f"{out.properties}{P.TRAN_MSG}\x01true\x02{P.PGROUP}\x01{self.group}\x02"
+            return msgspec.structs.replace(
+                out,
+                properties=props,
+                sys_flag=out.sys_flag | int(MessageSysFlag.TRANSACTION_PREPARED),
+            )
+
+        if self._send_hooks:
+            result = self._send_sync_hooked(
+                msg, half, ROUND_ROBIN, timeout, msg_type=MessageType.TRANSACTION_HALF
+            )
+        else:
+            result = self._send_outgoing(half(), ROUND_ROBIN, timeout)
         if result.status is SendStatus.SEND_OK:
             try:
                 state = _state(self.execute(msg, arg), "execute", msg)

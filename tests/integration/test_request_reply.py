@@ -21,7 +21,9 @@ from actors.client import (
     Producer,
     PushConsumer,
     RequestTimeoutError,
+    SendContext,
     SendFailedError,
+    SendHook,
 )
 from runtime.remoting.codes import ResponseCode
 from tests.harness import RuntimeProcess
@@ -115,3 +117,40 @@ def test_a_reply_needs_a_request_and_a_live_requester(
         assert b"late" in stored
     finally:
         client.close()
+
+
+class _Sends(SendHook):
+    """Records every hooked send's context, once it ended."""
+
+    def __init__(self) -> None:
+        self.ended: list[SendContext] = []
+
+    def after(self, ctx: SendContext) -> None:
+        self.ended.append(ctx)
+
+
+def test_requests_and_replies_call_the_send_hooks(
+    cluster: dict[str, str], responder: Producer
+) -> None:
+    # Given send hooks on the requester and on the responder
+    asked, answered = _Sends(), _Sends()
+    responder.register_send_hook(answered)
+    try:
+        with Producer("rpc-hooked", namesrv=cluster["namesrv"]) as requester:
+            requester.register_send_hook(asked)
+            # When a request is answered
+            reply = requester.request(Message("Rpc", b"hooked"), timeout=20)
+    finally:
+        responder.unregister_send_hook(answered)
+    # Then the requester's hook saw the request's send, the responder's the reply's
+    assert reply.body == b"pong:hooked"
+    [request] = asked.ended
+    assert isinstance(request.message, Message) and request.message.body == b"hooked"
+    assert request.send_result is not None and request.exception is None
+    [(ctx, sent)] = [
+        (c, c.message)
+        for c in answered.ended
+        if isinstance(c.message, Message) and c.message.topic == REPLY_TOPIC
+    ]
+    assert sent.properties == {"served-by": "test"}
+    assert ctx.send_result is not None and ctx.broker_addr
