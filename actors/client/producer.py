@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -27,31 +26,28 @@ import msgspec
 from actors.client.async_window import MAX_ASYNC_BYTES, MAX_ASYNC_SENDS, AsyncWindow
 from actors.client.config import ClientConfig
 from actors.client.errors import ClientError, ClientStateError, MessageInvalidError
-from actors.client.hooks import CommunicationMode, MessageType, SendHook, added, checked, removed
+from actors.client.hooks import SendHook
 from actors.client.hub import ClientHub, acquire_shared, release_shared
 from actors.client.instance import ClientInstance
-from actors.client.message import Message, MessageExt, MessageQueue, SendResult
+from actors.client.message import Message, MessageQueue, SendResult
 from actors.client.outgoing import COMPRESS_OVER, MAX_MESSAGE_SIZE, Outgoing, prepare, prepare_batch
-from actors.client.reply import (
-    ReplyWaiters,
-    new_correlation_id,
-    reply_message,
-    reply_outgoing,
-    request_properties,
-)
+from actors.client.producer_async import ProducerAsync
+from actors.client.producer_hooks import ProducerHooks
+from actors.client.producer_reply import ProducerReply
+from actors.client.reply import ReplyWaiters
 from actors.client.selectors import ByShardingKey, QueueSelector
 from actors.client.send import ROUND_ROBIN, Selection, Sender
 from actors.client.send_hooks import HookedSend
-from runtime import workers
 from runtime.acl.signature import SessionCredentials
 from runtime.remoting import properties as P
 from runtime.remoting.codes import RequestCode
 
-SendCallback = Callable[["SendResult | None", "BaseException | None"], None]
 
-
-class Producer:
-    """A producer of one group. See the module docstring for the threading rules.
+class Producer(ProducerHooks, ProducerAsync, ProducerReply):
+    """A producer of one group. See the module docstring for the threading rules. Here: the
+    life cycle, ``send``, ``send_batch`` and the sync path they share; ``send_async`` and
+    ``send_oneway``: ``ProducerAsync`` (producer_async); send hooks: ``ProducerHooks``
+    (producer_hooks); ``request`` and ``reply``: ``ProducerReply`` (producer_reply).
 
     Options: ``send_timeout`` (3 s, the whole sync send including retries), ``retries`` (2),
     ``compress_over`` (bytes, 4096; -1 disables), ``max_message_size`` (4 MiB),
@@ -107,63 +103,6 @@ class Producer:
     @property
     def client_id(self) -> str:
         return self.config.client_id
-
-    # -- hooks ------------------------------------------------------------------------------
-
-    def register_send_hook(self, hook: SendHook) -> None:
-        """Call ``hook.before(ctx)`` and ``hook.after(ctx)`` around every send from now on
-        (RocketMQ's ``registerSendMessageHook``; ``actors.client.hooks``, and
-        ``actors.client.send_hooks`` for the threads they run on). Any time, any thread."""
-        checked(hook, "send")
-        with self._lock:
-            self._send_hooks = added(self._send_hooks, hook)
-
-    def unregister_send_hook(self, hook: SendHook) -> None:
-        """Stop calling ``hook`` (sends already started still call its ``after``)."""
-        with self._lock:
-            self._send_hooks = removed(self._send_hooks, hook)
-
-    def _hooked(
-        self,
-        message: Message | Sequence[Message],
-        mode: CommunicationMode,
-        mq: MessageQueue | None = None,
-        msg_type: MessageType | None = None,
-    ) -> HookedSend:
-        """A send with hooks, their ``before`` run (in the caller's thread)."""
-        hooked = HookedSend(
-            self._send_hooks,
-            self.group,
-            message,
-            mode,
-            self.config.client_ip,
-            mq=mq,
-            msg_type=msg_type,
-        )
-        hooked.before()
-        return hooked
-
-    def _send_sync_hooked(
-        self,
-        message: Message | Sequence[Message],
-        make_out: Callable[[], Outgoing],
-        selection: Selection,
-        timeout: float | None,
-        *,
-        mq: MessageQueue | None = None,
-        msg_type: MessageType | None = None,
-        what: str = "send",
-    ) -> SendResult:
-        """A sync send with hooks: ``before``, then ``make_out()`` (so what ``before`` added to
-        the message is sent), the send, ``after``; all but the send in the caller's thread."""
-        hooked = self._hooked(message, CommunicationMode.SYNC, mq, msg_type)
-        try:
-            result = self._send_outgoing(make_out(), selection, timeout, hooked, what)
-        except BaseException as exc:
-            hooked.after(exc)
-            raise
-        hooked.after()
-        return result
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -333,144 +272,6 @@ class Producer:
             return
         sender.begin_hooked(out, selection, timeout, done, oneway, hooked)
 
-    def send_async(
-        self,
-        msg: Message,
-        callback: SendCallback | None = None,
-        *,
-        queue: MessageQueue | None = None,
-        sharding_key: str | None = None,
-        selector: QueueSelector | None = None,
-        timeout: float | None = None,
-    ) -> concurrent.futures.Future[SendResult]:
-        """Send without waiting. The returned future gets the SendResult or the error; the
-        optional ``callback(result, error)`` runs on the producer's callback thread (a greenlet
-        of its own in a monkey-patched program), never on the hub.
-
-        Back-pressure: while ``max_async_sends`` sends (1,024) or ``max_async_bytes`` of bodies
-        (32 MiB) wait for their answers, this waits for room, up to ``timeout`` (the send
-        timeout); then the future fails with ``ClientError`` (nothing sent)."""
-        hub = self._running_hub("send_async")
-        selection = self._selection(msg, queue, sharding_key, selector)
-        hooked: HookedSend | None = None
-        if self._send_hooks:
-            hooked = self._hooked(msg, CommunicationMode.ASYNC, queue)
-            try:
-                out = self._prepare(msg, sharding_key)
-            except BaseException as exc:
-                hooked.after(exc)
-                raise
-        else:
-            out = self._prepare(msg, sharding_key)
-        timeout = self.send_timeout if timeout is None else timeout
-        future: concurrent.futures.Future[SendResult] = concurrent.futures.Future()
-        future.set_running_or_notify_cancel()
-        callbacks = self._callbacks
-        window = self.async_window
-        assert callbacks is not None and window is not None
-        size = len(out.body)
-        if not window.enter(size, timeout):
-            error = ClientError(
-                f"send_async ({self.group}): no room for {timeout:g}s: {window.sends} sends, "
-                f"{window.bytes} bytes in flight (max_async_sends {window.max_sends}, "
-                f"max_async_bytes {window.max_bytes})"
-            )
-            if hooked is not None:  # after, then the future and the callback: as any outcome
-                callbacks.submit(_refused, hooked, future, callback, error)
-                return future
-            future.set_exception(error)
-            if callback is not None:
-                callbacks.submit(callback, None, error)
-            return future
-
-        def complete(result: Any, error: BaseException | None) -> None:
-            if hooked is not None:
-                hooked.after()
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(result)
-            if callback is not None:
-                callback(result, error)
-
-        def leave_and_complete(result: Any, error: BaseException | None) -> None:
-            window.leave(size)
-            complete(result, error)
-
-        def done(result: Any, error: BaseException | None) -> None:
-            # Runs as a hub callback, which must not block: in a patched program the pool's
-            # locks (and the window's) are gevent locks, so hand over through a greenlet there.
-            if hub.patched:
-                workers.submit(leave_and_complete, result, error)
-                return
-            # The hub's own thread: the window's lock is only ever held for a moment. Left
-            # here, not on the callback thread, which a callback sending again may be holding
-            # in ``enter`` while the window is full.
-            window.leave(size)
-            try:
-                callbacks.submit(complete, result, error)
-            except RuntimeError:  # the executor shut down: complete here
-                complete(result, error)
-
-        if hooked is None:
-            hub.run(self._begin, out, selection, timeout, done, False)
-        else:
-            hooked.handed_over()
-            hub.run(
-                self._begin_hooked, out, selection, timeout, hooked.observe(done), False, hooked
-            )
-        return future
-
-    def send_oneway(
-        self,
-        msg: Message,
-        *,
-        queue: MessageQueue | None = None,
-        sharding_key: str | None = None,
-        selector: QueueSelector | None = None,
-    ) -> None:
-        """Send without any acknowledgement; returns once the request is written."""
-        hub = self._running_hub("send_oneway")
-        selection = self._selection(msg, queue, sharding_key, selector)
-        hooked: HookedSend | None = None
-        if self._send_hooks:
-            hooked = self._hooked(msg, CommunicationMode.ONEWAY, queue)
-            try:
-                out = self._prepare(msg, sharding_key)
-            except BaseException as exc:
-                hooked.after(exc)
-                raise
-        else:
-            out = self._prepare(msg, sharding_key)
-        waiter = hub.new_waiter()
-
-        def done(_result: Any, error: BaseException | None) -> None:
-            if error is not None:
-                waiter.set_error(error)
-            else:
-                waiter.set(None)
-
-        if hooked is None:
-            hub.run(self._begin, out, selection, self.send_timeout, done, True)
-            waiter.wait(self.send_timeout + 1.0, "send_oneway")
-            return
-        hooked.handed_over()
-        hub.run(
-            self._begin_hooked,
-            out,
-            selection,
-            self.send_timeout,
-            hooked.observe(done),
-            True,
-            hooked,
-        )
-        try:
-            waiter.wait(self.send_timeout + 1.0, "send_oneway")
-        except BaseException as exc:
-            hooked.after(exc)
-            raise
-        hooked.after()
-
     def send_batch(
         self,
         msgs: Sequence[Message],
@@ -497,84 +298,6 @@ class Producer:
         out = prepare_batch(msgs, max_size=self.max_message_size)
         return self._send_outgoing(out, selection, timeout, None, "send_batch")
 
-    # -- request-reply ----------------------------------------------------------------------
-
-    def request(
-        self,
-        msg: Message,
-        timeout: float = 3.0,
-        *,
-        queue: MessageQueue | None = None,
-        sharding_key: str | None = None,
-        selector: QueueSelector | None = None,
-    ) -> MessageExt:
-        """Send ``msg`` as a request and wait for the reply a consumer sends with ``reply``
-        (RocketMQ's ``DefaultMQProducer.request``). Raises the send's ClientError, or
-        RequestTimeoutError when no reply came within ``timeout`` seconds (the request itself
-        may still have been stored and consumed)."""
-        hub = self._running_hub("request")
-        selection = self._selection(msg, queue, sharding_key, selector)
-        correlation = new_correlation_id()
-        marks = request_properties(correlation, self.client_id, max(1, int(timeout * 1000)))
-
-        def make_out() -> Outgoing:
-            out = self._prepare(msg, sharding_key)
-            return msgspec.structs.replace(out, properties=out.properties + marks)
-
-        deadline = time.monotonic() + timeout
-        waiter = hub.new_waiter()
-        hub.call(self._expect_reply, msg.topic, correlation, waiter, timeout=timeout + 5.0)
-        try:
-            left = max(deadline - time.monotonic(), 0.001)
-            if self._send_hooks:  # the hooks see the request's send, not the wait for its reply
-                self._send_sync_hooked(msg, make_out, selection, left, mq=queue)
-            else:
-                self._send_outgoing(make_out(), selection, left)
-            return waiter.wait(max(deadline - time.monotonic(), 0.0), "request's reply")
-        finally:
-            hub.run(self._replies.forget, correlation)
-
-    def _expect_reply(self, topic: str, correlation: str, waiter: Any) -> None:
-        instance = self._instance
-        if instance is None or self._state != "running":
-            raise ClientStateError(f"request ({self.group})", self._state)
-        if topic not in instance.routes:
-            # The broker that takes the reply pushes it over this client's connection, found
-            # by its heartbeat: beat to the route's brokers first (as RocketMQ's client does).
-            instance.fetch_route(topic, allow_default=True)
-            instance.heartbeat()
-        self._replies.expect(correlation, waiter)
-
-    def reply(
-        self,
-        request: MessageExt,
-        body: bytes | str,
-        *,
-        properties: dict[str, str] | None = None,
-        timeout: float | None = None,
-    ) -> SendResult:
-        """Answer ``request`` (a message a consumer received, sent with ``request``): the
-        broker pushes the reply to the waiting requester and stores it in
-        ``<cluster>_REPLY_TOPIC``. Raises MessageInvalidError for a message that is not a
-        request, and the send's ClientError when the requester is gone (the broker answers
-        SYSTEM_ERROR "channel of <client> not found")."""
-        self._running_hub("reply")
-        msg = reply_message(request, body, properties)
-
-        def make_out() -> Outgoing:
-            return reply_outgoing(
-                request,
-                body,
-                properties,
-                max_size=self.max_message_size,
-                compress_over=self.compress_over,
-                message=msg,
-            )
-
-        if self._send_hooks:
-            return self._send_sync_hooked(msg, make_out, ROUND_ROBIN, timeout)
-        return self._send_outgoing(make_out(), ROUND_ROBIN, timeout)
-
     # -- routes -----------------------------------------------------------------------------
 
     def queues(self, topic: str, timeout: float = 5.0) -> list[MessageQueue]:
@@ -587,20 +310,6 @@ class Producer:
             return list(instance.fetch_route(topic, allow_default=True, timeout=timeout).publish)
 
         return hub.call(fetch, timeout=timeout + 5, what="queues")
-
-
-def _refused(
-    hooked: HookedSend,
-    future: concurrent.futures.Future[SendResult],
-    callback: SendCallback | None,
-    error: BaseException,
-) -> None:
-    """An async send with hooks refused for want of room (the callback thread): ``after``,
-    then the future and the callback, in the order of any other outcome."""
-    hooked.after(error)
-    future.set_exception(error)
-    if callback is not None:
-        callback(None, error)
 
 
 def _with_property(out: Outgoing, name: str, value: str) -> Outgoing:

@@ -1,0 +1,178 @@
+"""The sends of ``Producer`` that do not wait for the broker's answer (a mixin; ``Producer``
+supplies the selection, the encoding and the hub): ``send_async``, whose future and
+``callback`` complete on the producer's callback thread, bounded by its ``AsyncWindow``
+(``actors.client.async_window``), and ``send_oneway``, which returns once the request is
+written.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Callable
+from typing import Any
+
+from actors.client.errors import ClientError
+from actors.client.hooks import CommunicationMode
+from actors.client.message import Message, MessageQueue, SendResult
+from actors.client.producer_port import ProducerPort
+from actors.client.selectors import QueueSelector
+from actors.client.send_hooks import HookedSend
+from runtime import workers
+
+SendCallback = Callable[["SendResult | None", "BaseException | None"], None]
+
+
+class ProducerAsync(ProducerPort):
+    """Mixin of ``Producer`` (what it needs of ``Producer``: ``ProducerPort``)."""
+
+    def send_async(
+        self,
+        msg: Message,
+        callback: SendCallback | None = None,
+        *,
+        queue: MessageQueue | None = None,
+        sharding_key: str | None = None,
+        selector: QueueSelector | None = None,
+        timeout: float | None = None,
+    ) -> concurrent.futures.Future[SendResult]:
+        """Send without waiting. The returned future gets the SendResult or the error; the
+        optional ``callback(result, error)`` runs on the producer's callback thread (a greenlet
+        of its own in a monkey-patched program), never on the hub.
+
+        Back-pressure: while ``max_async_sends`` sends (1,024) or ``max_async_bytes`` of bodies
+        (32 MiB) wait for their answers, this waits for room, up to ``timeout`` (the send
+        timeout); then the future fails with ``ClientError`` (nothing sent)."""
+        hub = self._running_hub("send_async")
+        selection = self._selection(msg, queue, sharding_key, selector)
+        hooked: HookedSend | None = None
+        if self._send_hooks:
+            hooked = self._hooked(msg, CommunicationMode.ASYNC, queue)
+            try:
+                out = self._prepare(msg, sharding_key)
+            except BaseException as exc:
+                hooked.after(exc)
+                raise
+        else:
+            out = self._prepare(msg, sharding_key)
+        timeout = self.send_timeout if timeout is None else timeout
+        future: concurrent.futures.Future[SendResult] = concurrent.futures.Future()
+        future.set_running_or_notify_cancel()
+        callbacks = self._callbacks
+        window = self.async_window
+        assert callbacks is not None and window is not None
+        size = len(out.body)
+        if not window.enter(size, timeout):
+            error = ClientError(
+                f"send_async ({self.group}): no room for {timeout:g}s: {window.sends} sends, "
+                f"{window.bytes} bytes in flight (max_async_sends {window.max_sends}, "
+                f"max_async_bytes {window.max_bytes})"
+            )
+            if hooked is not None:  # after, then the future and the callback: as any outcome
+                callbacks.submit(_refused, hooked, future, callback, error)
+                return future
+            future.set_exception(error)
+            if callback is not None:
+                callbacks.submit(callback, None, error)
+            return future
+
+        def complete(result: Any, error: BaseException | None) -> None:
+            if hooked is not None:
+                hooked.after()
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
+            if callback is not None:
+                callback(result, error)
+
+        def leave_and_complete(result: Any, error: BaseException | None) -> None:
+            window.leave(size)
+            complete(result, error)
+
+        def done(result: Any, error: BaseException | None) -> None:
+            # Runs as a hub callback, which must not block: in a patched program the pool's
+            # locks (and the window's) are gevent locks, so hand over through a greenlet there.
+            if hub.patched:
+                workers.submit(leave_and_complete, result, error)
+                return
+            # The hub's own thread: the window's lock is only ever held for a moment. Left
+            # here, not on the callback thread, which a callback sending again may be holding
+            # in ``enter`` while the window is full.
+            window.leave(size)
+            try:
+                callbacks.submit(complete, result, error)
+            except RuntimeError:  # the executor shut down: complete here
+                complete(result, error)
+
+        if hooked is None:
+            hub.run(self._begin, out, selection, timeout, done, False)
+        else:
+            hooked.handed_over()
+            hub.run(
+                self._begin_hooked, out, selection, timeout, hooked.observe(done), False, hooked
+            )
+        return future
+
+    def send_oneway(
+        self,
+        msg: Message,
+        *,
+        queue: MessageQueue | None = None,
+        sharding_key: str | None = None,
+        selector: QueueSelector | None = None,
+    ) -> None:
+        """Send without any acknowledgement; returns once the request is written."""
+        hub = self._running_hub("send_oneway")
+        selection = self._selection(msg, queue, sharding_key, selector)
+        hooked: HookedSend | None = None
+        if self._send_hooks:
+            hooked = self._hooked(msg, CommunicationMode.ONEWAY, queue)
+            try:
+                out = self._prepare(msg, sharding_key)
+            except BaseException as exc:
+                hooked.after(exc)
+                raise
+        else:
+            out = self._prepare(msg, sharding_key)
+        waiter = hub.new_waiter()
+
+        def done(_result: Any, error: BaseException | None) -> None:
+            if error is not None:
+                waiter.set_error(error)
+            else:
+                waiter.set(None)
+
+        if hooked is None:
+            hub.run(self._begin, out, selection, self.send_timeout, done, True)
+            waiter.wait(self.send_timeout + 1.0, "send_oneway")
+            return
+        hooked.handed_over()
+        hub.run(
+            self._begin_hooked,
+            out,
+            selection,
+            self.send_timeout,
+            hooked.observe(done),
+            True,
+            hooked,
+        )
+        try:
+            waiter.wait(self.send_timeout + 1.0, "send_oneway")
+        except BaseException as exc:
+            hooked.after(exc)
+            raise
+        hooked.after()
+
+
+def _refused(
+    hooked: HookedSend,
+    future: concurrent.futures.Future[SendResult],
+    callback: SendCallback | None,
+    error: BaseException,
+) -> None:
+    """An async send with hooks refused for want of room (the callback thread): ``after``,
+    then the future and the callback, in the order of any other outcome."""
+    hooked.after(error)
+    future.set_exception(error)
+    if callback is not None:
+        callback(None, error)

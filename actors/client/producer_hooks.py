@@ -1,0 +1,75 @@
+"""The send-hook half of ``Producer`` (a mixin; ``Producer`` supplies the sends): registering
+send hooks (RocketMQ's ``registerSendMessageHook``, ``actors.client.hooks``) and the plumbing
+a send with hooks takes in the caller's thread (``actors.client.send_hooks`` for which thread
+runs what). A producer without hooks never comes here: each send checks ``_send_hooks`` once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from actors.client.hooks import CommunicationMode, MessageType, SendHook, added, checked, removed
+from actors.client.message import Message, MessageQueue, SendResult
+from actors.client.outgoing import Outgoing
+from actors.client.producer_port import ProducerPort
+from actors.client.send import Selection
+from actors.client.send_hooks import HookedSend
+
+
+class ProducerHooks(ProducerPort):
+    """Mixin of ``Producer`` (what it needs of ``Producer``: ``ProducerPort``)."""
+
+    def register_send_hook(self, hook: SendHook) -> None:
+        """Call ``hook.before(ctx)`` and ``hook.after(ctx)`` around every send from now on
+        (RocketMQ's ``registerSendMessageHook``; ``actors.client.hooks``, and
+        ``actors.client.send_hooks`` for the threads they run on). Any time, any thread."""
+        checked(hook, "send")
+        with self._lock:
+            self._send_hooks = added(self._send_hooks, hook)
+
+    def unregister_send_hook(self, hook: SendHook) -> None:
+        """Stop calling ``hook`` (sends already started still call its ``after``)."""
+        with self._lock:
+            self._send_hooks = removed(self._send_hooks, hook)
+
+    def _hooked(
+        self,
+        message: Message | Sequence[Message],
+        mode: CommunicationMode,
+        mq: MessageQueue | None = None,
+        msg_type: MessageType | None = None,
+    ) -> HookedSend:
+        """A send with hooks, their ``before`` run (in the caller's thread)."""
+        hooked = HookedSend(
+            self._send_hooks,
+            self.group,
+            message,
+            mode,
+            self.config.client_ip,
+            mq=mq,
+            msg_type=msg_type,
+        )
+        hooked.before()
+        return hooked
+
+    def _send_sync_hooked(
+        self,
+        message: Message | Sequence[Message],
+        make_out: Callable[[], Outgoing],
+        selection: Selection,
+        timeout: float | None,
+        *,
+        mq: MessageQueue | None = None,
+        msg_type: MessageType | None = None,
+        what: str = "send",
+    ) -> SendResult:
+        """A sync send with hooks: ``before``, then ``make_out()`` (so what ``before`` added to
+        the message is sent), the send, ``after``; all but the send in the caller's thread."""
+        hooked = self._hooked(message, CommunicationMode.SYNC, mq, msg_type)
+        try:
+            result = self._send_outgoing(make_out(), selection, timeout, hooked, what)
+        except BaseException as exc:
+            hooked.after(exc)
+            raise
+        hooked.after()
+        return result

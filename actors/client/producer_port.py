@@ -1,0 +1,117 @@
+"""What the ``Producer`` mixins (``producer_hooks``, ``producer_async``, ``producer_reply``)
+need of ``Producer`` itself: declared once here, implemented in ``actors.client.producer``
+(``_hooked`` and ``_send_sync_hooked`` in ``actors.client.producer_hooks``)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from actors.client.async_window import AsyncWindow
+from actors.client.config import ClientConfig
+from actors.client.hooks import CommunicationMode, MessageType, SendHook
+from actors.client.hub import ClientHub
+from actors.client.instance import ClientInstance
+from actors.client.message import Message, MessageQueue, SendResult
+from actors.client.outgoing import Outgoing
+from actors.client.reply import ReplyWaiters
+from actors.client.selectors import QueueSelector
+from actors.client.send import Selection, Sender
+from actors.client.send_hooks import HookedSend
+
+
+class ProducerPort:
+    """The base of every ``Producer`` mixin; ``Producer`` (or a mixin before this in its MRO)
+    overrides each of these."""
+
+    group: str
+    config: ClientConfig
+    send_timeout: float
+    compress_over: int
+    max_message_size: int
+    async_window: AsyncWindow | None
+    _hub: ClientHub | None
+    _instance: ClientInstance | None
+    _sender: Sender | None
+    _callbacks: concurrent.futures.Executor | None
+    _replies: ReplyWaiters
+    _state: str
+    _lock: threading.Lock
+    _send_hooks: tuple[SendHook, ...]
+
+    @property
+    def client_id(self) -> str:
+        raise NotImplementedError
+
+    def _running_hub(self, what: str) -> ClientHub:
+        """The hub, or ``ClientStateError`` when the producer is not running."""
+        raise NotImplementedError
+
+    def _selection(
+        self,
+        msg: Message | None,
+        queue: MessageQueue | None,
+        sharding_key: str | None,
+        selector: QueueSelector | None,
+    ) -> Selection:
+        """How to pick the queue: at most one of ``queue``, ``sharding_key``, ``selector``."""
+        raise NotImplementedError
+
+    def _prepare(self, msg: Message, sharding_key: str | None) -> Outgoing:
+        """``msg`` validated and encoded (in the caller's thread)."""
+        raise NotImplementedError
+
+    def _send_outgoing(
+        self,
+        out: Outgoing,
+        selection: Selection,
+        timeout: float | None,
+        hooked: HookedSend | None = None,
+        what: str = "send",
+    ) -> SendResult:
+        """A sync send of a prepared message (with retries, within ``timeout``)."""
+        raise NotImplementedError
+
+    def _begin(
+        self, out: Outgoing, selection: Selection, timeout: float, done: Any, oneway: bool
+    ) -> None:
+        """On the hub: start a send without hooks."""
+        raise NotImplementedError
+
+    def _begin_hooked(
+        self,
+        out: Outgoing,
+        selection: Selection,
+        timeout: float,
+        done: Any,
+        oneway: bool,
+        hooked: HookedSend,
+    ) -> None:
+        """On the hub: start a send with hooks."""
+        raise NotImplementedError
+
+    def _hooked(
+        self,
+        message: Message | Sequence[Message],
+        mode: CommunicationMode,
+        mq: MessageQueue | None = None,
+        msg_type: MessageType | None = None,
+    ) -> HookedSend:
+        """A send with hooks, their ``before`` run (in the caller's thread)."""
+        raise NotImplementedError
+
+    def _send_sync_hooked(
+        self,
+        message: Message | Sequence[Message],
+        make_out: Callable[[], Outgoing],
+        selection: Selection,
+        timeout: float | None,
+        *,
+        mq: MessageQueue | None = None,
+        msg_type: MessageType | None = None,
+        what: str = "send",
+    ) -> SendResult:
+        """A sync send with hooks: ``before``, ``make_out()``, the send, ``after``."""
+        raise NotImplementedError

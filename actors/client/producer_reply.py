@@ -1,0 +1,105 @@
+"""The request-reply half of ``Producer`` (a mixin; ``Producer`` supplies the sends):
+``request`` sends a message and waits for the reply a consumer sends with ``reply``
+(RocketMQ 4.6+'s ``DefaultMQProducer.request``; the parts both sides share, and the wire
+details, are in ``actors.client.reply``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import msgspec
+
+from actors.client.errors import ClientStateError
+from actors.client.message import Message, MessageExt, MessageQueue, SendResult
+from actors.client.outgoing import Outgoing
+from actors.client.producer_port import ProducerPort
+from actors.client.reply import (
+    new_correlation_id,
+    reply_message,
+    reply_outgoing,
+    request_properties,
+)
+from actors.client.selectors import QueueSelector
+from actors.client.send import ROUND_ROBIN
+
+
+class ProducerReply(ProducerPort):
+    """Mixin of ``Producer`` (what it needs of ``Producer``: ``ProducerPort``)."""
+
+    def request(
+        self,
+        msg: Message,
+        timeout: float = 3.0,
+        *,
+        queue: MessageQueue | None = None,
+        sharding_key: str | None = None,
+        selector: QueueSelector | None = None,
+    ) -> MessageExt:
+        """Send ``msg`` as a request and wait for the reply a consumer sends with ``reply``
+        (RocketMQ's ``DefaultMQProducer.request``). Raises the send's ClientError, or
+        RequestTimeoutError when no reply came within ``timeout`` seconds (the request itself
+        may still have been stored and consumed)."""
+        hub = self._running_hub("request")
+        selection = self._selection(msg, queue, sharding_key, selector)
+        correlation = new_correlation_id()
+        marks = request_properties(correlation, self.client_id, max(1, int(timeout * 1000)))
+
+        def make_out() -> Outgoing:
+            out = self._prepare(msg, sharding_key)
+            return msgspec.structs.replace(out, properties=out.properties + marks)
+
+        deadline = time.monotonic() + timeout
+        waiter = hub.new_waiter()
+        hub.call(self._expect_reply, msg.topic, correlation, waiter, timeout=timeout + 5.0)
+        try:
+            left = max(deadline - time.monotonic(), 0.001)
+            if self._send_hooks:  # the hooks see the request's send, not the wait for its reply
+                self._send_sync_hooked(msg, make_out, selection, left, mq=queue)
+            else:
+                self._send_outgoing(make_out(), selection, left)
+            return waiter.wait(max(deadline - time.monotonic(), 0.0), "request's reply")
+        finally:
+            hub.run(self._replies.forget, correlation)
+
+    def _expect_reply(self, topic: str, correlation: str, waiter: Any) -> None:
+        instance = self._instance
+        if instance is None or self._state != "running":
+            raise ClientStateError(f"request ({self.group})", self._state)
+        if topic not in instance.routes:
+            # The broker that takes the reply pushes it over this client's connection, found
+            # by its heartbeat: beat to the route's brokers first (as RocketMQ's client does).
+            instance.fetch_route(topic, allow_default=True)
+            instance.heartbeat()
+        self._replies.expect(correlation, waiter)
+
+    def reply(
+        self,
+        request: MessageExt,
+        body: bytes | str,
+        *,
+        properties: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> SendResult:
+        """Answer ``request`` (a message a consumer received, sent with ``request``): the
+        broker pushes the reply to the waiting requester and stores it in
+        ``<cluster>_REPLY_TOPIC``. Raises MessageInvalidError for a message that is not a
+        request, and the send's ClientError when the requester is gone (the broker answers
+        SYSTEM_ERROR "channel of <client> not found")."""
+        self._running_hub("reply")
+        msg = reply_message(request, body, properties)
+
+        def make_out() -> Outgoing:
+            return reply_outgoing(
+                request,
+                body,
+                properties,
+                max_size=self.max_message_size,
+                compress_over=self.compress_over,
+                message=msg,
+            )
+
+        if self._send_hooks:
+            return self._send_sync_hooked(msg, make_out, ROUND_ROBIN, timeout)
+        return self._send_outgoing(make_out(), ROUND_ROBIN, timeout)
