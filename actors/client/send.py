@@ -5,25 +5,16 @@ are already known: ``SendOp.begin`` runs as a hub callback, picks a queue, write
 through the session actor and links the response future; the response (or a libev timer)
 completes it.
 
-Lanes keep the order of the sends that must wait: a send that finds no route for its topic, or
-no session to the broker it picked, opens a lane (``Sender.waiting``, keyed by the topic or the
-broker address) and one greenlet waits for the route or the connection on behalf of the whole
-lane. Until that lane is drained, every later send of this producer to that topic (or broker)
-joins it instead of taking the fast path; the greenlet then sends them all in the order they
-came. So one thread's sends are written in invoke order even while the producer starts, and a
-later send never overtakes an earlier one that waits. The fast path pays two empty-dict checks
-for this (``Sender.waiting``, before and after picking the queue). A wait that fails before the
-first send's time is up fails every send of the lane, each then retried (or not) on its own,
-without an order; one that times out fails the sends out of time, and waits on for the others.
+A send that must wait for a route or a connection joins a lane (``actors.client.send_lanes``),
+which keeps one producer's sends in invoke order.
 
 Retries (sync and async sends with the default selector; never oneway or selector sends, as
-RocketMQ): up to ``retries`` more
-attempts within the one overall timeout, each on a queue of a broker other than the one that
-failed when there is one, after a connection error, a timeout with time left, or one of the
-response codes RocketMQ retries (TOPIC_NOT_EXIST, SERVICE_NOT_AVAILABLE, SYSTEM_ERROR,
-SYSTEM_BUSY, NO_PERMISSION, ...); after a missing route or a failed connect it first waits
-0.2 s times the attempt number (a cluster still starting, a broker restarting). Every failure
-also refreshes the topic's route.
+RocketMQ): up to ``retries`` more attempts within the one overall timeout, each on a queue of a
+broker other than the one that failed when there is one, after a connection error, a timeout
+with time left, or one of the response codes RocketMQ retries (TOPIC_NOT_EXIST,
+SERVICE_NOT_AVAILABLE, SYSTEM_ERROR, SYSTEM_BUSY, NO_PERMISSION, ...); after a missing route or
+a failed connect it first waits 0.2 s times the attempt number (a cluster still starting, a
+broker restarting). Every failure also refreshes the topic's route.
 """
 
 from __future__ import annotations
@@ -51,6 +42,7 @@ from actors.client.message import Message, MessageQueue, SendResult, SendStatus
 from actors.client.outgoing import Outgoing
 from actors.client.routes import TopicRoute
 from actors.client.selectors import QueueSelector, RoundRobin, check_selected
+from actors.client.send_lanes import ROUTE, SESSION, TIMER_SLACK, LaneKey, open_lane
 from runtime.actor import GeventFuture
 from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand, next_opaque
@@ -100,13 +92,6 @@ class Selection:
 
 
 ROUND_ROBIN = Selection()
-
-ROUTE = "route"
-SESSION = "session"
-LaneKey = tuple[str, str]
-"""(ROUTE, topic) or (SESSION, broker address)."""
-TIMER_SLACK = 0.05
-"""Seconds a wait's timeout may fire before its deadline (the loop's clock is cached)."""
 
 
 class Sender:
@@ -159,45 +144,6 @@ class Sender:
         attempts = 1 + (self.retries if selection.default and not oneway else 0)
         op = hooked.op = SendOp(self, out, selection, timeout, attempts, done, oneway)
         op.attempt()
-
-    # -- lanes (see the module docstring) ------------------------------------------------------
-
-    def open_lane(self, key: LaneKey, first: SendOp) -> None:
-        lane = deque((first,))
-        self.waiting[key] = lane
-        gevent.spawn(self._lane, key, lane)
-
-    def _lane(self, key: LaneKey, lane: deque[SendOp]) -> None:
-        """Wait for the lane's route or connection, then send its sends in order. The key
-        stays in ``waiting`` until the lane is empty, so later sends queue behind."""
-        kind, name = key
-        while lane:
-            head = lane[0]
-            try:
-                if kind == ROUTE:
-                    got: Any = self.instance.route(
-                        name, allow_default=True, timeout=head.remaining()
-                    )
-                else:
-                    got = self.instance.remoting.session(name, head.remaining())
-            except Exception as exc:
-                if head.remaining() > TIMER_SLACK:  # not the head's time out: all fail
-                    del self.waiting[key]  # first: a retry opens a lane of its own
-                    for op in lane:
-                        op.fail(exc)
-                    return
-                # the head's time ran out: those out of time fail, the others wait on
-                for op in [op for op in lane if op.remaining() <= TIMER_SLACK]:
-                    lane.remove(op)
-                    op.fail(exc)
-                continue
-            while lane:
-                op = lane.popleft()
-                if kind == ROUTE:
-                    op.proceed(got)
-                else:
-                    op.write(got, name)
-        del self.waiting[key]
 
 
 class SendOp:
@@ -261,7 +207,7 @@ class SendOp:
                     return
             route = sender.instance.routes.get(topic)
             if route is None:
-                sender.open_lane((ROUTE, topic), self)
+                open_lane(sender, (ROUTE, topic), self)
                 return
             self._send_on(route)
         except Exception as exc:
@@ -310,7 +256,7 @@ class SendOp:
                 return
         session = sender.instance.remoting.cached(address)
         if session is None:
-            sender.open_lane((SESSION, address), self)
+            open_lane(sender, (SESSION, address), self)
             return
         self._write(session, address, mq)
 
