@@ -242,10 +242,7 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply):
         if hooked is None:
             hub.run(self._begin, out, selection, timeout, done, False)
         else:
-            hooked.handed_over()
-            hub.run(
-                self._begin_hooked, out, selection, timeout, hooked.observe(done), False, hooked
-            )
+            self._run_hooked(hub, out, selection, timeout, done, False, hooked)
         return waiter.wait(timeout + 1.0, what)
 
     def _begin(

@@ -46,12 +46,7 @@ class ProducerAsync(ProducerPort):
         selection = self._selection(msg, queue, sharding_key, selector)
         hooked: HookedSend | None = None
         if self._send_hooks:
-            hooked = self._hooked(msg, CommunicationMode.ASYNC, queue)
-            try:
-                out = self._prepare(msg, sharding_key)
-            except BaseException as exc:
-                hooked.after(exc)
-                raise
+            out, hooked = self._prepare_hooked(msg, sharding_key, CommunicationMode.ASYNC, queue)
         else:
             out = self._prepare(msg, sharding_key)
         timeout = self.send_timeout if timeout is None else timeout
@@ -107,10 +102,7 @@ class ProducerAsync(ProducerPort):
         if hooked is None:
             hub.run(self._begin, out, selection, timeout, done, False)
         else:
-            hooked.handed_over()
-            hub.run(
-                self._begin_hooked, out, selection, timeout, hooked.observe(done), False, hooked
-            )
+            self._run_hooked(hub, out, selection, timeout, done, False, hooked)
         return future
 
     def send_oneway(
@@ -126,12 +118,7 @@ class ProducerAsync(ProducerPort):
         selection = self._selection(msg, queue, sharding_key, selector)
         hooked: HookedSend | None = None
         if self._send_hooks:
-            hooked = self._hooked(msg, CommunicationMode.ONEWAY, queue)
-            try:
-                out = self._prepare(msg, sharding_key)
-            except BaseException as exc:
-                hooked.after(exc)
-                raise
+            out, hooked = self._prepare_hooked(msg, sharding_key, CommunicationMode.ONEWAY, queue)
         else:
             out = self._prepare(msg, sharding_key)
         waiter = hub.new_waiter()
@@ -146,16 +133,7 @@ class ProducerAsync(ProducerPort):
             hub.run(self._begin, out, selection, self.send_timeout, done, True)
             waiter.wait(self.send_timeout + 1.0, "send_oneway")
             return
-        hooked.handed_over()
-        hub.run(
-            self._begin_hooked,
-            out,
-            selection,
-            self.send_timeout,
-            hooked.observe(done),
-            True,
-            hooked,
-        )
+        self._run_hooked(hub, out, selection, self.send_timeout, done, True, hooked)
         try:
             waiter.wait(self.send_timeout + 1.0, "send_oneway")
         except BaseException as exc:

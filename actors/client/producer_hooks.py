@@ -7,6 +7,7 @@ runs what). A producer without hooks never comes here: each send checks ``_send_
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from actors.client.hooks import CommunicationMode, MessageType, SendHook, added, checked, removed
 from actors.client.message import Message, MessageQueue, SendResult
@@ -51,6 +52,36 @@ class ProducerHooks(ProducerPort):
         )
         hooked.before()
         return hooked
+
+    def _prepare_hooked(
+        self,
+        msg: Message,
+        sharding_key: str | None,
+        mode: CommunicationMode,
+        queue: MessageQueue | None,
+    ) -> tuple[Outgoing, HookedSend]:
+        """``before``, then the message prepared (what ``before`` added to it is sent); a
+        message refused then runs ``after`` with that error, which is raised."""
+        hooked = self._hooked(msg, mode, queue)
+        try:
+            return self._prepare(msg, sharding_key), hooked
+        except BaseException as exc:
+            hooked.after(exc)
+            raise
+
+    def _run_hooked(
+        self,
+        hub: Any,
+        out: Outgoing,
+        selection: Selection,
+        timeout: float,
+        done: Any,
+        oneway: bool,
+        hooked: HookedSend,
+    ) -> None:
+        """Hand a send with hooks to the hub (its outcome recorded there for ``after``)."""
+        hooked.handed_over()
+        hub.run(self._begin_hooked, out, selection, timeout, hooked.observe(done), oneway, hooked)
 
     def _send_sync_hooked(
         self,

@@ -102,6 +102,29 @@ class ProducerPort:
         """A send with hooks, their ``before`` run (in the caller's thread)."""
         raise NotImplementedError
 
+    def _prepare_hooked(
+        self,
+        msg: Message,
+        sharding_key: str | None,
+        mode: CommunicationMode,
+        queue: MessageQueue | None,
+    ) -> tuple[Outgoing, HookedSend]:
+        """``before``, then the prepared message (``ProducerHooks``)."""
+        raise NotImplementedError
+
+    def _run_hooked(
+        self,
+        hub: Any,
+        out: Outgoing,
+        selection: Selection,
+        timeout: float,
+        done: Any,
+        oneway: bool,
+        hooked: HookedSend,
+    ) -> None:
+        """Hand a send with hooks to the hub (``ProducerHooks``)."""
+        raise NotImplementedError
+
     def _send_sync_hooked(
         self,
         message: Message | Sequence[Message],
