@@ -29,6 +29,9 @@
                                                  once more and the outcome is printed
     queryMsgByKey    -t TOPIC -k KEY [-m 32]     messages whose KEYS hold KEY
     queryMsgByUniqueKey -t TOPIC -i MSG_ID       a message by the producer's msg_id (UNIQ_KEY)
+    queryMsgTraceById -i MSG_ID [-t RMQ_SYS_TRACE_TOPIC] [-b BEGIN_MS] [-e END_MS] [-num 64]
+                                                 a message's trace: the Pub and Sub records
+                                                 traced clients sent to the trace topic
     resetOffsetByTime -g GROUP -t TOPIC -s TIME [-f true|false]
                                                  move the group's offsets to the first message
                                                  stored at or after TIME (ms since the epoch,
@@ -126,6 +129,7 @@ from runtime import (
     admin_namesrv,
     admin_query,
     admin_queues,
+    admin_trace,
     logs,
 )
 from runtime.acl.tools import tools_credentials
@@ -253,6 +257,7 @@ def _parser_and_commands() -> tuple[
     admin_messages.add_commands(sub, ns, boolean, timestamp)
     admin_queues.add_commands(sub, ns)
     admin_acl.add_commands(sub, ns, boolean)
+    admin_trace.add_commands(sub, ns)
     return parser, sub
 
 
@@ -288,8 +293,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(admin: Admin, args: argparse.Namespace) -> list[str]:
     command = args.command
-    modules = (admin_namesrv, admin_groups, admin_query, admin_messages, admin_queues, admin_acl)
-    for module in modules:
+    modules = (admin_namesrv, admin_groups, admin_query, admin_messages, admin_queues)
+    for module in (*modules, admin_acl, admin_trace):
         lines = module.run(admin, args)
         if lines is not None:
             return lines

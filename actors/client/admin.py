@@ -34,6 +34,7 @@ from actors.client.instance import ClientInstance
 from actors.client.message import MessageExt
 from actors.client.pull import decode_messages
 from actors.client.remoting import make_request
+from actors.client.trace_view import TraceAdmin
 from runtime.acl.signature import SessionCredentials
 from runtime.errors import ProtocolError
 from runtime.remoting.bodies import (
@@ -73,14 +74,14 @@ class BrokerAddress(NamedTuple):
     address: str
 
 
-class Admin(NamesrvAdmin, GroupAdmin, MessageAdmin, QueueAdmin, AclAdmin):
+class Admin(NamesrvAdmin, GroupAdmin, MessageAdmin, QueueAdmin, AclAdmin, TraceAdmin):
     """See the module docstring. ``start()`` / ``shutdown()`` or use it as a context manager.
     KV config, order conf, write perms and topic lists: ``NamesrvAdmin`` (admin_namesrv); who
     consumes a topic, a group's topics, cloning a group's offsets: ``GroupAdmin`` (admin_groups);
     reading queues without consuming, a broker's config, a topic's perm: ``MessageAdmin``
     (admin_messages); consume-queue entries, members' offsets, cleanups, resuming half
     messages: ``QueueAdmin`` (admin_queues); ACL accounts and white list: ``AclAdmin``
-    (admin_acl)."""
+    (admin_acl); message traces: ``TraceAdmin`` (trace_view)."""
 
     def __init__(
         self,

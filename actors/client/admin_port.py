@@ -1,5 +1,5 @@
 """What the ``Admin`` mixins (``admin_namesrv``, ``admin_groups``, ``admin_messages``,
-``admin_queues``) need of ``Admin`` itself: declared once here, implemented in
+``admin_queues``, ``trace_view``) need of ``Admin`` itself: declared once here, implemented in
 ``actors.client.admin``."""
 
 from __future__ import annotations
@@ -27,6 +27,18 @@ class AdminPort:
         raise NotImplementedError
 
     def topic_route(self, topic: str) -> Any:
+        raise NotImplementedError
+
+    def query_messages(
+        self,
+        topic: str,
+        key: str,
+        *,
+        max_num: int = 32,
+        begin_ms: int = 0,
+        end_ms: int = 2**63 - 1,
+    ) -> list[Any]:
+        """QUERY_MESSAGE on every master of ``topic``: the messages indexed under ``key``."""
         raise NotImplementedError
 
     def _route_masters(self, topic: str, route: Any = None) -> dict[str, str]:

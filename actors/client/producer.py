@@ -38,6 +38,7 @@ from actors.client.reply import ReplyWaiters
 from actors.client.selectors import ByShardingKey, QueueSelector
 from actors.client.send import ROUND_ROBIN, Selection, Sender
 from actors.client.send_hooks import HookedSend
+from actors.client.trace_dispatcher import TraceDispatcher
 from runtime.acl.signature import SessionCredentials
 from runtime.remoting import properties as P
 from runtime.remoting.codes import RequestCode
@@ -53,7 +54,8 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply):
     ``compress_over`` (bytes, 4096; -1 disables), ``max_message_size`` (4 MiB),
     ``instance_name``, ``heartbeat_interval`` / ``route_refresh_interval`` (30 s),
     ``max_async_sends`` (1,024) / ``max_async_bytes`` (32 MiB): ``send_async``'s back-pressure
-    (``actors.client.async_window``).
+    (``actors.client.async_window``). ``enable_msg_trace`` (False) / ``trace_topic``
+    (``RMQ_SYS_TRACE_TOPIC``): message traces, RocketMQ's (``actors.client.trace``).
     """
 
     def __init__(
@@ -72,6 +74,8 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply):
         max_async_bytes: int = MAX_ASYNC_BYTES,
         credentials: SessionCredentials | None = None,
         hub: ClientHub | None = None,
+        enable_msg_trace: bool = False,
+        trace_topic: str | None = None,
     ) -> None:
         if not group:
             raise ClientError("a producer needs a group name")
@@ -99,6 +103,10 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply):
         self.async_window: AsyncWindow | None = None
         """The bounds of ``send_async`` (created by ``start``, with the program's threading)."""
         self._send_hooks: tuple[SendHook, ...] = ()
+        self.enable_msg_trace = enable_msg_trace
+        self.trace_topic = trace_topic
+        self.trace_dispatcher: TraceDispatcher | None = None
+        """With ``enable_msg_trace``, started: where the traces go (``actors.client.trace``)."""
 
     @property
     def client_id(self) -> str:
@@ -123,6 +131,8 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply):
             self._callbacks = hub.executor(1, f"actormq-callback-{self.group}")
             self._callbacks.submit(lambda: None).result()  # start its thread now, not on the hub
             self._state = "running"
+            if self.enable_msg_trace:
+                self._start_msg_trace()
         return self
 
     def _start_on_hub(self) -> None:
@@ -149,6 +159,8 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply):
                     self._callbacks.shutdown(wait=True)
                 if self._own_hub:
                     release_shared(hub)
+                if self.trace_dispatcher is not None:
+                    self.trace_dispatcher.shutdown()  # after the last send's ``after``
 
     def _stop_on_hub(self) -> None:
         instance = self._instance

@@ -2,6 +2,8 @@
 send hooks (RocketMQ's ``registerSendMessageHook``, ``actors.client.hooks``) and the plumbing
 a send with hooks takes in the caller's thread (``actors.client.send_hooks`` for which thread
 runs what). A producer without hooks never comes here: each send checks ``_send_hooks`` once.
+With ``enable_msg_trace`` the producer's start registers the trace hook here
+(``actors.client.trace``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from actors.client.outgoing import Outgoing
 from actors.client.producer_port import ProducerPort
 from actors.client.send import Selection
 from actors.client.send_hooks import HookedSend
+from actors.client.trace import PRODUCE, start_dispatcher
+from actors.client.trace_hooks import SendTraceHook
 
 
 class ProducerHooks(ProducerPort):
@@ -32,6 +36,15 @@ class ProducerHooks(ProducerPort):
         """Stop calling ``hook`` (sends already started still call its ``after``)."""
         with self._lock:
             self._send_hooks = removed(self._send_hooks, hook)
+
+    def _start_msg_trace(self) -> None:
+        """``enable_msg_trace``: start the trace dispatcher and register its send hook (in
+        ``start``, which holds ``_lock``; ``actors.client.trace``)."""
+        hub = None if self._own_hub else self._hub
+        dispatcher = start_dispatcher(self.group, PRODUCE, self.trace_topic, self.config, hub)
+        if dispatcher is not None:
+            self.trace_dispatcher = dispatcher
+            self._send_hooks = added(self._send_hooks, SendTraceHook(dispatcher))
 
     def _hooked(
         self,

@@ -40,6 +40,9 @@ class ProducerPort:
     _state: str
     _lock: threading.Lock
     _send_hooks: tuple[SendHook, ...]
+    _own_hub: bool
+    trace_topic: str | None
+    trace_dispatcher: Any
 
     @property
     def client_id(self) -> str:

@@ -70,6 +70,9 @@ from actors.client.pull import TagFilter, subscription
 from actors.client.puller_messages import PullOptions, Sink
 from actors.client.rebalance import ConsumeFrom, Rebalancer
 from actors.client.send_back import DEFAULT_MAX_RECONSUME_TIMES
+from actors.client.trace import CONSUME, start_dispatcher
+from actors.client.trace_dispatcher import TraceDispatcher
+from actors.client.trace_hooks import ConsumeTraceHook
 from runtime.acl.signature import SessionCredentials
 from runtime.remoting.codes import MessageModel, RequestCode
 from runtime.remoting.running_info import PROP_CONSUME_ORDERLY, PROP_THREADPOOL_CORE_SIZE
@@ -93,7 +96,8 @@ class PushConsumer(ConsumerBase):
     ``consume_batch_size`` (1, at most 1024: the longest list a ``batch=True`` listener gets),
     ``allocate`` (how clustering members share queues: ``"AVG"``, ``"AVG_BY_CIRCLE"``,
     ``"CONSISTENT_HASH"``, an ``AllocateMessageQueueByConfig`` or any callable; see
-    ``actors.client.allocate``).
+    ``actors.client.allocate``). ``enable_msg_trace`` (False) / ``trace_topic``
+    (``RMQ_SYS_TRACE_TOPIC``): message traces, RocketMQ's (``actors.client.trace``).
     """
 
     consume_type = "CONSUME_PASSIVELY"
@@ -129,6 +133,8 @@ class PushConsumer(ConsumerBase):
         relock_interval: float = 20.0,
         consume_batch_size: int = 1,
         allocate: AllocateOption = "AVG",
+        enable_msg_trace: bool = False,
+        trace_topic: str | None = None,
     ) -> None:
         if max_reconsume_times < 0:
             raise ClientError(f"max_reconsume_times {max_reconsume_times} is negative")
@@ -178,6 +184,10 @@ class PushConsumer(ConsumerBase):
         if listener is not None:
             self.listeners["*"] = listener
         self.service: ConsumeService | None = None
+        self.enable_msg_trace = enable_msg_trace
+        self.trace_topic = trace_topic
+        self.trace_dispatcher: TraceDispatcher | None = None
+        """With ``enable_msg_trace``, started: where the traces go (``actors.client.trace``)."""
 
     # -- configuration -----------------------------------------------------------------------
 
@@ -221,8 +231,26 @@ class PushConsumer(ConsumerBase):
         missing = [t for t in self.subscriptions if t not in self.listeners]
         if missing and "*" not in self.listeners:
             raise ClientError(f"no listener for {', '.join(sorted(missing))}")
-        self._start()
+        if self.enable_msg_trace and self.trace_dispatcher is None and self._state == "created":
+            self._start_msg_trace()
+        try:
+            self._start()
+        except BaseException:
+            self._stop_msg_trace()
+            raise
         return self
+
+    def _start_msg_trace(self) -> None:
+        """``enable_msg_trace``: start the trace dispatcher and register its consume hook."""
+        hub = None if self._own_hub else self._hub
+        dispatcher = start_dispatcher(self.group, CONSUME, self.trace_topic, self.config, hub)
+        if dispatcher is not None:
+            self.trace_dispatcher = dispatcher
+            self.register_consume_hook(ConsumeTraceHook(dispatcher))
+
+    def _stop_msg_trace(self) -> None:
+        if self.trace_dispatcher is not None:
+            self.trace_dispatcher.shutdown()
 
     def shutdown(self, timeout: float = 15.0) -> None:
         """Stop pulling, let running listeners finish (up to ``shutdown_wait``), commit every
@@ -242,6 +270,7 @@ class PushConsumer(ConsumerBase):
         finally:
             if service is not None:
                 service.shutdown()
+            self._stop_msg_trace()  # after the last listener call's ``after``
 
     def __enter__(self) -> PushConsumer:
         return self.start()

@@ -1,0 +1,145 @@
+"""The trace hooks (RocketMQ's SendMessageTraceHookImpl and ConsumeMessageTraceHookImpl): what a
+producer or push consumer with ``enable_msg_trace=True`` records of each send and listener call.
+
+They only build ``TraceContext`` objects and hand them to the dispatcher
+(``actors.client.trace_dispatcher``), which queues them without waiting; encoding and sending
+happen on the dispatcher's own thread. As in RocketMQ:
+
+- **Pub**, at a send's ``after``, for a send the broker answered: success is SEND_OK (the other
+  statuses, stored without their durability condition, are traced as failed). A send that
+  raised (no result) and a oneway send are not traced; nor is a send to the trace topic itself.
+  costTime is the ms from ``before`` to ``after``; storeHost the broker's address; msgType
+  Normal_Msg, Trans_Msg_Half (a transaction's half message) or Delay_Msg; regionId
+  DefaultRegion (RocketMQ's brokers name their region in the send response; ours name none,
+  and RocketMQ's client then uses this default). A ``send_batch`` is one Pub: the messages'
+  msgIds joined with commas, no tags or keys, the bodies' total length.
+- **SubBefore** at a listener call's ``before``: one record per message (a message whose
+  TRACE_ON property is ``false`` is left out), all with one requestId; **SubAfter** at its
+  ``after``: the same messages and requestId, the listener's success, its time divided by the
+  number of messages, and ConsumeReturnType's ordinal (SUCCESS 0, EXCEPTION 2, FAILED 4).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from actors.client.consume_hooks import CONTEXT_TYPE
+from actors.client.hooks import ConsumeHookContext, SendContext
+from actors.client.message import Message, MessageExt, SendStatus
+from actors.client.trace_data import (
+    CONSUME_RETURN_TYPES,
+    DEFAULT_REGION,
+    TraceBean,
+    TraceContext,
+    TraceType,
+)
+from actors.client.trace_dispatcher import TraceDispatcher
+from runtime.remoting import properties as P
+
+TRACE_CONTEXT = "mqTraceContext"
+"""The ``ctx.props`` key a trace hook keeps its ``TraceContext`` under, from before to after."""
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _keys(msg: Message) -> str | None:
+    keys = msg.keys_list()
+    return P.KEY_SEPARATOR.join(keys) if keys else None
+
+
+class SendTraceHook:
+    """Records a Pub for each send the broker answered (a send hook)."""
+
+    def __init__(self, dispatcher: TraceDispatcher) -> None:
+        self.dispatcher = dispatcher
+
+    def before(self, ctx: SendContext) -> None:
+        msg = ctx.message
+        msgs: Sequence[Message] = [msg] if isinstance(msg, Message) else msg
+        if not msgs or msgs[0].topic.startswith(self.dispatcher.trace_topic):
+            return
+        one = msgs[0] if isinstance(msg, Message) else None
+        bean = TraceBean(
+            topic=msgs[0].topic,
+            tags=one.tags if one is not None else None,
+            keys=_keys(one) if one is not None else None,
+            body_length=sum(len(m.body_bytes()) for m in msgs),
+            msg_type=ctx.msg_type.value,
+        )
+        ctx.props[TRACE_CONTEXT] = TraceContext(
+            trace_type=TraceType.Pub, group=ctx.group, beans=[bean]
+        )
+
+    def after(self, ctx: SendContext) -> None:
+        trace = ctx.props.get(TRACE_CONTEXT)
+        result = ctx.send_result
+        if trace is None or result is None:
+            return
+        trace.cost_time = _now_ms() - trace.timestamp
+        trace.success = result.status is SendStatus.SEND_OK
+        trace.region_id = DEFAULT_REGION
+        bean = trace.beans[0]
+        bean.msg_id = result.msg_id
+        bean.offset_msg_id = result.offset_msg_id
+        bean.store_host = ctx.broker_addr or ""
+        bean.store_time = trace.timestamp + trace.cost_time // 2
+        self.dispatcher.append(trace)
+
+
+class ConsumeTraceHook:
+    """Records a SubBefore and a SubAfter for each listener call (a consume hook)."""
+
+    def __init__(self, dispatcher: TraceDispatcher) -> None:
+        self.dispatcher = dispatcher
+
+    def before(self, ctx: ConsumeHookContext) -> None:
+        beans: list[TraceBean] = []
+        region = DEFAULT_REGION
+        for msg in ctx.messages:
+            props = msg.all_properties
+            if props.get(P.TRACE_ON) == "false":
+                continue
+            region = props.get(P.MSG_REGION) or DEFAULT_REGION
+            beans.append(_consumed(msg, props))
+        if not beans:
+            return
+        trace = TraceContext(
+            trace_type=TraceType.SubBefore, group=ctx.group, region_id=region, beans=beans
+        )
+        ctx.props[TRACE_CONTEXT] = trace
+        self.dispatcher.append(trace)
+
+    def after(self, ctx: ConsumeHookContext) -> None:
+        before = ctx.props.get(TRACE_CONTEXT)
+        if before is None or not ctx.messages:
+            return
+        kind = ctx.props.get(CONTEXT_TYPE)
+        self.dispatcher.append(
+            TraceContext(
+                trace_type=TraceType.SubAfter,
+                region_id=before.region_id,
+                group=before.group,
+                request_id=before.request_id,
+                success=ctx.success,
+                cost_time=(_now_ms() - before.timestamp) // len(ctx.messages),
+                context_code=CONSUME_RETURN_TYPES.index(kind)
+                if kind in CONSUME_RETURN_TYPES
+                else 0,
+                beans=before.beans,
+            )
+        )
+
+
+def _consumed(msg: MessageExt, props: dict[str, str]) -> TraceBean:
+    return TraceBean(
+        topic=msg.topic,
+        msg_id=msg.msg_id,
+        tags=props.get(P.TAGS),
+        keys=props.get(P.KEYS),
+        store_time=msg.store_timestamp,
+        body_length=len(msg.body),
+        retry_times=msg.reconsume_times,
+    )
