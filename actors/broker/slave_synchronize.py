@@ -11,12 +11,19 @@ Messages accepted:
   electable (in sync) without its master's topics and consumer offsets.
 - ``SyncNow(reply)``: start a round now; ``reply`` gets True/False when it ends (tests, tools).
 - ``SyncDone(ok, reason, versions)``: internal, from the round's greenlet.
-- ``VersionTick`` (timer, every ``POLL_S``, 1 s, once a round has succeeded): ask the master for
-  the data versions of its topics and subscription groups (GET_METADATA_VERSION, 3012,
-  actormq's; ``slave_sync_handler``) unless a round runs; ``Polled(versions)`` (internal)
-  starts a round at once when they differ from those read at the start of the last successful
-  round, so a topic or group created on the master reaches the slave within about a second (a
-  failover soon after loses neither). A master that does not serve 3012 is not polled again.
+- ``VersionTick`` (timer, every ``POLL_S``, 1 s, once a round has succeeded): unless a round
+  runs, ask the master for the data versions of its topics and subscription groups
+  (GET_METADATA_VERSION, 3012, actormq's; ``slave_sync_handler``) and copy its consumer offsets
+  (GET_ALL_CONSUMER_OFFSET, 43, only the offsets that differ are committed); ``Polled(versions)``
+  (internal) starts a round at once when the versions differ from those read at the start of
+  the last successful round, so a topic or group created on the master reaches the slave within
+  about a second (a failover soon after loses neither). A master that does not serve 3012 is
+  not asked for versions again; its offsets are still copied every second. The offsets are
+  copied every second, not with the 10 s round, because under repeated failovers a slave is
+  often promoted a few seconds after it started: with only its first round (taken just after
+  its master was itself promoted, before the consumers' commits reached it) a promoted slave
+  handed on offsets that stayed where they were at the first failover, and consumers re-read
+  all the history since (docs/chaos.md, finding 11).
 
 A round (a greenlet of its own; edge code, every call has a timeout) asks the master over
 remoting for GET_ALL_TOPIC_CONFIG (21), GET_ALL_SUBSCRIPTIONGROUP_CONFIG (201),
@@ -24,10 +31,10 @@ GET_ALL_CONSUMER_OFFSET (43), GET_ALL_DELAY_OFFSET (45), GET_TIMER_CHECK_POINT (
 GET_TRANSACTION_TABLE (3011, actormq's), then: creates or updates every topic and subscription
 group the master has (those only the slave has are left alone: a deleted topic's config and
 offsets go when the slave's Dispatcher applies the replicated deletion marker, where it stands
-in the log); commits every
-consumer offset that differs (so a failover does not replay a group's history, or replays at
-most one interval); rewrites ``config/delayOffset.json``, ``config/timerProgress.json`` and
-``config/transaction.json`` when they differ (the Scheduler, TimerScheduler and
+in the log); commits every consumer offset that differs (so a failover does not replay a
+group's history, or replays at most about a second of it: the offsets poll); rewrites
+``config/delayOffset.json``, ``config/timerProgress.json`` and ``config/transaction.json``
+when they differ (the Scheduler, TimerScheduler and
 TransactionManager of a promoted slave start from them; a slave runs none of the three).
 
 State owned: the remoting session to the master, whether a round runs, the last round's
@@ -147,7 +154,7 @@ class SlaveSynchronize(GeventActor):
             gevent.spawn(self._round, address)
         elif isinstance(message, VersionTick):
             address = self.state.master_addr
-            if self._synced and self._poll and not self._running and address:
+            if self._synced and not self._running and address:
                 self._running = True
                 gevent.spawn(self._poll_versions, address)
         elif isinstance(message, Polled):
@@ -202,8 +209,10 @@ class SlaveSynchronize(GeventActor):
     def _poll_versions(self, address: str) -> None:
         message = Polled(None)
         try:
-            message = Polled(self._master_versions(address))
-        except (OSError, ConnectionError, pykka.Timeout, ProtocolError) as exc:
+            versions = self._master_versions(address)
+            self._sync_offsets(address)
+            message = Polled(versions)
+        except (OSError, ConnectionError, pykka.Timeout, ProtocolError, ActorFailure) as exc:
             logger.debug("{}: metadata version poll failed: {}", self.label, exc)
             self._drop_session()
         except Exception:  # a poll must always end with Polled
@@ -265,6 +274,14 @@ class SlaveSynchronize(GeventActor):
         for name, group in groups.subscription_group_table.items():
             if have_groups.get(name) != group:
                 store.update_group(group).get(timeout=CALL_TIMEOUT_S)
+        self._sync_offsets(address)
+        self._copy_file(address, RequestCode.GET_ALL_DELAY_OFFSET, DELAY_FILE, DelayTable)
+        self._copy_file(address, GET_TIMER_CHECK_POINT, TIMER_FILE, TimerTable)
+        self._copy_file(address, GET_TRANSACTION_TABLE, TRANSACTION_FILE, TransactionTable)
+
+    def _sync_offsets(self, address: str) -> None:
+        """Commit every consumer offset of the master that differs from ours."""
+        store = self.store
         raw = self._call(address, RequestCode.GET_ALL_CONSUMER_OFFSET)
         try:
             offsets = msgspec.json.decode(raw, type=OffsetTable).offset_table
@@ -277,9 +294,6 @@ class SlaveSynchronize(GeventActor):
             for queue_id, offset in queues.items():
                 if current.get(queue_id) != offset:
                     store.commit_offset(group, topic, queue_id, offset)
-        self._copy_file(address, RequestCode.GET_ALL_DELAY_OFFSET, DELAY_FILE, DelayTable)
-        self._copy_file(address, GET_TIMER_CHECK_POINT, TIMER_FILE, TimerTable)
-        self._copy_file(address, GET_TRANSACTION_TABLE, TRANSACTION_FILE, TransactionTable)
 
     def _copy_file(self, address: str, code: int, name: str, shape: type) -> None:
         """The master's config file ``name`` (checked against ``shape``) over ours if it

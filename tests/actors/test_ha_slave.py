@@ -229,6 +229,41 @@ def test_a_topic_or_group_created_on_the_master_reaches_the_slave_within_seconds
     assert time.monotonic() - created < 5
 
 
+def test_a_committed_offset_reaches_the_slave_within_seconds(
+    tmp_path: pathlib.Path, pairs: list[Pair]
+) -> None:
+    p = make(pairs, tmp_path)
+    assert p.slave is not None
+    state = ha_state(p.slave)
+    assert state.wait_until(lambda s: s.metadata_synced, 10)  # the first round is done
+
+    def commit(queue_id: int, offset: int) -> None:
+        update = {"consumerGroup": "OG", "topic": "OFF-SYNC", "queueId": queue_id}
+        update["commitOffset"] = offset
+        assert p.to_master.call(RequestCode.UPDATE_CONSUMER_OFFSET, update).code == 0
+
+    def slave_has(queue_id: int, offset: int) -> bool:
+        query = {"consumerGroup": "OG", "topic": "OFF-SYNC", "queueId": queue_id}
+        got = p.to_slave.call(RequestCode.QUERY_CONSUMER_OFFSET, query)
+        return got.code == ResponseCode.SUCCESS and got.ext_fields.get("offset") == str(offset)
+
+    # Given a master and a slave that copied a new topic and a group's offset on it (the round
+    # the topic's creation started: the next comes when the master's topics or groups change,
+    # or in ~10 s)
+    assert send(p.to_master, "OFF-SYNC", b"x", queue_id=1).code == ResponseCode.SUCCESS
+    assert send(p.to_master, "OFF-SYNC", b"y", queue_id=1).code == ResponseCode.SUCCESS
+    commit(0, 1)
+    wait_until(lambda: slave_has(0, 1), 8, "the slave holds the first offset", interval=0.1)
+    # When the consumer commits more on the master (its topics and groups stay as they are)
+    committed = time.monotonic()
+    commit(1, 2)
+
+    # Then the slave holds it within a few seconds (its poll copies the offsets every second):
+    # promoted soon after, it does not hand consumers back an offset from before its start
+    wait_until(lambda: slave_has(1, 2), 8, "the slave holds the committed offset", interval=0.1)
+    assert time.monotonic() - committed < 5
+
+
 @pytest.mark.parametrize(
     ("ratio", "suggested"),
     [(0, "2"), (100, "1")],  # far behind: whichBrokerWhenConsumeSlowly, else brokerId
