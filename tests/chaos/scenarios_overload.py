@@ -379,6 +379,13 @@ def _judge(
         not flood_reordered,
         flood_reordered[:10],
     )
+    # our client keeps one producer's sends in invoke order, from its first send (no retries
+    # here: a retried send would go after those invoked meanwhile; docs/client.md)
+    verdict.require(
+        "each producer's async sends are stored in the order it invoked them",
+        not k.nonmonotonic_send,
+        k.nonmonotonic_send[:10],
+    )
     gaps = C.group_gaps(entries, GROUP, from_zero=True)
     verdict.require("offsets contiguous from 0 in every queue", not gaps, gaps)
     reached: dict[str, int] = collections.defaultdict(int)
