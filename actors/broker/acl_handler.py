@@ -12,7 +12,8 @@ DELETE_ACL_CONFIG (51), GET_BROKER_CLUSTER_ACL_INFO (52), UPDATE_GLOBAL_WHITE_AD
   ``brokerAddr``, ``clusterName``, ``allAclFileVersion`` ({file: version}).
 
 Each change is written to the accounts file (``runtime.acl.edit``: atomically, only if the
-result loads) and in force for the next request. Without ``aclEnable`` every code answers its
+result loads; one change at a time, in the hub's thread pool) and in force for the next
+request. Without ``aclEnable`` every code answers its
 failure code (52: SYSTEM_ERROR). 50, 51 and 53 need an admin account (``resources.ADMIN_CODES``;
 RocketMQ 4 lets any valid signature change the ACL).
 """
@@ -20,6 +21,8 @@ RocketMQ 4 lets any valid signature change the ACL).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from functools import partial
 
 import msgspec
 
@@ -32,6 +35,7 @@ from runtime.acl.edit import (
     update_account,
     version,
 )
+from runtime.actor import offload
 from runtime.errors import ConfigError
 from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
@@ -57,14 +61,19 @@ def change_acl(
         return reply(request, failed, remark=NOT_ENABLED)
     ext = request.ext_fields
     access_key = (ext.get("accessKey") or "").strip()
+    if request.code == RequestCode.UPDATE_AND_CREATE_ACL_CONFIG:
+        edit: Callable[[], None] = partial(
+            update_account, acl.path, _account_update(access_key, ext)
+        )
+    elif request.code == RequestCode.DELETE_ACL_CONFIG:
+        edit = partial(delete_account, acl.path, access_key)
+    else:
+        edit = partial(set_global_white, acl.path, _split(ext.get("globalWhiteAddrs")) or [])
     try:
-        if request.code == RequestCode.UPDATE_AND_CREATE_ACL_CONFIG:
-            update_account(acl.path, _account_update(access_key, ext))
-        elif request.code == RequestCode.DELETE_ACL_CONFIG:
-            delete_account(acl.path, access_key)
-        else:
-            set_global_white(acl.path, _split(ext.get("globalWhiteAddrs")) or [])
-        acl.reload()
+        # one change at a time (read, edit, write), its fsync off the hub
+        with acl.edit_lock:
+            offload(edit)
+            acl.reload()
     except (AclEditError, ConfigError, OSError) as exc:
         return reply(request, failed, remark=getattr(exc, "reason", None) or str(exc))
     return reply(request)

@@ -27,6 +27,7 @@ import os
 import pathlib
 import time
 
+import gevent.lock
 import msgspec
 from loguru import logger
 
@@ -186,6 +187,8 @@ class PlainAccessValidator:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = pathlib.Path(path)
+        self.edit_lock = gevent.lock.Semaphore()
+        """Held while an admin request changes the file (``actors.broker.acl_handler``)."""
         self._stamp = self._stat()
         self.rules = load(self.path)
         self._checked_at = time.monotonic()
