@@ -92,12 +92,33 @@ class BatchListener:
     module docstring. ``PushConsumer.subscribe(..., batch=True)`` wraps it."""
 
     __slots__ = ("fn",)
+    max_messages: int | None = None
+    """Messages per call at most; None: the consumer's ``consume_batch_size``."""
 
-    def __init__(self, fn: BatchListenerFn) -> None:
+    def __init__(self, fn: Any) -> None:
         self.fn = fn
 
+    def call(self, msgs: list[MessageExt], context: ConsumeContext) -> Outcome:
+        return self.fn(msgs, context)  # type: ignore[no-any-return]
+
     def __repr__(self) -> str:
-        return f"BatchListener({self.fn!r})"
+        return f"{type(self).__name__}({self.fn!r})"
+
+
+ContextListenerFn = Callable[[MessageExt, ConsumeContext], Outcome]
+
+
+class ContextListener(BatchListener):
+    """A listener called with one message and a ``ConsumeContext`` (``fn(msg, context)``), so a
+    plain listener can choose its message's send-back delay level or its queue's suspend time
+    (RocketMQ's listeners always get a context). ``PushConsumer.subscribe(..., context=True)``
+    wraps it. ``ack_index`` does not apply (one message a call)."""
+
+    __slots__ = ()
+    max_messages = 1
+
+    def call(self, msgs: list[MessageExt], context: ConsumeContext) -> Outcome:
+        return self.fn(msgs[0], context)  # type: ignore[no-any-return]
 
 
 AnyListener = Listener | BatchListener
@@ -234,16 +255,17 @@ class ConsumeService:
         of consecutive messages of one batch listener, at most ``consume_batch_size`` each."""
         run: list[MessageExt] = []
         run_listener: AnyListener | None = None
-        limit = self.consume_batch_size
+        limit = run_limit = self.consume_batch_size
         listeners = self.listeners
         for msg in msgs:
             reset_retry_topic(msg)
             listener = listeners.get(msg.topic) or listeners.get("*")
-            if run and (listener is not run_listener or len(run) >= limit):
+            if run and (listener is not run_listener or len(run) >= run_limit):
                 yield run_listener, run
                 run = []
             if isinstance(listener, BatchListener):
                 run_listener = listener
+                run_limit = listener.max_messages or limit
                 run.append(msg)
             else:
                 yield listener, [msg]
@@ -273,7 +295,7 @@ class ConsumeService:
                 return (1 if ok else 0), None
             context = ConsumeContext(mq)
             # a copy: whatever the listener does to its list, the report covers every message
-            ok = listener.fn(list(msgs), context) in SUCCEEDED
+            ok = listener.call(list(msgs), context) in SUCCEEDED
             if report is not None:
                 report.success = ok
             if not ok:

@@ -55,7 +55,7 @@ def consume_directly(
         if listener is None:
             raise LookupError(f"no listener for topic {msg.topic!r}")
         if isinstance(listener, BatchListener):
-            outcome: Any = listener.fn([msg], ConsumeContext(msg.queue))
+            outcome: Any = listener.call([msg], ConsumeContext(msg.queue))
         else:
             outcome = listener(msg)
         if outcome in SUCCEEDED:

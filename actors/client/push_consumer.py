@@ -60,6 +60,8 @@ from actors.client.consume import (
     BatchListener,
     BatchListenerFn,
     ConsumeService,
+    ContextListener,
+    ContextListenerFn,
     Listener,
 )
 from actors.client.consumer_base import ConsumerBase
@@ -78,8 +80,10 @@ from runtime.remoting.codes import MessageModel, RequestCode
 from runtime.remoting.running_info import PROP_CONSUME_ORDERLY, PROP_THREADPOOL_CORE_SIZE
 
 
-def _wrap(fn: Any, batch: bool) -> AnyListener:
-    return BatchListener(fn) if batch else fn
+def _wrap(fn: Any, batch: bool, context: bool = False) -> AnyListener:
+    if batch:
+        return BatchListener(fn)
+    return ContextListener(fn) if context else fn
 
 
 class PushConsumer(ConsumerBase):
@@ -195,23 +199,26 @@ class PushConsumer(ConsumerBase):
         self,
         topic: str,
         expression: str = "*",
-        listener: Listener | BatchListenerFn | None = None,
+        listener: Listener | BatchListenerFn | ContextListenerFn | None = None,
         *,
         sql: str | None = None,
         batch: bool = False,
+        context: bool = False,
     ) -> Callable[[Any], Any]:
         """Subscribe to ``topic`` with a TAG expression (``"*"`` or ``"a || b"``) or a SQL92
         property filter ``sql`` (``"a > 5 AND region = 'eu'"``; the broker needs
         ``enablePropertyFilter=true``; an invalid expression raises ClientError here). Give the
         listener here, or use the return value as a decorator. ``batch=True``: the listener
         takes ``(msgs, context)``, a list of up to ``consume_batch_size`` messages and a
-        ``ConsumeContext``. Before ``start`` only."""
+        ``ConsumeContext``; ``context=True``: it takes ``(msg, context)``, one message and its
+        ``ConsumeContext`` (its send-back delay level, its queue's suspend time). Before
+        ``start`` only."""
         if self._state != "created":
             raise ClientStateError(f"subscribe ({self.group})", self._state)
         self.subscriptions[topic] = subscription(expression, sql)
 
         def register(fn: Any) -> Any:
-            self.listeners[topic] = _wrap(fn, batch)
+            self.listeners[topic] = _wrap(fn, batch, context)
             return fn
 
         if listener is not None:
@@ -219,11 +226,15 @@ class PushConsumer(ConsumerBase):
         return register
 
     def register_listener(
-        self, listener: Listener | BatchListenerFn, *, batch: bool = False
+        self,
+        listener: Listener | BatchListenerFn | ContextListenerFn,
+        *,
+        batch: bool = False,
+        context: bool = False,
     ) -> None:
-        """The listener for subscribed topics that have none of their own (``batch``: as in
-        ``subscribe``)."""
-        self.listeners["*"] = _wrap(listener, batch)
+        """The listener for subscribed topics that have none of their own (``batch``,
+        ``context``: as in ``subscribe``)."""
+        self.listeners["*"] = _wrap(listener, batch, context)
 
     # -- life cycle ------------------------------------------------------------------------------
 

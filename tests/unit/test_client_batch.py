@@ -440,3 +440,54 @@ def test_a_call_holds_consecutive_messages_of_one_batch_listener() -> None:
     ]
     # And each message has its original topic back
     assert [m.topic for m in msgs] == topics
+
+
+def test_a_context_listener_gets_one_message_and_chooses_its_delay_level(
+    cluster: FakeCluster,
+) -> None:
+    # Given a plain listener that takes a context (subscribe(..., context=True)), a batch size
+    # of 3, and a listener that sends m1 back at delay level 7
+    cluster.broker().accept_send_back = True
+    put_many(cluster, 3)
+    seen: list[tuple[bytes, MessageQueue | None]] = []
+
+    def on_message(msg: MessageExt, context: ConsumeContext) -> ConsumeResult:
+        seen.append((msg.body, context.mq))
+        if msg.body == b"m1":
+            context.delay_level = 7
+            return ConsumeResult.RECONSUME_LATER
+        return ConsumeResult.CONSUME_SUCCESS
+
+    c = consumer(cluster, "context-delay", consume_batch_size=3)
+    c.subscribe("Orders", "*", on_message, context=True)
+    # When it is consumed
+    c.start()
+    # Then it was called once per message, with the queue in its context, and m1 went back at 7
+    wait_until(lambda: len(send_backs(cluster)) == 1, what="the send-back")
+    assert [ext["delayLevel"] for ext in send_backs(cluster)] == ["7"]
+    wait_until(lambda: committed(cluster, "context-delay", 1) == [3], what="the commit")
+    assert sorted(body for body, _mq in seen) == [b"m0", b"m1", b"m2"]
+    assert {mq.queue_id for _body, mq in seen if mq is not None} == {0}
+
+
+def test_an_orderly_context_listener_chooses_how_long_its_queue_waits(
+    cluster: FakeCluster,
+) -> None:
+    # Given an orderly consumer whose default suspension is a minute, and a context listener
+    # that suspends the first message asking for 50 ms
+    put_many(cluster, 2)
+    calls: list[bytes] = []
+
+    def on_message(msg: MessageExt, context: ConsumeContext) -> Verdict:
+        calls.append(msg.body)
+        if len(calls) == 1:
+            context.suspend_delay = 0.05
+            return ConsumeOrderlyStatus.SUSPEND_CURRENT_QUEUE_A_MOMENT
+        return None
+
+    c = consumer(cluster, "context-ord-wait", orderly=True, suspend_delay=60)
+    c.subscribe("Orders", "*", on_message, context=True)
+    # When it runs, Then m0 comes again after the listener's wait, not the minute
+    c.start()
+    wait_until(lambda: committed(cluster, "context-ord-wait", 1) == [2], what="the commit")
+    assert calls == [b"m0", b"m0", b"m1"]
