@@ -203,13 +203,26 @@ class Driver:
         throw_once: str = "",
         orderly: bool = False,
         sql: str = "",
+        broadcasting: bool = False,
         credentials: SessionCredentials | None = None,
     ) -> ClientProcess:
         """Start a push consumer (clustering) and wait for its ``started`` line. Messages tagged
         ``fail_once`` fail their first delivery (the client sends them back for a retry); with
-        ``throw_once`` (ali-ons) the handler throws on their first delivery instead."""
+        ``throw_once`` (ali-ons) the handler throws on their first delivery instead.
+        ``broadcasting``: the BROADCASTING model, starting from each queue's end as both
+        clients do by default (CONSUME_FROM_LAST_OFFSET; ali-ons' script otherwise starts its
+        clustering consumers from the first offset)."""
         args = ["--namesrv", cluster.namesrv, "--topic", topic, "--group", group]
         args += ["--expression", expression, "--deadline", "120"]
+        if broadcasting and self.key == "ons":
+            args += [
+                "--message-model",
+                "BROADCASTING",
+                "--consume-from",
+                "CONSUME_FROM_LAST_OFFSET",
+            ]
+        elif broadcasting:
+            args.append("--broadcasting")
         if fail_once:
             args += ["--fail-once", fail_once]
         if throw_once:
@@ -228,6 +241,21 @@ class Driver:
             process.kill()
             raise
         return process
+
+    def pull(
+        self, cluster: Cluster, topic: str, group: str, expression: str, label: str, max_num: int
+    ) -> list[Event]:
+        """Run the pull consumer script (C++ only) to its end: it reads every queue of ``topic``
+        from offset 0, ``max_num`` messages per pull. Returns its lines."""
+        args = ["--namesrv", cluster.namesrv, "--topic", topic, "--group", group]
+        args += ["--expression", expression, "--max-num", str(max_num), "--deadline", "40"]
+        process = self.process("pull_consumer", args, label)
+        code, events = run_to_end(process, 60)
+        problems = [e for e in events if e["event"] in ("fatal", "deadline")]
+        assert code == 0 and not problems and events[-1]["event"] == "stopped", (
+            f"pull consumer {label}: exit {code}, problems: {problems}\n" + process.diagnostics()
+        )
+        return events
 
 
 def signing_args(credentials: SessionCredentials | None) -> list[str]:
@@ -715,6 +743,106 @@ def delayed_messages_wait_their_level(
         assert first_at - sent_at >= early, f"delivered {first_at - sent_at:.2f}s after sending"
         assert all(m["topic"] == topic for m in received), received
         assert_intact(sent, received)
+
+
+def broadcasting_consumers_each_get_every_message(
+    driver: Driver, cluster: Cluster, count: int = 8
+) -> None:
+    # Given a topic holding 8 messages sent before any consumer started
+    topic, group = f"Interop{driver.name.title()}Broadcast", f"interop_{driver.name}_broadcast"
+    broker = next(iter(cluster.masters.values()))
+    driver.prepare_topic(cluster, topic)
+    early = driver.produce(cluster, topic, 2 * QUEUES, ["TagA"], "early")
+    admin.wait_route(cluster.namesrv, topic, cluster.masters)
+    ends = {q: admin.max_offset(broker, topic, q) for q in range(QUEUES)}
+    assert sum(ends.values()) == len(early), ends
+
+    # When two push consumers of one group start in the BROADCASTING model
+    one = driver.consumer(cluster, topic, group, "*", "broadcast-1", broadcasting=True)
+    two = driver.consumer(cluster, topic, group, "*", "broadcast-2", broadcasting=True)
+    with one, two:
+        # Then each takes all 4 queues (the two do not share them out), starting at each queue's
+        # end (no offset of their own yet: CONSUME_FROM_LAST_OFFSET asks GET_MAX_OFFSET)
+        def all_queues(events: list[Event]) -> list[dict] | None:
+            lines = [e for e in events if e["event"] == "rebalanced" and e["topic"] == topic]
+            owned = lines[-1]["queues"] if lines else []
+            return owned if len(owned) == QUEUES else None
+
+        for consumer in (one, two):
+            owned = consumer.wait_until(all_queues, 30, "a rebalance taking all 4 queues")
+            assert {q["queueId"]: q["offset"] for q in owned} == ends, (consumer.label, owned)
+        # And the broker lists the group's members by the client ids they report (two ali-ons
+        # processes both call themselves <ip>@DEFAULT: it keeps the instance name when
+        # broadcasting)
+        reported = {c.events("started")[0]["clientId"] for c in (one, two)}
+        admin.poll(
+            lambda: set(admin.consumer_ids(broker, group)) == reported or None,
+            15,
+            f"{group}'s members {sorted(reported)} at {broker}",
+        )
+
+        # When 8 more messages are sent
+        late = driver.produce(cluster, topic, count, ["TagA", "TagB"], "late")
+        keys = {first_key(e) for e in late}
+        # Then each consumer receives every one of them exactly once, intact, and none of the
+        # messages sent before it started
+        for consumer in (one, two):
+            got = wait_for_keys(driver, [consumer], keys, 45, f"all {count} on {consumer.label}")
+            dupes = {k: len(v) for k, v in got.items() if len(v) > 1}
+            assert not dupes, f"{consumer.label}: delivered more than once: {dupes}"
+            assert_intact(late, messages(consumer, "late"))
+            assert not messages(consumer, "early"), messages(consumer, "early")
+        for consumer in (one, two):
+            assert consumer.terminate() == 0, consumer.diagnostics()
+
+    # And the group committed no offset to the broker (broadcasting consumers keep their own:
+    # RocketMQ's LocalFileOffsetStore in the C++ engines, memory in ali-ons)
+    committed = [admin.committed_offset(broker, group, topic, q) for q in range(QUEUES)]
+    assert not any(committed), committed
+
+
+def pull_consumer_reads_every_queue(driver: Driver, cluster: Cluster, count: int = 12) -> None:
+    # Given 12 messages tagged TagA, TagB, TagC in turn on a 4-queue topic
+    topic, group = f"Interop{driver.name.title()}Pull", f"interop_{driver.name}_pull"
+    broker = next(iter(cluster.masters.values()))
+    driver.prepare_topic(cluster, topic)
+    sent = driver.produce(cluster, topic, count, ["TagA", "TagB", "TagC"], "pull")
+    admin.wait_route(cluster.namesrv, topic, cluster.masters)
+    ends = {q: admin.max_offset(broker, topic, q) for q in range(QUEUES)}
+
+    # When a pull consumer fetches the topic's queues and pulls each from offset 0, at most 2
+    # messages per pull, until the broker has no new message
+    events = driver.pull(cluster, topic, group, "*", "pull-all", max_num=2)
+
+    # Then it was given the topic's 4 queues and found every message exactly once, intact,
+    # with the msgId its send result gave, at the queue offset the send result named
+    routed = next(e for e in events if e["event"] == "queues")["queues"]
+    assert sorted(q["queueId"] for q in routed) == list(range(QUEUES)), routed
+    received = [e for e in events if e["event"] == "message"]
+    assert sorted(first_key(m) for m in received) == sorted(first_key(e) for e in sent), received
+    assert_intact(sent, received)
+    by_key = {first_key(e): e for e in sent}
+    for m in received:
+        want = by_key[first_key(m)]
+        assert m["msgId"] == want["msgId"] and m["queueOffset"] == want["offset"], (m, want)
+        assert m["topic"] == topic and m["reconsumeTimes"] == 0, m
+    # And each queue's pulls walked it from 0 to its end, FOUND at most 2 at a time, each from
+    # the nextBeginOffset before, and then NO_NEW_MSG at the end, which is the queue's maxOffset
+    pulls = [e for e in events if e["event"] == "pulled"]
+    for queue, end in ends.items():
+        walk = [p for p in pulls if p["queueId"] == queue]
+        assert [p["status"] for p in walk] == ["FOUND"] * (len(walk) - 1) + ["NO_NEW_MSG"], walk
+        assert [p["offset"] for p in walk[1:]] == [p["nextBeginOffset"] for p in walk[:-1]], walk
+        assert walk[0]["offset"] == 0 and all(0 < p["count"] <= 2 for p in walk[:-1]), walk
+        assert walk[-1]["offset"] == walk[-1]["maxOffset"] == end, (walk, end)
+
+    # When it pulls every queue again with the expression "TagB"
+    events = driver.pull(cluster, topic, group, "TagB", "pull-tagb", max_num=2)
+    # Then it finds exactly the TagB messages, intact
+    received = [e for e in events if e["event"] == "message"]
+    want = sorted(first_key(e) for e in sent if e["tags"] == "TagB")
+    assert sorted(first_key(m) for m in received) == want, received
+    assert_intact(sent, received)
 
 
 @contextlib.contextmanager

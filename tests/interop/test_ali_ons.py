@@ -58,6 +58,13 @@ def test_consumer_restart_resumes_from_committed_offsets(
         scenarios.consumer_restart_resumes_from_committed_offset(ons, cluster)
 
 
+def test_broadcasting_consumers_of_one_group_each_receive_every_message(
+    ons: Driver, default_cluster: Cluster
+) -> None:
+    with scenarios.one_test(default_cluster) as cluster:
+        scenarios.broadcasting_consumers_each_get_every_message(ons, cluster)
+
+
 def test_large_compressed_bodies_arrive_intact(ons: Driver, default_cluster: Cluster) -> None:
     with scenarios.one_test(default_cluster) as cluster:
         scenarios.large_bodies_arrive_intact(ons, cluster)

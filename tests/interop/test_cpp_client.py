@@ -135,3 +135,17 @@ def test_transactions_commit_rollback_and_check(cpp: Driver, tmp_path: pathlib.P
     profile.write_text(scenarios.FAST_TRANSACTION_CHECKS)
     with running_cluster(tmp_path / "data", profile=str(profile)) as cluster:
         scenarios.transactions_commit_rollback_and_check(cpp, cluster)
+
+
+def test_broadcasting_consumers_of_one_group_each_receive_every_message(
+    cpp: Driver, default_cluster: Cluster
+) -> None:
+    with scenarios.one_test(default_cluster) as cluster:
+        scenarios.broadcasting_consumers_each_get_every_message(cpp, cluster)
+
+
+def test_pull_consumer_reads_every_queue_from_its_first_offset(
+    cpp: Driver, default_cluster: Cluster
+) -> None:
+    with scenarios.one_test(default_cluster) as cluster:
+        scenarios.pull_consumer_reads_every_queue(cpp, cluster)

@@ -15,7 +15,10 @@ messages with that tag answer RECONSUME_LATER on their first delivery (the engin
 with CONSUMER_SEND_MSG_BACK; they return through ``%RETRY%<group>``). ``--orderly``: an orderly
 consumer, which locks its queues at the broker (LOCK_BATCH_MQ) and consumes each queue in order.
 ``--access-key``/``--secret-key``: sign every request for RocketMQ's ACL (``--channel`` names the
-``OnsChannel`` the engine adds).
+``OnsChannel`` the engine adds). ``--broadcasting``: the BROADCASTING message model (every consumer
+of the group takes every queue; offsets stay in the client, ``$HOME/.rocketmq_offsets/``); its
+``rebalanced`` lines list the queues the engine has added so far, each with the ``offset`` it
+starts from (no consumer ids: broadcasting asks the broker for none).
 
 The binding exposes neither the client id nor a rebalance callback, but the engines log both to
 ``$HOME/logs/rocketmq-cpp/<pid>_rocketmq-cpp.log.0`` (engine 2.1: the folder named by
@@ -27,7 +30,10 @@ The binding exposes neither the client id nor a rebalance callback, but the engi
   group, then one ``allocate mq:MessageQueue [topic=..., brokerName=..., queueId=...]`` per queue;
 - engine 2.1, when the allocation changed: ``Allocation result for [Consumer Group: G, Topic: T,
   Current Consumer ID: id] is changed.``, then ``MessageQueue [topic=..., brokerName=...,
-  queueId=...]`` per queue, then ``[doRebalance:...]``.
+  queueId=...]`` per queue, then ``[doRebalance:...]``;
+- both engines, per queue a consumer starts pulling (the only lines a broadcasting rebalance
+  writes): ``add mq:MessageQueue [...], request initiall offset:N`` (1.x) or ``Add
+  mq:MessageQueue [...], request initial offset:N`` (2.1).
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ import time
 LOG_DIR = pathlib.Path.home() / "logs" / "rocketmq-cpp"
 os.environ.setdefault("ROCKETMQ_CLIENT_LOG_DIR", f"{LOG_DIR}/")  # engine 2.1, read at start
 
-from rocketmq.client import PushConsumer, RecvMessage  # noqa: E402
+from rocketmq.client import MessageModel, PushConsumer, RecvMessage  # noqa: E402
 from rocketmq.exceptions import ffi_check  # noqa: E402
 from rocketmq.ffi import dll  # noqa: E402
 
@@ -77,14 +83,17 @@ V2_START = re.compile(
     r"Allocation result for \[Consumer Group: .*?, Topic: (.*?), Current Consumer"
 )
 V2_QUEUE = re.compile(r"^" + QUEUE)
+ADD_QUEUE = re.compile(r"[Aa]dd mq:" + QUEUE + r", request initiall? offset:(-?\d+)")
 
 
 class LogWatcher(threading.Thread):
     """Tails the engine's log file; learns the client id and emits ``rebalanced`` lines."""
 
-    def __init__(self, topic: str) -> None:
+    def __init__(self, topic: str, broadcasting: bool = False) -> None:
         super().__init__(daemon=True)
         self.topic = topic
+        self.broadcasting = broadcasting
+        self.added: dict[tuple[str, int], int] = {}  # broadcasting: queue -> start offset
         self.path = LOG_DIR / f"{os.getpid()}_rocketmq-cpp.log.0"
         self.client_id: str | None = None
         self.known = threading.Event()
@@ -120,6 +129,9 @@ class LogWatcher(threading.Thread):
         if found and self.client_id is None:
             self.client_id = found.group(1)
             self.known.set()
+        if self.broadcasting:
+            self.feed_broadcasting(line)
+            return
         if self.engine == "v1":
             queue = V1_QUEUE.search(line)
             consumer = V1_CONSUMER.search(line)
@@ -147,6 +159,17 @@ class LogWatcher(threading.Thread):
         started = V2_START.search(line)
         if started and started.group(1) == self.topic:
             self.engine, self.consumers, self.queues = "v2", [], []
+
+    def feed_broadcasting(self, line: str) -> None:
+        added = ADD_QUEUE.search(line)
+        if not added or added.group(1) != self.topic:
+            return
+        self.added[(added.group(2), int(added.group(3)))] = int(added.group(4))
+        queues = [
+            {"broker": broker, "queueId": queue_id, "offset": offset}
+            for (broker, queue_id), offset in sorted(self.added.items())
+        ]
+        emit("rebalanced", clientId=self.client_id, topic=self.topic, queues=queues)
 
     def add(self, queue: re.Match[str]) -> None:
         self.queues.append({"broker": queue.group(2), "queueId": int(queue.group(3))})
@@ -178,12 +201,15 @@ def main() -> int:
     parser.add_argument(
         "--orderly", action="store_true", help="orderly push consumer (locks its queues)"
     )
+    parser.add_argument(
+        "--broadcasting", action="store_true", help="BROADCASTING message model (else CLUSTERING)"
+    )
     # RocketMQ's ACL: sign every request; the engine adds OnsChannel to the signed fields.
     parser.add_argument("--access-key", default="")
     parser.add_argument("--secret-key", default="")
     parser.add_argument("--channel", default="ALIYUN", help="the engine's OnsChannel value")
     args = parser.parse_args()
-    watcher = LogWatcher(args.topic)
+    watcher = LogWatcher(args.topic, args.broadcasting)
     watcher.start()
     client_id = f"@{args.instance}"  # until the log tells the whole id
 
@@ -217,7 +243,8 @@ def main() -> int:
         )
         return RECONSUME_LATER if retry else CONSUME_SUCCESS
 
-    consumer = PushConsumer(args.group, orderly=args.orderly)
+    model = MessageModel.BROADCASTING if args.broadcasting else MessageModel.CLUSTERING
+    consumer = PushConsumer(args.group, orderly=args.orderly, message_model=model)
     if hasattr(dll, "SetPushConsumerMessageTrace"):
         # Engine 2.1 only: its PushConsumer.shutdown() dereferences the message-trace producer,
         # which exists only with tracing on (segfault otherwise). CTraceModel OPEN = 0.

@@ -1,5 +1,5 @@
 'use strict';
-// ali-ons push consumer (clustering): one JSON line per received message.
+// ali-ons push consumer (clustering, or broadcasting): one JSON line per received message.
 //
 //   node consumer.js --namesrv 127.0.0.1:9876 --topic T --group G --expression 'TagA || TagB'
 //
@@ -9,9 +9,13 @@
 // --expression (the broker needs enablePropertyFilter=true).
 // --throw-once TAG: the handler throws on the first delivery of messages with that tag (ali-ons
 // catches it, reports it as an 'error' event, and sends the message back the same way).
+// --message-model BROADCASTING: ali-ons' isBroadcast (every consumer of the group takes every
+// queue, offsets kept in memory; ali-ons then keeps the instance name DEFAULT, so the client id is
+// <ip>@DEFAULT in every process).
 // Lines: "started" (clientId) once the client is ready; "rebalanced" (the queues of --topic this
-// client now owns) after every allocation change; "message" per delivery; "stopped" on SIGTERM or
-// SIGINT (exit 0) and "deadline" when --deadline seconds pass first (exit 3).
+// client now owns, each with the next offset it pulls) after every allocation change; "message"
+// per delivery; "stopped" on SIGTERM or SIGINT (exit 0) and "deadline" when --deadline seconds
+// pass first (exit 3).
 
 const { Consumer } = require('ali-ons');
 const { parseArgs, emit, describeError, makeLogger, httpclient, exit, credentials } = require('./common');
@@ -33,6 +37,8 @@ async function main() {
     throwOnce: '',
     // A SQL92 expression: subscribe with { expressionType: 'SQL92', subString } instead.
     sql: '',
+    // CLUSTERING or BROADCASTING.
+    messageModel: 'CLUSTERING',
     // RocketMQ's ACL: sign every request with these keys (ali-ons adds OnsChannel=ALIYUN).
     accessKey: '',
     secretKey: '',
@@ -45,14 +51,16 @@ async function main() {
     ...credentials(args),
     rebalanceInterval: args.rebalanceInterval,
     consumeFromWhere: args.consumeFrom,
+    isBroadcast: args.messageModel === 'BROADCASTING',
   });
   consumer.on('error', err => emit('client_error', describeError(err)));
 
   const ownedQueues = () => {
     const queues = [];
-    for (const { messageQueue } of consumer.processQueueTable.values()) {
+    for (const { messageQueue, nextOffset } of consumer.processQueueTable.values()) {
       if (messageQueue.topic === args.topic) {
-        queues.push({ broker: messageQueue.brokerName, queueId: messageQueue.queueId });
+        const { brokerName: broker, queueId } = messageQueue;
+        queues.push({ broker, queueId, offset: nextOffset });
       }
     }
     queues.sort((a, b) => (a.broker === b.broker ? a.queueId - b.queueId : a.broker < b.broker ? -1 : 1));
