@@ -74,7 +74,8 @@ def unregister_client(
         ctx.ask(ctx.proxy(ctx.producers).unregister(h.producer_group, h.client_id))
     if h.consumer_group:
         notify = _notify_enabled(ctx, h.consumer_group)
-        ctx.ask(ctx.proxy(ctx.consumers).unregister(h.consumer_group, h.client_id, notify))
+        consumers = ctx.proxy(ctx.consumers)
+        ctx.ask(consumers.unregister(h.consumer_group, h.client_id, notify, session.session_id))
     return reply(request)
 
 

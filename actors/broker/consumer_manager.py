@@ -2,10 +2,10 @@
 
 Messages (proxy methods; none blocks):
 - ``register(ConsumerHeartbeat)`` -> True when the group's membership changed
-- ``unregister(group, client_id, notify=True)`` -> None
+- ``unregister(group, client_id, notify=True, session_id=None)`` -> None
 - ``channel_closed(session_id)`` -> None (drops every client of that connection)
 - ``scan_expired(expire_s)`` -> dropped client ids (every 10 s by its own timer)
-- ``consumer_ids(group)`` -> sorted client ids
+- ``consumer_ids(group)`` -> sorted client ids, one per connection
 - ``subscription(group, topic)`` -> the group's SubscriptionData for the topic, or None
 - ``groups_subscribing(topic)`` -> the online groups with a subscription to ``topic``, sorted
 - ``group(group)`` -> ``GroupInfo`` or None
@@ -21,8 +21,15 @@ session NOTIFY_CONSUMER_IDS_CHANGED (oneway), so they rebalance at once rather t
 — except for a join or an unregister whose heartbeat / request handler passed ``notify=False``
 (the group's ``notifyConsumerIdsChangedEnable`` is off: its members find out at their next
 rebalance). A member lost with its connection or expired is always announced, as in RocketMQ.
-State owned (memory only; clients heartbeat every 30 s): group -> client id -> channel and
-subscriptions. Durability point: none.
+State owned (memory only; clients heartbeat every 30 s): group -> client id -> its connections
+(channels), and the group's subscriptions. Durability point: none.
+
+Members are connections, as in RocketMQ (``ConsumerGroupInfo.channelInfoTable`` is keyed by
+channel): two processes may heartbeat with one client id (ali-ons broadcasting consumers on one
+host are all ``<ip>@DEFAULT``). Both are listed (the id twice), both are told of changes, and
+when one unregisters or disconnects the other stays. A heartbeat whose client id is listed only
+on dead connections (a reconnect whose close is not processed yet, or a member carried over a
+role change) replaces them without counting as a join.
 """
 
 from __future__ import annotations
@@ -56,11 +63,25 @@ class ConsumerHeartbeat(msgspec.Struct, frozen=True, tag=True):
     version: int = 0
 
 
-class _Client(msgspec.Struct):
-    session: Any
+class _Channel(msgspec.Struct):
+    session: Any  # SessionHandle
     last_update: float
+
+
+class _Client(msgspec.Struct):
+    """One client id of a group: its connections by session id (usually one)."""
+
+    channels: dict[int, _Channel]
     language: str = ""
     version: int = 0
+
+    @property
+    def session(self) -> Any:
+        """The connection that heartbeated last."""
+        return max(self.channels.values(), key=lambda c: c.last_update).session
+
+    def sessions(self) -> list[Any]:
+        return [c.session for c in self.channels.values()]
 
 
 class GroupInfo(msgspec.Struct):
@@ -110,7 +131,10 @@ class ConsumerManager(GeventActor):
         self._keep = keep
         now = clock()
         for name, info in (carried or {}).items():
-            clients = {cid: _Client(session=_Detached(), last_update=now) for cid in info.clients}
+            clients = {
+                cid: _Client(channels={_Detached.session_id: _Channel(_Detached(), now)})
+                for cid in info.clients
+            }
             self._groups[name] = msgspec.structs.replace(
                 info, subscriptions=dict(info.subscriptions), clients=clients
             )
@@ -145,31 +169,49 @@ class ConsumerManager(GeventActor):
         info.consume_from_where = hb.consume_from_where
         for sub in hb.subscriptions:
             info.subscriptions[sub.topic] = sub
+        session_id = hb.session.session_id
         client = info.clients.get(hb.client_id)
-        joined = client is None
-        info.clients[hb.client_id] = _Client(
-            session=hb.session,
-            last_update=self._clock(),
-            language=hb.language,
-            version=hb.version,
-        )
+        if client is None:
+            client = info.clients[hb.client_id] = _Client(channels={})
+            joined = True
+        else:
+            others = [s for s, c in client.channels.items() if s != session_id]
+            dead = [s for s in others if not client.channels[s].session.alive]
+            joined = session_id not in client.channels and len(dead) < len(others)
+            for stale in dead:
+                del client.channels[stale]
+        client.channels[session_id] = _Channel(session=hb.session, last_update=self._clock())
+        client.language, client.version = hb.language, hb.version
         if joined:
-            logger.info("broker: consumer {} joined group {}", hb.client_id, hb.group)
+            also = f" (its connection {len(client.channels)})" if len(client.channels) > 1 else ""
+            logger.info("broker: consumer {} joined group {}{}", hb.client_id, hb.group, also)
             if hb.notify:
                 self._notify(info)
         return joined
 
-    def unregister(self, group: str, client_id: str, notify: bool = True) -> None:
+    def unregister(
+        self, group: str, client_id: str, notify: bool = True, session_id: int | None = None
+    ) -> None:
+        """``session_id``: the requesting connection. When the client id is listed on several
+        connections, only that one leaves (RocketMQ unregisters the requesting channel);
+        otherwise the client id leaves, whichever connection asked."""
         info = self._groups.get(group)
-        if info is not None and info.clients.pop(client_id, None) is not None:
+        client = info.clients.get(client_id) if info is not None else None
+        if info is None or client is None:
+            return
+        if len(client.channels) > 1 and session_id in client.channels:
+            del client.channels[session_id]
+            logger.info("broker: consumer {} left group {} (one connection)", client_id, group)
+        else:
+            del info.clients[client_id]
             logger.info("broker: consumer {} left group {}", client_id, group)
-            self._after_removal(info, notify)
+        self._after_removal(info, notify)
 
     def channel_closed(self, session_id: int) -> None:
         for info in list(self._groups.values()):
-            gone = [cid for cid, c in info.clients.items() if c.session.session_id == session_id]
+            gone = [cid for cid, c in info.clients.items() if session_id in c.channels]
             for cid in gone:
-                del info.clients[cid]
+                self._drop_channels(info, cid, [session_id])
                 logger.info("broker: consumer {} of {} disconnected", cid, info.group)
             if gone:
                 self._after_removal(info)
@@ -178,14 +220,25 @@ class ConsumerManager(GeventActor):
         now = self._clock()
         dropped = []
         for info in list(self._groups.values()):
-            stale = [cid for cid, c in info.clients.items() if now - c.last_update > expire_s]
-            for cid in stale:
-                del info.clients[cid]
-                dropped.append(cid)
-                logger.info("broker: consumer {} of {} expired", cid, info.group)
-            if stale:
+            expired = 0
+            for cid, client in list(info.clients.items()):
+                stale = [s for s, c in client.channels.items() if now - c.last_update > expire_s]
+                if stale:
+                    self._drop_channels(info, cid, stale)
+                    dropped.append(cid)
+                    expired += 1
+                    logger.info("broker: consumer {} of {} expired", cid, info.group)
+            if expired:
                 self._after_removal(info)
         return dropped
+
+    @staticmethod
+    def _drop_channels(info: GroupInfo, client_id: str, session_ids: list[int]) -> None:
+        client = info.clients[client_id]
+        for session_id in session_ids:
+            client.channels.pop(session_id, None)
+        if not client.channels:
+            del info.clients[client_id]
 
     def _after_removal(self, info: GroupInfo, notify: bool = True) -> None:
         if info.clients:
@@ -195,8 +248,8 @@ class ConsumerManager(GeventActor):
             del self._groups[info.group]
 
     def _notify(self, info: GroupInfo) -> None:
-        for client in info.clients.values():
-            session: SessionHandle = client.session
+        sessions: list[SessionHandle] = [s for c in info.clients.values() for s in c.sessions()]
+        for session in sessions:
             session.send_oneway(
                 RemotingCommand.request(
                     RequestCode.NOTIFY_CONSUMER_IDS_CHANGED,
@@ -207,7 +260,7 @@ class ConsumerManager(GeventActor):
 
     def consumer_ids(self, group: str) -> list[str]:
         info = self._groups.get(group)
-        return sorted(info.clients) if info else []
+        return sorted(cid for cid, c in info.clients.items() for _ in c.channels) if info else []
 
     def subscription(self, group: str, topic: str) -> SubscriptionData | None:
         info = self._groups.get(group)
@@ -228,15 +281,14 @@ class ConsumerManager(GeventActor):
         told = 0
         for c in info.clients.values():
             mine = cmd_for_c if cmd_for_c is not None and c.language == "CPP" else cmd
-            told += bool(c.session.send_oneway(mine))
+            told += sum(bool(session.send_oneway(mine)) for session in c.sessions())
         return told
 
     def find_channel(self, group: str, client_id: str) -> SessionHandle | None:
         info = self._groups.get(group)
         client = info.clients.get(client_id) if info is not None else None
-        if client is None or not client.session.alive:
-            return None
-        return client.session
+        channels = sorted(client.channels.values(), key=lambda c: -c.last_update) if client else []
+        return next((c.session for c in channels if c.session.alive), None)
 
     def connections(self, group: str) -> ConsumerConnection | None:
         info = self._groups.get(group)
@@ -246,11 +298,12 @@ class ConsumerManager(GeventActor):
             connection_set=[
                 Connection(
                     client_id=cid,
-                    client_addr=getattr(c.session, "remote_address", ""),
+                    client_addr=getattr(session, "remote_address", ""),
                     language=c.language,
                     version=c.version,
                 )
                 for cid, c in sorted(info.clients.items())
+                for session in c.sessions()
             ],
             subscription_table=dict(info.subscriptions),
             consume_type=info.consume_type,

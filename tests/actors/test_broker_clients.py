@@ -124,6 +124,45 @@ def test_registrar_publishes_topics_to_the_name_server_and_unregisters_on_stop()
         sock.close()
 
 
+def test_one_client_id_on_two_connections_is_two_members() -> None:
+    # Given two processes heartbeating with one client id on their own connections (ali-ons
+    # broadcasting consumers on one host are all <ip>@DEFAULT)
+    manager = ConsumerManager.start().proxy()
+    s1, s2 = FakeSession(1), FakeSession(2)
+    assert manager.register(heartbeat("g", "ip@DEFAULT", s1)).get(timeout=5) is True
+    # When the second connection heartbeats, Then it joins: both are listed (RocketMQ lists one
+    # id per channel) and both are told of the change
+    assert manager.register(heartbeat("g", "ip@DEFAULT", s2)).get(timeout=5) is True
+    assert manager.consumer_ids("g").get(timeout=5) == ["ip@DEFAULT", "ip@DEFAULT"]
+    assert len(s1.pushed) == 2 and len(s2.pushed) == 1
+    connections = manager.connections("g").get(timeout=5).connection_set
+    assert [c.client_id for c in connections] == ["ip@DEFAULT", "ip@DEFAULT"]
+    # When the first unregisters on its connection, Then only that one leaves and the other is
+    # told (RocketMQ unregisters the requesting channel)
+    manager.unregister("g", "ip@DEFAULT", True, 1).get(timeout=5)
+    assert manager.consumer_ids("g").get(timeout=5) == ["ip@DEFAULT"]
+    assert manager.find_channel("g", "ip@DEFAULT").get(timeout=5) is s2
+    assert len(s2.pushed) == 2
+    # And when the other's connection closes, Then the group is gone
+    manager.channel_closed(2).get(timeout=5)
+    assert manager.consumer_ids("g").get(timeout=5) == []
+    assert manager.group("g").get(timeout=5) is None
+
+
+def test_a_client_id_on_two_connections_expires_per_connection() -> None:
+    now = [0.0]
+    manager = ConsumerManager.start(clock=lambda: now[0]).proxy()
+    manager.register(heartbeat("g", "c1", FakeSession(1))).get(timeout=5)
+    now[0] = 100.0
+    manager.register(heartbeat("g", "c1", FakeSession(2))).get(timeout=5)
+    # When the first connection's heartbeats stop for longer than the expiry
+    now[0] = 130.0
+    manager.scan_expired(120.0).get(timeout=5)
+    # Then only it is dropped
+    assert manager.consumer_ids("g").get(timeout=5) == ["c1"]
+    assert manager.find_channel("g", "c1").get(timeout=5).session_id == 2
+
+
 def test_consumer_groups_survive_a_role_change_rebuild() -> None:
     # Given a group with two members on the node before its rebuild
     kept: dict = {}

@@ -4,6 +4,7 @@ beyond the timeout."""
 
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Any
 
@@ -26,7 +27,10 @@ class Member:
     """Stands in for a member's SessionHandle: answers ``answer`` (a dict of response fields),
     raises it (an exception), or never answers (None)."""
 
+    ids = itertools.count(1)
+
     def __init__(self, answer: Any) -> None:
+        self.session_id = next(Member.ids)
         self.alive = True
         self.answer = answer
         self.asked: list[RemotingCommand] = []
