@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import json
 import os
 import pathlib
 import re
@@ -55,25 +54,9 @@ os.environ.setdefault("ROCKETMQ_CLIENT_LOG_DIR", f"{LOG_DIR}/")  # engine 2.1, r
 from rocketmq.client import MessageModel, PushConsumer, RecvMessage  # noqa: E402
 from rocketmq.exceptions import ffi_check  # noqa: E402
 from rocketmq.ffi import dll  # noqa: E402
+from script_io import emit, text  # noqa: E402
 
 CONSUME_SUCCESS, RECONSUME_LATER = 0, 1  # the C API's CConsumeStatus
-
-_print_lock = threading.Lock()
-
-
-def emit(event: str, **fields: object) -> None:
-    with _print_lock:
-        sys.stdout.write(json.dumps({"event": event, **fields}) + "\n")
-        sys.stdout.flush()
-
-
-def text(value: bytes | str | None) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    return value
-
 
 CLIENT_ID = re.compile(r"clientID:(\S+?),")
 QUEUE = r"MessageQueue \[topic=(.*?), brokerName=(.*?), queueId=(\d+)\]"

@@ -24,7 +24,6 @@ topic has no usable route. The only producer options used are the group and the 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pathlib
 import signal
@@ -37,27 +36,11 @@ LOG_DIR = pathlib.Path.home() / "logs" / "rocketmq-cpp"
 os.environ.setdefault("ROCKETMQ_CLIENT_LOG_DIR", f"{LOG_DIR}/")
 
 from rocketmq.client import Message, Producer  # noqa: E402
-
-_print_lock = threading.Lock()
-
-
-def emit(event: str, **fields: object) -> None:
-    with _print_lock:
-        sys.stdout.write(json.dumps({"event": event, **fields}) + "\n")
-        sys.stdout.flush()
+from script_io import emit, watchdog  # noqa: E402
 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def watchdog(seconds: float) -> None:
-    def expire() -> None:
-        time.sleep(seconds)
-        emit("deadline", seconds=seconds)
-        os._exit(3)
-
-    threading.Thread(target=expire, daemon=True).start()
 
 
 def main() -> int:

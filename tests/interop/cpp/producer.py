@@ -20,11 +20,9 @@ Exit 0 only when every send returned a stored status; 3 when ``--deadline`` pass
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pathlib
 import sys
-import threading
 import time
 
 # Engine 2.1 logs under ROCKETMQ_CLIENT_LOG_DIR (default /logs/rocketmq-client/): keep it in HOME.
@@ -32,23 +30,7 @@ LOG_DIR = pathlib.Path.home() / "logs" / "rocketmq-cpp"
 os.environ.setdefault("ROCKETMQ_CLIENT_LOG_DIR", f"{LOG_DIR}/")
 
 from rocketmq.client import Message, Producer  # noqa: E402
-
-_print_lock = threading.Lock()
-
-
-def emit(event: str, **fields: object) -> None:
-    with _print_lock:
-        sys.stdout.write(json.dumps({"event": event, **fields}) + "\n")
-        sys.stdout.flush()
-
-
-def watchdog(seconds: float) -> None:
-    def expire() -> None:
-        time.sleep(seconds)
-        emit("deadline", seconds=seconds)
-        os._exit(3)
-
-    threading.Thread(target=expire, daemon=True).start()
+from script_io import emit, watchdog  # noqa: E402
 
 
 def padded(text: str, size: int) -> str:

@@ -28,12 +28,10 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import json
 import os
 import pathlib
 import sys
 import threading
-import time
 
 # Engine 2.1 logs under ROCKETMQ_CLIENT_LOG_DIR (default /logs/rocketmq-client/): keep it in HOME.
 LOG_DIR = pathlib.Path.home() / "logs" / "rocketmq-cpp"
@@ -42,31 +40,7 @@ os.environ.setdefault("ROCKETMQ_CLIENT_LOG_DIR", f"{LOG_DIR}/")
 from rocketmq.client import PullConsumer, RecvMessage  # noqa: E402
 from rocketmq.exceptions import ffi_check  # noqa: E402
 from rocketmq.ffi import _CMessageQueue, _CPullStatus, dll  # noqa: E402
-
-_print_lock = threading.Lock()
-
-
-def emit(event: str, **fields: object) -> None:
-    with _print_lock:
-        sys.stdout.write(json.dumps({"event": event, **fields}) + "\n")
-        sys.stdout.flush()
-
-
-def watchdog(seconds: float) -> None:
-    def expire() -> None:
-        time.sleep(seconds)
-        emit("deadline", seconds=seconds)
-        os._exit(3)
-
-    threading.Thread(target=expire, daemon=True).start()
-
-
-def text(value: bytes | str | None) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    return value
+from script_io import emit, text, watchdog  # noqa: E402
 
 
 def read_queue(consumer: PullConsumer, mq: _CMessageQueue, expression: str, max_num: int) -> None:

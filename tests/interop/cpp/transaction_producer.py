@@ -30,19 +30,18 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import json
 import os
 import pathlib
 import signal
 import sys
 import threading
-import time
 
 LOG_DIR = pathlib.Path.home() / "logs" / "rocketmq-cpp"
 os.environ.setdefault("ROCKETMQ_CLIENT_LOG_DIR", f"{LOG_DIR}/")
 
 from rocketmq.client import Message  # noqa: E402
 from rocketmq.ffi import _CSendResult, dll  # noqa: E402
+from script_io import emit, text, watchdog  # noqa: E402
 
 COMMIT, ROLLBACK, UNKNOWN = 0, 1, 2
 STATUS = {"commit": COMMIT, "rollback": ROLLBACK, "unknown": UNKNOWN}
@@ -54,28 +53,8 @@ SEND_STATUS = {
     3: "SLAVE_NOT_AVAILABLE",
 }
 
-_print_lock = threading.Lock()
 _checked = threading.Condition()
 _checks: list[dict] = []
-
-
-def emit(event: str, **fields: object) -> None:
-    with _print_lock:
-        sys.stdout.write(json.dumps({"event": event, **fields}) + "\n")
-        sys.stdout.flush()
-
-
-def watchdog(seconds: float) -> None:
-    def expire() -> None:
-        time.sleep(seconds)
-        emit("deadline", seconds=seconds)
-        os._exit(3)
-
-    threading.Thread(target=expire, daemon=True).start()
-
-
-def text(raw: bytes | None) -> str | None:
-    return raw.decode("utf-8", "replace") if raw is not None else None
 
 
 @CALLBACK
