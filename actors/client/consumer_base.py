@@ -170,12 +170,18 @@ class ConsumerBase(BrokerRequests):
             "namesrvAddr": ";".join(self.config.namesrv),
             "allocateMessageQueueStrategy": describe(self.allocate),
         }
-        timestamp = self.consume_timestamp
-        if timestamp is None and self._start_ms:  # the default, fixed at the start
-            timestamp = self._start_ms - CONSUME_TIMESTAMP_LAG_MS
+        timestamp = self._consume_timestamp()
         if timestamp is not None:
             settings["consumeTimestamp"] = str(timestamp)
         return settings
+
+    def _consume_timestamp(self) -> int | None:
+        """Where TIMESTAMP starts: ``consume_timestamp``, else half an hour before the start,
+        for every queue (RocketMQ fixes its default when the consumer is made, not before each
+        assignment); None before the start without one."""
+        if self.consume_timestamp is not None:
+            return self.consume_timestamp
+        return self._start_ms - CONSUME_TIMESTAMP_LAG_MS if self._start_ms else None
 
     # -- life cycle ------------------------------------------------------------------------------
 
@@ -227,11 +233,7 @@ class ConsumerBase(BrokerRequests):
         instance.members.consumers[self.group] = self.consumer_data()
         self._register_handlers(instance)
         self._start_ms = int(time.time() * 1000)
-        # TIMESTAMP without consume_timestamp: half an hour before the start, for every queue
-        # (RocketMQ fixes its default when the consumer is made), not before each assignment
-        consume_timestamp = self.consume_timestamp
-        if consume_timestamp is None:
-            consume_timestamp = self._start_ms - CONSUME_TIMESTAMP_LAG_MS
+        consume_timestamp = self._consume_timestamp()
         sink = self._sink()
         topics = self._all_topics()
         offsets_path = self.offsets_path

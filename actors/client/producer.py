@@ -258,28 +258,19 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply):
         return waiter.wait(timeout + 1.0, what)
 
     def _begin(
-        self, out: Outgoing, selection: Selection, timeout: float, done: Any, oneway: bool
-    ) -> None:
-        sender = self._sender
-        if sender is None or self._state != "running":
-            done(None, ClientStateError(f"send ({self.group})", self._state))
-            return
-        sender.begin(out, selection, timeout, done, oneway=oneway)
-
-    def _begin_hooked(
         self,
         out: Outgoing,
         selection: Selection,
         timeout: float,
         done: Any,
         oneway: bool,
-        hooked: HookedSend,
+        hooked: HookedSend | None = None,
     ) -> None:
         sender = self._sender
         if sender is None or self._state != "running":
             done(None, ClientStateError(f"send ({self.group})", self._state))
             return
-        sender.begin_hooked(out, selection, timeout, done, oneway, hooked)
+        sender.begin(out, selection, timeout, done, oneway=oneway, hooked=hooked)
 
     def send_batch(
         self,

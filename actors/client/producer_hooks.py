@@ -94,7 +94,7 @@ class ProducerHooks(ProducerPort):
     ) -> None:
         """Hand a send with hooks to the hub (its outcome recorded there for ``after``)."""
         hooked.handed_over()
-        hub.run(self._begin_hooked, out, selection, timeout, hooked.observe(done), oneway, hooked)
+        hub.run(self._begin, out, selection, timeout, hooked.observe(done), oneway, hooked)
 
     def _send_sync_hooked(
         self,

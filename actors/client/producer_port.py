@@ -78,21 +78,15 @@ class ProducerPort:
         raise NotImplementedError
 
     def _begin(
-        self, out: Outgoing, selection: Selection, timeout: float, done: Any, oneway: bool
-    ) -> None:
-        """On the hub: start a send without hooks."""
-        raise NotImplementedError
-
-    def _begin_hooked(
         self,
         out: Outgoing,
         selection: Selection,
         timeout: float,
         done: Any,
         oneway: bool,
-        hooked: HookedSend,
+        hooked: HookedSend | None = None,
     ) -> None:
-        """On the hub: start a send with hooks."""
+        """On the hub: start a send (``hooked``: one with hooks)."""
         raise NotImplementedError
 
     def _hooked(

@@ -123,26 +123,15 @@ class Sender:
         done: Done,
         *,
         oneway: bool = False,
+        hooked: Any = None,
     ) -> None:
-        """Start a send (hub callback or greenlet). ``done(result, error)`` is called once."""
+        """Start a send (hub callback or greenlet). ``done(result, error)`` is called once.
+        ``hooked``: a producer's send with hooks (``actors.client.send_hooks``), which reads the
+        send's queue when it ends (``hooked.op``)."""
         attempts = 1 + (self.retries if selection.default and not oneway else 0)
         op = SendOp(self, out, selection, timeout, attempts, done, oneway)
-        op.attempt()
-
-    def begin_hooked(
-        self,
-        out: Outgoing,
-        selection: Selection,
-        timeout: float,
-        done: Done,
-        oneway: bool,
-        hooked: Any,
-    ) -> None:
-        """``begin`` for a producer with send hooks: ``hooked.op`` is the send before its
-        first attempt (``actors.client.send_hooks`` reads its queue when the send ends).
-        A separate method, so the path without hooks does not pay for it."""
-        attempts = 1 + (self.retries if selection.default and not oneway else 0)
-        op = hooked.op = SendOp(self, out, selection, timeout, attempts, done, oneway)
+        if hooked is not None:
+            hooked.op = op
         op.attempt()
 
 

@@ -16,6 +16,11 @@ from collections.abc import Callable
 Matcher = Callable[[str], bool]
 
 
+def host_of(remote_address: str) -> str:
+    """The host of a connection's ``host:port`` (the address itself when it has no port)."""
+    return remote_address.rpartition(":")[0] or remote_address
+
+
 def _part(text: str, pattern: str) -> tuple[int, int]:
     text = text.strip()
     if text == "*":

@@ -31,7 +31,7 @@ import gevent.lock
 import msgspec
 from loguru import logger
 
-from runtime.acl.addresses import Matcher, compile_pattern
+from runtime.acl.addresses import Matcher, compile_pattern, host_of
 from runtime.acl.resources import (
     ADMIN_CODES,
     Permission,
@@ -199,8 +199,7 @@ class PlainAccessValidator:
         if now - self._checked_at >= RELOAD_CHECK_S:
             self._checked_at = now
             self._reload_if_changed()
-        host = remote_address.rpartition(":")[0] or remote_address
-        return self.rules.check(request, host)
+        return self.rules.check(request, host_of(remote_address))
 
     def reload(self) -> None:
         """Load the file now (after our own change to it); ConfigError leaves the rules."""

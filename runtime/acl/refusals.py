@@ -8,6 +8,8 @@ import time
 
 from loguru import logger
 
+from runtime.acl.addresses import host_of
+
 INTERVAL_S = 1.0
 MAX_KEYS = 4096
 
@@ -20,8 +22,7 @@ class RefusalLog:
         self._last: dict[tuple[str, str], tuple[float, int]] = {}  # -> (logged at, left out)
 
     def refused(self, code: int, remote_address: str, reason: str) -> None:
-        host = remote_address.rpartition(":")[0] or remote_address
-        key = (host, reason)
+        key = (host_of(remote_address), reason)
         now = time.monotonic()
         last = self._last.get(key)
         if last is not None and now - last[0] < self.interval:
