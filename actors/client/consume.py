@@ -37,6 +37,7 @@ from actors.client.consume_hooks import ConsumeHooks
 from actors.client.hooks import ConsumeHookContext
 from actors.client.hub import ClientHub
 from actors.client.message import ConsumeOrderlyStatus, ConsumeResult, MessageExt, MessageQueue
+from actors.client.namespace import Namespace
 from actors.client.outgoing import MAX_DELAY_LEVEL
 from actors.client.pool import task_pool
 from actors.client.puller_messages import Consumed
@@ -138,13 +139,15 @@ def _suspend(context: ConsumeContext) -> float | None:
     return min(max(float(delay), 0.01), 30.0)
 
 
-def reset_retry_topic(msg: MessageExt) -> None:
+def reset_retry_topic(msg: MessageExt, namespace: Namespace | None = None) -> None:
     """A message consumed from ``%RETRY%<group>`` carries its original topic in RETRY_TOPIC:
-    give it back (RocketMQ's resetRetryAndNamespace)."""
+    give it back; with a ``namespace``, the plain topic (RocketMQ's resetRetryAndNamespace)."""
     if msg.topic.startswith(RETRY_PREFIX):
         original = msg.all_properties.get(P.RETRY_TOPIC)
         if original:
             msg.topic = original
+    if namespace is not None:
+        msg.topic = namespace.unwrap(msg.topic)
 
 
 def _report(puller: pykka.ActorRef[Any], message: Consumed) -> None:
@@ -166,6 +169,7 @@ class ConsumeService:
         batch_cap: int = 64,
         consume_batch_size: int = 1,
         name: str = "actormq-consume",
+        namespace: Namespace | None = None,
     ) -> None:
         self.hub = hub
         self.listeners = listeners
@@ -175,6 +179,8 @@ class ConsumeService:
         self.pool = task_pool(hub.patched, self.threads, name)
         self.hooks: ConsumeHooks | None = None
         """The consumer's consume hooks (``actors.client.consume_hooks``), once it has some."""
+        self.namespace = namespace
+        """The consumer's namespace: listeners see plain topics and queues."""
 
     def deliver(
         self, puller: pykka.ActorRef[Any], generation: int, mq: MessageQueue, msgs: list[MessageExt]
@@ -208,6 +214,9 @@ class ConsumeService:
         hooks = self.hooks
         if hooks is not None and not hooks.hooks:
             hooks = None
+        ns = self.namespace
+        if ns is not None and mq is not None:
+            mq = ns.unwrap_queue(mq)
         if hooks is not None or any(
             isinstance(fn, BatchListener) for fn in self.listeners.values()
         ):
@@ -232,7 +241,7 @@ class ConsumeService:
             for msg in msgs:
                 if ordered and retry:
                     break
-                reset_retry_topic(msg)
+                reset_retry_topic(msg, ns)
                 listener = self.listeners.get(msg.topic) or self.listeners.get("*")
                 try:
                     if listener is None:
@@ -257,8 +266,9 @@ class ConsumeService:
         run_listener: AnyListener | None = None
         limit = run_limit = self.consume_batch_size
         listeners = self.listeners
+        ns = self.namespace
         for msg in msgs:
-            reset_retry_topic(msg)
+            reset_retry_topic(msg, ns)
             listener = listeners.get(msg.topic) or listeners.get("*")
             if run and (listener is not run_listener or len(run) >= run_limit):
                 yield run_listener, run

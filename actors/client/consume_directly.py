@@ -47,7 +47,7 @@ def consume_directly(
     service: ConsumeService, msg: MessageExt, orderly: bool
 ) -> ConsumeMessageDirectlyResult:
     """Run the listener of ``msg``'s topic on it once; its outcome in RocketMQ's terms."""
-    reset_retry_topic(msg)
+    reset_retry_topic(msg, service.namespace)
     listener = service.listeners.get(msg.topic) or service.listeners.get("*")
     started = time.monotonic()
     remark = None

@@ -34,6 +34,7 @@ from actors.client.hooks import ConsumeHook, added, checked, removed
 from actors.client.hub import ClientHub, acquire_shared, release_shared
 from actors.client.instance import ClientInstance
 from actors.client.message import MessageQueue
+from actors.client.namespace import Namespace, plain_queue, wire_name, wire_queue
 from actors.client.offsets import OffsetStore, Persist, ReadOffset, local_offsets_path, queue_offset
 from actors.client.pull import TagFilter
 from actors.client.puller_messages import PullOptions, Sink
@@ -76,10 +77,15 @@ class ConsumerBase(BrokerRequests):
         hub: ClientHub | None,
         credentials: SessionCredentials | None = None,
         allocate: AllocateOption = "AVG",
+        namespace: str | None = None,
     ) -> None:
         if not group:
             raise ClientError("a consumer needs a group name")
-        self.group = group
+        self.namespace = Namespace.of(namespace)
+        self.group = wire_name(self.namespace, group)
+        """The group as the brokers know it (``<namespace>%<group>`` with a namespace)."""
+        if self.namespace is not None:
+            pull_options = _replace(pull_options, namespace=self.namespace.name)
         self.model = MessageModel(model) if not isinstance(model, MessageModel) else model
         self.consume_from = consume_from
         self.consume_timestamp = consume_timestamp
@@ -344,7 +350,8 @@ class ConsumerBase(BrokerRequests):
             instance = self._instance
             assert instance is not None
             ref = instance.directory.get(instance.name(REBALANCER))
-            return [] if ref is None else ref.proxy().assignment().get(timeout=5)
+            queues = [] if ref is None else ref.proxy().assignment().get(timeout=5)
+            return [plain_queue(self.namespace, mq) for mq in queues]
 
         return hub.call(read, timeout=10, what="assignment")
 
@@ -360,6 +367,7 @@ class ConsumerBase(BrokerRequests):
     def committed(self, mq: MessageQueue, timeout: float = 10.0) -> int:
         """The offset this client holds for ``mq`` (else the stored one; -1 if none)."""
         hub = self._running_hub("committed")
+        mq = wire_queue(self.namespace, mq)
         return hub.call(
             lambda: self._ask(OFFSETS, lambda reply: ReadOffset(mq, reply), timeout),
             timeout=timeout + 5,
@@ -380,14 +388,19 @@ class ConsumerBase(BrokerRequests):
         hub = self._running_hub("fetch_queues")
         instance = self._instance
         assert instance is not None
+        wire = wire_name(self.namespace, topic)
         return hub.call(
-            lambda: list(instance.fetch_route(topic, timeout=timeout).subscribe),
+            lambda: [
+                plain_queue(self.namespace, mq)
+                for mq in instance.fetch_route(wire, timeout=timeout).subscribe
+            ],
             timeout=timeout + 5,
             what="fetch_queues",
         )
 
     def _queue_offset(self, code: int, mq: MessageQueue, timeout: float) -> int:
         hub = self._running_hub("offset lookup")
+        mq = wire_queue(self.namespace, mq)
         instance = self._instance
         assert instance is not None
         return hub.call(

@@ -30,6 +30,7 @@ from actors.client.hooks import SendHook
 from actors.client.hub import ClientHub, acquire_shared, release_shared
 from actors.client.instance import ClientInstance
 from actors.client.message import Message, MessageQueue, SendResult
+from actors.client.namespace import Namespace, plain_queue, wire_name
 from actors.client.outgoing import COMPRESS_OVER, MAX_MESSAGE_SIZE, Outgoing, prepare, prepare_batch
 from actors.client.producer_async import ProducerAsync
 from actors.client.producer_hooks import ProducerHooks
@@ -56,6 +57,8 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply):
     ``max_async_sends`` (1,024) / ``max_async_bytes`` (32 MiB): ``send_async``'s back-pressure
     (``actors.client.async_window``). ``enable_msg_trace`` (False) / ``trace_topic``
     (``RMQ_SYS_TRACE_TOPIC``): message traces, RocketMQ's (``actors.client.trace``).
+    ``namespace`` (None): RocketMQ's client namespace: the group and every topic are
+    ``<namespace>%<name>`` on the wire, results name the plain topic (``actors.client.namespace``).
     """
 
     def __init__(
@@ -76,10 +79,13 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply):
         hub: ClientHub | None = None,
         enable_msg_trace: bool = False,
         trace_topic: str | None = None,
+        namespace: str | None = None,
     ) -> None:
         if not group:
             raise ClientError("a producer needs a group name")
-        self.group = group
+        self.namespace = Namespace.of(namespace)
+        self.group = wire_name(self.namespace, group)
+        """The group as the brokers know it (``<namespace>%<group>`` with a namespace)."""
         self.send_timeout = send_timeout
         self.retries = retries
         self.compress_over = compress_over
@@ -270,6 +276,8 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply):
         if sender is None or self._state != "running":
             done(None, ClientStateError(f"send ({self.group})", self._state))
             return
+        if self.namespace is not None:
+            out, selection, done = _in_namespace(self.namespace, out, selection, done)
         sender.begin(out, selection, timeout, done, oneway=oneway, hooked=hooked)
 
     def send_batch(
@@ -306,10 +314,41 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply):
         instance = self._instance
         assert instance is not None
 
+        ns = self.namespace
+        wire = wire_name(ns, topic)
+
         def fetch() -> list[MessageQueue]:
-            return list(instance.fetch_route(topic, allow_default=True, timeout=timeout).publish)
+            route = instance.fetch_route(wire, allow_default=True, timeout=timeout)
+            return [plain_queue(ns, mq) for mq in route.publish]
 
         return hub.call(fetch, timeout=timeout + 5, what="queues")
+
+
+def _in_namespace(
+    ns: Namespace, out: Outgoing, selection: Selection, done: Any
+) -> tuple[Outgoing, Selection, Any]:
+    """A send of a producer with a namespace: its topic and any explicit queue wrapped, a
+    selector choosing among the plain queues, the result naming the plain queue (RocketMQ's
+    DefaultMQProducerImpl). A reply keeps its topic (``<cluster>_REPLY_TOPIC``)."""
+    if not out.reply:
+        out = msgspec.structs.replace(out, topic=ns.wrap(out.topic))
+    if selection.queue is not None:
+        selection = Selection(queue=ns.wrap_queue(selection.queue))
+    elif selection.selector is not None:
+        chosen = selection.selector
+
+        def selector(queues: Sequence[MessageQueue], message: Message) -> MessageQueue:
+            mq = chosen([ns.unwrap_queue(q) for q in queues], message)
+            return ns.wrap_queue(mq) if isinstance(mq, MessageQueue) else mq
+
+        selection = Selection(selector=selector, message=selection.message)
+
+    def unwrapped(result: Any, error: BaseException | None) -> None:
+        if isinstance(result, SendResult):
+            result = msgspec.structs.replace(result, queue=ns.unwrap_queue(result.queue))
+        done(result, error)
+
+    return out, selection, unwrapped
 
 
 def _with_property(out: Outgoing, name: str, value: str) -> Outgoing:

@@ -15,6 +15,7 @@ from actors.client.hooks import CommunicationMode, MessageType, SendHook
 from actors.client.hub import ClientHub
 from actors.client.instance import ClientInstance
 from actors.client.message import Message, MessageQueue, SendResult
+from actors.client.namespace import Namespace
 from actors.client.outgoing import Outgoing
 from actors.client.reply import ReplyWaiters
 from actors.client.selectors import QueueSelector
@@ -27,6 +28,7 @@ class ProducerPort:
     overrides each of these."""
 
     group: str
+    namespace: Namespace | None
     config: ClientConfig
     send_timeout: float
     compress_over: int

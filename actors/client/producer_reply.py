@@ -13,6 +13,7 @@ import msgspec
 
 from actors.client.errors import ClientStateError
 from actors.client.message import Message, MessageExt, MessageQueue, SendResult
+from actors.client.namespace import wire_name
 from actors.client.outgoing import Outgoing
 from actors.client.producer_port import ProducerPort
 from actors.client.reply import (
@@ -52,7 +53,8 @@ class ProducerReply(ProducerPort):
 
         deadline = time.monotonic() + timeout
         waiter = hub.new_waiter()
-        hub.call(self._expect_reply, msg.topic, correlation, waiter, timeout=timeout + 5.0)
+        topic = wire_name(self.namespace, msg.topic)
+        hub.call(self._expect_reply, topic, correlation, waiter, timeout=timeout + 5.0)
         try:
             left = max(deadline - time.monotonic(), 0.001)
             if self._send_hooks:  # the hooks see the request's send, not the wait for its reply

@@ -33,6 +33,7 @@ from actors.client.consumer_base import REBALANCER, ConsumerBase
 from actors.client.errors import ClientError, ClientStateError
 from actors.client.hub import ClientHub
 from actors.client.message import MessageExt, MessageQueue
+from actors.client.namespace import wire_name, wire_queue
 from actors.client.pull import subscription
 from actors.client.puller_messages import Consumed, PullOptions, Sink, next_generation
 from actors.client.rebalance import Assign, ConsumeFrom, SeekQueue
@@ -148,6 +149,7 @@ class PullConsumer(ConsumerBase):
         credentials: SessionCredentials | None = None,
         hub: ClientHub | None = None,
         allocate: AllocateOption = "AVG",
+        namespace: str | None = None,
     ) -> None:
         options = PullOptions(
             batch_size=pull_batch_size,
@@ -174,6 +176,7 @@ class PullConsumer(ConsumerBase):
             hub=hub,
             credentials=credentials,
             allocate=allocate,
+            namespace=namespace,
         )
         self.auto_commit = auto_commit
         self.max_poll_messages = max_poll_messages
@@ -189,7 +192,7 @@ class PullConsumer(ConsumerBase):
             raise ClientStateError(f"subscribe ({self.group})", self._state)
         if self._fixed is not None:
             raise ClientError("subscribe and assign cannot be mixed")
-        self.subscriptions[topic] = subscription(expression, sql)
+        self.subscriptions[wire_name(self.namespace, topic)] = subscription(expression, sql)
 
     def assign(self, queues: Sequence[MessageQueue]) -> None:
         """Pull exactly these queues (no group rebalancing). Before or after ``start``."""
@@ -199,6 +202,7 @@ class PullConsumer(ConsumerBase):
         for mq in queues:
             if not isinstance(mq, MessageQueue):
                 raise ClientError(f"assign: {mq!r} is not a MessageQueue")
+        queues = tuple(wire_queue(self.namespace, mq) for mq in queues)
         if self._state == "created":
             self._fixed = queues
             return
@@ -235,7 +239,11 @@ class PullConsumer(ConsumerBase):
         batches = self.buffer.take(self.max_poll_messages, timeout)
         out: list[MessageExt] = []
         hooks = self._consume_hooks
+        ns = self.namespace
         for batch in batches:
+            if ns is not None:
+                for m in batch.msgs:
+                    m.topic = ns.unwrap(m.topic)
             out.extend(batch.msgs)
             done = Consumed(batch.generation, [m.queue_offset for m in batch.msgs])
             with contextlib.suppress(ClientError):
@@ -256,6 +264,7 @@ class PullConsumer(ConsumerBase):
         """Continue ``mq`` at ``offset``: buffered messages of that queue are dropped, and the
         offset to commit becomes ``offset``. The queue must be assigned to this consumer."""
         hub = self._running_hub("seek")
+        mq = wire_queue(self.namespace, mq)
         generation = next_generation()
         self.buffer.drop(mq, generation)
 
@@ -282,6 +291,7 @@ class PullConsumer(ConsumerBase):
     ) -> int:
         """The offset of the first message of ``mq`` stored at or after ``timestamp_ms``."""
         hub = self._running_hub("offset_for_timestamp")
+        mq = wire_queue(self.namespace, mq)
         instance = self._instance
         assert instance is not None
         from actors.client.offsets import queue_offset

@@ -49,6 +49,7 @@ from loguru import logger
 from actors.client.errors import BrokerError, ClientError
 from actors.client.instance import ClientInstance
 from actors.client.message import MessageExt, MessageQueue, PullStatus
+from actors.client.namespace import Namespace
 from actors.client.offsets import UpdateOffset
 from actors.client.process_queue import ProcessQueue
 from actors.client.pull import PullResult, TagFilter
@@ -314,7 +315,10 @@ class QueuePuller(GeventActor):
         ok: list[int] = []
         failed: list[int] = []
         opts = self.options
+        ns = Namespace.of(opts.namespace)
         for m in msgs:
+            if ns is not None:  # its listener saw the plain topic
+                m.topic = ns.wrap(m.topic)
             try:
                 send_back(
                     self.instance,

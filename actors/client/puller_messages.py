@@ -52,6 +52,8 @@ class PullOptions(msgspec.Struct, frozen=True, kw_only=True):
     consume_batch_size: int = 1
     """Push: at most this many messages per call of a batch listener (RocketMQ's
     consumeMessageBatchMaxSize); the orderly puller offers whole calls' worth per task."""
+    namespace: str = ""
+    """The consumer's namespace ("" none): a message sent back gets its wire topic again."""
 
 
 class PullNext(msgspec.Struct, frozen=True, tag=True):

@@ -67,6 +67,7 @@ from actors.client.consume import (
 from actors.client.consumer_base import ConsumerBase
 from actors.client.errors import ClientError, ClientStateError
 from actors.client.hub import ClientHub
+from actors.client.namespace import plain_name, wire_name
 from actors.client.orderly_rebalance import OrderlyRebalancer
 from actors.client.pull import TagFilter, subscription
 from actors.client.puller_messages import PullOptions, Sink
@@ -139,6 +140,7 @@ class PushConsumer(ConsumerBase):
         allocate: AllocateOption = "AVG",
         enable_msg_trace: bool = False,
         trace_topic: str | None = None,
+        namespace: str | None = None,
     ) -> None:
         if max_reconsume_times < 0:
             raise ClientError(f"max_reconsume_times {max_reconsume_times} is negative")
@@ -178,6 +180,7 @@ class PushConsumer(ConsumerBase):
             hub=hub,
             credentials=credentials,
             allocate=allocate,
+            namespace=namespace,
         )
         self.orderly = orderly
         self.max_reconsume_times = max_reconsume_times
@@ -215,10 +218,10 @@ class PushConsumer(ConsumerBase):
         ``start`` only."""
         if self._state != "created":
             raise ClientStateError(f"subscribe ({self.group})", self._state)
-        self.subscriptions[topic] = subscription(expression, sql)
+        self.subscriptions[wire_name(self.namespace, topic)] = subscription(expression, sql)
 
         def register(fn: Any) -> Any:
-            self.listeners[topic] = _wrap(fn, batch, context)
+            self.listeners[topic] = _wrap(fn, batch, context)  # by the topic its messages show
             return fn
 
         if listener is not None:
@@ -239,7 +242,8 @@ class PushConsumer(ConsumerBase):
     # -- life cycle ------------------------------------------------------------------------------
 
     def start(self) -> PushConsumer:
-        missing = [t for t in self.subscriptions if t not in self.listeners]
+        topics = [plain_name(self.namespace, t) for t in self.subscriptions]
+        missing = [t for t in topics if t not in self.listeners]
         if missing and "*" not in self.listeners:
             raise ClientError(f"no listener for {', '.join(sorted(missing))}")
         if self.enable_msg_trace and self.trace_dispatcher is None and self._state == "created":
@@ -300,6 +304,7 @@ class PushConsumer(ConsumerBase):
             threads=self.consume_threads,
             consume_batch_size=self.consume_batch_size,
             name=f"actormq-consume-{self.group}",
+            namespace=self.namespace,
         )
         service.hooks = self._hook_set()  # hooks registered later are seen too
         assert self._instance is not None

@@ -53,6 +53,7 @@ from actors.client.errors import ClientError, MessageInvalidError
 from actors.client.hooks import MessageType
 from actors.client.hub import ClientHub
 from actors.client.message import LocalTransactionState, Message, MessageExt, SendResult, SendStatus
+from actors.client.namespace import plain_name, wire_name
 from actors.client.outgoing import Outgoing
 from actors.client.producer import Producer
 from actors.client.pull import decode_messages
@@ -196,7 +197,8 @@ class TransactionProducer(Producer):
         instance = self._instance
         if instance is None:
             raise ClientError("producer is not running")
-        route = instance.route(result.queue.topic, allow_default=True)
+        # the result names the plain topic
+        route = instance.route(wire_name(self.namespace, result.queue.topic), allow_default=True)
         address = route.master(result.queue.broker_name)
         if address is None:
             raise ClientError(f"no master for {result.queue.broker_name}")
@@ -246,6 +248,7 @@ class TransactionProducer(Producer):
         if group and group != self.group:
             logger.warning("client: {} asked about group {}'s transaction", self.group, group)
             return
+        msg.topic = plain_name(self.namespace, msg.topic)
         try:
             state = _state(self.check(msg), "check", msg)
         except Exception:
