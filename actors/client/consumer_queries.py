@@ -1,0 +1,93 @@
+"""The queries both consumers answer (a part of ``ConsumerBase``, which provides the attributes and
+methods declared here): the queues held, a rebalance now, offsets, a topic's queues. With a
+namespace they take and give plain queues (``actors.client.namespace``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actors.client.consumer_requests import OFFSETS, REBALANCER
+from actors.client.hub import ClientHub
+from actors.client.instance import ClientInstance
+from actors.client.message import MessageQueue
+from actors.client.namespace import Namespace, plain_queue, wire_name, wire_queue
+from actors.client.offsets import Persist, ReadOffset, queue_offset
+from actors.client.rebalance import DoRebalance
+
+
+class ConsumerQueries:
+    """Mixin of ``ConsumerBase``; see the module docstring."""
+
+    namespace: Namespace | None
+    _instance: ClientInstance | None
+
+    def _running_hub(self, what: str) -> ClientHub:
+        raise NotImplementedError
+
+    def _ask(self, child: str, factory: Any, timeout: float) -> Any:
+        raise NotImplementedError
+
+    def assignment(self) -> list[MessageQueue]:
+        """The queues this consumer pulls right now."""
+        hub = self._running_hub("assignment")
+
+        def read() -> list[MessageQueue]:
+            instance = self._instance
+            assert instance is not None
+            ref = instance.directory.get(instance.name(REBALANCER))
+            queues = [] if ref is None else ref.proxy().assignment().get(timeout=5)
+            return [plain_queue(self.namespace, mq) for mq in queues]
+
+        return hub.call(read, timeout=10, what="assignment")
+
+    def rebalance(self, timeout: float = 30.0) -> bool:
+        """Rebalance now (normally every 20 s and when the group changes); True if it changed."""
+        hub = self._running_hub("rebalance")
+        return hub.call(
+            lambda: self._ask(REBALANCER, lambda reply: DoRebalance("asked", reply), timeout),
+            timeout=timeout + 5,
+            what="rebalance",
+        )
+
+    def committed(self, mq: MessageQueue, timeout: float = 10.0) -> int:
+        """The offset this client holds for ``mq`` (else the stored one; -1 if none)."""
+        hub = self._running_hub("committed")
+        mq = wire_queue(self.namespace, mq)
+        return hub.call(
+            lambda: self._ask(OFFSETS, lambda reply: ReadOffset(mq, reply), timeout),
+            timeout=timeout + 5,
+            what="committed",
+        )
+
+    def persist_offsets(self, timeout: float = 10.0) -> int:
+        """Write every changed offset to the brokers (or the local file) now."""
+        hub = self._running_hub("commit")
+        return hub.call(
+            lambda: self._ask(OFFSETS, lambda reply: Persist(None, reply), timeout),
+            timeout=timeout + 5,
+            what="commit",
+        )
+
+    def fetch_queues(self, topic: str, timeout: float = 10.0) -> list[MessageQueue]:
+        """The topic's readable queues."""
+        hub = self._running_hub("fetch_queues")
+        instance = self._instance
+        assert instance is not None
+        wire = wire_name(self.namespace, topic)
+        return hub.call(
+            lambda: [
+                plain_queue(self.namespace, mq)
+                for mq in instance.fetch_route(wire, timeout=timeout).subscribe
+            ],
+            timeout=timeout + 5,
+            what="fetch_queues",
+        )
+
+    def _queue_offset(self, code: int, mq: MessageQueue, timeout: float) -> int:
+        hub = self._running_hub("offset lookup")
+        mq = wire_queue(self.namespace, mq)
+        instance = self._instance
+        assert instance is not None
+        return hub.call(
+            lambda: queue_offset(instance, code, mq, timeout), timeout=timeout + 5, what="offset"
+        )
