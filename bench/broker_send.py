@@ -27,6 +27,7 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.cluster import cpu_seconds, spawned  # noqa: E402
+from runtime.hostport import parse_address  # noqa: E402
 from runtime.remoting.batch import BatchEntry, encode_batch  # noqa: E402
 from runtime.remoting.codes import RequestCode  # noqa: E402
 from runtime.remoting.command import RemotingCommand  # noqa: E402
@@ -214,13 +215,11 @@ def main() -> None:
     args = p.parse_args()
     bench = run_pull if args.pull else run
     if args.broker:
-        host, _, port = args.broker.rpartition(":")
-        result = bench((host, int(port)), args.pid or os.getpid(), args)
+        result = bench(parse_address(args.broker), args.pid or os.getpid(), args)
         print("SUMMARY " + json.dumps(result), flush=True)
         return
     with spawned("sync" if args.sync else "async") as (fields, proc):
-        host, _, port = fields["broker-a/0"].rpartition(":")
-        result = bench((host, int(port)), proc.pid, args)
+        result = bench(parse_address(fields["broker-a/0"]), proc.pid, args)
     print("SUMMARY " + json.dumps(result), flush=True)
 
 

@@ -32,6 +32,7 @@ from gevent.server import StreamServer  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
+from runtime.hostport import family_of, format_address  # noqa: E402
 from runtime.remoting.bodies import BrokerData, QueueData, TopicRouteData, encode_body  # noqa: E402
 from runtime.remoting.codes import RequestCode, ResponseCode  # noqa: E402
 from runtime.remoting.command import RemotingCommand  # noqa: E402
@@ -87,8 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="0: a free port")
     parser.add_argument("--seconds", type=float, default=0.0, help="0: until interrupted")
     args = parser.parse_args(argv)
-    listener = socket.create_server((args.host, args.port))
-    address = f"{args.host}:{listener.getsockname()[1]}"
+    listener = socket.create_server((args.host, args.port), family=family_of(args.host))
+    address = format_address(args.host, listener.getsockname()[1])
     broker = NullBroker(address)
     server = StreamServer(listener, broker.serve)
     server.start()

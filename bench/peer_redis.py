@@ -54,6 +54,7 @@ from bench.peer_common import (  # noqa: E402
     start_latency_consumer,
 )
 from bench.workload import _payload, run_in_threads  # noqa: E402
+from runtime.hostport import parse_address  # noqa: E402
 
 STREAM_FIELD = b"body"
 
@@ -63,8 +64,8 @@ def _redis(address: str) -> Any:
         import redis
     except ImportError:
         raise SystemExit("peer_redis.py needs redis-py: .venv/bin/pip install redis") from None
-    host, _, port = address.rpartition(":")
-    return redis.Redis(host=host, port=int(port))
+    host, port = parse_address(address)
+    return redis.Redis(host=host, port=port)
 
 
 def spawned_redis(fsync: str) -> AbstractContextManager[tuple[str, subprocess.Popen[bytes]]]:

@@ -8,7 +8,8 @@ from typing import NoReturn
 import msgspec
 
 from config.fields import field_specs, key_of
-from runtime.errors import ConfigError
+from runtime.errors import AddressError, ConfigError
+from runtime.hostport import parse_address
 
 _DELAY_UNITS_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _DELAY_TOKEN = re.compile(r"(\d+)([smhd])")
@@ -21,17 +22,12 @@ def fail(cls: type[msgspec.Struct], attr: str, problem: str) -> NoReturn:
 
 
 def parse_host_port(text: str) -> tuple[str, int]:
-    """``host:port`` (``[v6]:port`` allowed) -> (host, port); port must be 1..65535."""
-    host, sep, port_text = text.strip().rpartition(":")
-    if not sep or not host:
-        raise ValueError(f"{text!r} is not host:port")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if not host or any(c.isspace() for c in host):
-        raise ValueError(f"{text!r} has no valid host")
-    if not port_text.isdigit() or not 0 < int(port_text) <= 65535:
-        raise ValueError(f"{text!r} has no valid port (1..65535)")
-    return host, int(port_text)
+    """``host:port`` (``[v6]:port`` or RocketMQ's unbracketed ``v6:port``, split at the last
+    ``:``) -> (host, port); port must be 1..65535 (``runtime.hostport.parse_address``)."""
+    try:
+        return parse_address(text)
+    except AddressError as err:
+        raise ValueError(str(err)) from None
 
 
 def parse_namesrv_addr(text: str) -> list[tuple[str, int]]:

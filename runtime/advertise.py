@@ -5,7 +5,9 @@ clients that time out.
 
 Errors (``ConfigError``, the process exits 2):
 - brokerIP1 / brokerIP2 does not resolve;
-- the broker listens on loopback only (listenHost 127.x) but advertises another address;
+- the broker listens on loopback only (listenHost 127.x or ::1) but advertises another address;
+- it advertises an IPv6 address but listens on IPv4 only (0.0.0.0, an IPv4 address) or an IPv4
+  address but listens on one IPv6 address (``::`` takes both where the OS allows dual stack);
 - it advertises a loopback address to a name server on another host.
 Warning only: an advertised address that is not one of this host's (NAT or port forwarding
 may make that right).
@@ -20,15 +22,40 @@ from loguru import logger
 
 from config import BrokerConfig
 from runtime.errors import ConfigError
+from runtime.hostport import family_of, unmapped
 
 _ANY = {"0.0.0.0", "::", ""}
+_DUAL = "::"
 
 
 def _resolve(host: str, key: str) -> str:
+    """An IP literal as it is (IPv6 too); a name to its first address, IPv4 preferred."""
+    host = host.strip().strip("[]")
     try:
-        return socket.getaddrinfo(host, None, socket.AF_INET)[0][4][0]
-    except (OSError, IndexError) as exc:
+        return unmapped(str(ipaddress.ip_address(host.partition("%")[0])))
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None, socket.AF_UNSPEC, socket.SOCK_STREAM)
+    except OSError as exc:
         raise ConfigError(None, key, f"{host!r} does not resolve: {exc}") from None
+    v4 = [i[4][0] for i in infos if i[0] == socket.AF_INET]
+    v6 = [i[4][0] for i in infos if i[0] == socket.AF_INET6]
+    if not v4 and not v6:
+        raise ConfigError(None, key, f"{host!r} does not resolve")
+    return str((v4 or v6)[0])
+
+
+def _family_problem(listen: str, ip: str) -> str | None:
+    """Why clients cannot reach ``ip`` when the broker listens on ``listen``, or None."""
+    if listen == _DUAL:
+        return None
+    v6 = family_of(ip) == socket.AF_INET6
+    if v6 and (listen in _ANY or family_of(listen) != socket.AF_INET6):
+        return "an IPv6 address, but the broker listens on IPv4 only; set listenHost=::"
+    if not v6 and listen not in _ANY and family_of(listen) == socket.AF_INET6:
+        return "an IPv4 address, but the broker listens on IPv6 only; set listenHost=::"
+    return None
 
 
 def _loopback(ip: str) -> bool:
@@ -39,7 +66,7 @@ def _loopback(ip: str) -> bool:
 
 
 def _is_local(ip: str) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+    with socket.socket(family_of(ip), socket.SOCK_DGRAM) as probe:
         try:
             probe.bind((ip, 0))
         except OSError:
@@ -55,6 +82,9 @@ def check_advertised(cfg: BrokerConfig) -> None:
         if not host:
             continue
         ip = _resolve(host, key)
+        problem = _family_problem(listen if listen in _ANY else str(listen_ip), ip)
+        if problem is not None:
+            raise ConfigError(None, key, f"{host} is {problem}")
         if listen_ip is not None and _loopback(listen_ip) and not _loopback(ip):
             raise ConfigError(
                 None,

@@ -25,6 +25,16 @@ class ConfigError(ActorMQError):
         super().__init__(f"{where}: {problem}")
 
 
+class AddressError(ActorMQError):
+    """A ``host:port`` or IP address that cannot be parsed (``runtime.hostport``); callers turn
+    it into their own error type (ConfigError, ClientError, ProtocolError)."""
+
+    def __init__(self, text: str, problem: str) -> None:
+        self.text = text
+        self.problem = problem
+        super().__init__(f"{text!r} {problem}")
+
+
 class ProtocolError(ActorMQError):
     """Bytes on the wire that cannot be decoded. The only exception a decoder raises.
 

@@ -2,6 +2,10 @@
 
 Sockets are bound by the process before any actor starts, so a port clash is reported at once,
 with the address, and ``ready`` names the ports actually bound (port 0 = ephemeral).
+
+An IPv6 host (``::``, ``::1``) binds an AF_INET6 socket. ``::`` is dual stack (IPV6_V6ONLY off,
+where the OS allows it): IPv4 clients connect too and show as their IPv4 address; any other
+IPv6 address takes IPv6 only.
 """
 
 from __future__ import annotations
@@ -19,27 +23,39 @@ from loguru import logger
 
 from runtime.actor import GeventActor, watch
 from runtime.errors import ConfigError
+from runtime.hostport import family_of, format_address
 
 SessionFactory = Callable[[socket.socket, tuple[str, int]], "pykka.ActorRef[Any] | None"]
 
 
 def bind(host: str, port: int, *, what: str) -> socket.socket:
-    """A listening TCP socket on (host, port); ConfigError naming ``what`` when it cannot bind."""
-    sock = gevent.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    """A listening TCP socket on (host, port); ConfigError naming ``what`` when it cannot bind.
+    IPv6 hosts bind AF_INET6; ``::`` also accepts IPv4 where the OS allows dual stack."""
+    host = host.strip().strip("[]")
+    family = family_of(host)
+    try:
+        sock = gevent.socket.socket(family, socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ConfigError(None, what, f"cannot listen on {host}: {exc.strerror}") from exc
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6 and host == "::":
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
     try:
         sock.bind((host, port))
         sock.listen(1024)
     except OSError as exc:
         sock.close()
         problem = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
-        raise ConfigError(None, what, f"cannot listen on {host}:{port}: {problem}") from exc
+        where = format_address(host, port)
+        raise ConfigError(None, what, f"cannot listen on {where}: {problem}") from exc
     return sock
 
 
 def address_of(sock: socket.socket) -> str:
+    """``host:port`` of a bound socket, RocketMQ style (``::1:9876`` for IPv6)."""
     host, port = sock.getsockname()[:2]
-    return f"{host}:{port}"
+    return format_address(host, port)
 
 
 class _Server(StreamServer):

@@ -52,6 +52,7 @@ from loguru import logger
 from runtime import workers
 from runtime.actor import GeventActor
 from runtime.errors import ProtocolError
+from runtime.hostport import format_address, parse_address
 from runtime.in_flight import MAX_IN_FLIGHT, MAX_IN_FLIGHT_BYTES, InFlight
 from runtime.receive import receiver
 from runtime.remoting.codes import ResponseCode
@@ -110,7 +111,7 @@ class ClientSession(GeventActor):
         self.processor = processor
         self.idle_timeout = idle_timeout
         self.handle = SessionHandle(
-            self.actor_ref, f"{address[0]}:{address[1]}", next(_session_ids), sock
+            self.actor_ref, format_address(address[0], address[1]), next(_session_ids), sock
         )
         self._last_read = time.monotonic()
         self._in_flight = InFlight(max_in_flight, max_in_flight_bytes)
@@ -299,16 +300,17 @@ def connect(
     """Open an outbound remoting connection to ``host:port`` and return its handle.
 
     The session actor is not supervised: whoever connects closes it (``handle.close()``).
-    Raises OSError when the peer cannot be reached within ``timeout``.
+    Raises OSError when the peer cannot be reached within ``timeout``, AddressError when
+    ``address`` is no ``host:port`` (an IPv6 host with or without brackets).
     """
     import gevent.socket
 
-    host, _, port = address.rpartition(":")
-    sock = gevent.socket.create_connection((host, int(port)), timeout=timeout)
+    host, port = parse_address(address)
+    sock = gevent.socket.create_connection((host, port), timeout=timeout)
     sock.settimeout(None)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     ref = ClientSession.start(
-        role, sock, (host, int(port)), processor or RejectAll(), idle_timeout=idle_timeout
+        role, sock, (host, port), processor or RejectAll(), idle_timeout=idle_timeout
     )
     handle = ref.proxy().handle.get(timeout=timeout)
     return handle

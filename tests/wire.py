@@ -6,6 +6,7 @@ from typing import Any
 
 import gevent.socket
 
+from runtime import hostport
 from runtime.acl.signature import SessionCredentials, sign
 from runtime.remoting.codes import RequestCode
 from runtime.remoting.command import RemotingCommand
@@ -15,8 +16,7 @@ from runtime.remoting.frame import FrameDecoder, encode
 def parse_address(address: str | tuple[str, int]) -> tuple[str, int]:
     if isinstance(address, tuple):
         return address
-    host, _, port = address.rpartition(":")
-    return host, int(port)
+    return hostport.parse_address(address)
 
 
 class WireClient:

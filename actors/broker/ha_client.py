@@ -42,8 +42,9 @@ from actors.broker.ha_messages import ClientDone, ClientTick, MasterAddress
 from actors.broker.ha_service import HAContext
 from actors.broker.messages import AppendRaw
 from runtime.actor import GeventActor, new_future, offload
-from runtime.errors import ActorFailure, ProtocolError
+from runtime.errors import ActorFailure, AddressError, ProtocolError
 from runtime.ha import protocol as P
+from runtime.hostport import parse_address
 from runtime.receive import receiver
 from runtime.session import READ_SIZE
 
@@ -158,7 +159,7 @@ class HAClient(GeventActor):
         reason, retry = "closed", RETRY_S
         try:
             reason, retry = self._follow(generation, address)
-        except (OSError, ProtocolError, pykka.Timeout) as exc:
+        except (OSError, ProtocolError, AddressError, pykka.Timeout) as exc:
             reason = f"{exc.__class__.__name__}: {exc}"
         except (pykka.ActorDeadError, ActorFailure) as exc:
             reason = f"store not running: {exc}"
@@ -169,8 +170,8 @@ class HAClient(GeventActor):
             self.actor_ref.tell(ClientDone(generation, reason, retry))
 
     def _follow(self, generation: int, address: str) -> tuple[str, float]:
-        host, _, port = address.rpartition(":")
-        sock = gevent.socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S)
+        host, port = parse_address(address)
+        sock = gevent.socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if generation != self._generation:
             sock.close()

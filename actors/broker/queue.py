@@ -282,8 +282,8 @@ class Queue(GeventActor):
         e = self.cq.entry(q)
         if e is None or e.physical_offset < self.log.min_offset:
             return -1
-        head = self.log.read(e.physical_offset, R.STORE_TIMESTAMP_AT + 8)
-        if len(head) < R.STORE_TIMESTAMP_AT + 8:
+        head = self.log.read(e.physical_offset, R.STORE_TIMESTAMP_HEAD)
+        if len(head) < R.STORE_TIMESTAMP_HEAD:
             return -1
         return R.store_timestamp_of(head)
 

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 import pykka
 
 from actors.broker.context import BrokerContext, reply
+from runtime.errors import AddressError
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.headers import Header, decode_header
@@ -75,7 +76,7 @@ def consume_message_directly(
     )
     try:
         offset = decode_offset_msg_id(h.msg_id).physical_offset
-    except ValueError as exc:
+    except AddressError as exc:
         return reply(request, ResponseCode.SYSTEM_ERROR, remark=f"msgId {h.msg_id}: {exc}")
     record = ctx.store.message_at(offset)
     if record is None:

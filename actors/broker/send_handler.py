@@ -21,6 +21,8 @@ import msgspec
 
 from actors.broker.context import BrokerContext, reply, send_queue_busy, topic_not_exist
 from actors.broker.delay import TimerError, delay_level, schedule, to_schedule
+from runtime.errors import AddressError
+from runtime.hostport import parse_address
 from runtime.remoting.batch import split_batch
 from runtime.remoting.bodies import TopicConfig
 from runtime.remoting.codes import RETRY_PREFIX, RequestCode, ResponseCode
@@ -220,6 +222,16 @@ def with_cluster(record: PutRecord, cluster: str) -> PutRecord:
     )
 
 
+def peer_host(remote_address: str) -> tuple[bytes, int]:
+    """A connection's ``host:port`` as a record's born host: 4 bytes for IPv4, 16 for IPv6 (the
+    store then sets sysFlag BORNHOST_V6, as RocketMQ's CommitLog does for an Inet6Address)."""
+    try:
+        host, port = parse_address(remote_address)
+        return host_bytes(host), port
+    except AddressError:
+        return b"\x7f\x00\x00\x01", 0
+
+
 def records_of(
     session: SessionHandle,
     request: RemotingCommand,
@@ -227,18 +239,8 @@ def records_of(
     queue_id: int,
     is_batch: bool,
 ) -> list[PutRecord]:
-    host, _, port = session.remote_address.rpartition(":")
-    try:
-        born_host = host_bytes(host)
-    except OSError:
-        born_host = b"\x7f\x00\x00\x01"
-    topic, sys_flag, born, born_port, times = (
-        h.topic,
-        h.sys_flag,
-        h.born_timestamp,
-        int(port or 0),
-        h.reconsume_times,
-    )
+    born_host, born_port = peer_host(session.remote_address)
+    topic, sys_flag, born, times = h.topic, h.sys_flag, h.born_timestamp, h.reconsume_times
     entries = (
         split_batch(request.body, opaque=request.opaque)
         if is_batch

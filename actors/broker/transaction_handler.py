@@ -24,6 +24,7 @@ from actors.broker.context import BrokerContext, reply
 from actors.broker.delay import TimerError, copy_record, schedule
 from actors.broker.store_port import PutOutcome
 from actors.broker.transaction_manager import HalfMessage
+from runtime.errors import AddressError
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.headers import EndTransactionRequestHeader, decode_header
@@ -124,7 +125,7 @@ def resume_check_half_message(
     msg_id = str(request.ext_fields.get("msgId") or "")
     try:
         offset = decode_offset_msg_id(msg_id).physical_offset
-    except ValueError as exc:
+    except AddressError as exc:
         return reply(request, ResponseCode.SYSTEM_ERROR, remark=f"msgId {msg_id!r}: {exc}")
     raw = ctx.store.message_at(offset)
     if raw is None or not is_prepared(decode_record(raw).sys_flag):

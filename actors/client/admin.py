@@ -36,7 +36,8 @@ from actors.client.pull import decode_messages
 from actors.client.remoting import make_request
 from actors.client.trace_view import TraceAdmin
 from runtime.acl.signature import SessionCredentials
-from runtime.errors import ProtocolError
+from runtime.errors import AddressError, ProtocolError
+from runtime.hostport import format_address
 from runtime.remoting.bodies import (
     ClusterInfo,
     KVTable,
@@ -281,12 +282,13 @@ class Admin(NamesrvAdmin, GroupAdmin, MessageAdmin, QueueAdmin, AclAdmin, TraceA
 
     def view_message(self, offset_msg_id: str) -> MessageExt:
         """VIEW_MESSAGE_BY_ID: the message an offset message id (SendResult.offset_msg_id, 32 hex
-        digits: store host, port and commit-log offset) points at, from that broker."""
+        digits, 56 for an IPv6 store host: store host, port and commit-log offset) points at,
+        from that broker."""
         try:
             where = decode_offset_msg_id(offset_msg_id)
-        except ValueError as exc:
+        except AddressError as exc:
             raise ClientError(f"{offset_msg_id!r} is not an offset message id: {exc}") from None
-        address = f"{where.ip}:{where.port}"
+        address = format_address(where.ip, where.port)
         response = self._broker(
             address,
             RequestCode.VIEW_MESSAGE_BY_ID,

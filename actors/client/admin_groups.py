@@ -15,7 +15,7 @@ from actors.client.admin_port import AdminPort
 from actors.client.errors import BrokerError, ClientError
 from actors.client.instance import ClientInstance
 from actors.client.offsets import query_remote_offset, queue_offset
-from runtime.errors import ProtocolError
+from runtime.errors import AddressError, ProtocolError
 from runtime.remoting.bodies import (
     Connection,
     ConsumeMessageDirectlyResult,
@@ -92,7 +92,7 @@ class GroupAdmin(AdminPort):
         (member not online, unknown message) raises BrokerError."""
         try:
             where = decode_offset_msg_id(offset_msg_id)
-        except ValueError as exc:
+        except AddressError as exc:
             raise ClientError(f"{offset_msg_id!r} is not an offset message id: {exc}") from None
         ext = {"consumerGroup": group, "clientId": client_id, "msgId": offset_msg_id}
         response = self._broker(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from actors.client.admin_port import AdminPort
 from actors.client.errors import ClientError
+from runtime.errors import AddressError
 from runtime.remoting.admin_bodies import (
     QueryConsumeQueueResponseBody,
     QueryConsumeTimeSpanBody,
@@ -100,7 +101,7 @@ class QueueAdmin(AdminPort):
         an open or discarded half message there)."""
         try:
             where = decode_offset_msg_id(offset_msg_id)
-        except ValueError as exc:
+        except AddressError as exc:
             raise ClientError(f"{offset_msg_id!r} is not an offset message id: {exc}") from None
         self._broker(
             f"{where.ip}:{where.port}",

@@ -10,6 +10,8 @@ import msgspec
 from actors.client.errors import ClientError
 from actors.client.msgid import local_ip
 from runtime.acl.signature import SessionCredentials
+from runtime.errors import AddressError
+from runtime.hostport import parse_address
 
 NAMESRV_ENV = "NAMESRV_ADDR"
 DEFAULT_NAMESRV = "127.0.0.1:9876"
@@ -22,15 +24,17 @@ _instances = itertools.count(1)
 def resolve_namesrv(namesrv: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
     """Name-server addresses from the argument, else ``$NAMESRV_ADDR``, else 127.0.0.1:9876.
 
-    A string may hold several addresses separated by ``;`` (RocketMQ's syntax) or ``,``."""
+    A string may hold several addresses separated by ``;`` (RocketMQ's syntax) or ``,``; an IPv6
+    host with (``[::1]:9876``) or without brackets (``::1:9876``, split at the last ``:``)."""
     if namesrv is None:
         namesrv = os.environ.get(NAMESRV_ENV) or DEFAULT_NAMESRV
     items = namesrv.replace(",", ";").split(";") if isinstance(namesrv, str) else list(namesrv)
     out = tuple(a.strip() for a in items if a and a.strip())
     for address in out:
-        host, sep, port = address.rpartition(":")
-        if not sep or not host or not port.isdigit():
-            raise ClientError(f"bad name server address {address!r}: expected host:port")
+        try:
+            parse_address(address)
+        except AddressError as err:
+            raise ClientError(f"bad name server address {address!r}: {err.problem}") from None
     if not out:
         raise ClientError("no name server address given")
     return out

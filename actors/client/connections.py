@@ -27,6 +27,7 @@ from loguru import logger
 
 from actors.client.errors import ConnectError
 from runtime.actor import GeventActor, GeventFuture
+from runtime.errors import AddressError
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.session import SessionHandle, connect
@@ -127,7 +128,7 @@ class Connections(GeventActor):
                 processor=self._processor,
                 timeout=self.connect_timeout,
             )
-        except (OSError, ValueError, pykka.Timeout) as exc:
+        except (OSError, AddressError, pykka.Timeout) as exc:
             outcome = Connected(address, None, f"{exc.__class__.__name__}: {exc}")
         else:
             handle.signer = self.signer

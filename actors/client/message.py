@@ -8,13 +8,13 @@ with its queue, offsets, timestamps and ids; properties are parsed on first use.
 from __future__ import annotations
 
 import enum
-import socket
 import struct
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
 
+from runtime.hostport import format_address, ip_text
 from runtime.remoting import properties as P
 from runtime.remoting.bodies import MessageQueue
 
@@ -143,7 +143,7 @@ class SendResult(msgspec.Struct, frozen=True, kw_only=True):
     transaction_id: str | None = None
 
 
-_STORE_ID = struct.Struct(">4siq")
+_PORT_OFFSET = struct.Struct(">iq")
 
 
 class MessageExt(msgspec.Struct, gc=False, kw_only=False):
@@ -171,11 +171,12 @@ class MessageExt(msgspec.Struct, gc=False, kw_only=False):
 
     @property
     def born_host(self) -> str:
-        return f"{socket.inet_ntoa(self.born_ip)}:{self.born_port}"
+        """``ip:port`` (an IPv6 ip unbracketed, as RocketMQ writes addresses)."""
+        return format_address(ip_text(self.born_ip), self.born_port)
 
     @property
     def store_host(self) -> str:
-        return f"{socket.inet_ntoa(self.store_ip)}:{self.store_port}"
+        return format_address(ip_text(self.store_ip), self.store_port)
 
     @property
     def all_properties(self) -> dict[str, str]:
@@ -206,11 +207,13 @@ class MessageExt(msgspec.Struct, gc=False, kw_only=False):
 
     @property
     def offset_msg_id(self) -> str:
+        """RocketMQ's offset message id: store ip (4 bytes, 16 for IPv6) + port + commit-log
+        offset, upper-case hex (32 or 56 digits)."""
         try:
-            raw = _STORE_ID.pack(self.store_ip, self.store_port, self.commit_log_offset)
+            raw = _PORT_OFFSET.pack(self.store_port, self.commit_log_offset)
         except struct.error:
             return ""
-        return raw.hex().upper()
+        return (bytes(self.store_ip) + raw).hex().upper()
 
     @property
     def queue(self) -> MessageQueue:

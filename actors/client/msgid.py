@@ -4,11 +4,16 @@
 where Java puts a class-loader hash) + milliseconds since the start of the current month (4) +
 a counter (2). Unique per process across restarts (the random part changes) and sortable within
 a month; nothing parses it, so only uniqueness matters.
+
+On a host without an IPv4 address but with a global IPv6 one the ip part is its 16 bytes and the
+id 56 hex digits, as RocketMQ 4.x's MessageClientIDSetter (ip.length + 12 bytes) with
+UtilAll.getIP (an IPv4 address first, loopback never; else a non-link-local, non-loopback IPv6).
 """
 
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import itertools
 import os
 import socket
@@ -16,15 +21,37 @@ import struct
 import threading
 import time
 
+from runtime.hostport import ip_bytes
+
+
+def _source_address(family: socket.AddressFamily, target: str) -> str | None:
+    """The source address this host would use to reach ``target`` (None: no route)."""
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect((target, 1))  # no packet is sent for UDP connect
+            return str(probe.getsockname()[0])
+    except OSError:
+        return None
+
+
+def _usable_v6(ip: str | None) -> bool:
+    """Not loopback, link-local, site-local or unspecified (RocketMQ's isInternalV6IP)."""
+    if ip is None:
+        return False
+    addr = ipaddress.IPv6Address(ip.partition("%")[0])
+    return not (addr.is_loopback or addr.is_link_local or addr.is_site_local or addr.is_unspecified)
+
 
 def local_ip() -> str:
-    """The IPv4 address this host would use to reach the outside (127.0.0.1 if none)."""
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            probe.connect(("10.255.255.255", 1))  # no packet is sent for UDP connect
-            return probe.getsockname()[0]
-    except OSError:
-        return "127.0.0.1"
+    """The IPv4 address this host would use to reach the outside; on an IPv6-only host its
+    global IPv6 address; 127.0.0.1 if neither."""
+    v4 = _source_address(socket.AF_INET, "10.255.255.255")
+    if v4 is not None and not v4.startswith("127."):
+        return v4
+    v6 = _source_address(socket.AF_INET6, "2001:db8::1")  # documentation prefix: never reached
+    if _usable_v6(v6):
+        return str(v6).partition("%")[0]
+    return v4 or "127.0.0.1"
 
 
 def _month_start_ms(now_ms: int) -> int:
@@ -37,8 +64,11 @@ class MessageIdGenerator:
     """Thread-safe generator of UNIQ_KEY values."""
 
     def __init__(self, ip: str | None = None, pid: int | None = None) -> None:
-        ip_bytes = socket.inet_aton(ip or local_ip())
-        prefix = ip_bytes + struct.pack(">H", (pid or os.getpid()) & 0xFFFF) + os.urandom(4)
+        prefix = (
+            ip_bytes(ip or local_ip())
+            + struct.pack(">H", (pid or os.getpid()) & 0xFFFF)
+            + os.urandom(4)
+        )
         self._prefix = prefix.hex().upper()
         self._counter = itertools.count()
         self._lock = threading.Lock()

@@ -20,7 +20,7 @@ from runtime.errors import ProtocolError
 from runtime.filter import FilterError, compile_expression
 from runtime.remoting.codes import MessageSysFlag, PullSysFlag, ResponseCode
 from runtime.remoting.command import RemotingCommand
-from runtime.store.record import HEADER, HEADER_SIZE, MAGIC, MIN_RECORD_SIZE
+from runtime.store.record import HEADER_SIZE, MAGIC, MIN_RECORD_SIZE, header
 
 TAG = "TAG"
 SQL92 = "SQL92"
@@ -39,14 +39,17 @@ def _topic(raw: bytes) -> str:
 
 
 def decode_messages(body: bytes, broker_name: str) -> list[MessageExt]:
-    """Every record in a pull body, as MessageExt. ProtocolError on malformed bytes."""
+    """Every record in a pull body, as MessageExt. ProtocolError on malformed bytes. Records
+    with sysFlag BORNHOST_V6 / STOREHOST_V6 carry 16-byte hosts (``born_ip`` / ``store_ip``)."""
     out: list[MessageExt] = []
     append = out.append
-    unpack = HEADER.unpack_from
     n = len(body)
     pos = 0
     while pos < n:
         if n - pos < HEADER_SIZE:
+            raise ProtocolError(f"pull body: {n - pos} stray bytes at {pos}")
+        head = header(body[pos + 39])  # the low byte of sysFlag holds the host bits
+        if n - pos < head.size:
             raise ProtocolError(f"pull body: {n - pos} stray bytes at {pos}")
         (
             size,
@@ -66,11 +69,11 @@ def decode_messages(body: bytes, broker_name: str) -> list[MessageExt]:
             reconsume,
             prepared,
             blen,
-        ) = unpack(body, pos)
+        ) = head.unpack_from(body, pos)
         end = pos + size
         if magic != MAGIC or size < MIN_RECORD_SIZE or end > n:
             raise ProtocolError(f"pull body: bad record at {pos} (size {size}, magic {magic:#x})")
-        p = pos + HEADER_SIZE
+        p = pos + head.size
         if blen < 0 or p + blen + 3 > end:
             raise ProtocolError(f"pull body: bodyLen {blen} overruns the record at {pos}")
         payload = body[p : p + blen]

@@ -13,7 +13,6 @@ be a Java client.
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import Mapping
 
@@ -25,7 +24,8 @@ from actors.client.errors import MessageInvalidError
 from actors.client.hub import Waiter
 from actors.client.message import Message, MessageExt
 from actors.client.outgoing import Outgoing, prepare
-from runtime.errors import ProtocolError
+from runtime.errors import AddressError, ProtocolError
+from runtime.hostport import ip_bytes, parse_address
 from runtime.remoting import properties as P
 from runtime.remoting.codes import MessageSysFlag, ResponseCode
 from runtime.remoting.command import RemotingCommand
@@ -100,11 +100,12 @@ class ReplyMessageRequestHeader(SendMessageRequestHeader, kw_only=True):
 
 
 def _host(text: str) -> tuple[bytes, int]:
-    """``/1.2.3.4:5`` (Java's InetSocketAddress.toString) -> (4 address bytes, port)."""
-    host, _, port = text.rpartition("/")[2].rpartition(":")
+    """``/1.2.3.4:5`` or ``/::1:5`` / ``/[::1]:5`` (Java's InetSocketAddress.toString) ->
+    (4 or 16 address bytes, port); zeros when unreadable."""
     try:
-        return socket.inet_aton(host), int(port)
-    except (OSError, ValueError):
+        host, port = parse_address(text.rpartition("/")[2])
+        return ip_bytes(host), port
+    except AddressError:
         return b"\0\0\0\0", 0
 
 

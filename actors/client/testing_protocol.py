@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import gevent.event
 
 from actors.client.testing_state import FakeBroker, store_record
+from runtime.hostport import parse_address
 from runtime.remoting.batch import decode_batch
 from runtime.remoting.bodies import (
     CheckClientRequestBody,
@@ -205,8 +206,8 @@ class BrokerProcessor:
                 ),
             )
             first = offset if first is None else first
-        host, _, port = b.address.rpartition(":")
-        msg_id = offset_msg_id(host_bytes(host), int(port), first_phys)
+        host, port = parse_address(b.address)
+        msg_id = offset_msg_id(host_bytes(host), port, first_phys)
         if request.is_oneway:
             return None
         return _ok(request, {"msgId": msg_id, "queueId": h.queue_id, "queueOffset": first})

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import gevent.event
 
+from runtime.hostport import parse_address
 from runtime.remoting.bodies import CheckClientRequestBody, MessageQueue
 from runtime.remoting.properties import tag_hash
 from runtime.session import SessionHandle
@@ -73,14 +74,14 @@ def store_record(broker: FakeBroker, rec: PutRecord, store_timestamp: int | None
     offset."""
     items = broker.queues[(rec.topic, rec.queue_id)]
     now = store_timestamp if store_timestamp is not None else int(time.time() * 1000)
-    host, _, port = broker.address.rpartition(":")
+    host, port = parse_address(broker.address)
     data = encode_record(
         rec,
         queue_offset=len(items),
         physical_offset=broker.physical,
         store_timestamp=now,
-        store_host=host_bytes(host or "127.0.0.1"),
-        store_port=int(port or 0),
+        store_host=host_bytes(host),
+        store_port=port,
     )
     broker.physical += len(data)
     tags = parse_properties(rec.properties).get("TAGS")

@@ -4,13 +4,12 @@ message's records decoded, those of that msgId kept)."""
 
 from __future__ import annotations
 
-import socket
-
 import msgspec
 
 from actors.client.admin_port import AdminPort
 from actors.client.message import MessageExt
 from actors.client.trace_data import RMQ_SYS_TRACE_TOPIC, decode
+from runtime.hostport import ip_text
 
 MAX_TRACE_MESSAGES = 64
 """How many trace messages a query asks each broker for (mqadmin's default)."""
@@ -40,7 +39,7 @@ def trace_views(msg_id: str, trace_message: MessageExt) -> list[TraceView]:
     """The records of ``trace_message`` about ``msg_id``, in their order (RocketMQ's
     TraceView.decodeFromTraceTransData)."""
     body = trace_message.body.decode("utf-8", errors="replace")
-    client_host = socket.inet_ntoa(trace_message.born_ip)
+    client_host = ip_text(trace_message.born_ip)
     views: list[TraceView] = []
     for ctx in decode(body):
         bean = ctx.beans[0]

@@ -31,7 +31,7 @@ import gevent.lock
 import msgspec
 from loguru import logger
 
-from runtime.acl.addresses import Matcher, compile_pattern, host_of
+from runtime.acl.addresses import Matcher, compile_pattern
 from runtime.acl.resources import (
     ADMIN_CODES,
     Permission,
@@ -42,6 +42,7 @@ from runtime.acl.resources import (
 )
 from runtime.acl.signature import ACCESS_KEY, verify
 from runtime.errors import ConfigError
+from runtime.hostport import host_of
 from runtime.remoting.codes import RETRY_PREFIX
 from runtime.remoting.command import RemotingCommand
 

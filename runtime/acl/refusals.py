@@ -8,7 +8,7 @@ import time
 
 from loguru import logger
 
-from runtime.acl.addresses import host_of
+from runtime.hostport import host_of
 
 INTERVAL_S = 1.0
 MAX_KEYS = 4096

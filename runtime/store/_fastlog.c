@@ -36,7 +36,11 @@
 #define HAVE_CLMUL_CRC 1
 #endif
 
-#define HEADER_SIZE 88
+#define HEADER_SIZE 88 /* an IPv4 record's fixed part; each IPv6 host adds V6_EXTRA */
+#define BORNHOST_V6 0x10
+#define STOREHOST_V6 0x20
+#define HOST_V6_MASK 0x30
+#define V6_EXTRA 12
 #define BLANK_SIZE 8
 #define ENTRY_SIZE 20
 #define RECORD_MAGIC 0xDAA320A7u
@@ -47,7 +51,7 @@
 #define TRAN_ROLLBACK 0xC
 #define NARGS 15
 /* Bump when a signature or a result changes: commitlog.py and index.py ignore a stale build. */
-#define API_VERSION 1
+#define API_VERSION 2
 
 enum {
     A_TOPIC,
@@ -87,9 +91,18 @@ typedef struct {
     const char *bdata;
     Py_ssize_t blen;
     Py_ssize_t size;
+    PyObject *born_host;   /* bytes (4 or 16: IPv6) */
+    int hosts;             /* the sysFlag host bits: BORNHOST_V6 | STOREHOST_V6 */
     Py_buffer view;
     int has_view;
 } shape_t;
+
+/* The fixed part of a record (through bodyLen) whose sysFlag has these host bits. */
+static inline Py_ssize_t header_size(long long sys_flag)
+{
+    return HEADER_SIZE + ((sys_flag & BORNHOST_V6) ? V6_EXTRA : 0) +
+           ((sys_flag & STOREHOST_V6) ? V6_EXTRA : 0);
+}
 
 /* -- small helpers ----------------------------------------------------------------------- */
 
@@ -145,8 +158,22 @@ static int attr_i64(PyObject *rec, PyObject *name, const char *what, long long *
     return r;
 }
 
-/* A 4-byte host field as struct's "4s" packs it: truncated or zero-padded. */
-static int put_host(unsigned char *dst, PyObject *obj)
+/* The length of a host given as bytes or bytearray; -1 with TypeError otherwise. */
+static Py_ssize_t host_len(PyObject *obj)
+{
+    if (PyBytes_Check(obj)) {
+        return PyBytes_GET_SIZE(obj);
+    }
+    if (PyByteArray_Check(obj)) {
+        return PyByteArray_GET_SIZE(obj);
+    }
+    PyErr_SetString(PyExc_TypeError, "a host must be bytes");
+    return -1;
+}
+
+/* An n-byte host field (4: IPv4, 16: IPv6) as struct's "4s" / "16s" packs it: truncated or
+   zero-padded. */
+static int put_host(unsigned char *dst, PyObject *obj, size_t n)
 {
     const char *data;
     Py_ssize_t len;
@@ -162,8 +189,8 @@ static int put_host(unsigned char *dst, PyObject *obj)
         PyErr_SetString(PyExc_TypeError, "a host must be bytes");
         return -1;
     }
-    memset(dst, 0, 4);
-    memcpy(dst, data, len < 4 ? (size_t)len : 4);
+    memset(dst, 0, n);
+    memcpy(dst, data, (size_t)len < n ? (size_t)len : n);
     return 0;
 }
 
@@ -350,6 +377,7 @@ static void release_shapes(shape_t *shapes, Py_ssize_t n)
         Py_XDECREF(s->body);
         Py_XDECREF(s->topic_b);
         Py_XDECREF(s->props_owner);
+        Py_XDECREF(s->born_host);
     }
     PyMem_Free(shapes);
 }
@@ -387,8 +415,18 @@ static int take_prepared(shape_t *s, PyObject *prep)
 static int shape_record(fl_state *st, shape_t *s, PyObject *rec, PyObject *topic_cache,
                         PyObject *prepare, PyObject *prepared_type, PyObject *max_size_obj,
                         PyObject *seg_size_obj, long long max_size, long long seg_size,
-                        PyObject **invalid)
+                        int store_v6, PyObject *store_v6_obj, PyObject **invalid)
 {
+    s->born_host = PyObject_GetAttr(rec, st->names[A_BORN_HOST]);
+    if (s->born_host == NULL) {
+        return -1;
+    }
+    Py_ssize_t blen_host = host_len(s->born_host);
+    if (blen_host < 0) {
+        return -1;
+    }
+    s->hosts = store_v6 | (blen_host == 16 ? BORNHOST_V6 : 0);
+    Py_ssize_t head = header_size(s->hosts);
     s->topic = PyObject_GetAttr(rec, st->names[A_TOPIC]);
     if (s->topic == NULL) {
         return -1;
@@ -434,16 +472,16 @@ static int shape_record(fl_state *st, shape_t *s, PyObject *rec, PyObject *topic
         Py_ssize_t tlen = PyBytes_GET_SIZE(topic_b);
         if (!overflow && qid >= 0 && qid <= 0x7FFFFFFF && s->blen <= max_size &&
             plen <= MAX_PROPERTIES_SIZE && tlen <= 255 &&
-            s->blen <= seg_size - (HEADER_SIZE + 3 + BLANK_SIZE) - tlen - plen) {
+            s->blen <= seg_size - (head + 3 + BLANK_SIZE) - tlen - plen) {
             s->topic_b = Py_NewRef(topic_b);
             s->props = (const char *)PyUnicode_1BYTE_DATA(props);
             s->plen = plen;
-            s->size = HEADER_SIZE + 3 + s->blen + tlen + plen;
+            s->size = head + 3 + s->blen + tlen + plen;
             return 1;
         }
     }
-    PyObject *args[3] = {rec, max_size_obj, seg_size_obj};
-    PyObject *res = PyObject_Vectorcall(prepare, args, 3, NULL);
+    PyObject *args[4] = {rec, max_size_obj, seg_size_obj, store_v6_obj};
+    PyObject *res = PyObject_Vectorcall(prepare, args, 4, NULL);
     if (res == NULL) {
         return -1;
     }
@@ -747,13 +785,24 @@ static PyObject *encode_batch(PyObject *module, PyObject *const *args, Py_ssize_
         PyErr_SetString(PyExc_ValueError, "begin or segment_size out of range");
         return NULL;
     }
-    unsigned char host[4];
-    if (put_host(host, host_obj) < 0) {
+    Py_ssize_t store_len = host_len(host_obj);
+    if (store_len < 0) {
+        return NULL;
+    }
+    int store_v6 = store_len == 16 ? STOREHOST_V6 : 0;
+    size_t store_n = store_v6 ? 16 : 4;
+    unsigned char host[16];
+    if (put_host(host, host_obj, store_n) < 0) {
+        return NULL;
+    }
+    PyObject *store_v6_obj = PyLong_FromLong(store_v6);
+    if (store_v6_obj == NULL) {
         return NULL;
     }
 
     PyObject *seq = PySequence_Tuple(records); /* immutable, owns the records */
     if (seq == NULL) {
+        Py_DECREF(store_v6_obj);
         return NULL;
     }
     Py_ssize_t n = PyTuple_GET_SIZE(seq);
@@ -772,7 +821,7 @@ static PyObject *encode_batch(PyObject *module, PyObject *const *args, Py_ssize_
         PyObject *invalid = NULL;
         int r = shape_record(st, &shapes[i], PyTuple_GET_ITEM(seq, i), topic_cache, prepare,
                              prepared_type, max_size_obj, seg_size_obj, max_size, seg_size,
-                             &invalid);
+                             store_v6, store_v6_obj, &invalid);
         if (r < 0) {
             goto done;
         }
@@ -864,6 +913,14 @@ static PyObject *encode_batch(PyObject *module, PyObject *const *args, Py_ssize_
             Py_DECREF(sys_flag_obj);
             goto done;
         }
+        if ((sys_flag & HOST_V6_MASK) != s->hosts) {
+            /* the stored sysFlag's host bits say what the hosts are, whatever was sent */
+            sys_flag = (sys_flag & ~(long long)HOST_V6_MASK) | s->hosts;
+            Py_SETREF(sys_flag_obj, PyLong_FromLongLong(sys_flag));
+            if (sys_flag_obj == NULL) {
+                goto done;
+            }
+        }
         long long tran = sys_flag & TRAN_MASK;
         int takes_offset = tran != TRAN_PREPARED && tran != TRAN_ROLLBACK;
         if (s->topic != q.last_topic || qid != q.last_qid) {
@@ -892,7 +949,8 @@ static PyObject *encode_batch(PyObject *module, PyObject *const *args, Py_ssize_
 
         /* the record */
         Py_ssize_t tlen = PyBytes_GET_SIZE(s->topic_b);
-        if (size != HEADER_SIZE + 3 + s->blen + tlen + s->plen || tlen > 255 ||
+        Py_ssize_t head = header_size(s->hosts);
+        if (size != head + 3 + s->blen + tlen + s->plen || tlen > 255 ||
             s->plen > MAX_PROPERTIES_SIZE || s->blen > INT32_MAX) {
             PyErr_SetString(PyExc_ValueError, "record fields do not add up to its size");
             Py_DECREF(sys_flag_obj);
@@ -904,13 +962,11 @@ static PyObject *encode_batch(PyObject *module, PyObject *const *args, Py_ssize_
             goto done;
         }
         unsigned char *r = out + bpos;
-        PyObject *born_host = PyObject_GetAttr(rec, st->names[A_BORN_HOST]);
-        if (born_host == NULL || put_host(r + 48, born_host) < 0) {
-            Py_XDECREF(born_host);
+        size_t born_n = (s->hosts & BORNHOST_V6) ? 16 : 4;
+        if (put_host(r + 48, s->born_host, born_n) < 0) {
             Py_DECREF(sys_flag_obj);
             goto done;
         }
-        Py_DECREF(born_host);
         put_u32(r, (uint32_t)size);
         put_u32(r + 4, RECORD_MAGIC);
         put_u32(r + 8, body_crc(st, s->bdata, s->blen));
@@ -920,14 +976,16 @@ static PyObject *encode_batch(PyObject *module, PyObject *const *args, Py_ssize_
         put_u64(r + 28, (uint64_t)pos);
         put_u32(r + 36, (uint32_t)sys_flag);
         put_u64(r + 40, (uint64_t)born_ts);
-        put_u32(r + 52, (uint32_t)born_port);
-        put_u64(r + 56, (uint64_t)store_ts);
-        memcpy(r + 64, host, 4);
-        put_u32(r + 68, (uint32_t)store_port);
-        put_u32(r + 72, (uint32_t)reconsume);
-        put_u64(r + 76, (uint64_t)prep_off);
-        put_u32(r + 84, (uint32_t)s->blen);
-        unsigned char *p = r + HEADER_SIZE;
+        unsigned char *h = r + 48 + born_n; /* born port; later fields move with the hosts */
+        put_u32(h, (uint32_t)born_port);
+        put_u64(h + 4, (uint64_t)store_ts);
+        memcpy(h + 12, host, store_n);
+        h += 12 + store_n;
+        put_u32(h, (uint32_t)store_port);
+        put_u32(h + 4, (uint32_t)reconsume);
+        put_u64(h + 8, (uint64_t)prep_off);
+        put_u32(h + 16, (uint32_t)s->blen);
+        unsigned char *p = r + head;
         memcpy(p, s->bdata, (size_t)s->blen);
         p += s->blen;
         *p++ = (unsigned char)tlen;
@@ -981,6 +1039,7 @@ done:
     Py_XDECREF(end_obj);
     release_shapes(shapes, n);
     Py_DECREF(seq);
+    Py_DECREF(store_v6_obj);
     return result;
 }
 
@@ -1192,8 +1251,7 @@ static PyObject *py_body_crc(PyObject *module, PyObject *arg)
 
 #define REC_MAGIC 0xDAA320A7u
 #define REC_BLANK_MAGIC 0xCBD43194u
-#define REC_HEADER 88 /* fixed header; bodyLen is its last int32 */
-#define REC_MIN (REC_HEADER + 1 + 2)
+#define REC_MIN (HEADER_SIZE + 1 + 2)
 
 static inline uint32_t get_u32(const unsigned char *p)
 {
@@ -1220,11 +1278,15 @@ static int record_ok(const fl_state *st, const unsigned char *p, Py_ssize_t avai
     if ((int32_t)get_u32(p + 12) != queue_id || (int64_t)get_u64(p + 20) != q) {
         return 0;
     }
-    int32_t blen = (int32_t)get_u32(p + REC_HEADER - 4);
-    if (blen < 0 || (long long)REC_HEADER + blen + 3 > size) {
+    long long head = header_size(get_u32(p + 36)); /* bodyLen is the header's last int32 */
+    if (head + 3 > size) {
         return 0;
     }
-    long long tpos = REC_HEADER + (long long)blen;
+    int32_t blen = (int32_t)get_u32(p + head - 4);
+    if (blen < 0 || head + blen + 3 > size) {
+        return 0;
+    }
+    long long tpos = head + (long long)blen;
     long long ppos = tpos + 1 + p[tpos];
     if (ppos + 2 > size) {
         return 0;
@@ -1235,7 +1297,7 @@ static int record_ok(const fl_state *st, const unsigned char *p, Py_ssize_t avai
     }
     if (verify_crc) {
         uint32_t crc = get_u32(p + 8);
-        if (body_crc(st, (const char *)p + REC_HEADER, blen) != crc) {
+        if (body_crc(st, (const char *)p + head, blen) != crc) {
             return 0;
         }
     }

@@ -14,7 +14,7 @@ import importlib
 import os
 from types import ModuleType
 
-API = 1
+API = 2
 """The ``_fastlog`` interface this code calls (functions added later are looked up by name)."""
 
 

@@ -61,7 +61,8 @@ without a ``pread`` (``SegmentedFile``'s ``tail_cache``)."""
 
 
 class CommitLog(CommitLogReads):
-    """See the module docstring. ``store_host`` is 4 IPv4 bytes."""
+    """See the module docstring. ``store_host`` is 4 IPv4 or 16 IPv6 bytes (records then carry
+    sysFlag STOREHOST_V6)."""
 
     def __init__(
         self,
@@ -77,6 +78,7 @@ class CommitLog(CommitLogReads):
         self.segment_size = segment_size
         self.store_host = store_host
         self.store_port = store_port
+        self.store_v6 = R.host_flags(b"", store_host)
         self.delay_levels = delay_levels
         self._group: _Group | None = None
         self._fast = _fast_encode  # None: the Python loops (tests set it to compare both)
@@ -150,17 +152,22 @@ class CommitLog(CommitLogReads):
                 wait,
             )
         seg_size = self.segment_size
-        shapes: list[tuple[bytes, bytes, int]] = []
+        shapes: list[tuple[bytes, bytes, int, int]] = []
         total = 0
         topics = _topic_cache
-        fixed = R.HEADER_SIZE + 3 + R.BLANK_SIZE
+        store_v6 = self.store_v6
+        fixed = R.header_size(store_v6) + 3 + R.BLANK_SIZE
+        born_v6 = R.BORNHOST_V6_FLAG
         for rec in records:
             topic_b = topics.get(rec.topic)
             props = rec.properties
+            hosts = store_v6 | born_v6 if len(rec.born_host) == 16 else store_v6
             if type(topic_b) is bytes and props.isascii():  # the common case, checked inline
                 props_b = props.encode()
                 blen = len(rec.body)
                 size = fixed + blen + len(topic_b) + len(props_b)
+                if hosts & born_v6:
+                    size += R.V6_EXTRA
                 if (
                     blen <= max_message_size
                     and len(props_b) <= R.MAX_PROPERTIES_SIZE
@@ -168,13 +175,13 @@ class CommitLog(CommitLogReads):
                     and 0 <= rec.queue_id <= 0x7FFFFFFF
                 ):
                     size -= R.BLANK_SIZE
-                    shapes.append((topic_b, props_b, size))
+                    shapes.append((topic_b, props_b, size, hosts))
                     total += size
                     continue
-            p = prepare(rec, max_message_size, seg_size)
+            p = prepare(rec, max_message_size, seg_size, store_v6)
             if isinstance(p, Invalid):
                 return p
-            shapes.append((p.topic_b, p.props_b, p.size))
+            shapes.append((p.topic_b, p.props_b, p.size, hosts))
             total += p.size
         group = self._group
         begin = pos = self.segments.write_offset if group is None else group.vpos
@@ -213,7 +220,8 @@ class CommitLog(CommitLogReads):
         add_qoff = queue_offsets.append
         add_phys = phys_offsets.append
         add_index = index_items.append
-        for rec, (topic_b, props_b, size) in zip(records, shapes, strict=True):
+        host_mask = ~R.HOST_V6_MASK
+        for rec, (topic_b, props_b, size, hosts) in zip(records, shapes, strict=True):
             if pos + size + blank_size > seg_end:
                 R.BLANK.pack_into(buf, bpos, seg_end - pos, R.BLANK_MAGIC)
                 bpos += blank_size
@@ -222,7 +230,7 @@ class CommitLog(CommitLogReads):
                 seg_end += seg_size
             topic = rec.topic
             queue_id = rec.queue_id
-            sys_flag = rec.sys_flag
+            sys_flag = (rec.sys_flag & host_mask) | hosts
             tran = sys_flag & tran_mask
             takes_offset = tran != prepared_type and tran != rollback_type
             if topic is not last_topic or queue_id != last_qid:
@@ -244,7 +252,7 @@ class CommitLog(CommitLogReads):
             blen = len(body)
             tlen = len(topic_b)
             plen = len(props_b)
-            struct_for(blen, tlen, plen).pack_into(
+            struct_for(blen, tlen, plen, hosts).pack_into(
                 buf,
                 bpos,
                 size,

@@ -18,9 +18,13 @@ from runtime.store import record as R
 from runtime.store.consumequeue import ENTRY
 from runtime.store.record_dispatch import index_keys, scan_properties, tags_code_of
 
-# queueId, queueOffset, physicalOffset, sysFlag, storeTimestamp, bodyLen
-_HEAD = struct.Struct(">12xi4xqqi8x8xq20xi")
-assert _HEAD.size == R.HEADER_SIZE
+# queueId, queueOffset, physicalOffset, sysFlag, storeTimestamp, bodyLen; per sysFlag host bits
+# (IPv6 born / store hosts are 12 bytes longer each)
+_HEADS = tuple(
+    struct.Struct(f">12xi4xqqi8x{lay.born_host_len + 4}xq{lay.store_host_len + 16}xi")
+    for lay in (R.layout(bits << 4) for bits in range(4))
+)
+assert [h.size for h in _HEADS] == [R.header_size(bits << 4) for bits in range(4)]
 
 QueueKey = tuple[str, int]
 """(topic, queue id): a consume queue's key across the store and the broker."""
@@ -92,8 +96,10 @@ class LogDispatchReader:
     def on_record(self, buf: memoryview, pos: int, size: int, phys: int) -> None:
         """Parse the valid record at ``buf[pos:pos+size]`` into the batch (fused, allocation-
         light: this runs for every record recovery or reput reads back)."""
-        queue_id, queue_offset, _phys, sys_flag, store_ts, blen = _HEAD.unpack_from(buf, pos)
-        p = pos + R.HEADER_SIZE + blen
+        head = _HEADS[(buf[pos + 39] & 0x30) >> 4]  # the low byte of sysFlag
+        queue_id, queue_offset, _phys, sys_flag, store_ts, blen = head.unpack_from(buf, pos)
+        body_at = pos + head.size
+        p = body_at + blen
         tlen = buf[p]
         raw_topic = bytes(buf[p + 1 : p + 1 + tlen])
         topic = self._topics.get(raw_topic)
@@ -102,7 +108,7 @@ class LogDispatchReader:
         p += 1 + tlen
         self.count += 1
         if topic == R.TOPIC_DELETED_MARKER:
-            self._marker(bytes(buf[pos + R.HEADER_SIZE : pos + R.HEADER_SIZE + blen]), phys + size)
+            self._marker(bytes(buf[body_at : body_at + blen]), phys + size)
             return
         if self.fences and phys < self.fences.get(topic, -1):
             return  # a deleted incarnation of the topic

@@ -34,8 +34,11 @@ class Invalid(NamedTuple):
 _topic_cache: dict[str, bytes | Invalid] = {}
 
 
-def prepare(rec: R.PutRecord, max_message_size: int, segment_size: int) -> Prepared | Invalid:
-    """Validate one record (RocketMQ's checks plus "fits in a segment") and size it."""
+def prepare(
+    rec: R.PutRecord, max_message_size: int, segment_size: int, store_v6: int = 0
+) -> Prepared | Invalid:
+    """Validate one record (RocketMQ's checks plus "fits in a segment") and size it.
+    ``store_v6``: STOREHOST_V6_FLAG when the log's store host is IPv6 (its size counts)."""
     topic_b = _topic_cache.get(rec.topic)
     if topic_b is None:
         problem = R.topic_problem(rec.topic)
@@ -55,7 +58,8 @@ def prepare(rec: R.PutRecord, max_message_size: int, segment_size: int) -> Prepa
         return Invalid(True, f"properties of {len(props_b)} bytes exceed {R.MAX_PROPERTIES_SIZE}")
     if rec.queue_id < 0 or rec.queue_id > 0x7FFFFFFF:
         return Invalid(False, f"queue id {rec.queue_id} out of range")
-    size = R.HEADER_SIZE + body_len + 3 + len(topic_b) + len(props_b)
+    hosts = store_v6 | (R.BORNHOST_V6_FLAG if len(rec.born_host) == 16 else 0)
+    size = R.header_size(hosts) + body_len + 3 + len(topic_b) + len(props_b)
     if size + R.BLANK_SIZE > segment_size:
         return Invalid(False, f"record of {size} bytes does not fit a {segment_size}-byte segment")
     return Prepared(rec, topic_b, props_b, size)

@@ -1,4 +1,4 @@
-"""The commit-log record: RocketMQ's V1 layout (IPv4 hosts), which is also the PULL wire format.
+"""The commit-log record: RocketMQ's layout, which is also the PULL wire format.
 
 ```
  0 int32 totalSize        4 int32 magic 0xDAA320A7 (blank end-of-segment marker 0xCBD43194)
@@ -9,6 +9,12 @@
 72 int32 reconsumeTimes  76 int64 preparedTransactionOffset
 84 int32 bodyLen + body, int8 topicLen + topic, int16 propsLen + props
 ```
+
+With sysFlag BORNHOST_V6 (0x10) the born host is 16 bytes (+ port) instead of 4, with
+STOREHOST_V6 (0x20) the store host: every field after it moves 12 bytes (RocketMQ's
+MessageSysFlag and MessageDecoder). ``layout(sys_flag)`` gives the positions, ``header(sys_flag)``
+the fixed part's Struct; the store sets both flags from the hosts' lengths (``host_flags``),
+whatever a client sent.
 
 Everything is big-endian. Encoding is one precompiled ``Struct.pack_into`` for the fixed part of
 each record into one preallocated ``bytearray`` per batch; see ``encode_into``.
@@ -23,7 +29,6 @@ queues and the key index (the property scan, tag code, index keys, ``DispatchEnt
 from __future__ import annotations
 
 import re
-import socket
 import struct
 import zlib
 from functools import lru_cache
@@ -31,12 +36,14 @@ from typing import NamedTuple
 
 import msgspec
 
+from runtime.errors import AddressError
+from runtime.hostport import ip_bytes, ip_text
 from runtime.remoting import properties as P
 
 MAGIC = 0xDAA320A7
 BLANK_MAGIC = 0xCBD43194
 HEADER = struct.Struct(">iIiiiqqiq4siq4siiqi")
-"""Fixed part through bodyLen: 88 bytes."""
+"""Fixed part through bodyLen of an IPv4 record: 88 bytes (``header`` for any record)."""
 HEADER_SIZE = HEADER.size
 assert HEADER_SIZE == 88
 BLANK = struct.Struct(">iI")
@@ -58,6 +65,9 @@ TRANSACTION_ROLLBACK_TYPE = 0xC
 TRANSACTION_MASK = 0xC
 BORNHOST_V6_FLAG = 0x10
 STOREHOST_V6_FLAG = 0x20
+HOST_V6_MASK = BORNHOST_V6_FLAG | STOREHOST_V6_FLAG
+V6_EXTRA = 12
+"""An IPv6 host field is 16 bytes instead of 4."""
 
 # property names the store reads (RocketMQ MessageConst)
 PROPERTY_KEYS = P.KEYS
@@ -116,13 +126,76 @@ def reserved_problem(topic: str) -> str | None:
 
 
 def host_bytes(ip: str) -> bytes:
-    """IPv4 dotted quad -> 4 bytes."""
-    return socket.inet_aton(ip)
+    """An IP literal -> 4 (IPv4) or 16 (IPv6) bytes (``runtime.hostport.ip_bytes``)."""
+    return ip_bytes(ip)
+
+
+def host_flags(born_host: bytes, store_host: bytes) -> int:
+    """The sysFlag host bits a record with these host fields carries (16 bytes: IPv6)."""
+    return (BORNHOST_V6_FLAG if len(born_host) == 16 else 0) | (
+        STOREHOST_V6_FLAG if len(store_host) == 16 else 0
+    )
+
+
+class Layout(NamedTuple):
+    """Byte positions inside a record whose sysFlag has these host bits."""
+
+    born_host_len: int
+    born_port_at: int
+    store_timestamp_at: int
+    store_host_at: int
+    store_host_len: int
+    store_port_at: int
+    reconsume_at: int
+    prepared_at: int
+    body_len_at: int
+    header_size: int  # the fixed part through bodyLen
+
+
+def _layout(hosts: int) -> Layout:
+    born = 16 if hosts & BORNHOST_V6_FLAG else 4
+    store = 16 if hosts & STOREHOST_V6_FLAG else 4
+    at = 48 + born + 4  # storeTimestamp
+    s_host = at + 8
+    return Layout(
+        born, 48 + born, at, s_host, store, s_host + store, s_host + store + 4,
+        s_host + store + 8, s_host + store + 16, s_host + store + 20,
+    )  # fmt: skip
+
+
+_LAYOUTS = tuple(_layout(i << 4) for i in range(4))
+_HEADERS = tuple(
+    struct.Struct(f">iIiiiqqiq{lay.born_host_len}siq{lay.store_host_len}siiqi") for lay in _LAYOUTS
+)
+assert _HEADERS[0].size == HEADER_SIZE and _LAYOUTS[3].header_size == HEADER_SIZE + 24
+SYS_FLAG_AT = 36
+
+
+def layout(sys_flag: int) -> Layout:
+    return _LAYOUTS[(sys_flag & HOST_V6_MASK) >> 4]
+
+
+def header(sys_flag: int) -> struct.Struct:
+    """The Struct of a record's fixed part (through bodyLen) for its sysFlag."""
+    return _HEADERS[(sys_flag & HOST_V6_MASK) >> 4]
+
+
+def header_size(sys_flag: int) -> int:
+    return _LAYOUTS[(sys_flag & HOST_V6_MASK) >> 4].header_size
+
+
+def sys_flag_at(buf: bytes | memoryview | bytearray, pos: int = 0) -> int:
+    """The sysFlag of the record at ``buf[pos]`` (which must hold at least 40 bytes)."""
+    return int.from_bytes(buf[pos + SYS_FLAG_AT : pos + SYS_FLAG_AT + 4], "big", signed=True)
+
+
+_PORT_OFFSET = struct.Struct(">iq")
 
 
 def offset_msg_id(store_ip: bytes, store_port: int, physical_offset: int) -> str:
-    """RocketMQ's offset message id: hex of store ip(4) + port(int32) + physical offset(int64)."""
-    return (store_ip + struct.pack(">iq", store_port, physical_offset)).hex().upper()
+    """RocketMQ's offset message id (MessageDecoder.createMessageId): hex of store ip (4 or 16
+    bytes) + port(int32) + physical offset(int64): 32 or 56 hex digits, upper case."""
+    return (bytes(store_ip) + _PORT_OFFSET.pack(store_port, physical_offset)).hex().upper()
 
 
 class OffsetMsgId(NamedTuple):
@@ -132,12 +205,18 @@ class OffsetMsgId(NamedTuple):
 
 
 def decode_offset_msg_id(msg_id: str) -> OffsetMsgId:
-    """Inverse of ``offset_msg_id``; raises ValueError for anything but a 32-hex-digit V1 id."""
-    if len(msg_id) != 32:
-        raise ValueError(f"offset message id must be 32 hex digits, got {len(msg_id)}")
-    raw = bytes.fromhex(msg_id)
-    port, offset = struct.unpack(">iq", raw[4:])
-    return OffsetMsgId(socket.inet_ntoa(raw[:4]), port, offset)
+    """Inverse of ``offset_msg_id`` (32 hex digits: IPv4 store host, 56: IPv6, as RocketMQ's
+    MessageDecoder.decodeMessageId); ``AddressError`` for anything else."""
+    if not isinstance(msg_id, str) or len(msg_id) not in (32, 56):
+        size = len(msg_id) if isinstance(msg_id, str) else 0
+        raise AddressError(str(msg_id), f"is no offset message id (32 or 56 hex digits: {size})")
+    try:
+        raw = bytes.fromhex(msg_id)
+    except ValueError:
+        raise AddressError(msg_id, "is no offset message id (not hex)") from None
+    ip_len = len(raw) - 12
+    port, offset = _PORT_OFFSET.unpack_from(raw, ip_len)
+    return OffsetMsgId(ip_text(raw[:ip_len]), port, offset)
 
 
 def parse_properties(text: str) -> dict[str, str]:
@@ -166,7 +245,8 @@ class PutRecord(msgspec.Struct, frozen=True, gc=False):
     """One message to append, as the remoting layer decoded it.
 
     ``properties`` is RocketMQ's encoded property string. ``born_host`` is 4 IPv4 bytes
-    (``host_bytes("10.0.0.1")``).
+    (``host_bytes("10.0.0.1")``) or 16 IPv6 bytes: the store sets sysFlag BORNHOST_V6 from its
+    length.
     """
 
     topic: str
@@ -213,13 +293,18 @@ class StoredRecord(msgspec.Struct, gc=False):
 
 
 @lru_cache(maxsize=4096)
-def record_struct(body_len: int, topic_len: int, props_len: int) -> struct.Struct:
-    """One Struct for a whole record of this shape: header, body, topic, properties."""
-    return struct.Struct(f">iIiiiqqiq4siq4siiqi{body_len}sB{topic_len}sh{props_len}s")
+def record_struct(body_len: int, topic_len: int, props_len: int, hosts: int = 0) -> struct.Struct:
+    """One Struct for a whole record of this shape: header, body, topic, properties. ``hosts``:
+    the sysFlag's host bits (``host_flags``)."""
+    lay = layout(hosts)
+    return struct.Struct(
+        f">iIiiiqqiq{lay.born_host_len}siq{lay.store_host_len}siiqi"
+        f"{body_len}sB{topic_len}sh{props_len}s"
+    )
 
 
-def encoded_size(body_len: int, topic_len: int, props_len: int) -> int:
-    return HEADER_SIZE + body_len + 1 + topic_len + 2 + props_len
+def encoded_size(body_len: int, topic_len: int, props_len: int, hosts: int = 0) -> int:
+    return header_size(hosts) + body_len + 1 + topic_len + 2 + props_len
 
 
 def encode_into(
@@ -236,12 +321,14 @@ def encode_into(
     store_host: bytes,
     store_port: int,
 ) -> None:
-    """Encode one record at ``buf[pos:pos+size]`` (``buf`` must be large enough)."""
+    """Encode one record at ``buf[pos:pos+size]`` (``buf`` must be large enough). The sysFlag's
+    host bits come from the hosts' lengths (``host_flags``)."""
     body = rec.body
     blen = len(body)
     tlen = len(topic_b)
     plen = len(props_b)
-    record_struct(blen, tlen, plen).pack_into(
+    hosts = host_flags(rec.born_host, store_host)
+    record_struct(blen, tlen, plen, hosts).pack_into(
         buf,
         pos,
         size,
@@ -251,7 +338,7 @@ def encode_into(
         rec.flag,
         queue_offset,
         physical_offset,
-        rec.sys_flag,
+        (rec.sys_flag & ~HOST_V6_MASK) | hosts,
         rec.born_timestamp,
         rec.born_host,
         rec.born_port,
@@ -281,7 +368,8 @@ def encode_record(
     """One record as bytes (tests and tools; the writer encodes batches with ``encode_into``)."""
     topic_b = rec.topic.encode()
     props_b = rec.properties.encode()
-    size = encoded_size(len(rec.body), len(topic_b), len(props_b))
+    hosts = host_flags(rec.born_host, store_host)
+    size = encoded_size(len(rec.body), len(topic_b), len(props_b), hosts)
     buf = bytearray(size)
     encode_into(
         buf,
@@ -325,8 +413,8 @@ def decode_record(buf: bytes | memoryview, pos: int = 0) -> StoredRecord:
         reconsume,
         prepared,
         blen,
-    ) = HEADER.unpack_from(buf, pos)
-    p = pos + HEADER_SIZE
+    ) = (head := header(sys_flag_at(buf, pos))).unpack_from(buf, pos)
+    p = pos + head.size
     body = bytes(buf[p : p + blen])
     p += blen
     tlen = buf[p]
@@ -357,9 +445,12 @@ def decode_record(buf: bytes | memoryview, pos: int = 0) -> StoredRecord:
 
 
 STORE_TIMESTAMP_AT = 56
-"""Byte position of storeTimestamp inside a record."""
+"""Byte position of storeTimestamp inside an IPv4 record (``layout`` for any record)."""
+STORE_TIMESTAMP_HEAD = _LAYOUTS[1].store_timestamp_at + 8
+"""Bytes of a record's head that hold its storeTimestamp, whatever its born host."""
 _Q = struct.Struct(">q")
 
 
 def store_timestamp_of(buf: bytes | memoryview, pos: int = 0) -> int:
-    return _Q.unpack_from(buf, pos + STORE_TIMESTAMP_AT)[0]
+    at = layout(sys_flag_at(buf, pos)).store_timestamp_at
+    return _Q.unpack_from(buf, pos + at)[0]

@@ -21,6 +21,7 @@ from runtime.store.record import (
     MAGIC,
     MIN_RECORD_SIZE,
     SIZE_MAGIC,
+    header_size,
 )
 
 _H = struct.Struct(">h")
@@ -66,22 +67,27 @@ def check_record(buf: bytes | memoryview, pos: int, *, verify_crc: bool = True) 
         return RecordCheck(-1, problem=f"totalSize {size} below the minimum")
     if size > avail:
         return RecordCheck(-1, problem=f"torn record: totalSize {size}, {avail} bytes present")
-    _size, _magic, crc, blen = _CHECK_HEAD.unpack_from(buf, pos)
-    if blen < 0 or HEADER_SIZE + blen + 3 > size:
+    _size, _magic, crc, sys_flag = _CHECK_HEAD.unpack_from(buf, pos)
+    head = header_size(sys_flag)  # IPv6 hosts make it longer
+    if head + 3 > size:
+        return RecordCheck(-1, problem=f"totalSize {size} below the minimum for sysFlag {sys_flag}")
+    (blen,) = _I.unpack_from(buf, pos + head - 4)
+    if blen < 0 or head + blen + 3 > size:
         return RecordCheck(-1, problem=f"bodyLen {blen} inconsistent with totalSize {size}")
-    tpos = pos + HEADER_SIZE + blen
+    tpos = pos + head + blen
     ppos = tpos + 1 + buf[tpos]
     if ppos + 2 > pos + size:
         return RecordCheck(-1, problem="topic length runs past the record")
     (plen,) = _H.unpack_from(buf, ppos)
     if plen < 0 or ppos + 2 + plen != pos + size:
         return RecordCheck(-1, problem="length fields do not add up to totalSize")
-    if verify_crc and zlib.crc32(buf[pos + HEADER_SIZE : tpos]) & 0x7FFFFFFF != crc:
+    if verify_crc and zlib.crc32(buf[pos + head : tpos]) & 0x7FFFFFFF != crc:
         return RecordCheck(-1, problem="body CRC mismatch")
     return RecordCheck(size)
 
 
-_CHECK_HEAD = struct.Struct(">iIi72xi")  # totalSize, magic, bodyCRC, bodyLen
+_CHECK_HEAD = struct.Struct(">iIi24xi")  # totalSize, magic, bodyCRC, sysFlag
+_I = struct.Struct(">i")
 
 
 def check_run(
@@ -111,4 +117,4 @@ def check_run(
 
 
 _QOFF_AT = struct.Struct(">q")
-assert _CHECK_HEAD.size == HEADER_SIZE
+assert _CHECK_HEAD.size == 40 < HEADER_SIZE

@@ -16,7 +16,6 @@ from typing import NamedTuple
 from runtime.remoting import properties as P
 from runtime.store.record import (
     DEFAULT_DELAY_LEVELS,
-    HEADER_SIZE,
     KEY_SEPARATOR,
     PROPERTY_DELAY,
     PROPERTY_KEYS,
@@ -27,6 +26,7 @@ from runtime.store.record import (
     TRANSACTION_PREPARED_TYPE,
     TRANSACTION_ROLLBACK_TYPE,
     java_hash,
+    layout,
 )
 
 _H = struct.Struct(">h")
@@ -117,9 +117,11 @@ def dispatch_fields(
     return code, index_keys(sys_flag, keys, uniq), wait
 
 
-# queueId, queueOffset, physicalOffset, sysFlag, storeTimestamp
-_DISPATCH_HEAD = struct.Struct(">12xi4xqqi8x8xq")
-assert _DISPATCH_HEAD.size == 64
+# queueId, queueOffset, physicalOffset, sysFlag
+_DISPATCH_HEAD = struct.Struct(">12xi4xqqi")
+assert _DISPATCH_HEAD.size == 40
+_Q = struct.Struct(">q")
+_I = struct.Struct(">i")
 
 
 def dispatch_entry_at(
@@ -129,11 +131,11 @@ def dispatch_entry_at(
     delay_levels: tuple[int, ...] = DEFAULT_DELAY_LEVELS,
 ) -> DispatchEntry:
     """The dispatch entry of the valid record at ``buf[pos:pos+size]`` (reput from disk)."""
-    queue_id, queue_offset, physical_offset, sys_flag, store_ts = _DISPATCH_HEAD.unpack_from(
-        buf, pos
-    )
-    blen = int.from_bytes(buf[pos + 84 : pos + 88], "big", signed=True)
-    p = pos + HEADER_SIZE + blen
+    queue_id, queue_offset, physical_offset, sys_flag = _DISPATCH_HEAD.unpack_from(buf, pos)
+    lay = layout(sys_flag)
+    (store_ts,) = _Q.unpack_from(buf, pos + lay.store_timestamp_at)
+    (blen,) = _I.unpack_from(buf, pos + lay.body_len_at)
+    p = pos + lay.header_size + blen
     tlen = buf[p]
     topic = bytes(buf[p + 1 : p + 1 + tlen]).decode()
     p += 1 + tlen

@@ -19,6 +19,7 @@ from actors.broker.messages import GetMessages, WaitArrival
 from config import BrokerConfig, NamesrvConfig, with_overrides
 from runtime.actor import actor_of, new_future, watch
 from runtime.ha import protocol as P
+from runtime.hostport import parse_address
 from runtime.node import Node
 from runtime.remoting.codes import RequestCode
 from runtime.store import record as R
@@ -172,8 +173,7 @@ class FakeSlave:
     """A slave speaking the HA protocol by hand: HELLO, read frames, REPORT when told."""
 
     def __init__(self, address: str, node: int, max_offset: int = 0) -> None:
-        host, _, port = address.rpartition(":")
-        self.sock = gevent.socket.create_connection((host, int(port)), timeout=T)
+        self.sock = gevent.socket.create_connection(parse_address(address), timeout=T)
         self.decoder = P.MasterStreamDecoder()
         self.frames: list[P.MasterFrame] = []
         hello = P.Hello(node=node, segment_size=SEGMENT, epochs=(), max_offset=max_offset)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 import time
 
+from runtime.hostport import parse_address
 from runtime.remoting.bodies import ClusterInfo, TopicRouteData, decode_body
 from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
@@ -21,8 +22,7 @@ class AdminError(Exception):
 
 
 def split_address(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    return host, int(port)
+    return parse_address(address)
 
 
 def call(

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from runtime.errors import AddressError
 from runtime.store import record as R
 from runtime.store import record_check as RC
 from runtime.store import record_dispatch as RD
@@ -98,7 +99,7 @@ def test_offset_msg_id_round_trip() -> None:
     msg_id = R.offset_msg_id(R.host_bytes("10.0.0.1"), 10911, 0x0102030405)
     assert msg_id == "0A000001" + "00002A9F" + "0000000102030405"
     assert R.decode_offset_msg_id(msg_id) == ("10.0.0.1", 10911, 0x0102030405)
-    with pytest.raises(ValueError):
+    with pytest.raises(AddressError):
         R.decode_offset_msg_id("ABC")
 
 
