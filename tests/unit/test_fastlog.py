@@ -48,7 +48,8 @@ NAMES = [
     "a",
     "",
 ]
-SYS_FLAGS = [0, 0x1, 0x2, 0x4, 0x8, 0xC, 0x4 | 0x1, 0xC | 0x2, 0x8 | 0x1]
+SYS_FLAGS = [0, 0x1, 0x2, 0x4, 0x8, 0xC, 0x4 | 0x1, 0xC | 0x2, 0x8 | 0x1, 0x10, 0x30 | 0x4, 0x20]
+"""Host bits (0x10, 0x20) a client sent: the store replaces them with the hosts' own."""
 
 values = st.one_of(
     st.sampled_from(["", "TagA", "TagB", "k1 k2", " k1  k2 ", "true", "false", "3", "99", "x"]),
@@ -86,7 +87,9 @@ def put_records(draw: st.DrawFn) -> R.PutRecord:
         flag=draw(st.integers(-(2**31), 2**31 - 1)),
         sys_flag=draw(st.sampled_from(SYS_FLAGS)),
         born_timestamp=draw(st.integers(0, 2**62)),
-        born_host=draw(st.binary(min_size=4, max_size=4)),
+        born_host=draw(
+            st.sampled_from([4, 4, 16, 3, 17]).flatmap(lambda n: st.binary(min_size=n, max_size=n))
+        ),
         born_port=draw(st.integers(0, 65535)),
         reconsume_times=draw(st.integers(0, 16)),
         prepared_transaction_offset=draw(st.integers(0, 2**40)),
@@ -131,8 +134,10 @@ def outcome(result: Any) -> Any:
 class Side:
     """One CommitLog on one path, with its queue-offset table."""
 
-    def __init__(self, directory: str, seg: int, fast: bool, table: dict[QueueKey, int]) -> None:
-        self.log = CL.CommitLog(directory, seg, store_host=b"\x0a\x00\x00\x07", store_port=10911)
+    def __init__(
+        self, directory: str, seg: int, fast: bool, table: dict[QueueKey, int], store_host: bytes
+    ) -> None:
+        self.log = CL.CommitLog(directory, seg, store_host=store_host, store_port=10911)
         self.log._fast = _fastlog.encode_batch if fast else None  # whatever ENCODER says
         self.dir = directory
         self.table = dict(table)
@@ -161,13 +166,14 @@ class Side:
     ),
     plan=st.lists(steps, min_size=1, max_size=5),
     c_first=st.booleans(),
+    store_host=st.sampled_from([b"\x0a\x00\x00\x07", bytes(15) + b"\x01"]),  # IPv4, ::1
 )
 def test_c_and_python_paths_agree(
-    seg: int, start: dict[QueueKey, int], plan: list, c_first: bool
+    seg: int, start: dict[QueueKey, int], plan: list, c_first: bool, store_host: bytes
 ) -> None:
     with tempfile.TemporaryDirectory() as dc, tempfile.TemporaryDirectory() as dp:
-        c = Side(dc, seg, True, start)
-        py = Side(dp, seg, False, start)
+        c = Side(dc, seg, True, start, store_host)
+        py = Side(dp, seg, False, start, store_host)
         assert c.log._fast is not None
         for n, (kind, group) in enumerate(plan):
             ts = 1_700_000_000_000 + n * 1000
@@ -259,8 +265,8 @@ def test_big_batch_crosses_many_segments(tmp_path: os.PathLike[str]) -> None:
         )
         for i in range(300)
     ]
-    c = Side(os.path.join(tmp_path, "c"), 4096, True, {})
-    py = Side(os.path.join(tmp_path, "p"), 4096, False, {})
+    c = Side(os.path.join(tmp_path, "c"), 4096, True, {}, b"\x0a\x00\x00\x07")
+    py = Side(os.path.join(tmp_path, "p"), 4096, False, {}, b"\x0a\x00\x00\x07")
     assert c.run("batch", [recs], 5) == py.run("batch", [recs], 5)
     assert c.table == py.table
     assert log_bytes(c.dir) == log_bytes(py.dir)
@@ -372,11 +378,19 @@ def test_body_crc_boundaries(size: int) -> None:
 # -- the read path's check (check_run) ---------------------------------------------------------
 
 
-def _run_fixture(tmp: str, n: int) -> tuple[bytes, list[tuple[int, int, int]]]:
-    """``n`` records of queue 3 written by the commit log: (the log bytes, their entries)."""
-    log = CL.CommitLog(tmp, 1 << 24)
+def _run_fixture(tmp: str, n: int, v6: bool = False) -> tuple[bytes, list[tuple[int, int, int]]]:
+    """``n`` records of queue 3 written by the commit log: (the log bytes, their entries).
+    ``v6``: an IPv6 store host and IPv6 born hosts on every other record."""
+    log = CL.CommitLog(tmp, 1 << 24, store_host=bytes(15) + b"\x01" if v6 else b"\x7f\0\0\x01")
     records = [
-        R.PutRecord("T", 3, os.urandom(random.randint(0, 2048)), "TAGS\x01a\x02") for _ in range(n)
+        R.PutRecord(
+            "T",
+            3,
+            os.urandom(random.randint(0, 2048)),
+            "TAGS\x01a\x02",
+            born_host=bytes(16) if v6 and i % 2 else b"\x7f\0\0\x01",
+        )
+        for i in range(n)
     ]
     out = log.append_batch(records, {}, 1, 1 << 22)
     assert isinstance(out, CL.AppendedBatch)
@@ -394,10 +408,11 @@ def _run_fixture(tmp: str, n: int) -> tuple[bytes, list[tuple[int, int, int]]]:
     st.sampled_from(["none", "bitflip", "queue", "offset", "size", "short", "start"]),
     st.integers(0, 1 << 30),
     st.booleans(),
+    st.booleans(),
 )
-def test_check_run_agrees_with_python(n: int, damage: str, where: int, crc: bool) -> None:
+def test_check_run_agrees_with_python(n: int, damage: str, where: int, crc: bool, v6: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        data, entries = _run_fixture(tmp, n)
+        data, entries = _run_fixture(tmp, n, v6)
     # Given a run of records, maybe damaged at one record or in one entry
     k = where % n
     q, phys, size = entries[k]

@@ -23,6 +23,9 @@ def cfg(**kw: Any) -> BrokerConfig:
 def test_a_local_setup_passes() -> None:
     check_advertised(cfg(namesrv_addr="127.0.0.1:9876"))
     check_advertised(cfg(listen_host="0.0.0.0", broker_ip1="127.0.0.1"))
+    # IPv6: on ::1, or dual stack on :: advertising either family
+    check_advertised(cfg(listen_host="::1", broker_ip1="::1", namesrv_addr="::1:9876"))
+    check_advertised(cfg(listen_host="::", broker_ip1="::1", broker_ip2="127.0.0.1"))
 
 
 @pytest.mark.parametrize(
@@ -36,6 +39,19 @@ def test_a_local_setup_passes() -> None:
             "loopback address, advertised to the name server 10.9.9.9",
         ),
         ({"broker_ip1": "no-such-host.invalid"}, "brokerIP1", "does not resolve"),
+        ({"listen_host": "0.0.0.0", "broker_ip1": "::1"}, "brokerIP1", "listens on IPv4 only"),
+        ({"broker_ip1": "::1"}, "brokerIP1", "listens on IPv4 only"),
+        ({"listen_host": "::1"}, "brokerIP1", "listens on IPv6 only"),
+        (
+            {"listen_host": "::1", "broker_ip1": "::1", "broker_ip2": "10.1.2.3"},
+            "brokerIP2",
+            "IPv6",
+        ),
+        (
+            {"listen_host": "::", "broker_ip1": "::1", "namesrv_addr": "[2001:db8::9]:9876"},
+            "brokerIP1",
+            "loopback address, advertised to the name server 2001:db8::9",
+        ),
     ],
 )
 def test_unreachable_advertised_addresses_are_refused(
