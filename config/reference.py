@@ -19,7 +19,11 @@ IGNORED = "accepted, no effect"
 
 NAMESRV_KEYS: dict[str, tuple[str, str]] = {
     "listenPort": (USED, "TCP port for clients and brokers. 0 picks a free port."),
-    "listenHost": (USED, "Bind address. 127.0.0.1 is local only; use 0.0.0.0 for multi-host."),
+    "listenHost": (
+        USED,
+        "Bind address. 127.0.0.1 is local only; 0.0.0.0 for multi-host; IPv6: ::1, or :: "
+        "(IPv6 and IPv4, dual stack).",
+    ),
     "scanNotActiveBrokerInterval": (USED, "ms between scans for silent brokers."),
     "brokerChannelExpiredTime": (USED, "ms without a registration before a broker is dropped."),
     "enableControllerInNamesrv": (
@@ -64,10 +68,17 @@ BROKER_KEYS: dict[str, tuple[str, str]] = {
         "SYNC_FLUSH (ack after fsync).",
     ),
     "listenPort": (USED, "TCP port for clients. 0 picks a free port."),
-    "listenHost": (USED, "Bind address (actormq key). Use 0.0.0.0 for multi-host."),
-    "brokerIP1": (USED, "Address advertised to name servers and clients."),
+    "listenHost": (
+        USED,
+        "Bind address (actormq key). 0.0.0.0 for multi-host; :: for IPv6 and IPv4 (dual stack).",
+    ),
+    "brokerIP1": (USED, "Address advertised to name servers and clients (IPv4 or IPv6)."),
     "brokerIP2": (USED, "Address advertised to slaves for HA; empty means brokerIP1."),
-    "namesrvAddr": (USED, "Name servers, host:port;host:port. Empty: no registration."),
+    "namesrvAddr": (
+        USED,
+        "Name servers, host:port;host:port (IPv6: fd00::5:9876 or [fd00::5]:9876). Empty: no "
+        "registration.",
+    ),
     "fetchNamesrvAddrByAddressServer": (
         USED,
         "Only false is accepted: actormq has no address server.",

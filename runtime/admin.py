@@ -220,7 +220,12 @@ def _parser_and_commands() -> tuple[
     producers.add_argument("-g", "--group", required=True)
     producers.add_argument("-t", "--topic", help="ask the brokers of this topic only")
     by_id = sub.add_parser("queryMsgById", parents=[ns], help="a message by its offset msg id")
-    by_id.add_argument("-i", "--id", required=True, help="offset message id (32 hex digits)")
+    by_id.add_argument(
+        "-i",
+        "--id",
+        required=True,
+        help="offset message id (32 hex digits, 56 for an IPv6 store host)",
+    )
     by_id.add_argument("-g", "--group", help="with -d: the consumer group to consume it")
     by_id.add_argument("-d", "--client-id", help="with -g: the member (client id) to consume it")
     by_key = sub.add_parser("queryMsgByKey", parents=[ns], help="messages by a key")

@@ -53,7 +53,7 @@ def add_commands(
     resume = sub.add_parser(
         "resumeCheckHalfMessage", parents=[ns], help="check a half message back again"
     )
-    resume.add_argument("-i", "--id", required=True, help="its offset message id (32 hex)")
+    resume.add_argument("-i", "--id", required=True, help="its offset message id (32 or 56 hex)")
 
 
 def run(admin: Admin, args: argparse.Namespace) -> list[str] | None:
