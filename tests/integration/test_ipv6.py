@@ -17,6 +17,7 @@ from actors.client import Admin, ConsumeFrom, Message, Producer, PullConsumer, P
 from runtime.hostport import parse_address
 from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.store import record as R
+from tests import forked_cli
 from tests.client_support import Collector, wait_until
 from tests.harness import RuntimeProcess
 from tests.wire import WireClient
@@ -90,6 +91,10 @@ def test_produce_consume_view_and_replicate_over_ipv6(cluster: dict[str, str]) -
     assert viewed.body == bodies[3]
     assert viewed.sys_flag & (R.BORNHOST_V6_FLAG | R.STOREHOST_V6_FLAG) == 0x30
     assert viewed.born_host.startswith("::1:") and viewed.store_host == master
+    # And so does the admin CLI (mqadmin queryMsgById), given the name server unbracketed
+    cli = forked_cli.run(["admin", "queryMsgById", "-n", namesrv, "-i", results[5].offset_msg_id])
+    assert cli.returncode == 0, cli.stderr
+    assert results[5].offset_msg_id in cli.stdout and "::1:" in cli.stdout
     # And a push consumer and the lite pull consumer get every body intact
     by_id = {r.msg_id: b for r, b in zip(results, bodies, strict=True)}
     for consumed in (_consume_push(namesrv, len(bodies)), _consume_pull(namesrv, len(bodies))):
