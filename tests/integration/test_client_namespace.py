@@ -116,8 +116,10 @@ def test_a_tenant_sees_plain_names_and_only_its_own_messages(node: Node) -> None
             # And each tenant's consumer gets its own messages only, with the plain topic, the
             # failed one again through %RETRY%<namespace>%<group>
             wait_until(
-                lambda: sorted(seen["tenantA"].bodies())
-                == [b"A-flaky", b"A-flaky", b"A-plain", b"A-queue"],
+                lambda: (
+                    sorted(seen["tenantA"].bodies())
+                    == [b"A-flaky", b"A-flaky", b"A-plain", b"A-queue"]
+                ),
                 what="tenant A's messages and the retry",
             )
             wait_until(lambda: seen["tenantB"].bodies() == [b"B-plain"], what="tenant B's")
