@@ -6,22 +6,20 @@ Runs in the caller's thread (pure functions), so the hub only moves bytes.
 from __future__ import annotations
 
 import struct
-import zlib
 from collections.abc import Sequence
 
 import msgspec
 
+from actors.client.compression import DEFAULT_COMPRESSOR, Compressor
 from actors.client.errors import MessageInvalidError, MessageTooLargeError
 from actors.client.message import SYSTEM_PROPERTIES, Message
 from actors.client.msgid import new_message_id, new_message_ids
 from runtime.remoting import properties as P
 from runtime.remoting.batch import MAX_PROPERTIES
-from runtime.remoting.codes import MessageSysFlag
 from runtime.store.record import topic_problem
 
 MAX_MESSAGE_SIZE = 4 * 1024 * 1024
 COMPRESS_OVER = 4 * 1024
-COMPRESS_LEVEL = 5
 MAX_DELAY_LEVEL = 18
 _BAD_VALUE = (P.NAME_VALUE_SEPARATOR, P.PROPERTY_SEPARATOR)
 
@@ -122,8 +120,11 @@ def prepare(
     *,
     max_size: int = MAX_MESSAGE_SIZE,
     compress_over: int = COMPRESS_OVER,
+    compressor: Compressor = DEFAULT_COMPRESSOR,
 ) -> Outgoing:
-    """Validate ``msg`` and encode it for a single send (compressing a large body)."""
+    """Validate ``msg`` and encode it for a single send (a body over ``compress_over`` bytes
+    compressed with ``compressor`` and flagged with its sysFlag bits, when that makes it
+    smaller)."""
     if not isinstance(msg, Message):
         raise MessageInvalidError("message", f"expected a Message, got {type(msg).__name__}")
     check_topic(msg.topic)
@@ -136,15 +137,15 @@ def prepare(
     props = message_properties(msg, uniq)
     sys_flag = 0
     if compress_over >= 0 and len(body) > compress_over:
-        packed = zlib.compress(body, COMPRESS_LEVEL)
+        packed = compressor.compress(body)
         if len(packed) < len(body):
             body = packed
-            sys_flag |= MessageSysFlag.COMPRESSED
+            sys_flag |= compressor.flag
     return Outgoing(
         topic=msg.topic,
         body=body,
         properties=props,
-        sys_flag=int(sys_flag),
+        sys_flag=sys_flag,
         flag=int(msg.flag),
         msg_id=uniq,
         tags=msg.tags,
@@ -157,7 +158,8 @@ _PROPS_LEN = struct.Struct(">h")
 
 
 def prepare_batch(msgs: Sequence[Message], *, max_size: int = MAX_MESSAGE_SIZE) -> Outgoing:
-    """Validate and encode a batch (SEND_BATCH_MESSAGE): one topic, no delay, not compressed.
+    """Validate and encode a batch (SEND_BATCH_MESSAGE): one topic, no delay, not compressed
+    (RocketMQ's producers compress no batch either).
     The body is ``runtime.remoting.batch``'s layout, written here in one pass."""
     msgs = list(msgs)
     if not msgs:

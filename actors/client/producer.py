@@ -24,6 +24,7 @@ from typing import Any
 import msgspec
 
 from actors.client.async_window import MAX_ASYNC_BYTES, MAX_ASYNC_SENDS, AsyncWindow
+from actors.client.compression import DEFAULT_LEVEL, DEFAULT_TYPE, compressor
 from actors.client.config import ClientConfig
 from actors.client.errors import ClientError, ClientStateError, MessageInvalidError
 from actors.client.hooks import SendHook
@@ -52,7 +53,10 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply):
     (producer_hooks); ``request`` and ``reply``: ``ProducerReply`` (producer_reply).
 
     Options: ``send_timeout`` (3 s, the whole sync send including retries), ``retries`` (2),
-    ``compress_over`` (bytes, 4096; -1 disables), ``max_message_size`` (4 MiB),
+    ``compress_over`` (bytes, 4096; -1 disables), ``compress_type`` ("ZLIB", "LZ4" or "ZSTD")
+    and ``compress_level`` (5): RocketMQ 5's compressType / compressLevel
+    (``actors.client.compression``; a missing package is a ClientError here, at construction),
+    ``max_message_size`` (4 MiB),
     ``instance_name``, ``heartbeat_interval`` / ``route_refresh_interval`` (30 s),
     ``max_async_sends`` (1,024) / ``max_async_bytes`` (32 MiB): ``send_async``'s back-pressure
     (``actors.client.async_window``). ``enable_msg_trace`` (False) / ``trace_topic``
@@ -69,6 +73,8 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply):
         send_timeout: float = 3.0,
         retries: int = 2,
         compress_over: int = COMPRESS_OVER,
+        compress_type: str = DEFAULT_TYPE,
+        compress_level: int = DEFAULT_LEVEL,
         max_message_size: int = MAX_MESSAGE_SIZE,
         instance_name: str | None = None,
         heartbeat_interval: float = 30.0,
@@ -89,6 +95,7 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply):
         self.send_timeout = send_timeout
         self.retries = retries
         self.compress_over = compress_over
+        self.compressor = compressor(compress_type, compress_level)
         self.max_message_size = max_message_size
         self.config = ClientConfig.make(
             namesrv,
@@ -212,7 +219,12 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply):
         return ROUND_ROBIN
 
     def _prepare(self, msg: Message, sharding_key: str | None) -> Outgoing:
-        out = prepare(msg, max_size=self.max_message_size, compress_over=self.compress_over)
+        out = prepare(
+            msg,
+            max_size=self.max_message_size,
+            compress_over=self.compress_over,
+            compressor=self.compressor,
+        )
         if sharding_key is not None:
             # RocketMQ's sharding-key property, for brokers and tools that look at it.
             out = _with_property(out, P.SHARDING_KEY, str(sharding_key))

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from actors.client.async_window import AsyncWindow
+from actors.client.compression import Compressor
 from actors.client.config import ClientConfig
 from actors.client.hooks import CommunicationMode, MessageType, SendHook
 from actors.client.hub import ClientHub
@@ -32,6 +33,7 @@ class ProducerPort:
     config: ClientConfig
     send_timeout: float
     compress_over: int
+    compressor: Compressor
     max_message_size: int
     async_window: AsyncWindow | None
     _hub: ClientHub | None

@@ -100,6 +100,7 @@ class ProducerReply(ProducerPort):
                 max_size=self.max_message_size,
                 compress_over=self.compress_over,
                 message=msg,
+                compressor=self.compressor,
             )
 
         if self._send_hooks:

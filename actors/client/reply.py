@@ -19,7 +19,7 @@ from collections.abc import Mapping
 import msgspec
 from loguru import logger
 
-from actors.client.compression import inflate
+from actors.client.compression import DEFAULT_COMPRESSOR, Compressor, inflate
 from actors.client.errors import MessageInvalidError
 from actors.client.hub import Waiter
 from actors.client.message import Message, MessageExt
@@ -73,6 +73,7 @@ def reply_outgoing(
     max_size: int,
     compress_over: int,
     message: Message | None = None,
+    compressor: Compressor = DEFAULT_COMPRESSOR,
 ) -> Outgoing:
     """The reply to ``request`` (``MessageUtil.createReplyMessage``), ready to send;
     ``message``: the one ``reply_message`` made (else made here)."""
@@ -80,7 +81,7 @@ def reply_outgoing(
     props = request.all_properties
     reply_to = props.get(P.REPLY_TO_CLIENT)
     correlation = props.get(P.CORRELATION_ID)
-    out = prepare(msg, max_size=max_size, compress_over=compress_over)
+    out = prepare(msg, max_size=max_size, compress_over=compress_over, compressor=compressor)
     extra = (
         f"{P.MSG_TYPE}\x01{REPLY_FLAG}\x02{P.CORRELATION_ID}\x01{correlation}\x02"
         f"{P.REPLY_TO_CLIENT}\x01{reply_to}\x02"

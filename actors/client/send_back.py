@@ -17,16 +17,16 @@ client's hub may call (they block that greenlet on the network, with a timeout).
 
 from __future__ import annotations
 
-import zlib
 from collections import defaultdict
 from collections.abc import Iterable
 
 import gevent.event
 
+from actors.client.compression import DEFAULT_COMPRESSOR
 from actors.client.errors import NoRouteError, RequestTimeoutError
 from actors.client.instance import ClientInstance
 from actors.client.message import MessageExt, MessageQueue
-from actors.client.outgoing import COMPRESS_LEVEL, COMPRESS_OVER, Outgoing
+from actors.client.outgoing import COMPRESS_OVER, Outgoing
 from actors.client.remoting import make_request
 from actors.client.send import ROUND_ROBIN, Sender
 from runtime.errors import ProtocolError
@@ -38,7 +38,7 @@ from runtime.remoting.bodies import (
     decode_body,
     encode_body,
 )
-from runtime.remoting.codes import RETRY_PREFIX, MessageSysFlag, RequestCode
+from runtime.remoting.codes import RETRY_PREFIX, RequestCode
 
 DEFAULT_MAX_RECONSUME_TIMES = 16
 """RocketMQ's default: a message failed this many times more goes to the dead-letter queue."""
@@ -108,7 +108,8 @@ def retry_copy(
     body = msg.body
     sys_flag = 0
     if len(body) > COMPRESS_OVER:
-        body, sys_flag = zlib.compress(body, COMPRESS_LEVEL), int(MessageSysFlag.COMPRESSED)
+        # RocketMQ's internal producer: its default compressor (zlib, level 5)
+        body, sys_flag = DEFAULT_COMPRESSOR.compress(body), DEFAULT_COMPRESSOR.flag
     return Outgoing(
         topic=f"{RETRY_PREFIX}{group}",
         body=body,

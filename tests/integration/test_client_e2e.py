@@ -116,6 +116,28 @@ def test_batch_messages_get_consecutive_offsets_and_are_consumed(
     assert [m.msg_id for m in polled[1:]] == r.msg_id.split(",")
 
 
+def test_lz4_and_zstd_bodies_are_stored_with_their_sys_flag_and_read_back(namesrv: str) -> None:
+    # Given one large message from a producer of each compress type (RocketMQ 5's compressType)
+    mq = MessageQueue(topic="E2ECompressed", broker_name="broker-a", queue_id=0)
+    body = b"lorem ipsum dolor sit amet " * 600
+    for kind in ("ZLIB", "LZ4", "ZSTD"):
+        with Producer(f"e2e-{kind}", namesrv=namesrv, compress_type=kind) as p:
+            assert p.send(Message("E2ECompressed", body), queue=mq).status is SendStatus.SEND_OK
+    # When a consumer reads the queue from the broker
+    consumer = PullConsumer("e2e-compressed", namesrv=namesrv, consume_from=ConsumeFrom.FIRST)
+    _live.append(consumer)
+    consumer.assign([mq])
+    consumer.start()
+    polled: list = []
+    deadline = time.monotonic() + 30
+    while len(polled) < 3 and time.monotonic() < deadline:
+        polled += consumer.poll(0.5)
+    # Then the broker kept each sysFlag as sent (COMPRESSED | the type bits) and each body
+    # inflates whole
+    assert [m.sys_flag for m in polled] == [0x301, 0x101, 0x201]
+    assert all(m.body == body for m in polled)
+
+
 def test_tag_filter_and_a_restart_continue_from_the_committed_offset(
     namesrv: str, producer: Producer
 ) -> None:
