@@ -164,6 +164,16 @@ BROKER_KEYS: dict[str, tuple[str, str]] = {
         "their trace data to it.",
     ),
     "msgTraceTopicName": (USED, "Name of the message-trace topic (with traceTopicEnable)."),
+    "regionId": (
+        USED,
+        "The broker's region: every send response and every stored message carry it "
+        "(MSG_REGION), and clients' message traces record it.",
+    ),
+    "traceOn": (
+        USED,
+        "false: send responses and stored messages carry TRACE_ON=false, and clients with "
+        "message traces on record no Pub of those sends and no Sub of those messages.",
+    ),
     "haListenPort": (USED, "TCP port slaves replicate from. 0 picks a free port."),
     "haMasterAddress": (
         USED,

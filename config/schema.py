@@ -139,6 +139,8 @@ class BrokerConfig(_Config):
     enable_property_filter: bool = False
     trace_topic_enable: bool = False
     msg_trace_topic_name: str = "RMQ_SYS_TRACE_TOPIC"
+    region_id: str = "DefaultRegion"
+    trace_on: bool = True
     # replication (classic master/slave)
     ha_listen_port: Port = 10912
     ha_master_address: str = ""
@@ -196,6 +198,7 @@ class BrokerConfig(_Config):
                 "enableControllerMode=true with master/slave groups (docs/deploy.md)",
             )
         check_name(cls, "msg_trace_topic_name", self.msg_trace_topic_name)
+        check_name(cls, "region_id", self.region_id)
         for attr in ("broker_cluster_name", "broker_name", "listen_host", "broker_ip1"):
             check_name(cls, attr, getattr(self, attr))
         check_name(cls, "broker_ip2", self.broker_ip2, empty_ok=True)

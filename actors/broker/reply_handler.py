@@ -28,6 +28,7 @@ import time
 import pykka
 
 from actors.broker.context import BrokerContext, reply, topic_not_exist
+from actors.broker.msg_region import stamp, with_response_fields
 from actors.broker.send_handler import PERM_WRITE, STATUS_CODES, STORED_CODES, records_of
 from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
@@ -43,6 +44,15 @@ def reply_message(
     ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
 ) -> RemotingCommand:
     h = decode_send_header(request.code, request.ext_fields, opaque=request.opaque)
+    return with_response_fields(_reply_message(ctx, session, request, h), ctx.cfg)
+
+
+def _reply_message(
+    ctx: BrokerContext,
+    session: SessionHandle,
+    request: RemotingCommand,
+    h: SendMessageRequestHeader,
+) -> RemotingCommand:
     if not ctx.cfg.broker_permission & PERM_WRITE or not ctx.cfg.is_master:
         return reply(
             request,
@@ -56,7 +66,7 @@ def reply_message(
         return topic_not_exist(request, h.topic)
     queue_id = h.queue_id if 0 <= h.queue_id < config.write_queue_nums else 0
     pushed, why = _push(ctx, session, request, h, queue_id)
-    outcome = ctx.store.put(records_of(session, request, h, queue_id, False))
+    outcome = ctx.store.put(records_of(session, request, h, queue_id, False, ctx.cfg))
     code = STATUS_CODES.get(outcome.status, ResponseCode.SYSTEM_ERROR)
     if not pushed:
         return reply(request, ResponseCode.SYSTEM_ERROR, remark=why)
@@ -91,7 +101,7 @@ def _push(
         "sysFlag": h.sys_flag,
         "bornTimestamp": h.born_timestamp,
         "flag": h.flag,
-        "properties": f"{h.properties}{PUSH_REPLY_TIME}\x01{now}\x02",
+        "properties": f"{stamp(h.properties, ctx.cfg)}{PUSH_REPLY_TIME}\x01{now}\x02",
         "reconsumeTimes": h.reconsume_times,
         "unitMode": h.unit_mode,
         "bornHost": f"/{session.remote_address}",

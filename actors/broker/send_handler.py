@@ -9,7 +9,8 @@ send code means the body is a batch. The reply waits for the store's durability 
 maps its status to RocketMQ's response codes (SUCCESS, FLUSH_DISK_TIMEOUT, FLUSH_SLAVE_TIMEOUT,
 SLAVE_NOT_AVAILABLE: all "stored"; anything else: not stored). A request message of
 request-reply (it names REPLY_TO_CLIENT) is stored with the CLUSTER property added, as RocketMQ
-does (``actors.broker.reply_handler``).
+does (``actors.broker.reply_handler``). Every answer and every stored message carry the
+broker's region and trace switch (MSG_REGION, TRACE_ON: ``actors.broker.msg_region``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import msgspec
 
 from actors.broker.context import BrokerContext, reply, send_queue_busy, topic_not_exist
 from actors.broker.delay import TimerError, delay_level, schedule, to_schedule
+from actors.broker.msg_region import stamp, with_response_fields
+from config.schema import BrokerConfig
 from runtime.errors import AddressError
 from runtime.hostport import parse_address
 from runtime.remoting.batch import split_batch
@@ -74,6 +77,15 @@ CLUSTER_MARK = f"{CLUSTER}\x01"
 
 def send(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -> RemotingCommand:
     h = decode_send_header(request.code, request.ext_fields, opaque=request.opaque)
+    return with_response_fields(_send(ctx, session, request, h), ctx.cfg)
+
+
+def _send(
+    ctx: BrokerContext,
+    session: SessionHandle,
+    request: RemotingCommand,
+    h: SendMessageRequestHeader,
+) -> RemotingCommand:
     if not ctx.cfg.broker_permission & PERM_WRITE or not ctx.cfg.is_master:
         return reply(
             request,
@@ -113,7 +125,7 @@ def send(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
             f"{config.write_queue_nums}",
         )
     is_batch = h.batch or request.code == RequestCode.SEND_BATCH_MESSAGE
-    records = records_of(session, request, h, queue_id, is_batch)
+    records = records_of(session, request, h, queue_id, is_batch, ctx.cfg)
     if not is_batch and REPLY_MARK in h.properties and CLUSTER_MARK not in h.properties:
         records = [with_cluster(records[0], ctx.cfg.broker_cluster_name)]
     if not records:
@@ -238,7 +250,9 @@ def records_of(
     h: SendMessageRequestHeader,
     queue_id: int,
     is_batch: bool,
+    cfg: BrokerConfig,
 ) -> list[PutRecord]:
+    """The records a send stores, each with the broker's MSG_REGION and TRACE_ON."""
     born_host, born_port = peer_host(session.remote_address)
     topic, sys_flag, born, times = h.topic, h.sys_flag, h.born_timestamp, h.reconsume_times
     entries = (
@@ -248,6 +262,9 @@ def records_of(
     )
     # positional: a batch of 100 builds 100 records (keywords cost 5x more)
     return [
-        PutRecord(topic, queue_id, body, props, flag, sys_flag, born, born_host, born_port, times)
+        PutRecord(
+            topic, queue_id, body, stamp(props, cfg), flag, sys_flag, born, born_host, born_port,
+            times,
+        )
         for flag, body, props in entries
-    ]
+    ]  # fmt: skip

@@ -2,7 +2,8 @@
 a profile that sets them: ``maxTransferCountOnMessageInMemory`` and
 ``maxTransferBytesOnMessageInMemory`` cap a pull,
 ``autoCreateSubscriptionGroup=false`` refuses groups nobody created, ``timerWheelEnable=false``
-refuses timer messages."""
+refuses timer messages, ``regionId`` and ``traceOn=false`` are named in send answers and stored
+messages (MSG_REGION, TRACE_ON)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from runtime.remoting.batch import BatchEntry, encode_batch
 from runtime.remoting.codes import RequestCode, ResponseCode
+from runtime.remoting.properties import decode_properties
 from tests.harness import RuntimeProcess
 from tests.integration.test_broker_wire import props, pull, records, send
 from tests.profiles import one_broker
@@ -24,6 +27,8 @@ PROFILE = one_broker(
         "maxTransferBytesOnMessageInMemory": 8192,
         "autoCreateSubscriptionGroup": False,
         "timerWheelEnable": False,
+        "regionId": "HZ",
+        "traceOn": False,
     },
     description="test: broker keys set away from their defaults",
 )
@@ -99,3 +104,27 @@ def test_a_pull_gets_at_most_max_transfer_bytes_but_a_larger_message_whole(
     # and a record larger than the cap comes alone and whole
     last = pull(broker, "Bytes", 0, 3, group="bytes-group", max_nums=32)
     assert [len(r.body) for r in records(last.body)] == [10_000]
+
+
+def test_region_and_trace_switch_are_in_send_answers_and_stored_messages(
+    broker: WireClient,
+) -> None:
+    # Given a message whose producer named a region and switch of its own, and a batch
+    own = props("t", MSG_REGION="Elsewhere", TRACE_ON="true")
+    single = send(broker, "Regions", b"one", properties=own)
+    batch = encode_batch([BatchEntry(0, b"b%d" % i, props("t")) for i in range(2)])
+    batched = send(broker, "Regions", batch, code=RequestCode.SEND_BATCH_MESSAGE)
+    # Then every answer names the broker's region and switch, as RocketMQ's extFields
+    for reply in (single, batched):
+        assert reply.code == ResponseCode.SUCCESS, reply.remark
+        assert (reply.ext_fields["MSG_REGION"], reply.ext_fields["TRACE_ON"]) == ("HZ", "false")
+    # an error answer too (RocketMQ adds them before its first check)
+    refused = send(broker, "Regions", b"later", properties=props("t", TIMER_DELAY_SEC="5"))
+    assert refused.code == ResponseCode.MESSAGE_ILLEGAL
+    assert refused.ext_fields["MSG_REGION"] == "HZ"
+    # And every stored message carries them, replacing the producer's
+    stored = records(pull(broker, "Regions", 0, 0, group="TOOLS_CONSUMER").body)
+    assert [r.body for r in stored] == [b"one", b"b0", b"b1"]
+    for r in stored:
+        p = decode_properties(r.properties)
+        assert (p["MSG_REGION"], p["TRACE_ON"], p["TAGS"]) == ("HZ", "false", "t")

@@ -144,6 +144,12 @@ def test_send_then_pull_returns_the_stored_record(broker: WireClient) -> None:
     # Then every field made the trip and offsets are strings
     assert (record.topic, record.body, record.queue_offset) == ("WireA", b"hello", 0)
     assert "TAGS\x01paid" in record.properties and "KEYS\x01order-1" in record.properties
+    # with the broker's default region and trace switch, named in the answer too
+    assert "MSG_REGION\x01DefaultRegion\x02TRACE_ON\x01true\x02" in record.properties
+    assert (reply.ext_fields["MSG_REGION"], reply.ext_fields["TRACE_ON"]) == (
+        "DefaultRegion",
+        "true",
+    )
     assert record.msg_id == reply.ext_fields["msgId"]
     assert got.ext_fields["nextBeginOffset"] == "1"
     assert got.ext_fields["maxOffset"] == "1" and got.ext_fields["minOffset"] == "0"
