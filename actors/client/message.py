@@ -130,10 +130,16 @@ class Message(msgspec.Struct, kw_only=False):
         return [str(k) for k in keys]
 
 
+DEFAULT_REGION = "DefaultRegion"
+"""The region of a broker that names none (RocketMQ's MixAll.DEFAULT_TRACE_REGION_ID)."""
+
+
 class SendResult(msgspec.Struct, frozen=True, kw_only=True):
     """A stored send: ``msg_id`` is the client's UNIQ_KEY (comma-joined for a batch),
     ``offset_msg_id`` the broker's store-host + commit-log-offset id, ``queue`` and
-    ``queue_offset`` where the (first) message landed."""
+    ``queue_offset`` where the (first) message landed. ``region_id`` and ``trace_on``: what
+    the broker's answer said of its region and trace switch (MSG_REGION, TRACE_ON; a broker
+    that names no region: ``DefaultRegion``, no switch: on), as RocketMQ's SendResult."""
 
     status: SendStatus
     msg_id: str
@@ -141,6 +147,8 @@ class SendResult(msgspec.Struct, frozen=True, kw_only=True):
     queue: MessageQueue
     queue_offset: int
     transaction_id: str | None = None
+    region_id: str = DEFAULT_REGION
+    trace_on: bool = True
 
 
 _PORT_OFFSET = struct.Struct(">iq")

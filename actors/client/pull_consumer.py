@@ -30,6 +30,7 @@ import pykka
 
 from actors.client.allocate import AllocateOption
 from actors.client.consumer_base import REBALANCER, ConsumerBase
+from actors.client.consumer_trace import ConsumerTrace
 from actors.client.errors import ClientError, ClientStateError
 from actors.client.hub import ClientHub
 from actors.client.message import MessageExt, MessageQueue
@@ -117,11 +118,13 @@ class PollBuffer:
             self._cond.notify_all()
 
 
-class PullConsumer(ConsumerBase):
+class PullConsumer(ConsumerBase, ConsumerTrace):
     """A lite pull consumer of one group. See the module docstring.
 
-    Options as ``PushConsumer`` where they apply (``allocate`` too), plus ``auto_commit``
-    (True), ``max_poll_messages`` (32) and ``pull_batch_size`` (32)."""
+    Options as ``PushConsumer`` where they apply (``allocate``, ``enable_msg_trace`` and
+    ``trace_topic`` too: each ``poll``'s messages are traced as RocketMQ's
+    DefaultLitePullConsumer traces them, ``actors.client.consumer_trace``), plus
+    ``auto_commit`` (True), ``max_poll_messages`` (32) and ``pull_batch_size`` (32)."""
 
     consume_type = "CONSUME_ACTIVELY"
 
@@ -149,6 +152,8 @@ class PullConsumer(ConsumerBase):
         credentials: SessionCredentials | None = None,
         hub: ClientHub | None = None,
         allocate: AllocateOption = "AVG",
+        enable_msg_trace: bool = False,
+        trace_topic: str | None = None,
         namespace: str | None = None,
     ) -> None:
         options = PullOptions(
@@ -181,6 +186,8 @@ class PullConsumer(ConsumerBase):
         self.auto_commit = auto_commit
         self.max_poll_messages = max_poll_messages
         self.buffer = PollBuffer()
+        self.enable_msg_trace = enable_msg_trace
+        self.trace_topic = trace_topic
 
     # -- configuration -------------------------------------------------------------------------
 
@@ -216,13 +223,21 @@ class PullConsumer(ConsumerBase):
     # -- life cycle ------------------------------------------------------------------------------
 
     def start(self) -> PullConsumer:
-        self._start()
+        self._start_msg_trace()
+        try:
+            self._start()
+        except BaseException:
+            self._stop_msg_trace()
+            raise
         return self
 
     def shutdown(self, timeout: float = 15.0) -> None:
         """Stop pulling, write the offsets of what was polled, unregister. Idempotent."""
-        self._shutdown(None, timeout)
-        self.buffer.wake()
+        try:
+            self._shutdown(None, timeout)
+            self.buffer.wake()
+        finally:
+            self._stop_msg_trace()  # after the last poll's records
 
     def __enter__(self) -> PullConsumer:
         return self.start()

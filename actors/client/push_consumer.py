@@ -65,6 +65,7 @@ from actors.client.consume import (
     Listener,
 )
 from actors.client.consumer_base import ConsumerBase
+from actors.client.consumer_trace import ConsumerTrace
 from actors.client.errors import ClientError, ClientStateError
 from actors.client.hub import ClientHub
 from actors.client.namespace import plain_name, wire_name
@@ -73,9 +74,6 @@ from actors.client.pull import TagFilter, subscription
 from actors.client.puller_messages import PullOptions, Sink
 from actors.client.rebalance import ConsumeFrom, Rebalancer
 from actors.client.send_back import DEFAULT_MAX_RECONSUME_TIMES
-from actors.client.trace import CONSUME, start_dispatcher
-from actors.client.trace_dispatcher import TraceDispatcher
-from actors.client.trace_hooks import ConsumeTraceHook
 from runtime.acl.signature import SessionCredentials
 from runtime.remoting.codes import MessageModel, RequestCode
 from runtime.remoting.running_info import PROP_CONSUME_ORDERLY, PROP_THREADPOOL_CORE_SIZE
@@ -87,7 +85,7 @@ def _wrap(fn: Any, batch: bool, context: bool = False) -> AnyListener:
     return ContextListener(fn) if context else fn
 
 
-class PushConsumer(ConsumerBase):
+class PushConsumer(ConsumerBase, ConsumerTrace):
     """A push consumer of one group. See the module docstring.
 
     Options: ``model`` (CLUSTERING: the group shares the queues; BROADCASTING: every consumer
@@ -193,8 +191,6 @@ class PushConsumer(ConsumerBase):
         self.service: ConsumeService | None = None
         self.enable_msg_trace = enable_msg_trace
         self.trace_topic = trace_topic
-        self.trace_dispatcher: TraceDispatcher | None = None
-        """With ``enable_msg_trace``, started: where the traces go (``actors.client.trace``)."""
 
     # -- configuration -----------------------------------------------------------------------
 
@@ -246,26 +242,13 @@ class PushConsumer(ConsumerBase):
         missing = [t for t in topics if t not in self.listeners]
         if missing and "*" not in self.listeners:
             raise ClientError(f"no listener for {', '.join(sorted(missing))}")
-        if self.enable_msg_trace and self.trace_dispatcher is None and self._state == "created":
-            self._start_msg_trace()
+        self._start_msg_trace()
         try:
             self._start()
         except BaseException:
             self._stop_msg_trace()
             raise
         return self
-
-    def _start_msg_trace(self) -> None:
-        """``enable_msg_trace``: start the trace dispatcher and register its consume hook."""
-        hub = None if self._own_hub else self._hub
-        dispatcher = start_dispatcher(self.group, CONSUME, self.trace_topic, self.config, hub)
-        if dispatcher is not None:
-            self.trace_dispatcher = dispatcher
-            self.register_consume_hook(ConsumeTraceHook(dispatcher))
-
-    def _stop_msg_trace(self) -> None:
-        if self.trace_dispatcher is not None:
-            self.trace_dispatcher.shutdown()
 
     def shutdown(self, timeout: float = 15.0) -> None:
         """Stop pulling, let running listeners finish (up to ``shutdown_wait``), commit every

@@ -42,6 +42,7 @@ from actors.client.message import Message, MessageQueue, SendResult, SendStatus
 from actors.client.outgoing import Outgoing
 from actors.client.routes import TopicRoute
 from actors.client.selectors import QueueSelector, RoundRobin, check_selected
+from actors.client.send_answer import send_result
 from actors.client.send_lanes import ROUTE, SESSION, TIMER_SLACK, LaneKey, open_lane
 from runtime.actor import GeventFuture
 from runtime.remoting.codes import RequestCode, ResponseCode
@@ -326,25 +327,7 @@ class SendOp:
         if status is None:
             self._failed(BrokerError(response.code, response.remark, address, "send"))
             return
-        ext = response.ext_fields
-        try:
-            queue_id = int(ext.get("queueId", mq.queue_id))
-            queue_offset = int(ext.get("queueOffset", -1))
-        except ValueError:
-            queue_id, queue_offset = mq.queue_id, -1
-        if queue_id != mq.queue_id:
-            mq = MessageQueue(topic=mq.topic, broker_name=mq.broker_name, queue_id=queue_id)
-        self._finish(
-            SendResult(
-                status=status,
-                msg_id=self.out.msg_id,
-                offset_msg_id=ext.get("msgId", ""),
-                queue=mq,
-                queue_offset=queue_offset,
-                transaction_id=ext.get("transactionId"),
-            ),
-            None,
-        )
+        self._finish(send_result(status, self.out.msg_id, mq, response.ext_fields), None)
 
     def _retry_later(self, timer: Any) -> None:
         timer.close()

@@ -210,7 +210,8 @@ class BrokerProcessor:
         msg_id = offset_msg_id(host_bytes(host), port, first_phys)
         if request.is_oneway:
             return None
-        return _ok(request, {"msgId": msg_id, "queueId": h.queue_id, "queueOffset": first})
+        ext = {"msgId": msg_id, "queueId": h.queue_id, "queueOffset": first}
+        return _ok(request, {**ext, **b.send_ext_fields})
 
     def _pull(self, request: RemotingCommand) -> RemotingCommand:
         b = self.b

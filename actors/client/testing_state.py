@@ -44,6 +44,8 @@ class FakeBroker:
     """Response codes to answer the next sends with, first first."""
     silent_sends: int = 0
     """How many of the next sends get no answer at all."""
+    send_ext_fields: dict[str, str] = field(default_factory=dict)
+    """Added to every send's answer (e.g. a broker's MSG_REGION and TRACE_ON)."""
     requests: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     locks: dict[tuple[str, MessageQueue], str] = field(default_factory=dict)
     """(group, queue) -> the client id holding its lock (LOCK_BATCH_MQ; no expiry)."""

@@ -1,12 +1,13 @@
 """Message traces, as RocketMQ's client sends them (``enable_msg_trace=True``).
 
-A ``Producer`` (``TransactionProducer`` too) or ``PushConsumer`` made with
-``enable_msg_trace=True`` (and optionally ``trace_topic``, RocketMQ's customizedTraceTopic)
-starts, with itself, a trace dispatcher (``actors.client.trace_dispatcher``: a bounded queue, a
-worker thread, an internal producer) and registers a trace hook (``actors.client.trace_hooks``)
-on itself; its shutdown then flushes the dispatcher. The records are RocketMQ's
-(``actors.client.trace_data``), so RocketMQ's ``mqadmin queryMsgTraceById`` and Dashboard read
-them, and ``Admin.query_msg_trace`` / ``python -m runtime admin queryMsgTraceById`` read
+A ``Producer`` (``TransactionProducer`` too: its END_TRANSACTIONs as well), ``PushConsumer``
+or ``PullConsumer`` made with ``enable_msg_trace=True`` (and optionally ``trace_topic``,
+RocketMQ's customizedTraceTopic) starts, with itself, a trace dispatcher
+(``actors.client.trace_dispatcher``: a bounded queue, a worker thread, an internal producer)
+and registers a trace hook (``actors.client.trace_hooks``) on itself; its shutdown then
+flushes the dispatcher. The records are RocketMQ's (``actors.client.trace_data``), so
+RocketMQ's ``mqadmin queryMsgTraceById`` and Dashboard read them, and
+``Admin.query_msg_trace`` / ``python -m runtime admin queryMsgTraceById`` read
 RocketMQ's. Without ``enable_msg_trace`` nothing of this exists: no hook, no thread.
 """
 

@@ -12,8 +12,9 @@ fields separated by ``CONTENT_SPLITOR`` (\\x01), the first field naming the type
   (ConsumeReturnType's ordinal), timestamp, group. RocketMQ before 4.9.x wrote 6, 7 or 8 of
   them (no group, no timestamp, no context code); ``decode`` reads every length from 6.
 - ``EndTransaction`` (13): type, timestamp, regionId, group, topic, msgId, tags, keys,
-  storeHost, msgType, transactionId, transactionState, fromTransactionCheck. Decoded only:
-  this client does not trace END_TRANSACTION.
+  storeHost, msgType (always Trans_msg_Commit's ordinal, 2), transactionId, transactionState
+  (LocalTransactionState's name: COMMIT_MESSAGE, ROLLBACK_MESSAGE, UNKNOW),
+  fromTransactionCheck. No costTime, success or offsetMsgId.
 
 A value the Java client has as null is written ``null`` (its StringBuilder does that: a message
 without tags or keys); decoding gives the text back as it is. Splitting is Java's
@@ -31,6 +32,7 @@ from collections.abc import Iterable
 
 import msgspec
 
+from actors.client import message
 from actors.client.msgid import new_message_id
 
 CONTENT_SPLITOR = "\x01"
@@ -39,8 +41,8 @@ RMQ_SYS_TRACE_TOPIC = "RMQ_SYS_TRACE_TOPIC"
 """The default trace topic (RocketMQ's TopicValidator.RMQ_SYS_TRACE_TOPIC)."""
 GROUP_NAME_PREFIX = "_INNER_TRACE_PRODUCER"
 """The internal trace producer's group starts with this (TraceConstants.GROUP_NAME_PREFIX)."""
-DEFAULT_REGION = "DefaultRegion"
-"""The region a send is traced under when the broker names none (MixAll.DEFAULT_TRACE_REGION_ID)."""
+DEFAULT_REGION = message.DEFAULT_REGION
+"""The region traced when the broker names none (MixAll.DEFAULT_TRACE_REGION_ID)."""
 
 MESSAGE_TYPES = ("Normal_Msg", "Trans_Msg_Half", "Trans_msg_Commit", "Delay_Msg")
 """RocketMQ's MessageType in declaration order: a Pub record carries the ordinal."""

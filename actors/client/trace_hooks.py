@@ -1,22 +1,32 @@
-"""The trace hooks (RocketMQ's SendMessageTraceHookImpl and ConsumeMessageTraceHookImpl): what a
-producer or push consumer with ``enable_msg_trace=True`` records of each send and listener call.
+"""The trace hooks (RocketMQ's SendMessageTraceHookImpl, ConsumeMessageTraceHookImpl and
+EndTransactionTraceHookImpl): what a producer, push consumer or lite pull consumer with
+``enable_msg_trace=True`` records of each send, listener call or ``poll``, and a transaction
+producer of each END_TRANSACTION.
 
 They only build ``TraceContext`` objects and hand them to the dispatcher
 (``actors.client.trace_dispatcher``), which queues them without waiting; encoding and sending
 happen on the dispatcher's own thread. As in RocketMQ:
 
-- **Pub**, at a send's ``after``, for a send the broker answered: success is SEND_OK (the other
-  statuses, stored without their durability condition, are traced as failed). A send that
-  raised (no result) and a oneway send are not traced; nor is a send to the trace topic itself.
-  costTime is the ms from ``before`` to ``after``; storeHost the broker's address; msgType
-  Normal_Msg, Trans_Msg_Half (a transaction's half message) or Delay_Msg; regionId
-  DefaultRegion (RocketMQ's brokers name their region in the send response; ours name none,
-  and RocketMQ's client then uses this default). A ``send_batch`` is one Pub: the messages'
+- **Pub**, at a send's ``after``, for a send the broker answered with its trace switch on
+  (TRACE_ON not ``false`` in the answer): success is SEND_OK (the other statuses, stored
+  without their durability condition, are traced as failed). A send that raised (no result),
+  a oneway send and a send to the trace topic itself are not traced. costTime is the ms from
+  ``before`` to ``after``; storeHost the broker's address; msgType Normal_Msg, Trans_Msg_Half
+  (a transaction's half message) or Delay_Msg; regionId the broker's (MSG_REGION in the
+  answer; DefaultRegion when it names none). A ``send_batch`` is one Pub: the messages'
   msgIds joined with commas, no tags or keys, the bodies' total length.
 - **SubBefore** at a listener call's ``before``: one record per message (a message whose
   TRACE_ON property is ``false`` is left out), all with one requestId; **SubAfter** at its
   ``after``: the same messages and requestId, the listener's success, its time divided by the
   number of messages, and ConsumeReturnType's ordinal (SUCCESS 0, EXCEPTION 2, FAILED 4).
+  regionId: the MSG_REGION the broker stored in the (last traced) message. A lite consumer's
+  ``poll`` calls both at once (``ConsumeHooks.polled``).
+- **EndTransaction** (``end_transaction``), for each END_TRANSACTION a transaction producer
+  sends, after its local transaction and after each check-back: group, topic, tags, keys,
+  msgId, the broker's address, msgType Trans_msg_Commit (whatever the state, as RocketMQ),
+  transactionId, the state (COMMIT_MESSAGE, ROLLBACK_MESSAGE, UNKNOW) and whether it answers
+  a check-back; regionId the message's own MSG_REGION (DefaultRegion for a caller's message);
+  the broker's trace switch is not looked at.
 """
 
 from __future__ import annotations
@@ -26,10 +36,11 @@ from collections.abc import Sequence
 
 from actors.client.consume_hooks import CONTEXT_TYPE
 from actors.client.hooks import ConsumeHookContext, SendContext
-from actors.client.message import Message, MessageExt, SendStatus
+from actors.client.message import LocalTransactionState, Message, MessageExt, SendStatus
 from actors.client.trace_data import (
     CONSUME_RETURN_TYPES,
     DEFAULT_REGION,
+    MESSAGE_TYPES,
     TraceBean,
     TraceContext,
     TraceType,
@@ -78,9 +89,11 @@ class SendTraceHook:
         result = ctx.send_result
         if trace is None or result is None:
             return
+        if not result.trace_on:  # the broker's traceOn=false: RocketMQ skips the record
+            return
         trace.cost_time = _now_ms() - trace.timestamp
         trace.success = result.status is SendStatus.SEND_OK
-        trace.region_id = DEFAULT_REGION
+        trace.region_id = result.region_id
         bean = trace.beans[0]
         bean.msg_id = result.msg_id
         bean.offset_msg_id = result.offset_msg_id
@@ -142,4 +155,51 @@ def _consumed(msg: MessageExt, props: dict[str, str]) -> TraceBean:
         store_time=msg.store_timestamp,
         body_length=len(msg.body),
         retry_times=msg.reconsume_times,
+    )
+
+
+def end_transaction(
+    dispatcher: TraceDispatcher,
+    group: str,
+    msg: Message | MessageExt,
+    *,
+    msg_id: str,
+    transaction_id: str | None,
+    broker_addr: str | None,
+    state: LocalTransactionState,
+    from_check: bool,
+) -> None:
+    """Record an EndTransaction (RocketMQ's EndTransactionTraceHookImpl): ``msg`` is the
+    caller's message after a local transaction, the stored one (a ``MessageExt``) after a
+    check-back; ``broker_addr`` where END_TRANSACTION went (None: it could not be sent).
+
+    As RocketMQ, the region is the message's own MSG_REGION property (the stored message's
+    after a check-back; a caller's message has none, so DefaultRegion after a local
+    transaction), and the broker's trace switch (TRACE_ON) is not looked at."""
+    if msg.topic.startswith(dispatcher.trace_topic):
+        return
+    if isinstance(msg, MessageExt):
+        props = msg.all_properties
+        tags, keys = props.get(P.TAGS), props.get(P.KEYS)
+    else:
+        props = dict(msg.properties)
+        tags, keys = msg.tags, _keys(msg)
+    bean = TraceBean(
+        topic=msg.topic,
+        msg_id=msg_id,
+        tags=tags,
+        keys=keys,
+        store_host=broker_addr or "",
+        msg_type=MESSAGE_TYPES[2],  # Trans_msg_Commit, whatever the state (as RocketMQ)
+        transaction_id=transaction_id,
+        transaction_state=state.value,
+        from_transaction_check=from_check,
+    )
+    dispatcher.append(
+        TraceContext(
+            trace_type=TraceType.EndTransaction,
+            group=group,
+            region_id=props.get(P.MSG_REGION) or DEFAULT_REGION,
+            beans=[bean],
+        )
     )

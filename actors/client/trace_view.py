@@ -19,7 +19,10 @@ class TraceView(msgspec.Struct, frozen=True, kw_only=True):
     """One trace record of a message (RocketMQ's TraceView): ``msg_type`` is the record's type
     (``Pub``, ``SubBefore``, ``SubAfter``, ``EndTransaction``), ``status`` ``success`` or
     ``failed``, ``timestamp`` in ms, ``cost_time`` in ms, ``client_host`` the IP that sent the
-    trace message (its born host). A SubAfter names no topic, tags or store host."""
+    trace message (its born host), ``region_id`` the record's region. A SubAfter names no
+    topic, tags or store host. An EndTransaction also has ``transaction_id``,
+    ``transaction_state`` (COMMIT_MESSAGE, ROLLBACK_MESSAGE, UNKNOW) and
+    ``from_transaction_check`` (actormq's additions: RocketMQ's TraceView leaves them out)."""
 
     msg_id: str
     msg_type: str
@@ -33,6 +36,10 @@ class TraceView(msgspec.Struct, frozen=True, kw_only=True):
     keys: str | None = ""
     store_host: str = ""
     offset_msg_id: str = ""
+    region_id: str = ""
+    transaction_id: str | None = None
+    transaction_state: str | None = None
+    from_transaction_check: bool = False
 
 
 def trace_views(msg_id: str, trace_message: MessageExt) -> list[TraceView]:
@@ -59,6 +66,10 @@ def trace_views(msg_id: str, trace_message: MessageExt) -> list[TraceView]:
                 keys=bean.keys,
                 store_host=bean.store_host,
                 offset_msg_id=bean.offset_msg_id,
+                region_id=ctx.region_id,
+                transaction_id=bean.transaction_id,
+                transaction_state=bean.transaction_state,
+                from_transaction_check=bean.from_transaction_check,
             )
         )
     return views

@@ -28,6 +28,9 @@ with TransactionProducer("orders-tx", namesrv, execute=execute, check=check) as 
 4. sends END_TRANSACTION (37, oneway) to that broker: COMMIT_MESSAGE (8) makes the message
    visible, ROLLBACK_MESSAGE (12) discards it, UNKNOW (0) leaves it open.
 
+With ``enable_msg_trace`` each END_TRANSACTION, after the local transaction and after each
+check-back, is traced as an EndTransaction record (``actors.client.trace_hooks``).
+
 An open half message (UNKNOW, or an END that was lost) is checked by the broker after
 ``transactionTimeOut`` (6 s), every ``transactionCheckInterval`` (30 s), up to
 ``transactionCheckMax`` (15) times: it pushes CHECK_TRANSACTION_STATE (39) on a connection of
@@ -59,6 +62,7 @@ from actors.client.producer import Producer
 from actors.client.pull import decode_messages
 from actors.client.remoting import make_request
 from actors.client.send import ROUND_ROBIN
+from actors.client.trace_hooks import end_transaction
 from runtime.errors import ProtocolError
 from runtime.remoting import properties as P
 from runtime.remoting.codes import MessageSysFlag, RequestCode, ResponseCode
@@ -185,15 +189,21 @@ class TransactionProducer(Producer):
                 state = LocalTransactionState.UNKNOW
         else:
             state = LocalTransactionState.ROLLBACK_MESSAGE
+        address: str | None = None
         try:
-            hub.call(self._end_on_hub, result, state, timeout=10.0, what="end transaction")
+            address = hub.call(
+                self._end_on_hub, result, state, timeout=10.0, what="end transaction"
+            )
         except ClientError as exc:
             # The broker will ask (CHECK_TRANSACTION_STATE) about a half message left open.
             logger.warning("client: END_TRANSACTION of {} not sent: {}", result.msg_id, exc)
+        # Traced whatever the broker's TRACE_ON, as RocketMQ's EndTransactionTraceHookImpl
+        self._trace_end(msg, result.msg_id, result.msg_id, address, state, False)
         fields = {f: getattr(result, f) for f in result.__struct_fields__}
         return TransactionSendResult(**fields, local_transaction_state=state)
 
-    def _end_on_hub(self, result: SendResult, state: LocalTransactionState) -> None:
+    def _end_on_hub(self, result: SendResult, state: LocalTransactionState) -> str:
+        """Send END_TRANSACTION for ``result``'s half message; the broker's address."""
         instance = self._instance
         if instance is None:
             raise ClientError("producer is not running")
@@ -221,6 +231,31 @@ class TransactionProducer(Producer):
         }
         cmd = make_request(RequestCode.END_TRANSACTION, ext, oneway=True)
         instance.remoting.oneway(address, cmd, self.config.connect_timeout)
+        return address
+
+    def _trace_end(
+        self,
+        msg: Message | MessageExt,
+        msg_id: str,
+        transaction_id: str | None,
+        broker_addr: str | None,
+        state: LocalTransactionState,
+        from_check: bool,
+    ) -> None:
+        """With ``enable_msg_trace``: the EndTransaction record (in the caller's thread, or
+        the check pool's; never on the hub)."""
+        dispatcher = self.trace_dispatcher
+        if dispatcher is not None:
+            end_transaction(
+                dispatcher,
+                self.group,
+                msg,
+                msg_id=msg_id,
+                transaction_id=transaction_id,
+                broker_addr=broker_addr,
+                state=state,
+                from_check=from_check,
+            )
 
     # -- check-backs ----------------------------------------------------------------------------
 
@@ -264,6 +299,8 @@ class TransactionProducer(Producer):
             "msgId": uniq,
             "transactionId": h.transaction_id or uniq,
         }
+        # (msg.transaction_id: its UNIQ_KEY, as RocketMQ's check-back sets it)
+        self._trace_end(msg, uniq, msg.transaction_id, session.remote_address, state, True)
         cmd = make_request(RequestCode.END_TRANSACTION, ext, oneway=True)
         hub = self._hub
         if hub is None or not hub.running:

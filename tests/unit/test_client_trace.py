@@ -145,7 +145,9 @@ def test_a_traced_producer_s_sends_are_in_the_trace_topic_when_it_shut_down(
     assert all(p.success and p.group == "pg" for p in pubs)
 
 
-def test_a_traced_transaction_producer_traces_its_half_message(cluster: FakeCluster) -> None:
+def test_a_traced_transaction_producer_traces_its_half_message_and_its_end(
+    cluster: FakeCluster,
+) -> None:
     # Given a traced transaction producer
     with TransactionProducer(
         "txg",
@@ -155,10 +157,26 @@ def test_a_traced_transaction_producer_traces_its_half_message(cluster: FakeClus
         enable_msg_trace=True,
     ) as producer:
         # When it sends a message in a transaction
-        r = producer.send_message_in_transaction(Message("Orders", b"tx"))
-    # Then the half message's Pub is traced with its type
-    [pub] = records(cluster)
+        r = producer.send_message_in_transaction(Message("Orders", b"tx", tags="t", keys="k"))
+    # Then the half message's Pub is traced with its type, then the END_TRANSACTION it sent
+    # (RocketMQ's EndTransactionTraceHookImpl: Trans_msg_Commit whatever the state)
+    pub, end = records(cluster)
     assert (pub.beans[0].msg_id, pub.beans[0].msg_type) == (r.msg_id, "Trans_Msg_Half")
+    assert (end.trace_type, end.group, end.region_id) == (
+        TraceType.EndTransaction,
+        "txg",
+        "DefaultRegion",
+    )
+    bean = end.beans[0]
+    assert (bean.msg_id, bean.transaction_id, bean.topic, bean.tags, bean.keys) == (
+        r.msg_id,
+        r.msg_id,
+        "Orders",
+        "t",
+        "k",
+    )
+    assert (bean.transaction_state, bean.from_transaction_check) == ("ROLLBACK_MESSAGE", False)
+    assert (bean.msg_type, bean.store_host) == ("Trans_msg_Commit", cluster.broker().address)
 
 
 def test_a_failed_send_is_not_traced_and_tracing_does_not_change_its_error(
