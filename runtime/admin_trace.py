@@ -47,8 +47,12 @@ def run(admin: Admin, args: argparse.Namespace) -> list[str] | None:
 def trace_lines(views: list[TraceView]) -> list[str]:
     """The views as mqadmin prints them: each Pub under its own header, then the SubAfter
     records under one header per consumer group (in the order the groups first appear), a
-    blank line after each block. SubBefore and EndTransaction records are not printed."""
+    blank line after each block. SubBefore records are not printed. EndTransaction records,
+    which mqadmin leaves out, come between the Pubs and the consumers, under one header of
+    their own: type ``EndTx``, producer group, client host, time, the transaction state and
+    whether it answered a check-back."""
     lines: list[str] = []
+    ends: list[TraceView] = []
     consumers: dict[str, list[TraceView]] = {}
     for view in views:
         if view.msg_type == "Pub":
@@ -59,8 +63,16 @@ def trace_lines(views: list[TraceView]) -> list[str]:
             )
             lines.append(_row("Pub", view))
             lines.append("")
+        if view.msg_type == "EndTransaction":
+            ends.append(view)
         if view.msg_type == "SubAfter":
             consumers.setdefault(view.group, []).append(view)
+    if ends:
+        lines.append(
+            ROW.format("#Type", "#ProducerGroup", "#ClientHost", "#EndTime", "#State", "#FromCheck")
+        )
+        lines.extend(_end_row(view) for view in ends)
+        lines.append("")
     for group_views in consumers.values():
         lines.append(
             ROW.format(
@@ -72,6 +84,18 @@ def trace_lines(views: list[TraceView]) -> list[str]:
     return lines
 
 
+def _when(view: TraceView) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(view.timestamp / 1000))
+
+
+def _end_row(view: TraceView) -> str:
+    check = "true" if view.from_transaction_check else "false"
+    return ROW.format(
+        "EndTx", view.group, view.client_host, _when(view), view.transaction_state or "", check
+    )
+
+
 def _row(kind: str, view: TraceView) -> str:
-    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(view.timestamp / 1000))
-    return ROW.format(kind, view.group, view.client_host, when, f"{view.cost_time}ms", view.status)
+    return ROW.format(
+        kind, view.group, view.client_host, _when(view), f"{view.cost_time}ms", view.status
+    )

@@ -187,6 +187,15 @@ def test_a_transaction_s_end_and_its_check_back_answer_are_traced(
     # in the stored message's region after the check-back; the caller's message names none
     # (RocketMQ's EndTransactionTraceHookImpl reads the message's MSG_REGION)
     assert (local.region_id, from_check.region_id) == ("DefaultRegion", "HZ")
+    # And queryMsgTraceById prints both after the Pub (mqadmin prints no EndTransaction)
+    done = mqadmin(namesrv, "queryMsgTraceById", "-i", r.msg_id)
+    assert done.returncode == 0, done.stderr
+    rows = [line.split() for line in done.stdout.splitlines() if line.strip()]
+    assert rows[2] == ["#Type", "#ProducerGroup", "#ClientHost", "#EndTime", "#State", "#FromCheck"]
+    assert [(row[0], row[1], row[-2], row[-1]) for row in rows[3:5]] == [
+        ("EndTx", "traced-tx", "UNKNOW", "false"),
+        ("EndTx", "traced-tx", "COMMIT_MESSAGE", "true"),
+    ]
 
 
 def ends(admin: Admin, msg_id: str) -> list[TraceView]:

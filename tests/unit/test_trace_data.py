@@ -224,11 +224,15 @@ def test_trace_views_keep_the_records_of_one_msg_id_with_the_trace_message_s_bor
 
 
 def test_query_msg_trace_by_id_prints_as_mqadmin() -> None:
-    # Given a Pub and two SubAfters of two groups (and a SubBefore, not printed)
+    # Given a Pub, two SubAfters of two groups, two EndTransactions (and a SubBefore, which
+    # is not printed)
     before = S.join(["SubBefore", str(TIME), "R", "cg-a", "r", MSG_ID, "0", "Keys"]) + F
+    end = ["EndTransaction", str(TIME), "R", "PID-test", "T", MSG_ID, "null", "null", "h:1", "2"]
+    local = S.join([*end, MSG_ID, "UNKNOW", "false"]) + F
+    checked = S.join([*end, MSG_ID, "COMMIT_MESSAGE", "true"]) + F
     a = S.join(["SubAfter", "r", MSG_ID, "3", "true", "Keys", "0", str(TIME), "cg-a"]) + F
     b = S.join(["SubAfter", "s", MSG_ID, "12", "false", "Keys", "4", str(TIME), "cg-b"]) + F
-    views = trace_views(MSG_ID, trace_message(PUB + before + a + b))
+    views = trace_views(MSG_ID, trace_message(PUB + before + a + local + b + checked))
     # When printed, Then mqadmin's %-10s %-20s %-20s %-20s %-10s %-10s rows and blank lines
     t = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(TIME / 1000))
     java = "%-10s %-20s %-20s %-20s %-10s %-10s"  # QueryMsgTraceByIdSubCommand's printf
@@ -243,6 +247,11 @@ def test_query_msg_trace_by_id_prints_as_mqadmin() -> None:
     assert trace_lines(views) == [
         java % ("#Type", "#ProducerGroup", "#ClientHost", "#SendTime", "#CostTimes", "#Status"),
         java % ("Pub", "PID-test", "10.0.0.9", t, "245ms", "success"),
+        "",
+        # (actormq's addition: mqadmin prints no EndTransaction)
+        java % ("#Type", "#ProducerGroup", "#ClientHost", "#EndTime", "#State", "#FromCheck"),
+        java % ("EndTx", "PID-test", "10.0.0.9", t, "UNKNOW", "false"),
+        java % ("EndTx", "PID-test", "10.0.0.9", t, "COMMIT_MESSAGE", "true"),
         "",
         consumers,
         java % ("Sub", "cg-a", "10.0.0.9", t, "3ms", "success"),
