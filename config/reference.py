@@ -172,7 +172,8 @@ BROKER_KEYS: dict[str, tuple[str, str]] = {
     "traceOn": (
         USED,
         "false: send responses and stored messages carry TRACE_ON=false, and clients with "
-        "message traces on record no Pub of those sends and no Sub of those messages.",
+        "message traces on record no Pub of those sends and no Sub of those messages "
+        "(their END_TRANSACTION records still, as RocketMQ's).",
     ),
     "haListenPort": (USED, "TCP port slaves replicate from. 0 picks a free port."),
     "haMasterAddress": (
