@@ -923,8 +923,10 @@ ACL_PRODUCER = SessionCredentials("interop-producer", "producer-secret")
 ACL_CONSUMER = SessionCredentials("interop-consumer", "consumer-secret")
 ACL_ADMIN = SessionCredentials("interop-admin", "admin-secret")
 # Engine 2.1's consumer runs with message tracing on (see cpp/consumer.py) and sends its trace
-# records to this topic with the consumer's keys: the account needs PUB on it, as in RocketMQ.
-TRACE_TOPIC = "rmq_sys_TRACE_DATA_DEFAULT_REGION"
+# records with the consumer's keys to rmq_sys_TRACE_DATA_<the message's MSG_REGION>: the
+# broker's regionId, which every stored message carries (docs/broker.md; a message without one:
+# DEFAULT_REGION). The account needs PUB on it, as in RocketMQ.
+TRACE_TOPIC = "rmq_sys_TRACE_DATA_DefaultRegion"
 
 
 def acl_names(client: str) -> tuple[str, str, str]:
