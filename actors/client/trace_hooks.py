@@ -37,6 +37,7 @@ from collections.abc import Sequence
 from actors.client.consume_hooks import CONTEXT_TYPE
 from actors.client.hooks import ConsumeHookContext, SendContext
 from actors.client.message import LocalTransactionState, Message, MessageExt, SendStatus
+from actors.client.namespace import without_namespace
 from actors.client.trace_data import (
     CONSUME_RETURN_TYPES,
     DEFAULT_REGION,
@@ -74,14 +75,14 @@ class SendTraceHook:
             return
         one = msgs[0] if isinstance(msg, Message) else None
         bean = TraceBean(
-            topic=msgs[0].topic,
+            topic=without_namespace(msgs[0].topic),
             tags=one.tags if one is not None else None,
             keys=_keys(one) if one is not None else None,
             body_length=sum(len(m.body_bytes()) for m in msgs),
             msg_type=ctx.msg_type.value,
         )
         ctx.props[TRACE_CONTEXT] = TraceContext(
-            trace_type=TraceType.Pub, group=ctx.group, beans=[bean]
+            trace_type=TraceType.Pub, group=without_namespace(ctx.group), beans=[bean]
         )
 
     def after(self, ctx: SendContext) -> None:
@@ -120,7 +121,10 @@ class ConsumeTraceHook:
         if not beans:
             return
         trace = TraceContext(
-            trace_type=TraceType.SubBefore, group=ctx.group, region_id=region, beans=beans
+            trace_type=TraceType.SubBefore,
+            group=without_namespace(ctx.group),
+            region_id=region,
+            beans=beans,
         )
         ctx.props[TRACE_CONTEXT] = trace
         self.dispatcher.append(trace)
@@ -148,7 +152,7 @@ class ConsumeTraceHook:
 
 def _consumed(msg: MessageExt, props: dict[str, str]) -> TraceBean:
     return TraceBean(
-        topic=msg.topic,
+        topic=without_namespace(msg.topic),
         msg_id=msg.msg_id,
         tags=props.get(P.TAGS),
         keys=props.get(P.KEYS),
@@ -185,7 +189,7 @@ def end_transaction(
         props = dict(msg.properties)
         tags, keys = msg.tags, _keys(msg)
     bean = TraceBean(
-        topic=msg.topic,
+        topic=without_namespace(msg.topic),
         msg_id=msg_id,
         tags=tags,
         keys=keys,
@@ -198,7 +202,7 @@ def end_transaction(
     dispatcher.append(
         TraceContext(
             trace_type=TraceType.EndTransaction,
-            group=group,
+            group=without_namespace(group),
             region_id=props.get(P.MSG_REGION) or DEFAULT_REGION,
             beans=[bean],
         )

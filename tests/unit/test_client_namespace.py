@@ -6,7 +6,14 @@ from __future__ import annotations
 import pytest
 
 from actors.client import ClientError, MessageQueue
-from actors.client.namespace import Namespace, plain_name, plain_queue, wire_name, wire_queue
+from actors.client.namespace import (
+    Namespace,
+    plain_name,
+    plain_queue,
+    wire_name,
+    wire_queue,
+    without_namespace,
+)
 
 
 @pytest.mark.parametrize(
@@ -76,3 +83,21 @@ def test_no_namespace_for_none_or_empty() -> None:
     assert Namespace.of(None) is None
     assert Namespace.of("") is None
     assert Namespace.of("ns") is not None
+
+
+@pytest.mark.parametrize(
+    ("resource", "expected"),
+    [
+        ("MQ_INST_XX%Topic_XXX", "Topic_XXX"),
+        ("%RETRY%MQ_INST_XX%GID_XXX", "%RETRY%GID_XXX"),
+        ("%DLQ%MQ_INST_XX%GID_XXX", "%DLQ%GID_XXX"),
+        ("Orders", "Orders"),
+        ("%RETRY%GID_XXX", "%RETRY%GID_XXX"),
+        ("RMQ_SYS_TRACE_TOPIC", "RMQ_SYS_TRACE_TOPIC"),
+        ("", ""),
+    ],
+)
+def test_without_namespace_strips_whatever_namespace_a_name_carries(
+    resource: str, expected: str
+) -> None:
+    assert without_namespace(resource) == expected

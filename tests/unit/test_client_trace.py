@@ -113,6 +113,24 @@ def test_the_consume_hook_records_sub_before_and_sub_after_per_message() -> None
     assert (after.group, after.success, after.context_code) == ("cg", False, 2)
 
 
+def test_trace_records_name_topics_and_groups_without_their_namespace() -> None:
+    events = Appended()
+    send_hook = SendTraceHook(events)  # type: ignore[arg-type]
+    consume_hook = ConsumeTraceHook(events)  # type: ignore[arg-type]
+    # Given a namespaced producer's send (its wire group) and a consumer's call (wire group,
+    # a message whose topic still carries the namespace, as a hook of another client sees it)
+    ctx = SendContext("tenantA%pg", Message("Orders", b"x"), CommunicationMode.SYNC, "10.0.0.1")
+    send_hook.before(ctx)
+    ctx.send_result, ctx.broker_addr = sent(), "10.0.0.2:10911"
+    send_hook.after(ctx)
+    wired = MessageExt("tenantA%Orders", b"a", "UNIQ_KEY\x01M1\x02")
+    consume_hook.before(ConsumeHookContext("tenantA%cg", MQ, [wired], {}))
+    # Then the records name them as RocketMQ's trace hooks do (NamespaceUtil.withoutNamespace)
+    pub, sub = events.events
+    assert (pub.group, pub.beans[0].topic) == ("pg", "Orders")
+    assert (sub.group, sub.beans[0].topic) == ("cg", "Orders")
+
+
 @pytest.fixture
 def cluster() -> Iterator[FakeCluster]:
     with FakeCluster(("broker-a",), topics=("Orders",)) as fc:
