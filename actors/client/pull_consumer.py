@@ -34,7 +34,7 @@ from actors.client.consumer_trace import ConsumerTrace
 from actors.client.errors import ClientError, ClientStateError
 from actors.client.hub import ClientHub
 from actors.client.message import MessageExt, MessageQueue
-from actors.client.namespace import wire_name, wire_queue
+from actors.client.namespace import plain_queue, wire_name, wire_queue
 from actors.client.pull import subscription
 from actors.client.puller_messages import Consumed, PullOptions, Sink, next_generation
 from actors.client.rebalance import Assign, ConsumeFrom, SeekQueue
@@ -264,7 +264,7 @@ class PullConsumer(ConsumerBase, ConsumerTrace):
             with contextlib.suppress(ClientError):
                 hub.post(_tell, batch.puller, done)
             if hooks is not None and hooks.hooks:
-                hooks.polled(batch.mq, batch.msgs)
+                hooks.polled(plain_queue(ns, batch.mq), batch.msgs)
         return out
 
     def commit(self, timeout: float = 10.0) -> int:
