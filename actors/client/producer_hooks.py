@@ -62,6 +62,7 @@ class ProducerHooks(ProducerPort):
             self.config.client_ip,
             mq=mq,
             msg_type=msg_type,
+            namespace=self.namespace,
         )
         hooked.before()
         return hooked

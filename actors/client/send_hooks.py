@@ -39,6 +39,7 @@ from actors.client.hooks import (
     run_before,
 )
 from actors.client.message import Message, MessageQueue, SendResult
+from actors.client.namespace import Namespace, plain_queue
 from actors.client.send import Done, SendOp
 
 
@@ -52,7 +53,7 @@ class HookedSend:
     """One send of a producer with hooks: its context, the hooks it started with (the same
     ones run ``after``, whatever is registered meanwhile) and the outcome seen on the hub."""
 
-    __slots__ = ("closed", "ctx", "hooks", "op", "started")
+    __slots__ = ("closed", "ctx", "hooks", "namespace", "op", "started")
 
     def __init__(
         self,
@@ -64,8 +65,11 @@ class HookedSend:
         *,
         mq: MessageQueue | None = None,
         msg_type: MessageType | None = None,
+        namespace: Namespace | None = None,
     ) -> None:
         self.hooks = hooks
+        self.namespace = namespace
+        """The producer's namespace: ``ctx.mq`` names the plain topic, as ``send_result``."""
         self.ctx = SendContext(
             group,
             message,
@@ -103,16 +107,17 @@ class HookedSend:
         ctx = self.ctx
         ctx.time_spent = time.monotonic() - self.started
         op = self.op
-        if op is not None and op.mq is not None:
-            ctx.mq = op.mq
+        wire = op.mq if op is not None else None  # the last attempt's queue, as the wire names it
+        if wire is not None:
+            ctx.mq = plain_queue(self.namespace, wire)
         if result is not None:
             ctx.send_result = result
             ctx.mq = result.queue
         ctx.exception = error
         ctx.broker_addr = _address(error)
-        if ctx.broker_addr is None and op is not None and ctx.mq is not None:
-            route = op.sender.instance.routes.get(ctx.mq.topic)
-            ctx.broker_addr = route.master(ctx.mq.broker_name) if route is not None else None
+        if ctx.broker_addr is None and op is not None and wire is not None:
+            route = op.sender.instance.routes.get(wire.topic)  # routes are by wire topic
+            ctx.broker_addr = route.master(wire.broker_name) if route is not None else None
 
     def after(self, error: BaseException | None = None) -> None:
         """Run every hook's ``after``. ``error``: one raised outside the hub (an invalid

@@ -24,6 +24,8 @@ from actors.client import (
     Producer,
     PullConsumer,
     PushConsumer,
+    SendContext,
+    SendHook,
     TransactionProducer,
 )
 from tests import client_support
@@ -172,6 +174,26 @@ def test_the_lite_consumer_assigns_seeks_and_polls_plain_queues(node: Node) -> N
         assert consumer.offset_for_timestamp(mq, 0) == 0
     finally:
         consumer.shutdown()
+
+
+def test_a_send_hook_gets_the_broker_and_the_plain_queue(node: Node) -> None:
+    # Given a namespaced producer with a send hook
+    seen: list[SendContext] = []
+
+    class Seen(SendHook):
+        def after(self, ctx: SendContext) -> None:
+            seen.append(ctx)
+
+    with Producer("hooked", node.namesrv, namespace="tenantE") as producer:
+        producer.register_send_hook(Seen())
+        # When it sends
+        result = producer.send(Message("Hooked", b"h"))
+    # Then the hook's context names the broker it went to (what a trace's storeHost records)
+    # and the plain queue, as the result does; the group is the wire one
+    [ctx] = seen
+    assert ctx.broker_addr == node.broker
+    assert ctx.mq == result.queue and ctx.mq.topic == "Hooked"
+    assert ctx.group == "tenantE%hooked"
 
 
 def test_a_transaction_check_sees_the_plain_topic(node: Node) -> None:
