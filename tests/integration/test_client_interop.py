@@ -1,6 +1,7 @@
 """Cross-check with real third-party clients (ali-ons, the C++ client): what our Producer sends
 they consume intact, and what they send our PushConsumer consumes intact; the C++ client's
-orderly sends through our orderly consumer; our transactions as a real consumer sees them.
+orderly sends through our orderly consumer; our transactions as a real consumer sees them;
+namespaces agreed with ali-ons' ``namespace`` option.
 
 Reuses the interop harness (tests/interop): the clients are installed once into .interop/ and
 the test is skipped only when their package registry is unreachable.
@@ -306,3 +307,48 @@ def test_our_properties_through_a_real_sql92_subscription(tmp_path: pathlib.Path
         assert {first_key(e) for e in received} == matching | sentinels, received
         for event in received:
             assert event["properties"]["region"] == "eu"
+
+
+def test_namespaces_agree_with_ali_ons(tmp_path: pathlib.Path, default_cluster: Cluster) -> None:
+    driver = _driver("ons", tmp_path)
+    ns = "tenantX"
+    with one_test(default_cluster) as cluster:
+        # Given our producer in namespace tenantX sending 6 messages to "NsOrders"
+        sent = {}
+        with Producer("ns-producer", namesrv=cluster.namesrv, namespace=ns) as producer:
+            for i in range(6):
+                msg = Message("NsOrders", f"ns body {i}", tags="TagB" if i % 2 else "TagA")
+                msg.keys = [f"ns-key-{i}"]
+                result = producer.send(msg)
+                assert result.queue.topic == "NsOrders"
+                sent[f"ns-key-{i}"] = msg
+        admin.wait_route(cluster.namesrv, f"{ns}%NsOrders", cluster.masters)
+        # When ali-ons consumes "NsOrders" in the same namespace
+        with driver.consumer(
+            cluster, "NsOrders", "ns_ons", "*", "consumer", namespace=ns
+        ) as process:
+            got = wait_for_keys(driver, [process], set(sent), 60, "our namespaced messages")
+        # Then it got each with its body, in the wrapped topic (ali-ons keeps the stored name)
+        assert {(k, got[k][0][1]["body"]) for k in sent} == {(k, m.body) for k, m in sent.items()}
+        assert {e["topic"] for _, e in (x for v in got.values() for x in v)} == {f"{ns}%NsOrders"}
+        # And ali-ons' producer in the namespace reaches our namespaced consumer's plain topic
+        driver.prepare_topic(cluster, f"{ns}%NsBack")
+        theirs = driver.produce(cluster, "NsBack", 4, ["TagA"], "back", namespace=ns)
+        admin.wait_route(cluster.namesrv, f"{ns}%NsBack", cluster.masters)
+        seen: dict[str, str] = {}
+        done = threading.Event()
+        lock = threading.Lock()
+
+        def listener(msg) -> None:
+            with lock:
+                seen[msg.keys[0]] = msg.topic
+                if len(seen) >= len(theirs):
+                    done.set()
+
+        consumer = PushConsumer(
+            "ns_python", namesrv=cluster.namesrv, namespace=ns, consume_from=ConsumeFrom.FIRST
+        )
+        consumer.subscribe("NsBack", "*", listener)
+        with consumer:
+            assert done.wait(60), f"got {len(seen)} of {len(theirs)}"
+        assert seen == {first_key(e): "NsBack" for e in theirs}

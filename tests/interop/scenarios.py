@@ -136,8 +136,10 @@ class Driver:
         batch: int = 0,
         delay_level: int = 0,
         credentials: SessionCredentials | None = None,
+        namespace: str = "",
     ) -> list[Event]:
-        """Send ``count`` messages; every send must be stored. Returns the ``sent`` lines."""
+        """Send ``count`` messages; every send must be stored. Returns the ``sent`` lines.
+        ``namespace`` (ali-ons only): the client's namespace option."""
         process, code, events = self.run_producer(
             cluster,
             topic,
@@ -149,6 +151,7 @@ class Driver:
             batch=batch,
             delay_level=delay_level,
             credentials=credentials,
+            namespace=namespace,
         )
         sent = [e for e in events if e["event"] == "sent"]
         problems = [e for e in events if e["event"] in ("send_error", "fatal", "deadline")]
@@ -173,6 +176,7 @@ class Driver:
         batch: int = 0,
         delay_level: int = 0,
         credentials: SessionCredentials | None = None,
+        namespace: str = "",
     ) -> tuple[ClientProcess, int, list[Event]]:
         """Run the producer script to its end, whatever becomes of the sends: the process (for
         its diagnostics), its exit code and its lines."""
@@ -186,6 +190,8 @@ class Driver:
             args += ["--delay-level", str(delay_level)]
         if select_queue and not self.sent_queue_known:
             args.append("--select-queue")
+        if namespace:
+            args += ["--namespace", namespace]
         args += signing_args(credentials)
         process = self.process("producer", args, f"producer-{prefix}")
         code, events = run_to_end(process, 70)
@@ -205,6 +211,7 @@ class Driver:
         sql: str = "",
         broadcasting: bool = False,
         credentials: SessionCredentials | None = None,
+        namespace: str = "",
     ) -> ClientProcess:
         """Start a push consumer (clustering) and wait for its ``started`` line. Messages tagged
         ``fail_once`` fail their first delivery (the client sends them back for a retry); with
@@ -231,6 +238,8 @@ class Driver:
             args += ["--sql", sql]
         if orderly:
             args.append("--orderly")
+        if namespace:  # ali-ons only
+            args += ["--namespace", namespace]
         if self.key == "cpp":
             args += ["--instance", label]
         args += signing_args(credentials)

@@ -9,6 +9,8 @@
 // --expression (the broker needs enablePropertyFilter=true).
 // --throw-once TAG: the handler throws on the first delivery of messages with that tag (ali-ons
 // catches it, reports it as an 'error' event, and sends the message back the same way).
+// --namespace NS: ali-ons' namespace option (group and topic NS%<name> on the wire; ali-ons
+// reports msg.topic as stored, with the namespace).
 // --message-model BROADCASTING: ali-ons' isBroadcast (every consumer of the group takes every
 // queue, offsets kept in memory; ali-ons then keeps the instance name DEFAULT, so the client id is
 // <ip>@DEFAULT in every process).
@@ -39,6 +41,7 @@ async function main() {
     sql: '',
     // CLUSTERING or BROADCASTING.
     messageModel: 'CLUSTERING',
+    namespace: '',
     // RocketMQ's ACL: sign every request with these keys (ali-ons adds OnsChannel=ALIYUN).
     accessKey: '',
     secretKey: '',
@@ -52,6 +55,7 @@ async function main() {
     rebalanceInterval: args.rebalanceInterval,
     consumeFromWhere: args.consumeFrom,
     isBroadcast: args.messageModel === 'BROADCASTING',
+    namespace: args.namespace,
   });
   consumer.on('error', err => emit('client_error', describeError(err)));
 

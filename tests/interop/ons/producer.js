@@ -33,6 +33,8 @@ async function main() {
     // Pad bodies to this many bytes (ali-ons compresses bodies of 4 KiB and more).
     bodySize: 0,
     delayLevel: 0,
+    // ali-ons' namespace option: group and topics NS%<name> on the wire.
+    namespace: '',
     // RocketMQ's ACL: sign every request with these keys (ali-ons adds OnsChannel=ALIYUN).
     accessKey: '',
     secretKey: '',
@@ -49,6 +51,7 @@ async function main() {
     logger: makeLogger(),
     ...credentials(args),
     sendMsgTimeout: args.sendTimeout,
+    namespace: args.namespace,
   });
   producer.on('error', err => emit('client_error', describeError(err)));
   await producer.ready();
