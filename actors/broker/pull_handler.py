@@ -15,6 +15,16 @@ answers as soon as a matching message is there, and otherwise answers PULL_NOT_F
 stops under it (a restart or a role change). A pull that finds the store stopped gets
 SYSTEM_ERROR "store stopped", as RocketMQ answers a pull on a store that shut down. Tag
 filtering uses the tag hash in the consume queue; clients re-check tag strings, as RocketMQ's do.
+
+Only the master of the log moves a consumer: an offset outside a queue (too small, too big, or a
+queue this node does not have) is answered PULL_OFFSET_MOVED with where to go by a master that
+accepts writes; any other node (a slave, or a controller-mode master without its lease yet, e.g.
+an old master restarted before the controller told it to follow) answers PULL_RETRY_IMMEDIATELY
+with ``nextBeginOffset`` = the requested offset and ``suggestWhichBrokerId`` 0: its log may lag
+the master's, and its "too big" would send the consumer back to 0 (RocketMQ's
+``nextOffsetCorrection`` and "PULL_OFFSET_MOVED:none correction" without
+``offsetCheckInSlave``; docs/chaos.md, finding 13).
+
 Every response carries nextBeginOffset, minOffset, maxOffset and suggestWhichBrokerId as strings.
 """
 
@@ -200,7 +210,16 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
             outcome = get()
     if outcome.status == "FOUND":
         ctx.got_messages += outcome.count
-    return _respond(request, outcome, h.queue_offset, _suggest(ctx, outcome, group_config))
+    suggest = _suggest(ctx, outcome, group_config)
+    return _respond(request, outcome, h.queue_offset, suggest, moves=_moves_consumers(ctx))
+
+
+def _moves_consumers(ctx: BrokerContext) -> bool:
+    """Whether this node may tell a consumer its offset is out of range: a master that holds
+    the log (classic mode: the master; controller mode: a master with its lease)."""
+    if ctx.ha is None:
+        return ctx.cfg.is_master
+    return ctx.cfg.is_master and ctx.ha.accepting_writes()
 
 
 def _redirect_to_master(ctx: BrokerContext) -> bool:
@@ -265,7 +284,12 @@ def _is_not_found(outcome: GetOutcome, offset: int) -> bool:
 
 
 def _respond(
-    request: RemotingCommand, outcome: GetOutcome, offset: int, suggest: int = MASTER_ID
+    request: RemotingCommand,
+    outcome: GetOutcome,
+    offset: int,
+    suggest: int = MASTER_ID,
+    *,
+    moves: bool = True,
 ) -> RemotingCommand:
     status = outcome.status
     ext = {
@@ -282,4 +306,8 @@ def _respond(
         ext["nextBeginOffset"] = offset
         return reply(request, ResponseCode.PULL_NOT_FOUND, ext_fields=ext)
     # Offset out of range (too small, too big, or a queue with nothing at this offset).
+    if not moves:  # not the log's master: keep the consumer where it is, try the master
+        ext["nextBeginOffset"] = offset
+        ext["suggestWhichBrokerId"] = MASTER_ID
+        return reply(request, ResponseCode.PULL_RETRY_IMMEDIATELY, ext_fields=ext, remark=status)
     return reply(request, ResponseCode.PULL_OFFSET_MOVED, ext_fields=ext, remark=status)

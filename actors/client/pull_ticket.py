@@ -15,9 +15,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from loguru import logger
+
 from actors.client.errors import BrokerError, NoRouteError
 from actors.client.instance import ClientInstance
-from actors.client.message import MessageQueue
+from actors.client.message import MessageQueue, PullStatus
 from actors.client.pull import PullResult, TagFilter, decode_pull_response, pull_header
 from actors.client.puller_messages import PullOptions
 from actors.client.remoting import forget, make_request
@@ -92,4 +94,13 @@ def pull_once(
     result = decode_pull_response(response, mq, offset, tag_filter)
     if result is None:
         raise BrokerError(response.code, response.remark, address, "pull")
+    if result.status is PullStatus.OFFSET_ILLEGAL:  # which broker moved it, and why
+        logger.warning(
+            "client: {} says offset {} of {} is illegal ({}); moving to {}",
+            address,
+            offset,
+            mq,
+            response.remark,
+            result.next_begin_offset,
+        )
     return result

@@ -233,7 +233,7 @@ class QueuePuller(GeventActor):
             if fresh:
                 self._deliver(fresh)
         elif status is PullStatus.OFFSET_ILLEGAL:
-            logger.warning(
+            logger.debug(  # pull_once warned, naming the broker
                 "client: offset {} of {} is illegal; moving to {}",
                 self.pq.pulled_upto,
                 self.mq,

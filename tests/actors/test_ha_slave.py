@@ -126,6 +126,29 @@ def test_a_slave_redirects_to_a_live_master_and_serves_when_it_is_gone(
     )
 
 
+def test_only_the_master_moves_a_consumer_past_the_end_of_a_queue(
+    tmp_path: pathlib.Path, pairs: list[Pair]
+) -> None:
+    # R15 seed 20 (session 13 soak): right after a failover a lite pull consumer at offset 862
+    # of a queue was told "offset illegal, move to 0" and read the queue again from 0. A node
+    # whose log lags the master's must not move consumers (RocketMQ: no correction on a slave)
+    p = make(pairs, tmp_path, slave_read_enable=True)
+    for i in range(3):
+        assert send(p.to_master, "MV", f"m{i}".encode()).code == ResponseCode.SUCCESS
+    wait_queue(store_ctx(p.slave), "MV", 0, 3)  # type: ignore[arg-type]
+    assert p.sync()
+    # When a consumer asks the slave for an offset past the end of its queue
+    reply = pull(p.to_slave, "MV", 0, 10)
+    # Then the slave keeps it there and sends it to the master
+    assert reply.code == ResponseCode.PULL_RETRY_IMMEDIATELY, reply.remark
+    assert reply.ext_fields["nextBeginOffset"] == "10"
+    assert reply.ext_fields["suggestWhichBrokerId"] == "0"
+    # while the master, which holds the log, moves it (RocketMQ: to 0 when the queue starts at 0)
+    reply = pull(p.to_master, "MV", 0, 10)
+    assert reply.code == ResponseCode.PULL_OFFSET_MOVED
+    assert reply.ext_fields["nextBeginOffset"] == "0"
+
+
 @pytest.mark.parametrize(
     ("extra", "suggested"),
     [
