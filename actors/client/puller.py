@@ -8,7 +8,10 @@ Messages:
   the ProcessQueue and to the sink (the push consumer's listener pool, or the lite consumer's
   poll buffer); then the next pull starts at once, unless more than ``max_cached_messages`` or
   ``max_cached_bytes`` are cached (flow control: pulling resumes when consumption catches up).
-  An error retries after ``error_delay``.
+  An error retries after ``error_delay``. An answer that moves nothing (NO_MATCHED_MSG with
+  ``nextBeginOffset`` where the pull started: a slave keeping a consumer whose offset it does
+  not hold yet, while the route has no master to try instead) refreshes the route and pulls
+  again after ``STALLED_DELAY`` instead of at once, so it never spins.
 - ``Consumed(generation, offsets, retry)``: the sink finished messages; ``retry`` ones
   (RECONSUME_LATER or an exception) are, with ``send_back`` (clustering push consumers), handed
   back to the broker (CONSUMER_SEND_MSG_BACK, delay level 0: the broker's ``%RETRY%<group>``
@@ -73,6 +76,8 @@ from runtime.errors import ProtocolError
 from runtime.remoting.running_info import ProcessQueueInfo
 
 MIB = 1024 * 1024
+STALLED_DELAY = 0.2
+"""Seconds before pulling again after an answer that moved nothing (see the docstring)."""
 
 
 class QueuePuller(GeventActor):
@@ -244,8 +249,17 @@ class QueuePuller(GeventActor):
             self.send_after(min(self.options.error_delay, 1.0), PullNext())
             return
         else:
+            stalled = (
+                status is PullStatus.NO_MATCHED_MSG
+                and result.next_begin_offset <= self.pq.pulled_upto
+            )
             self.pq.advance(result.next_begin_offset)
             self._report()
+            if stalled:
+                self.instance.refresh_route(self.mq.topic)
+                self._check_flow()
+                self.send_after(STALLED_DELAY, PullNext())
+                return
         self._check_flow()
         self._pull_next()
 

@@ -222,6 +222,12 @@ class BrokerProcessor:
         deadline = time.monotonic() + h.suspend_timeout_millis / 1000
         while True:
             items = b.queues[key]
+            if h.queue_offset > len(items) and b.keep_consumers:
+                return RemotingCommand.response_to(
+                    request,
+                    ResponseCode.PULL_RETRY_IMMEDIATELY,
+                    ext_fields=_pull_ext(h.queue_offset, len(items)),
+                )
             if h.queue_offset > len(items) or h.queue_offset < 0:
                 return RemotingCommand.response_to(
                     request,

@@ -63,6 +63,9 @@ class FakeBroker:
     forget_heartbeats: bool = False
     """HEART_BEAT answers SUCCESS but registers no consumer (a restarted broker that has not
     heard from a client yet, held in that state)."""
+    keep_consumers: bool = False
+    """A pull past a queue's end is answered PULL_RETRY_IMMEDIATELY at the offset asked (a
+    slave, which never moves a consumer) instead of PULL_OFFSET_MOVED."""
     zero_if_not_found: bool = False
     """QUERY_CONSUMER_OFFSET with no stored offset: 0 (RocketMQ, when the queue starts at 0)
     instead of QUERY_NOT_FOUND."""

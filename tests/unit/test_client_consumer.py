@@ -398,3 +398,27 @@ def test_lite_auto_commit_writes_polled_offsets(cluster: FakeCluster) -> None:
     with consumer:
         assert len(poll_all(consumer, 4)) == 4
         wait_until(lambda: cluster.committed("auto", "Orders", 0) == 4, what="auto commit")
+
+
+def test_a_pull_that_moves_nothing_is_not_repeated_at_once(cluster: FakeCluster) -> None:
+    # Given a broker that keeps a consumer whose offset lies past the queue's end (a slave,
+    # which never moves a consumer), and a group whose committed offset is 50 on an empty queue
+    broker = cluster.broker()
+    cluster.run(lambda: setattr(broker, "keep_consumers", True))
+    cluster.run(lambda: broker.offsets.__setitem__(("ahead", "Orders", 0), 50))
+    mq = MessageQueue(topic="Orders", broker_name="broker-a", queue_id=0)
+    consumer = lite(cluster, "ahead")
+    consumer.assign([mq])
+
+    def pulls() -> int:
+        return sum(code == RequestCode.PULL_MESSAGE for code in broker.codes())
+
+    with consumer:
+        wait_until(lambda: pulls() >= 2, what="a second pull")
+        # When it has been answered PULL_RETRY_IMMEDIATELY at its own offset for a second
+        first = pulls()
+        time.sleep(1.0)  # a measuring window, not a wait for an event
+        # Then it pulled again a few times a second (it used to pull again at once, thousands
+        # of times a second), and its offset stays where it was
+        assert pulls() - first <= 10
+        assert consumer.committed(mq) == 50
