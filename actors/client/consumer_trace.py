@@ -35,6 +35,19 @@ class ConsumerTrace:
     def register_consume_hook(self, hook: ConsumeHook) -> None:
         raise NotImplementedError
 
+    def _start(self) -> None:
+        raise NotImplementedError
+
+    def _start_traced(self) -> None:
+        """``ConsumerBase._start`` with the trace dispatcher started first (stopped again when
+        the start fails)."""
+        self._start_msg_trace()
+        try:
+            self._start()
+        except BaseException:
+            self._stop_msg_trace()
+            raise
+
     def _start_msg_trace(self) -> None:
         """``enable_msg_trace``, at the first start: start the trace dispatcher and register
         its consume hook (a dispatcher that cannot start is logged; the consumer then runs

@@ -223,12 +223,7 @@ class PullConsumer(ConsumerBase, ConsumerTrace):
     # -- life cycle ------------------------------------------------------------------------------
 
     def start(self) -> PullConsumer:
-        self._start_msg_trace()
-        try:
-            self._start()
-        except BaseException:
-            self._stop_msg_trace()
-            raise
+        self._start_traced()
         return self
 
     def shutdown(self, timeout: float = 15.0) -> None:

@@ -242,12 +242,7 @@ class PushConsumer(ConsumerBase, ConsumerTrace):
         missing = [t for t in topics if t not in self.listeners]
         if missing and "*" not in self.listeners:
             raise ClientError(f"no listener for {', '.join(sorted(missing))}")
-        self._start_msg_trace()
-        try:
-            self._start()
-        except BaseException:
-            self._stop_msg_trace()
-            raise
+        self._start_traced()
         return self
 
     def shutdown(self, timeout: float = 15.0) -> None:
