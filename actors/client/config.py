@@ -64,8 +64,12 @@ class ClientConfig(msgspec.Struct, frozen=True, kw_only=True):
         **options: float,
     ) -> ClientConfig:
         """A config with a fresh client id ``ip@instance`` (instance: ``pid#n`` by default, so
-        every client object in a process is its own client, as RocketMQ does per instance)."""
+        every client object in a process is its own client, as RocketMQ does per instance). An
+        IPv6 ip is bracketed, ``[fd00::2]@...``, as RocketMQ's RemotingUtil.getLocalAddress
+        writes it."""
         ip = local_ip()
+        if ":" in ip:
+            ip = f"[{ip}]"
         instance = instance_name or f"{os.getpid()}#{next(_instances)}"
         return cls(
             namesrv=resolve_namesrv(namesrv),

@@ -89,6 +89,16 @@ def test_config_accepts_ipv6_and_refuses_bad_addresses_with_config_error() -> No
         assert not isinstance(err.value, ValueError)
 
 
+def test_an_ipv6_client_ip_is_bracketed_in_the_client_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    import actors.client.config as client_config
+
+    monkeypatch.setattr(client_config, "local_ip", lambda: "fd00::2")
+    config = client_config.ClientConfig.make("127.0.0.1:9876", "inst")
+    assert (config.client_ip, config.client_id) == ("[fd00::2]", "[fd00::2]@inst")
+    monkeypatch.setattr(client_config, "local_ip", lambda: "10.0.0.7")
+    assert client_config.ClientConfig.make("127.0.0.1:9876", "inst").client_id == "10.0.0.7@inst"
+
+
 def test_client_namesrv_addresses() -> None:
     assert resolve_namesrv("::1:9876;[::1]:9877") == ("::1:9876", "[::1]:9877")
     with pytest.raises(ClientError):
