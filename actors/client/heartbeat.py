@@ -5,6 +5,11 @@ Messages:
   reply; members tell it with one when they start, so brokers know a consumer before it asks
   for the group's member list). ``reply`` gets the number of brokers that answered SUCCESS.
 - ``BeatDone(count)``: the beat greenlet finished.
+- ``NewBrokers``: a fetched route names a broker address no cached route had (the RouteTable
+  tells it through ``ClientInstance.brokers_appeared``): beat now, so that broker lists this
+  client's groups — once a first beat was sent (a consumer's start beats only after asking the
+  brokers about its SQL92 subscriptions, and the route fetches before it must not list it
+  early).
 - ``Unregister(reply)``: UNREGISTER_CLIENT (35) to every broker, for each group (shutdown).
 
 State owned: nothing durable; it reads the shared ``Members`` (groups and subscriptions) and the
@@ -51,6 +56,10 @@ class BeatDone(msgspec.Struct, frozen=True, tag=True):
     count: int
 
 
+class NewBrokers(msgspec.Struct, frozen=True, tag=True):
+    pass
+
+
 class Unregister(msgspec.Struct, frozen=True, tag=True):
     reply: Any = None  # GeventFuture[int] | None
 
@@ -88,6 +97,7 @@ class Heartbeat(GeventActor):
         self.timeout = timeout
         self._running = False
         self._again = False
+        self._beaten = False
         self._replies: list[GeventFuture[int]] = []
         self._next_replies: list[GeventFuture[int]] = []
 
@@ -105,6 +115,11 @@ class Heartbeat(GeventActor):
                 if message.reply is not None:
                     self._replies.append(message.reply)
                 self._start_beat()
+        elif isinstance(message, NewBrokers):
+            if self._running:
+                self._again = True
+            elif self._beaten:
+                self._start_beat()
         elif isinstance(message, BeatDone):
             replies, self._replies = self._replies, []
             for reply in replies:
@@ -120,6 +135,7 @@ class Heartbeat(GeventActor):
 
     def _start_beat(self) -> None:
         self._running = True
+        self._beaten = True
         body = encode_body(self.members.heartbeat(self.client_id))
         addresses = broker_addresses(self.routes, slaves=bool(self.members.consumers))
         gevent.spawn(self._beat, addresses, body)

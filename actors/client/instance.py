@@ -20,7 +20,7 @@ from loguru import logger
 from actors.client.config import ClientConfig
 from actors.client.connections import Connections
 from actors.client.errors import ClientError, ClientStateError, RequestTimeoutError
-from actors.client.heartbeat import Beat, Heartbeat, Members, Unregister
+from actors.client.heartbeat import Beat, Heartbeat, Members, NewBrokers, Unregister
 from actors.client.remoting import Remoting
 from actors.client.routes import FetchRoute, RouteTable, TopicRoute
 from runtime.acl.signature import signer_for
@@ -80,6 +80,7 @@ class ClientInstance:
                     cfg.namesrv,
                     timeout=cfg.request_timeout,
                     refresh_interval=cfg.route_refresh_interval,
+                    on_new_brokers=self.brokers_appeared,
                 ),
             ),
             ChildSpec(
@@ -166,6 +167,14 @@ class ClientInstance:
         already running is followed by one more)."""
         try:
             self._tell("heartbeat", Beat())
+        except ClientError as exc:
+            logger.debug("client: heartbeat skipped: {}", exc)
+
+    def brokers_appeared(self) -> None:
+        """A route names a broker no cached route had: heartbeat now, unless no beat was sent
+        yet (``actors.client.heartbeat``, ``NewBrokers``)."""
+        try:
+            self._tell("heartbeat", NewBrokers())
         except ClientError as exc:
             logger.debug("client: heartbeat skipped: {}", exc)
 

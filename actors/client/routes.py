@@ -6,7 +6,12 @@ Messages:
   topic share one request. With ``allow_default`` (producers), a topic the name server does not
   know gets a route derived from ``TBW102`` (at most 4 queues per broker), and sends name
   ``defaultTopic=TBW102`` so the broker may create the topic, as RocketMQ's clients do.
-- ``RouteFetched(topic, allow_default, route, error)``: the fetch greenlet's outcome.
+- ``RouteFetched(topic, allow_default, route, error)``: the fetch greenlet's outcome. A route
+  naming a broker address that no cached route had calls ``on_new_brokers`` (the client's
+  ``brokers_appeared``: a heartbeat, see ``actors.client.heartbeat``): a broker that started,
+  or a slave added or restarted, hears this client's heartbeat within a route refresh instead
+  of at the next 30 s heartbeat, so it lists the client's groups before it is needed (a slave
+  promoted at the next failover).
 - ``RefreshRoutes``: timer tick (30 s): fetch every known topic again.
 
 State owned: ``routes`` (topic -> TopicRoute, a dict shared read-only with the client's
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -117,6 +123,15 @@ def build_route(topic: str, data: TopicRouteData, *, via_default: bool = False) 
     )
 
 
+def _addresses(route: TopicRoute) -> set[str]:
+    return {address for addrs in route.brokers.values() for address in addrs.values()}
+
+
+def _known(routes: dict[str, TopicRoute]) -> set[str]:
+    """Every broker address of the cached routes."""
+    return {address for route in routes.values() for address in _addresses(route)}
+
+
 def default_route(topic: str, default: TopicRouteData, queue_nums: int) -> TopicRoute:
     """The route a producer uses for a topic that does not exist yet: TBW102's brokers, at most
     ``queue_nums`` queues on each."""
@@ -161,8 +176,13 @@ class RouteTable(GeventActor):
         timeout: float = 3.0,
         refresh_interval: float = 30.0,
         default_queue_nums: int = DEFAULT_TOPIC_QUEUE_NUMS,
+        on_new_brokers: Callable[[], None] | None = None,
     ) -> None:
         super().__init__()
+        self.on_new_brokers = on_new_brokers
+        """Called when a fetched route names a broker address no cached route had (a broker
+        started, a slave added or restarted): the client heartbeats at once, so that broker
+        lists it before it is needed (e.g. promoted at the next failover)."""
         self.routes = routes
         self.remoting = remoting
         self.namesrv = namesrv
@@ -210,7 +230,10 @@ class RouteTable(GeventActor):
                     len(route.subscribe),
                     " (via TBW102)" if route.via_default else "",
                 )
+            fresh = self.on_new_brokers is not None and _addresses(route) - _known(self.routes)
             self.routes[message.topic] = route
+            if fresh and self.on_new_brokers is not None:
+                self.on_new_brokers()
             for reply in waiting:
                 reply.set(route)
             return

@@ -51,6 +51,8 @@ class FakeCluster:
         self.topics: set[str] = set(topics)
         self.auto_create = auto_create
         self.brokers = {name: FakeBroker(name) for name in brokers}
+        self.hidden: set[str] = set()
+        """Brokers left out of every route (serving, but not registered yet)."""
         self.namesrv = ""
         self.namesrv_requests: list[tuple[int, dict[str, str]]] = []
         self.hub = ClientHub("fake-cluster-hub", patched=False)
@@ -178,10 +180,11 @@ class FakeCluster:
                 pass
             else:
                 return None
+        listed = [b for b in self.brokers.values() if b.name not in self.hidden]
         return TopicRouteData(
             broker_datas=[
                 BrokerData(broker_addrs={0: b.address}, broker_name=b.name, cluster=CLUSTER)
-                for b in self.brokers.values()
+                for b in listed
             ],
             queue_datas=[
                 QueueData(
@@ -190,6 +193,6 @@ class FakeCluster:
                     read_queue_nums=self.queue_count if topic != "TBW102" else 8,
                     write_queue_nums=self.queue_count if topic != "TBW102" else 8,
                 )
-                for b in self.brokers.values()
+                for b in listed
             ],
         )

@@ -422,3 +422,29 @@ def test_a_pull_that_moves_nothing_is_not_repeated_at_once(cluster: FakeCluster)
         # of times a second), and its offset stays where it was
         assert pulls() - first <= 10
         assert consumer.committed(mq) == 50
+
+
+def test_a_broker_new_to_the_routes_hears_a_heartbeat_at_once() -> None:
+    # Given two brokers, the second not yet in any route, and a consumer of the first whose
+    # routes refresh every 0.2 s and whose heartbeat timer is a minute
+    with FakeCluster(("broker-a", "broker-b"), topics=("Orders",)) as fc:
+        fc.hidden.add("broker-b")
+        consumer = PushConsumer(
+            "newcomer",
+            namesrv=fc.namesrv,
+            heartbeat_interval=60.0,
+            route_refresh_interval=0.2,
+            rebalance_interval=60.0,
+        )
+        consumer.subscribe("Orders", "*", lambda _m: None)
+        with consumer:
+            assert fc.consumer_ids("newcomer", "broker-a") == [consumer.client_id]
+            assert fc.consumer_ids("newcomer", "broker-b") == []
+            # When broker-b appears in the route (registered, or a slave restarted)
+            fc.run(fc.hidden.discard, "broker-b")
+            # Then it lists the consumer within a refresh, not at the next heartbeat
+            wait_until(
+                lambda: fc.consumer_ids("newcomer", "broker-b") == [consumer.client_id],
+                timeout=5.0,
+                what="a heartbeat to broker-b",
+            )
