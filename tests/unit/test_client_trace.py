@@ -224,7 +224,11 @@ def test_a_traced_push_consumer_traces_each_listener_call(cluster: FakeCluster) 
         return ConsumeResult.CONSUME_SUCCESS
 
     consumer = PushConsumer(
-        "cg", cluster.namesrv, consume_from=ConsumeFrom.FIRST, enable_msg_trace=True
+        "cg",
+        cluster.namesrv,
+        consume_from=ConsumeFrom.FIRST,
+        enable_msg_trace=True,
+        commit_interval=0.2,
     )
     consumer.subscribe("Orders", "*", listener)
     consumer.start()
