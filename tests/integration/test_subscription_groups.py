@@ -237,7 +237,7 @@ def test_retry_queue_nums_of_the_group_sizes_its_retry_topic(address: str) -> No
     deadline = time.monotonic() + 20
     while sum(seen.values()) < 12 and time.monotonic() < deadline:
         for queue_id in range(4):
-            got = pull(client, "%RETRY%wide", queue_id, seen.get(queue_id, 0), suspend_ms=500)
+            got = pull(client, "%RETRY%wide", queue_id, seen.get(queue_id, 0), suspend_ms=100)
             if got.code == ResponseCode.SUCCESS:
                 seen[queue_id] = seen.get(queue_id, 0) + len(records(got.body))
     assert sum(seen.values()) == 12 and len(seen) > 1, seen
