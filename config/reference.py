@@ -72,7 +72,11 @@ BROKER_KEYS: dict[str, tuple[str, str]] = {
         USED,
         "Bind address (actormq key). 0.0.0.0 for multi-host; :: for IPv6 and IPv4 (dual stack).",
     ),
-    "brokerIP1": (USED, "Address advertised to name servers and clients (IPv4 or IPv6)."),
+    "brokerIP1": (
+        USED,
+        "Address advertised to name servers and clients (IPv4, IPv6 or a host name; a name is "
+        "resolved, IPv4 first, for the store host of the records).",
+    ),
     "brokerIP2": (USED, "Address advertised to slaves for HA; empty means brokerIP1."),
     "namesrvAddr": (
         USED,

@@ -21,8 +21,8 @@ import socket
 from loguru import logger
 
 from config import BrokerConfig
-from runtime.errors import ConfigError
-from runtime.hostport import family_of, unmapped
+from runtime.errors import AddressError, ConfigError
+from runtime.hostport import family_of, resolve_ip
 
 _ANY = {"0.0.0.0", "::", ""}
 _DUAL = "::"
@@ -30,20 +30,10 @@ _DUAL = "::"
 
 def _resolve(host: str, key: str) -> str:
     """An IP literal as it is (IPv6 too); a name to its first address, IPv4 preferred."""
-    host = host.strip().strip("[]")
     try:
-        return unmapped(str(ipaddress.ip_address(host.partition("%")[0])))
-    except ValueError:
-        pass
-    try:
-        infos = socket.getaddrinfo(host, None, socket.AF_UNSPEC, socket.SOCK_STREAM)
-    except OSError as exc:
-        raise ConfigError(None, key, f"{host!r} does not resolve: {exc}") from None
-    v4 = [i[4][0] for i in infos if i[0] == socket.AF_INET]
-    v6 = [i[4][0] for i in infos if i[0] == socket.AF_INET6]
-    if not v4 and not v6:
-        raise ConfigError(None, key, f"{host!r} does not resolve")
-    return str((v4 or v6)[0])
+        return resolve_ip(host)
+    except AddressError as exc:
+        raise ConfigError(None, key, str(exc)) from None
 
 
 def _family_problem(listen: str, ip: str) -> str | None:

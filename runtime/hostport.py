@@ -109,6 +109,26 @@ def ip_bytes(host: str) -> bytes:
     return ip.packed
 
 
+def resolve_ip(host: str) -> str:
+    """An IP literal as it is (brackets and an IPv4 mapping removed); a host name to its first
+    address, IPv4 preferred, as Java's ``InetSocketAddress`` resolves ``brokerIP1``.
+    ``AddressError`` when it does not resolve."""
+    host = host.strip().strip("[]")
+    try:
+        return unmapped(str(ipaddress.ip_address(host.partition("%")[0])))
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None, socket.AF_UNSPEC, socket.SOCK_STREAM)
+    except OSError as exc:
+        raise AddressError(host, f"does not resolve: {exc}") from None
+    v4 = [str(i[4][0]) for i in infos if i[0] == socket.AF_INET]
+    v6 = [str(i[4][0]) for i in infos if i[0] == socket.AF_INET6]
+    if not v4 and not v6:
+        raise AddressError(host, "does not resolve")
+    return (v4 or v6)[0]
+
+
 def ip_text(raw: bytes) -> str:
     """4 or 16 address bytes as text (``10.0.0.1``, ``::1``); other lengths as hex."""
     if len(raw) == IPV4_LEN:

@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from runtime.hostport import resolve_ip
 from runtime.store.record import DEFAULT_DELAY_LEVELS_SPEC, host_bytes, parse_delay_levels
 
 
@@ -87,7 +88,9 @@ class StoreSettings(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def store_host_bytes(self) -> bytes:
-        return host_bytes(self.store_host)
+        """The store host of every record: ``brokerIP1``, a host name resolved (once, when
+        the store opens)."""
+        return host_bytes(resolve_ip(self.store_host))
 
     @property
     def delay_levels(self) -> tuple[int, ...]:

@@ -137,3 +137,18 @@ def test_uniq_key_takes_16_bytes_for_an_ipv6_client() -> None:
     assert (len(v4), len(v6)) == (32, 56)
     assert v4.startswith("0A0000010001") and v6.startswith("20010DB8" + "0" * 22 + "070001")
     assert MessageIdGenerator("::ffff:10.0.0.1", pid=1).next_id().startswith("0A000001")
+
+
+def test_a_host_name_resolves_ipv4_first_and_literals_stay() -> None:
+    from runtime.hostport import resolve_ip
+    from runtime.store.settings import StoreSettings
+
+    assert resolve_ip("localhost") == "127.0.0.1"
+    assert resolve_ip("[::1]") == "::1"
+    assert resolve_ip("::ffff:10.0.0.1") == "10.0.0.1"
+    with pytest.raises(AddressError, match="does not resolve"):
+        resolve_ip("no-such-host.invalid")
+    # a brokerIP1 host name gives the records its address (RocketMQ resolves it too)
+    assert StoreSettings(root="/nonexistent", store_host="localhost").store_host_bytes == (
+        b"\x7f\x00\x00\x01"
+    )
