@@ -64,12 +64,34 @@ __all__ = [
 T = TypeVar("T")
 
 
+class _Raised:
+    """An exception the offloaded call raised, carried back as its result."""
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+
+
+def _call(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    try:
+        return fn(*args)
+    except Exception as exc:
+        return _Raised(exc)
+
+
 def offload(fn: Callable[..., T], *args: Any) -> T:
     """Run a blocking call (fsync, a large pread) in the hub's thread pool.
 
-    Blocks only the calling greenlet; the hub keeps serving every other actor.
+    Blocks only the calling greenlet; the hub keeps serving every other actor. What ``fn``
+    raises is raised here, with its traceback, and nowhere else: gevent's pool would also print
+    it through the hub's error handler ("... failed with ..."), even when the caller handles it
+    (a store that cannot open, an fsync error turned into a StoreError).
     """
-    return gevent.get_hub().threadpool.apply(fn, args)
+    out = gevent.get_hub().threadpool.apply(_call, (fn, args))
+    if isinstance(out, _Raised):
+        raise out.exc
+    return out  # type: ignore[no-any-return]
 
 
 def others_ready() -> bool:

@@ -262,6 +262,19 @@ def test_offload_runs_in_a_thread_and_keeps_hub_free() -> None:
     g.join(timeout=5)
 
 
+def test_offload_raises_in_the_caller_only(capfd: pytest.CaptureFixture[str]) -> None:
+    def broken() -> None:
+        raise ValueError("disk on fire")
+
+    # When an offloaded call raises, Then the caller gets the exception with its traceback
+    with pytest.raises(ValueError, match="disk on fire") as raised:
+        offload(broken)
+    assert raised.traceback[-1].name == "broken"
+    # And the hub printed nothing (gevent's pool reports a failed task through the hub's error
+    # handler before it hands the caller the result, so it would be out by now)
+    assert "failed with" not in capfd.readouterr().err
+
+
 def test_new_future_done_callback() -> None:
     future: GeventFuture[int] = new_future()
     seen: list[int] = []
