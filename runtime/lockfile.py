@@ -52,12 +52,19 @@ class DirLock:
         self._fd: int | None = None
 
     def acquire(self) -> DirLock:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self._fd = lock_exclusive(
-            str(self.path),
-            f"{self.what} {self.directory} is in use by another process (pid {{pid}}); "
-            "stop it or choose another --data-dir",
-        )
+        """Create the directory if needed and lock it. StoreError when another process holds
+        it, or when it cannot be created or locked (a bad storePathRootDir / --data-dir)."""
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._fd = lock_exclusive(
+                str(self.path),
+                f"{self.what} {self.directory} is in use by another process (pid {{pid}}); "
+                "stop it or choose another --data-dir",
+            )
+        except OSError as exc:
+            raise StoreError(
+                str(self.directory), f"cannot use it as the {self.what}: {exc.strerror or exc}"
+            ) from None
         return self
 
     def release(self) -> None:
