@@ -87,11 +87,6 @@ def _is_ipv6(host: str) -> bool:
     return True
 
 
-def is_ipv6(host: str) -> bool:
-    """True for an IPv6 literal that is not IPv4-mapped."""
-    return _is_ipv6(host) and ipaddress.IPv6Address(host).ipv4_mapped is None
-
-
 def family_of(host: str) -> socket.AddressFamily:
     """AF_INET6 for an IPv6 literal (``::``, ``::1``, ``fe80::1%eth0``), else AF_INET."""
     return socket.AF_INET6 if _is_ipv6(host) else socket.AF_INET

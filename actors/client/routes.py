@@ -230,7 +230,11 @@ class RouteTable(GeventActor):
                     len(route.subscribe),
                     " (via TBW102)" if route.via_default else "",
                 )
-            fresh = self.on_new_brokers is not None and _addresses(route) - _known(self.routes)
+            fresh: set[str] = set()
+            if self.on_new_brokers is not None:
+                now = _addresses(route)
+                if old is None or now != _addresses(old):  # else nothing can be new
+                    fresh = now - _known(self.routes)
             self.routes[message.topic] = route
             if fresh and self.on_new_brokers is not None:
                 self.on_new_brokers()
