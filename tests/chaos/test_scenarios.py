@@ -24,7 +24,7 @@ SECONDS = float(os.environ.get("CHAOS_SECONDS", "6"))
 SEED = int(os.environ.get("CHAOS_SEED", "1"))
 RATE = float(os.environ.get("CHAOS_RATE", "80"))
 
-pytestmark = pytest.mark.timeout(90 + 3 * SECONDS)
+pytestmark = [pytest.mark.serial, pytest.mark.timeout(90 + 3 * SECONDS)]
 
 
 def scenario(name: str, tmp_path: pathlib.Path, **overrides: object) -> Result:

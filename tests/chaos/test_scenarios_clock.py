@@ -19,6 +19,8 @@ import pytest
 from tests.chaos.clock import ClockShift
 from tests.chaos.test_scenarios import SECONDS, faults, scenario
 
+pytestmark = pytest.mark.serial
+
 PROBE = "import time; print(time.time(), time.monotonic())"
 
 

@@ -19,6 +19,7 @@ from tests.chaos.history import load
 from tests.chaos.scenarios import Result
 from tests.chaos.test_scenarios import SECONDS, scenario
 
+pytestmark = pytest.mark.serial
 TIMEOUT = pytest.mark.timeout(120 + 3 * SECONDS)
 
 

@@ -18,7 +18,7 @@ from tests.chaos.overload_workload import body_of, busy_kinds, read_status, valu
 from tests.chaos.scenarios_overload import FLOODER, READER
 from tests.chaos.test_scenarios import SECONDS, faults, scenario
 
-pytestmark = pytest.mark.timeout(90 + 3 * SECONDS)
+pytestmark = [pytest.mark.serial, pytest.mark.timeout(90 + 3 * SECONDS)]
 
 
 def test_r23_overload_and_slow_consumer_bounded_busy_and_nothing_lost(

@@ -18,7 +18,7 @@ from tests.chaos.history import History, Outcome, Read
 from tests.chaos.scenarios_semantics import delay_level, key_of, plan
 from tests.chaos.test_scenarios import SECONDS, faults, scenario
 
-pytestmark = pytest.mark.timeout(90 + 3 * SECONDS)
+pytestmark = [pytest.mark.serial, pytest.mark.timeout(90 + 3 * SECONDS)]
 
 # -- the scenarios -------------------------------------------------------------------------------
 

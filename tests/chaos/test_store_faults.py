@@ -148,6 +148,7 @@ def test_r6_async_flush_failure_stops_acking(tmp_path: Path) -> None:
         store.stop()
 
 
+@pytest.mark.serial  # times the other calls while a fsync hangs: run alone (Makefile)
 def test_r7_slow_fsync_times_out_while_others_stay_responsive(tmp_path: Path) -> None:
     # Given a SYNC_FLUSH store with a 200 ms flush timeout and readable data on queue 1
     fs = FaultyFileSystem()
