@@ -17,6 +17,7 @@ from loguru import logger
 
 from runtime import logs
 from runtime.errors import ActorMQError
+from runtime.fdlimit import raise_open_files_limit
 
 if TYPE_CHECKING:
     from runtime.node import Node
@@ -197,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         return admin_main(argv[1:])
     args = build_parser().parse_args(argv)
     logs.configure(args.log_level)
+    raise_open_files_limit()
     try:
         node = _make_node(args)
         node.start()

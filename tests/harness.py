@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TextIO
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -29,7 +29,9 @@ class RuntimeProcess:
         *,
         env: dict[str, str] | None = None,
         cwd: pathlib.Path | None = None,
+        preexec_fn: Callable[[], None] | None = None,
     ) -> None:
+        """``preexec_fn`` runs in the child before ``exec`` (e.g. to lower a resource limit)."""
         self.args = [sys.executable, "-m", "runtime", *args]
         full_env = dict(os.environ)
         full_env.update(env or {})
@@ -43,6 +45,7 @@ class RuntimeProcess:
             stderr=subprocess.PIPE,
             text=True,
             bufsize=1,
+            preexec_fn=preexec_fn,
         )
         self.stdout_lines: queue.Queue[str | None] = queue.Queue()
         self.stderr: list[str] = []

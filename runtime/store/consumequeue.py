@@ -9,6 +9,9 @@ padded with blank entries (offset 0, size 0x7FFFFFFF) up to it.
 Appends are idempotent: an entry whose queue offset the queue already holds is skipped (after
 checking it points at the same record), so re-dispatching a range after a crash or an actor
 restart is harmless. A gap (an entry beyond the end) raises ``QueueGap``.
+
+Segments on the real file system are ``runtime.store.fd_cache.PooledFile``s: thousands of
+queues do not hold a descriptor each.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from runtime.errors import StoreError
+from runtime.store.fd_cache import for_consume_queues
 from runtime.store.segments import SegmentedFile
 from runtime.store.storage import OS_FS, FileSystem
 
@@ -92,7 +96,7 @@ class ConsumeQueue:
         self.file = SegmentedFile(
             queue_dir(root, topic, queue_id),
             entries_per_file * ENTRY_SIZE,
-            fs,
+            for_consume_queues(fs),
             tail_cache=TAIL_CACHE_ENTRIES * ENTRY_SIZE,
         )
         torn = self.file.write_offset % ENTRY_SIZE
