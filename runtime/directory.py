@@ -21,6 +21,9 @@ class Directory:
     def __init__(self) -> None:
         self._refs: dict[str, pykka.ActorRef[Any]] = {}
         self._proxies: dict[str, pykka.ActorProxy[Any]] = {}
+        self.stop_timeouts: list[str] = []
+        """Children that did not stop within their shutdown timeout (any supervisor of the
+        tree): the process's stop was not clean (``runtime.node`` exits 1)."""
 
     def get(self, name: str) -> pykka.ActorRef[Any] | None:
         """The current ref, or None when the actor is not running (e.g. between restarts)."""

@@ -35,6 +35,8 @@ from runtime.net import address_of, bind
 from runtime.supervisor import ChildSpec, Supervisor
 
 REGISTER_WAIT_S = 10.0
+STOP_TIMEOUT_S = 120.0
+"""How long a SIGTERM waits for the whole tree: longer than a broker's (``BROKER_STOP_S``)."""
 """How long an all-in-one start waits for its brokers' first registrations (ready line)."""
 
 
@@ -239,6 +241,13 @@ class Node:
         if failure is not None:
             logger.error("stopping: {}", failure)
             return 1
+        if self.directory.stop_timeouts:
+            logger.error(
+                "stopped, but not cleanly: {} did not stop in time (a store left open is "
+                "recovered at the next start, as after a crash)",
+                ", ".join(self.directory.stop_timeouts),
+            )
+            return 1
         logger.info("stopped cleanly")
         return 0
 
@@ -246,12 +255,17 @@ class Node:
         logger.info("{} received: shutting down", signal.Signals(sig).name)
         gevent.spawn(self.stop)
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Ordered shutdown of the whole tree; run() then returns 0."""
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
+        """Ordered shutdown of the whole tree; run() then returns 0 (1 when a part did not stop
+        in time)."""
         root = self._root
         if root is not None and root.is_alive():
-            with contextlib.suppress(pykka.Timeout, pykka.ActorDeadError):
+            try:
                 root.stop(block=True, timeout=timeout)
+            except pykka.Timeout:
+                self.directory.stop_timeouts.append("root")
+            except pykka.ActorDeadError:
+                pass
         if not self._done.ready():
             self._done.set(None)
 

@@ -256,7 +256,13 @@ class Supervisor(GeventActor):
             try:
                 ref.stop(block=True, timeout=child.spec.shutdown_timeout)
             except pykka.Timeout:
-                logger.error("{}: child {} did not stop in time", self.name, child.spec.name)
+                logger.error(
+                    "{}: child {} did not stop within {:g}s",
+                    self.name,
+                    child.spec.name,
+                    child.spec.shutdown_timeout,
+                )
+                self.directory.stop_timeouts.append(child.spec.name)
             except pykka.ActorDeadError:
                 pass
             self.directory.remove(self._path(child), ref)

@@ -64,6 +64,8 @@ from runtime.store.settings import StoreSettings
 from runtime.supervisor import ChildSpec, Supervisor
 
 IDLE_TIMEOUT_S = 120.0
+BROKER_STOP_S = 90.0
+"""How long a broker's tree may take to stop (its store's parts may take ``STORE_STOP_S``)."""
 PERM_RW = PERM_READ | PERM_WRITE
 
 
@@ -254,7 +256,11 @@ def broker_spec(
         ]
         return Supervisor.start(name, children, directory=directory)
 
-    return ChildSpec(name=name, start=start)  # type: ignore[arg-type]
+    return ChildSpec(
+        name=name,
+        start=start,  # type: ignore[arg-type]
+        shutdown_timeout=BROKER_STOP_S,
+    )
 
 
 def _version_desc() -> str:

@@ -72,6 +72,11 @@ from runtime.store.settings import StoreSettings
 from runtime.store.storage import OS_FS, FileSystem
 from runtime.supervisor import ChildSpec, Restart
 
+STORE_STOP_S = 60.0
+"""How long the writer, flusher and dispatcher may take to stop: the dispatcher's last
+checkpoint syncs every consume queue written since the one before (seconds with tens of
+thousands), and a stop cut short leaves the store to crash recovery."""
+
 
 class BrokerStore(StoreReads, StoreMetadata):
     """The store API the remoting handlers call. See the module docstring."""
@@ -103,9 +108,23 @@ class BrokerStore(StoreReads, StoreMetadata):
         ctx = self.ctx
         n = ctx.names
         return [
-            ChildSpec(name=n.writer, start=self._start_writer, restart=Restart.FAIL_STOP),
-            ChildSpec(name=n.flusher, start=lambda: Flusher.start(ctx), restart=Restart.FAIL_STOP),
-            ChildSpec(name=n.dispatcher, start=lambda: Dispatcher.start(ctx)),
+            ChildSpec(
+                name=n.writer,
+                start=self._start_writer,
+                restart=Restart.FAIL_STOP,
+                shutdown_timeout=STORE_STOP_S,
+            ),
+            ChildSpec(
+                name=n.flusher,
+                start=lambda: Flusher.start(ctx),
+                restart=Restart.FAIL_STOP,
+                shutdown_timeout=STORE_STOP_S,
+            ),
+            ChildSpec(
+                name=n.dispatcher,
+                start=lambda: Dispatcher.start(ctx),
+                shutdown_timeout=STORE_STOP_S,
+            ),
             ChildSpec(name=n.topics, start=lambda: TopicConfig.start(ctx)),
             ChildSpec(name=n.offsets, start=lambda: ConsumerOffsets.start(ctx)),
             ChildSpec(name=n.groups, start=lambda: SubscriptionGroups.start(ctx)),

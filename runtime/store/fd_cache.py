@@ -17,8 +17,9 @@ other half is left for sockets, the commit log, index and config files.
 Safety:
 - Every operation runs under the cache's lock (a real OS lock: the recovery and the
   checkpoint's fsync run in worker threads), so a descriptor is never closed while a ``pread``
-  or ``pwrite`` uses it. ``fsync`` pins the file instead (it may take milliseconds and must not
-  hold the lock); a pinned file is never evicted and its ``close`` waits for the unpin.
+  or ``pwrite`` uses it. ``fsync`` (it may take milliseconds and must not hold the lock) syncs
+  a duplicate of the descriptor taken under the lock, so an eviction or ``close`` meanwhile
+  closes only the original.
 - The cache holds each open file, so a file dropped without ``close`` keeps its descriptor
   until it is evicted (the consume queue closes its segments when it deletes or drops them).
 - A file reopens without ``O_CREAT``: a segment deleted meanwhile raises ``FileNotFoundError``
@@ -43,6 +44,9 @@ from runtime.store.storage import OS_FS, Buffer, FileSystem, OsFileSystem, Stora
 MIN_BUDGET = 16
 _RealLock = monkey.get_original("_thread", "allocate_lock")
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_close = monkey.get_original("os", "close")
+"""The system call itself: gevent's ``os.close`` adds an ``fcntl`` and an ``fstat``."""
+_dup = os.dup
 
 
 def default_budget() -> int:
@@ -106,11 +110,9 @@ class FdCache:
         for victim in list(self._open):
             if len(self._open) < budget:
                 return
-            if victim._pins:
-                continue  # an fsync uses it; never closed under it
             del self._open[victim]
             fd, victim._fd = victim._fd, -1
-            os.close(fd)
+            _close(fd)
             self.evictions += 1
 
     def _forget(self, f: PooledFile) -> None:
@@ -118,19 +120,18 @@ class FdCache:
         self._open.pop(f, None)
         if f._fd >= 0:
             fd, f._fd = f._fd, -1
-            os.close(fd)
+            _close(fd)
 
 
 class PooledFile:
     """A ``StorageFile`` whose descriptor the ``FdCache`` opens and closes (module docstring)."""
 
-    __slots__ = ("_cache", "_closed", "_fd", "_pins", "_size", "path")
+    __slots__ = ("_cache", "_closed", "_fd", "_size", "path")
 
     def __init__(self, path: str, cache: FdCache) -> None:
         self.path = path
         self._cache = cache
         self._fd = -1
-        self._pins = 0
         self._closed = False
         with cache.lock:
             cache._make_room()
@@ -138,7 +139,7 @@ class PooledFile:
             try:
                 self._size = os.fstat(fd).st_size
             except OSError:
-                os.close(fd)
+                _close(fd)
                 raise
             cache._adopt(self, fd)
 
@@ -163,17 +164,20 @@ class PooledFile:
             return os.pread(self._cache._fd(self), n, offset)
 
     def fsync(self) -> None:
-        cache = self._cache
-        with cache.lock:
-            fd = cache._fd(self)
-            self._pins += 1
+        # A descriptor of its own, so the cache may close the file's meanwhile: a duplicate of
+        # the open one, or (evicted) a fresh one that takes no slot from a busy file. The lock
+        # is held for the dup only: this runs in worker threads, where a contended lock costs
+        # a GIL switch.
+        with self._cache.lock:
+            if self._closed:
+                raise OSError(errno.EBADF, "file closed", self.path)
+            fd = _dup(self._fd) if self._fd >= 0 else -1
+        if fd < 0:
+            fd = os.open(self.path, os.O_RDONLY | _O_CLOEXEC)
         try:
             os.fsync(fd)
         finally:
-            with cache.lock:
-                self._pins -= 1
-                if self._closed and not self._pins:
-                    cache._forget(self)
+            _close(fd)
 
     def truncate(self, n: int) -> None:
         with self._cache.lock:
@@ -183,8 +187,7 @@ class PooledFile:
     def close(self) -> None:
         with self._cache.lock:
             self._closed = True
-            if not self._pins:
-                self._cache._forget(self)
+            self._cache._forget(self)
 
 
 class PooledFileSystem(OsFileSystem):

@@ -264,3 +264,36 @@ def test_child_failing_in_on_start_counts_as_crash() -> None:
     )
     wait_for(lambda: len(attempts) == 3 and directory.get("f") is not None)
     assert directory.require("f").is_alive()
+
+
+class SlowStopper(GeventActor):
+    """Its stop waits until ``release`` is set."""
+
+    def __init__(self, release: gevent.event.Event) -> None:
+        super().__init__()
+        self.release = release
+
+    def on_stop(self) -> None:
+        self.release.wait(10)
+
+
+def test_a_child_that_does_not_stop_in_time_is_recorded_in_the_directory() -> None:
+    # Given a tree with a child whose stop outlasts its 0.1 s shutdown timeout, and one that
+    # stops at once
+    journal: list[str] = []
+    release = gevent.event.Event()
+    directory = Directory()
+    sup = Supervisor.start(
+        "root",
+        [
+            spec("quick", journal),
+            ChildSpec(name="slow", start=lambda: SlowStopper.start(release), shutdown_timeout=0.1),
+        ],
+        directory=directory,
+    )
+    # When the tree stops
+    sup.stop(block=True, timeout=5)
+    # Then the slow child is named as not stopped in time, the quick one still stopped
+    assert directory.stop_timeouts == ["slow"]
+    assert journal[-1] == "stop quick"
+    release.set()
