@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -127,11 +128,6 @@ def _addresses(route: TopicRoute) -> set[str]:
     return {address for addrs in route.brokers.values() for address in addrs.values()}
 
 
-def _known(routes: dict[str, TopicRoute]) -> set[str]:
-    """Every broker address of the cached routes."""
-    return {address for route in routes.values() for address in _addresses(route)}
-
-
 def default_route(topic: str, default: TopicRouteData, queue_nums: int) -> TopicRoute:
     """The route a producer uses for a topic that does not exist yet: TBW102's brokers, at most
     ``queue_nums`` queues on each."""
@@ -192,6 +188,9 @@ class RouteTable(GeventActor):
         self._fetching: dict[str, list[GeventFuture[TopicRoute]]] = {}
         self._allow_default: dict[str, bool] = {}
         self._ns_index = 0
+        self._address_refs: Counter[str] = Counter()
+        """How many cached routes name each broker address (a route looks for new addresses
+        without scanning every route: thousands of topics made that quadratic)."""
 
     def on_start(self) -> None:
         if self.refresh_interval > 0:
@@ -230,11 +229,15 @@ class RouteTable(GeventActor):
                     len(route.subscribe),
                     " (via TBW102)" if route.via_default else "",
                 )
-            fresh: set[str] = set()
-            if self.on_new_brokers is not None:
-                now = _addresses(route)
-                if old is None or now != _addresses(old):  # else nothing can be new
-                    fresh = now - _known(self.routes)
+            now = _addresses(route)
+            before = set() if old is None else _addresses(old)
+            fresh = {a for a in now if not self._address_refs[a]} if now != before else set()
+            if now != before:
+                self._address_refs.update(now)
+                self._address_refs.subtract(before)
+                for address in before - now:
+                    if not self._address_refs[address]:
+                        del self._address_refs[address]
             self.routes[message.topic] = route
             if fresh and self.on_new_brokers is not None:
                 self.on_new_brokers()
