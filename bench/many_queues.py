@@ -1,0 +1,139 @@
+"""A broker with many topics: what creating, filling, idling, stopping and restarting it costs.
+
+    .venv/bin/python -m bench.many_queues --topics 2000 --queues 8 [--nofile 1024]
+
+Starts ``python -m runtime`` (default profile, ASYNC_FLUSH) in a temporary directory, creates
+``--topics`` topics of ``--queues`` queues (UPDATE_AND_CREATE_TOPIC, one at a time, as
+``mqadmin updateTopic`` does), sends one 100-byte message to every queue, idles, stops it
+(SIGTERM), starts it again on the same data and reads one queue of every topic back. Prints
+one line per phase (seconds, the broker's RSS, open descriptors and CPU) and a ``SUMMARY
+{json}`` line. ``--nofile N`` starts the broker with an open-files limit of N (soft and hard).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+from gevent import monkey
+
+monkey.patch_all()
+
+from actors.client import Admin, ConsumeFrom, Message, MessageQueue, Producer, PullConsumer  # noqa: E402
+from bench.cluster import REPO, cpu_seconds  # noqa: E402
+
+
+def _rss_mib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) // 1024
+    return 0
+
+
+def _fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+class Broker:
+    """``python -m runtime`` on free ports with ``data`` as its data directory."""
+
+    def __init__(self, data: str, nofile: int | None) -> None:
+        def limit() -> None:
+            if nofile:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
+        started = time.monotonic()
+        cmd = [sys.executable, "-m", "runtime", "--ephemeral-ports", "--data-dir", data]
+        self.proc = subprocess.Popen(
+            [*cmd, "--log-level", "WARNING"],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            text=True,
+            preexec_fn=limit,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line.startswith("ready"):
+            raise SystemExit(f"the broker did not start: {line!r}")
+        self.start_s = time.monotonic() - started
+        self.namesrv = dict(t.partition("=")[::2] for t in line.split()[1:])["namesrv"]
+
+    def figures(self) -> dict[str, Any]:
+        pid = self.proc.pid
+        return {"rss_mib": _rss_mib(pid), "fds": _fds(pid), "cpu_s": round(cpu_seconds(pid), 2)}
+
+    def stop(self) -> tuple[int, float]:
+        started = time.monotonic()
+        self.proc.terminate()
+        code = self.proc.wait(300)
+        return code, time.monotonic() - started
+
+
+def _phase(summary: dict[str, Any], name: str, started: float, broker: Broker) -> None:
+    figures = {"s": round(time.monotonic() - started, 2), **broker.figures()}
+    summary[name] = figures
+    print(f"{name:>10}: " + ", ".join(f"{k} {v}" for k, v in figures.items()), flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.many_queues", description=__doc__)
+    parser.add_argument("--topics", type=int, default=1000)
+    parser.add_argument("--queues", type=int, default=8)
+    parser.add_argument("--idle", type=float, default=10.0, help="seconds idle before the stop")
+    parser.add_argument("--nofile", type=int, default=None, help="the broker's open-files limit")
+    args = parser.parse_args(argv)
+    topics = [f"Many{i}" for i in range(args.topics)]
+    summary: dict[str, Any] = {"topics": args.topics, "queues": args.topics * args.queues}
+    with tempfile.TemporaryDirectory(prefix="actormq-many-") as tmp:
+        data = os.path.join(tmp, "data")
+        broker = Broker(data, args.nofile)
+        _phase(summary, "started", time.monotonic() - broker.start_s, broker)
+        started = time.monotonic()
+        with Admin(namesrv=broker.namesrv) as admin:
+            for topic in topics:
+                admin.create_topic(topic, queues=args.queues)
+        _phase(summary, "created", started, broker)
+        started = time.monotonic()
+        with Producer("many-queues-producer", namesrv=broker.namesrv) as producer:
+            for topic in topics:
+                for q in range(args.queues):
+                    producer.send(Message(topic, b"x" * 100), selector=lambda qs, _m, q=q: qs[q])
+        _phase(summary, "sent", started, broker)
+        cpu = cpu_seconds(broker.proc.pid)
+        time.sleep(args.idle)  # the measured idle period itself
+        summary["idle_cpu_share"] = round((cpu_seconds(broker.proc.pid) - cpu) / args.idle, 3)
+        print(f"{'idle':>10}: cpu share {summary['idle_cpu_share']}", flush=True)
+        code, stop_s = broker.stop()
+        summary["stop"] = {"s": round(stop_s, 2), "exit": code}
+        print(f"{'stopped':>10}: s {stop_s:.2f}, exit {code}", flush=True)
+        broker = Broker(data, args.nofile)
+        _phase(summary, "restarted", time.monotonic() - broker.start_s, broker)
+        started = time.monotonic()
+        consumer = PullConsumer(
+            "many-queues-reader", namesrv=broker.namesrv, consume_from=ConsumeFrom.FIRST
+        )
+        consumer.assign([MessageQueue(topic=t, broker_name="broker-a", queue_id=0) for t in topics])
+        consumer.start()
+        got = 0
+        deadline = time.monotonic() + 120
+        while got < len(topics) and time.monotonic() < deadline:
+            got += len(consumer.poll(0.5))
+        consumer.shutdown()
+        summary["read_back"] = got
+        _phase(summary, "read", started, broker)
+        code, stop_s = broker.stop()
+        summary["stop_after_restart"] = {"s": round(stop_s, 2), "exit": code}
+    print("SUMMARY " + json.dumps(summary), flush=True)
+    return 0 if got == len(topics) and code == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
