@@ -23,7 +23,9 @@ else in the hub's thread pool (``offload``).
 
 Durability point: this is it. A failed fsync is never retried (the kernel may have dropped the
 dirty pages — "fsyncgate"): every pending waiter gets FLUSH_FAILED (never PUT_OK), the writer is
-told ``StoreFailed`` and this actor fails, which fail-stops the broker (R6).
+told ``StoreFailed`` and this actor fails, which fail-stops the broker (R6). An fsync that never
+ran because the process was out of descriptors (EMFILE/ENFILE opening the directory) is not a
+failure: the next tick tries again, and SYNC_FLUSH waiters time out meanwhile as usual.
 """
 
 from __future__ import annotations
@@ -50,6 +52,10 @@ from runtime.store.fsyncer import Fsyncer
 from runtime.store.segments import FlushPlan
 
 SWEEP_INTERVAL_S = 0.05
+NO_DESCRIPTOR = frozenset({errno.EMFILE, errno.ENFILE})
+"""Errors that mean an fsync never ran (no descriptor for the directory, or for the native
+thread's duplicates): retried at the next tick, never a fail-stop."""
+RETRY_LOG_S = 10.0
 
 
 def _await_native(
@@ -78,6 +84,8 @@ class Flusher(GeventActor):
         # (offset, deadline, completions, polls_first)
         self._waiters: deque[tuple[int, float, list[Any], bool]] = deque()
         self._in_flight: gevent.event.Event | None = None  # set when the running fsync ends
+        self._quiet_until = 0.0  # the next out-of-descriptors warning, not before
+        self._plan: FlushPlan | None = None  # the running (or last) fsync's
         self._failed = False
         self._fsyncer: Fsyncer | None = None
 
@@ -140,6 +148,7 @@ class Flusher(GeventActor):
         if plan is None:
             return
         self._in_flight = ended = gevent.event.Event()
+        self._plan = plan
         fds = None if self._fsyncer is None else plan.fds()
         if self._fsyncer is None or fds is None:
             workers.submit(self._run, plan, self.actor_ref, ended)
@@ -150,24 +159,43 @@ class Flusher(GeventActor):
         try:
             self._fsyncer.start(fds, outcome.switch)
         except OSError as exc:
+            if exc.errno in NO_DESCRIPTOR:  # the duplicates could not be made: not run
+                ended.set()
+                self._flush_done(FlushDone(plan.target, str(exc), retry=True))
+                return
             outcome.switch(exc.errno or errno.EIO)
         workers.submit(_await_native, outcome, plan.target, self.actor_ref, ended)
 
     @staticmethod
     def _run(plan: FlushPlan, me: pykka.ActorRef[Any], ended: gevent.event.Event) -> None:
         error = None
+        retry = False
         try:
             offload(plan.run)
         except OSError as exc:
-            error = f"fsync failed: {exc}"
+            retry = exc.errno in NO_DESCRIPTOR  # the directory could not be opened: not run
+            error = str(exc) if retry else f"fsync failed: {exc}"
         except Exception as exc:  # any failure of the fsync means not durable
             error = f"fsync failed: {exc!r}"
         finally:
             ended.set()
-        _report(me, FlushDone(plan.target, error))
+        _report(me, FlushDone(plan.target, error, retry))
 
     def _flush_done(self, msg: FlushDone) -> None:
         self._in_flight = None
+        if msg.retry:
+            if self._plan is not None:
+                self.log.segments.flush_not_done(self._plan)  # its directory sync is due again
+            now = time.monotonic()
+            if now >= self._quiet_until:
+                self._quiet_until = now + RETRY_LOG_S
+                logger.warning(
+                    "store {}: cannot flush yet, out of descriptors ({}): trying again at the "
+                    "next tick (raise the open-files limit)",
+                    self.settings.root,
+                    msg.error,
+                )
+            return
         if msg.error is not None:
             self._fail_stop(msg.error)
             return

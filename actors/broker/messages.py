@@ -109,10 +109,12 @@ class FlushTick(msgspec.Struct, frozen=True, tag=True):
 
 
 class FlushDone(msgspec.Struct, frozen=True, tag=True):
-    """Internal: a flush to ``offset`` finished (``error`` set when fsync failed)."""
+    """Internal: a flush to ``offset`` finished (``error`` set when fsync failed; ``retry``
+    when it never ran because no descriptor could be opened: nothing was lost)."""
 
     offset: int
     error: str | None = None
+    retry: bool = False
 
 
 # -- Dispatcher --------------------------------------------------------------------------------

@@ -308,6 +308,7 @@ class Queue(GeventActor):
         try:
             cq.file.flushed_to(offload(plan.run))
         except Exception:
+            cq.file.flush_not_done(plan)  # the checkpoint tries again: the directory too
             with contextlib.suppress(Exception):
                 reply.set_exception()
             return

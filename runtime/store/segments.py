@@ -56,6 +56,10 @@ class FlushPlan:
         self._fs = fs
         self._dir = dir_
 
+    @property
+    def syncs_dir(self) -> bool:
+        return self._dir is not None
+
     def fds(self) -> list[int] | None:
         """The descriptors to fsync when every file is a plain ``OsFile`` and no directory
         sync is due (a job for ``runtime.store.fsyncer``); else None: call ``run``."""
@@ -257,6 +261,12 @@ class SegmentedFile:
     def flushed_to(self, offset: int) -> None:
         if offset > self.flushed_offset:
             self.flushed_offset = offset
+
+    def flush_not_done(self, plan: FlushPlan) -> None:
+        """``plan`` did not complete (no descriptor, a checkpoint to try again): the next plan
+        syncs the directory again if this one was to (its files are synced again anyway)."""
+        if plan.syncs_dir:
+            self._dir_dirty = True
 
     def flush(self) -> int:
         """Synchronous flush (recovery, shutdown, tests). Returns the flushed offset."""

@@ -5,6 +5,7 @@ under SYNC_FLUSH and only loses a tail under ASYNC_FLUSH; a full disk refuses cl
 
 from __future__ import annotations
 
+import errno
 import random
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ from runtime.store import record as R
 from runtime.store.faults import FaultyFileSystem
 from runtime.store.lockfile import abort_exists
 from runtime.store.settings import FlushMode, StoreSettings
+from runtime.store.storage import OsFileSystem
 from runtime.supervisor import Supervisor
 
 T = 5.0
@@ -289,3 +291,36 @@ def test_r2_power_loss_async_flush_loses_only_a_tail(tmp_path: Path, seed: int, 
         assert nxt.queue_offset == survived[0]
     finally:
         again.stop()
+
+
+class DirsOutOfDescriptors(OsFileSystem):
+    """The real file system, except that the first ``failures`` syncs of the commit log's
+    directory find the process out of descriptors (EMFILE opening it)."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+
+    def fsync_dir(self, path: str) -> None:
+        if "commitlog" in path and self.failures > 0:
+            self.failures -= 1
+            raise OSError(errno.EMFILE, "Too many open files", path)
+        super().fsync_dir(path)
+
+
+def test_out_of_descriptors_at_a_flush_is_retried_not_a_fail_stop(tmp_path: Path) -> None:
+    # Given a SYNC_FLUSH store whose first three syncs of the commit log's directory cannot
+    # open it (the process out of descriptors)
+    fs = DirsOutOfDescriptors(failures=3)
+    store = start(tmp_path, fs, flush_mode=SYNC, sync_flush_timeout_ms=3000)
+    try:
+        # When a record is put (its new segment needs the directory synced)
+        result = put(store, rec(b"first"))
+        # Then the flush was retried until it ran: PUT_OK, and the store did not fail
+        assert fs.failures == 0
+        assert result.status is PutStatus.PUT_OK
+        assert store.ctx.failed is None
+        assert put(store, rec(b"second")).status is PutStatus.PUT_OK
+        wait_until(lambda: store.max_offset("T", 0).get(timeout=T) == 2)
+        assert read_all(store, 0) == {0: b"first", 1: b"second"}
+    finally:
+        store.stop()
