@@ -83,6 +83,56 @@ def _phase(summary: dict[str, Any], name: str, started: float, broker: Broker) -
     print(f"{name:>10}: " + ", ".join(f"{k} {v}" for k, v in figures.items()), flush=True)
 
 
+def _run(
+    args: argparse.Namespace,
+    topics: list[str],
+    data: str,
+    summary: dict[str, Any],
+    brokers: list[Broker],
+) -> tuple[int, int]:
+    """The phases (see the module docstring); returns (messages read back, last exit code)."""
+    broker = Broker(data, args.nofile)
+    brokers.append(broker)
+    _phase(summary, "started", time.monotonic() - broker.start_s, broker)
+    started = time.monotonic()
+    with Admin(namesrv=broker.namesrv) as admin:
+        for topic in topics:
+            admin.create_topic(topic, queues=args.queues)
+    _phase(summary, "created", started, broker)
+    started = time.monotonic()
+    with Producer("many-queues-producer", namesrv=broker.namesrv) as producer:
+        for topic in topics:
+            for q in range(args.queues):
+                producer.send(Message(topic, b"x" * 100), selector=lambda qs, _m, q=q: qs[q])
+    _phase(summary, "sent", started, broker)
+    cpu = cpu_seconds(broker.proc.pid)
+    time.sleep(args.idle)  # the measured idle period itself
+    summary["idle_cpu_share"] = round((cpu_seconds(broker.proc.pid) - cpu) / args.idle, 3)
+    print(f"{'idle':>10}: cpu share {summary['idle_cpu_share']}", flush=True)
+    code, stop_s = broker.stop()
+    summary["stop"] = {"s": round(stop_s, 2), "exit": code}
+    print(f"{'stopped':>10}: s {stop_s:.2f}, exit {code}", flush=True)
+    broker = Broker(data, args.nofile)
+    brokers.append(broker)
+    _phase(summary, "restarted", time.monotonic() - broker.start_s, broker)
+    started = time.monotonic()
+    consumer = PullConsumer(
+        "many-queues-reader", namesrv=broker.namesrv, consume_from=ConsumeFrom.FIRST
+    )
+    consumer.assign([MessageQueue(topic=t, broker_name="broker-a", queue_id=0) for t in topics])
+    consumer.start()
+    got = 0
+    deadline = time.monotonic() + 120
+    while got < len(topics) and time.monotonic() < deadline:
+        got += len(consumer.poll(0.5))
+    consumer.shutdown()
+    summary["read_back"] = got
+    _phase(summary, "read", started, broker)
+    code, stop_s = broker.stop()
+    summary["stop_after_restart"] = {"s": round(stop_s, 2), "exit": code}
+    return got, code
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.many_queues", description=__doc__)
     parser.add_argument("--topics", type=int, default=1000)
@@ -93,44 +143,14 @@ def main(argv: list[str] | None = None) -> int:
     topics = [f"Many{i}" for i in range(args.topics)]
     summary: dict[str, Any] = {"topics": args.topics, "queues": args.topics * args.queues}
     with tempfile.TemporaryDirectory(prefix="actormq-many-") as tmp:
-        data = os.path.join(tmp, "data")
-        broker = Broker(data, args.nofile)
-        _phase(summary, "started", time.monotonic() - broker.start_s, broker)
-        started = time.monotonic()
-        with Admin(namesrv=broker.namesrv) as admin:
-            for topic in topics:
-                admin.create_topic(topic, queues=args.queues)
-        _phase(summary, "created", started, broker)
-        started = time.monotonic()
-        with Producer("many-queues-producer", namesrv=broker.namesrv) as producer:
-            for topic in topics:
-                for q in range(args.queues):
-                    producer.send(Message(topic, b"x" * 100), selector=lambda qs, _m, q=q: qs[q])
-        _phase(summary, "sent", started, broker)
-        cpu = cpu_seconds(broker.proc.pid)
-        time.sleep(args.idle)  # the measured idle period itself
-        summary["idle_cpu_share"] = round((cpu_seconds(broker.proc.pid) - cpu) / args.idle, 3)
-        print(f"{'idle':>10}: cpu share {summary['idle_cpu_share']}", flush=True)
-        code, stop_s = broker.stop()
-        summary["stop"] = {"s": round(stop_s, 2), "exit": code}
-        print(f"{'stopped':>10}: s {stop_s:.2f}, exit {code}", flush=True)
-        broker = Broker(data, args.nofile)
-        _phase(summary, "restarted", time.monotonic() - broker.start_s, broker)
-        started = time.monotonic()
-        consumer = PullConsumer(
-            "many-queues-reader", namesrv=broker.namesrv, consume_from=ConsumeFrom.FIRST
-        )
-        consumer.assign([MessageQueue(topic=t, broker_name="broker-a", queue_id=0) for t in topics])
-        consumer.start()
-        got = 0
-        deadline = time.monotonic() + 120
-        while got < len(topics) and time.monotonic() < deadline:
-            got += len(consumer.poll(0.5))
-        consumer.shutdown()
-        summary["read_back"] = got
-        _phase(summary, "read", started, broker)
-        code, stop_s = broker.stop()
-        summary["stop_after_restart"] = {"s": round(stop_s, 2), "exit": code}
+        brokers: list[Broker] = []
+        try:
+            got, code = _run(args, topics, os.path.join(tmp, "data"), summary, brokers)
+        finally:
+            for broker in brokers:  # a failed phase: never leave a broker on a removed directory
+                if broker.proc.poll() is None:
+                    broker.proc.kill()
+                    broker.proc.wait(30)
     print("SUMMARY " + json.dumps(summary), flush=True)
     return 0 if got == len(topics) and code == 0 else 1
 
