@@ -80,6 +80,10 @@ from runtime.store.recovery import make_checkpoint
 from runtime.store.settings import StoreSettings
 
 SYNC_TIMEOUT_S = 10.0
+SYNC_BATCH = 64
+"""Consume queues a checkpoint syncs at once: thousands at once (a broker with thousands of
+busy queues) filled the thread pool and starved the hub of the GIL, and sends waited in the
+broker's queue for seconds (SYSTEM_BUSY)."""
 
 
 def checkpoint_due(lag: int, elapsed_s: float, settings: StoreSettings) -> bool:
@@ -318,25 +322,30 @@ class Dispatcher(GeventActor):
             return
         self._checkpoint_at = now
         touched, self._touched = self._touched, set()
-        futures = []
-        for key in touched:
-            ref = self.queues.get(key[0], key[1])
-            if ref is not None:
-                fut = new_future()
-                with contextlib.suppress(pykka.ActorDeadError):
-                    ref.tell(SyncQueue(fut))
-                    futures.append(fut)
         self._checkpointing = True
         cp = make_checkpoint(point, self.log.min_offset, self.queue_next)
-        gevent.spawn(self._write_checkpoint, cp, futures, touched)
+        gevent.spawn(self._write_checkpoint, cp, touched)
 
-    def _write_checkpoint(
-        self, cp: ckpt.Checkpoint, futures: list[Any], touched: set[QueueKey]
-    ) -> None:
-        error = None
-        try:
+    def _sync_queues(self, keys: list[QueueKey]) -> None:
+        """``SyncQueue`` to each of these queues, ``SYNC_BATCH`` at a time, and wait for them.
+        A Queue answers after everything told to it before, so the sync covers what the
+        checkpoint's offset says was dispatched."""
+        for start in range(0, len(keys), SYNC_BATCH):
+            futures = []
+            for key in keys[start : start + SYNC_BATCH]:
+                ref = self.queues.get(key[0], key[1])
+                if ref is not None:
+                    fut = new_future()
+                    with contextlib.suppress(pykka.ActorDeadError):
+                        ref.tell(SyncQueue(fut))
+                        futures.append(fut)
             for fut in futures:
                 fut.get(timeout=SYNC_TIMEOUT_S)
+
+    def _write_checkpoint(self, cp: ckpt.Checkpoint, touched: set[QueueKey]) -> None:
+        error = None
+        try:
+            self._sync_queues(list(touched))
             if self.index is not None:
                 offload(self.index.flush)
             offload(ckpt.save, self.settings.root, cp)

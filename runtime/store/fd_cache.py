@@ -105,12 +105,8 @@ class FdCache:
 
     def _make_room(self) -> None:
         budget = self.budget
-        if len(self._open) < budget:
-            return
-        for victim in list(self._open):
-            if len(self._open) < budget:
-                return
-            del self._open[victim]
+        while len(self._open) >= budget:
+            victim, _ = self._open.popitem(last=False)  # the least recently used
             fd, victim._fd = victim._fd, -1
             _close(fd)
             self.evictions += 1
