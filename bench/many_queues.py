@@ -5,7 +5,9 @@
 Starts ``python -m runtime`` (default profile, ASYNC_FLUSH) in a temporary directory, creates
 ``--topics`` topics of ``--queues`` queues (UPDATE_AND_CREATE_TOPIC, one at a time, as
 ``mqadmin updateTopic`` does), sends one 100-byte message to every queue, idles, stops it
-(SIGTERM), starts it again on the same data and reads one queue of every topic back. Prints
+(SIGTERM), starts it again on the same data and reads one queue of every topic back. A send
+refused SYSTEM_BUSY (the broker's queue of requests waited past 200 ms) is counted and made
+again. Prints
 one line per phase (seconds, the broker's RSS, open descriptors and CPU) and a ``SUMMARY
 {json}`` line. ``--nofile N`` starts the broker with an open-files limit of N (soft and hard).
 """
@@ -27,7 +29,9 @@ from gevent import monkey
 monkey.patch_all()
 
 from actors.client import Admin, ConsumeFrom, Message, MessageQueue, Producer, PullConsumer  # noqa: E402
+from actors.client.errors import BrokerError  # noqa: E402
 from bench.cluster import REPO, cpu_seconds  # noqa: E402
+from runtime.remoting.codes import ResponseCode  # noqa: E402
 
 
 def _rss_mib(pid: int) -> int:
@@ -80,7 +84,8 @@ class Broker:
 def _phase(summary: dict[str, Any], name: str, started: float, broker: Broker) -> None:
     figures = {"s": round(time.monotonic() - started, 2), **broker.figures()}
     summary[name] = figures
-    print(f"{name:>10}: " + ", ".join(f"{k} {v}" for k, v in figures.items()), flush=True)
+    extra = f", SYSTEM_BUSY {summary['busy']}" if name == "sent" else ""
+    print(f"{name:>10}: " + ", ".join(f"{k} {v}" for k, v in figures.items()) + extra, flush=True)
 
 
 def _run(
@@ -100,10 +105,20 @@ def _run(
             admin.create_topic(topic, queues=args.queues)
     _phase(summary, "created", started, broker)
     started = time.monotonic()
+    busy = 0
     with Producer("many-queues-producer", namesrv=broker.namesrv) as producer:
         for topic in topics:
             for q in range(args.queues):
-                producer.send(Message(topic, b"x" * 100), selector=lambda qs, _m, q=q: qs[q])
+                while True:  # a refusal (SYSTEM_BUSY) is counted and the send made again
+                    try:
+                        producer.send(Message(topic, b"x" * 100), selector=lambda qs, _, q=q: qs[q])
+                    except BrokerError as exc:
+                        if exc.code != ResponseCode.SYSTEM_BUSY:
+                            raise
+                        busy += 1
+                        continue
+                    break
+    summary["busy"] = busy
     _phase(summary, "sent", started, broker)
     cpu = cpu_seconds(broker.proc.pid)
     time.sleep(args.idle)  # the measured idle period itself
