@@ -13,7 +13,14 @@ import contextlib
 import os
 from typing import Protocol
 
+from gevent import monkey
+
 Buffer = bytes | bytearray | memoryview
+
+_close_now = monkey.get_original("os", "close")
+"""``os.close`` itself: gevent's (monkey-patched) ``close`` defers closing a descriptor that is
+not a regular file, a directory's too, to its loop's next iteration, so a hub thread syncing
+many directories in a row would hold their descriptors meanwhile."""
 
 
 class StorageFile(Protocol):
@@ -118,7 +125,7 @@ def fsync_dir(path: str) -> None:
     try:
         os.fsync(fd)
     finally:
-        os.close(fd)
+        _close_now(fd)
 
 
 OS_FS = OsFileSystem()

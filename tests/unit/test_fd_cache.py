@@ -5,6 +5,8 @@ from __future__ import annotations
 import errno
 import os
 import pathlib
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -14,6 +16,7 @@ from runtime.store.consumequeue import ConsumeQueue
 from runtime.store.faults import FaultyFileSystem
 from runtime.store.fd_cache import POOLED_FS, FdCache, PooledFile, for_consume_queues
 from runtime.store.storage import OS_FS
+from tests.harness import REPO
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -135,3 +138,30 @@ def test_thousands_of_consume_queues_hold_at_most_the_budget(
     again = ConsumeQueue(str(tmp_path), "T7", 3, entries_per_file=2)
     assert again.entry(2).physical_offset == 760
     again.close()
+
+
+def test_directory_syncs_in_a_monkey_patched_program_close_their_descriptors_at_once(
+    tmp_path: pathlib.Path,
+) -> None:
+    # Given a monkey-patched program with a hub (gevent's os.close defers closing a descriptor
+    # that is not a regular file to the loop's next iteration)
+    script = (
+        "from gevent import monkey; monkey.patch_all()\n"
+        "import gevent, os, sys\n"
+        "gevent.get_hub()\n"
+        "from runtime.store.storage import fsync_dir\n"
+        "before = len(os.listdir('/proc/self/fd'))\n"
+        "for _ in range(300): fsync_dir(sys.argv[1])\n"
+        "print(len(os.listdir('/proc/self/fd')) - before)\n"
+    )
+    # When it syncs a directory 300 times without yielding to the loop
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    # Then no descriptor is left open
+    assert out.stdout.strip() == "0", out.stderr
