@@ -49,8 +49,16 @@ _close = monkey.get_original("os", "close")
 _dup = os.dup
 
 
+BUDGET_ENV = "ACTORMQ_CQ_FD_BUDGET"
+"""Sets the budget (tests and soaks: a budget of 1 reopens a file at nearly every use)."""
+
+
 def default_budget() -> int:
-    """Half the soft open-files limit (``RLIM_INFINITY``: 65,536), at least ``MIN_BUDGET``."""
+    """Half the soft open-files limit (``RLIM_INFINITY``: 65,536), at least ``MIN_BUDGET``;
+    ``ACTORMQ_CQ_FD_BUDGET`` overrides it."""
+    forced = os.environ.get(BUDGET_ENV, "")
+    if forced.isdigit() and int(forced) > 0:
+        return int(forced)
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         soft = 131_072

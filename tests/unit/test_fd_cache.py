@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import pathlib
+import resource
 import subprocess
 import sys
 import threading
@@ -165,3 +166,16 @@ def test_directory_syncs_in_a_monkey_patched_program_close_their_descriptors_at_
     )
     # Then no descriptor is left open
     assert out.stdout.strip() == "0", out.stderr
+
+
+def test_the_budget_is_half_the_soft_limit_unless_the_environment_sets_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(fd_cache.BUDGET_ENV, raising=False)
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY:
+        assert fd_cache.default_budget() == max(fd_cache.MIN_BUDGET, soft // 2)
+    monkeypatch.setenv(fd_cache.BUDGET_ENV, "2")
+    assert fd_cache.default_budget() == 2
+    monkeypatch.setenv(fd_cache.BUDGET_ENV, "zero")
+    assert fd_cache.default_budget() >= fd_cache.MIN_BUDGET
