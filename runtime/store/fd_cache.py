@@ -39,7 +39,14 @@ from collections import OrderedDict
 
 from gevent import monkey
 
-from runtime.store.storage import OS_FS, Buffer, FileSystem, OsFileSystem, StorageFile
+from runtime.store.storage import (
+    OS_FS,
+    Buffer,
+    FileSystem,
+    OsFileSystem,
+    StorageFile,
+    append_at_end,
+)
 
 MIN_BUDGET = 16
 _RealLock = monkey.get_original("_thread", "allocate_lock")
@@ -151,17 +158,8 @@ class PooledFile:
         return self._size
 
     def append(self, data: Buffer) -> None:
-        view = memoryview(data)
-        total = len(view)
-        done = 0
         with self._cache.lock:
-            fd = self._cache._fd(self)
-            while done < total:
-                n = os.pwrite(fd, view[done:], self._size)
-                if n <= 0:
-                    raise OSError(f"short write to {self.path}")
-                done += n
-                self._size += n
+            append_at_end(self, self._cache._fd(self), data)
 
     def pread(self, n: int, offset: int) -> bytes:
         with self._cache.lock:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Protocol
+from typing import Any, Protocol
 
 from gevent import monkey
 
@@ -72,15 +72,7 @@ class OsFile:
         return self._size
 
     def append(self, data: Buffer) -> None:
-        view = memoryview(data)
-        total = len(view)
-        done = 0
-        while done < total:
-            n = os.pwrite(self._fd, view[done:], self._size)
-            if n <= 0:
-                raise OSError(f"short write to {self.path}")
-            done += n
-            self._size += n
+        append_at_end(self, self._fd, data)
 
     def pread(self, n: int, offset: int) -> bytes:
         return os.pread(self._fd, n, offset)
@@ -104,6 +96,20 @@ class OsFile:
     def __del__(self) -> None:
         with contextlib.suppress(OSError):
             self.close()
+
+
+def append_at_end(f: OsFile | Any, fd: int, data: Buffer) -> None:
+    """``pwrite`` all of ``data`` at ``f._size`` through ``fd``, advancing ``f._size`` by what
+    the kernel took (after an error, to the end of the partial write)."""
+    view = memoryview(data)
+    total = len(view)
+    done = 0
+    while done < total:
+        n = os.pwrite(fd, view[done:], f._size)
+        if n <= 0:
+            raise OSError(f"short write to {f.path}")
+        done += n
+        f._size += n
 
 
 class OsFileSystem:
