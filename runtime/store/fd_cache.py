@@ -90,10 +90,6 @@ class FdCache:
             self._budget = default_budget()
         return self._budget
 
-    @budget.setter
-    def budget(self, value: int) -> None:
-        self._budget = max(1, value)
-
     @property
     def open_count(self) -> int:
         return len(self._open)
@@ -112,8 +108,8 @@ class FdCache:
         return f._fd
 
     def _adopt(self, f: PooledFile, fd: int) -> None:
-        """Count a descriptor ``f`` opened itself (its creation). Lock held."""
-        self._make_room()
+        """Count a descriptor ``f`` opened itself (its creation, after ``_make_room``). Lock
+        held."""
         self._open[f] = None
         self.opens += 1
         f._fd = fd
