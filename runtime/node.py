@@ -35,9 +35,9 @@ from runtime.net import address_of, bind
 from runtime.supervisor import ChildSpec, Supervisor
 
 REGISTER_WAIT_S = 10.0
+"""How long an all-in-one start waits for its brokers' first registrations (ready line)."""
 STOP_TIMEOUT_S = 120.0
 """How long a SIGTERM waits for the whole tree: longer than a broker's (``BROKER_STOP_S``)."""
-"""How long an all-in-one start waits for its brokers' first registrations (ready line)."""
 
 
 def broker_label(cfg: BrokerConfig) -> str:
