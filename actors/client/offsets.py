@@ -36,6 +36,11 @@ from actors.client.remoting import make_request
 from runtime.actor import GeventActor
 from runtime.remoting.codes import RequestCode, ResponseCode
 
+COMMITS_IN_FLIGHT = 256
+"""Offset commits (one request per queue) sent at once: a consumer of thousands of queues sent
+them all together, past the broker's 4,096 requests in flight per connection, and the rest
+were refused SYSTEM_BUSY."""
+
 
 class UpdateOffset(msgspec.Struct, frozen=True, tag=True):
     mq: MessageQueue
@@ -176,7 +181,9 @@ class OffsetStore(GeventActor):
             }
             calls.append((address, make_request(RequestCode.UPDATE_CONSUMER_OFFSET, ext)))
             order.append(mq)
-        results = self.instance.remoting.invoke_all(calls, self.timeout, "offset commit")
+        results = self.instance.remoting.invoke_all(
+            calls, self.timeout, "offset commit", in_flight=COMMITS_IN_FLIGHT
+        )
         written: dict[MessageQueue, int] = {}
         for mq, result in zip(order, results, strict=True):
             if isinstance(result, BaseException):

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import gevent
+import gevent.pool
 import pykka
 
 from actors.client.config import LANGUAGE
@@ -137,9 +138,15 @@ class Remoting:
         return response
 
     def invoke_all(
-        self, calls: list[tuple[str, RemotingCommand]], timeout: float, what: str
+        self,
+        calls: list[tuple[str, RemotingCommand]],
+        timeout: float,
+        what: str,
+        *,
+        in_flight: int | None = None,
     ) -> list[RemotingCommand | BaseException]:
-        """Invoke several requests concurrently; each slot holds a response or its error."""
+        """Invoke several requests concurrently (at most ``in_flight`` at once when given); each
+        slot holds a response or its error."""
 
         def one(address: str, cmd: RemotingCommand) -> Any:
             try:
@@ -147,7 +154,8 @@ class Remoting:
             except ClientError as exc:
                 return exc
 
-        jobs = [gevent.spawn(one, address, cmd) for address, cmd in calls]
+        spawn = gevent.spawn if in_flight is None else gevent.pool.Pool(in_flight).spawn
+        jobs = [spawn(one, address, cmd) for address, cmd in calls]
         gevent.joinall(jobs, timeout=timeout + self.connect_timeout + 1.0)
         return [
             job.value if job.ready() else RequestTimeoutError(what, timeout, calls[i][0])
