@@ -40,7 +40,7 @@ def raise_open_files_limit() -> tuple[int, int]:
             break
     if soft != before:
         logger.info("open-files limit raised from {} to {} (hard limit {})", before, soft, hard)
-    if soft != resource.RLIM_INFINITY and soft < LOW:
+    if soft != infinite and soft < LOW:
         logger.warning(
             "open-files limit is {} (hard limit {}): every client connection and busy consume "
             "queue needs a descriptor; raise the hard limit (ulimit -Hn, systemd LimitNOFILE=) "

@@ -46,14 +46,12 @@ from runtime.store.storage import (
     OsFileSystem,
     StorageFile,
     append_at_end,
+    close_now,
 )
 
 MIN_BUDGET = 16
 _RealLock = monkey.get_original("_thread", "allocate_lock")
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-_close = monkey.get_original("os", "close")
-"""The system call itself: gevent's ``os.close`` adds an ``fcntl`` and an ``fstat``."""
-_dup = os.dup
 
 
 BUDGET_ENV = "ACTORMQ_CQ_FD_BUDGET"
@@ -119,7 +117,7 @@ class FdCache:
         while len(self._open) >= budget:
             victim, _ = self._open.popitem(last=False)  # the least recently used
             fd, victim._fd = victim._fd, -1
-            _close(fd)
+            close_now(fd)
             self.evictions += 1
 
     def _forget(self, f: PooledFile) -> None:
@@ -127,7 +125,7 @@ class FdCache:
         self._open.pop(f, None)
         if f._fd >= 0:
             fd, f._fd = f._fd, -1
-            _close(fd)
+            close_now(fd)
 
 
 class PooledFile:
@@ -146,7 +144,7 @@ class PooledFile:
             try:
                 self._size = os.fstat(fd).st_size
             except OSError:
-                _close(fd)
+                close_now(fd)
                 raise
             cache._adopt(self, fd)
 
@@ -169,13 +167,13 @@ class PooledFile:
         with self._cache.lock:
             if self._closed:
                 raise OSError(errno.EBADF, "file closed", self.path)
-            fd = _dup(self._fd) if self._fd >= 0 else -1
+            fd = os.dup(self._fd) if self._fd >= 0 else -1
         if fd < 0:
             fd = os.open(self.path, os.O_RDONLY | _O_CLOEXEC)
         try:
             os.fsync(fd)
         finally:
-            _close(fd)
+            close_now(fd)
 
     def truncate(self, n: int) -> None:
         with self._cache.lock:

@@ -17,10 +17,11 @@ from gevent import monkey
 
 Buffer = bytes | bytearray | memoryview
 
-_close_now = monkey.get_original("os", "close")
-"""``os.close`` itself: gevent's (monkey-patched) ``close`` defers closing a descriptor that is
-not a regular file, a directory's too, to its loop's next iteration, so a hub thread syncing
-many directories in a row would hold their descriptors meanwhile."""
+close_now = monkey.get_original("os", "close")
+"""``os.close`` itself: gevent's (monkey-patched) ``close`` adds an ``fcntl`` and an ``fstat``,
+and defers closing a descriptor that is not a regular file, a directory's too, to its loop's
+next iteration, so a hub thread syncing many directories in a row would hold their descriptors
+meanwhile."""
 
 
 class StorageFile(Protocol):
@@ -131,7 +132,7 @@ def fsync_dir(path: str) -> None:
     try:
         os.fsync(fd)
     finally:
-        _close_now(fd)
+        close_now(fd)
 
 
 OS_FS = OsFileSystem()

@@ -88,15 +88,24 @@ def make(pairs: list[Pair], tmp: pathlib.Path, **extra: Any) -> Pair:
     return p
 
 
+def filled(
+    pairs: list[Pair], tmp: pathlib.Path, topic: str, bodies: list[bytes], **extra: Any
+) -> Pair:
+    """A pair whose slave holds ``bodies`` on ``topic`` queue 0 and learned the topic from its
+    master (a SlaveSynchronize round)."""
+    p = make(pairs, tmp, **extra)
+    for body in bodies:
+        assert send(p.to_master, topic, body).code == ResponseCode.SUCCESS
+    wait_queue(store_ctx(p.slave), topic, 0, len(bodies))  # type: ignore[arg-type]
+    assert p.sync()
+    return p
+
+
 def test_slave_serves_pulls_with_slave_read_enable(
     tmp_path: pathlib.Path, pairs: list[Pair]
 ) -> None:
-    p = make(pairs, tmp_path, slave_read_enable=True)
-    for i in range(5):
-        assert send(p.to_master, "SR", f"m{i}".encode()).code == ResponseCode.SUCCESS
-    wait_queue(store_ctx(p.slave), "SR", 0, 5)  # type: ignore[arg-type]
-    # Given the slave learned the topic from its master
-    assert p.sync()
+    # Given the slave holds the records and learned the topic from its master
+    p = filled(pairs, tmp_path, "SR", [f"m{i}".encode() for i in range(5)], slave_read_enable=True)
     # When a consumer pulls from the slave, Then it gets the records
     reply = pull(p.to_slave, "SR", 0, 0)
     assert reply.code == ResponseCode.SUCCESS
@@ -106,10 +115,7 @@ def test_slave_serves_pulls_with_slave_read_enable(
 def test_a_slave_redirects_to_a_live_master_and_serves_when_it_is_gone(
     tmp_path: pathlib.Path, pairs: list[Pair]
 ) -> None:
-    p = make(pairs, tmp_path)
-    assert send(p.to_master, "RD", b"x").code == ResponseCode.SUCCESS
-    wait_queue(store_ctx(p.slave), "RD", 0, 1)  # type: ignore[arg-type]
-    assert p.sync()
+    p = filled(pairs, tmp_path, "RD", [b"x"])
     # While the master is up, a slave without slaveReadEnable sends consumers to it
     reply = pull(p.to_slave, "RD", 0, 0)
     assert reply.code == ResponseCode.PULL_RETRY_IMMEDIATELY
@@ -132,11 +138,7 @@ def test_only_the_master_moves_a_consumer_past_the_end_of_a_queue(
     # R15 seed 20 (session 13 soak): right after a failover a lite pull consumer at offset 862
     # of a queue was told "offset illegal, move to 0" and read the queue again from 0. A node
     # whose log lags the master's must not move consumers (RocketMQ: no correction on a slave)
-    p = make(pairs, tmp_path, slave_read_enable=True)
-    for i in range(3):
-        assert send(p.to_master, "MV", f"m{i}".encode()).code == ResponseCode.SUCCESS
-    wait_queue(store_ctx(p.slave), "MV", 0, 3)  # type: ignore[arg-type]
-    assert p.sync()
+    p = filled(pairs, tmp_path, "MV", [f"m{i}".encode() for i in range(3)], slave_read_enable=True)
     # When a consumer asks the slave for an offset past the end of its queue
     reply = pull(p.to_slave, "MV", 0, 10)
     # Then the slave keeps it there and sends it to the master
