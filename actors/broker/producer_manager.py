@@ -2,17 +2,26 @@
 
 Messages (proxy methods; none blocks):
 - ``register(group, client_id, session)`` -> None (every heartbeat)
+- ``sent_half(group, session)`` -> None (a connection stored a half message of ``group``)
 - ``unregister(group, client_id)`` -> None
 - ``channel_closed(session_id)`` -> None
-- ``any_channel(group)`` -> a live SessionHandle of the group, or None (transaction check-back)
+- ``any_channel(group)`` -> a live SessionHandle of the group, or None (transaction check-back):
+  one that sent a heartbeat for the group, else one that sent a half message of the group
 - ``find_channel(client_id)`` -> the live SessionHandle of that client (any group), or None
   (request-reply: the requester of a reply)
 - ``groups()`` -> group -> sorted client ids
 - ``connections(group)`` -> the group's ``Connection``s (client id, address, language and
   version of its last heartbeat), sorted; [] when none
 
-State owned (memory only): group -> client id -> (session, last heartbeat). Producers silent for
-120 s are dropped by the periodic scan. Durability point: none.
+State owned (memory only): group -> client id -> (session, last heartbeat), and group -> session
+id -> (session, last half message). Producers silent for 120 s are dropped by the periodic scan.
+Durability point: none.
+
+A connection that sent a half message is a producer of its group even before its first heartbeat
+reaches this broker: RocketMQ's clients heartbeat every 30 s, and one whose first heartbeat ran
+before it knew any broker (the C++ client's runs 10 ms after start) stays unknown here for 30 s,
+so its open transactions would go unchecked that long. Such connections answer the check-back
+when no heartbeat-registered one is live; they are not listed as the group's connections.
 """
 
 from __future__ import annotations
@@ -42,6 +51,8 @@ class ProducerManager(GeventActor):
         self._groups: dict[str, dict[str, tuple[Any, float]]] = {}
         self._speaks: dict[str, tuple[str, int]] = {}
         """client id -> (language, version) of its last heartbeat."""
+        self._senders: dict[str, dict[int, tuple[Any, float]]] = {}
+        """group -> session id -> (session, last half message sent on it)."""
         self._round = 0
 
     def on_start(self) -> None:
@@ -50,12 +61,8 @@ class ProducerManager(GeventActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, _Scan):
             now = self._clock()
-            for group, clients in list(self._groups.items()):
-                for cid, (_s, seen) in list(clients.items()):
-                    if now - seen > self.expire_s:
-                        del clients[cid]
-                if not clients:
-                    del self._groups[group]
+            for table in (self._groups, self._senders):
+                _drop(table, lambda _s, seen: now - seen > self.expire_s)
             return None
         return super().on_receive(message)
 
@@ -65,6 +72,9 @@ class ProducerManager(GeventActor):
         self._groups.setdefault(group, {})[client_id] = (session, self._clock())
         self._speaks[client_id] = (language, version)
 
+    def sent_half(self, group: str, session: Any) -> None:
+        self._senders.setdefault(group, {})[session.session_id] = (session, self._clock())
+
     def unregister(self, group: str, client_id: str) -> None:
         clients = self._groups.get(group)
         if clients is not None:
@@ -73,15 +83,13 @@ class ProducerManager(GeventActor):
                 del self._groups[group]
 
     def channel_closed(self, session_id: int) -> None:
-        for group, clients in list(self._groups.items()):
-            for cid, (session, _t) in list(clients.items()):
-                if session.session_id == session_id:
-                    del clients[cid]
-            if not clients:
-                del self._groups[group]
+        for table in (self._groups, self._senders):
+            _drop(table, lambda session, _t: session.session_id == session_id)
 
     def any_channel(self, group: str) -> Any:
         clients = [s for s, _t in self._groups.get(group, {}).values() if s.alive]
+        if not clients:
+            clients = [s for s, _t in self._senders.get(group, {}).values() if s.alive]
         if not clients:
             return None
         self._round += 1
@@ -106,3 +114,13 @@ class ProducerManager(GeventActor):
                 Connection(client_id=cid, client_addr=address, language=language, version=version)
             )
         return out
+
+
+def _drop(table: dict[str, dict[Any, tuple[Any, float]]], gone: Any) -> None:
+    """Remove the entries ``gone(session, seen)`` names from ``table``, and groups left empty."""
+    for group, clients in list(table.items()):
+        for key, (session, seen) in list(clients.items()):
+            if gone(session, seen):
+                del clients[key]
+        if not clients:
+            del table[group]

@@ -166,7 +166,7 @@ def _send(
     if not is_batch and records[0].sys_flag & TRANSACTION_MASK == TRANSACTION_PREPARED_TYPE:
         from actors.broker.transaction_handler import register_half
 
-        register_half(ctx, records[0], h.producer_group, outcome)
+        register_half(ctx, session, records[0], h.producer_group, outcome)
     ext: dict[str, object] = {
         "msgId": ",".join(outcome.msg_ids),
         "queueId": queue_id,

@@ -47,8 +47,16 @@ def is_prepared(sys_flag: int) -> bool:
     return sys_flag & TRANSACTION_MASK == TRANSACTION_PREPARED_TYPE
 
 
-def register_half(ctx: BrokerContext, record: PutRecord, group: str, outcome: PutOutcome) -> None:
-    """Tell the TransactionManager about a stored half message; returns once it is persisted."""
+def register_half(
+    ctx: BrokerContext,
+    session: SessionHandle,
+    record: PutRecord,
+    group: str,
+    outcome: PutOutcome,
+) -> None:
+    """Tell the TransactionManager about a stored half message (returns once it is persisted),
+    and the ProducerManager that ``session`` is a producer of its group (the check-back's
+    channel until the producer's first heartbeat arrives)."""
     props = decode_properties(record.properties)
     msg_id = outcome.msg_ids[0]
     half = HalfMessage(
@@ -60,6 +68,7 @@ def register_half(ctx: BrokerContext, record: PutRecord, group: str, outcome: Pu
         stored_ms=int(time.time() * 1000),
     )
     ctx.ask(ctx.proxy(ctx.transactions).prepared(half))
+    ctx.proxy(ctx.producers).sent_half(half.group, session)
 
 
 def end_transaction(

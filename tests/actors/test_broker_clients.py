@@ -10,7 +10,7 @@ import gevent
 import pytest
 
 from actors.broker.consumer_manager import ConsumerHeartbeat, ConsumerManager
-from actors.broker.producer_manager import ProducerManager
+from actors.broker.producer_manager import ProducerManager, _Scan
 from actors.broker.registrar import NamesrvRegistrar, RegisterNow
 from actors.broker.stats_sampler import StatsSampler, _Tick
 from actors.namesrv.node import namesrv_spec
@@ -86,6 +86,30 @@ def test_producer_channels_for_check_back() -> None:
     manager.register("pg", "p1", s1).get(timeout=5)
     assert manager.any_channel("pg").get(timeout=5) is s1
     manager.channel_closed(1).get(timeout=5)
+    assert manager.any_channel("pg").get(timeout=5) is None
+
+
+def test_a_half_message_sender_answers_checks_until_a_heartbeat_arrives() -> None:
+    now = [0.0]
+    manager = ProducerManager.start(clock=lambda: now[0]).proxy()
+    # Given a connection that sent a half message of group pg before any heartbeat
+    sender, registered = FakeSession(1), FakeSession(2)
+    manager.sent_half("pg", sender).get(timeout=5)
+    # Then the check-back may use it, though it is not listed as a connection of the group
+    assert manager.any_channel("pg").get(timeout=5) is sender
+    assert manager.any_channel("other").get(timeout=5) is None
+    assert manager.connections("pg").get(timeout=5) == []
+    # When a producer of the group heartbeats, Then the check-back prefers that one
+    manager.register("pg", "p2", registered).get(timeout=5)
+    assert manager.any_channel("pg").get(timeout=5) is registered
+    manager.unregister("pg", "p2").get(timeout=5)
+    # When the sender's connection closes, Then nobody is left
+    manager.channel_closed(1).get(timeout=5)
+    assert manager.any_channel("pg").get(timeout=5) is None
+    # And a sender silent for 120 s is dropped by the scan
+    manager.sent_half("pg", FakeSession(3)).get(timeout=5)
+    now[0] = 121.0
+    manager.actor_ref.tell(_Scan())
     assert manager.any_channel("pg").get(timeout=5) is None
 
 

@@ -109,20 +109,40 @@ def test_broker_checks_back_with_a_live_producer(address: str) -> None:
     client = producer(address, "txc")
     offset = send_half(client, "TxCheck", "txc", b"decide-later", "U-3")
     # When the producer forgets to decide, Then the broker asks it on its connection
-    deadline = time.monotonic() + 10
-    check = None
-    while time.monotonic() < deadline:
-        cmd = client.receive()
-        if cmd.code == RequestCode.CHECK_TRANSACTION_STATE and not cmd.is_response:
-            check = cmd
-            break
-    assert check is not None
+    check = wait_for_check(client, 10)
     assert int(check.ext_fields["commitLogOffset"]) == offset
     assert check.ext_fields["transactionId"] == "U-3"
     assert records(check.body)[0].body == b"decide-later"
     # When it answers commit, Then the message becomes visible
     end(client, "txc", offset, 8, check=True)
     assert visible(client, "TxCheck", wait_ms=3000) == [b"decide-later"]
+
+
+def test_the_check_reaches_a_producer_before_its_first_heartbeat(address: str) -> None:
+    # Given a producer whose first heartbeat ran before it knew this broker (RocketMQ's clients
+    # send the next one 30 s later): it sends a half message without ever heartbeating here
+    client = WireClient(address)
+    offset = send_half(client, "TxEarly", "txe", b"asked-early", "U-5")
+    # When it leaves the transaction open, Then the broker asks on the connection that sent it
+    check = wait_for_check(client, 10)
+    assert int(check.ext_fields["commitLogOffset"]) == offset
+    assert check.ext_fields["transactionId"] == "U-5"
+    end(client, "txe", offset, 8, check=True)
+    assert visible(client, "TxEarly", wait_ms=3000) == [b"asked-early"]
+
+
+def wait_for_check(client: WireClient, timeout: float) -> RemotingCommand:
+    """The next CHECK_TRANSACTION_STATE the broker pushes to ``client`` (skipping responses)."""
+    deadline = time.monotonic() + timeout
+    while (remaining := deadline - time.monotonic()) > 0:
+        client.sock.settimeout(remaining)
+        try:
+            cmd = client.receive()
+        except TimeoutError:
+            break
+        if cmd.code == RequestCode.CHECK_TRANSACTION_STATE and not cmd.is_response:
+            return cmd
+    raise AssertionError(f"no CHECK_TRANSACTION_STATE within {timeout} s")
 
 
 def test_unanswered_checks_stop_after_the_maximum(address: str, tmp_path: pathlib.Path) -> None:
