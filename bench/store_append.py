@@ -31,7 +31,8 @@ from loguru import logger
 from actors.broker.store_service import BrokerStore
 from runtime.directory import Directory
 from runtime.store.commitlog import ENCODER
-from runtime.store.record import PutRecord, encode_properties
+from runtime.store.record import PutRecord
+from runtime.store.record_properties import encode_properties
 from runtime.store.settings import FlushMode, StoreSettings
 
 

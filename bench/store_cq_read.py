@@ -27,7 +27,8 @@ from actors.broker.store_results import GetStatus
 from actors.broker.store_service import BrokerStore
 from runtime.directory import Directory
 from runtime.store.consumequeue import ENTRY, ConsumeQueue
-from runtime.store.record import PutRecord, encode_properties
+from runtime.store.record import PutRecord
+from runtime.store.record_properties import encode_properties
 from runtime.store.settings import StoreSettings
 
 

@@ -27,7 +27,8 @@ from loguru import logger
 
 from runtime.store import checkpoint as ckpt
 from runtime.store.commitlog import AppendedBatch
-from runtime.store.record import PutRecord, encode_properties
+from runtime.store.record import PutRecord
+from runtime.store.record_properties import encode_properties
 from runtime.store.recovery import make_checkpoint, open_store
 from runtime.store.settings import StoreSettings
 

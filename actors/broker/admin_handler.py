@@ -25,6 +25,7 @@ from runtime.remoting.bodies import (
 )
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
+from runtime.remoting.header_codec import decode_header
 from runtime.remoting.headers import (
     CreateTopicRequestHeader,
     GetEarliestMsgStoretimeRequestHeader,
@@ -35,10 +36,9 @@ from runtime.remoting.headers import (
     SearchOffsetRequestHeader,
     UpdateConsumerOffsetRequestHeader,
     ViewMessageRequestHeader,
-    decode_header,
 )
 from runtime.session import SessionHandle
-from runtime.store.record import reserved_problem, topic_problem
+from runtime.store.topic_names import reserved_problem, topic_problem
 
 
 def query_consumer_offset(

@@ -25,10 +25,10 @@ from runtime.remoting.bodies import (
 )
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
+from runtime.remoting.header_codec import decode_header
 from runtime.remoting.headers import (
     GetConsumerListByGroupRequestHeader,
     UnregisterClientRequestHeader,
-    decode_header,
 )
 from runtime.session import SessionHandle
 

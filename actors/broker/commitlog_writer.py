@@ -76,8 +76,8 @@ from runtime.store import checkpoint as ckpt
 from runtime.store.context import ReplicationStatus, StoreContext
 from runtime.store.dispatch import merge
 from runtime.store.lockfile import remove_abort
-from runtime.store.record import TOPIC_DELETED_MARKER
 from runtime.store.recovery import make_checkpoint, open_store
+from runtime.store.topic_names import TOPIC_DELETED_MARKER
 
 MAX_GROUP_RECORDS = 1024
 """Write coalescing stops taking queued appends once a group holds this many records."""

@@ -30,7 +30,8 @@ from runtime.remoting.admin_bodies import QuerySubscriptionResponseBody, encode_
 from runtime.remoting.bodies import MessageQueue, encode_body
 from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
-from runtime.remoting.headers import Header, decode_header
+from runtime.remoting.header_codec import decode_header
+from runtime.remoting.headers import Header
 from runtime.remoting.queue_maps import decode_queue_map
 from runtime.session import SessionHandle
 

@@ -24,13 +24,13 @@ from runtime.remoting.properties import (
     encode_properties,
 )
 from runtime.store.record import (
-    SCHEDULE_TOPIC,
     TRANSACTION_MASK,
     TRANSACTION_PREPARED_TYPE,
     TRANSACTION_ROLLBACK_TYPE,
     PutRecord,
     StoredRecord,
 )
+from runtime.store.topic_names import SCHEDULE_TOPIC
 
 
 def delay_level(record: PutRecord) -> int:

@@ -22,7 +22,8 @@ from loguru import logger
 from actors.broker.messages import AwaitFlush, Dispatch, TopicDataDeleted
 from runtime.store.commitlog import AppendedBatch
 from runtime.store.dispatch import DispatchBatch
-from runtime.store.record import TOPIC_DELETED_MARKER, PutRecord
+from runtime.store.record import PutRecord
+from runtime.store.topic_names import TOPIC_DELETED_MARKER
 
 
 def forget_topic(next_offsets: dict[tuple[str, int], int], topic: str) -> None:

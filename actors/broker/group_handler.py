@@ -18,7 +18,8 @@ from actors.broker.context import BrokerContext, reply
 from runtime.remoting.bodies import GroupList, TopicList, encode_body
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
-from runtime.remoting.headers import Header, decode_header
+from runtime.remoting.header_codec import decode_header
+from runtime.remoting.headers import Header
 from runtime.session import SessionHandle
 
 

@@ -44,7 +44,8 @@ from runtime.filter import FilterError, Predicate, compile_cached
 from runtime.remoting.bodies import SUB_ALL, SubscriptionGroupConfig, tags_of
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
-from runtime.remoting.headers import PullMessageRequestHeader, decode_header
+from runtime.remoting.header_codec import decode_header
+from runtime.remoting.headers import PullMessageRequestHeader
 from runtime.remoting.properties import decode_properties, tag_hash
 from runtime.session import SessionHandle
 from runtime.store.record import decode_record

@@ -39,7 +39,8 @@ from runtime.remoting.admin_bodies import (
 from runtime.remoting.bodies import MessageQueue, SubscriptionData, encode_body
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
-from runtime.remoting.headers import Header, Int32, Int64, decode_header
+from runtime.remoting.header_codec import decode_header
+from runtime.remoting.headers import Header, Int32, Int64
 from runtime.session import SessionHandle
 from runtime.store.consumequeue import BLANK_SIZE_FIELD
 

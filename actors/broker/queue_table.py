@@ -20,9 +20,9 @@ from loguru import logger
 
 from actors.broker.queue import Queue
 from runtime.actor import offload
-from runtime.store import record as R
 from runtime.store.consumequeue import queue_dir, remove_topic_queues
 from runtime.store.context import StoreContext
+from runtime.store.topic_names import topic_problem
 
 
 class QueueTable:
@@ -36,7 +36,7 @@ class QueueTable:
         """Set by ``stop_all`` (the Dispatcher stopped), cleared by ``reopen`` (one started)."""
 
     def exists(self, topic: str, queue_id: int) -> bool:
-        if R.topic_problem(topic) is not None or not 0 <= queue_id <= 0x7FFFFFFF:
+        if topic_problem(topic) is not None or not 0 <= queue_id <= 0x7FFFFFFF:
             return False  # never a path built from an illegal name (e.g. "../x")
         if topic in self._dropping:
             return False
@@ -55,7 +55,7 @@ class QueueTable:
         if ref is not None and ref.is_alive():
             return ref
         if not self.exists(topic, queue_id) and (
-            not create or R.topic_problem(topic) or topic in self._dropping
+            not create or topic_problem(topic) or topic in self._dropping
         ):
             return None
         if not 0 <= queue_id <= 0x7FFFFFFF:

@@ -32,7 +32,8 @@ from actors.broker.msg_region import stamp, with_response_fields
 from actors.broker.send_handler import PERM_WRITE, STATUS_CODES, STORED_CODES, records_of
 from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
-from runtime.remoting.headers import SendMessageRequestHeader, decode_send_header
+from runtime.remoting.header_codec import decode_send_header
+from runtime.remoting.headers import SendMessageRequestHeader
 from runtime.remoting.properties import PUSH_REPLY_TIME, REPLY_TO_CLIENT, decode_properties
 from runtime.session import SessionHandle
 

@@ -19,7 +19,8 @@ from actors.broker.delay import copy_record, to_schedule
 from runtime.remoting.bodies import SubscriptionGroupConfig, TopicConfig
 from runtime.remoting.codes import DLQ_PREFIX, RETRY_PREFIX, ResponseCode
 from runtime.remoting.command import RemotingCommand
-from runtime.remoting.headers import ConsumerSendMsgBackRequestHeader, decode_header
+from runtime.remoting.header_codec import decode_header
+from runtime.remoting.headers import ConsumerSendMsgBackRequestHeader
 from runtime.remoting.properties import (
     MAX_RECONSUME_TIMES,
     ORIGIN_MESSAGE_ID,

@@ -27,9 +27,10 @@ from actors.broker.context import BrokerContext, reply
 from runtime.errors import AddressError
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
-from runtime.remoting.headers import Header, decode_header
+from runtime.remoting.header_codec import decode_header
+from runtime.remoting.headers import Header
 from runtime.session import SessionHandle
-from runtime.store.record import decode_offset_msg_id
+from runtime.store.msg_id import decode_offset_msg_id
 
 CALL_CLIENT_TIMEOUT = 5.0
 """Seconds the broker waits for the consumer (RocketMQ waits 10 s; admin tools wait longer)."""

@@ -32,7 +32,8 @@ from actors.broker.store_results import GetStatus, PutStatus
 from runtime.actor import GeventActor
 from runtime.store.background import BackgroundWriter
 from runtime.store.configfile import read_json
-from runtime.store.record import SCHEDULE_TOPIC, decode_record
+from runtime.store.record import decode_record
+from runtime.store.topic_names import SCHEDULE_TOPIC
 
 STORED = (
     PutStatus.PUT_OK,

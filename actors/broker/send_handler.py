@@ -31,7 +31,8 @@ from runtime.remoting.batch import split_batch
 from runtime.remoting.bodies import TopicConfig
 from runtime.remoting.codes import RETRY_PREFIX, RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
-from runtime.remoting.headers import SendMessageRequestHeader, decode_send_header
+from runtime.remoting.header_codec import decode_send_header
+from runtime.remoting.headers import SendMessageRequestHeader
 from runtime.remoting.properties import (
     CLUSTER,
     MAX_RECONSUME_TIMES,
@@ -40,13 +41,8 @@ from runtime.remoting.properties import (
     decode_properties,
 )
 from runtime.session import SessionHandle
-from runtime.store.record import (
-    TRANSACTION_MASK,
-    TRANSACTION_PREPARED_TYPE,
-    PutRecord,
-    host_bytes,
-    topic_problem,
-)
+from runtime.store.record import TRANSACTION_MASK, TRANSACTION_PREPARED_TYPE, PutRecord, host_bytes
+from runtime.store.topic_names import topic_problem
 
 PERM_READ, PERM_WRITE = 4, 2
 TBW102 = "TBW102"

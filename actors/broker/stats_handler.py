@@ -38,11 +38,8 @@ from runtime.remoting.bodies import (
 )
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
-from runtime.remoting.headers import (
-    GetConsumeStatsRequestHeader,
-    GetTopicStatsInfoRequestHeader,
-    decode_header,
-)
+from runtime.remoting.header_codec import decode_header
+from runtime.remoting.headers import GetConsumeStatsRequestHeader, GetTopicStatsInfoRequestHeader
 from runtime.remoting.queue_maps import OffsetWrapper, TopicOffset, encode_queue_map
 from runtime.session import SessionHandle
 from runtime.store.record import store_timestamp_of

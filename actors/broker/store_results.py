@@ -10,7 +10,7 @@ import enum
 
 import msgspec
 
-from runtime.store.record import offset_msg_id
+from runtime.store.msg_id import offset_msg_id
 
 # -- status enums ------------------------------------------------------------------------------
 

@@ -45,7 +45,7 @@ from runtime.actor import GeventActor
 from runtime.store.background import BackgroundWriter
 from runtime.store.configfile import read_json, write_json
 from runtime.store.context import StoreContext
-from runtime.store.record import SCHEDULE_TOPIC, reserved_problem, topic_problem
+from runtime.store.topic_names import SCHEDULE_TOPIC, reserved_problem, topic_problem
 
 AUTO_CREATE_TOPIC_KEY_TOPIC = "TBW102"
 REPLY_TOPIC_SUFFIX = "_REPLY_TOPIC"

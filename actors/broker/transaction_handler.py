@@ -27,16 +27,17 @@ from actors.broker.transaction_manager import HalfMessage
 from runtime.errors import AddressError
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
-from runtime.remoting.headers import EndTransactionRequestHeader, decode_header
+from runtime.remoting.header_codec import decode_header
+from runtime.remoting.headers import EndTransactionRequestHeader
 from runtime.remoting.properties import PGROUP, TRAN_MSG, UNIQ_KEY, decode_properties
 from runtime.session import SessionHandle
+from runtime.store.msg_id import decode_offset_msg_id
 from runtime.store.record import (
     TRANSACTION_COMMIT_TYPE,
     TRANSACTION_MASK,
     TRANSACTION_PREPARED_TYPE,
     PutRecord,
     StoredRecord,
-    decode_offset_msg_id,
     decode_record,
 )
 

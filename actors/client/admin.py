@@ -51,7 +51,7 @@ from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.headers import DEFAULT_TOPIC
 from runtime.remoting.queue_maps import TopicOffset, decode_queue_map
-from runtime.store.record import decode_offset_msg_id
+from runtime.store.msg_id import decode_offset_msg_id
 
 T = TypeVar("T")
 PERM_READ_WRITE = 6

@@ -31,7 +31,7 @@ from runtime.remoting.bodies import (
 from runtime.remoting.codes import RETRY_PREFIX, RequestCode, ResponseCode
 from runtime.remoting.queue_maps import OffsetWrapper, decode_queue_map
 from runtime.remoting.running_info import ConsumerRunningInfo, decode_running_info
-from runtime.store.record import decode_offset_msg_id
+from runtime.store.msg_id import decode_offset_msg_id
 
 
 class QueueProgress(msgspec.Struct, frozen=True):

@@ -18,7 +18,7 @@ from runtime.remoting.admin_bodies import (
 from runtime.remoting.bodies import MessageQueue, decode_body
 from runtime.remoting.codes import RequestCode
 from runtime.remoting.queue_maps import parse_fastjson
-from runtime.store.record import decode_offset_msg_id
+from runtime.store.msg_id import decode_offset_msg_id
 
 
 class QueueAdmin(AdminPort):

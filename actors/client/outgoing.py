@@ -16,7 +16,7 @@ from actors.client.message import SYSTEM_PROPERTIES, Message
 from actors.client.msgid import new_message_id, new_message_ids
 from runtime.remoting import properties as P
 from runtime.remoting.batch import MAX_PROPERTIES
-from runtime.store.record import topic_problem
+from runtime.store.topic_names import topic_problem
 
 MAX_MESSAGE_SIZE = 4 * 1024 * 1024
 COMPRESS_OVER = 4 * 1024

@@ -29,7 +29,8 @@ from runtime.hostport import ip_bytes, parse_address
 from runtime.remoting import properties as P
 from runtime.remoting.codes import MessageSysFlag, ResponseCode
 from runtime.remoting.command import RemotingCommand
-from runtime.remoting.headers import Int64, SendMessageRequestHeader, decode_header
+from runtime.remoting.header_codec import decode_header
+from runtime.remoting.headers import Int64, SendMessageRequestHeader
 
 REPLY_TOPIC_SUFFIX = "_REPLY_TOPIC"
 REPLY_FLAG = "reply"

@@ -26,14 +26,12 @@ from runtime.remoting.bodies import (
 )
 from runtime.remoting.codes import PullSysFlag, RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
-from runtime.remoting.headers import (
-    PullMessageRequestHeader,
-    decode_header,
-    decode_send_header,
-)
+from runtime.remoting.header_codec import decode_header, decode_send_header
+from runtime.remoting.headers import PullMessageRequestHeader
 from runtime.remoting.properties import tag_hash
 from runtime.session import SessionHandle
-from runtime.store.record import PutRecord, host_bytes, offset_msg_id
+from runtime.store.msg_id import offset_msg_id
+from runtime.store.record import PutRecord, host_bytes
 
 if TYPE_CHECKING:
     from actors.client.testing import FakeCluster

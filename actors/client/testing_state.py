@@ -16,7 +16,8 @@ from runtime.hostport import parse_address
 from runtime.remoting.bodies import CheckClientRequestBody, MessageQueue
 from runtime.remoting.properties import tag_hash
 from runtime.session import SessionHandle
-from runtime.store.record import PutRecord, encode_record, host_bytes, parse_properties
+from runtime.store.record import PutRecord, encode_record, host_bytes
+from runtime.store.record_properties import parse_properties
 
 
 @dataclass

@@ -67,9 +67,10 @@ from runtime.errors import ProtocolError
 from runtime.remoting import properties as P
 from runtime.remoting.codes import MessageSysFlag, RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
-from runtime.remoting.headers import CheckTransactionStateRequestHeader, decode_header
+from runtime.remoting.header_codec import decode_header
+from runtime.remoting.headers import CheckTransactionStateRequestHeader
 from runtime.session import SessionHandle
-from runtime.store.record import decode_offset_msg_id
+from runtime.store.msg_id import decode_offset_msg_id
 
 END_CODES = {
     LocalTransactionState.COMMIT_MESSAGE: 8,

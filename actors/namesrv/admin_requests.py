@@ -37,7 +37,7 @@ from runtime.directory import Directory
 from runtime.remoting.bodies import KVTable, TopicList, encode_body
 from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
-from runtime.remoting.headers import decode_header
+from runtime.remoting.header_codec import decode_header
 
 ASK_TIMEOUT = 5.0
 

@@ -40,12 +40,12 @@ from runtime.remoting.bodies import (
 )
 from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
+from runtime.remoting.header_codec import decode_header
 from runtime.remoting.headers import (
     GetRouteInfoRequestHeader,
     Header,
     RegisterBrokerRequestHeader,
     UnregisterBrokerRequestHeader,
-    decode_header,
 )
 from runtime.session import SessionHandle
 

@@ -60,6 +60,12 @@ from runtime.remoting.frame import (
     encode,
     encode_head,
 )
+from runtime.remoting.header_codec import (
+    decode_header,
+    decode_send_header,
+    encode_header,
+    encode_send_header_v2,
+)
 from runtime.remoting.headers import (
     REQUEST_HEADERS,
     CheckTransactionStateRequestHeader,
@@ -94,10 +100,6 @@ from runtime.remoting.headers import (
     UnregisterClientRequestHeader,
     UpdateConsumerOffsetRequestHeader,
     ViewMessageRequestHeader,
-    decode_header,
-    decode_send_header,
-    encode_header,
-    encode_send_header_v2,
 )
 from runtime.remoting.properties import decode_properties, encode_properties, tag_hash
 

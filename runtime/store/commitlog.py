@@ -27,6 +27,13 @@ from runtime.store.commitlog_reads import CommitLogReads
 from runtime.store.consumequeue import ENTRY
 from runtime.store.dispatch import DispatchBatch, QueueKey
 from runtime.store.prepare import Invalid, Prepared, _topic_cache, prepare
+from runtime.store.record_properties import (
+    DEFAULT_DELAY_LEVELS,
+    PROPERTY_DELAY,
+    PROPERTY_KEYS,
+    PROPERTY_TAGS,
+    PROPERTY_UNIQ_KEY,
+)
 from runtime.store.segments import SegmentedFile
 from runtime.store.storage import OS_FS, FileSystem
 
@@ -72,7 +79,7 @@ class CommitLog(CommitLogReads):
         *,
         store_host: bytes = b"\x7f\x00\x00\x01",
         store_port: int = 10911,
-        delay_levels: tuple[int, ...] = R.DEFAULT_DELAY_LEVELS,
+        delay_levels: tuple[int, ...] = DEFAULT_DELAY_LEVELS,
     ) -> None:
         self.segments = SegmentedFile(directory, segment_size, fs, tail_cache=TAIL_CACHE)
         self.segment_size = segment_size
@@ -212,8 +219,8 @@ class CommitLog(CommitLogReads):
         prepared_type = R.TRANSACTION_PREPARED_TYPE
         rollback_type = R.TRANSACTION_ROLLBACK_TYPE
         findall = RD._PROP_RE.findall
-        p_tags, p_uniq = R.PROPERTY_TAGS, R.PROPERTY_UNIQ_KEY
-        p_keys, p_delay = R.PROPERTY_KEYS, R.PROPERTY_DELAY
+        p_tags, p_uniq = PROPERTY_TAGS, PROPERTY_UNIQ_KEY
+        p_keys, p_delay = PROPERTY_KEYS, PROPERTY_DELAY
         java_hash = R.java_hash
         last_tags: str | None = None
         last_code = 0

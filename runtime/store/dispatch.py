@@ -17,6 +17,8 @@ from typing import NamedTuple
 from runtime.store import record as R
 from runtime.store.consumequeue import ENTRY
 from runtime.store.record_dispatch import index_keys, scan_properties, tags_code_of
+from runtime.store.record_properties import DEFAULT_DELAY_LEVELS
+from runtime.store.topic_names import TOPIC_DELETED_MARKER
 
 # queueId, queueOffset, physicalOffset, sysFlag, storeTimestamp, bodyLen; per sysFlag host bits
 # (IPv6 born / store hosts are 12 bytes longer each)
@@ -84,7 +86,7 @@ class LogDispatchReader:
 
     def __init__(
         self,
-        delay_levels: tuple[int, ...] = R.DEFAULT_DELAY_LEVELS,
+        delay_levels: tuple[int, ...] = DEFAULT_DELAY_LEVELS,
         fences: dict[str, int] | None = None,
     ) -> None:
         self.levels = delay_levels
@@ -107,7 +109,7 @@ class LogDispatchReader:
             topic = self._topics[raw_topic] = raw_topic.decode()
         p += 1 + tlen
         self.count += 1
-        if topic == R.TOPIC_DELETED_MARKER:
+        if topic == TOPIC_DELETED_MARKER:
             self._marker(bytes(buf[body_at : body_at + blen]), phys + size)
             return
         if self.fences and phys < self.fences.get(topic, -1):

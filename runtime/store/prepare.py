@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from runtime.store import record as R
+from runtime.store.topic_names import topic_problem
 
 
 class Prepared(NamedTuple):
@@ -41,7 +42,7 @@ def prepare(
     ``store_v6``: STOREHOST_V6_FLAG when the log's store host is IPv6 (its size counts)."""
     topic_b = _topic_cache.get(rec.topic)
     if topic_b is None:
-        problem = R.topic_problem(rec.topic)
+        problem = topic_problem(rec.topic)
         topic_b = Invalid(False, problem) if problem else rec.topic.encode("ascii")
         if len(_topic_cache) < 100_000:
             _topic_cache[rec.topic] = topic_b

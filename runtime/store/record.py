@@ -19,16 +19,17 @@ whatever a client sent.
 Everything is big-endian. Encoding is one precompiled ``Struct.pack_into`` for the fixed part of
 each record into one preallocated ``bytearray`` per batch; see ``encode_into``.
 
-Also here: Java ``String.hashCode`` (tag hashes in consume queues), the offset message id (store
-host + physical offset), topic validation and the property-string helpers. Checking raw bytes for
-a valid record is ``runtime.store.record_check``; what a stored record contributes to consume
-queues and the key index (the property scan, tag code, index keys, ``DispatchEntry``) is
-``runtime.store.record_dispatch``.
+Also here: Java ``String.hashCode`` (tag hashes in consume queues). Elsewhere: checking raw bytes
+for a valid record (``runtime.store.record_check``); what a stored record contributes to consume
+queues and the key index (the property scan, tag code, index keys, ``DispatchEntry``:
+``runtime.store.record_dispatch``); the offset message id, store host + physical offset
+(``runtime.store.msg_id``); topic validation and the reserved topics
+(``runtime.store.topic_names``); the property names the store reads, the property-string helpers
+and the delay levels (``runtime.store.record_properties``).
 """
 
 from __future__ import annotations
 
-import re
 import struct
 import zlib
 from functools import lru_cache
@@ -36,9 +37,9 @@ from typing import NamedTuple
 
 import msgspec
 
-from runtime.errors import AddressError
-from runtime.hostport import ip_bytes, ip_text
-from runtime.remoting import properties as P
+from runtime.hostport import ip_bytes
+from runtime.store.msg_id import offset_msg_id
+from runtime.store.record_properties import parse_properties
 
 MAGIC = 0xDAA320A7
 BLANK_MAGIC = 0xCBD43194
@@ -53,7 +54,6 @@ _H = struct.Struct(">h")
 _PROPS_LEN = struct.Struct(">h")
 MIN_RECORD_SIZE = HEADER_SIZE + 1 + 2
 MAX_PROPERTIES_SIZE = 32767
-TOPIC_MAX_LENGTH = 127
 
 # sysFlag bits (RocketMQ MessageSysFlag)
 COMPRESSED_FLAG = 0x1
@@ -68,22 +68,6 @@ STOREHOST_V6_FLAG = 0x20
 HOST_V6_MASK = BORNHOST_V6_FLAG | STOREHOST_V6_FLAG
 V6_EXTRA = 12
 """An IPv6 host field is 16 bytes instead of 4."""
-
-# property names the store reads (RocketMQ MessageConst)
-PROPERTY_KEYS = P.KEYS
-PROPERTY_TAGS = P.TAGS
-PROPERTY_UNIQ_KEY = P.UNIQ_KEY
-PROPERTY_DELAY = P.DELAY
-PROPERTY_WAIT = P.WAIT
-NAME_VALUE_SEPARATOR = P.NAME_VALUE_SEPARATOR
-PROPERTY_SEPARATOR = P.PROPERTY_SEPARATOR
-KEY_SEPARATOR = P.KEY_SEPARATOR
-SCHEDULE_TOPIC = "SCHEDULE_TOPIC_XXXX"
-TOPIC_DELETED_MARKER = "rmq_sys_TOPIC_DELETED"
-"""The topic of deletion markers (``runtime.store.fences``): never a client's topic (the
-TopicConfig refuses to create it and the writer refuses client records for it)."""
-
-_TOPIC_RE = re.compile(r"^[%|a-zA-Z0-9_-]+$")
 
 
 def body_crc(body: bytes) -> int:
@@ -104,25 +88,6 @@ def java_hash(text: str) -> int:
 def tags_code(tags: str | None) -> int:
     """The consume-queue tag code of a TAGS property (0 when there is none)."""
     return java_hash(tags) if tags else 0
-
-
-def topic_problem(topic: str) -> str | None:
-    """Why ``topic`` is not a legal topic name (RocketMQ's TopicValidator), or None."""
-    if not topic:
-        return "topic is empty"
-    if len(topic) > TOPIC_MAX_LENGTH:
-        return f"topic is longer than {TOPIC_MAX_LENGTH} characters"
-    if not _TOPIC_RE.match(topic):
-        return f"topic {topic!r} contains characters other than [%|a-zA-Z0-9_-]"
-    return None
-
-
-@lru_cache(maxsize=1024)
-def reserved_problem(topic: str) -> str | None:
-    """Why a client may not create or send to ``topic`` although its name is legal, or None."""
-    if topic == TOPIC_DELETED_MARKER:
-        return f"topic {topic} is reserved for the store's deletion markers"
-    return None
 
 
 def host_bytes(ip: str) -> bytes:
@@ -187,58 +152,6 @@ def header_size(sys_flag: int) -> int:
 def sys_flag_at(buf: bytes | memoryview | bytearray, pos: int = 0) -> int:
     """The sysFlag of the record at ``buf[pos]`` (which must hold at least 40 bytes)."""
     return int.from_bytes(buf[pos + SYS_FLAG_AT : pos + SYS_FLAG_AT + 4], "big", signed=True)
-
-
-_PORT_OFFSET = struct.Struct(">iq")
-
-
-def offset_msg_id(store_ip: bytes, store_port: int, physical_offset: int) -> str:
-    """RocketMQ's offset message id (MessageDecoder.createMessageId): hex of store ip (4 or 16
-    bytes) + port(int32) + physical offset(int64): 32 or 56 hex digits, upper case."""
-    return (bytes(store_ip) + _PORT_OFFSET.pack(store_port, physical_offset)).hex().upper()
-
-
-class OffsetMsgId(NamedTuple):
-    ip: str
-    port: int
-    physical_offset: int
-
-
-def decode_offset_msg_id(msg_id: str) -> OffsetMsgId:
-    """Inverse of ``offset_msg_id`` (32 hex digits: IPv4 store host, 56: IPv6, as RocketMQ's
-    MessageDecoder.decodeMessageId); ``AddressError`` for anything else."""
-    if not isinstance(msg_id, str) or len(msg_id) not in (32, 56):
-        size = len(msg_id) if isinstance(msg_id, str) else 0
-        raise AddressError(str(msg_id), f"is no offset message id (32 or 56 hex digits: {size})")
-    try:
-        raw = bytes.fromhex(msg_id)
-    except ValueError:
-        raise AddressError(msg_id, "is no offset message id (not hex)") from None
-    ip_len = len(raw) - 12
-    port, offset = _PORT_OFFSET.unpack_from(raw, ip_len)
-    return OffsetMsgId(ip_text(raw[:ip_len]), port, offset)
-
-
-def parse_properties(text: str) -> dict[str, str]:
-    """``name\\x01value\\x02`` repeated -> dict (``runtime.remoting.properties``)."""
-    return P.decode_properties(text)
-
-
-def encode_properties(props: dict[str, str]) -> str:
-    return P.encode_properties(props)
-
-
-def parse_delay_levels(spec: str) -> tuple[int, ...]:
-    """``"1s 5s 10s 30s 1m ... 2h"`` -> delays in milliseconds."""
-    units = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-    out = []
-    for item in spec.split():
-        out.append(int(item[:-1]) * units[item[-1]])
-    return tuple(out)
-
-
-DEFAULT_DELAY_LEVELS_SPEC = P.DELAY_LEVELS
-DEFAULT_DELAY_LEVELS = parse_delay_levels(DEFAULT_DELAY_LEVELS_SPEC)
 
 
 class PutRecord(msgspec.Struct, frozen=True, gc=False):

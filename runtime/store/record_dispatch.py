@@ -15,19 +15,21 @@ from typing import NamedTuple
 
 from runtime.remoting import properties as P
 from runtime.store.record import (
-    DEFAULT_DELAY_LEVELS,
-    KEY_SEPARATOR,
-    PROPERTY_DELAY,
-    PROPERTY_KEYS,
-    PROPERTY_TAGS,
-    PROPERTY_UNIQ_KEY,
-    SCHEDULE_TOPIC,
     TRANSACTION_MASK,
     TRANSACTION_PREPARED_TYPE,
     TRANSACTION_ROLLBACK_TYPE,
     java_hash,
     layout,
 )
+from runtime.store.record_properties import (
+    DEFAULT_DELAY_LEVELS,
+    KEY_SEPARATOR,
+    PROPERTY_DELAY,
+    PROPERTY_KEYS,
+    PROPERTY_TAGS,
+    PROPERTY_UNIQ_KEY,
+)
+from runtime.store.topic_names import SCHEDULE_TOPIC
 
 _H = struct.Struct(">h")
 

@@ -14,7 +14,8 @@ from typing import Any
 import msgspec
 
 from runtime.hostport import resolve_ip
-from runtime.store.record import DEFAULT_DELAY_LEVELS_SPEC, host_bytes, parse_delay_levels
+from runtime.store.record import host_bytes
+from runtime.store.record_properties import DEFAULT_DELAY_LEVELS_SPEC, parse_delay_levels
 
 
 class FlushMode(enum.Enum):

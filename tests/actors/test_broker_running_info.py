@@ -15,7 +15,7 @@ from runtime.errors import ProtocolError
 from runtime.remoting.bodies import SubscriptionData
 from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
-from runtime.store.record import offset_msg_id
+from runtime.store.msg_id import offset_msg_id
 
 pytestmark = pytest.mark.timeout(20)
 

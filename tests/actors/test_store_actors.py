@@ -31,6 +31,8 @@ from runtime.store.faults import FaultyFileSystem
 from runtime.store.fsyncer import API as FSYNCER_API
 from runtime.store.fsyncer import Fsyncer
 from runtime.store.lockfile import abort_exists
+from runtime.store.msg_id import decode_offset_msg_id
+from runtime.store.record_properties import encode_properties
 from runtime.store.settings import FlushMode, StoreSettings
 from runtime.supervisor import Supervisor
 from tests.actors.ha_support import wait_until
@@ -70,7 +72,7 @@ def store(tmp_path: Path) -> Iterator[BrokerStore]:
 
 
 def rec(body: bytes, queue_id: int = 0, topic: str = "T", **props: str) -> R.PutRecord:
-    return R.PutRecord(topic, queue_id, body, R.encode_properties(props) if props else "")
+    return R.PutRecord(topic, queue_id, body, encode_properties(props) if props else "")
 
 
 def put(store: BrokerStore, *records: R.PutRecord) -> Any:
@@ -108,7 +110,7 @@ def test_put_then_get(store: BrokerStore) -> None:
     first = R.decode_record(got.messages[0])
     assert (first.queue_offset, first.physical_offset) == (0, result.physical_offset)
     # and a message can be found by its offset message id
-    phys = R.decode_offset_msg_id(result.msg_ids[1]).physical_offset
+    phys = decode_offset_msg_id(result.msg_ids[1]).physical_offset
     found = store.look_message_by_offset(phys)
     assert found is not None and found.body == b"b"
 

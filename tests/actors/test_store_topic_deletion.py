@@ -15,9 +15,9 @@ from actors.broker.store_results import GetStatus, PutStatus
 from actors.broker.store_service import BrokerStore
 from runtime.store import checkpoint as ckpt
 from runtime.store import fences as fence_table
-from runtime.store import record as R
 from runtime.store.consumequeue import queue_dir
 from runtime.store.raw import truncate_log
+from runtime.store.topic_names import TOPIC_DELETED_MARKER
 from tests.actors.test_ha_store import build, copy_all
 from tests.actors.test_store_actors import (
     T,
@@ -99,7 +99,7 @@ def test_clients_cannot_write_the_marker_topic(tmp_path: Path) -> None:
     store = open_store(tmp_path)
     try:
         # Given the store; When a client record names the markers' reserved topic
-        result = put(store, rec(b"x", 0, R.TOPIC_DELETED_MARKER))
+        result = put(store, rec(b"x", 0, TOPIC_DELETED_MARKER))
         # Then it is refused and nothing is written
         assert result.status is PutStatus.MESSAGE_ILLEGAL
         assert "reserved" in (result.reason or "")

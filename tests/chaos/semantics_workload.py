@@ -29,7 +29,7 @@ from actors.client.orderly_rebalance import OrderlyRebalancer
 from actors.client.rebalance import Rebalancer
 from runtime.remoting import properties as P
 from runtime.remoting.codes import DLQ_PREFIX, RETRY_PREFIX, RequestCode, ResponseCode
-from runtime.store.record import SCHEDULE_TOPIC
+from runtime.store.topic_names import SCHEDULE_TOPIC
 from tests.chaos import admin
 from tests.chaos.history import History, Read, classify_error, classify_result, queue_key
 from tests.chaos.workload import ProducerThread, store_address

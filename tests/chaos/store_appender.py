@@ -19,7 +19,8 @@ from loguru import logger
 
 from actors.broker.store_service import BrokerStore
 from runtime.directory import Directory
-from runtime.store.record import PutRecord, encode_properties
+from runtime.store.record import PutRecord
+from runtime.store.record_properties import encode_properties
 from runtime.store.settings import StoreSettings
 
 QUEUES = 4

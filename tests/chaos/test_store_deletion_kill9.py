@@ -31,6 +31,7 @@ from actors.broker.store_service import BrokerStore
 from actors.broker.topic_config_data import TopicConfigData
 from runtime.directory import Directory
 from runtime.store import record as R
+from runtime.store.record_properties import encode_properties
 from tests.chaos.store_topic_deleter import QUEUES, TOPICS, settings
 
 pytestmark = pytest.mark.timeout(60)
@@ -95,7 +96,7 @@ def prepare(root: Path, rng: random.Random) -> list[Ack]:
         for i in range(40):
             topic, qid = rng.choice(TOPICS), rng.randrange(QUEUES)
             name = f"{topic}p{i}"
-            record = R.PutRecord(topic, qid, name.encode(), R.encode_properties({"KEYS": name}))
+            record = R.PutRecord(topic, qid, name.encode(), encode_properties({"KEYS": name}))
             result = store.put([record]).get(timeout=T)
             assert result.ok, result
             acks.append(

@@ -20,6 +20,7 @@ from runtime.directory import Directory
 from runtime.store import record as R
 from runtime.store.faults import FaultyFileSystem
 from runtime.store.lockfile import abort_exists
+from runtime.store.record_properties import encode_properties
 from runtime.store.settings import FlushMode, StoreSettings
 from runtime.store.storage import OsFileSystem
 from runtime.supervisor import Supervisor
@@ -60,7 +61,7 @@ def start(root: Path, fs: Any = None, **kw: Any) -> BrokerStore:
 
 
 def rec(body: bytes, queue_id: int = 0) -> R.PutRecord:
-    return R.PutRecord("T", queue_id, body, R.encode_properties({"KEYS": body.decode()}))
+    return R.PutRecord("T", queue_id, body, encode_properties({"KEYS": body.decode()}))
 
 
 def put(store: BrokerStore, *records: R.PutRecord) -> Any:

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from actors.client import ConsumeFrom, Message, MessageQueue, Producer, PullConsumer
-from runtime.store.record import decode_offset_msg_id
+from runtime.store.msg_id import decode_offset_msg_id
 from tests.chaos import admin
 from tests.chaos.consumer_worker import run_consumer
 from tests.chaos.history import (

@@ -17,6 +17,7 @@ from actors.client import Admin, ConsumeFrom, Message, Producer, PullConsumer, P
 from runtime.hostport import parse_address
 from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.store import record as R
+from runtime.store.msg_id import decode_offset_msg_id
 from tests import forked_cli
 from tests.client_support import Collector, wait_until
 from tests.harness import RuntimeProcess
@@ -84,7 +85,7 @@ def test_produce_consume_view_and_replicate_over_ipv6(cluster: dict[str, str]) -
         results = [producer.send(Message(TOPIC, b, keys=[f"k{i}"])) for i, b in enumerate(bodies)]
     # Then every send result has RocketMQ's 56-digit offset message id of an IPv6 store host
     assert all(len(r.offset_msg_id) == 56 for r in results)
-    assert {R.decode_offset_msg_id(r.offset_msg_id).ip for r in results} == {"::1"}
+    assert {decode_offset_msg_id(r.offset_msg_id).ip for r in results} == {"::1"}
     # And Admin's view-by-id reaches the broker the id names and gets the message back
     with Admin(namesrv) as admin:
         viewed = admin.view_message(results[3].offset_msg_id)
@@ -105,7 +106,7 @@ def test_produce_consume_view_and_replicate_over_ipv6(cluster: dict[str, str]) -
     client = WireClient(slave)
     try:
         for result, body in zip(results, bodies, strict=True):
-            offset = R.decode_offset_msg_id(result.offset_msg_id).physical_offset
+            offset = decode_offset_msg_id(result.offset_msg_id).physical_offset
             record = _replicated(client, offset)
             assert (record.body, record.msg_id) == (body, result.offset_msg_id)
     finally:

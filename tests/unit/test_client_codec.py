@@ -25,7 +25,8 @@ from runtime.errors import ProtocolError
 from runtime.remoting.batch import decode_batch
 from runtime.remoting.codes import MessageSysFlag, PullSysFlag, ResponseCode
 from runtime.remoting.command import RemotingCommand
-from runtime.remoting.headers import PullMessageRequestHeader, decode_header
+from runtime.remoting.header_codec import decode_header
+from runtime.remoting.headers import PullMessageRequestHeader
 from runtime.remoting.properties import decode_properties
 from runtime.store.record import PutRecord, encode_record, host_bytes
 

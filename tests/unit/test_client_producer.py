@@ -22,7 +22,7 @@ from actors.client import (
 from actors.client.pull import decode_messages
 from actors.client.testing import FakeCluster
 from runtime.remoting.codes import MessageSysFlag, RequestCode, ResponseCode
-from runtime.remoting.headers import decode_send_header
+from runtime.remoting.header_codec import decode_send_header
 
 pytestmark = pytest.mark.timeout(30)
 

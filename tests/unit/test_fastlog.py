@@ -30,18 +30,28 @@ from runtime.store import record as R
 from runtime.store import record_check as RC
 from runtime.store import record_dispatch as RD
 from runtime.store.index import IndexService
+from runtime.store.record_properties import (
+    DEFAULT_DELAY_LEVELS,
+    PROPERTY_DELAY,
+    PROPERTY_KEYS,
+    PROPERTY_TAGS,
+    PROPERTY_UNIQ_KEY,
+    PROPERTY_WAIT,
+    encode_properties,
+)
+from runtime.store.topic_names import SCHEDULE_TOPIC
 
 _fastlog = pytest.importorskip("runtime.store._fastlog")
 
 QueueKey = tuple[str, int]
 
-TOPICS = ["T", "TopicA", R.SCHEDULE_TOPIC, "%RETRY%group-1", "bad topic"]
+TOPICS = ["T", "TopicA", SCHEDULE_TOPIC, "%RETRY%group-1", "bad topic"]
 NAMES = [
-    R.PROPERTY_TAGS,
-    R.PROPERTY_KEYS,
-    R.PROPERTY_UNIQ_KEY,
-    R.PROPERTY_DELAY,
-    R.PROPERTY_WAIT,
+    PROPERTY_TAGS,
+    PROPERTY_KEYS,
+    PROPERTY_UNIQ_KEY,
+    PROPERTY_DELAY,
+    PROPERTY_WAIT,
     "MIN_OFFSET",
     "TAGSX",
     "XKEYS",
@@ -68,7 +78,7 @@ def property_strings(draw: st.DrawFn) -> str:
         return draw(st.text(alphabet=st.sampled_from("TAGSKEYWI_\x01\x02aé"), max_size=30))
     pairs = draw(st.lists(prop_pair, max_size=7))
     if kind == 2:  # makes whole batches that do not wait for the flush likelier
-        pairs.append((R.PROPERTY_WAIT, "false"))
+        pairs.append((PROPERTY_WAIT, "false"))
     text = "".join(f"{n}\x01{v}\x02" for n, v in pairs)
     if text and draw(st.booleans()):
         text = text[:-1]  # RocketMQ strings may or may not end with the separator
@@ -191,8 +201,7 @@ def test_c_and_python_paths_agree(
 
 def bench_records(n: int, **props: str) -> list[R.PutRecord]:
     return [
-        R.PutRecord("BenchTopic", i % 2, os.urandom(64), R.encode_properties(props))
-        for i in range(n)
+        R.PutRecord("BenchTopic", i % 2, os.urandom(64), encode_properties(props)) for i in range(n)
     ]
 
 
@@ -210,7 +219,7 @@ def test_no_leaks(tmp_path: os.PathLike[str], props: dict[str, str]) -> None:
     log._fast = _fastlog.encode_batch
     batch = bench_records(8, **props)
     args = (P._topic_cache, P.prepare, P.Prepared, 0, 4096, 1 << 20)
-    tail = (1, b"\x7f\x00\x00\x01", 10911, R.DEFAULT_DELAY_LEVELS, RD.tags_code_of, RD.index_keys)
+    tail = (1, b"\x7f\x00\x00\x01", 10911, DEFAULT_DELAY_LEVELS, RD.tags_code_of, RD.index_keys)
     bad = [*batch, R.PutRecord("bad topic", 0, b"")]
     overflow = [*batch, R.PutRecord("BenchTopic", 0, b"", flag=2**40)]
 
@@ -261,7 +270,7 @@ def test_big_batch_crosses_many_segments(tmp_path: os.PathLike[str]) -> None:
             rnd.choice(TOPICS[:2]),
             rnd.randrange(3),
             rnd.randbytes(rnd.randrange(1500)),
-            R.encode_properties({"TAGS": f"t{i % 5}", "UNIQ_KEY": f"U{i}"}),
+            encode_properties({"TAGS": f"t{i % 5}", "UNIQ_KEY": f"U{i}"}),
         )
         for i in range(300)
     ]

@@ -16,6 +16,8 @@ from runtime.store import record as R
 from runtime.store import record_check as RC
 from runtime.store import record_dispatch as RD
 from runtime.store.accel import fastlog
+from runtime.store.msg_id import decode_offset_msg_id, offset_msg_id
+from runtime.store.record_properties import encode_properties
 
 V4 = R.host_bytes("10.1.2.3")
 V6 = R.host_bytes("2001:db8::7")
@@ -28,7 +30,7 @@ def put(born: bytes, sys_flag: int = 0) -> R.PutRecord:
         topic="TopicV6",
         queue_id=2,
         body=b"hello over IPv6",
-        properties=R.encode_properties({"TAGS": "t", "KEYS": "k1 k2", "UNIQ_KEY": "U1"}),
+        properties=encode_properties({"TAGS": "t", "KEYS": "k1 k2", "UNIQ_KEY": "U1"}),
         flag=7,
         sys_flag=sys_flag,
         born_timestamp=1_700_000_000_123,
@@ -106,11 +108,11 @@ def test_native_and_python_encoders_agree_byte_for_byte(born: bytes, store: byte
 
 def test_offset_msg_id_of_an_ipv6_store_host() -> None:
     # Given RocketMQ's createMessageId for a 16-byte store host
-    msg_id = R.offset_msg_id(LOOP6, 10911, 0x0102030405)
+    msg_id = offset_msg_id(LOOP6, 10911, 0x0102030405)
     # Then it is 56 upper-case hex digits: ip(16) + port(4) + offset(8)
     assert msg_id == "0" * 31 + "1" + "00002A9F" + "0000000102030405"
-    assert R.decode_offset_msg_id(msg_id) == ("::1", 10911, 0x0102030405)
-    assert R.decode_offset_msg_id(msg_id.lower()) == ("::1", 10911, 0x0102030405)
+    assert decode_offset_msg_id(msg_id) == ("::1", 10911, 0x0102030405)
+    assert decode_offset_msg_id(msg_id.lower()) == ("::1", 10911, 0x0102030405)
     ext = MessageExt("T", b"", "", store_ip=LOOP6, store_port=10911, commit_log_offset=0x0102030405)
     assert ext.offset_msg_id == msg_id
     assert ext.store_host == "::1:10911"
@@ -119,7 +121,7 @@ def test_offset_msg_id_of_an_ipv6_store_host() -> None:
 @pytest.mark.parametrize("bad", ["", "ABC", "0" * 33, "Z" * 32, "0" * 55, "G" * 56])
 def test_bad_offset_msg_ids_raise_the_address_error(bad: str) -> None:
     with pytest.raises(AddressError):
-        R.decode_offset_msg_id(bad)
+        decode_offset_msg_id(bad)
 
 
 def test_client_decoder_rejects_a_v6_record_cut_inside_its_header() -> None:

@@ -41,7 +41,7 @@ from runtime.remoting import (
     encode_header,
     encode_send_header_v2,
 )
-from runtime.remoting.headers import SEND_V2_NAMES
+from runtime.remoting.header_codec import SEND_V2_NAMES
 
 V2_STRINGS = {
     "a": "GID_p",

@@ -15,6 +15,7 @@ from runtime.store import record_check as RC
 from runtime.store.commitlog import AppendedBatch, CommitLog
 from runtime.store.faults import FaultyFileSystem
 from runtime.store.prepare import Invalid, prepare
+from runtime.store.record_properties import encode_properties
 from runtime.store.segments import SegmentedFile, segment_name
 
 SEG = 4096
@@ -26,7 +27,7 @@ def recs(n: int, body_len: int = 100, topic: str = "T", queue_id: int = 0) -> li
             topic=topic,
             queue_id=queue_id,
             body=bytes([i % 256]) * body_len,
-            properties=R.encode_properties({"TAGS": f"t{i % 3}", "KEYS": f"key{i}"}),
+            properties=encode_properties({"TAGS": f"t{i % 3}", "KEYS": f"key{i}"}),
         )
         for i in range(n)
     ]
@@ -119,7 +120,7 @@ def test_append_batch_refuses_illegal_batches_untouched(tmp_path: os.PathLike[st
 def test_prepare_refuses_illegal_records() -> None:
     assert isinstance(prepare(R.PutRecord("bad topic", 0, b""), 100, SEG), Invalid)
     assert isinstance(prepare(R.PutRecord("T", 0, b"x" * 101), 100, SEG), Invalid)
-    big_props = R.encode_properties({"p": "x" * 40000})
+    big_props = encode_properties({"p": "x" * 40000})
     refused = prepare(R.PutRecord("T", 0, b"", big_props), 100, SEG)
     assert isinstance(refused, Invalid) and refused.properties
     assert isinstance(prepare(R.PutRecord("T", 0, b"x" * SEG), 10 * SEG, SEG), Invalid)

@@ -15,6 +15,7 @@ from runtime.store import record as R
 from runtime.store import record_check as RC
 from runtime.store.commitlog import AppendedBatch
 from runtime.store.raw import RawRefused, append_raw, read_raw, truncate_log
+from runtime.store.record_properties import DEFAULT_DELAY_LEVELS, encode_properties
 from runtime.store.recovery import OpenStore, open_store
 from runtime.store.settings import StoreSettings
 
@@ -37,7 +38,7 @@ def fill(store: OpenStore, n: int, seed: int = 1) -> None:
     rng = random.Random(seed)
     for i in range(n):
         body = f"m{i}-".encode() * rng.randint(1, 40)
-        props = R.encode_properties({"KEYS": f"k{i}", "TAGS": "t"})
+        props = encode_properties({"KEYS": f"k{i}", "TAGS": "t"})
         rec = R.PutRecord("T", rng.randrange(3), body, props)
         res = store.log.append_batch([rec], store.next_offsets, 1_700_000_000_000 + i, 1 << 20)
         assert isinstance(res, AppendedBatch)
@@ -60,7 +61,7 @@ def replicate(master: OpenStore, slave: OpenStore, max_bytes: int) -> int:
         data = read_raw(master.log, slave.log.write_offset, max_bytes, master.log.write_offset).data
         if not data:
             return frames
-        w = append_raw(slave.log, slave.log.write_offset, data, R.DEFAULT_DELAY_LEVELS)
+        w = append_raw(slave.log, slave.log.write_offset, data, DEFAULT_DELAY_LEVELS)
         slave.next_offsets.update(w.next_offsets)
         frames += 1
 
@@ -107,19 +108,19 @@ def test_bad_bytes_are_refused_and_nothing_is_written(tmp_path: Path) -> None:
     data = read_raw(master.log, 0, 1 << 20, master.log.write_offset).data
     # wrong offset
     with pytest.raises(RawRefused, match="log ends at 0"):
-        append_raw(slave.log, 100, data, R.DEFAULT_DELAY_LEVELS)
+        append_raw(slave.log, 100, data, DEFAULT_DELAY_LEVELS)
     # a flipped body byte (CRC)
     bad = bytearray(data)
     bad[R.HEADER_SIZE + 2] ^= 0xFF
     with pytest.raises(RawRefused, match="CRC"):
-        append_raw(slave.log, 0, bytes(bad), R.DEFAULT_DELAY_LEVELS)
+        append_raw(slave.log, 0, bytes(bad), DEFAULT_DELAY_LEVELS)
     # a torn last record
     with pytest.raises(RawRefused):
-        append_raw(slave.log, 0, data[:-3], R.DEFAULT_DELAY_LEVELS)
+        append_raw(slave.log, 0, data[:-3], DEFAULT_DELAY_LEVELS)
     # records from elsewhere in the log (their physicalOffset fields disagree)
     second = RC.check_record(data, 0).size
     with pytest.raises(RawRefused, match="belongs at"):
-        append_raw(slave.log, 0, data[second:], R.DEFAULT_DELAY_LEVELS)
+        append_raw(slave.log, 0, data[second:], DEFAULT_DELAY_LEVELS)
     assert slave.log.write_offset == 0 and slave.next_offsets == {}
     close(master)
     close(slave)

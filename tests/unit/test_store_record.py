@@ -14,6 +14,9 @@ from runtime.errors import AddressError
 from runtime.store import record as R
 from runtime.store import record_check as RC
 from runtime.store import record_dispatch as RD
+from runtime.store.msg_id import decode_offset_msg_id, offset_msg_id
+from runtime.store.record_properties import encode_properties
+from runtime.store.topic_names import SCHEDULE_TOPIC, topic_problem
 
 
 def sample(**overrides: object) -> R.PutRecord:
@@ -21,7 +24,7 @@ def sample(**overrides: object) -> R.PutRecord:
         "topic": "TopicTest",
         "queue_id": 3,
         "body": b"hello world",
-        "properties": R.encode_properties({"TAGS": "TagA", "KEYS": "k1 k2", "UNIQ_KEY": "U1"}),
+        "properties": encode_properties({"TAGS": "TagA", "KEYS": "k1 k2", "UNIQ_KEY": "U1"}),
         "flag": 7,
         "sys_flag": R.TRANSACTION_COMMIT_TYPE,
         "born_timestamp": 1_700_000_000_123,
@@ -96,11 +99,11 @@ def test_java_hash_matches_known_values() -> None:
 
 
 def test_offset_msg_id_round_trip() -> None:
-    msg_id = R.offset_msg_id(R.host_bytes("10.0.0.1"), 10911, 0x0102030405)
+    msg_id = offset_msg_id(R.host_bytes("10.0.0.1"), 10911, 0x0102030405)
     assert msg_id == "0A000001" + "00002A9F" + "0000000102030405"
-    assert R.decode_offset_msg_id(msg_id) == ("10.0.0.1", 10911, 0x0102030405)
+    assert decode_offset_msg_id(msg_id) == ("10.0.0.1", 10911, 0x0102030405)
     with pytest.raises(AddressError):
-        R.decode_offset_msg_id("ABC")
+        decode_offset_msg_id("ABC")
 
 
 def test_check_record_detects_damage() -> None:
@@ -120,23 +123,21 @@ def test_check_record_detects_damage() -> None:
 
 
 def test_topic_validation() -> None:
-    assert R.topic_problem("Good_Topic-1%|x") is None
-    assert R.topic_problem("") is not None
-    assert R.topic_problem("a" * 128) is not None
-    assert R.topic_problem("has space") is not None
-    assert R.topic_problem("dot.not.allowed") is not None
+    assert topic_problem("Good_Topic-1%|x") is None
+    assert topic_problem("") is not None
+    assert topic_problem("a" * 128) is not None
+    assert topic_problem("has space") is not None
+    assert topic_problem("dot.not.allowed") is not None
 
 
 def test_dispatch_fields() -> None:
-    props = R.encode_properties({"TAGS": "TagA", "KEYS": "a b", "UNIQ_KEY": "U", "WAIT": "false"})
+    props = encode_properties({"TAGS": "TagA", "KEYS": "a b", "UNIQ_KEY": "U", "WAIT": "false"})
     code, keys, wait = RD.dispatch_fields("T", props, 0, 1000)
     assert code == R.java_hash("TagA")
     assert keys == ("U", "a", "b")
     assert wait is False
     # scheduled messages carry the delivery time as their tag code
-    code, _, wait = RD.dispatch_fields(
-        R.SCHEDULE_TOPIC, R.encode_properties({"DELAY": "3"}), 0, 1000
-    )
+    code, _, wait = RD.dispatch_fields(SCHEDULE_TOPIC, encode_properties({"DELAY": "3"}), 0, 1000)
     assert code == 1000 + 10_000
     assert wait is True
     # rolled-back transaction records are not indexed
@@ -205,7 +206,7 @@ def test_codec_property(
         topic=topic,
         queue_id=queue_id,
         body=body,
-        properties=R.encode_properties(props),
+        properties=encode_properties(props),
         flag=flag,
         sys_flag=sys_flag,
         born_timestamp=born,

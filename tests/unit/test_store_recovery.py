@@ -25,6 +25,7 @@ from runtime.store import record as R
 from runtime.store.commitlog import AppendedBatch
 from runtime.store.faults import FaultyFileSystem
 from runtime.store.lockfile import abort_exists, remove_abort
+from runtime.store.record_properties import encode_properties
 from runtime.store.recovery import OpenStore, make_checkpoint, open_store
 from runtime.store.settings import StoreSettings
 
@@ -63,7 +64,7 @@ def write(store: OpenStore, n: int, *, seed: int = 0, dispatch: bool = True) -> 
         batch: list[R.PutRecord] = []
         for j in range(k):
             body = f"msg-{seed}-{i + j}".encode() * rng.randint(1, 20)
-            props = R.encode_properties({"KEYS": f"key{i + j}", "TAGS": f"tag{(i + j) % 2}"})
+            props = encode_properties({"KEYS": f"key{i + j}", "TAGS": f"tag{(i + j) % 2}"})
             batch.append(R.PutRecord("T", qid, body, props))
         res = store.log.append_batch(batch, store.next_offsets, 1_700_000_000_000 + i, 1 << 20)
         assert isinstance(res, AppendedBatch)
