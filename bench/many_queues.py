@@ -1,6 +1,7 @@
 """A broker with many topics: what creating, filling, idling, stopping and restarting it costs.
 
     .venv/bin/python -m bench.many_queues --topics 2000 --queues 8 [--nofile 1024]
+        [--queue-idle-ms N]
 
 Starts ``python -m runtime`` (default profile, ASYNC_FLUSH) in a temporary directory, creates
 ``--topics`` topics of ``--queues`` queues (UPDATE_AND_CREATE_TOPIC, one at a time, as
@@ -10,6 +11,8 @@ refused SYSTEM_BUSY (the broker's queue of requests waited past 200 ms) is count
 again. Prints
 one line per phase (seconds, the broker's RSS, open descriptors and CPU) and a ``SUMMARY
 {json}`` line. ``--nofile N`` starts the broker with an open-files limit of N (soft and hard).
+``--queue-idle-ms N`` runs it with ``queueIdleStopMillis = N`` (the idle Queue actors stop; the
+figures after the idle period show what that gives back).
 """
 
 from __future__ import annotations
@@ -33,6 +36,17 @@ from actors.client.errors import BrokerError  # noqa: E402
 from bench.cluster import REPO, cpu_seconds  # noqa: E402
 from runtime.remoting.codes import ResponseCode  # noqa: E402
 
+PROFILE = """description = "the default profile, with queueIdleStopMillis set"
+[[namesrv]]
+listenPort = 9876
+[[broker]]
+brokerName = "broker-a"
+brokerId = 0
+listenPort = 10911
+haListenPort = 10912
+queueIdleStopMillis = {idle_ms}
+"""
+
 
 def _rss_mib(pid: int) -> int:
     with open(f"/proc/{pid}/status") as status:
@@ -49,13 +63,16 @@ def _fds(pid: int) -> int:
 class Broker:
     """``python -m runtime`` on free ports with ``data`` as its data directory."""
 
-    def __init__(self, data: str, nofile: int | None) -> None:
+    def __init__(self, data: str, nofile: int | None, profile: str | None = None) -> None:
         def limit() -> None:
             if nofile:
                 resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
 
         started = time.monotonic()
-        cmd = [sys.executable, "-m", "runtime", "--ephemeral-ports", "--data-dir", data]
+        cmd = [sys.executable, "-m", "runtime"]
+        if profile:
+            cmd += ["cluster", "--profile", profile]
+        cmd += ["--ephemeral-ports", "--data-dir", data]
         self.proc = subprocess.Popen(
             [*cmd, "--log-level", "WARNING"],
             cwd=REPO,
@@ -96,7 +113,12 @@ def _run(
     brokers: list[Broker],
 ) -> tuple[int, int]:
     """The phases (see the module docstring); returns (messages read back, last exit code)."""
-    broker = Broker(data, args.nofile)
+    profile = None
+    if args.queue_idle_ms is not None:
+        profile = os.path.join(os.path.dirname(data), "profile.toml")
+        with open(profile, "w") as f:
+            f.write(PROFILE.format(idle_ms=args.queue_idle_ms))
+    broker = Broker(data, args.nofile, profile)
     brokers.append(broker)
     _phase(summary, "started", time.monotonic() - broker.start_s, broker)
     started = time.monotonic()
@@ -124,10 +146,11 @@ def _run(
     time.sleep(args.idle)  # the measured idle period itself
     summary["idle_cpu_share"] = round((cpu_seconds(broker.proc.pid) - cpu) / args.idle, 3)
     print(f"{'idle':>10}: cpu share {summary['idle_cpu_share']}", flush=True)
+    _phase(summary, "idled", time.monotonic() - args.idle, broker)
     code, stop_s = broker.stop()
     summary["stop"] = {"s": round(stop_s, 2), "exit": code}
     print(f"{'stopped':>10}: s {stop_s:.2f}, exit {code}", flush=True)
-    broker = Broker(data, args.nofile)
+    broker = Broker(data, args.nofile, profile)
     brokers.append(broker)
     _phase(summary, "restarted", time.monotonic() - broker.start_s, broker)
     started = time.monotonic()
@@ -154,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queues", type=int, default=8)
     parser.add_argument("--idle", type=float, default=10.0, help="seconds idle before the stop")
     parser.add_argument("--nofile", type=int, default=None, help="the broker's open-files limit")
+    parser.add_argument(
+        "--queue-idle-ms", type=int, default=None, help="the broker's queueIdleStopMillis"
+    )
     args = parser.parse_args(argv)
     topics = [f"Many{i}" for i in range(args.topics)]
     summary: dict[str, Any] = {"topics": args.topics, "queues": args.topics * args.queues}

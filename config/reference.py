@@ -112,6 +112,13 @@ BROKER_KEYS: dict[str, tuple[str, str]] = {
         "ms after which a checkpoint is written even if the log grew less than 64 MiB. Bounds "
         "how far back recovery scans after a crash; no effect on what a crash can lose.",
     ),
+    "queueIdleStopMillis": (
+        USED,
+        "actormq's: ms after which a consume queue nobody used (no message dispatched to it, "
+        "no read, no waiting long poll) stops its actor (~17 KiB each) once its files are "
+        "synced; the files stay open and the next message or read starts it again (~0.1 ms). "
+        "0: never. Keeps a broker with thousands of queues at the memory of the ones in use.",
+    ),
     "flushCommitLogTimed": (
         IGNORED,
         "RocketMQ's flush-thread sleep mode; actormq's Flusher always runs on a timer.",

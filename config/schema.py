@@ -109,6 +109,8 @@ class BrokerConfig(_Config):
     flush_interval_commit_log: Positive = 500
     flush_interval_consume_queue: Positive = 1000
     flush_consume_queue_thorough_interval: Positive = 60_000
+    queue_idle_stop_millis: NonNegative = 120_000
+    """actormq's: a consume queue's actor unused this long stops (0: never)."""
     flush_commit_log_timed: bool = False
     sync_flush_timeout: Positive = 5000
     slave_timeout: Positive = 3000

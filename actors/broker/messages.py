@@ -212,6 +212,11 @@ class SweepWaiters(msgspec.Struct, frozen=True, tag=True):
     pass
 
 
+class RetireIfIdle(msgspec.Struct, frozen=True, tag=True):
+    """Ask a Queue whether it may stop now (``QueueTable.retire_idle``): True when nobody waits
+    on it and its files are synced; it then frees its tail cache and stops quietly."""
+
+
 class SyncQueue(msgspec.Struct, frozen=True, tag=True):
     """fsync the consume queue, then set ``reply`` to its max offset (or an exception). Sent
     after AppendEntries, so the reply also proves those were applied."""

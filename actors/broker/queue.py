@@ -14,13 +14,18 @@ Messages accepted:
 - ``SyncQueue(reply)`` (tell, from the Dispatcher's checkpoint): fsync (in a helper greenlet,
   so reads go on meanwhile), then ``reply`` gets the max offset.
 - ``TrimBelow(log_min)`` (tell, from Retention): delete files below the commit log's minimum.
+- ``RetireIfIdle`` (ask, inline only, from ``QueueTable.retire_idle``) -> True when nobody waits
+  on the queue and its files are synced (no sync in flight): it frees its tail cache and its
+  stop that follows does nothing more. False otherwise (it goes on as before).
 
 Owned state: the ConsumeQueue files (written by nobody else), the parked waiters (while there
 are any, the queue is in ``StoreContext.parked_queues``: the writer's hint to dispatch first).
 Durability point: none of its own — entries are in the kernel when appended and fsynced at
 checkpoints; the consume queue is rebuilt from the commit log when lost.
 
-Queue actors are created on demand by the ``QueueTable`` (``actors.broker.queue_table``).
+Queue actors are created on demand by the ``QueueTable`` (``actors.broker.queue_table``), which
+also stops the ones left unused for ``queue_idle_stop_ms`` (an actor costs ~17 KiB; its
+ConsumeQueue object, kept by the store, ~2 KiB).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from actors.broker.messages import (
     OffsetForTime,
     QueueRange,
     ReadEntries,
+    RetireIfIdle,
     SweepWaiters,
     SyncQueue,
     TrimBelow,
@@ -94,6 +100,8 @@ class Queue(GeventActor):
         self.queue_id = queue_id
         self._waiters: list[tuple[int, float, Any]] = []
         self._sweep_armed = False
+        self._syncs = 0  # fsyncs in flight (helper greenlets)
+        self._retired = False
 
     def on_start(self) -> None:
         opened = self.ctx.require_open()
@@ -109,6 +117,8 @@ class Queue(GeventActor):
         self._verify_crc = self.ctx.settings.check_crc_on_read
 
     def on_stop(self) -> None:
+        if self._retired:
+            return  # idle, synced, nobody waiting: nothing to do
         self._wake(all_=True)
         if self.ctx.failed is None:
             self.cq.flush()
@@ -149,7 +159,16 @@ class Queue(GeventActor):
         if isinstance(message, TrimBelow):
             self.cq.delete_files_below(message.log_min)
             return None
+        if isinstance(message, RetireIfIdle):
+            return self._retire()
         return super().on_receive(message)
+
+    def _retire(self) -> bool:
+        if self._waiters or self._syncs or not self.cq.file.clean:
+            return False
+        self._retired = True
+        self.cq.file.drop_tail_cache()
+        return True
 
     # -- arrival notification ------------------------------------------------------------------
 
@@ -301,10 +320,10 @@ class Queue(GeventActor):
         if plan is None:
             _resolve(reply, top)
             return
+        self._syncs += 1
         gevent.spawn(self._run_sync, plan, self.cq, reply, top)
 
-    @staticmethod
-    def _run_sync(plan: FlushPlan, cq: ConsumeQueue, reply: Any, top: int) -> None:
+    def _run_sync(self, plan: FlushPlan, cq: ConsumeQueue, reply: Any, top: int) -> None:
         try:
             cq.file.flushed_to(offload(plan.run))
         except Exception:
@@ -312,6 +331,8 @@ class Queue(GeventActor):
             with contextlib.suppress(Exception):
                 reply.set_exception()
             return
+        finally:
+            self._syncs -= 1
         _resolve(reply, top)
 
 

@@ -1,25 +1,34 @@
 """QueueTable: creates and finds the store's Queue actors (``actors.broker.queue``), one per store.
 
 It starts a Queue actor on demand (first dispatch or first read of a queue that has files) and
-restarts a dead one on next use. It is not supervised by the broker supervisor: the Dispatcher
-stops all queues when it stops (``stop_all``; from then on, until a Dispatcher starts again,
-nothing is started: a long poll woken by the stop must not start a queue on a store that is
-closing), and a deleted topic's (``drop_topic``: the actors stop, parked polls are answered, the
-consume-queue files are closed and deleted). Owned state: the live Queue actors by (topic,
-queue id), the topics being dropped, and whether the table is closed.
+restarts a dead one on next use. Every message to a Queue goes through ``get`` right before it is
+sent (no caller keeps a ref across a yield), so ``get`` records when each queue was last used, and
+``retire_idle`` (the Dispatcher's, every ``RETIRE_EVERY_S``) stops the actors unused for
+``queue_idle_stop_ms`` that agree (``RetireIfIdle``: nobody waits on them, their files are
+synced): a broker with thousands of queues keeps actors only for the ones in use. Their
+ConsumeQueue objects stay open in the store; the next ``get`` starts a new actor on one.
+
+It is not supervised by the broker supervisor: the Dispatcher stops all queues when it stops
+(``stop_all``; from then on, until a Dispatcher starts again, nothing is started: a long poll
+woken by the stop must not start a queue on a store that is closing), and a deleted topic's
+(``drop_topic``: the actors stop, parked polls are answered, the consume-queue files are closed
+and deleted). Owned state: the live Queue actors by (topic, queue id) and when each was last
+used, the topics being dropped, and whether the table is closed.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import gevent.event
 import pykka
 from loguru import logger
 
+from actors.broker.messages import RetireIfIdle
 from actors.broker.queue import Queue
-from runtime.actor import offload
+from runtime.actor import GeventActor, actor_of, offload
 from runtime.store.consumequeue import queue_dir, remove_topic_queues
 from runtime.store.context import StoreContext
 from runtime.store.topic_names import topic_problem
@@ -31,6 +40,7 @@ class QueueTable:
     def __init__(self, ctx: StoreContext) -> None:
         self.ctx = ctx
         self._refs: dict[tuple[str, int], pykka.ActorRef[Any]] = {}
+        self._used: dict[tuple[str, int], float] = {}  # key -> monotonic time of its last get
         self._dropping: dict[str, gevent.event.Event] = {}  # topic -> set when its drop ends
         self.closed = False
         """Set by ``stop_all`` (the Dispatcher stopped), cleared by ``reopen`` (one started)."""
@@ -53,6 +63,7 @@ class QueueTable:
         key = (topic, queue_id)
         ref = self._refs.get(key)
         if ref is not None and ref.is_alive():
+            self._used[key] = time.monotonic()
             return ref
         if not self.exists(topic, queue_id) and (
             not create or topic_problem(topic) or topic in self._dropping
@@ -64,7 +75,34 @@ class QueueTable:
             return None
         ref = Queue.start(self.ctx, topic, queue_id)
         self._refs[key] = ref
+        self._used[key] = time.monotonic()
         return ref
+
+    def retire_idle(self, idle_s: float) -> int:
+        """Stop the Queue actors unused for ``idle_s`` seconds that are idle now and agree
+        (``RetireIfIdle``); returns how many stopped. Never yields: the ref leaves the table
+        and the actor is told to stop in one step, so nothing reaches it in between, and a
+        ``get`` after that starts a new actor (the old one's stop does nothing)."""
+        if self.closed:
+            return 0
+        now = time.monotonic()
+        retired = 0
+        for key, used in list(self._used.items()):
+            if now - used < idle_s or key[0] in self._dropping:
+                continue
+            ref = self._refs.get(key)
+            if ref is None or not ref.is_alive():
+                self._refs.pop(key, None)
+                del self._used[key]
+                continue
+            actor = actor_of(ref)
+            asked = actor.ask_inline(RetireIfIdle()) if isinstance(actor, GeventActor) else None
+            if asked is None or asked.get() is not True:
+                continue  # busy now, or waited on / not synced: the next sweep asks again
+            del self._refs[key], self._used[key]
+            ref.stop(block=False)
+            retired += 1
+        return retired
 
     def refs(self) -> dict[tuple[str, int], pykka.ActorRef[Any]]:
         return {k: r for k, r in self._refs.items() if r.is_alive()}
@@ -86,7 +124,10 @@ class QueueTable:
         ended = self._dropping[topic] = gevent.event.Event()
         try:
             for key in [k for k in self._refs if k[0] == topic]:
-                ref = self._refs.pop(key)
+                ref = self._refs.pop(key, None)
+                self._used.pop(key, None)
+                if ref is None:
+                    continue  # retired meanwhile
                 try:
                     ref.stop(block=True, timeout=timeout)
                 except (pykka.ActorDeadError, pykka.Timeout):
@@ -115,3 +156,4 @@ class QueueTable:
             except (pykka.ActorDeadError, pykka.Timeout):
                 logger.warning("queue {}/{} did not stop cleanly", *key)
         self._refs.clear()
+        self._used.clear()

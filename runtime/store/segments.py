@@ -215,6 +215,10 @@ class SegmentedFile:
             del tail[:drop]
             self._tail_start += drop
 
+    def drop_tail_cache(self) -> None:
+        """Free the tail cache (an idle file's readers read from the file meanwhile)."""
+        self._uncache()
+
     def _uncache(self) -> None:
         self._tail.clear()
         self._tail_start = self.write_offset
@@ -257,6 +261,11 @@ class SegmentedFile:
         dir_ = self.directory if self._dir_dirty else None
         self._dir_dirty = False
         return FlushPlan(target, files, self.fs, dir_)
+
+    @property
+    def clean(self) -> bool:
+        """Nothing written or created since the last completed flush (no plan in flight)."""
+        return self.write_offset <= self.flushed_offset and not self._dir_dirty
 
     def flushed_to(self, offset: int) -> None:
         if offset > self.flushed_offset:

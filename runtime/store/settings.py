@@ -61,6 +61,9 @@ class StoreSettings(msgspec.Struct, frozen=True, kw_only=True):
     checkpoint_max_interval_ms: int = 60_000
     """... or once this long passed with anything new (RocketMQ's thorough CQ flush)."""
     consumer_offset_persist_interval_ms: int = 5000
+    queue_idle_stop_ms: int = 120_000
+    """A consume queue's actor unused this long stops (its files stay open; the next dispatch
+    or read starts one again); 0: never."""
     # reads and writes
     check_crc_on_read: bool = True
     os_page_cache_busy_timeout_ms: int = 1000
@@ -139,6 +142,7 @@ class StoreSettings(msgspec.Struct, frozen=True, kw_only=True):
             "checkpoint_interval_ms": get("flush_interval_consume_queue", 1000),
             "checkpoint_max_interval_ms": get("flush_consume_queue_thorough_interval", 60_000),
             "consumer_offset_persist_interval_ms": get("flush_consumer_offset_interval", 5000),
+            "queue_idle_stop_ms": get("queue_idle_stop_millis", 120_000),
             "max_get_bytes": get("max_transfer_bytes_on_message_in_memory", 256 * 1024),
             "os_page_cache_busy_timeout_ms": get("os_page_cache_busy_timeout_mills", 1000),
             "message_delay_level": get("message_delay_level", DEFAULT_DELAY_LEVELS_SPEC),
