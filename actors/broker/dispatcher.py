@@ -14,10 +14,8 @@ Messages accepted:
   index, then atomically write the checkpoint with ``safe_offset = min(dispatched, fsynced
   log)``. Not at every tick: each checkpoint's fsyncs (the index's are random pages) cost the
   broker's latency a few milliseconds, and only the recovery scan's length depends on them.
-  Every ``RETIRE_EVERY_S`` (or ``queue_idle_stop_ms``, if shorter) a tick also stops the Queue
-  actors unused for ``queue_idle_stop_ms`` (``QueueTable.retire_idle``; 0: never); after one
-  stopped ``TRIM_AFTER`` or more, the next tick (they have ended by then) gives the freed memory
-  back to the OS (``runtime.memory``).
+  Each tick also lets the QueueTable stop the Queue actors left unused for
+  ``queue_idle_stop_ms`` (``QueueTable.tick``).
 - ``QueryByKey(topic, key, max_num, begin, end)`` (ask) -> ``QueryResult``: index candidates
   checked against the actual records (topic, key, time range, CRC; below the topic's fence:
   a deleted incarnation, not found).
@@ -73,7 +71,6 @@ from actors.broker.messages import (
 from actors.broker.store_results import QueryResult
 from runtime.actor import GeventActor, new_future, offload, tell_now
 from runtime.errors import StoreError
-from runtime.memory import release_free_memory
 from runtime.store import checkpoint as ckpt
 from runtime.store import record as R
 from runtime.store.consumequeue import ENTRY_SIZE
@@ -89,10 +86,6 @@ SYNC_BATCH = 64
 """Consume queues a checkpoint syncs at once: thousands at once (a broker with thousands of
 busy queues) filled the thread pool and starved the hub of the GIL, and sends waited in the
 broker's queue for seconds (SYSTEM_BUSY)."""
-RETIRE_EVERY_S = 10.0
-"""How often the idle Queue actors are looked for (a look at 32,000 queues takes ~5 ms)."""
-TRIM_AFTER = 256
-"""Stopped Queue actors (~17 KiB each) worth a ``malloc_trim`` (~2 ms for 2,000)."""
 
 
 def checkpoint_due(lag: int, elapsed_s: float, settings: StoreSettings) -> bool:
@@ -117,7 +110,6 @@ class Dispatcher(GeventActor):
         self._deleting: DispatchBatch | None = None  # the held batch of a deletion barrier
         self._ended = False  # stopped or failed: a barrier's helper must not go on
         self._when: list[tuple[int, Any]] = []
-        self._trim_due = False  # many Queue actors were stopped: give their memory back
 
     def on_start(self) -> None:
         opened = self.ctx.require_open()
@@ -134,7 +126,7 @@ class Dispatcher(GeventActor):
         self.written = self.log.write_offset
         self.log_flushed = self.log.segments.flushed_offset
         self.last_checkpoint = min(self.reput, self.log_flushed)
-        self._checkpoint_at = self._retire_at = time.monotonic()
+        self._checkpoint_at = time.monotonic()
         self.send_every(self.settings.checkpoint_interval_ms / 1000.0, CheckpointTick())
         self._advance()
 
@@ -183,7 +175,7 @@ class Dispatcher(GeventActor):
             return None
         if isinstance(message, CheckpointTick):
             self._start_checkpoint()
-            self._retire_idle_queues()
+            self.queues.tick(self.settings.queue_idle_stop_ms / 1000)
             return None
         if isinstance(message, CheckpointDone):
             self._checkpointing = False
@@ -336,20 +328,6 @@ class Dispatcher(GeventActor):
         self._checkpointing = True
         cp = make_checkpoint(point, self.log.min_offset, self.queue_next)
         gevent.spawn(self._write_checkpoint, cp, touched)
-
-    def _retire_idle_queues(self) -> None:
-        if self._trim_due:
-            self._trim_due = False
-            release_free_memory()
-        idle_s = self.settings.queue_idle_stop_ms / 1000
-        now = time.monotonic()
-        if idle_s <= 0 or now < self._retire_at:
-            return
-        self._retire_at = now + min(RETIRE_EVERY_S, idle_s)
-        retired = self.queues.retire_idle(idle_s)
-        if retired:
-            logger.debug("store {}: {} idle queue actors stopped", self.settings.root, retired)
-        self._trim_due = retired >= TRIM_AFTER
 
     def _sync_queues(self, keys: list[QueueKey]) -> None:
         """``SyncQueue`` to each of these queues, ``SYNC_BATCH`` at a time, and wait for them.

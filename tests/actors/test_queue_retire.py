@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from actors.broker import dispatcher
+from actors.broker import queue_table
 from actors.broker.store_service import BrokerStore
 from runtime.actor import actor_of
 from tests.actors.ha_support import wait_until
@@ -102,8 +102,8 @@ def test_the_dispatcher_retires_unused_queues_by_itself(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     trims: list[bool] = []
-    monkeypatch.setattr(dispatcher, "TRIM_AFTER", 1)
-    monkeypatch.setattr(dispatcher, "release_free_memory", lambda: trims.append(True) or True)
+    monkeypatch.setattr(queue_table, "TRIM_AFTER", 1)
+    monkeypatch.setattr(queue_table, "release_free_memory", lambda: trims.append(True) or True)
     # Given queues unused for queueIdleStopMillis (0.2 s)
     store = open_store(tmp_path, queue_idle_stop_ms=200)
     try:
