@@ -162,7 +162,7 @@ def create_topic(
             order=h.order,
         )
     )
-    ctx.register_now()
+    ctx.register_now(h.topic)
     return reply(request)
 
 

@@ -52,13 +52,15 @@ class BrokerContext:
     def ask(self, future: pykka.Future[Any], timeout: float = ASK_TIMEOUT) -> Any:
         return future.get(timeout=timeout)
 
-    def register_now(self) -> None:
-        """Tell the registrar to re-register (topics changed); harmless if it is not running."""
+    def register_now(self, *topics: str) -> None:
+        """Tell the registrar to re-register: only ``topics`` when named (created or changed),
+        else the whole table (one deleted, or the broker's settings changed); harmless if it
+        is not running."""
         from actors.broker.registrar import RegisterNow
 
         ref = self.directory.get(self.registrar)
         if ref is not None:
-            ref.tell(RegisterNow())
+            ref.tell(RegisterNow(topics or None))
 
 
 def reply(

@@ -21,7 +21,7 @@ import os
 import pathlib
 import shutil
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import gevent
@@ -183,16 +183,18 @@ def broker_spec(
             ctx.acl = PlainAccessValidator(acl_path)
         processor = BrokerProcessor(ctx)
 
-        def topic_table() -> dict[str, TopicConfig]:
-            """What registration sends: the topics, their perm cut to the broker's
-            (brokerPermission 4 makes every topic read-only in routes, as RocketMQ's)."""
-            table = store.all_topics().get(timeout=5.0)
+        def topic_table(names: Collection[str] | None = None) -> dict[str, TopicConfig]:
+            """What registration sends: the topics (those of ``names`` that exist, when
+            given), their perm cut to the broker's (brokerPermission 4 makes every topic
+            read-only in routes, as RocketMQ's)."""
+            table = store.all_topics().get(timeout=5.0).topics
+            chosen = table if names is None else {n: table[n] for n in names if n in table}
             perm = ctx.cfg.broker_permission
             return {
                 topic: to_wire(
                     c if perm == PERM_RW else msgspec.structs.replace(c, perm=c.perm & perm)
                 )
-                for topic, c in table.topics.items()
+                for topic, c in chosen.items()
             }
 
         def on_master(master: str | None, ha_addr: str | None) -> None:

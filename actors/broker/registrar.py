@@ -2,8 +2,12 @@
 BrokerOuterAPI.registerBrokerAll).
 
 Messages:
-- ``RegisterNow`` (tell): register at once (topics changed, or a master got its first lease);
-  also its own timer every ``registerNameServerPeriod`` (30 s) and once at start. In controller
+- ``RegisterNow(topics=None)`` (tell): register at once (topics changed, or a master got its
+  first lease); also its own timer every ``registerNameServerPeriod`` (30 s) and once at start.
+  With ``topics`` (they were created or changed), a name server that took a full registration
+  on its current connection gets only those topics (RocketMQ's registerIncrementBrokerData,
+  marked ``actormqIncremental``: actormq's name server then merges them instead of taking them
+  as the whole table; RocketMQ's always merges), the others the whole table. In controller
   mode a master registers only while it holds the controller's lease (``registrable``), so a
   deposed or paused master never takes brokerId 0 back from its successor.
 - ``Registered(namesrv, master_addr, ha_server_addr)`` (tell, from its own greenlets): a name
@@ -12,7 +16,8 @@ Messages:
 - ``master_addr()`` (proxy) -> the master address the name server reported (slaves), or None;
   ``on_master(master_addr, ha_server_addr)`` is called when it changes (a slave's HAClient
   learns where to replicate from).
-State owned: one outbound connection per name server, the data version of the topic table.
+State owned: one outbound connection per name server and which of them took a full
+registration, the data version of the topic table.
 Network round trips run in greenlets of their own, so the actor never waits on the network.
 On stop it unregisters from every name server (best effort, short timeout).
 Durability point: none.
@@ -22,7 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import gevent
@@ -45,12 +50,16 @@ from runtime.session import SessionHandle, connect
 
 REGISTER_TIMEOUT_S = 6.0
 
-TopicTable = Callable[[], dict[str, TopicConfig]]
-"""Returns the broker's current topic table; called from the registrar's greenlets."""
+TopicTable = Callable[[Collection[str] | None], dict[str, TopicConfig]]
+"""Returns the broker's current topic table (only the named topics that exist, when names are
+given); called from the registrar's greenlets."""
+
+INCREMENTAL = "actormqIncremental"
+"""REGISTER_BROKER ext field: the body holds only the topics that changed."""
 
 
 class RegisterNow(msgspec.Struct, frozen=True, tag=True):
-    pass
+    topics: tuple[str, ...] | None = None
 
 
 class Registered(msgspec.Struct, frozen=True, tag=True):
@@ -86,6 +95,9 @@ class NamesrvRegistrar(GeventActor):
         self._sessions: dict[str, SessionHandle] = sessions if sessions is not None else {}
         """One connection per name server; a dict shared with the next incarnation when the
         node is rebuilt (the name server drops a broker whose connection closes)."""
+        self._full_on: dict[str, SessionHandle] = {}
+        """Name server -> the connection on which it took a full registration (it holds the
+        whole table while that connection lives: it drops a broker whose connection closes)."""
         self._counter = 0
         self._master_addr: str | None = None
         self._ha_master_addr: str | None = None
@@ -100,7 +112,7 @@ class NamesrvRegistrar(GeventActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, RegisterNow):
             self._counter += 1
-            gevent.spawn(self._register_all, self._counter)
+            gevent.spawn(self._register_all, self._counter, message.topics)
         elif isinstance(message, Registered):
             if self.on_registered is not None:
                 self.on_registered()
@@ -144,22 +156,27 @@ class NamesrvRegistrar(GeventActor):
     def _label(self) -> str:
         return f"{self.cfg.broker_name}/{self.cfg.broker_id}"
 
-    def _register_all(self, counter: int) -> None:
-        """One registration round (a greenlet of its own: the topic table may take a moment)."""
+    def _register_all(self, counter: int, topics: tuple[str, ...] | None) -> None:
+        """One registration round (a greenlet of its own: the topic table may take a moment):
+        only ``topics`` to the name servers that hold the whole table, else all of it."""
         if self.registrable is not None and not self.registrable():
             logger.debug("{}: not registering: no master lease", self._label())
             return
-        try:
-            request = self._request(counter)
-        except Exception as exc:
-            logger.warning("{}: cannot read the topic table: {}", self._label(), exc)
-            return
+        requests: dict[bool, RemotingCommand] = {}
         for namesrv in self.namesrvs:
-            gevent.spawn(self._register_one, namesrv, request)
+            session = self._sessions.get(namesrv)
+            full = topics is None or session is None or self._full_on.get(namesrv) is not session
+            try:
+                if full not in requests:
+                    requests[full] = self._request(counter, None if full else topics)
+            except Exception as exc:
+                logger.warning("{}: cannot read the topic table: {}", self._label(), exc)
+                return
+            gevent.spawn(self._register_one, namesrv, requests[full], full)
 
-    def _request(self, counter: int) -> RemotingCommand:
+    def _request(self, counter: int, topics: tuple[str, ...] | None) -> RemotingCommand:
         wrapper = TopicConfigSerializeWrapper(
-            topic_config_table=self.topic_table(),
+            topic_config_table=self.topic_table(topics),
             data_version=DataVersion(timestamp=int(time.time() * 1000), counter=counter),
         )
         body = encode_body(RegisterBrokerBody(topic_config_serialize_wrapper=wrapper))
@@ -171,9 +188,11 @@ class NamesrvRegistrar(GeventActor):
             "brokerId": self.cfg.broker_id,
             "compressed": False,
         }
+        if topics is not None:
+            header[INCREMENTAL] = True
         return RemotingCommand.request(RequestCode.REGISTER_BROKER, header, body)
 
-    def _register_one(self, namesrv: str, request: RemotingCommand) -> None:
+    def _register_one(self, namesrv: str, request: RemotingCommand, full: bool) -> None:
         request = msgspec.structs.replace(request, opaque=RemotingCommand.request(0).opaque)
         try:
             session = self._sessions.get(namesrv)
@@ -193,6 +212,8 @@ class NamesrvRegistrar(GeventActor):
                 reply.remark,
             )
             return
+        if full:
+            self._full_on[namesrv] = session
         with contextlib.suppress(pykka.ActorDeadError):
             self.actor_ref.tell(
                 Registered(

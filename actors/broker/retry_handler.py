@@ -53,7 +53,7 @@ def ensure_retry_topic(
     nums = config.retry_queue_nums if config is not None else RETRY_QUEUE_NUMS
     queues = ctx.store.ensure_retry_topic(topic, nums)
     if not existed:
-        ctx.register_now()
+        ctx.register_now(topic)
     return queues
 
 
@@ -119,5 +119,5 @@ def dead_letter(ctx: BrokerContext, record: PutRecord, group: str) -> PutRecord:
                 perm=6,
             )
         )
-        ctx.register_now()
+        ctx.register_now(topic)
     return msgspec.structs.replace(record, topic=topic, queue_id=0)

@@ -219,7 +219,7 @@ def _auto_create(ctx: BrokerContext, h: SendMessageRequestHeader) -> TopicConfig
         topic_sys_flag=0,
     )
     ctx.store.create_topic(config)
-    ctx.register_now()
+    ctx.register_now(h.topic)
     return ctx.store.topic(h.topic) or config
 
 

@@ -224,6 +224,7 @@ class NamesrvProcessor:
                     topics=topics,
                     data_version=version,
                     session_id=session.session_id,
+                    incremental=h.actormq_incremental,
                 )
             )
             .get(timeout=ASK_TIMEOUT)

@@ -11,7 +11,7 @@ Messages (proxy methods; each returns at once, nothing blocks):
 - ``topic_list()`` -> sorted topic names
 - ``delete_topic(topic, cluster=None)`` -> True when a route was removed (DELETE_TOPIC_IN_NAMESRV:
   the topic's queue data on every broker, or only on the brokers of ``cluster``). A broker
-  that still has the topic brings it back with its next registration (within
+  that still has the topic brings it back with its next full registration (within
   ``registerNameServerPeriod``), as in RocketMQ 5
 - ``wipe_write_perm(broker_name)`` / ``add_write_perm(broker_name)`` -> how many topics the
   broker group serves (WIPE_WRITE_PERM_OF_BROKER: the WRITE bit cleared from its queue data in
@@ -23,7 +23,11 @@ Messages (proxy methods; each returns at once, nothing blocks):
 
 Registration applies a master's topics when it registers first (a new address for its id) or
 when its topics differ from its previous registration; a topic the table lost for that broker
-(deleted in the name server) is added back on any registration. RocketMQ compares the broker's
+(deleted in the name server) is added back on any registration. An incremental registration
+(``incremental``: actormq's brokers send only the topics created or changed, as RocketMQ's
+``registerIncrementBrokerData``) merges its topics into the broker's and applies them; one from
+an address not registered yet is taken as the whole table (the broker's next full registration
+completes it). RocketMQ compares the broker's
 data version instead, which its brokers bump exactly when their topics change; actormq's brokers
 send a new data version with every registration, so the topics themselves are compared. Hence,
 as in RocketMQ 4.9 and 5: a perm changed by wipe/add write perm lasts until the broker's topics
@@ -70,6 +74,8 @@ class RegisterBroker(msgspec.Struct, frozen=True, tag=True):
     topics: tuple[TopicConfigEntry, ...]
     data_version: str
     session_id: int | None = None
+    incremental: bool = False
+    """``topics`` are only those that changed: merged into the broker's, none dropped."""
 
 
 class RegisterResult(msgspec.Struct, frozen=True):
@@ -85,7 +91,8 @@ class _BrokerLive(msgspec.Struct):
     data_version: str
     session_id: int | None
     ha_server_addr: str
-    topics: frozenset[TopicConfigEntry] = frozenset()
+    topics: dict[str, TopicConfigEntry] = {}
+    """Its topics as it last registered them (an incremental registration updates it)."""
 
 
 class RouteTable(GeventActor):
@@ -112,8 +119,13 @@ class RouteTable(GeventActor):
         first_time = msg.broker_addr not in self._live or addrs.get(msg.broker_id) is None
         addrs[msg.broker_id] = msg.broker_addr
         previous = self._live.get(msg.broker_addr)
-        topics = frozenset(msg.topics)
-        changed = previous is None or previous.topics != topics
+        if msg.incremental and previous is not None:  # only what changed: merged in place
+            topics = previous.topics
+            changed = any(topics.get(t.topic_name) != t for t in msg.topics)
+            topics.update((t.topic_name, t) for t in msg.topics)
+        else:
+            topics = {t.topic_name: t for t in msg.topics}
+            changed = previous is None or previous.topics != topics
         self._live[msg.broker_addr] = _BrokerLive(
             cluster_name=msg.cluster_name,
             broker_name=msg.broker_name,
@@ -124,9 +136,13 @@ class RouteTable(GeventActor):
             ha_server_addr=msg.ha_server_addr,
             topics=topics,
         )
-        if msg.broker_id == 0 and (changed or first_time):
-            self._update_topics(msg.broker_name, msg.topics)
-        elif msg.broker_id == 0:
+        if msg.broker_id != 0:
+            pass
+        elif msg.incremental and previous is not None and not first_time:
+            self._upsert_topics(msg.broker_name, msg.topics)
+        elif changed or first_time:
+            self._update_topics(msg.broker_name, tuple(topics.values()))
+        else:
             self._add_missing_topics(msg.broker_name, msg.topics)
         if first_time:
             logger.info(
@@ -152,6 +168,10 @@ class RouteTable(GeventActor):
                 del per_broker[broker_name]
                 if not per_broker:
                     del self._topics[topic]
+        for t in topics:
+            self._topics.setdefault(t.topic_name, {})[broker_name] = _queue_data(broker_name, t)
+
+    def _upsert_topics(self, broker_name: str, topics: tuple[TopicConfigEntry, ...]) -> None:
         for t in topics:
             self._topics.setdefault(t.topic_name, {})[broker_name] = _queue_data(broker_name, t)
 

@@ -206,7 +206,8 @@ class NotifyConsumerIdsChangedRequestHeader(Header, kw_only=True):
 
 class RegisterBrokerRequestHeader(Header, kw_only=True):
     """REGISTER_BROKER (103). ``compressed`` true means RocketMQ's compressed binary body, which
-    we do not speak: our brokers register with JSON bodies."""
+    we do not speak: our brokers register with JSON bodies. ``actormqIncremental`` (actormq's
+    brokers): the body holds only the topics that changed, to merge into the broker's table."""
 
     broker_name: str
     broker_addr: str
@@ -216,6 +217,7 @@ class RegisterBrokerRequestHeader(Header, kw_only=True):
     heartbeat_timeout_millis: Int64 | None = None
     compressed: bool = False
     body_crc32: Int32 = 0
+    actormq_incremental: bool = False
 
 
 class UnregisterBrokerRequestHeader(Header, kw_only=True):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Collection
 from typing import Any
 
 import gevent
@@ -120,25 +121,44 @@ def test_registrar_publishes_topics_to_the_name_server_and_unregisters_on_stop()
     ns_addr = "{}:{}".format(*sock.getsockname())
     topics = {"Orders": TopicConfig(topic_name="Orders", read_queue_nums=4, write_queue_nums=4)}
     cfg = BrokerConfig(broker_name="broker-x", namesrv_addr=ns_addr, listen_port=10999)
-    registrar = NamesrvRegistrar.start(cfg, lambda: dict(topics))
+    asked: list[Collection[str] | None] = []
+
+    def table(names: Collection[str] | None) -> dict[str, TopicConfig]:
+        asked.append(names)
+        return {k: v for k, v in topics.items() if names is None or k in names}
+
+    registrar = NamesrvRegistrar.start(cfg, table)
     client = WireClient(ns_addr)
+
+    def routed(topic: str) -> bool:
+        return client.call(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": topic}).code == 0
+
     try:
         # Then the route appears without waiting for the 30 s period
         with gevent.Timeout(5):
-            while client.call(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": "Orders"}).code:
+            while not routed("Orders"):
                 gevent.sleep(0.01)
-        # When a topic is added and the registrar is told, Then it shows up too
+        # When a topic is added and the registrar is told which, Then it shows up too, sent
+        # alone (the name server took the whole table on this connection), Orders kept
         topics["Payments"] = TopicConfig(
             topic_name="Payments", read_queue_nums=2, write_queue_nums=2
         )
-        registrar.tell(RegisterNow())
+        registrar.tell(RegisterNow(("Payments",)))
         with gevent.Timeout(5):
-            while client.call(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": "Payments"}).code:
+            while not routed("Payments"):
                 gevent.sleep(0.01)
+        assert asked[-1] == ("Payments",) and routed("Orders")
         route = json.loads(
             client.call(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": "Orders"}).body
         )
         assert route["brokerDatas"][0]["brokerAddrs"] == {"0": "127.0.0.1:10999"}
+        # When a topic is deleted and the registrar told to send the whole table, Then it goes
+        del topics["Payments"]
+        registrar.tell(RegisterNow())
+        with gevent.Timeout(5):
+            while routed("Payments"):
+                gevent.sleep(0.01)
+        assert asked[-1] is None and routed("Orders")
         # When the broker stops, Then it unregisters at once
         registrar.stop(timeout=5)
         reply = client.call(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": "Orders"})
@@ -217,7 +237,7 @@ def test_registrar_keeps_its_registration_while_the_node_is_rebuilt() -> None:
     rebuilding = [True]
     sessions: dict = {}
     first = NamesrvRegistrar.start(
-        cfg, lambda: dict(topics), keep_registration=lambda: rebuilding[0], sessions=sessions
+        cfg, lambda _names: dict(topics), keep_registration=lambda: rebuilding[0], sessions=sessions
     )
     client = WireClient(ns_addr)
     try:
@@ -230,7 +250,10 @@ def test_registrar_keeps_its_registration_while_the_node_is_rebuilt() -> None:
         # And the next incarnation reuses the connection; a real stop then unregisters
         rebuilding[0] = False
         second = NamesrvRegistrar.start(
-            cfg, lambda: dict(topics), keep_registration=lambda: rebuilding[0], sessions=sessions
+            cfg,
+            lambda _names: dict(topics),
+            keep_registration=lambda: rebuilding[0],
+            sessions=sessions,
         )
         assert client.call(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": "Kept"}).code == 0
         second.stop(timeout=5)

@@ -49,18 +49,24 @@ def register(
     broker_id: int = 0,
     topics: dict[str, int] | None = None,
     counter: int = 1,
+    incremental: bool = False,
 ) -> Any:
-    return client.call(
-        RequestCode.REGISTER_BROKER,
-        {
-            "brokerName": name,
-            "brokerAddr": addr,
-            "clusterName": "DefaultCluster",
-            "haServerAddr": addr.replace(":109", ":119"),
-            "brokerId": broker_id,
-        },
-        register_body(topics or {}, counter),
-    )
+    header = {
+        "brokerName": name,
+        "brokerAddr": addr,
+        "clusterName": "DefaultCluster",
+        "haServerAddr": addr.replace(":109", ":119"),
+        "brokerId": broker_id,
+    }
+    if incremental:
+        header["actormqIncremental"] = "true"
+    return client.call(RequestCode.REGISTER_BROKER, header, register_body(topics or {}, counter))
+
+
+def queue_nums(client: WireClient, topic: str) -> int | None:
+    """The write queue count of ``topic``'s first queue data, or None without a route."""
+    reply = client.call(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": topic})
+    return json.loads(reply.body)["queueDatas"][0]["writeQueueNums"] if reply.code == 0 else None
 
 
 @pytest.fixture
@@ -91,6 +97,20 @@ def test_register_then_route_lists_queues_and_addresses(namesrv: Any) -> None:
     assert [q["writeQueueNums"] for q in route["queueDatas"]] == [4, 8]
     a = next(b for b in route["brokerDatas"] if b["brokerName"] == "broker-a")
     assert a["brokerAddrs"] == {"0": "127.0.0.1:10911", "1": "127.0.0.1:10931"}
+
+
+def test_an_incremental_registration_merges_its_topics(namesrv: Any) -> None:
+    _directory, address = namesrv
+    broker, client = WireClient(address), WireClient(address)
+    # Given a master registered with two topics
+    register(broker, "broker-a", "127.0.0.1:10911", 0, {"A": 4, "B": 4})
+    # When it registers only a created topic and a changed one (actormqIncremental)
+    assert register(broker, "broker-a", "127.0.0.1:10911", 0, {"C": 2, "B": 8}, 2, True).code == 0
+    # Then both apply and the topic it left out stays
+    assert [queue_nums(client, t) for t in "ABC"] == [4, 8, 2]
+    # When a full registration leaves one out, Then that one goes (the broker deleted it)
+    register(broker, "broker-a", "127.0.0.1:10911", 0, {"A": 4, "C": 2}, 3)
+    assert [queue_nums(client, t) for t in "ABC"] == [4, None, 2]
 
 
 def test_unknown_topic_is_topic_not_exist_and_retry_topic_is_served(namesrv: Any) -> None:
