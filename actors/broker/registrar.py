@@ -164,15 +164,24 @@ class NamesrvRegistrar(GeventActor):
             return
         requests: dict[bool, RemotingCommand] = {}
         for namesrv in self.namesrvs:
-            session = self._sessions.get(namesrv)
-            full = topics is None or session is None or self._full_on.get(namesrv) is not session
+            full = topics is None or not self._holds_table(namesrv, self._sessions.get(namesrv))
             try:
                 if full not in requests:
                     requests[full] = self._request(counter, None if full else topics)
             except Exception as exc:
                 logger.warning("{}: cannot read the topic table: {}", self._label(), exc)
                 return
-            gevent.spawn(self._register_one, namesrv, requests[full], full)
+            gevent.spawn(self._register_one, namesrv, requests[full], counter)
+
+    def _holds_table(self, namesrv: str, session: SessionHandle | None) -> bool:
+        """Whether ``namesrv`` took a full registration on ``session``, still open."""
+        return session is not None and session.alive and self._full_on.get(namesrv) is session
+
+    def _full_request(self, counter: int) -> RemotingCommand:
+        try:
+            return self._request(counter, None)
+        except Exception as exc:
+            raise ConnectionError(f"cannot read the topic table: {exc}") from exc
 
     def _request(self, counter: int, topics: tuple[str, ...] | None) -> RemotingCommand:
         wrapper = TopicConfigSerializeWrapper(
@@ -192,13 +201,16 @@ class NamesrvRegistrar(GeventActor):
             header[INCREMENTAL] = True
         return RemotingCommand.request(RequestCode.REGISTER_BROKER, header, body)
 
-    def _register_one(self, namesrv: str, request: RemotingCommand, full: bool) -> None:
-        request = msgspec.structs.replace(request, opaque=RemotingCommand.request(0).opaque)
+    def _register_one(self, namesrv: str, request: RemotingCommand, counter: int) -> None:
         try:
             session = self._sessions.get(namesrv)
             if session is None or not session.alive:
                 session = connect(namesrv, role=f"{self._label()}->namesrv")
                 self._sessions[namesrv] = session
+            full = not request.ext_fields.get(INCREMENTAL)
+            if not full and not self._holds_table(namesrv, session):  # a new connection
+                request, full = self._full_request(counter), True
+            request = msgspec.structs.replace(request, opaque=RemotingCommand.request(0).opaque)
             reply = session.call(request, timeout=REGISTER_TIMEOUT_S)
         except (pykka.Timeout, ConnectionError, OSError) as exc:
             logger.warning("{}: register with {} failed: {}", self._label(), namesrv, exc)

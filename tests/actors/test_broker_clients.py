@@ -127,7 +127,8 @@ def test_registrar_publishes_topics_to_the_name_server_and_unregisters_on_stop()
         asked.append(names)
         return {k: v for k, v in topics.items() if names is None or k in names}
 
-    registrar = NamesrvRegistrar.start(cfg, table)
+    sessions: dict = {}
+    registrar = NamesrvRegistrar.start(cfg, table, sessions=sessions)
     client = WireClient(ns_addr)
 
     def routed(topic: str) -> bool:
@@ -159,6 +160,18 @@ def test_registrar_publishes_topics_to_the_name_server_and_unregisters_on_stop()
             while routed("Payments"):
                 gevent.sleep(0.01)
         assert asked[-1] is None and routed("Orders")
+        # When the connection to the name server is lost (it drops the broker) and a topic is
+        # created, Then the new connection gets the whole table, not only the new topic
+        sessions[ns_addr].close()
+        with gevent.Timeout(5):
+            while routed("Orders"):
+                gevent.sleep(0.01)
+        topics["Refunds"] = TopicConfig(topic_name="Refunds", read_queue_nums=1, write_queue_nums=1)
+        registrar.tell(RegisterNow(("Refunds",)))
+        with gevent.Timeout(5):
+            while not routed("Refunds"):
+                gevent.sleep(0.01)
+        assert routed("Orders") and asked[-1] is None
         # When the broker stops, Then it unregisters at once
         registrar.stop(timeout=5)
         reply = client.call(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": "Orders"})
