@@ -139,15 +139,10 @@ class Dispatcher(GeventActor):
         if self.ctx.failed is not None:
             self.queues.stop_all()  # a failed store does no more durability work
             return
-        futures = []
-        for ref in self.queues.refs().values():
-            fut = new_future()
-            with contextlib.suppress(pykka.ActorDeadError):
-                ref.tell(SyncQueue(fut))
-                futures.append(fut)
-        for fut in futures:
-            with contextlib.suppress(Exception):
-                fut.get(timeout=SYNC_TIMEOUT_S)
+        try:
+            self._sync_queues(list(self.queues.refs()))
+        except Exception as exc:  # each queue's own stop flushes it again
+            logger.warning("store {}: syncing the queues at stop: {}", self.settings.root, exc)
         self.queues.stop_all()
         self._release_waiters(everyone=True)
         if self.index is not None:

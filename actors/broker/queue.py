@@ -12,7 +12,8 @@ Messages accepted:
 - ``QueueRange`` -> (min, max); ``OffsetForTime(ts)`` -> offset; ``EarliestStoreTime`` -> ms.
 - ``ReadEntries(start, count)`` -> (min, max, raw consume-queue entries) for admin tools.
 - ``SyncQueue(reply)`` (tell, from the Dispatcher's checkpoint): fsync (in a helper greenlet,
-  so reads go on meanwhile), then ``reply`` gets the max offset.
+  so reads go on meanwhile; through the store's ``GroupSync``, one ``syncfs`` for many queues
+  syncing at once), then ``reply`` gets the max offset.
 - ``TrimBelow(log_min)`` (tell, from Retention): delete files below the commit log's minimum.
 - ``RetireIfIdle`` (ask, inline only, from ``QueueTable.retire_idle``) -> True when nobody waits
   on the queue and its files are synced (no sync in flight): it frees its tail cache and its
@@ -52,7 +53,7 @@ from actors.broker.messages import (
     WaitArrival,
 )
 from actors.broker.store_results import GetResult, GetStatus
-from runtime.actor import GeventActor, offload
+from runtime.actor import GeventActor
 from runtime.store import record as R
 from runtime.store.accel import fastlog
 from runtime.store.consumequeue import (
@@ -325,7 +326,7 @@ class Queue(GeventActor):
 
     def _run_sync(self, plan: FlushPlan, cq: ConsumeQueue, reply: Any, top: int) -> None:
         try:
-            cq.file.flushed_to(offload(plan.run))
+            cq.file.flushed_to(self.ctx.group_sync.run(plan))
         except Exception:
             cq.file.flush_not_done(plan)  # the checkpoint tries again: the directory too
             with contextlib.suppress(Exception):

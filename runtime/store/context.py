@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING, Any, Protocol
 
+from runtime.store.group_sync import GroupSync
 from runtime.store.settings import StoreSettings
 from runtime.store.storage import OS_FS, FileSystem
 
@@ -115,6 +116,8 @@ class StoreContext:
         """Set by the Dispatcher at a clean stop: (offset, queue next offsets), all durable."""
         self.queues: Any = None
         """The QueueTable (actors.broker.queue_table), set when the store service is built."""
+        self.group_sync = GroupSync(settings.root, enabled=fs is OS_FS)
+        """Runs the consume queues' flushes, many at once by one syncfs (``group_sync``)."""
         self.parked_queues: set[tuple[str, int]] = set()
         """The (topic, queueId) with a long poll parked (kept by the Queue actors): the writer
         dispatches a group that appends to one of them before it acks, so the waiting consumer
