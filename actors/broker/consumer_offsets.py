@@ -9,9 +9,14 @@ Messages accepted:
   the topic's offsets is on disk (False: the write failed): a deleted topic's offsets must not
   come back with a crash after the deletion was reported
 - ``AllOffsets()`` (ask) -> {"topic@group": {queue_id: offset}} (a copy; slaves sync from it)
+- ``OffsetsSince(since)`` (ask) -> ``OffsetsDelta``: the ``topic@group`` entries changed since
+  the version ``since`` (one this table answered before), or the whole table when ``since`` is
+  not a version of this incarnation (another process, or ""): a slave's poll every second
+  copies only what changed
 - ``PersistTick`` (timer, every ``consumer_offset_persist_interval_ms``)
 
-Owned state: the offset table, keyed ``topic@group`` as RocketMQ's consumerOffset.json.
+Owned state: the offset table, keyed ``topic@group`` as RocketMQ's consumerOffset.json; a
+version counter (with a random incarnation id) and the version of each entry's last change.
 
 Durability point: ``config/consumerOffset.json``, written atomically (tmp + fsync + rename +
 dir fsync) by a background greenlet in the thread pool every few seconds when something changed
@@ -22,6 +27,7 @@ loses at most the last interval's commits: consumers then re-read (duplicates), 
 from __future__ import annotations
 
 import os
+import secrets
 from typing import Any
 
 import gevent.event
@@ -31,6 +37,8 @@ from actors.broker.messages import (
     AllOffsets,
     CommitOffset,
     GroupOffsets,
+    OffsetsDelta,
+    OffsetsSince,
     PersistTick,
     QueryOffset,
     RemoveGroup,
@@ -55,6 +63,9 @@ class ConsumerOffsets(GeventActor):
         self.path = os.path.join(ctx.settings.config_dir, "consumerOffset.json")
         self.table: dict[str, dict[int, int]] = {}
         self._dirty = False
+        self._incarnation = secrets.token_hex(8)
+        self._version = 0
+        self._changed: dict[str, int] = {}  # topic@group -> the version of its last change
 
     def on_start(self) -> None:
         loaded = read_json(self.path, _OffsetsFile)
@@ -81,6 +92,8 @@ class ConsumerOffsets(GeventActor):
             if queues.get(message.queue_id) != message.offset:
                 queues[message.queue_id] = message.offset
                 self._dirty = True
+                self._version += 1
+                self._changed[key] = self._version
             return None
         if isinstance(message, QueryOffset):
             queues = self.table.get(f"{message.topic}@{message.group}")
@@ -109,10 +122,25 @@ class ConsumerOffsets(GeventActor):
             return done
         if isinstance(message, AllOffsets):
             return {key: dict(queues) for key, queues in self.table.items()}
+        if isinstance(message, OffsetsSince):
+            return self._since(message.since)
         if isinstance(message, PersistTick):
             self._persist()
             return None
         return super().on_receive(message)
+
+    def _since(self, since: str) -> OffsetsDelta:
+        version = f"{self._incarnation}:{self._version}"
+        incarnation, _, counter = since.partition(":")
+        if incarnation != self._incarnation or not counter.isdigit():
+            whole = {key: dict(queues) for key, queues in self.table.items()}
+            return OffsetsDelta(version, whole, whole=True)
+        after = int(counter)
+        table = self.table
+        changed = {
+            key: dict(table[key]) for key, v in self._changed.items() if v > after and key in table
+        }
+        return OffsetsDelta(version, changed, whole=False)
 
     def _persist(self) -> None:
         """Write a snapshot in the background; commits keep being served during a slow fsync."""

@@ -274,6 +274,21 @@ class AllOffsets(msgspec.Struct, frozen=True, tag=True):
     """Ask: the whole table, {"topic@group": {queue_id: offset}} (a slave copies it)."""
 
 
+class OffsetsSince(msgspec.Struct, frozen=True, tag=True):
+    """Ask: ``OffsetsDelta``: the entries changed since ``since`` (a version this table
+    answered before), or the whole table when ``since`` is not one of its versions."""
+
+    since: str
+
+
+class OffsetsDelta(msgspec.Struct, frozen=True):
+    version: str
+    """``<incarnation>:<counter>``: ask with it next time."""
+    table: dict[str, dict[int, int]]
+    whole: bool
+    """The whole table (``since`` was not a version of this incarnation), not a delta."""
+
+
 class RemoveGroup(msgspec.Struct, frozen=True, tag=True):
     group: str
 

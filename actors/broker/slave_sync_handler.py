@@ -3,8 +3,11 @@ a slave copies from its master every 10 s (``SlaveSynchronize``), with GET_ALL_T
 in ``admin_handler``).
 
 Bodies: consumer offsets as RocketMQ's JSON ``{"offsetTable": {"topic@group": {"0": 12}}}``
-(ConsumerOffsetManager.encode); delay progress is the master's ``delayOffset.json`` as stored
-(``{"offsetTable": {"1": 345}}``, level -> offset in SCHEDULE_TOPIC_XXXX), or an empty table;
+(ConsumerOffsetManager.encode); with ``actormqSince`` in the request (actormq's slaves), only
+the entries changed since that version, and the answer's ``actormqVersion`` (ask with it next
+time) and ``actormqDelta`` (``false``: the whole table, the version was not this master's).
+Delay progress is the master's ``delayOffset.json`` as stored (``{"offsetTable": {"1":
+345}}``, level -> offset in SCHEDULE_TOPIC_XXXX), or an empty table;
 timer progress is the master's ``timerProgress.json`` (actormq's own shape,
 ``{"watermark": 12, "delivered": [14]}``; RocketMQ 5 sends a binary checkpoint under code 60),
 so a promoted slave does not deliver timer messages its master already delivered.
@@ -36,6 +39,8 @@ GET_TIMER_CHECK_POINT = 60
 TRANSACTION_FILE = "transaction.json"
 GET_TRANSACTION_TABLE = 3011
 GET_METADATA_VERSION = 3012
+SINCE, VERSION, DELTA = "actormqSince", "actormqVersion", "actormqDelta"
+"""GET_ALL_CONSUMER_OFFSET's fields for a slave's copy of what changed."""
 
 
 class OffsetTable(msgspec.Struct, rename="camel"):
@@ -58,8 +63,16 @@ class TransactionTable(msgspec.Struct):
 def all_consumer_offsets(
     ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
 ) -> RemotingCommand:
-    table = ctx.ask(ctx.store.store.all_offsets())
-    return reply(request, body=msgspec.json.encode(OffsetTable(table)))
+    since = request.ext_fields.get(SINCE)
+    if since is None:
+        table = ctx.ask(ctx.store.store.all_offsets())
+        return reply(request, body=msgspec.json.encode(OffsetTable(table)))
+    delta = ctx.ask(ctx.store.store.offsets_since(str(since)))
+    return reply(
+        request,
+        ext_fields={VERSION: delta.version, DELTA: "false" if delta.whole else "true"},
+        body=msgspec.json.encode(OffsetTable(delta.table)),
+    )
 
 
 def all_delay_offsets(

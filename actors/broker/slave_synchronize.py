@@ -14,7 +14,8 @@ Messages accepted:
 - ``VersionTick`` (timer, every ``POLL_S``, 1 s, once a round has succeeded): unless a round
   runs, ask the master for the data versions of its topics and subscription groups
   (GET_METADATA_VERSION, 3012, actormq's; ``slave_sync_handler``) and copy its consumer offsets
-  (GET_ALL_CONSUMER_OFFSET, 43, only the offsets that differ are committed); ``Polled(versions)``
+  (GET_ALL_CONSUMER_OFFSET, 43, only the offsets that differ are committed; an actormq master
+  sends only those changed since the previous copy, ``actormqSince``); ``Polled(versions)``
   (internal) starts a round at once when the versions differ from those read at the start of
   the last successful round, so a topic or group created on the master reaches the slave within
   about a second (a failover soon after loses neither). A master that does not serve 3012 is
@@ -55,11 +56,14 @@ from loguru import logger
 
 from actors.broker.slave_sync_handler import (
     DELAY_FILE,
+    DELTA,
     GET_METADATA_VERSION,
     GET_TIMER_CHECK_POINT,
     GET_TRANSACTION_TABLE,
+    SINCE,
     TIMER_FILE,
     TRANSACTION_FILE,
+    VERSION,
     DelayTable,
     OffsetTable,
     TimerTable,
@@ -125,6 +129,9 @@ class SlaveSynchronize(GeventActor):
         self._synced = False  # a round has succeeded
         self._versions: tuple[str, str] | None = None  # the master's, as of the last round
         self._poll = True  # the master serves GET_METADATA_VERSION (until it says it does not)
+        self._offsets_version: str | None = None
+        """The master's consumer-offset table version at the last copy (the poll asks for what
+        changed since; None: ask for all)."""
 
     def on_start(self) -> None:
         self.send_after(min(FIRST_ROUND_S, self.interval_s), SyncTick())  # a first round now
@@ -210,7 +217,7 @@ class SlaveSynchronize(GeventActor):
         message = Polled(None)
         try:
             versions = self._master_versions(address)
-            self._sync_offsets(address)
+            self._sync_offsets(address, changed_only=True)
             message = Polled(versions)
         except (OSError, ConnectionError, pykka.Timeout, ProtocolError, ActorFailure) as exc:
             logger.debug("{}: metadata version poll failed: {}", self.label, exc)
@@ -249,12 +256,15 @@ class SlaveSynchronize(GeventActor):
         return session
 
     def _call(self, address: str, code: int) -> bytes:
+        return self._call_with(address, code, None).body
+
+    def _call_with(self, address: str, code: int, ext: dict[str, Any] | None) -> RemotingCommand:
         response = self._session_to(address).call(
-            RemotingCommand.request(code), timeout=CALL_TIMEOUT_S
+            RemotingCommand.request(code, ext), timeout=CALL_TIMEOUT_S
         )
         if response.code != ResponseCode.SUCCESS:
             raise ConnectionError(f"request {code} answered {response.code} {response.remark}")
-        return response.body
+        return response
 
     def _sync(self, address: str) -> None:
         store = self.store
@@ -279,21 +289,30 @@ class SlaveSynchronize(GeventActor):
         self._copy_file(address, GET_TIMER_CHECK_POINT, TIMER_FILE, TimerTable)
         self._copy_file(address, GET_TRANSACTION_TABLE, TRANSACTION_FILE, TransactionTable)
 
-    def _sync_offsets(self, address: str) -> None:
-        """Commit every consumer offset of the master that differs from ours."""
+    def _sync_offsets(self, address: str, *, changed_only: bool = False) -> None:
+        """Commit the master's consumer offsets that differ from ours: all of them (a round),
+        or, ``changed_only`` (the poll), those changed since the last copy, when the master
+        can tell (an actormq master of the same incarnation; else it answers all)."""
         store = self.store
-        raw = self._call(address, RequestCode.GET_ALL_CONSUMER_OFFSET)
+        code = RequestCode.GET_ALL_CONSUMER_OFFSET
+        if changed_only:
+            response = self._call_with(address, code, {SINCE: self._offsets_version or ""})
+            body, ext = response.body, response.ext_fields
+        else:
+            body, ext = self._call(address, code), {}
         try:
-            offsets = msgspec.json.decode(raw, type=OffsetTable).offset_table
+            offsets = msgspec.json.decode(body, type=OffsetTable).offset_table
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise ProtocolError(f"consumer offsets body: {exc}") from None
-        have = store.all_offsets().get(timeout=CALL_TIMEOUT_S)
+        have = {} if ext.get(DELTA) == "true" else store.all_offsets().get(timeout=CALL_TIMEOUT_S)
         for key, queues in offsets.items():
             topic, _, group = key.partition("@")
             current = have.get(key, {})
             for queue_id, offset in queues.items():
                 if current.get(queue_id) != offset:
                     store.commit_offset(group, topic, queue_id, offset)
+        if changed_only:
+            self._offsets_version = str(ext[VERSION]) if ext.get(VERSION) else None
 
     def _copy_file(self, address: str, code: int, name: str, shape: type) -> None:
         """The master's config file ``name`` (checked against ``shape``) over ours if it

@@ -21,6 +21,7 @@ from actors.broker.messages import (
     EnsureTopic,
     GetTopic,
     GroupOffsets,
+    OffsetsSince,
     QueryOffset,
     RemoveGroup,
     RemoveTopicOffsets,
@@ -54,6 +55,10 @@ class StoreMetadata(StoreFacadeBase):
     def all_offsets(self) -> Future:
         """{"topic@group": {queue_id: offset}}: every committed offset (slaves copy it)."""
         return self._ask(self.names.offsets, AllOffsets())
+
+    def offsets_since(self, since: str) -> Future:
+        """``OffsetsDelta``: the offsets changed since ``since``, or all (a slave's poll)."""
+        return self._ask(self.names.offsets, OffsetsSince(since))
 
     def remove_group_offsets(self, group: str) -> Future:
         return self._ask(self.names.offsets, RemoveGroup(group))

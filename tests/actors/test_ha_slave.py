@@ -289,6 +289,41 @@ def test_a_committed_offset_reaches_the_slave_within_seconds(
     assert time.monotonic() - committed < 5
 
 
+def test_the_master_answers_the_offsets_changed_since_a_version(
+    tmp_path: pathlib.Path, pairs: list[Pair]
+) -> None:
+    p = make(pairs, tmp_path)
+
+    def commit(topic: str, offset: int) -> None:
+        update = {"consumerGroup": "VG", "topic": topic, "queueId": 0, "commitOffset": offset}
+        assert p.to_master.call(RequestCode.UPDATE_CONSUMER_OFFSET, update).code == 0
+
+    def offsets(since: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        got = p.to_master.call(RequestCode.GET_ALL_CONSUMER_OFFSET, {"actormqSince": since})
+        assert got.code == ResponseCode.SUCCESS
+        return got.ext_fields, json.loads(got.body)["offsetTable"]
+
+    # Given two groups' offsets on the master
+    commit("V-A", 1)
+    commit("V-B", 1)
+    # When a slave asks without a version, Then it gets the whole table and a version
+    ext, table = offsets("")
+    assert ext["actormqDelta"] == "false" and {"V-A@VG", "V-B@VG"} <= set(table)
+    # When one offset moves and the slave asks with that version, Then only it comes back
+    commit("V-A", 7)
+    ext2, table2 = offsets(ext["actormqVersion"])
+    assert ext2["actormqDelta"] == "true" and table2 == {"V-A@VG": {"0": 7}}
+    # And nothing, when nothing moved since
+    assert offsets(ext2["actormqVersion"])[1] == {}
+    # And a version from another incarnation (a restarted master) gets the whole table again
+    ext3, table3 = offsets("0123456789abcdef:1")
+    assert ext3["actormqDelta"] == "false" and table3["V-A@VG"] == {"0": 7}
+    # And RocketMQ's request (no version field) gets the whole table, without version fields
+    plain = p.to_master.call(RequestCode.GET_ALL_CONSUMER_OFFSET)
+    assert "actormqVersion" not in plain.ext_fields
+    assert json.loads(plain.body)["offsetTable"]["V-B@VG"] == {"0": 1}
+
+
 @pytest.mark.parametrize(
     ("ratio", "suggested"),
     [(0, "2"), (100, "1")],  # far behind: whichBrokerWhenConsumeSlowly, else brokerId
