@@ -36,16 +36,8 @@ from actors.client.errors import BrokerError  # noqa: E402
 from bench.cluster import REPO, cpu_seconds  # noqa: E402
 from runtime.remoting.codes import ResponseCode  # noqa: E402
 
-PROFILE = """description = "the default profile, with queueIdleStopMillis set"
-[[namesrv]]
-listenPort = 9876
-[[broker]]
-brokerName = "broker-a"
-brokerId = 0
-listenPort = 10911
-haListenPort = 10912
-queueIdleStopMillis = {idle_ms}
-"""
+DEFAULT_PROFILE = REPO / "config" / "profiles" / "default.toml"
+"""Its last table is the broker's: a key appended to it sets that broker's."""
 
 
 def _rss_mib(pid: int) -> int:
@@ -117,7 +109,8 @@ def _run(
     if args.queue_idle_ms is not None:
         profile = os.path.join(os.path.dirname(data), "profile.toml")
         with open(profile, "w") as f:
-            f.write(PROFILE.format(idle_ms=args.queue_idle_ms))
+            f.write(DEFAULT_PROFILE.read_text())
+            f.write(f"queueIdleStopMillis = {args.queue_idle_ms}\n")
     broker = Broker(data, args.nofile, profile)
     brokers.append(broker)
     _phase(summary, "started", time.monotonic() - broker.start_s, broker)
