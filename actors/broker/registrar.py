@@ -6,8 +6,9 @@ Messages:
   first lease); also its own timer every ``registerNameServerPeriod`` (30 s) and once at start.
   With ``topics`` (they were created or changed), a name server that took a full registration
   on its current connection gets only those topics (RocketMQ's registerIncrementBrokerData,
-  marked ``actormqIncremental``: actormq's name server then merges them instead of taking them
-  as the whole table; RocketMQ's always merges), the others the whole table. In controller
+  marked ``actormqIncremental``: actormq's name server merges them), the others the whole
+  table, marked ``actormqFull`` (actormq's name server then drops the topics it leaves out, the
+  ones deleted here; RocketMQ's merges every registration). In controller
   mode a master registers only while it holds the controller's lease (``registrable``), so a
   deposed or paused master never takes brokerId 0 back from its successor.
 - ``Registered(namesrv, master_addr, ha_server_addr)`` (tell, from its own greenlets): a name
@@ -56,6 +57,10 @@ given); called from the registrar's greenlets."""
 
 INCREMENTAL = "actormqIncremental"
 """REGISTER_BROKER ext field: the body holds only the topics that changed."""
+
+FULL = "actormqFull"
+"""REGISTER_BROKER ext field: the body is the whole table (a topic left out was deleted here).
+Without it actormq's name server merges, as RocketMQ's does with every registration."""
 
 
 class RegisterNow(msgspec.Struct, frozen=True, tag=True):
@@ -197,8 +202,7 @@ class NamesrvRegistrar(GeventActor):
             "brokerId": self.cfg.broker_id,
             "compressed": False,
         }
-        if topics is not None:
-            header[INCREMENTAL] = True
+        header[FULL if topics is None else INCREMENTAL] = True
         return RemotingCommand.request(RequestCode.REGISTER_BROKER, header, body)
 
     def _register_one(self, namesrv: str, request: RemotingCommand, counter: int) -> None:

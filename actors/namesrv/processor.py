@@ -26,7 +26,7 @@ from actors.namesrv import admin_requests
 from actors.namesrv.admin_requests import AdminRequests
 from actors.namesrv.controller import Heartbeat, SessionClosed
 from actors.namesrv.kv_config import ORDER_TOPIC_CONFIG
-from actors.namesrv.route_table import RegisterBroker, TopicConfigEntry
+from actors.namesrv.route_table import RegisterBroker, Registration, TopicConfigEntry
 from runtime.directory import Directory
 from runtime.errors import ProtocolError
 from runtime.ha.control import CONTROLLER_HEARTBEAT, ControllerHeartbeat, encode
@@ -58,6 +58,13 @@ class DeleteTopicFromNamesrvRequestHeader(Header, kw_only=True):
 
     topic: str
     cluster_name: str | None = None
+
+
+def registration_kind(h: RegisterBrokerRequestHeader) -> Registration:
+    """The kind of a REGISTER_BROKER by its marks (``Registration``; none: RocketMQ's merge)."""
+    if h.actormq_incremental:
+        return Registration.INCREMENT
+    return Registration.WHOLE if h.actormq_full else Registration.MERGE
 
 
 class NamesrvProcessor:
@@ -224,7 +231,7 @@ class NamesrvProcessor:
                     topics=topics,
                     data_version=version,
                     session_id=session.session_id,
-                    incremental=h.actormq_incremental,
+                    kind=registration_kind(h),
                 )
             )
             .get(timeout=ASK_TIMEOUT)

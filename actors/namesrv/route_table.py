@@ -21,13 +21,24 @@ Messages (proxy methods; each returns at once, nothing blocks):
 - ``system_topic_list()`` -> (every cluster name followed by its broker names, one broker
   address or None): GET_SYSTEM_TOPIC_LIST_FROM_NS
 
-Registration applies a master's topics when it registers first (a new address for its id) or
-when its topics differ from its previous registration; a topic the table lost for that broker
-(deleted in the name server) is added back on any registration. An incremental registration
-(``incremental``: actormq's brokers send only the topics created or changed, as RocketMQ's
-``registerIncrementBrokerData``) merges its topics into the broker's and applies them; one from
-an address not registered yet is taken as the whole table (the broker's next full registration
-completes it). RocketMQ compares the broker's
+A registration is one of three ``Registration`` kinds, told by the header's marks:
+
+- ``WHOLE`` (``actormqFull``: actormq's brokers, every full registration): the broker's whole
+  table. Its topics are applied when it registers first (a new address for its id) or when they
+  differ from its previous registration, and a topic it left out leaves the broker's route (it
+  was deleted on the broker); a topic the table lost for that broker (deleted in the name
+  server) is added back on any registration.
+- ``INCREMENT`` (``actormqIncremental``: actormq's brokers send only the topics created or
+  changed, as RocketMQ's ``registerIncrementBrokerData``): merged into the broker's table and
+  applied; one from an address not registered yet is taken as the whole table (the broker's
+  next full registration completes it).
+- ``MERGE`` (no mark: RocketMQ's own brokers, whose full and incremental registrations look
+  alike, and actormq brokers before session 16): merged as RocketMQ's name server does, so
+  nothing leaves a route by registration (deleting a topic takes DELETE_TOPIC_IN_NAMESRV, as
+  ``mqadmin deleteTopic`` sends, or the broker's going away); the topics new or changed since
+  its previous registration are applied and lost ones added back.
+
+RocketMQ compares the broker's
 data version instead, which its brokers bump exactly when their topics change; actormq's brokers
 send a new data version with every registration, so the topics themselves are compared. Hence,
 as in RocketMQ 4.9 and 5: a perm changed by wipe/add write perm lasts until the broker's topics
@@ -41,6 +52,7 @@ liveness (last update, data version, session id, HA address). Durability point: 
 
 from __future__ import annotations
 
+import enum
 import time
 from typing import Any
 
@@ -65,6 +77,17 @@ class TopicConfigEntry(msgspec.Struct, frozen=True):
     topic_sys_flag: int = 0
 
 
+class Registration(enum.Enum):
+    """What a registration's topics are (told by its header's marks)."""
+
+    WHOLE = "whole"
+    """``actormqFull``: the whole table; topics left out leave the broker's route."""
+    INCREMENT = "increment"
+    """``actormqIncremental``: only created or changed topics, each applied."""
+    MERGE = "merge"
+    """No mark (RocketMQ's brokers): merged, new or changed topics applied, none dropped."""
+
+
 class RegisterBroker(msgspec.Struct, frozen=True, tag=True):
     cluster_name: str
     broker_name: str
@@ -74,8 +97,8 @@ class RegisterBroker(msgspec.Struct, frozen=True, tag=True):
     topics: tuple[TopicConfigEntry, ...]
     data_version: str
     session_id: int | None = None
-    incremental: bool = False
-    """``topics`` are only those that changed: merged into the broker's, none dropped."""
+    kind: Registration = Registration.WHOLE
+    """How ``topics`` combine with the broker's previous ones (see the module docstring)."""
 
 
 class RegisterResult(msgspec.Struct, frozen=True):
@@ -119,10 +142,13 @@ class RouteTable(GeventActor):
         first_time = msg.broker_addr not in self._live or addrs.get(msg.broker_id) is None
         addrs[msg.broker_id] = msg.broker_addr
         previous = self._live.get(msg.broker_addr)
-        if msg.incremental and previous is not None:  # only what changed: merged in place
+        merged = msg.kind is not Registration.WHOLE and previous is not None
+        news: tuple[TopicConfigEntry, ...] = ()
+        if merged:  # merged in place
             topics = previous.topics
-            changed = any(topics.get(t.topic_name) != t for t in msg.topics)
-            topics.update((t.topic_name, t) for t in msg.topics)
+            news = tuple(t for t in msg.topics if topics.get(t.topic_name) != t)
+            changed = bool(news)
+            topics.update((t.topic_name, t) for t in news)
         else:
             topics = {t.topic_name: t for t in msg.topics}
             changed = previous is None or previous.topics != topics
@@ -138,8 +164,11 @@ class RouteTable(GeventActor):
         )
         if msg.broker_id != 0:
             pass
-        elif msg.incremental and previous is not None and not first_time:
+        elif msg.kind is Registration.INCREMENT and merged and not first_time:
             self._upsert_topics(msg.broker_name, msg.topics)
+        elif msg.kind is Registration.MERGE:
+            self._upsert_topics(msg.broker_name, msg.topics if first_time else news)
+            self._add_missing_topics(msg.broker_name, msg.topics)
         elif changed or first_time:
             self._update_topics(msg.broker_name, tuple(topics.values()))
         else:

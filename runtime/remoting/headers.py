@@ -206,8 +206,10 @@ class NotifyConsumerIdsChangedRequestHeader(Header, kw_only=True):
 
 class RegisterBrokerRequestHeader(Header, kw_only=True):
     """REGISTER_BROKER (103). ``compressed`` true means RocketMQ's compressed binary body, which
-    we do not speak: our brokers register with JSON bodies. ``actormqIncremental`` (actormq's
-    brokers): the body holds only the topics that changed, to merge into the broker's table."""
+    we do not speak: our brokers register with JSON bodies. Marks of actormq's brokers:
+    ``actormqFull``, the body is the broker's whole table (topics left out were deleted);
+    ``actormqIncremental``, only the topics that changed, to merge into the broker's table.
+    Without either (RocketMQ's brokers) the name server merges, as RocketMQ's does."""
 
     broker_name: str
     broker_addr: str
@@ -218,6 +220,7 @@ class RegisterBrokerRequestHeader(Header, kw_only=True):
     compressed: bool = False
     body_crc32: Int32 = 0
     actormq_incremental: bool = False
+    actormq_full: bool = False
 
 
 class UnregisterBrokerRequestHeader(Header, kw_only=True):

@@ -50,7 +50,10 @@ def register(
     topics: dict[str, int] | None = None,
     counter: int = 1,
     incremental: bool = False,
+    full: bool = True,
 ) -> Any:
+    """REGISTER_BROKER as actormq's brokers send it (``actormqFull`` or, with ``incremental``,
+    ``actormqIncremental``); ``full=False`` and no ``incremental``: as RocketMQ's brokers do."""
     header = {
         "brokerName": name,
         "brokerAddr": addr,
@@ -60,6 +63,8 @@ def register(
     }
     if incremental:
         header["actormqIncremental"] = "true"
+    elif full:
+        header["actormqFull"] = "true"
     return client.call(RequestCode.REGISTER_BROKER, header, register_body(topics or {}, counter))
 
 
@@ -111,6 +116,32 @@ def test_an_incremental_registration_merges_its_topics(namesrv: Any) -> None:
     # When a full registration leaves one out, Then that one goes (the broker deleted it)
     register(broker, "broker-a", "127.0.0.1:10911", 0, {"A": 4, "C": 2}, 3)
     assert [queue_nums(client, t) for t in "ABC"] == [4, None, 2]
+
+
+def test_a_registration_without_marks_merges_as_rocketmqs_name_server(namesrv: Any) -> None:
+    _directory, address = namesrv
+    broker, client = WireClient(address), WireClient(address)
+
+    def plain(topics: dict[str, int], counter: int) -> Any:  # a RocketMQ broker's registration
+        return register(broker, "broker-a", "127.0.0.1:10911", 0, topics, counter, full=False)
+
+    # Given a RocketMQ broker registered with two topics
+    assert plain({"A": 4, "B": 4}, 1).code == ResponseCode.SUCCESS
+    # When it registers only a created topic (its registerIncrementBrokerData has no mark)
+    plain({"C": 2}, 2)
+    # Then the topics it left out keep their routes
+    assert [queue_nums(client, t) for t in "ABC"] == [4, 4, 2]
+    # When its next registration changes one and leaves two out
+    plain({"B": 8}, 3)
+    # Then the change applies and nothing leaves a route (deleting takes DELETE_TOPIC_IN_NAMESRV)
+    assert [queue_nums(client, t) for t in "ABC"] == [4, 8, 2]
+    # When an unchanged registration follows a write-perm wipe
+    wiped = client.call(RequestCode.WIPE_WRITE_PERM_OF_BROKER, {"brokerName": "broker-a"})
+    assert wiped.code == ResponseCode.SUCCESS
+    plain({"A": 4, "B": 8, "C": 2}, 4)
+    # Then the wipe lasts (only new or changed topics are applied, as RocketMQ's data version)
+    route = json.loads(client.call(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": "A"}).body)
+    assert route["queueDatas"][0]["perm"] == 4
 
 
 def test_unknown_topic_is_topic_not_exist_and_retry_topic_is_served(namesrv: Any) -> None:
