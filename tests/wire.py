@@ -53,6 +53,10 @@ class WireClient:
         request = RemotingCommand.request(code, ext, body)
         if credentials is not None:
             request = sign(request, credentials)
+        return self.call_command(request)
+
+    def call_command(self, request: RemotingCommand) -> Any:
+        """Send ``request`` and return its response (skipping server-pushed requests)."""
         self.send(request)
         while True:
             reply = self.receive()

@@ -3,18 +3,22 @@
 Messages (proxy methods; none blocks):
 - ``register(group, client_id, session)`` -> None (every heartbeat)
 - ``sent_half(group, session)`` -> None (a connection stored a half message of ``group``)
+- ``sent_request(client_id, session)`` -> None (a connection stored a request message of
+  request-reply naming ``client_id`` as REPLY_TO_CLIENT)
 - ``unregister(group, client_id)`` -> None
 - ``channel_closed(session_id)`` -> None
 - ``any_channel(group)`` -> a live SessionHandle of the group, or None (transaction check-back):
   one that sent a heartbeat for the group, else one that sent a half message of the group
 - ``find_channel(client_id)`` -> the live SessionHandle of that client (any group), or None
-  (request-reply: the requester of a reply)
+  (request-reply: the requester of a reply): one its heartbeat came on, else one it sent a
+  request message on
 - ``groups()`` -> group -> sorted client ids
 - ``connections(group)`` -> the group's ``Connection``s (client id, address, language and
   version of its last heartbeat), sorted; [] when none
 
-State owned (memory only): group -> client id -> (session, last heartbeat), and group -> session
-id -> (session, last half message). Producers silent for 120 s are dropped by the periodic scan.
+State owned (memory only): group -> client id -> (session, last heartbeat), group -> session
+id -> (session, last half message), and client id -> session id -> (session, last request
+message). Producers silent for 120 s are dropped by the periodic scan.
 Durability point: none.
 
 A connection that sent a half message is a producer of its group even before its first heartbeat
@@ -22,6 +26,9 @@ reaches this broker: RocketMQ's clients heartbeat every 30 s, and one whose firs
 before it knew any broker (the C++ client's runs 10 ms after start) stays unknown here for 30 s,
 so its open transactions would go unchecked that long. Such connections answer the check-back
 when no heartbeat-registered one is live; they are not listed as the group's connections.
+Likewise a requester of request-reply whose reply arrives before its first heartbeat gets it on
+the connection its request came on (RocketMQ's broker finds heartbeated channels only, and
+answers the responder "channel of <id> not found").
 """
 
 from __future__ import annotations
@@ -53,6 +60,8 @@ class ProducerManager(GeventActor):
         """client id -> (language, version) of its last heartbeat."""
         self._senders: dict[str, dict[int, tuple[Any, float]]] = {}
         """group -> session id -> (session, last half message sent on it)."""
+        self._requesters: dict[str, dict[int, tuple[Any, float]]] = {}
+        """client id -> session id -> (session, last request message sent on it)."""
         self._round = 0
 
     def on_start(self) -> None:
@@ -61,7 +70,7 @@ class ProducerManager(GeventActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, _Scan):
             now = self._clock()
-            for table in (self._groups, self._senders):
+            for table in self._tables():
                 _drop(table, lambda _s, seen: now - seen > self.expire_s)
             return None
         return super().on_receive(message)
@@ -75,6 +84,12 @@ class ProducerManager(GeventActor):
     def sent_half(self, group: str, session: Any) -> None:
         self._senders.setdefault(group, {})[session.session_id] = (session, self._clock())
 
+    def sent_request(self, client_id: str, session: Any) -> None:
+        self._requesters.setdefault(client_id, {})[session.session_id] = (session, self._clock())
+
+    def _tables(self) -> tuple[dict[str, dict[Any, tuple[Any, float]]], ...]:
+        return (self._groups, self._senders, self._requesters)
+
     def unregister(self, group: str, client_id: str) -> None:
         clients = self._groups.get(group)
         if clients is not None:
@@ -83,7 +98,7 @@ class ProducerManager(GeventActor):
                 del self._groups[group]
 
     def channel_closed(self, session_id: int) -> None:
-        for table in (self._groups, self._senders):
+        for table in self._tables():
             _drop(table, lambda session, _t: session.session_id == session_id)
 
     def any_channel(self, group: str) -> Any:
@@ -100,6 +115,9 @@ class ProducerManager(GeventActor):
             found = clients.get(client_id)
             if found is not None and found[0].alive:
                 return found[0]
+        for session, _t in self._requesters.get(client_id, {}).values():
+            if session.alive:
+                return session
         return None
 
     def groups(self) -> dict[str, list[str]]:

@@ -36,6 +36,7 @@ from runtime.remoting.headers import SendMessageRequestHeader
 from runtime.remoting.properties import (
     CLUSTER,
     MAX_RECONSUME_TIMES,
+    MSG_TYPE,
     REPLY_TO_CLIENT,
     UNIQ_KEY,
     decode_properties,
@@ -70,6 +71,8 @@ STORED_CODES = frozenset(
 """Response codes that mean "stored" (the durability condition may not be met)."""
 REPLY_MARK = f"{REPLY_TO_CLIENT}\x01"
 CLUSTER_MARK = f"{CLUSTER}\x01"
+REPLY_MESSAGE_FLAG = "reply"
+"""MSG_TYPE of a reply (RocketMQ's MixAll.REPLY_MESSAGE_FLAG)."""
 
 
 def send(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -> RemotingCommand:
@@ -123,8 +126,10 @@ def _send(
         )
     is_batch = h.batch or request.code == RequestCode.SEND_BATCH_MESSAGE
     records = records_of(session, request, h, queue_id, is_batch, ctx.cfg)
+    requester = None
     if not is_batch and REPLY_MARK in h.properties and CLUSTER_MARK not in h.properties:
         records = [with_cluster(records[0], ctx.cfg.broker_cluster_name)]
+        requester = requester_of(h.properties)
     if not records:
         return reply(request, ResponseCode.MESSAGE_ILLEGAL, remark="the batch holds no message")
     if is_batch and any(r.sys_flag & TRANSACTION_MASK for r in records):
@@ -163,6 +168,8 @@ def _send(
         from actors.broker.transaction_handler import register_half
 
         register_half(ctx, session, records[0], h.producer_group, outcome)
+    if requester:
+        ctx.proxy(ctx.producers).sent_request(requester, session)
     ext: dict[str, object] = {
         "msgId": ",".join(outcome.msg_ids),
         "queueId": queue_id,
@@ -221,6 +228,14 @@ def _auto_create(ctx: BrokerContext, h: SendMessageRequestHeader) -> TopicConfig
     ctx.store.create_topic(config)
     ctx.register_now(h.topic)
     return ctx.store.topic(h.topic) or config
+
+
+def requester_of(properties: str) -> str | None:
+    """The REPLY_TO_CLIENT of a request message of request-reply (None for a reply sent as a
+    plain message): its connection reaches the requester until the requester's heartbeat does
+    (``ProducerManager.sent_request``)."""
+    props = decode_properties(properties)
+    return None if props.get(MSG_TYPE) == REPLY_MESSAGE_FLAG else props.get(REPLY_TO_CLIENT)
 
 
 def with_cluster(record: PutRecord, cluster: str) -> PutRecord:

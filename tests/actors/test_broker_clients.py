@@ -114,6 +114,29 @@ def test_a_half_message_sender_answers_checks_until_a_heartbeat_arrives() -> Non
     assert manager.any_channel("pg").get(timeout=5) is None
 
 
+def test_a_requesters_request_connection_takes_its_replies_until_it_heartbeats() -> None:
+    now = [0.0]
+    manager = ProducerManager.start(clock=lambda: now[0]).proxy()
+    # Given a requester that sent a request message before any heartbeat
+    sender, registered = FakeSession(1), FakeSession(2)
+    manager.sent_request("r1", sender).get(timeout=5)
+    # Then its reply may go on that connection; nobody else's is found
+    assert manager.find_channel("r1").get(timeout=5) is sender
+    assert manager.find_channel("r2").get(timeout=5) is None
+    # When its heartbeat arrives on another connection, Then that one is preferred
+    manager.register("pg", "r1", registered).get(timeout=5)
+    assert manager.find_channel("r1").get(timeout=5) is registered
+    manager.unregister("pg", "r1").get(timeout=5)
+    # When the request's connection closes, Then the requester is not found
+    manager.channel_closed(1).get(timeout=5)
+    assert manager.find_channel("r1").get(timeout=5) is None
+    # And one silent for 120 s is dropped by the scan
+    manager.sent_request("r1", FakeSession(3)).get(timeout=5)
+    now[0] = 121.0
+    manager.actor_ref.tell(_Scan())
+    assert manager.find_channel("r1").get(timeout=5) is None
+
+
 def test_registrar_publishes_topics_to_the_name_server_and_unregisters_on_stop() -> None:
     directory = Directory()
     sock = bind("127.0.0.1", 0, what="namesrv")

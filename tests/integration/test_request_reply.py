@@ -25,10 +25,12 @@ from actors.client import (
     SendFailedError,
     SendHook,
 )
-from runtime.remoting.codes import ResponseCode
+from runtime.remoting.codes import RequestCode, ResponseCode
+from runtime.remoting.command import RemotingCommand
+from runtime.remoting.properties import decode_properties, encode_properties
 from tests.harness import RuntimeProcess
 from tests.integration.test_broker_wire import pull, records
-from tests.wire import WireClient
+from tests.wire import WireClient, send_v2
 
 pytestmark = pytest.mark.timeout(90)
 REPLY_TOPIC = "DefaultCluster_REPLY_TOPIC"
@@ -117,6 +119,39 @@ def test_a_reply_needs_a_request_and_a_live_requester(
         assert b"late" in stored
     finally:
         client.close()
+
+
+def test_a_reply_reaches_a_requester_before_its_first_heartbeat(
+    cluster: dict[str, str], responder: Producer
+) -> None:
+    # Given a requester whose first heartbeat has not reached the broker (RocketMQ's clients
+    # send the next one 30 s later): it sends a request and never heartbeats
+    client = WireClient(cluster["broker-a/0"])
+    try:
+        props = {"REPLY_TO_CLIENT": "10.9.9.9@early", "CORRELATION_ID": "c-early", "TTL": "9000"}
+        sent = client.call_command(send_v2("Rpc", b"early", properties=encode_properties(props)))
+        assert sent.code == ResponseCode.SUCCESS
+        # When the responder replies, Then the broker pushes the reply on the request's connection
+        push = wait_for_push(client, 20)
+        assert push.body == b"pong:early"
+        assert decode_properties(push.ext_fields["properties"])["CORRELATION_ID"] == "c-early"
+        client.send(RemotingCommand.response_to(push, ResponseCode.SUCCESS))
+    finally:
+        client.close()
+
+
+def wait_for_push(client: WireClient, timeout: float) -> RemotingCommand:
+    """The next PUSH_REPLY_MESSAGE_TO_CLIENT the broker sends ``client``."""
+    deadline = time.monotonic() + timeout
+    while (remaining := deadline - time.monotonic()) > 0:
+        client.sock.settimeout(remaining)
+        try:
+            cmd = client.receive()
+        except TimeoutError:
+            break
+        if cmd.code == RequestCode.PUSH_REPLY_MESSAGE_TO_CLIENT and not cmd.is_response:
+            return cmd
+    raise AssertionError(f"no PUSH_REPLY_MESSAGE_TO_CLIENT within {timeout} s")
 
 
 class _Sends(SendHook):
