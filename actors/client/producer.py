@@ -30,6 +30,7 @@ from actors.client.errors import ClientError, ClientStateError, MessageInvalidEr
 from actors.client.hooks import SendHook
 from actors.client.hub import ClientHub, acquire_shared, release_shared
 from actors.client.instance import ClientInstance
+from actors.client.latency_fault import LatencyFault
 from actors.client.message import Message, MessageQueue, SendResult
 from actors.client.namespace import Namespace, plain_queue, wire_name
 from actors.client.outgoing import COMPRESS_OVER, MAX_MESSAGE_SIZE, Outgoing, prepare, prepare_batch
@@ -63,6 +64,8 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply):
     (``RMQ_SYS_TRACE_TOPIC``): message traces, RocketMQ's (``actors.client.trace``).
     ``namespace`` (None): RocketMQ's client namespace: the group and every topic are
     ``<namespace>%<name>`` on the wire, results name the plain topic (``actors.client.namespace``).
+    ``send_latency_fault_enable`` (False): RocketMQ's sendLatencyFaultEnable, the default
+    selector skips brokers that answered slowly or failed lately (``actors.client.latency_fault``).
     """
 
     def __init__(
@@ -86,6 +89,7 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply):
         enable_msg_trace: bool = False,
         trace_topic: str | None = None,
         namespace: str | None = None,
+        send_latency_fault_enable: bool = False,
     ) -> None:
         if not group:
             raise ClientError("a producer needs a group name")
@@ -94,6 +98,8 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply):
         """The group as the brokers know it (``<namespace>%<group>`` with a namespace)."""
         self.send_timeout = send_timeout
         self.retries = retries
+        self.latency_fault = LatencyFault() if send_latency_fault_enable else None
+        """With ``send_latency_fault_enable``: which brokers the default selector skips now."""
         self.compress_over = compress_over
         self.compressor = compressor(compress_type, compress_level)
         self.max_message_size = max_message_size
@@ -154,7 +160,9 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply):
         instance.inbound_handlers[RequestCode.PUSH_REPLY_MESSAGE_TO_CLIENT] = self._replies.on_push
         instance.start()
         self._instance = instance
-        self._sender = Sender(instance, self.group, retries=self.retries)
+        self._sender = Sender(
+            instance, self.group, retries=self.retries, latency_fault=self.latency_fault
+        )
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """Unregister from the brokers and close every connection. Idempotent."""

@@ -33,15 +33,30 @@ class ByShardingKey:
 
 class RoundRobin:
     """Default selection: the next queue of the topic; on a retry, the next queue on a broker
-    other than the one that just failed (when there is one). State is per topic; hub only."""
+    other than the one that just failed (when there is one); with send latency fault tolerance
+    (``actors.client.latency_fault``), first the next on a broker not at fault. State is per
+    topic; hub only."""
 
     def __init__(self) -> None:
         self._next: dict[str, int] = {}
 
-    def select(self, queues: Sequence[MessageQueue], avoid: str | None = None) -> MessageQueue:
+    def select(
+        self,
+        queues: Sequence[MessageQueue],
+        avoid: str | None = None,
+        available: Callable[[str], bool] | None = None,
+    ) -> MessageQueue:
+        """The next queue; with ``available`` (send latency fault tolerance), the next on an
+        available broker other than ``avoid``, when there is one."""
         topic = queues[0].topic
         n = len(queues)
         start = self._next.get(topic, 0)
+        if available is not None:
+            for step in range(n):
+                mq = queues[(start + step) % n]
+                if mq.broker_name != avoid and available(mq.broker_name):
+                    self._next[topic] = start + step + 1
+                    return mq
         if avoid is not None:
             for step in range(n):
                 mq = queues[(start + step) % n]

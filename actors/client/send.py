@@ -15,6 +15,10 @@ with time left, or one of the response codes RocketMQ retries (TOPIC_NOT_EXIST,
 SERVICE_NOT_AVAILABLE, SYSTEM_ERROR, SYSTEM_BUSY, NO_PERMISSION, ...); after a missing route or
 a failed connect it first waits 0.2 s times the attempt number (a cluster still starting, a
 broker restarting). Every failure also refreshes the topic's route.
+
+With send latency fault tolerance on (``Producer(send_latency_fault_enable=True)``, RocketMQ's
+``sendLatencyFaultEnable``), each attempt's latency or failure is noted for its broker
+(``actors.client.latency_fault``) and the default selector prefers brokers not at fault.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from actors.client.errors import (
     SendFailedError,
 )
 from actors.client.instance import ClientInstance
+from actors.client.latency_fault import LatencyFault
 from actors.client.message import Message, MessageQueue, SendResult, SendStatus
 from actors.client.outgoing import Outgoing
 from actors.client.routes import TopicRoute
@@ -105,10 +110,13 @@ class Sender:
         *,
         retries: int = 2,
         default_topic_queue_nums: int = 4,
+        latency_fault: LatencyFault | None = None,
     ) -> None:
         self.instance = instance
         self.group = group
         self.retries = retries
+        self.latency_fault = latency_fault
+        """Send latency fault tolerance, when on (None: off, RocketMQ's default)."""
         self.default_topic_queue_nums = str(default_topic_queue_nums)
         self.round_robin = RoundRobin()
         self.loop = gevent.get_hub().loop
@@ -143,6 +151,7 @@ class SendOp:
         "_finished",
         "_opaque",
         "_session",
+        "_started",
         "_timer",
         "attempts_left",
         "deadline",
@@ -182,6 +191,7 @@ class SendOp:
         self._timer: Any = None
         self._session: Any = None
         self._opaque = 0
+        self._started = 0.0
 
     # -- steps --------------------------------------------------------------------------
 
@@ -230,7 +240,9 @@ class SendOp:
         if sel.selector is not None:
             msg = sel.message if sel.message is not None else Message(self.out.topic, b"")
             return check_selected(sel.selector(queues, msg), queues)
-        return self.sender.round_robin.select(queues, self.last_broker)
+        fault = self.sender.latency_fault
+        available = None if fault is None else fault.available
+        return self.sender.round_robin.select(queues, self.last_broker, available)
 
     def _send_on(self, route: TopicRoute) -> None:
         mq = self._select(route)
@@ -304,6 +316,8 @@ class SendOp:
             return
         self._session = session
         self._opaque = cmd.opaque
+        if sender.latency_fault is not None:
+            self._started = time.monotonic()
         future = session.request(cmd)
         timer = self._timer = sender.loop.timer(remaining)
         timer.start(self._timed_out, address)
@@ -324,6 +338,9 @@ class SendOp:
             return
         response: RemotingCommand = result.value
         status = STATUS_BY_CODE.get(response.code)  # type: ignore[call-overload]
+        fault = self.sender.latency_fault
+        if fault is not None and status is not None:
+            fault.update(mq.broker_name, (time.monotonic() - self._started) * 1000)
         if status is None:
             self._failed(BrokerError(response.code, response.remark, address, "send"))
             return
@@ -349,6 +366,9 @@ class SendOp:
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
 
+    def _elapsed_ms(self) -> float:
+        return (time.monotonic() - self._started) * 1000 if self._started else 0.0
+
     def _failed(self, error: ClientError) -> None:
         if self._finished:
             return
@@ -358,6 +378,9 @@ class SendOp:
             instance.refresh_route(self.out.topic, allow_default=True)
         if self.mq is not None:
             self.last_broker = self.mq.broker_name
+            fault = self.sender.latency_fault
+            if fault is not None and not isinstance(error, MessageInvalidError):
+                fault.update(self.mq.broker_name, self._elapsed_ms(), isolation=True)
         retryable = isinstance(error, ConnectError | RequestTimeoutError | NoRouteError) or (
             isinstance(error, BrokerError) and error.code in RETRY_CODES
         )

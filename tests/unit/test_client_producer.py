@@ -129,6 +129,22 @@ def test_a_failed_send_is_retried_on_the_other_broker(
     assert [m.body for m in stored_messages(cluster, "Orders")][-1:] == [b"retried"]
 
 
+def test_with_latency_fault_tolerance_a_failed_broker_is_skipped_for_a_while(
+    cluster: FakeCluster,
+) -> None:
+    with Producer("faulty", namesrv=cluster.namesrv, send_latency_fault_enable=True) as producer:
+        # Given broker-a refuses one send (round robin: the second send goes to broker-a)
+        producer.send(Message("Orders", b"warm-up"))
+        cluster.run(lambda: cluster.broker("broker-a").fail_sends.append(ResponseCode.SYSTEM_BUSY))
+        # When eight more sends follow
+        landed = [producer.send(Message("Orders", b"x")).queue.broker_name for _ in range(8)]
+        # Then the refused one was retried on broker-b and broker-a got none of them (out for
+        # 10 s), where the plain round robin would have sent it every other one
+        assert landed == ["broker-b"] * 8
+        assert producer.latency_fault is not None
+        assert set(producer.latency_fault.unavailable()) == {"broker-a"}
+
+
 def test_an_async_send_is_retried_but_not_one_with_a_selector(
     cluster: FakeCluster, producer: Producer
 ) -> None:
