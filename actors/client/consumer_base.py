@@ -172,6 +172,7 @@ class ConsumerBase(BrokerRequests, ConsumerQueries):
             "pullBatchSize": str(opts.batch_size),
             "pullThresholdForQueue": str(opts.max_cached_messages),
             "pullThresholdSizeForQueue": str(opts.max_cached_bytes // (1024 * 1024)),
+            "consumeConcurrentlyMaxSpan": str(opts.max_span),
             "instanceName": self.config.instance_name,
             "clientIP": self.config.client_ip,
             "namesrvAddr": ";".join(self.config.namesrv),

@@ -76,6 +76,8 @@ class Idle(msgspec.Struct, frozen=True, tag=True):
 class OrderlyPuller(QueuePuller):
     """See the module docstring."""
 
+    SPAN_CONTROL = False
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.locked_until = 0.0

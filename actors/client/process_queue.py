@@ -68,6 +68,15 @@ class ProcessQueue:
             order.popleft()
         return order[0] if order else self.pulled_upto
 
+    def span(self) -> int:
+        """Highest minus lowest cached offset (0 when at most one is cached): RocketMQ's
+        ``ProcessQueue.getMaxSpan``, what ``consumeConcurrentlyMaxSpan`` bounds."""
+        order = self._order
+        msgs = self.msgs
+        while order and order[-1] not in msgs:
+            order.pop()
+        return order[-1] - self._low() if order else 0
+
     def committable(self) -> int:
         """The offset to commit: the lowest in flight, else where the next pull starts."""
         return self._low()

@@ -124,7 +124,8 @@ class PullConsumer(ConsumerBase, ConsumerTrace):
     Options as ``PushConsumer`` where they apply (``allocate``, ``enable_msg_trace`` and
     ``trace_topic`` too: each ``poll``'s messages are traced as RocketMQ's
     DefaultLitePullConsumer traces them, ``actors.client.consumer_trace``), plus
-    ``auto_commit`` (True), ``max_poll_messages`` (32) and ``pull_batch_size`` (32)."""
+    ``auto_commit`` (True), ``max_poll_messages`` (32) and ``pull_batch_size`` (32);
+    ``max_span`` (2000) is RocketMQ's consumeMaxSpan here."""
 
     consume_type = "CONSUME_ACTIVELY"
 
@@ -142,6 +143,7 @@ class PullConsumer(ConsumerBase, ConsumerTrace):
         pull_batch_size: int = 32,
         max_cached_messages: int = 1000,
         max_cached_bytes: int = 100 * 1024 * 1024,
+        max_span: int = 2000,
         rebalance_interval: float = 20.0,
         suspend_timeout: float = 15.0,
         pull_error_delay: float = 3.0,
@@ -161,6 +163,7 @@ class PullConsumer(ConsumerBase, ConsumerTrace):
             suspend_ms=int(suspend_timeout * 1000),
             max_cached_messages=max_cached_messages,
             max_cached_bytes=max_cached_bytes,
+            max_span=max_span,
             error_delay=pull_error_delay,
             commit_in_pull=auto_commit,
             lite=True,

@@ -7,7 +7,8 @@ Messages:
 - ``PullDone(generation, result, error)``: the pull greenlet's outcome. Found messages go into
   the ProcessQueue and to the sink (the push consumer's listener pool, or the lite consumer's
   poll buffer); then the next pull starts at once, unless more than ``max_cached_messages`` or
-  ``max_cached_bytes`` are cached (flow control: pulling resumes when consumption catches up).
+  ``max_cached_bytes`` are cached, or (not orderly) the cached offsets span more than
+  ``max_span`` (flow control: pulling resumes when consumption catches up).
   An error retries after ``error_delay``. An answer that moves nothing (NO_MATCHED_MSG with
   ``nextBeginOffset`` where the pull started: a slave keeping a consumer whose offset it does
   not hold yet, while the route has no master to try instead) refreshes the route and pulls
@@ -82,6 +83,9 @@ STALLED_DELAY = 0.2
 
 class QueuePuller(GeventActor):
     """See the module docstring."""
+
+    SPAN_CONTROL = True
+    """Whether ``PullOptions.max_span`` applies (not to orderly consumers, as in RocketMQ)."""
 
     def __init__(
         self,
@@ -265,13 +269,24 @@ class QueuePuller(GeventActor):
 
     def _check_flow(self) -> None:
         opts = self.options
-        over = self.pq.count > opts.max_cached_messages or self.pq.bytes > opts.max_cached_bytes
+        pq = self.pq
+        over = (
+            pq.count > opts.max_cached_messages
+            or pq.bytes > opts.max_cached_bytes
+            or (
+                self.SPAN_CONTROL
+                and opts.max_span > 0
+                and pq.count > 1
+                and pq.span() > opts.max_span
+            )
+        )
         if over and not self.paused:
             logger.debug(
-                "client: {} flow control: {} messages / {} bytes cached",
+                "client: {} flow control: {} messages / {} bytes cached, offsets span {}",
                 self.mq,
-                self.pq.count,
-                self.pq.bytes,
+                pq.count,
+                pq.bytes,
+                pq.span(),
             )
         self.paused = over
 

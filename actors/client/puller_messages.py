@@ -37,6 +37,9 @@ class PullOptions(msgspec.Struct, frozen=True, kw_only=True):
     suspend_ms: int = 15_000
     max_cached_messages: int = 1000
     max_cached_bytes: int = 100 * 1024 * 1024
+    max_span: int = 2000
+    """Pause pulling while the cached offsets span more than this (RocketMQ's
+    consumeConcurrentlyMaxSpan / consumeMaxSpan); orderly consumers ignore it, as RocketMQ's."""
     error_delay: float = 3.0
     reconsume_delay: float = 1.0
     commit_in_pull: bool = True

@@ -93,7 +93,9 @@ class PushConsumer(ConsumerBase, ConsumerTrace):
     ``consume_from`` (LAST / FIRST / TIMESTAMP with ``consume_timestamp`` in ms; applies only
     to queues where the group has no committed offset), ``consume_threads`` (20),
     ``pull_batch_size`` (32), ``max_cached_messages`` (1000) / ``max_cached_bytes`` (100 MiB)
-    per queue, ``rebalance_interval`` (20 s), ``commit_interval`` (5 s), ``reconsume_delay``
+    per queue, ``max_span`` (2000: RocketMQ's consumeConcurrentlyMaxSpan, a queue stops pulling
+    while its cached offsets span more; not orderly; 0 turns it off), ``rebalance_interval``
+    (20 s), ``commit_interval`` (5 s), ``reconsume_delay``
     (1 s, local redelivery when a send-back fails), ``max_reconsume_times`` (16), ``orderly``
     (False), ``suspend_delay`` (1 s, orderly), ``relock_interval`` (20 s, orderly),
     ``consume_batch_size`` (1, at most 1024: the longest list a ``batch=True`` listener gets),
@@ -117,6 +119,7 @@ class PushConsumer(ConsumerBase, ConsumerTrace):
         pull_batch_size: int = 32,
         max_cached_messages: int = 1000,
         max_cached_bytes: int = 100 * 1024 * 1024,
+        max_span: int = 2000,
         rebalance_interval: float = 20.0,
         commit_interval: float = 5.0,
         reconsume_delay: float = 1.0,
@@ -153,6 +156,7 @@ class PushConsumer(ConsumerBase, ConsumerTrace):
             suspend_ms=int(suspend_timeout * 1000),
             max_cached_messages=max_cached_messages,
             max_cached_bytes=max_cached_bytes,
+            max_span=max_span,
             error_delay=pull_error_delay,
             reconsume_delay=reconsume_delay,
             commit_in_pull=True,

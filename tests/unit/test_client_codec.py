@@ -328,6 +328,18 @@ def test_process_queue_commits_the_lowest_offset_in_flight() -> None:
     assert pq.add([ext(20)], 21) and not pq.add([ext(20)], 21)  # duplicates are ignored
 
 
+def test_process_queue_span_is_highest_minus_lowest_cached_offset() -> None:
+    pq = ProcessQueue(0)
+    assert pq.span() == 0
+    pq.add([ext(0), ext(1), ext(7)], 8)
+    assert pq.span() == 7
+    pq.remove([7])  # the highest consumed: the span shrinks to what is still cached
+    assert pq.span() == 1
+    pq.add([ext(30)], 31)
+    pq.remove([0, 1])
+    assert pq.span() == 0 and pq.count == 1
+
+
 def test_local_offsets_file_round_trip_and_corruption(tmp_path) -> None:
     path = tmp_path / "g" / "offsets.json"
     table = {MessageQueue(topic="T", broker_name="b", queue_id=i): i * 10 for i in range(3)}

@@ -221,6 +221,44 @@ def test_flow_control_stops_pulling_until_the_listener_catches_up(cluster: FakeC
     consumer.shutdown()
 
 
+def test_pulling_stops_while_the_cached_offsets_span_too_far(cluster: FakeCluster) -> None:
+    # Given 60 messages on one queue, only every third one tagged "paid", and a blocked listener
+    for i in range(60):
+        cluster.put(
+            "Orders", b"%d" % i, queue_id=0, properties=TAGGED.format("paid" if i % 3 == 0 else "x")
+        )
+    release = threading.Event()
+    seen = Collector(20)
+
+    def listener(msg) -> None:
+        release.wait(10)
+        seen(msg)
+
+    consumer = fast_push(cluster, "span", pull_batch_size=2, max_span=12, consume_threads=2)
+    consumer.subscribe("Orders", "paid", listener)
+    consumer.start()
+
+    def pulls() -> int:
+        return sum(
+            1
+            for code, ext in cluster.broker().requests
+            if code == RequestCode.PULL_MESSAGE
+            and ext["topic"] == "Orders"
+            and ext["queueId"] == "0"
+        )
+
+    # Then pulling stops once the cached offsets (0, 3, 6, ...) span more than 12, with only
+    # 6 messages cached (RocketMQ's consumeConcurrentlyMaxSpan; max_cached_messages is 1000)
+    wait_until(lambda: pulls() >= 3, what="pulls up to the span")
+    time.sleep(0.3)  # a puller ignoring the span would pull all 10 batches meanwhile
+    assert pulls() == 3
+    # When the listener is released, Then everything tagged arrives
+    release.set()
+    assert seen.done.wait(10)
+    assert sorted(int(b) for b in seen.bodies()) == list(range(0, 60, 3))
+    consumer.shutdown()
+
+
 def test_broadcasting_delivers_everything_to_every_member_with_local_offsets(
     cluster: FakeCluster, tmp_path
 ) -> None:
