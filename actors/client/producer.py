@@ -66,6 +66,9 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply):
     ``<namespace>%<name>`` on the wire, results name the plain topic (``actors.client.namespace``).
     ``send_latency_fault_enable`` (False): RocketMQ's sendLatencyFaultEnable, the default
     selector skips brokers that answered slowly or failed lately (``actors.client.latency_fault``).
+    ``retry_another_broker_when_not_store_ok`` (False): RocketMQ's option of that name, a send
+    answered FLUSH_DISK_TIMEOUT / FLUSH_SLAVE_TIMEOUT / SLAVE_NOT_AVAILABLE is retried on
+    another broker (``actors.client.send``).
     """
 
     def __init__(
@@ -90,6 +93,7 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply):
         trace_topic: str | None = None,
         namespace: str | None = None,
         send_latency_fault_enable: bool = False,
+        retry_another_broker_when_not_store_ok: bool = False,
     ) -> None:
         if not group:
             raise ClientError("a producer needs a group name")
@@ -98,6 +102,7 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply):
         """The group as the brokers know it (``<namespace>%<group>`` with a namespace)."""
         self.send_timeout = send_timeout
         self.retries = retries
+        self.retry_not_stored_ok = retry_another_broker_when_not_store_ok
         self.latency_fault = LatencyFault() if send_latency_fault_enable else None
         """With ``send_latency_fault_enable``: which brokers the default selector skips now."""
         self.compress_over = compress_over
@@ -161,7 +166,11 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply):
         instance.start()
         self._instance = instance
         self._sender = Sender(
-            instance, self.group, retries=self.retries, latency_fault=self.latency_fault
+            instance,
+            self.group,
+            retries=self.retries,
+            latency_fault=self.latency_fault,
+            retry_not_stored_ok=self.retry_not_stored_ok,
         )
 
     def shutdown(self, timeout: float = 10.0) -> None:

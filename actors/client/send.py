@@ -16,6 +16,12 @@ SERVICE_NOT_AVAILABLE, SYSTEM_ERROR, SYSTEM_BUSY, NO_PERMISSION, ...); after a m
 a failed connect it first waits 0.2 s times the attempt number (a cluster still starting, a
 broker restarting). Every failure also refreshes the topic's route.
 
+With ``retry_another_broker_when_not_store_ok`` (RocketMQ's retryAnotherBrokerWhenNotStoreOK,
+off by default), a stored send answered FLUSH_DISK_TIMEOUT, FLUSH_SLAVE_TIMEOUT or
+SLAVE_NOT_AVAILABLE is sent again to another broker while attempts and time are left; when no
+later attempt is SEND_OK, the last such result is returned (a copy is stored on every broker
+that answered one).
+
 With send latency fault tolerance on (``Producer(send_latency_fault_enable=True)``, RocketMQ's
 ``sendLatencyFaultEnable``), each attempt's latency or failure is noted for its broker
 (``actors.client.latency_fault``) and the default selector prefers brokers not at fault.
@@ -111,10 +117,13 @@ class Sender:
         retries: int = 2,
         default_topic_queue_nums: int = 4,
         latency_fault: LatencyFault | None = None,
+        retry_not_stored_ok: bool = False,
     ) -> None:
         self.instance = instance
         self.group = group
         self.retries = retries
+        self.retry_not_stored_ok = retry_not_stored_ok
+        """RocketMQ's retryAnotherBrokerWhenNotStoreOK (see the module docstring)."""
         self.latency_fault = latency_fault
         """Send latency fault tolerance, when on (None: off, RocketMQ's default)."""
         self.default_topic_queue_nums = str(default_topic_queue_nums)
@@ -159,6 +168,7 @@ class SendOp:
         "errors",
         "last_broker",
         "mq",
+        "not_ok",
         "oneway",
         "out",
         "selection",
@@ -192,6 +202,8 @@ class SendOp:
         self._session: Any = None
         self._opaque = 0
         self._started = 0.0
+        self.not_ok: SendResult | None = None
+        """The last result that was stored but not SEND_OK (retried elsewhere when allowed)."""
 
     # -- steps --------------------------------------------------------------------------
 
@@ -344,7 +356,19 @@ class SendOp:
         if status is None:
             self._failed(BrokerError(response.code, response.remark, address, "send"))
             return
-        self._finish(send_result(status, self.out.msg_id, mq, response.ext_fields), None)
+        result = send_result(status, self.out.msg_id, mq, response.ext_fields)
+        if (
+            status is not SendStatus.SEND_OK
+            and self.sender.retry_not_stored_ok
+            and self.attempts_left > 0
+            and self.remaining() > TIMER_SLACK
+        ):
+            self.not_ok = result
+            self.last_broker = mq.broker_name
+            logger.debug("client: send to {} answered {}; retrying", self.out.topic, status)
+            self.attempt()
+            return
+        self._finish(result, None)
 
     def _retry_later(self, timer: Any) -> None:
         timer.close()
@@ -397,7 +421,9 @@ class SendOp:
                 return
             self.attempt()
             return
-        if len(self.errors) == 1:
+        if self.not_ok is not None:  # an earlier attempt stored it: that is the outcome
+            self._finish(self.not_ok, None)
+        elif len(self.errors) == 1:
             self._finish(None, error)
         else:
             self._finish(None, SendFailedError(self.out.topic, self.errors))

@@ -209,6 +209,11 @@ class BrokerProcessor:
         if request.is_oneway:
             return None
         ext = {"msgId": msg_id, "queueId": h.queue_id, "queueOffset": first}
+        if b.stored_codes:
+            code = b.stored_codes.pop(0)
+            return RemotingCommand.response_to(
+                request, code, ext_fields={**ext, **b.send_ext_fields}
+            )
         return _ok(request, {**ext, **b.send_ext_fields})
 
     def _pull(self, request: RemotingCommand) -> RemotingCommand:

@@ -145,6 +145,31 @@ def test_with_latency_fault_tolerance_a_failed_broker_is_skipped_for_a_while(
         assert set(producer.latency_fault.unavailable()) == {"broker-a"}
 
 
+def test_a_send_not_stored_ok_is_retried_on_another_broker_when_asked(
+    cluster: FakeCluster, producer: Producer
+) -> None:
+    # Given broker-a answers its next sends FLUSH_DISK_TIMEOUT (stored, not yet on disk)
+    producer.send(Message("Orders", b"warm-up"))  # the next send goes to broker-a
+    flush_timeout = ResponseCode.FLUSH_DISK_TIMEOUT
+    cluster.run(lambda: cluster.broker("broker-a").stored_codes.append(flush_timeout))
+    # Then by default that is the outcome (RocketMQ's retryAnotherBrokerWhenNotStoreOK is off)
+    assert producer.send(Message("Orders", b"once")).status is SendStatus.FLUSH_DISK_TIMEOUT
+    with Producer(
+        "retrying", namesrv=cluster.namesrv, retry_another_broker_when_not_store_ok=True
+    ) as retrying:
+        # When a producer with the option sends to broker-a (its first send: queue 0 of a)
+        cluster.run(lambda: cluster.broker("broker-a").stored_codes.append(flush_timeout))
+        r = retrying.send(Message("Orders", b"again"))
+        # Then it was sent again to broker-b, which stored it OK
+        assert r.status is SendStatus.SEND_OK and r.queue.broker_name == "broker-b"
+        # When every attempt is answered not OK, Then the last such answer is the outcome
+        for name in ("broker-a", "broker-b"):
+            cluster.run(lambda n=name: cluster.broker(n).stored_codes.extend([flush_timeout] * 3))
+        assert retrying.send(Message("Orders", b"x")).status is SendStatus.FLUSH_DISK_TIMEOUT
+    bodies = [m.body for m in stored_messages(cluster, "Orders")]
+    assert bodies.count(b"once") == 1 and bodies.count(b"again") == 2 and bodies.count(b"x") == 3
+
+
 def test_an_async_send_is_retried_but_not_one_with_a_selector(
     cluster: FakeCluster, producer: Producer
 ) -> None:
