@@ -27,6 +27,7 @@ again after the failed ones succeed (or go to the dead-letter queue).
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -223,6 +224,9 @@ class ConsumeService:
             for listener, call in self._calls(msgs):
                 if ordered and retry:
                     break
+                started = int(time.time() * 1000)
+                for m in call:
+                    m.consume_start_ms = started
                 if hooks is None:
                     ok, context = self._consume(listener, call, mq, ordered)
                 else:
@@ -243,6 +247,7 @@ class ConsumeService:
                     break
                 reset_retry_topic(msg, ns)
                 listener = self.listeners.get(msg.topic) or self.listeners.get("*")
+                msg.consume_start_ms = int(time.time() * 1000)
                 try:
                     if listener is None:
                         raise LookupError(f"no listener for topic {msg.topic!r}")

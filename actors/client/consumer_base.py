@@ -173,6 +173,7 @@ class ConsumerBase(BrokerRequests, ConsumerQueries):
             "pullThresholdForQueue": str(opts.max_cached_messages),
             "pullThresholdSizeForQueue": str(opts.max_cached_bytes // (1024 * 1024)),
             "consumeConcurrentlyMaxSpan": str(opts.max_span),
+            "consumeTimeout": str(round(opts.consume_timeout / 60)),
             "instanceName": self.config.instance_name,
             "clientIP": self.config.client_ip,
             "namesrvAddr": ";".join(self.config.namesrv),

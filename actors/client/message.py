@@ -176,6 +176,9 @@ class MessageExt(msgspec.Struct, gc=False, kw_only=False):
     reconsume_times: int = 0
     prepared_transaction_offset: int = 0
     _props: dict[str, str] | None = None
+    consume_start_ms: int = 0
+    """When a push consumer's listener call holding it began (ms; 0: not yet), RocketMQ's
+    CONSUME_START_TIME: what ``consume_timeout`` measures."""
 
     @property
     def born_host(self) -> str:

@@ -20,9 +20,12 @@ Messages:
   greenlet; otherwise delivered again locally after ``reconsume_delay`` (broadcasting: up to
   ``max_reconsume_times`` times, then dropped with a warning, as RocketMQ drops them at once).
   The committable offset goes to the OffsetStore.
-- ``SentBack(generation, ok, failed)``: the send-back greenlet's outcome. Accepted messages
-  count as consumed (the offset moves past them); the others are retried locally.
+- ``SentBack(generation, ok, failed, expired)``: the send-back greenlet's outcome. Accepted
+  messages count as consumed (the offset moves past them); the others are retried locally
+  (``expired``, sent back by the consume timeout: left as they are).
 - ``Redeliver(generation, offsets)``: timer for the local redelivery.
+- ``ExpireCheck``: timer (with ``consume_timeout``): messages whose listener call outlasted it
+  are sent back and leave the process queue (``actors.client.consume_timeout``).
 - ``Seek(offset)``: drop what is cached, pull from ``offset`` (lite consumer).
 - ``Quiesce``: stop pulling (shutdown: let the listeners finish first).
 - ``queue_info()`` (proxy) -> ``ProcessQueueInfo`` of this queue (GET_CONSUMER_RUNNING_INFO):
@@ -50,10 +53,15 @@ import gevent
 import pykka
 from loguru import logger
 
+from actors.client.consume_timeout import (
+    EXPIRED_DELAY_LEVEL,
+    ExpireCheck,
+    check_interval,
+    to_send_back,
+)
 from actors.client.errors import BrokerError, ClientError
 from actors.client.instance import ClientInstance
 from actors.client.message import MessageExt, MessageQueue, PullStatus
-from actors.client.namespace import Namespace
 from actors.client.offsets import UpdateOffset
 from actors.client.process_queue import ProcessQueue
 from actors.client.pull import PullResult, TagFilter
@@ -70,7 +78,7 @@ from actors.client.puller_messages import (
     Sink,
     next_generation,
 )
-from actors.client.send_back import resend_to_retry, send_back
+from actors.client.send_back import hand_back
 from runtime import workers
 from runtime.actor import GeventActor, tell_now
 from runtime.errors import ProtocolError
@@ -117,11 +125,16 @@ class QueuePuller(GeventActor):
         """The broker id the last pull response suggested reading from (0: the master)."""
         self.last_pull_ms = 0
         self.last_consume_ms = 0
+        self._expiring: set[int] = set()
+        """Offsets being sent back by the consume timeout."""
 
     # -- life cycle -------------------------------------------------------------------------
 
     def on_start(self) -> None:
         self.actor_ref.tell(PullNext())
+        timeout = self.options.consume_timeout
+        if timeout > 0 and self.options.send_back and self.SPAN_CONTROL:
+            self.send_every(check_interval(timeout), ExpireCheck())
 
     def on_stop(self) -> None:
         self._cancel_pull()
@@ -158,7 +171,14 @@ class QueuePuller(GeventActor):
         elif isinstance(message, Quiesce):
             self.quiescing = True
             self._cancel_pull()
+        elif isinstance(message, ExpireCheck):
+            self._expire()
         return None
+
+    def _expire(self) -> None:
+        msgs = to_send_back(self.pq, self._expiring, self.options.consume_timeout, self.mq)
+        if msgs:
+            gevent.spawn(self._send_back, self.generation, msgs, EXPIRED_DELAY_LEVEL, expired=True)
 
     def committable(self) -> int:
         return self.pq.committable()
@@ -339,55 +359,36 @@ class QueuePuller(GeventActor):
         if retry:
             self.send_after(self.options.reconsume_delay, Redeliver(self.generation, retry))
 
-    def _send_back(self, generation: int, msgs: list[MessageExt], delay_level: int = 0) -> None:
+    def _send_back(
+        self,
+        generation: int,
+        msgs: list[MessageExt],
+        delay_level: int = 0,
+        *,
+        expired: bool = False,
+    ) -> None:
         """Greenlet: CONSUMER_SEND_MSG_BACK for each message, then SentBack to the actor."""
-        ok: list[int] = []
-        failed: list[int] = []
         opts = self.options
-        ns = Namespace.of(opts.namespace)
-        for m in msgs:
-            if ns is not None:  # its listener saw the plain topic
-                m.topic = ns.wrap(m.topic)
-            try:
-                send_back(
-                    self.instance,
-                    self.group,
-                    m,
-                    delay_level=delay_level,
-                    max_reconsume_times=opts.max_reconsume_times,
-                    timeout=opts.send_back_timeout,
-                )
-            except ClientError as exc:
-                try:
-                    resend_to_retry(
-                        self.instance,
-                        self.group,
-                        m,
-                        delay_level=delay_level,
-                        max_reconsume_times=opts.max_reconsume_times,
-                        timeout=opts.send_back_timeout,
-                    )
-                except ClientError as resend:
-                    logger.warning(
-                        "client: send back of {} failed ({}), so did its copy to the retry "
-                        "topic ({}); retrying locally",
-                        m,
-                        exc,
-                        resend,
-                    )
-                    failed.append(m.queue_offset)
-                    continue
-                logger.info("client: send back of {} failed ({}); sent to the retry topic", m, exc)
-            ok.append(m.queue_offset)
+        ok, failed = hand_back(
+            self.instance,
+            self.group,
+            msgs,
+            delay_level=delay_level,
+            max_reconsume_times=opts.max_reconsume_times,
+            timeout=opts.send_back_timeout,
+            namespace=opts.namespace,
+        )
         with contextlib.suppress(pykka.ActorDeadError):
-            self.actor_ref.tell(SentBack(generation, ok, failed))
+            self.actor_ref.tell(SentBack(generation, ok, failed, expired))
 
     def _sent_back(self, message: SentBack) -> None:
         if message.generation != self.generation:
             return
         self.pq.remove(message.ok)
+        if message.expired:
+            self._expiring.difference_update(message.ok + message.failed)
         failed = [self.pq.msgs[o] for o in message.failed if o in self.pq.msgs]
-        if failed:
+        if failed and not message.expired:
             self._retry_locally(failed)
         self._settled()
 

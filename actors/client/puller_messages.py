@@ -48,6 +48,9 @@ class PullOptions(msgspec.Struct, frozen=True, kw_only=True):
     """Hand failed messages back to the broker (clustering push consumers)."""
     max_reconsume_times: int = 16
     send_back_timeout: float = 3.0
+    consume_timeout: float = 0.0
+    """Seconds a listener call may hold a message before it is sent back (0: never; clustering
+    push consumers, not orderly; ``actors.client.consume_timeout``)."""
     suspend_delay: float = 1.0
     """Orderly: how long a queue waits before a failed message is consumed again."""
     relock_interval: float = 20.0
@@ -83,6 +86,8 @@ class SentBack(msgspec.Struct, frozen=True, tag=True):
     generation: int
     ok: list[int]
     failed: list[int]
+    expired: bool = False
+    """They were sent back by the consume timeout: the failed ones stay as they are."""
 
 
 class Redeliver(msgspec.Struct, frozen=True, tag=True):

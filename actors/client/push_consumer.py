@@ -94,7 +94,10 @@ class PushConsumer(ConsumerBase, ConsumerTrace):
     to queues where the group has no committed offset), ``consume_threads`` (20),
     ``pull_batch_size`` (32), ``max_cached_messages`` (1000) / ``max_cached_bytes`` (100 MiB)
     per queue, ``max_span`` (2000: RocketMQ's consumeConcurrentlyMaxSpan, a queue stops pulling
-    while its cached offsets span more; not orderly; 0 turns it off), ``rebalance_interval``
+    while its cached offsets span more; not orderly; 0 turns it off), ``consume_timeout``
+    (900 s: RocketMQ's consumeTimeout, a message whose listener call outlasts it is sent back
+    to the broker so the queue's offset moves on; clustering, not orderly; 0 turns it off;
+    ``actors.client.consume_timeout``), ``rebalance_interval``
     (20 s), ``commit_interval`` (5 s), ``reconsume_delay``
     (1 s, local redelivery when a send-back fails), ``max_reconsume_times`` (16), ``orderly``
     (False), ``suspend_delay`` (1 s, orderly), ``relock_interval`` (20 s, orderly),
@@ -120,6 +123,7 @@ class PushConsumer(ConsumerBase, ConsumerTrace):
         max_cached_messages: int = 1000,
         max_cached_bytes: int = 100 * 1024 * 1024,
         max_span: int = 2000,
+        consume_timeout: float = 900.0,
         rebalance_interval: float = 20.0,
         commit_interval: float = 5.0,
         reconsume_delay: float = 1.0,
@@ -157,6 +161,7 @@ class PushConsumer(ConsumerBase, ConsumerTrace):
             max_cached_messages=max_cached_messages,
             max_cached_bytes=max_cached_bytes,
             max_span=max_span,
+            consume_timeout=consume_timeout,
             error_delay=pull_error_delay,
             reconsume_delay=reconsume_delay,
             commit_in_pull=True,

@@ -21,11 +21,13 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 import gevent.event
+from loguru import logger
 
 from actors.client.compression import DEFAULT_COMPRESSOR
-from actors.client.errors import NoRouteError, RequestTimeoutError
+from actors.client.errors import ClientError, NoRouteError, RequestTimeoutError
 from actors.client.instance import ClientInstance
 from actors.client.message import MessageExt, MessageQueue
+from actors.client.namespace import Namespace
 from actors.client.outgoing import COMPRESS_OVER, Outgoing
 from actors.client.remoting import make_request
 from actors.client.send import ROUND_ROBIN, Sender
@@ -87,6 +89,57 @@ def send_back(
 
 INNER_PRODUCER_GROUP = "CLIENT_INNER_PRODUCER"
 """The group RocketMQ's clients send internal messages (a failed send-back's copy) under."""
+
+
+def hand_back(
+    instance: ClientInstance,
+    group: str,
+    msgs: list[MessageExt],
+    *,
+    delay_level: int,
+    max_reconsume_times: int,
+    timeout: float,
+    namespace: str = "",
+) -> tuple[list[int], list[int]]:
+    """Send each of ``msgs`` back (``send_back``; when the broker refuses, a copy to the retry
+    topic, ``resend_to_retry``), from a greenlet: (offsets handed back, offsets not)."""
+    ok: list[int] = []
+    failed: list[int] = []
+    ns = Namespace.of(namespace)
+    for m in msgs:
+        if ns is not None:  # its listener saw the plain topic
+            m.topic = ns.wrap(m.topic)
+        try:
+            send_back(
+                instance,
+                group,
+                m,
+                delay_level=delay_level,
+                max_reconsume_times=max_reconsume_times,
+                timeout=timeout,
+            )
+        except ClientError as exc:
+            try:
+                resend_to_retry(
+                    instance,
+                    group,
+                    m,
+                    delay_level=delay_level,
+                    max_reconsume_times=max_reconsume_times,
+                    timeout=timeout,
+                )
+            except ClientError as resend:
+                logger.warning(
+                    "client: send back of {} failed ({}), so did its copy to the retry topic ({})",
+                    m,
+                    exc,
+                    resend,
+                )
+                failed.append(m.queue_offset)
+                continue
+            logger.info("client: send back of {} failed ({}); sent to the retry topic", m, exc)
+        ok.append(m.queue_offset)
+    return ok, failed
 
 
 def retry_copy(

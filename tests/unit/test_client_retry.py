@@ -269,3 +269,63 @@ def test_an_orderly_queue_is_consumed_only_while_its_lock_is_held(cluster: FakeC
     c.shutdown()
     assert cluster.lock_owner("ord-lock", mq0) is None
     assert cluster.lock_owner("ord-lock", mq1) is None
+
+
+def test_a_message_held_past_the_consume_timeout_is_sent_back_and_the_offset_moves_on(
+    cluster: FakeCluster,
+) -> None:
+    # Given a broker that accepts send-backs and a listener stuck on the first of 3 messages
+    cluster.broker().accept_send_back = True
+    for body in (b"stuck", b"b", b"c"):
+        cluster.put("Orders", body, queue_id=0)
+    release = threading.Event()
+    finished: list[bytes] = []
+
+    def listener(msg: Any) -> ConsumeResult:
+        if msg.body == b"stuck":
+            release.wait(20)
+        finished.append(msg.body)
+        return ConsumeResult.RECONSUME_LATER if msg.body == b"stuck" else None
+
+    # (4 threads: each message a task of its own, so the two after it are not queued behind it)
+    c = consumer(cluster, "slow", consume_timeout=0.3, commit_interval=0.05, consume_threads=4)
+    c.subscribe("Orders", "*", listener)
+    c.start()
+    try:
+        # When its listener call outlasts the consume timeout
+        wait_until(lambda: send_backs(cluster), what="the stuck message sent back")
+        # Then it went back with delay level 3 (RocketMQ's cleanExpiredMsg), and the queue's
+        # offset moves past it while its listener call still runs
+        [ext] = send_backs(cluster)
+        assert ext["delayLevel"] == "3"
+        wait_until(lambda: cluster.committed("slow", "Orders", 0) == 3, what="the commit")
+        assert sorted(finished) == [b"b", b"c"]
+    finally:
+        release.set()
+    # When the stuck call ends asking for a retry, Then nothing more is sent back for it
+    wait_until(lambda: b"stuck" in finished, what="the stuck call to end")
+    c.shutdown()
+    assert len(send_backs(cluster)) == 1
+
+
+def test_without_a_consume_timeout_a_stuck_message_holds_the_offset(cluster: FakeCluster) -> None:
+    cluster.put("Orders", b"stuck", queue_id=0)
+    cluster.put("Orders", b"next", queue_id=0)
+    release, done = threading.Event(), threading.Event()
+
+    def listener(msg: Any) -> None:
+        if msg.body == b"stuck":
+            release.wait(20)
+        else:
+            done.set()
+
+    c = consumer(cluster, "patient", consume_timeout=0, commit_interval=0.05, consume_threads=4)
+    c.subscribe("Orders", "*", listener)
+    c.start()
+    try:
+        assert done.wait(10)
+        wait_until(lambda: cluster.committed("patient", "Orders", 0) == 0, what="a commit")
+        assert not send_backs(cluster)
+    finally:
+        release.set()
+    wait_until(lambda: cluster.committed("patient", "Orders", 0) == 2, what="the final commit")
