@@ -21,6 +21,7 @@ from runtime.remoting.properties import encode_properties
 from runtime.remoting.queue_maps import parse_fastjson
 from runtime.store.record import StoredRecord, decode_record
 from tests.harness import RuntimeProcess
+from tests.profiles import one_broker
 from tests.wire import WireClient, send_v2_header
 
 pytestmark = pytest.mark.timeout(90)
@@ -504,10 +505,23 @@ def test_broker_consume_stats_lists_every_group_with_its_lag(broker: WireClient)
     assert body["totalDiff"] >= 2 and body["brokerAddr"]
 
 
+@pytest.fixture(scope="module")
+def patient_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A broker whose sends may wait 10 s in its queue before SYSTEM_BUSY (200 ms by default:
+    201 pipelined sends behind a topic's creation can take longer on a loaded CI machine)."""
+    root = tmp_path_factory.mktemp("patient")
+    profile = root / "patient.toml"
+    profile.write_text(one_broker({"waitTimeMillsInSendQueue": 10000}, description="patient"))
+    args = ["cluster", "--profile", str(profile), "--ephemeral-ports", "--data-dir", str(root)]
+    with RuntimeProcess(args) as node:
+        yield node.wait_ready()["broker-a/0"]
+        assert node.terminate() == 0, node.stderr_text()
+
+
 def test_pipelined_sends_of_one_connection_are_stored_in_arrival_order(
-    cluster: dict[str, str],
+    patient_broker: str,
 ) -> None:
-    client = WireClient(cluster["broker-a/0"])
+    client = WireClient(patient_broker)
     stamp = time.monotonic_ns()
     known, new = f"Pipelined{stamp}", f"PipelinedNew{stamp}"
     assert send(client, known, b"create").code == ResponseCode.SUCCESS
