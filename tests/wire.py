@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import gevent.socket
@@ -62,6 +63,20 @@ class WireClient:
             reply = self.receive()
             if reply.is_response and reply.opaque == request.opaque:
                 return reply
+
+    def wait_for_request(self, code: int, timeout: float) -> RemotingCommand:
+        """The next request with ``code`` the server pushes (skipping anything else);
+        AssertionError when none comes within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            self.sock.settimeout(remaining)
+            try:
+                cmd = self.receive()
+            except TimeoutError:
+                break
+            if cmd.code == code and not cmd.is_response:
+                return cmd
+        raise AssertionError(f"no request {code} from the server within {timeout} s")
 
     def is_closed(self) -> bool:
         try:

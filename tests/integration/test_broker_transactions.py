@@ -133,16 +133,7 @@ def test_the_check_reaches_a_producer_before_its_first_heartbeat(address: str) -
 
 def wait_for_check(client: WireClient, timeout: float) -> RemotingCommand:
     """The next CHECK_TRANSACTION_STATE the broker pushes to ``client`` (skipping responses)."""
-    deadline = time.monotonic() + timeout
-    while (remaining := deadline - time.monotonic()) > 0:
-        client.sock.settimeout(remaining)
-        try:
-            cmd = client.receive()
-        except TimeoutError:
-            break
-        if cmd.code == RequestCode.CHECK_TRANSACTION_STATE and not cmd.is_response:
-            return cmd
-    raise AssertionError(f"no CHECK_TRANSACTION_STATE within {timeout} s")
+    return client.wait_for_request(RequestCode.CHECK_TRANSACTION_STATE, timeout)
 
 
 def test_unanswered_checks_stop_after_the_maximum(address: str, tmp_path: pathlib.Path) -> None:

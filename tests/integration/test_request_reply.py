@@ -132,26 +132,12 @@ def test_a_reply_reaches_a_requester_before_its_first_heartbeat(
         sent = client.call_command(send_v2("Rpc", b"early", properties=encode_properties(props)))
         assert sent.code == ResponseCode.SUCCESS
         # When the responder replies, Then the broker pushes the reply on the request's connection
-        push = wait_for_push(client, 20)
+        push = client.wait_for_request(RequestCode.PUSH_REPLY_MESSAGE_TO_CLIENT, 20)
         assert push.body == b"pong:early"
         assert decode_properties(push.ext_fields["properties"])["CORRELATION_ID"] == "c-early"
         client.send(RemotingCommand.response_to(push, ResponseCode.SUCCESS))
     finally:
         client.close()
-
-
-def wait_for_push(client: WireClient, timeout: float) -> RemotingCommand:
-    """The next PUSH_REPLY_MESSAGE_TO_CLIENT the broker sends ``client``."""
-    deadline = time.monotonic() + timeout
-    while (remaining := deadline - time.monotonic()) > 0:
-        client.sock.settimeout(remaining)
-        try:
-            cmd = client.receive()
-        except TimeoutError:
-            break
-        if cmd.code == RequestCode.PUSH_REPLY_MESSAGE_TO_CLIENT and not cmd.is_response:
-            return cmd
-    raise AssertionError(f"no PUSH_REPLY_MESSAGE_TO_CLIENT within {timeout} s")
 
 
 class _Sends(SendHook):

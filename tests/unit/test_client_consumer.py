@@ -54,6 +54,17 @@ def lite(cluster: FakeCluster, group: str, **options) -> PullConsumer:
     return consumer
 
 
+def queue_pulls(cluster: FakeCluster, topic: str = "Orders", queue_id: int = 0) -> int:
+    """How many PULL_MESSAGE requests broker-a got for one queue."""
+    return sum(
+        1
+        for code, ext in cluster.broker().requests
+        if code == RequestCode.PULL_MESSAGE
+        and ext["topic"] == topic
+        and ext["queueId"] == str(queue_id)
+    )
+
+
 def test_push_consumer_gets_matching_tags_and_commits_offsets(cluster: FakeCluster) -> None:
     # Given 40 stored messages, half tagged "paid", half "other", over 4 queues
     for i in range(40):
@@ -201,19 +212,10 @@ def test_flow_control_stops_pulling_until_the_listener_catches_up(cluster: FakeC
     consumer.start()
     assert started.wait(5)
 
-    def pulls() -> int:
-        return sum(
-            1
-            for code, ext in cluster.broker().requests
-            if code == RequestCode.PULL_MESSAGE
-            and ext["topic"] == "Orders"
-            and ext["queueId"] == "0"
-        )
-
     # Then pulling stops once more than 10 are cached: 3 pulls of 5
-    wait_until(lambda: pulls() >= 3, what="initial pulls")
+    wait_until(lambda: queue_pulls(cluster) >= 3, what="initial pulls")
     time.sleep(0.3)  # a runaway puller would pull all 12 batches meanwhile
-    assert pulls() == 3
+    assert queue_pulls(cluster) == 3
     # When the listener is released, Then everything arrives
     release.set()
     assert seen.done.wait(10)
@@ -238,20 +240,11 @@ def test_pulling_stops_while_the_cached_offsets_span_too_far(cluster: FakeCluste
     consumer.subscribe("Orders", "paid", listener)
     consumer.start()
 
-    def pulls() -> int:
-        return sum(
-            1
-            for code, ext in cluster.broker().requests
-            if code == RequestCode.PULL_MESSAGE
-            and ext["topic"] == "Orders"
-            and ext["queueId"] == "0"
-        )
-
     # Then pulling stops once the cached offsets (0, 3, 6, ...) span more than 12, with only
     # 6 messages cached (RocketMQ's consumeConcurrentlyMaxSpan; max_cached_messages is 1000)
-    wait_until(lambda: pulls() >= 3, what="pulls up to the span")
+    wait_until(lambda: queue_pulls(cluster) >= 3, what="pulls up to the span")
     time.sleep(0.3)  # a puller ignoring the span would pull all 10 batches meanwhile
-    assert pulls() == 3
+    assert queue_pulls(cluster) == 3
     # When the listener is released, Then everything tagged arrives
     release.set()
     assert seen.done.wait(10)
@@ -448,17 +441,17 @@ def test_a_pull_that_moves_nothing_is_not_repeated_at_once(cluster: FakeCluster)
     consumer = lite(cluster, "ahead")
     consumer.assign([mq])
 
-    def pulls() -> int:
+    def queue_pulls(cluster) -> int:
         return sum(code == RequestCode.PULL_MESSAGE for code in broker.codes())
 
     with consumer:
-        wait_until(lambda: pulls() >= 2, what="a second pull")
+        wait_until(lambda: queue_pulls(cluster) >= 2, what="a second pull")
         # When it has been answered PULL_RETRY_IMMEDIATELY at its own offset for a second
-        first = pulls()
+        first = queue_pulls(cluster)
         time.sleep(1.0)  # a measuring window, not a wait for an event
         # Then it pulled again a few times a second (it used to pull again at once, thousands
         # of times a second), and its offset stays where it was
-        assert pulls() - first <= 10
+        assert queue_pulls(cluster) - first <= 10
         assert consumer.committed(mq) == 50
 
 
