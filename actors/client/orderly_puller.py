@@ -76,7 +76,7 @@ class Idle(msgspec.Struct, frozen=True, tag=True):
 class OrderlyPuller(QueuePuller):
     """See the module docstring."""
 
-    SPAN_CONTROL = False
+    CONCURRENT = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

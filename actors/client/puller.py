@@ -92,8 +92,9 @@ STALLED_DELAY = 0.2
 class QueuePuller(GeventActor):
     """See the module docstring."""
 
-    SPAN_CONTROL = True
-    """Whether ``PullOptions.max_span`` applies (not to orderly consumers, as in RocketMQ)."""
+    CONCURRENT = True
+    """Concurrent consumption: ``max_span`` and ``consume_timeout`` apply (not to orderly
+    consumers, as in RocketMQ)."""
 
     def __init__(
         self,
@@ -133,7 +134,7 @@ class QueuePuller(GeventActor):
     def on_start(self) -> None:
         self.actor_ref.tell(PullNext())
         timeout = self.options.consume_timeout
-        if timeout > 0 and self.options.send_back and self.SPAN_CONTROL:
+        if timeout > 0 and self.options.send_back and self.CONCURRENT:
             self.send_every(check_interval(timeout), ExpireCheck())
 
     def on_stop(self) -> None:
@@ -294,10 +295,7 @@ class QueuePuller(GeventActor):
             pq.count > opts.max_cached_messages
             or pq.bytes > opts.max_cached_bytes
             or (
-                self.SPAN_CONTROL
-                and opts.max_span > 0
-                and pq.count > 1
-                and pq.span() > opts.max_span
+                self.CONCURRENT and opts.max_span > 0 and pq.count > 1 and pq.span() > opts.max_span
             )
         )
         if over and not self.paused:
@@ -382,11 +380,11 @@ class QueuePuller(GeventActor):
             self.actor_ref.tell(SentBack(generation, ok, failed, expired))
 
     def _sent_back(self, message: SentBack) -> None:
+        if message.expired:
+            self._expiring.difference_update(message.ok + message.failed)
         if message.generation != self.generation:
             return
         self.pq.remove(message.ok)
-        if message.expired:
-            self._expiring.difference_update(message.ok + message.failed)
         failed = [self.pq.msgs[o] for o in message.failed if o in self.pq.msgs]
         if failed and not message.expired:
             self._retry_locally(failed)
