@@ -16,8 +16,9 @@ Messages accepted:
   syncing at once), then ``reply`` gets the max offset.
 - ``TrimBelow(log_min)`` (tell, from Retention): delete files below the commit log's minimum.
 - ``RetireIfIdle`` (ask, inline only, from ``QueueTable.retire_idle``) -> True when nobody waits
-  on the queue and its files are synced (no sync in flight): it frees its tail cache and its
-  stop that follows does nothing more. False otherwise (it goes on as before).
+  on the queue and its files are synced (no sync in flight): it frees its tail cache, closes
+  its files' descriptors (the next use reopens them) and its stop that follows does nothing
+  more. False otherwise (it goes on as before).
 
 Owned state: the ConsumeQueue files (written by nobody else), the parked waiters (while there
 are any, the queue is in ``StoreContext.parked_queues``: the writer's hint to dispatch first).
@@ -169,6 +170,7 @@ class Queue(GeventActor):
             return False
         self._retired = True
         self.cq.file.drop_tail_cache()
+        self.cq.release_descriptors()  # synced: reopened by its next use, as after an eviction
         return True
 
     # -- arrival notification ------------------------------------------------------------------

@@ -6,9 +6,10 @@ is sent (no caller keeps a ref across a yield), so ``get`` records when each que
 used, and ``retire_idle`` (from ``tick``: the Dispatcher's timer, every ``RETIRE_EVERY_S``)
 stops the actors unused for ``queue_idle_stop_ms`` that agree (``RetireIfIdle``: nobody waits
 on them, their files are synced): a broker with thousands of queues keeps actors only for the
-ones in use. Their ConsumeQueue objects stay open in the store; the next ``get`` starts a new
-actor on one. After a sweep that stopped ``TRIM_AFTER`` or more, the next tick (they have ended
-by then) gives the freed memory back to the OS (``runtime.memory``).
+ones in use. Their ConsumeQueue objects stay open in the store (their descriptors closed);
+the next ``get`` starts a new actor on one. After a sweep that stopped ``TRIM_AFTER`` or more,
+the next tick (they have ended by then) gives the freed memory back to the OS
+(``runtime.memory``).
 
 It is not supervised by the broker supervisor: the Dispatcher stops all queues when it stops
 (``stop_all``; from then on, until a Dispatcher starts again, nothing is started: a long poll

@@ -278,5 +278,10 @@ class ConsumeQueue:
     def flush(self) -> None:
         self.file.flush()
 
+    def release_descriptors(self) -> None:
+        """Close its open descriptors until the next use (an idle queue's: ``Queue``'s
+        ``RetireIfIdle``)."""
+        self.file.release_descriptors()
+
     def close(self) -> None:
         self.file.close()

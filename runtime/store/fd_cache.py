@@ -22,6 +22,7 @@ Safety:
   closes only the original.
 - The cache holds each open file, so a file dropped without ``close`` keeps its descriptor
   until it is evicted (the consume queue closes its segments when it deletes or drops them).
+  ``release`` closes a descriptor early and leaves the file usable (a retired, idle queue's).
 - A file reopens without ``O_CREAT``: a segment deleted meanwhile raises ``FileNotFoundError``
   rather than coming back empty. A closed ``PooledFile`` never reopens (``EBADF``).
 - Writes go straight to the kernel (``pwrite``), so closing a descriptor loses nothing; an
@@ -121,7 +122,8 @@ class FdCache:
             self.evictions += 1
 
     def _forget(self, f: PooledFile) -> None:
-        """``f`` is closed for good: close its descriptor. Lock held."""
+        """Close ``f``'s descriptor: for good when ``f`` is closed, else until its next use
+        (``release``). Lock held."""
         self._open.pop(f, None)
         if f._fd >= 0:
             fd, f._fd = f._fd, -1
@@ -179,6 +181,17 @@ class PooledFile:
         with self._cache.lock:
             os.ftruncate(self._cache._fd(self), n)
             self._size = n
+
+    @property
+    def has_descriptor(self) -> bool:
+        return self._fd >= 0
+
+    def release(self) -> None:
+        """Close the descriptor now instead of when the cache needs the room (an idle queue's:
+        ``ConsumeQueue.release_descriptors``); the next use reopens it. A sync under way keeps
+        its own duplicate."""
+        with self._cache.lock:
+            self._cache._forget(self)
 
     def close(self) -> None:
         with self._cache.lock:

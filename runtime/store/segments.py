@@ -219,6 +219,14 @@ class SegmentedFile:
         """Free the tail cache (an idle file's readers read from the file meanwhile)."""
         self._uncache()
 
+    def release_descriptors(self) -> None:
+        """Close the segments' descriptors now where their files can reopen on the next use
+        (``PooledFile.release``; other files keep theirs): an idle consume queue's."""
+        for segment in self.segments:
+            release = getattr(segment.file, "release", None)
+            if release is not None:
+                release()
+
     def _uncache(self) -> None:
         self._tail.clear()
         self._tail_start = self.write_offset

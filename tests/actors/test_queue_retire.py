@@ -3,6 +3,8 @@ losing an entry, a read or a parked long poll."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
 import pytest
@@ -119,5 +121,44 @@ def test_the_dispatcher_retires_unused_queues_by_itself(
         # And the next read is served by a new one
         assert bodies(get(store, 0, queue_id=1)) == [b"m1"]
         assert actor_of(store.ctx.queues.refs()[("T", 1)]) is not first
+    finally:
+        store.stop()
+
+
+def open_paths() -> set[str]:
+    """The files this process holds a descriptor of (Linux: ``/proc/self/fd``)."""
+    paths = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # the listing's own descriptor, gone by now
+            paths.add(os.readlink(f"/proc/self/fd/{fd}"))
+    return paths
+
+
+def test_a_retired_queue_closes_its_descriptors_and_reopens_on_next_use(
+    tmp_path: Path,
+) -> None:
+    # Given two queues written and read, synced by the checkpoints
+    store = open_store(tmp_path, queue_idle_stop_ms=0)
+    try:
+        for q in range(2):
+            put(store, rec(b"a%d" % q, queue_id=q))
+        consumable(store, 1, queue_id=1)
+        assert bodies(get(store, 0)) == [b"a0"]
+        queues = store.ctx.opened.queues
+        paths = {
+            q: {os.path.realpath(seg.file.path) for seg in queues[("T", q)].file.segments}
+            for q in range(2)
+        }
+        assert paths[0] and paths[1] and (paths[0] | paths[1]) <= open_paths()
+        # When their actors are retired
+        retire_all(store)
+        # Then their consume-queue files hold no descriptor
+        assert not (paths[0] | paths[1]) & open_paths()
+        # And the next read and write of one reopen them and find everything
+        assert bodies(get(store, 0, queue_id=1)) == [b"a1"]
+        put(store, rec(b"b1", queue_id=1))
+        consumable(store, 2, queue_id=1)
+        assert bodies(get(store, 0, queue_id=1)) == [b"a1", b"b1"]
+        assert paths[1] <= open_paths()
     finally:
         store.stop()

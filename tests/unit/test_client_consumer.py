@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+import gevent.event
 import pytest
 
 from actors.client import (
@@ -19,8 +20,11 @@ from actors.client import (
     PushConsumer,
 )
 from actors.client.offsets import read_local
+from actors.client.rebalance import START_ONE_BY_ONE
 from actors.client.testing import FakeCluster
+from actors.client.testing_protocol import BrokerProcessor
 from runtime.remoting.codes import RequestCode
+from runtime.remoting.command import RemotingCommand
 from tests.client_support import Collector, wait_until
 
 pytestmark = pytest.mark.timeout(40)
@@ -419,6 +423,52 @@ def test_lite_assign_without_a_group_rebalance(cluster: FakeCluster) -> None:
         consumer.assign(mqs[:1])
         assert consumer.assignment() == mqs[:1]
     assert all(c != RequestCode.GET_CONSUMER_LIST_BY_GROUP for c in cluster.broker().codes())
+
+
+def test_lite_assign_looks_up_the_start_offsets_of_many_queues_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given 6 topics of 4 queues (more than START_ONE_BY_ONE), a message in each queue,
+    # and a broker that answers no QUERY_CONSUMER_OFFSET before 4 of them wait together
+    topics = tuple(f"Many{t}" for t in range(6))
+    assert len(topics) * 4 > START_ONE_BY_ONE
+    original = BrokerProcessor.process
+    waiting: list[int] = []
+    gate: list[gevent.event.Event] = []
+
+    def process(self: BrokerProcessor, session: object, request: RemotingCommand) -> object:
+        if request.code == RequestCode.QUERY_CONSUMER_OFFSET:
+            if not gate:
+                gate.append(gevent.event.Event())  # on the fake cluster's own hub
+            waiting.append(request.opaque)
+            if len(waiting) >= 4:
+                gate[0].set()
+            gate[0].wait(10)  # one at a time: each waits past the client's 3 s timeout
+        return original(self, session, request)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(BrokerProcessor, "process", process)
+    with FakeCluster(("broker-a",), topics=topics) as fc:
+        for topic in topics:
+            for q in range(4):
+                fc.put(topic, f"{topic}/{q}".encode(), queue_id=q)
+        mqs = [
+            MessageQueue(topic=t, broker_name="broker-a", queue_id=q)
+            for t in topics
+            for q in range(4)
+        ]
+        consumer = PullConsumer("many", namesrv=fc.namesrv, consume_from=ConsumeFrom.FIRST)
+        consumer.assign(mqs)
+        # When it starts
+        with consumer:
+            # Then every queue was started (at its first message) and read
+            assert sorted(consumer.assignment()) == sorted(mqs)
+            got = poll_all(consumer, len(mqs))
+            assert sorted(m.body.decode() for m in got) == sorted(
+                f"{t}/{q}" for t in topics for q in range(4)
+            )
+        # and each queue's offset was asked for once: none timed out waiting for the others
+        # (looked up one at a time, the first three did, and a later rebalance retried them)
+        assert len(waiting) == len(mqs)
 
 
 def test_lite_auto_commit_writes_polled_offsets(cluster: FakeCluster) -> None:

@@ -54,6 +54,32 @@ def test_more_files_than_the_budget_keep_their_bytes_with_at_most_budget_descrip
     assert open_fds() == before
 
 
+def test_a_released_file_gives_its_descriptor_back_and_reopens_on_next_use(
+    tmp_path: pathlib.Path,
+) -> None:
+    # Given a written file holding a descriptor
+    cache = FdCache(budget=4)
+    before = open_fds()
+    f = PooledFile(str(tmp_path / "f"), cache)
+    f.append(b"one;")
+    assert f.has_descriptor and cache.open_count == 1
+    # When it is released (twice: the second does nothing)
+    f.release()
+    f.release()
+    # Then the descriptor is closed and the file stays usable: read, written, synced
+    assert not f.has_descriptor and cache.open_count == 0 and open_fds() == before
+    assert f.pread(100, 0) == b"one;"
+    assert f.has_descriptor and cache.open_count == 1
+    f.release()
+    f.append(b"two;")
+    f.release()
+    f.fsync()
+    assert (tmp_path / "f").read_bytes() == b"one;two;"
+    assert cache.evictions == 0
+    f.close()
+    assert open_fds() == before
+
+
 def test_a_deleted_file_is_never_recreated_by_a_reopen(tmp_path: pathlib.Path) -> None:
     # Given a file whose descriptor was evicted
     cache = FdCache(budget=1)
