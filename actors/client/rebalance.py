@@ -38,7 +38,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import gevent.pool
 import msgspec
 import pykka
 from loguru import logger
@@ -63,6 +62,7 @@ from actors.client.pull import TagFilter
 from actors.client.puller import QueuePuller
 from actors.client.puller_messages import PullOptions, Quiesce, Seek, Sink
 from actors.client.remoting import make_request
+from actors.client.start_offsets import start_offsets
 from runtime.actor import GeventActor, GeventFuture, new_future, watch
 from runtime.errors import ProtocolError
 from runtime.remoting.bodies import ConsumerListBody, decode_body
@@ -106,21 +106,6 @@ class PullerExited(msgspec.Struct, frozen=True, tag=True):
 class QuiesceAll(msgspec.Struct, frozen=True, tag=True):
     reply: Any = None
 
-
-START_IN_FLIGHT = 32
-"""Newly assigned queues whose start offsets (``start_offset``: the route, the group's
-offset, the consume-from offset and its commit, two to four round trips each) are looked up at
-once, when more than ``START_ONE_BY_ONE`` are. One queue at a time, a lite consumer assigned
-one queue of each of 4,000 topics took 10 - 20 s to start, both processes mostly waiting for
-each other."""
-
-START_ONE_BY_ONE = 16
-"""Up to this many newly assigned queues are looked up one at a time, in order, as always: a
-group's rebalance moves a few queues, and the member taking one over then asks for its offset
-some round trips after the member giving it up was told (NOTIFY_CONSUMER_IDS_CHANGED) and
-commits it. That is an order of events RocketMQ does not promise either (a handover may
-deliver a message twice), but the usual one (``test_a_queue_taken_away_has_its_offset_
-committed_first``)."""
 
 CONSUME_TIMESTAMP_LAG_MS = 30 * 60 * 1000
 """RocketMQ's default consumeTimestamp: half an hour before the consumer (here: its start)."""
@@ -369,40 +354,13 @@ class Rebalancer(GeventActor):
         """Start pullers for newly assigned queues (in ``mqs``' order, once every start offset
         is known); the ones started. A queue whose start offset cannot be had is left out (a
         warning; the next rebalance tries again)."""
-        offsets = self._start_offsets(mqs)
+        offsets = start_offsets(mqs, self.start_offset)
         started = []
         for mq in mqs:
             if mq in offsets:
                 self._start_puller(mq, offsets[mq])
                 started.append(mq)
         return started
-
-    def _start_offsets(self, mqs: list[MessageQueue]) -> dict[MessageQueue, int]:
-        """``start_offset`` of each of ``mqs``: one by one up to ``START_ONE_BY_ONE`` of
-        them, else ``START_IN_FLIGHT`` at once (this handler waits for all of them, so
-        rebalances stay serialised). Anything but a ClientError is raised (the first one)."""
-        found: dict[MessageQueue, int] = {}
-        failures: list[Exception] = []
-
-        def one(mq: MessageQueue) -> None:
-            try:
-                found[mq] = self.start_offset(mq)
-            except ClientError as exc:
-                logger.warning("client: cannot start {}: {}", mq, exc)
-            except Exception as exc:  # raised below, in the handler
-                failures.append(exc)
-
-        if len(mqs) <= START_ONE_BY_ONE:
-            for mq in mqs:
-                one(mq)
-        else:
-            pool = gevent.pool.Pool(START_IN_FLIGHT)
-            for mq in mqs:
-                pool.spawn(one, mq)
-            pool.join()
-        if failures:
-            raise failures[0]
-        return found
 
     def _start_puller(self, mq: MessageQueue, offset: int) -> None:
         ref = self.puller_class.start(

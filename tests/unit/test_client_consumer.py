@@ -20,7 +20,7 @@ from actors.client import (
     PushConsumer,
 )
 from actors.client.offsets import read_local
-from actors.client.rebalance import START_ONE_BY_ONE
+from actors.client.start_offsets import START_ONE_BY_ONE
 from actors.client.testing import FakeCluster
 from actors.client.testing_protocol import BrokerProcessor
 from runtime.remoting.codes import RequestCode

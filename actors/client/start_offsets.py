@@ -1,0 +1,63 @@
+"""Start offsets of newly assigned queues, looked up together when there are many.
+
+A consumer's rebalancer needs each new queue's start offset (``Rebalancer.start_offset``: the
+route, the group's offset, the consume-from offset and its commit, two to four round trips)
+before it starts the queue's puller. One queue at a time, a lite consumer assigned one queue of
+each of 4,000 topics took 10 - 20 s to start, both processes mostly waiting for each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import gevent.pool
+from loguru import logger
+
+from actors.client.errors import ClientError
+from actors.client.message import MessageQueue
+
+START_IN_FLIGHT = 32
+"""Newly assigned queues whose start offsets (``start_offset``: the route, the group's
+offset, the consume-from offset and its commit, two to four round trips each) are looked up at
+once, when more than ``START_ONE_BY_ONE`` are. One queue at a time, a lite consumer assigned
+one queue of each of 4,000 topics took 10 - 20 s to start, both processes mostly waiting for
+each other."""
+
+START_ONE_BY_ONE = 16
+"""Up to this many newly assigned queues are looked up one at a time, in order, as always: a
+group's rebalance moves a few queues, and the member taking one over then asks for its offset
+some round trips after the member giving it up was told (NOTIFY_CONSUMER_IDS_CHANGED) and
+commits it. That is an order of events RocketMQ does not promise either (a handover may
+deliver a message twice), but the usual one (``test_a_queue_taken_away_has_its_offset_
+committed_first``)."""
+
+
+def start_offsets(
+    mqs: list[MessageQueue], lookup: Callable[[MessageQueue], int]
+) -> dict[MessageQueue, int]:
+    """``lookup(mq)`` of each of ``mqs``: one by one up to ``START_ONE_BY_ONE`` of them, else
+    ``START_IN_FLIGHT`` at once in greenlets (the caller waits for all of them, so rebalances
+    stay serialised). A queue whose lookup raises a ClientError is left out (a warning; the next
+    rebalance tries again); anything else is raised (the first one)."""
+    found: dict[MessageQueue, int] = {}
+    failures: list[Exception] = []
+
+    def one(mq: MessageQueue) -> None:
+        try:
+            found[mq] = lookup(mq)
+        except ClientError as exc:
+            logger.warning("client: cannot start {}: {}", mq, exc)
+        except Exception as exc:  # raised below, in the caller
+            failures.append(exc)
+
+    if len(mqs) <= START_ONE_BY_ONE:
+        for mq in mqs:
+            one(mq)
+    else:
+        pool = gevent.pool.Pool(START_IN_FLIGHT)
+        for mq in mqs:
+            pool.spawn(one, mq)
+        pool.join()
+    if failures:
+        raise failures[0]
+    return found
