@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from actors.client import Admin, ClientError, Message, Producer
+from tests.client_support import wait_until
 from tests.harness import RuntimeProcess
 
 pytestmark = pytest.mark.timeout(90)
@@ -37,6 +38,13 @@ def two_brokers(tmp_path: pathlib.Path) -> Iterator[tuple[str, dict[str, Runtime
                 node.signal(signal.SIGCONT)
                 node.terminate()
         namesrv.terminate()
+
+
+def brokers_serving(admin: Admin, topic: str) -> int:
+    try:
+        return len(admin.topic_route(topic).queue_datas)
+    except ClientError:  # no route yet
+        return 0
 
 
 def failures_while_b_is_frozen(ns: str, brokers: dict[str, RuntimeProcess], fault: bool) -> int:
@@ -67,6 +75,8 @@ def test_a_frozen_broker_costs_one_timeout_with_fault_tolerance(
     # Given a topic on two brokers
     with Admin(ns) as admin:
         admin.create_topic("Faults", cluster="DefaultCluster", queues=2)
+        # (the producers of one process share a route cache: it must know both brokers)
+        wait_until(lambda: brokers_serving(admin, "Faults") == 2, what="both in the route")
     # When broker-b freezes under a producer with send latency fault tolerance
     # Then at most the first send given to it fails (a timeout spends the whole send timeout);
     # the rest go to broker-a
