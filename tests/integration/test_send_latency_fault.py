@@ -74,6 +74,7 @@ def test_a_frozen_broker_costs_one_timeout_with_fault_tolerance(
     ns, brokers = two_brokers
     # Given a topic on two brokers
     with Admin(ns) as admin:
+        wait_until(lambda: len(admin.masters()) == 2, what="both brokers registered")
         admin.create_topic("Faults", cluster="DefaultCluster", queues=2)
         # (the producers of one process share a route cache: it must know both brokers)
         wait_until(lambda: brokers_serving(admin, "Faults") == 2, what="both in the route")
