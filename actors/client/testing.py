@@ -50,6 +50,9 @@ class FakeCluster:
         self.queue_count = queues
         self.topics: set[str] = set(topics)
         self.auto_create = auto_create
+        self.tbw102_misses = 0
+        """With ``auto_create``: how many TBW102 lookups still find no route (brokers that have
+        not registered TBW102 yet, just started)."""
         self.brokers = {name: FakeBroker(name) for name in brokers}
         self.hidden: set[str] = set()
         """Brokers left out of every route (serving, but not registered yet)."""

@@ -50,7 +50,10 @@ class NamesrvProcessor:
         if request.code == RequestCode.GET_ROUTEINFO_BY_TOPIC:
             topic = request.ext_fields.get("topic", "")
             route = self.cluster.route(topic)
-            if route is None or (topic == "TBW102" and not self.cluster.auto_create):
+            missed = topic == "TBW102" and self.cluster.tbw102_misses > 0
+            if missed:
+                self.cluster.tbw102_misses -= 1
+            if route is None or (topic == "TBW102" and not self.cluster.auto_create) or missed:
                 return RemotingCommand.response_to(
                     request, ResponseCode.TOPIC_NOT_EXIST, remark=f"no route for {topic}"
                 )
