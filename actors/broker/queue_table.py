@@ -89,6 +89,19 @@ class QueueTable:
         self._used[key] = time.monotonic()
         return ref
 
+    def idle_range(self, topic: str, queue_id: int) -> tuple[int, int] | None:
+        """(min, max offset) of a queue without a live actor, from the ConsumeQueue the store
+        keeps (nothing writes it while no actor runs: every write goes through one), so a
+        GET_MIN/MAX_OFFSET sweep over thousands of idle queues starts no actors; None when an
+        actor runs (ask it) or the store holds no such queue open."""
+        key = (topic, queue_id)
+        ref = self._refs.get(key)
+        opened = self.ctx.opened
+        if (ref is not None and ref.is_alive()) or opened is None or topic in self._dropping:
+            return None
+        cq = opened.queues.get(key)
+        return None if cq is None else (cq.min_offset, cq.max_offset)
+
     def tick(self, idle_s: float) -> None:
         """Every ``RETIRE_EVERY_S`` (or ``idle_s``, if shorter), ``retire_idle(idle_s)``; 0:
         never. Never yields."""

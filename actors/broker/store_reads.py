@@ -109,13 +109,16 @@ class StoreReads(StoreFacadeBase):
         return reply
 
     def min_offset(self, topic: str, queue_id: int) -> Future:
-        return self._queue_ask(topic, queue_id, QueueRange(), (0, 0)).map(lambda r: r[0])
+        return self.queue_range(topic, queue_id).map(lambda r: r[0])
 
     def max_offset(self, topic: str, queue_id: int) -> Future:
-        return self._queue_ask(topic, queue_id, QueueRange(), (0, 0)).map(lambda r: r[1])
+        return self.queue_range(topic, queue_id).map(lambda r: r[1])
 
     def queue_range(self, topic: str, queue_id: int) -> Future:
-        """Future of (min_offset, max_offset)."""
+        """Future of (min_offset, max_offset); an idle queue's without starting its actor."""
+        idle = self.ctx.queues.idle_range(topic, queue_id) if self.running else None
+        if idle is not None:
+            return resolved_future(idle)
         return self._queue_ask(topic, queue_id, QueueRange(), (0, 0))
 
     def offset_by_time(self, topic: str, queue_id: int, timestamp_ms: int) -> Future:

@@ -58,6 +58,31 @@ def test_idle_queue_actors_stop_and_come_back(tmp_path: Path) -> None:
         store.stop()
 
 
+def test_an_idle_queues_offset_range_is_answered_without_starting_its_actor(
+    tmp_path: Path,
+) -> None:
+    # Given a queue with two messages whose actor retired
+    store = open_store(tmp_path, queue_idle_stop_ms=0)
+    try:
+        put(store, rec(b"a"), rec(b"b"))
+        consumable(store, 2)
+        retire_all(store)
+        # When its min and max offsets are asked (GET_MIN_OFFSET / GET_MAX_OFFSET)
+        got = (store.min_offset("T", 0).get(timeout=T), store.max_offset("T", 0).get(timeout=T))
+        # Then they are answered from the consume queue the store keeps, and no actor started
+        assert got == (0, 2)
+        assert not store.ctx.queues.refs()
+        # And once its actor runs (a read), it answers, with what it wrote since
+        assert bodies(get(store, 0)) == [b"a", b"b"]
+        put(store, rec(b"c"))
+        consumable(store, 3)
+        assert store.max_offset("T", 0).get(timeout=T) == 3
+        # And an unknown queue is (0, 0), as before
+        assert store.queue_range("T", 7).get(timeout=T) == (0, 0)
+    finally:
+        store.stop()
+
+
 def test_a_queue_with_unsynced_entries_or_a_parked_poll_stays(tmp_path: Path) -> None:
     # Given a store that writes no checkpoint (none due), and a message on queue 0
     store = open_store(
