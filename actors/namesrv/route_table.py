@@ -11,8 +11,8 @@ Messages (proxy methods; each returns at once, nothing blocks):
 - ``topic_list()`` -> sorted topic names
 - ``delete_topic(topic, cluster=None)`` -> True when a route was removed (DELETE_TOPIC_IN_NAMESRV:
   the topic's queue data on every broker, or only on the brokers of ``cluster``). A broker
-  that still has the topic brings it back with its next full registration (within
-  ``registerNameServerPeriod``), as in RocketMQ 5
+  that still has the topic brings it back with its next registration naming it (an actormq
+  broker's next full one, within ``registerNameServerPeriod``), as in RocketMQ 5
 - ``wipe_write_perm(broker_name)`` / ``add_write_perm(broker_name)`` -> how many topics the
   broker group serves (WIPE_WRITE_PERM_OF_BROKER: the WRITE bit cleared from its queue data in
   every route; ADD_WRITE_PERM_OF_BROKER: perm set to READ|WRITE, RocketMQ 5's rule)
