@@ -9,8 +9,10 @@ send code means the body is a batch. The reply waits for the store's durability 
 maps its status to RocketMQ's response codes (SUCCESS, FLUSH_DISK_TIMEOUT, FLUSH_SLAVE_TIMEOUT,
 SLAVE_NOT_AVAILABLE: all "stored"; anything else: not stored). A request message of
 request-reply (it names REPLY_TO_CLIENT) is stored with the CLUSTER property added, as RocketMQ
-does (``actors.broker.reply_handler``). Every answer and every stored message carry the
-broker's region and trace switch (MSG_REGION, TRACE_ON: ``actors.broker.msg_region``).
+does (``actors.broker.reply_handler``), and its connection reaches the requester until the
+requester's heartbeat does (``ProducerManager.sent_request``). Every answer and every stored
+message carry the broker's region and trace switch (MSG_REGION, TRACE_ON:
+``actors.broker.msg_region``).
 """
 
 from __future__ import annotations
