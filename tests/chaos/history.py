@@ -203,6 +203,36 @@ class History:
         self.append("invoke", "send", process, op=op, value=value)
         return op
 
+    def invoke_sends(self, process: str, values: list[str]) -> tuple[list[int], float]:
+        """Invoke sends of ``values`` at one moment (a pipelined burst written at once): one
+        hold of the lock, one write. Returns their ops and that moment (``time.monotonic()``).
+        Recording them one by one cost the flood of R23 up to 0.8 ms each on a busy test
+        process (every flush gives the GIL away and waits for it back): 4 s for 5,096, all
+        counted against the first sends' timeout before they were written."""
+        with self._lock:
+            first = self._next_op
+            self._next_op += len(values)
+            mono = time.monotonic()
+            wall = time.time()
+            entries = [
+                Entry(
+                    index=len(self.entries) + i,
+                    type="invoke",
+                    f="send",
+                    process=process,
+                    mono=mono,
+                    wall=wall,
+                    op=first + i,
+                    value=value,
+                )
+                for i, value in enumerate(values)
+            ]
+            self.entries.extend(entries)
+            if self._file is not None:
+                self._file.write(b"".join(_encoder.encode(e) + b"\n" for e in entries))
+                self._file.flush()
+        return list(range(first, first + len(values))), mono
+
     def complete_send(
         self,
         process: str,
@@ -213,7 +243,10 @@ class History:
         queue: str | None = None,
         offset: int | None = None,
         broker: str | None = None,
+        mono: float | None = None,
     ) -> Entry:
+        """Complete a send at ``mono`` (now when None: pass when the answer arrived, when
+        recording it may come later)."""
         return self.append(
             outcome.type,
             "send",
@@ -225,6 +258,7 @@ class History:
             broker=broker,
             status=outcome.status,
             error=outcome.error,
+            mono=mono,
         )
 
     # -- reads --

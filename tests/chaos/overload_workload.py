@@ -194,7 +194,9 @@ class FloodProducer:
     a reader thread completes each send from its answer: SUCCESS -> ok, a stored status
     (FLUSH_*, SLAVE_NOT_AVAILABLE) -> info, any other code -> fail with the code's name and the
     remark. A send unanswered after ``send_timeout`` is completed as ``info`` CLIENT_TIMEOUT,
-    as a client would give up on it (its late answer is only counted: ``late``)."""
+    as a client would give up on it (its late answer is only counted: ``late``). Times are the
+    client's, not this test process's: invokes when the burst is written, answers when read
+    off the socket, timeouts at their deadline."""
 
     def __init__(
         self,
@@ -225,8 +227,11 @@ class FloodProducer:
         self.thread: threading.Thread | None = None
 
     def flood(self, n: int) -> int:
-        """Send ``n`` sends in one burst; returns the bytes written."""
+        """Send ``n`` sends in one burst; returns the bytes written. The frames are built
+        first and the sends invoked together right before the burst is written (their timeout
+        counts from then, as a client's from its write)."""
         frames = []
+        sends: list[tuple[int, str]] = []  # (opaque, value)
         for _ in range(n):
             value = f"{self.name}-{self.counter}"
             queue_id = self.counter % self.queues
@@ -235,11 +240,13 @@ class FloodProducer:
             cmd = RemotingCommand.request(
                 RequestCode.SEND_MESSAGE_V2, ext, body_of(value, self.size)
             )
-            op = self.history.invoke_send(self.name, value)
-            with self.lock:
-                self.pending[cmd.opaque] = (op, value, time.monotonic())
+            sends.append((cmd.opaque, value))
             frames.append(encode(cmd))
         data = b"".join(frames)
+        ops, invoked = self.history.invoke_sends(self.name, [value for _, value in sends])
+        with self.lock:
+            for op, (opaque, value) in zip(ops, sends, strict=True):
+                self.pending[opaque] = (op, value, invoked)
         self.thread = threading.Thread(target=self._read, name=f"flood-{self.name}", daemon=True)
         self.thread.start()
         self.sock.sendall(data)
@@ -257,9 +264,10 @@ class FloodProducer:
                     data = self.sock.recv(1 << 20)
                     if not data:
                         return
+                    received = time.monotonic()
                     for cmd in decoder.feed(data):
                         if cmd.is_response:
-                            self._answer(cmd)
+                            self._answer(cmd, received)
                 self._expire()
                 with self.lock:
                     if not self.pending:
@@ -279,18 +287,23 @@ class FloodProducer:
         with self.lock:
             expired = [o for o, (_, _, t) in self.pending.items() if now - t > self.send_timeout]
             gone = [self.pending.pop(o) for o in expired]
-        for op, value, _ in gone:
+        for op, value, invoked in gone:
+            # completed when a client's timer would have fired, however late this thread
+            # (sharing the GIL with the producers' client) got here
             outcome = Outcome("info", "CLIENT_TIMEOUT", f"no answer in {self.send_timeout}s")
-            self.history.complete_send(self.name, op, value, outcome)
+            mono = invoked + self.send_timeout
+            self.history.complete_send(self.name, op, value, outcome, mono=mono)
 
-    def _answer(self, cmd: RemotingCommand) -> None:
+    def _answer(self, cmd: RemotingCommand, received: float) -> None:
         with self.lock:
             sent = self.pending.pop(cmd.opaque, None)
         if sent is None:
             self.late += 1
             return
         op, value, _ = sent
-        record_send_answer(self.history, self.name, op, value, cmd, self.topic, self.broker_name)
+        record_send_answer(
+            self.history, self.name, op, value, cmd, self.topic, self.broker_name, mono=received
+        )
 
     def wait(self, timeout: float) -> bool:
         """Every send completed (answered or timed out); False after ``timeout``."""
@@ -532,13 +545,16 @@ def record_send_answer(
     cmd: RemotingCommand,
     topic: str,
     broker_name: str,
+    *,
+    mono: float | None = None,
 ) -> None:
-    """Complete a raw send from the broker's answer: SUCCESS -> ok, a stored status (FLUSH_*,
-    SLAVE_NOT_AVAILABLE) -> info, any other code -> fail (the code's name, the remark)."""
+    """Complete a raw send from the broker's answer (read at ``mono``, now when None):
+    SUCCESS -> ok, a stored status (FLUSH_*, SLAVE_NOT_AVAILABLE) -> info, any other code ->
+    fail (the code's name, the remark)."""
     status = STATUS_BY_CODE.get(cmd.code)
     if status is None:
         outcome = Outcome("fail", _code_name(cmd.code), f"code {cmd.code}: {cmd.remark}")
-        history.complete_send(process, op, value, outcome)
+        history.complete_send(process, op, value, outcome, mono=mono)
         return
     ext = cmd.ext_fields
     history.complete_send(
@@ -549,6 +565,7 @@ def record_send_answer(
         queue=queue_key(topic, broker_name, int(ext.get("queueId", -1))),
         offset=int(ext.get("queueOffset", -1)),
         broker=store_address(str(ext.get("msgId", ""))) or broker_name,
+        mono=mono,
     )
 
 

@@ -357,6 +357,32 @@ def test_the_jsonl_history_round_trips(tmp_path: pathlib.Path) -> None:
     assert C.total_queue(load(path)).valid
 
 
+def test_a_burst_of_sends_is_invoked_at_one_moment_and_completed_when_told(
+    tmp_path: pathlib.Path,
+) -> None:
+    # Given a history with one send already invoked
+    path = tmp_path / "history.jsonl"
+    with History(path) as h:
+        first = h.invoke_send("p0", "p0-0")
+        # When a burst of three is invoked together and two complete at given moments
+        ops, at = h.invoke_sends("f0", ["f0-0", "f0-1", "f0-2"])
+        h.complete_send(
+            "f0", ops[0], "f0-0", Outcome("ok", "SEND_OK"), queue=Q0, offset=0, mono=at + 0.5
+        )
+        timeout = Outcome("info", "CLIENT_TIMEOUT")
+        h.complete_send("f0", ops[1], "f0-1", timeout, mono=at + 3.0)
+        mem = h.snapshot()
+    # Then the burst's ops follow on, share one invoke time, and the file holds what memory does
+    assert ops == [first + 1, first + 2, first + 3]
+    burst = [e for e in mem if e.process == "f0" and e.type == "invoke"]
+    assert [e.mono for e in burst] == [at, at, at]
+    assert [e.index for e in mem] == list(range(len(mem)))
+    assert load(path) == mem
+    lat = C.latencies(mem, bound=3.5)
+    assert sorted(lat.incomplete) == ["f0-2", "p0-0"]
+    assert lat.max_seconds == pytest.approx(3.0) and not lat.slow
+
+
 def test_a_verdict_fails_on_a_criterion_and_reports_known_issues_without_failing() -> None:
     v = C.Verdict()
     v.require("holds", True, "never shown")
