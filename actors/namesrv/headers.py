@@ -7,7 +7,7 @@ RocketMQ name server answers a ``RemotingCommandException``.
 
 from __future__ import annotations
 
-from runtime.remoting.headers import Header
+from runtime.remoting.headers import Header, Int64
 
 
 class PutKVConfigRequestHeader(Header, kw_only=True):
@@ -49,3 +49,14 @@ class GetTopicsByClusterRequestHeader(Header, kw_only=True):
     """GET_TOPICS_BY_CLUSTER (224)."""
 
     cluster: str
+
+
+class QueryDataVersionRequestHeader(Header, kw_only=True):
+    """QUERY_DATA_VERSION (322); the body is the broker's DataVersion, the reply's header
+    carries ``changed`` and its body the DataVersion the name server holds (none when the
+    broker is not registered)."""
+
+    broker_name: str
+    broker_addr: str
+    cluster_name: str
+    broker_id: Int64

@@ -6,7 +6,9 @@ namespace ORDER_TOPIC_CONFIG when there is one, as RocketMQ answers), UNREGISTER
 GET_ROUTEINFO_BY_TOPIC (with ``orderMessageEnable``, the topic's ``orderTopicConf`` from
 ORDER_TOPIC_CONFIG when it has one), GET_BROKER_CLUSTER_INFO, GET_ALL_TOPIC_LIST_FROM_NAMESERVER,
 DELETE_TOPIC_IN_NAMESRV (header ``topic``, optional ``clusterName``: only that cluster's
-brokers; SUCCESS whether or not the topic was known, as RocketMQ), the admin requests of
+brokers; SUCCESS whether or not the topic was known, as RocketMQ), QUERY_DATA_VERSION (322:
+header ``changed``, body the DataVersion held for the broker; a sign of life, see
+``RouteTable.query_data_version``), the admin requests of
 ``admin_requests`` (KV config, write perm of a broker, topics by cluster, system topics),
 GET_NAMESRV_CONFIG (319: this name server's keys as properties text; UPDATE_NAMESRV_CONFIG,
 318, is refused: the config is read at start), and
@@ -25,12 +27,14 @@ from loguru import logger
 from actors.namesrv import admin_requests
 from actors.namesrv.admin_requests import AdminRequests
 from actors.namesrv.controller import Heartbeat, SessionClosed
+from actors.namesrv.headers import QueryDataVersionRequestHeader
 from actors.namesrv.kv_config import ORDER_TOPIC_CONFIG
 from actors.namesrv.route_table import RegisterBroker, Registration, TopicConfigEntry
 from runtime.directory import Directory
 from runtime.errors import ProtocolError
 from runtime.ha.control import CONTROLLER_HEARTBEAT, ControllerHeartbeat, encode
 from runtime.remoting.bodies import (
+    DataVersion,
     KVTable,
     OrderTopicRouteData,
     RegisterBrokerBody,
@@ -58,6 +62,20 @@ class DeleteTopicFromNamesrvRequestHeader(Header, kw_only=True):
 
     topic: str
     cluster_name: str | None = None
+
+
+def version_key(dv: DataVersion) -> str:
+    """A DataVersion as the RouteTable keeps it (``timestamp:counter``)."""
+    return f"{dv.timestamp}:{dv.counter}"
+
+
+def data_version_of(key: str | None) -> DataVersion | None:
+    """The DataVersion a ``version_key`` stands for (None for none, or a registration without
+    a body)."""
+    timestamp, sep, counter = (key or "").partition(":")
+    if not sep:
+        return None
+    return DataVersion(timestamp=int(timestamp), counter=int(counter))
 
 
 def registration_kind(h: RegisterBrokerRequestHeader) -> Registration:
@@ -122,6 +140,8 @@ class NamesrvProcessor:
                 h.cluster_name, h.broker_name, h.broker_addr, h.broker_id
             ).get(timeout=ASK_TIMEOUT)
             return RemotingCommand.response_to(request, ResponseCode.SUCCESS)
+        if code == RequestCode.QUERY_DATA_VERSION:
+            return self._query_data_version(request)
         if code == RequestCode.GET_BROKER_CLUSTER_INFO:
             info = self._table().cluster_info().get(timeout=ASK_TIMEOUT)
             return RemotingCommand.response_to(
@@ -192,6 +212,24 @@ class NamesrvProcessor:
                 )
         return RemotingCommand.response_to(request, ResponseCode.SUCCESS, body=encode_body(route))
 
+    def _query_data_version(self, request: RemotingCommand) -> RemotingCommand:
+        h = decode_header(QueryDataVersionRequestHeader, request.ext_fields, opaque=request.opaque)
+        asked = ""
+        if request.body:
+            asked = version_key(decode_body(DataVersion, request.body, opaque=request.opaque))
+        changed, stored = (
+            self._table()
+            .query_data_version(h.cluster_name, h.broker_addr, asked)
+            .get(timeout=ASK_TIMEOUT)
+        )
+        held = data_version_of(stored)
+        return RemotingCommand.response_to(
+            request,
+            ResponseCode.SUCCESS,
+            ext_fields={"changed": "true" if changed else "false"},
+            body=b"" if held is None else encode_body(held),
+        )
+
     def _register(self, session: SessionHandle, request: RemotingCommand) -> RemotingCommand:
         h = decode_header(RegisterBrokerRequestHeader, request.ext_fields, opaque=request.opaque)
         body = request.body
@@ -217,8 +255,7 @@ class NamesrvProcessor:
                 )
                 for name, tc in wrapper.topic_config_table.items()
             )
-            dv = wrapper.data_version
-            version = f"{dv.timestamp}:{dv.counter}"
+            version = version_key(wrapper.data_version)
         result = (
             self._table()
             .register_broker(

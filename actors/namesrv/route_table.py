@@ -4,6 +4,12 @@ RouteInfoManager).
 Messages (proxy methods; each returns at once, nothing blocks):
 - ``register_broker(RegisterBroker)`` -> ``RegisterResult(master_addr, ha_server_addr)``
 - ``unregister_broker(cluster, broker_name, broker_addr, broker_id)`` -> None
+- ``query_data_version(cluster, broker_addr, data_version)`` -> ``(changed, stored)``
+  (QUERY_DATA_VERSION, which RocketMQ's brokers send before registering when
+  ``forceRegister=false``): whether ``data_version`` differs from the one the broker last
+  registered with (True when it is not registered in ``cluster``) and that stored one (None
+  then). A registered broker's query counts as a sign of life, as in RocketMQ: its last
+  update is now, so a broker that only queries is not expired
 - ``channel_closed(session_id)`` -> names of the brokers dropped (a broker's connection closed)
 - ``scan_not_active(expire_ms)`` -> names of the brokers dropped (told by HeartbeatScanner)
 - ``route(topic)`` -> ``TopicRouteData`` or None
@@ -214,6 +220,15 @@ class RouteTable(GeventActor):
         self, cluster_name: str, broker_name: str, broker_addr: str, broker_id: int
     ) -> None:
         self._remove_addr(broker_addr, reason="unregistered")
+
+    def query_data_version(
+        self, cluster_name: str, broker_addr: str, data_version: str
+    ) -> tuple[bool, str | None]:
+        live = self._live.get(broker_addr)
+        if live is None or live.cluster_name != cluster_name:
+            return True, None
+        live.last_update = self._clock()
+        return live.data_version != data_version, live.data_version
 
     def channel_closed(self, session_id: int) -> list[str]:
         gone = [addr for addr, live in self._live.items() if live.session_id == session_id]

@@ -323,3 +323,63 @@ def test_delete_topic_with_a_cluster_removes_only_that_clusters_brokers() -> Non
         assert table.delete_topic("T").get(timeout=5) is False
     finally:
         table.actor_ref.stop()
+
+
+def query_data_version(
+    client: WireClient, addr: str, counter: int | None, cluster: str = "DefaultCluster"
+) -> Any:
+    """QUERY_DATA_VERSION as a RocketMQ broker with ``forceRegister=false`` sends it before
+    registering (its DataVersion as the body; none when ``counter`` is None)."""
+    header = {"brokerName": "broker-a", "brokerAddr": addr, "clusterName": cluster, "brokerId": 0}
+    body = b"" if counter is None else json.dumps({"timestamp": 1, "counter": counter}).encode()
+    return client.call(RequestCode.QUERY_DATA_VERSION, header, body)
+
+
+def test_query_data_version_answers_whether_the_broker_changed_since_it_registered(
+    namesrv: Any,
+) -> None:
+    _directory, address = namesrv
+    broker = WireClient(address)
+    # Given a RocketMQ broker registered with data version (1, 1)
+    assert register(broker, "broker-a", "127.0.0.1:10911", 0, {"Orders": 4}, full=False).code == 0
+    # When it asks with the same version, then a newer one
+    same = query_data_version(broker, "127.0.0.1:10911", 1)
+    newer = query_data_version(broker, "127.0.0.1:10911", 2)
+    # Then the name server says unchanged, then changed, and sends the version it holds
+    assert same.code == newer.code == ResponseCode.SUCCESS
+    assert same.ext_fields["changed"] == "false" and newer.ext_fields["changed"] == "true"
+    assert json.loads(same.body) == json.loads(newer.body) == {"timestamp": 1, "counter": 1}
+    # And a broker it does not know (or in another cluster) is told to register, with no body
+    for addr, cluster in (("127.0.0.1:10999", "DefaultCluster"), ("127.0.0.1:10911", "Other")):
+        unknown = query_data_version(broker, addr, 1, cluster)
+        assert unknown.code == ResponseCode.SUCCESS
+        assert unknown.ext_fields["changed"] == "true" and unknown.body == b""
+    # And a query without the header's broker id is refused by name, the connection kept
+    bad = broker.call(RequestCode.QUERY_DATA_VERSION, {"brokerAddr": "127.0.0.1:10911"})
+    assert bad.code == ResponseCode.SYSTEM_ERROR and "brokerName" in (bad.remark or "")
+    assert query_data_version(broker, "127.0.0.1:10911", None).ext_fields["changed"] == "true"
+
+
+def test_a_broker_that_only_queries_its_data_version_stays_registered() -> None:
+    # Given a registered broker and a controllable clock
+    now = [1000.0]
+    table = RouteTable.start(clock=lambda: now[0]).proxy()
+    table.register_broker(
+        RegisterBroker(
+            cluster_name="c",
+            broker_name="broker-a",
+            broker_addr="127.0.0.1:10911",
+            broker_id=0,
+            ha_server_addr="",
+            topics=(TopicConfigEntry("T", 4, 4),),
+            data_version="1:1",
+        )
+    ).get(timeout=5)
+    # When it asks for its data version 100 s later (unchanged: it does not register again)
+    now[0] += 100
+    assert table.query_data_version("c", "127.0.0.1:10911", "1:1").get(timeout=5) == (False, "1:1")
+    # Then 121 s after its registration it is still live, 121 s after the query it is not
+    now[0] += 21
+    assert table.scan_not_active(120_000).get(timeout=5) == []
+    now[0] += 100
+    assert table.scan_not_active(120_000).get(timeout=5) == ["broker-a/0"]
