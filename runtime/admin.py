@@ -219,24 +219,7 @@ def _parser_and_commands() -> tuple[
     )
     producers.add_argument("-g", "--group", required=True)
     producers.add_argument("-t", "--topic", help="ask the brokers of this topic only")
-    by_id = sub.add_parser("queryMsgById", parents=[ns], help="a message by its offset msg id")
-    by_id.add_argument(
-        "-i",
-        "--id",
-        required=True,
-        help="offset message id (32 hex digits, 56 for an IPv6 store host)",
-    )
-    by_id.add_argument("-g", "--group", help="with -d: the consumer group to consume it")
-    by_id.add_argument("-d", "--client-id", help="with -g: the member (client id) to consume it")
-    by_key = sub.add_parser("queryMsgByKey", parents=[ns], help="messages by a key")
-    by_key.add_argument("-t", "--topic", required=True)
-    by_key.add_argument("-k", "--key", required=True)
-    by_key.add_argument("-m", "--max", type=int, default=32, help="per broker (32)")
-    by_uniq = sub.add_parser(
-        "queryMsgByUniqueKey", parents=[ns], help="a message by the producer's msg id"
-    )
-    by_uniq.add_argument("-t", "--topic", required=True)
-    by_uniq.add_argument("-i", "--id", required=True, help="the UNIQ_KEY (SendResult.msg_id)")
+    admin_query.add_commands(sub, ns)
     reset = sub.add_parser(
         "resetOffsetByTime", parents=[ns], help="move a group's offsets to a time"
     )
@@ -276,8 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     admin_namesrv.check(parser, args)
-    if args.command == "queryMsgById" and bool(args.group) != bool(args.client_id):
-        parser.error("queryMsgById: -g and -d go together (the consumer to consume it)")
+    admin_query.check(parser, args)
     logs.configure("WARNING")
     try:
         credentials = tools_credentials()  # $ROCKETMQ_HOME/conf/tools.yml, as mqadmin reads

@@ -1,6 +1,6 @@
 """The message-query commands of ``python -m runtime admin`` (mqadmin's names, flags and
 output): queryMsgById, queryMsgByKey, queryMsgByUniqueKey, and ``message``, one message as
-they (and queryMsgByOffset) print it. ``runtime.admin`` defines their flags and runs them.
+they (and queryMsgByOffset) print it. ``runtime.admin`` adds them to its parser and runs them.
 """
 
 from __future__ import annotations
@@ -12,6 +12,38 @@ from actors.client import Admin, ClientError, MessageExt
 from runtime.admin_format import table, time_text
 
 COMMANDS = ("queryMsgById", "queryMsgByKey", "queryMsgByUniqueKey")
+
+
+def add_commands(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], ns: argparse.ArgumentParser
+) -> None:
+    """Add the commands to ``sub`` (``ns``: the parent parser with ``-n``)."""
+    by_id = sub.add_parser("queryMsgById", parents=[ns], help="a message by its offset msg id")
+    by_id.add_argument(
+        "-i",
+        "--id",
+        required=True,
+        help="offset message id (32 hex digits, 56 for an IPv6 store host)",
+    )
+    by_id.add_argument("-g", "--group", help="with -d: the consumer group to consume it")
+    by_id.add_argument("-d", "--client-id", help="with -g: the member (client id) to consume it")
+    by_key = sub.add_parser("queryMsgByKey", parents=[ns], help="messages by a key")
+    by_key.add_argument("-t", "--topic", required=True)
+    by_key.add_argument("-k", "--key", required=True)
+    by_key.add_argument("-m", "--max", type=int, default=32, help="per broker (32)")
+    by_uniq = sub.add_parser(
+        "queryMsgByUniqueKey", parents=[ns], help="a message by the producer's msg id"
+    )
+    by_uniq.add_argument("-t", "--topic", required=True)
+    by_uniq.add_argument("-i", "--id", required=True, help="the UNIQ_KEY (SendResult.msg_id)")
+
+
+def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """What argparse cannot say: queryMsgById's ``-g`` and ``-d`` go together (a usage error)."""
+    if getattr(args, "command", None) != "queryMsgById":
+        return
+    if bool(args.group) != bool(args.client_id):
+        parser.error("queryMsgById: -g and -d go together (the consumer to consume it)")
 
 
 def run(admin: Admin, args: argparse.Namespace) -> list[str] | None:

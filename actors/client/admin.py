@@ -20,13 +20,12 @@ import threading
 from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
 
-import msgspec
-
 from actors.client.admin_acl import AclAdmin
 from actors.client.admin_groups import GroupAdmin
 from actors.client.admin_messages import MessageAdmin
 from actors.client.admin_namesrv import NamesrvAdmin
 from actors.client.admin_queues import QueueAdmin
+from actors.client.admin_topics import PERM_READ_WRITE, QueueOffsets, TopicAdmin
 from actors.client.config import ClientConfig
 from actors.client.errors import BrokerError, ClientError, ClientStateError
 from actors.client.hub import ClientHub, acquire_shared, release_shared
@@ -41,7 +40,6 @@ from runtime.hostport import format_address
 from runtime.remoting.bodies import (
     ClusterInfo,
     KVTable,
-    MessageQueue,
     OrderTopicRouteData,
     TopicList,
     TopicRouteData,
@@ -49,21 +47,11 @@ from runtime.remoting.bodies import (
 )
 from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
-from runtime.remoting.headers import DEFAULT_TOPIC
-from runtime.remoting.queue_maps import TopicOffset, decode_queue_map
 from runtime.store.msg_id import decode_offset_msg_id
 
 T = TypeVar("T")
-PERM_READ_WRITE = 6
 
-
-class QueueOffsets(msgspec.Struct, frozen=True):
-    """One queue of ``topic_stats``: offsets and the store time (ms) of its last message."""
-
-    queue: MessageQueue
-    min_offset: int
-    max_offset: int
-    last_update_ms: int
+__all__ = ["PERM_READ_WRITE", "Admin", "BrokerAddress", "QueueOffsets"]
 
 
 class BrokerAddress(NamedTuple):
@@ -75,9 +63,10 @@ class BrokerAddress(NamedTuple):
     address: str
 
 
-class Admin(NamesrvAdmin, GroupAdmin, MessageAdmin, QueueAdmin, AclAdmin, TraceAdmin):
+class Admin(TopicAdmin, NamesrvAdmin, GroupAdmin, MessageAdmin, QueueAdmin, AclAdmin, TraceAdmin):
     """See the module docstring. ``start()`` / ``shutdown()`` or use it as a context manager.
-    KV config, order conf, write perms and topic lists: ``NamesrvAdmin`` (admin_namesrv); who
+    Creating, deleting a topic and its queues' offsets: ``TopicAdmin`` (admin_topics); KV
+    config, order conf, write perms and topic lists: ``NamesrvAdmin`` (admin_namesrv); who
     consumes a topic, a group's topics, cloning a group's offsets: ``GroupAdmin`` (admin_groups);
     reading queues without consuming, a broker's config, a topic's perm: ``MessageAdmin``
     (admin_messages); consume-queue entries, members' offsets, cleanups, resuming half
@@ -186,90 +175,6 @@ class Admin(NamesrvAdmin, GroupAdmin, MessageAdmin, QueueAdmin, AclAdmin, TraceA
         return {b.name: b.address for b in self.brokers(cluster) if b.broker_id == 0}
 
     # -- brokers ------------------------------------------------------------------------------
-
-    def create_topic(
-        self,
-        topic: str,
-        *,
-        cluster: str | None = None,
-        broker_addr: str | None = None,
-        queues: int = 8,
-        read_queues: int | None = None,
-        perm: int = PERM_READ_WRITE,
-        order: bool = False,
-    ) -> list[str]:
-        """UPDATE_AND_CREATE_TOPIC on one broker (``broker_addr``) or on every master of
-        ``cluster`` (all clusters when neither is given): ``queues`` write queues and as many
-        read queues unless ``read_queues`` says otherwise. Creates or updates; returns the
-        addresses that applied it. The brokers re-register with the name servers at once."""
-        addresses = self._targets(cluster, broker_addr)
-        ext = {
-            "topic": topic,
-            "defaultTopic": DEFAULT_TOPIC,
-            "readQueueNums": str(queues if read_queues is None else read_queues),
-            "writeQueueNums": str(queues),
-            "perm": str(perm),
-            "topicFilterType": "SINGLE_TAG",
-            "topicSysFlag": "0",
-            "order": "true" if order else "false",
-        }
-        for address in addresses:
-            self._broker(address, RequestCode.UPDATE_AND_CREATE_TOPIC, ext, "create topic")
-        return addresses
-
-    def delete_topic(self, topic: str, *, cluster: str | None = None) -> list[str]:
-        """mqadmin deleteTopic: ``delete_topic_in_brokers`` then ``delete_topic_in_namesrv``.
-        Returns the broker addresses that deleted it; a refusal raises ``BrokerError``."""
-        addresses = self.delete_topic_in_brokers(topic, cluster=cluster)
-        self.delete_topic_in_namesrv(topic, cluster=cluster)
-        return addresses
-
-    def delete_topic_in_brokers(self, topic: str, *, cluster: str | None = None) -> list[str]:
-        """DELETE_TOPIC_IN_BROKER (215) on every master of ``cluster`` (without one: every
-        master the topic's route lists, or every master when the name servers do not know the
-        topic): each drops the topic's config, queues and the groups' offsets of it. Returns
-        the addresses that deleted it."""
-        if cluster is not None:
-            addresses = self._targets(cluster, None)
-        else:
-            try:
-                addresses = list(self._route_masters(topic))
-            except BrokerError as exc:
-                if exc.code != ResponseCode.TOPIC_NOT_EXIST:
-                    raise
-                addresses = []
-            addresses = addresses or self._targets(None, None)
-        for address in addresses:
-            self._broker(
-                address, RequestCode.DELETE_TOPIC_IN_BROKER, {"topic": topic}, "delete topic"
-            )
-        return addresses
-
-    def delete_topic_in_namesrv(self, topic: str, *, cluster: str | None = None) -> list[str]:
-        """DELETE_TOPIC_IN_NAMESRV (216) on every configured name server: the topic's route
-        goes (with ``cluster``: only that cluster's brokers' queues). A broker that still has
-        the topic registers it again within ``registerNameServerPeriod`` (30 s). Returns the
-        name servers asked."""
-        ext = {"topic": topic}
-        if cluster is not None:
-            ext["clusterName"] = cluster
-        for address in self.config.namesrv:
-            self._broker(address, RequestCode.DELETE_TOPIC_IN_NAMESRV, ext, "delete topic route")
-        return list(self.config.namesrv)
-
-    def topic_stats(self, topic: str) -> list[QueueOffsets]:
-        """GET_TOPIC_STATS_INFO from every master serving ``topic``, sorted by queue."""
-        rows: list[QueueOffsets] = []
-        for address in self._route_masters(topic):
-            response = self._broker(
-                address, RequestCode.GET_TOPIC_STATS_INFO, {"topic": topic}, "topic stats"
-            )
-            pairs, _ = decode_queue_map(response.body, "offsetTable", TopicOffset)
-            rows.extend(
-                QueueOffsets(mq, t.min_offset, t.max_offset, t.last_update_timestamp)
-                for mq, t in pairs
-            )
-        return sorted(rows, key=lambda r: r.queue)
 
     def broker_runtime_info(self, broker_addr: str) -> dict[str, str]:
         """GET_BROKER_RUNTIME_INFO: the broker's figures as ``mqadmin brokerStatus`` prints them

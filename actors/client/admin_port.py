@@ -1,6 +1,6 @@
-"""What the ``Admin`` mixins (``admin_namesrv``, ``admin_groups``, ``admin_messages``,
-``admin_queues``, ``trace_view``) need of ``Admin`` itself: declared once here, implemented in
-``actors.client.admin``."""
+"""What the ``Admin`` mixins (``admin_topics``, ``admin_namesrv``, ``admin_groups``,
+``admin_messages``, ``admin_queues``, ``admin_acl``, ``trace_view``) need of ``Admin`` itself:
+declared once here, implemented in ``actors.client.admin``."""
 
 from __future__ import annotations
 

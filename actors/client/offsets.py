@@ -10,10 +10,17 @@ Messages:
 - ``ReadOffset(mq, reply)``: the stored offset, -1 when the group has none; ``reply`` gets it.
 - ``Persist(mqs, reply)``: write the offsets that changed (``mqs`` None: all of them) to the
   brokers or the file; ``reply`` (optional) gets how many were written. A 5 s timer tells it.
+  Local, with that timer: a ``Persist(mqs)`` of start offsets only (set by a forced update of
+  a queue the table did not hold, not moved since; what the rebalancer commits for each queue
+  it starts) writes nothing at once: they go to the file with the next write, as RocketMQ's
+  LocalFileOffsetStore writes none at start (its 5 s ``persistAll`` and shutdown do). A
+  broadcasting consumer of 500 queues wrote and fsynced the whole file once per queue at start
+  (500 writes, 2.5 s of its start; 0.35 s without them).
 - ``Forget(mq)``: drop a queue taken away (after its offset was persisted).
 
-State owned: the offset table and which entries are dirty. Network calls run in greenlets; a
-persist of one queue never waits behind another queue's broker.
+State owned: the offset table, which entries are dirty, and (local) the file's contents, the
+start offsets not yet written and the entries not yet written. Network calls run in
+greenlets; a persist of one queue never waits behind another queue's broker.
 """
 
 from __future__ import annotations
@@ -96,6 +103,10 @@ class OffsetStore(GeventActor):
         self.table: dict[MessageQueue, int] = {}
         self._dirty: set[MessageQueue] = set()
         self._local: dict[MessageQueue, int] = {}
+        self._fresh: set[MessageQueue] = set()
+        """Local: queues whose offset is the start offset a forced update set, not moved since."""
+        self._unwritten: set[MessageQueue] = set()
+        """Local: entries of ``_local`` the file does not hold yet (deferred start offsets)."""
 
     @property
     def is_local(self) -> bool:
@@ -111,6 +122,10 @@ class OffsetStore(GeventActor):
         if isinstance(message, UpdateOffset):
             current = self.table.get(message.mq, -1)
             if message.force or message.offset > current:
+                if message.mq not in self.table and message.force and self.is_local:
+                    self._fresh.add(message.mq)
+                elif message.offset != current:
+                    self._fresh.discard(message.mq)
                 self.table[message.mq] = message.offset
                 self._dirty.add(message.mq)
         elif isinstance(message, ReadOffset):
@@ -129,6 +144,7 @@ class OffsetStore(GeventActor):
         elif isinstance(message, Forget):
             self.table.pop(message.mq, None)
             self._dirty.discard(message.mq)
+            self._fresh.discard(message.mq)
         return None
 
     def offsets(self) -> dict[MessageQueue, int]:
@@ -151,22 +167,37 @@ class OffsetStore(GeventActor):
         wanted = self._dirty if message.mqs is None else message.mqs
         snapshot = {mq: self.table[mq] for mq in wanted if mq in self.table}
         if self.local_path is not None:
-            self._local.update(snapshot)
-            if snapshot or message.mqs is not None:
-                try:
-                    write_local(self.local_path, self._local)
-                except OSError as exc:
-                    logger.error("client: offsets file {} not written: {}", self.local_path, exc)
-                    snapshot = {}
-            self._dirty.difference_update(snapshot)
-            if message.reply is not None:
-                message.reply.set(len(snapshot))
+            self._persist_local(self.local_path, message, snapshot)
             return
         if not snapshot:
             if message.reply is not None:
                 message.reply.set(0)
             return
         gevent.spawn(self._persist_remote, snapshot, message.reply)
+
+    def _persist_local(
+        self, path: pathlib.Path, message: Persist, snapshot: dict[MessageQueue, int]
+    ) -> None:
+        self._local.update(snapshot)
+        if self.interval > 0 and message.mqs is not None and self._fresh.issuperset(snapshot):
+            # start offsets only: with the next write (see the module docstring)
+            self._unwritten.update(snapshot)
+            self._dirty.difference_update(snapshot)
+            if message.reply is not None:
+                message.reply.set(0)
+            return
+        written = self._unwritten.union(snapshot)
+        if written or message.mqs is not None:
+            try:
+                write_local(path, self._local)
+            except OSError as exc:
+                logger.error("client: offsets file {} not written: {}", path, exc)
+                written = set()
+            else:
+                self._unwritten.clear()
+                self._dirty.difference_update(snapshot)
+        if message.reply is not None:
+            message.reply.set(len(written))
 
     def _persist_remote(self, snapshot: dict[MessageQueue, int], reply: Any) -> None:
         calls = []

@@ -16,7 +16,14 @@ from actors.client.connections import Connect
 from actors.client.errors import ConnectError, NoRouteError
 from actors.client.instance import ClientInstance
 from actors.client.message import MessageExt, MessageQueue
-from actors.client.offsets import OffsetStore, Persist, ReadOffset, UpdateOffset, read_local
+from actors.client.offsets import (
+    Forget,
+    OffsetStore,
+    Persist,
+    ReadOffset,
+    UpdateOffset,
+    read_local,
+)
 from actors.client.pull import TagFilter
 from actors.client.pull_ticket import PullCancelled, PullTicket
 from actors.client.puller import QueuePuller
@@ -183,6 +190,44 @@ def test_local_offset_store_keeps_a_file(instance: ClientInstance, tmp_path) -> 
     reopened.tell(ReadOffset(mq, reply))
     assert reply.get(timeout=5) == 11
     reopened.stop()
+
+
+def test_local_start_offsets_wait_for_the_next_write_moved_ones_do_not(
+    instance: ClientInstance, tmp_path
+) -> None:
+    path = tmp_path / "offsets.json"
+    mqs = [MessageQueue(topic="Orders", broker_name="broker-a", queue_id=q) for q in range(3)]
+    store = OffsetStore.start(instance, "g", local_path=path, interval=60)
+
+    def persist(mqs: tuple[MessageQueue, ...] | None) -> int:
+        done = new_future()
+        store.tell(Persist(mqs, done))
+        return done.get(timeout=5)
+
+    try:
+        # Given three queues started as the rebalancer starts them: a forced start offset,
+        # committed at once
+        for n, mq in enumerate(mqs):
+            store.tell(UpdateOffset(mq, 10 * n, True))
+            # Then nothing is written yet
+            assert persist((mq,)) == 0
+        assert not path.exists()
+        # When queue 0 moves on and is taken away (persisted, then forgotten)
+        store.tell(UpdateOffset(mqs[0], 5))
+        assert persist((mqs[0],)) == 3
+        # Then it is written at once, with the start offsets waiting
+        assert read_local(path) == {mqs[0]: 5, mqs[1]: 10, mqs[2]: 20}
+        # When a fourth queue starts and is taken away unmoved, and queue 2 is sought back
+        late = MessageQueue(topic="Orders", broker_name="broker-a", queue_id=3)
+        store.tell(UpdateOffset(late, 30, True))
+        assert persist((late,)) == 0
+        store.tell(Forget(late))
+        store.tell(UpdateOffset(mqs[2], 0, True))
+        # Then the next write (the 5 s timer's, or the shutdown's) has both
+        assert persist(None) == 2
+        assert read_local(path) == {mqs[0]: 5, mqs[1]: 10, mqs[2]: 0, late: 30}
+    finally:
+        store.stop()
 
 
 class RecordingSink:

@@ -18,6 +18,7 @@ from actors.client import (
     Producer,
     PullConsumer,
     PushConsumer,
+    offsets,
 )
 from actors.client.offsets import read_local
 from actors.client.start_offsets import START_ONE_BY_ONE
@@ -299,6 +300,59 @@ def test_broadcasting_delivers_everything_to_every_member_with_local_offsets(
         assert again.done.wait(5)
         time.sleep(0.1)
     assert again.bodies() == [b"late"]
+
+
+def test_a_broadcasting_start_does_not_write_the_offsets_file_once_per_queue(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a topic of 64 queues (more than START_ONE_BY_ONE), one message in queue 5, and a
+    # count of the offsets file's writes (each one fsync)
+    queues = 64
+    writes: list[int] = []
+    real_write = offsets.write_local
+
+    def counted(path, table) -> None:
+        writes.append(len(table))
+        real_write(path, table)
+
+    monkeypatch.setattr(offsets, "write_local", counted)
+    with FakeCluster(("broker-a",), topics=("Wide",), queues=queues) as fc:
+        fc.put("Wide", b"old", queue_id=5)
+        consumer = PushConsumer(
+            "radio-wide",
+            namesrv=fc.namesrv,
+            model=MessageModel.BROADCASTING,
+            offset_store_dir=tmp_path,
+            instance_name="member0",
+            consume_from=ConsumeFrom.LAST,
+            rebalance_interval=60.0,
+        )
+        consumer.subscribe("Wide", "*", Collector(1))
+        try:
+            # When it starts and has pulled every queue
+            consumer.start()
+            wait_until(
+                lambda: len(pulled_queues(fc, "Wide")) == queues, what="a pull of every queue"
+            )
+            # Then the file was written at most once (the 5 s timer's), not once per queue
+            assert len(writes) <= 1
+        finally:
+            consumer.shutdown()
+    # And the shutdown wrote every queue's start offset
+    assert writes[-1] == queues
+    expected = {
+        MessageQueue(topic="Wide", broker_name="broker-a", queue_id=q): int(q == 5)
+        for q in range(queues)
+    }
+    assert read_local(consumer.offsets_path) == expected
+
+
+def pulled_queues(cluster: FakeCluster, topic: str) -> set[str]:
+    return {
+        ext["queueId"]
+        for code, ext in list(cluster.broker().requests)
+        if code == RequestCode.PULL_MESSAGE and ext["topic"] == topic
+    }
 
 
 @pytest.mark.parametrize("where", [ConsumeFrom.LAST, ConsumeFrom.FIRST, ConsumeFrom.TIMESTAMP])
