@@ -20,6 +20,7 @@ its own thread). Messages are 1 KiB by default.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import os
 import sys
 import threading
@@ -44,23 +45,58 @@ def bench_produce(args: argparse.Namespace, namesrv: str) -> dict[str, Any]:
     c = _client()
     body = _payload(args.size)
     keys = c.SessionCredentials(*ACL_KEYS) if args.acl else None
-    with c.Producer("bench-producer", namesrv=namesrv, credentials=keys) as producer:
+    batching: dict[str, Any] = {"auto_batch": True} if args.auto_batch else {}
+    if args.max_async_sends:
+        batching["max_async_sends"] = args.max_async_sends
+    with c.Producer("bench-producer", namesrv=namesrv, credentials=keys, **batching) as producer:
         producer.send(c.Message(args.topic, body))  # route, connection, topic creation
         meter = Meter("produce").start()
         deadline = time.perf_counter() + args.seconds
-        perf = time.perf_counter
-        send = producer.send
-        msg = c.Message(args.topic, body)
-        while perf() < deadline:
-            t0 = perf()
-            try:
-                send(msg)
-            except c.ClientError:
-                meter.failed += 1
-                continue
-            meter.add(1, perf() - t0)
+
+        def worker() -> None:
+            perf = time.perf_counter
+            send = producer.send
+            msg = c.Message(args.topic, body)
+            while perf() < deadline:
+                t0 = perf()
+                try:
+                    send(msg)
+                except c.ClientError:
+                    meter.failed += 1
+                    continue
+                meter.add(1, perf() - t0)
+
+        def async_worker() -> None:
+            # send_async as fast as its window (1,024 in flight) lets; counted when answered
+            perf = time.perf_counter
+            msg = c.Message(args.topic, body)
+            futures = []
+
+            def answered(_result: Any, error: BaseException | None) -> None:
+                if error is None:
+                    meter.add(1)
+                else:
+                    meter.failed += 1
+
+            while perf() < deadline:
+                futures.append(producer.send_async(msg, answered))
+                if len(futures) >= 4096:
+                    futures = [f for f in futures if not f.done()]
+            concurrent.futures.wait(futures, timeout=args.seconds + 10)
+
+        work = async_worker if args.use_async else worker
+        if args.threads == 1:
+            work()  # in this thread: a) as always measured
+        else:
+            run_in_threads(args.threads, work)
         meter.stop()
-    return meter.summary(size=args.size)
+    return meter.summary(
+        size=args.size,
+        threads=args.threads,
+        auto_batch=args.auto_batch,
+        use_async=args.use_async,
+        max_async_sends=producer.async_window.max_sends if producer.async_window else None,
+    )
 
 
 # -- b) batch produce --------------------------------------------------------------------------
@@ -186,6 +222,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--acl",
         action="store_true",
         help="with --spawn: the broker checks ACL, the producer signs (its cost per send)",
+    )
+    p.add_argument("--threads", type=int, default=1, help="sync senders at once (1)")
+    p.add_argument(
+        "--auto-batch",
+        action="store_true",
+        help="Producer(auto_batch=True): concurrent sends share batch requests",
+    )
+    p.add_argument(
+        "--async",
+        dest="use_async",
+        action="store_true",
+        help="send_async in a loop (window-bound), counted when answered: not a)",
+    )
+    p.add_argument(
+        "--max-async-sends", type=int, default=0, help="Producer(max_async_sends=N) (default: its)"
     )
     p = sub.add_parser("batch", parents=[common], help="b) batch sends")
     p.add_argument("--seconds", type=float, default=10.0)

@@ -167,33 +167,41 @@ def prepare_batch(msgs: Sequence[Message], *, max_size: int = MAX_MESSAGE_SIZE) 
     topic = msgs[0].topic
     check_topic(topic)
     ids = new_message_ids(len(msgs))
-    wait = msgs[0].wait_store_ok
     parts: list[bytes] = []
-    append = parts.append
-    pack_entry = _ENTRY.pack
-    pack_len = _PROPS_LEN.pack
     for i, msg in enumerate(msgs):
         if msg.__class__ is not Message and not isinstance(msg, Message):
             raise MessageInvalidError(f"batch[{i}]", f"not a Message: {type(msg).__name__}")
         if msg.topic != topic:
             raise MessageInvalidError(f"batch[{i}].topic", f"{msg.topic!r} differs from {topic!r}")
-        if msg.delay_level or msg.deliver_at_ms or msg.delay_ms:
-            raise MessageInvalidError(f"batch[{i}].delay_level", "batches cannot be delayed")
-        body = msg.body
-        if body.__class__ is not bytes:
-            body = msg.body_bytes()
-        if not body:
-            raise MessageInvalidError(f"batch[{i}].body", "is empty")
-        if msg.tags or msg.keys or msg.properties or not msg.wait_store_ok:
-            props = message_properties(msg, ids[i]).encode()
-        else:
-            props = f"UNIQ_KEY\x01{ids[i]}\x02WAIT\x01true\x02".encode()
-        blen = len(body)
-        append(pack_entry(22 + blen + len(props), 0, 0, msg.flag, blen))
-        append(body)
-        append(pack_len(len(props)))
-        append(props)
-    data = b"".join(parts)
+        parts.append(batch_entry(msg, ids[i], f"batch[{i}]"))
+    return joined_batch(topic, parts, ids, msgs[0].wait_store_ok, max_size)
+
+
+def batch_entry(msg: Message, uniq: str, where: str = "message") -> bytes:
+    """``msg`` encoded as one entry of a batch's body, with UNIQ_KEY ``uniq`` (not compressed,
+    not delayed: MessageInvalidError otherwise, naming the field as ``<where>.<field>``)."""
+    if msg.delay_level or msg.deliver_at_ms or msg.delay_ms:
+        raise MessageInvalidError(f"{where}.delay_level", "batches cannot be delayed")
+    body = msg.body
+    if body.__class__ is not bytes:
+        body = msg.body_bytes()
+    if not body:
+        raise MessageInvalidError(f"{where}.body", "is empty")
+    if msg.tags or msg.keys or msg.properties or not msg.wait_store_ok:
+        props = message_properties(msg, uniq).encode()
+    else:
+        props = f"UNIQ_KEY\x01{uniq}\x02WAIT\x01true\x02".encode()
+    blen = len(body)
+    head = _ENTRY.pack(22 + blen + len(props), 0, 0, msg.flag, blen)
+    return b"".join((head, body, _PROPS_LEN.pack(len(props)), props))
+
+
+def joined_batch(
+    topic: str, entries: Sequence[bytes], ids: Sequence[str], wait: bool, max_size: int
+) -> Outgoing:
+    """The SEND_BATCH_MESSAGE of ``entries`` (``batch_entry``'s, of messages of ``topic``
+    whose UNIQ_KEYs are ``ids``); MessageTooLargeError over ``max_size`` bytes."""
+    data = b"".join(entries)
     if len(data) > max_size:
         raise MessageTooLargeError(len(data), max_size, "batch")
     return Outgoing(
@@ -202,5 +210,5 @@ def prepare_batch(msgs: Sequence[Message], *, max_size: int = MAX_MESSAGE_SIZE) 
         properties=f"{P.WAIT}\x01{'true' if wait else 'false'}\x02",
         msg_id=",".join(ids),
         batch=True,
-        count=len(msgs),
+        count=len(entries),
     )

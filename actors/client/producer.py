@@ -24,6 +24,14 @@ from typing import Any
 import msgspec
 
 from actors.client.async_window import MAX_ASYNC_BYTES, MAX_ASYNC_SENDS, AsyncWindow
+from actors.client.auto_batch import (
+    BATCH_MAX_BYTES,
+    BATCH_MAX_DELAY,
+    TOTAL_BATCH_MAX_BYTES,
+    Accumulator,
+    Entry,
+    check_options,
+)
 from actors.client.compression import DEFAULT_LEVEL, DEFAULT_TYPE, compressor
 from actors.client.config import ClientConfig
 from actors.client.errors import ClientError, ClientStateError, MessageInvalidError
@@ -33,8 +41,9 @@ from actors.client.instance import ClientInstance
 from actors.client.latency_fault import LatencyFault
 from actors.client.message import Message, MessageQueue, SendResult
 from actors.client.namespace import Namespace, plain_queue, wire_name
-from actors.client.outgoing import COMPRESS_OVER, MAX_MESSAGE_SIZE, Outgoing, prepare, prepare_batch
+from actors.client.outgoing import COMPRESS_OVER, MAX_MESSAGE_SIZE, Outgoing, prepare
 from actors.client.producer_async import ProducerAsync
+from actors.client.producer_batch import ProducerBatch
 from actors.client.producer_hooks import ProducerHooks
 from actors.client.producer_reply import ProducerReply
 from actors.client.reply import ReplyWaiters
@@ -47,10 +56,11 @@ from runtime.remoting import properties as P
 from runtime.remoting.codes import RequestCode
 
 
-class Producer(ProducerHooks, ProducerAsync, ProducerReply):
+class Producer(ProducerHooks, ProducerAsync, ProducerReply, ProducerBatch):
     """A producer of one group. See the module docstring for the threading rules. Here: the
-    life cycle, ``send``, ``send_batch`` and the sync path they share; ``send_async`` and
-    ``send_oneway``: ``ProducerAsync`` (producer_async); send hooks: ``ProducerHooks``
+    life cycle, ``send`` and the sync path it shares; ``send_async`` and
+    ``send_oneway``: ``ProducerAsync`` (producer_async); ``send_batch`` and auto batching:
+    ``ProducerBatch`` (producer_batch); send hooks: ``ProducerHooks``
     (producer_hooks); ``request`` and ``reply``: ``ProducerReply`` (producer_reply).
 
     Options: ``send_timeout`` (3 s, the whole sync send including retries), ``retries`` (2),
@@ -59,7 +69,7 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply):
     (``actors.client.compression``; a missing package is a ClientError here, at construction),
     ``max_message_size`` (4 MiB),
     ``instance_name``, ``heartbeat_interval`` / ``route_refresh_interval`` (30 s),
-    ``max_async_sends`` (1,024) / ``max_async_bytes`` (32 MiB): ``send_async``'s back-pressure
+    ``max_async_sends`` (128) / ``max_async_bytes`` (32 MiB): ``send_async``'s back-pressure
     (``actors.client.async_window``). ``enable_msg_trace`` (False) / ``trace_topic``
     (``RMQ_SYS_TRACE_TOPIC``): message traces, RocketMQ's (``actors.client.trace``).
     ``namespace`` (None): RocketMQ's client namespace: the group and every topic are
@@ -69,6 +79,9 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply):
     ``retry_another_broker_when_not_store_ok`` (False): RocketMQ's option of that name, a send
     answered FLUSH_DISK_TIMEOUT / FLUSH_SLAVE_TIMEOUT / SLAVE_NOT_AVAILABLE is retried on
     another broker (``actors.client.send``).
+    ``auto_batch`` (False): RocketMQ 5's autoBatch, small ``send`` / ``send_async`` messages of
+    a topic held up to ``batch_max_delay`` (0.01 s) or ``batch_max_bytes`` (32 KiB) and sent as
+    one batch, at most ``total_batch_max_bytes`` (32 MiB) held (``actors.client.auto_batch``).
     """
 
     def __init__(
@@ -94,9 +107,17 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply):
         namespace: str | None = None,
         send_latency_fault_enable: bool = False,
         retry_another_broker_when_not_store_ok: bool = False,
+        auto_batch: bool = False,
+        batch_max_delay: float = BATCH_MAX_DELAY,
+        batch_max_bytes: int = BATCH_MAX_BYTES,
+        total_batch_max_bytes: int = TOTAL_BATCH_MAX_BYTES,
     ) -> None:
         if not group:
             raise ClientError("a producer needs a group name")
+        check_options(batch_max_delay, batch_max_bytes, total_batch_max_bytes)
+        self.auto_batch = auto_batch
+        self._batch_bounds = (batch_max_delay, batch_max_bytes, total_batch_max_bytes)
+        self._accumulator: Accumulator | None = None
         self.namespace = Namespace.of(namespace)
         self.group = wire_name(self.namespace, group)
         """The group as the brokers know it (``<namespace>%<group>`` with a namespace)."""
@@ -172,13 +193,26 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply):
             latency_fault=self.latency_fault,
             retry_not_stored_ok=self.retry_not_stored_ok,
         )
+        if self.auto_batch:
+            delay, size, total = self._batch_bounds
+            self._accumulator = Accumulator(
+                self._begin,
+                max_delay=delay,
+                max_bytes=size,
+                total_max_bytes=total,
+                max_message_size=self.max_message_size,
+            )
 
     def shutdown(self, timeout: float = 10.0) -> None:
-        """Unregister from the brokers and close every connection. Idempotent."""
+        """Unregister from the brokers and close every connection. Idempotent. With
+        ``auto_batch``, the sends held are sent first and their answers awaited (``timeout``)."""
         with self._lock:
             if self._state != "running":
                 self._state = "shut down"
                 return
+            accumulator = self._accumulator
+            if accumulator is not None and self._hub is not None:
+                self._hub.call(accumulator.drain, timeout, timeout=timeout + 1, what="flush")
             self._state = "shut down"
             hub = self._hub
             assert hub is not None
@@ -264,12 +298,15 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply):
             return self._send_sync_hooked(
                 msg, lambda: self._prepare(msg, sharding_key), selection, timeout, mq=queue
             )
+        held = self._held(msg, selection)
+        if held is not None:
+            return self._send_outgoing(held, selection, timeout)
         out = self._prepare(msg, sharding_key)
         return self._send_outgoing(out, selection, timeout)
 
     def _send_outgoing(
         self,
-        out: Outgoing,
+        out: Outgoing | Entry,
         selection: Selection,
         timeout: float | None,
         hooked: HookedSend | None = None,
@@ -286,11 +323,13 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply):
             else:
                 waiter.set(result)
 
-        if hooked is None:
-            hub.run(self._begin, out, selection, timeout, done, False)
-        else:
+        if hooked is not None:
+            assert isinstance(out, Outgoing)
             self._run_hooked(hub, out, selection, timeout, done, False, hooked)
-        return waiter.wait(timeout + 1.0, what)
+        else:
+            self._dispatch(hub, out, selection, timeout, done)
+        held = self._batch_bounds[0] if isinstance(out, Entry) else 0.0
+        return waiter.wait(timeout + held + 1.0, what)
 
     def _begin(
         self,
@@ -308,32 +347,6 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply):
         if self.namespace is not None:
             out, selection, done = _in_namespace(self.namespace, out, selection, done)
         sender.begin(out, selection, timeout, done, oneway=oneway, hooked=hooked)
-
-    def send_batch(
-        self,
-        msgs: Sequence[Message],
-        *,
-        queue: MessageQueue | None = None,
-        sharding_key: str | None = None,
-        selector: QueueSelector | None = None,
-        timeout: float | None = None,
-    ) -> SendResult:
-        """Send messages of one topic as one SEND_BATCH_MESSAGE; each is stored with its own
-        queue offset (the result names the first; ``msg_id`` joins the ids with commas)."""
-        self._running_hub("send_batch")
-        first = msgs[0] if msgs else None
-        selection = self._selection(first, queue, sharding_key, selector)
-        if self._send_hooks:
-            return self._send_sync_hooked(
-                list(msgs),
-                lambda: prepare_batch(msgs, max_size=self.max_message_size),
-                selection,
-                timeout,
-                mq=queue,
-                what="send_batch",
-            )
-        out = prepare_batch(msgs, max_size=self.max_message_size)
-        return self._send_outgoing(out, selection, timeout, None, "send_batch")
 
     # -- routes -----------------------------------------------------------------------------
 

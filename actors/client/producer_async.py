@@ -11,9 +11,11 @@ import concurrent.futures
 from collections.abc import Callable
 from typing import Any
 
+from actors.client.auto_batch import Entry
 from actors.client.errors import ClientError
 from actors.client.hooks import CommunicationMode
 from actors.client.message import Message, MessageQueue, SendResult
+from actors.client.outgoing import Outgoing
 from actors.client.producer_port import ProducerPort
 from actors.client.selectors import QueueSelector
 from actors.client.send_hooks import HookedSend
@@ -39,7 +41,7 @@ class ProducerAsync(ProducerPort):
         optional ``callback(result, error)`` runs on the producer's callback thread (a greenlet
         of its own in a monkey-patched program), never on the hub.
 
-        Back-pressure: while ``max_async_sends`` sends (1,024) or ``max_async_bytes`` of bodies
+        Back-pressure: while ``max_async_sends`` sends (128) or ``max_async_bytes`` of bodies
         (32 MiB) wait for their answers, this waits for room, up to ``timeout`` (the send
         timeout); then the future fails with ``ClientError`` (nothing sent)."""
         hub = self._running_hub("send_async")
@@ -48,14 +50,14 @@ class ProducerAsync(ProducerPort):
         if self._send_hooks:
             out, hooked = self._prepare_hooked(msg, sharding_key, CommunicationMode.ASYNC, queue)
         else:
-            out = self._prepare(msg, sharding_key)
+            out = self._held(msg, selection) or self._prepare(msg, sharding_key)
         timeout = self.send_timeout if timeout is None else timeout
         future: concurrent.futures.Future[SendResult] = concurrent.futures.Future()
         future.set_running_or_notify_cancel()
         callbacks = self._callbacks
         window = self.async_window
         assert callbacks is not None and window is not None
-        size = len(out.body)
+        size = out.size if isinstance(out, Entry) else len(out.body)
         if not window.enter(size, timeout):
             error = ClientError(
                 f"send_async ({self.group}): no room for {timeout:g}s: {window.sends} sends, "
@@ -100,8 +102,9 @@ class ProducerAsync(ProducerPort):
                 complete(result, error)
 
         if hooked is None:
-            hub.run(self._begin, out, selection, timeout, done, False)
+            self._dispatch(hub, out, selection, timeout, done)
         else:
+            assert isinstance(out, Outgoing)
             self._run_hooked(hub, out, selection, timeout, done, False, hooked)
         return future
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from actors.client.async_window import AsyncWindow
+from actors.client.auto_batch import Accumulator, Entry
 from actors.client.compression import Compressor
 from actors.client.config import ClientConfig
 from actors.client.hooks import CommunicationMode, MessageType, SendHook
@@ -47,6 +48,8 @@ class ProducerPort:
     _own_hub: bool
     trace_topic: str | None
     trace_dispatcher: Any
+    _accumulator: Accumulator | None
+    _batch_bounds: tuple[float, int, int]
 
     @property
     def client_id(self) -> str:
@@ -70,9 +73,19 @@ class ProducerPort:
         """``msg`` validated and encoded (in the caller's thread)."""
         raise NotImplementedError
 
+    def _held(self, msg: Message, selection: Selection) -> Entry | None:
+        """With ``auto_batch``, ``msg`` encoded to be held for a batch; None: sent alone."""
+        raise NotImplementedError
+
+    def _dispatch(
+        self, hub: ClientHub, out: Outgoing | Entry, selection: Selection, timeout: float, done: Any
+    ) -> None:
+        """Start a send on the hub, alone or held for a batch."""
+        raise NotImplementedError
+
     def _send_outgoing(
         self,
-        out: Outgoing,
+        out: Outgoing | Entry,
         selection: Selection,
         timeout: float | None,
         hooked: HookedSend | None = None,

@@ -191,8 +191,9 @@ class BrokerProcessor:
         else:
             entries = [(request.body, h.properties, h.flag)]
         first = None
-        first_phys = b.physical
+        physical: list[int] = []  # each record's commit-log offset
         for body, props, flag in entries:
+            physical.append(b.physical)
             offset = store_record(
                 b,
                 PutRecord(
@@ -208,7 +209,8 @@ class BrokerProcessor:
             )
             first = offset if first is None else first
         host, port = parse_address(b.address)
-        msg_id = offset_msg_id(host_bytes(host), port, first_phys)
+        # one offset message id per record, comma-joined for a batch (as the broker answers)
+        msg_id = ",".join(offset_msg_id(host_bytes(host), port, at) for at in physical)
         if request.is_oneway:
             return None
         ext = {"msgId": msg_id, "queueId": h.queue_id, "queueOffset": first}

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from actors.client import (
+    Admin,
     BrokerError,
     ConsumeFrom,
     Message,
@@ -260,6 +261,30 @@ def test_send_async_waits_for_room_and_everything_is_stored_in_order(
         assert offsets == list(range(first.queue_offset + 1, first.queue_offset + 201))
         assert window.peak_sends == 2
         assert (window.sends, window.bytes) == (0, 0)
+
+
+def test_auto_batched_sends_each_name_their_own_stored_message(namesrv: str) -> None:
+    # Given a producer that holds small sends up to 0.2 s and batches them
+    with Producer("e2e-auto-batch", namesrv=namesrv, auto_batch=True, batch_max_delay=0.2) as p:
+        p.send(Message("E2eAutoBatch", b"route"))
+        # When twenty messages are sent asynchronously at once
+        futures = [
+            p.send_async(Message("E2eAutoBatch", b"b%02d" % i, keys=[f"k{i}"])) for i in range(20)
+        ]
+        results = [f.result(30) for f in futures]
+    # Then each result's offset message id and queue offset lead to its own message on the broker
+    with Admin(namesrv) as admin:
+        for i in (0, 7, 19):
+            found = admin.view_message(results[i].offset_msg_id)
+            assert (found.body, found.keys, found.msg_id) == (
+                b"b%02d" % i,
+                [f"k{i}"],
+                results[i].msg_id,
+            )
+    queue = results[0].queue
+    assert all(r.queue == queue and r.status == SendStatus.SEND_OK for r in results)
+    offsets = [r.queue_offset for r in results]
+    assert offsets == list(range(offsets[0], offsets[0] + 20))
 
 
 def test_async_sends_right_after_start_are_stored_in_invoke_order(namesrv: str) -> None:
