@@ -9,14 +9,14 @@
   that changed the assignment): with ``pull_threshold_for_topic`` /
   ``pull_threshold_size_for_topic`` set (not -1), the per-queue limits become those divided by
   the number of queues the consumer holds (at least 1 message / 1 MiB), told to every puller
-  (``SetLimits``). As RocketMQ's
-  ``RebalancePushImpl.messageQueueChanged``, the divisor is every queue the consumer holds, of
-  all its topics and its ``%RETRY%<group>`` queues alike (its ``processQueueTable``), not only
-  the queues of one topic; a consumer holding no queue keeps its limits.
+  (``SetLimits``). As RocketMQ's ``RebalancePushImpl.messageQueueChanged``, the divisor is
+  every queue the consumer holds, of all its topics and its ``%RETRY%<group>`` queues alike
+  (its ``processQueueTable``), not only the queues of one topic; a consumer holding no queue
+  keeps its limits.
 - **All queues, lite** (``TotalCap``, inside the ``PollBuffer``): RocketMQ's
-  pullThresholdForAll: pulling pauses while the buffer holds more than ``max_cached_messages_total``
-  messages not yet polled, and the paused pullers are told ``FlowCheck`` once a ``poll`` (or a
-  seek) brought it back to the cap.
+  pullThresholdForAll: pulling pauses while the buffer holds more than
+  ``max_cached_messages_total`` messages not yet polled, and the paused pullers are told
+  ``FlowCheck`` once a ``poll`` (or a seek) brought it back to the cap.
 - **Pull interval, push** (``pull_interval``, the puller's own timer): after a pull that found
   messages the queue's next pull waits that long; pulls that found nothing pull again at once,
   as RocketMQ.

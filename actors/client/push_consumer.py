@@ -105,8 +105,8 @@ class PushConsumer(ConsumerBase, ConsumerTrace):
     number of queues the consumer holds, all its topics and its retry queues together, at least
     1; ``actors.client.pull_limits``), ``pull_interval`` (0 s: RocketMQ's pullInterval, how long
     a queue waits after a pull that found messages before its next pull), ``max_span`` (2000:
-    RocketMQ's consumeConcurrentlyMaxSpan, a queue stops pulling
-    while its cached offsets span more; not orderly; 0 turns it off), ``consume_timeout``
+    RocketMQ's consumeConcurrentlyMaxSpan, a queue stops pulling while its cached offsets span
+    more; not orderly; 0 turns it off), ``consume_timeout``
     (900 s: RocketMQ's consumeTimeout, a message whose listener call outlasts it is sent back
     to the broker so the queue's offset moves on; clustering, not orderly; 0 turns it off;
     ``actors.client.consume_timeout``), ``rebalance_interval``
