@@ -36,7 +36,14 @@ from actors.client.hub import ClientHub
 from actors.client.message import MessageExt, MessageQueue
 from actors.client.namespace import plain_queue, wire_name, wire_queue
 from actors.client.pull import subscription
-from actors.client.puller_messages import Consumed, PullOptions, Sink, next_generation
+from actors.client.pull_limits import TotalCap, check_total
+from actors.client.puller_messages import (
+    Consumed,
+    FlowCheck,
+    PullOptions,
+    Sink,
+    next_generation,
+)
 from actors.client.rebalance import Assign, ConsumeFrom, SeekQueue
 from runtime.acl.signature import SessionCredentials
 from runtime.remoting.codes import MessageModel, RequestCode
@@ -63,10 +70,15 @@ class PollBuffer:
     lite consumer skips the requests of a dropped process queue: a queue given back to this
     consumer restarts from its committed offset, so returning the old puller's batch would
     deliver its messages twice (and, given to another consumer, this one would return messages
-    of a queue it no longer holds, which it cannot commit)."""
+    of a queue it no longer holds, which it cannot commit).
 
-    def __init__(self) -> None:
+    With ``max_total`` (RocketMQ's pullThresholdForAll) it is a ``CappedSink``: while it holds
+    more messages than that, ``room`` tells pullers to wait, and ``released`` names them once a
+    ``poll`` or a seek took it back to the cap (``actors.client.pull_limits.TotalCap``)."""
+
+    def __init__(self, max_total: int = 0) -> None:
         self._batches: collections.deque[_Batch] = collections.deque()
+        self.cap = TotalCap(max_total)
         # An RLock: Condition asks it whether this thread owns it (``_is_owned``). A plain
         # Lock answers by trying to acquire it, and gevent's failed non-blocking acquire yields
         # to the hub (a switch on every notify).
@@ -80,12 +92,24 @@ class PollBuffer:
             return
         with self._cond:
             self._batches.append(_Batch(puller, generation, mq, msgs))
+            self.cap.count += len(msgs)
             self._cond.notify()
 
     def drop(self, mq: MessageQueue, floor: int) -> None:
         with self._cond:
             self.floor[mq] = floor
             self._batches = collections.deque(b for b in self._batches if b.mq != mq)
+            self.cap.count = sum(len(b.msgs) for b in self._batches)
+
+    def room(self, puller: pykka.ActorRef[Any]) -> bool:
+        """False while more than ``max_total`` messages wait here (the puller is remembered)."""
+        with self._cond:
+            return self.cap.room(puller)
+
+    def released(self) -> list[pykka.ActorRef[Any]]:
+        """The pullers to tell ``FlowCheck``: those that waited, once there is room again."""
+        with self._cond:
+            return self.cap.released()
 
     def take(self, limit: int, timeout: float) -> list[_Batch]:
         """Up to ``limit`` messages (as batches, the last one possibly split), waiting up to
@@ -96,6 +120,7 @@ class PollBuffer:
             while True:
                 while self._batches and limit > 0:
                     batch = self._batches.popleft()
+                    self.cap.count -= len(batch.msgs)
                     if batch.generation < self.floor.get(batch.mq, 0):
                         continue
                     if not batch.puller.is_alive():
@@ -103,6 +128,7 @@ class PollBuffer:
                     if len(batch.msgs) > limit:
                         rest = _Batch(batch.puller, batch.generation, batch.mq, batch.msgs[limit:])
                         self._batches.appendleft(rest)
+                        self.cap.count += len(rest.msgs)
                         batch = _Batch(batch.puller, batch.generation, batch.mq, batch.msgs[:limit])
                     out.append(batch)
                     limit -= len(batch.msgs)
@@ -125,7 +151,9 @@ class PullConsumer(ConsumerBase, ConsumerTrace):
     ``trace_topic`` too: each ``poll``'s messages are traced as RocketMQ's
     DefaultLitePullConsumer traces them, ``actors.client.consumer_trace``), plus
     ``auto_commit`` (True), ``max_poll_messages`` (32) and ``pull_batch_size`` (32);
-    ``max_span`` (2000) is RocketMQ's consumeMaxSpan here."""
+    ``max_span`` (2000) is RocketMQ's consumeMaxSpan here; ``max_cached_messages_total``
+    (10000: RocketMQ's pullThresholdForAll) pauses every queue's pulling while more messages
+    than that were pulled but not polled yet, all queues together (0 turns it off)."""
 
     consume_type = "CONSUME_ACTIVELY"
 
@@ -144,6 +172,7 @@ class PullConsumer(ConsumerBase, ConsumerTrace):
         max_cached_messages: int = 1000,
         max_cached_bytes: int = 100 * 1024 * 1024,
         max_span: int = 2000,
+        max_cached_messages_total: int = 10_000,
         rebalance_interval: float = 20.0,
         suspend_timeout: float = 15.0,
         pull_error_delay: float = 3.0,
@@ -164,6 +193,7 @@ class PullConsumer(ConsumerBase, ConsumerTrace):
             max_cached_messages=max_cached_messages,
             max_cached_bytes=max_cached_bytes,
             max_span=max_span,
+            max_cached_messages_total=check_total(max_cached_messages_total),
             error_delay=pull_error_delay,
             commit_in_pull=auto_commit,
             lite=True,
@@ -188,7 +218,7 @@ class PullConsumer(ConsumerBase, ConsumerTrace):
         )
         self.auto_commit = auto_commit
         self.max_poll_messages = max_poll_messages
-        self.buffer = PollBuffer()
+        self.buffer = PollBuffer(max_cached_messages_total)
         self.enable_msg_trace = enable_msg_trace
         self.trace_topic = trace_topic
 
@@ -263,7 +293,15 @@ class PullConsumer(ConsumerBase, ConsumerTrace):
                 hub.post(_tell, batch.puller, done)
             if hooks is not None and hooks.hooks:
                 hooks.polled(plain_queue(ns, batch.mq), batch.msgs)
+        self._wake_waiting(hub)
         return out
+
+    def _wake_waiting(self, hub: ClientHub) -> None:
+        """Tell the pullers that waited for room in the buffer (``max_cached_messages_total``)
+        that there is some again."""
+        for ref in self.buffer.released():
+            with contextlib.suppress(ClientError):
+                hub.post(_tell, ref, FlowCheck())
 
     def commit(self, timeout: float = 10.0) -> int:
         """Write the offsets of everything polled so far (synchronously). Returns how many
@@ -280,6 +318,7 @@ class PullConsumer(ConsumerBase, ConsumerTrace):
         mq = wire_queue(self.namespace, mq)
         generation = next_generation()
         self.buffer.drop(mq, generation)
+        self._wake_waiting(hub)
 
         def forward() -> bool:
             return self._ask(
@@ -321,6 +360,11 @@ class PullConsumer(ConsumerBase, ConsumerTrace):
 
     def _sink(self) -> Sink:
         return self.buffer
+
+    def _settings(self) -> dict[str, str]:
+        settings = super()._settings()
+        settings["pullThresholdForAll"] = str(self.pull_options.max_cached_messages_total)
+        return settings
 
 
 def _tell(ref: pykka.ActorRef[Any], message: Any) -> None:

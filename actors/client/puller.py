@@ -6,20 +6,22 @@ Messages:
   broker, the request, its cancellation) is ``actors.client.pull_ticket``'s.
 - ``PullDone(generation, result, error)``: the pull greenlet's outcome. Found messages go into
   the ProcessQueue and to the sink (the push consumer's listener pool, or the lite consumer's
-  poll buffer); then the next pull starts at once, unless more than ``max_cached_messages`` or
-  ``max_cached_bytes`` are cached, or (not orderly) the cached offsets span more than
-  ``max_span`` (flow control: pulling resumes when consumption catches up).
-  An error retries after ``error_delay``. An answer that moves nothing (NO_MATCHED_MSG with
-  ``nextBeginOffset`` where the pull started: a slave keeping a consumer whose offset it does
-  not hold yet, while the route has no master to try instead) refreshes the route and pulls
-  again after ``STALLED_DELAY`` instead of at once, so it never spins.
+  poll buffer); then the next pull starts at once (after ``pull_interval`` when messages were
+  found), unless more than ``max_cached_messages`` or ``max_cached_bytes`` are cached, or (not
+  orderly) the cached offsets span more than ``max_span``, or (lite) the poll buffer holds more
+  than ``max_cached_messages_total`` (flow control, ``actors.client.pull_limits``: pulling
+  resumes when consumption catches up). An error retries after ``error_delay``. An answer
+  that moves nothing (NO_MATCHED_MSG with ``nextBeginOffset`` where the pull started: a slave
+  keeping a consumer whose offset it does not hold yet, while the route has no master to try
+  instead) refreshes the route and pulls again after ``STALLED_DELAY`` instead of at once, so
+  it never spins.
 - ``Consumed(generation, offsets, retry)``: the sink finished messages; ``retry`` ones
   (RECONSUME_LATER or an exception) are, with ``send_back`` (clustering push consumers), handed
   back to the broker (CONSUMER_SEND_MSG_BACK, delay level 0: the broker's ``%RETRY%<group>``
   with level 3 + reconsumeTimes, or ``%DLQ%<group>`` past ``max_reconsume_times``) by a
   greenlet; otherwise delivered again locally after ``reconsume_delay`` (broadcasting: up to
-  ``max_reconsume_times`` times, then dropped with a warning, as RocketMQ drops them at once).
-  The committable offset goes to the OffsetStore.
+  ``max_reconsume_times`` times, then dropped with a warning, as RocketMQ drops them at once;
+  ``actors.client.puller_retry``). The committable offset goes to the OffsetStore.
 - ``SentBack(generation, ok, failed, expired)``: the send-back greenlet's outcome. Accepted
   messages count as consumed (the offset moves past them); the others are retried locally
   (``expired``, sent back by the consume timeout: left as they are).
@@ -28,6 +30,9 @@ Messages:
   are sent back and leave the process queue (``actors.client.consume_timeout``).
 - ``Seek(offset)``: drop what is cached, pull from ``offset`` (lite consumer).
 - ``Quiesce``: stop pulling (shutdown: let the listeners finish first).
+- ``SetLimits(max_cached_messages, max_cached_bytes)``: new per-queue limits (the rebalancer's
+  share of the topic thresholds); ``FlowCheck``: the sink has room again; both look at flow
+  control again and resume pulling if no longer over. ``IntervalOver``: ``pull_interval`` ended.
 - ``queue_info()`` (proxy) -> ``ProcessQueueInfo`` of this queue (GET_CONSUMER_RUNNING_INFO):
   what is cached, the lock (orderly), when it last pulled and consumed; ``commit_offset`` is
   left to the caller (the OffsetStore holds it).
@@ -49,15 +54,13 @@ import contextlib
 import time
 from typing import Any
 
-import gevent
+import msgspec
 import pykka
 from loguru import logger
 
 from actors.client.consume_timeout import (
-    EXPIRED_DELAY_LEVEL,
     ExpireCheck,
     check_interval,
-    to_send_back,
 )
 from actors.client.errors import BrokerError, ClientError
 from actors.client.instance import ClientInstance
@@ -65,9 +68,13 @@ from actors.client.message import MessageExt, MessageQueue, PullStatus
 from actors.client.offsets import UpdateOffset
 from actors.client.process_queue import ProcessQueue
 from actors.client.pull import PullResult, TagFilter
+from actors.client.pull_limits import over_queue_limits
 from actors.client.pull_ticket import PullCancelled, PullTicket, pull_once
 from actors.client.puller_messages import (
+    CappedSink,
     Consumed,
+    FlowCheck,
+    IntervalOver,
     PullDone,
     PullNext,
     PullOptions,
@@ -75,10 +82,11 @@ from actors.client.puller_messages import (
     Redeliver,
     Seek,
     SentBack,
+    SetLimits,
     Sink,
     next_generation,
 )
-from actors.client.send_back import hand_back
+from actors.client.puller_retry import FailedMessages
 from runtime import workers
 from runtime.actor import GeventActor, tell_now
 from runtime.errors import ProtocolError
@@ -89,7 +97,7 @@ STALLED_DELAY = 0.2
 """Seconds before pulling again after an answer that moved nothing (see the docstring)."""
 
 
-class QueuePuller(GeventActor):
+class QueuePuller(FailedMessages, GeventActor):
     """See the module docstring."""
 
     CONCURRENT = True
@@ -128,6 +136,9 @@ class QueuePuller(GeventActor):
         self.last_consume_ms = 0
         self._expiring: set[int] = set()
         """Offsets being sent back by the consume timeout."""
+        self._not_before = 0.0
+        """``time.monotonic()`` before which no pull starts (``pull_interval``)."""
+        self._interval_timer = False
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -161,12 +172,7 @@ class QueuePuller(GeventActor):
         elif isinstance(message, SentBack):
             self._sent_back(message)
         elif isinstance(message, Redeliver):
-            if message.generation == self.generation:
-                msgs = [self.pq.msgs[o] for o in message.offsets if o in self.pq.msgs]
-                for m in msgs:
-                    m.reconsume_times += 1
-                if msgs:
-                    self.sink.deliver(self.actor_ref, self.generation, self.mq, msgs)
+            self._redeliver(message)
         elif isinstance(message, Seek):
             self._seek(message.offset, message.generation)
         elif isinstance(message, Quiesce):
@@ -174,12 +180,19 @@ class QueuePuller(GeventActor):
             self._cancel_pull()
         elif isinstance(message, ExpireCheck):
             self._expire()
+        elif isinstance(message, SetLimits):
+            self.options = msgspec.structs.replace(
+                self.options,
+                max_cached_messages=message.max_cached_messages,
+                max_cached_bytes=message.max_cached_bytes,
+            )
+            self._recheck_flow()
+        elif isinstance(message, FlowCheck):
+            self._recheck_flow()
+        elif isinstance(message, IntervalOver):
+            self._interval_timer = False
+            self._pull_next()
         return None
-
-    def _expire(self) -> None:
-        msgs = to_send_back(self.pq, self._expiring, self.options.consume_timeout, self.mq)
-        if msgs:
-            gevent.spawn(self._send_back, self.generation, msgs, EXPIRED_DELAY_LEVEL, expired=True)
 
     def committable(self) -> int:
         return self.pq.committable()
@@ -209,6 +222,12 @@ class QueuePuller(GeventActor):
 
     def _pull_next(self) -> None:
         if self._pull is not None or self.paused or self.quiescing:
+            return
+        wait = self._not_before - time.monotonic()
+        if wait > 0:  # pull_interval: the timer pulls (again, should it fire early)
+            if not self._interval_timer:
+                self._interval_timer = True
+                self.send_after(wait, IntervalOver())
             return
         commit = self.pq.committable() if self.options.commit_in_pull else -1
         self.last_pull_ms = int(time.time() * 1000)
@@ -262,6 +281,8 @@ class QueuePuller(GeventActor):
             fresh = self.pq.add(result.messages, result.next_begin_offset)
             if fresh:
                 self._deliver(fresh)
+            if result.messages and self.options.pull_interval > 0:
+                self._not_before = time.monotonic() + self.options.pull_interval
         elif status is PullStatus.OFFSET_ILLEGAL:
             logger.debug(  # pull_once warned, naming the broker
                 "client: offset {} of {} is illegal; moving to {}",
@@ -291,13 +312,10 @@ class QueuePuller(GeventActor):
     def _check_flow(self) -> None:
         opts = self.options
         pq = self.pq
-        over = (
-            pq.count > opts.max_cached_messages
-            or pq.bytes > opts.max_cached_bytes
-            or (
-                self.CONCURRENT and opts.max_span > 0 and pq.count > 1 and pq.span() > opts.max_span
-            )
-        )
+        over = over_queue_limits(pq, opts, self.CONCURRENT)
+        if not over and opts.max_cached_messages_total > 0:
+            sink: CappedSink = self.sink  # type: ignore[assignment]
+            over = not sink.room(self.actor_ref)  # tells FlowCheck once there is room
         if over and not self.paused:
             logger.debug(
                 "client: {} flow control: {} messages / {} bytes cached, offsets span {}",
@@ -318,83 +336,26 @@ class QueuePuller(GeventActor):
         self.last_consume_ms = int(time.time() * 1000)
         self.pq.remove(message.offsets)
         if message.retry:
-            failed = [self.pq.msgs[o] for o in message.retry if o in self.pq.msgs]
-            if self.options.send_back:
-                by_level: dict[int, list[MessageExt]] = {}
-                for m in failed:
-                    by_level.setdefault(message.delay_levels.get(m.queue_offset, 0), []).append(m)
-                for level, msgs in by_level.items():
-                    gevent.spawn(self._send_back, self.generation, msgs, level)
-            else:
-                self._retry_locally(failed, drop_after_max=True)
+            self._retry(message.retry, message.delay_levels)
         self._settled()
 
     def _settled(self) -> None:
         """Messages left the process queue: report the offset, maybe resume pulling."""
         self._report()
+        self._recheck_flow()
+
+    def _recheck_flow(self) -> None:
         if self.paused:
             self._check_flow()
             if not self.paused:
                 self._pull_next()
-
-    def _retry_locally(self, msgs: list[MessageExt], *, drop_after_max: bool = False) -> None:
-        retry = []
-        dropped = []
-        for m in msgs:
-            if drop_after_max and m.reconsume_times >= self.options.max_reconsume_times:
-                dropped.append(m.queue_offset)
-            else:
-                retry.append(m.queue_offset)
-        if dropped:
-            logger.warning(
-                "client: {} {} failed {} times: dropped (offsets {})",
-                self.group,
-                self.mq,
-                self.options.max_reconsume_times + 1,
-                dropped,
-            )
-            self.pq.remove(dropped)
-        if retry:
-            self.send_after(self.options.reconsume_delay, Redeliver(self.generation, retry))
-
-    def _send_back(
-        self,
-        generation: int,
-        msgs: list[MessageExt],
-        delay_level: int = 0,
-        *,
-        expired: bool = False,
-    ) -> None:
-        """Greenlet: CONSUMER_SEND_MSG_BACK for each message, then SentBack to the actor."""
-        opts = self.options
-        ok, failed = hand_back(
-            self.instance,
-            self.group,
-            msgs,
-            delay_level=delay_level,
-            max_reconsume_times=opts.max_reconsume_times,
-            timeout=opts.send_back_timeout,
-            namespace=opts.namespace,
-        )
-        with contextlib.suppress(pykka.ActorDeadError):
-            self.actor_ref.tell(SentBack(generation, ok, failed, expired))
-
-    def _sent_back(self, message: SentBack) -> None:
-        if message.expired:
-            self._expiring.difference_update(message.ok + message.failed)
-        if message.generation != self.generation:
-            return
-        self.pq.remove(message.ok)
-        failed = [self.pq.msgs[o] for o in message.failed if o in self.pq.msgs]
-        if failed and not message.expired:
-            self._retry_locally(failed)
-        self._settled()
 
     def _seek(self, offset: int, generation: int) -> None:
         self.generation = generation
         self._cancel_pull()
         self.pq.clear(max(offset, 0))
         self.paused = False
+        self._not_before = 0.0
         self._report(force=True)
         self._pull_next()
 

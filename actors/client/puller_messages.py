@@ -1,8 +1,9 @@
 """What a queue puller is told and configured with (``actors.client.puller``): its options,
 the sink it delivers to, and its messages — pull outcomes (PullDone), consume reports
 (Consumed: done, retry, the delay levels and suspend time a batch listener asked for),
-send-back outcomes (SentBack), local redeliveries (Redeliver), seeks and quiescing. Kept apart
-so the actor module holds only the actor; ``actors.client.puller`` re-exports them.
+send-back outcomes (SentBack), local redeliveries (Redeliver), seeks and quiescing, and flow
+control (SetLimits, FlowCheck, IntervalOver: ``actors.client.pull_limits``). Kept apart so the
+actor module holds only the actor; ``actors.client.puller`` re-exports them.
 """
 
 from __future__ import annotations
@@ -22,6 +23,16 @@ class Sink(Protocol):
     def deliver(
         self, puller: pykka.ActorRef[Any], generation: int, mq: MessageQueue, msgs: list[MessageExt]
     ) -> None: ...
+
+
+class CappedSink(Sink, Protocol):
+    """A sink that also caps what it holds across all queues (the lite consumer's PollBuffer,
+    RocketMQ's pullThresholdForAll); asked only when ``max_cached_messages_total`` is set."""
+
+    def room(self, puller: pykka.ActorRef[Any]) -> bool:
+        """False when it holds more than its cap: the puller then waits, and is told
+        ``FlowCheck`` once there is room again."""
+        ...
 
 
 _generations = itertools.count(1)
@@ -60,6 +71,18 @@ class PullOptions(msgspec.Struct, frozen=True, kw_only=True):
     consumeMessageBatchMaxSize); the orderly puller offers whole calls' worth per task."""
     namespace: str = ""
     """The consumer's namespace ("" none): a message sent back gets its wire topic again."""
+    pull_interval: float = 0.0
+    """Push: seconds between a pull that found messages and the next pull of that queue
+    (RocketMQ's pullInterval, in ms there; 0: at once)."""
+    pull_threshold_for_topic: int = -1
+    """Push: after each rebalance that changed the assignment, ``max_cached_messages`` becomes
+    this divided by the queues held (at least 1; RocketMQ's pullThresholdForTopic; -1: off)."""
+    pull_threshold_size_for_topic: int = -1
+    """Push: the same for ``max_cached_bytes``, in MiB (RocketMQ's pullThresholdSizeForTopic;
+    -1: off)."""
+    max_cached_messages_total: int = 0
+    """Lite: pause pulling while the poll buffer holds more than this many messages of all
+    queues (RocketMQ's pullThresholdForAll; 0: off). The sink is a ``CappedSink`` then."""
 
 
 class PullNext(msgspec.Struct, frozen=True, tag=True):
@@ -102,3 +125,18 @@ class Seek(msgspec.Struct, frozen=True, tag=True):
 
 class Quiesce(msgspec.Struct, frozen=True, tag=True):
     pass
+
+
+class SetLimits(msgspec.Struct, frozen=True, tag=True):
+    """New per-queue limits (the rebalancer's share of the topic thresholds)."""
+
+    max_cached_messages: int
+    max_cached_bytes: int
+
+
+class FlowCheck(msgspec.Struct, frozen=True, tag=True):
+    """Look at flow control again and pull if no longer over (the sink has room again)."""
+
+
+class IntervalOver(msgspec.Struct, frozen=True, tag=True):
+    """The ``pull_interval`` timer fired."""

@@ -71,6 +71,12 @@ from actors.client.hub import ClientHub
 from actors.client.namespace import plain_name, wire_name
 from actors.client.orderly_rebalance import OrderlyRebalancer
 from actors.client.pull import TagFilter, subscription
+from actors.client.pull_limits import (
+    MAX_THRESHOLD_FOR_TOPIC,
+    MAX_THRESHOLD_SIZE_FOR_TOPIC,
+    check_pull_interval,
+    check_topic_threshold,
+)
 from actors.client.puller_messages import PullOptions, Sink
 from actors.client.rebalance import ConsumeFrom, Rebalancer
 from actors.client.send_back import DEFAULT_MAX_RECONSUME_TIMES
@@ -93,8 +99,14 @@ class PushConsumer(ConsumerBase, ConsumerTrace):
     ``consume_from`` (LAST / FIRST / TIMESTAMP with ``consume_timestamp`` in ms; applies only
     to queues where the group has no committed offset), ``consume_threads`` (20),
     ``pull_batch_size`` (32), ``max_cached_messages`` (1000) / ``max_cached_bytes`` (100 MiB)
-    per queue, ``max_span`` (2000: RocketMQ's consumeConcurrentlyMaxSpan, a queue stops pulling
-    while its cached offsets span more; not orderly; 0 turns it off), ``consume_timeout``
+    per queue, ``pull_threshold_for_topic`` / ``pull_threshold_size_for_topic`` (-1: off;
+    RocketMQ's pullThresholdForTopic / pullThresholdSizeForTopic, the latter in MiB: when set,
+    each rebalance that changes the assignment sets the per-queue limit to it divided by the
+    number of queues the consumer holds, all its topics and its retry queues together, at least
+    1; ``actors.client.pull_limits``), ``pull_interval`` (0 s: RocketMQ's pullInterval, how long
+    a queue waits after a pull that found messages before its next pull), ``max_span`` (2000:
+    RocketMQ's consumeConcurrentlyMaxSpan, a queue stops pulling while its cached offsets span
+    more; not orderly; 0 turns it off), ``consume_timeout``
     (900 s: RocketMQ's consumeTimeout, a message whose listener call outlasts it is sent back
     to the broker so the queue's offset moves on; clustering, not orderly; 0 turns it off;
     ``actors.client.consume_timeout``), ``rebalance_interval``
@@ -122,6 +134,9 @@ class PushConsumer(ConsumerBase, ConsumerTrace):
         pull_batch_size: int = 32,
         max_cached_messages: int = 1000,
         max_cached_bytes: int = 100 * 1024 * 1024,
+        pull_threshold_for_topic: int = -1,
+        pull_threshold_size_for_topic: int = -1,
+        pull_interval: float = 0.0,
         max_span: int = 2000,
         consume_timeout: float = 900.0,
         rebalance_interval: float = 20.0,
@@ -160,6 +175,16 @@ class PushConsumer(ConsumerBase, ConsumerTrace):
             suspend_ms=int(suspend_timeout * 1000),
             max_cached_messages=max_cached_messages,
             max_cached_bytes=max_cached_bytes,
+            pull_threshold_for_topic=check_topic_threshold(
+                "pull_threshold_for_topic", pull_threshold_for_topic, MAX_THRESHOLD_FOR_TOPIC
+            ),
+            pull_threshold_size_for_topic=check_topic_threshold(
+                "pull_threshold_size_for_topic",
+                pull_threshold_size_for_topic,
+                MAX_THRESHOLD_SIZE_FOR_TOPIC,
+                " MiB",
+            ),
+            pull_interval=check_pull_interval(pull_interval),
             max_span=max_span,
             consume_timeout=consume_timeout,
             error_delay=pull_error_delay,
@@ -312,6 +337,9 @@ class PushConsumer(ConsumerBase, ConsumerTrace):
                 "maxReconsumeTimes": str(self.max_reconsume_times),
                 "consumeMessageBatchMaxSize": str(self.consume_batch_size),
                 "suspendCurrentQueueTimeMillis": str(int(self.pull_options.suspend_delay * 1000)),
+                "pullInterval": str(round(self.pull_options.pull_interval * 1000)),
+                "pullThresholdForTopic": str(self.pull_options.pull_threshold_for_topic),
+                "pullThresholdSizeForTopic": str(self.pull_options.pull_threshold_size_for_topic),
                 PROP_CONSUME_ORDERLY: "true" if self.orderly else "false",
                 PROP_THREADPOOL_CORE_SIZE: str(self.consume_threads),
             }

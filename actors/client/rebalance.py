@@ -10,7 +10,10 @@ Messages:
   NOTIFY_CONSUMER_IDS_CHANGED tell it. A topic whose consumer list lacks this client (a broker
   that restarted before our heartbeat reached it) keeps its queues that round; the rebalancer
   warns once (until a list has us again) and asks for a heartbeat at once, so the broker lists
-  us (and tells the group) without waiting for the 30 s timer.
+  us (and tells the group) without waiting for the 30 s timer. After a round that changed the
+  assignment, a push consumer with ``pull_threshold_for_topic`` /
+  ``pull_threshold_size_for_topic`` shares them over the queues it now holds and tells every
+  puller its new per-queue limits (``SetLimits``; ``actors.client.pull_limits``).
 - ``Assign(queues, reply)``: switch to a fixed assignment (lite consumer).
 - ``SeekQueue(mq, offset, reply)``: forward a seek to the queue's puller (lite consumer).
 - ``PullerExited(mq, urn, failure)``: a puller died; a failed one is started again from the
@@ -23,7 +26,10 @@ persisted synchronously, then forgotten. A queue gained: its start offset is the
 committed offset, or — for a group with none — the consume-from policy (see ``start_offset``),
 which is then committed at once so the group's position is fixed from that moment.
 
-State owned: the subscriptions, the pullers by queue. The handler blocks on the network (with
+The messages are in ``actors.client.rebalance_messages`` (re-exported here).
+
+State owned: the subscriptions, the pullers by queue, the pull options new pullers start with
+(their per-queue limits changed by the topic thresholds). The handler blocks on the network (with
 timeouts); that is what serialises rebalances.
 
 Subclasses (``OrderlyRebalancer``) change ``puller_class`` and hook ``_start_pullers`` /
@@ -33,12 +39,10 @@ Subclasses (``OrderlyRebalancer``) change ``puller_class`` and hook ``_start_pul
 from __future__ import annotations
 
 import contextlib
-import enum
 import time
 from collections.abc import Callable
 from typing import Any
 
-import msgspec
 import pykka
 from loguru import logger
 
@@ -59,56 +63,24 @@ from actors.client.offsets import (
     queue_offset,
 )
 from actors.client.pull import TagFilter
+from actors.client.pull_limits import share_topic_limits
 from actors.client.puller import QueuePuller
 from actors.client.puller_messages import PullOptions, Quiesce, Seek, Sink
+from actors.client.rebalance_messages import (
+    CONSUME_TIMESTAMP_LAG_MS,
+    Assign,
+    ConsumeFrom,
+    DoRebalance,
+    PullerExited,
+    QuiesceAll,
+    SeekQueue,
+)
 from actors.client.remoting import make_request
 from actors.client.start_offsets import start_offsets
 from runtime.actor import GeventActor, GeventFuture, new_future, watch
 from runtime.errors import ProtocolError
 from runtime.remoting.bodies import ConsumerListBody, decode_body
 from runtime.remoting.codes import RETRY_PREFIX, MessageModel, RequestCode, ResponseCode
-
-
-class ConsumeFrom(enum.Enum):
-    """Where a group with no committed offset on a queue starts (RocketMQ's ConsumeFromWhere):
-    LAST = the queue's max offset (only messages sent after), FIRST = the queue's min offset
-    (everything still stored), TIMESTAMP = the first message stored at or after the consumer's
-    ``consume_timestamp``."""
-
-    LAST = "CONSUME_FROM_LAST_OFFSET"
-    FIRST = "CONSUME_FROM_FIRST_OFFSET"
-    TIMESTAMP = "CONSUME_FROM_TIMESTAMP"
-
-
-class DoRebalance(msgspec.Struct, frozen=True, tag=True):
-    reason: str = "timer"
-    reply: Any = None
-
-
-class Assign(msgspec.Struct, frozen=True, tag=True):
-    queues: tuple[MessageQueue, ...]
-    reply: Any = None
-
-
-class SeekQueue(msgspec.Struct, frozen=True, tag=True):
-    mq: MessageQueue
-    offset: int
-    generation: int
-    reply: Any = None
-
-
-class PullerExited(msgspec.Struct, frozen=True, tag=True):
-    mq: MessageQueue
-    urn: str
-    failure: str | None
-
-
-class QuiesceAll(msgspec.Struct, frozen=True, tag=True):
-    reply: Any = None
-
-
-CONSUME_TIMESTAMP_LAG_MS = 30 * 60 * 1000
-"""RocketMQ's default consumeTimestamp: half an hour before the consumer (here: its start)."""
 
 
 class Rebalancer(GeventActor):
@@ -236,6 +208,7 @@ class Rebalancer(GeventActor):
         started = self._start_pullers(added)
         changed = bool(removed or started)
         if changed:
+            self.options = share_topic_limits(self.options, self.pullers, self.group)
             logger.info(
                 "client: {} rebalanced ({}): +{} -{} -> {} queues",
                 self.group,

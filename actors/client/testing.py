@@ -16,6 +16,7 @@ Each broker's state is a ``FakeBroker`` (``testing_state``); the request process
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from typing import Any
 
@@ -58,6 +59,8 @@ class FakeCluster:
         """Brokers left out of every route (serving, but not registered yet)."""
         self.namesrv = ""
         self.namesrv_requests: list[tuple[int, dict[str, str]]] = []
+        self.pulled = threading.Condition()
+        """Notified at each PULL_MESSAGE a broker gets (``wait_pulls``)."""
         self.hub = ClientHub("fake-cluster-hub", patched=False)
         self._acceptors: list[pykka.ActorRef[Any]] = []
         self._socks: list[Any] = []
@@ -156,6 +159,23 @@ class FakeCluster:
             )
 
         return self.run(store)
+
+    def wait_pulls(
+        self,
+        topic: str,
+        queue_id: int,
+        count: int,
+        *,
+        broker: str = "broker-a",
+        timeout: float = 10.0,
+    ) -> list[float]:
+        """The arrival times (``time.monotonic()``) of the first ``count`` pulls of one queue,
+        once that many came; AssertionError after ``timeout`` seconds."""
+        times = self.brokers[broker].pull_times[(topic, queue_id)]
+        with self.pulled:
+            if not self.pulled.wait_for(lambda: len(times) >= count, timeout):
+                raise AssertionError(f"{len(times)} pulls of {topic}/{queue_id}, not {count}")
+            return times[:count]
 
     def committed(self, group: str, topic: str, queue_id: int, broker: str = "broker-a") -> int:
         return self.run(lambda: self.brokers[broker].offsets.get((group, topic, queue_id), -1))

@@ -225,6 +225,9 @@ class BrokerProcessor:
         b = self.b
         h = decode_header(PullMessageRequestHeader, request.ext_fields, opaque=request.opaque)
         key = (h.topic, h.queue_id)
+        with self.cluster.pulled:
+            b.pull_times[key].append(time.monotonic())
+            self.cluster.pulled.notify_all()
         if h.sys_flag & PullSysFlag.COMMIT_OFFSET and h.commit_offset >= 0:
             b.offsets[(h.consumer_group, h.topic, h.queue_id)] = h.commit_offset
         deadline = time.monotonic() + h.suspend_timeout_millis / 1000

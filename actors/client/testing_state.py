@@ -50,6 +50,11 @@ class FakeBroker:
     send_ext_fields: dict[str, str] = field(default_factory=dict)
     """Added to every send's answer (e.g. a broker's MSG_REGION and TRACE_ON)."""
     requests: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    pull_times: dict[tuple[str, int], list[float]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    """(topic, queue id) -> ``time.monotonic()`` of each PULL_MESSAGE's arrival, first first
+    (``FakeCluster.wait_pulls``)."""
     locks: dict[tuple[str, MessageQueue], str] = field(default_factory=dict)
     """(group, queue) -> the client id holding its lock (LOCK_BATCH_MQ; no expiry)."""
     accept_send_back: bool = False
