@@ -24,7 +24,9 @@ Messages:
 A queue taken away: its puller stops (recording its last committable offset), that offset is
 persisted synchronously, then forgotten. A queue gained: its start offset is the group's
 committed offset, or — for a group with none — the consume-from policy (see ``start_offset``),
-which is then committed at once so the group's position is fixed from that moment.
+which is then committed at once so the group's position is fixed from that moment (for a
+broadcasting consumer, whose offsets are a local file, with the file's next write: the
+OffsetStore defers start offsets, as RocketMQ's LocalFileOffsetStore writes none at start).
 
 The messages are in ``actors.client.rebalance_messages`` (re-exported here).
 
@@ -304,7 +306,7 @@ class Rebalancer(GeventActor):
         """The offset a newly assigned queue starts at: the group's committed offset, else the
         consume-from policy (LAST: max offset; FIRST: min offset; TIMESTAMP: the offset of the
         first message stored at or after ``consume_timestamp``; retry topics: min offset), then
-        committed at once."""
+        committed (at once to the brokers; a local offsets file takes it with its next write)."""
         stored = self._ask_offsets(lambda reply: ReadOffset(mq, reply))
         if stored >= 0:
             return stored
