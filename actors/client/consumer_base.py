@@ -38,6 +38,7 @@ from actors.client.message import MessageQueue
 from actors.client.namespace import Namespace, wire_name
 from actors.client.offsets import OffsetStore, Persist, local_offsets_path
 from actors.client.pull import TagFilter
+from actors.client.pull_limits import check_pull_options
 from actors.client.puller_messages import PullOptions, Sink
 from actors.client.rebalance import (
     CONSUME_TIMESTAMP_LAG_MS,
@@ -82,6 +83,7 @@ class ConsumerBase(BrokerRequests, ConsumerQueries):
     ) -> None:
         if not group:
             raise ClientError("a consumer needs a group name")
+        check_pull_options(pull_options)
         self.namespace = Namespace.of(namespace)
         self.group = wire_name(self.namespace, group)
         """The group as the brokers know it (``<namespace>%<group>`` with a namespace)."""

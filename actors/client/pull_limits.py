@@ -84,6 +84,36 @@ def check_total(value: int) -> int:
     return value
 
 
+MAX_PULL_BATCH_SIZE = 1024
+"""RocketMQ's checkConfig: pullBatchSize in [1, 1024]."""
+
+
+def check_pull_options(opts: PullOptions) -> None:
+    """The pull options every consumer has, checked at construction: ``ClientError`` naming
+    the option as the constructors spell it, the value and what it may be."""
+    _check_int("pull_batch_size", opts.batch_size)
+    if not 1 <= opts.batch_size <= MAX_PULL_BATCH_SIZE:
+        raise ClientError(
+            f"pull_batch_size {opts.batch_size} is out of range [1, {MAX_PULL_BATCH_SIZE}] "
+            "(RocketMQ's pullBatchSize)"
+        )
+    for name, value, least in (
+        ("max_cached_messages", opts.max_cached_messages, 1),
+        ("max_cached_bytes", opts.max_cached_bytes, 1),
+        ("max_span", opts.max_span, 0),
+    ):
+        _check_int(name, value)
+        if value < least:
+            raise ClientError(f"{name} {value} is below {least}" + (" (0: off)" * (least == 0)))
+    for name, seconds in (
+        ("consume_timeout", opts.consume_timeout),
+        ("suspend_timeout", opts.suspend_ms / 1000),
+        ("pull_error_delay", opts.error_delay),
+    ):
+        if not _is_number(seconds) or seconds < 0:
+            raise ClientError(f"{name} {seconds!r} is not a number of seconds >= 0")
+
+
 def over_queue_limits(pq: ProcessQueue, opts: PullOptions, concurrent: bool) -> bool:
     """Whether one queue's cache is over its limits (count, bytes, and the span when
     ``concurrent``)."""

@@ -370,3 +370,39 @@ def test_the_limits_at_their_bounds_are_accepted() -> None:
     )
     assert c._settings()["pullThresholdForTopic"] == "6553500"
     assert c._settings()["pullThresholdSizeForTopic"] == "102400"
+
+
+@pytest.mark.parametrize("kind", [PushConsumer, PullConsumer])
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"pull_batch_size": 0}, "pull_batch_size 0 is out of range [1, 1024]"),
+        ({"pull_batch_size": 1025}, "pull_batch_size 1025 is out of range"),
+        ({"pull_batch_size": 2.0}, "pull_batch_size 2.0 is not an int"),
+        ({"max_cached_messages": 0}, "max_cached_messages 0 is below 1"),
+        ({"max_cached_bytes": -1}, "max_cached_bytes -1 is below 1"),
+        ({"max_span": -1}, "max_span -1 is below 0 (0: off)"),
+        ({"suspend_timeout": -1}, "suspend_timeout -1.0 is not a number of seconds >= 0"),
+        ({"pull_error_delay": -0.5}, "pull_error_delay -0.5 is not a number of seconds"),
+    ],
+)
+def test_the_pull_options_every_consumer_has_are_checked(
+    kind: type, options: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ClientError) as info:
+        kind("g", namesrv="127.0.0.1:9876", **options)
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"consume_timeout": -1}, "consume_timeout -1 is not a number of seconds >= 0"),
+        ({"consume_threads": 0}, "consume_threads 0 is below 1"),
+        ({"consume_threads": "4"}, "consume_threads '4' is not an int"),
+    ],
+)
+def test_push_consumption_options_are_checked(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ClientError) as info:
+        PushConsumer("g", namesrv="127.0.0.1:9876", **options)
+    assert message in str(info.value)
