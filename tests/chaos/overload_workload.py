@@ -113,7 +113,16 @@ class AsyncProducer:
         self.sent_bytes = 0
         self.cond = threading.Condition()
         self.stopped = threading.Event()
-        self.producer = chaos_producer(namesrv, name, send_timeout, compress_over=-1)
+        # the client's own window as wide as this one: ``window`` sends reach the broker at once
+        # (its default, 128 since 2026-11-23, would hold the rest back in ``send_async``)
+        self.producer = chaos_producer(
+            namesrv,
+            name,
+            send_timeout,
+            compress_over=-1,
+            max_async_sends=window,
+            max_async_bytes=window * 64 * 1024,
+        )
         self.thread = threading.Thread(target=self._loop, name=f"producer-{name}", daemon=True)
 
     def start(self) -> AsyncProducer:
