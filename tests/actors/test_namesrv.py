@@ -217,9 +217,9 @@ def test_bad_register_request_gets_error_and_connection_survives(namesrv: Any) -
     assert register(client, "broker-a", "127.0.0.1:10911").code == 0
 
 
-def test_silent_broker_expires() -> None:
-    # Given a route table with a controllable clock
-    now = [1000.0]
+def clocked_table(now: list[float], data_version: str = "1") -> Any:
+    """A RouteTable (proxy) whose clock reads ``now[0]``, with broker-a (cluster ``c``,
+    127.0.0.1:10911) registered with topic T."""
     table = RouteTable.start(clock=lambda: now[0]).proxy()
     table.register_broker(
         RegisterBroker(
@@ -229,9 +229,16 @@ def test_silent_broker_expires() -> None:
             broker_id=0,
             ha_server_addr="",
             topics=(TopicConfigEntry("T", 4, 4),),
-            data_version="1",
+            data_version=data_version,
         )
     ).get(timeout=5)
+    return table
+
+
+def test_silent_broker_expires() -> None:
+    # Given a route table with a controllable clock
+    now = [1000.0]
+    table = clocked_table(now)
     # When 119 s pass nothing is dropped; after 121 s the broker and its routes are gone
     now[0] += 119
     assert table.scan_not_active(120_000).get(timeout=5) == []
@@ -363,18 +370,7 @@ def test_query_data_version_answers_whether_the_broker_changed_since_it_register
 def test_a_broker_that_only_queries_its_data_version_stays_registered() -> None:
     # Given a registered broker and a controllable clock
     now = [1000.0]
-    table = RouteTable.start(clock=lambda: now[0]).proxy()
-    table.register_broker(
-        RegisterBroker(
-            cluster_name="c",
-            broker_name="broker-a",
-            broker_addr="127.0.0.1:10911",
-            broker_id=0,
-            ha_server_addr="",
-            topics=(TopicConfigEntry("T", 4, 4),),
-            data_version="1:1",
-        )
-    ).get(timeout=5)
+    table = clocked_table(now, data_version="1:1")
     # When it asks for its data version 100 s later (unchanged: it does not register again)
     now[0] += 100
     assert table.query_data_version("c", "127.0.0.1:10911", "1:1").get(timeout=5) == (False, "1:1")
