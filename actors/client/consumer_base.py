@@ -47,6 +47,7 @@ from actors.client.rebalance import (
     QuiesceAll,
     Rebalancer,
 )
+from actors.client.rebalance_messages import HoldQueues
 from runtime.acl.signature import SessionCredentials
 from runtime.actor import GeventFuture, new_future
 from runtime.remoting.bodies import ConsumerData, SubscriptionData
@@ -302,6 +303,17 @@ class ConsumerBase(BrokerRequests, ConsumerQueries):
         reply: GeventFuture[Any] = new_future()
         ref.tell(factory(reply))
         return reply.get(timeout=timeout)
+
+    def _hold(
+        self, queues: tuple[MessageQueue, ...] | None, on: bool, hub: ClientHub, timeout: float
+    ) -> int:
+        """Pause or resume pulling ``queues`` (None: all of them, now and later): the
+        rebalancer tells their pullers (``HoldQueues``); how many queues held now changed."""
+
+        def forward() -> int:
+            return self._ask(REBALANCER, lambda reply: HoldQueues(queues, on, reply), timeout)
+
+        return hub.call(forward, timeout=timeout + 5, what="pause" if on else "resume")
 
     def _running_hub(self, what: str) -> ClientHub:
         hub = self._hub

@@ -18,11 +18,8 @@ RocketMQ, a queue that moves to another member and ``shutdown`` still write what
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import os
-import threading
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,8 +32,9 @@ from actors.client.errors import ClientError, ClientStateError
 from actors.client.hub import ClientHub
 from actors.client.message import MessageExt, MessageQueue
 from actors.client.namespace import plain_queue, wire_name, wire_queue
+from actors.client.poll_buffer import PollBuffer
 from actors.client.pull import subscription
-from actors.client.pull_limits import TotalCap, check_total
+from actors.client.pull_limits import check_total
 from actors.client.puller_messages import (
     Consumed,
     FlowCheck,
@@ -47,101 +45,6 @@ from actors.client.puller_messages import (
 from actors.client.rebalance import Assign, ConsumeFrom, SeekQueue
 from runtime.acl.signature import SessionCredentials
 from runtime.remoting.codes import MessageModel, RequestCode
-
-
-class _Batch:
-    __slots__ = ("generation", "mq", "msgs", "puller")
-
-    def __init__(
-        self, puller: pykka.ActorRef[Any], generation: int, mq: MessageQueue, msgs: list[MessageExt]
-    ) -> None:
-        self.puller = puller
-        self.generation = generation
-        self.mq = mq
-        self.msgs = msgs
-
-
-class PollBuffer:
-    """The lite consumer's sink: pulled batches wait here for ``poll`` (any thread).
-
-    ``floor[mq]`` is the lowest generation still wanted for a queue: a seek raises it, so
-    batches pulled before the seek are dropped instead of returned. A batch whose puller has
-    stopped (its queue was reassigned, or the puller restarted) is dropped too, as RocketMQ's
-    lite consumer skips the requests of a dropped process queue: a queue given back to this
-    consumer restarts from its committed offset, so returning the old puller's batch would
-    deliver its messages twice (and, given to another consumer, this one would return messages
-    of a queue it no longer holds, which it cannot commit).
-
-    With ``max_total`` (RocketMQ's pullThresholdForAll) it is a ``CappedSink``: while it holds
-    more messages than that, ``room`` tells pullers to wait, and ``released`` names them once a
-    ``poll`` or a seek took it back to the cap (``actors.client.pull_limits.TotalCap``)."""
-
-    def __init__(self, max_total: int = 0) -> None:
-        self._batches: collections.deque[_Batch] = collections.deque()
-        self.cap = TotalCap(max_total)
-        # An RLock: Condition asks it whether this thread owns it (``_is_owned``). A plain
-        # Lock answers by trying to acquire it, and gevent's failed non-blocking acquire yields
-        # to the hub (a switch on every notify).
-        self._cond = threading.Condition(threading.RLock())
-        self.floor: dict[MessageQueue, int] = {}
-
-    def deliver(
-        self, puller: pykka.ActorRef[Any], generation: int, mq: MessageQueue, msgs: list[MessageExt]
-    ) -> None:
-        if generation < self.floor.get(mq, 0):
-            return
-        with self._cond:
-            self._batches.append(_Batch(puller, generation, mq, msgs))
-            self.cap.count += len(msgs)
-            self._cond.notify()
-
-    def drop(self, mq: MessageQueue, floor: int) -> None:
-        with self._cond:
-            self.floor[mq] = floor
-            self._batches = collections.deque(b for b in self._batches if b.mq != mq)
-            self.cap.count = sum(len(b.msgs) for b in self._batches)
-
-    def room(self, puller: pykka.ActorRef[Any]) -> bool:
-        """False while more than ``max_total`` messages wait here (the puller is remembered)."""
-        with self._cond:
-            return self.cap.room(puller)
-
-    def released(self) -> list[pykka.ActorRef[Any]]:
-        """The pullers to tell ``FlowCheck``: those that waited, once there is room again."""
-        with self._cond:
-            return self.cap.released()
-
-    def take(self, limit: int, timeout: float) -> list[_Batch]:
-        """Up to ``limit`` messages (as batches, the last one possibly split), waiting up to
-        ``timeout`` for the first."""
-        deadline = time.monotonic() + max(timeout, 0.0)
-        out: list[_Batch] = []
-        with self._cond:
-            while True:
-                while self._batches and limit > 0:
-                    batch = self._batches.popleft()
-                    self.cap.count -= len(batch.msgs)
-                    if batch.generation < self.floor.get(batch.mq, 0):
-                        continue
-                    if not batch.puller.is_alive():
-                        continue
-                    if len(batch.msgs) > limit:
-                        rest = _Batch(batch.puller, batch.generation, batch.mq, batch.msgs[limit:])
-                        self._batches.appendleft(rest)
-                        self.cap.count += len(rest.msgs)
-                        batch = _Batch(batch.puller, batch.generation, batch.mq, batch.msgs[:limit])
-                    out.append(batch)
-                    limit -= len(batch.msgs)
-                if out:
-                    return out
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return out
-                self._cond.wait(remaining)
-
-    def wake(self) -> None:
-        with self._cond:
-            self._cond.notify_all()
 
 
 class PullConsumer(ConsumerBase, ConsumerTrace):
@@ -327,6 +230,30 @@ class PullConsumer(ConsumerBase, ConsumerTrace):
 
         if not hub.call(forward, timeout=timeout + 5, what="seek"):
             raise ClientError(f"seek: {mq} is not assigned to this consumer")
+
+    def pause(self, queues: Sequence[MessageQueue], timeout: float = 10.0) -> None:
+        """Stop pulling ``queues`` and returning their messages from ``poll`` until ``resume``
+        (RocketMQ's ``pause``; Kafka's: nothing of a paused queue is returned, what was
+        buffered waits). A pull in flight completes into the buffer. A queue not assigned now
+        starts paused when it is; offsets, commits and seeks are unaffected."""
+        self._hold_queues(queues, True, timeout)
+
+    def resume(self, queues: Sequence[MessageQueue], timeout: float = 10.0) -> None:
+        """Pull and return ``queues``' messages again (RocketMQ's and Kafka's ``resume``)."""
+        self._hold_queues(queues, False, timeout)
+
+    def paused(self) -> set[MessageQueue]:
+        """The queues paused now (Kafka's ``paused``)."""
+        return {plain_queue(self.namespace, mq) for mq in self.buffer.paused}
+
+    def _hold_queues(self, queues: Sequence[MessageQueue], on: bool, timeout: float) -> None:
+        hub = self._running_hub("pause" if on else "resume")
+        for mq in queues:
+            if not isinstance(mq, MessageQueue):
+                raise ClientError(f"{'pause' if on else 'resume'}: {mq!r} is not a MessageQueue")
+        mqs = tuple(wire_queue(self.namespace, mq) for mq in queues)
+        self.buffer.hold(mqs, on)
+        self._hold(mqs, on, hub, timeout)
 
     def seek_to_begin(self, mq: MessageQueue, timeout: float = 10.0) -> int:
         offset = self._queue_offset(RequestCode.GET_MIN_OFFSET, mq, timeout)

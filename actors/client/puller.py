@@ -30,6 +30,8 @@ Messages:
   are sent back and leave the process queue (``actors.client.consume_timeout``).
 - ``Seek(offset)``: drop what is cached, pull from ``offset`` (lite consumer).
 - ``Quiesce``: stop pulling (shutdown: let the listeners finish first).
+- ``Hold(on)``: the user paused the queue (no pull starts; one in flight completes and its
+  messages are delivered, as RocketMQ's) or resumed it (pulling starts again).
 - ``SetLimits(max_cached_messages, max_cached_bytes)``: new per-queue limits (the rebalancer's
   share of the topic thresholds); ``FlowCheck``: the sink has room again; both look at flow
   control again and resume pulling if no longer over. ``IntervalOver``: ``pull_interval`` ended.
@@ -74,6 +76,7 @@ from actors.client.puller_messages import (
     CappedSink,
     Consumed,
     FlowCheck,
+    Hold,
     IntervalOver,
     PullDone,
     PullNext,
@@ -127,6 +130,8 @@ class QueuePuller(FailedMessages, GeventActor):
         self.generation = next_generation()
         self.paused = False
         self.quiescing = False
+        self.on_hold = False
+        """Paused by the user (``Hold``): no pull starts until ``Hold(False)``."""
         self._pull: PullTicket | None = None
         self._reported = start_offset
         self._warned = False
@@ -192,6 +197,9 @@ class QueuePuller(FailedMessages, GeventActor):
         elif isinstance(message, IntervalOver):
             self._interval_timer = False
             self._pull_next()
+        elif isinstance(message, Hold):
+            self.on_hold = message.on
+            self._pull_next()
         return None
 
     def committable(self) -> int:
@@ -221,7 +229,7 @@ class QueuePuller(FailedMessages, GeventActor):
     # -- pulling -----------------------------------------------------------------------------
 
     def _pull_next(self) -> None:
-        if self._pull is not None or self.paused or self.quiescing:
+        if self._pull is not None or self.paused or self.quiescing or self.on_hold:
             return
         wait = self._not_before - time.monotonic()
         if wait > 0:  # pull_interval: the timer pulls (again, should it fire early)

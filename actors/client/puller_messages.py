@@ -127,6 +127,13 @@ class Quiesce(msgspec.Struct, frozen=True, tag=True):
     pass
 
 
+class Hold(msgspec.Struct, frozen=True, tag=True):
+    """Stop pulling (``on``) or pull again: the user paused or resumed the queue (a lite
+    consumer's ``pause``, a push consumer's ``suspend``)."""
+
+    on: bool
+
+
 class SetLimits(msgspec.Struct, frozen=True, tag=True):
     """New per-queue limits (the rebalancer's share of the topic thresholds)."""
 

@@ -221,6 +221,8 @@ class PushConsumer(ConsumerBase, ConsumerTrace):
         self.orderly = orderly
         self.max_reconsume_times = max_reconsume_times
         self.consume_threads = consume_threads
+        self.suspended = False
+        """Whether ``suspend`` stopped pulling (until ``resume``)."""
         self.consume_batch_size = consume_batch_size
         self.shutdown_wait = shutdown_wait
         self.listeners: dict[str, AnyListener] = {}
@@ -274,6 +276,18 @@ class PushConsumer(ConsumerBase, ConsumerTrace):
         self.listeners["*"] = _wrap(listener, batch, context)
 
     # -- life cycle ------------------------------------------------------------------------------
+
+    def suspend(self, timeout: float = 10.0) -> None:
+        """Stop pulling every queue, held now or assigned later, until ``resume`` (RocketMQ's
+        ``suspend``): pulls in flight complete and what was pulled is still consumed; offsets
+        and the group's membership are kept (the queues stay this member's)."""
+        self._hold(None, True, self._running_hub("suspend"), timeout)
+        self.suspended = True
+
+    def resume(self, timeout: float = 10.0) -> None:
+        """Pull again after ``suspend`` (RocketMQ's ``resume``)."""
+        self._hold(None, False, self._running_hub("resume"), timeout)
+        self.suspended = False
 
     def start(self) -> PushConsumer:
         topics = [plain_name(self.namespace, t) for t in self.subscriptions]

@@ -19,6 +19,8 @@ Messages:
 - ``PullerExited(mq, urn, failure)``: a puller died; a failed one is started again from the
   offset the OffsetStore holds.
 - ``QuiesceAll(reply)``: stop every puller from pulling (first step of a shutdown).
+- ``HoldQueues(queues, on, reply)``: the user paused or resumed queues (None: all); their
+  pullers are told ``Hold``, and a puller started later for a paused queue starts held.
 - ``assignment()`` / ``pullers_by_queue()`` (proxy): the queues held, and their pullers.
 
 A queue taken away: its puller stops (recording its last committable offset), that offset is
@@ -55,6 +57,7 @@ from actors.client.allocate import (
     allocate_queues,
 )
 from actors.client.errors import BrokerError, ClientError
+from actors.client.holds import Holds
 from actors.client.instance import ClientInstance
 from actors.client.message import MessageQueue
 from actors.client.offsets import (
@@ -67,12 +70,13 @@ from actors.client.offsets import (
 from actors.client.pull import TagFilter
 from actors.client.pull_limits import share_topic_limits
 from actors.client.puller import QueuePuller
-from actors.client.puller_messages import PullOptions, Quiesce, Seek, Sink
+from actors.client.puller_messages import Hold, PullOptions, Quiesce, Seek, Sink
 from actors.client.rebalance_messages import (
     CONSUME_TIMESTAMP_LAG_MS,
     Assign,
     ConsumeFrom,
     DoRebalance,
+    HoldQueues,
     PullerExited,
     QuiesceAll,
     SeekQueue,
@@ -126,6 +130,8 @@ class Rebalancer(GeventActor):
         self.pullers: dict[MessageQueue, pykka.ActorRef[QueuePuller]] = {}
         self._stopping = False
         self._unlisted: set[str] = set()  # topics whose last consumer list lacked this client
+        self.holds = Holds()
+        """The queues the user paused (``HoldQueues``), held now or not."""
 
     def on_start(self) -> None:
         if self.interval > 0:
@@ -157,6 +163,10 @@ class Rebalancer(GeventActor):
                 message.reply.set(ref is not None)
         elif isinstance(message, PullerExited):
             self._puller_exited(message)
+        elif isinstance(message, HoldQueues):
+            changed = self.holds.apply(message, self.pullers)
+            if message.reply is not None:
+                message.reply.set(changed)
         elif isinstance(message, QuiesceAll):
             for ref in self.pullers.values():
                 with contextlib.suppress(pykka.ActorDeadError):
@@ -349,6 +359,8 @@ class Rebalancer(GeventActor):
             self.options,
         )
         self.pullers[mq] = ref
+        if mq in self.holds:
+            ref.tell(Hold(True))
         me = self.actor_ref
 
         def exited(dead: pykka.ActorRef[Any], failure: BaseException | None) -> None:

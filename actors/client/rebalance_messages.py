@@ -51,5 +51,14 @@ class QuiesceAll(msgspec.Struct, frozen=True, tag=True):
     reply: Any = None
 
 
+class HoldQueues(msgspec.Struct, frozen=True, tag=True):
+    """Pause (``on``) or resume pulling of ``queues`` (None: every queue, now and later),
+    held now or assigned later; ``reply`` gets the queues held now that it changed."""
+
+    queues: tuple[MessageQueue, ...] | None
+    on: bool
+    reply: Any = None
+
+
 CONSUME_TIMESTAMP_LAG_MS = 30 * 60 * 1000
 """RocketMQ's default consumeTimestamp: half an hour before the consumer (here: its start)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from actors.client import MessageQueue
-from actors.client.pull_consumer import PollBuffer
+from actors.client.poll_buffer import PollBuffer
 
 
 class _Puller:
