@@ -28,6 +28,7 @@ from actors.client.allocate import AllocateOption, describe, resolve_allocate
 from actors.client.check_config import check_subscriptions
 from actors.client.config import ClientConfig
 from actors.client.consume_hooks import ConsumeHooks
+from actors.client.consumer_controls import ConsumerControls
 from actors.client.consumer_queries import ConsumerQueries
 from actors.client.consumer_requests import OFFSETS, REBALANCER, BrokerRequests
 from actors.client.errors import ClientError, ClientStateError
@@ -41,13 +42,14 @@ from actors.client.pull import TagFilter
 from actors.client.pull_limits import check_pull_options
 from actors.client.puller_messages import PullOptions, Sink
 from actors.client.rebalance import (
-    CONSUME_TIMESTAMP_LAG_MS,
     ConsumeFrom,
     DoRebalance,
     QuiesceAll,
     Rebalancer,
 )
-from actors.client.rebalance_messages import HoldQueues
+from actors.client.rebalance_messages import (
+    CONSUME_TIMESTAMP_LAG_MS,
+)
 from runtime.acl.signature import SessionCredentials
 from runtime.actor import GeventFuture, new_future
 from runtime.remoting.bodies import ConsumerData, SubscriptionData
@@ -55,7 +57,7 @@ from runtime.remoting.codes import MessageModel
 from runtime.supervisor import ChildSpec
 
 
-class ConsumerBase(BrokerRequests, ConsumerQueries):
+class ConsumerBase(ConsumerControls, BrokerRequests, ConsumerQueries):
     """Shared machinery; see the module docstring. Subclasses provide the sink."""
 
     consume_type = "CONSUME_PASSIVELY"
@@ -303,17 +305,6 @@ class ConsumerBase(BrokerRequests, ConsumerQueries):
         reply: GeventFuture[Any] = new_future()
         ref.tell(factory(reply))
         return reply.get(timeout=timeout)
-
-    def _hold(
-        self, queues: tuple[MessageQueue, ...] | None, on: bool, hub: ClientHub, timeout: float
-    ) -> int:
-        """Pause or resume pulling ``queues`` (None: all of them, now and later): the
-        rebalancer tells their pullers (``HoldQueues``); how many queues held now changed."""
-
-        def forward() -> int:
-            return self._ask(REBALANCER, lambda reply: HoldQueues(queues, on, reply), timeout)
-
-        return hub.call(forward, timeout=timeout + 5, what="pause" if on else "resume")
 
     def _running_hub(self, what: str) -> ClientHub:
         hub = self._hub

@@ -158,6 +158,15 @@ class TagFilter:
     def matches_all(self) -> bool:
         return self.tags is None
 
+    def __eq__(self, other: object) -> bool:
+        """Alike when they filter alike: the same type and expression."""
+        if not isinstance(other, TagFilter):
+            return NotImplemented
+        return (self.expression_type, self.expression) == (other.expression_type, other.expression)
+
+    def __hash__(self) -> int:
+        return hash((self.expression_type, self.expression))
+
     def keep(self, msgs: list[MessageExt]) -> list[MessageExt]:
         """The messages whose tag the expression names (brokers filter by tag hash only)."""
         tags = self.tags

@@ -28,7 +28,7 @@ import pykka
 from actors.client.allocate import AllocateOption
 from actors.client.consumer_base import REBALANCER, ConsumerBase
 from actors.client.consumer_trace import ConsumerTrace
-from actors.client.errors import ClientError, ClientStateError
+from actors.client.errors import ClientError
 from actors.client.hub import ClientHub
 from actors.client.message import MessageExt, MessageQueue
 from actors.client.namespace import plain_queue, wire_name, wire_queue
@@ -129,13 +129,13 @@ class PullConsumer(ConsumerBase, ConsumerTrace):
 
     def subscribe(self, topic: str, expression: str = "*", *, sql: str | None = None) -> None:
         """Subscribe (group members share the queues) with a TAG ``expression`` or a SQL92
-        property filter ``sql`` (the broker needs ``enablePropertyFilter``). Before ``start``;
-        not with ``assign``."""
-        if self._state != "created":
-            raise ClientStateError(f"subscribe ({self.group})", self._state)
+        property filter ``sql`` (the broker needs ``enablePropertyFilter``). Before or after
+        ``start`` (as the push consumer's); not with ``assign``."""
         if self._fixed is not None:
             raise ClientError("subscribe and assign cannot be mixed")
-        self.subscriptions[wire_name(self.namespace, topic)] = subscription(expression, sql)
+        self._set_subscription(
+            wire_name(self.namespace, topic), subscription(expression, sql), 10.0
+        )
 
     def assign(self, queues: Sequence[MessageQueue]) -> None:
         """Pull exactly these queues (no group rebalancing). Before or after ``start``."""

@@ -66,7 +66,7 @@ from actors.client.consume import (
 )
 from actors.client.consumer_base import ConsumerBase
 from actors.client.consumer_trace import ConsumerTrace
-from actors.client.errors import ClientError, ClientStateError
+from actors.client.errors import ClientError
 from actors.client.hub import ClientHub
 from actors.client.namespace import plain_name, wire_name
 from actors.client.orderly_rebalance import OrderlyRebalancer
@@ -250,11 +250,11 @@ class PushConsumer(ConsumerBase, ConsumerTrace):
         listener here, or use the return value as a decorator. ``batch=True``: the listener
         takes ``(msgs, context)``, a list of up to ``consume_batch_size`` messages and a
         ``ConsumeContext``; ``context=True``: it takes ``(msg, context)``, one message and its
-        ``ConsumeContext`` (its send-back delay level, its queue's suspend time). Before
-        ``start`` only."""
-        if self._state != "created":
-            raise ClientStateError(f"subscribe ({self.group})", self._state)
-        self.subscriptions[wire_name(self.namespace, topic)] = subscription(expression, sql)
+        ``ConsumeContext`` (its send-back delay level, its queue's suspend time). After
+        ``start`` too, as in RocketMQ (``ConsumerBase._set_subscription``): a topic already
+        subscribed gets the new filter (its queues restart from their committed offsets).
+        Give the listener here then: the decorator form registers it only after the call."""
+        sub = subscription(expression, sql)
 
         def register(fn: Any) -> Any:
             self.listeners[topic] = _wrap(fn, batch, context)  # by the topic its messages show
@@ -262,6 +262,7 @@ class PushConsumer(ConsumerBase, ConsumerTrace):
 
         if listener is not None:
             register(listener)
+        self._set_subscription(wire_name(self.namespace, topic), sub, 10.0)
         return register
 
     def register_listener(

@@ -19,6 +19,8 @@ Messages:
 - ``PullerExited(mq, urn, failure)``: a puller died; a failed one is started again from the
   offset the OffsetStore holds.
 - ``QuiesceAll(reply)``: stop every puller from pulling (first step of a shutdown).
+- ``SetSubscriptions(subscriptions, reply)``: subscribe / unsubscribe after start (see
+  ``_resubscribe``), then a round as ``DoRebalance``.
 - ``HoldQueues(queues, on, reply)``: the user paused or resumed queues (None: all); their
   pullers are told ``Hold``, and a puller started later for a paused queue starts held.
 - ``assignment()`` / ``pullers_by_queue()`` (proxy): the queues held, and their pullers.
@@ -30,7 +32,7 @@ which is then committed at once so the group's position is fixed from that momen
 broadcasting consumer, whose offsets are a local file, with the file's next write: the
 OffsetStore defers start offsets, as RocketMQ's LocalFileOffsetStore writes none at start).
 
-The messages are in ``actors.client.rebalance_messages`` (re-exported here).
+The messages are in ``actors.client.rebalance_messages``.
 
 State owned: the subscriptions, the pullers by queue, the pull options new pullers start with
 (their per-queue limits changed by the topic thresholds). The handler blocks on the network (with
@@ -43,7 +45,6 @@ Subclasses (``OrderlyRebalancer``) change ``puller_class`` and hook ``_start_pul
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -65,14 +66,12 @@ from actors.client.offsets import (
     Persist,
     ReadOffset,
     UpdateOffset,
-    queue_offset,
 )
 from actors.client.pull import TagFilter
 from actors.client.pull_limits import share_topic_limits
 from actors.client.puller import QueuePuller
 from actors.client.puller_messages import Hold, PullOptions, Quiesce, Seek, Sink
 from actors.client.rebalance_messages import (
-    CONSUME_TIMESTAMP_LAG_MS,
     Assign,
     ConsumeFrom,
     DoRebalance,
@@ -80,13 +79,14 @@ from actors.client.rebalance_messages import (
     PullerExited,
     QuiesceAll,
     SeekQueue,
+    SetSubscriptions,
 )
 from actors.client.remoting import make_request
-from actors.client.start_offsets import start_offsets
+from actors.client.start_offsets import consume_from_offset, start_offsets
 from runtime.actor import GeventActor, GeventFuture, new_future, watch
 from runtime.errors import ProtocolError
 from runtime.remoting.bodies import ConsumerListBody, decode_body
-from runtime.remoting.codes import RETRY_PREFIX, MessageModel, RequestCode, ResponseCode
+from runtime.remoting.codes import MessageModel, RequestCode, ResponseCode
 
 
 class Rebalancer(GeventActor):
@@ -163,6 +163,10 @@ class Rebalancer(GeventActor):
                 message.reply.set(ref is not None)
         elif isinstance(message, PullerExited):
             self._puller_exited(message)
+        elif isinstance(message, SetSubscriptions):
+            changed = self._resubscribe(message.subscriptions)
+            if message.reply is not None:
+                message.reply.set(changed)
         elif isinstance(message, HoldQueues):
             changed = self.holds.apply(message, self.pullers)
             if message.reply is not None:
@@ -177,6 +181,16 @@ class Rebalancer(GeventActor):
 
     def assignment(self) -> list[MessageQueue]:
         return sorted(self.pullers)
+
+    def _resubscribe(self, subscriptions: dict[str, TagFilter]) -> bool:
+        """New subscriptions: a topic's queues restart (offsets persisted) when its filter
+        changed, an unsubscribed topic's are let go, a new topic's allocated."""
+        old, new = self.subscriptions, dict(subscriptions)
+        self.subscriptions = new
+        changed = {t for t in old.keys() & new.keys() if old[t] != new[t]}
+        refiltered = [mq for mq in self.pullers if mq.topic in changed]
+        self._stop_pullers(refiltered)
+        return self._rebalance("subscriptions changed") or bool(refiltered)
 
     def pullers_by_queue(self) -> dict[MessageQueue, pykka.ActorRef[QueuePuller]]:
         return dict(self.pullers)
@@ -320,16 +334,9 @@ class Rebalancer(GeventActor):
         stored = self._ask_offsets(lambda reply: ReadOffset(mq, reply))
         if stored >= 0:
             return stored
-        inst, t = self.instance, self.timeout
-        if self.consume_from is ConsumeFrom.FIRST or mq.topic.startswith(RETRY_PREFIX):
-            offset = queue_offset(inst, RequestCode.GET_MIN_OFFSET, mq, t)
-        elif self.consume_from is ConsumeFrom.TIMESTAMP:
-            ts = self.consume_timestamp
-            if ts is None:  # the consumer passes its own default; this is a fallback
-                ts = int(time.time() * 1000) - CONSUME_TIMESTAMP_LAG_MS
-            offset = queue_offset(inst, RequestCode.SEARCH_OFFSET_BY_TIMESTAMP, mq, t, ts)
-        else:
-            offset = queue_offset(inst, RequestCode.GET_MAX_OFFSET, mq, t)
+        offset = consume_from_offset(
+            self.instance, mq, self.consume_from, self.consume_timestamp, self.timeout
+        )
         self._offsets().tell(UpdateOffset(mq, offset, True))
         self._ask_offsets(lambda reply: Persist((mq,), reply))
         logger.debug("client: {} starts {} at {} ({})", self.group, mq, offset, self.consume_from)

@@ -51,6 +51,15 @@ class QuiesceAll(msgspec.Struct, frozen=True, tag=True):
     reply: Any = None
 
 
+class SetSubscriptions(msgspec.Struct, frozen=True, tag=True):
+    """The consumer's subscriptions changed while it runs (``subscribe`` / ``unsubscribe``
+    after ``start``): topic -> ``TagFilter``, every one; ``reply`` gets whether the assignment
+    changed."""
+
+    subscriptions: dict[str, Any]
+    reply: Any = None
+
+
 class HoldQueues(msgspec.Struct, frozen=True, tag=True):
     """Pause (``on``) or resume pulling of ``queues`` (None: every queue, now and later),
     held now or assigned later; ``reply`` gets the queues held now that it changed."""

@@ -8,13 +8,18 @@ each of 4,000 topics took 10 - 20 s to start, both processes mostly waiting for 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import gevent.pool
 from loguru import logger
 
 from actors.client.errors import ClientError
+from actors.client.instance import ClientInstance
 from actors.client.message import MessageQueue
+from actors.client.offsets import queue_offset
+from actors.client.rebalance_messages import CONSUME_TIMESTAMP_LAG_MS, ConsumeFrom
+from runtime.remoting.codes import RETRY_PREFIX, RequestCode
 
 START_IN_FLIGHT = 32
 """Newly assigned queues whose start offsets (``start_offset``: the route, the group's
@@ -61,3 +66,23 @@ def start_offsets(
     if failures:
         raise failures[0]
     return found
+
+
+def consume_from_offset(
+    instance: ClientInstance,
+    mq: MessageQueue,
+    consume_from: ConsumeFrom,
+    consume_timestamp: int | None,
+    timeout: float,
+) -> int:
+    """Where a group with no committed offset starts ``mq``, asked of its broker: LAST its max
+    offset, FIRST (and any retry topic) its min offset, TIMESTAMP the offset of the first
+    message stored at or after ``consume_timestamp``."""
+    if consume_from is ConsumeFrom.FIRST or mq.topic.startswith(RETRY_PREFIX):
+        return queue_offset(instance, RequestCode.GET_MIN_OFFSET, mq, timeout)
+    if consume_from is ConsumeFrom.TIMESTAMP:
+        ts = consume_timestamp
+        if ts is None:  # the consumer passes its own default; this is a fallback
+            ts = int(time.time() * 1000) - CONSUME_TIMESTAMP_LAG_MS
+        return queue_offset(instance, RequestCode.SEARCH_OFFSET_BY_TIMESTAMP, mq, timeout, ts)
+    return queue_offset(instance, RequestCode.GET_MAX_OFFSET, mq, timeout)
