@@ -20,18 +20,20 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pykka
 
 from actors.client.allocate import AllocateOption
 from actors.client.consumer_base import REBALANCER, ConsumerBase
+from actors.client.consumer_requests import OFFSETS
 from actors.client.consumer_trace import ConsumerTrace
-from actors.client.errors import ClientError
+from actors.client.errors import ClientError, ClientStateError
 from actors.client.hub import ClientHub
 from actors.client.message import MessageExt, MessageQueue
 from actors.client.namespace import plain_queue, wire_name, wire_queue
+from actors.client.offsets import Persist, UpdateOffset
 from actors.client.poll_buffer import PollBuffer
 from actors.client.pull import subscription
 from actors.client.pull_limits import check_total
@@ -206,10 +208,35 @@ class PullConsumer(ConsumerBase, ConsumerTrace):
             with contextlib.suppress(ClientError):
                 hub.post(_tell, ref, FlowCheck())
 
-    def commit(self, timeout: float = 10.0) -> int:
+    def commit(
+        self, timeout: float = 10.0, *, offsets: Mapping[MessageQueue, int] | None = None
+    ) -> int:
         """Write the offsets of everything polled so far (synchronously). Returns how many
-        queues' offsets were written."""
-        return self.persist_offsets(timeout)
+        queues' offsets were written. With ``offsets`` (queue -> the offset of the next message
+        to consume), write those instead, as given, lower than the polled position too
+        (RocketMQ 5's ``commit(offsetMap, true)``, Kafka's ``commitSync(offsets)``); a later
+        poll of such a queue moves its offset to what was polled again."""
+        if offsets is None:
+            return self.persist_offsets(timeout)
+        given: dict[MessageQueue, int] = {}
+        for mq, offset in offsets.items():
+            if not isinstance(mq, MessageQueue):
+                raise ClientError(f"commit: {mq!r} is not a MessageQueue")
+            if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+                raise ClientError(f"commit: offset {offset!r} of {mq} is not an offset")
+            given[wire_queue(self.namespace, mq)] = offset
+        hub = self._running_hub("commit")
+
+        def write() -> int:
+            instance = self._instance
+            store = instance.directory.get(instance.name(OFFSETS)) if instance else None
+            if store is None:
+                raise ClientStateError(f"commit ({self.group})", "stopping")
+            for mq, offset in given.items():  # before the Persist: one mailbox, in order
+                store.tell(UpdateOffset(mq, offset, True))
+            return self._ask(OFFSETS, lambda reply: Persist(tuple(given), reply), timeout)
+
+        return hub.call(write, timeout=timeout + 5, what="commit")
 
     def _before_reset(self, mq: MessageQueue, generation: int) -> None:
         self.buffer.drop(mq, generation)

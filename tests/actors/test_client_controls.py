@@ -1,5 +1,6 @@
-"""Pausing consumers: a lite consumer's ``pause`` / ``resume`` of queues (RocketMQ's and
-Kafka's), a push consumer's ``suspend`` / ``resume`` (RocketMQ's), against the fake cluster."""
+"""What a consumer's user controls while it runs: a lite consumer's ``pause`` / ``resume`` of
+queues (RocketMQ's and Kafka's) and ``commit(offsets=...)``, a push consumer's ``suspend`` /
+``resume`` (RocketMQ's), against the fake cluster."""
 
 from __future__ import annotations
 
@@ -122,3 +123,28 @@ def test_a_suspended_push_consumer_pulls_again_on_resume(cluster: FakeCluster) -
     consumer.resume()
     assert got.done.wait(10) and got.bodies() == [b"first", b"second"]
     assert not consumer.suspended
+
+
+def test_a_lite_consumer_commits_the_offsets_it_is_given(cluster: FakeCluster) -> None:
+    # Given a lite consumer without auto-commit that polled 5 messages of queue 0
+    for i in range(5):
+        cluster.put("Orders", b"m%d" % i, queue_id=0)
+    consumer = lite(cluster, "given", queues=1, auto_commit=False)
+    consumer.start()
+    assert poll_until(consumer, 5) == [b"m%d" % i for i in range(5)]
+    # When it commits what it polled, then offset 2 of queue 0 (lower) as given
+    assert consumer.commit() == 1
+    stored = lambda: cluster.run(lambda: cluster.broker().offsets[("given", "Orders", 0)])  # noqa: E731
+    assert stored() == 5
+    assert consumer.commit(offsets={Q0: 2}) == 1
+    # Then the broker holds 2, and the group's next consumer starts there
+    assert stored() == 2 and consumer.committed(Q0) == 2
+    consumer.shutdown()
+    _live.remove(consumer)
+    again = lite(cluster, "given", queues=1, auto_commit=False)
+    again.start()
+    assert poll_until(again, 3) == [b"m2", b"m3", b"m4"]
+    with pytest.raises(ClientError, match="is not an offset"):
+        again.commit(offsets={Q0: -1})
+    with pytest.raises(ClientError, match="is not a MessageQueue"):
+        again.commit(offsets={"Orders/0": 1})  # type: ignore[dict-item]
