@@ -262,6 +262,8 @@ class PushConsumer(ConsumerBase, ConsumerTrace):
 
         if listener is not None:
             register(listener)
+        elif self._state != "created" and topic not in self.listeners and "*" not in self.listeners:
+            raise ClientError(f"no listener for {topic}: give it to subscribe once started")
         self._set_subscription(wire_name(self.namespace, topic), sub, 10.0)
         return register
 

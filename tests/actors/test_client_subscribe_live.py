@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from actors.client import BrokerError, ConsumeFrom, MessageQueue, PullConsumer
+from actors.client import BrokerError, ClientError, ConsumeFrom, MessageQueue, PullConsumer
 from actors.client.testing import FakeCluster
 from tests.actors.test_client_pull_limits import _live, pullers_read, push
 from tests.client_support import Collector
@@ -44,6 +44,9 @@ def test_a_running_push_consumer_subscribes_to_another_topic(cluster: FakeCluste
     assert wait_for(got, 1) == [b"order-1"]
     # When it subscribes to Payments while running
     consumer.subscribe("Payments", "*", got)
+    # (a topic without a listener is refused once running: the decorator would come too late)
+    with pytest.raises(ClientError, match="no listener for Refunds"):
+        consumer.subscribe("Refunds")
     # Then it pulls Payments' queue and consumes its messages too
     cluster.put("Payments", b"payment-1")
     assert wait_for(got, 2) == [b"order-1", b"payment-1"]
@@ -98,7 +101,7 @@ def test_a_refused_sql_subscription_changes_nothing(cluster: FakeCluster) -> Non
     consumer.start()
     # When it subscribes to Payments with a SQL92 filter
     with pytest.raises(BrokerError):
-        consumer.subscribe("Payments", sql="a > 1")
+        consumer.subscribe("Payments", listener=Collector(1), sql="a > 1")
     # Then it is refused by the broker's check and its subscriptions are as they were
     assert set(consumer.subscriptions) == {"Orders"}
 
