@@ -11,7 +11,14 @@ import pytest
 
 from actors.client import ClientError, ConsumeFrom, MessageQueue, PullConsumer
 from actors.client.testing import FakeCluster
-from tests.actors.test_client_pull_limits import _live, lite, pullers_read, push, wait_buffered
+from tests.actors.test_client_pull_limits import (
+    _live,
+    fake_cluster,
+    lite,
+    pullers_read,
+    push,
+    wait_buffered,
+)
 from tests.client_support import Collector
 
 pytestmark = pytest.mark.timeout(30)
@@ -24,10 +31,7 @@ LONG_POLL = 0.2
 
 @pytest.fixture
 def cluster() -> Iterator[FakeCluster]:
-    with FakeCluster(("broker-a",), queues=2, topics=("Orders",)) as fc:
-        yield fc
-        while _live:  # a failed test must not leave consumers pulling
-            _live.pop().shutdown()
+    yield from fake_cluster(2)
 
 
 def pulls(cluster: FakeCluster, queue_id: int) -> int:

@@ -36,20 +36,23 @@ INTERVAL = 0.6
 _live: list[PushConsumer | PullConsumer] = []
 
 
+def fake_cluster(queues: int, topics: tuple[str, ...] = ("Orders",)) -> Iterator[FakeCluster]:
+    """A fake cluster of broker-a, for a fixture; the consumers a test left running (``_live``)
+    are shut down after it, even when it failed."""
+    with FakeCluster(("broker-a",), queues=queues, topics=topics) as fc:
+        yield fc
+        while _live:
+            _live.pop().shutdown()
+
+
 @pytest.fixture
 def cluster() -> Iterator[FakeCluster]:
-    with FakeCluster(("broker-a",), queues=1, topics=("Orders",)) as fc:
-        yield fc
-        while _live:  # a failed test must not leave consumers pulling
-            _live.pop().shutdown()
+    yield from fake_cluster(1)
 
 
 @pytest.fixture
 def cluster4() -> Iterator[FakeCluster]:
-    with FakeCluster(("broker-a",), queues=4, topics=("Orders",)) as fc:
-        yield fc
-        while _live:
-            _live.pop().shutdown()
+    yield from fake_cluster(4)
 
 
 def push(cluster: FakeCluster, group: str, listener: Any, **options: Any) -> PushConsumer:

@@ -10,7 +10,7 @@ import pytest
 
 from actors.client import BrokerError, ClientError, ConsumeFrom, MessageQueue, PullConsumer
 from actors.client.testing import FakeCluster
-from tests.actors.test_client_pull_limits import _live, pullers_read, push
+from tests.actors.test_client_pull_limits import _live, fake_cluster, pullers_read, push
 from tests.client_support import Collector
 
 pytestmark = pytest.mark.timeout(30)
@@ -21,10 +21,7 @@ TAG_B = "TAGS\x01b\x02"
 
 @pytest.fixture
 def cluster() -> Iterator[FakeCluster]:
-    with FakeCluster(("broker-a",), queues=1, topics=("Orders", "Payments")) as fc:
-        yield fc
-        while _live:  # a failed test must not leave consumers pulling
-            _live.pop().shutdown()
+    yield from fake_cluster(1, ("Orders", "Payments"))
 
 
 def wait_for(got: Collector, count: int) -> list[bytes]:
