@@ -264,8 +264,8 @@ def test_send_async_waits_for_room_and_everything_is_stored_in_order(
 
 
 def test_auto_batched_sends_each_name_their_own_stored_message(namesrv: str) -> None:
-    # Given a producer that holds small sends up to 0.2 s and batches them
-    with Producer("e2e-auto-batch", namesrv=namesrv, auto_batch=True, batch_max_delay=0.2) as p:
+    # Given a producer that holds small sends up to 1 s and batches them
+    with Producer("e2e-auto-batch", namesrv=namesrv, auto_batch=True, batch_max_delay=1.0) as p:
         p.send(Message("E2eAutoBatch", b"route"))
         # When twenty messages are sent asynchronously at once
         futures = [

@@ -38,8 +38,8 @@ def stored(cluster: FakeCluster) -> list:
 def test_async_sends_are_sent_as_one_batch_and_each_gets_its_own_result(
     cluster: FakeCluster,
 ) -> None:
-    # Given a producer that holds sends up to 0.5 s
-    with Producer("p", namesrv=cluster.namesrv, auto_batch=True, batch_max_delay=0.5) as producer:
+    # Given a producer that holds sends up to 1 s (the sends below take far less, loaded too)
+    with Producer("p", namesrv=cluster.namesrv, auto_batch=True, batch_max_delay=1.0) as producer:
         # When ten small messages are sent asynchronously at once
         futures = [
             producer.send_async(Message("Orders", b"m%d" % i, tags="t", keys=[f"k{i}"]))
@@ -115,7 +115,7 @@ def test_what_is_not_held_is_sent_alone(cluster: FakeCluster) -> None:
 
 def test_a_batch_to_an_explicit_queue_goes_there(cluster: FakeCluster) -> None:
     mq = MessageQueue(topic="Orders", broker_name="broker-b", queue_id=3)
-    with Producer("p", namesrv=cluster.namesrv, auto_batch=True, batch_max_delay=0.3) as producer:
+    with Producer("p", namesrv=cluster.namesrv, auto_batch=True, batch_max_delay=1.0) as producer:
         # When messages for one queue and for any queue are sent at once
         to_mq = [producer.send_async(Message("Orders", b"q%d" % i), queue=mq) for i in range(3)]
         anywhere = [producer.send_async(Message("Orders", b"a%d" % i)) for i in range(3)]
@@ -130,7 +130,7 @@ def test_a_refused_batch_fails_every_member(cluster: FakeCluster) -> None:
     # Given a broker that refuses the next send as illegal (not retried)
     cluster.run(lambda: cluster.broker("broker-a").fail_sends.append(ResponseCode.MESSAGE_ILLEGAL))
     with Producer(
-        "p", namesrv=cluster.namesrv, auto_batch=True, batch_max_delay=0.3, retries=0
+        "p", namesrv=cluster.namesrv, auto_batch=True, batch_max_delay=1.0, retries=0
     ) as producer:
         # When three sends are held together and sent to it
         futures = [producer.send_async(Message("Orders", b"x%d" % i)) for i in range(3)]
