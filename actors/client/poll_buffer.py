@@ -57,13 +57,20 @@ class PollBuffer:
         self.paused: set[MessageQueue] = set()
 
     def hold(self, queues: Iterable[MessageQueue], on: bool) -> None:
-        """Pause (``on``) or resume returning ``queues``' batches; a resume wakes ``take``."""
+        """Pause (``on``) or resume returning ``queues``' batches; a resume wakes ``take``.
+        A paused queue's batches do not count toward ``max_total``: they would hold every
+        other queue back until it is resumed."""
         with self._cond:
             if on:
                 self.paused.update(queues)
             else:
                 self.paused.difference_update(queues)
                 self._cond.notify_all()
+            self._recount()
+
+    def _recount(self) -> None:
+        paused = self.paused
+        self.cap.count = sum(len(b.msgs) for b in self._batches if b.mq not in paused)
 
     def deliver(
         self, puller: pykka.ActorRef[Any], generation: int, mq: MessageQueue, msgs: list[MessageExt]
@@ -72,14 +79,15 @@ class PollBuffer:
             return
         with self._cond:
             self._batches.append(_Batch(puller, generation, mq, msgs))
-            self.cap.count += len(msgs)
+            if mq not in self.paused:
+                self.cap.count += len(msgs)
             self._cond.notify()
 
     def drop(self, mq: MessageQueue, floor: int) -> None:
         with self._cond:
             self.floor[mq] = floor
             self._batches = collections.deque(b for b in self._batches if b.mq != mq)
-            self.cap.count = sum(len(b.msgs) for b in self._batches)
+            self._recount()
 
     def room(self, puller: pykka.ActorRef[Any]) -> bool:
         """False while more than ``max_total`` messages wait here (the puller is remembered)."""

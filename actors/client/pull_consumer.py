@@ -280,6 +280,7 @@ class PullConsumer(ConsumerBase, ConsumerTrace):
                 raise ClientError(f"{'pause' if on else 'resume'}: {mq!r} is not a MessageQueue")
         mqs = tuple(wire_queue(self.namespace, mq) for mq in queues)
         self.buffer.hold(mqs, on)
+        self._wake_waiting(hub)  # a pause may have taken the buffer back under the cap
         self._hold(mqs, on, hub, timeout)
 
     def seek_to_begin(self, mq: MessageQueue, timeout: float = 10.0) -> int:

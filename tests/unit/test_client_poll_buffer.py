@@ -34,3 +34,26 @@ def test_a_stopped_pullers_batches_are_not_returned() -> None:
     # Then only the live puller's batch comes back: 1204 once
     assert [b.msgs for b in got] == [["m1204 again"]]
     assert buffer.take(10, timeout=0) == []
+
+
+def test_a_paused_queues_batches_wait_in_order_and_do_not_count_toward_the_cap() -> None:
+    # Given a buffer capped at 3 messages holding 2 batches of q0 and one of q1
+    buffer = PollBuffer(max_total=3)
+    q0 = MessageQueue(topic="T", broker_name="b", queue_id=0)
+    q1 = MessageQueue(topic="T", broker_name="b", queue_id=1)
+    puller: Any = _Puller(alive=True)
+    buffer.deliver(puller, 1, q0, ["a", "b"])
+    buffer.deliver(puller, 1, q1, ["x"])
+    buffer.deliver(puller, 1, q0, ["c"])
+    assert buffer.cap.count == 4 and not buffer.room(puller)
+    # When q0 is paused
+    buffer.hold([q0], True)
+    # Then only q1's batch is taken, and q0's 3 messages no longer fill the cap
+    assert [b.msgs for b in buffer.take(10, timeout=0)] == [["x"]]
+    assert buffer.cap.count == 0 and buffer.released() == [puller]
+    buffer.deliver(puller, 1, q0, ["d"])
+    assert buffer.take(10, timeout=0) == [] and buffer.cap.count == 0
+    # When it is resumed, Then its batches come back in the order they were pulled
+    buffer.hold([q0], False)
+    assert buffer.cap.count == 4
+    assert [m for b in buffer.take(10, timeout=0) for m in b.msgs] == ["a", "b", "c", "d"]
