@@ -6,12 +6,15 @@ details, are in ``actors.client.reply``).
 
 from __future__ import annotations
 
+import concurrent.futures
 import time
 from typing import Any
 
+import gevent
 import msgspec
 
-from actors.client.errors import ClientStateError
+from actors.client.errors import ClientError, ClientStateError, RequestTimeoutError
+from actors.client.hooks import CommunicationMode
 from actors.client.message import Message, MessageExt, MessageQueue, SendResult
 from actors.client.namespace import wire_name
 from actors.client.outgoing import Outgoing
@@ -22,8 +25,10 @@ from actors.client.reply import (
     reply_outgoing,
     request_properties,
 )
+from actors.client.request_async import PendingReply, ReplyCallback
 from actors.client.selectors import QueueSelector
 from actors.client.send import ROUND_ROBIN
+from actors.client.send_hooks import HookedSend
 
 
 class ProducerReply(ProducerPort):
@@ -64,6 +69,66 @@ class ProducerReply(ProducerPort):
             return waiter.wait(max(deadline - time.monotonic(), 0.0), "request's reply")
         finally:
             hub.run(self._replies.forget, correlation)
+
+    def request_async(
+        self,
+        msg: Message,
+        callback: ReplyCallback | None = None,
+        timeout: float = 3.0,
+        *,
+        queue: MessageQueue | None = None,
+        sharding_key: str | None = None,
+        selector: QueueSelector | None = None,
+    ) -> concurrent.futures.Future[MessageExt]:
+        """``request`` without waiting (RocketMQ's ``request(msg, RequestCallback, timeout)``):
+        the returned future, and ``callback(reply, error)`` on the producer's callback thread,
+        get the reply, the send's ClientError, or RequestTimeoutError when no reply came within
+        ``timeout`` seconds. Send hooks see the request's send (its ``after`` when the send is
+        answered, before the reply)."""
+        hub = self._running_hub("request_async")
+        selection = self._selection(msg, queue, sharding_key, selector)
+        correlation = new_correlation_id()
+        marks = request_properties(correlation, self.client_id, max(1, int(timeout * 1000)))
+        hooked: HookedSend | None = None
+        if self._send_hooks:
+            out, hooked = self._prepare_hooked(msg, sharding_key, CommunicationMode.ASYNC, queue)
+        else:
+            out = self._prepare(msg, sharding_key)
+        out = msgspec.structs.replace(out, properties=out.properties + marks)
+        callbacks = self._callbacks
+        assert callbacks is not None
+        pending = PendingReply(callbacks, callback)
+        topic = wire_name(self.namespace, msg.topic)
+
+        def sent(_result: Any, error: BaseException | None) -> None:  # the send's answer
+            if hooked is not None:
+                callbacks.submit(hooked.after)
+            if error is not None:
+                self._replies.forget(correlation)
+                pending.set_error(error)
+
+        def expired() -> None:
+            self._replies.forget(correlation)
+            pending.set_error(RequestTimeoutError("request's reply", timeout))
+
+        def start() -> None:  # a greenlet on the hub: the route may have to be fetched first
+            try:
+                self._expect_reply(topic, correlation, pending)
+            except ClientError as exc:
+                if hooked is not None:
+                    callbacks.submit(hooked.after, exc)
+                pending.set_error(exc)
+                return
+            pending.timer = gevent.get_hub().loop.timer(timeout)
+            pending.timer.start(expired)
+            if hooked is None:
+                self._begin(out, selection, timeout, sent, False)
+            else:
+                hooked.handed_over()
+                self._begin(out, selection, timeout, hooked.observe(sent), False, hooked)
+
+        hub.spawn(start)
+        return pending.future
 
     def _expect_reply(self, topic: str, correlation: str, waiter: Any) -> None:
         instance = self._instance

@@ -5,6 +5,7 @@ no responder is a timeout; a reply whose requester is gone is refused and still 
 from __future__ import annotations
 
 import concurrent.futures
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -175,3 +176,36 @@ def test_requests_and_replies_call_the_send_hooks(
     ]
     assert sent.properties == {"served-by": "test"}
     assert ctx.send_result is not None and ctx.broker_addr
+
+
+def test_async_requests_get_their_replies_or_time_out(
+    cluster: dict[str, str], responder: Producer
+) -> None:
+    # Given a responder consuming topic Rpc, and a requester with a send hook
+    asked = _Sends()
+    with Producer("rpc-async", namesrv=cluster["namesrv"]) as requester:
+        requester.register_send_hook(asked)
+        called: list[tuple[bytes | None, type | None]] = []
+        all_called = threading.Event()
+
+        def callback(reply: MessageExt | None, error: BaseException | None) -> None:
+            called.append((reply.body if reply else None, type(error) if error else None))
+            if len(called) == 9:
+                all_called.set()
+
+        # When eight requests are sent without waiting, and one to a topic nobody consumes
+        futures = [
+            requester.request_async(Message("Rpc", b"a%d" % i), callback, timeout=20)
+            for i in range(8)
+        ]
+        lonely = requester.request_async(Message("RpcNobody", b"hello?"), callback, timeout=0.5)
+        # Then each future gets its own reply, the lonely one a timeout, each callback ran once
+        replies = [f.result(30) for f in futures]
+        assert [r.body for r in replies] == [b"pong:a%d" % i for i in range(8)]
+        assert isinstance(lonely.exception(10), RequestTimeoutError)
+        assert all_called.wait(10)
+        assert sorted(called, key=repr) == sorted(
+            [(b"pong:a%d" % i, None) for i in range(8)] + [(None, RequestTimeoutError)], key=repr
+        )
+        # And the send hook saw the nine requests' sends, each answered
+        assert len(asked.ended) == 9 and all(c.send_result for c in asked.ended)
