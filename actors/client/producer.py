@@ -230,6 +230,7 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply, ProducerBatch):
         instance = self._instance
         if instance is None:
             return
+        self._replies.fail_all(ClientStateError(f"request ({self.group})", "shut down"))
         instance.unregister()
         instance.stop()
 

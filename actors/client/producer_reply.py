@@ -114,6 +114,9 @@ class ProducerReply(ProducerPort):
         def start() -> None:  # a greenlet on the hub: the route may have to be fetched first
             try:
                 self._expect_reply(topic, correlation, pending)
+                if self._state != "running":  # shut down while the route was fetched
+                    self._replies.forget(correlation)
+                    raise ClientStateError(f"request ({self.group})", self._state)
             except ClientError as exc:
                 if hooked is not None:
                     callbacks.submit(hooked.after, exc)

@@ -150,6 +150,12 @@ class ReplyWaiters:
     def forget(self, correlation_id: str) -> None:
         self._waiting.pop(correlation_id, None)
 
+    def fail_all(self, error: BaseException) -> None:
+        """Every request still waiting gets ``error`` (the producer shuts down)."""
+        waiting, self._waiting = self._waiting, {}
+        for waiter in waiting.values():
+            waiter.set_error(error)
+
     def on_push(self, _session: object, request: RemotingCommand) -> RemotingCommand | None:
         """PUSH_REPLY_MESSAGE_TO_CLIENT: hand the reply to its request (SUCCESS either way, as
         RocketMQ's client answers; a reply nobody waits for any more is logged)."""

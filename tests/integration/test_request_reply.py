@@ -14,6 +14,7 @@ import pytest
 
 from actors.client import (
     Admin,
+    ClientStateError,
     ConsumeFrom,
     ConsumeResult,
     Message,
@@ -209,3 +210,13 @@ def test_async_requests_get_their_replies_or_time_out(
         )
         # And the send hook saw the nine requests' sends, each answered
         assert len(asked.ended) == 9 and all(c.send_result for c in asked.ended)
+
+
+def test_a_shutdown_fails_the_requests_still_waiting(cluster: dict[str, str]) -> None:
+    # Given an async request to a topic nobody consumes, with a long timeout
+    requester = Producer("rpc-leaving", namesrv=cluster["namesrv"]).start()
+    waiting = requester.request_async(Message("RpcNobody", b"anyone?"), timeout=60)
+    # When the producer shuts down, Then the request fails at once instead of never completing
+    requester.shutdown()
+    error = waiting.exception(5)
+    assert isinstance(error, ClientStateError) and "shut down" in str(error)
