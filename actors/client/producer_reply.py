@@ -13,7 +13,7 @@ from typing import Any
 import gevent
 import msgspec
 
-from actors.client.errors import ClientError, ClientStateError, RequestTimeoutError
+from actors.client.errors import ClientStateError, RequestTimeoutError
 from actors.client.hooks import CommunicationMode
 from actors.client.message import Message, MessageExt, MessageQueue, SendResult
 from actors.client.namespace import wire_name
@@ -100,9 +100,16 @@ class ProducerReply(ProducerPort):
         pending = PendingReply(callbacks, callback)
         topic = wire_name(self.namespace, msg.topic)
 
+        def after(error: BaseException | None = None) -> None:  # the hooks, off the hub
+            assert hooked is not None
+            try:
+                callbacks.submit(hooked.after, error)
+            except RuntimeError:  # the callback thread is gone (shut down): here, then
+                hooked.after(error)
+
         def sent(_result: Any, error: BaseException | None) -> None:  # the send's answer
             if hooked is not None:
-                callbacks.submit(hooked.after)
+                after()
             if error is not None:
                 self._replies.forget(correlation)
                 pending.set_error(error)
@@ -117,9 +124,9 @@ class ProducerReply(ProducerPort):
                 if self._state != "running":  # shut down while the route was fetched
                     self._replies.forget(correlation)
                     raise ClientStateError(f"request ({self.group})", self._state)
-            except ClientError as exc:
+            except Exception as exc:  # a ClientError, mostly: no route, shut down
                 if hooked is not None:
-                    callbacks.submit(hooked.after, exc)
+                    after(exc)
                 pending.set_error(exc)
                 return
             pending.timer = gevent.get_hub().loop.timer(timeout)
