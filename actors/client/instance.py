@@ -22,10 +22,11 @@ from actors.client.connections import Connections
 from actors.client.errors import ClientError, ClientStateError, RequestTimeoutError
 from actors.client.heartbeat import Beat, Heartbeat, Members, NewBrokers, Unregister
 from actors.client.remoting import Remoting
-from actors.client.routes import FetchRoute, RouteTable, TopicRoute
+from actors.client.routes import FetchRoute, QueuesChanged, RouteTable, TopicRoute
 from runtime.acl.signature import signer_for
 from runtime.actor import GeventFuture, new_future
 from runtime.directory import Directory
+from runtime.remoting.bodies import MessageQueue
 from runtime.remoting.command import RemotingCommand
 from runtime.session import SessionHandle
 from runtime.supervisor import ChildSpec, Supervisor
@@ -44,6 +45,8 @@ class ClientInstance:
         self.routes: dict[str, TopicRoute] = {}
         self.members = Members()
         self.inbound_handlers: dict[int, InboundHandler] = {}
+        self.queue_listeners: dict[str, list[QueuesChanged]] = {}
+        """Topic -> what to call (on the hub) when its readable queues change."""
         self.prefix = f"client[{config.client_id}]"
         self.names = {
             "connections": f"{self.prefix}/connections",
@@ -81,6 +84,7 @@ class ClientInstance:
                     timeout=cfg.request_timeout,
                     refresh_interval=cfg.route_refresh_interval,
                     on_new_brokers=self.brokers_appeared,
+                    on_queues_changed=self.queues_changed,
                 ),
             ),
             ChildSpec(
@@ -169,6 +173,14 @@ class ClientInstance:
             self._tell("heartbeat", Beat())
         except ClientError as exc:
             logger.debug("client: heartbeat skipped: {}", exc)
+
+    def queues_changed(self, topic: str, queues: tuple[MessageQueue, ...]) -> None:
+        """A refreshed route of ``topic`` has other readable queues: its listeners hear it."""
+        for listener in self.queue_listeners.get(topic, ()):
+            try:
+                listener(topic, queues)
+            except Exception:
+                logger.exception("client: a queue-change listener of {} failed", topic)
 
     def brokers_appeared(self) -> None:
         """A route names a broker no cached route had: heartbeat now, unless no beat was sent

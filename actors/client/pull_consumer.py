@@ -18,9 +18,10 @@ RocketMQ, a queue that moves to another member and ``shutdown`` still write what
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pykka
@@ -124,6 +125,8 @@ class PullConsumer(ConsumerBase, ConsumerTrace):
         self.auto_commit = auto_commit
         self.max_poll_messages = max_poll_messages
         self.buffer = PollBuffer(max_cached_messages_total)
+        self._listener_pool: concurrent.futures.Executor | None = None
+        """The thread queue-change listeners run on (made by the first registration)."""
         self.enable_msg_trace = enable_msg_trace
         self.trace_topic = trace_topic
 
@@ -171,6 +174,40 @@ class PullConsumer(ConsumerBase, ConsumerTrace):
             self.buffer.wake()
         finally:
             self._stop_msg_trace()  # after the last poll's records
+            if self._listener_pool is not None:
+                self._listener_pool.shutdown(wait=False)
+
+    def register_topic_queue_listener(
+        self,
+        topic: str,
+        listener: Callable[[str, set[MessageQueue]], None],
+        timeout: float = 10.0,
+    ) -> set[MessageQueue]:
+        """Call ``listener(topic, queues)`` whenever a route refresh (every
+        ``route_refresh_interval``, 30 s) finds ``topic``'s readable queues changed (a broker
+        added or gone, queues added), on a thread of the consumer's own, never the hub
+        (RocketMQ's ``registerTopicMessageQueueChangeListener``); an ``assign`` user re-assigns
+        there. Returns the queues now, the baseline. After ``start``."""
+        hub = self._running_hub("register_topic_queue_listener")
+        wire, ns = wire_name(self.namespace, topic), self.namespace
+        with self._lock:
+            if self._listener_pool is None:
+                self._listener_pool = hub.executor(1, f"actormq-queues-{self.group}")
+            pool = self._listener_pool
+
+        def changed(_wire: str, queues: tuple[MessageQueue, ...]) -> None:  # on the hub
+            with contextlib.suppress(RuntimeError):  # the pool shut down with the consumer
+                pool.submit(listener, topic, {plain_queue(ns, mq) for mq in queues})
+
+        def register() -> set[MessageQueue]:
+            instance = self._instance
+            if instance is None:
+                raise ClientStateError(f"consumer {self.group}", self._state)
+            route = instance.fetch_route(wire, timeout=timeout)
+            instance.queue_listeners.setdefault(wire, []).append(changed)
+            return {plain_queue(ns, mq) for mq in route.subscribe}
+
+        return hub.call(register, timeout=timeout + 5, what="register_topic_queue_listener")
 
     def __enter__(self) -> PullConsumer:
         return self.start()

@@ -12,7 +12,9 @@ Messages:
   or a slave added or restarted, hears this client's heartbeat within a route refresh instead
   of at the next 30 s heartbeat, so it lists the client's groups before it is needed (a slave
   promoted at the next failover).
-- ``RefreshRoutes``: timer tick (30 s): fetch every known topic again.
+- ``RefreshRoutes``: timer tick (30 s): fetch every known topic again. A refreshed route
+  whose readable queues changed calls ``on_queues_changed(topic, queues)`` (the client's
+  ``queues_changed``: a lite consumer's queue-change listeners).
 
 State owned: ``routes`` (topic -> TopicRoute, a dict shared read-only with the client's
 greenlets, so the send path reads it without a message), the fetches in flight, which name
@@ -46,6 +48,7 @@ from runtime.remoting.codes import PermName, RequestCode, ResponseCode
 from runtime.remoting.headers import DEFAULT_TOPIC
 
 DEFAULT_TOPIC_QUEUE_NUMS = 4
+QueuesChanged = Callable[[str, tuple[MessageQueue, ...]], None]
 MASTER_ID = 0
 
 
@@ -173,9 +176,13 @@ class RouteTable(GeventActor):
         refresh_interval: float = 30.0,
         default_queue_nums: int = DEFAULT_TOPIC_QUEUE_NUMS,
         on_new_brokers: Callable[[], None] | None = None,
+        on_queues_changed: QueuesChanged | None = None,
     ) -> None:
         super().__init__()
         self.on_new_brokers = on_new_brokers
+        self.on_queues_changed = on_queues_changed
+        """Called (on the hub) when a refreshed route's readable queues differ from the cached
+        route's (not on a topic's first route): ``(topic, queues)``."""
         """Called when a fetched route names a broker address no cached route had (a broker
         started, a slave added or restarted): the client heartbeats at once, so that broker
         lists it before it is needed (e.g. promoted at the next failover)."""
@@ -241,6 +248,9 @@ class RouteTable(GeventActor):
             self.routes[message.topic] = route
             if fresh and self.on_new_brokers is not None:
                 self.on_new_brokers()
+            changed = old is not None and old.subscribe != route.subscribe
+            if changed and self.on_queues_changed is not None:
+                self.on_queues_changed(message.topic, route.subscribe)
             for reply in waiting:
                 reply.set(route)
             return

@@ -4,6 +4,7 @@ queues (RocketMQ's and Kafka's) and ``commit(offsets=...)``, a push consumer's `
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 
@@ -152,3 +153,33 @@ def test_a_lite_consumer_commits_the_offsets_it_is_given(cluster: FakeCluster) -
         again.commit(offsets={Q0: -1})
     with pytest.raises(ClientError, match="is not a MessageQueue"):
         again.commit(offsets={"Orders/0": 1})  # type: ignore[dict-item]
+
+
+def test_a_topic_queue_listener_hears_the_topics_queues_change() -> None:
+    with FakeCluster(("broker-a", "broker-b"), queues=2, topics=("Orders",)) as two:
+        # Given a lite consumer refreshing routes every 0.2 s, listening to Orders' queues
+        consumer = PullConsumer("listening", namesrv=two.namesrv, route_refresh_interval=0.2)
+        consumer.assign([Q0])
+        consumer.start()
+        try:
+            heard: list[tuple[str, set[MessageQueue]]] = []
+            changed = threading.Event()
+
+            def listener(topic: str, queues: set[MessageQueue]) -> None:
+                heard.append((topic, queues))
+                changed.set()
+
+            baseline = consumer.register_topic_queue_listener("Orders", listener)
+            assert {(mq.broker_name, mq.queue_id) for mq in baseline} == {
+                (b, q) for b in ("broker-a", "broker-b") for q in (0, 1)
+            }
+            # When broker-b leaves the route
+            two.run(lambda: two.hidden.add("broker-b"))
+            # Then the listener hears the topic's queues now: broker-a's
+            assert changed.wait(10)
+            assert heard[0] == ("Orders", {Q0, Q1})
+            # And an unchanged route tells it nothing more
+            changed.clear()
+            assert not changed.wait(0.6) and len(heard) == 1
+        finally:
+            consumer.shutdown()
