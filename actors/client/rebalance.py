@@ -5,22 +5,20 @@ Messages:
   queues (sorted) shared over the group's client ids (sorted, from GET_CONSUMER_LIST_BY_GROUP)
   by the consumer's allocation strategy (``actors.client.allocate``; AVG by default);
   broadcasting: every queue; assigned mode (lite ``assign``): the fixed set. A strategy that
-  raises, or answers a queue it was not offered, is refused for that round: the topic keeps
-  its queues and the refusal is logged as an error. A 20 s timer and
-  NOTIFY_CONSUMER_IDS_CHANGED tell it. A topic whose consumer list lacks this client (a broker
-  that restarted before our heartbeat reached it) keeps its queues that round; the rebalancer
-  warns once (until a list has us again) and asks for a heartbeat at once, so the broker lists
-  us (and tells the group) without waiting for the 30 s timer. After a round that changed the
-  assignment, a push consumer with ``pull_threshold_for_topic`` /
-  ``pull_threshold_size_for_topic`` shares them over the queues it now holds and tells every
-  puller its new per-queue limits (``SetLimits``; ``actors.client.pull_limits``).
+  raises, or answers a queue it was not offered, is refused for that round: the topic keeps its
+  queues and the refusal is logged as an error. A 20 s timer and NOTIFY_CONSUMER_IDS_CHANGED
+  tell it. A topic whose consumer list lacks this client (a broker that restarted before our
+  heartbeat reached it) keeps its queues that round; the rebalancer warns once (until a list
+  has us again) and asks for a heartbeat at once, so the broker lists us (and tells the group)
+  without waiting for the 30 s timer. After a round that changed the assignment, a push
+  consumer with ``pull_threshold_for_topic`` / ``pull_threshold_size_for_topic`` shares them
+  over the queues it holds and tells every puller its new limits (``SetLimits``).
 - ``Assign(queues, reply)``: switch to a fixed assignment (lite consumer).
 - ``SeekQueue(mq, offset, reply)``: forward a seek to the queue's puller (lite consumer).
 - ``PullerExited(mq, urn, failure)``: a puller died; a failed one is started again from the
   offset the OffsetStore holds.
 - ``QuiesceAll(reply)``: stop every puller from pulling (first step of a shutdown).
-- ``SetSubscriptions(subscriptions, reply)``: subscribe / unsubscribe after start (see
-  ``_resubscribe``), then a round as ``DoRebalance``.
+- ``SetSubscriptions(subscriptions, reply)``: subscriptions changed after start (``_resubscribe``).
 - ``HoldQueues(queues, on, reply)``: the user paused or resumed queues (None: all); their
   pullers are told ``Hold``, and a puller started later for a paused queue starts held.
 - ``assignment()`` / ``pullers_by_queue()`` (proxy): the queues held, and their pullers.
