@@ -154,6 +154,11 @@ class BrokerRequests:
         if instance is None:
             raise ClientStateError(f"consumer {self.group}", self._state)
         properties = self._settings()
+        rebalancer = instance.directory.get(instance.name(REBALANCER))
+        if rebalancer is not None:  # the per-queue limits now (the topic thresholds' share)
+            opts = rebalancer.proxy().options.get(timeout=self.config.request_timeout)
+            properties["pullThresholdForQueue"] = str(opts.max_cached_messages)
+            properties["pullThresholdSizeForQueue"] = str(opts.max_cached_bytes // (1 << 20))
         properties[PROP_NAMESERVER_ADDR] = ";".join(self.config.namesrv)
         properties[PROP_CONSUME_TYPE] = self.consume_type
         properties[PROP_CLIENT_VERSION] = client_version()

@@ -146,8 +146,13 @@ def test_topic_thresholds_are_shared_over_the_queues_held_at_each_rebalance(
     first = push(cluster4, "shared", Collector(1), **options)
     first.start()
     assert len(first.assignment()) == 8
-    # Then each queue may cache 100 // 8 messages and 10 // 8 MiB
+    # Then each queue may cache 100 // 8 messages and 10 // 8 MiB, as its running info says
     assert limits(first) == {(12, 1 * MIB)}
+    properties = first.running_info().properties
+    assert (properties["pullThresholdForQueue"], properties["pullThresholdSizeForQueue"]) == (
+        "12",
+        "1",
+    )
     # When a second member joins and the first rebalances: 4 queues each
     second = push(cluster4, "shared", Collector(1), **options)
     second.start()
