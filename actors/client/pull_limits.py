@@ -45,6 +45,8 @@ MAX_PULL_INTERVAL = 65.535
 MAX_THRESHOLD_FOR_TOPIC = 6_553_500
 MAX_THRESHOLD_SIZE_FOR_TOPIC = 102_400
 """MiB (RocketMQ: pullThresholdSizeForTopic in [1, 102400])."""
+MAX_PULL_BATCH_SIZE = 1024
+"""RocketMQ's checkConfig: pullBatchSize in [1, 1024]."""
 OFF = -1
 
 
@@ -76,16 +78,20 @@ def check_topic_threshold(name: str, value: int, upper: int, unit: str = "") -> 
     return value
 
 
+def check_at_least(name: str, value: object, least: int) -> None:
+    """An int of at least ``least`` (0 named as "off" when that is the least)."""
+    _check_int(name, value)
+    assert isinstance(value, int)
+    if value < least:
+        raise ClientError(f"{name} {value} is below {least}" + (" (0: off)" * (least == 0)))
+
+
 def check_total(value: int) -> int:
     """0 (off) or a positive int."""
     _check_int("max_cached_messages_total", value)
     if value < 0:
         raise ClientError(f"max_cached_messages_total {value} is negative (0: off)")
     return value
-
-
-MAX_PULL_BATCH_SIZE = 1024
-"""RocketMQ's checkConfig: pullBatchSize in [1, 1024]."""
 
 
 def check_pull_options(opts: PullOptions) -> None:
@@ -97,14 +103,9 @@ def check_pull_options(opts: PullOptions) -> None:
             f"pull_batch_size {opts.batch_size} is out of range [1, {MAX_PULL_BATCH_SIZE}] "
             "(RocketMQ's pullBatchSize)"
         )
-    for name, value, least in (
-        ("max_cached_messages", opts.max_cached_messages, 1),
-        ("max_cached_bytes", opts.max_cached_bytes, 1),
-        ("max_span", opts.max_span, 0),
-    ):
-        _check_int(name, value)
-        if value < least:
-            raise ClientError(f"{name} {value} is below {least}" + (" (0: off)" * (least == 0)))
+    check_at_least("max_cached_messages", opts.max_cached_messages, 1)
+    check_at_least("max_cached_bytes", opts.max_cached_bytes, 1)
+    check_at_least("max_span", opts.max_span, 0)
     for name, seconds in (
         ("consume_timeout", opts.consume_timeout),
         ("suspend_timeout", opts.suspend_ms / 1000),

@@ -74,6 +74,7 @@ from actors.client.pull import TagFilter, subscription
 from actors.client.pull_limits import (
     MAX_THRESHOLD_FOR_TOPIC,
     MAX_THRESHOLD_SIZE_FOR_TOPIC,
+    check_at_least,
     check_pull_interval,
     check_topic_threshold,
 )
@@ -164,10 +165,7 @@ class PushConsumer(ConsumerBase, ConsumerTrace):
     ) -> None:
         if max_reconsume_times < 0:
             raise ClientError(f"max_reconsume_times {max_reconsume_times} is negative")
-        if isinstance(consume_threads, bool) or not isinstance(consume_threads, int):
-            raise ClientError(f"consume_threads {consume_threads!r} is not an int")
-        if consume_threads < 1:
-            raise ClientError(f"consume_threads {consume_threads} is below 1")
+        check_at_least("consume_threads", consume_threads, 1)
         if not 1 <= consume_batch_size <= MAX_CONSUME_BATCH_SIZE:
             raise ClientError(
                 f"consume_batch_size {consume_batch_size} is out of range "
