@@ -21,7 +21,7 @@ from runtime.actor import actor_of, new_future, watch
 from runtime.ha import protocol as P
 from runtime.hostport import parse_address
 from runtime.node import Node
-from runtime.remoting.codes import RequestCode
+from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.store import record as R
 from runtime.store.context import StoreContext
 from tests.wire import WireClient, send_v2_header
@@ -140,6 +140,17 @@ def wait_in_sync(master: Node, *nodes: int) -> None:
 def send(client: WireClient, topic: str, body: bytes, queue_id: int = 0) -> Any:
     ext = send_v2_header(topic, group="ha-pg", queue_id=queue_id, born_ms=int(time.time() * 1000))
     return client.call(RequestCode.SEND_MESSAGE_V2, ext, body)
+
+
+def send_until_not_busy(client: WireClient, topic: str, body: bytes) -> Any:
+    """``send``, sent again while the broker answers SYSTEM_BUSY (a loaded machine: the send
+    waited past waitTimeMillsInSendQueue; nothing was stored), as a client retries, until
+    ``T`` has passed; the last answer."""
+    deadline = time.monotonic() + T
+    while True:
+        reply = send(client, topic, body)
+        if reply.code != ResponseCode.SYSTEM_BUSY or time.monotonic() > deadline:
+            return reply
 
 
 def wait_queue(ctx: StoreContext, topic: str, queue_id: int, count: int) -> int:
