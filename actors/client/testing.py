@@ -204,6 +204,8 @@ class FakeCluster:
             else:
                 return None
         listed = [b for b in self.brokers.values() if b.name not in self.hidden]
+        # A broker gives TBW102 8 queues and a group's retry topic 1 (RocketMQ's defaults).
+        count = 8 if topic == "TBW102" else 1 if topic.startswith("%RETRY%") else self.queue_count
         return TopicRouteData(
             broker_datas=[
                 BrokerData(broker_addrs={0: b.address}, broker_name=b.name, cluster=CLUSTER)
@@ -213,8 +215,8 @@ class FakeCluster:
                 QueueData(
                     broker_name=b.name,
                     perm=6,
-                    read_queue_nums=self.queue_count if topic != "TBW102" else 8,
-                    write_queue_nums=self.queue_count if topic != "TBW102" else 8,
+                    read_queue_nums=count,
+                    write_queue_nums=count,
                 )
                 for b in listed
             ],

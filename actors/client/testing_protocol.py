@@ -228,7 +228,7 @@ class BrokerProcessor:
         with self.cluster.pulled:
             b.pull_times[key].append(time.monotonic())
             self.cluster.pulled.notify_all()
-        if h.sys_flag & PullSysFlag.COMMIT_OFFSET and h.commit_offset >= 0:
+        if h.sys_flag & PullSysFlag.COMMIT_OFFSET and h.commit_offset >= 0 and b.commit_in_pulls:
             b.offsets[(h.consumer_group, h.topic, h.queue_id)] = h.commit_offset
         deadline = time.monotonic() + h.suspend_timeout_millis / 1000
         while True:

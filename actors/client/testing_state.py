@@ -74,6 +74,9 @@ class FakeBroker:
     keep_consumers: bool = False
     """A pull past a queue's end is answered PULL_RETRY_IMMEDIATELY at the offset asked (a
     slave, which never moves a consumer) instead of PULL_OFFSET_MOVED."""
+    commit_in_pulls: bool = True
+    """A pull's COMMIT_OFFSET flag stores its commitOffset (a broker's way); False: only
+    UPDATE_CONSUMER_OFFSET does, so a test sees a consumer's own commits."""
     zero_if_not_found: bool = False
     """QUERY_CONSUMER_OFFSET with no stored offset: 0 (RocketMQ, when the queue starts at 0)
     instead of QUERY_NOT_FOUND."""

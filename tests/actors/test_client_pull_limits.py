@@ -141,39 +141,42 @@ def test_topic_thresholds_are_shared_over_the_queues_held_at_each_rebalance(
     cluster4: FakeCluster,
 ) -> None:
     options = {"pull_threshold_for_topic": 100, "pull_threshold_size_for_topic": 10}
-    # Given a consumer alone in its group: it holds Orders' 4 queues and %RETRY%'s 4 (the
-    # fake's retry topic has 4 queues too), 8 in all
+    # Given a consumer alone in its group: it holds Orders' 4 queues and its retry topic's
+    # one, 5 in all
     first = push(cluster4, "shared", Collector(1), **options)
     first.start()
-    assert len(first.assignment()) == 8
-    # Then each queue may cache 100 // 8 messages and 10 // 8 MiB, as its running info says
-    assert limits(first) == {(12, 1 * MIB)}
+    assert len(first.assignment()) == 5
+    # Then each queue may cache 100 // 5 messages and 10 // 5 MiB, as its running info says
+    assert limits(first) == {(20, 2 * MIB)}
     properties = first.running_info().properties
     assert (properties["pullThresholdForQueue"], properties["pullThresholdSizeForQueue"]) == (
-        "12",
-        "1",
+        "20",
+        "2",
     )
-    # When a second member joins and the first rebalances: 4 queues each
+    # When a second member joins and the first rebalances: 2 Orders queues each, the retry
+    # queue to one of them
     second = push(cluster4, "shared", Collector(1), **options)
     second.start()
     first.rebalance()
-    assert len(first.assignment()) == len(second.assignment()) == 4
-    # Then both now allow 100 // 4 messages and 10 // 4 MiB per queue
-    assert limits(first) == limits(second) == {(25, 2 * MIB)}
-    # When the second leaves, Then the first is back to 8 queues and the first share
+    held = {len(c.assignment()): c for c in (first, second)}
+    assert sorted(held) == [2, 3]
+    # Then each shares the thresholds over what it holds now
+    assert limits(held[2]) == {(50, 5 * MIB)}
+    assert limits(held[3]) == {(33, 3 * MIB)}
+    # When the second leaves, Then the first is back to 5 queues and the first share
     second.shutdown()
     first.rebalance()
-    assert len(first.assignment()) == 8
-    assert limits(first) == {(12, 1 * MIB)}
+    assert len(first.assignment()) == 5
+    assert limits(first) == {(20, 2 * MIB)}
 
 
 def test_without_topic_thresholds_the_per_queue_limits_stay(cluster4: FakeCluster) -> None:
-    # Given a consumer with only per-queue limits, When it holds 8 queues
+    # Given a consumer with only per-queue limits, When it holds 5 queues (4 and its retry queue)
     consumer = push(
         cluster4, "plain", Collector(1), max_cached_messages=7, max_cached_bytes=3 * MIB
     )
     consumer.start()
-    assert len(consumer.assignment()) == 8
+    assert len(consumer.assignment()) == 5
     # Then its pullers keep them
     assert limits(consumer) == {(7, 3 * MIB)}
 

@@ -164,7 +164,9 @@ def test_group_members_share_queues_and_rebalance_when_one_joins_or_leaves(
 
 
 def test_a_queue_taken_away_has_its_offset_committed_first(cluster: FakeCluster) -> None:
-    # Given a consumer that consumed everything on 4 queues
+    # Given a consumer that consumed everything on 4 queues, and a broker that takes
+    # commits only as UPDATE_CONSUMER_OFFSET (not with pulls): only the start offsets (0)
+    cluster.broker().commit_in_pulls = False
     for i in range(8):
         cluster.put("Orders", b"x%d" % i, queue_id=i % 4)
     got = Collector(8)
@@ -178,21 +180,23 @@ def test_a_queue_taken_away_has_its_offset_committed_first(cluster: FakeCluster)
         ),
         what="local offset",
     )
-    # When a second member joins and takes queues 2 and 3 (commit timer is 60 s away)
-    second_got = Collector(1)
-    second = fast_push(cluster, "handover")
-    second.subscribe("Orders", "*", second_got)
+    # When a second member joins and takes two of them (the first's commit timer is 60 s
+    # away); it commits nothing itself (auto_commit off, never polled)
+    second = lite(cluster, "handover", auto_commit=False)
+    second.subscribe("Orders", "*")
     second.start()
     wait_until(lambda: len([q for q in first.assignment() if q.topic == "Orders"]) == 2)
-    # Then the offsets of the queues that moved were committed before they moved: the
-    # newcomer starts after what the first consumed, so it receives nothing old
-    # (the assignment shrinks first; each moved queue's commit follows at once, in turn)
+    wait_until(lambda: len([q for q in second.assignment() if q.topic == "Orders"]) == 2)
+    # Then the first committed the queues that moved as they moved (what it consumed: 2
+    # each), and only those. Whether the newcomer reads those offsets before its first pull is
+    # a race, as in RocketMQ (both members rebalance at once): it may get their messages again.
+    moved = {q.queue_id for q in second.assignment() if q.topic == "Orders"}
     wait_until(
-        lambda: len([q for q in range(4) if cluster.committed("handover", "Orders", q) == 2]) >= 2,
+        lambda: all(cluster.committed("handover", "Orders", q) == 2 for q in moved),
         what="the moved queues' commits",
     )
-    time.sleep(0.2)  # give a wrong redelivery the chance to show up
-    assert second_got.messages == []
+    kept = {0, 1, 2, 3} - moved  # still at the start offsets committed when first started
+    assert [cluster.committed("handover", "Orders", q) for q in kept] == [0, 0]
     second.shutdown()
     first.shutdown()
 
