@@ -24,8 +24,12 @@ from gevent.hub import Waiter
 
 __all__ = ["submit"]
 
-KEEP = 256
-"""Idle workers kept per hub (each holds its greenlet and frame stack)."""
+KEEP = 2048
+"""Idle workers kept per hub (each holds its greenlet and frame stack: a broker kept ~5 MiB
+more after 1,024 sends in flight than with 256). A client with hundreds of sends in flight
+keeps as many requests in service at once; with 256 kept, every request past them started a
+new greenlet and the broker spent ~30 % more CPU per send (docs/benchmarks.md, "Session
+18")."""
 
 # Per OS thread (one hub each). Not ``threading.local``: monkey-patched, that is gevent's
 # greenlet-local, and every submitting greenlet would get an idle list of its own (reuse only
