@@ -22,14 +22,13 @@ from __future__ import annotations
 import threading
 
 MAX_ASYNC_SENDS = 128
-"""Async sends a producer may have in flight: few enough that the broker answers the last of a
-full window inside its 200 ms ``waitTimeMillsInSendQueue`` while it stores ~2,000-4,000
-single sends a second, as on a 2-core machine, with several producers at once. It was 1,024,
-meant for a broker storing ~20,000/s; measured (docs/benchmarks.md, "Session 17"), a loop of
-``send_async`` then had 10-40 % of its sends answered SYSTEM_BUSY and stored fewer per second
-than with 16-128 in flight, which store as many as the broker can (pipelining single sends
-saves the broker little: each costs its request path; ``Producer(auto_batch=True)`` is what
-stores more)."""
+"""Async sends a producer may have in flight: what stores the most from one ``send_async``
+loop on a 2-core machine (14,000-16,000 msg/s of 1 KiB; 10,500-11,800 at 1,024, where each
+side spends more per send), and few enough that the broker answers the last of a full window
+inside its 200 ms ``waitTimeMillsInSendQueue`` even on a loaded machine with several producers
+at once: there, a window of 1,024 had 10-40 % of a loop's sends answered SYSTEM_BUSY
+(docs/benchmarks.md, "Session 17", "Session 18"). ``Producer(auto_batch=True)`` is what
+stores more."""
 MAX_ASYNC_BYTES = 32 << 20
 """Body bytes of async sends a producer may have in flight (half the broker's 64 MiB per
 connection)."""
