@@ -11,6 +11,7 @@ import gevent
 import gevent.event
 import pytest
 
+from runtime.actor import others_ready
 from runtime.net import Acceptor, bind
 from runtime.remoting.command import RemotingCommand
 from runtime.request_context import end_turn, wait_turn
@@ -33,6 +34,7 @@ class TurnProcessor:
         self.release = gevent.event.Event()
         self.entered: list[str] = []
         self.stored: list[str] = []
+        self.stored_with_company: list[str] = []
         self.all_entered = gevent.event.Event()
         self.expect_entered = 0
 
@@ -50,6 +52,8 @@ class TurnProcessor:
         if not wait_turn(float(request.ext_fields.get("patience", 10))):
             return RemotingCommand.response_to(request, 2, ext_fields={"id": ident})
         self.stored.append(ident)
+        if others_ready():  # another greenlet will run before this one yields: it could batch
+            self.stored_with_company.append(ident)
         end_turn()
         return RemotingCommand.response_to(request, 0, ext_fields={"id": ident})
 
@@ -91,6 +95,27 @@ def test_later_ordered_requests_wait_for_an_earlier_one_that_yields(server: Any)
     processor.release.set()
     assert receive_ids(client, 3) == ["a", "b", "c"]
     assert processor.stored == ["a", "b", "c"]
+
+
+def test_ordered_requests_released_together_take_their_steps_in_one_pass(server: Any) -> None:
+    processor, address = server
+    processor.expect_entered = 50
+    client = Client(address)
+    # Given 50 ordered requests pipelined on one connection, waiting behind a held first one
+    client.send(ordered("r00", hold="1"))
+    for i in range(1, 50):
+        client.send(ordered(f"r{i:02}"))
+    assert processor.all_entered.wait(5)
+    gevent.idle()
+    assert processor.stored == []
+    # When the first goes on
+    processor.release.set()
+    # Then all take effect in arrival order, and (nearly) every one of them saw others ready to
+    # run right behind it: the waiting line was woken in one pass, so what they queue forms one
+    # group (woken one by one, each would run alone and append alone)
+    assert receive_ids(client, 50) == [f"r{i:02}" for i in range(50)]
+    assert processor.stored == [f"r{i:02}" for i in range(50)]
+    assert len(processor.stored_with_company) >= 45
 
 
 def test_other_requests_are_not_held_behind_an_ordered_one(server: Any) -> None:
