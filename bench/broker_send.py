@@ -26,7 +26,8 @@ import time
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.cluster import cpu_seconds, spawned  # noqa: E402
+from bench.cluster import spawned  # noqa: E402
+from bench.meter import cpu_seconds  # noqa: E402
 from runtime.hostport import parse_address  # noqa: E402
 from runtime.remoting.batch import BatchEntry, encode_batch  # noqa: E402
 from runtime.remoting.codes import RequestCode  # noqa: E402

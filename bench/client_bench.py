@@ -50,7 +50,7 @@ def bench_produce(args: argparse.Namespace, namesrv: str) -> dict[str, Any]:
         batching["max_async_sends"] = args.max_async_sends
     with c.Producer("bench-producer", namesrv=namesrv, credentials=keys, **batching) as producer:
         producer.send(c.Message(args.topic, body))  # route, connection, topic creation
-        meter = Meter("produce").start()
+        meter = Meter("produce", broker_pid=args.broker_pid).start()
         deadline = time.perf_counter() + args.seconds
 
         def worker() -> None:
@@ -108,7 +108,7 @@ def bench_batch(args: argparse.Namespace, namesrv: str) -> dict[str, Any]:
     batch = [c.Message(args.topic, body) for _ in range(args.batch)]
     with c.Producer("bench-batch-producer", namesrv=namesrv) as producer:
         producer.send_batch(batch)
-        meter = Meter(f"batch-{args.batch}").start()
+        meter = Meter(f"batch-{args.batch}", broker_pid=args.broker_pid).start()
         deadline = time.perf_counter() + args.seconds
 
         def worker() -> None:
@@ -149,7 +149,7 @@ def bench_consume(args: argparse.Namespace, namesrv: str) -> dict[str, Any]:
     if not args.no_fill:
         fill_backlog(namesrv, topic, args.messages, args.size)
     group = f"bench-consume-{os.getpid()}-{int(time.time())}"
-    meter = Meter(f"consume-{args.mode}")
+    meter = Meter(f"consume-{args.mode}", broker_pid=args.broker_pid)
     target = args.messages
     if args.mode == "lite":
         consumer = c.PullConsumer(
@@ -215,6 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common.add_argument("--size", type=int, default=1024, help="message body bytes (1024)")
     common.add_argument("--topic", default=None)
+    common.add_argument(
+        "--broker-pid",
+        type=int,
+        default=None,
+        help="report this (running) broker's CPU per message; --spawn sets it",
+    )
     sub = parser.add_subparsers(dest="bench", required=True)
     p = sub.add_parser("produce", parents=[common], help="a) sync sends, one in flight")
     p.add_argument("--seconds", type=float, default=10.0)
@@ -265,12 +271,6 @@ def build_parser() -> argparse.ArgumentParser:
         default="sent",
         help="latency from when each message was sent, or from when it was due by the rate "
         "(counts the producer's own delays too: no coordinated omission)",
-    )
-    p.add_argument(
-        "--broker-pid",
-        type=int,
-        default=None,
-        help="report this (running) broker's CPU per message; --spawn sets it",
     )
     p.add_argument(
         "--warmup",

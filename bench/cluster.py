@@ -1,11 +1,9 @@
 """The cluster a client benchmark runs against: the given name servers, or a ``python -m runtime``
-it spawns (ASYNC_FLUSH or SYNC_FLUSH, free ports, a temporary data directory); and the CPU
-seconds a process has used (a spawned broker's cost per message)."""
+it spawns (ASYNC_FLUSH or SYNC_FLUSH, free ports, a temporary data directory)."""
 
 from __future__ import annotations
 
 import argparse
-import os
 import pathlib
 import subprocess
 import sys
@@ -54,12 +52,6 @@ def cluster(args: argparse.Namespace) -> Iterator[str]:
         print(f"spawned {what} cluster: {fields['line']}", flush=True)
         args.broker_pid = proc.pid
         yield fields["namesrv"]
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``)."""
-    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager

@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench.cluster import REPO, cpu_seconds
-from bench.meter import Meter, _percentiles
+from bench.cluster import REPO
+from bench.meter import Meter, _percentiles, cpu_seconds
 from bench.workload import _client, _payload
 
 

@@ -37,7 +37,8 @@ from loguru import logger  # noqa: E402
 
 from actors.client import Admin, ConsumeFrom, Message, MessageQueue, Producer, PullConsumer  # noqa: E402
 from actors.client.errors import BrokerError  # noqa: E402
-from bench.cluster import REPO, cpu_seconds  # noqa: E402
+from bench.cluster import REPO  # noqa: E402
+from bench.meter import cpu_seconds  # noqa: E402
 from runtime.remoting.codes import ResponseCode  # noqa: E402
 
 DEFAULT_PROFILE = REPO / "config" / "profiles" / "default.toml"

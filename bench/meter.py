@@ -1,9 +1,12 @@
 """Measuring and reporting a client benchmark: ``Meter`` (a count, latencies, the rate printed
-every second), percentiles, and the ``SUMMARY {json}`` line every benchmark ends with."""
+every second, the CPU the client and the broker spent while it ran, the machine's load when it
+started), percentiles, and the ``SUMMARY {json}`` line every benchmark ends with."""
 
 from __future__ import annotations
 
 import json
+import os
+import pathlib
 import statistics
 import threading
 import time
@@ -13,9 +16,14 @@ from typing import Any
 class Meter:
     """Counts operations and their latencies; a thread prints the rate every second."""
 
-    def __init__(self, label: str, unit: str = "msg") -> None:
+    def __init__(self, label: str, unit: str = "msg", *, broker_pid: int | None = None) -> None:
         self.label = label
         self.unit = unit
+        self.broker_pid = broker_pid
+        """A broker process (spawned or ``--broker-pid``) whose CPU per message is reported."""
+        self.load_1m = 0.0
+        self._cpu0 = (0.0, 0.0)
+        self._cpu: tuple[float, float] | None = None
         self.count = 0
         self.failed = 0
         self.rts: list[float] = []
@@ -32,6 +40,14 @@ class Meter:
             self._window_rts.append(rt)
 
     def start(self) -> Meter:
+        self.load_1m = os.getloadavg()[0]
+        if self.load_1m > LOADED:
+            print(
+                f"[{self.label}] load average {self.load_1m:.2f} at start: other work shares the "
+                "CPUs; compare only runs alternated with their baseline",
+                flush=True,
+            )
+        self._cpu0 = self._cpu_now()
         self.started = time.perf_counter()
         self._thread = threading.Thread(target=self._report, daemon=True, name="bench-meter")
         self._thread.start()
@@ -54,7 +70,17 @@ class Meter:
             print(line, flush=True)
             last_count, last_t = count, now
 
+    def _cpu_now(self) -> tuple[float, float]:
+        broker = 0.0
+        if self.broker_pid:
+            try:
+                broker = cpu_seconds(self.broker_pid)
+            except OSError:  # it ended
+                self.broker_pid = None
+        return time.process_time(), broker
+
     def stop(self) -> None:
+        self._cpu = self._cpu_now()
         self.ended = time.perf_counter()
         self._stop.set()
         if self._thread is not None:
@@ -71,8 +97,26 @@ class Meter:
         }
         if self.rts:
             out.update(_percentiles(self.rts, "rt_ms"))
+        out["load_1m_at_start"] = round(self.load_1m, 2)
+        if self.count and self._cpu is not None:
+            client, broker = (now - then for now, then in zip(self._cpu, self._cpu0, strict=True))
+            out["client_cpu_us_per_msg"] = round(1e6 * client / self.count)
+            if self.broker_pid:
+                out["broker_cpu_us_per_msg"] = round(1e6 * broker / self.count)
         out.update(extra)
         return out
+
+
+LOADED = 1.0
+"""A 1-minute load average above this at the start is announced: on a 2-core machine the
+figures then say more about the other work than about this one (session 17's async figures
+came out 3-4x low that way, docs/benchmarks.md "Session 18")."""
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``)."""
+    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _percentiles(values: list[float], prefix: str) -> dict[str, float]:

@@ -17,8 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from bench.cluster import cpu_seconds
-from bench.meter import _percentiles
+from bench.meter import _percentiles, cpu_seconds
 from bench.workload import _payload
 
 

@@ -28,8 +28,11 @@ def test_client_produce_benchmark_reports_sends() -> None:
     # When the sync-produce benchmark runs for 0.3 s against a spawned cluster (long enough for
     # hundreds of sends: the figures are not checked, only that it sends and counts)
     result = summary(["-m", "runtime", "bench", "produce", "--spawn", "async", "--seconds", "0.3"])
-    # Then it sent messages and none failed
+    # Then it sent messages and none failed, and reports the machine's load at the start and
+    # the CPU per message of the client and of the spawned broker
     assert result["messages"] > 0 and result["failed"] == 0
+    assert isinstance(result["load_1m_at_start"], float)
+    assert result["client_cpu_us_per_msg"] > 0 and result["broker_cpu_us_per_msg"] >= 0
 
 
 def test_async_produce_benchmark_with_auto_batch_reports_sends() -> None:
