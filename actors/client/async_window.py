@@ -11,7 +11,8 @@ clients a semaphore of 65,535 async requests; Kafka's producer blocks ``send()``
 ``enter`` blocks the caller (a thread, or a greenlet in a monkey-patched program: the condition
 is ``threading``'s, which gevent patches) until the send fits, up to a timeout; a send always
 fits when nothing is in flight, so a body larger than the byte bound still goes, alone.
-``leave`` is called once per entered send when its answer (or failure) arrives: in a plain
+``leave`` is called once per entered send when its answer (or failure) arrives, and
+``finished`` once its future and callback have completed (``wait_finished``: a flush): in a plain
 program on the client hub's own thread, before the send's callback is scheduled (the callback
 thread may itself be waiting in ``enter``); in a monkey-patched one from a greenlet, never as a
 hub callback (it may wait for the condition's lock).
@@ -44,6 +45,9 @@ class AsyncWindow:
         self.bytes = 0
         self.peak_sends = 0
         """The most sends ever in flight at once (for tests and tools)."""
+        self.unfinished = 0
+        """Sends entered whose future and callback have not completed yet (``finished``): what
+        ``Producer.flush`` waits for. A send leaves the window before its callback runs."""
         self._room = threading.Condition()
 
     def _fits(self, size: int) -> bool:
@@ -59,6 +63,7 @@ class AsyncWindow:
                 return False
             self.sends += 1
             self.bytes += size
+            self.unfinished += 1
             self.peak_sends = max(self.peak_sends, self.sends)
             return True
 
@@ -68,3 +73,16 @@ class AsyncWindow:
             self.sends -= 1
             self.bytes -= size
             self._room.notify_all()
+
+    def finished(self) -> None:
+        """An entered send's future and callback have completed (after ``leave``)."""
+        with self._room:
+            self.unfinished -= 1
+            if not self.unfinished:
+                self._room.notify_all()
+
+    def wait_finished(self, timeout: float | None) -> bool:
+        """Wait until every entered send has finished (sends entered meanwhile count too);
+        False when some had not within ``timeout`` seconds (None: no limit)."""
+        with self._room:
+            return self._room.wait_for(lambda: self.unfinished == 0, timeout)

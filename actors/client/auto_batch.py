@@ -142,11 +142,15 @@ class Accumulator:
         if batch.size >= self.max_bytes:
             self._send(entry.key)
 
+    def send_all(self) -> None:
+        """Send every held batch now (a flush)."""
+        for key in list(self._batches):
+            self._send(key)
+
     def drain(self, timeout: float) -> bool:
         """Send every batch now and wait up to ``timeout`` until every batch sent is answered
         (the producer shuts down: what was held is sent, not dropped). Blocks: a greenlet."""
-        for key in list(self._batches):
-            self._send(key)
+        self.send_all()
         return self._answered.wait(timeout)
 
     def _due(self, key: BatchKey, batch: _Batch) -> None:

@@ -204,20 +204,19 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply, ProducerBatch):
             )
 
     def shutdown(self, timeout: float = 10.0) -> None:
-        """Unregister from the brokers and close every connection. Idempotent. With
-        ``auto_batch``, the sends held are sent first and their answers awaited (``timeout``)."""
+        """Unregister from the brokers and close every connection. Idempotent. First, as
+        Kafka's ``close``, the async sends in flight (and what ``auto_batch`` holds, sent now)
+        are waited for, up to ``timeout``: their callbacks run before this returns."""
         with self._lock:
             if self._state != "running":
                 self._state = "shut down"
                 return
-            accumulator = self._accumulator
-            if accumulator is not None and self._hub is not None:
-                self._hub.call(accumulator.drain, timeout, timeout=timeout + 1, what="flush")
+            self._flush_before_shutdown(timeout)
             self._state = "shut down"
             hub = self._hub
             assert hub is not None
             try:
-                hub.call(self._stop_on_hub, timeout=timeout, what="producer shutdown")
+                hub.call(self._stop_on_hub, timeout=timeout + 2, what="producer shutdown")
             finally:
                 if self._callbacks is not None:
                     self._callbacks.shutdown(wait=True)
@@ -233,6 +232,7 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply, ProducerBatch):
         self._replies.fail_all(ClientStateError(f"request ({self.group})", "shut down"))
         instance.unregister()
         instance.stop()
+        self._settle_after_stop()
 
     def __enter__(self) -> Producer:
         return self.start()

@@ -8,8 +8,13 @@ written.
 from __future__ import annotations
 
 import concurrent.futures
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
+
+import gevent
+from loguru import logger
 
 from actors.client.auto_batch import Entry
 from actors.client.errors import ClientError
@@ -22,6 +27,10 @@ from actors.client.send_hooks import HookedSend
 from runtime import workers
 
 SendCallback = Callable[["SendResult | None", "BaseException | None"], None]
+
+_completing = threading.local()
+"""``active`` while this thread (greenlet, patched) completes an async send: its future's
+callbacks and the send callback run then, and a ``flush`` there would wait for itself."""
 
 
 class ProducerAsync(ProducerPort):
@@ -73,14 +82,19 @@ class ProducerAsync(ProducerPort):
             return future
 
         def complete(result: Any, error: BaseException | None) -> None:
-            if hooked is not None:
-                hooked.after()
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(result)
-            if callback is not None:
-                callback(result, error)
+            _completing.active = True
+            try:
+                if hooked is not None:
+                    hooked.after()
+                if error is not None:
+                    future.set_exception(error)
+                else:
+                    future.set_result(result)
+                if callback is not None:
+                    callback(result, error)
+            finally:
+                _completing.active = False
+                window.finished()
 
         def leave_and_complete(result: Any, error: BaseException | None) -> None:
             window.leave(size)
@@ -107,6 +121,51 @@ class ProducerAsync(ProducerPort):
             assert isinstance(out, Outgoing)
             self._run_hooked(hub, out, selection, timeout, done, False, hooked)
         return future
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Kafka's ``flush``: send what ``auto_batch`` holds now, then wait until every
+        ``send_async`` in flight has its answer and its future and callback have completed
+        (sends started meanwhile, by other threads or by callbacks, are waited for too). True
+        when all had within ``timeout`` seconds (None: no limit; each send still ends within
+        its send timeout). Not from a send callback: it would wait for itself
+        (``ClientError``)."""
+        hub = self._running_hub("flush")
+        if getattr(_completing, "active", False):
+            raise ClientError(f"flush ({self.group}): called from a send callback")
+        accumulator = self._accumulator
+        if accumulator is not None:
+            hub.call(accumulator.send_all, timeout=self.config.request_timeout, what="flush")
+        window = self.async_window
+        return window is None or window.wait_finished(timeout)
+
+    def _flush_before_shutdown(self, timeout: float) -> None:
+        """``shutdown``'s first step: what auto batching holds is sent, and the async sends
+        in flight are waited for up to ``timeout``; those still unanswered then fail with
+        ``ClientStateError`` when the connections close."""
+        hub = self._hub
+        if hub is None:
+            return
+        accumulator = self._accumulator
+        if accumulator is not None:
+            hub.call(accumulator.drain, timeout, timeout=timeout + 1, what="flush")
+        window = self.async_window
+        if window is not None and not window.wait_finished(timeout):
+            logger.warning(
+                "client: producer {}: {} async sends still unanswered after {:g}s of shutdown; "
+                "they fail (the broker may have stored them)",
+                self.group,
+                window.unfinished,
+                timeout,
+            )
+
+    def _settle_after_stop(self, limit: float = 1.0) -> None:
+        """On the hub, once the connections closed: let the async sends they failed complete
+        (the failures reach them through hub callbacks, which a hub released next would never
+        run: their futures would stay pending for good), for up to ``limit`` seconds."""
+        window = self.async_window
+        deadline = time.monotonic() + limit
+        while window is not None and window.sends and time.monotonic() < deadline:
+            gevent.sleep(0.001)
 
     def send_oneway(
         self,

@@ -55,6 +55,14 @@ class ProducerPort:
     def client_id(self) -> str:
         raise NotImplementedError
 
+    def _flush_before_shutdown(self, timeout: float) -> None:
+        """Send what is held and wait for the async sends in flight (``producer_async``)."""
+        raise NotImplementedError
+
+    def _settle_after_stop(self, limit: float = 1.0) -> None:
+        """Let the async sends the closed connections failed complete (``producer_async``)."""
+        raise NotImplementedError
+
     def _running_hub(self, what: str) -> ClientHub:
         """The hub, or ``ClientStateError`` when the producer is not running."""
         raise NotImplementedError

@@ -213,6 +213,8 @@ class BrokerProcessor:
         msg_id = ",".join(offset_msg_id(host_bytes(host), port, at) for at in physical)
         if request.is_oneway:
             return None
+        if b.send_delay:
+            gevent.sleep(b.send_delay)  # this request's own greenlet
         ext = {"msgId": msg_id, "queueId": h.queue_id, "queueOffset": first}
         if b.stored_codes:
             code = b.stored_codes.pop(0)

@@ -1,0 +1,131 @@
+"""Producer.flush and a shutdown that waits for the async sends in flight (Kafka's ``flush`` and
+``close``), against an in-memory cluster whose sends are answered late (``send_delay``)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from actors.client import ClientError, ClientStateError, Message, Producer, SendStatus
+from actors.client.testing import FakeCluster
+
+pytestmark = pytest.mark.timeout(30)
+
+
+@pytest.fixture
+def cluster() -> Iterator[FakeCluster]:
+    with FakeCluster(("broker-a",), topics=("Orders",)) as fc:
+        yield fc
+
+
+class Outcomes:
+    """What the send callbacks saw, by outcome; ``slow`` seconds spent in each callback."""
+
+    def __init__(self, slow: float = 0.0) -> None:
+        self.slow = slow
+        self.ok = 0
+        self.errors: list[BaseException] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, result: Any, error: BaseException | None) -> None:
+        if self.slow:
+            time.sleep(self.slow)
+        with self._lock:
+            if error is None:
+                assert result.status is SendStatus.SEND_OK
+                self.ok += 1
+            else:
+                self.errors.append(error)
+
+
+def test_shutdown_waits_for_the_async_sends_in_flight(cluster: FakeCluster) -> None:
+    # Given a broker that answers each send 0.2 s after storing it
+    cluster.broker().send_delay = 0.2
+    outcomes = Outcomes()
+    # When a program sends 50 messages asynchronously and leaves the producer's block at once
+    with Producer("closing", namesrv=cluster.namesrv) as producer:
+        futures = [producer.send_async(Message("Orders", b"m%d" % i), outcomes) for i in range(50)]
+    # Then every send was answered SEND_OK and its callback ran before the block ended
+    assert outcomes.ok == 50 and outcomes.errors == []
+    assert all(f.done() and f.exception() is None for f in futures)
+    assert len(cluster.stored("Orders")) == 50
+
+
+def test_a_shutdown_stops_waiting_after_its_timeout(cluster: FakeCluster) -> None:
+    # Given sends that would be answered only after 3 s
+    cluster.broker().send_delay = 3.0
+    outcomes = Outcomes()
+    producer = Producer("impatient", namesrv=cluster.namesrv).start()
+    futures = [producer.send_async(Message("Orders", b"m%d" % i), outcomes) for i in range(5)]
+    # When the producer shuts down with a 0.3 s timeout
+    started = time.monotonic()
+    producer.shutdown(timeout=0.3)
+    # Then it returned without waiting for the answers, and every send failed (the client is
+    # stopping) before it returned: no future is left pending for good
+    assert time.monotonic() - started < 2.5
+    errors = [f.exception(timeout=0) for f in futures]
+    assert all(isinstance(e, ClientError) and "stopping" in str(e) for e in errors), errors
+    assert outcomes.ok == 0 and len(outcomes.errors) == 5
+
+
+def test_flush_returns_once_every_answer_and_callback_completed(cluster: FakeCluster) -> None:
+    # Given answers 0.1 s late and callbacks that take 10 ms each
+    cluster.broker().send_delay = 0.1
+    outcomes = Outcomes(slow=0.01)
+    with Producer("flushing", namesrv=cluster.namesrv) as producer:
+        for i in range(20):
+            producer.send_async(Message("Orders", b"m%d" % i), outcomes)
+        # When the program flushes
+        flushed = producer.flush()
+        # Then every callback had run by then (not only every answer arrived)
+        assert flushed and outcomes.ok == 20
+        assert producer.async_window is not None and producer.async_window.unfinished == 0
+
+
+def test_flush_says_when_its_timeout_passed_first(cluster: FakeCluster) -> None:
+    # Given an answer 1 s late
+    cluster.broker().send_delay = 1.0
+    with Producer("timed-flush", namesrv=cluster.namesrv) as producer:
+        future = producer.send_async(Message("Orders", b"late"))
+        # When the program flushes for 0.1 s, Then the flush reports it did not complete
+        assert producer.flush(0.1) is False and not future.done()
+        # And a flush without a limit waits for it
+        assert producer.flush() is True and future.result().status is SendStatus.SEND_OK
+
+
+def test_flush_sends_what_auto_batching_holds_at_once(cluster: FakeCluster) -> None:
+    # Given an auto-batching producer that would hold small messages for 20 s
+    with Producer("batched", namesrv=cluster.namesrv, auto_batch=True, batch_max_delay=20) as p:
+        futures = [p.send_async(Message("Orders", b"s%d" % i)) for i in range(10)]
+        assert not any(f.done() for f in futures)
+        # When it flushes, Then they go now, in one batch, and are answered
+        assert p.flush(5) is True
+        assert all(f.result().status is SendStatus.SEND_OK for f in futures)
+        assert len(cluster.stored("Orders")) == 10
+
+
+def test_flush_from_a_send_callback_is_refused(cluster: FakeCluster) -> None:
+    refusals: list[BaseException] = []
+    done = threading.Event()
+    with Producer("reentrant", namesrv=cluster.namesrv) as producer:
+
+        def callback(_result: Any, _error: BaseException | None) -> None:
+            # a flush here would wait for this very callback to return
+            try:
+                producer.flush(1)
+            except ClientError as exc:
+                refusals.append(exc)
+            done.set()
+
+        producer.send_async(Message("Orders", b"x"), callback)
+        assert done.wait(5)
+    assert len(refusals) == 1 and "callback" in str(refusals[0])
+
+
+def test_flush_before_start_is_a_state_error(cluster: FakeCluster) -> None:
+    with pytest.raises(ClientStateError):
+        Producer("idle", namesrv=cluster.namesrv).flush()
