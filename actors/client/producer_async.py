@@ -8,12 +8,12 @@ written.
 from __future__ import annotations
 
 import concurrent.futures
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import gevent
+import gevent.local
 from loguru import logger
 
 from actors.client.auto_batch import Entry
@@ -28,9 +28,11 @@ from runtime import workers
 
 SendCallback = Callable[["SendResult | None", "BaseException | None"], None]
 
-_completing = threading.local()
-"""``active`` while this thread (greenlet, patched) completes an async send: its future's
-callbacks and the send callback run then, and a ``flush`` there would wait for itself."""
+_completing = gevent.local.local()
+"""``active`` while this greenlet (a plain thread's is its main greenlet) completes an async
+send: its future's callbacks and the send callback run then, and a ``flush`` there would wait
+for itself. gevent's local, not ``threading``'s: per greenlet whether or not the program was
+patched before this module was imported."""
 
 
 class ProducerAsync(ProducerPort):
