@@ -55,6 +55,7 @@ class PollBuffer:
         self._cond = threading.Condition(threading.RLock())
         self.floor: dict[MessageQueue, int] = {}
         self.paused: set[MessageQueue] = set()
+        self.closed = False
 
     def hold(self, queues: Iterable[MessageQueue], on: bool) -> None:
         """Pause (``on``) or resume returning ``queues``' batches; a resume wakes ``take``.
@@ -78,6 +79,8 @@ class PollBuffer:
         if generation < self.floor.get(mq, 0):
             return
         with self._cond:
+            if self.closed:
+                return
             self._batches.append(_Batch(puller, generation, mq, msgs))
             if mq not in self.paused:
                 self.cap.count += len(msgs)
@@ -105,7 +108,7 @@ class PollBuffer:
         deadline = time.monotonic() + max(timeout, 0.0)
         out: list[_Batch] = []
         with self._cond:
-            while True:
+            while not self.closed:
                 passed: list[_Batch] = []  # of paused queues: left here, in order
                 while self._batches and limit > 0:
                     batch = self._batches.popleft()
@@ -131,7 +134,13 @@ class PollBuffer:
                 if remaining <= 0:
                     return out
                 self._cond.wait(remaining)
+            return out
 
-    def wake(self) -> None:
+    def close(self) -> None:
+        """The consumer shut down: a ``take`` waiting now returns at once, with nothing, and so
+        does every later one (what is still buffered was never polled: its offsets were not
+        committed, so the queues' next owner gets it)."""
         with self._cond:
+            self.closed = True
+            self._batches.clear()
             self._cond.notify_all()

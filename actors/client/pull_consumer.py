@@ -168,10 +168,11 @@ class PullConsumer(ConsumerBase, ConsumerTrace):
         return self
 
     def shutdown(self, timeout: float = 15.0) -> None:
-        """Stop pulling, write the offsets of what was polled, unregister. Idempotent."""
+        """Stop pulling, write the offsets of what was polled, unregister. Idempotent. A
+        ``poll`` waiting in another thread returns [] at once."""
         try:
+            self.buffer.close()
             self._shutdown(None, timeout)
-            self.buffer.wake()
         finally:
             self._stop_msg_trace()  # after the last poll's records
             if self._listener_pool is not None:

@@ -10,6 +10,7 @@ import gevent.event
 import pytest
 
 from actors.client import (
+    ClientStateError,
     ConsumeFrom,
     ConsumeResult,
     Message,
@@ -199,6 +200,32 @@ def test_a_queue_taken_away_has_its_offset_committed_first(cluster: FakeCluster)
     assert [cluster.committed("handover", "Orders", q) for q in kept] == [0, 0]
     second.shutdown()
     first.shutdown()
+
+
+def test_a_poll_waiting_in_another_thread_returns_when_the_consumer_shuts_down(
+    cluster: FakeCluster,
+) -> None:
+    # Given a lite consumer of an idle topic, and a thread waiting 20 s in poll
+    consumer = lite(cluster, "closing")
+    consumer.subscribe("Orders", "*")
+    consumer.start()
+    polled: list[object] = []
+    returned = threading.Event()
+
+    def poller() -> None:
+        polled.append(consumer.poll(20))
+        returned.set()
+
+    thread = threading.Thread(target=poller, daemon=True)
+    thread.start()
+    wait_until(lambda: consumer.assignment() != [], what="queues assigned")
+    # When the consumer shuts down
+    consumer.shutdown()
+    # Then the poll returns at once, with nothing
+    assert returned.wait(3) and polled == [[]]
+    # And a poll after the shutdown is a state error
+    with pytest.raises(ClientStateError):
+        consumer.poll(0.1)
 
 
 def test_flow_control_stops_pulling_until_the_listener_catches_up(cluster: FakeCluster) -> None:
