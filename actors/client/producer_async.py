@@ -161,12 +161,13 @@ class ProducerAsync(ProducerPort):
             )
 
     def _settle_after_stop(self, limit: float = 1.0) -> None:
-        """On the hub, once the connections closed: let the async sends they failed complete
-        (the failures reach them through hub callbacks, which a hub released next would never
-        run: their futures would stay pending for good), for up to ``limit`` seconds."""
-        window = self.async_window
+        """On the hub, once the connections closed: let the sends they failed complete (the
+        failures reach them through hub callbacks, which a hub released next would never run:
+        an async send's future would stay pending for good, a sync sender would wait out its
+        timeout), for up to ``limit`` seconds."""
+        sender = self._sender
         deadline = time.monotonic() + limit
-        while window is not None and window.sends and time.monotonic() < deadline:
+        while sender is not None and sender.in_flight and time.monotonic() < deadline:
             gevent.sleep(0.001)
 
     def send_oneway(

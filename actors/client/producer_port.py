@@ -60,7 +60,7 @@ class ProducerPort:
         raise NotImplementedError
 
     def _settle_after_stop(self, limit: float = 1.0) -> None:
-        """Let the async sends the closed connections failed complete (``producer_async``)."""
+        """Let the sends the closed connections failed complete (``producer_async``)."""
         raise NotImplementedError
 
     def _running_hub(self, what: str) -> ClientHub:

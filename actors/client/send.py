@@ -132,6 +132,8 @@ class Sender:
         self.waiting: dict[LaneKey, deque[SendOp]] = {}
         """The lanes: the sends waiting for a route or a connection, first first; empty when
         nothing waits (what the fast path checks)."""
+        self.in_flight = 0
+        """Sends begun and not finished, of every kind (what a shutdown lets settle)."""
 
     def begin(
         self,
@@ -150,6 +152,7 @@ class Sender:
         op = SendOp(self, out, selection, timeout, attempts, done, oneway)
         if hooked is not None:
             hooked.op = op
+        self.in_flight += 1
         op.attempt()
 
 
@@ -432,6 +435,7 @@ class SendOp:
         if self._finished:
             return
         self._finished = True
+        self.sender.in_flight -= 1
         try:
             self.done(result, error)
         except Exception:

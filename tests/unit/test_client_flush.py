@@ -12,6 +12,7 @@ import pytest
 
 from actors.client import ClientError, ClientStateError, Message, Producer, SendStatus
 from actors.client.testing import FakeCluster
+from tests.client_support import wait_until
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -129,3 +130,33 @@ def test_flush_from_a_send_callback_is_refused(cluster: FakeCluster) -> None:
 def test_flush_before_start_is_a_state_error(cluster: FakeCluster) -> None:
     with pytest.raises(ClientStateError):
         Producer("idle", namesrv=cluster.namesrv).flush()
+
+
+def test_a_sync_send_in_another_thread_fails_promptly_when_the_producer_shuts_down(
+    cluster: FakeCluster,
+) -> None:
+    # Given a sync send waiting in another thread for an answer 5 s away
+    producer = Producer("sync-closing", namesrv=cluster.namesrv).start()
+    producer.send(Message("Orders", b"warm"))  # route and connection
+    cluster.broker().send_delay = 5.0
+    outcome: list[BaseException] = []
+    sent = threading.Event()
+
+    def sender() -> None:
+        sent.set()
+        try:
+            producer.send(Message("Orders", b"m"))
+        except ClientError as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=sender, daemon=True)
+    thread.start()
+    assert sent.wait(5)
+    wait_until(lambda: cluster.broker().codes().count(310) == 2, what="the send reached the broker")
+    # When the producer shuts down
+    started = time.monotonic()
+    producer.shutdown(timeout=1)
+    thread.join(5)
+    # Then the send failed ("client is stopping") well before its 3 s send timeout
+    assert not thread.is_alive() and time.monotonic() - started < 2.5
+    assert len(outcome) == 1 and "stopping" in str(outcome[0])
