@@ -24,6 +24,9 @@ class Directory:
         self.stop_timeouts: list[str] = []
         """Children that did not stop within their shutdown timeout (any supervisor of the
         tree): the process's stop was not clean (``runtime.node`` exits 1)."""
+        self.stopping = False
+        """The process is shutting down (SIGINT / SIGTERM), not replacing a subtree: acceptors
+        let the requests in service finish first (``runtime.net.Acceptor``)."""
 
     def get(self, name: str) -> pykka.ActorRef[Any] | None:
         """The current ref, or None when the actor is not running (e.g. between restarts)."""

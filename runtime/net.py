@@ -13,9 +13,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
+import gevent.event
 import gevent.socket
 import pykka
 from gevent.server import StreamServer
@@ -23,7 +25,9 @@ from loguru import logger
 
 from runtime.actor import GeventActor, watch
 from runtime.errors import ConfigError
+from runtime.future import new_future
 from runtime.hostport import family_of, format_address
+from runtime.session import Finish, Quiesce
 
 SessionFactory = Callable[[socket.socket, tuple[str, int]], "pykka.ActorRef[Any] | None"]
 
@@ -58,6 +62,10 @@ def address_of(sock: socket.socket) -> str:
     return format_address(host, port)
 
 
+LINGER_S = 1.0
+"""How long a shutting-down acceptor waits for its peers to close after their last answers."""
+
+
 class _Server(StreamServer):
     """A StreamServer that leaves accepted sockets open: the session actor owns each one."""
 
@@ -70,14 +78,25 @@ class Acceptor(GeventActor):
 
     Messages: none besides stop. Owns a gevent StreamServer over a socket it does not own (the
     process binds it once, so a restarted acceptor keeps the same port) and the sessions it
-    started: stopping it stops accepting, then stops every live session.
+    started: stopping it stops accepting, then stops every live session. With ``drain`` (seconds
+    to wait, asked at stop: the broker's when its process shuts down), the sessions first stop
+    serving and finish the sends they serve (``_quiesce``).
     """
 
-    def __init__(self, name: str, sock: socket.socket, session_factory: SessionFactory) -> None:
+    def __init__(
+        self,
+        name: str,
+        sock: socket.socket,
+        session_factory: SessionFactory,
+        *,
+        drain: Callable[[], float] | None = None,
+    ) -> None:
         super().__init__()
         self.name = name
         self._sock = sock
         self._factory = session_factory
+        self._drain = drain
+        self._none_left = gevent.event.Event()
         self._server: _Server | None = None
         self._sessions: dict[str, pykka.ActorRef[Any]] = {}
 
@@ -96,16 +115,58 @@ class Acceptor(GeventActor):
             return
         if ref is not None:
             self._sessions[ref.actor_urn] = ref
-            watch(ref, lambda dead, _failure: self._sessions.pop(dead.actor_urn, None))
+            watch(ref, self._gone)
+
+    def _gone(self, dead: pykka.ActorRef[Any], _failure: BaseException | None) -> None:
+        self._sessions.pop(dead.actor_urn, None)
+        if not self._sessions:
+            self._none_left.set()
 
     def session_count(self) -> int:
         return len(self._sessions)
+
+    def _quiesce(self, seconds: float) -> None:
+        """Every session stops serving (``Quiesce``), and each is given up to ``seconds`` in
+        all for the sends it is serving to be answered: a send read before the shutdown is
+        stored and acknowledged, or not stored and refused, never stored and cut off."""
+        waiting = []
+        for ref in list(self._sessions.values()):
+            reply = new_future()
+            with contextlib.suppress(pykka.ActorDeadError):
+                ref.tell(Quiesce(reply))
+                waiting.append(reply)
+        deadline = time.monotonic() + seconds
+        left = 0
+        for reply in waiting:
+            try:
+                reply.get(timeout=max(0.0, deadline - time.monotonic()))
+            except pykka.Timeout:
+                left += 1
+        if left:
+            logger.warning(
+                "{}: {} sessions still serving sends after {:g}s", self.name, left, seconds
+            )
+        # Then each sends its FIN after its last answer and reads (discarding) until its peer
+        # closes: closed with unread requests in its buffer, the socket would send a RST and
+        # drop the answers the peer had not read yet, whose sends were stored.
+        if not self._sessions:
+            return
+        self._none_left.clear()
+        for ref in list(self._sessions.values()):
+            with contextlib.suppress(pykka.ActorDeadError):
+                ref.tell(Finish())
+        if not self._sessions:
+            return
+        self._none_left.wait(LINGER_S)
 
     def on_stop(self) -> None:
         if self._server is not None:
             # Stop accepting but leave the socket bound: the process owns it.
             self._server.stop_accepting()
             self._server = None
+        seconds = self._drain() if self._drain is not None else 0.0
+        if seconds > 0:
+            self._quiesce(seconds)
         for ref in list(self._sessions.values()):
             with contextlib.suppress(pykka.Timeout, pykka.ActorDeadError):
                 ref.stop(block=True, timeout=5)

@@ -258,6 +258,7 @@ class Node:
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
         """Ordered shutdown of the whole tree; run() then returns 0 (1 when a part did not stop
         in time)."""
+        self.directory.stopping = True
         root = self._root
         if root is not None and root.is_alive():
             try:

@@ -10,6 +10,12 @@ Messages it accepts (told by its own reader greenlet and by request handlers):
   so frames never interleave, and ``write`` never overtakes a frame it queued earlier.
 - ``Closed(reason)``: the reader saw EOF or a fatal framing error; stop.
 - ``CheckIdle``: timer tick; close the channel after ``idle_timeout`` seconds without a frame.
+- ``Quiesce(reply)``: the process is shutting down (its acceptor asks before it stops the
+  session): requests read from now on are answered SERVICE_NOT_AVAILABLE and not served;
+  ``reply`` is set once the ordered requests in service (sends) have been answered.
+- ``Finish``: after ``Quiesce``, send the FIN behind the last answer and read (dropping what
+  comes) until the peer closes: a socket closed with unread bytes sends a RST, and the peer's
+  kernel would drop the answers it had not read yet.
 Proxy-free API through ``SessionHandle`` (safe from any greenlet): ``send_oneway``, ``request``,
 ``close``.
 
@@ -39,6 +45,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import queue
 import socket
 import time
 from collections.abc import Callable
@@ -91,6 +98,19 @@ class CheckIdle(msgspec.Struct, frozen=True, tag=True):
     pass
 
 
+class Finish(msgspec.Struct, frozen=True, tag=True):
+    """After ``Quiesce``: send the FIN (after every answer written), then read and discard
+    until the peer closes, which stops the session."""
+
+
+class Quiesce(msgspec.Struct, frozen=True, tag=True):
+    """Serve nothing more: every request read from now on is answered SERVICE_NOT_AVAILABLE,
+    unserved (nothing stored: a client may send it elsewhere); ``reply`` (a future) is set
+    once the ordered requests in service (the broker's sends) have been answered."""
+
+    reply: Any
+
+
 class ClientSession(GeventActor):
     """One remoting connection. See the module docstring."""
 
@@ -117,6 +137,9 @@ class ClientSession(GeventActor):
         self._in_flight = InFlight(max_in_flight, max_in_flight_bytes)
         self._ordered: frozenset[int] = getattr(processor, "ordered_codes", frozenset())
         self._last_turn: Turn | None = None
+        self._ordered_in_service = 0
+        self._quiesced: Any = None  # Quiesce's reply once asked; set when no send is in service
+        self._finishing = False  # Finish: FIN sent, requests read now are dropped
         self._reader: gevent.Greenlet | None = None
         self._closed = False
 
@@ -133,6 +156,14 @@ class ClientSession(GeventActor):
         elif isinstance(message, Closed):
             logger.debug("{}: {} closing: {}", self.role, self.handle, message.reason)
             self.stop()
+        elif isinstance(message, Finish):
+            self._finishing = True
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_WR)
+        elif isinstance(message, Quiesce):
+            self._quiesced = message.reply
+            if not self._ordered_in_service:
+                message.reply.set(True)
         elif (
             isinstance(message, CheckIdle)
             and time.monotonic() - self._last_read > self.idle_timeout
@@ -221,6 +252,16 @@ class ClientSession(GeventActor):
             if cmd.is_response:
                 self.handle._response(cmd)
                 continue
+            if self._finishing:  # no answer can go out any more
+                continue
+            if self._quiesced is not None:
+                if not cmd.is_oneway:
+                    self._reply_error(
+                        cmd.opaque,
+                        ResponseCode.SERVICE_NOT_AVAILABLE,
+                        f"{self.role} is shutting down: not served",
+                    )
+                continue
             refused = self._in_flight.admit(len(cmd.body))
             if refused is not None:
                 if not cmd.is_oneway:
@@ -229,6 +270,7 @@ class ClientSession(GeventActor):
                 turn = None
                 if cmd.code in self._ordered:
                     turn = self._last_turn = Turn(self._last_turn)
+                    self._ordered_in_service += 1
                 workers.submit(self._serve, cmd, self._last_read, turn)
 
     def _reply_error(self, opaque: int, code: int, remark: str) -> None:
@@ -244,6 +286,11 @@ class ClientSession(GeventActor):
         finally:
             self._in_flight.release(len(request.body))
             finish()
+            if turn is not None:
+                self._ordered_in_service -= 1
+                if not self._ordered_in_service and self._quiesced is not None:
+                    with contextlib.suppress(queue.Full):
+                        self._quiesced.set(True)
 
     def _process(self, request: RemotingCommand) -> RemotingCommand | None:
         try:

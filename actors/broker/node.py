@@ -67,6 +67,11 @@ IDLE_TIMEOUT_S = 120.0
 BROKER_STOP_S = 90.0
 """How long a broker's tree may take to stop (its store's parts may take ``STORE_STOP_S``)."""
 PERM_RW = PERM_READ | PERM_WRITE
+DRAIN_S = 3.0
+"""When its process shuts down, how long the broker's sessions are given to answer the sends
+they serve (refusing new requests meanwhile) before they close: a SYNC_MASTER send may wait
+``slaveTimeout`` (3 s by default) for its slave. A subtree replaced for a role change does not
+wait."""
 
 
 TRUNCATE_MARKER = "ha-truncate"
@@ -252,7 +257,10 @@ def broker_spec(
             ChildSpec(
                 name=f"{name}/acceptor",
                 start=lambda: Acceptor.start(
-                    name, sock, session_factory(name, processor, idle_timeout=IDLE_TIMEOUT_S)
+                    name,
+                    sock,
+                    session_factory(name, processor, idle_timeout=IDLE_TIMEOUT_S),
+                    drain=lambda: DRAIN_S if directory.stopping else 0.0,
                 ),
             ),
         ]
