@@ -38,6 +38,7 @@ from actors.client.instance import ClientInstance
 from actors.client.message import MessageQueue
 from actors.client.namespace import Namespace, wire_name
 from actors.client.offsets import OffsetStore, Persist, local_offsets_path
+from actors.client.pool import in_task
 from actors.client.pull import TagFilter
 from actors.client.pull_limits import check_pull_options
 from actors.client.puller_messages import PullOptions, Sink
@@ -328,7 +329,13 @@ class ConsumerBase(ConsumerControls, BrokerRequests, ConsumerQueries):
         instance.stop()
 
     def _shutdown(self, drain: Any = None, timeout: float = 15.0) -> None:
-        with self._lock:
+        if in_task():  # a listener: another one may be shutting down, waiting for this one
+            while not self._lock.acquire(timeout=0.05):
+                if self._state in ("stopping", "shut down"):
+                    return
+        else:
+            self._lock.acquire()
+        try:
             if self._state != "running":
                 self._state = "shut down"
                 return
@@ -347,6 +354,8 @@ class ConsumerBase(ConsumerControls, BrokerRequests, ConsumerQueries):
                 self._state = "shut down"
                 if self._own_hub:
                     release_shared(hub)
+        finally:
+            self._lock.release()
 
 
 def _replace(options: PullOptions, **changes: Any) -> PullOptions:

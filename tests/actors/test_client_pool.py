@@ -96,3 +96,46 @@ def test_thread_pool_runs_tasks_on_other_threads_and_drains() -> None:
         assert all(ident != threading.get_ident() for _, ident in seen)
     finally:
         pool.shutdown()
+
+
+def test_greenlet_pool_task_draining_its_own_pool_waits_only_for_the_others() -> None:
+    # Given a pool of 2: one task that drains the pool, one that runs until released
+    pool = GreenletTaskPool(2)
+    release = gevent.event.Event()
+    results: list[tuple[bool, bool]] = []
+
+    def drainer() -> None:
+        results.append((pool.drain(0.05), pool.drain(5)))
+
+    def other() -> None:
+        release.wait(5)
+
+    pool.submit(other)
+    pool.submit(drainer)
+    gevent.sleep(0)
+    # When the other task is released during the drainer's second drain
+    gevent.sleep(0.1)
+    release.set()
+    # Then the first drain timed out (the other still ran), the second returned once it
+    # finished, and neither waited for the drainer itself
+    assert pool.drain(5) and results == [(False, True)]
+
+
+def test_thread_pool_task_draining_its_own_pool_does_not_wait_for_itself() -> None:
+    # Given a pool of 1 whose only task drains the pool, a second task queued behind it
+    pool = ThreadTaskPool(1, "test-pool")
+    results: list[bool] = []
+    returned = threading.Event()
+
+    def drainer() -> None:
+        results.append(pool.drain(5))
+        returned.set()
+
+    try:
+        pool.submit(drainer)
+        pool.submit(lambda: None)
+        # Then the drain returns at once: nothing else runs (the queued task is not waited
+        # for: the consumer's shutdown drops it)
+        assert returned.wait(2) and results == [True]
+    finally:
+        pool.shutdown()

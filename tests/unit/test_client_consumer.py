@@ -228,6 +228,40 @@ def test_a_poll_waiting_in_another_thread_returns_when_the_consumer_shuts_down(
         consumer.poll(0.1)
 
 
+def test_listeners_that_shut_their_consumer_down_do_not_wait_for_themselves(
+    cluster: FakeCluster,
+) -> None:
+    # Given 5 messages and a consumer whose listener shuts the consumer down, on every call
+    # (up to 5 at once on its threads), with the default 10 s shutdown_wait
+    for i in range(5):
+        cluster.put("Orders", b"m%d" % i, queue_id=i % 4)
+    consumer = fast_push(cluster, "self-stopping")
+    took: list[float] = []
+    lock = threading.Lock()
+    entered = [0]
+    two_in = threading.Event()
+
+    def listener(_msg: object) -> ConsumeResult:
+        with lock:
+            entered[0] += 1
+            if entered[0] >= 2:
+                two_in.set()
+        assert two_in.wait(5)  # at least two listeners are in here together
+        started = time.monotonic()
+        consumer.shutdown()
+        with lock:
+            took.append(time.monotonic() - started)
+        return ConsumeResult.CONSUME_SUCCESS
+
+    consumer.subscribe("Orders", "*", listener)
+    consumer.start()
+    # When they call shutdown, Then each call returns well before shutdown_wait (none waits
+    # for itself, nor for another listener waiting for it) and the consumer is shut down
+    wait_until(lambda: len(took) >= 2, what="listeners returned", timeout=8)
+    assert max(took) < 3.0, took
+    wait_until(lambda: consumer._state == "shut down", what="shut down")
+
+
 def test_flow_control_stops_pulling_until_the_listener_catches_up(cluster: FakeCluster) -> None:
     # Given 60 messages on one queue and a listener that blocks
     for i in range(60):
