@@ -132,7 +132,7 @@ class ProducerAsync(ProducerPort):
         its send timeout). Not from a send callback: it would wait for itself
         (``ClientError``)."""
         hub = self._running_hub("flush")
-        if getattr(_completing, "active", False):
+        if self._in_send_callback():
             raise ClientError(f"flush ({self.group}): called from a send callback")
         accumulator = self._accumulator
         if accumulator is not None:
@@ -142,12 +142,17 @@ class ProducerAsync(ProducerPort):
 
     def _flush_before_shutdown(self, timeout: float) -> None:
         """``shutdown``'s first step: what auto batching holds is sent, and the async sends
-        in flight are waited for up to ``timeout``; those still unanswered then fail with
-        ``ClientStateError`` when the connections close."""
+        in flight are waited for up to ``timeout``; those still unanswered then fail when the
+        connections close. From a send callback nothing is waited for: the callbacks of the
+        others run on the same thread, after this one."""
         hub = self._hub
         if hub is None:
             return
         accumulator = self._accumulator
+        if self._in_send_callback():  # what it would wait for needs this thread: send, go on
+            if accumulator is not None:
+                hub.call(accumulator.send_all, timeout=timeout, what="flush")
+            return
         if accumulator is not None:
             hub.call(accumulator.drain, timeout, timeout=timeout + 1, what="flush")
         window = self.async_window
@@ -159,6 +164,10 @@ class ProducerAsync(ProducerPort):
                 window.unfinished,
                 timeout,
             )
+
+    def _in_send_callback(self) -> bool:
+        """Whether the caller is completing an async send (its callback, its future's)."""
+        return bool(getattr(_completing, "active", False))
 
     def _settle_after_stop(self, limit: float = 1.0) -> None:
         """On the hub, once the connections closed: let the sends they failed complete (the

@@ -59,6 +59,10 @@ class ProducerPort:
         """Send what is held and wait for the async sends in flight (``producer_async``)."""
         raise NotImplementedError
 
+    def _in_send_callback(self) -> bool:
+        """Whether the caller completes an async send (``producer_async``)."""
+        raise NotImplementedError
+
     def _settle_after_stop(self, limit: float = 1.0) -> None:
         """Let the sends the closed connections failed complete (``producer_async``)."""
         raise NotImplementedError

@@ -160,3 +160,30 @@ def test_a_sync_send_in_another_thread_fails_promptly_when_the_producer_shuts_do
     # Then the send failed ("client is stopping") well before its 3 s send timeout
     assert not thread.is_alive() and time.monotonic() - started < 2.5
     assert len(outcome) == 1 and "stopping" in str(outcome[0])
+
+
+def test_a_send_callback_may_shut_its_producer_down(cluster: FakeCluster) -> None:
+    # Given answers 0.1 s late, and a first send whose callback shuts the producer down
+    cluster.broker().send_delay = 0.1
+    producer = Producer("self-closing", namesrv=cluster.namesrv).start()
+    took: list[float] = []
+    errors: list[BaseException] = []
+
+    def closing(_result: Any, _error: BaseException | None) -> None:
+        started = time.monotonic()
+        try:
+            producer.shutdown()
+        except BaseException as exc:
+            errors.append(exc)
+        took.append(time.monotonic() - started)
+
+    first = producer.send_async(Message("Orders", b"first"), closing)
+    others = [producer.send_async(Message("Orders", b"o%d" % i)) for i in range(5)]
+    # When the first answer comes, Then the shutdown in its callback neither waits for itself
+    # (nor for the other callbacks, which run on the same thread after it) nor fails
+    first.result(timeout=5)
+    wait_until(lambda: took != [], what="the callback's shutdown returned")
+    assert errors == [] and took[0] < 2.0
+    # And every other send completes (answered, or failed as the client stopped), none pending
+    outcomes = [f.exception(timeout=5) for f in others]
+    assert all(e is None or isinstance(e, ClientError) for e in outcomes), outcomes
