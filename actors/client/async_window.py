@@ -21,6 +21,7 @@ hub callback (it may wait for the condition's lock).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 MAX_ASYNC_SENDS = 128
 """Async sends a producer may have in flight: what stores the most from one ``send_async``
@@ -55,17 +56,30 @@ class AsyncWindow:
             self.sends < self.max_sends and self.bytes + size <= self.max_bytes
         )
 
-    def enter(self, size: int, timeout: float) -> bool:
+    def enter(self, size: int, timeout: float, on_full: Callable[[], None] | None = None) -> bool:
         """Count a send of ``size`` body bytes in flight once it fits; False when it did not fit
-        within ``timeout`` seconds (nothing counted)."""
+        within ``timeout`` seconds (nothing counted). ``on_full`` is called (without the lock)
+        before waiting: what auto batching holds is then sent at once, as Kafka's accumulator
+        sends every batch while a sender waits for memory (held sends count in flight here, and
+        would otherwise wait out their batch delay while the caller waits for them)."""
+        with self._room:
+            if self._fits(size):
+                self._count(size)
+                return True
+        if on_full is not None:
+            on_full()
         with self._room:
             if not self._room.wait_for(lambda: self._fits(size), timeout):
                 return False
-            self.sends += 1
-            self.bytes += size
-            self.unfinished += 1
-            self.peak_sends = max(self.peak_sends, self.sends)
+            self._count(size)
             return True
+
+    def _count(self, size: int) -> None:
+        """(Under the lock.)"""
+        self.sends += 1
+        self.bytes += size
+        self.unfinished += 1
+        self.peak_sends = max(self.peak_sends, self.sends)
 
     def leave(self, size: int) -> None:
         """A send entered with ``size`` got its answer or failed."""

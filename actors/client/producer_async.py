@@ -8,6 +8,7 @@ written.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -69,7 +70,8 @@ class ProducerAsync(ProducerPort):
         window = self.async_window
         assert callbacks is not None and window is not None
         size = out.size if isinstance(out, Entry) else len(out.body)
-        if not window.enter(size, timeout):
+        on_full = None if self._accumulator is None else self._send_held_now
+        if not window.enter(size, timeout, on_full):
             error = ClientError(
                 f"send_async ({self.group}): no room for {timeout:g}s: {window.sends} sends, "
                 f"{window.bytes} bytes in flight (max_async_sends {window.max_sends}, "
@@ -164,6 +166,13 @@ class ProducerAsync(ProducerPort):
                 window.unfinished,
                 timeout,
             )
+
+    def _send_held_now(self) -> None:
+        """The async window is full: what auto batching holds goes now (any thread)."""
+        accumulator, hub = self._accumulator, self._hub
+        if accumulator is not None and hub is not None:
+            with contextlib.suppress(ClientError):
+                hub.post(accumulator.send_all)
 
     def _in_send_callback(self) -> bool:
         """Whether the caller is completing an async send (its callback, its future's)."""

@@ -98,6 +98,28 @@ def test_a_full_batch_goes_at_once_not_after_the_delay(cluster: FakeCluster) -> 
     assert send_codes(cluster) == [BATCH]
 
 
+def test_a_full_async_window_sends_what_is_held_at_once(cluster: FakeCluster) -> None:
+    # Given a producer that would hold small sends 30 s, with room for 8 async sends
+    with Producer(
+        "p",
+        namesrv=cluster.namesrv,
+        auto_batch=True,
+        batch_max_delay=30.0,
+        max_async_sends=8,
+    ) as producer:
+        # When 20 one-byte messages are sent asynchronously (the 9th and the 17th find no room)
+        futures = [producer.send_async(Message("Orders", b"%d" % i)) for i in range(20)]
+        # Then no send waited out the delay, nor failed for want of room (3 s): a sender
+        # waiting for room had the held batch sent at once, as Kafka's accumulator does; the
+        # first 16 are answered, in two batches of 8
+        concurrent.futures.wait(futures[:16], timeout=2)
+        assert all(f.result(timeout=0).status is SendStatus.SEND_OK for f in futures[:16])
+        assert send_codes(cluster).count(BATCH) == 2
+        # And the last 4, held, wait for their batch's delay (or a flush)
+        assert not any(f.done() for f in futures[16:])
+        assert producer.flush(2) and send_codes(cluster).count(BATCH) == 3
+
+
 def test_what_is_not_held_is_sent_alone(cluster: FakeCluster) -> None:
     # Given a producer holding sends of up to 4 KiB for 0.5 s
     with Producer(
