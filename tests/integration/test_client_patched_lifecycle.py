@@ -76,7 +76,9 @@ def poller():
     polled["took"] = time.monotonic() - started
 thread = threading.Thread(target=poller)
 thread.start()
-time.sleep(0.3)  # the poll is waiting (nothing new arrives): what the shutdown must end
+deadline = time.monotonic() + 10
+while not lite.buffer._cond._waiters and time.monotonic() < deadline:  # the poll waits
+    time.sleep(0.01)
 lite.shutdown()
 thread.join(25)
 out["poll"] = polled
