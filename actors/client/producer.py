@@ -9,9 +9,9 @@ Every method may be called from any thread (or greenlet, in a monkey-patched pro
 are validated and encoded in the caller's thread; the send itself runs on the client hub (see
 ``actors.client.send``). ``send`` and ``send_async`` retry twice on another broker within
 ``send_timeout`` (the default selector only); ``send_async`` returns a
-``concurrent.futures.Future`` (callbacks run on the client's callback thread, never on the hub);
-``send_oneway`` returns once the request is written. ``request`` sends a message and waits for
-the reply a consumer sends with ``reply`` (request-reply, ``actors.client.reply``).
+``concurrent.futures.Future`` (callbacks on the client's callback thread, never on the hub;
+``flush`` waits for them); ``send_oneway`` returns once the request is written. ``request``
+sends a message and waits for the reply (request-reply, ``actors.client.reply``).
 """
 
 from __future__ import annotations
