@@ -231,8 +231,7 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply, ProducerBatch):
             return
         self._replies.fail_all(ClientStateError(f"request ({self.group})", "shut down"))
         instance.unregister()
-        instance.stop()
-        self._settle_after_stop()
+        self._settle_after_stop(instance.stop)
 
     def __enter__(self) -> Producer:
         return self.start()

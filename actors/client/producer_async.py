@@ -178,12 +178,16 @@ class ProducerAsync(ProducerPort):
         """Whether the caller is completing an async send (its callback, its future's)."""
         return bool(getattr(_completing, "active", False))
 
-    def _settle_after_stop(self, limit: float = 1.0) -> None:
-        """On the hub, once the connections closed: let the sends they failed complete (the
-        failures reach them through hub callbacks, which a hub released next would never run:
-        an async send's future would stay pending for good, a sync sender would wait out its
-        timeout), for up to ``limit`` seconds."""
+    def _settle_after_stop(self, stop: Callable[[], None], limit: float = 1.0) -> None:
+        """On the hub: ``stop`` the client (its connections close), then let the sends that
+        failed complete (the failures reach them through hub callbacks, which a hub released
+        next would never run: an async send's future would stay pending for good, a sync
+        sender would wait out its timeout), for up to ``limit`` seconds. A send failing now
+        ends at once ("client is stopping"), without retrying."""
         sender = self._sender
+        if sender is not None:
+            sender.stopped = True
+        stop()
         deadline = time.monotonic() + limit
         while sender is not None and sender.in_flight and time.monotonic() < deadline:
             gevent.sleep(0.001)

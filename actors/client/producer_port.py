@@ -63,8 +63,9 @@ class ProducerPort:
         """Whether the caller completes an async send (``producer_async``)."""
         raise NotImplementedError
 
-    def _settle_after_stop(self, limit: float = 1.0) -> None:
-        """Let the sends the closed connections failed complete (``producer_async``)."""
+    def _settle_after_stop(self, stop: Callable[[], None], limit: float = 1.0) -> None:
+        """Stop, then let the sends the closed connections failed complete
+        (``producer_async``)."""
         raise NotImplementedError
 
     def _running_hub(self, what: str) -> ClientHub:

@@ -41,6 +41,7 @@ from actors.client.config import LANGUAGE
 from actors.client.errors import (
     BrokerError,
     ClientError,
+    ClientStateError,
     ConnectError,
     MessageInvalidError,
     NoRouteError,
@@ -134,6 +135,8 @@ class Sender:
         nothing waits (what the fast path checks)."""
         self.in_flight = 0
         """Sends begun and not finished, of every kind (what a shutdown lets settle)."""
+        self.stopped = False
+        """The producer is stopping: a failed send ends at once, without retrying."""
 
     def begin(
         self,
@@ -400,6 +403,9 @@ class SendOp:
         if self._finished:
             return
         self.errors.append(error)
+        if self.sender.stopped:  # its connections are closing: nothing to retry on
+            self._finish(None, ClientStateError(f"send to {self.out.topic!r}", "stopping"))
+            return
         instance = self.sender.instance
         if not isinstance(error, MessageInvalidError):
             instance.refresh_route(self.out.topic, allow_default=True)

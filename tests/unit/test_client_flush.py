@@ -66,10 +66,10 @@ def test_a_shutdown_stops_waiting_after_its_timeout(cluster: FakeCluster) -> Non
     started = time.monotonic()
     producer.shutdown(timeout=0.3)
     # Then it returned without waiting for the answers, and every send failed (the client is
-    # stopping) before it returned: no future is left pending for good
+    # stopping; not retried) before it returned: no future is left pending for good
     assert time.monotonic() - started < 2.5
     errors = [f.exception(timeout=0) for f in futures]
-    assert all(isinstance(e, ClientError) and "stopping" in str(e) for e in errors), errors
+    assert all(isinstance(e, ClientStateError) and "stopping" in str(e) for e in errors), errors
     assert outcomes.ok == 0 and len(outcomes.errors) == 5
 
 
@@ -157,9 +157,10 @@ def test_a_sync_send_in_another_thread_fails_promptly_when_the_producer_shuts_do
     started = time.monotonic()
     producer.shutdown(timeout=1)
     thread.join(5)
-    # Then the send failed ("client is stopping") well before its 3 s send timeout
+    # Then the send failed ("client is stopping", not retried) well before its 3 s timeout
     assert not thread.is_alive() and time.monotonic() - started < 2.5
-    assert len(outcome) == 1 and "stopping" in str(outcome[0])
+    assert len(outcome) == 1 and isinstance(outcome[0], ClientStateError)
+    assert "stopping" in str(outcome[0])
 
 
 def test_a_send_callback_may_shut_its_producer_down(cluster: FakeCluster) -> None:
