@@ -219,7 +219,7 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply, ProducerBatch):
                 hub.call(self._stop_on_hub, timeout=timeout + 2, what="producer shutdown")
             finally:
                 if self._callbacks is not None:  # not joined from its own thread
-                    self._callbacks.shutdown(wait=not self._in_send_callback())
+                    self._callbacks.shutdown(wait=not self._in_own_callback())
                 if self._own_hub:
                     release_shared(hub)
                 if self.trace_dispatcher is not None:

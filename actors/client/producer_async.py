@@ -14,9 +14,9 @@ from collections.abc import Callable
 from typing import Any
 
 import gevent
-import gevent.local
 from loguru import logger
 
+from actors.client import completing
 from actors.client.auto_batch import Entry
 from actors.client.errors import ClientError
 from actors.client.hooks import CommunicationMode
@@ -28,12 +28,6 @@ from actors.client.send_hooks import HookedSend
 from runtime import workers
 
 SendCallback = Callable[["SendResult | None", "BaseException | None"], None]
-
-_completing = gevent.local.local()
-"""``active`` while this greenlet (a plain thread's is its main greenlet) completes an async
-send: its future's callbacks and the send callback run then, and a ``flush`` there would wait
-for itself. gevent's local, not ``threading``'s: per greenlet whether or not the program was
-patched before this module was imported."""
 
 
 class ProducerAsync(ProducerPort):
@@ -86,7 +80,7 @@ class ProducerAsync(ProducerPort):
             return future
 
         def complete(result: Any, error: BaseException | None) -> None:
-            _completing.active = True
+            previous = completing.enter(self)
             try:
                 if hooked is not None:
                     hooked.after()
@@ -97,7 +91,7 @@ class ProducerAsync(ProducerPort):
                 if callback is not None:
                     callback(result, error)
             finally:
-                _completing.active = False
+                completing.leave(previous)
                 window.finished()
 
         def leave_and_complete(result: Any, error: BaseException | None) -> None:
@@ -131,10 +125,10 @@ class ProducerAsync(ProducerPort):
         ``send_async`` in flight has its answer and its future and callback have completed
         (sends started meanwhile, by other threads or by callbacks, are waited for too). True
         when all had within ``timeout`` seconds (None: no limit; each send still ends within
-        its send timeout). Not from a send callback: it would wait for itself
+        its send timeout). Not from a send or request callback: it would wait for itself
         (``ClientError``)."""
         hub = self._running_hub("flush")
-        if self._in_send_callback():
+        if self._in_own_callback():
             raise ClientError(f"flush ({self.group}): called from a send callback")
         accumulator = self._accumulator
         if accumulator is not None:
@@ -151,7 +145,7 @@ class ProducerAsync(ProducerPort):
         if hub is None:
             return
         accumulator = self._accumulator
-        if self._in_send_callback():  # what it would wait for needs this thread: send, go on
+        if self._in_own_callback():  # what it would wait for needs this thread: send, go on
             if accumulator is not None:
                 hub.call(accumulator.send_all, timeout=timeout, what="flush")
             return
@@ -174,9 +168,10 @@ class ProducerAsync(ProducerPort):
             with contextlib.suppress(ClientError):
                 hub.post(accumulator.send_all)
 
-    def _in_send_callback(self) -> bool:
-        """Whether the caller is completing an async send (its callback, its future's)."""
-        return bool(getattr(_completing, "active", False))
+    def _in_own_callback(self) -> bool:
+        """Whether the caller is completing one of this producer's async sends or requests
+        (their callbacks, their futures')."""
+        return completing.running_for(self)
 
     def _settle_after_stop(self, stop: Callable[[], None], limit: float = 1.0) -> None:
         """On the hub: ``stop`` the client (its connections close), then let the sends that

@@ -59,8 +59,9 @@ class ProducerPort:
         """Send what is held and wait for the async sends in flight (``producer_async``)."""
         raise NotImplementedError
 
-    def _in_send_callback(self) -> bool:
-        """Whether the caller completes an async send (``producer_async``)."""
+    def _in_own_callback(self) -> bool:
+        """Whether the caller completes one of this producer's async sends or requests
+        (``producer_async``)."""
         raise NotImplementedError
 
     def _settle_after_stop(self, stop: Callable[[], None], limit: float = 1.0) -> None:

@@ -97,7 +97,7 @@ class ProducerReply(ProducerPort):
         out = msgspec.structs.replace(out, properties=out.properties + marks)
         callbacks = self._callbacks
         assert callbacks is not None
-        pending = PendingReply(callbacks, callback)
+        pending = PendingReply(callbacks, callback, self)
         topic = wire_name(self.namespace, msg.topic)
 
         def after(error: BaseException | None = None) -> None:  # the hooks, off the hub

@@ -13,6 +13,7 @@ import concurrent.futures
 from collections.abc import Callable
 from typing import Any
 
+from actors.client import completing
 from actors.client.message import MessageExt
 
 ReplyCallback = Callable[["MessageExt | None", "BaseException | None"], None]
@@ -21,15 +22,20 @@ ReplyCallback = Callable[["MessageExt | None", "BaseException | None"], None]
 class PendingReply:
     """See the module docstring. ``set`` / ``set_error`` run on the hub."""
 
-    __slots__ = ("callback", "callbacks", "done", "future", "timer")
+    __slots__ = ("callback", "callbacks", "done", "future", "owner", "timer")
 
     def __init__(
-        self, callbacks: concurrent.futures.Executor, callback: ReplyCallback | None
+        self,
+        callbacks: concurrent.futures.Executor,
+        callback: ReplyCallback | None,
+        owner: object = None,
     ) -> None:
         self.future: concurrent.futures.Future[MessageExt] = concurrent.futures.Future()
         self.future.set_running_or_notify_cancel()
         self.callbacks = callbacks
         self.callback = callback
+        self.owner = owner
+        """The producer: its ``flush`` / ``shutdown`` from the callback must not wait for it."""
         self.timer: Any = None
         """The hub timer that fails the request when no reply came in time."""
         self.done = False
@@ -53,10 +59,14 @@ class PendingReply:
 
     def _finish(self, reply: MessageExt | None, error: BaseException | None) -> None:
         """The callback thread: the future, then the callback."""
-        if error is not None:
-            self.future.set_exception(error)
-        else:
-            assert reply is not None
-            self.future.set_result(reply)
-        if self.callback is not None:
-            self.callback(reply, error)
+        previous = completing.enter(self.owner)
+        try:
+            if error is not None:
+                self.future.set_exception(error)
+            else:
+                assert reply is not None
+                self.future.set_result(reply)
+            if self.callback is not None:
+                self.callback(reply, error)
+        finally:
+            completing.leave(previous)

@@ -188,3 +188,50 @@ def test_a_send_callback_may_shut_its_producer_down(cluster: FakeCluster) -> Non
     # And every other send completes (answered, or failed as the client stopped), none pending
     outcomes = [f.exception(timeout=5) for f in others]
     assert all(e is None or isinstance(e, ClientError) for e in outcomes), outcomes
+
+
+def test_a_request_callback_may_flush_or_shut_its_producer_down(cluster: FakeCluster) -> None:
+    # Given a request nobody answers (its reply times out after 0.2 s), whose callback first
+    # flushes, then shuts the producer down
+    producer = Producer("self-closing-requester", namesrv=cluster.namesrv).start()
+    seen: list[BaseException] = []
+    took: list[float] = []
+
+    def closing(_reply: Any, _error: BaseException | None) -> None:
+        started = time.monotonic()
+        try:
+            producer.flush(5)
+        except ClientError as exc:  # it would wait for this very callback
+            seen.append(exc)
+        try:
+            producer.shutdown()
+        except BaseException as exc:
+            seen.append(exc)
+        took.append(time.monotonic() - started)
+
+    producer.request_async(Message("Orders", b"anyone?"), closing, timeout=0.2)
+    # When the request times out, Then the flush is refused at once and the shutdown neither
+    # waits for the callback itself nor fails
+    wait_until(lambda: took != [], what="the callback returned")
+    assert len(seen) == 1 and isinstance(seen[0], ClientError), seen
+    assert "callback" in str(seen[0]) and took[0] < 2.0
+
+
+def test_a_callback_may_flush_another_producer(cluster: FakeCluster) -> None:
+    # Given two producers, the second with a send answered 0.2 s late
+    cluster.broker().send_delay = 0.2
+    with (
+        Producer("first", namesrv=cluster.namesrv) as first,
+        Producer("second", namesrv=cluster.namesrv) as second,
+    ):
+        flushed: list[bool] = []
+        late = second.send_async(Message("Orders", b"late"))
+
+        def callback(_result: Any, _error: BaseException | None) -> None:
+            flushed.append(second.flush(5))
+
+        # When a send callback of the first producer flushes the second
+        first.send_async(Message("Orders", b"x"), callback).result(timeout=5)
+        wait_until(lambda: flushed != [], what="the callback's flush returned")
+        # Then that flush waited for the second's send (only its own producer's are refused)
+        assert flushed == [True] and late.done() and late.exception() is None
