@@ -191,15 +191,17 @@ class ClientInstance:
             logger.debug("client: heartbeat skipped: {}", exc)
 
     def unregister(self, timeout: float | None = None) -> int:
-        """UNREGISTER_CLIENT to every known broker (shutdown)."""
+        """UNREGISTER_CLIENT to every known broker (shutdown); waits up to ``timeout`` (None:
+        a request's timeout plus a connect's) for the answers."""
         reply: GeventFuture[int] = new_future()
         try:
             self._tell("heartbeat", Unregister(reply))
         except ClientError:
             return 0
-        wait = (timeout or self.config.request_timeout) + self.config.connect_timeout + 1
+        if timeout is None:
+            timeout = self.config.request_timeout + self.config.connect_timeout + 1
         try:
-            return reply.get(timeout=wait)
+            return reply.get(timeout=timeout)
         except pykka.Timeout:
             return 0
 

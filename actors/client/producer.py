@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,7 +43,7 @@ from actors.client.latency_fault import LatencyFault
 from actors.client.message import Message, MessageQueue, SendResult
 from actors.client.namespace import Namespace, plain_queue, wire_name
 from actors.client.outgoing import COMPRESS_OVER, MAX_MESSAGE_SIZE, Outgoing, prepare
-from actors.client.producer_async import ProducerAsync
+from actors.client.producer_async import MIN_STOP_S, ProducerAsync
 from actors.client.producer_batch import ProducerBatch
 from actors.client.producer_hooks import ProducerHooks
 from actors.client.producer_reply import ProducerReply
@@ -206,17 +207,20 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply, ProducerBatch):
     def shutdown(self, timeout: float = 10.0) -> None:
         """Unregister from the brokers and close every connection. Idempotent. First, as
         Kafka's ``close``, the async sends in flight (and what ``auto_batch`` holds, sent now)
-        are waited for, up to ``timeout``: their callbacks run before this returns."""
+        are waited for: their callbacks run before this returns. ``timeout`` bounds the whole,
+        but the unregistering always gets ``MIN_STOP_S`` (1 s)."""
         with self._lock:
             if self._state != "running":
                 self._state = "shut down"
                 return
+            deadline = time.monotonic() + timeout
             self._flush_before_shutdown(timeout)
             self._state = "shut down"
             hub = self._hub
             assert hub is not None
+            stop = max(deadline - time.monotonic(), MIN_STOP_S)
             try:
-                hub.call(self._stop_on_hub, timeout=timeout + 2, what="producer shutdown")
+                hub.call(self._stop_on_hub, stop, timeout=stop + 2, what="producer shutdown")
             finally:
                 if self._callbacks is not None:  # not joined from its own thread
                     self._callbacks.shutdown(wait=not self._in_own_callback())
@@ -224,14 +228,6 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply, ProducerBatch):
                     release_shared(hub)
                 if self.trace_dispatcher is not None:
                     self.trace_dispatcher.shutdown()  # after the last send's ``after``
-
-    def _stop_on_hub(self) -> None:
-        instance = self._instance
-        if instance is None:
-            return
-        self._replies.fail_all(ClientStateError(f"request ({self.group})", "shut down"))
-        instance.unregister()
-        self._settle_after_stop(instance.stop)
 
     def __enter__(self) -> Producer:
         return self.start()

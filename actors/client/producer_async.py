@@ -18,7 +18,7 @@ from loguru import logger
 
 from actors.client import completing
 from actors.client.auto_batch import Entry
-from actors.client.errors import ClientError
+from actors.client.errors import ClientError, ClientStateError
 from actors.client.hooks import CommunicationMode
 from actors.client.message import Message, MessageQueue, SendResult
 from actors.client.outgoing import Outgoing
@@ -28,6 +28,9 @@ from actors.client.send_hooks import HookedSend
 from runtime import workers
 
 SendCallback = Callable[["SendResult | None", "BaseException | None"], None]
+
+MIN_STOP_S = 1.0
+"""What a ``shutdown`` leaves for unregistering from the brokers, however long its flush took."""
 
 
 class ProducerAsync(ProducerPort):
@@ -172,6 +175,16 @@ class ProducerAsync(ProducerPort):
         """Whether the caller is completing one of this producer's async sends or requests
         (their callbacks, their futures')."""
         return completing.running_for(self)
+
+    def _stop_on_hub(self, limit: float) -> None:
+        """``shutdown``'s second step, on the hub: requests waiting for replies fail, then
+        UNREGISTER_CLIENT to every broker (waited for up to ``limit``), then the stop."""
+        instance = self._instance
+        if instance is None:
+            return
+        self._replies.fail_all(ClientStateError(f"request ({self.group})", "shut down"))
+        instance.unregister(timeout=limit)
+        self._settle_after_stop(instance.stop, min(limit, 1.0))
 
     def _settle_after_stop(self, stop: Callable[[], None], limit: float = 1.0) -> None:
         """On the hub: ``stop`` the client (its connections close), then let the sends that

@@ -124,6 +124,8 @@ class BrokerProcessor:
                 self._notify(group)
             if ext.get("producerGroup"):
                 b.producers[ext["producerGroup"]].discard(ext["clientID"])
+            if b.unregister_delay:
+                gevent.sleep(b.unregister_delay)  # this request's own greenlet
             return _ok(request)
         if code == RequestCode.CONSUMER_SEND_MSG_BACK and b.accept_send_back:
             return _ok(request)

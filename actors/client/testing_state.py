@@ -47,6 +47,8 @@ class FakeBroker:
     """How many of the next sends get no answer at all."""
     send_delay: float = 0.0
     """Seconds every send's answer waits (the message is stored at once): sends in flight."""
+    unregister_delay: float = 0.0
+    """Seconds every UNREGISTER_CLIENT's answer waits: a broker slow to see a client go."""
     stored_codes: list[int] = field(default_factory=list)
     """Response codes to answer the next sends with once stored (FLUSH_DISK_TIMEOUT, ...)."""
     send_ext_fields: dict[str, str] = field(default_factory=dict)

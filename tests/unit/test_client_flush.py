@@ -235,3 +235,21 @@ def test_a_callback_may_flush_another_producer(cluster: FakeCluster) -> None:
         wait_until(lambda: flushed != [], what="the callback's flush returned")
         # Then that flush waited for the second's send (only its own producer's are refused)
         assert flushed == [True] and late.done() and late.exception() is None
+
+
+def test_a_shutdown_timeout_bounds_the_flush_and_the_unregistering_together(
+    cluster: FakeCluster,
+) -> None:
+    # Given a send answered only after 5 s, and a broker that answers UNREGISTER_CLIENT after 30 s
+    broker = cluster.broker()
+    broker.send_delay, broker.unregister_delay = 5.0, 30.0
+    producer = Producer("slow-goodbye", namesrv=cluster.namesrv).start()
+    future = producer.send_async(Message("Orders", b"m"))
+    # When the producer shuts down with a 0.5 s timeout
+    started = time.monotonic()
+    producer.shutdown(timeout=0.5)
+    took = time.monotonic() - started
+    # Then the flush's wait and the unregistering shared the 0.5 s (the unregistering gets at
+    # least 1 s): before, each had its own limit (3.5 s in all here)
+    assert took < 0.5 + 1.0 + 1.2, took  # 1.5 s measured
+    assert isinstance(future.exception(timeout=1), ClientStateError)
