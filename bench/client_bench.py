@@ -221,6 +221,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="report this (running) broker's CPU per message; --spawn sets it",
     )
+    common.add_argument(
+        "--gc-settle",
+        action="store_true",
+        help="this client process (and latency's consumer) runs runtime.heap.settle() first, "
+        "as the broker does: the collector's young threshold 20,000 instead of 700",
+    )
     sub = parser.add_subparsers(dest="bench", required=True)
     p = sub.add_parser("produce", parents=[common], help="a) sync sends, one in flight")
     p.add_argument("--seconds", type=float, default=10.0)
@@ -296,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
         "group): a RUN line each, then the summary with every run's p50/p99/max",
     )
     p = sub.add_parser("latency-consumer", help="(internal) the consumer half of latency")
+    p.add_argument("--gc-settle", action="store_true")
     p.add_argument("--namesrv", required=True)
     p.add_argument("--topic", required=True)
     p.add_argument("--group", required=True)
@@ -320,6 +327,10 @@ def main(argv: list[str] | None = None) -> int:
 
     logger.remove()
     logger.add(sys.stderr, level=os.environ.get("ACTORMQ_BENCH_LOG", "WARNING"))
+    if args.gc_settle:
+        from runtime import heap
+
+        heap.settle()
     if args.bench == "latency-consumer":
         return latency_consumer(args)
     if args.topic is None and getattr(args, "no_fill", False):
@@ -336,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     with cluster(args) as namesrv:
         summary = BENCHES[args.bench](args, namesrv)
     summary["client_mode"] = mode
+    summary["client_gc"] = "settled" if args.gc_settle else "default"
     if args.spawn:
         acl = " ACL" if getattr(args, "acl", False) else ""
         summary["cluster"] = f"spawned {args.spawn.upper()}_FLUSH{acl}"

@@ -53,6 +53,8 @@ def bench_latency(args: argparse.Namespace, namesrv: str) -> dict[str, Any]:
         ]
         if args.dump:
             cmd += ["--dump", args.dump]
+        if args.gc_settle:
+            cmd += ["--gc-settle"]
         if args.plain_consumer:
             cmd = [sys.executable, "-m", "bench.client_bench", *cmd[4:]]
         child = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True)

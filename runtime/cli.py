@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from loguru import logger
 
-from runtime import logs
+from runtime import heap, logs
 from runtime.errors import ActorMQError
 from runtime.fdlimit import raise_open_files_limit
 
@@ -206,5 +206,6 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("{}", exc)
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    heap.settle()  # start-up's objects out of the collector's way (runtime.heap)
     print(node.ready_line(), flush=True)
     return node.run()

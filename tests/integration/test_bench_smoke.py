@@ -33,16 +33,18 @@ def test_client_produce_benchmark_reports_sends() -> None:
     assert result["messages"] > 0 and result["failed"] == 0
     assert isinstance(result["load_1m_at_start"], float)
     assert result["client_cpu_us_per_msg"] > 0 and result["broker_cpu_us_per_msg"] >= 0
+    assert result["client_gc"] == "default"
 
 
 def test_async_produce_benchmark_with_auto_batch_reports_sends() -> None:
     # When the produce benchmark sends asynchronously, auto batched, from two threads, 0.3 s
-    args = ["--async", "--auto-batch", "--threads", "2", "--seconds", "0.3"]
+    args = ["--async", "--auto-batch", "--threads", "2", "--seconds", "0.3", "--gc-settle"]
     result = summary(["-m", "bench.client_bench", "produce", "--spawn", "async", *args])
     # Then it counted answered sends, none failed, and says how it sent them
     assert result["messages"] > 0 and result["failed"] == 0
     assert result["auto_batch"] is True and result["use_async"] is True
     assert result["threads"] == 2 and result["max_async_sends"] == 128
+    assert result["client_gc"] == "settled"
 
 
 def test_raw_broker_send_benchmark_reports_successes() -> None:
