@@ -1,7 +1,8 @@
 """The client's shutdown paths in a monkey-patched program (the test process is not patched, so
 this runs a patched child against a real ``python -m runtime``): leaving a producer's block
-right after a ``send_async`` loop, ``flush`` with auto batching, a send callback and push
-listeners that shut their own client down, and a ``poll`` waiting while its consumer stops."""
+right after a ``send_async`` loop, ``flush`` with auto batching, a send callback, a request
+callback and push listeners that shut their own client down, and a ``poll`` waiting while its
+consumer stops."""
 
 from __future__ import annotations
 
@@ -51,6 +52,22 @@ deadline = time.monotonic() + 15
 while not took and time.monotonic() < deadline:
     time.sleep(0.01)
 out["callback"] = took
+
+requester = Producer("patched-requester", namesrv=ns).start()
+request_took = []
+def closing_requester(_reply, _error):  # nobody replies: RequestTimeoutError after 0.2 s
+    started = time.monotonic()
+    try:
+        requester.flush(5)
+    except Exception as exc:
+        request_took.append(type(exc).__name__)
+    requester.shutdown()
+    request_took.append(time.monotonic() - started)
+requester.request_async(Message("Patched", b"anyone?"), closing_requester, timeout=0.2)
+deadline = time.monotonic() + 15
+while len(request_took) < 2 and time.monotonic() < deadline:
+    time.sleep(0.01)
+out["request_callback"] = request_took
 
 consumer = PushConsumer("patched-listeners", namesrv=ns, consume_from=ConsumeFrom.FIRST)
 listener_took = []
@@ -110,6 +127,8 @@ def test_a_patched_program_s_shutdowns_complete_and_never_wait_for_themselves(
     # And a callback's shutdown, and listeners' shutdowns, returned without waiting for
     # themselves (well below the 10 s they used to wait)
     assert len(out["callback"]) == 1 and out["callback"][0] < 2.0
+    # And a request callback's flush was refused, its shutdown returned as promptly
+    assert out["request_callback"][0] == "ClientError" and out["request_callback"][1] < 2.0
     assert len(out["listeners"]) >= 2 and max(out["listeners"]) < 3.0
     # And a poll waiting when its consumer shut down returned at once, empty
     assert out["poll"]["messages"] == 0 and out["poll"]["took"] < 3.0
