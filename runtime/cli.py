@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from loguru import logger
 
-from runtime import heap, logs
+from runtime import heap, logs, tls
 from runtime.errors import ActorMQError
 from runtime.fdlimit import raise_open_files_limit
 
@@ -50,6 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
     from config import list_profiles
 
     common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--tls-config",
+        type=pathlib.Path,
+        default=None,
+        help="RocketMQ's tls.properties (tls.server.mode, tls.server.certPath, ..., tls.enable): "
+        "TLS on this process's remoting listeners and its own outbound connections "
+        "(docs/deploy.md, TLS)",
+    )
     common.add_argument(
         "--log-level",
         default="INFO",
@@ -200,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(args.log_level)
     raise_open_files_limit()
     try:
+        if args.tls_config is not None:
+            tls.configure(tls.load(args.tls_config))
         node = _make_node(args)
         node.start()
     except ActorMQError as exc:

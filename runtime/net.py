@@ -23,6 +23,7 @@ import pykka
 from gevent.server import StreamServer
 from loguru import logger
 
+from runtime import tls
 from runtime.actor import GeventActor, watch
 from runtime.errors import ConfigError
 from runtime.future import new_future
@@ -90,9 +91,12 @@ class Acceptor(GeventActor):
         session_factory: SessionFactory,
         *,
         drain: Callable[[], float] | None = None,
+        secure: bool = False,
     ) -> None:
         super().__init__()
         self.name = name
+        self._secure = secure
+        """A remoting listener: its connections get the process's TLS mode (``runtime.tls``)."""
         self._sock = sock
         self._factory = session_factory
         self._drain = drain
@@ -107,6 +111,11 @@ class Acceptor(GeventActor):
 
     def _handle(self, conn: socket.socket, address: tuple[str, int]) -> None:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self._secure:  # this connection's own greenlet: a handshake blocks no other
+            accepted = tls.accept(conn, address)
+            if accepted is None:
+                return
+            conn = accepted
         try:
             ref = self._factory(conn, address)
         except Exception:

@@ -14,11 +14,21 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
+from typing import Any
+
+
+def raw_socket(sock: object) -> Any:
+    """gevent's underlying non-blocking socket of ``sock``; None for a plain socket and for a
+    TLS socket, whose bytes must go through its TLS layer (``runtime.tls``)."""
+    if hasattr(sock, "_sslobj"):
+        return None
+    return getattr(sock, "_sock", None)
 
 
 def receiver(sock: socket.socket, size: int) -> Callable[[], bytes]:
-    """A function that returns the next bytes of ``sock`` (b"" at EOF), up to ``size``."""
-    raw = getattr(sock, "_sock", None)
+    """A function that returns the next bytes of ``sock`` (b"" at EOF), up to ``size``. A TLS
+    socket reads through gevent's ``recv`` (it may hold decrypted bytes already)."""
+    raw = raw_socket(sock)
     wait = getattr(sock, "_wait", None)
     event = getattr(sock, "_read_event", None)
     if raw is None or wait is None or event is None:

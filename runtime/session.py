@@ -343,12 +343,15 @@ def connect(
     processor: Processor | None = None,
     timeout: float = 3.0,
     idle_timeout: float = float("inf"),
+    tls: Any = None,
 ) -> SessionHandle:
-    """Open an outbound remoting connection to ``host:port`` and return its handle.
+    """Open an outbound remoting connection to ``host:port`` and return its handle; over TLS
+    with ``tls``, an ``ssl.SSLContext`` of gevent's (``runtime.tls``).
 
     The session actor is not supervised: whoever connects closes it (``handle.close()``).
-    Raises OSError when the peer cannot be reached within ``timeout``, AddressError when
-    ``address`` is no ``host:port`` (an IPv6 host with or without brackets).
+    Raises OSError when the peer cannot be reached within ``timeout`` (or the TLS handshake
+    fails: ``ssl.SSLError`` is one), AddressError when ``address`` is no ``host:port`` (an IPv6
+    host with or without brackets).
     """
     import gevent.socket
 
@@ -356,6 +359,10 @@ def connect(
     sock = gevent.socket.create_connection((host, port), timeout=timeout)
     sock.settimeout(None)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if tls is not None:
+        from runtime.tls import wrap_client
+
+        sock = wrap_client(sock, tls, timeout)
     ref = ClientSession.start(
         role, sock, (host, port), processor or RejectAll(), idle_timeout=idle_timeout
     )

@@ -21,6 +21,7 @@ import msgspec
 import pykka
 
 from runtime.actor import GeventFuture, new_future
+from runtime.receive import raw_socket
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.frame import encode
 
@@ -62,9 +63,9 @@ class SessionHandle:
     ) -> None:
         self._ref = ref
         self._sock = sock
-        self._raw = getattr(sock, "_sock", None)
+        self._raw = raw_socket(sock)
         """gevent's underlying non-blocking socket: a frame that fits the send buffer is
-        written at once, from any greenlet or hub callback (``write``)."""
+        written at once, from any greenlet or hub callback (``write``). None for TLS."""
         self._queued = 0
         """Frames told to the session actor and not written yet: a direct write must not
         overtake them."""

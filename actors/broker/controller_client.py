@@ -36,6 +36,7 @@ from loguru import logger
 from actors.broker.ha_messages import HeartbeatDone, HeartbeatNow, MasterAddress, NewEpoch
 from actors.broker.ha_service import HAContext
 from config import BrokerConfig, BrokerRole, with_overrides
+from runtime import tls
 from runtime.actor import GeventActor, new_future
 from runtime.ha.control import (
     CONTROLLER_HEARTBEAT,
@@ -149,6 +150,7 @@ class ControllerClient(GeventActor):
                     role=f"{self.cfg.broker_name}-{self.state.node_id}->controller",
                     processor=_Notified(self.actor_ref),
                     timeout=CALL_TIMEOUT_S,
+                    tls=tls.outbound(),
                 )
             request = RemotingCommand.request(CONTROLLER_HEARTBEAT, body=encode(hb))
             response = session.call(request, timeout=CALL_TIMEOUT_S)

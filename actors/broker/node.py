@@ -261,6 +261,7 @@ def broker_spec(
                     sock,
                     session_factory(name, processor, idle_timeout=IDLE_TIMEOUT_S),
                     drain=lambda: DRAIN_S if directory.stopping else 0.0,
+                    secure=True,
                 ),
             ),
         ]

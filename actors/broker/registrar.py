@@ -37,6 +37,7 @@ import pykka
 from loguru import logger
 
 from config import BrokerConfig
+from runtime import tls
 from runtime.actor import GeventActor
 from runtime.remoting.bodies import (
     DataVersion,
@@ -209,7 +210,7 @@ class NamesrvRegistrar(GeventActor):
         try:
             session = self._sessions.get(namesrv)
             if session is None or not session.alive:
-                session = connect(namesrv, role=f"{self._label()}->namesrv")
+                session = connect(namesrv, role=f"{self._label()}->namesrv", tls=tls.outbound())
                 self._sessions[namesrv] = session
             full = not request.ext_fields.get(INCREMENTAL)
             if not full and not self._holds_table(namesrv, session):  # a new connection

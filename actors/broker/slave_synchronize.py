@@ -70,6 +70,7 @@ from actors.broker.slave_sync_handler import (
     TransactionTable,
 )
 from actors.broker.store_adapter import to_store
+from runtime import tls
 from runtime.actor import GeventActor, offload
 from runtime.errors import ActorFailure, ProtocolError
 from runtime.ha.state import HAState
@@ -251,7 +252,9 @@ class SlaveSynchronize(GeventActor):
         if session is None or not session.alive or self._session_addr != address:
             if session is not None:
                 session.close()
-            session = self._session = connect(address, role=f"{self.label}->master")
+            session = self._session = connect(
+                address, role=f"{self.label}->master", tls=tls.outbound()
+            )
             self._session_addr = address
         return session
 

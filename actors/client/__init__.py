@@ -19,6 +19,7 @@ from actors.client.allocate import (
     AllocateMessageQueueConsistentHash,
     AllocateStrategy,
 )
+from actors.client.config import TlsOptions
 from actors.client.consume import ConsumeContext
 from actors.client.errors import (
     BrokerError,
@@ -110,6 +111,7 @@ __all__ = [
     "SendResult",
     "SendStatus",
     "SessionCredentials",
+    "TlsOptions",
     "TransactionListener",
     "TransactionProducer",
     "TransactionSendResult",

@@ -26,7 +26,7 @@ from actors.client.admin_messages import MessageAdmin
 from actors.client.admin_namesrv import NamesrvAdmin
 from actors.client.admin_queues import QueueAdmin
 from actors.client.admin_topics import PERM_READ_WRITE, QueueOffsets, TopicAdmin
-from actors.client.config import ClientConfig
+from actors.client.config import ClientConfig, TlsOptions
 from actors.client.errors import BrokerError, ClientError, ClientStateError
 from actors.client.hub import ClientHub, acquire_shared, release_shared
 from actors.client.instance import ClientInstance
@@ -79,10 +79,11 @@ class Admin(TopicAdmin, NamesrvAdmin, GroupAdmin, MessageAdmin, QueueAdmin, AclA
         *,
         timeout: float = 3.0,
         credentials: SessionCredentials | None = None,
+        tls: TlsOptions | bool | None = None,
         hub: ClientHub | None = None,
     ) -> None:
         self.timeout = timeout
-        self.config = ClientConfig.make(namesrv, credentials=credentials)
+        self.config = ClientConfig.make(namesrv, credentials=credentials, tls=tls)
         self._own_hub = hub is None
         self._hub = hub
         self._instance: ClientInstance | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from typing import Any
 
 import msgspec
 
@@ -40,6 +41,42 @@ def resolve_namesrv(namesrv: str | list[str] | tuple[str, ...] | None) -> tuple[
     return out
 
 
+class TlsOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """TLS to the name servers and brokers (RocketMQ's ``useTLS`` with its ``tls.client.*``
+    settings); ``tls=True`` on a client is ``TlsOptions()``. By default the connection is
+    encrypted but the server's certificate is not checked, as RocketMQ's default
+    (``tls.client.authServer=false``); ``verify`` checks it against ``trust_cert_path`` (PEM;
+    empty: the system's CAs), not its host name (brokers are addressed by IP).
+    ``cert_path`` / ``key_path`` present a client certificate (a server that asks for one)."""
+
+    verify: bool = False
+    trust_cert_path: str = ""
+    cert_path: str = ""
+    key_path: str = ""
+    key_password: str = ""
+
+    @classmethod
+    def of(cls, tls: TlsOptions | bool | None) -> TlsOptions | None:
+        if tls is None or tls is False:
+            return None
+        return cls() if tls is True else tls
+
+    def context(self) -> Any:
+        """A gevent ``SSLContext`` for these options (``ClientError`` for a bad file)."""
+        from runtime.tls import client_context
+
+        try:
+            return client_context(
+                verify=self.verify,
+                trust_cert_path=self.trust_cert_path,
+                cert_path=self.cert_path,
+                key_path=self.key_path,
+                key_password=self.key_password,
+            )
+        except OSError as exc:  # ssl.SSLError is one: a file that is no certificate or key
+            raise ClientError(f"TLS options {self}: {exc}") from None
+
+
 class ClientConfig(msgspec.Struct, frozen=True, kw_only=True):
     """What every client object needs. Intervals and timeouts in seconds."""
 
@@ -54,6 +91,8 @@ class ClientConfig(msgspec.Struct, frozen=True, kw_only=True):
     heartbeat_interval: float = 30.0
     credentials: SessionCredentials | None = None
     """ACL keys: every request to a broker or name server is signed with them."""
+    tls: TlsOptions | None = None
+    """TLS on every connection (None: plain)."""
 
     @classmethod
     def make(
@@ -61,6 +100,7 @@ class ClientConfig(msgspec.Struct, frozen=True, kw_only=True):
         namesrv: str | list[str] | tuple[str, ...] | None,
         instance_name: str | None = None,
         credentials: SessionCredentials | None = None,
+        tls: TlsOptions | bool | None = None,
         **options: float,
     ) -> ClientConfig:
         """A config with a fresh client id ``ip@instance`` (instance: ``pid#n`` by default, so
@@ -71,11 +111,15 @@ class ClientConfig(msgspec.Struct, frozen=True, kw_only=True):
         if ":" in ip:
             ip = f"[{ip}]"
         instance = instance_name or f"{os.getpid()}#{next(_instances)}"
+        tls_options = TlsOptions.of(tls)
+        if tls_options is not None:
+            tls_options.context()  # a bad file is the caller's ClientError now, not at start
         return cls(
             namesrv=resolve_namesrv(namesrv),
             client_ip=ip,
             instance_name=instance,
             client_id=f"{ip}@{instance}",
             credentials=credentials,
+            tls=tls_options,
             **options,
         )

@@ -80,9 +80,12 @@ class Connections(GeventActor):
         inbound: Inbound | None = None,
         role: str = "client",
         signer: Callable[[RemotingCommand], RemotingCommand] | None = None,
+        tls: Any = None,
     ) -> None:
         super().__init__()
         self.sessions = sessions
+        self.tls = tls
+        """A gevent ``SSLContext``: every connection over TLS (None: plain)."""
         self.connect_timeout = connect_timeout
         self.role = role
         self.signer = signer
@@ -127,6 +130,7 @@ class Connections(GeventActor):
                 role=self.role,
                 processor=self._processor,
                 timeout=self.connect_timeout,
+                tls=self.tls,
             )
         except (OSError, AddressError, pykka.Timeout) as exc:
             outcome = Connected(address, None, f"{exc.__class__.__name__}: {exc}")

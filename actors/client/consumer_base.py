@@ -26,7 +26,7 @@ from loguru import logger
 
 from actors.client.allocate import AllocateOption, describe, resolve_allocate
 from actors.client.check_config import check_subscriptions
-from actors.client.config import ClientConfig
+from actors.client.config import ClientConfig, TlsOptions
 from actors.client.consume_hooks import ConsumeHooks
 from actors.client.consumer_controls import ConsumerControls
 from actors.client.consumer_queries import ConsumerQueries
@@ -82,6 +82,7 @@ class ConsumerBase(ConsumerControls, BrokerRequests, ConsumerQueries):
         route_refresh_interval: float,
         hub: ClientHub | None,
         credentials: SessionCredentials | None = None,
+        tls: TlsOptions | bool | None = None,
         allocate: AllocateOption = "AVG",
         namespace: str | None = None,
     ) -> None:
@@ -105,6 +106,7 @@ class ConsumerBase(ConsumerControls, BrokerRequests, ConsumerQueries):
             namesrv,
             instance_name,
             credentials,
+            tls,
             heartbeat_interval=heartbeat_interval,
             route_refresh_interval=route_refresh_interval,
         )

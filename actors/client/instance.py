@@ -73,6 +73,7 @@ class ClientInstance:
                     connect_timeout=cfg.connect_timeout,
                     inbound=self._inbound,
                     signer=signer_for(cfg.credentials),
+                    tls=None if cfg.tls is None else cfg.tls.context(),
                 ),
             ),
             ChildSpec(

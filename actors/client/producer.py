@@ -34,7 +34,7 @@ from actors.client.auto_batch import (
     check_options,
 )
 from actors.client.compression import DEFAULT_LEVEL, DEFAULT_TYPE, compressor
-from actors.client.config import ClientConfig
+from actors.client.config import ClientConfig, TlsOptions
 from actors.client.errors import ClientError, ClientStateError, MessageInvalidError
 from actors.client.hooks import SendHook
 from actors.client.hub import ClientHub, acquire_shared, release_shared
@@ -102,6 +102,7 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply, ProducerBatch):
         max_async_sends: int = MAX_ASYNC_SENDS,
         max_async_bytes: int = MAX_ASYNC_BYTES,
         credentials: SessionCredentials | None = None,
+        tls: TlsOptions | bool | None = None,
         hub: ClientHub | None = None,
         enable_msg_trace: bool = False,
         trace_topic: str | None = None,
@@ -134,6 +135,7 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply, ProducerBatch):
             namesrv,
             instance_name,
             credentials,
+            tls,
             heartbeat_interval=heartbeat_interval,
             route_refresh_interval=route_refresh_interval,
         )

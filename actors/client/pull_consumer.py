@@ -27,6 +27,7 @@ from typing import Any
 import pykka
 
 from actors.client.allocate import AllocateOption
+from actors.client.config import TlsOptions
 from actors.client.consumer_base import REBALANCER, ConsumerBase
 from actors.client.consumer_requests import OFFSETS
 from actors.client.consumer_trace import ConsumerTrace
@@ -87,6 +88,7 @@ class PullConsumer(ConsumerBase, ConsumerTrace):
         heartbeat_interval: float = 30.0,
         route_refresh_interval: float = 30.0,
         credentials: SessionCredentials | None = None,
+        tls: TlsOptions | bool | None = None,
         hub: ClientHub | None = None,
         allocate: AllocateOption = "AVG",
         enable_msg_trace: bool = False,
@@ -119,6 +121,7 @@ class PullConsumer(ConsumerBase, ConsumerTrace):
             route_refresh_interval=route_refresh_interval,
             hub=hub,
             credentials=credentials,
+            tls=tls,
             allocate=allocate,
             namespace=namespace,
         )

@@ -53,6 +53,7 @@ from loguru import logger
 
 from actors.client import consume_directly
 from actors.client.allocate import AllocateOption
+from actors.client.config import TlsOptions
 from actors.client.consume import (
     MAX_CONSUME_BATCH_SIZE,
     RETRY_PREFIX,
@@ -151,6 +152,7 @@ class PushConsumer(ConsumerBase, ConsumerTrace):
         heartbeat_interval: float = 30.0,
         route_refresh_interval: float = 30.0,
         credentials: SessionCredentials | None = None,
+        tls: TlsOptions | bool | None = None,
         listener: Listener | None = None,
         hub: ClientHub | None = None,
         orderly: bool = False,
@@ -213,6 +215,7 @@ class PushConsumer(ConsumerBase, ConsumerTrace):
             route_refresh_interval=route_refresh_interval,
             hub=hub,
             credentials=credentials,
+            tls=tls,
             allocate=allocate,
             namespace=namespace,
         )

@@ -78,7 +78,7 @@ def namesrv_spec(
         ChildSpec(
             name=acceptor,
             start=lambda: Acceptor.start(
-                name, sock, session_factory(name, processor, idle_timeout=idle)
+                name, sock, session_factory(name, processor, idle_timeout=idle), secure=True
             ),
             restart=Restart.PERMANENT,
         ),
