@@ -105,9 +105,10 @@
 
 Every command takes ``-n HOST:PORT[;HOST:PORT]`` (default ``$NAMESRV_ADDR``, else
 127.0.0.1:9876). Against brokers with ACL (``aclEnable``), requests are signed with the keys in
-``$ROCKETMQ_HOME/conf/tools.yml`` (``accessKey``, ``secretKey``), where mqadmin reads them. Exit
-status 0 on success, 1 when the cluster refused or could not be reached (the reason on stderr),
-2 on a usage error or a wrong tools.yml.
+``$ROCKETMQ_HOME/conf/tools.yml`` (``accessKey``, ``secretKey``), where mqadmin reads them.
+``--tls`` (or ``--tls-config FILE``, a ``tls.properties``' ``tls.client.*`` keys) connects over
+TLS. Exit status 0 on success, 1 when the cluster refused or could not be reached (the reason
+on stderr), 2 on a usage error or a wrong tools.yml or tls.properties.
 """
 
 from __future__ import annotations
@@ -115,12 +116,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pathlib
 import sys
 from collections.abc import Sequence
 
 import msgspec
 
-from actors.client import Admin, ClientError
+from actors.client import Admin, ClientError, TlsOptions
 from actors.client.admin import PERM_READ_WRITE
 from runtime import (
     admin_acl,
@@ -157,6 +159,17 @@ def _parser_and_commands() -> tuple[
     )
     ns = argparse.ArgumentParser(add_help=False)
     ns.add_argument("-n", "--namesrv", help="name server(s) host:port[;host:port]")
+    ns.add_argument(
+        "--tls",
+        action="store_true",
+        help="connect over TLS, the server's certificate not checked (mqadmin's -Dtls.enable)",
+    )
+    ns.add_argument(
+        "--tls-config",
+        type=pathlib.Path,
+        help="connect over TLS as a tls.properties' tls.client.* keys say (authServer, "
+        "trustCertPath, certPath, keyPath)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     sub.add_parser("clusterList", parents=[ns], help="brokers of every cluster")
     broker_status = sub.add_parser("brokerStatus", parents=[ns], help="a broker's figures")
@@ -263,11 +276,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure("WARNING")
     try:
         credentials = tools_credentials()  # $ROCKETMQ_HOME/conf/tools.yml, as mqadmin reads
+        tls_options = TlsOptions.from_properties(args.tls_config) if args.tls_config else args.tls
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        with Admin(args.namesrv, credentials=credentials) as admin:
+        with Admin(args.namesrv, credentials=credentials, tls=tls_options) as admin:
             for line in _run(admin, args):
                 print(line)
     except ClientError as exc:

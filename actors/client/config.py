@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import pathlib
 from typing import Any
 
 import msgspec
@@ -60,6 +61,20 @@ class TlsOptions(msgspec.Struct, frozen=True, kw_only=True):
         if tls is None or tls is False:
             return None
         return cls() if tls is True else tls
+
+    @classmethod
+    def from_properties(cls, path: pathlib.Path) -> TlsOptions:
+        """The ``tls.client.*`` keys of a RocketMQ ``tls.properties`` (``ConfigError``)."""
+        from runtime.tls import load
+
+        s = load(path)
+        return cls(
+            verify=s.client_auth_server,
+            trust_cert_path=s.client_trust_cert_path,
+            cert_path=s.client_cert_path,
+            key_path=s.client_key_path,
+            key_password=s.client_key_password,
+        )
 
     def context(self) -> Any:
         """A gevent ``SSLContext`` for these options (``ClientError`` for a bad file)."""

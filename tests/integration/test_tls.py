@@ -7,6 +7,8 @@ from __future__ import annotations
 import pathlib
 import socket
 import struct
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -142,3 +144,14 @@ def test_the_route_names_the_master(enforcing: str) -> None:
     finally:
         admin.shutdown()
     assert any(MASTER_ID in b.broker_addrs for b in route.broker_datas)
+
+
+def test_the_admin_command_connects_over_tls(enforcing: str) -> None:
+    # Given the enforcing cluster, When mqadmin's clusterList runs with --tls, Then it lists
+    # the broker; without it the name server cannot be read (exit 1)
+    command = [sys.executable, "-m", "runtime", "admin", "clusterList", "-n", enforcing]
+    over_tls = subprocess.run([*command, "--tls"], capture_output=True, text=True, timeout=60)
+    assert over_tls.returncode == 0, over_tls.stderr
+    assert "broker-a" in over_tls.stdout
+    plain = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert plain.returncode == 1 and "error" in plain.stderr
