@@ -35,7 +35,10 @@ from config.properties import PropertiesSyntaxError, parse_properties
 from runtime.errors import ConfigError
 
 HANDSHAKE_S = 5.0
-"""How long a connection's TLS handshake (or, permissive, its first byte) may take."""
+"""How long a connection's TLS handshake may take."""
+FIRST_BYTE_S = 120.0
+"""Permissive: how long a new connection may stay silent before its first byte tells TLS from
+plain (a client may connect ahead of its first request); the sessions' idle limit."""
 TLS_RECORD_HANDSHAKE = 0x16
 """The first byte of a TLS ClientHello."""
 
@@ -246,8 +249,8 @@ def accept(conn: socket.socket, address: Any) -> socket.socket | None:
     if mode is TlsMode.DISABLED or ctx is None:
         return conn
     try:
-        conn.settimeout(HANDSHAKE_S)
         if mode is TlsMode.PERMISSIVE:
+            conn.settimeout(FIRST_BYTE_S)
             first = conn.recv(1, socket.MSG_PEEK)
             if not first:
                 conn.close()
@@ -255,6 +258,7 @@ def accept(conn: socket.socket, address: Any) -> socket.socket | None:
             if first[0] != TLS_RECORD_HANDSHAKE:
                 conn.settimeout(None)
                 return conn
+        conn.settimeout(HANDSHAKE_S)
         secure = ctx.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
         secure.do_handshake()
         secure.settimeout(None)

@@ -13,7 +13,7 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from actors.client import Admin, SessionCredentials
@@ -41,12 +41,15 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def running_cluster(data_dir: pathlib.Path, profile: str | None = None) -> Iterator[Cluster]:
-    """``python -m runtime`` (default profile, or ``cluster --profile``) on free ports."""
+def running_cluster(
+    data_dir: pathlib.Path, profile: str | None = None, extra: Sequence[str] = ()
+) -> Iterator[Cluster]:
+    """``python -m runtime`` (default profile, or ``cluster --profile``) on free ports, with
+    ``extra`` arguments."""
     args = ["--log-level", os.environ.get("ACTORMQ_INTEROP_LOG_LEVEL", "INFO")]
     if profile:
         args += ["cluster", "--profile", profile]
-    args += ["--ephemeral-ports", "--data-dir", str(data_dir)]
+    args += ["--ephemeral-ports", "--data-dir", str(data_dir), *extra]
     with RuntimeProcess(args) as process:
         ready = process.wait_ready(timeout=30)
         masters = {
