@@ -48,7 +48,9 @@ def bench_produce(args: argparse.Namespace, namesrv: str) -> dict[str, Any]:
     batching: dict[str, Any] = {"auto_batch": True} if args.auto_batch else {}
     if args.max_async_sends:
         batching["max_async_sends"] = args.max_async_sends
-    with c.Producer("bench-producer", namesrv=namesrv, credentials=keys, **batching) as producer:
+    with c.Producer(
+        "bench-producer", namesrv=namesrv, credentials=keys, tls=args.tls, **batching
+    ) as producer:
         producer.send(c.Message(args.topic, body))  # route, connection, topic creation
         meter = Meter("produce", broker_pid=args.broker_pid).start()
         deadline = time.perf_counter() + args.seconds
@@ -106,7 +108,7 @@ def bench_batch(args: argparse.Namespace, namesrv: str) -> dict[str, Any]:
     c = _client()
     body = _payload(args.size)
     batch = [c.Message(args.topic, body) for _ in range(args.batch)]
-    with c.Producer("bench-batch-producer", namesrv=namesrv) as producer:
+    with c.Producer("bench-batch-producer", namesrv=namesrv, tls=args.tls) as producer:
         producer.send_batch(batch)
         meter = Meter(f"batch-{args.batch}", broker_pid=args.broker_pid).start()
         deadline = time.perf_counter() + args.seconds
@@ -130,11 +132,11 @@ def bench_batch(args: argparse.Namespace, namesrv: str) -> dict[str, Any]:
 # -- c) consume a backlog ----------------------------------------------------------------------
 
 
-def fill_backlog(namesrv: str, topic: str, count: int, size: int) -> None:
+def fill_backlog(namesrv: str, topic: str, count: int, size: int, tls: bool = False) -> None:
     c = _client()
     body = _payload(size)
     batch = [c.Message(topic, body) for _ in range(100)]
-    with c.Producer("bench-fill", namesrv=namesrv) as producer:
+    with c.Producer("bench-fill", namesrv=namesrv, tls=tls) as producer:
         sent = 0
         while sent < count:
             n = min(100, count - sent)
@@ -147,7 +149,7 @@ def bench_consume(args: argparse.Namespace, namesrv: str) -> dict[str, Any]:
     c = _client()
     topic = args.topic
     if not args.no_fill:
-        fill_backlog(namesrv, topic, args.messages, args.size)
+        fill_backlog(namesrv, topic, args.messages, args.size, args.tls)
     group = f"bench-consume-{os.getpid()}-{int(time.time())}"
     meter = Meter(f"consume-{args.mode}", broker_pid=args.broker_pid)
     target = args.messages
@@ -158,6 +160,7 @@ def bench_consume(args: argparse.Namespace, namesrv: str) -> dict[str, Any]:
             consume_from=c.ConsumeFrom.FIRST,
             pull_batch_size=args.pull_batch,
             max_poll_messages=args.pull_batch * 4,
+            tls=args.tls,
         )
         consumer.subscribe(topic, "*")
         consumer.start()
@@ -182,6 +185,7 @@ def bench_consume(args: argparse.Namespace, namesrv: str) -> dict[str, Any]:
             consume_from=c.ConsumeFrom.FIRST,
             pull_batch_size=args.pull_batch,
             consume_threads=args.threads,
+            tls=args.tls,
         )
         consumer.subscribe(topic, "*", listener)
         consumer.start()
@@ -220,6 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="report this (running) broker's CPU per message; --spawn sets it",
+    )
+    common.add_argument(
+        "--tls",
+        action="store_true",
+        help="the client connects over TLS (with --spawn: a cluster enforcing TLS, a self-signed "
+        "certificate; not for latency)",
     )
     common.add_argument(
         "--gc-settle",
@@ -333,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
         heap.settle()
     if args.bench == "latency-consumer":
         return latency_consumer(args)
+    if args.bench == "latency" and args.tls:
+        raise SystemExit("latency --tls: not supported (its consumer process connects in plain)")
     if args.topic is None and getattr(args, "no_fill", False):
         raise SystemExit("consume --no-fill: name the topic holding the backlog (--topic)")
     if args.topic is None:
@@ -350,7 +362,8 @@ def main(argv: list[str] | None = None) -> int:
     summary["client_gc"] = "settled" if args.gc_settle else "default"
     if args.spawn:
         acl = " ACL" if getattr(args, "acl", False) else ""
-        summary["cluster"] = f"spawned {args.spawn.upper()}_FLUSH{acl}"
+        secure = " TLS" if args.tls else ""
+        summary["cluster"] = f"spawned {args.spawn.upper()}_FLUSH{acl}{secure}"
     _print_summary(summary)
     return 0
 

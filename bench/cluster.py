@@ -47,8 +47,9 @@ def cluster(args: argparse.Namespace) -> Iterator[str]:
         yield ";".join(resolve_namesrv(args.namesrv))
         return
     acl = getattr(args, "acl", False)
-    with spawned(args.spawn, acl=acl) as (fields, proc):
-        what = f"{args.spawn.upper()}_FLUSH{' ACL' if acl else ''}"
+    secure = getattr(args, "tls", False)
+    with spawned(args.spawn, acl=acl, tls=secure) as (fields, proc):
+        what = f"{args.spawn.upper()}_FLUSH{' ACL' if acl else ''}{' TLS' if secure else ''}"
         print(f"spawned {what} cluster: {fields['line']}", flush=True)
         args.broker_pid = proc.pid
         yield fields["namesrv"]
@@ -56,7 +57,7 @@ def cluster(args: argparse.Namespace) -> Iterator[str]:
 
 @contextmanager
 def spawned(
-    flush: str, *, acl: bool = False
+    flush: str, *, acl: bool = False, tls: bool = False
 ) -> Iterator[tuple[dict[str, str], subprocess.Popen[str]]]:
     """``python -m runtime`` (default profile; SYNC_FLUSH when ``flush`` is "sync"; with the plain
     ACL on and the ``ACL_KEYS`` account when ``acl``) on free ports in a temporary data
@@ -74,6 +75,8 @@ def spawned(
             profile.write_text(text)
             cmd += ["cluster", "--profile", str(profile)]
         cmd += ["--ephemeral-ports", "--data-dir", str(pathlib.Path(tmp) / "data")]
+        if tls:  # enforcing, a self-signed certificate made by the openssl command
+            cmd += ["--tls-config", str(_tls_config(pathlib.Path(tmp)))]
         cmd += ["--log-level", "WARNING"]
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True)
         try:
@@ -87,3 +90,22 @@ def spawned(
         finally:
             proc.terminate()
             proc.wait(30)
+
+
+def _tls_config(tmp: pathlib.Path) -> pathlib.Path:
+    """A ``tls.properties`` enforcing TLS with a fresh self-signed certificate."""
+    cert, key = tmp / "bench.crt", tmp / "bench.key"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", "/CN=bench", "-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    config = tmp / "tls.properties"
+    config.write_text(
+        f"tls.server.mode=enforcing\ntls.server.certPath={cert}\ntls.server.keyPath={key}\n"
+        "tls.enable=true\n"
+    )
+    return config

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from tests.harness import REPO
+from tests.tls_support import needs_openssl
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -45,6 +46,15 @@ def test_async_produce_benchmark_with_auto_batch_reports_sends() -> None:
     assert result["auto_batch"] is True and result["use_async"] is True
     assert result["threads"] == 2 and result["max_async_sends"] == 128
     assert result["client_gc"] == "settled"
+
+
+@needs_openssl
+def test_produce_benchmark_over_tls_reports_sends() -> None:
+    # Given a spawned cluster enforcing TLS, When the benchmark sends over TLS, Then it stores
+    args = ["--spawn", "async", "--tls", "--seconds", "0.3"]
+    result = summary(["-m", "runtime", "bench", "produce", *args])
+    assert result["messages"] > 0 and result["failed"] == 0
+    assert result["cluster"] == "spawned ASYNC_FLUSH TLS"
 
 
 def test_raw_broker_send_benchmark_reports_successes() -> None:
