@@ -30,17 +30,26 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pathlib.Path]:
     directory = tmp_path_factory.mktemp("tls")
     cert, key = self_signed(directory, "actormq-test")
     stranger, _ = self_signed(directory, "somebody-else")
-    return {"cert": cert, "key": key, "stranger": stranger}
+    client_cert, client_key = self_signed(directory, "a-client")
+    return {
+        "cert": cert,
+        "key": key,
+        "stranger": stranger,
+        "client_cert": client_cert,
+        "client_key": client_key,
+    }
 
 
-def cluster(tmp: pathlib.Path, certs: dict[str, pathlib.Path], mode: str) -> RuntimeProcess:
+def cluster(
+    tmp: pathlib.Path, certs: dict[str, pathlib.Path], mode: str, extra: str = ""
+) -> RuntimeProcess:
     config = tmp / "tls.properties"
     config.write_text(
         f"tls.server.mode={mode}\n"
         f"tls.server.certPath={certs['cert']}\n"
         f"tls.server.keyPath={certs['key']}\n"
         "tls.enable=true\n"  # the broker's registrations with the name server
-        "tls.test.mode.enable=false\n"
+        "tls.test.mode.enable=false\n" + extra
     )
     args = ["--ephemeral-ports", "--data-dir", str(tmp / "data"), "--tls-config", str(config)]
     return RuntimeProcess(args)
@@ -155,3 +164,26 @@ def test_the_admin_command_connects_over_tls(enforcing: str) -> None:
     assert "broker-a" in over_tls.stdout
     plain = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert plain.returncode == 1 and "error" in plain.stderr
+
+
+def test_a_server_requiring_client_certificates_serves_only_clients_with_one(
+    tmp_path: pathlib.Path, certs: dict[str, pathlib.Path]
+) -> None:
+    # Given a cluster that requires a client certificate it trusts (the broker presents the
+    # same one to its name server)
+    client = f"{certs['client_cert']}"
+    extra = (
+        f"tls.server.need.client.auth=require\ntls.server.trustCertPath={client}\n"
+        f"tls.client.certPath={client}\ntls.client.keyPath={certs['client_key']}\n"
+    )
+    with cluster(tmp_path, certs, "enforcing", extra) as node:
+        namesrv = node.wait_ready()["namesrv"]
+        # When a client presents that certificate, Then its messages round trip
+        mutual = TlsOptions(cert_path=client, key_path=str(certs["client_key"]))
+        assert len(round_trip(namesrv, mutual, "TlsMutual")) == 3
+        # And a TLS client without one is refused (its route cannot be fetched)
+        with (
+            Producer("p-anonymous", namesrv=namesrv, tls=True, send_timeout=2) as producer,
+            pytest.raises(ClientError),
+        ):
+            producer.send(Message("TlsAnonymous", b"x"))
