@@ -237,10 +237,6 @@ def outbound() -> gevent.ssl.SSLContext | None:
     return _outbound
 
 
-def server_mode() -> TlsMode:
-    return _server[0]
-
-
 def accept(conn: socket.socket, address: Any) -> socket.socket | None:
     """An accepted listener connection as the process's mode wants it: as it is, wrapped in
     TLS (handshake done), or None (closed: a plain peer under ``enforcing``, a failed
@@ -248,6 +244,7 @@ def accept(conn: socket.socket, address: Any) -> socket.socket | None:
     mode, ctx = _server
     if mode is TlsMode.DISABLED or ctx is None:
         return conn
+    secure: Any = None
     try:
         if mode is TlsMode.PERMISSIVE:
             conn.settimeout(FIRST_BYTE_S)
@@ -265,7 +262,7 @@ def accept(conn: socket.socket, address: Any) -> socket.socket | None:
         return secure
     except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError; timeouts too
         logger.info("tls: connection from {} refused: {}", address, exc)
-        conn.close()
+        (conn if secure is None else secure).close()  # the TLS socket took over the descriptor
         return None
 
 
@@ -280,8 +277,3 @@ def wrap_client(sock: socket.socket, ctx: gevent.ssl.SSLContext, timeout: float)
         raise
     secure.settimeout(None)
     return secure
-
-
-def is_tls(sock: Any) -> bool:
-    """Whether ``sock`` is a TLS socket (its bytes must not go through its raw socket)."""
-    return isinstance(sock, gevent.ssl.SSLSocket)

@@ -255,7 +255,13 @@ def main() -> int:
         expression=args.expression,
     )
 
-    timed_out = not stop.wait(args.deadline)
+    # Short waits: the main thread must wake for the SIGTERM handler to run; a signal the
+    # kernel hands to one of the engine's threads does not interrupt a long wait here (CI run
+    # of 2026-11-23 23:02: engine 1.x's consumer slept through its SIGTERM until killed).
+    until = time.monotonic() + args.deadline
+    while not stop.wait(0.2) and time.monotonic() < until:
+        pass
+    timed_out = not stop.is_set()
     if timed_out:
         emit("deadline", seconds=args.deadline)
         reason.append("deadline")
