@@ -75,6 +75,16 @@ class TlsSettings(msgspec.Struct, frozen=True, kw_only=True):
     client_key_path: str = ""
     client_key_password: str = ""
 
+    def client_side(self) -> ClientTls:
+        """The ``tls.client.*`` keys."""
+        return ClientTls(
+            verify=self.client_auth_server,
+            trust_cert_path=self.client_trust_cert_path,
+            cert_path=self.client_cert_path,
+            key_path=self.client_key_path,
+            key_password=self.client_key_password,
+        )
+
 
 _KEYS = {
     "tls.server.mode": "server_mode",
@@ -178,30 +188,33 @@ def server_context(s: TlsSettings) -> gevent.ssl.SSLContext:
     return ctx
 
 
-def client_context(
-    *,
-    verify: bool = False,
-    trust_cert_path: str = "",
-    cert_path: str = "",
-    key_path: str = "",
-    key_password: str = "",
-) -> gevent.ssl.SSLContext:
-    """An outbound context: the server's certificate checked only with ``verify`` (against
+class ClientTls(msgspec.Struct, frozen=True, kw_only=True):
+    """One outbound side: the server's certificate checked only with ``verify`` (against
     ``trust_cert_path``, else the system's CAs; host names are not checked: brokers are
-    addressed by IP), a client certificate presented when given."""
-    ctx = gevent.ssl.SSLContext(gevent.ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    if verify:
-        if trust_cert_path:
-            ctx.load_verify_locations(_path(trust_cert_path))
+    addressed by IP), a client certificate presented when ``cert_path`` is given."""
+
+    verify: bool = False
+    trust_cert_path: str = ""
+    cert_path: str = ""
+    key_path: str = ""
+    key_password: str = ""
+
+    def context(self) -> gevent.ssl.SSLContext:
+        """Its context (``OSError``, ``ssl.SSLError`` among them, for a bad file)."""
+        ctx = gevent.ssl.SSLContext(gevent.ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        if self.verify:
+            if self.trust_cert_path:
+                ctx.load_verify_locations(_path(self.trust_cert_path))
+            else:
+                ctx.load_default_certs()
+            ctx.verify_mode = gevent.ssl.CERT_REQUIRED
         else:
-            ctx.load_default_certs()
-        ctx.verify_mode = gevent.ssl.CERT_REQUIRED
-    else:
-        ctx.verify_mode = gevent.ssl.CERT_NONE
-    if cert_path:
-        ctx.load_cert_chain(_path(cert_path), _path(key_path), key_password or None)
-    return ctx
+            ctx.verify_mode = gevent.ssl.CERT_NONE
+        if self.cert_path:
+            key = _path(self.key_path) if self.key_path else None
+            ctx.load_cert_chain(_path(self.cert_path), key, self.key_password or None)
+        return ctx
 
 
 def _path(file: str) -> str:
@@ -223,13 +236,7 @@ def configure(s: TlsSettings) -> None:
 
 
 def _outbound_context(s: TlsSettings) -> gevent.ssl.SSLContext:
-    return client_context(
-        verify=s.client_auth_server,
-        trust_cert_path=s.client_trust_cert_path,
-        cert_path=s.client_cert_path,
-        key_path=s.client_key_path,
-        key_password=s.client_key_password,
-    )
+    return s.client_side().context()
 
 
 def outbound() -> gevent.ssl.SSLContext | None:

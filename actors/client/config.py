@@ -14,6 +14,7 @@ from actors.client.msgid import local_ip
 from runtime.acl.signature import SessionCredentials
 from runtime.errors import AddressError
 from runtime.hostport import parse_address
+from runtime.tls import ClientTls, load
 
 NAMESRV_ENV = "NAMESRV_ADDR"
 DEFAULT_NAMESRV = "127.0.0.1:9876"
@@ -42,19 +43,13 @@ def resolve_namesrv(namesrv: str | list[str] | tuple[str, ...] | None) -> tuple[
     return out
 
 
-class TlsOptions(msgspec.Struct, frozen=True, kw_only=True):
+class TlsOptions(ClientTls, frozen=True, kw_only=True):
     """TLS to the name servers and brokers (RocketMQ's ``useTLS`` with its ``tls.client.*``
     settings); ``tls=True`` on a client is ``TlsOptions()``. By default the connection is
     encrypted but the server's certificate is not checked, as RocketMQ's default
     (``tls.client.authServer=false``); ``verify`` checks it against ``trust_cert_path`` (PEM;
     empty: the system's CAs), not its host name (brokers are addressed by IP).
     ``cert_path`` / ``key_path`` present a client certificate (a server that asks for one)."""
-
-    verify: bool = False
-    trust_cert_path: str = ""
-    cert_path: str = ""
-    key_path: str = ""
-    key_password: str = ""
 
     @classmethod
     def of(cls, tls: TlsOptions | bool | None) -> TlsOptions | None:
@@ -65,29 +60,12 @@ class TlsOptions(msgspec.Struct, frozen=True, kw_only=True):
     @classmethod
     def from_properties(cls, path: pathlib.Path) -> TlsOptions:
         """The ``tls.client.*`` keys of a RocketMQ ``tls.properties`` (``ConfigError``)."""
-        from runtime.tls import load
-
-        s = load(path)
-        return cls(
-            verify=s.client_auth_server,
-            trust_cert_path=s.client_trust_cert_path,
-            cert_path=s.client_cert_path,
-            key_path=s.client_key_path,
-            key_password=s.client_key_password,
-        )
+        return cls(**msgspec.structs.asdict(load(path).client_side()))
 
     def context(self) -> Any:
         """A gevent ``SSLContext`` for these options (``ClientError`` for a bad file)."""
-        from runtime.tls import client_context
-
         try:
-            return client_context(
-                verify=self.verify,
-                trust_cert_path=self.trust_cert_path,
-                cert_path=self.cert_path,
-                key_path=self.key_path,
-                key_password=self.key_password,
-            )
+            return super().context()
         except OSError as exc:  # ssl.SSLError is one: a file that is no certificate or key
             raise ClientError(f"TLS options {self}: {exc}") from None
 
