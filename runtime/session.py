@@ -159,7 +159,7 @@ class ClientSession(GeventActor):
         elif isinstance(message, Finish):
             self._finishing = True
             with contextlib.suppress(OSError):
-                self.sock.shutdown(socket.SHUT_WR)
+                _half_close(self.sock)
         elif isinstance(message, Quiesce):
             self._quiesced = message.reply
             if not self._ordered_in_service:
@@ -232,7 +232,7 @@ class ClientSession(GeventActor):
             logger.warning("{}: {} {}: closing", self.role, self.handle, reason)
             if exc.opaque is not None:
                 self._reply_error(exc.opaque, ResponseCode.SYSTEM_ERROR, exc.reason)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: a TLS socket closed under the read
             reason = f"read failed: {exc}"
         with contextlib.suppress(pykka.ActorDeadError):
             ref.tell(Closed(reason))
@@ -334,6 +334,14 @@ class RejectAll:
 
     def on_close(self, session: SessionHandle) -> None:
         pass
+
+
+def _half_close(sock: socket.socket) -> None:
+    """Send the FIN (SHUT_WR). A TLS socket's own ``shutdown`` drops its TLS layer (gevent's
+    reads then raise ValueError), so its underlying socket is shut instead: the peer sees the
+    end of the stream, and what it still sends is read and decrypted as before."""
+    target = getattr(sock, "_sock", sock) if hasattr(sock, "_sslobj") else sock
+    target.shutdown(socket.SHUT_WR)
 
 
 def connect(

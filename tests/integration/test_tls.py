@@ -5,6 +5,7 @@ speak TLS."""
 from __future__ import annotations
 
 import pathlib
+import signal
 import socket
 import struct
 import subprocess
@@ -187,3 +188,29 @@ def test_a_server_requiring_client_certificates_serves_only_clients_with_one(
             pytest.raises(ClientError),
         ):
             producer.send(Message("TlsAnonymous", b"x"))
+
+
+def test_a_tls_broker_stopping_mid_stream_finishes_its_connections_cleanly(
+    tmp_path: pathlib.Path, certs: dict[str, pathlib.Path]
+) -> None:
+    # Given TLS async sends streaming to an enforcing cluster
+    node = cluster(tmp_path, certs, "enforcing")
+    with node:
+        namesrv = node.wait_ready()["namesrv"]
+        producer = Producer("tls-stopping", namesrv=namesrv, tls=True, retries=0).start()
+        try:
+            producer.send(Message("TlsStopping", b"warm"))
+            futures = [producer.send_async(Message("TlsStopping", b"x" * 512)) for _ in range(500)]
+            # When the process gets SIGTERM mid-stream (its sessions half-close after their last
+            # answers)
+            node.proc.send_signal(signal.SIGTERM)
+            futures += [producer.send_async(Message("TlsStopping", b"y")) for _ in range(500)]
+            code = node.proc.wait(30)
+            # Then every send completed, and the process stopped cleanly: no read loop died on
+            # its TLS socket (a TLS socket's own shutdown dropped its TLS layer)
+            outcomes = [f.exception(timeout=30) for f in futures]
+        finally:
+            producer.shutdown(timeout=2)
+    assert code == 0
+    assert all(e is None or isinstance(e, ClientError) for e in outcomes)
+    assert not [line for line in node.stderr if "Traceback" in line], node.stderr[-20:]
