@@ -17,7 +17,8 @@ name servers, a slave's requests to its master, the controller's; the Python cli
 server's certificate against ``tls.client.trustCertPath`` (off, RocketMQ's default: encrypted
 but not authenticated); ``tls.client.certPath`` / ``keyPath`` / ``keyPassword`` present a
 client certificate. Other ``tls.*`` keys RocketMQ knows load and do nothing; an unknown one, a
-bad value or a missing file is a ``ConfigError`` naming the file and the key.
+bad value or a missing file is a ``ConfigError`` naming the file and the key. Certificate files
+that change are loaded again (``RELOAD_CHECK_S``), without a restart.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import enum
 import pathlib
 import socket
+import time
 from typing import Any
 
 import gevent.ssl
@@ -223,16 +225,63 @@ def _path(file: str) -> str:
 
 # -- the process's settings ------------------------------------------------------------------
 
+RELOAD_CHECK_S = 1.0
+"""How often, at most, a new connection looks whether the certificate files changed (RocketMQ
+watches its files the same way: a renewed certificate is used without a restart)."""
+
 _server: tuple[TlsMode, gevent.ssl.SSLContext | None] = (TlsMode.DISABLED, None)
 _outbound: gevent.ssl.SSLContext | None = None
+_settings: TlsSettings | None = None
+_stamp: tuple[float, ...] = ()
+_checked_at = 0.0
 
 
 def configure(s: TlsSettings) -> None:
-    """Set this process's listeners and outbound connections (once, before any starts)."""
-    global _server, _outbound
+    """Set this process's listeners and outbound connections (before any starts; again when
+    the files change, ``_reload_if_changed``)."""
+    global _server, _outbound, _settings, _stamp
+    stamp = _stamp_of(s)
     server = server_context(s) if s.server_mode is not TlsMode.DISABLED else None
-    _server = (s.server_mode, server)
-    _outbound = _outbound_context(s) if s.enable else None
+    outbound = _outbound_context(s) if s.enable else None
+    _server, _outbound, _settings, _stamp = (s.server_mode, server), outbound, s, stamp
+
+
+def _stamp_of(s: TlsSettings) -> tuple[float, ...]:
+    """The modification times of every file ``s`` names (0 for one that is missing)."""
+    files = (
+        s.server_cert_path,
+        s.server_key_path,
+        s.server_trust_cert_path,
+        s.client_cert_path,
+        s.client_key_path,
+        s.client_trust_cert_path,
+    )
+    stamp = []
+    for file in files:
+        try:
+            stamp.append(pathlib.Path(file).expanduser().stat().st_mtime if file else 0.0)
+        except OSError:
+            stamp.append(0.0)
+    return tuple(stamp)
+
+
+def _reload_if_changed() -> None:
+    """Load the certificate files again when they changed (checked once a second at most); a
+    set that does not load (a key not yet written beside its new certificate) keeps the old
+    contexts and is tried again at the next check."""
+    global _checked_at
+    now = time.monotonic()
+    if _settings is None or now - _checked_at < RELOAD_CHECK_S:
+        return
+    _checked_at = now
+    if _stamp_of(_settings) == _stamp:
+        return
+    try:
+        configure(_settings)
+    except OSError as exc:  # ssl.SSLError is one
+        logger.warning("tls: the changed certificate files do not load ({}); old ones kept", exc)
+        return
+    logger.info("tls: certificate files changed: reloaded")
 
 
 def _outbound_context(s: TlsSettings) -> gevent.ssl.SSLContext:
@@ -241,6 +290,7 @@ def _outbound_context(s: TlsSettings) -> gevent.ssl.SSLContext:
 
 def outbound() -> gevent.ssl.SSLContext | None:
     """The context of this process's own outbound remoting connections (None: plain)."""
+    _reload_if_changed()
     return _outbound
 
 
@@ -248,8 +298,11 @@ def accept(conn: socket.socket, address: Any) -> socket.socket | None:
     """An accepted listener connection as the process's mode wants it: as it is, wrapped in
     TLS (handshake done), or None (closed: a plain peer under ``enforcing``, a failed
     handshake). Blocks this greenlet up to ``HANDSHAKE_S``."""
+    if _server[0] is TlsMode.DISABLED:
+        return conn
+    _reload_if_changed()
     mode, ctx = _server
-    if mode is TlsMode.DISABLED or ctx is None:
+    if ctx is None:
         return conn
     secure: Any = None
     try:

@@ -4,9 +4,12 @@ speak TLS."""
 
 from __future__ import annotations
 
+import os
 import pathlib
+import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -20,6 +23,7 @@ from runtime.hostport import parse_address
 from runtime.remoting.codes import RequestCode
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.frame import encode
+from tests.client_support import wait_until
 from tests.harness import RuntimeProcess
 from tests.tls_support import needs_openssl, self_signed
 
@@ -214,3 +218,38 @@ def test_a_tls_broker_stopping_mid_stream_finishes_its_connections_cleanly(
     assert code == 0
     assert all(e is None or isinstance(e, ClientError) for e in outcomes)
     assert not [line for line in node.stderr if "Traceback" in line], node.stderr[-20:]
+
+
+def presents(address: str, trusted: pathlib.Path) -> bool:
+    """Whether the TLS server at ``address`` presents a certificate ``trusted`` vouches for."""
+    context = ssl.create_default_context(cafile=str(trusted))
+    context.check_hostname = False
+    host, port = parse_address(address)
+    try:
+        with (
+            socket.create_connection((host, port), timeout=5) as sock,
+            context.wrap_socket(sock),
+        ):
+            return True
+    except ssl.SSLCertVerificationError:
+        return False
+
+
+def test_renewed_certificate_files_are_used_without_a_restart(
+    tmp_path: pathlib.Path, certs: dict[str, pathlib.Path]
+) -> None:
+    # Given an enforcing cluster reading its certificate from files we may replace
+    live = {"cert": tmp_path / "live.crt", "key": tmp_path / "live.key"}
+    shutil.copy(certs["cert"], live["cert"])
+    shutil.copy(certs["key"], live["key"])
+    renewed_cert, renewed_key = self_signed(tmp_path, "renewed")
+    with cluster(tmp_path, live, "enforcing") as node:
+        namesrv = node.wait_ready()["namesrv"]
+        assert presents(namesrv, certs["cert"]) and not presents(namesrv, renewed_cert)
+        # When the files are renewed (new ones renamed over the old, as a renewal tool does)
+        os.replace(shutil.copy(renewed_key, tmp_path / "k.tmp"), live["key"])
+        os.replace(shutil.copy(renewed_cert, tmp_path / "c.tmp"), live["cert"])
+        # Then new connections get the new certificate, and clients trusting it are served
+        wait_until(lambda: presents(namesrv, renewed_cert), what="the renewed certificate")
+        renewed = TlsOptions(verify=True, trust_cert_path=str(renewed_cert))
+        assert len(round_trip(namesrv, renewed, "TlsRenewed")) == 3
