@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 
 import pytest
@@ -80,3 +81,26 @@ def test_a_file_that_is_no_certificate_is_named(tmp_path: pathlib.Path) -> None:
     with pytest.raises(ConfigError) as info:
         tls.load(write(tmp_path, text))
     assert info.value.key == "tls.server.certPath" and "cannot load it" in info.value.problem
+
+
+@needs_openssl
+def test_changed_files_that_do_not_load_keep_the_old_context(tmp_path: pathlib.Path) -> None:
+    cert, key = self_signed(tmp_path, "t")
+    text = f"tls.server.mode=enforcing\ntls.server.certPath={cert}\ntls.server.keyPath={key}\n"
+    tls.configure(tls.load(write(tmp_path, text)))
+    try:
+        before = tls._server
+        # Given a certificate file replaced by one that does not load (its key not yet renewed)
+        cert.write_text("half-written\n")
+        os.utime(cert, (1, 1))  # surely another modification time
+        tls._checked_at = 0.0
+        # When a connection looks, Then the old context stays
+        tls._reload_if_changed()
+        assert tls._server is before
+        # And once the files load again, the next look replaces it
+        self_signed(tmp_path, "t")
+        tls._checked_at = 0.0
+        tls._reload_if_changed()
+        assert tls._server is not before and tls._server[1] is not None
+    finally:
+        tls.configure(tls.TlsSettings())
