@@ -85,6 +85,15 @@ def round_trip(namesrv: str, tls: TlsOptions | bool | None, topic: str) -> list[
         consumer.shutdown()
 
 
+def assert_refused(namesrv: str, tls: TlsOptions | bool, topic: str) -> None:
+    """A client with these TLS options cannot send (its route cannot be fetched)."""
+    with (
+        Producer(f"p-{topic}", namesrv=namesrv, tls=tls, send_timeout=2) as producer,
+        pytest.raises(ClientError),
+    ):
+        producer.send(Message(topic, b"x"))
+
+
 def plain_request_answered(address: str) -> bool:
     """Whether a plain (non-TLS) GET_ROUTEINFO_BY_TOPIC to ``address`` gets any answer."""
     host, port = parse_address(address)
@@ -115,11 +124,7 @@ def test_a_client_may_verify_the_server_certificate(
     assert len(round_trip(enforcing, trusted, "TlsVerified")) == 3
     # And trusting another certificate, the client fails (its route cannot be fetched)
     stranger = TlsOptions(verify=True, trust_cert_path=str(certs["stranger"]))
-    with (
-        Producer("p-stranger", namesrv=enforcing, tls=stranger, send_timeout=2) as producer,
-        pytest.raises(ClientError),
-    ):
-        producer.send(Message("TlsStranger", b"x"))
+    assert_refused(enforcing, stranger, "TlsStranger")
 
 
 def test_a_permissive_cluster_serves_plain_and_tls_clients(
@@ -187,11 +192,7 @@ def test_a_server_requiring_client_certificates_serves_only_clients_with_one(
         mutual = TlsOptions(cert_path=client, key_path=str(certs["client_key"]))
         assert len(round_trip(namesrv, mutual, "TlsMutual")) == 3
         # And a TLS client without one is refused (its route cannot be fetched)
-        with (
-            Producer("p-anonymous", namesrv=namesrv, tls=True, send_timeout=2) as producer,
-            pytest.raises(ClientError),
-        ):
-            producer.send(Message("TlsAnonymous", b"x"))
+        assert_refused(namesrv, True, "TlsAnonymous")
 
 
 def test_a_tls_broker_stopping_mid_stream_finishes_its_connections_cleanly(
