@@ -229,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--tls",
         action="store_true",
         help="the client connects over TLS (with --spawn: a cluster enforcing TLS, a self-signed "
-        "certificate; not for latency)",
+        "certificate)",
     )
     common.add_argument(
         "--gc-settle",
@@ -313,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = sub.add_parser("latency-consumer", help="(internal) the consumer half of latency")
     p.add_argument("--gc-settle", action="store_true")
+    p.add_argument("--tls", action="store_true")
     p.add_argument("--namesrv", required=True)
     p.add_argument("--topic", required=True)
     p.add_argument("--group", required=True)
@@ -343,8 +344,6 @@ def main(argv: list[str] | None = None) -> int:
         heap.settle()
     if args.bench == "latency-consumer":
         return latency_consumer(args)
-    if args.bench == "latency" and args.tls:
-        raise SystemExit("latency --tls: not supported (its consumer process connects in plain)")
     if args.topic is None and getattr(args, "no_fill", False):
         raise SystemExit("consume --no-fill: name the topic holding the backlog (--topic)")
     if args.topic is None:

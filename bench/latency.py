@@ -29,8 +29,8 @@ def bench_latency(args: argparse.Namespace, namesrv: str) -> dict[str, Any]:
     from bench.topics import on_every_master
 
     # on every group before the consumer starts (ConsumeFrom.LAST), as ``updateTopic -c`` would
-    on_every_master(namesrv, topic)
-    with c.Producer("bench-latency-producer", namesrv=namesrv) as producer:
+    on_every_master(namesrv, topic, tls=args.tls)
+    with c.Producer("bench-latency-producer", namesrv=namesrv, tls=args.tls) as producer:
         producer.send(c.Message(topic, b"warm-up"))  # route and connections
         cmd = [
             sys.executable,
@@ -55,6 +55,8 @@ def bench_latency(args: argparse.Namespace, namesrv: str) -> dict[str, Any]:
             cmd += ["--dump", args.dump]
         if args.gc_settle:
             cmd += ["--gc-settle"]
+        if args.tls:
+            cmd += ["--tls"]
         if args.plain_consumer:
             cmd = [sys.executable, "-m", "bench.client_bench", *cmd[4:]]
         child = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True)
@@ -196,7 +198,11 @@ def latency_consumer(args: argparse.Namespace) -> int:
 
     if args.consumer == "push":
         consumer = c.PushConsumer(
-            args.group, namesrv=args.namesrv, consume_from=c.ConsumeFrom.LAST, consume_threads=4
+            args.group,
+            namesrv=args.namesrv,
+            consume_from=c.ConsumeFrom.LAST,
+            consume_threads=4,
+            tls=args.tls,
         )
         consumer.subscribe(args.topic, "*", record)
         consumer.start()
@@ -204,7 +210,9 @@ def latency_consumer(args: argparse.Namespace) -> int:
         print("ready", flush=True)
         done.wait(args.timeout)
     else:
-        consumer = c.PullConsumer(args.group, namesrv=args.namesrv, consume_from=c.ConsumeFrom.LAST)
+        consumer = c.PullConsumer(
+            args.group, namesrv=args.namesrv, consume_from=c.ConsumeFrom.LAST, tls=args.tls
+        )
         consumer.subscribe(args.topic, "*")
         consumer.start()
         cpu0 = time.process_time()

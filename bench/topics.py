@@ -22,11 +22,16 @@ DEFAULT_QUEUES = 4
 
 
 def on_every_master(
-    namesrv: str, topic: str, *, queues: int = DEFAULT_QUEUES, timeout: float = 15.0
+    namesrv: str,
+    topic: str,
+    *,
+    queues: int = DEFAULT_QUEUES,
+    timeout: float = 15.0,
+    tls: bool = False,
 ) -> list[str]:
     """Create ``topic`` on every master that lacks it; wait until the route lists every group.
     Returns the broker names it created the topic on. Raises TimeoutError after ``timeout`` s."""
-    with Admin(namesrv=namesrv) as admin:
+    with Admin(namesrv=namesrv, tls=tls) as admin:
         masters = admin.masters()
         route = _route(admin, topic)
         present = _groups(route)
