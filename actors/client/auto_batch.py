@@ -32,7 +32,7 @@ from actors.client.errors import ClientError, MessageTooLargeError
 from actors.client.message import Message, MessageQueue, SendResult
 from actors.client.msgid import new_message_id
 from actors.client.outgoing import Outgoing, batch_entry, check_topic, joined_batch
-from actors.client.send import Selection
+from actors.client.selectors import Selection
 from runtime.remoting.codes import RETRY_PREFIX
 
 Done = Callable[[Any, "BaseException | None"], None]

@@ -48,8 +48,8 @@ from actors.client.producer_batch import ProducerBatch
 from actors.client.producer_hooks import ProducerHooks
 from actors.client.producer_reply import ProducerReply
 from actors.client.reply import ReplyWaiters
-from actors.client.selectors import ByShardingKey, QueueSelector
-from actors.client.send import ROUND_ROBIN, Selection, Sender
+from actors.client.selectors import ROUND_ROBIN, ByShardingKey, QueueSelector, Selection
+from actors.client.send import Sender
 from actors.client.send_hooks import HookedSend
 from actors.client.trace_dispatcher import TraceDispatcher
 from runtime.acl.signature import SessionCredentials

@@ -14,8 +14,7 @@ from actors.client.hub import ClientHub
 from actors.client.message import Message, MessageQueue, SendResult
 from actors.client.outgoing import Outgoing, prepare_batch
 from actors.client.producer_port import ProducerPort
-from actors.client.selectors import QueueSelector
-from actors.client.send import Selection
+from actors.client.selectors import QueueSelector, Selection
 
 
 class ProducerBatch(ProducerPort):

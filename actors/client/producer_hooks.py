@@ -15,7 +15,7 @@ from actors.client.hooks import CommunicationMode, MessageType, SendHook, added,
 from actors.client.message import Message, MessageQueue, SendResult
 from actors.client.outgoing import Outgoing
 from actors.client.producer_port import ProducerPort
-from actors.client.send import Selection
+from actors.client.selectors import Selection
 from actors.client.send_hooks import HookedSend
 from actors.client.trace import PRODUCE, start_dispatcher
 from actors.client.trace_hooks import SendTraceHook

@@ -20,8 +20,8 @@ from actors.client.message import Message, MessageQueue, SendResult
 from actors.client.namespace import Namespace
 from actors.client.outgoing import Outgoing
 from actors.client.reply import ReplyWaiters
-from actors.client.selectors import QueueSelector
-from actors.client.send import Selection, Sender
+from actors.client.selectors import QueueSelector, Selection
+from actors.client.send import Sender
 from actors.client.send_hooks import HookedSend
 
 

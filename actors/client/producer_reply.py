@@ -26,8 +26,7 @@ from actors.client.reply import (
     request_properties,
 )
 from actors.client.request_async import PendingReply, ReplyCallback
-from actors.client.selectors import QueueSelector
-from actors.client.send import ROUND_ROBIN
+from actors.client.selectors import ROUND_ROBIN, QueueSelector
 from actors.client.send_hooks import HookedSend
 
 

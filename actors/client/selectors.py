@@ -2,6 +2,8 @@
 
 A selector is any ``callable(queues, message) -> MessageQueue`` where ``queues`` are the topic's
 writable queues in (broker name, queue id) order, as RocketMQ's MessageQueueSelector.
+``Selection`` is what one send asked for (an explicit queue, a selector, or neither: the
+default round robin, ``ROUND_ROBIN``).
 """
 
 from __future__ import annotations
@@ -71,3 +73,26 @@ def check_selected(mq: object, queues: Sequence[MessageQueue]) -> MessageQueue:
     if not isinstance(mq, MessageQueue):
         raise MessageInvalidError("queue", f"selector returned {mq!r}, not a MessageQueue")
     return mq
+
+
+class Selection:
+    """How to pick the queue: exactly one of explicit queue, selector, or round robin."""
+
+    __slots__ = ("message", "queue", "selector")
+
+    def __init__(
+        self,
+        queue: MessageQueue | None = None,
+        selector: QueueSelector | None = None,
+        message: Message | None = None,
+    ) -> None:
+        self.queue = queue
+        self.selector = selector
+        self.message = message
+
+    @property
+    def default(self) -> bool:
+        return self.queue is None and self.selector is None
+
+
+ROUND_ROBIN = Selection()

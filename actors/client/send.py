@@ -53,58 +53,18 @@ from actors.client.latency_fault import LatencyFault
 from actors.client.message import Message, MessageQueue, SendResult, SendStatus
 from actors.client.outgoing import Outgoing
 from actors.client.routes import TopicRoute
-from actors.client.selectors import QueueSelector, RoundRobin, check_selected
-from actors.client.send_answer import send_result
+from actors.client.selectors import RoundRobin, Selection, check_selected
+from actors.client.send_answer import RETRY_CODES, STATUS_BY_CODE, send_result
 from actors.client.send_lanes import ROUTE, SESSION, TIMER_SLACK, LaneKey, open_lane
 from runtime.actor import GeventFuture
-from runtime.remoting.codes import RequestCode, ResponseCode
+from runtime.remoting.codes import RequestCode
 from runtime.remoting.command import RemotingCommand, next_opaque
 from runtime.remoting.headers import DEFAULT_TOPIC
 
 Done = Callable[[Any, "BaseException | None"], None]
 
-STATUS_BY_CODE = {
-    ResponseCode.SUCCESS: SendStatus.SEND_OK,
-    ResponseCode.FLUSH_DISK_TIMEOUT: SendStatus.FLUSH_DISK_TIMEOUT,
-    ResponseCode.FLUSH_SLAVE_TIMEOUT: SendStatus.FLUSH_SLAVE_TIMEOUT,
-    ResponseCode.SLAVE_NOT_AVAILABLE: SendStatus.SLAVE_NOT_AVAILABLE,
-}
 ROUTE_RETRY_DELAY = 0.2
 """Seconds before retrying a send that found no route or no connection (times the attempt)."""
-RETRY_CODES = frozenset(
-    {
-        ResponseCode.TOPIC_NOT_EXIST,
-        ResponseCode.SERVICE_NOT_AVAILABLE,
-        ResponseCode.SYSTEM_ERROR,
-        ResponseCode.SYSTEM_BUSY,
-        ResponseCode.NO_PERMISSION,
-        ResponseCode.NO_BUYER_ID,
-        ResponseCode.NOT_IN_CURRENT_UNIT,
-    }
-)
-
-
-class Selection:
-    """How to pick the queue: exactly one of explicit queue, selector, or round robin."""
-
-    __slots__ = ("message", "queue", "selector")
-
-    def __init__(
-        self,
-        queue: MessageQueue | None = None,
-        selector: QueueSelector | None = None,
-        message: Message | None = None,
-    ) -> None:
-        self.queue = queue
-        self.selector = selector
-        self.message = message
-
-    @property
-    def default(self) -> bool:
-        return self.queue is None and self.selector is None
-
-
-ROUND_ROBIN = Selection()
 
 
 class Sender:

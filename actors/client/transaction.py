@@ -61,7 +61,7 @@ from actors.client.outgoing import Outgoing
 from actors.client.producer import Producer
 from actors.client.pull import decode_messages
 from actors.client.remoting import make_request
-from actors.client.send import ROUND_ROBIN
+from actors.client.selectors import ROUND_ROBIN
 from actors.client.trace_hooks import end_transaction
 from runtime.errors import ProtocolError
 from runtime.remoting import properties as P

@@ -52,7 +52,7 @@ from actors.client import (
     PushConsumer,
 )
 from actors.client.message import SendStatus
-from actors.client.send import STATUS_BY_CODE
+from actors.client.send_answer import STATUS_BY_CODE
 from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.frame import FrameDecoder, encode
