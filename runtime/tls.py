@@ -7,18 +7,20 @@ as RocketMQ's): ``tls.server.mode`` ``disabled`` (the default here; RocketMQ's i
 with a generated test certificate, which this does not make), ``permissive`` (a connection
 whose first byte is a TLS handshake record, 0x16, is served over TLS, any other in plain: no
 remoting frame starts with it, as its length would be over 350 MB) or ``enforcing`` (TLS only: a
-plain connection is closed). ``tls.server.certPath`` / ``keyPath`` / ``keyPassword`` (PEM) are
-then required; ``tls.server.need.client.auth`` ``none`` / ``optional`` / ``require`` asks for
-client certificates, checked against ``tls.server.trustCertPath``.
+plain connection is closed). ``tls.server.certPath`` and ``keyPath`` (PEM; ``keyPassword``
+when the key is encrypted) are then required; ``tls.server.need.client.auth`` ``none`` /
+``optional`` / ``require`` asks for client certificates, checked against
+``tls.server.trustCertPath``.
 
 Client side (the process's own outbound remoting connections: a broker's registrations with the
 name servers, a slave's requests to its master, the controller's; the Python client has its own
-``ClientConfig.use_tls``): ``tls.enable`` turns TLS on; ``tls.client.authServer`` verifies the
-server's certificate against ``tls.client.trustCertPath`` (off, RocketMQ's default: encrypted
-but not authenticated); ``tls.client.certPath`` / ``keyPath`` / ``keyPassword`` present a
-client certificate. Other ``tls.*`` keys RocketMQ knows load and do nothing; an unknown one, a
-bad value or a missing file is a ``ConfigError`` naming the file and the key. Certificate files
-that change are loaded again (``RELOAD_CHECK_S``), without a restart.
+``tls=`` option, ``actors.client.TlsOptions``, a ``ClientTls``): ``tls.enable`` turns TLS on;
+``tls.client.authServer`` verifies the server's certificate against
+``tls.client.trustCertPath`` (off, RocketMQ's default: encrypted but not authenticated);
+``tls.client.certPath`` / ``keyPath`` / ``keyPassword`` present a client certificate. Other
+``tls.*`` keys RocketMQ knows load and do nothing; an unknown one, a bad value or a missing file
+is a ``ConfigError`` naming the file and the key. Certificate files that change are loaded
+again (``RELOAD_CHECK_S``), without a restart.
 """
 
 from __future__ import annotations
