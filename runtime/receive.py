@@ -17,10 +17,16 @@ from collections.abc import Callable
 from typing import Any
 
 
+def is_tls(sock: object) -> bool:
+    """Whether ``sock`` is a TLS socket (``runtime.tls``): its bytes must go through its TLS
+    layer, never through the socket underneath."""
+    return hasattr(sock, "_sslobj")
+
+
 def raw_socket(sock: object) -> Any:
     """gevent's underlying non-blocking socket of ``sock``; None for a plain socket and for a
-    TLS socket, whose bytes must go through its TLS layer (``runtime.tls``)."""
-    if hasattr(sock, "_sslobj"):
+    TLS socket."""
+    if is_tls(sock):
         return None
     return getattr(sock, "_sock", None)
 
@@ -28,6 +34,8 @@ def raw_socket(sock: object) -> Any:
 def receiver(sock: socket.socket, size: int) -> Callable[[], bytes]:
     """A function that returns the next bytes of ``sock`` (b"" at EOF), up to ``size``. A TLS
     socket reads through gevent's ``recv`` (it may hold decrypted bytes already)."""
+    if is_tls(sock):
+        return _tls_receiver(sock, size)
     raw = raw_socket(sock)
     wait = getattr(sock, "_wait", None)
     event = getattr(sock, "_read_event", None)
@@ -54,5 +62,18 @@ def receiver(sock: socket.socket, size: int) -> Callable[[], bytes]:
                 continue
             more = len(data) == size
             return data
+
+    return receive
+
+
+def _tls_receiver(sock: socket.socket, size: int) -> Callable[[], bytes]:
+    """gevent's TLS ``recv``, whose "socket closed" is a ValueError ("Read on closed or
+    unwrapped SSL socket"): raised here as the ``OSError`` a plain socket raises."""
+
+    def receive() -> bytes:
+        try:
+            return sock.recv(size)
+        except ValueError as exc:
+            raise ConnectionAbortedError(str(exc)) from None
 
     return receive

@@ -61,7 +61,7 @@ from runtime.actor import GeventActor
 from runtime.errors import ProtocolError
 from runtime.hostport import format_address, parse_address
 from runtime.in_flight import MAX_IN_FLIGHT, MAX_IN_FLIGHT_BYTES, InFlight
-from runtime.receive import receiver
+from runtime.receive import is_tls, receiver
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.frame import FrameDecoder
@@ -232,7 +232,7 @@ class ClientSession(GeventActor):
             logger.warning("{}: {} {}: closing", self.role, self.handle, reason)
             if exc.opaque is not None:
                 self._reply_error(exc.opaque, ResponseCode.SYSTEM_ERROR, exc.reason)
-        except (OSError, ValueError) as exc:  # ValueError: a TLS socket closed under the read
+        except OSError as exc:
             reason = f"read failed: {exc}"
         with contextlib.suppress(pykka.ActorDeadError):
             ref.tell(Closed(reason))
@@ -337,10 +337,10 @@ class RejectAll:
 
 
 def _half_close(sock: socket.socket) -> None:
-    """Send the FIN (SHUT_WR). A TLS socket's own ``shutdown`` drops its TLS layer (gevent's
-    reads then raise ValueError), so its underlying socket is shut instead: the peer sees the
+    """Send the FIN (SHUT_WR). A TLS socket's own ``shutdown`` drops its TLS layer (its reads
+    then fail), so its underlying socket is shut instead: the peer sees the
     end of the stream, and what it still sends is read and decrypted as before."""
-    target = getattr(sock, "_sock", sock) if hasattr(sock, "_sslobj") else sock
+    target = getattr(sock, "_sock", sock) if is_tls(sock) else sock
     target.shutdown(socket.SHUT_WR)
 
 

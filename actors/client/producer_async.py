@@ -132,7 +132,7 @@ class ProducerAsync(ProducerPort):
         (``ClientError``)."""
         hub = self._running_hub("flush")
         if self._in_own_callback():
-            raise ClientError(f"flush ({self.group}): called from a send callback")
+            raise ClientError(f"flush ({self.group}): called from its own send or request callback")
         accumulator = self._accumulator
         if accumulator is not None:
             hub.call(accumulator.send_all, timeout=self.config.request_timeout, what="flush")

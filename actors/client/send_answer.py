@@ -2,7 +2,8 @@
 ``MQClientAPIImpl.processSendResponse``): the answer's extFields give the offset message id
 (``msgId``), the queue and queue offset, the transaction id, and the broker's region and trace
 switch (``MSG_REGION``: empty or absent reads as ``DefaultRegion``; ``TRACE_ON``: only the
-text ``false`` turns it off)."""
+text ``false`` turns it off). Also what an answer's code means: its ``SendStatus``
+(``STATUS_BY_CODE``) or a retry (``RETRY_CODES``)."""
 
 from __future__ import annotations
 
