@@ -46,7 +46,6 @@ import errno
 import time
 from typing import Any
 
-import gevent.queue
 import pykka
 from loguru import logger
 
@@ -189,11 +188,8 @@ class CommitLogWriter(GeventActor):
         group = [first]
         inbox = self.actor_inbox
         total = len(first.records)
-        while total < MAX_GROUP_RECORDS:
-            try:
-                envelope = inbox.peek_nowait()  # type: ignore[attr-defined]
-            except gevent.queue.Empty:
-                break
+        while total < MAX_GROUP_RECORDS and inbox.qsize():  # type: ignore[attr-defined]
+            envelope = inbox.peek_nowait()  # type: ignore[attr-defined]
             msg = getattr(envelope, "message", None)
             if not isinstance(msg, AppendBatch) or envelope.reply_to is not None:
                 break
