@@ -46,21 +46,29 @@ class _Parser(argparse.ArgumentParser):
         return super().format_help()
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from config import list_profiles
+def _shared_options(
+    after_command: bool,
+) -> tuple[argparse.ArgumentParser, argparse.ArgumentParser, argparse.ArgumentParser]:
+    """The options a process command takes both before and after its name (``--tls-config F
+    broker ...`` or ``broker --tls-config F ...``): (common, data, ports). After the command
+    their defaults are SUPPRESS: argparse copies every default of a subcommand's parser over
+    the options parsed before it, so ``--tls-config F broker`` would otherwise run plain."""
+
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if after_command else value
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--tls-config",
         type=pathlib.Path,
-        default=None,
+        default=default(None),
         help="RocketMQ's tls.properties (tls.server.mode, tls.server.certPath, ..., tls.enable): "
         "TLS on this process's remoting listeners and its own outbound connections "
         "(docs/deploy.md, TLS)",
     )
     common.add_argument(
         "--log-level",
-        default="INFO",
+        default=default("INFO"),
         type=str.upper,
         choices=logs.LEVELS,
         help="log level on stderr (default INFO)",
@@ -69,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument(
         "--data-dir",
         type=pathlib.Path,
-        default=None,
+        default=default(None),
         help="where stores live. cluster: default $ACTORMQ_DATA_DIR or ~/.actormq/<profile>, one "
         "subdirectory <brokerName>-<brokerId> per broker; broker: overrides storePathRootDir",
     )
@@ -77,9 +85,16 @@ def build_parser() -> argparse.ArgumentParser:
     ports.add_argument(
         "--ephemeral-ports",
         action="store_true",
+        default=default(False),
         help="bind every listener on a free port (tests); the ready line names them",
     )
+    return common, data, ports
 
+
+def build_parser() -> argparse.ArgumentParser:
+    from config import list_profiles
+
+    common, data, ports = _shared_options(after_command=False)
     parser = _Parser(
         prog="python -m runtime",
         description="actormq: a RocketMQ-compatible message queue. With no command, runs the "
@@ -89,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(
         dest="command", metavar="COMMAND", parser_class=argparse.ArgumentParser
     )
+    common, data, ports = _shared_options(after_command=True)
 
     cluster = sub.add_parser(
         "cluster",

@@ -1,7 +1,9 @@
-"""``python -m runtime --help``: what it lists comes from the commands' own parsers."""
+"""``python -m runtime``'s command line: what --help lists comes from the commands' own parsers;
+process options mean the same before and after the command."""
 
 from __future__ import annotations
 
+import pathlib
 import re
 
 import pytest
@@ -44,3 +46,29 @@ def test_a_subcommand_help_does_not_carry_the_admin_list(
         build_parser().parse_args(["cluster", "--help"])
     out = capsys.readouterr().out
     assert "--profile" in out and "admin commands" not in out
+
+
+@pytest.mark.parametrize("command", [["cluster"], ["namesrv"], ["broker", "-c", "b.conf"]])
+def test_options_before_the_command_are_kept(command: list[str]) -> None:
+    # Given the process options written before the command (as in RocketMQ's scripts)
+    before = ["--tls-config", "tls.properties", "--log-level", "debug", "--ephemeral-ports"]
+    # When the command line is parsed
+    args = build_parser().parse_args([*before, *command])
+    # Then the command's own (absent) options did not reset them to their defaults
+    assert args.tls_config == pathlib.Path("tls.properties")
+    assert args.log_level == "DEBUG"
+    assert args.ephemeral_ports is True
+
+
+@pytest.mark.parametrize("command", [["cluster"], ["namesrv"], ["broker", "-c", "b.conf"]])
+def test_options_after_the_command_and_defaults(command: list[str]) -> None:
+    after = build_parser().parse_args([*command, "--tls-config", "t", "--log-level", "error"])
+    assert (after.tls_config, after.log_level) == (pathlib.Path("t"), "ERROR")
+    plain = build_parser().parse_args(command)
+    assert (plain.tls_config, plain.log_level, plain.ephemeral_ports) == (None, "INFO", False)
+    assert plain.data_dir is None
+
+
+def test_data_dir_before_the_command_is_kept() -> None:
+    args = build_parser().parse_args(["--data-dir", "/d", "broker", "-c", "b.conf"])
+    assert args.data_dir == pathlib.Path("/d")
