@@ -225,7 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     raise_open_files_limit()
     try:
         if args.tls_config is not None:
-            tls.configure(tls.load(args.tls_config))
+            settings = tls.load(args.tls_config)
+            tls.configure(settings)
+            logger.info("tls: {}: {}", args.tls_config, settings.describe())
         node = _make_node(args)
         node.start()
     except ActorMQError as exc:

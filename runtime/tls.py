@@ -79,6 +79,15 @@ class TlsSettings(msgspec.Struct, frozen=True, kw_only=True):
     client_key_path: str = ""
     client_key_password: str = ""
 
+    def describe(self) -> str:
+        """One line for the start-up log: what is encrypted and what is checked."""
+        server = f"listeners {self.server_mode.value}"
+        if self.server_mode is not TlsMode.DISABLED:
+            server += f" (client certificates: {self.server_need_client_auth.value})"
+        verified = "server certificate checked" if self.client_auth_server else "not checked"
+        outbound = f"outbound TLS ({verified})" if self.enable else "outbound plain"
+        return f"{server}, {outbound}, HA replication plain"
+
     def client_side(self) -> ClientTls:
         """The ``tls.client.*`` keys."""
         return ClientTls(

@@ -1,4 +1,5 @@
-"""A tiny blocking admin client for chaos tests: one request per connection, plain sockets.
+"""A tiny blocking admin client for chaos tests: one request per connection, blocking sockets
+(TLS when the run uses it, ``transport``).
 
 The test process is not monkey-patched, so this uses the standard ``socket`` module with a
 deadline on every call. It serves the few requests the harness needs: waiting for a broker's
@@ -7,7 +8,6 @@ registration, creating a topic, reading queue max offsets and a group's stored o
 
 from __future__ import annotations
 
-import socket
 import time
 
 from runtime.hostport import parse_address
@@ -15,6 +15,7 @@ from runtime.remoting.bodies import ClusterInfo, TopicRouteData, decode_body
 from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.frame import FrameDecoder, encode
+from tests.chaos import transport
 
 
 class AdminError(Exception):
@@ -37,7 +38,7 @@ def call(
     request = RemotingCommand.request(code, ext, body)
     deadline = time.monotonic() + timeout
     try:
-        with socket.create_connection(split_address(address), timeout=timeout) as sock:
+        with transport.connect(split_address(address), timeout=timeout) as sock:
             sock.sendall(encode(request))
             decoder = FrameDecoder()
             while True:

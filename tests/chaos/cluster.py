@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from tests.chaos import admin
+from tests.chaos import admin, transport
 from tests.harness import RuntimeProcess
 
 HOST = "127.0.0.1"
@@ -46,7 +46,7 @@ class Node:
     ) -> None:
         self.name = name
         self.env = env  # extra environment of every incarnation
-        self.args = ["--log-level", log_level, *args]
+        self.args = ["--log-level", log_level, *transport.node_args(), *args]
         self.logs = workdir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.proc: RuntimeProcess | None = None

@@ -39,6 +39,7 @@ from actors.client import (
     PushConsumer,
 )
 from actors.client.rebalance import Rebalancer
+from tests.chaos import transport
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -100,6 +101,7 @@ def run_consumer(
         consumer: PushConsumer | PullConsumer = PushConsumer(
             group,
             namesrv=namesrv,
+            tls=transport.client_tls(),
             consume_from=ConsumeFrom.FIRST,
             instance_name=name,
             consume_threads=4,
@@ -126,6 +128,7 @@ def run_consumer(
         group,
         emit=emit,
         namesrv=namesrv,
+        tls=transport.client_tls(),
         consume_from=ConsumeFrom.FIRST,
         auto_commit=False,
         instance_name=name,

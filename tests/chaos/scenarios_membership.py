@@ -57,7 +57,7 @@ from typing import Any
 from actors.client import Message, Producer
 from runtime.remoting.bodies import KVTable, decode_body
 from runtime.remoting.codes import RequestCode
-from tests.chaos import admin
+from tests.chaos import admin, transport
 from tests.chaos import checker as C
 from tests.chaos import membership_logs as L
 from tests.chaos.cluster import BrokerSpec, Node
@@ -150,6 +150,7 @@ class MembershipRun(HaRun):
         producer = Producer(
             "chaos-fill",
             namesrv=self.cluster.namesrv,
+            tls=transport.client_tls(),
             retries=2,
             send_timeout=10.0,
             instance_name=f"chaos-fill-{os.getpid()}",

@@ -30,7 +30,7 @@ from actors.client.rebalance import Rebalancer
 from runtime.remoting import properties as P
 from runtime.remoting.codes import DLQ_PREFIX, RETRY_PREFIX, RequestCode, ResponseCode
 from runtime.store.topic_names import SCHEDULE_TOPIC
-from tests.chaos import admin
+from tests.chaos import admin, transport
 from tests.chaos.history import History, Read, classify_error, classify_result, queue_key
 from tests.chaos.workload import ProducerThread, store_address
 
@@ -199,6 +199,7 @@ class OrderlyConsumer(_Consumer):
         self.consumer = Consumer(
             group,
             namesrv=namesrv,
+            tls=transport.client_tls(),
             instance_name=name,
             orderly=True,
             relock_interval=2.0,
@@ -235,6 +236,7 @@ class RetryConsumer(_Consumer):
         self.consumer = PushConsumer(
             group,
             namesrv=namesrv,
+            tls=transport.client_tls(),
             instance_name=name,
             max_reconsume_times=max_reconsume_times,
             reconsume_delay=0.5,

@@ -2,6 +2,7 @@
 
     python -m tests.chaos.soak --scenario R1 --seconds 600 --seed 7
     python -m tests.chaos.soak --scenario R9 --seconds 300 --seeds 1,2,3,4,5
+    python -m tests.chaos.soak --scenario R1 --seconds 120 --tls
 
 Prints the checker report and the verdict of each seed, keeps the history and every process
 log under ``--workdir`` (default: a new directory under /tmp), exits 0 when every seed passed,
@@ -12,12 +13,14 @@ docs/chaos.md for reading the output.
 from __future__ import annotations
 
 import argparse
+import os
 import pathlib
 import random
 import sys
 import tempfile
 import time
 
+from tests.chaos import transport
 from tests.chaos.scenarios import RunConfig, SkipScenario, all_scenarios, run
 
 
@@ -35,6 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drain-timeout", type=float, default=120.0)
     parser.add_argument("--workdir", type=pathlib.Path, default=None)
     parser.add_argument("--log-level", default="INFO", help="of the runtime processes")
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="the cluster enforces TLS (a self-signed certificate made in the workdir) and "
+        "every client of the harness connects over TLS (tests/chaos/transport.py)",
+    )
     args = parser.parse_args(argv)
     from loguru import logger
 
@@ -45,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         seeds = [args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 30)]
     base = args.workdir or pathlib.Path(tempfile.mkdtemp(prefix=f"chaos-{args.scenario}-"))
+    if args.tls:
+        os.environ[transport.ENV] = str(transport.setup(base / "tls"))  # children inherit it
+        print(f"TLS: {os.environ[transport.ENV]}", flush=True)
     failed = 0
     for seed in seeds:
         cfg = RunConfig(

@@ -28,7 +28,7 @@ from typing import Any
 
 from actors.client import ConsumeFrom, Message, MessageQueue, Producer, PullConsumer
 from runtime.store.msg_id import decode_offset_msg_id
-from tests.chaos import admin
+from tests.chaos import admin, transport
 from tests.chaos.consumer_worker import run_consumer
 from tests.chaos.history import (
     History,
@@ -55,6 +55,7 @@ def chaos_producer(namesrv: str, name: str, send_timeout: float, **options: Any)
     return Producer(
         "chaos-producers",
         namesrv=namesrv,
+        tls=transport.client_tls(),
         retries=0,
         send_timeout=send_timeout,
         instance_name=f"chaos-{name}-{os.getpid()}",
@@ -421,6 +422,7 @@ def verify_read(
     consumer = PullConsumer(
         group,
         namesrv=namesrv,
+        tls=transport.client_tls(),
         consume_from=ConsumeFrom.FIRST,
         auto_commit=False,
         instance_name=f"{group}-{os.getpid()}",

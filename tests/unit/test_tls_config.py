@@ -32,11 +32,16 @@ def test_a_full_file_loads_with_rocketmq_s_keys(tmp_path: pathlib.Path) -> None:
     assert settings.server_mode is tls.TlsMode.ENFORCING
     assert settings.server_cert_path == str(cert) and settings.enable is True
     assert settings.server_need_client_auth is tls.ClientAuth.NONE
+    assert settings.describe() == (
+        "listeners enforcing (client certificates: none), outbound TLS (not checked), "
+        "HA replication plain"
+    )
 
 
 def test_an_empty_file_leaves_tls_off(tmp_path: pathlib.Path) -> None:
     settings = tls.load(write(tmp_path, "# nothing\n"))
     assert settings.server_mode is tls.TlsMode.DISABLED and settings.enable is False
+    assert settings.describe() == "listeners disabled, outbound plain, HA replication plain"
 
 
 @pytest.mark.parametrize(
