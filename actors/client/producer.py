@@ -49,8 +49,8 @@ from actors.client.producer_hooks import ProducerHooks
 from actors.client.producer_reply import ProducerReply
 from actors.client.reply import ReplyWaiters
 from actors.client.selectors import ROUND_ROBIN, ByShardingKey, QueueSelector, Selection
-from actors.client.send import Sender
 from actors.client.send_hooks import HookedSend
+from actors.client.sender import Sender
 from actors.client.trace_dispatcher import TraceDispatcher
 from runtime.acl.signature import SessionCredentials
 from runtime.remoting import properties as P

@@ -21,8 +21,8 @@ from actors.client.namespace import Namespace
 from actors.client.outgoing import Outgoing
 from actors.client.reply import ReplyWaiters
 from actors.client.selectors import QueueSelector, Selection
-from actors.client.send import Sender
 from actors.client.send_hooks import HookedSend
+from actors.client.sender import Sender
 
 
 class ProducerPort:

@@ -30,11 +30,9 @@ With send latency fault tolerance on (``Producer(send_latency_fault_enable=True)
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import gevent
 from loguru import logger
 
 from actors.client.config import LANGUAGE
@@ -48,75 +46,24 @@ from actors.client.errors import (
     RequestTimeoutError,
     SendFailedError,
 )
-from actors.client.instance import ClientInstance
-from actors.client.latency_fault import LatencyFault
 from actors.client.message import Message, MessageQueue, SendResult, SendStatus
 from actors.client.outgoing import Outgoing
 from actors.client.routes import TopicRoute
-from actors.client.selectors import RoundRobin, Selection, check_selected
+from actors.client.selectors import Selection, check_selected
 from actors.client.send_answer import RETRY_CODES, STATUS_BY_CODE, send_result
-from actors.client.send_lanes import ROUTE, SESSION, TIMER_SLACK, LaneKey, open_lane
+from actors.client.send_lanes import ROUTE, SESSION, TIMER_SLACK, open_lane
 from runtime.actor import GeventFuture
 from runtime.remoting.codes import RequestCode
 from runtime.remoting.command import RemotingCommand, next_opaque
 from runtime.remoting.headers import DEFAULT_TOPIC
 
+if TYPE_CHECKING:
+    from actors.client.sender import Sender
+
 Done = Callable[[Any, "BaseException | None"], None]
 
 ROUTE_RETRY_DELAY = 0.2
 """Seconds before retrying a send that found no route or no connection (times the attempt)."""
-
-
-class Sender:
-    """Hub-side send machinery of one producer."""
-
-    def __init__(
-        self,
-        instance: ClientInstance,
-        group: str,
-        *,
-        retries: int = 2,
-        default_topic_queue_nums: int = 4,
-        latency_fault: LatencyFault | None = None,
-        retry_not_stored_ok: bool = False,
-    ) -> None:
-        self.instance = instance
-        self.group = group
-        self.retries = retries
-        self.retry_not_stored_ok = retry_not_stored_ok
-        """RocketMQ's retryAnotherBrokerWhenNotStoreOK (see the module docstring)."""
-        self.latency_fault = latency_fault
-        """Send latency fault tolerance, when on (None: off, RocketMQ's default)."""
-        self.default_topic_queue_nums = str(default_topic_queue_nums)
-        self.round_robin = RoundRobin()
-        self.loop = gevent.get_hub().loop
-        self.waiting: dict[LaneKey, deque[SendOp]] = {}
-        """The lanes: the sends waiting for a route or a connection, first first; empty when
-        nothing waits (what the fast path checks)."""
-        self.in_flight = 0
-        """Sends begun and not finished, of every kind (what a shutdown lets settle)."""
-        self.stopped = False
-        """The producer is stopping: a failed send ends at once, without retrying."""
-
-    def begin(
-        self,
-        out: Outgoing,
-        selection: Selection,
-        timeout: float,
-        done: Done,
-        *,
-        oneway: bool = False,
-        hooked: Any = None,
-    ) -> None:
-        """Start a send (hub callback or greenlet). ``done(result, error)`` is called once.
-        ``hooked``: a producer's send with hooks (``actors.client.send_hooks``), which reads the
-        send's queue when it ends (``hooked.op``)."""
-        attempts = 1 + (self.retries if selection.default and not oneway else 0)
-        op = SendOp(self, out, selection, timeout, attempts, done, oneway)
-        if hooked is not None:
-            hooked.op = op
-        self.in_flight += 1
-        op.attempt()
 
 
 class SendOp:

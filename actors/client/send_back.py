@@ -31,7 +31,7 @@ from actors.client.namespace import Namespace
 from actors.client.outgoing import COMPRESS_OVER, Outgoing
 from actors.client.remoting import make_request
 from actors.client.selectors import ROUND_ROBIN
-from actors.client.send import Sender
+from actors.client.sender import Sender
 from runtime.errors import ProtocolError
 from runtime.remoting import properties as P
 from runtime.remoting.bodies import (

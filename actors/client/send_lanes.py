@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 import gevent
 
 if TYPE_CHECKING:
-    from actors.client.send import Sender, SendOp
+    from actors.client.send import SendOp
+    from actors.client.sender import Sender
 
 ROUTE = "route"
 SESSION = "session"

@@ -1,0 +1,70 @@
+"""One producer's send machinery on the client's hub: its retry and selector settings, its
+lanes of sends waiting for a route or a connection, the count of sends in flight; ``begin``
+starts one ``SendOp`` (``actors.client.send``, which describes the send path and its retries).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import gevent
+
+from actors.client.instance import ClientInstance
+from actors.client.latency_fault import LatencyFault
+from actors.client.outgoing import Outgoing
+from actors.client.selectors import RoundRobin, Selection
+from actors.client.send import Done, SendOp
+from actors.client.send_lanes import LaneKey
+
+
+class Sender:
+    """Hub-side send machinery of one producer."""
+
+    def __init__(
+        self,
+        instance: ClientInstance,
+        group: str,
+        *,
+        retries: int = 2,
+        default_topic_queue_nums: int = 4,
+        latency_fault: LatencyFault | None = None,
+        retry_not_stored_ok: bool = False,
+    ) -> None:
+        self.instance = instance
+        self.group = group
+        self.retries = retries
+        self.retry_not_stored_ok = retry_not_stored_ok
+        """RocketMQ's retryAnotherBrokerWhenNotStoreOK (see the module docstring)."""
+        self.latency_fault = latency_fault
+        """Send latency fault tolerance, when on (None: off, RocketMQ's default)."""
+        self.default_topic_queue_nums = str(default_topic_queue_nums)
+        self.round_robin = RoundRobin()
+        self.loop = gevent.get_hub().loop
+        self.waiting: dict[LaneKey, deque[SendOp]] = {}
+        """The lanes: the sends waiting for a route or a connection, first first; empty when
+        nothing waits (what the fast path checks)."""
+        self.in_flight = 0
+        """Sends begun and not finished, of every kind (what a shutdown lets settle)."""
+        self.stopped = False
+        """The producer is stopping: a failed send ends at once, without retrying."""
+
+    def begin(
+        self,
+        out: Outgoing,
+        selection: Selection,
+        timeout: float,
+        done: Done,
+        *,
+        oneway: bool = False,
+        hooked: Any = None,
+    ) -> None:
+        """Start a send (hub callback or greenlet). ``done(result, error)`` is called once.
+        ``hooked``: a producer's send with hooks (``actors.client.send_hooks``), which reads the
+        send's queue when it ends (``hooked.op``)."""
+        attempts = 1 + (self.retries if selection.default and not oneway else 0)
+        op = SendOp(self, out, selection, timeout, attempts, done, oneway)
+        if hooked is not None:
+            hooked.op = op
+        self.in_flight += 1
+        op.attempt()
