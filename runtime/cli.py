@@ -220,7 +220,13 @@ def main(argv: list[str] | None = None) -> int:
         from runtime.admin import main as admin_main
 
         return admin_main(argv[1:])
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command in ("bench", "admin"):  # options before it: argv[0] is not the command
+        parser.error(
+            f"{args.command} takes its options after its name: python -m runtime "
+            f"{args.command} ... (python -m runtime {args.command} --help)"
+        )
     logs.configure(args.log_level)
     raise_open_files_limit()
     try:

@@ -10,7 +10,7 @@ import pytest
 
 import runtime.admin
 from runtime.admin import command_names
-from runtime.cli import build_parser
+from runtime.cli import build_parser, main
 
 
 def test_command_names_are_what_admin_parses(capsys: pytest.CaptureFixture[str]) -> None:
@@ -72,3 +72,16 @@ def test_options_after_the_command_and_defaults(command: list[str]) -> None:
 def test_data_dir_before_the_command_is_kept() -> None:
     args = build_parser().parse_args(["--data-dir", "/d", "broker", "-c", "b.conf"])
     assert args.data_dir == pathlib.Path("/d")
+
+
+@pytest.mark.parametrize("command", ["admin", "bench"])
+def test_process_options_before_admin_or_bench_are_a_usage_error(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given process options written before a client command, which takes its own
+    # When it runs
+    with pytest.raises(SystemExit) as exited:
+        main(["--log-level", "info", command, "--help"])
+    # Then it stops with a usage error naming the right form (not a traceback)
+    assert exited.value.code == 2
+    assert f"{command} takes its options after its name" in capsys.readouterr().err
