@@ -221,12 +221,14 @@ def main(argv: list[str] | None = None) -> int:
 
         return admin_main(argv[1:])
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
     if args.command in ("bench", "admin"):  # options before it: argv[0] is not the command
         parser.error(
             f"{args.command} takes its options after its name: python -m runtime "
             f"{args.command} ... (python -m runtime {args.command} --help)"
         )
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     logs.configure(args.log_level)
     raise_open_files_limit()
     try:
