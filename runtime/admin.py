@@ -135,7 +135,7 @@ from runtime import (
     logs,
 )
 from runtime.acl.tools import tools_credentials
-from runtime.admin_format import boolean, table, time_text, timestamp
+from runtime.admin_format import boolean, failure, table, time_text, timestamp
 from runtime.errors import ConfigError
 from runtime.remoting.bodies import SubscriptionGroupConfig
 
@@ -285,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for line in _run(admin, args):
                 print(line)
     except ClientError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(failure(exc, over_tls=bool(tls_options)), file=sys.stderr)
         return 1
     except BrokenPipeError:  # the reader went away (``| head``): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -1,10 +1,26 @@
-"""The shared forms of ``python -m runtime admin``: its output (aligned tables, local times)
-and its argument types (mqadmin's true|false and its -s timestamps)."""
+"""The shared forms of ``python -m runtime admin``: its output (aligned tables, local times,
+the error it stops with) and its argument types (mqadmin's true|false and its -s timestamps)."""
 
 from __future__ import annotations
 
 import argparse
 import time
+
+from actors.client import ClientError, ConnectError
+
+PLAIN_REFUSED_HINT = (
+    "hint: a name server or broker enforcing TLS closes a plain connection unanswered; "
+    "if this one does, add --tls (or --tls-config FILE)"
+)
+
+
+def failure(exc: ClientError, over_tls: bool) -> str:
+    """What the command prints when a request failed: the error, and for a plain connection
+    closed unanswered the likeliest reason."""
+    text = f"error: {exc}"
+    if not over_tls and isinstance(exc, ConnectError) and "connection lost" in str(exc):
+        text += "\n" + PLAIN_REFUSED_HINT
+    return text
 
 
 def table(rows: list[list[str]]) -> list[str]:

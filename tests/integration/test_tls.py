@@ -174,6 +174,7 @@ def test_the_admin_command_connects_over_tls(enforcing: str) -> None:
     assert "broker-a" in over_tls.stdout
     plain = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert plain.returncode == 1 and "error" in plain.stderr
+    assert "add --tls" in plain.stderr  # the hint for a plain connection closed unanswered
 
 
 def test_a_server_requiring_client_certificates_serves_only_clients_with_one(
