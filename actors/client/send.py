@@ -70,7 +70,9 @@ class SendOp:
     """One send in flight. See the module docstring."""
 
     __slots__ = (
+        "_address",
         "_finished",
+        "_future",
         "_opaque",
         "_session",
         "_started",
@@ -107,13 +109,15 @@ class SendOp:
         self.attempts_left = attempts
         self.done = done
         self.oneway = oneway
-        self.errors: list[ClientError] = []
+        self.errors: tuple[ClientError, ...] = ()
         self.last_broker: str | None = None
         self.mq: MessageQueue | None = None
         self._finished = False
         self._timer: Any = None
         self._session: Any = None
         self._opaque = 0
+        self._address = ""
+        self._future: GeventFuture[RemotingCommand] | None = None
         self._started = 0.0
         self.not_ok: SendResult | None = None
         """The last result that was stored but not SEND_OK (retried elsewhere when allowed)."""
@@ -241,21 +245,27 @@ class SendOp:
             return
         self._session = session
         self._opaque = cmd.opaque
+        self._address = address
         if sender.latency_fault is not None:
             self._started = time.monotonic()
-        future = session.request(cmd)
+        future = self._future = session.request(cmd)
         timer = self._timer = sender.loop.timer(remaining)
         timer.start(self._timed_out, address)
-        future.add_done_callback(lambda f: self._answered(f, address, mq))
+        future.add_done_callback(self._answered)
 
-    def _answered(
-        self, future: GeventFuture[RemotingCommand], address: str, mq: MessageQueue
-    ) -> None:
+    def _answered(self, future: GeventFuture[RemotingCommand]) -> None:
+        """The answer to the attempt in flight (its queue ``mq``, its broker ``_address``). An
+        earlier attempt's answer, set in the loop turn its timeout fired in, is dropped: that
+        attempt already failed and the next one is in flight."""
+        if future is not self._future:
+            return
         if self._timer is not None:
             self._timer.close()
             self._timer = None
         if self._finished:
             return
+        address, mq = self._address, self.mq
+        assert mq is not None
         result = future._result
         if not result.successful():
             exc = result.exception
@@ -309,7 +319,7 @@ class SendOp:
     def _failed(self, error: ClientError) -> None:
         if self._finished:
             return
-        self.errors.append(error)
+        self.errors = (*self.errors, error)
         if self.sender.stopped:  # its connections are closing: nothing to retry on
             self._finish(None, ClientStateError(f"send to {self.out.topic!r}", "stopping"))
             return
