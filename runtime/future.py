@@ -71,7 +71,21 @@ class GeventFuture(pykka.Future[T]):
 
     def add_done_callback(self, callback: Callable[[GeventFuture[T]], None]) -> None:
         """Call ``callback(self)`` from the hub once the future is set (at once if it is)."""
-        self._result.rawlink(lambda _result: callback(self))
+        self._result.rawlink(_DoneCallback(callback, self))
+
+
+class _DoneCallback:
+    """``callback(future)`` as the link ``AsyncResult`` calls with itself: one object where a
+    closure is four (a client keeps one per request in flight)."""
+
+    __slots__ = ("callback", "future")
+
+    def __init__(self, callback: Callable[[Any], None], future: GeventFuture[Any]) -> None:
+        self.callback = callback
+        self.future = future
+
+    def __call__(self, _result: gevent.event.AsyncResult) -> None:
+        self.callback(self.future)
 
 
 def new_future() -> GeventFuture[Any]:
