@@ -265,6 +265,20 @@ BROKER_KEYS: dict[str, tuple[str, str]] = {
         "actormq's: the plain ACL accounts file (plain_acl.yml, RocketMQ's format, reloaded "
         "when it changes); empty: $ROCKETMQ_HOME/conf/plain_acl.yml.",
     ),
+    "metricsExporterType": (
+        USED,
+        "RocketMQ 5's: PROM serves Prometheus metrics on GET /metrics (docs/broker.md, "
+        "Metrics); DISABLE: none. OTLP_GRPC and LOG are refused (no OpenTelemetry here).",
+    ),
+    "metricsPromExporterHost": (
+        USED,
+        "Where the metrics endpoint listens; empty: brokerIP1, as RocketMQ.",
+    ),
+    "metricsPromExporterPort": (
+        USED,
+        "The metrics endpoint's port (a free one with --ephemeral-ports; the ready line "
+        "names it as metrics@<broker>).",
+    ),
     "enableDLegerCommitLog": (
         USED,
         "Must be false: actormq has no DLedger (true is refused; use enableControllerMode).",

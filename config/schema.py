@@ -6,7 +6,6 @@ Every struct validates itself on construction (also after ``msgspec.structs.repl
 raises ``ConfigError(None, key, problem)``; the loaders add the file and line.
 """
 
-import enum
 import functools
 import os
 import pathlib
@@ -24,23 +23,8 @@ from config.checks import (
     parse_host_port,
     parse_namesrv_addr,
 )
+from config.enums import BrokerRole, FlushDiskType, MetricsExporterType
 from runtime.errors import ConfigError
-
-
-class BrokerRole(enum.Enum):
-    """RocketMQ's broker role. brokerId 0 is the master; slaves have brokerId > 0."""
-
-    ASYNC_MASTER = "ASYNC_MASTER"
-    SYNC_MASTER = "SYNC_MASTER"
-    SLAVE = "SLAVE"
-
-
-class FlushDiskType(enum.Enum):
-    """When an append counts as durable: after fsync (SYNC_FLUSH) or in the page cache."""
-
-    ASYNC_FLUSH = "ASYNC_FLUSH"
-    SYNC_FLUSH = "SYNC_FLUSH"
-
 
 Port = Annotated[int, Meta(ge=0, le=65535, extra={"kind": "port"})]
 Positive = Annotated[int, Meta(gt=0)]
@@ -179,6 +163,10 @@ class BrokerConfig(_Config):
     acl_enable: bool = False
     acl_file: str = ""
     """actormq's: the plain ACL accounts file; empty: $ROCKETMQ_HOME/conf/plain_acl.yml."""
+    metrics_exporter_type: MetricsExporterType = MetricsExporterType.DISABLE
+    metrics_prom_exporter_host: str = ""
+    """Empty: brokerIP1, as RocketMQ."""
+    metrics_prom_exporter_port: Port = 5557
     # refused when on: features actormq does not have
     enable_d_leger_commit_log: bool = field(default=False, name="enableDLegerCommitLog")
 
@@ -239,6 +227,10 @@ class BrokerConfig(_Config):
                     parse_host_port(getattr(self, attr))
                 except ValueError as err:
                     fail(cls, attr, str(err))
+        if self.metrics_exporter_type in (MetricsExporterType.OTLP_GRPC, MetricsExporterType.LOG):
+            fail(cls, "metrics_exporter_type", "actormq exports PROM (Prometheus) or DISABLE")
+        host = self.metrics_prom_exporter_host
+        check_name(cls, "metrics_prom_exporter_host", host, empty_ok=True)
         if self.fetch_namesrv_addr_by_address_server:
             fail(
                 cls,

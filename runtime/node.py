@@ -26,6 +26,7 @@ from actors.namesrv.controller import BrokerDown
 from actors.namesrv.kv_config import FILE_NAME as KV_FILE
 from actors.namesrv.node import namesrv_spec
 from config import BrokerConfig, NamesrvConfig, with_data_dir, with_overrides
+from config.enums import MetricsExporterType
 from runtime.acl.plain import load as load_acl
 from runtime.actor import watch
 from runtime.advertise import check_advertised
@@ -179,14 +180,14 @@ class Node:
             label = broker_label(cfg)
             sock = self._bind(cfg.listen_host, cfg.listen_port, f"{label} listenPort")
             ha_sock = self._bind(cfg.listen_host, cfg.ha_listen_port, f"{label} haListenPort")
-            bound.append((cfg, sock, ha_sock))
+            bound.append((cfg, sock, ha_sock, self._metrics_socket(cfg, label)))
         # In one process the runtime points each slave at its group master's HA port.
         master_ha = {
             cfg.broker_name: f"{cfg.broker_ip2 or cfg.broker_ip1}:{ha_sock.getsockname()[1]}"
-            for cfg, _sock, ha_sock in bound
+            for cfg, _sock, ha_sock, _metrics in bound
             if cfg.is_master
         }
-        for cfg, sock, ha_sock in bound:
+        for cfg, sock, ha_sock, metrics in bound:
             label = broker_label(cfg)
             overrides: dict[str, Any] = {
                 "listen_port": sock.getsockname()[1],
@@ -203,6 +204,8 @@ class Node:
                 cfg = with_data_dir(cfg, self.data_dir, per_node=self.cluster_mode)
             self.addresses[label] = f"{cfg.broker_ip1}:{cfg.listen_port}"
             self.ha_addresses[label] = cfg.ha_addr()
+            if metrics is not None:
+                self.addresses[f"metrics@{label}"] = address_of(metrics)
             handle = BrokerHandle(label)
             self._handles.append(handle)
             specs.append(
@@ -214,9 +217,19 @@ class Node:
                     self.directory,
                     ha_sock=ha_sock,
                     handle=handle,
+                    metrics_sock=metrics,
                 )
             )
         return specs
+
+    def _metrics_socket(self, cfg: BrokerConfig, label: str) -> socket.socket | None:
+        """The Prometheus endpoint's listener (``metricsExporterType=PROM``): on
+        metricsPromExporterHost, else brokerIP1 (RocketMQ's choice), at
+        metricsPromExporterPort (any free port with --ephemeral-ports); None when off."""
+        if cfg.metrics_exporter_type is not MetricsExporterType.PROM:
+            return None
+        host = cfg.metrics_prom_exporter_host or cfg.broker_ip1
+        return self._bind(host, cfg.metrics_prom_exporter_port, f"{label} metricsPromExporterPort")
 
     # -- running ------------------------------------------------------------------------------
 

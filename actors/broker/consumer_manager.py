@@ -14,6 +14,7 @@ Messages (proxy methods; none blocks):
 - ``tell_members(group, cmd, cmd_for_c=None)`` -> how many members ``cmd`` (a oneway request)
   was written to; members whose heartbeats said language CPP get ``cmd_for_c`` when given
 - ``find_channel(group, client_id)`` -> the member's session, or None when it is not online
+- ``member_counts()`` -> {group: live members} of every group with one (the metrics)
   (RocketMQ's findChannel; a request handler then calls the client itself)
 
 Replies nothing else. When a group's membership changes it tells every remaining member's
@@ -271,6 +272,10 @@ class ConsumerManager(GeventActor):
 
     def group(self, group: str) -> GroupInfo | None:
         return self._groups.get(group)
+
+    def member_counts(self) -> dict[str, int]:
+        """{group: its live members} (the metrics' consumer connections)."""
+        return {g: len(info.clients) for g, info in self._groups.items() if info.clients}
 
     def tell_members(
         self, group: str, cmd: RemotingCommand, cmd_for_c: RemotingCommand | None = None

@@ -38,6 +38,7 @@ from actors.broker.ha_connection import connection_factory
 from actors.broker.ha_messages import MasterAddress
 from actors.broker.ha_service import HACondition, HAContext, HAService
 from actors.broker.lock_manager import RebalanceLockManager
+from actors.broker.metrics_exporter import MetricsExporter
 from actors.broker.processor import BrokerProcessor
 from actors.broker.producer_manager import ProducerManager
 from actors.broker.registrar import NamesrvRegistrar
@@ -135,17 +136,27 @@ def broker_spec(
     ha_sock: socket.socket | None = None,
     handle: BrokerHandle | None = None,
     node_id: int | None = None,
+    metrics_sock: socket.socket | None = None,
 ) -> ChildSpec:
     """A supervisor for one broker node listening on ``sock`` (and ``ha_sock``, the HA port)
     with its store at ``store_root``. ``node_id``: the node's stable identity in its group
-    (its configured brokerId), which stays when a role change changes the registered id."""
+    (its configured brokerId), which stays when a role change changes the registered id.
+    ``metrics_sock``: the Prometheus endpoint's listener (``metricsExporterType=PROM``)."""
     node = cfg.broker_id if node_id is None else node_id
     handle = handle if handle is not None else BrokerHandle(name)
     handle.cfg = cfg
 
     def again(new_cfg: BrokerConfig) -> ChildSpec:
         return broker_spec(
-            name, new_cfg, sock, store_root, directory, ha_sock=ha_sock, handle=handle, node_id=node
+            name,
+            new_cfg,
+            sock,
+            store_root,
+            directory,
+            ha_sock=ha_sock,
+            handle=handle,
+            node_id=node,
+            metrics_sock=metrics_sock,
         )
 
     handle.make_spec = again
@@ -241,6 +252,16 @@ def broker_spec(
                 ),
             ),
             ChildSpec(name=ctx.locks, start=RebalanceLockManager.start),
+            *(
+                [
+                    ChildSpec(
+                        name=f"{name}/metrics",
+                        start=lambda: MetricsExporter.start(ctx, metrics_sock),
+                    )
+                ]
+                if metrics_sock is not None
+                else []
+            ),
             *(_schedulers(ctx, store, cfg) if cfg.is_master else []),
             ChildSpec(
                 name=ctx.registrar,

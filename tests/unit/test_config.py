@@ -552,6 +552,7 @@ def test_a_rocketmq_broker_conf_with_its_usual_keys_loads(tmp_path: pathlib.Path
     [
         ("aclEnable=true", "aclFile", ("needs the accounts file", "ROCKETMQ_HOME")),
         ("enableDLegerCommitLog=true", "enableDLegerCommitLog", ("DLedger", "ControllerMode")),
+        ("metricsExporterType=OTLP_GRPC", "metricsExporterType", ("PROM", "DISABLE")),
     ],
 )
 def test_features_actormq_lacks_are_refused_naming_the_key(

@@ -1,0 +1,110 @@
+"""The broker's Prometheus endpoint (``metricsExporterType=PROM``) against real processes."""
+
+from __future__ import annotations
+
+import pathlib
+import re
+import socket
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+from actors.client import Admin, ConsumeFrom, Message, MessageQueue, Producer, PullConsumer
+from runtime.hostport import parse_address
+from tests.client_support import wait_until
+from tests.harness import RuntimeProcess
+
+pytestmark = pytest.mark.timeout(90)
+
+TOPIC = "MetricsOrders"
+GROUP = "metrics-billing"
+SAMPLE = re.compile(r"^([a-z_]+)\{([^}]*)\} (\S+)$")
+
+
+@pytest.fixture
+def cluster(tmp_path: pathlib.Path) -> Iterator[tuple[str, str]]:
+    """(name server, metrics address) of a name server and one broker exporting metrics."""
+    with RuntimeProcess(["namesrv", "--ephemeral-ports"]) as namesrv:
+        ns = namesrv.wait_ready()["namesrv"]
+        conf = tmp_path / "broker-a.properties"
+        conf.write_text(
+            "brokerClusterName=MetricsCluster\nbrokerName=broker-a\nbrokerId=0\n"
+            "metricsExporterType=PROM\n"
+        )
+        args = ["broker", "-c", str(conf), "--namesrv-addr", ns, "--ephemeral-ports"]
+        args += ["--data-dir", str(tmp_path / "store")]
+        with RuntimeProcess(args) as broker, Admin(ns) as admin:
+            metrics = broker.wait_ready()["metrics@broker-a/0"]
+            wait_until(lambda: admin.cluster_info().broker_addr_table, what="registered")
+            yield ns, metrics
+
+
+def scrape(address: str, path: str = "/metrics") -> tuple[str, dict[str, float]]:
+    """(content type, {'name{labels}': value}) of one scrape."""
+    with urllib.request.urlopen(f"http://{address}{path}", timeout=10) as response:
+        content_type = response.headers["Content-Type"]
+        text = response.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        match = SAMPLE.match(line)
+        assert match, f"not a sample line: {line!r}"
+        name, labels, value = match.groups()
+        assert 'cluster="MetricsCluster"' in labels and 'node_id="broker-a"' in labels
+        own = ",".join(p for p in labels.split(",") if not p.startswith(_COMMON))
+        samples[f"{name}{{{own}}}"] = float(value)
+    return content_type, samples
+
+
+_COMMON = ("cluster=", "node_type=", "node_id=", "broker_id=")
+
+
+def test_a_scrape_reports_messages_lag_and_members(cluster: tuple[str, str]) -> None:
+    namesrv, metrics = cluster
+    # Given five messages on queue 0 of a topic and a group that committed offset 2 there
+    queue0 = MessageQueue(topic=TOPIC, broker_name="broker-a", queue_id=0)
+    with Producer("metrics-producer", namesrv=namesrv) as producer:
+        for i in range(5):
+            producer.send(Message(TOPIC, b"order %d" % i), queue=queue0)
+        consumer = PullConsumer(GROUP, namesrv=namesrv, consume_from=ConsumeFrom.FIRST)
+        consumer.assign([queue0])
+        consumer.start()
+        try:
+            consumer.commit(offsets={queue0: 2})
+            # When Prometheus scrapes the broker while the consumer is a member (its heartbeat
+            # is on its way when start returns)
+            member = f'rocketmq_consumer_connections{{consumer_group="{GROUP}"}}'
+            wait_until(lambda: member in scrape(metrics)[1], what="the consumer's heartbeat")
+            content_type, samples = scrape(metrics)
+        finally:
+            consumer.shutdown()
+    # Then the figures are there, in the text format
+    assert content_type.startswith("text/plain; version=0.0.4")
+    assert samples[f'rocketmq_messages_in_total{{topic="{TOPIC}"}}'] == 5
+    assert (
+        samples[f'rocketmq_consumer_lag_messages{{topic="{TOPIC}",consumer_group="{GROUP}"}}'] == 3
+    )
+    assert samples[member] == 1
+    assert samples["actormq_broker_messages_in_total{}"] >= 5
+    assert samples["rocketmq_topic_number{}"] >= 1
+    assert samples["rocketmq_broker_permission{}"] == 6
+    assert samples["rocketmq_storage_size{}"] > 5 * len(b"order 0")
+
+
+def test_other_paths_and_methods_and_a_silent_peer(cluster: tuple[str, str]) -> None:
+    _namesrv, metrics = cluster
+    # Given the endpoint, When asked for another path or with POST, Then 404 / 405
+    with pytest.raises(urllib.error.HTTPError) as not_found:
+        scrape(metrics, "/other")
+    assert not_found.value.code == 404
+    request = urllib.request.Request(f"http://{metrics}/metrics", data=b"x", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as not_allowed:
+        urllib.request.urlopen(request, timeout=10)
+    assert not_allowed.value.code == 405
+    # And a peer that connects and says nothing does not stop the next scrape
+    with socket.create_connection(parse_address(metrics), timeout=5):
+        _content_type, samples = scrape(metrics)
+    assert "rocketmq_topic_number{}" in samples
