@@ -6,7 +6,8 @@ across restarts of this actor, as the remoting port does) and answers, in each c
 greenlet, ``GET /metrics`` with the figures of ``broker_metrics.collect`` in Prometheus' text
 format (``runtime.prometheus``), then closes the connection. Any other path: 404; any other
 method: 405; a request line or headers that do not arrive within ``READ_TIMEOUT_S`` or exceed
-``MAX_REQUEST_BYTES``: closed unanswered (400 when the line is not HTTP). A scrape that fails
+``MAX_REQUEST_BYTES``: closed unanswered (400 when the line is not HTTP); an answer the peer
+does not take within ``READ_TIMEOUT_S``: dropped. A scrape that fails
 (the store restarting under it) answers 503 naming the error. No state besides the server; no
 durability point (it only reads).
 """
@@ -59,12 +60,13 @@ class MetricsExporter(GeventActor):
 
     def _serve(self, conn: socket.socket, _address: Any) -> None:
         try:
-            with gevent.Timeout(READ_TIMEOUT_S, False):
+            conn.settimeout(READ_TIMEOUT_S)  # each read and the answer's write
+            head = None
+            with gevent.Timeout(READ_TIMEOUT_S, False):  # the whole request head
                 head = _read_head(conn)
-                if head is None:
-                    return
+            if head is not None:
                 conn.sendall(self._answer(head))
-        except OSError:
+        except OSError:  # the peer went away or stalled (socket.timeout is one)
             pass
         finally:
             conn.close()
