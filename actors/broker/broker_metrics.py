@@ -7,6 +7,8 @@ no name for start with ``actormq_``. Every sample carries ``cluster``, ``node_ty
 - ``rocketmq_messages_in_total{topic}`` (counter): messages stored in the topic's queues on
   this broker, the sum of their max offsets (so it starts where the log starts, not at zero,
   and falls back to zero when a topic is deleted and created again).
+- ``rocketmq_messages_out_total{topic, consumer_group}`` (counter): messages handed to the
+  group in pull responses since the broker started (redeliveries count again).
 - ``rocketmq_consumer_lag_messages{topic, consumer_group}`` (gauge): per group with committed
   offsets of the topic here, the sum over its read queues of max offset - committed offset
   (0 for a queue without one), as ``mqadmin consumerProgress``'s diff.
@@ -51,6 +53,14 @@ def collect(ctx: BrokerContext) -> list[Family]:
         queues = max(config.read_queue_nums, config.write_queue_nums)
         messages_in.add(sum(end(name, q) for q in range(queues)), topic=name)
 
+    messages_out = Family(
+        "rocketmq_messages_out_total",
+        "counter",
+        "Messages of the topic handed to the group in pull responses since the broker started.",
+    )
+    for (topic, group), count in sorted(ctx.got_by.items()):
+        messages_out.add(count, topic=topic, consumer_group=group)
+
     lag = Family(
         "rocketmq_consumer_lag_messages",
         "gauge",
@@ -72,6 +82,7 @@ def collect(ctx: BrokerContext) -> list[Family]:
     info = ctx.ask(ctx.proxy(ctx.stats).runtime_info())
     return [
         messages_in,
+        messages_out,
         lag,
         _one("rocketmq_topic_number", "gauge", "Topics configured here.", len(topics)),
         _one("rocketmq_consumer_group_number", "gauge", "Subscription groups here.", len(groups)),

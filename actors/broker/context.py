@@ -43,6 +43,8 @@ class BrokerContext:
         self.stats = f"{name}/stats"
         self.got_messages = 0
         """Messages handed to consumers in pull responses since start (admin statistics)."""
+        self.got_by: dict[tuple[str, str], int] = {}
+        """The same per (topic, consumer group): the metrics' ``rocketmq_messages_out_total``."""
         self.acl: PlainAccessValidator | None = None
         """The plain ACL when ``aclEnable`` (``runtime.acl.plain``); None: no check."""
 

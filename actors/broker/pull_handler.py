@@ -211,6 +211,8 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
             outcome = get()
     if outcome.status == "FOUND":
         ctx.got_messages += outcome.count
+        key = (h.topic, h.consumer_group)
+        ctx.got_by[key] = ctx.got_by.get(key, 0) + outcome.count
     suggest = _suggest(ctx, outcome, group_config)
     return _respond(request, outcome, h.queue_offset, suggest, moves=_moves_consumers(ctx))
 

@@ -64,15 +64,19 @@ _COMMON = ("cluster=", "node_type=", "node_id=", "broker_id=")
 
 def test_a_scrape_reports_messages_lag_and_members(cluster: tuple[str, str]) -> None:
     namesrv, metrics = cluster
-    # Given five messages on queue 0 of a topic and a group that committed offset 2 there
+    # Given five messages on queue 0 of a topic, read by a group that committed offset 2 there
     queue0 = MessageQueue(topic=TOPIC, broker_name="broker-a", queue_id=0)
     with Producer("metrics-producer", namesrv=namesrv) as producer:
         for i in range(5):
             producer.send(Message(TOPIC, b"order %d" % i), queue=queue0)
-        consumer = PullConsumer(GROUP, namesrv=namesrv, consume_from=ConsumeFrom.FIRST)
+        consumer = PullConsumer(
+            GROUP, namesrv=namesrv, consume_from=ConsumeFrom.FIRST, auto_commit=False
+        )
         consumer.assign([queue0])
         consumer.start()
         try:
+            got: list[bytes] = []
+            wait_until(lambda: got.extend(m.body for m in consumer.poll(0.2)) or len(got) >= 5)
             consumer.commit(offsets={queue0: 2})
             # When Prometheus scrapes the broker while the consumer is a member (its heartbeat
             # is on its way when start returns)
@@ -88,6 +92,7 @@ def test_a_scrape_reports_messages_lag_and_members(cluster: tuple[str, str]) -> 
         samples[f'rocketmq_consumer_lag_messages{{topic="{TOPIC}",consumer_group="{GROUP}"}}'] == 3
     )
     assert samples[member] == 1
+    assert samples[f'rocketmq_messages_out_total{{topic="{TOPIC}",consumer_group="{GROUP}"}}'] >= 5
     assert samples["actormq_broker_messages_in_total{}"] >= 5
     assert samples["rocketmq_topic_number{}"] >= 1
     assert samples["rocketmq_broker_permission{}"] == 6
