@@ -80,8 +80,8 @@ BROKER_KEYS: dict[str, tuple[str, str]] = {
     "brokerIP2": (USED, "Address advertised to slaves for HA; empty means brokerIP1."),
     "namesrvAddr": (
         USED,
-        "Name servers, host:port;host:port (IPv6: fd00::5:9876 or [fd00::5]:9876). Empty: no "
-        "registration.",
+        "Name servers, host:port;host:port (IPv6: fd00::5:9876 or [fd00::5]:9876). Empty: "
+        "--namesrv-addr, else $NAMESRV_ADDR (as RocketMQ's broker), else no registration.",
     ),
     "fetchNamesrvAddrByAddressServer": (
         USED,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from loguru import logger
 
 from runtime import heap, logs, tls
-from runtime.errors import ActorMQError
+from runtime.errors import ActorMQError, ConfigError
 from runtime.fdlimit import raise_open_files_limit
 
 if TYPE_CHECKING:
@@ -137,7 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     broker.add_argument(
         "-c", "--config", type=pathlib.Path, required=True, help="broker .properties or .toml"
     )
-    broker.add_argument("--namesrv-addr", help="override namesrvAddr (host:port;host:port)")
+    broker.add_argument(
+        "--namesrv-addr",
+        help="override namesrvAddr (host:port;host:port); without either, $NAMESRV_ADDR",
+    )
     broker.add_argument("--listen-port", type=int, help="override listenPort")
 
     bench = sub.add_parser(
@@ -196,6 +199,8 @@ def _make_node(args: argparse.Namespace) -> Node:
     overrides = {}
     if args.namesrv_addr:
         overrides["namesrv_addr"] = args.namesrv_addr
+    elif not cfg.namesrv_addr and os.environ.get(NAMESRV_ENV, "").strip():
+        overrides["namesrv_addr"] = _namesrv_from_env()  # RocketMQ's broker reads it too
     if args.listen_port is not None:
         overrides["listen_port"] = args.listen_port
     cfg = with_overrides(cfg, **overrides) if overrides else cfg
@@ -207,6 +212,22 @@ def _make_node(args: argparse.Namespace) -> Node:
         cluster_mode=False,
         ephemeral_ports=ephemeral,
     )
+
+
+NAMESRV_ENV = "NAMESRV_ADDR"
+
+
+def _namesrv_from_env() -> str:
+    """``$NAMESRV_ADDR``, checked (a broker without ``namesrvAddr`` or ``--namesrv-addr``
+    uses it, as RocketMQ's broker does)."""
+    from config.checks import parse_namesrv_addr
+
+    value = os.environ[NAMESRV_ENV].strip()
+    try:
+        parse_namesrv_addr(value)
+    except ValueError as exc:
+        raise ConfigError(f"${NAMESRV_ENV}", None, str(exc)) from None
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,7 @@ import pytest
 import runtime.admin
 from runtime.admin import command_names
 from runtime.cli import build_parser, main
+from runtime.errors import ConfigError
 
 
 def test_command_names_are_what_admin_parses(capsys: pytest.CaptureFixture[str]) -> None:
@@ -85,3 +86,27 @@ def test_process_options_before_admin_or_bench_are_a_usage_error(
     # Then it stops with a usage error naming the right form (not a traceback)
     assert exited.value.code == 2
     assert f"{command} takes its options after its name" in capsys.readouterr().err
+
+
+def broker_namesrv(tmp_path: pathlib.Path, text: str, *extra: str) -> str:
+    from runtime.cli import _make_node
+
+    conf = tmp_path / "broker.properties"
+    conf.write_text(f"brokerName=broker-a\n{text}")
+    node = _make_node(build_parser().parse_args(["broker", "-c", str(conf), *extra]))
+    return node.brokers[0].namesrv_addr
+
+
+def test_a_broker_without_namesrv_addr_reads_the_environment_as_rocketmqs_does(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given NAMESRV_ADDR in the environment
+    monkeypatch.setenv("NAMESRV_ADDR", "10.0.0.5:9876;10.0.0.6:9876")
+    # Then a broker file without namesrvAddr uses it; the file's and --namesrv-addr win over it
+    assert broker_namesrv(tmp_path, "") == "10.0.0.5:9876;10.0.0.6:9876"
+    assert broker_namesrv(tmp_path, "namesrvAddr=10.0.0.7:9876\n") == "10.0.0.7:9876"
+    assert broker_namesrv(tmp_path, "", "--namesrv-addr", "10.0.0.8:9876") == "10.0.0.8:9876"
+    # And a bad value is a config error naming the variable
+    monkeypatch.setenv("NAMESRV_ADDR", "nowhere")
+    with pytest.raises(ConfigError, match=r"\$NAMESRV_ADDR"):
+        broker_namesrv(tmp_path, "")
