@@ -9,6 +9,9 @@ no name for start with ``actormq_``. Every sample carries ``cluster``, ``node_ty
   and falls back to zero when a topic is deleted and created again).
 - ``rocketmq_messages_out_total{topic, consumer_group}`` (counter): messages handed to the
   group in pull responses since the broker started (redeliveries count again).
+- ``rocketmq_throughput_in_total{topic}``, ``rocketmq_throughput_out_total{topic,
+  consumer_group}`` (counters, bytes as stored): appended since the broker started (a batch
+  counts for its first record's topic), handed to the group in pull responses.
 - ``rocketmq_consumer_lag_messages{topic, consumer_group}`` (gauge): per group with committed
   offsets of the topic here, the sum over its read queues of max offset - committed offset
   (0 for a queue without one), as ``mqadmin consumerProgress``'s diff.
@@ -60,6 +63,20 @@ def collect(ctx: BrokerContext) -> list[Family]:
     )
     for (topic, group), count in sorted(ctx.got_by.items()):
         messages_out.add(count, topic=topic, consumer_group=group)
+    bytes_in = Family(
+        "rocketmq_throughput_in_total",
+        "counter",
+        "Bytes of the topic's messages appended (as stored) since the broker started.",
+    )
+    for topic, size in sorted(store.put_bytes.items()):
+        bytes_in.add(size, topic=topic)
+    bytes_out = Family(
+        "rocketmq_throughput_out_total",
+        "counter",
+        "Bytes of the topic's messages handed to the group since the broker started.",
+    )
+    for (topic, group), size in sorted(ctx.got_bytes_by.items()):
+        bytes_out.add(size, topic=topic, consumer_group=group)
 
     lag = Family(
         "rocketmq_consumer_lag_messages",
@@ -83,6 +100,8 @@ def collect(ctx: BrokerContext) -> list[Family]:
     return [
         messages_in,
         messages_out,
+        bytes_in,
+        bytes_out,
         lag,
         _one("rocketmq_topic_number", "gauge", "Topics configured here.", len(topics)),
         _one("rocketmq_consumer_group_number", "gauge", "Subscription groups here.", len(groups)),

@@ -45,6 +45,8 @@ class BrokerContext:
         """Messages handed to consumers in pull responses since start (admin statistics)."""
         self.got_by: dict[tuple[str, str], int] = {}
         """The same per (topic, consumer group): the metrics' ``rocketmq_messages_out_total``."""
+        self.got_bytes_by: dict[tuple[str, str], int] = {}
+        """Their bytes (the records as stored): ``rocketmq_throughput_out_total``."""
         self.acl: PlainAccessValidator | None = None
         """The plain ACL when ``aclEnable`` (``runtime.acl.plain``); None: no check."""
 

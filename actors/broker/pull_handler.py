@@ -213,6 +213,8 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
         ctx.got_messages += outcome.count
         key = (h.topic, h.consumer_group)
         ctx.got_by[key] = ctx.got_by.get(key, 0) + outcome.count
+        size = sum(map(len, outcome.messages))
+        ctx.got_bytes_by[key] = ctx.got_bytes_by.get(key, 0) + size
     suggest = _suggest(ctx, outcome, group_config)
     return _respond(request, outcome, h.queue_offset, suggest, moves=_moves_consumers(ctx))
 

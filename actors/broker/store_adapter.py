@@ -203,6 +203,11 @@ class StoreAdapter:
         )
 
     @property
+    def put_bytes(self) -> dict[str, int]:
+        """Bytes appended per topic since the store started (``StoreContext.put_bytes``)."""
+        return dict(self.store.ctx.put_bytes)
+
+    @property
     def running(self) -> bool:
         return self.store.running
 

@@ -93,6 +93,10 @@ def test_a_scrape_reports_messages_lag_and_members(cluster: tuple[str, str]) -> 
     )
     assert samples[member] == 1
     assert samples[f'rocketmq_messages_out_total{{topic="{TOPIC}",consumer_group="{GROUP}"}}'] >= 5
+    stored = samples[f'rocketmq_throughput_in_total{{topic="{TOPIC}"}}']
+    assert stored > 5 * len(b"order 0")
+    out = f'rocketmq_throughput_out_total{{topic="{TOPIC}",consumer_group="{GROUP}"}}'
+    assert samples[out] >= stored  # every record read once at least
     assert samples["actormq_broker_messages_in_total{}"] >= 5
     assert samples["rocketmq_topic_number{}"] >= 1
     assert samples["rocketmq_broker_permission{}"] == 6
