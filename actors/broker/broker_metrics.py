@@ -56,13 +56,16 @@ def collect(ctx: BrokerContext) -> list[Family]:
         queues = max(config.read_queue_nums, config.write_queue_nums)
         messages_in.add(sum(end(name, q) for q in range(queues)), topic=name)
 
-    messages_out = Family(
+    messages_out = _by_group(
         "rocketmq_messages_out_total",
-        "counter",
         "Messages of the topic handed to the group in pull responses since the broker started.",
+        ctx.got_by,
     )
-    for (topic, group), count in sorted(ctx.got_by.items()):
-        messages_out.add(count, topic=topic, consumer_group=group)
+    bytes_out = _by_group(
+        "rocketmq_throughput_out_total",
+        "Bytes of the topic's messages handed to the group since the broker started.",
+        ctx.got_bytes_by,
+    )
     bytes_in = Family(
         "rocketmq_throughput_in_total",
         "counter",
@@ -70,13 +73,6 @@ def collect(ctx: BrokerContext) -> list[Family]:
     )
     for topic, size in sorted(store.put_bytes.items()):
         bytes_in.add(size, topic=topic)
-    bytes_out = Family(
-        "rocketmq_throughput_out_total",
-        "counter",
-        "Bytes of the topic's messages handed to the group since the broker started.",
-    )
-    for (topic, group), size in sorted(ctx.got_bytes_by.items()):
-        bytes_out.add(size, topic=topic, consumer_group=group)
 
     lag = Family(
         "rocketmq_consumer_lag_messages",
@@ -185,4 +181,12 @@ def _per(name: str, help_text: str, label: str, counts: dict[str, int]) -> Famil
     family = Family(name, "gauge", help_text)
     for key, count in sorted(counts.items()):
         family.add(count, **{label: key})
+    return family
+
+
+def _by_group(name: str, help_text: str, table: dict[tuple[str, str], int]) -> Family:
+    """A counter per (topic, consumer group)."""
+    family = Family(name, "counter", help_text)
+    for (topic, group), value in sorted(table.items()):
+        family.add(value, topic=topic, consumer_group=group)
     return family
