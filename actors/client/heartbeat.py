@@ -9,7 +9,9 @@ Messages:
   tells it through ``ClientInstance.brokers_appeared``): beat now, so that broker lists this
   client's groups — once a first beat was sent (a consumer's start beats only after asking the
   brokers about its SQL92 subscriptions, and the route fetches before it must not list it
-  early).
+  early); a client of producers only beats at once (a producer's first route brings it to the
+  broker within a moment, as a Java producer's first beat a second after its start does, not
+  at the 30 s tick: ``producerConnection``, the metrics).
 - ``Unregister(reply)``: UNREGISTER_CLIENT (35) to every broker, for each group (shutdown).
 
 State owned: nothing durable; it reads the shared ``Members`` (groups and subscriptions) and the
@@ -118,7 +120,7 @@ class Heartbeat(GeventActor):
         elif isinstance(message, NewBrokers):
             if self._running:
                 self._again = True
-            elif self._beaten:
+            elif self._beaten or (self.members.producer_groups and not self.members.consumers):
                 self._start_beat()
         elif isinstance(message, BeatDone):
             replies, self._replies = self._replies, []

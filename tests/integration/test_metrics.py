@@ -78,10 +78,11 @@ def test_a_scrape_reports_messages_lag_and_members(cluster: tuple[str, str]) -> 
             got: list[bytes] = []
             wait_until(lambda: got.extend(m.body for m in consumer.poll(0.2)) or len(got) >= 5)
             consumer.commit(offsets={queue0: 2})
-            # When Prometheus scrapes the broker while the consumer is a member (its heartbeat
-            # is on its way when start returns)
+            # When Prometheus scrapes the broker while both clients are members (their
+            # heartbeats are on their way when start and the first send return)
             member = f'rocketmq_consumer_connections{{consumer_group="{GROUP}"}}'
-            wait_until(lambda: member in scrape(metrics)[1], what="the consumer's heartbeat")
+            producing = 'rocketmq_producer_connections{producer_group="metrics-producer"}'
+            wait_until(lambda: {member, producing} <= set(scrape(metrics)[1]), what="heartbeats")
             content_type, samples = scrape(metrics)
         finally:
             consumer.shutdown()
@@ -91,7 +92,7 @@ def test_a_scrape_reports_messages_lag_and_members(cluster: tuple[str, str]) -> 
     assert (
         samples[f'rocketmq_consumer_lag_messages{{topic="{TOPIC}",consumer_group="{GROUP}"}}'] == 3
     )
-    assert samples[member] == 1
+    assert samples[member] == 1 and samples[producing] == 1
     assert samples[f'rocketmq_messages_out_total{{topic="{TOPIC}",consumer_group="{GROUP}"}}'] >= 5
     stored = samples[f'rocketmq_throughput_in_total{{topic="{TOPIC}"}}']
     assert stored > 5 * len(b"order 0")

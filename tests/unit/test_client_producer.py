@@ -322,6 +322,21 @@ def test_heartbeat_names_the_group_and_shutdown_unregisters(cluster: FakeCluster
         p.send(Message("Orders", b"x"))
 
 
+def test_a_producer_beats_as_soon_as_its_first_route_names_a_broker(cluster: FakeCluster) -> None:
+    # Given a producer whose periodic heartbeat is far off
+    with Producer("grp-early", namesrv=cluster.namesrv, heartbeat_interval=3600) as p:
+        # When its first send fetches a route naming the broker
+        p.send(Message("Orders", b"x"))
+        # Then the broker lists it at once, not at the next tick (as a Java producer's first
+        # beat a second after its start)
+        deadline = time.monotonic() + 5
+        while p.client_id not in cluster.run(
+            lambda: set(cluster.broker().producers.get("grp-early", ()))
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+
+
 def test_namesrv_addr_environment_variable(
     cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
