@@ -15,6 +15,9 @@ no name for start with ``actormq_``. Every sample carries ``cluster``, ``node_ty
 - ``rocketmq_consumer_lag_messages{topic, consumer_group}`` (gauge): per group with committed
   offsets of the topic here, the sum over its read queues of max offset - committed offset
   (0 for a queue without one), as ``mqadmin consumerProgress``'s diff.
+- ``rocketmq_consumer_lag_latency{topic, consumer_group}`` (gauge, ms): how long the oldest
+  message the group has not consumed (the one at its committed offset, over the queues with a
+  lag) has waited since it was stored; 0 without a lag. One read per lagging queue.
 - ``rocketmq_topic_number``, ``rocketmq_consumer_group_number`` (gauges): topics and
   subscription groups configured here.
 - ``rocketmq_consumer_connections{consumer_group}``, ``rocketmq_producer_connections
@@ -33,6 +36,7 @@ from __future__ import annotations
 import time
 
 from actors.broker.context import BrokerContext
+from actors.broker.stats_handler import store_time
 from runtime.prometheus import Family
 
 
@@ -79,15 +83,25 @@ def collect(ctx: BrokerContext) -> list[Family]:
         "gauge",
         "Messages of the topic not yet consumed by the group (max offset - committed offset).",
     )
+    lag_latency = Family(
+        "rocketmq_consumer_lag_latency",
+        "gauge",
+        "Milliseconds the group's oldest unconsumed message of the topic has waited (0: none).",
+    )
+    now_ms = int(time.time() * 1000)
     for key, offsets in sorted(store.all_offsets().items()):
         topic, _, group = key.partition("@")
         config = topics.get(topic)
         if config is None:
             continue
-        behind = sum(
-            max(end(topic, q) - offsets.get(q, 0), 0) for q in range(config.read_queue_nums)
+        behind = {q: end(topic, q) - offsets.get(q, 0) for q in range(config.read_queue_nums)}
+        lag.add(sum(max(n, 0) for n in behind.values()), topic=topic, consumer_group=group)
+        oldest = min(
+            (store_time(ctx, topic, q, offsets.get(q, 0)) for q, n in behind.items() if n > 0),
+            default=0,
         )
-        lag.add(behind, topic=topic, consumer_group=group)
+        waited = max(now_ms - oldest, 0) if oldest > 0 else 0
+        lag_latency.add(waited, topic=topic, consumer_group=group)
 
     groups = store.all_subscription_groups().subscription_group_table
     consumers = ctx.ask(ctx.proxy(ctx.consumers).member_counts())
@@ -99,6 +113,7 @@ def collect(ctx: BrokerContext) -> list[Family]:
         bytes_in,
         bytes_out,
         lag,
+        lag_latency,
         _one("rocketmq_topic_number", "gauge", "Topics configured here.", len(topics)),
         _one("rocketmq_consumer_group_number", "gauge", "Subscription groups here.", len(groups)),
         _per(

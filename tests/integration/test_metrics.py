@@ -92,6 +92,8 @@ def test_a_scrape_reports_messages_lag_and_members(cluster: tuple[str, str]) -> 
     assert (
         samples[f'rocketmq_consumer_lag_messages{{topic="{TOPIC}",consumer_group="{GROUP}"}}'] == 3
     )
+    waited = f'rocketmq_consumer_lag_latency{{topic="{TOPIC}",consumer_group="{GROUP}"}}'
+    assert 0 < samples[waited] < 60_000  # the third message, stored moments ago
     assert samples[member] == 1 and samples[producing] == 1
     assert samples[f'rocketmq_messages_out_total{{topic="{TOPIC}",consumer_group="{GROUP}"}}'] >= 5
     stored = samples[f'rocketmq_throughput_in_total{{topic="{TOPIC}"}}']
