@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pathlib
 import re
+import signal
 import socket
 import urllib.error
 import urllib.request
@@ -120,3 +121,38 @@ def test_other_paths_and_methods_and_a_silent_peer(cluster: tuple[str, str]) -> 
     with socket.create_connection(parse_address(metrics), timeout=5):
         _content_type, samples = scrape(metrics)
     assert "rocketmq_topic_number{}" in samples
+
+
+def test_a_promoted_slave_serves_its_metrics_as_the_master(tmp_path: pathlib.Path) -> None:
+    from tests.integration.test_ha_process import FILES, Cluster
+
+    # Given a controller-mode group whose slave exports metrics
+    c = Cluster(tmp_path, "2m-2s-async")
+    try:
+        master, _ = c.broker("broker-a.properties", "a0")
+        conf = tmp_path / "slave.properties"
+        shipped = (FILES / "2m-2s-async" / "broker-a-s.properties").read_text()
+        conf.write_text(shipped + "\nmetricsExporterType=PROM\n")
+        data = str(tmp_path / "a1")
+        args = ["broker", "-c", str(conf), "--namesrv-addr", c.namesrv, "--data-dir", data]
+        slave = c.spawn(args)
+        metrics = slave.wait_ready()["metrics@broker-a/1"]
+        c.ns.wait_line(r"broker-a in-sync set now \[1\]", 30)
+        assert 'broker_id="1"' in _text(metrics)
+        # When the master is killed and the controller promotes the slave (its node is rebuilt
+        # as the master, on the same sockets)
+        master.signal(signal.SIGKILL)
+        master.wait(10)
+        slave.wait_line(r"master of epoch 2", 30)
+        # Then the same endpoint answers, now as broker 0
+        wait_until(lambda: 'broker_id="0"' in _text(metrics), 20, "the master's metrics")
+    finally:
+        c.close()
+
+
+def _text(address: str) -> str:
+    try:
+        with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as response:
+            return str(response.read().decode())
+    except OSError:
+        return ""
