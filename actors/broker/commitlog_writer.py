@@ -263,13 +263,14 @@ class CommitLogWriter(GeventActor):
         repl = self.ctx.replication
         waiting: list[PutCompletion] = []
         host, port = log.store_host, log.store_port
-        put_bytes = self.ctx.put_bytes
+        put_bytes, put_counts = self.ctx.put_bytes, self.ctx.put_counts
         for msg, out in outcomes:
             if not appended(out):
                 set_reply(msg.reply, refusal_of(out))
                 continue
             topic = msg.records[0].topic
             put_bytes[topic] = put_bytes.get(topic, 0) + out.wrote_bytes
+            put_counts[topic] = put_counts.get(topic, 0) + len(msg.records)
             result = PutResult(
                 status=PutStatus.PUT_OK,
                 queue_offsets=tuple(out.queue_offsets),

@@ -44,6 +44,7 @@ from actors.broker.producer_manager import ProducerManager
 from actors.broker.registrar import NamesrvRegistrar
 from actors.broker.scheduler import Scheduler
 from actors.broker.slave_synchronize import SlaveSynchronize
+from actors.broker.stats_handler import keyed_totals
 from actors.broker.stats_sampler import StatsSampler
 from actors.broker.store_adapter import StoreAdapter, to_wire
 from actors.broker.store_service import BrokerStore
@@ -249,6 +250,7 @@ def broker_spec(
                     lambda: (store.ctx.put_messages, ctx.got_messages),
                     lambda: _store_figures(store),
                     version=_version_desc(),
+                    keyed=lambda: keyed_totals(ctx),
                 ),
             ),
             ChildSpec(name=ctx.locks, start=RebalanceLockManager.start),

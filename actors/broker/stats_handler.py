@@ -18,10 +18,11 @@ Bodies are written with queue objects as map keys (``runtime.remoting.queue_maps
   commit-log offsets, disk use), as ``mqadmin brokerStatus`` prints it.
 - 315, header ``statsName`` and ``statsKey`` (the RocketMQ dashboard's TPS charts,
   ``mqadmin statsAll``): BROKER_PUT_NUMS and BROKER_GET_NUMS (any key; RocketMQ's is the
-  cluster name) as a BrokerStatsData of the last minute, hour and day (``sum``, ``tps`` =
-  sum / seconds covered; ``avgpt`` 0: calls are not counted). Per-topic and per-group
-  statistics are not kept: SYSTEM_ERROR "The stats <name> <key> not exist", as RocketMQ
-  answers for an unknown item.
+  cluster name), TOPIC_PUT_NUMS and TOPIC_PUT_SIZE (key a topic), GROUP_GET_NUMS and
+  GROUP_GET_SIZE (key ``topic@group``) as a BrokerStatsData of the last minute, hour and day
+  (``sum``, ``tps`` = sum / seconds covered; ``avgpt`` 0: calls are not counted). Any other
+  name, or an item with no traffic since the broker started: SYSTEM_ERROR "The stats <name>
+  <key> not exist", as RocketMQ answers for an unknown item.
 """
 
 from __future__ import annotations
@@ -153,17 +154,29 @@ def broker_runtime_info(
 BROKER_STATS = {"BROKER_PUT_NUMS": "put", "BROKER_GET_NUMS": "got"}
 
 
+def keyed_totals(ctx: BrokerContext) -> dict[str, dict[str, int]]:
+    """The running totals behind VIEW_BROKER_STATS_DATA's per-item stats (RocketMQ's names and
+    keys: a topic; ``topic@group``), sampled by the ``StatsSampler``."""
+    return {
+        "TOPIC_PUT_NUMS": ctx.store.put_counts,
+        "TOPIC_PUT_SIZE": ctx.store.put_bytes,
+        "GROUP_GET_NUMS": {f"{t}@{g}": n for (t, g), n in ctx.got_by.items()},
+        "GROUP_GET_SIZE": {f"{t}@{g}": n for (t, g), n in ctx.got_bytes_by.items()},
+    }
+
+
 def view_broker_stats_data(
     ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
 ) -> RemotingCommand:
     name = str(request.ext_fields.get("statsName") or "")
     key = str(request.ext_fields.get("statsKey") or "")
     which = BROKER_STATS.get(name)
-    if which is None:
+    stats = ctx.proxy(ctx.stats)
+    windows = ctx.ask(stats.windows(which) if which else stats.item_windows(name, key))
+    if windows is None:
         return reply(
             request, ResponseCode.SYSTEM_ERROR, remark=f"The stats <{name}> <{key}> not exist"
         )
-    windows = ctx.ask(ctx.proxy(ctx.stats).windows(which))
     minute, hour, day = (
         BrokerStatsItem(sum=count, tps=count / seconds if seconds > 0 else 0.0)
         for count, seconds in windows

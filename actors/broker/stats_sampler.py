@@ -7,6 +7,9 @@ Messages (proxy methods; none blocks):
 - ``windows(which)`` -> [(count, seconds)] for the last minute, hour and day of ``"put"`` or
   ``"got"`` (VIEW_BROKER_STATS_DATA's BROKER_PUT_NUMS / BROKER_GET_NUMS); a window longer than
   the broker has run covers its run
+- ``item_windows(name, key)`` -> the same for one item of the ``keyed`` totals
+  (TOPIC_PUT_NUMS / TOPIC_PUT_SIZE by topic, GROUP_GET_NUMS / GROUP_GET_SIZE by
+  ``topic@group``: ``actors.broker.stats_windows``), or None for an item never seen
 
 State owned (memory only, lost on restart as RocketMQ's is): every 10 s a sample of the two
 counters it reads (messages appended to the commit log; messages handed to consumers in pull
@@ -24,6 +27,7 @@ from collections.abc import Callable
 
 import msgspec
 
+from actors.broker.stats_windows import KeyedWindows
 from runtime.actor import GeventActor
 
 SAMPLE_INTERVAL_S = 10.0
@@ -51,9 +55,12 @@ class StatsSampler(GeventActor):
         version: str,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        keyed: Callable[[], dict[str, dict[str, int]]] = dict,
     ) -> None:
         super().__init__()
         self._counts = counts
+        self._keyed = keyed
+        self._items = KeyedWindows()
         self._extra = extra
         self._version = version
         self._clock = clock
@@ -90,6 +97,7 @@ class StatsSampler(GeventActor):
             self._today_morning = (put, got)
         sample = (self._clock(), put, got)
         self._samples.append(sample)
+        self._items.sample(sample[0], self._keyed())
         if not self._hourly or sample[0] - self._hourly[-1][0] >= HOUR_S:
             self._hourly.append(sample)
 
@@ -124,6 +132,14 @@ class StatsSampler(GeventActor):
                     break
             out.append((current - base[column], max(now - base[0], 0.0)))
         return out
+
+    def item_windows(self, name: str, key: str) -> list[tuple[int, float]] | None:
+        """(count, seconds covered) of one keyed item over the last minute, hour and day."""
+        current = self._keyed().get(name, {}).get(key)
+        now = self._clock()
+        if current is None:
+            return None
+        return self._items.windows(name, key, now, current)
 
     def runtime_info(self) -> dict[str, str]:
         put, got = self._counts()

@@ -203,6 +203,11 @@ class StoreAdapter:
         )
 
     @property
+    def put_counts(self) -> dict[str, int]:
+        """Messages appended per topic since the store started."""
+        return dict(self.store.ctx.put_counts)
+
+    @property
     def put_bytes(self) -> dict[str, int]:
         """Bytes appended per topic since the store started (``StoreContext.put_bytes``)."""
         return dict(self.store.ctx.put_bytes)

@@ -109,6 +109,8 @@ class StoreContext:
         """The commit-log offset up to which records were handed to queues and the index."""
         self.put_messages: int = 0
         """Messages the CommitLogWriter appended since start (admin statistics)."""
+        self.put_counts: dict[str, int] = {}
+        """Messages appended per topic since start (VIEW_BROKER_STATS_DATA's TOPIC_PUT_NUMS)."""
         self.put_bytes: dict[str, int] = {}
         """Bytes appended per topic since start (a batch counts for its first record's topic:
         a client's batch is one topic); the metrics' ``rocketmq_throughput_in_total``."""

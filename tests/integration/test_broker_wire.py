@@ -480,11 +480,18 @@ def test_view_broker_stats_data_counts_puts_and_refuses_unknown_stats(broker: Wi
     data = json.loads(found.body)
     assert data["statsMinute"]["sum"] >= 3 and data["statsDay"]["sum"] >= 3
     assert data["statsMinute"]["tps"] > 0
-    # and statistics this broker does not keep are refused as RocketMQ refuses unknown items
+    # and TOPIC_PUT_NUMS counts the topic's (mqadmin statsAll's InTPS / InMsg24Hour)
     ext = {"statsName": "TOPIC_PUT_NUMS", "statsKey": "WireStats"}
-    missing = broker.call(RequestCode.VIEW_BROKER_STATS_DATA, ext)
-    assert missing.code == ResponseCode.SYSTEM_ERROR
-    assert missing.remark == "The stats <TOPIC_PUT_NUMS> <WireStats> not exist"
+    topic = broker.call(RequestCode.VIEW_BROKER_STATS_DATA, ext)
+    assert topic.code == ResponseCode.SUCCESS, topic.remark
+    assert json.loads(topic.body)["statsDay"]["sum"] == 3
+    # and an item with no traffic, or statistics this broker does not keep, are refused as
+    # RocketMQ refuses unknown items
+    for name, key in (("TOPIC_PUT_NUMS", "WireNeverSent"), ("SNDBCK_PUT_NUMS", "WireStats")):
+        ext = {"statsName": name, "statsKey": key}
+        missing = broker.call(RequestCode.VIEW_BROKER_STATS_DATA, ext)
+        assert missing.code == ResponseCode.SYSTEM_ERROR
+        assert missing.remark == f"The stats <{name}> <{key}> not exist"
 
 
 def test_broker_consume_stats_lists_every_group_with_its_lag(broker: WireClient) -> None:
