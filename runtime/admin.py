@@ -102,6 +102,7 @@
                                                  replace the ACL's global white list
     clusterAclConfigVersion (-c CLUSTER | -b HOST:PORT)
                                                  each broker's ACL file version
+    statsAll         [-t TOPIC] [-a]             per topic and group: rates, day counts, backlog
 
 Every command takes ``-n HOST:PORT[;HOST:PORT]`` (default ``$NAMESRV_ADDR``, else
 127.0.0.1:9876). Against brokers with ACL (``aclEnable``), requests are signed with the keys in
@@ -131,6 +132,7 @@ from runtime import (
     admin_namesrv,
     admin_query,
     admin_queues,
+    admin_stats,
     admin_trace,
     logs,
 )
@@ -259,6 +261,7 @@ def _parser_and_commands() -> tuple[
     admin_queues.add_commands(sub, ns)
     admin_acl.add_commands(sub, ns, boolean)
     admin_trace.add_commands(sub, ns)
+    admin_stats.add_commands(sub, ns)
     return parser, sub
 
 
@@ -295,7 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(admin: Admin, args: argparse.Namespace) -> list[str]:
     command = args.command
     modules = (admin_namesrv, admin_groups, admin_query, admin_messages, admin_queues)
-    for module in (*modules, admin_acl, admin_trace):
+    for module in (*modules, admin_acl, admin_trace, admin_stats):
         lines = module.run(admin, args)
         if lines is not None:
             return lines

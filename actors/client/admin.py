@@ -38,6 +38,7 @@ from runtime.acl.signature import SessionCredentials
 from runtime.errors import AddressError, ProtocolError
 from runtime.hostport import format_address
 from runtime.remoting.bodies import (
+    BrokerStatsData,
     ClusterInfo,
     KVTable,
     OrderTopicRouteData,
@@ -185,6 +186,23 @@ class Admin(TopicAdmin, NamesrvAdmin, GroupAdmin, MessageAdmin, QueueAdmin, AclA
             broker_addr, RequestCode.GET_BROKER_RUNTIME_INFO, {}, "broker runtime info"
         )
         return dict(decode_body(KVTable, response.body).table)
+
+    def broker_stats(self, broker_addr: str, name: str, key: str) -> BrokerStatsData | None:
+        """VIEW_BROKER_STATS_DATA (315): one statistic over the last minute, hour and day
+        (``TOPIC_PUT_NUMS`` of a topic, ``GROUP_GET_NUMS`` of ``topic@group``, ...); None when
+        the broker has no such item (no traffic since it started)."""
+        try:
+            response = self._broker(
+                broker_addr,
+                RequestCode.VIEW_BROKER_STATS_DATA,
+                {"statsName": name, "statsKey": key},
+                "broker stats",
+            )
+        except BrokerError as exc:
+            if exc.code == ResponseCode.SYSTEM_ERROR and "not exist" in (exc.remark or ""):
+                return None
+            raise
+        return decode_body(BrokerStatsData, response.body)
 
     def view_message(self, offset_msg_id: str) -> MessageExt:
         """VIEW_MESSAGE_BY_ID: the message an offset message id (SendResult.offset_msg_id, 32 hex

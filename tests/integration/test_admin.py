@@ -498,3 +498,39 @@ def test_a_consumer_consumes_a_message_directly_on_an_admins_request(
         consumer.shutdown()
     # -g without -d is a usage error
     assert mqadmin(namesrv, "queryMsgById", "-i", sent.offset_msg_id, "-g", "x").returncode == 2
+
+
+def test_stats_all_shows_each_topics_traffic_and_each_groups_backlog(
+    cluster: dict[str, str], admin: Admin
+) -> None:
+    namesrv, broker = cluster["namesrv"], cluster["broker-a/0"]
+    # Given one-queue topics: four messages read by a group that committed offset 1, two
+    # messages nobody consumes, and one topic without traffic
+    for topic in ("StatsOrders", "StatsQuiet", "StatsIdle"):
+        admin.create_topic(topic, cluster="DefaultCluster", queues=1)
+    client = WireClient(broker)
+    try:
+        for topic, count in (("StatsOrders", 4), ("StatsQuiet", 2)):
+            for i in range(count):
+                assert send(client, topic, f"{topic}-{i}".encode()).code == 0
+        read = pull(client, "StatsOrders", 0, 0, group="stats-billing")
+        assert len(records(read.body)) == 4
+    finally:
+        client.close()
+    commit(broker, "stats-billing", "StatsOrders", 0, 1)
+    # When statsAll runs for one topic, and for the active ones
+    one = mqadmin(namesrv, "statsAll", "-t", "StatsOrders")
+    active = mqadmin(namesrv, "statsAll", "-a")
+    # Then the group's row has its backlog, the counts in and out of the day and the rates
+    assert one.returncode == 0, one.stderr
+    lines = [line.split() for line in one.stdout.splitlines()]
+    assert lines[0][:3] == ["#Topic", "#Consumer", "Group"]
+    topic, group, backlog, in_tps, out_tps, in_day, out_day = lines[1]
+    assert (topic, group, backlog) == ("StatsOrders", "stats-billing", "3")
+    assert (in_day, out_day) == ("4", "4")
+    assert float(in_tps) > 0 and float(out_tps) > 0  # all sent and read within the minute
+    # And -a lists the topic nobody consumes (NO_CONSUMER), not the one without traffic
+    assert active.returncode == 0, active.stderr
+    rows = {line.split()[0]: line.split() for line in active.stdout.splitlines()[1:]}
+    assert rows["StatsQuiet"][-2:] == ["2", "NO_CONSUMER"]
+    assert "StatsIdle" not in rows and "StatsOrders" in rows
