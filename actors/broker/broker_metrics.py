@@ -25,6 +25,9 @@ no name for start with ``actormq_``. Every sample carries ``cluster``, ``node_ty
 - ``rocketmq_broker_permission`` (gauge): ``brokerPermission`` (6 read/write, 4 read only).
 - ``rocketmq_storage_size`` (gauge, bytes): the commit log's span, max - min offset.
 - ``rocketmq_storage_message_reserve_time`` (gauge, ms): age of the oldest stored message.
+- ``rocketmq_storage_dispatch_behind_bytes``, ``rocketmq_storage_flush_behind_bytes`` (gauges):
+  bytes written to the commit log and not yet dispatched to consume queues / not yet fsynced
+  (ASYNC_FLUSH: up to ``flushIntervalCommitLog``'s worth).
 - ``actormq_disk_used_ratio`` (gauge): use of the commit log's disk, 0 - 1.
 - ``actormq_broker_messages_in_total``, ``actormq_broker_messages_out_total`` (counters):
   messages appended (retries, delayed, transactional included) and handed to consumers since
@@ -165,6 +168,18 @@ def _storage(info: dict[str, str]) -> list[Family]:
     high = int(info.get("commitLogMaxOffset", "0"))
     families = [
         _one("rocketmq_storage_size", "gauge", "Bytes the commit log spans.", max(high - low, 0)),
+        _one(
+            "rocketmq_storage_dispatch_behind_bytes",
+            "gauge",
+            "Bytes written to the commit log and not yet dispatched to consume queues.",
+            int(info.get("dispatchBehindBytes", "0")),
+        ),
+        _one(
+            "rocketmq_storage_flush_behind_bytes",
+            "gauge",
+            "Bytes written to the commit log and not yet fsynced.",
+            int(info.get("commitLogUnflushedBytes", "0")),
+        ),
         _one(
             "actormq_disk_used_ratio",
             "gauge",

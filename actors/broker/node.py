@@ -19,7 +19,6 @@ import contextlib
 import importlib.metadata
 import os
 import pathlib
-import shutil
 import socket
 from collections.abc import Callable, Collection
 from typing import Any
@@ -47,6 +46,7 @@ from actors.broker.slave_synchronize import SlaveSynchronize
 from actors.broker.stats_handler import keyed_totals
 from actors.broker.stats_sampler import StatsSampler
 from actors.broker.store_adapter import StoreAdapter, to_wire
+from actors.broker.store_figures import store_figures
 from actors.broker.store_service import BrokerStore
 from actors.broker.timer_scheduler import TimerScheduler
 from actors.broker.topic_config import PERM_READ, PERM_WRITE
@@ -248,7 +248,7 @@ def broker_spec(
                 name=ctx.stats,
                 start=lambda: StatsSampler.start(
                     lambda: (store.ctx.put_messages, ctx.got_messages),
-                    lambda: _store_figures(store),
+                    lambda: store_figures(store),
                     version=_version_desc(),
                     keyed=lambda: keyed_totals(ctx),
                 ),
@@ -303,26 +303,6 @@ def _version_desc() -> str:
     except importlib.metadata.PackageNotFoundError:
         version = "unknown"
     return f"actormq-{version}"
-
-
-def _store_figures(store: BrokerStore) -> dict[str, str]:
-    """The store's part of GET_BROKER_RUNTIME_INFO: commit-log offsets, disk use, the store
-    time of the oldest message."""
-    try:
-        usage = shutil.disk_usage(store.ctx.settings.commitlog_dir)
-        ratio = f"{usage.used / usage.total:.4f}" if usage.total else "0"
-    except OSError:
-        ratio = "0"
-    low, high = store.commit_log_min_offset, store.commit_log_max_offset
-    first = store.look_message_by_offset(low) if high > low else None
-    figures = {
-        "commitLogMinOffset": str(low),
-        "commitLogMaxOffset": str(high),
-        "commitLogDiskRatio": ratio,
-    }
-    if first is not None:  # mqadmin clusterList's "#Hour": how far back the log reaches
-        figures["earliestMessageTimeStamp"] = str(first.store_timestamp)
-    return figures
 
 
 def _ha_children(

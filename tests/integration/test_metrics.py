@@ -105,6 +105,8 @@ def test_a_scrape_reports_messages_lag_and_members(cluster: tuple[str, str]) -> 
     assert samples["rocketmq_topic_number{}"] >= 1
     assert samples["rocketmq_broker_permission{}"] == 6
     assert samples["rocketmq_storage_size{}"] > 5 * len(b"order 0")
+    assert samples["rocketmq_storage_dispatch_behind_bytes{}"] >= 0
+    assert samples["rocketmq_storage_flush_behind_bytes{}"] >= 0
 
 
 def test_other_paths_and_methods_and_a_silent_peer(cluster: tuple[str, str]) -> None:
