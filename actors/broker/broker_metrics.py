@@ -138,19 +138,43 @@ def collect(ctx: BrokerContext) -> list[Family]:
             ctx.cfg.broker_permission,
         ),
         *_storage(info),
-        _one(
-            "actormq_broker_messages_in_total",
-            "counter",
-            "Messages appended since the broker started.",
-            int(info.get("msgPutTotalTodayNow", "0")),
-        ),
-        _one(
-            "actormq_broker_messages_out_total",
-            "counter",
-            "Messages handed to consumers since the broker started.",
-            int(info.get("msgGetTotalTodayNow", "0")),
-        ),
+        *(_one(name, kind, text, float(info.get(key) or 0)) for name, kind, text, key in FROM_INFO),
     ]
+
+
+FROM_INFO = (
+    (
+        "rocketmq_storage_dispatch_behind_bytes",
+        "gauge",
+        "Bytes written to the commit log and not yet dispatched to consume queues.",
+        "dispatchBehindBytes",
+    ),
+    (
+        "rocketmq_storage_flush_behind_bytes",
+        "gauge",
+        "Bytes written to the commit log and not yet fsynced.",
+        "commitLogUnflushedBytes",
+    ),
+    (
+        "actormq_disk_used_ratio",
+        "gauge",
+        "Use of the commit log's disk, 0 - 1.",
+        "commitLogDiskRatio",
+    ),
+    (
+        "actormq_broker_messages_in_total",
+        "counter",
+        "Messages appended since the broker started.",
+        "msgPutTotalTodayNow",
+    ),
+    (
+        "actormq_broker_messages_out_total",
+        "counter",
+        "Messages handed to consumers since the broker started.",
+        "msgGetTotalTodayNow",
+    ),
+)
+"""(name, type, help, key of the StatsSampler's runtime info): figures read as they are."""
 
 
 def common_labels(ctx: BrokerContext) -> dict[str, str]:
@@ -167,25 +191,7 @@ def _storage(info: dict[str, str]) -> list[Family]:
     low = int(info.get("commitLogMinOffset", "0"))
     high = int(info.get("commitLogMaxOffset", "0"))
     families = [
-        _one("rocketmq_storage_size", "gauge", "Bytes the commit log spans.", max(high - low, 0)),
-        _one(
-            "rocketmq_storage_dispatch_behind_bytes",
-            "gauge",
-            "Bytes written to the commit log and not yet dispatched to consume queues.",
-            int(info.get("dispatchBehindBytes", "0")),
-        ),
-        _one(
-            "rocketmq_storage_flush_behind_bytes",
-            "gauge",
-            "Bytes written to the commit log and not yet fsynced.",
-            int(info.get("commitLogUnflushedBytes", "0")),
-        ),
-        _one(
-            "actormq_disk_used_ratio",
-            "gauge",
-            "Use of the commit log's disk, 0 - 1.",
-            float(info.get("commitLogDiskRatio", "0")),
-        ),
+        _one("rocketmq_storage_size", "gauge", "Bytes the commit log spans.", max(high - low, 0))
     ]
     earliest = int(info.get("earliestMessageTimeStamp", "0") or 0)
     if earliest > 0:

@@ -31,10 +31,6 @@ READ_TIMEOUT_S = 10.0
 MAX_REQUEST_BYTES = 16 * 1024
 
 
-class _Server(StreamServer):
-    """A StreamServer over a socket the process owns: stopping it leaves the socket bound."""
-
-
 class MetricsExporter(GeventActor):
     """See the module docstring."""
 
@@ -42,10 +38,10 @@ class MetricsExporter(GeventActor):
         super().__init__()
         self.ctx = ctx
         self._sock = sock
-        self._server: _Server | None = None
+        self._server: StreamServer | None = None
 
     def on_start(self) -> None:
-        self._server = _Server(self._sock, self._serve)
+        self._server = StreamServer(self._sock, self._serve)
         self._server.start()
         logger.info("{}: Prometheus metrics on http://{}/metrics", self.ctx.name, self.address)
 

@@ -15,8 +15,10 @@ State owned (memory only, lost on restart as RocketMQ's is): every 10 s a sample
 counters it reads (messages appended to the commit log; messages handed to consumers in pull
 responses), the last hour of samples (the rates over 10 s / 60 s / 600 s, the last minute and
 hour), one sample an hour for the last day, and the counters at the last two local midnights
-for the daily totals. Durability point: none. The counters are
-plain integers bumped inline by the writer and the pull handler, never a message per message.
+for the daily totals; per keyed item (a topic, ``topic@group``) a few snapshots per window
+(``KeyedWindows``). Durability point: none. The counters are plain integers (and dicts of
+them) bumped inline by the writer, per written batch, and the pull handler, per response,
+never a message per message.
 """
 
 from __future__ import annotations

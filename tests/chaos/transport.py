@@ -43,24 +43,16 @@ def client_tls() -> TlsOptions | None:
 def connect(address: tuple[str, int], timeout: float) -> socket.socket:
     """A blocking connection to ``address``, wrapped in TLS when the run uses it."""
     sock = socket.create_connection(address, timeout=timeout)
-    path = tls_config()
-    if path is None:
+    options = client_tls()
+    if options is None:
         return sock
-    context = ssl.create_default_context(cafile=_trust_file(path))
+    context = ssl.create_default_context(cafile=options.trust_cert_path)
     context.check_hostname = False  # nodes are addressed by IP, as the client does
     try:
         return context.wrap_socket(sock)
     except BaseException:
         sock.close()
         raise
-
-
-def _trust_file(path: pathlib.Path) -> str:
-    for line in path.read_text().splitlines():
-        key, _, value = line.partition("=")
-        if key.strip() == "tls.client.trustCertPath":
-            return value.strip()
-    raise ValueError(f"{path}: no tls.client.trustCertPath")
 
 
 def setup(directory: pathlib.Path) -> pathlib.Path:
