@@ -1,4 +1,4 @@
-"""Command line: ``python -m runtime [cluster|namesrv|broker] ...``.
+"""Command line: ``python -m runtime [cluster|namesrv|broker|proxy] ...``.
 
 ``python -m runtime`` with no arguments runs the default profile: one name server on 9876 and
 one master broker on 10911, in one process. Every mode prints exactly one line starting with
@@ -18,6 +18,8 @@ from loguru import logger
 from runtime import heap, logs, tls
 from runtime.errors import ActorMQError, ConfigError
 from runtime.fdlimit import raise_open_files_limit
+from runtime.proxy import DEFAULT_PORT as DEFAULT_PROXY_PORT
+from runtime.proxy import ProxyRole, add_proxy_options, settings_from
 
 if TYPE_CHECKING:
     from runtime.node import Node
@@ -117,6 +119,15 @@ def build_parser() -> argparse.ArgumentParser:
         default="default",
         help=f"shipped profile ({', '.join(list_profiles())}) or a path to a profile TOML",
     )
+    cluster.add_argument(
+        "--proxy",
+        action="store_true",
+        help="also serve RocketMQ 5's gRPC clients (a proxy in this process; docs/proxy.md)",
+    )
+    cluster.add_argument(
+        "--proxy-port", type=int, default=DEFAULT_PROXY_PORT, help="the proxy's port (8081)"
+    )
+    add_proxy_options(cluster)
 
     namesrv = sub.add_parser(
         "namesrv",
@@ -142,6 +153,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="override namesrvAddr (host:port;host:port); without either, $NAMESRV_ADDR",
     )
     broker.add_argument("--listen-port", type=int, help="override listenPort")
+
+    proxy = sub.add_parser(
+        "proxy",
+        parents=[common, ports],
+        help="run one proxy: RocketMQ 5's gRPC clients served over a cluster",
+        description="Serve RocketMQ 5's gRPC API (apache.rocketmq.v2.MessagingService) over the "
+        "cluster the name servers know (docs/proxy.md).",
+    )
+    proxy.add_argument(
+        "--namesrv-addr", help="the cluster's name servers (host:port;...); else $NAMESRV_ADDR"
+    )
+    proxy.add_argument("--listen-port", type=int, default=DEFAULT_PROXY_PORT, help="(8081)")
+    proxy.add_argument("--listen-host", default="127.0.0.1", help="bind address (127.0.0.1)")
+    add_proxy_options(proxy)
 
     bench = sub.add_parser(
         "bench",
@@ -257,8 +282,14 @@ def main(argv: list[str] | None = None) -> int:
             settings = tls.load(args.tls_config)
             tls.configure(settings)
             logger.info("tls: {}: {}", args.tls_config, settings.describe())
+        if args.command == "proxy":
+            from runtime.proxy import run as run_proxy
+
+            return run_proxy(args)
         node = _make_node(args)
         node.start()
+        if getattr(args, "proxy", False):
+            _start_proxy(node, args)
     except ActorMQError as exc:
         logger.error("{}", exc)
         print(f"error: {exc}", file=sys.stderr)
@@ -266,3 +297,19 @@ def main(argv: list[str] | None = None) -> int:
     heap.settle()  # start-up's objects out of the collector's way (runtime.heap)
     print(node.ready_line(), flush=True)
     return node.run()
+
+
+def _start_proxy(node: Node, args: argparse.Namespace) -> None:
+    """``cluster --proxy``: a proxy over this process's first name server, on its host; stopped
+    before the brokers."""
+    name, address = next((n, a) for n, a in node.addresses.items() if n.startswith("namesrv"))
+    host = address.rsplit(":", 1)[0].strip("[]")
+    port = 0 if node.ephemeral_ports else args.proxy_port
+    try:
+        role = ProxyRole(address, host, port, settings_from(args), args.proxy_advertise)
+        node.addresses["proxy"] = role.start()
+    except BaseException:
+        node.stop()
+        raise
+    node.before_stop.append(role.stop)
+    logger.debug("proxy over {} ({})", name, address)

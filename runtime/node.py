@@ -73,6 +73,8 @@ class Node:
         self._handlers: list[Any] = []
         self._handles: list[BrokerHandle] = []
         self._controller: str | None = None
+        self.before_stop: list[Any] = []
+        """Callables run first when the node stops (``cluster --proxy``'s proxy)."""
 
     # -- startup ------------------------------------------------------------------------------
 
@@ -271,6 +273,12 @@ class Node:
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
         """Ordered shutdown of the whole tree; run() then returns 0 (1 when a part did not stop
         in time)."""
+        for hook in self.before_stop:
+            try:
+                hook()
+            except Exception as exc:  # the tree must stop regardless
+                logger.opt(exception=exc).error("stopping: {} failed", hook)
+        self.before_stop = []
         self.directory.stopping = True
         root = self._root
         if root is not None and root.is_alive():

@@ -6,18 +6,22 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from actors.client.consumer_requests import OFFSETS, REBALANCER
 from actors.client.hub import ClientHub
 from actors.client.instance import ClientInstance
-from actors.client.message import MessageQueue
+from actors.client.message import MessageExt, MessageQueue
 from actors.client.namespace import Namespace, plain_queue, wire_name, wire_queue
 from actors.client.offsets import Persist, ReadOffset, queue_offset
 from actors.client.rebalance import DoRebalance
+from actors.client.send_back import send_back
 
 
 class ConsumerQueries:
     """Mixin of ``ConsumerBase``; see the module docstring."""
 
+    group: str
     namespace: Namespace | None
     _instance: ClientInstance | None
 
@@ -81,6 +85,21 @@ class ConsumerQueries:
             ],
             timeout=timeout + 5,
             what="fetch_queues",
+        )
+
+    def send_to_dead_letter_queue(self, msg: MessageExt, timeout: float = 3.0) -> None:
+        """Move a received message to the group's dead-letter queue (``%DLQ%<group>``) at once:
+        CONSUMER_SEND_MSG_BACK with delay level -1 to the broker that stored it. Raises a
+        ClientError when the broker did not take it."""
+        hub = self._running_hub("send_to_dead_letter_queue")
+        instance = self._instance
+        assert instance is not None
+        if self.namespace is not None:  # polled messages carry the plain topic
+            msg = msgspec.structs.replace(msg, topic=wire_name(self.namespace, msg.topic))
+        return hub.call(
+            lambda: send_back(instance, self.group, msg, delay_level=-1, timeout=timeout),
+            timeout=timeout + 5,
+            what="send back",
         )
 
     def _queue_offset(self, code: int, mq: MessageQueue, timeout: float) -> int:

@@ -121,10 +121,11 @@ def prepare(
     max_size: int = MAX_MESSAGE_SIZE,
     compress_over: int = COMPRESS_OVER,
     compressor: Compressor = DEFAULT_COMPRESSOR,
+    uniq: str | None = None,
 ) -> Outgoing:
     """Validate ``msg`` and encode it for a single send (a body over ``compress_over`` bytes
     compressed with ``compressor`` and flagged with its sysFlag bits, when that makes it
-    smaller)."""
+    smaller). ``uniq``: its UNIQ_KEY (default a new one)."""
     if not isinstance(msg, Message):
         raise MessageInvalidError("message", f"expected a Message, got {type(msg).__name__}")
     check_topic(msg.topic)
@@ -133,7 +134,7 @@ def prepare(
         raise MessageInvalidError("body", "is empty")
     if len(body) > max_size:
         raise MessageTooLargeError(len(body), max_size)
-    uniq = new_message_id()
+    uniq = new_message_id() if uniq is None else uniq
     props = message_properties(msg, uniq)
     sys_flag = 0
     if compress_over >= 0 and len(body) > compress_over:

@@ -267,12 +267,15 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply, ProducerBatch):
             return Selection(selector=selector, message=msg)
         return ROUND_ROBIN
 
-    def _prepare(self, msg: Message, sharding_key: str | None) -> Outgoing:
+    def _prepare(
+        self, msg: Message, sharding_key: str | None, msg_id: str | None = None
+    ) -> Outgoing:
         out = prepare(
             msg,
             max_size=self.max_message_size,
             compress_over=self.compress_over,
             compressor=self.compressor,
+            uniq=msg_id,
         )
         if sharding_key is not None:
             # RocketMQ's sharding-key property, for brokers and tools that look at it.
@@ -287,19 +290,22 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply, ProducerBatch):
         sharding_key: str | None = None,
         selector: QueueSelector | None = None,
         timeout: float | None = None,
+        msg_id: str | None = None,
     ) -> SendResult:
         """Send and wait until the broker stored it. Raises a ClientError subclass otherwise
-        (``SendFailedError`` after retries, ``RequestTimeoutError`` when the outcome is unknown)."""
+        (``SendFailedError`` after retries, ``RequestTimeoutError`` when the outcome is unknown).
+        ``msg_id``: the message's id (UNIQ_KEY) when the caller has one already (a RocketMQ 5
+        client's, through actormq's proxy); by default a new one."""
         self._running_hub("send")
         selection = self._selection(msg, queue, sharding_key, selector)
         if self._send_hooks:
             return self._send_sync_hooked(
-                msg, lambda: self._prepare(msg, sharding_key), selection, timeout, mq=queue
+                msg, lambda: self._prepare(msg, sharding_key, msg_id), selection, timeout, mq=queue
             )
-        held = self._held(msg, selection)
+        held = self._held(msg, selection) if msg_id is None else None
         if held is not None:
             return self._send_outgoing(held, selection, timeout)
-        out = self._prepare(msg, sharding_key)
+        out = self._prepare(msg, sharding_key, msg_id)
         return self._send_outgoing(out, selection, timeout)
 
     def _send_outgoing(

@@ -14,6 +14,11 @@ a buffer; ``poll`` takes up to ``max_poll_messages`` from it. Polled messages co
 consumed: their offsets are what ``commit`` writes (and what auto-commit writes every
 ``commit_interval`` and on each pull). ``auto_commit=False`` turns those two off; as in
 RocketMQ, a queue that moves to another member and ``shutdown`` still write what was polled.
+
+With ``manual_ack=True`` a polled message counts as consumed only once ``ack``ed: until then
+the offset written for its queue (by auto-commit, ``commit``, a rebalance or ``shutdown``)
+stays at it, and its queue's pulling pauses when it holds the queue back by more than
+``max_span`` offsets (``actors.client.manual_ack``; actormq's gRPC proxy consumes this way).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from actors.client.consumer_requests import OFFSETS
 from actors.client.consumer_trace import ConsumerTrace
 from actors.client.errors import ClientError, ClientStateError
 from actors.client.hub import ClientHub
+from actors.client.manual_ack import Unacked
 from actors.client.message import MessageExt, MessageQueue
 from actors.client.namespace import plain_queue, wire_name, wire_queue
 from actors.client.offsets import Persist, UpdateOffset
@@ -94,6 +100,7 @@ class PullConsumer(ConsumerBase, ConsumerTrace):
         enable_msg_trace: bool = False,
         trace_topic: str | None = None,
         namespace: str | None = None,
+        manual_ack: bool = False,
     ) -> None:
         options = PullOptions(
             batch_size=pull_batch_size,
@@ -128,6 +135,8 @@ class PullConsumer(ConsumerBase, ConsumerTrace):
         self.auto_commit = auto_commit
         self.max_poll_messages = max_poll_messages
         self.buffer = PollBuffer(max_cached_messages_total)
+        self.unacked: Unacked | None = Unacked() if manual_ack else None
+        """Polled messages not acknowledged yet (``manual_ack=True``), else None."""
         self._listener_pool: concurrent.futures.Executor | None = None
         """The thread queue-change listeners run on (made by the first registration)."""
         self.enable_msg_trace = enable_msg_trace
@@ -221,11 +230,13 @@ class PullConsumer(ConsumerBase, ConsumerTrace):
 
     # -- consuming ------------------------------------------------------------------------------
 
-    def poll(self, timeout: float = 1.0) -> list[MessageExt]:
-        """Up to ``max_poll_messages`` messages, waiting up to ``timeout`` seconds for the
-        first; [] when none came. The returned messages count as consumed."""
+    def poll(self, timeout: float = 1.0, max_messages: int | None = None) -> list[MessageExt]:
+        """Up to ``max_messages`` (default ``max_poll_messages``) messages, waiting up to
+        ``timeout`` seconds for the first; [] when none came. The returned messages count as
+        consumed (with ``manual_ack``: once acked)."""
         hub = self._running_hub("poll")
-        batches = self.buffer.take(self.max_poll_messages, timeout)
+        limit = self.max_poll_messages if max_messages is None else max(1, max_messages)
+        batches = self.buffer.take(limit, timeout)
         out: list[MessageExt] = []
         hooks = self._consume_hooks
         ns = self.namespace
@@ -234,13 +245,31 @@ class PullConsumer(ConsumerBase, ConsumerTrace):
                 for m in batch.msgs:
                     m.topic = ns.unwrap(m.topic)
             out.extend(batch.msgs)
-            done = Consumed(batch.generation, [m.queue_offset for m in batch.msgs])
-            with contextlib.suppress(ClientError):
-                hub.post(_tell, batch.puller, done)
+            offsets = [m.queue_offset for m in batch.msgs]
+            if self.unacked is not None:
+                self.unacked.record(batch.puller, batch.generation, batch.mq, offsets)
+            else:
+                with contextlib.suppress(ClientError):
+                    hub.post(_tell, batch.puller, Consumed(batch.generation, offsets))
             if hooks is not None and hooks.hooks:
                 hooks.polled(plain_queue(ns, batch.mq), batch.msgs)
         self._wake_waiting(hub)
         return out
+
+    def ack(self, msgs: Sequence[MessageExt]) -> int:
+        """Acknowledge polled messages (``manual_ack=True``): their queues' offsets may now
+        move past them. Returns how many were held (an ack twice, or of a message not polled
+        here, counts none)."""
+        hub = self._running_hub("ack")
+        if self.unacked is None:
+            raise ClientError("ack: this consumer was not made with manual_ack=True")
+        ns = self.namespace
+        told, unknown = self.unacked.take(msgs, lambda m: wire_name(ns, m.topic))
+        for (puller, _generation), done in told.items():
+            with contextlib.suppress(ClientError):
+                hub.post(_tell, puller, done)
+        self._wake_waiting(hub)
+        return len(msgs) - unknown
 
     def _wake_waiting(self, hub: ClientHub) -> None:
         """Tell the pullers that waited for room in the buffer (``max_cached_messages_total``)

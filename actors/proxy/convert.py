@@ -1,0 +1,128 @@
+"""Messages between RocketMQ 5's gRPC form (``apache.rocketmq.v2.Message``) and actormq's.
+
+- ``outgoing``: a message a gRPC producer sent -> an ``actors.client.Message`` to store, its
+  message id (kept as the UNIQ_KEY, so both protocols show one id) and its message group
+  (stored as RocketMQ's sharding key ``__SHARDINGKEY``, the queue chosen by its hash).
+- ``incoming``: a stored message (``MessageExt``) -> the gRPC message a consumer receives,
+  with the receipt handle, delivery attempt and invisible duration of this delivery.
+
+RocketMQ's proxy does the same mapping: tag <-> TAGS, keys <-> KEYS, message group <->
+``__SHARDINGKEY``, delivery timestamp <-> TIMER_DELIVER_MS, user properties as they are.
+Bodies are handed out uncompressed (IDENTITY) with a CRC32 digest, as RocketMQ's proxy does;
+a GZIP body from a producer is inflated before it is stored.
+"""
+
+from __future__ import annotations
+
+import gzip
+import time
+import zlib
+from typing import Any
+
+from actors.client.message import Message, MessageExt
+from actors.proxy.proto import DigestType, Encoding, M, MessageType
+from runtime.remoting import properties as P
+
+
+class ConvertError(Exception):
+    """A gRPC message that cannot be stored; ``code`` is the ``Code`` to answer with."""
+
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(text)
+        self.code = code
+
+
+def resource_name(resource: Any) -> str:
+    """A ``Resource`` as the broker names it: RocketMQ's ``<namespace>%<name>`` when it has a
+    namespace."""
+    if resource.resource_namespace:
+        return f"{resource.resource_namespace}%{resource.name}"
+    return resource.name
+
+
+def outgoing(msg: Any, code_bad_request: int) -> tuple[Message, str, str | None]:
+    """(the message to store, its message id, its message group or None)."""
+    system = msg.system_properties
+    body = msg.body
+    if system.body_encoding == Encoding.GZIP:
+        try:
+            body = gzip.decompress(body)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise ConvertError(code_bad_request, f"GZIP body does not inflate: {exc}") from None
+    deliver_at: int | None = None
+    if system.HasField("delivery_timestamp"):
+        stamp = system.delivery_timestamp
+        deliver_at = stamp.seconds * 1000 + stamp.nanos // 1_000_000
+        if deliver_at <= int(time.time() * 1000):
+            deliver_at = None  # due already: an ordinary message, as RocketMQ's proxy stores it
+    group = system.message_group if system.HasField("message_group") else None
+    message = Message(
+        resource_name(msg.topic),
+        body,
+        tags=system.tag if system.HasField("tag") and system.tag else None,
+        keys=list(system.keys) or None,
+        properties=dict(msg.user_properties),
+        deliver_at_ms=deliver_at,
+    )
+    return message, system.message_id, group or None
+
+
+def message_type(ext: MessageExt) -> int:
+    props = ext.all_properties
+    if P.TRAN_MSG in props:
+        return MessageType.TRANSACTION
+    if P.SHARDING_KEY in props:
+        return MessageType.FIFO
+    if P.TIMER_DELIVER_MS in props or P.TIMER_DELAY_MS in props or P.DELAY in props:
+        return MessageType.DELAY
+    return MessageType.NORMAL
+
+
+def _stamp(target: Any, ms: int) -> None:
+    target.seconds, target.nanos = divmod(ms, 1000)
+    target.nanos *= 1_000_000
+
+
+def incoming(
+    ext: MessageExt,
+    topic: Any,
+    *,
+    receipt_handle: str,
+    attempt: int,
+    invisible_ms: int,
+) -> Any:
+    """The gRPC ``Message`` of one delivery of ``ext`` (``topic``: the Resource the consumer
+    asked for, handed back as it came)."""
+    out = M.Message()
+    out.topic.CopyFrom(topic)
+    out.body = ext.body
+    for name, value in ext.properties.items():
+        out.user_properties[name] = value
+    system = out.system_properties
+    props = ext.all_properties
+    tags = props.get(P.TAGS)
+    if tags:
+        system.tag = tags
+    system.keys.extend(ext.keys)
+    system.message_id = ext.msg_id
+    system.body_digest.type = DigestType.CRC32
+    system.body_digest.checksum = format(zlib.crc32(ext.body) & 0xFFFFFFFF, "08X")
+    system.body_encoding = Encoding.IDENTITY
+    system.message_type = message_type(ext)
+    _stamp(system.born_timestamp, ext.born_timestamp)
+    system.born_host = ext.born_host
+    _stamp(system.store_timestamp, ext.store_timestamp)
+    system.store_host = ext.store_host
+    due = props.get(P.TIMER_DELIVER_MS)
+    if due and due.isdigit():
+        _stamp(system.delivery_timestamp, int(due))
+    system.receipt_handle = receipt_handle
+    system.queue_id = ext.queue_id
+    system.queue_offset = ext.queue_offset
+    system.invisible_duration.seconds, millis = divmod(invisible_ms, 1000)
+    system.invisible_duration.nanos = millis * 1_000_000
+    system.delivery_attempt = attempt
+    group = props.get(P.SHARDING_KEY)
+    if group:
+        system.message_group = group
+    return out

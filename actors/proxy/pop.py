@@ -1,0 +1,208 @@
+"""PopGroup: one consumer group's messages as RocketMQ 5 consumers receive them through the
+proxy: handed out for an invisible duration, gone once acked, handed out again when the
+duration passes unacked, dead-lettered after ``max_attempts`` deliveries.
+
+RocketMQ's broker keeps this state itself (POP); actormq's proxy keeps it over a lite pull
+consumer of the group with manual acks (``PullConsumer(manual_ack=True)``): the queues are
+pulled by the proxy (shared with the group's other members, other proxies included, by the
+usual rebalancing), a message stays in its queue's process queue until acked, so the offset
+committed for the queue never passes an unacked message, and a proxy that dies loses nothing:
+the group's next reader starts at the oldest unacked message (at-least-once, as RocketMQ).
+
+- ``receive(topic, expression, max_messages, invisible_ms, wait_s)``: messages whose
+  invisible duration ran out first (the next delivery attempt), then new ones; waits up to
+  ``wait_s`` for the first. Each comes as a ``Delivery`` with a fresh receipt handle.
+- ``ack(handle)``, ``change_invisible(handle, ms)`` (a new handle), ``dead_letter(handle)``.
+
+State owned: the deliveries in flight by handle, a heap of their deadlines, messages pulled for
+another topic than the receive that polled them (kept for that topic's next receive). Not an
+actor: the proxy's handlers call it from greenlets of one hub; nothing here switches
+greenlets between reading and writing that state (only the consumer's ``poll`` and the dead
+letter send switch, and no state is held across them).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+from loguru import logger
+
+from actors.client.errors import ClientError
+from actors.client.message import MessageExt
+from actors.client.pull_consumer import PullConsumer
+
+MAX_ATTEMPTS = 17
+"""Deliveries before a message goes to ``%DLQ%<group>``: RocketMQ's retryMaxTimes (16) + 1."""
+
+
+class Delivery:
+    """One message handed to a gRPC consumer and not acked yet."""
+
+    __slots__ = ("attempt", "deadline", "handle", "msg", "topic")
+
+    def __init__(self, msg: MessageExt, topic: str, handle: str, attempt: int, deadline: float):
+        self.msg = msg
+        self.topic = topic
+        self.handle = handle
+        self.attempt = attempt
+        self.deadline = deadline
+
+
+class PopGroup:
+    def __init__(
+        self,
+        group: str,
+        consumer: PullConsumer,
+        *,
+        max_attempts: int = MAX_ATTEMPTS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.group = group
+        self.consumer = consumer
+        self.max_attempts = max_attempts
+        self.clock = clock
+        self.in_flight: dict[str, Delivery] = {}
+        self._deadlines: list[tuple[float, int, str]] = []
+        self._seq = itertools.count(1)
+        self._prefix = secrets.token_hex(4)
+        self._ready: dict[str, deque[MessageExt]] = {}
+        self.expressions: dict[str, tuple[str, str | None]] = {}
+        """Topic -> (tag expression, SQL or None) subscribed; the consumer runs once one is."""
+        self._subscribing = threading.Lock()
+
+    # -- subscriptions ---------------------------------------------------------------------------
+
+    def subscribe(self, topic: str, expression: str = "*", sql: str | None = None) -> None:
+        """Make sure the group pulls ``topic`` with this filter (a changed filter re-subscribes,
+        as a RocketMQ consumer's new subscription does)."""
+        wanted = (expression, sql)
+        if self.expressions.get(topic) == wanted:
+            return
+        with self._subscribing:  # one at a time: the first one starts the consumer
+            if self.expressions.get(topic) == wanted:
+                return
+            self.consumer.subscribe(topic, expression, sql=sql)
+            if not self.expressions:
+                self.consumer.start()
+                logger.info("proxy: consuming for group {}", self.group)
+            self.expressions[topic] = wanted
+
+    # -- receiving -------------------------------------------------------------------------------
+
+    def receive(
+        self, topic: str, max_messages: int, invisible_ms: int, wait_s: float
+    ) -> list[Delivery]:
+        out: list[Delivery] = []
+        until = self.clock() + max(wait_s, 0.0)
+        while True:
+            out.extend(self._due(topic, max_messages - len(out), invisible_ms))
+            ready = self._ready.get(topic)
+            while ready and len(out) < max_messages:
+                out.append(self._hand_out(ready.popleft(), topic, 1, invisible_ms))
+            if len(out) >= max_messages:
+                return out
+            now = self.clock()
+            wait = 0.0 if out else max(0.0, until - now)
+            if self._deadlines:
+                wait = min(wait, max(0.0, self._deadlines[0][0] - now))
+            polled = self.consumer.poll(timeout=wait, max_messages=max_messages - len(out))
+            for msg in polled:
+                if msg.topic == topic and len(out) < max_messages:
+                    out.append(self._hand_out(msg, topic, 1, invisible_ms))
+                else:
+                    self._ready.setdefault(msg.topic, deque()).append(msg)
+            if out or (not polled and self.clock() >= until):
+                if not out:
+                    out.extend(self._due(topic, max_messages, invisible_ms))
+                return out
+
+    def _hand_out(self, msg: MessageExt, topic: str, attempt: int, invisible_ms: int) -> Delivery:
+        handle = f"{self._prefix}{next(self._seq):x}"
+        deadline = self.clock() + invisible_ms / 1000.0
+        delivery = Delivery(msg, topic, handle, attempt, deadline)
+        self.in_flight[handle] = delivery
+        heapq.heappush(self._deadlines, (deadline, next(self._seq), handle))
+        return delivery
+
+    def _due(self, topic: str, limit: int, invisible_ms: int) -> list[Delivery]:
+        """Deliveries whose invisible duration passed: of ``topic`` handed out again (up to
+        ``limit``), past ``max_attempts`` dead-lettered; other topics' stay due."""
+        out: list[Delivery] = []
+        kept: list[tuple[float, int, str]] = []
+        dead: list[Delivery] = []
+        now = self.clock()
+        heap = self._deadlines
+        while heap and heap[0][0] <= now and len(out) < limit:
+            entry = heapq.heappop(heap)
+            delivery = self.in_flight.get(entry[2])
+            if delivery is None or delivery.deadline != entry[0]:
+                continue  # acked, or its duration changed since
+            if delivery.topic != topic:
+                kept.append(entry)
+                continue
+            del self.in_flight[delivery.handle]
+            if delivery.attempt >= self.max_attempts:
+                dead.append(delivery)
+                continue
+            out.append(self._hand_out(delivery.msg, topic, delivery.attempt + 1, invisible_ms))
+        for entry in kept:
+            heapq.heappush(heap, entry)
+        for delivery in dead:  # sends: after the state above is whole again
+            self._to_dead_letters(delivery)
+        return out
+
+    # -- acknowledging ---------------------------------------------------------------------------
+
+    def ack(self, handle: str) -> bool:
+        """False when ``handle`` is unknown (acked already, or handed out again since)."""
+        delivery = self.in_flight.pop(handle, None)
+        if delivery is None:
+            return False
+        self.consumer.ack([delivery.msg])
+        return True
+
+    def change_invisible(self, handle: str, invisible_ms: int) -> str | None:
+        """The delivery's new receipt handle, visible again ``invisible_ms`` from now (None:
+        ``handle`` unknown). The next delivery counts as the next attempt."""
+        delivery = self.in_flight.pop(handle, None)
+        if delivery is None:
+            return None
+        again = self._hand_out(delivery.msg, delivery.topic, delivery.attempt, invisible_ms)
+        return again.handle
+
+    def dead_letter(self, handle: str) -> bool:
+        """Move the delivery's message to ``%DLQ%<group>`` now (a consumer gave up on it)."""
+        delivery = self.in_flight.pop(handle, None)
+        if delivery is None:
+            return False
+        return self._to_dead_letters(delivery)
+
+    def _to_dead_letters(self, delivery: Delivery) -> bool:
+        try:
+            self.consumer.send_to_dead_letter_queue(delivery.msg)
+        except ClientError as exc:
+            # kept in flight, due again in a second: tried again at a later receive (its
+            # queue's committed offset stays before it meanwhile)
+            logger.warning("proxy: {} to the dead-letter queue failed: {}", delivery.msg, exc)
+            delivery.deadline = self.clock() + 1.0
+            self.in_flight[delivery.handle] = delivery
+            heapq.heappush(self._deadlines, (delivery.deadline, next(self._seq), delivery.handle))
+            return False
+        logger.info(
+            "proxy: {} dead-lettered for {} after {} deliveries",
+            delivery.msg,
+            self.group,
+            delivery.attempt,
+        )
+        self.consumer.ack([delivery.msg])
+        return True
+
+    def shutdown(self) -> None:
+        if self.expressions:
+            self.consumer.shutdown()

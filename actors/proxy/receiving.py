@@ -1,0 +1,124 @@
+"""The consuming calls of ``MessagingService``: ReceiveMessage (a server stream), AckMessage,
+ChangeInvisibleDuration and ForwardMessageToDeadLetterQueue, over the service's
+``PopGroup``s (``actors.proxy.pop``).
+
+A receive answers, as RocketMQ's proxy does, a status (OK, or MESSAGE_NOT_FOUND when nothing
+came within the long-polling time), the messages, then a delivery timestamp (a push consumer
+measures its receive-to-consume latency from it and drops a batch that has none). It never
+waits past the client's deadline: one second before it at the latest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from actors.client.errors import ClientError
+from actors.proxy.convert import incoming, resource_name
+from actors.proxy.proto import Code, FilterType, M
+from actors.proxy.service import ProxyService, error_code, now_stamp, status
+
+DEADLINE_MARGIN_S = 1.0
+
+
+def _duration_ms(duration: Any) -> int:
+    return duration.seconds * 1000 + duration.nanos // 1_000_000
+
+
+def receive_message(service: ProxyService, request: Any, context: Any) -> Iterator[Any]:
+    group = resource_name(request.group)
+    topic = resource_name(request.message_queue.topic)
+    if not group or not topic:
+        yield status(M.ReceiveMessageResponse(), Code.BAD_REQUEST, "group and topic required")
+        return
+    settings = service.settings
+    invisible_ms = int(settings.invisible_s * 1000)
+    if request.HasField("invisible_duration"):
+        invisible_ms = _duration_ms(request.invisible_duration)
+        if invisible_ms <= 0:
+            yield status(M.ReceiveMessageResponse(), Code.ILLEGAL_INVISIBLE_TIME, "must be > 0")
+            return
+    wait_s = settings.long_polling_s
+    if request.HasField("long_polling_timeout"):
+        wait_s = min(wait_s, _duration_ms(request.long_polling_timeout) / 1000)
+    remaining = context.time_remaining()
+    if remaining is not None:
+        wait_s = min(wait_s, remaining - DEADLINE_MARGIN_S)
+    batch = max(1, min(request.batch_size or 32, settings.batch_limit))
+    expression = request.filter_expression
+    try:
+        pop = service.group(group)
+        if expression.type == FilterType.SQL:
+            pop.subscribe(topic, "*", expression.expression)
+        else:
+            pop.subscribe(topic, expression.expression or "*")
+        deliveries = pop.receive(topic, batch, invisible_ms, max(wait_s, 0.0))
+    except ClientError as exc:
+        yield status(M.ReceiveMessageResponse(), error_code(exc), str(exc))
+        return
+    if not deliveries:
+        yield status(M.ReceiveMessageResponse(), Code.MESSAGE_NOT_FOUND, "no new message")
+        return
+    yield status(M.ReceiveMessageResponse(), Code.OK)
+    topic_resource = request.message_queue.topic
+    for delivery in deliveries:
+        message = incoming(
+            delivery.msg,
+            topic_resource,
+            receipt_handle=delivery.handle,
+            attempt=delivery.attempt,
+            invisible_ms=invisible_ms,
+        )
+        yield M.ReceiveMessageResponse(message=message)
+    stamp = M.ReceiveMessageResponse()
+    now_stamp(stamp.delivery_timestamp)
+    yield stamp
+
+
+def ack_message(service: ProxyService, request: Any, context: Any) -> Any:
+    response = M.AckMessageResponse()
+    pop = service.groups.get(resource_name(request.group))
+    codes: list[int] = []
+    for entry in request.entries:
+        done = pop is not None and _ack(pop, entry.receipt_handle)
+        code = Code.OK if done else Code.INVALID_RECEIPT_HANDLE
+        result = response.entries.add()
+        result.message_id, result.receipt_handle = entry.message_id, entry.receipt_handle
+        status(result, code)
+        codes.append(code)
+    if not codes:
+        return status(response, Code.BAD_REQUEST, "no entry")
+    if all(code == codes[0] for code in codes):
+        return status(response, codes[0])
+    return status(response, Code.MULTIPLE_RESULTS)
+
+
+def _ack(pop: Any, handle: str) -> bool:
+    try:
+        return bool(pop.ack(handle))
+    except ClientError:
+        return False
+
+
+def change_invisible_duration(service: ProxyService, request: Any, context: Any) -> Any:
+    response = M.ChangeInvisibleDurationResponse()
+    ms = _duration_ms(request.invisible_duration)
+    if ms < 0:
+        return status(response, Code.ILLEGAL_INVISIBLE_TIME, "must be >= 0")
+    pop = service.groups.get(resource_name(request.group))
+    handle = None if pop is None else pop.change_invisible(request.receipt_handle, ms)
+    if handle is None:
+        response.receipt_handle = request.receipt_handle
+        return status(response, Code.INVALID_RECEIPT_HANDLE, "unknown or expired handle")
+    response.receipt_handle = handle
+    return status(response, Code.OK)
+
+
+def forward_to_dead_letter_queue(service: ProxyService, request: Any, context: Any) -> Any:
+    response = M.ForwardMessageToDeadLetterQueueResponse()
+    pop = service.groups.get(resource_name(request.group))
+    if pop is None or request.receipt_handle not in pop.in_flight:
+        return status(response, Code.INVALID_RECEIPT_HANDLE, "unknown or expired handle")
+    if not pop.dead_letter(request.receipt_handle):
+        return status(response, Code.INTERNAL_SERVER_ERROR, "the broker did not take it")
+    return status(response, Code.OK)

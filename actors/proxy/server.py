@@ -1,0 +1,180 @@
+"""ProxyServer: the gRPC server of ``apache.rocketmq.v2.MessagingService`` on gevent.
+
+grpcio runs cooperatively with gevent once ``grpc.experimental.gevent.init_gevent()`` ran
+(before any other grpc object: ``ProxyServer`` calls it); the process must be monkey-patched
+(``python -m runtime`` is), so the server's handler pool is greenlets and a long-polling
+receive or an open telemetry stream holds a greenlet, not a thread. Each handler is wrapped:
+an exception becomes a response with status INTERNAL_ERROR (logged with its traceback), and
+``gevent.Timeout`` / ``GreenletExit`` never leave it.
+
+Calls not listed (PullMessage, UpdateOffset, GetOffset, QueryOffset, RecallMessage and the
+lite-topic calls) are answered UNIMPLEMENTED by gRPC itself.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import gevent
+import grpc
+import grpc.experimental.gevent as grpc_gevent
+from loguru import logger
+
+from actors.proxy import receiving
+from actors.proxy.proto import Code, M
+from actors.proxy.service import ProxyService, status
+
+SERVICE = "apache.rocketmq.v2.MessagingService"
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+"""Largest gRPC message taken: a 4 MiB body plus properties, with room (grpcio's default 4 MiB
+would refuse the largest message the broker stores)."""
+
+_ERRORS = (Exception, gevent.Timeout, gevent.GreenletExit)
+
+
+def _unary(handler: Callable[[Any, Any], Any], response_type: Any, name: str) -> Any:
+    @functools.wraps(handler)
+    def call(request: Any, context: Any) -> Any:
+        try:
+            return handler(request, context)
+        except _ERRORS as exc:  # BaseExceptions (Timeout, GreenletExit) included
+            logger.opt(exception=exc).error("proxy: {} failed", name)
+            return status(response_type(), Code.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
+
+    return call
+
+
+def _stream(handler: Callable[[Any, Any], Iterator[Any]], response_type: Any, name: str) -> Any:
+    @functools.wraps(handler)
+    def call(request: Any, context: Any) -> Iterator[Any]:
+        try:
+            yield from handler(request, context)
+        except _ERRORS as exc:
+            if context.is_active():
+                logger.opt(exception=exc).error("proxy: {} failed", name)
+                yield status(response_type(), Code.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
+
+    return call
+
+
+def method_handlers(service: ProxyService) -> dict[str, Any]:
+    """Method name -> grpc handler for ``SERVICE``."""
+
+    def unary(name: str, fn: Callable[[Any, Any], Any], req: Any, resp: Any) -> Any:
+        return grpc.unary_unary_rpc_method_handler(
+            _unary(fn, resp, name),
+            request_deserializer=req.FromString,
+            response_serializer=resp.SerializeToString,
+        )
+
+    def bound(fn: Callable[..., Any]) -> Callable[[Any, Any], Any]:
+        return functools.partial(fn, service)
+
+    return {
+        "QueryRoute": unary(
+            "QueryRoute", service.query_route, M.QueryRouteRequest, M.QueryRouteResponse
+        ),
+        "Heartbeat": unary("Heartbeat", service.heartbeat, M.HeartbeatRequest, M.HeartbeatResponse),
+        "SendMessage": unary(
+            "SendMessage", service.send_message, M.SendMessageRequest, M.SendMessageResponse
+        ),
+        "QueryAssignment": unary(
+            "QueryAssignment",
+            service.query_assignment,
+            M.QueryAssignmentRequest,
+            M.QueryAssignmentResponse,
+        ),
+        "ReceiveMessage": grpc.unary_stream_rpc_method_handler(
+            _stream(bound(receiving.receive_message), M.ReceiveMessageResponse, "ReceiveMessage"),
+            request_deserializer=M.ReceiveMessageRequest.FromString,
+            response_serializer=M.ReceiveMessageResponse.SerializeToString,
+        ),
+        "AckMessage": unary(
+            "AckMessage", bound(receiving.ack_message), M.AckMessageRequest, M.AckMessageResponse
+        ),
+        "ForwardMessageToDeadLetterQueue": unary(
+            "ForwardMessageToDeadLetterQueue",
+            bound(receiving.forward_to_dead_letter_queue),
+            M.ForwardMessageToDeadLetterQueueRequest,
+            M.ForwardMessageToDeadLetterQueueResponse,
+        ),
+        "EndTransaction": unary(
+            "EndTransaction",
+            service.end_transaction,
+            M.EndTransactionRequest,
+            M.EndTransactionResponse,
+        ),
+        "Telemetry": grpc.stream_stream_rpc_method_handler(
+            _stream(service.telemetry, M.TelemetryCommand, "Telemetry"),
+            request_deserializer=M.TelemetryCommand.FromString,
+            response_serializer=M.TelemetryCommand.SerializeToString,
+        ),
+        "NotifyClientTermination": unary(
+            "NotifyClientTermination",
+            service.notify_client_termination,
+            M.NotifyClientTerminationRequest,
+            M.NotifyClientTerminationResponse,
+        ),
+        "ChangeInvisibleDuration": unary(
+            "ChangeInvisibleDuration",
+            bound(receiving.change_invisible_duration),
+            M.ChangeInvisibleDurationRequest,
+            M.ChangeInvisibleDurationResponse,
+        ),
+    }
+
+
+class ProxyServer:
+    """``start()`` binds ``host:port`` (0: a free port) and returns the port bound."""
+
+    def __init__(
+        self,
+        service: ProxyService,
+        host: str,
+        port: int,
+        *,
+        workers: int = 1024,
+        credentials: grpc.ServerCredentials | None = None,
+    ) -> None:
+        grpc_gevent.init_gevent()
+        self.service = service
+        self.host = host
+        self.port = port
+        self.credentials = credentials
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="actormq-proxy"
+        )
+        self.server = grpc.server(
+            self._pool,
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        self.server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(SERVICE, method_handlers(service)),)
+        )
+
+    def start(self) -> int:
+        target = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        if self.credentials is None:
+            bound = self.server.add_insecure_port(target)
+        else:
+            bound = self.server.add_secure_port(target, self.credentials)
+        if not bound:
+            raise OSError(f"proxy: cannot listen on {target}")
+        self.service.start()
+        self.server.start()
+        self.port = bound
+        return bound
+
+    def stop(self, grace: float = 2.0) -> None:
+        """Stop taking calls, let running ones end within ``grace`` seconds, then close the
+        service's clients (writing the groups' offsets)."""
+        self.server.stop(grace).wait(grace + 1.0)
+        self.service.stop()
+        self._pool.shutdown(wait=False)

@@ -1,0 +1,290 @@
+"""ProxyService: RocketMQ 5's ``MessagingService`` calls, served over actormq's own client.
+
+One object per proxy process: a ``Producer`` (group ``PROXY_PRODUCER``) for every gRPC
+producer's sends, an ``Admin`` for routes, and a ``PopGroup`` (a lite pull consumer with
+manual acks) per consumer group a gRPC consumer names. Each call is a method taking the
+request message and the gRPC context and returning the response message (``receive_message``
+and ``telemetry`` are generators: server streams). ``actors.proxy.server`` binds them; the
+receive side is in ``actors.proxy.receiving``.
+
+Routes name the proxy itself as every queue's broker endpoint (RocketMQ's proxy in cluster
+mode does the same), so a client sends everything here: the endpoint it used to reach the
+proxy, echoed, or the proxy's advertised address.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from loguru import logger
+
+from actors.client import Admin, Producer, PullConsumer
+from actors.client.errors import (
+    BrokerError,
+    ClientError,
+    MessageInvalidError,
+    MessageTooLargeError,
+    NoRouteError,
+    RequestTimeoutError,
+)
+from actors.client.message import SendStatus
+from actors.client.rebalance import ConsumeFrom
+from actors.proxy.convert import ConvertError, outgoing, resource_name
+from actors.proxy.pop import PopGroup
+from actors.proxy.proto import AddressScheme, Code, M, MessageType, Permission
+from actors.proxy.settings import ProxySettings, reply_settings
+from runtime.remoting.codes import ResponseCode
+
+PRODUCER_GROUP = "PROXY_PRODUCER"
+ACCEPTED_TYPES = (MessageType.NORMAL, MessageType.FIFO, MessageType.DELAY)
+"""What every queue accepts (transactional messages are not served yet: docs/proxy.md)."""
+
+_SEND_STATUS = {
+    SendStatus.SEND_OK: Code.OK,
+    SendStatus.FLUSH_DISK_TIMEOUT: Code.MASTER_PERSISTENCE_TIMEOUT,
+    SendStatus.FLUSH_SLAVE_TIMEOUT: Code.SLAVE_PERSISTENCE_TIMEOUT,
+    SendStatus.SLAVE_NOT_AVAILABLE: Code.HA_NOT_AVAILABLE,
+}
+_BROKER_CODES = {
+    ResponseCode.TOPIC_NOT_EXIST: Code.TOPIC_NOT_FOUND,
+    ResponseCode.NO_PERMISSION: Code.FORBIDDEN,
+    ResponseCode.MESSAGE_ILLEGAL: Code.BAD_REQUEST,
+    ResponseCode.SUBSCRIPTION_GROUP_NOT_EXIST: Code.CONSUMER_GROUP_NOT_FOUND,
+}
+
+
+def status(response: Any, code: int, text: str = "") -> Any:
+    response.status.code = code
+    response.status.message = text or Code(code).name
+    return response
+
+
+def error_code(exc: ClientError) -> int:
+    """The gRPC ``Code`` for a failed request of actormq's client."""
+    if isinstance(exc, MessageTooLargeError):
+        return Code.MESSAGE_BODY_TOO_LARGE
+    if isinstance(exc, MessageInvalidError):
+        return Code.BAD_REQUEST
+    if isinstance(exc, NoRouteError):
+        return Code.TOPIC_NOT_FOUND
+    if isinstance(exc, RequestTimeoutError):
+        return Code.PROXY_TIMEOUT
+    if isinstance(exc, BrokerError):
+        return _BROKER_CODES.get(exc.code, Code.INTERNAL_SERVER_ERROR)
+    cause = exc.__cause__
+    if isinstance(cause, ClientError):
+        return error_code(cause)
+    return Code.INTERNAL_SERVER_ERROR
+
+
+def client_id(context: Any) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == "x-mq-client-id":
+            return str(value)
+    return ""
+
+
+class ProxyService:
+    def __init__(
+        self,
+        namesrv: str,
+        advertised: tuple[str, int],
+        settings: ProxySettings | None = None,
+        **client_options: Any,
+    ) -> None:
+        self.namesrv = namesrv
+        self.advertised = advertised
+        self.settings = settings or ProxySettings()
+        self.client_options = client_options
+        """Passed to every client object (``tls``, ``credentials``)."""
+        self.producer = Producer(PRODUCER_GROUP, namesrv, **client_options)
+        self.admin = Admin(namesrv, **client_options)
+        self.groups: dict[str, PopGroup] = {}
+        self.clients: dict[str, tuple[int, str]] = {}
+        """Client id -> (client type, group or "") of the clients heard from."""
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        self.producer.start()
+        self.admin.start()
+
+    def stop(self) -> None:
+        with self._lock:
+            groups, self.groups = list(self.groups.values()), {}
+        for group in groups:
+            try:
+                group.shutdown()
+            except ClientError as exc:
+                logger.warning("proxy: consumer of {} did not shut down: {}", group.group, exc)
+        self.producer.shutdown()
+        self.admin.shutdown()
+
+    # -- groups ------------------------------------------------------------------------------
+
+    def group(self, name: str) -> PopGroup:
+        """The group's PopGroup (its consumer starts with its first subscription)."""
+        with self._lock:
+            found = self.groups.get(name)
+            if found is None:
+                first = ConsumeFrom.FIRST if self.settings.consume_from_first else ConsumeFrom.LAST
+                consumer = PullConsumer(
+                    name, self.namesrv, manual_ack=True, consume_from=first, **self.client_options
+                )
+                found = self.groups[name] = PopGroup(
+                    name, consumer, max_attempts=self.settings.max_attempts
+                )
+            return found
+
+    # -- routes ------------------------------------------------------------------------------
+
+    def _endpoints(self, given: Any, target: Any) -> None:
+        if given is not None and len(given.addresses):
+            target.CopyFrom(given)
+            return
+        host, port = self.advertised
+        target.scheme = AddressScheme.IPv6 if ":" in host else AddressScheme.IPv4
+        address = target.addresses.add()
+        address.host, address.port = host, port
+
+    def query_route(self, request: Any, context: Any) -> Any:
+        response = M.QueryRouteResponse()
+        topic = resource_name(request.topic)
+        try:
+            route = self.admin.topic_route(topic)
+        except ClientError as exc:
+            return status(response, error_code(exc), str(exc))
+        masters = {b.broker_name for b in route.broker_datas if 0 in b.broker_addrs}
+        for data in sorted(route.queue_datas, key=lambda q: q.broker_name):
+            if data.broker_name not in masters:
+                continue
+            for qid in range(max(data.read_queue_nums, data.write_queue_nums)):
+                mq = response.message_queues.add()
+                mq.topic.CopyFrom(request.topic)
+                mq.id = qid
+                readable = qid < data.read_queue_nums and data.perm & 4
+                writable = qid < data.write_queue_nums and data.perm & 2
+                mq.permission = (
+                    Permission.READ_WRITE
+                    if readable and writable
+                    else Permission.READ
+                    if readable
+                    else Permission.WRITE
+                    if writable
+                    else Permission.NONE
+                )
+                mq.broker.name = data.broker_name
+                mq.broker.id = 0
+                self._endpoints(request.endpoints, mq.broker.endpoints)
+                mq.accept_message_types.extend(ACCEPTED_TYPES)
+        if not response.message_queues:
+            return status(response, Code.TOPIC_NOT_FOUND, f"no broker with a master serves {topic}")
+        return status(response, Code.OK)
+
+    def query_assignment(self, request: Any, context: Any) -> Any:
+        """One assignment per broker: the proxy picks the queue at each receive."""
+        response = M.QueryAssignmentResponse()
+        topic = resource_name(request.topic)
+        try:
+            route = self.admin.topic_route(topic)
+        except ClientError as exc:
+            return status(response, error_code(exc), str(exc))
+        names = sorted(
+            {q.broker_name for q in route.queue_datas if q.perm & 4 and q.read_queue_nums}
+            & {b.broker_name for b in route.broker_datas if b.broker_addrs}
+        )
+        for name in names:
+            mq = response.assignments.add().message_queue
+            mq.topic.CopyFrom(request.topic)
+            mq.id = -1
+            mq.permission = Permission.READ_WRITE
+            mq.broker.name = name
+            mq.broker.id = 0
+            self._endpoints(request.endpoints, mq.broker.endpoints)
+            mq.accept_message_types.extend(ACCEPTED_TYPES)
+        return status(response, Code.OK)
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def send_message(self, request: Any, context: Any) -> Any:
+        response = M.SendMessageResponse()
+        if not request.messages:
+            return status(response, Code.BAD_REQUEST, "no message")
+        codes: list[int] = []
+        for msg in request.messages:
+            entry = response.entries.add()
+            entry.message_id = msg.system_properties.message_id
+            code, text = self._send_one(msg, entry)
+            status(entry, code, text)
+            codes.append(code)
+        first = codes[0]
+        if all(code == first for code in codes):
+            return status(response, first, response.entries[0].status.message)
+        return status(response, Code.MULTIPLE_RESULTS)
+
+    def _send_one(self, msg: Any, entry: Any) -> tuple[int, str]:
+        if msg.system_properties.message_type == MessageType.TRANSACTION:
+            return Code.NOT_IMPLEMENTED, "transactional messages are not served by this proxy"
+        try:
+            message, msg_id, group = outgoing(msg, Code.BAD_REQUEST)
+            result = self.producer.send(message, sharding_key=group, msg_id=msg_id or None)
+        except ConvertError as exc:
+            return exc.code, str(exc)
+        except ClientError as exc:
+            return error_code(exc), str(exc)
+        entry.message_id = result.msg_id
+        entry.offset = result.queue_offset
+        return _SEND_STATUS.get(result.status, Code.INTERNAL_SERVER_ERROR), ""
+
+    def end_transaction(self, request: Any, context: Any) -> Any:
+        return status(M.EndTransactionResponse(), Code.NOT_IMPLEMENTED, "no transactions yet")
+
+    # -- clients -----------------------------------------------------------------------------
+
+    def heartbeat(self, request: Any, context: Any) -> Any:
+        group = resource_name(request.group) if request.HasField("group") else ""
+        self.clients[client_id(context)] = (request.client_type, group)
+        return status(M.HeartbeatResponse(), Code.OK)
+
+    def notify_client_termination(self, request: Any, context: Any) -> Any:
+        self.clients.pop(client_id(context), None)
+        return status(M.NotifyClientTerminationResponse(), Code.OK)
+
+    def telemetry(self, commands: Iterator[Any], context: Any) -> Iterator[Any]:
+        """Answer each Settings the client writes; open until the client ends the stream."""
+        who = client_id(context)
+        for command in commands:
+            if command.WhichOneof("command") != "settings":
+                continue  # results of commands the proxy never sends
+            given = command.settings
+            try:
+                self._apply(who, given)
+            except ClientError as exc:
+                failed = M.TelemetryCommand()
+                yield status(failed, error_code(exc), str(exc))
+                continue
+            yield reply_settings(given, self.settings)
+
+    def _apply(self, who: str, given: Any) -> None:
+        if not given.HasField("subscription"):
+            self.clients[who] = (given.client_type, "")
+            return
+        group = resource_name(given.subscription.group)
+        self.clients[who] = (given.client_type, group)
+        if not group:
+            return
+        pop = self.group(group)
+        for entry in given.subscription.subscriptions:
+            expression = entry.expression
+            if expression.type == 2:  # SQL
+                pop.subscribe(resource_name(entry.topic), "*", expression.expression)
+            else:
+                pop.subscribe(resource_name(entry.topic), expression.expression or "*")
+
+
+def now_stamp(target: Any) -> None:
+    ms = int(time.time() * 1000)
+    target.seconds, millis = divmod(ms, 1000)
+    target.nanos = millis * 1_000_000

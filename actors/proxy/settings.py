@@ -1,0 +1,92 @@
+"""ProxySettings, and the ``Settings`` the proxy answers a RocketMQ 5 client's telemetry with.
+
+A client writes its Settings (type, access point, its publishing topics or its group's
+subscriptions) on its telemetry stream when it starts and every 5 minutes; the proxy answers
+each with the settings it is to use (RocketMQ's proxy does the same):
+
+- producers: ``publishing.max_body_size`` (the broker's 4 MiB; a client applies the value as
+  it comes, so it must be there), message-type validation on, 3 attempts with exponential
+  backoff;
+- consumers: ``max_attempts`` deliveries with RocketMQ's retry delays (1 s, 5 s, 10 s, 30 s,
+  1 min, ... as a customized backoff: what a push consumer waits before a failed message comes
+  back), the long-polling timeout, ``fifo`` off (see docs/proxy.md), batches of 32;
+- everyone: metrics off (a client would otherwise export OpenTelemetry to the proxy).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from actors.proxy.proto import ClientType, Code, M
+from runtime.remoting import properties as P
+
+MAX_BODY_SIZE = 4 * 1024 * 1024
+"""RocketMQ's maxMessageSize, what actormq's broker accepts."""
+
+RETRY_DELAYS_S = [
+    int(value[:-1]) * {"s": 1, "m": 60, "h": 3600}[value[-1]]
+    for value in P.DELAY_LEVELS.split()[:16]
+]
+"""A failed message's wait before its next delivery, by attempt (RocketMQ's delay levels
+1s .. 2h: a push consumer's retry policy; the last one repeats)."""
+
+
+class ProxySettings(msgspec.Struct, frozen=True, kw_only=True):
+    """How one proxy serves (``python -m runtime proxy`` options; docs/proxy.md)."""
+
+    long_polling_s: float = 20.0
+    """The most a receive waits for a message (a client asking for longer gets this)."""
+    invisible_s: float = 60.0
+    """A delivery's invisible duration when the receive names none (push consumers)."""
+    max_attempts: int = 17
+    """Deliveries of a message before the proxy moves it to ``%DLQ%<group>``."""
+    consume_from_first: bool = False
+    """Where a group new to the brokers starts: the queues' first offsets instead of their
+    last (RocketMQ's CONSUME_FROM_FIRST_OFFSET / CONSUME_FROM_LAST_OFFSET)."""
+    batch_limit: int = 256
+    """The most messages one receive returns, whatever the client asks."""
+
+
+def _seconds(target: Any, seconds: float) -> None:
+    whole = int(seconds)
+    target.seconds = whole
+    target.nanos = round((seconds - whole) * 1e9)
+
+
+def reply_settings(given: Any, proxy: ProxySettings) -> Any:
+    """The TelemetryCommand answering a client's Settings ``given``."""
+    out = M.TelemetryCommand()
+    out.status.code = Code.OK
+    out.status.message = "OK"
+    settings = out.settings
+    settings.client_type = given.client_type
+    if given.HasField("access_point"):
+        settings.access_point.CopyFrom(given.access_point)
+    if given.HasField("request_timeout"):
+        settings.request_timeout.CopyFrom(given.request_timeout)
+    else:
+        _seconds(settings.request_timeout, 3)
+    settings.metric.on = False
+    if given.client_type == ClientType.PRODUCER:
+        policy = settings.backoff_policy
+        policy.max_attempts = 3
+        _seconds(policy.exponential_backoff.initial, 0.01)
+        _seconds(policy.exponential_backoff.max, 1)
+        policy.exponential_backoff.multiplier = 2.0
+        if given.HasField("publishing"):
+            settings.publishing.CopyFrom(given.publishing)
+        settings.publishing.max_body_size = MAX_BODY_SIZE
+        settings.publishing.validate_message_type = True
+    else:
+        policy = settings.backoff_policy
+        policy.max_attempts = proxy.max_attempts
+        for delay in RETRY_DELAYS_S:
+            _seconds(policy.customized_backoff.next.add(), delay)
+        if given.HasField("subscription"):
+            settings.subscription.CopyFrom(given.subscription)
+        settings.subscription.fifo = False
+        settings.subscription.receive_batch_size = 32
+        _seconds(settings.subscription.long_polling_timeout, proxy.long_polling_s)
+    return out

@@ -1,0 +1,150 @@
+"""The proxy role: RocketMQ 5's gRPC clients served over a cluster (docs/proxy.md).
+
+``python -m runtime proxy --namesrv-addr HOST:PORT`` runs one proxy process (RocketMQ's proxy
+in cluster mode: it reaches brokers through the name server as a client does);
+``python -m runtime cluster --proxy`` runs one beside the profile's name servers and brokers in
+the same process. Either way ``ProxyRole`` owns the gRPC server: ``start()`` returns the
+address bound, ``stop()`` stops taking calls and closes the proxy's clients (its groups'
+offsets written).
+
+grpcio and protobuf are the ``proxy`` extra (``pip install 'actormq[proxy]'``); without them
+the role refuses to start with a ConfigError saying so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from typing import Any
+
+import gevent
+import gevent.event
+from loguru import logger
+
+from runtime.errors import ActorMQError, ConfigError
+
+DEFAULT_PORT = 8081
+"""RocketMQ's proxy's gRPC port (grpcServerPort)."""
+
+
+def add_proxy_options(parser: argparse.ArgumentParser) -> None:
+    """The options of how a proxy serves (``proxy``, and ``cluster --proxy``)."""
+    parser.add_argument(
+        "--proxy-advertise",
+        metavar="HOST",
+        help="the host clients are told to reach the proxy at, when they connected through "
+        "an address they cannot use again (default: the address they used)",
+    )
+    parser.add_argument(
+        "--long-polling",
+        type=float,
+        default=20.0,
+        metavar="S",
+        help="the most seconds a receive waits for messages (default 20)",
+    )
+    parser.add_argument(
+        "--invisible",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="a delivery's invisible duration when the consumer names none (default 60)",
+    )
+    parser.add_argument(
+        "--max-attempts",
+        type=int,
+        default=17,
+        metavar="N",
+        help="deliveries before a message goes to %%DLQ%%<group> (default 17: RocketMQ's 16 "
+        "retries + 1)",
+    )
+    parser.add_argument(
+        "--consume-from",
+        choices=("last", "first"),
+        default="last",
+        help="where a consumer group new to the brokers starts reading (default last)",
+    )
+
+
+def settings_from(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``ProxySettings`` fields the options give (checked)."""
+    if args.long_polling <= 0 or args.invisible <= 0:
+        raise ConfigError("--long-polling/--invisible", None, "must be > 0 seconds")
+    if args.max_attempts < 1:
+        raise ConfigError("--max-attempts", None, "must be >= 1")
+    return {
+        "long_polling_s": args.long_polling,
+        "invisible_s": args.invisible,
+        "max_attempts": args.max_attempts,
+        "consume_from_first": args.consume_from == "first",
+    }
+
+
+class ProxyRole:
+    def __init__(
+        self,
+        namesrv: str,
+        host: str,
+        port: int,
+        settings: dict[str, Any],
+        advertise: str | None = None,
+    ) -> None:
+        try:
+            from actors.proxy.server import ProxyServer
+            from actors.proxy.service import ProxyService
+            from actors.proxy.settings import ProxySettings
+        except ImportError as exc:
+            raise ConfigError(
+                "proxy",
+                None,
+                f"needs grpcio and protobuf ({exc}): pip install 'actormq[proxy]'",
+            ) from None
+        self.host = host
+        self.service = ProxyService(namesrv, (advertise or host, port), ProxySettings(**settings))
+        self.server = ProxyServer(self.service, host, port)
+
+    def start(self) -> str:
+        try:
+            port = self.server.start()
+        except OSError as exc:
+            raise ConfigError("proxy", "--listen-port", str(exc)) from None
+        host, _ = self.service.advertised
+        self.service.advertised = (host, port)
+        shown = f"[{self.host}]" if ":" in self.host else self.host
+        logger.info("proxy: gRPC (RocketMQ 5 clients) on {}:{}", shown, port)
+        return f"{shown}:{port}"
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def run(args: argparse.Namespace) -> int:
+    """``python -m runtime proxy``: serve until SIGINT/SIGTERM."""
+    from runtime.cli import NAMESRV_ENV, _namesrv_from_env
+
+    namesrv = args.namesrv_addr
+    if not namesrv:
+        import os
+
+        if not os.environ.get(NAMESRV_ENV, "").strip():
+            print("error: proxy: --namesrv-addr or $NAMESRV_ADDR is required", file=sys.stderr)
+            return 2
+        namesrv = _namesrv_from_env()
+    port = 0 if args.ephemeral_ports else args.listen_port
+    try:
+        role = ProxyRole(namesrv, args.listen_host, port, settings_from(args), args.proxy_advertise)
+        address = role.start()
+    except ActorMQError as exc:
+        logger.error("{}", exc)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    done = gevent.event.Event()
+    handlers = [gevent.signal_handler(sig, done.set) for sig in (signal.SIGINT, signal.SIGTERM)]
+    print(f"ready proxy={address}", flush=True)
+    done.wait()
+    logger.info("signal received: shutting down")
+    for handler in handlers:
+        handler.cancel()
+    role.stop()
+    logger.info("stopped cleanly")
+    return 0
