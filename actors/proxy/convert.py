@@ -23,6 +23,9 @@ from actors.client.message import Message, MessageExt
 from actors.proxy.proto import DigestType, Encoding, M, MessageType
 from runtime.remoting import properties as P
 
+MS_IN_SECONDS_FIELD = 10**11
+"""A delivery timestamp's ``seconds`` above this (the year 5138) are milliseconds."""
+
 
 class ConvertError(Exception):
     """A gRPC message that cannot be stored; ``code`` is the ``Code`` to answer with."""
@@ -53,6 +56,9 @@ def outgoing(msg: Any, code_bad_request: int) -> tuple[Message, str, str | None]
     if system.HasField("delivery_timestamp"):
         stamp = system.delivery_timestamp
         deliver_at = stamp.seconds * 1000 + stamp.nanos // 1_000_000
+        if stamp.seconds > MS_IN_SECONDS_FIELD:
+            # RocketMQ's Python client 5.x puts the user's milliseconds in ``seconds``
+            deliver_at = stamp.seconds
         if deliver_at <= int(time.time() * 1000):
             deliver_at = None  # due already: an ordinary message, as RocketMQ's proxy stores it
     group = system.message_group if system.HasField("message_group") else None

@@ -13,6 +13,7 @@ the group's next reader starts at the oldest unacked message (at-least-once, as 
   invisible duration ran out first (the next delivery attempt), then new ones; waits up to
   ``wait_s`` for the first. Each comes as a ``Delivery`` with a fresh receipt handle.
 - ``ack(handle)``, ``change_invisible(handle, ms)`` (a new handle), ``dead_letter(handle)``.
+- ``sweep()``: dead-letter what ran out of attempts though no receive came (every second).
 
 State owned: the deliveries in flight by handle, a heap of their deadlines, messages pulled for
 another topic than the receive that polled them (kept for that topic's next receive). Not an
@@ -156,6 +157,28 @@ class PopGroup:
         for delivery in dead:  # sends: after the state above is whole again
             self._to_dead_letters(delivery)
         return out
+
+    def sweep(self) -> int:
+        """Dead-letter the deliveries whose last allowed attempt ran out (RocketMQ's broker
+        does this without a receive, so must the proxy: the proxy calls it every second).
+        Returns how many went."""
+        dead: list[Delivery] = []
+        kept: list[tuple[float, int, str]] = []
+        now = self.clock()
+        heap = self._deadlines
+        while heap and heap[0][0] <= now:
+            entry = heapq.heappop(heap)
+            delivery = self.in_flight.get(entry[2])
+            if delivery is None or delivery.deadline != entry[0]:
+                continue
+            if delivery.attempt >= self.max_attempts:
+                del self.in_flight[delivery.handle]
+                dead.append(delivery)
+            else:
+                kept.append(entry)
+        for entry in kept:
+            heapq.heappush(heap, entry)
+        return sum(self._to_dead_letters(delivery) for delivery in dead)
 
     # -- acknowledging ---------------------------------------------------------------------------
 

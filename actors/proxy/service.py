@@ -19,6 +19,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import gevent
+import gevent.event
 from loguru import logger
 
 from actors.client import Admin, Producer, PullConsumer
@@ -39,6 +41,7 @@ from actors.proxy.settings import ProxySettings, reply_settings
 from runtime.remoting.codes import ResponseCode
 
 PRODUCER_GROUP = "PROXY_PRODUCER"
+SWEEP_INTERVAL_S = 1.0
 ACCEPTED_TYPES = (MessageType.NORMAL, MessageType.FIFO, MessageType.DELAY)
 """What every queue accepts (transactional messages are not served yet: docs/proxy.md)."""
 
@@ -106,12 +109,27 @@ class ProxyService:
         self.clients: dict[str, tuple[int, str]] = {}
         """Client id -> (client type, group or "") of the clients heard from."""
         self._lock = threading.Lock()
+        self._stopping = gevent.event.Event()
+        self._sweeper: gevent.Greenlet[Any] | None = None
 
     def start(self) -> None:
         self.producer.start()
         self.admin.start()
+        self._sweeper = gevent.spawn(self._sweep_loop)
+
+    def _sweep_loop(self) -> None:
+        """Every ``SWEEP_INTERVAL_S``: each group's deliveries out of attempts to its DLQ."""
+        while not self._stopping.wait(SWEEP_INTERVAL_S):
+            for group in list(self.groups.values()):
+                try:
+                    group.sweep()
+                except Exception as exc:  # one group's trouble must not stop the others'
+                    logger.opt(exception=exc).error("proxy: sweep of {} failed", group.group)
 
     def stop(self) -> None:
+        self._stopping.set()
+        if self._sweeper is not None:
+            self._sweeper.join(timeout=SWEEP_INTERVAL_S * 2)
         with self._lock:
             groups, self.groups = list(self.groups.values()), {}
         for group in groups:

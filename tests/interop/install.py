@@ -7,6 +7,8 @@
   named ``rocketmq``, which is why it never shares an interpreter with the project.
 - ``cvs``: ``rocketmq-python-cvs==2.1.0.3`` (the same binding API over the C++ 2.1 engine) into
   ``.interop/cvs`` from ``tests/interop/cvs/requirements.txt``; driven by the same scripts.
+- ``grpc5``: ``rocketmq-python-client==5.1.2`` (RocketMQ 5's gRPC client, through actormq's
+  proxy) into ``.interop/grpc5``; its scripts are in ``tests/interop/grpc5/``.
 
 Idempotent and fast: a stamp file records a hash of the inputs (pins, tool versions); when it
 matches and the client still loads, nothing runs. Concurrent installers (two pytest runs in one
@@ -14,7 +16,7 @@ tree) serialise on a lock file. ``RegistryUnreachable`` is raised only when the 
 cannot be reached (DNS, refused or reset connections, time-outs); any other failure raises
 ``InstallFailed`` with the tool's output.
 
-By hand: ``python -m tests.interop.install [ons|cpp|cvs ...]`` (all by default).
+By hand: ``python -m tests.interop.install [ons|cpp|cvs|grpc5 ...]`` (all by default).
 """
 
 from __future__ import annotations
@@ -257,21 +259,25 @@ def install_ons(
 CPP_SOURCES = HERE / "cpp"  # the scripts, shared by both C++ engines
 CVS_SOURCES = HERE / "cvs"
 CVS_VERSION = "2.1.0.3"
+GRPC5_SOURCES = HERE / "grpc5"
+GRPC5_VERSION = "5.1.2"
 
 
 def _venv_python(root: pathlib.Path) -> pathlib.Path:
     return root / "bin" / "python"
 
 
-def _cpp_check(distribution: str) -> str:
-    return f"import importlib.metadata as m, rocketmq.client; print(m.version({distribution!r}))"
+def _cpp_check(distribution: str, module: str = "rocketmq.client") -> str:
+    return f"import importlib.metadata as m, {module}; print(m.version({distribution!r}))"
 
 
-def _cpp_loads(root: pathlib.Path, env: Mapping[str, str], distribution: str) -> str | None:
+def _cpp_loads(
+    root: pathlib.Path, env: Mapping[str, str], distribution: str, module: str = "rocketmq.client"
+) -> str | None:
     python = _venv_python(root)
     if not python.exists():
         return None
-    done = _run([str(python), "-c", _cpp_check(distribution)], env=env, timeout=60)
+    done = _run([str(python), "-c", _cpp_check(distribution, module)], env=env, timeout=60)
     return done.stdout.strip() if done.returncode == 0 else None
 
 
@@ -311,6 +317,27 @@ def install_cvs(
     )
 
 
+def install_grpc5(
+    root: pathlib.Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    python: str | None = None,
+) -> Client:
+    """Install RocketMQ 5's gRPC client ``rocketmq-python-client==5.1.2`` into ``root``
+    (default ``.interop/grpc5``); its scripts are in ``tests/interop/grpc5``."""
+    return _install_wheel_client(
+        root or INTEROP_DIR / "grpc5",
+        requirements=GRPC5_SOURCES / "requirements.txt",
+        distribution="rocketmq-python-client",
+        version=GRPC5_VERSION,
+        name="rocketmq-clients python (gRPC)",
+        env=env,
+        python=python,
+        scripts=GRPC5_SOURCES,
+        module="rocketmq.v5.client",
+    )
+
+
 def _install_wheel_client(
     root: pathlib.Path,
     *,
@@ -320,6 +347,8 @@ def _install_wheel_client(
     name: str,
     env: Mapping[str, str] | None,
     python: str | None,
+    scripts: pathlib.Path = CPP_SOURCES,
+    module: str = "rocketmq.client",
 ) -> Client:
     """One virtualenv with one pinned wheel; the scripts run under its interpreter."""
     client = Client(
@@ -327,7 +356,7 @@ def _install_wheel_client(
         version=version,
         root=root,
         interpreter=(str(_venv_python(root)), "-u"),
-        scripts=CPP_SOURCES,
+        scripts=scripts,
     )
     pins = requirements.read_bytes()
     base_env = dict(os.environ if env is None else env)
@@ -339,7 +368,12 @@ def _install_wheel_client(
         # the interpreter's real path: the same Python reached through another worktree's
         # .venv symlink must not count as a change (it reinstalled, under a running test)
         digest = _digest(pins, interpreter, os.path.realpath(python))
-        if _stamp_matches(root, digest) and _cpp_loads(root, base_env, distribution) == version:
+        loads = (
+            _cpp_loads(root, base_env, distribution, module)
+            if _stamp_matches(root, digest)
+            else None
+        )
+        if loads == version:
             return client
         shutil.rmtree(root, ignore_errors=True)
         made = _run([python, "-m", "venv", str(root)], env=base_env, timeout=120)
@@ -367,9 +401,9 @@ def _install_wheel_client(
             error = RegistryUnreachable if unreachable else InstallFailed
             what = f"pip install {distribution}=={version}"
             raise error(f"{what} exited {done.returncode}", done.stdout)
-        loaded = _cpp_loads(root, base_env, distribution)
+        loaded = _cpp_loads(root, base_env, distribution, module)
         if loaded != version:
-            check = [str(_venv_python(root)), "-c", _cpp_check(distribution)]
+            check = [str(_venv_python(root)), "-c", _cpp_check(distribution, module)]
             raise InstallFailed(
                 f"{distribution} installed but does not load as {version} (got {loaded!r})",
                 _run(check, env=base_env, timeout=60).stdout,
@@ -378,7 +412,7 @@ def _install_wheel_client(
         return client
 
 
-INSTALLERS = {"ons": install_ons, "cpp": install_cpp, "cvs": install_cvs}
+INSTALLERS = {"ons": install_ons, "cpp": install_cpp, "cvs": install_cvs, "grpc5": install_grpc5}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

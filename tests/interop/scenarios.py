@@ -35,6 +35,7 @@ class Cluster:
     process: RuntimeProcess
     namesrv: str
     masters: dict[str, str]  # brokerName -> address of brokerId 0
+    ready: dict[str, str] = field(default_factory=dict)  # the ready line's name=address pairs
 
     def logs(self, lines: int = 80) -> str:
         return "\n".join(self.process.stderr[-lines:])
@@ -57,7 +58,9 @@ def running_cluster(
             for key, address in ready.items()
             if key.endswith("/0") and key.startswith("broker")
         }
-        cluster = Cluster(process=process, namesrv=ready["namesrv"], masters=masters)
+        cluster = Cluster(
+            process=process, namesrv=ready["namesrv"], masters=masters, ready=dict(ready)
+        )
         try:
             yield cluster
         except AssertionError as exc:

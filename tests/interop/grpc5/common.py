@@ -1,0 +1,48 @@
+"""Shared by the gRPC client's scripts: JSON output lines, the client configuration, and a
+stop on SIGTERM. Runs under .interop/grpc5's interpreter (RocketMQ 5's Python client)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+from rocketmq import ClientConfiguration, Credentials
+
+stopping = threading.Event()
+
+
+def emit(event: str, **fields: Any) -> None:
+    print(json.dumps({"event": event, **fields}), flush=True)
+
+
+def configuration(endpoint: str) -> ClientConfiguration:
+    return ClientConfiguration(endpoint, Credentials(), request_timeout=3)
+
+
+def on_sigterm() -> None:
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+
+
+def fail(exc: BaseException) -> None:
+    emit("error", error=f"{type(exc).__name__}: {exc}")
+    sys.exit(1)
+
+
+def describe(msg: Any) -> dict[str, Any]:
+    """What a received message carries, as JSON."""
+    return {
+        "message_id": msg.message_id,
+        "topic": msg.topic,
+        "body": msg.body.decode(errors="replace"),
+        "tag": msg.tag,
+        "keys": sorted(msg.keys or ()),
+        "properties": dict(msg.properties or {}),
+        "message_group": msg.message_group,
+        "attempt": msg.delivery_attempt,
+        "corrupted": bool(getattr(msg, "corrupted", False)),
+        "at_ms": int(time.time() * 1000),
+    }

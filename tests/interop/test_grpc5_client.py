@@ -1,0 +1,292 @@
+"""RocketMQ 5's official Python client (gRPC, ``rocketmq-python-client`` 5.1.2) through actormq's
+proxy (``python -m runtime cluster --proxy``), against actormq's own remoting client on the
+other side: what one protocol stores, the other reads intact.
+
+The module's cluster runs its proxy with ``--consume-from first`` (a group new to the brokers
+reads each fresh topic from its start, so no test races a consumer's first rebalance),
+``--max-attempts 2`` and ``--invisible 3`` (so redelivery and dead-lettering happen within
+seconds). Every test names its own topic and group.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from actors.client import Admin, ClientError, Message, Producer, PullConsumer
+from actors.client.rebalance import ConsumeFrom
+from tests.interop.clients import ClientProcess, Event, run_to_end
+from tests.interop.conftest import _installed
+from tests.interop.install import Client, install_grpc5
+from tests.interop.scenarios import Cluster, one_test, running_cluster
+
+pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
+
+QUEUES = 4
+
+
+@pytest.fixture(scope="session")
+def grpc5_client() -> Client:
+    return _installed(install_grpc5, "rocketmq-python-client 5.1.2 (PyPI, gRPC)")
+
+
+@pytest.fixture(scope="module")
+def proxy_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    extra = ["--proxy", "--consume-from", "first", "--max-attempts", "2", "--invisible", "3"]
+    data = tmp_path_factory.mktemp("proxy-cluster") / "data"
+    with running_cluster(data, profile="default", extra=extra) as cluster:
+        yield cluster
+
+
+def _topic(cluster: Cluster, name: str) -> str:
+    with Admin(cluster.namesrv) as admin:
+        admin.create_topic(name, queues=QUEUES)
+    _await_route(cluster, name)
+    return name
+
+
+def _await_route(cluster: Cluster, topic: str, timeout: float = 20) -> None:
+    with Admin(cluster.namesrv) as admin:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if admin.topic_route(topic).queue_datas:
+                    return
+            except ClientError:
+                pass
+            assert time.monotonic() < deadline, f"{topic} never routed"
+            time.sleep(0.2)
+
+
+def _run(client: Client, tmp: pathlib.Path, script: str, *args: str) -> ClientProcess:
+    label = script.removesuffix(".py")
+    return ClientProcess(client, script, list(args), tmp / f"{label}-{time.monotonic_ns()}", label)
+
+
+def _ended(process: ClientProcess, timeout: float = 60) -> list[Event]:
+    code, events = run_to_end(process, timeout)
+    assert code == 0, f"{process.label} exited {code}: {process.diagnostics()}"
+    return events
+
+
+def _read_natively(cluster: Cluster, topic: str, group: str, count: int) -> list:
+    consumer = PullConsumer(group, cluster.namesrv, consume_from=ConsumeFrom.FIRST)
+    consumer.subscribe(topic)
+    out: list = []
+    with consumer:
+        deadline = time.monotonic() + 20
+        while len(out) < count and time.monotonic() < deadline:
+            out.extend(consumer.poll(timeout=1.0))
+    return out
+
+
+def test_grpc_producer_is_read_by_the_native_consumer(
+    grpc5_client: Client, proxy_cluster: Cluster, tmp_path: pathlib.Path
+) -> None:
+    with one_test(proxy_cluster) as cluster:
+        # Given a topic and RocketMQ 5's producer connected to the proxy
+        topic = _topic(cluster, "Grpc5ToNative")
+        proxy = cluster.ready["proxy"]
+        # When it sends 3 messages of message group g1 (tag, key, property on each)
+        events = _ended(
+            _run(grpc5_client, tmp_path, "producer.py", proxy, topic, "3", "--group", "g1")
+        )
+        sent = [e for e in events if e["event"] == "sent"]
+        assert len(sent) == 3
+        # Then actormq's own consumer reads them intact, under the producer's message ids, and
+        # the message group is the sharding key: all three in one queue, in order
+        got = _read_natively(cluster, topic, "native_reads_grpc5", 3)
+        assert [m.body for m in got] == [b"body-0", b"body-1", b"body-2"]
+        assert [m.msg_id for m in got] == [e["message_id"] for e in sent]
+        assert {m.tags for m in got} == {"TagA"}
+        assert [m.keys for m in got] == [["k0"], ["k1"], ["k2"]]
+        assert [m.properties["seq"] for m in got] == ["0", "1", "2"]
+        assert {m.all_properties["__SHARDINGKEY"] for m in got} == {"g1"}
+        assert len({m.queue_id for m in got}) == 1
+
+
+def test_native_producer_is_received_by_the_simple_consumer(
+    grpc5_client: Client, proxy_cluster: Cluster, tmp_path: pathlib.Path
+) -> None:
+    with one_test(proxy_cluster) as cluster:
+        # Given a topic holding 4 messages from actormq's producer, 2 of them tagged TagB
+        topic = _topic(cluster, "NativeToGrpc5")
+        with Producer("native_to_grpc5", cluster.namesrv) as producer:
+            ids = [
+                producer.send(
+                    Message(
+                        topic,
+                        f"n{i}".encode(),
+                        tags="TagB" if i % 2 else "TagA",
+                        keys=[f"key{i}"],
+                        properties={"i": str(i)},
+                    )
+                ).msg_id
+                for i in range(4)
+            ]
+        # When RocketMQ 5's SimpleConsumer receives TagB through the proxy and acks
+        events = _ended(
+            _run(
+                grpc5_client,
+                tmp_path,
+                "simple_consumer.py",
+                cluster.ready["proxy"],
+                "grpc5_simple",
+                topic,
+                "--expect",
+                "2",
+                "--expression",
+                "TagB",
+            )
+        )
+        # Then it got exactly the TagB ones, fields intact, first delivery, digest checked
+        received = [e for e in events if e["event"] == "received"]
+        assert sorted(e["body"] for e in received) == ["n1", "n3"]
+        assert {e["message_id"] for e in received} == {ids[1], ids[3]}
+        assert all(e["tag"] == "TagB" and e["attempt"] == 1 for e in received)
+        assert all(not e["corrupted"] for e in received)
+        assert sorted(e["keys"][0] for e in received) == ["key1", "key3"]
+        assert all(e["properties"] == {"i": e["body"][1:]} for e in received)
+        # And the group's offsets reach the end of every queue (acked: nothing held back)
+        with Admin(cluster.namesrv) as admin:
+            deadline = time.monotonic() + 20
+            while True:
+                progress = admin.consume_stats("grpc5_simple", topic)
+                if progress and all(p.consumer_offset == p.broker_offset for p in progress):
+                    break
+                assert time.monotonic() < deadline, f"offsets held back: {progress}"
+                time.sleep(0.5)
+
+
+def test_unacked_messages_come_back_then_go_to_the_dead_letter_queue(
+    grpc5_client: Client, proxy_cluster: Cluster, tmp_path: pathlib.Path
+) -> None:
+    with one_test(proxy_cluster) as cluster:
+        # Given 3 messages, one of them poison (never acked), one acked only on its 2nd delivery
+        topic = _topic(cluster, "Grpc5Redelivery")
+        proxy = cluster.ready["proxy"]
+        _ended(_run(grpc5_client, tmp_path, "producer.py", proxy, topic, "3"))
+        # When the SimpleConsumer receives with a 2 s invisible duration
+        events = _ended(
+            _run(
+                grpc5_client,
+                tmp_path,
+                "simple_consumer.py",
+                proxy,
+                "grpc5_redeliver",
+                topic,
+                "--expect",
+                "2",
+                "--invisible",
+                "2",
+                "--never-ack",
+                "body-0",
+                "--ack-after-attempt",
+                "2",
+                "--seconds",
+                "30",
+            )
+        )
+        # Then every message came back after its invisible duration (attempt 2), the acked
+        # ones never again
+        attempts: dict[str, list[int]] = {}
+        for e in events:
+            if e["event"] == "received":
+                attempts.setdefault(e["body"], []).append(e["attempt"])
+        assert attempts["body-1"] == [1, 2] and attempts["body-2"] == [1, 2], attempts
+        assert attempts["body-0"][:2] == [1, 2], attempts
+        # And the poison message, past --max-attempts 2, went to %DLQ%<group> (without a
+        # receive asking: its last invisible duration ran out after the consumer left)
+        _await_route(cluster, "%DLQ%grpc5_redeliver")
+        dead = _read_natively(cluster, "%DLQ%grpc5_redeliver", "native_reads_dlq", 1)
+        assert [m.body for m in dead] == [b"body-0"]
+
+
+def test_push_consumer_filters_retries_and_waits_for_delivery_time(
+    grpc5_client: Client, proxy_cluster: Cluster, tmp_path: pathlib.Path
+) -> None:
+    with one_test(proxy_cluster) as cluster:
+        topic = _topic(cluster, "Grpc5Push")
+        proxy = cluster.ready["proxy"]
+        # Given RocketMQ 5's PushConsumer on TagA that fails body-1 once
+        with _run(
+            grpc5_client,
+            tmp_path,
+            "push_consumer.py",
+            proxy,
+            "grpc5_push",
+            topic,
+            "--expression",
+            "TagA",
+            "--fail-once",
+            "body-1",
+        ) as consumer:
+            consumer.wait_event("ready", timeout=30)
+            # When 3 TagA, 2 TagB and one TagA message due in 3 s are sent
+            _ended(_run(grpc5_client, tmp_path, "producer.py", proxy, topic, "3"))
+            _ended(
+                _run(
+                    grpc5_client,
+                    tmp_path,
+                    "producer.py",
+                    proxy,
+                    topic,
+                    "2",
+                    "--tag",
+                    "TagB",
+                    "--body-prefix",
+                    "b-",
+                )
+            )
+            delayed = _ended(
+                _run(
+                    grpc5_client,
+                    tmp_path,
+                    "producer.py",
+                    proxy,
+                    topic,
+                    "1",
+                    "--delay-ms",
+                    "3000",
+                    "--body-prefix",
+                    "late-",
+                )
+            )
+            due_ms = next(e["due_ms"] for e in delayed if e["event"] == "sent")
+            # Then the TagA ones are consumed, body-1 on its second delivery, none of TagB
+            consumer.wait_until(
+                lambda evs: (
+                    {e["body"] for e in evs if e["event"] == "consumed"}
+                    >= {"body-0", "body-1", "body-2", "late-0"}
+                ),
+                timeout=40,
+                what="every TagA message consumed",
+            )
+            consumed = {e["body"]: e for e in consumer.events("consumed")}
+            assert consumed["body-1"]["attempt"] == 2
+            assert [e["body"] for e in consumer.events("failed")] == ["body-1"]
+            assert not any(body.startswith("b-") for body in consumed)
+            # And the delayed one not before its delivery time
+            assert consumed["late-0"]["at_ms"] >= due_ms
+        assert consumer.proc.returncode == 0, consumer.diagnostics()
+
+
+def test_unknown_topic_is_refused_and_the_proxy_keeps_serving(
+    grpc5_client: Client, proxy_cluster: Cluster, tmp_path: pathlib.Path
+) -> None:
+    with one_test(proxy_cluster) as cluster:
+        proxy = cluster.ready["proxy"]
+        # Given a topic nobody created
+        # When RocketMQ 5's producer sends to it
+        code, events = run_to_end(
+            _run(grpc5_client, tmp_path, "producer.py", proxy, "NoSuchTopicGrpc5", "1"), 60
+        )
+        # Then the send fails naming the topic, and a send to a real topic still works
+        errors = [e for e in events if e["event"] == "error"]
+        assert code != 0 and errors and "NoSuchTopicGrpc5" in errors[0]["error"], events
+        topic = _topic(cluster, "Grpc5AfterError")
+        ok = _ended(_run(grpc5_client, tmp_path, "producer.py", proxy, topic, "1"))
+        assert any(e["event"] == "sent" for e in ok)
