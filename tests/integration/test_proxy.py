@@ -1,0 +1,219 @@
+"""``python -m runtime proxy`` (RocketMQ 5's gRPC API over a cluster) as its own process, driven
+with raw gRPC calls built from actormq's ``messaging.proto``: the happy path of one message,
+and bad input answered with RocketMQ's codes while the proxy keeps serving. RocketMQ 5's real
+client against the proxy: tests/interop/test_grpc5_client.py."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import pytest
+
+from actors.client import Admin
+from actors.proxy.proto import Code, FilterType, M, MessageType, Permission
+from actors.proxy.server import SERVICE
+from tests.client_support import wait_until
+from tests.harness import REPO, RuntimeProcess
+
+pytestmark = pytest.mark.timeout(90)
+
+TOPIC = "ProxyOrders"
+GROUP = "proxy-billing"
+
+
+class Stub:
+    """The MessagingService calls used here, over one insecure channel."""
+
+    def __init__(self, address: str) -> None:
+        self.channel = grpc.insecure_channel(address)
+        self.address = address
+
+    def unary(self, method: str, request: Any, response_type: Any) -> Any:
+        call = self.channel.unary_unary(
+            f"/{SERVICE}/{method}",
+            request_serializer=type(request).SerializeToString,
+            response_deserializer=response_type.FromString,
+        )
+        return call(request, timeout=10)
+
+    def receive(self, request: Any) -> list[Any]:
+        call = self.channel.unary_stream(
+            f"/{SERVICE}/ReceiveMessage",
+            request_serializer=M.ReceiveMessageRequest.SerializeToString,
+            response_deserializer=M.ReceiveMessageResponse.FromString,
+        )
+        return list(call(request, timeout=15))
+
+    def raw(self, method: str, payload: bytes) -> bytes:
+        call = self.channel.unary_unary(f"/{SERVICE}/{method}")
+        return call(payload, timeout=10)
+
+    def route(self, topic: str) -> Any:
+        request = M.QueryRouteRequest()
+        request.topic.name = topic
+        host, port = self.address.rsplit(":", 1)
+        address = request.endpoints.addresses.add()
+        address.host, address.port = host, int(port)
+        request.endpoints.scheme = 1  # IPv4
+        return self.unary("QueryRoute", request, M.QueryRouteResponse)
+
+
+@pytest.fixture
+def proxy(tmp_path: pathlib.Path) -> Iterator[tuple[Stub, RuntimeProcess]]:
+    """A cluster (name server + one broker), then a proxy process over it."""
+    cluster_args = ["--ephemeral-ports", "--data-dir", str(tmp_path / "data")]
+    with RuntimeProcess(cluster_args) as cluster:
+        namesrv = cluster.wait_ready(timeout=30)["namesrv"]
+        with Admin(namesrv) as admin:
+            admin.create_topic(TOPIC, queues=4)
+            wait_until(lambda: _routed(admin, TOPIC), what=f"{TOPIC} routed")
+        args = ["proxy", "--namesrv-addr", namesrv, "--ephemeral-ports"]
+        args += ["--consume-from", "first", "--invisible", "2", "--long-polling", "2"]
+        with RuntimeProcess(args) as process:
+            address = process.wait_ready(timeout=30)["proxy"]
+            stub = Stub(address)
+            try:
+                yield stub, process
+            finally:
+                stub.channel.close()
+
+
+def _routed(admin: Admin, topic: str) -> bool:
+    try:
+        return bool(admin.topic_route(topic).queue_datas)
+    except Exception:
+        return False
+
+
+def _message(body: bytes, msg_id: str, *, tag: str = "paid") -> Any:
+    msg = M.Message()
+    msg.topic.name = TOPIC
+    msg.body = body
+    msg.user_properties["region"] = "eu"
+    system = msg.system_properties
+    system.tag = tag
+    system.keys.append("order-42")
+    system.message_id = msg_id
+    system.message_type = MessageType.NORMAL
+    system.body_encoding = 1  # IDENTITY
+    return msg
+
+
+def _receive_request(*, invisible_s: int = 5, batch: int = 8) -> Any:
+    request = M.ReceiveMessageRequest()
+    request.group.name = GROUP
+    request.message_queue.topic.name = TOPIC
+    request.filter_expression.type = FilterType.TAG
+    request.filter_expression.expression = "paid"
+    request.batch_size = batch
+    request.invisible_duration.seconds = invisible_s
+    request.long_polling_timeout.seconds = 2
+    return request
+
+
+def test_one_message_sent_received_and_acked(proxy: tuple[Stub, RuntimeProcess]) -> None:
+    stub, process = proxy
+    # Given the proxy's route of the topic: 4 queues, each naming the proxy as the broker
+    route = stub.route(TOPIC)
+    assert route.status.code == Code.OK
+    assert len(route.message_queues) == 4
+    assert {mq.permission for mq in route.message_queues} == {Permission.READ_WRITE}
+    assert {
+        f"{a.host}:{a.port}" for mq in route.message_queues for a in mq.broker.endpoints.addresses
+    } == {stub.address}
+    # When a message goes in through SendMessage
+    request = M.SendMessageRequest()
+    request.messages.append(_message(b"order 42 paid", "01ABCDEF0123456789ABCDEF0123456789"))
+    sent = stub.unary("SendMessage", request, M.SendMessageResponse)
+    assert sent.status.code == Code.OK, sent
+    assert [e.message_id for e in sent.entries] == ["01ABCDEF0123456789ABCDEF0123456789"]
+    # Then ReceiveMessage streams a status, the message and a delivery timestamp
+    items = stub.receive(_receive_request())
+    kinds = [item.WhichOneof("content") for item in items]
+    assert kinds == ["status", "message", "delivery_timestamp"], items
+    assert items[0].status.code == Code.OK
+    got = items[1].message
+    assert got.body == b"order 42 paid"
+    assert got.system_properties.message_id == "01ABCDEF0123456789ABCDEF0123456789"
+    assert got.system_properties.tag == "paid"
+    assert list(got.system_properties.keys) == ["order-42"]
+    assert dict(got.user_properties) == {"region": "eu"}
+    assert got.system_properties.delivery_attempt == 1
+    handle = got.system_properties.receipt_handle
+    # And an ack of its handle succeeds once; a second ack is an invalid handle
+    ack = M.AckMessageRequest()
+    ack.group.name, ack.topic.name = GROUP, TOPIC
+    entry = ack.entries.add()
+    entry.message_id, entry.receipt_handle = got.system_properties.message_id, handle
+    assert stub.unary("AckMessage", ack, M.AckMessageResponse).status.code == Code.OK
+    again = stub.unary("AckMessage", ack, M.AckMessageResponse)
+    assert again.status.code == Code.INVALID_RECEIPT_HANDLE
+    # And nothing is left: the next receive finds no message
+    empty = stub.receive(_receive_request())
+    assert [i.status.code for i in empty] == [Code.MESSAGE_NOT_FOUND]
+    # When the proxy gets SIGTERM, it stops cleanly
+    process.signal(signal.SIGTERM)
+    assert process.proc.wait(timeout=30) == 0
+
+
+def test_bad_input_gets_rocketmq_codes_and_the_proxy_keeps_serving(
+    proxy: tuple[Stub, RuntimeProcess],
+) -> None:
+    stub, _process = proxy
+    # Given the running proxy
+    # When requests are wrong, each gets its code
+    assert stub.route("NoSuchTopic").status.code == Code.TOPIC_NOT_FOUND
+    empty = stub.unary("SendMessage", M.SendMessageRequest(), M.SendMessageResponse)
+    assert empty.status.code == Code.BAD_REQUEST
+    huge = M.SendMessageRequest()
+    huge.messages.append(_message(b"x" * (4 * 1024 * 1024 + 1), "01AA"))
+    assert stub.unary("SendMessage", huge, M.SendMessageResponse).status.code == (
+        Code.MESSAGE_BODY_TOO_LARGE
+    )
+    transactional = M.SendMessageRequest()
+    transactional.messages.append(_message(b"half", "01BB"))
+    transactional.messages[0].system_properties.message_type = MessageType.TRANSACTION
+    assert stub.unary("SendMessage", transactional, M.SendMessageResponse).status.code == (
+        Code.NOT_IMPLEMENTED
+    )
+    zero = stub.receive(_receive_request(invisible_s=0))
+    assert [i.status.code for i in zero] == [Code.ILLEGAL_INVISIBLE_TIME]
+    change = M.ChangeInvisibleDurationRequest()
+    change.group.name, change.topic.name = GROUP, TOPIC
+    change.receipt_handle = "no-such-handle"
+    change.invisible_duration.seconds = 5
+    changed = stub.unary("ChangeInvisibleDuration", change, M.ChangeInvisibleDurationResponse)
+    assert changed.status.code == Code.INVALID_RECEIPT_HANDLE
+    # ... bytes that are no protobuf message: gRPC's own error, that call only
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.raw("SendMessage", b"\xff\xff\xff")
+    assert caught.value.code() in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN)
+    with pytest.raises(grpc.RpcError) as unknown:
+        stub.raw("PullMessage", b"")
+    assert unknown.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    # Then the proxy still serves
+    assert stub.route(TOPIC).status.code == Code.OK
+
+
+def test_proxy_without_a_name_server_says_so() -> None:
+    # Given no --namesrv-addr and no $NAMESRV_ADDR
+    env = {k: v for k, v in os.environ.items() if k != "NAMESRV_ADDR"}
+    # When the proxy starts
+    done = subprocess.run(
+        [sys.executable, "-m", "runtime", "proxy", "--ephemeral-ports"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    # Then it exits 2 naming what is missing
+    assert done.returncode == 2
+    assert "--namesrv-addr or $NAMESRV_ADDR" in done.stderr
