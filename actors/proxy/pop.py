@@ -76,6 +76,9 @@ class PopGroup:
         self.expressions: dict[str, tuple[str, str | None]] = {}
         """Topic -> (tag expression, SQL or None) subscribed; the consumer runs once one is."""
         self._subscribing = threading.Lock()
+        self.last_used = clock()
+        """When a consumer last received or acked through this group (``clock`` time): a
+        group idle for long leaves (``ProxyService``), so its queues go to members in use."""
 
     # -- subscriptions ---------------------------------------------------------------------------
 
@@ -101,6 +104,7 @@ class PopGroup:
     ) -> list[Delivery]:
         out: list[Delivery] = []
         until = self.clock() + max(wait_s, 0.0)
+        self.last_used = until
         while True:
             out.extend(self._due(topic, max_messages - len(out), invisible_ms))
             ready = self._ready.get(topic)
@@ -187,6 +191,7 @@ class PopGroup:
         delivery = self.in_flight.pop(handle, None)
         if delivery is None:
             return False
+        self.last_used = self.clock()
         self.consumer.ack([delivery.msg])
         return True
 

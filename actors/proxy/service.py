@@ -118,13 +118,30 @@ class ProxyService:
         self._sweeper = gevent.spawn(self._sweep_loop)
 
     def _sweep_loop(self) -> None:
-        """Every ``SWEEP_INTERVAL_S``: each group's deliveries out of attempts to its DLQ."""
+        """Every ``SWEEP_INTERVAL_S``: each group's deliveries out of attempts to its DLQ, and
+        groups idle for ``group_idle_s`` left."""
         while not self._stopping.wait(SWEEP_INTERVAL_S):
+            idle_before = time.monotonic() - self.settings.group_idle_s
             for group in list(self.groups.values()):
                 try:
                     group.sweep()
+                    if group.last_used < idle_before:
+                        self._leave(group)
                 except Exception as exc:  # one group's trouble must not stop the others'
                     logger.opt(exception=exc).error("proxy: sweep of {} failed", group.group)
+
+    def _leave(self, group: PopGroup) -> None:
+        with self._lock:
+            if self.groups.get(group.group) is not group:
+                return
+            del self.groups[group.group]
+        logger.info(
+            "proxy: group {} idle for {:g} s: leaving it ({} deliveries unacked)",
+            group.group,
+            self.settings.group_idle_s,
+            len(group.in_flight),
+        )
+        group.shutdown()
 
     def stop(self) -> None:
         self._stopping.set()
