@@ -101,6 +101,7 @@ class ProxyRole:
             ) from None
         self.host = host
         self.service = ProxyService(namesrv, (advertise or host, port), ProxySettings(**settings))
+        self.service.advertise_always = advertise is not None
         self.server = ProxyServer(self.service, host, port)
 
     def start(self) -> str:

@@ -100,6 +100,9 @@ class ProxyService:
     ) -> None:
         self.namesrv = namesrv
         self.advertised = advertised
+        self.advertise_always = False
+        """True: routes name ``advertised`` even to clients that came through another address
+        (``--proxy-advertise``); False: a client is told the address it used."""
         self.settings = settings or ProxySettings()
         self.client_options = client_options
         """Passed to every client object (``tls``, ``credentials``)."""
@@ -176,7 +179,7 @@ class ProxyService:
     # -- routes ------------------------------------------------------------------------------
 
     def _endpoints(self, given: Any, target: Any) -> None:
-        if given is not None and len(given.addresses):
+        if not self.advertise_always and given is not None and len(given.addresses):
             target.CopyFrom(given)
             return
         host, port = self.advertised
