@@ -158,17 +158,22 @@ class TransactionProducer(Producer):
     # -- sending ------------------------------------------------------------------------------
 
     def send_message_in_transaction(
-        self, msg: Message, arg: Any = None, *, timeout: float | None = None
+        self,
+        msg: Message,
+        arg: Any = None,
+        *,
+        timeout: float | None = None,
+        msg_id: str | None = None,
     ) -> TransactionSendResult:
         """Send ``msg`` as a half message, run ``execute(msg, arg)``, end the transaction as it
         decided. Raises the send's ClientError when the half message was not stored (then
-        ``execute`` did not run)."""
+        ``execute`` did not run). ``msg_id``: its UNIQ_KEY, when the caller has one."""
         hub = self._running_hub("send_message_in_transaction")
         if isinstance(msg, Message) and (msg.delay_level or msg.deliver_at_ms or msg.delay_ms):
             raise MessageInvalidError("delay", "a transactional message cannot be delayed")
 
         def half() -> Outgoing:
-            out = self._prepare(msg, None)
+            out = self._prepare(msg, None, msg_id)
             props = f"{out.properties}{P.TRAN_MSG}\x01true\x02{P.PGROUP}\x01{self.group}\x02"
             return msgspec.structs.replace(
                 out,
@@ -202,6 +207,16 @@ class TransactionProducer(Producer):
         self._trace_end(msg, result.msg_id, result.msg_id, address, state, False)
         fields = {f: getattr(result, f) for f in result.__struct_fields__}
         return TransactionSendResult(**fields, local_transaction_state=state)
+
+    def end_transaction(
+        self, result: SendResult, state: LocalTransactionState, timeout: float = 10.0
+    ) -> str:
+        """END_TRANSACTION for a half message this producer sent (``result``: its send's),
+        later than ``execute`` (which then answered UNKNOW): RocketMQ 5's ``commit`` /
+        ``rollback`` of a transaction. Returns the broker's address; ClientError if it could
+        not be sent (the broker's check-back will ask)."""
+        hub = self._running_hub("end_transaction")
+        return hub.call(self._end_on_hub, result, state, timeout=timeout, what="end transaction")
 
     def _end_on_hub(self, result: SendResult, state: LocalTransactionState) -> str:
         """Send END_TRANSACTION for ``result``'s half message; the broker's address."""

@@ -37,14 +37,22 @@ from actors.client.rebalance import ConsumeFrom
 from actors.proxy.convert import ConvertError, outgoing, resource_name
 from actors.proxy.pop import PopGroup
 from actors.proxy.proto import AddressScheme, Code, M, MessageType, Permission
-from actors.proxy.settings import ProxySettings, reply_settings
+from actors.proxy.settings import ProxySettings
+from actors.proxy.telemetry import Telemetry
+from actors.proxy.transactions import ProxyTransactions
 from runtime.remoting.codes import ResponseCode
 
 PRODUCER_GROUP = "PROXY_PRODUCER"
 SWEEP_INTERVAL_S = 1.0
-ACCEPTED_TYPES = (MessageType.NORMAL, MessageType.FIFO, MessageType.DELAY)
-"""What every queue accepts (transactional messages are not served yet: docs/proxy.md)."""
+ACCEPTED_TYPES = (
+    MessageType.NORMAL,
+    MessageType.FIFO,
+    MessageType.DELAY,
+    MessageType.TRANSACTION,
+)
+"""What every queue accepts."""
 
+_TX_CONFLICT = "a transactional message has no message group or delivery time"
 _SEND_STATUS = {
     SendStatus.SEND_OK: Code.OK,
     SendStatus.FLUSH_DISK_TIMEOUT: Code.MASTER_PERSISTENCE_TIMEOUT,
@@ -109,6 +117,8 @@ class ProxyService:
         self.producer = Producer(PRODUCER_GROUP, namesrv, **client_options)
         self.admin = Admin(namesrv, **client_options)
         self.groups: dict[str, PopGroup] = {}
+        self.telemetry_streams = Telemetry(self.settings, self._apply, _settings_error)
+        self.transactions = ProxyTransactions(namesrv, self.telemetry_streams, **client_options)
         self.clients: dict[str, tuple[int, str]] = {}
         """Client id -> (client type, group or "") of the clients heard from."""
         self._lock = threading.Lock()
@@ -117,6 +127,7 @@ class ProxyService:
 
     def start(self) -> None:
         self.producer.start()
+        self.transactions.start()
         self.admin.start()
         self._sweeper = gevent.spawn(self._sweep_loop)
 
@@ -158,6 +169,7 @@ class ProxyService:
             except ClientError as exc:
                 logger.warning("proxy: consumer of {} did not shut down: {}", group.group, exc)
         self.producer.shutdown()
+        self.transactions.stop()
         self.admin.shutdown()
 
     # -- groups ------------------------------------------------------------------------------
@@ -263,21 +275,28 @@ class ProxyService:
         return status(response, Code.MULTIPLE_RESULTS)
 
     def _send_one(self, msg: Any, entry: Any) -> tuple[int, str]:
-        if msg.system_properties.message_type == MessageType.TRANSACTION:
-            return Code.NOT_IMPLEMENTED, "transactional messages are not served by this proxy"
+        transactional = msg.system_properties.message_type == MessageType.TRANSACTION
         try:
             message, msg_id, group = outgoing(msg, Code.BAD_REQUEST)
-            result = self.producer.send(message, sharding_key=group, msg_id=msg_id or None)
+            if transactional:
+                if group is not None or message.deliver_at_ms is not None:
+                    return Code.MESSAGE_PROPERTY_CONFLICT_WITH_TYPE, _TX_CONFLICT
+                result = self.transactions.send_half(message, msg_id or None)
+            else:
+                result = self.producer.send(message, sharding_key=group, msg_id=msg_id or None)
         except ConvertError as exc:
             return exc.code, str(exc)
         except ClientError as exc:
             return error_code(exc), str(exc)
         entry.message_id = result.msg_id
         entry.offset = result.queue_offset
+        if transactional:
+            entry.transaction_id = result.msg_id
         return _SEND_STATUS.get(result.status, Code.INTERNAL_SERVER_ERROR), ""
 
     def end_transaction(self, request: Any, context: Any) -> Any:
-        return status(M.EndTransactionResponse(), Code.NOT_IMPLEMENTED, "no transactions yet")
+        code, text = self.transactions.end(request)
+        return status(M.EndTransactionResponse(), code, text)
 
     # -- clients -----------------------------------------------------------------------------
 
@@ -291,19 +310,9 @@ class ProxyService:
         return status(M.NotifyClientTerminationResponse(), Code.OK)
 
     def telemetry(self, commands: Iterator[Any], context: Any) -> Iterator[Any]:
-        """Answer each Settings the client writes; open until the client ends the stream."""
-        who = client_id(context)
-        for command in commands:
-            if command.WhichOneof("command") != "settings":
-                continue  # results of commands the proxy never sends
-            given = command.settings
-            try:
-                self._apply(who, given)
-            except ClientError as exc:
-                failed = M.TelemetryCommand()
-                yield status(failed, error_code(exc), str(exc))
-                continue
-            yield reply_settings(given, self.settings)
+        """Answer each Settings the client writes, and carry the proxy's own commands
+        (``actors.proxy.telemetry``); open until the client ends the stream."""
+        return self.telemetry_streams.serve(commands, client_id(context))
 
     def _apply(self, who: str, given: Any) -> None:
         if not given.HasField("subscription"):
@@ -320,6 +329,10 @@ class ProxyService:
                 pop.subscribe(resource_name(entry.topic), "*", expression.expression)
             else:
                 pop.subscribe(resource_name(entry.topic), expression.expression or "*")
+
+
+def _settings_error(exc: ClientError) -> Any:
+    return status(M.TelemetryCommand(), error_code(exc), str(exc))
 
 
 def now_stamp(target: Any) -> None:

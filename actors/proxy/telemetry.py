@@ -1,0 +1,108 @@
+"""Telemetry: the clients' telemetry streams (RocketMQ 5's bidirectional ``Telemetry`` call).
+
+A client opens one stream per endpoint and writes its Settings on it; the proxy answers each
+with the settings to use (``actors.proxy.settings``) and keeps the stream open until the client
+ends it. The proxy may also write commands of its own on a stream: ``push`` sends one to a
+producer that publishes a topic (a transaction check, ``actors.proxy.transactions``).
+
+Each stream is a reader greenlet (the client's commands) and the response generator the gRPC
+server iterates, joined by an outbox queue; the stream is listed in ``streams`` while open.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import gevent
+import gevent.queue
+from loguru import logger
+
+from actors.client.errors import ClientError
+from actors.proxy.convert import resource_name
+from actors.proxy.proto import ClientType, M
+from actors.proxy.settings import ProxySettings, reply_settings
+
+Apply = Callable[[str, Any], None]
+"""Called with (client id, Settings) before the answer: may raise ClientError."""
+
+
+class Stream:
+    """One open telemetry stream: its client, what it publishes, its outbox."""
+
+    __slots__ = ("client_id", "client_type", "outbox", "topics")
+
+    def __init__(self, client_id: str) -> None:
+        self.client_id = client_id
+        self.client_type = 0
+        self.topics: frozenset[str] = frozenset()
+        self.outbox: gevent.queue.Queue[Any] = gevent.queue.Queue()
+
+
+class Telemetry:
+    def __init__(self, settings: ProxySettings, apply: Apply, error: Callable[..., Any]) -> None:
+        self.settings = settings
+        self.apply = apply
+        self.error = error
+        """(ClientError) -> a TelemetryCommand answering a Settings that could not be applied."""
+        self.streams: dict[int, Stream] = {}
+        self._ids = itertools.count(1)
+
+    def serve(self, commands: Iterator[Any], client_id: str) -> Iterator[Any]:
+        """The response stream of one Telemetry call."""
+        stream = Stream(client_id)
+        key = next(self._ids)
+        self.streams[key] = stream
+        reader = gevent.spawn(self._read, commands, stream)
+        try:
+            while True:
+                item = stream.outbox.get()
+                if item is None:
+                    return
+                yield item
+        finally:
+            self.streams.pop(key, None)
+            if not reader.dead:
+                # the client went away while the reader waits for its next command: cancelling
+                # the call ends that wait; the reader then returns on its own
+                reader.join(timeout=1.0)
+
+    def _read(self, commands: Iterator[Any], stream: Stream) -> None:
+        try:
+            for command in commands:
+                if command.WhichOneof("command") != "settings":
+                    continue  # a thread dump or verify result: the proxy never asks for them
+                given = command.settings
+                stream.client_type = given.client_type
+                if given.HasField("publishing"):
+                    stream.topics = frozenset(resource_name(t) for t in given.publishing.topics)
+                try:
+                    self.apply(stream.client_id, given)
+                except ClientError as exc:
+                    stream.outbox.put(self.error(exc))
+                    continue
+                stream.outbox.put(reply_settings(given, self.settings))
+        except Exception as exc:  # the call was cancelled or the client reset it
+            logger.debug("proxy: telemetry stream of {} ended: {}", stream.client_id, exc)
+        finally:
+            stream.outbox.put(None)
+
+    def push(self, topic: str, command: Any) -> bool:
+        """Write ``command`` on the stream of one producer publishing ``topic`` (any producer
+        when none names it); False when there is none."""
+        producers = [s for s in self.streams.values() if s.client_type == ClientType.PRODUCER]
+        chosen = next((s for s in producers if topic in s.topics), None)
+        if chosen is None and producers:
+            chosen = producers[0]
+        if chosen is None:
+            return False
+        chosen.outbox.put(command)
+        return True
+
+
+def recover_command(message: Any, transaction_id: str) -> Any:
+    command = M.TelemetryCommand()
+    command.recover_orphaned_transaction_command.message.CopyFrom(message)
+    command.recover_orphaned_transaction_command.transaction_id = transaction_id
+    return command

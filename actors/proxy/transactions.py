@@ -1,0 +1,112 @@
+"""ProxyTransactions: RocketMQ 5's transactional messages through the proxy.
+
+A gRPC producer sends a TRANSACTION message, then commits or rolls back in a later call
+(EndTransaction). The proxy stores the half message with its own ``TransactionProducer``
+(group ``PROXY_TRANSACTION_PRODUCER``), whose local transaction always answers UNKNOW (the
+decision comes later), and keeps the send's result by message id; EndTransaction from the
+client ends it on the broker (``TransactionProducer.end_transaction``).
+
+A half message left open (the client died, or its EndTransaction went to another proxy or was
+lost) is checked back by the broker on the proxy's producer connection: the proxy writes a
+RecoverOrphanedTransactionCommand on the telemetry stream of a producer publishing the topic
+and waits up to ``CHECK_WAIT_S`` for that client's EndTransaction (source SERVER_CHECK), which
+becomes the check's answer; with no answer (or no producer online) the check answers UNKNOW and
+the broker asks again later (``transactionCheckInterval``, up to ``transactionCheckMax``).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+import gevent.event
+from loguru import logger
+
+from actors.client import TransactionProducer
+from actors.client.errors import ClientError
+from actors.client.message import LocalTransactionState, Message, MessageExt, SendResult
+from actors.proxy.convert import incoming
+from actors.proxy.proto import Code, M, TransactionResolution
+from actors.proxy.telemetry import Telemetry, recover_command
+from runtime.remoting import properties as P
+
+TX_GROUP = "PROXY_TRANSACTION_PRODUCER"
+CHECK_WAIT_S = 5.0
+"""How long a check-back waits for the client's answer before answering UNKNOW."""
+KEPT = 100_000
+"""Open transactions remembered (the oldest forgotten first: the check-back settles those)."""
+
+_STATES = {
+    TransactionResolution.COMMIT: LocalTransactionState.COMMIT_MESSAGE,
+    TransactionResolution.ROLLBACK: LocalTransactionState.ROLLBACK_MESSAGE,
+}
+
+
+class ProxyTransactions:
+    def __init__(self, namesrv: str, telemetry: Telemetry, **client_options: Any) -> None:
+        self.telemetry = telemetry
+        self.producer = TransactionProducer(
+            TX_GROUP,
+            namesrv,
+            execute=lambda _msg, _arg: LocalTransactionState.UNKNOW,
+            check=self._check,
+            check_threads=64,
+            **client_options,
+        )
+        self.open: OrderedDict[str, SendResult] = OrderedDict()
+        """Message id -> the half message's send, until its EndTransaction."""
+        self.waiting: dict[str, gevent.event.AsyncResult] = {}
+        """Message id -> a check-back waiting for the client's answer."""
+
+    def start(self) -> None:
+        self.producer.start()
+
+    def stop(self) -> None:
+        self.producer.shutdown()
+
+    def send_half(self, message: Message, msg_id: str | None) -> SendResult:
+        result = self.producer.send_message_in_transaction(message, msg_id=msg_id)
+        self.open[result.msg_id] = result
+        while len(self.open) > KEPT:
+            self.open.popitem(last=False)
+        return result
+
+    def end(self, request: Any) -> tuple[int, str]:
+        """EndTransaction: (code, text)."""
+        state = _STATES.get(request.resolution)
+        if state is None:
+            return Code.BAD_REQUEST, "resolution must be COMMIT or ROLLBACK"
+        msg_id = request.message_id
+        waiter = self.waiting.pop(msg_id, None)
+        if waiter is not None:  # a check-back asked: the answer goes back on its connection
+            waiter.set(state)
+            self.open.pop(msg_id, None)
+            return Code.OK, ""
+        result = self.open.pop(msg_id, None)
+        if result is None:
+            return Code.INVALID_TRANSACTION_ID, f"no open transaction {msg_id} on this proxy"
+        try:
+            self.producer.end_transaction(result, state)
+        except ClientError as exc:
+            self.open[msg_id] = result
+            return Code.INTERNAL_SERVER_ERROR, str(exc)
+        return Code.OK, ""
+
+    def _check(self, msg: MessageExt) -> LocalTransactionState:
+        """A broker's check-back (on the producer's check pool): ask a producer client."""
+        msg_id = msg.msg_id
+        topic = msg.all_properties.get(P.REAL_TOPIC) or msg.topic
+        resource = M.Resource(name=topic)
+        message = incoming(msg, resource, receipt_handle="", attempt=1, invisible_ms=0)
+        waiter = self.waiting[msg_id] = gevent.event.AsyncResult()
+        try:
+            if not self.telemetry.push(topic, recover_command(message, msg_id)):
+                logger.info("proxy: transaction {} checked; no producer online to ask", msg_id)
+                return LocalTransactionState.UNKNOW
+            return waiter.get(timeout=CHECK_WAIT_S)
+        except gevent.Timeout:
+            logger.info("proxy: transaction {}: no answer to the check in time", msg_id)
+            return LocalTransactionState.UNKNOW
+        finally:
+            if self.waiting.get(msg_id) is waiter:
+                del self.waiting[msg_id]
