@@ -15,9 +15,9 @@ the group's next reader starts at the oldest unacked message (at-least-once, as 
 - ``ack(handle)``, ``change_invisible(handle, ms)`` (a new handle), ``dead_letter(handle)``.
 - ``sweep()``: dead-letter what ran out of attempts though no receive came (every second).
 
-State owned: the deliveries in flight by handle, a heap of their deadlines, messages pulled for
-another topic than the receive that polled them (kept for that topic's next receive). Not an
-actor: the proxy's handlers call it from greenlets of one hub; nothing here switches
+State owned: the deliveries in flight by handle, a heap of their deadlines per topic, messages
+pulled for another topic than the receive that polled them (kept for that topic's next receive).
+Not an actor: the proxy's handlers call it from greenlets of one hub; nothing here switches
 greenlets between reading and writing that state (only the consumer's ``poll`` and the dead
 letter send switch, and no state is held across them).
 """
@@ -69,7 +69,9 @@ class PopGroup:
         self.max_attempts = max_attempts
         self.clock = clock
         self.in_flight: dict[str, Delivery] = {}
-        self._deadlines: list[tuple[float, int, str]] = []
+        self._deadlines: dict[str, list[tuple[float, int, str]]] = {}
+        """Topic -> a heap of (deadline, seq, handle) of its deliveries (stale entries, of
+        deliveries acked or handed out again since, are skipped when they come up)."""
         self._seq = itertools.count(1)
         self._prefix = secrets.token_hex(4)
         self._ready: dict[str, deque[MessageExt]] = {}
@@ -114,8 +116,9 @@ class PopGroup:
                 return out
             now = self.clock()
             wait = 0.0 if out else max(0.0, until - now)
-            if self._deadlines:
-                wait = min(wait, max(0.0, self._deadlines[0][0] - now))
+            heap = self._deadlines.get(topic)
+            if heap:  # wake for the first of this topic's deliveries to come due
+                wait = min(wait, max(0.0, heap[0][0] - now))
             polled = self.consumer.poll(timeout=wait, max_messages=max_messages - len(out))
             for msg in polled:
                 if msg.topic == topic and len(out) < max_messages:
@@ -132,32 +135,30 @@ class PopGroup:
         deadline = self.clock() + invisible_ms / 1000.0
         delivery = Delivery(msg, topic, handle, attempt, deadline)
         self.in_flight[handle] = delivery
-        heapq.heappush(self._deadlines, (deadline, next(self._seq), handle))
+        self._schedule(delivery)
         return delivery
 
+    def _schedule(self, delivery: Delivery) -> None:
+        heap = self._deadlines.setdefault(delivery.topic, [])
+        heapq.heappush(heap, (delivery.deadline, next(self._seq), delivery.handle))
+
     def _due(self, topic: str, limit: int, invisible_ms: int) -> list[Delivery]:
-        """Deliveries whose invisible duration passed: of ``topic`` handed out again (up to
-        ``limit``), past ``max_attempts`` dead-lettered; other topics' stay due."""
+        """Deliveries of ``topic`` whose invisible duration passed: handed out again (up to
+        ``limit``), past ``max_attempts`` dead-lettered."""
         out: list[Delivery] = []
-        kept: list[tuple[float, int, str]] = []
         dead: list[Delivery] = []
         now = self.clock()
-        heap = self._deadlines
+        heap = self._deadlines.get(topic) or []
         while heap and heap[0][0] <= now and len(out) < limit:
             entry = heapq.heappop(heap)
             delivery = self.in_flight.get(entry[2])
             if delivery is None or delivery.deadline != entry[0]:
                 continue  # acked, or its duration changed since
-            if delivery.topic != topic:
-                kept.append(entry)
-                continue
             del self.in_flight[delivery.handle]
             if delivery.attempt >= self.max_attempts:
                 dead.append(delivery)
                 continue
             out.append(self._hand_out(delivery.msg, topic, delivery.attempt + 1, invisible_ms))
-        for entry in kept:
-            heapq.heappush(heap, entry)
         for delivery in dead:  # sends: after the state above is whole again
             self._to_dead_letters(delivery)
         return out
@@ -167,21 +168,21 @@ class PopGroup:
         does this without a receive, so must the proxy: the proxy calls it every second).
         Returns how many went."""
         dead: list[Delivery] = []
-        kept: list[tuple[float, int, str]] = []
         now = self.clock()
-        heap = self._deadlines
-        while heap and heap[0][0] <= now:
-            entry = heapq.heappop(heap)
-            delivery = self.in_flight.get(entry[2])
-            if delivery is None or delivery.deadline != entry[0]:
-                continue
-            if delivery.attempt >= self.max_attempts:
-                del self.in_flight[delivery.handle]
-                dead.append(delivery)
-            else:
-                kept.append(entry)
-        for entry in kept:
-            heapq.heappush(heap, entry)
+        for heap in self._deadlines.values():
+            kept: list[tuple[float, int, str]] = []
+            while heap and heap[0][0] <= now:
+                entry = heapq.heappop(heap)
+                delivery = self.in_flight.get(entry[2])
+                if delivery is None or delivery.deadline != entry[0]:
+                    continue
+                if delivery.attempt >= self.max_attempts:
+                    del self.in_flight[delivery.handle]
+                    dead.append(delivery)
+                else:
+                    kept.append(entry)  # due for its next receive
+            for entry in kept:
+                heapq.heappush(heap, entry)
         return sum(self._to_dead_letters(delivery) for delivery in dead)
 
     # -- acknowledging ---------------------------------------------------------------------------
@@ -220,7 +221,7 @@ class PopGroup:
             logger.warning("proxy: {} to the dead-letter queue failed: {}", delivery.msg, exc)
             delivery.deadline = self.clock() + 1.0
             self.in_flight[delivery.handle] = delivery
-            heapq.heappush(self._deadlines, (delivery.deadline, next(self._seq), delivery.handle))
+            self._schedule(delivery)
             return False
         logger.info(
             "proxy: {} dead-lettered for {} after {} deliveries",

@@ -62,9 +62,24 @@ class _Parser:
         self.file = descriptor_pb2.FileDescriptorProto(
             name="actormq/rocketmq_v2.proto", package=PACKAGE, syntax="proto3"
         )
-        self.enums = {
-            self.tokens[i + 1][0] for i, (token, _) in enumerate(self.tokens) if token == "enum"
-        }
+        self.enums = self._declared("enum")
+        self.messages = self._declared("message")
+
+    def _declared(self, keyword: str) -> set[str]:
+        tokens = self.tokens
+        return {tokens[i + 1][0] for i in range(len(tokens) - 1) if tokens[i][0] == keyword}
+
+    def fail(self, problem: str) -> ProtoSchemaError:
+        """An error naming the line of the token just taken."""
+        lineno = self.tokens[max(self.pos - 1, 0)][1] if self.tokens else 0
+        return ProtoSchemaError(f"{SCHEMA.name}:{lineno}: {problem}")
+
+    def number(self) -> int:
+        token = self.take()
+        try:
+            return int(token)
+        except ValueError:
+            raise self.fail(f"expected a number, got {token!r}") from None
 
     def take(self, expected: str | None = None) -> str:
         if self.pos >= len(self.tokens):
@@ -89,7 +104,7 @@ class _Parser:
             elif keyword == "message":
                 self.file.message_type.append(self.message())
             else:
-                raise ProtoSchemaError(f"{SCHEMA.name}: unexpected {keyword!r}")
+                raise self.fail(f"unexpected {keyword!r}")
         return self.file
 
     def enum(self) -> descriptor_pb2.EnumDescriptorProto:
@@ -98,7 +113,7 @@ class _Parser:
         while self.peek() != "}":
             value = self.take()
             self.take("=")
-            out.value.add(name=value, number=int(self.take()))
+            out.value.add(name=value, number=self.number())
             self.take(";")
         self.take("}")
         return out
@@ -136,7 +151,7 @@ class _Parser:
             type_name = self.take()
         name = self.take()
         self.take("=")
-        number = int(self.take())
+        number = self.number()
         self.take(";")
         field = owner.field.add(name=name, number=number, label=label)
         if optional:
@@ -152,9 +167,11 @@ class _Parser:
             field.type_name = f".{PACKAGE}.{owner.name}.{entry}"
         elif type_name in _SCALARS:
             field.type = _SCALARS[type_name]
-        else:
+        elif type_name in self.enums or type_name in self.messages:
             field.type = _F.TYPE_ENUM if type_name in self.enums else _F.TYPE_MESSAGE
             field.type_name = f".{PACKAGE}.{type_name}"
+        else:
+            raise self.fail(f"field {name!r}: unknown type {type_name!r}")
         return field
 
 

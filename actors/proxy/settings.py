@@ -26,8 +26,7 @@ MAX_BODY_SIZE = 4 * 1024 * 1024
 """RocketMQ's maxMessageSize, what actormq's broker accepts."""
 
 RETRY_DELAYS_S = [
-    int(value[:-1]) * {"s": 1, "m": 60, "h": 3600}[value[-1]]
-    for value in P.DELAY_LEVELS.split()[:16]
+    int(value[:-1]) * {"s": 1, "m": 60, "h": 3600}[value[-1]] for value in P.DELAY_LEVELS.split()
 ]
 """A failed message's wait before its next delivery, by attempt (RocketMQ's delay levels
 1s .. 2h: a push consumer's retry policy; the last one repeats)."""
