@@ -180,8 +180,14 @@ def test_bad_input_gets_rocketmq_codes_and_the_proxy_keeps_serving(
     transactional = M.SendMessageRequest()
     transactional.messages.append(_message(b"half", "01BB"))
     transactional.messages[0].system_properties.message_type = MessageType.TRANSACTION
+    transactional.messages[0].system_properties.message_group = "g"
     assert stub.unary("SendMessage", transactional, M.SendMessageResponse).status.code == (
-        Code.NOT_IMPLEMENTED
+        Code.MESSAGE_PROPERTY_CONFLICT_WITH_TYPE
+    )
+    end = M.EndTransactionRequest(message_id="01CC", transaction_id="01CC", resolution=1)
+    end.topic.name = TOPIC
+    assert stub.unary("EndTransaction", end, M.EndTransactionResponse).status.code == (
+        Code.INVALID_TRANSACTION_ID
     )
     zero = stub.receive(_receive_request(invisible_s=0))
     assert [i.status.code for i in zero] == [Code.ILLEGAL_INVISIBLE_TIME]

@@ -2,7 +2,8 @@
 proxy (``python -m runtime cluster --proxy``), against actormq's own remoting client on the
 other side: what one protocol stores, the other reads intact.
 
-The module's cluster runs its proxy with ``--consume-from first`` (a group new to the brokers
+The module's cluster is examples/features.toml (transactions checked back after about a
+second) and runs its proxy with ``--consume-from first`` (a group new to the brokers
 reads each fresh topic from its start, so no test races a consumer's first rebalance),
 ``--max-attempts 2`` and ``--invisible 3`` (so redelivery and dead-lettering happen within
 seconds). Every test names its own topic and group.
@@ -18,6 +19,7 @@ import pytest
 
 from actors.client import Admin, ClientError, Message, Producer, PullConsumer
 from actors.client.rebalance import ConsumeFrom
+from tests.harness import REPO
 from tests.interop.clients import ClientProcess, Event, run_to_end
 from tests.interop.conftest import _installed
 from tests.interop.install import Client, install_grpc5
@@ -37,7 +39,8 @@ def grpc5_client() -> Client:
 def proxy_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     extra = ["--proxy", "--consume-from", "first", "--max-attempts", "2", "--invisible", "3"]
     data = tmp_path_factory.mktemp("proxy-cluster") / "data"
-    with running_cluster(data, profile="default", extra=extra) as cluster:
+    profile = str(REPO / "examples" / "features.toml")
+    with running_cluster(data, profile=profile, extra=extra) as cluster:
         yield cluster
 
 
@@ -290,3 +293,23 @@ def test_unknown_topic_is_refused_and_the_proxy_keeps_serving(
         topic = _topic(cluster, "Grpc5AfterError")
         ok = _ended(_run(grpc5_client, tmp_path, "producer.py", proxy, topic, "1"))
         assert any(e["event"] == "sent" for e in ok)
+
+
+def test_transactions_commit_roll_back_and_are_checked_back(
+    grpc5_client: Client, proxy_cluster: Cluster, tmp_path: pathlib.Path
+) -> None:
+    with one_test(proxy_cluster) as cluster:
+        topic = _topic(cluster, "Grpc5Transactions")
+        # Given RocketMQ 5's transactional producer: one committed, one rolled back, one left
+        # open (its checker answers COMMIT when the broker asks)
+        events = _ended(
+            _run(grpc5_client, tmp_path, "transaction_producer.py", cluster.ready["proxy"], topic)
+        )
+        # Then the broker asked about the open one through the proxy, and the client answered
+        assert [e["body"] for e in events if e["event"] == "checked"][:1] == ["tx-orphan"]
+        assert events[-1]["event"] == "done" and events[-1]["checked"] is True
+        # And consumers see the committed and the checked-back one, never the rolled back one
+        got = _read_natively(cluster, topic, "native_reads_tx", 2)
+        assert sorted(m.body for m in got) == [b"tx-commit", b"tx-orphan"]
+        sent = {e["body"]: e["message_id"] for e in events if e["event"] == "sent"}
+        assert {m.msg_id for m in got} == {sent["tx-commit"], sent["tx-orphan"]}
