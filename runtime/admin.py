@@ -11,7 +11,7 @@
                                                  from every name server
     topicStatus      -t TOPIC                    min / max offset and last store time per queue
     updateSubGroup   -g GROUP (-c CLUSTER | -b HOST:PORT) [-r 16] [-s true] [-d true] [-m true]
-                     [-q 1] [-a true]            a consumer group's config (retry times, ...)
+                     [-q 1] [-a true] [-o false] a consumer group's config (retry times, ...)
     deleteSubGroup   -g GROUP (-c CLUSTER | -b HOST:PORT)
     consumerProgress [-g GROUP [-t TOPIC]]       committed offsets and lag per queue; without
                                                  -g one line per group: members, version, type,
@@ -147,8 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def command_names() -> list[str]:
-    """Every COMMAND this tool accepts, in the order its ``--help`` lists them (the command
-    table is the parser: ``python -m runtime --help`` lists these, so it cannot go stale)."""
+    """Every COMMAND, in its ``--help``'s order (read from the parser: it cannot go stale)."""
     return list(_parser_and_commands()[1].choices)
 
 
@@ -209,6 +208,7 @@ def _parser_and_commands() -> tuple[
         ("-a", "--notify-consumer-ids-changed-enable"),
     ):
         group.add_argument(flag, name, type=boolean, default=True, metavar="true|false")
+    group.add_argument("-o", "--consume-message-orderly", type=boolean, default=False)
     drop = sub.add_parser("deleteSubGroup", parents=[ns], help="delete a consumer group's config")
     drop.add_argument("-g", "--group", required=True)
     _where(drop)
@@ -351,6 +351,7 @@ def _run(admin: Admin, args: argparse.Namespace) -> list[str]:
             retry_queue_nums=args.retry_queue_nums,
             retry_max_times=args.retry_max_times,
             notify_consumer_ids_changed_enable=args.notify_consumer_ids_changed_enable,
+            consume_message_orderly=args.consume_message_orderly,
         )
         done = admin.update_subscription_group(
             config, cluster=args.cluster, broker_addr=args.broker
@@ -385,8 +386,7 @@ def _run(admin: Admin, args: argparse.Namespace) -> list[str]:
 
 
 def _figures(admin: Admin, addr: str) -> list[str]:
-    """Version, in / out TPS over 10 s and today's totals of one broker ("-" if it will not
-    say)."""
+    """Version, in / out TPS over 10 s, today's totals of one broker ("-": it will not say)."""
     try:
         t = admin.broker_runtime_info(addr)
         return [

@@ -15,6 +15,11 @@ the group's next reader starts at the oldest unacked message (at-least-once, as 
 - ``ack(handle)``, ``change_invisible(handle, ms)`` (a new handle), ``dead_letter(handle)``.
 - ``sweep()``: dead-letter what ran out of attempts though no receive came (every second).
 
+A FIFO group (``fifo=True``: its ``consumeMessageOrderly``) hands out one message of a message
+group (RocketMQ's sharding key ``__SHARDINGKEY``) at a time: the group's next message waits
+until the one out is acked or dead-lettered, so a message group is consumed in order even
+across redeliveries. Messages without a message group are not held.
+
 State owned: the deliveries in flight by handle, a heap of their deadlines per topic, messages
 pulled for another topic than the receive that polled them (kept for that topic's next receive).
 Not an actor: the proxy's handlers call it from greenlets of one hub; nothing here switches
@@ -37,6 +42,7 @@ from loguru import logger
 from actors.client.errors import ClientError
 from actors.client.message import MessageExt
 from actors.client.pull_consumer import PullConsumer
+from runtime.remoting import properties as P
 
 MAX_ATTEMPTS = 17
 """Deliveries before a message goes to ``%DLQ%<group>``: RocketMQ's retryMaxTimes (16) + 1."""
@@ -62,9 +68,17 @@ class PopGroup:
         consumer: PullConsumer,
         *,
         max_attempts: int = MAX_ATTEMPTS,
+        fifo: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.group = group
+        self.fifo = fifo
+        """FIFO consumption (the group's ``consumeMessageOrderly``): one message of a message
+        group out at a time; the next one only once it is acked or dead-lettered."""
+        self._busy: set[tuple[str, str]] = set()
+        """(topic, message group) with a delivery out (``fifo`` only)."""
+        self._held: dict[tuple[str, str], deque[MessageExt]] = {}
+        """Messages waiting behind their message group's delivery (``fifo`` only)."""
         self.consumer = consumer
         self.max_attempts = max_attempts
         self.clock = clock
@@ -111,7 +125,7 @@ class PopGroup:
             out.extend(self._due(topic, max_messages - len(out), invisible_ms))
             ready = self._ready.get(topic)
             while ready and len(out) < max_messages:
-                out.append(self._hand_out(ready.popleft(), topic, 1, invisible_ms))
+                self._first(ready.popleft(), topic, invisible_ms, out)
             if len(out) >= max_messages:
                 return out
             now = self.clock()
@@ -122,13 +136,41 @@ class PopGroup:
             polled = self.consumer.poll(timeout=wait, max_messages=max_messages - len(out))
             for msg in polled:
                 if msg.topic == topic and len(out) < max_messages:
-                    out.append(self._hand_out(msg, topic, 1, invisible_ms))
+                    self._first(msg, topic, invisible_ms, out)
                 else:
                     self._ready.setdefault(msg.topic, deque()).append(msg)
             if out or (not polled and self.clock() >= until):
                 if not out:
                     out.extend(self._due(topic, max_messages, invisible_ms))
                 return out
+
+    def _first(self, msg: MessageExt, topic: str, invisible_ms: int, out: list[Delivery]) -> None:
+        """A message's first delivery, into ``out``; in a FIFO group, held instead while its
+        message group has one out."""
+        if self.fifo:
+            key = msg.all_properties.get(P.SHARDING_KEY)
+            if key:
+                if (topic, key) in self._busy:
+                    self._held.setdefault((topic, key), deque()).append(msg)
+                    return
+                self._busy.add((topic, key))
+        out.append(self._hand_out(msg, topic, 1, invisible_ms))
+
+    def _release(self, delivery: Delivery) -> None:
+        """A delivery is done (acked, dead-lettered): in a FIFO group, its message group's next
+        message is first in line for the topic's next receive."""
+        if not self.fifo:
+            return
+        key = delivery.msg.all_properties.get(P.SHARDING_KEY)
+        if not key:
+            return
+        group_key = (delivery.topic, key)
+        self._busy.discard(group_key)
+        held = self._held.get(group_key)
+        if held:
+            self._ready.setdefault(delivery.topic, deque()).appendleft(held.popleft())
+            if not held:
+                del self._held[group_key]
 
     def _hand_out(self, msg: MessageExt, topic: str, attempt: int, invisible_ms: int) -> Delivery:
         handle = f"{self._prefix}{next(self._seq):x}"
@@ -194,6 +236,7 @@ class PopGroup:
             return False
         self.last_used = self.clock()
         self.consumer.ack([delivery.msg])
+        self._release(delivery)
         return True
 
     def change_invisible(self, handle: str, invisible_ms: int) -> str | None:
@@ -230,6 +273,7 @@ class PopGroup:
             delivery.attempt,
         )
         self.consumer.ack([delivery.msg])
+        self._release(delivery)
         return True
 
     def shutdown(self) -> None:

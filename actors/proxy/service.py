@@ -175,7 +175,9 @@ class ProxyService:
     # -- groups ------------------------------------------------------------------------------
 
     def group(self, name: str) -> PopGroup:
-        """The group's PopGroup (its consumer starts with its first subscription)."""
+        """The group's PopGroup (its consumer starts with its first subscription; FIFO when
+        the brokers' config of the group says ``consumeMessageOrderly``)."""
+        fifo = name not in self.groups and self._orderly(name)  # a network call: unlocked
         with self._lock:
             found = self.groups.get(name)
             if found is None:
@@ -184,9 +186,22 @@ class ProxyService:
                     name, self.namesrv, manual_ack=True, consume_from=first, **self.client_options
                 )
                 found = self.groups[name] = PopGroup(
-                    name, consumer, max_attempts=self.settings.max_attempts
+                    name, consumer, max_attempts=self.settings.max_attempts, fifo=fifo
                 )
             return found
+
+    def _orderly(self, group: str) -> bool:
+        """The group's ``consumeMessageOrderly`` on the first master that has its config."""
+        try:
+            masters = self.admin.masters()
+        except ClientError:
+            return False
+        for address in masters.values():
+            try:
+                return self.admin.subscription_group(group, address).consume_message_orderly
+            except ClientError:
+                continue  # no config there (yet): created at the group's first heartbeat
+        return False
 
     # -- routes ------------------------------------------------------------------------------
 
@@ -314,14 +329,15 @@ class ProxyService:
         (``actors.proxy.telemetry``); open until the client ends the stream."""
         return self.telemetry_streams.serve(commands, client_id(context))
 
-    def _apply(self, who: str, given: Any) -> None:
+    def _apply(self, who: str, given: Any) -> bool:
+        """A client's Settings: its group subscribed as it says. Whether the group is FIFO."""
         if not given.HasField("subscription"):
             self.clients[who] = (given.client_type, "")
-            return
+            return False
         group = resource_name(given.subscription.group)
         self.clients[who] = (given.client_type, group)
         if not group:
-            return
+            return False
         pop = self.group(group)
         for entry in given.subscription.subscriptions:
             expression = entry.expression
@@ -329,6 +345,7 @@ class ProxyService:
                 pop.subscribe(resource_name(entry.topic), "*", expression.expression)
             else:
                 pop.subscribe(resource_name(entry.topic), expression.expression or "*")
+        return pop.fifo
 
 
 def _settings_error(exc: ClientError) -> Any:

@@ -9,7 +9,7 @@ each with the settings it is to use (RocketMQ's proxy does the same):
   backoff;
 - consumers: ``max_attempts`` deliveries with RocketMQ's retry delays (1 s, 5 s, 10 s, 30 s,
   1 min, ... as a customized backoff: what a push consumer waits before a failed message comes
-  back), the long-polling timeout, ``fifo`` off (see docs/proxy.md), batches of 32;
+  back), the long-polling timeout, ``fifo`` as the group's ``consumeMessageOrderly``, batches of 32;
 - everyone: metrics off (a client would otherwise export OpenTelemetry to the proxy).
 """
 
@@ -58,8 +58,9 @@ def _seconds(target: Any, seconds: float) -> None:
     target.nanos = round((seconds - whole) * 1e9)
 
 
-def reply_settings(given: Any, proxy: ProxySettings) -> Any:
-    """The TelemetryCommand answering a client's Settings ``given``."""
+def reply_settings(given: Any, proxy: ProxySettings, fifo: bool = False) -> Any:
+    """The TelemetryCommand answering a client's Settings ``given`` (``fifo``: a consumer's
+    group consumes in order)."""
     out = M.TelemetryCommand()
     out.status.code = Code.OK
     out.status.message = "OK"
@@ -89,7 +90,7 @@ def reply_settings(given: Any, proxy: ProxySettings) -> Any:
             _seconds(policy.customized_backoff.next.add(), delay)
         if given.HasField("subscription"):
             settings.subscription.CopyFrom(given.subscription)
-        settings.subscription.fifo = False
+        settings.subscription.fifo = fifo
         settings.subscription.receive_batch_size = 32
         _seconds(settings.subscription.long_polling_timeout, proxy.long_polling_s)
     return out

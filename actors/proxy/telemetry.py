@@ -24,8 +24,9 @@ from actors.proxy.convert import resource_name
 from actors.proxy.proto import ClientType, M
 from actors.proxy.settings import ProxySettings, reply_settings
 
-Apply = Callable[[str, Any], None]
-"""Called with (client id, Settings) before the answer: may raise ClientError."""
+Apply = Callable[[str, Any], bool]
+"""Called with (client id, Settings) before the answer; returns whether the client's group
+consumes in order (FIFO); may raise ClientError."""
 
 
 class Stream:
@@ -78,11 +79,11 @@ class Telemetry:
                 if given.HasField("publishing"):
                     stream.topics = frozenset(resource_name(t) for t in given.publishing.topics)
                 try:
-                    self.apply(stream.client_id, given)
+                    fifo = self.apply(stream.client_id, given)
                 except ClientError as exc:
                     stream.outbox.put(self.error(exc))
                     continue
-                stream.outbox.put(reply_settings(given, self.settings))
+                stream.outbox.put(reply_settings(given, self.settings, fifo))
         except Exception as exc:  # the call was cancelled or the client reset it
             logger.debug("proxy: telemetry stream of {} ended: {}", stream.client_id, exc)
         finally:

@@ -138,6 +138,9 @@ class SubscriptionGroupConfig(Body, kw_only=True):
     broker_id: Int64 = 0
     which_broker_when_consume_slowly: Int64 = 1
     notify_consumer_ids_changed_enable: bool = True
+    consume_message_orderly: bool = False
+    """RocketMQ 5's: the group consumes in order (its gRPC consumers through the proxy get
+    one message of a message group at a time: docs/proxy.md)."""
 
 
 class SubscriptionGroupWrapper(Body, kw_only=True):

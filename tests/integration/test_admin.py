@@ -323,8 +323,8 @@ def test_subscription_group_configs_are_set_read_and_deleted(
     cluster: dict[str, str], admin: Admin
 ) -> None:
     namesrv, broker = cluster["namesrv"], cluster["broker-a/0"]
-    # Given a group configured from the command line with 3 retries and consumption off
-    args = ["-g", "billing-cfg", "-c", "DefaultCluster", "-r", "3", "-s", "false"]
+    # Given a group configured from the command line with 3 retries, consumption off, orderly
+    args = ["-g", "billing-cfg", "-c", "DefaultCluster", "-r", "3", "-s", "false", "-o", "true"]
     made = mqadmin(namesrv, "updateSubGroup", *args)
     assert made.returncode == 0, made.stderr
     assert made.stdout.strip() == f"create subscription group to {broker} success."
@@ -335,6 +335,7 @@ def test_subscription_group_configs_are_set_read_and_deleted(
         False,
         True,
     )
+    assert config.consume_message_orderly is True
     # When it is deleted, Then the broker no longer has it
     assert mqadmin(namesrv, "deleteSubGroup", "-g", "billing-cfg", "-b", broker).returncode == 0
     with pytest.raises(BrokerError) as gone:

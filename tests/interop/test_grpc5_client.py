@@ -19,6 +19,7 @@ import pytest
 
 from actors.client import Admin, ClientError, Message, Producer, PullConsumer
 from actors.client.rebalance import ConsumeFrom
+from runtime.remoting.bodies import SubscriptionGroupConfig
 from tests.harness import REPO
 from tests.interop.clients import ClientProcess, Event, run_to_end
 from tests.interop.conftest import _installed
@@ -313,3 +314,40 @@ def test_transactions_commit_roll_back_and_are_checked_back(
         assert sorted(m.body for m in got) == [b"tx-commit", b"tx-orphan"]
         sent = {e["body"]: e["message_id"] for e in events if e["event"] == "sent"}
         assert {m.msg_id for m in got} == {sent["tx-commit"], sent["tx-orphan"]}
+
+
+def test_fifo_group_consumes_each_message_group_in_order(
+    grpc5_client: Client, proxy_cluster: Cluster, tmp_path: pathlib.Path
+) -> None:
+    with one_test(proxy_cluster) as cluster:
+        topic = _topic(cluster, "Grpc5Fifo")
+        proxy = cluster.ready["proxy"]
+        # Given a consumer group configured to consume in order (consumeMessageOrderly)
+        with Admin(cluster.namesrv) as admin:
+            config = SubscriptionGroupConfig(group_name="grpc5_fifo", consume_message_orderly=True)
+            admin.update_subscription_group(config)
+        # And 3 messages of message group g1
+        _ended(_run(grpc5_client, tmp_path, "producer.py", proxy, topic, "3", "--group", "g1"))
+        # When RocketMQ 5's PushConsumer fails body-1 once
+        with _run(
+            grpc5_client,
+            tmp_path,
+            "push_consumer.py",
+            proxy,
+            "grpc5_fifo",
+            topic,
+            "--fail-once",
+            "body-1",
+        ) as consumer:
+            consumer.wait_until(
+                lambda evs: len([e for e in evs if e["event"] == "consumed"]) >= 3,
+                timeout=40,
+                what="3 messages consumed",
+            )
+            # Then the group was consumed in order: body-2 only after body-1's retry
+            assert [e["body"] for e in consumer.events("consumed")] == [
+                "body-0",
+                "body-1",
+                "body-2",
+            ]
+            assert [e["body"] for e in consumer.events("failed")] == ["body-1"]
