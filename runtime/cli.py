@@ -306,7 +306,9 @@ def _start_proxy(node: Node, args: argparse.Namespace) -> None:
     host = address.rsplit(":", 1)[0].strip("[]")
     port = 0 if node.ephemeral_ports else args.proxy_port
     try:
-        role = ProxyRole(address, host, port, settings_from(args), args.proxy_advertise)
+        role = ProxyRole(
+            address, host, port, settings_from(args), args.proxy_advertise, args.tls_config
+        )
         node.addresses["proxy"] = role.start()
     except BaseException:
         node.stop()

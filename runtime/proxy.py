@@ -7,6 +7,12 @@ the same process. Either way ``ProxyRole`` owns the gRPC server: ``start()`` ret
 address bound, ``stop()`` stops taking calls and closes the proxy's clients (its groups'
 offsets written).
 
+With ``--tls-config``: ``tls.server.mode=enforcing`` serves gRPC over TLS only (with
+``tls.server.certPath`` / ``keyPath``; ``tls.server.need.client.auth=require`` asks clients for
+a certificate signed by ``tls.server.trustCertPath``); permissive or disabled serve plain gRPC
+(one gRPC port cannot take both); ``tls.enable=true`` makes the proxy's own connections to the
+cluster TLS (``tls.client.*``).
+
 grpcio and protobuf are the ``proxy`` extra (``pip install 'actormq[proxy]'``); without them
 the role refuses to start with a ConfigError saying so.
 """
@@ -14,14 +20,17 @@ the role refuses to start with a ConfigError saying so.
 from __future__ import annotations
 
 import argparse
+import pathlib
 import signal
 import sys
 from typing import Any
 
 import gevent
 import gevent.event
+import msgspec
 from loguru import logger
 
+from runtime import tls
 from runtime.errors import ActorMQError, ConfigError
 
 DEFAULT_PORT = 8081
@@ -88,9 +97,11 @@ class ProxyRole:
         port: int,
         settings: dict[str, Any],
         advertise: str | None = None,
+        tls_config: pathlib.Path | None = None,
     ) -> None:
         try:
-            from actors.proxy.server import ProxyServer
+            from actors.client.config import TlsOptions
+            from actors.proxy.server import ProxyServer, server_credentials
             from actors.proxy.service import ProxyService
             from actors.proxy.settings import ProxySettings
         except ImportError as exc:
@@ -100,9 +111,21 @@ class ProxyRole:
                 f"needs grpcio and protobuf ({exc}): pip install 'actormq[proxy]'",
             ) from None
         self.host = host
-        self.service = ProxyService(namesrv, (advertise or host, port), ProxySettings(**settings))
+        client_options: dict[str, Any] = {}
+        credentials = None
+        if tls_config is not None:
+            tls_settings = tls.load(tls_config)
+            if tls_settings.enable:  # the proxy's own connections to name servers and brokers
+                client_options["tls"] = TlsOptions(
+                    **msgspec.structs.asdict(tls_settings.client_side())
+                )
+            credentials = server_credentials(tls_settings, str(tls_config))
+        self.tls = credentials is not None
+        self.service = ProxyService(
+            namesrv, (advertise or host, port), ProxySettings(**settings), **client_options
+        )
         self.service.advertise_always = advertise is not None
-        self.server = ProxyServer(self.service, host, port)
+        self.server = ProxyServer(self.service, host, port, credentials=credentials)
 
     def start(self) -> str:
         try:
@@ -112,7 +135,12 @@ class ProxyRole:
         host, _ = self.service.advertised
         self.service.advertised = (host, port)
         shown = f"[{self.host}]" if ":" in self.host else self.host
-        logger.info("proxy: gRPC (RocketMQ 5 clients) on {}:{}", shown, port)
+        logger.info(
+            "proxy: gRPC (RocketMQ 5 clients) on {}:{}{}",
+            shown,
+            port,
+            " over TLS" if self.tls else "",
+        )
         return f"{shown}:{port}"
 
     def stop(self) -> None:
@@ -133,7 +161,14 @@ def run(args: argparse.Namespace) -> int:
         namesrv = _namesrv_from_env()
     port = 0 if args.ephemeral_ports else args.listen_port
     try:
-        role = ProxyRole(namesrv, args.listen_host, port, settings_from(args), args.proxy_advertise)
+        role = ProxyRole(
+            namesrv,
+            args.listen_host,
+            port,
+            settings_from(args),
+            args.proxy_advertise,
+            args.tls_config,
+        )
         address = role.start()
     except ActorMQError as exc:
         logger.error("{}", exc)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
+import pathlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -26,6 +27,8 @@ from loguru import logger
 from actors.proxy import receiving
 from actors.proxy.proto import Code, M
 from actors.proxy.service import ProxyService, status
+from runtime.errors import ConfigError
+from runtime.tls import ClientAuth, TlsMode, TlsSettings
 
 SERVICE = "apache.rocketmq.v2.MessagingService"
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
@@ -125,6 +128,35 @@ def method_handlers(service: ProxyService) -> dict[str, Any]:
             M.ChangeInvisibleDurationResponse,
         ),
     }
+
+
+def server_credentials(settings: TlsSettings, file: str) -> grpc.ServerCredentials | None:
+    """The gRPC port's TLS from a ``tls.properties`` (None: plain). Only ``enforcing`` turns it
+    on: a gRPC port cannot take plain and TLS connections both, as a permissive remoting port
+    does. ConfigError naming the key for what gRPC cannot use."""
+    if settings.server_mode is not TlsMode.ENFORCING:
+        return None
+    if settings.server_key_password:
+        raise ConfigError(file, "tls.server.keyPassword", "the gRPC proxy needs an unencrypted key")
+
+    def read(key: str, path: str) -> bytes:
+        try:
+            return pathlib.Path(path).expanduser().read_bytes()
+        except OSError as exc:
+            raise ConfigError(file, key, f"cannot read {path!r}: {exc.strerror}") from None
+
+    pair = (
+        read("tls.server.keyPath", settings.server_key_path),
+        read("tls.server.certPath", settings.server_cert_path),
+    )
+    roots = None
+    if settings.server_trust_cert_path:
+        roots = read("tls.server.trustCertPath", settings.server_trust_cert_path)
+    return grpc.ssl_server_credentials(
+        [pair],
+        root_certificates=roots,
+        require_client_auth=settings.server_need_client_auth is ClientAuth.REQUIRE,
+    )
 
 
 class ProxyServer:

@@ -1,0 +1,129 @@
+"""The proxy's gRPC port over TLS (``--tls-config`` with ``tls.server.mode=enforcing``)."""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import grpc
+import pytest
+
+from actors.client import Admin
+from actors.proxy.proto import Code, M
+from actors.proxy.server import SERVICE
+from tests.client_support import wait_until
+from tests.harness import REPO, RuntimeProcess
+from tests.tls_support import needs_openssl, self_signed
+
+pytestmark = [pytest.mark.timeout(90), needs_openssl]
+
+TOPIC = "ProxyTlsOrders"
+
+
+def _route(channel: grpc.Channel) -> object:
+    call = channel.unary_unary(
+        f"/{SERVICE}/QueryRoute",
+        request_serializer=M.QueryRouteRequest.SerializeToString,
+        response_deserializer=M.QueryRouteResponse.FromString,
+    )
+    request = M.QueryRouteRequest()
+    request.topic.name = TOPIC
+    return call(request, timeout=10)
+
+
+@pytest.fixture
+def tls_proxy(tmp_path: pathlib.Path) -> Iterator[tuple[str, bytes]]:
+    """(the proxy's address, its certificate) of a TLS-only proxy over a plain cluster."""
+    cert, key = self_signed(tmp_path, "actormq-test")
+    config = tmp_path / "tls.properties"
+    config.write_text(
+        f"tls.server.mode=enforcing\ntls.server.certPath={cert}\ntls.server.keyPath={key}\n"
+    )
+    with RuntimeProcess(["--ephemeral-ports", "--data-dir", str(tmp_path / "data")]) as cluster:
+        namesrv = cluster.wait_ready(timeout=30)["namesrv"]
+        with Admin(namesrv) as admin:
+            admin.create_topic(TOPIC, queues=2)
+            wait_until(lambda: bool(admin.topic_route(TOPIC).queue_datas), what="routed")
+        args = [
+            "proxy",
+            "--namesrv-addr",
+            namesrv,
+            "--ephemeral-ports",
+            "--tls-config",
+            str(config),
+        ]
+        with RuntimeProcess(args) as proxy:
+            address = proxy.wait_ready(timeout=30)["proxy"]
+            assert any("over TLS" in line for line in proxy.stderr), proxy.stderr_text()
+            yield address, cert.read_bytes()
+
+
+def test_an_enforcing_proxy_serves_tls_clients_only(tls_proxy: tuple[str, bytes]) -> None:
+    address, cert = tls_proxy
+    # Given a client trusting the proxy's certificate
+    credentials = grpc.ssl_channel_credentials(root_certificates=cert)
+    options = [("grpc.ssl_target_name_override", "actormq-test")]
+    # When it asks for a route over TLS, Then it gets it
+    with grpc.secure_channel(address, credentials, options=options) as channel:
+        assert _route(channel).status.code == Code.OK
+    # And a plain client is not served
+    with grpc.insecure_channel(address) as channel, pytest.raises(grpc.RpcError) as refused:
+        _route(channel)
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_an_encrypted_key_is_a_config_error_naming_the_key(tmp_path: pathlib.Path) -> None:
+    # Given a tls.properties with a key password (gRPC takes no encrypted key)
+    cert, key = self_signed(tmp_path, "actormq-test")
+    config = tmp_path / "tls.properties"
+    config.write_text(
+        f"tls.server.mode=enforcing\ntls.server.certPath={cert}\ntls.server.keyPath={key}\n"
+        "tls.server.keyPassword=secret\n"
+    )
+    # When the proxy starts with it
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "runtime",
+            "proxy",
+            "--namesrv-addr",
+            "127.0.0.1:9",
+            "--ephemeral-ports",
+            "--tls-config",
+            str(config),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    # Then it exits 2 naming the file and the key
+    assert done.returncode == 2
+    assert "tls.server.keyPassword" in done.stderr and str(config) in done.stderr
+
+
+def test_a_proxy_reaches_an_enforcing_cluster_over_tls(tmp_path: pathlib.Path) -> None:
+    # Given a cluster serving TLS only, and a plain-gRPC proxy with tls.enable=true
+    cert, key = self_signed(tmp_path, "actormq-test")
+    cluster_config = tmp_path / "cluster-tls.properties"
+    cluster_config.write_text(
+        f"tls.server.mode=enforcing\ntls.server.certPath={cert}\ntls.server.keyPath={key}\n"
+        "tls.enable=true\n"
+    )
+    proxy_config = tmp_path / "proxy-tls.properties"
+    proxy_config.write_text("tls.server.mode=disabled\ntls.enable=true\n")
+    cluster_args = ["--ephemeral-ports", "--data-dir", str(tmp_path / "data")]
+    with RuntimeProcess([*cluster_args, "--tls-config", str(cluster_config)]) as cluster:
+        namesrv = cluster.wait_ready(timeout=30)["namesrv"]
+        with Admin(namesrv, tls=True) as admin:
+            admin.create_topic(TOPIC, queues=2)
+            wait_until(lambda: bool(admin.topic_route(TOPIC).queue_datas), what="routed")
+        args = ["proxy", "--namesrv-addr", namesrv, "--ephemeral-ports"]
+        with RuntimeProcess([*args, "--tls-config", str(proxy_config)]) as proxy:
+            address = proxy.wait_ready(timeout=30)["proxy"]
+            # When a gRPC client asks the proxy for a route, Then the proxy got it over TLS
+            with grpc.insecure_channel(address) as channel:
+                assert _route(channel).status.code == Code.OK
