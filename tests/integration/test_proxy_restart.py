@@ -1,0 +1,78 @@
+"""A proxy killed (SIGKILL) while messages are out loses none of them: the group's next proxy
+hands out everything not acked (at least once), from the offsets the brokers keep."""
+
+from __future__ import annotations
+
+import pathlib
+import signal
+
+import pytest
+
+from actors.client import Admin, Message, Producer
+from actors.proxy.proto import Code, M
+from tests.client_support import wait_until
+from tests.harness import RuntimeProcess
+from tests.integration.test_proxy import Stub, _receive_request
+
+pytestmark = pytest.mark.timeout(120)
+
+TOPIC = "ProxyOrders"  # the names _receive_request uses
+COUNT = 20
+
+
+def _proxy(namesrv: str) -> RuntimeProcess:
+    args = ["proxy", "--namesrv-addr", namesrv, "--ephemeral-ports", "--consume-from", "first"]
+    return RuntimeProcess([*args, "--invisible", "30", "--long-polling", "1"])
+
+
+def _receive_all(stub: Stub, want: set[bytes]) -> list:
+    """Messages received (not acked) until every body of ``want`` came, or nothing more."""
+    got: list = []
+    while not want <= {m.body for m in got}:
+        items = stub.receive(_receive_request(invisible_s=30, batch=32))
+        fresh = [i.message for i in items if i.WhichOneof("content") == "message"]
+        if not fresh:
+            break
+        got.extend(fresh)
+    return got
+
+
+def _ack(stub: Stub, messages: list) -> None:
+    request = M.AckMessageRequest()
+    request.group.name, request.topic.name = "proxy-billing", TOPIC
+    for m in messages:
+        entry = request.entries.add()
+        entry.message_id = m.system_properties.message_id
+        entry.receipt_handle = m.system_properties.receipt_handle
+    assert stub.unary("AckMessage", request, M.AckMessageResponse).status.code == Code.OK
+
+
+def test_a_killed_proxy_loses_no_unacked_message(tmp_path: pathlib.Path) -> None:
+    with RuntimeProcess(["--ephemeral-ports", "--data-dir", str(tmp_path / "data")]) as cluster:
+        namesrv = cluster.wait_ready(timeout=30)["namesrv"]
+        with Admin(namesrv) as admin:
+            admin.create_topic(TOPIC, queues=4)
+            wait_until(lambda: bool(admin.topic_route(TOPIC).queue_datas), what="routed")
+        # Given 20 messages, all received through a proxy, the first 5 acked
+        with Producer("restart-producer", namesrv) as producer:
+            for i in range(COUNT):
+                producer.send(Message(TOPIC, f"m{i:02d}".encode(), tags="paid"))
+        with _proxy(namesrv) as first:
+            stub = Stub(first.wait_ready(timeout=30)["proxy"])
+            bodies = {f"m{i:02d}".encode() for i in range(COUNT)}
+            received = _receive_all(stub, bodies)
+            assert {m.body for m in received} == bodies
+            acked = sorted(received, key=lambda m: m.body)[:5]
+            _ack(stub, acked)
+            # When the proxy is killed with 15 messages out, unacked
+            first.proc.send_signal(signal.SIGKILL)
+            first.proc.wait(timeout=10)
+            stub.channel.close()
+        # Then a new proxy hands out every one of the 15 (and perhaps some acked ones again:
+        # at least once), long before their 30 s invisible duration would have passed
+        with _proxy(namesrv) as second:
+            stub = Stub(second.wait_ready(timeout=30)["proxy"])
+            unacked = bodies - {m.body for m in acked}
+            again = _receive_all(stub, unacked)
+            assert unacked <= {m.body for m in again}, sorted(unacked - {m.body for m in again})
+            stub.channel.close()
