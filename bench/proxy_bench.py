@@ -1,0 +1,172 @@
+"""The gRPC proxy's cost: sends and receives through it against actormq's own client directly.
+
+Spawns ``python -m runtime cluster --proxy`` (ASYNC_FLUSH, free ports, a temporary directory),
+then, alternating ``--rounds`` times in this one invocation:
+
+- ``native send``: actormq's ``Producer.send`` (remoting), one in flight: the baseline;
+- ``grpc send``: SendMessage through the proxy, one in flight (raw gRPC calls built from
+  actors/proxy/messaging.proto: what any RocketMQ 5 client sends, without a client library's
+  own cost);
+- ``grpc receive+ack``: ReceiveMessage batches of 32 of a backlog, each batch acked in one
+  AckMessage.
+
+Prints msgs/s, p50/p99 ms (sends), the ratio of gRPC to native sends, and the CPU the
+cluster process (broker + proxy) spent per message.
+
+    .venv/bin/python bench/proxy_bench.py [--seconds 5] [--rounds 2] [--size 1024]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import grpc  # noqa: E402
+
+from actors.client import Admin, Message, Producer  # noqa: E402
+from actors.proxy.proto import Code, FilterType, M, MessageType  # noqa: E402
+from actors.proxy.server import SERVICE  # noqa: E402
+from bench.meter import cpu_seconds  # noqa: E402
+
+TOPIC = "ProxyBench"
+
+
+def _spawn(tmp: pathlib.Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    cmd = [sys.executable, "-m", "runtime", "cluster", "--proxy", "--ephemeral-ports"]
+    cmd += ["--data-dir", str(tmp / "data"), "--consume-from", "first", "--log-level", "WARNING"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("ready"):
+        proc.kill()
+        raise SystemExit(f"cluster did not start: {line!r}")
+    return proc, dict(token.split("=", 1) for token in line.split()[1:])
+
+
+def _stats(name: str, count: int, seconds: float, rtts: list[float], cpu: float) -> dict[str, Any]:
+    out: dict[str, Any] = {"what": name, "msgs_per_s": round(count / seconds)}
+    if rtts:
+        ordered = sorted(rtts)
+        out["p50_ms"] = round(statistics.median(ordered) * 1000, 3)
+        out["p99_ms"] = round(ordered[int(len(ordered) * 0.99)] * 1000, 3)
+    out["cluster_cpu_us_per_msg"] = round(cpu / max(count, 1) * 1e6)
+    print(json.dumps(out), flush=True)
+    return out
+
+
+def native_send(namesrv: str, body: bytes, seconds: float, pid: int) -> dict[str, Any]:
+    with Producer("proxy-bench-native", namesrv) as producer:
+        producer.send(Message(TOPIC, body))  # route fetched, connection open
+        rtts: list[float] = []
+        cpu0, start = cpu_seconds(pid), time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            t = time.perf_counter()
+            producer.send(Message(TOPIC, body, tags="bench"))
+            rtts.append(time.perf_counter() - t)
+        elapsed = time.perf_counter() - start
+        return _stats("native send", len(rtts), elapsed, rtts, cpu_seconds(pid) - cpu0)
+
+
+def grpc_send(channel: grpc.Channel, body: bytes, seconds: float, pid: int) -> dict[str, Any]:
+    call = channel.unary_unary(
+        f"/{SERVICE}/SendMessage",
+        request_serializer=M.SendMessageRequest.SerializeToString,
+        response_deserializer=M.SendMessageResponse.FromString,
+    )
+    rtts: list[float] = []
+    cpu0, start = cpu_seconds(pid), time.perf_counter()
+    seq = 0
+    while time.perf_counter() - start < seconds:
+        request = M.SendMessageRequest()
+        msg = request.messages.add()
+        msg.topic.name, msg.body = TOPIC, body
+        system = msg.system_properties
+        system.tag, system.message_id = "bench", f"01{seq:032X}"
+        system.message_type, system.body_encoding = MessageType.NORMAL, 1
+        seq += 1
+        t = time.perf_counter()
+        response = call(request, timeout=10)
+        rtts.append(time.perf_counter() - t)
+        assert response.status.code == Code.OK, response
+    elapsed = time.perf_counter() - start
+    return _stats("grpc send", len(rtts), elapsed, rtts, cpu_seconds(pid) - cpu0)
+
+
+def grpc_receive(channel: grpc.Channel, group: str, seconds: float, pid: int) -> dict[str, Any]:
+    receive = channel.unary_stream(
+        f"/{SERVICE}/ReceiveMessage",
+        request_serializer=M.ReceiveMessageRequest.SerializeToString,
+        response_deserializer=M.ReceiveMessageResponse.FromString,
+    )
+    ack = channel.unary_unary(
+        f"/{SERVICE}/AckMessage",
+        request_serializer=M.AckMessageRequest.SerializeToString,
+        response_deserializer=M.AckMessageResponse.FromString,
+    )
+    request = M.ReceiveMessageRequest(batch_size=32)
+    request.group.name, request.message_queue.topic.name = group, TOPIC
+    request.filter_expression.type, request.filter_expression.expression = FilterType.TAG, "*"
+    request.invisible_duration.seconds, request.long_polling_timeout.seconds = 60, 1
+    count = 0
+    cpu0, start = cpu_seconds(pid), time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        got = [
+            i.message for i in receive(request, timeout=10) if i.WhichOneof("content") == "message"
+        ]
+        if not got:
+            break
+        done = M.AckMessageRequest()
+        done.group.name, done.topic.name = group, TOPIC
+        for m in got:
+            done.entries.add(
+                message_id=m.system_properties.message_id,
+                receipt_handle=m.system_properties.receipt_handle,
+            )
+        assert ack(done, timeout=10).status.code == Code.OK
+        count += len(got)
+    elapsed = time.perf_counter() - start
+    return _stats("grpc receive+ack", count, elapsed, [], cpu_seconds(pid) - cpu0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--size", type=int, default=1024)
+    args = parser.parse_args()
+    body = b"x" * args.size
+    with tempfile.TemporaryDirectory(prefix="actormq-proxy-bench-") as tmp:
+        proc, ready = _spawn(pathlib.Path(tmp))
+        try:
+            print("spawned:", " ".join(f"{k}={v}" for k, v in ready.items()), flush=True)
+            with Admin(ready["namesrv"]) as admin:
+                admin.create_topic(TOPIC, queues=4)
+            rows: list[dict[str, Any]] = []
+            with grpc.insecure_channel(ready["proxy"]) as channel:
+                for round_no in range(args.rounds):
+                    native = native_send(ready["namesrv"], body, args.seconds, proc.pid)
+                    sent = grpc_send(channel, body, args.seconds, proc.pid)
+                    group = f"proxy-bench-{round_no}"
+                    rows += [native, sent, grpc_receive(channel, group, args.seconds, proc.pid)]
+                    ratio = sent["msgs_per_s"] / max(native["msgs_per_s"], 1)
+                    print(
+                        f"round {round_no + 1}: grpc send / native send = {ratio:.2f}", flush=True
+                    )
+            print("SUMMARY " + json.dumps(rows), flush=True)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+
+
+if __name__ == "__main__":
+    main()
