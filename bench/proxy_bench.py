@@ -1,17 +1,19 @@
 """The gRPC proxy's cost: sends and receives through it against actormq's own client directly.
 
-Spawns ``python -m runtime cluster --proxy`` (ASYNC_FLUSH, free ports, a temporary directory),
-then, alternating ``--rounds`` times in this one invocation:
+Spawns ``python -m runtime cluster --proxy`` (ASYNC_FLUSH, free ports, a temporary directory;
+its proxy runs on gevent beside the broker) and a ``python -m runtime proxy`` over it (a process
+of its own, plain threads), then, alternating ``--rounds`` times in this one invocation:
 
 - ``native send``: actormq's ``Producer.send`` (remoting), one in flight: the baseline;
-- ``grpc send``: SendMessage through the proxy, one in flight (raw gRPC calls built from
+- ``grpc send``: SendMessage through each proxy, one in flight (raw gRPC calls built from
   actors/proxy/messaging.proto: what any RocketMQ 5 client sends, without a client library's
   own cost);
-- ``grpc receive+ack``: ReceiveMessage batches of 32 of a backlog, each batch acked in one
-  AckMessage.
+- ``grpc receive+ack``: ReceiveMessage batches of 32 of a backlog through each, each batch
+  acked in one AckMessage.
 
 Prints msgs/s, p50/p99 ms (sends), the ratio of gRPC to native sends, and the CPU the
-cluster process (broker + proxy) spent per message.
+cluster process (broker, and the in-process proxy) and the standalone proxy spent per
+message.
 
     .venv/bin/python bench/proxy_bench.py [--seconds 5] [--rounds 2] [--size 1024]
 """
@@ -39,17 +41,32 @@ from actors.proxy.server import SERVICE  # noqa: E402
 from bench.meter import cpu_seconds  # noqa: E402
 
 TOPIC = "ProxyBench"
+Pids = tuple[int, ...]
+
+
+def _cpu(pids: Pids) -> float:
+    return sum(cpu_seconds(pid) for pid in pids)
 
 
 def _spawn(tmp: pathlib.Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
     cmd = [sys.executable, "-m", "runtime", "cluster", "--proxy", "--ephemeral-ports"]
     cmd += ["--data-dir", str(tmp / "data"), "--consume-from", "first", "--log-level", "WARNING"]
+    return _started(cmd)
+
+
+def _standalone(namesrv: str) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    cmd = [sys.executable, "-m", "runtime", "proxy", "--namesrv-addr", namesrv]
+    cmd += ["--ephemeral-ports", "--consume-from", "first", "--log-level", "WARNING"]
+    return _started(cmd)
+
+
+def _started(cmd: list[str]) -> tuple[subprocess.Popen[str], dict[str, str]]:
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line.startswith("ready"):
         proc.kill()
-        raise SystemExit(f"cluster did not start: {line!r}")
+        raise SystemExit(f"{cmd[3]} did not start: {line!r}")
     return proc, dict(token.split("=", 1) for token in line.split()[1:])
 
 
@@ -59,32 +76,34 @@ def _stats(name: str, count: int, seconds: float, rtts: list[float], cpu: float)
         ordered = sorted(rtts)
         out["p50_ms"] = round(statistics.median(ordered) * 1000, 3)
         out["p99_ms"] = round(ordered[int(len(ordered) * 0.99)] * 1000, 3)
-    out["cluster_cpu_us_per_msg"] = round(cpu / max(count, 1) * 1e6)
+    out["cpu_us_per_msg"] = round(cpu / max(count, 1) * 1e6)  # cluster + standalone proxy
     print(json.dumps(out), flush=True)
     return out
 
 
-def native_send(namesrv: str, body: bytes, seconds: float, pid: int) -> dict[str, Any]:
+def native_send(namesrv: str, body: bytes, seconds: float, pids: Pids) -> dict[str, Any]:
     with Producer("proxy-bench-native", namesrv) as producer:
         producer.send(Message(TOPIC, body))  # route fetched, connection open
         rtts: list[float] = []
-        cpu0, start = cpu_seconds(pid), time.perf_counter()
+        cpu0, start = _cpu(pids), time.perf_counter()
         while time.perf_counter() - start < seconds:
             t = time.perf_counter()
             producer.send(Message(TOPIC, body, tags="bench"))
             rtts.append(time.perf_counter() - t)
         elapsed = time.perf_counter() - start
-        return _stats("native send", len(rtts), elapsed, rtts, cpu_seconds(pid) - cpu0)
+        return _stats("native send", len(rtts), elapsed, rtts, _cpu(pids) - cpu0)
 
 
-def grpc_send(channel: grpc.Channel, body: bytes, seconds: float, pid: int) -> dict[str, Any]:
+def grpc_send(
+    channel: grpc.Channel, body: bytes, seconds: float, pids: Pids, what: str
+) -> dict[str, Any]:
     call = channel.unary_unary(
         f"/{SERVICE}/SendMessage",
         request_serializer=M.SendMessageRequest.SerializeToString,
         response_deserializer=M.SendMessageResponse.FromString,
     )
     rtts: list[float] = []
-    cpu0, start = cpu_seconds(pid), time.perf_counter()
+    cpu0, start = _cpu(pids), time.perf_counter()
     seq = 0
     while time.perf_counter() - start < seconds:
         request = M.SendMessageRequest()
@@ -99,10 +118,12 @@ def grpc_send(channel: grpc.Channel, body: bytes, seconds: float, pid: int) -> d
         rtts.append(time.perf_counter() - t)
         assert response.status.code == Code.OK, response
     elapsed = time.perf_counter() - start
-    return _stats("grpc send", len(rtts), elapsed, rtts, cpu_seconds(pid) - cpu0)
+    return _stats(f"grpc send, {what}", len(rtts), elapsed, rtts, _cpu(pids) - cpu0)
 
 
-def grpc_receive(channel: grpc.Channel, group: str, seconds: float, pid: int) -> dict[str, Any]:
+def grpc_receive(
+    channel: grpc.Channel, group: str, seconds: float, pids: Pids, what: str
+) -> dict[str, Any]:
     receive = channel.unary_stream(
         f"/{SERVICE}/ReceiveMessage",
         request_serializer=M.ReceiveMessageRequest.SerializeToString,
@@ -118,7 +139,7 @@ def grpc_receive(channel: grpc.Channel, group: str, seconds: float, pid: int) ->
     request.filter_expression.type, request.filter_expression.expression = FilterType.TAG, "*"
     request.invisible_duration.seconds, request.long_polling_timeout.seconds = 60, 1
     count = 0
-    cpu0, start = cpu_seconds(pid), time.perf_counter()
+    cpu0, start = _cpu(pids), time.perf_counter()
     while time.perf_counter() - start < seconds:
         got = [
             i.message for i in receive(request, timeout=10) if i.WhichOneof("content") == "message"
@@ -135,7 +156,7 @@ def grpc_receive(channel: grpc.Channel, group: str, seconds: float, pid: int) ->
         assert ack(done, timeout=10).status.code == Code.OK
         count += len(got)
     elapsed = time.perf_counter() - start
-    return _stats("grpc receive+ack", count, elapsed, [], cpu_seconds(pid) - cpu0)
+    return _stats(f"grpc receive+ack, {what}", count, elapsed, [], _cpu(pids) - cpu0)
 
 
 def main() -> None:
@@ -147,25 +168,31 @@ def main() -> None:
     body = b"x" * args.size
     with tempfile.TemporaryDirectory(prefix="actormq-proxy-bench-") as tmp:
         proc, ready = _spawn(pathlib.Path(tmp))
+        alone, alone_ready = _standalone(ready["namesrv"])
         try:
             print("spawned:", " ".join(f"{k}={v}" for k, v in ready.items()), flush=True)
             with Admin(ready["namesrv"]) as admin:
                 admin.create_topic(TOPIC, queues=4)
+            pids = (proc.pid, alone.pid)
+            proxies = {"in-process (gevent)": ready["proxy"], "standalone": alone_ready["proxy"]}
+            channels = {what: grpc.insecure_channel(address) for what, address in proxies.items()}
             rows: list[dict[str, Any]] = []
-            with grpc.insecure_channel(ready["proxy"]) as channel:
-                for round_no in range(args.rounds):
-                    native = native_send(ready["namesrv"], body, args.seconds, proc.pid)
-                    sent = grpc_send(channel, body, args.seconds, proc.pid)
-                    group = f"proxy-bench-{round_no}"
-                    rows += [native, sent, grpc_receive(channel, group, args.seconds, proc.pid)]
+            for round_no in range(args.rounds):
+                native = native_send(ready["namesrv"], body, args.seconds, pids)
+                rows.append(native)
+                for what, channel in channels.items():
+                    sent = grpc_send(channel, body, args.seconds, pids, what)
+                    group = f"proxy-bench-{round_no}-{len(rows)}"
+                    rows += [sent, grpc_receive(channel, group, args.seconds, pids, what)]
                     ratio = sent["msgs_per_s"] / max(native["msgs_per_s"], 1)
-                    print(
-                        f"round {round_no + 1}: grpc send / native send = {ratio:.2f}", flush=True
-                    )
+                    print(f"round {round_no + 1}: {what} / native send = {ratio:.2f}", flush=True)
+            for channel in channels.values():
+                channel.close()
             print("SUMMARY " + json.dumps(rows), flush=True)
         finally:
-            proc.terminate()
-            proc.wait(timeout=60)
+            for process in (alone, proc):
+                process.terminate()
+                process.wait(timeout=60)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,22 @@
 """``python -m runtime``: run actormq. gevent monkey-patching happens first, before any import
-that could touch threading, sockets or time."""
+that could touch threading, sockets or time; except for ``python -m runtime proxy``, which runs
+grpcio with plain threads (half its CPU per call under gevent: actors/proxy/server.py) and
+actormq's client on its own hub thread."""
 
-from gevent import monkey
+import sys
 
-monkey.patch_all()
+COMMANDS = ("cluster", "namesrv", "broker", "proxy", "bench", "admin")
 
-import sys  # noqa: E402
+
+def command_of(argv: list[str]) -> str | None:
+    """The command ``argv`` names (its first word that is one), else None."""
+    return next((word for word in argv if word in COMMANDS), None)
+
+
+if command_of(sys.argv[1:]) != "proxy":
+    from gevent import monkey
+
+    monkey.patch_all()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,10 +23,9 @@ import argparse
 import pathlib
 import signal
 import sys
+import threading
 from typing import Any
 
-import gevent
-import gevent.event
 import msgspec
 from loguru import logger
 
@@ -174,13 +173,13 @@ def run(args: argparse.Namespace) -> int:
         logger.error("{}", exc)
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    done = gevent.event.Event()
-    handlers = [gevent.signal_handler(sig, done.set) for sig in (signal.SIGINT, signal.SIGTERM)]
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
     print(f"ready proxy={address}", flush=True)
-    done.wait()
+    while not done.wait(1.0):  # a timed wait: the signal handler runs between them
+        pass
     logger.info("signal received: shutting down")
-    for handler in handlers:
-        handler.cancel()
     role.stop()
     logger.info("stopped cleanly")
     return 0

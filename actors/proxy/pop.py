@@ -22,9 +22,8 @@ across redeliveries. Messages without a message group are not held.
 
 State owned: the deliveries in flight by handle, a heap of their deadlines per topic, messages
 pulled for another topic than the receive that polled them (kept for that topic's next receive).
-Not an actor: the proxy's handlers call it from greenlets of one hub; nothing here switches
-greenlets between reading and writing that state (only the consumer's ``poll`` and the dead
-letter send switch, and no state is held across them).
+Not an actor: the proxy's handlers call it from their threads (greenlets under gevent); one lock
+guards the state, never held across the consumer's ``poll`` or a dead-letter send.
 """
 
 from __future__ import annotations
@@ -92,6 +91,10 @@ class PopGroup:
         self.expressions: dict[str, tuple[str, str | None]] = {}
         """Topic -> (tag expression, SQL or None) subscribed; the consumer runs once one is."""
         self._subscribing = threading.Lock()
+        self._lock = threading.Lock()
+        """Guards the state below and above: receives, acks and the sweep may come from
+        several threads (a proxy without gevent) or greenlets; never held over a network call
+        or the consumer's poll."""
         self.last_used = clock()
         """When a consumer last received or acked through this group (``clock`` time): a
         group idle for long leaves (``ProxyService``), so its queues go to members in use."""
@@ -122,31 +125,37 @@ class PopGroup:
         until = self.clock() + max(wait_s, 0.0)
         self.last_used = until
         while True:
-            out.extend(self._due(topic, max_messages - len(out), invisible_ms))
-            ready = self._ready.get(topic)
-            while ready and len(out) < max_messages:
-                self._first(ready.popleft(), topic, invisible_ms, out)
+            with self._lock:
+                dead = self._due(topic, max_messages - len(out), invisible_ms, out)
+                ready = self._ready.get(topic)
+                while ready and len(out) < max_messages:
+                    self._first(ready.popleft(), topic, invisible_ms, out)
+                now = self.clock()
+                wait = 0.0 if out else max(0.0, until - now)
+                heap = self._deadlines.get(topic)
+                if heap:  # wake for the first of this topic's deliveries to come due
+                    wait = min(wait, max(0.0, heap[0][0] - now))
+            self._dead_letter_all(dead)
             if len(out) >= max_messages:
                 return out
-            now = self.clock()
-            wait = 0.0 if out else max(0.0, until - now)
-            heap = self._deadlines.get(topic)
-            if heap:  # wake for the first of this topic's deliveries to come due
-                wait = min(wait, max(0.0, heap[0][0] - now))
             polled = self.consumer.poll(timeout=wait, max_messages=max_messages - len(out))
-            for msg in polled:
-                if msg.topic == topic and len(out) < max_messages:
-                    self._first(msg, topic, invisible_ms, out)
-                else:
-                    self._ready.setdefault(msg.topic, deque()).append(msg)
-            if out or (not polled and self.clock() >= until):
-                if not out:
-                    out.extend(self._due(topic, max_messages, invisible_ms))
+            with self._lock:
+                for msg in polled:
+                    if msg.topic == topic and len(out) < max_messages:
+                        self._first(msg, topic, invisible_ms, out)
+                    else:
+                        self._ready.setdefault(msg.topic, deque()).append(msg)
+                done = bool(out) or (not polled and self.clock() >= until)
+                dead = []
+                if done and not out:
+                    dead = self._due(topic, max_messages, invisible_ms, out)
+            if done:
+                self._dead_letter_all(dead)
                 return out
 
     def _first(self, msg: MessageExt, topic: str, invisible_ms: int, out: list[Delivery]) -> None:
         """A message's first delivery, into ``out``; in a FIFO group, held instead while its
-        message group has one out."""
+        message group has one out. Under the lock."""
         if self.fifo:
             key = msg.all_properties.get(P.SHARDING_KEY)
             if key:
@@ -158,7 +167,7 @@ class PopGroup:
 
     def _release(self, delivery: Delivery) -> None:
         """A delivery is done (acked, dead-lettered): in a FIFO group, its message group's next
-        message is first in line for the topic's next receive."""
+        message is first in line for the topic's next receive. Under the lock."""
         if not self.fifo:
             return
         key = delivery.msg.all_properties.get(P.SHARDING_KEY)
@@ -184,14 +193,17 @@ class PopGroup:
         heap = self._deadlines.setdefault(delivery.topic, [])
         heapq.heappush(heap, (delivery.deadline, next(self._seq), delivery.handle))
 
-    def _due(self, topic: str, limit: int, invisible_ms: int) -> list[Delivery]:
-        """Deliveries of ``topic`` whose invisible duration passed: handed out again (up to
-        ``limit``), past ``max_attempts`` dead-lettered."""
-        out: list[Delivery] = []
+    def _due(
+        self, topic: str, limit: int, invisible_ms: int, out: list[Delivery]
+    ) -> list[Delivery]:
+        """Deliveries of ``topic`` whose invisible duration passed: handed out again into
+        ``out`` (up to ``limit``); returned: those past ``max_attempts``, for the caller to
+        dead-letter once it let go of the lock. Under the lock."""
         dead: list[Delivery] = []
+        added = 0
         now = self.clock()
         heap = self._deadlines.get(topic) or []
-        while heap and heap[0][0] <= now and len(out) < limit:
+        while heap and heap[0][0] <= now and added < limit:
             entry = heapq.heappop(heap)
             delivery = self.in_flight.get(entry[2])
             if delivery is None or delivery.deadline != entry[0]:
@@ -201,70 +213,78 @@ class PopGroup:
                 dead.append(delivery)
                 continue
             out.append(self._hand_out(delivery.msg, topic, delivery.attempt + 1, invisible_ms))
-        for delivery in dead:  # sends: after the state above is whole again
-            self._to_dead_letters(delivery)
-        return out
+            added += 1
+        return dead
 
     def sweep(self) -> int:
         """Dead-letter the deliveries whose last allowed attempt ran out (RocketMQ's broker
         does this without a receive, so must the proxy: the proxy calls it every second).
         Returns how many went."""
         dead: list[Delivery] = []
-        now = self.clock()
-        for heap in self._deadlines.values():
-            kept: list[tuple[float, int, str]] = []
-            while heap and heap[0][0] <= now:
-                entry = heapq.heappop(heap)
-                delivery = self.in_flight.get(entry[2])
-                if delivery is None or delivery.deadline != entry[0]:
-                    continue
-                if delivery.attempt >= self.max_attempts:
-                    del self.in_flight[delivery.handle]
-                    dead.append(delivery)
-                else:
-                    kept.append(entry)  # due for its next receive
-            for entry in kept:
-                heapq.heappush(heap, entry)
-        return sum(self._to_dead_letters(delivery) for delivery in dead)
+        with self._lock:
+            now = self.clock()
+            for heap in self._deadlines.values():
+                kept: list[tuple[float, int, str]] = []
+                while heap and heap[0][0] <= now:
+                    entry = heapq.heappop(heap)
+                    delivery = self.in_flight.get(entry[2])
+                    if delivery is None or delivery.deadline != entry[0]:
+                        continue
+                    if delivery.attempt >= self.max_attempts:
+                        del self.in_flight[delivery.handle]
+                        dead.append(delivery)
+                    else:
+                        kept.append(entry)  # due for its next receive
+                for entry in kept:
+                    heapq.heappush(heap, entry)
+        return self._dead_letter_all(dead)
 
     # -- acknowledging ---------------------------------------------------------------------------
 
     def ack(self, handle: str) -> bool:
         """False when ``handle`` is unknown (acked already, or handed out again since)."""
-        delivery = self.in_flight.pop(handle, None)
-        if delivery is None:
-            return False
-        self.last_used = self.clock()
+        with self._lock:
+            delivery = self.in_flight.pop(handle, None)
+            if delivery is None:
+                return False
+            self.last_used = self.clock()
+            self._release(delivery)
         self.consumer.ack([delivery.msg])
-        self._release(delivery)
         return True
 
     def change_invisible(self, handle: str, invisible_ms: int) -> str | None:
         """The delivery's new receipt handle, visible again ``invisible_ms`` from now (None:
         ``handle`` unknown). The next delivery counts as the next attempt."""
-        delivery = self.in_flight.pop(handle, None)
-        if delivery is None:
-            return None
-        again = self._hand_out(delivery.msg, delivery.topic, delivery.attempt, invisible_ms)
-        return again.handle
+        with self._lock:
+            delivery = self.in_flight.pop(handle, None)
+            if delivery is None:
+                return None
+            again = self._hand_out(delivery.msg, delivery.topic, delivery.attempt, invisible_ms)
+            return again.handle
 
     def dead_letter(self, handle: str) -> bool:
         """Move the delivery's message to ``%DLQ%<group>`` now (a consumer gave up on it)."""
-        delivery = self.in_flight.pop(handle, None)
+        with self._lock:
+            delivery = self.in_flight.pop(handle, None)
         if delivery is None:
             return False
         return self._to_dead_letters(delivery)
 
+    def _dead_letter_all(self, deliveries: list[Delivery]) -> int:
+        return sum(self._to_dead_letters(delivery) for delivery in deliveries)
+
     def _to_dead_letters(self, delivery: Delivery) -> bool:
+        """Out of the lock (a network call)."""
         try:
             self.consumer.send_to_dead_letter_queue(delivery.msg)
         except ClientError as exc:
             # kept in flight, due again in a second: tried again at a later receive (its
             # queue's committed offset stays before it meanwhile)
             logger.warning("proxy: {} to the dead-letter queue failed: {}", delivery.msg, exc)
-            delivery.deadline = self.clock() + 1.0
-            self.in_flight[delivery.handle] = delivery
-            self._schedule(delivery)
+            with self._lock:
+                delivery.deadline = self.clock() + 1.0
+                self.in_flight[delivery.handle] = delivery
+                self._schedule(delivery)
             return False
         logger.info(
             "proxy: {} dead-lettered for {} after {} deliveries",
@@ -272,8 +292,9 @@ class PopGroup:
             self.group,
             delivery.attempt,
         )
+        with self._lock:
+            self._release(delivery)
         self.consumer.ack([delivery.msg])
-        self._release(delivery)
         return True
 
     def shutdown(self) -> None:

@@ -1,9 +1,11 @@
-"""ProxyServer: the gRPC server of ``apache.rocketmq.v2.MessagingService`` on gevent.
+"""ProxyServer: the gRPC server of ``apache.rocketmq.v2.MessagingService``.
 
-grpcio runs cooperatively with gevent once ``grpc.experimental.gevent.init_gevent()`` ran
-(before any other grpc object: ``ProxyServer`` calls it); the process must be monkey-patched
-(``python -m runtime`` is), so the server's handler pool is greenlets and a long-polling
-receive or an open telemetry stream holds a greenlet, not a thread. Each handler is wrapped:
+In a process gevent monkey-patched (``python -m runtime cluster --proxy``: the proxy beside
+the brokers) grpcio runs cooperatively once ``grpc.experimental.gevent.init_gevent()`` ran
+(before any other grpc object: ``ProxyServer`` calls it), so the handler pool is greenlets and
+a long-polling receive or an open telemetry stream holds a greenlet. In a plain process
+(``python -m runtime proxy``) it is grpcio's own: real threads, about half the CPU per call
+(docs/benchmarks.md, "Session 21"), and actormq's client on its hub thread. Each handler is wrapped:
 an exception becomes a response with status INTERNAL_ERROR (logged with its traceback), and
 ``gevent.Timeout`` / ``GreenletExit`` never leave it.
 
@@ -20,6 +22,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import gevent
+import gevent.monkey
 import grpc
 import grpc.experimental.gevent as grpc_gevent
 from loguru import logger
@@ -171,7 +174,8 @@ class ProxyServer:
         workers: int = 1024,
         credentials: grpc.ServerCredentials | None = None,
     ) -> None:
-        grpc_gevent.init_gevent()
+        if gevent.monkey.is_module_patched("threading"):
+            grpc_gevent.init_gevent()  # grpc's I/O as hub callbacks, its pool greenlets
         self.service = service
         self.host = host
         self.port = port

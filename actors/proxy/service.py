@@ -19,8 +19,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import gevent
-import gevent.event
 from loguru import logger
 
 from actors.client import Admin, Producer, PullConsumer
@@ -122,14 +120,17 @@ class ProxyService:
         self.clients: dict[str, tuple[int, str]] = {}
         """Client id -> (client type, group or "") of the clients heard from."""
         self._lock = threading.Lock()
-        self._stopping = gevent.event.Event()
-        self._sweeper: gevent.Greenlet[Any] | None = None
+        self._stopping = threading.Event()
+        self._sweeper: threading.Thread | None = None
 
     def start(self) -> None:
         self.producer.start()
         self.transactions.start()
         self.admin.start()
-        self._sweeper = gevent.spawn(self._sweep_loop)
+        self._sweeper = threading.Thread(
+            target=self._sweep_loop, name="actormq-proxy-sweep", daemon=True
+        )
+        self._sweeper.start()
 
     def _sweep_loop(self) -> None:
         """Every ``SWEEP_INTERVAL_S``: each group's deliveries out of attempts to its DLQ, and

@@ -12,11 +12,11 @@ server iterates, joined by an outbox queue; the stream is listed in ``streams`` 
 from __future__ import annotations
 
 import itertools
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import gevent
-import gevent.queue
 from loguru import logger
 
 from actors.client.errors import ClientError
@@ -38,7 +38,7 @@ class Stream:
         self.client_id = client_id
         self.client_type = 0
         self.topics: frozenset[str] = frozenset()
-        self.outbox: gevent.queue.Queue[Any] = gevent.queue.Queue()
+        self.outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
 
 
 class Telemetry:
@@ -55,7 +55,10 @@ class Telemetry:
         stream = Stream(client_id)
         key = next(self._ids)
         self.streams[key] = stream
-        reader = gevent.spawn(self._read, commands, stream)
+        reader = threading.Thread(
+            target=self._read, args=(commands, stream), name="actormq-telemetry", daemon=True
+        )
+        reader.start()
         try:
             while True:
                 item = stream.outbox.get()
@@ -64,7 +67,7 @@ class Telemetry:
                 yield item
         finally:
             self.streams.pop(key, None)
-            if not reader.dead:
+            if reader.is_alive():
                 # the client went away while the reader waits for its next command: cancelling
                 # the call ends that wait; the reader then returns on its own
                 reader.join(timeout=1.0)

@@ -16,10 +16,10 @@ the broker asks again later (``transactionCheckInterval``, up to ``transactionCh
 
 from __future__ import annotations
 
+import concurrent.futures
 from collections import OrderedDict
 from typing import Any
 
-import gevent.event
 from loguru import logger
 
 from actors.client import TransactionProducer
@@ -55,7 +55,7 @@ class ProxyTransactions:
         )
         self.open: OrderedDict[str, SendResult] = OrderedDict()
         """Message id -> the half message's send, until its EndTransaction."""
-        self.waiting: dict[str, gevent.event.AsyncResult] = {}
+        self.waiting: dict[str, concurrent.futures.Future[LocalTransactionState]] = {}
         """Message id -> a check-back waiting for the client's answer."""
 
     def start(self) -> None:
@@ -79,7 +79,7 @@ class ProxyTransactions:
         msg_id = request.message_id
         waiter = self.waiting.pop(msg_id, None)
         if waiter is not None:  # a check-back asked: the answer goes back on its connection
-            waiter.set(state)
+            waiter.set_result(state)
             self.open.pop(msg_id, None)
             return Code.OK, ""
         result = self.open.pop(msg_id, None)
@@ -98,13 +98,13 @@ class ProxyTransactions:
         topic = msg.all_properties.get(P.REAL_TOPIC) or msg.topic
         resource = M.Resource(name=topic)
         message = incoming(msg, resource, receipt_handle="", attempt=1, invisible_ms=0)
-        waiter = self.waiting[msg_id] = gevent.event.AsyncResult()
+        waiter = self.waiting[msg_id] = concurrent.futures.Future()
         try:
             if not self.telemetry.push(topic, recover_command(message, msg_id)):
                 logger.info("proxy: transaction {} checked; no producer online to ask", msg_id)
                 return LocalTransactionState.UNKNOW
-            return waiter.get(timeout=CHECK_WAIT_S)
-        except gevent.Timeout:
+            return waiter.result(timeout=CHECK_WAIT_S)
+        except concurrent.futures.TimeoutError:
             logger.info("proxy: transaction {}: no answer to the check in time", msg_id)
             return LocalTransactionState.UNKNOW
         finally:
