@@ -8,13 +8,17 @@
 
 RocketMQ's proxy does the same mapping: tag <-> TAGS, keys <-> KEYS, message group <->
 ``__SHARDINGKEY``, delivery timestamp <-> TIMER_DELIVER_MS, user properties as they are.
-Bodies are handed out uncompressed (IDENTITY) with a CRC32 digest, as RocketMQ's proxy does;
-a GZIP body from a producer is inflated before it is stored.
+Bodies are handed out uncompressed (IDENTITY) with an MD5 digest in upper-case hex, as
+RocketMQ's proxy does (the Node.js client reads a CRC32 digest as decimal, the Python client as
+hex: MD5 is the one both check alike); a GZIP body from a producer is inflated before it is
+stored. A delayed message's delivery time is TIMER_DELIVER_MS, or TIMER_OUT_MS once the timer
+re-put it (the broker drops the former then).
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import time
 import zlib
 from typing import Any
@@ -23,6 +27,9 @@ from actors.client.message import Message, MessageExt
 from actors.proxy.proto import DigestType, Encoding, M, MessageType
 from runtime.remoting import properties as P
 
+TIMER_OUT_MS = "TIMER_OUT_MS"
+"""The due time the broker's timer wrote (it keeps it on the message it re-puts)."""
+_DELAY_KEYS = (P.TIMER_DELIVER_MS, P.TIMER_DELAY_MS, TIMER_OUT_MS, P.DELAY)
 MS_IN_SECONDS_FIELD = 10**11
 """A delivery timestamp's ``seconds`` above this (the year 5138) are milliseconds."""
 
@@ -79,7 +86,7 @@ def message_type(ext: MessageExt) -> int:
         return MessageType.TRANSACTION
     if P.SHARDING_KEY in props:
         return MessageType.FIFO
-    if P.TIMER_DELIVER_MS in props or P.TIMER_DELAY_MS in props or P.DELAY in props:
+    if any(key in props for key in _DELAY_KEYS):
         return MessageType.DELAY
     return MessageType.NORMAL
 
@@ -111,15 +118,15 @@ def incoming(
         system.tag = tags
     system.keys.extend(ext.keys)
     system.message_id = ext.msg_id
-    system.body_digest.type = DigestType.CRC32
-    system.body_digest.checksum = format(zlib.crc32(ext.body) & 0xFFFFFFFF, "08X")
+    system.body_digest.type = DigestType.MD5
+    system.body_digest.checksum = hashlib.md5(ext.body).hexdigest().upper()
     system.body_encoding = Encoding.IDENTITY
     system.message_type = message_type(ext)
     _stamp(system.born_timestamp, ext.born_timestamp)
     system.born_host = ext.born_host
     _stamp(system.store_timestamp, ext.store_timestamp)
     system.store_host = ext.store_host
-    due = props.get(P.TIMER_DELIVER_MS)
+    due = props.get(P.TIMER_DELIVER_MS) or props.get(TIMER_OUT_MS)
     if due and due.isdigit():
         _stamp(system.delivery_timestamp, int(due))
     system.receipt_handle = receipt_handle

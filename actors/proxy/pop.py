@@ -43,6 +43,8 @@ from actors.client.message import MessageExt
 from actors.client.pull_consumer import PullConsumer
 from runtime.remoting import properties as P
 
+RECHECK_S = 1.0
+"""A waiting receive looks at its topic's due deliveries at least this often."""
 MAX_ATTEMPTS = 17
 """Deliveries before a message goes to ``%DLQ%<group>``: RocketMQ's retryMaxTimes (16) + 1."""
 
@@ -135,6 +137,9 @@ class PopGroup:
                 heap = self._deadlines.get(topic)
                 if heap:  # wake for the first of this topic's deliveries to come due
                     wait = min(wait, max(0.0, heap[0][0] - now))
+                # ... and look again every second: a delivery made visible sooner meanwhile
+                # (a nack: ChangeInvisibleDuration) does not wake a poll
+                wait = min(wait, RECHECK_S)
             self._dead_letter_all(dead)
             if len(out) >= max_messages:
                 return out

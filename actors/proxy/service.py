@@ -215,6 +215,16 @@ class ProxyService:
         address = target.addresses.add()
         address.host, address.port = host, port
 
+    def _queue(self, mq: Any, request: Any, broker: str, qid: int, permission: int) -> None:
+        """Fill a MessageQueue of ``request``'s topic on ``broker`` (served by this proxy)."""
+        mq.topic.CopyFrom(request.topic)
+        mq.id = qid
+        mq.permission = permission
+        mq.broker.name = broker
+        mq.broker.id = 0
+        self._endpoints(request.endpoints, mq.broker.endpoints)
+        mq.accept_message_types.extend(ACCEPTED_TYPES)
+
     def query_route(self, request: Any, context: Any) -> Any:
         response = M.QueryRouteResponse()
         topic = resource_name(request.topic)
@@ -227,12 +237,9 @@ class ProxyService:
             if data.broker_name not in masters:
                 continue
             for qid in range(max(data.read_queue_nums, data.write_queue_nums)):
-                mq = response.message_queues.add()
-                mq.topic.CopyFrom(request.topic)
-                mq.id = qid
                 readable = qid < data.read_queue_nums and data.perm & 4
                 writable = qid < data.write_queue_nums and data.perm & 2
-                mq.permission = (
+                permission = (
                     Permission.READ_WRITE
                     if readable and writable
                     else Permission.READ
@@ -241,10 +248,8 @@ class ProxyService:
                     if writable
                     else Permission.NONE
                 )
-                mq.broker.name = data.broker_name
-                mq.broker.id = 0
-                self._endpoints(request.endpoints, mq.broker.endpoints)
-                mq.accept_message_types.extend(ACCEPTED_TYPES)
+                mq = response.message_queues.add()
+                self._queue(mq, request, data.broker_name, qid, permission)
         if not response.message_queues:
             return status(response, Code.TOPIC_NOT_FOUND, f"no broker with a master serves {topic}")
         return status(response, Code.OK)
@@ -263,13 +268,7 @@ class ProxyService:
         )
         for name in names:
             mq = response.assignments.add().message_queue
-            mq.topic.CopyFrom(request.topic)
-            mq.id = -1
-            mq.permission = Permission.READ_WRITE
-            mq.broker.name = name
-            mq.broker.id = 0
-            self._endpoints(request.endpoints, mq.broker.endpoints)
-            mq.accept_message_types.extend(ACCEPTED_TYPES)
+            self._queue(mq, request, name, -1, Permission.READ_WRITE)
         return status(response, Code.OK)
 
     # -- sending -----------------------------------------------------------------------------

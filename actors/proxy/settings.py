@@ -9,7 +9,8 @@ each with the settings it is to use (RocketMQ's proxy does the same):
   backoff;
 - consumers: ``max_attempts`` deliveries with RocketMQ's retry delays (1 s, 5 s, 10 s, 30 s,
   1 min, ... as a customized backoff: what a push consumer waits before a failed message comes
-  back), the long-polling timeout, ``fifo`` as the group's ``consumeMessageOrderly``, batches of 32;
+  back; Node.js clients an exponential one, ``EXPONENTIAL_ONLY``), the long-polling timeout,
+  ``fifo`` as the group's ``consumeMessageOrderly``, batches of 32;
 - everyone: metrics off (a client would otherwise export OpenTelemetry to the proxy).
 """
 
@@ -19,7 +20,7 @@ from typing import Any
 
 import msgspec
 
-from actors.proxy.proto import ClientType, Code, M
+from actors.proxy.proto import ClientType, Code, Language, M
 from runtime.remoting import properties as P
 
 MAX_BODY_SIZE = 4 * 1024 * 1024
@@ -30,6 +31,12 @@ RETRY_DELAYS_S = [
 ]
 """A failed message's wait before its next delivery, by attempt (RocketMQ's delay levels
 1s .. 2h: a push consumer's retry policy; the last one repeats)."""
+
+
+EXPONENTIAL_ONLY = frozenset({Language.NODE_JS})
+"""Client languages told an exponential backoff (1 s doubling up to 2 h) instead of the retry
+delays: the Node.js client 1.0.8 ignores a customized one and nacks with no delay at all (the
+Python client is the other way round: it reads only a customized one)."""
 
 
 class ProxySettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -86,8 +93,13 @@ def reply_settings(given: Any, proxy: ProxySettings, fifo: bool = False) -> Any:
     else:
         policy = settings.backoff_policy
         policy.max_attempts = proxy.max_attempts
-        for delay in RETRY_DELAYS_S:
-            _seconds(policy.customized_backoff.next.add(), delay)
+        if given.user_agent.language in EXPONENTIAL_ONLY:
+            _seconds(policy.exponential_backoff.initial, RETRY_DELAYS_S[0])
+            _seconds(policy.exponential_backoff.max, RETRY_DELAYS_S[-1])
+            policy.exponential_backoff.multiplier = 2.0
+        else:
+            for delay in RETRY_DELAYS_S:
+                _seconds(policy.customized_backoff.next.add(), delay)
         if given.HasField("subscription"):
             settings.subscription.CopyFrom(given.subscription)
         settings.subscription.fifo = fifo

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import time
-import zlib
 from typing import Any
 
 import pytest
@@ -183,8 +183,8 @@ def test_incoming_maps_the_stored_message() -> None:
     assert system.tag == "TagA"
     assert list(system.keys) == ["k1", "k2"]
     assert system.message_id == "01UNIQ"
-    assert system.body_digest.type == DigestType.CRC32
-    assert system.body_digest.checksum == format(zlib.crc32(b"stored body") & 0xFFFFFFFF, "08X")
+    assert system.body_digest.type == DigestType.MD5
+    assert system.body_digest.checksum == hashlib.md5(b"stored body").hexdigest().upper()
     assert system.body_encoding == Encoding.IDENTITY
     assert system.message_type == MessageType.NORMAL
     assert not system.HasField("message_group")
@@ -210,12 +210,21 @@ def test_incoming_maps_the_stored_message() -> None:
     assert system.store_host == "10.0.0.2:10911"
 
 
-def test_incoming_checksum_is_eight_upper_hex_digits() -> None:
-    body = b"\x00"  # crc32 = 0xD202EF8D
-    out = _incoming(_ext({P.UNIQ_KEY: "u"}, body=body))
-    assert out.system_properties.body_digest.checksum == "D202EF8D"
+def test_incoming_checksum_is_the_md5_in_upper_hex() -> None:
+    out = _incoming(_ext({P.UNIQ_KEY: "u"}, body=b"abc"))
+    assert out.system_properties.body_digest.checksum == "900150983CD24FB0D6963F7D28E17F72"
     empty = _incoming(_ext({P.UNIQ_KEY: "u"}, body=b""))
-    assert empty.system_properties.body_digest.checksum == "00000000"
+    assert empty.system_properties.body_digest.checksum == "D41D8CD98F00B204E9800998ECF8427E"
+
+
+def test_incoming_after_the_timer_takes_its_due_time_from_timer_out_ms() -> None:
+    out = _incoming(_ext({P.UNIQ_KEY: "u", "TIMER_OUT_MS": "1700000100250"}))
+    system = out.system_properties
+    assert system.message_type == MessageType.DELAY
+    assert (system.delivery_timestamp.seconds, system.delivery_timestamp.nanos) == (
+        1_700_000_100,
+        250_000_000,
+    )
 
 
 def test_incoming_without_tag_has_no_tag_field() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from actors.client.errors import ClientError
 from actors.client.message import MessageExt
-from actors.proxy.pop import PopGroup
+from actors.proxy.pop import RECHECK_S, PopGroup
 from runtime.remoting.properties import UNIQ_KEY, encode_properties
 
 
@@ -123,7 +123,7 @@ def test_receive_hands_out_new_messages_with_attempt_one_and_unique_handles() ->
     assert len({d.handle for d in got}) == 3
     assert all(d.topic == "T" and d.deadline == clock.now + 30.0 for d in got)
     assert set(pop.in_flight) == {d.handle for d in got}
-    assert consumer.timeouts == [10.0]
+    assert consumer.timeouts == [RECHECK_S]  # a receive's wait is sliced: see below
     assert consumer.asked == [5]
 
 
@@ -140,7 +140,8 @@ def test_receive_with_nothing_waits_up_to_wait_s_and_returns_empty() -> None:
     pop, consumer, clock = _group()
     start = clock.now
     assert pop.receive("T", 4, 30_000, wait_s=7.5) == []
-    assert consumer.timeouts == [7.5]
+    # in slices of RECHECK_S (a nack meanwhile is seen within one), 7.5 s in all
+    assert consumer.timeouts == [1.0] * 7 + [0.5]
     assert clock.now == start + 7.5
 
 
@@ -179,8 +180,8 @@ def test_a_waiting_receive_wakes_when_an_in_flight_delivery_falls_due() -> None:
     consumer.timeouts.clear()
     start = clock.now
     (again,) = pop.receive("T", 1, 5_000, wait_s=20)
-    # the poll waited only until the delivery's deadline, not the whole 20 s
-    assert consumer.timeouts == [5.0]
+    # the polls waited only until the delivery's deadline, not the whole 20 s
+    assert consumer.timeouts == [1.0] * 5
     assert clock.now == start + 5.0
     assert again.attempt == 2
 
@@ -304,4 +305,4 @@ def test_another_topics_due_delivery_does_not_make_a_receive_spin() -> None:
     consumer.timeouts.clear()
     got: list[Any] = pop.receive("B", 1, 1_000, wait_s=5)
     assert got == []
-    assert len(consumer.timeouts) <= 3
+    assert len(consumer.timeouts) <= 6  # one per RECHECK_S, no spinning at 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors.proxy.proto import ClientType, Code, M
+from actors.proxy.proto import ClientType, Code, Language, M
 from actors.proxy.settings import (
     MAX_BODY_SIZE,
     RETRY_DELAYS_S,
@@ -122,3 +122,18 @@ def test_reply_survives_the_wire() -> None:
     assert decoded.HasField("status")
     assert decoded.settings.subscription.HasField("fifo")
     assert decoded.settings.backoff_policy.max_attempts == 4
+
+
+def test_a_node_js_consumer_is_told_an_exponential_backoff() -> None:
+    # the Node.js client ignores a customized backoff (and would nack with no delay)
+    given = _consumer_settings(ClientType.PUSH_CONSUMER)
+    given.user_agent.language = Language.NODE_JS
+    policy = reply_settings(given, ProxySettings(max_attempts=5)).settings.backoff_policy
+    assert policy.WhichOneof("strategy") == "exponential_backoff"
+    assert policy.max_attempts == 5
+    backoff = policy.exponential_backoff
+    assert (backoff.initial.seconds, backoff.max.seconds, backoff.multiplier) == (1, 7200, 2.0)
+    # and a Python one the customized delays
+    given.user_agent.language = Language.PYTHON
+    policy = reply_settings(given, ProxySettings()).settings.backoff_policy
+    assert policy.WhichOneof("strategy") == "customized_backoff"
