@@ -19,7 +19,7 @@ from runtime import heap, logs, tls
 from runtime.errors import ActorMQError, ConfigError
 from runtime.fdlimit import raise_open_files_limit
 from runtime.proxy import DEFAULT_PORT as DEFAULT_PROXY_PORT
-from runtime.proxy import ProxyRole, add_proxy_options, settings_from
+from runtime.proxy import ProxyRole, acl_of, add_proxy_options, settings_from
 
 if TYPE_CHECKING:
     from runtime.node import Node
@@ -307,7 +307,13 @@ def _start_proxy(node: Node, args: argparse.Namespace) -> None:
     port = 0 if node.ephemeral_ports else args.proxy_port
     try:
         role = ProxyRole(
-            address, host, port, settings_from(args), args.proxy_advertise, args.tls_config
+            address,
+            host,
+            port,
+            settings_from(args),
+            args.proxy_advertise,
+            args.tls_config,
+            acl_of(args),
         )
         node.addresses["proxy"] = role.start()
     except BaseException:

@@ -67,11 +67,26 @@ def add_proxy_options(parser: argparse.ArgumentParser) -> None:
         "retries + 1)",
     )
     parser.add_argument(
+        "--acl-file",
+        type=pathlib.Path,
+        metavar="FILE",
+        help="RocketMQ's plain_acl.yml: check every client's signature and permissions "
+        "(docs/proxy.md, Access control)",
+    )
+    parser.add_argument(
+        "--access-key", help="the proxy's own ACL account toward the brokers (with --secret-key)"
+    )
+    parser.add_argument("--secret-key", help="(see --access-key)")
+    parser.add_argument(
         "--consume-from",
         choices=("last", "first"),
         default="last",
         help="where a consumer group new to the brokers starts reading (default last)",
     )
+
+
+def acl_of(args: argparse.Namespace) -> tuple[pathlib.Path | None, str | None, str | None]:
+    return args.acl_file, args.access_key, args.secret_key
 
 
 def settings_from(args: argparse.Namespace) -> dict[str, Any]:
@@ -80,6 +95,8 @@ def settings_from(args: argparse.Namespace) -> dict[str, Any]:
         raise ConfigError("--long-polling/--invisible", None, "must be > 0 seconds")
     if args.max_attempts < 1:
         raise ConfigError("--max-attempts", None, "must be >= 1")
+    if bool(args.access_key) != bool(args.secret_key):
+        raise ConfigError("--access-key/--secret-key", None, "give both or neither")
     return {
         "long_polling_s": args.long_polling,
         "invisible_s": args.invisible,
@@ -97,12 +114,16 @@ class ProxyRole:
         settings: dict[str, Any],
         advertise: str | None = None,
         tls_config: pathlib.Path | None = None,
+        acl: tuple[pathlib.Path | None, str | None, str | None] = (None, None, None),
     ) -> None:
+        """``acl``: (``--acl-file``, ``--access-key``, ``--secret-key``)."""
         try:
             from actors.client.config import TlsOptions
+            from actors.proxy.auth import ProxyAuth
             from actors.proxy.server import ProxyServer, server_credentials
             from actors.proxy.service import ProxyService
             from actors.proxy.settings import ProxySettings
+            from runtime.acl.signature import SessionCredentials
         except ImportError as exc:
             raise ConfigError(
                 "proxy",
@@ -120,11 +141,15 @@ class ProxyRole:
                 )
             credentials = server_credentials(tls_settings, str(tls_config))
         self.tls = credentials is not None
+        acl_file, access_key, secret_key = acl
+        if access_key and secret_key:
+            client_options["credentials"] = SessionCredentials(access_key, secret_key)
+        auth = ProxyAuth(acl_file) if acl_file is not None else None
         self.service = ProxyService(
             namesrv, (advertise or host, port), ProxySettings(**settings), **client_options
         )
         self.service.advertise_always = advertise is not None
-        self.server = ProxyServer(self.service, host, port, credentials=credentials)
+        self.server = ProxyServer(self.service, host, port, credentials=credentials, auth=auth)
 
     def start(self) -> str:
         try:
@@ -167,6 +192,7 @@ def run(args: argparse.Namespace) -> int:
             settings_from(args),
             args.proxy_advertise,
             args.tls_config,
+            acl_of(args),
         )
         address = role.start()
     except ActorMQError as exc:

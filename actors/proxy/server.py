@@ -28,6 +28,7 @@ import grpc.experimental.gevent as grpc_gevent
 from loguru import logger
 
 from actors.proxy import receiving
+from actors.proxy.auth import ProxyAuth
 from actors.proxy.proto import Code, M
 from actors.proxy.service import ProxyService, status
 from runtime.errors import ConfigError
@@ -41,10 +42,15 @@ would refuse the largest message the broker stores)."""
 _ERRORS = (Exception, gevent.Timeout, gevent.GreenletExit)
 
 
-def _unary(handler: Callable[[Any, Any], Any], response_type: Any, name: str) -> Any:
+def _unary(
+    handler: Callable[[Any, Any], Any], response_type: Any, name: str, auth: ProxyAuth | None
+) -> Any:
     @functools.wraps(handler)
     def call(request: Any, context: Any) -> Any:
         try:
+            refused = auth.refusal(name, request, context) if auth is not None else None
+            if refused is not None:
+                return status(response_type(), *refused)
             return handler(request, context)
         except _ERRORS as exc:  # BaseExceptions (Timeout, GreenletExit) included
             logger.opt(exception=exc).error("proxy: {} failed", name)
@@ -53,10 +59,24 @@ def _unary(handler: Callable[[Any, Any], Any], response_type: Any, name: str) ->
     return call
 
 
-def _stream(handler: Callable[[Any, Any], Iterator[Any]], response_type: Any, name: str) -> Any:
+def _stream(
+    handler: Callable[[Any, Any], Iterator[Any]],
+    response_type: Any,
+    name: str,
+    auth: ProxyAuth | None,
+) -> Any:
+    """A server-streaming (``ReceiveMessage``) or bidirectional (``Telemetry``: its request is
+    the client's stream, so only the signature is checked) call."""
+
     @functools.wraps(handler)
     def call(request: Any, context: Any) -> Iterator[Any]:
         try:
+            if auth is not None:
+                checked = request if name != "Telemetry" else None
+                refused = auth.refusal(name, checked, context)
+                if refused is not None:
+                    yield status(response_type(), *refused)
+                    return
             yield from handler(request, context)
         except _ERRORS as exc:
             if context.is_active():
@@ -66,12 +86,12 @@ def _stream(handler: Callable[[Any, Any], Iterator[Any]], response_type: Any, na
     return call
 
 
-def method_handlers(service: ProxyService) -> dict[str, Any]:
-    """Method name -> grpc handler for ``SERVICE``."""
+def method_handlers(service: ProxyService, auth: ProxyAuth | None = None) -> dict[str, Any]:
+    """Method name -> grpc handler for ``SERVICE`` (each call checked by ``auth`` first)."""
 
     def unary(name: str, fn: Callable[[Any, Any], Any], req: Any, resp: Any) -> Any:
         return grpc.unary_unary_rpc_method_handler(
-            _unary(fn, resp, name),
+            _unary(fn, resp, name, auth),
             request_deserializer=req.FromString,
             response_serializer=resp.SerializeToString,
         )
@@ -94,7 +114,12 @@ def method_handlers(service: ProxyService) -> dict[str, Any]:
             M.QueryAssignmentResponse,
         ),
         "ReceiveMessage": grpc.unary_stream_rpc_method_handler(
-            _stream(bound(receiving.receive_message), M.ReceiveMessageResponse, "ReceiveMessage"),
+            _stream(
+                bound(receiving.receive_message),
+                M.ReceiveMessageResponse,
+                "ReceiveMessage",
+                auth,
+            ),
             request_deserializer=M.ReceiveMessageRequest.FromString,
             response_serializer=M.ReceiveMessageResponse.SerializeToString,
         ),
@@ -114,7 +139,7 @@ def method_handlers(service: ProxyService) -> dict[str, Any]:
             M.EndTransactionResponse,
         ),
         "Telemetry": grpc.stream_stream_rpc_method_handler(
-            _stream(service.telemetry, M.TelemetryCommand, "Telemetry"),
+            _stream(service.telemetry, M.TelemetryCommand, "Telemetry", auth),
             request_deserializer=M.TelemetryCommand.FromString,
             response_serializer=M.TelemetryCommand.SerializeToString,
         ),
@@ -173,6 +198,7 @@ class ProxyServer:
         *,
         workers: int = 1024,
         credentials: grpc.ServerCredentials | None = None,
+        auth: ProxyAuth | None = None,
     ) -> None:
         if gevent.monkey.is_module_patched("threading"):
             grpc_gevent.init_gevent()  # grpc's I/O as hub callbacks, its pool greenlets
@@ -192,7 +218,7 @@ class ProxyServer:
             ],
         )
         self.server.add_generic_rpc_handlers(
-            (grpc.method_handlers_generic_handler(SERVICE, method_handlers(service)),)
+            (grpc.method_handlers_generic_handler(SERVICE, method_handlers(service, auth)),)
         )
 
     def start(self) -> int:

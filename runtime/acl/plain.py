@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import pathlib
 import time
+from collections.abc import Callable
 
 import gevent.lock
 import msgspec
@@ -76,6 +77,9 @@ class Account(msgspec.Struct, frozen=True):
     perms: dict[str, int] | None
 
 
+NO_PERMISSION = "No permission"
+
+
 class PlainAcl(msgspec.Struct, frozen=True):
     """The rules of one accounts file."""
 
@@ -84,9 +88,30 @@ class PlainAcl(msgspec.Struct, frozen=True):
 
     def check(self, request: RemotingCommand, host: str) -> str | None:
         """None when ``request`` from ``host`` may be served, else why not (RocketMQ's words)."""
+        fields = request.ext_fields
+        return self.authorize(
+            fields.get(ACCESS_KEY),
+            host,
+            lambda secret: verify(fields, request.body, secret),
+            lambda: needed(request),
+            request.code if request.code in ADMIN_CODES else None,
+        )
+
+    def authorize(
+        self,
+        access_key: str | None,
+        host: str,
+        signed: Callable[[str], bool],
+        wanted: Callable[[], dict[str, int]],
+        admin_code: int | None = None,
+    ) -> str | None:
+        """The check of one request, whatever carried it (remoting, or the gRPC proxy's
+        calls): ``signed(secret)`` says whether its signature is the account's, ``wanted()``
+        the resources it needs, ``admin_code`` its code when it needs an admin account. None
+        when it may be served, else why not; a refusal of a valid account's permission starts
+        with ``NO_PERMISSION``."""
         if any(white(host) for white in self.global_white):
             return None
-        access_key = request.ext_fields.get(ACCESS_KEY)
         if access_key is None:
             return "No accessKey is configured"
         account = self.accounts.get(access_key)
@@ -94,25 +119,25 @@ class PlainAcl(msgspec.Struct, frozen=True):
             return f"No acl config for {access_key}"
         if account.white(host):
             return None
-        if not verify(request.ext_fields, request.body, account.secret_key):
+        if not signed(account.secret_key):
             return f"Check signature failed for accessKey={access_key}"
-        if request.code in ADMIN_CODES and not account.admin:
+        if admin_code is not None and not account.admin:
             return (
-                f"Need admin permission for request code={request.code}, "
+                f"Need admin permission for request code={admin_code}, "
                 f"but accessKey={access_key} is not"
             )
-        wanted = needed(request)
-        if not wanted or (account.perms is None and account.admin):
+        wanted_now = wanted()
+        if not wanted_now or (account.perms is None and account.admin):
             return None
         owned_map = account.perms or {}
-        for resource, perm in wanted.items():
+        for resource, perm in wanted_now.items():
             group = is_group_resource(resource)
             owned = owned_map.get(resource)
             if owned is None:
                 owned = account.default_group if group else account.default_topic
             if not grants(owned, perm):
                 name = resource[len(RETRY_PREFIX) :] if group else resource
-                return f"No permission for {'group' if group else 'topic'}:{name}"
+                return f"{NO_PERMISSION} for {'group' if group else 'topic'}:{name}"
         return None
 
 
@@ -196,11 +221,15 @@ class PlainAccessValidator:
 
     def check(self, request: RemotingCommand, remote_address: str) -> str | None:
         """None when the request may be served, else the reason it may not."""
+        return self.current().check(request, host_of(remote_address))
+
+    def current(self) -> PlainAcl:
+        """The rules, the file looked at again if ``RELOAD_CHECK_S`` passed since."""
         now = time.monotonic()
         if now - self._checked_at >= RELOAD_CHECK_S:
             self._checked_at = now
             self._reload_if_changed()
-        return self.rules.check(request, host_of(remote_address))
+        return self.rules
 
     def reload(self) -> None:
         """Load the file now (after our own change to it); ConfigError leaves the rules."""

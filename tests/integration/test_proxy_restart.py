@@ -12,7 +12,7 @@ from actors.client import Admin, Message, Producer
 from actors.proxy.proto import Code, M
 from tests.client_support import wait_until
 from tests.harness import RuntimeProcess
-from tests.integration.test_proxy import Stub, _receive_request
+from tests.integration.test_proxy import Stub, _receive_request, _routed
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -52,7 +52,7 @@ def test_a_killed_proxy_loses_no_unacked_message(tmp_path: pathlib.Path) -> None
         namesrv = cluster.wait_ready(timeout=30)["namesrv"]
         with Admin(namesrv) as admin:
             admin.create_topic(TOPIC, queues=4)
-            wait_until(lambda: bool(admin.topic_route(TOPIC).queue_datas), what="routed")
+            wait_until(lambda: _routed(admin, TOPIC), what="routed")
         # Given 20 messages, all received through a proxy, the first 5 acked
         with Producer("restart-producer", namesrv) as producer:
             for i in range(COUNT):

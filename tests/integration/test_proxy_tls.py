@@ -15,6 +15,7 @@ from actors.proxy.proto import Code, M
 from actors.proxy.server import SERVICE
 from tests.client_support import wait_until
 from tests.harness import REPO, RuntimeProcess
+from tests.integration.test_proxy import _routed
 from tests.tls_support import needs_openssl, self_signed
 
 pytestmark = [pytest.mark.timeout(90), needs_openssl]
@@ -45,7 +46,7 @@ def tls_proxy(tmp_path: pathlib.Path) -> Iterator[tuple[str, bytes]]:
         namesrv = cluster.wait_ready(timeout=30)["namesrv"]
         with Admin(namesrv) as admin:
             admin.create_topic(TOPIC, queues=2)
-            wait_until(lambda: bool(admin.topic_route(TOPIC).queue_datas), what="routed")
+            wait_until(lambda: _routed(admin, TOPIC), what="routed")
         args = [
             "proxy",
             "--namesrv-addr",
@@ -120,7 +121,7 @@ def test_a_proxy_reaches_an_enforcing_cluster_over_tls(tmp_path: pathlib.Path) -
         namesrv = cluster.wait_ready(timeout=30)["namesrv"]
         with Admin(namesrv, tls=True) as admin:
             admin.create_topic(TOPIC, queues=2)
-            wait_until(lambda: bool(admin.topic_route(TOPIC).queue_datas), what="routed")
+            wait_until(lambda: _routed(admin, TOPIC), what="routed")
         args = ["proxy", "--namesrv-addr", namesrv, "--ephemeral-ports"]
         with RuntimeProcess([*args, "--tls-config", str(proxy_config)]) as proxy:
             address = proxy.wait_ready(timeout=30)["proxy"]

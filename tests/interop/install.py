@@ -9,6 +9,8 @@
   ``.interop/cvs`` from ``tests/interop/cvs/requirements.txt``; driven by the same scripts.
 - ``grpc5``: ``rocketmq-python-client==5.1.2`` (RocketMQ 5's gRPC client, through actormq's
   proxy) into ``.interop/grpc5``; its scripts are in ``tests/interop/grpc5/``.
+- ``node5``: ``rocketmq-client-nodejs`` 1.0.8 (RocketMQ 5's Node.js gRPC client, through the
+  proxy) into ``.interop/node5`` with ``npm ci`` from ``tests/interop/node5/``, like ``ons``.
 
 Idempotent and fast: a stamp file records a hash of the inputs (pins, tool versions); when it
 matches and the client still loads, nothing runs. Concurrent installers (two pytest runs in one
@@ -16,7 +18,7 @@ tree) serialise on a lock file. ``RegistryUnreachable`` is raised only when the 
 cannot be reached (DNS, refused or reset connections, time-outs); any other failure raises
 ``InstallFailed`` with the tool's output.
 
-By hand: ``python -m tests.interop.install [ons|cpp|cvs|grpc5 ...]`` (all by default).
+By hand: ``python -m tests.interop.install [ons|cpp|cvs|grpc5|node5 ...]`` (all by default).
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ HERE = pathlib.Path(__file__).resolve().parent
 INTEROP_DIR = REPO / ".interop"
 STAMP = ".actormq-installed"
 INSTALL_TIMEOUT = 600.0
+NPM_CI = "ci --ignore-scripts --no-audit --no-fund --fetch-retries=1 --fetch-timeout=60000"
+PIP_INSTALL = "install --disable-pip-version-check --no-input --retries 1 --timeout 60 -r"
 
 ONS_VERSION = "3.12.0"
 CPP_VERSION = "0.4.4"
@@ -175,25 +179,16 @@ def _stamp_matches(root: pathlib.Path, digest: str) -> bool:
         return False
 
 
-# -- ali-ons ------------------------------------------------------------------------------------
+# -- npm clients (ali-ons 3.12.0; rocketmq-client-nodejs 1.0.8: RocketMQ 5's gRPC client) -------
 
 ONS_SOURCES = HERE / "ons"
+NODE5_SOURCES = HERE / "node5"
+NODE5_VERSION = "1.0.8"
 
 
-def _ons_client(root: pathlib.Path) -> Client:
-    return Client(
-        name="ali-ons",
-        version=ONS_VERSION,
-        root=root,
-        interpreter=(shutil.which("node") or "node",),
-        scripts=ONS_SOURCES,
-        extra_env=(("NODE_PATH", str(root / "node_modules")),),
-    )
-
-
-def _ons_installed_version(root: pathlib.Path) -> str | None:
+def _npm_installed_version(root: pathlib.Path, package: str) -> str | None:
     try:
-        meta = json.loads((root / "node_modules" / "ali-ons" / "package.json").read_text())
+        meta = json.loads((root / "node_modules" / package / "package.json").read_text())
     except (OSError, ValueError):
         return None
     return meta.get("version")
@@ -203,15 +198,59 @@ def install_ons(
     root: pathlib.Path | None = None, *, env: Mapping[str, str] | None = None
 ) -> Client:
     """Install ali-ons into ``root`` (default ``.interop/ons``) with ``npm ci``."""
-    root = root or INTEROP_DIR / "ons"
-    manifest = (ONS_SOURCES / "package.json").read_bytes()
-    lock = (ONS_SOURCES / "package-lock.json").read_bytes()
+    return _install_npm_client(
+        root or INTEROP_DIR / "ons",
+        sources=ONS_SOURCES,
+        package="ali-ons",
+        version=ONS_VERSION,
+        loads="require('ali-ons').Producer; require('ali-ons').Consumer",
+        env=env,
+    )
+
+
+def install_node5(
+    root: pathlib.Path | None = None, *, env: Mapping[str, str] | None = None
+) -> Client:
+    """Install RocketMQ 5's Node.js client ``rocketmq-client-nodejs@1.0.8`` into ``root``
+    (default ``.interop/node5``) with ``npm ci``; its scripts are in ``tests/interop/node5``."""
+    m = "require('rocketmq-client-nodejs')"
+    return _install_npm_client(
+        root or INTEROP_DIR / "node5",
+        sources=NODE5_SOURCES,
+        package="rocketmq-client-nodejs",
+        version=NODE5_VERSION,
+        loads=f"{m}.Producer; {m}.SimpleConsumer; {m}.PushConsumer",
+        env=env,
+    )
+
+
+def _install_npm_client(
+    root: pathlib.Path,
+    *,
+    sources: pathlib.Path,
+    package: str,
+    version: str,
+    loads: str,
+    env: Mapping[str, str] | None,
+) -> Client:
+    """``npm ci --ignore-scripts`` from the package.json and package-lock.json in ``sources``
+    (which also holds the scripts); then ``loads`` (JavaScript) must run under node."""
+    client = Client(
+        name=package,
+        version=version,
+        root=root,
+        interpreter=(shutil.which("node") or "node",),
+        scripts=sources,
+        extra_env=(("NODE_PATH", str(root / "node_modules")),),
+    )
+    manifest = (sources / "package.json").read_bytes()
+    lock = (sources / "package-lock.json").read_bytes()
     base_env = dict(os.environ if env is None else env)
     with _locked(root.parent / f"{root.name}.lock"):
         node = _version(["node", "--version"])
         digest = _digest(manifest, lock, node)
-        if _stamp_matches(root, digest) and _ons_installed_version(root) == ONS_VERSION:
-            return _ons_client(root)
+        if _stamp_matches(root, digest) and _npm_installed_version(root, package) == version:
+            return client
         npm = shutil.which("npm", path=base_env.get("PATH"))
         if npm is None:
             raise InstallFailed("npm is not installed (Node.js 18+ with npm is required)")
@@ -220,38 +259,25 @@ def install_ons(
         (root / "package.json").write_bytes(manifest)
         (root / "package-lock.json").write_bytes(lock)
         npm_env = dict(base_env)
-        npm_env.setdefault("npm_config_update_notifier", "false")
-        npm_env.setdefault("npm_config_fund", "false")
-        npm_env.setdefault("npm_config_audit", "false")
-        done = _run(
-            [
-                npm,
-                "ci",
-                "--ignore-scripts",
-                "--no-audit",
-                "--no-fund",
-                "--fetch-retries=1",
-                "--fetch-timeout=60000",
-            ],
-            cwd=root,
-            env=npm_env,
-        )
+        for setting in ("update_notifier", "fund", "audit"):
+            npm_env.setdefault(f"npm_config_{setting}", "false")
+        done = _run([npm, *NPM_CI.split()], cwd=root, env=npm_env)
         if done.returncode != 0:
             unreachable = npm_output_means_unreachable(done.stdout)
             error = RegistryUnreachable if unreachable else InstallFailed
-            raise error(f"npm ci for ali-ons@{ONS_VERSION} exited {done.returncode}", done.stdout)
-        installed = _ons_installed_version(root)
-        if installed != ONS_VERSION:
-            raise InstallFailed(f"npm ci installed ali-ons {installed!r}, wanted {ONS_VERSION}")
+            raise error(f"npm ci for {package}@{version} exited {done.returncode}", done.stdout)
+        installed = _npm_installed_version(root, package)
+        if installed != version:
+            raise InstallFailed(f"npm ci installed {package} {installed!r}, wanted {version}")
         check = _run(
-            ["node", "-e", "require('ali-ons').Producer; require('ali-ons').Consumer"],
+            ["node", "-e", loads],
             env={**npm_env, "NODE_PATH": str(root / "node_modules")},
             timeout=60,
         )
         if check.returncode != 0:
-            raise InstallFailed("ali-ons installed but does not load", check.stdout)
+            raise InstallFailed(f"{package} installed but does not load", check.stdout)
         (root / STAMP).write_text(digest + "\n")
-        return _ons_client(root)
+        return client
 
 
 # -- C++ clients (rocketmq 0.4.4: engine 1.x; rocketmq-python-cvs 2.1.0.3: engine 2.1) ----------
@@ -379,23 +405,8 @@ def _install_wheel_client(
         made = _run([python, "-m", "venv", str(root)], env=base_env, timeout=120)
         if made.returncode != 0:
             raise InstallFailed(f"{python} -m venv {root} exited {made.returncode}", made.stdout)
-        done = _run(
-            [
-                str(_venv_python(root)),
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                "--no-input",
-                "--retries",
-                "1",
-                "--timeout",
-                "60",
-                "-r",
-                str(requirements),
-            ],
-            env=base_env,
-        )
+        pip = [str(_venv_python(root)), "-m", "pip", *PIP_INSTALL.split()]
+        done = _run([*pip, str(requirements)], env=base_env)
         if done.returncode != 0:
             unreachable = pip_output_means_unreachable(done.stdout)
             error = RegistryUnreachable if unreachable else InstallFailed
@@ -412,7 +423,13 @@ def _install_wheel_client(
         return client
 
 
-INSTALLERS = {"ons": install_ons, "cpp": install_cpp, "cvs": install_cvs, "grpc5": install_grpc5}
+INSTALLERS = {
+    "ons": install_ons,
+    "cpp": install_cpp,
+    "cvs": install_cvs,
+    "grpc5": install_grpc5,
+    "node5": install_node5,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,49 @@
+'use strict';
+// node producer.js ENDPOINT TOPIC COUNT [--tag T] [--group G] [--delay-ms N] [--body-prefix P]
+// Sends COUNT messages (body P<i>, keys k<i> and kk<i>, property seq=<i>) through RocketMQ 5's
+// Node.js Producer; prints started, one sent line per message (message_id, offset, due_ms),
+// done. Exit 1 (an error line) when startup or a send fails. The offset is in the queue the
+// proxy chose (the receipt's own queue is the one the client picked, not where it was stored).
+//
+// The producer is told only its own topic at construction: given 3 or more, 1.0.8's startup()
+// hangs about 300 s (docs/proxy.md, "Node.js client notes").
+
+const { Producer } = require('rocketmq-client-nodejs');
+const { parseArgs, emit, exit, fail, clientOptions } = require('./common');
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2), [ 'endpoint', 'topic', 'count' ], {
+    tag: 'TagA',
+    group: '',
+    delayMs: 0,
+    bodyPrefix: 'body-',
+  });
+  const producer = new Producer({ ...clientOptions(args.endpoint), topics: [ args.topic ] });
+  await producer.startup();
+  emit('started', { client_id: producer.clientId });
+  try {
+    for (let i = 0; i < Number(args.count); i++) {
+      const due = args.delayMs ? Date.now() + args.delayMs : null;
+      const receipt = await producer.send({
+        topic: args.topic,
+        body: Buffer.from(`${args.bodyPrefix}${i}`),
+        tag: args.tag,
+        keys: [ `k${i}`, `kk${i}` ],
+        properties: new Map([[ 'seq', String(i) ]]),
+        ...(args.group ? { messageGroup: args.group } : {}),
+        ...(due ? { deliveryTimestamp: new Date(due) } : {}),
+      });
+      emit('sent', {
+        i,
+        message_id: receipt.messageId,
+        offset: receipt.offset,
+        due_ms: due,
+      });
+    }
+  } finally {
+    await producer.shutdown();
+  }
+  emit('done');
+}
+
+main().then(() => exit(0), fail);

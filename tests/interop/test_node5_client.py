@@ -1,0 +1,251 @@
+"""RocketMQ 5's official Node.js client (gRPC, ``rocketmq-client-nodejs`` 1.0.8) through actormq's
+proxy (``python -m runtime cluster --proxy``), against actormq's own remoting client on the
+other side, as ``test_grpc5_client.py`` does for the Python client.
+
+The module's cluster is examples/features.toml and runs its proxy with ``--consume-from first``
+(a group new to the brokers reads each fresh topic from its start), ``--max-attempts 2``,
+``--invisible 3`` and ``--long-polling 2``: a push consumer's ``shutdown()`` waits for its
+receive in flight, so a short long poll keeps each stop within seconds. The scripts are in
+``tests/interop/node5/``; their quirks (one topic per producer, the push consumer's exit) in
+docs/proxy.md, "Node.js client notes". Every test names its own topic and group.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from actors.client import Admin, Message, Producer
+from tests.harness import REPO
+from tests.interop.clients import ClientProcess, Event
+from tests.interop.conftest import _installed
+from tests.interop.install import Client, install_node5
+from tests.interop.scenarios import Cluster, one_test, running_cluster
+from tests.interop.test_grpc5_client import _ended, _read_natively, _topic
+
+pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
+
+
+@pytest.fixture(scope="session")
+def node5_client() -> Client:
+    return _installed(install_node5, "rocketmq-client-nodejs 1.0.8 (npm, gRPC)")
+
+
+@pytest.fixture(scope="module")
+def node5_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    extra = ["--proxy", "--consume-from", "first", "--max-attempts", "2", "--invisible", "3"]
+    extra += ["--long-polling", "2"]
+    data = tmp_path_factory.mktemp("node5-cluster") / "data"
+    profile = str(REPO / "examples" / "features.toml")
+    with running_cluster(data, profile=profile, extra=extra) as cluster:
+        yield cluster
+
+
+def _run(client: Client, tmp: pathlib.Path, script: str, *args: str) -> ClientProcess:
+    label = script.removesuffix(".js")
+    return ClientProcess(client, script, list(args), tmp / f"{label}-{time.monotonic_ns()}", label)
+
+
+def _by_body(events: list[Event], kind: str) -> dict[str, Event]:
+    return {e["body"]: e for e in events if e["event"] == kind}
+
+
+def test_node_producer_is_read_by_the_native_consumer(
+    node5_client: Client, node5_cluster: Cluster, tmp_path: pathlib.Path
+) -> None:
+    with one_test(node5_cluster) as cluster:
+        # Given a topic and RocketMQ 5's Node.js producer connected to the proxy
+        topic = _topic(cluster, "Node5ToNative")
+        proxy = cluster.ready["proxy"]
+        # When it sends 3 messages of message group g1 (tag, two keys, a property on each)
+        events = _ended(
+            _run(node5_client, tmp_path, "producer.js", proxy, topic, "3", "--group", "g1")
+        )
+        sent = [e for e in events if e["event"] == "sent"]
+        assert len(sent) == 3
+        # Then actormq's own consumer reads them intact, under the producer's message ids (its
+        # UNIQ_KEY), at the offsets the send receipts named
+        got = _read_natively(cluster, topic, "native_reads_node5", 3)
+        assert [m.body for m in got] == [b"body-0", b"body-1", b"body-2"]
+        assert [m.all_properties["UNIQ_KEY"] for m in got] == [e["message_id"] for e in sent]
+        assert [m.msg_id for m in got] == [e["message_id"] for e in sent]
+        assert {m.tags for m in got} == {"TagA"}
+        assert [m.keys for m in got] == [["k0", "kk0"], ["k1", "kk1"], ["k2", "kk2"]]
+        assert [m.properties for m in got] == [{"seq": "0"}, {"seq": "1"}, {"seq": "2"}]
+        assert [m.queue_offset for m in got] == [e["offset"] for e in sent]
+        # And the message group is the sharding key: all three in one queue, in order
+        assert {m.all_properties["__SHARDINGKEY"] for m in got} == {"g1"}
+        assert len({m.queue_id for m in got}) == 1
+
+
+def test_native_producer_is_received_by_the_simple_consumer(
+    node5_client: Client, node5_cluster: Cluster, tmp_path: pathlib.Path
+) -> None:
+    with one_test(node5_cluster) as cluster:
+        # Given a topic holding 4 messages from actormq's producer, 2 of them tagged TagB
+        topic = _topic(cluster, "NativeToNode5")
+        with Producer("native_to_node5", cluster.namesrv) as producer:
+            ids = [
+                producer.send(
+                    Message(
+                        topic,
+                        f"n{i}".encode(),
+                        tags="TagB" if i % 2 else "TagA",
+                        keys=[f"key{i}", f"other{i}"],
+                        properties={"i": str(i)},
+                    )
+                ).msg_id
+                for i in range(4)
+            ]
+        # When RocketMQ 5's Node.js SimpleConsumer receives TagB through the proxy and acks
+        events = _ended(
+            _run(
+                node5_client,
+                tmp_path,
+                "simple_consumer.js",
+                cluster.ready["proxy"],
+                "node5_simple",
+                topic,
+                "--expect",
+                "2",
+                "--expression",
+                "TagB",
+            )
+        )
+        # Then it got exactly the TagB ones, fields intact, first delivery, digest checked
+        received = [e for e in events if e["event"] == "received"]
+        assert sorted(e["body"] for e in received) == ["n1", "n3"]
+        assert {e["message_id"] for e in received} == {ids[1], ids[3]}
+        assert all(e["tag"] == "TagB" and e["attempt"] == 1 for e in received)
+        assert all(e["corrupted"] is False for e in received)
+        assert sorted(e["keys"] for e in received) == [["key1", "other1"], ["key3", "other3"]]
+        assert all(e["properties"] == {"i": e["body"][1:]} for e in received)
+        assert all(e["topic"] == topic and e["message_group"] is None for e in received)
+        assert sorted(e["body"] for e in events if e["event"] == "acked") == ["n1", "n3"]
+        # And the group's offsets reach the end of every queue (acked: nothing held back)
+        with Admin(cluster.namesrv) as admin:
+            deadline = time.monotonic() + 20
+            while True:
+                stats = admin.consume_stats("node5_simple", topic)
+                if stats and all(p.consumer_offset == p.broker_offset for p in stats):
+                    break
+                assert time.monotonic() < deadline, f"offsets held back: {stats}"
+                time.sleep(0.5)
+
+
+def test_push_consumer_filters_tags_and_retries_a_failed_message(
+    node5_client: Client, node5_cluster: Cluster, tmp_path: pathlib.Path
+) -> None:
+    with one_test(node5_cluster) as cluster:
+        topic = _topic(cluster, "Node5Push")
+        proxy = cluster.ready["proxy"]
+        # Given RocketMQ 5's Node.js PushConsumer on TagA that fails body-1 once
+        with _run(
+            node5_client,
+            tmp_path,
+            "push_consumer.js",
+            proxy,
+            "node5_push",
+            topic,
+            "--expression",
+            "TagA",
+            "--fail-once",
+            "body-1",
+        ) as consumer:
+            consumer.wait_event("ready", timeout=30)
+            # When 2 TagB messages are sent, then 3 TagA ones (behind them in their queues)
+            _ended(
+                _run(
+                    node5_client,
+                    tmp_path,
+                    "producer.js",
+                    proxy,
+                    topic,
+                    "2",
+                    "--tag",
+                    "TagB",
+                    "--body-prefix",
+                    "b-",
+                )
+            )
+            _ended(_run(node5_client, tmp_path, "producer.js", proxy, topic, "3"))
+            # Then the TagA ones are consumed, body-1 on its second delivery
+            consumer.wait_until(
+                lambda evs: _by_body(evs, "consumed").keys() >= {"body-0", "body-1", "body-2"},
+                timeout=40,
+                what="every TagA message consumed",
+            )
+            consumed = _by_body(consumer.events(), "consumed")
+            assert {b: e["attempt"] for b, e in consumed.items()} == {
+                "body-0": 1,
+                "body-1": 2,
+                "body-2": 1,
+            }
+            failed = consumer.events("failed")
+            assert [(e["body"], e["attempt"]) for e in failed] == [("body-1", 1)]
+            assert all(e["tag"] == "TagA" and not e["corrupted"] for e in consumed.values())
+            # And none of TagB ever reached the listener
+            assert not [e for e in consumer.events() if e.get("tag") == "TagB"]
+            # And SIGTERM stops it cleanly (shutdown waits for the receive in flight)
+            assert consumer.terminate(timeout=30) == 0, consumer.diagnostics()
+            assert consumer.events()[-1]["event"] == "stopped"
+
+
+def test_delayed_message_is_not_consumed_before_its_delivery_time(
+    node5_client: Client, node5_cluster: Cluster, tmp_path: pathlib.Path
+) -> None:
+    with one_test(node5_cluster) as cluster:
+        topic = _topic(cluster, "Node5Delay")
+        proxy = cluster.ready["proxy"]
+        # Given RocketMQ 5's Node.js SimpleConsumer receiving from the topic
+        with _run(
+            node5_client,
+            tmp_path,
+            "simple_consumer.js",
+            proxy,
+            "node5_delay",
+            topic,
+            "--expect",
+            "2",
+        ) as consumer:
+            consumer.wait_event("ready", timeout=30)
+            # When one message due in 5 s is sent, then one to deliver at once
+            delayed = _ended(
+                _run(
+                    node5_client,
+                    tmp_path,
+                    "producer.js",
+                    proxy,
+                    topic,
+                    "1",
+                    "--delay-ms",
+                    "5000",
+                    "--body-prefix",
+                    "late-",
+                )
+            )
+            due_ms = next(e["due_ms"] for e in delayed if e["event"] == "sent")
+            _ended(
+                _run(
+                    node5_client,
+                    tmp_path,
+                    "producer.js",
+                    proxy,
+                    topic,
+                    "1",
+                    "--body-prefix",
+                    "now-",
+                )
+            )
+            # Then the consumer gets the immediate one first, and the delayed one not before
+            # its delivery time, which it carries
+            assert consumer.wait_exit(40) == 0, consumer.diagnostics()
+        received = _by_body(consumer.events(), "received")
+        assert received.keys() == {"late-0", "now-0"}
+        assert received["now-0"]["at_ms"] < received["late-0"]["at_ms"]
+        assert received["late-0"]["at_ms"] >= due_ms
+        assert received["late-0"]["delivery_ms"] == due_ms
+        assert received["now-0"]["delivery_ms"] is None
