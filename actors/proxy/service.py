@@ -117,8 +117,6 @@ class ProxyService:
         self.groups: dict[str, PopGroup] = {}
         self.telemetry_streams = Telemetry(self.settings, self._apply, _settings_error)
         self.transactions = ProxyTransactions(namesrv, self.telemetry_streams, **client_options)
-        self.clients: dict[str, tuple[int, str]] = {}
-        """Client id -> (client type, group or "") of the clients heard from."""
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._sweeper: threading.Thread | None = None
@@ -316,12 +314,14 @@ class ProxyService:
     # -- clients -----------------------------------------------------------------------------
 
     def heartbeat(self, request: Any, context: Any) -> Any:
-        group = resource_name(request.group) if request.HasField("group") else ""
-        self.clients[client_id(context)] = (request.client_type, group)
+        """A consumer's heartbeat keeps its group here in use (``group_idle_s``)."""
+        if request.HasField("group"):
+            pop = self.groups.get(resource_name(request.group))
+            if pop is not None:
+                pop.last_used = max(pop.last_used, time.monotonic())
         return status(M.HeartbeatResponse(), Code.OK)
 
     def notify_client_termination(self, request: Any, context: Any) -> Any:
-        self.clients.pop(client_id(context), None)
         return status(M.NotifyClientTerminationResponse(), Code.OK)
 
     def telemetry(self, commands: Iterator[Any], context: Any) -> Iterator[Any]:
@@ -332,10 +332,8 @@ class ProxyService:
     def _apply(self, who: str, given: Any) -> bool:
         """A client's Settings: its group subscribed as it says. Whether the group is FIFO."""
         if not given.HasField("subscription"):
-            self.clients[who] = (given.client_type, "")
             return False
         group = resource_name(given.subscription.group)
-        self.clients[who] = (given.client_type, group)
         if not group:
             return False
         pop = self.group(group)

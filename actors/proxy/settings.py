@@ -54,9 +54,9 @@ class ProxySettings(msgspec.Struct, frozen=True, kw_only=True):
     batch_limit: int = 256
     """The most messages one receive returns, whatever the client asks."""
     group_idle_s: float = 120.0
-    """A group no consumer received from or acked through this long leaves: its consumer
-    shuts down (offsets written; unacked messages go to the group's other members), so a
-    proxy its clients left holds none of the group's queues."""
+    """A group no consumer received from, acked through or heartbeat for this long leaves: its
+    consumer shuts down (offsets written; unacked messages go to the group's other members),
+    so a proxy its clients left holds none of the group's queues."""
 
 
 def _seconds(target: Any, seconds: float) -> None:
