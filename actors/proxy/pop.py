@@ -45,6 +45,8 @@ from runtime.remoting import properties as P
 
 RECHECK_S = 1.0
 """A waiting receive looks at its topic's due deliveries at least this often."""
+MAX_RENEW_S = 3 * 3600.0
+"""How long an auto-renewed delivery stays invisible at most (then it is handed out again)."""
 MAX_ATTEMPTS = 17
 """Deliveries before a message goes to ``%DLQ%<group>``: RocketMQ's retryMaxTimes (16) + 1."""
 
@@ -52,14 +54,27 @@ MAX_ATTEMPTS = 17
 class Delivery:
     """One message handed to a gRPC consumer and not acked yet."""
 
-    __slots__ = ("attempt", "deadline", "handle", "msg", "topic")
+    __slots__ = ("attempt", "deadline", "handle", "holder", "invisible_s", "msg", "since", "topic")
 
-    def __init__(self, msg: MessageExt, topic: str, handle: str, attempt: int, deadline: float):
+    def __init__(
+        self,
+        msg: MessageExt,
+        topic: str,
+        handle: str,
+        attempt: int,
+        deadline: float,
+        holder: str | None = None,
+    ) -> None:
         self.msg = msg
         self.topic = topic
         self.handle = handle
         self.attempt = attempt
         self.deadline = deadline
+        self.holder = holder
+        """The client id of a receive with ``auto_renew`` (a push consumer): renewed while
+        that client is alive, up to ``MAX_RENEW_S``; None: never renewed."""
+        self.invisible_s = 0.0
+        self.since = 0.0
 
 
 class PopGroup:
@@ -70,8 +85,12 @@ class PopGroup:
         *,
         max_attempts: int = MAX_ATTEMPTS,
         fifo: bool = False,
+        alive: Callable[[str], bool] = lambda _client_id: False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.alive = alive
+        """Whether a client (by id) was heard from lately: its auto-renewed deliveries stay
+        invisible."""
         self.group = group
         self.fifo = fifo
         """FIFO consumption (the group's ``consumeMessageOrderly``): one message of a message
@@ -121,17 +140,23 @@ class PopGroup:
     # -- receiving -------------------------------------------------------------------------------
 
     def receive(
-        self, topic: str, max_messages: int, invisible_ms: int, wait_s: float
+        self,
+        topic: str,
+        max_messages: int,
+        invisible_ms: int,
+        wait_s: float,
+        holder: str | None = None,
     ) -> list[Delivery]:
+        """``holder``: the client id of a receive asking for ``auto_renew``."""
         out: list[Delivery] = []
         until = self.clock() + max(wait_s, 0.0)
         self.last_used = until
         while True:
             with self._lock:
-                dead = self._due(topic, max_messages - len(out), invisible_ms, out)
+                dead = self._due(topic, max_messages - len(out), invisible_ms, out, holder)
                 ready = self._ready.get(topic)
                 while ready and len(out) < max_messages:
-                    self._first(ready.popleft(), topic, invisible_ms, out)
+                    self._first(ready.popleft(), topic, invisible_ms, out, holder)
                 now = self.clock()
                 wait = 0.0 if out else max(0.0, until - now)
                 heap = self._deadlines.get(topic)
@@ -147,18 +172,25 @@ class PopGroup:
             with self._lock:
                 for msg in polled:
                     if msg.topic == topic and len(out) < max_messages:
-                        self._first(msg, topic, invisible_ms, out)
+                        self._first(msg, topic, invisible_ms, out, holder)
                     else:
                         self._ready.setdefault(msg.topic, deque()).append(msg)
                 done = bool(out) or (not polled and self.clock() >= until)
                 dead = []
                 if done and not out:
-                    dead = self._due(topic, max_messages, invisible_ms, out)
+                    dead = self._due(topic, max_messages, invisible_ms, out, holder)
             if done:
                 self._dead_letter_all(dead)
                 return out
 
-    def _first(self, msg: MessageExt, topic: str, invisible_ms: int, out: list[Delivery]) -> None:
+    def _first(
+        self,
+        msg: MessageExt,
+        topic: str,
+        invisible_ms: int,
+        out: list[Delivery],
+        holder: str | None = None,
+    ) -> None:
         """A message's first delivery, into ``out``; in a FIFO group, held instead while its
         message group has one out. Under the lock."""
         if self.fifo:
@@ -168,7 +200,17 @@ class PopGroup:
                     self._held.setdefault((topic, key), deque()).append(msg)
                     return
                 self._busy.add((topic, key))
-        out.append(self._hand_out(msg, topic, 1, invisible_ms))
+        out.append(self._hand_out(msg, topic, 1, invisible_ms, holder))
+
+    def _renewed(self, delivery: Delivery, now: float) -> bool:
+        """An auto-renewed delivery whose holder is alive gets another invisible duration
+        (the same handle); True if so. Under the lock."""
+        holder = delivery.holder
+        if holder is None or now - delivery.since >= MAX_RENEW_S or not self.alive(holder):
+            return False
+        delivery.deadline = now + delivery.invisible_s
+        self._schedule(delivery)
+        return True
 
     def _release(self, delivery: Delivery) -> None:
         """A delivery is done (acked, dead-lettered): in a FIFO group, its message group's next
@@ -186,10 +228,18 @@ class PopGroup:
             if not held:
                 del self._held[group_key]
 
-    def _hand_out(self, msg: MessageExt, topic: str, attempt: int, invisible_ms: int) -> Delivery:
+    def _hand_out(
+        self,
+        msg: MessageExt,
+        topic: str,
+        attempt: int,
+        invisible_ms: int,
+        holder: str | None = None,
+    ) -> Delivery:
         handle = f"{self._prefix}{next(self._seq):x}"
-        deadline = self.clock() + invisible_ms / 1000.0
-        delivery = Delivery(msg, topic, handle, attempt, deadline)
+        now = self.clock()
+        delivery = Delivery(msg, topic, handle, attempt, now + invisible_ms / 1000.0, holder)
+        delivery.invisible_s, delivery.since = invisible_ms / 1000.0, now
         self.in_flight[handle] = delivery
         self._schedule(delivery)
         return delivery
@@ -199,7 +249,12 @@ class PopGroup:
         heapq.heappush(heap, (delivery.deadline, next(self._seq), delivery.handle))
 
     def _due(
-        self, topic: str, limit: int, invisible_ms: int, out: list[Delivery]
+        self,
+        topic: str,
+        limit: int,
+        invisible_ms: int,
+        out: list[Delivery],
+        holder: str | None = None,
     ) -> list[Delivery]:
         """Deliveries of ``topic`` whose invisible duration passed: handed out again into
         ``out`` (up to ``limit``); returned: those past ``max_attempts``, for the caller to
@@ -213,11 +268,14 @@ class PopGroup:
             delivery = self.in_flight.get(entry[2])
             if delivery is None or delivery.deadline != entry[0]:
                 continue  # acked, or its duration changed since
+            if self._renewed(delivery, now):
+                continue
             del self.in_flight[delivery.handle]
             if delivery.attempt >= self.max_attempts:
                 dead.append(delivery)
                 continue
-            out.append(self._hand_out(delivery.msg, topic, delivery.attempt + 1, invisible_ms))
+            again = self._hand_out(delivery.msg, topic, delivery.attempt + 1, invisible_ms, holder)
+            out.append(again)
             added += 1
         return dead
 
@@ -234,6 +292,8 @@ class PopGroup:
                     entry = heapq.heappop(heap)
                     delivery = self.in_flight.get(entry[2])
                     if delivery is None or delivery.deadline != entry[0]:
+                        continue
+                    if self._renewed(delivery, now):
                         continue
                     if delivery.attempt >= self.max_attempts:
                         del self.in_flight[delivery.handle]

@@ -5,7 +5,9 @@ ChangeInvisibleDuration and ForwardMessageToDeadLetterQueue, over the service's
 A receive answers, as RocketMQ's proxy does, a status (OK, or MESSAGE_NOT_FOUND when nothing
 came within the long-polling time), the messages, then a delivery timestamp (a push consumer
 measures its receive-to-consume latency from it and drops a batch that has none). It never
-waits past the client's deadline: one second before it at the latest.
+waits past the client's deadline: one second before it at the latest. A receive with
+``auto_renew`` (push consumers) hands out deliveries held for the calling client
+(``PopGroup`` renews them while ``ProxyService.alive`` says it calls).
 """
 
 from __future__ import annotations
@@ -52,7 +54,9 @@ def receive_message(service: ProxyService, request: Any, context: Any) -> Iterat
             pop.subscribe(topic, "*", expression.expression)
         else:
             pop.subscribe(topic, expression.expression or "*")
-        deliveries = pop.receive(topic, batch, invisible_ms, max(wait_s, 0.0))
+        who = service.touch(context)
+        holder = who if request.auto_renew and who else None
+        deliveries = pop.receive(topic, batch, invisible_ms, max(wait_s, 0.0), holder)
     except ClientError as exc:
         yield status(M.ReceiveMessageResponse(), error_code(exc), str(exc))
         return
@@ -77,6 +81,7 @@ def receive_message(service: ProxyService, request: Any, context: Any) -> Iterat
 
 def ack_message(service: ProxyService, request: Any, context: Any) -> Any:
     response = M.AckMessageResponse()
+    service.touch(context)
     pop = service.groups.get(resource_name(request.group))
     codes: list[int] = []
     for entry in request.entries:

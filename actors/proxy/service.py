@@ -42,6 +42,8 @@ from runtime.remoting.codes import ResponseCode
 
 PRODUCER_GROUP = "PROXY_PRODUCER"
 SWEEP_INTERVAL_S = 1.0
+CLIENT_ALIVE_S = 30.0
+"""A client not heard from this long is gone (RocketMQ 5 clients heartbeat every 10 s)."""
 ACCEPTED_TYPES = (
     MessageType.NORMAL,
     MessageType.FIFO,
@@ -118,6 +120,8 @@ class ProxyService:
         self.telemetry_streams = Telemetry(self.settings, self._apply, _settings_error)
         self.transactions = ProxyTransactions(namesrv, self.telemetry_streams, **client_options)
         self._lock = threading.Lock()
+        self.seen: dict[str, float] = {}
+        """Client id -> when it last called (heartbeats every 10 s, receives): who is alive."""
         self._stopping = threading.Event()
         self._sweeper: threading.Thread | None = None
 
@@ -134,7 +138,11 @@ class ProxyService:
         """Every ``SWEEP_INTERVAL_S``: each group's deliveries out of attempts to its DLQ, and
         groups idle for ``group_idle_s`` left."""
         while not self._stopping.wait(SWEEP_INTERVAL_S):
-            idle_before = time.monotonic() - self.settings.group_idle_s
+            now = time.monotonic()
+            for who, at in list(self.seen.items()):
+                if now - at > CLIENT_ALIVE_S:
+                    self.seen.pop(who, None)
+            idle_before = now - self.settings.group_idle_s
             for group in list(self.groups.values()):
                 try:
                     group.sweep()
@@ -185,7 +193,11 @@ class ProxyService:
                     name, self.namesrv, manual_ack=True, consume_from=first, **self.client_options
                 )
                 found = self.groups[name] = PopGroup(
-                    name, consumer, max_attempts=self.settings.max_attempts, fifo=fifo
+                    name,
+                    consumer,
+                    max_attempts=self.settings.max_attempts,
+                    fifo=fifo,
+                    alive=self.alive,
                 )
             return found
 
@@ -313,8 +325,20 @@ class ProxyService:
 
     # -- clients -----------------------------------------------------------------------------
 
+    def touch(self, context: Any) -> str:
+        """Note the calling client alive; its id."""
+        who = client_id(context)
+        if who:
+            self.seen[who] = time.monotonic()
+        return who
+
+    def alive(self, who: str) -> bool:
+        """Heard from within ``CLIENT_ALIVE_S`` (a push consumer's auto-renewed deliveries)."""
+        return time.monotonic() - self.seen.get(who, float("-inf")) < CLIENT_ALIVE_S
+
     def heartbeat(self, request: Any, context: Any) -> Any:
         """A consumer's heartbeat keeps its group here in use (``group_idle_s``)."""
+        self.touch(context)
         if request.HasField("group"):
             pop = self.groups.get(resource_name(request.group))
             if pop is not None:
@@ -322,6 +346,7 @@ class ProxyService:
         return status(M.HeartbeatResponse(), Code.OK)
 
     def notify_client_termination(self, request: Any, context: Any) -> Any:
+        self.seen.pop(client_id(context), None)
         return status(M.NotifyClientTerminationResponse(), Code.OK)
 
     def telemetry(self, commands: Iterator[Any], context: Any) -> Iterator[Any]:
