@@ -61,10 +61,9 @@ def add_proxy_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-attempts",
         type=int,
-        default=17,
         metavar="N",
-        help="deliveries before a message goes to %%DLQ%%<group> (default 17: RocketMQ's 16 "
-        "retries + 1)",
+        help="deliveries before a message goes to %%DLQ%%<group>, for every group (default: "
+        "each group's retryMaxTimes + 1, RocketMQ's rule: 17 unless its config says)",
     )
     parser.add_argument(
         "--acl-file",
@@ -93,7 +92,7 @@ def settings_from(args: argparse.Namespace) -> dict[str, Any]:
     """The ``ProxySettings`` fields the options give (checked)."""
     if args.long_polling <= 0 or args.invisible <= 0:
         raise ConfigError("--long-polling/--invisible", None, "must be > 0 seconds")
-    if args.max_attempts < 1:
+    if args.max_attempts is not None and args.max_attempts < 1:
         raise ConfigError("--max-attempts", None, "must be >= 1")
     if bool(args.access_key) != bool(args.secret_key):
         raise ConfigError("--access-key/--secret-key", None, "give both or neither")

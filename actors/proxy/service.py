@@ -182,9 +182,13 @@ class ProxyService:
     # -- groups ------------------------------------------------------------------------------
 
     def group(self, name: str) -> PopGroup:
-        """The group's PopGroup (its consumer starts with its first subscription; FIFO when
-        the brokers' config of the group says ``consumeMessageOrderly``)."""
-        fifo = name not in self.groups and self._orderly(name)  # a network call: unlocked
+        """The group's PopGroup (its consumer starts with its first subscription), as the
+        brokers' config of the group says: FIFO with ``consumeMessageOrderly``, its
+        ``retryMaxTimes`` + 1 deliveries (unless the proxy's ``max_attempts`` says for all)."""
+        fifo, retries = (False, None)
+        if name not in self.groups:
+            fifo, retries = self._config(name)  # a network call: unlocked
+        attempts = self.settings.max_attempts or (retries + 1 if retries is not None else 17)
         with self._lock:
             found = self.groups.get(name)
             if found is None:
@@ -195,24 +199,27 @@ class ProxyService:
                 found = self.groups[name] = PopGroup(
                     name,
                     consumer,
-                    max_attempts=self.settings.max_attempts,
+                    max_attempts=attempts,
                     fifo=fifo,
                     alive=self.alive,
                 )
             return found
 
-    def _orderly(self, group: str) -> bool:
-        """The group's ``consumeMessageOrderly`` on the first master that has its config."""
+    def _config(self, group: str) -> tuple[bool, int | None]:
+        """(``consumeMessageOrderly``, ``retryMaxTimes``) of the group on the first master
+        that has its config; (False, None) when none has (yet: a broker makes it at the
+        group's first heartbeat, with retryMaxTimes 16)."""
         try:
             masters = self.admin.masters()
         except ClientError:
-            return False
+            return False, None
         for address in masters.values():
             try:
-                return self.admin.subscription_group(group, address).consume_message_orderly
+                config = self.admin.subscription_group(group, address)
             except ClientError:
-                continue  # no config there (yet): created at the group's first heartbeat
-        return False
+                continue
+            return config.consume_message_orderly, config.retry_max_times
+        return False, None
 
     # -- routes ------------------------------------------------------------------------------
 
@@ -354,13 +361,15 @@ class ProxyService:
         (``actors.proxy.telemetry``); open until the client ends the stream."""
         return self.telemetry_streams.serve(commands, client_id(context))
 
-    def _apply(self, who: str, given: Any) -> bool:
-        """A client's Settings: its group subscribed as it says. Whether the group is FIFO."""
+    def _apply(self, who: str, given: Any) -> tuple[bool, int]:
+        """A client's Settings: its group subscribed as it says. Whether the group is FIFO,
+        and its deliveries before the DLQ."""
+        default = (False, self.settings.max_attempts or 17)
         if not given.HasField("subscription"):
-            return False
+            return default
         group = resource_name(given.subscription.group)
         if not group:
-            return False
+            return default
         pop = self.group(group)
         for entry in given.subscription.subscriptions:
             expression = entry.expression
@@ -368,7 +377,7 @@ class ProxyService:
                 pop.subscribe(resource_name(entry.topic), "*", expression.expression)
             else:
                 pop.subscribe(resource_name(entry.topic), expression.expression or "*")
-        return pop.fifo
+        return pop.fifo, pop.max_attempts
 
 
 def _settings_error(exc: ClientError) -> Any:

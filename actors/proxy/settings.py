@@ -46,8 +46,9 @@ class ProxySettings(msgspec.Struct, frozen=True, kw_only=True):
     """The most a receive waits for a message (a client asking for longer gets this)."""
     invisible_s: float = 60.0
     """A delivery's invisible duration when the receive names none (push consumers)."""
-    max_attempts: int = 17
-    """Deliveries of a message before the proxy moves it to ``%DLQ%<group>``."""
+    max_attempts: int | None = None
+    """Deliveries of a message before the proxy moves it to ``%DLQ%<group>``, for every group;
+    None: each group's ``retryMaxTimes`` + 1 (RocketMQ's rule; 17 by default)."""
     consume_from_first: bool = False
     """Where a group new to the brokers starts: the queues' first offsets instead of their
     last (RocketMQ's CONSUME_FROM_FIRST_OFFSET / CONSUME_FROM_LAST_OFFSET)."""
@@ -65,9 +66,11 @@ def _seconds(target: Any, seconds: float) -> None:
     target.nanos = round((seconds - whole) * 1e9)
 
 
-def reply_settings(given: Any, proxy: ProxySettings, fifo: bool = False) -> Any:
+def reply_settings(
+    given: Any, proxy: ProxySettings, fifo: bool = False, max_attempts: int = 17
+) -> Any:
     """The TelemetryCommand answering a client's Settings ``given`` (``fifo``: a consumer's
-    group consumes in order)."""
+    group consumes in order; ``max_attempts``: its deliveries before the DLQ)."""
     out = M.TelemetryCommand()
     out.status.code = Code.OK
     out.status.message = "OK"
@@ -92,7 +95,7 @@ def reply_settings(given: Any, proxy: ProxySettings, fifo: bool = False) -> Any:
         settings.publishing.validate_message_type = True
     else:
         policy = settings.backoff_policy
-        policy.max_attempts = proxy.max_attempts
+        policy.max_attempts = max_attempts
         if given.user_agent.language in EXPONENTIAL_ONLY:
             _seconds(policy.exponential_backoff.initial, RETRY_DELAYS_S[0])
             _seconds(policy.exponential_backoff.max, RETRY_DELAYS_S[-1])

@@ -24,9 +24,9 @@ from actors.proxy.convert import resource_name
 from actors.proxy.proto import ClientType, M
 from actors.proxy.settings import ProxySettings, reply_settings
 
-Apply = Callable[[str, Any], bool]
+Apply = Callable[[str, Any], tuple[bool, int]]
 """Called with (client id, Settings) before the answer; returns whether the client's group
-consumes in order (FIFO); may raise ClientError."""
+consumes in order (FIFO) and its deliveries before the DLQ; may raise ClientError."""
 
 
 class Stream:
@@ -82,11 +82,11 @@ class Telemetry:
                 if given.HasField("publishing"):
                     stream.topics = frozenset(resource_name(t) for t in given.publishing.topics)
                 try:
-                    fifo = self.apply(stream.client_id, given)
+                    fifo, attempts = self.apply(stream.client_id, given)
                 except ClientError as exc:
                     stream.outbox.put(self.error(exc))
                     continue
-                stream.outbox.put(reply_settings(given, self.settings, fifo))
+                stream.outbox.put(reply_settings(given, self.settings, fifo, attempts))
         except Exception as exc:  # the call was cancelled or the client reset it
             logger.debug("proxy: telemetry stream of {} ended: {}", stream.client_id, exc)
         finally:

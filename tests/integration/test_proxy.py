@@ -16,9 +16,10 @@ from typing import Any
 import grpc
 import pytest
 
-from actors.client import Admin
+from actors.client import Admin, ConsumeFrom, PullConsumer
 from actors.proxy.proto import Code, FilterType, M, MessageType, Permission
 from actors.proxy.server import SERVICE
+from runtime.remoting.bodies import SubscriptionGroupConfig
 from tests.client_support import wait_until
 from tests.harness import REPO, RuntimeProcess
 
@@ -34,6 +35,7 @@ class Stub:
     def __init__(self, address: str) -> None:
         self.channel = grpc.insecure_channel(address)
         self.address = address
+        self.namesrv = ""
 
     def unary(self, method: str, request: Any, response_type: Any) -> Any:
         call = self.channel.unary_unary(
@@ -79,6 +81,7 @@ def proxy(tmp_path: pathlib.Path) -> Iterator[tuple[Stub, RuntimeProcess]]:
         with RuntimeProcess(args) as process:
             address = process.wait_ready(timeout=30)["proxy"]
             stub = Stub(address)
+            stub.namesrv = namesrv
             try:
                 yield stub, process
             finally:
@@ -106,9 +109,9 @@ def _message(body: bytes, msg_id: str, *, tag: str = "paid") -> Any:
     return msg
 
 
-def _receive_request(*, invisible_s: int = 5, batch: int = 8) -> Any:
+def _receive_request(*, invisible_s: int = 5, batch: int = 8, group: str = GROUP) -> Any:
     request = M.ReceiveMessageRequest()
-    request.group.name = GROUP
+    request.group.name = group
     request.message_queue.topic.name = TOPIC
     request.filter_expression.type = FilterType.TAG
     request.filter_expression.expression = "paid"
@@ -223,3 +226,43 @@ def test_proxy_without_a_name_server_says_so() -> None:
     # Then it exits 2 naming what is missing
     assert done.returncode == 2
     assert "--namesrv-addr or $NAMESRV_ADDR" in done.stderr
+
+
+def test_a_groups_retry_max_times_decides_when_it_is_dead_lettered(
+    proxy: tuple[Stub, RuntimeProcess],
+) -> None:
+    stub, _process = proxy
+    namesrv = stub.namesrv
+    # Given a group whose config allows 1 retry (2 deliveries), and a message for it
+    with Admin(namesrv) as admin:
+        admin.update_subscription_group(
+            SubscriptionGroupConfig(group_name="proxy-retry-once", retry_max_times=1)
+        )
+    request = M.SendMessageRequest()
+    request.messages.append(_message(b"poison", "01DD"))
+    assert stub.unary("SendMessage", request, M.SendMessageResponse).status.code == Code.OK
+    # When it is received twice (2 s invisible each) and never acked
+    attempts = []
+    while len(attempts) < 2:
+        items = stub.receive(_receive_request(invisible_s=2, group="proxy-retry-once"))
+        attempts += [
+            i.message.system_properties.delivery_attempt
+            for i in items
+            if i.WhichOneof("content") == "message"
+        ]
+    assert attempts == [1, 2]
+    # Then, its second invisible duration over, it is in %DLQ%<group>, not handed out again
+    consumer = PullConsumer("proxy-dlq-reader", namesrv, consume_from=ConsumeFrom.FIRST)
+    wait_until(lambda: _routed_admin(namesrv, "%DLQ%proxy-retry-once"), timeout=20, what="DLQ")
+    consumer.subscribe("%DLQ%proxy-retry-once")
+    got: list[Any] = []
+    with consumer:
+        wait_until(lambda: got.extend(consumer.poll(timeout=0.5)) or got, timeout=20, what="DLQ")
+    assert [m.body for m in got] == [b"poison"]
+    again = stub.receive(_receive_request(invisible_s=2, group="proxy-retry-once"))
+    assert [i.status.code for i in again] == [Code.MESSAGE_NOT_FOUND]
+
+
+def _routed_admin(namesrv: str, topic: str) -> bool:
+    with Admin(namesrv) as admin:
+        return _routed(admin, topic)

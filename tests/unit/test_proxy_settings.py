@@ -74,9 +74,9 @@ def test_producer_reply_without_publishing_still_has_the_body_limit() -> None:
 
 
 def test_consumer_reply() -> None:
-    proxy = ProxySettings(max_attempts=5, long_polling_s=12.5)
+    proxy = ProxySettings(long_polling_s=12.5)
 
-    reply = reply_settings(_consumer_settings(), proxy)
+    reply = reply_settings(_consumer_settings(), proxy, max_attempts=5)
 
     assert reply.status.code == Code.OK
     settings = reply.settings
@@ -104,8 +104,9 @@ def test_consumer_reply() -> None:
 
 def test_push_consumer_reply_uses_the_default_max_attempts() -> None:
     reply = reply_settings(_consumer_settings(ClientType.PUSH_CONSUMER), ProxySettings())
+    assert ProxySettings().max_attempts is None  # each group's retryMaxTimes + 1
     assert reply.settings.client_type == ClientType.PUSH_CONSUMER
-    assert reply.settings.backoff_policy.max_attempts == ProxySettings().max_attempts == 17
+    assert reply.settings.backoff_policy.max_attempts == 17
     assert reply.settings.subscription.long_polling_timeout.seconds == 20
 
 
@@ -116,7 +117,7 @@ def test_retry_delays_are_rocketmqs_delay_levels_in_seconds() -> None:
 
 
 def test_reply_survives_the_wire() -> None:
-    reply = reply_settings(_consumer_settings(), ProxySettings(max_attempts=4))
+    reply = reply_settings(_consumer_settings(), ProxySettings(), max_attempts=4)
     decoded = M.TelemetryCommand.FromString(reply.SerializeToString())
     assert decoded == reply
     assert decoded.HasField("status")
@@ -128,7 +129,7 @@ def test_a_node_js_consumer_is_told_an_exponential_backoff() -> None:
     # the Node.js client ignores a customized backoff (and would nack with no delay)
     given = _consumer_settings(ClientType.PUSH_CONSUMER)
     given.user_agent.language = Language.NODE_JS
-    policy = reply_settings(given, ProxySettings(max_attempts=5)).settings.backoff_policy
+    policy = reply_settings(given, ProxySettings(), max_attempts=5).settings.backoff_policy
     assert policy.WhichOneof("strategy") == "exponential_backoff"
     assert policy.max_attempts == 5
     backoff = policy.exponential_backoff
