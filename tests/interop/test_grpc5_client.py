@@ -2,11 +2,8 @@
 proxy (``python -m runtime cluster --proxy``), against actormq's own remoting client on the
 other side: what one protocol stores, the other reads intact.
 
-The module's cluster is examples/features.toml (transactions checked back after about a
-second) and runs its proxy with ``--consume-from first`` (a group new to the brokers
-reads each fresh topic from its start, so no test races a consumer's first rebalance),
-``--max-attempts 2`` and ``--invisible 3`` (so redelivery and dead-lettering happen within
-seconds). Every test names its own topic and group.
+The module's cluster: ``tests.interop.proxy_support.proxy_cluster``. Every test names its own
+topic and group.
 """
 
 from __future__ import annotations
@@ -17,18 +14,22 @@ from collections.abc import Iterator
 
 import pytest
 
-from actors.client import Admin, ClientError, Message, Producer, PullConsumer
-from actors.client.rebalance import ConsumeFrom
+from actors.client import Admin, Message, Producer
 from runtime.remoting.bodies import SubscriptionGroupConfig
-from tests.harness import REPO
-from tests.interop.clients import ClientProcess, Event, run_to_end
+from tests.interop.clients import run_to_end
 from tests.interop.conftest import _installed
 from tests.interop.install import Client, install_grpc5
-from tests.interop.scenarios import Cluster, one_test, running_cluster
+from tests.interop.proxy_support import (
+    await_route,
+    ended,
+    make_topic,
+    proxy_cluster,
+    read_natively,
+    run_script,
+)
+from tests.interop.scenarios import Cluster, one_test
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
-
-QUEUES = 4
 
 
 @pytest.fixture(scope="session")
@@ -37,72 +38,27 @@ def grpc5_client() -> Client:
 
 
 @pytest.fixture(scope="module")
-def proxy_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    extra = ["--proxy", "--consume-from", "first", "--max-attempts", "2", "--invisible", "3"]
-    data = tmp_path_factory.mktemp("proxy-cluster") / "data"
-    profile = str(REPO / "examples" / "features.toml")
-    with running_cluster(data, profile=profile, extra=extra) as cluster:
+def cluster_with_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with proxy_cluster(tmp_path_factory.mktemp("proxy-cluster") / "data") as cluster:
         yield cluster
 
 
-def _topic(cluster: Cluster, name: str) -> str:
-    with Admin(cluster.namesrv) as admin:
-        admin.create_topic(name, queues=QUEUES)
-    _await_route(cluster, name)
-    return name
-
-
-def _await_route(cluster: Cluster, topic: str, timeout: float = 20) -> None:
-    with Admin(cluster.namesrv) as admin:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if admin.topic_route(topic).queue_datas:
-                    return
-            except ClientError:
-                pass
-            assert time.monotonic() < deadline, f"{topic} never routed"
-            time.sleep(0.2)
-
-
-def _run(client: Client, tmp: pathlib.Path, script: str, *args: str) -> ClientProcess:
-    label = script.removesuffix(".py")
-    return ClientProcess(client, script, list(args), tmp / f"{label}-{time.monotonic_ns()}", label)
-
-
-def _ended(process: ClientProcess, timeout: float = 60) -> list[Event]:
-    code, events = run_to_end(process, timeout)
-    assert code == 0, f"{process.label} exited {code}: {process.diagnostics()}"
-    return events
-
-
-def _read_natively(cluster: Cluster, topic: str, group: str, count: int) -> list:
-    consumer = PullConsumer(group, cluster.namesrv, consume_from=ConsumeFrom.FIRST)
-    consumer.subscribe(topic)
-    out: list = []
-    with consumer:
-        deadline = time.monotonic() + 20
-        while len(out) < count and time.monotonic() < deadline:
-            out.extend(consumer.poll(timeout=1.0))
-    return out
-
-
 def test_grpc_producer_is_read_by_the_native_consumer(
-    grpc5_client: Client, proxy_cluster: Cluster, tmp_path: pathlib.Path
+    grpc5_client: Client, cluster_with_proxy: Cluster, tmp_path: pathlib.Path
 ) -> None:
-    with one_test(proxy_cluster) as cluster:
+    with one_test(cluster_with_proxy) as cluster:
         # Given a topic and RocketMQ 5's producer connected to the proxy
-        topic = _topic(cluster, "Grpc5ToNative")
+        topic = make_topic(cluster, "Grpc5ToNative")
         proxy = cluster.ready["proxy"]
         # When it sends 3 messages of message group g1 (tag, key, property on each)
-        events = _ended(
-            _run(grpc5_client, tmp_path, "producer.py", proxy, topic, "3", "--group", "g1")
+        events = ended(
+            run_script(grpc5_client, tmp_path, "producer.py", proxy, topic, "3", "--group", "g1")
         )
         sent = [e for e in events if e["event"] == "sent"]
         assert len(sent) == 3
         # Then actormq's own consumer reads them intact, under the producer's message ids, and
         # the message group is the sharding key: all three in one queue, in order
-        got = _read_natively(cluster, topic, "native_reads_grpc5", 3)
+        got = read_natively(cluster, topic, "native_reads_grpc5", 3)
         assert [m.body for m in got] == [b"body-0", b"body-1", b"body-2"]
         assert [m.msg_id for m in got] == [e["message_id"] for e in sent]
         assert {m.tags for m in got} == {"TagA"}
@@ -113,11 +69,11 @@ def test_grpc_producer_is_read_by_the_native_consumer(
 
 
 def test_native_producer_is_received_by_the_simple_consumer(
-    grpc5_client: Client, proxy_cluster: Cluster, tmp_path: pathlib.Path
+    grpc5_client: Client, cluster_with_proxy: Cluster, tmp_path: pathlib.Path
 ) -> None:
-    with one_test(proxy_cluster) as cluster:
+    with one_test(cluster_with_proxy) as cluster:
         # Given a topic holding 4 messages from actormq's producer, 2 of them tagged TagB
-        topic = _topic(cluster, "NativeToGrpc5")
+        topic = make_topic(cluster, "NativeToGrpc5")
         with Producer("native_to_grpc5", cluster.namesrv) as producer:
             ids = [
                 producer.send(
@@ -132,8 +88,8 @@ def test_native_producer_is_received_by_the_simple_consumer(
                 for i in range(4)
             ]
         # When RocketMQ 5's SimpleConsumer receives TagB through the proxy and acks
-        events = _ended(
-            _run(
+        events = ended(
+            run_script(
                 grpc5_client,
                 tmp_path,
                 "simple_consumer.py",
@@ -166,16 +122,16 @@ def test_native_producer_is_received_by_the_simple_consumer(
 
 
 def test_unacked_messages_come_back_then_go_to_the_dead_letter_queue(
-    grpc5_client: Client, proxy_cluster: Cluster, tmp_path: pathlib.Path
+    grpc5_client: Client, cluster_with_proxy: Cluster, tmp_path: pathlib.Path
 ) -> None:
-    with one_test(proxy_cluster) as cluster:
+    with one_test(cluster_with_proxy) as cluster:
         # Given 3 messages, one of them poison (never acked), one acked only on its 2nd delivery
-        topic = _topic(cluster, "Grpc5Redelivery")
+        topic = make_topic(cluster, "Grpc5Redelivery")
         proxy = cluster.ready["proxy"]
-        _ended(_run(grpc5_client, tmp_path, "producer.py", proxy, topic, "3"))
+        ended(run_script(grpc5_client, tmp_path, "producer.py", proxy, topic, "3"))
         # When the SimpleConsumer receives with a 2 s invisible duration
-        events = _ended(
-            _run(
+        events = ended(
+            run_script(
                 grpc5_client,
                 tmp_path,
                 "simple_consumer.py",
@@ -204,19 +160,19 @@ def test_unacked_messages_come_back_then_go_to_the_dead_letter_queue(
         assert attempts["body-0"][:2] == [1, 2], attempts
         # And the poison message, past --max-attempts 2, went to %DLQ%<group> (without a
         # receive asking: its last invisible duration ran out after the consumer left)
-        _await_route(cluster, "%DLQ%grpc5_redeliver")
-        dead = _read_natively(cluster, "%DLQ%grpc5_redeliver", "native_reads_dlq", 1)
+        await_route(cluster, "%DLQ%grpc5_redeliver")
+        dead = read_natively(cluster, "%DLQ%grpc5_redeliver", "native_reads_dlq", 1)
         assert [m.body for m in dead] == [b"body-0"]
 
 
 def test_push_consumer_filters_retries_and_waits_for_delivery_time(
-    grpc5_client: Client, proxy_cluster: Cluster, tmp_path: pathlib.Path
+    grpc5_client: Client, cluster_with_proxy: Cluster, tmp_path: pathlib.Path
 ) -> None:
-    with one_test(proxy_cluster) as cluster:
-        topic = _topic(cluster, "Grpc5Push")
+    with one_test(cluster_with_proxy) as cluster:
+        topic = make_topic(cluster, "Grpc5Push")
         proxy = cluster.ready["proxy"]
         # Given RocketMQ 5's PushConsumer on TagA that fails body-1 once
-        with _run(
+        with run_script(
             grpc5_client,
             tmp_path,
             "push_consumer.py",
@@ -230,9 +186,9 @@ def test_push_consumer_filters_retries_and_waits_for_delivery_time(
         ) as consumer:
             consumer.wait_event("ready", timeout=30)
             # When 3 TagA, 2 TagB and one TagA message due in 3 s are sent
-            _ended(_run(grpc5_client, tmp_path, "producer.py", proxy, topic, "3"))
-            _ended(
-                _run(
+            ended(run_script(grpc5_client, tmp_path, "producer.py", proxy, topic, "3"))
+            ended(
+                run_script(
                     grpc5_client,
                     tmp_path,
                     "producer.py",
@@ -245,8 +201,8 @@ def test_push_consumer_filters_retries_and_waits_for_delivery_time(
                     "b-",
                 )
             )
-            delayed = _ended(
-                _run(
+            delayed = ended(
+                run_script(
                     grpc5_client,
                     tmp_path,
                     "producer.py",
@@ -279,57 +235,59 @@ def test_push_consumer_filters_retries_and_waits_for_delivery_time(
 
 
 def test_unknown_topic_is_refused_and_the_proxy_keeps_serving(
-    grpc5_client: Client, proxy_cluster: Cluster, tmp_path: pathlib.Path
+    grpc5_client: Client, cluster_with_proxy: Cluster, tmp_path: pathlib.Path
 ) -> None:
-    with one_test(proxy_cluster) as cluster:
+    with one_test(cluster_with_proxy) as cluster:
         proxy = cluster.ready["proxy"]
         # Given a topic nobody created
         # When RocketMQ 5's producer sends to it
         code, events = run_to_end(
-            _run(grpc5_client, tmp_path, "producer.py", proxy, "NoSuchTopicGrpc5", "1"), 60
+            run_script(grpc5_client, tmp_path, "producer.py", proxy, "NoSuchTopicGrpc5", "1"), 60
         )
         # Then the send fails naming the topic, and a send to a real topic still works
         errors = [e for e in events if e["event"] == "error"]
         assert code != 0 and errors and "NoSuchTopicGrpc5" in errors[0]["error"], events
-        topic = _topic(cluster, "Grpc5AfterError")
-        ok = _ended(_run(grpc5_client, tmp_path, "producer.py", proxy, topic, "1"))
+        topic = make_topic(cluster, "Grpc5AfterError")
+        ok = ended(run_script(grpc5_client, tmp_path, "producer.py", proxy, topic, "1"))
         assert any(e["event"] == "sent" for e in ok)
 
 
 def test_transactions_commit_roll_back_and_are_checked_back(
-    grpc5_client: Client, proxy_cluster: Cluster, tmp_path: pathlib.Path
+    grpc5_client: Client, cluster_with_proxy: Cluster, tmp_path: pathlib.Path
 ) -> None:
-    with one_test(proxy_cluster) as cluster:
-        topic = _topic(cluster, "Grpc5Transactions")
+    with one_test(cluster_with_proxy) as cluster:
+        topic = make_topic(cluster, "Grpc5Transactions")
         # Given RocketMQ 5's transactional producer: one committed, one rolled back, one left
         # open (its checker answers COMMIT when the broker asks)
-        events = _ended(
-            _run(grpc5_client, tmp_path, "transaction_producer.py", cluster.ready["proxy"], topic)
+        events = ended(
+            run_script(
+                grpc5_client, tmp_path, "transaction_producer.py", cluster.ready["proxy"], topic
+            )
         )
         # Then the broker asked about the open one through the proxy, and the client answered
         assert [e["body"] for e in events if e["event"] == "checked"][:1] == ["tx-orphan"]
         assert events[-1]["event"] == "done" and events[-1]["checked"] is True
         # And consumers see the committed and the checked-back one, never the rolled back one
-        got = _read_natively(cluster, topic, "native_reads_tx", 2)
+        got = read_natively(cluster, topic, "native_reads_tx", 2)
         assert sorted(m.body for m in got) == [b"tx-commit", b"tx-orphan"]
         sent = {e["body"]: e["message_id"] for e in events if e["event"] == "sent"}
         assert {m.msg_id for m in got} == {sent["tx-commit"], sent["tx-orphan"]}
 
 
 def test_fifo_group_consumes_each_message_group_in_order(
-    grpc5_client: Client, proxy_cluster: Cluster, tmp_path: pathlib.Path
+    grpc5_client: Client, cluster_with_proxy: Cluster, tmp_path: pathlib.Path
 ) -> None:
-    with one_test(proxy_cluster) as cluster:
-        topic = _topic(cluster, "Grpc5Fifo")
+    with one_test(cluster_with_proxy) as cluster:
+        topic = make_topic(cluster, "Grpc5Fifo")
         proxy = cluster.ready["proxy"]
         # Given a consumer group configured to consume in order (consumeMessageOrderly)
         with Admin(cluster.namesrv) as admin:
             config = SubscriptionGroupConfig(group_name="grpc5_fifo", consume_message_orderly=True)
             admin.update_subscription_group(config)
         # And 3 messages of message group g1
-        _ended(_run(grpc5_client, tmp_path, "producer.py", proxy, topic, "3", "--group", "g1"))
+        ended(run_script(grpc5_client, tmp_path, "producer.py", proxy, topic, "3", "--group", "g1"))
         # When RocketMQ 5's PushConsumer fails body-1 once
-        with _run(
+        with run_script(
             grpc5_client,
             tmp_path,
             "push_consumer.py",

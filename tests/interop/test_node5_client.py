@@ -19,12 +19,11 @@ from collections.abc import Iterator
 import pytest
 
 from actors.client import Admin, Message, Producer
-from tests.harness import REPO
-from tests.interop.clients import ClientProcess, Event
+from tests.interop.clients import Event
 from tests.interop.conftest import _installed
 from tests.interop.install import Client, install_node5
-from tests.interop.scenarios import Cluster, one_test, running_cluster
-from tests.interop.test_grpc5_client import _ended, _read_natively, _topic
+from tests.interop.proxy_support import ended, make_topic, proxy_cluster, read_natively, run_script
+from tests.interop.scenarios import Cluster, one_test
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
 
@@ -36,17 +35,9 @@ def node5_client() -> Client:
 
 @pytest.fixture(scope="module")
 def node5_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    extra = ["--proxy", "--consume-from", "first", "--max-attempts", "2", "--invisible", "3"]
-    extra += ["--long-polling", "2"]
     data = tmp_path_factory.mktemp("node5-cluster") / "data"
-    profile = str(REPO / "examples" / "features.toml")
-    with running_cluster(data, profile=profile, extra=extra) as cluster:
+    with proxy_cluster(data, "--long-polling", "2") as cluster:
         yield cluster
-
-
-def _run(client: Client, tmp: pathlib.Path, script: str, *args: str) -> ClientProcess:
-    label = script.removesuffix(".js")
-    return ClientProcess(client, script, list(args), tmp / f"{label}-{time.monotonic_ns()}", label)
 
 
 def _by_body(events: list[Event], kind: str) -> dict[str, Event]:
@@ -58,17 +49,17 @@ def test_node_producer_is_read_by_the_native_consumer(
 ) -> None:
     with one_test(node5_cluster) as cluster:
         # Given a topic and RocketMQ 5's Node.js producer connected to the proxy
-        topic = _topic(cluster, "Node5ToNative")
+        topic = make_topic(cluster, "Node5ToNative")
         proxy = cluster.ready["proxy"]
         # When it sends 3 messages of message group g1 (tag, two keys, a property on each)
-        events = _ended(
-            _run(node5_client, tmp_path, "producer.js", proxy, topic, "3", "--group", "g1")
+        events = ended(
+            run_script(node5_client, tmp_path, "producer.js", proxy, topic, "3", "--group", "g1")
         )
         sent = [e for e in events if e["event"] == "sent"]
         assert len(sent) == 3
         # Then actormq's own consumer reads them intact, under the producer's message ids (its
         # UNIQ_KEY), at the offsets the send receipts named
-        got = _read_natively(cluster, topic, "native_reads_node5", 3)
+        got = read_natively(cluster, topic, "native_reads_node5", 3)
         assert [m.body for m in got] == [b"body-0", b"body-1", b"body-2"]
         assert [m.all_properties["UNIQ_KEY"] for m in got] == [e["message_id"] for e in sent]
         assert [m.msg_id for m in got] == [e["message_id"] for e in sent]
@@ -86,7 +77,7 @@ def test_native_producer_is_received_by_the_simple_consumer(
 ) -> None:
     with one_test(node5_cluster) as cluster:
         # Given a topic holding 4 messages from actormq's producer, 2 of them tagged TagB
-        topic = _topic(cluster, "NativeToNode5")
+        topic = make_topic(cluster, "NativeToNode5")
         with Producer("native_to_node5", cluster.namesrv) as producer:
             ids = [
                 producer.send(
@@ -101,8 +92,8 @@ def test_native_producer_is_received_by_the_simple_consumer(
                 for i in range(4)
             ]
         # When RocketMQ 5's Node.js SimpleConsumer receives TagB through the proxy and acks
-        events = _ended(
-            _run(
+        events = ended(
+            run_script(
                 node5_client,
                 tmp_path,
                 "simple_consumer.js",
@@ -140,10 +131,10 @@ def test_push_consumer_filters_tags_and_retries_a_failed_message(
     node5_client: Client, node5_cluster: Cluster, tmp_path: pathlib.Path
 ) -> None:
     with one_test(node5_cluster) as cluster:
-        topic = _topic(cluster, "Node5Push")
+        topic = make_topic(cluster, "Node5Push")
         proxy = cluster.ready["proxy"]
         # Given RocketMQ 5's Node.js PushConsumer on TagA that fails body-1 once
-        with _run(
+        with run_script(
             node5_client,
             tmp_path,
             "push_consumer.js",
@@ -158,8 +149,8 @@ def test_push_consumer_filters_tags_and_retries_a_failed_message(
             consumer.wait_event("ready", timeout=30)
             # When 4 TagB messages are sent (the proxy spreads them over the 4 queues), then 3
             # TagA ones, stored after them
-            _ended(
-                _run(
+            ended(
+                run_script(
                     node5_client,
                     tmp_path,
                     "producer.js",
@@ -172,7 +163,7 @@ def test_push_consumer_filters_tags_and_retries_a_failed_message(
                     "b-",
                 )
             )
-            _ended(_run(node5_client, tmp_path, "producer.js", proxy, topic, "3"))
+            ended(run_script(node5_client, tmp_path, "producer.js", proxy, topic, "3"))
             # Then the TagA ones are consumed, body-1 on its second delivery
             consumer.wait_until(
                 lambda evs: _by_body(evs, "consumed").keys() >= {"body-0", "body-1", "body-2"},
@@ -199,10 +190,10 @@ def test_delayed_message_is_not_consumed_before_its_delivery_time(
     node5_client: Client, node5_cluster: Cluster, tmp_path: pathlib.Path
 ) -> None:
     with one_test(node5_cluster) as cluster:
-        topic = _topic(cluster, "Node5Delay")
+        topic = make_topic(cluster, "Node5Delay")
         proxy = cluster.ready["proxy"]
         # Given RocketMQ 5's Node.js SimpleConsumer receiving from the topic
-        with _run(
+        with run_script(
             node5_client,
             tmp_path,
             "simple_consumer.js",
@@ -211,11 +202,13 @@ def test_delayed_message_is_not_consumed_before_its_delivery_time(
             topic,
             "--expect",
             "2",
+            "--seconds",
+            "30",
         ) as consumer:
             consumer.wait_event("ready", timeout=30)
             # When one message due in 5 s is sent, then one to deliver at once
-            delayed = _ended(
-                _run(
+            delayed = ended(
+                run_script(
                     node5_client,
                     tmp_path,
                     "producer.js",
@@ -229,8 +222,8 @@ def test_delayed_message_is_not_consumed_before_its_delivery_time(
                 )
             )
             due_ms = next(e["due_ms"] for e in delayed if e["event"] == "sent")
-            _ended(
-                _run(
+            ended(
+                run_script(
                     node5_client,
                     tmp_path,
                     "producer.js",
@@ -245,7 +238,7 @@ def test_delayed_message_is_not_consumed_before_its_delivery_time(
             # its delivery time, which it carries
             assert consumer.wait_exit(40) == 0, consumer.diagnostics()
         received = _by_body(consumer.events(), "received")
-        assert received.keys() == {"late-0", "now-0"}
+        assert sorted(e["body"] for e in consumer.events("received")) == ["late-0", "now-0"]
         assert received["now-0"]["at_ms"] < received["late-0"]["at_ms"]
         assert received["late-0"]["at_ms"] >= due_ms
         assert received["late-0"]["delivery_ms"] == due_ms

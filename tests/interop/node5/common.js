@@ -4,50 +4,30 @@
 // The client is resolved through NODE_PATH (the runner points it at .interop/node5/node_modules);
 // it logs to ~/logs/rocketmq/rocketmq_client_nodejs.log (each process gets its own HOME).
 
-// Positional arguments by name, then --options (their defaults give their types; a list option,
-// default [], takes comma-separated values).
+// The remoting scripts' helpers serve here too: --option parsing, JSON lines, a flushing exit.
+const ons = require('../ons/common');
+const { emit, exit } = ons;
+
+// Positional arguments (named by `positional`, first on the command line), then the --options
+// of ons/common.js's parseArgs (their defaults give their types; a list option, default [],
+// takes comma-separated values).
 function parseArgs(argv, positional, defaults) {
-  const args = Object.assign({}, defaults);
-  const rest = [];
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (!arg.startsWith('--')) {
-      rest.push(arg);
-      continue;
-    }
-    const name = arg.slice(2).replace(/-([a-z])/g, (_, c) => c.toUpperCase());
-    if (!(name in defaults)) {
-      throw new Error(`unknown option ${arg}`);
-    }
-    const value = argv[++i];
-    if (value === undefined) {
-      throw new Error(`option ${arg} needs a value`);
-    }
-    const kind = defaults[name];
-    if (Array.isArray(kind)) {
-      args[name] = value.split(',').filter(Boolean);
-    } else {
-      args[name] = typeof kind === 'number' ? Number(value) : value;
-    }
+  if (argv.length < positional.length || positional.some((_, i) => argv[i].startsWith('--'))) {
+    throw new Error(`usage: ${positional.join(' ')} [--option value ...]`);
   }
-  if (rest.length !== positional.length) {
-    throw new Error(`usage: ${positional.join(' ')} [options], got ${rest.join(' ')}`);
-  }
+  const lists = Object.keys(defaults).filter(name => Array.isArray(defaults[name]));
+  const scalars = Object.assign({}, defaults);
+  lists.forEach(name => {
+    scalars[name] = '';
+  });
+  const args = ons.parseArgs(argv.slice(positional.length), scalars);
+  lists.forEach(name => {
+    args[name] = args[name].split(',').filter(Boolean);
+  });
   positional.forEach((name, i) => {
-    args[name] = rest[i];
+    args[name] = argv[i];
   });
   return args;
-}
-
-// One JSON object per stdout line; the tests parse these.
-function emit(event, fields) {
-  process.stdout.write(JSON.stringify(Object.assign({ event }, fields)) + '\n');
-}
-
-// process.exit() drops what is still queued for a pipe (Node writes pipes asynchronously):
-// exit once everything emitted so far has been flushed.
-function exit(code) {
-  process.stdout.write('', () => process.exit(code));
 }
 
 function fail(err) {

@@ -1,0 +1,76 @@
+"""Shared by the gRPC clients' interop modules (``test_grpc5_client.py``,
+``test_node5_client.py``): their cluster with a proxy, topics made and routed, client scripts
+run, and what actormq's own consumer reads of a topic."""
+
+from __future__ import annotations
+
+import contextlib
+import pathlib
+import time
+from collections.abc import Iterator
+
+from actors.client import Admin, ClientError, PullConsumer
+from actors.client.rebalance import ConsumeFrom
+from tests.harness import REPO
+from tests.interop.clients import ClientProcess, Event, run_to_end
+from tests.interop.install import Client
+from tests.interop.scenarios import Cluster, running_cluster
+
+QUEUES = 4
+
+
+@contextlib.contextmanager
+def proxy_cluster(data: pathlib.Path, *extra: str) -> Iterator[Cluster]:
+    """examples/features.toml (transactions checked back after about a second) with a proxy
+    (``--consume-from first``: a group new to the brokers reads each fresh topic from its
+    start, so no test races a consumer's first rebalance; ``--max-attempts 2`` and
+    ``--invisible 3``: redelivery and dead letters within seconds), plus ``extra``."""
+    args = ["--proxy", "--consume-from", "first", "--max-attempts", "2", "--invisible", "3"]
+    profile = str(REPO / "examples" / "features.toml")
+    with running_cluster(data, profile=profile, extra=[*args, *extra]) as cluster:
+        yield cluster
+
+
+def make_topic(cluster: Cluster, name: str) -> str:
+    with Admin(cluster.namesrv) as admin:
+        admin.create_topic(name, queues=QUEUES)
+    await_route(cluster, name)
+    return name
+
+
+def await_route(cluster: Cluster, topic: str, timeout: float = 20) -> None:
+    with Admin(cluster.namesrv) as admin:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if admin.topic_route(topic).queue_datas:
+                    return
+            except ClientError:
+                pass
+            assert time.monotonic() < deadline, f"{topic} never routed"
+            time.sleep(0.2)
+
+
+def run_script(client: Client, tmp: pathlib.Path, script: str, *args: str) -> ClientProcess:
+    label = script.rsplit(".", 1)[0]
+    return ClientProcess(client, script, list(args), tmp / f"{label}-{time.monotonic_ns()}", label)
+
+
+def ended(process: ClientProcess, timeout: float = 60) -> list[Event]:
+    """The events of a script run to its end; it must exit 0."""
+    code, events = run_to_end(process, timeout)
+    assert code == 0, f"{process.label} exited {code}: {process.diagnostics()}"
+    return events
+
+
+def read_natively(cluster: Cluster, topic: str, group: str, count: int) -> list:
+    """Up to ``count`` messages of ``topic`` read by actormq's own consumer (a new group, from
+    the first offset), 20 s at most."""
+    consumer = PullConsumer(group, cluster.namesrv, consume_from=ConsumeFrom.FIRST)
+    consumer.subscribe(topic)
+    out: list = []
+    with consumer:
+        deadline = time.monotonic() + 20
+        while len(out) < count and time.monotonic() < deadline:
+            out.extend(consumer.poll(timeout=1.0))
+    return out
