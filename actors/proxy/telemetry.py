@@ -24,6 +24,8 @@ from actors.proxy.convert import resource_name
 from actors.proxy.proto import ClientType, M
 from actors.proxy.settings import ProxySettings, reply_settings
 
+REPEAT_S = 1.0
+"""A stream's first settings answer is written again this much later (``Telemetry._read``)."""
 Apply = Callable[[str, Any], tuple[bool, int]]
 """Called with (client id, Settings) before the answer; returns whether the client's group
 consumes in order (FIFO) and its deliveries before the DLQ; may raise ClientError."""
@@ -32,10 +34,11 @@ consumes in order (FIFO) and its deliveries before the DLQ; may raise ClientErro
 class Stream:
     """One open telemetry stream: its client, what it publishes, its outbox."""
 
-    __slots__ = ("client_id", "client_type", "outbox", "topics")
+    __slots__ = ("client_id", "client_type", "outbox", "repeated", "topics")
 
     def __init__(self, client_id: str) -> None:
         self.client_id = client_id
+        self.repeated = False
         self.client_type = 0
         self.topics: frozenset[str] = frozenset()
         self.outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -86,7 +89,16 @@ class Telemetry:
                 except ClientError as exc:
                     stream.outbox.put(self.error(exc))
                     continue
-                stream.outbox.put(reply_settings(given, self.settings, fifo, attempts))
+                reply = reply_settings(given, self.settings, fifo, attempts)
+                stream.outbox.put(reply)
+                if not stream.repeated:
+                    # the answer once more, a moment later: RocketMQ 5's Node.js client (1.0.8)
+                    # starts waiting for it only after its routes came, and an answer that came
+                    # before is lost to it (its start then waits 5 minutes for the next one)
+                    stream.repeated = True
+                    timer = threading.Timer(REPEAT_S, stream.outbox.put, (reply,))
+                    timer.daemon = True
+                    timer.start()
         except Exception as exc:  # the call was cancelled or the client reset it
             logger.debug("proxy: telemetry stream of {} ended: {}", stream.client_id, exc)
         finally:

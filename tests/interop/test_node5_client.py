@@ -243,3 +243,28 @@ def test_delayed_message_is_not_consumed_before_its_delivery_time(
         assert received["late-0"]["at_ms"] >= due_ms
         assert received["late-0"]["delivery_ms"] == due_ms
         assert received["now-0"]["delivery_ms"] is None
+
+
+def test_a_producer_of_three_topics_starts_within_seconds(
+    node5_client: Client, node5_cluster: Cluster, tmp_path: pathlib.Path
+) -> None:
+    with one_test(node5_cluster) as cluster:
+        # Given three topics named to the Node.js producer at construction
+        topics = [make_topic(cluster, f"Node5Three{i}") for i in range(3)]
+        # When it starts (its settings answer comes while it still fetches routes) and sends
+        events = ended(
+            run_script(
+                node5_client,
+                tmp_path,
+                "producer.js",
+                cluster.ready["proxy"],
+                topics[0],
+                "1",
+                "--also",
+                ",".join(topics[1:]),
+            )
+        )
+        # Then it started in seconds (the proxy's repeated answer), not the client's 300 s
+        started = next(e for e in events if e["event"] == "started")
+        assert started["startup_ms"] < 10_000, started
+        assert [e["event"] for e in events][-2:] == ["sent", "done"]
