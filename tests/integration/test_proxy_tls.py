@@ -57,7 +57,8 @@ def tls_proxy(tmp_path: pathlib.Path) -> Iterator[tuple[str, bytes]]:
         ]
         with RuntimeProcess(args) as proxy:
             address = proxy.wait_ready(timeout=30)["proxy"]
-            assert any("over TLS" in line for line in proxy.stderr), proxy.stderr_text()
+            # the log line comes before the ready line, on stderr: read by another thread
+            wait_until(lambda: any("over TLS" in line for line in proxy.stderr), what="TLS log")
             yield address, cert.read_bytes()
 
 
