@@ -13,7 +13,8 @@ the group's next reader starts at the oldest unacked message (at-least-once, as 
   invisible duration ran out first (the next delivery attempt), then new ones; waits up to
   ``wait_s`` for the first. Each comes as a ``Delivery`` with a fresh receipt handle.
 - ``ack(handle)``, ``change_invisible(handle, ms)`` (a new handle), ``dead_letter(handle)``.
-- ``sweep()``: dead-letter what ran out of attempts though no receive came (every second).
+- ``sweep()``: dead-letter what ran out of attempts though no receive came, renew the
+  deliveries of push consumers still calling (``auto_renew``); every second.
 
 A FIFO group (``fifo=True``: its ``consumeMessageOrderly``) hands out one message of a message
 group (RocketMQ's sharding key ``__SHARDINGKEY``) at a time: the group's next message waits
