@@ -15,6 +15,11 @@ restart loses nothing. Only a master runs one.
 Durability point and guarantees: a message is put back into its real topic only when
 ``now >= due`` (never early) and is marked delivered only after that put was stored
 (at-least-once: a crash between the two re-delivers).
+
+Recall (RocketMQ 5's ``recallMessage``): a timer message carrying ``TIMER_DEL_UNIQKEY`` (a
+marker, due when its message is) cancels the pending message of that UNIQ_KEY: neither is put
+back. Both are records of the timer topic, so a restart re-reads the marker with the message
+and the recall holds. A marker stored after its message was put back recalls nothing.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from actors.broker.delay import TIMER_OUT_MS, TIMER_TOPIC, from_timer
 from actors.broker.scheduler import STORED
 from actors.broker.store_results import GetStatus
 from runtime.actor import GeventActor
-from runtime.remoting.properties import decode_properties
+from runtime.remoting.properties import TIMER_DEL_UNIQKEY, UNIQ_KEY, decode_properties
 from runtime.store.background import BackgroundWriter
 from runtime.store.configfile import read_json
 from runtime.store.record import decode_record
@@ -69,6 +74,8 @@ class TimerScheduler(GeventActor):
         self._watermark = 0
         self._delivered: set[int] = set()
         self._heap: list[tuple[int, int, int]] = []
+        self._cancelled: set[str] = set()
+        """UNIQ_KEYs of pending messages a recall marker cancelled (until the marker is due)."""
         self._wake = gevent.event.Event()
         self._dirty = False
         self._running = True
@@ -116,6 +123,21 @@ class TimerScheduler(GeventActor):
         if sync:
             self._writer.close()
 
+    def _recalled(self, stored: Any) -> bool:
+        """A due record that is a recall marker (done with: its message is due too, and came
+        first, having the lower offset), or a message one cancelled: neither is put back."""
+        props = decode_properties(stored.properties)
+        marker = props.get(TIMER_DEL_UNIQKEY)
+        if marker is not None:
+            self._cancelled.discard(marker)
+            return True
+        uniq = props.get(UNIQ_KEY)
+        if uniq is not None and uniq in self._cancelled:
+            self._cancelled.discard(uniq)
+            logger.info("timer: {} recalled before it was due", uniq)
+            return True
+        return False
+
     # -- worker greenlets (edge code: they may wait on the store) -----------------------------
 
     def _load(self, offset: int) -> None:
@@ -139,7 +161,10 @@ class TimerScheduler(GeventActor):
                 for raw, queue_offset in zip(result.messages, result.queue_offsets, strict=True):
                     if queue_offset not in self._delivered:
                         stored = decode_record(raw)
-                        due = int(decode_properties(stored.properties).get(TIMER_OUT_MS, "0"))
+                        props = decode_properties(stored.properties)
+                        if TIMER_DEL_UNIQKEY in props:  # a recall: cancels that message
+                            self._cancelled.add(props[TIMER_DEL_UNIQKEY])
+                        due = int(props.get(TIMER_OUT_MS, "0"))
                         heapq.heappush(self._heap, (due, queue_offset, stored.physical_offset))
                         self._wake.set()
                     offset = queue_offset + 1
@@ -166,10 +191,11 @@ class TimerScheduler(GeventActor):
             entry = heapq.heappop(self._heap)
             try:
                 raw = self.store.read_message_bytes(physical)
-                if raw is not None:
-                    put = self.store.put([from_timer(decode_record(raw))]).get(
-                        timeout=CALL_TIMEOUT_S + 10
-                    )
+                stored = decode_record(raw) if raw is not None else None
+                if stored is not None and self._recalled(stored):
+                    pass  # a recall marker, or the message it recalled: nothing to put back
+                elif stored is not None:
+                    put = self.store.put([from_timer(stored)]).get(timeout=CALL_TIMEOUT_S + 10)
                     if put.status not in STORED:
                         logger.warning(
                             "timer: re-put of offset {} refused: {} {}",
