@@ -6,7 +6,7 @@ x-mq-date-time)>``. With ``--acl-file`` the proxy checks that signature against 
 secret and what the call needs against the account's permissions, the broker's rules
 (``runtime.acl.plain``, the same file format, reloaded when it changes):
 
-- SendMessage, EndTransaction: PUB on the topic;
+- SendMessage, EndTransaction, RecallMessage: PUB on the topic;
 - ReceiveMessage, AckMessage, ChangeInvisibleDuration, ForwardMessageToDeadLetterQueue,
   QueryAssignment: SUB on the topic and on the group (kept as ``%RETRY%<group>``, as RocketMQ);
 - Heartbeat: SUB on its group; QueryRoute, Telemetry, NotifyClientTermination: a valid
@@ -30,7 +30,7 @@ from runtime.acl.plain import NO_PERMISSION, PlainAccessValidator
 from runtime.remoting.codes import RETRY_PREFIX
 
 PUB, SUB = 4, 8
-_TOPIC_PUB = {"SendMessage", "EndTransaction"}
+_TOPIC_PUB = {"SendMessage", "EndTransaction", "RecallMessage"}
 _TOPIC_AND_GROUP = {
     "ReceiveMessage",
     "AckMessage",

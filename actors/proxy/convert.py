@@ -5,6 +5,8 @@
   (stored as RocketMQ's sharding key ``__SHARDINGKEY``, the queue chosen by its hash).
 - ``incoming``: a stored message (``MessageExt``) -> the gRPC message a consumer receives,
   with the receipt handle, delivery attempt and invisible duration of this delivery.
+- ``encode_handle`` / ``decode_handle``: a delayed message's recall handle (where it waits,
+  its id and due time; opaque to the client, ``actors.proxy.recall``).
 
 RocketMQ's proxy does the same mapping: tag <-> TAGS, keys <-> KEYS, message group <->
 ``__SHARDINGKEY``, delivery timestamp <-> TIMER_DELIVER_MS, user properties as they are.
@@ -17,13 +19,17 @@ re-put it (the broker drops the former then).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import gzip
 import hashlib
 import time
 import zlib
 from typing import Any
 
-from actors.client.message import Message, MessageExt
+import msgspec
+
+from actors.client.message import Message, MessageExt, MessageQueue
 from actors.proxy.proto import DigestType, Encoding, M, MessageType
 from runtime.remoting import properties as P
 
@@ -139,3 +145,24 @@ def incoming(
     if group:
         system.message_group = group
     return out
+
+
+class RecallHandle(msgspec.Struct, array_like=True, frozen=True):
+    topic: str
+    broker: str
+    queue_id: int
+    msg_id: str
+    due_ms: int
+
+
+def encode_handle(queue: MessageQueue, msg_id: str, due_ms: int) -> str:
+    handle = RecallHandle(queue.topic, queue.broker_name, queue.queue_id, msg_id, due_ms)
+    return base64.urlsafe_b64encode(msgspec.json.encode(handle)).decode()
+
+
+def decode_handle(text: str) -> RecallHandle | None:
+    """The handle, or None for one this proxy did not make."""
+    try:
+        return msgspec.json.decode(base64.urlsafe_b64decode(text.encode()), type=RecallHandle)
+    except (binascii.Error, ValueError, msgspec.DecodeError):
+        return None

@@ -9,7 +9,7 @@ a long-polling receive or an open telemetry stream holds a greenlet. In a plain 
 an exception becomes a response with status INTERNAL_ERROR (logged with its traceback), and
 ``gevent.Timeout`` / ``GreenletExit`` never leave it.
 
-Calls not listed (PullMessage, UpdateOffset, GetOffset, QueryOffset, RecallMessage and the
+Calls not listed (PullMessage, UpdateOffset, GetOffset, QueryOffset and the
 lite-topic calls) are answered UNIMPLEMENTED by gRPC itself.
 """
 
@@ -27,7 +27,7 @@ import grpc
 import grpc.experimental.gevent as grpc_gevent
 from loguru import logger
 
-from actors.proxy import receiving
+from actors.proxy import recall, receiving
 from actors.proxy.auth import ProxyAuth
 from actors.proxy.proto import Code, M
 from actors.proxy.service import ProxyService, status
@@ -148,6 +148,12 @@ def method_handlers(service: ProxyService, auth: ProxyAuth | None = None) -> dic
             service.notify_client_termination,
             M.NotifyClientTerminationRequest,
             M.NotifyClientTerminationResponse,
+        ),
+        "RecallMessage": unary(
+            "RecallMessage",
+            bound(recall.recall_message),
+            M.RecallMessageRequest,
+            M.RecallMessageResponse,
         ),
         "ChangeInvisibleDuration": unary(
             "ChangeInvisibleDuration",

@@ -32,7 +32,7 @@ from actors.client.errors import (
 )
 from actors.client.message import SendStatus
 from actors.client.rebalance import ConsumeFrom
-from actors.proxy.convert import ConvertError, outgoing, resource_name
+from actors.proxy.convert import ConvertError, encode_handle, outgoing, resource_name
 from actors.proxy.pop import PopGroup
 from actors.proxy.proto import AddressScheme, Code, M, MessageType, Permission
 from actors.proxy.settings import ProxySettings
@@ -324,6 +324,9 @@ class ProxyService:
         entry.offset = result.queue_offset
         if transactional:
             entry.transaction_id = result.msg_id
+        elif message.deliver_at_ms is not None:
+            due = message.deliver_at_ms
+            entry.recall_handle = encode_handle(result.queue, result.msg_id, due)
         return _SEND_STATUS.get(result.status, Code.INTERNAL_SERVER_ERROR), ""
 
     def end_transaction(self, request: Any, context: Any) -> Any:

@@ -16,7 +16,8 @@ from typing import Any
 import grpc
 import pytest
 
-from actors.client import Admin, ConsumeFrom, PullConsumer
+from actors.client import Admin, ConsumeFrom, MessageQueue, PullConsumer
+from actors.proxy.convert import encode_handle
 from actors.proxy.proto import Code, FilterType, M, MessageType, Permission
 from actors.proxy.server import SERVICE
 from runtime.remoting.bodies import SubscriptionGroupConfig
@@ -200,6 +201,17 @@ def test_bad_input_gets_rocketmq_codes_and_the_proxy_keeps_serving(
     change.invisible_duration.seconds = 5
     changed = stub.unary("ChangeInvisibleDuration", change, M.ChangeInvisibleDurationResponse)
     assert changed.status.code == Code.INVALID_RECEIPT_HANDLE
+    garbage = M.RecallMessageRequest(recall_handle="not-a-handle")
+    garbage.topic.name = TOPIC
+    assert stub.unary("RecallMessage", garbage, M.RecallMessageResponse).status.code == (
+        Code.BAD_REQUEST
+    )
+    queue = MessageQueue(topic=TOPIC, broker_name="broker-a", queue_id=0)
+    late = M.RecallMessageRequest(recall_handle=encode_handle(queue, "01EE", 1_000))
+    late.topic.name = TOPIC
+    assert stub.unary("RecallMessage", late, M.RecallMessageResponse).status.code == (
+        Code.PRECONDITION_FAILED
+    )
     # ... bytes that are no protobuf message: gRPC's own error, that call only
     with pytest.raises(grpc.RpcError) as caught:
         stub.raw("SendMessage", b"\xff\xff\xff")

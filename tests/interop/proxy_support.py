@@ -63,14 +63,16 @@ def ended(process: ClientProcess, timeout: float = 60) -> list[Event]:
     return events
 
 
-def read_natively(cluster: Cluster, topic: str, group: str, count: int) -> list:
+def read_natively(
+    cluster: Cluster, topic: str, group: str, count: int, seconds: float = 20
+) -> list:
     """Up to ``count`` messages of ``topic`` read by actormq's own consumer (a new group, from
-    the first offset), 20 s at most."""
+    the first offset), ``seconds`` at most."""
     consumer = PullConsumer(group, cluster.namesrv, consume_from=ConsumeFrom.FIRST)
     consumer.subscribe(topic)
     out: list = []
     with consumer:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + seconds
         while len(out) < count and time.monotonic() < deadline:
             out.extend(consumer.poll(timeout=1.0))
     return out

@@ -309,3 +309,31 @@ def test_fifo_group_consumes_each_message_group_in_order(
                 "body-2",
             ]
             assert [e["body"] for e in consumer.events("failed")] == ["body-1"]
+
+
+def test_a_recalled_delayed_message_is_never_delivered(
+    grpc5_client: Client, cluster_with_proxy: Cluster, tmp_path: pathlib.Path
+) -> None:
+    with one_test(cluster_with_proxy) as cluster:
+        topic = make_topic(cluster, "Grpc5Recall")
+        # Given 3 messages due in 3 s, the second recalled at once (RocketMQ 5's recall)
+        events = ended(
+            run_script(
+                grpc5_client,
+                tmp_path,
+                "producer.py",
+                cluster.ready["proxy"],
+                topic,
+                "3",
+                "--delay-ms",
+                "3000",
+                "--recall",
+                "1",
+            )
+        )
+        sent = {e["i"]: e for e in events if e["event"] == "sent"}
+        recalled = [e for e in events if e["event"] == "recalled"]
+        assert [e["message_id"] for e in recalled] == [sent[1]["message_id"]]
+        # When they are due (and 3 s more), Then consumers got the other two only
+        got = read_natively(cluster, topic, "native_reads_recall", 3, seconds=6)
+        assert sorted(m.body for m in got) == [b"body-0", b"body-2"]

@@ -1,6 +1,8 @@
 """producer.py ENDPOINT TOPIC COUNT [--tag T] [--group G] [--delay-ms N] [--body-prefix P]
+[--recall I ...]
 Sends COUNT messages (body P<i>, keys k<i>, property seq=<i>) through RocketMQ 5's Producer;
-prints started, one sent line per message (message_id, due_ms), done."""
+prints started, one sent line per message (message_id, due_ms), a recalled line for each
+message recalled at once (with --delay-ms), done."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ def main() -> None:
     parser.add_argument("--group")
     parser.add_argument("--delay-ms", type=int, default=0)
     parser.add_argument("--body-prefix", default="body-")
+    parser.add_argument("--recall", type=int, nargs="*", default=[], help="recall these (i)")
     args = parser.parse_args()
     producer = Producer(configuration(args.endpoint), (args.topic,))
     try:
@@ -39,6 +42,9 @@ def main() -> None:
                 msg.delivery_timestamp = due
             result = producer.send(msg)
             emit("sent", i=i, message_id=result.message_id, due_ms=due)
+            if i in args.recall:
+                recalled = producer.recall_message(args.topic, result.recall_handle)
+                emit("recalled", i=i, message_id=recalled)
     except Exception as exc:
         fail(exc)
     finally:
