@@ -21,11 +21,13 @@ from loguru import logger
 
 from actors.client.errors import ClientError
 from actors.proxy.convert import resource_name
-from actors.proxy.proto import ClientType, M
+from actors.proxy.proto import ClientType, Language, M
 from actors.proxy.settings import ProxySettings, reply_settings
 
 REPEAT_S = 1.0
-"""A stream's first settings answer is written again this much later (``Telemetry._read``)."""
+"""A stream's first settings answer is written again this much later (``Telemetry._read``),
+to the clients of ``REPEAT_FOR``."""
+REPEAT_FOR = frozenset({Language.NODE_JS})
 Apply = Callable[[str, Any], tuple[bool, int]]
 """Called with (client id, Settings) before the answer; returns whether the client's group
 consumes in order (FIFO) and its deliveries before the DLQ; may raise ClientError."""
@@ -91,10 +93,12 @@ class Telemetry:
                     continue
                 reply = reply_settings(given, self.settings, fifo, attempts)
                 stream.outbox.put(reply)
-                if not stream.repeated:
+                if not stream.repeated and given.user_agent.language in REPEAT_FOR:
                     # the answer once more, a moment later: RocketMQ 5's Node.js client (1.0.8)
                     # starts waiting for it only after its routes came, and an answer that came
-                    # before is lost to it (its start then waits 5 minutes for the next one)
+                    # before is lost to it (its start then waits 5 minutes for the next one).
+                    # Not to others: the Python push consumer drops a message it holds when
+                    # settings come again
                     stream.repeated = True
                     timer = threading.Timer(REPEAT_S, stream.outbox.put, (reply,))
                     timer.daemon = True

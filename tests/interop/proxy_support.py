@@ -9,7 +9,7 @@ import pathlib
 import time
 from collections.abc import Iterator
 
-from actors.client import Admin, ClientError, PullConsumer
+from actors.client import Admin, ClientError, Message, Producer, PullConsumer
 from actors.client.rebalance import ConsumeFrom
 from tests.harness import REPO
 from tests.interop.clients import ClientProcess, Event, run_to_end
@@ -76,3 +76,49 @@ def read_natively(
         while len(out) < count and time.monotonic() < deadline:
             out.extend(consumer.poll(timeout=1.0))
     return out
+
+
+def native_producer_to_simple_consumer(
+    client: Client, cluster: Cluster, tmp: pathlib.Path, script: str, name: str, keys: int
+) -> list[Event]:
+    """The scenario both gRPC clients run: 4 messages from actormq's producer (2 tagged TagB,
+    each with ``keys`` keys and a property), the client's SimpleConsumer (``script``) receives
+    TagB through the proxy and acks. Checks what both clients must show; returns the
+    received events for the caller's own checks."""
+    topic = make_topic(cluster, f"NativeTo{name}")
+    group = f"{name.lower()}_simple"
+    # Given a topic holding 4 messages from actormq's producer, 2 of them tagged TagB
+    with Producer(f"native_to_{name.lower()}", cluster.namesrv) as producer:
+        ids = [
+            producer.send(
+                Message(
+                    topic,
+                    f"n{i}".encode(),
+                    tags="TagB" if i % 2 else "TagA",
+                    keys=[f"key{i}", f"other{i}"][:keys],
+                    properties={"i": str(i)},
+                )
+            ).msg_id
+            for i in range(4)
+        ]
+    # When the SimpleConsumer receives TagB through the proxy and acks
+    proxy = cluster.ready["proxy"]
+    args = [proxy, group, topic, "--expect", "2", "--expression", "TagB"]
+    events = ended(run_script(client, tmp, script, *args))
+    # Then it got exactly the TagB ones, fields intact, first delivery, digest checked
+    received = [e for e in events if e["event"] == "received"]
+    assert sorted(e["body"] for e in received) == ["n1", "n3"]
+    assert {e["message_id"] for e in received} == {ids[1], ids[3]}
+    assert all(e["tag"] == "TagB" and e["attempt"] == 1 for e in received)
+    assert all(e["corrupted"] is False for e in received)
+    assert all(e["properties"] == {"i": e["body"][1:]} for e in received)
+    # And the group's offsets reach the end of every queue (acked: nothing held back)
+    with Admin(cluster.namesrv) as admin:
+        deadline = time.monotonic() + 20
+        while True:
+            progress = admin.consume_stats(group, topic)
+            if progress and all(p.consumer_offset == p.broker_offset for p in progress):
+                break
+            assert time.monotonic() < deadline, f"offsets held back: {progress}"
+            time.sleep(0.5)
+    return received
