@@ -50,6 +50,8 @@ def receive_message(service: ProxyService, request: Any, context: Any) -> Iterat
     expression = request.filter_expression
     try:
         pop = service.group(group)
+        if topic not in pop.expressions:
+            service.admin.topic_route(topic)  # a topic nobody created: TOPIC_NOT_FOUND, once
         if expression.type == FilterType.SQL:
             pop.subscribe(topic, "*", expression.expression)
         else:

@@ -195,6 +195,9 @@ def test_bad_input_gets_rocketmq_codes_and_the_proxy_keeps_serving(
     )
     zero = stub.receive(_receive_request(invisible_s=0))
     assert [i.status.code for i in zero] == [Code.ILLEGAL_INVISIBLE_TIME]
+    nowhere = _receive_request()
+    nowhere.message_queue.topic.name = "NoSuchTopic"
+    assert [i.status.code for i in stub.receive(nowhere)] == [Code.TOPIC_NOT_FOUND]
     change = M.ChangeInvisibleDurationRequest()
     change.group.name, change.topic.name = GROUP, TOPIC
     change.receipt_handle = "no-such-handle"
