@@ -113,6 +113,9 @@ class PopGroup:
         self.expressions: dict[str, tuple[str, str | None]] = {}
         """Topic -> (tag expression, SQL or None) subscribed; the consumer runs once one is."""
         self._subscribing = threading.Lock()
+        self.broken = False
+        """Its consumer failed to start (e.g. a SQL92 filter brokers refuse): the service
+        makes the group anew at its next use."""
         self._lock = threading.Lock()
         """Guards the state below and above: receives, acks and the sweep may come from
         several threads (a proxy without gevent) or greenlets; never held over a network call
@@ -134,7 +137,11 @@ class PopGroup:
                 return
             self.consumer.subscribe(topic, expression, sql=sql)
             if not self.expressions:
-                self.consumer.start()
+                try:
+                    self.consumer.start()
+                except ClientError:
+                    self.broken = True  # a consumer that failed to start stays failed
+                    raise
                 logger.info("proxy: consuming for group {}", self.group)
             self.expressions[topic] = wanted
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from actors.client.errors import ClientError
+from actors.client.errors import BrokerError, ClientError
 from actors.proxy.convert import incoming, resource_name
 from actors.proxy.proto import Code, FilterType, M
 from actors.proxy.service import ProxyService, error_code, now_stamp, status
@@ -53,7 +53,11 @@ def receive_message(service: ProxyService, request: Any, context: Any) -> Iterat
         if topic not in pop.expressions:
             service.admin.topic_route(topic)  # a topic nobody created: TOPIC_NOT_FOUND, once
         if expression.type == FilterType.SQL:
-            pop.subscribe(topic, "*", expression.expression)
+            try:
+                pop.subscribe(topic, "*", expression.expression)
+            except BrokerError as exc:  # a bad expression, or brokers without SQL92 filters
+                yield status(M.ReceiveMessageResponse(), Code.ILLEGAL_FILTER_EXPRESSION, str(exc))
+                return
         else:
             pop.subscribe(topic, expression.expression or "*")
         who = service.touch(context)

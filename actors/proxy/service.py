@@ -191,7 +191,7 @@ class ProxyService:
         attempts = self.settings.max_attempts or (retries + 1 if retries is not None else 17)
         with self._lock:
             found = self.groups.get(name)
-            if found is None:
+            if found is None or found.broken:
                 first = ConsumeFrom.FIRST if self.settings.consume_from_first else ConsumeFrom.LAST
                 consumer = PullConsumer(
                     name, self.namesrv, manual_ack=True, consume_from=first, **self.client_options

@@ -198,6 +198,11 @@ def test_bad_input_gets_rocketmq_codes_and_the_proxy_keeps_serving(
     nowhere = _receive_request()
     nowhere.message_queue.topic.name = "NoSuchTopic"
     assert [i.status.code for i in stub.receive(nowhere)] == [Code.TOPIC_NOT_FOUND]
+    sql = _receive_request(group="proxy-sql")  # brokers without enablePropertyFilter
+    sql.filter_expression.type, sql.filter_expression.expression = FilterType.SQL, "a > 1"
+    assert [i.status.code for i in stub.receive(sql)] == [Code.ILLEGAL_FILTER_EXPRESSION]
+    tagged = stub.receive(_receive_request(group="proxy-sql"))  # the group is served again
+    assert [i.status.code for i in tagged] == [Code.MESSAGE_NOT_FOUND]
     change = M.ChangeInvisibleDurationRequest()
     change.group.name, change.topic.name = GROUP, TOPIC
     change.receipt_handle = "no-such-handle"
