@@ -19,7 +19,7 @@ from runtime import heap, logs, tls
 from runtime.errors import ActorMQError, ConfigError
 from runtime.fdlimit import raise_open_files_limit
 from runtime.proxy import DEFAULT_PORT as DEFAULT_PROXY_PORT
-from runtime.proxy import ProxyRole, acl_of, add_proxy_options, settings_from
+from runtime.proxy import ProxyRole, acl_of, add_proxy_options, metrics_port_of, settings_from
 
 if TYPE_CHECKING:
     from runtime.node import Node
@@ -314,8 +314,11 @@ def _start_proxy(node: Node, args: argparse.Namespace) -> None:
             args.proxy_advertise,
             args.tls_config,
             acl_of(args),
+            metrics_port_of(args),
         )
         node.addresses["proxy"] = role.start()
+        if role.metrics_address:
+            node.addresses["proxy-metrics"] = role.metrics_address
     except BaseException:
         node.stop()
         raise

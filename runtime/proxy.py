@@ -77,6 +77,13 @@ def add_proxy_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--secret-key", help="(see --access-key)")
     parser.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics of the proxy on GET /metrics at this port "
+        "(0 or --ephemeral-ports: a free one)",
+    )
+    parser.add_argument(
         "--consume-from",
         choices=("last", "first"),
         default="last",
@@ -86,6 +93,12 @@ def add_proxy_options(parser: argparse.ArgumentParser) -> None:
 
 def acl_of(args: argparse.Namespace) -> tuple[pathlib.Path | None, str | None, str | None]:
     return args.acl_file, args.access_key, args.secret_key
+
+
+def metrics_port_of(args: argparse.Namespace) -> int | None:
+    if args.metrics_port is None:
+        return None
+    return 0 if getattr(args, "ephemeral_ports", False) else args.metrics_port
 
 
 def settings_from(args: argparse.Namespace) -> dict[str, Any]:
@@ -114,12 +127,15 @@ class ProxyRole:
         advertise: str | None = None,
         tls_config: pathlib.Path | None = None,
         acl: tuple[pathlib.Path | None, str | None, str | None] = (None, None, None),
+        metrics_port: int | None = None,
     ) -> None:
-        """``acl``: (``--acl-file``, ``--access-key``, ``--secret-key``)."""
+        """``acl``: (``--acl-file``, ``--access-key``, ``--secret-key``); ``metrics_port``:
+        Prometheus' ``GET /metrics`` on the listen host (0: a free port; None: none)."""
         try:
             from actors.client.config import TlsOptions
             from actors.proxy.auth import ProxyAuth
-            from actors.proxy.server import ProxyServer, server_credentials
+            from actors.proxy.metrics import CallStats, MetricsServer
+            from actors.proxy.server import Guard, ProxyServer, server_credentials
             from actors.proxy.service import ProxyService
             from actors.proxy.settings import ProxySettings
             from runtime.acl.signature import SessionCredentials
@@ -148,7 +164,16 @@ class ProxyRole:
             namesrv, (advertise or host, port), ProxySettings(**settings), **client_options
         )
         self.service.advertise_always = advertise is not None
-        self.server = ProxyServer(self.service, host, port, credentials=credentials, auth=auth)
+        stats = CallStats() if metrics_port is not None else None
+        guard = Guard(auth, stats)
+        self.server = ProxyServer(self.service, host, port, credentials=credentials, guard=guard)
+        self.metrics = None
+        if stats is not None:
+            try:
+                self.metrics = MetricsServer(self.service, stats, host, metrics_port or 0)
+            except OSError as exc:
+                raise ConfigError("proxy", "--metrics-port", str(exc)) from None
+        self.metrics_address: str | None = None
 
     def start(self) -> str:
         try:
@@ -158,6 +183,9 @@ class ProxyRole:
         host, _ = self.service.advertised
         self.service.advertised = (host, port)
         shown = f"[{self.host}]" if ":" in self.host else self.host
+        if self.metrics is not None:
+            self.metrics_address = f"{shown}:{self.metrics.start()}"
+            logger.info("proxy: Prometheus metrics on http://{}/metrics", self.metrics_address)
         logger.info(
             "proxy: gRPC (RocketMQ 5 clients) on {}:{}{}",
             shown,
@@ -167,6 +195,8 @@ class ProxyRole:
         return f"{shown}:{port}"
 
     def stop(self) -> None:
+        if self.metrics is not None:
+            self.metrics.stop()
         self.server.stop()
 
 
@@ -192,6 +222,7 @@ def run(args: argparse.Namespace) -> int:
             args.proxy_advertise,
             args.tls_config,
             acl_of(args),
+            metrics_port_of(args),
         )
         address = role.start()
     except ActorMQError as exc:
@@ -201,7 +232,8 @@ def run(args: argparse.Namespace) -> int:
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
-    print(f"ready proxy={address}", flush=True)
+    metrics = f" proxy-metrics={role.metrics_address}" if role.metrics_address else ""
+    print(f"ready proxy={address}{metrics}", flush=True)
     while not done.wait(1.0):  # a timed wait: the signal handler runs between them
         pass
     logger.info("signal received: shutting down")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import pathlib
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -29,6 +30,7 @@ from loguru import logger
 
 from actors.proxy import recall, receiving
 from actors.proxy.auth import ProxyAuth
+from actors.proxy.metrics import CallStats
 from actors.proxy.proto import Code, M
 from actors.proxy.service import ProxyService, status
 from runtime.errors import ConfigError
@@ -42,19 +44,37 @@ would refuse the largest message the broker stores)."""
 _ERRORS = (Exception, gevent.Timeout, gevent.GreenletExit)
 
 
-def _unary(
-    handler: Callable[[Any, Any], Any], response_type: Any, name: str, auth: ProxyAuth | None
-) -> Any:
+class Guard:
+    """What wraps every call: the ACL check (``auth``, None: none) and the call counts
+    (``stats``, None: not kept)."""
+
+    def __init__(self, auth: ProxyAuth | None = None, stats: CallStats | None = None) -> None:
+        self.auth = auth
+        self.stats = stats
+
+    def refusal(self, name: str, request: Any, context: Any) -> tuple[int, str] | None:
+        return self.auth.refusal(name, request, context) if self.auth is not None else None
+
+    def record(self, name: str, code: int, since: float) -> None:
+        if self.stats is not None:
+            self.stats.record(name, code, time.monotonic() - since)
+
+
+def _unary(handler: Callable[[Any, Any], Any], response_type: Any, name: str, guard: Guard) -> Any:
     @functools.wraps(handler)
     def call(request: Any, context: Any) -> Any:
+        since = time.monotonic()
         try:
-            refused = auth.refusal(name, request, context) if auth is not None else None
+            refused = guard.refusal(name, request, context)
             if refused is not None:
-                return status(response_type(), *refused)
-            return handler(request, context)
+                response = status(response_type(), *refused)
+            else:
+                response = handler(request, context)
         except _ERRORS as exc:  # BaseExceptions (Timeout, GreenletExit) included
             logger.opt(exception=exc).error("proxy: {} failed", name)
-            return status(response_type(), Code.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
+            response = status(response_type(), Code.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
+        guard.record(name, response.status.code, since)
+        return response
 
     return call
 
@@ -63,35 +83,45 @@ def _stream(
     handler: Callable[[Any, Any], Iterator[Any]],
     response_type: Any,
     name: str,
-    auth: ProxyAuth | None,
+    guard: Guard,
 ) -> Any:
     """A server-streaming (``ReceiveMessage``) or bidirectional (``Telemetry``: its request is
-    the client's stream, so only the signature is checked) call."""
+    the client's stream, so only the signature is checked) call; counted by its first status
+    (OK when it sent none) once it ends."""
 
     @functools.wraps(handler)
     def call(request: Any, context: Any) -> Iterator[Any]:
+        since = time.monotonic()
+        first: list[int] = []
         try:
-            if auth is not None:
-                checked = request if name != "Telemetry" else None
-                refused = auth.refusal(name, checked, context)
-                if refused is not None:
-                    yield status(response_type(), *refused)
-                    return
-            yield from handler(request, context)
+            refused = guard.refusal(name, request if name != "Telemetry" else None, context)
+            if refused is not None:
+                first.append(refused[0])
+                yield status(response_type(), *refused)
+                return
+            for item in handler(request, context):
+                if not first and item.HasField("status"):
+                    first.append(item.status.code)
+                yield item
         except _ERRORS as exc:
             if context.is_active():
                 logger.opt(exception=exc).error("proxy: {} failed", name)
+                first.append(Code.INTERNAL_ERROR)
                 yield status(response_type(), Code.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
+        finally:
+            guard.record(name, first[0] if first else Code.OK, since)
 
     return call
 
 
-def method_handlers(service: ProxyService, auth: ProxyAuth | None = None) -> dict[str, Any]:
-    """Method name -> grpc handler for ``SERVICE`` (each call checked by ``auth`` first)."""
+def method_handlers(service: ProxyService, guard: Guard | None = None) -> dict[str, Any]:
+    """Method name -> grpc handler for ``SERVICE`` (each call checked and counted by
+    ``guard``)."""
+    guard = guard or Guard()
 
     def unary(name: str, fn: Callable[[Any, Any], Any], req: Any, resp: Any) -> Any:
         return grpc.unary_unary_rpc_method_handler(
-            _unary(fn, resp, name, auth),
+            _unary(fn, resp, name, guard),
             request_deserializer=req.FromString,
             response_serializer=resp.SerializeToString,
         )
@@ -118,7 +148,7 @@ def method_handlers(service: ProxyService, auth: ProxyAuth | None = None) -> dic
                 bound(receiving.receive_message),
                 M.ReceiveMessageResponse,
                 "ReceiveMessage",
-                auth,
+                guard,
             ),
             request_deserializer=M.ReceiveMessageRequest.FromString,
             response_serializer=M.ReceiveMessageResponse.SerializeToString,
@@ -139,7 +169,7 @@ def method_handlers(service: ProxyService, auth: ProxyAuth | None = None) -> dic
             M.EndTransactionResponse,
         ),
         "Telemetry": grpc.stream_stream_rpc_method_handler(
-            _stream(service.telemetry, M.TelemetryCommand, "Telemetry", auth),
+            _stream(service.telemetry, M.TelemetryCommand, "Telemetry", guard),
             request_deserializer=M.TelemetryCommand.FromString,
             response_serializer=M.TelemetryCommand.SerializeToString,
         ),
@@ -204,7 +234,7 @@ class ProxyServer:
         *,
         workers: int = 1024,
         credentials: grpc.ServerCredentials | None = None,
-        auth: ProxyAuth | None = None,
+        guard: Guard | None = None,
     ) -> None:
         if gevent.monkey.is_module_patched("threading"):
             grpc_gevent.init_gevent()  # grpc's I/O as hub callbacks, its pool greenlets
@@ -224,7 +254,7 @@ class ProxyServer:
             ],
         )
         self.server.add_generic_rpc_handlers(
-            (grpc.method_handlers_generic_handler(SERVICE, method_handlers(service, auth)),)
+            (grpc.method_handlers_generic_handler(SERVICE, method_handlers(service, guard)),)
         )
 
     def start(self) -> int:

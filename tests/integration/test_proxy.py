@@ -10,6 +10,8 @@ import pathlib
 import signal
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -79,6 +81,7 @@ def proxy(tmp_path: pathlib.Path) -> Iterator[tuple[Stub, RuntimeProcess]]:
             wait_until(lambda: _routed(admin, TOPIC), what=f"{TOPIC} routed")
         args = ["proxy", "--namesrv-addr", namesrv, "--ephemeral-ports"]
         args += ["--consume-from", "first", "--invisible", "2", "--long-polling", "2"]
+        args += ["--metrics-port", "0"]
         with RuntimeProcess(args) as process:
             address = process.wait_ready(timeout=30)["proxy"]
             stub = Stub(address)
@@ -286,3 +289,27 @@ def test_a_groups_retry_max_times_decides_when_it_is_dead_lettered(
 def _routed_admin(namesrv: str, topic: str) -> bool:
     with Admin(namesrv) as admin:
         return _routed(admin, topic)
+
+
+def test_the_proxy_exports_its_calls_and_deliveries(proxy: tuple[Stub, RuntimeProcess]) -> None:
+    stub, process = proxy
+    metrics = process.addresses["proxy-metrics"]
+    # Given one message sent and received, not acked
+    request = M.SendMessageRequest()
+    request.messages.append(_message(b"counted", "01FF"))
+    assert stub.unary("SendMessage", request, M.SendMessageResponse).status.code == Code.OK
+    items = stub.receive(_receive_request())
+    assert [i.WhichOneof("content") for i in items] == ["status", "message", "delivery_timestamp"]
+    # When Prometheus scrapes the proxy
+    with urllib.request.urlopen(f"http://{metrics}/metrics", timeout=10) as response:
+        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = response.read().decode()
+    # Then it counts the calls by method and code, and the delivery out for the group
+    assert 'actormq_proxy_calls_total{method="SendMessage",code="OK"} 1' in text
+    assert 'actormq_proxy_calls_total{method="ReceiveMessage",code="OK"} 1' in text
+    assert f'actormq_proxy_in_flight{{consumer_group="{GROUP}"}} 1' in text
+    assert "actormq_proxy_groups 1" in text
+    # And anything but /metrics is a 404
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(f"http://{metrics}/other", timeout=10)
+    assert missing.value.code == 404
