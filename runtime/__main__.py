@@ -5,13 +5,7 @@ actormq's client on its own hub thread."""
 
 import sys
 
-COMMANDS = ("cluster", "namesrv", "broker", "proxy", "bench", "admin")
-
-
-def command_of(argv: list[str]) -> str | None:
-    """The command ``argv`` names (its first word that is one), else None."""
-    return next((word for word in argv if word in COMMANDS), None)
-
+from runtime.commands import command_of
 
 if command_of(sys.argv[1:]) != "proxy":
     from gevent import monkey

@@ -49,7 +49,10 @@ def test_a_subcommand_help_does_not_carry_the_admin_list(
     assert "--profile" in out and "admin commands" not in out
 
 
-@pytest.mark.parametrize("command", [["cluster"], ["namesrv"], ["broker", "-c", "b.conf"]])
+PROCESS_COMMANDS = [["cluster"], ["namesrv"], ["broker", "-c", "b.conf"], ["proxy"]]
+
+
+@pytest.mark.parametrize("command", PROCESS_COMMANDS)
 def test_options_before_the_command_are_kept(command: list[str]) -> None:
     # Given the process options written before the command (as in RocketMQ's scripts)
     before = ["--tls-config", "tls.properties", "--log-level", "debug", "--ephemeral-ports"]
@@ -61,13 +64,13 @@ def test_options_before_the_command_are_kept(command: list[str]) -> None:
     assert args.ephemeral_ports is True
 
 
-@pytest.mark.parametrize("command", [["cluster"], ["namesrv"], ["broker", "-c", "b.conf"]])
+@pytest.mark.parametrize("command", PROCESS_COMMANDS)
 def test_options_after_the_command_and_defaults(command: list[str]) -> None:
     after = build_parser().parse_args([*command, "--tls-config", "t", "--log-level", "error"])
     assert (after.tls_config, after.log_level) == (pathlib.Path("t"), "ERROR")
     plain = build_parser().parse_args(command)
     assert (plain.tls_config, plain.log_level, plain.ephemeral_ports) == (None, "INFO", False)
-    assert plain.data_dir is None
+    assert getattr(plain, "data_dir", None) is None
 
 
 def test_data_dir_before_the_command_is_kept() -> None:
@@ -110,3 +113,36 @@ def test_a_broker_without_namesrv_addr_reads_the_environment_as_rocketmqs_does(
     monkeypatch.setenv("NAMESRV_ADDR", "nowhere")
     with pytest.raises(ConfigError, match=r"\$NAMESRV_ADDR"):
         broker_namesrv(tmp_path, "")
+
+
+@pytest.mark.parametrize(
+    ("argv", "command"),
+    [
+        (["proxy", "--namesrv-addr", "h:1"], "proxy"),
+        (["--log-level", "debug", "proxy"], "proxy"),
+        (["--tls-config", "proxy.properties", "broker", "-c", "proxy"], "broker"),
+        ([], None),
+        (["cluster", "--proxy"], "cluster"),
+    ],
+)
+def test_the_entry_point_finds_the_command_it_patches_for(
+    argv: list[str], command: str | None
+) -> None:
+    # python -m runtime proxy alone runs without gevent's monkey-patching (runtime/__main__.py;
+    # importing that module here would patch the test process)
+    from runtime.commands import command_of
+
+    assert command_of(argv) == command
+
+
+def test_proxy_options_are_checked() -> None:
+    from runtime.proxy import settings_from
+
+    args = build_parser().parse_args(["proxy", "--access-key", "only-the-access-key"])
+    with pytest.raises(ConfigError, match="give both or neither"):
+        settings_from(args)
+    args = build_parser().parse_args(["proxy", "--invisible", "0"])
+    with pytest.raises(ConfigError, match="must be > 0"):
+        settings_from(args)
+    fine = settings_from(build_parser().parse_args(["cluster", "--proxy", "--max-attempts", "3"]))
+    assert fine["max_attempts"] == 3 and fine["consume_from_first"] is False
