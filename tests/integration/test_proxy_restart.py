@@ -76,3 +76,51 @@ def test_a_killed_proxy_loses_no_unacked_message(tmp_path: pathlib.Path) -> None
             again = _receive_all(stub, unacked)
             assert unacked <= {m.body for m in again}, sorted(unacked - {m.body for m in again})
             stub.channel.close()
+
+
+def _send(stub: Stub, body: bytes, msg_id: str) -> int:
+    request = M.SendMessageRequest()
+    msg = request.messages.add()
+    msg.topic.name, msg.body = TOPIC, body
+    msg.system_properties.tag, msg.system_properties.message_id = "paid", msg_id
+    msg.system_properties.body_encoding = 1
+    return stub.unary("SendMessage", request, M.SendMessageResponse).status.code
+
+
+def test_the_proxy_serves_on_after_its_broker_restarts(tmp_path: pathlib.Path) -> None:
+    conf = tmp_path / "broker-a.properties"
+    conf.write_text("brokerClusterName=ProxyCluster\nbrokerName=broker-a\nbrokerId=0\n")
+    with RuntimeProcess(["namesrv", "--ephemeral-ports"]) as namesrv_process:
+        namesrv = namesrv_process.wait_ready()["namesrv"]
+        broker_args = ["broker", "-c", str(conf), "--namesrv-addr", namesrv, "--ephemeral-ports"]
+        broker_args += ["--data-dir", str(tmp_path / "store")]
+        broker = RuntimeProcess(broker_args)
+        broker.wait_ready(timeout=30)
+        with Admin(namesrv) as admin:
+            wait_until(lambda: admin.cluster_info().broker_addr_table, what="registered")
+            admin.create_topic(TOPIC, queues=2)
+            wait_until(lambda: _routed(admin, TOPIC), what="routed")
+        with _proxy(namesrv) as proxy:
+            stub = Stub(proxy.wait_ready(timeout=30)["proxy"])
+            # Given a message sent and received through the proxy
+            assert _send(stub, b"before", "01B0") == Code.OK
+            assert [m.body for m in _receive_all(stub, {b"before"})] == [b"before"]
+            # When the broker restarts (on another port, its store kept)
+            assert broker.terminate() == 0, broker.stderr_text()
+            broker.__exit__(None, None, None)
+            broker = RuntimeProcess(broker_args)
+            broker.wait_ready(timeout=30)
+            # Then the proxy's sends and receives find it again (its clients re-route)
+            wait_until(lambda: _send(stub, b"after", "01A0") == Code.OK, timeout=60, what="send")
+            # (the group's pulls resume after their error delay, 3 s)
+            got: list = []
+            wait_until(
+                lambda: (
+                    got.extend(_receive_all(stub, {b"after"})) or b"after" in {m.body for m in got}
+                ),
+                timeout=30,
+                what="received after the restart",
+            )
+            stub.channel.close()
+        assert broker.terminate() == 0, broker.stderr_text()
+        broker.__exit__(None, None, None)
