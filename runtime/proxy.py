@@ -178,7 +178,7 @@ class ProxyRole:
     def start(self) -> str:
         try:
             port = self.server.start()
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:  # grpcio raises RuntimeError "Failed to bind"
             raise ConfigError("proxy", "--listen-port", str(exc)) from None
         host, _ = self.service.advertised
         self.service.advertised = (host, port)

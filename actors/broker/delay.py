@@ -17,6 +17,7 @@ from runtime.remoting.properties import (
     DELAY,
     REAL_QID,
     REAL_TOPIC,
+    TIMER_DEL_UNIQKEY,
     TIMER_DELAY_MS,
     TIMER_DELAY_SEC,
     TIMER_DELIVER_MS,
@@ -162,4 +163,6 @@ def schedule(record: PutRecord, max_level: int, now_ms: int, *, timers: bool = T
         raise TimerError("accurate timer message is not enabled, timerWheelEnable is false")
     if due is not None and due > now_ms:
         return to_timer(record, due)
+    if TIMER_DEL_UNIQKEY in record.properties:
+        raise TimerError("recall marker past its due time: the message was delivered")
     return record

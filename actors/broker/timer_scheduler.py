@@ -17,9 +17,10 @@ Durability point and guarantees: a message is put back into its real topic only 
 (at-least-once: a crash between the two re-delivers).
 
 Recall (RocketMQ 5's ``recallMessage``): a timer message carrying ``TIMER_DEL_UNIQKEY`` (a
-marker, due when its message is) cancels the pending message of that UNIQ_KEY: neither is put
-back. Both are records of the timer topic, so a restart re-reads the marker with the message
-and the recall holds. A marker stored after its message was put back recalls nothing.
+marker, due when its message is) cancels the pending message of that UNIQ_KEY in its topic:
+neither is put back. Both are records of the timer topic, so a restart re-reads the marker
+with the message and the recall holds. A marker arriving once its due time passed is refused
+(``actors.broker.delay.schedule``): it would recall nothing, and must not reach consumers.
 """
 
 from __future__ import annotations
@@ -39,7 +40,12 @@ from actors.broker.delay import TIMER_OUT_MS, TIMER_TOPIC, from_timer
 from actors.broker.scheduler import STORED
 from actors.broker.store_results import GetStatus
 from runtime.actor import GeventActor
-from runtime.remoting.properties import TIMER_DEL_UNIQKEY, UNIQ_KEY, decode_properties
+from runtime.remoting.properties import (
+    REAL_TOPIC,
+    TIMER_DEL_UNIQKEY,
+    UNIQ_KEY,
+    decode_properties,
+)
 from runtime.store.background import BackgroundWriter
 from runtime.store.configfile import read_json
 from runtime.store.record import decode_record
@@ -63,6 +69,11 @@ class TimerProgress(msgspec.Struct, rename="camel"):
     delivered: list[int] = []
 
 
+def _recall_key(props: dict[str, str], id_key: str) -> tuple[str, str]:
+    """(the real topic, the id under ``id_key``) of a timer record's properties."""
+    return props.get(REAL_TOPIC, ""), props.get(id_key, "")
+
+
 class TimerScheduler(GeventActor):
     """Puts timer messages back into their topics when due. See the module docstring."""
 
@@ -74,8 +85,9 @@ class TimerScheduler(GeventActor):
         self._watermark = 0
         self._delivered: set[int] = set()
         self._heap: list[tuple[int, int, int]] = []
-        self._cancelled: set[str] = set()
-        """UNIQ_KEYs of pending messages a recall marker cancelled (until the marker is due)."""
+        self._cancelled: set[tuple[str, str]] = set()
+        """(topic, UNIQ_KEY) of pending messages a recall marker cancelled (until the marker
+        is due): a marker recalls a message of its own topic only."""
         self._wake = gevent.event.Event()
         self._dirty = False
         self._running = True
@@ -127,14 +139,13 @@ class TimerScheduler(GeventActor):
         """A due record that is a recall marker (done with: its message is due too, and came
         first, having the lower offset), or a message one cancelled: neither is put back."""
         props = decode_properties(stored.properties)
-        marker = props.get(TIMER_DEL_UNIQKEY)
-        if marker is not None:
-            self._cancelled.discard(marker)
+        if TIMER_DEL_UNIQKEY in props:
+            self._cancelled.discard(_recall_key(props, TIMER_DEL_UNIQKEY))
             return True
-        uniq = props.get(UNIQ_KEY)
-        if uniq is not None and uniq in self._cancelled:
-            self._cancelled.discard(uniq)
-            logger.info("timer: {} recalled before it was due", uniq)
+        key = _recall_key(props, UNIQ_KEY)
+        if key in self._cancelled:
+            self._cancelled.discard(key)
+            logger.info("timer: {} of {} recalled before it was due", key[1], key[0])
             return True
         return False
 
@@ -163,7 +174,7 @@ class TimerScheduler(GeventActor):
                         stored = decode_record(raw)
                         props = decode_properties(stored.properties)
                         if TIMER_DEL_UNIQKEY in props:  # a recall: cancels that message
-                            self._cancelled.add(props[TIMER_DEL_UNIQKEY])
+                            self._cancelled.add(_recall_key(props, TIMER_DEL_UNIQKEY))
                         due = int(props.get(TIMER_OUT_MS, "0"))
                         heapq.heappush(self._heap, (due, queue_offset, stored.physical_offset))
                         self._wake.set()

@@ -44,6 +44,8 @@ from actors.client.message import MessageExt
 from actors.client.pull_consumer import PullConsumer
 from runtime.remoting import properties as P
 
+BURY_BATCH = 32
+"""Dead-letter sends one sweep makes for a group at most."""
 RECHECK_S = 1.0
 """A waiting receive looks at its topic's due deliveries at least this often."""
 MAX_RENEW_S = 3 * 3600.0
@@ -113,6 +115,8 @@ class PopGroup:
         self.expressions: dict[str, tuple[str, str | None]] = {}
         """Topic -> (tag expression, SQL or None) subscribed; the consumer runs once one is."""
         self._subscribing = threading.Lock()
+        self._bury: deque[Delivery] = deque()
+        """Deliveries out of attempts, for the sweep to dead-letter (under the lock)."""
         self.broken = False
         """Its consumer failed to start (e.g. a SQL92 filter brokers refuse): the service
         makes the group anew at its next use."""
@@ -161,7 +165,7 @@ class PopGroup:
         self.last_used = until
         while True:
             with self._lock:
-                dead = self._due(topic, max_messages - len(out), invisible_ms, out, holder)
+                self._due(topic, max_messages - len(out), invisible_ms, out, holder)
                 ready = self._ready.get(topic)
                 while ready and len(out) < max_messages:
                     self._first(ready.popleft(), topic, invisible_ms, out, holder)
@@ -173,7 +177,6 @@ class PopGroup:
                 # ... and look again every second: a delivery made visible sooner meanwhile
                 # (a nack: ChangeInvisibleDuration) does not wake a poll
                 wait = min(wait, RECHECK_S)
-            self._dead_letter_all(dead)
             if len(out) >= max_messages:
                 return out
             polled = self.consumer.poll(timeout=wait, max_messages=max_messages - len(out))
@@ -183,12 +186,11 @@ class PopGroup:
                         self._first(msg, topic, invisible_ms, out, holder)
                     else:
                         self._ready.setdefault(msg.topic, deque()).append(msg)
-                done = bool(out) or (not polled and self.clock() >= until)
-                dead = []
+                # the wait is over whatever else came (other topics' messages keep arriving)
+                done = bool(out) or self.clock() >= until
                 if done and not out:
-                    dead = self._due(topic, max_messages, invisible_ms, out, holder)
+                    self._due(topic, max_messages, invisible_ms, out, holder)
             if done:
-                self._dead_letter_all(dead)
                 return out
 
     def _first(
@@ -263,11 +265,10 @@ class PopGroup:
         invisible_ms: int,
         out: list[Delivery],
         holder: str | None = None,
-    ) -> list[Delivery]:
+    ) -> None:
         """Deliveries of ``topic`` whose invisible duration passed: handed out again into
-        ``out`` (up to ``limit``); returned: those past ``max_attempts``, for the caller to
-        dead-letter once it let go of the lock. Under the lock."""
-        dead: list[Delivery] = []
+        ``out`` (up to ``limit``); those past ``max_attempts`` go to ``_bury`` (the sweep
+        dead-letters them: a receive never waits on those sends). Under the lock."""
         added = 0
         now = self.clock()
         heap = self._deadlines.get(topic) or []
@@ -280,18 +281,17 @@ class PopGroup:
                 continue
             del self.in_flight[delivery.handle]
             if delivery.attempt >= self.max_attempts:
-                dead.append(delivery)
+                self._bury.append(delivery)
                 continue
             again = self._hand_out(delivery.msg, topic, delivery.attempt + 1, invisible_ms, holder)
             out.append(again)
             added += 1
-        return dead
 
     def sweep(self) -> int:
         """Dead-letter the deliveries whose last allowed attempt ran out (RocketMQ's broker
         does this without a receive, so must the proxy: the proxy calls it every second).
-        Returns how many went."""
-        dead: list[Delivery] = []
+        Returns how many went: at most ``BURY_BATCH``, and none more after a send failed (the
+        broker may be down: the next sweep tries again)."""
         with self._lock:
             now = self.clock()
             for heap in self._deadlines.values():
@@ -305,12 +305,13 @@ class PopGroup:
                         continue
                     if delivery.attempt >= self.max_attempts:
                         del self.in_flight[delivery.handle]
-                        dead.append(delivery)
+                        self._bury.append(delivery)
                     else:
                         kept.append(entry)  # due for its next receive
                 for entry in kept:
                     heapq.heappush(heap, entry)
-        return self._dead_letter_all(dead)
+            batch = [self._bury.popleft() for _ in range(min(BURY_BATCH, len(self._bury)))]
+        return self._dead_letter_all(batch)
 
     # -- acknowledging ---------------------------------------------------------------------------
 
@@ -344,21 +345,43 @@ class PopGroup:
         return self._to_dead_letters(delivery)
 
     def _dead_letter_all(self, deliveries: list[Delivery]) -> int:
-        return sum(self._to_dead_letters(delivery) for delivery in deliveries)
+        """Send each to the DLQ; after a failure, the rest go back to wait for the next
+        sweep (so do they if anything unexpected is raised)."""
+        done = 0
+        for index, delivery in enumerate(deliveries):
+            ok = False
+            try:
+                ok = self._to_dead_letters(delivery)
+            finally:
+                if not ok:
+                    with self._lock:
+                        for later in deliveries[index + 1 :]:
+                            self._keep(later)
+            if not ok:
+                break
+            done += 1
+        return done
+
+    def _keep(self, delivery: Delivery) -> None:
+        """Back in flight, due in a second (its queue's committed offset stays before it
+        meanwhile). Under the lock."""
+        delivery.deadline = self.clock() + 1.0
+        self.in_flight[delivery.handle] = delivery
+        self._schedule(delivery)
 
     def _to_dead_letters(self, delivery: Delivery) -> bool:
         """Out of the lock (a network call)."""
         try:
             self.consumer.send_to_dead_letter_queue(delivery.msg)
-        except ClientError as exc:
-            # kept in flight, due again in a second: tried again at a later receive (its
-            # queue's committed offset stays before it meanwhile)
+        except Exception as exc:  # a ClientError, or anything: the delivery must not be lost
             logger.warning("proxy: {} to the dead-letter queue failed: {}", delivery.msg, exc)
             with self._lock:
-                delivery.deadline = self.clock() + 1.0
-                self.in_flight[delivery.handle] = delivery
-                self._schedule(delivery)
+                self._keep(delivery)
             return False
+        except BaseException:  # the thread is stopping: kept all the same
+            with self._lock:
+                self._keep(delivery)
+            raise
         logger.info(
             "proxy: {} dead-lettered for {} after {} deliveries",
             delivery.msg,

@@ -69,20 +69,30 @@ def receive_message(service: ProxyService, request: Any, context: Any) -> Iterat
     if not deliveries:
         yield status(M.ReceiveMessageResponse(), Code.MESSAGE_NOT_FOUND, "no new message")
         return
-    yield status(M.ReceiveMessageResponse(), Code.OK)
-    topic_resource = request.message_queue.topic
-    for delivery in deliveries:
-        message = incoming(
-            delivery.msg,
-            topic_resource,
-            receipt_handle=delivery.handle,
-            attempt=delivery.attempt,
-            invisible_ms=invisible_ms,
-        )
-        yield M.ReceiveMessageResponse(message=message)
-    stamp = M.ReceiveMessageResponse()
-    now_stamp(stamp.delivery_timestamp)
-    yield stamp
+    written = 0
+    try:
+        if not context.is_active():
+            return  # the client gave up (deadline, cancel) while the receive waited
+        yield status(M.ReceiveMessageResponse(), Code.OK)
+        topic_resource = request.message_queue.topic
+        for delivery in deliveries:
+            message = incoming(
+                delivery.msg,
+                topic_resource,
+                receipt_handle=delivery.handle,
+                attempt=delivery.attempt,
+                invisible_ms=invisible_ms,
+            )
+            yield M.ReceiveMessageResponse(message=message)
+            written += 1
+        stamp = M.ReceiveMessageResponse()
+        now_stamp(stamp.delivery_timestamp)
+        yield stamp
+    finally:
+        # what never went out is visible again at once, not after its invisible duration
+        # (or, auto-renewed, hours later), as RocketMQ's proxy nacks what it could not write
+        for delivery in deliveries[written:]:
+            pop.change_invisible(delivery.handle, 0)
 
 
 def ack_message(service: ProxyService, request: Any, context: Any) -> Any:

@@ -42,6 +42,10 @@ MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 would refuse the largest message the broker stores)."""
 
 _ERRORS = (Exception, gevent.Timeout, gevent.GreenletExit)
+KEEPALIVE_MS = 60_000
+"""The proxy pings a connection idle this long; one that does not answer within
+``KEEPALIVE_TIMEOUT_MS`` is closed (and its calls cancelled)."""
+KEEPALIVE_TIMEOUT_MS = 20_000
 
 
 class Guard:
@@ -251,6 +255,12 @@ class ProxyServer:
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.so_reuseport", 0),
+                # a client gone without a word (a half-open connection) frees its telemetry
+                # stream's worker within a minute or two, not hours
+                ("grpc.keepalive_time_ms", KEEPALIVE_MS),
+                ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.http2.max_pings_without_data", 0),
             ],
         )
         self.server.add_generic_rpc_handlers(

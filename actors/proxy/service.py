@@ -186,7 +186,8 @@ class ProxyService:
         brokers' config of the group says: FIFO with ``consumeMessageOrderly``, its
         ``retryMaxTimes`` + 1 deliveries (unless the proxy's ``max_attempts`` says for all)."""
         fifo, retries = (False, None)
-        if name not in self.groups:
+        existing = self.groups.get(name)
+        if existing is None or existing.broken:
             fifo, retries = self._config(name)  # a network call: unlocked
         attempts = self.settings.max_attempts or (retries + 1 if retries is not None else 17)
         with self._lock:

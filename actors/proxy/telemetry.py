@@ -109,12 +109,13 @@ class Telemetry:
             stream.outbox.put(None)
 
     def push(self, topic: str, command: Any) -> bool:
-        """Write ``command`` on the stream of one producer publishing ``topic`` (any producer
-        when none names it); False when there is none."""
-        producers = [s for s in self.streams.values() if s.client_type == ClientType.PRODUCER]
-        chosen = next((s for s in producers if topic in s.topics), None)
-        if chosen is None and producers:
-            chosen = producers[0]
+        """Write ``command`` on the stream of one producer publishing ``topic``; False when
+        there is none (an unrelated application's producer is never asked)."""
+        streams = list(self.streams.values())  # other threads open and close streams
+        chosen = next(
+            (s for s in streams if s.client_type == ClientType.PRODUCER and topic in s.topics),
+            None,
+        )
         if chosen is None:
             return False
         chosen.outbox.put(command)

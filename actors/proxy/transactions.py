@@ -9,7 +9,8 @@ client ends it on the broker (``TransactionProducer.end_transaction``).
 A half message left open (the client died, or its EndTransaction went to another proxy or was
 lost) is checked back by the broker on the proxy's producer connection: the proxy writes a
 RecoverOrphanedTransactionCommand on the telemetry stream of a producer publishing the topic
-and waits up to ``CHECK_WAIT_S`` for that client's EndTransaction (source SERVER_CHECK), which
+(never another application's) and waits up to ``CHECK_WAIT_S`` for that client's
+EndTransaction (source SERVER_CHECK), which
 becomes the check's answer; with no answer (or no producer online) the check answers UNKNOW and
 the broker asks again later (``transactionCheckInterval``, up to ``transactionCheckMax``).
 """
@@ -78,10 +79,14 @@ class ProxyTransactions:
             return Code.BAD_REQUEST, "resolution must be COMMIT or ROLLBACK"
         msg_id = request.message_id
         waiter = self.waiting.pop(msg_id, None)
-        if waiter is not None:  # a check-back asked: the answer goes back on its connection
-            waiter.set_result(state)
-            self.open.pop(msg_id, None)
-            return Code.OK, ""
+        if waiter is not None:
+            try:  # a check-back asked and still waits: the answer goes back on its connection
+                waiter.set_result(state)
+            except concurrent.futures.InvalidStateError:
+                pass  # it gave up (answered UNKNOW) just now: end it here, as for a client's
+            else:
+                self.open.pop(msg_id, None)
+                return Code.OK, ""
         result = self.open.pop(msg_id, None)
         if result is None:
             return Code.INVALID_TRANSACTION_ID, f"no open transaction {msg_id} on this proxy"
@@ -105,6 +110,8 @@ class ProxyTransactions:
                 return LocalTransactionState.UNKNOW
             return waiter.result(timeout=CHECK_WAIT_S)
         except concurrent.futures.TimeoutError:
+            if not waiter.cancel():  # the answer came as the wait ended
+                return waiter.result()
             logger.info("proxy: transaction {}: no answer to the check in time", msg_id)
             return LocalTransactionState.UNKNOW
         finally:

@@ -8,8 +8,17 @@ import time
 
 import pytest
 
-from actors.client import Admin, ConsumeFrom, Message, Producer, PullConsumer
+from actors.client import (
+    Admin,
+    BrokerError,
+    ConsumeFrom,
+    Message,
+    MessageQueue,
+    Producer,
+    PullConsumer,
+)
 from actors.client.recall import recall_timer
+from runtime.remoting.codes import ResponseCode
 from tests.client_support import wait_until
 from tests.harness import RuntimeProcess
 
@@ -52,3 +61,25 @@ def test_a_recalled_timer_message_is_never_delivered_even_after_a_restart(
         got = _read(namesrv, "recall-reader", time.time() + 3)
         assert got == [b"keep"]
         assert keep.msg_id != drop.msg_id
+
+
+def test_a_recall_names_its_topic_and_comes_before_the_due_time(tmp_path: pathlib.Path) -> None:
+    args = ["--ephemeral-ports", "--data-dir", str(tmp_path / "data")]
+    with RuntimeProcess(args) as node:
+        namesrv = node.wait_ready()["namesrv"]
+        with Admin(namesrv) as admin:
+            admin.create_topic(TOPIC, queues=1)
+            admin.create_topic("OtherOrders", queues=1)
+        due = int(time.time() * 1000) + 3000
+        with Producer("recall-producer", namesrv) as producer:
+            sent = producer.send(Message(TOPIC, b"stays", deliver_at_ms=due))
+            # Given a marker naming the message's id, sent on another topic
+            other = MessageQueue(topic="OtherOrders", broker_name="broker-a", queue_id=0)
+            recall_timer(producer, other, sent.msg_id, due)
+            # And a marker too late (its due time passed): refused, nothing stored
+            with pytest.raises(BrokerError) as late:
+                recall_timer(producer, sent.queue, sent.msg_id, due - 10_000)
+            assert late.value.code == ResponseCode.MESSAGE_ILLEGAL
+        # Then the message is delivered all the same
+        wait_until(lambda: time.time() * 1000 > due, timeout=10, what="due")
+        assert _read(namesrv, "recall-reader-2", time.time() + 3) == [b"stays"]

@@ -220,7 +220,7 @@ def test_messages_polled_for_another_topic_wait_for_that_topics_receive() -> Non
     assert consumer.timeouts[polls:] == [0.0]
 
 
-def test_an_expired_last_attempt_is_dead_lettered_by_receive() -> None:
+def test_an_expired_last_attempt_met_by_a_receive_is_left_to_the_sweep() -> None:
     pop, consumer, clock = _group(max_attempts=2)
     consumer.queued.append(_msg(0))
     (first,) = pop.receive("T", 1, 1_000, wait_s=0)
@@ -229,10 +229,12 @@ def test_an_expired_last_attempt_is_dead_lettered_by_receive() -> None:
     assert second.attempt == 2
     assert consumer.dead == []
     clock.advance(1)
+    # a receive neither hands it out again nor waits on a dead-letter send
     assert pop.receive("T", 1, 1_000, wait_s=0) == []
+    assert consumer.dead == [] and pop.in_flight == {}
+    assert pop.sweep() == 1
     assert consumer.dead == [first.msg]
     assert consumer.acked == [first.msg]
-    assert pop.in_flight == {}
 
 
 def test_sweep_dead_letters_expired_last_attempts_only() -> None:
@@ -272,7 +274,8 @@ def test_a_failing_dead_letter_send_keeps_the_delivery_and_is_tried_again() -> N
     assert delivery.handle in pop.in_flight
     assert pop.sweep() == 0  # due again only a second later: not tried at once
     clock.advance(1)
-    assert pop.receive("T", 1, 1_000, wait_s=0) == []  # receive's due path tries: fails too
+    assert pop.receive("T", 1, 1_000, wait_s=0) == []  # not handed out again either
+    assert pop.sweep() == 0  # tried again: fails again
     assert delivery.handle in pop.in_flight
     consumer.dlq_fails = False
     clock.advance(1)
@@ -306,3 +309,33 @@ def test_another_topics_due_delivery_does_not_make_a_receive_spin() -> None:
     got: list[Any] = pop.receive("B", 1, 1_000, wait_s=5)
     assert got == []
     assert len(consumer.timeouts) <= 6  # one per RECHECK_S, no spinning at 0
+
+
+def test_a_failed_dead_letter_send_stops_the_sweeps_batch_and_keeps_the_rest() -> None:
+    pop, consumer, clock = _group(max_attempts=1)
+    consumer.queued.extend([_msg(0), _msg(1), _msg(2)])
+    got = pop.receive("T", 3, 1_000, wait_s=0)
+    clock.advance(1)
+    consumer.dlq_fails = True
+    # When the first send fails, the others are not tried (the broker may be down)
+    assert pop.sweep() == 0
+    assert set(pop.in_flight) == {d.handle for d in got}
+    # Then the next sweeps, once sends work, take all three
+    consumer.dlq_fails = False
+    clock.advance(1)
+    assert pop.sweep() == 3
+    assert sorted(m.queue_offset for m in consumer.dead) == [0, 1, 2]
+
+
+def test_a_receive_ends_at_its_wait_though_other_topics_keep_arriving() -> None:
+    pop, consumer, clock = _group()
+
+    def poll(timeout: float, max_messages: int) -> list[MessageExt]:
+        clock.advance(timeout)
+        return [_msg(len(consumer.timeouts), "U")]  # another topic's message, every time
+
+    consumer.poll = poll  # type: ignore[method-assign]
+    consumer.timeouts.append(0)
+    start = clock.now
+    assert pop.receive("T", 1, 1_000, wait_s=2) == []
+    assert clock.now - start <= 2 + 1  # the wait, and at most one recheck slice more
