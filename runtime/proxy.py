@@ -164,6 +164,7 @@ class ProxyRole:
             namesrv, (advertise or host, port), ProxySettings(**settings), **client_options
         )
         self.service.advertise_always = advertise is not None
+        self.service.telemetry_streams.auth = auth
         stats = CallStats() if metrics_port is not None else None
         guard = Guard(auth, stats)
         self.server = ProxyServer(self.service, host, port, credentials=credentials, guard=guard)

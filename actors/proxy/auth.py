@@ -9,8 +9,9 @@ secret and what the call needs against the account's permissions, the broker's r
 - SendMessage, EndTransaction, RecallMessage: PUB on the topic;
 - ReceiveMessage, AckMessage, ChangeInvisibleDuration, ForwardMessageToDeadLetterQueue,
   QueryAssignment: SUB on the topic and on the group (kept as ``%RETRY%<group>``, as RocketMQ);
-- Heartbeat: SUB on its group; QueryRoute, Telemetry, NotifyClientTermination: a valid
-  signature only.
+- Heartbeat: SUB on its group; QueryRoute, NotifyClientTermination: a valid signature only;
+  Telemetry: a valid signature to open the stream, and a consumer's Settings SUB on its group
+  and topics (the proxy joins the group for it: ``subscription_refusal``).
 
 A refusal is UNAUTHORIZED (no or unknown key, bad signature) or FORBIDDEN (a valid account
 without the permission). The proxy's own requests to the brokers are signed with its own
@@ -74,6 +75,25 @@ def peer_host(peer: str) -> str:
 class ProxyAuth:
     def __init__(self, acl_file: str | os.PathLike[str]) -> None:
         self.validator = PlainAccessValidator(acl_file)
+
+    def subscription_refusal(self, settings: Any, context: Any) -> tuple[int, str] | None:
+        """A consumer's Settings on its telemetry stream (whose signature was checked when
+        the stream opened): the proxy joins the group and pulls its topics only with SUB on
+        them, as a receive would need."""
+        if not settings.HasField("subscription"):
+            return None
+        subscription = settings.subscription
+        wanted = {resource_name(e.topic): SUB for e in subscription.subscriptions}
+        wanted[RETRY_PREFIX + resource_name(subscription.group)] = SUB
+        metadata = {k: str(v) for k, v in context.invocation_metadata() or ()}
+        access_key, _ = _credential(metadata)
+        reason = self.validator.current().authorize(
+            access_key, peer_host(context.peer() or ""), lambda _secret: True, lambda: wanted
+        )
+        if reason is None:
+            return None
+        code = Code.FORBIDDEN if reason.startswith(NO_PERMISSION) else Code.UNAUTHORIZED
+        return code, reason
 
     def refusal(self, method: str, request: Any, context: Any) -> tuple[int, str] | None:
         """None when the call may go on, else (code, reason)."""

@@ -363,7 +363,7 @@ class ProxyService:
     def telemetry(self, commands: Iterator[Any], context: Any) -> Iterator[Any]:
         """Answer each Settings the client writes, and carry the proxy's own commands
         (``actors.proxy.telemetry``); open until the client ends the stream."""
-        return self.telemetry_streams.serve(commands, client_id(context))
+        return self.telemetry_streams.serve(commands, client_id(context), context)
 
     def _apply(self, who: str, given: Any) -> tuple[bool, int]:
         """A client's Settings: its group subscribed as it says. Whether the group is FIFO,

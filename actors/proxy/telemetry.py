@@ -36,10 +36,12 @@ consumes in order (FIFO) and its deliveries before the DLQ; may raise ClientErro
 class Stream:
     """One open telemetry stream: its client, what it publishes, its outbox."""
 
-    __slots__ = ("client_id", "client_type", "outbox", "repeated", "topics")
+    __slots__ = ("client_id", "client_type", "context", "outbox", "repeated", "topics")
 
     def __init__(self, client_id: str) -> None:
         self.client_id = client_id
+        self.context: Any = None
+        """The gRPC call's context (its metadata: the ACL's access key)."""
         self.repeated = False
         self.client_type = 0
         self.topics: frozenset[str] = frozenset()
@@ -53,11 +55,14 @@ class Telemetry:
         self.error = error
         """(ClientError) -> a TelemetryCommand answering a Settings that could not be applied."""
         self.streams: dict[int, Stream] = {}
+        self.auth: Any = None
+        """The proxy's ``ProxyAuth`` when it enforces the ACL (set by ``runtime.proxy``)."""
         self._ids = itertools.count(1)
 
-    def serve(self, commands: Iterator[Any], client_id: str) -> Iterator[Any]:
+    def serve(self, commands: Iterator[Any], client_id: str, context: Any = None) -> Iterator[Any]:
         """The response stream of one Telemetry call."""
         stream = Stream(client_id)
+        stream.context = context
         key = next(self._ids)
         self.streams[key] = stream
         reader = threading.Thread(
@@ -86,6 +91,14 @@ class Telemetry:
                 stream.client_type = given.client_type
                 if given.HasField("publishing"):
                     stream.topics = frozenset(resource_name(t) for t in given.publishing.topics)
+                refused = None
+                if self.auth is not None and stream.context is not None:
+                    refused = self.auth.subscription_refusal(given, stream.context)
+                if refused is not None:
+                    failed = M.TelemetryCommand()
+                    failed.status.code, failed.status.message = refused
+                    stream.outbox.put(failed)
+                    continue
                 try:
                     fifo, attempts = self.apply(stream.client_id, given)
                 except ClientError as exc:

@@ -137,3 +137,31 @@ def test_a_receive_needs_sub_on_the_topic(proxy: str) -> None:
     # When it receives from Forbidden, Then FORBIDDEN; from Allowed, it is served (nothing yet)
     assert [i.status.code for i in receive("Forbidden")] == [Code.FORBIDDEN]
     assert [i.status.code for i in receive("Allowed")] == [Code.MESSAGE_NOT_FOUND]
+
+
+def test_a_consumers_settings_need_sub_on_its_topics(proxy: str) -> None:
+    # Given the app account's settings for a group on a topic it may not read
+    app = _signed("app-account", "app-secret")
+
+    def settings_answer(topic: str) -> Any:
+        command = M.TelemetryCommand()
+        command.settings.client_type = 3  # SIMPLE_CONSUMER
+        command.settings.subscription.group.name = "acl-group"
+        entry = command.settings.subscription.subscriptions.add()
+        entry.topic.name, entry.expression.expression = topic, "*"
+        with grpc.insecure_channel(proxy) as channel:
+            call = channel.stream_stream(
+                f"/{SERVICE}/Telemetry",
+                request_serializer=M.TelemetryCommand.SerializeToString,
+                response_deserializer=M.TelemetryCommand.FromString,
+            )
+            answers = call(iter([command]), timeout=10, metadata=app)
+            first = next(answers)
+            answers.cancel()
+            return first
+
+    # When it writes them on its telemetry stream, Then FORBIDDEN (the proxy joins nothing)
+    refused = settings_answer("Forbidden")
+    assert refused.status.code == Code.FORBIDDEN and "topic:Forbidden" in refused.status.message
+    # And for a topic it may read, the settings are answered
+    assert settings_answer("Allowed").status.code == Code.OK
