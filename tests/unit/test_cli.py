@@ -123,6 +123,7 @@ def test_a_broker_without_namesrv_addr_reads_the_environment_as_rocketmqs_does(
         (["--tls-config", "proxy.properties", "broker", "-c", "proxy"], "broker"),
         ([], None),
         (["cluster", "--proxy"], "cluster"),
+        (["--data-dir", "proxy", "cluster", "--proxy"], "cluster"),  # a value, not a command
     ],
 )
 def test_the_entry_point_finds_the_command_it_patches_for(
