@@ -19,6 +19,7 @@ from actors.proxy.proto import Code, M, MessageType
 from actors.proxy.server import SERVICE
 from tests.client_support import wait_until
 from tests.harness import RuntimeProcess
+from tests.profiles import one_broker
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -34,20 +35,6 @@ accounts:
     topicPerms:
       - Allowed=PUB|SUB
 """
-PROFILE = """\
-[[namesrv]]
-listenPort = 9876
-[[broker]]
-brokerClusterName = "DefaultCluster"
-brokerName = "broker-a"
-brokerId = 0
-brokerRole = "ASYNC_MASTER"
-flushDiskType = "ASYNC_FLUSH"
-listenPort = 10911
-haListenPort = 10912
-aclEnable = true
-aclFile = "{acl}"
-"""
 
 
 @pytest.fixture
@@ -55,7 +42,7 @@ def proxy(tmp_path: pathlib.Path) -> Iterator[str]:
     acl = tmp_path / "plain_acl.yml"
     acl.write_text(ACL)
     profile = tmp_path / "acl.toml"
-    profile.write_text(PROFILE.format(acl=acl))
+    profile.write_text(one_broker({"aclEnable": True, "aclFile": str(acl)}))
     args = ["cluster", "--profile", str(profile), "--ephemeral-ports"]
     with RuntimeProcess([*args, "--data-dir", str(tmp_path / "data")]) as cluster:
         namesrv = cluster.wait_ready(timeout=30)["namesrv"]
