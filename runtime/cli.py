@@ -19,7 +19,7 @@ from runtime import heap, logs, tls
 from runtime.errors import ActorMQError, ConfigError
 from runtime.fdlimit import raise_open_files_limit
 from runtime.proxy import DEFAULT_PORT as DEFAULT_PROXY_PORT
-from runtime.proxy import ProxyRole, acl_of, add_proxy_options, metrics_port_of, settings_from
+from runtime.proxy import ProxyRole, add_proxy_options
 
 if TYPE_CHECKING:
     from runtime.node import Node
@@ -306,16 +306,7 @@ def _start_proxy(node: Node, args: argparse.Namespace) -> None:
     host = address.rsplit(":", 1)[0].strip("[]")
     port = 0 if node.ephemeral_ports else args.proxy_port
     try:
-        role = ProxyRole(
-            address,
-            host,
-            port,
-            settings_from(args),
-            args.proxy_advertise,
-            args.tls_config,
-            acl_of(args),
-            metrics_port_of(args),
-        )
+        role = ProxyRole.from_args(address, host, port, args)
         node.addresses["proxy"] = role.start()
         if role.metrics_address:
             node.addresses["proxy-metrics"] = role.metrics_address

@@ -176,6 +176,20 @@ class ProxyRole:
                 raise ConfigError("proxy", "--metrics-port", str(exc)) from None
         self.metrics_address: str | None = None
 
+    @classmethod
+    def from_args(cls, namesrv: str, host: str, port: int, args: argparse.Namespace) -> ProxyRole:
+        """The role as the command line's proxy options (``add_proxy_options``) say."""
+        return cls(
+            namesrv,
+            host,
+            port,
+            settings_from(args),
+            args.proxy_advertise,
+            args.tls_config,
+            acl_of(args),
+            metrics_port_of(args),
+        )
+
     def start(self) -> str:
         try:
             port = self.server.start()
@@ -215,16 +229,7 @@ def run(args: argparse.Namespace) -> int:
         namesrv = _namesrv_from_env()
     port = 0 if args.ephemeral_ports else args.listen_port
     try:
-        role = ProxyRole(
-            namesrv,
-            args.listen_host,
-            port,
-            settings_from(args),
-            args.proxy_advertise,
-            args.tls_config,
-            acl_of(args),
-            metrics_port_of(args),
-        )
+        role = ProxyRole.from_args(namesrv, args.listen_host, port, args)
         address = role.start()
     except ActorMQError as exc:
         logger.error("{}", exc)
