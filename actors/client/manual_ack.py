@@ -42,6 +42,14 @@ class Unacked:
             for offset in offsets:
                 self._held[(topic, broker, qid, offset)] = (puller, generation)
 
+    def held_by_live_puller(self, msg: MessageExt, wire_topic: str) -> bool:
+        """Whether ``msg`` is held and the puller that pulled it still runs: False once its
+        queue moved to another member (that puller stopped) or it was acked."""
+        key = (wire_topic, msg.broker_name, msg.queue_id, msg.queue_offset)
+        with self._lock:
+            found = self._held.get(key)
+        return found is not None and found[0].is_alive()
+
     def take(
         self, msgs: Iterable[MessageExt], wire_topic: Any
     ) -> tuple[dict[tuple[pykka.ActorRef[Any], int], Consumed], int]:

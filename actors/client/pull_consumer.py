@@ -15,10 +15,9 @@ consumed: their offsets are what ``commit`` writes (and what auto-commit writes 
 ``commit_interval`` and on each pull). ``auto_commit=False`` turns those two off; as in
 RocketMQ, a queue that moves to another member and ``shutdown`` still write what was polled.
 
-With ``manual_ack=True`` a polled message counts as consumed only once ``ack``ed: until then
-the offset written for its queue (by auto-commit, ``commit``, a rebalance or ``shutdown``)
-stays at it, and its queue's pulling pauses when it holds the queue back by more than
-``max_span`` offsets (``actors.client.manual_ack``; actormq's gRPC proxy consumes this way).
+With ``manual_ack=True`` a polled message counts as consumed once ``ack``ed: until then the
+offset written for its queue stays at it, and its queue's pulling pauses past ``max_span``
+offsets (``actors.client.manual_ack``; actormq's gRPC proxy consumes this way).
 """
 
 from __future__ import annotations
@@ -257,9 +256,8 @@ class PullConsumer(ConsumerBase, ConsumerTrace):
         return out
 
     def ack(self, msgs: Sequence[MessageExt]) -> int:
-        """Acknowledge polled messages (``manual_ack=True``): their queues' offsets may now
-        move past them. Returns how many were held (an ack twice, or of a message not polled
-        here, counts none)."""
+        """Acknowledge polled messages (``manual_ack=True``): their queues' offsets may move
+        past them. How many were held (an ack twice, or of one not polled here, counts none)."""
         hub = self._running_hub("ack")
         if self.unacked is None:
             raise ClientError("ack: this consumer was not made with manual_ack=True")
@@ -270,6 +268,13 @@ class PullConsumer(ConsumerBase, ConsumerTrace):
                 hub.post(_tell, puller, done)
         self._wake_waiting(hub)
         return len(msgs) - unknown
+
+    def still_owned(self, msg: MessageExt) -> bool:
+        """(``manual_ack``) A polled, unacked message's queue is still this consumer's (not
+        given to another member since, which reads it again: an ack here would be ignored)."""
+        if self.unacked is None:
+            raise ClientError("still_owned: this consumer was not made with manual_ack=True")
+        return self.unacked.held_by_live_puller(msg, wire_name(self.namespace, msg.topic))
 
     def _wake_waiting(self, hub: ClientHub) -> None:
         """Tell the pullers that waited for room in the buffer (``max_cached_messages_total``)

@@ -202,7 +202,10 @@ class PopGroup:
         holder: str | None = None,
     ) -> None:
         """A message's first delivery, into ``out``; in a FIFO group, held instead while its
-        message group has one out. Under the lock."""
+        message group has one out; dropped if its queue is another proxy's now. Under the
+        lock."""
+        if not self.consumer.still_owned(msg):
+            return  # rebalanced away: its new owner reads it again from the committed offset
         if self.fifo:
             key = msg.all_properties.get(P.SHARDING_KEY)
             if key:
@@ -280,6 +283,9 @@ class PopGroup:
             if self._renewed(delivery, now):
                 continue
             del self.in_flight[delivery.handle]
+            if not self.consumer.still_owned(delivery.msg):
+                self._release(delivery)  # rebalanced away: its new owner hands it out
+                continue
             if delivery.attempt >= self.max_attempts:
                 self._bury.append(delivery)
                 continue
@@ -310,8 +316,14 @@ class PopGroup:
                         kept.append(entry)  # due for its next receive
                 for entry in kept:
                     heapq.heappush(heap, entry)
+            for delivery in [d for d in self.in_flight.values() if not self._owned(d)]:
+                del self.in_flight[delivery.handle]  # rebalanced away: an ack would be ignored
+                self._release(delivery)
             batch = [self._bury.popleft() for _ in range(min(BURY_BATCH, len(self._bury)))]
         return self._dead_letter_all(batch)
+
+    def _owned(self, delivery: Delivery) -> bool:
+        return self.consumer.still_owned(delivery.msg)
 
     # -- acknowledging ---------------------------------------------------------------------------
 

@@ -77,3 +77,31 @@ def test_ack_needs_manual_ack(namesrv: str) -> None:
     # When ack is called, Then it is refused
     with consumer, pytest.raises(ClientError, match="manual_ack"):
         consumer.ack([])
+
+
+def test_a_queue_rebalanced_away_is_no_longer_owned(namesrv: str) -> None:
+    # Given a two-queue topic read by one member with manual acks, every message unacked
+    topic = "ManualAckTwoQueues"
+    with Admin(namesrv) as admin:
+        admin.create_topic(topic, queues=2)
+    with Producer("manual-ack-producer-2", namesrv) as producer:
+        for i in range(2):
+            producer.send(
+                Message(topic, f"m{i}".encode()),
+                queue=MessageQueue(topic=topic, broker_name="broker-a", queue_id=i),
+            )
+    first = PullConsumer("manual-ack-2", namesrv, manual_ack=True, consume_from=ConsumeFrom.FIRST)
+    first.subscribe(topic)
+    with first:
+        msgs = _poll(first, 2)
+        assert all(first.still_owned(m) for m in msgs)
+        # When a second member joins and takes one of the queues
+        second = PullConsumer("manual-ack-2", namesrv, manual_ack=True)
+        second.subscribe(topic)
+        with second:
+            wait_until(
+                lambda: sum(first.still_owned(m) for m in msgs) == 1, timeout=30, what="moved"
+            )
+            # Then only the message of the queue it kept is still its own
+            kept = {m.queue_id for m in msgs if first.still_owned(m)}
+            assert kept == {q.queue_id for q in first.assignment()}

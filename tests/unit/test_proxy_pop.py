@@ -41,6 +41,8 @@ class FakeConsumer:
         self.dead: list[MessageExt] = []
         self.dlq_fails = False
         self.shutdowns = 0
+        self.moved_away: set[int] = set()
+        """Queue ids a rebalance gave to another member."""
 
     def subscribe(self, topic: str, expression: str, sql: str | None = None) -> None:
         self.subscribed.append((topic, expression, sql))
@@ -71,6 +73,9 @@ class FakeConsumer:
 
     def shutdown(self) -> None:
         self.shutdowns += 1
+
+    def still_owned(self, msg: MessageExt) -> bool:
+        return msg.queue_id not in self.moved_away
 
 
 def _msg(offset: int, topic: str = "T") -> MessageExt:
@@ -339,3 +344,25 @@ def test_a_receive_ends_at_its_wait_though_other_topics_keep_arriving() -> None:
     start = clock.now
     assert pop.receive("T", 1, 1_000, wait_s=2) == []
     assert clock.now - start <= 2 + 1  # the wait, and at most one recheck slice more
+
+
+def test_messages_of_a_queue_rebalanced_away_are_no_longer_handed_out() -> None:
+    pop, consumer, clock = _group()
+    consumer.queued.extend([_msg(0), _msg(1)])
+    (out,) = pop.receive("T", 1, 1_000, wait_s=0)  # the other one waits in ready
+    # When the queue goes to another member (the fake's messages are all of queue 0)
+    consumer.moved_away.add(0)
+    # Then the waiting message is not handed out, nor the one out once it is due again
+    assert pop.receive("T", 1, 1_000, wait_s=0) == []
+    clock.advance(2)
+    assert pop.receive("T", 1, 1_000, wait_s=0) == []
+    assert out.handle not in pop.in_flight
+
+
+def test_the_sweep_forgets_deliveries_of_a_queue_rebalanced_away() -> None:
+    pop, consumer, _ = _group()
+    consumer.queued.append(_msg(0))
+    (out,) = pop.receive("T", 1, 60_000, wait_s=0)
+    consumer.moved_away.add(0)
+    pop.sweep()
+    assert pop.in_flight == {} and pop.ack(out.handle) is False
