@@ -30,6 +30,7 @@ from actors.client import (
 from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.properties import decode_properties, encode_properties
+from tests.client_support import wait_until
 from tests.harness import RuntimeProcess
 from tests.integration.test_broker_wire import pull, records
 from tests.wire import WireClient, send_v2
@@ -163,6 +164,16 @@ def test_requests_and_replies_call_the_send_hooks(
             requester.register_send_hook(asked)
             # When a request is answered
             reply = requester.request(Message("Rpc", b"hooked"), timeout=20)
+            # (the reply can reach the requester before its send's answer reaches the
+            # responder, whose hook runs then)
+            wait_until(
+                lambda: any(
+                    isinstance(c.message, Message) and c.message.topic == REPLY_TOPIC
+                    for c in answered.ended
+                ),
+                timeout=10,
+                what="the responder's hook",
+            )
     finally:
         responder.unregister_send_hook(answered)
     # Then the requester's hook saw the request's send, the responder's the reply's
