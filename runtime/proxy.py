@@ -20,6 +20,7 @@ the role refuses to start with a ConfigError saying so.
 from __future__ import annotations
 
 import argparse
+import os
 import pathlib
 import signal
 import sys
@@ -221,8 +222,6 @@ def run(args: argparse.Namespace) -> int:
 
     namesrv = args.namesrv_addr
     if not namesrv:
-        import os
-
         if not os.environ.get(NAMESRV_ENV, "").strip():
             print("error: proxy: --namesrv-addr or $NAMESRV_ADDR is required", file=sys.stderr)
             return 2

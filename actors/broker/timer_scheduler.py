@@ -138,6 +138,8 @@ class TimerScheduler(GeventActor):
     def _recalled(self, stored: Any) -> bool:
         """A due record that is a recall marker (done with: its message is due too, and came
         first, having the lower offset), or a message one cancelled: neither is put back."""
+        if not self._cancelled and TIMER_DEL_UNIQKEY not in stored.properties:
+            return False  # no recall pending: no properties to decode
         props = decode_properties(stored.properties)
         if TIMER_DEL_UNIQKEY in props:
             self._cancelled.discard(_recall_key(props, TIMER_DEL_UNIQKEY))

@@ -14,7 +14,7 @@ switch).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pykka
@@ -51,7 +51,7 @@ class Unacked:
         return found is not None and found[0].is_alive()
 
     def take(
-        self, msgs: Iterable[MessageExt], wire_topic: Any
+        self, msgs: Iterable[MessageExt], wire_topic: Callable[[MessageExt], str]
     ) -> tuple[dict[tuple[pykka.ActorRef[Any], int], Consumed], int]:
         """The ``Consumed`` to tell each (puller, generation) for ``msgs`` (``wire_topic(msg)``
         gives a message's topic as the broker knows it), and how many were not held (acked

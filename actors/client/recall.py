@@ -5,7 +5,8 @@ the timer message was stored in: a timer message due at the same time carrying
 ``TIMER_DEL_UNIQKEY=<msg_id>``. The broker's timer (``actors.broker.timer_scheduler``) then
 puts back neither: the message never reaches consumers. The marker is stored like any timer
 message (so it survives a restart, and a promoted slave honours it); it must reach the broker
-before the message is due, and it recalls nothing once the message was delivered.
+before the message is due: one arriving later is refused (MESSAGE_ILLEGAL), the message having
+been delivered.
 """
 
 from __future__ import annotations

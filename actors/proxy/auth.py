@@ -28,9 +28,11 @@ from typing import Any
 from actors.proxy.convert import resource_name
 from actors.proxy.proto import Code
 from runtime.acl.plain import NO_PERMISSION, PlainAccessValidator
+from runtime.acl.resources import Permission
+from runtime.hostport import host_of
 from runtime.remoting.codes import RETRY_PREFIX
 
-PUB, SUB = 4, 8
+PUB, SUB = int(Permission.PUB), int(Permission.SUB)
 _TOPIC_PUB = {"SendMessage", "EndTransaction", "RecallMessage"}
 _TOPIC_AND_GROUP = {
     "ReceiveMessage",
@@ -67,9 +69,7 @@ def _credential(metadata: dict[str, str]) -> tuple[str | None, str]:
 
 def peer_host(peer: str) -> str:
     """The host of a gRPC peer string (``ipv4:1.2.3.4:5``, ``ipv6:[::1]:5``)."""
-    _, _, address = peer.partition(":")
-    host = address.rpartition(":")[0]
-    return host.strip("[]")
+    return host_of(peer.partition(":")[2])
 
 
 class ProxyAuth:
@@ -85,31 +85,30 @@ class ProxyAuth:
         subscription = settings.subscription
         wanted = {resource_name(e.topic): SUB for e in subscription.subscriptions}
         wanted[RETRY_PREFIX + resource_name(subscription.group)] = SUB
-        metadata = {k: str(v) for k, v in context.invocation_metadata() or ()}
-        access_key, _ = _credential(metadata)
-        reason = self.validator.current().authorize(
-            access_key, peer_host(context.peer() or ""), lambda _secret: True, lambda: wanted
-        )
-        if reason is None:
-            return None
-        code = Code.FORBIDDEN if reason.startswith(NO_PERMISSION) else Code.UNAUTHORIZED
-        return code, reason
+        return self._check(context, wanted, verify=False)
 
     def refusal(self, method: str, request: Any, context: Any) -> tuple[int, str] | None:
         """None when the call may go on, else (code, reason)."""
+        wanted = needed(method, request) if request is not None else {}
+        return self._check(context, wanted, verify=True)
+
+    def _check(
+        self, context: Any, wanted: dict[str, int], *, verify: bool
+    ) -> tuple[int, str] | None:
+        """The call's account against the ACL file: its signature (``verify``; else checked
+        when its stream opened) and ``wanted``."""
         metadata = {k: str(v) for k, v in context.invocation_metadata() or ()}
         access_key, signature = _credential(metadata)
         date = metadata.get("x-mq-date-time", "").encode()
 
         def signed(secret: str) -> bool:
+            if not verify:
+                return True
             expected = hmac.new(secret.encode(), date, hashlib.sha1).hexdigest()
             return hmac.compare_digest(expected, signature.lower())
 
         reason = self.validator.current().authorize(
-            access_key,
-            peer_host(context.peer() or ""),
-            signed,
-            lambda: needed(method, request) if request is not None else {},
+            access_key, peer_host(context.peer() or ""), signed, lambda: wanted
         )
         if reason is None:
             return None

@@ -30,12 +30,10 @@ from typing import Any
 import msgspec
 
 from actors.client.message import Message, MessageExt, MessageQueue
-from actors.proxy.proto import DigestType, Encoding, M, MessageType
+from actors.proxy.proto import DigestType, Encoding, FilterType, M, MessageType
 from runtime.remoting import properties as P
 
-TIMER_OUT_MS = "TIMER_OUT_MS"
-"""The due time the broker's timer wrote (it keeps it on the message it re-puts)."""
-_DELAY_KEYS = (P.TIMER_DELIVER_MS, P.TIMER_DELAY_MS, TIMER_OUT_MS, P.DELAY)
+_DELAY_KEYS = (P.TIMER_DELIVER_MS, P.TIMER_DELAY_MS, P.TIMER_OUT_MS, P.DELAY)
 MS_IN_SECONDS_FIELD = 10**11
 """A delivery timestamp's ``seconds`` above this (the year 5138) are milliseconds."""
 
@@ -46,6 +44,25 @@ class ConvertError(Exception):
     def __init__(self, code: int, text: str) -> None:
         super().__init__(text)
         self.code = code
+
+
+def ms_of(value: Any) -> int:
+    """A ``Timestamp`` or ``Duration`` in milliseconds."""
+    return value.seconds * 1000 + value.nanos // 1_000_000
+
+
+def set_ms(target: Any, ms: int) -> None:
+    """Set a ``Timestamp`` or ``Duration`` to ``ms`` milliseconds."""
+    target.seconds, millis = divmod(ms, 1000)
+    target.nanos = millis * 1_000_000
+
+
+def filter_of(expression: Any) -> tuple[str, str | None]:
+    """A ``FilterExpression`` as ``PullConsumer.subscribe`` takes it: (tag expression, SQL92
+    or None)."""
+    if expression.type == FilterType.SQL:
+        return "*", expression.expression
+    return expression.expression or "*", None
 
 
 def resource_name(resource: Any) -> str:
@@ -68,7 +85,7 @@ def outgoing(msg: Any, code_bad_request: int) -> tuple[Message, str, str | None]
     deliver_at: int | None = None
     if system.HasField("delivery_timestamp"):
         stamp = system.delivery_timestamp
-        deliver_at = stamp.seconds * 1000 + stamp.nanos // 1_000_000
+        deliver_at = ms_of(stamp)
         if stamp.seconds > MS_IN_SECONDS_FIELD:
             # RocketMQ's Python client 5.x puts the user's milliseconds in ``seconds``
             deliver_at = stamp.seconds
@@ -97,11 +114,6 @@ def message_type(ext: MessageExt) -> int:
     return MessageType.NORMAL
 
 
-def _stamp(target: Any, ms: int) -> None:
-    target.seconds, target.nanos = divmod(ms, 1000)
-    target.nanos *= 1_000_000
-
-
 def incoming(
     ext: MessageExt,
     topic: Any,
@@ -128,18 +140,17 @@ def incoming(
     system.body_digest.checksum = hashlib.md5(ext.body).hexdigest().upper()
     system.body_encoding = Encoding.IDENTITY
     system.message_type = message_type(ext)
-    _stamp(system.born_timestamp, ext.born_timestamp)
+    set_ms(system.born_timestamp, ext.born_timestamp)
     system.born_host = ext.born_host
-    _stamp(system.store_timestamp, ext.store_timestamp)
+    set_ms(system.store_timestamp, ext.store_timestamp)
     system.store_host = ext.store_host
-    due = props.get(P.TIMER_DELIVER_MS) or props.get(TIMER_OUT_MS)
+    due = props.get(P.TIMER_DELIVER_MS) or props.get(P.TIMER_OUT_MS)
     if due and due.isdigit():
-        _stamp(system.delivery_timestamp, int(due))
+        set_ms(system.delivery_timestamp, int(due))
     system.receipt_handle = receipt_handle
     system.queue_id = ext.queue_id
     system.queue_offset = ext.queue_offset
-    system.invisible_duration.seconds, millis = divmod(invisible_ms, 1000)
-    system.invisible_duration.nanos = millis * 1_000_000
+    set_ms(system.invisible_duration, invisible_ms)
     system.delivery_attempt = attempt
     group = props.get(P.SHARDING_KEY)
     if group:

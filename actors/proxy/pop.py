@@ -9,9 +9,11 @@ usual rebalancing), a message stays in its queue's process queue until acked, so
 committed for the queue never passes an unacked message, and a proxy that dies loses nothing:
 the group's next reader starts at the oldest unacked message (at-least-once, as RocketMQ).
 
-- ``receive(topic, expression, max_messages, invisible_ms, wait_s)``: messages whose
-  invisible duration ran out first (the next delivery attempt), then new ones; waits up to
-  ``wait_s`` for the first. Each comes as a ``Delivery`` with a fresh receipt handle.
+- ``subscribe(topic, expression, sql)``: the group pulls the topic (the first one starts its
+  consumer).
+- ``receive(topic, max_messages, invisible_ms, wait_s, holder)``: messages whose invisible
+  duration ran out first (the next delivery attempt), then new ones; waits up to ``wait_s``
+  for the first. Each comes as a ``Delivery`` with a fresh receipt handle.
 - ``ack(handle)``, ``change_invisible(handle, ms)`` (a new handle), ``dead_letter(handle)``.
 - ``sweep()``: dead-letter what ran out of attempts though no receive came, renew the
   deliveries of push consumers still calling (``auto_renew``); every second.
@@ -22,7 +24,10 @@ until the one out is acked or dead-lettered, so a message group is consumed in o
 across redeliveries. Messages without a message group are not held.
 
 State owned: the deliveries in flight by handle, a heap of their deadlines per topic, messages
-pulled for another topic than the receive that polled them (kept for that topic's next receive).
+pulled for another topic than the receive that polled them (kept for that topic's next receive),
+the deliveries out of attempts waiting for the sweep, a FIFO group's message groups out and the
+messages held behind them. A message of a queue rebalanced away (``PullConsumer.still_owned``)
+is dropped: the queue's new owner reads it again.
 Not an actor: the proxy's handlers call it from their threads (greenlets under gevent); one lock
 guards the state, never held across the consumer's ``poll`` or a dead-letter send.
 """
@@ -42,6 +47,7 @@ from loguru import logger
 from actors.client.errors import ClientError
 from actors.client.message import MessageExt
 from actors.client.pull_consumer import PullConsumer
+from actors.proxy.settings import MAX_ATTEMPTS
 from runtime.remoting import properties as P
 
 BURY_BATCH = 32
@@ -50,8 +56,6 @@ RECHECK_S = 1.0
 """A waiting receive looks at its topic's due deliveries at least this often."""
 MAX_RENEW_S = 3 * 3600.0
 """How long an auto-renewed delivery stays invisible at most (then it is handed out again)."""
-MAX_ATTEMPTS = 17
-"""Deliveries before a message goes to ``%DLQ%<group>``: RocketMQ's retryMaxTimes (16) + 1."""
 
 
 class Delivery:
@@ -65,19 +69,22 @@ class Delivery:
         topic: str,
         handle: str,
         attempt: int,
-        deadline: float,
+        since: float,
+        invisible_s: float,
         holder: str | None = None,
     ) -> None:
         self.msg = msg
         self.topic = topic
         self.handle = handle
         self.attempt = attempt
-        self.deadline = deadline
+        self.since = since
+        """When it was handed out (``clock`` time)."""
+        self.invisible_s = invisible_s
+        self.deadline = since + invisible_s
+        """When it is visible again (moved on by renewals, a failed dead-letter send)."""
         self.holder = holder
         """The client id of a receive with ``auto_renew`` (a push consumer): renewed while
         that client is alive, up to ``MAX_RENEW_S``; None: never renewed."""
-        self.invisible_s = 0.0
-        self.since = 0.0
 
 
 class PopGroup:
@@ -251,8 +258,7 @@ class PopGroup:
     ) -> Delivery:
         handle = f"{self._prefix}{next(self._seq):x}"
         now = self.clock()
-        delivery = Delivery(msg, topic, handle, attempt, now + invisible_ms / 1000.0, holder)
-        delivery.invisible_s, delivery.since = invisible_ms / 1000.0, now
+        delivery = Delivery(msg, topic, handle, attempt, now, invisible_ms / 1000.0, holder)
         self.in_flight[handle] = delivery
         self._schedule(delivery)
         return delivery
@@ -316,14 +322,12 @@ class PopGroup:
                         kept.append(entry)  # due for its next receive
                 for entry in kept:
                     heapq.heappush(heap, entry)
-            for delivery in [d for d in self.in_flight.values() if not self._owned(d)]:
+            owned = self.consumer.still_owned
+            for delivery in [d for d in self.in_flight.values() if not owned(d.msg)]:
                 del self.in_flight[delivery.handle]  # rebalanced away: an ack would be ignored
                 self._release(delivery)
             batch = [self._bury.popleft() for _ in range(min(BURY_BATCH, len(self._bury)))]
         return self._dead_letter_all(batch)
-
-    def _owned(self, delivery: Delivery) -> bool:
-        return self.consumer.still_owned(delivery.msg)
 
     # -- acknowledging ---------------------------------------------------------------------------
 

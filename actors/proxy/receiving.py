@@ -12,19 +12,16 @@ waits past the client's deadline: one second before it at the latest. A receive 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
 from actors.client.errors import BrokerError, ClientError
-from actors.proxy.convert import incoming, resource_name
-from actors.proxy.proto import Code, FilterType, M
-from actors.proxy.service import ProxyService, error_code, now_stamp, status
+from actors.proxy.convert import filter_of, incoming, ms_of, resource_name, set_ms
+from actors.proxy.proto import Code, M
+from actors.proxy.service import ProxyService, error_code, status
 
 DEADLINE_MARGIN_S = 1.0
-
-
-def _duration_ms(duration: Any) -> int:
-    return duration.seconds * 1000 + duration.nanos // 1_000_000
 
 
 def receive_message(service: ProxyService, request: Any, context: Any) -> Iterator[Any]:
@@ -36,30 +33,30 @@ def receive_message(service: ProxyService, request: Any, context: Any) -> Iterat
     settings = service.settings
     invisible_ms = int(settings.invisible_s * 1000)
     if request.HasField("invisible_duration"):
-        invisible_ms = _duration_ms(request.invisible_duration)
+        invisible_ms = ms_of(request.invisible_duration)
         if invisible_ms <= 0:
             yield status(M.ReceiveMessageResponse(), Code.ILLEGAL_INVISIBLE_TIME, "must be > 0")
             return
     wait_s = settings.long_polling_s
     if request.HasField("long_polling_timeout"):
-        wait_s = min(wait_s, _duration_ms(request.long_polling_timeout) / 1000)
+        wait_s = min(wait_s, ms_of(request.long_polling_timeout) / 1000)
     remaining = context.time_remaining()
     if remaining is not None:
         wait_s = min(wait_s, remaining - DEADLINE_MARGIN_S)
     batch = max(1, min(request.batch_size or 32, settings.batch_limit))
-    expression = request.filter_expression
+    tags, sql = filter_of(request.filter_expression)
     try:
         pop = service.group(group)
         if topic not in pop.expressions:
             service.admin.topic_route(topic)  # a topic nobody created: TOPIC_NOT_FOUND, once
-        if expression.type == FilterType.SQL:
-            try:
-                pop.subscribe(topic, "*", expression.expression)
-            except BrokerError as exc:  # a bad expression, or brokers without SQL92 filters
-                yield status(M.ReceiveMessageResponse(), Code.ILLEGAL_FILTER_EXPRESSION, str(exc))
-                return
-        else:
-            pop.subscribe(topic, expression.expression or "*")
+        try:
+            pop.subscribe(topic, tags, sql)
+        except BrokerError as exc:
+            if sql is None:
+                raise
+            # a bad expression, or brokers without SQL92 filters
+            yield status(M.ReceiveMessageResponse(), Code.ILLEGAL_FILTER_EXPRESSION, str(exc))
+            return
         who = service.touch(context)
         holder = who if request.auto_renew and who else None
         deliveries = pop.receive(topic, batch, invisible_ms, max(wait_s, 0.0), holder)
@@ -86,7 +83,7 @@ def receive_message(service: ProxyService, request: Any, context: Any) -> Iterat
             yield M.ReceiveMessageResponse(message=message)
             written += 1
         stamp = M.ReceiveMessageResponse()
-        now_stamp(stamp.delivery_timestamp)
+        set_ms(stamp.delivery_timestamp, int(time.time() * 1000))
         yield stamp
     finally:
         # what never went out is visible again at once, not after its invisible duration
@@ -123,7 +120,7 @@ def _ack(pop: Any, handle: str) -> bool:
 
 def change_invisible_duration(service: ProxyService, request: Any, context: Any) -> Any:
     response = M.ChangeInvisibleDurationResponse()
-    ms = _duration_ms(request.invisible_duration)
+    ms = ms_of(request.invisible_duration)
     if ms < 0:
         return status(response, Code.ILLEGAL_INVISIBLE_TIME, "must be >= 0")
     pop = service.groups.get(resource_name(request.group))

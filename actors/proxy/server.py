@@ -120,82 +120,45 @@ def _stream(
 
 def method_handlers(service: ProxyService, guard: Guard | None = None) -> dict[str, Any]:
     """Method name -> grpc handler for ``SERVICE`` (each call checked and counted by
-    ``guard``)."""
+    ``guard``). A call ``X`` takes ``M.XRequest`` and answers ``M.XResponse``."""
     guard = guard or Guard()
-
-    def unary(name: str, fn: Callable[[Any, Any], Any], req: Any, resp: Any) -> Any:
-        return grpc.unary_unary_rpc_method_handler(
-            _unary(fn, resp, name, guard),
-            request_deserializer=req.FromString,
-            response_serializer=resp.SerializeToString,
-        )
 
     def bound(fn: Callable[..., Any]) -> Callable[[Any, Any], Any]:
         return functools.partial(fn, service)
 
-    return {
-        "QueryRoute": unary(
-            "QueryRoute", service.query_route, M.QueryRouteRequest, M.QueryRouteResponse
-        ),
-        "Heartbeat": unary("Heartbeat", service.heartbeat, M.HeartbeatRequest, M.HeartbeatResponse),
-        "SendMessage": unary(
-            "SendMessage", service.send_message, M.SendMessageRequest, M.SendMessageResponse
-        ),
-        "QueryAssignment": unary(
-            "QueryAssignment",
-            service.query_assignment,
-            M.QueryAssignmentRequest,
-            M.QueryAssignmentResponse,
-        ),
-        "ReceiveMessage": grpc.unary_stream_rpc_method_handler(
-            _stream(
-                bound(receiving.receive_message),
-                M.ReceiveMessageResponse,
-                "ReceiveMessage",
-                guard,
-            ),
-            request_deserializer=M.ReceiveMessageRequest.FromString,
-            response_serializer=M.ReceiveMessageResponse.SerializeToString,
-        ),
-        "AckMessage": unary(
-            "AckMessage", bound(receiving.ack_message), M.AckMessageRequest, M.AckMessageResponse
-        ),
-        "ForwardMessageToDeadLetterQueue": unary(
-            "ForwardMessageToDeadLetterQueue",
-            bound(receiving.forward_to_dead_letter_queue),
-            M.ForwardMessageToDeadLetterQueueRequest,
-            M.ForwardMessageToDeadLetterQueueResponse,
-        ),
-        "EndTransaction": unary(
-            "EndTransaction",
-            service.end_transaction,
-            M.EndTransactionRequest,
-            M.EndTransactionResponse,
-        ),
-        "Telemetry": grpc.stream_stream_rpc_method_handler(
-            _stream(service.telemetry, M.TelemetryCommand, "Telemetry", guard),
-            request_deserializer=M.TelemetryCommand.FromString,
-            response_serializer=M.TelemetryCommand.SerializeToString,
-        ),
-        "NotifyClientTermination": unary(
-            "NotifyClientTermination",
-            service.notify_client_termination,
-            M.NotifyClientTerminationRequest,
-            M.NotifyClientTerminationResponse,
-        ),
-        "RecallMessage": unary(
-            "RecallMessage",
-            bound(recall.recall_message),
-            M.RecallMessageRequest,
-            M.RecallMessageResponse,
-        ),
-        "ChangeInvisibleDuration": unary(
-            "ChangeInvisibleDuration",
-            bound(receiving.change_invisible_duration),
-            M.ChangeInvisibleDurationRequest,
-            M.ChangeInvisibleDurationResponse,
-        ),
+    unary_calls: dict[str, Callable[[Any, Any], Any]] = {
+        "QueryRoute": service.query_route,
+        "Heartbeat": service.heartbeat,
+        "SendMessage": service.send_message,
+        "QueryAssignment": service.query_assignment,
+        "AckMessage": bound(receiving.ack_message),
+        "ForwardMessageToDeadLetterQueue": bound(receiving.forward_to_dead_letter_queue),
+        "EndTransaction": service.end_transaction,
+        "NotifyClientTermination": service.notify_client_termination,
+        "RecallMessage": bound(recall.recall_message),
+        "ChangeInvisibleDuration": bound(receiving.change_invisible_duration),
     }
+    handlers = {}
+    for name, fn in unary_calls.items():
+        request, response = getattr(M, f"{name}Request"), getattr(M, f"{name}Response")
+        handlers[name] = grpc.unary_unary_rpc_method_handler(
+            _unary(fn, response, name, guard),
+            request_deserializer=request.FromString,
+            response_serializer=response.SerializeToString,
+        )
+    handlers["ReceiveMessage"] = grpc.unary_stream_rpc_method_handler(
+        _stream(
+            bound(receiving.receive_message), M.ReceiveMessageResponse, "ReceiveMessage", guard
+        ),
+        request_deserializer=M.ReceiveMessageRequest.FromString,
+        response_serializer=M.ReceiveMessageResponse.SerializeToString,
+    )
+    handlers["Telemetry"] = grpc.stream_stream_rpc_method_handler(
+        _stream(service.telemetry, M.TelemetryCommand, "Telemetry", guard),
+        request_deserializer=M.TelemetryCommand.FromString,
+        response_serializer=M.TelemetryCommand.SerializeToString,
+    )
+    return handlers
 
 
 def server_credentials(settings: TlsSettings, file: str) -> grpc.ServerCredentials | None:

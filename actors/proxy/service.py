@@ -32,10 +32,16 @@ from actors.client.errors import (
 )
 from actors.client.message import SendStatus
 from actors.client.rebalance import ConsumeFrom
-from actors.proxy.convert import ConvertError, encode_handle, outgoing, resource_name
+from actors.proxy.convert import (
+    ConvertError,
+    encode_handle,
+    filter_of,
+    outgoing,
+    resource_name,
+)
 from actors.proxy.pop import PopGroup
 from actors.proxy.proto import AddressScheme, Code, M, MessageType, Permission
-from actors.proxy.settings import ProxySettings
+from actors.proxy.settings import MAX_ATTEMPTS, ProxySettings
 from actors.proxy.telemetry import Telemetry
 from actors.proxy.transactions import ProxyTransactions
 from runtime.remoting.codes import ResponseCode
@@ -52,6 +58,13 @@ ACCEPTED_TYPES = (
 )
 """What every queue accepts."""
 
+_PERMISSION = {
+    (True, True): Permission.READ_WRITE,
+    (True, False): Permission.READ,
+    (False, True): Permission.WRITE,
+    (False, False): Permission.NONE,
+}
+"""A queue's (readable, writable) as its gRPC permission."""
 _TX_CONFLICT = "a transactional message has no message group or delivery time"
 _SEND_STATUS = {
     SendStatus.SEND_OK: Code.OK,
@@ -189,7 +202,9 @@ class ProxyService:
         existing = self.groups.get(name)
         if existing is None or existing.broken:
             fifo, retries = self._config(name)  # a network call: unlocked
-        attempts = self.settings.max_attempts or (retries + 1 if retries is not None else 17)
+        attempts = self.settings.max_attempts or (
+            retries + 1 if retries is not None else MAX_ATTEMPTS
+        )
         with self._lock:
             found = self.groups.get(name)
             if found is None or found.broken:
@@ -243,31 +258,29 @@ class ProxyService:
         self._endpoints(request.endpoints, mq.broker.endpoints)
         mq.accept_message_types.extend(ACCEPTED_TYPES)
 
+    def _route(self, topic: str, response: Any) -> Any:
+        """The topic's route from the name servers, or None with ``response``'s status set."""
+        try:
+            return self.admin.topic_route(topic)
+        except ClientError as exc:
+            status(response, error_code(exc), str(exc))
+            return None
+
     def query_route(self, request: Any, context: Any) -> Any:
         response = M.QueryRouteResponse()
         topic = resource_name(request.topic)
-        try:
-            route = self.admin.topic_route(topic)
-        except ClientError as exc:
-            return status(response, error_code(exc), str(exc))
+        route = self._route(topic, response)
+        if route is None:
+            return response
         masters = {b.broker_name for b in route.broker_datas if 0 in b.broker_addrs}
         for data in sorted(route.queue_datas, key=lambda q: q.broker_name):
             if data.broker_name not in masters:
                 continue
             for qid in range(max(data.read_queue_nums, data.write_queue_nums)):
-                readable = qid < data.read_queue_nums and data.perm & 4
-                writable = qid < data.write_queue_nums and data.perm & 2
-                permission = (
-                    Permission.READ_WRITE
-                    if readable and writable
-                    else Permission.READ
-                    if readable
-                    else Permission.WRITE
-                    if writable
-                    else Permission.NONE
-                )
+                readable = bool(qid < data.read_queue_nums and data.perm & 4)
+                writable = bool(qid < data.write_queue_nums and data.perm & 2)
                 mq = response.message_queues.add()
-                self._queue(mq, request, data.broker_name, qid, permission)
+                self._queue(mq, request, data.broker_name, qid, _PERMISSION[readable, writable])
         if not response.message_queues:
             return status(response, Code.TOPIC_NOT_FOUND, f"no broker with a master serves {topic}")
         return status(response, Code.OK)
@@ -275,11 +288,9 @@ class ProxyService:
     def query_assignment(self, request: Any, context: Any) -> Any:
         """One assignment per broker: the proxy picks the queue at each receive."""
         response = M.QueryAssignmentResponse()
-        topic = resource_name(request.topic)
-        try:
-            route = self.admin.topic_route(topic)
-        except ClientError as exc:
-            return status(response, error_code(exc), str(exc))
+        route = self._route(resource_name(request.topic), response)
+        if route is None:
+            return response
         names = sorted(
             {q.broker_name for q in route.queue_datas if q.perm & 4 and q.read_queue_nums}
             & {b.broker_name for b in route.broker_datas if b.broker_addrs}
@@ -368,7 +379,7 @@ class ProxyService:
     def _apply(self, who: str, given: Any) -> tuple[bool, int]:
         """A client's Settings: its group subscribed as it says. Whether the group is FIFO,
         and its deliveries before the DLQ."""
-        default = (False, self.settings.max_attempts or 17)
+        default = (False, self.settings.max_attempts or MAX_ATTEMPTS)
         if not given.HasField("subscription"):
             return default
         group = resource_name(given.subscription.group)
@@ -376,19 +387,9 @@ class ProxyService:
             return default
         pop = self.group(group)
         for entry in given.subscription.subscriptions:
-            expression = entry.expression
-            if expression.type == 2:  # SQL
-                pop.subscribe(resource_name(entry.topic), "*", expression.expression)
-            else:
-                pop.subscribe(resource_name(entry.topic), expression.expression or "*")
+            pop.subscribe(resource_name(entry.topic), *filter_of(entry.expression))
         return pop.fifo, pop.max_attempts
 
 
 def _settings_error(exc: ClientError) -> Any:
     return status(M.TelemetryCommand(), error_code(exc), str(exc))
-
-
-def now_stamp(target: Any) -> None:
-    ms = int(time.time() * 1000)
-    target.seconds, millis = divmod(ms, 1000)
-    target.nanos = millis * 1_000_000

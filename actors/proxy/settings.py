@@ -20,15 +20,16 @@ from typing import Any
 
 import msgspec
 
+from actors.proxy.convert import set_ms
 from actors.proxy.proto import ClientType, Code, Language, M
-from runtime.remoting import properties as P
+from runtime.store.record_properties import DEFAULT_DELAY_LEVELS
 
+MAX_ATTEMPTS = 17
+"""Deliveries before a message goes to ``%DLQ%<group>``: RocketMQ's retryMaxTimes (16) + 1."""
 MAX_BODY_SIZE = 4 * 1024 * 1024
 """RocketMQ's maxMessageSize, what actormq's broker accepts."""
 
-RETRY_DELAYS_S = [
-    int(value[:-1]) * {"s": 1, "m": 60, "h": 3600}[value[-1]] for value in P.DELAY_LEVELS.split()
-]
+RETRY_DELAYS_S = [ms // 1000 for ms in DEFAULT_DELAY_LEVELS]
 """A failed message's wait before its next delivery, by attempt (RocketMQ's delay levels
 1s .. 2h: a push consumer's retry policy; the last one repeats)."""
 
@@ -48,7 +49,7 @@ class ProxySettings(msgspec.Struct, frozen=True, kw_only=True):
     """A delivery's invisible duration when the receive names none (push consumers)."""
     max_attempts: int | None = None
     """Deliveries of a message before the proxy moves it to ``%DLQ%<group>``, for every group;
-    None: each group's ``retryMaxTimes`` + 1 (RocketMQ's rule; 17 by default)."""
+    None: each group's ``retryMaxTimes`` + 1 (RocketMQ's rule; ``MAX_ATTEMPTS`` by default)."""
     consume_from_first: bool = False
     """Where a group new to the brokers starts: the queues' first offsets instead of their
     last (RocketMQ's CONSUME_FROM_FIRST_OFFSET / CONSUME_FROM_LAST_OFFSET)."""
@@ -61,13 +62,11 @@ class ProxySettings(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _seconds(target: Any, seconds: float) -> None:
-    whole = int(seconds)
-    target.seconds = whole
-    target.nanos = round((seconds - whole) * 1e9)
+    set_ms(target, round(seconds * 1000))
 
 
 def reply_settings(
-    given: Any, proxy: ProxySettings, fifo: bool = False, max_attempts: int = 17
+    given: Any, proxy: ProxySettings, fifo: bool = False, max_attempts: int = MAX_ATTEMPTS
 ) -> Any:
     """The TelemetryCommand answering a client's Settings ``given`` (``fifo``: a consumer's
     group consumes in order; ``max_attempts``: its deliveries before the DLQ)."""

@@ -5,8 +5,10 @@ with the settings to use (``actors.proxy.settings``) and keeps the stream open u
 ends it. The proxy may also write commands of its own on a stream: ``push`` sends one to a
 producer that publishes a topic (a transaction check, ``actors.proxy.transactions``).
 
-Each stream is a reader greenlet (the client's commands) and the response generator the gRPC
-server iterates, joined by an outbox queue; the stream is listed in ``streams`` while open.
+Each stream is a reader thread (a greenlet under gevent: the client's commands) and the
+response generator the gRPC server iterates, joined by an outbox queue; the stream is listed
+in ``streams`` while open. Under the ACL a consumer's Settings need SUB on its group and
+topics (``ProxyAuth.subscription_refusal``) before the proxy joins the group for it.
 """
 
 from __future__ import annotations
@@ -38,9 +40,9 @@ class Stream:
 
     __slots__ = ("client_id", "client_type", "context", "outbox", "repeated", "topics")
 
-    def __init__(self, client_id: str) -> None:
+    def __init__(self, client_id: str, context: Any) -> None:
         self.client_id = client_id
-        self.context: Any = None
+        self.context = context
         """The gRPC call's context (its metadata: the ACL's access key)."""
         self.repeated = False
         self.client_type = 0
@@ -59,10 +61,9 @@ class Telemetry:
         """The proxy's ``ProxyAuth`` when it enforces the ACL (set by ``runtime.proxy``)."""
         self._ids = itertools.count(1)
 
-    def serve(self, commands: Iterator[Any], client_id: str, context: Any = None) -> Iterator[Any]:
+    def serve(self, commands: Iterator[Any], client_id: str, context: Any) -> Iterator[Any]:
         """The response stream of one Telemetry call."""
-        stream = Stream(client_id)
-        stream.context = context
+        stream = Stream(client_id, context)
         key = next(self._ids)
         self.streams[key] = stream
         reader = threading.Thread(
@@ -92,7 +93,7 @@ class Telemetry:
                 if given.HasField("publishing"):
                     stream.topics = frozenset(resource_name(t) for t in given.publishing.topics)
                 refused = None
-                if self.auth is not None and stream.context is not None:
+                if self.auth is not None:
                     refused = self.auth.subscription_refusal(given, stream.context)
                 if refused is not None:
                     failed = M.TelemetryCommand()

@@ -12,7 +12,7 @@ from actors.client import Admin, Message, Producer
 from actors.proxy.proto import Code, M
 from tests.client_support import wait_until
 from tests.harness import RuntimeProcess
-from tests.integration.test_proxy import Stub, _receive_request, _routed
+from tests.integration.test_proxy import Stub, _message, _receive_request, _routed
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -80,10 +80,7 @@ def test_a_killed_proxy_loses_no_unacked_message(tmp_path: pathlib.Path) -> None
 
 def _send(stub: Stub, body: bytes, msg_id: str) -> int:
     request = M.SendMessageRequest()
-    msg = request.messages.add()
-    msg.topic.name, msg.body = TOPIC, body
-    msg.system_properties.tag, msg.system_properties.message_id = "paid", msg_id
-    msg.system_properties.body_encoding = 1
+    request.messages.append(_message(body, msg_id))
     return stub.unary("SendMessage", request, M.SendMessageResponse).status.code
 
 

@@ -21,6 +21,8 @@ from tests.interop.install import (
     RegistryUnreachable,
     install_cpp,
     install_cvs,
+    install_grpc5,
+    install_node5,
     install_ons,
 )
 from tests.interop.scenarios import Cluster, Driver, quick_delay_cluster, running_cluster
@@ -51,6 +53,18 @@ def cpp_client() -> Client:
 def cvs_client() -> Client:
     """rocketmq-python-cvs 2.1.0.3 (C++ 2.1 engine, same binding) in .interop/cvs."""
     return _installed(install_cvs, "rocketmq-python-cvs 2.1.0.3 (PyPI, C++ 2.1 client)")
+
+
+@pytest.fixture(scope="session")
+def grpc5_client() -> Client:
+    """rocketmq-python-client 5.1.2 (RocketMQ 5's gRPC client) in .interop/grpc5."""
+    return _installed(install_grpc5, "rocketmq-python-client 5.1.2 (PyPI, gRPC)")
+
+
+@pytest.fixture(scope="session")
+def node5_client() -> Client:
+    """rocketmq-client-nodejs 1.0.8 (RocketMQ 5's gRPC client) in .interop/node5."""
+    return _installed(install_node5, "rocketmq-client-nodejs 1.0.8 (npm, gRPC)")
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,7 @@ import pytest
 from actors.client import Admin
 from runtime.remoting.bodies import SubscriptionGroupConfig
 from tests.interop.clients import run_to_end
-from tests.interop.conftest import _installed
-from tests.interop.install import Client, install_grpc5
+from tests.interop.install import Client
 from tests.interop.proxy_support import (
     await_route,
     ended,
@@ -30,11 +29,6 @@ from tests.interop.proxy_support import (
 from tests.interop.scenarios import Cluster, one_test
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
-
-
-@pytest.fixture(scope="session")
-def grpc5_client() -> Client:
-    return _installed(install_grpc5, "rocketmq-python-client 5.1.2 (PyPI, gRPC)")
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.interop.clients import Event
-from tests.interop.conftest import _installed
-from tests.interop.install import Client, install_node5
+from tests.interop.install import Client
 from tests.interop.proxy_support import (
     ended,
     make_topic,
@@ -31,11 +30,6 @@ from tests.interop.proxy_support import (
 from tests.interop.scenarios import Cluster, one_test
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
-
-
-@pytest.fixture(scope="session")
-def node5_client() -> Client:
-    return _installed(install_node5, "rocketmq-client-nodejs 1.0.8 (npm, gRPC)")
 
 
 @pytest.fixture(scope="module")
