@@ -5,7 +5,7 @@
     topicList        [-c]                        every topic the name server knows; -c: with
                                                  its cluster and consumer groups
     topicRoute       -t TOPIC                    the topic's route (JSON, as mqadmin prints it)
-    updateTopic      -t TOPIC (-c CLUSTER | -b HOST:PORT) [-w 8] [-r 8] [-p 6] [-o]
+    updateTopic      -t TOPIC (-c CLUSTER | -b HOST:PORT) [-w 8] [-r 8] [-p 6] [-o] [-a A]
                                                  create or update a topic
     deleteTopic      -t TOPIC -c CLUSTER         delete a topic from the cluster's masters, then
                                                  from every name server
@@ -191,6 +191,7 @@ def _parser_and_commands() -> tuple[
     update.add_argument("-r", "--read-queues", type=int, default=8, help="read queues (8)")
     update.add_argument("-p", "--perm", type=int, default=PERM_READ_WRITE, help="2 W, 4 R, 6 RW")
     update.add_argument("-o", "--order", action="store_true", help="an ordered topic")
+    update.add_argument("-a", "--attributes", help="+message.type=LITE|PRIORITY|...,-key")
     delete = sub.add_parser(
         "deleteTopic", parents=[ns], help="delete a topic from brokers and name servers"
     )
@@ -334,6 +335,7 @@ def _run(admin: Admin, args: argparse.Namespace) -> list[str]:
             read_queues=args.read_queues,
             perm=args.perm,
             order=args.order,
+            attributes=args.attributes,
         )
         return [f"create topic to {address} success." for address in done]
     if command == "deleteTopic":

@@ -38,6 +38,7 @@ from runtime.remoting.headers import (
     ViewMessageRequestHeader,
 )
 from runtime.session import SessionHandle
+from runtime.store.topic_attributes import apply_attributes
 from runtime.store.topic_names import reserved_problem, topic_problem
 
 
@@ -151,6 +152,12 @@ def create_topic(
             ResponseCode.INVALID_PARAMETER,
             remark="readQueueNums and writeQueueNums must be > 0 and perm in 0..7",
         )
+    existing = ctx.store.topic(h.topic)
+    attributes, problem = apply_attributes(
+        dict(existing.attributes) if existing is not None else {}, h.attributes
+    )
+    if problem is not None:
+        return reply(request, ResponseCode.INVALID_PARAMETER, remark=problem)
     ctx.store.create_topic(
         TopicConfig(
             topic_name=h.topic,
@@ -160,6 +167,7 @@ def create_topic(
             topic_filter_type=h.topic_filter_type,
             topic_sys_flag=h.topic_sys_flag,
             order=h.order,
+            attributes=attributes,
         )
     )
     ctx.register_now(h.topic)

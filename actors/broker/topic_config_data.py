@@ -15,6 +15,8 @@ class TopicConfigData(msgspec.Struct, frozen=True, kw_only=True, rename="camel")
     topic_filter_type: str = "SINGLE_TAG"
     topic_sys_flag: int = 0
     order: bool = False
+    attributes: dict[str, str] = {}
+    """RocketMQ 5's topic attributes (``runtime.store.topic_attributes``)."""
 
     @property
     def readable(self) -> bool:

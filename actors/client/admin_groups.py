@@ -336,6 +336,24 @@ class GroupAdmin(AdminPort):
                 rows.append(OffsetReset(mq, old[mq.queue_id], new))
         return rows
 
+    def committed_offset(self, group: str, mq: MessageQueue) -> int:
+        """QUERY_CONSUMER_OFFSET: ``group``'s committed offset of ``mq`` (-1: none yet)."""
+        instance = self._running()
+        return self._call(
+            lambda: query_remote_offset(instance, group, mq, self.timeout), "offset query"
+        )
+
+    def commit_offset(self, group: str, mq: MessageQueue, offset: int) -> None:
+        """UPDATE_CONSUMER_OFFSET on ``mq``'s master: ``group`` continues ``mq`` at ``offset``
+        (a running member of the group overwrites it with its own progress)."""
+        masters = self._route_masters(mq.topic)  # address -> broker name
+        address = next((a for a, name in masters.items() if name == mq.broker_name), None)
+        if address is None:
+            raise ClientError(f"no master serves {mq}")
+        ext = {"consumerGroup": group, "topic": mq.topic, "queueId": str(mq.queue_id)}
+        ext["commitOffset"] = str(offset)
+        self._broker(address, RequestCode.UPDATE_CONSUMER_OFFSET, ext, "update offset")
+
     def _offset_at(self, instance: ClientInstance, mq: MessageQueue, timestamp_ms: int) -> int:
         """The queue's first offset stored at or after the time (-1: its end)."""
         if timestamp_ms == -1:

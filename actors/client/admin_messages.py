@@ -209,6 +209,14 @@ class MessageAdmin(AdminPort):
             broker_addr, RequestCode.UPDATE_BROKER_CONFIG, {}, "update broker config", body
         )
 
+    def topic_config(self, topic: str, broker_addr: str) -> TopicConfig:
+        """GET_TOPIC_CONFIG (351): ``topic``'s config on one broker, attributes included
+        (BrokerError TOPIC_NOT_EXIST when it has none)."""
+        response = self._broker(
+            broker_addr, RequestCode.GET_TOPIC_CONFIG, {"topic": topic}, "topic config"
+        )
+        return decode_body(TopicConfig, response.body)
+
     def topic_configs(self, broker_addr: str) -> dict[str, TopicConfig]:
         """GET_ALL_TOPIC_CONFIG (21): every topic's config on one broker."""
         response = self._broker(

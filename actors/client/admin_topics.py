@@ -39,11 +39,14 @@ class TopicAdmin(AdminPort):
         read_queues: int | None = None,
         perm: int = PERM_READ_WRITE,
         order: bool = False,
+        attributes: str | None = None,
     ) -> list[str]:
         """UPDATE_AND_CREATE_TOPIC on one broker (``broker_addr``) or on every master of
         ``cluster`` (all clusters when neither is given): ``queues`` write queues and as many
-        read queues unless ``read_queues`` says otherwise. Creates or updates; returns the
-        addresses that applied it. The brokers re-register with the name servers at once."""
+        read queues unless ``read_queues`` says otherwise; ``attributes`` changes RocketMQ 5's
+        topic attributes (``"+message.type=LITE"``; ``runtime.store.topic_attributes``).
+        Creates or updates; returns the addresses that applied it. The brokers re-register
+        with the name servers at once."""
         addresses = self._targets(cluster, broker_addr)
         ext = {
             "topic": topic,
@@ -55,6 +58,8 @@ class TopicAdmin(AdminPort):
             "topicSysFlag": "0",
             "order": "true" if order else "false",
         }
+        if attributes:
+            ext["attributes"] = attributes
         for address in addresses:
             self._broker(address, RequestCode.UPDATE_AND_CREATE_TOPIC, ext, "create topic")
         return addresses

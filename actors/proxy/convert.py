@@ -30,6 +30,7 @@ from typing import Any
 import msgspec
 
 from actors.client.message import Message, MessageExt, MessageQueue
+from actors.proxy.lite import split_lmq
 from actors.proxy.proto import DigestType, Encoding, FilterType, M, MessageType
 from runtime.remoting import properties as P
 
@@ -155,6 +156,10 @@ def incoming(
     group = props.get(P.SHARDING_KEY)
     if group:
         system.message_group = group
+    lite = split_lmq(ext.topic)
+    if lite is not None:
+        system.lite_topic = lite[1]
+        system.message_type = MessageType.LITE
     return out
 
 

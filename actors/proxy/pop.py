@@ -40,13 +40,14 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from loguru import logger
 
 from actors.client.errors import ClientError
 from actors.client.message import MessageExt
 from actors.client.pull_consumer import PullConsumer
+from actors.proxy.lite import LMQ_PREFIX
 from actors.proxy.settings import MAX_ATTEMPTS
 from runtime.remoting import properties as P
 
@@ -56,6 +57,15 @@ RECHECK_S = 1.0
 """A waiting receive looks at its topic's due deliveries at least this often."""
 MAX_RENEW_S = 3 * 3600.0
 """How long an auto-renewed delivery stays invisible at most (then it is handed out again)."""
+
+
+def _message_group(msg: MessageExt, topic: str) -> tuple[str, str] | None:
+    """(topic, message group) of a message a FIFO group hands out one at a time: its
+    sharding key, or a lite topic's (its queue topic is one message group); None: not held."""
+    if topic.startswith(LMQ_PREFIX):
+        return topic, ""
+    key = msg.all_properties.get(P.SHARDING_KEY)
+    return (topic, key) if key else None
 
 
 class Delivery:
@@ -95,6 +105,7 @@ class PopGroup:
         *,
         max_attempts: int = MAX_ATTEMPTS,
         fifo: bool = False,
+        lite: bool = False,
         alive: Callable[[str], bool] = lambda _client_id: False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -105,6 +116,13 @@ class PopGroup:
         self.fifo = fifo
         """FIFO consumption (the group's ``consumeMessageOrderly``): one message of a message
         group out at a time; the next one only once it is acked or dead-lettered."""
+        self.lite = lite
+        """A group of lite push consumers: it pulls the queue topics of the lite topics its
+        clients subscribed (``actors.proxy.lite_subscriptions``), FIFO per lite topic."""
+        self.started = False
+        """Its consumer runs (from the first subscription to ``shutdown``)."""
+        self._dropped: set[str] = set()
+        """Topics unsubscribed (and not subscribed again): their messages polled late go."""
         self._busy: set[tuple[str, str]] = set()
         """(topic, message group) with a delivery out (``fifo`` only)."""
         self._held: dict[tuple[str, str], deque[MessageExt]] = {}
@@ -147,40 +165,69 @@ class PopGroup:
             if self.expressions.get(topic) == wanted:
                 return
             self.consumer.subscribe(topic, expression, sql=sql)
-            if not self.expressions:
+            if not self.started:
                 try:
                     self.consumer.start()
                 except ClientError:
                     self.broken = True  # a consumer that failed to start stays failed
                     raise
+                self.started = True
                 logger.info("proxy: consuming for group {}", self.group)
             self.expressions[topic] = wanted
+            self._dropped.discard(topic)
+
+    # -- receiving -------------------------------------------------------------------------------
+
+    def unsubscribe(self, topic: str) -> None:
+        """Stop pulling ``topic`` (a lite topic no client subscribes any more): its queues go
+        (offsets committed up to the oldest unacked message), so do its messages waiting here
+        and its deliveries out (an ack of one answers INVALID_RECEIPT_HANDLE; it comes again
+        from the committed offset when the topic is subscribed again)."""
+        with self._subscribing:
+            if self.expressions.pop(topic, None) is None:
+                return
+            self._dropped.add(topic)
+            self.consumer.unsubscribe(topic)
+        with self._lock:
+            self._ready.pop(topic, None)
+            self._deadlines.pop(topic, None)
+            for handle in [h for h, d in self.in_flight.items() if d.topic == topic]:
+                del self.in_flight[handle]
+            for key in [k for k in self._held if k[0] == topic]:
+                del self._held[key]
+            self._busy = {k for k in self._busy if k[0] != topic}
 
     # -- receiving -------------------------------------------------------------------------------
 
     def receive(
         self,
-        topic: str,
+        topic: str | Sequence[str],
         max_messages: int,
         invisible_ms: int,
         wait_s: float,
         holder: str | None = None,
     ) -> list[Delivery]:
-        """``holder``: the client id of a receive asking for ``auto_renew``."""
+        """Deliveries of ``topic`` (or of any of several: a lite push consumer's lite topics);
+        ``holder``: the client id of a receive asking for ``auto_renew``."""
+        topics = (topic,) if isinstance(topic, str) else tuple(topic)
+        wanted = set(topics)
         out: list[Delivery] = []
         until = self.clock() + max(wait_s, 0.0)
         self.last_used = until
         while True:
             with self._lock:
-                self._due(topic, max_messages - len(out), invisible_ms, out, holder)
-                ready = self._ready.get(topic)
-                while ready and len(out) < max_messages:
-                    self._first(ready.popleft(), topic, invisible_ms, out, holder)
                 now = self.clock()
-                wait = 0.0 if out else max(0.0, until - now)
-                heap = self._deadlines.get(topic)
-                if heap:  # wake for the first of this topic's deliveries to come due
-                    wait = min(wait, max(0.0, heap[0][0] - now))
+                wait = max(0.0, until - now)
+                for name in topics:
+                    self._due(name, max_messages - len(out), invisible_ms, out, holder)
+                    ready = self._ready.get(name)
+                    while ready and len(out) < max_messages:
+                        self._first(ready.popleft(), name, invisible_ms, out, holder)
+                    heap = self._deadlines.get(name)
+                    if heap:  # wake for the first of its deliveries to come due
+                        wait = min(wait, max(0.0, heap[0][0] - now))
+                if out:
+                    wait = 0.0
                 # ... and look again every second: a delivery made visible sooner meanwhile
                 # (a nack: ChangeInvisibleDuration) does not wake a poll
                 wait = min(wait, RECHECK_S)
@@ -189,14 +236,15 @@ class PopGroup:
             polled = self.consumer.poll(timeout=wait, max_messages=max_messages - len(out))
             with self._lock:
                 for msg in polled:
-                    if msg.topic == topic and len(out) < max_messages:
-                        self._first(msg, topic, invisible_ms, out, holder)
-                    else:
+                    if msg.topic in wanted and len(out) < max_messages:
+                        self._first(msg, msg.topic, invisible_ms, out, holder)
+                    elif msg.topic not in self._dropped:  # not a topic unsubscribed meanwhile
                         self._ready.setdefault(msg.topic, deque()).append(msg)
                 # the wait is over whatever else came (other topics' messages keep arriving)
                 done = bool(out) or self.clock() >= until
                 if done and not out:
-                    self._due(topic, max_messages, invisible_ms, out, holder)
+                    for name in topics:
+                        self._due(name, max_messages - len(out), invisible_ms, out, holder)
             if done:
                 return out
 
@@ -214,12 +262,12 @@ class PopGroup:
         if not self.consumer.still_owned(msg):
             return  # rebalanced away: its new owner reads it again from the committed offset
         if self.fifo:
-            key = msg.all_properties.get(P.SHARDING_KEY)
-            if key:
-                if (topic, key) in self._busy:
-                    self._held.setdefault((topic, key), deque()).append(msg)
+            key = _message_group(msg, topic)
+            if key is not None:
+                if key in self._busy:
+                    self._held.setdefault(key, deque()).append(msg)
                     return
-                self._busy.add((topic, key))
+                self._busy.add(key)
         out.append(self._hand_out(msg, topic, 1, invisible_ms, holder))
 
     def _renewed(self, delivery: Delivery, now: float) -> bool:
@@ -237,10 +285,9 @@ class PopGroup:
         message is first in line for the topic's next receive. Under the lock."""
         if not self.fifo:
             return
-        key = delivery.msg.all_properties.get(P.SHARDING_KEY)
-        if not key:
+        group_key = _message_group(delivery.msg, delivery.topic)
+        if group_key is None:
             return
-        group_key = (delivery.topic, key)
         self._busy.discard(group_key)
         held = self._held.get(group_key)
         if held:
@@ -342,14 +389,16 @@ class PopGroup:
         self.consumer.ack([delivery.msg])
         return True
 
-    def change_invisible(self, handle: str, invisible_ms: int) -> str | None:
+    def change_invisible(self, handle: str, invisible_ms: int, suspend: bool = False) -> str | None:
         """The delivery's new receipt handle, visible again ``invisible_ms`` from now (None:
-        ``handle`` unknown). The next delivery counts as the next attempt."""
+        ``handle`` unknown). The next delivery counts as the next attempt, unless ``suspend``
+        (a lite consumer pausing a lite topic: RocketMQ counts no retry then)."""
         with self._lock:
             delivery = self.in_flight.pop(handle, None)
             if delivery is None:
                 return None
-            again = self._hand_out(delivery.msg, delivery.topic, delivery.attempt, invisible_ms)
+            attempt = delivery.attempt - 1 if suspend else delivery.attempt
+            again = self._hand_out(delivery.msg, delivery.topic, attempt, invisible_ms)
             return again.handle
 
     def dead_letter(self, handle: str) -> bool:
@@ -410,5 +459,5 @@ class PopGroup:
         return True
 
     def shutdown(self) -> None:
-        if self.expressions:
+        if self.started:
             self.consumer.shutdown()

@@ -17,7 +17,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from actors.client.errors import BrokerError, ClientError
+from actors.proxy import lite_calls
 from actors.proxy.convert import filter_of, incoming, ms_of, resource_name, set_ms
+from actors.proxy.lite import LiteError
 from actors.proxy.proto import Code, M
 from actors.proxy.service import ProxyService, error_code, status
 
@@ -44,22 +46,26 @@ def receive_message(service: ProxyService, request: Any, context: Any) -> Iterat
     if remaining is not None:
         wait_s = min(wait_s, remaining - DEADLINE_MARGIN_S)
     batch = max(1, min(request.batch_size or 32, settings.batch_limit))
-    tags, sql = filter_of(request.filter_expression)
     try:
         pop = service.group(group)
-        if topic not in pop.expressions:
-            service.admin.topic_route(topic)  # a topic nobody created: TOPIC_NOT_FOUND, once
-        try:
-            pop.subscribe(topic, tags, sql)
-        except BrokerError as exc:
-            if sql is None:
-                raise
-            # a bad expression, or brokers without SQL92 filters
-            yield status(M.ReceiveMessageResponse(), Code.ILLEGAL_FILTER_EXPRESSION, str(exc))
-            return
-        who = service.touch(context)
-        holder = who if request.auto_renew and who else None
-        deliveries = pop.receive(topic, batch, invisible_ms, max(wait_s, 0.0), holder)
+        if pop.lite:  # its client's lite topics of the bind topic (``actors.proxy.lite_calls``)
+            who = service.touch(context)
+            started = time.monotonic()
+            topics = lite_calls.receive_topics(service, group, who, max(wait_s, 0.0))
+            left = max(wait_s - (time.monotonic() - started), 0.0)
+            holder = who if request.auto_renew and who else None
+            deliveries = pop.receive(topics, batch, invisible_ms, left, holder) if topics else []
+        else:
+            deliveries = _receive(
+                service, pop, request, context, topic, batch, invisible_ms, wait_s
+            )
+    except LiteError as exc:
+        yield status(M.ReceiveMessageResponse(), exc.code, str(exc))
+        return
+    except _BadFilter as exc:
+        # a bad expression, or brokers without SQL92 filters
+        yield status(M.ReceiveMessageResponse(), Code.ILLEGAL_FILTER_EXPRESSION, str(exc))
+        return
     except ClientError as exc:
         yield status(M.ReceiveMessageResponse(), error_code(exc), str(exc))
         return
@@ -90,6 +96,35 @@ def receive_message(service: ProxyService, request: Any, context: Any) -> Iterat
         # (or, auto-renewed, hours later), as RocketMQ's proxy nacks what it could not write
         for delivery in deliveries[written:]:
             pop.change_invisible(delivery.handle, 0)
+
+
+class _BadFilter(Exception):
+    """A SQL92 filter the brokers refused."""
+
+
+def _receive(
+    service: ProxyService,
+    pop: Any,
+    request: Any,
+    context: Any,
+    topic: str,
+    batch: int,
+    invisible_ms: int,
+    wait_s: float,
+) -> list[Any]:
+    """A receive of a plain (not lite) consumer: its group pulls ``topic`` with its filter."""
+    tags, sql = filter_of(request.filter_expression)
+    if topic not in pop.expressions:
+        service.admin.topic_route(topic)  # a topic nobody created: TOPIC_NOT_FOUND, once
+    try:
+        pop.subscribe(topic, tags, sql)
+    except BrokerError as exc:
+        if sql is None:
+            raise
+        raise _BadFilter(str(exc)) from None
+    who = service.touch(context)
+    holder = who if request.auto_renew and who else None
+    return list(pop.receive(topic, batch, invisible_ms, max(wait_s, 0.0), holder))
 
 
 def ack_message(service: ProxyService, request: Any, context: Any) -> Any:
@@ -124,7 +159,8 @@ def change_invisible_duration(service: ProxyService, request: Any, context: Any)
     if ms < 0:
         return status(response, Code.ILLEGAL_INVISIBLE_TIME, "must be >= 0")
     pop = service.groups.get(resource_name(request.group))
-    handle = None if pop is None else pop.change_invisible(request.receipt_handle, ms)
+    suspend = request.HasField("suspend") and request.suspend
+    handle = None if pop is None else pop.change_invisible(request.receipt_handle, ms, suspend)
     if handle is None:
         response.receipt_handle = request.receipt_handle
         return status(response, Code.INVALID_RECEIPT_HANDLE, "unknown or expired handle")

@@ -28,7 +28,7 @@ import grpc
 import grpc.experimental.gevent as grpc_gevent
 from loguru import logger
 
-from actors.proxy import recall, receiving
+from actors.proxy import lite_calls, recall, receiving
 from actors.proxy.auth import ProxyAuth
 from actors.proxy.metrics import CallStats
 from actors.proxy.proto import Code, M
@@ -137,6 +137,7 @@ def method_handlers(service: ProxyService, guard: Guard | None = None) -> dict[s
         "NotifyClientTermination": service.notify_client_termination,
         "RecallMessage": bound(recall.recall_message),
         "ChangeInvisibleDuration": bound(receiving.change_invisible_duration),
+        "SyncLiteSubscription": bound(lite_calls.sync_lite_subscription),
     }
     handlers = {}
     for name, fn in unary_calls.items():

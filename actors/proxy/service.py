@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import msgspec
 from loguru import logger
 
 from actors.client import Admin, Producer, PullConsumer
@@ -30,7 +31,7 @@ from actors.client.errors import (
     NoRouteError,
     RequestTimeoutError,
 )
-from actors.client.message import SendStatus
+from actors.client.message import Message, SendStatus
 from actors.client.rebalance import ConsumeFrom
 from actors.proxy.convert import (
     ConvertError,
@@ -39,8 +40,10 @@ from actors.proxy.convert import (
     outgoing,
     resource_name,
 )
+from actors.proxy.lite import LiteError, LiteTopics, TopicTypes
+from actors.proxy.lite_subscriptions import LiteChange, LiteSubscriptions
 from actors.proxy.pop import PopGroup
-from actors.proxy.proto import AddressScheme, Code, M, MessageType, Permission
+from actors.proxy.proto import AddressScheme, ClientType, Code, M, MessageType, Permission
 from actors.proxy.settings import MAX_ATTEMPTS, ProxySettings
 from actors.proxy.telemetry import Telemetry
 from actors.proxy.transactions import ProxyTransactions
@@ -50,13 +53,6 @@ PRODUCER_GROUP = "PROXY_PRODUCER"
 SWEEP_INTERVAL_S = 1.0
 CLIENT_ALIVE_S = 30.0
 """A client not heard from this long is gone (RocketMQ 5 clients heartbeat every 10 s)."""
-ACCEPTED_TYPES = (
-    MessageType.NORMAL,
-    MessageType.FIFO,
-    MessageType.DELAY,
-    MessageType.TRANSACTION,
-)
-"""What every queue accepts."""
 
 _PERMISSION = {
     (True, True): Permission.READ_WRITE,
@@ -66,6 +62,7 @@ _PERMISSION = {
 }
 """A queue's (readable, writable) as its gRPC permission."""
 _TX_CONFLICT = "a transactional message has no message group or delivery time"
+_CONFLICT = Code.MESSAGE_PROPERTY_CONFLICT_WITH_TYPE
 _SEND_STATUS = {
     SendStatus.SEND_OK: Code.OK,
     SendStatus.FLUSH_DISK_TIMEOUT: Code.MASTER_PERSISTENCE_TIMEOUT,
@@ -130,6 +127,12 @@ class ProxyService:
         self.producer = Producer(PRODUCER_GROUP, namesrv, **client_options)
         self.admin = Admin(namesrv, **client_options)
         self.groups: dict[str, PopGroup] = {}
+        self.topic_types = TopicTypes(self.admin)
+        self.lite_topics = LiteTopics(self.admin, self.settings.max_lite_topics)
+        self.lite = LiteSubscriptions()
+        self.lite_changed = threading.Condition()
+        """Notified when a group's lite subscriptions change (a lite receive waiting for its
+        client's first lite topic)."""
         self.telemetry_streams = Telemetry(self.settings, self._apply, _settings_error)
         self.transactions = ProxyTransactions(namesrv, self.telemetry_streams, **client_options)
         self._lock = threading.Lock()
@@ -156,6 +159,8 @@ class ProxyService:
                 if now - at > CLIENT_ALIVE_S:
                     self.seen.pop(who, None)
             idle_before = now - self.settings.group_idle_s
+            for name, change in self.lite.expire().items():
+                self.apply_lite(name, change)
             for group in list(self.groups.values()):
                 try:
                     group.sweep()
@@ -194,10 +199,13 @@ class ProxyService:
 
     # -- groups ------------------------------------------------------------------------------
 
-    def group(self, name: str) -> PopGroup:
+    def group(self, name: str, lite: bool | None = None) -> PopGroup:
         """The group's PopGroup (its consumer starts with its first subscription), as the
         brokers' config of the group says: FIFO with ``consumeMessageOrderly``, its
-        ``retryMaxTimes`` + 1 deliveries (unless the proxy's ``max_attempts`` says for all)."""
+        ``retryMaxTimes`` + 1 deliveries (unless the proxy's ``max_attempts`` says for all).
+        ``lite``: True for lite push consumers (FIFO per lite topic, a new lite topic read
+        from its first message), False for others: LiteError ILLEGAL_CONSUMER_GROUP when the
+        group is the other kind; None: either."""
         fifo, retries = (False, None)
         existing = self.groups.get(name)
         if existing is None or existing.broken:
@@ -208,18 +216,38 @@ class ProxyService:
         with self._lock:
             found = self.groups.get(name)
             if found is None or found.broken:
-                first = ConsumeFrom.FIRST if self.settings.consume_from_first else ConsumeFrom.LAST
+                first = self.settings.consume_from_first or bool(lite)
                 consumer = PullConsumer(
-                    name, self.namesrv, manual_ack=True, consume_from=first, **self.client_options
+                    name,
+                    self.namesrv,
+                    manual_ack=True,
+                    consume_from=ConsumeFrom.FIRST if first else ConsumeFrom.LAST,
+                    **self.client_options,
                 )
                 found = self.groups[name] = PopGroup(
                     name,
                     consumer,
                     max_attempts=attempts,
-                    fifo=fifo,
+                    fifo=fifo or bool(lite),
+                    lite=bool(lite),
                     alive=self.alive,
                 )
-            return found
+        if lite is not None and found.lite != lite:
+            kind = "a lite group must use LITE mode" if found.lite else "a regular group"
+            raise LiteError(Code.ILLEGAL_CONSUMER_GROUP, f"{name}: {kind}")
+        return found
+
+    def apply_lite(self, name: str, change: LiteChange) -> None:
+        """The group starts / stops pulling lite topics as its clients' subscriptions say."""
+        pop = self.groups.get(name)
+        if pop is None or not pop.lite:
+            return
+        for topic in change.started:
+            pop.subscribe(topic)
+        for topic in change.stopped:
+            pop.unsubscribe(topic)
+        with self.lite_changed:
+            self.lite_changed.notify_all()
 
     def _config(self, group: str) -> tuple[bool, int | None]:
         """(``consumeMessageOrderly``, ``retryMaxTimes``) of the group on the first master
@@ -248,7 +276,9 @@ class ProxyService:
         address = target.addresses.add()
         address.host, address.port = host, port
 
-    def _queue(self, mq: Any, request: Any, broker: str, qid: int, permission: int) -> None:
+    def _queue(
+        self, mq: Any, request: Any, broker: str, qid: int, permission: int, accepts: Any
+    ) -> None:
         """Fill a MessageQueue of ``request``'s topic on ``broker`` (served by this proxy)."""
         mq.topic.CopyFrom(request.topic)
         mq.id = qid
@@ -256,7 +286,7 @@ class ProxyService:
         mq.broker.name = broker
         mq.broker.id = 0
         self._endpoints(request.endpoints, mq.broker.endpoints)
-        mq.accept_message_types.extend(ACCEPTED_TYPES)
+        mq.accept_message_types.extend(accepts)
 
     def _route(self, topic: str, response: Any) -> Any:
         """The topic's route from the name servers, or None with ``response``'s status set."""
@@ -273,6 +303,7 @@ class ProxyService:
         if route is None:
             return response
         masters = {b.broker_name for b in route.broker_datas if 0 in b.broker_addrs}
+        accepts = self.topic_types.accepts(topic)
         for data in sorted(route.queue_datas, key=lambda q: q.broker_name):
             if data.broker_name not in masters:
                 continue
@@ -280,7 +311,8 @@ class ProxyService:
                 readable = bool(qid < data.read_queue_nums and data.perm & 4)
                 writable = bool(qid < data.write_queue_nums and data.perm & 2)
                 mq = response.message_queues.add()
-                self._queue(mq, request, data.broker_name, qid, _PERMISSION[readable, writable])
+                permission = _PERMISSION[readable, writable]
+                self._queue(mq, request, data.broker_name, qid, permission, accepts)
         if not response.message_queues:
             return status(response, Code.TOPIC_NOT_FOUND, f"no broker with a master serves {topic}")
         return status(response, Code.OK)
@@ -288,16 +320,18 @@ class ProxyService:
     def query_assignment(self, request: Any, context: Any) -> Any:
         """One assignment per broker: the proxy picks the queue at each receive."""
         response = M.QueryAssignmentResponse()
-        route = self._route(resource_name(request.topic), response)
+        topic = resource_name(request.topic)
+        route = self._route(topic, response)
         if route is None:
             return response
         names = sorted(
             {q.broker_name for q in route.queue_datas if q.perm & 4 and q.read_queue_nums}
             & {b.broker_name for b in route.broker_datas if b.broker_addrs}
         )
+        accepts = self.topic_types.accepts(topic)
         for name in names:
             mq = response.assignments.add().message_queue
-            self._queue(mq, request, name, -1, Permission.READ_WRITE)
+            self._queue(mq, request, name, -1, Permission.READ_WRITE, accepts)
         return status(response, Code.OK)
 
     # -- sending -----------------------------------------------------------------------------
@@ -322,13 +356,14 @@ class ProxyService:
         transactional = msg.system_properties.message_type == MessageType.TRANSACTION
         try:
             message, msg_id, group = outgoing(msg, Code.BAD_REQUEST)
+            message = self._typed(msg, message, group)
             if transactional:
                 if group is not None or message.deliver_at_ms is not None:
                     return Code.MESSAGE_PROPERTY_CONFLICT_WITH_TYPE, _TX_CONFLICT
                 result = self.transactions.send_half(message, msg_id or None)
             else:
                 result = self.producer.send(message, sharding_key=group, msg_id=msg_id or None)
-        except ConvertError as exc:
+        except (ConvertError, LiteError) as exc:
             return exc.code, str(exc)
         except ClientError as exc:
             return error_code(exc), str(exc)
@@ -340,6 +375,27 @@ class ProxyService:
             due = message.deliver_at_ms
             entry.recall_handle = encode_handle(result.queue, result.msg_id, due)
         return _SEND_STATUS.get(result.status, Code.INTERNAL_SERVER_ERROR), ""
+
+    def _typed(self, msg: Any, message: Message, group: str | None) -> Message:
+        """``message`` as its topic's ``message.type`` takes it: a lite topic's message goes to
+        the lite topic's queue topic (made on first use); LiteError
+        MESSAGE_PROPERTY_CONFLICT_WITH_TYPE for a lite message to another topic type, or
+        another message to a LITE topic."""
+        system = msg.system_properties
+        lite = system.lite_topic if system.HasField("lite_topic") else None
+        kind = self.topic_types.of(message.topic)
+        if lite is None and system.message_type != MessageType.LITE:
+            if kind == "LITE":
+                raise LiteError(_CONFLICT, f"topic {message.topic} takes lite messages only")
+            return message
+        if kind != "LITE":
+            raise LiteError(_CONFLICT, f"topic {message.topic} is {kind}, not a LITE topic")
+        if group is not None or message.deliver_at_ms is not None:
+            raise LiteError(_CONFLICT, "a lite message has no message group or delivery time")
+        if system.message_type == MessageType.TRANSACTION:
+            raise LiteError(_CONFLICT, "a lite message is not transactional")
+        name = self.lite_topics.ensure(message.topic, lite or "")
+        return msgspec.structs.replace(message, topic=name)
 
     def end_transaction(self, request: Any, context: Any) -> Any:
         code, text = self.transactions.end(request)
@@ -368,7 +424,10 @@ class ProxyService:
         return status(M.HeartbeatResponse(), Code.OK)
 
     def notify_client_termination(self, request: Any, context: Any) -> Any:
-        self.seen.pop(client_id(context), None)
+        who = client_id(context)
+        self.seen.pop(who, None)
+        for name, change in self.lite.drop_client(who).items():
+            self.apply_lite(name, change)
         return status(M.NotifyClientTerminationResponse(), Code.OK)
 
     def telemetry(self, commands: Iterator[Any], context: Any) -> Iterator[Any]:
@@ -385,11 +444,15 @@ class ProxyService:
         group = resource_name(given.subscription.group)
         if not group:
             return default
-        pop = self.group(group)
+        if given.client_type == ClientType.LITE_PUSH_CONSUMER:
+            # its bind topic's lite topics come by SyncLiteSubscription: nothing to pull yet
+            return True, self.group(group, lite=True).max_attempts
+        pop = self.group(group, lite=False)
         for entry in given.subscription.subscriptions:
             pop.subscribe(resource_name(entry.topic), *filter_of(entry.expression))
         return pop.fifo, pop.max_attempts
 
 
-def _settings_error(exc: ClientError) -> Any:
-    return status(M.TelemetryCommand(), error_code(exc), str(exc))
+def _settings_error(exc: ClientError | LiteError) -> Any:
+    code = exc.code if isinstance(exc, LiteError) else error_code(exc)
+    return status(M.TelemetryCommand(), code, str(exc))

@@ -21,6 +21,8 @@ from typing import Any
 import msgspec
 
 from actors.proxy.convert import set_ms
+from actors.proxy.lite import LITE_TOPIC_MAX_BYTES, MAX_LITE_TOPICS
+from actors.proxy.lite_subscriptions import CLIENT_QUOTA
 from actors.proxy.proto import ClientType, Code, Language, M
 from runtime.store.record_properties import DEFAULT_DELAY_LEVELS
 
@@ -55,6 +57,9 @@ class ProxySettings(msgspec.Struct, frozen=True, kw_only=True):
     last (RocketMQ's CONSUME_FROM_FIRST_OFFSET / CONSUME_FROM_LAST_OFFSET)."""
     batch_limit: int = 256
     """The most messages one receive returns, whatever the client asks."""
+    max_lite_topics: int = MAX_LITE_TOPICS
+    """Lite topics the proxy makes in the cluster at most (LITE_TOPIC_QUOTA_EXCEEDED past
+    that; each is a topic of one queue)."""
     group_idle_s: float = 120.0
     """A group no consumer received from, acked through or heartbeat for this long leaves: its
     consumer shuts down (offsets written; unacked messages go to the group's other members),
@@ -106,5 +111,8 @@ def reply_settings(
             settings.subscription.CopyFrom(given.subscription)
         settings.subscription.fifo = fifo
         settings.subscription.receive_batch_size = 32
+        if given.client_type == ClientType.LITE_PUSH_CONSUMER:
+            settings.subscription.lite_subscription_quota = CLIENT_QUOTA
+            settings.subscription.max_lite_topic_size = LITE_TOPIC_MAX_BYTES
         _seconds(settings.subscription.long_polling_timeout, proxy.long_polling_s)
     return out

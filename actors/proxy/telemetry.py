@@ -23,6 +23,7 @@ from loguru import logger
 
 from actors.client.errors import ClientError
 from actors.proxy.convert import resource_name
+from actors.proxy.lite import LiteError
 from actors.proxy.proto import ClientType, Language, M
 from actors.proxy.settings import ProxySettings, reply_settings
 
@@ -102,7 +103,7 @@ class Telemetry:
                     continue
                 try:
                     fifo, attempts = self.apply(stream.client_id, given)
-                except ClientError as exc:
+                except (ClientError, LiteError) as exc:
                     stream.outbox.put(self.error(exc))
                     continue
                 reply = reply_settings(given, self.settings, fifo, attempts)

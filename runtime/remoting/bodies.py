@@ -105,6 +105,8 @@ class TopicConfig(Body, kw_only=True):
     topic_filter_type: str = "SINGLE_TAG"
     topic_sys_flag: Int32 = 0
     order: bool = False
+    attributes: dict[str, str] = {}
+    """RocketMQ 5's topic attributes (``runtime.store.topic_attributes``)."""
 
 
 class DataVersion(Body, kw_only=True):

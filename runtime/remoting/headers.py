@@ -250,6 +250,8 @@ class CreateTopicRequestHeader(Header, kw_only=True):
     topic_filter_type: str = "SINGLE_TAG"
     topic_sys_flag: Int32 = 0
     order: bool = False
+    attributes: str | None = None
+    """RocketMQ 5's ``+key=value,-key`` changes of the topic's attributes."""
 
 
 # -------------------------------------------------------------------------------- responses

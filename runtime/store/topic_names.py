@@ -18,6 +18,10 @@ TOPIC_DELETED_MARKER = "rmq_sys_TOPIC_DELETED"
 TopicConfig refuses to create it and the writer refuses client records for it)."""
 
 _TOPIC_RE = re.compile(r"^[%|a-zA-Z0-9_-]+$")
+LMQ_PREFIX = "%LMQ%"
+"""RocketMQ's light message queues: their names may also hold ``$`` (a lite topic's queue is
+``%LMQ%$<parent>$<lite topic>``, made by actormq's gRPC proxy)."""
+_LMQ_RE = re.compile(r"^%LMQ%[%|$a-zA-Z0-9_-]+$")
 
 
 def topic_problem(topic: str) -> str | None:
@@ -26,7 +30,7 @@ def topic_problem(topic: str) -> str | None:
         return "topic is empty"
     if len(topic) > TOPIC_MAX_LENGTH:
         return f"topic is longer than {TOPIC_MAX_LENGTH} characters"
-    if not _TOPIC_RE.match(topic):
+    if not _TOPIC_RE.match(topic) and not _LMQ_RE.match(topic):
         return f"topic {topic!r} contains characters other than [%|a-zA-Z0-9_-]"
     return None
 

@@ -1,0 +1,202 @@
+"""Lite topics (RocketMQ 5.5's LiteTopic) as actormq's proxy stores them, and the topic types
+that say which topics take them.
+
+A lite topic is a small ordered channel inside a parent topic whose ``message.type`` attribute
+is LITE (``admin updateTopic -t P -a +message.type=LITE``): one per session, task or user.
+RocketMQ keeps each as a light message queue named ``%LMQ%$<parent>$<lite topic>``; actormq
+keeps each as a topic of that name with one queue, made by the proxy on first use (a send or
+a subscription) on one master of the parent's route (picked by the lite topic's hash), so a
+lite topic's messages are stored, and consumed, in order. Everything else (offsets per
+consumer group, retention, replication) is the broker's as for any topic.
+
+- ``lite_problem``: why a lite topic name is refused (RocketMQ's rule: 1 - 64 bytes of
+  ``[a-zA-Z0-9_-]``); ``lmq_name`` / ``split_lmq``: the queue topic's name and back.
+- ``TopicTypes``: each topic's ``message.type`` as its brokers keep it (read at most every
+  ``TYPE_TTL_S``), and the message types a QueryRoute says its queues accept.
+- ``LiteTopics.ensure``: the lite topic's queue topic, made when missing; at most
+  ``max_lite_topics`` of them in the cluster (LITE_TOPIC_QUOTA_EXCEEDED past that).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import zlib
+from collections.abc import Callable
+
+from loguru import logger
+
+from actors.client import Admin
+from actors.client.errors import BrokerError, ClientError, NoRouteError
+from actors.proxy.proto import Code, MessageType
+from runtime.remoting.codes import ResponseCode
+from runtime.store.topic_attributes import message_type
+from runtime.store.topic_names import topic_problem
+
+LMQ_PREFIX = "%LMQ%$"
+LITE_TOPIC_MAX_BYTES = 64
+"""RocketMQ's proxy ``maxLiteTopicSize``: a lite topic name's length in UTF-8 bytes."""
+MAX_LITE_TOPICS = 20_000
+"""Lite topics the proxy makes in the cluster at most (RocketMQ's ``maxLmqConsumeQueueNum``)."""
+TYPE_TTL_S = 30.0
+"""How long a topic's message type is taken as read (a changed type applies after this)."""
+_LITE_RE = re.compile(r"[a-zA-Z0-9_-]+\Z")
+_ACCEPTS = {
+    "MIXED": (MessageType.NORMAL, MessageType.FIFO, MessageType.DELAY, MessageType.TRANSACTION),
+    "NORMAL": (MessageType.NORMAL,),
+    "FIFO": (MessageType.FIFO,),
+    "DELAY": (MessageType.DELAY,),
+    "TRANSACTION": (MessageType.TRANSACTION,),
+    "LITE": (MessageType.LITE,),
+    "PRIORITY": (MessageType.PRIORITY,),
+}
+
+
+class LiteError(Exception):
+    """A lite topic that cannot be used; ``code`` is the ``Code`` to answer with."""
+
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(text)
+        self.code = code
+
+
+def lite_problem(lite: str) -> str | None:
+    """Why ``lite`` is not a lite topic name, or None (RocketMQ's proxy texts)."""
+    if not lite or not lite.strip():
+        return "lite topic cannot be the char sequence of whitespace"
+    if len(lite.encode()) > LITE_TOPIC_MAX_BYTES:
+        return f"lite topic exceed the max size {LITE_TOPIC_MAX_BYTES}"
+    if not _LITE_RE.match(lite):
+        return "lite topic can only contain alphanumeric characters, hyphens(-), and underscores(_)"
+    return None
+
+
+def lmq_name(parent: str, lite: str) -> str:
+    """The topic a lite topic's messages are stored in; LiteError ILLEGAL_LITE_TOPIC when the
+    name is not one."""
+    problem = lite_problem(lite)
+    name = f"{LMQ_PREFIX}{parent}${lite}"
+    if problem is None:
+        problem = topic_problem(name)
+    if problem is not None:
+        raise LiteError(Code.ILLEGAL_LITE_TOPIC, problem)
+    return name
+
+
+def split_lmq(topic: str) -> tuple[str, str] | None:
+    """(parent, lite topic) of a lite topic's queue topic; None for any other topic."""
+    if not topic.startswith(LMQ_PREFIX):
+        return None
+    parent, sep, lite = topic[len(LMQ_PREFIX) :].rpartition("$")
+    return (parent, lite) if sep and parent and lite else None
+
+
+class TopicTypes:
+    """Topic -> its ``message.type`` (MIXED when it has none or cannot be read), read from a
+    master that has the topic at most every ``ttl_s``."""
+
+    def __init__(
+        self, admin: Admin, ttl_s: float = TYPE_TTL_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.admin = admin
+        self.ttl_s = ttl_s
+        self.clock = clock
+        self._known: dict[str, tuple[str, float]] = {}
+
+    def of(self, topic: str) -> str:
+        now = self.clock()
+        known = self._known.get(topic)
+        if known is not None and now - known[1] < self.ttl_s:
+            return known[0]
+        found = self._read(topic)
+        if found is None:
+            return known[0] if known is not None else "MIXED"  # brokers unreachable: as before
+        self._known[topic] = (found, now)
+        return found
+
+    def _read(self, topic: str) -> str | None:
+        try:
+            masters = self.admin.masters()
+        except ClientError:
+            return None
+        unreachable = False
+        for address in masters.values():
+            try:
+                config = self.admin.topic_config(topic, address)
+            except BrokerError as exc:
+                unreachable |= exc.code != ResponseCode.TOPIC_NOT_EXIST
+                continue
+            except ClientError:
+                unreachable = True
+                continue
+            return message_type(config.attributes)
+        return None if unreachable else "MIXED"
+
+    def accepts(self, topic: str) -> tuple[int, ...]:
+        """The message types QueryRoute lists for the topic's queues."""
+        return _ACCEPTS.get(self.of(topic), _ACCEPTS["MIXED"])
+
+
+class LiteTopics:
+    """The lite topics' queue topics this proxy knows to exist, made when missing."""
+
+    def __init__(self, admin: Admin, max_lite_topics: int = MAX_LITE_TOPICS) -> None:
+        self.admin = admin
+        self.max_lite_topics = max_lite_topics
+        self._known: set[str] = set()
+        self._making = threading.Lock()
+
+    def ensure(self, parent: str, lite: str) -> str:
+        """The queue topic of ``parent``'s lite topic ``lite``, made first if no broker has
+        it. LiteError: ILLEGAL_LITE_TOPIC, LITE_TOPIC_QUOTA_EXCEEDED, TOPIC_NOT_FOUND (no
+        master serves the parent); ClientError: brokers unreachable."""
+        name = lmq_name(parent, lite)
+        if name in self._known:
+            return name
+        with self._making:  # one at a time: two first sends must not make it twice
+            if name not in self._known:
+                if not self._exists(name):
+                    self._make(parent, lite, name)
+                self._known.add(name)
+        return name
+
+    def forget(self, name: str) -> None:
+        """``name`` was deleted (it is made again at its next use)."""
+        self._known.discard(name)
+
+    def _exists(self, name: str) -> bool:
+        try:
+            route = self.admin.topic_route(name)
+        except (NoRouteError, BrokerError):
+            return False
+        return bool(route.queue_datas)
+
+    def _make(self, parent: str, lite: str, name: str) -> None:
+        try:
+            route = self.admin.topic_route(parent)
+        except ClientError as exc:
+            raise LiteError(Code.TOPIC_NOT_FOUND, f"parent topic {parent}: {exc}") from None
+        serving = {q.broker_name for q in route.queue_datas}
+        masters = {
+            b.broker_name: b.broker_addrs[0]
+            for b in route.broker_datas
+            if 0 in b.broker_addrs and b.broker_name in serving
+        }
+        if not masters:
+            raise LiteError(Code.TOPIC_NOT_FOUND, f"no master serves topic {parent}")
+        made = sum(1 for topic in self.admin.topic_list() if topic.startswith(LMQ_PREFIX))
+        if made >= self.max_lite_topics:
+            raise LiteError(
+                Code.LITE_TOPIC_QUOTA_EXCEEDED,
+                f"{made} lite topics exist: the quota is {self.max_lite_topics}",
+            )
+        brokers = sorted(masters)
+        broker = brokers[zlib.crc32(lite.encode()) % len(brokers)]
+        self.admin.create_topic(name, broker_addr=masters[broker], queues=1)
+        deadline = time.monotonic() + 5.0
+        while not self._exists(name):  # the broker registers it with the name servers at once
+            if time.monotonic() > deadline:
+                raise ClientError(f"lite topic {name} made on {broker}: no route after 5 s")
+            time.sleep(0.05)
+        logger.info("proxy: lite topic {} of {} made on {}", lite, parent, broker)

@@ -1,0 +1,228 @@
+"""Lite topics through ``python -m runtime proxy`` (RocketMQ 5.5's LiteTopic), driven with raw
+gRPC calls: a LITE parent topic, lite messages stored in their own one-queue topics, a client
+receiving only the lite topics it subscribed, in order, and the codes for what is refused.
+RocketMQ 5's Node.js LitePushConsumer against it: tests/interop/test_node5_client.py."""
+
+from __future__ import annotations
+
+import pathlib
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from actors.client import Admin
+from actors.proxy.lite import lmq_name
+from actors.proxy.proto import ClientType, Code, M, MessageType
+from tests.client_support import wait_until
+from tests.harness import RuntimeProcess
+from tests.integration.test_proxy import Stub, _routed
+
+pytestmark = pytest.mark.timeout(120)
+
+PARENT = "LiteChats"
+PLAIN = "PlainOrders"
+GROUP = "lite-agents"
+
+
+@pytest.fixture
+def proxy(tmp_path: pathlib.Path) -> Iterator[tuple[Stub, Admin]]:
+    cluster_args = ["--ephemeral-ports", "--data-dir", str(tmp_path / "data")]
+    with RuntimeProcess(cluster_args) as cluster:
+        namesrv = cluster.wait_ready(timeout=30)["namesrv"]
+        with Admin(namesrv) as admin:
+            admin.create_topic(PARENT, queues=2, attributes="+message.type=LITE")
+            admin.create_topic(PLAIN, queues=2)
+            for topic in (PARENT, PLAIN):
+                wait_until(lambda t=topic: _routed(admin, t), what=f"{topic} routed")
+            args = ["proxy", "--namesrv-addr", namesrv, "--ephemeral-ports"]
+            args += ["--invisible", "2", "--long-polling", "2"]
+            with RuntimeProcess(args) as process:
+                stub = Stub(process.wait_ready(timeout=30)["proxy"])
+                try:
+                    yield stub, admin
+                finally:
+                    stub.channel.close()
+
+
+def _as(client: str) -> tuple[tuple[str, str], ...]:
+    return (("x-mq-client-id", client),)
+
+
+def _call(stub: Stub, method: str, request: Any, response_type: Any, client: str) -> Any:
+    call = stub.channel.unary_unary(
+        f"/apache.rocketmq.v2.MessagingService/{method}",
+        request_serializer=type(request).SerializeToString,
+        response_deserializer=response_type.FromString,
+    )
+    return call(request, timeout=15, metadata=_as(client))
+
+
+def _lite_message(body: bytes, lite: str | None, topic: str = PARENT) -> Any:
+    msg = M.Message()
+    msg.topic.name = topic
+    msg.body = body
+    system = msg.system_properties
+    system.message_id = uuid.uuid4().hex.upper()
+    system.body_encoding = 1
+    system.message_type = MessageType.LITE if lite is not None else MessageType.NORMAL
+    if lite is not None:
+        system.lite_topic = lite
+    return msg
+
+
+def _send(stub: Stub, msg: Any) -> Any:
+    request = M.SendMessageRequest()
+    request.messages.append(msg)
+    return stub.unary("SendMessage", request, M.SendMessageResponse)
+
+
+def _settings(stub: Stub, client: str, kind: int = ClientType.LITE_PUSH_CONSUMER) -> Any:
+    """The client's telemetry Settings (a LITE_PUSH_CONSUMER's); the proxy's answer."""
+    command = M.TelemetryCommand()
+    settings = command.settings
+    settings.client_type = kind
+    settings.subscription.group.name = GROUP
+    entry = settings.subscription.subscriptions.add()
+    entry.topic.name = PARENT
+    entry.expression.expression = "*"
+    call = stub.channel.stream_stream(
+        "/apache.rocketmq.v2.MessagingService/Telemetry",
+        request_serializer=M.TelemetryCommand.SerializeToString,
+        response_deserializer=M.TelemetryCommand.FromString,
+    )
+    stream = call(iter([command]), timeout=5, metadata=_as(client))
+    try:
+        return next(stream)
+    finally:
+        stream.cancel()
+
+
+def _sync(stub: Stub, client: str, action: int, lites: list[str], **offset: int) -> Any:
+    request = M.SyncLiteSubscriptionRequest(action=action, lite_topic_set=lites)
+    request.topic.name = PARENT
+    request.group.name = GROUP
+    for name, value in offset.items():
+        setattr(request.offset_option, name, value)
+    return _call(stub, "SyncLiteSubscription", request, M.SyncLiteSubscriptionResponse, client)
+
+
+def _receive(stub: Stub, client: str, batch: int = 16) -> list[Any]:
+    request = M.ReceiveMessageRequest(batch_size=batch, auto_renew=False)
+    request.group.name = GROUP
+    request.message_queue.topic.name = PARENT
+    request.invisible_duration.seconds = 30
+    request.long_polling_timeout.seconds = 2
+    call = stub.channel.unary_stream(
+        "/apache.rocketmq.v2.MessagingService/ReceiveMessage",
+        request_serializer=M.ReceiveMessageRequest.SerializeToString,
+        response_deserializer=M.ReceiveMessageResponse.FromString,
+    )
+    out = call(request, timeout=15, metadata=_as(client))
+    return [r.message for r in out if r.WhichOneof("content") == "message"]
+
+
+def _ack(stub: Stub, client: str, messages: list[Any]) -> None:
+    request = M.AckMessageRequest()
+    request.group.name = GROUP
+    request.topic.name = PARENT
+    for msg in messages:
+        entry = request.entries.add()
+        entry.message_id = msg.system_properties.message_id
+        entry.receipt_handle = msg.system_properties.receipt_handle
+        entry.lite_topic = msg.system_properties.lite_topic
+    response = _call(stub, "AckMessage", request, M.AckMessageResponse, "acker")
+    assert response.status.code == Code.OK
+
+
+def _receive_until(stub: Stub, client: str, count: int) -> list[Any]:
+    got: list[Any] = []
+    for _ in range(20):
+        batch = _receive(stub, client)
+        got.extend(batch)
+        if batch:
+            _ack(stub, client, batch)
+        if len(got) >= count:
+            break
+    return got
+
+
+def test_a_client_gets_only_its_lite_topics_in_order(proxy: tuple[Stub, Admin]) -> None:
+    stub, admin = proxy
+    # Given: the LITE parent's route says it takes lite messages only
+    route = stub.route(PARENT)
+    assert route.status.code == Code.OK
+    assert set(route.message_queues[0].accept_message_types) == {MessageType.LITE}
+    assert MessageType.LITE not in stub.route(PLAIN).message_queues[0].accept_message_types
+    # and two lite push consumers subscribed to one lite topic each
+    for client in ("agent-1", "agent-2"):
+        answer = _settings(stub, client)
+        assert answer.settings.subscription.fifo is True
+        assert answer.settings.subscription.lite_subscription_quota > 0
+        assert answer.settings.subscription.max_lite_topic_size == 64
+    assert _sync(stub, "agent-1", 0, ["session-1"]).status.code == Code.OK
+    assert _sync(stub, "agent-2", 2, ["session-2"]).status.code == Code.OK
+    # When: a producer sends to both lite topics and to one nobody subscribed
+    for i in range(5):
+        for lite in ("session-1", "session-2", "session-3"):
+            sent = _send(stub, _lite_message(f"{lite}:{i}".encode(), lite))
+            assert sent.status.code == Code.OK, sent.status.message
+    # Then: each lite topic is a one-queue topic of its own
+    assert len(admin.topic_route(lmq_name(PARENT, "session-1")).queue_datas) == 1
+    # and each client receives its own lite topic's messages, in order, marked with it
+    for client, lite in (("agent-1", "session-1"), ("agent-2", "session-2")):
+        got = _receive_until(stub, client, 5)
+        assert [m.body for m in got] == [f"{lite}:{i}".encode() for i in range(5)]
+        assert {m.system_properties.lite_topic for m in got} == {lite}
+        assert {m.system_properties.message_type for m in got} == {MessageType.LITE}
+        assert {m.topic.name for m in got} == {PARENT}
+    # When: agent-1 also subscribes session-3 from its first message (MIN)
+    assert _sync(stub, "agent-1", 0, ["session-3"], policy=1).status.code == Code.OK
+    # Then: it gets session-3's backlog
+    got = _receive_until(stub, "agent-1", 5)
+    assert [m.body for m in got] == [f"session-3:{i}".encode() for i in range(5)]
+
+
+def test_one_message_of_a_lite_topic_out_at_a_time(proxy: tuple[Stub, Admin]) -> None:
+    stub, _ = proxy
+    # Given: a lite consumer of one lite topic with three messages in it
+    _settings(stub, "agent-9")
+    assert _sync(stub, "agent-9", 0, ["session-9"]).status.code == Code.OK
+    for i in range(3):
+        assert _send(stub, _lite_message(f"m{i}".encode(), "session-9")).status.code == Code.OK
+    # When: it receives a batch without acking
+    first = []
+    for _ in range(10):
+        first = _receive(stub, "agent-9")
+        if first:
+            break
+    # Then: only the first is out (FIFO per lite topic); the next comes once it is acked
+    assert [m.body for m in first] == [b"m0"]
+    assert _receive(stub, "agent-9") == []
+    _ack(stub, "agent-9", first)
+    assert [m.body for m in _receive_until(stub, "agent-9", 1)][:1] == [b"m1"]
+
+
+def test_what_the_proxy_refuses(proxy: tuple[Stub, Admin]) -> None:
+    stub, _ = proxy
+    conflict = Code.MESSAGE_PROPERTY_CONFLICT_WITH_TYPE
+    # a lite message to a topic that is not LITE, a plain message to a LITE topic
+    assert _send(stub, _lite_message(b"x", "s1", topic=PLAIN)).status.code == conflict
+    assert _send(stub, _lite_message(b"x", None)).status.code == conflict
+    # lite topic names RocketMQ refuses
+    for bad in ("has$dollar", "a" * 65, "spa ce"):
+        assert _send(stub, _lite_message(b"x", bad)).status.code == Code.ILLEGAL_LITE_TOPIC
+    # a lite subscription to a topic that is not LITE; a bad name
+    _settings(stub, "agent-x")
+    request = M.SyncLiteSubscriptionRequest(action=0, lite_topic_set=["s1"])
+    request.topic.name = PLAIN
+    request.group.name = GROUP
+    response = _call(stub, "SyncLiteSubscription", request, M.SyncLiteSubscriptionResponse, "x")
+    assert response.status.code == Code.ILLEGAL_TOPIC
+    assert _sync(stub, "agent-x", 0, ["bad%name"]).status.code == Code.ILLEGAL_LITE_TOPIC
+    # the lite group joined by a plain push consumer
+    refused = _settings(stub, "plain-1", ClientType.PUSH_CONSUMER)
+    assert refused.status.code == Code.ILLEGAL_CONSUMER_GROUP
+    # and the proxy keeps serving
+    assert _send(stub, _lite_message(b"ok", "s1")).status.code == Code.OK
