@@ -31,9 +31,9 @@ def proxy_cluster(data: pathlib.Path, *extra: str) -> Iterator[Cluster]:
         yield cluster
 
 
-def make_topic(cluster: Cluster, name: str) -> str:
+def make_topic(cluster: Cluster, name: str, attributes: str | None = None) -> str:
     with Admin(cluster.namesrv) as admin:
-        admin.create_topic(name, queues=QUEUES)
+        admin.create_topic(name, queues=QUEUES, attributes=attributes)
     await_route(cluster, name)
     return name
 

@@ -223,3 +223,60 @@ def test_a_producer_of_three_topics_starts_within_seconds(
         started = next(e for e in events if e["event"] == "started")
         assert started["startup_ms"] < 10_000, started
         assert [e["event"] for e in events][-2:] == ["sent", "done"]
+
+
+def test_lite_push_consumer_gets_its_lite_topics_in_order(
+    node5_client: Client, node5_cluster: Cluster, tmp_path: pathlib.Path
+) -> None:
+    with one_test(node5_cluster) as cluster:
+        # Given a LITE topic and RocketMQ 5's Node.js LitePushConsumer subscribed to two of its
+        # lite topics, suspending one message once
+        topic = make_topic(cluster, "Node5Lite", attributes="+message.type=LITE")
+        proxy = cluster.ready["proxy"]
+        with run_script(
+            node5_client,
+            tmp_path,
+            "lite_consumer.js",
+            proxy,
+            "node5_lite",
+            topic,
+            "--lites",
+            "chat-1,chat-2",
+            "--suspend-once",
+            "chat-1:3",
+        ) as consumer:
+            assert consumer.wait_event("ready", timeout=30)["lites"] == ["chat-1", "chat-2"]
+            # When the Node.js producer sends 9 lite messages over three lite topics
+            sent = ended(
+                run_script(
+                    node5_client,
+                    tmp_path,
+                    "producer.js",
+                    proxy,
+                    topic,
+                    "9",
+                    "--lite",
+                    "chat-1,chat-2,chat-3",
+                    "--body-prefix",
+                    "",
+                )
+            )
+            assert len([e for e in sent if e["event"] == "sent"]) == 9
+            # Then it consumes the six of its two lite topics, each lite topic in order (the
+            # suspended one before the next), each marked with its lite topic
+            want = {"chat-1:0", "chat-1:3", "chat-1:6", "chat-2:1", "chat-2:4", "chat-2:7"}
+            consumer.wait_until(
+                lambda evs: _by_body(evs, "consumed").keys() >= want,
+                timeout=40,
+                what="both lite topics consumed",
+            )
+            consumed = consumer.events("consumed")
+            for lite in ("chat-1", "chat-2"):
+                mine = [e["body"] for e in consumed if e["lite_topic"] == lite]
+                assert mine == sorted(b for b in want if b.startswith(lite)), consumed
+            # And the suspended message came back without a retry counted
+            assert [e["body"] for e in consumer.events("suspended")] == ["chat-1:3"]
+            assert _by_body(consumed, "consumed")["chat-1:3"]["attempt"] == 1
+            # And nothing of the lite topic it did not subscribe reached it
+            assert not [e for e in consumer.events() if e.get("lite_topic") == "chat-3"]
+            assert consumer.terminate(timeout=30) == 0, consumer.diagnostics()

@@ -1,6 +1,7 @@
 'use strict';
 // node producer.js ENDPOINT TOPIC COUNT [--tag T] [--group G] [--delay-ms N] [--body-prefix P]
 //   [--also T2,T3]   (more topics named at construction: its startup's settings race)
+//   [--lite L1,L2]   (lite messages: message i to lite topic L<i mod n>, body P<lite>:<i>)
 // Sends COUNT messages (body P<i>, keys k<i> and kk<i>, property seq=<i>) through RocketMQ 5's
 // Node.js Producer; prints started, one sent line per message (message_id, offset, due_ms),
 // done. Exit 1 (an error line) when startup or a send fails. The offset is in the queue the
@@ -20,6 +21,7 @@ async function main() {
     delayMs: 0,
     bodyPrefix: 'body-',
     also: '',
+    lite: [],
   });
   const topics = [ args.topic, ...args.also.split(',').filter(Boolean) ];
   const producer = new Producer({ ...clientOptions(args.endpoint), topics });
@@ -29,9 +31,11 @@ async function main() {
   try {
     for (let i = 0; i < Number(args.count); i++) {
       const due = args.delayMs ? Date.now() + args.delayMs : null;
+      const lite = args.lite.length ? args.lite[i % args.lite.length] : null;
       const receipt = await producer.send({
         topic: args.topic,
-        body: Buffer.from(`${args.bodyPrefix}${i}`),
+        body: Buffer.from(lite ? `${args.bodyPrefix}${lite}:${i}` : `${args.bodyPrefix}${i}`),
+        ...(lite ? { liteTopic: lite } : {}),
         tag: args.tag,
         keys: [ `k${i}`, `kk${i}` ],
         properties: new Map([[ 'seq', String(i) ]]),
