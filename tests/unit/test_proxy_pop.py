@@ -50,6 +50,9 @@ class FakeConsumer:
     def start(self) -> None:
         self.starts += 1
 
+    def unsubscribe(self, topic: str) -> None:
+        self.subscribed.append((topic, "", "unsubscribed"))
+
     def poll(self, timeout: float, max_messages: int) -> list[MessageExt]:
         self.timeouts.append(timeout)
         self.asked.append(max_messages)

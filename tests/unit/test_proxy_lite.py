@@ -1,0 +1,236 @@
+"""Lite topics in the proxy: names (actors/proxy/lite.py), each client's subscriptions
+(lite_subscriptions.py), a lite group's receives (pop.py), the settings and messages lite push
+consumers get; topic attributes (runtime/store/topic_attributes.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from actors.client.message import MessageExt
+from actors.proxy.convert import incoming
+from actors.proxy.lite import LiteError, lite_problem, lmq_name, split_lmq
+from actors.proxy.lite_subscriptions import EXPIRE_S, LiteSubscriptions
+from actors.proxy.pop import PopGroup
+from actors.proxy.proto import ClientType, Code, LiteSubscriptionAction, M, MessageType
+from actors.proxy.settings import ProxySettings, reply_settings
+from runtime.remoting.properties import UNIQ_KEY, encode_properties
+from runtime.store.topic_attributes import apply_attributes, message_type
+from runtime.store.topic_names import topic_problem
+from tests.unit.test_proxy_pop import FakeClock, FakeConsumer
+
+ADD, REMOVE = LiteSubscriptionAction.PARTIAL_ADD, LiteSubscriptionAction.PARTIAL_REMOVE
+ALL, NONE = LiteSubscriptionAction.COMPLETE_ADD, LiteSubscriptionAction.COMPLETE_REMOVE
+
+
+# -- names -------------------------------------------------------------------------------------
+
+
+def test_a_lite_topic_is_stored_in_its_own_lmq_topic() -> None:
+    name = lmq_name("Chats", "session-1_A")
+    assert name == "%LMQ%$Chats$session-1_A"
+    assert topic_problem(name) is None  # the broker takes it
+    assert split_lmq(name) == ("Chats", "session-1_A")
+    assert split_lmq("Chats") is None
+    assert split_lmq("%LMQ%$nolite") is None
+
+
+@pytest.mark.parametrize(
+    ("lite", "says"),
+    [
+        ("", "whitespace"),
+        ("   ", "whitespace"),
+        ("a" * 65, "max size 64"),
+        ("é" * 33, "max size 64"),  # 66 bytes in UTF-8
+        ("has$dollar", "alphanumeric"),
+        ("per%cent", "alphanumeric"),
+        ("spa ce", "alphanumeric"),
+    ],
+)
+def test_lite_topic_names_rocketmq_refuses(lite: str, says: str) -> None:
+    problem = lite_problem(lite)
+    assert problem is not None and says in problem
+    with pytest.raises(LiteError) as caught:
+        lmq_name("Chats", lite)
+    assert caught.value.code == Code.ILLEGAL_LITE_TOPIC
+
+
+def test_a_parent_and_lite_topic_too_long_for_a_topic_name_are_refused() -> None:
+    with pytest.raises(LiteError) as caught:
+        lmq_name("P" * 100, "a" * 30)
+    assert caught.value.code == Code.ILLEGAL_LITE_TOPIC
+    assert "127" in str(caught.value)
+
+
+def test_other_topics_still_may_not_hold_a_dollar() -> None:
+    assert topic_problem("Chats$x") is not None
+
+
+# -- topic attributes --------------------------------------------------------------------------
+
+
+def test_attributes_set_change_and_remove_as_rocketmq_writes_them() -> None:
+    attrs, problem = apply_attributes({}, "+message.type=LITE,+lite.topic.expiration=60")
+    assert problem is None and attrs == {"message.type": "LITE", "lite.topic.expiration": "60"}
+    attrs, problem = apply_attributes(attrs, "-lite.topic.expiration")
+    assert problem is None and attrs == {"message.type": "LITE"}
+    assert apply_attributes(attrs, None) == (attrs, None)
+    assert message_type(attrs) == "LITE"
+    assert message_type({}) == "MIXED"
+    assert message_type({"message.type": "UNSPECIFIED"}) == "MIXED"
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("+message.type=BOGUS", "must be one of"),
+        ("+lite.topic.expiration=soon", "whole number"),
+        ("+lite.topic.expiration=43201", "43200"),
+        ("+queue.type=X", "unsupported"),
+        ("-queue.type", "unsupported"),
+        ("message.type=LITE", "must start with +"),
+        ("+message.type", "+key=value"),
+    ],
+)
+def test_bad_attributes_are_refused_and_nothing_changes(text: str, says: str) -> None:
+    current = {"message.type": "NORMAL"}
+    attrs, problem = apply_attributes(current, text)
+    assert attrs == current
+    assert problem is not None and says in problem
+
+
+# -- subscriptions -----------------------------------------------------------------------------
+
+
+def test_partial_and_complete_changes_answer_what_the_group_starts_and_stops() -> None:
+    subs = LiteSubscriptions()
+    s1, s2, s3 = (lmq_name("P", s) for s in ("s1", "s2", "s3"))
+    change = subs.sync("G", "c1", "P", ADD, ["s1", "s2"])
+    assert (change.started, change.stopped) == ([s1, s2], [])
+    change = subs.sync("G", "c2", "P", ADD, ["s2"])
+    assert (change.started, change.stopped) == ([], [])  # c1 has it already
+    change = subs.sync("G", "c1", "P", REMOVE, ["s2"])
+    assert (change.started, change.stopped) == ([], [])  # c2 still has it
+    assert subs.topics_of("G", "c1") == [s1]
+    change = subs.sync("G", "c1", "P", ALL, ["s3"])  # the whole set: s1 goes, s3 comes
+    assert (change.started, change.stopped) == ([s3], [s1])
+    change = subs.sync("G", "c2", "P", NONE, [])
+    assert (change.started, change.stopped) == ([], [s2])
+    assert subs.consumed("G") == {s3}
+    assert subs.count("G", "c1") == 1 and subs.count("G", "c2") == 0
+
+
+def test_a_bad_name_changes_nothing() -> None:
+    subs = LiteSubscriptions()
+    subs.sync("G", "c1", "P", ADD, ["s1"])
+    with pytest.raises(LiteError):
+        subs.sync("G", "c1", "P", ADD, ["s2", "bad name"])
+    assert subs.topics_of("G", "c1") == [lmq_name("P", "s1")]
+
+
+def test_sets_not_sent_again_expire_and_a_terminated_client_leaves() -> None:
+    clock = FakeClock()
+    subs = LiteSubscriptions(clock=clock)
+    subs.sync("G", "c1", "P", ALL, ["s1"])
+    subs.sync("H", "c2", "P", ALL, ["s2"])
+    clock.advance(EXPIRE_S - 1)
+    subs.sync("H", "c2", "P", ALL, ["s2"])  # c2 sends its set again in time
+    assert subs.expire() == {}
+    clock.advance(2)
+    expired = subs.expire()
+    assert list(expired) == ["G"] and expired["G"].stopped == [lmq_name("P", "s1")]
+    dropped = subs.drop_client("c2")
+    assert dropped["H"].stopped == [lmq_name("P", "s2")]
+    assert subs.consumed("G") == subs.consumed("H") == set()
+
+
+# -- a lite group's receives -------------------------------------------------------------------
+
+
+def _lite_msg(offset: int, lite: str) -> MessageExt:
+    props = encode_properties({UNIQ_KEY: f"ID{lite}{offset}"})
+    return MessageExt(
+        lmq_name("P", lite), b"%s:%d" % (lite.encode(), offset), props, queue_offset=offset
+    )
+
+
+def _lite_group() -> tuple[PopGroup, FakeConsumer, FakeClock]:
+    clock = FakeClock()
+    consumer = FakeConsumer(clock)
+    pop = PopGroup("G", consumer, fifo=True, lite=True, clock=clock)  # type: ignore[arg-type]
+    for lite in ("s1", "s2", "s3"):
+        pop.subscribe(lmq_name("P", lite))
+    return pop, consumer, clock
+
+
+def test_a_receive_gets_its_lite_topics_only_one_message_of_each_at_a_time() -> None:
+    pop, consumer, _ = _lite_group()
+    consumer.queued.extend(
+        [_lite_msg(0, "s1"), _lite_msg(0, "s3"), _lite_msg(1, "s1"), _lite_msg(0, "s2")]
+    )
+    mine = [lmq_name("P", "s1"), lmq_name("P", "s2")]
+    got = pop.receive(mine, 8, 30_000, wait_s=0)
+    assert sorted(d.msg.body for d in got) == [b"s1:0", b"s2:0"]  # s1:1 waits behind s1:0
+    # the other client's lite topic waits for its receive
+    other = pop.receive([lmq_name("P", "s3")], 8, 30_000, wait_s=0)
+    assert [d.msg.body for d in other] == [b"s3:0"]
+    first_s1 = next(d for d in got if d.msg.body == b"s1:0")
+    assert pop.ack(first_s1.handle)
+    assert [d.msg.body for d in pop.receive(mine, 8, 30_000, wait_s=0)] == [b"s1:1"]
+
+
+def test_a_suspended_delivery_comes_back_without_a_retry_counted() -> None:
+    pop, consumer, clock = _lite_group()
+    consumer.queued.append(_lite_msg(0, "s1"))
+    topics = [lmq_name("P", "s1")]
+    (first,) = pop.receive(topics, 1, 30_000, wait_s=0)
+    handle = pop.change_invisible(first.handle, 300, suspend=True)
+    assert handle is not None
+    clock.advance(1)
+    (again,) = pop.receive(topics, 1, 30_000, wait_s=0)
+    assert again.attempt == 1
+    pop.change_invisible(again.handle, 300)  # a nack: counted
+    clock.advance(1)
+    (third,) = pop.receive(topics, 1, 30_000, wait_s=0)
+    assert third.attempt == 2
+
+
+def test_an_unsubscribed_lite_topic_drops_what_waits_and_is_out() -> None:
+    pop, consumer, _ = _lite_group()
+    s1 = lmq_name("P", "s1")
+    consumer.queued.extend([_lite_msg(0, "s1"), _lite_msg(1, "s1")])
+    (out,) = pop.receive([s1], 8, 30_000, wait_s=0)  # s1:1 is held behind it
+    pop.unsubscribe(s1)
+    assert (s1, "", "unsubscribed") in consumer.subscribed
+    assert s1 not in pop.expressions
+    assert pop.ack(out.handle) is False  # forgotten: it comes again from the committed offset
+    consumer.queued.append(_lite_msg(2, "s1"))  # polled late, after the unsubscription
+    assert pop.receive([lmq_name("P", "s2")], 8, 30_000, wait_s=0) == []
+    pop.subscribe(s1)
+    consumer.queued.append(_lite_msg(0, "s1"))
+    assert [d.msg.body for d in pop.receive([s1], 8, 30_000, wait_s=0)] == [b"s1:0"]
+    assert consumer.starts == 1  # subscribing again does not start the consumer twice
+
+
+# -- what lite push consumers get --------------------------------------------------------------
+
+
+def test_a_lite_push_consumer_is_told_its_quota_and_fifo() -> None:
+    given = M.Settings()
+    given.client_type = ClientType.LITE_PUSH_CONSUMER
+    given.subscription.group.name = "G"
+    reply = reply_settings(given, ProxySettings(), fifo=True).settings
+    assert reply.subscription.fifo is True
+    assert reply.subscription.receive_batch_size == 32
+    assert reply.subscription.lite_subscription_quota == 2000
+    assert reply.subscription.max_lite_topic_size == 64
+    given.client_type = ClientType.PUSH_CONSUMER
+    plain = reply_settings(given, ProxySettings()).settings
+    assert not plain.subscription.HasField("lite_subscription_quota")
+
+
+def test_a_lite_message_is_handed_out_under_its_parent_with_its_lite_topic() -> None:
+    parent = M.Resource(name="P")
+    out = incoming(_lite_msg(3, "s1"), parent, receipt_handle="h", attempt=1, invisible_ms=10)
+    assert out.topic.name == "P"
+    assert out.system_properties.lite_topic == "s1"
+    assert out.system_properties.message_type == MessageType.LITE
