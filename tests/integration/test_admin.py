@@ -535,3 +535,44 @@ def test_stats_all_shows_each_topics_traffic_and_each_groups_backlog(
     rows = {line.split()[0]: line.split() for line in active.stdout.splitlines()[1:]}
     assert rows["StatsQuiet"][-2:] == ["2", "NO_CONSUMER"]
     assert "StatsIdle" not in rows and "StatsOrders" in rows
+
+
+def test_topic_attributes_are_set_kept_and_survive_a_restart(tmp_path: pathlib.Path) -> None:
+    data = tmp_path / "data"
+    args = ["--ephemeral-ports", "--data-dir", str(data)]
+    with RuntimeProcess(args) as node:
+        ready = node.wait_ready()
+        namesrv, broker = ready["namesrv"], ready["broker-a/0"]
+        # Given a topic made LITE from the command line (RocketMQ 5's attribute form)
+        made = mqadmin(
+            namesrv, "updateTopic", "-t", "Chats", "-b", broker, "-a", "+message.type=LITE"
+        )
+        assert made.returncode == 0, made.stderr
+        with Admin(namesrv) as admin:
+            assert admin.topic_config("Chats", broker).attributes == {"message.type": "LITE"}
+            # When it is updated without attributes, then with an expiration
+            admin.create_topic("Chats", broker_addr=broker, queues=2)
+            admin.create_topic(
+                "Chats", broker_addr=broker, queues=2, attributes="+lite.topic.expiration=60"
+            )
+            # Then its attributes are kept and added to
+            config = admin.topic_config("Chats", broker)
+            assert config.attributes == {"message.type": "LITE", "lite.topic.expiration": "60"}
+            assert config.write_queue_nums == 2
+            # And an attribute RocketMQ does not know is refused, naming it, nothing changed
+            with pytest.raises(BrokerError) as refused:
+                admin.create_topic("Chats", broker_addr=broker, attributes="+queue.type=X")
+            assert refused.value.code == ResponseCode.INVALID_PARAMETER
+            assert "queue.type" in str(refused.value)
+            shown = mqadmin(
+                namesrv, "updateTopic", "-t", "Chats", "-b", broker, "-a", "+message.type=NOPE"
+            )
+            assert shown.returncode == 1 and "message.type" in shown.stderr
+        assert node.terminate() == 0, node.stderr_text()
+    # When the broker restarts on the same data
+    with RuntimeProcess(args) as node:
+        ready = node.wait_ready()
+        with Admin(ready["namesrv"]) as admin:
+            # Then the attributes are still there
+            config = admin.topic_config("Chats", ready["broker-a/0"])
+            assert config.attributes == {"message.type": "LITE", "lite.topic.expiration": "60"}
