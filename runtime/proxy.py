@@ -85,6 +85,13 @@ def add_proxy_options(parser: argparse.ArgumentParser) -> None:
         "(0 or --ephemeral-ports: a free one)",
     )
     parser.add_argument(
+        "--max-lite-topics",
+        type=int,
+        metavar="N",
+        help="lite topics the proxy makes in the cluster at most, each a topic of one queue "
+        "(default 20000, RocketMQ's LMQ quota; past it a send to a new one is refused)",
+    )
+    parser.add_argument(
         "--consume-from",
         choices=("last", "first"),
         default="last",
@@ -108,9 +115,13 @@ def settings_from(args: argparse.Namespace) -> dict[str, Any]:
         raise ConfigError("--long-polling/--invisible", None, "must be > 0 seconds")
     if args.max_attempts is not None and args.max_attempts < 1:
         raise ConfigError("--max-attempts", None, "must be >= 1")
+    if args.max_lite_topics is not None and args.max_lite_topics < 0:
+        raise ConfigError("--max-lite-topics", None, "must be >= 0")
     if bool(args.access_key) != bool(args.secret_key):
         raise ConfigError("--access-key/--secret-key", None, "give both or neither")
+    lite = {} if args.max_lite_topics is None else {"max_lite_topics": args.max_lite_topics}
     return {
+        **lite,
         "long_polling_s": args.long_polling,
         "invisible_s": args.invisible,
         "max_attempts": args.max_attempts,

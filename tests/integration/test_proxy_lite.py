@@ -37,7 +37,7 @@ def proxy(tmp_path: pathlib.Path) -> Iterator[tuple[Stub, Admin]]:
             for topic in (PARENT, PLAIN):
                 wait_until(lambda t=topic: _routed(admin, t), what=f"{topic} routed")
             args = ["proxy", "--namesrv-addr", namesrv, "--ephemeral-ports"]
-            args += ["--invisible", "2", "--long-polling", "2"]
+            args += ["--invisible", "2", "--long-polling", "2", "--max-lite-topics", "4"]
             with RuntimeProcess(args) as process:
                 stub = Stub(process.wait_ready(timeout=30)["proxy"])
                 try:
@@ -224,5 +224,9 @@ def test_what_the_proxy_refuses(proxy: tuple[Stub, Admin]) -> None:
     # the lite group joined by a plain push consumer
     refused = _settings(stub, "plain-1", ClientType.PUSH_CONSUMER)
     assert refused.status.code == Code.ILLEGAL_CONSUMER_GROUP
-    # and the proxy keeps serving
-    assert _send(stub, _lite_message(b"ok", "s1")).status.code == Code.OK
+    # and the proxy keeps serving: four lite topics are made (its quota here), not a fifth
+    for lite in ("s1", "s2", "s3", "s4"):
+        assert _send(stub, _lite_message(b"ok", lite)).status.code == Code.OK
+    over = _send(stub, _lite_message(b"over", "s5"))
+    assert over.status.code == Code.LITE_TOPIC_QUOTA_EXCEEDED, over.status.message
+    assert _send(stub, _lite_message(b"again", "s1")).status.code == Code.OK

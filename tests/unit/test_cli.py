@@ -147,3 +147,8 @@ def test_proxy_options_are_checked() -> None:
         settings_from(args)
     fine = settings_from(build_parser().parse_args(["cluster", "--proxy", "--max-attempts", "3"]))
     assert fine["max_attempts"] == 3 and fine["consume_from_first"] is False
+    assert "max_lite_topics" not in fine  # ProxySettings' default
+    lite = settings_from(build_parser().parse_args(["proxy", "--max-lite-topics", "50"]))
+    assert lite["max_lite_topics"] == 50
+    with pytest.raises(ConfigError, match="--max-lite-topics"):
+        settings_from(build_parser().parse_args(["proxy", "--max-lite-topics", "-1"]))
