@@ -31,6 +31,7 @@ import msgspec
 
 from actors.client.message import Message, MessageExt, MessageQueue
 from actors.proxy.lite import split_lmq
+from actors.proxy.priority import PRIORITY_PROPERTY
 from actors.proxy.proto import DigestType, Encoding, FilterType, M, MessageType
 from runtime.remoting import properties as P
 
@@ -129,6 +130,11 @@ def incoming(
     out.topic.CopyFrom(topic)
     out.body = ext.body
     for name, value in ext.properties.items():
+        if name == PRIORITY_PROPERTY:
+            if value.isdigit():
+                out.system_properties.priority = int(value)
+                out.system_properties.message_type = MessageType.PRIORITY
+            continue
         out.user_properties[name] = value
     system = out.system_properties
     props = ext.all_properties
@@ -140,7 +146,8 @@ def incoming(
     system.body_digest.type = DigestType.MD5
     system.body_digest.checksum = hashlib.md5(ext.body).hexdigest().upper()
     system.body_encoding = Encoding.IDENTITY
-    system.message_type = message_type(ext)
+    if not system.HasField("priority"):
+        system.message_type = message_type(ext)
     set_ms(system.born_timestamp, ext.born_timestamp)
     system.born_host = ext.born_host
     set_ms(system.store_timestamp, ext.store_timestamp)

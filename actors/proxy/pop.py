@@ -48,11 +48,15 @@ from actors.client.errors import ClientError
 from actors.client.message import MessageExt
 from actors.client.pull_consumer import PullConsumer
 from actors.proxy.lite import LMQ_PREFIX
+from actors.proxy.priority import most_urgent_first
 from actors.proxy.settings import MAX_ATTEMPTS
 from runtime.remoting import properties as P
 
 BURY_BATCH = 32
 """Dead-letter sends one sweep makes for a group at most."""
+DRAIN_BATCH = 256
+"""Messages a receive of a priority topic takes from the consumer's buffer at once to choose
+the most urgent of."""
 RECHECK_S = 1.0
 """A waiting receive looks at its topic's due deliveries at least this often."""
 MAX_RENEW_S = 3 * 3600.0
@@ -121,6 +125,9 @@ class PopGroup:
         clients subscribed (``actors.proxy.lite_subscriptions``), FIFO per lite topic."""
         self.started = False
         """Its consumer runs (from the first subscription to ``shutdown``)."""
+        self.priority_topics: set[str] = set()
+        """Topics whose ``message.type`` is PRIORITY: the highest queue's waiting messages are
+        handed out first (``actors.proxy.priority``; not in a FIFO group)."""
         self._dropped: set[str] = set()
         """Topics unsubscribed (and not subscribed again): their messages polled late go."""
         self._busy: set[tuple[str, str]] = set()
@@ -211,18 +218,19 @@ class PopGroup:
         ``holder``: the client id of a receive asking for ``auto_renew``."""
         topics = (topic,) if isinstance(topic, str) else tuple(topic)
         wanted = set(topics)
+        urgent = set() if self.fifo else wanted & self.priority_topics
         out: list[Delivery] = []
         until = self.clock() + max(wait_s, 0.0)
         self.last_used = until
         while True:
+            if urgent:  # what waits in the consumer's buffer too, to pick the highest first
+                self._keep_polled(self.consumer.poll(timeout=0.0, max_messages=DRAIN_BATCH))
             with self._lock:
                 now = self.clock()
                 wait = max(0.0, until - now)
                 for name in topics:
                     self._due(name, max_messages - len(out), invisible_ms, out, holder)
-                    ready = self._ready.get(name)
-                    while ready and len(out) < max_messages:
-                        self._first(ready.popleft(), name, invisible_ms, out, holder)
+                    self._take_ready(name, max_messages, invisible_ms, out, holder)
                     heap = self._deadlines.get(name)
                     if heap:  # wake for the first of its deliveries to come due
                         wait = min(wait, max(0.0, heap[0][0] - now))
@@ -236,10 +244,12 @@ class PopGroup:
             polled = self.consumer.poll(timeout=wait, max_messages=max_messages - len(out))
             with self._lock:
                 for msg in polled:
-                    if msg.topic in wanted and len(out) < max_messages:
+                    if msg.topic in wanted and msg.topic not in urgent and len(out) < max_messages:
                         self._first(msg, msg.topic, invisible_ms, out, holder)
                     elif msg.topic not in self._dropped:  # not a topic unsubscribed meanwhile
                         self._ready.setdefault(msg.topic, deque()).append(msg)
+                for name in urgent:
+                    self._take_ready(name, max_messages, invisible_ms, out, holder)
                 # the wait is over whatever else came (other topics' messages keep arriving)
                 done = bool(out) or self.clock() >= until
                 if done and not out:
@@ -247,6 +257,30 @@ class PopGroup:
                         self._due(name, max_messages - len(out), invisible_ms, out, holder)
             if done:
                 return out
+
+    def _keep_polled(self, polled: list[MessageExt]) -> None:
+        with self._lock:
+            for msg in polled:
+                if msg.topic not in self._dropped:
+                    self._ready.setdefault(msg.topic, deque()).append(msg)
+
+    def _take_ready(
+        self,
+        topic: str,
+        max_messages: int,
+        invisible_ms: int,
+        out: list[Delivery],
+        holder: str | None,
+    ) -> None:
+        """First deliveries of ``topic``'s waiting messages into ``out`` (up to
+        ``max_messages`` in all): a priority topic's highest queue first. Under the lock."""
+        ready = self._ready.get(topic)
+        if not ready or len(out) >= max_messages:
+            return
+        if topic in self.priority_topics and not self.fifo:
+            ready = self._ready[topic] = deque(sorted(ready, key=most_urgent_first))
+        while ready and len(out) < max_messages:
+            self._first(ready.popleft(), topic, invisible_ms, out, holder)
 
     def _first(
         self,

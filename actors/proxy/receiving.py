@@ -116,6 +116,10 @@ def _receive(
     tags, sql = filter_of(request.filter_expression)
     if topic not in pop.expressions:
         service.admin.topic_route(topic)  # a topic nobody created: TOPIC_NOT_FOUND, once
+    if service.topic_types.of(topic) == "PRIORITY":
+        pop.priority_topics.add(topic)
+    else:
+        pop.priority_topics.discard(topic)
     try:
         pop.subscribe(topic, tags, sql)
     except BrokerError as exc:

@@ -19,7 +19,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import msgspec
 from loguru import logger
 
 from actors.client import Admin, Producer, PullConsumer
@@ -31,7 +30,7 @@ from actors.client.errors import (
     NoRouteError,
     RequestTimeoutError,
 )
-from actors.client.message import Message, SendStatus
+from actors.client.message import SendStatus
 from actors.client.rebalance import ConsumeFrom
 from actors.proxy.convert import (
     ConvertError,
@@ -47,6 +46,7 @@ from actors.proxy.proto import AddressScheme, ClientType, Code, M, MessageType, 
 from actors.proxy.settings import MAX_ATTEMPTS, ProxySettings
 from actors.proxy.telemetry import Telemetry
 from actors.proxy.transactions import ProxyTransactions
+from actors.proxy.typed import typed
 from runtime.remoting.codes import ResponseCode
 
 PRODUCER_GROUP = "PROXY_PRODUCER"
@@ -62,7 +62,6 @@ _PERMISSION = {
 }
 """A queue's (readable, writable) as its gRPC permission."""
 _TX_CONFLICT = "a transactional message has no message group or delivery time"
-_CONFLICT = Code.MESSAGE_PROPERTY_CONFLICT_WITH_TYPE
 _SEND_STATUS = {
     SendStatus.SEND_OK: Code.OK,
     SendStatus.FLUSH_DISK_TIMEOUT: Code.MASTER_PERSISTENCE_TIMEOUT,
@@ -356,13 +355,15 @@ class ProxyService:
         transactional = msg.system_properties.message_type == MessageType.TRANSACTION
         try:
             message, msg_id, group = outgoing(msg, Code.BAD_REQUEST)
-            message = self._typed(msg, message, group)
+            message, selector = typed(msg, message, group, self.topic_types, self.lite_topics)
             if transactional:
                 if group is not None or message.deliver_at_ms is not None:
                     return Code.MESSAGE_PROPERTY_CONFLICT_WITH_TYPE, _TX_CONFLICT
                 result = self.transactions.send_half(message, msg_id or None)
             else:
-                result = self.producer.send(message, sharding_key=group, msg_id=msg_id or None)
+                result = self.producer.send(
+                    message, sharding_key=group, selector=selector, msg_id=msg_id or None
+                )
         except (ConvertError, LiteError) as exc:
             return exc.code, str(exc)
         except ClientError as exc:
@@ -375,27 +376,6 @@ class ProxyService:
             due = message.deliver_at_ms
             entry.recall_handle = encode_handle(result.queue, result.msg_id, due)
         return _SEND_STATUS.get(result.status, Code.INTERNAL_SERVER_ERROR), ""
-
-    def _typed(self, msg: Any, message: Message, group: str | None) -> Message:
-        """``message`` as its topic's ``message.type`` takes it: a lite topic's message goes to
-        the lite topic's queue topic (made on first use); LiteError
-        MESSAGE_PROPERTY_CONFLICT_WITH_TYPE for a lite message to another topic type, or
-        another message to a LITE topic."""
-        system = msg.system_properties
-        lite = system.lite_topic if system.HasField("lite_topic") else None
-        kind = self.topic_types.of(message.topic)
-        if lite is None and system.message_type != MessageType.LITE:
-            if kind == "LITE":
-                raise LiteError(_CONFLICT, f"topic {message.topic} takes lite messages only")
-            return message
-        if kind != "LITE":
-            raise LiteError(_CONFLICT, f"topic {message.topic} is {kind}, not a LITE topic")
-        if group is not None or message.deliver_at_ms is not None:
-            raise LiteError(_CONFLICT, "a lite message has no message group or delivery time")
-        if system.message_type == MessageType.TRANSACTION:
-            raise LiteError(_CONFLICT, "a lite message is not transactional")
-        name = self.lite_topics.ensure(message.topic, lite or "")
-        return msgspec.structs.replace(message, topic=name)
 
     def end_transaction(self, request: Any, context: Any) -> Any:
         code, text = self.transactions.end(request)

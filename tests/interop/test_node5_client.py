@@ -280,3 +280,49 @@ def test_lite_push_consumer_gets_its_lite_topics_in_order(
             # And nothing of the lite topic it did not subscribe reached it
             assert not [e for e in consumer.events() if e.get("lite_topic") == "chat-3"]
             assert consumer.terminate(timeout=30) == 0, consumer.diagnostics()
+
+
+def test_priority_messages_are_stored_by_priority_and_received_with_it(
+    node5_client: Client, node5_cluster: Cluster, tmp_path: pathlib.Path
+) -> None:
+    with one_test(node5_cluster) as cluster:
+        # Given a PRIORITY topic of 4 queues
+        topic = make_topic(cluster, "Node5Priority", attributes="+message.type=PRIORITY")
+        proxy = cluster.ready["proxy"]
+        # When the Node.js producer sends messages of priorities 3, 1, 2 (type PRIORITY)
+        events = ended(
+            run_script(
+                node5_client, tmp_path, "producer.js", proxy, topic, "3", "--priorities", "3,1,2"
+            )
+        )
+        assert len([e for e in events if e["event"] == "sent"]) == 3
+        # Then each is stored in its priority's queue, its priority kept
+        got = read_natively(cluster, topic, "native_reads_priority", 3)
+        assert sorted((m.body, m.queue_id) for m in got) == [
+            (b"body-0", 3),
+            (b"body-1", 1),
+            (b"body-2", 2),
+        ]
+        assert {m.body: m.properties["_SYS_MSG_PRIORITY_"] for m in got} == {
+            b"body-0": "3",
+            b"body-1": "1",
+            b"body-2": "2",
+        }
+        # And the Node.js SimpleConsumer receives each with its priority
+        with run_script(
+            node5_client,
+            tmp_path,
+            "simple_consumer.js",
+            proxy,
+            "node5_priority",
+            topic,
+            "--expect",
+            "3",
+        ) as consumer:
+            assert consumer.wait_exit(40) == 0, consumer.diagnostics()
+        received = _by_body(consumer.events(), "received")
+        assert {body: e["priority"] for body, e in received.items()} == {
+            "body-0": 3,
+            "body-1": 1,
+            "body-2": 2,
+        }

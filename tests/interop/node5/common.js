@@ -53,6 +53,7 @@ function describe(msg) {
     attempt: msg.deliveryAttempt,
     corrupted: !!msg.corrupted,
     delivery_ms: msg.deliveryTimestamp ? msg.deliveryTimestamp.getTime() : null,
+    priority: msg.priority === undefined ? null : msg.priority,
     at_ms: Date.now(),
   };
 }

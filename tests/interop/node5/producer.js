@@ -2,6 +2,7 @@
 // node producer.js ENDPOINT TOPIC COUNT [--tag T] [--group G] [--delay-ms N] [--body-prefix P]
 //   [--also T2,T3]   (more topics named at construction: its startup's settings race)
 //   [--lite L1,L2]   (lite messages: message i to lite topic L<i mod n>, body P<lite>:<i>)
+//   [--priorities 3,1,2]   (priority messages: message i with priority <i mod n>)
 // Sends COUNT messages (body P<i>, keys k<i> and kk<i>, property seq=<i>) through RocketMQ 5's
 // Node.js Producer; prints started, one sent line per message (message_id, offset, due_ms),
 // done. Exit 1 (an error line) when startup or a send fails. The offset is in the queue the
@@ -22,6 +23,7 @@ async function main() {
     bodyPrefix: 'body-',
     also: '',
     lite: [],
+    priorities: [],
   });
   const topics = [ args.topic, ...args.also.split(',').filter(Boolean) ];
   const producer = new Producer({ ...clientOptions(args.endpoint), topics });
@@ -36,6 +38,9 @@ async function main() {
         topic: args.topic,
         body: Buffer.from(lite ? `${args.bodyPrefix}${lite}:${i}` : `${args.bodyPrefix}${i}`),
         ...(lite ? { liteTopic: lite } : {}),
+        ...(args.priorities.length
+          ? { priority: Number(args.priorities[i % args.priorities.length]) }
+          : {}),
         tag: args.tag,
         keys: [ `k${i}`, `kk${i}` ],
         properties: new Map([[ 'seq', String(i) ]]),

@@ -1,7 +1,8 @@
-"""Lite topics through ``python -m runtime proxy`` (RocketMQ 5.5's LiteTopic), driven with raw
-gRPC calls: a LITE parent topic, lite messages stored in their own one-queue topics, a client
-receiving only the lite topics it subscribed, in order, and the codes for what is refused.
-RocketMQ 5's Node.js LitePushConsumer against it: tests/interop/test_node5_client.py."""
+"""Topics with a message type through ``python -m runtime proxy``, driven with raw gRPC calls:
+lite topics (RocketMQ 5.5's LiteTopic: a LITE parent topic, lite messages stored in their own
+one-queue topics, a client receiving only the lite topics it subscribed, in order) and
+priority messages (a PRIORITY topic: the priority is the queue), and the codes for what is
+refused. RocketMQ 5's Node.js LitePushConsumer against it: tests/interop/test_node5_client.py."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ pytestmark = pytest.mark.timeout(120)
 
 PARENT = "LiteChats"
 PLAIN = "PlainOrders"
+URGENT = "Tickets"
 GROUP = "lite-agents"
 
 
@@ -34,10 +36,12 @@ def proxy(tmp_path: pathlib.Path) -> Iterator[tuple[Stub, Admin]]:
         with Admin(namesrv) as admin:
             admin.create_topic(PARENT, queues=2, attributes="+message.type=LITE")
             admin.create_topic(PLAIN, queues=2)
-            for topic in (PARENT, PLAIN):
+            admin.create_topic(URGENT, queues=4, attributes="+message.type=PRIORITY")
+            for topic in (PARENT, PLAIN, URGENT):
                 wait_until(lambda t=topic: _routed(admin, t), what=f"{topic} routed")
             args = ["proxy", "--namesrv-addr", namesrv, "--ephemeral-ports"]
             args += ["--invisible", "2", "--long-polling", "2", "--max-lite-topics", "4"]
+            args += ["--consume-from", "first"]
             with RuntimeProcess(args) as process:
                 stub = Stub(process.wait_ready(timeout=30)["proxy"])
                 try:
@@ -230,3 +234,69 @@ def test_what_the_proxy_refuses(proxy: tuple[Stub, Admin]) -> None:
     over = _send(stub, _lite_message(b"over", "s5"))
     assert over.status.code == Code.LITE_TOPIC_QUOTA_EXCEEDED, over.status.message
     assert _send(stub, _lite_message(b"again", "s1")).status.code == Code.OK
+
+
+def _priority_message(body: bytes, priority: int | None, topic: str = URGENT) -> Any:
+    msg = _lite_message(body, None, topic)
+    if priority is not None:
+        msg.system_properties.message_type = MessageType.PRIORITY
+        msg.system_properties.priority = priority
+    return msg
+
+
+def test_a_priority_is_the_queue_and_comes_back_with_the_message(
+    proxy: tuple[Stub, Admin],
+) -> None:
+    stub, admin = proxy
+    # Given a PRIORITY topic of four queues, its route taking priority messages only
+    route = stub.route(URGENT)
+    assert set(route.message_queues[0].accept_message_types) == {MessageType.PRIORITY}
+    # When messages of priorities 0, 2, 9 and a plain one are sent
+    sent = {}
+    for body, priority in ((b"p0", 0), (b"p2", 2), (b"p9", 9), (b"plain", None)):
+        answer = _send(stub, _priority_message(body, priority))
+        assert answer.status.code == Code.OK, answer.status.message
+        sent[body] = answer.entries[0].message_id
+    # Then each priority is stored in its queue (9 in the last one), and kept
+    stored = {}
+    for mq in admin.fetch_queues(URGENT):
+        for offset in range(admin.max_offset(mq)):
+            found = admin.message_at(mq, offset)
+            assert found is not None
+            stored[found.body] = (mq.queue_id, found.properties.get("_SYS_MSG_PRIORITY_"))
+    assert stored[b"p0"] == (0, "0") and stored[b"p2"] == (2, "2") and stored[b"p9"] == (3, "9")
+    assert stored[b"plain"][1] is None
+    # And a consumer gets the priority back on each message, not as a user property
+    got: dict[bytes, Any] = {}
+    for _ in range(10):
+        request = M.ReceiveMessageRequest(batch_size=8, auto_renew=False)
+        request.group.name = "ticket-desk"
+        request.message_queue.topic.name = URGENT
+        request.invisible_duration.seconds = 30
+        replies = stub.receive(request)
+        got.update({r.message.body: r.message for r in replies if r.HasField("message")})
+        if len(got) >= 4:
+            break
+    assert sorted(got) == [b"p0", b"p2", b"p9", b"plain"]
+    assert {body: m.system_properties.priority for body, m in got.items()} == {
+        b"p0": 0,
+        b"p2": 2,
+        b"p9": 9,
+        b"plain": 0,
+    }
+    assert got[b"p9"].system_properties.message_type == MessageType.PRIORITY
+    assert not got[b"plain"].system_properties.HasField("priority")
+    assert all("_SYS_MSG_PRIORITY_" not in m.user_properties for m in got.values())
+    assert got[b"p2"].system_properties.message_id == sent[b"p2"]
+
+
+def test_priority_messages_the_topic_does_not_take(proxy: tuple[Stub, Admin]) -> None:
+    stub, _ = proxy
+    conflict = Code.MESSAGE_PROPERTY_CONFLICT_WITH_TYPE
+    assert _send(stub, _priority_message(b"x", 1, topic=PLAIN)).status.code == conflict
+    assert _send(stub, _priority_message(b"x", 1, topic=PARENT)).status.code == conflict
+    negative = _send(stub, _priority_message(b"x", -1))
+    assert negative.status.code == Code.BAD_REQUEST
+    grouped = _priority_message(b"x", 1)
+    grouped.system_properties.message_group = "g"
+    assert _send(stub, grouped).status.code == conflict
