@@ -10,18 +10,22 @@ committed for the queue never passes an unacked message, and a proxy that dies l
 the group's next reader starts at the oldest unacked message (at-least-once, as RocketMQ).
 
 - ``subscribe(topic, expression, sql)``: the group pulls the topic (the first one starts its
-  consumer).
-- ``receive(topic, max_messages, invisible_ms, wait_s, holder)``: messages whose invisible
-  duration ran out first (the next delivery attempt), then new ones; waits up to ``wait_s``
-  for the first. Each comes as a ``Delivery`` with a fresh receipt handle.
-- ``ack(handle)``, ``change_invisible(handle, ms)`` (a new handle), ``dead_letter(handle)``.
+  consumer); ``unsubscribe(topic)``: no more (a lite topic no client subscribes now).
+- ``receive(topics, max_messages, invisible_ms, wait_s, holder)``: messages of the topic (or
+  of any of several: a lite push consumer's lite topics) whose invisible duration ran out
+  first (the next delivery attempt), then new ones; waits up to ``wait_s`` for the first.
+  Each comes as a ``Delivery`` with a fresh receipt handle.
+- ``ack(handle)``, ``change_invisible(handle, ms, suspend)`` (a new handle),
+  ``dead_letter(handle)`` (``actors.proxy.dead_letters``).
 - ``sweep()``: dead-letter what ran out of attempts though no receive came, renew the
   deliveries of push consumers still calling (``auto_renew``); every second.
 
-A FIFO group (``fifo=True``: its ``consumeMessageOrderly``) hands out one message of a message
-group (RocketMQ's sharding key ``__SHARDINGKEY``) at a time: the group's next message waits
-until the one out is acked or dead-lettered, so a message group is consumed in order even
-across redeliveries. Messages without a message group are not held.
+A FIFO group (``fifo=True``: its ``consumeMessageOrderly``; every lite group) hands out one
+message of a message group (RocketMQ's sharding key ``__SHARDINGKEY``; a lite topic is one) at
+a time: the group's next message waits until the one out is acked or dead-lettered, so a
+message group is consumed in order even across redeliveries. Messages without a message group
+are not held. In other groups a priority topic's (``priority_topics``) waiting messages go
+highest queue first (``actors.proxy.priority``).
 
 State owned: the deliveries in flight by handle, a heap of their deadlines per topic, messages
 pulled for another topic than the receive that polled them (kept for that topic's next receive),
@@ -47,61 +51,19 @@ from loguru import logger
 from actors.client.errors import ClientError
 from actors.client.message import MessageExt
 from actors.client.pull_consumer import PullConsumer
-from actors.proxy.lite import LMQ_PREFIX
+from actors.proxy.dead_letters import BURY_BATCH, DeadLetters
+from actors.proxy.delivery import MAX_RENEW_S, Delivery, message_group
 from actors.proxy.priority import most_urgent_first
 from actors.proxy.settings import MAX_ATTEMPTS
-from runtime.remoting import properties as P
 
-BURY_BATCH = 32
-"""Dead-letter sends one sweep makes for a group at most."""
 DRAIN_BATCH = 256
 """Messages a receive of a priority topic takes from the consumer's buffer at once to choose
 the most urgent of."""
 RECHECK_S = 1.0
 """A waiting receive looks at its topic's due deliveries at least this often."""
-MAX_RENEW_S = 3 * 3600.0
-"""How long an auto-renewed delivery stays invisible at most (then it is handed out again)."""
 
 
-def _message_group(msg: MessageExt, topic: str) -> tuple[str, str] | None:
-    """(topic, message group) of a message a FIFO group hands out one at a time: its
-    sharding key, or a lite topic's (its queue topic is one message group); None: not held."""
-    if topic.startswith(LMQ_PREFIX):
-        return topic, ""
-    key = msg.all_properties.get(P.SHARDING_KEY)
-    return (topic, key) if key else None
-
-
-class Delivery:
-    """One message handed to a gRPC consumer and not acked yet."""
-
-    __slots__ = ("attempt", "deadline", "handle", "holder", "invisible_s", "msg", "since", "topic")
-
-    def __init__(
-        self,
-        msg: MessageExt,
-        topic: str,
-        handle: str,
-        attempt: int,
-        since: float,
-        invisible_s: float,
-        holder: str | None = None,
-    ) -> None:
-        self.msg = msg
-        self.topic = topic
-        self.handle = handle
-        self.attempt = attempt
-        self.since = since
-        """When it was handed out (``clock`` time)."""
-        self.invisible_s = invisible_s
-        self.deadline = since + invisible_s
-        """When it is visible again (moved on by renewals, a failed dead-letter send)."""
-        self.holder = holder
-        """The client id of a receive with ``auto_renew`` (a push consumer): renewed while
-        that client is alive, up to ``MAX_RENEW_S``; None: never renewed."""
-
-
-class PopGroup:
+class PopGroup(DeadLetters):
     def __init__(
         self,
         group: str,
@@ -296,7 +258,7 @@ class PopGroup:
         if not self.consumer.still_owned(msg):
             return  # rebalanced away: its new owner reads it again from the committed offset
         if self.fifo:
-            key = _message_group(msg, topic)
+            key = message_group(msg, topic)
             if key is not None:
                 if key in self._busy:
                     self._held.setdefault(key, deque()).append(msg)
@@ -319,7 +281,7 @@ class PopGroup:
         message is first in line for the topic's next receive. Under the lock."""
         if not self.fifo:
             return
-        group_key = _message_group(delivery.msg, delivery.topic)
+        group_key = message_group(delivery.msg, delivery.topic)
         if group_key is None:
             return
         self._busy.discard(group_key)
@@ -434,63 +396,6 @@ class PopGroup:
             attempt = delivery.attempt - 1 if suspend else delivery.attempt
             again = self._hand_out(delivery.msg, delivery.topic, attempt, invisible_ms)
             return again.handle
-
-    def dead_letter(self, handle: str) -> bool:
-        """Move the delivery's message to ``%DLQ%<group>`` now (a consumer gave up on it)."""
-        with self._lock:
-            delivery = self.in_flight.pop(handle, None)
-        if delivery is None:
-            return False
-        return self._to_dead_letters(delivery)
-
-    def _dead_letter_all(self, deliveries: list[Delivery]) -> int:
-        """Send each to the DLQ; after a failure, the rest go back to wait for the next
-        sweep (so do they if anything unexpected is raised)."""
-        done = 0
-        for index, delivery in enumerate(deliveries):
-            ok = False
-            try:
-                ok = self._to_dead_letters(delivery)
-            finally:
-                if not ok:
-                    with self._lock:
-                        for later in deliveries[index + 1 :]:
-                            self._keep(later)
-            if not ok:
-                break
-            done += 1
-        return done
-
-    def _keep(self, delivery: Delivery) -> None:
-        """Back in flight, due in a second (its queue's committed offset stays before it
-        meanwhile). Under the lock."""
-        delivery.deadline = self.clock() + 1.0
-        self.in_flight[delivery.handle] = delivery
-        self._schedule(delivery)
-
-    def _to_dead_letters(self, delivery: Delivery) -> bool:
-        """Out of the lock (a network call)."""
-        try:
-            self.consumer.send_to_dead_letter_queue(delivery.msg)
-        except Exception as exc:  # a ClientError, or anything: the delivery must not be lost
-            logger.warning("proxy: {} to the dead-letter queue failed: {}", delivery.msg, exc)
-            with self._lock:
-                self._keep(delivery)
-            return False
-        except BaseException:  # the thread is stopping: kept all the same
-            with self._lock:
-                self._keep(delivery)
-            raise
-        logger.info(
-            "proxy: {} dead-lettered for {} after {} deliveries",
-            delivery.msg,
-            self.group,
-            delivery.attempt,
-        )
-        with self._lock:
-            self._release(delivery)
-        self.consumer.ack([delivery.msg])
-        return True
 
     def shutdown(self) -> None:
         if self.started:

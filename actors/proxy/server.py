@@ -28,7 +28,7 @@ import grpc
 import grpc.experimental.gevent as grpc_gevent
 from loguru import logger
 
-from actors.proxy import lite_calls, recall, receiving
+from actors.proxy import lite_calls, recall, receiving, routes
 from actors.proxy.auth import ProxyAuth
 from actors.proxy.metrics import CallStats
 from actors.proxy.proto import Code, M
@@ -127,10 +127,10 @@ def method_handlers(service: ProxyService, guard: Guard | None = None) -> dict[s
         return functools.partial(fn, service)
 
     unary_calls: dict[str, Callable[[Any, Any], Any]] = {
-        "QueryRoute": service.query_route,
+        "QueryRoute": bound(routes.query_route),
         "Heartbeat": service.heartbeat,
         "SendMessage": service.send_message,
-        "QueryAssignment": service.query_assignment,
+        "QueryAssignment": bound(routes.query_assignment),
         "AckMessage": bound(receiving.ack_message),
         "ForwardMessageToDeadLetterQueue": bound(receiving.forward_to_dead_letter_queue),
         "EndTransaction": service.end_transaction,

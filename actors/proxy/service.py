@@ -3,13 +3,15 @@
 One object per proxy process: a ``Producer`` (group ``PROXY_PRODUCER``) for every gRPC
 producer's sends, an ``Admin`` for routes, and a ``PopGroup`` (a lite pull consumer with
 manual acks) per consumer group a gRPC consumer names. Each call is a method taking the
-request message and the gRPC context and returning the response message (``receive_message``
-and ``telemetry`` are generators: server streams). ``actors.proxy.server`` binds them; the
-receive side is in ``actors.proxy.receiving``.
+request message and the gRPC context and returning the response message (``telemetry`` is a
+generator: a stream). ``actors.proxy.server`` binds them, and the calls of the modules that
+take the service as their first argument: ``routes`` (QueryRoute, QueryAssignment),
+``receiving`` (ReceiveMessage, acks), ``lite_calls`` (SyncLiteSubscription), ``recall``.
 
-Routes name the proxy itself as every queue's broker endpoint (RocketMQ's proxy in cluster
-mode does the same), so a client sends everything here: the endpoint it used to reach the
-proxy, echoed, or the proxy's advertised address.
+It also keeps what those share: the topics' message types (``TopicTypes``), the lite topics
+made (``LiteTopics``) and each lite push consumer's lite subscriptions
+(``LiteSubscriptions``), which clients are alive, and a sweep thread (every second: dead
+letters, idle groups, expired lite subscriptions).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from actors.proxy.convert import (
 from actors.proxy.lite import LiteError, LiteTopics, TopicTypes
 from actors.proxy.lite_subscriptions import LiteChange, LiteSubscriptions
 from actors.proxy.pop import PopGroup
-from actors.proxy.proto import AddressScheme, ClientType, Code, M, MessageType, Permission
+from actors.proxy.proto import ClientType, Code, M, MessageType
 from actors.proxy.settings import MAX_ATTEMPTS, ProxySettings
 from actors.proxy.telemetry import Telemetry
 from actors.proxy.transactions import ProxyTransactions
@@ -54,13 +56,6 @@ SWEEP_INTERVAL_S = 1.0
 CLIENT_ALIVE_S = 30.0
 """A client not heard from this long is gone (RocketMQ 5 clients heartbeat every 10 s)."""
 
-_PERMISSION = {
-    (True, True): Permission.READ_WRITE,
-    (True, False): Permission.READ,
-    (False, True): Permission.WRITE,
-    (False, False): Permission.NONE,
-}
-"""A queue's (readable, writable) as its gRPC permission."""
 _TX_CONFLICT = "a transactional message has no message group or delivery time"
 _SEND_STATUS = {
     SendStatus.SEND_OK: Code.OK,
@@ -263,75 +258,6 @@ class ProxyService:
                 continue
             return config.consume_message_orderly, config.retry_max_times
         return False, None
-
-    # -- routes ------------------------------------------------------------------------------
-
-    def _endpoints(self, given: Any, target: Any) -> None:
-        if not self.advertise_always and given is not None and len(given.addresses):
-            target.CopyFrom(given)
-            return
-        host, port = self.advertised
-        target.scheme = AddressScheme.IPv6 if ":" in host else AddressScheme.IPv4
-        address = target.addresses.add()
-        address.host, address.port = host, port
-
-    def _queue(
-        self, mq: Any, request: Any, broker: str, qid: int, permission: int, accepts: Any
-    ) -> None:
-        """Fill a MessageQueue of ``request``'s topic on ``broker`` (served by this proxy)."""
-        mq.topic.CopyFrom(request.topic)
-        mq.id = qid
-        mq.permission = permission
-        mq.broker.name = broker
-        mq.broker.id = 0
-        self._endpoints(request.endpoints, mq.broker.endpoints)
-        mq.accept_message_types.extend(accepts)
-
-    def _route(self, topic: str, response: Any) -> Any:
-        """The topic's route from the name servers, or None with ``response``'s status set."""
-        try:
-            return self.admin.topic_route(topic)
-        except ClientError as exc:
-            status(response, error_code(exc), str(exc))
-            return None
-
-    def query_route(self, request: Any, context: Any) -> Any:
-        response = M.QueryRouteResponse()
-        topic = resource_name(request.topic)
-        route = self._route(topic, response)
-        if route is None:
-            return response
-        masters = {b.broker_name for b in route.broker_datas if 0 in b.broker_addrs}
-        accepts = self.topic_types.accepts(topic)
-        for data in sorted(route.queue_datas, key=lambda q: q.broker_name):
-            if data.broker_name not in masters:
-                continue
-            for qid in range(max(data.read_queue_nums, data.write_queue_nums)):
-                readable = bool(qid < data.read_queue_nums and data.perm & 4)
-                writable = bool(qid < data.write_queue_nums and data.perm & 2)
-                mq = response.message_queues.add()
-                permission = _PERMISSION[readable, writable]
-                self._queue(mq, request, data.broker_name, qid, permission, accepts)
-        if not response.message_queues:
-            return status(response, Code.TOPIC_NOT_FOUND, f"no broker with a master serves {topic}")
-        return status(response, Code.OK)
-
-    def query_assignment(self, request: Any, context: Any) -> Any:
-        """One assignment per broker: the proxy picks the queue at each receive."""
-        response = M.QueryAssignmentResponse()
-        topic = resource_name(request.topic)
-        route = self._route(topic, response)
-        if route is None:
-            return response
-        names = sorted(
-            {q.broker_name for q in route.queue_datas if q.perm & 4 and q.read_queue_nums}
-            & {b.broker_name for b in route.broker_datas if b.broker_addrs}
-        )
-        accepts = self.topic_types.accepts(topic)
-        for name in names:
-            mq = response.assignments.add().message_queue
-            self._queue(mq, request, name, -1, Permission.READ_WRITE, accepts)
-        return status(response, Code.OK)
 
     # -- sending -----------------------------------------------------------------------------
 
