@@ -49,7 +49,7 @@ _ACCEPTS = {
     "DELAY": (MessageType.DELAY,),
     "TRANSACTION": (MessageType.TRANSACTION,),
     "LITE": (MessageType.LITE,),
-    "PRIORITY": (MessageType.PRIORITY,),
+    "PRIORITY": (MessageType.PRIORITY, MessageType.NORMAL),
 }
 
 

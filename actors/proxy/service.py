@@ -44,8 +44,8 @@ from actors.proxy.convert import (
 from actors.proxy.lite import LiteError, LiteTopics, TopicTypes
 from actors.proxy.lite_subscriptions import LiteChange, LiteSubscriptions
 from actors.proxy.pop import PopGroup
-from actors.proxy.proto import ClientType, Code, M, MessageType
-from actors.proxy.settings import MAX_ATTEMPTS, ProxySettings
+from actors.proxy.proto import Code, M, MessageType
+from actors.proxy.settings import LITE_CLIENTS, MAX_ATTEMPTS, ProxySettings
 from actors.proxy.telemetry import Telemetry
 from actors.proxy.transactions import ProxyTransactions
 from actors.proxy.typed import typed
@@ -350,7 +350,7 @@ class ProxyService:
         group = resource_name(given.subscription.group)
         if not group:
             return default
-        if given.client_type == ClientType.LITE_PUSH_CONSUMER:
+        if given.client_type in LITE_CLIENTS:
             # its bind topic's lite topics come by SyncLiteSubscription: nothing to pull yet
             return True, self.group(group, lite=True).max_attempts
         pop = self.group(group, lite=False)

@@ -26,6 +26,8 @@ from actors.proxy.lite_subscriptions import CLIENT_QUOTA
 from actors.proxy.proto import ClientType, Code, Language, M
 from runtime.store.record_properties import DEFAULT_DELAY_LEVELS
 
+LITE_CLIENTS = frozenset({ClientType.LITE_PUSH_CONSUMER, ClientType.LITE_SIMPLE_CONSUMER})
+"""Client types of lite topics' consumers: their groups are lite groups."""
 MAX_ATTEMPTS = 17
 """Deliveries before a message goes to ``%DLQ%<group>``: RocketMQ's retryMaxTimes (16) + 1."""
 MAX_BODY_SIZE = 4 * 1024 * 1024
@@ -111,7 +113,7 @@ def reply_settings(
             settings.subscription.CopyFrom(given.subscription)
         settings.subscription.fifo = fifo
         settings.subscription.receive_batch_size = 32
-        if given.client_type == ClientType.LITE_PUSH_CONSUMER:
+        if given.client_type in LITE_CLIENTS:
             settings.subscription.lite_subscription_quota = CLIENT_QUOTA
             settings.subscription.max_lite_topic_size = LITE_TOPIC_MAX_BYTES
         _seconds(settings.subscription.long_polling_timeout, proxy.long_polling_s)

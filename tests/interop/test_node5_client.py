@@ -289,24 +289,27 @@ def test_priority_messages_are_stored_by_priority_and_received_with_it(
         # Given a PRIORITY topic of 4 queues
         topic = make_topic(cluster, "Node5Priority", attributes="+message.type=PRIORITY")
         proxy = cluster.ready["proxy"]
-        # When the Node.js producer sends messages of priorities 3, 1, 2 (type PRIORITY)
+        # When the Node.js producer sends messages of priorities 3, 1, 2 (type PRIORITY) and 0
+        # (which it sends as a NORMAL message with priority 0)
         events = ended(
             run_script(
-                node5_client, tmp_path, "producer.js", proxy, topic, "3", "--priorities", "3,1,2"
+                node5_client, tmp_path, "producer.js", proxy, topic, "4", "--priorities", "3,1,2,0"
             )
         )
-        assert len([e for e in events if e["event"] == "sent"]) == 3
+        assert len([e for e in events if e["event"] == "sent"]) == 4
         # Then each is stored in its priority's queue, its priority kept
-        got = read_natively(cluster, topic, "native_reads_priority", 3)
+        got = read_natively(cluster, topic, "native_reads_priority", 4)
         assert sorted((m.body, m.queue_id) for m in got) == [
             (b"body-0", 3),
             (b"body-1", 1),
             (b"body-2", 2),
+            (b"body-3", 0),
         ]
         assert {m.body: m.properties["_SYS_MSG_PRIORITY_"] for m in got} == {
             b"body-0": "3",
             b"body-1": "1",
             b"body-2": "2",
+            b"body-3": "0",
         }
         # And the Node.js SimpleConsumer receives each with its priority
         with run_script(
@@ -317,7 +320,7 @@ def test_priority_messages_are_stored_by_priority_and_received_with_it(
             "node5_priority",
             topic,
             "--expect",
-            "3",
+            "4",
         ) as consumer:
             assert consumer.wait_exit(40) == 0, consumer.diagnostics()
         received = _by_body(consumer.events(), "received")
@@ -325,4 +328,5 @@ def test_priority_messages_are_stored_by_priority_and_received_with_it(
             "body-0": 3,
             "body-1": 1,
             "body-2": 2,
+            "body-3": 0,
         }
