@@ -45,7 +45,7 @@ from runtime.remoting.properties import (
 )
 from runtime.session import SessionHandle
 from runtime.store.record import TRANSACTION_MASK, TRANSACTION_PREPARED_TYPE, PutRecord, host_bytes
-from runtime.store.topic_names import topic_problem
+from runtime.store.topic_names import LMQ_PREFIX, topic_problem
 
 PERM_READ, PERM_WRITE = 4, 2
 TBW102 = "TBW102"
@@ -209,10 +209,11 @@ def _retry_or_dlq(ctx: BrokerContext, record: PutRecord, h: SendMessageRequestHe
 
 
 def _auto_create(ctx: BrokerContext, h: SendMessageRequestHeader) -> TopicConfig | None:
-    """Create ``h.topic`` from its default topic (TBW102) as RocketMQ brokers do, or None."""
+    """Create ``h.topic`` from its default topic (TBW102) as RocketMQ brokers do, or None (a
+    light message queue's ``%LMQ%`` topic is made with its one queue, never guessed)."""
     retry = h.topic.startswith(RETRY_PREFIX)
     if not retry:
-        if not ctx.cfg.auto_create_topic_enable:
+        if not ctx.cfg.auto_create_topic_enable or h.topic.startswith(LMQ_PREFIX):
             return None
         default = ctx.store.topic(h.default_topic or TBW102)
         if default is None:

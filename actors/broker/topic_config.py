@@ -45,7 +45,12 @@ from runtime.actor import GeventActor
 from runtime.store.background import BackgroundWriter
 from runtime.store.configfile import read_json, write_json
 from runtime.store.context import StoreContext
-from runtime.store.topic_names import SCHEDULE_TOPIC, reserved_problem, topic_problem
+from runtime.store.topic_names import (
+    LMQ_PREFIX,
+    SCHEDULE_TOPIC,
+    reserved_problem,
+    topic_problem,
+)
 
 AUTO_CREATE_TOPIC_KEY_TOPIC = "TBW102"
 REPLY_TOPIC_SUFFIX = "_REPLY_TOPIC"
@@ -179,6 +184,7 @@ class TopicConfig(GeventActor):
             not self.settings.auto_create_topic_enable
             or topic_problem(msg.topic)
             or reserved_problem(msg.topic)
+            or msg.topic.startswith(LMQ_PREFIX)  # made with their one queue, never guessed
         ):
             return None
         nums = max(1, min(msg.queue_nums, self.settings.default_topic_queue_nums))

@@ -93,8 +93,8 @@ def split_lmq(topic: str) -> tuple[str, str] | None:
 
 
 class TopicTypes:
-    """Topic -> its ``message.type`` (MIXED when it has none or cannot be read), read from a
-    master that has the topic at most every ``ttl_s``."""
+    """Topic -> its attributes (``message.type``: MIXED when it has none or they cannot be
+    read), read from a master that has the topic at most every ``ttl_s``."""
 
     def __init__(
         self, admin: Admin, ttl_s: float = TYPE_TTL_S, clock: Callable[[], float] = time.monotonic
@@ -102,20 +102,24 @@ class TopicTypes:
         self.admin = admin
         self.ttl_s = ttl_s
         self.clock = clock
-        self._known: dict[str, tuple[str, float]] = {}
+        self._known: dict[str, tuple[dict[str, str], float]] = {}
 
     def of(self, topic: str) -> str:
+        """The topic's ``message.type``."""
+        return message_type(self.attributes(topic))
+
+    def attributes(self, topic: str) -> dict[str, str]:
         now = self.clock()
         known = self._known.get(topic)
         if known is not None and now - known[1] < self.ttl_s:
             return known[0]
         found = self._read(topic)
         if found is None:
-            return known[0] if known is not None else "MIXED"  # brokers unreachable: as before
+            return known[0] if known is not None else {}  # brokers unreachable: as before
         self._known[topic] = (found, now)
         return found
 
-    def _read(self, topic: str) -> str | None:
+    def _read(self, topic: str) -> dict[str, str] | None:
         try:
             masters = self.admin.masters()
         except ClientError:
@@ -130,8 +134,8 @@ class TopicTypes:
             except ClientError:
                 unreachable = True
                 continue
-            return message_type(config.attributes)
-        return None if unreachable else "MIXED"
+            return dict(config.attributes)
+        return None if unreachable else {}
 
     def accepts(self, topic: str) -> tuple[int, ...]:
         """The message types QueryRoute lists for the topic's queues."""
@@ -146,6 +150,9 @@ class LiteTopics:
         self.max_lite_topics = max_lite_topics
         self._known: set[str] = set()
         self._making = threading.Lock()
+        self.made_at: dict[str, int] = {}
+        """Queue topic -> when this proxy made it (ms since the epoch): the age of a lite topic
+        no message was sent to yet (``actors.proxy.lite_expiry``)."""
 
     def ensure(self, parent: str, lite: str) -> str:
         """The queue topic of ``parent``'s lite topic ``lite``, made first if no broker has
@@ -164,6 +171,7 @@ class LiteTopics:
     def forget(self, name: str) -> None:
         """``name`` was deleted (it is made again at its next use)."""
         self._known.discard(name)
+        self.made_at.pop(name, None)
 
     def _exists(self, name: str) -> bool:
         try:
@@ -194,6 +202,7 @@ class LiteTopics:
         brokers = sorted(masters)
         broker = brokers[zlib.crc32(lite.encode()) % len(brokers)]
         self.admin.create_topic(name, broker_addr=masters[broker], queues=1)
+        self.made_at[name] = int(time.time() * 1000)
         deadline = time.monotonic() + 5.0
         while not self._exists(name):  # the broker registers it with the name servers at once
             if time.monotonic() > deadline:

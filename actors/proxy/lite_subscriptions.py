@@ -92,6 +92,15 @@ class LiteSubscriptions:
         with self._lock:
             return self._union(self._groups.get(group, {}))
 
+    def in_use(self, name: str) -> bool:
+        """Whether any client (of any group) subscribes queue topic ``name``."""
+        with self._lock:
+            return any(
+                name in entry.topics
+                for clients in self._groups.values()
+                for entry in clients.values()
+            )
+
     def drop_client(self, client: str) -> dict[str, LiteChange]:
         """A client that terminated: its sets go. Changes by group."""
         with self._lock:

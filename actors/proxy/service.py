@@ -31,6 +31,7 @@ from actors.client.errors import (
     MessageTooLargeError,
     NoRouteError,
     RequestTimeoutError,
+    SendFailedError,
 )
 from actors.client.message import SendStatus
 from actors.client.rebalance import ConsumeFrom
@@ -41,7 +42,9 @@ from actors.proxy.convert import (
     outgoing,
     resource_name,
 )
-from actors.proxy.lite import LiteError, LiteTopics, TopicTypes
+from actors.proxy.lite import LiteError, LiteTopics, TopicTypes, split_lmq
+from actors.proxy.lite_expiry import CHECK_S as EXPIRY_CHECK_S
+from actors.proxy.lite_expiry import LiteExpiry
 from actors.proxy.lite_subscriptions import LiteChange, LiteSubscriptions
 from actors.proxy.pop import PopGroup
 from actors.proxy.proto import Code, M, MessageType
@@ -89,6 +92,8 @@ def error_code(exc: ClientError) -> int:
         return Code.PROXY_TIMEOUT
     if isinstance(exc, BrokerError):
         return _BROKER_CODES.get(exc.code, Code.INTERNAL_SERVER_ERROR)
+    if isinstance(exc, SendFailedError) and exc.errors:
+        return error_code(exc.errors[-1])  # every attempt failed: as the last one did
     cause = exc.__cause__
     if isinstance(cause, ClientError):
         return error_code(cause)
@@ -124,6 +129,9 @@ class ProxyService:
         self.topic_types = TopicTypes(self.admin)
         self.lite_topics = LiteTopics(self.admin, self.settings.max_lite_topics)
         self.lite = LiteSubscriptions()
+        self.lite_expiry = LiteExpiry(
+            self.admin, self.topic_types, self.lite_topics, self.lite.in_use
+        )
         self.lite_changed = threading.Condition()
         """Notified when a group's lite subscriptions change (a lite receive waiting for its
         client's first lite topic)."""
@@ -143,6 +151,17 @@ class ProxyService:
             target=self._sweep_loop, name="actormq-proxy-sweep", daemon=True
         )
         self._sweeper.start()
+        threading.Thread(
+            target=self._expiry_loop, name="actormq-proxy-lite-expiry", daemon=True
+        ).start()
+
+    def _expiry_loop(self) -> None:
+        """Every ``lite_expiry.CHECK_S``: lite topics idle past their expiration deleted."""
+        while not self._stopping.wait(EXPIRY_CHECK_S):
+            try:
+                self.lite_expiry.run()
+            except Exception as exc:  # the next check tries again
+                logger.opt(exception=exc).error("proxy: lite topic expiry check failed")
 
     def _sweep_loop(self) -> None:
         """Every ``SWEEP_INTERVAL_S``: each group's deliveries out of attempts to its DLQ, and
@@ -282,14 +301,23 @@ class ProxyService:
         try:
             message, msg_id, group = outgoing(msg, Code.BAD_REQUEST)
             message, selector = typed(msg, message, group, self.topic_types, self.lite_topics)
+            lite = split_lmq(message.topic)
             if transactional:
                 if group is not None or message.deliver_at_ms is not None:
                     return Code.MESSAGE_PROPERTY_CONFLICT_WITH_TYPE, _TX_CONFLICT
                 result = self.transactions.send_half(message, msg_id or None)
             else:
-                result = self.producer.send(
-                    message, sharding_key=group, selector=selector, msg_id=msg_id or None
-                )
+                try:
+                    result = self.producer.send(
+                        message, sharding_key=group, selector=selector, msg_id=msg_id or None
+                    )
+                except ClientError as exc:
+                    if lite is None or error_code(exc) != Code.TOPIC_NOT_FOUND:
+                        raise
+                    # a lite topic deleted (idle past its expiration) since this proxy made it
+                    self.lite_topics.forget(message.topic)
+                    self.lite_topics.ensure(*lite)
+                    result = self.producer.send(message, msg_id=msg_id or None)
         except (ConvertError, LiteError) as exc:
             return exc.code, str(exc)
         except ClientError as exc:

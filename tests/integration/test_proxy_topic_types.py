@@ -7,6 +7,7 @@ refused. RocketMQ 5's Node.js LitePushConsumer against it: tests/interop/test_no
 from __future__ import annotations
 
 import pathlib
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -14,7 +15,9 @@ from typing import Any
 import pytest
 
 from actors.client import Admin
-from actors.proxy.lite import lmq_name
+from actors.client.errors import ClientError
+from actors.proxy.lite import LiteTopics, TopicTypes, lmq_name
+from actors.proxy.lite_expiry import LiteExpiry
 from actors.proxy.proto import ClientType, Code, M, MessageType
 from tests.client_support import wait_until
 from tests.harness import RuntimeProcess
@@ -301,3 +304,28 @@ def test_priority_messages_the_topic_does_not_take(proxy: tuple[Stub, Admin]) ->
     grouped = _priority_message(b"x", 1)
     grouped.system_properties.message_group = "g"
     assert _send(stub, grouped).status.code == conflict
+
+
+def test_an_idle_lite_topic_expires_and_a_later_send_makes_it_again(
+    proxy: tuple[Stub, Admin],
+) -> None:
+    stub, admin = proxy
+    # Given a LITE topic whose lite topics expire after a minute idle, and one lite topic
+    admin.create_topic(PARENT, queues=2, attributes="+lite.topic.expiration=1")
+    assert _send(stub, _lite_message(b"first", "old-session")).status.code == Code.OK
+    name = lmq_name(PARENT, "old-session")
+    assert admin.topic_route(name).queue_datas
+    # When an expiry check runs two minutes later (its clock moved on)
+    later = int(time.time() * 1000) + 2 * 60_000
+    check = LiteExpiry(
+        admin, TopicTypes(admin), LiteTopics(admin), lambda _name: False, now_ms=lambda: later
+    )
+    # Then the lite topic is deleted (its route and messages gone)
+    assert check.run() == [name]
+    with pytest.raises(ClientError):
+        admin.topic_route(name)
+    # And the proxy, which made it, makes it again at the next send: one queue, as before
+    again = _send(stub, _lite_message(b"second", "old-session"))
+    assert again.status.code == Code.OK, again.status.message
+    route = admin.topic_route(name)
+    assert [q.write_queue_nums for q in route.queue_datas] == [1]
