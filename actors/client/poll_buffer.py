@@ -56,6 +56,8 @@ class PollBuffer:
         self.floor: dict[MessageQueue, int] = {}
         self.paused: set[MessageQueue] = set()
         self.closed = False
+        self._wakeups = 0
+        """``wakeup`` calls so far: a ``take`` waiting when one comes returns."""
 
     def hold(self, queues: Iterable[MessageQueue], on: bool) -> None:
         """Pause (``on``) or resume returning ``queues``' batches; a resume wakes ``take``.
@@ -108,6 +110,7 @@ class PollBuffer:
         deadline = time.monotonic() + max(timeout, 0.0)
         out: list[_Batch] = []
         with self._cond:
+            wakeups = self._wakeups
             while not self.closed:
                 passed: list[_Batch] = []  # of paused queues: left here, in order
                 while self._batches and limit > 0:
@@ -131,10 +134,16 @@ class PollBuffer:
                 if out:
                     return out
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if remaining <= 0 or self._wakeups != wakeups:
                     return out
                 self._cond.wait(remaining)
             return out
+
+    def wakeup(self) -> None:
+        """Every ``take`` waiting now returns (with nothing, if nothing came meanwhile)."""
+        with self._cond:
+            self._wakeups += 1
+            self._cond.notify_all()
 
     def close(self) -> None:
         """The consumer shut down: a ``take`` waiting now returns at once, with nothing, and so

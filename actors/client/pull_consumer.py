@@ -255,6 +255,12 @@ class PullConsumer(ConsumerBase, ConsumerTrace):
         self._wake_waiting(hub)
         return out
 
+    def wakeup(self) -> None:
+        """Make every ``poll`` waiting now return at once (with what it has: usually nothing),
+        as Kafka's ``wakeup`` does without raising: a caller waiting on the consumer and on
+        something else (actormq's proxy) looks at the other thing again."""
+        self.buffer.wakeup()
+
     def ack(self, msgs: Sequence[MessageExt]) -> int:
         """Acknowledge polled messages (``manual_ack=True``): their queues' offsets may move
         past them. How many were held (an ack twice, or of one not polled here, counts none)."""

@@ -23,7 +23,17 @@ def message_group(msg: MessageExt, topic: str) -> tuple[str, str] | None:
 class Delivery:
     """One message handed to a gRPC consumer and not acked yet."""
 
-    __slots__ = ("attempt", "deadline", "handle", "holder", "invisible_s", "msg", "since", "topic")
+    __slots__ = (
+        "attempt",
+        "deadline",
+        "generation",
+        "handle",
+        "holder",
+        "invisible_s",
+        "msg",
+        "since",
+        "topic",
+    )
 
     def __init__(
         self,
@@ -44,6 +54,8 @@ class Delivery:
         self.invisible_s = invisible_s
         self.deadline = since + invisible_s
         """When it is visible again (moved on by renewals, a failed dead-letter send)."""
+        self.generation = 0
+        """The topic's subscription it came from (``PopGroup._generation``)."""
         self.holder = holder
         """The client id of a receive with ``auto_renew`` (a push consumer): renewed while
         that client is alive, up to ``MAX_RENEW_S``; None: never renewed."""

@@ -53,6 +53,10 @@ _ACCEPTS = {
 }
 
 
+class TopicTypeUnknownError(ClientError):
+    """A topic's type could not be read (its brokers unreachable): try again."""
+
+
 class LiteError(Exception):
     """A lite topic that cannot be used; ``code`` is the ``Code`` to answer with."""
 
@@ -104,18 +108,24 @@ class TopicTypes:
         self.clock = clock
         self._known: dict[str, tuple[dict[str, str], float]] = {}
 
-    def of(self, topic: str) -> str:
-        """The topic's ``message.type``."""
-        return message_type(self.attributes(topic))
+    def of(self, topic: str, strict: bool = False) -> str:
+        """The topic's ``message.type`` (``strict``: see ``attributes``)."""
+        return message_type(self.attributes(topic, strict))
 
-    def attributes(self, topic: str) -> dict[str, str]:
+    def attributes(self, topic: str, strict: bool = False) -> dict[str, str]:
+        """The topic's attributes; when the brokers cannot be asked, what was read last, or
+        none (or, ``strict``, TopicTypeUnknownError: a caller that must not guess)."""
         now = self.clock()
         known = self._known.get(topic)
         if known is not None and now - known[1] < self.ttl_s:
             return known[0]
         found = self._read(topic)
         if found is None:
-            return known[0] if known is not None else {}  # brokers unreachable: as before
+            if known is not None:
+                return known[0]
+            if strict:
+                raise TopicTypeUnknownError(f"the attributes of {topic}: brokers unreachable")
+            return {}
         self._known[topic] = (found, now)
         return found
 
@@ -149,7 +159,11 @@ class LiteTopics:
         self.admin = admin
         self.max_lite_topics = max_lite_topics
         self._known: set[str] = set()
-        self._making = threading.Lock()
+        self._lock = threading.Lock()
+        self._making: dict[str, threading.Lock] = {}
+        """Queue topic -> the lock its first users take (one makes it; the others wait)."""
+        self._count: tuple[int, float] | None = None
+        """(lite topics in the cluster, when counted): counted again every ``TYPE_TTL_S``."""
         self.made_at: dict[str, int] = {}
         """Queue topic -> when this proxy made it (ms since the epoch): the age of a lite topic
         no message was sent to yet (``actors.proxy.lite_expiry``)."""
@@ -161,17 +175,37 @@ class LiteTopics:
         name = lmq_name(parent, lite)
         if name in self._known:
             return name
-        with self._making:  # one at a time: two first sends must not make it twice
-            if name not in self._known:
-                if not self._exists(name):
-                    self._make(parent, lite, name)
-                self._known.add(name)
+        with self._lock:
+            making = self._making.setdefault(name, threading.Lock())
+        try:
+            with making:  # two first users of one lite topic must not make it twice
+                if name not in self._known:
+                    if not self._exists(name):
+                        self._make(parent, lite, name)
+                    self._known.add(name)
+        finally:
+            with self._lock:
+                self._making.pop(name, None)
         return name
 
     def forget(self, name: str) -> None:
         """``name`` was deleted (it is made again at its next use)."""
         self._known.discard(name)
         self.made_at.pop(name, None)
+        with self._lock:
+            self._count = None
+
+    def _counted(self) -> int:
+        """Lite topics in the cluster: the name servers' topic list, read again every
+        ``TYPE_TTL_S`` (those made here meanwhile added)."""
+        with self._lock:
+            count = self._count
+        if count is None or time.monotonic() - count[1] > TYPE_TTL_S:
+            made = sum(1 for topic in self.admin.topic_list() if topic.startswith(LMQ_PREFIX))
+            count = (made, time.monotonic())
+            with self._lock:
+                self._count = count
+        return count[0]
 
     def _exists(self, name: str) -> bool:
         try:
@@ -193,7 +227,7 @@ class LiteTopics:
         }
         if not masters:
             raise LiteError(Code.TOPIC_NOT_FOUND, f"no master serves topic {parent}")
-        made = sum(1 for topic in self.admin.topic_list() if topic.startswith(LMQ_PREFIX))
+        made = self._counted()
         if made >= self.max_lite_topics:
             raise LiteError(
                 Code.LITE_TOPIC_QUOTA_EXCEEDED,
@@ -203,6 +237,9 @@ class LiteTopics:
         broker = brokers[zlib.crc32(lite.encode()) % len(brokers)]
         self.admin.create_topic(name, broker_addr=masters[broker], queues=1)
         self.made_at[name] = int(time.time() * 1000)
+        with self._lock:
+            if self._count is not None:
+                self._count = (self._count[0] + 1, self._count[1])
         deadline = time.monotonic() + 5.0
         while not self._exists(name):  # the broker registers it with the name servers at once
             if time.monotonic() > deadline:

@@ -1,20 +1,20 @@
-"""The lite push consumer's calls: SyncLiteSubscription, and the lite topics a receive of one
-of its clients reads (``actors.proxy.lite``, ``actors.proxy.lite_subscriptions``).
+"""SyncLiteSubscription: a lite consumer's lite topics of its bind topic, which must be a LITE
+topic (``actors.proxy.lite``, ``lite_subscriptions``, ``lite_groups``).
 
-SyncLiteSubscription (PARTIAL_ADD / PARTIAL_REMOVE / COMPLETE_ADD / COMPLETE_REMOVE of the
-client's lite topics of its bind topic, which must be a LITE topic): the lite topics' queue
-topics are made if missing, the client's set changed, and the group starts or stops pulling
-the queue topics no other client of it subscribes. A PARTIAL_ADD's ``offset_option`` places
-the group's offset of a lite topic the group does not consume yet: LAST keeps it (a lite
-topic new to the group is read from its first message), MIN its first message, MAX after its
-last, ``offset`` there, ``tail_n`` N before the group's offset (or the end when it has none),
-``timestamp`` the first message stored at or after it. Over ``CLIENT_QUOTA`` lite topics for
-one client: LITE_SUBSCRIPTION_QUOTA_EXCEEDED.
+PARTIAL_ADD / PARTIAL_REMOVE / COMPLETE_ADD / COMPLETE_REMOVE change the client's set (the
+lite topics' queue topics are made first if missing), then the group's pulled topics are
+matched to its clients' sets (``LiteGroups.apply``; a broker call failing there answers its
+error, and the match is tried again within a second). A PARTIAL_ADD's ``offset_option``
+places the group's offset of a lite topic the group does not consume yet: LAST keeps it (a
+lite topic new to the group is read from its first message), MIN its first message, MAX
+after its last, ``offset`` there, ``tail_n`` N before the group's offset (or the end when it
+has none), ``timestamp`` the first message stored at or after it. Over ``CLIENT_QUOTA`` lite
+topics for one client: LITE_SUBSCRIPTION_QUOTA_EXCEEDED; an unknown action or offset policy:
+BAD_REQUEST.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from actors.client.errors import ClientError
@@ -26,6 +26,7 @@ from actors.proxy.proto import Code, LiteSubscriptionAction, M, OffsetPolicy
 from actors.proxy.service import ProxyService, error_code, status
 
 _ADDING = (LiteSubscriptionAction.PARTIAL_ADD, LiteSubscriptionAction.COMPLETE_ADD)
+_ACTIONS = tuple(LiteSubscriptionAction)
 
 
 def sync_lite_subscription(service: ProxyService, request: Any, context: Any) -> Any:
@@ -37,9 +38,14 @@ def sync_lite_subscription(service: ProxyService, request: Any, context: Any) ->
     if not group or not bind:
         return status(response, Code.BAD_REQUEST, "group and topic required")
     action = request.action
+    if action not in _ACTIONS:
+        return status(response, Code.BAD_REQUEST, f"unknown lite subscription action {action}")
+    placing = action == LiteSubscriptionAction.PARTIAL_ADD and request.HasField("offset_option")
+    if placing and _option_problem(request.offset_option):
+        return status(response, Code.BAD_REQUEST, _option_problem(request.offset_option))
     lites = list(request.lite_topic_set)
     try:
-        kind = service.topic_types.of(bind)
+        kind = service.topic_types.of(bind, strict=True)
         if kind != "LITE":
             return status(response, Code.ILLEGAL_TOPIC, f"topic {bind} is {kind}, not LITE")
         pop = service.group(group, lite=True)
@@ -51,17 +57,28 @@ def sync_lite_subscription(service: ProxyService, request: Any, context: Any) ->
                 text = f"lite subscription quota exceeded: {CLIENT_QUOTA}"
                 return status(response, Code.LITE_SUBSCRIPTION_QUOTA_EXCEEDED, text)
             names = [service.lite_topics.ensure(bind, lite) for lite in lites]
-        if action == LiteSubscriptionAction.PARTIAL_ADD and request.HasField("offset_option"):
-            for name in names:
-                if name not in pop.expressions:
-                    _place(service, group, name, request.offset_option)
-        change = service.lite.sync(group, who, bind, action, lites)
-        service.apply_lite(group, change)
+        with pop.lite_lock:  # no match of the group's topics meanwhile (it would commit too)
+            if placing:
+                for name in names:
+                    if name not in pop.expressions:
+                        _place(service, group, name, request.offset_option)
+            service.lite.sync(group, who, bind, action, lites)
+        service.lite_groups.apply(group)
     except LiteError as exc:
         return status(response, exc.code, str(exc))
     except ClientError as exc:
+        # what changed stays: the group's topics are matched to it again within a second
         return status(response, error_code(exc), str(exc))
     return status(response, Code.OK)
+
+
+def _option_problem(option: Any) -> str | None:
+    kind = option.WhichOneof("offset_type")
+    if kind == "policy" and option.policy not in tuple(OffsetPolicy):
+        return f"unknown offset policy {option.policy}"
+    if kind in ("offset", "tail_n", "timestamp") and getattr(option, kind) < 0:
+        return f"{kind} must be >= 0"
+    return None
 
 
 def _place(service: ProxyService, group: str, name: str, option: Any) -> None:
@@ -83,16 +100,3 @@ def _place(service: ProxyService, group: str, name: str, option: Any) -> None:
     else:
         offset = admin.search_offset(mq, option.timestamp)
     admin.commit_offset(group, mq, min(max(offset, low), high))
-
-
-def receive_topics(service: ProxyService, group: str, who: str, wait_s: float) -> list[str]:
-    """The queue topics a lite client's receive reads: its lite topics; while it has none,
-    waits up to ``wait_s`` for its first (an empty list when none came)."""
-    until = time.monotonic() + wait_s
-    with service.lite_changed:
-        while True:
-            topics = service.lite.topics_of(group, who)
-            left = until - time.monotonic()
-            if topics or left <= 0:
-                return topics
-            service.lite_changed.wait(left)

@@ -53,6 +53,9 @@ class LiteExpiry:
                     self.lites.forget(name)
                     deleted.append(name)
                     logger.info("proxy: lite topic {} idle past its expiration: deleted", name)
+                    parent_lite = split_lmq(name)
+                    if parent_lite is not None and self.in_use(name):
+                        self.lites.ensure(*parent_lite)  # subscribed meanwhile: made again
         except ClientError as exc:
             logger.warning("proxy: lite topic expiry check stopped: {}", exc)
         return deleted

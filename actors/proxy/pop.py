@@ -53,12 +53,14 @@ from actors.client.message import MessageExt
 from actors.client.pull_consumer import PullConsumer
 from actors.proxy.dead_letters import BURY_BATCH, DeadLetters
 from actors.proxy.delivery import MAX_RENEW_S, Delivery, message_group
-from actors.proxy.priority import most_urgent_first
+from actors.proxy.priority import Urgent
 from actors.proxy.settings import MAX_ATTEMPTS
 
 DRAIN_BATCH = 256
 """Messages a receive of a priority topic takes from the consumer's buffer at once to choose
 the most urgent of."""
+DROPPED_S = 60.0
+"""How long an unsubscribed topic's late messages are dropped (its puller stopped long since)."""
 RECHECK_S = 1.0
 """A waiting receive looks at its topic's due deliveries at least this often."""
 
@@ -89,9 +91,18 @@ class PopGroup(DeadLetters):
         """Its consumer runs (from the first subscription to ``shutdown``)."""
         self.priority_topics: set[str] = set()
         """Topics whose ``message.type`` is PRIORITY: the highest queue's waiting messages are
-        handed out first (``actors.proxy.priority``; not in a FIFO group)."""
-        self._dropped: set[str] = set()
-        """Topics unsubscribed (and not subscribed again): their messages polled late go."""
+        handed out first (``actors.proxy.priority``; not in a FIFO group); ``set_priority``."""
+        self._urgent = Urgent()
+        """A priority topic's waiting messages (instead of ``_ready``), most urgent first."""
+        self._dropped: dict[str, float] = {}
+        """Topics unsubscribed (and not subscribed again), and when: their messages polled
+        late go (the sweep forgets them after ``DROPPED_S``)."""
+        self._generation: dict[str, int] = {}
+        """Topic -> how often it was unsubscribed: a delivery of an earlier subscription no
+        longer frees its message group (``_release``)."""
+        self.lite_lock = threading.Lock()
+        """Held while the service matches the group's lite topics to its clients' (one change
+        at a time)."""
         self._busy: set[tuple[str, str]] = set()
         """(topic, message group) with a delivery out (``fifo`` only)."""
         self._held: dict[tuple[str, str], deque[MessageExt]] = {}
@@ -143,7 +154,7 @@ class PopGroup(DeadLetters):
                 self.started = True
                 logger.info("proxy: consuming for group {}", self.group)
             self.expressions[topic] = wanted
-            self._dropped.discard(topic)
+            self._dropped.pop(topic, None)
 
     # -- receiving -------------------------------------------------------------------------------
 
@@ -155,10 +166,12 @@ class PopGroup(DeadLetters):
         with self._subscribing:
             if self.expressions.pop(topic, None) is None:
                 return
-            self._dropped.add(topic)
+            self._dropped[topic] = self.clock()
             self.consumer.unsubscribe(topic)
         with self._lock:
+            self._generation[topic] = self._generation.get(topic, 0) + 1
             self._ready.pop(topic, None)
+            self._urgent.drop(topic)
             self._deadlines.pop(topic, None)
             for handle in [h for h, d in self.in_flight.items() if d.topic == topic]:
                 del self.in_flight[handle]
@@ -170,37 +183,44 @@ class PopGroup(DeadLetters):
 
     def receive(
         self,
-        topic: str | Sequence[str],
+        topic: str | Sequence[str] | Callable[[], Sequence[str]],
         max_messages: int,
         invisible_ms: int,
         wait_s: float,
         holder: str | None = None,
     ) -> list[Delivery]:
-        """Deliveries of ``topic`` (or of any of several: a lite push consumer's lite topics);
-        ``holder``: the client id of a receive asking for ``auto_renew``."""
-        topics = (topic,) if isinstance(topic, str) else tuple(topic)
-        wanted = set(topics)
-        urgent = set() if self.fifo else wanted & self.priority_topics
+        """Deliveries of ``topic``, or of any of several (a lite push consumer's lite topics:
+        a callable is asked again each time the receive looks, so a lite topic subscribed
+        meanwhile is served at once); ``holder``: the client id of a receive asking for
+        ``auto_renew``."""
+        if callable(topic):
+            current = topic
+        else:
+            fixed: tuple[str, ...] = (topic,) if isinstance(topic, str) else tuple(topic)
+
+            def current() -> Sequence[str]:
+                return fixed
+
         out: list[Delivery] = []
         until = self.clock() + max(wait_s, 0.0)
         self.last_used = until
         while True:
+            topics = tuple(current())
+            wanted = set(topics)
+            urgent = set() if self.fifo else wanted & self.priority_topics
             if urgent:  # what waits in the consumer's buffer too, to pick the highest first
-                self._keep_polled(self.consumer.poll(timeout=0.0, max_messages=DRAIN_BATCH))
+                self._drain()
             with self._lock:
                 now = self.clock()
                 wait = max(0.0, until - now)
                 for name in topics:
-                    self._due(name, max_messages - len(out), invisible_ms, out, holder)
-                    self._take_ready(name, max_messages, invisible_ms, out, holder)
+                    self._look(name, name in urgent, max_messages, invisible_ms, out, holder)
                     heap = self._deadlines.get(name)
                     if heap:  # wake for the first of its deliveries to come due
                         wait = min(wait, max(0.0, heap[0][0] - now))
-                if out:
-                    wait = 0.0
-                # ... and look again every second: a delivery made visible sooner meanwhile
-                # (a nack: ChangeInvisibleDuration) does not wake a poll
-                wait = min(wait, RECHECK_S)
+                # ... and look again every second at most (a safety net: what a receive waits
+                # for besides the consumer's messages, ``_release`` and ``wake``, wake it)
+                wait = 0.0 if out else min(wait, RECHECK_S)
             if len(out) >= max_messages:
                 return out
             polled = self.consumer.poll(timeout=wait, max_messages=max_messages - len(out))
@@ -208,8 +228,8 @@ class PopGroup(DeadLetters):
                 for msg in polled:
                     if msg.topic in wanted and msg.topic not in urgent and len(out) < max_messages:
                         self._first(msg, msg.topic, invisible_ms, out, holder)
-                    elif msg.topic not in self._dropped:  # not a topic unsubscribed meanwhile
-                        self._ready.setdefault(msg.topic, deque()).append(msg)
+                    else:
+                        self._park(msg)
                 for name in urgent:
                     self._take_ready(name, max_messages, invisible_ms, out, holder)
                 # the wait is over whatever else came (other topics' messages keep arriving)
@@ -220,11 +240,43 @@ class PopGroup(DeadLetters):
             if done:
                 return out
 
-    def _keep_polled(self, polled: list[MessageExt]) -> None:
-        with self._lock:
-            for msg in polled:
-                if msg.topic not in self._dropped:
-                    self._ready.setdefault(msg.topic, deque()).append(msg)
+    def _look(
+        self,
+        topic: str,
+        urgent: bool,
+        max_messages: int,
+        invisible_ms: int,
+        out: list[Delivery],
+        holder: str | None,
+    ) -> None:
+        """``topic``'s deliveries due again and waiting messages into ``out``: redeliveries
+        first, but a priority topic's after its waiting messages (RocketMQ serves a priority
+        topic's retries last). Under the lock."""
+        if urgent:
+            self._take_ready(topic, max_messages, invisible_ms, out, holder)
+        self._due(topic, max_messages - len(out), invisible_ms, out, holder)
+        if not urgent:
+            self._take_ready(topic, max_messages, invisible_ms, out, holder)
+
+    def _drain(self) -> None:
+        """Everything the consumer has buffered, parked here (a priority topic's receive
+        chooses among all of it)."""
+        while True:
+            polled = self.consumer.poll(timeout=0.0, max_messages=DRAIN_BATCH)
+            with self._lock:
+                for msg in polled:
+                    self._park(msg)
+            if len(polled) < DRAIN_BATCH:
+                return
+
+    def _park(self, msg: MessageExt) -> None:
+        """A polled message waits for its topic's receive. Under the lock."""
+        if msg.topic in self._dropped:
+            return  # its topic was unsubscribed meanwhile
+        if msg.topic in self.priority_topics and not self.fifo:
+            self._urgent.push(msg)
+        else:
+            self._ready.setdefault(msg.topic, deque()).append(msg)
 
     def _take_ready(
         self,
@@ -237,12 +289,32 @@ class PopGroup(DeadLetters):
         """First deliveries of ``topic``'s waiting messages into ``out`` (up to
         ``max_messages`` in all): a priority topic's highest queue first. Under the lock."""
         ready = self._ready.get(topic)
-        if not ready or len(out) >= max_messages:
-            return
         if topic in self.priority_topics and not self.fifo:
-            ready = self._ready[topic] = deque(sorted(ready, key=most_urgent_first))
+            while ready:  # parked before the topic was known to be a priority topic
+                self._urgent.push(ready.popleft())
+            while len(out) < max_messages:
+                msg = self._urgent.pop(topic)
+                if msg is None:
+                    return
+                self._first(msg, topic, invisible_ms, out, holder)
+            return
         while ready and len(out) < max_messages:
             self._first(ready.popleft(), topic, invisible_ms, out, holder)
+
+    def set_priority(self, topic: str, on: bool) -> None:
+        """Whether ``topic`` is a priority topic (its ``message.type``, which may change)."""
+        with self._lock:
+            if on:
+                self.priority_topics.add(topic)
+            else:
+                self.priority_topics.discard(topic)
+                while (msg := self._urgent.pop(topic)) is not None:
+                    self._ready.setdefault(topic, deque()).append(msg)
+
+    def wake(self) -> None:
+        """Receives waiting in the consumer's poll look again now (their topics changed)."""
+        if self.started:
+            self.consumer.wakeup()
 
     def _first(
         self,
@@ -279,8 +351,8 @@ class PopGroup(DeadLetters):
     def _release(self, delivery: Delivery) -> None:
         """A delivery is done (acked, dead-lettered): in a FIFO group, its message group's next
         message is first in line for the topic's next receive. Under the lock."""
-        if not self.fifo:
-            return
+        if not self.fifo or delivery.generation != self._generation.get(delivery.topic, 0):
+            return  # (a delivery of an earlier subscription of the topic frees nothing now)
         group_key = message_group(delivery.msg, delivery.topic)
         if group_key is None:
             return
@@ -290,6 +362,7 @@ class PopGroup(DeadLetters):
             self._ready.setdefault(delivery.topic, deque()).appendleft(held.popleft())
             if not held:
                 del self._held[group_key]
+            self.consumer.wakeup()  # a receive waiting for the topic takes it now
 
     def _hand_out(
         self,
@@ -302,6 +375,7 @@ class PopGroup(DeadLetters):
         handle = f"{self._prefix}{next(self._seq):x}"
         now = self.clock()
         delivery = Delivery(msg, topic, handle, attempt, now, invisible_ms / 1000.0, holder)
+        delivery.generation = self._generation.get(topic, 0)
         self.in_flight[handle] = delivery
         self._schedule(delivery)
         return delivery
@@ -349,6 +423,8 @@ class PopGroup(DeadLetters):
         broker may be down: the next sweep tries again)."""
         with self._lock:
             now = self.clock()
+            for topic in [t for t, at in self._dropped.items() if now - at > DROPPED_S]:
+                del self._dropped[topic]
             for heap in self._deadlines.values():
                 kept: list[tuple[float, int, str]] = []
                 while heap and heap[0][0] <= now:
@@ -395,7 +471,8 @@ class PopGroup(DeadLetters):
                 return None
             attempt = delivery.attempt - 1 if suspend else delivery.attempt
             again = self._hand_out(delivery.msg, delivery.topic, attempt, invisible_ms)
-            return again.handle
+        self.wake()  # due sooner, perhaps: a waiting receive looks again
+        return again.handle
 
     def shutdown(self) -> None:
         if self.started:

@@ -12,6 +12,7 @@ keeps up sees them in arrival order, one that falls behind gets the urgent ones 
 
 from __future__ import annotations
 
+import heapq
 import itertools
 from collections.abc import Sequence
 
@@ -40,3 +41,25 @@ class ByPriority:
 def most_urgent_first(msg: MessageExt) -> tuple[int, int]:
     """Sort key of waiting messages: the highest queue first, then as stored."""
     return -msg.queue_id, msg.queue_offset
+
+
+class Urgent:
+    """Waiting messages of priority topics, the most urgent first: a heap per topic. Under the
+    owner's lock."""
+
+    def __init__(self) -> None:
+        self._heaps: dict[str, list[tuple[tuple[int, int], int, MessageExt]]] = {}
+        self._seq = itertools.count()
+
+    def push(self, msg: MessageExt) -> None:
+        heap = self._heaps.setdefault(msg.topic, [])
+        heapq.heappush(heap, (most_urgent_first(msg), next(self._seq), msg))
+
+    def pop(self, topic: str) -> MessageExt | None:
+        heap = self._heaps.get(topic)
+        if not heap:
+            return None
+        return heapq.heappop(heap)[2]
+
+    def drop(self, topic: str) -> None:
+        self._heaps.pop(topic, None)

@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from actors.client.errors import BrokerError, ClientError
-from actors.proxy import lite_calls
 from actors.proxy.convert import filter_of, incoming, ms_of, resource_name, set_ms
 from actors.proxy.lite import LiteError
 from actors.proxy.proto import Code, M
@@ -47,14 +46,26 @@ def receive_message(service: ProxyService, request: Any, context: Any) -> Iterat
         wait_s = min(wait_s, remaining - DEADLINE_MARGIN_S)
     batch = max(1, min(request.batch_size or 32, settings.batch_limit))
     try:
-        pop = service.group(group)
-        if pop.lite:  # its client's lite topics of the bind topic (``actors.proxy.lite_calls``)
+        known = service.groups.get(group)
+        # a group new here is a lite group when its topic is LITE (its receive may come before
+        # its client's settings: after a proxy restart, say)
+        lite = known.lite if known is not None else service.topic_types.of(topic, True) == "LITE"
+        pop = service.group(group, lite=lite)
+        if pop.lite:  # its client's lite topics of the bind topic (``actors.proxy.lite_groups``)
             who = service.touch(context)
+            if not who:
+                yield status(M.ReceiveMessageResponse(), Code.CLIENT_ID_REQUIRED, "no client id")
+                return
             started = time.monotonic()
-            topics = lite_calls.receive_topics(service, group, who, max(wait_s, 0.0))
+            lites = service.lite_groups
+            first = lites.receive_topics(group, who, max(wait_s, 0.0))
             left = max(wait_s - (time.monotonic() - started), 0.0)
-            holder = who if request.auto_renew and who else None
-            deliveries = pop.receive(topics, batch, invisible_ms, left, holder) if topics else []
+            holder = who if request.auto_renew else None
+
+            def topics() -> list[str]:  # asked again each time it looks: new ones served
+                return service.lite.topics_of(group, who)
+
+            deliveries = pop.receive(topics, batch, invisible_ms, left, holder) if first else []
         else:
             deliveries = _receive(
                 service, pop, request, context, topic, batch, invisible_ms, wait_s
@@ -116,10 +127,7 @@ def _receive(
     tags, sql = filter_of(request.filter_expression)
     if topic not in pop.expressions:
         service.admin.topic_route(topic)  # a topic nobody created: TOPIC_NOT_FOUND, once
-    if service.topic_types.of(topic) == "PRIORITY":
-        pop.priority_topics.add(topic)
-    else:
-        pop.priority_topics.discard(topic)
+    pop.set_priority(topic, service.topic_types.of(topic) == "PRIORITY")
     try:
         pop.subscribe(topic, tags, sql)
     except BrokerError as exc:

@@ -42,10 +42,10 @@ from actors.proxy.convert import (
     outgoing,
     resource_name,
 )
-from actors.proxy.lite import LiteError, LiteTopics, TopicTypes, split_lmq
-from actors.proxy.lite_expiry import CHECK_S as EXPIRY_CHECK_S
+from actors.proxy.lite import LiteError, LiteTopics, TopicTypes, TopicTypeUnknownError, split_lmq
 from actors.proxy.lite_expiry import LiteExpiry
-from actors.proxy.lite_subscriptions import LiteChange, LiteSubscriptions
+from actors.proxy.lite_groups import LiteGroups
+from actors.proxy.lite_subscriptions import LiteSubscriptions
 from actors.proxy.pop import PopGroup
 from actors.proxy.proto import Code, M, MessageType
 from actors.proxy.settings import LITE_CLIENTS, MAX_ATTEMPTS, ProxySettings
@@ -92,6 +92,8 @@ def error_code(exc: ClientError) -> int:
         return Code.PROXY_TIMEOUT
     if isinstance(exc, BrokerError):
         return _BROKER_CODES.get(exc.code, Code.INTERNAL_SERVER_ERROR)
+    if isinstance(exc, TopicTypeUnknownError):
+        return Code.PROXY_TIMEOUT
     if isinstance(exc, SendFailedError) and exc.errors:
         return error_code(exc.errors[-1])  # every attempt failed: as the last one did
     cause = exc.__cause__
@@ -129,12 +131,8 @@ class ProxyService:
         self.topic_types = TopicTypes(self.admin)
         self.lite_topics = LiteTopics(self.admin, self.settings.max_lite_topics)
         self.lite = LiteSubscriptions()
-        self.lite_expiry = LiteExpiry(
-            self.admin, self.topic_types, self.lite_topics, self.lite.in_use
-        )
-        self.lite_changed = threading.Condition()
-        """Notified when a group's lite subscriptions change (a lite receive waiting for its
-        client's first lite topic)."""
+        expiry = LiteExpiry(self.admin, self.topic_types, self.lite_topics, self.lite.in_use)
+        self.lite_groups = LiteGroups(self.lite, lambda: self.groups, expiry)
         self.telemetry_streams = Telemetry(self.settings, self._apply, _settings_error)
         self.transactions = ProxyTransactions(namesrv, self.telemetry_streams, **client_options)
         self._lock = threading.Lock()
@@ -152,16 +150,11 @@ class ProxyService:
         )
         self._sweeper.start()
         threading.Thread(
-            target=self._expiry_loop, name="actormq-proxy-lite-expiry", daemon=True
+            target=self.lite_groups.run,
+            args=(self._stopping,),
+            name="actormq-proxy-lite",
+            daemon=True,
         ).start()
-
-    def _expiry_loop(self) -> None:
-        """Every ``lite_expiry.CHECK_S``: lite topics idle past their expiration deleted."""
-        while not self._stopping.wait(EXPIRY_CHECK_S):
-            try:
-                self.lite_expiry.run()
-            except Exception as exc:  # the next check tries again
-                logger.opt(exception=exc).error("proxy: lite topic expiry check failed")
 
     def _sweep_loop(self) -> None:
         """Every ``SWEEP_INTERVAL_S``: each group's deliveries out of attempts to its DLQ, and
@@ -172,8 +165,6 @@ class ProxyService:
                 if now - at > CLIENT_ALIVE_S:
                     self.seen.pop(who, None)
             idle_before = now - self.settings.group_idle_s
-            for name, change in self.lite.expire().items():
-                self.apply_lite(name, change)
             for group in list(self.groups.values()):
                 try:
                     group.sweep()
@@ -216,9 +207,9 @@ class ProxyService:
         """The group's PopGroup (its consumer starts with its first subscription), as the
         brokers' config of the group says: FIFO with ``consumeMessageOrderly``, its
         ``retryMaxTimes`` + 1 deliveries (unless the proxy's ``max_attempts`` says for all).
-        ``lite``: True for lite push consumers (FIFO per lite topic, a new lite topic read
-        from its first message), False for others: LiteError ILLEGAL_CONSUMER_GROUP when the
-        group is the other kind; None: either."""
+        ``lite``: True for lite consumers (FIFO per lite topic, a new lite topic read from
+        its first message), False for others: LiteError ILLEGAL_CONSUMER_GROUP when the group
+        is the other kind; None (a lookup): either, a missing group made a regular one."""
         fifo, retries = (False, None)
         existing = self.groups.get(name)
         if existing is None or existing.broken:
@@ -249,18 +240,6 @@ class ProxyService:
             kind = "a lite group must use LITE mode" if found.lite else "a regular group"
             raise LiteError(Code.ILLEGAL_CONSUMER_GROUP, f"{name}: {kind}")
         return found
-
-    def apply_lite(self, name: str, change: LiteChange) -> None:
-        """The group starts / stops pulling lite topics as its clients' subscriptions say."""
-        pop = self.groups.get(name)
-        if pop is None or not pop.lite:
-            return
-        for topic in change.started:
-            pop.subscribe(topic)
-        for topic in change.stopped:
-            pop.unsubscribe(topic)
-        with self.lite_changed:
-            self.lite_changed.notify_all()
 
     def _config(self, group: str) -> tuple[bool, int | None]:
         """(``consumeMessageOrderly``, ``retryMaxTimes``) of the group on the first master
@@ -360,8 +339,11 @@ class ProxyService:
     def notify_client_termination(self, request: Any, context: Any) -> Any:
         who = client_id(context)
         self.seen.pop(who, None)
-        for name, change in self.lite.drop_client(who).items():
-            self.apply_lite(name, change)
+        for name in self.lite.drop_client(who):
+            try:
+                self.lite_groups.apply(name)
+            except ClientError as exc:  # matched again within a second
+                logger.warning("proxy: lite topics of {} not matched yet: {}", name, exc)
         return status(M.NotifyClientTerminationResponse(), Code.OK)
 
     def telemetry(self, commands: Iterator[Any], context: Any) -> Iterator[Any]:

@@ -28,13 +28,15 @@ _CONFLICT = Code.MESSAGE_PROPERTY_CONFLICT_WITH_TYPE
 def typed(
     msg: Any, message: Message, group: str | None, types: TopicTypes, lites: LiteTopics
 ) -> tuple[Message, QueueSelector | None]:
-    """(the message to store, the queue selector its type needs or None); LiteError."""
+    """(the message to store, the queue selector its type needs or None); LiteError, or
+    TopicTypeUnknownError for a lite or priority message when the topic's type cannot be read
+    (a plain one is taken as to a MIXED topic then)."""
     system = msg.system_properties
     lite = system.lite_topic if system.HasField("lite_topic") else None
     priority = system.priority if system.HasField("priority") else None
     is_lite = lite is not None or system.message_type == MessageType.LITE
     is_priority = priority is not None or system.message_type == MessageType.PRIORITY
-    kind = types.of(message.topic)
+    kind = types.of(message.topic, strict=is_lite or is_priority)
     if not is_lite and not is_priority:
         if kind == "LITE":
             raise LiteError(_CONFLICT, f"topic {message.topic} takes lite messages only")

@@ -7,6 +7,7 @@ refused. RocketMQ 5's Node.js LitePushConsumer against it: tests/interop/test_no
 from __future__ import annotations
 
 import pathlib
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -43,7 +44,7 @@ def proxy(tmp_path: pathlib.Path) -> Iterator[tuple[Stub, Admin]]:
             for topic in (PARENT, PLAIN, URGENT):
                 wait_until(lambda t=topic: _routed(admin, t), what=f"{topic} routed")
             args = ["proxy", "--namesrv-addr", namesrv, "--ephemeral-ports"]
-            args += ["--invisible", "2", "--long-polling", "2", "--max-lite-topics", "4"]
+            args += ["--invisible", "2", "--long-polling", "8", "--max-lite-topics", "4"]
             args += ["--consume-from", "first"]
             with RuntimeProcess(args) as process:
                 stub = Stub(process.wait_ready(timeout=30)["proxy"])
@@ -115,12 +116,12 @@ def _sync(stub: Stub, client: str, action: int, lites: list[str], **offset: int)
     return _call(stub, "SyncLiteSubscription", request, M.SyncLiteSubscriptionResponse, client)
 
 
-def _receive(stub: Stub, client: str, batch: int = 16) -> list[Any]:
+def _receive(stub: Stub, client: str, batch: int = 16, wait_s: int = 2) -> list[Any]:
     request = M.ReceiveMessageRequest(batch_size=batch, auto_renew=False)
     request.group.name = GROUP
     request.message_queue.topic.name = PARENT
     request.invisible_duration.seconds = 30
-    request.long_polling_timeout.seconds = 2
+    request.long_polling_timeout.seconds = wait_s
     call = stub.channel.unary_stream(
         "/apache.rocketmq.v2.MessagingService/ReceiveMessage",
         request_serializer=M.ReceiveMessageRequest.SerializeToString,
@@ -329,3 +330,53 @@ def test_an_idle_lite_topic_expires_and_a_later_send_makes_it_again(
     assert again.status.code == Code.OK, again.status.message
     route = admin.topic_route(name)
     assert [q.write_queue_nums for q in route.queue_datas] == [1]
+
+
+def test_a_receive_before_the_clients_settings_keeps_the_group_lite(
+    proxy: tuple[Stub, Admin],
+) -> None:
+    stub, _ = proxy
+    # Given a lite consumer whose first receive reaches the proxy before its settings (after a
+    # proxy restart, the client's receive retry and its settings race)
+    assert _receive(stub, "agent-early", wait_s=1) == []
+    # When its settings and subscription follow
+    answer = _settings(stub, "agent-early")
+    assert answer.status.code == Code.OK and answer.settings.subscription.fifo is True
+    assert _sync(stub, "agent-early", 0, ["early"]).status.code == Code.OK
+    assert _send(stub, _lite_message(b"e0", "early")).status.code == Code.OK
+    # Then the group is a lite group all the same: the message comes
+    assert [m.body for m in _receive_until(stub, "agent-early", 1)] == [b"e0"]
+
+
+def test_a_lite_topic_subscribed_while_a_receive_waits_is_served_by_it(
+    proxy: tuple[Stub, Admin],
+) -> None:
+    stub, _ = proxy
+    # Given a lite consumer of one lite topic, its receive waiting (up to 8 s) for a message
+    _settings(stub, "agent-w")
+    assert _sync(stub, "agent-w", 0, ["w1"]).status.code == Code.OK
+    got: list[Any] = []
+    waiting = threading.Thread(target=lambda: got.extend(_receive(stub, "agent-w", wait_s=8)))
+    began = time.monotonic()
+    waiting.start()
+    # When it subscribes a second lite topic and a message is sent to that one
+    assert _sync(stub, "agent-w", 0, ["w2"]).status.code == Code.OK
+    assert _send(stub, _lite_message(b"w2-0", "w2")).status.code == Code.OK
+    waiting.join(timeout=15)
+    # Then the waiting receive hands it out, well before its long poll ends
+    assert [m.body for m in got] == [b"w2-0"]
+    assert time.monotonic() - began < 6
+
+
+def test_an_unknown_subscription_action_or_policy_is_a_bad_request(
+    proxy: tuple[Stub, Admin],
+) -> None:
+    stub, _ = proxy
+    _settings(stub, "agent-b")
+    assert _sync(stub, "agent-b", 0, ["b1"]).status.code == Code.OK
+    assert _sync(stub, "agent-b", 7, ["b1"]).status.code == Code.BAD_REQUEST
+    assert _sync(stub, "agent-b", 0, ["b2"], policy=9).status.code == Code.BAD_REQUEST
+    assert _sync(stub, "agent-b", 0, ["b2"], tail_n=-1).status.code == Code.BAD_REQUEST
+    # and nothing of the client's set was lost
+    assert _send(stub, _lite_message(b"b1-0", "b1")).status.code == Code.OK
+    assert [m.body for m in _receive_until(stub, "agent-b", 1)] == [b"b1-0"]

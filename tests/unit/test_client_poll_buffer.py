@@ -57,3 +57,33 @@ def test_a_paused_queues_batches_wait_in_order_and_do_not_count_toward_the_cap()
     buffer.hold([q0], False)
     assert buffer.cap.count == 4
     assert [m for b in buffer.take(10, timeout=0) for m in b.msgs] == ["a", "b", "c", "d"]
+
+
+def test_a_wakeup_ends_a_waiting_take_and_no_later_one() -> None:
+    import threading
+    import time
+
+    # Given a take waiting up to 30 s on an empty buffer
+    buffer = PollBuffer()
+    waiting = threading.Event()
+    result: list[Any] = []
+
+    def take() -> None:
+        waiting.set()
+        result.append(buffer.take(10, timeout=30))
+
+    taker = threading.Thread(target=take)
+    started = time.monotonic()
+    taker.start()
+    assert waiting.wait(5)
+    # When another thread wakes it up (repeatedly: the take may not wait yet the first time)
+    while taker.is_alive() and time.monotonic() - started < 10:
+        buffer.wakeup()
+        taker.join(0.05)
+    # Then it returns at once, with nothing
+    assert not taker.is_alive() and result == [[]]
+    assert time.monotonic() - started < 10
+    # And a take begun after the wakeup waits as usual
+    began = time.monotonic()
+    assert buffer.take(10, timeout=0.2) == []
+    assert time.monotonic() - began >= 0.19

@@ -4,11 +4,23 @@ consumers get; topic attributes (runtime/store/topic_attributes.py)."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any
+
 import pytest
 
+from actors.client.errors import ClientError
 from actors.client.message import MessageExt
 from actors.proxy.convert import incoming
-from actors.proxy.lite import LiteError, lite_problem, lmq_name, split_lmq
+from actors.proxy.lite import (
+    LiteError,
+    TopicTypes,
+    TopicTypeUnknownError,
+    lite_problem,
+    lmq_name,
+    split_lmq,
+)
+from actors.proxy.lite_groups import LiteGroups
 from actors.proxy.lite_subscriptions import EXPIRE_S, LiteSubscriptions
 from actors.proxy.pop import PopGroup
 from actors.proxy.proto import ClientType, Code, LiteSubscriptionAction, M, MessageType
@@ -234,3 +246,124 @@ def test_a_lite_message_is_handed_out_under_its_parent_with_its_lite_topic() -> 
     assert out.topic.name == "P"
     assert out.system_properties.lite_topic == "s1"
     assert out.system_properties.message_type == MessageType.LITE
+
+
+# -- the group's lite topics matched to its clients' (lite_groups.py) ----------------------------
+
+
+class _Groups:
+    def __init__(self, pop: PopGroup) -> None:
+        self.pop = pop
+
+    def __call__(self) -> dict[str, PopGroup]:
+        return {"G": self.pop}
+
+
+def _matcher() -> tuple[LiteGroups, LiteSubscriptions, PopGroup, FakeConsumer]:
+    clock = FakeClock()
+    consumer = FakeConsumer(clock)
+    pop = PopGroup("G", consumer, fifo=True, lite=True, clock=clock)  # type: ignore[arg-type]
+    registry = LiteSubscriptions()
+    return LiteGroups(registry, _Groups(pop), None), registry, pop, consumer  # type: ignore[arg-type]
+
+
+def test_a_failed_subscribe_is_made_good_by_the_next_match() -> None:
+    groups, registry, pop, consumer = _matcher()
+    s1 = lmq_name("P", "s1")
+    registry.sync("G", "c1", "P", ADD, ["s1"])
+    failing = consumer.subscribe
+
+    def refuse(topic: str, expression: str, sql: str | None = None) -> None:
+        raise ClientError("broker unreachable")
+
+    consumer.subscribe = refuse  # type: ignore[method-assign]
+    with pytest.raises(ClientError):
+        groups.apply("G")
+    assert s1 not in pop.expressions
+    consumer.subscribe = failing  # type: ignore[method-assign]
+    registry.sync("G", "c1", "P", ALL, ["s1"])  # nothing changes in the registry ...
+    groups.apply("G")  # ... but the group is matched to it all the same
+    assert s1 in pop.expressions
+
+
+def test_a_match_follows_the_registry_whatever_order_changes_came_in() -> None:
+    groups, registry, pop, consumer = _matcher()
+    s1, s9 = lmq_name("P", "s1"), lmq_name("P", "s9")
+    pop.subscribe(s9)  # left from a change applied late
+    registry.sync("G", "c2", "P", ADD, ["s1"])
+    groups.apply("G")
+    assert set(pop.expressions) == {s1}
+    assert consumer.wakeups >= 1  # waiting receives look again
+    registry.drop_client("c2")
+    groups.apply("G")
+    assert pop.expressions == {}
+
+
+def test_an_ack_wakes_a_receive_waiting_for_the_lite_topics_next_message() -> None:
+    pop, consumer, _ = _lite_group()
+    consumer.queued.extend([_lite_msg(0, "s1"), _lite_msg(1, "s1")])
+    (out,) = pop.receive([lmq_name("P", "s1")], 8, 30_000, wait_s=0)
+    before = consumer.wakeups
+    assert pop.ack(out.handle)
+    assert consumer.wakeups == before + 1
+
+
+def test_a_release_of_an_earlier_subscription_frees_nothing_now() -> None:
+    pop, consumer, _ = _lite_group()
+    s1 = lmq_name("P", "s1")
+    consumer.queued.append(_lite_msg(0, "s1"))
+    (old,) = pop.receive([s1], 8, 30_000, wait_s=0)
+    pop.unsubscribe(s1)
+    pop.subscribe(s1)
+    consumer.queued.extend([_lite_msg(0, "s1"), _lite_msg(1, "s1")])
+    (new,) = pop.receive([s1], 8, 30_000, wait_s=0)
+    with pop._lock:
+        pop._release(old)
+    assert pop.receive([s1], 8, 30_000, wait_s=0) == []  # s1:1 still waits behind the new one
+    assert pop.ack(new.handle)
+    assert [d.msg.body for d in pop.receive([s1], 8, 30_000, wait_s=0)] == [b"s1:1"]
+
+
+def test_a_receive_asks_for_its_topics_again_each_time_it_looks() -> None:
+    pop, consumer, _ = _lite_group()
+    mine: list[str] = []
+    consumer.queued.append(_lite_msg(0, "s2"))
+    assert pop.receive(lambda: mine, 8, 30_000, wait_s=0) == []  # s2 parked for later
+    mine.append(lmq_name("P", "s2"))  # subscribed meanwhile
+    assert [d.msg.body for d in pop.receive(lambda: mine, 8, 30_000, wait_s=0)] == [b"s2:0"]
+
+
+# -- topic types ---------------------------------------------------------------------------------
+
+
+class _TypesAdmin:
+    def __init__(self) -> None:
+        self.down = False
+        self.reads = 0
+        self.attributes: dict[str, str] = {"message.type": "LITE"}
+
+    def masters(self) -> dict[str, str]:
+        if self.down:
+            raise ClientError("name server unreachable")
+        return {"broker-a": "addr"}
+
+    def topic_config(self, topic: str, address: str) -> Any:
+        self.reads += 1
+        return SimpleNamespace(attributes=dict(self.attributes))
+
+
+def test_topic_types_are_read_at_most_every_ttl_and_kept_while_unreachable() -> None:
+    admin = _TypesAdmin()
+    clock = FakeClock()
+    types = TopicTypes(admin, ttl_s=30, clock=clock)  # type: ignore[arg-type]
+    assert types.of("Chats") == "LITE" and types.of("Chats") == "LITE"
+    assert admin.reads == 1
+    admin.attributes = {"message.type": "PRIORITY"}
+    clock.advance(31)
+    assert types.of("Chats") == "PRIORITY" and admin.reads == 2
+    admin.down = True
+    clock.advance(31)
+    assert types.of("Chats", strict=True) == "PRIORITY"  # the last read, while unreachable
+    assert types.of("Other") == "MIXED"  # never read: taken as MIXED ...
+    with pytest.raises(TopicTypeUnknownError):  # ... unless the caller must not guess
+        types.of("Other", strict=True)

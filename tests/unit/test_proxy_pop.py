@@ -41,6 +41,7 @@ class FakeConsumer:
         self.dead: list[MessageExt] = []
         self.dlq_fails = False
         self.shutdowns = 0
+        self.wakeups = 0
         self.moved_away: set[int] = set()
         """Queue ids a rebalance gave to another member."""
 
@@ -49,6 +50,9 @@ class FakeConsumer:
 
     def start(self) -> None:
         self.starts += 1
+
+    def wakeup(self) -> None:
+        self.wakeups += 1
 
     def unsubscribe(self, topic: str) -> None:
         self.subscribed.append((topic, "", "unsubscribed"))

@@ -61,3 +61,21 @@ def test_a_fifo_group_keeps_arrival_order() -> None:
     pop, consumer = _group(fifo=True)
     consumer.queued.extend([_msg(0, 0), _msg(3, 0)])
     assert [d.msg.body for d in pop.receive("T", 8, 30_000, wait_s=0)] == [b"q0-0", b"q3-0"]
+
+
+def test_an_urgent_message_behind_many_buffered_ones_still_goes_first() -> None:
+    pop, consumer = _group()
+    consumer.queued.extend(_msg(0, i) for i in range(600))  # more than one drain batch
+    consumer.queued.append(_msg(3, 0))
+    assert [d.msg.body for d in pop.receive("T", 1, 30_000, wait_s=0)] == [b"q3-0"]
+
+
+def test_a_priority_topics_redelivery_waits_behind_waiting_messages() -> None:
+    pop, consumer = _group()
+    clock = consumer.clock
+    consumer.queued.append(_msg(0, 0))
+    (_first,) = pop.receive("T", 1, 1_000, wait_s=0)
+    consumer.queued.append(_msg(1, 0))
+    clock.advance(2)  # the first is due again
+    got = pop.receive("T", 2, 1_000, wait_s=0)
+    assert [(d.msg.body, d.attempt) for d in got] == [(b"q1-0", 1), (b"q0-0", 2)]
