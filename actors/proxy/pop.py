@@ -9,29 +9,28 @@ usual rebalancing), a message stays in its queue's process queue until acked, so
 committed for the queue never passes an unacked message, and a proxy that dies loses nothing:
 the group's next reader starts at the oldest unacked message (at-least-once, as RocketMQ).
 
-- ``subscribe(topic, expression, sql)``: the group pulls the topic (the first one starts its
-  consumer); ``unsubscribe(topic)``: no more (a lite topic no client subscribes now).
+- ``subscribe`` / ``unsubscribe`` / ``set_priority`` / ``wake``: its topics
+  (``actors.proxy.pop_topics``).
 - ``receive(topics, max_messages, invisible_ms, wait_s, holder)``: messages of the topic (or
-  of any of several: a lite push consumer's lite topics) whose invisible duration ran out
-  first (the next delivery attempt), then new ones; waits up to ``wait_s`` for the first.
-  Each comes as a ``Delivery`` with a fresh receipt handle.
+  of several: a lite consumer's lite topics) whose invisible duration ran out first (the next
+  delivery attempt), then new ones; waits up to ``wait_s`` for the first. Each comes as a
+  ``Delivery`` with a fresh receipt handle.
 - ``ack(handle)``, ``change_invisible(handle, ms, suspend)`` (a new handle),
-  ``dead_letter(handle)`` (``actors.proxy.dead_letters``).
-- ``sweep()``: dead-letter what ran out of attempts though no receive came, renew the
-  deliveries of push consumers still calling (``auto_renew``); every second.
+  ``dead_letter(handle)`` (``actors.proxy.dead_letters``); ``sweep()`` every second:
+  dead-letter what ran out of attempts though no receive came, renew the deliveries of push
+  consumers still calling (``auto_renew``).
 
 A FIFO group (``fifo=True``: its ``consumeMessageOrderly``; every lite group) hands out one
 message of a message group (RocketMQ's sharding key ``__SHARDINGKEY``; a lite topic is one) at
-a time: the group's next message waits until the one out is acked or dead-lettered, so a
-message group is consumed in order even across redeliveries. Messages without a message group
-are not held. In other groups a priority topic's (``priority_topics``) waiting messages go
-highest queue first (``actors.proxy.priority``).
+a time: the next waits until the one out is acked or dead-lettered (and wakes a waiting
+receive then), so a message group is consumed in order even across redeliveries. In other
+groups a priority topic's waiting messages go highest queue first (``actors.proxy.priority``).
 
 State owned: the deliveries in flight by handle, a heap of their deadlines per topic, messages
-pulled for another topic than the receive that polled them (kept for that topic's next receive),
-the deliveries out of attempts waiting for the sweep, a FIFO group's message groups out and the
-messages held behind them. A message of a queue rebalanced away (``PullConsumer.still_owned``)
-is dropped: the queue's new owner reads it again.
+waiting for their topic's receive (a priority topic's in a heap), the deliveries out of
+attempts waiting for the sweep, a FIFO group's message groups out and the messages held behind
+them, the topics unsubscribed lately and each topic's subscription generation. A message of a
+queue rebalanced away (``PullConsumer.still_owned``) is dropped: its new owner reads it again.
 Not an actor: the proxy's handlers call it from their threads (greenlets under gevent); one lock
 guards the state, never held across the consumer's ``poll`` or a dead-letter send.
 """
@@ -46,13 +45,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
-from loguru import logger
-
-from actors.client.errors import ClientError
 from actors.client.message import MessageExt
 from actors.client.pull_consumer import PullConsumer
 from actors.proxy.dead_letters import BURY_BATCH, DeadLetters
 from actors.proxy.delivery import MAX_RENEW_S, Delivery, message_group
+from actors.proxy.pop_topics import PopTopics
 from actors.proxy.priority import Urgent
 from actors.proxy.settings import MAX_ATTEMPTS
 
@@ -65,7 +62,7 @@ RECHECK_S = 1.0
 """A waiting receive looks at its topic's due deliveries at least this often."""
 
 
-class PopGroup(DeadLetters):
+class PopGroup(PopTopics, DeadLetters):
     def __init__(
         self,
         group: str,
@@ -132,52 +129,6 @@ class PopGroup(DeadLetters):
         self.last_used = clock()
         """When a consumer last received or acked through this group (``clock`` time): a
         group idle for long leaves (``ProxyService``), so its queues go to members in use."""
-
-    # -- subscriptions ---------------------------------------------------------------------------
-
-    def subscribe(self, topic: str, expression: str = "*", sql: str | None = None) -> None:
-        """Make sure the group pulls ``topic`` with this filter (a changed filter re-subscribes,
-        as a RocketMQ consumer's new subscription does)."""
-        wanted = (expression, sql)
-        if self.expressions.get(topic) == wanted:
-            return
-        with self._subscribing:  # one at a time: the first one starts the consumer
-            if self.expressions.get(topic) == wanted:
-                return
-            self.consumer.subscribe(topic, expression, sql=sql)
-            if not self.started:
-                try:
-                    self.consumer.start()
-                except ClientError:
-                    self.broken = True  # a consumer that failed to start stays failed
-                    raise
-                self.started = True
-                logger.info("proxy: consuming for group {}", self.group)
-            self.expressions[topic] = wanted
-            self._dropped.pop(topic, None)
-
-    # -- receiving -------------------------------------------------------------------------------
-
-    def unsubscribe(self, topic: str) -> None:
-        """Stop pulling ``topic`` (a lite topic no client subscribes any more): its queues go
-        (offsets committed up to the oldest unacked message), so do its messages waiting here
-        and its deliveries out (an ack of one answers INVALID_RECEIPT_HANDLE; it comes again
-        from the committed offset when the topic is subscribed again)."""
-        with self._subscribing:
-            if self.expressions.pop(topic, None) is None:
-                return
-            self._dropped[topic] = self.clock()
-            self.consumer.unsubscribe(topic)
-        with self._lock:
-            self._generation[topic] = self._generation.get(topic, 0) + 1
-            self._ready.pop(topic, None)
-            self._urgent.drop(topic)
-            self._deadlines.pop(topic, None)
-            for handle in [h for h, d in self.in_flight.items() if d.topic == topic]:
-                del self.in_flight[handle]
-            for key in [k for k in self._held if k[0] == topic]:
-                del self._held[key]
-            self._busy = {k for k in self._busy if k[0] != topic}
 
     # -- receiving -------------------------------------------------------------------------------
 
@@ -300,21 +251,6 @@ class PopGroup(DeadLetters):
             return
         while ready and len(out) < max_messages:
             self._first(ready.popleft(), topic, invisible_ms, out, holder)
-
-    def set_priority(self, topic: str, on: bool) -> None:
-        """Whether ``topic`` is a priority topic (its ``message.type``, which may change)."""
-        with self._lock:
-            if on:
-                self.priority_topics.add(topic)
-            else:
-                self.priority_topics.discard(topic)
-                while (msg := self._urgent.pop(topic)) is not None:
-                    self._ready.setdefault(topic, deque()).append(msg)
-
-    def wake(self) -> None:
-        """Receives waiting in the consumer's poll look again now (their topics changed)."""
-        if self.started:
-            self.consumer.wakeup()
 
     def _first(
         self,
