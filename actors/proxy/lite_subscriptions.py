@@ -8,8 +8,8 @@ topics it subscribed (shared between the group's clients that subscribed the sam
 
 The group consumes a lite topic's queue topic while any of its clients subscribes it: each
 change answers the queue topics the group starts and stops consuming, for the caller to
-subscribe / unsubscribe (``PopGroup``). Plain data, no I/O; callers hold no lock of theirs
-over it, it has its own.
+subscribe / unsubscribe (``PopGroup``; ``LiteGroups`` matches the group to ``consumed``).
+Plain data, no I/O, guarded by a lock of its own (never held while calling out).
 """
 
 from __future__ import annotations

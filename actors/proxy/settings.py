@@ -10,7 +10,8 @@ each with the settings it is to use (RocketMQ's proxy does the same):
 - consumers: ``max_attempts`` deliveries with RocketMQ's retry delays (1 s, 5 s, 10 s, 30 s,
   1 min, ... as a customized backoff: what a push consumer waits before a failed message comes
   back; Node.js clients an exponential one, ``EXPONENTIAL_ONLY``), the long-polling timeout,
-  ``fifo`` as the group's ``consumeMessageOrderly``, batches of 32;
+  ``fifo`` as the group's ``consumeMessageOrderly`` (always for lite consumers, which are also
+  told their lite subscription quota and the longest lite topic name), batches of 32;
 - everyone: metrics off (a client would otherwise export OpenTelemetry to the proxy).
 """
 
