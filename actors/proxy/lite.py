@@ -39,6 +39,8 @@ LITE_TOPIC_MAX_BYTES = 64
 """RocketMQ's proxy ``maxLiteTopicSize``: a lite topic name's length in UTF-8 bytes."""
 MAX_LITE_TOPICS = 20_000
 """Lite topics the proxy makes in the cluster at most (RocketMQ's ``maxLmqConsumeQueueNum``)."""
+BULK_LOOKUP = 8
+"""More lite topics unknown here than this in one subscription: the topic list is read once."""
 TYPE_TTL_S = 30.0
 """How long a topic's message type is taken as read (a changed type applies after this)."""
 _LITE_RE = re.compile(r"[a-zA-Z0-9_-]+\Z")
@@ -187,6 +189,15 @@ class LiteTopics:
             with self._lock:
                 self._making.pop(name, None)
         return name
+
+    def ensure_all(self, parent: str, lites: list[str]) -> list[str]:
+        """``ensure`` for many (a client's whole set, after a proxy restart): the name
+        servers' topic list read once for those not known here, not a route each."""
+        names = [lmq_name(parent, lite) for lite in lites]
+        if sum(1 for name in names if name not in self._known) > BULK_LOOKUP:
+            listed = set(self.admin.topic_list())
+            self._known.update(name for name in names if name in listed)
+        return [self.ensure(parent, lite) for lite in lites]
 
     def forget(self, name: str) -> None:
         """``name`` was deleted (it is made again at its next use)."""

@@ -56,7 +56,7 @@ def sync_lite_subscription(service: ProxyService, request: Any, context: Any) ->
             if total > CLIENT_QUOTA:
                 text = f"lite subscription quota exceeded: {CLIENT_QUOTA}"
                 return status(response, Code.LITE_SUBSCRIPTION_QUOTA_EXCEEDED, text)
-            names = [service.lite_topics.ensure(bind, lite) for lite in lites]
+            names = service.lite_topics.ensure_all(bind, lites)
         with pop.lite_lock:  # no match of the group's topics meanwhile (it would commit too)
             if placing:
                 for name in names:

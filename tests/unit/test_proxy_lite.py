@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
-from actors.client.errors import ClientError
+from actors.client.errors import ClientError, NoRouteError
 from actors.client.message import MessageExt
 from actors.proxy.convert import incoming
 from actors.proxy.lite import (
     LiteError,
+    LiteTopics,
     TopicTypes,
     TopicTypeUnknownError,
     lite_problem,
@@ -367,3 +368,56 @@ def test_topic_types_are_read_at_most_every_ttl_and_kept_while_unreachable() -> 
     assert types.of("Other") == "MIXED"  # never read: taken as MIXED ...
     with pytest.raises(TopicTypeUnknownError):  # ... unless the caller must not guess
         types.of("Other", strict=True)
+
+
+# -- making lite topics (LiteTopics) ---------------------------------------------------------------
+
+
+class _MakingAdmin:
+    def __init__(self, existing: set[str]) -> None:
+        self.existing = set(existing)
+        self.lists = 0
+        self.route_asks = 0
+        self.made: list[str] = []
+
+    def topic_list(self) -> list[str]:
+        self.lists += 1
+        return sorted(self.existing | {"Chats"})
+
+    def topic_route(self, topic: str) -> Any:
+        self.route_asks += 1
+        if topic == "Chats":
+            broker = SimpleNamespace(broker_name="broker-a", broker_addrs={0: "addr"})
+            return SimpleNamespace(
+                queue_datas=[SimpleNamespace(broker_name="broker-a")], broker_datas=[broker]
+            )
+        if topic in self.existing:
+            return SimpleNamespace(queue_datas=[SimpleNamespace(broker_name="broker-a")])
+        raise NoRouteError(topic)
+
+    def create_topic(self, topic: str, **_: Any) -> list[str]:
+        self.made.append(topic)
+        self.existing.add(topic)
+        return ["addr"]
+
+
+def test_a_whole_set_is_looked_up_with_one_topic_list_and_only_the_missing_made() -> None:
+    lites = [f"s{i}" for i in range(12)]
+    admin = _MakingAdmin({lmq_name("Chats", lite) for lite in lites[:11]})
+    made = LiteTopics(admin, max_lite_topics=100)  # type: ignore[arg-type]
+    names = made.ensure_all("Chats", lites)
+    assert names == [lmq_name("Chats", lite) for lite in lites]
+    assert admin.made == [lmq_name("Chats", "s11")]
+    assert admin.route_asks <= 4  # the missing one's checks and its parent, not one per name
+    assert made.ensure_all("Chats", lites) == names and admin.made == [lmq_name("Chats", "s11")]
+
+
+def test_the_lite_topic_quota_counts_what_exists_and_what_was_made_since() -> None:
+    admin = _MakingAdmin({lmq_name("Chats", "a"), lmq_name("Chats", "b")})
+    made = LiteTopics(admin, max_lite_topics=3)  # type: ignore[arg-type]
+    made.ensure("Chats", "c")
+    with pytest.raises(LiteError) as refused:
+        made.ensure("Chats", "d")
+    assert refused.value.code == Code.LITE_TOPIC_QUOTA_EXCEEDED
+    assert admin.lists == 1  # counted once, then kept up to date
+    assert made.ensure("Chats", "a") == lmq_name("Chats", "a")  # existing ones still served
