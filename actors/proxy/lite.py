@@ -251,9 +251,10 @@ class LiteTopics:
         with self._lock:
             if self._count is not None:
                 self._count = (self._count[0] + 1, self._count[1])
-        deadline = time.monotonic() + 5.0
+        deadline, pause = time.monotonic() + 5.0, 0.002
         while not self._exists(name):  # the broker registers it with the name servers at once
             if time.monotonic() > deadline:
                 raise ClientError(f"lite topic {name} made on {broker}: no route after 5 s")
-            time.sleep(0.05)
+            time.sleep(pause)  # a few ms as a rule: look again soon, then less often
+            pause = min(pause * 2, 0.1)
         logger.info("proxy: lite topic {} of {} made on {}", lite, parent, broker)

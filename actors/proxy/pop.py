@@ -100,7 +100,7 @@ class PopGroup(PopTopics, DeadLetters):
         self.lite_lock = threading.Lock()
         """Held while the service matches the group's lite topics to its clients' (one change
         at a time)."""
-        self._busy: set[tuple[str, str]] = set()
+        self._busy: dict[tuple[str, str], int] = {}
         """(topic, message group) with a delivery out (``fifo`` only)."""
         self._held: dict[tuple[str, str], deque[MessageExt]] = {}
         """Messages waiting behind their message group's delivery (``fifo`` only)."""
@@ -153,6 +153,8 @@ class PopGroup(PopTopics, DeadLetters):
                 return fixed
 
         out: list[Delivery] = []
+        batch: set[tuple[str, str]] = set()
+        """Message groups this receive began handing out (it may add their next messages)."""
         until = self.clock() + max(wait_s, 0.0)
         self.last_used = until
         while True:
@@ -165,7 +167,7 @@ class PopGroup(PopTopics, DeadLetters):
                 now = self.clock()
                 wait = max(0.0, until - now)
                 for name in topics:
-                    self._look(name, name in urgent, max_messages, invisible_ms, out, holder)
+                    self._look(name, name in urgent, max_messages, invisible_ms, out, holder, batch)
                     heap = self._deadlines.get(name)
                     if heap:  # wake for the first of its deliveries to come due
                         wait = min(wait, max(0.0, heap[0][0] - now))
@@ -178,11 +180,11 @@ class PopGroup(PopTopics, DeadLetters):
             with self._lock:
                 for msg in polled:
                     if msg.topic in wanted and msg.topic not in urgent and len(out) < max_messages:
-                        self._first(msg, msg.topic, invisible_ms, out, holder)
+                        self._first(msg, msg.topic, invisible_ms, out, holder, batch)
                     else:
                         self._park(msg)
                 for name in urgent:
-                    self._take_ready(name, max_messages, invisible_ms, out, holder)
+                    self._take_ready(name, max_messages, invisible_ms, out, holder, batch)
                 # the wait is over whatever else came (other topics' messages keep arriving)
                 done = bool(out) or self.clock() >= until
                 if done and not out:
@@ -199,15 +201,16 @@ class PopGroup(PopTopics, DeadLetters):
         invisible_ms: int,
         out: list[Delivery],
         holder: str | None,
+        batch: set[tuple[str, str]],
     ) -> None:
         """``topic``'s deliveries due again and waiting messages into ``out``: redeliveries
         first, but a priority topic's after its waiting messages (RocketMQ serves a priority
         topic's retries last). Under the lock."""
         if urgent:
-            self._take_ready(topic, max_messages, invisible_ms, out, holder)
+            self._take_ready(topic, max_messages, invisible_ms, out, holder, batch)
         self._due(topic, max_messages - len(out), invisible_ms, out, holder)
         if not urgent:
-            self._take_ready(topic, max_messages, invisible_ms, out, holder)
+            self._take_ready(topic, max_messages, invisible_ms, out, holder, batch)
 
     def _drain(self) -> None:
         """Everything the consumer has buffered, parked here (a priority topic's receive
@@ -236,6 +239,7 @@ class PopGroup(PopTopics, DeadLetters):
         invisible_ms: int,
         out: list[Delivery],
         holder: str | None,
+        batch: set[tuple[str, str]],
     ) -> None:
         """First deliveries of ``topic``'s waiting messages into ``out`` (up to
         ``max_messages`` in all): a priority topic's highest queue first. Under the lock."""
@@ -247,10 +251,10 @@ class PopGroup(PopTopics, DeadLetters):
                 msg = self._urgent.pop(topic)
                 if msg is None:
                     return
-                self._first(msg, topic, invisible_ms, out, holder)
+                self._first(msg, topic, invisible_ms, out, holder, batch)
             return
         while ready and len(out) < max_messages:
-            self._first(ready.popleft(), topic, invisible_ms, out, holder)
+            self._first(ready.popleft(), topic, invisible_ms, out, holder, batch)
 
     def _first(
         self,
@@ -258,20 +262,24 @@ class PopGroup(PopTopics, DeadLetters):
         topic: str,
         invisible_ms: int,
         out: list[Delivery],
-        holder: str | None = None,
+        holder: str | None,
+        batch: set[tuple[str, str]],
     ) -> None:
-        """A message's first delivery, into ``out``; in a FIFO group, held instead while its
-        message group has one out; dropped if its queue is another proxy's now. Under the
-        lock."""
+        """A message's first delivery, into ``out``; dropped if its queue is another proxy's
+        now. In a FIFO group a message group's messages go out as a batch of one receive (the
+        receive that hands out its first one takes those after it, in order); one that comes
+        later waits (held) until every message of the batch is done. Under the lock."""
         if not self.consumer.still_owned(msg):
             return  # rebalanced away: its new owner reads it again from the committed offset
         if self.fifo:
             key = message_group(msg, topic)
             if key is not None:
-                if key in self._busy:
+                if key in self._busy and (key not in batch or key in self._held):
                     self._held.setdefault(key, deque()).append(msg)
                     return
-                self._busy.add(key)
+                if key not in self._busy:
+                    batch.add(key)
+                self._busy[key] = self._busy.get(key, 0) + 1
         out.append(self._hand_out(msg, topic, 1, invisible_ms, holder))
 
     def _renewed(self, delivery: Delivery, now: float) -> bool:
@@ -285,20 +293,23 @@ class PopGroup(PopTopics, DeadLetters):
         return True
 
     def _release(self, delivery: Delivery) -> None:
-        """A delivery is done (acked, dead-lettered): in a FIFO group, its message group's next
-        message is first in line for the topic's next receive. Under the lock."""
+        """A delivery is done (acked, dead-lettered): in a FIFO group, once its batch is all
+        done, its message group's next messages are first in line for the topic's next receive
+        (and a receive waiting for the topic is woken). Under the lock."""
         if not self.fifo or delivery.generation != self._generation.get(delivery.topic, 0):
             return  # (a delivery of an earlier subscription of the topic frees nothing now)
         group_key = message_group(delivery.msg, delivery.topic)
-        if group_key is None:
+        if group_key is None or group_key not in self._busy:
             return
-        self._busy.discard(group_key)
-        held = self._held.get(group_key)
+        left = self._busy[group_key] - 1
+        if left > 0:
+            self._busy[group_key] = left
+            return
+        del self._busy[group_key]
+        held = self._held.pop(group_key, None)
         if held:
-            self._ready.setdefault(delivery.topic, deque()).appendleft(held.popleft())
-            if not held:
-                del self._held[group_key]
-            self.consumer.wakeup()  # a receive waiting for the topic takes it now
+            self._ready.setdefault(delivery.topic, deque()).extendleft(reversed(held))
+            self.consumer.wakeup()  # a receive waiting for the topic takes them now
 
     def _hand_out(
         self,

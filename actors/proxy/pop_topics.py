@@ -36,7 +36,7 @@ class PopTopics:
     _urgent: Urgent
     _deadlines: dict[str, list[tuple[float, int, str]]]
     _held: dict[tuple[str, str], deque[MessageExt]]
-    _busy: set[tuple[str, str]]
+    _busy: dict[tuple[str, str], int]
 
     def subscribe(self, topic: str, expression: str = "*", sql: str | None = None) -> None:
         """Make sure the group pulls ``topic`` with this filter (a changed filter re-subscribes,
@@ -80,7 +80,7 @@ class PopTopics:
                 del self.in_flight[handle]
             for key in [k for k in self._held if k[0] == topic]:
                 del self._held[key]
-            self._busy = {k for k in self._busy if k[0] != topic}
+            self._busy = {k: n for k, n in self._busy.items() if k[0] != topic}
 
     def set_priority(self, topic: str, on: bool) -> None:
         """Whether ``topic`` is a priority topic (its ``message.type``, which may change)."""

@@ -142,12 +142,13 @@ def test_a_killed_proxy_loses_no_lite_message_and_keeps_their_order(
                 sent = lite._send(stub, lite._lite_message(f"c{i}".encode(), "chat"))
                 assert sent.status.code == Code.OK
             out = []
-            wait_until(lambda: out.extend(lite._receive(stub, "agent-r")) or out, what="c0")
+            wait_until(lambda: out.extend(lite._receive(stub, "agent-r", 1)) or out, what="c0")
             assert [m.body for m in out] == [b"c0"]
             lite._ack(stub, "agent-r", out)
             second_out = []
             wait_until(
-                lambda: second_out.extend(lite._receive(stub, "agent-r")) or second_out, what="c1"
+                lambda: second_out.extend(lite._receive(stub, "agent-r", 1)) or second_out,
+                what="c1",
             )
             assert [m.body for m in second_out] == [b"c1"]
             # When the proxy is killed

@@ -192,24 +192,25 @@ def test_a_client_gets_only_its_lite_topics_in_order(proxy: tuple[Stub, Admin]) 
     assert [m.body for m in got] == [f"session-3:{i}".encode() for i in range(5)]
 
 
-def test_one_message_of_a_lite_topic_out_at_a_time(proxy: tuple[Stub, Admin]) -> None:
+def test_a_lite_topics_messages_go_out_as_one_batch_at_a_time(proxy: tuple[Stub, Admin]) -> None:
     stub, _ = proxy
-    # Given: a lite consumer of one lite topic with three messages in it
+    # Given a lite consumer of one lite topic with three messages in it
     _settings(stub, "agent-9")
     assert _sync(stub, "agent-9", 0, ["session-9"]).status.code == Code.OK
     for i in range(3):
         assert _send(stub, _lite_message(f"m{i}".encode(), "session-9")).status.code == Code.OK
-    # When: it receives a batch without acking
-    first = []
+    # When it receives without acking: the three, in order, in one batch
+    first: list[Any] = []
     for _ in range(10):
-        first = _receive(stub, "agent-9")
-        if first:
+        first.extend(_receive(stub, "agent-9"))
+        if len(first) >= 3:
             break
-    # Then: only the first is out (FIFO per lite topic); the next comes once it is acked
-    assert [m.body for m in first] == [b"m0"]
+    assert [m.body for m in first] == [b"m0", b"m1", b"m2"]
+    # Then a fourth waits until the batch is acked (FIFO per lite topic)
+    assert _send(stub, _lite_message(b"m3", "session-9")).status.code == Code.OK
     assert _receive(stub, "agent-9") == []
     _ack(stub, "agent-9", first)
-    assert [m.body for m in _receive_until(stub, "agent-9", 1)][:1] == [b"m1"]
+    assert [m.body for m in _receive_until(stub, "agent-9", 1)] == [b"m3"]
 
 
 def test_what_the_proxy_refuses(proxy: tuple[Stub, Admin]) -> None:

@@ -175,20 +175,23 @@ def _lite_group() -> tuple[PopGroup, FakeConsumer, FakeClock]:
     return pop, consumer, clock
 
 
-def test_a_receive_gets_its_lite_topics_only_one_message_of_each_at_a_time() -> None:
+def test_a_receive_gets_its_lite_topics_only_each_one_batch_at_a_time() -> None:
     pop, consumer, _ = _lite_group()
     consumer.queued.extend(
         [_lite_msg(0, "s1"), _lite_msg(0, "s3"), _lite_msg(1, "s1"), _lite_msg(0, "s2")]
     )
     mine = [lmq_name("P", "s1"), lmq_name("P", "s2")]
     got = pop.receive(mine, 8, 30_000, wait_s=0)
-    assert sorted(d.msg.body for d in got) == [b"s1:0", b"s2:0"]  # s1:1 waits behind s1:0
+    assert [d.msg.body for d in got] == [b"s1:0", b"s1:1", b"s2:0"]  # each lite topic in order
     # the other client's lite topic waits for its receive
     other = pop.receive([lmq_name("P", "s3")], 8, 30_000, wait_s=0)
     assert [d.msg.body for d in other] == [b"s3:0"]
-    first_s1 = next(d for d in got if d.msg.body == b"s1:0")
-    assert pop.ack(first_s1.handle)
-    assert [d.msg.body for d in pop.receive(mine, 8, 30_000, wait_s=0)] == [b"s1:1"]
+    # s1's next message waits until s1's batch is done
+    consumer.queued.append(_lite_msg(2, "s1"))
+    assert pop.receive(mine, 8, 30_000, wait_s=0) == []
+    for delivery in got[:2]:
+        assert pop.ack(delivery.handle)
+    assert [d.msg.body for d in pop.receive(mine, 8, 30_000, wait_s=0)] == [b"s1:2"]
 
 
 def test_a_suspended_delivery_comes_back_without_a_retry_counted() -> None:
@@ -211,7 +214,8 @@ def test_an_unsubscribed_lite_topic_drops_what_waits_and_is_out() -> None:
     pop, consumer, _ = _lite_group()
     s1 = lmq_name("P", "s1")
     consumer.queued.extend([_lite_msg(0, "s1"), _lite_msg(1, "s1")])
-    (out,) = pop.receive([s1], 8, 30_000, wait_s=0)  # s1:1 is held behind it
+    (out,) = pop.receive([s1], 1, 30_000, wait_s=0)
+    assert pop.receive([s1], 1, 30_000, wait_s=0) == []  # s1:1 is held behind it
     pop.unsubscribe(s1)
     assert (s1, "", "unsubscribed") in consumer.subscribed
     assert s1 not in pop.expressions
@@ -303,7 +307,8 @@ def test_a_match_follows_the_registry_whatever_order_changes_came_in() -> None:
 def test_an_ack_wakes_a_receive_waiting_for_the_lite_topics_next_message() -> None:
     pop, consumer, _ = _lite_group()
     consumer.queued.extend([_lite_msg(0, "s1"), _lite_msg(1, "s1")])
-    (out,) = pop.receive([lmq_name("P", "s1")], 8, 30_000, wait_s=0)
+    (out,) = pop.receive([lmq_name("P", "s1")], 1, 30_000, wait_s=0)
+    assert pop.receive([lmq_name("P", "s1")], 1, 30_000, wait_s=0) == []  # s1:1 held
     before = consumer.wakeups
     assert pop.ack(out.handle)
     assert consumer.wakeups == before + 1
@@ -317,7 +322,8 @@ def test_a_release_of_an_earlier_subscription_frees_nothing_now() -> None:
     pop.unsubscribe(s1)
     pop.subscribe(s1)
     consumer.queued.extend([_lite_msg(0, "s1"), _lite_msg(1, "s1")])
-    (new,) = pop.receive([s1], 8, 30_000, wait_s=0)
+    (new,) = pop.receive([s1], 1, 30_000, wait_s=0)
+    assert pop.receive([s1], 1, 30_000, wait_s=0) == []  # s1:1 held behind it
     with pop._lock:
         pop._release(old)
     assert pop.receive([s1], 8, 30_000, wait_s=0) == []  # s1:1 still waits behind the new one

@@ -27,42 +27,64 @@ def _offsets(deliveries: list) -> list[int]:
     return [d.msg.queue_offset for d in deliveries]
 
 
-def test_one_message_of_a_message_group_is_out_at_a_time() -> None:
+def test_a_message_groups_messages_go_out_as_one_receives_batch() -> None:
     # Given g1's messages 0, 1, 3, g2's 2 and an ungrouped 4
-    pop, _consumer, _ = _fifo(
+    pop, consumer, _ = _fifo(
         _msg(0, "g1"), _msg(1, "g1"), _msg(2, "g2"), _msg(3, "g1"), _msg(4, None)
     )
-    # When a receive asks for everything
+    # When a receive asks for everything, it gets everything, each group in order
     first = pop.receive("T", 10, 30_000, wait_s=0)
-    # Then it gets the head of each message group and the ungrouped one only
-    assert _offsets(first) == [0, 2, 4]
-    # When g1's head is acked, g1's next one is the next receive's, then the one after it
-    assert pop.ack(first[0].handle)
-    assert _offsets(pop.receive("T", 10, 30_000, wait_s=0)) == [1]
+    assert _offsets(first) == [0, 1, 2, 3, 4]
+    # When g1's message 5 comes, it waits until every message of g1's batch is acked
+    consumer.queued.append(_msg(5, "g1"))
     assert _offsets(pop.receive("T", 10, 30_000, wait_s=0)) == []
+    by_offset = {d.msg.queue_offset: d for d in first}
+    assert pop.ack(by_offset[0].handle) and pop.ack(by_offset[3].handle)
+    assert _offsets(pop.receive("T", 10, 30_000, wait_s=0)) == []
+    wakeups = consumer.wakeups
+    assert pop.ack(by_offset[1].handle)
+    assert consumer.wakeups == wakeups + 1  # a receive waiting for it is woken
+    assert _offsets(pop.receive("T", 10, 30_000, wait_s=0)) == [5]
 
 
-def test_a_redelivered_head_keeps_its_message_group_waiting() -> None:
-    pop, _consumer, clock = _fifo(_msg(0, "g1"), _msg(1, "g1"))
-    [head] = pop.receive("T", 10, 1_000, wait_s=0)
-    # When its invisible duration passes unacked, it comes again (attempt 2), before message 1
+def test_a_batch_is_as_large_as_the_receive_asks_and_the_rest_waits_for_it() -> None:
+    pop, _consumer, _ = _fifo(_msg(0, "g1"), _msg(1, "g1"), _msg(2, "g1"))
+    first = pop.receive("T", 2, 30_000, wait_s=0)
+    assert _offsets(first) == [0, 1]
+    assert _offsets(pop.receive("T", 2, 30_000, wait_s=0)) == []  # 2 waits behind the batch
+    for delivery in first:
+        assert pop.ack(delivery.handle)
+    assert _offsets(pop.receive("T", 2, 30_000, wait_s=0)) == [2]
+
+
+def test_a_redelivered_batch_comes_again_in_order_and_keeps_its_group_waiting() -> None:
+    pop, consumer, clock = _fifo(_msg(0, "g1"), _msg(1, "g1"))
+    first = pop.receive("T", 10, 1_000, wait_s=0)
+    assert _offsets(first) == [0, 1]
+    consumer.queued.append(_msg(2, "g1"))
+    # When their invisible duration passes unacked, they come again (attempt 2), in order,
+    # before message 2
     clock.advance(2)
     again = pop.receive("T", 10, 1_000, wait_s=0)
-    assert [(d.msg.queue_offset, d.attempt) for d in again] == [(0, 2)]
-    # And message 1 follows only once it is acked
-    assert pop.ack(again[0].handle) and not pop.ack(head.handle)
-    assert _offsets(pop.receive("T", 10, 1_000, wait_s=0)) == [1]
+    assert [(d.msg.queue_offset, d.attempt) for d in again] == [(0, 2), (1, 2)]
+    # And message 2 follows only once both are acked
+    assert pop.ack(again[0].handle) and not pop.ack(first[0].handle)
+    assert _offsets(pop.receive("T", 10, 1_000, wait_s=0)) == []
+    assert pop.ack(again[1].handle)
+    assert _offsets(pop.receive("T", 10, 1_000, wait_s=0)) == [2]
 
 
-def test_a_dead_lettered_head_lets_its_message_group_go_on() -> None:
+def test_a_dead_lettered_batch_lets_its_message_group_go_on() -> None:
     pop, consumer, clock = _fifo(_msg(0, "g1"), _msg(1, "g1"), max_attempts=1)
     pop.receive("T", 10, 1_000, wait_s=0)
+    consumer.queued.append(_msg(2, "g1"))
+    assert pop.receive("T", 10, 1_000, wait_s=0) == []
     clock.advance(2)
-    # When the head ran out of attempts, the sweep dead-letters it
-    assert pop.sweep() == 1
-    assert [m.queue_offset for m in consumer.dead] == [0]
+    # When the batch ran out of attempts, the sweep dead-letters it
+    assert pop.sweep() == 2
+    assert [m.queue_offset for m in consumer.dead] == [0, 1]
     # Then the group's next message is handed out
-    assert _offsets(pop.receive("T", 10, 1_000, wait_s=0)) == [1]
+    assert _offsets(pop.receive("T", 10, 1_000, wait_s=0)) == [2]
 
 
 def test_a_group_that_is_not_fifo_hands_out_everything() -> None:
