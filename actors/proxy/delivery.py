@@ -1,5 +1,5 @@
 """Delivery: one message a RocketMQ 5 consumer received through the proxy and has not acked
-(``actors.proxy.pop``); ``message_group``: what a FIFO group hands out one at a time."""
+(``actors.proxy.pop``); ``message_group``: what a FIFO group hands out one batch at a time."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ MAX_RENEW_S = 3 * 3600.0
 
 
 def message_group(msg: MessageExt, topic: str) -> tuple[str, str] | None:
-    """(topic, message group) of a message a FIFO group hands out one at a time: its
+    """(topic, message group) of a message a FIFO group hands out one batch at a time: its
     sharding key, or a lite topic's (its queue topic is one message group); None: not held."""
     if topic.startswith(LMQ_PREFIX):
         return topic, ""

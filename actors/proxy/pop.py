@@ -79,8 +79,8 @@ class PopGroup(PopTopics, DeadLetters):
         invisible."""
         self.group = group
         self.fifo = fifo
-        """FIFO consumption (the group's ``consumeMessageOrderly``): one message of a message
-        group out at a time; the next one only once it is acked or dead-lettered."""
+        """FIFO consumption (the group's ``consumeMessageOrderly``): one batch of a message
+        group out at a time; the next once all of it is acked or dead-lettered."""
         self.lite = lite
         """A group of lite push consumers: it pulls the queue topics of the lite topics its
         clients subscribed (``actors.proxy.lite_subscriptions``), FIFO per lite topic."""
@@ -101,9 +101,9 @@ class PopGroup(PopTopics, DeadLetters):
         """Held while the service matches the group's lite topics to its clients' (one change
         at a time)."""
         self._busy: dict[tuple[str, str], int] = {}
-        """(topic, message group) with a delivery out (``fifo`` only)."""
+        """(topic, message group) -> its messages out (its batch; ``fifo`` only)."""
         self._held: dict[tuple[str, str], deque[MessageExt]] = {}
-        """Messages waiting behind their message group's delivery (``fifo`` only)."""
+        """Messages waiting behind their message group's batch (``fifo`` only)."""
         self.consumer = consumer
         self.max_attempts = max_attempts
         self.clock = clock
