@@ -92,6 +92,14 @@ class LiteSubscriptions:
         with self._lock:
             return self._union(self._groups.get(group, {}))
 
+    def summary(self) -> dict[str, tuple[int, int]]:
+        """Group -> (clients with a set, lite topics the group consumes)."""
+        with self._lock:
+            return {
+                group: (len(clients), len(self._union(clients)))
+                for group, clients in self._groups.items()
+            }
+
     def in_use(self, name: str) -> bool:
         """Whether any client (of any group) subscribes queue topic ``name``."""
         with self._lock:

@@ -6,7 +6,9 @@
   mean; a receive's includes its long poll);
 - ``actormq_proxy_groups``, ``actormq_proxy_in_flight{consumer_group}`` (deliveries handed out
   and not acked), ``actormq_proxy_telemetry_streams``, ``actormq_proxy_clients`` (heard from
-  within 30 s).
+  within 30 s);
+- ``actormq_proxy_lite_clients{consumer_group}`` (lite consumers with a lite subscription
+  set), ``actormq_proxy_lite_topics{consumer_group}`` (lite topics the group consumes).
 
 ``CallStats`` counts (thread-safe: one lock, a few dict updates per call); ``MetricsServer``
 serves ``GET /metrics`` from a thread of its own (``http.server``: the proxy may run without
@@ -57,7 +59,14 @@ class CallStats:
         streams.add(len(service.telemetry_streams.streams))
         clients = Family("actormq_proxy_clients", "gauge", "clients heard from within 30 s")
         clients.add(sum(1 for who in list(service.seen) if service.alive(who)))
-        return [calls, seconds, group_count, in_flight, streams, clients]
+        lite_clients = Family(
+            "actormq_proxy_lite_clients", "gauge", "lite consumers with lite subscriptions"
+        )
+        lite_topics = Family("actormq_proxy_lite_topics", "gauge", "lite topics consumed")
+        for name, (members, topics) in sorted(service.lite.summary().items()):
+            lite_clients.add(members, consumer_group=name)
+            lite_topics.add(topics, consumer_group=name)
+        return [calls, seconds, group_count, in_flight, streams, clients, lite_clients, lite_topics]
 
 
 class MetricsServer:

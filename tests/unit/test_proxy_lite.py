@@ -427,3 +427,22 @@ def test_the_lite_topic_quota_counts_what_exists_and_what_was_made_since() -> No
     assert refused.value.code == Code.LITE_TOPIC_QUOTA_EXCEEDED
     assert admin.lists == 1  # counted once, then kept up to date
     assert made.ensure("Chats", "a") == lmq_name("Chats", "a")  # existing ones still served
+
+
+def test_the_metrics_count_each_lite_groups_clients_and_lite_topics() -> None:
+    from actors.proxy.metrics import CallStats
+    from runtime.prometheus import render
+
+    registry = LiteSubscriptions()
+    registry.sync("agents", "c1", "P", ADD, ["s1", "s2"])
+    registry.sync("agents", "c2", "P", ADD, ["s2", "s3"])
+    service = SimpleNamespace(
+        groups={},
+        telemetry_streams=SimpleNamespace(streams={}),
+        seen={},
+        alive=lambda _who: False,
+        lite=registry,
+    )
+    text = render(CallStats().families(service)).decode()
+    assert 'actormq_proxy_lite_clients{consumer_group="agents"} 2' in text
+    assert 'actormq_proxy_lite_topics{consumer_group="agents"} 3' in text
