@@ -91,7 +91,14 @@ def consumer_list(
     h = decode_header(
         GetConsumerListByGroupRequestHeader, request.ext_fields, opaque=request.opaque
     )
-    ids = ctx.ask(ctx.proxy(ctx.consumers).consumer_ids(h.consumer_group))
+    topic = str(request.ext_fields.get("topic") or "") or None
+    ids = ctx.ask(ctx.proxy(ctx.consumers).consumer_ids(h.consumer_group, topic))
+    if (
+        topic is not None
+        and not ids
+        and ctx.ask(ctx.proxy(ctx.consumers).consumer_ids(h.consumer_group))
+    ):
+        return reply(request, body=encode_body(ConsumerListBody(consumer_id_list=[])))
     if not ids:
         return reply(
             request,

@@ -5,7 +5,8 @@ Messages (proxy methods; none blocks):
 - ``unregister(group, client_id, notify=True, session_id=None)`` -> None
 - ``channel_closed(session_id)`` -> None (drops every client of that connection)
 - ``scan_expired(expire_s)`` -> dropped client ids (every 10 s by its own timer)
-- ``consumer_ids(group)`` -> sorted client ids, one per connection
+- ``consumer_ids(group, topic=None)`` -> sorted client ids, one per connection (with
+  ``topic``: of the members whose last heartbeat subscribed it)
 - ``subscription(group, topic)`` -> the group's SubscriptionData for the topic, or None
 - ``groups_subscribing(topic)`` -> the online groups with a subscription to ``topic``, sorted
 - ``group(group)`` -> ``GroupInfo`` or None
@@ -19,7 +20,8 @@ Messages (proxy methods; none blocks):
 
 Replies nothing else. When a group's membership changes it tells every remaining member's
 session NOTIFY_CONSUMER_IDS_CHANGED (oneway), so they rebalance at once rather than within 20 s
-— except for a join or an unregister whose heartbeat / request handler passed ``notify=False``
+(so it does when a member's heartbeat subscribes other topics than its last, as RocketMQ's
+does) — except for a join or an unregister whose heartbeat / request handler passed ``notify=False``
 (the group's ``notifyConsumerIdsChangedEnable`` is off: its members find out at their next
 rebalance). A member lost with its connection or expired is always announced, as in RocketMQ.
 State owned (memory only; clients heartbeat every 30 s): group -> client id -> its connections
@@ -75,6 +77,8 @@ class _Client(msgspec.Struct):
     channels: dict[int, _Channel]
     language: str = ""
     version: int = 0
+    topics: frozenset[str] = frozenset()
+    """The topics its last heartbeat subscribed."""
 
     @property
     def session(self) -> Any:
@@ -183,11 +187,14 @@ class ConsumerManager(GeventActor):
                 del client.channels[stale]
         client.channels[session_id] = _Channel(session=hb.session, last_update=self._clock())
         client.language, client.version = hb.language, hb.version
+        topics = frozenset(sub.topic for sub in hb.subscriptions)
+        resubscribed = not joined and topics != client.topics
+        client.topics = topics
         if joined:
             also = f" (its connection {len(client.channels)})" if len(client.channels) > 1 else ""
             logger.info("broker: consumer {} joined group {}{}", hb.client_id, hb.group, also)
-            if hb.notify:
-                self._notify(info)
+        if (joined or resubscribed) and hb.notify:
+            self._notify(info)  # as RocketMQ: a member's changed subscriptions too
         return joined
 
     def unregister(
@@ -259,9 +266,16 @@ class ConsumerManager(GeventActor):
                 )
             )
 
-    def consumer_ids(self, group: str) -> list[str]:
+    def consumer_ids(self, group: str, topic: str | None = None) -> list[str]:
         info = self._groups.get(group)
-        return sorted(cid for cid, c in info.clients.items() for _ in c.channels) if info else []
+        if info is None:
+            return []
+        return sorted(
+            cid
+            for cid, c in info.clients.items()
+            if topic is None or topic in c.topics
+            for _ in c.channels
+        )
 
     def subscription(self, group: str, topic: str) -> SubscriptionData | None:
         info = self._groups.get(group)

@@ -2,8 +2,8 @@
 
 Messages:
 - ``DoRebalance(reason, reply)``: recompute the assignment now. Clustering: the topic's readable
-  queues (sorted) shared over the group's client ids (sorted, from GET_CONSUMER_LIST_BY_GROUP)
-  by the consumer's allocation strategy (``actors.client.allocate``; AVG by default);
+  queues (sorted) shared over the group's client ids (sorted, from GET_CONSUMER_LIST_BY_GROUP:
+  those subscribing the topic, with actormq's brokers) by the consumer's allocation strategy (``actors.client.allocate``; AVG by default);
   broadcasting: every queue; assigned mode (lite ``assign``): the fixed set. A strategy that
   raises, or answers a queue it was not offered, is refused for that round: the topic keeps its
   queues and the refusal is logged as an error. A 20 s timer and NOTIFY_CONSUMER_IDS_CHANGED
@@ -255,7 +255,7 @@ class Rebalancer(GeventActor):
             return queues
         if not queues:
             return []
-        cids = self._consumer_ids(route.masters())
+        cids = self._consumer_ids(route.masters(), topic)
         if self.instance.client_id not in cids:
             self._note_unlisted(topic, cids)
             return None
@@ -286,11 +286,16 @@ class Rebalancer(GeventActor):
             topic,
         )
 
-    def _consumer_ids(self, addresses: list[str]) -> list[str]:
+    def _consumer_ids(self, addresses: list[str], topic: str) -> list[str]:
+        """The group's members that subscribe ``topic``: actormq's brokers answer only those
+        (the ``topic`` field; RocketMQ's ignore it and answer every member, which is the same
+        list when the members subscribe alike), so members subscribing different topics (lite
+        topics through several proxies) share each topic among those that pull it."""
         last: ClientError | None = None
         for address in addresses:
             cmd = make_request(
-                RequestCode.GET_CONSUMER_LIST_BY_GROUP, {"consumerGroup": self.group}
+                RequestCode.GET_CONSUMER_LIST_BY_GROUP,
+                {"consumerGroup": self.group, "topic": topic},
             )
             try:
                 response = self.instance.remoting.invoke(

@@ -8,6 +8,7 @@ from collections.abc import Collection
 from typing import Any
 
 import gevent
+import msgspec
 import pytest
 
 from actors.broker.consumer_manager import ConsumerHeartbeat, ConsumerManager
@@ -341,3 +342,38 @@ def test_stats_sampler_rates_over_three_windows_and_totals_at_midnight() -> None
     assert hour == day == (6000, 70.0)
     assert proxy.windows("got").get(timeout=5)[0] == (500, 60.0)
     sampler.stop()
+
+
+def test_a_topics_consumers_are_the_members_subscribing_it() -> None:
+    manager = ConsumerManager.start().proxy()
+    try:
+        s1, s2 = FakeSession(1), FakeSession(2)
+        # Given two members of one group: c1 subscribing T, c2 subscribing U
+        assert manager.register(heartbeat("g", "c1", s1)).get(timeout=5) is True
+        other = msgspec.structs.replace(
+            heartbeat("g", "c2", s2), subscriptions=(SubscriptionData(topic="U", sub_string="*"),)
+        )
+        assert manager.register(other).get(timeout=5) is True
+        # Then T's consumers are c1, U's c2, the group's both
+        assert manager.consumer_ids("g", "T").get(timeout=5) == ["c1"]
+        assert manager.consumer_ids("g", "U").get(timeout=5) == ["c2"]
+        assert manager.consumer_ids("g").get(timeout=5) == ["c1", "c2"]
+        # When c2's next heartbeat subscribes T too (not a join)
+        s1.pushed.clear()
+        both = msgspec.structs.replace(
+            other,
+            subscriptions=(
+                SubscriptionData(topic="T", sub_string="*"),
+                SubscriptionData(topic="U", sub_string="*"),
+            ),
+        )
+        assert manager.register(both).get(timeout=5) is False
+        # Then the members are told (as RocketMQ tells a changed subscription), and T has both
+        assert [c.code for c in s1.pushed] == [RequestCode.NOTIFY_CONSUMER_IDS_CHANGED]
+        assert manager.consumer_ids("g", "T").get(timeout=5) == ["c1", "c2"]
+        # And the same heartbeat again tells nobody
+        s1.pushed.clear()
+        manager.register(both).get(timeout=5)
+        assert s1.pushed == []
+    finally:
+        manager.actor_ref.stop()

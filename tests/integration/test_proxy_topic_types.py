@@ -381,3 +381,30 @@ def test_an_unknown_subscription_action_or_policy_is_a_bad_request(
     # and nothing of the client's set was lost
     assert _send(stub, _lite_message(b"b1-0", "b1")).status.code == Code.OK
     assert [m.body for m in _receive_until(stub, "agent-b", 1)] == [b"b1-0"]
+
+
+def test_two_proxies_serve_one_lite_group_each_its_clients_lite_topics(
+    proxy: tuple[Stub, Admin],
+) -> None:
+    stub, admin = proxy
+    namesrv = admin.config.namesrv[0]
+    args = ["proxy", "--namesrv-addr", namesrv, "--ephemeral-ports", "--long-polling", "2"]
+    with RuntimeProcess(args) as other_process:
+        other = Stub(other_process.wait_ready(timeout=30)["proxy"])
+        try:
+            # Given one lite group whose clients use two proxies: each client its lite topics
+            mine = {"near-1": (stub, "n1"), "far-1": (other, "f1"), "near-2": (stub, "n2")}
+            for client, (through, lite) in mine.items():
+                _settings(through, client)
+                assert _sync(through, client, 0, [lite]).status.code == Code.OK
+            # When a message is sent to each lite topic
+            for _client, (_through, lite) in mine.items():
+                sent = _send(stub, _lite_message(f"{lite}-0".encode(), lite))
+                assert sent.status.code == Code.OK
+            # Then each client gets its own through its own proxy (a lite topic's queue is
+            # pulled by the proxy whose clients subscribed it, never left to the other)
+            for client, (through, lite) in mine.items():
+                got = _receive_until(through, client, 1)
+                assert [m.body for m in got] == [f"{lite}-0".encode()], client
+        finally:
+            other.channel.close()
