@@ -3,9 +3,10 @@
 Messages:
 - ``DoRebalance(reason, reply)``: recompute the assignment now. Clustering: the topic's readable
   queues (sorted) shared over the group's client ids (sorted, from GET_CONSUMER_LIST_BY_GROUP:
-  those subscribing the topic, with actormq's brokers) by the consumer's allocation strategy (``actors.client.allocate``; AVG by default);
-  broadcasting: every queue; assigned mode (lite ``assign``): the fixed set. A strategy that
-  raises, or answers a queue it was not offered, is refused for that round: the topic keeps its
+  those subscribing the topic, with actormq's brokers) by the consumer's allocation strategy
+  (``actors.client.allocate``; AVG by default); broadcasting: every queue; assigned mode
+  (lite ``assign``): the fixed set. A strategy that raises, or answers a queue it was not
+  offered, is refused for that round: the topic keeps its
   queues and the refusal is logged as an error. A 20 s timer and NOTIFY_CONSUMER_IDS_CHANGED
   tell it. A topic whose consumer list lacks this client (a broker that restarted before our
   heartbeat reached it) keeps its queues that round; the rebalancer warns once (until a list
