@@ -63,7 +63,7 @@ def sync_lite_subscription(service: ProxyService, request: Any, context: Any) ->
                     if name not in pop.expressions:
                         _place(service, group, name, request.offset_option)
             service.lite.sync(group, who, bind, action, lites)
-        service.lite_groups.apply(group)
+        service.lite_groups.apply(group, wake=True)
     except LiteError as exc:
         return status(response, exc.code, str(exc))
     except ClientError as exc:

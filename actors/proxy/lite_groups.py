@@ -42,15 +42,18 @@ class LiteGroups:
         """Notified when a group's lite topics change (a lite receive waiting for its
         client's first lite topic)."""
 
-    def apply(self, name: str) -> None:
+    def apply(self, name: str, wake: bool = False) -> None:
         """The group pulls what its clients subscribed; ClientError when a broker call fails
-        (the thread tries again within a second)."""
+        (the thread tries again within a second). Its waiting receives look again when that
+        changed anything, or ``wake`` (a client's set changed: its receive reads it anew)."""
         pop = self.groups().get(name)
         if pop is None or not pop.lite:
             return
         with pop.lite_lock:
             wanted = self.registry.consumed(name)
             have = set(pop.expressions)
+            if wanted == have and not wake:
+                return
             try:
                 for topic in sorted(wanted - have):
                     pop.subscribe(topic)

@@ -341,7 +341,7 @@ class ProxyService:
         self.seen.pop(who, None)
         for name in self.lite.drop_client(who):
             try:
-                self.lite_groups.apply(name)
+                self.lite_groups.apply(name, wake=True)
             except ClientError as exc:  # matched again within a second
                 logger.warning("proxy: lite topics of {} not matched yet: {}", name, exc)
         return status(M.NotifyClientTerminationResponse(), Code.OK)

@@ -29,6 +29,7 @@ from actors.proxy.settings import ProxySettings, reply_settings
 from runtime.remoting.properties import UNIQ_KEY, encode_properties
 from runtime.store.topic_attributes import apply_attributes, message_type
 from runtime.store.topic_names import topic_problem
+from tests.client_support import wait_until
 from tests.unit.test_proxy_pop import FakeClock, FakeConsumer
 
 ADD, REMOVE = LiteSubscriptionAction.PARTIAL_ADD, LiteSubscriptionAction.PARTIAL_REMOVE
@@ -446,3 +447,27 @@ def test_the_metrics_count_each_lite_groups_clients_and_lite_topics() -> None:
     text = render(CallStats().families(service)).decode()
     assert 'actormq_proxy_lite_clients{consumer_group="agents"} 2' in text
     assert 'actormq_proxy_lite_topics{consumer_group="agents"} 3' in text
+
+
+def test_a_client_joining_a_lite_topic_already_pulled_is_served_at_once() -> None:
+    import threading
+    import time
+
+    groups, registry, pop, _consumer = _matcher()
+    s1 = lmq_name("P", "s1")
+    registry.sync("G", "c1", "P", ADD, ["s1"])
+    groups.apply("G")
+    assert s1 in pop.expressions
+    # Given c2's receive waiting (up to 10 s) for its first lite topic
+    found: list[list[str]] = []
+    waiter = threading.Thread(target=lambda: found.append(groups.receive_topics("G", "c2", 10)))
+    began = time.monotonic()
+    waiter.start()
+    wait_until(lambda: bool(groups.changed._waiters), timeout=5, what="the receive waits")
+    # When c2 subscribes s1, which the group pulls already (nothing to change there)
+    registry.sync("G", "c2", "P", ADD, ["s1"])
+    groups.apply("G", wake=True)
+    waiter.join(timeout=15)
+    # Then its receive reads it at once
+    assert found == [[s1]]
+    assert time.monotonic() - began < 5
