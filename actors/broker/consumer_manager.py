@@ -25,7 +25,9 @@ does) — except for a join or an unregister whose heartbeat / request handler p
 (the group's ``notifyConsumerIdsChangedEnable`` is off: its members find out at their next
 rebalance). A member lost with its connection or expired is always announced, as in RocketMQ.
 State owned (memory only; clients heartbeat every 30 s): group -> client id -> its connections
-(channels), and the group's subscriptions. Durability point: none.
+(channels) and the topics it subscribes, and the group's subscriptions (of the topics some
+member subscribes: a topic no member subscribes any more goes, as RocketMQ's
+``updateSubscription`` drops it). Durability point: none.
 
 Members are connections, as in RocketMQ (``ConsumerGroupInfo.channelInfoTable`` is keyed by
 channel): two processes may heartbeat with one client id (ali-ons broadcasting consumers on one
@@ -137,8 +139,11 @@ class ConsumerManager(GeventActor):
         now = clock()
         for name, info in (carried or {}).items():
             clients = {
-                cid: _Client(channels={_Detached.session_id: _Channel(_Detached(), now)})
-                for cid in info.clients
+                cid: _Client(
+                    channels={_Detached.session_id: _Channel(_Detached(), now)},
+                    topics=client.topics,
+                )
+                for cid, client in info.clients.items()
             }
             self._groups[name] = msgspec.structs.replace(
                 info, subscriptions=dict(info.subscriptions), clients=clients
@@ -190,6 +195,8 @@ class ConsumerManager(GeventActor):
         topics = frozenset(sub.topic for sub in hb.subscriptions)
         resubscribed = not joined and topics != client.topics
         client.topics = topics
+        if resubscribed:
+            self._prune(info)
         if joined:
             also = f" (its connection {len(client.channels)})" if len(client.channels) > 1 else ""
             logger.info("broker: consumer {} joined group {}{}", hb.client_id, hb.group, also)
@@ -248,8 +255,19 @@ class ConsumerManager(GeventActor):
         if not client.channels:
             del info.clients[client_id]
 
+    @staticmethod
+    def _prune(info: GroupInfo) -> None:
+        """The group's subscriptions keep only topics a member subscribes (a group whose
+        members come and go with lite topics would otherwise keep every one for ever)."""
+        wanted: set[str] = set()
+        for client in info.clients.values():
+            wanted |= client.topics
+        for topic in [t for t in info.subscriptions if t not in wanted]:
+            del info.subscriptions[topic]
+
     def _after_removal(self, info: GroupInfo, notify: bool = True) -> None:
         if info.clients:
+            self._prune(info)
             if notify:
                 self._notify(info)
         else:

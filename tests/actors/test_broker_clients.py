@@ -256,6 +256,7 @@ def test_consumer_groups_survive_a_role_change_rebuild() -> None:
     new = ConsumerManager.start(carried=kept).proxy()
     # Then rebalancing and subscriptions work before any heartbeat
     assert new.consumer_ids("g").get(timeout=5) == ["c1", "c2"]
+    assert new.consumer_ids("g", "T").get(timeout=5) == ["c1", "c2"]  # their topics kept
     assert new.subscription("g", "T").get(timeout=5).sub_string == "a || b"
     # And a member's next heartbeat brings its new connection without counting as a join
     s1_new = FakeSession(11)
@@ -375,5 +376,34 @@ def test_a_topics_consumers_are_the_members_subscribing_it() -> None:
         s1.pushed.clear()
         manager.register(both).get(timeout=5)
         assert s1.pushed == []
+    finally:
+        manager.actor_ref.stop()
+
+
+def test_a_topic_no_member_subscribes_any_more_leaves_the_groups_subscriptions() -> None:
+    manager = ConsumerManager.start().proxy()
+    try:
+        s1, s2 = FakeSession(1), FakeSession(2)
+        both = msgspec.structs.replace(
+            heartbeat("g", "c1", s1),
+            subscriptions=(
+                SubscriptionData(topic="T", sub_string="*"),
+                SubscriptionData(topic="L1", sub_string="*"),
+            ),
+        )
+        manager.register(both).get(timeout=5)
+        other = msgspec.structs.replace(
+            heartbeat("g", "c2", s2), subscriptions=(SubscriptionData(topic="L2", sub_string="*"),)
+        )
+        manager.register(other).get(timeout=5)
+        assert manager.subscription("g", "L1").get(timeout=5) is not None
+        # When c1 no longer subscribes L1, and c2 leaves
+        manager.register(heartbeat("g", "c1", s1)).get(timeout=5)
+        manager.unregister("g", "c2").get(timeout=5)
+        # Then the group's subscriptions are c1's: T only
+        assert manager.subscription("g", "L1").get(timeout=5) is None
+        assert manager.subscription("g", "L2").get(timeout=5) is None
+        assert manager.subscription("g", "T").get(timeout=5) is not None
+        assert manager.groups_subscribing("L2").get(timeout=5) == []
     finally:
         manager.actor_ref.stop()
