@@ -20,10 +20,11 @@ Messages (proxy methods; none blocks):
 
 Replies nothing else. When a group's membership changes it tells every remaining member's
 session NOTIFY_CONSUMER_IDS_CHANGED (oneway), so they rebalance at once rather than within 20 s
-(so it does when a member's heartbeat subscribes other topics than its last, as RocketMQ's
-does) — except for a join or an unregister whose heartbeat / request handler passed ``notify=False``
-(the group's ``notifyConsumerIdsChangedEnable`` is off: its members find out at their next
-rebalance). A member lost with its connection or expired is always announced, as in RocketMQ.
+(not when a member's heartbeat subscribes other topics than its last, as RocketMQ's does: see
+``register``) — except for a join or an unregister whose heartbeat / request handler passed
+``notify=False`` (the group's ``notifyConsumerIdsChangedEnable`` is off: its members find out
+at their next rebalance). A member lost with its connection or expired is always announced, as
+in RocketMQ.
 State owned (memory only; clients heartbeat every 30 s): group -> client id -> its connections
 (channels) and the topics it subscribes, and the group's subscriptions (of the topics some
 member subscribes: a topic no member subscribes any more goes, as RocketMQ's
@@ -193,15 +194,18 @@ class ConsumerManager(GeventActor):
         client.channels[session_id] = _Channel(session=hb.session, last_update=self._clock())
         client.language, client.version = hb.language, hb.version
         topics = frozenset(sub.topic for sub in hb.subscriptions)
-        resubscribed = not joined and topics != client.topics
-        client.topics = topics
-        if resubscribed:
+        if topics != client.topics:
+            client.topics = topics
             self._prune(info)
         if joined:
             also = f" (its connection {len(client.channels)})" if len(client.channels) > 1 else ""
             logger.info("broker: consumer {} joined group {}{}", hb.client_id, hb.group, also)
-        if (joined or resubscribed) and hb.notify:
-            self._notify(info)  # as RocketMQ: a member's changed subscriptions too
+        if joined and hb.notify:
+            # (RocketMQ also tells the group when a member's subscriptions change; not here:
+            # the lists are per topic, and a member that subscribes or drops a topic rebalances
+            # it itself, the others within their 20 s; a proxy's lite group changes its topics
+            # at every session, and each notice would make every member look at all of them)
+            self._notify(info)
         return joined
 
     def unregister(

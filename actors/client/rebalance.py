@@ -189,14 +189,19 @@ class Rebalancer(GeventActor):
         changed = {t for t in old.keys() & new.keys() if old[t] != new[t]}
         refiltered = [mq for mq in self.pullers if mq.topic in changed]
         self._stop_pullers(refiltered)
-        return self._rebalance("subscriptions changed") or bool(refiltered)
+        # only the topics that changed are looked at (one consumer-list request each): a
+        # consumer of thousands of topics (a proxy's lite group) subscribes one more cheaply
+        touched = (new.keys() - old.keys()) | changed
+        return self._rebalance("subscriptions changed", touched) or bool(refiltered)
 
     def pullers_by_queue(self) -> dict[MessageQueue, pykka.ActorRef[QueuePuller]]:
         return dict(self.pullers)
 
     # -- allocation ---------------------------------------------------------------------------
 
-    def _rebalance(self, reason: str) -> bool:
+    def _rebalance(self, reason: str, only: set[str] | None = None) -> bool:
+        """``only``: allocate just these topics; the others subscribed keep their queues (a
+        topic no longer subscribed lets its go either way)."""
         if self._stopping:
             return False
         wanted: set[MessageQueue] = set()
@@ -206,7 +211,16 @@ class Rebalancer(GeventActor):
             wanted = set(self.fixed)
         else:
             unlisted = False
-            for topic in sorted(self.subscriptions):
+            topics = sorted(
+                self.subscriptions if only is None else only & self.subscriptions.keys()
+            )
+            if only is not None:
+                keep.update(
+                    mq
+                    for mq in self.pullers
+                    if mq.topic in self.subscriptions and mq.topic not in only
+                )
+            for topic in topics:
                 try:
                     mine = self._allocate(topic)
                 except ClientError as exc:

@@ -369,12 +369,9 @@ def test_a_topics_consumers_are_the_members_subscribing_it() -> None:
             ),
         )
         assert manager.register(both).get(timeout=5) is False
-        # Then the members are told (as RocketMQ tells a changed subscription), and T has both
-        assert [c.code for c in s1.pushed] == [RequestCode.NOTIFY_CONSUMER_IDS_CHANGED]
+        # Then T has both, and nobody is told (unlike RocketMQ: c2 rebalances T itself, c1
+        # within its 20 s; a notice would make every member look at every topic again)
         assert manager.consumer_ids("g", "T").get(timeout=5) == ["c1", "c2"]
-        # And the same heartbeat again tells nobody
-        s1.pushed.clear()
-        manager.register(both).get(timeout=5)
         assert s1.pushed == []
     finally:
         manager.actor_ref.stop()

@@ -649,3 +649,27 @@ def test_a_broker_new_to_the_routes_hears_a_heartbeat_at_once() -> None:
                 timeout=5.0,
                 what="a heartbeat to broker-b",
             )
+
+
+def test_a_topic_subscribed_while_running_is_the_only_one_rebalanced(
+    cluster: FakeCluster,
+) -> None:
+    # Given a running lite consumer of Orders, and Invoices stored too
+    cluster.put("Orders", b"o", queue_id=0)
+    cluster.put("Invoices", b"i", queue_id=0)
+    consumer = lite(cluster, "resubscriber", consume_from=ConsumeFrom.FIRST)
+    consumer.subscribe("Orders")
+    with consumer:
+        wait_until(lambda: consumer.poll(timeout=0.2), timeout=10, what="Orders polled")
+        asked = len(cluster.broker().requests)
+        # When it subscribes Invoices
+        consumer.subscribe("Invoices")
+        # Then only Invoices' consumer list is asked for (with the topic: its subscribers),
+        # and its message comes
+        wait_until(lambda: consumer.poll(timeout=0.2), timeout=10, what="Invoices polled")
+        lists = [
+            ext.get("topic")
+            for code, ext in cluster.broker().requests[asked:]
+            if code == RequestCode.GET_CONSUMER_LIST_BY_GROUP
+        ]
+        assert lists and set(lists) == {"Invoices"}
