@@ -121,6 +121,20 @@ def grpc_send(
     return _stats(f"grpc send, {what}", len(rtts), elapsed, rtts, _cpu(pids) - cpu0)
 
 
+def ack_request(group: str, topic: str, messages: list[Any]) -> Any:
+    """One AckMessage of every received message (with its lite topic, if any)."""
+    done = M.AckMessageRequest()
+    done.group.name, done.topic.name = group, topic
+    for m in messages:
+        entry = done.entries.add(
+            message_id=m.system_properties.message_id,
+            receipt_handle=m.system_properties.receipt_handle,
+        )
+        if m.system_properties.HasField("lite_topic"):
+            entry.lite_topic = m.system_properties.lite_topic
+    return done
+
+
 def grpc_receive(
     channel: grpc.Channel, group: str, seconds: float, pids: Pids, what: str
 ) -> dict[str, Any]:
@@ -146,14 +160,7 @@ def grpc_receive(
         ]
         if not got:
             break
-        done = M.AckMessageRequest()
-        done.group.name, done.topic.name = group, TOPIC
-        for m in got:
-            done.entries.add(
-                message_id=m.system_properties.message_id,
-                receipt_handle=m.system_properties.receipt_handle,
-            )
-        assert ack(done, timeout=10).status.code == Code.OK
+        assert ack(ack_request(group, TOPIC, got), timeout=10).status.code == Code.OK
         count += len(got)
     elapsed = time.perf_counter() - start
     return _stats(f"grpc receive+ack, {what}", count, elapsed, [], _cpu(pids) - cpu0)

@@ -37,7 +37,15 @@ import grpc  # noqa: E402
 from actors.client import Admin  # noqa: E402
 from actors.proxy.proto import ClientType, Code, M, MessageType  # noqa: E402
 from actors.proxy.server import SERVICE  # noqa: E402
-from bench.proxy_bench import TOPIC, Pids, _cpu, _spawn, _standalone, _stats  # noqa: E402
+from bench.proxy_bench import (  # noqa: E402
+    TOPIC,
+    Pids,
+    _cpu,
+    _spawn,
+    _standalone,
+    _stats,
+    ack_request,
+)
 
 PARENT = "LiteBench"
 CLIENT = (("x-mq-client-id", "lite-bench-client"),)
@@ -130,14 +138,7 @@ def drain(
         ]
         if not got:
             continue
-        done = M.AckMessageRequest()
-        done.group.name, done.topic.name = group, PARENT
-        for m in got:
-            done.entries.add(
-                message_id=m.system_properties.message_id,
-                receipt_handle=m.system_properties.receipt_handle,
-                lite_topic=m.system_properties.lite_topic,
-            )
+        done = ack_request(group, PARENT, got)
         assert ack(done, timeout=10, metadata=CLIENT).status.code == Code.OK
         count += len(got)
     elapsed = time.perf_counter() - start
