@@ -10,12 +10,14 @@ measured), makes a LITE topic, then, alternating ``--rounds`` times in this one 
 - ``lite send, new``: each message to a lite topic not made yet (the proxy makes its
   one-queue topic first: a session's first message);
 - ``lite receive+ack, N lite topics``: one lite consumer subscribed to N lite topics with a
-  backlog each, receiving batches of 32 and acking each batch in one AckMessage (one message
-  of a lite topic is out at a time, so a batch holds at most N).
+  backlog each, receiving batches of 32 and acking each batch in one AckMessage;
+- with ``--many N``, last: one client subscribing N new lite topics at once (a COMPLETE_ADD
+  after a restart), how long that takes, then the CPU the idle lite group costs.
 
 Prints msgs/s, p50/p99 ms (sends) and the CPU of both processes per message.
 
     .venv/bin/python bench/proxy_lite_bench.py [--seconds 5] [--rounds 2] [--lites 1,16,64]
+        [--many 1000]
 """
 
 from __future__ import annotations
@@ -145,12 +147,51 @@ def drain(
     return _stats(f"lite receive+ack, {lites} lite topics", count, elapsed, [], _cpu(pids) - cpu0)
 
 
+def subscribe_many(channel: grpc.Channel, count: int, seconds: float, pids: Pids) -> dict[str, Any]:
+    """One client subscribing ``count`` new lite topics at once (its COMPLETE_ADD after a
+    restart), then idle ``seconds``: the time the subscription took and the CPU an idle lite
+    group of that many lite topics costs (its pulls' long polls, its 20 s rebalances)."""
+    group = f"lite-bench-many-{count}"
+    settings = M.TelemetryCommand()
+    settings.settings.client_type = ClientType.LITE_PUSH_CONSUMER
+    settings.settings.subscription.group.name = group
+    telemetry = channel.stream_stream(
+        f"/{SERVICE}/Telemetry",
+        request_serializer=M.TelemetryCommand.SerializeToString,
+        response_deserializer=M.TelemetryCommand.FromString,
+    )
+    stream = telemetry(iter([settings]), timeout=10, metadata=CLIENT)
+    next(stream)
+    stream.cancel()
+    names = [f"many-{count}-{i}" for i in range(count)]
+    sync = M.SyncLiteSubscriptionRequest(action=2, lite_topic_set=names)
+    sync.topic.name, sync.group.name = PARENT, group
+    call = _unary(channel, "SyncLiteSubscription")
+    start = time.perf_counter()
+    answer = call(sync, timeout=600, metadata=CLIENT)
+    took = time.perf_counter() - start
+    assert answer.status.code == Code.OK, answer
+    cpu0, idle0 = _cpu(pids), time.perf_counter()
+    time.sleep(seconds)  # a measurement window, not a synchronization
+    idle = time.perf_counter() - idle0
+    out = {
+        "what": f"{count} lite topics subscribed at once, then idle",
+        "subscribe_s": round(took, 2),
+        "idle_cpu_percent": round((_cpu(pids) - cpu0) / idle * 100, 1),
+    }
+    print(json.dumps(out), flush=True)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--lites", default="1,16,64", help="lite topics of the drain runs")
+    parser.add_argument(
+        "--many", type=int, default=0, help="then: this many lite topics subscribed, and idle"
+    )
     args = parser.parse_args()
     body = b"x" * args.size
     with tempfile.TemporaryDirectory(prefix="actormq-lite-bench-") as tmp:
@@ -181,6 +222,8 @@ def main() -> None:
                 for lites in (int(n) for n in args.lites.split(",")):
                     tag = f"r{round_no}l{lites}"
                     rows.append(drain(channel, body, lites, args.seconds, pids, tag))
+            if args.many:
+                rows.append(subscribe_many(channel, args.many, args.seconds * 4, pids))
             channel.close()
             print("SUMMARY " + json.dumps(rows), flush=True)
         finally:

@@ -50,28 +50,41 @@ class ConsumerControls:
         self._set_subscription(wire_name(self.namespace, topic), None, timeout)
 
     def _set_subscription(self, topic: str, sub: TagFilter | None, timeout: float) -> None:
-        """Subscribe ``topic`` (``sub``) or unsubscribe it (None); while running, as RocketMQ's
-        consumers do after ``start``: a new topic's route is fetched and a SQL92 filter checked
-        with a broker first (a refusal raises, nothing changed), then every broker gets a
-        heartbeat with the new subscriptions and the rebalancer a round
-        (``SetSubscriptions``)."""
+        """Subscribe ``topic`` (``sub``) or unsubscribe it (None): ``_set_subscriptions``."""
+        self._set_subscriptions({topic: sub}, timeout)
+
+    def _set_subscriptions(self, changes: dict[str, TagFilter | None], timeout: float) -> None:
+        """Subscribe each topic (to its ``TagFilter``) or unsubscribe it (None); while running,
+        as RocketMQ's consumers do after ``start``: a new topic's route is fetched and a SQL92
+        filter checked with a broker first (a refusal raises, nothing changed), then every
+        broker gets one heartbeat with the new subscriptions and the rebalancer one round of
+        the changed topics (``SetSubscriptions``)."""
         if self._state == "created":
-            if sub is None:
-                self.subscriptions.pop(topic, None)
-            else:
-                self.subscriptions[topic] = sub
+            for topic, sub in changes.items():
+                if sub is None:
+                    self.subscriptions.pop(topic, None)
+                else:
+                    self.subscriptions[topic] = sub
             return
-        hub = self._running_hub("subscribe" if sub is not None else "unsubscribe")
+        adding = any(sub is not None for sub in changes.values())
+        hub = self._running_hub("subscribe" if adding else "unsubscribe")
 
         def apply() -> None:
             instance = self._instance
             assert instance is not None
-            if sub is not None:
-                with contextlib.suppress(ClientError):  # no route yet: checked when there is
-                    instance.fetch_route(topic, timeout=timeout)
-                check_subscription(instance, self.group, topic, sub, timeout)
-                self.subscriptions[topic] = sub
-            elif self.subscriptions.pop(topic, None) is None:
+            changed = False
+            for topic, sub in changes.items():
+                if sub is not None:
+                    with contextlib.suppress(ClientError):  # no route yet: checked when there is
+                        instance.fetch_route(topic, timeout=timeout)
+                    check_subscription(instance, self.group, topic, sub, timeout)
+            for topic, sub in changes.items():
+                if sub is not None:
+                    self.subscriptions[topic] = sub
+                    changed = True
+                elif self.subscriptions.pop(topic, None) is not None:
+                    changed = True
+            if not changed:
                 return
             instance.members.consumers[self.group] = self.consumer_data()
             instance.heartbeat()
@@ -79,7 +92,9 @@ class ConsumerControls:
             self._ask(REBALANCER, lambda reply: SetSubscriptions(subscriptions, reply), 60.0)
 
         hub.call(
-            apply, timeout=timeout + 65, what="subscribe" if sub is not None else "unsubscribe"
+            apply,
+            timeout=timeout * max(1, len(changes)) + 65,
+            what="subscribe" if adding else "unsubscribe",
         )
 
     def _hold(

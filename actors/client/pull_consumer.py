@@ -42,7 +42,7 @@ from actors.client.message import MessageExt, MessageQueue
 from actors.client.namespace import plain_queue, wire_name, wire_queue
 from actors.client.offsets import Persist, UpdateOffset
 from actors.client.poll_buffer import PollBuffer
-from actors.client.pull import subscription
+from actors.client.pull import TagFilter, subscription
 from actors.client.pull_limits import check_total
 from actors.client.puller_messages import (
     Consumed,
@@ -152,6 +152,19 @@ class PullConsumer(ConsumerBase, ConsumerTrace):
         self._set_subscription(
             wire_name(self.namespace, topic), subscription(expression, sql), 10.0
         )
+
+    def change_topics(self, add: Sequence[str] = (), remove: Sequence[str] = ()) -> None:
+        """Subscribe the topics ``add`` (every tag) and unsubscribe ``remove`` at once: one
+        heartbeat, one rebalance of just those topics (a consumer of thousands of topics,
+        actormq's proxy's lite groups, changes many cheaply)."""
+        if self._fixed is not None:
+            raise ClientError("subscribe and assign cannot be mixed")
+        changes: dict[str, TagFilter | None] = {
+            wire_name(self.namespace, t): subscription("*", None) for t in add
+        }
+        changes.update({wire_name(self.namespace, t): None for t in remove})
+        if changes:
+            self._set_subscriptions(changes, 10.0)
 
     def assign(self, queues: Sequence[MessageQueue]) -> None:
         """Pull exactly these queues (no group rebalancing). Before or after ``start``."""

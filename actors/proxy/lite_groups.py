@@ -55,10 +55,7 @@ class LiteGroups:
             if wanted == have and not wake:
                 return
             try:
-                for topic in sorted(wanted - have):
-                    pop.subscribe(topic)
-                for topic in sorted(have - wanted):
-                    pop.unsubscribe(topic)
+                pop.change_topics(sorted(wanted - have), sorted(have - wanted))
             finally:
                 pop.wake()
                 with self.changed:

@@ -48,16 +48,41 @@ class PopTopics:
             if self.expressions.get(topic) == wanted:
                 return
             self.consumer.subscribe(topic, expression, sql=sql)
-            if not self.started:
-                try:
-                    self.consumer.start()
-                except ClientError:
-                    self.broken = True  # a consumer that failed to start stays failed
-                    raise
-                self.started = True
-                logger.info("proxy: consuming for group {}", self.group)
+            self._start()
             self.expressions[topic] = wanted
             self._dropped.pop(topic, None)
+
+    def change_topics(self, add: list[str], remove: list[str]) -> None:
+        """Pull ``add`` (every tag) and no longer ``remove`` (lite topics): one change of the
+        consumer's subscriptions for all of them (``PullConsumer.change_topics``)."""
+        with self._subscribing:
+            add = [t for t in add if self.expressions.get(t) != ("*", None)]
+            remove = [t for t in remove if t in self.expressions]
+            if not add and not remove:
+                return
+            self.consumer.change_topics(add, remove)
+            for topic in add:
+                self.expressions[topic] = ("*", None)
+                self._dropped.pop(topic, None)
+            for topic in remove:
+                del self.expressions[topic]
+                self._dropped[topic] = self.clock()
+            if add:
+                self._start()
+        for topic in remove:
+            self._forget(topic)
+
+    def _start(self) -> None:
+        """The consumer runs from the first subscription on. Under ``_subscribing``."""
+        if self.started:
+            return
+        try:
+            self.consumer.start()
+        except ClientError:
+            self.broken = True  # a consumer that failed to start stays failed
+            raise
+        self.started = True
+        logger.info("proxy: consuming for group {}", self.group)
 
     # -- receiving -------------------------------------------------------------------------------
 
@@ -71,6 +96,10 @@ class PopTopics:
                 return
             self._dropped[topic] = self.clock()
             self.consumer.unsubscribe(topic)
+        self._forget(topic)
+
+    def _forget(self, topic: str) -> None:
+        """An unsubscribed topic's messages waiting and deliveries out go."""
         with self._lock:
             self._generation[topic] = self._generation.get(topic, 0) + 1
             self._ready.pop(topic, None)

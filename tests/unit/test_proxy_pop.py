@@ -54,6 +54,12 @@ class FakeConsumer:
     def wakeup(self) -> None:
         self.wakeups += 1
 
+    def change_topics(self, add: list[str], remove: list[str]) -> None:
+        for topic in add:
+            self.subscribe(topic, "*")
+        for topic in remove:
+            self.unsubscribe(topic)
+
     def unsubscribe(self, topic: str) -> None:
         self.subscribed.append((topic, "", "unsubscribed"))
 
