@@ -673,3 +673,27 @@ def test_a_topic_subscribed_while_running_is_the_only_one_rebalanced(
             if code == RequestCode.GET_CONSUMER_LIST_BY_GROUP
         ]
         assert lists and set(lists) == {"Invoices"}
+
+
+def test_change_topics_adds_and_drops_several_with_one_heartbeat(cluster: FakeCluster) -> None:
+    # Given a running lite consumer of Orders, and Invoices and Refunds stored
+    for topic in ("Orders", "Invoices", "Refunds"):
+        cluster.put(topic, topic.encode(), queue_id=0)
+    consumer = lite(cluster, "changer", consume_from=ConsumeFrom.FIRST)
+    consumer.subscribe("Orders")
+    with consumer:
+        wait_until(lambda: consumer.poll(timeout=0.2), timeout=10, what="Orders polled")
+        asked = len(cluster.broker().requests)
+        # When it takes Invoices and Refunds and drops Orders in one change
+        consumer.change_topics(add=["Invoices", "Refunds"], remove=["Orders"])
+        got: list[bytes] = []
+        wait_until(
+            lambda: got.extend(m.body for m in consumer.poll(timeout=0.2)) or len(got) >= 2,
+            timeout=10,
+            what="both polled",
+        )
+        # Then one heartbeat told the broker, and both new topics were consumed
+        codes = [code for code, _ext in cluster.broker().requests[asked:]]
+        assert codes.count(RequestCode.HEART_BEAT) == 1
+        assert sorted(got) == [b"Invoices", b"Refunds"]
+        assert set(consumer.subscriptions) == {"Invoices", "Refunds"}
