@@ -53,6 +53,9 @@ from runtime.remoting.command import RemotingCommand
 from runtime.session import SessionHandle
 
 EXPIRE_S = 120.0
+PER_TOPIC = "PYTHON"
+"""The heartbeat language of actormq's clients, which ask for a topic's consumer list: a group
+whose members all are gets per-topic lists; a group with any other client, every member."""
 SCAN_INTERVAL_S = 10.0
 
 
@@ -142,6 +145,7 @@ class ConsumerManager(GeventActor):
             clients = {
                 cid: _Client(
                     channels={_Detached.session_id: _Channel(_Detached(), now)},
+                    language=client.language,
                     topics=client.topics,
                 )
                 for cid, client in info.clients.items()
@@ -292,6 +296,8 @@ class ConsumerManager(GeventActor):
         info = self._groups.get(group)
         if info is None:
             return []
+        if topic is not None and any(c.language != PER_TOPIC for c in info.clients.values()):
+            topic = None  # other clients rebalance over every member: so must ours, to agree
         return sorted(
             cid
             for cid, c in info.clients.items()

@@ -303,9 +303,10 @@ class Rebalancer(GeventActor):
 
     def _consumer_ids(self, addresses: list[str], topic: str) -> list[str]:
         """The group's members that subscribe ``topic``: actormq's brokers answer only those
-        (the ``topic`` field; RocketMQ's ignore it and answer every member, which is the same
-        list when the members subscribe alike), so members subscribing different topics (lite
-        topics through several proxies) share each topic among those that pull it."""
+        when every member is an actormq client (the ``topic`` field; RocketMQ's brokers ignore
+        it and answer every member, which is the same list when the members subscribe alike),
+        so members subscribing different topics (lite topics through several proxies) share
+        each topic among those that pull it."""
         last: ClientError | None = None
         for address in addresses:
             cmd = make_request(

@@ -178,12 +178,11 @@ class PopGroup(PopTopics, DeadLetters):
                 return out
             polled = self.consumer.poll(timeout=wait, max_messages=max_messages - len(out))
             with self._lock:
+                # parked behind what waits already (another receive of the group may have
+                # parked earlier messages of these topics): one ordered line per topic
                 for msg in polled:
-                    if msg.topic in wanted and msg.topic not in urgent and len(out) < max_messages:
-                        self._first(msg, msg.topic, invisible_ms, out, holder, batch)
-                    else:
-                        self._park(msg)
-                for name in urgent:
+                    self._park(msg)
+                for name in topics:
                     self._take_ready(name, max_messages, invisible_ms, out, holder, batch)
                 # the wait is over whatever else came (other topics' messages keep arriving)
                 done = bool(out) or self.clock() >= until
@@ -340,12 +339,20 @@ class PopGroup(PopTopics, DeadLetters):
         holder: str | None = None,
     ) -> None:
         """Deliveries of ``topic`` whose invisible duration passed: handed out again into
-        ``out`` (up to ``limit``); those past ``max_attempts`` go to ``_bury`` (the sweep
+        ``out`` (up to ``limit``, but in a FIFO group a message group's batch due together is
+        not split over two receives); those past ``max_attempts`` go to ``_bury`` (the sweep
         dead-letters them: a receive never waits on those sends). Under the lock."""
         added = 0
         now = self.clock()
         heap = self._deadlines.get(topic) or []
-        while heap and heap[0][0] <= now and added < limit:
+        last: tuple[str, str] | None = None
+        while heap and heap[0][0] <= now:
+            if added >= limit:
+                following = self.in_flight.get(heap[0][2])
+                if last is None or following is None:
+                    break
+                if message_group(following.msg, following.topic) != last:
+                    break
             entry = heapq.heappop(heap)
             delivery = self.in_flight.get(entry[2])
             if delivery is None or delivery.deadline != entry[0]:
@@ -362,6 +369,8 @@ class PopGroup(PopTopics, DeadLetters):
             again = self._hand_out(delivery.msg, topic, delivery.attempt + 1, invisible_ms, holder)
             out.append(again)
             added += 1
+            if self.fifo:
+                last = message_group(delivery.msg, topic)
 
     def sweep(self) -> int:
         """Dead-letter the deliveries whose last allowed attempt ran out (RocketMQ's broker

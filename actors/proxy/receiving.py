@@ -18,6 +18,7 @@ from typing import Any
 
 from actors.client.errors import BrokerError, ClientError
 from actors.proxy.convert import filter_of, incoming, ms_of, resource_name, set_ms
+from actors.proxy.delivery import message_group
 from actors.proxy.lite import LiteError
 from actors.proxy.proto import Code, M
 from actors.proxy.service import ProxyService, error_code, status
@@ -104,9 +105,14 @@ def receive_message(service: ProxyService, request: Any, context: Any) -> Iterat
         yield stamp
     finally:
         # what never went out is visible again at once, not after its invisible duration
-        # (or, auto-renewed, hours later), as RocketMQ's proxy nacks what it could not write
+        # (or, auto-renewed, hours later), as RocketMQ's proxy nacks what it could not write;
+        # but in a FIFO group not the rest of a message group whose first ones went out: it
+        # comes due with them, in order (made visible now, it would overtake them)
+        sent = {message_group(d.msg, d.topic) for d in deliveries[:written]} if pop.fifo else ()
         for delivery in deliveries[written:]:
-            pop.change_invisible(delivery.handle, 0)
+            key = message_group(delivery.msg, delivery.topic) if pop.fifo else None
+            if key is None or key not in sent:
+                pop.change_invisible(delivery.handle, 0)
 
 
 class _BadFilter(Exception):

@@ -48,6 +48,7 @@ def heartbeat(group: str, client: str, session: FakeSession) -> ConsumerHeartbea
         message_model="CLUSTERING",
         consume_from_where="CONSUME_FROM_LAST_OFFSET",
         subscriptions=(SubscriptionData(topic="T", sub_string="a || b"),),
+        language="PYTHON",
     )
 
 
@@ -373,6 +374,15 @@ def test_a_topics_consumers_are_the_members_subscribing_it() -> None:
         # within its 20 s; a notice would make every member look at every topic again)
         assert manager.consumer_ids("g", "T").get(timeout=5) == ["c1", "c2"]
         assert s1.pushed == []
+        # And with a member of another client (Java), whose list is every member, every
+        # member's is too (so that all allocate alike)
+        java = msgspec.structs.replace(
+            heartbeat("g", "j1", FakeSession(3)),
+            subscriptions=(SubscriptionData(topic="U", sub_string="*"),),
+            language="JAVA",
+        )
+        manager.register(java).get(timeout=5)
+        assert manager.consumer_ids("g", "T").get(timeout=5) == ["c1", "c2", "j1"]
     finally:
         manager.actor_ref.stop()
 

@@ -93,3 +93,38 @@ def test_a_group_that_is_not_fifo_hands_out_everything() -> None:
     consumer.queued.extend([_msg(0, "g1"), _msg(1, "g1")])
     pop = PopGroup("G", consumer, clock=clock)  # type: ignore[arg-type]
     assert _offsets(pop.receive("T", 10, 1_000, wait_s=0)) == [0, 1]
+
+
+def test_a_batch_due_again_is_not_split_over_two_receives() -> None:
+    pop, _consumer, clock = _fifo(_msg(0, "g1"), _msg(1, "g1"))
+    pop.receive("T", 10, 1_000, wait_s=0)
+    clock.advance(2)
+    # a receive asking for one gets the whole batch due again: another consumer must not
+    # work on the same message group meanwhile
+    assert _offsets(pop.receive("T", 1, 1_000, wait_s=0)) == [0, 1]
+    assert _offsets(pop.receive("T", 1, 1_000, wait_s=0)) == []
+
+
+def test_messages_parked_by_another_receive_keep_their_place() -> None:
+    # Given a group pulling T and U, whose receive of U polls (and parks) T's message 1 while
+    # a receive of T waits
+    u0 = MessageExt("U", b"u0", encode_properties({UNIQ_KEY: "U0"}), queue_offset=0)
+    u1 = MessageExt("U", b"u1", encode_properties({UNIQ_KEY: "U1"}), queue_offset=1)
+    pop, consumer, _ = _fifo(_msg(0, "g1"), u0)
+    assert [d.msg.body for d in pop.receive("U", 10, 30_000, wait_s=0)] == [b"u0"]
+    polls = {"n": 0}
+    real_poll = consumer.poll
+
+    def poll(timeout: float, max_messages: int) -> list[MessageExt]:
+        polls["n"] += 1
+        if polls["n"] == 1:
+            consumer.queued.extend([_msg(1, "g1"), u1])
+            pop.receive("U", 1, 30_000, wait_s=0)
+            consumer.queued.append(_msg(2, "g1"))
+        return real_poll(timeout, max_messages)
+
+    consumer.poll = poll  # type: ignore[method-assign]
+    # When the receive of T goes on
+    got = pop.receive("T", 10, 30_000, wait_s=0)
+    # Then T's messages come in order: the parked one before the one polled after it
+    assert _offsets(got) == [0, 1, 2]
