@@ -89,11 +89,13 @@ class ConsumerControls:
             instance.members.consumers[self.group] = self.consumer_data()
             instance.heartbeat()
             subscriptions = self._all_topics()
-            self._ask(REBALANCER, lambda reply: SetSubscriptions(subscriptions, reply), 60.0)
+            # a round of the changed topics: a consumer-list request each
+            wait = 60.0 + timeout * len(changes)
+            self._ask(REBALANCER, lambda reply: SetSubscriptions(subscriptions, reply), wait)
 
         hub.call(
             apply,
-            timeout=timeout * max(1, len(changes)) + 65,
+            timeout=2 * timeout * max(1, len(changes)) + 65,
             what="subscribe" if adding else "unsubscribe",
         )
 
