@@ -15,8 +15,16 @@ from rocketmq import ClientConfiguration, Credentials
 stopping = threading.Event()
 
 
+_emitting = threading.Lock()
+
+
 def emit(event: str, **fields: Any) -> None:
-    print(json.dumps({"event": event, **fields}), flush=True)
+    """One JSON line; whole under a lock (the push consumer's callbacks run on two threads, and
+    print writes a line's text and its newline apart: CI once read two events on one line)."""
+    line = json.dumps({"event": event, **fields}) + "\n"
+    with _emitting:
+        sys.stdout.write(line)
+        sys.stdout.flush()
 
 
 def configuration(endpoint: str) -> ClientConfiguration:
