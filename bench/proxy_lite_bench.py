@@ -92,6 +92,21 @@ def sends(
     return _stats(what, len(rtts), elapsed, rtts, _cpu(pids) - cpu0)
 
 
+def _join(channel: grpc.Channel, group: str) -> None:
+    """The bench's client says it is a lite push consumer of ``group`` (its settings)."""
+    settings = M.TelemetryCommand()
+    settings.settings.client_type = ClientType.LITE_PUSH_CONSUMER
+    settings.settings.subscription.group.name = group
+    telemetry = channel.stream_stream(
+        f"/{SERVICE}/Telemetry",
+        request_serializer=M.TelemetryCommand.SerializeToString,
+        response_deserializer=M.TelemetryCommand.FromString,
+    )
+    stream = telemetry(iter([settings]), timeout=10, metadata=CLIENT)
+    next(stream)
+    stream.cancel()
+
+
 def drain(
     channel: grpc.Channel, body: bytes, lites: int, seconds: float, pids: Pids, tag: str
 ) -> dict[str, Any]:
@@ -104,17 +119,7 @@ def drain(
     for name in names:
         for _ in range(per_topic):
             send(_message(PARENT, body, name, next(seq)), timeout=30)
-    settings = M.TelemetryCommand()
-    settings.settings.client_type = ClientType.LITE_PUSH_CONSUMER
-    settings.settings.subscription.group.name = group
-    telemetry = channel.stream_stream(
-        f"/{SERVICE}/Telemetry",
-        request_serializer=M.TelemetryCommand.SerializeToString,
-        response_deserializer=M.TelemetryCommand.FromString,
-    )
-    stream = telemetry(iter([settings]), timeout=10, metadata=CLIENT)
-    next(stream)
-    stream.cancel()
+    _join(channel, group)
     sync = M.SyncLiteSubscriptionRequest(action=0, lite_topic_set=names)
     sync.topic.name, sync.group.name = PARENT, group
     assert (
@@ -152,17 +157,7 @@ def subscribe_many(channel: grpc.Channel, count: int, seconds: float, pids: Pids
     restart), then idle ``seconds``: the time the subscription took and the CPU an idle lite
     group of that many lite topics costs (its pulls' long polls, its 20 s rebalances)."""
     group = f"lite-bench-many-{count}"
-    settings = M.TelemetryCommand()
-    settings.settings.client_type = ClientType.LITE_PUSH_CONSUMER
-    settings.settings.subscription.group.name = group
-    telemetry = channel.stream_stream(
-        f"/{SERVICE}/Telemetry",
-        request_serializer=M.TelemetryCommand.SerializeToString,
-        response_deserializer=M.TelemetryCommand.FromString,
-    )
-    stream = telemetry(iter([settings]), timeout=10, metadata=CLIENT)
-    next(stream)
-    stream.cancel()
+    _join(channel, group)
     names = [f"many-{count}-{i}" for i in range(count)]
     sync = M.SyncLiteSubscriptionRequest(action=2, lite_topic_set=names)
     sync.topic.name, sync.group.name = PARENT, group

@@ -9,7 +9,7 @@ usual rebalancing), a message stays in its queue's process queue until acked, so
 committed for the queue never passes an unacked message, and a proxy that dies loses nothing:
 the group's next reader starts at the oldest unacked message (at-least-once, as RocketMQ).
 
-- ``subscribe`` / ``unsubscribe`` / ``set_priority`` / ``wake``: its topics
+- ``subscribe`` / ``change_topics`` / ``set_priority`` / ``wake``: its topics
   (``actors.proxy.pop_topics``).
 - ``receive(topics, max_messages, invisible_ms, wait_s, holder)``: messages of the topic (or
   of several: a lite consumer's lite topics) whose invisible duration ran out first (the next

@@ -1,6 +1,7 @@
-"""The topics side of ``PopGroup`` (a mixin): what its consumer pulls (``subscribe``,
-``unsubscribe``: a lite topic no client subscribes now), which topics are priority topics
-(``set_priority``), and ``wake`` (receives waiting in the consumer's poll look again)."""
+"""The topics side of ``PopGroup`` (a mixin): what its consumer pulls (``subscribe``;
+``change_topics``: a lite group's topics, as its clients subscribe them), which topics are
+priority topics (``set_priority``), and ``wake`` (receives waiting in the consumer's poll look
+again)."""
 
 from __future__ import annotations
 
@@ -54,7 +55,11 @@ class PopTopics:
 
     def change_topics(self, add: list[str], remove: list[str]) -> None:
         """Pull ``add`` (every tag) and no longer ``remove`` (lite topics): one change of the
-        consumer's subscriptions for all of them (``PullConsumer.change_topics``)."""
+        consumer's subscriptions for all of them (``PullConsumer.change_topics``). A removed
+        topic's queues go (offsets committed up to the oldest unacked message), so do its
+        messages waiting here and its deliveries out (an ack of one answers
+        INVALID_RECEIPT_HANDLE; it comes again from the committed offset when the topic is
+        subscribed again)."""
         with self._subscribing:
             add = [t for t in add if self.expressions.get(t) != ("*", None)]
             remove = [t for t in remove if t in self.expressions]
@@ -83,20 +88,6 @@ class PopTopics:
             raise
         self.started = True
         logger.info("proxy: consuming for group {}", self.group)
-
-    # -- receiving -------------------------------------------------------------------------------
-
-    def unsubscribe(self, topic: str) -> None:
-        """Stop pulling ``topic`` (a lite topic no client subscribes any more): its queues go
-        (offsets committed up to the oldest unacked message), so do its messages waiting here
-        and its deliveries out (an ack of one answers INVALID_RECEIPT_HANDLE; it comes again
-        from the committed offset when the topic is subscribed again)."""
-        with self._subscribing:
-            if self.expressions.pop(topic, None) is None:
-                return
-            self._dropped[topic] = self.clock()
-            self.consumer.unsubscribe(topic)
-        self._forget(topic)
 
     def _forget(self, topic: str) -> None:
         """An unsubscribed topic's messages waiting and deliveries out go."""
