@@ -20,11 +20,14 @@ Messages (proxy methods; none blocks):
 
 Replies nothing else. When a group's membership changes it tells every remaining member's
 session NOTIFY_CONSUMER_IDS_CHANGED (oneway), so they rebalance at once rather than within 20 s
-(not when a member's heartbeat subscribes other topics than its last, as RocketMQ's does: see
-``register``) — except for a join or an unregister whose heartbeat / request handler passed
+— except for a join, a topic change or an unregister whose heartbeat / request handler passed
 ``notify=False`` (the group's ``notifyConsumerIdsChangedEnable`` is off: its members find out
 at their next rebalance). A member lost with its connection or expired is always announced, as
-in RocketMQ.
+in RocketMQ. In a group of actormq clients only (per-topic lists) a notice names the topics
+whose lists changed (``topics`` ext: the joiner's, the leaver's, or those a member took up or
+dropped), each member is told the ones it subscribes and members subscribing none are not
+told; a member changing its topics is not told itself. In other groups a topic change tells
+no one (their lists hold every member whatever it subscribes).
 State owned (memory only; clients heartbeat every 30 s): group -> client id -> its connections
 (channels) and the topics it subscribes, and the group's subscriptions (of the topics some
 member subscribes: a topic no member subscribes any more goes, as RocketMQ's
@@ -119,6 +122,11 @@ class _Detached:
         return False
 
 
+def _per_topic(info: GroupInfo) -> bool:
+    """Whether the group's consumer lists are per topic (all its members actormq clients)."""
+    return all(c.language == PER_TOPIC for c in info.clients.values())
+
+
 class ConsumerManager(GeventActor):
     """Consumer groups and their members. See the module docstring.
 
@@ -185,6 +193,7 @@ class ConsumerManager(GeventActor):
         for sub in hb.subscriptions:
             info.subscriptions[sub.topic] = sub
         session_id = hb.session.session_id
+        per_topic_before = _per_topic(info)
         client = info.clients.get(hb.client_id)
         if client is None:
             client = info.clients[hb.client_id] = _Client(channels={})
@@ -198,18 +207,20 @@ class ConsumerManager(GeventActor):
         client.channels[session_id] = _Channel(session=hb.session, last_update=self._clock())
         client.language, client.version = hb.language, hb.version
         topics = frozenset(sub.topic for sub in hb.subscriptions)
-        if topics != client.topics:
+        moved = topics ^ client.topics
+        if moved:
             client.topics = topics
             self._prune(info)
+        scoped = per_topic_before and _per_topic(info)
         if joined:
             also = f" (its connection {len(client.channels)})" if len(client.channels) > 1 else ""
             logger.info("broker: consumer {} joined group {}{}", hb.client_id, hb.group, also)
         if joined and hb.notify:
-            # (RocketMQ also tells the group when a member's subscriptions change; not here:
-            # the lists are per topic, and a member that subscribes or drops a topic rebalances
-            # it itself, the others within their 20 s; a proxy's lite group changes its topics
-            # at every session, and each notice would make every member look at all of them)
-            self._notify(info)
+            self._notify(info, topics if scoped else None)
+        elif moved and scoped and hb.notify:
+            # the lists of the topics it took up or dropped changed: the members subscribing
+            # them are told (it rebalances them itself); other lists did not change
+            self._notify(info, moved, skip=hb.client_id)
         return joined
 
     def unregister(
@@ -222,37 +233,40 @@ class ConsumerManager(GeventActor):
         client = info.clients.get(client_id) if info is not None else None
         if info is None or client is None:
             return
+        affected = self._affected(info, [client])
         if len(client.channels) > 1 and session_id in client.channels:
             del client.channels[session_id]
             logger.info("broker: consumer {} left group {} (one connection)", client_id, group)
         else:
             del info.clients[client_id]
             logger.info("broker: consumer {} left group {}", client_id, group)
-        self._after_removal(info, notify)
+        self._after_removal(info, notify, affected)
 
     def channel_closed(self, session_id: int) -> None:
         for info in list(self._groups.values()):
             gone = [cid for cid, c in info.clients.items() if session_id in c.channels]
+            affected = self._affected(info, [info.clients[cid] for cid in gone])
             for cid in gone:
                 self._drop_channels(info, cid, [session_id])
                 logger.info("broker: consumer {} of {} disconnected", cid, info.group)
             if gone:
-                self._after_removal(info)
+                self._after_removal(info, True, affected)
 
     def scan_expired(self, expire_s: float) -> list[str]:
         now = self._clock()
         dropped = []
         for info in list(self._groups.values()):
-            expired = 0
+            expired: list[_Client] = []
+            affected = self._affected(info, [])
             for cid, client in list(info.clients.items()):
                 stale = [s for s, c in client.channels.items() if now - c.last_update > expire_s]
                 if stale:
+                    expired.append(client)
                     self._drop_channels(info, cid, stale)
                     dropped.append(cid)
-                    expired += 1
                     logger.info("broker: consumer {} of {} expired", cid, info.group)
             if expired:
-                self._after_removal(info)
+                self._after_removal(info, True, self._affected(info, expired, affected))
         return dropped
 
     @staticmethod
@@ -273,30 +287,55 @@ class ConsumerManager(GeventActor):
         for topic in [t for t in info.subscriptions if t not in wanted]:
             del info.subscriptions[topic]
 
-    def _after_removal(self, info: GroupInfo, notify: bool = True) -> None:
+    @staticmethod
+    def _affected(
+        info: GroupInfo, leaving: list[_Client], base: frozenset[str] | None = frozenset()
+    ) -> frozenset[str] | None:
+        """The topics whose lists change when ``leaving`` go (their topics), or None (every
+        list: the group is not, or was not, all actormq clients). Call before they go."""
+        if base is None or not _per_topic(info):
+            return None
+        return base.union(*(c.topics for c in leaving))
+
+    def _after_removal(
+        self, info: GroupInfo, notify: bool = True, topics: frozenset[str] | None = None
+    ) -> None:
         if info.clients:
             self._prune(info)
             if notify:
-                self._notify(info)
+                self._notify(info, topics if _per_topic(info) else None)
         else:
             del self._groups[info.group]
 
-    def _notify(self, info: GroupInfo) -> None:
-        sessions: list[SessionHandle] = [s for c in info.clients.values() for s in c.sessions()]
-        for session in sessions:
-            session.send_oneway(
-                RemotingCommand.request(
-                    RequestCode.NOTIFY_CONSUMER_IDS_CHANGED,
-                    {"consumerGroup": info.group},
-                    oneway=True,
+    def _notify(
+        self, info: GroupInfo, topics: frozenset[str] | None = None, skip: str | None = None
+    ) -> None:
+        """NOTIFY_CONSUMER_IDS_CHANGED to the members. ``topics``: only these topics' lists
+        changed (a group of actormq clients only): the notice names the ones each member
+        subscribes (``topics`` ext, comma-separated: no topic name holds a comma), and
+        members subscribing none of them are not told; ``skip``: a member not told."""
+        for cid, client in info.clients.items():
+            if cid == skip:
+                continue
+            ext = {"consumerGroup": info.group}
+            if topics is not None:
+                mine = client.topics & topics
+                if not mine:
+                    continue
+                ext["topics"] = ",".join(sorted(mine))
+            sessions: list[SessionHandle] = client.sessions()
+            for session in sessions:
+                session.send_oneway(
+                    RemotingCommand.request(
+                        RequestCode.NOTIFY_CONSUMER_IDS_CHANGED, ext, oneway=True
+                    )
                 )
-            )
 
     def consumer_ids(self, group: str, topic: str | None = None) -> list[str]:
         info = self._groups.get(group)
         if info is None:
             return []
-        if topic is not None and any(c.language != PER_TOPIC for c in info.clients.values()):
+        if topic is not None and not _per_topic(info):
             topic = None  # other clients rebalance over every member: so must ours, to agree
         return sorted(
             cid

@@ -1,6 +1,7 @@
 """What a broker asks of a running consumer, and how the consumer answers.
 
-- NOTIFY_CONSUMER_IDS_CHANGED (a client joined or left the group): rebalance at once.
+- NOTIFY_CONSUMER_IDS_CHANGED (a client joined or left the group): rebalance at once (only
+  the topics its ``topics`` ext names, when an actormq broker names them).
 - RESET_CONSUMER_CLIENT_OFFSET (``mqadmin resetOffsetByTime`` on a running group): each listed
   queue the consumer holds continues at the given offset (cached messages dropped, the offset
   committed with the next persist; the rebalancer ignores queues it does not hold).
@@ -102,8 +103,12 @@ class BrokerRequests:
         if instance is not None:
             ref = instance.directory.get(instance.name(REBALANCER))
             if ref is not None:
+                # an actormq broker names the topics whose consumer lists changed (the others
+                # keep their queues); RocketMQ's (no ``topics``): every topic
+                named = str(request.ext_fields.get("topics") or "")
+                topics = frozenset(named.split(",")) if named else None
                 with contextlib.suppress(pykka.ActorDeadError):
-                    ref.tell(DoRebalance("consumer ids changed"))
+                    ref.tell(DoRebalance("consumer ids changed", topics=topics))
         if request.is_oneway:
             return None
         return RemotingCommand.response_to(request, ResponseCode.SUCCESS)

@@ -1,19 +1,20 @@
 """Rebalancer: decides which queues this consumer pulls, and runs one QueuePuller per queue.
 
 Messages:
-- ``DoRebalance(reason, reply)``: recompute the assignment now. Clustering: the topic's readable
-  queues (sorted) shared over the group's client ids (sorted, from GET_CONSUMER_LIST_BY_GROUP:
-  those subscribing the topic, with actormq's brokers) by the consumer's allocation strategy
-  (``actors.client.allocate``; AVG by default); broadcasting: every queue; assigned mode
-  (lite ``assign``): the fixed set. A strategy that raises, or answers a queue it was not
-  offered, is refused for that round: the topic keeps its
-  queues and the refusal is logged as an error. A 20 s timer and NOTIFY_CONSUMER_IDS_CHANGED
-  tell it. A topic whose consumer list lacks this client (a broker that restarted before our
-  heartbeat reached it) keeps its queues that round; the rebalancer warns once (until a list
-  has us again) and asks for a heartbeat at once, so the broker lists us (and tells the group)
-  without waiting for the 30 s timer. After a round that changed the assignment, a push
-  consumer with ``pull_threshold_for_topic`` / ``pull_threshold_size_for_topic`` shares them
-  over the queues it holds and tells every puller its new limits (``SetLimits``).
+- ``DoRebalance(reason, reply, topics)``: recompute the assignment now (of ``topics`` only when
+  given: the others keep their queues). Clustering: the topic's readable queues (sorted) shared
+  over the group's client ids (sorted, from GET_CONSUMER_LIST_BY_GROUP: those subscribing the
+  topic, with actormq's brokers) by the consumer's allocation strategy
+  (``actors.client.allocate``; AVG by default); broadcasting: every queue; assigned mode (lite
+  ``assign``): the fixed set. A strategy that raises, or answers a queue it was not offered, is
+  refused for that round: the topic keeps its queues and the refusal is logged as an error. A 20 s
+  timer and NOTIFY_CONSUMER_IDS_CHANGED (with the topics it names) tell it. A topic whose consumer
+  list lacks this client (a broker that restarted before our heartbeat reached it) keeps its
+  queues that round; the rebalancer warns once (until a list has us again) and asks for a
+  heartbeat at once, so the broker lists us (and tells the group) without waiting for the 30 s
+  timer. After a round that changed the assignment, a push consumer with
+  ``pull_threshold_for_topic`` / ``pull_threshold_size_for_topic`` shares them over the queues it
+  holds and tells every puller its new limits (``SetLimits``).
 - ``Assign(queues, reply)``: switch to a fixed assignment (lite consumer).
 - ``SeekQueue(mq, offset, reply)``: forward a seek to the queue's puller (lite consumer).
 - ``PullerExited(mq, urn, failure)``: a puller died; a failed one is started again from the
@@ -146,7 +147,7 @@ class Rebalancer(GeventActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, DoRebalance):
-            changed = self._rebalance(message.reason)
+            changed = self._rebalance(message.reason, message.topics)
             if message.reply is not None:
                 message.reply.set(changed)
         elif isinstance(message, Assign):

@@ -27,6 +27,7 @@ class ConsumeFrom(enum.Enum):
 class DoRebalance(msgspec.Struct, frozen=True, tag=True):
     reason: str = "timer"
     reply: Any = None
+    topics: frozenset[str] | None = None  # only these (None: every subscribed topic)
 
 
 class Assign(msgspec.Struct, frozen=True, tag=True):

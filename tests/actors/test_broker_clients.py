@@ -60,7 +60,9 @@ def test_membership_changes_notify_remaining_members() -> None:
     # When a second joins, Then both are told NOTIFY_CONSUMER_IDS_CHANGED
     assert manager.register(heartbeat("g", "c2", s2)).get(timeout=5) is True
     assert [c.code for c in s2.pushed] == [RequestCode.NOTIFY_CONSUMER_IDS_CHANGED]
-    assert len(s1.pushed) == 2 and s1.pushed[-1].ext_fields == {"consumerGroup": "g"}
+    # (naming the topics whose lists changed: both members are actormq clients)
+    assert len(s1.pushed) == 2
+    assert s1.pushed[-1].ext_fields == {"consumerGroup": "g", "topics": "T"}
     assert s1.pushed[-1].is_oneway
     # A repeated heartbeat is not a change
     assert manager.register(heartbeat("g", "c2", s2)).get(timeout=5) is False
@@ -370,10 +372,11 @@ def test_a_topics_consumers_are_the_members_subscribing_it() -> None:
             ),
         )
         assert manager.register(both).get(timeout=5) is False
-        # Then T has both, and nobody is told (unlike RocketMQ: c2 rebalances T itself, c1
-        # within its 20 s; a notice would make every member look at every topic again)
+        # Then T has both, and c1 is told of T only (c2 rebalances T itself)
         assert manager.consumer_ids("g", "T").get(timeout=5) == ["c1", "c2"]
-        assert s1.pushed == []
+        assert [c.ext_fields for c in s1.pushed] == [{"consumerGroup": "g", "topics": "T"}]
+        # (c2 heard only of its own join, of U)
+        assert [c.ext_fields for c in s2.pushed] == [{"consumerGroup": "g", "topics": "U"}]
         # And with a member of another client (Java), whose list is every member, every
         # member's is too (so that all allocate alike)
         java = msgspec.structs.replace(
@@ -412,5 +415,71 @@ def test_a_topic_no_member_subscribes_any_more_leaves_the_groups_subscriptions()
         assert manager.subscription("g", "L2").get(timeout=5) is None
         assert manager.subscription("g", "T").get(timeout=5) is not None
         assert manager.groups_subscribing("L2").get(timeout=5) == []
+    finally:
+        manager.actor_ref.stop()
+
+
+def subscribing(group: str, client: str, session: FakeSession, *topics: str) -> ConsumerHeartbeat:
+    subs = tuple(SubscriptionData(topic=t, sub_string="*") for t in topics)
+    return msgspec.structs.replace(heartbeat(group, client, session), subscriptions=subs)
+
+
+def told(session: FakeSession) -> list[str | None]:
+    """The topics each notice named (None: every topic), and clears them."""
+    named = [c.ext_fields.get("topics") for c in session.pushed]
+    session.pushed.clear()
+    return named
+
+
+def test_notices_name_the_topics_whose_lists_changed_and_reach_only_their_subscribers() -> None:
+    manager = ConsumerManager.start().proxy()
+    try:
+        s1, s2, s3 = FakeSession(1), FakeSession(2), FakeSession(3)
+        # Given c1 on T and L1, c2 on T, c3 on L2 (actormq clients: per-topic lists)
+        manager.register(subscribing("g", "c1", s1, "T", "L1")).get(timeout=5)
+        manager.register(subscribing("g", "c2", s2, "T")).get(timeout=5)
+        manager.register(subscribing("g", "c3", s3, "L2")).get(timeout=5)
+        assert (told(s1), told(s2), told(s3)) == (["L1,T", "T"], ["T"], ["L2"])
+        # When c3 takes up L1 (a topic change, not a join)
+        manager.register(subscribing("g", "c3", s3, "L1", "L2")).get(timeout=5)
+        # Then only c1, which subscribes L1, is told, of L1
+        assert (told(s1), told(s2), told(s3)) == (["L1"], [], [])
+        # When c3 drops L2, which no one else subscribes: no one is told
+        manager.register(subscribing("g", "c3", s3, "L1")).get(timeout=5)
+        assert (told(s1), told(s2), told(s3)) == ([], [], [])
+        # When c1's connection closes: c2 hears of T, c3 of L1
+        manager.channel_closed(1).get(timeout=5)
+        assert (told(s2), told(s3)) == (["T"], ["L1"])
+        # When c2 unregisters: c3 subscribes nothing of its, and is not told
+        manager.unregister("g", "c2").get(timeout=5)
+        assert told(s3) == []
+        # When a Java client joins, every member is told of every topic (its list is every
+        # member, so everyone's becomes so), and a topic change then tells no one
+        sj = FakeSession(4)
+        java = msgspec.structs.replace(subscribing("g", "j1", sj, "X"), language="JAVA")
+        manager.register(java).get(timeout=5)
+        assert (told(s3), told(sj)) == ([None], [None])
+        manager.register(subscribing("g", "c3", s3, "L1", "X")).get(timeout=5)
+        assert (told(s3), told(sj)) == ([], [])
+        # When the Java client leaves, the lists become per topic again: c3 hears of all
+        manager.unregister("g", "j1").get(timeout=5)
+        assert told(s3) == [None]
+    finally:
+        manager.actor_ref.stop()
+
+
+def test_expired_members_notices_name_their_topics() -> None:
+    now = [0.0]
+    manager = ConsumerManager.start(clock=lambda: now[0]).proxy()
+    try:
+        s1, s2 = FakeSession(1), FakeSession(2)
+        manager.register(subscribing("g", "c1", s1, "T", "U")).get(timeout=5)
+        now[0] = 100.0
+        manager.register(subscribing("g", "c2", s2, "U")).get(timeout=5)
+        told(s1), told(s2)
+        # When c1 goes silent past the expiry, Then c2 is told of U (the one it subscribes)
+        now[0] = 121.0
+        assert manager.scan_expired(120.0).get(timeout=5) == ["c1"]
+        assert told(s2) == ["U"]
     finally:
         manager.actor_ref.stop()

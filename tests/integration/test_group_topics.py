@@ -85,5 +85,35 @@ def test_each_topic_goes_to_the_members_that_subscribe_it(cluster: dict[str, str
         assert nobody.code == 0 and json_ids(nobody.body) == []
 
 
+def test_a_member_taking_up_a_topic_is_met_at_once_by_its_other_subscribers(
+    cluster: dict[str, str],
+) -> None:
+    namesrv = cluster["namesrv"]
+    # Given one member pulling all of MixedA's queues, another MixedB's; rebalance timers far
+    # off, so only a notice can move a queue
+    quiet = {"consume_from": ConsumeFrom.FIRST, "rebalance_interval": 600.0}
+    first = PullConsumer(GROUP, namesrv, instance_name="a", **quiet)
+    second = PullConsumer(GROUP, namesrv, instance_name="b", **quiet)
+    first.subscribe("MixedA")
+    second.subscribe("MixedB")
+    with first, second:
+        wait_until(lambda: len(first.assignment()) == 4, timeout=30, what="MixedA's 4 queues")
+        # When the second takes up MixedA too
+        second.change_topics(add=["MixedA"])
+
+        # Then the first hears of it from the broker and lets two of MixedA's queues go, the
+        # second pulls them: each queue of MixedA pulled by exactly one
+        def shared() -> bool:
+            a = [mq for mq in first.assignment() if mq.topic == "MixedA"]
+            b = [mq for mq in second.assignment() if mq.topic == "MixedA"]
+            return len(a) == 2 and len(b) == 2 and not set(a) & set(b)
+
+        wait_until(shared, timeout=15, what="MixedA's queues shared 2/2")
+        # When the second drops MixedA again, Then the first takes all four back
+        second.change_topics(remove=["MixedA"])
+        wait_until(lambda: len(first.assignment()) == 4, timeout=15, what="MixedA's 4 again")
+        assert {mq.topic for mq in second.assignment()} == {"MixedB"}
+
+
 def json_ids(body: bytes) -> list[str]:
     return list(json.loads(body)["consumerIdList"])
