@@ -18,9 +18,9 @@ transaction half topics, OFFSET_MOVED_EVENT, SELF_TEST_TOPIC, the cluster and br
 topics) are present from the start.
 
 Durability point: ``config/topics.json``, rewritten atomically (tmp + fsync + rename + dir
-fsync) by a background greenlet after each change (changes coalesce; reads never wait for a
-slow disk), and on stop. A crash right after a change may lose it: the client's next send
-auto-creates the topic again, or the admin re-applies it.
+fsync) by a background greenlet after each change (changes coalesce, writes start at least
+0.2 s apart; reads never wait for a slow disk), and on stop. A crash right after a change may
+lose it: the client's next send auto-creates the topic again, or the admin re-applies it.
 """
 
 from __future__ import annotations
@@ -56,6 +56,8 @@ AUTO_CREATE_TOPIC_KEY_TOPIC = "TBW102"
 REPLY_TOPIC_SUFFIX = "_REPLY_TOPIC"
 """``<cluster>_REPLY_TOPIC`` holds request-reply replies (RocketMQ's MixAll.REPLY_TOPIC_POSTFIX)."""
 PERM_READ, PERM_WRITE, PERM_INHERIT = 4, 2, 1
+WRITE_INTERVAL_S = 0.2
+"""``topics.json`` is rewritten at most this often (making thousands of topics one by one)."""
 
 
 class _TopicsFile(msgspec.Struct, rename="camel"):
@@ -140,7 +142,7 @@ class TopicConfig(GeventActor):
         self.path = os.path.join(ctx.settings.config_dir, "topics.json")
         self.topics: dict[str, TopicConfigData] = {}
         self.version = DataVersion(int(time.time() * 1000), 0)
-        self._writer = BackgroundWriter(self.path)
+        self._writer = BackgroundWriter(self.path, min_interval=WRITE_INTERVAL_S)
 
     def on_start(self) -> None:
         loaded = read_json(self.path, _TopicsFile)

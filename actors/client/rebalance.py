@@ -58,6 +58,7 @@ from actors.client.allocate import (
     allocate_queues,
 )
 from actors.client.errors import BrokerError, ClientError
+from actors.client.fan_out import fan_out
 from actors.client.holds import Holds
 from actors.client.instance import ClientInstance
 from actors.client.message import MessageQueue
@@ -221,19 +222,10 @@ class Rebalancer(GeventActor):
                     for mq in self.pullers
                     if mq.topic in self.subscriptions and mq.topic not in only
                 )
-            for topic in topics:
-                try:
-                    mine = self._allocate(topic)
-                except ClientError as exc:
-                    logger.debug("client: rebalance of {} skipped: {}", topic, exc)
-                    mine = None
-                except AllocationRefused as exc:
-                    logger.error(
-                        "client: {} keeps its queues of {} this round: {}", self.group, topic, exc
-                    )
-                    mine = None
-                else:
-                    unlisted = unlisted or mine is None
+            # many topics (a lite group's) are looked at many at once: a route and a consumer
+            # list each
+            for topic, (mine, listed) in fan_out(topics, self._share).items():
+                unlisted = unlisted or not listed
                 if mine is None:
                     keep.update(mq for mq in self.pullers if mq.topic == topic)
                 else:
@@ -260,6 +252,19 @@ class Rebalancer(GeventActor):
             if self.on_change is not None:
                 self.on_change(sorted(self.pullers))
         return changed
+
+    def _share(self, topic: str) -> tuple[list[MessageQueue] | None, bool]:
+        """``_allocate(topic)``, and False when this client was not listed; a failure or a
+        refused strategy: None (the topic keeps its queues this round)."""
+        try:
+            mine = self._allocate(topic)
+        except ClientError as exc:
+            logger.debug("client: rebalance of {} skipped: {}", topic, exc)
+            return None, True
+        except AllocationRefused as exc:
+            logger.error("client: {} keeps its queues of {} this round: {}", self.group, topic, exc)
+            return None, True
+        return mine, mine is not None
 
     def _allocate(self, topic: str) -> list[MessageQueue] | None:
         """This client's share of ``topic``; None when the broker asked does not list this

@@ -11,61 +11,40 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import gevent.pool
 from loguru import logger
 
 from actors.client.errors import ClientError
+from actors.client.fan_out import ONE_BY_ONE, fan_out
 from actors.client.instance import ClientInstance
 from actors.client.message import MessageQueue
 from actors.client.offsets import queue_offset
 from actors.client.rebalance_messages import CONSUME_TIMESTAMP_LAG_MS, ConsumeFrom
 from runtime.remoting.codes import RETRY_PREFIX, RequestCode
 
-START_IN_FLIGHT = 32
-"""Newly assigned queues whose start offsets (``start_offset``: the route, the group's
-offset, the consume-from offset and its commit, two to four round trips each) are looked up at
-once, when more than ``START_ONE_BY_ONE`` are. One queue at a time, a lite consumer assigned
-one queue of each of 4,000 topics took 10 - 20 s to start, both processes mostly waiting for
-each other."""
-
-START_ONE_BY_ONE = 16
+START_ONE_BY_ONE = ONE_BY_ONE
 """Up to this many newly assigned queues are looked up one at a time, in order, as always: a
 group's rebalance moves a few queues, and the member taking one over then asks for its offset
 some round trips after the member giving it up was told (NOTIFY_CONSUMER_IDS_CHANGED) and
 commits it. That is an order of events RocketMQ does not promise either (a handover may
 deliver a message twice), but the usual one (``test_a_queue_taken_away_has_its_offset_
-committed_first``)."""
+committed_first``). More are looked up ``fan_out``'s ``IN_FLIGHT`` at once."""
 
 
 def start_offsets(
     mqs: list[MessageQueue], lookup: Callable[[MessageQueue], int]
 ) -> dict[MessageQueue, int]:
-    """``lookup(mq)`` of each of ``mqs``: one by one up to ``START_ONE_BY_ONE`` of them, else
-    ``START_IN_FLIGHT`` at once in greenlets (the caller waits for all of them, so rebalances
-    stay serialised). A queue whose lookup raises a ClientError is left out (a warning; the next
-    rebalance tries again); anything else is raised (the first one)."""
-    found: dict[MessageQueue, int] = {}
-    failures: list[Exception] = []
+    """``lookup(mq)`` of each of ``mqs`` (``fan_out``). A queue whose lookup raises a
+    ClientError is left out (a warning; the next rebalance tries again); anything else is
+    raised (the first one)."""
 
-    def one(mq: MessageQueue) -> None:
+    def one(mq: MessageQueue) -> int | None:
         try:
-            found[mq] = lookup(mq)
+            return lookup(mq)
         except ClientError as exc:
             logger.warning("client: cannot start {}: {}", mq, exc)
-        except Exception as exc:  # raised below, in the caller
-            failures.append(exc)
+            return None
 
-    if len(mqs) <= START_ONE_BY_ONE:
-        for mq in mqs:
-            one(mq)
-    else:
-        pool = gevent.pool.Pool(START_IN_FLIGHT)
-        for mq in mqs:
-            pool.spawn(one, mq)
-        pool.join()
-    if failures:
-        raise failures[0]
-    return found
+    return {mq: offset for mq, offset in fan_out(mqs, one).items() if offset is not None}
 
 
 def consume_from_offset(

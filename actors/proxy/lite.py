@@ -24,6 +24,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from loguru import logger
 
@@ -40,7 +41,10 @@ LITE_TOPIC_MAX_BYTES = 64
 MAX_LITE_TOPICS = 20_000
 """Lite topics the proxy makes in the cluster at most (RocketMQ's ``maxLmqConsumeQueueNum``)."""
 BULK_LOOKUP = 8
-"""More lite topics unknown here than this in one subscription: the topic list is read once."""
+"""More lite topics unknown here than this in one subscription: the topic list is read once
+(and more missing than this are made several at once)."""
+MAKING_AT_ONCE = 8
+"""Lite topics made at once for one subscription of many new ones."""
 TYPE_TTL_S = 30.0
 """How long a topic's message type is taken as read (a changed type applies after this)."""
 _LITE_RE = re.compile(r"[a-zA-Z0-9_-]+\Z")
@@ -192,11 +196,21 @@ class LiteTopics:
 
     def ensure_all(self, parent: str, lites: list[str]) -> list[str]:
         """``ensure`` for many (a client's whole set, after a proxy restart): the name
-        servers' topic list read once for those not known here, not a route each."""
+        servers' topic list read once for those not known here, not a route each; more than
+        ``BULK_LOOKUP`` still missing are made ``MAKING_AT_ONCE`` at a time (each is a few
+        round trips, mostly waiting). Every one is tried; the first failure is raised."""
         names = [lmq_name(parent, lite) for lite in lites]
         if sum(1 for name in names if name not in self._known) > BULK_LOOKUP:
             listed = set(self.admin.topic_list())
             self._known.update(name for name in names if name in listed)
+        missing = [lite for lite, name in zip(lites, names, strict=True) if name not in self._known]
+        if len(missing) > BULK_LOOKUP:
+            with ThreadPoolExecutor(MAKING_AT_ONCE, thread_name_prefix="lite-make") as pool:
+                done = [pool.submit(self.ensure, parent, lite) for lite in missing]
+                for future in done:
+                    future.exception()  # every one ended
+            for future in done:
+                future.result()  # the first failure, if any
         return [self.ensure(parent, lite) for lite in lites]
 
     def forget(self, name: str) -> None:

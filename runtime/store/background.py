@@ -6,11 +6,15 @@ coalesce into one more write of the newest snapshot. ``request(obj, done)`` also
 AsyncResult ``done`` once a write covering that snapshot ended: True when it is durable, False
 when the write failed (for callers that must not answer before the file holds the change).
 ``close()`` waits for the running write and writes whatever is still pending, synchronously
-(for ``on_stop``).
+(for ``on_stop``). ``min_interval``: writes start at least that many seconds apart (a file
+rewritten whole at every change, as the topic table is while thousands of topics are made one
+by one, is written a few times a second instead of after each change: each write costs the
+whole file's encoding).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import gevent
@@ -22,8 +26,11 @@ from runtime.store.configfile import write_json
 
 
 class BackgroundWriter:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, min_interval: float = 0.0) -> None:
         self.path = path
+        self.min_interval = min_interval
+        self._last_start = -min_interval
+        self._closing = gevent.event.Event()
         self._pending: Any = None
         self._has_pending = False
         self._runner: gevent.Greenlet | None = None
@@ -41,6 +48,10 @@ class BackgroundWriter:
     def _run(self) -> None:
         try:
             while self._has_pending:
+                wait = self._last_start + self.min_interval - time.monotonic()
+                if wait > 0 and self._closing.wait(wait):
+                    return  # close() writes what is pending
+                self._last_start = time.monotonic()
                 obj, self._pending, self._has_pending = self._pending, None, False
                 waiters, self._waiters = self._waiters, []
                 ok = False
@@ -60,6 +71,7 @@ class BackgroundWriter:
         return self._runner is not None
 
     def close(self, timeout: float = 10.0) -> None:
+        self._closing.set()
         runner = self._runner
         if runner is not None:
             runner.join(timeout=timeout)

@@ -4,12 +4,13 @@ consumers get; topic attributes (runtime/store/topic_attributes.py)."""
 
 from __future__ import annotations
 
+import threading
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from actors.client.errors import ClientError, NoRouteError
+from actors.client.errors import BrokerError, ClientError, NoRouteError
 from actors.client.message import MessageExt
 from actors.proxy.convert import incoming
 from actors.proxy.lite import (
@@ -417,6 +418,39 @@ def test_a_whole_set_is_looked_up_with_one_topic_list_and_only_the_missing_made(
     assert admin.made == [lmq_name("Chats", "s11")]
     assert admin.route_asks <= 4  # the missing one's checks and its parent, not one per name
     assert made.ensure_all("Chats", lites) == names and admin.made == [lmq_name("Chats", "s11")]
+
+
+class _ConcurrentAdmin(_MakingAdmin):
+    """Its first two creations meet at a barrier: made one after the other, they fail."""
+
+    def __init__(self, existing: set[str], refuse: str) -> None:
+        super().__init__(existing)
+        self.barrier = threading.Barrier(2, timeout=5)
+        self.refuse = refuse
+        self.lock = threading.Lock()
+
+    def create_topic(self, topic: str, **kw: Any) -> list[str]:
+        with self.lock:
+            first_two = len(self.made) < 2
+        if first_two:
+            self.barrier.wait()
+        if topic == self.refuse:
+            raise BrokerError(1, "disk full", "addr", "create topic")
+        with self.lock:
+            return super().create_topic(topic, **kw)
+
+
+def test_many_missing_lite_topics_are_made_several_at_once_and_a_failure_is_raised() -> None:
+    # Given a whole set of 40 lite topics none of which exists, one of which the broker refuses
+    lites = [f"n{i}" for i in range(40)]
+    admin = _ConcurrentAdmin(set(), refuse=lmq_name("Chats", "n7"))
+    made = LiteTopics(admin, max_lite_topics=100)  # type: ignore[arg-type]
+    # When they are ensured together, Then the refusal is raised (BrokerError)
+    with pytest.raises(BrokerError):
+        made.ensure_all("Chats", lites)
+    # And every other one was made (two of them at once: the barrier met), each once
+    assert sorted(admin.made) == sorted(lmq_name("Chats", x) for x in lites if x != "n7")
+    assert not admin.barrier.broken
 
 
 def test_the_lite_topic_quota_counts_what_exists_and_what_was_made_since() -> None:
