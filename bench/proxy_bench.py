@@ -13,9 +13,12 @@ of its own, plain threads), then, alternating ``--rounds`` times in this one inv
 
 Prints msgs/s, p50/p99 ms (sends), the ratio of gRPC to native sends, and the CPU the
 cluster process (broker, and the in-process proxy) and the standalone proxy spent per
-message.
+message. With ``--port-tls``, the gRPC rows are of the standalone proxy only: as started by
+default (plain and TLS on one port, relayed by ``actors.proxy.front``), a second one with
+``tls.server.mode=disabled`` (grpcio's own plain port: the baseline), and TLS clients of the
+first.
 
-    .venv/bin/python bench/proxy_bench.py [--seconds 5] [--rounds 2] [--size 1024]
+    .venv/bin/python bench/proxy_bench.py [--seconds 5] [--rounds 2] [--size 1024] [--port-tls]
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
+import ssl
 import statistics
 import subprocess
 import sys
@@ -54,10 +58,17 @@ def _spawn(tmp: pathlib.Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
     return _started(cmd)
 
 
-def _standalone(namesrv: str) -> tuple[subprocess.Popen[str], dict[str, str]]:
+def _standalone(namesrv: str, *extra: str) -> tuple[subprocess.Popen[str], dict[str, str]]:
     cmd = [sys.executable, "-m", "runtime", "proxy", "--namesrv-addr", namesrv]
-    cmd += ["--ephemeral-ports", "--consume-from", "first", "--log-level", "WARNING"]
+    cmd += ["--ephemeral-ports", "--consume-from", "first", "--log-level", "WARNING", *extra]
     return _started(cmd)
+
+
+def _tls_channel(address: str) -> grpc.Channel:
+    """A TLS channel trusting the certificate the proxy at ``address`` presents."""
+    host, port = address.rsplit(":", 1)
+    cert = ssl.get_server_certificate((host, int(port))).encode()
+    return grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=cert))
 
 
 def _started(cmd: list[str]) -> tuple[subprocess.Popen[str], dict[str, str]]:
@@ -171,11 +182,19 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument(
+        "--port-tls", action="store_true", help="the standalone proxy's port modes (above)"
+    )
     args = parser.parse_args()
     body = b"x" * args.size
     with tempfile.TemporaryDirectory(prefix="actormq-proxy-bench-") as tmp:
         proc, ready = _spawn(pathlib.Path(tmp))
         alone, alone_ready = _standalone(ready["namesrv"])
+        plain_only = None
+        if args.port_tls:
+            config = pathlib.Path(tmp) / "tls.properties"
+            config.write_text("tls.server.mode=disabled\n")
+            plain_only = _standalone(ready["namesrv"], "--tls-config", str(config))
         try:
             print("spawned:", " ".join(f"{k}={v}" for k, v in ready.items()), flush=True)
             with Admin(ready["namesrv"]) as admin:
@@ -183,6 +202,13 @@ def main() -> None:
             pids = (proc.pid, alone.pid)
             proxies = {"in-process (gevent)": ready["proxy"], "standalone": alone_ready["proxy"]}
             channels = {what: grpc.insecure_channel(address) for what, address in proxies.items()}
+            if plain_only is not None:
+                pids += (plain_only[0].pid,)
+                channels = {
+                    "standalone, tls disabled": grpc.insecure_channel(plain_only[1]["proxy"]),
+                    "standalone, default port, plain": channels.pop("standalone"),
+                    "standalone, default port, TLS": _tls_channel(alone_ready["proxy"]),
+                }
             rows: list[dict[str, Any]] = []
             for round_no in range(args.rounds):
                 native = native_send(ready["namesrv"], body, args.seconds, pids)
@@ -197,7 +223,7 @@ def main() -> None:
                 channel.close()
             print("SUMMARY " + json.dumps(rows), flush=True)
         finally:
-            for process in (alone, proc):
+            for process in (*([plain_only[0]] if plain_only else []), alone, proc):
                 process.terminate()
                 process.wait(timeout=60)
 

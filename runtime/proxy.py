@@ -7,11 +7,12 @@ the same process. Either way ``ProxyRole`` owns the gRPC server: ``start()`` ret
 address bound, ``stop()`` stops taking calls and closes the proxy's clients (its groups'
 offsets written).
 
-With ``--tls-config``: ``tls.server.mode=enforcing`` serves gRPC over TLS only (with
-``tls.server.certPath`` / ``keyPath``; ``tls.server.need.client.auth=require`` asks clients for
-a certificate signed by ``tls.server.trustCertPath``); permissive or disabled serve plain gRPC
-(one gRPC port cannot take both); ``tls.enable=true`` makes the proxy's own connections to the
-cluster TLS (``tls.client.*``).
+The gRPC port takes plain and TLS clients by default, as RocketMQ's proxy does (a certificate
+made at start; RocketMQ 5's Java and Go clients use TLS unless told not to): with
+``--tls-config``, ``tls.server.mode`` ``permissive`` (the same, with ``tls.server.certPath`` /
+``keyPath``), ``enforcing`` (TLS only) or ``disabled`` (plain only), see
+``actors.proxy.port_tls``; ``tls.enable=true`` makes the proxy's own connections to the cluster
+TLS (``tls.client.*``).
 
 grpcio and protobuf are the ``proxy`` extra (``pip install 'actormq[proxy]'``); without them
 the role refuses to start with a ConfigError saying so.
@@ -147,7 +148,8 @@ class ProxyRole:
             from actors.client.config import TlsOptions
             from actors.proxy.auth import ProxyAuth
             from actors.proxy.metrics import CallStats, MetricsServer
-            from actors.proxy.server import Guard, ProxyServer, server_credentials
+            from actors.proxy.port_tls import port_tls
+            from actors.proxy.server import Guard, ProxyServer
             from actors.proxy.service import ProxyService
             from actors.proxy.settings import ProxySettings
             from runtime.acl.signature import SessionCredentials
@@ -159,15 +161,19 @@ class ProxyRole:
             ) from None
         self.host = host
         client_options: dict[str, Any] = {}
-        credentials = None
+        tls_settings = None
         if tls_config is not None:
             tls_settings = tls.load(tls_config)
             if tls_settings.enable:  # the proxy's own connections to name servers and brokers
                 client_options["tls"] = TlsOptions(
                     **msgspec.structs.asdict(tls_settings.client_side())
                 )
-            credentials = server_credentials(tls_settings, str(tls_config))
-        self.tls = credentials is not None
+        self.port_tls = port_tls(
+            tls_settings,
+            str(tls_config) if tls_config is not None else None,
+            [host, advertise or ""],
+            tls_config is None or _names_server_mode(tls_config),
+        )
         acl_file, access_key, secret_key = acl
         if access_key and secret_key:
             client_options["credentials"] = SessionCredentials(access_key, secret_key)
@@ -179,7 +185,7 @@ class ProxyRole:
         self.service.telemetry_streams.auth = auth
         stats = CallStats() if metrics_port is not None else None
         guard = Guard(auth, stats)
-        self.server = ProxyServer(self.service, host, port, credentials=credentials, guard=guard)
+        self.server = ProxyServer(self.service, host, port, tls=self.port_tls, guard=guard)
         self.metrics = None
         if stats is not None:
             try:
@@ -213,11 +219,13 @@ class ProxyRole:
         if self.metrics is not None:
             self.metrics_address = f"{shown}:{self.metrics.start()}"
             logger.info("proxy: Prometheus metrics on http://{}/metrics", self.metrics_address)
+        how = {"disabled": "plain", "permissive": "plain and TLS", "enforcing": "over TLS"}
         logger.info(
-            "proxy: gRPC (RocketMQ 5 clients) on {}:{}{}",
+            "proxy: gRPC (RocketMQ 5 clients) on {}:{} {}{}",
             shown,
             port,
-            " over TLS" if self.tls else "",
+            how[self.port_tls.mode.value],
+            " (a certificate made at start)" if self.port_tls.made_certificate else "",
         )
         return f"{shown}:{port}"
 
@@ -256,3 +264,11 @@ def run(args: argparse.Namespace) -> int:
     role.stop()
     logger.info("stopped cleanly")
     return 0
+
+
+def _names_server_mode(path: pathlib.Path) -> bool:
+    """Whether the (already loaded, so readable) tls.properties sets ``tls.server.mode``."""
+    from config.properties import parse_properties
+
+    entries = parse_properties(path.read_text(encoding="utf-8"))
+    return any(entry.key == "tls.server.mode" for entry in entries)

@@ -26,6 +26,7 @@ import os
 from typing import Any
 
 from actors.proxy.convert import resource_name
+from actors.proxy.front import origin
 from actors.proxy.proto import Code
 from runtime.acl.plain import NO_PERMISSION, PlainAccessValidator
 from runtime.acl.resources import Permission
@@ -108,7 +109,7 @@ class ProxyAuth:
             return hmac.compare_digest(expected, signature.lower())
 
         reason = self.validator.current().authorize(
-            access_key, peer_host(context.peer() or ""), signed, lambda: wanted
+            access_key, peer_host(origin(context.peer() or "")), signed, lambda: wanted
         )
         if reason is None:
             return None

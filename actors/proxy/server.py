@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
-import pathlib
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -30,11 +29,12 @@ from loguru import logger
 
 from actors.proxy import lite_calls, recall, receiving, routes
 from actors.proxy.auth import ProxyAuth
+from actors.proxy.front import PermissiveFront
 from actors.proxy.metrics import CallStats
+from actors.proxy.port_tls import PLAIN, PortTls
 from actors.proxy.proto import Code, M
 from actors.proxy.service import ProxyService, status
-from runtime.errors import ConfigError
-from runtime.tls import ClientAuth, TlsMode, TlsSettings
+from runtime.tls import TlsMode
 
 SERVICE = "apache.rocketmq.v2.MessagingService"
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
@@ -162,37 +162,10 @@ def method_handlers(service: ProxyService, guard: Guard | None = None) -> dict[s
     return handlers
 
 
-def server_credentials(settings: TlsSettings, file: str) -> grpc.ServerCredentials | None:
-    """The gRPC port's TLS from a ``tls.properties`` (None: plain). Only ``enforcing`` turns it
-    on: a gRPC port cannot take plain and TLS connections both, as a permissive remoting port
-    does. ConfigError naming the key for what gRPC cannot use."""
-    if settings.server_mode is not TlsMode.ENFORCING:
-        return None
-    if settings.server_key_password:
-        raise ConfigError(file, "tls.server.keyPassword", "the gRPC proxy needs an unencrypted key")
-
-    def read(key: str, path: str) -> bytes:
-        try:
-            return pathlib.Path(path).expanduser().read_bytes()
-        except OSError as exc:
-            raise ConfigError(file, key, f"cannot read {path!r}: {exc.strerror}") from None
-
-    pair = (
-        read("tls.server.keyPath", settings.server_key_path),
-        read("tls.server.certPath", settings.server_cert_path),
-    )
-    roots = None
-    if settings.server_trust_cert_path:
-        roots = read("tls.server.trustCertPath", settings.server_trust_cert_path)
-    return grpc.ssl_server_credentials(
-        [pair],
-        root_certificates=roots,
-        require_client_auth=settings.server_need_client_auth is ClientAuth.REQUIRE,
-    )
-
-
 class ProxyServer:
-    """``start()`` binds ``host:port`` (0: a free port) and returns the port bound."""
+    """``start()`` binds ``host:port`` (0: a free port) and returns the port bound: grpcio
+    itself, or (``tls`` permissive) a ``PermissiveFront`` relaying to grpcio's two loopback
+    ports, one plain and one TLS."""
 
     def __init__(
         self,
@@ -201,7 +174,7 @@ class ProxyServer:
         port: int,
         *,
         workers: int = 1024,
-        credentials: grpc.ServerCredentials | None = None,
+        tls: PortTls = PLAIN,
         guard: Guard | None = None,
     ) -> None:
         if gevent.monkey.is_module_patched("threading"):
@@ -209,7 +182,8 @@ class ProxyServer:
         self.service = service
         self.host = host
         self.port = port
-        self.credentials = credentials
+        self.tls = tls
+        self.front: PermissiveFront | None = None
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix="actormq-proxy"
         )
@@ -233,10 +207,18 @@ class ProxyServer:
 
     def start(self) -> int:
         target = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-        if self.credentials is None:
+        credentials = self.tls.credentials
+        if self.tls.mode is TlsMode.PERMISSIVE and credentials is not None:
+            plain = self.server.add_insecure_port("127.0.0.1:0")
+            secure = self.server.add_secure_port("127.0.0.1:0", credentials)
+            if not plain or not secure:
+                raise OSError("proxy: cannot listen on 127.0.0.1 (the front's gRPC ports)")
+            self.front = PermissiveFront(self.host, self.port, plain, secure)
+            bound = self.front.start()
+        elif credentials is None:
             bound = self.server.add_insecure_port(target)
         else:
-            bound = self.server.add_secure_port(target, self.credentials)
+            bound = self.server.add_secure_port(target, credentials)
         if not bound:
             raise OSError(f"proxy: cannot listen on {target}")
         self.service.start()
@@ -247,6 +229,8 @@ class ProxyServer:
     def stop(self, grace: float = 2.0) -> None:
         """Stop taking calls, let running ones end within ``grace`` seconds, then close the
         service's clients (writing the groups' offsets)."""
+        if self.front is not None:
+            self.front.stop()
         self.server.stop(grace).wait(grace + 1.0)
         self.service.stop()
         self._pool.shutdown(wait=False)

@@ -1,8 +1,11 @@
-"""The proxy's gRPC port over TLS (``--tls-config`` with ``tls.server.mode=enforcing``)."""
+"""The proxy's gRPC port and TLS: plain and TLS clients on one port by default (a certificate
+made at start, as RocketMQ's proxy), ``permissive`` with a given certificate, ``enforcing`` TLS
+only, ``disabled`` plain only (``--tls-config``)."""
 
 from __future__ import annotations
 
 import pathlib
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -129,3 +132,66 @@ def test_a_proxy_reaches_an_enforcing_cluster_over_tls(tmp_path: pathlib.Path) -
             # When a gRPC client asks the proxy for a route, Then the proxy got it over TLS
             with grpc.insecure_channel(address) as channel:
                 assert _route(channel).status.code == Code.OK
+
+
+def _proxy(namesrv: str, *extra: str) -> RuntimeProcess:
+    return RuntimeProcess(["proxy", "--namesrv-addr", namesrv, "--ephemeral-ports", *extra])
+
+
+@pytest.fixture
+def cluster(tmp_path: pathlib.Path) -> Iterator[str]:
+    with RuntimeProcess(["--ephemeral-ports", "--data-dir", str(tmp_path / "data")]) as node:
+        namesrv = node.wait_ready(timeout=30)["namesrv"]
+        with Admin(namesrv) as admin:
+            admin.create_topic(TOPIC, queues=2)
+            wait_until(lambda: _routed(admin, TOPIC), what="routed")
+        yield namesrv
+
+
+def test_a_proxy_by_default_serves_plain_and_tls_clients_on_one_port(cluster: str) -> None:
+    # Given a proxy started with no TLS configuration
+    with _proxy(cluster) as proxy:
+        address = proxy.wait_ready(timeout=30)["proxy"]
+        wait_until(
+            lambda: any("plain and TLS" in line for line in proxy.stderr), what="the log line"
+        )
+        host, port = address.rsplit(":", 1)
+        # When a plain client asks for a route, Then it gets it
+        with grpc.insecure_channel(address) as channel:
+            assert _route(channel).status.code == Code.OK
+        # And a TLS client trusting the certificate the proxy made (read off the port: names
+        # 127.0.0.1) gets it too, as RocketMQ 5's Java and Go clients would by default
+        cert = ssl.get_server_certificate((host, int(port))).encode()
+        credentials = grpc.ssl_channel_credentials(root_certificates=cert)
+        with grpc.secure_channel(address, credentials) as channel:
+            assert _route(channel).status.code == Code.OK
+
+
+def test_permissive_with_a_given_certificate_and_disabled_plain_only(
+    cluster: str, tmp_path: pathlib.Path
+) -> None:
+    cert, key = self_signed(tmp_path, "actormq-test")
+    permissive = tmp_path / "permissive.properties"
+    permissive.write_text(
+        f"tls.server.mode=permissive\ntls.server.certPath={cert}\ntls.server.keyPath={key}\n"
+    )
+    disabled = tmp_path / "disabled.properties"
+    disabled.write_text("tls.server.mode=disabled\n")
+    credentials = grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())
+    options = [("grpc.ssl_target_name_override", "actormq-test")]
+    # Given a permissive proxy with its own certificate: both kinds of client are served
+    with _proxy(cluster, "--tls-config", str(permissive)) as proxy:
+        address = proxy.wait_ready(timeout=30)["proxy"]
+        with grpc.secure_channel(address, credentials, options=options) as channel:
+            assert _route(channel).status.code == Code.OK
+        with grpc.insecure_channel(address) as channel:
+            assert _route(channel).status.code == Code.OK
+    # Given a proxy with tls.server.mode=disabled: plain only, a TLS client is not served
+    with _proxy(cluster, "--tls-config", str(disabled)) as proxy:
+        address = proxy.wait_ready(timeout=30)["proxy"]
+        with grpc.insecure_channel(address) as channel:
+            assert _route(channel).status.code == Code.OK
+        secure = grpc.secure_channel(address, credentials, options=options)
+        with secure as channel, pytest.raises(grpc.RpcError) as refused:
+            _route(channel)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE

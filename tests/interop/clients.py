@@ -14,7 +14,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TextIO
 
 from tests.interop.install import Client
@@ -33,6 +33,7 @@ class ClientProcess:
         home: pathlib.Path,
         label: str,
         cond: threading.Condition | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.client = client
         self.label = label
@@ -42,7 +43,7 @@ class ClientProcess:
         self.proc = subprocess.Popen(
             self.argv,
             cwd=home,
-            env=client.env(home),
+            env={**client.env(home), **(env or {})},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

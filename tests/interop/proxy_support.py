@@ -51,9 +51,16 @@ def await_route(cluster: Cluster, topic: str, timeout: float = 20) -> None:
             time.sleep(0.2)
 
 
-def run_script(client: Client, tmp: pathlib.Path, script: str, *args: str) -> ClientProcess:
+def run_script(
+    client: Client,
+    tmp: pathlib.Path,
+    script: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+) -> ClientProcess:
     label = script.rsplit(".", 1)[0]
-    return ClientProcess(client, script, list(args), tmp / f"{label}-{time.monotonic_ns()}", label)
+    home = tmp / f"{label}-{time.monotonic_ns()}"
+    return ClientProcess(client, script, list(args), home, label, env=env)
 
 
 def ended(process: ClientProcess, timeout: float = 60) -> list[Event]:

@@ -9,6 +9,7 @@ topic and group.
 from __future__ import annotations
 
 import pathlib
+import ssl
 from collections.abc import Iterator
 
 import pytest
@@ -60,6 +61,43 @@ def test_grpc_producer_is_read_by_the_native_consumer(
         assert [m.properties["seq"] for m in got] == ["0", "1", "2"]
         assert {m.all_properties["__SHARDINGKEY"] for m in got} == {"g1"}
         assert len({m.queue_id for m in got}) == 1
+
+
+def test_tls_clients_are_served_on_the_default_port(
+    grpc5_client: Client, cluster_with_proxy: Cluster, tmp_path: pathlib.Path
+) -> None:
+    with one_test(cluster_with_proxy) as cluster:
+        # Given the proxy as started by default (no TLS configured: it made a certificate),
+        # and RocketMQ 5's producer and SimpleConsumer with TLS on, trusting that certificate
+        # (RocketMQ 5's Java and Go clients use TLS by default and trust any certificate)
+        topic = make_topic(cluster, "Grpc5Tls")
+        proxy = cluster.ready["proxy"]
+        host, port = proxy.rsplit(":", 1)
+        roots = tmp_path / "proxy.pem"
+        roots.write_text(ssl.get_server_certificate((host, int(port))))
+        tls = {"ACTORMQ_TLS": "1", "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH": str(roots)}
+        # When the producer sends 3 messages over TLS
+        events = ended(
+            run_script(grpc5_client, tmp_path, "producer.py", proxy, topic, "3", env=tls)
+        )
+        assert len([e for e in events if e["event"] == "sent"]) == 3
+        # Then the SimpleConsumer receives all three over TLS, and a plain client still works
+        received = ended(
+            run_script(
+                grpc5_client,
+                tmp_path,
+                "simple_consumer.py",
+                proxy,
+                "grpc5_tls",
+                topic,
+                "--expect",
+                "3",
+                env=tls,
+            )
+        )
+        bodies = sorted(e["body"] for e in received if e["event"] == "received")
+        assert bodies == ["body-0", "body-1", "body-2"]
+        assert len(read_natively(cluster, topic, "native_reads_grpc5_tls", 3)) == 3
 
 
 def test_native_producer_is_received_by_the_simple_consumer(

@@ -13,6 +13,7 @@ docs/proxy.md, "Node.js client notes". Every test names its own topic and group.
 from __future__ import annotations
 
 import pathlib
+import ssl
 from collections.abc import Iterator
 
 import pytest
@@ -69,6 +70,28 @@ def test_node_producer_is_read_by_the_native_consumer(
         # And the message group is the sharding key: all three in one queue, in order
         assert {m.all_properties["__SHARDINGKEY"] for m in got} == {"g1"}
         assert len({m.queue_id for m in got}) == 1
+
+
+def test_tls_clients_are_served_on_the_default_port(
+    node5_client: Client, node5_cluster: Cluster, tmp_path: pathlib.Path
+) -> None:
+    with one_test(node5_cluster) as cluster:
+        # Given the proxy as started by default (it made a certificate at start), and the
+        # Node.js producer with sslEnabled, trusting that certificate
+        topic = make_topic(cluster, "Node5Tls")
+        proxy = cluster.ready["proxy"]
+        host, port = proxy.rsplit(":", 1)
+        roots = tmp_path / "proxy.pem"
+        roots.write_text(ssl.get_server_certificate((host, int(port))))
+        tls = {"ACTORMQ_TLS": "1", "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH": str(roots)}
+        # When it sends 3 messages over TLS
+        events = ended(
+            run_script(node5_client, tmp_path, "producer.js", proxy, topic, "3", env=tls)
+        )
+        # Then they are stored and read intact
+        assert len([e for e in events if e["event"] == "sent"]) == 3
+        got = read_natively(cluster, topic, "native_reads_node5_tls", 3)
+        assert sorted(m.body for m in got) == [b"body-0", b"body-1", b"body-2"]
 
 
 def test_native_producer_is_received_by_the_simple_consumer(

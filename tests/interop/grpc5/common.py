@@ -4,6 +4,7 @@ stop on SIGTERM. Runs under .interop/grpc5's interpreter (RocketMQ 5's Python cl
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import threading
@@ -29,6 +30,12 @@ def emit(event: str, **fields: Any) -> None:
 
 def configuration(endpoint: str) -> ClientConfiguration:
     return ClientConfiguration(endpoint, Credentials(), request_timeout=3)
+
+
+def tls() -> bool:
+    """``ACTORMQ_TLS=1``: connect over TLS (``tls_enable``), trusting the certificate in the
+    file ``GRPC_DEFAULT_SSL_ROOTS_FILE_PATH`` names (grpc reads that variable itself)."""
+    return os.environ.get("ACTORMQ_TLS") == "1"
 
 
 def on_sigterm() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from common import configuration, emit, fail
+from common import configuration, emit, fail, tls
 from rocketmq import Message, Producer
 
 
@@ -24,7 +24,7 @@ def main() -> None:
     parser.add_argument("--body-prefix", default="body-")
     parser.add_argument("--recall", type=int, nargs="*", default=[], help="recall these (i)")
     args = parser.parse_args()
-    producer = Producer(configuration(args.endpoint), (args.topic,))
+    producer = Producer(configuration(args.endpoint), (args.topic,), tls_enable=tls())
     try:
         producer.startup()
         emit("started")

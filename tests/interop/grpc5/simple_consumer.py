@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from common import configuration, describe, emit, fail
+from common import configuration, describe, emit, fail, tls
 from rocketmq import FilterExpression, SimpleConsumer
 
 
@@ -30,6 +30,7 @@ def main() -> None:
         args.group,
         {args.topic: FilterExpression(args.expression)},
         await_duration=2,
+        tls_enable=tls(),
     )
     acked = 0
     try:

@@ -35,9 +35,12 @@ function fail(err) {
   exit(1);
 }
 
-// The options every client takes: the proxy's address, no namespace, 3 s per request.
+// The options every client takes: the proxy's address, no namespace, 3 s per request; TLS
+// with ACTORMQ_TLS=1 (trusting the certificate in GRPC_DEFAULT_SSL_ROOTS_FILE_PATH: grpc-js
+// reads that variable itself).
 function clientOptions(endpoint) {
-  return { endpoints: endpoint, namespace: '', requestTimeout: 3000 };
+  const sslEnabled = process.env.ACTORMQ_TLS === '1';
+  return { endpoints: endpoint, namespace: '', requestTimeout: 3000, sslEnabled };
 }
 
 // What a received message carries, as JSON (the fields of grpc5/common.py's describe).

@@ -1,0 +1,76 @@
+"""How the proxy's gRPC port takes TLS: ``PortTls`` from the ``tls.server.*`` keys.
+
+- ``permissive`` (the default, as RocketMQ's proxy: also when ``--tls-config`` is not given or
+  its file has no ``tls.server.mode``): plain and TLS clients on the one port
+  (``actors.proxy.front``);
+- ``enforcing``: TLS only (grpcio owns the port); ``disabled``: plain only (grpcio owns it).
+
+TLS uses ``tls.server.certPath`` / ``keyPath`` (``tls.server.need.client.auth=require`` with
+``tls.server.trustCertPath`` asks clients for a certificate). Without them (no file) a
+certificate is made at start (``actors.proxy.self_signed``; RocketMQ's test mode): without the
+``cryptography`` package the default port is plain only, with a warning.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from typing import NamedTuple
+
+import grpc
+from loguru import logger
+
+from actors.proxy import self_signed
+from runtime.errors import ConfigError
+from runtime.tls import ClientAuth, TlsMode, TlsSettings
+
+
+class PortTls(NamedTuple):
+    mode: TlsMode
+    credentials: grpc.ServerCredentials | None = None
+    made_certificate: bytes | None = None
+    """The certificate made at start (PEM), when none was given."""
+
+
+PLAIN = PortTls(TlsMode.DISABLED)
+
+
+def port_tls(
+    settings: TlsSettings | None, file: str | None, hosts: list[str], mode_given: bool = True
+) -> PortTls:
+    """The port's TLS: from ``settings`` (read from ``file``), or RocketMQ's default when
+    there is no file or it says no ``tls.server.mode`` (``mode_given``). ConfigError naming
+    the key for what gRPC cannot use."""
+    if settings is None or not mode_given:
+        if not self_signed.available():
+            logger.warning(
+                "proxy: gRPC port plain only: RocketMQ 5 clients using TLS (Java's and Go's "
+                "default) cannot connect; pip install cryptography to serve them"
+            )
+            return PLAIN
+        key, cert = self_signed.make(hosts)
+        return PortTls(TlsMode.PERMISSIVE, grpc.ssl_server_credentials([(key, cert)]), cert)
+    if settings.server_mode is TlsMode.DISABLED:
+        return PLAIN
+    assert file is not None
+    if settings.server_key_password:
+        raise ConfigError(file, "tls.server.keyPassword", "the gRPC proxy needs an unencrypted key")
+
+    def read(key: str, path: str) -> bytes:
+        try:
+            return pathlib.Path(path).expanduser().read_bytes()
+        except OSError as exc:
+            raise ConfigError(file, key, f"cannot read {path!r}: {exc.strerror}") from None
+
+    pair = (
+        read("tls.server.keyPath", settings.server_key_path),
+        read("tls.server.certPath", settings.server_cert_path),
+    )
+    roots = None
+    if settings.server_trust_cert_path:
+        roots = read("tls.server.trustCertPath", settings.server_trust_cert_path)
+    credentials = grpc.ssl_server_credentials(
+        [pair],
+        root_certificates=roots,
+        require_client_auth=settings.server_need_client_auth is ClientAuth.REQUIRE,
+    )
+    return PortTls(settings.server_mode, credentials)

@@ -1,0 +1,140 @@
+"""PermissiveFront: plain and TLS gRPC on one port, relayed to grpcio's two loopback ports."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import pytest
+
+from actors.proxy import front as front_module
+from actors.proxy import self_signed
+from actors.proxy.front import PermissiveFront, origin
+from actors.proxy.port_tls import PLAIN, port_tls
+from runtime.errors import ConfigError
+from runtime.tls import TlsMode, TlsSettings
+
+pytestmark = [
+    pytest.mark.timeout(30),
+    pytest.mark.skipif(not self_signed.available(), reason="needs cryptography"),
+]
+
+
+def _ident(x: bytes) -> bytes:
+    return x
+
+
+class Echo:
+    """A grpcio server answering each call with the peer grpcio saw and its origin."""
+
+    def __init__(self) -> None:
+        key, self.cert = self_signed.make()
+        self.server = grpc.server(concurrent.futures.ThreadPoolExecutor(4))
+
+        def echo(request: bytes, context: Any) -> bytes:
+            peer = context.peer()
+            return f"{peer}|{origin(peer)}|".encode() + request
+
+        handler = grpc.unary_unary_rpc_method_handler(echo, _ident, _ident)
+        self.server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler("t.Echo", {"Call": handler}),)
+        )
+        self.plain = self.server.add_insecure_port("127.0.0.1:0")
+        creds = grpc.ssl_server_credentials([(key, self.cert)])
+        self.secure = self.server.add_secure_port("127.0.0.1:0", creds)
+        self.server.start()
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[Echo, PermissiveFront]]:
+    echo = Echo()
+    front = PermissiveFront("127.0.0.1", 0, echo.plain, echo.secure)
+    front.start()
+    yield echo, front
+    front.stop()
+    echo.server.stop(0)
+
+
+def _call(channel: grpc.Channel, body: bytes) -> list[str]:
+    call = channel.unary_unary(
+        "/t.Echo/Call", request_serializer=_ident, response_deserializer=_ident
+    )
+    return call(body, timeout=10).decode().split("|")
+
+
+def test_plain_and_tls_clients_are_served_on_one_port(
+    served: tuple[Echo, PermissiveFront],
+) -> None:
+    echo, front = served
+    address = f"127.0.0.1:{front.port}"
+    # Given a plain client and a TLS client (trusting the made certificate) of the one port
+    tls = grpc.ssl_channel_credentials(root_certificates=echo.cert)
+    with grpc.insecure_channel(address) as plain, grpc.secure_channel(address, tls) as secure:
+        # When each calls, Then both are answered, bodies intact
+        plain_peer, plain_origin, body = _call(plain, b"plain")
+        tls_peer, tls_origin, tls_body = _call(secure, b"x" * 100_000)
+        assert body == "plain" and tls_body == "x" * 100_000
+        # And grpcio saw the front's loopback connections, origin() the clients' own
+        for peer, client in ((plain_peer, plain_origin), (tls_peer, tls_origin)):
+            assert peer.startswith("ipv4:127.0.0.1:") and client.startswith("ipv4:127.0.0.1:")
+            assert client != peer
+        assert plain_origin != tls_origin
+    # And once the clients closed, their origins are forgotten
+    assert origin(plain_peer) == plain_peer or _wait_forgotten(plain_peer)
+
+
+def _wait_forgotten(peer: str) -> bool:
+    from tests.client_support import wait_until
+
+    wait_until(lambda: origin(peer) == peer, timeout=10, what="the origin forgotten")
+    return True
+
+
+def test_a_silent_connection_is_closed_and_garbage_goes_to_the_plain_port(
+    served: tuple[Echo, PermissiveFront], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, front = served
+    monkeypatch.setattr(front_module, "FIRST_BYTE_S", 0.3)
+    # Given a connection that never sends a byte, Then the front closes it
+    with socket.create_connection(("127.0.0.1", front.port), timeout=10) as silent:
+        assert silent.recv(1) == b""
+    # Given a connection that sends what is no HTTP/2 preface, Then grpcio closes it, and so
+    # does the front (its answer, if any, and then the end)
+    with socket.create_connection(("127.0.0.1", front.port), timeout=10) as junk:
+        junk.sendall(b"hello, this is no gRPC\r\n\r\n" * 4)
+        while junk.recv(65536):
+            pass
+
+
+def test_stopping_the_front_closes_its_connections(served: tuple[Echo, PermissiveFront]) -> None:
+    _, front = served
+    # Given a plain connection relayed (its preface sent)
+    with socket.create_connection(("127.0.0.1", front.port), timeout=10) as conn:
+        conn.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        conn.recv(9)  # grpcio's SETTINGS frame header: relayed back
+        # When the front stops, Then the connection ends
+        front.stop()
+        while conn.recv(65536):
+            pass
+    # And the port no longer takes connections
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", front.port), timeout=2).close()
+
+
+def test_the_port_mode_follows_rocketmqs_defaults() -> None:
+    # Given no TLS file (or one that names no tls.server.mode): permissive, a certificate made
+    made = port_tls(None, None, ["0.0.0.0", "10.0.0.7"])
+    assert made.mode is TlsMode.PERMISSIVE and made.credentials is not None
+    assert made.made_certificate is not None and b"BEGIN CERTIFICATE" in made.made_certificate
+    unnamed = port_tls(TlsSettings(enable=True), "tls.properties", [], mode_given=False)
+    assert unnamed.mode is TlsMode.PERMISSIVE and unnamed.made_certificate is not None
+    # Given tls.server.mode=disabled: plain only, nothing made
+    assert port_tls(TlsSettings(), "tls.properties", []) == PLAIN
+    # Given an encrypted key: a ConfigError naming the file and the key
+    with pytest.raises(ConfigError) as refused:
+        settings = TlsSettings(server_mode=TlsMode.ENFORCING, server_key_password="secret")
+        port_tls(settings, "tls.properties", [])
+    assert "tls.server.keyPassword" in str(refused.value) and "tls.properties" in str(refused.value)
