@@ -11,6 +11,13 @@ after its last, ``offset`` there, ``tail_n`` N before the group's offset (or the
 has none), ``timestamp`` the first message stored at or after it. Over ``CLIENT_QUOTA`` lite
 topics for one client: LITE_SUBSCRIPTION_QUOTA_EXCEEDED; an unknown action or offset policy:
 BAD_REQUEST.
+
+RocketMQ 5's Python client (5.1.2, the newest) sends ``subscribe_lite("chat-1")`` as a
+PARTIAL_ADD of the name's characters (``lite_topic_set.extend(name)``): from a client whose
+``x-mq-language`` is PYTHON, a PARTIAL_ADD of several one-character entries is taken as the one
+name they spell (every official client's PARTIAL_ADD carries one name; without this the proxy
+made lite topics ``c``, ``h``, ... and the client's own lite topic waited for its 30 s
+COMPLETE_ADD).
 """
 
 from __future__ import annotations
@@ -43,7 +50,7 @@ def sync_lite_subscription(service: ProxyService, request: Any, context: Any) ->
     placing = action == LiteSubscriptionAction.PARTIAL_ADD and request.HasField("offset_option")
     if placing and _option_problem(request.offset_option):
         return status(response, Code.BAD_REQUEST, _option_problem(request.offset_option))
-    lites = list(request.lite_topic_set)
+    lites = _spelled_out(list(request.lite_topic_set), action, context)
     try:
         kind = service.topic_types.of(bind, strict=True)
         if kind != "LITE":
@@ -70,6 +77,18 @@ def sync_lite_subscription(service: ProxyService, request: Any, context: Any) ->
         # what changed stays: the group's topics are matched to it again within a second
         return status(response, error_code(exc), str(exc))
     return status(response, Code.OK)
+
+
+def _spelled_out(lites: list[str], action: int, context: Any) -> list[str]:
+    """The Python client's PARTIAL_ADD of one name's characters as that name (above)."""
+    if action != LiteSubscriptionAction.PARTIAL_ADD or len(lites) < 2:
+        return lites
+    if any(len(lite) != 1 for lite in lites):
+        return lites
+    language = next(
+        (str(v) for k, v in context.invocation_metadata() or () if k == "x-mq-language"), ""
+    )
+    return ["".join(lites)] if language.upper() == "PYTHON" else lites
 
 
 def _option_problem(option: Any) -> str | None:

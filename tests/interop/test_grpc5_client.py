@@ -326,3 +326,100 @@ def test_a_recalled_delayed_message_is_never_delivered(
         # When they are due (and 3 s more), Then consumers got the other two only
         got = read_natively(cluster, topic, "native_reads_recall", 3, seconds=6)
         assert sorted(m.body for m in got) == [b"body-0", b"body-2"]
+
+
+def _lite_topics(cluster: Cluster, parent: str) -> set[str]:
+    """The lite topics of ``parent`` the cluster has (their queue topics' last part)."""
+    prefix = f"%LMQ%${parent}$"
+    with Admin(cluster.namesrv) as admin:
+        return {t[len(prefix) :] for t in admin.topic_list() if t.startswith(prefix)}
+
+
+def test_lite_push_consumer_gets_its_lite_topics_in_order(
+    grpc5_client: Client, cluster_with_proxy: Cluster, tmp_path: pathlib.Path
+) -> None:
+    with one_test(cluster_with_proxy) as cluster:
+        # Given a LITE topic and RocketMQ 5's Python LitePushConsumer subscribed to two of its
+        # lite topics (the client sends each name spelled out, one character per entry)
+        topic = make_topic(cluster, "Grpc5Lite", attributes="+message.type=LITE")
+        proxy = cluster.ready["proxy"]
+        args = ["lite_consumer.py", proxy, "grpc5_lite", topic, "--lites", "chat-1,chat-2"]
+        with run_script(grpc5_client, tmp_path, *args) as consumer:
+            consumer.wait_event("ready", timeout=30)
+            # When the Python producer sends 9 lite messages over three lite topics
+            sent = ended(
+                run_script(
+                    grpc5_client,
+                    tmp_path,
+                    "producer.py",
+                    proxy,
+                    topic,
+                    "9",
+                    "--lite",
+                    "chat-1,chat-2,chat-3",
+                    "--body-prefix",
+                    "",
+                )
+            )
+            assert len([e for e in sent if e["event"] == "sent"]) == 9
+            # Then it consumes the six of its two lite topics, each in order, each marked
+            want = {"chat-1:0", "chat-1:3", "chat-1:6", "chat-2:1", "chat-2:4", "chat-2:7"}
+            consumer.wait_until(
+                lambda evs: {e["body"] for e in evs if e["event"] == "consumed"} >= want,
+                timeout=40,
+                what="both lite topics consumed",
+            )
+            consumed = consumer.events("consumed")
+            for lite in ("chat-1", "chat-2"):
+                mine = [e["body"] for e in consumed if e["lite_topic"] == lite]
+                assert mine == sorted(b for b in want if b.startswith(lite)), consumed
+            assert not [e for e in consumed if e["lite_topic"] == "chat-3"]
+            assert consumer.terminate(timeout=30) == 0, consumer.diagnostics()
+        # And the proxy made the lite topics named, not one per character
+        assert _lite_topics(cluster, topic) == {"chat-1", "chat-2", "chat-3"}
+
+
+def test_lite_simple_consumer_receives_its_lite_topic(
+    grpc5_client: Client, cluster_with_proxy: Cluster, tmp_path: pathlib.Path
+) -> None:
+    with one_test(cluster_with_proxy) as cluster:
+        # Given a LITE topic with messages of two lite topics
+        topic = make_topic(cluster, "Grpc5LiteSimple", attributes="+message.type=LITE")
+        proxy = cluster.ready["proxy"]
+        sent = ended(
+            run_script(
+                grpc5_client,
+                tmp_path,
+                "producer.py",
+                proxy,
+                topic,
+                "6",
+                "--lite",
+                "s-1,s-2",
+                "--body-prefix",
+                "",
+            )
+        )
+        assert len([e for e in sent if e["event"] == "sent"]) == 6
+        # When RocketMQ 5's LiteSimpleConsumer subscribes one of them and receives
+        events = ended(
+            run_script(
+                grpc5_client,
+                tmp_path,
+                "lite_consumer.py",
+                proxy,
+                "grpc5_lite_simple",
+                topic,
+                "--lites",
+                "s-1",
+                "--simple",
+                "--expect",
+                "3",
+                "--seconds",
+                "30",
+            )
+        )
+        # Then it gets that lite topic's three, in order, each marked, and none of the other
+        received = [e for e in events if e["event"] == "received"]
+        assert [e["body"] for e in received] == ["s-1:0", "s-1:2", "s-1:4"], events
+        assert {e["lite_topic"] for e in received} == {"s-1"}

@@ -22,6 +22,7 @@ from actors.proxy.lite import (
     lmq_name,
     split_lmq,
 )
+from actors.proxy.lite_calls import _spelled_out
 from actors.proxy.lite_groups import LiteGroups
 from actors.proxy.lite_subscriptions import EXPIRE_S, LiteSubscriptions
 from actors.proxy.pop import PopGroup
@@ -505,3 +506,23 @@ def test_a_client_joining_a_lite_topic_already_pulled_is_served_at_once() -> Non
     # Then its receive reads it at once
     assert found == [[s1]]
     assert time.monotonic() - began < 5
+
+
+class _Context:
+    def __init__(self, language: str) -> None:
+        self.language = language
+
+    def invocation_metadata(self) -> list[tuple[str, str]]:
+        return [("x-mq-language", self.language), ("x-mq-client-id", "c1")]
+
+
+def test_the_python_clients_spelled_out_lite_topic_is_read_as_one_name() -> None:
+    spelled = list("chat-1")
+    add, remove = LiteSubscriptionAction.PARTIAL_ADD, LiteSubscriptionAction.PARTIAL_REMOVE
+    # Given RocketMQ 5's Python client's PARTIAL_ADD of "chat-1" (one entry per character)
+    assert _spelled_out(spelled, add, _Context("PYTHON")) == ["chat-1"]
+    # But a one-character name, another language's, a remove, or real names stay as given
+    assert _spelled_out(["c"], add, _Context("PYTHON")) == ["c"]
+    assert _spelled_out(spelled, add, _Context("NODE_JS")) == spelled
+    assert _spelled_out(spelled, remove, _Context("PYTHON")) == spelled
+    assert _spelled_out(["chat-1", "c"], add, _Context("PYTHON")) == ["chat-1", "c"]

@@ -1,8 +1,9 @@
 """producer.py ENDPOINT TOPIC COUNT [--tag T] [--group G] [--delay-ms N] [--body-prefix P]
-[--recall I ...]
+[--recall I ...] [--lite L1,L2]
 Sends COUNT messages (body P<i>, keys k<i>, property seq=<i>) through RocketMQ 5's Producer;
 prints started, one sent line per message (message_id, due_ms), a recalled line for each
-message recalled at once (with --delay-ms), done."""
+message recalled at once (with --delay-ms), done. With --lite, message i goes to lite topic
+L[i % len] and its body is <lite>:<i> (after the prefix)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ def main() -> None:
     parser.add_argument("--delay-ms", type=int, default=0)
     parser.add_argument("--body-prefix", default="body-")
     parser.add_argument("--recall", type=int, nargs="*", default=[], help="recall these (i)")
+    parser.add_argument("--lite", default="", help="lite topics, comma-separated")
     args = parser.parse_args()
     producer = Producer(configuration(args.endpoint), (args.topic,), tls_enable=tls())
     try:
@@ -31,7 +33,12 @@ def main() -> None:
         for i in range(args.count):
             msg = Message()
             msg.topic = args.topic
-            msg.body = f"{args.body_prefix}{i}".encode()
+            lites = [lite for lite in args.lite.split(",") if lite]
+            lite = lites[i % len(lites)] if lites else None
+            body = f"{lite}:{i}" if lite else str(i)
+            msg.body = f"{args.body_prefix}{body}".encode()
+            if lite:
+                msg.lite_topic = lite
             msg.tag = args.tag
             msg.keys = f"k{i}"
             msg.add_property("seq", str(i))
