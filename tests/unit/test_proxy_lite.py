@@ -429,10 +429,12 @@ class _ConcurrentAdmin(_MakingAdmin):
         self.barrier = threading.Barrier(2, timeout=5)
         self.refuse = refuse
         self.lock = threading.Lock()
+        self.entered = 0
 
     def create_topic(self, topic: str, **kw: Any) -> list[str]:
         with self.lock:
-            first_two = len(self.made) < 2
+            first_two = self.entered < 2  # (exactly two meet: a third would wait alone)
+            self.entered += 1
         if first_two:
             self.barrier.wait()
         if topic == self.refuse:
