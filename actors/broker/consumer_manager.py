@@ -60,6 +60,9 @@ PER_TOPIC = "PYTHON"
 """The heartbeat language of actormq's clients, which ask for a topic's consumer list: a group
 whose members all are gets per-topic lists; a group with any other client, every member."""
 SCAN_INTERVAL_S = 10.0
+TOPICS_PER_NOTICE = 16 * 1024
+"""Characters of topic names one NOTIFY_CONSUMER_IDS_CHANGED names at most (its header's limit
+is 64 KiB: a lite group of thousands of topics is told in several)."""
 
 
 class ConsumerHeartbeat(msgspec.Struct, frozen=True, tag=True):
@@ -120,6 +123,21 @@ class _Detached:
 
     def send_oneway(self, cmd: Any) -> bool:
         return False
+
+
+def _joined(topics: frozenset[str]) -> list[str]:
+    """The names comma-joined, in pieces of at most ``TOPICS_PER_NOTICE`` characters."""
+    pieces: list[str] = []
+    current: list[str] = []
+    size = 0
+    for topic in sorted(topics):
+        if current and size + len(topic) + 1 > TOPICS_PER_NOTICE:
+            pieces.append(",".join(current))
+            current, size = [], 0
+        current.append(topic)
+        size += len(topic) + 1
+    pieces.append(",".join(current))
+    return pieces
 
 
 def _per_topic(info: GroupInfo) -> bool:
@@ -216,7 +234,9 @@ class ConsumerManager(GeventActor):
             also = f" (its connection {len(client.channels)})" if len(client.channels) > 1 else ""
             logger.info("broker: consumer {} joined group {}{}", hb.client_id, hb.group, also)
         if joined and hb.notify:
-            self._notify(info, topics if scoped else None)
+            # (a client id joining on another connection with other topics: the ones it
+            # dropped changed too)
+            self._notify(info, topics | moved if scoped else None)
         elif moved and scoped and hb.notify:
             # the lists of the topics it took up or dropped changed: the members subscribing
             # them are told (it rebalances them itself); other lists did not change
@@ -313,23 +333,26 @@ class ConsumerManager(GeventActor):
         """NOTIFY_CONSUMER_IDS_CHANGED to the members. ``topics``: only these topics' lists
         changed (a group of actormq clients only): the notice names the ones each member
         subscribes (``topics`` ext, comma-separated: no topic name holds a comma), and
-        members subscribing none of them are not told; ``skip``: a member not told."""
+        members subscribing none of them are not told (several notices when the names would
+        pass ``TOPICS_PER_NOTICE`` characters: a header has at most 64 KiB); ``skip``: a
+        member not told (unless it is on several connections: the others may not know)."""
         for cid, client in info.clients.items():
-            if cid == skip:
+            if cid == skip and len(client.channels) == 1:
                 continue
-            ext = {"consumerGroup": info.group}
+            notices: list[dict[str, str]] = [{"consumerGroup": info.group}]
             if topics is not None:
                 mine = client.topics & topics
                 if not mine:
                     continue
-                ext["topics"] = ",".join(sorted(mine))
+                notices = [{"consumerGroup": info.group, "topics": t} for t in _joined(mine)]
             sessions: list[SessionHandle] = client.sessions()
             for session in sessions:
-                session.send_oneway(
-                    RemotingCommand.request(
-                        RequestCode.NOTIFY_CONSUMER_IDS_CHANGED, ext, oneway=True
+                for ext in notices:
+                    session.send_oneway(
+                        RemotingCommand.request(
+                            RequestCode.NOTIFY_CONSUMER_IDS_CHANGED, ext, oneway=True
+                        )
                     )
-                )
 
     def consumer_ids(self, group: str, topic: str | None = None) -> list[str]:
         info = self._groups.get(group)

@@ -41,9 +41,12 @@ def fan_out(items: Iterable[K], lookup: Callable[[K], V]) -> dict[K, V]:
             one(item)
     else:
         pool = gevent.pool.Pool(IN_FLIGHT)
-        for item in todo:
-            pool.spawn(one, item)
-        pool.join()
+        try:
+            for item in todo:
+                pool.spawn(one, item)
+            pool.join()
+        finally:
+            pool.kill()  # (the caller stopped waiting: the lookups stop with it)
     if failures:
         raise failures[0]
     return found

@@ -13,11 +13,13 @@ The relay costs CPU (about 0.1 - 0.2 ms a call; docs/benchmarks.md "Session 23")
 ``origin(peer)``: the client's own address for a gRPC peer string of a relayed connection
 (what grpcio sees is the front's loopback connection): the ACL's address whitelists use it.
 
-Threads: one accepting, two per connection, native threads with the socket module's own
-blocking sockets even in a monkey-patched process (``cluster --proxy``: relayed as greenlets on
-the brokers' hub, a call cost twice as much more). A connection whose first byte does not come
-within ``FIRST_BYTE_S`` is closed. When grpcio closes its side (a client gone quiet fails its
-keepalive pings) the client's connection is closed too.
+Threads: one accepting, two per connection (at most ``MAX_CONNECTIONS``), native threads with
+the socket module's own blocking sockets and locks even in a monkey-patched process (``cluster
+--proxy``: relayed as greenlets on the brokers' hub, a call cost twice as much more); they
+touch nothing of gevent's, loguru included (failures are counted, not logged). A connection
+whose first byte does not come within ``FIRST_BYTE_S`` is closed. When grpcio closes its side
+the client's connection is closed too; a client gone without a word is noticed by TCP
+keepalive (about 90 s) or, with data unacknowledged, ``TCP_USER_TIMEOUT`` (60 s).
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ from collections.abc import Callable
 from typing import Any
 
 import gevent.monkey
-from loguru import logger
 
 FIRST_BYTE_S = 10.0
+MAX_CONNECTIONS = 4096
+"""Relayed connections at once (two threads each); more are closed at once."""
+ACCEPT_BACKOFF_S = 0.05
 TLS_HANDSHAKE = 0x16
 CHUNK = 256 * 1024
 
@@ -38,6 +42,7 @@ CHUNK = 256 * 1024
 _Socket: Any = gevent.monkey.get_original("socket", "socket")
 _start: Callable[..., Any] = gevent.monkey.get_original("_thread", "start_new_thread")
 _new_lock: Callable[[], Any] = gevent.monkey.get_original("_thread", "allocate_lock")
+_sleep: Callable[[float], None] = gevent.monkey.get_original("time", "sleep")
 
 _ORIGINS: dict[int, str] = {}
 """The front's loopback port of each relayed connection -> the client's gRPC peer string."""
@@ -60,7 +65,11 @@ def _peer_string(address: tuple[str, int] | tuple[str, int, int, int]) -> str:
 
 class PermissiveFront:
     """``start()`` binds ``host:port`` (0: a free port) and returns the port; connections go
-    to ``plain_port`` or ``tls_port`` on 127.0.0.1 by their first byte."""
+    to ``plain_port`` or ``tls_port`` on 127.0.0.1 by their first byte. ``stop_accepting()``
+    closes the port (calls under way go on); ``close_all()`` ends the relayed connections.
+
+    Only a connection's own thread closes its sockets (the others shut them down: a socket
+    closed under another thread's ``recv`` could have its descriptor reused meanwhile)."""
 
     def __init__(self, host: str, port: int, plain_port: int, tls_port: int) -> None:
         self.host = host
@@ -71,6 +80,9 @@ class PermissiveFront:
         self._open: set[socket.socket] = set()
         self._lock = _new_lock()
         self._stopped = False
+        self.refused = 0
+        """Connections closed at once: past ``MAX_CONNECTIONS``, or no thread to serve them."""
+        self.accept_errors = 0
 
     def start(self) -> int:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
@@ -87,30 +99,48 @@ class PermissiveFront:
         _start(self._accept, ())
         return self.port
 
-    def stop(self) -> None:
+    def stop_accepting(self) -> None:
         self._stopped = True
         if self._listener is not None:
-            _close(self._listener)  # (shutdown first: a close alone leaves accept() waiting)
+            _shutdown(self._listener)  # the accept thread sees it, and closes the port
+
+    def close_all(self) -> None:
+        self.stop_accepting()
         with self._lock:
             sockets = list(self._open)
         for sock in sockets:
-            _close(sock)
+            _shutdown(sock)
+
+    def stop(self) -> None:
+        self.close_all()
 
     def _accept(self) -> None:
         listener = self._listener
         assert listener is not None
-        while not self._stopped:
-            try:
-                # (``accept()`` would wrap the connection in the module's socket class: gevent's,
-                # in a monkey-patched process, of no use in a native thread)
-                fd, address = listener._accept()  # type: ignore[attr-defined]
-                client = _Socket(listener.family, socket.SOCK_STREAM, fileno=fd)
-            except OSError:
-                if self._stopped:
-                    return
-                logger.warning("proxy: front: accept failed; going on")
-                continue
-            _start(self._serve, (client, address))
+        try:
+            while not self._stopped:
+                try:
+                    # (``accept()`` would wrap the connection in the module's socket class:
+                    # gevent's, in a monkey-patched process, of no use in a native thread)
+                    fd, address = listener._accept()  # type: ignore[attr-defined]
+                    client = _Socket(listener.family, socket.SOCK_STREAM, fileno=fd)
+                except OSError:
+                    if self._stopped:
+                        return
+                    self.accept_errors += 1  # (EMFILE, ...: not logged from this thread)
+                    _sleep(ACCEPT_BACKOFF_S)
+                    continue
+                with self._lock:
+                    full = len(self._open) >= 2 * MAX_CONNECTIONS
+                try:
+                    if full:
+                        raise RuntimeError("too many connections")
+                    _start(self._serve, (client, address))
+                except RuntimeError:  # (also: no thread can be started)
+                    self.refused += 1
+                    _close(client)
+        finally:
+            _close(listener)
 
     def _serve(self, client: socket.socket, address: tuple[str, int]) -> None:
         upstream: socket.socket | None = None
@@ -121,33 +151,46 @@ class PermissiveFront:
             if not first:
                 return
             client.settimeout(None)
-            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            _tune(client, keepalive=True)
             port = self.tls_port if first[0] == TLS_HANDSHAKE else self.plain_port
             upstream = _Socket(socket.AF_INET, socket.SOCK_STREAM)
-            upstream.settimeout(FIRST_BYTE_S)
-            upstream.connect(("127.0.0.1", port))
-            upstream.settimeout(None)
-            upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._track(upstream)
+            # bound first: a port of its own (connect() alone may share a local port with a
+            # connection to the other loopback port, and origin() goes by the port)
+            upstream.bind(("127.0.0.1", 0))
             local_port = upstream.getsockname()[1]
             _ORIGINS[local_port] = _peer_string(address)
             try:
-                back = _new_lock()
-                back.acquire()
-                _start(self._relay_back, (upstream, client, back))
-                _copy(client, upstream)
-                with contextlib.suppress(OSError):
-                    upstream.shutdown(socket.SHUT_WR)  # the client is done sending
-                back.acquire()  # the relay back ended
+                upstream.settimeout(FIRST_BYTE_S)
+                upstream.connect(("127.0.0.1", port))
+                upstream.settimeout(None)
+                _tune(upstream, keepalive=False)
+                self._relay(client, upstream)
             finally:
                 _ORIGINS.pop(local_port, None)
-        except OSError as exc:  # includes a first byte that never came (TimeoutError)
-            logger.debug("proxy: front: connection from {} ended: {}", address, exc)
+        except OSError:  # includes a first byte that never came (TimeoutError)
+            pass  # (a connection ending: not logged from this thread)
         finally:
             for sock in (client, upstream):
                 if sock is not None:
                     self._untrack(sock)
                     _close(sock)
+
+    def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
+        """Both directions until both ended; the client's in this thread."""
+        back = _new_lock()
+        back.acquire()
+        try:
+            _start(self._relay_back, (upstream, client, back))
+        except RuntimeError:
+            self.refused += 1
+            return
+        try:
+            _copy(client, upstream)
+            _shutdown(upstream, socket.SHUT_WR)  # the client is done sending
+        except OSError:
+            _shutdown(upstream)  # broken: the relay back ends too
+        back.acquire()  # the relay back ended
 
     def _relay_back(self, upstream: socket.socket, client: socket.socket, done: Any) -> None:
         """grpcio's bytes to the client; when grpcio ends the connection, so does the client's
@@ -158,18 +201,37 @@ class PermissiveFront:
         except OSError:
             pass
         finally:
-            _close(client)
+            _shutdown(client)
             done.release()
 
     def _track(self, sock: socket.socket) -> None:
         with self._lock:
             self._open.add(sock)
         if self._stopped:
-            _close(sock)
+            _shutdown(sock)
 
     def _untrack(self, sock: socket.socket) -> None:
         with self._lock:
             self._open.discard(sock)
+
+
+def _tune(sock: socket.socket, keepalive: bool) -> None:
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if not keepalive:
+        return
+    # a client gone without a word is noticed within minutes (grpcio's pings reach only the
+    # relay), and data it never acknowledges fails the sends after TCP_USER_TIMEOUT
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (
+        ("TCP_KEEPIDLE", 60),
+        ("TCP_KEEPINTVL", 10),
+        ("TCP_KEEPCNT", 3),
+        ("TCP_USER_TIMEOUT", 60_000),
+    ):
+        option = getattr(socket, name, None)
+        if option is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, option, value)
 
 
 def _copy(source: socket.socket, target: socket.socket) -> None:
@@ -183,8 +245,13 @@ def _copy(source: socket.socket, target: socket.socket) -> None:
         target.sendall(view[:n])
 
 
-def _close(sock: socket.socket) -> None:
+def _shutdown(sock: socket.socket, how: int = socket.SHUT_RDWR) -> None:
+    """Wake whatever waits on ``sock`` (from any thread; it stays open)."""
     with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
+        sock.shutdown(how)
+
+
+def _close(sock: socket.socket) -> None:
+    _shutdown(sock)
     with contextlib.suppress(OSError):
         sock.close()

@@ -44,7 +44,8 @@ BULK_LOOKUP = 8
 """More lite topics unknown here than this in one subscription: the topic list is read once
 (and more missing than this are made several at once)."""
 MAKING_AT_ONCE = 8
-"""Lite topics made at once for one subscription of many new ones."""
+"""Lite topics made at once for one subscription of many new ones (so the quota may be passed
+by a few: each maker checks it before its own creation)."""
 TYPE_TTL_S = 30.0
 """How long a topic's message type is taken as read (a changed type applies after this)."""
 _LITE_RE = re.compile(r"[a-zA-Z0-9_-]+\Z")
@@ -166,6 +167,7 @@ class LiteTopics:
         self.max_lite_topics = max_lite_topics
         self._known: set[str] = set()
         self._lock = threading.Lock()
+        self._counting = threading.Lock()
         self._making: dict[str, threading.Lock] = {}
         """Queue topic -> the lock its first users take (one makes it; the others wait)."""
         self._count: tuple[int, float] | None = None
@@ -226,10 +228,15 @@ class LiteTopics:
         with self._lock:
             count = self._count
         if count is None or time.monotonic() - count[1] > TYPE_TTL_S:
-            made = sum(1 for topic in self.admin.topic_list() if topic.startswith(LMQ_PREFIX))
-            count = (made, time.monotonic())
-            with self._lock:
-                self._count = count
+            with self._counting:  # one list read, not one per maker at once
+                with self._lock:
+                    count = self._count
+                if count is None or time.monotonic() - count[1] > TYPE_TTL_S:
+                    listed = self.admin.topic_list()
+                    made = sum(1 for topic in listed if topic.startswith(LMQ_PREFIX))
+                    count = (made, time.monotonic())
+                    with self._lock:
+                        self._count = count
         return count[0]
 
     def _exists(self, name: str) -> bool:

@@ -6,7 +6,8 @@
 - ``enforcing``: TLS only (grpcio owns the port); ``disabled``: plain only (grpcio owns it).
 
 TLS uses ``tls.server.certPath`` / ``keyPath`` (``tls.server.need.client.auth=require`` with
-``tls.server.trustCertPath`` asks clients for a certificate). Without them (no file) a
+``tls.server.trustCertPath`` asks clients for a certificate). In the default (no file, or no
+``tls.server.mode`` in it: a certificate it names is then not used, with a warning) a
 certificate is made at start (``actors.proxy.self_signed``; RocketMQ's test mode): without the
 ``cryptography`` package the default port is plain only, with a warning.
 """
@@ -41,6 +42,12 @@ def port_tls(
     there is no file or it says no ``tls.server.mode`` (``mode_given``). ConfigError naming
     the key for what gRPC cannot use."""
     if settings is None or not mode_given:
+        if settings is not None and settings.server_cert_path:
+            logger.warning(
+                "proxy: {} names tls.server.certPath but no tls.server.mode: the gRPC port "
+                "uses a certificate made at start (set tls.server.mode=permissive to use it)",
+                file,
+            )
         if not self_signed.available():
             logger.warning(
                 "proxy: gRPC port plain only: RocketMQ 5 clients using TLS (Java's and Go's "

@@ -4,7 +4,8 @@ RocketMQ's proxy does the same (``tls.test.mode.enable``, on by default: netty's
 SelfSignedCertificate), so that RocketMQ 5's Java and Go clients, which use TLS unless told
 not to and accept any certificate, connect to a proxy nobody configured. A client that checks
 certificates (Python's and Node.js' with TLS on) must be given this one to trust:
-``ssl.get_server_certificate((host, port))`` reads it, and the proxy logs where it wrote it.
+``ssl.get_server_certificate((host, port))`` or ``openssl s_client`` reads it off the port (it
+is new at each start: nothing is written).
 
 Made with ``cryptography`` (the ``proxy`` extra): an ECDSA P-256 key, a year's validity, names
 ``localhost``, this host's name, 127.0.0.1, ::1 and the hosts given (IP addresses or names).

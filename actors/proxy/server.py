@@ -221,8 +221,13 @@ class ProxyServer:
             bound = self.server.add_secure_port(target, credentials)
         if not bound:
             raise OSError(f"proxy: cannot listen on {target}")
-        self.service.start()
-        self.server.start()
+        try:
+            self.service.start()
+            self.server.start()
+        except BaseException:
+            if self.front is not None:
+                self.front.close_all()
+            raise
         self.port = bound
         return bound
 
@@ -230,7 +235,9 @@ class ProxyServer:
         """Stop taking calls, let running ones end within ``grace`` seconds, then close the
         service's clients (writing the groups' offsets)."""
         if self.front is not None:
-            self.front.stop()
+            self.front.stop_accepting()  # calls under way still get their answers
         self.server.stop(grace).wait(grace + 1.0)
+        if self.front is not None:
+            self.front.close_all()
         self.service.stop()
         self._pool.shutdown(wait=False)

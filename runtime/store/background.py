@@ -9,7 +9,8 @@ when the write failed (for callers that must not answer before the file holds th
 (for ``on_stop``). ``min_interval``: writes start at least that many seconds apart (a file
 rewritten whole at every change, as the topic table is while thousands of topics are made one
 by one, is written a few times a second instead of after each change: each write costs the
-whole file's encoding).
+whole file's encoding); a request waiting for its write (``done``) is not kept waiting for
+the interval. ``close()`` is final: nothing requested after it is written.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ class BackgroundWriter:
         self.path = path
         self.min_interval = min_interval
         self._last_start = -min_interval
-        self._closing = gevent.event.Event()
+        self._wake = gevent.event.Event()
+        self._closing = False
         self._pending: Any = None
         self._has_pending = False
         self._runner: gevent.Greenlet | None = None
@@ -42,6 +44,7 @@ class BackgroundWriter:
         self._has_pending = True
         if done is not None:
             self._waiters.append(done)
+            self._wake.set()  # (the writer may be waiting for the interval)
         if self._runner is None:
             self._runner = gevent.spawn(self._run)
 
@@ -49,8 +52,11 @@ class BackgroundWriter:
         try:
             while self._has_pending:
                 wait = self._last_start + self.min_interval - time.monotonic()
-                if wait > 0 and self._closing.wait(wait):
-                    return  # close() writes what is pending
+                if wait > 0 and not self._waiters:
+                    self._wake.clear()
+                    self._wake.wait(wait)  # the interval, a waiter or close()
+                    if self._closing:
+                        return  # close() writes what is pending
                 self._last_start = time.monotonic()
                 obj, self._pending, self._has_pending = self._pending, None, False
                 waiters, self._waiters = self._waiters, []
@@ -71,7 +77,8 @@ class BackgroundWriter:
         return self._runner is not None
 
     def close(self, timeout: float = 10.0) -> None:
-        self._closing.set()
+        self._closing = True
+        self._wake.set()
         runner = self._runner
         if runner is not None:
             runner.join(timeout=timeout)

@@ -483,3 +483,21 @@ def test_expired_members_notices_name_their_topics() -> None:
         assert told(s2) == ["U"]
     finally:
         manager.actor_ref.stop()
+
+
+def test_a_notice_of_thousands_of_topics_comes_in_pieces_a_header_can_hold() -> None:
+    manager = ConsumerManager.start().proxy()
+    try:
+        # Given a lite group's member of 3,000 lite topics (long names: ~100 KB of them)
+        names = [f"%LMQ%$LiteParent$session-{i:06d}-of-a-long-lite-topic" for i in range(3000)]
+        s1, s2 = FakeSession(1), FakeSession(2)
+        manager.register(subscribing("g", "c1", s1, *names)).get(timeout=5)
+        told(s1)  # (its own join's)
+        # When a second member of the same topics joins
+        manager.register(subscribing("g", "c2", s2, *names)).get(timeout=5)
+        # Then the first is told of every topic, in notices of at most 16 KiB of names each
+        pieces = told(s1)
+        assert len(pieces) > 1 and all(p is not None and len(p) <= 16 * 1024 for p in pieces)
+        assert sorted(t for p in pieces if p for t in p.split(",")) == sorted(names)
+    finally:
+        manager.actor_ref.stop()

@@ -50,3 +50,23 @@ def test_close_writes_what_waits_for_the_interval_at_once(tmp_path: pathlib.Path
     assert second.get(timeout=0) is True
     assert json.loads(path.read_bytes()) == {"v": 2}
     assert writer.writes == 2
+
+
+def test_a_change_waiting_for_its_write_is_not_kept_waiting_for_the_interval(
+    tmp_path: pathlib.Path,
+) -> None:
+    path = tmp_path / "t.json"
+    writer = BackgroundWriter(str(path), min_interval=60.0)
+    writer.request({"v": 1})
+    gevent.idle()
+    # Given a write made just now and changes since (the writer waits a minute for the next)
+    writer.request({"v": 2})
+    gevent.idle()
+    assert writer.busy
+    # When a change comes whose caller waits for it to be on disk (a topic deleted)
+    deleted = gevent.event.AsyncResult()
+    writer.request({"v": 3}, deleted)
+    # Then it is written now, not in a minute
+    assert deleted.get(timeout=5) is True
+    assert json.loads(path.read_bytes()) == {"v": 3}
+    writer.close()
