@@ -89,6 +89,11 @@ from runtime.errors import ProtocolError
 from runtime.remoting.bodies import ConsumerListBody, decode_body
 from runtime.remoting.codes import MessageModel, RequestCode, ResponseCode
 
+UNLISTED_RETRY = "not listed yet"
+UNLISTED_RETRY_S = 1.0
+"""A topic whose consumer list lacked this client is looked at again this much later (once;
+then the 20 s timer), after the heartbeat it asked for."""
+
 
 class Rebalancer(GeventActor):
     """See the module docstring."""
@@ -212,7 +217,7 @@ class Rebalancer(GeventActor):
         if self.fixed is not None:
             wanted = set(self.fixed)
         else:
-            unlisted = False
+            unlisted: set[str] = set()
             topics = sorted(
                 self.subscriptions if only is None else only & self.subscriptions.keys()
             )
@@ -225,13 +230,19 @@ class Rebalancer(GeventActor):
             # many topics (a lite group's) are looked at many at once: a route and a consumer
             # list each
             for topic, (mine, listed) in fan_out(topics, self._share).items():
-                unlisted = unlisted or not listed
+                if not listed:
+                    unlisted.add(topic)
                 if mine is None:
                     keep.update(mq for mq in self.pullers if mq.topic == topic)
                 else:
                     wanted.update(mine)
             if unlisted:
                 self.instance.beat_soon()  # so the broker lists us by the next round
+                if reason != UNLISTED_RETRY:
+                    # and that round comes in a second, not 20 s: a heartbeat that only takes
+                    # up topics tells the others, not the member itself
+                    again = DoRebalance(UNLISTED_RETRY, topics=frozenset(unlisted))
+                    self.send_after(UNLISTED_RETRY_S, again)
         wanted |= keep
         removed = [mq for mq in self.pullers if mq not in wanted]
         added = sorted(mq for mq in wanted if mq not in self.pullers)

@@ -51,6 +51,7 @@ from actors.proxy.dead_letters import BURY_BATCH, DeadLetters
 from actors.proxy.delivery import MAX_RENEW_S, Delivery, message_group
 from actors.proxy.pop_topics import PopTopics
 from actors.proxy.priority import Urgent
+from actors.proxy.redelivery import RECHECK_S, Redelivery
 from actors.proxy.settings import MAX_ATTEMPTS
 
 DRAIN_BATCH = 256
@@ -58,11 +59,9 @@ DRAIN_BATCH = 256
 the most urgent of."""
 DROPPED_S = 60.0
 """How long an unsubscribed topic's late messages are dropped (its puller stopped long since)."""
-RECHECK_S = 1.0
-"""A waiting receive looks at its topic's due deliveries at least this often."""
 
 
-class PopGroup(PopTopics, DeadLetters):
+class PopGroup(PopTopics, DeadLetters, Redelivery):
     def __init__(
         self,
         group: str,
@@ -329,48 +328,6 @@ class PopGroup(PopTopics, DeadLetters):
     def _schedule(self, delivery: Delivery) -> None:
         heap = self._deadlines.setdefault(delivery.topic, [])
         heapq.heappush(heap, (delivery.deadline, next(self._seq), delivery.handle))
-
-    def _due(
-        self,
-        topic: str,
-        limit: int,
-        invisible_ms: int,
-        out: list[Delivery],
-        holder: str | None = None,
-    ) -> None:
-        """Deliveries of ``topic`` whose invisible duration passed: handed out again into
-        ``out`` (up to ``limit``, but in a FIFO group a message group's batch due together is
-        not split over two receives); those past ``max_attempts`` go to ``_bury`` (the sweep
-        dead-letters them: a receive never waits on those sends). Under the lock."""
-        added = 0
-        now = self.clock()
-        heap = self._deadlines.get(topic) or []
-        last: tuple[str, str] | None = None
-        while heap and heap[0][0] <= now:
-            if added >= limit:
-                following = self.in_flight.get(heap[0][2])
-                if last is None or following is None:
-                    break
-                if message_group(following.msg, following.topic) != last:
-                    break
-            entry = heapq.heappop(heap)
-            delivery = self.in_flight.get(entry[2])
-            if delivery is None or delivery.deadline != entry[0]:
-                continue  # acked, or its duration changed since
-            if self._renewed(delivery, now):
-                continue
-            del self.in_flight[delivery.handle]
-            if not self.consumer.still_owned(delivery.msg):
-                self._release(delivery)  # rebalanced away: its new owner hands it out
-                continue
-            if delivery.attempt >= self.max_attempts:
-                self._bury.append(delivery)
-                continue
-            again = self._hand_out(delivery.msg, topic, delivery.attempt + 1, invisible_ms, holder)
-            out.append(again)
-            added += 1
-            if self.fifo:
-                last = message_group(delivery.msg, topic)
 
     def sweep(self) -> int:
         """Dead-letter the deliveries whose last allowed attempt ran out (RocketMQ's broker

@@ -102,6 +102,37 @@ def test_a_member_the_broker_does_not_list_yet_keeps_its_queues(
         second.shutdown()
 
 
+def consumer_lists(cluster: FakeCluster) -> int:
+    codes = cluster.run(lambda: cluster.broker().codes())
+    return codes.count(RequestCode.GET_CONSUMER_LIST_BY_GROUP)
+
+
+def test_a_member_not_listed_looks_again_a_second_later(cluster: FakeCluster) -> None:
+    # Given two members sharing the topic, the broker no longer listing the first (and not
+    # registering its heartbeats); rebalance timers a minute off
+    first = member(cluster, False)
+    second = member(cluster, False)
+    try:
+        wait_until(lambda: len(orders(first)) == 2 and len(orders(second)) == 2, what="2/2")
+
+        def restart() -> None:
+            broker = cluster.broker()
+            broker.forget_heartbeats = True
+            del broker.consumers[GROUP][first.client_id]
+
+        cluster.run(restart)
+        # When the first rebalances and finds itself unlisted (it asks for a heartbeat)
+        first.rebalance()
+        lists = consumer_lists(cluster)  # (one per topic: Orders and the retry topic)
+        # Then it looks at the topic again by itself about a second later (by then its
+        # heartbeat is in, as a rule: a heartbeat that only takes up topics is no join, and
+        # the broker tells the member itself nothing), not at its timer a minute on
+        wait_until(lambda: consumer_lists(cluster) > lists, timeout=10, what="a retry")
+    finally:
+        first.shutdown()
+        second.shutdown()
+
+
 # -- allocation strategies ----------------------------------------------------------------------
 
 

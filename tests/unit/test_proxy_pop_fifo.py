@@ -128,3 +128,35 @@ def test_messages_parked_by_another_receive_keep_their_place() -> None:
     got = pop.receive("T", 10, 30_000, wait_s=0)
     # Then T's messages come in order: the parked one before the one polled after it
     assert _offsets(got) == [0, 1, 2]
+
+
+def test_a_batch_message_nacked_shorter_does_not_overtake_one_before_it() -> None:
+    # Given g1's batch 0, 1, 2 out for 30 s, and message 1 nacked to come back in 1 s
+    pop, _consumer, clock = _fifo(_msg(0, "g1"), _msg(1, "g1"), _msg(2, "g1"))
+    first = pop.receive("T", 10, 30_000, wait_s=0)
+    assert _offsets(first) == [0, 1, 2]
+    assert pop.change_invisible(first[1].handle, 1_000) is not None
+    # When its second passes, Then it does not come again while 0 (before it) is still out
+    clock.advance(2)
+    assert _offsets(pop.receive("T", 10, 30_000, wait_s=0)) == []
+    # Nor once 0 is acked, while 2 is still out (the batch comes again together)
+    assert pop.ack(first[0].handle)
+    clock.advance(2)
+    assert _offsets(pop.receive("T", 10, 30_000, wait_s=0)) == []
+    # When 2's duration passes too, Then 1 and 2 come again, in order
+    clock.advance(30)
+    again = pop.receive("T", 10, 30_000, wait_s=0)
+    assert [(d.msg.queue_offset, d.attempt) for d in again] == [(1, 2), (2, 2)]
+
+
+def test_a_later_message_of_a_batch_made_visible_first_still_comes_after() -> None:
+    # Given g1's batch 0, 1 out; 1 nacked to come back at once, 0 to come back in 1 s
+    pop, _consumer, clock = _fifo(_msg(0, "g1"), _msg(1, "g1"))
+    first = pop.receive("T", 10, 30_000, wait_s=0)
+    pop.change_invisible(first[1].handle, 0)
+    pop.change_invisible(first[0].handle, 1_000)
+    # When both are due, Then they come in their order, 0 first
+    assert _offsets(pop.receive("T", 10, 30_000, wait_s=0)) == []
+    clock.advance(2)
+    again = pop.receive("T", 10, 30_000, wait_s=0)
+    assert _offsets(again) == [0, 1]
