@@ -1,7 +1,8 @@
 """Prometheus' text exposition format (version 0.0.4): metric families rendered for a scrape.
 
-A ``Family`` is one metric name with its type (counter or gauge), its help line and its samples
-(label values, value). Label values are escaped as the format asks (backslash, double quote,
+A ``Family`` is one metric name with its type (counter, gauge or histogram), its help line and
+its samples (label values, value; a histogram's with the suffix of its line: ``_bucket``,
+``_sum``, ``_count``). Label values are escaped as the format asks (backslash, double quote,
 line feed); names are the caller's, checked against the format's pattern.
 """
 
@@ -18,15 +19,16 @@ _LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
 
 @dataclass
 class Family:
-    """One metric: ``kind`` is ``counter`` or ``gauge``; ``samples`` are (labels, value)."""
+    """One metric: ``kind`` is ``counter``, ``gauge`` or ``histogram``; ``samples`` are
+    (labels, value, suffix of the sample's name)."""
 
     name: str
     kind: str
     help: str
-    samples: list[tuple[dict[str, str], float]] = field(default_factory=list)
+    samples: list[tuple[dict[str, str], float, str]] = field(default_factory=list)
 
-    def add(self, value: float, **labels: str) -> None:
-        self.samples.append((labels, value))
+    def add(self, value: float, suffix: str = "", **labels: str) -> None:
+        self.samples.append((labels, value, suffix))
 
 
 def render(families: list[Family], common: dict[str, str] | None = None) -> bytes:
@@ -41,9 +43,9 @@ def render(families: list[Family], common: dict[str, str] | None = None) -> byte
         help_text = family.help.replace("\\", "\\\\").replace("\n", "\\n")
         lines.append(f"# HELP {family.name} {help_text}")
         lines.append(f"# TYPE {family.name} {family.kind}")
-        for labels, value in family.samples:
+        for labels, value, suffix in family.samples:
             merged = {**(common or {}), **labels}
-            lines.append(f"{family.name}{_labels(merged)} {_number(value)}")
+            lines.append(f"{family.name}{suffix}{_labels(merged)} {_number(value)}")
     return ("\n".join(lines) + "\n").encode() if lines else b""
 
 

@@ -61,6 +61,7 @@ from runtime.actor import GeventActor
 from runtime.errors import ProtocolError
 from runtime.hostport import format_address, parse_address
 from runtime.in_flight import MAX_IN_FLIGHT, MAX_IN_FLIGHT_BYTES, InFlight
+from runtime.latency import rpc_labels
 from runtime.receive import is_tls, receiver
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
@@ -129,6 +130,8 @@ class ClientSession(GeventActor):
         self.role = role
         self.sock = sock
         self.processor = processor
+        self._latency = getattr(processor, "rpc_latency", None)
+        """The processor's ``rocketmq_rpc_latency`` (``runtime.latency``), when it keeps one."""
         self.idle_timeout = idle_timeout
         self.handle = SessionHandle(
             self.actor_ref, format_address(address[0], address[1]), next(_session_ids), sock
@@ -283,6 +286,9 @@ class ClientSession(GeventActor):
             response = self._process(request)
             if response is not None and not request.is_oneway and not self._closed:
                 self.handle.reply(response)
+                if self._latency is not None:  # (from its read to its answer written)
+                    labels = rpc_labels(request.code, response.code)
+                    self._latency.observe(labels, time.monotonic() - arrived)
         finally:
             self._in_flight.release(len(request.body))
             finish()

@@ -13,6 +13,7 @@ import pykka
 from config import BrokerConfig
 from runtime.acl.plain import PlainAccessValidator
 from runtime.directory import Directory
+from runtime.latency import RPC_LABELS, LatencyHistogram
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.request_context import request_waited_s, wait_turn
@@ -47,6 +48,12 @@ class BrokerContext:
         """The same per (topic, consumer group): the metrics' ``rocketmq_messages_out_total``."""
         self.got_bytes_by: dict[tuple[str, str], int] = {}
         """Their bytes (the records as stored): ``rocketmq_throughput_out_total``."""
+        self.rpc_latency = LatencyHistogram(
+            "rocketmq_rpc_latency",
+            "Milliseconds from a request read to its answer written.",
+            RPC_LABELS,
+        )
+        """``rocketmq_rpc_latency`` (every answered request of the broker's sessions)."""
         self.acl: PlainAccessValidator | None = None
         """The plain ACL when ``aclEnable`` (``runtime.acl.plain``); None: no check."""
 

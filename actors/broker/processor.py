@@ -117,6 +117,8 @@ class BrokerProcessor:
         self.ctx = ctx
         self.handlers = dict(HANDLERS if handlers is None else handlers)
         self._refusals = RefusalLog()
+        self.rpc_latency = ctx.rpc_latency
+        """Observed by the sessions (``runtime.session``): the metrics' histogram."""
 
     def process(self, session: SessionHandle, request: RemotingCommand) -> RemotingCommand | None:
         acl = self.ctx.acl

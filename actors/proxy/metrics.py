@@ -4,6 +4,9 @@
   ``Code`` name (a stream by its first status);
 - ``actormq_proxy_call_seconds_total{method}``: the time they took (with the count above, the
   mean; a receive's includes its long poll);
+- ``rocketmq_rpc_latency{protocol_type="grpc", action, result}``: the same calls as RocketMQ
+  5's proxy's histogram (ms; ``runtime.latency``'s buckets; ``action`` the method,
+  ``result`` the code's name);
 - ``actormq_proxy_groups``, ``actormq_proxy_in_flight{consumer_group}`` (deliveries handed out
   and not acked), ``actormq_proxy_telemetry_streams``, ``actormq_proxy_clients`` (heard from
   within 30 s);
@@ -22,6 +25,7 @@ import threading
 from typing import Any
 
 from actors.proxy.proto import Code
+from runtime.latency import LatencyHistogram
 from runtime.prometheus import CONTENT_TYPE, Family, render
 
 
@@ -30,6 +34,12 @@ class CallStats:
         self._lock = threading.Lock()
         self.calls: dict[tuple[str, str], int] = {}
         self.seconds: dict[str, float] = {}
+        self.latency = LatencyHistogram(
+            "rocketmq_rpc_latency",
+            "Milliseconds the gRPC calls took.",
+            ("protocol_type", "action", "result"),
+            lock=self._lock,
+        )
 
     def record(self, method: str, code: int, seconds: float) -> None:
         try:
@@ -40,6 +50,7 @@ class CallStats:
             key = (method, name)
             self.calls[key] = self.calls.get(key, 0) + 1
             self.seconds[method] = self.seconds.get(method, 0.0) + seconds
+        self.latency.observe(("grpc", method, name), seconds)
 
     def families(self, service: Any) -> list[Family]:
         calls = Family("actormq_proxy_calls_total", "counter", "gRPC calls answered")
@@ -66,7 +77,18 @@ class CallStats:
         for name, (members, topics) in sorted(service.lite.summary().items()):
             lite_clients.add(members, consumer_group=name)
             lite_topics.add(topics, consumer_group=name)
-        return [calls, seconds, group_count, in_flight, streams, clients, lite_clients, lite_topics]
+        latency = self.latency.family()
+        return [
+            calls,
+            seconds,
+            latency,
+            group_count,
+            in_flight,
+            streams,
+            clients,
+            lite_clients,
+            lite_topics,
+        ]
 
 
 class MetricsServer:

@@ -107,6 +107,18 @@ def test_a_scrape_reports_messages_lag_and_members(cluster: tuple[str, str]) -> 
     assert samples["rocketmq_storage_size{}"] > 5 * len(b"order 0")
     assert samples["rocketmq_storage_dispatch_behind_bytes{}"] >= 0
     assert samples["rocketmq_storage_flush_behind_bytes{}"] >= 0
+    # And the five sends are in the RPC latency histogram (RocketMQ's rocketmq_rpc_latency):
+    # cumulative buckets up to +Inf, which equals the count
+    sends = 'protocol_type="remoting",request_code="SEND_MESSAGE_V2",response_code="SUCCESS"'
+    count = samples[f"rocketmq_rpc_latency_count{{{sends}}}"]
+    assert count >= 5
+    assert samples[f'rocketmq_rpc_latency_bucket{{{sends},le="+Inf"}}'] == count
+    assert samples[f'rocketmq_rpc_latency_bucket{{{sends},le="3000"}}'] <= count
+    assert (
+        samples[f'rocketmq_rpc_latency_bucket{{{sends},le="0.1"}}']
+        <= (samples[f'rocketmq_rpc_latency_bucket{{{sends},le="1"}}'])
+    )
+    assert 0 < samples[f"rocketmq_rpc_latency_sum{{{sends}}}"] < count * 3000
 
 
 def test_other_paths_and_methods_and_a_silent_peer(cluster: tuple[str, str]) -> None:

@@ -309,6 +309,10 @@ def test_the_proxy_exports_its_calls_and_deliveries(proxy: tuple[Stub, RuntimePr
     assert 'actormq_proxy_calls_total{method="ReceiveMessage",code="OK"} 1' in text
     assert f'actormq_proxy_in_flight{{consumer_group="{GROUP}"}} 1' in text
     assert "actormq_proxy_groups 1" in text
+    # And the send is in the latency histogram, RocketMQ 5's proxy's rocketmq_rpc_latency
+    send = 'protocol_type="grpc",action="SendMessage",result="OK"'
+    assert f'rocketmq_rpc_latency_bucket{{{send},le="+Inf"}} 1' in text
+    assert f"rocketmq_rpc_latency_count{{{send}}} 1" in text
     # And anything but /metrics is a 404
     with pytest.raises(urllib.error.HTTPError) as missing:
         urllib.request.urlopen(f"http://{metrics}/other", timeout=10)

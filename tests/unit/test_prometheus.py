@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from runtime.latency import LatencyHistogram, rpc_labels
 from runtime.prometheus import Family, render
 
 pytestmark = pytest.mark.timeout(10)
@@ -39,7 +40,31 @@ def test_label_values_and_odd_numbers_are_escaped_as_the_format_asks() -> None:
 
 def test_bad_names_are_refused_and_nothing_renders_nothing() -> None:
     with pytest.raises(ValueError, match="metric name"):
-        render([Family("bad-name", "gauge", "", [({}, 1)])])
+        render([Family("bad-name", "gauge", "", [({}, 1, "")])])
     with pytest.raises(ValueError, match="label name"):
-        render([Family("ok", "gauge", "", [({"bad-label": "v"}, 1)])])
+        render([Family("ok", "gauge", "", [({"bad-label": "v"}, 1, "")])])
     assert render([Family("ok", "gauge", "")]) == b""
+
+
+def test_a_latency_histogram_renders_cumulative_buckets_sum_and_count() -> None:
+    # Given three requests of one kind: 0.05 ms, 2 ms and 5 s (past every bucket)
+    latency = LatencyHistogram("rocketmq_rpc_latency", "RPC latency.", ("request_code",))
+    for seconds in (0.00005, 0.002, 5.0):
+        latency.observe(("SEND_MESSAGE",), seconds)
+    # When rendered
+    text = render([latency.family()], {"cluster": "c"}).decode()
+    lines = text.splitlines()
+    # Then it is a histogram: cumulative buckets (le last), +Inf = count, the sum in ms
+    assert "# TYPE rocketmq_rpc_latency histogram" in lines
+    bucket = 'rocketmq_rpc_latency_bucket{cluster="c",request_code="SEND_MESSAGE",le="%s"} %d'
+    assert bucket % ("0.1", 1) in lines
+    assert bucket % ("1", 1) in lines
+    assert bucket % ("3", 2) in lines
+    assert bucket % ("3000", 2) in lines
+    assert bucket % ("+Inf", 3) in lines
+    assert 'rocketmq_rpc_latency_count{cluster="c",request_code="SEND_MESSAGE"} 3' in lines
+    total = next(line for line in lines if line.startswith("rocketmq_rpc_latency_sum"))
+    assert abs(float(total.rsplit(" ", 1)[1]) - 5002.05) < 0.01
+    # And a remoting request's labels name its codes (a made-up code by its number)
+    assert rpc_labels(310, 0) == ("remoting", "SEND_MESSAGE_V2", "SUCCESS")
+    assert rpc_labels(65000, 0)[1] == "65000"
