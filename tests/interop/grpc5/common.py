@@ -59,5 +59,6 @@ def describe(msg: Any) -> dict[str, Any]:
         "message_group": msg.message_group,
         "attempt": msg.delivery_attempt,
         "corrupted": bool(getattr(msg, "corrupted", False)),
+        "priority": msg.priority,
         "at_ms": int(time.time() * 1000),
     }

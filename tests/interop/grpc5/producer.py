@@ -1,9 +1,10 @@
 """producer.py ENDPOINT TOPIC COUNT [--tag T] [--group G] [--delay-ms N] [--body-prefix P]
-[--recall I ...] [--lite L1,L2]
+[--recall I ...] [--lite L1,L2] [--priorities 3,1,2]
 Sends COUNT messages (body P<i>, keys k<i>, property seq=<i>) through RocketMQ 5's Producer;
 prints started, one sent line per message (message_id, due_ms), a recalled line for each
 message recalled at once (with --delay-ms), done. With --lite, message i goes to lite topic
-L[i % len] and its body is <lite>:<i> (after the prefix)."""
+L[i % len] and its body is <lite>:<i> (after the prefix); with --priorities, message i has
+priority P[i % len]."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ def main() -> None:
     parser.add_argument("--body-prefix", default="body-")
     parser.add_argument("--recall", type=int, nargs="*", default=[], help="recall these (i)")
     parser.add_argument("--lite", default="", help="lite topics, comma-separated")
+    parser.add_argument("--priorities", default="", help="priorities, comma-separated")
     args = parser.parse_args()
     producer = Producer(configuration(args.endpoint), (args.topic,), tls_enable=tls())
     try:
@@ -39,6 +41,9 @@ def main() -> None:
             msg.body = f"{args.body_prefix}{body}".encode()
             if lite:
                 msg.lite_topic = lite
+            priorities = [int(p) for p in args.priorities.split(",") if p]
+            if priorities:
+                msg.priority = priorities[i % len(priorities)]
             msg.tag = args.tag
             msg.keys = f"k{i}"
             msg.add_property("seq", str(i))
