@@ -129,3 +129,26 @@ def native_producer_to_simple_consumer(
             assert time.monotonic() < deadline, f"offsets held back: {progress}"
             time.sleep(0.5)
     return received
+
+
+def priorities_stored_and_received(
+    client: Client, cluster: Cluster, tmp: pathlib.Path, name: str, ext: str
+) -> None:
+    """A PRIORITY topic ``name``; the client's ``producer<ext>`` sends priorities 3, 1, 2, 0:
+    each is stored in its priority's queue with its priority property, and the client's
+    ``simple_consumer<ext>`` receives each with its priority."""
+    topic = make_topic(cluster, name, attributes="+message.type=PRIORITY")
+    proxy = cluster.ready["proxy"]
+    args = (proxy, topic, "4", "--priorities", "3,1,2,0")
+    events = ended(run_script(client, tmp, f"producer{ext}", *args))
+    assert len([e for e in events if e["event"] == "sent"]) == 4
+    got = read_natively(cluster, topic, f"native_reads_{name.lower()}", 4)
+    stored = {m.body: (m.queue_id, m.properties["_SYS_MSG_PRIORITY_"]) for m in got}
+    want = {b"body-0": 3, b"body-1": 1, b"body-2": 2, b"body-3": 0}
+    assert stored == {body: (p, str(p)) for body, p in want.items()}
+    group = f"{name.lower()}_group"
+    received = ended(
+        run_script(client, tmp, f"simple_consumer{ext}", proxy, group, topic, "--expect", "4")
+    )
+    priorities = {e["body"]: e["priority"] for e in received if e["event"] == "received"}
+    assert priorities == {body.decode(): p for body, p in want.items()}

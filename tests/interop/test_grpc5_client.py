@@ -23,6 +23,7 @@ from tests.interop.proxy_support import (
     ended,
     make_topic,
     native_producer_to_simple_consumer,
+    priorities_stored_and_received,
     proxy_cluster,
     read_natively,
     run_script,
@@ -429,36 +430,7 @@ def test_priority_messages_are_stored_by_priority_and_received_with_it(
     grpc5_client: Client, cluster_with_proxy: Cluster, tmp_path: pathlib.Path
 ) -> None:
     with one_test(cluster_with_proxy) as cluster:
-        # Given a PRIORITY topic of 4 queues
-        topic = make_topic(cluster, "Grpc5Priority", attributes="+message.type=PRIORITY")
-        proxy = cluster.ready["proxy"]
-        # When the Python producer sends messages of priorities 3, 1, 2 and 0 (all PRIORITY)
-        events = ended(
-            run_script(
-                grpc5_client, tmp_path, "producer.py", proxy, topic, "4", "--priorities", "3,1,2,0"
-            )
-        )
-        assert len([e for e in events if e["event"] == "sent"]) == 4
-        # Then each is stored in its priority's queue, its priority kept
-        got = read_natively(cluster, topic, "native_reads_grpc5_priority", 4)
-        assert sorted((m.body, m.queue_id) for m in got) == [
-            (b"body-0", 3),
-            (b"body-1", 1),
-            (b"body-2", 2),
-            (b"body-3", 0),
-        ]
-        # And the Python SimpleConsumer receives each with its priority
-        received = ended(
-            run_script(
-                grpc5_client,
-                tmp_path,
-                "simple_consumer.py",
-                proxy,
-                "grpc5_priority",
-                topic,
-                "--expect",
-                "4",
-            )
-        )
-        priorities = {e["body"]: e["priority"] for e in received if e["event"] == "received"}
-        assert priorities == {"body-0": 3, "body-1": 1, "body-2": 2, "body-3": 0}
+        # Given a PRIORITY topic, When the Python producer sends priorities 3, 1, 2 and 0 (all
+        # type PRIORITY), Then each is stored in its priority's queue, and the Python
+        # SimpleConsumer receives each with its priority
+        priorities_stored_and_received(grpc5_client, cluster, tmp_path, "Grpc5Priority", ".py")

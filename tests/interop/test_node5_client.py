@@ -24,6 +24,7 @@ from tests.interop.proxy_support import (
     ended,
     make_topic,
     native_producer_to_simple_consumer,
+    priorities_stored_and_received,
     proxy_cluster,
     read_natively,
     run_script,
@@ -309,47 +310,7 @@ def test_priority_messages_are_stored_by_priority_and_received_with_it(
     node5_client: Client, node5_cluster: Cluster, tmp_path: pathlib.Path
 ) -> None:
     with one_test(node5_cluster) as cluster:
-        # Given a PRIORITY topic of 4 queues
-        topic = make_topic(cluster, "Node5Priority", attributes="+message.type=PRIORITY")
-        proxy = cluster.ready["proxy"]
-        # When the Node.js producer sends messages of priorities 3, 1, 2 (type PRIORITY) and 0
-        # (which it sends as a NORMAL message with priority 0)
-        events = ended(
-            run_script(
-                node5_client, tmp_path, "producer.js", proxy, topic, "4", "--priorities", "3,1,2,0"
-            )
-        )
-        assert len([e for e in events if e["event"] == "sent"]) == 4
-        # Then each is stored in its priority's queue, its priority kept
-        got = read_natively(cluster, topic, "native_reads_priority", 4)
-        assert sorted((m.body, m.queue_id) for m in got) == [
-            (b"body-0", 3),
-            (b"body-1", 1),
-            (b"body-2", 2),
-            (b"body-3", 0),
-        ]
-        assert {m.body: m.properties["_SYS_MSG_PRIORITY_"] for m in got} == {
-            b"body-0": "3",
-            b"body-1": "1",
-            b"body-2": "2",
-            b"body-3": "0",
-        }
-        # And the Node.js SimpleConsumer receives each with its priority
-        with run_script(
-            node5_client,
-            tmp_path,
-            "simple_consumer.js",
-            proxy,
-            "node5_priority",
-            topic,
-            "--expect",
-            "4",
-        ) as consumer:
-            assert consumer.wait_exit(40) == 0, consumer.diagnostics()
-        received = _by_body(consumer.events(), "received")
-        assert {body: e["priority"] for body, e in received.items()} == {
-            "body-0": 3,
-            "body-1": 1,
-            "body-2": 2,
-            "body-3": 0,
-        }
+        # Given a PRIORITY topic, When the Node.js producer sends priorities 3, 1, 2 (type
+        # PRIORITY) and 0 (sent as a NORMAL message with priority 0), Then each is stored in
+        # its priority's queue, and the Node.js SimpleConsumer receives each with its priority
+        priorities_stored_and_received(node5_client, cluster, tmp_path, "Node5Priority", ".js")
