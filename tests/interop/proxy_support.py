@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import pathlib
+import ssl
 import time
 from collections.abc import Iterator
 
@@ -152,3 +153,52 @@ def priorities_stored_and_received(
     )
     priorities = {e["body"]: e["priority"] for e in received if e["event"] == "received"}
     assert priorities == {body.decode(): p for body, p in want.items()}
+
+
+def tls_environment(cluster: Cluster, tmp: pathlib.Path) -> dict[str, str]:
+    """A gRPC script's environment for TLS to the cluster's proxy, trusting the certificate
+    it presents (made at its start): read off the port into a file grpc reads."""
+    host, port = cluster.ready["proxy"].rsplit(":", 1)
+    roots = tmp / "proxy.pem"
+    roots.write_text(ssl.get_server_certificate((host, int(port))))
+    return {"ACTORMQ_TLS": "1", "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH": str(roots)}
+
+
+def sent_over_tls(
+    client: Client, cluster: Cluster, tmp: pathlib.Path, name: str, ext: str
+) -> tuple[str, dict[str, str]]:
+    """(topic, TLS environment): a topic ``name`` made, the client's ``producer<ext>`` run
+    over TLS to the proxy's default port, its 3 messages sent."""
+    topic = make_topic(cluster, name)
+    tls = tls_environment(cluster, tmp)
+    proxy = cluster.ready["proxy"]
+    events = ended(run_script(client, tmp, f"producer{ext}", proxy, topic, "3", env=tls))
+    assert len([e for e in events if e["event"] == "sent"]) == 3
+    return topic, tls
+
+
+LITE_WANTED = {"chat-1:0", "chat-1:3", "chat-1:6", "chat-2:1", "chat-2:4", "chat-2:7"}
+"""What a lite consumer of chat-1 and chat-2 gets of ``lite_messages_consumed_in_order``'s."""
+
+
+def lite_messages_consumed_in_order(
+    client: Client, tmp: pathlib.Path, ext: str, topic: str, consumer: ClientProcess, proxy: str
+) -> list[Event]:
+    """The client's ``producer<ext>`` sends 9 lite messages of ``topic`` over chat-1, chat-2
+    and chat-3 (bodies ``<lite>:<i>``); ``consumer``, a lite consumer of chat-1 and chat-2,
+    consumes its six (``LITE_WANTED``), each lite topic in order, none of chat-3. Its
+    ``consumed`` events."""
+    args = (proxy, topic, "9", "--lite", "chat-1,chat-2,chat-3", "--body-prefix", "")
+    sent = ended(run_script(client, tmp, f"producer{ext}", *args))
+    assert len([e for e in sent if e["event"] == "sent"]) == 9
+    consumer.wait_until(
+        lambda evs: {e["body"] for e in evs if e["event"] == "consumed"} >= LITE_WANTED,
+        timeout=40,
+        what="both lite topics consumed",
+    )
+    consumed = consumer.events("consumed")
+    for lite in ("chat-1", "chat-2"):
+        mine = [e["body"] for e in consumed if e["lite_topic"] == lite]
+        assert mine == sorted(b for b in LITE_WANTED if b.startswith(lite)), consumed
+    assert not [e for e in consumed if e["lite_topic"] == "chat-3"]
+    return consumed

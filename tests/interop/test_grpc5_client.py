@@ -9,7 +9,6 @@ topic and group.
 from __future__ import annotations
 
 import pathlib
-import ssl
 from collections.abc import Iterator
 
 import pytest
@@ -21,12 +20,14 @@ from tests.interop.install import Client
 from tests.interop.proxy_support import (
     await_route,
     ended,
+    lite_messages_consumed_in_order,
     make_topic,
     native_producer_to_simple_consumer,
     priorities_stored_and_received,
     proxy_cluster,
     read_natively,
     run_script,
+    sent_over_tls,
 )
 from tests.interop.scenarios import Cluster, one_test
 
@@ -71,17 +72,9 @@ def test_tls_clients_are_served_on_the_default_port(
         # Given the proxy as started by default (no TLS configured: it made a certificate),
         # and RocketMQ 5's producer and SimpleConsumer with TLS on, trusting that certificate
         # (RocketMQ 5's Java and Go clients use TLS by default and trust any certificate)
-        topic = make_topic(cluster, "Grpc5Tls")
-        proxy = cluster.ready["proxy"]
-        host, port = proxy.rsplit(":", 1)
-        roots = tmp_path / "proxy.pem"
-        roots.write_text(ssl.get_server_certificate((host, int(port))))
-        tls = {"ACTORMQ_TLS": "1", "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH": str(roots)}
         # When the producer sends 3 messages over TLS
-        events = ended(
-            run_script(grpc5_client, tmp_path, "producer.py", proxy, topic, "3", env=tls)
-        )
-        assert len([e for e in events if e["event"] == "sent"]) == 3
+        topic, tls = sent_over_tls(grpc5_client, cluster, tmp_path, "Grpc5Tls", ".py")
+        proxy = cluster.ready["proxy"]
         # Then the SimpleConsumer receives all three over TLS, and a plain client still works
         received = ended(
             run_script(
@@ -347,34 +340,9 @@ def test_lite_push_consumer_gets_its_lite_topics_in_order(
         args = ["lite_consumer.py", proxy, "grpc5_lite", topic, "--lites", "chat-1,chat-2"]
         with run_script(grpc5_client, tmp_path, *args) as consumer:
             consumer.wait_event("ready", timeout=30)
-            # When the Python producer sends 9 lite messages over three lite topics
-            sent = ended(
-                run_script(
-                    grpc5_client,
-                    tmp_path,
-                    "producer.py",
-                    proxy,
-                    topic,
-                    "9",
-                    "--lite",
-                    "chat-1,chat-2,chat-3",
-                    "--body-prefix",
-                    "",
-                )
-            )
-            assert len([e for e in sent if e["event"] == "sent"]) == 9
-            # Then it consumes the six of its two lite topics, each in order, each marked
-            want = {"chat-1:0", "chat-1:3", "chat-1:6", "chat-2:1", "chat-2:4", "chat-2:7"}
-            consumer.wait_until(
-                lambda evs: {e["body"] for e in evs if e["event"] == "consumed"} >= want,
-                timeout=40,
-                what="both lite topics consumed",
-            )
-            consumed = consumer.events("consumed")
-            for lite in ("chat-1", "chat-2"):
-                mine = [e["body"] for e in consumed if e["lite_topic"] == lite]
-                assert mine == sorted(b for b in want if b.startswith(lite)), consumed
-            assert not [e for e in consumed if e["lite_topic"] == "chat-3"]
+            # When the Python producer sends 9 lite messages over three lite topics, Then it
+            # consumes the six of its two lite topics, each in order, each marked
+            lite_messages_consumed_in_order(grpc5_client, tmp_path, ".py", topic, consumer, proxy)
             assert consumer.terminate(timeout=30) == 0, consumer.diagnostics()
         # And the proxy made the lite topics named, not one per character
         assert _lite_topics(cluster, topic) == {"chat-1", "chat-2", "chat-3"}

@@ -13,7 +13,6 @@ docs/proxy.md, "Node.js client notes". Every test names its own topic and group.
 from __future__ import annotations
 
 import pathlib
-import ssl
 from collections.abc import Iterator
 
 import pytest
@@ -22,12 +21,14 @@ from tests.interop.clients import Event
 from tests.interop.install import Client
 from tests.interop.proxy_support import (
     ended,
+    lite_messages_consumed_in_order,
     make_topic,
     native_producer_to_simple_consumer,
     priorities_stored_and_received,
     proxy_cluster,
     read_natively,
     run_script,
+    sent_over_tls,
 )
 from tests.interop.scenarios import Cluster, one_test
 
@@ -79,18 +80,9 @@ def test_tls_clients_are_served_on_the_default_port(
     with one_test(node5_cluster) as cluster:
         # Given the proxy as started by default (it made a certificate at start), and the
         # Node.js producer with sslEnabled, trusting that certificate
-        topic = make_topic(cluster, "Node5Tls")
-        proxy = cluster.ready["proxy"]
-        host, port = proxy.rsplit(":", 1)
-        roots = tmp_path / "proxy.pem"
-        roots.write_text(ssl.get_server_certificate((host, int(port))))
-        tls = {"ACTORMQ_TLS": "1", "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH": str(roots)}
         # When it sends 3 messages over TLS
-        events = ended(
-            run_script(node5_client, tmp_path, "producer.js", proxy, topic, "3", env=tls)
-        )
+        topic, _ = sent_over_tls(node5_client, cluster, tmp_path, "Node5Tls", ".js")
         # Then they are stored and read intact
-        assert len([e for e in events if e["event"] == "sent"]) == 3
         got = read_natively(cluster, topic, "native_reads_node5_tls", 3)
         assert sorted(m.body for m in got) == [b"body-0", b"body-1", b"body-2"]
 
@@ -270,34 +262,12 @@ def test_lite_push_consumer_gets_its_lite_topics_in_order(
             "chat-1:3",
         ) as consumer:
             assert consumer.wait_event("ready", timeout=30)["lites"] == ["chat-1", "chat-2"]
-            # When the Node.js producer sends 9 lite messages over three lite topics
-            sent = ended(
-                run_script(
-                    node5_client,
-                    tmp_path,
-                    "producer.js",
-                    proxy,
-                    topic,
-                    "9",
-                    "--lite",
-                    "chat-1,chat-2,chat-3",
-                    "--body-prefix",
-                    "",
-                )
+            # When the Node.js producer sends 9 lite messages over three lite topics, Then it
+            # consumes the six of its two lite topics, each lite topic in order (the suspended
+            # one before the next), each marked with its lite topic
+            consumed = lite_messages_consumed_in_order(
+                node5_client, tmp_path, ".js", topic, consumer, proxy
             )
-            assert len([e for e in sent if e["event"] == "sent"]) == 9
-            # Then it consumes the six of its two lite topics, each lite topic in order (the
-            # suspended one before the next), each marked with its lite topic
-            want = {"chat-1:0", "chat-1:3", "chat-1:6", "chat-2:1", "chat-2:4", "chat-2:7"}
-            consumer.wait_until(
-                lambda evs: _by_body(evs, "consumed").keys() >= want,
-                timeout=40,
-                what="both lite topics consumed",
-            )
-            consumed = consumer.events("consumed")
-            for lite in ("chat-1", "chat-2"):
-                mine = [e["body"] for e in consumed if e["lite_topic"] == lite]
-                assert mine == sorted(b for b in want if b.startswith(lite)), consumed
             # And the suspended message came back without a retry counted
             assert [e["body"] for e in consumer.events("suspended")] == ["chat-1:3"]
             assert _by_body(consumed, "consumed")["chat-1:3"]["attempt"] == 1
