@@ -306,7 +306,8 @@ def _start_proxy(node: Node, args: argparse.Namespace) -> None:
     host = address.rsplit(":", 1)[0].strip("[]")
     port = 0 if node.ephemeral_ports else args.proxy_port
     try:
-        role = ProxyRole.from_args(address, host, port, args)
+        kept = node.data_dir / "proxy" if node.data_dir is not None else None
+        role = ProxyRole.from_args(address, host, port, args, kept)
         node.addresses["proxy"] = role.start()
         if role.metrics_address:
             node.addresses["proxy-metrics"] = role.metrics_address

@@ -141,9 +141,12 @@ class ProxyRole:
         tls_config: pathlib.Path | None = None,
         acl: tuple[pathlib.Path | None, str | None, str | None] = (None, None, None),
         metrics_port: int | None = None,
+        state_dir: pathlib.Path | None = None,
     ) -> None:
         """``acl``: (``--acl-file``, ``--access-key``, ``--secret-key``); ``metrics_port``:
-        Prometheus' ``GET /metrics`` on the listen host (0: a free port; None: none)."""
+        Prometheus' ``GET /metrics`` on the listen host (0: a free port; None: none);
+        ``state_dir``: where the certificate made for the gRPC port is kept (None: made anew
+        at each start)."""
         try:
             from actors.client.config import TlsOptions
             from actors.proxy.auth import ProxyAuth
@@ -173,6 +176,7 @@ class ProxyRole:
             str(tls_config) if tls_config is not None else None,
             [host, advertise or ""],
             tls_config is None or _names_server_mode(tls_config),
+            state_dir,
         )
         acl_file, access_key, secret_key = acl
         if access_key and secret_key:
@@ -195,7 +199,14 @@ class ProxyRole:
         self.metrics_address: str | None = None
 
     @classmethod
-    def from_args(cls, namesrv: str, host: str, port: int, args: argparse.Namespace) -> ProxyRole:
+    def from_args(
+        cls,
+        namesrv: str,
+        host: str,
+        port: int,
+        args: argparse.Namespace,
+        state_dir: pathlib.Path | None = None,
+    ) -> ProxyRole:
         """The role as the command line's proxy options (``add_proxy_options``) say."""
         return cls(
             namesrv,
@@ -206,6 +217,7 @@ class ProxyRole:
             args.tls_config,
             acl_of(args),
             metrics_port_of(args),
+            state_dir,
         )
 
     def start(self) -> str:
@@ -225,7 +237,7 @@ class ProxyRole:
             shown,
             port,
             how[self.port_tls.mode.value],
-            " (a certificate made at start)" if self.port_tls.made_certificate else "",
+            _made(self.port_tls),
         )
         return f"{shown}:{port}"
 
@@ -272,3 +284,14 @@ def _names_server_mode(path: pathlib.Path) -> bool:
 
     entries = parse_properties(path.read_text(encoding="utf-8"))
     return any(entry.key == "tls.server.mode" for entry in entries)
+
+
+def _made(port: Any) -> str:
+    """The log's note on a certificate made for the port."""
+    if port.made_certificate is None:
+        return ""
+    if port.kept_in is None:
+        return " (a certificate made at start)"
+    from actors.proxy.self_signed import CERT_FILE
+
+    return f" (the certificate made for it: {port.kept_in / CERT_FILE})"

@@ -30,17 +30,24 @@ class PortTls(NamedTuple):
     credentials: grpc.ServerCredentials | None = None
     made_certificate: bytes | None = None
     """The certificate made at start (PEM), when none was given."""
+    kept_in: pathlib.Path | None = None
+    """Where that certificate is kept (``self_signed.CERT_FILE``), if anywhere."""
 
 
 PLAIN = PortTls(TlsMode.DISABLED)
 
 
 def port_tls(
-    settings: TlsSettings | None, file: str | None, hosts: list[str], mode_given: bool = True
+    settings: TlsSettings | None,
+    file: str | None,
+    hosts: list[str],
+    mode_given: bool = True,
+    keep_in: pathlib.Path | None = None,
 ) -> PortTls:
     """The port's TLS: from ``settings`` (read from ``file``), or RocketMQ's default when
-    there is no file or it says no ``tls.server.mode`` (``mode_given``). ConfigError naming
-    the key for what gRPC cannot use."""
+    there is no file or it says no ``tls.server.mode`` (``mode_given``), its certificate kept
+    in ``keep_in`` when given (else made anew at each start). ConfigError naming the key for
+    what gRPC cannot use, or the directory that cannot be written."""
     if settings is None or not mode_given:
         if settings is not None and settings.server_cert_path:
             logger.warning(
@@ -54,8 +61,16 @@ def port_tls(
                 "default) cannot connect; pip install cryptography to serve them"
             )
             return PLAIN
-        key, cert = self_signed.make(hosts)
-        return PortTls(TlsMode.PERMISSIVE, grpc.ssl_server_credentials([(key, cert)]), cert)
+        if keep_in is None:
+            key, cert = self_signed.make(hosts)
+        else:
+            try:
+                key, cert = self_signed.kept(keep_in, hosts)
+            except OSError as exc:
+                problem = f"cannot keep the proxy's certificate: {exc}"
+                raise ConfigError(str(keep_in), None, problem) from None
+        credentials = grpc.ssl_server_credentials([(key, cert)])
+        return PortTls(TlsMode.PERMISSIVE, credentials, cert, keep_in)
     if settings.server_mode is TlsMode.DISABLED:
         return PLAIN
     assert file is not None

@@ -4,8 +4,10 @@ RocketMQ's proxy does the same (``tls.test.mode.enable``, on by default: netty's
 SelfSignedCertificate), so that RocketMQ 5's Java and Go clients, which use TLS unless told
 not to and accept any certificate, connect to a proxy nobody configured. A client that checks
 certificates (Python's and Node.js' with TLS on) must be given this one to trust:
-``ssl.get_server_certificate((host, port))`` or ``openssl s_client`` reads it off the port (it
-is new at each start: nothing is written).
+``ssl.get_server_certificate((host, port))`` or ``openssl s_client`` reads it off the port.
+``kept(directory, hosts)``: the one kept in ``directory`` (``proxy-tls.crt`` and its key, made
+and written there the first time, made anew when it has expired), so a client trusting it
+keeps working across restarts (``cluster --proxy`` keeps it in its data directory).
 
 Made with ``cryptography`` (the ``proxy`` extra): an ECDSA P-256 key, a year's validity, names
 ``localhost``, this host's name, 127.0.0.1, ::1 and the hosts given (IP addresses or names).
@@ -15,8 +17,14 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import pathlib
 import socket
 from collections.abc import Iterable
+
+from runtime.store.configfile import write_atomic
+
+CERT_FILE = "proxy-tls.crt"
+KEY_FILE = "proxy-tls.key"
 
 
 def available() -> bool:
@@ -67,3 +75,24 @@ def make(hosts: Iterable[str] = ()) -> tuple[bytes, bytes]:
         serialization.NoEncryption(),
     )
     return key_pem, cert.public_bytes(serialization.Encoding.PEM)
+
+
+def kept(directory: pathlib.Path, hosts: Iterable[str] = ()) -> tuple[bytes, bytes]:
+    """(private key PEM, certificate PEM) kept in ``directory``: read when both files are
+    there and the certificate is valid for a week more, else made and written (the key
+    readable by its owner only). OSError when the directory cannot be written."""
+    from cryptography import x509
+
+    cert_path, key_path = directory / CERT_FILE, directory / KEY_FILE
+    try:
+        cert, key = cert_path.read_bytes(), key_path.read_bytes()
+        ends = x509.load_pem_x509_certificate(cert).not_valid_after_utc
+        if ends - datetime.datetime.now(datetime.UTC) > datetime.timedelta(days=7):
+            return key, cert
+    except (OSError, ValueError):
+        pass  # none yet, or unreadable: made anew
+    key, cert = make(hosts)
+    directory.mkdir(parents=True, exist_ok=True)
+    write_atomic(str(key_path), key, 0o600)
+    write_atomic(str(cert_path), cert)
+    return key, cert

@@ -195,3 +195,22 @@ def test_permissive_with_a_given_certificate_and_disabled_plain_only(
         with secure as channel, pytest.raises(grpc.RpcError) as refused:
             _route(channel)
         assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_a_cluster_keeps_the_certificate_it_made_across_restarts(tmp_path: pathlib.Path) -> None:
+    # Given `cluster --proxy` with a data directory, serving TLS with a certificate it made
+    args = ["cluster", "--ephemeral-ports", "--data-dir", str(tmp_path / "data"), "--proxy"]
+    kept = tmp_path / "data" / "proxy" / "proxy-tls.crt"
+    seen = []
+    for _ in range(2):
+        # When it starts (again)
+        with RuntimeProcess(args) as node:
+            host, port = node.wait_ready(timeout=30)["proxy"].rsplit(":", 1)
+            seen.append(ssl.get_server_certificate((host, int(port))))
+            wait_until(
+                lambda: any(str(kept) in line for line in node.stderr), what="the log names it"
+            )
+            assert node.terminate() == 0, node.stderr_text()
+    # Then it presents the same certificate each time, the one kept in the data directory
+    assert seen[0] == seen[1]
+    assert ssl.PEM_cert_to_DER_cert(seen[0]) == ssl.PEM_cert_to_DER_cert(kept.read_text())

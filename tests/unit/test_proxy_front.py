@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import pathlib
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -138,3 +139,15 @@ def test_the_port_mode_follows_rocketmqs_defaults() -> None:
         settings = TlsSettings(server_mode=TlsMode.ENFORCING, server_key_password="secret")
         port_tls(settings, "tls.properties", [])
     assert "tls.server.keyPassword" in str(refused.value) and "tls.properties" in str(refused.value)
+
+
+def test_a_kept_certificate_is_made_once_and_read_after(tmp_path: pathlib.Path) -> None:
+    # Given no certificate kept yet: one is made and written, its key for its owner only
+    key, cert = self_signed.kept(tmp_path / "proxy", ["10.0.0.7"])
+    assert (tmp_path / "proxy" / self_signed.CERT_FILE).read_bytes() == cert
+    assert (tmp_path / "proxy" / self_signed.KEY_FILE).stat().st_mode & 0o777 == 0o600
+    # When asked again (a restart), Then the same one is used
+    assert self_signed.kept(tmp_path / "proxy") == (key, cert)
+    # And a damaged one is made anew
+    (tmp_path / "proxy" / self_signed.CERT_FILE).write_text("not a certificate")
+    assert self_signed.kept(tmp_path / "proxy")[1] != cert
