@@ -31,16 +31,18 @@ def rpc_labels(request_code: int, response_code: int) -> tuple[str, str, str]:
     labels = _rpc_labels.get(key)
     if labels is None:
         labels = ("remoting", _name(RequestCode, request_code), _name(ResponseCode, response_code))
-        if len(_rpc_labels) < 4096:  # (codes a peer makes up are not all kept)
+        if len(_rpc_labels) < 4096:
             _rpc_labels[key] = labels
     return labels
 
 
 def _name(codes: Any, code: int) -> str:
+    """The code's name; ``unknown`` for a code not known here (a peer making codes up must
+    not add series without bound)."""
     try:
         return str(codes(code).name)
     except ValueError:
-        return str(code)
+        return "unknown"
 
 
 class LatencyHistogram:
@@ -54,15 +56,18 @@ class LatencyHistogram:
         self._sums: dict[tuple[str, ...], float] = {}
 
     def observe(self, labels: tuple[str, ...], seconds: float) -> None:
-        ms = seconds * 1000.0
-        slot = bisect.bisect_left(BUCKETS_MS, ms)
         with self._lock:
-            counts = self._counts.get(labels)
-            if counts is None:
-                counts = self._counts[labels] = [0] * (len(BUCKETS_MS) + 1)
-                self._sums[labels] = 0.0
-            counts[slot] += 1
-            self._sums[labels] += ms
+            self.observe_locked(labels, seconds)
+
+    def observe_locked(self, labels: tuple[str, ...], seconds: float) -> None:
+        """``observe`` for a caller holding the histogram's lock already."""
+        ms = seconds * 1000.0
+        counts = self._counts.get(labels)
+        if counts is None:
+            counts = self._counts[labels] = [0] * (len(BUCKETS_MS) + 1)
+            self._sums[labels] = 0.0
+        counts[bisect.bisect_left(BUCKETS_MS, ms)] += 1
+        self._sums[labels] += ms
 
     def family(self, **common: str) -> Family:
         family = Family(self.name, "histogram", self.help)

@@ -130,6 +130,17 @@ def begin(arrived: float, turn: Turn | None) -> None:
     ``turn`` (None for an unordered one). Called by the session; pair with ``finish``."""
     _request.arrived = arrived
     _request.turn = turn
+    _request.held = False
+
+
+def mark_held() -> None:
+    """The request is held for long polling (a pull waiting for messages): its time says
+    nothing of the server's speed (the session keeps it out of ``rocketmq_rpc_latency``)."""
+    _request.held = True
+
+
+def was_held() -> bool:
+    return bool(getattr(_request, "held", False))
 
 
 def finish() -> None:

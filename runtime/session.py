@@ -66,7 +66,7 @@ from runtime.receive import is_tls, receiver
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.frame import FrameDecoder
-from runtime.request_context import Turn, begin, finish
+from runtime.request_context import Turn, begin, finish, was_held
 from runtime.session_handle import Closed, Outbound, SessionHandle, send_frame
 
 READ_SIZE = 65536
@@ -285,8 +285,9 @@ class ClientSession(GeventActor):
         try:
             response = self._process(request)
             if response is not None and not request.is_oneway and not self._closed:
-                self.handle.reply(response)
-                if self._latency is not None:  # (from its read to its answer written)
+                written = self.handle.reply(response)
+                # (from its read to its answer written; not a pull held for long polling)
+                if self._latency is not None and written and not was_held():
                     labels = rpc_labels(request.code, response.code)
                     self._latency.observe(labels, time.monotonic() - arrived)
         finally:

@@ -47,6 +47,7 @@ from runtime.remoting.command import RemotingCommand
 from runtime.remoting.header_codec import decode_header
 from runtime.remoting.headers import PullMessageRequestHeader
 from runtime.remoting.properties import decode_properties, tag_hash
+from runtime.request_context import mark_held
 from runtime.session import SessionHandle
 from runtime.store.record import decode_record
 
@@ -201,6 +202,7 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
         if not ctx.cfg.long_polling_enable:
             hold_s = min(hold_s, ctx.cfg.short_polling_time_mills / 1000)
         deadline = time.monotonic() + hold_s
+        mark_held()
         while _is_not_found(outcome, h.queue_offset):
             remaining = deadline - time.monotonic()
             if remaining <= 0:

@@ -136,6 +136,7 @@ class Rebalancer(GeventActor):
         self.pullers: dict[MessageQueue, pykka.ActorRef[QueuePuller]] = {}
         self._stopping = False
         self._unlisted: set[str] = set()  # topics whose last consumer list lacked this client
+        self._retrying: set[str] = set()  # unlisted topics a retry round is scheduled for
         self.holds = Holds()
         """The queues the user paused (``HoldQueues``), held now or not."""
 
@@ -211,6 +212,8 @@ class Rebalancer(GeventActor):
         topic no longer subscribed lets its go either way)."""
         if self._stopping:
             return False
+        if reason == UNLISTED_RETRY:
+            self._retrying = set()
         wanted: set[MessageQueue] = set()
         # topics we could not look at this round, or whose consumer list lacks us, keep theirs
         keep: set[MessageQueue] = set()
@@ -238,10 +241,11 @@ class Rebalancer(GeventActor):
                     wanted.update(mine)
             if unlisted:
                 self.instance.beat_soon()  # so the broker lists us by the next round
-                if reason != UNLISTED_RETRY:
+                if reason != UNLISTED_RETRY and not unlisted <= self._retrying:
                     # and that round comes in a second, not 20 s: a heartbeat that only takes
                     # up topics tells the others, not the member itself
-                    again = DoRebalance(UNLISTED_RETRY, topics=frozenset(unlisted))
+                    self._retrying |= unlisted
+                    again = DoRebalance(UNLISTED_RETRY, topics=frozenset(self._retrying))
                     self.send_after(UNLISTED_RETRY_S, again)
         wanted |= keep
         removed = [mq for mq in self.pullers if mq not in wanted]

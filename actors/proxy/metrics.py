@@ -6,7 +6,7 @@
   mean; a receive's includes its long poll);
 - ``rocketmq_rpc_latency{protocol_type="grpc", action, result}``: the same calls as RocketMQ
   5's proxy's histogram (ms; ``runtime.latency``'s buckets; ``action`` the method,
-  ``result`` the code's name);
+  ``result`` the code's name), but Telemetry streams; a receive's includes its long poll;
 - ``actormq_proxy_groups``, ``actormq_proxy_in_flight{consumer_group}`` (deliveries handed out
   and not acked), ``actormq_proxy_telemetry_streams``, ``actormq_proxy_clients`` (heard from
   within 30 s);
@@ -50,7 +50,8 @@ class CallStats:
             key = (method, name)
             self.calls[key] = self.calls.get(key, 0) + 1
             self.seconds[method] = self.seconds.get(method, 0.0) + seconds
-        self.latency.observe(("grpc", method, name), seconds)
+            if method != "Telemetry":  # (a stream open for hours: no latency)
+                self.latency.observe_locked(("grpc", method, name), seconds)
 
     def families(self, service: Any) -> list[Family]:
         calls = Family("actormq_proxy_calls_total", "counter", "gRPC calls answered")

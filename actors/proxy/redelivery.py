@@ -55,70 +55,95 @@ class Redelivery:
         holder: str | None = None,
     ) -> None:
         """Deliveries of ``topic`` whose invisible duration passed: handed out again into
-        ``out`` (up to ``limit``, but in a FIFO group a message group's batch due together is
-        not split over two receives); those past ``max_attempts`` go to ``_bury`` (the sweep
-        dead-letters them: a receive never waits on those sends). Under the lock."""
+        ``out`` (up to ``limit``; in a FIFO group see ``_due_fifo``); those past
+        ``max_attempts`` go to ``_bury`` (the sweep dead-letters them: a receive never waits
+        on those sends). Under the lock."""
+        if self.fifo:
+            self._due_fifo(topic, limit, invisible_ms, out, holder)
+            return
         added = 0
-        start = len(out)
         now = self.clock()
         heap = self._deadlines.get(topic) or []
-        last: tuple[str, str] | None = None
-        blockers: dict[tuple[str, str], float] | None = None
+        while heap and heap[0][0] <= now and added < limit:
+            delivery = self._pop_due(heap, now)
+            if delivery is not None and self._again(delivery, invisible_ms, out, holder):
+                added += 1
+
+    def _due_fifo(
+        self,
+        topic: str,
+        limit: int,
+        invisible_ms: int,
+        out: list[Delivery],
+        holder: str | None,
+    ) -> None:
+        """FIFO: a message group's due deliveries go out together, in their queue's order (a
+        batch is never split over two receives, whatever ``limit``), and only once none of
+        the group's other deliveries is still invisible (RocketMQ blocks a FIFO queue until
+        every unacked message of the batch is visible again: one given a shorter invisible
+        duration than one before it must not overtake it); held back, they are looked at
+        again within ``RECHECK_S``. Messages without a message group go one by one."""
+        now = self.clock()
+        heap = self._deadlines.get(topic) or []
+        groups: dict[Any, list[Delivery]] = {}
         while heap and heap[0][0] <= now:
-            if added >= limit:
-                following = self.in_flight.get(heap[0][2])
-                if last is None or following is None:
-                    break
-                if message_group(following.msg, following.topic) != last:
-                    break
-            entry = heapq.heappop(heap)
-            delivery = self.in_flight.get(entry[2])
-            if delivery is None or delivery.deadline != entry[0]:
-                continue  # acked, or its duration changed since
-            if self._renewed(delivery, now):
-                continue
-            if self.fifo:
-                if blockers is None:
-                    blockers = self._invisible_groups(topic, now)
-                key = message_group(delivery.msg, topic)
-                if key in blockers:  # another of its batch is still out: they come together
+            delivery = self._pop_due(heap, now)
+            if delivery is not None:
+                key = message_group(delivery.msg, topic) or delivery.handle
+                groups.setdefault(key, []).append(delivery)
+        if not groups:
+            return
+        # (after the pops: a push consumer's delivery renewed by them is still out)
+        blockers = self._invisible_groups(topic, now)
+        added = 0
+        for key, due in groups.items():
+            if key in blockers:
+                for delivery in due:
                     delivery.deadline = min(blockers[key], now + RECHECK_S)
                     self._schedule(delivery)
-                    continue
-            del self.in_flight[delivery.handle]
-            if not self.consumer.still_owned(delivery.msg):
-                self._release(delivery)  # rebalanced away: its new owner hands it out
-                continue
-            if delivery.attempt >= self.max_attempts:
-                self._bury.append(delivery)
-                continue
-            again = self._hand_out(delivery.msg, topic, delivery.attempt + 1, invisible_ms, holder)
-            out.append(again)
-            added += 1
-            if self.fifo:
-                last = message_group(delivery.msg, topic)
-        if self.fifo and added > 1:  # each message group's in its queue's order
-            first_seen: dict[tuple[str, str] | None, int] = {}
-            for d in out[start:]:
-                first_seen.setdefault(message_group(d.msg, topic), len(first_seen))
-            out[start:] = sorted(
-                out[start:],
-                key=lambda d: (
-                    first_seen[message_group(d.msg, topic)],
-                    d.msg.queue_id,
-                    d.msg.queue_offset,
-                ),
-            )
+            elif added >= limit:
+                for delivery in due:
+                    self._schedule(delivery)  # still due: the next receive's
+            else:
+                due.sort(key=lambda d: (d.msg.queue_id, d.msg.queue_offset))
+                for delivery in due:
+                    added += self._again(delivery, invisible_ms, out, holder)
+
+    def _pop_due(self, heap: list[tuple[float, int, str]], now: float) -> Delivery | None:
+        """The heap's first entry, as a delivery due now (None: stale, or renewed)."""
+        entry = heapq.heappop(heap)
+        delivery = self.in_flight.get(entry[2])
+        if delivery is None or delivery.deadline != entry[0]:
+            return None  # acked, or its duration changed since
+        if self._renewed(delivery, now):
+            return None
+        return delivery
+
+    def _again(
+        self, delivery: Delivery, invisible_ms: int, out: list[Delivery], holder: str | None
+    ) -> bool:
+        """The due ``delivery`` handed out again into ``out`` (True), or let go: its queue is
+        another proxy's now, or it is out of attempts (to be dead-lettered)."""
+        del self.in_flight[delivery.handle]
+        if not self.consumer.still_owned(delivery.msg):
+            self._release(delivery)  # rebalanced away: its new owner hands it out
+            return False
+        if delivery.attempt >= self.max_attempts:
+            self._bury.append(delivery)
+            return False
+        attempt = delivery.attempt + 1
+        out.append(self._hand_out(delivery.msg, delivery.topic, attempt, invisible_ms, holder))
+        return True
 
     def _invisible_groups(self, topic: str, now: float) -> dict[tuple[str, str], float]:
         """FIFO: message group -> the latest deadline of its deliveries of ``topic`` out and
-        not due yet. A due one of such a group waits for them (RocketMQ blocks a FIFO queue
-        until every unacked message of the batch is visible again: a message given a shorter
-        invisible duration than one before it must not overtake it). Under the lock."""
+        not due (the topic's deadline heap: its own deliveries only). Under the lock."""
         blockers: dict[tuple[str, str], float] = {}
-        for d in self.in_flight.values():
-            if d.topic == topic and d.deadline > now:
-                key = message_group(d.msg, topic)
-                if key is not None and d.deadline > blockers.get(key, now):
-                    blockers[key] = d.deadline
+        for deadline, _, handle in self._deadlines.get(topic) or ():
+            delivery = self.in_flight.get(handle)
+            if delivery is None or delivery.deadline != deadline or deadline <= now:
+                continue
+            key = message_group(delivery.msg, topic)
+            if key is not None and deadline > blockers.get(key, now):
+                blockers[key] = deadline
         return blockers

@@ -65,6 +65,6 @@ def test_a_latency_histogram_renders_cumulative_buckets_sum_and_count() -> None:
     assert 'rocketmq_rpc_latency_count{cluster="c",request_code="SEND_MESSAGE"} 3' in lines
     total = next(line for line in lines if line.startswith("rocketmq_rpc_latency_sum"))
     assert abs(float(total.rsplit(" ", 1)[1]) - 5002.05) < 0.01
-    # And a remoting request's labels name its codes (a made-up code by its number)
+    # And a remoting request's labels name its codes (a made-up code: unknown)
     assert rpc_labels(310, 0) == ("remoting", "SEND_MESSAGE_V2", "SUCCESS")
-    assert rpc_labels(65000, 0)[1] == "65000"
+    assert rpc_labels(65000, 0)[1] == "unknown"

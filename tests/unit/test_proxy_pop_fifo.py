@@ -160,3 +160,30 @@ def test_a_later_message_of_a_batch_made_visible_first_still_comes_after() -> No
     clock.advance(2)
     again = pop.receive("T", 10, 30_000, wait_s=0)
     assert _offsets(again) == [0, 1]
+
+
+def test_a_small_receive_never_takes_a_later_message_of_a_group_alone() -> None:
+    # Given g1's 0 and 1 and g2's 2 out, nacked for 10 s, 5 s and 7 s, and no receive
+    # until all three are due
+    pop, _consumer, clock = _fifo(_msg(0, "g1"), _msg(1, "g1"), _msg(2, "g2"))
+    first = pop.receive("T", 10, 30_000, wait_s=0)
+    for delivery, ms in zip(first, (10_000, 5_000, 7_000), strict=True):
+        pop.change_invisible(delivery.handle, ms)
+    clock.advance(11)
+    # When a receive asks for one message, Then it gets g1's batch whole, 0 first (not 1
+    # alone), and the next receive g2's
+    assert _offsets(pop.receive("T", 1, 30_000, wait_s=0)) == [0, 1]
+    assert _offsets(pop.receive("T", 1, 30_000, wait_s=0)) == [2]
+
+
+def test_a_message_held_by_a_live_push_consumer_keeps_the_ones_after_it_back() -> None:
+    clock = FakeClock()
+    consumer = FakeConsumer(clock)
+    consumer.queued.extend([_msg(0, "g1"), _msg(1, "g1")])
+    pop = PopGroup("G", consumer, fifo=True, alive=lambda who: who == "c1", clock=clock)  # type: ignore[arg-type]
+    # Given a push consumer holding g1's 0 and 1 (auto-renewed), and 1 nacked (no longer held)
+    first = pop.receive("T", 10, 30_000, wait_s=0, holder="c1")
+    pop.change_invisible(first[1].handle, 1_000)
+    # When both durations pass, Then 1 does not come again while c1 still holds 0
+    clock.advance(31)
+    assert _offsets(pop.receive("T", 10, 30_000, wait_s=0)) == []
