@@ -18,9 +18,10 @@ transaction half topics, OFFSET_MOVED_EVENT, SELF_TEST_TOPIC, the cluster and br
 topics) are present from the start.
 
 Durability point: ``config/topics.json``, rewritten atomically (tmp + fsync + rename + dir
-fsync) by a background greenlet after each change (changes coalesce, writes start at least
-0.2 s apart; reads never wait for a slow disk), and on stop. A crash right after a change may
-lose it: the client's next send auto-creates the topic again, or the admin re-applies it.
+fsync) by a background greenlet after each change (changes coalesce; past 8 writes in a
+second they start 0.2 s apart; reads never wait for a slow disk), and on stop. A crash right
+after a change may lose it: the client's next send auto-creates the topic again, or the admin
+re-applies it.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ REPLY_TOPIC_SUFFIX = "_REPLY_TOPIC"
 """``<cluster>_REPLY_TOPIC`` holds request-reply replies (RocketMQ's MixAll.REPLY_TOPIC_POSTFIX)."""
 PERM_READ, PERM_WRITE, PERM_INHERIT = 4, 2, 1
 WRITE_INTERVAL_S = 0.2
-"""``topics.json`` is rewritten at most this often (making thousands of topics one by one)."""
+"""``topics.json`` is rewritten at most this often in a burst (thousands of topics made one by
+one); an occasional change is written at once."""
 
 
 class _TopicsFile(msgspec.Struct, rename="camel"):

@@ -6,16 +6,18 @@ coalesce into one more write of the newest snapshot. ``request(obj, done)`` also
 AsyncResult ``done`` once a write covering that snapshot ended: True when it is durable, False
 when the write failed (for callers that must not answer before the file holds the change).
 ``close()`` waits for the running write and writes whatever is still pending, synchronously
-(for ``on_stop``). ``min_interval``: writes start at least that many seconds apart (a file
-rewritten whole at every change, as the topic table is while thousands of topics are made one
-by one, is written a few times a second instead of after each change: each write costs the
-whole file's encoding); a request waiting for its write (``done``) is not kept waiting for
-the interval. ``close()`` is final: nothing requested after it is written.
+(for ``on_stop``). ``min_interval``: once ``BURST`` writes started within a second, the next
+ones start at least that many seconds apart (a file rewritten whole at every change, as the
+topic table is while thousands of topics are made one by one, is written a few times a second
+instead of after each change: each write costs the whole file's encoding; an occasional change
+is still written at once, as before); a request waiting for its write (``done``) is not kept
+waiting for the interval. ``close()`` is final: nothing requested after it is written.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from typing import Any
 
 import gevent
@@ -25,12 +27,16 @@ from loguru import logger
 from runtime.actor import offload
 from runtime.store.configfile import write_json
 
+BURST = 8
+"""Writes within a second before ``min_interval`` applies."""
+
 
 class BackgroundWriter:
     def __init__(self, path: str, min_interval: float = 0.0) -> None:
         self.path = path
         self.min_interval = min_interval
-        self._last_start = -min_interval
+        self._starts: deque[float] = deque(maxlen=BURST)
+        """When the last ``BURST`` writes started."""
         self._wake = gevent.event.Event()
         self._closing = False
         self._pending: Any = None
@@ -51,13 +57,13 @@ class BackgroundWriter:
     def _run(self) -> None:
         try:
             while self._has_pending:
-                wait = self._last_start + self.min_interval - time.monotonic()
+                wait = self._wait(time.monotonic())
                 if wait > 0 and not self._waiters:
                     self._wake.clear()
                     self._wake.wait(wait)  # the interval, a waiter or close()
                     if self._closing:
                         return  # close() writes what is pending
-                self._last_start = time.monotonic()
+                self._starts.append(time.monotonic())
                 obj, self._pending, self._has_pending = self._pending, None, False
                 waiters, self._waiters = self._waiters, []
                 ok = False
@@ -71,6 +77,13 @@ class BackgroundWriter:
                     done.set(ok)
         finally:
             self._runner = None
+
+    def _wait(self, now: float) -> float:
+        """Seconds the next write waits: none unless ``BURST`` writes started within a second."""
+        starts = self._starts
+        if self.min_interval <= 0 or len(starts) < BURST or now - starts[0] > 1.0:
+            return 0.0
+        return starts[-1] + self.min_interval - now
 
     @property
     def busy(self) -> bool:
