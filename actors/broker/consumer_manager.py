@@ -21,13 +21,14 @@ Messages (proxy methods; none blocks):
 Replies nothing else. When a group's membership changes it tells every remaining member's
 session NOTIFY_CONSUMER_IDS_CHANGED (oneway), so they rebalance at once rather than within 20 s
 — except for a join, a topic change or an unregister whose heartbeat / request handler passed
-``notify=False`` (the group's ``notifyConsumerIdsChangedEnable`` is off: its members find out
-at their next rebalance). A member lost with its connection or expired is always announced, as
-in RocketMQ. In a group of actormq clients only (per-topic lists) a notice names the topics
-whose lists changed (``topics`` ext: the joiner's, the leaver's, or those a member took up or
-dropped), each member is told the ones it subscribes and members subscribing none are not
-told; a member changing its topics is not told itself. In other groups a topic change tells
-no one (their lists hold every member whatever it subscribes).
+``notify=False`` (the group's ``notifyConsumerIdsChangedEnable`` is off: its members find out at
+their next rebalance). A member lost with its connection or expired is always announced, as in
+RocketMQ, and so is a heartbeat that drops dead connections of its client id (listed once each:
+the lists shrink). In a group of actormq clients only (per-topic lists) a notice names the
+topics whose lists changed (``topics`` ext: the joiner's, the leaver's, or those a member took
+up or dropped), each member is told the ones it subscribes and members subscribing none are not
+told; a member changing its topics is not told itself. In other groups a topic change tells no
+one (their lists hold every member whatever it subscribes).
 State owned (memory only; clients heartbeat every 30 s): group -> client id -> its connections
 (channels) and the topics it subscribes, and the group's subscriptions (of the topics some
 member subscribes: a topic no member subscribes any more goes, as RocketMQ's
@@ -213,6 +214,7 @@ class ConsumerManager(GeventActor):
         session_id = hb.session.session_id
         per_topic_before = _per_topic(info)
         client = info.clients.get(hb.client_id)
+        listed = 0 if client is None else len(client.channels)  # (its entries in the lists)
         if client is None:
             client = info.clients[hb.client_id] = _Client(channels={})
             joined = True
@@ -236,6 +238,10 @@ class ConsumerManager(GeventActor):
         if joined and hb.notify:
             # (a client id joining on another connection with other topics: the ones it
             # dropped changed too)
+            self._notify(info, topics | moved if scoped else None)
+        elif len(client.channels) < listed:
+            # dead connections of its id dropped (listed once each): its entries in the lists
+            # are fewer, so every member sharing its topics (it too) looks again, as a leave
             self._notify(info, topics | moved if scoped else None)
         elif moved and scoped and hb.notify:
             # the lists of the topics it took up or dropped changed: the members subscribing

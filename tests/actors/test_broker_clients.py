@@ -501,3 +501,31 @@ def test_a_notice_of_thousands_of_topics_comes_in_pieces_a_header_can_hold() -> 
         assert sorted(t for p in pieces if p for t in p.split(",")) == sorted(names)
     finally:
         manager.actor_ref.stop()
+
+
+def test_a_dead_connection_dropped_by_a_heartbeat_is_announced() -> None:
+    manager = ConsumerManager.start().proxy()
+    try:
+        # Given one client id on two connections (listed twice) and another member
+        s1, s2, s3 = FakeSession(1), FakeSession(2), FakeSession(3)
+        manager.register(heartbeat("g", "c1", s1)).get(timeout=5)
+        manager.register(heartbeat("g", "c1", s2)).get(timeout=5)
+        manager.register(heartbeat("g", "c2", s3)).get(timeout=5)
+        assert manager.consumer_ids("g", "T").get(timeout=5) == ["c1", "c1", "c2"]
+        told(s2), told(s3)
+        # When the first connection died (its close not processed yet) and the client's next
+        # heartbeat on the second drops it
+        s1.alive = False
+        assert manager.register(heartbeat("g", "c1", s2)).get(timeout=5) is False
+        # Then the lists hold it once, and the members are told (as a leave would)
+        assert manager.consumer_ids("g", "T").get(timeout=5) == ["c1", "c2"]
+        assert (told(s2), told(s3)) == (["T"], ["T"])
+        # And a reconnect that replaces a dead connection (listed once before and after) is
+        # no change
+        s4 = FakeSession(4)
+        s2.alive = False
+        assert manager.register(heartbeat("g", "c1", s4)).get(timeout=5) is False
+        assert manager.consumer_ids("g", "T").get(timeout=5) == ["c1", "c2"]
+        assert (told(s4), told(s3)) == ([], [])
+    finally:
+        manager.actor_ref.stop()
