@@ -10,6 +10,7 @@ from typing import Any
 
 import grpc
 import pytest
+from loguru import logger
 
 from actors.proxy import front as front_module
 from actors.proxy import self_signed
@@ -151,3 +152,18 @@ def test_a_kept_certificate_is_made_once_and_read_after(tmp_path: pathlib.Path) 
     # And a damaged one is made anew
     (tmp_path / "proxy" / self_signed.CERT_FILE).write_text("not a certificate")
     assert self_signed.kept(tmp_path / "proxy")[1] != cert
+
+
+def test_without_cryptography_the_default_port_is_plain_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given no cryptography package (the proxy extra not installed whole)
+    monkeypatch.setattr(self_signed, "available", lambda: False)
+    seen: list[str] = []
+    sink = logger.add(lambda m: seen.append(str(m)), level="WARNING", format="{message}")
+    try:
+        # When the default port's TLS is chosen, Then it is plain only, and the log says why
+        assert port_tls(None, None, []) == PLAIN
+    finally:
+        logger.remove(sink)
+    assert any("pip install cryptography" in line for line in seen), seen
