@@ -57,8 +57,9 @@ from actors.client.allocate import (
     AllocationRefused,
     allocate_queues,
 )
-from actors.client.errors import BrokerError, ClientError
-from actors.client.fan_out import fan_out
+from actors.client.consumer_lists import ConsumerLists
+from actors.client.errors import ClientError
+from actors.client.fan_out import ONE_BY_ONE, fan_out
 from actors.client.holds import Holds
 from actors.client.instance import ClientInstance
 from actors.client.message import MessageQueue
@@ -82,12 +83,9 @@ from actors.client.rebalance_messages import (
     SeekQueue,
     SetSubscriptions,
 )
-from actors.client.remoting import make_request
 from actors.client.start_offsets import consume_from_offset, start_offsets
 from runtime.actor import GeventActor, GeventFuture, new_future, watch
-from runtime.errors import ProtocolError
-from runtime.remoting.bodies import ConsumerListBody, decode_body
-from runtime.remoting.codes import MessageModel, RequestCode, ResponseCode
+from runtime.remoting.codes import MessageModel
 
 UNLISTED_RETRY = "not listed yet"
 UNLISTED_RETRY_S = 1.0
@@ -130,6 +128,7 @@ class Rebalancer(GeventActor):
         self.consume_timestamp = consume_timestamp
         self.interval = interval
         self.timeout = timeout
+        self.lists = ConsumerLists(instance, group, timeout)
         self.fixed: tuple[MessageQueue, ...] | None = assigned
         self.on_change = on_change
         self.allocate = allocate or AllocateMessageQueueAveragely()
@@ -231,8 +230,13 @@ class Rebalancer(GeventActor):
                     if mq.topic in self.subscriptions and mq.topic not in only
                 )
             # many topics (a lite group's) are looked at many at once: a route and a consumer
-            # list each
-            for topic, (mine, listed) in fan_out(topics, self._share).items():
+            # list each (one per broker when this client is the group's only member there)
+            self.lists.start_round(many=len(topics) > ONE_BY_ONE)
+            try:
+                shares = fan_out(topics, self._share)
+            finally:
+                self.lists.end_round()
+            for topic, (mine, listed) in shares.items():
                 if not listed:
                     unlisted.add(topic)
                 if mine is None:
@@ -291,7 +295,7 @@ class Rebalancer(GeventActor):
             return queues
         if not queues:
             return []
-        cids = self._consumer_ids(route.masters(), topic)
+        cids = self.lists.ids(route.masters(), topic)
         if self.instance.client_id not in cids:
             self._note_unlisted(topic, cids)
             return None
@@ -321,34 +325,6 @@ class Rebalancer(GeventActor):
             cids,
             topic,
         )
-
-    def _consumer_ids(self, addresses: list[str], topic: str) -> list[str]:
-        """The group's members that subscribe ``topic``: actormq's brokers answer only those
-        when every member is an actormq client (the ``topic`` field; RocketMQ's brokers ignore
-        it and answer every member, which is the same list when the members subscribe alike),
-        so members subscribing different topics (lite topics through several proxies) share
-        each topic among those that pull it."""
-        last: ClientError | None = None
-        for address in addresses:
-            cmd = make_request(
-                RequestCode.GET_CONSUMER_LIST_BY_GROUP,
-                {"consumerGroup": self.group, "topic": topic},
-            )
-            try:
-                response = self.instance.remoting.invoke(
-                    address, cmd, self.timeout, "consumer list"
-                )
-            except ClientError as exc:
-                last = exc
-                continue
-            if response.code != ResponseCode.SUCCESS:
-                last = BrokerError(response.code, response.remark, address, "consumer list")
-                continue
-            try:
-                return list(decode_body(ConsumerListBody, response.body).consumer_id_list)
-            except ProtocolError as exc:
-                last = BrokerError(ResponseCode.SYSTEM_ERROR, exc.reason, address, "consumer list")
-        raise last or BrokerError(ResponseCode.SYSTEM_ERROR, "no broker", "?", "consumer list")
 
     # -- pullers --------------------------------------------------------------------------------
 

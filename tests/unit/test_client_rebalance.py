@@ -202,3 +202,36 @@ def test_a_strategy_answering_a_foreign_queue_is_refused_for_the_round(
         assert errors == []
     finally:
         consumer.shutdown()
+
+
+def test_a_lone_member_of_many_topics_asks_each_broker_once_a_round() -> None:
+    topics = tuple(f"Lite{i}" for i in range(20))  # more than fan_out's ONE_BY_ONE
+    with FakeCluster(("broker-a",), topics=topics) as fc:
+        first = PullConsumer("lone-g", namesrv=fc.namesrv, rebalance_interval=60.0)
+        for topic in topics:
+            first.subscribe(topic)
+        first.start()
+        second = None
+        try:
+            wait_until(lambda: len(first.assignment()) == 20 * 4, what="all queues")
+            # Given the group's only member, When it rebalances its 20 topics
+            lists = consumer_lists(fc)
+            first.rebalance()
+            # Then it asked the broker once (the whole list: itself alone), not once per topic
+            assert consumer_lists(fc) == lists + 1
+            # When a second member joins, Then rounds ask per topic again, and share the queues
+            second = PullConsumer("lone-g", namesrv=fc.namesrv, rebalance_interval=60.0)
+            for topic in topics:
+                second.subscribe(topic)
+            second.start()
+            wait_until(
+                lambda: len(first.assignment()) == 40 and len(second.assignment()) == 40,
+                what="the queues shared",
+            )
+            lists = consumer_lists(fc)
+            first.rebalance()
+            assert consumer_lists(fc) == lists + 1 + 20
+        finally:
+            first.shutdown()
+            if second is not None:
+                second.shutdown()
