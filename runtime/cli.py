@@ -81,7 +81,8 @@ def _shared_options(
         type=pathlib.Path,
         default=default(None),
         help="where stores live. cluster: default $ACTORMQ_DATA_DIR or ~/.actormq/<profile>, one "
-        "subdirectory <brokerName>-<brokerId> per broker; broker: overrides storePathRootDir",
+        "subdirectory <brokerName>-<brokerId> per broker; broker: overrides storePathRootDir; "
+        "proxy: where it keeps the TLS certificate it makes (proxy/proxy-tls.crt)",
     )
     ports = argparse.ArgumentParser(add_help=False)
     ports.add_argument(
@@ -156,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     proxy = sub.add_parser(
         "proxy",
-        parents=[common, ports],
+        parents=[common, data, ports],
         help="run one proxy: RocketMQ 5's gRPC clients served over a cluster",
         description="Serve RocketMQ 5's gRPC API (apache.rocketmq.v2.MessagingService) over the "
         "cluster the name servers know (docs/proxy.md).",

@@ -258,8 +258,10 @@ def run(args: argparse.Namespace) -> int:
             return 2
         namesrv = _namesrv_from_env()
     port = 0 if args.ephemeral_ports else args.listen_port
+    data_dir = getattr(args, "data_dir", None)
+    kept = data_dir.expanduser().resolve() / "proxy" if data_dir is not None else None
     try:
-        role = ProxyRole.from_args(namesrv, args.listen_host, port, args)
+        role = ProxyRole.from_args(namesrv, args.listen_host, port, args, kept)
         address = role.start()
     except ActorMQError as exc:
         logger.error("{}", exc)

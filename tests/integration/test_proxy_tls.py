@@ -214,3 +214,19 @@ def test_a_cluster_keeps_the_certificate_it_made_across_restarts(tmp_path: pathl
     # Then it presents the same certificate each time, the one kept in the data directory
     assert seen[0] == seen[1]
     assert ssl.PEM_cert_to_DER_cert(seen[0]) == ssl.PEM_cert_to_DER_cert(kept.read_text())
+
+
+def test_a_standalone_proxy_given_a_data_dir_keeps_its_certificate(
+    cluster: str, tmp_path: pathlib.Path
+) -> None:
+    # Given a standalone proxy with --data-dir, started twice
+    seen = []
+    for _ in range(2):
+        with _proxy(cluster, "--data-dir", str(tmp_path / "proxy-data")) as proxy:
+            host, port = proxy.wait_ready(timeout=30)["proxy"].rsplit(":", 1)
+            seen.append(ssl.get_server_certificate((host, int(port))))
+            assert proxy.terminate() == 0, proxy.stderr_text()
+    # Then it presents the certificate it keeps there both times
+    kept = (tmp_path / "proxy-data" / "proxy" / "proxy-tls.crt").read_text()
+    assert seen[0] == seen[1]
+    assert ssl.PEM_cert_to_DER_cert(seen[0]) == ssl.PEM_cert_to_DER_cert(kept)
