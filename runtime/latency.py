@@ -69,7 +69,7 @@ class LatencyHistogram:
         counts[bisect.bisect_left(BUCKETS_MS, ms)] += 1
         self._sums[labels] += ms
 
-    def family(self, **common: str) -> Family:
+    def family(self) -> Family:
         family = Family(self.name, "histogram", self.help)
         with self._lock:
             rows = [
@@ -77,7 +77,7 @@ class LatencyHistogram:
                 for labels, counts in self._counts.items()
             ]
         for labels, counts, total in sorted(rows):
-            named = {**common, **dict(zip(self.label_names, labels, strict=True))}
+            named = dict(zip(self.label_names, labels, strict=True))
             running = 0
             for bound, count in zip(BUCKETS_MS, counts, strict=False):
                 running += count

@@ -141,6 +141,14 @@ def _joined(topics: frozenset[str]) -> list[str]:
     return pieces
 
 
+def _leaving_topics(info: GroupInfo, leaving: list[_Client]) -> frozenset[str] | None:
+    """The topics whose lists change when ``leaving`` go (their topics), or None (every list:
+    the group is not all actormq clients). Call before they go."""
+    if not _per_topic(info):
+        return None
+    return frozenset().union(*(c.topics for c in leaving))
+
+
 def _per_topic(info: GroupInfo) -> bool:
     """Whether the group's consumer lists are per topic (all its members actormq clients)."""
     return all(c.language == PER_TOPIC for c in info.clients.values())
@@ -235,13 +243,10 @@ class ConsumerManager(GeventActor):
         if joined:
             also = f" (its connection {len(client.channels)})" if len(client.channels) > 1 else ""
             logger.info("broker: consumer {} joined group {}{}", hb.client_id, hb.group, also)
-        if joined and hb.notify:
-            # (a client id joining on another connection with other topics: the ones it
-            # dropped changed too)
-            self._notify(info, topics | moved if scoped else None)
-        elif len(client.channels) < listed:
-            # dead connections of its id dropped (listed once each): its entries in the lists
-            # are fewer, so every member sharing its topics (it too) looks again, as a leave
+        # a join (on another connection too: the topics it dropped changed as well), or dead
+        # connections of its id dropped (listed once each: its entries in the lists are fewer,
+        # announced as a leave is): every member sharing its topics (it too) looks again
+        if (joined and hb.notify) or len(client.channels) < listed:
             self._notify(info, topics | moved if scoped else None)
         elif moved and scoped and hb.notify:
             # the lists of the topics it took up or dropped changed: the members subscribing
@@ -259,7 +264,7 @@ class ConsumerManager(GeventActor):
         client = info.clients.get(client_id) if info is not None else None
         if info is None or client is None:
             return
-        affected = self._affected(info, [client])
+        affected = _leaving_topics(info, [client])
         if len(client.channels) > 1 and session_id in client.channels:
             del client.channels[session_id]
             logger.info("broker: consumer {} left group {} (one connection)", client_id, group)
@@ -271,7 +276,7 @@ class ConsumerManager(GeventActor):
     def channel_closed(self, session_id: int) -> None:
         for info in list(self._groups.values()):
             gone = [cid for cid, c in info.clients.items() if session_id in c.channels]
-            affected = self._affected(info, [info.clients[cid] for cid in gone])
+            affected = _leaving_topics(info, [info.clients[cid] for cid in gone])
             for cid in gone:
                 self._drop_channels(info, cid, [session_id])
                 logger.info("broker: consumer {} of {} disconnected", cid, info.group)
@@ -283,7 +288,7 @@ class ConsumerManager(GeventActor):
         dropped = []
         for info in list(self._groups.values()):
             expired: list[_Client] = []
-            affected = self._affected(info, [])
+            per_topic = _per_topic(info)  # (before any goes)
             for cid, client in list(info.clients.items()):
                 stale = [s for s, c in client.channels.items() if now - c.last_update > expire_s]
                 if stale:
@@ -292,7 +297,8 @@ class ConsumerManager(GeventActor):
                     dropped.append(cid)
                     logger.info("broker: consumer {} of {} expired", cid, info.group)
             if expired:
-                self._after_removal(info, True, self._affected(info, expired, affected))
+                topics = frozenset().union(*(c.topics for c in expired)) if per_topic else None
+                self._after_removal(info, True, topics)
         return dropped
 
     @staticmethod
@@ -312,16 +318,6 @@ class ConsumerManager(GeventActor):
             wanted |= client.topics
         for topic in [t for t in info.subscriptions if t not in wanted]:
             del info.subscriptions[topic]
-
-    @staticmethod
-    def _affected(
-        info: GroupInfo, leaving: list[_Client], base: frozenset[str] | None = frozenset()
-    ) -> frozenset[str] | None:
-        """The topics whose lists change when ``leaving`` go (their topics), or None (every
-        list: the group is not, or was not, all actormq clients). Call before they go."""
-        if base is None or not _per_topic(info):
-            return None
-        return base.union(*(c.topics for c in leaving))
 
     def _after_removal(
         self, info: GroupInfo, notify: bool = True, topics: frozenset[str] | None = None

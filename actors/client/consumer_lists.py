@@ -32,8 +32,6 @@ class ConsumerLists:
         self.group = group
         self.timeout = timeout
         self._alone: dict[str, gevent.event.AsyncResult] | None = None
-        self.asked = 0
-        """Requests made (for tests and the curious)."""
 
     def start_round(self, many: bool) -> None:
         self._alone = {} if many else None
@@ -42,7 +40,7 @@ class ConsumerLists:
         self._alone = None
 
     def ids(self, addresses: list[str], topic: str) -> list[str]:
-        if self._alone is not None and any(self._is_alone(a) for a in addresses[:1]):
+        if self._alone is not None and addresses and self._is_alone(addresses[0]):
             return [self.instance.client_id]
         last: ClientError | None = None
         for address in addresses:
@@ -70,7 +68,6 @@ class ConsumerLists:
         if topic is not None:
             ext["topic"] = topic
         cmd = make_request(RequestCode.GET_CONSUMER_LIST_BY_GROUP, ext)
-        self.asked += 1
         response = self.instance.remoting.invoke(address, cmd, self.timeout, "consumer list")
         if response.code != ResponseCode.SUCCESS:
             raise BrokerError(response.code, response.remark, address, "consumer list")

@@ -31,11 +31,12 @@ from typing import Any
 
 import gevent.monkey
 
+from runtime.tls import TLS_RECORD_HANDSHAKE
+
 FIRST_BYTE_S = 10.0
 MAX_CONNECTIONS = 4096
 """Relayed connections at once (two threads each); more are closed at once."""
 ACCEPT_BACKOFF_S = 0.05
-TLS_HANDSHAKE = 0x16
 CHUNK = 256 * 1024
 
 # the unpatched socket class, thread start and lock (gevent's monkey-patching replaces them)
@@ -152,7 +153,7 @@ class PermissiveFront:
                 return
             client.settimeout(None)
             _tune(client, keepalive=True)
-            port = self.tls_port if first[0] == TLS_HANDSHAKE else self.plain_port
+            port = self.tls_port if first[0] == TLS_RECORD_HANDSHAKE else self.plain_port
             upstream = _Socket(socket.AF_INET, socket.SOCK_STREAM)
             self._track(upstream)
             # bound first: a port of its own (connect() alone may share a local port with a
