@@ -24,6 +24,14 @@ NAMESRV_KEYS: dict[str, tuple[str, str]] = {
         "Bind address. 127.0.0.1 is local only; 0.0.0.0 for multi-host; IPv6: ::1, or :: "
         "(IPv6 and IPv4, dual stack).",
     ),
+    "enableProxyProtocol": (
+        USED,
+        "actormq's: take a connection that begins with a load balancer's PROXY protocol header "
+        "(HAProxy's, v1 or v2) as coming from the client it names (ACL whitelists, connection "
+        "lists, born hosts); connections without one are taken as they are. Only for a port "
+        "clients reach through the balancer alone: anyone reaching it directly could claim "
+        "any address. Off: such a header closes the connection, its log naming this key.",
+    ),
     "scanNotActiveBrokerInterval": (USED, "ms between scans for silent brokers."),
     "brokerChannelExpiredTime": (USED, "ms without a registration before a broker is dropped."),
     "enableControllerInNamesrv": (
@@ -71,6 +79,14 @@ BROKER_KEYS: dict[str, tuple[str, str]] = {
     "listenHost": (
         USED,
         "Bind address (actormq key). 0.0.0.0 for multi-host; :: for IPv6 and IPv4 (dual stack).",
+    ),
+    "enableProxyProtocol": (
+        USED,
+        "actormq's: take a connection that begins with a load balancer's PROXY protocol header "
+        "(HAProxy's, v1 or v2) as coming from the client it names (ACL whitelists, connection "
+        "lists, born hosts); connections without one are taken as they are. Only for a port "
+        "clients reach through the balancer alone: anyone reaching it directly could claim "
+        "any address. Off: such a header closes the connection, its log naming this key.",
     ),
     "brokerIP1": (
         USED,

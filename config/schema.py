@@ -49,6 +49,8 @@ class NamesrvConfig(_Config):
 
     listen_port: Port = 9876
     listen_host: str = "127.0.0.1"
+    enable_proxy_protocol: bool = False
+    """actormq's: read a load balancer's PROXY protocol header (``runtime.proxy_protocol``)."""
     scan_not_active_broker_interval: Positive = 10_000
     broker_channel_expired_time: Positive = 120_000
     controller_enable: bool = field(default=False, name="enableControllerInNamesrv")
@@ -80,6 +82,8 @@ class BrokerConfig(_Config):
     # network and name servers
     listen_port: Port = 10911
     listen_host: str = "127.0.0.1"
+    enable_proxy_protocol: bool = False
+    """actormq's: read a load balancer's PROXY protocol header (``runtime.proxy_protocol``)."""
     broker_ip1: str = field(default="127.0.0.1", name="brokerIP1")
     broker_ip2: str = field(default="", name="brokerIP2")
     namesrv_addr: str = ""

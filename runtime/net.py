@@ -23,9 +23,9 @@ import pykka
 from gevent.server import StreamServer
 from loguru import logger
 
-from runtime import tls
+from runtime import proxy_protocol, tls
 from runtime.actor import GeventActor, watch
-from runtime.errors import ConfigError
+from runtime.errors import ConfigError, ProtocolError
 from runtime.future import new_future
 from runtime.hostport import family_of, format_address
 from runtime.session import Finish, Quiesce
@@ -81,7 +81,9 @@ class Acceptor(GeventActor):
     process binds it once, so a restarted acceptor keeps the same port) and the sessions it
     started: stopping it stops accepting, then stops every live session. With ``drain`` (seconds
     to wait, asked at stop: the broker's when its process shuts down), the sessions first stop
-    serving and finish the sends they serve (``_quiesce``).
+    serving and finish the sends they serve (``_quiesce``). With ``proxy_protocol`` a
+    connection that begins with a PROXY protocol header (``runtime.proxy_protocol``, before TLS
+    as in RocketMQ) is taken as coming from the client it names.
     """
 
     def __init__(
@@ -92,9 +94,11 @@ class Acceptor(GeventActor):
         *,
         drain: Callable[[], float] | None = None,
         secure: bool = False,
+        proxy_protocol: bool = False,
     ) -> None:
         super().__init__()
         self.name = name
+        self._proxy_protocol = proxy_protocol
         self._secure = secure
         """A remoting listener: its connections get the process's TLS mode (``runtime.tls``)."""
         self._sock = sock
@@ -111,6 +115,11 @@ class Acceptor(GeventActor):
 
     def _handle(self, conn: socket.socket, address: tuple[str, int]) -> None:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self._proxy_protocol:  # (this connection's own greenlet: waiting blocks no other)
+            client = self._client_of(conn, address)
+            if client is None:
+                return
+            address = client
         if self._secure:  # this connection's own greenlet: a handshake blocks no other
             accepted = tls.accept(conn, address)
             if accepted is None:
@@ -125,6 +134,25 @@ class Acceptor(GeventActor):
         if ref is not None:
             self._sessions[ref.actor_urn] = ref
             watch(ref, self._gone)
+
+    def _client_of(self, conn: socket.socket, address: Any) -> tuple[str, int] | None:
+        """The address ``conn`` comes from: its PROXY protocol header's, else its own; None
+        when it is closed (a malformed header, or none within ``tls.FIRST_BYTE_S``)."""
+        try:
+            found = proxy_protocol.read_header(conn, tls.FIRST_BYTE_S)
+            if isinstance(found, proxy_protocol.Absent):
+                if found.prefix:  # (no remoting frame or TLS record begins like a header)
+                    raise ProtocolError(f"began with {found.prefix!r}: not a PROXY header")
+                return address
+        except (ProtocolError, OSError) as exc:
+            logger.info("{}: connection from {} closed: {}", self.name, address, exc)
+            with contextlib.suppress(OSError):
+                conn.close()
+            return None
+        if found is None:
+            return address
+        logger.debug("{}: connection from {} is {}'s", self.name, address, found)
+        return found
 
     def _gone(self, dead: pykka.ActorRef[Any], _failure: BaseException | None) -> None:
         self._sessions.pop(dead.actor_urn, None)

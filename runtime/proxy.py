@@ -93,6 +93,14 @@ def add_proxy_options(parser: argparse.ArgumentParser) -> None:
         "(default 20000, RocketMQ's LMQ quota; past it a send to a new one is refused)",
     )
     parser.add_argument(
+        "--proxy-protocol",
+        action="store_true",
+        help="read a load balancer's PROXY protocol header (v1 or v2) at the start of a "
+        "connection and take the client it names as the caller (ACL whitelists); only "
+        "behind a balancer that sends it: a client reaching the port directly could claim "
+        "any address",
+    )
+    parser.add_argument(
         "--consume-from",
         choices=("last", "first"),
         default="last",
@@ -142,11 +150,12 @@ class ProxyRole:
         acl: tuple[pathlib.Path | None, str | None, str | None] = (None, None, None),
         metrics_port: int | None = None,
         state_dir: pathlib.Path | None = None,
+        proxy_protocol: bool = False,
     ) -> None:
         """``acl``: (``--acl-file``, ``--access-key``, ``--secret-key``); ``metrics_port``:
         Prometheus' ``GET /metrics`` on the listen host (0: a free port; None: none);
         ``state_dir``: where the certificate made for the gRPC port is kept (None: made anew
-        at each start)."""
+        at each start); ``proxy_protocol``: read PROXY protocol headers (``--proxy-protocol``)."""
         try:
             from actors.client.config import TlsOptions
             from actors.proxy.auth import ProxyAuth
@@ -189,7 +198,15 @@ class ProxyRole:
         self.service.telemetry_streams.auth = auth
         stats = CallStats() if metrics_port is not None else None
         guard = Guard(auth, stats)
-        self.server = ProxyServer(self.service, host, port, tls=self.port_tls, guard=guard)
+        self.proxy_protocol = proxy_protocol
+        self.server = ProxyServer(
+            self.service,
+            host,
+            port,
+            tls=self.port_tls,
+            guard=guard,
+            proxy_protocol=proxy_protocol,
+        )
         self.metrics = None
         if stats is not None:
             try:
@@ -218,6 +235,7 @@ class ProxyRole:
             acl_of(args),
             metrics_port_of(args),
             state_dir,
+            getattr(args, "proxy_protocol", False),
         )
 
     def start(self) -> str:
@@ -237,7 +255,7 @@ class ProxyRole:
             shown,
             port,
             how[self.port_tls.mode.value],
-            _made(self.port_tls),
+            _made(self.port_tls) + (", PROXY protocol headers read" if self.proxy_protocol else ""),
         )
         return f"{shown}:{port}"
 

@@ -62,6 +62,7 @@ from runtime.errors import ProtocolError
 from runtime.hostport import format_address, parse_address
 from runtime.in_flight import MAX_IN_FLIGHT, MAX_IN_FLIGHT_BYTES, InFlight
 from runtime.latency import rpc_labels
+from runtime.proxy_protocol import V1_PREFIX, V2_SIGNATURE
 from runtime.receive import is_tls, receiver
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
@@ -221,17 +222,19 @@ class ClientSession(GeventActor):
         ref = self.actor_ref
         reason = "peer closed the connection"
         receive = receiver(self.sock, READ_SIZE)
+        first = b""
         try:
             while True:
                 data = receive()
                 if not data:
                     break
+                first = first or data
                 self._last_read = time.monotonic()
                 self._feed(decoder, data)
                 while decoder.pending:
                     self._feed(decoder, b"")
         except ProtocolError as exc:
-            reason = f"protocol error: {exc.reason}"
+            reason = f"protocol error: {exc.reason}{_proxy_hint(first)}"
             logger.warning("{}: {} {}: closing", self.role, self.handle, reason)
             if exc.opaque is not None:
                 self._reply_error(exc.opaque, ResponseCode.SYSTEM_ERROR, exc.reason)
@@ -316,6 +319,14 @@ class ClientSession(GeventActor):
             return RemotingCommand.response_to(
                 request, ResponseCode.SYSTEM_ERROR, remark=f"{exc.__class__.__name__}: {exc}"
             )
+
+
+def _proxy_hint(first: bytes) -> str:
+    """What to add to a broken stream's reason when it began with a PROXY protocol header
+    (a load balancer's, on a listener not told to read one)."""
+    if first.startswith((V1_PREFIX, V2_SIGNATURE)):
+        return " (a PROXY protocol header: set enableProxyProtocol=true to read it)"
+    return ""
 
 
 def session_factory(

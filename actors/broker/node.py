@@ -285,6 +285,7 @@ def broker_spec(
                     session_factory(name, processor, idle_timeout=IDLE_TIMEOUT_S),
                     drain=lambda: DRAIN_S if directory.stopping else 0.0,
                     secure=True,
+                    proxy_protocol=cfg.enable_proxy_protocol,
                 ),
             ),
         ]

@@ -78,7 +78,11 @@ def namesrv_spec(
         ChildSpec(
             name=acceptor,
             start=lambda: Acceptor.start(
-                name, sock, session_factory(name, processor, idle_timeout=idle), secure=True
+                name,
+                sock,
+                session_factory(name, processor, idle_timeout=idle),
+                secure=True,
+                proxy_protocol=cfg.enable_proxy_protocol,
             ),
             restart=Restart.PERMANENT,
         ),

@@ -1,4 +1,5 @@
-"""PermissiveFront: plain and TLS gRPC clients on one port (``tls.server.mode=permissive``).
+"""Front: plain and TLS gRPC clients on one port (``tls.server.mode=permissive``), and the
+PROXY protocol (``--proxy-protocol``).
 
 RocketMQ's proxy serves both on its gRPC port, and RocketMQ 5's Java and Go clients use TLS
 unless told not to (trusting any certificate) while the Python and Node.js ones do not: one
@@ -6,9 +7,17 @@ port must take both. grpcio cannot: a listener is plain or TLS. So the front own
 port and grpcio listens on two loopback ports, one plain and one TLS; each connection's first
 byte (0x16, a TLS handshake record, or the HTTP/2 preface's ``P``) picks the one it is
 relayed to, bytes both ways, unchanged (TLS ends in grpcio: the front never sees plaintext).
+With one of the ports only (``tls.server.mode`` enforcing: TLS, disabled: plain), a connection
+wanting the other is closed.
+
+With ``proxy_protocol`` a connection may begin with a load balancer's PROXY protocol header
+(``runtime.proxy_protocol``; read before the first byte is looked at, as RocketMQ does): it is
+taken as coming from the client the header names, and is not relayed. grpcio cannot read one,
+so the proxy runs the front for every mode then.
 
 The relay costs CPU (about 0.1 - 0.2 ms a call; docs/benchmarks.md "Session 23"):
-``tls.server.mode=disabled`` or ``enforcing`` let grpcio own the public port itself.
+``tls.server.mode=disabled`` or ``enforcing`` without the PROXY protocol let grpcio own the
+public port itself.
 
 ``origin(peer)``: the client's own address for a gRPC peer string of a relayed connection
 (what grpcio sees is the front's loopback connection): the ACL's address whitelists use it.
@@ -31,6 +40,8 @@ from typing import Any
 
 import gevent.monkey
 
+from runtime import proxy_protocol
+from runtime.errors import ProtocolError
 from runtime.tls import TLS_RECORD_HANDSHAKE
 
 FIRST_BYTE_S = 10.0
@@ -64,19 +75,29 @@ def _peer_string(address: tuple[str, int] | tuple[str, int, int, int]) -> str:
     return f"ipv6:[{host}]:{port}" if ":" in host else f"ipv4:{host}:{port}"
 
 
-class PermissiveFront:
+class Front:
     """``start()`` binds ``host:port`` (0: a free port) and returns the port; connections go
-    to ``plain_port`` or ``tls_port`` on 127.0.0.1 by their first byte. ``stop_accepting()``
-    closes the port (calls under way go on); ``close_all()`` ends the relayed connections.
+    to ``plain_port`` or ``tls_port`` on 127.0.0.1 by their first byte (None: that kind is
+    closed). ``stop_accepting()`` closes the port (calls under way go on); ``close_all()`` ends
+    the relayed connections.
 
     Only a connection's own thread closes its sockets (the others shut them down: a socket
     closed under another thread's ``recv`` could have its descriptor reused meanwhile)."""
 
-    def __init__(self, host: str, port: int, plain_port: int, tls_port: int) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        plain_port: int | None,
+        tls_port: int | None,
+        *,
+        proxy_protocol: bool = False,
+    ) -> None:
         self.host = host
         self.port = port
         self.plain_port = plain_port
         self.tls_port = tls_port
+        self.proxy_protocol = proxy_protocol
         self._listener: socket.socket | None = None
         self._open: set[socket.socket] = set()
         self._lock = _new_lock()
@@ -84,6 +105,9 @@ class PermissiveFront:
         self.refused = 0
         """Connections closed at once: past ``MAX_CONNECTIONS``, or no thread to serve them."""
         self.accept_errors = 0
+        self.turned_away = 0
+        """Connections closed for what they began with: a malformed PROXY header, or TLS
+        (plain) where the port takes only plain (TLS) clients."""
 
     def start(self) -> int:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
@@ -147,13 +171,23 @@ class PermissiveFront:
         upstream: socket.socket | None = None
         self._track(client)
         try:
+            prefix = b""
+            if self.proxy_protocol:
+                found = proxy_protocol.read_header(client, FIRST_BYTE_S)
+                if isinstance(found, proxy_protocol.Absent):
+                    prefix = found.prefix  # (the HTTP/2 preface's first bytes)
+                elif found is not None:
+                    address = found
             client.settimeout(FIRST_BYTE_S)
-            first = client.recv(1, socket.MSG_PEEK)
+            first = prefix[:1] or client.recv(1, socket.MSG_PEEK)
             if not first:
                 return
             client.settimeout(None)
             _tune(client, keepalive=True)
             port = self.tls_port if first[0] == TLS_RECORD_HANDSHAKE else self.plain_port
+            if port is None:
+                self.turned_away += 1
+                return
             upstream = _Socket(socket.AF_INET, socket.SOCK_STREAM)
             self._track(upstream)
             # bound first: a port of its own (connect() alone may share a local port with a
@@ -166,9 +200,13 @@ class PermissiveFront:
                 upstream.connect(("127.0.0.1", port))
                 upstream.settimeout(None)
                 _tune(upstream, keepalive=False)
+                if prefix:
+                    upstream.sendall(prefix)
                 self._relay(client, upstream)
             finally:
                 _ORIGINS.pop(local_port, None)
+        except ProtocolError:  # a malformed PROXY header
+            self.turned_away += 1
         except OSError:  # includes a first byte that never came (TimeoutError)
             pass  # (a connection ending: not logged from this thread)
         finally:

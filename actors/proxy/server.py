@@ -29,7 +29,7 @@ from loguru import logger
 
 from actors.proxy import lite_calls, recall, receiving, routes
 from actors.proxy.auth import ProxyAuth
-from actors.proxy.front import PermissiveFront
+from actors.proxy.front import Front
 from actors.proxy.metrics import CallStats
 from actors.proxy.port_tls import PLAIN, PortTls
 from actors.proxy.proto import Code, M
@@ -164,8 +164,8 @@ def method_handlers(service: ProxyService, guard: Guard | None = None) -> dict[s
 
 class ProxyServer:
     """``start()`` binds ``host:port`` (0: a free port) and returns the port bound: grpcio
-    itself, or (``tls`` permissive) a ``PermissiveFront`` relaying to grpcio's two loopback
-    ports, one plain and one TLS."""
+    itself, or (``tls`` permissive, or ``proxy_protocol``) a ``Front`` relaying to grpcio's
+    loopback ports, one plain and one TLS (or the one the mode takes)."""
 
     def __init__(
         self,
@@ -176,6 +176,7 @@ class ProxyServer:
         workers: int = 1024,
         tls: PortTls = PLAIN,
         guard: Guard | None = None,
+        proxy_protocol: bool = False,
     ) -> None:
         if gevent.monkey.is_module_patched("threading"):
             grpc_gevent.init_gevent()  # grpc's I/O as hub callbacks, its pool greenlets
@@ -183,7 +184,8 @@ class ProxyServer:
         self.host = host
         self.port = port
         self.tls = tls
-        self.front: PermissiveFront | None = None
+        self.front: Front | None = None
+        self.proxy_protocol = proxy_protocol
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix="actormq-proxy"
         )
@@ -208,12 +210,18 @@ class ProxyServer:
     def start(self) -> int:
         target = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
         credentials = self.tls.credentials
-        if self.tls.mode is TlsMode.PERMISSIVE and credentials is not None:
-            plain = self.server.add_insecure_port("127.0.0.1:0")
-            secure = self.server.add_secure_port("127.0.0.1:0", credentials)
-            if not plain or not secure:
+        permissive = self.tls.mode is TlsMode.PERMISSIVE and credentials is not None
+        if permissive or self.proxy_protocol:
+            plain = secure = None
+            if permissive or credentials is None:
+                plain = self.server.add_insecure_port("127.0.0.1:0")
+            if credentials is not None:
+                secure = self.server.add_secure_port("127.0.0.1:0", credentials)
+            if plain == 0 or secure == 0:
                 raise OSError("proxy: cannot listen on 127.0.0.1 (the front's gRPC ports)")
-            self.front = PermissiveFront(self.host, self.port, plain, secure)
+            self.front = Front(
+                self.host, self.port, plain, secure, proxy_protocol=self.proxy_protocol
+            )
             bound = self.front.start()
         elif credentials is None:
             bound = self.server.add_insecure_port(target)

@@ -118,12 +118,13 @@ def test_a_failed_send_is_retried_on_the_other_broker(
     # Given broker-a answers the next send with SYSTEM_BUSY
     producer.send(Message("Orders", b"warm-up"))  # route and connections known
     cluster.run(lambda: cluster.broker("broker-a").fail_sends.append(ResponseCode.SYSTEM_BUSY))
-    sent_before = len(cluster.broker("broker-b").requests)
+    sent_before = cluster.broker("broker-b").codes().count(310)
     # When the next send would go to broker-a (round robin: queue 1 of broker-a)
     r = producer.send(Message("Orders", b"retried"))
-    # Then it landed on broker-b, in one call from the user's point of view
+    # Then it landed on broker-b, in one call from the user's point of view (sends counted
+    # alone: the producer's first heartbeat to a broker may come at any time)
     assert r.queue.broker_name == "broker-b"
-    assert len(cluster.broker("broker-b").requests) == sent_before + 1
+    assert cluster.broker("broker-b").codes().count(310) == sent_before + 1
     assert [m.body for m in stored_messages(cluster, "Orders")][-1:] == [b"retried"]
 
 
@@ -209,11 +210,11 @@ def test_a_non_retryable_error_is_raised_at_once(cluster: FakeCluster, producer:
         cluster.run(
             lambda n=name: cluster.broker(n).fail_sends.append(ResponseCode.MESSAGE_ILLEGAL)
         )
-    before = sum(len(b.requests) for b in cluster.brokers.values())
+    before = sum(b.codes().count(310) for b in cluster.brokers.values())
     with pytest.raises(BrokerError) as err:
         producer.send(Message("Orders", b"x"))
     assert err.value.code == ResponseCode.MESSAGE_ILLEGAL
-    assert sum(len(b.requests) for b in cluster.brokers.values()) == before + 1
+    assert sum(b.codes().count(310) for b in cluster.brokers.values()) == before + 1
 
 
 def test_no_answer_is_a_timeout_within_the_send_timeout(cluster: FakeCluster) -> None:

@@ -1,4 +1,4 @@
-"""PermissiveFront: plain and TLS gRPC on one port, relayed to grpcio's two loopback ports."""
+"""Front: plain and TLS gRPC on one port, relayed to grpcio's two loopback ports."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ from loguru import logger
 
 from actors.proxy import front as front_module
 from actors.proxy import self_signed
-from actors.proxy.front import PermissiveFront, origin
+from actors.proxy.front import Front, origin
 from actors.proxy.port_tls import PLAIN, port_tls
 from runtime.errors import ConfigError
 from runtime.tls import TlsMode, TlsSettings
+from tests.balancer import Balancer, v1_header, v2_header
 
 pytestmark = [
     pytest.mark.timeout(30),
@@ -51,9 +52,9 @@ class Echo:
 
 
 @pytest.fixture
-def served() -> Iterator[tuple[Echo, PermissiveFront]]:
+def served() -> Iterator[tuple[Echo, Front]]:
     echo = Echo()
-    front = PermissiveFront("127.0.0.1", 0, echo.plain, echo.secure)
+    front = Front("127.0.0.1", 0, echo.plain, echo.secure)
     front.start()
     yield echo, front
     front.stop()
@@ -68,7 +69,7 @@ def _call(channel: grpc.Channel, body: bytes) -> list[str]:
 
 
 def test_plain_and_tls_clients_are_served_on_one_port(
-    served: tuple[Echo, PermissiveFront],
+    served: tuple[Echo, Front],
 ) -> None:
     echo, front = served
     address = f"127.0.0.1:{front.port}"
@@ -96,7 +97,7 @@ def _wait_forgotten(peer: str) -> bool:
 
 
 def test_a_silent_connection_is_closed_and_garbage_goes_to_the_plain_port(
-    served: tuple[Echo, PermissiveFront], monkeypatch: pytest.MonkeyPatch
+    served: tuple[Echo, Front], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, front = served
     monkeypatch.setattr(front_module, "FIRST_BYTE_S", 0.3)
@@ -111,7 +112,7 @@ def test_a_silent_connection_is_closed_and_garbage_goes_to_the_plain_port(
             pass
 
 
-def test_stopping_the_front_closes_its_connections(served: tuple[Echo, PermissiveFront]) -> None:
+def test_stopping_the_front_closes_its_connections(served: tuple[Echo, Front]) -> None:
     _, front = served
     # Given a plain connection relayed (its preface sent)
     with socket.create_connection(("127.0.0.1", front.port), timeout=10) as conn:
@@ -167,3 +168,67 @@ def test_without_cryptography_the_default_port_is_plain_with_a_warning(
     finally:
         logger.remove(sink)
     assert any("pip install cryptography" in line for line in seen), seen
+
+
+@pytest.fixture
+def balanced() -> Iterator[tuple[Echo, Front]]:
+    echo = Echo()
+    front = Front("127.0.0.1", 0, echo.plain, echo.secure, proxy_protocol=True)
+    front.start()
+    yield echo, front
+    front.stop()
+    echo.server.stop(0)
+
+
+def test_behind_a_balancer_the_origin_is_the_client_its_header_names(
+    balanced: tuple[Echo, Front],
+) -> None:
+    echo, front = balanced
+    target = ("127.0.0.1", front.port)
+    tls = grpc.ssl_channel_credentials(root_certificates=echo.cert)
+    # Given balancers sending v1 and v2 headers before a plain and a TLS client's bytes
+    with (
+        Balancer(target, v1_header("203.0.113.7", 4242)) as one,
+        Balancer(target, v2_header("2001:db8::9", 443, ("2001:db8::1", 8081))) as two,
+        grpc.insecure_channel(one.address) as plain,
+        grpc.secure_channel(two.address, tls) as secure,
+        grpc.insecure_channel(f"127.0.0.1:{front.port}") as direct,
+    ):
+        # When each calls, Then the origin is the client the header named
+        assert _call(plain, b"a")[1:] == ["ipv4:203.0.113.7:4242", "a"]
+        assert _call(secure, b"b")[1:] == ["ipv6:[2001:db8::9]:443", "b"]
+        # And a client without a header (inside the network) is served as itself
+        peer, client, body = _call(direct, b"c")
+        assert client.startswith("ipv4:127.0.0.1:") and client != peer and body == "c"
+
+
+def test_a_malformed_header_closes_only_its_connection(balanced: tuple[Echo, Front]) -> None:
+    _, front = balanced
+    # Given a connection whose PROXY header is malformed
+    with socket.create_connection(("127.0.0.1", front.port), timeout=10) as bad:
+        bad.sendall(b"PROXY TCP4 203.0.113.7 nowhere 1 2\r\nPRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        # Then the front closes it, relaying nothing
+        assert bad.recv(65536) == b""
+    assert front.turned_away == 1
+    # And the port goes on serving
+    with grpc.insecure_channel(f"127.0.0.1:{front.port}") as channel:
+        assert _call(channel, b"still")[2] == "still"
+
+
+def test_a_front_for_one_kind_closes_the_other(served: tuple[Echo, Front]) -> None:
+    echo, _ = served
+    # Given a front for TLS clients only (enforcing, behind a balancer)
+    front = Front("127.0.0.1", 0, None, echo.secure, proxy_protocol=True)
+    front.start()
+    try:
+        # When a plain client connects, Then it is closed
+        with socket.create_connection(("127.0.0.1", front.port), timeout=10) as plain:
+            plain.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            assert plain.recv(65536) == b""
+        assert front.turned_away == 1
+        # And a TLS client is served
+        tls = grpc.ssl_channel_credentials(root_certificates=echo.cert)
+        with grpc.secure_channel(f"127.0.0.1:{front.port}", tls) as secure:
+            assert _call(secure, b"tls")[2] == "tls"
+    finally:
+        front.stop()
