@@ -44,8 +44,8 @@ BULK_LOOKUP = 8
 """More lite topics unknown here than this in one subscription: the topic list is read once
 (and more missing than this are made several at once)."""
 MAKING_AT_ONCE = 8
-"""Lite topics made at once for one subscription of many new ones (so the quota may be passed
-by a few: each maker checks it before its own creation)."""
+"""Lite topics made at once for one subscription of many new ones (each takes its place in the
+quota before its creation: those being made count)."""
 TYPE_TTL_S = 30.0
 """How long a topic's message type is taken as read (a changed type applies after this)."""
 _LITE_RE = re.compile(r"[a-zA-Z0-9_-]+\Z")
@@ -172,6 +172,8 @@ class LiteTopics:
         """Queue topic -> the lock its first users take (one makes it; the others wait)."""
         self._count: tuple[int, float] | None = None
         """(lite topics in the cluster, when counted): counted again every ``TYPE_TTL_S``."""
+        self._reserved = 0
+        """Lite topics being made now (places in the quota taken, not yet counted)."""
         self.made_at: dict[str, int] = {}
         """Queue topic -> when this proxy made it (ms since the epoch): the age of a lite topic
         no message was sent to yet (``actors.proxy.lite_expiry``)."""
@@ -239,6 +241,19 @@ class LiteTopics:
                         self._count = count
         return count[0]
 
+    def _reserve(self) -> None:
+        """Take a place in the quota for one lite topic about to be made (those being made at
+        once count too); LITE_TOPIC_QUOTA_EXCEEDED when none is left."""
+        self._counted()  # (read again when stale)
+        with self._lock:
+            made = (self._count[0] if self._count is not None else 0) + self._reserved
+            if made >= self.max_lite_topics:
+                raise LiteError(
+                    Code.LITE_TOPIC_QUOTA_EXCEEDED,
+                    f"{made} lite topics exist: the quota is {self.max_lite_topics}",
+                )
+            self._reserved += 1
+
     def _exists(self, name: str) -> bool:
         try:
             route = self.admin.topic_route(name)
@@ -259,15 +274,14 @@ class LiteTopics:
         }
         if not masters:
             raise LiteError(Code.TOPIC_NOT_FOUND, f"no master serves topic {parent}")
-        made = self._counted()
-        if made >= self.max_lite_topics:
-            raise LiteError(
-                Code.LITE_TOPIC_QUOTA_EXCEEDED,
-                f"{made} lite topics exist: the quota is {self.max_lite_topics}",
-            )
+        self._reserve()
         brokers = sorted(masters)
         broker = brokers[zlib.crc32(lite.encode()) % len(brokers)]
-        self.admin.create_topic(name, broker_addr=masters[broker], queues=1)
+        try:
+            self.admin.create_topic(name, broker_addr=masters[broker], queues=1)
+        finally:
+            with self._lock:
+                self._reserved -= 1
         self.made_at[name] = int(time.time() * 1000)
         with self._lock:
             if self._count is not None:

@@ -467,6 +467,33 @@ def test_the_lite_topic_quota_counts_what_exists_and_what_was_made_since() -> No
     assert made.ensure("Chats", "a") == lmq_name("Chats", "a")  # existing ones still served
 
 
+class _SlowAdmin(_MakingAdmin):
+    """Its creations wait until three are under way at once."""
+
+    def __init__(self, existing: set[str]) -> None:
+        super().__init__(existing)
+        self.barrier = threading.Barrier(3, timeout=5)
+        self.lock = threading.Lock()
+
+    def create_topic(self, topic: str, **kw: Any) -> list[str]:
+        self.barrier.wait()
+        with self.lock:
+            return super().create_topic(topic, **kw)
+
+
+def test_lite_topics_made_at_once_do_not_pass_the_quota_together() -> None:
+    # Given a quota of 5 with 2 lite topics in the cluster
+    admin = _SlowAdmin({lmq_name("Chats", "a"), lmq_name("Chats", "b")})
+    made = LiteTopics(admin, max_lite_topics=5)  # type: ignore[arg-type]
+    # When a subscription of 10 new ones makes them 8 at once (three creations under way
+    # together before any ends)
+    with pytest.raises(LiteError) as refused:
+        made.ensure_all("Chats", [f"n{i}" for i in range(10)])
+    # Then the quota is refused past 5: those being made counted, not only those made
+    assert refused.value.code == Code.LITE_TOPIC_QUOTA_EXCEEDED
+    assert len(admin.made) == 3 and not admin.barrier.broken
+
+
 def test_the_metrics_count_each_lite_groups_clients_and_lite_topics() -> None:
     from actors.proxy.metrics import CallStats
     from runtime.prometheus import render
