@@ -30,7 +30,8 @@ NAMESRV_KEYS: dict[str, tuple[str, str]] = {
         "(HAProxy's, v1 or v2) as coming from the client it names (ACL whitelists, connection "
         "lists, born hosts); connections without one are taken as they are. Only for a port "
         "clients reach through the balancer alone: anyone reaching it directly could claim "
-        "any address. Off: such a header closes the connection, its log naming this key.",
+        "any address. Off: such a header closes the connection (on a plain listener its log "
+        "names this key).",
     ),
     "scanNotActiveBrokerInterval": (USED, "ms between scans for silent brokers."),
     "brokerChannelExpiredTime": (USED, "ms without a registration before a broker is dropped."),
@@ -86,7 +87,8 @@ BROKER_KEYS: dict[str, tuple[str, str]] = {
         "(HAProxy's, v1 or v2) as coming from the client it names (ACL whitelists, connection "
         "lists, born hosts); connections without one are taken as they are. Only for a port "
         "clients reach through the balancer alone: anyone reaching it directly could claim "
-        "any address. Off: such a header closes the connection, its log naming this key.",
+        "any address. Off: such a header closes the connection (on a plain listener its log "
+        "names this key).",
     ),
     "brokerIP1": (
         USED,

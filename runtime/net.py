@@ -107,6 +107,7 @@ class Acceptor(GeventActor):
         self._none_left = gevent.event.Event()
         self._server: _Server | None = None
         self._sessions: dict[str, pykka.ActorRef[Any]] = {}
+        self._stopping = False
 
     def on_start(self) -> None:
         self._server = _Server(self._sock, self._handle)
@@ -125,6 +126,10 @@ class Acceptor(GeventActor):
             if accepted is None:
                 return
             conn = accepted
+        if self._stopping:  # stopped while this one's header or handshake was read
+            with contextlib.suppress(OSError):
+                conn.close()
+            return
         try:
             ref = self._factory(conn, address)
         except Exception:
@@ -137,7 +142,7 @@ class Acceptor(GeventActor):
 
     def _client_of(self, conn: socket.socket, address: Any) -> tuple[str, int] | None:
         """The address ``conn`` comes from: its PROXY protocol header's, else its own; None
-        when it is closed (a malformed header, or none within ``tls.FIRST_BYTE_S``)."""
+        when it is closed (a malformed header, or none whole within ``tls.FIRST_BYTE_S``)."""
         try:
             found = proxy_protocol.read_header(conn, tls.FIRST_BYTE_S)
             if isinstance(found, proxy_protocol.Absent):
@@ -197,6 +202,7 @@ class Acceptor(GeventActor):
         self._none_left.wait(LINGER_S)
 
     def on_stop(self) -> None:
+        self._stopping = True
         if self._server is not None:
             # Stop accepting but leave the socket bound: the process owns it.
             self._server.stop_accepting()

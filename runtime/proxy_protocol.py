@@ -25,10 +25,10 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
+import time
 from typing import Any
 
 from runtime.errors import ProtocolError
-from runtime.hostport import format_address
 
 V1_PREFIX = b"PROXY "
 V1_MAX = 107
@@ -61,29 +61,30 @@ Source = tuple[str, int] | None
 
 def read_header(sock: Any, timeout: float) -> Source | Absent:
     """The header at the start of ``sock``'s stream: the client's address, None (a header
-    naming none), or ``Absent`` (the stream does not begin with a header). Reads only the
-    header's own bytes (one at a time while telling it from other bytes: a connection's first
-    bytes, once). ``ProtocolError`` for a malformed header, ``OSError`` (a timeout included)
-    when the stream ends or stalls within it."""
-    sock.settimeout(timeout)
+    naming none), or ``Absent`` (the stream does not begin with a header, or ended before a
+    byte: a balancer's TCP health check). Reads only the header's own bytes (one at a time
+    while telling it from other bytes: a connection's first bytes, once), all of them within
+    ``timeout`` seconds. ``ProtocolError`` for a malformed header, ``OSError`` (a timeout
+    included) when the stream ends or stalls within it."""
+    reader = _Reader(sock, time.monotonic() + timeout)
     try:
-        first = sock.recv(1, socket.MSG_PEEK)
+        first = reader.recv(1, socket.MSG_PEEK)
         if not first:
-            raise ProtocolError("connection closed before its first byte")
+            return Absent()  # (the caller reads the end of the stream itself)
         if first[0] == V1_PREFIX[0]:
-            prefix = _read_while_matching(sock, V1_PREFIX)
+            prefix = reader.while_matching(V1_PREFIX)
             if len(prefix) < len(V1_PREFIX):
                 return Absent(prefix)
-            return parse_v1(prefix + _read_line(sock))
+            return parse_v1(prefix + reader.line())
         if first[0] == V2_SIGNATURE[0]:
-            prefix = _read_while_matching(sock, V2_SIGNATURE)
+            prefix = reader.while_matching(V2_SIGNATURE)
             if len(prefix) < len(V2_SIGNATURE):
                 return Absent(prefix)
-            fixed = prefix + _read_exactly(sock, V2_FIXED - len(V2_SIGNATURE))
+            fixed = prefix + reader.exactly(V2_FIXED - len(V2_SIGNATURE))
             length = struct.unpack_from(">H", fixed, 14)[0]
             if length > V2_MAX_LENGTH:
                 raise ProtocolError(f"PROXY v2 header of {length} bytes (> {V2_MAX_LENGTH})")
-            return parse_v2(fixed, _read_exactly(sock, length))
+            return parse_v2(fixed, reader.exactly(length))
         return Absent()
     finally:
         sock.settimeout(None)
@@ -131,55 +132,63 @@ def parse_v2(fixed: bytes, rest: bytes) -> Source:
     return None  # AF_UNSPEC, AF_UNIX: no IP address to name
 
 
-def peer_of(source: Source, own: tuple[str, int]) -> tuple[str, int]:
-    """The address to take a connection as coming from: the header's, else its own."""
-    return own if source is None else source
+class _Reader:
+    """A socket's bytes, each ``recv`` given what is left of one deadline (a client sending a
+    byte now and then cannot hold the connection's reader past it)."""
 
+    def __init__(self, sock: Any, deadline: float) -> None:
+        self.sock = sock
+        self.deadline = deadline
 
-def describe(source: Source) -> str:
-    return "no address" if source is None else format_address(source[0], source[1])
+    def recv(self, n: int, flags: int = 0) -> bytes:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("no whole PROXY protocol header in time")
+        self.sock.settimeout(left)
+        return bytes(self.sock.recv(n, flags))
 
+    def exactly(self, n: int) -> bytes:
+        got = bytearray()
+        while len(got) < n:
+            chunk = self.recv(n - len(got))
+            if not chunk:
+                raise ProtocolError("connection closed inside a PROXY protocol header")
+            got += chunk
+        return bytes(got)
 
-def _read_while_matching(sock: Any, expected: bytes) -> bytes:
-    """Bytes read one at a time while they match ``expected`` (the first is known to); stops
-    at the first that does not, which is kept in the result."""
-    got = bytearray()
-    while len(got) < len(expected):
-        byte = _read_exactly(sock, 1)
-        got += byte
-        if byte[0] != expected[len(got) - 1]:
-            break
-    return bytes(got)
+    def while_matching(self, expected: bytes) -> bytes:
+        """Bytes read one at a time while they match ``expected`` (the first is known to);
+        stops at the first that does not, which is kept in the result."""
+        got = bytearray()
+        while len(got) < len(expected):
+            byte = self.exactly(1)
+            got += byte
+            if byte[0] != expected[len(got) - 1]:
+                break
+        return bytes(got)
 
-
-def _read_line(sock: Any) -> bytes:
-    """The rest of a v1 header, through its CRLF."""
-    got = bytearray()
-    while not got.endswith(b"\r\n"):
-        if len(got) + len(V1_PREFIX) >= V1_MAX:
-            raise ProtocolError(f"PROXY v1 header longer than {V1_MAX} bytes")
-        got += _read_exactly(sock, 1)
-    return bytes(got)
-
-
-def _read_exactly(sock: Any, n: int) -> bytes:
-    got = bytearray()
-    while len(got) < n:
-        chunk = sock.recv(n - len(got))
-        if not chunk:
-            raise ProtocolError("connection closed inside a PROXY protocol header")
-        got += chunk
-    return bytes(got)
+    def line(self) -> bytes:
+        """The rest of a v1 header, through its CRLF."""
+        got = bytearray()
+        while not got.endswith(b"\r\n"):
+            if len(got) + len(V1_PREFIX) >= V1_MAX:
+                raise ProtocolError(f"PROXY v1 header longer than {V1_MAX} bytes")
+            got += self.exactly(1)
+        return bytes(got)
 
 
 def _address(text: str, version: int, line: bytes) -> str:
+    """An address field of a v1 header (IPv4-mapped IPv6 as IPv4, as in v2)."""
     try:
+        if "%" in text:  # (a scope id: no client address has one)
+            raise ValueError(text)
         address = ipaddress.ip_address(text)
     except ValueError:
         raise ProtocolError(f"PROXY v1 header {_shown(line)}: bad address {text!r}") from None
     if address.version != version:
         raise ProtocolError(f"PROXY v1 header {_shown(line)}: {text!r} is not IPv{version}")
-    return str(address)
+    mapped = getattr(address, "ipv4_mapped", None)
+    return str(mapped) if mapped is not None else str(address)
 
 
 def _port(text: str, line: bytes) -> int:

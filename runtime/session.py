@@ -228,7 +228,8 @@ class ClientSession(GeventActor):
                 data = receive()
                 if not data:
                     break
-                first = first or data
+                if len(first) < len(V2_SIGNATURE):  # (enough to tell a PROXY header)
+                    first += data[: len(V2_SIGNATURE) - len(first)]
                 self._last_read = time.monotonic()
                 self._feed(decoder, data)
                 while decoder.pending:

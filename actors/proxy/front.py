@@ -11,8 +11,9 @@ With one of the ports only (``tls.server.mode`` enforcing: TLS, disabled: plain)
 wanting the other is closed.
 
 With ``proxy_protocol`` a connection may begin with a load balancer's PROXY protocol header
-(``runtime.proxy_protocol``; read before the first byte is looked at, as RocketMQ does): it is
-taken as coming from the client the header names, and is not relayed. grpcio cannot read one,
+(``runtime.proxy_protocol``; read before the first byte is looked at, as RocketMQ does): the
+connection is taken as coming from the client the header names, and the rest of its bytes are
+relayed (the header's are not: grpcio would not read them). grpcio cannot read one,
 so the proxy runs the front for every mode then.
 
 The relay costs CPU (about 0.1 - 0.2 ms a call; docs/benchmarks.md "Session 23"):
@@ -26,9 +27,10 @@ Threads: one accepting, two per connection (at most ``MAX_CONNECTIONS``), native
 the socket module's own blocking sockets and locks even in a monkey-patched process (``cluster
 --proxy``: relayed as greenlets on the brokers' hub, a call cost twice as much more); they
 touch nothing of gevent's, loguru included (failures are counted, not logged). A connection
-whose first byte does not come within ``FIRST_BYTE_S`` is closed. When grpcio closes its side
-the client's connection is closed too; a client gone without a word is noticed by TCP
-keepalive (about 90 s) or, with data unacknowledged, ``TCP_USER_TIMEOUT`` (60 s).
+whose first byte (with ``proxy_protocol``, whole header) does not come within ``FIRST_BYTE_S``
+is closed. When grpcio closes its side the client's connection is closed too; a client gone
+without a word is noticed by TCP keepalive (about 90 s) or, with data unacknowledged,
+``TCP_USER_TIMEOUT`` (60 s).
 """
 
 from __future__ import annotations

@@ -82,16 +82,17 @@ def test_a_broker_takes_the_client_a_header_names(cluster: tuple[RuntimeProcess,
 def test_a_malformed_header_closes_only_its_connection(
     cluster: tuple[RuntimeProcess, Any],
 ) -> None:
-    _, addresses = cluster
+    node, addresses = cluster
     broker = addresses["broker-a/0"]
     # Given a connection whose header is malformed
     bad = WireClient(broker)
     try:
         bad.send_raw(b"PROXY TCP4 203.0.113.7 somewhere 1 2\r\n")
-        # Then the broker closes it
+        # Then the broker closes it, saying why
         wait_until(bad.is_closed, timeout=10, what="the connection closed")
     finally:
         bad.close()
+    wait_until(lambda: "bad address 'somewhere'" in node.stderr_text(), what="the reason logged")
     # And goes on serving others
     with Admin(addresses["namesrv"]) as admin:
         good = WireClient(broker)
