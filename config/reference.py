@@ -17,6 +17,15 @@ from config.schema import BrokerConfig, NamesrvConfig
 USED = "used"
 IGNORED = "accepted, no effect"
 
+PROXY_PROTOCOL = (
+    "actormq's: take a connection that begins with a load balancer's PROXY protocol header "
+    "(HAProxy's, v1 or v2) as coming from the client it names (ACL whitelists, connection "
+    "lists, born hosts); connections without one are taken as they are. Only for a port "
+    "clients reach through the balancer alone: anyone reaching it directly could claim any "
+    "address. Off: such a header closes the connection (on a plain listener its log names "
+    "this key)."
+)
+
 NAMESRV_KEYS: dict[str, tuple[str, str]] = {
     "listenPort": (USED, "TCP port for clients and brokers. 0 picks a free port."),
     "listenHost": (
@@ -24,15 +33,7 @@ NAMESRV_KEYS: dict[str, tuple[str, str]] = {
         "Bind address. 127.0.0.1 is local only; 0.0.0.0 for multi-host; IPv6: ::1, or :: "
         "(IPv6 and IPv4, dual stack).",
     ),
-    "enableProxyProtocol": (
-        USED,
-        "actormq's: take a connection that begins with a load balancer's PROXY protocol header "
-        "(HAProxy's, v1 or v2) as coming from the client it names (ACL whitelists, connection "
-        "lists, born hosts); connections without one are taken as they are. Only for a port "
-        "clients reach through the balancer alone: anyone reaching it directly could claim "
-        "any address. Off: such a header closes the connection (on a plain listener its log "
-        "names this key).",
-    ),
+    "enableProxyProtocol": (USED, PROXY_PROTOCOL),
     "scanNotActiveBrokerInterval": (USED, "ms between scans for silent brokers."),
     "brokerChannelExpiredTime": (USED, "ms without a registration before a broker is dropped."),
     "enableControllerInNamesrv": (
@@ -81,15 +82,7 @@ BROKER_KEYS: dict[str, tuple[str, str]] = {
         USED,
         "Bind address (actormq key). 0.0.0.0 for multi-host; :: for IPv6 and IPv4 (dual stack).",
     ),
-    "enableProxyProtocol": (
-        USED,
-        "actormq's: take a connection that begins with a load balancer's PROXY protocol header "
-        "(HAProxy's, v1 or v2) as coming from the client it names (ACL whitelists, connection "
-        "lists, born hosts); connections without one are taken as they are. Only for a port "
-        "clients reach through the balancer alone: anyone reaching it directly could claim "
-        "any address. Off: such a header closes the connection (on a plain listener its log "
-        "names this key).",
-    ),
+    "enableProxyProtocol": (USED, PROXY_PROTOCOL),
     "brokerIP1": (
         USED,
         "Address advertised to name servers and clients (IPv4, IPv6 or a host name; a name is "

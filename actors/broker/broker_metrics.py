@@ -33,6 +33,10 @@ no name for start with ``actormq_``. Every sample carries ``cluster``, ``node_ty
   answered request from its read to its answer written (``runtime.latency``; RocketMQ's
   buckets with 0.1, 0.25 and 0.5 first); oneway requests and pulls held for long polling are
   not in it.
+- ``rocketmq_message_size{topic, message_type}`` (histogram, bytes): the body of each message
+  a producer's send stored (a batch's each), by RocketMQ's buckets 1 KiB, 4 KiB, 512 KiB, 1, 2,
+  4 MiB; ``message_type`` as RocketMQ 5 reads the send's properties: normal, fifo, delay,
+  transaction (``message_kind``).
 - ``actormq_broker_messages_in_total``, ``actormq_broker_messages_out_total`` (counters):
   messages appended (retries, delayed, transactional included) and handed to consumers since
   the broker started, as ``mqadmin brokerStatus`` counts them.
@@ -122,6 +126,7 @@ def collect(ctx: BrokerContext) -> list[Family]:
         lag,
         lag_latency,
         ctx.rpc_latency.family(),
+        ctx.message_size.family(),
         _one("rocketmq_topic_number", "gauge", "Topics configured here.", len(topics)),
         _one("rocketmq_consumer_group_number", "gauge", "Subscription groups here.", len(groups)),
         _per(

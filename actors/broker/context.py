@@ -13,7 +13,7 @@ import pykka
 from config import BrokerConfig
 from runtime.acl.plain import PlainAccessValidator
 from runtime.directory import Directory
-from runtime.latency import RPC_LABELS, LatencyHistogram
+from runtime.latency import RPC_LABELS, SIZE_BUCKETS, Histogram, LatencyHistogram
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.request_context import request_waited_s, wait_turn
@@ -54,6 +54,14 @@ class BrokerContext:
             RPC_LABELS,
         )
         """``rocketmq_rpc_latency`` (every answered request of the broker's sessions)."""
+        self.message_size = Histogram(
+            "rocketmq_message_size",
+            "Bytes of the bodies of messages stored from producers' sends.",
+            ("topic", "message_type"),
+            buckets=SIZE_BUCKETS,
+            scale=1,
+        )
+        """``rocketmq_message_size`` (each message a send stored, by topic and type)."""
         self.acl: PlainAccessValidator | None = None
         """The plain ACL when ``aclEnable`` (``runtime.acl.plain``); None: no check."""
 

@@ -42,6 +42,7 @@ from runtime.remoting.properties import (
     REPLY_TO_CLIENT,
     UNIQ_KEY,
     decode_properties,
+    message_kind,
 )
 from runtime.session import SessionHandle
 from runtime.store.record import TRANSACTION_MASK, TRANSACTION_PREPARED_TYPE, PutRecord, host_bytes
@@ -177,8 +178,11 @@ def _send(
         "queueId": queue_id,
         "queueOffset": outcome.queue_offset,
     }
+    props = decode_properties(h.properties)
+    labels = (h.topic, message_kind(props))
+    ctx.message_size.observe_all(labels, [len(record.body) for record in records])
     if not is_batch:
-        uniq = decode_properties(h.properties).get(UNIQ_KEY)
+        uniq = props.get(UNIQ_KEY)
         if uniq:
             ext["transactionId"] = uniq
     return reply(request, code, remark=outcome.remark, ext_fields=ext)

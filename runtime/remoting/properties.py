@@ -83,6 +83,22 @@ def decode_properties(text: str) -> dict[str, str]:
     return out
 
 
+_DELAY_KEYS = (DELAY, TIMER_DELIVER_MS, TIMER_DELAY_SEC, TIMER_DELAY_MS)
+
+
+def message_kind(props: Mapping[str, str]) -> str:
+    """RocketMQ 5's type of a message sent with ``props`` (``TopicMessageType``'s reading of
+    them), lower case as its metrics' ``message_type`` label: ``transaction`` (TRAN_MSG=true),
+    ``delay`` (a delay level or a timer), ``fifo`` (a sharding key), else ``normal``."""
+    if props.get(TRAN_MSG) == "true":
+        return "transaction"
+    if any(key in props for key in _DELAY_KEYS):
+        return "delay"
+    if SHARDING_KEY in props:
+        return "fifo"
+    return "normal"
+
+
 def encode_properties(props: Mapping[str, str]) -> str:
     """The properties string for ``props`` (each pair ends with \\x02). A name or value holding a
     separator would corrupt the string: ValueError."""

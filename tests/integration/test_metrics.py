@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 import re
 import signal
@@ -119,6 +120,35 @@ def test_a_scrape_reports_messages_lag_and_members(cluster: tuple[str, str]) -> 
         <= (samples[f'rocketmq_rpc_latency_bucket{{{sends},le="1"}}'])
     )
     assert 0 < samples[f"rocketmq_rpc_latency_sum{{{sends}}}"] < count * 3000
+
+
+def test_message_sizes_are_kept_by_topic_and_message_type(cluster: tuple[str, str]) -> None:
+    namesrv, metrics = cluster
+    # Given sends of two small messages, a 5,000-byte one with a sharding key (FIFO), a delayed
+    # 2,000-byte one, and a batch of three 100-byte ones
+    with Producer("sizes-producer", namesrv=namesrv) as producer:
+        producer.send(Message("SizedTopic", b"a" * 100))
+        producer.send(Message("SizedTopic", b"b" * 100))
+        # (random: a body over 4 KiB is compressed by the client, and sized as it arrives)
+        producer.send(Message("SizedTopic", os.urandom(5000)), sharding_key="order-7")
+        producer.send(Message("SizedTopic", b"d" * 2000, delay_level=1))
+        producer.send_batch([Message("SizedTopic", b"x" * 100) for _ in range(3)])
+    # When Prometheus scrapes the broker
+    _content_type, samples = scrape(metrics)
+
+    def bucket(kind: str, le: str) -> float:
+        labels = f'topic="SizedTopic",message_type="{kind}",le="{le}"'
+        return samples[f"rocketmq_message_size_bucket{{{labels}}}"]
+
+    # Then each message is in RocketMQ's size buckets, by the type its send said (the batch's
+    # each as normal), the bodies' bytes summed
+    assert [bucket("normal", le) for le in ("1024", "4096", "+Inf")] == [5, 5, 5]
+    assert samples['rocketmq_message_size_sum{topic="SizedTopic",message_type="normal"}'] == 500
+    assert [bucket("fifo", le) for le in ("1024", "4096", "524288", "+Inf")] == [0, 0, 1, 1]
+    assert [bucket("delay", le) for le in ("1024", "4096")] == [0, 1]
+    assert 'rocketmq_message_size_count{topic="SizedTopic",message_type="transaction"}' not in (
+        samples
+    )
 
 
 def test_other_paths_and_methods_and_a_silent_peer(cluster: tuple[str, str]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.latency import LatencyHistogram, rpc_labels
+from runtime.latency import SIZE_BUCKETS, Histogram, LatencyHistogram, rpc_labels
 from runtime.prometheus import Family, render
 
 pytestmark = pytest.mark.timeout(10)
@@ -68,3 +68,19 @@ def test_a_latency_histogram_renders_cumulative_buckets_sum_and_count() -> None:
     # And a remoting request's labels name its codes (a made-up code: unknown)
     assert rpc_labels(310, 0) == ("remoting", "SEND_MESSAGE_V2", "SUCCESS")
     assert rpc_labels(65000, 0)[1] == "unknown"
+
+
+def test_a_size_histogram_takes_a_batch_as_its_messages() -> None:
+    # Given RocketMQ's message size buckets, one message observed alone and a batch of three
+    sizes = Histogram("rocketmq_message_size", "Sizes.", ("topic",), buckets=SIZE_BUCKETS, scale=1)
+    sizes.observe(("T",), 100)
+    sizes.observe_all(("T",), [1024, 5000, 5 * 1024 * 1024])
+    # When rendered, Then each is in its bucket (a bound holds its own size), bytes summed
+    lines = render([sizes.family()]).decode().splitlines()
+    bucket = 'rocketmq_message_size_bucket{topic="T",le="%s"} %d'
+    assert bucket % ("1024", 2) in lines
+    assert bucket % ("4096", 2) in lines
+    assert bucket % ("524288", 3) in lines
+    assert bucket % ("4194304", 3) in lines
+    assert bucket % ("+Inf", 4) in lines
+    assert f'rocketmq_message_size_sum{{topic="T"}} {100 + 1024 + 5000 + 5 * 1024 * 1024}' in lines
