@@ -268,7 +268,11 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply, ProducerBatch):
         return ROUND_ROBIN
 
     def _prepare(
-        self, msg: Message, sharding_key: str | None, msg_id: str | None = None
+        self,
+        msg: Message,
+        sharding_key: str | None,
+        msg_id: str | None = None,
+        born_host: str | None = None,
     ) -> Outgoing:
         out = prepare(
             msg,
@@ -280,6 +284,8 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply, ProducerBatch):
         if sharding_key is not None:
             # RocketMQ's sharding-key property, for brokers and tools that look at it.
             out = _with_property(out, P.SHARDING_KEY, str(sharding_key))
+        if born_host:
+            out = _with_property(out, P.BORN_HOST, born_host, "born_host")
         return out
 
     def send(
@@ -291,21 +297,26 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply, ProducerBatch):
         selector: QueueSelector | None = None,
         timeout: float | None = None,
         msg_id: str | None = None,
+        born_host: str | None = None,
     ) -> SendResult:
         """Send and wait until the broker stored it. Raises a ClientError subclass otherwise
         (``SendFailedError`` after retries, ``RequestTimeoutError`` when the outcome is unknown).
         ``msg_id``: the message's id (UNIQ_KEY) when the caller has one already (a RocketMQ 5
-        client's, through actormq's proxy); by default a new one."""
+        client's, through actormq's proxy); by default a new one. ``born_host``: the host the
+        message was born on when sending it for another (the proxy, for a gRPC client): kept as
+        RocketMQ's ``__BORNHOST`` property."""
         self._running_hub("send")
         selection = self._selection(msg, queue, sharding_key, selector)
+
+        def prepared() -> Outgoing:
+            return self._prepare(msg, sharding_key, msg_id, born_host)
+
         if self._send_hooks:
-            return self._send_sync_hooked(
-                msg, lambda: self._prepare(msg, sharding_key, msg_id), selection, timeout, mq=queue
-            )
-        held = self._held(msg, selection) if msg_id is None else None
+            return self._send_sync_hooked(msg, prepared, selection, timeout, mq=queue)
+        held = self._held(msg, selection) if msg_id is None and born_host is None else None
         if held is not None:
             return self._send_outgoing(held, selection, timeout)
-        out = self._prepare(msg, sharding_key, msg_id)
+        out = prepared()
         return self._send_outgoing(out, selection, timeout)
 
     def _send_outgoing(
@@ -397,7 +408,7 @@ def _in_namespace(
     return out, selection, unwrapped
 
 
-def _with_property(out: Outgoing, name: str, value: str) -> Outgoing:
+def _with_property(out: Outgoing, name: str, value: str, field: str = "sharding_key") -> Outgoing:
     if "\x01" in value or "\x02" in value:
-        raise MessageInvalidError("sharding_key", "contains a \\x01 or \\x02 separator")
+        raise MessageInvalidError(field, "contains a \\x01 or \\x02 separator")
     return msgspec.structs.replace(out, properties=f"{out.properties}{name}\x01{value}\x02")

@@ -164,16 +164,18 @@ class TransactionProducer(Producer):
         *,
         timeout: float | None = None,
         msg_id: str | None = None,
+        born_host: str | None = None,
     ) -> TransactionSendResult:
         """Send ``msg`` as a half message, run ``execute(msg, arg)``, end the transaction as it
         decided. Raises the send's ClientError when the half message was not stored (then
-        ``execute`` did not run). ``msg_id``: its UNIQ_KEY, when the caller has one."""
+        ``execute`` did not run). ``msg_id``: its UNIQ_KEY, when the caller has one;
+        ``born_host``: as ``send``'s."""
         hub = self._running_hub("send_message_in_transaction")
         if isinstance(msg, Message) and (msg.delay_level or msg.deliver_at_ms or msg.delay_ms):
             raise MessageInvalidError("delay", "a transactional message cannot be delayed")
 
         def half() -> Outgoing:
-            out = self._prepare(msg, None, msg_id)
+            out = self._prepare(msg, None, msg_id, born_host)
             props = f"{out.properties}{P.TRAN_MSG}\x01true\x02{P.PGROUP}\x01{self.group}\x02"
             return msgspec.structs.replace(
                 out,

@@ -149,7 +149,7 @@ def incoming(
     if not system.HasField("priority"):
         system.message_type = message_type(ext)
     set_ms(system.born_timestamp, ext.born_timestamp)
-    system.born_host = ext.born_host
+    system.born_host = props.get(P.BORN_HOST) or ext.born_host  # (the sending client's)
     set_ms(system.store_timestamp, ext.store_timestamp)
     system.store_host = ext.store_host
     due = props.get(P.TIMER_DELIVER_MS) or props.get(P.TIMER_OUT_MS)

@@ -43,7 +43,8 @@ from typing import Any
 import gevent.monkey
 
 from runtime import proxy_protocol
-from runtime.errors import ProtocolError
+from runtime.errors import AddressError, ProtocolError
+from runtime.hostport import format_address, parse_address
 from runtime.tls import TLS_RECORD_HANDSHAKE
 
 FIRST_BYTE_S = 10.0
@@ -70,6 +71,16 @@ def origin(peer: str) -> str:
         if port.isdigit():
             return _ORIGINS.get(int(port), peer)
     return peer
+
+
+def caller_address(context: Any) -> str:
+    """The address a gRPC call came from, RocketMQ's way (``host:port``; the client's own
+    through the relay, or the one a PROXY header named); "" when its peer names none."""
+    try:
+        host, port = parse_address(origin(context.peer() or "").partition(":")[2])
+    except AddressError:
+        return ""
+    return format_address(host, port)
 
 
 def _peer_string(address: tuple[str, int] | tuple[str, int, int, int]) -> str:

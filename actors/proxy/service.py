@@ -42,6 +42,7 @@ from actors.proxy.convert import (
     outgoing,
     resource_name,
 )
+from actors.proxy.front import caller_address
 from actors.proxy.lite import LiteError, LiteTopics, TopicTypes, TopicTypeUnknownError, split_lmq
 from actors.proxy.lite_expiry import LiteExpiry
 from actors.proxy.lite_groups import LiteGroups
@@ -264,10 +265,12 @@ class ProxyService:
         if not request.messages:
             return status(response, Code.BAD_REQUEST, "no message")
         codes: list[int] = []
+        caller = caller_address(context)
         for msg in request.messages:
             entry = response.entries.add()
             entry.message_id = msg.system_properties.message_id
-            code, text = self._send_one(msg, entry)
+            born = msg.system_properties.born_host or caller  # (RocketMQ's proxy's rule)
+            code, text = self._send_one(msg, entry, born)
             status(entry, code, text)
             codes.append(code)
         first = codes[0]
@@ -275,7 +278,7 @@ class ProxyService:
             return status(response, first, response.entries[0].status.message)
         return status(response, Code.MULTIPLE_RESULTS)
 
-    def _send_one(self, msg: Any, entry: Any) -> tuple[int, str]:
+    def _send_one(self, msg: Any, entry: Any, born_host: str) -> tuple[int, str]:
         transactional = msg.system_properties.message_type == MessageType.TRANSACTION
         try:
             message, msg_id, group = outgoing(msg, Code.BAD_REQUEST)
@@ -284,11 +287,15 @@ class ProxyService:
             if transactional:
                 if group is not None or message.deliver_at_ms is not None:
                     return Code.MESSAGE_PROPERTY_CONFLICT_WITH_TYPE, _TX_CONFLICT
-                result = self.transactions.send_half(message, msg_id or None)
+                result = self.transactions.send_half(message, msg_id or None, born_host)
             else:
                 try:
                     result = self.producer.send(
-                        message, sharding_key=group, selector=selector, msg_id=msg_id or None
+                        message,
+                        sharding_key=group,
+                        selector=selector,
+                        msg_id=msg_id or None,
+                        born_host=born_host,
                     )
                 except ClientError as exc:
                     if lite is None or error_code(exc) != Code.TOPIC_NOT_FOUND:
@@ -296,7 +303,7 @@ class ProxyService:
                     # a lite topic deleted (idle past its expiration) since this proxy made it
                     self.lite_topics.forget(message.topic)
                     self.lite_topics.ensure(*lite)
-                    result = self.producer.send(message, msg_id=msg_id or None)
+                    result = self.producer.send(message, msg_id=msg_id or None, born_host=born_host)
         except (ConvertError, LiteError) as exc:
             return exc.code, str(exc)
         except ClientError as exc:

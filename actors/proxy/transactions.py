@@ -65,8 +65,10 @@ class ProxyTransactions:
     def stop(self) -> None:
         self.producer.shutdown()
 
-    def send_half(self, message: Message, msg_id: str | None) -> SendResult:
-        result = self.producer.send_message_in_transaction(message, msg_id=msg_id)
+    def send_half(self, message: Message, msg_id: str | None, born_host: str = "") -> SendResult:
+        result = self.producer.send_message_in_transaction(
+            message, msg_id=msg_id, born_host=born_host or None
+        )
         self.open[result.msg_id] = result
         while len(self.open) > KEPT:
             self.open.popitem(last=False)

@@ -138,6 +138,7 @@ def test_one_message_sent_received_and_acked(proxy: tuple[Stub, RuntimeProcess])
     # When a message goes in through SendMessage
     request = M.SendMessageRequest()
     request.messages.append(_message(b"order 42 paid", "01ABCDEF0123456789ABCDEF0123456789"))
+    request.messages[0].system_properties.born_host = "client-host-7"
     sent = stub.unary("SendMessage", request, M.SendMessageResponse)
     assert sent.status.code == Code.OK, sent
     assert [e.message_id for e in sent.entries] == ["01ABCDEF0123456789ABCDEF0123456789"]
@@ -152,6 +153,7 @@ def test_one_message_sent_received_and_acked(proxy: tuple[Stub, RuntimeProcess])
     assert got.system_properties.tag == "paid"
     assert list(got.system_properties.keys) == ["order-42"]
     assert dict(got.user_properties) == {"region": "eu"}
+    assert got.system_properties.born_host == "client-host-7"  # the sender's, not the proxy's
     assert got.system_properties.delivery_attempt == 1
     handle = got.system_properties.receipt_handle
     # And an ack of its handle succeeds once; a second ack is an invalid handle

@@ -12,7 +12,7 @@ import grpc
 import pytest
 
 from actors.client import Admin
-from actors.proxy.proto import Code, M
+from actors.proxy.proto import Code, M, MessageType
 from actors.proxy.server import SERVICE
 from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
@@ -152,3 +152,62 @@ def test_a_proxys_acl_whitelist_sees_the_client_a_header_names(
         assert _query_route(outside.address).status.code == Code.UNAUTHORIZED
     # And so is a client reaching the proxy directly (127.0.0.1: not whitelisted)
     assert _query_route(addresses["proxy"]).status.code == Code.UNAUTHORIZED
+
+
+def test_a_message_sent_through_a_balancer_was_born_at_the_client_it_names(
+    cluster: tuple[RuntimeProcess, Any],
+) -> None:
+    _, addresses = cluster
+    # Given a client behind a balancer (whitelisted: unsigned calls are served), sending a
+    # message that names no born host of its own
+    balancer = Balancer(parse_address(addresses["proxy"]), v2_header("203.0.113.50", 40000))
+    with balancer as lb, grpc.insecure_channel(lb.address) as channel:
+        receive = M.ReceiveMessageRequest(batch_size=4)
+        receive.group.name, receive.message_queue.topic.name = "balanced-group", "Balanced"
+        receive.filter_expression.expression = "*"
+        receive.invisible_duration.seconds, receive.long_polling_timeout.seconds = 30, 1
+        _receive(channel, receive)  # (the group, new, starts at the end: before the send)
+        request = M.SendMessageRequest()
+        msg = request.messages.add()
+        msg.topic.name, msg.body = "Balanced", b"born-behind-a-balancer"
+        msg.system_properties.message_id = "01BALANCED0000000000000000000001"
+        msg.system_properties.message_type = MessageType.NORMAL
+        msg.system_properties.body_encoding = 1
+        sent = _unary(channel, "SendMessage", request, M.SendMessageResponse)
+        assert sent.status.code == Code.OK, sent
+        # When a consumer of the group receives it
+        got = _received(channel, receive, "01BALANCED0000000000000000000001")
+    # Then its born host is the client's address the header named (RocketMQ's __BORNHOST)
+    assert got.system_properties.born_host == "203.0.113.50:40000"
+
+
+def _unary(channel: grpc.Channel, method: str, request: Any, response_type: Any) -> Any:
+    call = channel.unary_unary(
+        f"/{SERVICE}/{method}",
+        request_serializer=type(request).SerializeToString,
+        response_deserializer=response_type.FromString,
+    )
+    return call(request, timeout=10)
+
+
+def _receive(channel: grpc.Channel, request: Any) -> list[Any]:
+    """The messages one ReceiveMessage call streams."""
+    call = channel.unary_stream(
+        f"/{SERVICE}/ReceiveMessage",
+        request_serializer=M.ReceiveMessageRequest.SerializeToString,
+        response_deserializer=M.ReceiveMessageResponse.FromString,
+    )
+    return [item.message for item in call(request, timeout=15) if item.HasField("message")]
+
+
+def _received(channel: grpc.Channel, request: Any, msg_id: str) -> Any:
+    """The message ``msg_id``, from receives of ``request`` until it comes."""
+    found: list[Any] = []
+
+    def look() -> bool:
+        got = _receive(channel, request)
+        found.extend(m for m in got if m.system_properties.message_id == msg_id)
+        return bool(found)
+
+    wait_until(look, timeout=40, what=f"message {msg_id} received")
+    return found[0]

@@ -12,6 +12,7 @@ from actors.client import (
     BrokerError,
     ClientStateError,
     Message,
+    MessageInvalidError,
     MessageQueue,
     MessageTooLargeError,
     Producer,
@@ -369,3 +370,17 @@ def test_many_threads_send_concurrently(producer: Producer) -> None:
         t.join(20)
     assert len(results) == 200
     assert len({(r.queue, r.queue_offset) for r in results}) == 200
+
+
+def test_a_message_sent_for_another_keeps_its_born_host(
+    cluster: FakeCluster, producer: Producer
+) -> None:
+    # Given a message sent for a client elsewhere (as the proxy does for a gRPC client)
+    producer.send(Message("Orders", b"for-another"), born_host="client-host-7")
+    # Then its born host is kept as RocketMQ's __BORNHOST property, not a user property
+    stored = stored_messages(cluster, "Orders")[-1]
+    assert stored.all_properties["__BORNHOST"] == "client-host-7"
+    assert stored.properties == {}
+    # And a host holding a property separator is refused before sending
+    with pytest.raises(MessageInvalidError, match="born_host"):
+        producer.send(Message("Orders", b"x"), born_host="bad\x01host")

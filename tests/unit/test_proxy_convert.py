@@ -210,6 +210,14 @@ def test_incoming_maps_the_stored_message() -> None:
     assert system.store_host == "10.0.0.2:10911"
 
 
+def test_incoming_born_host_is_the_sending_clients_when_a_proxy_stored_it() -> None:
+    # Given a message a proxy stored for a gRPC client (its host in __BORNHOST)
+    out = _incoming(_ext({P.UNIQ_KEY: "u", P.BORN_HOST: "client-host-7", "color": "red"}))
+    # Then the client's host is its born host, and no user property
+    assert out.system_properties.born_host == "client-host-7"
+    assert dict(out.user_properties) == {"color": "red"}
+
+
 def test_incoming_checksum_is_the_md5_in_upper_hex() -> None:
     out = _incoming(_ext({P.UNIQ_KEY: "u"}, body=b"abc"))
     assert out.system_properties.body_digest.checksum == "900150983CD24FB0D6963F7D28E17F72"
