@@ -103,6 +103,8 @@
     clusterAclConfigVersion (-c CLUSTER | -b HOST:PORT)
                                                  each broker's ACL file version
     statsAll         [-t TOPIC] [-a]             per topic and group: rates, day counts, backlog
+    haStatus         (-b HOST:PORT | -c CLUSTER)  a master's slaves: acked offset, lag, in sync,
+                                                 bytes/s; a slave's link to its master
 
 Every command takes ``-n HOST:PORT[;HOST:PORT]`` (default ``$NAMESRV_ADDR``, else
 127.0.0.1:9876). Against brokers with ACL (``aclEnable``), requests are signed with the keys in
@@ -128,6 +130,7 @@ from actors.client.admin import PERM_READ_WRITE
 from runtime import (
     admin_acl,
     admin_groups,
+    admin_ha,
     admin_messages,
     admin_namesrv,
     admin_query,
@@ -263,6 +266,7 @@ def _parser_and_commands() -> tuple[
     admin_acl.add_commands(sub, ns, boolean)
     admin_trace.add_commands(sub, ns)
     admin_stats.add_commands(sub, ns)
+    admin_ha.add_commands(sub, ns)
     return parser, sub
 
 
@@ -299,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(admin: Admin, args: argparse.Namespace) -> list[str]:
     command = args.command
     modules = (admin_namesrv, admin_groups, admin_query, admin_messages, admin_queues)
-    for module in (*modules, admin_acl, admin_trace, admin_stats):
+    for module in (*modules, admin_acl, admin_trace, admin_stats, admin_ha):
         lines = module.run(admin, args)
         if lines is not None:
             return lines

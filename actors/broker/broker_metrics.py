@@ -37,6 +37,9 @@ no name for start with ``actormq_``. Every sample carries ``cluster``, ``node_ty
   a producer's send stored (a batch's each), by RocketMQ's buckets 1 KiB, 4 KiB, 512 KiB, 1, 2,
   4 MiB; ``message_type`` as RocketMQ 5 reads the send's properties: normal, fifo, delay,
   transaction (``message_kind``).
+- ``actormq_ha_in_sync_slaves``, ``actormq_ha_slave_behind_bytes{slave_id}`` (gauges, a
+  master): slaves in sync now; bytes each linked slave (by brokerId) does not hold yet.
+  ``actormq_ha_master_link_up`` (gauge, a slave): 1 while linked to its master.
 - ``actormq_broker_messages_in_total``, ``actormq_broker_messages_out_total`` (counters):
   messages appended (retries, delayed, transactional included) and handed to consumers since
   the broker started, as ``mqadmin brokerStatus`` counts them.
@@ -48,6 +51,7 @@ import time
 
 from actors.broker.context import BrokerContext
 from actors.broker.stats_handler import store_time
+from runtime.ha.state import Role
 from runtime.prometheus import Family
 
 
@@ -148,6 +152,7 @@ def collect(ctx: BrokerContext) -> list[Family]:
             ctx.cfg.broker_permission,
         ),
         *_storage(info),
+        *_replication(ctx, int(info.get("commitLogMaxOffset", "0") or 0)),
         *(_one(name, kind, text, float(info.get(key) or 0)) for name, kind, text, key in FROM_INFO),
     ]
 
@@ -215,6 +220,28 @@ def _storage(info: dict[str, str]) -> list[Family]:
             )
         )
     return families
+
+
+def _replication(ctx: BrokerContext, end: int) -> list[Family]:
+    """A master's slaves (in sync, bytes behind each), a slave's link to its master."""
+    ha = ctx.ha
+    if ha is None:
+        return []
+    if ha.role is Role.SLAVE:
+        up = 1 if ha.master_link_up else 0
+        return [_one("actormq_ha_master_link_up", "gauge", "Linked to its master: 1.", up)]
+    behind = Family(
+        "actormq_ha_slave_behind_bytes",
+        "gauge",
+        "Bytes of the commit log a linked slave does not hold yet.",
+    )
+    for node, link in sorted(ha.slaves.items()):
+        if link.connected:
+            behind.add(max(end - link.acked, 0), slave_id=str(node))
+    return [
+        _one("actormq_ha_in_sync_slaves", "gauge", "Slaves in sync now.", len(ha.in_sync)),
+        behind,
+    ]
 
 
 def _one(name: str, kind: str, help_text: str, value: float) -> Family:

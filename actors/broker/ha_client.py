@@ -198,13 +198,14 @@ class HAClient(GeventActor):
                 return f"master silent for {ha.housekeeping_s:g}s", RETRY_S
             if not data:
                 return "master closed the connection", RETRY_S
+            self.state.last_read_ms = int(time.time() * 1000)
             for frame in decoder.feed(data):
                 if isinstance(frame, P.Data):
                     if not accepted:
                         raise ProtocolError("data before ACCEPT")
                     if frame.data:
                         self._append(frame)
-                        sock.sendall(P.encode_report(log.write_offset))
+                        self._report(sock, log.write_offset)
                         last_report = time.monotonic()
                 elif isinstance(frame, P.Accept):
                     if accepted or frame.offset != log.write_offset:
@@ -230,9 +231,16 @@ class HAClient(GeventActor):
                         TICK_S if not_ready else RETRY_S
                     )
             if accepted and time.monotonic() - last_report >= ha.heartbeat_s:
-                sock.sendall(P.encode_report(log.write_offset))
+                self._report(sock, log.write_offset)
                 last_report = time.monotonic()
         return "superseded", 0.0
+
+    def _report(self, sock: Any, end: int) -> None:
+        """REPORT ``end`` (what this slave holds) to the master."""
+        sock.sendall(P.encode_report(end))
+        state = self.state
+        state.last_report_ms = int(time.time() * 1000)
+        state.received.note(end, time.monotonic())
 
     def _append(self, frame: P.Data) -> None:
         writer = self.ha.store.directory.require(self.ha.store.names.writer)

@@ -156,7 +156,7 @@ class HAConnection(GeventActor):
         self.node = hello.node
         if not self._send(P.encode_accept(P.Accept(point, state.epoch, tuple(epochs)))):
             return
-        self.ha.tell(self.ha.service, SlaveJoined(hello.node, self.actor_urn, point))
+        self.ha.tell(self.ha.service, SlaveJoined(hello.node, self.actor_urn, point, self.peer))
         gevent.spawn(self._send_loop, point)
 
     def _send(self, frame: bytes) -> bool:

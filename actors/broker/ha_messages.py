@@ -22,11 +22,13 @@ class AwaitReplica(msgspec.Struct, frozen=True, tag=True):
 
 
 class SlaveJoined(msgspec.Struct, frozen=True, tag=True):
-    """From an HAConnection: slave ``node`` was accepted from ``offset`` (``urn``: the link)."""
+    """From an HAConnection: slave ``node`` was accepted from ``offset`` (``urn``: the link,
+    ``addr``: where it comes from)."""
 
     node: int
     urn: str
     offset: int
+    addr: str = ""
 
 
 class SlaveAck(msgspec.Struct, frozen=True, tag=True):

@@ -198,9 +198,11 @@ class HAService(GeventActor):
                 # A link this incarnation never heard join (this actor was restarted)
                 if pykka.ActorRegistry.get_by_urn(message.urn) is not None:
                     self._joined(SlaveJoined(message.node, message.urn, message.offset))
-            elif link.urn == message.urn and message.offset > link.acked:
-                link.acked = message.offset
-                self._recompute()
+            elif link.urn == message.urn:
+                if message.offset > link.acked:
+                    link.acked = message.offset
+                    self._recompute()
+                link.rate.note(link.acked, self.state.clock())
         elif isinstance(message, SlaveJoined):
             self._joined(message)
         elif isinstance(message, SlaveLeft):
@@ -243,7 +245,7 @@ class HAService(GeventActor):
         same_link = old is not None and old.urn == msg.urn
         acked = max(msg.offset, old.acked) if same_link and old is not None else msg.offset
         self.state.slaves[msg.node] = SlaveLink(
-            msg.urn, acked, target=self.log.write_offset, now=self.state.clock()
+            msg.urn, acked, target=self.log.write_offset, now=self.state.clock(), addr=msg.addr
         )
         logger.info("{}: slave {} linked from offset {}", self.ha.service, msg.node, msg.offset)
         self._recompute()

@@ -48,6 +48,7 @@ from runtime.remoting.bodies import (
 )
 from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
+from runtime.remoting.ha_bodies import HARuntimeInfo
 from runtime.store.msg_id import decode_offset_msg_id
 
 T = TypeVar("T")
@@ -186,6 +187,13 @@ class Admin(TopicAdmin, NamesrvAdmin, GroupAdmin, MessageAdmin, QueueAdmin, AclA
             broker_addr, RequestCode.GET_BROKER_RUNTIME_INFO, {}, "broker runtime info"
         )
         return dict(decode_body(KVTable, response.body).table)
+
+    def ha_status(self, broker_addr: str) -> HARuntimeInfo:
+        """GET_BROKER_HA_STATUS (907, ``mqadmin haStatus``): a master's slave links (acked
+        offset, how far behind, in sync or not, bytes a second) or a slave's link to its
+        master (``runtime.remoting.ha_bodies``)."""
+        response = self._broker(broker_addr, RequestCode.GET_BROKER_HA_STATUS, {}, "HA status")
+        return decode_body(HARuntimeInfo, response.body)
 
     def broker_stats(self, broker_addr: str, name: str, key: str) -> BrokerStatsData | None:
         """VIEW_BROKER_STATS_DATA (315): one statistic over the last minute, hour and day

@@ -10,8 +10,8 @@ StoreContext); only the actor that owns a field writes it:
   fixed in classic mode, where the lease never expires);
 - ``slaves``, ``in_sync``, ``joining``: HAService (master); ``visible``: HAService and, for
   ASYNC_MASTER in controller mode, ``HACondition.wait`` (the writer's greenlet);
-- ``master_link_up``, ``master_ha_addr``: HAClient (slave); ``metadata_synced``:
-  SlaveSynchronize (slave).
+- ``master_link_up``, ``master_ha_addr``, ``last_read_ms``, ``last_report_ms``,
+  ``received``: HAClient (slave); ``metadata_synced``: SlaveSynchronize (slave).
 
 The lease: in controller mode a master accepts writes only while ``lease_valid()`` — a lease is
 granted by the controller for ``lease_s`` seconds measured on this node's monotonic clock from
@@ -35,14 +35,56 @@ class Role(enum.Enum):
     SLAVE = "SLAVE"
 
 
+class ByteRate:
+    """Bytes a second of a growing total (``note(total, now)`` as it grows: the figure of the
+    last whole second or more; the first note only marks where counting starts unless a start
+    was given); ``current(now)`` is 0 once nothing was noted for 2 s."""
+
+    __slots__ = ("_mark", "_mark_at", "_noted_at", "per_second")
+
+    def __init__(self, total: int = 0, now: float | None = None) -> None:
+        self._mark, self._mark_at = total, now
+        self._noted_at = now if now is not None else -INFINITE
+        self.per_second = 0
+
+    def note(self, total: int, now: float) -> None:
+        self._noted_at = now
+        if self._mark_at is None:
+            self._mark, self._mark_at = total, now
+            return
+        elapsed = now - self._mark_at
+        if elapsed >= 1.0:
+            self.per_second = max(int((total - self._mark) / elapsed), 0)
+            self._mark, self._mark_at = total, now
+
+    def current(self, now: float) -> int:
+        return self.per_second if now - self._noted_at < 2.0 else 0
+
+
 class SlaveLink:
-    """The master's view of one slave (by node id)."""
+    """The master's view of one slave (by node id): ``addr`` where its link comes from,
+    ``since`` the offset its link began at, ``rate`` its acks' bytes a second."""
 
-    __slots__ = ("acked", "caught_up_at", "connected", "joined", "target", "urn")
+    __slots__ = (
+        "acked",
+        "addr",
+        "caught_up_at",
+        "connected",
+        "joined",
+        "rate",
+        "since",
+        "target",
+        "urn",
+    )
 
-    def __init__(self, urn: str, acked: int, *, target: int = 0, now: float = 0.0) -> None:
+    def __init__(
+        self, urn: str, acked: int, *, target: int = 0, now: float = 0.0, addr: str = ""
+    ) -> None:
         self.urn = urn
         self.acked = acked
+        self.addr = addr
+        self.since = acked
+        self.rate = ByteRate(acked, now)
         self.connected = True
         self.target = target  # the master's write offset at the last catch-up check
         self.caught_up_at = now  # when it last held ``target``
@@ -90,6 +132,11 @@ class HAState:
         self.metadata_synced = False
         self.master_addr: str | None = None
         self.master_ha_addr: str | None = None
+        # A slave's link (mqadmin haStatus): when it last read from its master and reported
+        # its end (ms since the epoch), and the bytes it appended, a second.
+        self.last_read_ms = 0
+        self.last_report_ms = 0
+        self.received = ByteRate()
         self._grew = gevent.event.Event()
         self._changed = gevent.event.Event()
 
