@@ -38,6 +38,8 @@
                                                  yyyy-MM-dd#HH:mm:ss:SSS local time, now, or -1
                                                  for the end); running consumers are told and
                                                  continue there; -f false only moves back
+    skipAccumulatedMessage -g GROUP -t TOPIC [-f true|false]
+                                                 the same to the end: the backlog is skipped
     updateKvConfig   -s NAMESPACE -k KEY -v VALUE  create or update a KV config on every name
                                                  server (kept in kvConfig.json)
     deleteKvConfig   -s NAMESPACE -k KEY         delete it from every name server
@@ -251,14 +253,20 @@ def _parser_and_commands() -> tuple[
         type=timestamp,
         help="ms, yyyy-MM-dd#HH:mm:ss:SSS, now, or -1 (the end)",
     )
-    reset.add_argument(
-        "-f",
-        "--force",
-        type=boolean,
-        default=True,
-        metavar="true|false",
-        help="false: only move offsets back (default true)",
+    skip = sub.add_parser(
+        "skipAccumulatedMessage", parents=[ns], help="move a group's offsets to the end"
     )
+    skip.add_argument("-g", "--group", required=True)
+    skip.add_argument("-t", "--topic", required=True)
+    for moving in (reset, skip):
+        moving.add_argument(
+            "-f",
+            "--force",
+            type=boolean,
+            default=True,
+            metavar="true|false",
+            help="false: only move offsets back (default true)",
+        )
     admin_namesrv.add_commands(sub, ns)
     admin_groups.add_commands(sub, ns, boolean)
     admin_messages.add_commands(sub, ns, boolean, timestamp)
@@ -381,9 +389,10 @@ def _run(admin: Admin, args: argparse.Namespace) -> list[str]:
                 ]
             )
         return table(rows)
-    if command == "resetOffsetByTime":
+    if command in ("resetOffsetByTime", "skipAccumulatedMessage"):
+        when = args.timestamp if command == "resetOffsetByTime" else -1  # -1: the end
         rows = [["#Broker Name", "#QID", "#Old Offset", "#New Offset", "#Applied By"]]
-        for r in admin.reset_offset(args.group, args.topic, args.timestamp, force=args.force):
+        for r in admin.reset_offset(args.group, args.topic, when, force=args.force):
             old = "N/A" if r.old_offset < 0 else str(r.old_offset)
             by = "consumers" if r.online else "admin"
             rows.append([r.queue.broker_name, str(r.queue.queue_id), old, str(r.new_offset), by])

@@ -218,6 +218,11 @@ def test_reset_offset_by_time_commits_for_a_stopped_group_and_replays_a_running_
     assert shown.stdout.splitlines()[1].split() == ["broker-a", "0", "0", "4", "admin"]
     # A group nobody committed for shows N/A as its old offset
     assert admin.reset_offset("fresh-group", "Replay", 0) == [OffsetReset(queue, -1, 0)]
+    # And skipAccumulatedMessage moves a group behind to the end: its backlog skipped
+    shown = mqadmin(namesrv, "skipAccumulatedMessage", "-g", "fresh-group", "-t", "Replay")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines()[1].split() == ["broker-a", "0", "0", "4", "admin"]
+    assert [r.diff for r in admin.consume_stats("fresh-group")] == [0]
     # Given the group's consumer running at the end of the queue
     seen: list[bytes] = []
     replayed = threading.Event()
