@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from actors.client import Admin
+from actors.client import Admin, ClientError
 from runtime.remoting.ha_bodies import HARuntimeInfo
 
 COMMANDS = ("haStatus",)
@@ -34,7 +34,14 @@ def run(admin: Admin, args: argparse.Namespace) -> list[str] | None:
     addresses = [args.broker] if args.broker else sorted(admin.masters(args.cluster).values())
     lines: list[str] = []
     for address in addresses:
-        lines.extend(status_lines(address, admin.ha_status(address)))
+        try:
+            info = admin.ha_status(address)
+        except ClientError as exc:
+            if len(addresses) == 1:
+                raise
+            lines.extend(["", f"#MasterAddr\t{address}", f"#Error\t{exc}"])  # the others go on
+            continue
+        lines.extend(status_lines(address, info))
     return lines
 
 

@@ -78,21 +78,6 @@ class Histogram:
         with self._lock:
             self.observe_locked(labels, value)
 
-    def observe_all(self, labels: tuple[str, ...], values: list[float]) -> None:
-        """``observe`` of each of ``values`` (a batch's: one lookup and one lock)."""
-        scale, buckets = self.scale, self.buckets
-        with self._lock:
-            counts = self._counts.get(labels)
-            if counts is None:
-                counts = self._counts[labels] = [0] * (len(buckets) + 1)
-                self._sums[labels] = 0.0
-            total = 0.0
-            for value in values:
-                shown = value * scale
-                counts[bisect.bisect_left(buckets, shown)] += 1
-                total += shown
-            self._sums[labels] += total
-
     def observe_locked(self, labels: tuple[str, ...], value: float) -> None:
         """``observe`` for a caller holding the histogram's lock already."""
         shown = value * self.scale

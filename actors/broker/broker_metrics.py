@@ -33,10 +33,11 @@ no name for start with ``actormq_``. Every sample carries ``cluster``, ``node_ty
   answered request from its read to its answer written (``runtime.latency``; RocketMQ's
   buckets with 0.1, 0.25 and 0.5 first); oneway requests and pulls held for long polling are
   not in it.
-- ``rocketmq_message_size{topic, message_type}`` (histogram, bytes): the body of each message
-  a producer's send stored (a batch's each), by RocketMQ's buckets 1 KiB, 4 KiB, 512 KiB, 1, 2,
-  4 MiB; ``message_type`` as RocketMQ 5 reads the send's properties: normal, fifo, delay,
-  transaction (``message_kind``).
+- ``rocketmq_message_size{topic, message_type}`` (histogram, bytes): one observation per stored
+  producer's send, its records' average size as stored (RocketMQ's wroteBytes / msgNum; not
+  sends to retry or dead-letter topics; a lite topic's queue as its parent), by RocketMQ's
+  buckets 1 KiB, 4 KiB, 512 KiB, 1, 2, 4 MiB; ``message_type`` as RocketMQ 5 reads the send's
+  properties: normal, fifo, delay, transaction (``message_kind``).
 - ``actormq_ha_in_sync_slaves``, ``actormq_ha_slave_behind_bytes{slave_id}`` (gauges, a
   master): slaves in sync now; bytes each linked slave (by brokerId) does not hold yet.
   ``actormq_ha_master_link_up`` (gauge, a slave): 1 while linked to its master.

@@ -44,6 +44,7 @@ from actors.broker.messages import AppendRaw
 from runtime.actor import GeventActor, new_future, offload
 from runtime.errors import ActorFailure, AddressError, ProtocolError
 from runtime.ha import protocol as P
+from runtime.ha.state import ByteRate
 from runtime.hostport import parse_address
 from runtime.receive import receiver
 from runtime.session import READ_SIZE
@@ -179,6 +180,9 @@ class HAClient(GeventActor):
         self._sock = sock
         ha = self.ha
         log = ha.store.require_open().log
+        state = self.state  # (a new link: haStatus shows nothing of an earlier one)
+        state.last_read_ms = state.last_report_ms = 0
+        state.received = ByteRate()
         hello = P.Hello(
             node=self.state.node_id,
             segment_size=log.segment_size,

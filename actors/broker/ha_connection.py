@@ -86,7 +86,8 @@ class HAConnection(GeventActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, LinkReport):
             if self.node is not None:
-                self.ha.tell(self.ha.service, SlaveAck(self.node, self.actor_urn, message.offset))
+                ack = SlaveAck(self.node, self.actor_urn, message.offset, self.peer)
+                self.ha.tell(self.ha.service, ack)
         elif isinstance(message, LinkHello):
             self._hello(message.hello)
         elif isinstance(message, LinkClosed):

@@ -32,11 +32,13 @@ class SlaveJoined(msgspec.Struct, frozen=True, tag=True):
 
 
 class SlaveAck(msgspec.Struct, frozen=True, tag=True):
-    """From an HAConnection: slave ``node`` holds the commit log up to ``offset``."""
+    """From an HAConnection: slave ``node`` holds the commit log up to ``offset`` (``addr``:
+    where its link comes from, for a service restarted since the link's join)."""
 
     node: int
     urn: str
     offset: int
+    addr: str = ""
 
 
 class SlaveLeft(msgspec.Struct, frozen=True, tag=True):

@@ -197,7 +197,8 @@ class HAService(GeventActor):
             if link is None:
                 # A link this incarnation never heard join (this actor was restarted)
                 if pykka.ActorRegistry.get_by_urn(message.urn) is not None:
-                    self._joined(SlaveJoined(message.node, message.urn, message.offset))
+                    joined = SlaveJoined(message.node, message.urn, message.offset, message.addr)
+                    self._joined(joined)
             elif link.urn == message.urn:
                 if message.offset > link.acked:
                     link.acked = message.offset

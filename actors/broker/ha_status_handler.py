@@ -2,10 +2,11 @@
 
 A master answers one entry per slave link (``HAState.slaves``: its address, acknowledged offset,
 how far behind the master's log end it is, whether it counts as in sync, its acks' bytes a
-second, the offset the link began at); a slave answers its link to its master (the master's HA
-address, its own log end, bytes a second appended from the master, when it last read from the
-master and last reported its end, whether the link is up). A broker without replication
-answers as a master without slaves. Body: ``runtime.remoting.ha_bodies.HARuntimeInfo``.
+second since the figure before, the offset the link began at); a slave answers its link to its
+master (the master's HA address, its own log end, bytes a second appended from the master,
+when it last read from the master and last reported its end, whether the link is up). A broker
+without replication answers as a master without slaves. Body:
+``runtime.remoting.ha_bodies.HARuntimeInfo``.
 """
 
 from __future__ import annotations

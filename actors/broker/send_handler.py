@@ -31,7 +31,7 @@ from runtime.errors import AddressError
 from runtime.hostport import parse_address
 from runtime.remoting.batch import split_batch
 from runtime.remoting.bodies import TopicConfig
-from runtime.remoting.codes import RETRY_PREFIX, RequestCode, ResponseCode
+from runtime.remoting.codes import DLQ_PREFIX, RETRY_PREFIX, RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.header_codec import decode_send_header
 from runtime.remoting.headers import SendMessageRequestHeader
@@ -47,6 +47,8 @@ from runtime.remoting.properties import (
 from runtime.session import SessionHandle
 from runtime.store.record import TRANSACTION_MASK, TRANSACTION_PREPARED_TYPE, PutRecord, host_bytes
 from runtime.store.topic_names import LMQ_PREFIX, topic_problem
+
+LMQ_LITE_PREFIX = LMQ_PREFIX + "$"
 
 PERM_READ, PERM_WRITE = 4, 2
 TBW102 = "TBW102"
@@ -179,13 +181,25 @@ def _send(
         "queueOffset": outcome.queue_offset,
     }
     props = decode_properties(h.properties)
-    labels = (h.topic, message_kind(props))
-    ctx.message_size.observe_all(labels, [len(record.body) for record in records])
+    if not h.topic.startswith(RETRY_PREFIX) and not h.topic.startswith(DLQ_PREFIX):
+        # (RocketMQ's: a send's records' average size as stored; retries and dead letters not)
+        labels = (metrics_topic(h.topic), message_kind(props))
+        ctx.message_size.observe(labels, outcome.wrote_bytes // len(records))
     if not is_batch:
         uniq = props.get(UNIQ_KEY)
         if uniq:
             ext["transactionId"] = uniq
     return reply(request, code, remark=outcome.remark, ext_fields=ext)
+
+
+def metrics_topic(topic: str) -> str:
+    """A topic as the metrics name it: a lite topic's queue (``%LMQ%$<parent>$<lite>``) as its
+    parent, where RocketMQ stores lite messages (thousands of lite topics: not a series each)."""
+    if topic.startswith(LMQ_LITE_PREFIX):
+        parent, sep, _lite = topic[len(LMQ_LITE_PREFIX) :].rpartition("$")
+        if sep and parent:
+            return parent
+    return topic
 
 
 def _now_ms() -> int:

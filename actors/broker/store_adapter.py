@@ -177,6 +177,7 @@ class StoreAdapter:
             queue_offset=result.queue_offset,
             msg_ids=tuple(result.msg_ids),
             remark=result.reason,
+            wrote_bytes=result.wrote_bytes,
         )
 
     # -- read path ----------------------------------------------------------------------------

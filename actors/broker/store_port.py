@@ -20,6 +20,7 @@ class PutOutcome(msgspec.Struct, frozen=True):
     queue_offset: int = -1  # of the first record
     msg_ids: tuple[str, ...] = ()  # offset message ids, one per record
     remark: str | None = None
+    wrote_bytes: int = 0  # the records as stored
 
 
 class GetOutcome(msgspec.Struct, frozen=True):

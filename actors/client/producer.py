@@ -54,6 +54,7 @@ from actors.client.sender import Sender
 from actors.client.trace_dispatcher import TraceDispatcher
 from runtime.acl.signature import SessionCredentials
 from runtime.remoting import properties as P
+from runtime.remoting.batch import MAX_PROPERTIES
 from runtime.remoting.codes import RequestCode
 
 
@@ -411,4 +412,8 @@ def _in_namespace(
 def _with_property(out: Outgoing, name: str, value: str, field: str = "sharding_key") -> Outgoing:
     if "\x01" in value or "\x02" in value:
         raise MessageInvalidError(field, "contains a \\x01 or \\x02 separator")
-    return msgspec.structs.replace(out, properties=f"{out.properties}{name}\x01{value}\x02")
+    text = f"{out.properties}{name}\x01{value}\x02"
+    if len(text) > MAX_PROPERTIES or len(text.encode()) > MAX_PROPERTIES:
+        # (past it the request header would pass the frame's limit: the connection would close)
+        raise MessageInvalidError(field, f"makes the properties longer than {MAX_PROPERTIES} bytes")
+    return msgspec.structs.replace(out, properties=text)

@@ -26,7 +26,7 @@ import os
 from typing import Any
 
 from actors.proxy.convert import resource_name
-from actors.proxy.front import origin
+from actors.proxy.front import origin, peer_address
 from actors.proxy.proto import Code
 from runtime.acl.plain import NO_PERMISSION, PlainAccessValidator
 from runtime.acl.resources import Permission
@@ -69,8 +69,9 @@ def _credential(metadata: dict[str, str]) -> tuple[str | None, str]:
 
 
 def peer_host(peer: str) -> str:
-    """The host of a gRPC peer string (``ipv4:1.2.3.4:5``, ``ipv6:[::1]:5``)."""
-    return host_of(peer.partition(":")[2])
+    """The host of a gRPC peer string (``ipv4:1.2.3.4:5``, ``ipv6:[::1]:5``, or as grpcio
+    writes it, ``ipv6:%5B::1%5D:5``)."""
+    return host_of(peer_address(peer))
 
 
 class ProxyAuth:

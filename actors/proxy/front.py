@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -77,10 +78,16 @@ def caller_address(context: Any) -> str:
     """The address a gRPC call came from, RocketMQ's way (``host:port``; the client's own
     through the relay, or the one a PROXY header named); "" when its peer names none."""
     try:
-        host, port = parse_address(origin(context.peer() or "").partition(":")[2])
+        host, port = parse_address(peer_address(origin(context.peer() or "")))
     except AddressError:
         return ""
     return format_address(host, port)
+
+
+def peer_address(peer: str) -> str:
+    """``host:port`` of a gRPC peer string (``ipv4:1.2.3.4:5``; grpcio writes an IPv6 one
+    URL-encoded, ``ipv6:%5B::1%5D:5``: decoded)."""
+    return urllib.parse.unquote(peer.partition(":")[2])
 
 
 def _peer_string(address: tuple[str, int] | tuple[str, int, int, int]) -> str:

@@ -269,7 +269,7 @@ class ProxyService:
         for msg in request.messages:
             entry = response.entries.add()
             entry.message_id = msg.system_properties.message_id
-            born = msg.system_properties.born_host or caller  # (RocketMQ's proxy's rule)
+            born = born_host_of(msg.system_properties.born_host, caller)
             code, text = self._send_one(msg, entry, born)
             status(entry, code, text)
             codes.append(code)
@@ -379,3 +379,14 @@ class ProxyService:
 def _settings_error(exc: ClientError | LiteError) -> Any:
     code = exc.code if isinstance(exc, LiteError) else error_code(exc)
     return status(M.TelemetryCommand(), code, str(exc))
+
+
+MAX_BORN_HOST = 255
+
+
+def born_host_of(given: str, caller: str) -> str:
+    """A message's born host: the client's own (RocketMQ's proxy's rule), else the address it
+    called from; one too long or not printable text is not kept (the caller's instead)."""
+    if given and len(given) <= MAX_BORN_HOST and given.isprintable():
+        return given
+    return caller

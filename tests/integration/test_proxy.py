@@ -193,6 +193,19 @@ def test_bad_input_gets_rocketmq_codes_and_the_proxy_keeps_serving(
     assert stub.unary("SendMessage", transactional, M.SendMessageResponse).status.code == (
         Code.MESSAGE_PROPERTY_CONFLICT_WITH_TYPE
     )
+    # ... a message group past the properties' limit: refused, the proxy's broker connection
+    # (which every client shares) not cut by a header past the frame's limit
+    grouped = M.SendMessageRequest()
+    grouped.messages.append(_message(b"long group", "01DD"))
+    grouped.messages[0].system_properties.message_group = "g" * 70_000
+    grouped.messages[0].system_properties.message_type = MessageType.FIFO
+    assert stub.unary("SendMessage", grouped, M.SendMessageResponse).status.code == (
+        Code.BAD_REQUEST
+    )
+    ok = M.SendMessageRequest()
+    ok.messages.append(_message(b"after the long group", "01DE", tag="kept-apart"))
+    ok.messages[0].system_properties.born_host = "h" * 70_000  # too long: the caller's kept
+    assert stub.unary("SendMessage", ok, M.SendMessageResponse).status.code == Code.OK
     end = M.EndTransactionRequest(message_id="01CC", transaction_id="01CC", resolution=1)
     end.topic.name = TOPIC
     assert stub.unary("EndTransaction", end, M.EndTransactionResponse).status.code == (

@@ -384,3 +384,14 @@ def test_a_message_sent_for_another_keeps_its_born_host(
     # And a host holding a property separator is refused before sending
     with pytest.raises(MessageInvalidError, match="born_host"):
         producer.send(Message("Orders", b"x"), born_host="bad\x01host")
+
+
+def test_a_sharding_key_past_the_properties_limit_is_refused_before_sending(
+    cluster: FakeCluster, producer: Producer
+) -> None:
+    # Given a sharding key that would make the properties longer than their 32,767 bytes
+    before = sum(b.codes().count(310) for b in cluster.brokers.values())
+    # When it is sent, Then it is refused, naming the field, and nothing went out
+    with pytest.raises(MessageInvalidError, match="sharding_key"):
+        producer.send(Message("Orders", b"x"), sharding_key="k" * 40_000)
+    assert sum(b.codes().count(310) for b in cluster.brokers.values()) == before

@@ -75,3 +75,27 @@ def test_a_byte_rate_counts_the_last_second_and_falls_to_zero_when_idle() -> Non
     rate.note(14_000, 6.0)  # 4,000 bytes in the second since the mark
     assert rate.current(6.0) == 4000
     assert rate.current(8.5) == 0  # nothing noted for 2.5 s
+
+
+def test_ha_status_of_a_cluster_goes_on_past_a_master_that_does_not_answer() -> None:
+    import argparse
+
+    from actors.client import ClientError
+    from runtime.admin_ha import run
+
+    class FakeAdmin:
+        def masters(self, cluster: str | None) -> dict[str, str]:
+            return {"broker-a": "10.0.0.1:10911", "broker-b": "10.0.0.2:10911"}
+
+        def ha_status(self, address: str) -> HARuntimeInfo:
+            if address == "10.0.0.1:10911":
+                raise ClientError("connection refused")
+            return runtime_info(None, 9)
+
+    # Given a cluster whose first master does not answer
+    args = argparse.Namespace(command="haStatus", broker=None, cluster="DefaultCluster")
+    lines = run(FakeAdmin(), args)  # type: ignore[arg-type]
+    # Then its error is shown and the other master's status follows
+    assert lines is not None
+    assert "#Error\tconnection refused" in lines
+    assert "#MasterAddr\t10.0.0.2:10911" in lines and "#MasterCommitLogMaxOffset\t9" in lines

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from actors.broker.send_handler import metrics_topic
 from runtime.remoting.properties import message_kind
 
 
@@ -25,3 +26,12 @@ from runtime.remoting.properties import message_kind
 def test_a_sends_properties_give_rocketmqs_message_type(props: dict[str, str], kind: str) -> None:
     # Given a send's properties, Then its type is RocketMQ 5's reading of them
     assert message_kind(props) == kind
+
+
+def test_a_lite_topics_queue_is_counted_as_its_parent() -> None:
+    # Given the queue topics of lite topics and other topics, Then the metrics name the parent
+    # for a lite topic's (RocketMQ stores lite messages in their parent) and others as they are
+    assert metrics_topic("%LMQ%$Chats$session-42") == "Chats"
+    assert metrics_topic("%LMQ%$ns%Chats$s1") == "ns%Chats"
+    assert metrics_topic("Orders") == "Orders"
+    assert metrics_topic("%LMQ%plain") == "%LMQ%plain"

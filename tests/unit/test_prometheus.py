@@ -70,11 +70,11 @@ def test_a_latency_histogram_renders_cumulative_buckets_sum_and_count() -> None:
     assert rpc_labels(65000, 0)[1] == "unknown"
 
 
-def test_a_size_histogram_takes_a_batch_as_its_messages() -> None:
-    # Given RocketMQ's message size buckets, one message observed alone and a batch of three
+def test_a_size_histogram_counts_bytes_in_rocketmqs_buckets() -> None:
+    # Given RocketMQ's message size buckets and four sizes observed
     sizes = Histogram("rocketmq_message_size", "Sizes.", ("topic",), buckets=SIZE_BUCKETS, scale=1)
-    sizes.observe(("T",), 100)
-    sizes.observe_all(("T",), [1024, 5000, 5 * 1024 * 1024])
+    for size in (100, 1024, 5000, 5 * 1024 * 1024):
+        sizes.observe(("T",), size)
     # When rendered, Then each is in its bucket (a bound holds its own size), bytes summed
     lines = render([sizes.family()]).decode().splitlines()
     bucket = 'rocketmq_message_size_bucket{topic="T",le="%s"} %d'

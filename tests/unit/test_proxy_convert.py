@@ -298,3 +298,25 @@ def test_outgoing_then_incoming_round_trip_over_the_wire() -> None:
     assert decoded.system_properties.message_group == "g"
     assert dict(decoded.user_properties) == {"a": "b"}
     assert decoded.body == b"body"
+
+
+def test_a_born_host_is_the_clients_unless_it_cannot_be_kept() -> None:
+    from actors.proxy.service import born_host_of
+
+    # Given a client's own born host, none, one too long, one with a property separator
+    # Then its own is kept when it can be, else the address it called from
+    assert born_host_of("client-host-7", "10.0.0.9:5000") == "client-host-7"
+    assert born_host_of("", "10.0.0.9:5000") == "10.0.0.9:5000"
+    assert born_host_of("h" * 256, "10.0.0.9:5000") == "10.0.0.9:5000"
+    assert born_host_of("bad\x01host", "10.0.0.9:5000") == "10.0.0.9:5000"
+
+
+def test_a_grpc_peer_string_gives_its_address_ipv6_decoded() -> None:
+    from actors.proxy.auth import peer_host
+    from actors.proxy.front import peer_address
+
+    # Given peers as grpcio writes them (an IPv6 one URL-encoded)
+    assert peer_address("ipv4:10.0.0.9:5000") == "10.0.0.9:5000"
+    assert peer_address("ipv6:%5B::1%5D:43458") == "[::1]:43458"
+    # Then the ACL sees the bare host
+    assert peer_host("ipv6:%5B2001:db8::7%5D:1") == "2001:db8::7"
