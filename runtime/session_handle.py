@@ -7,6 +7,11 @@ outbound requests waiting for their response, by opaque. ``write`` (any greenlet
 callbacks) sends at once when nothing else is being written or queued and otherwise queues an
 ``Outbound`` frame on the session actor; ``reply`` (a request's own greenlet) writes under the
 lock; ``send_frame`` is the one way both write a frame. ``Closed`` asks the session to stop.
+
+No frame goes out whose header passes the peer's 64 KiB limit (``MAX_HEADER``): the peer would
+close the connection, failing every other request on it. Such a request fails alone (its future
+gets a non-fatal ``ProtocolError``; a oneway one is not sent), such a response is replaced by a
+SYSTEM_ERROR saying so.
 """
 
 from __future__ import annotations
@@ -21,9 +26,11 @@ import msgspec
 import pykka
 
 from runtime.actor import GeventFuture, new_future
+from runtime.errors import ProtocolError
 from runtime.receive import raw_socket
+from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
-from runtime.remoting.frame import encode
+from runtime.remoting.frame import MAX_HEADER, encode
 
 
 class Outbound(msgspec.Struct, frozen=True, tag=True):
@@ -94,6 +101,14 @@ class SessionHandle:
         while another write is under way, is queued on the session actor, so a slow peer never
         blocks the caller (actors, hub callbacks)."""
         frame = encode(cmd)
+        if _header_length(frame) > MAX_HEADER:
+            if cmd.is_response:
+                frame = encode(_too_large(cmd, frame))
+            else:
+                return False  # (a oneway request: not sent)
+        return self._write_frame(frame)
+
+    def _write_frame(self, frame: bytes) -> bool:
         raw = self._raw
         if raw is not None and not self._queued and not self._lock.locked():
             try:
@@ -133,6 +148,8 @@ class SessionHandle:
         if sock is None:
             return self.write(cmd)
         frame = encode(cmd)
+        if _header_length(frame) > MAX_HEADER:
+            frame = encode(_too_large(cmd, frame))
         try:
             with self._lock:
                 send_frame(sock, self._raw, frame)
@@ -156,8 +173,14 @@ class SessionHandle:
         future: GeventFuture[RemotingCommand] = new_future()
         if self.signer is not None:
             cmd = self.signer(cmd)
+        frame = encode(cmd)
+        size = _header_length(frame)
+        if size > MAX_HEADER:
+            problem = f"request header of {size} bytes passes the {MAX_HEADER}-byte limit: not sent"
+            future.set_exception((ProtocolError, ProtocolError(problem, fatal=False), None))
+            return future
         self._pending[cmd.opaque] = future
-        if not self.write(cmd):
+        if not self._write_frame(frame):
             self._pending.pop(cmd.opaque, None)
             future.set_exception((ConnectionError, ConnectionError("session closed"), None))
         return future
@@ -207,3 +230,14 @@ def send_frame(sock: socket.socket, raw: Any, frame: bytes) -> None:
             sent = 0
     if sent < len(frame):
         sock.sendall(memoryview(frame)[sent:] if sent else frame)
+
+
+def _header_length(frame: bytes) -> int:
+    """The header length a frame's header word gives (its low 24 bits)."""
+    return int.from_bytes(frame[5:8], "big")
+
+
+def _too_large(response: RemotingCommand, frame: bytes) -> RemotingCommand:
+    """A response whose header the peer would refuse (closing the connection), as an error."""
+    remark = f"the response header of {_header_length(frame)} bytes passes the limit"
+    return RemotingCommand.response_to(response, ResponseCode.SYSTEM_ERROR, remark=remark)

@@ -23,7 +23,7 @@ from runtime.remoting.bodies import (
     decode_body,
     encode_body,
 )
-from runtime.remoting.codes import ResponseCode
+from runtime.remoting.codes import RETRY_PREFIX, ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.header_codec import decode_header
 from runtime.remoting.headers import (
@@ -31,12 +31,19 @@ from runtime.remoting.headers import (
     UnregisterClientRequestHeader,
 )
 from runtime.session import SessionHandle
+from runtime.store.topic_names import topic_problem
 
 
 def heartbeat(
     ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
 ) -> RemotingCommand:
     data = decode_body(HeartbeatData, request.body, opaque=request.opaque)
+    for consumer in data.consumer_data_set:
+        problem = topic_problem(RETRY_PREFIX + consumer.group_name)
+        if consumer.message_model == "CLUSTERING" and problem is not None:
+            # (its retry topic could not be made: refused whole, before anything is registered)
+            remark = f"consumer group {consumer.group_name[:200]!r}: retry topic: {problem[:300]}"
+            return reply(request, ResponseCode.INVALID_PARAMETER, remark=remark)
     session.state["client_id"] = data.client_id
     producers = ctx.proxy(ctx.producers)
     for producer in data.producer_data_set:

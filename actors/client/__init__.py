@@ -29,6 +29,7 @@ from actors.client.errors import (
     MessageInvalidError,
     MessageTooLargeError,
     NoRouteError,
+    RequestInvalidError,
     RequestTimeoutError,
     SendFailedError,
 )
@@ -104,6 +105,7 @@ __all__ = [
     "QueueOffsets",
     "QueueProgress",
     "QueueSelector",
+    "RequestInvalidError",
     "RequestTimeoutError",
     "SendContext",
     "SendFailedError",

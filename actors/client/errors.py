@@ -42,6 +42,17 @@ class MessageTooLargeError(MessageInvalidError):
         super().__init__(what, f"{size} bytes exceed the limit of {limit} bytes")
 
 
+class RequestInvalidError(ClientError):
+    """A request refused before it was sent: its header would pass the server's limit, which
+    would close the connection every request to that server shares. ``what`` names the
+    request."""
+
+    def __init__(self, what: str, problem: str) -> None:
+        self.what = what
+        self.problem = problem
+        super().__init__(f"{what}: {problem}")
+
+
 class NoRouteError(ClientError):
     """No name server knows a route for ``topic`` (nor the auto-create topic TBW102)."""
 

@@ -18,9 +18,16 @@ import pykka
 
 from actors.client.config import LANGUAGE
 from actors.client.connections import Connect
-from actors.client.errors import BrokerError, ClientError, ConnectError, RequestTimeoutError
+from actors.client.errors import (
+    BrokerError,
+    ClientError,
+    ConnectError,
+    RequestInvalidError,
+    RequestTimeoutError,
+)
 from runtime.actor import GeventFuture, new_future
 from runtime.directory import Directory
+from runtime.errors import ProtocolError
 from runtime.remoting.command import RemotingCommand, next_opaque, stringify_ext
 from runtime.session import SessionHandle
 
@@ -116,6 +123,8 @@ class Remoting:
             raise RequestTimeoutError(what, timeout, address) from None
         except ConnectionError as exc:
             raise ConnectError(address, f"connection lost: {exc}") from None
+        except ProtocolError as exc:  # (not sent: its header passes the server's limit)
+            raise RequestInvalidError(what, exc.reason) from None
 
     def oneway(self, address: str, cmd: RemotingCommand, timeout: float | None = None) -> None:
         """Send a oneway request (connecting first if needed)."""

@@ -53,6 +53,7 @@ from actors.client.selectors import Selection, check_selected
 from actors.client.send_answer import RETRY_CODES, STATUS_BY_CODE, send_result
 from actors.client.send_lanes import ROUTE, SESSION, TIMER_SLACK, open_lane
 from runtime.actor import GeventFuture
+from runtime.errors import ProtocolError
 from runtime.remoting.codes import RequestCode
 from runtime.remoting.command import RemotingCommand, next_opaque
 from runtime.remoting.headers import DEFAULT_TOPIC
@@ -269,7 +270,10 @@ class SendOp:
         result = future._result
         if not result.successful():
             exc = result.exception
-            self._failed(ConnectError(address, f"connection lost: {exc}"))
+            if isinstance(exc, ProtocolError):  # not sent: its header passes the limit
+                self._failed(MessageInvalidError("header", exc.reason))
+            else:
+                self._failed(ConnectError(address, f"connection lost: {exc}"))
             return
         response: RemotingCommand = result.value
         status = STATUS_BY_CODE.get(response.code)  # type: ignore[call-overload]

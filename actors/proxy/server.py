@@ -33,6 +33,7 @@ from actors.proxy.front import Front
 from actors.proxy.metrics import CallStats
 from actors.proxy.port_tls import PLAIN, PortTls
 from actors.proxy.proto import Code, M
+from actors.proxy.resources import resource_refusal
 from actors.proxy.service import ProxyService, status
 from runtime.tls import TlsMode
 
@@ -57,6 +58,11 @@ class Guard:
         self.stats = stats
 
     def refusal(self, name: str, request: Any, context: Any) -> tuple[int, str] | None:
+        """Why the call is refused: an illegal topic or group name, then the ACL's verdict."""
+        if request is not None:
+            illegal = resource_refusal(request)
+            if illegal is not None:
+                return illegal
         return self.auth.refusal(name, request, context) if self.auth is not None else None
 
     def record(self, name: str, code: int, since: float) -> None:

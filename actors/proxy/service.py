@@ -30,6 +30,7 @@ from actors.client.errors import (
     MessageInvalidError,
     MessageTooLargeError,
     NoRouteError,
+    RequestInvalidError,
     RequestTimeoutError,
     SendFailedError,
 )
@@ -85,7 +86,7 @@ def error_code(exc: ClientError) -> int:
     """The gRPC ``Code`` for a failed request of actormq's client."""
     if isinstance(exc, MessageTooLargeError):
         return Code.MESSAGE_BODY_TOO_LARGE
-    if isinstance(exc, MessageInvalidError):
+    if isinstance(exc, MessageInvalidError | RequestInvalidError):
         return Code.BAD_REQUEST
     if isinstance(exc, NoRouteError):
         return Code.TOPIC_NOT_FOUND

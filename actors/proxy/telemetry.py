@@ -25,6 +25,7 @@ from actors.client.errors import ClientError
 from actors.proxy.convert import resource_name
 from actors.proxy.lite import LiteError
 from actors.proxy.proto import ClientType, Language, M
+from actors.proxy.resources import settings_refusal
 from actors.proxy.settings import ProxySettings, reply_settings
 
 REPEAT_S = 1.0
@@ -93,8 +94,8 @@ class Telemetry:
                 stream.client_type = given.client_type
                 if given.HasField("publishing"):
                     stream.topics = frozenset(resource_name(t) for t in given.publishing.topics)
-                refused = None
-                if self.auth is not None:
+                refused = settings_refusal(given)
+                if refused is None and self.auth is not None:
                     refused = self.auth.subscription_refusal(given, stream.context)
                 if refused is not None:
                     failed = M.TelemetryCommand()

@@ -494,6 +494,34 @@ def test_view_broker_stats_data_counts_puts_and_refuses_unknown_stats(broker: Wi
         assert missing.remark == f"The stats <{name}> <{key}> not exist"
 
 
+def test_a_heartbeat_of_a_group_whose_retry_topic_cannot_be_is_refused(
+    broker: WireClient,
+) -> None:
+    # Given a consumer heartbeat naming a group of 200 characters (%RETRY%<group>: past 127)
+    hb = {
+        "clientID": "c-long",
+        "producerDataSet": [],
+        "consumerDataSet": [
+            {
+                "groupName": "g" * 200,
+                "consumeType": 1,
+                "messageModel": 1,
+                "consumeFromWhere": 0,
+                "unitMode": False,
+                "subscriptionDataSet": [{"topic": "WireSubs", "subString": "*"}],
+            }
+        ],
+    }
+    # When it is sent, Then it is refused, saying why, and nothing is registered
+    r = broker.call(RequestCode.HEART_BEAT, body=json.dumps(hb).encode())
+    assert r.code == ResponseCode.INVALID_PARAMETER
+    assert "retry topic" in r.remark and "127" in r.remark
+    listed = broker.call(RequestCode.GET_CONSUMER_LIST_BY_GROUP, {"consumerGroup": "g" * 200})
+    assert b"c-long" not in listed.body
+    # And the connection goes on serving
+    assert broker.call(RequestCode.GET_MAX_OFFSET, {"topic": "WireSubs", "queueId": 0}).code == 0
+
+
 def test_broker_consume_stats_lists_every_group_with_its_lag(broker: WireClient) -> None:
     # Given a group that committed offset 1 of a queue holding 3 messages
     for i in range(3):
