@@ -426,6 +426,7 @@ def all_scenarios() -> dict[str, Callable[[RunConfig], Result]]:
     from tests.chaos.scenarios_ha import HA_SCENARIOS
     from tests.chaos.scenarios_membership import MEMBERSHIP_SCENARIOS
     from tests.chaos.scenarios_overload import OVERLOAD_SCENARIOS as OVERLOAD
+    from tests.chaos.scenarios_proxy import PROXY_SCENARIOS
     from tests.chaos.scenarios_semantics import SEMANTIC_SCENARIOS
 
     return {
@@ -435,6 +436,7 @@ def all_scenarios() -> dict[str, Callable[[RunConfig], Result]]:
         **SEMANTIC_SCENARIOS,
         **OVERLOAD,
         **CLOCK_SCENARIOS,
+        **PROXY_SCENARIOS,
     }
 
 
