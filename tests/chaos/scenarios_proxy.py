@@ -1,10 +1,13 @@
-"""R24: RocketMQ 5's gRPC clients through a standalone proxy while the broker is killed.
+"""R24 / R25: RocketMQ 5's gRPC clients through a standalone proxy while the broker (R24), or
+the broker and the proxy (R25), are killed.
 
 Producers send over gRPC (``SendMessage``, one message each, message ids unique) and one
 consumer receives and acks over gRPC (``ReceiveMessage`` / ``AckMessage``, a simple consumer
 of group ``chaos``) through a proxy process (``python -m runtime proxy``); the nemesis kills
-the broker (kill -9) and restarts it. Every SendMessage answered OK must be in the final log
-and reach the gRPC consumer (at least once: duplicates counted); nothing unexpected is read.
+the broker (kill -9) and restarts it; in R25 it also kills the proxy, restarted on its port
+(its deliveries out are lost with it: the group reads again from the committed offsets, so
+duplicates are expected). Every SendMessage answered OK must be in the final log and reach the
+gRPC consumer (at least once: duplicates counted); nothing unexpected is read.
 
 A send is ``ok`` only when answered OK; any other code, or a gRPC error, is ``info`` (the
 proxy's producer may have stored it). The gRPC answer names no queue, so sends carry none:
@@ -14,6 +17,7 @@ offsets are checked on the reads (the consumer's and the verify read).
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
 import time
 from typing import Any
@@ -176,18 +180,62 @@ class GrpcConsumer:
         self.channel.close()
 
 
+class ProxyNode:
+    """The proxy process as the nemesis sees a node: ``kill()`` is kill -9, ``start()`` starts
+    it again on the same port (its clients' address)."""
+
+    def __init__(self, namesrv: str) -> None:
+        self.name = "proxy"
+        self.namesrv = namesrv
+        with socket.socket() as probe:  # a free port, kept across restarts
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.incarnation = 0
+        self.process: RuntimeProcess | None = None
+        self.address = f"127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.proc.pid
+
+    def start(self) -> None:
+        args = ["proxy", "--namesrv-addr", self.namesrv, "--listen-port", str(self.port)]
+        args += ["--consume-from", "first", "--long-polling", "1"]
+        self.incarnation += 1
+        self.process = RuntimeProcess(args)
+        self.process.wait_ready(timeout=30)
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            with contextlib.suppress(Exception):
+                self.process.terminate()
+            self.process.kill()
+
+
 def r24(cfg: RunConfig) -> Result:
     """R24: gRPC producers and a gRPC consumer through a proxy; kill -9 + restart of the
     broker. Every OK'd send in the final log and received by the gRPC consumer."""
-    run = Run("R24", cfg)
+    return _through_the_proxy("R24", cfg, kill_proxy=False)
+
+
+def r25(cfg: RunConfig) -> Result:
+    """R25: as R24, the proxy killed -9 and restarted too (on its port)."""
+    return _through_the_proxy("R25", cfg, kill_proxy=True)
+
+
+def _through_the_proxy(name: str, cfg: RunConfig, *, kill_proxy: bool) -> Result:
+    run = Run(name, cfg)
     try:
         node = run.single_broker()
         label = "broker-a/0"
-        args = ["proxy", "--namesrv-addr", run.cluster.namesrv, "--ephemeral-ports"]
-        args += ["--consume-from", "first", "--long-polling", "1"]
-        proxy_process = RuntimeProcess(args)
-        run._closers.append(lambda: proxy_process.__exit__(None, None, None))
-        proxy = proxy_process.wait_ready(timeout=30)["proxy"]
+        proxy_node = ProxyNode(run.cluster.namesrv)
+        run._closers.append(proxy_node.stop)
+        proxy_node.start()
+        proxy = proxy_node.address
         consumer = GrpcConsumer(run.history, proxy, "c0-grpc").start()
         run._closers.append(consumer.stop)
         for i in range(cfg.producers):
@@ -196,8 +244,12 @@ def r24(cfg: RunConfig) -> Result:
             )
             run.producers.append(producer.start())  # type: ignore[arg-type]
         run.wait_for_acks(timeout=60)
-        kill = KillRestart(node, after_restart=lambda: run.cluster.wait_registered(label))
-        run.nemesis([kill], Timing(interval=(2.0, 5.0), window=(0.1, 1.0)))
+        faults: list[Any] = [
+            KillRestart(node, after_restart=lambda: run.cluster.wait_registered(label))
+        ]
+        if kill_proxy:
+            faults.append(KillRestart(proxy_node))  # type: ignore[arg-type]
+        run.nemesis(faults, Timing(interval=(2.0, 5.0), window=(0.1, 1.0)))
         run.facts["recovered_after_s"] = round(run.wait_for_acks(timeout=60), 3)
         for p in run.producers:
             p.stop()
@@ -217,4 +269,4 @@ def r24(cfg: RunConfig) -> Result:
     return run.result(verdict, report)
 
 
-PROXY_SCENARIOS = {"R24": r24}
+PROXY_SCENARIOS = {"R24": r24, "R25": r25}
