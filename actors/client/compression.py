@@ -10,13 +10,15 @@ construction rather than at its first large send. LZ4 ignores the level, as Rock
 Lz4Compressor does (a standard frame of independent blocks of up to 4 MiB, which lz4-java reads).
 
 ``inflate`` answers None for a body it cannot inflate (a type without its package, or damaged
-bytes): the consumer then delivers the message as stored and logs a WARNING once per cause,
-rather than failing every pull of the queue (RocketMQ's Java client drops such a record and
-the rest of its batch).
+bytes, or one that would inflate past ``MAX_INFLATED``: a "bomb" of a few KiB can stand for
+gigabytes): the consumer then delivers the message as stored and logs a WARNING once per
+cause, rather than failing every pull of the queue (RocketMQ's Java client drops such a record
+and the rest of its batch). ``bounded_zlib`` inflates zlib or gzip bytes up to a limit.
 """
 
 from __future__ import annotations
 
+import io
 import zlib
 from collections.abc import Callable
 
@@ -35,7 +37,25 @@ TYPES = {"ZLIB": ZLIB, "LZ4": LZ4, "ZSTD": ZSTD}
 DEFAULT_TYPE = "ZLIB"
 DEFAULT_LEVEL = 5
 """RocketMQ 5's defaults (``rocketmq.message.compressType`` / ``compressLevel``)."""
+MAX_INFLATED = 64 * 1024 * 1024
+"""The most bytes a compressed body is inflated to (16 x RocketMQ's 4 MiB message limit)."""
 _warned: set[str] = set()
+
+
+class InflateLimitError(ValueError):
+    """A body that inflates past the limit (the bytes past it were never made)."""
+
+
+def bounded_zlib(body: bytes, limit: int, wbits: int = zlib.MAX_WBITS) -> bytes:
+    """``body`` inflated (zlib; ``wbits=31``: gzip), at most ``limit`` bytes of it made:
+    ``InflateLimitError`` past that, ``zlib.error`` for damaged bytes."""
+    inflater = zlib.decompressobj(wbits)
+    out = inflater.decompress(body, limit + 1)
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise InflateLimitError(f"inflates past {limit} bytes")
+    if not inflater.eof:
+        raise zlib.error("incomplete or truncated stream")
+    return out
 _codecs: dict[int, Callable[[bytes], bytes] | None] = {}
 
 
@@ -45,18 +65,31 @@ def _load(kind: int) -> Callable[[bytes], bytes] | None:
         if kind == LZ4:
             from lz4 import frame
 
-            return frame.decompress  # type: ignore[no-any-return]
+            def lz4_bounded(body: bytes) -> bytes:
+                out = frame.LZ4FrameDecompressor().decompress(body, max_length=MAX_INFLATED + 1)
+                if len(out) > MAX_INFLATED:
+                    raise InflateLimitError(f"inflates past {MAX_INFLATED} bytes")
+                return bytes(out)
+
+            return lz4_bounded
         import zstandard
 
         # Java's ZstdOutputStream writes frames without the content size: stream them
-        return lambda body: zstandard.ZstdDecompressor().decompressobj().decompress(body)
+        def zstd_bounded(body: bytes) -> bytes:
+            reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(body))
+            out = reader.read(MAX_INFLATED + 1)
+            if len(out) > MAX_INFLATED:
+                raise InflateLimitError(f"inflates past {MAX_INFLATED} bytes")
+            return bytes(out)
+
+        return zstd_bounded
     except ImportError:
         return None
 
 
 def _codec(kind: int) -> Callable[[bytes], bytes] | None:
     if kind in (0, ZLIB):
-        return zlib.decompress
+        return lambda body: bounded_zlib(body, MAX_INFLATED)
     if kind not in _codecs:
         _codecs[kind] = _load(kind)
     return _codecs[kind]

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import gzip
 import hashlib
 import time
 import zlib
@@ -29,10 +28,12 @@ from typing import Any
 
 import msgspec
 
+from actors.client.compression import InflateLimitError, bounded_zlib
 from actors.client.message import Message, MessageExt, MessageQueue
+from actors.client.outgoing import MAX_MESSAGE_SIZE
 from actors.proxy.lite import split_lmq
 from actors.proxy.priority import PRIORITY_PROPERTY
-from actors.proxy.proto import DigestType, Encoding, FilterType, M, MessageType
+from actors.proxy.proto import Code, DigestType, Encoding, FilterType, M, MessageType
 from runtime.remoting import properties as P
 
 _DELAY_KEYS = (P.TIMER_DELIVER_MS, P.TIMER_DELAY_MS, P.TIMER_OUT_MS, P.DELAY)
@@ -80,9 +81,14 @@ def outgoing(msg: Any, code_bad_request: int) -> tuple[Message, str, str | None]
     system = msg.system_properties
     body = msg.body
     if system.body_encoding == Encoding.GZIP:
-        try:
-            body = gzip.decompress(body)
-        except (OSError, EOFError, zlib.error) as exc:
+        try:  # (never past the message limit: a few KiB of GZIP can stand for gigabytes)
+            body = bounded_zlib(body, MAX_MESSAGE_SIZE, wbits=31)
+        except InflateLimitError:
+            raise ConvertError(
+                Code.MESSAGE_BODY_TOO_LARGE,
+                f"the GZIP body inflates past {MAX_MESSAGE_SIZE} bytes (the message limit)",
+            ) from None
+        except zlib.error as exc:
             raise ConvertError(code_bad_request, f"GZIP body does not inflate: {exc}") from None
     deliver_at: int | None = None
     if system.HasField("delivery_timestamp"):

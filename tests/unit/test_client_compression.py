@@ -116,3 +116,42 @@ def test_a_producer_sends_the_type_and_the_broker_stores_the_sys_flag_unchanged(
     [msg] = decode_messages(stored.record, "broker-a")
     assert msg.sys_flag == FLAGS[kind]
     assert msg.body == BODY
+
+
+@pytest.mark.parametrize("kind", ["ZLIB", "LZ4", "ZSTD"])
+def test_a_body_inflating_past_the_limit_is_delivered_as_stored(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from actors.client import compression
+
+    # Given a limit of 1 MiB and bodies of each type that inflate to 8 MiB
+    monkeypatch.setattr(compression, "MAX_INFLATED", 1024 * 1024)
+    compression._codecs.clear()
+    big = b"\0" * (8 * 1024 * 1024)
+    packed = {
+        "ZLIB": lambda: zlib.compress(big, 9),
+        "LZ4": lambda: lz4_frame.compress(big),
+        "ZSTD": lambda: zstandard.ZstdCompressor().compress(big),
+    }[kind]()
+    # When a consumer inflates one, Then it gets None (delivered as stored), having made no
+    # more than the limit of it
+    try:
+        assert inflate(packed, FLAGS[kind]) is None
+        # And a body within the limit still inflates
+        small = {"ZLIB": zlib.compress, "LZ4": lz4_frame.compress}.get(
+            kind, zstandard.ZstdCompressor().compress
+        )(BODY)
+        assert inflate(small, FLAGS[kind]) == BODY
+    finally:
+        compression._codecs.clear()
+
+
+def test_bounded_zlib_refuses_damaged_and_oversized_streams() -> None:
+    from actors.client.compression import InflateLimitError, bounded_zlib
+
+    packed = zlib.compress(b"x" * 5000)
+    assert bounded_zlib(packed, 5000) == b"x" * 5000
+    with pytest.raises(InflateLimitError):
+        bounded_zlib(packed, 4999)
+    with pytest.raises(zlib.error):
+        bounded_zlib(packed[:-6], 10_000)  # truncated

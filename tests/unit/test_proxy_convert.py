@@ -320,3 +320,18 @@ def test_a_grpc_peer_string_gives_its_address_ipv6_decoded() -> None:
     assert peer_address("ipv6:%5B::1%5D:43458") == "[::1]:43458"
     # Then the ACL sees the bare host
     assert peer_host("ipv6:%5B2001:db8::7%5D:1") == "2001:db8::7"
+
+
+def test_outgoing_a_gzip_bomb_is_refused_without_inflating_it_whole() -> None:
+    import zlib as _zlib
+
+    # Given a GZIP body of ~150 KB that inflates to 150 MiB
+    packer = _zlib.compressobj(9, _zlib.DEFLATED, 31)
+    bomb = b"".join(packer.compress(b"\0" * 2**20) for _ in range(150)) + packer.flush()
+    msg = M.Message()
+    msg.topic.name, msg.body = "T", bomb
+    msg.system_properties.body_encoding = Encoding.GZIP
+    # When it is converted, Then it is MESSAGE_BODY_TOO_LARGE, found past the 4 MiB limit
+    with pytest.raises(ConvertError) as refused:
+        outgoing(msg, Code.BAD_REQUEST)
+    assert refused.value.code == Code.MESSAGE_BODY_TOO_LARGE
