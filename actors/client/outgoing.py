@@ -134,7 +134,10 @@ def prepare(
         raise MessageInvalidError("body", "is empty")
     if len(body) > max_size:
         raise MessageTooLargeError(len(body), max_size)
-    uniq = new_message_id() if uniq is None else uniq
+    if uniq is None:
+        uniq = new_message_id()
+    else:  # a caller's id (the proxy's client's): it must not carry properties of its own in
+        _check_text("msg_id", uniq)
     props = message_properties(msg, uniq)
     sys_flag = 0
     if compress_over >= 0 and len(body) > compress_over:

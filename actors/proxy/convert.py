@@ -76,6 +76,10 @@ def resource_name(resource: Any) -> str:
     return resource.name
 
 
+MAX_MESSAGE_ID = 128
+"""The longest message id a client may give (RocketMQ 5's are 34 characters)."""
+
+
 def outgoing(msg: Any, code_bad_request: int) -> tuple[Message, str, str | None]:
     """(the message to store, its message id, its message group or None)."""
     system = msg.system_properties
@@ -100,6 +104,10 @@ def outgoing(msg: Any, code_bad_request: int) -> tuple[Message, str, str | None]
         if deliver_at <= int(time.time() * 1000):
             deliver_at = None  # due already: an ordinary message, as RocketMQ's proxy stores it
     group = system.message_group if system.HasField("message_group") else None
+    msg_id = system.message_id
+    if len(msg_id) > MAX_MESSAGE_ID or not msg_id.isprintable():
+        # (written into the stored properties: a separator in it would add properties)
+        raise ConvertError(Code.ILLEGAL_MESSAGE_ID, f"message id {msg_id[:80]!r} is not one")
     message = Message(
         resource_name(msg.topic),
         body,
@@ -108,7 +116,7 @@ def outgoing(msg: Any, code_bad_request: int) -> tuple[Message, str, str | None]
         properties=dict(msg.user_properties),
         deliver_at_ms=deliver_at,
     )
-    return message, system.message_id, group or None
+    return message, msg_id, group or None
 
 
 def message_type(ext: MessageExt) -> int:

@@ -395,3 +395,10 @@ def test_a_sharding_key_past_the_properties_limit_is_refused_before_sending(
     with pytest.raises(MessageInvalidError, match="sharding_key"):
         producer.send(Message("Orders", b"x"), sharding_key="k" * 40_000)
     assert sum(b.codes().count(310) for b in cluster.brokers.values()) == before
+
+
+def test_a_callers_message_id_with_a_separator_is_refused(producer: Producer) -> None:
+    # Given a message id that would add a property of its own to the stored message
+    # Then the send is refused before anything goes out
+    with pytest.raises(MessageInvalidError, match="msg_id"):
+        producer.send(Message("Orders", b"x"), msg_id="ID1\x02TAGS\x01injected")

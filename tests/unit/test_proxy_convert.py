@@ -335,3 +335,15 @@ def test_outgoing_a_gzip_bomb_is_refused_without_inflating_it_whole() -> None:
     with pytest.raises(ConvertError) as refused:
         outgoing(msg, Code.BAD_REQUEST)
     assert refused.value.code == Code.MESSAGE_BODY_TOO_LARGE
+
+
+@pytest.mark.parametrize("msg_id", ["ID1\x02TAGS\x01injected", "ID\x01x", "I" * 129, "tab\there"])
+def test_outgoing_a_message_id_that_could_carry_properties_is_illegal(msg_id: str) -> None:
+    # Given a message whose id holds a property separator, a control character, or is too long
+    msg = M.Message()
+    msg.topic.name, msg.body = "T", b"x"
+    msg.system_properties.message_id = msg_id
+    # Then it is refused as RocketMQ's ILLEGAL_MESSAGE_ID, before anything is stored
+    with pytest.raises(ConvertError) as refused:
+        outgoing(msg, Code.BAD_REQUEST)
+    assert refused.value.code == Code.ILLEGAL_MESSAGE_ID
