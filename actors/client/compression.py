@@ -56,6 +56,8 @@ def bounded_zlib(body: bytes, limit: int, wbits: int = zlib.MAX_WBITS) -> bytes:
     if not inflater.eof:
         raise zlib.error("incomplete or truncated stream")
     return out
+
+
 _codecs: dict[int, Callable[[bytes], bytes] | None] = {}
 
 

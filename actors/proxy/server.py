@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -38,6 +39,11 @@ from actors.proxy.service import ProxyService, status
 from runtime.tls import TlsMode
 
 SERVICE = "apache.rocketmq.v2.MessagingService"
+WORKERS = 1024
+"""The gRPC server's workers (threads; greenlets in ``cluster --proxy``): one per call running."""
+MAX_HELD = WORKERS - WORKERS // 8
+"""Telemetry streams and waiting receives at once, at most: the other eighth of the workers is
+left to every other call (a send, an ack, a route) however many clients hold a stream."""
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 """Largest gRPC message taken: a 4 MiB body plus properties, with room (grpcio's default 4 MiB
 would refuse the largest message the broker stores)."""
@@ -50,12 +56,34 @@ KEEPALIVE_TIMEOUT_MS = 20_000
 
 
 class Guard:
-    """What wraps every call: the ACL check (``auth``, None: none) and the call counts
-    (``stats``, None: not kept)."""
+    """What wraps every call: the names' and the ACL's checks (``auth``, None: none), the call
+    counts (``stats``, None: not kept), and the bound on calls that hold a worker for long
+    (telemetry streams, waiting receives): past ``max_held`` of them a new one is answered
+    TOO_MANY_REQUESTS at once, so the workers left serve every other call."""
 
-    def __init__(self, auth: ProxyAuth | None = None, stats: CallStats | None = None) -> None:
+    def __init__(
+        self,
+        auth: ProxyAuth | None = None,
+        stats: CallStats | None = None,
+        max_held: int = MAX_HELD,
+    ) -> None:
         self.auth = auth
         self.stats = stats
+        self.max_held = max_held
+        self.held = 0
+        self._held_lock = threading.Lock()
+
+    def hold(self) -> bool:
+        """Take a place for a long call; False when none is left."""
+        with self._held_lock:
+            if self.held >= self.max_held:
+                return False
+            self.held += 1
+            return True
+
+    def release(self) -> None:
+        with self._held_lock:
+            self.held -= 1
 
     def refusal(self, name: str, request: Any, context: Any) -> tuple[int, str] | None:
         """Why the call is refused: an illegal topic or group name, then the ACL's verdict."""
@@ -103,6 +131,12 @@ def _stream(
     def call(request: Any, context: Any) -> Iterator[Any]:
         since = time.monotonic()
         first: list[int] = []
+        if not guard.hold():
+            first.append(Code.TOO_MANY_REQUESTS)
+            text = f"{guard.max_held} streams and waiting receives are open: try again later"
+            yield status(response_type(), Code.TOO_MANY_REQUESTS, text)
+            guard.record(name, Code.TOO_MANY_REQUESTS, since)
+            return
         try:
             refused = guard.refusal(name, request if name != "Telemetry" else None, context)
             if refused is not None:
@@ -119,6 +153,7 @@ def _stream(
                 first.append(Code.INTERNAL_ERROR)
                 yield status(response_type(), Code.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
         finally:
+            guard.release()
             guard.record(name, first[0] if first else Code.OK, since)
 
     return call
@@ -179,7 +214,7 @@ class ProxyServer:
         host: str,
         port: int,
         *,
-        workers: int = 1024,
+        workers: int = WORKERS,
         tls: PortTls = PLAIN,
         guard: Guard | None = None,
         proxy_protocol: bool = False,
@@ -192,6 +227,8 @@ class ProxyServer:
         self.tls = tls
         self.front: Front | None = None
         self.proxy_protocol = proxy_protocol
+        self.guard = guard or Guard()
+        self.guard.max_held = workers - workers // 8
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix="actormq-proxy"
         )
@@ -210,7 +247,7 @@ class ProxyServer:
             ],
         )
         self.server.add_generic_rpc_handlers(
-            (grpc.method_handlers_generic_handler(SERVICE, method_handlers(service, guard)),)
+            (grpc.method_handlers_generic_handler(SERVICE, method_handlers(service, self.guard)),)
         )
 
     def start(self) -> int:

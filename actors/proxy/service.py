@@ -221,6 +221,10 @@ class ProxyService:
         )
         with self._lock:
             found = self.groups.get(name)
+            if found is None and len(self.groups) >= MAX_GROUPS:
+                # (each is a consumer of the cluster: its threads, sockets and memory)
+                text = f"this proxy serves {MAX_GROUPS} consumer groups: try another proxy"
+                raise LiteError(Code.TOO_MANY_REQUESTS, text)
             if found is None or found.broken:
                 first = self.settings.consume_from_first or bool(lite)
                 consumer = PullConsumer(
@@ -383,6 +387,9 @@ def _settings_error(exc: ClientError | LiteError) -> Any:
 
 
 MAX_BORN_HOST = 255
+MAX_GROUPS = 1000
+"""Consumer groups one proxy serves at once (each a consumer of the cluster, ~0.5 MB and a few
+sockets; an idle one leaves after 2 minutes): a new one past it is TOO_MANY_REQUESTS."""
 
 
 def born_host_of(given: str, caller: str) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 import grpc
 import pytest
 
-from actors.client import Admin
+from actors.client import Admin, ClientError
 from actors.proxy.proto import Code, M, MessageType
 from actors.proxy.server import SERVICE
 from runtime.remoting.codes import RequestCode, ResponseCode
@@ -46,9 +46,16 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RuntimeP
         addresses = node.wait_ready(timeout=30)
         with Admin(addresses["namesrv"]) as admin:
             admin.create_topic("Balanced", queues=1)
-            wait_until(lambda: bool(admin.topic_route("Balanced").queue_datas), what="routed")
+            wait_until(lambda: _routed(admin, "Balanced"), what="routed")
         yield node, addresses
         assert node.terminate() == 0, node.stderr_text()
+
+
+def _routed(admin: Admin, topic: str) -> bool:
+    try:
+        return bool(admin.topic_route(topic).queue_datas)
+    except ClientError:  # (not registered yet: TOPIC_NOT_EXIST)
+        return False
 
 
 def _born_host(client: WireClient, admin: Admin) -> str:
