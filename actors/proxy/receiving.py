@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from actors.client.errors import BrokerError, ClientError
+from actors.client.pull import subscription
 from actors.proxy.convert import filter_of, incoming, ms_of, resource_name, set_ms
 from actors.proxy.delivery import message_group
 from actors.proxy.lite import LiteError
@@ -131,6 +132,10 @@ def _receive(
 ) -> list[Any]:
     """A receive of a plain (not lite) consumer: its group pulls ``topic`` with its filter."""
     tags, sql = filter_of(request.filter_expression)
+    try:
+        subscription(tags, sql)  # (an expression that cannot be read: the client's mistake)
+    except ClientError as exc:
+        raise _BadFilter(str(exc)[:300]) from None
     if topic not in pop.expressions:
         service.admin.topic_route(topic)  # a topic nobody created: TOPIC_NOT_FOUND, once
     pop.set_priority(topic, service.topic_types.of(topic) == "PRIORITY")

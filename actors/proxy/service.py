@@ -35,6 +35,7 @@ from actors.client.errors import (
     SendFailedError,
 )
 from actors.client.message import SendStatus
+from actors.client.pull import subscription
 from actors.client.rebalance import ConsumeFrom
 from actors.proxy.convert import (
     ConvertError,
@@ -377,7 +378,12 @@ class ProxyService:
             return True, self.group(group, lite=True).max_attempts
         pop = self.group(group, lite=False)
         for entry in given.subscription.subscriptions:
-            pop.subscribe(resource_name(entry.topic), *filter_of(entry.expression))
+            tags, sql = filter_of(entry.expression)
+            try:
+                subscription(tags, sql)
+            except ClientError as exc:  # (an expression that cannot be read)
+                raise LiteError(Code.ILLEGAL_FILTER_EXPRESSION, str(exc)[:300]) from None
+            pop.subscribe(resource_name(entry.topic), tags, sql)
         return pop.fifo, pop.max_attempts
 
 

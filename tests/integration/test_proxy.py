@@ -219,6 +219,13 @@ def test_bad_input_gets_rocketmq_codes_and_the_proxy_keeps_serving(
     sql = _receive_request(group="proxy-sql")  # brokers without enablePropertyFilter
     sql.filter_expression.type, sql.filter_expression.expression = FilterType.SQL, "a > 1"
     assert [i.status.code for i in stub.receive(sql)] == [Code.ILLEGAL_FILTER_EXPRESSION]
+    for kind, expression in ((FilterType.SQL, "(((("), (FilterType.TAG, "||||")):
+        unreadable = _receive_request(group="proxy-bad-filter")
+        unreadable.filter_expression.type, unreadable.filter_expression.expression = (
+            kind,
+            expression,
+        )
+        assert [i.status.code for i in stub.receive(unreadable)] == [Code.ILLEGAL_FILTER_EXPRESSION]
     tagged = stub.receive(_receive_request(group="proxy-sql"))  # the group is served again
     assert [i.status.code for i in tagged] == [Code.MESSAGE_NOT_FOUND]
     change = M.ChangeInvisibleDurationRequest()
