@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-import time
 from typing import Any
 
 import grpc
@@ -38,6 +37,7 @@ from tests.chaos.scenarios import (
     _check,
     _common_criteria,
 )
+from tests.chaos.workload import run_paced
 from tests.harness import RuntimeProcess
 
 INVISIBLE_S = 10
@@ -95,15 +95,7 @@ class GrpcProducerThread:
             self.history.complete_send(self.name, op, value, Outcome("info", status, text))
 
     def _loop(self) -> None:
-        next_at = time.monotonic()
-        while not self.stopped.is_set():
-            self.send_one()
-            next_at += self.interval
-            delay = next_at - time.monotonic()
-            if delay > 0:
-                self.stopped.wait(delay)  # pacing, not synchronisation
-            else:
-                next_at = time.monotonic()
+        run_paced(self.stopped, self.interval, self.send_one)
 
     def stop(self) -> None:
         self.stopped.set()

@@ -65,6 +65,19 @@ def chaos_producer(namesrv: str, name: str, send_timeout: float, **options: Any)
     )
 
 
+def run_paced(stopped: threading.Event, interval: float, step: Callable[[], object]) -> None:
+    """Call ``step`` every ``interval`` seconds (at once again when behind) until ``stopped``."""
+    next_at = time.monotonic()
+    while not stopped.is_set():
+        step()
+        next_at += interval
+        delay = next_at - time.monotonic()
+        if delay > 0:
+            stopped.wait(delay)  # pacing, not synchronisation
+        else:
+            next_at = time.monotonic()
+
+
 class ProducerThread:
     """One writer; see the module docstring."""
 
@@ -118,15 +131,7 @@ class ProducerThread:
         return outcome.type
 
     def _loop(self) -> None:
-        next_at = time.monotonic()
-        while not self.stopped.is_set():
-            self.send_one()
-            next_at += self.interval
-            delay = next_at - time.monotonic()
-            if delay > 0:
-                self.stopped.wait(delay)  # pacing, not synchronisation
-            else:
-                next_at = time.monotonic()
+        run_paced(self.stopped, self.interval, self.send_one)
 
     def stop(self) -> None:
         self.stopped.set()
