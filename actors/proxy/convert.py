@@ -32,6 +32,7 @@ from actors.client.compression import InflateLimitError, bounded_zlib
 from actors.client.message import Message, MessageExt, MessageQueue
 from actors.client.outgoing import MAX_MESSAGE_SIZE
 from actors.proxy.lite import split_lmq
+from actors.proxy.message_checks import ConvertError, check_message
 from actors.proxy.priority import PRIORITY_PROPERTY
 from actors.proxy.proto import Code, DigestType, Encoding, FilterType, M, MessageType
 from runtime.remoting import properties as P
@@ -39,14 +40,6 @@ from runtime.remoting import properties as P
 _DELAY_KEYS = (P.TIMER_DELIVER_MS, P.TIMER_DELAY_MS, P.TIMER_OUT_MS, P.DELAY)
 MS_IN_SECONDS_FIELD = 10**11
 """A delivery timestamp's ``seconds`` above this (the year 5138) are milliseconds."""
-
-
-class ConvertError(Exception):
-    """A gRPC message that cannot be stored; ``code`` is the ``Code`` to answer with."""
-
-    def __init__(self, code: int, text: str) -> None:
-        super().__init__(text)
-        self.code = code
 
 
 def ms_of(value: Any) -> int:
@@ -76,10 +69,6 @@ def resource_name(resource: Any) -> str:
     return resource.name
 
 
-MAX_MESSAGE_ID = 128
-"""The longest message id a client may give (RocketMQ 5's are 34 characters)."""
-
-
 def outgoing(msg: Any, code_bad_request: int) -> tuple[Message, str, str | None]:
     """(the message to store, its message id, its message group or None)."""
     system = msg.system_properties
@@ -104,10 +93,8 @@ def outgoing(msg: Any, code_bad_request: int) -> tuple[Message, str, str | None]
         if deliver_at <= int(time.time() * 1000):
             deliver_at = None  # due already: an ordinary message, as RocketMQ's proxy stores it
     group = system.message_group if system.HasField("message_group") else None
+    check_message(msg, deliver_at)
     msg_id = system.message_id
-    if len(msg_id) > MAX_MESSAGE_ID or not msg_id.isprintable():
-        # (written into the stored properties: a separator in it would add properties)
-        raise ConvertError(Code.ILLEGAL_MESSAGE_ID, f"message id {msg_id[:80]!r} is not one")
     message = Message(
         resource_name(msg.topic),
         body,

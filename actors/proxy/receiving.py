@@ -37,8 +37,9 @@ def receive_message(service: ProxyService, request: Any, context: Any) -> Iterat
     invisible_ms = int(settings.invisible_s * 1000)
     if request.HasField("invisible_duration"):
         invisible_ms = ms_of(request.invisible_duration)
-        if invisible_ms <= 0:
-            yield status(M.ReceiveMessageResponse(), Code.ILLEGAL_INVISIBLE_TIME, "must be > 0")
+        if invisible_ms <= 0 or invisible_ms > MAX_INVISIBLE_MS:
+            text = f"must be > 0 and at most {MAX_INVISIBLE_MS // 1000} s (12 hours)"
+            yield status(M.ReceiveMessageResponse(), Code.ILLEGAL_INVISIBLE_TIME, text)
             return
     wait_s = settings.long_polling_s
     if request.HasField("long_polling_timeout"):
@@ -116,6 +117,10 @@ def receive_message(service: ProxyService, request: Any, context: Any) -> Iterat
                 pop.change_invisible(delivery.handle, 0)
 
 
+MAX_INVISIBLE_MS = 12 * 3600 * 1000
+"""RocketMQ's proxy's maxInvisibleTimeMills: 12 hours."""
+
+
 class _BadFilter(Exception):
     """A SQL92 filter the brokers refused."""
 
@@ -179,8 +184,9 @@ def _ack(pop: Any, handle: str) -> bool:
 def change_invisible_duration(service: ProxyService, request: Any, context: Any) -> Any:
     response = M.ChangeInvisibleDurationResponse()
     ms = ms_of(request.invisible_duration)
-    if ms < 0:
-        return status(response, Code.ILLEGAL_INVISIBLE_TIME, "must be >= 0")
+    if ms < 0 or ms > MAX_INVISIBLE_MS:
+        text = f"must be >= 0 and at most {MAX_INVISIBLE_MS // 1000} s (12 hours)"
+        return status(response, Code.ILLEGAL_INVISIBLE_TIME, text)
     pop = service.groups.get(resource_name(request.group))
     suspend = request.HasField("suspend") and request.suspend
     handle = None if pop is None else pop.change_invisible(request.receipt_handle, ms, suspend)

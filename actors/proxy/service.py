@@ -270,6 +270,8 @@ class ProxyService:
         response = M.SendMessageResponse()
         if not request.messages:
             return status(response, Code.BAD_REQUEST, "no message")
+        if len({resource_name(m.topic) for m in request.messages}) > 1:
+            return status(response, Code.MESSAGE_CORRUPTED, "the messages name different topics")
         codes: list[int] = []
         caller = caller_address(context)
         for msg in request.messages:

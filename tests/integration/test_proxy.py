@@ -193,14 +193,22 @@ def test_bad_input_gets_rocketmq_codes_and_the_proxy_keeps_serving(
     assert stub.unary("SendMessage", transactional, M.SendMessageResponse).status.code == (
         Code.MESSAGE_PROPERTY_CONFLICT_WITH_TYPE
     )
-    # ... a message group past the properties' limit: refused, the proxy's broker connection
-    # (which every client shares) not cut by a header past the frame's limit
+    # ... a message group past RocketMQ's 64 characters: refused (one of 70,000 cut the
+    # proxy's broker connection, which every client shares, with a header past the limit)
     grouped = M.SendMessageRequest()
     grouped.messages.append(_message(b"long group", "01DD"))
     grouped.messages[0].system_properties.message_group = "g" * 70_000
     grouped.messages[0].system_properties.message_type = MessageType.FIFO
     assert stub.unary("SendMessage", grouped, M.SendMessageResponse).status.code == (
-        Code.BAD_REQUEST
+        Code.ILLEGAL_MESSAGE_GROUP
+    )
+    # ... one request with messages for two topics
+    mixed = M.SendMessageRequest()
+    mixed.messages.append(_message(b"one", "01DF"))
+    mixed.messages.append(_message(b"two", "01DG"))
+    mixed.messages[1].topic.name = "OtherTopic"
+    assert stub.unary("SendMessage", mixed, M.SendMessageResponse).status.code == (
+        Code.MESSAGE_CORRUPTED
     )
     ok = M.SendMessageRequest()
     ok.messages.append(_message(b"after the long group", "01DE", tag="kept-apart"))
@@ -213,6 +221,8 @@ def test_bad_input_gets_rocketmq_codes_and_the_proxy_keeps_serving(
     )
     zero = stub.receive(_receive_request(invisible_s=0))
     assert [i.status.code for i in zero] == [Code.ILLEGAL_INVISIBLE_TIME]
+    days = stub.receive(_receive_request(invisible_s=13 * 3600))  # past RocketMQ's 12 hours
+    assert [i.status.code for i in days] == [Code.ILLEGAL_INVISIBLE_TIME]
     nowhere = _receive_request()
     nowhere.message_queue.topic.name = "NoSuchTopic"
     assert [i.status.code for i in stub.receive(nowhere)] == [Code.TOPIC_NOT_FOUND]
