@@ -24,7 +24,7 @@ import binascii
 import hashlib
 import time
 import zlib
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -174,9 +174,9 @@ def incoming(
 class RecallHandle(msgspec.Struct, array_like=True, frozen=True):
     topic: str
     broker: str
-    queue_id: int
+    queue_id: Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]  # (a forged one: not one)
     msg_id: str
-    due_ms: int
+    due_ms: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 
 
 def encode_handle(queue: MessageQueue, msg_id: str, due_ms: int) -> str:

@@ -54,6 +54,10 @@ def sync_lite_subscription(service: ProxyService, request: Any, context: Any) ->
     try:
         kind = service.topic_types.of(bind, strict=True)
         if kind != "LITE":
+            try:
+                service.admin.topic_route(bind)
+            except ClientError:  # (no such topic: RocketMQ's answer for it)
+                return status(response, Code.TOPIC_NOT_FOUND, f"topic {bind} not found")
             return status(response, Code.ILLEGAL_TOPIC, f"topic {bind} is {kind}, not LITE")
         pop = service.group(group, lite=True)
         names: list[str] = []

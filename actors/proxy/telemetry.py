@@ -24,7 +24,7 @@ from loguru import logger
 from actors.client.errors import ClientError
 from actors.proxy.convert import resource_name
 from actors.proxy.lite import LiteError
-from actors.proxy.proto import ClientType, Language, M
+from actors.proxy.proto import ClientType, Code, Language, M
 from actors.proxy.resources import settings_refusal
 from actors.proxy.settings import ProxySettings, reply_settings
 
@@ -35,6 +35,12 @@ REPEAT_FOR = frozenset({Language.NODE_JS})
 Apply = Callable[[str, Any], tuple[bool, int]]
 """Called with (client id, Settings) before the answer; returns whether the client's group
 consumes in order (FIFO) and its deliveries before the DLQ; may raise ClientError."""
+
+
+KNOWN_CLIENT_TYPES = frozenset(
+    int(t) for t in ClientType if t != ClientType.CLIENT_TYPE_UNSPECIFIED
+)
+"""The client types a Settings may name (UNRECOGNIZED_CLIENT_TYPE otherwise, as RocketMQ)."""
 
 
 class Stream:
@@ -91,6 +97,12 @@ class Telemetry:
                 if command.WhichOneof("command") != "settings":
                     continue  # a thread dump or verify result: the proxy never asks for them
                 given = command.settings
+                if given.client_type not in KNOWN_CLIENT_TYPES:
+                    unknown = M.TelemetryCommand()
+                    unknown.status.code = Code.UNRECOGNIZED_CLIENT_TYPE
+                    unknown.status.message = f"client type {given.client_type}"
+                    stream.outbox.put(unknown)
+                    continue
                 stream.client_type = given.client_type
                 if given.HasField("publishing"):
                     stream.topics = frozenset(resource_name(t) for t in given.publishing.topics)

@@ -233,6 +233,11 @@ def test_what_the_proxy_refuses(proxy: tuple[Stub, Admin]) -> None:
     request.group.name = GROUP
     response = _call(stub, "SyncLiteSubscription", request, M.SyncLiteSubscriptionResponse, "x")
     assert response.status.code == Code.ILLEGAL_TOPIC
+    request.topic.name = "NoSuchParent"  # ... and to a topic that does not exist
+    response = _call(stub, "SyncLiteSubscription", request, M.SyncLiteSubscriptionResponse, "x")
+    assert response.status.code == Code.TOPIC_NOT_FOUND
+    # a client type RocketMQ does not know
+    assert _settings(stub, "odd-1", 99).status.code == Code.UNRECOGNIZED_CLIENT_TYPE
     assert _sync(stub, "agent-x", 0, ["bad%name"]).status.code == Code.ILLEGAL_LITE_TOPIC
     # the lite group joined by a plain push consumer
     refused = _settings(stub, "plain-1", ClientType.PUSH_CONSUMER)

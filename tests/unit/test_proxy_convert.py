@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import time
 from typing import Any
 
@@ -347,3 +348,15 @@ def test_outgoing_a_message_id_that_could_carry_properties_is_illegal(msg_id: st
     with pytest.raises(ConvertError) as refused:
         outgoing(msg, Code.BAD_REQUEST)
     assert refused.value.code == Code.ILLEGAL_MESSAGE_ID
+
+
+def test_a_forged_recall_handle_with_an_impossible_queue_is_not_one() -> None:
+    import base64
+
+    from actors.proxy.convert import decode_handle
+
+    # Given handles naming a queue id past 32 bits, a negative one, a negative due time
+    for fields in (["T", "broker-a", 2**40, "01ID", 5], ["T", "broker-a", -1, "01ID", 5]):
+        text = base64.urlsafe_b64encode(json.dumps(fields).encode()).decode()
+        # Then none is a handle (the recall answers BAD_REQUEST, the broker is not asked)
+        assert decode_handle(text) is None
