@@ -49,6 +49,7 @@ from actors.client.message import MessageExt
 from actors.client.pull_consumer import PullConsumer
 from actors.proxy.dead_letters import BURY_BATCH, DeadLetters
 from actors.proxy.delivery import MAX_RENEW_S, Delivery, message_group
+from actors.proxy.lite import split_lmq
 from actors.proxy.pop_topics import PopTopics
 from actors.proxy.priority import Urgent
 from actors.proxy.redelivery import RECHECK_S, Redelivery
@@ -363,12 +364,14 @@ class PopGroup(PopTopics, DeadLetters, Redelivery):
 
     # -- acknowledging ---------------------------------------------------------------------------
 
-    def ack(self, handle: str) -> bool:
-        """False when ``handle`` is unknown (acked already, or handed out again since)."""
+    def ack(self, handle: str, topic: str | None = None) -> bool:
+        """False when ``handle`` is unknown (acked already, or handed out again since), or
+        when ``topic`` (the ack's) is not its message's (a lite topic's: its parent)."""
         with self._lock:
-            delivery = self.in_flight.pop(handle, None)
-            if delivery is None:
+            delivery = self.in_flight.get(handle)
+            if delivery is None or (topic is not None and not _of_topic(delivery.msg, topic)):
                 return False
+            del self.in_flight[handle]
             self.last_used = self.clock()
             self._release(delivery)
         self.consumer.ack([delivery.msg])
@@ -390,3 +393,11 @@ class PopGroup(PopTopics, DeadLetters, Redelivery):
     def shutdown(self) -> None:
         if self.started:
             self.consumer.shutdown()
+
+
+def _of_topic(msg: MessageExt, topic: str) -> bool:
+    """Whether ``msg`` is of ``topic``: its own, or a lite topic's queue of ``topic``."""
+    if msg.topic == topic:
+        return True
+    lite = split_lmq(msg.topic)
+    return lite is not None and lite[0] == topic

@@ -159,9 +159,10 @@ def ack_message(service: ProxyService, request: Any, context: Any) -> Any:
     response = M.AckMessageResponse()
     service.touch(context)
     pop = service.groups.get(resource_name(request.group))
+    topic = resource_name(request.topic) if request.HasField("topic") else None
     codes: list[int] = []
     for entry in request.entries:
-        done = pop is not None and _ack(pop, entry.receipt_handle)
+        done = pop is not None and _ack(pop, entry.receipt_handle, topic or None)
         code = Code.OK if done else Code.INVALID_RECEIPT_HANDLE
         result = response.entries.add()
         result.message_id, result.receipt_handle = entry.message_id, entry.receipt_handle
@@ -174,9 +175,9 @@ def ack_message(service: ProxyService, request: Any, context: Any) -> Any:
     return status(response, Code.MULTIPLE_RESULTS)
 
 
-def _ack(pop: Any, handle: str) -> bool:
+def _ack(pop: Any, handle: str, topic: str | None) -> bool:
     try:
-        return bool(pop.ack(handle))
+        return bool(pop.ack(handle, topic))
     except ClientError:
         return False
 

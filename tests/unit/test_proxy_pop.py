@@ -175,6 +175,27 @@ def test_ack_acks_on_the_consumer_once() -> None:
     assert pop.in_flight == {}
 
 
+def test_an_ack_naming_another_topic_than_its_message_is_refused() -> None:
+    # Given a delivery of a message of topic T
+    pop, consumer, _ = _group()
+    consumer.queued.append(_msg(0))
+    (delivery,) = pop.receive("T", 1, 30_000, wait_s=0)
+    # When it is acked naming another topic, Then it is refused and stays out
+    assert pop.ack(delivery.handle, "Other") is False
+    assert consumer.acked == [] and delivery.handle in pop.in_flight
+    # And acked naming its own, it is acked
+    assert pop.ack(delivery.handle, "T") is True and consumer.acked == [delivery.msg]
+
+
+def test_a_lite_topics_message_is_acked_naming_its_parent() -> None:
+    from actors.proxy.pop import _of_topic
+
+    msg = _msg(0)
+    msg.topic = "%LMQ%$Chats$s-1"
+    assert _of_topic(msg, "Chats") and _of_topic(msg, "%LMQ%$Chats$s-1")
+    assert not _of_topic(msg, "Other")
+
+
 def test_an_unacked_message_comes_back_after_its_invisible_duration() -> None:
     pop, consumer, clock = _group()
     consumer.queued.append(_msg(0))
