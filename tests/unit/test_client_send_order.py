@@ -126,11 +126,13 @@ def test_a_send_with_time_left_outlives_the_timeout_of_the_send_it_waits_behind(
     assert instance is not None
     mq = MessageQueue(topic="Orders", broker_name="broker-a", queue_id=0)
     address = cluster.broker("broker-a").address
-    # Given the route of Orders, and the connection to broker-a held back
-    producer.queues("Orders")
+    # Given the connection to broker-a held back (from before the route is known: a heartbeat
+    # the route starts would otherwise connect first, and the sends find that connection)
     gate = Gate(producer)
     remoting = instance.remoting
     remoting.session = gate.before(remoting.session, lambda a: a == address)  # type: ignore[method-assign]
+    # and the route of Orders
+    producer.queues("Orders")
     # When a send with 0.3 s to live waits for it, and a send with 20 s queues behind
     short = producer.send_async(Message("Orders", b"short"), queue=mq, timeout=0.3)
     long = producer.send_async(Message("Orders", b"long"), queue=mq, timeout=20)
