@@ -100,12 +100,9 @@ class SessionHandle:
         (one non-blocking ``send``); whatever the send buffer does not take, and every frame
         while another write is under way, is queued on the session actor, so a slow peer never
         blocks the caller (actors, hub callbacks)."""
-        frame = encode(cmd)
-        if _header_length(frame) > MAX_HEADER:
-            if cmd.is_response:
-                frame = encode(_too_large(cmd, frame))
-            else:
-                return False  # (a oneway request: not sent)
+        frame = _frame_of(cmd)
+        if frame is None:
+            return False  # (a oneway request whose header passes the limit: not sent)
         return self._write_frame(frame)
 
     def _write_frame(self, frame: bytes) -> bool:
@@ -147,9 +144,8 @@ class SessionHandle:
         sock = self._sock
         if sock is None:
             return self.write(cmd)
-        frame = encode(cmd)
-        if _header_length(frame) > MAX_HEADER:
-            frame = encode(_too_large(cmd, frame))
+        frame = _frame_of(cmd)
+        assert frame is not None  # (a response always has a frame)
         try:
             with self._lock:
                 send_frame(sock, self._raw, frame)
@@ -235,6 +231,15 @@ def send_frame(sock: socket.socket, raw: Any, frame: bytes) -> None:
 def _header_length(frame: bytes) -> int:
     """The header length a frame's header word gives (its low 24 bits)."""
     return int.from_bytes(frame[5:8], "big")
+
+
+def _frame_of(cmd: RemotingCommand) -> bytes | None:
+    """``cmd`` encoded; a response whose header would pass the limit as a SYSTEM_ERROR saying
+    so, a request's None (not to be sent)."""
+    frame = encode(cmd)
+    if _header_length(frame) <= MAX_HEADER:
+        return frame
+    return encode(_too_large(cmd, frame)) if cmd.is_response else None
 
 
 def _too_large(response: RemotingCommand, frame: bytes) -> RemotingCommand:

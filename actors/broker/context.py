@@ -56,12 +56,12 @@ class BrokerContext:
         """``rocketmq_rpc_latency`` (every answered request of the broker's sessions)."""
         self.message_size = Histogram(
             "rocketmq_message_size",
-            "Bytes of the bodies of messages stored from producers' sends.",
+            "Bytes of a producer's send's messages as stored (their average), one per send.",
             ("topic", "message_type"),
             buckets=SIZE_BUCKETS,
             scale=1,
         )
-        """``rocketmq_message_size`` (each message a send stored, by topic and type)."""
+        """``rocketmq_message_size`` (each stored producer's send, by topic and type)."""
         self.acl: PlainAccessValidator | None = None
         """The plain ACL when ``aclEnable`` (``runtime.acl.plain``); None: no check."""
 

@@ -46,9 +46,7 @@ from runtime.remoting.properties import (
 )
 from runtime.session import SessionHandle
 from runtime.store.record import TRANSACTION_MASK, TRANSACTION_PREPARED_TYPE, PutRecord, host_bytes
-from runtime.store.topic_names import LMQ_PREFIX, topic_problem
-
-LMQ_LITE_PREFIX = LMQ_PREFIX + "$"
+from runtime.store.topic_names import LMQ_PREFIX, split_lmq, topic_problem
 
 PERM_READ, PERM_WRITE = 4, 2
 TBW102 = "TBW102"
@@ -195,11 +193,8 @@ def _send(
 def metrics_topic(topic: str) -> str:
     """A topic as the metrics name it: a lite topic's queue (``%LMQ%$<parent>$<lite>``) as its
     parent, where RocketMQ stores lite messages (thousands of lite topics: not a series each)."""
-    if topic.startswith(LMQ_LITE_PREFIX):
-        parent, sep, _lite = topic[len(LMQ_LITE_PREFIX) :].rpartition("$")
-        if sep and parent:
-            return parent
-    return topic
+    lite = split_lmq(topic)
+    return topic if lite is None else lite[0]
 
 
 def _now_ms() -> int:

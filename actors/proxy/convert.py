@@ -31,11 +31,11 @@ import msgspec
 from actors.client.compression import InflateLimitError, bounded_zlib
 from actors.client.message import Message, MessageExt, MessageQueue
 from actors.client.outgoing import MAX_MESSAGE_SIZE
-from actors.proxy.lite import split_lmq
 from actors.proxy.message_checks import ConvertError, check_message
 from actors.proxy.priority import PRIORITY_PROPERTY
 from actors.proxy.proto import Code, DigestType, Encoding, FilterType, M, MessageType
 from runtime.remoting import properties as P
+from runtime.store.topic_names import split_lmq
 
 _DELAY_KEYS = (P.TIMER_DELIVER_MS, P.TIMER_DELAY_MS, P.TIMER_OUT_MS, P.DELAY)
 MS_IN_SECONDS_FIELD = 10**11

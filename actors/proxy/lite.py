@@ -33,9 +33,9 @@ from actors.client.errors import BrokerError, ClientError, NoRouteError
 from actors.proxy.proto import Code, MessageType
 from runtime.remoting.codes import ResponseCode
 from runtime.store.topic_attributes import message_type
-from runtime.store.topic_names import topic_problem
+from runtime.store.topic_names import LITE_QUEUE_PREFIX, topic_problem
 
-LMQ_PREFIX = "%LMQ%$"
+LMQ_PREFIX = LITE_QUEUE_PREFIX
 LITE_TOPIC_MAX_BYTES = 64
 """RocketMQ's proxy ``maxLiteTopicSize``: a lite topic name's length in UTF-8 bytes."""
 MAX_LITE_TOPICS = 20_000
@@ -93,14 +93,6 @@ def lmq_name(parent: str, lite: str) -> str:
     if problem is not None:
         raise LiteError(Code.ILLEGAL_LITE_TOPIC, problem)
     return name
-
-
-def split_lmq(topic: str) -> tuple[str, str] | None:
-    """(parent, lite topic) of a lite topic's queue topic; None for any other topic."""
-    if not topic.startswith(LMQ_PREFIX):
-        return None
-    parent, sep, lite = topic[len(LMQ_PREFIX) :].rpartition("$")
-    return (parent, lite) if sep and parent and lite else None
 
 
 class TopicTypes:

@@ -19,8 +19,9 @@ from loguru import logger
 
 from actors.client import Admin
 from actors.client.errors import ClientError
-from actors.proxy.lite import LMQ_PREFIX, LiteTopics, TopicTypes, split_lmq
+from actors.proxy.lite import LMQ_PREFIX, LiteTopics, TopicTypes
 from runtime.store.topic_attributes import LITE_EXPIRATION
+from runtime.store.topic_names import split_lmq
 
 CHECK_S = 120.0
 """How often lite topics are checked (RocketMQ's ``liteTtlCheckInterval``)."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from actors.broker.delay import TIMER_MAX_DELAY_MS
 from actors.client.message import SYSTEM_PROPERTIES
 from actors.proxy.proto import Code
 
@@ -26,9 +27,8 @@ MAX_MESSAGE_ID = 128
 MAX_MESSAGE_GROUP = 64
 MAX_USER_PROPERTIES = 128
 MAX_USER_PROPERTY_BYTES = 16 * 1024
-MAX_DELAY_MS = 3 * 24 * 3600 * 1000
-"""The broker's timer limit (``actors.broker.delay.TIMER_MAX_DELAY_MS``, RocketMQ's
-timerMaxDelaySec)."""
+MAX_DELAY_MS = TIMER_MAX_DELAY_MS
+"""The broker's timer limit (RocketMQ's timerMaxDelaySec)."""
 
 
 class ConvertError(Exception):

@@ -49,11 +49,11 @@ from actors.client.message import MessageExt
 from actors.client.pull_consumer import PullConsumer
 from actors.proxy.dead_letters import BURY_BATCH, DeadLetters
 from actors.proxy.delivery import MAX_RENEW_S, Delivery, message_group
-from actors.proxy.lite import split_lmq
 from actors.proxy.pop_topics import PopTopics
 from actors.proxy.priority import Urgent
 from actors.proxy.redelivery import RECHECK_S, Redelivery
 from actors.proxy.settings import MAX_ATTEMPTS
+from runtime.store.topic_names import split_lmq
 
 DRAIN_BATCH = 256
 """Messages a receive of a priority topic takes from the consumer's buffer at once to choose

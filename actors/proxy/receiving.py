@@ -137,10 +137,11 @@ def _receive(
 ) -> list[Any]:
     """A receive of a plain (not lite) consumer: its group pulls ``topic`` with its filter."""
     tags, sql = filter_of(request.filter_expression)
-    try:
-        subscription(tags, sql)  # (an expression that cannot be read: the client's mistake)
-    except ClientError as exc:
-        raise _BadFilter(str(exc)[:300]) from None
+    if pop.expressions.get(topic) != (tags, sql):  # (a filter new to the group: read it once)
+        try:
+            subscription(tags, sql)  # (an expression that cannot be read: the client's mistake)
+        except ClientError as exc:
+            raise _BadFilter(str(exc)[:300]) from None
     if topic not in pop.expressions:
         service.admin.topic_route(topic)  # a topic nobody created: TOPIC_NOT_FOUND, once
     pop.set_priority(topic, service.topic_types.of(topic) == "PRIORITY")

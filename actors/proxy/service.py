@@ -45,7 +45,7 @@ from actors.proxy.convert import (
     resource_name,
 )
 from actors.proxy.front import caller_address
-from actors.proxy.lite import LiteError, LiteTopics, TopicTypes, TopicTypeUnknownError, split_lmq
+from actors.proxy.lite import LiteError, LiteTopics, TopicTypes, TopicTypeUnknownError
 from actors.proxy.lite_expiry import LiteExpiry
 from actors.proxy.lite_groups import LiteGroups
 from actors.proxy.lite_subscriptions import LiteSubscriptions
@@ -56,6 +56,7 @@ from actors.proxy.telemetry import Telemetry
 from actors.proxy.transactions import ProxyTransactions
 from actors.proxy.typed import typed
 from runtime.remoting.codes import ResponseCode
+from runtime.store.topic_names import split_lmq
 
 PRODUCER_GROUP = "PROXY_PRODUCER"
 SWEEP_INTERVAL_S = 1.0

@@ -22,6 +22,16 @@ LMQ_PREFIX = "%LMQ%"
 """RocketMQ's light message queues: their names may also hold ``$`` (a lite topic's queue is
 ``%LMQ%$<parent>$<lite topic>``, made by actormq's gRPC proxy)."""
 _LMQ_RE = re.compile(r"^%LMQ%[%|$a-zA-Z0-9_-]+$")
+LITE_QUEUE_PREFIX = LMQ_PREFIX + "$"
+"""A lite topic's queue topic: ``%LMQ%$<parent>$<lite topic>``."""
+
+
+def split_lmq(topic: str) -> tuple[str, str] | None:
+    """(parent, lite topic) of a lite topic's queue topic; None for any other topic."""
+    if not topic.startswith(LITE_QUEUE_PREFIX):
+        return None
+    parent, sep, lite = topic[len(LITE_QUEUE_PREFIX) :].rpartition("$")
+    return (parent, lite) if sep and parent and lite else None
 
 
 def topic_problem(topic: str) -> str | None:

@@ -20,7 +20,6 @@ from actors.proxy.lite import (
     TopicTypeUnknownError,
     lite_problem,
     lmq_name,
-    split_lmq,
 )
 from actors.proxy.lite_calls import _spelled_out
 from actors.proxy.lite_groups import LiteGroups
@@ -30,7 +29,7 @@ from actors.proxy.proto import ClientType, Code, LiteSubscriptionAction, M, Mess
 from actors.proxy.settings import ProxySettings, reply_settings
 from runtime.remoting.properties import UNIQ_KEY, encode_properties
 from runtime.store.topic_attributes import apply_attributes, message_type
-from runtime.store.topic_names import topic_problem
+from runtime.store.topic_names import split_lmq, topic_problem
 from tests.client_support import wait_until
 from tests.unit.test_proxy_pop import FakeClock, FakeConsumer
 
