@@ -105,6 +105,10 @@
     clusterAclConfigVersion (-c CLUSTER | -b HOST:PORT)
                                                  each broker's ACL file version
     statsAll         [-t TOPIC] [-a]             per topic and group: rates, day counts, backlog
+    brokerConsumeStats -b HOST:PORT [-l DIFF] [-o true|false] [-t MS]
+                                                 every group's offsets and lag per queue on one
+                                                 broker (-l: queues at least DIFF behind; -o:
+                                                 orderly topics only), and its total diff
     haStatus         (-b HOST:PORT | -c CLUSTER)  a master's slaves: acked offset, lag, in sync,
                                                  bytes/s; a slave's link to its master
 

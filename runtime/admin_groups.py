@@ -1,8 +1,9 @@
 """The consumer- and producer-group commands of ``python -m runtime admin`` (mqadmin's names,
 flags and output): consumerProgress (one group's queues with ``-g``, every group's summary
 without: ``all_groups_progress``), consumerConnection, consumerStatus (``running_info_lines``
-for one member), producerConnection and cloneGroupOffset; and ``topics_with_groups`` for
-topicList -c. ``runtime.admin`` adds them to its parser and runs them.
+for one member), producerConnection, cloneGroupOffset and brokerConsumeStats (every group's
+queues on one broker); and ``topics_with_groups`` for topicList -c. ``runtime.admin`` adds them
+to its parser and runs them.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ COMMANDS = (
     "consumerStatus",
     "producerConnection",
     "cloneGroupOffset",
+    "brokerConsumeStats",
 )
 
 
@@ -44,6 +46,24 @@ def add_commands(
         default=False,
         metavar="true|false",
         help="clone even when the source group is online without this topic (default false)",
+    )
+    stats = sub.add_parser(
+        "brokerConsumeStats", parents=[ns], help="every group's offsets and lag on one broker"
+    )
+    stats.add_argument("-b", "--brokerAddr", dest="broker", required=True, type=str.strip)
+    stats.add_argument(
+        "-l", "--level", type=int, default=0, help="print only queues with at least this diff"
+    )
+    stats.add_argument(
+        "-o",
+        "--order",
+        type=boolean,
+        default=False,
+        metavar="true|false",
+        help="only orderly topics (default false)",
+    )
+    stats.add_argument(
+        "-t", "--timeoutMillis", dest="timeout_ms", type=int, default=50_000, metavar="MS"
     )
 
 
@@ -99,9 +119,39 @@ def all_groups_progress(admin: Admin) -> list[str]:
     return rows
 
 
+def broker_progress(admin: Admin, args: argparse.Namespace) -> list[str]:
+    """mqadmin brokerConsumeStats: per group and queue on one broker its offsets, diff and the
+    store time of the last message consumed; as mqadmin, only queues the group consumed from
+    (a last time) with a diff of at least ``-l``; then the broker's total diff."""
+    found = admin.broker_consume_stats(
+        args.broker, order_only=args.order, timeout=args.timeout_ms / 1000
+    )
+    rows = [["#Topic", "#Group", "#Broker Name", "#QID", "#Broker Offset", "#Consumer Offset"]]
+    rows[0] += ["#Diff", "#LastTime"]
+    for group, queues in found.groups.items():
+        for r in queues:
+            if r.last_consumed_ms <= 0 or r.broker_offset - r.consumer_offset < args.level:
+                continue
+            rows.append(
+                [
+                    r.queue.topic,
+                    group,
+                    r.queue.broker_name,
+                    str(r.queue.queue_id),
+                    str(r.broker_offset),
+                    str(r.consumer_offset),
+                    str(r.broker_offset - r.consumer_offset),
+                    time_text(r.last_consumed_ms),
+                ]
+            )
+    return [*table(rows), "", f"Diff Total: {found.total_diff}"]
+
+
 def run(admin: Admin, args: argparse.Namespace) -> list[str] | None:
     """The command's output lines, or None when ``args.command`` is not one of ``COMMANDS``."""
     command = args.command
+    if command == "brokerConsumeStats":
+        return broker_progress(admin, args)
     if command == "consumerProgress" and not args.group:
         return all_groups_progress(admin)
     if command == "consumerProgress":

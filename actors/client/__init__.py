@@ -11,7 +11,7 @@ docs/client.md for the API, the consume-from rules and the threading model.
 """
 
 from actors.client.admin import Admin, QueueOffsets
-from actors.client.admin_groups import OffsetReset, QueueProgress
+from actors.client.admin_groups import BrokerConsumeStats, OffsetReset, QueueProgress
 from actors.client.allocate import (
     AllocateMessageQueueAveragely,
     AllocateMessageQueueAveragelyByCircle,
@@ -73,6 +73,7 @@ __all__ = [
     "AllocateMessageQueueByConfig",
     "AllocateMessageQueueConsistentHash",
     "AllocateStrategy",
+    "BrokerConsumeStats",
     "BrokerError",
     "ByShardingKey",
     "ClientError",

@@ -29,7 +29,11 @@ from runtime.remoting.bodies import (
     encode_body,
 )
 from runtime.remoting.codes import RETRY_PREFIX, RequestCode, ResponseCode
-from runtime.remoting.queue_maps import OffsetWrapper, decode_queue_map
+from runtime.remoting.queue_maps import (
+    OffsetWrapper,
+    decode_consume_stats_list,
+    decode_queue_map,
+)
 from runtime.remoting.running_info import ConsumerRunningInfo, decode_running_info
 from runtime.store.msg_id import decode_offset_msg_id
 
@@ -46,6 +50,15 @@ class QueueProgress(msgspec.Struct, frozen=True):
     @property
     def diff(self) -> int:
         return max(self.broker_offset - self.consumer_offset, 0)
+
+
+class BrokerConsumeStats(msgspec.Struct, frozen=True):
+    """``broker_consume_stats``: every group one broker keeps offsets or a config for, with
+    its queues there (``[]``: a config and no committed offset), and the broker's total lag."""
+
+    broker_addr: str
+    total_diff: int
+    groups: dict[str, list[QueueProgress]]
 
 
 class OffsetReset(msgspec.Struct, frozen=True):
@@ -188,6 +201,32 @@ class GroupAdmin(AdminPort):
                 for mq, w in pairs
             )
         return sorted(rows, key=lambda r: r.queue)
+
+    def broker_consume_stats(
+        self, broker_addr: str, *, order_only: bool = False, timeout: float | None = None
+    ) -> BrokerConsumeStats:
+        """GET_BROKER_CONSUME_STATS (317) of one broker, as ``mqadmin brokerConsumeStats``:
+        each group's progress on every topic it committed offsets for there (with
+        ``order_only``, only orderly topics'). ``timeout``: seconds (the Admin's without)."""
+        response = self._broker(
+            broker_addr,
+            RequestCode.GET_BROKER_CONSUME_STATS,
+            {"isOrder": "true" if order_only else "false"},
+            "broker consume stats",
+            timeout=timeout,
+        )
+        address, total_diff, groups = decode_consume_stats_list(response.body)
+        return BrokerConsumeStats(
+            broker_addr=address or broker_addr,
+            total_diff=total_diff,
+            groups={
+                group: [
+                    QueueProgress(mq, w.broker_offset, w.consumer_offset, w.last_timestamp)
+                    for mq, w in pairs
+                ]
+                for group, pairs in groups
+            },
+        )
 
     def producer_connections(self, group: str, topic: str | None = None) -> list[Connection]:
         """GET_PRODUCER_CONNECTION_LIST from the topic's masters (every master without

@@ -10,8 +10,11 @@ that way; ``decode_queue_map`` reads them back (and plain JSON too).
   ``consumeTps``.
 - INVOKE_BROKER_TO_RESET_OFFSET (222) answers, and RESET_CONSUMER_CLIENT_OFFSET (220) carries, a
   ``ResetOffsetBody``: ``offsetTable`` of plain offsets.
+- GET_BROKER_CONSUME_STATS (317) answers a ``ConsumeStatsList``: ``brokerAddr``,
+  ``totalDiff`` and ``consumeStatsList``, a list of ``{group: [ConsumeStats, ...]}``
+  (``decode_consume_stats_list``).
 
-The decoder raises only ``ProtocolError(fatal=False)``.
+The decoders raise only ``ProtocolError(fatal=False)``.
 """
 
 from __future__ import annotations
@@ -73,20 +76,54 @@ def decode_queue_map(
         doc = parse_fastjson(data)
         if not isinstance(doc, dict):
             raise ValueError("the body is not an object")
-        table = doc.pop(field, {})
-        pairs = table if isinstance(table, list) else list(table.items())
-        out = []
-        for key, value in pairs:
-            if isinstance(key, str):  # a plain-JSON writer: the key is the queue's JSON text
-                key = json.loads(key)
-            mq = msgspec.convert(key, MessageQueue, strict=False)
-            out.append((mq, msgspec.convert(value, value_type, strict=False)))
-        out.sort(key=lambda pair: pair[0])
-        return out, doc
-    except ProtocolError:
-        raise
+        return _queue_pairs(doc.pop(field, {}), value_type), doc
     except Exception as exc:  # UnicodeError, ValueError, msgspec errors, RecursionError
         raise ProtocolError(f"bad {field} body: {exc}", fatal=False, opaque=opaque) from None
+
+
+def decode_consume_stats_list(
+    data: bytes,
+) -> tuple[str, int, list[tuple[str, list[tuple[MessageQueue, OffsetWrapper]]]]]:
+    """A ConsumeStatsList: the broker's address, its total diff, and per group (in the body's
+    order) its queues' offsets, every ConsumeStats of the group together, sorted by queue."""
+    try:
+        doc = parse_fastjson(data)
+        if not isinstance(doc, dict):
+            raise ValueError("the body is not an object")
+        entries = doc.get("consumeStatsList")
+        entries = [] if entries is None else entries
+        if not isinstance(entries, list):
+            raise ValueError("consumeStatsList is not a list")
+        groups: list[tuple[str, list[tuple[MessageQueue, OffsetWrapper]]]] = []
+        for entry in entries:
+            if not isinstance(entry, dict):
+                raise ValueError("a consumeStatsList entry is not a group's map")
+            for group, stats_list in entry.items():
+                if not isinstance(stats_list, list):
+                    raise ValueError(f"group {group!r}: its ConsumeStats are not a list")
+                pairs: list[tuple[MessageQueue, OffsetWrapper]] = []
+                for stats in stats_list:
+                    if not isinstance(stats, dict):
+                        raise ValueError(f"group {group!r}: a ConsumeStats is not an object")
+                    pairs += _queue_pairs(stats.get("offsetTable", {}), OffsetWrapper)
+                pairs.sort(key=lambda pair: pair[0])
+                groups.append((group, pairs))
+        return str(doc.get("brokerAddr") or ""), int(doc.get("totalDiff") or 0), groups
+    except Exception as exc:  # UnicodeError, ValueError, TypeError, msgspec errors
+        raise ProtocolError(f"bad ConsumeStatsList body: {exc}", fatal=False) from None
+
+
+def _queue_pairs(table: Any, value_type: type[V]) -> list[tuple[MessageQueue, V]]:
+    """A parsed queue map's (queue, value) pairs sorted by queue."""
+    pairs = table if isinstance(table, list) else list(table.items())
+    out = []
+    for key, value in pairs:
+        if isinstance(key, str):  # a plain-JSON writer: the key is the queue's JSON text
+            key = json.loads(key)
+        mq = msgspec.convert(key, MessageQueue, strict=False)
+        out.append((mq, msgspec.convert(value, value_type, strict=False)))
+    out.sort(key=lambda pair: pair[0])
+    return out
 
 
 def parse_fastjson(data: bytes) -> Any:

@@ -542,6 +542,56 @@ def test_stats_all_shows_each_topics_traffic_and_each_groups_backlog(
     assert "StatsIdle" not in rows and "StatsOrders" in rows
 
 
+def test_broker_consume_stats_shows_every_groups_lag_on_one_broker(
+    cluster: dict[str, str], admin: Admin
+) -> None:
+    namesrv, broker = cluster["namesrv"], cluster["broker-a/0"]
+    # Given a two-queue topic with three messages in queue 0 and two in queue 1, one group that
+    # committed 1 of queue 0 and 2 of queue 1, another that committed 3 of queue 0 only
+    admin.create_topic("BcsLedger", cluster="DefaultCluster", queues=2)
+    client = WireClient(broker)
+    try:
+        for queue_id, count in ((0, 3), (1, 2)):
+            for i in range(count):
+                assert send(client, "BcsLedger", f"{i}".encode(), queue_id=queue_id).code == 0
+    finally:
+        client.close()
+    commit(broker, "bcs-billing", "BcsLedger", 0, 1)
+    commit(broker, "bcs-billing", "BcsLedger", 1, 2)
+    commit(broker, "bcs-audit", "BcsLedger", 0, 3)
+    # When the broker's consume stats are read
+    found = admin.broker_consume_stats(broker)
+    # Then each group has its queues with their offsets, and the total diff counts every group
+    assert found.broker_addr == broker
+    lag = {
+        group: [(r.queue.queue_id, r.broker_offset, r.consumer_offset, r.diff) for r in rows]
+        for group, rows in found.groups.items()
+        if group.startswith("bcs-")
+    }
+    assert lag == {
+        "bcs-audit": [(0, 3, 3, 0), (1, 2, 0, 2)],
+        "bcs-billing": [(0, 3, 1, 2), (1, 2, 2, 0)],
+    }
+    assert found.total_diff >= 4
+    assert found.groups["bcs-billing"][0].last_consumed_ms > 0  # the store time of message 0
+    # And orderly topics only: the plain topic is left out
+    ordered = admin.broker_consume_stats(broker, order_only=True)
+    assert all(r.queue.topic != "BcsLedger" for rows in ordered.groups.values() for r in rows)
+    # And the command line prints the rows mqadmin prints: a queue consumed from (a last time)
+    # at least -l behind, and the total
+    shown = mqadmin(namesrv, "brokerConsumeStats", "-b", broker, "-l", "1")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0].split()[:3] == ["#Topic", "#Group", "#Broker"]
+    rows = [line.split() for line in lines[1:-2] if "BcsLedger" in line]
+    assert [row[:7] for row in rows] == [
+        ["BcsLedger", "bcs-billing", "broker-a", "0", "3", "1", "2"]
+    ]
+    assert lines[-1] == f"Diff Total: {admin.broker_consume_stats(broker).total_diff}"
+    # And -b is required
+    assert mqadmin(namesrv, "brokerConsumeStats").returncode == 2
+
+
 def test_topic_attributes_are_set_kept_and_survive_a_restart(tmp_path: pathlib.Path) -> None:
     data = tmp_path / "data"
     args = ["--ephemeral-ports", "--data-dir", str(data)]

@@ -1,6 +1,6 @@
-"""Bodies keyed by MessageQueue objects (GET_TOPIC_STATS_INFO, GET_CONSUME_STATS): written as
-RocketMQ's fastjson writes them, read back from that form and from plain JSON, and a decoder that
-raises only ProtocolError."""
+"""Bodies keyed by MessageQueue objects (GET_TOPIC_STATS_INFO, GET_CONSUME_STATS,
+GET_BROKER_CONSUME_STATS): written as RocketMQ's fastjson writes them, read back from that form
+and from plain JSON, and decoders that raise only ProtocolError."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from runtime.remoting.bodies import MessageQueue
 from runtime.remoting.queue_maps import (
     OffsetWrapper,
     TopicOffset,
+    decode_consume_stats_list,
     decode_queue_map,
     encode_queue_map,
 )
@@ -120,3 +121,56 @@ def test_encoded_tables_round_trip_and_every_truncation_fails_cleanly(
     cut = data.draw(st.integers(0, len(body) - 1))
     with pytest.raises(ProtocolError):
         decode_queue_map(body[:cut], "offsetTable", OffsetWrapper)
+
+
+def test_a_consume_stats_list_reads_every_group_with_its_stats_merged() -> None:
+    # Given a broker's ConsumeStatsList: one group with two topics' ConsumeStats, one with none
+    orders = encode_queue_map(
+        "offsetTable",
+        [(mq(1, "Orders"), OffsetWrapper(broker_offset=9, consumer_offset=4, last_timestamp=5))],
+        consumeTps=0.0,
+    )
+    audit = encode_queue_map(
+        "offsetTable", [(mq(0, "Audit"), OffsetWrapper(broker_offset=3))], consumeTps=0.0
+    )
+    body = (
+        b'{"brokerAddr":"10.0.0.1:10911","consumeStatsList":[{"billing":['
+        + orders
+        + b","
+        + audit
+        + b']},{"idle":[]}],"totalDiff":8}'
+    )
+    # Then each group has its queues, sorted, and the broker's figures are read
+    address, total, groups = decode_consume_stats_list(body)
+    assert (address, total) == ("10.0.0.1:10911", 8)
+    assert [(g, [(q.topic, q.queue_id, w.diff) for q, w in pairs]) for g, pairs in groups] == [
+        ("billing", [("Audit", 0, 3), ("Orders", 1, 5)]),
+        ("idle", []),
+    ]
+    assert decode_consume_stats_list(b"{}") == ("", 0, [])
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"[]",
+        b'{"consumeStatsList":[1]}',
+        b'{"consumeStatsList":[{"g":[1]}]}',
+        b'{"consumeStatsList":[{"g":[{"offsetTable":{{"topic":"T"}:{}}}]}]}',
+        b'{"consumeStatsList":[{"g":3}]}',
+        b'{"consumeStatsList":{}}',
+        b'{"totalDiff":"many"}',
+        b"\xff",
+    ],
+)
+def test_malformed_consume_stats_lists_raise_protocol_error(data: bytes) -> None:
+    with pytest.raises(ProtocolError) as raised:
+        decode_consume_stats_list(data)
+    assert raised.value.fatal is False
+
+
+@FAST
+@given(st.binary(max_size=200))
+def test_random_bytes_as_a_consume_stats_list_decode_or_raise_protocol_error(data: bytes) -> None:
+    with contextlib.suppress(ProtocolError):
+        decode_consume_stats_list(data)
