@@ -111,6 +111,17 @@
                                                  orderly topics only), and its total diff
     haStatus         (-b HOST:PORT | -c CLUSTER)  a master's slaves: acked offset, lag, in sync,
                                                  bytes/s; a slave's link to its master
+    exportMetadata   (-c CLUSTER | -b HOST:PORT) [-f /tmp/rocketmq/export] [-t | -g] [-s]
+                                                 user topics and groups as JSON: the masters'
+                                                 merged in metadata.json (-c), or the broker's
+                                                 in topic.json (-t) / subscriptionGroup.json (-g);
+                                                 -s: with %RETRY% / %DLQ% topics
+    exportConfigs    -c CLUSTER [-f /tmp/rocketmq/export]
+                                                 configs.json: each master's main settings and
+                                                 the cluster's name server, master, slave counts
+    getConsumerConfig -g GROUP                   the group's config on each broker that has it
+    allocateMQ       -t TOPIC -i ID,ID,...       the queues each client id would consume (AVG)
+    producer         -b HOST:PORT                the broker's producers by group
 
 Every command takes ``-n HOST:PORT[;HOST:PORT]`` (default ``$NAMESRV_ADDR``, else
 127.0.0.1:9876). Against brokers with ACL (``aclEnable``), requests are signed with the keys in
@@ -135,6 +146,7 @@ from actors.client import Admin, ClientError, TlsOptions
 from actors.client.admin import PERM_READ_WRITE
 from runtime import (
     admin_acl,
+    admin_export,
     admin_groups,
     admin_ha,
     admin_messages,
@@ -279,6 +291,7 @@ def _parser_and_commands() -> tuple[
     admin_trace.add_commands(sub, ns)
     admin_stats.add_commands(sub, ns)
     admin_ha.add_commands(sub, ns)
+    admin_export.add_commands(sub, ns)
     return parser, sub
 
 
@@ -293,6 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     admin_namesrv.check(parser, args)
     admin_query.check(parser, args)
+    admin_export.check(parser, args)
     logs.configure("WARNING")
     try:
         credentials = tools_credentials()  # $ROCKETMQ_HOME/conf/tools.yml, as mqadmin reads
@@ -315,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(admin: Admin, args: argparse.Namespace) -> list[str]:
     command = args.command
     modules = (admin_namesrv, admin_groups, admin_query, admin_messages, admin_queues)
-    for module in (*modules, admin_acl, admin_trace, admin_stats, admin_ha):
+    for module in (*modules, admin_acl, admin_trace, admin_stats, admin_ha, admin_export):
         lines = module.run(admin, args)
         if lines is not None:
             return lines

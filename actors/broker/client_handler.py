@@ -1,6 +1,8 @@
 """Client bookkeeping requests: HEART_BEAT, UNREGISTER_CLIENT, GET_CONSUMER_LIST_BY_GROUP,
 GET_CONSUMER_CONNECTION_LIST (CONSUMER_NOT_ONLINE when the group has no member),
 GET_PRODUCER_CONNECTION_LIST (SYSTEM_ERROR "not exist" without one, as RocketMQ answers),
+GET_ALL_PRODUCER_INFO (328, ``mqadmin producer``: every group's producers, ``{"data": {}}`` when
+none),
 CHECK_CLIENT_CONFIG (46: Java push consumers with a SQL92 subscription ask it at start).
 
 Heartbeats register producer and consumer groups with their channel; a consumer group's
@@ -30,6 +32,7 @@ from runtime.remoting.headers import (
     GetConsumerListByGroupRequestHeader,
     UnregisterClientRequestHeader,
 )
+from runtime.remoting.producer_bodies import ProducerTableInfo
 from runtime.session import SessionHandle
 from runtime.store.topic_names import topic_problem
 
@@ -141,6 +144,15 @@ def producer_connections(
             request, ResponseCode.SYSTEM_ERROR, remark=f"the producer group[{group}] not exist"
         )
     return reply(request, body=encode_body(ProducerConnection(connection_set=found)))
+
+
+def all_producer_info(
+    ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
+) -> RemotingCommand:
+    """GET_ALL_PRODUCER_INFO (328): every producer group this broker has heartbeats of, and
+    each of its producers (RocketMQ 5's ProducerManager.getProducerTable)."""
+    table = ctx.ask(ctx.proxy(ctx.producers).producer_table())
+    return reply(request, body=encode_body(ProducerTableInfo(data=table)))
 
 
 def check_client_config(

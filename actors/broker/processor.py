@@ -53,6 +53,7 @@ HANDLERS: dict[int, Handler] = {
     RequestCode.GET_CONSUMER_CONNECTION_LIST: client_handler.consumer_connections,
     RequestCode.CHECK_CLIENT_CONFIG: client_handler.check_client_config,
     RequestCode.GET_PRODUCER_CONNECTION_LIST: client_handler.producer_connections,
+    RequestCode.GET_ALL_PRODUCER_INFO: client_handler.all_producer_info,
     RequestCode.QUERY_CONSUMER_OFFSET: admin_handler.query_consumer_offset,
     RequestCode.UPDATE_CONSUMER_OFFSET: admin_handler.update_consumer_offset,
     RequestCode.GET_MAX_OFFSET: admin_handler.max_offset,

@@ -15,6 +15,8 @@ Messages (proxy methods; none blocks):
 - ``groups()`` -> group -> sorted client ids
 - ``connections(group)`` -> the group's ``Connection``s (client id, address, language and
   version of its last heartbeat), sorted; [] when none
+- ``producer_table()`` -> group -> its ``ProducerInfo``s (GET_ALL_PRODUCER_INFO, 328): the
+  same connections with the wall-clock time of their last heartbeat
 
 State owned (memory only): group -> client id -> (session, last heartbeat), group -> session
 id -> (session, last half message), and client id -> session id -> (session, last request
@@ -40,6 +42,7 @@ import msgspec
 
 from runtime.actor import GeventActor
 from runtime.remoting.bodies import Connection
+from runtime.remoting.producer_bodies import ProducerInfo
 
 EXPIRE_S = 120.0
 
@@ -132,6 +135,24 @@ class ProducerManager(GeventActor):
                 Connection(client_id=cid, client_addr=address, language=language, version=version)
             )
         return out
+
+    def producer_table(self) -> dict[str, list[ProducerInfo]]:
+        wall_minus_clock = time.time() - self._clock()
+        table: dict[str, list[ProducerInfo]] = {}
+        for group, clients in sorted(self._groups.items()):
+            for cid, (session, seen) in sorted(clients.items()):
+                language, version = self._speaks.get(cid, ("", 0))
+                address = getattr(session, "remote_address", "")
+                table.setdefault(group, []).append(
+                    ProducerInfo(
+                        client_id=cid,
+                        remote_ip=f"/{address}" if address else "",
+                        language=language,
+                        version=version,
+                        last_update_timestamp=int((seen + wall_minus_clock) * 1000),
+                    )
+                )
+        return table
 
 
 def _drop(table: dict[str, dict[Any, tuple[Any, float]]], gone: Any) -> None:

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
 
 from actors.client.admin_acl import AclAdmin
+from actors.client.admin_export import ExportAdmin
 from actors.client.admin_groups import GroupAdmin
 from actors.client.admin_messages import MessageAdmin
 from actors.client.admin_namesrv import NamesrvAdmin
@@ -65,7 +66,16 @@ class BrokerAddress(NamedTuple):
     address: str
 
 
-class Admin(TopicAdmin, NamesrvAdmin, GroupAdmin, MessageAdmin, QueueAdmin, AclAdmin, TraceAdmin):
+class Admin(
+    TopicAdmin,
+    NamesrvAdmin,
+    GroupAdmin,
+    MessageAdmin,
+    QueueAdmin,
+    AclAdmin,
+    ExportAdmin,
+    TraceAdmin,
+):
     """See the module docstring. ``start()`` / ``shutdown()`` or use it as a context manager.
     Creating, deleting a topic and its queues' offsets: ``TopicAdmin`` (admin_topics); KV
     config, order conf, write perms and topic lists: ``NamesrvAdmin`` (admin_namesrv); who
@@ -73,7 +83,9 @@ class Admin(TopicAdmin, NamesrvAdmin, GroupAdmin, MessageAdmin, QueueAdmin, AclA
     reading queues without consuming, a broker's config, a topic's perm: ``MessageAdmin``
     (admin_messages); consume-queue entries, members' offsets, cleanups, resuming half
     messages: ``QueueAdmin`` (admin_queues); ACL accounts and white list: ``AclAdmin``
-    (admin_acl); message traces: ``TraceAdmin`` (trace_view)."""
+    (admin_acl); exported metadata and configs, a group's config per broker, a simulated
+    allocation, a broker's producers: ``ExportAdmin`` (admin_export); message traces:
+    ``TraceAdmin`` (trace_view)."""
 
     def __init__(
         self,

@@ -1,6 +1,6 @@
 """What the ``Admin`` mixins (``admin_topics``, ``admin_namesrv``, ``admin_groups``,
-``admin_messages``, ``admin_queues``, ``admin_acl``, ``trace_view``) need of ``Admin`` itself:
-declared once here, implemented in ``actors.client.admin``."""
+``admin_messages``, ``admin_queues``, ``admin_acl``, ``admin_export``, ``trace_view``) need of
+``Admin`` itself: declared once here, implemented in ``actors.client.admin``."""
 
 from __future__ import annotations
 
@@ -27,6 +27,14 @@ class AdminPort:
         raise NotImplementedError
 
     def topic_route(self, topic: str) -> Any:
+        raise NotImplementedError
+
+    def fetch_queues(self, topic: str) -> list[Any]:
+        """The topic's readable queues, sorted (``MessageAdmin``)."""
+        raise NotImplementedError
+
+    def broker_config(self, broker_addr: str) -> dict[str, str]:
+        """GET_BROKER_CONFIG: the broker's settings by RocketMQ name (``MessageAdmin``)."""
         raise NotImplementedError
 
     def query_messages(
