@@ -111,6 +111,15 @@
                                                  orderly topics only), and its total diff
     haStatus         (-b HOST:PORT | -c CLUSTER)  a master's slaves: acked offset, lag, in sync,
                                                  bytes/s; a slave's link to its master
+    getSyncStateSet  [-a CONTROLLER] (-b BROKER_NAME | -c CLUSTER)
+                                                 controller mode: each group's master, epochs,
+                                                 in-sync set and members alive or not
+    getControllerMetaData [-a CONTROLLER]        the controller's group, leader and peers
+    electMaster      [-a CONTROLLER] -c CLUSTER -bn BROKER_NAME -b BROKER_ID
+                                                 a planned switchover: the broker becomes its
+                                                 group's master once the old master's lease ran
+                                                 out and it holds all the old master wrote
+    getBrokerEpoch   (-b BROKER_NAME | -c CLUSTER)  each broker's master terms (epoch, range)
     exportMetadata   (-c CLUSTER | -b HOST:PORT) [-f /tmp/rocketmq/export] [-t | -g] [-s]
                                                  user topics and groups as JSON: the masters'
                                                  merged in metadata.json (-c), or the broker's
@@ -146,6 +155,7 @@ from actors.client import Admin, ClientError, TlsOptions
 from actors.client.admin import PERM_READ_WRITE
 from runtime import (
     admin_acl,
+    admin_controller,
     admin_export,
     admin_groups,
     admin_ha,
@@ -291,6 +301,7 @@ def _parser_and_commands() -> tuple[
     admin_trace.add_commands(sub, ns)
     admin_stats.add_commands(sub, ns)
     admin_ha.add_commands(sub, ns)
+    admin_controller.add_commands(sub, ns)
     admin_export.add_commands(sub, ns)
     return parser, sub
 
@@ -329,7 +340,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(admin: Admin, args: argparse.Namespace) -> list[str]:
     command = args.command
     modules = (admin_namesrv, admin_groups, admin_query, admin_messages, admin_queues)
-    for module in (*modules, admin_acl, admin_trace, admin_stats, admin_ha, admin_export):
+    others = (admin_acl, admin_trace, admin_stats, admin_ha, admin_export, admin_controller)
+    for module in (*modules, *others):
         lines = module.run(admin, args)
         if lines is not None:
             return lines

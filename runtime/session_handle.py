@@ -27,6 +27,7 @@ import pykka
 
 from runtime.actor import GeventFuture, new_future
 from runtime.errors import ProtocolError
+from runtime.hostport import format_address
 from runtime.receive import raw_socket
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
@@ -92,6 +93,15 @@ class SessionHandle:
     @property
     def alive(self) -> bool:
         return self._ref.is_alive()
+
+    @property
+    def local_address(self) -> str:
+        """``host:port`` this connection reached (``[v6]:port``), "" once it is closed."""
+        try:
+            host, port = self._sock.getsockname()[:2]
+        except (OSError, AttributeError, ValueError, TypeError):
+            return ""
+        return format_address(str(host), int(port))
 
     def write(self, cmd: RemotingCommand) -> bool:
         """Write ``cmd`` without ever blocking the caller; False when the session is gone.

@@ -30,6 +30,8 @@ class BrokerContext:
         self.cfg = cfg
         self.ha = ha_state
         """This node's HA state (``runtime.ha.state.HAState``): role, lease, master link."""
+        self.epochs: Any = None
+        """Its epoch file (``runtime.ha.epoch.EpochFile``; set by the node): master terms."""
         self.directory = directory
         self.name = name
         self.store = store

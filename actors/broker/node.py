@@ -195,6 +195,7 @@ def broker_spec(
         ctx = BrokerContext(
             cfg, directory, name, StoreAdapter(store, put_timeout=put_timeout), ha_state=state
         )
+        ctx.epochs = ha.epochs
         acl_path = cfg.acl_path()
         if cfg.acl_enable and acl_path is not None:
             ctx.acl = PlainAccessValidator(acl_path)

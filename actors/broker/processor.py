@@ -81,6 +81,7 @@ HANDLERS: dict[int, Handler] = {
     RequestCode.GET_TOPIC_STATS_INFO: stats_handler.topic_stats,
     RequestCode.GET_BROKER_RUNTIME_INFO: stats_handler.broker_runtime_info,
     RequestCode.GET_BROKER_HA_STATUS: ha_status_handler.ha_status,
+    RequestCode.GET_BROKER_EPOCH_CACHE: ha_status_handler.epoch_cache,
     RequestCode.GET_CONSUME_STATS: stats_handler.consume_stats,
     RequestCode.INVOKE_BROKER_TO_RESET_OFFSET: reset_handler.reset_offset,
     RequestCode.GET_CONSUMER_RUNNING_INFO: running_info_handler.consumer_running_info,

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
 
 from actors.client.admin_acl import AclAdmin
+from actors.client.admin_controller import ControllerAdmin
 from actors.client.admin_export import ExportAdmin
 from actors.client.admin_groups import GroupAdmin
 from actors.client.admin_messages import MessageAdmin
@@ -74,6 +75,7 @@ class Admin(
     QueueAdmin,
     AclAdmin,
     ExportAdmin,
+    ControllerAdmin,
     TraceAdmin,
 ):
     """See the module docstring. ``start()`` / ``shutdown()`` or use it as a context manager.
@@ -84,7 +86,8 @@ class Admin(
     (admin_messages); consume-queue entries, members' offsets, cleanups, resuming half
     messages: ``QueueAdmin`` (admin_queues); ACL accounts and white list: ``AclAdmin``
     (admin_acl); exported metadata and configs, a group's config per broker, a simulated
-    allocation, a broker's producers: ``ExportAdmin`` (admin_export); message traces:
+    allocation, a broker's producers: ``ExportAdmin`` (admin_export); the failover controller's
+    view, handovers and brokers' epochs: ``ControllerAdmin`` (admin_controller); message traces:
     ``TraceAdmin`` (trace_view)."""
 
     def __init__(

@@ -1,6 +1,7 @@
 """What the ``Admin`` mixins (``admin_topics``, ``admin_namesrv``, ``admin_groups``,
-``admin_messages``, ``admin_queues``, ``admin_acl``, ``admin_export``, ``trace_view``) need of
-``Admin`` itself: declared once here, implemented in ``actors.client.admin``."""
+``admin_messages``, ``admin_queues``, ``admin_acl``, ``admin_export``, ``admin_controller``,
+``trace_view``) need of ``Admin`` itself: declared once here, implemented in
+``actors.client.admin``."""
 
 from __future__ import annotations
 

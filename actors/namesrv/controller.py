@@ -15,12 +15,19 @@ Messages:
   elections still wait for the lease, since a closed connection does not prove a dead writer).
 - ``ControllerTick`` (timer, 0.1 s): a master whose lease ran out (+ margin) is lost; elect.
 - ``Groups()`` (ask) -> {group: {"epoch", "master", "isr", "members"}} (tests and tools).
+- ``Replicas(groups)`` (ask) -> {group: ``GroupView``} of the groups named that it knows
+  (CONTROLLER_GET_SYNC_STATE_DATA, mqadmin getSyncStateSet).
+- ``ElectMaster(group, node)`` (ask, mqadmin electMaster) -> an ``ElectOutcome`` now, or a
+  gevent ``AsyncResult`` that gets one when a handover ends (``actors.namesrv.handover``).
+  ``node`` None: elect whoever the rules choose, only when the group has no master; ``node``
+  the master: nothing to do; another live in-sync member: a handover to it.
 
-Election: among live members (heard from within one lease) that the last master reported in
-sync — or the last master itself, back with the same term — the one with the highest commit-log
-offset; the epoch goes up by one. A controller that has not seen the group's in-sync set (just
-started) only adopts a broker that claims to be master with the newest epoch any live member
-reports. No candidate: no election (the group keeps no master until one returns).
+Election (after a lost lease, or a dead master): among live members (heard from within one
+lease) that the last master reported in sync — or the last master itself, back with the same
+term — the one with the highest commit-log offset; the epoch goes up by one. A controller that
+has not seen the group's in-sync set (just started) only adopts a broker that claims to be
+master with the newest epoch any live member reports. No candidate: no election (the group keeps
+no master until one returns).
 
 State: in memory only (rebuilt from heartbeats after a restart, behind the grace period).
 Durability point: none.
@@ -36,6 +43,12 @@ from typing import Any
 import msgspec
 from loguru import logger
 
+from actors.namesrv.handover import (
+    ElectMaster,
+    ElectOutcome,
+    Handover,
+    Handovers,
+)
 from runtime.actor import GeventActor
 from runtime.ha.control import (
     CONTROLLER_NOTIFY,
@@ -46,6 +59,7 @@ from runtime.ha.control import (
     ControllerReply,
     ControlRole,
 )
+from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
 
 TICK_S = 0.1
@@ -73,6 +87,10 @@ class Groups(msgspec.Struct, frozen=True, tag=True):
     pass
 
 
+class Replicas(msgspec.Struct, frozen=True, tag=True):
+    groups: tuple[str, ...]
+
+
 class _Member:
     __slots__ = ("addr", "claim", "epoch", "ha_addr", "last_seen", "max_offset", "session")
 
@@ -87,10 +105,25 @@ class _Member:
 
 
 class _Group:
-    __slots__ = ("epoch", "isr", "isr_known", "lease_until", "master", "members", "name", "sync")
+    __slots__ = (
+        "cluster",
+        "epoch",
+        "handover",
+        "isr",
+        "isr_epoch",
+        "isr_known",
+        "lease_until",
+        "master",
+        "members",
+        "name",
+        "sync",
+    )
 
     def __init__(self, name: str) -> None:
         self.name = name
+        self.cluster = ""
+        self.isr_epoch = 0
+        self.handover: Handover | None = None
         self.epoch = 0
         self.master: int | None = None
         self.lease_until = float("-inf")
@@ -100,7 +133,7 @@ class _Group:
         self.members: dict[int, _Member] = {}
 
 
-class Controller(GeventActor):
+class Controller(Handovers, GeventActor):
     """See the module docstring."""
 
     def __init__(
@@ -134,6 +167,11 @@ class Controller(GeventActor):
                 for m in g.members.values():
                     if getattr(m.session, "session_id", None) == message.session_id:
                         m.session = None
+        elif isinstance(message, Replicas):
+            now = self.clock()
+            return {n: self._view(self.groups[n], now) for n in message.groups if n in self.groups}
+        elif isinstance(message, ElectMaster):
+            return self._elect_master(message)
         elif isinstance(message, Groups):
             return {
                 name: {
@@ -161,14 +199,17 @@ class Controller(GeventActor):
         m.addr, m.ha_addr, m.last_seen = hb.addr, hb.ha_addr, now
         m.max_offset, m.epoch, m.claim = hb.max_offset, hb.epoch, hb.claim_master
         m.session = session
+        g.cluster = hb.cluster
         if now - self.started < self.grace_s:
             return ControllerReply(role=ControlRole.WAIT, epoch=g.epoch)
-        if g.master is None:
+        if g.master is None and g.handover is None:
             self._decide(g, now)
         if g.master == hb.node:
             if hb.claim_master and hb.epoch == g.epoch:
-                g.lease_until = now + self.lease_s
+                if g.handover is None:  # a handover lets the lease run out
+                    g.lease_until = now + self.lease_s
                 if frozenset(hb.in_sync) != g.isr:
+                    g.isr_epoch += 1
                     logger.info(
                         "controller: {} in-sync set now {} (master {}, epoch {})",
                         g.name,
@@ -182,7 +223,7 @@ class Controller(GeventActor):
                 return ControllerReply(
                     role=ControlRole.MASTER,
                     epoch=g.epoch,
-                    lease_ms=int(self.lease_s * 1000),
+                    lease_ms=0 if g.handover is not None else int(self.lease_s * 1000),
                     sync=g.sync,
                     master_node=hb.node,
                     master_addr=hb.addr,
@@ -208,7 +249,9 @@ class Controller(GeventActor):
         if now - self.started < self.grace_s:
             return
         for g in self.groups.values():
-            if g.master is not None and now > g.lease_until + MARGIN_S:
+            if g.handover is not None:
+                self._hand_over(g, g.handover, now)
+            elif g.master is not None and now > g.lease_until + MARGIN_S:
                 logger.warning(
                     "controller: {} lost its master {} (epoch {}): lease ran out",
                     g.name,
@@ -234,6 +277,7 @@ class Controller(GeventActor):
             self._decide(g, self.clock(), exclude=msg.node)
 
     def _decide(self, g: _Group, now: float, exclude: int | None = None) -> None:
+        """Elect the best candidate (see the module docstring), if there is one."""
         live = {
             n: m for n, m in g.members.items() if now - m.last_seen <= self.lease_s and n != exclude
         }
@@ -247,19 +291,30 @@ class Controller(GeventActor):
         if not candidates:
             return
         best = max(candidates, key=lambda n: (live[n].epoch, live[n].max_offset, -n))
-        g.epoch = max(g.epoch, newest, *(m.epoch for m in g.members.values())) + 1
-        g.master = best
+        self._elect(g, best, now)
+
+    def _elect(self, g: _Group, node: int, now: float) -> None:
+        """``node`` is master of a new term; a handover under way ends with it."""
+        newest = max((m.epoch for m in g.members.values()), default=0)
+        g.epoch = max(g.epoch, newest) + 1
+        g.master = node
         g.lease_until = now + self.lease_s  # nobody else before the new master's first lease
         g.isr = frozenset()
         g.isr_known = True
+        g.isr_epoch += 1
+        member = g.members[node]
         logger.warning(
             "controller: {} elects {} (offset {}) as master for epoch {}",
             g.name,
-            best,
-            live[best].max_offset,
+            node,
+            member.max_offset,
             g.epoch,
         )
-        session = live[best].session
-        if session is not None:
+        if member.session is not None:
             with contextlib.suppress(Exception):
-                session.send_oneway(RemotingCommand.request(CONTROLLER_NOTIFY))
+                member.session.send_oneway(RemotingCommand.request(CONTROLLER_NOTIFY))
+        h, g.handover = g.handover, None
+        if h is not None:
+            failed = f"{h.target} was not elected: {node} was" if node != h.target else ""
+            code = ResponseCode.CONTROLLER_ELECT_MASTER_FAILED if failed else ResponseCode.SUCCESS
+            self._answer(h, ElectOutcome(code, failed, self._view(g, now)))

@@ -12,7 +12,9 @@ header ``changed``, body the DataVersion held for the broker; a sign of life, se
 ``admin_requests`` (KV config, write perm of a broker, topics by cluster, system topics),
 GET_NAMESRV_CONFIG (319: this name server's keys as properties text; UPDATE_NAMESRV_CONFIG,
 318, is refused: the config is read at start), and
-with the controller (enableControllerInNamesrv) CONTROLLER_HEARTBEAT (asks the Controller);
+with the controller (enableControllerInNamesrv) CONTROLLER_HEARTBEAT (asks the Controller) and
+the controller's admin requests of ``controller_requests`` (getSyncStateSet,
+getControllerMetaData, electMaster);
 anything else gets REQUEST_CODE_NOT_SUPPORTED. A closed broker connection drops that broker at
 once.
 """
@@ -24,9 +26,10 @@ import zlib
 import msgspec
 from loguru import logger
 
-from actors.namesrv import admin_requests
+from actors.namesrv import admin_requests, controller_requests
 from actors.namesrv.admin_requests import AdminRequests
 from actors.namesrv.controller import Heartbeat, SessionClosed
+from actors.namesrv.controller_requests import ControllerRequests
 from actors.namesrv.headers import QueryDataVersionRequestHeader
 from actors.namesrv.kv_config import ORDER_TOPIC_CONFIG
 from actors.namesrv.route_table import RegisterBroker, Registration, TopicConfigEntry
@@ -107,6 +110,7 @@ class NamesrvProcessor:
         self.kv_config = kv_config
         self.order_message_enable = order_message_enable
         self.admin = AdminRequests(directory, route_table, kv_config)
+        self.controller_requests = ControllerRequests(directory, controller)
 
     def _table(self):
         return self.directory.proxy(self.route_table)
@@ -159,6 +163,8 @@ class NamesrvProcessor:
             return RemotingCommand.response_to(request, ResponseCode.SUCCESS, body=body)
         if code in admin_requests.CODES:
             return self.admin.process(request)
+        if code in controller_requests.CODES:
+            return self.controller_requests.process(session, request)
         return RemotingCommand.response_to(
             request,
             ResponseCode.REQUEST_CODE_NOT_SUPPORTED,

@@ -1,5 +1,6 @@
-"""Replication seen from outside: GET_BROKER_HA_STATUS (``admin haStatus``, mqadmin's) and the
-HA gauges of the metrics endpoint, on a real SYNC_MASTER + SLAVE group."""
+"""Replication seen from outside: GET_BROKER_HA_STATUS (``admin haStatus``, mqadmin's), the
+HA gauges of the metrics endpoint and the (empty) epoch cache, on a real SYNC_MASTER + SLAVE
+group without a controller."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 from actors.client import Admin, Message, Producer, SendStatus
+from tests import forked_cli
 from tests.client_support import wait_until
 from tests.harness import RuntimeProcess
 
@@ -129,3 +131,21 @@ def _value(lines: list[str], name: str, label: str = "") -> Any:
         if line.startswith(name + "{") and label in line:
             return float(line.rsplit(" ", 1)[1])
     raise AssertionError(f"no {name} {label} in the scrape")
+
+
+def test_without_a_controller_epochs_are_empty_and_the_controller_commands_say_why(
+    group: dict[str, str],
+) -> None:
+    # Given classic master/slave replication (no controller mode)
+    with Admin(group["namesrv"]) as admin:
+        # Then a broker's epoch file is empty (no terms), its log's end still reported
+        cache = admin.broker_epoch_cache(group["broker-a/0"])
+        assert (cache.cluster_name, cache.broker_name, cache.broker_id) == (
+            "DefaultCluster",
+            "broker-a",
+            0,
+        )
+        assert cache.epoch_list == [] and cache.max_offset >= 0
+    # And the controller's commands say that this name server runs none
+    shown = forked_cli.run(["admin", "getSyncStateSet", "-n", group["namesrv"], "-b", "broker-a"])
+    assert shown.returncode == 1 and "runs no controller" in shown.stderr

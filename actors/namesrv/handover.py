@@ -1,0 +1,201 @@
+"""The ``ElectMaster`` side of the ``Controller`` (a mixin): handing a broker group's
+mastership to a chosen member (mqadmin electMaster), and the view of a group that
+CONTROLLER_GET_SYNC_STATE_DATA and the election's answer show.
+
+A handover: the master's lease is no longer renewed; once it ran out (+ ``MARGIN_S``) and the
+old master reported its final commit-log end, the target is elected as soon as its own end
+reaches every other live member's, so a planned switchover loses no record, even under
+ASYNC_MASTER. A target that has not caught up within ``HANDOVER_CATCHUP_S`` is not elected: the
+usual election runs instead, and the outcome says so. Writes stop for the lease's remaining
+time plus the catch-up, as in a failover.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+from gevent.event import AsyncResult
+from loguru import logger
+
+from runtime.ha.control import MARGIN_S
+from runtime.remoting.codes import ResponseCode
+
+HANDOVER_CATCHUP_S = 5.0
+"""After the old master's lease ran out, how long an ``ElectMaster`` target may take to hold
+everything the old master wrote."""
+
+
+class ElectMaster(msgspec.Struct, frozen=True, tag=True):
+    """Make ``node`` master of ``group`` (None: whoever the rules choose, when it has none)."""
+
+    group: str
+    node: int | None = None
+
+
+class GroupView(msgspec.Struct, frozen=True):
+    """A broker group as the controller sees it: the master's node id (None: none now) and
+    address, its term (``epoch``), the in-sync set's version (``isr_epoch``: one up with each
+    election and each change the master reports), members' node id -> (address, alive), the
+    in-sync set (the master and the slaves it reports in sync)."""
+
+    cluster: str
+    master: int | None
+    master_addr: str
+    epoch: int
+    isr_epoch: int
+    members: dict[int, tuple[str, bool]]
+    isr: list[int]
+
+
+class ElectOutcome(msgspec.Struct, frozen=True):
+    """``code``: a ``ResponseCode`` (SUCCESS, or the CONTROLLER_* refusal); ``view`` after."""
+
+    code: int
+    remark: str = ""
+    view: GroupView | None = None
+
+
+class Handover:
+    """An ``ElectMaster`` under way: its target, when the old master's lease is over, the
+    old master, until when the target may catch up, who waits for the outcome."""
+
+    __slots__ = ("deadline", "fenced_at", "old", "target", "waiters")
+
+    def __init__(self, target: int, fenced_at: float, old: int | None) -> None:
+        self.target = target
+        self.fenced_at = fenced_at
+        self.deadline = fenced_at + HANDOVER_CATCHUP_S
+        self.old = old
+        self.waiters: list[AsyncResult] = []
+
+
+class Handovers:
+    """Mixin of ``Controller``, which supplies what is declared here."""
+
+    groups: dict[str, Any]
+    clock: Callable[[], float]
+    started: float
+    grace_s: float
+    lease_s: float
+
+    def _decide(self, g: Any, now: float, exclude: int | None = None) -> None:
+        raise NotImplementedError
+
+    def _elect(self, g: Any, node: int, now: float) -> None:
+        raise NotImplementedError
+
+    def _elect_master(self, msg: ElectMaster) -> ElectOutcome | AsyncResult:
+        now = self.clock()
+        g = self.groups.get(msg.group)
+        if g is None:
+            return ElectOutcome(
+                ResponseCode.CONTROLLER_BROKER_METADATA_NOT_EXIST,
+                f"the controller knows no broker group {msg.group!r}",
+            )
+        if now - self.started < self.grace_s:
+            return ElectOutcome(
+                ResponseCode.CONTROLLER_ELECT_MASTER_FAILED,
+                "the controller has just started: it elects nobody for "
+                f"{self.grace_s:g}s (every lease a previous run granted must run out)",
+            )
+        h = g.handover
+        if h is not None and h.target != msg.node:
+            return ElectOutcome(
+                ResponseCode.CONTROLLER_ELECT_MASTER_FAILED,
+                f"{g.name} is already handing over to {h.target}",
+            )
+        if h is None and (msg.node is None or msg.node == g.master):
+            if g.master is None:
+                self._decide(g, now)
+            if g.master is None:
+                return ElectOutcome(
+                    ResponseCode.CONTROLLER_MASTER_NOT_AVAILABLE,
+                    f"no live member of {g.name} can be master now",
+                )
+            if msg.node is None and now <= g.lease_until:
+                return ElectOutcome(
+                    ResponseCode.CONTROLLER_ELECT_MASTER_FAILED,
+                    f"the master {g.master} of {g.name} is alive: name the broker id to elect",
+                    self._view(g, now),
+                )
+            return ElectOutcome(ResponseCode.SUCCESS, "", self._view(g, now))
+        if h is None:
+            assert msg.node is not None
+            target = g.members.get(msg.node)
+            if target is None or now - target.last_seen > self.lease_s:
+                return ElectOutcome(
+                    ResponseCode.CONTROLLER_BROKER_NOT_ALIVE,
+                    f"broker {msg.node} of {g.name} is not alive",
+                )
+            if g.master is not None and g.isr_known and msg.node not in g.isr:
+                return ElectOutcome(
+                    ResponseCode.CONTROLLER_ELECT_MASTER_FAILED,
+                    f"broker {msg.node} is not in {g.name}'s in-sync set {sorted(g.isr)}",
+                )
+            fenced_at = (g.lease_until if g.master is not None else now) + MARGIN_S
+            h = g.handover = Handover(msg.node, fenced_at, g.master)
+            logger.warning(
+                "controller: {} hands over from {} to {}: the master's lease is not renewed",
+                g.name,
+                g.master,
+                msg.node,
+            )
+        result: AsyncResult = AsyncResult()
+        h.waiters.append(result)
+        return result
+
+    def _hand_over(self, g: Any, h: Handover, now: float) -> None:
+        """A handover's step each tick: once the old master's lease is over (it stays the
+        group's master until then, writing nothing: no new lease) and it reported its final
+        end, elect the target when it holds as much as every other live member; past the
+        deadline, the usual election instead."""
+        if now <= h.fenced_at:
+            return
+        live = {n: m for n, m in g.members.items() if now - m.last_seen <= self.lease_s}
+        old = live.get(h.old) if h.old is not None else None
+        target = live.get(h.target)
+        final = old is None or old.last_seen > h.fenced_at
+        others = [m.max_offset for n, m in live.items() if n != h.target]
+        if target is not None and final and target.max_offset >= max(others, default=0):
+            self._elect(g, h.target, now)
+            return
+        if now <= h.deadline:
+            return
+        logger.warning(
+            "controller: {} handover to {} gave up: it did not catch up in {:g}s",
+            g.name,
+            h.target,
+            HANDOVER_CATCHUP_S,
+        )
+        self._decide(g, now)
+        if g.handover is h:  # nobody could be elected: the lost lease's path goes on
+            g.handover = None
+            self._answer(
+                h,
+                ElectOutcome(
+                    ResponseCode.CONTROLLER_MASTER_NOT_AVAILABLE,
+                    f"{h.target} did not catch up and no other member could be elected",
+                    self._view(g, now),
+                ),
+            )
+
+    @staticmethod
+    def _answer(h: Handover, outcome: ElectOutcome) -> None:
+        for waiter in h.waiters:
+            waiter.set(outcome)
+
+    def _view(self, g: Any, now: float) -> GroupView:
+        master = g.members.get(g.master) if g.master is not None else None
+        return GroupView(
+            cluster=g.cluster,
+            master=g.master,
+            master_addr=master.addr if master is not None else "",
+            epoch=g.epoch,
+            isr_epoch=g.isr_epoch,
+            members={
+                n: (m.addr, now - m.last_seen <= self.lease_s) for n, m in sorted(g.members.items())
+            },
+            isr=sorted(g.isr | {g.master}) if g.master is not None else [],
+        )
