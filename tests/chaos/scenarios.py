@@ -420,14 +420,16 @@ SCENARIOS: dict[str, Callable[[RunConfig], Result]] = {
 
 
 def all_scenarios() -> dict[str, Callable[[RunConfig], Result]]:
-    """The single-node scenarios here, the replication ones of ``scenarios_ha`` and
-    ``scenarios_membership``, the message-semantics ones of ``scenarios_semantics``."""
+    """The single-node scenarios here, the replication ones of ``scenarios_ha``,
+    ``scenarios_membership`` and ``scenarios_switchover``, the message-semantics ones of
+    ``scenarios_semantics``, and the overload, clock and proxy ones."""
     from tests.chaos.scenarios_clock import CLOCK_SCENARIOS
     from tests.chaos.scenarios_ha import HA_SCENARIOS
     from tests.chaos.scenarios_membership import MEMBERSHIP_SCENARIOS
     from tests.chaos.scenarios_overload import OVERLOAD_SCENARIOS as OVERLOAD
     from tests.chaos.scenarios_proxy import PROXY_SCENARIOS
     from tests.chaos.scenarios_semantics import SEMANTIC_SCENARIOS
+    from tests.chaos.scenarios_switchover import SWITCHOVER_SCENARIOS
 
     return {
         **SCENARIOS,
@@ -437,6 +439,7 @@ def all_scenarios() -> dict[str, Callable[[RunConfig], Result]]:
         **OVERLOAD,
         **CLOCK_SCENARIOS,
         **PROXY_SCENARIOS,
+        **SWITCHOVER_SCENARIOS,
     }
 
 
