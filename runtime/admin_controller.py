@@ -68,7 +68,9 @@ def run(admin: Admin, args: argparse.Namespace) -> list[str] | None:
         return epoch_lines(admin, args)
     address = args.controller or resolve_namesrv(args.namesrv)[0]
     if command == "getSyncStateSet":
-        names = [args.broker_name] if args.broker_name else sorted(admin.masters(args.cluster))
+        # every group of the cluster, with a master or not (mid-failover is when one looks)
+        in_cluster = sorted({b.name for b in admin.brokers(args.cluster)})
+        names = [args.broker_name] if args.broker_name else in_cluster
         return sync_state_lines(admin.sync_state_set(address, names))
     if command == "getControllerMetaData":
         meta = admin.controller_metadata(address)

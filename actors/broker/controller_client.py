@@ -137,6 +137,7 @@ class ControllerClient(GeventActor):
             max_offset=opened.log.write_offset if opened is not None else 0,
             sync=state.sync,
             in_sync=sorted(state.in_sync) if master else [],
+            writable=state.accepting_writes(),
         )
 
     def _beat(self, hb: ControllerHeartbeat) -> None:

@@ -92,7 +92,16 @@ class Replicas(msgspec.Struct, frozen=True, tag=True):
 
 
 class _Member:
-    __slots__ = ("addr", "claim", "epoch", "ha_addr", "last_seen", "max_offset", "session")
+    __slots__ = (
+        "addr",
+        "claim",
+        "epoch",
+        "ha_addr",
+        "last_seen",
+        "max_offset",
+        "session",
+        "writable",
+    )
 
     def __init__(self) -> None:
         self.addr = ""
@@ -101,6 +110,7 @@ class _Member:
         self.max_offset = 0
         self.epoch = 0
         self.claim = False
+        self.writable = False
         self.session: Any = None
 
 
@@ -198,6 +208,7 @@ class Controller(Handovers, GeventActor):
             m = g.members[hb.node] = _Member()
         m.addr, m.ha_addr, m.last_seen = hb.addr, hb.ha_addr, now
         m.max_offset, m.epoch, m.claim = hb.max_offset, hb.epoch, hb.claim_master
+        m.writable = hb.writable
         m.session = session
         g.cluster = hb.cluster
         if now - self.started < self.grace_s:
@@ -278,20 +289,23 @@ class Controller(Handovers, GeventActor):
 
     def _decide(self, g: _Group, now: float, exclude: int | None = None) -> None:
         """Elect the best candidate (see the module docstring), if there is one."""
+        candidates = self._candidates(g, now, exclude)
+        if not candidates:
+            return
+        best = max(candidates, key=lambda n: (g.members[n].epoch, g.members[n].max_offset, -n))
+        self._elect(g, best, now)
+
+    def _candidates(self, g: _Group, now: float, exclude: int | None = None) -> list[int]:
+        """The live members that may be elected: with a known in-sync set, its members and the
+        last master (claiming the current term); else claimants of the newest term any live
+        member reports."""
         live = {
             n: m for n, m in g.members.items() if now - m.last_seen <= self.lease_s and n != exclude
         }
-        newest = max((m.epoch for m in live.values()), default=0)
         if g.isr_known:
-            candidates = [
-                n for n, m in live.items() if n in g.isr or (m.claim and m.epoch == g.epoch)
-            ]
-        else:
-            candidates = [n for n, m in live.items() if m.claim and m.epoch >= newest]
-        if not candidates:
-            return
-        best = max(candidates, key=lambda n: (live[n].epoch, live[n].max_offset, -n))
-        self._elect(g, best, now)
+            return [n for n, m in live.items() if n in g.isr or (m.claim and m.epoch == g.epoch)]
+        newest = max((m.epoch for m in live.values()), default=0)
+        return [n for n, m in live.items() if m.claim and m.epoch >= newest]
 
     def _elect(self, g: _Group, node: int, now: float) -> None:
         """``node`` is master of a new term; a handover under way ends with it."""

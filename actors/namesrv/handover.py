@@ -3,11 +3,15 @@ mastership to a chosen member (mqadmin electMaster), and the view of a group tha
 CONTROLLER_GET_SYNC_STATE_DATA and the election's answer show.
 
 A handover: the master's lease is no longer renewed; once it ran out (+ ``MARGIN_S``) and the
-old master reported its final commit-log end, the target is elected as soon as its own end
-reaches every other live member's, so a planned switchover loses no record, even under
-ASYNC_MASTER. A target that has not caught up within ``HANDOVER_CATCHUP_S`` is not elected: the
-usual election runs instead, and the outcome says so. Writes stop for the lease's remaining
-time plus the catch-up, as in a failover.
+old master reported its final commit-log end (a heartbeat it built without write rights:
+``ControllerHeartbeat.writable``), the target (which must be electable: in the in-sync set)
+is elected as soon as its own end reaches that, so a planned switchover loses no acknowledged
+record, even under ASYNC_MASTER. A target that died, or has not caught up within
+``HANDOVER_CATCHUP_S``, is not elected: the usual election runs instead, and the outcome says
+so. Writes stop for the lease's remaining time plus the catch-up, as in a failover.
+
+``isr_epoch`` (RocketMQ's syncStateSetEpoch) lives in memory only, as the rest of the
+controller's state: after a controller restart it counts from 0 again.
 """
 
 from __future__ import annotations
@@ -86,6 +90,9 @@ class Handovers:
     def _elect(self, g: Any, node: int, now: float) -> None:
         raise NotImplementedError
 
+    def _candidates(self, g: Any, now: float, exclude: int | None = None) -> list[int]:
+        raise NotImplementedError
+
     def _elect_master(self, msg: ElectMaster) -> ElectOutcome | AsyncResult:
         now = self.clock()
         g = self.groups.get(msg.group)
@@ -106,20 +113,22 @@ class Handovers:
                 ResponseCode.CONTROLLER_ELECT_MASTER_FAILED,
                 f"{g.name} is already handing over to {h.target}",
             )
-        if h is None and (msg.node is None or msg.node == g.master):
-            if g.master is None:
-                self._decide(g, now)
-            if g.master is None:
-                return ElectOutcome(
-                    ResponseCode.CONTROLLER_MASTER_NOT_AVAILABLE,
-                    f"no live member of {g.name} can be master now",
-                )
-            if msg.node is None and now <= g.lease_until:
+        if h is None and msg.node is None:
+            if g.master is not None and now <= g.lease_until + MARGIN_S:
                 return ElectOutcome(
                     ResponseCode.CONTROLLER_ELECT_MASTER_FAILED,
                     f"the master {g.master} of {g.name} is alive: name the broker id to elect",
                     self._view(g, now),
                 )
+            lost, g.master = g.master, None  # (a lease run out: the tick would do the same)
+            self._decide(g, now, exclude=lost)
+            if g.master is None:
+                return ElectOutcome(
+                    ResponseCode.CONTROLLER_MASTER_NOT_AVAILABLE,
+                    f"no live member of {g.name} can be master now",
+                )
+            return ElectOutcome(ResponseCode.SUCCESS, "", self._view(g, now))
+        if h is None and msg.node == g.master:
             return ElectOutcome(ResponseCode.SUCCESS, "", self._view(g, now))
         if h is None:
             assert msg.node is not None
@@ -129,10 +138,12 @@ class Handovers:
                     ResponseCode.CONTROLLER_BROKER_NOT_ALIVE,
                     f"broker {msg.node} of {g.name} is not alive",
                 )
-            if g.master is not None and g.isr_known and msg.node not in g.isr:
+            if msg.node not in self._candidates(g, now):
+                why = f"in-sync set {sorted(g.isr)}" if g.isr_known else "newest term's claimants"
                 return ElectOutcome(
                     ResponseCode.CONTROLLER_ELECT_MASTER_FAILED,
-                    f"broker {msg.node} is not in {g.name}'s in-sync set {sorted(g.isr)}",
+                    f"broker {msg.node} is not in {g.name}'s {why}: electing it could lose "
+                    "acknowledged messages",
                 )
             fenced_at = (g.lease_until if g.master is not None else now) + MARGIN_S
             h = g.handover = Handover(msg.node, fenced_at, g.master)
@@ -147,27 +158,36 @@ class Handovers:
         return result
 
     def _hand_over(self, g: Any, h: Handover, now: float) -> None:
-        """A handover's step each tick: once the old master's lease is over (it stays the
-        group's master until then, writing nothing: no new lease) and it reported its final
-        end, elect the target when it holds as much as every other live member; past the
-        deadline, the usual election instead."""
+        """A handover's step each tick. Once the old master's lease is over (it stays the
+        group's master until then, writing nothing: no new lease) and a heartbeat it built
+        without write rights gave its final end (``writable`` False: every record it ever
+        acknowledged lies below), elect the target when it is still electable and holds that
+        much (the old master dead: as much as every other electable member). A target that
+        died, or has not done so by the deadline: the usual election instead."""
         if now <= h.fenced_at:
             return
         live = {n: m for n, m in g.members.items() if now - m.last_seen <= self.lease_s}
-        old = live.get(h.old) if h.old is not None else None
         target = live.get(h.target)
-        final = old is None or old.last_seen > h.fenced_at
-        others = [m.max_offset for n, m in live.items() if n != h.target]
-        if target is not None and final and target.max_offset >= max(others, default=0):
-            self._elect(g, h.target, now)
-            return
-        if now <= h.deadline:
-            return
+        if target is not None:
+            old = live.get(h.old) if h.old is not None else None
+            if old is not None:
+                final, need = not old.writable, old.max_offset
+            else:
+                others = [g.members[n].max_offset for n in self._candidates(g, now)]
+                final, need = True, max(others, default=0)
+            electable = h.target in self._candidates(g, now)
+            if final and electable and target.max_offset >= need:
+                self._elect(g, h.target, now)
+                return
+            if now <= h.deadline:
+                return
         logger.warning(
-            "controller: {} handover to {} gave up: it did not catch up in {:g}s",
+            "controller: {} handover to {} gave up: {}",
             g.name,
             h.target,
-            HANDOVER_CATCHUP_S,
+            "it is not alive"
+            if target is None
+            else f"it did not catch up in {HANDOVER_CATCHUP_S:g}s",
         )
         self._decide(g, now)
         if g.handover is h:  # nobody could be elected: the lost lease's path goes on
@@ -176,7 +196,7 @@ class Handovers:
                 h,
                 ElectOutcome(
                     ResponseCode.CONTROLLER_MASTER_NOT_AVAILABLE,
-                    f"{h.target} did not catch up and no other member could be elected",
+                    f"{h.target} could not be elected and no other member could be",
                     self._view(g, now),
                 ),
             )

@@ -49,6 +49,10 @@ class ControllerHeartbeat(msgspec.Struct, frozen=True, kw_only=True, rename="cam
     max_offset: int  # its commit log's end
     sync: bool = False  # a master: SYNC_MASTER
     in_sync: list[int] = []  # a master: the slaves in sync now
+    writable: bool = False
+    """It may append now (a master holding its lease), read in the same turn as ``max_offset``:
+    from a heartbeat saying False, ``max_offset`` covers every record it ever acknowledged (a
+    handover waits for that before electing another: ``actors.namesrv.handover``)."""
 
 
 class ControllerReply(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):

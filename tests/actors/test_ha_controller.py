@@ -23,7 +23,15 @@ class Clock:
         return self.now
 
 
-def hb(node: int, *, claim: bool = False, epoch: int = 0, offset: int = 0, isr: Any = ()) -> Any:
+def hb(
+    node: int,
+    *,
+    claim: bool = False,
+    epoch: int = 0,
+    offset: int = 0,
+    isr: Any = (),
+    writable: bool = False,
+) -> Any:
     return ControllerHeartbeat(
         cluster="C",
         group="g",
@@ -34,6 +42,7 @@ def hb(node: int, *, claim: bool = False, epoch: int = 0, offset: int = 0, isr: 
         epoch=epoch,
         max_offset=offset,
         in_sync=list(isr),
+        writable=writable,
     )
 
 

@@ -23,13 +23,15 @@ def elect(f: Fixture, node: int | None, group: str = "g") -> Any:
     return f.ref.ask(ElectMaster(group, node), timeout=T)
 
 
-def step(f: Fixture, dt: float, **offsets: int) -> None:
-    """``dt`` later: each node named (``n0=...``) heartbeats with that offset, then a tick."""
+def step(f: Fixture, dt: float, writable: bool = False, **offsets: int) -> None:
+    """``dt`` later: each node named (``n0=...``) heartbeats with that offset (node 0, the
+    master, saying whether it may still write), then a tick."""
     f.clock.now += dt
     for name, offset in offsets.items():
         node = int(name[1:])
         claim = node == 0 and f.groups()["master"] == 0
-        f.beat(node=node, claim=claim, epoch=1, offset=offset, isr=[1] if claim else [])
+        isr = [1] if claim else []
+        f.beat(node=node, claim=claim, epoch=1, offset=offset, isr=isr, writable=claim and writable)
     f.tick()
 
 
@@ -44,7 +46,7 @@ def test_a_handover_elects_the_slave_once_the_lease_ran_out_and_it_caught_up() -
     renewal = f.beat(node=0, claim=True, epoch=1, offset=100, isr=[1])
     assert renewal.role is ControlRole.MASTER and renewal.lease_ms == 0
     # And nobody is elected while the old lease may still hold
-    step(f, LEASE_S - 0.5, n0=100, n1=100)
+    step(f, LEASE_S - 0.5, writable=True, n0=100, n1=100)
     assert f.groups()["master"] == 0 and not pending.ready()
     # When the lease is over, the old master reports its final end and the slave is behind
     step(f, 0.5 + MARGIN_S + 0.01, n0=1000, n1=900)
@@ -140,3 +142,64 @@ def test_replicas_show_the_master_the_in_sync_set_and_who_is_alive() -> None:
     f.beat(node=0, claim=True, epoch=1, isr=[1, 2])
     assert f.ref.ask(Replicas(("g",)), timeout=T)["g"].members[2] == ("10.0.0.2:10911", False)
     assert f.ref.ask(Groups(), timeout=T)["g"]["master"] == 0
+
+
+def test_a_heartbeat_built_while_the_master_could_still_write_is_not_its_final_end() -> None:
+    # Given a handover whose old master's lease is over at the controller
+    f = Fixture()
+    start_group(f)
+    pending = elect(f, 1)
+    # When a heartbeat it built just before its own lease ended (it could still write and
+    # acknowledge more) arrives late, with the slave as far as that heartbeat says
+    step(f, LEASE_S + MARGIN_S + 0.05, writable=True, n0=1000, n1=1000)
+    # Then that is not its final end: nobody is elected
+    assert f.groups()["master"] == 0 and not pending.ready()
+    # When its next heartbeat, built without write rights, says 1100 (acks given meanwhile)
+    step(f, 0.5, n0=1100, n1=1000)
+    # Then the slave must hold those too
+    assert f.groups()["master"] == 0 and not pending.ready()
+    step(f, 0.5, n1=1100)
+    assert f.groups()["master"] == 1
+    assert pending.get(timeout=T).code == ResponseCode.SUCCESS
+
+
+def test_an_out_of_sync_member_is_refused_even_when_the_group_has_no_master() -> None:
+    # Given master 0 and its in-sync slave 1 (holding every ack) gone, slave 2 far behind
+    f = Fixture()
+    start_group(f)
+    f.beat(node=1, epoch=1, offset=5000)
+    for _ in range(5):
+        step(f, 1.0, n2=10)
+    assert f.groups()["master"] is None  # the usual election refuses 2
+    # When an operator asks for 2, Then it is refused: electing it could lose acks
+    refused = elect(f, 2)
+    assert isinstance(refused, ElectOutcome)
+    assert refused.code == ResponseCode.CONTROLLER_ELECT_MASTER_FAILED
+    assert "in-sync set [1]" in refused.remark and f.groups()["master"] is None
+
+
+def test_a_target_that_dies_is_given_up_and_the_usual_election_runs() -> None:
+    # Given a handover to node 1, which then goes silent
+    f = Fixture()
+    start_group(f)
+    pending = elect(f, 1)
+    step(f, LEASE_S - 0.5, writable=True, n0=900, n1=900)
+    step(f, 0.5 + MARGIN_S + 0.05, n0=1000)
+    assert not pending.ready()  # behind, still heard from within a lease
+    # When it has been silent for a lease, before the catch-up deadline
+    step(f, LEASE_S, n0=1000)
+    # Then the handover gives up: the old master, the only candidate, serves a new term
+    assert (f.groups()["master"], f.groups()["epoch"]) == (0, 2)
+    outcome = pending.get(timeout=T)
+    assert outcome.code == ResponseCode.CONTROLLER_ELECT_MASTER_FAILED
+    assert outcome.remark == "1 was not elected: 0 was"
+
+
+def test_no_broker_id_after_the_master_lost_its_lease_elects_at_once() -> None:
+    f = Fixture()
+    start_group(f)
+    f.clock.now += LEASE_S + MARGIN_S + 0.05  # the master silent: its lease ran out
+    f.beat(node=1, epoch=1, offset=10)
+    outcome = elect(f, None)
+    assert outcome.code == ResponseCode.SUCCESS and outcome.view.master == 1
+    assert outcome.view.epoch == 2
