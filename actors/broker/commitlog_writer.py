@@ -3,10 +3,12 @@
 Messages accepted:
 - ``AppendBatch(records, reply, enqueued_at)`` — validate every record first (topic name, body
   size, properties size, fits a segment) and answer MESSAGE_ILLEGAL / PROPERTIES_SIZE_EXCEEDED
-  with nothing written; refuse with SERVICE_NOT_AVAILABLE when the store failed, is read-only
-  or the disk is above the warning ratio, and OS_PAGE_CACHE_BUSY when the batch waited in the
-  inbox longer than ``os_page_cache_busy_timeout_ms``. Otherwise assign queue and physical
-  offsets, encode, write (one ``os.pwrite`` per segment touched), complete ``reply`` with a
+  with nothing written; refuse with SERVICE_NOT_AVAILABLE when the store failed, is read-only,
+  the disk is above the warning ratio or (controller mode) the master holds no lease (whoever
+  appends: the broker's own timer, delay and transaction writers too), and OS_PAGE_CACHE_BUSY
+  when the batch waited in the inbox longer than ``os_page_cache_busy_timeout_ms``. Otherwise
+  assign queue and physical offsets, encode, write (one ``os.pwrite`` per segment touched),
+  complete ``reply`` with a
   ``PutResult`` once the flush condition (SYNC_FLUSH: the Flusher's fsync) and the replication
   condition both answered (at once when neither waits), then hand the dispatch entries to the
   Dispatcher. Order: acks first, dispatch second — unless a long poll is parked on one of the
@@ -208,6 +210,11 @@ class CommitLogWriter(GeventActor):
             refusal = refused(PutStatus.SERVICE_NOT_AVAILABLE, "store is read-only (slave)")
         elif self._disk_full:
             refusal = refused(PutStatus.SERVICE_NOT_AVAILABLE, "disk above warning ratio")
+        elif not self.ctx.replication.may_append():
+            refusal = refused(
+                PutStatus.SERVICE_NOT_AVAILABLE,
+                "this master holds no lease from the controller (a failover may be under way)",
+            )
         if refusal is not None:
             for msg in group:
                 set_reply(msg.reply, refusal)

@@ -150,6 +150,10 @@ class HACondition:
         for its fsync is sent."""
         return self.state.lease_valid() and not self.state.fenced
 
+    def may_append(self) -> bool:
+        """A master holding its lease (classic mode: always) and not fenced."""
+        return self.state.accepting_writes()
+
     def _confirm_visible(self) -> None:
         """One Confirm for the appends of a writer group (they all raised ``visible``)."""
         self._confirm_due = False

@@ -55,6 +55,13 @@ class ReplicationCondition(Protocol):
         fsync too is finally sent (controller mode: the master still holds its lease)."""
         ...
 
+    def may_append(self) -> bool:
+        """Whether the writer may append now (controller mode: a master holding its lease).
+        Asked for every group of appends, so that nothing, the broker's own writers (timer
+        and delay deliveries, transaction ops) included, lands in a master's log once it
+        cannot acknowledge: its final end (what a handover waits for) stays final."""
+        ...
+
 
 class AlwaysReplicated:
     """The default condition: nothing to wait for."""
@@ -70,6 +77,9 @@ class AlwaysReplicated:
         return fut
 
     def still_holds(self) -> bool:
+        return True
+
+    def may_append(self) -> bool:
         return True
 
 

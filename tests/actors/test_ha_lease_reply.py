@@ -1,5 +1,6 @@
-"""A controller-mode master answers PUT_OK only while it holds its lease *when the reply is
-sent*: under SYNC_FLUSH a reply waits for its fsync, which may end after the lease ran out (a
+"""A controller-mode master appends nothing once its lease ran out (whoever asks: its own
+timer and delay writers too), and answers PUT_OK only while it holds its lease *when the reply
+is sent*: under SYNC_FLUSH a reply waits for its fsync, which may end after the lease ran out (a
 paused or stalled master that another broker replaced meanwhile). docs/deploy.md: "any reply
 still pending says FLUSH_SLAVE_TIMEOUT"; docs/ha-design.md: the lease is checked again "when
 the reply is due"."""
@@ -110,6 +111,33 @@ def test_a_reply_waiting_for_its_fsync_within_the_lease_is_put_ok(tmp_path: Path
         assert reply.get(timeout=T).status is PutStatus.PUT_OK
     finally:
         fs.gate.set()
+        store.stop()
+
+
+def test_nothing_is_appended_once_the_lease_ran_out(tmp_path: Path) -> None:
+    # Given a controller-mode master whose lease runs until 103 (a hand-driven clock)
+    now = [100.0]
+    state = HAState(
+        node_id=0, role=Role.MASTER, sync=False, controller_mode=True, clock=lambda: now[0]
+    )
+    state.lease_until = 103.0
+    store = BrokerStore.build(settings_for(tmp_path), Directory())
+    store.ctx.replication = HACondition(
+        HAContext(store.ctx, state, EpochFile(str(tmp_path)), prefix="t")
+    )
+    store.start()
+    try:
+        first = store.put([R.PutRecord("T", 0, b"leased", "")]).get(timeout=T)
+        assert first.status is PutStatus.PUT_OK
+        end = store.ctx.opened.log.write_offset if store.ctx.opened else -1
+        # When the lease has run out and anyone appends (a timer's re-put goes the same way)
+        now[0] = 103.5
+        late = store.put([R.PutRecord("T", 0, b"late", "")]).get(timeout=T)
+        # Then it is refused, nothing written: the log's end reported to the controller as
+        # final stays final
+        assert late.status is PutStatus.SERVICE_NOT_AVAILABLE and "lease" in late.reason
+        assert store.ctx.opened is not None and store.ctx.opened.log.write_offset == end
+    finally:
         store.stop()
 
 

@@ -365,6 +365,9 @@ class NeverReplicated:
     def still_holds(self) -> bool:
         return True
 
+    def may_append(self) -> bool:
+        return True
+
 
 @pytest.mark.parametrize("flush_mode", [FlushMode.ASYNC_FLUSH, FlushMode.SYNC_FLUSH])
 def test_wait_false_is_answered_once_appended(tmp_path: Path, flush_mode: FlushMode) -> None:
