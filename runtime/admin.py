@@ -119,6 +119,9 @@
                                                  a planned switchover: the broker becomes its
                                                  group's master once the old master's lease ran
                                                  out and it holds all the old master wrote
+    cleanBrokerMetadata [-a CONTROLLER] -bn BROKER_NAME [-b ID;ID] (-c CLUSTER | -l)
+                                                 the controller forgets members taken out of
+                                                 service (-l: living ones too)
     getBrokerEpoch   (-b BROKER_NAME | -c CLUSTER)  each broker's master terms (epoch, range)
     exportMetadata   (-c CLUSTER | -b HOST:PORT) [-f /tmp/rocketmq/export] [-t | -g] [-s]
                                                  user topics and groups as JSON: the masters'
@@ -318,6 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     admin_namesrv.check(parser, args)
     admin_query.check(parser, args)
     admin_export.check(parser, args)
+    admin_controller.check(parser, args)
     logs.configure("WARNING")
     try:
         credentials = tools_credentials()  # $ROCKETMQ_HOME/conf/tools.yml, as mqadmin reads

@@ -1,7 +1,8 @@
 """The failover commands of ``python -m runtime admin`` (mqadmin's names, flags and lines), for
 clusters in controller mode: getSyncStateSet (each group's master, epochs and in-sync set, as
 the controller sees them), getControllerMetaData, electMaster (hand a group's mastership to a
-chosen member) and getBrokerEpoch (each broker's master terms). ``-a`` names the controller
+chosen member), cleanBrokerMetadata (the controller forgets members taken out of service) and
+getBrokerEpoch (each broker's master terms). ``-a`` names the controller
 (the name server running it); without it, the first name server of ``-n``.
 ``runtime.admin`` adds them to its parser and runs them.
 """
@@ -14,7 +15,13 @@ from actors.client import Admin, ClientError
 from actors.client.config import resolve_namesrv
 from runtime.remoting.controller_bodies import BrokerReplicasInfo
 
-COMMANDS = ("getSyncStateSet", "getControllerMetaData", "electMaster", "getBrokerEpoch")
+COMMANDS = (
+    "getSyncStateSet",
+    "getControllerMetaData",
+    "electMaster",
+    "cleanBrokerMetadata",
+    "getBrokerEpoch",
+)
 
 
 def add_commands(
@@ -51,12 +58,39 @@ def add_commands(
     elect.add_argument(
         "-b", "--brokerId", dest="broker_id", type=int, required=True, help="its brokerId"
     )
+    clean = sub.add_parser(
+        "cleanBrokerMetadata",
+        parents=[ns, controller],
+        help="the controller forgets members of a group (e.g. a slave taken out of service)",
+    )
+    clean.add_argument("-bn", "--brokerName", dest="broker_name", required=True)
+    clean.add_argument(
+        "-b",
+        "--brokerControllerIdsToClean",
+        dest="broker_ids",
+        type=_ids,
+        help="broker ids, ';'-separated (default: every member)",
+    )
+    clean.add_argument("-c", "--clusterName", dest="cluster")
+    clean.add_argument(
+        "-l",
+        "--cleanLivingBroker",
+        dest="clean_living",
+        action="store_true",
+        help="living ones too (default: not)",
+    )
     epoch = sub.add_parser(
         "getBrokerEpoch", parents=[ns], help="each broker's master terms (controller mode)"
     )
     where = epoch.add_mutually_exclusive_group(required=True)
     where.add_argument("-b", "--brokerName", dest="broker_name", help="one broker group")
     where.add_argument("-c", "--clusterName", dest="cluster", help="every group of the cluster")
+
+
+def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Usage errors argparse cannot see (exit status 2)."""
+    if args.command == "cleanBrokerMetadata" and not args.clean_living and not args.cluster:
+        parser.error("cleanBrokerMetadata: -c CLUSTER is needed unless -l (as mqadmin)")
 
 
 def run(admin: Admin, args: argparse.Namespace) -> list[str] | None:
@@ -80,6 +114,15 @@ def run(admin: Admin, args: argparse.Namespace) -> list[str] | None:
             f"#ControllerLeaderAddress\t{meta.controller_leader_address}",
         ]
         return lines + [f"#Peer:\t{peer}" for peer in meta.peers.split(";") if peer]
+    if command == "cleanBrokerMetadata":
+        admin.clean_broker_metadata(
+            address,
+            args.broker_name,
+            args.broker_ids,
+            cluster=args.cluster or "",
+            clean_living=args.clean_living,
+        )
+        return [f"clear broker {args.broker_name} metadata from controller success! "]
     result = admin.elect_master(address, args.broker_name, args.broker_id, cluster=args.cluster)
     header, group = result.header, result.body.broker_member_group
     lines = [
@@ -91,6 +134,14 @@ def run(admin: Admin, args: argparse.Namespace) -> list[str] | None:
     ]
     addrs = group.broker_addrs if group is not None else {}
     return lines + [f"\t#Broker\t{bid}\t{addr}" for bid, addr in sorted(addrs.items())]
+
+
+def _ids(text: str) -> list[int]:
+    """mqadmin's ``1;2;3``."""
+    try:
+        return [int(part) for part in text.split(";") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not broker ids like 1;2") from None
 
 
 def sync_state_lines(info: BrokerReplicasInfo) -> list[str]:

@@ -1,7 +1,8 @@
 """The failover half of ``Admin`` (a mixin; ``Admin`` supplies the transport): the controller's
 view of broker groups (mqadmin getSyncStateSet), who leads the controllers
-(getControllerMetaData), handing a group's mastership to a chosen member (electMaster), and a
-broker's epoch file (getBrokerEpoch). The controller is the name server that runs it
+(getControllerMetaData), handing a group's mastership to a chosen member (electMaster),
+forgetting members taken out of service (cleanBrokerMetadata), and a broker's epoch file
+(getBrokerEpoch). The controller is the name server that runs it
 (``enableControllerInNamesrv``, the brokers' ``controllerAddr``); bodies and headers in
 ``runtime.remoting.controller_bodies``.
 """
@@ -91,6 +92,28 @@ class ControllerAdmin(AdminPort):
             header=decode_header(ElectMasterResponseHeader, response.ext_fields),
             body=decode_body(ElectMasterResponseBody, response.body),
         )
+
+    def clean_broker_metadata(
+        self,
+        controller_addr: str,
+        broker_name: str,
+        broker_ids: list[int] | None = None,
+        *,
+        cluster: str = "",
+        clean_living: bool = False,
+    ) -> None:
+        """CLEAN_BROKER_DATA (1011), as ``mqadmin cleanBrokerMetadata``: the controller forgets
+        those members of the group (None: all, and the group with them), e.g. a slave taken
+        out of service. ``BrokerError`` CONTROLLER_INVALID_CLEAN_BROKER_METADATA (2009) for a
+        member heard from within a lease (unless ``clean_living``: it comes back at its next
+        heartbeat), the master while its lease may hold, or one a handover involves."""
+        ext = {
+            "clusterName": cluster,
+            "brokerName": broker_name,
+            "brokerControllerIdsToClean": ";".join(str(i) for i in broker_ids or ()),
+            "isCleanLivingBroker": "true" if clean_living else "false",
+        }
+        self._broker(controller_addr, RequestCode.CLEAN_BROKER_DATA, ext, "clean broker data")
 
     def broker_epoch_cache(self, broker_addr: str) -> EpochEntryCache:
         """GET_BROKER_EPOCH_CACHE (1007): the broker's master terms (epoch, the commit-log range

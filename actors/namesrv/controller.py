@@ -21,6 +21,8 @@ Messages:
   gevent ``AsyncResult`` that gets one when a handover ends (``actors.namesrv.handover``).
   ``node`` None: elect whoever the rules choose, only when the group has no master; ``node``
   the master: nothing to do; another live in-sync member: a handover to it.
+- ``CleanBrokerData(group, nodes, clean_living)`` (ask, mqadmin cleanBrokerMetadata) -> an
+  ``ElectOutcome``: members forgotten (``actors.namesrv.handover``).
 
 Election (after a lost lease, or a dead master): among live members (heard from within one
 lease) that the last master reported in sync — or the last master itself, back with the same
@@ -44,6 +46,7 @@ import msgspec
 from loguru import logger
 
 from actors.namesrv.handover import (
+    CleanBrokerData,
     ElectMaster,
     ElectOutcome,
     Handover,
@@ -182,6 +185,8 @@ class Controller(Handovers, GeventActor):
             return {n: self._view(self.groups[n], now) for n in message.groups if n in self.groups}
         elif isinstance(message, ElectMaster):
             return self._elect_master(message)
+        elif isinstance(message, CleanBrokerData):
+            return self._clean(message)
         elif isinstance(message, Groups):
             return {
                 name: {

@@ -7,6 +7,9 @@ getSyncStateSet, getControllerMetaData, electMaster; bodies in
   in-sync set's epoch, members in and out of that set with whether each is alive).
 - CONTROLLER_GET_METADATA_INFO (1005): who leads the controllers (actormq runs one, in this name
   server: it is the leader, at the address the request reached).
+- CLEAN_BROKER_DATA (1011), header ``brokerName``, ``brokerControllerIdsToClean`` (``1;2``;
+  none: every member), ``isCleanLivingBroker``: the controller forgets those members
+  (``actors.namesrv.handover``); CONTROLLER_INVALID_REQUEST for ids that are not numbers.
 - CONTROLLER_ELECT_MASTER (1002), header ``brokerName`` and ``brokerId`` (-1 or none: the
   controller's choice, only when the group has no master): waits for the handover
   (``actors.namesrv.handover``, up to the lease plus the catch-up time) and answers the new
@@ -23,7 +26,13 @@ import msgspec
 from gevent.event import AsyncResult
 
 from actors.namesrv.controller import Replicas
-from actors.namesrv.handover import HANDOVER_CATCHUP_S, ElectMaster, ElectOutcome, GroupView
+from actors.namesrv.handover import (
+    HANDOVER_CATCHUP_S,
+    CleanBrokerData,
+    ElectMaster,
+    ElectOutcome,
+    GroupView,
+)
 from runtime.directory import Directory
 from runtime.errors import ProtocolError
 from runtime.ha.control import LEASE_S, MARGIN_S
@@ -33,6 +42,7 @@ from runtime.remoting.command import RemotingCommand
 from runtime.remoting.controller_bodies import (
     BrokerMemberGroup,
     BrokerReplicasInfo,
+    CleanControllerBrokerDataRequestHeader,
     ElectMasterRequestHeader,
     ElectMasterResponseBody,
     ElectMasterResponseHeader,
@@ -48,6 +58,7 @@ CODES = frozenset(
         RequestCode.CONTROLLER_GET_SYNC_STATE_DATA,
         RequestCode.CONTROLLER_GET_METADATA_INFO,
         RequestCode.CONTROLLER_ELECT_MASTER,
+        RequestCode.CLEAN_BROKER_DATA,
     }
 )
 ASK_TIMEOUT = 5.0
@@ -86,7 +97,29 @@ class ControllerRequests:
             return RemotingCommand.response_to(
                 request, ResponseCode.SUCCESS, ext_fields=encode_header(header)
             )
+        if request.code == RequestCode.CLEAN_BROKER_DATA:
+            return self._clean(request)
         return self._elect_master(request)
+
+    def _clean(self, request: RemotingCommand) -> RemotingCommand:
+        h = decode_header(
+            CleanControllerBrokerDataRequestHeader, request.ext_fields, opaque=request.opaque
+        )
+        text = h.broker_controller_ids_to_clean or ""
+        try:
+            nodes = tuple(int(part) for part in text.split(";") if part.strip())
+        except ValueError:
+            return RemotingCommand.response_to(
+                request,
+                ResponseCode.CONTROLLER_INVALID_REQUEST,
+                remark=f"brokerControllerIdsToClean {text!r}: broker ids separated by ';'",
+            )
+        outcome: ElectOutcome = self.directory.ask(
+            self.controller,
+            CleanBrokerData(h.broker_name, nodes, h.is_clean_living_broker),
+            timeout=ASK_TIMEOUT,
+        )
+        return RemotingCommand.response_to(request, outcome.code, remark=outcome.remark or None)
 
     def _sync_state_data(self, request: RemotingCommand) -> RemotingCommand:
         try:

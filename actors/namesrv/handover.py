@@ -1,6 +1,14 @@
-"""The ``ElectMaster`` side of the ``Controller`` (a mixin): handing a broker group's
-mastership to a chosen member (mqadmin electMaster), and the view of a group that
+"""The operator's side of the ``Controller`` (a mixin): handing a broker group's mastership
+to a chosen member (``ElectMaster``, mqadmin electMaster), forgetting members that are gone
+(``CleanBrokerData``, mqadmin cleanBrokerMetadata), and the view of a group that
 CONTROLLER_GET_SYNC_STATE_DATA and the election's answer show.
+
+Cleaning: the members named (none: every member) leave the controller's memory of the group,
+and the group itself once none is left; refused (CONTROLLER_INVALID_CLEAN_BROKER_METADATA)
+for a member heard from within a lease unless ``clean_living`` (a living broker heartbeats
+again and comes back), and always for the master while its lease may hold or a member a
+handover involves. A decommissioned slave otherwise stays listed (not alive) until the
+controller restarts.
 
 A handover: the master's lease is no longer renewed; once it ran out (+ ``MARGIN_S``) and the
 old master reported its final commit-log end (a heartbeat it built without write rights:
@@ -36,6 +44,15 @@ class ElectMaster(msgspec.Struct, frozen=True, tag=True):
 
     group: str
     node: int | None = None
+
+
+class CleanBrokerData(msgspec.Struct, frozen=True, tag=True):
+    """Forget ``nodes`` of ``group`` (empty: all of them); living ones only if
+    ``clean_living``."""
+
+    group: str
+    nodes: tuple[int, ...] = ()
+    clean_living: bool = False
 
 
 class GroupView(msgspec.Struct, frozen=True):
@@ -200,6 +217,43 @@ class Handovers:
                     self._view(g, now),
                 ),
             )
+
+    def _clean(self, msg: CleanBrokerData) -> ElectOutcome:
+        now = self.clock()
+        g = self.groups.get(msg.group)
+        if g is None:
+            return ElectOutcome(
+                ResponseCode.CONTROLLER_BROKER_METADATA_NOT_EXIST,
+                f"the controller knows no broker group {msg.group!r}",
+            )
+        nodes = set(msg.nodes) if msg.nodes else set(g.members)
+        unknown = sorted(nodes - set(g.members))
+        if unknown:
+            return ElectOutcome(
+                ResponseCode.CONTROLLER_INVALID_CLEAN_BROKER_METADATA,
+                f"{g.name} has no member {unknown}",
+            )
+        living = sorted(n for n in nodes if now - g.members[n].last_seen <= self.lease_s)
+        h = g.handover
+        refusal = ""
+        if g.master in nodes and now <= g.lease_until + MARGIN_S:
+            refusal = f"broker {g.master} is the master of {g.name}"
+        elif h is not None and nodes & {h.target, h.old}:
+            refusal = f"{g.name} is handing over from {h.old} to {h.target}"
+        elif living and not msg.clean_living:
+            refusal = f"brokers {living} of {g.name} are alive (clean living brokers to force)"
+        if refusal:
+            return ElectOutcome(ResponseCode.CONTROLLER_INVALID_CLEAN_BROKER_METADATA, refusal)
+        for node in nodes:
+            del g.members[node]
+        g.isr = g.isr - nodes
+        if g.master in nodes:
+            g.master = None  # its lease is over: the group elects as after a lost lease
+        logger.warning("controller: {} forgets members {}", g.name, sorted(nodes))
+        if not g.members:
+            del self.groups[g.name]
+            return ElectOutcome(ResponseCode.SUCCESS)
+        return ElectOutcome(ResponseCode.SUCCESS, "", self._view(g, now))
 
     @staticmethod
     def _answer(h: Handover, outcome: ElectOutcome) -> None:

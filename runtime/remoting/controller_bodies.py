@@ -9,6 +9,8 @@
 - CONTROLLER_ELECT_MASTER (1002, to the controller): header ``ElectMasterRequestHeader`` (the
   group and the broker id to make master); answer header ``ElectMasterResponseHeader`` and body
   ``ElectMasterResponseBody`` (the group's members and in-sync set).
+- CLEAN_BROKER_DATA (1011, to the controller): header ``CleanControllerBrokerDataRequestHeader``
+  (the group, the broker ids to forget, ``;``-separated, none: all; whether living ones too).
 - GET_BROKER_EPOCH_CACHE (1007, to a broker): answer ``EpochEntryCache``, the broker's epoch
   file (each master term and the commit-log range it wrote) and its commit log's end.
 """
@@ -60,6 +62,13 @@ class ElectMasterRequestHeader(Header, kw_only=True):
     broker_id: Int64 | None = None
     """The broker to make master (None or -1: whichever the controller chooses)."""
     designate_elect: bool = False
+
+
+class CleanControllerBrokerDataRequestHeader(Header, kw_only=True):
+    cluster_name: str | None = None
+    broker_name: str
+    broker_controller_ids_to_clean: str | None = None
+    is_clean_living_broker: bool = False
 
 
 class ElectMasterResponseHeader(Header, kw_only=True):

@@ -1,7 +1,8 @@
 """The controller's handovers (mqadmin electMaster) and its view of a group (getSyncStateSet),
 on a fake clock: a chosen in-sync slave becomes master only after the old master's lease ran
 out and it holds everything the old master wrote; refusals name their reason; a target that
-does not catch up is not elected."""
+does not catch up is not elected; members taken out of service are forgotten on request
+(mqadmin cleanBrokerMetadata), living ones and the master only as the rules allow."""
 
 from __future__ import annotations
 
@@ -11,7 +12,12 @@ import pytest
 from gevent.event import AsyncResult
 
 from actors.namesrv.controller import Groups, Replicas
-from actors.namesrv.handover import HANDOVER_CATCHUP_S, ElectMaster, ElectOutcome
+from actors.namesrv.handover import (
+    HANDOVER_CATCHUP_S,
+    CleanBrokerData,
+    ElectMaster,
+    ElectOutcome,
+)
 from runtime.ha.control import LEASE_S, MARGIN_S, ControlRole
 from runtime.remoting.codes import ResponseCode
 from tests.actors.test_ha_controller import Fixture, T, start_group
@@ -203,3 +209,37 @@ def test_no_broker_id_after_the_master_lost_its_lease_elects_at_once() -> None:
     outcome = elect(f, None)
     assert outcome.code == ResponseCode.SUCCESS and outcome.view.master == 1
     assert outcome.view.epoch == 2
+
+
+def test_cleaning_forgets_gone_members_and_refuses_living_ones() -> None:
+    f = Fixture()
+    start_group(f)
+    f.beat(node=2, epoch=1, offset=10)
+
+    def clean(*nodes: int, group: str = "g", living: bool = False) -> ElectOutcome:
+        return f.ref.ask(CleanBrokerData(group, tuple(nodes), living), timeout=T)
+
+    invalid = ResponseCode.CONTROLLER_INVALID_CLEAN_BROKER_METADATA
+    # Refused: an unknown group or member, a living member, the master, a handover's member
+    assert clean(2, group="nope").code == ResponseCode.CONTROLLER_BROKER_METADATA_NOT_EXIST
+    assert clean(9).code == invalid
+    alive = clean(2)
+    assert alive.code == invalid and "alive" in alive.remark
+    assert "is the master" in clean(0, living=True).remark
+    # When node 2 is silent for longer than a lease (taken out of service)
+    f.clock.now += LEASE_S + 0.5
+    f.beat(node=0, claim=True, epoch=1, isr=[1], writable=True)
+    f.beat(node=1, epoch=1)
+    done = clean(2)
+    # Then it is forgotten; the others stay
+    assert done.code == ResponseCode.SUCCESS and sorted(done.view.members) == [0, 1]
+    # And a living member goes only when asked to (it comes back at its next heartbeat)
+    assert clean(1, living=True).code == ResponseCode.SUCCESS
+    assert sorted(f.groups()["members"]) == [0]
+    f.beat(node=1, epoch=1)
+    assert sorted(f.groups()["members"]) == [0, 1]
+    # And a handover's members cannot be cleaned while it runs
+    f.beat(node=0, claim=True, epoch=1, isr=[1], writable=True)  # in sync again
+    pending = elect(f, 1)
+    assert isinstance(pending, AsyncResult)
+    assert "handing over" in clean(1, living=True).remark

@@ -17,6 +17,7 @@ import pytest
 from actors.client import Admin, BrokerError, Producer
 from runtime.remoting.codes import ResponseCode
 from tests import forked_cli
+from tests.client_support import wait_until
 from tests.integration.test_ha_process import (  # noqa: F401 (clusters: a fixture)
     Cluster,
     Workload,
@@ -123,3 +124,36 @@ def test_elect_master_refusals_are_plain(
     # On the command line: exit status 1 and the reason
     shown = mqadmin(c.namesrv, "electMaster", "-c", "DefaultCluster", "-bn", "broker-a", "-b", "5")
     assert shown.returncode == 1 and "not alive" in shown.stderr
+
+
+def test_a_slave_taken_out_of_service_is_forgotten_on_request(
+    tmp_path: pathlib.Path,
+    clusters: list[Cluster],  # noqa: F811 (the fixture)
+) -> None:
+    # Given a master and its slave, the slave alive
+    c, _master, _ = start_group(tmp_path, "2m-2s-async", clusters)
+    slave = c.procs[2]
+    clean = ["cleanBrokerMetadata", "-bn", "broker-a", "-b", "1", "-c", "DefaultCluster"]
+    # When the operator asks the controller to forget it while it runs: refused (exit 1)
+    refused = mqadmin(c.namesrv, *clean)
+    assert refused.returncode == 1 and "alive" in refused.stderr
+    # When the slave is taken out of service and has been silent for a lease
+    slave.kill()
+    with Admin(c.namesrv) as admin:
+        wait_until(lambda: _listed_dead(admin, c.namesrv), timeout=20, what="the slave dead")
+        # Then cleaning it succeeds, and the group lists the master alone
+        done = mqadmin(c.namesrv, *clean)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "clear broker broker-a metadata from controller success!"
+        info = admin.sync_state_set(c.namesrv, ["broker-a"]).replicas_info_table["broker-a"]
+        members = info.in_sync_replicas + info.not_in_sync_replicas
+        assert [m.broker_id for m in members] == [0]
+    # And -c is needed unless -l, as in mqadmin (a usage error)
+    assert mqadmin(c.namesrv, "cleanBrokerMetadata", "-bn", "broker-a").returncode == 2
+
+
+def _listed_dead(admin: Admin, controller: str) -> bool:
+    """The controller lists broker-a's slave (id 1) as not alive."""
+    info = admin.sync_state_set(controller, ["broker-a"]).replicas_info_table["broker-a"]
+    members = info.in_sync_replicas + info.not_in_sync_replicas
+    return any(m.broker_id == 1 and not m.alive for m in members)
