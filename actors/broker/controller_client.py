@@ -177,6 +177,13 @@ class ControllerClient(GeventActor):
     def _apply(self, sent_at: float, reply: ControllerReply, _isr: frozenset[int]) -> None:
         state = self.state
         if reply.role is ControlRole.MASTER:
+            if reply.resign and state.role is Role.MASTER:
+                if state.lease_until > 0.0:
+                    logger.info("{}: handing the group over: lease given up", self.handle.name)
+                    state.lease_until = 0.0  # nothing more is appended or acknowledged
+                    state.notify()
+                    self._again = True  # the controller hears it at once (writable False)
+                return
             if state.role is Role.SLAVE:
                 self._become(
                     BrokerRole.SYNC_MASTER if reply.sync else BrokerRole.ASYNC_MASTER, 0, reply

@@ -24,8 +24,8 @@ from runtime.remoting.controller_bodies import (
 from runtime.remoting.header_codec import decode_header
 
 ELECT_TIMEOUT_S = 15.0
-"""How long ``elect_master`` waits by default: a handover takes the old master's lease (3 s)
-plus up to 5 s for the new one to catch up."""
+"""How long ``elect_master`` waits by default: a handover whose old master does not answer
+waits for its lease (3 s), then up to 5 s for the new one to catch up."""
 
 
 class ElectMasterResult(msgspec.Struct, frozen=True):
@@ -70,9 +70,10 @@ class ControllerAdmin(AdminPort):
         timeout: float = ELECT_TIMEOUT_S,
     ) -> ElectMasterResult:
         """CONTROLLER_ELECT_MASTER (1002): make ``broker_id`` (a live member in the group's
-        in-sync set) master of ``broker_name``: the controller stops renewing the master's lease
-        and elects it once the lease ran out and it holds everything the old master wrote;
-        returns when it is master (writes pause meanwhile, 3 to 8 s). The master itself: nothing
+        in-sync set) master of ``broker_name``: the old master resigns (or its lease runs out)
+        and the target is elected once it holds everything the old master wrote; returns when
+        it is master (writes pause meanwhile: a few tenths of a second; up to ~8 s when the
+        old master does not answer and the target must catch up). The master itself: nothing
         changes. ``broker_id`` None: the controller's choice, only when the group has no master.
         A refusal raises ``BrokerError`` with the CONTROLLER_* code and the reason."""
         ext = {

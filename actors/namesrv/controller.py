@@ -97,6 +97,7 @@ class Replicas(msgspec.Struct, frozen=True, tag=True):
 class _Member:
     __slots__ = (
         "addr",
+        "beat_no",
         "claim",
         "epoch",
         "ha_addr",
@@ -114,6 +115,8 @@ class _Member:
         self.epoch = 0
         self.claim = False
         self.writable = False
+        self.beat_no = 0
+        """The controller's count of heartbeats when this member's last one was taken."""
         self.session: Any = None
 
 
@@ -162,6 +165,8 @@ class Controller(Handovers, GeventActor):
         self.clock = clock
         self.groups: dict[str, _Group] = {}
         self.started = clock()
+        self.beats = 0
+        """Heartbeats taken so far (a handover knows which came after it began)."""
 
     def on_start(self) -> None:
         self.started = self.clock()
@@ -214,6 +219,8 @@ class Controller(Handovers, GeventActor):
         m.addr, m.ha_addr, m.last_seen = hb.addr, hb.ha_addr, now
         m.max_offset, m.epoch, m.claim = hb.max_offset, hb.epoch, hb.claim_master
         m.writable = hb.writable
+        self.beats += 1
+        m.beat_no = self.beats
         m.session = session
         g.cluster = hb.cluster
         if now - self.started < self.grace_s:
@@ -240,6 +247,7 @@ class Controller(Handovers, GeventActor):
                     role=ControlRole.MASTER,
                     epoch=g.epoch,
                     lease_ms=0 if g.handover is not None else int(self.lease_s * 1000),
+                    resign=g.handover is not None,
                     sync=g.sync,
                     master_node=hb.node,
                     master_addr=hb.addr,
@@ -259,6 +267,13 @@ class Controller(Handovers, GeventActor):
         )
 
     # -- elections -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _notify(member: Any) -> None:
+        """Ask a member to heartbeat now (CONTROLLER_NOTIFY on its heartbeat connection)."""
+        if member is not None and member.session is not None:
+            with contextlib.suppress(Exception):
+                member.session.send_oneway(RemotingCommand.request(CONTROLLER_NOTIFY))
 
     def _tick(self) -> None:
         now = self.clock()
@@ -329,9 +344,7 @@ class Controller(Handovers, GeventActor):
             member.max_offset,
             g.epoch,
         )
-        if member.session is not None:
-            with contextlib.suppress(Exception):
-                member.session.send_oneway(RemotingCommand.request(CONTROLLER_NOTIFY))
+        self._notify(member)
         h, g.handover = g.handover, None
         if h is not None:
             failed = f"{h.target} was not elected: {node} was" if node != h.target else ""

@@ -10,13 +10,16 @@ again and comes back), and always for the master while its lease may hold or a m
 handover involves. A decommissioned slave otherwise stays listed (not alive) until the
 controller restarts.
 
-A handover: the master's lease is no longer renewed; once it ran out (+ ``MARGIN_S``) and the
-old master reported its final commit-log end (a heartbeat it built without write rights:
-``ControllerHeartbeat.writable``), the target (which must be electable: in the in-sync set)
-is elected as soon as its own end reaches that, so a planned switchover loses no acknowledged
-record, even under ASYNC_MASTER. A target that died, or has not caught up within
-``HANDOVER_CATCHUP_S``, is not elected: the usual election runs instead, and the outcome says
-so. Writes stop for the lease's remaining time plus the catch-up, as in a failover.
+A handover: the master's lease is no longer renewed, and it is asked to resign (a CONTROLLER_NOTIFY
+makes it heartbeat at once; the reply says ``resign``: it drops its lease and heartbeats again).
+Once it reported its final commit-log end — a heartbeat it built without write rights
+(``ControllerHeartbeat.writable``), taken after the handover began, so that no lease came
+after it; a silent master: once its lease ran out (+ ``MARGIN_S``) — the target (which must be
+electable: in the in-sync set) is elected as soon as its own end reaches that, so a planned
+switchover loses no acknowledged record, even under ASYNC_MASTER. Writes pause for a few
+heartbeat round trips and the target's catch-up (well under a second when it is in sync),
+not for a lease. A target that died, or has not caught up within ``HANDOVER_CATCHUP_S`` of the
+old lease's end, is not elected: the usual election runs instead, and the outcome says so.
 
 ``isr_epoch`` (RocketMQ's syncStateSetEpoch) lives in memory only, as the rest of the
 controller's state: after a controller restart it counts from 0 again.
@@ -82,13 +85,18 @@ class Handover:
     """An ``ElectMaster`` under way: its target, when the old master's lease is over, the
     old master, until when the target may catch up, who waits for the outcome."""
 
-    __slots__ = ("deadline", "fenced_at", "old", "target", "waiters")
+    __slots__ = ("after", "deadline", "fenced_at", "nudged", "old", "target", "waiters")
 
-    def __init__(self, target: int, fenced_at: float, old: int | None) -> None:
+    def __init__(self, target: int, fenced_at: float, old: int | None, after: int) -> None:
         self.target = target
         self.fenced_at = fenced_at
+        """When the old master's lease is over at the latest (its last one + ``MARGIN_S``)."""
         self.deadline = fenced_at + HANDOVER_CATCHUP_S
         self.old = old
+        self.after = after
+        """The controller's heartbeat count when it began: a heartbeat taken later got no
+        lease in its reply."""
+        self.nudged = False
         self.waiters: list[AsyncResult] = []
 
 
@@ -96,6 +104,7 @@ class Handovers:
     """Mixin of ``Controller``, which supplies what is declared here."""
 
     groups: dict[str, Any]
+    beats: int
     clock: Callable[[], float]
     started: float
     grace_s: float
@@ -108,6 +117,10 @@ class Handovers:
         raise NotImplementedError
 
     def _candidates(self, g: Any, now: float, exclude: int | None = None) -> list[int]:
+        raise NotImplementedError
+
+    @staticmethod
+    def _notify(member: Any) -> None:
         raise NotImplementedError
 
     def _elect_master(self, msg: ElectMaster) -> ElectOutcome | AsyncResult:
@@ -163,39 +176,46 @@ class Handovers:
                     "acknowledged messages",
                 )
             fenced_at = (g.lease_until if g.master is not None else now) + MARGIN_S
-            h = g.handover = Handover(msg.node, fenced_at, g.master)
+            h = g.handover = Handover(msg.node, fenced_at, g.master, self.beats)
             logger.warning(
-                "controller: {} hands over from {} to {}: the master's lease is not renewed",
+                "controller: {} hands over from {} to {}: the master is asked to resign",
                 g.name,
                 g.master,
                 msg.node,
             )
+            if g.master is not None:
+                self._notify(g.members.get(g.master))  # its next heartbeat learns it now
         result: AsyncResult = AsyncResult()
         h.waiters.append(result)
         return result
 
     def _hand_over(self, g: Any, h: Handover, now: float) -> None:
-        """A handover's step each tick. Once the old master's lease is over (it stays the
-        group's master until then, writing nothing: no new lease) and a heartbeat it built
-        without write rights gave its final end (``writable`` False: every record it ever
-        acknowledged lies below), elect the target when it is still electable and holds that
-        much (the old master dead: as much as every other electable member). A target that
-        died, or has not done so by the deadline: the usual election instead."""
-        if now <= h.fenced_at:
-            return
+        """A handover's step each tick. The old master's final end is known once it said,
+        in a heartbeat taken after the handover began (whose reply granted no lease), that it
+        cannot write (it resigned when asked, or its lease ran out): every record it ever
+        acknowledged lies below the end that heartbeat gave. A silent old master: once its
+        lease is surely over (``fenced_at``), the other electable members' ends stand in.
+        Then the target, still electable, is elected as soon as its own end reaches that (it
+        is asked to heartbeat at once). A target that died, or has not by the deadline: the
+        usual election instead."""
         live = {n: m for n, m in g.members.items() if now - m.last_seen <= self.lease_s}
         target = live.get(h.target)
         if target is not None:
             old = live.get(h.old) if h.old is not None else None
             if old is not None:
-                final, need = not old.writable, old.max_offset
+                final = not old.writable and old.beat_no > h.after
+                need = old.max_offset
             else:
+                final = now > h.fenced_at
                 others = [g.members[n].max_offset for n in self._candidates(g, now)]
-                final, need = True, max(others, default=0)
+                need = max(others, default=0)
             electable = h.target in self._candidates(g, now)
             if final and electable and target.max_offset >= need:
                 self._elect(g, h.target, now)
                 return
+            if final and not h.nudged:
+                h.nudged = True
+                self._notify(target)  # its end, now: it may hold everything already
             if now <= h.deadline:
                 return
         logger.warning(

@@ -7,7 +7,8 @@ RocketMQ's protocol) and the timings of failover.
   runs that term), SLAVE (with where its master is), or WAIT (the controller is still learning
   who is who after its start: keep your role, no lease).
 - ``CONTROLLER_NOTIFY`` (controller -> broker, oneway, on the heartbeat's connection): "your
-  role changed, heartbeat now", so a promotion does not wait for the next heartbeat.
+  role changed, heartbeat now", so a promotion (or a handover's resignation and catch-up) does
+  not wait for the next heartbeat.
 
 Leases: a master may write only until ``sent_at + lease_ms`` on its own monotonic clock, where
 ``sent_at`` is when it sent the heartbeat that earned the lease. The controller counts the same
@@ -65,6 +66,10 @@ class ControllerReply(msgspec.Struct, frozen=True, kw_only=True, rename="camel")
     master_ha_addr: str = ""
     register_id: int = 0  # the brokerId to register with the name servers
     in_sync: list[int] = []  # a master: the in-sync set the controller now knows
+    resign: bool = False
+    """To a master being handed over (mqadmin electMaster): give up the lease now and say so
+    in a heartbeat at once (``writable`` False), so the controller need not wait for it to run
+    out."""
 
 
 def encode(obj: msgspec.Struct) -> bytes:

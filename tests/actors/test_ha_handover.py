@@ -243,3 +243,26 @@ def test_cleaning_forgets_gone_members_and_refuses_living_ones() -> None:
     pending = elect(f, 1)
     assert isinstance(pending, AsyncResult)
     assert "handing over" in clean(1, living=True).remark
+
+
+def test_a_master_that_resigns_is_replaced_without_waiting_for_its_lease() -> None:
+    # Given a group whose master holds its lease, and a heartbeat of it (taken before the
+    # handover) saying it could not write for a moment
+    f = Fixture()
+    start_group(f)
+    f.beat(node=0, claim=True, epoch=1, offset=500, isr=[1], writable=False)
+    pending = elect(f, 1)
+    # Then that heartbeat does not count: its reply may have granted a lease
+    f.beat(node=1, epoch=1, offset=500)
+    f.tick()
+    assert f.groups()["master"] == 0 and not pending.ready()
+    # When the master's next heartbeat is answered "resign" (no lease) and it says at once
+    # that it gave up its lease, at 520
+    asked = f.beat(node=0, claim=True, epoch=1, offset=520, isr=[1], writable=True)
+    assert asked.role is ControlRole.MASTER and asked.resign and asked.lease_ms == 0
+    f.beat(node=0, claim=True, epoch=1, offset=520, isr=[1], writable=False)
+    f.beat(node=1, epoch=1, offset=520)
+    f.tick()
+    # Then the slave holding it all is elected at once, long before the lease would end
+    assert (f.groups()["master"], f.groups()["epoch"]) == (1, 2)
+    assert pending.get(timeout=T).code == ResponseCode.SUCCESS
