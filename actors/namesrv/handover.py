@@ -127,10 +127,7 @@ class Handovers:
         now = self.clock()
         g = self.groups.get(msg.group)
         if g is None:
-            return ElectOutcome(
-                ResponseCode.CONTROLLER_BROKER_METADATA_NOT_EXIST,
-                f"the controller knows no broker group {msg.group!r}",
-            )
+            return _unknown(msg.group)
         if now - self.started < self.grace_s:
             return ElectOutcome(
                 ResponseCode.CONTROLLER_ELECT_MASTER_FAILED,
@@ -242,10 +239,7 @@ class Handovers:
         now = self.clock()
         g = self.groups.get(msg.group)
         if g is None:
-            return ElectOutcome(
-                ResponseCode.CONTROLLER_BROKER_METADATA_NOT_EXIST,
-                f"the controller knows no broker group {msg.group!r}",
-            )
+            return _unknown(msg.group)
         nodes = set(msg.nodes) if msg.nodes else set(g.members)
         unknown = sorted(nodes - set(g.members))
         if unknown:
@@ -293,3 +287,10 @@ class Handovers:
             },
             isr=sorted(g.isr | {g.master}) if g.master is not None else [],
         )
+
+
+def _unknown(group: str) -> ElectOutcome:
+    return ElectOutcome(
+        ResponseCode.CONTROLLER_BROKER_METADATA_NOT_EXIST,
+        f"the controller knows no broker group {group!r}",
+    )

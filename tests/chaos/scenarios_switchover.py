@@ -24,16 +24,14 @@ from typing import Any
 
 from runtime.remoting.codes import RequestCode, ResponseCode
 from tests.chaos import admin
-from tests.chaos import checker as C
-from tests.chaos.nemesis import Timing
-from tests.chaos.scenarios import Result, RunConfig, _check
+from tests.chaos.scenarios import Result, RunConfig
 from tests.chaos.scenarios_ha import (
     BROKER,
     RTO_BOUND,
     HaRun,
     _failover_facts,
+    _failover_scenario,
     _ha_common,
-    require,
 )
 
 IN_SYNC_WAIT_S = 20.0
@@ -116,24 +114,9 @@ class Switchover:
 
 
 def r26(cfg: RunConfig) -> Result:
-    require(failover=True)
-    run = HaRun("R26", cfg)
-    verdict = C.Verdict()
-    try:
-        run.ha_cluster("ASYNC_MASTER", controller=True)
-        run.start_consumers(["push", "pull"])
-        run.start_producers()
-        run.wait_for_acks()
-        run.wait_caught_up()
-        run.nemesis([Switchover(run)], Timing(interval=(1.0, 2.0), window=(0.5, 1.0)))
-        run.recover_and_stop_producers()
-        run.drain_group()
-        ends = run.verify()
-        run.catch_up(verdict)
-    finally:
-        run.close()
-    run.compare_stores(verdict)
-    report = _check(run)
+    run, report, ends, verdict = _failover_scenario(
+        "R26", cfg, "ASYNC_MASTER", lambda r: [Switchover(r)], (0.5, 1.0)
+    )
     _ha_common(run, report, verdict, ends)
     _failover_facts(run, report, verdict)
     switches = [
