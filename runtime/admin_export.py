@@ -27,6 +27,7 @@ import msgspec
 
 from actors.client import Admin, ClientError
 from actors.client.admin_export import ClusterConfigs, ClusterMetadata, GroupConfigOnBroker
+from runtime.store.configfile import write_atomic
 
 COMMANDS = ("exportMetadata", "exportConfigs", "getConsumerConfig", "allocateMQ", "producer")
 DEFAULT_PATH = "/tmp/rocketmq/export"
@@ -109,6 +110,8 @@ def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """What argparse cannot say (usage errors): exportMetadata -b needs -t or -g, allocateMQ
     needs a client id."""
     command = getattr(args, "command", None)
+    if command == "exportMetadata" and args.broker is not None and not args.broker.strip():
+        parser.error("exportMetadata -b: give the broker's host:port")
     if command == "exportMetadata" and args.broker and not (args.topics_only or args.groups_only):
         parser.error("exportMetadata -b: choose -t (topics) or -g (subscription groups)")
     if command == "allocateMQ" and not client_ids(args.ip_list):
@@ -148,7 +151,7 @@ def run(admin: Admin, args: argparse.Namespace) -> list[str] | None:
 
 def _export_metadata(admin: Admin, args: argparse.Namespace) -> list[str]:
     directory = pathlib.Path(args.file_path.strip())
-    if args.broker:
+    if args.broker is not None:
         address = args.broker.strip()
         body: Any
         if args.topics_only:
@@ -218,10 +221,13 @@ def _java_text(value: object) -> str:
 
 
 def _write(path: pathlib.Path, document: object) -> None:
-    """``document`` as tab-indented JSON at ``path``, its directories made first."""
+    """``document`` as tab-indented JSON at ``path``, its directories made first; the file is
+    replaced whole (a failed write leaves the old one; a symlink there is replaced, not
+    followed)."""
     text = json.dumps(document, indent="\t", sort_keys=True, ensure_ascii=False)
+    if path.parent.exists() and not path.parent.is_dir():
+        raise ClientError(f"cannot write {path}: {path.parent} is not a directory")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text + "\n", encoding="utf-8")
+        write_atomic(str(path), (text + "\n").encode("utf-8"))
     except OSError as exc:
         raise ClientError(f"cannot write {path}: {exc.strerror or exc}") from None

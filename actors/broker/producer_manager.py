@@ -75,6 +75,7 @@ class ProducerManager(GeventActor):
             now = self._clock()
             for table in self._tables():
                 _drop(table, lambda _s, seen: now - seen > self.expire_s)
+            self._forget_speakers()
             return None
         return super().on_receive(message)
 
@@ -99,10 +100,18 @@ class ProducerManager(GeventActor):
             clients.pop(client_id, None)
             if not clients:
                 del self._groups[group]
+        self._forget_speakers()
 
     def channel_closed(self, session_id: int) -> None:
         for table in self._tables():
             _drop(table, lambda session, _t: session.session_id == session_id)
+        self._forget_speakers()
+
+    def _forget_speakers(self) -> None:
+        """Drop the language / version of clients no group lists any more."""
+        listed = {cid for clients in self._groups.values() for cid in clients}
+        for cid in [c for c in self._speaks if c not in listed]:
+            del self._speaks[cid]
 
     def any_channel(self, group: str) -> Any:
         clients = [s for s, _t in self._groups.get(group, {}).values() if s.alive]

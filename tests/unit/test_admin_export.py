@@ -6,6 +6,7 @@ producer)."""
 from __future__ import annotations
 
 import json
+import pathlib
 import time
 from typing import Any
 
@@ -24,6 +25,7 @@ from actors.client.errors import ClientError
 from runtime.admin import build_parser, main
 from runtime.admin_export import (
     DEFAULT_PATH,
+    _write,
     client_ids,
     configs_json,
     consumer_config_lines,
@@ -119,9 +121,12 @@ def test_the_brokers_producer_table_gives_wall_clock_heartbeat_times() -> None:
     a, b = table["pg"]
     assert abs(a.last_update_timestamp - wall) < 1000
     assert abs((a.last_update_timestamp - b.last_update_timestamp) - 30_000) <= 1
-    # And a closed connection's producer leaves the table with its group
+    # And a closed connection's producer leaves the table with its group, and is forgotten
     manager.channel_closed(3)
     assert list(manager.producer_table()) == ["pg"]
+    assert "c@3" not in manager._speaks and "a@1" in manager._speaks
+    manager.unregister("pg", "a@1")
+    assert set(manager._speaks) == {"b@2"}
 
 
 # -- ExportAdmin over a fake transport -------------------------------------------------------------
@@ -288,7 +293,11 @@ def test_export_metadata_needs_a_cluster_or_a_broker_and_one_table_at_most() -> 
 
 @pytest.mark.parametrize(
     "argv",
-    [["exportMetadata", "-b", "h:1"], ["allocateMQ", "-t", "T", "-i", " , "]],
+    [
+        ["exportMetadata", "-b", "h:1"],
+        ["exportMetadata", "-b", " ", "-t"],
+        ["allocateMQ", "-t", "T", "-i", " , "],
+    ],
 )
 def test_usage_errors_argparse_cannot_see_exit_2(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as done:
@@ -320,3 +329,24 @@ def test_consumer_config_lines_are_mqadmins() -> None:
     assert f"{'consumeMessageOrderly':<40s}=  false" == lines[5]
     assert f"{'retryQueueNums':<40s}=  2" in lines
     assert len(lines) == 11
+
+
+def test_exports_replace_files_whole_and_say_when_the_path_is_a_file(
+    tmp_path: pathlib.Path,
+) -> None:
+    # Given an export already there, and a symlink where the next one goes
+    target = tmp_path / "configs.json"
+    _write(target, {"old": 1})
+    victim = tmp_path / "victim"
+    victim.write_text("untouched")
+    (tmp_path / "metadata.json").symlink_to(victim)
+    # When both are written
+    _write(target, {"new": 2})
+    _write(tmp_path / "metadata.json", {"x": 1})
+    # Then each file is the new document, and the symlink was replaced, not followed
+    assert json.loads(target.read_text()) == {"new": 2}
+    assert victim.read_text() == "untouched"
+    assert not (tmp_path / "metadata.json").is_symlink()
+    # And a -f naming a file says so
+    with pytest.raises(ClientError, match="is not a directory"):
+        _write(victim / "configs.json", {})
