@@ -66,7 +66,7 @@ from runtime.proxy_protocol import V1_PREFIX, V2_SIGNATURE
 from runtime.receive import is_tls, receiver
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
-from runtime.remoting.frame import FrameDecoder
+from runtime.remoting.frame import MAX_HEADER, MAX_RESPONSE_HEADER, FrameDecoder
 from runtime.request_context import Turn, begin, finish, was_held
 from runtime.session_handle import Closed, Outbound, SessionHandle, send_frame
 
@@ -126,9 +126,13 @@ class ClientSession(GeventActor):
         idle_timeout: float = 120.0,
         max_in_flight: int = MAX_IN_FLIGHT,
         max_in_flight_bytes: int = MAX_IN_FLIGHT_BYTES,
+        max_header: int = MAX_HEADER,
     ) -> None:
         super().__init__()
         self.role = role
+        self.max_header = max_header
+        """The largest frame header read (a server's connections: 64 KiB; a client's own,
+        which read responses: ``MAX_RESPONSE_HEADER``)."""
         self.sock = sock
         self.processor = processor
         self._latency = getattr(processor, "rpc_latency", None)
@@ -218,7 +222,7 @@ class ClientSession(GeventActor):
     # -- reading (a greenlet owned by this actor; it only tells the actor) -----------------
 
     def _read_loop(self) -> None:
-        decoder = FrameDecoder()
+        decoder = FrameDecoder(max_header=self.max_header)
         ref = self.actor_ref
         reason = "peer closed the connection"
         receive = receiver(self.sock, READ_SIZE)
@@ -391,7 +395,12 @@ def connect(
 
         sock = wrap_client(sock, tls, timeout)
     ref = ClientSession.start(
-        role, sock, (host, port), processor or RejectAll(), idle_timeout=idle_timeout
+        role,
+        sock,
+        (host, port),
+        processor or RejectAll(),
+        idle_timeout=idle_timeout,
+        max_header=MAX_RESPONSE_HEADER,
     )
     handle = ref.proxy().handle.get(timeout=timeout)
     return handle

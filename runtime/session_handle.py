@@ -8,9 +8,10 @@ callbacks) sends at once when nothing else is being written or queued and otherw
 ``Outbound`` frame on the session actor; ``reply`` (a request's own greenlet) writes under the
 lock; ``send_frame`` is the one way both write a frame. ``Closed`` asks the session to stop.
 
-No frame goes out whose header passes the peer's 64 KiB limit (``MAX_HEADER``): the peer would
-close the connection, failing every other request on it. Such a request fails alone (its future
-gets a non-fatal ``ProtocolError``; a oneway one is not sent), such a response is replaced by a
+No frame goes out whose header passes the peer's limit (a request: a server's 64 KiB,
+``MAX_HEADER``; a response: a client's 8 MiB, ``MAX_RESPONSE_HEADER``): the peer would close the
+connection, failing every other request on it. Such a request fails alone (its future gets a
+non-fatal ``ProtocolError``; a oneway one is not sent), such a response is replaced by a
 SYSTEM_ERROR saying so.
 """
 
@@ -31,7 +32,7 @@ from runtime.hostport import format_address
 from runtime.receive import raw_socket
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
-from runtime.remoting.frame import MAX_HEADER, encode
+from runtime.remoting.frame import MAX_HEADER, MAX_RESPONSE_HEADER, encode
 
 
 class Outbound(msgspec.Struct, frozen=True, tag=True):
@@ -247,7 +248,7 @@ def _frame_of(cmd: RemotingCommand) -> bytes | None:
     """``cmd`` encoded; a response whose header would pass the limit as a SYSTEM_ERROR saying
     so, a request's None (not to be sent)."""
     frame = encode(cmd)
-    if _header_length(frame) <= MAX_HEADER:
+    if _header_length(frame) <= (MAX_RESPONSE_HEADER if cmd.is_response else MAX_HEADER):
         return frame
     return encode(_too_large(cmd, frame)) if cmd.is_response else None
 

@@ -1,5 +1,6 @@
-"""No request leaves with a header past the servers' 64 KiB limit: a server closes the
-connection for one, failing every other request on it (``runtime.session_handle``)."""
+"""No request leaves with a header past the servers' 64 KiB limit (a server closes the
+connection for one, failing every other request on it), no response with one past the
+clients' 8 MiB (``runtime.session_handle``)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from actors.client import Admin, RequestInvalidError
 from actors.client.testing import FakeCluster
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
-from runtime.remoting.frame import MAX_HEADER, encode
-from runtime.session_handle import _header_length, _too_large
+from runtime.remoting.frame import MAX_HEADER, MAX_RESPONSE_HEADER, decode_frame, encode
+from runtime.session_handle import _frame_of, _header_length
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -26,13 +27,20 @@ def test_a_request_whose_header_passes_the_limit_fails_alone() -> None:
         assert admin.topic_route("Orders").queue_datas
 
 
-def test_a_response_whose_header_passes_the_limit_becomes_an_error() -> None:
-    # Given a response whose remark would make its header pass the limit
+def test_a_response_past_a_clients_limit_becomes_an_error_and_one_past_64_kib_goes_out() -> None:
     request = RemotingCommand.request(10, {})
-    huge = RemotingCommand.response_to(request, ResponseCode.SUCCESS, remark="r" * 70_000)
-    assert _header_length(encode(huge)) > MAX_HEADER
+    # Given a response with a 70,000-byte header (a batch's msgId list): clients take it
+    big = RemotingCommand.response_to(request, ResponseCode.SUCCESS, remark="r" * 70_000)
+    assert MAX_HEADER < _header_length(encode(big)) < MAX_RESPONSE_HEADER
+    assert _frame_of(big) == encode(big)
+    # Given one past what a client accepts (8 MiB)
+    huge = RemotingCommand.response_to(request, ResponseCode.SUCCESS, remark="r" * (9 << 20))
+    frame = _frame_of(huge)
     # Then it is answered as a SYSTEM_ERROR that says so, to the same request
-    answer = _too_large(huge, encode(huge))
+    assert frame is not None
+    answer = decode_frame(frame)
     assert answer.code == ResponseCode.SYSTEM_ERROR and answer.opaque == request.opaque
     assert "passes the limit" in (answer.remark or "")
-    assert _header_length(encode(answer)) < 1000
+    assert len(frame) < 1000
+    # And a request past a server's 64 KiB is not sent at all
+    assert _frame_of(RemotingCommand.request(10, {"k": "v" * 70_000})) is None
