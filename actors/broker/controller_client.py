@@ -89,6 +89,8 @@ class ControllerClient(GeventActor):
         self._session: SessionHandle | None = None
         self._in_flight = False
         self._again = False
+        self._resigned = 0
+        """The handover token this master gave its lease up for (0: none)."""
         self._leased_epoch = 0
         self._changing = False
 
@@ -138,6 +140,7 @@ class ControllerClient(GeventActor):
             sync=state.sync,
             in_sync=sorted(state.in_sync) if master else [],
             writable=state.accepting_writes(),
+            resigned=self._resigned,
         )
 
     def _beat(self, hb: ControllerHeartbeat) -> None:
@@ -178,11 +181,12 @@ class ControllerClient(GeventActor):
         state = self.state
         if reply.role is ControlRole.MASTER:
             if reply.resign and state.role is Role.MASTER:
-                if state.lease_until > 0.0:
+                if self._resigned != reply.resign:
                     logger.info("{}: handing the group over: lease given up", self.handle.name)
                     state.lease_until = 0.0  # nothing more is appended or acknowledged
                     state.notify()
-                    self._again = True  # the controller hears it at once (writable False)
+                    self._resigned = reply.resign  # said in every heartbeat from now on
+                    self._again = True  # the controller hears it at once
                 return
             if state.role is Role.SLAVE:
                 self._become(
@@ -196,6 +200,7 @@ class ControllerClient(GeventActor):
                 done.add_done_callback(lambda _f: _tell(me, HeartbeatNow()))
                 return
             if reply.lease_ms > 0 and reply.epoch == self.ha.epochs.last_epoch:
+                self._resigned = 0
                 state.epoch = reply.epoch
                 state.lease_until = sent_at + reply.lease_ms / 1000
                 state.isr_acknowledged = frozenset(reply.in_sync)

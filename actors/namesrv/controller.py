@@ -97,12 +97,12 @@ class Replicas(msgspec.Struct, frozen=True, tag=True):
 class _Member:
     __slots__ = (
         "addr",
-        "beat_no",
         "claim",
         "epoch",
         "ha_addr",
         "last_seen",
         "max_offset",
+        "resigned",
         "session",
         "writable",
     )
@@ -115,8 +115,7 @@ class _Member:
         self.epoch = 0
         self.claim = False
         self.writable = False
-        self.beat_no = 0
-        """The controller's count of heartbeats when this member's last one was taken."""
+        self.resigned = 0
         self.session: Any = None
 
 
@@ -165,8 +164,6 @@ class Controller(Handovers, GeventActor):
         self.clock = clock
         self.groups: dict[str, _Group] = {}
         self.started = clock()
-        self.beats = 0
-        """Heartbeats taken so far (a handover knows which came after it began)."""
 
     def on_start(self) -> None:
         self.started = self.clock()
@@ -219,8 +216,7 @@ class Controller(Handovers, GeventActor):
         m.addr, m.ha_addr, m.last_seen = hb.addr, hb.ha_addr, now
         m.max_offset, m.epoch, m.claim = hb.max_offset, hb.epoch, hb.claim_master
         m.writable = hb.writable
-        self.beats += 1
-        m.beat_no = self.beats
+        m.resigned = hb.resigned
         m.session = session
         g.cluster = hb.cluster
         if now - self.started < self.grace_s:
@@ -247,7 +243,7 @@ class Controller(Handovers, GeventActor):
                     role=ControlRole.MASTER,
                     epoch=g.epoch,
                     lease_ms=0 if g.handover is not None else int(self.lease_s * 1000),
-                    resign=g.handover is not None,
+                    resign=g.handover.token if g.handover is not None else 0,
                     sync=g.sync,
                     master_node=hb.node,
                     master_addr=hb.addr,

@@ -27,6 +27,7 @@ controller's state: after a controller restart it counts from 0 again.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -85,17 +86,18 @@ class Handover:
     """An ``ElectMaster`` under way: its target, when the old master's lease is over, the
     old master, until when the target may catch up, who waits for the outcome."""
 
-    __slots__ = ("after", "deadline", "fenced_at", "nudged", "old", "target", "waiters")
+    __slots__ = ("deadline", "fenced_at", "nudged", "old", "target", "token", "waiters")
 
-    def __init__(self, target: int, fenced_at: float, old: int | None, after: int) -> None:
+    def __init__(self, target: int, fenced_at: float, old: int | None) -> None:
         self.target = target
         self.fenced_at = fenced_at
         """When the old master's lease is over at the latest (its last one + ``MARGIN_S``)."""
         self.deadline = fenced_at + HANDOVER_CATCHUP_S
         self.old = old
-        self.after = after
-        """The controller's heartbeat count when it began: a heartbeat taken later got no
-        lease in its reply."""
+        self.token = secrets.randbits(62) | 1
+        """Sent to the old master with ``resign``; a heartbeat of it carrying this token was
+        built after it gave its lease up for this handover (no lease is granted until it ends),
+        so its end is final."""
         self.nudged = False
         self.waiters: list[AsyncResult] = []
 
@@ -104,7 +106,6 @@ class Handovers:
     """Mixin of ``Controller``, which supplies what is declared here."""
 
     groups: dict[str, Any]
-    beats: int
     clock: Callable[[], float]
     started: float
     grace_s: float
@@ -173,7 +174,7 @@ class Handovers:
                     "acknowledged messages",
                 )
             fenced_at = (g.lease_until if g.master is not None else now) + MARGIN_S
-            h = g.handover = Handover(msg.node, fenced_at, g.master, self.beats)
+            h = g.handover = Handover(msg.node, fenced_at, g.master)
             logger.warning(
                 "controller: {} hands over from {} to {}: the master is asked to resign",
                 g.name,
@@ -197,13 +198,15 @@ class Handovers:
         usual election instead."""
         live = {n: m for n, m in g.members.items() if now - m.last_seen <= self.lease_s}
         target = live.get(h.target)
+        old = live.get(h.old) if h.old is not None else None
+        resigned = old is not None and old.resigned == h.token and not old.writable
+        if not resigned and now <= h.fenced_at:
+            return  # the old master may still hold a lease: nobody else may be elected
         if target is not None:
-            old = live.get(h.old) if h.old is not None else None
             if old is not None:
-                final = not old.writable and old.beat_no > h.after
-                need = old.max_offset
+                final, need = resigned, old.max_offset
             else:
-                final = now > h.fenced_at
+                final = True
                 others = [g.members[n].max_offset for n in self._candidates(g, now)]
                 need = max(others, default=0)
             electable = h.target in self._candidates(g, now)

@@ -50,10 +50,14 @@ class ControllerHeartbeat(msgspec.Struct, frozen=True, kw_only=True, rename="cam
     max_offset: int  # its commit log's end
     sync: bool = False  # a master: SYNC_MASTER
     in_sync: list[int] = []  # a master: the slaves in sync now
-    writable: bool = False
-    """It may append now (a master holding its lease), read in the same turn as ``max_offset``:
-    from a heartbeat saying False, ``max_offset`` covers every record it ever acknowledged (a
-    handover waits for that before electing another: ``actors.namesrv.handover``)."""
+    writable: bool = True
+    """It may append now (a master holding its lease), read in the same turn as ``max_offset``.
+    (Missing, from an older broker: True, the safe reading.)"""
+    resigned: int = 0
+    """The handover (its ``ControllerReply.resign`` token) this master gave its lease up for;
+    0: none. It never holds a lease again in that handover, so from a heartbeat carrying the
+    handover's token, ``max_offset`` covers every record it ever acknowledged
+    (``actors.namesrv.handover``)."""
 
 
 class ControllerReply(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
@@ -66,10 +70,10 @@ class ControllerReply(msgspec.Struct, frozen=True, kw_only=True, rename="camel")
     master_ha_addr: str = ""
     register_id: int = 0  # the brokerId to register with the name servers
     in_sync: list[int] = []  # a master: the in-sync set the controller now knows
-    resign: bool = False
-    """To a master being handed over (mqadmin electMaster): give up the lease now and say so
-    in a heartbeat at once (``writable`` False), so the controller need not wait for it to run
-    out."""
+    resign: int = 0
+    """To a master being handed over (mqadmin electMaster), the handover's token: give up the
+    lease now and heartbeat at once carrying the token (``ControllerHeartbeat.resigned``), so
+    the controller need not wait for the lease to run out. 0: none."""
 
 
 def encode(obj: msgspec.Struct) -> bytes:

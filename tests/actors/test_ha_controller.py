@@ -31,6 +31,7 @@ def hb(
     offset: int = 0,
     isr: Any = (),
     writable: bool = False,
+    resigned: int = 0,
 ) -> Any:
     return ControllerHeartbeat(
         cluster="C",
@@ -43,6 +44,7 @@ def hb(
         max_offset=offset,
         in_sync=list(isr),
         writable=writable,
+        resigned=resigned,
     )
 
 

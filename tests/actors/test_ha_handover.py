@@ -29,15 +29,31 @@ def elect(f: Fixture, node: int | None, group: str = "g") -> Any:
     return f.ref.ask(ElectMaster(group, node), timeout=T)
 
 
+TOKENS: dict[int, int] = {}
+"""Fixture id -> the resign token the simulated master 0 gave its lease up for."""
+
+
 def step(f: Fixture, dt: float, writable: bool = False, **offsets: int) -> None:
-    """``dt`` later: each node named (``n0=...``) heartbeats with that offset (node 0, the
-    master, saying whether it may still write), then a tick."""
+    """``dt`` later: each node named (``n0=...``) heartbeats with that offset, then a tick.
+    Node 0, the master, behaves as a broker does: it says whether it may still write and,
+    once a reply told it to resign, gives its lease up and carries the token from then on."""
     f.clock.now += dt
     for name, offset in offsets.items():
         node = int(name[1:])
         claim = node == 0 and f.groups()["master"] == 0
         isr = [1] if claim else []
-        f.beat(node=node, claim=claim, epoch=1, offset=offset, isr=isr, writable=claim and writable)
+        token = TOKENS.get(id(f), 0) if claim else 0
+        reply = f.beat(
+            node=node,
+            claim=claim,
+            epoch=1,
+            offset=offset,
+            isr=isr,
+            writable=claim and writable and not token,
+            resigned=token,
+        )
+        if claim and reply.resign:
+            TOKENS[id(f)] = reply.resign
     f.tick()
 
 
@@ -260,9 +276,37 @@ def test_a_master_that_resigns_is_replaced_without_waiting_for_its_lease() -> No
     # that it gave up its lease, at 520
     asked = f.beat(node=0, claim=True, epoch=1, offset=520, isr=[1], writable=True)
     assert asked.role is ControlRole.MASTER and asked.resign and asked.lease_ms == 0
+    # (a heartbeat saying it cannot write, without the handover's token, is not enough: one
+    # built earlier and delivered late, on another connection, would say the same)
     f.beat(node=0, claim=True, epoch=1, offset=520, isr=[1], writable=False)
+    f.tick()
+    assert f.groups()["master"] == 0 and not pending.ready()
+    f.beat(node=0, claim=True, epoch=1, offset=520, isr=[1], writable=False, resigned=asked.resign)
     f.beat(node=1, epoch=1, offset=520)
     f.tick()
     # Then the slave holding it all is elected at once, long before the lease would end
     assert (f.groups()["master"], f.groups()["epoch"]) == (1, 2)
     assert pending.get(timeout=T).code == ResponseCode.SUCCESS
+
+
+def test_a_target_that_dies_before_the_old_master_resigned_elects_nobody_yet() -> None:
+    # Given a handover to node 1, the master (whose lease holds) not answering the resign
+    f = Fixture()
+    start_group(f)
+    f.beat(node=0, claim=True, epoch=1, isr=[1, 2], writable=True)
+    f.beat(node=2, epoch=1, offset=150)
+    pending = elect(f, 1)
+    f.clock.now += 2.0
+    f.beat(node=0, claim=True, epoch=1, offset=100, isr=[1, 2], writable=True)
+    f.beat(node=2, epoch=1, offset=150)
+    # When the target has been silent for a lease while the old lease may still hold
+    f.clock.now += 1.1
+    f.tick()
+    # Then nobody else is elected: two masters would hold a lease
+    assert f.groups()["master"] == 0 and f.groups()["epoch"] == 1 and not pending.ready()
+    # And once that lease surely ran out, the usual election runs and the operator is told
+    f.clock.now += 0.2
+    f.beat(node=2, epoch=1, offset=150)
+    f.tick()
+    assert f.groups()["epoch"] == 2
+    assert pending.get(timeout=T).code != ResponseCode.SUCCESS
