@@ -10,11 +10,12 @@ again and comes back), and always for the master while its lease may hold or a m
 handover involves. A decommissioned slave otherwise stays listed (not alive) until the
 controller restarts.
 
-A handover: the master's lease is no longer renewed, and it is asked to resign (a CONTROLLER_NOTIFY
-makes it heartbeat at once; the reply says ``resign``: it drops its lease and heartbeats again).
-Once it reported its final commit-log end — a heartbeat it built without write rights
-(``ControllerHeartbeat.writable``), taken after the handover began, so that no lease came
-after it; a silent master: once its lease ran out (+ ``MARGIN_S``) — the target (which must be
+A handover: the master's lease is no longer renewed, and it is asked to resign (a
+CONTROLLER_NOTIFY makes it heartbeat at once; the reply's ``resign`` is the handover's token:
+it drops its lease and heartbeats again, echoing the token in ``ControllerHeartbeat.resigned``).
+Once it reported its final commit-log end — a heartbeat echoing the token, built after it gave
+its lease up (no lease is granted while the handover runs); a master that does not echo it:
+once its lease ran out (+ ``MARGIN_S``), before which nobody is elected — the target (which must be
 electable: in the in-sync set) is elected as soon as its own end reaches that, so a planned
 switchover loses no acknowledged record, even under ASYNC_MASTER. Writes pause for a few
 heartbeat round trips and the target's catch-up (well under a second when it is in sync),
@@ -188,11 +189,10 @@ class Handovers:
         return result
 
     def _hand_over(self, g: Any, h: Handover, now: float) -> None:
-        """A handover's step each tick. The old master's final end is known once it said,
-        in a heartbeat taken after the handover began (whose reply granted no lease), that it
-        cannot write (it resigned when asked, or its lease ran out): every record it ever
-        acknowledged lies below the end that heartbeat gave. A silent old master: once its
-        lease is surely over (``fenced_at``), the other electable members' ends stand in.
+        """A handover's step each tick. Nothing happens before the old master resigned (a
+        heartbeat echoing the handover's token, built after it gave its lease up: every
+        record it ever acknowledged lies below the end it gave) or its lease is surely over
+        (``fenced_at``). A silent old master: the other electable members' ends stand in.
         Then the target, still electable, is elected as soon as its own end reaches that (it
         is asked to heartbeat at once). A target that died, or has not by the deadline: the
         usual election instead."""
