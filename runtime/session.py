@@ -66,7 +66,13 @@ from runtime.proxy_protocol import V1_PREFIX, V2_SIGNATURE
 from runtime.receive import is_tls, receiver
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
-from runtime.remoting.frame import MAX_HEADER, MAX_RESPONSE_HEADER, FrameDecoder
+from runtime.remoting.frame import (
+    MAX_FRAME,
+    MAX_HEADER,
+    MAX_RESPONSE_FRAME,
+    MAX_RESPONSE_HEADER,
+    FrameDecoder,
+)
 from runtime.request_context import Turn, begin, finish, was_held
 from runtime.session_handle import Closed, Outbound, SessionHandle, send_frame
 
@@ -127,12 +133,16 @@ class ClientSession(GeventActor):
         max_in_flight: int = MAX_IN_FLIGHT,
         max_in_flight_bytes: int = MAX_IN_FLIGHT_BYTES,
         max_header: int = MAX_HEADER,
+        max_frame: int = MAX_FRAME,
     ) -> None:
         super().__init__()
         self.role = role
         self.max_header = max_header
         """The largest frame header read (a server's connections: 64 KiB; a client's own,
         which read responses: ``MAX_RESPONSE_HEADER``)."""
+        self.max_frame = max_frame
+        """The largest frame read (a server's connections: 16 MiB; a client's own:
+        ``MAX_RESPONSE_FRAME``)."""
         self.sock = sock
         self.processor = processor
         self._latency = getattr(processor, "rpc_latency", None)
@@ -222,7 +232,7 @@ class ClientSession(GeventActor):
     # -- reading (a greenlet owned by this actor; it only tells the actor) -----------------
 
     def _read_loop(self) -> None:
-        decoder = FrameDecoder(max_header=self.max_header)
+        decoder = FrameDecoder(max_frame=self.max_frame, max_header=self.max_header)
         ref = self.actor_ref
         reason = "peer closed the connection"
         receive = receiver(self.sock, READ_SIZE)
@@ -401,6 +411,7 @@ def connect(
         processor or RejectAll(),
         idle_timeout=idle_timeout,
         max_header=MAX_RESPONSE_HEADER,
+        max_frame=MAX_RESPONSE_FRAME,
     )
     handle = ref.proxy().handle.get(timeout=timeout)
     return handle

@@ -8,8 +8,9 @@ callbacks) sends at once when nothing else is being written or queued and otherw
 ``Outbound`` frame on the session actor; ``reply`` (a request's own greenlet) writes under the
 lock; ``send_frame`` is the one way both write a frame. ``Closed`` asks the session to stop.
 
-No frame goes out whose header passes the peer's limit (a request: a server's 64 KiB,
-``MAX_HEADER``; a response: a client's 8 MiB, ``MAX_RESPONSE_HEADER``): the peer would close the
+No frame goes out whose header or length passes the peer's limit (a request: a server's 64 KiB
+header, ``MAX_HEADER``, and 16 MiB frame, ``MAX_FRAME``; a response: a client's 8 MiB header,
+``MAX_RESPONSE_HEADER``, and 128 MiB frame, ``MAX_RESPONSE_FRAME``): the peer would close the
 connection, failing every other request on it. Such a request fails alone (its future gets a
 non-fatal ``ProtocolError``; a oneway one is not sent), such a response is replaced by a
 SYSTEM_ERROR saying so.
@@ -32,7 +33,13 @@ from runtime.hostport import format_address
 from runtime.receive import raw_socket
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
-from runtime.remoting.frame import MAX_HEADER, MAX_RESPONSE_HEADER, encode
+from runtime.remoting.frame import (
+    MAX_FRAME,
+    MAX_HEADER,
+    MAX_RESPONSE_FRAME,
+    MAX_RESPONSE_HEADER,
+    encode,
+)
 
 
 class Outbound(msgspec.Struct, frozen=True, tag=True):
@@ -181,9 +188,9 @@ class SessionHandle:
         if self.signer is not None:
             cmd = self.signer(cmd)
         frame = encode(cmd)
-        size = _header_length(frame)
-        if size > MAX_HEADER:
-            problem = f"request header of {size} bytes passes the {MAX_HEADER}-byte limit: not sent"
+        problem = _too_large(frame, MAX_HEADER, MAX_FRAME, "request")
+        if problem:
+            problem += ": not sent"
             future.set_exception((ProtocolError, ProtocolError(problem, fatal=False), None))
             return future
         self._pending[cmd.opaque] = future
@@ -245,15 +252,21 @@ def _header_length(frame: bytes) -> int:
 
 
 def _frame_of(cmd: RemotingCommand) -> bytes | None:
-    """``cmd`` encoded; a response whose header would pass the limit as a SYSTEM_ERROR saying
-    so, a request's None (not to be sent)."""
+    """``cmd`` encoded; a response whose header or whole frame would pass the limit as a
+    SYSTEM_ERROR saying so, a request's None (not to be sent)."""
     frame = encode(cmd)
-    if _header_length(frame) <= (MAX_RESPONSE_HEADER if cmd.is_response else MAX_HEADER):
-        return frame
-    return encode(_too_large(cmd, frame)) if cmd.is_response else None
+    if cmd.is_response:
+        problem = _too_large(frame, MAX_RESPONSE_HEADER, MAX_RESPONSE_FRAME, "response")
+        if not problem:
+            return frame
+        return encode(RemotingCommand.response_to(cmd, ResponseCode.SYSTEM_ERROR, remark=problem))
+    return None if _too_large(frame, MAX_HEADER, MAX_FRAME, "request") else frame
 
 
-def _too_large(response: RemotingCommand, frame: bytes) -> RemotingCommand:
-    """A response whose header the peer would refuse (closing the connection), as an error."""
-    remark = f"the response header of {_header_length(frame)} bytes passes the limit"
-    return RemotingCommand.response_to(response, ResponseCode.SYSTEM_ERROR, remark=remark)
+def _too_large(frame: bytes, max_header: int, max_frame: int, what: str) -> str:
+    """Why the peer would refuse ``frame`` (closing the connection), or "" when it would not."""
+    if _header_length(frame) > max_header:
+        return f"{what} header of {_header_length(frame)} bytes passes the {max_header}-byte limit"
+    if len(frame) - 4 > max_frame:
+        return f"{what} of {len(frame) - 4} bytes passes the {max_frame}-byte limit"
+    return ""

@@ -36,6 +36,13 @@ an answer to a batch names every message's id in its header (RocketMQ's comma-jo
 ``msgId``: ~33 bytes a message, 2,000 small messages pass 64 KiB), and RocketMQ's clients take
 any size."""
 
+MAX_RESPONSE_FRAME = 128 * 1024 * 1024
+"""Largest frame a client reads on its own connections, and a server writes in a response:
+whole-table answers grow with the broker (GET_ALL_CONSUMER_OFFSET for 40,000 offsets of long
+names, GET_ALL_TOPIC_CONFIG for a few hundred thousand topics pass 16 MiB), and a slave that
+could not read its master's offsets never linked. Requests stay bounded by ``MAX_FRAME``.
+RocketMQ's Java clients read 16 MiB (``com.rocketmq.remoting.frameMaxLength``)."""
+
 _MAX_HEADER_FIELD = 0xFFFFFF  # headerLen has 24 bits
 
 _LENGTH = struct.Struct(">i")
