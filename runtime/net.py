@@ -25,6 +25,7 @@ from loguru import logger
 
 from runtime import proxy_protocol, tls
 from runtime.actor import GeventActor, watch
+from runtime.conn_budget import PROCESS, ConnectionBudget
 from runtime.errors import ConfigError, ProtocolError
 from runtime.future import new_future
 from runtime.hostport import family_of, format_address
@@ -67,8 +68,32 @@ LINGER_S = 1.0
 """How long a shutting-down acceptor waits for its peers to close after their last answers."""
 
 
+OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+ACCEPT_PAUSE_S = 0.5
+"""How long a listener stops accepting after ``accept`` found no descriptor free."""
+
+
 class _Server(StreamServer):
-    """A StreamServer that leaves accepted sockets open: the session actor owns each one."""
+    """A StreamServer that leaves accepted sockets open (the session actor owns each one) and,
+    out of descriptors, stops accepting for ``ACCEPT_PAUSE_S`` with a warning (gevent printed a
+    traceback for every refused ``accept``)."""
+
+    budget: ConnectionBudget = PROCESS
+
+    def do_read(self) -> Any:
+        try:
+            return super().do_read()
+        except OSError as exc:
+            if exc.errno not in OUT_OF_DESCRIPTORS:
+                raise
+            self.budget.out_of_descriptors(exc)
+            self.stop_accepting()
+            gevent.spawn_later(ACCEPT_PAUSE_S, self._resume)
+            return None
+
+    def _resume(self) -> None:
+        if self.started and not self.closed:
+            self.start_accepting()
 
     def do_close(self, sock: socket.socket, *args: Any) -> None:
         pass
@@ -83,7 +108,8 @@ class Acceptor(GeventActor):
     to wait, asked at stop: the broker's when its process shuts down), the sessions first stop
     serving and finish the sends they serve (``_quiesce``). With ``proxy_protocol`` a
     connection that begins with a PROXY protocol header (``runtime.proxy_protocol``, before TLS
-    as in RocketMQ) is taken as coming from the client it names.
+    as in RocketMQ) is taken as coming from the client it names. Every connection is held
+    against ``budget`` (the process's, ``runtime.conn_budget``): one past it is closed at once.
     """
 
     def __init__(
@@ -95,9 +121,11 @@ class Acceptor(GeventActor):
         drain: Callable[[], float] | None = None,
         secure: bool = False,
         proxy_protocol: bool = False,
+        budget: ConnectionBudget = PROCESS,
     ) -> None:
         super().__init__()
         self.name = name
+        self._budget = budget
         self._proxy_protocol = proxy_protocol
         self._secure = secure
         """A remoting listener: its connections get the process's TLS mode (``runtime.tls``)."""
@@ -111,34 +139,51 @@ class Acceptor(GeventActor):
 
     def on_start(self) -> None:
         self._server = _Server(self._sock, self._handle)
+        self._server.budget = self._budget
         self._server.start()
         logger.debug("{} accepting on {}", self.name, address_of(self._sock))
 
     def _handle(self, conn: socket.socket, address: tuple[str, int]) -> None:
+        if not self._budget.take():
+            with contextlib.suppress(OSError):
+                conn.close()
+            return
+        ref = None
+        try:
+            ref = self._serve(conn, address)
+        finally:
+            if ref is None:
+                self._budget.give()
+            else:
+                watch(ref, lambda _ref, _failure: self._budget.give())
+
+    def _serve(self, conn: socket.socket, address: tuple[str, int]) -> pykka.ActorRef[Any] | None:
+        """The session serving ``conn``, or None when it was closed instead."""
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self._proxy_protocol:  # (this connection's own greenlet: waiting blocks no other)
             client = self._client_of(conn, address)
             if client is None:
-                return
+                return None
             address = client
         if self._secure:  # this connection's own greenlet: a handshake blocks no other
             accepted = tls.accept(conn, address)
             if accepted is None:
-                return
+                return None
             conn = accepted
         if self._stopping:  # stopped while this one's header or handshake was read
             with contextlib.suppress(OSError):
                 conn.close()
-            return
+            return None
         try:
             ref = self._factory(conn, address)
         except Exception:
             logger.exception("{}: session for {} failed", self.name, address)
             conn.close()
-            return
+            return None
         if ref is not None:
             self._sessions[ref.actor_urn] = ref
             watch(ref, self._gone)
+        return ref
 
     def _client_of(self, conn: socket.socket, address: Any) -> tuple[str, int] | None:
         """The address ``conn`` comes from: its PROXY protocol header's, else its own; None
