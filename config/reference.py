@@ -159,6 +159,13 @@ BROKER_KEYS: dict[str, tuple[str, str]] = {
         USED,
         "Upper bound of queues for an auto-created topic (min with the producer's request).",
     ),
+    "maxTopicQueueNums": (
+        USED,
+        "actormq's: most read or write queues one topic may have (RocketMQ sets no limit). "
+        "UPDATE_AND_CREATE_TOPIC and a group's retryQueueNums beyond it get INVALID_PARAMETER; "
+        "auto-created and retry topics are cut to it. A topic of 2^31 queues once made one "
+        "stats request walk every queue for hours.",
+    ),
     "autoCreateSubscriptionGroup": (
         USED,
         "Create a consumer group on first use; false: pulls and send-backs of a group without a "

@@ -120,6 +120,8 @@ class BrokerConfig(_Config):
     # topics, groups, polling
     auto_create_topic_enable: bool = True
     default_topic_queue_nums: Positive = 8
+    max_topic_queue_nums: Positive = 1024
+    """actormq's: most read or write queues of one topic (RocketMQ sets no limit)."""
     auto_create_subscription_group: bool = True
     broker_permission: Permission = 6
     long_polling_enable: bool = True
@@ -196,6 +198,12 @@ class BrokerConfig(_Config):
         for attr in ("broker_cluster_name", "broker_name", "listen_host", "broker_ip1"):
             check_name(cls, attr, getattr(self, attr))
         check_name(cls, "broker_ip2", self.broker_ip2, empty_ok=True)
+        if self.default_topic_queue_nums > self.max_topic_queue_nums:
+            fail(
+                cls,
+                "default_topic_queue_nums",
+                f"must be at most maxTopicQueueNums ({self.max_topic_queue_nums})",
+            )
         if not self.store_path_root_dir.strip():
             fail(cls, "store_path_root_dir", "must not be empty")
         if self.broker_role is BrokerRole.SLAVE and self.broker_id == 0:

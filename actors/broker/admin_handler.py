@@ -10,6 +10,7 @@ UPDATE_AND_CREATE_SUBSCRIPTIONGROUP (200), GET_BROKER_CONFIG (26), UPDATE_BROKER
 from __future__ import annotations
 
 from actors.broker.context import BrokerContext, reply
+from actors.broker.queue_limits import queue_nums_problem
 from config import ConfigError, dump_properties, with_overrides
 from config.coerce import from_text
 from config.fields import field_specs
@@ -146,12 +147,13 @@ def create_topic(
             ResponseCode.SYSTEM_ERROR,
             remark=f"the topic[{h.topic}] is conflict with system reserved words",
         )
-    if h.read_queue_nums <= 0 or h.write_queue_nums <= 0 or not 0 <= h.perm <= 7:
-        return reply(
-            request,
-            ResponseCode.INVALID_PARAMETER,
-            remark="readQueueNums and writeQueueNums must be > 0 and perm in 0..7",
-        )
+    problem = queue_nums_problem(
+        h.read_queue_nums, h.write_queue_nums, ctx.cfg.max_topic_queue_nums
+    )
+    if problem is None and not 0 <= h.perm <= 7:
+        problem = f"perm {h.perm} is not in 0..7"
+    if problem is not None:
+        return reply(request, ResponseCode.INVALID_PARAMETER, remark=problem)
     existing = ctx.store.topic(h.topic)
     attributes, problem = apply_attributes(
         dict(existing.attributes) if existing is not None else {}, h.attributes
@@ -242,6 +244,14 @@ def create_subscription_group(
     config = decode_body(SubscriptionGroupConfig, request.body, opaque=request.opaque)
     if not config.group_name:
         return reply(request, ResponseCode.SYSTEM_ERROR, remark="groupName is required")
+    limit = ctx.cfg.max_topic_queue_nums
+    if not 0 <= config.retry_queue_nums <= limit:
+        return reply(
+            request,
+            ResponseCode.INVALID_PARAMETER,
+            remark=f"retryQueueNums ({config.retry_queue_nums}) must be in 0..{limit} (the "
+            "broker's maxTopicQueueNums)",
+        )
     ctx.store.create_subscription_group(config)
     return reply(request)
 

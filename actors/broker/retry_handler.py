@@ -16,6 +16,7 @@ import msgspec
 from actors.broker import send_handler
 from actors.broker.context import BrokerContext, group_not_exist, reply, send_queue_busy
 from actors.broker.delay import copy_record, to_schedule
+from actors.broker.queue_limits import capped
 from runtime.remoting.bodies import SubscriptionGroupConfig, TopicConfig
 from runtime.remoting.codes import DLQ_PREFIX, RETRY_PREFIX, ResponseCode
 from runtime.remoting.command import RemotingCommand
@@ -43,15 +44,15 @@ def ensure_retry_topic(
     ctx: BrokerContext, group: str, config: SubscriptionGroupConfig | None = None
 ) -> int:
     """Create ``%RETRY%<group>`` if missing, with the group's retryQueueNums (``config``, or the
-    group's stored config; 1 without one), and register it with the name servers at once, as
-    RocketMQ does (admin tools list a group by its retry topic). Returns how many queues the
-    topic has."""
+    group's stored config; 1 without one; cut to 1..maxTopicQueueNums), and register it with
+    the name servers at once, as RocketMQ does (admin tools list a group by its retry topic).
+    Returns how many queues the topic has."""
     topic = RETRY_PREFIX + group
     existed = ctx.store.topic(topic) is not None
     if config is None:
         config = ctx.store.subscription_group(group)
     nums = config.retry_queue_nums if config is not None else RETRY_QUEUE_NUMS
-    queues = ctx.store.ensure_retry_topic(topic, nums)
+    queues = ctx.store.ensure_retry_topic(topic, capped(nums, ctx.cfg.max_topic_queue_nums))
     if not existed:
         ctx.register_now(topic)
     return queues

@@ -26,6 +26,7 @@ import msgspec
 from actors.broker.context import BrokerContext, reply, send_queue_busy, topic_not_exist
 from actors.broker.delay import TimerError, delay_level, schedule, to_schedule
 from actors.broker.msg_region import stamp, with_response_fields
+from actors.broker.queue_limits import capped
 from config.schema import BrokerConfig
 from runtime.errors import AddressError
 from runtime.hostport import parse_address
@@ -231,9 +232,10 @@ def _auto_create(ctx: BrokerContext, h: SendMessageRequestHeader) -> TopicConfig
         default = ctx.store.topic(h.default_topic or TBW102)
         if default is None:
             return None
-        nums = max(1, min(h.default_topic_queue_nums, default.write_queue_nums))
+        nums = min(h.default_topic_queue_nums, default.write_queue_nums)
     else:
         nums = 1
+    nums = capped(nums, ctx.cfg.max_topic_queue_nums)
     config = TopicConfig(
         topic_name=h.topic,
         read_queue_nums=nums,
