@@ -103,12 +103,28 @@ def earliest_store_time(
     return reply(request, ext_fields={"timestamp": ts})
 
 
+MAX_MSGS_NUM_BATCH = 64
+"""Most messages one QUERY_MESSAGE answers (RocketMQ's MessageStoreConfig maxMsgsNumBatch: its
+IndexService cuts every query's maxNum to it)."""
+DEFAULT_QUERY_MAX_NUM = 32
+"""A query by unique key (``_UNIQUE_KEY_QUERY=true``, a message id) answers at most this many
+whatever its maxNum (RocketMQ's defaultQueryMaxNum)."""
+
+
+def query_max_num(request: RemotingCommand, max_num: int) -> int:
+    """How many messages a QUERY_MESSAGE may answer: its maxNum cut to 1..64, or 32 for a query
+    by unique key, as RocketMQ's broker cuts it (a maxNum of 2^31 was taken as asked)."""
+    if str(request.ext_fields.get("_UNIQUE_KEY_QUERY", "")).lower() == "true":
+        return DEFAULT_QUERY_MAX_NUM
+    return max(1, min(max_num, MAX_MSGS_NUM_BATCH))
+
+
 def query_message(
     ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
 ) -> RemotingCommand:
     h = decode_header(QueryMessageRequestHeader, request.ext_fields, opaque=request.opaque)
     found = ctx.store.query_by_key(
-        h.topic, h.key, max(1, h.max_num), h.begin_timestamp, h.end_timestamp
+        h.topic, h.key, query_max_num(request, h.max_num), h.begin_timestamp, h.end_timestamp
     )
     if not found:
         return reply(
