@@ -14,8 +14,9 @@ import random
 import msgspec
 
 from actors.broker import send_handler
-from actors.broker.context import BrokerContext, group_not_exist, reply, send_queue_busy
+from actors.broker.context import BrokerContext, reply, send_queue_busy
 from actors.broker.delay import copy_record, to_schedule
+from actors.broker.group_names import shown, unknown_group
 from actors.broker.queue_limits import capped
 from runtime.remoting.bodies import SubscriptionGroupConfig, TopicConfig
 from runtime.remoting.codes import DLQ_PREFIX, RETRY_PREFIX, ResponseCode
@@ -28,9 +29,11 @@ from runtime.remoting.properties import (
     RETRY_TOPIC,
     UNIQ_KEY,
     decode_properties,
+    property_value_ok,
 )
 from runtime.session import SessionHandle
 from runtime.store.record import PutRecord, decode_record
+from runtime.store.topic_names import topic_problem
 
 DEFAULT_MAX_RECONSUME_TIMES = 16
 RETRY_QUEUE_NUMS = 1
@@ -62,9 +65,10 @@ def send_back(
     ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
 ) -> RemotingCommand:
     h = decode_header(ConsumerSendMsgBackRequestHeader, request.ext_fields, opaque=request.opaque)
-    missing = group_not_exist(ctx, request, h.group, ctx.store.subscription_group(h.group))
-    if missing is not None:
-        return missing
+    group_config = ctx.store.subscription_group(h.group)
+    refused = unknown_group(ctx, request, h.group, group_config) or _bad_input(request, h)
+    if refused is not None:
+        return refused
     raw = ctx.store.message_at(h.offset)
     if raw is None:
         return reply(
@@ -76,7 +80,6 @@ def send_back(
     origin_id = h.origin_msg_id or props.get(UNIQ_KEY) or original.msg_id
     props.setdefault(ORIGIN_MESSAGE_ID, origin_id)
     # the client's word, else the group's retryMaxTimes (updateSubGroup), else the message's
-    group_config = ctx.store.subscription_group(h.group)
     max_times = h.max_reconsume_times
     if max_times is None:
         if group_config is not None:
@@ -106,6 +109,29 @@ def send_back(
     if code in send_handler.STORED_CODES:
         return reply(request)
     return reply(request, code, remark=outcome.remark or outcome.status)
+
+
+def _bad_input(
+    request: RemotingCommand, h: ConsumerSendMsgBackRequestHeader
+) -> RemotingCommand | None:
+    """INVALID_PARAMETER for a send-back the store could not take: a group whose retry topic
+    cannot be (``%RETRY%<group>`` past 127 characters: RocketMQ would create it, our topic
+    table refuses it), an originMsgId holding a property separator (it would corrupt the copy's
+    properties); None when it may go on."""
+    problem = topic_problem(RETRY_PREFIX + h.group)
+    if problem is not None:
+        return reply(
+            request,
+            ResponseCode.INVALID_PARAMETER,
+            remark=f"consumer group {shown(h.group)!r}: retry topic: {problem}",
+        )
+    if h.origin_msg_id and not property_value_ok(h.origin_msg_id):
+        return reply(
+            request,
+            ResponseCode.INVALID_PARAMETER,
+            remark=f"originMsgId {shown(h.origin_msg_id)!r} holds a \\x01 or \\x02 separator",
+        )
+    return None
 
 
 def dead_letter(ctx: BrokerContext, record: PutRecord, group: str) -> PutRecord:

@@ -112,6 +112,11 @@ def encode_properties(props: Mapping[str, str]) -> str:
     return "".join(parts)
 
 
+def property_value_ok(text: str) -> bool:
+    """Whether ``text`` may be a property's name or value (it holds no separator)."""
+    return not _has_separator(text)
+
+
 def _has_separator(text: str) -> bool:
     return NAME_VALUE_SEPARATOR in text or PROPERTY_SEPARATOR in text
 
