@@ -10,6 +10,7 @@ UPDATE_AND_CREATE_SUBSCRIPTIONGROUP (200), GET_BROKER_CONFIG (26), UPDATE_BROKER
 from __future__ import annotations
 
 from actors.broker.context import BrokerContext, reply
+from actors.broker.group_names import shown, unknown_group
 from actors.broker.queue_limits import queue_nums_problem
 from config import ConfigError, dump_properties, with_overrides
 from config.coerce import from_text
@@ -65,9 +66,30 @@ def query_consumer_offset(
 def update_consumer_offset(
     ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
 ) -> RemotingCommand:
+    """UPDATE_CONSUMER_OFFSET (15). As RocketMQ 5: a group it finds no config for
+    (``group_names.unknown_group``) is SUBSCRIPTION_GROUP_NOT_EXIST, a topic this broker does
+    not have TOPIC_NOT_EXIST ("Topic <t> not exist!"); a queue id outside the topic's read
+    queues is INVALID_PARAMETER (RocketMQ stores any: each one a new entry of the offset
+    table). A negative offset is ignored."""
     h = decode_header(UpdateConsumerOffsetRequestHeader, request.ext_fields, opaque=request.opaque)
+    group = h.consumer_group
+    refused = unknown_group(ctx, request, group, ctx.store.subscription_group(group))
+    if refused is not None:
+        return refused
+    config = ctx.store.topic(h.topic)
+    if config is None:
+        return reply(
+            request, ResponseCode.TOPIC_NOT_EXIST, remark=f"Topic {shown(h.topic)} not exist!"
+        )
+    if not 0 <= h.queue_id < config.read_queue_nums:
+        return reply(
+            request,
+            ResponseCode.INVALID_PARAMETER,
+            remark=f"queueId[{h.queue_id}] is illegal, topic:[{h.topic}] topicConfig."
+            f"readQueueNums:[{config.read_queue_nums}]",
+        )
     if h.commit_offset >= 0:
-        ctx.store.commit_offset(h.consumer_group, h.topic, h.queue_id, h.commit_offset)
+        ctx.store.commit_offset(group, h.topic, h.queue_id, h.commit_offset)
     return reply(request)
 
 

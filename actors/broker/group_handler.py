@@ -9,12 +9,14 @@
   of the source group), ``offline``): the destination group gets the source group's committed
   offsets of each such topic this broker has. Unless ``offline``, a topic the source group is
   online without subscribing to is skipped, as RocketMQ does (``mqadmin cloneGroupOffset``).
-  SUCCESS always; the offsets are persisted with the next offset persist, as any commit.
+  SUCCESS, but SUBSCRIPTION_GROUP_NOT_EXIST for an illegal destination group name
+  (``group_names``); the offsets are persisted with the next offset persist, as any commit.
 """
 
 from __future__ import annotations
 
 from actors.broker.context import BrokerContext, reply
+from actors.broker.group_names import group_problem, shown
 from runtime.remoting.bodies import GroupList, TopicList, encode_body
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
@@ -65,6 +67,13 @@ def clone_group_offset(
     ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
 ) -> RemotingCommand:
     h = decode_header(CloneGroupOffsetRequestHeader, request.ext_fields, opaque=request.opaque)
+    problem = group_problem(h.dest_group)
+    if problem is not None:  # (offsets committed for it would be offsets of no group)
+        return reply(
+            request,
+            ResponseCode.SUBSCRIPTION_GROUP_NOT_EXIST,
+            remark=f"subscription group not exist, {shown(h.dest_group)!r}: {problem}",
+        )
     offsets = ctx.store.group_offsets(h.src_group)
     topics = [h.topic] if h.topic else sorted(offsets)
     consumers = ctx.proxy(ctx.consumers)

@@ -330,7 +330,10 @@ class EnsureTopic(msgspec.Struct, frozen=True, tag=True):
 
 
 class AllTopics(msgspec.Struct, frozen=True, tag=True):
-    """Ask: a TopicTable."""
+    """Ask: a TopicTable (only the topics of ``names`` that exist, when given: a registration
+    of a few changed topics does not copy a table of thousands)."""
+
+    names: tuple[str, ...] | None = None
 
 
 # -- Retention ---------------------------------------------------------------------------------

@@ -205,8 +205,8 @@ def broker_spec(
             """What registration sends: the topics (those of ``names`` that exist, when
             given), their perm cut to the broker's (brokerPermission 4 makes every topic
             read-only in routes, as RocketMQ's)."""
-            table = store.all_topics().get(timeout=5.0).topics
-            chosen = table if names is None else {n: table[n] for n in names if n in table}
+            chosen = store.all_topics(None if names is None else tuple(names))
+            chosen = chosen.get(timeout=5.0).topics
             perm = ctx.cfg.broker_permission
             return {
                 topic: to_wire(

@@ -36,7 +36,8 @@ from typing import NamedTuple
 
 import msgspec
 
-from actors.broker.context import BrokerContext, group_not_exist, reply, topic_not_exist
+from actors.broker.context import BrokerContext, reply, topic_not_exist
+from actors.broker.group_names import unknown_group
 from actors.broker.store_port import GetOutcome
 from runtime.actor import call_now
 from runtime.errors import ActorFailure
@@ -114,7 +115,7 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
             remark=f"the broker[{ctx.cfg.broker_name}] pulling message is forbidden",
         )
     group_config = ctx.store.subscription_group(h.consumer_group)
-    missing = group_not_exist(ctx, request, h.consumer_group, group_config)
+    missing = unknown_group(ctx, request, h.consumer_group, group_config)
     if missing is not None:
         return missing
     if group_config is not None and not group_config.consume_enable:

@@ -118,9 +118,10 @@ class StoreMetadata(StoreFacadeBase):
             )
         )
 
-    def all_topics(self) -> Future:
-        """Future of TopicTable (topics and data version, for broker registration)."""
-        return self._ask(self.names.topics, AllTopics())
+    def all_topics(self, names: tuple[str, ...] | None = None) -> Future:
+        """Future of TopicTable (topics and data version, for broker registration): only those
+        of ``names`` that exist, when given."""
+        return self._ask(self.names.topics, AllTopics(names))
 
     # -- subscription groups -------------------------------------------------------------------
 

@@ -101,4 +101,4 @@ class SubscriptionGroups(GeventActor):
         self.version = DataVersion(
             timestamp=int(time.time() * 1000), counter=self.version.counter + 1
         )
-        self._writer.request(self._table())
+        self._writer.request(self._table)  # (taken when the write starts)

@@ -169,7 +169,7 @@ class TopicConfig(GeventActor):
             if self.topics.pop(message.topic, None) is not None:
                 self._bump()
             done = gevent.event.AsyncResult()
-            self._writer.request(self._snapshot(), done)
+            self._writer.request(self._snapshot, done)
             return done
         if isinstance(message, AutoCreateTopic):
             return self._auto_create(message)
@@ -177,7 +177,10 @@ class TopicConfig(GeventActor):
             current = self.topics.get(message.config.topic_name)
             return current if current is not None else self._put(message.config)
         if isinstance(message, AllTopics):
-            return TopicTable(dict(self.topics), self.version)
+            if message.names is None:
+                return TopicTable(dict(self.topics), self.version)
+            topics = self.topics
+            return TopicTable({n: topics[n] for n in message.names if n in topics}, self.version)
         return super().on_receive(message)
 
     def _auto_create(self, msg: AutoCreateTopic) -> TopicConfigData | None:
@@ -218,11 +221,10 @@ class TopicConfig(GeventActor):
         return _TopicsFile(dict(self.topics), self.version)
 
     def _persist(self, *, sync: bool = False) -> None:
-        data = self._snapshot()
         if sync:
-            write_json(self.path, data)
+            write_json(self.path, self._snapshot())
         else:
-            self._writer.request(data)
+            self._writer.request(self._snapshot)  # (taken when the write starts)
 
     def on_stop(self) -> None:
         self._writer.close()

@@ -1,6 +1,9 @@
 """``BackgroundWriter``: persist the latest snapshot of a JSON file without blocking an actor.
 
-``request(obj)`` records the newest snapshot; one greenlet writes it atomically (configfile:
+``request(obj)`` records the newest snapshot (or a zero-argument callable that takes it, called
+when the write starts: a table changed thousands of times between two writes, as the topic
+table is while a heartbeat makes thousands of retry topics, is then copied once per write, not
+once per change); one greenlet writes it atomically (configfile:
 tmp + fsync + rename + dir fsync) in the hub's thread pool. Requests made while a write runs
 coalesce into one more write of the newest snapshot. ``request(obj, done)`` also sets the
 AsyncResult ``done`` once a write covering that snapshot ended: True when it is durable, False
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -45,7 +49,9 @@ class BackgroundWriter:
         self._waiters: list[gevent.event.AsyncResult] = []
         self.writes = 0
 
-    def request(self, obj: Any, done: gevent.event.AsyncResult | None = None) -> None:
+    def request(
+        self, obj: Any | Callable[[], Any], done: gevent.event.AsyncResult | None = None
+    ) -> None:
         self._pending = obj
         self._has_pending = True
         if done is not None:
@@ -68,7 +74,7 @@ class BackgroundWriter:
                 waiters, self._waiters = self._waiters, []
                 ok = False
                 try:
-                    offload(write_json, self.path, obj)
+                    offload(write_json, self.path, _taken(obj))
                     self.writes += 1
                     ok = True
                 except OSError as exc:
@@ -98,7 +104,12 @@ class BackgroundWriter:
         if self._has_pending:
             obj, self._pending, self._has_pending = self._pending, None, False
             waiters, self._waiters = self._waiters, []
-            write_json(self.path, obj)
+            write_json(self.path, _taken(obj))
             self.writes += 1
             for done in waiters:
                 done.set(True)
+
+
+def _taken(obj: Any) -> Any:
+    """The snapshot ``obj`` is, or the one it takes (a callable)."""
+    return obj() if callable(obj) else obj

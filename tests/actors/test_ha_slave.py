@@ -303,7 +303,9 @@ def test_the_master_answers_the_offsets_changed_since_a_version(
         assert got.code == ResponseCode.SUCCESS
         return got.ext_fields, json.loads(got.body)["offsetTable"]
 
-    # Given two groups' offsets on the master
+    # Given two groups' offsets on the master (of topics it has: it refuses others' offsets)
+    for topic in ("V-A", "V-B"):
+        assert send(p.to_master, topic, b"m").code == ResponseCode.SUCCESS
     commit("V-A", 1)
     commit("V-B", 1)
     # When a slave asks without a version, Then it gets the whole table and a version

@@ -62,3 +62,32 @@ def test_a_change_waiting_for_its_write_is_not_kept_waiting_for_the_interval(
     assert deleted.get(timeout=5) is True
     assert json.loads(path.read_bytes()) == {"v": "deleted"}
     writer.close()
+
+
+def test_a_snapshot_taker_is_called_once_per_write_not_once_per_change(
+    tmp_path: pathlib.Path,
+) -> None:
+    path = tmp_path / "topics.json"
+    writer = BackgroundWriter(str(path), min_interval=60.0)
+    table: dict[str, int] = {}
+    taken: list[int] = []
+
+    def snapshot() -> dict[str, int]:
+        taken.append(len(table))
+        return dict(table)
+
+    for i in range(BURST):
+        table[f"t{i}"] = i
+        _write_now(writer, snapshot)
+    assert len(taken) == BURST
+    # Given a burst of changes, each asking for a write of the table
+    for i in range(1000):
+        table[f"u{i}"] = i
+        writer.request(snapshot)
+    gevent.idle()
+    # When they are written (close: the pending write at once)
+    with gevent.Timeout(5):
+        writer.close()
+    # Then the table was copied once for them all, as it stood at the write
+    assert taken[BURST:] == [BURST + 1000]
+    assert len(json.loads(path.read_bytes())) == BURST + 1000
