@@ -4,7 +4,8 @@ A half message (sysFlag TRANSACTION_PREPARED) is stored with no queue offset: co
 see it. COMMIT (8) puts a copy with sysFlag COMMIT into its topic (now visible; its
 preparedTransactionOffset points at the half message); ROLLBACK (12) only settles it. Either
 way the TransactionManager forgets it, and a second END for the same message does nothing.
-UNKNOWN (0) leaves it open for the check-back.
+UNKNOWN (0) leaves it open for the check-back. Any other commitOrRollback is INVALID_PARAMETER
+(oneway: dropped), nothing done.
 
 RESUME_CHECK_HALF_MESSAGE (323, ``mqadmin resumeCheckHalfMessage -i <offset msg id>``): a half
 message whose checks ran out (discarded, ``transactionCheckMax``) or that is still open starts
@@ -41,7 +42,7 @@ from runtime.store.record import (
     decode_record,
 )
 
-COMMIT, ROLLBACK = 8, 12
+UNKNOWN, COMMIT, ROLLBACK = 0, 8, 12
 
 
 def is_prepared(sys_flag: int) -> bool:
@@ -77,7 +78,17 @@ def end_transaction(
 ) -> RemotingCommand | None:
     h = decode_header(EndTransactionRequestHeader, request.ext_fields, opaque=request.opaque)
     if h.commit_or_rollback not in (COMMIT, ROLLBACK):
-        return None if request.is_oneway else reply(request)
+        if request.is_oneway:
+            return None
+        if h.commit_or_rollback == UNKNOWN:
+            return reply(request)  # left open for the check-back
+        # (RocketMQ logs it and answers nothing: a two-way caller would wait out its timeout)
+        return reply(
+            request,
+            ResponseCode.INVALID_PARAMETER,
+            remark=f"commitOrRollback {h.commit_or_rollback} is none of 0 (unknown), "
+            f"{COMMIT} (commit), {ROLLBACK} (rollback): nothing done",
+        )
     raw = ctx.store.message_at(h.commit_log_offset)
     if raw is None:
         return reply(
