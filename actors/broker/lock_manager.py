@@ -7,8 +7,11 @@ Messages (proxy methods; none blocks):
 
 A lock lives ``lock_ttl_s`` (60 s, RocketMQ's rebalance lock max live time) from its last
 renewal; a client renews by locking again (every 20 s). An expired lock may be taken by another
-client. State owned (memory only; clients relock after a broker restart): group -> queue ->
-(client id, last renewal). Durability point: none.
+client, and is forgotten at the next sweep (at most one a ``lock_ttl_s``, made by a lock
+request): a client that locked queues and went away, or locked queues of no topic, leaves
+nothing behind for long (RocketMQ keeps such entries until they are unlocked). State owned
+(memory only; clients relock after a broker restart): group -> queue -> (client id, last
+renewal). Durability point: none.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ class RebalanceLockManager(GeventActor):
         self.lock_ttl_s = lock_ttl_s
         self._clock = clock
         self._locks: dict[str, dict[MessageQueue, tuple[str, float]]] = {}
+        self._swept = clock()
 
     def _live_holder(self, group: str, queue: MessageQueue) -> str | None:
         entry = self._locks.get(group, {}).get(queue)
@@ -44,6 +48,8 @@ class RebalanceLockManager(GeventActor):
         self, group: str, client_id: str, queues: Iterable[MessageQueue]
     ) -> list[MessageQueue]:
         now = self._clock()
+        if now - self._swept > self.lock_ttl_s:
+            self._sweep(now)
         table = self._locks.setdefault(group, {})
         locked = []
         for queue in queues:
@@ -56,6 +62,22 @@ class RebalanceLockManager(GeventActor):
                 table[queue] = (client_id, now)
                 locked.append(queue)
         return locked
+
+    def _sweep(self, now: float) -> None:
+        """Forget every expired lock (and groups left without one)."""
+        self._swept = now
+        for group in list(self._locks):
+            table = self._locks[group]
+            for queue in [
+                q for q, (_, renewed) in table.items() if now - renewed > self.lock_ttl_s
+            ]:
+                del table[queue]
+            if not table:
+                del self._locks[group]
+
+    def lock_count(self) -> int:
+        """How many locks are kept, expired ones not yet swept included."""
+        return sum(len(table) for table in self._locks.values())
 
     def unlock_batch(self, group: str, client_id: str, queues: Iterable[MessageQueue]) -> None:
         table = self._locks.get(group)

@@ -1,4 +1,8 @@
-"""LOCK_BATCH_MQ (41) and UNLOCK_BATCH_MQ (42): broker-side queue locks for ordered consumers."""
+"""LOCK_BATCH_MQ (41) and UNLOCK_BATCH_MQ (42): broker-side queue locks for ordered consumers.
+
+A lock request naming more than ``MAX_LOCK_BATCH`` queues is INVALID_PARAMETER, nothing locked
+(RocketMQ takes any number: one request of a hostile client could fill the lock table).
+"""
 
 from __future__ import annotations
 
@@ -10,14 +14,26 @@ from runtime.remoting.bodies import (
     decode_body,
     encode_body,
 )
+from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.session import SessionHandle
+
+MAX_LOCK_BATCH = 4096
+"""Most queues one LOCK_BATCH_MQ may name: an ordered consumer locks the queues it was given on
+this broker, four topics of the widest (maxTopicQueueNums, 1024) fit."""
 
 
 def lock_batch(
     ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
 ) -> RemotingCommand:
     body = decode_body(LockBatchRequestBody, request.body, opaque=request.opaque)
+    if len(body.mq_set) > MAX_LOCK_BATCH:
+        return reply(
+            request,
+            ResponseCode.INVALID_PARAMETER,
+            remark=f"a lock request may name at most {MAX_LOCK_BATCH} queues, this one names "
+            f"{len(body.mq_set)}: nothing locked",
+        )
     locked = ctx.ask(
         ctx.proxy(ctx.locks).lock_batch(body.consumer_group, body.client_id, body.mq_set)
     )

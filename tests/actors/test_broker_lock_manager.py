@@ -1,0 +1,61 @@
+"""Rebalance locks (LOCK_BATCH_MQ 41): they expire 60 s after their last renewal and are then
+forgotten; one request may name at most 4,096 queues."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import pytest
+
+from actors.broker.lock_manager import RebalanceLockManager
+from runtime.remoting.bodies import MessageQueue
+from runtime.remoting.codes import RequestCode, ResponseCode
+from tests.actors.broker_support import lone_broker, no_errors_logged
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def queues(n: int, topic: str = "T") -> list[MessageQueue]:
+    return [MessageQueue(topic=topic, broker_name="broker-t", queue_id=i) for i in range(n)]
+
+
+def test_expired_locks_are_taken_over_and_then_forgotten() -> None:
+    now = [0.0]
+    locks = RebalanceLockManager.start(clock=lambda: now[0]).proxy()
+    # Given c1 locks 1,000 queues of a topic nobody consumes, and 1 queue it keeps renewing
+    assert len(locks.lock_batch("g", "c1", queues(1000, "Junk")).get(timeout=5)) == 1000
+    kept = queues(1)
+    locks.lock_batch("g", "c1", kept).get(timeout=5)
+    # Then within 60 s nobody else gets them
+    now[0] = 59.0
+    assert locks.lock_batch("g", "c2", queues(1, "Junk")).get(timeout=5) == []
+    assert locks.lock_batch("g", "c1", kept).get(timeout=5) == kept  # (renewed)
+    # When 60 s pass without a renewal, Then another client may take one
+    now[0] = 61.0
+    assert locks.lock_batch("g", "c2", queues(1, "Junk")).get(timeout=5) == queues(1, "Junk")
+    # And the other 999 expired locks were forgotten (swept by that request); live ones stay
+    # (c1's renewed queue, the one c2 took at 61 s)
+    now[0] = 110.0
+    assert locks.lock_batch("g", "c1", kept).get(timeout=5) == kept
+    assert locks.lock_count().get(timeout=5) == 2
+    assert locks.holder("g", kept[0]).get(timeout=5) == "c1"
+
+
+def test_a_lock_request_of_more_than_4096_queues_is_refused(tmp_path: pathlib.Path) -> None:
+    def lock(n: int) -> object:
+        mqs = [{"topic": "T", "brokerName": "broker-t", "queueId": i} for i in range(n)]
+        body = json.dumps({"consumerGroup": "g", "clientId": "c1", "mqSet": mqs}).encode()
+        return client.call(RequestCode.LOCK_BATCH_MQ, body=body)
+
+    with lone_broker(tmp_path / "b") as client, no_errors_logged() as errors:
+        # When a client asks to lock 100,000 queues in one request
+        got = lock(100_000)
+        # Then it is refused, naming the limit, and nothing is locked
+        assert got.code == ResponseCode.INVALID_PARAMETER
+        assert "at most 4096 queues" in got.remark
+        # And 4,096 are taken
+        got = lock(4096)
+        assert got.code == ResponseCode.SUCCESS
+        assert len(json.loads(got.body)["lockOKMQSet"]) == 4096
+        assert errors == []
