@@ -99,6 +99,14 @@ BROKER_KEYS: dict[str, tuple[str, str]] = {
         "Only false is accepted: actormq has no address server.",
     ),
     "registerNameServerPeriod": (USED, "ms between registrations with each name server."),
+    "compressedRegister": (
+        USED,
+        "Register with RocketMQ's compressed binary body (zlib; RocketMQ 4 and 5 name servers "
+        "read it; it carries no topic sysFlag or order flag, as in RocketMQ). false: JSON, "
+        "except that a registration whose JSON would pass 4 MiB (about 20,000 topics, e.g. "
+        "the retry topics of many consumer groups) is sent compressed anyway, so it never "
+        "passes the name server's 16 MiB frame limit.",
+    ),
     "storePathRootDir": (USED, "Store root; `~` is expanded. `--data-dir` overrides it."),
     "storePathCommitLog": (
         USED,

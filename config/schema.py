@@ -89,6 +89,9 @@ class BrokerConfig(_Config):
     namesrv_addr: str = ""
     fetch_namesrv_addr_by_address_server: bool = False
     register_name_server_period: Positive = 30_000
+    compressed_register: bool = False
+    """Register with RocketMQ's compressed binary body (``runtime.remoting.register_body``);
+    false: JSON, except a body over 4 MiB (``actors.broker.registrar.COMPRESS_ABOVE``)."""
     # store
     store_path_root_dir: str = "~/store"
     store_path_commit_log: str = ""

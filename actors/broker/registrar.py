@@ -8,7 +8,9 @@ Messages:
   on its current connection gets only those topics (RocketMQ's registerIncrementBrokerData,
   marked ``actormqIncremental``: actormq's name server merges them), the others the whole
   table, marked ``actormqFull`` (actormq's name server then drops the topics it leaves out, the
-  ones deleted here; RocketMQ's merges every registration). In controller
+  ones deleted here; RocketMQ's merges every registration). The body is JSON, or RocketMQ's
+  compressed binary form (header ``compressed``) with ``compressedRegister`` or when the JSON
+  would pass ``COMPRESS_ABOVE`` (that form carries no topic sys flag or order). In controller
   mode a master registers only while it holds the controller's lease (``registrable``), so a
   deposed or paused master never takes brokerId 0 back from its successor.
 - ``Registered(namesrv, master_addr, ha_server_addr)`` (tell, from its own greenlets): a name
@@ -38,7 +40,7 @@ from loguru import logger
 
 from config import BrokerConfig
 from runtime import tls
-from runtime.actor import GeventActor
+from runtime.actor import GeventActor, offload
 from runtime.remoting.bodies import (
     DataVersion,
     RegisterBrokerBody,
@@ -48,6 +50,7 @@ from runtime.remoting.bodies import (
 )
 from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
+from runtime.remoting.register_body import encode_register_body
 from runtime.session import SessionHandle, connect
 
 REGISTER_TIMEOUT_S = 6.0
@@ -62,6 +65,27 @@ INCREMENTAL = "actormqIncremental"
 FULL = "actormqFull"
 """REGISTER_BROKER ext field: the body is the whole table (a topic left out was deleted here).
 Without it actormq's name server merges, as RocketMQ's does with every registration."""
+
+
+COMPRESS_ABOVE = 4 * 1024 * 1024
+"""A registration whose JSON body would be larger than this is sent in RocketMQ's compressed
+binary form even without ``compressedRegister``: a broker with very many topics (the retry
+topic of every consumer group: ~200 bytes of JSON a topic, so ~20,000 topics) would otherwise
+pass the name server's 16 MiB frame limit, have its registration dropped, and fall out of the
+routes. A quarter of the limit leaves room for topics created between two registrations."""
+
+
+def register_body(
+    body: RegisterBrokerBody, compressed: bool, above: int = COMPRESS_ABOVE
+) -> tuple[bytes, bool]:
+    """The REGISTER_BROKER body and whether it is compressed: the binary form when
+    ``compressed`` (``compressedRegister``) or when the JSON would pass ``above`` bytes, else
+    the JSON. Call it from a greenlet: it deflates in the hub's thread pool."""
+    if not compressed:
+        data = encode_body(body)
+        if len(data) <= above:
+            return data, False
+    return offload(encode_register_body, body), True
 
 
 class RegisterNow(msgspec.Struct, frozen=True, tag=True):
@@ -86,9 +110,13 @@ class NamesrvRegistrar(GeventActor):
         keep_registration: Callable[[], bool] | None = None,
         sessions: dict[str, SessionHandle] | None = None,
         on_registered: Callable[[], None] | None = None,
+        compress_above: int = COMPRESS_ABOVE,
     ) -> None:
         super().__init__()
         self.cfg = cfg
+        self.compress_above = compress_above
+        """JSON bodies larger than this are sent compressed (``COMPRESS_ABOVE``; tests lower
+        it)."""
         self.on_master = on_master
         self.on_registered = on_registered
         self.registrable = registrable
@@ -194,14 +222,18 @@ class NamesrvRegistrar(GeventActor):
             topic_config_table=self.topic_table(topics),
             data_version=DataVersion(timestamp=int(time.time() * 1000), counter=counter),
         )
-        body = encode_body(RegisterBrokerBody(topic_config_serialize_wrapper=wrapper))
+        body, compressed = register_body(
+            RegisterBrokerBody(topic_config_serialize_wrapper=wrapper),
+            self.cfg.compressed_register,
+            self.compress_above,
+        )
         header = {
             "brokerName": self.cfg.broker_name,
             "brokerAddr": self.cfg.broker_addr(),
             "clusterName": self.cfg.broker_cluster_name,
             "haServerAddr": self.cfg.ha_addr(),
             "brokerId": self.cfg.broker_id,
-            "compressed": False,
+            "compressed": compressed,
         }
         header[FULL if topics is None else INCREMENTAL] = True
         return RemotingCommand.request(RequestCode.REGISTER_BROKER, header, body)

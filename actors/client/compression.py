@@ -13,7 +13,8 @@ Lz4Compressor does (a standard frame of independent blocks of up to 4 MiB, which
 bytes, or one that would inflate past ``MAX_INFLATED``: a "bomb" of a few KiB can stand for
 gigabytes): the consumer then delivers the message as stored and logs a WARNING once per
 cause, rather than failing every pull of the queue (RocketMQ's Java client drops such a record
-and the rest of its batch). ``bounded_zlib`` inflates zlib or gzip bytes up to a limit.
+and the rest of its batch). ``bounded_zlib`` (``runtime.inflate``, shared with the proxy and
+the name server) inflates zlib or gzip bytes up to a limit.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from collections.abc import Callable
 from loguru import logger
 
 from actors.client.errors import ClientError
+from runtime.inflate import InflateLimitError, bounded_zlib
 from runtime.remoting.codes import COMPRESSION_TYPE_MASK, MessageSysFlag
 
 ZLIB = int(MessageSysFlag.COMPRESSION_ZLIB)
@@ -40,22 +42,6 @@ DEFAULT_LEVEL = 5
 MAX_INFLATED = 64 * 1024 * 1024
 """The most bytes a compressed body is inflated to (16 x RocketMQ's 4 MiB message limit)."""
 _warned: set[str] = set()
-
-
-class InflateLimitError(ValueError):
-    """A body that inflates past the limit (the bytes past it were never made)."""
-
-
-def bounded_zlib(body: bytes, limit: int, wbits: int = zlib.MAX_WBITS) -> bytes:
-    """``body`` inflated (zlib; ``wbits=31``: gzip), at most ``limit`` bytes of it made:
-    ``InflateLimitError`` past that, ``zlib.error`` for damaged bytes."""
-    inflater = zlib.decompressobj(wbits)
-    out = inflater.decompress(body, limit + 1)
-    if len(out) > limit or inflater.unconsumed_tail:
-        raise InflateLimitError(f"inflates past {limit} bytes")
-    if not inflater.eof:
-        raise zlib.error("incomplete or truncated stream")
-    return out
 
 
 _codecs: dict[int, Callable[[bytes], bytes] | None] = {}

@@ -205,8 +205,9 @@ class NotifyConsumerIdsChangedRequestHeader(Header, kw_only=True):
 
 
 class RegisterBrokerRequestHeader(Header, kw_only=True):
-    """REGISTER_BROKER (103). ``compressed`` true means RocketMQ's compressed binary body, which
-    we do not speak: our brokers register with JSON bodies. Marks of actormq's brokers:
+    """REGISTER_BROKER (103). ``compressed`` true: the body is RocketMQ's compressed binary form
+    (``runtime.remoting.register_body``; actormq's brokers send it with ``compressedRegister``
+    or when the JSON body would be large), else JSON. Marks of actormq's brokers:
     ``actormqFull``, the body is the broker's whole table (topics left out were deleted);
     ``actormqIncremental``, only the topics that changed, to merge into the broker's table.
     Without either (RocketMQ's brokers) the name server merges, as RocketMQ's does."""
