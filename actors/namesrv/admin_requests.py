@@ -3,7 +3,8 @@
 
 - PUT_KV_CONFIG (100, ``namespace``, ``key``, ``value``), DELETE_KV_CONFIG (102, ``namespace``,
   ``key``; SUCCESS also for an absent key): the ``KVConfig`` actor, durable before the reply
-  when the name server has a kvConfig.json.
+  when the name server has a kvConfig.json (one write covers the changes made while the one
+  before it ran: a flood of puts never holds up reads or registrations).
 - GET_KV_CONFIG (101): reply header ``value``; QUERY_NOT_FOUND "No config item, Namespace: <ns>
   Key: <key>" when there is none.
 - GET_KVLIST_BY_NAMESPACE (219): body KVTable ``{"table": {key: value}}``; QUERY_NOT_FOUND
@@ -74,7 +75,8 @@ class AdminRequests:
         code, ext, opaque = request.code, request.ext_fields, request.opaque
         if code == RequestCode.PUT_KV_CONFIG:
             h = decode_header(PutKVConfigRequestHeader, ext, opaque=opaque)
-            self._kv().put(h.namespace, h.key, h.value).get(timeout=ASK_TIMEOUT)
+            written = self._kv().put(h.namespace, h.key, h.value).get(timeout=ASK_TIMEOUT)
+            written.get(timeout=ASK_TIMEOUT)  # on disk (group commit: see kv_config)
             return RemotingCommand.response_to(request, ResponseCode.SUCCESS)
         if code == RequestCode.GET_KV_CONFIG:
             g = decode_header(GetKVConfigRequestHeader, ext, opaque=opaque)
@@ -90,7 +92,8 @@ class AdminRequests:
             )
         if code == RequestCode.DELETE_KV_CONFIG:
             d = decode_header(DeleteKVConfigRequestHeader, ext, opaque=opaque)
-            self._kv().delete(d.namespace, d.key).get(timeout=ASK_TIMEOUT)
+            written = self._kv().delete(d.namespace, d.key).get(timeout=ASK_TIMEOUT)
+            written.get(timeout=ASK_TIMEOUT)
             return RemotingCommand.response_to(request, ResponseCode.SUCCESS)
         if code == RequestCode.GET_KVLIST_BY_NAMESPACE:
             n = decode_header(GetKVListByNamespaceRequestHeader, ext, opaque=opaque)

@@ -29,13 +29,13 @@ pytestmark = pytest.mark.timeout(20)
 
 def test_kv_table_survives_a_restart_in_rocketmq_shape(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "namesrv" / "kvConfig.json"
-    # Given values put in two namespaces, one replaced and one deleted
+    # Given values put in two namespaces, one replaced and one deleted, each on disk
     kv = KVConfig.start(str(path)).proxy()
-    kv.put("ns-a", "k1", "v1").get(timeout=5)
-    kv.put("ns-a", "k1", "v2").get(timeout=5)
-    kv.put("ns-a", "k2", "gone").get(timeout=5)
-    kv.delete("ns-a", "k2").get(timeout=5)
-    kv.put(ORDER_TOPIC_CONFIG, "Orders", "broker-a:4;broker-b:4").get(timeout=5)
+    kv.put("ns-a", "k1", "v1").get(timeout=5).get(timeout=5)
+    kv.put("ns-a", "k1", "v2").get(timeout=5).get(timeout=5)
+    kv.put("ns-a", "k2", "gone").get(timeout=5).get(timeout=5)
+    kv.delete("ns-a", "k2").get(timeout=5).get(timeout=5)
+    kv.put(ORDER_TOPIC_CONFIG, "Orders", "broker-a:4;broker-b:4").get(timeout=5).get(timeout=5)
     kv.stop()
     # Then the file is RocketMQ's kvConfig.json
     assert json.loads(path.read_text()) == {
@@ -55,9 +55,9 @@ def test_kv_table_survives_a_restart_in_rocketmq_shape(tmp_path: pathlib.Path) -
 def test_kv_without_a_file_is_memory_only_and_keeps_emptied_namespaces() -> None:
     kv = KVConfig.start(None).proxy()
     assert kv.namespace("ns").get(timeout=5) is None
-    kv.put("ns", "k", "v").get(timeout=5)
-    kv.delete("ns", "k").get(timeout=5)
-    kv.delete("other", "k").get(timeout=5)  # absent: no error, nothing created
+    assert kv.put("ns", "k", "v").get(timeout=5).get(timeout=0) is None  # nothing to write
+    kv.delete("ns", "k").get(timeout=5).get(timeout=0)
+    kv.delete("other", "k").get(timeout=5).get(timeout=0)  # absent: no error, nothing created
     # As RocketMQ: the namespace stays, empty; a never-created one is still unknown
     assert kv.namespace("ns").get(timeout=5) == {}
     assert kv.namespace("other").get(timeout=5) is None
@@ -68,8 +68,9 @@ def test_a_failed_write_leaves_the_table_unchanged(tmp_path: pathlib.Path) -> No
     assert kv.get("ns", "k").get(timeout=5) is None  # started: nothing to load
     (tmp_path / "d").write_text("")  # its directory cannot be made now
     with pytest.raises(OSError):
-        kv.put("ns", "k", "v").get(timeout=5)
+        kv.put("ns", "k", "v").get(timeout=5).get(timeout=5)
     assert kv.get("ns", "k").get(timeout=5) is None
+    assert kv.namespace("ns").get(timeout=5) is None  # the namespace it created went too
 
 
 # -- RouteTable -----------------------------------------------------------------------------
