@@ -1,6 +1,6 @@
 """KVConfig's group commit: a flood of puts costs a few file writes, each put is answered only
 once a write that holds it is on disk, and reads never wait for a write (the name server asks
-the KV table on every broker registration)."""
+the KV table on every broker registration: a registration is answered while a write is held)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,12 @@ import gevent
 import gevent.event
 import pytest
 
-from actors.namesrv.kv_config import KVConfig, write_in_pool
+from actors.namesrv.kv_config import ORDER_TOPIC_CONFIG, KVConfig, write_in_pool
+from actors.namesrv.processor import NamesrvProcessor
+from actors.namesrv.route_table import RouteTable
+from runtime.directory import Directory
+from runtime.remoting.codes import RequestCode, ResponseCode
+from runtime.remoting.command import RemotingCommand
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -133,3 +138,42 @@ def test_stop_writes_what_is_pending(tmp_path: pathlib.Path) -> None:
     stopped.get(timeout=10)
     # Then both are in the file
     assert file_table(path) == {"ns": {"a": "1", "b": "2"}}
+
+
+class FakeSession:
+    """Stands in for a broker's SessionHandle (the processor reads its id)."""
+
+    session_id = 1
+
+
+def test_a_registration_is_answered_while_a_kv_write_is_held(tmp_path: pathlib.Path) -> None:
+    # Given a name server's processor whose KV table has a write in progress that cannot end
+    directory = Directory()
+    writes = GatedWrites()
+    kv = KVConfig.start(str(tmp_path / "kvConfig.json"), persist=writes)
+    routes = RouteTable.start()
+    directory.put("ns/kvconfig", kv)
+    directory.put("ns/routes", routes)
+    processor = NamesrvProcessor(directory, "ns/routes", kv_config="ns/kvconfig")
+    try:
+        writes.hold()
+        put = kv.proxy().put(ORDER_TOPIC_CONFIG, "Orders", "broker-a:4").get(timeout=5)
+        assert writes.started.wait(timeout=5)
+        # When a broker registers
+        header = {
+            "brokerName": "broker-a",
+            "brokerAddr": "127.0.0.1:10911",
+            "clusterName": "DefaultCluster",
+            "brokerId": 0,
+        }
+        request = RemotingCommand.request(RequestCode.REGISTER_BROKER, header)
+        with gevent.Timeout(2):
+            reply = processor.process(FakeSession(), request)  # type: ignore[arg-type]
+        # Then it is answered at once, with the order conf put a moment ago, the write held
+        assert reply is not None and reply.code == ResponseCode.SUCCESS
+        assert json.loads(reply.body)["table"] == {"Orders": "broker-a:4"}
+        assert not put.done()
+    finally:
+        writes.release.set()
+        kv.stop(timeout=5)
+        routes.stop(timeout=5)

@@ -172,7 +172,7 @@ def test_a_body_that_inflates_past_the_limit_is_refused_early() -> None:
 
 
 NAMES = st.text(
-    st.characters(blacklist_categories=("Cs",), blacklist_characters=" "), min_size=1, max_size=20
+    st.characters(exclude_categories=("Cs",), exclude_characters=" "), min_size=1, max_size=20
 )
 TOPICS = st.builds(
     TopicConfig,
