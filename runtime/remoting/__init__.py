@@ -6,6 +6,7 @@
 - ``headers``: typed request/response headers from/to extFields.
 - ``bodies``: JSON bodies (route, heartbeat, register broker, locks...).
 - ``batch``: batch send body.  ``properties``: message properties string and keys.
+- ``register_body``: RocketMQ's compressed (binary, zlib) REGISTER_BROKER body.
 
 Decoders raise only ``runtime.errors.ProtocolError``.
 """
