@@ -13,6 +13,12 @@ Messages:
   would pass ``COMPRESS_ABOVE`` (that form carries no topic sys flag or order). In controller
   mode a master registers only while it holds the controller's lease (``registrable``), so a
   deposed or paused master never takes brokerId 0 back from its successor.
+- ``Recheck`` (its own timer, every ``RECHECK_S``, 1 s): a name server that does not hold this
+  broker's whole table on a live connection (it restarted, with no routes; or it was down at
+  the last round) is registered with again at once, not at the next 30 s round (RocketMQ's
+  brokers wait for it: a restarted name server routed nothing for up to 30 s, chaos R27). A
+  name server being registered with is not asked twice; a failure is logged once until it
+  succeeds again.
 - ``Registered(namesrv, master_addr, ha_server_addr)`` (tell, from its own greenlets): a name
   server took the registration; ``on_registered()`` is called (the all-in-one process prints
   its ready line once every broker registered).
@@ -54,6 +60,7 @@ from runtime.remoting.register_body import encode_register_body
 from runtime.session import SessionHandle, connect
 
 REGISTER_TIMEOUT_S = 6.0
+RECHECK_S = 1.0
 
 TopicTable = Callable[[Collection[str] | None], dict[str, TopicConfig]]
 """Returns the broker's current topic table (only the named topics that exist, when names are
@@ -90,6 +97,10 @@ def register_body(
 
 class RegisterNow(msgspec.Struct, frozen=True, tag=True):
     topics: tuple[str, ...] | None = None
+
+
+class Recheck(msgspec.Struct, frozen=True, tag=True):
+    pass
 
 
 class Registered(msgspec.Struct, frozen=True, tag=True):
@@ -133,6 +144,10 @@ class NamesrvRegistrar(GeventActor):
         """Name server -> the connection on which it took a full registration (it holds the
         whole table while that connection lives: it drops a broker whose connection closes)."""
         self._counter = 0
+        self._pending: dict[str, int] = {}
+        """Name server -> registrations being sent to it."""
+        self._failing: set[str] = set()
+        """Name servers whose last registration failed (logged once)."""
         self._master_addr: str | None = None
         self._ha_master_addr: str | None = None
 
@@ -142,11 +157,19 @@ class NamesrvRegistrar(GeventActor):
             return
         self.actor_ref.tell(RegisterNow())
         self.send_every(self.cfg.register_name_server_period / 1000, RegisterNow())
+        self.send_every(RECHECK_S, Recheck())
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, RegisterNow):
             self._counter += 1
             gevent.spawn(self._register_all, self._counter, message.topics)
+        elif isinstance(message, Recheck):
+            for namesrv in self.namesrvs:
+                session = self._sessions.get(namesrv)
+                busy = self._pending.get(namesrv, 0) > 0
+                if not busy and not self._holds_table(namesrv, session):
+                    self._counter += 1
+                    gevent.spawn(self._register_again, namesrv, self._counter)
         elif isinstance(message, Registered):
             if self.on_registered is not None:
                 self.on_registered()
@@ -207,6 +230,17 @@ class NamesrvRegistrar(GeventActor):
                 return
             gevent.spawn(self._register_one, namesrv, requests[full], counter)
 
+    def _register_again(self, namesrv: str, counter: int) -> None:
+        """A full registration with ``namesrv`` alone (``Recheck``)."""
+        if self.registrable is not None and not self.registrable():
+            return
+        try:
+            request = self._full_request(counter)
+        except ConnectionError as exc:
+            logger.warning("{}: {}", self._label(), exc)
+            return
+        self._register_one(namesrv, request, counter)
+
     def _holds_table(self, namesrv: str, session: SessionHandle | None) -> bool:
         """Whether ``namesrv`` took a full registration on ``session``, still open."""
         return session is not None and session.alive and self._full_on.get(namesrv) is session
@@ -239,6 +273,13 @@ class NamesrvRegistrar(GeventActor):
         return RemotingCommand.request(RequestCode.REGISTER_BROKER, header, body)
 
     def _register_one(self, namesrv: str, request: RemotingCommand, counter: int) -> None:
+        self._pending[namesrv] = self._pending.get(namesrv, 0) + 1
+        try:
+            self._send_registration(namesrv, request, counter)
+        finally:
+            self._pending[namesrv] -= 1
+
+    def _send_registration(self, namesrv: str, request: RemotingCommand, counter: int) -> None:
         try:
             session = self._sessions.get(namesrv)
             if session is None or not session.alive:
@@ -250,7 +291,9 @@ class NamesrvRegistrar(GeventActor):
             request = msgspec.structs.replace(request, opaque=RemotingCommand.request(0).opaque)
             reply = session.call(request, timeout=REGISTER_TIMEOUT_S)
         except (pykka.Timeout, ConnectionError, OSError) as exc:
-            logger.warning("{}: register with {} failed: {}", self._label(), namesrv, exc)
+            if namesrv not in self._failing:
+                logger.warning("{}: register with {} failed: {}", self._label(), namesrv, exc)
+            self._failing.add(namesrv)
             return
         if reply.code != ResponseCode.SUCCESS:
             logger.warning(
@@ -263,6 +306,9 @@ class NamesrvRegistrar(GeventActor):
             return
         if full:
             self._full_on[namesrv] = session
+        if namesrv in self._failing:
+            self._failing.discard(namesrv)
+            logger.info("{}: registered with {} again", self._label(), namesrv)
         with contextlib.suppress(pykka.ActorDeadError):
             self.actor_ref.tell(
                 Registered(
