@@ -57,6 +57,15 @@ NAMESRV_KEYS: dict[str, tuple[str, str]] = {
         "data directory (python -m runtime, cluster), else memory only "
         "(python -m runtime namesrv).",
     ),
+    "controllerStorePath": (
+        USED,
+        "Directory where the controller keeps what it decided (controller.json: each broker "
+        "group's term, master, in-sync set and member ids), so a restarted controller can still "
+        "elect a slave. Empty: <data-dir>/<namesrv> when the process has a data directory "
+        "(python -m runtime, cluster), else ~/actormq/controller (RocketMQ's default is "
+        "~/DledgerController). Starting a group afresh (new stores) under the same name: "
+        "admin cleanBrokerMetadata, or delete the file.",
+    ),
     "orderMessageEnable": (
         USED,
         "Add the topic's orderTopicConf (KV namespace ORDER_TOPIC_CONFIG, set by mqadmin "

@@ -59,6 +59,7 @@ class NamesrvConfig(_Config):
     GRACE_S: a lease an earlier controller granted may still run). A controller restarted inside
     the process always waits the full grace."""
     kv_config_path: str = ""
+    controller_store_path: str = ""
     order_message_enable: bool = False
 
     def __post_init__(self) -> None:

@@ -154,9 +154,16 @@ class Node:
                 self._controller = f"{name}/controller"
             # The KV config (kvConfig.json) lives in the process's data directory when it has one.
             kv_path = None if self.data_dir is None else str(self.data_dir / name / KV_FILE)
+            store_dir = None if self.data_dir is None else str(self.data_dir / name)
             specs.append(
                 namesrv_spec(
-                    name, cfg, sock, self.directory, first_grace_s=grace, kv_config_path=kv_path
+                    name,
+                    cfg,
+                    sock,
+                    self.directory,
+                    first_grace_s=grace,
+                    kv_config_path=kv_path,
+                    controller_store_dir=store_dir,
                 )
             )
         return specs

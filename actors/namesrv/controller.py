@@ -26,13 +26,18 @@ Messages:
 
 Election (after a lost lease, or a dead master): among live members (heard from within one
 lease) that the last master reported in sync — or the last master itself, back with the same
-term — the one with the highest commit-log offset; the epoch goes up by one. A controller that
-has not seen the group's in-sync set (just started) only adopts a broker that claims to be
-master with the newest epoch any live member reports. No candidate: no election (the group keeps
-no master until one returns).
+term (running as master or not: a restarted process of it is configured as a slave) — the one
+with the highest commit-log offset; the epoch goes up by one. A controller that has not seen
+the group's in-sync set (a new group, or no ``controllerStorePath``) only adopts a broker that
+claims to be master with the newest epoch any live member reports. No candidate: no election
+(the group keeps no master until one returns).
 
-State: in memory only (rebuilt from heartbeats after a restart, behind the grace period).
-Durability point: none.
+State: per group the term, its master and last master, the in-sync set and the members' ids,
+kept in ``controller_store`` (``controllerStorePath``; without one, memory only) and restored
+at start; liveness, offsets and leases are rebuilt from heartbeats. A restored master is
+treated as holding a lease from the controller's start (the previous incarnation may have
+granted one just before it died), so nobody else is elected before that lease ran out.
+Durability point: a change is saved (fsync'd) before the message that made it is answered.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from typing import Any
 import msgspec
 from loguru import logger
 
+from actors.namesrv.controller_store import ControllerStore, GroupRecord, MemberRecord
 from actors.namesrv.handover import (
     CleanBrokerData,
     ElectMaster,
@@ -127,6 +133,7 @@ class _Group:
         "isr",
         "isr_epoch",
         "isr_known",
+        "last_master",
         "lease_until",
         "master",
         "members",
@@ -141,6 +148,7 @@ class _Group:
         self.handover: Handover | None = None
         self.epoch = 0
         self.master: int | None = None
+        self.last_master: int | None = None
         self.lease_until = float("-inf")
         self.isr: frozenset[int] = frozenset()
         self.isr_known = False
@@ -157,20 +165,63 @@ class Controller(Handovers, GeventActor):
         grace_s: float = GRACE_S,
         lease_s: float = LEASE_S,
         clock: Callable[[], float] = time.monotonic,
+        store: ControllerStore | None = None,
     ) -> None:
         super().__init__()
         self.grace_s = grace_s
         self.lease_s = lease_s
         self.clock = clock
+        self.store = store if store is not None else ControllerStore(None)
         self.groups: dict[str, _Group] = {}
         self.started = clock()
 
     def on_start(self) -> None:
         self.started = self.clock()
+        for name, record in self.store.load().items():
+            self.groups[name] = self._restored(name, record)
         self.send_every(TICK_S, ControllerTick())
-        logger.info("controller: started (grants nothing for {:g}s)", self.grace_s)
+        logger.info(
+            "controller: started (grants nothing for {:g}s){}",
+            self.grace_s,
+            "".join(
+                f"; {g.name}: epoch {g.epoch}, master {g.master}, in-sync set {sorted(g.isr)}"
+                for g in self.groups.values()
+            ),
+        )
 
     def on_receive(self, message: Any) -> Any:
+        answer = self._on_message(message)
+        self.store.save(self._records())
+        return answer
+
+    def _restored(self, name: str, r: GroupRecord) -> _Group:
+        g = _Group(name)
+        g.cluster, g.epoch, g.master, g.last_master = r.cluster, r.epoch, r.master, r.last_master
+        g.isr, g.isr_epoch, g.isr_known, g.sync = frozenset(r.isr), r.isr_epoch, r.isr_known, r.sync
+        if g.master is not None:
+            g.lease_until = self.started + self.lease_s
+        for node, mr in r.members.items():
+            m = g.members[node] = _Member()
+            m.addr, m.ha_addr = mr.addr, mr.ha_addr
+        return g
+
+    def _records(self) -> dict[str, GroupRecord]:
+        return {
+            name: GroupRecord(
+                cluster=g.cluster,
+                epoch=g.epoch,
+                master=g.master,
+                last_master=g.last_master,
+                isr=tuple(sorted(g.isr)),
+                isr_epoch=g.isr_epoch,
+                isr_known=g.isr_known,
+                sync=g.sync,
+                members={n: MemberRecord(m.addr, m.ha_addr) for n, m in g.members.items()},
+            )
+            for name, g in self.groups.items()
+        }
+
+    def _on_message(self, message: Any) -> Any:
         if isinstance(message, Heartbeat):
             return self._heartbeat(message.hb, message.session)
         if isinstance(message, ControllerTick):
@@ -319,7 +370,11 @@ class Controller(Handovers, GeventActor):
             n: m for n, m in g.members.items() if now - m.last_seen <= self.lease_s and n != exclude
         }
         if g.isr_known:
-            return [n for n, m in live.items() if n in g.isr or (m.claim and m.epoch == g.epoch)]
+            return [
+                n
+                for n, m in live.items()
+                if n in g.isr or (m.epoch == g.epoch and (m.claim or n == g.last_master))
+            ]
         newest = max((m.epoch for m in live.values()), default=0)
         return [n for n, m in live.items() if m.claim and m.epoch >= newest]
 
@@ -327,7 +382,7 @@ class Controller(Handovers, GeventActor):
         """``node`` is master of a new term; a handover under way ends with it."""
         newest = max((m.epoch for m in g.members.values()), default=0)
         g.epoch = max(g.epoch, newest) + 1
-        g.master = node
+        g.master = g.last_master = node
         g.lease_until = now + self.lease_s  # nobody else before the new master's first lease
         g.isr = frozenset()
         g.isr_known = True

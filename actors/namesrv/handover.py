@@ -266,6 +266,8 @@ class Handovers:
         g.isr = g.isr - nodes
         if g.master in nodes:
             g.master = None  # its lease is over: the group elects as after a lost lease
+        if g.last_master in nodes:
+            g.last_master = None
         logger.warning("controller: {} forgets members {}", g.name, sorted(nodes))
         if not g.members:
             del self.groups[g.name]

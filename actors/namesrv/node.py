@@ -7,6 +7,7 @@ import os
 import socket
 
 from actors.namesrv.controller import Controller
+from actors.namesrv.controller_store import ControllerStore
 from actors.namesrv.heartbeat_scanner import HeartbeatScanner
 from actors.namesrv.kv_config import KVConfig
 from actors.namesrv.processor import NamesrvProcessor
@@ -18,6 +19,10 @@ from runtime.net import Acceptor
 from runtime.session import session_factory
 from runtime.supervisor import ChildSpec, Restart, Strategy, Supervisor
 
+DEFAULT_CONTROLLER_STORE = "~/actormq/controller"
+"""Where a controller keeps its decisions in a process without a data directory (a standalone
+name server) and no ``controllerStorePath``."""
+
 
 def namesrv_spec(
     name: str,
@@ -27,11 +32,14 @@ def namesrv_spec(
     *,
     first_grace_s: float | None = None,
     kv_config_path: str | None = None,
+    controller_store_dir: str | None = None,
 ) -> ChildSpec:
     """A supervisor for one name server listening on ``sock`` (bound by the process).
 
     ``kv_config_path``: where the KV config is kept (``cfg.kv_config_path`` wins when set);
-    None with an empty ``kvConfigPath``: in memory only.
+    None with an empty ``kvConfigPath``: in memory only. ``controller_store_dir``: where the
+    controller keeps its decisions (``cfg.controller_store_path`` wins when set; None with an
+    empty ``controllerStorePath``: ``~/actormq/controller``).
 
     REST_FOR_ONE: if the route table restarts (empty), the sessions restart too, so brokers
     reconnect and re-register at once instead of waiting 30 s for their next registration.
@@ -52,12 +60,15 @@ def namesrv_spec(
         config_text=dump_properties(cfg),
     )
     kv_path = os.path.expanduser(cfg.kv_config_path) if cfg.kv_config_path else kv_config_path
+    store_dir = os.path.expanduser(
+        cfg.controller_store_path or controller_store_dir or DEFAULT_CONTROLLER_STORE
+    )
     starts = [0]
 
     def start_controller() -> object:
         grace = first_grace_s if starts[0] == 0 and first_grace_s is not None else GRACE_S
         starts[0] += 1
-        return Controller.start(grace_s=grace)
+        return Controller.start(grace_s=grace, store=ControllerStore(store_dir))
 
     idle = cfg.broker_channel_expired_time / 1000
     children = [

@@ -8,6 +8,7 @@ import filecmp
 import os
 import pathlib
 import socket
+import tempfile
 import time
 from typing import Any
 
@@ -36,15 +37,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_namesrv(*, controller: bool = False, port: int = 0) -> Node:
+def start_namesrv(*, controller: bool = False, port: int = 0, store: str | None = None) -> Node:
     """A name server Node (with the failover controller when asked; a fixed ``port`` lets a
     test restart it where the brokers look for it). Its controller grants leases 0.3 s after
     it starts (``controllerStartupGraceMillis``; tests that restart one inside the process patch
-    ``GRACE_S`` too)."""
+    ``GRACE_S`` too) and keeps its decisions in ``store`` (a restart given the same directory
+    remembers them), by default a new temporary directory (never ``~/actormq/controller``)."""
     node = Node(
         namesrvs=[
             NamesrvConfig(
-                listen_port=port, controller_enable=controller, controller_startup_grace_millis=300
+                listen_port=port,
+                controller_enable=controller,
+                controller_startup_grace_millis=300,
+                controller_store_path=store or tempfile.mkdtemp(prefix="actormq-controller-"),
             )
         ],
         brokers=[],

@@ -421,9 +421,11 @@ SCENARIOS: dict[str, Callable[[RunConfig], Result]] = {
 
 def all_scenarios() -> dict[str, Callable[[RunConfig], Result]]:
     """The single-node scenarios here, the replication ones of ``scenarios_ha``,
-    ``scenarios_membership`` and ``scenarios_switchover``, the message-semantics ones of
-    ``scenarios_semantics``, and the overload, clock and proxy ones."""
+    ``scenarios_membership``, ``scenarios_switchover`` and ``scenarios_controller``, the
+    message-semantics ones of ``scenarios_semantics``, and the overload, clock and proxy
+    ones."""
     from tests.chaos.scenarios_clock import CLOCK_SCENARIOS
+    from tests.chaos.scenarios_controller import CONTROLLER_SCENARIOS
     from tests.chaos.scenarios_ha import HA_SCENARIOS
     from tests.chaos.scenarios_membership import MEMBERSHIP_SCENARIOS
     from tests.chaos.scenarios_overload import OVERLOAD_SCENARIOS as OVERLOAD
@@ -440,6 +442,7 @@ def all_scenarios() -> dict[str, Callable[[RunConfig], Result]]:
         **CLOCK_SCENARIOS,
         **PROXY_SCENARIOS,
         **SWITCHOVER_SCENARIOS,
+        **CONTROLLER_SCENARIOS,
     }
 
 

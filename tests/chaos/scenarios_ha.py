@@ -87,7 +87,10 @@ class HaRun(Run):
         ns_args: list[str] = []
         if controller:
             conf = self.cfg.workdir / "namesrv.properties"
-            conf.write_text("enableControllerInNamesrv=true\ncontrollerStartupGraceMillis=300\n")
+            conf.write_text(
+                "enableControllerInNamesrv=true\ncontrollerStartupGraceMillis=300\n"
+                f"controllerStorePath={self.cfg.workdir / 'controller'}\n"
+            )
             ns_args = ["-c", str(conf)]
         self.cluster.start_namesrv(ns_args)
         common = {"slaveTimeout": str(SLAVE_TIMEOUT_MS), "haSendHeartbeatInterval": "1000"}

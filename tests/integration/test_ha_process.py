@@ -130,7 +130,10 @@ class Cluster:
         # lease from an earlier controller), so its controller need not wait the 4 s grace
         conf = tmp / "namesrv.properties"
         shipped = (FILES / mode / "namesrv.properties").read_text()
-        conf.write_text(shipped + "controllerStartupGraceMillis=300\n")
+        conf.write_text(
+            shipped + "controllerStartupGraceMillis=300\n"
+            f"controllerStorePath={tmp / 'controller'}\n"
+        )
         self.ns = self.spawn(["namesrv", "-c", str(conf)])
         self.namesrv = self.ns.wait_ready()["namesrv"]
         self.ns.wait_line(r"controller: started \(grants nothing for 0\.3s\)", 10)
