@@ -49,7 +49,7 @@ from runtime.session import SessionHandle
 from runtime.store.record import TRANSACTION_MASK, TRANSACTION_PREPARED_TYPE, PutRecord, host_bytes
 from runtime.store.topic_names import LMQ_PREFIX, split_lmq, topic_problem
 
-PERM_READ, PERM_WRITE = 4, 2
+PERM_READ, PERM_WRITE, PERM_INHERIT = 4, 2, 1
 TBW102 = "TBW102"
 
 STATUS_CODES: dict[str, int] = {
@@ -224,13 +224,15 @@ def _retry_or_dlq(ctx: BrokerContext, record: PutRecord, h: SendMessageRequestHe
 
 def _auto_create(ctx: BrokerContext, h: SendMessageRequestHeader) -> TopicConfig | None:
     """Create ``h.topic`` from its default topic (TBW102) as RocketMQ brokers do, or None (a
-    light message queue's ``%LMQ%`` topic is made with its one queue, never guessed)."""
+    light message queue's ``%LMQ%`` topic is made with its one queue, never guessed; a default
+    topic without the inherit permission, as RocketMQ refuses it: any existing topic named as
+    the default would otherwise lend its queue count)."""
     retry = h.topic.startswith(RETRY_PREFIX)
     if not retry:
         if not ctx.cfg.auto_create_topic_enable or h.topic.startswith(LMQ_PREFIX):
             return None
         default = ctx.store.topic(h.default_topic or TBW102)
-        if default is None:
+        if default is None or not default.perm & PERM_INHERIT:
             return None
         nums = min(h.default_topic_queue_nums, default.write_queue_nums)
     else:

@@ -20,12 +20,14 @@ pytestmark = pytest.mark.timeout(30)
 INT32_MAX = 2**31 - 1
 
 
-def create_topic(client: WireClient, topic: str, read: int, write: int | None = None) -> Any:
+def create_topic(
+    client: WireClient, topic: str, read: int, write: int | None = None, perm: int = 6
+) -> Any:
     ext = {
         "topic": topic,
         "readQueueNums": read,
         "writeQueueNums": read if write is None else write,
-        "perm": 6,
+        "perm": perm,
     }
     return client.call(RequestCode.UPDATE_AND_CREATE_TOPIC, ext)
 
@@ -70,10 +72,10 @@ def test_a_topic_of_2_pow_31_queues_is_refused_and_stats_stay_prompt(
 
 def test_auto_created_and_retry_topics_are_cut_to_the_limit(tmp_path: pathlib.Path) -> None:
     data = tmp_path / "b"
-    # Given a topic of 64 queues and a group asking for 64 retry queues, made under a limit
-    # of 64
+    # Given a topic of 64 queues that new topics may inherit from (perm 7) and a group asking
+    # for 64 retry queues, made under a limit of 64
     with lone_broker(data, max_topic_queue_nums=64) as client:
-        assert create_topic(client, "Wide", 64).code == ResponseCode.SUCCESS
+        assert create_topic(client, "Wide", 64, perm=7).code == ResponseCode.SUCCESS
         assert create_group(client, "wide-g", 64).code == ResponseCode.SUCCESS
     # When the broker restarts with a limit of 8
     with lone_broker(data, max_topic_queue_nums=8) as client, no_errors_logged() as errors:
@@ -100,4 +102,23 @@ def test_auto_created_and_retry_topics_are_cut_to_the_limit(tmp_path: pathlib.Pa
         body = json.dumps(heartbeat).encode()
         assert client.call(RequestCode.HEART_BEAT, body=body).code == ResponseCode.SUCCESS
         assert queue_nums(client, "%RETRY%wide-g") == (8, 8)
+        assert errors == []
+
+
+def test_only_a_topic_with_the_inherit_permission_is_a_default_topic(
+    tmp_path: pathlib.Path,
+) -> None:
+    with lone_broker(tmp_path / "b") as client, no_errors_logged() as errors:
+        # Given an ordinary topic of 16 queues (perm 6: no inherit)
+        assert create_topic(client, "Plain", 16).code == ResponseCode.SUCCESS
+        # When a producer names it as the default topic of a new one
+        ext = send_v2_header("Borrowed", born_ms=int(time.time() * 1000), c="Plain", d=16)
+        got = client.call(RequestCode.SEND_MESSAGE_V2, ext, b"m")
+        # Then nothing is made from it (RocketMQ: "the default topic has no perm")
+        assert got.code == ResponseCode.TOPIC_NOT_EXIST
+        assert queue_nums(client, "Borrowed") is None
+        # And TBW102 (inherit) still makes a new topic
+        ext = send_v2_header("Fresh", born_ms=int(time.time() * 1000), c="TBW102", d=4)
+        assert client.call(RequestCode.SEND_MESSAGE_V2, ext, b"m").code == ResponseCode.SUCCESS
+        assert queue_nums(client, "Fresh") == (4, 4)
         assert errors == []
