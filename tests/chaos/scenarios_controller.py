@@ -87,42 +87,23 @@ class KillController:
         }
 
 
-class KillControllerThenMaster:
+class KillControllerThenMaster(KillMaster):
     """kill -9 the name server, then the master while it is down; heal restarts the name
-    server, waits for a new master, then restarts the old one (it rejoins as a slave)."""
+    server, then heals as ``KillMaster`` (waits for a new master, restarts the old one)."""
 
     kind = "kill-controller-then-master"
 
-    def __init__(self, run: HaRun) -> None:
-        self.run = run
-        self.target = "namesrv+master"
-        self.master: Node | None = None
-        self.old: str | None = None
-
     def inject(self) -> dict[str, Any]:
+        node = self.run.current_master()  # (asked of the name server before it is killed)
         self.old = self.run.cluster.master_address(BROKER)
-        self.master = self.run.current_master()
         self.run.cluster.namesrv_node.kill()
-        self.master.kill()
-        return {"master": self.master.name, "address": self.old}
+        self.killed, self.target = node, node.name
+        node.kill()
+        return {"node": node.name, "address": self.old}
 
     def heal(self) -> dict[str, Any]:
-        assert self.master is not None
-        start = time.monotonic()
         restart_on_same_port(self.run.cluster.namesrv_node, self.run.cluster.namesrv)
-        failover: float | None
-        try:
-            admin.wait_until(
-                lambda: self.run.cluster.master_address(BROKER) not in (None, self.old),
-                RTO_BOUND,
-                "a new master",
-            )
-            failover = round(time.monotonic() - start, 3)
-        except TimeoutError:
-            failover = None
-        new = self.run.cluster.master_address(BROKER)
-        self.master.start()
-        return {"node": self.master.name, "new_master": new, "failover_wait": failover}
+        return super().heal()
 
 
 class InTurn:
