@@ -48,9 +48,11 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
+import pykka
 from loguru import logger
 
 from actors.namesrv.controller_store import ControllerStore, GroupRecord, MemberRecord
+from actors.namesrv.group_commit import GroupCommit
 from actors.namesrv.handover import (
     CleanBrokerData,
     ElectMaster,
@@ -59,6 +61,7 @@ from actors.namesrv.handover import (
     Handovers,
 )
 from runtime.actor import GeventActor
+from runtime.errors import ActorFailure
 from runtime.ha.control import (
     CONTROLLER_NOTIFY,
     GRACE_S,
@@ -72,6 +75,11 @@ from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
 
 TICK_S = 0.1
+MAX_GROUPS = 4096
+"""Broker groups one controller decides for (a flood of heartbeats naming new groups grew its
+memory and store without bound)."""
+MAX_MEMBERS = 64
+"""Members of one group."""
 
 
 class Heartbeat(msgspec.Struct, frozen=True, tag=True):
@@ -94,6 +102,16 @@ class ControllerTick(msgspec.Struct, frozen=True, tag=True):
 
 class Groups(msgspec.Struct, frozen=True, tag=True):
     pass
+
+
+class Refused(msgspec.Struct, frozen=True):
+    """A heartbeat's answer when the controller takes no more groups or members."""
+
+    remark: str
+
+
+class _StoreFailed(msgspec.Struct, frozen=True, tag=True):
+    error: str
 
 
 class Replicas(msgspec.Struct, frozen=True, tag=True):
@@ -172,7 +190,10 @@ class Controller(Handovers, GeventActor):
         self.lease_s = lease_s
         self.clock = clock
         self.store = store if store is not None else ControllerStore(None)
+        self.commit = GroupCommit(self.store, self._store_failed)
         self.groups: dict[str, _Group] = {}
+        self._touched: set[str] = set()
+        """Groups the message being handled may have changed (staged after it)."""
         self.started = clock()
 
     def on_start(self) -> None:
@@ -190,9 +211,21 @@ class Controller(Handovers, GeventActor):
         )
 
     def on_receive(self, message: Any) -> Any:
+        if isinstance(message, _StoreFailed):
+            raise ActorFailure(f"controller store: {message.error}")
         answer = self._on_message(message)
-        self.store.save(self._records())
-        return answer
+        for name in self._touched:
+            g = self.groups.get(name)
+            self.store.stage(name, None if g is None else self._record(g))
+        self._touched.clear()
+        if isinstance(message, (Replicas, Groups)):
+            return answer  # (reads: nothing to wait for)
+        return self.commit.answer(answer)
+
+    def _store_failed(self, exc: BaseException) -> None:
+        logger.error("controller: its store failed: {}", exc)
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.actor_ref.tell(_StoreFailed(str(exc)))
 
     def _restored(self, name: str, r: GroupRecord) -> _Group:
         g = _Group(name)
@@ -205,25 +238,26 @@ class Controller(Handovers, GeventActor):
             m.addr, m.ha_addr = mr.addr, mr.ha_addr
         return g
 
-    def _records(self) -> dict[str, GroupRecord]:
-        return {
-            name: GroupRecord(
-                cluster=g.cluster,
-                epoch=g.epoch,
-                master=g.master,
-                last_master=g.last_master,
-                isr=tuple(sorted(g.isr)),
-                isr_epoch=g.isr_epoch,
-                isr_known=g.isr_known,
-                sync=g.sync,
-                members={n: MemberRecord(m.addr, m.ha_addr) for n, m in g.members.items()},
-            )
-            for name, g in self.groups.items()
-        }
+    @staticmethod
+    def _record(g: _Group) -> GroupRecord:
+        return GroupRecord(
+            cluster=g.cluster,
+            epoch=g.epoch,
+            master=g.master,
+            last_master=g.last_master,
+            isr=tuple(sorted(g.isr)),
+            isr_epoch=g.isr_epoch,
+            isr_known=g.isr_known,
+            sync=g.sync,
+            members={n: MemberRecord(m.addr, m.ha_addr) for n, m in g.members.items()},
+        )
 
     def _on_message(self, message: Any) -> Any:
         if isinstance(message, Heartbeat):
+            self._touched.add(message.hb.group)
             return self._heartbeat(message.hb, message.session)
+        if isinstance(message, (BrokerDown, ElectMaster, CleanBrokerData)):
+            self._touched.add(message.group)
         if isinstance(message, ControllerTick):
             self._tick()
         elif isinstance(message, BrokerDown):
@@ -256,13 +290,17 @@ class Controller(Handovers, GeventActor):
 
     # -- heartbeats ----------------------------------------------------------------------------
 
-    def _heartbeat(self, hb: ControllerHeartbeat, session: Any) -> ControllerReply:
+    def _heartbeat(self, hb: ControllerHeartbeat, session: Any) -> ControllerReply | Refused:
         now = self.clock()
         g = self.groups.get(hb.group)
         if g is None:
+            if len(self.groups) >= MAX_GROUPS:
+                return Refused(f"the controller decides for at most {MAX_GROUPS} broker groups")
             g = self.groups[hb.group] = _Group(hb.group)
         m = g.members.get(hb.node)
         if m is None:
+            if len(g.members) >= MAX_MEMBERS:
+                return Refused(f"{hb.group} has {MAX_MEMBERS} members already")
             m = g.members[hb.node] = _Member()
         m.addr, m.ha_addr, m.last_seen = hb.addr, hb.ha_addr, now
         m.max_offset, m.epoch, m.claim = hb.max_offset, hb.epoch, hb.claim_master
@@ -337,6 +375,7 @@ class Controller(Handovers, GeventActor):
                     g.epoch,
                 )
                 lost, g.master = g.master, None
+                self._touched.add(g.name)
                 self._decide(g, now, exclude=lost)
             elif g.master is None:
                 self._decide(g, now)
@@ -382,6 +421,7 @@ class Controller(Handovers, GeventActor):
         """``node`` is master of a new term; a handover under way ends with it."""
         newest = max((m.epoch for m in g.members.values()), default=0)
         g.epoch = max(g.epoch, newest) + 1
+        self._touched.add(g.name)
         g.master = g.last_master = node
         g.lease_until = now + self.lease_s  # nobody else before the new master's first lease
         g.isr = frozenset()

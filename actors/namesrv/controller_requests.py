@@ -26,6 +26,7 @@ import msgspec
 from gevent.event import AsyncResult
 
 from actors.namesrv.controller import Replicas
+from actors.namesrv.group_commit import settled
 from actors.namesrv.handover import (
     HANDOVER_CATCHUP_S,
     CleanBrokerData,
@@ -114,10 +115,13 @@ class ControllerRequests:
                 ResponseCode.CONTROLLER_INVALID_REQUEST,
                 remark=f"brokerControllerIdsToClean {text!r}: broker ids separated by ';'",
             )
-        outcome: ElectOutcome = self.directory.ask(
-            self.controller,
-            CleanBrokerData(h.broker_name, nodes, h.is_clean_living_broker),
-            timeout=ASK_TIMEOUT,
+        outcome: ElectOutcome = settled(
+            self.directory.ask(
+                self.controller,
+                CleanBrokerData(h.broker_name, nodes, h.is_clean_living_broker),
+                timeout=ASK_TIMEOUT,
+            ),
+            ASK_TIMEOUT,
         )
         return RemotingCommand.response_to(request, outcome.code, remark=outcome.remark or None)
 
@@ -142,6 +146,7 @@ class ControllerRequests:
         answer = self.directory.ask(
             self.controller, ElectMaster(h.broker_name, node), timeout=ASK_TIMEOUT
         )
+        answer = settled(answer, ASK_TIMEOUT)  # (the store's flush; then maybe a handover)
         if isinstance(answer, AsyncResult):
             answer.wait(ELECT_WAIT_S)  # never raises: ready() tells
             if not answer.ready():

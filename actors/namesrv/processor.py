@@ -29,8 +29,9 @@ from loguru import logger
 
 from actors.namesrv import admin_requests, controller_requests
 from actors.namesrv.admin_requests import AdminRequests
-from actors.namesrv.controller import Heartbeat, SessionClosed
+from actors.namesrv.controller import Heartbeat, Refused, SessionClosed
 from actors.namesrv.controller_requests import ControllerRequests
+from actors.namesrv.group_commit import settled
 from actors.namesrv.headers import QueryDataVersionRequestHeader
 from actors.namesrv.kv_config import ORDER_TOPIC_CONFIG
 from actors.namesrv.route_table import RegisterBroker, Registration, TopicConfigEntry
@@ -208,6 +209,11 @@ class NamesrvProcessor:
                 f"controller heartbeat body: {exc}", fatal=False, opaque=request.opaque
             ) from None
         answer = self.directory.ask(self.controller, Heartbeat(hb, session), timeout=ASK_TIMEOUT)
+        answer = settled(answer, ASK_TIMEOUT)  # (after the store's flush that holds its changes)
+        if isinstance(answer, Refused):
+            return RemotingCommand.response_to(
+                request, ResponseCode.SYSTEM_ERROR, remark=answer.remark
+            )
         return RemotingCommand.response_to(request, ResponseCode.SUCCESS, body=encode(answer))
 
     def _route(self, request: RemotingCommand) -> RemotingCommand:

@@ -19,6 +19,7 @@ plus ``MARGIN_S``: two masters of one group never both hold a lease.
 from __future__ import annotations
 
 import enum
+from typing import Annotated
 
 import msgspec
 
@@ -39,17 +40,23 @@ class ControlRole(enum.Enum):
     WAIT = "WAIT"
 
 
+Id = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]
+"""A broker id, or an epoch: a heartbeat claiming epoch 2^63 - 1 made the next term overflow
+the HA protocol's int64 and broke replication for good (hostile-input probe)."""
+Name = Annotated[str, msgspec.Meta(max_length=255)]
+
+
 class ControllerHeartbeat(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    cluster: str
-    group: str  # brokerName
-    node: int  # the broker's stable id in its group (its configured brokerId)
-    addr: str  # brokerIP1:listenPort
-    ha_addr: str
+    cluster: Name
+    group: Name  # brokerName
+    node: Id  # the broker's stable id in its group (its configured brokerId)
+    addr: Name  # brokerIP1:listenPort
+    ha_addr: Name
     claim_master: bool  # runs as master, and the newest epoch entry is its own (or none)
-    epoch: int  # its newest epoch entry (0: none)
-    max_offset: int  # its commit log's end
+    epoch: Id  # its newest epoch entry (0: none)
+    max_offset: Annotated[int, msgspec.Meta(ge=0, le=2**62)]  # its commit log's end
     sync: bool = False  # a master: SYNC_MASTER
-    in_sync: list[int] = []  # a master: the slaves in sync now
+    in_sync: Annotated[list[Id], msgspec.Meta(max_length=64)] = []  # a master: its in-sync slaves
     writable: bool = True
     """It may append now (a master holding its lease), read in the same turn as ``max_offset``.
     (Missing, from an older broker: True, the safe reading.)"""

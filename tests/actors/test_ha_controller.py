@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from actors.namesrv.controller import BrokerDown, Controller, ControllerTick, Groups, Heartbeat
+from actors.namesrv.group_commit import settled
 from runtime.ha.control import LEASE_S, MARGIN_S, ControllerHeartbeat, ControlRole
 
 pytestmark = pytest.mark.timeout(30)
@@ -55,7 +56,7 @@ class Fixture:
 
     def beat(self, **kw: Any) -> Any:
         node = kw.pop("node")
-        return self.ref.ask(Heartbeat(hb(node, **kw)), timeout=T)
+        return settled(self.ref.ask(Heartbeat(hb(node, **kw)), timeout=T), T)
 
     def tick(self) -> None:
         self.ref.ask(ControllerTick(), timeout=T)

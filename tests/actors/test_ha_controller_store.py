@@ -5,16 +5,20 @@ again even when it comes back configured as a slave (chaos R27: the group kept n
 
 from __future__ import annotations
 
-import json
 import pathlib
+from typing import Any
 
+import msgspec
 import pytest
 
-from actors.namesrv.controller import Controller, Groups
-from actors.namesrv.controller_store import FILE_NAME, ControllerStore
+from actors.namesrv import controller
+from actors.namesrv.controller import Controller, Groups, Heartbeat
+from actors.namesrv.controller_store import COMPACT_MIN, LOG, SNAPSHOT, ControllerStore, GroupRecord
+from actors.namesrv.group_commit import settled
 from runtime.errors import StoreError
-from runtime.ha.control import LEASE_S, MARGIN_S, ControlRole
-from tests.actors.test_ha_controller import Clock, Fixture, T, outlive_the_lease, start_group
+from runtime.ha.control import LEASE_S, MARGIN_S, ControllerHeartbeat, ControlRole
+from tests.actors.ha_support import wait_until
+from tests.actors.test_ha_controller import Clock, Fixture, T, hb, outlive_the_lease, start_group
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -37,8 +41,9 @@ class Stored(Fixture):
         return again
 
 
-def saved(directory: pathlib.Path) -> dict:
-    return json.loads((directory / FILE_NAME).read_text())["groups"]["g"]
+def saved(directory: pathlib.Path) -> GroupRecord:
+    """Group g as a restarted controller would read it."""
+    return ControllerStore(str(directory)).load()["g"]
 
 
 def test_an_acknowledged_in_sync_set_is_on_disk_before_the_reply_carries_it(
@@ -46,10 +51,10 @@ def test_an_acknowledged_in_sync_set_is_on_disk_before_the_reply_carries_it(
 ) -> None:
     f = Stored(tmp_path)
     start_group(f)  # its last reply acknowledged node 1 as in sync
-    assert saved(tmp_path)["isr"] == [1] and saved(tmp_path)["epoch"] == 1
+    assert saved(tmp_path).isr == (1,) and saved(tmp_path).epoch == 1
     # When the master reports the slave out of sync, Then the reply saying so follows the file
     assert f.beat(node=0, claim=True, epoch=1, isr=[]).in_sync == []
-    assert saved(tmp_path)["isr"] == []
+    assert saved(tmp_path).isr == ()
     f.ref.stop()
 
 
@@ -119,14 +124,50 @@ def test_a_new_member_never_gets_the_id_of_one_the_controller_remembers(
 
 
 def test_an_unreadable_file_is_an_error_naming_it(tmp_path: pathlib.Path) -> None:
-    (tmp_path / FILE_NAME).write_text("{not json")
-    with pytest.raises(StoreError, match=FILE_NAME):
+    (tmp_path / SNAPSHOT).write_text("{not json")
+    with pytest.raises(StoreError, match=SNAPSHOT):
         ControllerStore(str(tmp_path)).load()
+    (tmp_path / SNAPSHOT).unlink()
+    (tmp_path / LOG).write_text('{"seq": 1, "group": "g", "record": {}}\nnot json\n{"seq": 3}\n')
+    with pytest.raises(StoreError, match="line 2"):
+        ControllerStore(str(tmp_path)).load()
+
+
+def test_a_torn_last_line_is_cut_off_and_the_log_goes_on(tmp_path: pathlib.Path) -> None:
+    # Given a log whose last append was torn by a crash
+    store = ControllerStore(str(tmp_path))
+    store.load()
+    store.stage("g", GroupRecord(epoch=1, master=0))
+    store.flush()
+    with open(tmp_path / LOG, "ab") as fh:
+        fh.write(b'{"seq": 2, "group": "g", "rec')
+    # When a controller reads it and goes on appending
+    again = ControllerStore(str(tmp_path))
+    assert again.load()["g"].epoch == 1
+    again.stage("g", GroupRecord(epoch=2, master=1))
+    again.flush()
+    # Then the next one reads every acknowledged change
+    assert ControllerStore(str(tmp_path)).load()["g"] == GroupRecord(epoch=2, master=1)
+
+
+def test_a_long_log_is_compacted_into_the_snapshot(tmp_path: pathlib.Path) -> None:
+    store = ControllerStore(str(tmp_path))
+    store.load()
+    for i in range(COMPACT_MIN + 5):
+        store.stage(f"g{i % 10}", GroupRecord(epoch=i))
+        store.flush()
+    # Then the log was emptied into the snapshot once, and nothing was lost
+    assert len((tmp_path / LOG).read_bytes().splitlines()) < 10
+    loaded = ControllerStore(str(tmp_path)).load()
+    assert {g: r.epoch for g, r in loaded.items()} == {
+        f"g{i % 10}": i for i in range(COMPACT_MIN - 5, COMPACT_MIN + 5)
+    }
 
 
 def test_without_a_directory_nothing_is_kept(tmp_path: pathlib.Path) -> None:
     store = ControllerStore(None)
-    assert store.load() == {} and store.save({}) is False
+    store.stage("g", GroupRecord(epoch=1))
+    assert store.load() == {} and not store.staged
     f = Stored.__new__(Stored)
     f.clock = Clock()
     f.ref = Controller.start(grace_s=0.0, clock=f.clock)
@@ -134,3 +175,75 @@ def test_without_a_directory_nothing_is_kept(tmp_path: pathlib.Path) -> None:
     assert f.ref.ask(Groups(), timeout=T)["g"]["master"] == 0
     f.ref.stop()
     assert not list(tmp_path.iterdir())
+
+
+class CountingStore(ControllerStore):
+    flushes = 0
+
+    def flush(self) -> None:
+        if self.staged:
+            self.flushes += 1
+        super().flush()
+
+
+def test_one_flush_answers_every_heartbeat_that_came_while_the_previous_one_ran(
+    tmp_path: pathlib.Path,
+) -> None:
+    store = CountingStore(str(tmp_path))
+    clock = Clock()
+    ref = Controller.start(grace_s=0.0, clock=clock, store=store)
+    try:
+        # When 200 heartbeats, each naming a new group, come at once
+        futures = [ref.ask(Heartbeat(_beat(i)), block=False) for i in range(200)]
+        replies = [settled(f.get(timeout=T), T) for f in futures]
+        # Then each is answered (its group adopted its master), after fewer flushes than groups
+        assert all(r.role is ControlRole.MASTER for r in replies)
+        assert 1 <= store.flushes < 50
+        assert len(ControllerStore(str(tmp_path)).load()) == 200
+    finally:
+        ref.stop()
+
+
+def _beat(i: int) -> Any:
+    return msgspec.structs.replace(hb(0, claim=True), group=f"g{i}")
+
+
+def test_groups_past_the_limit_are_refused(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(controller, "MAX_GROUPS", 3)
+    ref = Controller.start(grace_s=0.0, clock=Clock(), store=ControllerStore(str(tmp_path)))
+    try:
+        answers = [settled(ref.ask(Heartbeat(_beat(i)), timeout=T), T) for i in range(4)]
+        assert [type(a).__name__ for a in answers] == ["ControllerReply"] * 3 + ["Refused"]
+        assert "at most 3 broker groups" in answers[3].remark
+        assert sorted(ControllerStore(str(tmp_path)).load()) == ["g0", "g1", "g2"]
+    finally:
+        ref.stop()
+
+
+def test_an_absurd_epoch_or_id_does_not_decode() -> None:
+    good = msgspec.json.encode(hb(1, epoch=3))
+    assert msgspec.json.decode(good, type=ControllerHeartbeat).epoch == 3
+    for field, value in (("epoch", 2**63 - 1), ("node", -1), ("maxOffset", -5)):
+        body = msgspec.json.encode({**msgspec.json.decode(good), field: value})
+        with pytest.raises(msgspec.ValidationError):
+            msgspec.json.decode(body, type=ControllerHeartbeat)
+
+
+class FailingStore(ControllerStore):
+    def flush(self) -> None:
+        if self.staged:
+            raise OSError(28, "No space left on device")
+
+
+def test_a_store_that_cannot_write_fails_the_controller_and_answers_nothing(
+    tmp_path: pathlib.Path,
+) -> None:
+    ref = Controller.start(grace_s=0.0, clock=Clock(), store=FailingStore(str(tmp_path)))
+    answer = ref.ask(Heartbeat(_beat(0)), timeout=T)
+    # Then the heartbeat is not answered with a role the disk does not hold
+    with pytest.raises(OSError, match="No space"):
+        settled(answer, T)
+    # And the controller stops (its supervisor restarts it from the files)
+    wait_until(lambda: not ref.is_alive(), what="the controller failed")

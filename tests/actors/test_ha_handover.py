@@ -12,6 +12,7 @@ import pytest
 from gevent.event import AsyncResult
 
 from actors.namesrv.controller import Groups, Replicas
+from actors.namesrv.group_commit import settled
 from actors.namesrv.handover import (
     HANDOVER_CATCHUP_S,
     CleanBrokerData,
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.timeout(30)
 
 
 def elect(f: Fixture, node: int | None, group: str = "g") -> Any:
-    return f.ref.ask(ElectMaster(group, node), timeout=T)
+    return settled(f.ref.ask(ElectMaster(group, node), timeout=T), T)
 
 
 TOKENS: dict[int, int] = {}
@@ -233,7 +234,7 @@ def test_cleaning_forgets_gone_members_and_refuses_living_ones() -> None:
     f.beat(node=2, epoch=1, offset=10)
 
     def clean(*nodes: int, group: str = "g", living: bool = False) -> ElectOutcome:
-        return f.ref.ask(CleanBrokerData(group, tuple(nodes), living), timeout=T)
+        return settled(f.ref.ask(CleanBrokerData(group, tuple(nodes), living), timeout=T), T)
 
     invalid = ResponseCode.CONTROLLER_INVALID_CLEAN_BROKER_METADATA
     # Refused: an unknown group or member, a living member, the master, a handover's member
