@@ -23,14 +23,23 @@ public port itself.
 ``origin(peer)``: the client's own address for a gRPC peer string of a relayed connection
 (what grpcio sees is the front's loopback connection): the ACL's address whitelists use it.
 
-Threads: one accepting, two per connection (at most ``MAX_CONNECTIONS``), native threads with
-the socket module's own blocking sockets and locks even in a monkey-patched process (``cluster
---proxy``: relayed as greenlets on the brokers' hub, a call cost twice as much more); they
-touch nothing of gevent's, loguru included (failures are counted, not logged). A connection
-whose first byte (with ``proxy_protocol``, whole header) does not come within ``FIRST_BYTE_S``
-is closed. When grpcio closes its side the client's connection is closed too; a client gone
-without a word is noticed by TCP keepalive (about 90 s) or, with data unacknowledged,
-``TCP_USER_TIMEOUT`` (60 s).
+Threads: one accepting, then one per connection while it opens, two once relayed (one per
+direction, blocking copies: native threads with the socket module's own blocking sockets and
+locks even in a monkey-patched process, since relaying as greenlets on the brokers' hub
+(``cluster --proxy``) cost a call twice as much more); they touch nothing of gevent's, loguru
+included (refusals are counted in ``conn_limits.Refusals``, logged by the proxy's side).
+A connection opens when its whole first message is in: the HTTP/2 preface (24 bytes; anything
+else is closed) or the first TLS record (the client's hello), with ``proxy_protocol`` after
+the header, all within ``FIRST_BYTE_S`` of its accept, else it is closed. Only then is grpcio
+reached and the second thread started: a flood of connections that send a byte and wait costs
+one thread each for at most ``FIRST_BYTE_S`` (grpcio's own handshake deadline, its
+``grpc.server_handshake_timeout_ms``, then bounds the wait for the client's SETTINGS frame).
+At most ``conn_limits.MAX_CONNECTIONS`` connections at once, ``MAX_PER_HOST`` from one host
+(not behind a balancer): more are closed at once. A copy's buffer starts at ``FIRST_CHUNK``
+and grows to ``CHUNK`` only for a connection that fills it (an idle one costs ~2 x 16 KiB, not
+2 x 256 KiB: 4,096 idle connections held 2 GB). When grpcio closes its side the client's
+connection is closed too; a client gone without a word is noticed by TCP keepalive (about
+90 s) or, with data unacknowledged, ``TCP_USER_TIMEOUT`` (60 s).
 """
 
 from __future__ import annotations
@@ -43,22 +52,27 @@ from typing import Any
 
 import gevent.monkey
 
+from actors.proxy import conn_limits
+from actors.proxy.conn_limits import MAX_PER_HOST, ConnectionLimits, Refusals
 from runtime import proxy_protocol
 from runtime.errors import AddressError, ProtocolError
 from runtime.hostport import format_address, parse_address
 from runtime.tls import TLS_RECORD_HANDSHAKE
 
 FIRST_BYTE_S = 10.0
-MAX_CONNECTIONS = 4096
-"""Relayed connections at once (two threads each); more are closed at once."""
+"""A connection's first message (the HTTP/2 preface, or a TLS hello) is in within this."""
 ACCEPT_BACKOFF_S = 0.05
 CHUNK = 256 * 1024
+FIRST_CHUNK = 16 * 1024
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+TLS_RECORD_MAX = 16 * 1024 + 2048
 
 # the unpatched socket class, thread start and lock (gevent's monkey-patching replaces them)
 _Socket: Any = gevent.monkey.get_original("socket", "socket")
 _start: Callable[..., Any] = gevent.monkey.get_original("_thread", "start_new_thread")
 _new_lock: Callable[[], Any] = gevent.monkey.get_original("_thread", "allocate_lock")
 _sleep: Callable[[float], None] = gevent.monkey.get_original("time", "sleep")
+_monotonic: Callable[[], float] = gevent.monkey.get_original("time", "monotonic")
 
 _ORIGINS: dict[int, str] = {}
 """The front's loopback port of each relayed connection -> the client's gRPC peer string."""
@@ -122,12 +136,21 @@ class Front:
         self._open: set[socket.socket] = set()
         self._lock = _new_lock()
         self._stopped = False
-        self.refused = 0
-        """Connections closed at once: past ``MAX_CONNECTIONS``, or no thread to serve them."""
+        self.limits = ConnectionLimits(per_host=None if proxy_protocol else MAX_PER_HOST)
+        self.refusals = Refusals()
+        """Connections closed by the front, by reason (``conn_limits``)."""
         self.accept_errors = 0
-        self.turned_away = 0
-        """Connections closed for what they began with: a malformed PROXY header, or TLS
-        (plain) where the port takes only plain (TLS) clients."""
+
+    @property
+    def refused(self) -> int:
+        """Connections closed at once: past a limit, or no thread to serve them."""
+        return self.refusals.count(conn_limits.FULL) + self.refusals.count(conn_limits.HOST_FULL)
+
+    @property
+    def turned_away(self) -> int:
+        """Connections closed for what they began with: not gRPC, a malformed PROXY header, or
+        TLS (plain) where the port takes only plain (TLS) clients."""
+        return self.refusals.count(conn_limits.TURNED_AWAY)
 
     def start(self) -> int:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
@@ -175,22 +198,27 @@ class Front:
                     self.accept_errors += 1  # (EMFILE, ...: not logged from this thread)
                     _sleep(ACCEPT_BACKOFF_S)
                     continue
-                with self._lock:
-                    full = len(self._open) >= 2 * MAX_CONNECTIONS
+                host = address[0]
+                refused = self.limits.take(host)
+                if refused is not None:
+                    self.refusals.note(refused)
+                    _close(client)
+                    continue
                 try:
-                    if full:
-                        raise RuntimeError("too many connections")
                     _start(self._serve, (client, address))
-                except RuntimeError:  # (also: no thread can be started)
-                    self.refused += 1
+                except RuntimeError:  # no thread can be started
+                    self.limits.give(host)
+                    self.refusals.note(conn_limits.FULL)
                     _close(client)
         finally:
             _close(listener)
 
     def _serve(self, client: socket.socket, address: tuple[str, int]) -> None:
         upstream: socket.socket | None = None
+        host = address[0]
         self._track(client)
         try:
+            deadline = _monotonic() + FIRST_BYTE_S
             prefix = b""
             if self.proxy_protocol:
                 found = proxy_protocol.read_header(client, FIRST_BYTE_S)
@@ -198,15 +226,19 @@ class Front:
                     prefix = found.prefix  # (the HTTP/2 preface's first bytes)
                 elif found is not None:
                     address = found
-            client.settimeout(FIRST_BYTE_S)
-            first = prefix[:1] or client.recv(1, socket.MSG_PEEK)
-            if not first:
+            try:
+                prefix = first_message(client, prefix, deadline)
+            except TimeoutError:
+                self.refusals.note(conn_limits.SLOW_START)
                 return
+            if not prefix:
+                return  # (ended before a byte: a health check)
             client.settimeout(None)
             _tune(client, keepalive=True)
-            port = self.tls_port if first[0] == TLS_RECORD_HANDSHAKE else self.plain_port
-            if port is None:
-                self.turned_away += 1
+            tls = prefix[0] == TLS_RECORD_HANDSHAKE
+            port = self.tls_port if tls else self.plain_port
+            if port is None or not (tls or prefix == PREFACE):
+                self.refusals.note(conn_limits.TURNED_AWAY)
                 return
             upstream = _Socket(socket.AF_INET, socket.SOCK_STREAM)
             self._track(upstream)
@@ -220,20 +252,22 @@ class Front:
                 upstream.connect(("127.0.0.1", port))
                 upstream.settimeout(None)
                 _tune(upstream, keepalive=False)
-                if prefix:
-                    upstream.sendall(prefix)
+                upstream.sendall(prefix)
                 self._relay(client, upstream)
             finally:
                 _ORIGINS.pop(local_port, None)
         except ProtocolError:  # a malformed PROXY header
-            self.turned_away += 1
-        except OSError:  # includes a first byte that never came (TimeoutError)
+            self.refusals.note(conn_limits.TURNED_AWAY)
+        except TimeoutError:  # (the PROXY header's bytes did not come in time)
+            self.refusals.note(conn_limits.SLOW_START)
+        except OSError:
             pass  # (a connection ending: not logged from this thread)
         finally:
             for sock in (client, upstream):
                 if sock is not None:
                     self._untrack(sock)
                     _close(sock)
+            self.limits.give(host)
 
     def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
         """Both directions until both ended; the client's in this thread."""
@@ -242,7 +276,7 @@ class Front:
         try:
             _start(self._relay_back, (upstream, client, back))
         except RuntimeError:
-            self.refused += 1
+            self.refusals.note(conn_limits.FULL)
             return
         try:
             _copy(client, upstream)
@@ -293,15 +327,50 @@ def _tune(sock: socket.socket, keepalive: bool) -> None:
                 sock.setsockopt(socket.IPPROTO_TCP, option, value)
 
 
+def first_message(client: socket.socket, prefix: bytes, deadline: float) -> bytes:
+    """The connection's first message, read whole by ``deadline`` (``_monotonic()``; else
+    TimeoutError) after ``prefix`` (bytes read already): the first TLS record (at most
+    ``TLS_RECORD_MAX`` of it) or as many bytes as the HTTP/2 preface has (the caller checks
+    them); b"" for a connection that ended before a byte, what came for one ending early."""
+    data = bytearray(prefix)
+    if not _fill(client, data, 1, deadline):
+        return bytes(data)
+    if data[0] == TLS_RECORD_HANDSHAKE:
+        if _fill(client, data, 5, deadline):
+            length = int.from_bytes(data[3:5], "big")
+            _fill(client, data, 5 + min(length, TLS_RECORD_MAX), deadline)
+    else:
+        _fill(client, data, len(PREFACE), deadline)
+    return bytes(data)
+
+
+def _fill(client: socket.socket, data: bytearray, size: int, deadline: float) -> bool:
+    """Read into ``data`` until it holds ``size`` bytes (False: the stream ended first)."""
+    while len(data) < size:
+        left = deadline - _monotonic()
+        if left <= 0:
+            raise TimeoutError("the first message did not come in time")
+        client.settimeout(left)
+        chunk = client.recv(size - len(data))
+        if not chunk:
+            return False
+        data += chunk
+    return True
+
+
 def _copy(source: socket.socket, target: socket.socket) -> None:
-    """Bytes from ``source`` to ``target`` until ``source`` ends (OSError: either broke)."""
-    buffer = bytearray(CHUNK)
+    """Bytes from ``source`` to ``target`` until ``source`` ends (OSError: either broke). The
+    buffer starts at ``FIRST_CHUNK`` and grows to ``CHUNK`` once a read fills it."""
+    buffer = bytearray(FIRST_CHUNK)
     view = memoryview(buffer)
     while True:
         n = source.recv_into(buffer)
         if not n:
             return
         target.sendall(view[:n])
+        if n == len(buffer) < CHUNK:
+            buffer = bytearray(CHUNK)
+            view = memoryview(buffer)
 
 
 def _shutdown(sock: socket.socket, how: int = socket.SHUT_RDWR) -> None:

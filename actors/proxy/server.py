@@ -28,7 +28,7 @@ import grpc
 import grpc.experimental.gevent as grpc_gevent
 from loguru import logger
 
-from actors.proxy import lite_calls, recall, receiving, routes
+from actors.proxy import conn_limits, lite_calls, recall, receiving, routes
 from actors.proxy.auth import ProxyAuth
 from actors.proxy.front import Front
 from actors.proxy.metrics import CallStats
@@ -53,6 +53,11 @@ KEEPALIVE_MS = 60_000
 """The proxy pings a connection idle this long; one that does not answer within
 ``KEEPALIVE_TIMEOUT_MS`` is closed (and its calls cancelled)."""
 KEEPALIVE_TIMEOUT_MS = 20_000
+HANDSHAKE_TIMEOUT_MS = 10_000
+"""A connection's TLS handshake and first SETTINGS frame come within this, or grpcio closes it
+(grpcio's default: 120 s, which let a flood of connections that sent a byte hold them)."""
+REPORT_EVERY_S = 1.0
+"""How often the front's refusals are looked at (``conn_limits.Refusals.report``)."""
 
 
 class Guard:
@@ -226,6 +231,7 @@ class ProxyServer:
         self.port = port
         self.tls = tls
         self.front: Front | None = None
+        self._stopped = threading.Event()
         self.proxy_protocol = proxy_protocol
         self.guard = guard or Guard()
         self.guard.max_held = workers - workers // 8
@@ -244,6 +250,9 @@ class ProxyServer:
                 ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
                 ("grpc.keepalive_permit_without_calls", 1),
                 ("grpc.http2.max_pings_without_data", 0),
+                ("grpc.server_handshake_timeout_ms", HANDSHAKE_TIMEOUT_MS),
+                # (when grpcio owns the port; through the front, the front's bound comes first)
+                ("grpc.max_allowed_incoming_connections", conn_limits.MAX_CONNECTIONS),
             ],
         )
         self.server.add_generic_rpc_handlers(
@@ -266,6 +275,9 @@ class ProxyServer:
                 self.host, self.port, plain, secure, proxy_protocol=self.proxy_protocol
             )
             bound = self.front.start()
+            threading.Thread(
+                target=self._report, args=(self.front,), name="actormq-proxy-front", daemon=True
+            ).start()
         elif credentials is None:
             bound = self.server.add_insecure_port(target)
         else:
@@ -282,6 +294,11 @@ class ProxyServer:
         self.port = bound
         return bound
 
+    def _report(self, front: Front) -> None:
+        """The front's refusals logged (its threads do not log), until the server stops."""
+        while not self._stopped.wait(REPORT_EVERY_S):
+            front.refusals.report()
+
     def stop(self, grace: float = 2.0) -> None:
         """Stop taking calls, let running ones end within ``grace`` seconds, then close the
         service's clients (writing the groups' offsets)."""
@@ -290,5 +307,6 @@ class ProxyServer:
         self.server.stop(grace).wait(grace + 1.0)
         if self.front is not None:
             self.front.close_all()
+        self._stopped.set()
         self.service.stop()
         self._pool.shutdown(wait=False)

@@ -232,3 +232,99 @@ def test_a_front_for_one_kind_closes_the_other(served: tuple[Echo, Front]) -> No
             assert _call(secure, b"tls")[2] == "tls"
     finally:
         front.stop()
+
+
+def _closed_within(conn: socket.socket, seconds: float) -> bool:
+    """The peer ended ``conn`` within ``seconds`` (whatever it wrote first is skipped)."""
+    conn.settimeout(seconds)
+    try:
+        while conn.recv(65536):
+            pass
+    except TimeoutError:
+        return False
+    except ConnectionError:
+        pass
+    return True
+
+
+def test_one_host_cannot_take_every_connection(
+    served: tuple[Echo, Front], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, front = served
+    from actors.proxy.conn_limits import HOST_FULL, ConnectionLimits
+
+    # Given a front taking 3 connections per host (8 in all)
+    front.limits = ConnectionLimits(total=8, per_host=3)
+    # When one host (127.0.0.2) opens 3 connections that each send one byte and wait
+    held = []
+    for _ in range(3):
+        conn = socket.create_connection(("127.0.0.1", front.port), 10, ("127.0.0.2", 0))
+        conn.sendall(b"P")
+        held.append(conn)
+    try:
+        # Then its fourth is closed at once
+        with socket.create_connection(("127.0.0.1", front.port), 10, ("127.0.0.2", 0)) as extra:
+            assert _closed_within(extra, 5)
+        assert front.refusals.count(HOST_FULL) == 1
+        # And a client of another host is served meanwhile
+        with grpc.insecure_channel(f"127.0.0.1:{front.port}") as channel:
+            assert _call(channel, b"served")[2] == "served"
+        # And the refusal is logged once, not again within the warning interval
+        seen: list[str] = []
+        sink = logger.add(lambda m: seen.append(str(m)), level="WARNING", format="{message}")
+        try:
+            front.refusals.report()
+            front.refusals.note(HOST_FULL)
+            assert front.refusals.report() is None
+        finally:
+            logger.remove(sink)
+        assert len(seen) == 1 and "1 for one host's connection limit" in seen[0], seen
+    finally:
+        for conn in held:
+            conn.close()
+
+
+def test_a_connection_without_a_whole_preface_in_time_is_closed_before_grpcio(
+    served: tuple[Echo, Front], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, front = served
+    from actors.proxy.conn_limits import SLOW_START
+
+    monkeypatch.setattr(front_module, "FIRST_BYTE_S", 0.5)
+    # Given connections that send the preface's first byte, or a TLS record's header, then
+    # nothing (grpcio, behind the front, would wait 120 s for the rest)
+    with (
+        socket.create_connection(("127.0.0.1", front.port), timeout=10) as plain,
+        socket.create_connection(("127.0.0.1", front.port), timeout=10) as tls,
+    ):
+        plain.sendall(b"P")
+        tls.sendall(bytes([0x16, 3, 1, 2, 0]))  # (a 512-byte hello announced)
+        # Then the front closes both within its deadline
+        assert _closed_within(plain, 5) and _closed_within(tls, 5)
+    assert front.refusals.count(SLOW_START) == 2
+    # And their places are given back
+    from tests.client_support import wait_until
+
+    wait_until(lambda: front.limits.held == 0, timeout=5, what="the places given back")
+
+
+def test_grpcio_closes_a_connection_that_sends_no_settings_in_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from unittest import mock
+
+    from actors.proxy import server as server_module
+    from actors.proxy.server import ProxyServer
+
+    # Given a proxy whose port grpcio owns (plain only), its handshake deadline 0.5 s
+    monkeypatch.setattr(server_module, "HANDSHAKE_TIMEOUT_MS", 500)
+    proxy = ProxyServer(mock.MagicMock(), "127.0.0.1", 0, workers=8)
+    port = proxy.start()
+    try:
+        # When a connection sends the HTTP/2 preface and no SETTINGS frame
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            conn.sendall(front_module.PREFACE)
+            # Then grpcio closes it (its default waits 120 s)
+            assert _closed_within(conn, 5)
+    finally:
+        proxy.stop(grace=0)
