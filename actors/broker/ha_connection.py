@@ -8,7 +8,11 @@ Messages accepted (told by its own greenlets and timers):
   greenlet streams raw commit-log bytes from there (``read_raw``: whole records, at most
   ``haTransferBatchSize`` per frame, never across a segment end) and a heartbeat frame when idle.
 - ``LinkReport(offset)``: the slave holds the log up to ``offset``; passed to the HAService as
-  ``SlaveAck`` (by the slave's node id).
+  ``SlaveAck`` (by the slave's node id). A REPORT past the end of what this link sent closes
+  the link with a WARNING: a peer that reported 2^62 without reading made a SYNC_MASTER answer
+  SEND_OK for records no slave held (a hostile-input probe; a peer that reads and reports what
+  it read is not detected: the HA port trusts its network, as RocketMQ's). A HELLO naming the
+  master's own node id, or a negative one, is refused.
 - ``LinkClosed(reason)``: the socket ended (reader or sender) or the HAService closed the link.
 - ``LinkCheck`` (timer): close the link when the slave sent nothing for haHousekeepingInterval.
 
@@ -57,6 +61,8 @@ class HAConnection(GeventActor):
         self.sock = sock
         self.peer = f"{address[0]}:{address[1]}"
         self.node: int | None = None
+        self._sent_end = 0
+        """The end of what this link has sent (or is sending): no slave can report past it."""
         self._closed = False
         self._last_read = time.monotonic()
         self._opened = self._last_read
@@ -85,7 +91,11 @@ class HAConnection(GeventActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, LinkReport):
-            if self.node is not None:
+            if self.node is not None and message.offset > self._sent_end:
+                text = f"reported {message.offset}, past the {self._sent_end} it was sent"
+                logger.warning("HA link {} (slave {}): {}", self.peer, self.node, text)
+                self.actor_ref.tell(LinkClosed(text))
+            elif self.node is not None:
                 ack = SlaveAck(self.node, self.actor_urn, message.offset, self.peer)
                 self.ha.tell(self.ha.service, ack)
         elif isinstance(message, LinkHello):
@@ -114,6 +124,9 @@ class HAConnection(GeventActor):
             return
         state = self.ha.state
         log = self.ha.store.require_open().log
+        if hello.node < 0 or hello.node == state.node_id:  # (a node keeps its configured id)
+            self._refuse(P.RefuseReason.NOT_READY, f"{hello.node} is no slave's node id")
+            return
         if state.role is not Role.MASTER or state.fenced:
             self._refuse(P.RefuseReason.FENCED, "this broker is not the master")
             return
@@ -155,6 +168,7 @@ class HAConnection(GeventActor):
             )
             return
         self.node = hello.node
+        self._sent_end = point
         if not self._send(P.encode_accept(P.Accept(point, state.epoch, tuple(epochs)))):
             return
         self.ha.tell(self.ha.service, SlaveJoined(hello.node, self.actor_urn, point, self.peer))
@@ -213,6 +227,7 @@ class HAConnection(GeventActor):
                     break
                 data, after = read_raw(log, pos, batch, log.write_offset)
                 if data:
+                    self._sent_end = after  # (before: a quick slave's report may overtake it)
                     self.sock.sendall(P.data_header(pos, len(data)) + data)
                     pos = after
                     last = time.monotonic()

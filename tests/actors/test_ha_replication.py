@@ -40,6 +40,8 @@ from tests.actors.ha_support import (
 )
 from tests.wire import WireClient, send_v2
 
+STORED_NOT_REPLICATED = {ResponseCode.FLUSH_SLAVE_TIMEOUT, ResponseCode.SLAVE_NOT_AVAILABLE}
+
 pytestmark = pytest.mark.timeout(60)
 
 
@@ -162,6 +164,28 @@ def test_sync_master_with_a_stalled_slave_answers_flush_slave_timeout(
     # and consumers do not see it: it is not on the in-sync slave
     ctx = store_ctx(g.master)
     assert ctx.dispatched == 0
+    fake.close()
+
+
+def test_a_report_past_what_the_link_sent_closes_it(
+    tmp_path: pathlib.Path, namesrv: str, group_factory: list[Group]
+) -> None:
+    g = make(group_factory, tmp_path, namesrv, "SYNC_MASTER")
+    # Given a peer that says HELLO and, without reading anything, reports 2^62 ("I hold it all")
+    fake = FakeSlave(g.ha, node=5)
+    assert isinstance(fake.next_frame(), P.Accept)
+    fake.report(2**62)
+    # Then the master closes its link
+    fake.sock.settimeout(5.0)
+    assert fake.closed_by_master()
+    # And a send is not acknowledged as replicated on its word
+    assert send(g.client, "HA", b"unheld").code in STORED_NOT_REPLICATED
+    # And a peer naming the master's own node id, or a negative one, is refused
+    for node in (0, -1):
+        bad = FakeSlave(g.ha, node=node)
+        refused = bad.next_frame()
+        assert isinstance(refused, P.Refused) and "node id" in refused.text
+        bad.close()
     fake.close()
 
 
