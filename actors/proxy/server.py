@@ -31,11 +31,12 @@ from loguru import logger
 from actors.proxy import conn_limits, lite_calls, recall, receiving, routes
 from actors.proxy.auth import ProxyAuth
 from actors.proxy.front import Front
+from actors.proxy.held_calls import HeldCalls
 from actors.proxy.metrics import CallStats
 from actors.proxy.port_tls import PLAIN, PortTls
 from actors.proxy.proto import Code, M
 from actors.proxy.resources import resource_refusal
-from actors.proxy.service import ProxyService, status
+from actors.proxy.service import ProxyService, client_id, status
 from runtime.tls import TlsMode
 
 SERVICE = "apache.rocketmq.v2.MessagingService"
@@ -63,8 +64,9 @@ REPORT_EVERY_S = 1.0
 class Guard:
     """What wraps every call: the names' and the ACL's checks (``auth``, None: none), the call
     counts (``stats``, None: not kept), and the bound on calls that hold a worker for long
-    (telemetry streams, waiting receives): past ``max_held`` of them a new one is answered
-    TOO_MANY_REQUESTS at once, so the workers left serve every other call."""
+    (telemetry streams, waiting receives; ``held_calls``): past ``max_held`` of them, or a
+    client's or connection's share, a new one is answered TOO_MANY_REQUESTS at once, so the
+    workers left serve every other call."""
 
     def __init__(
         self,
@@ -74,21 +76,19 @@ class Guard:
     ) -> None:
         self.auth = auth
         self.stats = stats
-        self.max_held = max_held
-        self.held = 0
-        self._held_lock = threading.Lock()
+        self.held_calls = HeldCalls(max_held)
 
-    def hold(self) -> bool:
-        """Take a place for a long call; False when none is left."""
-        with self._held_lock:
-            if self.held >= self.max_held:
-                return False
-            self.held += 1
-            return True
+    @property
+    def max_held(self) -> int:
+        return self.held_calls.max_held
 
-    def release(self) -> None:
-        with self._held_lock:
-            self.held -= 1
+    @max_held.setter
+    def max_held(self, value: int) -> None:
+        self.held_calls.max_held = value
+
+    @property
+    def held(self) -> int:
+        return self.held_calls.held
 
     def refusal(self, name: str, request: Any, context: Any) -> tuple[int, str] | None:
         """Why the call is refused: an illegal topic or group name, then the ACL's verdict."""
@@ -136,10 +136,10 @@ def _stream(
     def call(request: Any, context: Any) -> Iterator[Any]:
         since = time.monotonic()
         first: list[int] = []
-        if not guard.hold():
-            first.append(Code.TOO_MANY_REQUESTS)
-            text = f"{guard.max_held} streams and waiting receives are open: try again later"
-            yield status(response_type(), Code.TOO_MANY_REQUESTS, text)
+        keys = (client_id(context), context.peer() or "")
+        refused = guard.held_calls.hold(*keys)
+        if refused is not None:
+            yield status(response_type(), Code.TOO_MANY_REQUESTS, refused)
             guard.record(name, Code.TOO_MANY_REQUESTS, since)
             return
         try:
@@ -158,7 +158,7 @@ def _stream(
                 first.append(Code.INTERNAL_ERROR)
                 yield status(response_type(), Code.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
         finally:
-            guard.release()
+            guard.held_calls.release(*keys)
             guard.record(name, first[0] if first else Code.OK, since)
 
     return call

@@ -6,16 +6,19 @@ ends it. The proxy may also write commands of its own on a stream: ``push`` send
 producer that publishes a topic (a transaction check, ``actors.proxy.transactions``).
 
 Each stream is a reader thread (a greenlet under gevent: the client's commands) and the
-response generator the gRPC server iterates, joined by an outbox queue; the stream is listed
-in ``streams`` while open. Under the ACL a consumer's Settings need SUB on its group and
-topics (``ProxyAuth.subscription_refusal``) before the proxy joins the group for it.
+response generator the gRPC server iterates, joined by a bounded ``Outbox`` (the latest
+Settings answer, and a few commands of the proxy's own); the stream is listed in ``streams``
+while open. A stream whose client has sent no Settings within ``SETTINGS_TIMEOUT_S`` is
+answered BAD_REQUEST and ended: a client holds a gRPC worker with it (``held_calls``).
+Under the ACL a consumer's Settings need SUB on its group and topics
+(``ProxyAuth.subscription_refusal``) before the proxy joins the group for it.
 """
 
 from __future__ import annotations
 
 import itertools
-import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -24,6 +27,7 @@ from loguru import logger
 from actors.client.errors import ClientError
 from actors.proxy.convert import resource_name
 from actors.proxy.lite import LiteError
+from actors.proxy.outbox import Outbox
 from actors.proxy.proto import ClientType, Code, Language, M
 from actors.proxy.resources import settings_refusal
 from actors.proxy.settings import ProxySettings, reply_settings
@@ -32,6 +36,8 @@ REPEAT_S = 1.0
 """A stream's first settings answer is written again this much later (``Telemetry._read``),
 to the clients of ``REPEAT_FOR``."""
 REPEAT_FOR = frozenset({Language.NODE_JS})
+SETTINGS_TIMEOUT_S = 30.0
+"""A stream with no Settings applied this long after it opened is ended."""
 Apply = Callable[[str, Any], tuple[bool, int]]
 """Called with (client id, Settings) before the answer; returns whether the client's group
 consumes in order (FIFO) and its deliveries before the DLQ; may raise ClientError."""
@@ -46,7 +52,7 @@ KNOWN_CLIENT_TYPES = frozenset(
 class Stream:
     """One open telemetry stream: its client, what it publishes, its outbox."""
 
-    __slots__ = ("client_id", "client_type", "context", "outbox", "repeated", "topics")
+    __slots__ = ("client_id", "client_type", "context", "outbox", "repeated", "settled", "topics")
 
     def __init__(self, client_id: str, context: Any) -> None:
         self.client_id = client_id
@@ -55,7 +61,9 @@ class Stream:
         self.repeated = False
         self.client_type = 0
         self.topics: frozenset[str] = frozenset()
-        self.outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.settled = False
+        """A Settings of the client's was applied."""
+        self.outbox = Outbox()
 
 
 class Telemetry:
@@ -78,13 +86,24 @@ class Telemetry:
             target=self._read, args=(commands, stream), name="actormq-telemetry", daemon=True
         )
         reader.start()
+        deadline = time.monotonic() + SETTINGS_TIMEOUT_S
         try:
             while True:
-                item = stream.outbox.get()
+                try:
+                    left = None if stream.settled else deadline - time.monotonic()
+                    item = stream.outbox.get(timeout=left)
+                except TimeoutError:
+                    if stream.settled:
+                        continue
+                    logger.debug("proxy: telemetry stream of {}: no settings", client_id)
+                    text = f"no Settings within {SETTINGS_TIMEOUT_S:g} s: the stream is closed"
+                    yield _status(Code.BAD_REQUEST, text)
+                    return
                 if item is None:
                     return
                 yield item
         finally:
+            stream.outbox.close()
             self.streams.pop(key, None)
             if reader.is_alive():
                 # the client went away while the reader waits for its next command: cancelling
@@ -98,10 +117,8 @@ class Telemetry:
                     continue  # a thread dump or verify result: the proxy never asks for them
                 given = command.settings
                 if given.client_type not in KNOWN_CLIENT_TYPES:
-                    unknown = M.TelemetryCommand()
-                    unknown.status.code = Code.UNRECOGNIZED_CLIENT_TYPE
-                    unknown.status.message = f"client type {given.client_type}"
-                    stream.outbox.put(unknown)
+                    text = f"client type {given.client_type}"
+                    stream.outbox.answer(_status(Code.UNRECOGNIZED_CLIENT_TYPE, text))
                     continue
                 stream.client_type = given.client_type
                 if given.HasField("publishing"):
@@ -110,17 +127,16 @@ class Telemetry:
                 if refused is None and self.auth is not None:
                     refused = self.auth.subscription_refusal(given, stream.context)
                 if refused is not None:
-                    failed = M.TelemetryCommand()
-                    failed.status.code, failed.status.message = refused
-                    stream.outbox.put(failed)
+                    stream.outbox.answer(_status(*refused))
                     continue
                 try:
                     fifo, attempts = self.apply(stream.client_id, given)
                 except (ClientError, LiteError) as exc:
-                    stream.outbox.put(self.error(exc))
+                    stream.outbox.answer(self.error(exc))
                     continue
                 reply = reply_settings(given, self.settings, fifo, attempts)
-                stream.outbox.put(reply)
+                stream.settled = True
+                stream.outbox.answer(reply)
                 if not stream.repeated and given.user_agent.language in REPEAT_FOR:
                     # the answer once more, a moment later: RocketMQ 5's Node.js client (1.0.8)
                     # starts waiting for it only after its routes came, and an answer that came
@@ -128,13 +144,13 @@ class Telemetry:
                     # Not to others: the Python push consumer drops a message it holds when
                     # settings come again
                     stream.repeated = True
-                    timer = threading.Timer(REPEAT_S, stream.outbox.put, (reply,))
+                    timer = threading.Timer(REPEAT_S, stream.outbox.answer, (reply,))
                     timer.daemon = True
                     timer.start()
         except Exception as exc:  # the call was cancelled or the client reset it
             logger.debug("proxy: telemetry stream of {} ended: {}", stream.client_id, exc)
         finally:
-            stream.outbox.put(None)
+            stream.outbox.close()
 
     def push(self, topic: str, command: Any) -> bool:
         """Write ``command`` on the stream of one producer publishing ``topic``; False when
@@ -146,8 +162,13 @@ class Telemetry:
         )
         if chosen is None:
             return False
-        chosen.outbox.put(command)
-        return True
+        return chosen.outbox.command(command)
+
+
+def _status(code: int, text: str) -> Any:
+    command = M.TelemetryCommand()
+    command.status.code, command.status.message = code, text
+    return command
 
 
 def recover_command(message: Any, transaction_id: str) -> Any:

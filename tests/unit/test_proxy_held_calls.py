@@ -11,11 +11,18 @@ from actors.proxy.server import Guard, _stream
 
 
 class _Context:
+    def __init__(self, client: str = "", peer: str = "ipv4:127.0.0.1:1") -> None:
+        self.client = client
+        self._peer = peer
+
     def is_active(self) -> bool:
         return True
 
+    def peer(self) -> str:
+        return self._peer
+
     def invocation_metadata(self) -> list[tuple[str, str]]:
-        return []
+        return [("x-mq-client-id", self.client)] if self.client else []
 
 
 def _waiting_receive(request: Any, context: Any) -> Iterator[Any]:
@@ -43,6 +50,34 @@ def test_past_the_bound_a_long_call_is_told_too_many_requests_at_once() -> None:
     assert next(fourth).status.code == Code.OK
     second.close()
     fourth.close()
+    assert guard.held == 0
+
+
+def test_one_client_or_connection_cannot_take_every_held_call() -> None:
+    # Given a bound of ten long calls, two per client and three per connection
+    guard = Guard(max_held=10)
+    guard.held_calls.per_client, guard.held_calls.per_connection = 2, 3
+    call = _stream(_waiting_receive, M.ReceiveMessageResponse, "ReceiveMessage", guard)
+    request = M.ReceiveMessageRequest()
+    request.group.name, request.message_queue.topic.name = "g", "T"
+    # And one client holding two receives
+    held = [call(request, _Context("hog", "ipv4:10.0.0.1:1")) for _ in range(2)]
+    assert [next(c).status.code for c in held] == [Code.OK, Code.OK]
+    # When it asks for a third, Then it is told TOO_MANY_REQUESTS, naming it
+    third = list(call(request, _Context("hog", "ipv4:10.0.0.1:1")))
+    assert [r.status.code for r in third] == [Code.TOO_MANY_REQUESTS]
+    assert "client hog holds 2" in third[0].status.message
+    # And another client is served, on the hog's connection too, up to that connection's three
+    other = call(request, _Context("other", "ipv4:10.0.0.1:1"))
+    assert next(other).status.code == Code.OK
+    fourth = list(call(request, _Context("another", "ipv4:10.0.0.1:1")))
+    assert [r.status.code for r in fourth] == [Code.TOO_MANY_REQUESTS]
+    assert "this connection holds 3" in fourth[0].status.message
+    # And on another connection it is served; every place is given back at the end
+    elsewhere = call(request, _Context("another", "ipv4:10.0.0.2:1"))
+    assert next(elsewhere).status.code == Code.OK
+    for c in (*held, other, elsewhere):
+        c.close()
     assert guard.held == 0
 
 
