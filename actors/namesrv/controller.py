@@ -145,6 +145,7 @@ class _Member:
 
 class _Group:
     __slots__ = (
+        "claimed",
         "cluster",
         "epoch",
         "handover",
@@ -156,6 +157,9 @@ class _Group:
         "master",
         "members",
         "name",
+        "prev_epoch",
+        "prev_isr",
+        "prev_master",
         "sync",
     )
 
@@ -172,6 +176,10 @@ class _Group:
         self.isr_known = False
         self.sync = False
         self.members: dict[int, _Member] = {}
+        self.claimed = True
+        self.prev_epoch = 0
+        self.prev_isr: frozenset[int] = frozenset()
+        self.prev_master: int | None = None
 
 
 class Controller(Handovers, GeventActor):
@@ -194,6 +202,8 @@ class Controller(Handovers, GeventActor):
         self.groups: dict[str, _Group] = {}
         self._touched: set[str] = set()
         """Groups the message being handled may have changed (staged after it)."""
+        self._deferred: list[Callable[[], None]] = []
+        """Outcomes for other greenlets, handed over once the changes are on disk."""
         self.started = clock()
 
     def on_start(self) -> None:
@@ -218,9 +228,19 @@ class Controller(Handovers, GeventActor):
             g = self.groups.get(name)
             self.store.stage(name, None if g is None else self._record(g))
         self._touched.clear()
+        deferred, self._deferred = self._deferred, []
+        for fn in deferred:
+            self.commit.later(fn)
         if isinstance(message, (Replicas, Groups)):
             return answer  # (reads: nothing to wait for)
         return self.commit.answer(answer)
+
+    def on_stop(self) -> None:
+        with contextlib.suppress(Exception):  # (a store that cannot write: nothing more to do)
+            self.commit.close()
+
+    def _later(self, fn: Callable[[], None]) -> None:
+        self._deferred.append(fn)
 
     def _store_failed(self, exc: BaseException) -> None:
         logger.error("controller: its store failed: {}", exc)
@@ -231,8 +251,13 @@ class Controller(Handovers, GeventActor):
         g = _Group(name)
         g.cluster, g.epoch, g.master, g.last_master = r.cluster, r.epoch, r.master, r.last_master
         g.isr, g.isr_epoch, g.isr_known, g.sync = frozenset(r.isr), r.isr_epoch, r.isr_known, r.sync
+        g.claimed, g.prev_epoch, g.prev_master = r.claimed, r.prev_epoch, r.prev_master
+        g.prev_isr = frozenset(r.prev_isr)
         if g.master is not None:
-            g.lease_until = self.started + self.lease_s
+            # a lease the previous incarnation granted may run until lease_s after the start;
+            # heartbeats get WAIT until the grace ends, so the master keeps its group until
+            # lease_s after that (it renews then)
+            g.lease_until = self.started + self.grace_s + self.lease_s
         for node, mr in r.members.items():
             m = g.members[node] = _Member()
             m.addr, m.ha_addr = mr.addr, mr.ha_addr
@@ -250,6 +275,10 @@ class Controller(Handovers, GeventActor):
             isr_known=g.isr_known,
             sync=g.sync,
             members={n: MemberRecord(m.addr, m.ha_addr) for n, m in g.members.items()},
+            claimed=g.claimed,
+            prev_epoch=g.prev_epoch,
+            prev_isr=tuple(sorted(g.prev_isr)),
+            prev_master=g.prev_master,
         )
 
     def _on_message(self, message: Any) -> Any:
@@ -314,6 +343,7 @@ class Controller(Handovers, GeventActor):
             self._decide(g, now)
         if g.master == hb.node:
             if hb.claim_master and hb.epoch == g.epoch:
+                g.claimed = True
                 if g.handover is None:  # a handover lets the lease run out
                     g.lease_until = now + self.lease_s
                 if frozenset(hb.in_sync) != g.isr:
@@ -408,6 +438,16 @@ class Controller(Handovers, GeventActor):
         live = {
             n: m for n, m in g.members.items() if now - m.last_seen <= self.lease_s and n != exclude
         }
+        if g.isr_known and not g.claimed:
+            # the term's master never ran it: as if it had not been elected (that node was a
+            # candidate of the previous term too)
+            return [
+                n
+                for n, m in live.items()
+                if n in g.prev_isr
+                or n == g.last_master
+                or (m.epoch == g.prev_epoch and (m.claim or n == g.prev_master))
+            ]
         if g.isr_known:
             return [
                 n
@@ -420,6 +460,9 @@ class Controller(Handovers, GeventActor):
     def _elect(self, g: _Group, node: int, now: float) -> None:
         """``node`` is master of a new term; a handover under way ends with it."""
         newest = max((m.epoch for m in g.members.values()), default=0)
+        if g.claimed:  # (else the term before the unclaimed one stays the last that ran)
+            g.prev_epoch, g.prev_isr, g.prev_master = g.epoch, g.isr, g.last_master
+        g.claimed = False
         g.epoch = max(g.epoch, newest) + 1
         self._touched.add(g.name)
         g.master = g.last_master = node

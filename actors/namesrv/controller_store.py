@@ -61,6 +61,12 @@ class GroupRecord(msgspec.Struct, frozen=True):
     isr_known: bool = False
     sync: bool = False
     members: dict[int, MemberRecord] = {}
+    claimed: bool = True
+    """The master of ``epoch`` ran it (heartbeated claiming it). Until then the term may never
+    have begun, and the previous term's in-sync set and master stay electable."""
+    prev_epoch: int = 0
+    prev_isr: tuple[int, ...] = ()
+    prev_master: int | None = None
 
 
 class _Snapshot(msgspec.Struct, frozen=True):

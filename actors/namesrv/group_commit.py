@@ -48,6 +48,24 @@ class GroupCommit:
             self._writer = gevent.spawn(self._run)
         return done
 
+    def later(self, fn: Callable[[], None]) -> None:
+        """Call ``fn`` once the changes staged so far are on disk (now, when none wait): an
+        outcome handed to another greenlet (a handover's waiters) must not overtake them."""
+        done = self.answer(None)
+        if isinstance(done, Flushed):
+            done.rawlink(lambda result: fn() if result.successful() else None)
+        else:
+            fn()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Finish the running flush and flush what is staged (a clean stop keeps every
+        change)."""
+        writer = self._writer
+        if writer is not None:
+            writer.join(timeout=timeout)
+        if self.store.staged:
+            self.store.flush()
+
     def _run(self) -> None:
         try:
             while self._waiting or self.store.staged:

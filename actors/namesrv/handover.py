@@ -121,6 +121,9 @@ class Handovers:
     def _candidates(self, g: Any, now: float, exclude: int | None = None) -> list[int]:
         raise NotImplementedError
 
+    def _later(self, fn: Callable[[], None]) -> None:
+        raise NotImplementedError
+
     @staticmethod
     def _notify(member: Any) -> None:
         raise NotImplementedError
@@ -274,10 +277,10 @@ class Handovers:
             return ElectOutcome(ResponseCode.SUCCESS)
         return ElectOutcome(ResponseCode.SUCCESS, "", self._view(g, now))
 
-    @staticmethod
-    def _answer(h: Handover, outcome: ElectOutcome) -> None:
+    def _answer(self, h: Handover, outcome: ElectOutcome) -> None:
+        """Set the handover's waiters once the change it made is on disk (``_later``)."""
         for waiter in h.waiters:
-            waiter.set(outcome)
+            self._later(lambda w=waiter: w.set(outcome))
 
     def _view(self, g: Any, now: float) -> GroupView:
         master = g.members.get(g.master) if g.master is not None else None

@@ -59,7 +59,7 @@ class Fixture:
         return settled(self.ref.ask(Heartbeat(hb(node, **kw)), timeout=T), T)
 
     def tick(self) -> None:
-        self.ref.ask(ControllerTick(), timeout=T)
+        settled(self.ref.ask(ControllerTick(), timeout=T), T)
 
     def groups(self) -> Any:
         return self.ref.ask(Groups(), timeout=T)["g"]
