@@ -61,11 +61,12 @@ NAMESRV_KEYS: dict[str, tuple[str, str]] = {
         USED,
         "Directory where the controller keeps what it decided (controller.json and "
         "controller.log: each broker group's term, master, in-sync set and member ids), so a "
-        "restarted controller can still elect a slave. Empty: <data-dir>/<namesrv> when the "
-        "process has a data directory (python -m runtime, cluster), else ~/actormq/controller"
-        " (RocketMQ's default is ~/DledgerController). Starting a group afresh (new stores) "
-        "under the same name: admin cleanBrokerMetadata, or delete the files. One controller "
-        "decides for at most 4,096 groups of 64 members.",
+        "restarted controller can still elect a slave; locked while a controller uses it. "
+        "Empty: <data-dir>/<namesrv> when the process has a data directory (python -m "
+        "runtime, cluster), else ~/actormq/controller/<listenPort> (RocketMQ's default is "
+        "~/DledgerController). Starting a group afresh (new stores) under the same name: "
+        "admin cleanBrokerMetadata, or delete the files. One controller decides for at most "
+        "4,096 groups of 64 members.",
     ),
     "orderMessageEnable": (
         USED,

@@ -238,6 +238,10 @@ class Controller(Handovers, GeventActor):
     def on_stop(self) -> None:
         with contextlib.suppress(Exception):  # (a store that cannot write: nothing more to do)
             self.commit.close()
+        self.store.close()
+
+    def on_failure(self, *_exc: Any) -> None:
+        self.store.close()
 
     def _later(self, fn: Callable[[], None]) -> None:
         self._deferred.append(fn)

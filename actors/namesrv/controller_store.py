@@ -7,15 +7,16 @@ that still runs as master, so a group whose master died while the controller was
 restarted, configured as a slave) kept no master at all (chaos R27). With them it elects from
 the in-sync set it acknowledged, or the last master, as before the restart.
 
-Files, in the directory given: ``controller.json`` (a snapshot: every group's record and the
-sequence number of the last change it holds) and ``controller.log`` (one JSON line per change
-since: a group's whole record, or its removal, with the next sequence number). A change costs
-one short line, not a rewrite of every group: a flood of heartbeats naming new groups wrote
-the whole table per group (22 GB for 20,000, the controller's heartbeats timed out meanwhile).
-Once the log holds more lines than ``COMPACT_MIN`` and twice the groups, the snapshot is
-rewritten (atomically) and the log emptied; lines a snapshot already holds are skipped when
-the log is replayed (a crash between the two writes), and a torn last line (a crash during an
-append) is ignored.
+Files, in the directory given (locked while a controller uses it: ``controller.lock``; two
+controllers sharing one would restore each other's groups): ``controller.json`` (a snapshot:
+every group's record and the sequence number of the last change it holds) and ``controller.log``
+(one JSON line per change since: a group's whole record, or its removal, with the next sequence
+number). A change costs one short line, not a rewrite of every group: a flood of heartbeats
+naming new groups wrote the whole table per group (22 GB for 20,000, the controller's heartbeats
+timed out meanwhile). Once the log holds more lines than ``COMPACT_MIN`` and twice the groups,
+the snapshot is rewritten (atomically) and the log emptied; lines a snapshot already holds are
+skipped when the log is replayed (a crash between the two writes), and a torn last line (a crash
+during an append) is ignored.
 
 Durability point: ``flush`` returns once every staged line is appended and fsync'd. The
 controller answers a message that changed something (or that came while a change was being
@@ -36,11 +37,13 @@ import msgspec
 
 from runtime.actor import offload
 from runtime.errors import StoreError
+from runtime.lockfile import lock_exclusive, unlock
 from runtime.store.configfile import read_json, write_atomic, write_json
 from runtime.store.storage import fsync_dir
 
 SNAPSHOT = "controller.json"
 LOG = "controller.log"
+LOCK = "controller.lock"
 COMPACT_MIN = 1000
 
 
@@ -93,19 +96,35 @@ class ControllerStore:
         self._staged: list[bytes] = []
         self._seq = 0
         self._log_lines = 0
+        self._lock: int | None = None
 
     @property
     def staged(self) -> bool:
         return bool(self._staged)
 
-    def load(self) -> dict[str, GroupRecord]:
+    def load(self, *, lock: bool = True) -> dict[str, GroupRecord]:
         """The groups the files hold ({} without them); a file that cannot be read raises
-        StoreError naming it (the controller must not start forgetting what it decided)."""
+        StoreError naming it (the controller must not start forgetting what it decided).
+        ``lock``: take the directory (a controller; tools reading it pass False)."""
         if self.directory is None:
             return {}
-        snap = read_json(os.path.join(self.directory, SNAPSHOT), _Snapshot) or _Snapshot()
+        if lock and self._lock is None:
+            os.makedirs(self.directory, exist_ok=True)
+            self._lock = lock_exclusive(
+                os.path.join(self.directory, LOCK),
+                "another controller (pid {pid}) keeps its decisions here: give each its own "
+                "controllerStorePath",
+            )
+        try:
+            return self._read(self.directory)
+        except BaseException:
+            self.close()
+            raise
+
+    def _read(self, directory: str) -> dict[str, GroupRecord]:
+        snap = read_json(os.path.join(directory, SNAPSHOT), _Snapshot) or _Snapshot()
         groups, self._seq = dict(snap.groups), snap.seq
-        path = os.path.join(self.directory, LOG)
+        path = os.path.join(directory, LOG)
         try:
             with open(path, "rb") as fh:
                 lines = fh.read().split(b"\n")
@@ -134,6 +153,12 @@ class ControllerStore:
                 groups[line.group] = line.record
         self._known = dict(groups)
         return groups
+
+    def close(self) -> None:
+        """Release the directory (another controller may use it then)."""
+        if self._lock is not None:
+            unlock(self._lock)
+            self._lock = None
 
     def stage(self, group: str, record: GroupRecord | None) -> None:
         """Stage ``group``'s new record (None: forgotten) when it differs from the last one."""

@@ -21,7 +21,8 @@ from runtime.supervisor import ChildSpec, Restart, Strategy, Supervisor
 
 DEFAULT_CONTROLLER_STORE = "~/actormq/controller"
 """Where a controller keeps its decisions in a process without a data directory (a standalone
-name server) and no ``controllerStorePath``."""
+name server) and no ``controllerStorePath``: a directory per listen port under it (two name
+servers on one host never share one)."""
 
 
 def namesrv_spec(
@@ -60,9 +61,8 @@ def namesrv_spec(
         config_text=dump_properties(cfg),
     )
     kv_path = os.path.expanduser(cfg.kv_config_path) if cfg.kv_config_path else kv_config_path
-    store_dir = os.path.expanduser(
-        cfg.controller_store_path or controller_store_dir or DEFAULT_CONTROLLER_STORE
-    )
+    default = os.path.join(DEFAULT_CONTROLLER_STORE, str(cfg.listen_port))
+    store_dir = os.path.expanduser(cfg.controller_store_path or controller_store_dir or default)
     starts = [0]
 
     def start_controller() -> object:

@@ -46,7 +46,7 @@ class Stored(Fixture):
 
 def saved(directory: pathlib.Path) -> GroupRecord:
     """Group g as a restarted controller would read it."""
-    return ControllerStore(str(directory)).load()["g"]
+    return ControllerStore(str(directory)).load(lock=False)["g"]
 
 
 def test_an_acknowledged_in_sync_set_is_on_disk_before_the_reply_carries_it(
@@ -145,12 +145,13 @@ def test_a_torn_last_line_is_cut_off_and_the_log_goes_on(tmp_path: pathlib.Path)
     with open(tmp_path / LOG, "ab") as fh:
         fh.write(b'{"seq": 2, "group": "g", "rec')
     # When a controller reads it and goes on appending
+    store.close()
     again = ControllerStore(str(tmp_path))
     assert again.load()["g"].epoch == 1
     again.stage("g", GroupRecord(epoch=2, master=1))
     again.flush()
     # Then the next one reads every acknowledged change
-    assert ControllerStore(str(tmp_path)).load()["g"] == GroupRecord(epoch=2, master=1)
+    assert ControllerStore(str(tmp_path)).load(lock=False)["g"] == GroupRecord(epoch=2, master=1)
 
 
 def test_a_long_log_is_compacted_into_the_snapshot(tmp_path: pathlib.Path) -> None:
@@ -161,7 +162,7 @@ def test_a_long_log_is_compacted_into_the_snapshot(tmp_path: pathlib.Path) -> No
         store.flush()
     # Then the log was emptied into the snapshot once, and nothing was lost
     assert len((tmp_path / LOG).read_bytes().splitlines()) < 10
-    loaded = ControllerStore(str(tmp_path)).load()
+    loaded = ControllerStore(str(tmp_path)).load(lock=False)
     assert {g: r.epoch for g, r in loaded.items()} == {
         f"g{i % 10}": i for i in range(COMPACT_MIN - 5, COMPACT_MIN + 5)
     }
@@ -202,7 +203,7 @@ def test_one_flush_answers_every_heartbeat_that_came_while_the_previous_one_ran(
         # Then each is answered (its group adopted its master), after fewer flushes than groups
         assert all(r.role is ControlRole.MASTER for r in replies)
         assert 1 <= store.flushes < 50
-        assert len(ControllerStore(str(tmp_path)).load()) == 200
+        assert len(ControllerStore(str(tmp_path)).load(lock=False)) == 200
     finally:
         ref.stop()
 
@@ -220,7 +221,7 @@ def test_groups_past_the_limit_are_refused(
         answers = [settled(ref.ask(Heartbeat(_beat(i)), timeout=T), T) for i in range(4)]
         assert [type(a).__name__ for a in answers] == ["ControllerReply"] * 3 + ["Refused"]
         assert "at most 3 broker groups" in answers[3].remark
-        assert sorted(ControllerStore(str(tmp_path)).load()) == ["g0", "g1", "g2"]
+        assert sorted(ControllerStore(str(tmp_path)).load(lock=False)) == ["g0", "g1", "g2"]
     finally:
         ref.stop()
 
@@ -341,5 +342,16 @@ def test_a_handover_is_answered_only_once_its_election_is_on_disk(
     # And once the disk holds the new term, it is
     store.release.set()
     assert pending.get(timeout=T).view.master == 1
-    assert ControllerStore(str(tmp_path)).load()["g"].master == 1
+    assert ControllerStore(str(tmp_path)).load(lock=False)["g"].master == 1
     f.ref.stop()
+
+
+def test_two_controllers_never_share_a_directory(tmp_path: pathlib.Path) -> None:
+    first = ControllerStore(str(tmp_path))
+    first.load()
+    # When a second controller would keep its decisions in the same directory
+    with pytest.raises(StoreError, match="another controller"):
+        ControllerStore(str(tmp_path)).load()
+    # Then it is refused until the first lets it go
+    first.close()
+    assert ControllerStore(str(tmp_path)).load() == {}
