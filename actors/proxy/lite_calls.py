@@ -59,7 +59,7 @@ def sync_lite_subscription(service: ProxyService, request: Any, context: Any) ->
             except ClientError:  # (no such topic: RocketMQ's answer for it)
                 return status(response, Code.TOPIC_NOT_FOUND, f"topic {bind} not found")
             return status(response, Code.ILLEGAL_TOPIC, f"topic {bind} is {kind}, not LITE")
-        pop = service.group(group, lite=True)
+        pop = service.group(group, lite=True, owner=who)
         names: list[str] = []
         if action in _ADDING:
             have = service.lite.count(group, who)

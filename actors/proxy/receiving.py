@@ -20,9 +20,10 @@ from actors.client.errors import BrokerError, ClientError
 from actors.client.pull import subscription
 from actors.proxy.convert import filter_of, incoming, ms_of, resource_name, set_ms
 from actors.proxy.delivery import message_group
+from actors.proxy.group_owners import owner_of
 from actors.proxy.lite import LiteError
 from actors.proxy.proto import Code, M
-from actors.proxy.service import ProxyService, error_code, status
+from actors.proxy.service import ProxyService, client_id, error_code, status
 
 DEADLINE_MARGIN_S = 1.0
 
@@ -53,7 +54,8 @@ def receive_message(service: ProxyService, request: Any, context: Any) -> Iterat
         # a group new here is a lite group when its topic is LITE (its receive may come before
         # its client's settings: after a proxy restart, say)
         lite = known.lite if known is not None else service.topic_types.of(topic, True) == "LITE"
-        pop = service.group(group, lite=lite)
+        owner = owner_of(context, client_id(context))
+        pop = service.group(group, lite=lite, owner=owner)
         if pop.lite:  # its client's lite topics of the bind topic (``actors.proxy.lite_groups``)
             who = service.touch(context)
             if not who:

@@ -45,6 +45,7 @@ from actors.proxy.convert import (
     resource_name,
 )
 from actors.proxy.front import caller_address
+from actors.proxy.group_owners import GroupOwners
 from actors.proxy.lite import LiteError, LiteTopics, TopicTypes, TopicTypeUnknownError
 from actors.proxy.lite_expiry import LiteExpiry
 from actors.proxy.lite_groups import LiteGroups
@@ -132,6 +133,8 @@ class ProxyService:
         self.producer = Producer(PRODUCER_GROUP, namesrv, **client_options)
         self.admin = Admin(namesrv, **client_options)
         self.groups: dict[str, PopGroup] = {}
+        self.owners = GroupOwners()
+        """Who made each group (``group_owners``: a client's share of ``MAX_GROUPS``)."""
         self.topic_types = TopicTypes(self.admin)
         self.lite_topics = LiteTopics(self.admin, self.settings.max_lite_topics)
         self.lite = LiteSubscriptions()
@@ -182,6 +185,7 @@ class ProxyService:
             if self.groups.get(group.group) is not group:
                 return
             del self.groups[group.group]
+            self.owners.left(group.group)
         logger.info(
             "proxy: group {} idle for {:g} s: leaving it ({} deliveries unacked)",
             group.group,
@@ -207,13 +211,15 @@ class ProxyService:
 
     # -- groups ------------------------------------------------------------------------------
 
-    def group(self, name: str, lite: bool | None = None) -> PopGroup:
+    def group(self, name: str, lite: bool | None = None, owner: str = "") -> PopGroup:
         """The group's PopGroup (its consumer starts with its first subscription), as the
         brokers' config of the group says: FIFO with ``consumeMessageOrderly``, its
         ``retryMaxTimes`` + 1 deliveries (unless the proxy's ``max_attempts`` says for all).
         ``lite``: True for lite consumers (FIFO per lite topic, a new lite topic read from
         its first message), False for others: LiteError ILLEGAL_CONSUMER_GROUP when the group
-        is the other kind; None (a lookup): either, a missing group made a regular one."""
+        is the other kind; None (a lookup): either, a missing group made a regular one.
+        ``owner`` (``group_owners.owner_of``) makes a new group: TOO_MANY_REQUESTS when it made
+        its share already."""
         fifo, retries = (False, None)
         existing = self.groups.get(name)
         if existing is None or existing.broken:
@@ -227,6 +233,11 @@ class ProxyService:
                 # (each is a consumer of the cluster: its threads, sockets and memory)
                 text = f"this proxy serves {MAX_GROUPS} consumer groups: try another proxy"
                 raise LiteError(Code.TOO_MANY_REQUESTS, text)
+            refused = self.owners.refusal(owner) if found is None else None
+            if refused is not None:
+                raise LiteError(Code.TOO_MANY_REQUESTS, refused)
+            if found is None:
+                self.owners.made(owner, name)
             if found is None or found.broken:
                 first = self.settings.consume_from_first or bool(lite)
                 consumer = PullConsumer(
@@ -344,11 +355,14 @@ class ProxyService:
         return time.monotonic() - self.seen.get(who, float("-inf")) < CLIENT_ALIVE_S
 
     def heartbeat(self, request: Any, context: Any) -> Any:
-        """A consumer's heartbeat keeps its group here in use (``group_idle_s``)."""
+        """A consumer's heartbeat keeps its group here in use (``group_idle_s``) while the
+        group has deliveries out (a client processing them for long, or auto-renewing them):
+        a bare heartbeat of a group nobody receives from does not keep it (each group is a
+        consumer of the cluster; a probe kept groups it never received from)."""
         self.touch(context)
         if request.HasField("group"):
             pop = self.groups.get(resource_name(request.group))
-            if pop is not None:
+            if pop is not None and pop.in_flight:
                 pop.last_used = max(pop.last_used, time.monotonic())
         return status(M.HeartbeatResponse(), Code.OK)
 
@@ -368,8 +382,8 @@ class ProxyService:
         return self.telemetry_streams.serve(commands, client_id(context), context)
 
     def _apply(self, who: str, given: Any) -> tuple[bool, int]:
-        """A client's Settings: its group subscribed as it says. Whether the group is FIFO,
-        and its deliveries before the DLQ."""
+        """A client's Settings (``who``: its ``group_owners.owner_of``): its group subscribed
+        as it says. Whether the group is FIFO, and its deliveries before the DLQ."""
         default = (False, self.settings.max_attempts or MAX_ATTEMPTS)
         if not given.HasField("subscription"):
             return default
@@ -378,8 +392,8 @@ class ProxyService:
             return default
         if given.client_type in LITE_CLIENTS:
             # its bind topic's lite topics come by SyncLiteSubscription: nothing to pull yet
-            return True, self.group(group, lite=True).max_attempts
-        pop = self.group(group, lite=False)
+            return True, self.group(group, lite=True, owner=who).max_attempts
+        pop = self.group(group, lite=False, owner=who)
         for entry in given.subscription.subscriptions:
             tags, sql = filter_of(entry.expression)
             try:

@@ -26,6 +26,7 @@ from loguru import logger
 
 from actors.client.errors import ClientError
 from actors.proxy.convert import resource_name
+from actors.proxy.group_owners import owner_of
 from actors.proxy.lite import LiteError
 from actors.proxy.outbox import Outbox
 from actors.proxy.proto import ClientType, Code, Language, M
@@ -39,8 +40,9 @@ REPEAT_FOR = frozenset({Language.NODE_JS})
 SETTINGS_TIMEOUT_S = 30.0
 """A stream with no Settings applied this long after it opened is ended."""
 Apply = Callable[[str, Any], tuple[bool, int]]
-"""Called with (client id, Settings) before the answer; returns whether the client's group
-consumes in order (FIFO) and its deliveries before the DLQ; may raise ClientError."""
+"""Called with (the client's ``group_owners.owner_of``: its id, else its host; its Settings)
+before the answer; returns whether the client's group consumes in order (FIFO) and its
+deliveries before the DLQ; may raise ClientError."""
 
 
 KNOWN_CLIENT_TYPES = frozenset(
@@ -130,7 +132,8 @@ class Telemetry:
                     stream.outbox.answer(_status(*refused))
                     continue
                 try:
-                    fifo, attempts = self.apply(stream.client_id, given)
+                    owner = owner_of(stream.context, stream.client_id)
+                    fifo, attempts = self.apply(owner, given)
                 except (ClientError, LiteError) as exc:
                     stream.outbox.answer(self.error(exc))
                     continue

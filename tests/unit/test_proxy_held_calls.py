@@ -88,6 +88,7 @@ def test_a_group_past_the_proxys_bound_is_too_many_requests(monkeypatch: Any) ->
     import pytest
 
     from actors.proxy import service as service_module
+    from actors.proxy.group_owners import GroupOwners
     from actors.proxy.lite import LiteError
     from actors.proxy.service import ProxyService
 
@@ -96,6 +97,7 @@ def test_a_group_past_the_proxys_bound_is_too_many_requests(monkeypatch: Any) ->
     proxy = object.__new__(ProxyService)
     served = SimpleNamespace(broken=False, lite=False)
     proxy.groups = {"served": served}  # type: ignore[dict-item]
+    proxy.owners = GroupOwners()
     proxy._lock = threading.Lock()
     proxy.settings = SimpleNamespace(max_attempts=3, consume_from_first=False)  # type: ignore[assignment]
     proxy._config = lambda group: (False, None)  # type: ignore[method-assign]
