@@ -5,9 +5,10 @@ open-files limit (``runtime.store.fd_cache``); the other half is for sockets, th
 index and config files. Without a cap a flood of connections took the last descriptors: the
 store could no longer open a file and gevent printed a traceback for every refused ``accept``.
 
-``ConnectionBudget`` is shared by every listener of the process (name server, broker, proxy and
-HA ports of a one-process cluster alike): at most ``limit`` connections are held at once,
-``DEFAULT_RESERVE`` descriptors below half the soft limit (at least ``MIN_LIMIT``);
+``ConnectionBudget`` is shared by every client-facing listener of the process (name servers and
+brokers of a one-process cluster alike; a broker's HA port has a small budget of its own, so a
+flood on the client port never keeps its slaves out): at most ``limit`` connections are held at
+once, ``DEFAULT_RESERVE`` descriptors below half the soft limit (at least ``MIN_LIMIT``);
 ``ACTORMQ_MAX_CONNECTIONS`` overrides it. A connection past it is accepted and closed at once
 (its client sees the connection reset and goes to another broker or retries), with a WARNING at
 most every ``WARN_EVERY_S`` that counts them. Kafka's ``max.connections`` does the same.

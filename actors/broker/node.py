@@ -54,6 +54,7 @@ from actors.broker.transaction_manager import TransactionManager
 from config import BrokerConfig, BrokerRole
 from runtime.acl.plain import PlainAccessValidator
 from runtime.actor import offload
+from runtime.conn_budget import ConnectionBudget
 from runtime.directory import Directory
 from runtime.ha.epoch import EpochFile
 from runtime.ha.state import HAState, Role
@@ -125,6 +126,11 @@ class BrokerHandle:
 
     def restart(self) -> bool:
         return self.cfg is not None and self.replace(self.cfg)
+
+
+HA_MAX_LINKS = 256
+"""Connections the HA port holds at once (its own budget, apart from the process's: slaves
+are few, and a flood on the client port must not refuse them)."""
 
 
 def broker_spec(
@@ -333,7 +339,13 @@ def _ha_children(
         specs.append(
             ChildSpec(
                 name=f"{name}/ha-acceptor",
-                start=lambda: Acceptor.start(f"{name}/ha", ha_sock, connection_factory(ha)),
+                # its own budget: a flood of client connections must not keep slaves out
+                start=lambda: Acceptor.start(
+                    f"{name}/ha",
+                    ha_sock,
+                    connection_factory(ha),
+                    budget=ConnectionBudget(limit=HA_MAX_LINKS),
+                ),
             )
         )
     return specs
