@@ -112,3 +112,24 @@ def test_the_default_is_half_the_open_files_limit_less_a_reserve(monkeypatch: An
     assert default_limit() == 9_744
     monkeypatch.setenv("ACTORMQ_MAX_CONNECTIONS", "5")
     assert default_limit() == 5
+
+
+def test_a_full_process_budget_never_keeps_a_slave_off_the_ha_port(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runtime import conn_budget
+    from runtime.ha import protocol as P
+    from tests.actors.ha_support import FakeSlave, broker_config, label, start_broker, stop_node
+
+    master = start_broker(broker_config("broker-a", 0, "SYNC_MASTER", ""), tmp_path / "m")
+    try:
+        # Given a process whose client connections used its whole budget
+        monkeypatch.setattr(conn_budget.PROCESS, "_limit", conn_budget.PROCESS.held)
+        with pytest.raises(ConnectionError):
+            WireClient(master.addresses[label(master)]).call(10)
+        # When a slave links, Then the HA port takes it (its own budget)
+        slave = FakeSlave(master.ha_addresses[label(master)], node=1)
+        assert isinstance(slave.next_frame(), P.Accept)
+        slave.close()
+    finally:
+        stop_node(master)
