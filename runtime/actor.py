@@ -80,15 +80,17 @@ def _call(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
         return _Raised(exc)
 
 
-def offload(fn: Callable[..., T], *args: Any) -> T:
-    """Run a blocking call (fsync, a large pread) in the hub's thread pool.
+def offload(fn: Callable[..., T], *args: Any, pool: Any = None) -> T:
+    """Run a blocking call (fsync, a large pread) in the hub's thread pool (or ``pool``: a
+    ``gevent.threadpool.ThreadPool`` of the caller's, for writes that must not queue behind
+    everyone else's work).
 
     Blocks only the calling greenlet; the hub keeps serving every other actor. What ``fn``
     raises is raised here, with its traceback, and nowhere else: gevent's pool would also print
     it through the hub's error handler ("... failed with ..."), even when the caller handles it
     (a store that cannot open, an fsync error turned into a StoreError).
     """
-    out = gevent.get_hub().threadpool.apply(_call, (fn, args))
+    out = (pool or gevent.get_hub().threadpool).apply(_call, (fn, args))
     if isinstance(out, _Raised):
         raise out.exc
     return out  # type: ignore[no-any-return]

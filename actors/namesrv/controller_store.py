@@ -34,6 +34,7 @@ from __future__ import annotations
 import os
 
 import msgspec
+from gevent.threadpool import ThreadPool
 
 from runtime.actor import offload
 from runtime.errors import StoreError
@@ -97,6 +98,10 @@ class ControllerStore:
         self._seq = 0
         self._log_lines = 0
         self._lock: int | None = None
+        self._pool: ThreadPool | None = None
+        """Its own thread for the writes: in the hub's pool they queued behind other work (ten
+        compressed registrations being decoded held every thread for 20 s, and the
+        controller's heartbeats timed out meanwhile)."""
 
     @property
     def staged(self) -> bool:
@@ -155,7 +160,10 @@ class ControllerStore:
         return groups
 
     def close(self) -> None:
-        """Release the directory (another controller may use it then)."""
+        """Release the directory (another controller may use it then) and the write thread."""
+        if self._pool is not None:
+            self._pool.kill()
+            self._pool = None
         if self._lock is not None:
             unlock(self._lock)
             self._lock = None
@@ -176,12 +184,15 @@ class ControllerStore:
         lines, self._staged = self._staged, []
         if not lines or self.directory is None:
             return
-        offload(_append, os.path.join(self.directory, LOG), b"".join(lines))
+        if self._pool is None:
+            self._pool = ThreadPool(1)
+        pool = self._pool
+        offload(_append, os.path.join(self.directory, LOG), b"".join(lines), pool=pool)
         self._log_lines += len(lines)
         if self._log_lines > max(COMPACT_MIN, 2 * len(self._known)):
             snapshot = _Snapshot(self._seq, dict(self._known))
-            offload(write_json, os.path.join(self.directory, SNAPSHOT), snapshot)
-            offload(write_atomic, os.path.join(self.directory, LOG), b"")
+            offload(write_json, os.path.join(self.directory, SNAPSHOT), snapshot, pool=pool)
+            offload(write_atomic, os.path.join(self.directory, LOG), b"", pool=pool)
             self._log_lines = 0
 
 

@@ -249,3 +249,20 @@ def test_the_broker_sends_json_unless_asked_or_the_json_is_large() -> None:
     assert compressed and len(data) < COMPRESS_ABOVE // 20
     table = decode_register_body(data).body.topic_config_serialize_wrapper.topic_config_table
     assert len(table) == 25_000
+
+
+def test_a_registration_naming_too_many_topics_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from runtime.remoting import register_body as rb
+
+    monkeypatch.setattr(rb, "MAX_REGISTER_TOPICS", 10)
+    lines = [f"T{i} 1 1 6 0".encode() for i in range(11)]
+    with pytest.raises(ProtocolError, match="11 topics, more than 10"):
+        decode_register_body(zlib.compress(raw_body(lines)))
+    assert (
+        len(
+            decode_register_body(
+                zlib.compress(raw_body(lines[:10]))
+            ).body.topic_config_serialize_wrapper.topic_config_table
+        )
+        == 10
+    )
