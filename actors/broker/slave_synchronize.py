@@ -305,7 +305,7 @@ class SlaveSynchronize(GeventActor):
             body, ext = self._call(address, code), {}
         try:
             offsets = msgspec.json.decode(body, type=OffsetTable).offset_table
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeError) as exc:
             raise ProtocolError(f"consumer offsets body: {exc}") from None
         have = {} if ext.get(DELTA) == "true" else store.all_offsets().get(timeout=CALL_TIMEOUT_S)
         for key, queues in offsets.items():
@@ -323,7 +323,7 @@ class SlaveSynchronize(GeventActor):
         body = self._call(address, code)
         try:
             msgspec.json.decode(body, type=shape)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeError) as exc:
             raise ProtocolError(f"{name} body: {exc}") from None
         path = os.path.join(self.store.settings.config_dir, name)
         try:

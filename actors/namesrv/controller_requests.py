@@ -128,7 +128,7 @@ class ControllerRequests:
     def _sync_state_data(self, request: RemotingCommand) -> RemotingCommand:
         try:
             names = _NAMES.decode(request.body or b"[]")
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeError) as exc:
             raise ProtocolError(
                 f"a JSON list of broker names expected: {exc}", fatal=False, opaque=request.opaque
             ) from None

@@ -141,7 +141,7 @@ class ControllerStore:
                 continue
             try:
                 line = _decode_line(raw)
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            except (msgspec.DecodeError, msgspec.ValidationError, UnicodeError) as exc:
                 if i != last:
                     raise StoreError(path, f"line {i + 1} cannot be decoded: {exc}") from exc
                 # torn by a crash during its append (never acknowledged): cut it off, or the

@@ -209,7 +209,7 @@ class NamesrvProcessor:
             )
         try:
             hb = msgspec.json.decode(request.body, type=ControllerHeartbeat)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeError) as exc:
             raise ProtocolError(
                 f"controller heartbeat body: {exc}", fatal=False, opaque=request.opaque
             ) from None

@@ -253,7 +253,7 @@ def _decode(raw: bytes) -> CompressedRegisterBody:
     filter_json = reader.framed("filter server list")
     try:
         servers = _FILTER_SERVERS.decode(filter_json) or []
-    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeError) as exc:
         raise ProtocolError(f"register body: bad filter server list: {exc}", fatal=False) from None
     mappings: list[bytes] = []
     if reader.remaining:  # 5.x: the static-topic mappings follow

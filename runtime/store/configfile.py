@@ -56,5 +56,5 @@ def read_json(path: str, type_: Any = Any) -> Any:
         return None
     try:
         return msgspec.json.decode(raw, type=type_)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeError) as exc:
         raise StoreError(path, f"cannot decode: {exc}") from exc

@@ -255,7 +255,7 @@ def test_a_registration_naming_too_many_topics_is_refused(monkeypatch: pytest.Mo
     from runtime.remoting import register_body as rb
 
     monkeypatch.setattr(rb, "MAX_REGISTER_TOPICS", 10)
-    lines = [f"T{i} 1 1 6 0".encode() for i in range(11)]
+    lines = [f"T{i} 1 1 6 SINGLE_TAG".encode() for i in range(11)]
     with pytest.raises(ProtocolError, match="11 topics, more than 10"):
         decode_register_body(zlib.compress(raw_body(lines)))
     assert (
