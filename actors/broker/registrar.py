@@ -17,8 +17,8 @@ Messages:
   broker's whole table on a live connection (it restarted, with no routes; or it was down at
   the last round) is registered with again at once, not at the next 30 s round (RocketMQ's
   brokers wait for it: a restarted name server routed nothing for up to 30 s, chaos R27). A
-  name server being registered with is not asked twice; a failure is logged once until it
-  succeeds again.
+  name server being registered with is not asked twice; after a failure or a refusal it is
+  left alone 1 s, then 2, 4, up to 5 s (logged once until a registration succeeds again).
 - ``Registered(namesrv, master_addr, ha_server_addr)`` (tell, from its own greenlets): a name
   server took the registration; ``on_registered()`` is called (the all-in-one process prints
   its ready line once every broker registered).
@@ -40,6 +40,7 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 import gevent
+import gevent.lock
 import msgspec
 import pykka
 from loguru import logger
@@ -61,6 +62,9 @@ from runtime.session import SessionHandle, connect
 
 REGISTER_TIMEOUT_S = 6.0
 RECHECK_S = 1.0
+RECHECK_MAX_S = 5.0
+"""The longest a failing name server is left alone between rechecks (a long outage's end is
+seen within this; the 30 s rounds go on meanwhile)."""
 
 TopicTable = Callable[[Collection[str] | None], dict[str, TopicConfig]]
 """Returns the broker's current topic table (only the named topics that exist, when names are
@@ -148,6 +152,13 @@ class NamesrvRegistrar(GeventActor):
         """Name server -> registrations being sent to it."""
         self._failing: set[str] = set()
         """Name servers whose last registration failed (logged once)."""
+        self._retry_at: dict[str, tuple[float, float]] = {}
+        """Name server -> (monotonic time before which ``Recheck`` leaves it alone, the backoff
+        that gave it): after a failure 1 s, doubling up to ``RECHECK_MAX_S``, so a refusing or
+        overloaded name server is not sent the whole table every second."""
+        self._connecting: dict[str, gevent.lock.Semaphore] = {}
+        """One connect at a time per name server (a Recheck and a round could both connect,
+        one session overwriting, and leaking, the other)."""
         self._master_addr: str | None = None
         self._ha_master_addr: str | None = None
 
@@ -167,7 +178,8 @@ class NamesrvRegistrar(GeventActor):
             for namesrv in self.namesrvs:
                 session = self._sessions.get(namesrv)
                 busy = self._pending.get(namesrv, 0) > 0
-                if not busy and not self._holds_table(namesrv, session):
+                later = time.monotonic() < self._retry_at.get(namesrv, (0.0, 0.0))[0]
+                if not busy and not later and not self._holds_table(namesrv, session):
                     self._counter += 1
                     gevent.spawn(self._register_again, namesrv, self._counter)
         elif isinstance(message, Registered):
@@ -279,33 +291,41 @@ class NamesrvRegistrar(GeventActor):
         finally:
             self._pending[namesrv] -= 1
 
-    def _send_registration(self, namesrv: str, request: RemotingCommand, counter: int) -> None:
-        try:
+    def _failed(self, namesrv: str, problem: str) -> None:
+        """Log a failure once until a registration succeeds again, and back off."""
+        if namesrv not in self._failing:
+            logger.warning("{}: register with {}: {}", self._label(), namesrv, problem)
+        self._failing.add(namesrv)
+        longest = min(RECHECK_MAX_S, self.cfg.register_name_server_period / 1000)
+        backoff = min(longest, max(RECHECK_S, 2 * self._retry_at.get(namesrv, (0.0, 0.0))[1]))
+        self._retry_at[namesrv] = (time.monotonic() + backoff, backoff)
+
+    def _session(self, namesrv: str) -> SessionHandle:
+        lock = self._connecting.setdefault(namesrv, gevent.lock.Semaphore())
+        with lock:
             session = self._sessions.get(namesrv)
             if session is None or not session.alive:
                 session = connect(namesrv, role=f"{self._label()}->namesrv", tls=tls.outbound())
                 self._sessions[namesrv] = session
+            return session
+
+    def _send_registration(self, namesrv: str, request: RemotingCommand, counter: int) -> None:
+        try:
+            session = self._session(namesrv)
             full = not request.ext_fields.get(INCREMENTAL)
             if not full and not self._holds_table(namesrv, session):  # a new connection
                 request, full = self._full_request(counter), True
             request = msgspec.structs.replace(request, opaque=RemotingCommand.request(0).opaque)
             reply = session.call(request, timeout=REGISTER_TIMEOUT_S)
         except (pykka.Timeout, ConnectionError, OSError) as exc:
-            if namesrv not in self._failing:
-                logger.warning("{}: register with {} failed: {}", self._label(), namesrv, exc)
-            self._failing.add(namesrv)
+            self._failed(namesrv, f"failed: {exc}")
             return
         if reply.code != ResponseCode.SUCCESS:
-            logger.warning(
-                "{}: {} refused registration: {} {}",
-                self._label(),
-                namesrv,
-                reply.code,
-                reply.remark,
-            )
+            self._failed(namesrv, f"refused: {reply.code} {reply.remark}")
             return
         if full:
             self._full_on[namesrv] = session
+        self._retry_at.pop(namesrv, None)
         if namesrv in self._failing:
             self._failing.discard(namesrv)
             logger.info("{}: registered with {} again", self._label(), namesrv)

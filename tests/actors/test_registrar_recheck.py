@@ -76,7 +76,7 @@ def test_a_restarted_name_server_routes_the_broker_again_within_seconds() -> Non
         assert len(failed) == 1, failed
         # When it is back (empty: no routes), Then the broker is routed again within seconds
         ns.start()
-        wait_until(ns.routes, 5, "the broker routed again")
+        wait_until(ns.routes, 8, "the broker routed again")  # (rechecks back off to 5 s)
     finally:
         logger.remove(sink)
         registrar.stop(timeout=5)
