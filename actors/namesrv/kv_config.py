@@ -148,6 +148,10 @@ class KVConfig(GeventActor):
     def delete(self, namespace: str, key: str) -> GeventFuture[None]:
         kv = self._table.get(namespace, {})
         if key not in kv:
+            if self._writing or self._unwritten:
+                # it may be absent only through a change not yet on disk (a first delete being
+                # written): answer with the next write, which also applies (or, failed, undoes)
+                return self._changed(namespace, key, None)
             done: GeventFuture[None] = new_future()
             done.set(None)
             return done

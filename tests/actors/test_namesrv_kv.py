@@ -120,6 +120,33 @@ def test_a_failed_write_undoes_only_the_changes_it_covered(tmp_path: pathlib.Pat
         kv.actor_ref.stop(timeout=5)
 
 
+def test_a_second_delete_waits_for_the_write_of_the_first(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "kvConfig.json"
+    writes = GatedWrites()
+    kv = KVConfig.start(str(path), persist=writes).proxy()
+    try:
+        kv.put("ns", "k", "v").get(timeout=5).get(timeout=5)
+        # Given a delete whose write will fail, held
+        writes.hold()
+        writes.fail_next = True
+        first = kv.delete("ns", "k").get(timeout=5)
+        assert writes.started.wait(timeout=5)
+        # When the key is deleted again meanwhile (absent only in memory)
+        second = kv.delete("ns", "k").get(timeout=5)
+        # Then that one is not answered before a write holds it
+        assert not second.done()
+        writes.release.set()
+        with pytest.raises(OSError, match="disk says no"):
+            first.get(timeout=5)
+        second.get(timeout=5)
+        # And it took effect: the key is gone, on disk too
+        assert kv.get("ns", "k").get(timeout=5) is None
+        assert file_table(path).get("ns", {}) == {}
+    finally:
+        writes.release.set()
+        kv.actor_ref.stop(timeout=5)
+
+
 def test_stop_writes_what_is_pending(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "kvConfig.json"
     writes = GatedWrites()
