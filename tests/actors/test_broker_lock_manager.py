@@ -1,5 +1,5 @@
 """Rebalance locks (LOCK_BATCH_MQ 41): they expire 60 s after their last renewal and are then
-forgotten; one request may name at most 4,096 queues."""
+forgotten; one request may name at most 65,536 queues."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def test_expired_locks_are_taken_over_and_then_forgotten() -> None:
     assert locks.holder("g", kept[0]).get(timeout=5) == "c1"
 
 
-def test_a_lock_request_of_more_than_4096_queues_is_refused(tmp_path: pathlib.Path) -> None:
+def test_a_lock_request_of_more_than_65536_queues_is_refused(tmp_path: pathlib.Path) -> None:
     def lock(n: int) -> object:
         mqs = [{"topic": "T", "brokerName": "broker-t", "queueId": i} for i in range(n)]
         body = json.dumps({"consumerGroup": "g", "clientId": "c1", "mqSet": mqs}).encode()
@@ -53,9 +53,9 @@ def test_a_lock_request_of_more_than_4096_queues_is_refused(tmp_path: pathlib.Pa
         got = lock(100_000)
         # Then it is refused, naming the limit, and nothing is locked
         assert got.code == ResponseCode.INVALID_PARAMETER
-        assert "at most 4096 queues" in got.remark
-        # And 4,096 are taken
-        got = lock(4096)
+        assert "at most 65536 queues" in got.remark
+        # And 5,120 (five topics of 1,024 queues) are taken
+        got = lock(5120)
         assert got.code == ResponseCode.SUCCESS
-        assert len(json.loads(got.body)["lockOKMQSet"]) == 4096
+        assert len(json.loads(got.body)["lockOKMQSet"]) == 5120
         assert errors == []
