@@ -7,11 +7,22 @@ time as its tag code, and the Scheduler puts it back into the real topic when du
 A timer message (TIMER_DELIVER_MS absolute, or TIMER_DELAY_MS / TIMER_DELAY_SEC relative) is
 stored in ``rmq_sys_wheel_timer`` with its due time in TIMER_OUT_MS; the TimerScheduler puts it
 back when due. Millisecond precision, up to 3 days ahead (RocketMQ's default maximum).
+
+A parked record that names no REAL_TOPIC, or one only the broker writes (the schedule or timer
+topic itself, RocketMQ's not-allowed-send set), or an illegal one, or a REAL_QID that is not a
+queue id, cannot be put back: ``from_schedule`` / ``from_timer`` raise ``Undeliverable`` and
+the schedulers drop it with a WARNING (``DropWarnings``, at most one every 10 s). Put back into
+its own topic it would be parked again and again, forever (a hostile-input probe's 1,000 such
+messages in SCHEDULE_TOPIC_XXXX: 2,248 re-puts in 10 s, a master at 71 % CPU, and the log kept
+growing). The send path refuses clients' messages to those topics; this is the second wall.
 """
 
 from __future__ import annotations
 
+import time
+
 import msgspec
+from loguru import logger
 
 from runtime.remoting.properties import (
     DELAY,
@@ -31,7 +42,65 @@ from runtime.store.record import (
     PutRecord,
     StoredRecord,
 )
-from runtime.store.topic_names import SCHEDULE_TOPIC
+from runtime.store.topic_names import (
+    SCHEDULE_TOPIC,
+    SEND_FORBIDDEN_TOPICS,
+    TIMER_TOPIC,
+    topic_problem,
+)
+
+WARN_EVERY_S = 10.0
+"""Drops of undeliverable records are logged at most this often (with their count)."""
+MAX_QUEUE_ID = 0x7FFFFFFF
+
+
+class Undeliverable(ValueError):
+    """A parked record that cannot be put back into a topic (see the module docstring)."""
+
+
+def put_back_problem(props: dict[str, str]) -> str | None:
+    """Why a parked record of properties ``props`` cannot be put back, or None."""
+    topic = props.get(REAL_TOPIC)
+    if not topic:
+        return "it names no REAL_TOPIC"
+    if topic in SEND_FORBIDDEN_TOPICS:
+        return f"its REAL_TOPIC {topic} is one only the broker writes"
+    problem = topic_problem(topic)
+    if problem is not None:
+        return f"its REAL_TOPIC: {problem}"
+    try:
+        queue_id = int(props.get(REAL_QID, "0"))
+    except ValueError:
+        queue_id = -1
+    if not 0 <= queue_id <= MAX_QUEUE_ID:
+        return f"its REAL_QID {props.get(REAL_QID, '')[:40]!r} is not a queue id"
+    return None
+
+
+class DropWarnings:
+    """Logs the parked records a scheduler drops: one WARNING at once, then at most one every
+    ``WARN_EVERY_S`` counting those dropped since (a flood of them is not a flood of lines)."""
+
+    def __init__(self, who: str) -> None:
+        self.who = who
+        self.count = 0
+        self._warned_at = float("-inf")
+
+    def dropped(self, where: str, why: str) -> None:
+        self.count += 1
+        now = time.monotonic()
+        if now - self._warned_at < WARN_EVERY_S:
+            return
+        logger.warning(
+            "{}: dropped {} parked record(s) that cannot be put back since the last warning; "
+            "the latest, {}: {}",
+            self.who,
+            self.count,
+            where,
+            why,
+        )
+        self._warned_at = now
+        self.count = 0
 
 
 def delay_level(record: PutRecord) -> int:
@@ -80,18 +149,21 @@ def copy_record(stored: StoredRecord, props: dict[str, str], **changes: object) 
 
 
 def from_schedule(stored: StoredRecord) -> PutRecord:
-    """The record to put back into its real topic once its delay has passed."""
+    """The record to put back into its real topic once its delay has passed; Undeliverable
+    when it names none it may go to (``put_back_problem``)."""
     props = decode_properties(stored.properties)
+    problem = put_back_problem(props)
+    if problem is not None:
+        raise Undeliverable(problem)
     props.pop(DELAY, None)
     return copy_record(
         stored,
         props,
-        topic=props.get(REAL_TOPIC, stored.topic),
+        topic=props[REAL_TOPIC],
         queue_id=int(props.get(REAL_QID, "0")),
     )
 
 
-TIMER_TOPIC = "rmq_sys_wheel_timer"
 TIMER_OUT_MS = "TIMER_OUT_MS"
 TIMER_MAX_DELAY_MS = 3 * 24 * 3600 * 1000
 """RocketMQ's default timerMaxDelaySec: 3 days."""
@@ -138,7 +210,7 @@ def to_timer(record: PutRecord, due_ms: int) -> PutRecord:
 
 def from_timer(stored: StoredRecord) -> PutRecord:
     """The record to put back into its real topic once due (timer request properties removed,
-    so it is never parked again)."""
+    so it is never parked again); Undeliverable as ``from_schedule``."""
     record = from_schedule(stored)
     props = decode_properties(record.properties)
     for key in (TIMER_DELIVER_MS, TIMER_DELAY_MS, TIMER_DELAY_SEC):

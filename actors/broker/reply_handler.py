@@ -17,7 +17,8 @@ RocketMQ's ReplyMessageProcessor:
    else SYSTEM_ERROR with why ("push reply message fail, channel of <id> not found", ...) — the
    reply is stored either way.
 
-Refusals before anything happens: NO_PERMISSION on a broker that may not write, TOPIC_NOT_EXIST
+Refusals before anything happens: NO_PERMISSION on a broker that may not write or for a topic
+only the broker writes (``send_handler.forbidden_topic``, RocketMQ's ``msgCheck``), TOPIC_NOT_EXIST
 when the reply topic is unknown here, MESSAGE_ILLEGAL for a batch.
 """
 
@@ -29,7 +30,13 @@ import pykka
 
 from actors.broker.context import BrokerContext, reply, topic_not_exist
 from actors.broker.msg_region import stamp, with_response_fields
-from actors.broker.send_handler import PERM_WRITE, STATUS_CODES, STORED_CODES, records_of
+from actors.broker.send_handler import (
+    PERM_WRITE,
+    STATUS_CODES,
+    STORED_CODES,
+    forbidden_topic,
+    records_of,
+)
 from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.header_codec import decode_send_header
@@ -60,6 +67,9 @@ def _reply_message(
             ResponseCode.NO_PERMISSION,
             remark=f"the broker[{ctx.cfg.broker_name}] sending message is forbidden",
         )
+    refused = forbidden_topic(request, h.topic)
+    if refused is not None:
+        return refused
     if h.batch:
         return reply(request, ResponseCode.MESSAGE_ILLEGAL, remark="a reply cannot be a batch")
     config = ctx.store.topic(h.topic)

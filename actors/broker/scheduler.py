@@ -13,7 +13,10 @@ State owned: one worker greenlet per delay level and the progress table, persist
 Durability point and guarantees: a message is put back into its real topic only once
 ``now >= storeTimestamp + delay`` (never early), and progress moves past it only after that put
 was stored, so a crash re-delivers (at-least-once) and never loses one. A put that fails is
-retried every second; the queue does not move past it.
+retried every second; the queue does not move past it. A record that names no topic it may
+be put back into (no REAL_TOPIC, the schedule topic itself, ...: ``delay.put_back_problem``) is
+dropped with a WARNING (at most one every 10 s) and the queue moves past it: put back into
+SCHEDULE_TOPIC_XXXX it would come round again every second, forever.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import msgspec
 import pykka
 from loguru import logger
 
-from actors.broker.delay import from_schedule
+from actors.broker.delay import DropWarnings, Undeliverable, from_schedule
 from actors.broker.store_results import GetStatus, PutStatus
 from runtime.actor import GeventActor
 from runtime.store.background import BackgroundWriter
@@ -73,6 +76,7 @@ class Scheduler(GeventActor):
         self._dirty = False
         self._workers: list[gevent.Greenlet] = []
         self._running = True
+        self._drops = DropWarnings("scheduler")
 
     def on_start(self) -> None:
         saved = read_json(self.path, DelayOffsets) if os.path.exists(self.path) else None
@@ -144,6 +148,13 @@ class Scheduler(GeventActor):
             return offset
         for raw, queue_offset in zip(result.messages, result.queue_offsets, strict=True):
             stored = decode_record(raw)
+            try:
+                record = from_schedule(stored)
+            except Undeliverable as exc:
+                self._drops.dropped(f"level {level} offset {queue_offset}", str(exc))
+                offset = queue_offset + 1
+                me.tell(Progress(level, offset))
+                continue
             due_ms = stored.store_timestamp + delay_ms
             while self._running:
                 wait_s = (due_ms - time.time() * 1000) / 1000
@@ -153,7 +164,7 @@ class Scheduler(GeventActor):
             if not self._running:
                 return offset
             while self._running:
-                put = self.store.put([from_schedule(stored)]).get(timeout=CALL_TIMEOUT_S + 10)
+                put = self.store.put([record]).get(timeout=CALL_TIMEOUT_S + 10)
                 if put.status in STORED:
                     break
                 logger.warning(

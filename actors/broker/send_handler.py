@@ -1,7 +1,11 @@
 """SEND_MESSAGE (10), SEND_MESSAGE_V2 (310) and SEND_BATCH_MESSAGE (320).
 
 Checks, in RocketMQ's order: broker write permission (and, in controller mode, the master
-lease: without one the answer is SERVICE_NOT_AVAILABLE and nothing is stored), topic
+lease: without one the answer is SERVICE_NOT_AVAILABLE and nothing is stored), topic name,
+a topic only the broker writes (RocketMQ's not-allowed-send set: SCHEDULE_TOPIC_XXXX, the
+transaction half topics, ...; and the timer topic): NO_PERMISSION "Sending message to
+topic[...] is forbidden.", as RocketMQ's ``msgCheck`` answers (the broker's own puts into them,
+delay levels, timers, do not come through here), topic
 (auto-created from the producer's default topic when autoCreateTopicEnable), topic write
 permission, queue id; then the store
 validates sizes and answers MESSAGE_ILLEGAL before anything is written. A batch flag under any
@@ -47,7 +51,7 @@ from runtime.remoting.properties import (
 )
 from runtime.session import SessionHandle
 from runtime.store.record import TRANSACTION_MASK, TRANSACTION_PREPARED_TYPE, PutRecord, host_bytes
-from runtime.store.topic_names import LMQ_PREFIX, split_lmq, topic_problem
+from runtime.store.topic_names import LMQ_PREFIX, send_forbidden, split_lmq, topic_problem
 
 PERM_READ, PERM_WRITE, PERM_INHERIT = 4, 2, 1
 TBW102 = "TBW102"
@@ -107,6 +111,9 @@ def _send(
     problem = topic_problem(h.topic)
     if problem is not None:
         return reply(request, ResponseCode.MESSAGE_ILLEGAL, remark=problem)
+    refused = forbidden_topic(request, h.topic)
+    if refused is not None:
+        return refused
     config = ctx.store.topic(h.topic)
     if config is None:
         config = _auto_create(ctx, h)
@@ -189,6 +196,16 @@ def _send(
         if uniq:
             ext["transactionId"] = uniq
     return reply(request, code, remark=outcome.remark, ext_fields=ext)
+
+
+def forbidden_topic(request: RemotingCommand, topic: str) -> RemotingCommand | None:
+    """NO_PERMISSION for a client's send to a topic only the broker writes (RocketMQ's
+    ``TopicValidator.isNotAllowedSendTopic``): a message in SCHEDULE_TOPIC_XXXX without its
+    REAL_TOPIC was put back into that topic every second, forever. None for any other."""
+    remark = send_forbidden(topic)
+    if remark is None:
+        return None
+    return reply(request, ResponseCode.NO_PERMISSION, remark=remark)
 
 
 def metrics_topic(topic: str) -> str:

@@ -14,7 +14,10 @@ restart loses nothing. Only a master runs one.
 
 Durability point and guarantees: a message is put back into its real topic only when
 ``now >= due`` (never early) and is marked delivered only after that put was stored
-(at-least-once: a crash between the two re-delivers).
+(at-least-once: a crash between the two re-delivers). A record that names no topic it may be
+put back into (no REAL_TOPIC, the timer topic itself, ...: ``delay.put_back_problem``) or no
+integer TIMER_OUT_MS is dropped as it is read, with a WARNING (at most one every 10 s), and
+marked delivered: put back into the timer topic it was due at once again, a loop without pause.
 
 Recall (RocketMQ 5's ``recallMessage``): a timer message carrying ``TIMER_DEL_UNIQKEY`` (a
 marker, due when its message is) cancels the pending message of that UNIQ_KEY in its topic:
@@ -36,7 +39,14 @@ import msgspec
 import pykka
 from loguru import logger
 
-from actors.broker.delay import TIMER_OUT_MS, TIMER_TOPIC, from_timer
+from actors.broker.delay import (
+    TIMER_OUT_MS,
+    TIMER_TOPIC,
+    DropWarnings,
+    Undeliverable,
+    from_timer,
+    put_back_problem,
+)
 from actors.broker.scheduler import STORED
 from actors.broker.store_results import GetStatus
 from runtime.actor import GeventActor
@@ -91,6 +101,7 @@ class TimerScheduler(GeventActor):
         self._wake = gevent.event.Event()
         self._dirty = False
         self._running = True
+        self._drops = DropWarnings("timer")
 
     def on_start(self) -> None:
         if os.path.exists(self.path):
@@ -173,13 +184,7 @@ class TimerScheduler(GeventActor):
                     continue
                 for raw, queue_offset in zip(result.messages, result.queue_offsets, strict=True):
                     if queue_offset not in self._delivered:
-                        stored = decode_record(raw)
-                        props = decode_properties(stored.properties)
-                        if TIMER_DEL_UNIQKEY in props:  # a recall: cancels that message
-                            self._cancelled.add(_recall_key(props, TIMER_DEL_UNIQKEY))
-                        due = int(props.get(TIMER_OUT_MS, "0"))
-                        heapq.heappush(self._heap, (due, queue_offset, stored.physical_offset))
-                        self._wake.set()
+                        self._take(decode_record(raw), queue_offset)
                     offset = queue_offset + 1
             except (pykka.Timeout, pykka.ActorDeadError) as exc:
                 logger.debug("timer loader: {}", exc)
@@ -187,6 +192,25 @@ class TimerScheduler(GeventActor):
             except Exception:
                 logger.exception("timer loader failed; retrying")
                 gevent.sleep(RETRY_S)
+
+    def _take(self, stored: Any, queue_offset: int) -> None:
+        """A timer record read: onto the heap, or dropped (and marked delivered) when it
+        cannot be put back."""
+        props = decode_properties(stored.properties)
+        problem = put_back_problem(props)
+        try:
+            due = int(props[TIMER_OUT_MS])
+        except (KeyError, ValueError):
+            due = 0
+            problem = problem or f"its TIMER_OUT_MS {props.get(TIMER_OUT_MS)!r} is no time"
+        if problem is not None:
+            self._drops.dropped(f"offset {queue_offset}", problem)
+            self.actor_ref.tell(Delivered(queue_offset))
+            return
+        if TIMER_DEL_UNIQKEY in props:  # a recall: cancels that message
+            self._cancelled.add(_recall_key(props, TIMER_DEL_UNIQKEY))
+        heapq.heappush(self._heap, (due, queue_offset, stored.physical_offset))
+        self._wake.set()
 
     def _deliver(self) -> None:
         me = self.actor_ref
@@ -208,7 +232,13 @@ class TimerScheduler(GeventActor):
                 if stored is not None and self._recalled(stored):
                     pass  # a recall marker, or the message it recalled: nothing to put back
                 elif stored is not None:
-                    put = self.store.put([from_timer(stored)]).get(timeout=CALL_TIMEOUT_S + 10)
+                    try:
+                        record = from_timer(stored)
+                    except Undeliverable as exc:  # (``_take`` dropped these as read: a second wall)
+                        self._drops.dropped(f"offset {queue_offset}", str(exc))
+                        me.tell(Delivered(queue_offset))
+                        continue
+                    put = self.store.put([record]).get(timeout=CALL_TIMEOUT_S + 10)
                     if put.status not in STORED:
                         logger.warning(
                             "timer: re-put of offset {} refused: {} {}",
