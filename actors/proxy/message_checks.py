@@ -1,6 +1,12 @@
 """A gRPC client's message checked as RocketMQ's proxy checks it (``GrpcValidator``, the
 ``ProxyConfig`` defaults), each failure with RocketMQ's code, before anything is stored:
 
+- topic: not a system topic (RocketMQ's ``TopicValidator.isSystemTopic``: TBW102,
+  SCHEDULE_TOPIC_XXXX, the transaction half topics, RMQ_SYS_TRACE_TOPIC, every ``rmq_sys_``
+  topic, ...; in a namespace too): ILLEGAL_TOPIC "cannot access system topic", as RocketMQ 5's
+  proxy answers (a message in SCHEDULE_TOPIC_XXXX without its REAL_TOPIC was put back there
+  every second, for ever); the broker refuses a client's send to those only it writes too
+  (NO_PERMISSION);
 - message id: at most 128 characters, printable (it is written into the stored properties:
   a separator in it would add properties): ILLEGAL_MESSAGE_ID;
 - tag: not blank, no ``|``, no control character: ILLEGAL_MESSAGE_TAG;
@@ -21,6 +27,7 @@ from typing import Any
 from actors.broker.delay import TIMER_MAX_DELAY_MS
 from actors.client.message import SYSTEM_PROPERTIES
 from actors.proxy.proto import Code
+from runtime.store.topic_names import is_system_topic
 
 MAX_MESSAGE_ID = 128
 """The longest message id a client may give (RocketMQ 5's are 34 characters)."""
@@ -41,6 +48,10 @@ class ConvertError(Exception):
 
 def check_message(msg: Any, deliver_at: int | None) -> None:
     """ConvertError with RocketMQ's code for the first thing wrong with ``msg``."""
+    topic = msg.topic  # (RocketMQ never wraps a system topic in a namespace: the name alone)
+    name = f"{topic.resource_namespace}%{topic.name}" if topic.resource_namespace else topic.name
+    if is_system_topic(topic.name) or is_system_topic(name):
+        raise ConvertError(Code.ILLEGAL_TOPIC, "cannot access system topic")
     system = msg.system_properties
     msg_id = system.message_id
     if len(msg_id) > MAX_MESSAGE_ID or not msg_id.isprintable():

@@ -1,4 +1,5 @@
-"""A gRPC client's message checked as RocketMQ's proxy checks it: each failure its code."""
+"""A gRPC client's message checked as RocketMQ's proxy checks it: each failure its code (a system
+topic too: ILLEGAL_TOPIC)."""
 
 from __future__ import annotations
 
@@ -86,3 +87,48 @@ def test_what_rocketmq_takes_passes() -> None:
     message, msg_id, group = outgoing(_message(change), Code.BAD_REQUEST)
     # Then it is taken
     assert (message.tags, msg_id, group) == ("paid", "01ID", "g" * 64)
+
+
+def _to(topic: str, namespace: str = "") -> Callable[[Any], None]:
+    def change(msg: Any) -> None:
+        msg.topic.name, msg.topic.resource_namespace = topic, namespace
+
+    return change
+
+
+SYSTEM_TOPICS = [
+    "SCHEDULE_TOPIC_XXXX",
+    "RMQ_SYS_TRANS_HALF_TOPIC",
+    "RMQ_SYS_TRANS_OP_HALF_TOPIC",
+    "TRANS_CHECK_MAX_TIME_TOPIC",
+    "TBW102",
+    "RMQ_SYS_TRACE_TOPIC",
+    "BenchmarkTest",
+    "rmq_sys_wheel_timer",
+    "rmq_sys_anything",
+]
+
+
+@pytest.mark.parametrize("namespace", ["", "ns"])
+@pytest.mark.parametrize("topic", SYSTEM_TOPICS)
+def test_a_message_to_a_system_topic_is_refused_as_rocketmqs_proxy_does(
+    topic: str, namespace: str
+) -> None:
+    # When a gRPC producer sends to one of RocketMQ's system topics (a hostile-input probe's
+    # messages to SCHEDULE_TOPIC_XXXX without REAL_TOPIC were put back there every second),
+    # in a namespace or not (RocketMQ never wraps a system topic's name in one)
+    with pytest.raises(ConvertError) as refused:
+        outgoing(_message(_to(topic, namespace)), Code.BAD_REQUEST)
+    # Then it is ILLEGAL_TOPIC "cannot access system topic", as RocketMQ 5's GrpcValidator says
+    assert refused.value.code == Code.ILLEGAL_TOPIC
+    assert str(refused.value) == "cannot access system topic"
+
+
+@pytest.mark.parametrize(
+    ("topic", "namespace"),
+    [("Orders", ""), ("%RETRY%grp", ""), ("%DLQ%grp", ""), ("Orders", "ns")],
+)
+def test_other_topics_pass(topic: str, namespace: str) -> None:
+    # Retry and dead-letter topics are no system topics (RocketMQ's proxy lets them through)
+    message, _msg_id, _group = outgoing(_message(_to(topic, namespace)), Code.BAD_REQUEST)
+    assert message.topic == (f"{namespace}%{topic}" if namespace else topic)
