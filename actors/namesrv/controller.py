@@ -335,6 +335,18 @@ class Controller(Handovers, GeventActor):
             if len(g.members) >= MAX_MEMBERS:
                 return Refused(f"{hb.group} has {MAX_MEMBERS} members already")
             m = g.members[hb.node] = _Member()
+        elif self._impostor(m, hb, session, now):
+            logger.warning(
+                "controller: {} node {} heartbeats from {} while live at {}: refused",
+                hb.group,
+                hb.node,
+                hb.addr,
+                m.addr,
+            )
+            return Refused(
+                f"node {hb.node} of {hb.group} is live at {m.addr} on another connection "
+                "(two brokers with one id?)"
+            )
         m.addr, m.ha_addr, m.last_seen = hb.addr, hb.ha_addr, now
         m.max_offset, m.epoch, m.claim = hb.max_offset, hb.epoch, hb.claim_master
         m.writable = hb.writable
@@ -384,6 +396,18 @@ class Controller(Handovers, GeventActor):
             master_ha_addr=master.ha_addr if master is not None else "",
             register_id=hb.node if hb.node > 0 else max(g.members) + 1,
         )
+
+    def _impostor(self, m: _Member, hb: ControllerHeartbeat, session: Any, now: float) -> bool:
+        """A heartbeat naming a live member (heard from within a lease, on a connection still
+        open) from another connection and another address: refused, so nobody takes a live
+        broker's identity (a forged master heartbeat pointed its slave at a fake HA port,
+        which truncated it: a hostile-input probe). The same broker reconnecting keeps its
+        addresses; a broker restarted elsewhere waits until the old one went silent."""
+        if session is None or m.session is None or m.session is session:
+            return False
+        if (m.addr, m.ha_addr) == (hb.addr, hb.ha_addr):
+            return False
+        return now - m.last_seen <= self.lease_s and bool(getattr(m.session, "alive", True))
 
     # -- elections -----------------------------------------------------------------------------
 

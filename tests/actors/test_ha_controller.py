@@ -6,9 +6,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import pytest
 
-from actors.namesrv.controller import BrokerDown, Controller, ControllerTick, Groups, Heartbeat
+from actors.namesrv.controller import (
+    BrokerDown,
+    Controller,
+    ControllerTick,
+    Groups,
+    Heartbeat,
+    Refused,
+    Replicas,
+    SessionClosed,
+)
 from actors.namesrv.group_commit import settled
 from runtime.ha.control import LEASE_S, MARGIN_S, ControllerHeartbeat, ControlRole
 
@@ -182,3 +192,37 @@ def test_broker_down_voids_the_lease_at_once() -> None:
     # the election runs at once: no tick needed, and the node restarting cannot claim back
     assert f.groups()["master"] == 1
     assert f.beat(node=0, claim=True, epoch=1).role is ControlRole.SLAVE
+
+
+class _Conn:
+    """A stand-in for the SessionHandle a heartbeat came on."""
+
+    def __init__(self, session_id: int) -> None:
+        self.session_id = session_id
+        self.alive = True
+
+
+def test_a_live_members_identity_is_not_taken_from_another_connection() -> None:
+    f = Fixture()
+    real, forged = _Conn(1), _Conn(2)
+
+    def beat(node: int, conn: _Conn, addr: str, **kw: Any) -> Any:
+        heartbeat = msgspec.structs.replace(hb(node, **kw), addr=addr, ha_addr=addr + "2")
+        return settled(f.ref.ask(Heartbeat(heartbeat, conn), timeout=T), T)
+
+    # Given master 0 heartbeating from its own connection
+    assert beat(0, real, "10.0.0.1:10911", claim=True).role is ControlRole.MASTER
+    beat(0, real, "10.0.0.1:10911", claim=True, epoch=1)
+    # When another connection heartbeats as node 0 from another address (its own HA port)
+    forged_reply = beat(0, forged, "10.6.6.6:10911", claim=True, epoch=1)
+    # Then it is refused and the member keeps its address
+    assert isinstance(forged_reply, Refused) and "live at 10.0.0.1:10911" in forged_reply.remark
+    view = f.ref.ask(Replicas(("g",)), timeout=T)["g"]
+    assert view.master_addr == "10.0.0.1:10911"
+    # And the same broker reconnecting (same addresses, a new connection) is taken
+    again = _Conn(3)
+    assert beat(0, again, "10.0.0.1:10911", claim=True, epoch=1).role is ControlRole.MASTER
+    # And once the live member's connection is gone, a broker elsewhere may take the id
+    again.alive = False
+    f.ref.tell(SessionClosed(3))
+    assert beat(0, forged, "10.6.6.6:10911", claim=True, epoch=1).role is ControlRole.MASTER
