@@ -51,13 +51,13 @@ import msgspec
 import pykka
 from loguru import logger
 
-from actors.namesrv.controller_store import ControllerStore, GroupRecord, MemberRecord
+from actors.namesrv.controller_groups import Group, Member, record_of, restored
+from actors.namesrv.controller_store import ControllerStore, GroupRecord
 from actors.namesrv.group_commit import GroupCommit
 from actors.namesrv.handover import (
     CleanBrokerData,
     ElectMaster,
     ElectOutcome,
-    Handover,
     Handovers,
 )
 from runtime.actor import GeventActor
@@ -118,70 +118,6 @@ class Replicas(msgspec.Struct, frozen=True, tag=True):
     groups: tuple[str, ...]
 
 
-class _Member:
-    __slots__ = (
-        "addr",
-        "claim",
-        "epoch",
-        "ha_addr",
-        "last_seen",
-        "max_offset",
-        "resigned",
-        "session",
-        "writable",
-    )
-
-    def __init__(self) -> None:
-        self.addr = ""
-        self.ha_addr = ""
-        self.last_seen = float("-inf")
-        self.max_offset = 0
-        self.epoch = 0
-        self.claim = False
-        self.writable = False
-        self.resigned = 0
-        self.session: Any = None
-
-
-class _Group:
-    __slots__ = (
-        "claimed",
-        "cluster",
-        "epoch",
-        "handover",
-        "isr",
-        "isr_epoch",
-        "isr_known",
-        "last_master",
-        "lease_until",
-        "master",
-        "members",
-        "name",
-        "prev_epoch",
-        "prev_isr",
-        "prev_master",
-        "sync",
-    )
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.cluster = ""
-        self.isr_epoch = 0
-        self.handover: Handover | None = None
-        self.epoch = 0
-        self.master: int | None = None
-        self.last_master: int | None = None
-        self.lease_until = float("-inf")
-        self.isr: frozenset[int] = frozenset()
-        self.isr_known = False
-        self.sync = False
-        self.members: dict[int, _Member] = {}
-        self.claimed = True
-        self.prev_epoch = 0
-        self.prev_isr: frozenset[int] = frozenset()
-        self.prev_master: int | None = None
-
-
 class Controller(Handovers, GeventActor):
     """See the module docstring."""
 
@@ -199,7 +135,7 @@ class Controller(Handovers, GeventActor):
         self.clock = clock
         self.store = store if store is not None else ControllerStore(None)
         self.commit = GroupCommit(self.store, self._store_failed)
-        self.groups: dict[str, _Group] = {}
+        self.groups: dict[str, Group] = {}
         self._touched: set[str] = set()
         """Groups the message being handled may have changed (staged after it)."""
         self._deferred: list[Callable[[], None]] = []
@@ -226,7 +162,7 @@ class Controller(Handovers, GeventActor):
         answer = self._on_message(message)
         for name in self._touched:
             g = self.groups.get(name)
-            self.store.stage(name, None if g is None else self._record(g))
+            self.store.stage(name, None if g is None else record_of(g))
         self._touched.clear()
         deferred, self._deferred = self._deferred, []
         for fn in deferred:
@@ -251,39 +187,14 @@ class Controller(Handovers, GeventActor):
         with contextlib.suppress(pykka.ActorDeadError):
             self.actor_ref.tell(_StoreFailed(str(exc)))
 
-    def _restored(self, name: str, r: GroupRecord) -> _Group:
-        g = _Group(name)
-        g.cluster, g.epoch, g.master, g.last_master = r.cluster, r.epoch, r.master, r.last_master
-        g.isr, g.isr_epoch, g.isr_known, g.sync = frozenset(r.isr), r.isr_epoch, r.isr_known, r.sync
-        g.claimed, g.prev_epoch, g.prev_master = r.claimed, r.prev_epoch, r.prev_master
-        g.prev_isr = frozenset(r.prev_isr)
+    def _restored(self, name: str, r: GroupRecord) -> Group:
+        g = restored(name, r)
         if g.master is not None:
             # a lease the previous incarnation granted may run until lease_s after the start;
             # heartbeats get WAIT until the grace ends, so the master keeps its group until
             # lease_s after that (it renews then)
             g.lease_until = self.started + self.grace_s + self.lease_s
-        for node, mr in r.members.items():
-            m = g.members[node] = _Member()
-            m.addr, m.ha_addr = mr.addr, mr.ha_addr
         return g
-
-    @staticmethod
-    def _record(g: _Group) -> GroupRecord:
-        return GroupRecord(
-            cluster=g.cluster,
-            epoch=g.epoch,
-            master=g.master,
-            last_master=g.last_master,
-            isr=tuple(sorted(g.isr)),
-            isr_epoch=g.isr_epoch,
-            isr_known=g.isr_known,
-            sync=g.sync,
-            members={n: MemberRecord(m.addr, m.ha_addr) for n, m in g.members.items()},
-            claimed=g.claimed,
-            prev_epoch=g.prev_epoch,
-            prev_isr=tuple(sorted(g.prev_isr)),
-            prev_master=g.prev_master,
-        )
 
     def _on_message(self, message: Any) -> Any:
         if isinstance(message, Heartbeat):
@@ -329,12 +240,12 @@ class Controller(Handovers, GeventActor):
         if g is None:
             if len(self.groups) >= MAX_GROUPS:
                 return Refused(f"the controller decides for at most {MAX_GROUPS} broker groups")
-            g = self.groups[hb.group] = _Group(hb.group)
+            g = self.groups[hb.group] = Group(hb.group)
         m = g.members.get(hb.node)
         if m is None:
             if len(g.members) >= MAX_MEMBERS:
                 return Refused(f"{hb.group} has {MAX_MEMBERS} members already")
-            m = g.members[hb.node] = _Member()
+            m = g.members[hb.node] = Member()
         elif self._impostor(m, hb, session, now):
             logger.warning(
                 "controller: {} node {} heartbeats from {} while live at {}: refused",
@@ -397,7 +308,7 @@ class Controller(Handovers, GeventActor):
             register_id=hb.node if hb.node > 0 else max(g.members) + 1,
         )
 
-    def _impostor(self, m: _Member, hb: ControllerHeartbeat, session: Any, now: float) -> bool:
+    def _impostor(self, m: Member, hb: ControllerHeartbeat, session: Any, now: float) -> bool:
         """A heartbeat naming a live member (heard from within a lease, on a connection still
         open) from another connection and another address: refused, so nobody takes a live
         broker's identity (a forged master heartbeat pointed its slave at a fake HA port,
@@ -451,7 +362,7 @@ class Controller(Handovers, GeventActor):
             g.master = None
             self._decide(g, self.clock(), exclude=msg.node)
 
-    def _decide(self, g: _Group, now: float, exclude: int | None = None) -> None:
+    def _decide(self, g: Group, now: float, exclude: int | None = None) -> None:
         """Elect the best candidate (see the module docstring), if there is one."""
         candidates = self._candidates(g, now, exclude)
         if not candidates:
@@ -459,7 +370,7 @@ class Controller(Handovers, GeventActor):
         best = max(candidates, key=lambda n: (g.members[n].epoch, g.members[n].max_offset, -n))
         self._elect(g, best, now)
 
-    def _candidates(self, g: _Group, now: float, exclude: int | None = None) -> list[int]:
+    def _candidates(self, g: Group, now: float, exclude: int | None = None) -> list[int]:
         """The live members that may be elected: with a known in-sync set, its members and the
         last master (claiming the current term); else claimants of the newest term any live
         member reports."""
@@ -485,7 +396,7 @@ class Controller(Handovers, GeventActor):
         newest = max((m.epoch for m in live.values()), default=0)
         return [n for n, m in live.items() if m.claim and m.epoch >= newest]
 
-    def _elect(self, g: _Group, node: int, now: float) -> None:
+    def _elect(self, g: Group, node: int, now: float) -> None:
         """``node`` is master of a new term; a handover under way ends with it."""
         newest = max((m.epoch for m in g.members.values()), default=0)
         if g.claimed:  # (else the term before the unclaimed one stays the last that ran)

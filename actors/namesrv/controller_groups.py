@@ -1,0 +1,113 @@
+"""What the controller knows of a broker group and its members (``Group``, ``Member``), and
+their records in the controller's store (``record_of``, ``restored``: liveness, offsets,
+leases and sessions are not kept; they come back with heartbeats).
+
+    record_of(group) -> GroupRecord
+    restored(name, record) -> Group    (no lease: the controller sets it)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actors.namesrv.controller_store import GroupRecord, MemberRecord
+from actors.namesrv.handover import Handover
+
+
+class Member:
+    """One broker of a group, as its last heartbeat told it (and the connection it came on)."""
+
+    __slots__ = (
+        "addr",
+        "claim",
+        "epoch",
+        "ha_addr",
+        "last_seen",
+        "max_offset",
+        "resigned",
+        "session",
+        "writable",
+    )
+
+    def __init__(self) -> None:
+        self.addr = ""
+        self.ha_addr = ""
+        self.last_seen = float("-inf")
+        self.max_offset = 0
+        self.epoch = 0
+        self.claim = False
+        self.writable = False
+        self.resigned = 0
+        self.session: Any = None
+
+
+class Group:
+    """One broker group: its term, master, lease, in-sync set, members, a handover under way,
+    and the previous term's in-sync set and master while the current one is not claimed."""
+
+    __slots__ = (
+        "claimed",
+        "cluster",
+        "epoch",
+        "handover",
+        "isr",
+        "isr_epoch",
+        "isr_known",
+        "last_master",
+        "lease_until",
+        "master",
+        "members",
+        "name",
+        "prev_epoch",
+        "prev_isr",
+        "prev_master",
+        "sync",
+    )
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.cluster = ""
+        self.isr_epoch = 0
+        self.handover: Handover | None = None
+        self.epoch = 0
+        self.master: int | None = None
+        self.last_master: int | None = None
+        self.lease_until = float("-inf")
+        self.isr: frozenset[int] = frozenset()
+        self.isr_known = False
+        self.sync = False
+        self.members: dict[int, Member] = {}
+        self.claimed = True
+        self.prev_epoch = 0
+        self.prev_isr: frozenset[int] = frozenset()
+        self.prev_master: int | None = None
+
+
+def record_of(g: Group) -> GroupRecord:
+    return GroupRecord(
+        cluster=g.cluster,
+        epoch=g.epoch,
+        master=g.master,
+        last_master=g.last_master,
+        isr=tuple(sorted(g.isr)),
+        isr_epoch=g.isr_epoch,
+        isr_known=g.isr_known,
+        sync=g.sync,
+        members={n: MemberRecord(m.addr, m.ha_addr) for n, m in g.members.items()},
+        claimed=g.claimed,
+        prev_epoch=g.prev_epoch,
+        prev_isr=tuple(sorted(g.prev_isr)),
+        prev_master=g.prev_master,
+    )
+
+
+def restored(name: str, r: GroupRecord) -> Group:
+    g = Group(name)
+    g.cluster, g.epoch, g.master, g.last_master = r.cluster, r.epoch, r.master, r.last_master
+    g.isr, g.isr_epoch, g.isr_known, g.sync = frozenset(r.isr), r.isr_epoch, r.isr_known, r.sync
+    g.claimed, g.prev_epoch, g.prev_master = r.claimed, r.prev_epoch, r.prev_master
+    g.prev_isr = frozenset(r.prev_isr)
+    for node, mr in r.members.items():
+        m = g.members[node] = Member()
+        m.addr, m.ha_addr = mr.addr, mr.ha_addr
+    return g
