@@ -16,7 +16,7 @@ from actors.client.message import SYSTEM_PROPERTIES, Message
 from actors.client.msgid import new_message_id, new_message_ids
 from runtime.remoting import properties as P
 from runtime.remoting.batch import MAX_PROPERTIES
-from runtime.store.topic_names import topic_problem
+from runtime.store.topic_names import send_forbidden, topic_problem
 
 MAX_MESSAGE_SIZE = 4 * 1024 * 1024
 COMPRESS_OVER = 4 * 1024
@@ -110,7 +110,9 @@ def delay_properties(msg: Message) -> list[str]:
 
 
 def check_topic(topic: str) -> None:
-    problem = topic_problem(topic)
+    """A topic a producer may send to (RocketMQ's client checks the name and refuses the
+    not-allowed-send set, ``Validators.checkTopic``, before sending): MessageInvalidError."""
+    problem = topic_problem(topic) or send_forbidden(topic)
     if problem:
         raise MessageInvalidError("topic", problem)
 

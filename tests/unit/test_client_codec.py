@@ -349,3 +349,13 @@ def test_local_offsets_file_round_trip_and_corruption(tmp_path) -> None:
     path.write_text("{not json")
     assert read_local(path) == {}
     assert read_local(tmp_path / "missing.json") == {}
+
+
+@pytest.mark.parametrize("topic", ["SCHEDULE_TOPIC_XXXX", "RMQ_SYS_TRANS_HALF_TOPIC"])
+def test_a_producer_refuses_a_topic_only_the_broker_writes_before_sending(topic: str) -> None:
+    # (RocketMQ's client refuses its not-allowed-send set too; the broker answers NO_PERMISSION)
+    with pytest.raises(MessageInvalidError, match=r"Sending message to topic\[.*\] is forbidden"):
+        prepare(Message(topic, b"x"))
+    with pytest.raises(MessageInvalidError, match="forbidden"):
+        prepare_batch([Message(topic, b"x")])
+    assert prepare(Message("%RETRY%g", b"x")) is not None  # (retry topics stay open)
