@@ -17,26 +17,14 @@ import re
 
 from actors.client.errors import ClientError
 from runtime.remoting.bodies import MessageQueue
+from runtime.store.topic_names import SYSTEM_TOPICS as _SYSTEM_TOPICS
 
 SEPARATOR = "%"
 RETRY_PREFIX = "%RETRY%"
 DLQ_PREFIX = "%DLQ%"
 SYSTEM_TOPIC_PREFIX = "rmq_sys_"
 SYSTEM_GROUP_PREFIX = "CID_RMQ_SYS_"
-SYSTEM_TOPICS = frozenset(
-    {
-        "TBW102",
-        "SCHEDULE_TOPIC_XXXX",
-        "SCHEDULE_TOPIC_XXXX_V2",
-        "BenchmarkTest",
-        "RMQ_SYS_TRANS_HALF_TOPIC",
-        "RMQ_SYS_TRACE_TOPIC",
-        "RMQ_SYS_TRANS_OP_HALF_TOPIC",
-        "TRANS_CHECK_MAX_TIME_TOPIC",
-        "SELF_TEST_TOPIC",
-        "OFFSET_MOVED_EVENT",
-    }
-)
+SYSTEM_TOPICS = _SYSTEM_TOPICS | {"SCHEDULE_TOPIC_XXXX_V2"}
 """RocketMQ's TopicValidator system topic set: never wrapped."""
 _NAME_RE = re.compile(r"^[a-zA-Z0-9_-]+$")
 
