@@ -26,6 +26,8 @@ class Outbox:
     def __init__(self) -> None:
         self._cond = threading.Condition(threading.Lock())
         self._answer: Any = None
+        self._answered: Any = None
+        """The last answer given (``repeat`` writes it again only if none came since)."""
         self._commands: collections.deque[Any] = collections.deque()
         self._closed = False
         self.replaced = 0
@@ -36,8 +38,16 @@ class Outbox:
         with self._cond:
             if self._answer is not None:
                 self.replaced += 1
-            self._answer = item
+            self._answer = self._answered = item
             self._cond.notify()
+
+    def repeat(self, item: Any) -> None:
+        """``item`` (an answer written before) once more, unless a newer answer is waiting or
+        was written since: a late repeat must not replace the answer to newer Settings."""
+        with self._cond:
+            if self._answer is None and self._answered is item:
+                self._answer = item
+                self._cond.notify()
 
     def command(self, item: Any) -> bool:
         """A command of the proxy's own; False when ``MAX_COMMANDS`` wait already."""

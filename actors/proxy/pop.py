@@ -62,6 +62,12 @@ DROPPED_S = 60.0
 """How long an unsubscribed topic's late messages are dropped (its puller stopped long since)."""
 
 
+MEMBER_S = 30 * 60.0
+"""How long a client that received through a group counts as its member (its heartbeats keep
+the group)."""
+MAX_RECEIVERS = 1024
+
+
 class PopGroup(PopTopics, DeadLetters, Redelivery):
     def __init__(
         self,
@@ -129,8 +135,28 @@ class PopGroup(PopTopics, DeadLetters, Redelivery):
         self.last_used = clock()
         """When a consumer last received or acked through this group (``clock`` time): a
         group idle for long leaves (``ProxyService``), so its queues go to members in use."""
+        self.receivers: dict[str, float] = {}
+        """Client id -> when it last received through this group (``clock`` time): its
+        heartbeats keep the group for ``MEMBER_S`` after (a member polling less often than
+        the idle limit must not make the group leave and come back at each poll)."""
 
     # -- receiving -------------------------------------------------------------------------------
+
+    def seen_receiver(self, who: str) -> None:
+        """``who`` receives through this group now (kept ``MEMBER_S``; at most
+        ``MAX_RECEIVERS`` remembered, the oldest forgotten first)."""
+        if not who:
+            return
+        with self._lock:
+            self.receivers.pop(who, None)
+            self.receivers[who] = self.clock()
+            while len(self.receivers) > MAX_RECEIVERS:
+                del self.receivers[next(iter(self.receivers))]
+
+    def is_member(self, who: str) -> bool:
+        """Whether ``who`` received through this group within ``MEMBER_S``."""
+        since = self.receivers.get(who)
+        return since is not None and self.clock() - since <= MEMBER_S
 
     def receive(
         self,

@@ -56,6 +56,7 @@ def receive_message(service: ProxyService, request: Any, context: Any) -> Iterat
         lite = known.lite if known is not None else service.topic_types.of(topic, True) == "LITE"
         owner = owner_of(context, client_id(context))
         pop = service.group(group, lite=lite, owner=owner)
+        pop.seen_receiver(client_id(context))
         if pop.lite:  # its client's lite topics of the bind topic (``actors.proxy.lite_groups``)
             who = service.touch(context)
             if not who:

@@ -136,7 +136,7 @@ def _stream(
     def call(request: Any, context: Any) -> Iterator[Any]:
         since = time.monotonic()
         first: list[int] = []
-        keys = (client_id(context), context.peer() or "")
+        keys = (client_id(context), context.peer() or "", name == "Telemetry")
         refused = guard.held_calls.hold(*keys)
         if refused is not None:
             yield status(response_type(), Code.TOO_MANY_REQUESTS, refused)

@@ -356,13 +356,16 @@ class ProxyService:
 
     def heartbeat(self, request: Any, context: Any) -> Any:
         """A consumer's heartbeat keeps its group here in use (``group_idle_s``) while the
-        group has deliveries out (a client processing them for long, or auto-renewing them):
-        a bare heartbeat of a group nobody receives from does not keep it (each group is a
-        consumer of the cluster; a probe kept groups it never received from)."""
-        self.touch(context)
+        group has deliveries out (a client processing them for long, or auto-renewing them)
+        or the client received through it within ``pop.MEMBER_S`` (one polling less often
+        than the idle limit: without it the group left and came back at each poll, and with
+        several proxies its queues moved back and forth, delivering messages twice): a
+        heartbeat of a client that never received does not keep it (each group is a consumer
+        of the cluster; a probe kept groups it never received from)."""
+        who = self.touch(context)
         if request.HasField("group"):
             pop = self.groups.get(resource_name(request.group))
-            if pop is not None and pop.in_flight:
+            if pop is not None and (pop.in_flight or pop.is_member(who)):
                 pop.last_used = max(pop.last_used, time.monotonic())
         return status(M.HeartbeatResponse(), Code.OK)
 

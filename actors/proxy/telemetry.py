@@ -117,6 +117,9 @@ class Telemetry:
             for command in commands:
                 if command.WhichOneof("command") != "settings":
                     continue  # a thread dump or verify result: the proxy never asks for them
+                # (the timeout is for a client that sends none: a slow or refused Settings is
+                # answered by what follows, not by "no Settings" 30 s later, a review finding)
+                stream.settled = True
                 given = command.settings
                 if given.client_type not in KNOWN_CLIENT_TYPES:
                     text = f"client type {given.client_type}"
@@ -138,7 +141,6 @@ class Telemetry:
                     stream.outbox.answer(self.error(exc))
                     continue
                 reply = reply_settings(given, self.settings, fifo, attempts)
-                stream.settled = True
                 stream.outbox.answer(reply)
                 if not stream.repeated and given.user_agent.language in REPEAT_FOR:
                     # the answer once more, a moment later: RocketMQ 5's Node.js client (1.0.8)
@@ -147,7 +149,7 @@ class Telemetry:
                     # Not to others: the Python push consumer drops a message it holds when
                     # settings come again
                     stream.repeated = True
-                    timer = threading.Timer(REPEAT_S, stream.outbox.answer, (reply,))
+                    timer = threading.Timer(REPEAT_S, stream.outbox.repeat, (reply,))
                     timer.daemon = True
                     timer.start()
         except Exception as exc:  # the call was cancelled or the client reset it

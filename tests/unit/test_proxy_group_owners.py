@@ -91,3 +91,33 @@ def test_a_bare_heartbeat_does_not_keep_a_group(monkeypatch: pytest.MonkeyPatch)
     # with deliveries out is kept in use
     assert idle.last_used == 0.0
     assert busy.last_used > 0.0
+
+
+class _Client(_Context):
+    def __init__(self, client: str) -> None:
+        super().__init__("ipv4:10.0.0.2:1")
+        self.client = client
+
+    def invocation_metadata(self) -> list[tuple[str, str]]:
+        return [("x-mq-client-id", self.client)]
+
+
+def test_a_member_polling_rarely_keeps_its_group_with_heartbeats(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    proxy = _proxy(monkeypatch)
+    group = proxy.group("rare", lite=False, owner="member")
+    # Given a client that received through the group (a while ago: long idle since)
+    group.seen_receiver("member")
+    group.last_used = 0.0
+    request = M.HeartbeatRequest()
+    request.group.name = "rare"
+    # When it heartbeats between its rare receives, Then the group is kept in use (it no
+    # longer leaves and comes back at each poll: with several proxies, queues moved and
+    # messages were delivered twice)
+    proxy.heartbeat(request, _Client("member"))
+    assert group.last_used > 0.0
+    # And a client that never received through it keeps nothing
+    group.last_used = 0.0
+    proxy.heartbeat(request, _Client("stranger"))
+    assert group.last_used == 0.0

@@ -53,30 +53,45 @@ def test_past_the_bound_a_long_call_is_told_too_many_requests_at_once() -> None:
     assert guard.held == 0
 
 
-def test_one_client_or_connection_cannot_take_every_held_call() -> None:
-    # Given a bound of ten long calls, two per client and three per connection
-    guard = Guard(max_held=10)
-    guard.held_calls.per_client, guard.held_calls.per_connection = 2, 3
-    call = _stream(_waiting_receive, M.ReceiveMessageResponse, "ReceiveMessage", guard)
+def _waiting_telemetry(request: Any, context: Any) -> Iterator[Any]:
+    reply = M.TelemetryCommand()
+    reply.status.code = Code.OK
+    yield reply
+    yield reply
+
+
+def test_one_client_cannot_take_every_held_call_but_a_shared_connection_is_no_limit() -> None:
+    # Given a bound of 300 long calls, two telemetry streams per client, three calls without
+    # a client id per connection
+    guard = Guard(max_held=300)
+    guard.held_calls.per_client_streams, guard.held_calls.per_connection = 2, 3
+    receive = _stream(_waiting_receive, M.ReceiveMessageResponse, "ReceiveMessage", guard)
+    telemetry = _stream(_waiting_telemetry, M.TelemetryCommand, "Telemetry", guard)
     request = M.ReceiveMessageRequest()
     request.group.name, request.message_queue.topic.name = "g", "T"
-    # And one client holding two receives
-    held = [call(request, _Context("hog", "ipv4:10.0.0.1:1")) for _ in range(2)]
-    assert [next(c).status.code for c in held] == [Code.OK, Code.OK]
-    # When it asks for a third, Then it is told TOO_MANY_REQUESTS, naming it
-    third = list(call(request, _Context("hog", "ipv4:10.0.0.1:1")))
+    mesh = "ipv4:10.0.0.1:1"  # (an HTTP/2 balancer: every client's calls on one connection)
+    # When one client opens a third telemetry stream, Then it is refused, naming it
+    streams = [telemetry(iter(()), _Context("hog", mesh)) for _ in range(2)]
+    assert [next(c).status.code for c in streams] == [Code.OK, Code.OK]
+    third = list(telemetry(iter(()), _Context("hog", mesh)))
     assert [r.status.code for r in third] == [Code.TOO_MANY_REQUESTS]
-    assert "client hog holds 2" in third[0].status.message
-    # And another client is served, on the hog's connection too, up to that connection's three
-    other = call(request, _Context("other", "ipv4:10.0.0.1:1"))
-    assert next(other).status.code == Code.OK
-    fourth = list(call(request, _Context("another", "ipv4:10.0.0.1:1")))
-    assert [r.status.code for r in fourth] == [Code.TOO_MANY_REQUESTS]
+    assert "client hog holds 2 telemetry streams" in third[0].status.message
+    # And its receives, and 100 other clients' streams and receives on the same connection,
+    # count only against the proxy's bound (a per-connection bound capped meshes at ~50 clients)
+    held = [receive(request, _Context("hog", mesh)) for _ in range(20)]
+    for i in range(100):
+        held += [
+            telemetry(iter(()), _Context(f"c{i}", mesh)),
+            receive(request, _Context(f"c{i}", mesh)),
+        ]
+    assert all(next(c).status.code == Code.OK for c in held)
+    # And calls without a client id are bound per connection
+    anonymous = [receive(request, _Context("", mesh)) for _ in range(3)]
+    assert [next(c).status.code for c in anonymous] == [Code.OK] * 3
+    fourth = list(receive(request, _Context("", mesh)))
     assert "this connection holds 3" in fourth[0].status.message
-    # And on another connection it is served; every place is given back at the end
-    elsewhere = call(request, _Context("another", "ipv4:10.0.0.2:1"))
-    assert next(elsewhere).status.code == Code.OK
-    for c in (*held, other, elsewhere):
+    # And every place is given back at the end
+    for c in (*streams, *held, *anonymous):
         c.close()
     assert guard.held == 0
 

@@ -110,3 +110,52 @@ def test_answers_a_client_does_not_read_are_not_kept() -> None:
     stream.close()
     commands.end()
     wait_until(lambda: telemetry.streams == {}, timeout=5, what="the stream dropped")
+
+
+def test_settings_that_take_long_to_apply_are_answered_not_timed_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(telemetry_module, "SETTINGS_TIMEOUT_S", 0.3)
+    entered, applying = threading.Event(), threading.Event()
+
+    def slow_apply(who: Any, given: Any) -> Any:
+        entered.set()
+        applying.wait(5)  # (a broker slow to answer the group's config)
+        return False, 3
+
+    telemetry = Telemetry(ProxySettings(), slow_apply, lambda exc: None)
+    commands = _Commands()
+    stream = telemetry.serve(iter(commands), "slow", None)
+    got: list[Any] = []
+    reader = threading.Thread(target=lambda: got.append(next(stream)), daemon=True)
+    reader.start()
+    # Given Settings sent in time, whose applying outlasts the timeout
+    commands.put(_settings())
+    assert entered.wait(5)
+    reader.join(0.6)
+    assert not got  # (not "no Settings within 0.3 s")
+    # When it is applied, Then the client gets the answer
+    applying.set()
+    reader.join(5)
+    assert got and got[0].HasField("settings")
+    commands.end()
+
+
+def test_a_late_repeat_never_replaces_a_newer_answer() -> None:
+    from actors.proxy.outbox import Outbox
+
+    box = Outbox()
+    first, newer = M.TelemetryCommand(), M.TelemetryCommand()
+    first.status.message, newer.status.message = "first", "newer"
+    box.answer(first)
+    assert box.get(timeout=1) is first
+    # When newer Settings were answered before the repeat of the first came
+    box.answer(newer)
+    box.repeat(first)
+    # Then only the newer answer is written
+    assert box.get(timeout=1) is newer
+    with pytest.raises(TimeoutError):
+        box.get(timeout=0.05)
+    # And a repeat with nothing newer is written again
+    box.repeat(newer)
+    assert box.get(timeout=1) is newer
