@@ -14,6 +14,7 @@ every ``WARN_EVERY_S`` with what was refused since the last one.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +24,19 @@ from loguru import logger
 MAX_CONNECTIONS = 4096
 """Relayed connections at once in one proxy process."""
 MAX_PER_HOST = 1024
-"""Relayed connections at once from one client host (a quarter of the process's)."""
+"""Relayed connections at once from one client host (a quarter of the process's);
+``ACTORMQ_PROXY_MAX_CONNECTIONS_PER_HOST`` sets another (0: no per-host bound), for clients
+behind one source-NAT address (a NAT gateway, a Kubernetes Service without the PROXY
+protocol), which all count as one host."""
+PER_HOST_ENV = "ACTORMQ_PROXY_MAX_CONNECTIONS_PER_HOST"
+
+
+def per_host_limit() -> int | None:
+    """``MAX_PER_HOST``, or what ``ACTORMQ_PROXY_MAX_CONNECTIONS_PER_HOST`` says (0: None)."""
+    forced = os.environ.get(PER_HOST_ENV, "").strip()
+    if forced.isdigit():
+        return int(forced) or None
+    return MAX_PER_HOST
 WARN_EVERY_S = 10.0
 
 _new_lock: Callable[[], Any] = gevent.monkey.get_original("_thread", "allocate_lock")

@@ -53,7 +53,7 @@ from typing import Any
 import gevent.monkey
 
 from actors.proxy import conn_limits
-from actors.proxy.conn_limits import MAX_PER_HOST, ConnectionLimits, Refusals
+from actors.proxy.conn_limits import ConnectionLimits, Refusals, per_host_limit
 from runtime import proxy_protocol
 from runtime.errors import AddressError, ProtocolError
 from runtime.hostport import format_address, parse_address
@@ -136,7 +136,7 @@ class Front:
         self._open: set[socket.socket] = set()
         self._lock = _new_lock()
         self._stopped = False
-        self.limits = ConnectionLimits(per_host=None if proxy_protocol else MAX_PER_HOST)
+        self.limits = ConnectionLimits(per_host=None if proxy_protocol else per_host_limit())
         self.refusals = Refusals()
         """Connections closed by the front, by reason (``conn_limits``)."""
         self.accept_errors = 0

@@ -328,3 +328,15 @@ def test_grpcio_closes_a_connection_that_sends_no_settings_in_time(
             assert _closed_within(conn, 5)
     finally:
         proxy.stop(grace=0)
+
+
+def test_the_per_host_bound_can_be_set_or_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    from actors.proxy import conn_limits
+
+    # (clients behind one source-NAT address all count as one host)
+    monkeypatch.delenv(conn_limits.PER_HOST_ENV, raising=False)
+    assert conn_limits.per_host_limit() == conn_limits.MAX_PER_HOST
+    monkeypatch.setenv(conn_limits.PER_HOST_ENV, "4000")
+    assert conn_limits.per_host_limit() == 4000
+    monkeypatch.setenv(conn_limits.PER_HOST_ENV, "0")
+    assert conn_limits.per_host_limit() is None
