@@ -158,16 +158,15 @@ class Telemetry:
             stream.outbox.close()
 
     def push(self, topic: str, command: Any) -> bool:
-        """Write ``command`` on the stream of one producer publishing ``topic``; False when
-        there is none (an unrelated application's producer is never asked)."""
+        """Write ``command`` on the stream of one producer publishing ``topic`` that takes it
+        (one not reading, its outbox full, is passed over); False when there is none (an
+        unrelated application's producer is never asked)."""
         streams = list(self.streams.values())  # other threads open and close streams
-        chosen = next(
-            (s for s in streams if s.client_type == ClientType.PRODUCER and topic in s.topics),
-            None,
+        return any(
+            s.outbox.command(command)
+            for s in streams
+            if s.client_type == ClientType.PRODUCER and topic in s.topics
         )
-        if chosen is None:
-            return False
-        return chosen.outbox.command(command)
 
 
 def _status(code: int, text: str) -> Any:
