@@ -80,6 +80,7 @@ MAX_GROUPS = 4096
 memory and store without bound)."""
 MAX_MEMBERS = 64
 """Members of one group."""
+WARN_EVERY_S = 10.0
 
 
 class Heartbeat(msgspec.Struct, frozen=True, tag=True):
@@ -138,6 +139,8 @@ class Controller(Handovers, GeventActor):
         self.groups: dict[str, Group] = {}
         self._touched: set[str] = set()
         """Groups the message being handled may have changed (staged after it)."""
+        self._warned: dict[tuple[str, int], float] = {}
+        """(group, node) -> when a refused impostor was last logged."""
         self._deferred: list[Callable[[], None]] = []
         """Outcomes for other greenlets, handed over once the changes are on disk."""
         self.started = clock()
@@ -247,13 +250,19 @@ class Controller(Handovers, GeventActor):
                 return Refused(f"{hb.group} has {MAX_MEMBERS} members already")
             m = g.members[hb.node] = Member()
         elif self._impostor(m, hb, session, now):
-            logger.warning(
-                "controller: {} node {} heartbeats from {} while live at {}: refused",
-                hb.group,
-                hb.node,
-                hb.addr,
-                m.addr,
-            )
+            if now - self._warned.get((hb.group, hb.node), float("-inf")) >= WARN_EVERY_S:
+                self._warned[(hb.group, hb.node)] = now
+                logger.warning(
+                    "controller: {} node {} heartbeats as {} (HA {}) while live at {} (HA {}) "
+                    "on another connection: refused (at most one such line every {:g} s)",
+                    hb.group,
+                    hb.node,
+                    hb.addr,
+                    hb.ha_addr,
+                    m.addr,
+                    m.ha_addr,
+                    WARN_EVERY_S,
+                )
             return Refused(
                 f"node {hb.node} of {hb.group} is live at {m.addr} on another connection "
                 "(two brokers with one id?)"
