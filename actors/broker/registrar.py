@@ -253,6 +253,15 @@ class NamesrvRegistrar(GeventActor):
             return
         self._register_one(namesrv, request, counter)
 
+    def _may_register(self) -> bool:
+        """Checked again just before a registration goes out: a greenlet that began before a
+        role change (a master deposed, its node rebuilt as a slave) must not send brokerId 0
+        after its successor registered (the route table keeps the last one, until the next
+        round: a review finding)."""
+        if not self.actor_ref.is_alive():
+            return False
+        return self.registrable is None or self.registrable()
+
     def _holds_table(self, namesrv: str, session: SessionHandle | None) -> bool:
         """Whether ``namesrv`` took a full registration on ``session``, still open."""
         return session is not None and session.alive and self._full_on.get(namesrv) is session
@@ -316,6 +325,8 @@ class NamesrvRegistrar(GeventActor):
             if not full and not self._holds_table(namesrv, session):  # a new connection
                 request, full = self._full_request(counter), True
             request = msgspec.structs.replace(request, opaque=RemotingCommand.request(0).opaque)
+            if not self._may_register():
+                return  # (deposed, or this incarnation stopped, while it was being prepared)
             reply = session.call(request, timeout=REGISTER_TIMEOUT_S)
         except (pykka.Timeout, ConnectionError, OSError) as exc:
             self._failed(namesrv, f"failed: {exc}")

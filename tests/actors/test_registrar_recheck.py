@@ -81,3 +81,27 @@ def test_a_restarted_name_server_routes_the_broker_again_within_seconds() -> Non
         logger.remove(sink)
         registrar.stop(timeout=5)
         ns.stop()
+
+
+def test_a_registration_prepared_before_the_master_was_deposed_is_not_sent() -> None:
+    ns = NameServer(free_port())
+    ns.start()
+    asked: list[bool] = []
+
+    def registrable() -> bool:  # a master's lease: held when the round began, gone just after
+        asked.append(True)
+        return len(asked) == 1
+
+    registered = gevent.event.Event()
+    cfg = BrokerConfig(broker_name="broker-d", namesrv_addr=ns.address)
+    registrar = NamesrvRegistrar.start(
+        cfg, lambda _n: dict(TOPICS), registrable=registrable, on_registered=registered.set
+    )
+    try:
+        # When the round's request is ready to go out, the lease is gone
+        wait_until(lambda: len(asked) >= 3, 5, "the round and a recheck asked for the lease")
+        # Then nothing was registered (a deposed master never takes brokerId 0 back)
+        assert not registered.is_set() and not ns.routes()
+    finally:
+        registrar.stop(timeout=5)
+        ns.stop()
