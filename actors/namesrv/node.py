@@ -76,7 +76,6 @@ def namesrv_spec(
         # restart leaves the KV table alone (memory-only tables would be lost).
         ChildSpec(name=kv, start=lambda: KVConfig.start(kv_path)),
         ChildSpec(name=routes, start=RouteTable.start),
-        *([ChildSpec(name=controller, start=start_controller)] if controller else []),  # type: ignore[list-item]
         ChildSpec(
             name=scanner,
             start=lambda: HeartbeatScanner.start(
@@ -97,6 +96,10 @@ def namesrv_spec(
             ),
             restart=Restart.PERMANENT,
         ),
+        # Last: a controller that fails (its store cannot write) restarts alone, from its
+        # files; before the acceptor it took every name-server connection down with it
+        # (heartbeats in the moment before it is back are answered with an error, and retried)
+        *([ChildSpec(name=controller, start=start_controller)] if controller else []),  # type: ignore[list-item]
     ]
     return ChildSpec(
         name=name,

@@ -31,3 +31,28 @@ def test_undecodable_heartbeats_are_answered_with_an_error_and_the_connection_go
         client.close()
     finally:
         stop_node(node)
+
+
+def test_a_failing_controller_restarts_alone_and_connections_stay() -> None:
+    from actors.namesrv.controller import _StoreFailed
+    from tests.actors.ha_support import wait_until
+
+    node = start_namesrv(controller=True)
+    try:
+        client = WireClient(node.addresses["namesrv"])
+        assert client.call(RequestCode.GET_NAMESRV_CONFIG).code == ResponseCode.SUCCESS
+        before = node.directory.require("namesrv/controller")
+        # When the controller fails (its store could not write)
+        before.tell(_StoreFailed("disk says no"))
+        wait_until(
+            lambda: (
+                (ref := node.directory.get("namesrv/controller")) is not None
+                and ref.actor_urn != before.actor_urn
+            ),
+            what="the controller restarted",
+        )
+        # Then the name server's connections were not closed with it
+        assert client.call(RequestCode.GET_NAMESRV_CONFIG).code == ResponseCode.SUCCESS
+        client.close()
+    finally:
+        stop_node(node)
