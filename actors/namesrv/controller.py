@@ -81,6 +81,9 @@ memory and store without bound)."""
 MAX_MEMBERS = 64
 """Members of one group."""
 WARN_EVERY_S = 10.0
+FORGET_SILENT_S = 3600.0
+"""At the groups' limit, a group none of whose members was heard from for this long is
+forgotten to make room (``Controller._forget_silent``)."""
 
 
 class Heartbeat(msgspec.Struct, frozen=True, tag=True):
@@ -139,6 +142,7 @@ class Controller(Handovers, GeventActor):
         self.groups: dict[str, Group] = {}
         self._touched: set[str] = set()
         """Groups the message being handled may have changed (staged after it)."""
+        self._forget_tried = float("-inf")
         self._warned: dict[tuple[str, int], float] = {}
         """(group, node) -> when a refused impostor was last logged."""
         self._deferred: list[Callable[[], None]] = []
@@ -241,7 +245,7 @@ class Controller(Handovers, GeventActor):
         now = self.clock()
         g = self.groups.get(hb.group)
         if g is None:
-            if len(self.groups) >= MAX_GROUPS:
+            if len(self.groups) >= MAX_GROUPS and not self._forget_silent(now):
                 return Refused(f"the controller decides for at most {MAX_GROUPS} broker groups")
             g = self.groups[hb.group] = Group(hb.group)
         m = g.members.get(hb.node)
@@ -316,6 +320,33 @@ class Controller(Handovers, GeventActor):
             master_ha_addr=master.ha_addr if master is not None else "",
             register_id=hb.node if hb.node > 0 else max(g.members) + 1,
         )
+
+    def _forget_silent(self, now: float) -> bool:
+        """At the groups' limit: forget the group silent longest, if none of its members was
+        heard from for ``FORGET_SILENT_S`` (counted from this controller's start at most), so
+        groups made by a flood of forged heartbeats do not keep new ones out for good. A real
+        cluster never nears the limit; a group forgotten so is adopted afresh when it returns
+        (its master claiming its term). True when one was forgotten."""
+
+        if now - self._forget_tried < 1.0:
+            return False  # (a scan of every group at most once a second: floods are refused)
+        self._forget_tried = now
+
+        def heard(g: Group) -> float:
+            return max((m.last_seen for m in g.members.values()), default=float("-inf"))
+
+        name, g = min(self.groups.items(), key=lambda item: heard(item[1]))
+        if now - max(heard(g), self.started) < FORGET_SILENT_S or g.handover is not None:
+            return False
+        logger.warning(
+            "controller: at its limit of {} groups: forgets {} (silent for {:g} s)",
+            MAX_GROUPS,
+            name,
+            now - max(heard(g), self.started),
+        )
+        del self.groups[name]
+        self._touched.add(name)
+        return True
 
     def _impostor(self, m: Member, hb: ControllerHeartbeat, session: Any, now: float) -> bool:
         """A heartbeat naming a live member (heard from within a lease, on a connection still

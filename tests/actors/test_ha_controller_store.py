@@ -355,3 +355,27 @@ def test_two_controllers_never_share_a_directory(tmp_path: pathlib.Path) -> None
     # Then it is refused until the first lets it go
     first.close()
     assert ControllerStore(str(tmp_path)).load() == {}
+
+
+def test_at_the_limit_a_group_silent_for_long_makes_room(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(controller, "MAX_GROUPS", 2)
+    clock = Clock()
+    ref = Controller.start(grace_s=0.0, clock=clock, store=ControllerStore(str(tmp_path)))
+    try:
+        # Given the limit reached by two groups
+        for i in range(2):
+            settled(ref.ask(Heartbeat(_beat(i)), timeout=T), T)
+        # When a new one comes while both were heard from lately, Then it is refused
+        clock.now += 60.0
+        settled(ref.ask(Heartbeat(_beat(0)), timeout=T), T)  # (g0 keeps talking)
+        assert type(settled(ref.ask(Heartbeat(_beat(2)), timeout=T), T)).__name__ == "Refused"
+        # When g1 has been silent for an hour, Then the newcomer takes its place
+        clock.now += controller.FORGET_SILENT_S
+        settled(ref.ask(Heartbeat(_beat(0)), timeout=T), T)
+        answer = settled(ref.ask(Heartbeat(_beat(2)), timeout=T), T)
+        assert type(answer).__name__ == "ControllerReply"
+        assert sorted(ControllerStore(str(tmp_path)).load(lock=False)) == ["g0", "g2"]
+    finally:
+        ref.stop()
