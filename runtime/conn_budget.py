@@ -19,11 +19,11 @@ most every ``WARN_EVERY_S`` that counts them. Kafka's ``max.connections`` does t
 
 from __future__ import annotations
 
-import os
-import resource
 import time
 
 from loguru import logger
+
+from runtime.fdlimit import env_count, soft_open_files
 
 ENV = "ACTORMQ_MAX_CONNECTIONS"
 DEFAULT_RESERVE = 256
@@ -36,13 +36,7 @@ WARN_EVERY_S = 10.0
 def default_limit() -> int:
     """Half the soft open-files limit less ``DEFAULT_RESERVE`` (``RLIM_INFINITY``: 65,536), at
     least ``MIN_LIMIT``; ``ACTORMQ_MAX_CONNECTIONS`` overrides it."""
-    forced = os.environ.get(ENV, "")
-    if forced.isdigit() and int(forced) > 0:
-        return int(forced)
-    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        soft = 131_072
-    return max(MIN_LIMIT, soft // 2 - DEFAULT_RESERVE)
+    return env_count(ENV) or max(MIN_LIMIT, soft_open_files() // 2 - DEFAULT_RESERVE)
 
 
 class ConnectionBudget:

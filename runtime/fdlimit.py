@@ -8,16 +8,34 @@ of it (``runtime.store.fd_cache``); client connections, the commit log, index an
 share the rest.
 
     raise_open_files_limit() -> (soft before, soft now)
+    soft_open_files() -> the soft limit now (RLIM_INFINITY counts as ``UNLIMITED_AS``)
+    env_count(name) -> a positive integer the environment variable sets, or None
 """
 
 from __future__ import annotations
 
+import os
 import resource
 
 from loguru import logger
 
+UNLIMITED_AS = 131_072
+"""What budgets taken from the soft limit count an unlimited one as."""
 LOW = 4096
 """A soft limit below this after raising is worth a warning: a few thousand clients and queues."""
+
+
+def soft_open_files() -> int:
+    """The soft open-files limit (``RLIM_INFINITY``: ``UNLIMITED_AS``)."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return UNLIMITED_AS if soft == resource.RLIM_INFINITY else int(soft)
+
+
+def env_count(name: str) -> int | None:
+    """The positive integer environment variable ``name`` sets (a budget's override), or
+    None."""
+    value = os.environ.get(name, "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
 
 
 def raise_open_files_limit() -> tuple[int, int]:

@@ -35,11 +35,11 @@ from __future__ import annotations
 
 import errno
 import os
-import resource
 from collections import OrderedDict
 
 from gevent import monkey
 
+from runtime.fdlimit import env_count, soft_open_files
 from runtime.store.storage import (
     OS_FS,
     Buffer,
@@ -62,13 +62,7 @@ BUDGET_ENV = "ACTORMQ_CQ_FD_BUDGET"
 def default_budget() -> int:
     """Half the soft open-files limit (``RLIM_INFINITY``: 65,536), at least ``MIN_BUDGET``;
     ``ACTORMQ_CQ_FD_BUDGET`` overrides it."""
-    forced = os.environ.get(BUDGET_ENV, "")
-    if forced.isdigit() and int(forced) > 0:
-        return int(forced)
-    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        soft = 131_072
-    return max(MIN_BUDGET, soft // 2)
+    return env_count(BUDGET_ENV) or max(MIN_BUDGET, soft_open_files() // 2)
 
 
 class FdCache:
