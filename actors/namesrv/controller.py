@@ -7,7 +7,9 @@ Messages:
   MASTER to the group's master (with a lease once it runs the current epoch; its in-sync set is
   recorded), SLAVE to the others (with where the master is and the id to register with), WAIT
   during the grace period after this controller started (it grants nothing until every lease a
-  previous incarnation granted has run out).
+  previous incarnation granted has run out); ``Refused`` past the limits (``MAX_GROUPS``,
+  ``MAX_MEMBERS``) or for a heartbeat naming a live member from another connection and
+  address (``Member.impostor``).
 - ``BrokerDown(group, node)`` (tell; in one process the supervisor reports a dead broker
   subtree at once): the node is not live; if it was master its lease is void (its writer died
   with it) and the election runs at once, before the restarted node can claim the term.
@@ -27,7 +29,9 @@ Messages:
 Election (after a lost lease, or a dead master): among live members (heard from within one
 lease) that the last master reported in sync — or the last master itself, back with the same
 term (running as master or not: a restarted process of it is configured as a slave) — the one
-with the highest commit-log offset; the epoch goes up by one. A controller that has not seen
+with the highest commit-log offset; the epoch goes up by one. A term whose master never ran it
+(never heartbeated claiming it) counts as not begun: the previous term's in-sync set and master
+stay the candidates. A controller that has not seen
 the group's in-sync set (a new group, or no ``controllerStorePath``) only adopts a broker that
 claims to be master with the newest epoch any live member reports. No candidate: no election
 (the group keeps no master until one returns).
@@ -35,9 +39,12 @@ claims to be master with the newest epoch any live member reports. No candidate:
 State: per group the term, its master and last master, the in-sync set and the members' ids,
 kept in ``controller_store`` (``controllerStorePath``; without one, memory only) and restored
 at start; liveness, offsets and leases are rebuilt from heartbeats. A restored master is
-treated as holding a lease from the controller's start (the previous incarnation may have
-granted one just before it died), so nobody else is elected before that lease ran out.
-Durability point: a change is saved (fsync'd) before the message that made it is answered.
+treated as holding a lease until one lease after the grace ends (the previous incarnation may
+have granted one just before it died; its heartbeats are answered WAIT until then), so nobody
+else is elected before it could renew.
+Durability point: a change is saved (fsync'd) before the message that made it is answered:
+an answer that would carry an unsaved change comes as a ``group_commit.Flushed`` future, set
+after the one fsync that covers every message handled meanwhile (``settled`` waits for it).
 """
 
 from __future__ import annotations
@@ -253,7 +260,7 @@ class Controller(Handovers, GeventActor):
             if len(g.members) >= MAX_MEMBERS:
                 return Refused(f"{hb.group} has {MAX_MEMBERS} members already")
             m = g.members[hb.node] = Member()
-        elif self._impostor(m, hb, session, now):
+        elif m.impostor(hb.addr, hb.ha_addr, session, now - self.lease_s):
             if now - self._warned.get((hb.group, hb.node), float("-inf")) >= WARN_EVERY_S:
                 self._warned[(hb.group, hb.node)] = now
                 logger.warning(
@@ -327,38 +334,22 @@ class Controller(Handovers, GeventActor):
         groups made by a flood of forged heartbeats do not keep new ones out for good. A real
         cluster never nears the limit; a group forgotten so is adopted afresh when it returns
         (its master claiming its term). True when one was forgotten."""
-
         if now - self._forget_tried < 1.0:
             return False  # (a scan of every group at most once a second: floods are refused)
         self._forget_tried = now
-
-        def heard(g: Group) -> float:
-            return max((m.last_seen for m in g.members.values()), default=float("-inf"))
-
-        name, g = min(self.groups.items(), key=lambda item: heard(item[1]))
-        if now - max(heard(g), self.started) < FORGET_SILENT_S or g.handover is not None:
+        name, g = min(self.groups.items(), key=lambda item: item[1].last_heard())
+        silent = now - max(g.last_heard(), self.started)
+        if silent < FORGET_SILENT_S or g.handover is not None:
             return False
         logger.warning(
             "controller: at its limit of {} groups: forgets {} (silent for {:g} s)",
             MAX_GROUPS,
             name,
-            now - max(heard(g), self.started),
+            silent,
         )
         del self.groups[name]
         self._touched.add(name)
         return True
-
-    def _impostor(self, m: Member, hb: ControllerHeartbeat, session: Any, now: float) -> bool:
-        """A heartbeat naming a live member (heard from within a lease, on a connection still
-        open) from another connection and another address: refused, so nobody takes a live
-        broker's identity (a forged master heartbeat pointed its slave at a fake HA port,
-        which truncated it: a hostile-input probe). The same broker reconnecting keeps its
-        addresses; a broker restarted elsewhere waits until the old one went silent."""
-        if session is None or m.session is None or m.session is session:
-            return False
-        if (m.addr, m.ha_addr) == (hb.addr, hb.ha_addr):
-            return False
-        return now - m.last_seen <= self.lease_s and bool(getattr(m.session, "alive", True))
 
     # -- elections -----------------------------------------------------------------------------
 

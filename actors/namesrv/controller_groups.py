@@ -40,6 +40,19 @@ class Member:
         self.resigned = 0
         self.session: Any = None
 
+    def impostor(self, addr: str, ha_addr: str, session: Any, live_since: float) -> bool:
+        """Whether a heartbeat naming this member from ``addr`` / ``ha_addr`` on ``session``
+        takes a live member's identity (heard from since ``live_since``, its connection
+        open, other addresses on another connection): refused, so nobody takes a live
+        broker's identity (a forged master heartbeat pointed its slave at a fake HA port,
+        which truncated it: a hostile-input probe). The same broker reconnecting keeps its
+        addresses; a broker restarted elsewhere waits until the old one went silent."""
+        if session is None or self.session is None or self.session is session:
+            return False
+        if (self.addr, self.ha_addr) == (addr, ha_addr):
+            return False
+        return self.last_seen >= live_since and bool(getattr(self.session, "alive", True))
+
 
 class Group:
     """One broker group: its term, master, lease, in-sync set, members, a handover under way,
@@ -81,6 +94,10 @@ class Group:
         self.prev_epoch = 0
         self.prev_isr: frozenset[int] = frozenset()
         self.prev_master: int | None = None
+
+    def last_heard(self) -> float:
+        """When a member was last heard from (-inf: none since the controller started)."""
+        return max((m.last_seen for m in self.members.values()), default=float("-inf"))
 
 
 def record_of(g: Group) -> GroupRecord:
