@@ -64,9 +64,9 @@ REPORT_EVERY_S = 1.0
 class Guard:
     """What wraps every call: the names' and the ACL's checks (``auth``, None: none), the call
     counts (``stats``, None: not kept), and the bound on calls that hold a worker for long
-    (telemetry streams, waiting receives; ``held_calls``): past ``max_held`` of them, or a
-    client's or connection's share, a new one is answered TOO_MANY_REQUESTS at once, so the
-    workers left serve every other call."""
+    (telemetry streams, waiting receives; ``held_calls``): past ``max_held`` of them, a
+    client's telemetry streams, or calls without a client id on one connection, a new one is
+    answered TOO_MANY_REQUESTS at once, so the workers left serve every other call."""
 
     def __init__(
         self,
