@@ -8,6 +8,7 @@ from typing import NoReturn
 import msgspec
 
 from config.fields import field_specs, key_of
+from runtime.acl.signature import SessionCredentials
 from runtime.errors import AddressError, ConfigError
 from runtime.hostport import parse_address
 
@@ -95,3 +96,30 @@ def check_name(cls: type[msgspec.Struct], attr: str, value: str, *, empty_ok: bo
         fail(cls, attr, "must not be empty")
     if any(c.isspace() or not c.isprintable() for c in value):
         fail(cls, attr, f"{value!r} must not contain whitespace or control characters")
+
+
+class _Credentials(msgspec.Struct, frozen=True, rename="camel", forbid_unknown_fields=False):
+    access_key: str = ""
+    secret_key: str = ""
+
+
+def parse_credentials(text: str) -> SessionCredentials | None:
+    """RocketMQ 5's ``innerClientAuthenticationCredentials``: a JSON object with ``accessKey``
+    and ``secretKey`` (non-empty strings) -> the account's keys; empty text -> None."""
+    if not text.strip():
+        return None
+    try:
+        creds = msgspec.json.decode(text.encode(), type=_Credentials)
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeError):
+        raise ValueError('must be JSON like {"accessKey": "...", "secretKey": "..."}') from None
+    if not creds.access_key or not creds.secret_key:
+        raise ValueError("needs a non-empty accessKey and secretKey")
+    return SessionCredentials(creds.access_key, creds.secret_key)
+
+
+def check_credentials(cls: type[msgspec.Struct], value: str) -> None:
+    """``innerClientAuthenticationCredentials`` of ``cls`` parses (``parse_credentials``)."""
+    try:
+        parse_credentials(value)
+    except ValueError as exc:
+        fail(cls, "inner_client_authentication_credentials", str(exc))

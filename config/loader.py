@@ -234,17 +234,31 @@ def with_data_dir(cfg: BrokerConfig, data_dir: StrPath, *, per_node: bool) -> Br
     return with_overrides(cfg, store_path_root_dir=str(root), store_path_commit_log=commit_log)
 
 
+SECRET_KEYS = frozenset({"innerClientAuthenticationCredentials"})
+"""Keys whose value is a secret: shown as ``MASKED`` when a config is answered over the wire."""
+MASKED = "******"
+
+
 def dump_properties(
-    cfg: NamesrvConfig | BrokerConfig, *, only_changed: bool = False, header: str | None = None
+    cfg: NamesrvConfig | BrokerConfig,
+    *,
+    only_changed: bool = False,
+    header: str | None = None,
+    mask_secrets: bool = False,
 ) -> str:
     """``cfg`` as RocketMQ .properties text that the loaders read back equal.
 
-    ``only_changed`` writes only the fields that differ from the defaults.
+    ``only_changed`` writes only the fields that differ from the defaults; ``mask_secrets``
+    writes a set secret (``SECRET_KEYS``) as ``MASKED`` (RocketMQ masks them too), for answers
+    to GET_BROKER_CONFIG / GET_NAMESRV_CONFIG.
     """
     items = []
     for key, spec in field_specs(type(cfg)).items():
         value = getattr(cfg, spec.attr)
         if only_changed and value == spec.default:
+            continue
+        if mask_secrets and key in SECRET_KEYS and value:
+            items.append((key, MASKED))
             continue
         items.append((key, to_text(value)))
     return format_properties(items, header)

@@ -73,6 +73,15 @@ NAMESRV_KEYS: dict[str, tuple[str, str]] = {
         "Add the topic's orderTopicConf (KV namespace ORDER_TOPIC_CONFIG, set by mqadmin "
         "updateOrderConf) to its route; RocketMQ adds it only with this key on, too.",
     ),
+    "innerClientAuthenticationCredentials": (
+        USED,
+        'RocketMQ 5\'s key, JSON {"accessKey": "...", "secretKey": "..."}: the account the '
+        "brokers sign with. Set: every request that changes this name server's state "
+        "(registrations, controller heartbeats, electMaster, cleanBrokerMetadata, KV config, "
+        "write perm, topic deletion) must be signed with it, else AclException; reads stay "
+        "open. Give the admin the same keys (tools.yml). Shown masked in getNamesrvConfig. "
+        "See docs/deploy.md, Access control.",
+    ),
 }
 
 BROKER_KEYS: dict[str, tuple[str, str]] = {
@@ -301,6 +310,15 @@ BROKER_KEYS: dict[str, tuple[str, str]] = {
         USED,
         "actormq's: the plain ACL accounts file (plain_acl.yml, RocketMQ's format, reloaded "
         "when it changes); empty: $ROCKETMQ_HOME/conf/plain_acl.yml.",
+    ),
+    "innerClientAuthenticationCredentials": (
+        USED,
+        'RocketMQ 5\'s key, JSON {"accessKey": "...", "secretKey": "..."}: the account this '
+        "broker signs its registrations, controller heartbeats and (a slave) its copy of the "
+        "master's metadata with; under aclEnable the broker takes requests signed with it as "
+        "from a super user (RocketMQ 5 creates it as one), so a group needs no white "
+        "addresses. Set the same on the name servers to make them require it. Shown masked "
+        "in getBrokerConfig.",
     ),
     "metricsExporterType": (
         USED,

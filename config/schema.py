@@ -16,14 +16,17 @@ from msgspec import Meta, field
 
 from config.checks import (
     check_bounds,
+    check_credentials,
     check_name,
     fail,
+    parse_credentials,
     parse_delay_levels,
     parse_delete_when,
     parse_host_port,
     parse_namesrv_addr,
 )
 from config.enums import BrokerRole, FlushDiskType, MetricsExporterType
+from runtime.acl.signature import SessionCredentials
 from runtime.errors import ConfigError
 
 Port = Annotated[int, Meta(ge=0, le=65535, extra={"kind": "port"})]
@@ -61,10 +64,19 @@ class NamesrvConfig(_Config):
     kv_config_path: str = ""
     controller_store_path: str = ""
     order_message_enable: bool = False
+    inner_client_authentication_credentials: str = ""
+    """The account brokers sign with (RocketMQ 5's key, JSON ``accessKey`` / ``secretKey``):
+    when set, every request that changes this name server's state must be signed with it
+    (``actors.namesrv.write_auth``)."""
 
     def __post_init__(self) -> None:
         check_bounds(self)
         check_name(NamesrvConfig, "listen_host", self.listen_host)
+        check_credentials(NamesrvConfig, self.inner_client_authentication_credentials)
+
+    def inner_credentials(self) -> SessionCredentials | None:
+        """``innerClientAuthenticationCredentials`` parsed; None when not set."""
+        return parse_credentials(self.inner_client_authentication_credentials)
 
     def address(self) -> str:
         """``host:port`` this name server listens on."""
@@ -173,6 +185,9 @@ class BrokerConfig(_Config):
     acl_enable: bool = False
     acl_file: str = ""
     """actormq's: the plain ACL accounts file; empty: $ROCKETMQ_HOME/conf/plain_acl.yml."""
+    inner_client_authentication_credentials: str = ""
+    """RocketMQ 5's: the account (JSON ``accessKey`` / ``secretKey``) this broker signs its
+    requests to name servers (registrations, controller heartbeats) and to its master with."""
     metrics_exporter_type: MetricsExporterType = MetricsExporterType.DISABLE
     metrics_prom_exporter_host: str = ""
     """Empty: brokerIP1, as RocketMQ."""
@@ -183,6 +198,7 @@ class BrokerConfig(_Config):
     def __post_init__(self) -> None:
         check_bounds(self)
         cls = BrokerConfig
+        check_credentials(cls, self.inner_client_authentication_credentials)
         if self.acl_enable and self.acl_path() is None:
             fail(
                 cls,
@@ -274,6 +290,10 @@ class BrokerConfig(_Config):
     def namesrv_addresses(self) -> list[tuple[str, int]]:
         """namesrvAddr as [(host, port), ...] (empty when unset)."""
         return parse_namesrv_addr(self.namesrv_addr)
+
+    def inner_credentials(self) -> SessionCredentials | None:
+        """``innerClientAuthenticationCredentials`` parsed; None when not set."""
+        return parse_credentials(self.inner_client_authentication_credentials)
 
     def acl_path(self) -> pathlib.Path | None:
         """The plain ACL file: aclFile (``~`` expanded), else $ROCKETMQ_HOME/conf/plain_acl.yml,

@@ -385,9 +385,11 @@ def connect(
     timeout: float = 3.0,
     idle_timeout: float = float("inf"),
     tls: Any = None,
+    signer: Callable[[RemotingCommand], RemotingCommand] | None = None,
 ) -> SessionHandle:
     """Open an outbound remoting connection to ``host:port`` and return its handle; over TLS
-    with ``tls``, an ``ssl.SSLContext`` of gevent's (``runtime.tls``).
+    with ``tls``, an ``ssl.SSLContext`` of gevent's (``runtime.tls``); every request sent on it
+    passes through ``signer`` (``runtime.acl.signature.signer_for``) when one is given.
 
     The session actor is not supervised: whoever connects closes it (``handle.close()``).
     Raises OSError when the peer cannot be reached within ``timeout`` (or the TLS handshake
@@ -414,4 +416,5 @@ def connect(
         max_frame=MAX_RESPONSE_FRAME,
     )
     handle = ref.proxy().handle.get(timeout=timeout)
+    handle.signer = signer
     return handle

@@ -371,5 +371,5 @@ def update_broker_config(
 def broker_config(
     ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
 ) -> RemotingCommand:
-    text = dump_properties(ctx.cfg)
+    text = dump_properties(ctx.cfg, mask_secrets=True)
     return reply(request, ext_fields={"version": "0"}, body=text.encode())

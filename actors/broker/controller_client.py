@@ -37,6 +37,7 @@ from actors.broker.ha_messages import HeartbeatDone, HeartbeatNow, MasterAddress
 from actors.broker.ha_service import HAContext
 from config import BrokerConfig, BrokerRole, with_overrides
 from runtime import tls
+from runtime.acl.signature import signer_for
 from runtime.actor import GeventActor, new_future
 from runtime.ha.control import (
     CONTROLLER_HEARTBEAT,
@@ -155,6 +156,7 @@ class ControllerClient(GeventActor):
                     processor=_Notified(self.actor_ref),
                     timeout=CALL_TIMEOUT_S,
                     tls=tls.outbound(),
+                    signer=signer_for(self.cfg.inner_credentials()),
                 )
             request = RemotingCommand.request(CONTROLLER_HEARTBEAT, body=encode(hb))
             response = session.call(request, timeout=CALL_TIMEOUT_S)

@@ -204,7 +204,7 @@ def broker_spec(
         ctx.epochs = ha.epochs
         acl_path = cfg.acl_path()
         if cfg.acl_enable and acl_path is not None:
-            ctx.acl = PlainAccessValidator(acl_path)
+            ctx.acl = PlainAccessValidator(acl_path, cfg.inner_credentials())
         processor = BrokerProcessor(ctx)
 
         def topic_table(names: Collection[str] | None = None) -> dict[str, TopicConfig]:
@@ -331,7 +331,9 @@ def _ha_children(
             ),
             ChildSpec(
                 name=f"{name}/slave-sync",
-                start=lambda: SlaveSynchronize.start(store, ha.state, label=name),
+                start=lambda: SlaveSynchronize.start(
+                    store, ha.state, label=name, credentials=cfg.inner_credentials()
+                ),
             ),
         ]
     specs = [ChildSpec(name=ha.service, start=lambda: HAService.start(ha))]

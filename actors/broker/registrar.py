@@ -47,6 +47,7 @@ from loguru import logger
 
 from config import BrokerConfig
 from runtime import tls
+from runtime.acl.signature import signer_for
 from runtime.actor import GeventActor, offload
 from runtime.remoting.bodies import (
     DataVersion,
@@ -314,7 +315,12 @@ class NamesrvRegistrar(GeventActor):
         with lock:
             session = self._sessions.get(namesrv)
             if session is None or not session.alive:
-                session = connect(namesrv, role=f"{self._label()}->namesrv", tls=tls.outbound())
+                session = connect(
+                    namesrv,
+                    role=f"{self._label()}->namesrv",
+                    tls=tls.outbound(),
+                    signer=signer_for(self.cfg.inner_credentials()),
+                )
                 self._sessions[namesrv] = session
             return session
 

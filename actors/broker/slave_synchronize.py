@@ -71,6 +71,7 @@ from actors.broker.slave_sync_handler import (
 )
 from actors.broker.store_adapter import to_store
 from runtime import tls
+from runtime.acl.signature import SessionCredentials, signer_for
 from runtime.actor import GeventActor, offload
 from runtime.errors import ActorFailure, ProtocolError
 from runtime.ha.state import HAState
@@ -116,8 +117,18 @@ class Polled(msgspec.Struct, frozen=True, tag=True):
 class SlaveSynchronize(GeventActor):
     """See the module docstring. ``store`` is the slave's BrokerStore facade."""
 
-    def __init__(self, store: Any, state: HAState, *, label: str, interval_s: float = 10.0):
+    def __init__(
+        self,
+        store: Any,
+        state: HAState,
+        *,
+        label: str,
+        interval_s: float = 10.0,
+        credentials: SessionCredentials | None = None,
+    ):
         super().__init__()
+        self.credentials = credentials
+        """The broker's inner account, which signs the requests (the master's ACL takes it)."""
         self.store = store
         self.state = state
         self.label = label
@@ -253,7 +264,10 @@ class SlaveSynchronize(GeventActor):
             if session is not None:
                 session.close()
             session = self._session = connect(
-                address, role=f"{self.label}->master", tls=tls.outbound()
+                address,
+                role=f"{self.label}->master",
+                tls=tls.outbound(),
+                signer=signer_for(self.credentials),
             )
             self._session_addr = address
         return session

@@ -12,6 +12,7 @@ from actors.namesrv.heartbeat_scanner import HeartbeatScanner
 from actors.namesrv.kv_config import KVConfig
 from actors.namesrv.processor import NamesrvProcessor
 from actors.namesrv.route_table import RouteTable
+from actors.namesrv.write_auth import write_auth_for
 from config import NamesrvConfig, dump_properties
 from runtime.directory import Directory
 from runtime.ha.control import GRACE_S
@@ -58,7 +59,8 @@ def namesrv_spec(
         controller,
         kv_config=kv,
         order_message_enable=cfg.order_message_enable,
-        config_text=dump_properties(cfg),
+        config_text=dump_properties(cfg, mask_secrets=True),
+        write_auth=write_auth_for(cfg),
     )
     kv_path = os.path.expanduser(cfg.kv_config_path) if cfg.kv_config_path else kv_config_path
     default = os.path.join(DEFAULT_CONTROLLER_STORE, str(cfg.listen_port))

@@ -36,6 +36,8 @@ from actors.namesrv.group_commit import settled
 from actors.namesrv.headers import QueryDataVersionRequestHeader
 from actors.namesrv.kv_config import ORDER_TOPIC_CONFIG
 from actors.namesrv.route_table import RegisterBroker, Registration, TopicConfigEntry
+from actors.namesrv.write_auth import WriteAuth
+from runtime.acl.refusals import RefusalLog
 from runtime.actor import offload
 from runtime.directory import Directory
 from runtime.errors import ProtocolError
@@ -119,7 +121,11 @@ class NamesrvProcessor:
         kv_config: str,
         order_message_enable: bool = False,
         config_text: str = "",
+        write_auth: WriteAuth | None = None,
     ):
+        self.write_auth = write_auth
+        """With the inner account set: the check of requests that change state."""
+        self._refusals = RefusalLog(who="name server")
         self.config_text = config_text
         """This name server's config as properties text (GET_NAMESRV_CONFIG)."""
         self.directory = directory
@@ -138,6 +144,15 @@ class NamesrvProcessor:
 
     def process(self, session: SessionHandle, request: RemotingCommand) -> RemotingCommand | None:
         code = request.code
+        if self.write_auth is not None:
+            denied = self.write_auth.check(request)
+            if denied is not None:
+                self._refusals.refused(code, session.remote_address, denied)
+                if request.is_oneway:
+                    return None
+                return RemotingCommand.response_to(
+                    request, ResponseCode.SYSTEM_ERROR, remark=f"AclException: {denied}"
+                )
         if code == RequestCode.GET_ROUTEINFO_BY_TOPIC:
             return self._route(request)
         if code == RequestCode.GET_NAMESRV_CONFIG:

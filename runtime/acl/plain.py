@@ -41,7 +41,7 @@ from runtime.acl.resources import (
     is_group_resource,
     needed,
 )
-from runtime.acl.signature import ACCESS_KEY, verify
+from runtime.acl.signature import ACCESS_KEY, SessionCredentials, verify
 from runtime.errors import ConfigError
 from runtime.hostport import host_of
 from runtime.remoting.codes import RETRY_PREFIX
@@ -209,10 +209,16 @@ def load(path: str | os.PathLike[str]) -> PlainAcl:
 
 
 class PlainAccessValidator:
-    """The broker's ACL: the rules of one file, reloaded when it changes."""
+    """The broker's ACL: the rules of one file, reloaded when it changes; and, when the broker
+    has one, its inner account (``innerClientAuthenticationCredentials``), which may do
+    anything, as RocketMQ 5 makes it a super user: a slave's requests to its master are signed
+    with it."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], inner: SessionCredentials | None = None
+    ) -> None:
         self.path = pathlib.Path(path)
+        self.inner = inner
         self.edit_lock = gevent.lock.Semaphore()
         """Held while an admin request changes the file (``actors.broker.acl_handler``)."""
         self._stamp = self._stat()
@@ -221,6 +227,14 @@ class PlainAccessValidator:
 
     def check(self, request: RemotingCommand, remote_address: str) -> str | None:
         """None when the request may be served, else the reason it may not."""
+        inner = self.inner
+        fields = request.ext_fields
+        if (
+            inner is not None
+            and fields.get(ACCESS_KEY) == inner.access_key
+            and verify(fields, request.body, inner.secret_key)
+        ):
+            return None
         return self.current().check(request, host_of(remote_address))
 
     def current(self) -> PlainAcl:

@@ -1,6 +1,7 @@
-"""The broker's log of requests its ACL refused: a WARNING per refusal, as RocketMQ logs each
-AclException, but at most one a ``INTERVAL_S`` per client host and reason, with the count of
-those left out since (a client retrying, or flooding, a refused request cannot flood the log)."""
+"""The log of requests a broker's ACL (or a name server's write check) refused: a WARNING per
+refusal, as RocketMQ logs each AclException, but at most one a ``INTERVAL_S`` per client host
+and reason, with the count of those left out since (a client retrying, or flooding, a refused
+request cannot flood the log)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ MAX_KEYS = 4096
 class RefusalLog:
     """See the module docstring. Not thread-safe: the broker's hub only."""
 
-    def __init__(self, interval: float = INTERVAL_S) -> None:
+    def __init__(self, interval: float = INTERVAL_S, who: str = "broker") -> None:
         self.interval = interval
+        self.who = who
         self._last: dict[tuple[str, str], tuple[float, int]] = {}  # -> (logged at, left out)
 
     def refused(self, code: int, remote_address: str, reason: str) -> None:
@@ -34,5 +36,10 @@ class RefusalLog:
         self._last[key] = (now, 0)
         more = f" ({left_out} more like it left out)" if left_out else ""
         logger.warning(
-            "broker: acl refused request code={} from {}: {}{}", code, remote_address, reason, more
+            "{}: acl refused request code={} from {}: {}{}",
+            self.who,
+            code,
+            remote_address,
+            reason,
+            more,
         )
