@@ -317,8 +317,8 @@ BROKER_KEYS: dict[str, tuple[str, str]] = {
         "broker signs its registrations, controller heartbeats and (a slave) its copy of the "
         "master's metadata with; under aclEnable the broker takes requests signed with it as "
         "from a super user (RocketMQ 5 creates it as one), so a group needs no white "
-        "addresses. Set the same on the name servers to make them require it. Shown masked "
-        "in getBrokerConfig.",
+        "addresses. A master's HA port then takes only slaves that prove the same secret. "
+        "Set the same on every broker and name server. Shown masked in getBrokerConfig.",
     ),
     "metricsExporterType": (
         USED,

@@ -15,7 +15,9 @@ mirror the master's epoch entries, mark the master reachable; DATA -> ``AppendRa
 writer, which checks, writes, dispatches and flushes per the slave's mode, then REPORT the new
 end (also every haSendHeartbeatInterval); TRUNCATE -> ``truncate(offset)`` (the node records
 the cut and restarts this broker on the same store: recovery trims everything past it, then a
-new HELLO); REFUSED -> retry later.
+new HELLO); REFUSED -> retry later; CHALLENGE (a master with an inner account) -> PROOF from
+this broker's inner account (``HAContext.credentials``), or, without one, end the link with an
+ERROR naming the key (at most one a minute).
 
 In controller mode the link waits for the slave's first metadata sync
 (``HAState.metadata_synced``, set by SlaveSynchronize): an in-sync slave is electable.
@@ -72,6 +74,7 @@ class HAClient(GeventActor):
         self._linked = False
         self._retry_at = 0.0
         self._waiting_logged = False
+        self._credentials_logged_at = float("-inf")
 
     def on_start(self) -> None:
         if not self.state.controller_mode and not self.sources["config"]:
@@ -225,6 +228,14 @@ class HAClient(GeventActor):
                         frame.offset,
                         frame.epoch,
                     )
+                elif isinstance(frame, P.Challenge):
+                    if accepted:
+                        raise ProtocolError("a CHALLENGE after ACCEPT")
+                    credentials = ha.credentials
+                    if credentials is None:
+                        self._no_credentials(address)
+                        return "the master asks for the inner account", RETRY_S
+                    sock.sendall(P.proof_of(credentials.secret_key, frame.nonce))
                 elif isinstance(frame, P.Truncate):
                     logger.warning("HA client: {} says truncate at {}", address, frame.offset)
                     self.truncate(frame.offset)
@@ -238,6 +249,17 @@ class HAClient(GeventActor):
                 self._report(sock, log.write_offset)
                 last_report = time.monotonic()
         return "superseded", 0.0
+
+    def _no_credentials(self, address: str) -> None:
+        now = time.monotonic()
+        if now - self._credentials_logged_at < 60.0:
+            return
+        self._credentials_logged_at = now
+        logger.error(
+            "HA client: the master at {} asks slaves to prove its inner account: set the "
+            "same innerClientAuthenticationCredentials on this broker",
+            address,
+        )
 
     def _report(self, sock: Any, end: int) -> None:
         """REPORT ``end`` (what this slave holds) to the master."""

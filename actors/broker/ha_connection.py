@@ -7,12 +7,16 @@ Messages accepted (told by its own greenlets and timers):
   cut it at the last common epoch point), or ACCEPT from the slave's end — then a sender
   greenlet streams raw commit-log bytes from there (``read_raw``: whole records, at most
   ``haTransferBatchSize`` per frame, never across a segment end) and a heartbeat frame when idle.
+- ``LinkProof(mac)``: with an inner account (``HAContext.credentials``) the link sends a
+  CHALLENGE (a fresh nonce) as soon as it opens and keeps the HELLO until the slave's PROOF
+  matches the account's secret; a wrong one is REFUSED (UNAUTHENTICATED) with a WARNING. No
+  PROOF within the HELLO's 10 s closes the link.
 - ``LinkReport(offset)``: the slave holds the log up to ``offset``; passed to the HAService as
   ``SlaveAck`` (by the slave's node id). A REPORT past the end of what this link sent closes
   the link with a WARNING: a peer that reported 2^62 without reading made a SYNC_MASTER answer
-  SEND_OK for records no slave held (a hostile-input probe; a peer that reads and reports what
-  it read is not detected: the HA port trusts its network, as RocketMQ's). A HELLO naming the
-  master's own node id, or a negative one, is refused.
+  SEND_OK for records no slave held (a hostile-input probe; without an inner account a peer
+  that reads and reports what it read is not detected: the HA port then trusts its network, as
+  RocketMQ's). A HELLO naming the master's own node id, or a negative one, is refused.
 - ``LinkClosed(reason)``: the socket ended (reader or sender) or the HAService closed the link.
 - ``LinkCheck`` (timer): close the link when the slave sent nothing for haHousekeepingInterval.
 
@@ -23,6 +27,7 @@ the slave's node id once it said HELLO. Durability point: none (the slave's REPO
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import time
 from typing import Any
@@ -35,6 +40,7 @@ from actors.broker.ha_messages import (
     LinkCheck,
     LinkClosed,
     LinkHello,
+    LinkProof,
     LinkReport,
     SlaveAck,
     SlaveJoined,
@@ -66,8 +72,15 @@ class HAConnection(GeventActor):
         self._closed = False
         self._last_read = time.monotonic()
         self._opened = self._last_read
+        self._nonce = os.urandom(P.NONCE_SIZE) if ha.credentials is not None else None
+        """The CHALLENGE's nonce (None: no inner account, no challenge)."""
+        self._proven = self._nonce is None
+        self._pending: P.Hello | None = None
+        """A HELLO kept until the PROOF comes."""
 
     def on_start(self) -> None:
+        if self._nonce is not None and not self._send(P.encode_challenge(self._nonce)):
+            return
         gevent.spawn(self._read_loop)
         self.send_every(max(0.05, min(1.0, self.ha.housekeeping_s / 4)), LinkCheck())
 
@@ -99,7 +112,12 @@ class HAConnection(GeventActor):
                 ack = SlaveAck(self.node, self.actor_urn, message.offset, self.peer)
                 self.ha.tell(self.ha.service, ack)
         elif isinstance(message, LinkHello):
-            self._hello(message.hello)
+            if self._proven:
+                self._hello(message.hello)
+            else:
+                self._pending = message.hello
+        elif isinstance(message, LinkProof):
+            self._proof(message.mac)
         elif isinstance(message, LinkClosed):
             logger.info("HA link {} (slave {}) closed: {}", self.peer, self.node, message.reason)
             self.stop()
@@ -117,6 +135,22 @@ class HAConnection(GeventActor):
         logger.warning("HA link {}: refusing: {}", self.peer, text)
         self._send(P.encode_refused(reason, text))
         self.actor_ref.tell(LinkClosed(f"refused: {text}"))
+
+    def _proof(self, mac: bytes) -> None:
+        credentials, nonce, hello = self.ha.credentials, self._nonce, self._pending
+        if credentials is None or nonce is None or hello is None or self._proven:
+            self.actor_ref.tell(LinkClosed("an unexpected PROOF"))
+            return
+        if not P.proof_matches(credentials.secret_key, nonce, mac):
+            self._refuse(
+                P.RefuseReason.UNAUTHENTICATED,
+                f"node {hello.node}'s proof does not match this broker's inner account "
+                "(innerClientAuthenticationCredentials)",
+            )
+            return
+        self._proven = True
+        self._pending = None
+        self._hello(hello)
 
     def _hello(self, hello: P.Hello) -> None:
         if self.node is not None:
@@ -185,7 +219,7 @@ class HAConnection(GeventActor):
     # -- greenlets (they only tell the actor) ------------------------------------------------------
 
     def _read_loop(self) -> None:
-        decoder = P.SlaveStreamDecoder()
+        decoder = P.SlaveStreamDecoder(proof=self._nonce is not None)
         ref = self.actor_ref
         reason = "slave closed the connection"
         receive = receiver(self.sock, 65536)
@@ -198,6 +232,8 @@ class HAConnection(GeventActor):
                 for msg in decoder.feed(data):
                     if isinstance(msg, P.Hello):
                         ref.tell(LinkHello(msg))
+                    elif isinstance(msg, P.Proof):
+                        ref.tell(LinkProof(msg.mac))
                     else:
                         ref.tell(LinkReport(msg.max_offset))
         except ProtocolError as exc:

@@ -67,6 +67,12 @@ class LinkHello(msgspec.Struct, frozen=True, tag=True):
     hello: Any
 
 
+class LinkProof(msgspec.Struct, frozen=True, tag=True):
+    """From the connection's reader: the slave's PROOF answering the link's CHALLENGE."""
+
+    mac: bytes
+
+
 class LinkReport(msgspec.Struct, frozen=True, tag=True):
     offset: int
 

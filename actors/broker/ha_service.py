@@ -51,6 +51,7 @@ from actors.broker.ha_messages import (
     SlaveLeft,
 )
 from actors.broker.messages import Confirm
+from runtime.acl.signature import SessionCredentials
 from runtime.actor import GeventActor, new_future, offload
 from runtime.ha.epoch import EpochFile
 from runtime.ha.state import HAState, SlaveLink
@@ -77,7 +78,11 @@ class HAContext:
         heartbeat_s: float = 5.0,
         housekeeping_s: float = 20.0,
         batch_size: int = 32 * 1024,
+        credentials: SessionCredentials | None = None,
     ) -> None:
+        self.credentials = credentials
+        """The broker's inner account: a master challenges every slave to prove it holds the
+        secret (``runtime.ha.protocol`` CHALLENGE / PROOF), a slave answers with it."""
         self.store = store
         self.state = state
         self.epochs = epochs

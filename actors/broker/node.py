@@ -194,6 +194,7 @@ def broker_spec(
             heartbeat_s=cfg.ha_send_heartbeat_interval / 1000,
             housekeeping_s=cfg.ha_housekeeping_interval / 1000,
             batch_size=cfg.ha_transfer_batch_size,
+            credentials=cfg.inner_credentials(),
         )
         if cfg.is_master:
             store.ctx.replication = HACondition(ha)

@@ -6,6 +6,8 @@ All integers big-endian. Slave -> master:
 - once, ``HELLO``: magic ``AMQH``, int32 version 1, int64 node id, int64 commit-log segment
   size, int32 n, n x (int64 epoch, int64 start offset, int64 node id of the epoch's master),
   int64 max offset (the slave's commit-log write offset);
+- once, after a ``CHALLENGE``: ``PROOF``, 32 bytes: HMAC-SHA256(the inner account's secret
+  key, ``PROOF_CONTEXT`` + the challenge's nonce);
 - then ``REPORT`` frames: int64 max offset (after every append and every heartbeat interval).
 
 Master -> slave, every frame starts with an int8 type:
@@ -18,7 +20,10 @@ Master -> slave, every frame starts with an int8 type:
   not a record boundary of the master's log, which epochs cannot explain), int16 n, n bytes
   UTF-8 text;
 - 4 ``DATA``: int64 offset, int32 size, size bytes of raw commit log (whole records, at most
-  one segment; size 0 is a heartbeat).
+  one segment; size 0 is a heartbeat);
+- 5 ``CHALLENGE``: 16 bytes of nonce, first of all, from a master with an inner account
+  (``innerClientAuthenticationCredentials``): it answers the HELLO only after a matching
+  ``PROOF`` (REFUSED 6 unauthenticated otherwise).
 
 Decoders are incremental (bytes arrive in arbitrary TCP chunks), bound every length before
 buffering (a declared size above the limit fails at once) and raise only ``ProtocolError``.
@@ -27,6 +32,8 @@ buffering (a declared size above the limit fails at once) and raise only ``Proto
 from __future__ import annotations
 
 import enum
+import hashlib
+import hmac
 import struct
 
 import msgspec
@@ -51,6 +58,10 @@ _DATA_HEAD = struct.Struct(">bqi")
 _REFUSED_HEAD = struct.Struct(">bbh")
 
 DATA = 4
+CHALLENGE = 5
+NONCE_SIZE = 16
+PROOF_SIZE = 32
+PROOF_CONTEXT = b"actormq HA proof v1\0"
 
 
 class RefuseReason(enum.IntEnum):
@@ -59,6 +70,7 @@ class RefuseReason(enum.IntEnum):
     OFFSET_GONE = 3
     NOT_READY = 4
     DIVERGED = 5
+    UNAUTHENTICATED = 6
 
 
 class Epoch(msgspec.Struct, frozen=True, array_like=True):
@@ -100,7 +112,25 @@ class Data(msgspec.Struct, frozen=True, tag=True):
     data: bytes
 
 
-MasterFrame = Accept | Truncate | Refused | Data
+class Challenge(msgspec.Struct, frozen=True, tag=True):
+    nonce: bytes
+
+
+class Proof(msgspec.Struct, frozen=True, tag=True):
+    mac: bytes
+
+
+MasterFrame = Accept | Truncate | Refused | Data | Challenge
+
+
+def proof_of(secret_key: str, nonce: bytes) -> bytes:
+    """The PROOF answering a CHALLENGE of ``nonce``: HMAC-SHA256 under ``secret_key``."""
+    return hmac.new(secret_key.encode(), PROOF_CONTEXT + nonce, hashlib.sha256).digest()
+
+
+def proof_matches(secret_key: str, nonce: bytes, mac: bytes) -> bool:
+    """``mac`` is the PROOF for ``nonce`` (compared in constant time)."""
+    return hmac.compare_digest(mac, proof_of(secret_key, nonce))
 
 
 # -- encoding ------------------------------------------------------------------------------------
@@ -130,6 +160,12 @@ def encode_truncate(offset: int) -> bytes:
 def encode_refused(reason: RefuseReason, text: str) -> bytes:
     raw = text.encode()[:MAX_TEXT]
     return _REFUSED_HEAD.pack(3, int(reason), len(raw)) + raw
+
+
+def encode_challenge(nonce: bytes) -> bytes:
+    if len(nonce) != NONCE_SIZE:
+        raise ValueError(f"a nonce is {NONCE_SIZE} bytes")
+    return _I8.pack(CHALLENGE) + nonce
 
 
 def data_header(offset: int, size: int) -> bytes:
@@ -188,16 +224,18 @@ def _count(n: int) -> int:
 
 
 class SlaveStreamDecoder:
-    """The master's view of a slave's stream: one HELLO, then REPORTs."""
+    """The master's view of a slave's stream: one HELLO, then (``proof``: the master sent a
+    CHALLENGE) one PROOF, then REPORTs."""
 
-    def __init__(self) -> None:
+    def __init__(self, proof: bool = False) -> None:
         self._b = _Buffer()
         self._hello_seen = False
+        self._proof_due = proof
 
-    def feed(self, data: bytes) -> list[Hello | Report]:
+    def feed(self, data: bytes) -> list[Hello | Proof | Report]:
         b = self._b
         b.feed(data)
-        out: list[Hello | Report] = []
+        out: list[Hello | Proof | Report] = []
         while True:
             if not self._hello_seen:
                 hello = self._hello()
@@ -205,6 +243,13 @@ class SlaveStreamDecoder:
                     return out
                 self._hello_seen = True
                 out.append(hello)
+                continue
+            if self._proof_due:
+                if b.available() < PROOF_SIZE:
+                    return out
+                out.append(Proof(bytes(b.buf[b.pos : b.pos + PROOF_SIZE])))
+                b.pos += PROOF_SIZE
+                self._proof_due = False
                 continue
             if b.available() < 8:
                 return out
@@ -279,6 +324,10 @@ class MasterStreamDecoder:
                 return None
             epochs = _parse_entries(buf, pos + _ACCEPT_HEAD.size, n)
             return Accept(_offset(offset, "accept offset"), _offset(epoch, "epoch"), epochs), total
+        if kind == CHALLENGE:
+            if avail < 1 + NONCE_SIZE:
+                return None
+            return Challenge(bytes(buf[pos + 1 : pos + 1 + NONCE_SIZE])), 1 + NONCE_SIZE
         if kind == 2:
             if avail < 9:
                 return None

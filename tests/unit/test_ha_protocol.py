@@ -23,6 +23,8 @@ MASTER_FRAMES: list[P.MasterFrame] = [
     P.Data(offset=4396, data=b""),
     P.Truncate(offset=777),
     P.Refused(P.RefuseReason.FENCED, "not the master (epoch 6 elected)"),
+    P.Challenge(bytes(range(16))),
+    P.Refused(P.RefuseReason.UNAUTHENTICATED, "proof does not match"),
 ]
 
 
@@ -33,6 +35,8 @@ def encode_master(frame: P.MasterFrame) -> bytes:
         return P.encode_data(frame.offset, frame.data)
     if isinstance(frame, P.Truncate):
         return P.encode_truncate(frame.offset)
+    if isinstance(frame, P.Challenge):
+        return P.encode_challenge(frame.nonce)
     return P.encode_refused(frame.reason, frame.text)
 
 
@@ -50,6 +54,23 @@ def test_slave_stream_round_trips_split_at_every_byte() -> None:
         got = dec.feed(raw[:cut]) + dec.feed(raw[cut:])
         # Then the same messages come out, in order
         assert got == want, cut
+
+
+def test_a_proof_follows_the_hello_when_the_master_challenged() -> None:
+    # Given a slave's HELLO, its PROOF for a nonce, and a REPORT
+    nonce = bytes(range(16, 32))
+    proof = P.proof_of("inner-secret", nonce)
+    raw = P.encode_hello(HELLO) + proof + P.encode_report(7)
+    for cut in range(len(raw) + 1):
+        # When a master that challenged decodes it, cut anywhere
+        dec = P.SlaveStreamDecoder(proof=True)
+        got = dec.feed(raw[:cut]) + dec.feed(raw[cut:])
+        # Then the PROOF comes out between them, whole
+        assert got == [HELLO, P.Proof(proof), P.Report(7)], cut
+    assert P.proof_matches("inner-secret", nonce, proof)
+    assert not P.proof_matches("guessed", nonce, proof)
+    assert not P.proof_matches("inner-secret", bytes(16), proof)  # another link's nonce
+    assert len(proof) == P.PROOF_SIZE
 
 
 def test_master_stream_round_trips_byte_by_byte() -> None:
@@ -113,7 +134,7 @@ def test_a_huge_declared_size_fails_before_any_payload_arrives() -> None:
 @settings(max_examples=400, deadline=None)
 @given(st.binary(max_size=300), st.integers(min_value=0, max_value=300))
 def test_random_bytes_only_ever_raise_protocol_error(data: bytes, cut: int) -> None:
-    for dec in (P.SlaveStreamDecoder(), P.MasterStreamDecoder()):
+    for dec in (P.SlaveStreamDecoder(), P.SlaveStreamDecoder(proof=True), P.MasterStreamDecoder()):
         try:
             dec.feed(data[:cut])
             dec.feed(data[cut:])

@@ -1,0 +1,127 @@
+"""The HA port with an inner account (``innerClientAuthenticationCredentials``): a master
+challenges every link and answers a HELLO only after a PROOF of the account's secret, so a
+peer without it can neither replicate the log nor count as an in-sync slave."""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Iterator
+
+import gevent.event
+import pytest
+from loguru import logger
+
+from runtime.ha import protocol as P
+from runtime.node import Node
+from runtime.remoting.codes import ResponseCode
+from tests.actors.ha_support import (
+    FakeSlave,
+    T,
+    broker_config,
+    ha_state,
+    label,
+    send,
+    start_broker,
+    start_namesrv,
+    stop_node,
+    wait_in_sync,
+)
+from tests.wire import WireClient
+
+pytestmark = pytest.mark.timeout(60)
+
+INNER = '{"accessKey": "cluster-inner", "secretKey": "inner-secret"}'
+
+
+@pytest.fixture
+def namesrv() -> Iterator[str]:
+    node = start_namesrv()
+    yield node.addresses["namesrv"]
+    stop_node(node)
+
+
+@pytest.fixture
+def master(tmp_path: pathlib.Path, namesrv: str) -> Iterator[Node]:
+    """A SYNC_MASTER with the inner account."""
+    cfg = broker_config(
+        "broker-a", 0, "SYNC_MASTER", namesrv, inner_client_authentication_credentials=INNER
+    )
+    node = start_broker(cfg, tmp_path / "m")
+    yield node
+    stop_node(node)
+
+
+def ha_address(node: Node) -> str:
+    return node.ha_addresses[label(node)]
+
+
+def test_a_peer_without_the_secret_is_refused(master: Node) -> None:
+    # Given a peer that reaches the master's HA port and says HELLO as node 1
+    fake = FakeSlave(ha_address(master), node=1)
+    try:
+        # Then the master challenges it before anything else
+        challenge = fake.next_frame()
+        assert isinstance(challenge, P.Challenge)
+        # When it answers with a proof made from a guessed secret
+        fake.sock.sendall(P.proof_of("guessed", challenge.nonce))
+        # Then it is refused as unauthenticated and the link closed, nothing sent
+        refused = fake.next_frame()
+        assert isinstance(refused, P.Refused)
+        assert refused.reason is P.RefuseReason.UNAUTHENTICATED
+        assert fake.closed_by_master()
+        assert not any(isinstance(f, P.Accept | P.Data) for f in fake.frames)
+        assert 1 not in ha_state(master).in_sync
+    finally:
+        fake.close()
+
+
+def test_a_peer_with_the_secret_is_accepted(master: Node) -> None:
+    fake = FakeSlave(ha_address(master), node=1)
+    try:
+        challenge = fake.next_frame()
+        assert isinstance(challenge, P.Challenge)
+        # When the answer is made from the inner account's secret
+        fake.sock.sendall(P.proof_of("inner-secret", challenge.nonce))
+        # Then the master accepts the HELLO
+        assert isinstance(fake.next_frame(), P.Accept)
+    finally:
+        fake.close()
+
+
+def test_a_slave_with_the_account_replicates_and_one_without_is_told_why(
+    tmp_path: pathlib.Path, namesrv: str, master: Node
+) -> None:
+    told = gevent.event.Event()
+    sink = logger.add(lambda m: told.set() if "asks slaves to prove" in m else None, level="ERROR")
+    nodes: list[Node] = []
+    try:
+        # Given a slave without the inner account
+        where = ha_address(master)
+        bad_cfg = broker_config("broker-a", 2, "SLAVE", namesrv, ha_master_address=where)
+        nodes.append(bad := start_broker(bad_cfg, tmp_path / "bad"))
+        # Then it logs an ERROR naming the key
+        assert told.wait(T)
+        # Given a slave with the same inner account
+        good_cfg = broker_config(
+            "broker-a",
+            1,
+            "SLAVE",
+            namesrv,
+            ha_master_address=where,
+            inner_client_authentication_credentials=INNER,
+        )
+        nodes.append(start_broker(good_cfg, tmp_path / "good"))
+        # Then it links and joins the in-sync set, and the other does not
+        wait_in_sync(master, 1)
+        assert ha_state(bad).master_link_up is False
+        assert 2 not in ha_state(master).in_sync
+        # And a SYNC_MASTER send is acknowledged (the slave with the account holds it)
+        client = WireClient(master.addresses[label(master)])
+        try:
+            assert send(client, "AuthTopic", b"x").code == ResponseCode.SUCCESS
+        finally:
+            client.close()
+    finally:
+        logger.remove(sink)
+        for node in nodes:
+            stop_node(node)
