@@ -6,7 +6,8 @@
   topic, ...; in a namespace too): ILLEGAL_TOPIC "cannot access system topic", as RocketMQ 5's
   proxy answers (a message in SCHEDULE_TOPIC_XXXX without its REAL_TOPIC was put back there
   every second, for ever); the broker refuses a client's send to those only it writes too
-  (NO_PERMISSION);
+  (NO_PERMISSION); ``names_system_topic`` is also what refuses every other call's system
+  topic (``actors.proxy.resources``);
 - message id: at most 128 characters, printable (it is written into the stored properties:
   a separator in it would add properties): ILLEGAL_MESSAGE_ID;
 - tag: not blank, no ``|``, no control character: ILLEGAL_MESSAGE_TAG;
@@ -46,12 +47,22 @@ class ConvertError(Exception):
         self.code = code
 
 
+SYSTEM_TOPIC_REFUSAL = "cannot access system topic"
+"""RocketMQ 5's proxy's words (``GrpcValidator.validateTopic``), answered with ILLEGAL_TOPIC."""
+
+
+def names_system_topic(topic: Any) -> bool:
+    """Whether the ``Resource`` ``topic`` names a system topic (RocketMQ's
+    ``TopicValidator.isSystemTopic``), its name alone or in its namespace: RocketMQ never wraps
+    a system topic's name in a namespace. ``%RETRY%`` and ``%DLQ%`` topics are not ones."""
+    name = f"{topic.resource_namespace}%{topic.name}" if topic.resource_namespace else topic.name
+    return is_system_topic(topic.name) or is_system_topic(name)
+
+
 def check_message(msg: Any, deliver_at: int | None) -> None:
     """ConvertError with RocketMQ's code for the first thing wrong with ``msg``."""
-    topic = msg.topic  # (RocketMQ never wraps a system topic in a namespace: the name alone)
-    name = f"{topic.resource_namespace}%{topic.name}" if topic.resource_namespace else topic.name
-    if is_system_topic(topic.name) or is_system_topic(name):
-        raise ConvertError(Code.ILLEGAL_TOPIC, "cannot access system topic")
+    if names_system_topic(msg.topic):
+        raise ConvertError(Code.ILLEGAL_TOPIC, SYSTEM_TOPIC_REFUSAL)
     system = msg.system_properties
     msg_id = system.message_id
     if len(msg_id) > MAX_MESSAGE_ID or not msg_id.isprintable():

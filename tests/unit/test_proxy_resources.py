@@ -49,3 +49,73 @@ def test_a_clients_settings_with_an_illegal_name_are_refused() -> None:
     # Then the consumer's are refused (ILLEGAL_TOPIC), the producer's pass
     assert settings_refusal(consumer)[0] == Code.ILLEGAL_TOPIC  # type: ignore[index]
     assert settings_refusal(producer) is None
+
+
+SYSTEM_REFUSAL = (Code.ILLEGAL_TOPIC, "cannot access system topic")
+
+
+def _calls_naming(topic: str, namespace: str = "") -> list[object]:
+    """One request of each call that names a topic, naming ``topic``."""
+    calls: list[object] = []
+    for request in (
+        M.QueryRouteRequest(),
+        M.QueryAssignmentRequest(),
+        M.AckMessageRequest(),
+        M.ChangeInvisibleDurationRequest(),
+        M.ForwardMessageToDeadLetterQueueRequest(),
+        M.EndTransactionRequest(),
+        M.RecallMessageRequest(),
+        M.SyncLiteSubscriptionRequest(),
+    ):
+        request.topic.name, request.topic.resource_namespace = topic, namespace
+        calls.append(request)
+    receive = M.ReceiveMessageRequest()
+    receive.group.name = "billing"
+    receive.message_queue.topic.name = topic
+    receive.message_queue.topic.resource_namespace = namespace
+    calls.append(receive)
+    return calls
+
+
+def test_calls_naming_a_system_topic_are_refused_as_rocketmq_refuses_them() -> None:
+    # Given each call naming the broker's own topics, plain and in a namespace
+    for topic in ("SCHEDULE_TOPIC_XXXX", "RMQ_SYS_TRANS_HALF_TOPIC", "TBW102", "rmq_sys_x"):
+        for namespace in ("", "prod"):
+            for request in _calls_naming(topic, namespace):
+                # Then each is refused with RocketMQ 5's proxy's code and words
+                got = resource_refusal(request)
+                assert got == SYSTEM_REFUSAL, (type(request).__name__, topic, namespace)
+
+
+def test_retry_dlq_and_user_topics_pass_the_system_topic_check() -> None:
+    # Given calls naming a group's retry and dead-letter topics, and a user's topic
+    for topic in ("%RETRY%billing", "%DLQ%billing", "Orders", "SCHEDULE_TOPIC_XXXY"):
+        for request in _calls_naming(topic):
+            # Then none is refused
+            assert resource_refusal(request) is None, (type(request).__name__, topic)
+
+
+def test_a_sends_system_topic_is_left_to_the_per_message_check() -> None:
+    # Given a send of one message to SCHEDULE_TOPIC_XXXX (refused per message, with entries)
+    send = M.SendMessageRequest()
+    send.messages.add().topic.name = "SCHEDULE_TOPIC_XXXX"
+    # Then the call as a whole passes the names' check
+    assert resource_refusal(send) is None
+
+
+def test_settings_publishing_or_subscribing_a_system_topic_are_refused() -> None:
+    # Given a producer publishing to the transaction half topic, a consumer subscribing the
+    # delay topic beside a legal one, and one subscribing its group's retry topic
+    producer = M.Settings()
+    producer.publishing.topics.add().name = "RMQ_SYS_TRANS_HALF_TOPIC"
+    consumer = M.Settings()
+    consumer.subscription.group.name = "billing"
+    consumer.subscription.subscriptions.add().topic.name = "Orders"
+    consumer.subscription.subscriptions.add().topic.name = "SCHEDULE_TOPIC_XXXX"
+    retry = M.Settings()
+    retry.subscription.group.name = "billing"
+    retry.subscription.subscriptions.add().topic.name = "%RETRY%billing"
+    # Then the first two are refused, the retry topic's passes
+    assert settings_refusal(producer) == SYSTEM_REFUSAL
+    assert settings_refusal(consumer) == SYSTEM_REFUSAL
+    assert settings_refusal(retry) is None
