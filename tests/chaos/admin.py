@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 
+from runtime.acl.signature import SessionCredentials, sign
 from runtime.hostport import parse_address
 from runtime.remoting.bodies import ClusterInfo, TopicRouteData, decode_body
 from runtime.remoting.codes import RequestCode, ResponseCode
@@ -33,9 +34,13 @@ def call(
     body: bytes = b"",
     *,
     timeout: float = 5.0,
+    credentials: SessionCredentials | None = None,
 ) -> RemotingCommand:
-    """Send one request to ``address`` and return its response (any code)."""
+    """Send one request to ``address`` (signed with ``credentials`` when given) and return its
+    response (any code)."""
     request = RemotingCommand.request(code, ext, body)
+    if credentials is not None:
+        request = sign(request, credentials)
     deadline = time.monotonic() + timeout
     try:
         with transport.connect(split_address(address), timeout=timeout) as sock:

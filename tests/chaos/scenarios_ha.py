@@ -31,6 +31,7 @@ import sys
 import time
 from typing import Any
 
+from runtime.acl.signature import SessionCredentials
 from tests.chaos import admin
 from tests.chaos import checker as C
 from tests.chaos import membership_logs as L
@@ -75,6 +76,13 @@ def require(failover: bool) -> None:
         raise SkipScenario("this build has no failover controller (issue 6 item 3)")
 
 
+INNER = SessionCredentials("chaos-inner", "chaos-inner-secret")
+"""The HA runs' inner account (``innerClientAuthenticationCredentials``): the harness's own
+writes to the name server (R26's electMaster) are signed with it."""
+INNER_KEY = "innerClientAuthenticationCredentials"
+INNER_JSON = json.dumps({"accessKey": INNER.access_key, "secretKey": INNER.secret_key})
+
+
 class HaRun(Run):
     """A Run on a master + slave group with a proxy on the replication link."""
 
@@ -84,16 +92,22 @@ class HaRun(Run):
         self.nodes: dict[str, Node] = {}
 
     def ha_cluster(self, role: str, *, controller: bool, flush: str = "ASYNC_FLUSH") -> None:
-        ns_args: list[str] = []
+        # Every node has the inner account: registrations, controller heartbeats, the slave's
+        # metadata copy and its HA link are signed or proven under every fault.
+        conf = self.cfg.workdir / "namesrv.properties"
+        text = f"{INNER_KEY}={INNER_JSON}\n"
         if controller:
-            conf = self.cfg.workdir / "namesrv.properties"
-            conf.write_text(
+            text += (
                 "enableControllerInNamesrv=true\ncontrollerStartupGraceMillis=300\n"
                 f"controllerStorePath={self.cfg.workdir / 'controller'}\n"
             )
-            ns_args = ["-c", str(conf)]
-        self.cluster.start_namesrv(ns_args)
-        common = {"slaveTimeout": str(SLAVE_TIMEOUT_MS), "haSendHeartbeatInterval": "1000"}
+        conf.write_text(text)
+        self.cluster.start_namesrv(["-c", str(conf)])
+        common = {
+            "slaveTimeout": str(SLAVE_TIMEOUT_MS),
+            "haSendHeartbeatInterval": "1000",
+            INNER_KEY: INNER_JSON,
+        }
         if controller:
             common["controllerAddr"] = self.cluster.namesrv
         master = BrokerSpec(BROKER, 0, role, flush, extra=dict(common))

@@ -27,6 +27,7 @@ from tests.chaos import admin
 from tests.chaos.scenarios import Result, RunConfig
 from tests.chaos.scenarios_ha import (
     BROKER,
+    INNER,
     RTO_BOUND,
     HaRun,
     _failover_facts,
@@ -84,6 +85,7 @@ class Switchover:
                 RequestCode.CONTROLLER_ELECT_MASTER,
                 ext,
                 timeout=ELECT_TIMEOUT_S,
+                credentials=INNER,
             )
         except admin.AdminError as exc:
             return {"from": self.old, "to": self.to, "code": None, "error": str(exc)[:300]}
