@@ -253,6 +253,16 @@ BROKER_KEYS: dict[str, tuple[str, str]] = {
         "Controller mode: ms a slave may go without catching up with the master and still "
         "count as in sync.",
     ),
+    "allAckInSyncStateSet": (
+        USED,
+        "RocketMQ 5's: a SYNC_MASTER answers SEND_OK only once every slave of the in-sync set "
+        "holds the message (in controller mode: every slave the controller counts in sync, so "
+        "whichever it elects holds every acknowledged message); a slave that stops acking "
+        "holds sends back until the controller drops it from the set or slaveTimeout gives "
+        "FLUSH_SLAVE_TIMEOUT. false (RocketMQ's default): once one in-sync slave holds it, so "
+        "with two or more slaves a failover that loses the master and that slave together "
+        "can lose acknowledged messages. Same effect with one slave. Read at start.",
+    ),
     "haTransferBatchSize": (
         USED,
         "Largest replication frame in bytes (a frame holds whole records: one larger record "

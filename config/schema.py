@@ -156,6 +156,9 @@ class BrokerConfig(_Config):
     ha_housekeeping_interval: Positive = 20_000
     ha_slave_fallbehind_max: Positive = 256 * 1024 * 1024
     ha_max_time_slave_not_catchup: Positive = 15_000
+    all_ack_in_sync_state_set: bool = False
+    """RocketMQ 5's: a SYNC_MASTER answers SEND_OK only once every slave of the in-sync set
+    holds the message (false: once one does)."""
     ha_transfer_batch_size: Positive = 32 * 1024
     # automatic failover (RocketMQ 5's controller mode)
     enable_controller_mode: bool = False

@@ -3,7 +3,8 @@ hook on a master.
 
 Messages accepted (all told):
 - ``AwaitReplica(offset, reply)`` (from ``HACondition.wait``, SYNC_MASTER): ``reply`` gets
-  REPLICATED once an in-sync slave (distinct node id) acknowledged ``offset``;
+  REPLICATED once an in-sync slave (distinct node id) acknowledged ``offset`` (with
+  allAckInSyncStateSet: once every slave of ``HAState.all_ack_set`` did);
   SLAVE_NOT_AVAILABLE at once when no slave is in sync; FLUSH_SLAVE_TIMEOUT after
   ``slaveTimeout``. In controller mode REPLICATED also needs the lease to still hold (else
   FLUSH_SLAVE_TIMEOUT: stored, outcome unknown, never PUT_OK).
@@ -79,7 +80,10 @@ class HAContext:
         housekeeping_s: float = 20.0,
         batch_size: int = 32 * 1024,
         credentials: SessionCredentials | None = None,
+        all_ack: bool = False,
     ) -> None:
+        self.all_ack = all_ack
+        """allAckInSyncStateSet: a SYNC_MASTER's PUT_OK needs every in-sync slave's ack."""
         self.credentials = credentials
         """The broker's inner account: a master challenges every slave to prove it holds the
         secret (``runtime.ha.protocol`` CHALLENGE / PROOF), a slave answers with it."""
@@ -234,7 +238,7 @@ class HAService(GeventActor):
     def _await(self, msg: AwaitReplica) -> None:
         if self._best_ack() >= msg.offset:
             self._resolve(msg.reply, ReplicationStatus.REPLICATED, msg.offset)
-        elif not self.state.electable_acks():
+        elif not self._ackers():
             self._resolve(msg.reply, ReplicationStatus.SLAVE_NOT_AVAILABLE)
         else:
             deadline = time.monotonic() + self.ha.slave_timeout_s
@@ -280,11 +284,19 @@ class HAService(GeventActor):
 
     # -- acknowledgements ------------------------------------------------------------------------
 
+    def _ackers(self) -> frozenset[int]:
+        """The slaves whose acks count (allAckInSyncStateSet: all of them are needed)."""
+        state = self.state
+        return state.all_ack_set() if self.ha.all_ack else state.electable_acks()
+
     def _best_ack(self) -> int:
+        """The highest offset a PUT_OK may vouch for now (-1: none)."""
         slaves = self.state.slaves
-        return max(
-            (slaves[n].acked for n in self.state.electable_acks() if n in slaves), default=-1
-        )
+        ackers = self._ackers()
+        acked = [slaves[n].acked if n in slaves else -1 for n in ackers]
+        if self.ha.all_ack:
+            return min(acked, default=-1)
+        return max(acked, default=-1)
 
     def _recompute(self) -> None:
         state = self.state

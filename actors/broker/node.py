@@ -195,6 +195,7 @@ def broker_spec(
             housekeeping_s=cfg.ha_housekeeping_interval / 1000,
             batch_size=cfg.ha_transfer_batch_size,
             credentials=cfg.inner_credentials(),
+            all_ack=cfg.all_ack_in_sync_state_set,
         )
         if cfg.is_master:
             store.ctx.replication = HACondition(ha)

@@ -158,6 +158,14 @@ class HAState:
             return self.in_sync & self.isr_acknowledged
         return self.in_sync
 
+    def all_ack_set(self) -> frozenset[int]:
+        """Slaves that must all hold a record for a PUT_OK under allAckInSyncStateSet: every
+        slave the controller counts in sync (it may elect any of them), in classic mode the
+        in-sync set."""
+        if self.controller_mode:
+            return self.isr_acknowledged - {self.node_id}
+        return self.in_sync
+
     def confirm_set(self) -> frozenset[int]:
         """Slaves that must hold a record before consumers may see it: every slave in sync now
         and every slave the controller still believes in sync."""

@@ -363,3 +363,40 @@ def test_an_ha_service_crash_during_sync_sends_never_acks_unreplicated_data(
     slave_ctx = store_ctx(g.slave)  # type: ignore[arg-type]
     wait_queue(slave_ctx, "R22", 0, 7)
     assert [r.body for r in queue_records(slave_ctx, "R22", 0, 8)][-1] == b"after"
+
+
+@pytest.mark.parametrize("all_ack", [False, True], ids=["one-ack", "all-ack"])
+def test_all_ack_in_sync_state_set_waits_for_every_in_sync_slave(
+    tmp_path: pathlib.Path, namesrv: str, group_factory: list[Group], all_ack: bool
+) -> None:
+    # Given a SYNC_MASTER with a real slave (1) and a second in-sync slave (7) that reads the
+    # stream but does not acknowledge yet
+    g = make(
+        group_factory,
+        tmp_path,
+        namesrv,
+        "SYNC_MASTER",
+        all_ack_in_sync_state_set=all_ack,
+        slave_timeout=1500,
+    )
+    g.start_slave()
+    quiet = FakeSlave(g.ha, node=7)
+    try:
+        assert isinstance(quiet.next_frame(), P.Accept)
+        wait_in_sync(g.master, 1, 7)
+        # When a message is sent
+        first = send(g.client, "HA", b"held by one")
+        if all_ack:
+            # Then with allAckInSyncStateSet the master does not vouch for it while slave 7
+            # lacks it (stored, outcome unknown: FLUSH_SLAVE_TIMEOUT), ...
+            assert first.code == ResponseCode.FLUSH_SLAVE_TIMEOUT, first.remark
+            # ... and answers SEND_OK once slave 7 holds it too
+            held = quiet.data_until(1)
+            g.client.send(send_v2("HA", b"held by both"))
+            quiet.report(quiet.data_until(held + 1))
+            assert g.client.receive().code == ResponseCode.SUCCESS
+        else:
+            # Then without it one slave's ack is enough (RocketMQ's default)
+            assert first.code == ResponseCode.SUCCESS, first.remark
+    finally:
+        quiet.close()

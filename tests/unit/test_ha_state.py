@@ -93,3 +93,19 @@ def test_membership_belongs_to_the_link_not_the_node_id() -> None:
     # Then the new link is not in sync until it holds visible, although node 1 still is
     assert s.counts_in_sync(1, old, end=600)
     assert not s.counts_in_sync(1, new, end=600)
+
+
+def test_all_ack_needs_every_slave_the_controller_may_elect() -> None:
+    # Given a controller-mode master (node 0) whose controller counts slaves 1 and 2 in sync,
+    # while the master itself sees only 1 in sync now (2 just fell behind)
+    state = HAState(node_id=0, role=Role.MASTER, sync=True, controller_mode=True)
+    state.isr_acknowledged = frozenset({0, 1, 2})
+    state.in_sync = frozenset({1})
+    # Then under allAckInSyncStateSet both must hold a record (the controller may elect 2
+    # until it hears the set shrank), while one ack counts only from a slave in both sets
+    assert state.all_ack_set() == {1, 2}
+    assert state.electable_acks() == {1}
+    # And in classic mode the master's own in-sync set decides
+    classic = HAState(node_id=0, role=Role.MASTER, sync=True)
+    classic.in_sync = frozenset({1, 3})
+    assert classic.all_ack_set() == {1, 3}
