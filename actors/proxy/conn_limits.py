@@ -37,6 +37,8 @@ def per_host_limit() -> int | None:
     if forced.isdigit():
         return int(forced) or None
     return MAX_PER_HOST
+
+
 WARN_EVERY_S = 10.0
 
 _new_lock: Callable[[], Any] = gevent.monkey.get_original("_thread", "allocate_lock")
