@@ -270,3 +270,29 @@ def test_refusals_are_logged_at_most_once_an_interval_per_host_and_reason(
         assert lines[-1].endswith("No accessKey is configured (49 more like it left out)")
     finally:
         logger.remove(sink)
+
+
+def test_a_host_varying_the_reason_is_still_held_to_a_few_lines_an_interval(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(m.record["message"]), level="WARNING")
+    clock = [100.0]
+    monkeypatch.setattr(refusals.time, "monotonic", lambda: clock[0])
+    try:
+        log = refusals.RefusalLog(interval=1.0)
+        # Given a client sending a new accessKey with every request (a new reason each time)
+        for i in range(500):
+            log.refused(100, "10.0.0.7:4000", f"No acl config for k{i}")
+        # Then that host gets at most HOST_LINES WARNINGs in the interval
+        assert len(lines) == refusals.HOST_LINES
+        # And another host is not held back by it
+        log.refused(100, "10.0.0.8:4000", "No acl config for k0")
+        assert len(lines) == refusals.HOST_LINES + 1
+        # When the interval passed, Then the next line says how many the host had left out
+        clock[0] += 1.0
+        log.refused(100, "10.0.0.7:4000", "No acl config for k500")
+        left_out = 500 - refusals.HOST_LINES
+        assert lines[-1].endswith(f"k500 ({left_out} more from this host left out)")
+    finally:
+        logger.remove(sink)
