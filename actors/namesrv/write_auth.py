@@ -10,8 +10,12 @@ controller's CONTROLLER_ELECT_MASTER and CLEAN_BROKER_DATA. Reads (routes, clust
 controller's views) stay open, as RocketMQ's name server serves them.
 
 A signature proves the sender holds the secret; it does not make a request fresh: someone who
-can read the traffic can replay a request it saw. Run the name server's connections over TLS
-(docs/deploy.md) where that matters.
+can read the traffic can replay a request it saw. Nor does it bind values to their fields
+(RocketMQ's signature covers the values joined in the order of their names, without the
+names): from a request it saw, such a reader can move characters across a boundary between
+adjacent values (``brokerAddr`` ``...:10911`` + ``brokerId`` ``0`` -> ``...:1091`` + ``10``)
+or add fields with empty values, and the signature still matches. Run the name server's
+connections over TLS (docs/deploy.md) where that matters.
 """
 
 from __future__ import annotations
