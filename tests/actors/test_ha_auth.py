@@ -125,3 +125,32 @@ def test_a_slave_with_the_account_replicates_and_one_without_is_told_why(
         logger.remove(sink)
         for node in nodes:
             stop_node(node)
+
+
+def test_a_slave_with_the_account_links_to_a_master_without_it(
+    tmp_path: pathlib.Path, namesrv: str
+) -> None:
+    # Given a SYNC_MASTER without the inner account (docs/deploy.md's rollout: slaves first)
+    plain = start_broker(broker_config("broker-a", 0, "SYNC_MASTER", namesrv), tmp_path / "m")
+    nodes = [plain]
+    try:
+        # When a slave with the account links to it
+        cfg = broker_config(
+            "broker-a",
+            1,
+            "SLAVE",
+            namesrv,
+            ha_master_address=ha_address(plain),
+            inner_client_authentication_credentials=INNER,
+        )
+        nodes.append(start_broker(cfg, tmp_path / "s"))
+        # Then it is in sync (no CHALLENGE came, no PROOF was sent) and acknowledges sends
+        wait_in_sync(plain, 1)
+        client = WireClient(plain.addresses[label(plain)])
+        try:
+            assert send(client, "RolloutTopic", b"x").code == ResponseCode.SUCCESS
+        finally:
+            client.close()
+    finally:
+        for node in nodes:
+            stop_node(node)
