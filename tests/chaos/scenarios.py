@@ -421,11 +421,13 @@ SCENARIOS: dict[str, Callable[[RunConfig], Result]] = {
 
 def all_scenarios() -> dict[str, Callable[[RunConfig], Result]]:
     """The single-node scenarios here, the replication ones of ``scenarios_ha``,
-    ``scenarios_membership``, ``scenarios_switchover`` and ``scenarios_controller``, the
+    ``scenarios_membership``, ``scenarios_switchover``, ``scenarios_controller`` and
+    ``scenarios_double``, the
     message-semantics ones of ``scenarios_semantics``, and the overload, clock and proxy
     ones."""
     from tests.chaos.scenarios_clock import CLOCK_SCENARIOS
     from tests.chaos.scenarios_controller import CONTROLLER_SCENARIOS
+    from tests.chaos.scenarios_double import DOUBLE_SCENARIOS
     from tests.chaos.scenarios_ha import HA_SCENARIOS
     from tests.chaos.scenarios_membership import MEMBERSHIP_SCENARIOS
     from tests.chaos.scenarios_overload import OVERLOAD_SCENARIOS as OVERLOAD
@@ -443,6 +445,7 @@ def all_scenarios() -> dict[str, Callable[[RunConfig], Result]]:
         **PROXY_SCENARIOS,
         **SWITCHOVER_SCENARIOS,
         **CONTROLLER_SCENARIOS,
+        **DOUBLE_SCENARIOS,
     }
 
 

@@ -91,7 +91,15 @@ class HaRun(Run):
         self.proxy: TcpProxy | None = None
         self.nodes: dict[str, Node] = {}
 
-    def ha_cluster(self, role: str, *, controller: bool, flush: str = "ASYNC_FLUSH") -> None:
+    def ha_cluster(
+        self,
+        role: str,
+        *,
+        controller: bool,
+        flush: str = "ASYNC_FLUSH",
+        extra: dict[str, str] | None = None,
+    ) -> None:
+        """Start the name server, the master and its slave (``extra``: more broker keys)."""
         # Every node has the inner account: registrations, controller heartbeats, the slave's
         # metadata copy and its HA link are signed or proven under every fault.
         conf = self.cfg.workdir / "namesrv.properties"
@@ -107,6 +115,7 @@ class HaRun(Run):
             "slaveTimeout": str(SLAVE_TIMEOUT_MS),
             "haSendHeartbeatInterval": "1000",
             INNER_KEY: INNER_JSON,
+            **(extra or {}),
         }
         if controller:
             common["controllerAddr"] = self.cluster.namesrv
@@ -357,14 +366,24 @@ def _failover_facts(run: HaRun, report: C.Report, verdict: C.Verdict) -> None:
 
 
 def _failover_scenario(
-    name: str, cfg: RunConfig, role: str, faults_of: Any, window: tuple[float, float]
+    name: str,
+    cfg: RunConfig,
+    role: str,
+    faults_of: Any,
+    window: tuple[float, float],
+    *,
+    broker_extra: dict[str, str] | None = None,
+    setup: Any = None,
 ) -> tuple[HaRun, C.Report, dict[str, int], C.Verdict]:
-    """Set up with the controller, run the faults, heal, drain, verify, compare replicas."""
+    """Set up with the controller (``broker_extra``: more broker keys; ``setup(run)``: more
+    nodes), run the faults, heal, drain, verify, compare replicas."""
     require(failover=True)
     run = HaRun(name, cfg)
     verdict = C.Verdict()
     try:
-        run.ha_cluster(role, controller=True)
+        run.ha_cluster(role, controller=True, extra=broker_extra)
+        if setup is not None:
+            setup(run)
         run.start_consumers(["push", "pull"])
         run.start_producers()
         run.wait_for_acks()

@@ -1,0 +1,152 @@
+"""R28: kill -9 the master together with one of its two slaves, under load, on a SYNC_MASTER
+group with ``allAckInSyncStateSet=true``.
+
+Cluster: R9's (``scenarios_ha.HaRun``: the controller in the name server, a SYNC_MASTER and
+its slave ``broker-a/1``) plus a second slave ``broker-a/2``, every broker with
+``allAckInSyncStateSet=true``; producers and push / pull consumers.
+
+Fault (``KillMasterAndSlave``): wait (bounded) until the controller counts both slaves in sync,
+then kill -9 the master and a seeded one of the slaves at once; heal waits (bounded) until the
+name server lists the surviving slave as master, then restarts both killed nodes (they rejoin
+as slaves). With one slave's ack enough (RocketMQ's default) a message acknowledged with only
+the killed slave's copy is lost when the other is elected; with every in-sync slave's ack
+required, whichever the controller elects holds it.
+
+Criteria: R9's (zero acked loss, unexpected = aborted-read = ∅, inconsistent-offsets = ∅), a
+failover after every fault, writes stored again within ``RTO_BOUND`` of each fault's end,
+every replica's log equal to the final master's (lost-on-node = ∅), and both slaves in sync
+before every fault (else the fault proves nothing).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from typing import Any
+
+from runtime.remoting.codes import RequestCode, ResponseCode
+from tests.chaos import admin
+from tests.chaos.cluster import BrokerSpec, Node
+from tests.chaos.scenarios import Result, RunConfig
+from tests.chaos.scenarios_ha import (
+    BROKER,
+    RTO_BOUND,
+    HaRun,
+    _failover_facts,
+    _failover_scenario,
+    _ha_common,
+)
+
+IN_SYNC_WAIT_S = 20.0
+ALL_ACK = {"allAckInSyncStateSet": "true"}
+
+
+def in_sync_ids(run: HaRun) -> set[int]:
+    """The slave ids the controller counts in sync (empty when it cannot say)."""
+    body = json.dumps([BROKER]).encode()
+    try:
+        cmd = admin.call(run.cluster.namesrv, RequestCode.CONTROLLER_GET_SYNC_STATE_DATA, body=body)
+    except admin.AdminError:
+        return set()
+    if cmd.code != ResponseCode.SUCCESS:
+        return set()
+    info = json.loads(cmd.body).get("replicasInfoTable", {}).get(BROKER, {})
+    master = info.get("masterBrokerId")
+    return {m["brokerId"] for m in info.get("inSyncReplicas") or []} - {master}
+
+
+class KillMasterAndSlave:
+    """kill -9 the master and a seeded one of its two slaves at once, once both are in sync;
+    heal waits for the other slave to be listed as master, then restarts both."""
+
+    kind = "kill-master-and-slave"
+
+    def __init__(self, run: HaRun, rng: random.Random) -> None:
+        self.run = run
+        self.rng = rng
+        self.target = "master+slave"
+        self.killed: list[Node] = []
+        self.old: str | None = None
+
+    def inject(self) -> dict[str, Any]:
+        run = self.run
+        start = time.monotonic()
+        try:
+            admin.wait_until(
+                lambda: len(in_sync_ids(run)) >= 2, IN_SYNC_WAIT_S, "two slaves in sync"
+            )
+            both_in_sync = True
+        except TimeoutError:
+            both_in_sync = False
+        waited = round(time.monotonic() - start, 3)
+        master = run.current_master()
+        self.old = run.cluster.master_address(BROKER)
+        slaves = [n for n in run.cluster.brokers.values() if n is not master]
+        slave = self.rng.choice(sorted(slaves, key=lambda n: n.name))
+        self.killed = [master, slave]
+        self.target = f"{master.name}+{slave.name}"
+        master.kill()
+        slave.kill()
+        return {
+            "master": master.name,
+            "slave": slave.name,
+            "both_in_sync": both_in_sync,
+            "in_sync_wait": waited,
+        }
+
+    def heal(self) -> dict[str, Any]:
+        start = time.monotonic()
+        failover: float | None
+        try:
+            admin.wait_until(
+                lambda: self.run.cluster.master_address(BROKER) not in (None, self.old),
+                RTO_BOUND,
+                "a new master",
+            )
+            failover = round(time.monotonic() - start, 3)
+        except TimeoutError:
+            failover = None
+        new = self.run.cluster.master_address(BROKER)
+        for node in self.killed:
+            node.start()
+        return {"new_master": new, "failover_wait": failover}
+
+
+def _with_second_slave(run: HaRun) -> None:
+    """Add ``broker-a/2``, a slave like ``broker-a/1``, and wait until it registers."""
+    first = run.cluster.specs[f"{BROKER}/1"]
+    spec = BrokerSpec(
+        BROKER, 2, "SLAVE", first.flush, ha_master=first.ha_master, extra=dict(first.extra)
+    )
+    run.nodes["slave2"] = run.cluster.add_broker(spec)
+    run.cluster.start_broker(spec.label)
+    run.cluster.wait_registered(spec.label)
+
+
+def r28(cfg: RunConfig) -> Result:
+    rng = random.Random(cfg.seed)
+    run, report, ends, verdict = _failover_scenario(
+        "R28",
+        cfg,
+        "SYNC_MASTER",
+        lambda r: [KillMasterAndSlave(r, rng)],
+        (0.5, 1.0),
+        broker_extra=ALL_ACK,
+        setup=_with_second_slave,
+    )
+    _ha_common(run, report, verdict, ends)
+    _failover_facts(run, report, verdict)
+    injected = [
+        e.data or {} for e in run.history.snapshot() if e.type == "event" and e.f == "fault"
+    ]
+    in_sync = [d.get("both_in_sync") for d in injected]
+    run.facts["both_in_sync_before_each_fault"] = in_sync
+    run.facts["in_sync_wait_s"] = [d.get("in_sync_wait") for d in injected]
+    run.facts["killed"] = [f"{d.get('master')}+{d.get('slave')}" for d in injected]
+    verdict.require("at least one fault", bool(injected), injected)
+    verdict.require("both slaves in sync before every fault", all(in_sync), in_sync)
+    return run.result(verdict, report)
+
+
+DOUBLE_SCENARIOS = {"R28": r28}
