@@ -17,7 +17,7 @@ end (also every haSendHeartbeatInterval); TRUNCATE -> ``truncate(offset)`` (the 
 the cut and restarts this broker on the same store: recovery trims everything past it, then a
 new HELLO); REFUSED -> retry later; CHALLENGE (a master with an inner account) -> PROOF from
 this broker's inner account (``HAContext.credentials``), or, without one, end the link with an
-ERROR naming the key (at most one a minute).
+ERROR naming the key (at most one a minute; also when the master refuses the proof).
 
 In controller mode the link waits for the slave's first metadata sync
 (``HAState.metadata_synced``, set by SlaveSynchronize): an in-sync slave is electable.
@@ -233,7 +233,11 @@ class HAClient(GeventActor):
                         raise ProtocolError("a CHALLENGE after ACCEPT")
                     credentials = ha.credentials
                     if credentials is None:
-                        self._no_credentials(address)
+                        self._auth_problem(
+                            address,
+                            "asks slaves to prove its inner account: set the same "
+                            "innerClientAuthenticationCredentials on this broker",
+                        )
                         return "the master asks for the inner account", RETRY_S
                     sock.sendall(P.proof_of(credentials.secret_key, frame.nonce))
                 elif isinstance(frame, P.Truncate):
@@ -241,6 +245,12 @@ class HAClient(GeventActor):
                     self.truncate(frame.offset)
                     return f"truncating at {frame.offset}", 60.0
                 else:
+                    if frame.reason is P.RefuseReason.UNAUTHENTICATED:
+                        self._auth_problem(
+                            address,
+                            "refused this broker's proof: its innerClientAuthenticationCredentials "
+                            "differ from the master's",
+                        )
                     not_ready = frame.reason is P.RefuseReason.NOT_READY
                     return f"refused: {frame.reason.name}: {frame.text}", (
                         TICK_S if not_ready else RETRY_S
@@ -250,16 +260,13 @@ class HAClient(GeventActor):
                 last_report = time.monotonic()
         return "superseded", 0.0
 
-    def _no_credentials(self, address: str) -> None:
+    def _auth_problem(self, address: str, what: str) -> None:
+        """An ERROR (at most one a minute): the link fails for the inner account."""
         now = time.monotonic()
         if now - self._credentials_logged_at < 60.0:
             return
         self._credentials_logged_at = now
-        logger.error(
-            "HA client: the master at {} asks slaves to prove its inner account: set the "
-            "same innerClientAuthenticationCredentials on this broker",
-            address,
-        )
+        logger.error("HA client: the master at {} {}", address, what)
 
     def _report(self, sock: Any, end: int) -> None:
         """REPORT ``end`` (what this slave holds) to the master."""

@@ -20,6 +20,11 @@ Messages accepted (told by its own greenlets and timers):
 - ``LinkClosed(reason)``: the socket ended (reader or sender) or the HAService closed the link.
 - ``LinkCheck`` (timer): close the link when the slave sent nothing for haHousekeepingInterval.
 
+At most ``UNACCEPTED_PER_HOST`` links from one host may wait for their ACCEPT (their HELLO,
+their PROOF) at a time; one more is closed at once (a WARNING a minute per master): peers
+without the secret holding silent links open for 10 s each kept every slave off the HA port's
+256 connections (a review of the CHALLENGE; a real slave opens one link at a time).
+
 State owned: the socket, the reader and sender greenlets (they end when the socket closes),
 the slave's node id once it said HELLO. Durability point: none (the slave's REPORT is the ack).
 """
@@ -56,6 +61,7 @@ from runtime.receive import receiver
 from runtime.store.raw import read_raw
 
 HELLO_TIMEOUT_S = 10.0
+UNACCEPTED_PER_HOST = 8
 
 
 class HAConnection(GeventActor):
@@ -66,6 +72,9 @@ class HAConnection(GeventActor):
         self.ha = ha
         self.sock = sock
         self.peer = f"{address[0]}:{address[1]}"
+        self.host = address[0]
+        self._unaccepted = False
+        """Counted in ``HAContext.unaccepted`` (until accepted or closed)."""
         self.node: int | None = None
         self._sent_end = 0
         """The end of what this link has sent (or is sending): no slave can report past it."""
@@ -79,6 +88,13 @@ class HAConnection(GeventActor):
         """A HELLO kept until the PROOF comes."""
 
     def on_start(self) -> None:
+        waiting = self.ha.unaccepted
+        if waiting.get(self.host, 0) >= UNACCEPTED_PER_HOST:
+            _log_too_many(self.host)
+            self.actor_ref.tell(LinkClosed(f"{UNACCEPTED_PER_HOST} links from the host waiting"))
+            return
+        waiting[self.host] = waiting.get(self.host, 0) + 1
+        self._unaccepted = True
         if self._nonce is not None and not self._send(P.encode_challenge(self._nonce)):
             return
         gevent.spawn(self._read_loop)
@@ -90,7 +106,19 @@ class HAConnection(GeventActor):
     def on_failure(self, *_exc: Any) -> None:
         self._shutdown()
 
+    def _accepted(self) -> None:
+        """No longer counted as waiting for its ACCEPT."""
+        if self._unaccepted:
+            self._unaccepted = False
+            waiting = self.ha.unaccepted
+            left = waiting.get(self.host, 1) - 1
+            if left > 0:
+                waiting[self.host] = left
+            else:
+                waiting.pop(self.host, None)
+
     def _shutdown(self) -> None:
+        self._accepted()
         if self._closed:
             return
         self._closed = True
@@ -202,6 +230,7 @@ class HAConnection(GeventActor):
             )
             return
         self.node = hello.node
+        self._accepted()
         self._sent_end = point
         if not self._send(P.encode_accept(P.Accept(point, state.epoch, tuple(epochs)))):
             return
@@ -279,6 +308,24 @@ class HAConnection(GeventActor):
             reason = f"sender failed: {exc!r}"
         with contextlib.suppress(pykka.ActorDeadError):
             self.actor_ref.tell(LinkClosed(reason))
+
+
+_too_many_logged: dict[str, float] = {}
+
+
+def _log_too_many(host: str) -> None:
+    now = time.monotonic()
+    if now - _too_many_logged.get(host, float("-inf")) < 60.0:
+        return
+    if len(_too_many_logged) > 1024:
+        _too_many_logged.clear()
+    _too_many_logged[host] = now
+    logger.warning(
+        "HA port: {} already has {} links waiting for their ACCEPT; closing more of them "
+        "(logged once a minute per host)",
+        host,
+        UNACCEPTED_PER_HOST,
+    )
 
 
 def connection_factory(ha: HAContext) -> Any:

@@ -84,6 +84,8 @@ class HAContext:
     ) -> None:
         self.all_ack = all_ack
         """allAckInSyncStateSet: a SYNC_MASTER's PUT_OK needs every in-sync slave's ack."""
+        self.unaccepted: dict[str, int] = {}
+        """Host -> this master's HA links from it not accepted yet (``HAConnection``)."""
         self.credentials = credentials
         """The broker's inner account: a master challenges every slave to prove it holds the
         secret (``runtime.ha.protocol`` CHALLENGE / PROOF), a slave answers with it."""

@@ -8,10 +8,14 @@ import pathlib
 from collections.abc import Iterator
 
 import gevent.event
+import gevent.socket
 import pytest
 from loguru import logger
 
+from actors.broker.ha_connection import UNACCEPTED_PER_HOST
+from runtime.actor import actor_of
 from runtime.ha import protocol as P
+from runtime.hostport import parse_address
 from runtime.node import Node
 from runtime.remoting.codes import ResponseCode
 from tests.actors.ha_support import (
@@ -25,6 +29,7 @@ from tests.actors.ha_support import (
     start_namesrv,
     stop_node,
     wait_in_sync,
+    wait_until,
 )
 from tests.wire import WireClient
 
@@ -154,3 +159,62 @@ def test_a_slave_with_the_account_links_to_a_master_without_it(
     finally:
         for node in nodes:
             stop_node(node)
+
+
+def test_a_host_may_hold_only_a_few_links_before_their_accept(master: Node) -> None:
+    # Given peers of one host holding links open without ever proving the secret
+    address = parse_address(ha_address(master))
+    silent = [
+        gevent.socket.create_connection(address, timeout=T) for _ in range(UNACCEPTED_PER_HOST)
+    ]
+    try:
+        for sock in silent:
+            assert sock.recv(64)[:1] == bytes([P.CHALLENGE])  # each counted, challenged
+        # When one more link comes from that host, Then it is closed at once, unchallenged
+        extra = gevent.socket.create_connection(address, timeout=T)
+        try:
+            assert extra.recv(64) == b""
+        finally:
+            extra.close()
+    finally:
+        for sock in silent:
+            sock.close()
+    # And once those links are gone a slave with the secret links again
+    service = actor_of(master.directory.require(f"{label(master)}/ha-service"))
+    wait_until(lambda: not service.ha.unaccepted, what="the silent links closed")
+    fake = FakeSlave(ha_address(master), node=1)
+    try:
+        challenge = fake.next_frame()
+        assert isinstance(challenge, P.Challenge)
+        fake.sock.sendall(P.proof_of("inner-secret", challenge.nonce))
+        assert isinstance(fake.next_frame(), P.Accept)
+        assert not service.ha.unaccepted  # an accepted link no longer counts
+    finally:
+        fake.close()
+
+
+def test_a_slave_with_another_secret_is_told_why(
+    tmp_path: pathlib.Path, namesrv: str, master: Node
+) -> None:
+    told = gevent.event.Event()
+    sink = logger.add(lambda m: told.set() if "refused this broker's proof" in m else None)
+    try:
+        # Given a slave whose inner account has another secret
+        other = '{"accessKey": "cluster-inner", "secretKey": "another-secret"}'
+        cfg = broker_config(
+            "broker-a",
+            1,
+            "SLAVE",
+            namesrv,
+            ha_master_address=ha_address(master),
+            inner_client_authentication_credentials=other,
+        )
+        node = start_broker(cfg, tmp_path / "other")
+        try:
+            # Then the master refuses its proof and the slave logs why, and never links
+            assert told.wait(T)
+            assert 1 not in ha_state(master).in_sync
+        finally:
+            stop_node(node)
+    finally:
+        logger.remove(sink)
