@@ -15,7 +15,7 @@ import msgspec
 from config.coerce import from_text, from_typed, to_text
 from config.fields import closest, field_specs, specs_by_attr, unknown_key_problem
 from config.properties import PropertiesSyntaxError, format_properties, parse_properties
-from config.schema import BrokerConfig, ClusterProfile, NamesrvConfig
+from config.schema import MASKED, SECRET_FIELDS, BrokerConfig, ClusterProfile, NamesrvConfig
 from runtime.errors import ConfigError
 
 C = TypeVar("C", NamesrvConfig, BrokerConfig)
@@ -234,11 +234,6 @@ def with_data_dir(cfg: BrokerConfig, data_dir: StrPath, *, per_node: bool) -> Br
     return with_overrides(cfg, store_path_root_dir=str(root), store_path_commit_log=commit_log)
 
 
-SECRET_KEYS = frozenset({"innerClientAuthenticationCredentials"})
-"""Keys whose value is a secret: shown as ``MASKED`` when a config is answered over the wire."""
-MASKED = "******"
-
-
 def dump_properties(
     cfg: NamesrvConfig | BrokerConfig,
     *,
@@ -249,7 +244,7 @@ def dump_properties(
     """``cfg`` as RocketMQ .properties text that the loaders read back equal.
 
     ``only_changed`` writes only the fields that differ from the defaults; ``mask_secrets``
-    writes a set secret (``SECRET_KEYS``) as ``MASKED`` (RocketMQ masks them too), for answers
+    writes a set secret (``SECRET_FIELDS``) as ``MASKED`` (RocketMQ masks them too), for answers
     to GET_BROKER_CONFIG / GET_NAMESRV_CONFIG.
     """
     items = []
@@ -257,7 +252,7 @@ def dump_properties(
         value = getattr(cfg, spec.attr)
         if only_changed and value == spec.default:
             continue
-        if mask_secrets and key in SECRET_KEYS and value:
+        if mask_secrets and spec.attr in SECRET_FIELDS and value:
             items.append((key, MASKED))
             continue
         items.append((key, to_text(value)))

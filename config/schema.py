@@ -41,10 +41,23 @@ CONSUME_QUEUE_ENTRY_SIZE = 20
 DEFAULT_DELAY_LEVELS = "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h"
 
 
+SECRET_FIELDS = frozenset({"inner_client_authentication_credentials"})
+"""Fields whose value is a secret: masked in ``repr`` and in config answers on the wire."""
+MASKED = "******"
+
+
 class _Config(
     msgspec.Struct, frozen=True, rename="camel", forbid_unknown_fields=True, kw_only=True
 ):
     """Base of the per-process config structs."""
+
+    def __repr__(self) -> str:  # a config logged or in a traceback never shows a secret
+        parts = []
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
+            shown = MASKED if name in SECRET_FIELDS and value else repr(value)
+            parts.append(f"{name}={shown}")
+        return f"{type(self).__name__}({', '.join(parts)})"
 
 
 class NamesrvConfig(_Config):

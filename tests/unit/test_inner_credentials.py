@@ -104,3 +104,12 @@ def test_a_broker_acl_takes_the_inner_account_as_a_super_user(tmp_path: pathlib.
     # without the key, the account is nobody
     without = plain.PlainAccessValidator(path)
     assert without.check(sign(request, INNER), "10.0.0.9:5000") is not None
+
+
+@pytest.mark.parametrize("cls", [NamesrvConfig, BrokerConfig])
+def test_a_config_repr_masks_the_secret(cls: type) -> None:
+    # (a config in a log line or a traceback)
+    text = repr(cls(inner_client_authentication_credentials=TEXT))
+    assert "inner_client_authentication_credentials=******" in text
+    assert "inner-secret" not in text
+    assert "inner_client_authentication_credentials=''" in repr(cls())
