@@ -253,6 +253,16 @@ BROKER_KEYS: dict[str, tuple[str, str]] = {
         "Controller mode: ms a slave may go without catching up with the master and still "
         "count as in sync.",
     ),
+    "minInSyncReplicas": (
+        USED,
+        "RocketMQ 5's: a master (SYNC or ASYNC) takes a send only while at least this many "
+        "replicas, itself counted, are in sync (in controller mode: slaves the controller "
+        "counts in sync too); else SYSTEM_ERROR 'in-sync replicas not enough' and nothing is "
+        "stored, so a producer retries another broker instead of getting SLAVE_NOT_AVAILABLE "
+        "for a message that lives on one machine. Delayed and timer deliveries wait and "
+        "retry; an END_TRANSACTION commit gets the error (the half message stays and is "
+        "checked again). 1 (the default): no check. Read at start.",
+    ),
     "allAckInSyncStateSet": (
         USED,
         "RocketMQ 5's: a SYNC_MASTER answers SEND_OK only once every slave of the in-sync set "

@@ -169,6 +169,9 @@ class BrokerConfig(_Config):
     ha_housekeeping_interval: Positive = 20_000
     ha_slave_fallbehind_max: Positive = 256 * 1024 * 1024
     ha_max_time_slave_not_catchup: Positive = 15_000
+    min_in_sync_replicas: Positive = 1
+    """RocketMQ 5's: a master refuses appends (IN_SYNC_REPLICAS_NOT_ENOUGH) while fewer
+    replicas, itself counted, are in sync."""
     all_ack_in_sync_state_set: bool = False
     """RocketMQ 5's: a SYNC_MASTER answers SEND_OK only once every slave of the in-sync set
     holds the message (false: once one does)."""

@@ -215,6 +215,11 @@ class CommitLogWriter(GeventActor):
                 PutStatus.SERVICE_NOT_AVAILABLE,
                 "this master holds no lease from the controller (a failover may be under way)",
             )
+        elif not self.ctx.replication.replicas_enough():
+            refusal = refused(
+                PutStatus.IN_SYNC_REPLICAS_NOT_ENOUGH,
+                "in-sync replicas not enough (minInSyncReplicas)",
+            )
         if refusal is not None:
             for msg in group:
                 set_reply(msg.reply, refusal)

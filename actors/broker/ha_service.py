@@ -81,9 +81,12 @@ class HAContext:
         batch_size: int = 32 * 1024,
         credentials: SessionCredentials | None = None,
         all_ack: bool = False,
+        min_in_sync_replicas: int = 1,
     ) -> None:
         self.all_ack = all_ack
         """allAckInSyncStateSet: a SYNC_MASTER's PUT_OK needs every in-sync slave's ack."""
+        self.min_in_sync_replicas = min_in_sync_replicas
+        """minInSyncReplicas: fewer replicas in sync (this master counted) refuse appends."""
         self.unaccepted: dict[str, int] = {}
         """Host -> this master's HA links from it not accepted yet (``HAConnection``)."""
         self.credentials = credentials
@@ -164,6 +167,12 @@ class HACondition:
     def may_append(self) -> bool:
         """A master holding its lease (classic mode: always) and not fenced."""
         return self.state.accepting_writes()
+
+    def replicas_enough(self) -> bool:
+        """minInSyncReplicas: this master and its slaves whose acks count (in controller
+        mode those the controller also counts in sync) are at least that many."""
+        need = self.ha.min_in_sync_replicas
+        return need <= 1 or 1 + len(self.state.electable_acks()) >= need
 
     def _confirm_visible(self) -> None:
         """One Confirm for the appends of a writer group (they all raised ``visible``)."""

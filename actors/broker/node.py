@@ -196,6 +196,7 @@ def broker_spec(
             batch_size=cfg.ha_transfer_batch_size,
             credentials=cfg.inner_credentials(),
             all_ack=cfg.all_ack_in_sync_state_set,
+            min_in_sync_replicas=cfg.min_in_sync_replicas,
         )
         if cfg.is_master:
             store.ctx.replication = HACondition(ha)

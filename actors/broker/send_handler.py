@@ -67,6 +67,7 @@ STATUS_CODES: dict[str, int] = {
     "OS_PAGE_CACHE_BUSY": ResponseCode.SYSTEM_BUSY,
     "CREATE_MAPPED_FILE_FAILED": ResponseCode.SYSTEM_ERROR,
     "UNKNOWN_ERROR": ResponseCode.SYSTEM_ERROR,
+    "IN_SYNC_REPLICAS_NOT_ENOUGH": ResponseCode.SYSTEM_ERROR,
 }
 STORED_CODES = frozenset(
     {

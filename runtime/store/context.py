@@ -62,6 +62,11 @@ class ReplicationCondition(Protocol):
         cannot acknowledge: its final end (what a handover waits for) stays final."""
         ...
 
+    def replicas_enough(self) -> bool:
+        """Whether enough replicas are in sync to take an append (RocketMQ 5's
+        minInSyncReplicas: else IN_SYNC_REPLICAS_NOT_ENOUGH, nothing appended)."""
+        ...
+
 
 class AlwaysReplicated:
     """The default condition: nothing to wait for."""
@@ -80,6 +85,9 @@ class AlwaysReplicated:
         return True
 
     def may_append(self) -> bool:
+        return True
+
+    def replicas_enough(self) -> bool:
         return True
 
 

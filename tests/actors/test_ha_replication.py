@@ -400,3 +400,19 @@ def test_all_ack_in_sync_state_set_waits_for_every_in_sync_slave(
             assert first.code == ResponseCode.SUCCESS, first.remark
     finally:
         quiet.close()
+
+
+def test_min_in_sync_replicas_refuses_sends_until_a_slave_is_in_sync(
+    tmp_path: pathlib.Path, namesrv: str, group_factory: list[Group]
+) -> None:
+    # Given a SYNC_MASTER that needs two replicas in sync (itself and a slave), and no slave
+    g = make(group_factory, tmp_path, namesrv, "SYNC_MASTER", min_in_sync_replicas=2)
+    # When a message is sent, Then it is refused as RocketMQ refuses it, and nothing is stored
+    refused = send(g.client, "HA", b"alone")
+    assert refused.code == ResponseCode.SYSTEM_ERROR
+    assert "in-sync replicas not enough" in (refused.remark or "")
+    assert store_ctx(g.master).require_open().log.write_offset == 0
+    # When a slave joins the in-sync set, Then sends are taken and acknowledged again
+    g.start_slave()
+    wait_in_sync(g.master, 1)
+    assert send(g.client, "HA", b"replicated").code == ResponseCode.SUCCESS

@@ -368,6 +368,9 @@ class NeverReplicated:
     def may_append(self) -> bool:
         return True
 
+    def replicas_enough(self) -> bool:
+        return True
+
 
 @pytest.mark.parametrize("flush_mode", [FlushMode.ASYNC_FLUSH, FlushMode.SYNC_FLUSH])
 def test_wait_false_is_answered_once_appended(tmp_path: Path, flush_mode: FlushMode) -> None:
