@@ -60,15 +60,20 @@ def ha_address(node: Node) -> str:
     return node.ha_addresses[label(node)]
 
 
+def answer_challenge(fake: FakeSlave, secret: str) -> None:
+    """Read the master's CHALLENGE (the first frame it sends) and answer it from ``secret``."""
+    challenge = fake.next_frame()
+    assert isinstance(challenge, P.Challenge)
+    fake.sock.sendall(P.proof_of(secret, challenge.nonce))
+
+
 def test_a_peer_without_the_secret_is_refused(master: Node) -> None:
     # Given a peer that reaches the master's HA port and says HELLO as node 1
     fake = FakeSlave(ha_address(master), node=1)
     try:
-        # Then the master challenges it before anything else
-        challenge = fake.next_frame()
-        assert isinstance(challenge, P.Challenge)
-        # When it answers with a proof made from a guessed secret
-        fake.sock.sendall(P.proof_of("guessed", challenge.nonce))
+        # Then the master challenges it before anything else; when it answers with a proof
+        # made from a guessed secret
+        answer_challenge(fake, "guessed")
         # Then it is refused as unauthenticated and the link closed, nothing sent
         refused = fake.next_frame()
         assert isinstance(refused, P.Refused)
@@ -83,10 +88,8 @@ def test_a_peer_without_the_secret_is_refused(master: Node) -> None:
 def test_a_peer_with_the_secret_is_accepted(master: Node) -> None:
     fake = FakeSlave(ha_address(master), node=1)
     try:
-        challenge = fake.next_frame()
-        assert isinstance(challenge, P.Challenge)
         # When the answer is made from the inner account's secret
-        fake.sock.sendall(P.proof_of("inner-secret", challenge.nonce))
+        answer_challenge(fake, "inner-secret")
         # Then the master accepts the HELLO
         assert isinstance(fake.next_frame(), P.Accept)
     finally:
@@ -184,9 +187,7 @@ def test_a_host_may_hold_only_a_few_links_before_their_accept(master: Node) -> N
     wait_until(lambda: not service.ha.unaccepted, what="the silent links closed")
     fake = FakeSlave(ha_address(master), node=1)
     try:
-        challenge = fake.next_frame()
-        assert isinstance(challenge, P.Challenge)
-        fake.sock.sendall(P.proof_of("inner-secret", challenge.nonce))
+        answer_challenge(fake, "inner-secret")
         assert isinstance(fake.next_frame(), P.Accept)
         assert not service.ha.unaccepted  # an accepted link no longer counts
     finally:

@@ -31,8 +31,8 @@ from tests.chaos.cluster import BrokerSpec, Node
 from tests.chaos.scenarios import Result, RunConfig
 from tests.chaos.scenarios_ha import (
     BROKER,
-    RTO_BOUND,
     HaRun,
+    KillMaster,
     _failover_facts,
     _failover_scenario,
     _ha_common,
@@ -56,18 +56,17 @@ def in_sync_ids(run: HaRun) -> set[int]:
     return {m["brokerId"] for m in info.get("inSyncReplicas") or []} - {master}
 
 
-class KillMasterAndSlave:
+class KillMasterAndSlave(KillMaster):
     """kill -9 the master and a seeded one of its two slaves at once, once both are in sync;
-    heal waits for the other slave to be listed as master, then restarts both."""
+    heal waits for the other slave to be listed as master (``KillMaster``'s), then restarts
+    both."""
 
     kind = "kill-master-and-slave"
 
     def __init__(self, run: HaRun, rng: random.Random) -> None:
-        self.run = run
+        super().__init__(run)
         self.rng = rng
-        self.target = "master+slave"
-        self.killed: list[Node] = []
-        self.old: str | None = None
+        self.slave: Node | None = None
 
     def inject(self) -> dict[str, Any]:
         run = self.run
@@ -82,35 +81,25 @@ class KillMasterAndSlave:
         waited = round(time.monotonic() - start, 3)
         master = run.current_master()
         self.old = run.cluster.master_address(BROKER)
-        slaves = [n for n in run.cluster.brokers.values() if n is not master]
-        slave = self.rng.choice(sorted(slaves, key=lambda n: n.name))
-        self.killed = [master, slave]
-        self.target = f"{master.name}+{slave.name}"
+        slaves = sorted(
+            (n for n in run.cluster.brokers.values() if n is not master), key=lambda n: n.name
+        )
+        self.killed, self.slave = master, self.rng.choice(slaves)
+        self.target = f"{master.name}+{self.slave.name}"
         master.kill()
-        slave.kill()
+        self.slave.kill()
         return {
             "master": master.name,
-            "slave": slave.name,
+            "slave": self.slave.name,
             "both_in_sync": both_in_sync,
             "in_sync_wait": waited,
         }
 
     def heal(self) -> dict[str, Any]:
-        start = time.monotonic()
-        failover: float | None
-        try:
-            admin.wait_until(
-                lambda: self.run.cluster.master_address(BROKER) not in (None, self.old),
-                RTO_BOUND,
-                "a new master",
-            )
-            failover = round(time.monotonic() - start, 3)
-        except TimeoutError:
-            failover = None
-        new = self.run.cluster.master_address(BROKER)
-        for node in self.killed:
-            node.start()
-        return {"new_master": new, "failover_wait": failover}
+        healed = super().heal()
+        assert self.slave is not None
+        self.slave.start()
+        return healed
 
 
 def _with_second_slave(run: HaRun) -> None:
