@@ -29,7 +29,7 @@ import msgspec
 from actors.client.admin_port import AdminPort
 from actors.client.allocate import allocate_averagely
 from actors.client.errors import ClientError
-from actors.client.namespace import SYSTEM_GROUP_PREFIX, SYSTEM_TOPIC_PREFIX, SYSTEM_TOPICS
+from actors.client.namespace import SYSTEM_TOPIC_PREFIX, SYSTEM_TOPICS, is_sys_consumer_group
 from runtime.remoting.bodies import (
     MessageQueue,
     SubscriptionGroupConfig,
@@ -112,7 +112,7 @@ class GroupConfigOnBroker(msgspec.Struct, frozen=True):
 
 def is_system_group(group: str) -> bool:
     """RocketMQ's ``MixAll.isSysConsumerGroup`` or one of ``SYSTEM_GROUPS``."""
-    return group.startswith(SYSTEM_GROUP_PREFIX) or group in SYSTEM_GROUPS
+    return is_sys_consumer_group(group) or group in SYSTEM_GROUPS
 
 
 class ExportAdmin(AdminPort):

@@ -29,11 +29,19 @@ SYSTEM_TOPICS = _SYSTEM_TOPICS | {"SCHEDULE_TOPIC_XXXX_V2"}
 _NAME_RE = re.compile(r"^[a-zA-Z0-9_-]+$")
 
 
+def is_sys_consumer_group(group: str) -> bool:
+    """RocketMQ's ``MixAll.isSysConsumerGroup``: a ``CID_RMQ_SYS_`` group (its transaction
+    check group ``CID_RMQ_SYS_TRANS`` among them). The prefix alone: MixAll's other named
+    groups (TOOLS_CONSUMER, FILTERSRV_CONSUMER, SELF_TEST_C_GROUP, CID_ONS-HTTP-PROXY,
+    CID_ONSAPI_*, ...) are not ones (``admin_export.is_system_group`` adds them)."""
+    return group.startswith(SYSTEM_GROUP_PREFIX)
+
+
 def is_system_resource(resource: str) -> bool:
     return (
         resource in SYSTEM_TOPICS
         or resource.startswith(SYSTEM_TOPIC_PREFIX)
-        or resource.startswith(SYSTEM_GROUP_PREFIX)
+        or is_sys_consumer_group(resource)
     )
 
 

@@ -19,6 +19,14 @@ A SendMessage's messages' topics are checked here for their names only: the syst
 is ``message_checks.check_message``'s, answered per message. Heartbeat and
 NotifyClientTermination name no topic. ``%RETRY%`` and ``%DLQ%`` topics pass, as in RocketMQ.
 
+A call's consumer group (ReceiveMessage, AckMessage, ChangeInvisibleDuration,
+ForwardMessageToDeadLetterQueue, QueryAssignment, Heartbeat, NotifyClientTermination,
+SyncLiteSubscription) and a Settings' subscription group may be no system group either
+(``names_system_group``: RocketMQ's ``MixAll.isSysConsumerGroup``, a ``CID_RMQ_SYS_`` group, such
+as the brokers' transaction check group CID_RMQ_SYS_TRANS): ILLEGAL_CONSUMER_GROUP "cannot use
+system consumer group", as RocketMQ 5's proxy answers (its ``validateConsumerGroup``). MixAll's
+other named groups (TOOLS_CONSUMER, ...) are not system groups there and pass.
+
 Names left empty are the handlers' to judge (a producer's heartbeat names no group).
 """
 
@@ -28,6 +36,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from actors.client.namespace import is_sys_consumer_group
 from actors.proxy.convert import resource_name
 from actors.proxy.message_checks import SYSTEM_TOPIC_REFUSAL, names_system_topic
 from actors.proxy.proto import Code
@@ -39,6 +48,17 @@ _GROUP_RE = re.compile(r"^[%|a-zA-Z0-9_-]+$")
 TOPIC, MESSAGE_TOPIC, GROUP = "topic", "message topic", "group"
 """What a name is: a call's topic, a sent message's topic (its system-topic check is
 ``check_message``'s), a consumer group."""
+
+SYSTEM_GROUP_REFUSAL = "cannot use system consumer group"
+"""RocketMQ 5's proxy's words (``GrpcValidator.validateConsumerGroup``), answered with
+ILLEGAL_CONSUMER_GROUP."""
+
+
+def names_system_group(group: Any) -> bool:
+    """Whether the ``Resource`` ``group`` names a system consumer group (RocketMQ's
+    ``MixAll.isSysConsumerGroup``), its name alone or in its namespace (RocketMQ never wraps a
+    ``CID_RMQ_SYS_`` name in a namespace, and checks the wrapped name)."""
+    return is_sys_consumer_group(group.name) or is_sys_consumer_group(resource_name(group))
 
 
 def group_problem(group: str) -> str | None:
@@ -52,7 +72,7 @@ def group_problem(group: str) -> str | None:
 
 def resource_refusal(request: Any) -> tuple[int, str] | None:
     """(code, reason) for the first illegal topic or group name ``request`` carries, or a
-    system topic it names, or None."""
+    system topic or group it names, or None."""
     return _first_refusal(_names(request))
 
 
@@ -79,6 +99,8 @@ def _first_refusal(names: Iterator[tuple[str, Any]]) -> tuple[int, str] | None:
             problem = group_problem(name)
             if problem is not None:
                 return Code.ILLEGAL_CONSUMER_GROUP, _short(problem)
+            if names_system_group(resource):
+                return Code.ILLEGAL_CONSUMER_GROUP, SYSTEM_GROUP_REFUSAL
             continue
         problem = topic_problem(name)
         if problem is not None:

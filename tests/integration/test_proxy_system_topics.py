@@ -223,3 +223,76 @@ def test_retry_and_dead_letter_topics_stay_served(proxy: tuple[Stub, WireClient]
 
     wait_until(dead_letters, timeout=30, what="the dead letter received through the proxy")
     assert got == [b"poison"]
+
+
+GROUP_REFUSED = (Code.ILLEGAL_CONSUMER_GROUP, "cannot use system consumer group")
+
+
+def _group_calls(stub: Stub, group: str) -> dict[str, Any]:
+    """Every unary call naming consumer group ``group`` (and the user's topic), answered."""
+    requests: dict[str, tuple[Any, Any]] = {
+        "QueryAssignment": (M.QueryAssignmentRequest(), M.QueryAssignmentResponse),
+        "AckMessage": (M.AckMessageRequest(), M.AckMessageResponse),
+        "ChangeInvisibleDuration": (
+            M.ChangeInvisibleDurationRequest(receipt_handle="handle", message_id="01AA"),
+            M.ChangeInvisibleDurationResponse,
+        ),
+        "ForwardMessageToDeadLetterQueue": (
+            M.ForwardMessageToDeadLetterQueueRequest(receipt_handle="handle", message_id="01AA"),
+            M.ForwardMessageToDeadLetterQueueResponse,
+        ),
+        "Heartbeat": (M.HeartbeatRequest(), M.HeartbeatResponse),
+        "NotifyClientTermination": (
+            M.NotifyClientTerminationRequest(),
+            M.NotifyClientTerminationResponse,
+        ),
+    }
+    answers = {}
+    for method, (request, response_type) in requests.items():
+        request.group.name = group
+        if "topic" in request.DESCRIPTOR.fields_by_name:
+            request.topic.name = TOPIC
+        if method == "AckMessage":
+            request.entries.add(message_id="01AA", receipt_handle="handle")
+        if method == "ChangeInvisibleDuration":
+            request.invisible_duration.seconds = 1
+        answers[method] = stub.unary(method, request, response_type)
+    return answers
+
+
+def test_a_system_consumer_group_cannot_be_used_through_the_proxy(
+    proxy: tuple[Stub, WireClient],
+) -> None:
+    stub, _broker = proxy
+    # Given a message waiting in the user's topic
+    request = M.SendMessageRequest()
+    request.messages.append(_message(b"for-users", "01C1"))
+    assert stub.unary("SendMessage", request, M.SendMessageResponse).status.code == Code.OK
+    for namespace in ("", "prod"):
+        # When a gRPC consumer receives it as the brokers' transaction check group (the broker
+        # creates CID_RMQ_SYS_TRANS at start; a receive as it was served)
+        got = _receive(stub, TOPIC, "CID_RMQ_SYS_TRANS", namespace)
+        # Then it gets RocketMQ 5's refusal alone, no message
+        assert [_status(r) for r in got] == [GROUP_REFUSED], (namespace, got)
+    # And every other call naming a system group is refused the same way
+    for method, answer in _group_calls(stub, "CID_RMQ_SYS_TRANS").items():
+        assert _status(answer) == GROUP_REFUSED, method
+    # And so is a consumer's Settings in that group
+    consumer = M.Settings(client_type=ClientType.SIMPLE_CONSUMER)
+    consumer.subscription.group.name = "CID_RMQ_SYS_x"
+    entry = consumer.subscription.subscriptions.add()
+    entry.topic.name, entry.expression.expression = TOPIC, "*"
+    assert _status(_settings_answer(stub, consumer)) == GROUP_REFUSED
+    # And a user's group still receives the message through the proxy
+    bodies: list[bytes] = []
+
+    def received() -> list[bytes]:
+        bodies.extend(
+            i.message.body
+            for i in _receive(stub, TOPIC, "sys-users")
+            if i.WhichOneof("content") == "message"
+        )
+        return bodies
+
+    wait_until(received, timeout=30, what="the message received by a user's group")
+    assert bodies == [b"for-users"]

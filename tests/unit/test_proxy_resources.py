@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from actors.proxy.proto import Code, M
 from actors.proxy.resources import group_problem, resource_refusal, settings_refusal
 
@@ -119,3 +121,69 @@ def test_settings_publishing_or_subscribing_a_system_topic_are_refused() -> None
     assert settings_refusal(producer) == SYSTEM_REFUSAL
     assert settings_refusal(consumer) == SYSTEM_REFUSAL
     assert settings_refusal(retry) is None
+
+
+GROUP_REFUSAL = (Code.ILLEGAL_CONSUMER_GROUP, "cannot use system consumer group")
+
+
+def _calls_with_group(group: str, namespace: str = "") -> list[Any]:
+    """One request of each call that names a consumer group, naming ``group`` (and a user's
+    topic where the call names one)."""
+    calls: list[Any] = []
+    for request in (
+        M.QueryAssignmentRequest(),
+        M.AckMessageRequest(),
+        M.ChangeInvisibleDurationRequest(),
+        M.ForwardMessageToDeadLetterQueueRequest(),
+        M.SyncLiteSubscriptionRequest(),
+    ):
+        request.topic.name = "Orders"
+        calls.append(request)
+    receive = M.ReceiveMessageRequest()
+    receive.message_queue.topic.name = "Orders"
+    calls += [receive, M.HeartbeatRequest(), M.NotifyClientTerminationRequest()]
+    for request in calls:
+        request.group.name, request.group.resource_namespace = group, namespace
+    return calls
+
+
+def test_calls_naming_a_system_group_are_refused_as_rocketmq_refuses_them() -> None:
+    # Given each call naming the brokers' transaction check group or another CID_RMQ_SYS_
+    # group, plain and in a namespace
+    for group in ("CID_RMQ_SYS_TRANS", "CID_RMQ_SYS_anything"):
+        for namespace in ("", "prod"):
+            for request in _calls_with_group(group, namespace):
+                # Then each is refused with RocketMQ 5's proxy's code and words
+                got = resource_refusal(request)
+                assert got == GROUP_REFUSAL, (type(request).__name__, group, namespace)
+    # And a namespace that makes the wrapped name one is refused too (RocketMQ checks that)
+    for request in _calls_with_group("billing", "CID_RMQ_SYS_x"):
+        assert resource_refusal(request) == GROUP_REFUSAL, type(request).__name__
+
+
+def test_mixalls_other_named_groups_and_user_groups_pass_the_system_group_check() -> None:
+    # Given calls naming MixAll's named groups that isSysConsumerGroup does not cover, a
+    # group merely containing the prefix, and a user's group
+    for group in (
+        "TOOLS_CONSUMER",
+        "CID_ONSAPI_PULL",
+        "SELF_TEST_C_GROUP",
+        "x_CID_RMQ_SYS_",
+        "billing",
+    ):
+        for request in _calls_with_group(group):
+            # Then none is refused (as in RocketMQ 5's proxy)
+            assert resource_refusal(request) is None, (type(request).__name__, group)
+
+
+def test_settings_of_a_system_group_are_refused() -> None:
+    # Given a push consumer's settings with the transaction check group, a user topic only
+    consumer = M.Settings()
+    consumer.subscription.group.name = "CID_RMQ_SYS_TRANS"
+    consumer.subscription.subscriptions.add().topic.name = "Orders"
+    namespaced = M.Settings()
+    namespaced.subscription.group.resource_namespace = "prod"
+    namespaced.subscription.group.name = "CID_RMQ_SYS_TRANS"
+    # Then they are refused as RocketMQ's telemetry refuses them
+    assert settings_refusal(consumer) == GROUP_REFUSAL
+    assert settings_refusal(namespaced) == GROUP_REFUSAL
