@@ -18,8 +18,8 @@ Messages accepted:
   WAIT or no answer -> nothing (a master's lease simply runs out).
 
 State owned: the connection to the controller, whether a heartbeat is in flight, the
-``HAState`` fields role/epoch/lease/fenced/isr_acknowledged/master_addr. Durability point:
-none (the epoch file is the HAService's).
+``HAState`` fields role/epoch/lease/fenced/isr_acknowledged/isr_reported/master_addr.
+Durability point: none (the epoch file is the HAService's).
 """
 
 from __future__ import annotations
@@ -129,6 +129,8 @@ class ControllerClient(GeventActor):
         last = epochs.last
         master = state.role is Role.MASTER
         opened = self.ha.store.opened
+        if master:  # the controller may take these before its reply comes (or if it never does)
+            state.isr_reported |= state.in_sync
         return ControllerHeartbeat(
             cluster=self.cfg.broker_cluster_name,
             group=self.cfg.broker_name,
@@ -206,6 +208,7 @@ class ControllerClient(GeventActor):
                 state.epoch = reply.epoch
                 state.lease_until = sent_at + reply.lease_ms / 1000
                 state.isr_acknowledged = frozenset(reply.in_sync)
+                state.isr_reported = frozenset()  # (one heartbeat in flight: this was it)
                 state.fenced = False
                 state.notify()
                 if self._leased_epoch != reply.epoch:

@@ -6,8 +6,8 @@ the HA actors (HAService, HAConnection, HAClient, ControllerClient) and the requ
 All of a process's actors share one hub thread, so plain attributes need no lock (as for the
 StoreContext); only the actor that owns a field writes it:
 
-- ``role``, ``epoch``, ``lease_until``, ``fenced``, ``isr_acknowledged``: ControllerClient (or
-  fixed in classic mode, where the lease never expires);
+- ``role``, ``epoch``, ``lease_until``, ``fenced``, ``isr_acknowledged``, ``isr_reported``:
+  ControllerClient (or fixed in classic mode, where the lease never expires);
 - ``slaves``, ``in_sync``, ``joining``: HAService (master); ``visible``: HAService and, for
   ASYNC_MASTER in controller mode, ``HACondition.wait`` (the writer's greenlet);
 - ``master_link_up``, ``master_ha_addr``, ``last_read_ms``, ``last_report_ms``,
@@ -118,6 +118,9 @@ class HAState:
         self.slaves: dict[int, SlaveLink] = {}
         self.in_sync: frozenset[int] = frozenset()
         self.isr_acknowledged: frozenset[int] = frozenset()
+        # Controller mode, master: slaves named in sync by heartbeats sent since the last reply
+        # that set ``isr_acknowledged`` (the controller may already hold them: electable).
+        self.isr_reported: frozenset[int] = frozenset()
         # Controller mode: the highest offset consumers may see or a PUT_OK vouched for; a slave
         # joins the in-sync set only once it holds that much (``may_join``), so an electable
         # slave never lacks a record somebody read or was acknowledged.
@@ -160,17 +163,17 @@ class HAState:
 
     def all_ack_set(self) -> frozenset[int]:
         """Slaves that must all hold a record for a PUT_OK under allAckInSyncStateSet: every
-        slave the controller counts in sync (it may elect any of them), in classic mode the
-        in-sync set."""
-        if self.controller_mode:
-            return self.isr_acknowledged - {self.node_id}
-        return self.in_sync
+        slave the controller counts in sync or may count so by now (it may elect any of them:
+        those it acknowledged, those this master reported since, those in sync now, which the
+        next heartbeat reports; RocketMQ 5 waits for the union of its local and remote sets
+        while a change is being synchronized), in classic mode the in-sync set."""
+        return self.confirm_set()
 
     def confirm_set(self) -> frozenset[int]:
         """Slaves that must hold a record before consumers may see it: every slave in sync now
-        and every slave the controller still believes in sync."""
+        and every slave the controller still believes (or may have been told) in sync."""
         if self.controller_mode:
-            return (self.in_sync | self.isr_acknowledged) - {self.node_id}
+            return (self.in_sync | self.isr_acknowledged | self.isr_reported) - {self.node_id}
         return self.in_sync
 
     def note_catch_up(self, end: int) -> None:

@@ -109,3 +109,24 @@ def test_all_ack_needs_every_slave_the_controller_may_elect() -> None:
     classic = HAState(node_id=0, role=Role.MASTER, sync=True)
     classic.in_sync = frozenset({1, 3})
     assert classic.all_ack_set() == {1, 3}
+
+
+def test_all_ack_also_waits_for_a_slave_the_controller_is_about_to_count() -> None:
+    # Given a controller-mode master whose slave 2 just joined its in-sync set (it held
+    # visible) but whose controller has not heard of it yet (isr_acknowledged: only 1)
+    state = HAState(node_id=0, role=Role.MASTER, sync=True, controller_mode=True)
+    state.isr_acknowledged = frozenset({1})
+    state.in_sync = frozenset({1, 2})
+    # Then under allAckInSyncStateSet slave 2 must hold a record too: the heartbeat carrying
+    # {1, 2} makes 2 electable, and a PUT_OK given on 1's ack alone meanwhile may be missing
+    # on it (RocketMQ 5 waits for the union of its local and the controller's set while the
+    # change is being synchronized)
+    assert state.all_ack_set() == {1, 2}
+    # And when 2 left the master's set again while a heartbeat naming it may still be taken
+    # by the controller, 2 is still waited for until a reply says what the controller holds
+    state.isr_reported = frozenset({1, 2})
+    state.in_sync = frozenset({1})
+    assert state.all_ack_set() == {1, 2}
+    assert state.confirm_set() == {1, 2}
+    state.isr_reported = frozenset()
+    assert state.all_ack_set() == {1}
