@@ -219,3 +219,45 @@ def test_a_slave_with_another_secret_is_told_why(
             stop_node(node)
     finally:
         logger.remove(sink)
+
+
+def test_links_that_end_before_their_accept_are_no_longer_counted(
+    master: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # (review of the per-host count: every way a link ends before its ACCEPT gives its
+    # place back, so a host is never locked out for good)
+    import actors.broker.ha_connection as hc
+
+    service = actor_of(master.directory.require(f"{label(master)}/ha-service"))
+    # Given links refused for a bad proof, closed by the peer after the challenge, and one
+    # whose HELLO makes the HAConnection raise (the actor fails)
+    for _ in range(UNACCEPTED_PER_HOST + 2):
+        fake = FakeSlave(ha_address(master), node=1)
+        try:
+            answer_challenge(fake, "guessed")
+            assert isinstance(fake.next_frame(), P.Refused)
+        finally:
+            fake.close()
+    for _ in range(UNACCEPTED_PER_HOST + 2):
+        gevent.socket.create_connection(parse_address(ha_address(master)), timeout=T).close()
+
+    def broken(*_args: object) -> int:
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr(hc, "consistent_point", broken)
+    for _ in range(UNACCEPTED_PER_HOST + 2):
+        fake = FakeSlave(ha_address(master), node=1)
+        try:
+            answer_challenge(fake, "inner-secret")
+            assert fake.closed_by_master()
+        finally:
+            fake.close()
+    monkeypatch.undo()
+    # Then none of them still counts, and a slave with the secret is accepted
+    wait_until(lambda: not service.ha.unaccepted, what="no link waiting")
+    fake = FakeSlave(ha_address(master), node=1)
+    try:
+        answer_challenge(fake, "inner-secret")
+        assert isinstance(fake.next_frame(), P.Accept)
+    finally:
+        fake.close()
