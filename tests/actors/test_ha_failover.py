@@ -243,3 +243,41 @@ def test_a_slave_links_for_replication_only_once_it_holds_the_masters_metadata(
     # is electable: promoted, it must know the topics and the groups' offsets)
     assert state.wait_until(linked, T)
     assert at_link == [True]
+
+
+def test_all_ack_sends_go_on_at_once_when_one_of_two_slaves_dies(
+    tmp_path: pathlib.Path, nodes: list[Node]
+) -> None:
+    # (review of allAckInSyncStateSet in controller mode: the set shrinks on the master's
+    # next heartbeat, and the waiting sends are answered at the HAService's next tick)
+    ns = start_namesrv(controller=True)
+    nodes.append(ns)
+    namesrv = ns.addresses["namesrv"]
+    extra = {"controller_addr": namesrv, "all_ack_in_sync_state_set": True}
+    master = start_broker(
+        broker_config("broker-a", 0, "SYNC_MASTER", namesrv, **extra), tmp_path / "m"
+    )
+    nodes.append(master)
+    slaves = [
+        start_broker(broker_config("broker-a", i, "SLAVE", namesrv, **extra), tmp_path / f"s{i}")
+        for i in (1, 2)
+    ]
+    nodes += slaves
+    # Given a SYNC_MASTER whose controller counts both slaves in sync
+    state = writable(master)
+    assert state.wait_until(lambda s: {1, 2} <= s.isr_acknowledged, 20)
+    client = WireClient(master.addresses[label(master)])
+    try:
+        assert send(client, "AA", b"both").code == ResponseCode.SUCCESS
+        # When slave 2 dies
+        stop_node(slaves[1])
+        nodes.remove(slaves[1])
+        # Then sends are acknowledged by slave 1 alone well before slaveTimeout (3 s)
+        started = time.monotonic()
+        answer = send(client, "AA", b"one")
+        took = time.monotonic() - started
+        assert answer.code == ResponseCode.SUCCESS, answer.remark
+        assert took < 1.0, f"the first send after the slave died took {took:.2f}s"
+        assert state.wait_until(lambda s: 2 not in s.all_ack_set(), T)
+    finally:
+        client.close()
