@@ -103,6 +103,35 @@ class DropWarnings:
         self.count = 0
 
 
+class RefusalWarnings:
+    """Logs the re-puts the store refused (a scheduler keeps the record and retries): one
+    WARNING at once, then at most one every ``WARN_EVERY_S`` counting those refused since, so
+    a store refusing for long (minInSyncReplicas while a slave is down, a full disk) is not a
+    line per delay level and retry."""
+
+    def __init__(self, who: str) -> None:
+        self.who = who
+        self.count = 0
+        self._warned_at = float("-inf")
+
+    def refused(self, where: str, status: str, reason: str | None) -> None:
+        self.count += 1
+        now = time.monotonic()
+        if now - self._warned_at < WARN_EVERY_S:
+            return
+        logger.warning(
+            "{}: {} re-put(s) refused since the last warning (each kept and retried); the "
+            "latest, {}: {} {}",
+            self.who,
+            self.count,
+            where,
+            status,
+            reason,
+        )
+        self._warned_at = now
+        self.count = 0
+
+
 def delay_level(record: PutRecord) -> int:
     """The record's delay level (0: none). Prepared/rolled-back transaction records: 0."""
     tran = record.sys_flag & TRANSACTION_MASK

@@ -13,7 +13,8 @@ State owned: one worker greenlet per delay level and the progress table, persist
 Durability point and guarantees: a message is put back into its real topic only once
 ``now >= storeTimestamp + delay`` (never early), and progress moves past it only after that put
 was stored, so a crash re-delivers (at-least-once) and never loses one. A put that fails is
-retried every second; the queue does not move past it. A record that names no topic it may
+retried every second (WARNINGs: one at once, then at most one every 10 s); the queue does not
+move past it. A record that names no topic it may
 be put back into (no REAL_TOPIC, the schedule topic itself, ...: ``delay.put_back_problem``) is
 dropped with a WARNING (at most one every 10 s) and the queue moves past it: put back into
 SCHEDULE_TOPIC_XXXX it would come round again every second, forever.
@@ -30,7 +31,7 @@ import msgspec
 import pykka
 from loguru import logger
 
-from actors.broker.delay import DropWarnings, Undeliverable, from_schedule
+from actors.broker.delay import DropWarnings, RefusalWarnings, Undeliverable, from_schedule
 from actors.broker.store_results import GetStatus, PutStatus
 from runtime.actor import GeventActor
 from runtime.store.background import BackgroundWriter
@@ -77,6 +78,7 @@ class Scheduler(GeventActor):
         self._workers: list[gevent.Greenlet] = []
         self._running = True
         self._drops = DropWarnings("scheduler")
+        self._refusals = RefusalWarnings("scheduler")
 
     def on_start(self) -> None:
         saved = read_json(self.path, DelayOffsets) if os.path.exists(self.path) else None
@@ -167,12 +169,8 @@ class Scheduler(GeventActor):
                 put = self.store.put([record]).get(timeout=CALL_TIMEOUT_S + 10)
                 if put.status in STORED:
                     break
-                logger.warning(
-                    "scheduler level {}: re-put of offset {} refused: {} {}",
-                    level,
-                    queue_offset,
-                    put.status.value,
-                    put.reason,
+                self._refusals.refused(
+                    f"level {level} offset {queue_offset}", put.status.value, put.reason
                 )
                 gevent.sleep(RETRY_S)
             offset = queue_offset + 1

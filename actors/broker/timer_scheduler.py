@@ -43,6 +43,7 @@ from actors.broker.delay import (
     TIMER_OUT_MS,
     TIMER_TOPIC,
     DropWarnings,
+    RefusalWarnings,
     Undeliverable,
     from_timer,
     put_back_problem,
@@ -102,6 +103,7 @@ class TimerScheduler(GeventActor):
         self._dirty = False
         self._running = True
         self._drops = DropWarnings("timer")
+        self._refusals = RefusalWarnings("timer")
 
     def on_start(self) -> None:
         if os.path.exists(self.path):
@@ -240,11 +242,8 @@ class TimerScheduler(GeventActor):
                         continue
                     put = self.store.put([record]).get(timeout=CALL_TIMEOUT_S + 10)
                     if put.status not in STORED:
-                        logger.warning(
-                            "timer: re-put of offset {} refused: {} {}",
-                            queue_offset,
-                            put.status.value,
-                            put.reason,
+                        self._refusals.refused(
+                            f"offset {queue_offset}", put.status.value, put.reason
                         )
                         heapq.heappush(self._heap, entry)
                         gevent.sleep(RETRY_S)
