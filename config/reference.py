@@ -268,10 +268,11 @@ BROKER_KEYS: dict[str, tuple[str, str]] = {
         "RocketMQ 5's: a SYNC_MASTER answers SEND_OK only once every slave of the in-sync set "
         "holds the message (in controller mode: every slave the controller counts in sync, so "
         "whichever it elects holds every acknowledged message); a slave that stops acking "
-        "holds sends back until the controller drops it from the set or slaveTimeout gives "
-        "FLUSH_SLAVE_TIMEOUT. false (RocketMQ's default): once one in-sync slave holds it, so "
-        "with two or more slaves a failover that loses the master and that slave together "
-        "can lose acknowledged messages. Same effect with one slave. Read at start.",
+        "holds sends back (each FLUSH_SLAVE_TIMEOUT after slaveTimeout) until the controller "
+        "drops it from the set (classic mode: until it has not caught up for "
+        "haMaxTimeSlaveNotCatchup). false (RocketMQ's default): once one in-sync slave holds "
+        "it, so with two or more slaves a failover that loses the master and that slave "
+        "together can lose acknowledged messages. Same effect with one slave. Read at start.",
     ),
     "haTransferBatchSize": (
         USED,

@@ -166,8 +166,18 @@ class HAState:
         slave the controller counts in sync or may count so by now (it may elect any of them:
         those it acknowledged, those this master reported since, those in sync now, which the
         next heartbeat reports; RocketMQ 5 waits for the union of its local and remote sets
-        while a change is being synchronized), in classic mode the in-sync set."""
-        return self.confirm_set()
+        while a change is being synchronized). In classic mode the in-sync slaves that caught
+        up within ``not_catchup_s`` (or all of them when none did): there the set keeps a slave
+        until it is ``fallbehind_max`` behind, and a slow one kept reporting would otherwise
+        turn every send into FLUSH_SLAVE_TIMEOUT for as long (controller mode drops such a
+        slave from the set itself)."""
+        if self.controller_mode:
+            return self.confirm_set()
+        slaves = self.slaves
+        caught_up = frozenset(
+            n for n in self.in_sync if n in slaves and self.recently_caught_up(slaves[n])
+        )
+        return caught_up or self.in_sync
 
     def confirm_set(self) -> frozenset[int]:
         """Slaves that must hold a record before consumers may see it: every slave in sync now

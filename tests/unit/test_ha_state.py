@@ -130,3 +130,26 @@ def test_all_ack_also_waits_for_a_slave_the_controller_is_about_to_count() -> No
     assert state.confirm_set() == {1, 2}
     state.isr_reported = frozenset()
     assert state.all_ack_set() == {1}
+
+
+def test_classic_all_ack_stops_waiting_for_a_slave_that_stopped_catching_up() -> None:
+    # Given a classic-mode SYNC_MASTER with two linked slaves within the lag limit: 1 keeps
+    # up, 3 keeps its link and reports but falls further behind (a slow disk)
+    s, clock = state(controller=False, sync=True)
+    fast = SlaveLink("a", 0, target=0, now=clock.now)
+    slow = SlaveLink("b", 0, target=0, now=clock.now)
+    s.slaves = {1: fast, 3: slow}
+    s.in_sync = frozenset({1, 3})
+    assert s.all_ack_set() == {1, 3}
+    for end in range(100, 1000, 100):
+        clock.now += 2.0
+        fast.acked = end - 100  # held the previous tick's end
+        slow.acked += 1
+        s.note_catch_up(end)
+    # Then once 3 has not caught up for haMaxTimeSlaveNotCatchup (as controller mode drops
+    # it from the in-sync set) PUT_OKs stop waiting for it, instead of every send getting
+    # FLUSH_SLAVE_TIMEOUT until it is haSlaveFallbehindMax (256 MiB) behind; consumers still
+    # wait for it (it is still in sync for the confirm set)
+    assert s.counts_in_sync(3, slow, end=900)
+    assert s.all_ack_set() == {1}
+    assert s.confirm_set() == {1, 3}
