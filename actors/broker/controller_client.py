@@ -144,6 +144,7 @@ class ControllerClient(GeventActor):
             in_sync=sorted(state.in_sync) if master else [],
             writable=state.accepting_writes(),
             resigned=self._resigned,
+            confirmed=state.visible if master else 0,
         )
 
     def _beat(self, hb: ControllerHeartbeat) -> None:

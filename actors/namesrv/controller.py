@@ -16,7 +16,8 @@ Messages:
 - ``SessionClosed(session_id)`` (tell): a broker's connection closed (kept for the record;
   elections still wait for the lease, since a closed connection does not prove a dead writer).
 - ``ControllerTick`` (timer, 0.1 s): a master whose lease ran out (+ margin) is lost; elect.
-- ``Groups()`` (ask) -> {group: {"epoch", "master", "isr", "members"}} (tests and tools).
+- ``Groups()`` (ask) -> {group: {"epoch", "master", "isr", "members", "confirmed"}} (tests
+  and tools).
 - ``Replicas(groups)`` (ask) -> {group: ``GroupView``} of the groups named that it knows
   (CONTROLLER_GET_SYNC_STATE_DATA, mqadmin getSyncStateSet).
 - ``ElectMaster(group, node)`` (ask, mqadmin electMaster) -> an ``ElectOutcome`` now, or a
@@ -33,8 +34,12 @@ with the highest commit-log offset; the epoch goes up by one. A term whose maste
 (never heartbeated claiming it) counts as not begun: the previous term's in-sync set and master
 stay the candidates. A controller that has not seen
 the group's in-sync set (a new group, or no ``controllerStorePath``) only adopts a broker that
-claims to be master with the newest epoch any live member reports. No candidate: no election
-(the group keeps no master until one returns).
+claims to be master with the newest epoch any live member reports. Whatever the rule, a
+candidate whose log (as its last heartbeat told) ends before the highest offset a master of the
+group reported acknowledged (``ControllerHeartbeat.confirmed``: PUT_OK'd or shown to consumers)
+is passed over: a last master or slave that restarted after a power loss with a shorter log is
+not elected over records a replica still holds (RELIABILITY.md R14); a WARNING says so when
+that leaves nobody. No candidate: no election (the group keeps no master until one returns).
 
 State: per group the term, its master and last master, the in-sync set and the members' ids,
 kept in ``controller_store`` (``controllerStorePath``; without one, memory only) and restored
@@ -88,6 +93,10 @@ memory and store without bound)."""
 MAX_MEMBERS = 64
 """Members of one group."""
 WARN_EVERY_S = 10.0
+CONFIRMED_SAVE_S = 5.0
+"""A group's acknowledged offset grows with every master heartbeat; it is saved at most this
+often (and with every other change of the group): a restarted controller knows one at most
+this old."""
 FORGET_SILENT_S = 3600.0
 """At the groups' limit, a group none of whose members was heard from for this long is
 forgotten to make room (``Controller._forget_silent``)."""
@@ -239,6 +248,7 @@ class Controller(Handovers, GeventActor):
                     "master": g.master,
                     "isr": sorted(g.isr),
                     "members": sorted(g.members),
+                    "confirmed": g.confirmed,
                 }
                 for name, g in self.groups.items()
             }
@@ -305,6 +315,7 @@ class Controller(Handovers, GeventActor):
                 g.isr = frozenset(hb.in_sync)
                 g.isr_known = True
                 g.sync = hb.sync
+                self._note_confirmed(g, hb.confirmed, now)
                 return ControllerReply(
                     role=ControlRole.MASTER,
                     epoch=g.epoch,
@@ -327,6 +338,15 @@ class Controller(Handovers, GeventActor):
             master_ha_addr=master.ha_addr if master is not None else "",
             register_id=hb.node if hb.node > 0 else max(g.members) + 1,
         )
+
+    def _note_confirmed(self, g: Group, confirmed: int, now: float) -> None:
+        """The master of the current term acknowledged up to ``confirmed``."""
+        if confirmed <= g.confirmed:
+            return
+        g.confirmed = confirmed
+        if now - g.confirmed_saved_at >= CONFIRMED_SAVE_S:
+            g.confirmed_saved_at = now
+            g.confirmed_saved = confirmed
 
     def _forget_silent(self, now: float) -> bool:
         """At the groups' limit: forget the group silent longest, if none of its members was
@@ -395,11 +415,29 @@ class Controller(Handovers, GeventActor):
 
     def _decide(self, g: Group, now: float, exclude: int | None = None) -> None:
         """Elect the best candidate (see the module docstring), if there is one."""
-        candidates = self._candidates(g, now, exclude)
+        eligible = self._candidates(g, now, exclude)
+        candidates = [n for n in eligible if g.holds_confirmed(n)]
+        if len(candidates) < len(eligible) and not candidates:
+            self._warn_short(g, eligible, now)
         if not candidates:
             return
         best = max(candidates, key=lambda n: (g.members[n].epoch, g.members[n].max_offset, -n))
         self._elect(g, best, now)
+
+    def _warn_short(self, g: Group, eligible: list[int], now: float) -> None:
+        """Nobody elected: every candidate's log ends before the acknowledged offset."""
+        if now - self._warned.get((g.name, -1), float("-inf")) < WARN_EVERY_S:
+            return
+        self._warned[(g.name, -1)] = now
+        logger.warning(
+            "controller: {} elects nobody: its candidates' logs end before {}, the last "
+            "offset a master acknowledged ({}): a replica that holds it must come back "
+            "(unclean restarts lost a tail; at most one such line every {:g} s)",
+            g.name,
+            g.confirmed,
+            ", ".join(f"{n} at {g.members[n].max_offset}" for n in sorted(eligible)),
+            WARN_EVERY_S,
+        )
 
     def _candidates(self, g: Group, now: float, exclude: int | None = None) -> list[int]:
         """The live members that may be elected: with a known in-sync set, its members and the
@@ -435,6 +473,7 @@ class Controller(Handovers, GeventActor):
         g.claimed = False
         g.epoch = max(g.epoch, newest) + 1
         self._touched.add(g.name)
+        g.confirmed_saved = g.confirmed  # (saved with the term)
         g.master = g.last_master = node
         g.lease_until = now + self.lease_s  # nobody else before the new master's first lease
         g.isr = frozenset()

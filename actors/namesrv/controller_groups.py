@@ -61,6 +61,9 @@ class Group:
     __slots__ = (
         "claimed",
         "cluster",
+        "confirmed",
+        "confirmed_saved",
+        "confirmed_saved_at",
         "epoch",
         "handover",
         "isr",
@@ -94,6 +97,15 @@ class Group:
         self.prev_epoch = 0
         self.prev_isr: frozenset[int] = frozenset()
         self.prev_master: int | None = None
+        self.confirmed = 0
+        """The highest offset a master of this group reported acknowledged."""
+        self.confirmed_saved = 0
+        """What the group's record holds of it (it is saved at most every few seconds)."""
+        self.confirmed_saved_at = float("-inf")
+
+    def holds_confirmed(self, node: int) -> bool:
+        """Whether ``node``'s log (as its last heartbeat told) holds every acknowledged record."""
+        return self.members[node].max_offset >= self.confirmed
 
     def last_heard(self) -> float:
         """When a member was last heard from (-inf: none since the controller started)."""
@@ -115,6 +127,7 @@ def record_of(g: Group) -> GroupRecord:
         prev_epoch=g.prev_epoch,
         prev_isr=tuple(sorted(g.prev_isr)),
         prev_master=g.prev_master,
+        confirmed=g.confirmed_saved,
     )
 
 
@@ -124,6 +137,7 @@ def restored(name: str, r: GroupRecord) -> Group:
     g.isr, g.isr_epoch, g.isr_known, g.sync = frozenset(r.isr), r.isr_epoch, r.isr_known, r.sync
     g.claimed, g.prev_epoch, g.prev_master = r.claimed, r.prev_epoch, r.prev_master
     g.prev_isr = frozenset(r.prev_isr)
+    g.confirmed = g.confirmed_saved = r.confirmed
     for node, mr in r.members.items():
         m = g.members[node] = Member()
         m.addr, m.ha_addr = mr.addr, mr.ha_addr

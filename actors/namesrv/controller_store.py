@@ -71,6 +71,9 @@ class GroupRecord(msgspec.Struct, frozen=True):
     prev_epoch: int = 0
     prev_isr: tuple[int, ...] = ()
     prev_master: int | None = None
+    confirmed: int = 0
+    """The highest offset a master of the group reported acknowledged (saved at most every
+    ``controller.CONFIRMED_SAVE_S``): nobody whose log ends before it is elected."""
 
 
 class _Snapshot(msgspec.Struct, frozen=True):

@@ -60,6 +60,10 @@ class ControllerHeartbeat(msgspec.Struct, frozen=True, kw_only=True, rename="cam
     writable: bool = True
     """It may append now (a master holding its lease), read in the same turn as ``max_offset``.
     (Missing, from an older broker: True, the safe reading.)"""
+    confirmed: Annotated[int, msgspec.Meta(ge=0, le=2**62)] = 0
+    """A master: the highest offset it acknowledged (PUT_OK) or let consumers see
+    (``HAState.visible``). The controller elects nobody whose log ends before the highest it
+    heard (0 from an older broker: no such check)."""
     resigned: int = 0
     """The handover (its ``ControllerReply.resign`` token) this master gave its lease up for;
     0: none. It never holds a lease again in that handover, so from a heartbeat carrying the

@@ -43,6 +43,7 @@ def hb(
     isr: Any = (),
     writable: bool = False,
     resigned: int = 0,
+    confirmed: int = 0,
 ) -> Any:
     return ControllerHeartbeat(
         cluster="C",
@@ -56,6 +57,7 @@ def hb(
         in_sync=list(isr),
         writable=writable,
         resigned=resigned,
+        confirmed=confirmed,
     )
 
 
@@ -226,3 +228,42 @@ def test_a_live_members_identity_is_not_taken_from_another_connection() -> None:
     again.alive = False
     f.ref.tell(SessionClosed(3))
     assert beat(0, forged, "10.6.6.6:10911", claim=True, epoch=1).role is ControlRole.MASTER
+
+
+@pytest.mark.parametrize("reported", [True, False], ids=["confirmed", "older-master"])
+def test_a_candidate_short_of_the_acknowledged_offset_is_not_elected(reported: bool) -> None:
+    # Given a master that acknowledged up to offset 5000, held by its in-sync slave 1
+    f = Fixture()
+    start_group(f)
+    f.beat(node=1, epoch=1, offset=5000)
+    f.beat(node=0, claim=True, epoch=1, isr=[1], offset=5000, confirmed=5000 if reported else 0)
+    # When the master's machine loses power: its lease runs out while slave 1 is down too, and
+    # it comes back (configured as a slave: no claim) with the unflushed tail gone
+    f.clock.now += LEASE_S + MARGIN_S + 0.1
+    f.tick()  # (the lease is lost: the lost master is not a candidate on this tick)
+    back = f.beat(node=0, epoch=1, offset=3000)
+    f.tick()
+    if not reported:
+        # (a master that reports nothing: the last master is taken back, as before)
+        assert back.role is ControlRole.MASTER and f.groups()["master"] == 0
+        return
+    # Then the controller elects nobody over the records slave 1 still holds
+    assert back.role is not ControlRole.MASTER and f.groups()["master"] is None
+    assert f.groups()["confirmed"] == 5000
+    # When slave 1 returns holding them, Then it is elected
+    f.beat(node=1, epoch=1, offset=5000)
+    assert f.groups()["master"] == 1 and f.groups()["epoch"] == 2
+
+
+def test_a_slave_whose_last_report_lags_is_elected_once_it_reports_the_end() -> None:
+    # Given a master that acknowledged up to 800 while slave 1's last heartbeat said 500
+    f = Fixture()
+    start_group(f)
+    f.beat(node=0, claim=True, epoch=1, isr=[1], offset=800, confirmed=800)
+    f.beat(node=1, epoch=1, offset=500)
+    # When the master dies, Then the election waits for the slave's next report, not for ever
+    f.clock.now += LEASE_S + MARGIN_S + 0.1
+    f.tick()
+    assert f.groups()["master"] is None
+    f.beat(node=1, epoch=1, offset=800)
+    assert f.groups()["master"] == 1

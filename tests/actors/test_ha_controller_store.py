@@ -379,3 +379,23 @@ def test_at_the_limit_a_group_silent_for_long_makes_room(
         assert sorted(ControllerStore(str(tmp_path)).load(lock=False)) == ["g0", "g2"]
     finally:
         ref.stop()
+
+
+def test_the_acknowledged_offset_is_saved_at_most_every_few_seconds(
+    tmp_path: pathlib.Path,
+) -> None:
+    # Given a master reporting what it acknowledged at every heartbeat
+    f = Stored(tmp_path)
+    start_group(f)
+    f.beat(node=0, claim=True, epoch=1, isr=[1], confirmed=100)
+    assert saved(tmp_path).confirmed == 100  # the first is saved with its reply
+    f.clock.now += 1.0
+    f.beat(node=0, claim=True, epoch=1, isr=[1], confirmed=200)
+    assert saved(tmp_path).confirmed == 100  # not a write per heartbeat
+    f.clock.now += controller.CONFIRMED_SAVE_S
+    f.beat(node=0, claim=True, epoch=1, isr=[1], confirmed=300)
+    assert saved(tmp_path).confirmed == 300
+    # When the controller restarts, Then it still elects nobody short of it
+    f = f.restart(tmp_path)
+    assert f.groups()["confirmed"] == 300
+    f.ref.stop()
