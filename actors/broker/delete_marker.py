@@ -1,11 +1,12 @@
 """``DeleteTopicData`` for the CommitLogWriter: append a topic's deletion marker.
 
 Kept beside the writer (it runs inside the writer actor, on its state), as ``raw_append`` is,
-so the writer module stays about appending client records. Steps: refuse when the store failed
-or is a slave's; append one record of the reserved topic ``TOPIC_DELETED_MARKER`` whose body is
-the topic's name (``runtime.store.fences``); forget the topic's next queue offsets (created
-again, it starts at 0); hand the marker to the Dispatcher (a barrier there: the topic's queues
-go once an fsync covers the marker) and ask the Flusher for that fsync. Replies
+so the writer module stays about appending client records. Steps: refuse when the store
+failed, is a slave's or is a master's without its lease (``may_append``: the log end it
+reported is final); append one record of the reserved topic ``TOPIC_DELETED_MARKER`` whose
+body is the topic's name (``runtime.store.fences``); forget the topic's next queue offsets
+(created again, it starts at 0); hand the marker to the Dispatcher (a barrier there: the
+topic's queues go once an fsync covers the marker) and ask the Flusher for that fsync. Replies
 ``TopicDataDeleted(fence)``: the offset just past the marker.
 
 Durability point: none of its own; the Dispatcher waits for the marker's fsync before it
@@ -41,6 +42,11 @@ def handle(writer: Any, topic: str) -> TopicDataDeleted:
         return TopicDataDeleted(begin, f"store failed: {failed}")
     if writer.settings.read_only:
         return TopicDataDeleted(begin, "store is read-only (slave): delete on the master")
+    if not writer.ctx.replication.may_append():
+        # (as for client records: the log end a master without its lease reported is final)
+        return TopicDataDeleted(
+            begin, "this master holds no lease from the controller (a failover may be under way)"
+        )
     store_ts = int(time.time() * 1000)
     marker = PutRecord(
         topic=TOPIC_DELETED_MARKER, queue_id=0, body=topic.encode(), born_timestamp=store_ts

@@ -232,3 +232,40 @@ def test_a_corrupt_fence_file_is_rebuilt_from_the_markers(tmp_path: Path) -> Non
         assert fence_table.load(str(tmp_path)) == {"T": fence}
     finally:
         store.stop()
+
+
+class NoLease:
+    """A master's replication condition once its lease ran out (controller mode)."""
+
+    required = False
+    confirm_source: str | None = None
+
+    def wait(self, offset: int) -> Any:
+        raise AssertionError("nothing may be appended")
+
+    def still_holds(self) -> bool:
+        return False
+
+    def may_append(self) -> bool:
+        return False
+
+    def replicas_enough(self) -> bool:
+        return True
+
+
+def test_a_master_without_its_lease_appends_no_deletion_marker(tmp_path: Path) -> None:
+    # Given a master store holding T's messages whose lease ran out (a failover or a handover
+    # under way: the log end it reported is final, the writer appends nothing for anyone)
+    store = open_store(tmp_path)
+    try:
+        fill(store, "T", 4, "old")
+        store.ctx.replication = NoLease()
+        end = store.ctx.require_open().log.write_offset
+        # When T's data is deleted there
+        done = store.delete_topic_data("T").get(timeout=T)
+        # Then it is refused and the log did not grow (the new master keeps T)
+        assert done.error is not None
+        assert store.ctx.require_open().log.write_offset == end
+        assert put(store, rec(b"x", 0, "T")).status is PutStatus.SERVICE_NOT_AVAILABLE
+    finally:
+        store.stop()
