@@ -38,7 +38,8 @@ from actors.broker.ha_service import HAContext
 from config import BrokerConfig, BrokerRole, with_overrides
 from runtime import tls
 from runtime.acl.signature import signer_for
-from runtime.actor import GeventActor, new_future
+from runtime.actor import GeventActor, new_future, offload
+from runtime.ha import boot
 from runtime.ha.control import (
     CONTROLLER_HEARTBEAT,
     CONTROLLER_NOTIFY,
@@ -129,6 +130,15 @@ class ControllerClient(GeventActor):
         last = epochs.last
         master = state.role is Role.MASTER
         opened = self.ha.store.opened
+        if state.power_cut is None and opened is not None:
+            state.power_cut = boot.power_cut_suspected(opened.settings.root, opened.report.unclean)
+            if state.power_cut:
+                logger.warning(
+                    "{}: the store stopped uncleanly before the machine restarted: it may lack "
+                    "what it acknowledged; the controller elects it only with every in-sync "
+                    "member back",
+                    self.handle.name,
+                )
         if master:  # the controller may take these before its reply comes (or if it never does)
             state.isr_reported |= state.in_sync
         return ControllerHeartbeat(
@@ -145,6 +155,7 @@ class ControllerClient(GeventActor):
             writable=state.accepting_writes(),
             resigned=self._resigned,
             confirmed=state.visible if master else 0,
+            power_cut=bool(state.power_cut),
         )
 
     def _beat(self, hb: ControllerHeartbeat) -> None:
@@ -199,6 +210,9 @@ class ControllerClient(GeventActor):
                 )
                 return
             if reply.epoch > self.ha.epochs.last_epoch:
+                if state.power_cut:  # elected for a new term: its log is the group's
+                    state.power_cut = False
+                    offload(boot.clear, self.ha.store.require_open().settings.root)
                 done = new_future()
                 self.ha.tell(self.ha.service, NewEpoch(reply.epoch, done))
                 me = self.actor_ref

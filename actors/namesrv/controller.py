@@ -37,9 +37,12 @@ the group's in-sync set (a new group, or no ``controllerStorePath``) only adopts
 claims to be master with the newest epoch any live member reports. Whatever the rule, a
 candidate whose log (as its last heartbeat told) ends before the highest offset a master of the
 group reported acknowledged (``ControllerHeartbeat.confirmed``: PUT_OK'd or shown to consumers)
-is passed over: a last master or slave that restarted after a power loss with a shorter log is
-not elected over records a replica still holds (RELIABILITY.md R14); a WARNING says so when
-that leaves nobody. No candidate: no election (the group keeps no master until one returns).
+is passed over, and so is one whose machine lost power since its store last ran
+(``ControllerHeartbeat.power_cut``: an unclean stop on an earlier boot) while another member of
+the in-sync set, or the last master, is away: a last master or slave back from a power loss with
+a shorter log is not elected over records a replica still holds (RELIABILITY.md R14); a WARNING
+says so when that leaves nobody. Such a master back within its own lease gets no lease. No
+candidate: no election (the group keeps no master until one returns).
 
 State: per group the term, its master and last master, the in-sync set and the members' ids,
 kept in ``controller_store`` (``controllerStorePath``; without one, memory only) and restored
@@ -290,6 +293,7 @@ class Controller(Handovers, GeventActor):
             )
         m.addr, m.ha_addr, m.last_seen = hb.addr, hb.ha_addr, now
         m.max_offset, m.epoch, m.claim = hb.max_offset, hb.epoch, hb.claim_master
+        m.power_cut = hb.power_cut
         m.writable = hb.writable
         m.resigned = hb.resigned
         m.session = session
@@ -299,6 +303,8 @@ class Controller(Handovers, GeventActor):
         if g.master is None and g.handover is None:
             self._decide(g, now)
         if g.master == hb.node:
+            if hb.claim_master and hb.epoch == g.epoch and self._short(g, hb, now):
+                return ControllerReply(role=ControlRole.MASTER, epoch=g.epoch, sync=g.sync)
             if hb.claim_master and hb.epoch == g.epoch:
                 g.claimed = True
                 if g.handover is None:  # a handover lets the lease run out
@@ -338,6 +344,27 @@ class Controller(Handovers, GeventActor):
             master_ha_addr=master.ha_addr if master is not None else "",
             register_id=hb.node if hb.node > 0 else max(g.members) + 1,
         )
+
+    def _short(self, g: Group, hb: ControllerHeartbeat, now: float) -> bool:
+        """The master is back (within its lease) short of what a master of the group
+        acknowledged, or from a power loss (``power_cut``): it may have lost records. No lease
+        for it: the term ends when the current one runs out, and the election that follows
+        waits for a replica that holds them."""
+        if hb.max_offset >= g.confirmed and not hb.power_cut:
+            return False
+        if now - self._warned.get((g.name, -2), float("-inf")) >= WARN_EVERY_S:
+            self._warned[(g.name, -2)] = now
+            logger.warning(
+                "controller: {} master {} is back with its log ending at {} (acknowledged: "
+                "{}{}): no lease; the term ends (at most one such line every {:g} s)",
+                g.name,
+                hb.node,
+                hb.max_offset,
+                g.confirmed,
+                ", after a power loss" if hb.power_cut else "",
+                WARN_EVERY_S,
+            )
+        return True
 
     def _note_confirmed(self, g: Group, confirmed: int, now: float) -> None:
         """The master of the current term acknowledged up to ``confirmed``."""
@@ -416,7 +443,8 @@ class Controller(Handovers, GeventActor):
     def _decide(self, g: Group, now: float, exclude: int | None = None) -> None:
         """Elect the best candidate (see the module docstring), if there is one."""
         eligible = self._candidates(g, now, exclude)
-        candidates = [n for n in eligible if g.holds_confirmed(n)]
+        live = {n for n, m in g.members.items() if now - m.last_seen <= self.lease_s}
+        candidates = [n for n in eligible if g.holds_confirmed(n, live)]
         if len(candidates) < len(eligible) and not candidates:
             self._warn_short(g, eligible, now)
         if not candidates:
@@ -425,17 +453,22 @@ class Controller(Handovers, GeventActor):
         self._elect(g, best, now)
 
     def _warn_short(self, g: Group, eligible: list[int], now: float) -> None:
-        """Nobody elected: every candidate's log ends before the acknowledged offset."""
+        """Nobody elected: every candidate's log ends before the acknowledged offset, or
+        restarted after a power loss while a member that may hold more is away."""
         if now - self._warned.get((g.name, -1), float("-inf")) < WARN_EVERY_S:
             return
         self._warned[(g.name, -1)] = now
         logger.warning(
-            "controller: {} elects nobody: its candidates' logs end before {}, the last "
-            "offset a master acknowledged ({}): a replica that holds it must come back "
-            "(unclean restarts lost a tail; at most one such line every {:g} s)",
+            "controller: {} elects nobody: its candidates may lack acknowledged records "
+            "({}; the last offset a master acknowledged: {}): a replica that holds them must "
+            "come back (at most one such line every {:g} s)",
             g.name,
+            ", ".join(
+                f"{n} at {g.members[n].max_offset}"
+                + (" after a power loss" if g.members[n].power_cut else "")
+                for n in sorted(eligible)
+            ),
             g.confirmed,
-            ", ".join(f"{n} at {g.members[n].max_offset}" for n in sorted(eligible)),
             WARN_EVERY_S,
         )
 

@@ -24,6 +24,7 @@ class Member:
         "ha_addr",
         "last_seen",
         "max_offset",
+        "power_cut",
         "resigned",
         "session",
         "writable",
@@ -36,6 +37,7 @@ class Member:
         self.max_offset = 0
         self.epoch = 0
         self.claim = False
+        self.power_cut = False
         self.writable = False
         self.resigned = 0
         self.session: Any = None
@@ -103,9 +105,19 @@ class Group:
         """What the group's record holds of it (it is saved at most every few seconds)."""
         self.confirmed_saved_at = float("-inf")
 
-    def holds_confirmed(self, node: int) -> bool:
-        """Whether ``node``'s log (as its last heartbeat told) holds every acknowledged record."""
-        return self.members[node].max_offset >= self.confirmed
+    def holds_confirmed(self, node: int, live: set[int]) -> bool:
+        """Whether ``node``'s log (as its last heartbeat told) holds every acknowledged record
+        as far as the controller can tell: it reaches the highest offset a master reported
+        acknowledged, and, if its machine lost power since it last ran (``power_cut``), no
+        other member of the in-sync set or the last master (who may hold more) is away
+        (``live``: the members heard from within a lease)."""
+        m = self.members[node]
+        if m.max_offset < self.confirmed:
+            return False
+        if not m.power_cut:
+            return True
+        others = set(self.isr) | ({self.last_master} if self.last_master is not None else set())
+        return not {n for n in others if n != node and n in self.members} - live
 
     def last_heard(self) -> float:
         """When a member was last heard from (-inf: none since the controller started)."""

@@ -64,6 +64,10 @@ class ControllerHeartbeat(msgspec.Struct, frozen=True, kw_only=True, rename="cam
     """A master: the highest offset it acknowledged (PUT_OK) or let consumers see
     (``HAState.visible``). The controller elects nobody whose log ends before the highest it
     heard (0 from an older broker: no such check)."""
+    power_cut: bool = False
+    """Its store came back from an unclean stop on an earlier boot of its machine (a power
+    loss: what was not fsync'd may be gone) and it has not caught up with a master since:
+    not elected while a member that may hold more is away."""
     resigned: int = 0
     """The handover (its ``ControllerReply.resign`` token) this master gave its lease up for;
     0: none. It never holds a lease again in that handover, so from a heartbeat carrying the

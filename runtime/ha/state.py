@@ -118,6 +118,10 @@ class HAState:
         self.slaves: dict[int, SlaveLink] = {}
         self.in_sync: frozenset[int] = frozenset()
         self.isr_acknowledged: frozenset[int] = frozenset()
+        self.power_cut: bool | None = None
+        """Its store came back from an unclean stop on an earlier boot (``runtime.ha.boot``):
+        it may lack what it acknowledged. None: not known yet; False once it holds a log a
+        master accepted (a slave's ACCEPT) or it was elected for a new term."""
         # Controller mode, master: slaves named in sync by heartbeats sent since the last reply
         # that set ``isr_acknowledged`` (the controller may already hold them: electable).
         self.isr_reported: frozenset[int] = frozenset()

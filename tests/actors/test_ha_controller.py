@@ -44,6 +44,7 @@ def hb(
     writable: bool = False,
     resigned: int = 0,
     confirmed: int = 0,
+    power_cut: bool = False,
 ) -> Any:
     return ControllerHeartbeat(
         cluster="C",
@@ -58,6 +59,7 @@ def hb(
         writable=writable,
         resigned=resigned,
         confirmed=confirmed,
+        power_cut=power_cut,
     )
 
 
@@ -267,3 +269,41 @@ def test_a_slave_whose_last_report_lags_is_elected_once_it_reports_the_end() -> 
     assert f.groups()["master"] is None
     f.beat(node=1, epoch=1, offset=800)
     assert f.groups()["master"] == 1
+
+
+def test_a_master_back_from_a_power_loss_waits_for_its_in_sync_slave() -> None:
+    # Given a group whose master 0 has slave 1 in sync at offset 5000
+    f = Fixture()
+    start_group(f)
+    f.beat(node=1, epoch=1, offset=5000)
+    f.beat(node=0, claim=True, epoch=1, isr=[1], offset=5000)
+    # When both machines lose power and the master comes back first, within its lease, with
+    # its log cut to 4900 (the part the last heartbeat had not reported as acknowledged)
+    f.clock.now += 1.0
+    back = f.beat(node=0, claim=True, epoch=1, isr=[], offset=4900, power_cut=True)
+    # Then it gets no lease, and once the old one ran out nobody is elected while slave 1
+    # (which may hold more) is away
+    assert back.lease_ms == 0
+    for _ in range(3):
+        f.clock.now += 1.0
+        f.beat(node=0, claim=True, epoch=1, isr=[], offset=4900, power_cut=True)
+        f.tick()
+    assert f.groups()["master"] is None
+    # When slave 1 comes back holding more, Then it is elected
+    f.beat(node=1, epoch=1, offset=5000)
+    assert f.groups()["master"] == 1 and f.groups()["epoch"] == 2
+
+
+def test_a_master_back_from_a_power_loss_with_nobody_in_sync_is_elected_again() -> None:
+    # Given a master with no slave in sync
+    f = Fixture()
+    start_group(f)
+    f.beat(node=0, claim=True, epoch=1, isr=[], offset=5000)
+    # When it comes back from a power loss, Then (nobody can hold more) it gets a new term
+    f.clock.now += 1.0
+    f.beat(node=0, claim=True, epoch=1, isr=[], offset=4900, power_cut=True)
+    f.clock.now += LEASE_S + MARGIN_S
+    f.tick()
+    f.tick()
+    f.beat(node=0, claim=True, epoch=1, isr=[], offset=4900, power_cut=True)
+    assert f.groups()["master"] == 0 and f.groups()["epoch"] == 2

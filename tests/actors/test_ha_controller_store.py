@@ -387,13 +387,13 @@ def test_the_acknowledged_offset_is_saved_at_most_every_few_seconds(
     # Given a master reporting what it acknowledged at every heartbeat
     f = Stored(tmp_path)
     start_group(f)
-    f.beat(node=0, claim=True, epoch=1, isr=[1], confirmed=100)
+    f.beat(node=0, claim=True, epoch=1, isr=[1], offset=100, confirmed=100)
     assert saved(tmp_path).confirmed == 100  # the first is saved with its reply
     f.clock.now += 1.0
-    f.beat(node=0, claim=True, epoch=1, isr=[1], confirmed=200)
+    f.beat(node=0, claim=True, epoch=1, isr=[1], offset=200, confirmed=200)
     assert saved(tmp_path).confirmed == 100  # not a write per heartbeat
     f.clock.now += controller.CONFIRMED_SAVE_S
-    f.beat(node=0, claim=True, epoch=1, isr=[1], confirmed=300)
+    f.beat(node=0, claim=True, epoch=1, isr=[1], offset=300, confirmed=300)
     assert saved(tmp_path).confirmed == 300
     # When the controller restarts, Then it still elects nobody short of it
     f = f.restart(tmp_path)

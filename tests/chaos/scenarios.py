@@ -421,8 +421,8 @@ SCENARIOS: dict[str, Callable[[RunConfig], Result]] = {
 
 def all_scenarios() -> dict[str, Callable[[RunConfig], Result]]:
     """The single-node scenarios here, the replication ones of ``scenarios_ha``,
-    ``scenarios_membership``, ``scenarios_switchover``, ``scenarios_controller`` and
-    ``scenarios_double``, the
+    ``scenarios_membership``, ``scenarios_switchover``, ``scenarios_controller``,
+    ``scenarios_double`` and ``scenarios_power``, the
     message-semantics ones of ``scenarios_semantics``, and the overload, clock and proxy
     ones."""
     from tests.chaos.scenarios_clock import CLOCK_SCENARIOS
@@ -431,6 +431,7 @@ def all_scenarios() -> dict[str, Callable[[RunConfig], Result]]:
     from tests.chaos.scenarios_ha import HA_SCENARIOS
     from tests.chaos.scenarios_membership import MEMBERSHIP_SCENARIOS
     from tests.chaos.scenarios_overload import OVERLOAD_SCENARIOS as OVERLOAD
+    from tests.chaos.scenarios_power import POWER_SCENARIOS
     from tests.chaos.scenarios_proxy import PROXY_SCENARIOS
     from tests.chaos.scenarios_semantics import SEMANTIC_SCENARIOS
     from tests.chaos.scenarios_switchover import SWITCHOVER_SCENARIOS
@@ -446,6 +447,7 @@ def all_scenarios() -> dict[str, Callable[[RunConfig], Result]]:
         **SWITCHOVER_SCENARIOS,
         **CONTROLLER_SCENARIOS,
         **DOUBLE_SCENARIOS,
+        **POWER_SCENARIOS,
     }
 
 

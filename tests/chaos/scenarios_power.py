@@ -1,0 +1,136 @@
+"""R14 (RELIABILITY.md, "last replica standing"): the master's machine loses power while its
+in-sync slave is down, and the master comes back first, short of what it acknowledged.
+
+Cluster: R9's (``scenarios_ha.HaRun``: the controller in the name server, a SYNC_MASTER and
+its slave, ASYNC_FLUSH), producers and push / pull consumers.
+
+Fault (``PowerLossWhileSlaveDown``): kill -9 the master and the slave at once; cut a seeded
+1 - 16 KiB off the end of the master's commit log (what a power loss under ASYNC_FLUSH takes:
+records written, acknowledged once the slave held them, not yet fsync'd) and make its store's
+record of the boot it ran on an earlier one (the machine restarted); start the master
+alone and watch the name server for ``DOWN_S`` (past the lease, the margin and a few
+heartbeats); then start the slave and wait (bounded) for a master. The controller must not
+elect the short master while the slave that holds the cut records is away (it would truncate
+them off the slave when it returns: silent loss), and must elect the slave once it is back.
+
+Criteria: R9's loss criteria (zero acked loss, unexpected = aborted-read = ∅,
+inconsistent-offsets = ∅), every replica's log equal to the final master's (lost-on-node =
+∅), the short master never listed while the slave was down, a master listed within
+``RTO_BOUND`` of the slave's restart after every fault, and at least one fault that cut
+acknowledged records (else the run proves nothing).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import random
+import time
+from typing import Any
+
+from runtime.ha import boot
+from tests.chaos import admin
+from tests.chaos.cluster import Node
+from tests.chaos.scenarios import Result, RunConfig
+from tests.chaos.scenarios_ha import BROKER, RTO_BOUND, HaRun, _failover_scenario, _ha_common
+
+DOWN_S = 6.0
+"""How long the short master runs alone (lease 3 s + margin + heartbeats)."""
+CUT_BYTES = (1024, 16 * 1024)
+
+
+def power_loss(store_root: pathlib.Path, rng: random.Random) -> dict[str, int]:
+    """Cut a seeded tail off the newest commit-log segment under ``store_root`` (the process
+    is dead): what the page cache held and the disk did not; and make the store's record of
+    the boot it last ran on an earlier one (``runtime.ha.boot``), as after the machine's
+    restart."""
+    segments = sorted((store_root / "commitlog").iterdir())
+    last = segments[-1]
+    size = last.stat().st_size
+    cut = min(size, rng.randint(*CUT_BYTES))
+    os.truncate(last, size - cut)
+    (store_root / boot.FILE).write_text("a-boot-before-the-power-loss\n")
+    return {"segment_end": int(last.name) + size, "cut": cut}
+
+
+class PowerLossWhileSlaveDown:
+    """See the module docstring."""
+
+    kind = "power-loss-while-slave-down"
+
+    def __init__(self, run: HaRun, rng: random.Random) -> None:
+        self.run = run
+        self.rng = rng
+        self.target = "master+slave"
+        self.master: Node | None = None
+        self.slave: Node | None = None
+        self.old: str | None = None
+
+    def inject(self) -> dict[str, Any]:
+        run = self.run
+        self.master = run.current_master()
+        self.old = run.cluster.master_address(BROKER)
+        self.slave = next(n for n in run.cluster.brokers.values() if n is not self.master)
+        self.target = f"{self.master.name}+{self.slave.name}"
+        self.master.kill()
+        self.slave.kill()
+        cut = power_loss(run.cluster.workdir / "store" / self.master.name, self.rng)
+        return {"master": self.master.name, "slave": self.slave.name, **cut}
+
+    def heal(self) -> dict[str, Any]:
+        assert self.master is not None and self.slave is not None
+        cluster = self.run.cluster
+        self.master.start()
+        listed_alone = False
+        deadline = time.monotonic() + DOWN_S
+        while time.monotonic() < deadline:
+            listed_alone = listed_alone or cluster.master_address(BROKER) is not None
+            time.sleep(0.2)  # (sampling the name server's view while the slave is down)
+        self.slave.start()
+        start = time.monotonic()
+        failover: float | None
+        try:
+            admin.wait_until(
+                lambda: cluster.master_address(BROKER) is not None, RTO_BOUND, "a master"
+            )
+            failover = round(time.monotonic() - start, 3)
+        except TimeoutError:
+            failover = None
+        return {
+            "short_master_listed": listed_alone,
+            "new_master": cluster.master_address(BROKER),
+            "failover_wait": failover,
+        }
+
+
+def r14(cfg: RunConfig) -> Result:
+    rng = random.Random(cfg.seed)
+    run, report, ends, verdict = _failover_scenario(
+        "R14",
+        cfg,
+        "SYNC_MASTER",
+        lambda r: [PowerLossWhileSlaveDown(r, rng)],
+        (0.5, 1.0),
+    )
+    _ha_common(run, report, verdict, ends)
+    events = run.history.snapshot()
+    injected = [e.data or {} for e in events if e.type == "event" and e.f == "fault"]
+    healed = [e.data or {} for e in events if e.type == "event" and e.f == "heal"]
+    listed = [h.get("short_master_listed") for h in healed]
+    waits = [h.get("failover_wait") for h in healed]
+    run.facts["cuts"] = [d.get("cut") for d in injected]
+    run.facts["short_master_listed"] = listed
+    run.facts["failover_wait_s"] = waits
+    verdict.require("at least one power loss", bool(injected), injected)
+    verdict.require(
+        "the short master was never listed while the slave was down", not any(listed), listed
+    )
+    verdict.require(
+        f"a master within {RTO_BOUND}s of the slave's return after every fault",
+        None not in waits,
+        waits,
+    )
+    return run.result(verdict, report)
+
+
+POWER_SCENARIOS = {"R14": r14}
