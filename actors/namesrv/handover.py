@@ -195,8 +195,10 @@ class Handovers:
         """A handover's step each tick. Nothing happens before the old master resigned (a
         heartbeat echoing the handover's token, built after it gave its lease up: every
         record it ever acknowledged lies below the end it gave) or its lease is surely over
-        (``fenced_at``). A silent old master: the other electable members' ends stand in.
-        Then the target, still electable, is elected as soon as its own end reaches that (it
+        (``fenced_at``). A silent old master: the other electable members' ends stand in,
+        and the target must hold what a master acknowledged as far as the controller can
+        tell (``Group.holds_confirmed``, as in any election). Then the target, still
+        electable, is elected as soon as its own end reaches that (it
         is asked to heartbeat at once). A target that died, or has not by the deadline: the
         usual election instead."""
         live = {n: m for n, m in g.members.items() if now - m.last_seen <= self.lease_s}
@@ -213,6 +215,8 @@ class Handovers:
                 others = [g.members[n].max_offset for n in self._candidates(g, now)]
                 need = max(others, default=0)
             electable = h.target in self._candidates(g, now)
+            if old is None:  # (else it reaches the resigned master's final end: all it acked)
+                electable = electable and g.holds_confirmed(h.target, set(live))
             if final and electable and target.max_offset >= need:
                 self._elect(g, h.target, now)
                 return
