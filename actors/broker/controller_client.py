@@ -131,7 +131,9 @@ class ControllerClient(GeventActor):
         master = state.role is Role.MASTER
         opened = self.ha.store.opened
         if state.power_cut is None and opened is not None:
-            state.power_cut = boot.power_cut_suspected(opened.settings.root, opened.report.unclean)
+            state.power_cut = boot.power_cut_suspected(
+                opened.settings.root, opened.report.unclean, sync_flush=opened.settings.sync_flush
+            )
             if state.power_cut:
                 logger.warning(
                     "{}: the store stopped uncleanly before the machine restarted: it may lack "
@@ -154,9 +156,19 @@ class ControllerClient(GeventActor):
             in_sync=sorted(state.in_sync) if master else [],
             writable=state.accepting_writes(),
             resigned=self._resigned,
-            confirmed=state.visible if master else 0,
+            confirmed=self._confirmed(opened) if master else 0,
             power_cut=bool(state.power_cut),
         )
+
+    def _confirmed(self, opened: Any) -> int:
+        """What this master acknowledged (PUT_OK) or showed consumers: ``HAState.visible``,
+        which the slaves' acks raise before this master's own fsync; under SYNC_FLUSH neither
+        a PUT_OK nor consumers go past the fsync'd end, so no further than that (a power loss
+        then takes nothing acknowledged, and the controller must not think it did)."""
+        visible = self.state.visible
+        if opened is None or not opened.settings.sync_flush:
+            return visible
+        return min(visible, opened.log.segments.flushed_offset)
 
     def _beat(self, hb: ControllerHeartbeat) -> None:
         sent_at = time.monotonic()

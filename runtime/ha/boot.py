@@ -1,10 +1,11 @@
 """Did the machine restart since a store was last used? (A power loss's sign.)
 
-    power_cut_suspected(store_root, unclean) -> bool    (once per node start)
+    power_cut_suspected(store_root, unclean, sync_flush=...) -> bool    (once per node start)
     clear(store_root)
 
 A store whose last run stopped uncleanly (its abort marker) on an earlier boot of the machine
-may have lost what was not fsync'd (ASYNC_FLUSH): a process killed with the machine up loses
+may have lost what was not fsync'd (ASYNC_FLUSH: a SYNC_FLUSH run fsyncs before it acknowledges,
+as a master and as a slave, and is not suspected): a process killed with the machine up loses
 nothing, since its writes are in the page cache. Each start records the boot it ran on in the
 store's ``bootid`` file (Linux: ``/proc/sys/kernel/random/boot_id``; elsewhere, and when the
 file cannot be read, every unclean stop counts as a power loss).
@@ -17,6 +18,8 @@ import os
 
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
 FILE = "bootid"
+SYNC_FLUSH = "sync_flush"
+"""Said in ``FILE`` after the boot id by a run under SYNC_FLUSH."""
 MARKER = "powercut"
 """Kept in the store from a suspected power loss until the node holds a log a master
 accepted, or was elected for a new term (``clear``): a restart or a rebuild of the node
@@ -32,32 +35,52 @@ def current_boot() -> str | None:
         return None
 
 
-def power_cut_suspected(store_root: str, unclean: bool, boot: str | None = None) -> bool:
-    """Whether the store at ``store_root`` may have lost unsynced writes: its last run stopped
-    uncleanly on another boot than this one (``boot``, default the current). Records this
-    boot in the store (replacing the file atomically) for the next start."""
-    boot = boot if boot is not None else current_boot()
-    path = os.path.join(store_root, FILE)
+def _read(path: str) -> tuple[str | None, bool]:
+    """The boot id a start recorded and whether that run acknowledged only fsync'd records."""
     try:
         with open(path, encoding="ascii") as fh:
-            previous: str | None = fh.read().strip() or None
-    except OSError:
-        previous = None
-    if boot is not None:
-        tmp = path + ".tmp"
-        try:
-            with open(tmp, "w", encoding="ascii") as fh:
-                fh.write(boot + "\n")
-            os.replace(tmp, path)
-        except OSError:
-            pass  # (the next start then counts an unclean stop as a power loss: safe)
+            lines = fh.read().split()
+    except (OSError, ValueError):
+        return None, False
+    return (lines[0] if lines else None), SYNC_FLUSH in lines[1:]
+
+
+def _write_durably(path: str, text: str) -> None:
+    """Write ``path`` (atomically, through a temporary file) and fsync it and its directory."""
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="ascii") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def power_cut_suspected(
+    store_root: str, unclean: bool, boot: str | None = None, sync_flush: bool = False
+) -> bool:
+    """Whether the store at ``store_root`` may have lost what it acknowledged: its last run
+    stopped uncleanly on another boot than this one (``boot``, default the current) and
+    acknowledged records before they were fsync'd (ASYNC_FLUSH: a SYNC_FLUSH run acks, as a
+    master and as a slave, only what is on disk). Records this boot and ``sync_flush`` (this
+    run's mode) in the store for the next start, only once the marker, if due, is on disk: a
+    stop in between must not forget the suspicion."""
+    boot = boot if boot is not None else current_boot()
+    path = os.path.join(store_root, FILE)
+    previous, durable = _read(path)
     marker = os.path.join(store_root, MARKER)
-    if unclean and (boot is None or previous is None or previous != boot):
+    if unclean and not durable and (boot is None or previous is None or previous != boot):
         try:
-            with open(marker, "w", encoding="ascii") as fh:
-                fh.write("the store stopped uncleanly before the machine restarted\n")
+            _write_durably(marker, "the store stopped uncleanly before the machine restarted\n")
         except OSError:
-            return True
+            return True  # (the boot is not recorded either: the next start suspects again)
+    if boot is not None:  # (if this fails, the next start counts an unclean stop: safe)
+        with contextlib.suppress(OSError):
+            _write_durably(path, boot + "\n" + (SYNC_FLUSH + "\n" if sync_flush else ""))
     return os.path.exists(marker)
 
 

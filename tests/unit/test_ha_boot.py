@@ -3,9 +3,13 @@ since the store last ran."""
 
 from __future__ import annotations
 
+import os
 import pathlib
+from typing import Any
 
-from runtime.ha.boot import FILE, clear, power_cut_suspected
+import pytest
+
+from runtime.ha.boot import FILE, MARKER, clear, power_cut_suspected
 
 
 def test_a_crash_with_the_machine_up_loses_nothing(tmp_path: pathlib.Path) -> None:
@@ -40,3 +44,34 @@ def test_the_suspicion_outlives_a_restart_until_cleared(tmp_path: pathlib.Path) 
     assert power_cut_suspected(root, unclean=False, boot="boot-b")
     clear(root)  # a master accepted its log
     assert not power_cut_suspected(root, unclean=False, boot="boot-b")
+
+
+def test_a_sync_flush_run_is_not_suspected(tmp_path: pathlib.Path) -> None:
+    # A SYNC_FLUSH run acknowledges (master or slave) only what is on disk: a power loss
+    # takes nothing it acknowledged
+    root = str(tmp_path)
+    power_cut_suspected(root, unclean=False, boot="boot-a", sync_flush=True)
+    assert not power_cut_suspected(root, unclean=True, boot="boot-b", sync_flush=True)
+    # the run that stopped counts, not this one's mode: an ASYNC_FLUSH run is suspected
+    assert not power_cut_suspected(root, unclean=True, boot="boot-b", sync_flush=False)
+    assert power_cut_suspected(root, unclean=True, boot="boot-c", sync_flush=True)
+
+
+def test_a_stop_before_the_marker_is_written_does_not_forget_the_power_loss(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = str(tmp_path)
+    power_cut_suspected(root, unclean=False, boot="boot-a")
+    # When writing the marker fails (or the process dies there) after a power loss
+    real_open = open
+
+    def failing_open(path: Any, *args: Any, **kw: Any) -> Any:
+        if str(path).startswith(os.path.join(root, MARKER)):
+            raise OSError("disk full")
+        return real_open(path, *args, **kw)
+
+    monkeypatch.setattr("builtins.open", failing_open)
+    assert power_cut_suspected(root, unclean=True, boot="boot-b")
+    monkeypatch.undo()
+    # Then the next start on the same boot (the store again stopped uncleanly) still suspects
+    assert power_cut_suspected(root, unclean=True, boot="boot-b")
