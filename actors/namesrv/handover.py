@@ -8,7 +8,9 @@ and the group itself once none is left; refused (CONTROLLER_INVALID_CLEAN_BROKER
 for a member heard from within a lease unless ``clean_living`` (a living broker heartbeats
 again and comes back), and always for the master while its lease may hold or a member a
 handover involves. A decommissioned slave otherwise stays listed (not alive) until the
-controller restarts.
+controller restarts. The acknowledged offset a candidate must reach (``Group.confirmed``)
+comes down to the longest log a remaining member reported (``_forget_acknowledged``): what only
+forgotten members held is given up, so a survivor short of it is elected (RELIABILITY.md R14).
 
 A handover: the master's lease is no longer renewed, and it is asked to resign (a
 CONTROLLER_NOTIFY makes it heartbeat at once; the reply's ``resign`` is the handover's token:
@@ -279,6 +281,7 @@ class Handovers:
         if not g.members:
             del self.groups[g.name]
             return ElectOutcome(ResponseCode.SUCCESS)
+        _forget_acknowledged(g)
         return ElectOutcome(ResponseCode.SUCCESS, "", self._view(g, now))
 
     def _answer(self, h: Handover, outcome: ElectOutcome) -> None:
@@ -299,6 +302,27 @@ class Handovers:
             },
             isr=sorted(g.isr | {g.master}) if g.master is not None else [],
         )
+
+
+def _forget_acknowledged(g: Any) -> None:
+    """Members forgotten: records that only they may hold are given up (RELIABILITY.md R14,
+    the loss accepted), so the acknowledged offset the group's candidates must reach comes
+    down to the longest log a remaining member reported. Not while a remaining member has
+    not been heard from since this controller started (it may hold more than it could say):
+    then it stays."""
+    if any(m.last_seen == float("-inf") for m in g.members.values()):
+        return
+    held = max(m.max_offset for m in g.members.values())
+    if held >= g.confirmed:
+        return
+    logger.warning(
+        "controller: {} gives up the acknowledged records from {} to {}: no remaining member "
+        "holds them",
+        g.name,
+        held,
+        g.confirmed,
+    )
+    g.confirmed = g.confirmed_saved = held
 
 
 def _unknown(group: str) -> ElectOutcome:

@@ -343,3 +343,34 @@ def test_a_handover_to_a_target_that_may_lack_acknowledged_records_elects_nobody
     # When slave 1 returns holding more, Then it is elected
     f.beat(node=1, epoch=1, offset=5100)
     assert f.groups()["master"] == 1
+
+
+@pytest.mark.parametrize("survivor", [0, 1], ids=["last-master", "slave"])
+def test_forgetting_the_members_that_held_them_accepts_the_loss(survivor: int) -> None:
+    # Given master 0 that acknowledged up to 5000 with slaves 1 and 2 in sync, and a double
+    # failure: the survivor comes back short (3000), the other machine is gone for good, and
+    # slave 2 is gone too
+    f = Fixture()
+    start_group(f)
+    f.beat(node=1, epoch=1, offset=5000)
+    f.beat(node=2, epoch=1, offset=5000)
+    f.beat(node=0, claim=True, epoch=1, isr=[1, 2], offset=5000, confirmed=5000)
+    f.clock.now += LEASE_S + MARGIN_S + 0.1
+    f.tick()
+    for _ in range(3):
+        f.clock.now += 1.0
+        f.beat(node=survivor, epoch=1, offset=3000, power_cut=True)
+        f.tick()
+    assert f.groups()["master"] is None
+    # When the operator forgets the members that held the records (RELIABILITY.md R14: the
+    # loss accepted), the survivor living
+    gone = (1, 2) if survivor == 0 else (0, 2)
+    done = settled(f.ref.ask(CleanBrokerData("g", gone, False), timeout=T), T)
+    assert done.code == ResponseCode.SUCCESS
+    # Then the survivor, which runs as a slave by now (it never claims), is elected
+    for _ in range(2):
+        f.clock.now += 1.0
+        reply = f.beat(node=survivor, epoch=1, offset=3000, power_cut=True)
+        f.tick()
+    assert f.groups()["master"] == survivor and f.groups()["epoch"] == 2
+    assert reply.role is ControlRole.MASTER and f.groups()["confirmed"] == 3000
