@@ -374,3 +374,27 @@ def test_forgetting_the_members_that_held_them_accepts_the_loss(survivor: int) -
         f.tick()
     assert f.groups()["master"] == survivor and f.groups()["epoch"] == 2
     assert reply.role is ControlRole.MASTER and f.groups()["confirmed"] == 3000
+
+
+def test_every_member_back_short_is_given_up_by_forgetting_the_shortest() -> None:
+    # Given master 0 that acknowledged 5000 with slave 1 in sync, both back short of it
+    f = Fixture()
+    start_group(f)
+    f.beat(node=1, epoch=1, offset=5000)
+    f.beat(node=0, claim=True, epoch=1, isr=[1], offset=5000, confirmed=5000)
+    f.clock.now += LEASE_S + MARGIN_S + 0.1
+    f.tick()
+    for _ in range(3):
+        f.clock.now += 1.0
+        f.beat(node=0, epoch=1, offset=4000, power_cut=True)
+        f.beat(node=1, epoch=1, offset=3000, power_cut=True)
+        f.tick()
+    assert f.groups()["master"] is None
+    # When the operator forgets the shorter, living slave (it comes back at its next heartbeat)
+    done = settled(f.ref.ask(CleanBrokerData("g", (1,), True), timeout=T), T)
+    assert done.code == ResponseCode.SUCCESS
+    f.clock.now += 1.0
+    f.beat(node=0, epoch=1, offset=4000, power_cut=True)
+    # Then the longer log is elected and the slave follows it
+    assert f.groups()["master"] == 0 and f.groups()["confirmed"] == 4000
+    assert f.beat(node=1, epoch=1, offset=3000, power_cut=True).master_node == 0
