@@ -131,8 +131,12 @@ class ControllerClient(GeventActor):
         master = state.role is Role.MASTER
         opened = self.ha.store.opened
         if state.power_cut is None and opened is not None:
-            state.power_cut = boot.power_cut_suspected(
-                opened.settings.root, opened.report.unclean, sync_flush=opened.settings.sync_flush
+            state.power_cut = offload(  # (it fsyncs)
+                boot.power_cut_suspected,
+                opened.settings.root,
+                opened.report.unclean,
+                None,
+                opened.settings.sync_flush,
             )
             if state.power_cut:
                 logger.warning(
