@@ -110,13 +110,16 @@ class Group:
         as far as the controller can tell: it reaches the highest offset a master reported
         acknowledged, and, if its machine lost power since it last ran (``power_cut``), no
         other member of the in-sync set or the last master (who may hold more) is away
-        (``live``: the members heard from within a lease)."""
+        (``live``: the members heard from within a lease; after a term whose master never ran
+        it, the previous term's set and master too, as in ``Controller._candidates``)."""
         m = self.members[node]
         if m.max_offset < self.confirmed:
             return False
         if not m.power_cut:
             return True
-        others = set(self.isr) | ({self.last_master} if self.last_master is not None else set())
+        others: set[int | None] = {*self.isr, self.last_master}
+        if not self.claimed:  # (a term never run: the previous one's set and master stand)
+            others |= self.prev_isr | {self.prev_master}
         return not {n for n in others if n != node and n in self.members} - live
 
     def last_heard(self) -> float:

@@ -307,3 +307,31 @@ def test_a_master_back_from_a_power_loss_with_nobody_in_sync_is_elected_again() 
     f.tick()
     f.beat(node=0, claim=True, epoch=1, isr=[], offset=4900, power_cut=True)
     assert f.groups()["master"] == 0 and f.groups()["epoch"] == 2
+
+
+def test_after_a_term_never_run_a_power_loss_waits_for_that_terms_in_sync_set() -> None:
+    # Given master 0 with slaves 1, 2, 3 in sync; it dies and 2 is elected for epoch 2 but
+    # dies before running it (the term counts as not begun: epoch 1's set stays the candidates)
+    f = Fixture()
+    start_group(f)
+    for node in (1, 2, 3):
+        f.beat(node=node, epoch=1, offset=5000 if node == 2 else 4990)
+    f.beat(node=0, claim=True, epoch=1, isr=[1, 2, 3], offset=5000, confirmed=4990)
+    f.clock.now += LEASE_S + MARGIN_S + 0.1
+    for node in (1, 2, 3):
+        f.beat(node=node, epoch=1, offset=5000 if node == 2 else 4990)
+    f.tick()
+    assert (f.groups()["master"], f.groups()["epoch"]) == (2, 2)
+    # When every machine loses power, and 0, 1 and 2 come back while 3 (which may hold what
+    # they lost) is away
+    f.clock.now += LEASE_S + MARGIN_S + 0.1
+    f.tick()
+    for _ in range(3):
+        f.clock.now += 1.0
+        for node in (0, 1, 2):
+            f.beat(node=node, epoch=1, offset=4990, power_cut=True)
+        f.tick()
+    # Then nobody is elected until 3 is back
+    assert f.groups()["master"] is None
+    f.beat(node=3, epoch=1, offset=5000, power_cut=True)
+    assert f.groups()["master"] == 3
