@@ -73,7 +73,7 @@ class GroupRecord(msgspec.Struct, frozen=True):
     prev_master: int | None = None
     confirmed: int = 0
     """The highest offset a master of the group reported acknowledged (saved at most every
-    ``controller.CONFIRMED_SAVE_S``): nobody whose log ends before it is elected."""
+    ``election.CONFIRMED_SAVE_S``): nobody whose log ends before it is elected."""
 
 
 class _Snapshot(msgspec.Struct, frozen=True):

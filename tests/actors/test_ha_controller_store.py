@@ -13,7 +13,7 @@ import msgspec
 import pytest
 from gevent.event import AsyncResult
 
-from actors.namesrv import controller
+from actors.namesrv import controller, election
 from actors.namesrv.controller import Controller, ControllerTick, Groups, Heartbeat
 from actors.namesrv.controller_store import COMPACT_MIN, LOG, SNAPSHOT, ControllerStore, GroupRecord
 from actors.namesrv.group_commit import settled
@@ -392,7 +392,7 @@ def test_the_acknowledged_offset_is_saved_at_most_every_few_seconds(
     f.clock.now += 1.0
     f.beat(node=0, claim=True, epoch=1, isr=[1], offset=200, confirmed=200)
     assert saved(tmp_path).confirmed == 100  # not a write per heartbeat
-    f.clock.now += controller.CONFIRMED_SAVE_S
+    f.clock.now += election.CONFIRMED_SAVE_S
     f.beat(node=0, claim=True, epoch=1, isr=[1], offset=300, confirmed=300)
     assert saved(tmp_path).confirmed == 300
     # When the controller restarts, Then it still elects nobody short of it
