@@ -77,59 +77,58 @@ def put_back_problem(props: dict[str, str]) -> str | None:
     return None
 
 
-class DropWarnings:
-    """Logs the parked records a scheduler drops: one WARNING at once, then at most one every
-    ``WARN_EVERY_S`` counting those dropped since (a flood of them is not a flood of lines)."""
+class _CountedWarnings:
+    """One WARNING at once, then at most one every ``WARN_EVERY_S`` counting the events since
+    (a flood of them is not a flood of lines)."""
 
     def __init__(self, who: str) -> None:
         self.who = who
         self.count = 0
         self._warned_at = float("-inf")
+
+    def _due(self) -> int | None:
+        """Count one event; the count to log now, or None (not yet)."""
+        self.count += 1
+        now = time.monotonic()
+        if now - self._warned_at < WARN_EVERY_S:
+            return None
+        count, self.count, self._warned_at = self.count, 0, now
+        return count
+
+
+class DropWarnings(_CountedWarnings):
+    """Logs the parked records a scheduler drops."""
 
     def dropped(self, where: str, why: str) -> None:
-        self.count += 1
-        now = time.monotonic()
-        if now - self._warned_at < WARN_EVERY_S:
-            return
-        logger.warning(
-            "{}: dropped {} parked record(s) that cannot be put back since the last warning; "
-            "the latest, {}: {}",
-            self.who,
-            self.count,
-            where,
-            why,
-        )
-        self._warned_at = now
-        self.count = 0
+        count = self._due()
+        if count is not None:
+            logger.warning(
+                "{}: dropped {} parked record(s) that cannot be put back since the last "
+                "warning; the latest, {}: {}",
+                self.who,
+                count,
+                where,
+                why,
+            )
 
 
-class RefusalWarnings:
-    """Logs the re-puts the store refused (a scheduler keeps the record and retries): one
-    WARNING at once, then at most one every ``WARN_EVERY_S`` counting those refused since, so
-    a store refusing for long (minInSyncReplicas while a slave is down, a full disk) is not a
+class RefusalWarnings(_CountedWarnings):
+    """Logs the re-puts the store refused (a scheduler keeps the record and retries), so a
+    store refusing for long (minInSyncReplicas while a slave is down, a full disk) is not a
     line per delay level and retry."""
 
-    def __init__(self, who: str) -> None:
-        self.who = who
-        self.count = 0
-        self._warned_at = float("-inf")
-
     def refused(self, where: str, status: str, reason: str | None) -> None:
-        self.count += 1
-        now = time.monotonic()
-        if now - self._warned_at < WARN_EVERY_S:
-            return
-        logger.warning(
-            "{}: {} re-put(s) refused since the last warning (each kept and retried); the "
-            "latest, {}: {} {}",
-            self.who,
-            self.count,
-            where,
-            status,
-            reason,
-        )
-        self._warned_at = now
-        self.count = 0
+        count = self._due()
+        if count is not None:
+            logger.warning(
+                "{}: {} re-put(s) refused since the last warning (each kept and retried); the "
+                "latest, {}: {} {}",
+                self.who,
+                count,
+                where,
+                status,
+                reason,
+            )
 
 
 def delay_level(record: PutRecord) -> int:
