@@ -23,21 +23,27 @@ public port itself.
 ``origin(peer)``: the client's own address for a gRPC peer string of a relayed connection
 (what grpcio sees is the front's loopback connection): the ACL's address whitelists use it.
 
-Threads: one accepting, then one per connection while it opens, two once relayed (one per
-direction, blocking copies: native threads with the socket module's own blocking sockets and
-locks even in a monkey-patched process, since relaying as greenlets on the brokers' hub
-(``cluster --proxy``) cost a call twice as much more); they touch nothing of gevent's, loguru
-included (refusals are counted in ``conn_limits.Refusals``, logged by the proxy's side).
+Threads: one accepting, one per connection while it opens, and one relaying every relayed
+connection (``_Relay``: a poll loop over non-blocking sockets, the unpatched epoll; before, two
+per connection, blocking copies: 8,192 at the limit). All are native threads with the socket
+module's own sockets and locks even in a monkey-patched process, since relaying as greenlets on
+the brokers' hub (``cluster --proxy``) cost a call twice as much more; they touch nothing of
+gevent's, loguru included (refusals are counted in ``conn_limits.Refusals``, logged by the
+proxy's side).
 A connection opens when its whole first message is in: the HTTP/2 preface (24 bytes; anything
 else is closed) or the first TLS record (the client's hello), with ``proxy_protocol`` after
 the header, all within ``FIRST_BYTE_S`` of its accept, else it is closed. Only then is grpcio
-reached and the second thread started: a flood of connections that send a byte and wait costs
-one thread each for at most ``FIRST_BYTE_S`` (grpcio's own handshake deadline, its
+reached and the connection handed to the relay: a flood of connections that send a byte and
+wait costs one thread each for at most ``FIRST_BYTE_S`` (grpcio's own handshake deadline, its
 ``grpc.server_handshake_timeout_ms``, then bounds the wait for the client's SETTINGS frame).
 At most ``conn_limits.MAX_CONNECTIONS`` connections at once, ``MAX_PER_HOST`` from one host
-(not behind a balancer): more are closed at once. A copy's buffer starts at ``FIRST_CHUNK``
-and grows to ``CHUNK`` only for a connection that fills it (an idle one costs ~2 x 16 KiB, not
-2 x 256 KiB: 4,096 idle connections held 2 GB). When grpcio closes its side the client's
+(not behind a balancer): more are closed at once. The relay reads into one ``CHUNK`` buffer
+of its own and keeps only what the other side did not take at once (at most ``CHUNK`` a
+direction; that side is not read again until it is taken): an idle connection holds no
+buffer (when each copy had a 256 KiB one, 4,096 idle connections held 2 GB). 500 idle
+relayed connections: 10 threads in all, +10 MB (two threads each before: 1,009, +38 MB;
+docs/benchmarks.md "Session 27").
+A side's end of sending is the other's (``SHUT_WR``); when grpcio closes its side the client's
 connection is closed too; a client gone without a word is noticed by TCP keepalive (about
 90 s) or, with data unacknowledged, ``TCP_USER_TIMEOUT`` (60 s).
 """
@@ -45,8 +51,11 @@ connection is closed too; a client gone without a word is noticed by TCP keepali
 from __future__ import annotations
 
 import contextlib
+import os
+import select
 import socket
 import urllib.parse
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -63,7 +72,7 @@ FIRST_BYTE_S = 10.0
 """A connection's first message (the HTTP/2 preface, or a TLS hello) is in within this."""
 ACCEPT_BACKOFF_S = 0.05
 CHUNK = 256 * 1024
-FIRST_CHUNK = 16 * 1024
+"""The relay's one read buffer, and the most it holds for one direction of one connection."""
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 TLS_RECORD_MAX = 16 * 1024 + 2048
 
@@ -73,6 +82,14 @@ _start: Callable[..., Any] = gevent.monkey.get_original("_thread", "start_new_th
 _new_lock: Callable[[], Any] = gevent.monkey.get_original("_thread", "allocate_lock")
 _sleep: Callable[[float], None] = gevent.monkey.get_original("time", "sleep")
 _monotonic: Callable[[], float] = gevent.monkey.get_original("time", "monotonic")
+# the unpatched poller: gevent's ``select`` has no epoll, and its ``poll`` (and ``selectors``'
+# DefaultSelector) wait on the hub, of no use in a native thread
+try:
+    _new_poller: Callable[[], Any] = gevent.monkey.get_original("select", "epoll")
+except AttributeError:  # (not Linux)
+    _new_poller = gevent.monkey.get_original("select", "poll")
+_READ, _WRITE = select.POLLIN, select.POLLOUT
+_BROKEN = select.POLLERR | select.POLLHUP
 
 _ORIGINS: dict[int, str] = {}
 """The front's loopback port of each relayed connection -> the client's gRPC peer string."""
@@ -115,8 +132,9 @@ class Front:
     closed). ``stop_accepting()`` closes the port (calls under way go on); ``close_all()`` ends
     the relayed connections.
 
-    Only a connection's own thread closes its sockets (the others shut them down: a socket
-    closed under another thread's ``recv`` could have its descriptor reused meanwhile)."""
+    Only the thread owning a connection (its opening one, then the relay's) closes its
+    sockets (the others shut them down: a socket closed under another thread's ``recv`` or
+    poll could have its descriptor reused meanwhile)."""
 
     def __init__(
         self,
@@ -140,6 +158,7 @@ class Front:
         self.refusals = Refusals()
         """Connections closed by the front, by reason (``conn_limits``)."""
         self.accept_errors = 0
+        self._relay = _Relay(self)
 
     @property
     def refused(self) -> int:
@@ -164,13 +183,21 @@ class Front:
             raise
         self._listener = listener
         self.port = listener.getsockname()[1]
-        _start(self._accept, ())
+        try:
+            self._relay.start()
+            _start(self._accept, ())
+        except BaseException:
+            self._stopped = True
+            self._relay.wake()
+            listener.close()
+            raise
         return self.port
 
     def stop_accepting(self) -> None:
         self._stopped = True
         if self._listener is not None:
             _shutdown(self._listener)  # the accept thread sees it, and closes the port
+        self._relay.wake()  # (it ends once its connections have)
 
     def close_all(self) -> None:
         self.stop_accepting()
@@ -216,6 +243,7 @@ class Front:
     def _serve(self, client: socket.socket, address: tuple[str, int]) -> None:
         upstream: socket.socket | None = None
         host = address[0]
+        handed = False
         self._track(client)
         try:
             deadline = _monotonic() + FIRST_BYTE_S
@@ -253,9 +281,10 @@ class Front:
                 upstream.settimeout(None)
                 _tune(upstream, keepalive=False)
                 upstream.sendall(prefix)
-                self._relay(client, upstream)
+                handed = self._relay.take(_Pipe(client, upstream, host, local_port))
             finally:
-                _ORIGINS.pop(local_port, None)
+                if not handed:
+                    _ORIGINS.pop(local_port, None)
         except ProtocolError:  # a malformed PROXY header
             self.refusals.note(conn_limits.TURNED_AWAY)
         except TimeoutError:  # (the PROXY header's bytes did not come in time)
@@ -263,39 +292,17 @@ class Front:
         except OSError:
             pass  # (a connection ending: not logged from this thread)
         finally:
-            for sock in (client, upstream):
-                if sock is not None:
-                    self._untrack(sock)
-                    _close(sock)
-            self.limits.give(host)
+            if not handed:  # (else the relay's thread ends it: ``_Relay._end``)
+                self._end(client, upstream, host)
 
-    def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
-        """Both directions until both ended; the client's in this thread."""
-        back = _new_lock()
-        back.acquire()
-        try:
-            _start(self._relay_back, (upstream, client, back))
-        except RuntimeError:
-            self.refusals.note(conn_limits.FULL)
-            return
-        try:
-            _copy(client, upstream)
-            _shutdown(upstream, socket.SHUT_WR)  # the client is done sending
-        except OSError:
-            _shutdown(upstream)  # broken: the relay back ends too
-        back.acquire()  # the relay back ended
-
-    def _relay_back(self, upstream: socket.socket, client: socket.socket, done: Any) -> None:
-        """grpcio's bytes to the client; when grpcio ends the connection, so does the client's
-        (its reading half is then of no use, and a client gone quiet never ends it). Releases
-        ``done`` at the end."""
-        try:
-            _copy(upstream, client)
-        except OSError:
-            pass
-        finally:
-            _shutdown(client)
-            done.release()
+    def _end(self, client: socket.socket, upstream: socket.socket | None, host: str) -> None:
+        for sock in (client, upstream):
+            if sock is not None:
+                self._untrack(sock)
+                _close(sock)
+        self.limits.give(host)
+        if self._stopped:
+            self._relay.wake()  # (its last connection may have ended)
 
     def _track(self, sock: socket.socket) -> None:
         with self._lock:
@@ -306,6 +313,263 @@ class Front:
     def _untrack(self, sock: socket.socket) -> None:
         with self._lock:
             self._open.discard(sock)
+
+
+class _Pipe:
+    """One relayed connection in the relay's loop: the client's socket and grpcio's, and
+    what each direction holds of the other's bytes (at most ``CHUNK``)."""
+
+    __slots__ = ("client", "host", "local_port", "masks", "to_client", "to_up", "upstream")
+
+    def __init__(
+        self, client: socket.socket, upstream: socket.socket, host: str, local_port: int
+    ) -> None:
+        self.client = client
+        self.upstream = upstream
+        self.host = host
+        self.local_port = local_port
+        self.to_up = _Direction()
+        """The client's bytes to grpcio."""
+        self.to_client = _Direction()
+        """grpcio's bytes to the client."""
+        self.masks = [0, 0]
+        """The poller's interest in the client's socket, grpcio's (0: not registered)."""
+
+
+class _Direction:
+    __slots__ = ("ended", "pending")
+
+    def __init__(self) -> None:
+        self.pending: memoryview | None = None
+        """Bytes read and not yet taken by the other side (its reading waits meanwhile)."""
+        self.ended = False
+        """Its source ended (what is pending is still written)."""
+
+
+_Side = tuple[_Pipe, int, Callable[[memoryview], int], Callable[[memoryview], int], _Direction]
+
+
+class _Relay:
+    """Every relayed connection of a front, both directions, in one native thread: a poll
+    loop over non-blocking sockets (the unpatched epoll). A side is read only while what it
+    sent last has been taken by the other (back-pressure: at most ``CHUNK`` held for one
+    direction); an idle connection holds no buffer (reads go to the loop's one buffer, and only
+    what a side did not take at once is kept). A side's end is the other's end of writing
+    (``SHUT_WR``); grpcio's end, or an error either way, ends the connection (both closed).
+    The loop's thread alone closes a relayed connection's sockets (others shut them down:
+    ``Front.close_all``), and ends once the front has stopped accepting and its connections
+    have ended. Hand-over from the opening threads: ``take``."""
+
+    def __init__(self, front: Front) -> None:
+        self.front = front
+        self._incoming: deque[_Pipe] = deque()
+        self._wake_r = self._wake_w = -1
+        self._lock = _new_lock()
+        self._done = False
+        """The loop ended (or never started): ``take`` refuses, ``wake`` writes nothing."""
+        self._started = False
+
+    def start(self) -> None:
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        try:
+            _start(self._run, ())
+        except BaseException:
+            self._close_wake()
+            raise
+        self._started = True
+
+    def take(self, pipe: _Pipe) -> bool:
+        """Relay ``pipe`` from now on (False: the loop has ended; the caller closes it)."""
+        with self._lock:
+            if self._done or not self._started:
+                return False
+            self._incoming.append(pipe)
+            self._wake_locked()
+        return True
+
+    def wake(self) -> None:
+        with self._lock:
+            self._wake_locked()
+
+    def _wake_locked(self) -> None:
+        if self._done or self._wake_w < 0:
+            return
+        with contextlib.suppress(BlockingIOError):  # (full: woken already)
+            os.write(self._wake_w, b"w")
+
+    def _close_wake(self) -> None:
+        with self._lock:
+            self._done = True
+            for fd in (self._wake_r, self._wake_w):
+                if fd >= 0:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+            self._wake_r = self._wake_w = -1
+
+    def _run(self) -> None:
+        poller = _new_poller()
+        wake_r = self._wake_r
+        poller.register(wake_r, _READ)
+        sides: dict[int, _Side] = {}
+        """A socket's descriptor -> its connection, 0 for the client's side (1: grpcio's), its
+        ``recv_into``, the other side's ``send``, the direction read from it."""
+        buffer = bytearray(CHUNK)
+        view = memoryview(buffer)
+        try:
+            while True:
+                for fd, events in poller.poll():
+                    if fd == wake_r:
+                        with contextlib.suppress(BlockingIOError):
+                            os.read(wake_r, 4096)
+                        continue
+                    side = sides.get(fd)
+                    if side is None:
+                        continue  # (ended earlier in this batch)
+                    pipe, i, recv_into, send, inbound = side
+                    try:
+                        if events == _READ and pipe.masks[i] == _READ:
+                            # (the usual case, quickly: bytes in, all taken by the other side)
+                            n = recv_into(view)
+                            if n:
+                                try:
+                                    sent = send(view[:n])
+                                except BlockingIOError:
+                                    sent = 0
+                                if sent == n:
+                                    continue
+                                inbound.pending = memoryview(bytes(view[sent:n]))
+                            else:
+                                inbound.ended = True
+                                self._ended(pipe, not i)
+                        else:
+                            self._step(pipe, not i, events, view)
+                        self._interest(pipe, poller)
+                    except BlockingIOError:
+                        continue  # (woken for nothing)
+                    except Exception:  # (whatever it was: that connection ends, not the loop)
+                        self._end(pipe, poller, sides)
+                while self._incoming:
+                    self._add(self._incoming.popleft(), poller, sides)
+                if self.front._stopped and not sides and self.front.limits.held <= 0:
+                    with self._lock:  # (none relayed, nor opening: none will be handed over)
+                        if not self._incoming:
+                            self._done = True
+                            return
+        finally:
+            for pipe in {id(side[0]): side[0] for side in sides.values()}.values():
+                self._end(pipe, poller, sides)
+            with self._lock:
+                self._done = True
+                left = list(self._incoming)
+                self._incoming.clear()
+            for pipe in left:
+                self._end(pipe, None, sides)
+            with contextlib.suppress(OSError):
+                poller.close()
+            self._close_wake()
+
+    def _add(self, pipe: _Pipe, poller: Any, sides: dict[int, _Side]) -> None:
+        try:
+            pipe.client.setblocking(False)
+            pipe.upstream.setblocking(False)
+            client, upstream = pipe.client, pipe.upstream
+            sides[client.fileno()] = (pipe, 0, client.recv_into, upstream.send, pipe.to_up)
+            sides[upstream.fileno()] = (pipe, 1, upstream.recv_into, client.send, pipe.to_client)
+            self._interest(pipe, poller)
+        except (OSError, ValueError):
+            self._end(pipe, poller, sides)
+
+    def _step(self, pipe: _Pipe, is_client: bool, events: int, view: memoryview) -> None:
+        """What the poller reported of one side: write what waits for it, read what it sent."""
+        mask = pipe.masks[0 if is_client else 1]
+        sock, other = (pipe.client, pipe.upstream) if is_client else (pipe.upstream, pipe.client)
+        inbound = pipe.to_up if is_client else pipe.to_client  # (read from this side)
+        outbound = pipe.to_client if is_client else pipe.to_up  # (written to this side)
+        if events & select.POLLNVAL:
+            raise ConnectionError("the socket broke")
+        if mask & _WRITE and events & (_WRITE | _BROKEN) and _flush(outbound, sock):
+            self._ended(pipe, not is_client)
+        if mask & _READ and events & (_READ | _BROKEN) and inbound.pending is None:
+            try:
+                n = sock.recv_into(view)
+            except BlockingIOError:
+                return
+            if not n:
+                inbound.ended = True
+                self._ended(pipe, is_client)
+                return
+            try:
+                sent = other.send(view[:n])
+            except BlockingIOError:
+                sent = 0
+            if sent < n:
+                inbound.pending = memoryview(bytes(view[sent:n]))
+
+    def _ended(self, pipe: _Pipe, from_client: bool) -> None:
+        """A direction's source ended: once its bytes are written, the client's end is grpcio's
+        end of reading; grpcio's ends the connection."""
+        direction = pipe.to_up if from_client else pipe.to_client
+        if not direction.ended or direction.pending is not None:
+            return
+        if from_client:
+            _shutdown(pipe.upstream, socket.SHUT_WR)  # the client is done sending
+        else:
+            raise EOFError("grpcio ended the connection")  # (so does the client's)
+
+    def _interest(self, pipe: _Pipe, poller: Any) -> None:
+        """Read a side while the other has taken all it sent; write to a side what waits for
+        it. A side of neither is not registered (else its peer's end, POLLHUP, would be
+        reported again and again while the other side drains): its error is seen at its
+        next read or write, as a blocking copy's would be."""
+        up, down = pipe.to_up, pipe.to_client
+        client = (_READ if not up.ended and up.pending is None else 0) | (
+            _WRITE if down.pending is not None else 0
+        )
+        upstream = (_READ if not down.ended and down.pending is None else 0) | (
+            _WRITE if up.pending is not None else 0
+        )
+        for i, sock, want in ((0, pipe.client, client), (1, pipe.upstream, upstream)):
+            have = pipe.masks[i]
+            if want == have:
+                continue
+            if not want:
+                poller.unregister(sock.fileno())
+            elif not have:
+                poller.register(sock.fileno(), want)
+            else:
+                poller.modify(sock.fileno(), want)
+            pipe.masks[i] = want
+
+    def _end(self, pipe: _Pipe, poller: Any, sides: dict[int, _Side]) -> None:
+        """Both sockets closed (unregistered first: a closed descriptor may be reused)."""
+        for i, sock in enumerate((pipe.client, pipe.upstream)):
+            fd = sock.fileno()
+            if fd < 0:
+                continue
+            sides.pop(fd, None)
+            if pipe.masks[i] and poller is not None:
+                with contextlib.suppress(OSError, ValueError, KeyError):
+                    poller.unregister(fd)
+            pipe.masks[i] = 0
+        _ORIGINS.pop(pipe.local_port, None)
+        self.front._end(pipe.client, pipe.upstream, pipe.host)
+
+
+def _flush(direction: _Direction, target: socket.socket) -> bool:
+    """Write what ``direction`` holds to ``target``; True once all of it is written and its
+    source has ended (OSError: ``target`` broke)."""
+    pending = direction.pending
+    if pending is not None:
+        try:
+            sent = target.send(pending)
+        except BlockingIOError:
+            return False
+        direction.pending = pending[sent:] if sent < len(pending) else None
+        if direction.pending is not None:
+            return False
+    return direction.ended
 
 
 def _tune(sock: socket.socket, keepalive: bool) -> None:
@@ -356,21 +620,6 @@ def _fill(client: socket.socket, data: bytearray, size: int, deadline: float) ->
             return False
         data += chunk
     return True
-
-
-def _copy(source: socket.socket, target: socket.socket) -> None:
-    """Bytes from ``source`` to ``target`` until ``source`` ends (OSError: either broke). The
-    buffer starts at ``FIRST_CHUNK`` and grows to ``CHUNK`` once a read fills it."""
-    buffer = bytearray(FIRST_CHUNK)
-    view = memoryview(buffer)
-    while True:
-        n = source.recv_into(buffer)
-        if not n:
-            return
-        target.sendall(view[:n])
-        if n == len(buffer) < CHUNK:
-            buffer = bytearray(CHUNK)
-            view = memoryview(buffer)
 
 
 def _shutdown(sock: socket.socket, how: int = socket.SHUT_RDWR) -> None:

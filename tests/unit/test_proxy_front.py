@@ -125,6 +125,10 @@ def test_stopping_the_front_closes_its_connections(served: tuple[Echo, Front]) -
     # And the port no longer takes connections
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", front.port), timeout=2).close()
+    # And the relay's thread has ended
+    from tests.client_support import wait_until
+
+    wait_until(lambda: front._relay._done, timeout=5, what="the relay's thread ended")
 
 
 def test_the_port_mode_follows_rocketmqs_defaults() -> None:
@@ -340,3 +344,166 @@ def test_the_per_host_bound_can_be_set_or_turned_off(monkeypatch: pytest.MonkeyP
     assert conn_limits.per_host_limit() == 4000
     monkeypatch.setenv(conn_limits.PER_HOST_ENV, "0")
     assert conn_limits.per_host_limit() is None
+
+
+def _threads() -> int:
+    for line in pathlib.Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    return 0
+
+
+@pytest.mark.skipif(not pathlib.Path("/proc/self/status").exists(), reason="needs /proc")
+def test_relayed_connections_cost_no_thread_each(served: tuple[Echo, Front]) -> None:
+    _, front = served
+    settings = bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])  # (an empty SETTINGS frame)
+    # Given one relayed connection (the relay's thread running)
+    first = socket.create_connection(("127.0.0.1", front.port), timeout=10)
+    first.sendall(front_module.PREFACE + settings)
+    assert first.recv(9)
+    before = _threads()
+    # When 100 more are relayed and idle
+    conns = [socket.create_connection(("127.0.0.1", front.port), timeout=10) for _ in range(100)]
+    try:
+        for conn in conns:
+            conn.sendall(front_module.PREFACE + settings)
+        for conn in conns:
+            assert conn.recv(9)  # grpcio's SETTINGS: relayed back
+        # Then the front holds them without a thread each (the opening ones have ended)
+        from tests.client_support import wait_until
+
+        wait_until(lambda: _threads() <= before + 4, timeout=10, what="the opening threads gone")
+        assert front.limits.held == 101
+    finally:
+        for conn in (first, *conns):
+            conn.close()
+
+
+class Sink:
+    """A TCP server standing for grpcio's port: takes one connection, reads it only when told."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.pool = concurrent.futures.ThreadPoolExecutor(1)
+        self.conn = self.pool.submit(lambda: self.listener.accept()[0])
+
+    def close(self) -> None:
+        self.listener.close()
+        self.pool.shutdown(wait=False)
+
+
+def test_the_relay_holds_back_a_side_whose_peer_does_not_read_and_keeps_half_closes() -> None:
+    import hashlib
+
+    sink = Sink()
+    front = Front("127.0.0.1", 0, sink.port, None)
+    front.start()
+    try:
+        # Given a relayed connection whose other end (grpcio's port) reads nothing yet
+        client = socket.create_connection(("127.0.0.1", front.port), timeout=10)
+        client.sendall(front_module.PREFACE)
+        upstream = sink.conn.result(timeout=10)
+        # When the client sends 64 MiB
+        block = bytes(range(256)) * 4096  # 1 MiB
+        total = 0
+        client.settimeout(1.0)
+        try:
+            for _ in range(64):
+                client.sendall(block)
+                total += len(block)
+        except TimeoutError:
+            pass
+        # Then the relay stopped taking them (what it holds is bounded: socket buffers and
+        # one chunk), not all 64 MiB
+        assert total < 48 * 1024 * 1024, total
+        # When the other end reads, and the client ends its sending (after what it sent)
+        client.settimeout(10)
+        received = hashlib.sha256()
+        got = 0
+        expected = len(front_module.PREFACE) + total
+        upstream.settimeout(10)
+        done = concurrent.futures.ThreadPoolExecutor(1).submit(client.shutdown, socket.SHUT_WR)
+        while True:
+            chunk = upstream.recv(1 << 20)
+            if not chunk:
+                break
+            received.update(chunk)
+            got += len(chunk)
+        done.result(timeout=10)
+        # Then it got every byte, in order, and then the end (the client's half-close)
+        assert got == expected
+        check = hashlib.sha256(front_module.PREFACE)
+        for _ in range(total // len(block)):
+            check.update(block)
+        assert received.digest() == check.digest()
+        # And its answer still reaches the client (the other direction is open)
+        upstream.sendall(b"answer")
+        assert client.recv(6) == b"answer"
+        # When grpcio's side ends, Then so does the client's connection
+        upstream.close()
+        assert _closed_within(client, 5)
+        client.close()
+        from tests.client_support import wait_until
+
+        wait_until(lambda: front.limits.held == 0, timeout=5, what="the place given back")
+        assert not any(k for k in front_module._ORIGINS if k == client.getsockname())
+    finally:
+        front.stop()
+        sink.close()
+
+
+def test_the_relay_runs_in_a_monkey_patched_process() -> None:
+    import subprocess
+    import sys
+    import textwrap
+
+    # Given a process monkey-patched by gevent, grpcio on its hub (as `cluster --proxy`)
+    script = textwrap.dedent(
+        """
+        from gevent import monkey; monkey.patch_all()
+        import grpc.experimental.gevent as grpc_gevent; grpc_gevent.init_gevent()
+        import gevent, grpc, threading
+        from tests.unit.test_proxy_front import Echo, _call
+        from actors.proxy.front import Front
+        echo = Echo()
+        front = Front("127.0.0.1", 0, echo.plain, echo.secure)
+        front.start()
+        address = f"127.0.0.1:{front.port}"
+        tls = grpc.ssl_channel_credentials(root_certificates=echo.cert)
+        import sys, traceback
+        def front_threads():  # (native threads: gevent's greenlets are not in the list)
+            stacks = [traceback.extract_stack(f) for f in sys._current_frames().values()]
+            return sum(any(f.filename.endswith("front.py") for f in s) for s in stacks)
+        options = [("grpc.use_local_subchannel_pool", 1)]
+        channels = [
+            grpc.secure_channel(address, tls, options) if i % 2
+            else grpc.insecure_channel(address, options)
+            for i in range(4)
+        ]
+        def one(i):
+            for n in range(3):
+                body = bytes([65 + i + n]) * 300_000
+                assert _call(channels[i], body)[2].encode() == body
+        # When 4 clients call at once, plain and TLS, big bodies both ways
+        # (grpcio's gevent mode with a 4-greenlet pool serves no more at once)
+        gevent.joinall([gevent.spawn(one, i) for i in range(4)], raise_error=True)
+        gevent.sleep(0.5)
+        # Then the 4 connections relayed cost no native thread each: the accepting one and
+        # the relay's
+        assert front_threads() == 2, front_threads()
+        for channel in channels:
+            channel.close()
+        front.stop(); echo.server.stop(0)
+        print("ok", front.limits.held)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=pathlib.Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=25,
+    )
+    # Then every call is answered (the relay's thread used nothing of gevent's hub)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
