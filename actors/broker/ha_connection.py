@@ -3,8 +3,10 @@
 Messages accepted (told by its own greenlets and timers):
 - ``LinkHello(hello)``: the slave's HELLO. The answer: REFUSED (this broker is not a master
   that may replicate: fenced, or in controller mode without a confirmed term; or the segment
-  sizes differ; or the master no longer holds the offset), TRUNCATE (the slave's log diverges:
-  cut it at the last common epoch point), or ACCEPT from the slave's end — then a sender
+  sizes differ; or the master no longer holds the offset; or, in classic mode, the slave holds
+  more of the master's own term than the master, which then lost records: an ERROR a minute
+  says what to do), TRUNCATE (the slave's log diverges: cut it at the last common epoch
+  point), or ACCEPT from the slave's end — then a sender
   greenlet streams raw commit-log bytes from there (``read_raw``: whole records, at most
   ``haTransferBatchSize`` per frame, never across a segment end) and a heartbeat frame when idle.
 - ``LinkProof(mac)``: with an inner account (``HAContext.credentials``) the link sends a
@@ -204,6 +206,18 @@ class HAConnection(GeventActor):
             return
         epochs = self.ha.epochs.entries
         point = consistent_point(epochs, log.write_offset, hello.epochs, hello.max_offset)
+        if point == log.write_offset < hello.max_offset and not state.controller_mode:
+            # the slave holds more of this master's own term than the master: the master
+            # lost records it had sent (a power loss under ASYNC_FLUSH); cutting the slave
+            # back would lose them everywhere (RELIABILITY.md R14, classic mode)
+            _log_slave_ahead(self.ha.service, hello.node, point, hello.max_offset)
+            self._refuse(
+                P.RefuseReason.DIVERGED,
+                f"slave {hello.node} holds {hello.max_offset - point} bytes of this master's "
+                f"term past its end {point}: the master lost them (a power loss?); not cutting "
+                "the slave back",
+            )
+            return
         if point < hello.max_offset:
             logger.warning(
                 "HA link {}: slave {} diverges at {} (its log ends at {}): truncate",
@@ -311,6 +325,26 @@ class HAConnection(GeventActor):
 
 
 _too_many_logged: dict[str, float] = {}
+_ahead_logged: dict[str, float] = {}
+
+
+def _log_slave_ahead(service: str, node: int, end: int, slave_end: int) -> None:
+    now = time.monotonic()
+    if now - _ahead_logged.get(service, float("-inf")) < 60.0:
+        return
+    _ahead_logged[service] = now
+    logger.error(
+        "{}: slave {} holds the log of this master's own term up to {}, past this master's "
+        "end {}: this master lost records it had replicated (a power loss under ASYNC_FLUSH), "
+        "or the two swapped roles. The slave is not cut back, so nothing more replicates: "
+        "choose the log that wins (the slave's, copied over this master's store while both are "
+        "stopped, if this master took no writes since; else wipe the slave's store, losing "
+        "what only it holds) and restart (logged once a minute)",
+        service,
+        node,
+        slave_end,
+        end,
+    )
 
 
 def _log_too_many(host: str) -> None:

@@ -416,3 +416,26 @@ def test_min_in_sync_replicas_refuses_sends_until_a_slave_is_in_sync(
     g.start_slave()
     wait_in_sync(g.master, 1)
     assert send(g.client, "HA", b"replicated").code == ResponseCode.SUCCESS
+
+
+@pytest.mark.parametrize("ahead", [0, 4096], ids=["level", "ahead"])
+def test_a_classic_master_does_not_cut_back_a_slave_holding_more_of_its_term(
+    tmp_path: pathlib.Path, namesrv: str, group_factory: list[Group], ahead: int
+) -> None:
+    # Given a classic master that stored a message, and a slave of the same term whose log
+    # ends at the master's end or past it (what the master lost in a power loss)
+    g = make(group_factory, tmp_path, namesrv, "ASYNC_MASTER")
+    assert send(g.client, "AHEAD", b"kept").code == ResponseCode.SUCCESS
+    end = store_ctx(g.master).require_open().log.write_offset
+    slave = FakeSlave(g.ha, node=1, max_offset=end + ahead)
+    try:
+        frame = slave.next_frame()
+        if not ahead:
+            # Then a slave level with it is taken as it is
+            assert isinstance(frame, P.Accept) and frame.offset == end
+            return
+        # Then the master refuses the link instead of telling the slave to truncate
+        assert isinstance(frame, P.Refused), frame
+        assert frame.reason is P.RefuseReason.DIVERGED and "not cutting" in frame.text
+    finally:
+        slave.close()
