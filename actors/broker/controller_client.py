@@ -226,9 +226,7 @@ class ControllerClient(GeventActor):
                 )
                 return
             if reply.epoch > self.ha.epochs.last_epoch:
-                if state.power_cut:  # elected for a new term: its log is the group's
-                    state.power_cut = False
-                    offload(boot.clear, self.ha.store.require_open().settings.root)
+                self.ha.clear_power_cut()  # elected for a new term: its log is the group's
                 done = new_future()
                 self.ha.tell(self.ha.service, NewEpoch(reply.epoch, done))
                 me = self.actor_ref

@@ -45,7 +45,6 @@ from actors.broker.ha_service import HAContext
 from actors.broker.messages import AppendRaw
 from runtime.actor import GeventActor, new_future, offload
 from runtime.errors import ActorFailure, AddressError, ProtocolError
-from runtime.ha import boot
 from runtime.ha import protocol as P
 from runtime.ha.state import ByteRate
 from runtime.hostport import parse_address
@@ -220,9 +219,7 @@ class HAClient(GeventActor):
                         raise ProtocolError(f"unexpected ACCEPT at {frame.offset}")
                     offload(ha.epochs.replace, frame.epochs)
                     self.state.epoch = frame.epoch
-                    if self.state.power_cut:  # (a master accepted its log: it follows)
-                        self.state.power_cut = False
-                        offload(boot.clear, ha.store.require_open().settings.root)
+                    ha.clear_power_cut()  # (a master accepted its log: it follows)
                     self.state.master_link_up = True
                     self.state.notify()
                     accepted = True

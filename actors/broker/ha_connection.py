@@ -324,15 +324,23 @@ class HAConnection(GeventActor):
             self.actor_ref.tell(LinkClosed(reason))
 
 
-_too_many_logged: dict[str, float] = {}
-_ahead_logged: dict[str, float] = {}
+_logged_at: dict[tuple[str, str], float] = {}
+
+
+def _once_a_minute(kind: str, key: str) -> bool:
+    """Whether a line of ``kind`` about ``key`` may be logged now (one a minute each)."""
+    now = time.monotonic()
+    if now - _logged_at.get((kind, key), float("-inf")) < 60.0:
+        return False
+    if len(_logged_at) > 1024:
+        _logged_at.clear()
+    _logged_at[(kind, key)] = now
+    return True
 
 
 def _log_slave_ahead(service: str, node: int, end: int, slave_end: int) -> None:
-    now = time.monotonic()
-    if now - _ahead_logged.get(service, float("-inf")) < 60.0:
+    if not _once_a_minute("slave-ahead", service):
         return
-    _ahead_logged[service] = now
     logger.error(
         "{}: slave {} holds the log of this master's own term up to {}, past this master's "
         "end {}: this master lost records it had replicated (a power loss under ASYNC_FLUSH), "
@@ -348,12 +356,8 @@ def _log_slave_ahead(service: str, node: int, end: int, slave_end: int) -> None:
 
 
 def _log_too_many(host: str) -> None:
-    now = time.monotonic()
-    if now - _too_many_logged.get(host, float("-inf")) < 60.0:
+    if not _once_a_minute("unaccepted", host):
         return
-    if len(_too_many_logged) > 1024:
-        _too_many_logged.clear()
-    _too_many_logged[host] = now
     logger.warning(
         "HA port: {} already has {} links waiting for their ACCEPT; closing more of them "
         "(logged once a minute per host)",

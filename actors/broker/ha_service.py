@@ -54,6 +54,7 @@ from actors.broker.ha_messages import (
 from actors.broker.messages import Confirm
 from runtime.acl.signature import SessionCredentials
 from runtime.actor import GeventActor, new_future, offload
+from runtime.ha import boot
 from runtime.ha.epoch import EpochFile
 from runtime.ha.state import HAState, SlaveLink
 from runtime.store.context import ReplicationStatus, StoreContext
@@ -102,6 +103,13 @@ class HAContext:
         self.heartbeat_s = heartbeat_s
         self.housekeeping_s = housekeeping_s
         self.batch_size = batch_size
+
+    def clear_power_cut(self) -> None:
+        """This node's log is the group's again (a master accepted it, or it won a new term):
+        no longer suspected of a power loss (``runtime.ha.boot``)."""
+        if self.state.power_cut:
+            self.state.power_cut = False
+            offload(boot.clear, self.store.require_open().settings.root)
 
     def tell(self, name: str, message: Any) -> None:
         ref = self.store.directory.get(name)

@@ -260,8 +260,7 @@ class Controller(Elections, Handovers, GeventActor):
                 return Refused(f"{hb.group} has {MAX_MEMBERS} members already")
             m = g.members[hb.node] = Member()
         elif m.impostor(hb.addr, hb.ha_addr, session, now - self.lease_s):
-            if now - self._warned.get((hb.group, hb.node), float("-inf")) >= WARN_EVERY_S:
-                self._warned[(hb.group, hb.node)] = now
+            if self._may_warn((hb.group, hb.node), now):
                 logger.warning(
                     "controller: {} node {} heartbeats as {} (HA {}) while live at {} (HA {}) "
                     "on another connection: refused (at most one such line every {:g} s)",

@@ -105,6 +105,10 @@ class Group:
         """What the group's record holds of it (it is saved at most every few seconds)."""
         self.confirmed_saved_at = float("-inf")
 
+    def live(self, now: float, within: float) -> dict[int, Member]:
+        """The members heard from within ``within`` seconds of ``now``."""
+        return {n: m for n, m in self.members.items() if now - m.last_seen <= within}
+
     def holds_confirmed(self, node: int, live: set[int]) -> bool:
         """Whether ``node``'s log (as its last heartbeat told) holds every acknowledged record
         as far as the controller can tell: it reaches the highest offset a master reported

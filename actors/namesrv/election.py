@@ -58,6 +58,14 @@ class Elections:
     _answer: Callable[[Any, ElectOutcome], None]
     _view: Callable[[Any, float], Any]
 
+    def _may_warn(self, key: tuple[str, int], now: float) -> bool:
+        """Whether the WARNING about ``key`` (a group and a node, or a negative kind) may be
+        logged now: at most one every ``WARN_EVERY_S``."""
+        if now - self._warned.get(key, float("-inf")) < WARN_EVERY_S:
+            return False
+        self._warned[key] = now
+        return True
+
     def _short(self, g: Group, hb: ControllerHeartbeat, now: float) -> bool:
         """The master is back (within its lease) short of what a master of the group
         acknowledged, or from a power loss (``power_cut``): it may have lost records. No lease
@@ -65,8 +73,7 @@ class Elections:
         waits for a replica that holds them."""
         if hb.max_offset >= g.confirmed and not hb.power_cut:
             return False
-        if now - self._warned.get((g.name, -2), float("-inf")) >= WARN_EVERY_S:
-            self._warned[(g.name, -2)] = now
+        if self._may_warn((g.name, -2), now):
             logger.warning(
                 "controller: {} master {} is back with its log ending at {} (acknowledged: "
                 "{}{}): no lease; the term ends (at most one such line every {:g} s)",
@@ -131,7 +138,7 @@ class Elections:
     def _decide(self, g: Group, now: float, exclude: int | None = None) -> None:
         """Elect the best candidate (see the module docstring), if there is one."""
         eligible = self._candidates(g, now, exclude)
-        live = {n for n, m in g.members.items() if now - m.last_seen <= self.lease_s}
+        live = set(g.live(now, self.lease_s))
         candidates = [n for n in eligible if g.holds_confirmed(n, live)]
         if len(candidates) < len(eligible) and not candidates:
             self._warn_short(g, eligible, now)
@@ -143,9 +150,8 @@ class Elections:
     def _warn_short(self, g: Group, eligible: list[int], now: float) -> None:
         """Nobody elected: every candidate's log ends before the acknowledged offset, or
         restarted after a power loss while a member that may hold more is away."""
-        if now - self._warned.get((g.name, -1), float("-inf")) < WARN_EVERY_S:
+        if not self._may_warn((g.name, -1), now):
             return
-        self._warned[(g.name, -1)] = now
         logger.warning(
             "controller: {} elects nobody: its candidates may lack acknowledged records "
             "({}; the last offset a master acknowledged: {}): a replica that holds them must "
@@ -164,9 +170,9 @@ class Elections:
         """The live members that may be elected: with a known in-sync set, its members and the
         last master (claiming the current term); else claimants of the newest term any live
         member reports."""
-        live = {
-            n: m for n, m in g.members.items() if now - m.last_seen <= self.lease_s and n != exclude
-        }
+        live = g.live(now, self.lease_s)
+        if exclude is not None:
+            live.pop(exclude, None)
         if g.isr_known and not g.claimed:
             # the term's master never ran it: as if it had not been elected (that node was a
             # candidate of the previous term too)

@@ -203,7 +203,7 @@ class Handovers:
         electable, is elected as soon as its own end reaches that (it
         is asked to heartbeat at once). A target that died, or has not by the deadline: the
         usual election instead."""
-        live = {n: m for n, m in g.members.items() if now - m.last_seen <= self.lease_s}
+        live = g.live(now, self.lease_s)
         target = live.get(h.target)
         old = live.get(h.old) if h.old is not None else None
         resigned = old is not None and old.resigned == h.token and not old.writable

@@ -16,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import os
 
+from runtime.store.configfile import write_atomic
+
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
 FILE = "bootid"
 SYNC_FLUSH = "sync_flush"
@@ -45,21 +47,6 @@ def _read(path: str) -> tuple[str | None, bool]:
     return (lines[0] if lines else None), SYNC_FLUSH in lines[1:]
 
 
-def _write_durably(path: str, text: str) -> None:
-    """Write ``path`` (atomically, through a temporary file) and fsync it and its directory."""
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="ascii") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def power_cut_suspected(
     store_root: str, unclean: bool, boot: str | None = None, sync_flush: bool = False
 ) -> bool:
@@ -75,12 +62,12 @@ def power_cut_suspected(
     marker = os.path.join(store_root, MARKER)
     if unclean and not durable and (boot is None or previous is None or previous != boot):
         try:
-            _write_durably(marker, "the store stopped uncleanly before the machine restarted\n")
+            write_atomic(marker, b"the store stopped uncleanly before the machine restarted\n")
         except OSError:
             return True  # (the boot is not recorded either: the next start suspects again)
     if boot is not None:  # (if this fails, the next start counts an unclean stop: safe)
         with contextlib.suppress(OSError):
-            _write_durably(path, boot + "\n" + (SYNC_FLUSH + "\n" if sync_flush else ""))
+            write_atomic(path, (boot + "\n" + (SYNC_FLUSH + "\n" if sync_flush else "")).encode())
     return os.path.exists(marker)
 
 
