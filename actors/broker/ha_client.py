@@ -15,7 +15,10 @@ mirror the master's epoch entries, mark the master reachable; DATA -> ``AppendRa
 writer, which checks, writes, dispatches and flushes per the slave's mode, then REPORT the new
 end (also every haSendHeartbeatInterval); TRUNCATE -> ``truncate(offset)`` (the node records
 the cut and restarts this broker on the same store: recovery trims everything past it, then a
-new HELLO); REFUSED -> retry later; CHALLENGE (a master with an inner account) -> PROOF from
+new HELLO); FETCH (before ACCEPT: a classic master back from a power loss lacks what this
+slave holds of its log) -> send the log from there to this slave's end as TAIL frames (whole
+records, ``read_raw``), then the empty TAIL, and wait for the master's answer; REFUSED ->
+retry later; CHALLENGE (a master with an inner account) -> PROOF from
 this broker's inner account (``HAContext.credentials``), or, without one, end the link with an
 ERROR naming the key (at most one a minute; also when the master refuses the proof).
 
@@ -50,6 +53,7 @@ from runtime.ha.state import ByteRate
 from runtime.hostport import parse_address
 from runtime.receive import receiver
 from runtime.session import READ_SIZE
+from runtime.store.raw import read_raw
 
 CONNECT_TIMEOUT_S = 3.0
 APPEND_TIMEOUT_S = 30.0
@@ -229,6 +233,10 @@ class HAClient(GeventActor):
                         frame.offset,
                         frame.epoch,
                     )
+                elif isinstance(frame, P.Fetch):
+                    if accepted:
+                        raise ProtocolError("a FETCH after ACCEPT")
+                    self._send_tail(sock, log, frame.offset, address)
                 elif isinstance(frame, P.Challenge):
                     if accepted:
                         raise ProtocolError("a CHALLENGE after ACCEPT")
@@ -260,6 +268,26 @@ class HAClient(GeventActor):
                 self._report(sock, log.write_offset)
                 last_report = time.monotonic()
         return "superseded", 0.0
+
+    def _send_tail(self, sock: Any, log: Any, start: int, address: str) -> None:
+        """Answer a FETCH: this slave's log from ``start`` to its end, then the empty TAIL."""
+        end = log.write_offset  # (nothing is appended before an ACCEPT)
+        if not log.min_offset <= start <= end:
+            raise ProtocolError(f"FETCH from {start}, outside this log [{log.min_offset}, {end}]")
+        logger.warning(
+            "HA client: {} lost its log past {} (a power loss?): sending it this slave's, up to {}",
+            address,
+            start,
+            end,
+        )
+        pos = start
+        while pos < end:
+            data, after = read_raw(log, pos, self.ha.batch_size, end)
+            if not data:
+                raise ProtocolError(f"FETCH from {start}: no whole record at {pos} in this log")
+            sock.sendall(P.tail_header(pos, len(data)) + data)
+            pos = after
+        sock.sendall(P.tail_header(pos, 0))
 
     def _auth_problem(self, address: str, what: str) -> None:
         """An ERROR (at most one a minute): the link fails for the inner account."""

@@ -5,14 +5,20 @@ Messages accepted (told by its own greenlets and timers):
   that may replicate: fenced, or in controller mode without a confirmed term; or the segment
   sizes differ; or the master no longer holds the offset; or, in classic mode, the slave holds
   more of the master's own term than the master, which then lost records: an ERROR a minute
-  says what to do), TRUNCATE (the slave's log diverges: cut it at the last common epoch
-  point), or ACCEPT from the slave's end — then a sender
+  says what to do), FETCH (the same, while the master reconciles its log after a power loss:
+  ``HAState.reconciling``), TRUNCATE (the slave's log diverges: cut it at the last common
+  epoch point), or ACCEPT from the slave's end — then a sender
   greenlet streams raw commit-log bytes from there (``read_raw``: whole records, at most
   ``haTransferBatchSize`` per frame, never across a segment end) and a heartbeat frame when idle.
 - ``LinkProof(mac)``: with an inner account (``HAContext.credentials``) the link sends a
   CHALLENGE (a fresh nonce) as soon as it opens and keeps the HELLO until the slave's PROOF
   matches the account's secret; a wrong one is REFUSED (UNAUTHENTICATED) with a WARNING. No
   PROOF within the HELLO's 10 s closes the link.
+- ``LinkTail(offset, data)``: part of the slave's log after a FETCH: appended as it is
+  (``AppendRaw(reconcile=True)``: checked, written, dispatched, flushed per the master's
+  mode) while the master still reconciles; the empty one ends it, and the HELLO is answered
+  again (now level: ACCEPT). One FETCH per link; a TAIL at another offset, past the slave's
+  HELLO or without a FETCH closes the link.
 - ``LinkReport(offset)``: the slave holds the log up to ``offset``; passed to the HAService as
   ``SlaveAck`` (by the slave's node id). A REPORT past the end of what this link sent closes
   the link with a WARNING: a peer that reported 2^62 without reading made a SYNC_MASTER answer
@@ -37,6 +43,7 @@ import contextlib
 import os
 import socket
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import gevent
@@ -49,12 +56,14 @@ from actors.broker.ha_messages import (
     LinkHello,
     LinkProof,
     LinkReport,
+    LinkTail,
     SlaveAck,
     SlaveJoined,
     SlaveLeft,
 )
 from actors.broker.ha_service import HAContext
-from runtime.actor import GeventActor
+from actors.broker.messages import AppendRaw
+from runtime.actor import GeventActor, new_future
 from runtime.errors import ProtocolError
 from runtime.ha import protocol as P
 from runtime.ha.epoch import consistent_point
@@ -63,6 +72,7 @@ from runtime.receive import receiver
 from runtime.store.raw import read_raw
 
 HELLO_TIMEOUT_S = 10.0
+APPEND_TIMEOUT_S = 30.0
 UNACCEPTED_PER_HOST = 8
 
 
@@ -88,6 +98,9 @@ class HAConnection(GeventActor):
         self._proven = self._nonce is None
         self._pending: P.Hello | None = None
         """A HELLO kept until the PROOF comes."""
+        self._fetch: tuple[P.Hello, int] | None = None
+        """After a FETCH: the slave's HELLO and the offset its next TAIL must start at."""
+        self._fetched = False
 
     def on_start(self) -> None:
         waiting = self.ha.unaccepted
@@ -148,12 +161,15 @@ class HAConnection(GeventActor):
                 self._pending = message.hello
         elif isinstance(message, LinkProof):
             self._proof(message.mac)
+        elif isinstance(message, LinkTail):
+            self._tail(message.offset, message.data)
         elif isinstance(message, LinkClosed):
             logger.info("HA link {} (slave {}) closed: {}", self.peer, self.node, message.reason)
             self.stop()
         elif isinstance(message, LinkCheck):
             now = time.monotonic()
-            if self.node is None and now - self._opened > HELLO_TIMEOUT_S:
+            waiting = self.node is None and self._fetch is None
+            if waiting and now - self._opened > HELLO_TIMEOUT_S:
                 self.actor_ref.tell(LinkClosed("no HELLO"))
             elif now - self._last_read > self.ha.housekeeping_s:
                 self.actor_ref.tell(LinkClosed(f"silent for {self.ha.housekeeping_s:g}s"))
@@ -206,7 +222,24 @@ class HAConnection(GeventActor):
             return
         epochs = self.ha.epochs.entries
         point = consistent_point(epochs, log.write_offset, hello.epochs, hello.max_offset)
-        if point == log.write_offset < hello.max_offset and not state.controller_mode:
+        # the slave holds more of the master's current term than the master (a power loss took
+        # the master's tail): not after a new epoch began at the master's end
+        same_term = _last_epoch(hello.epochs) == _last_epoch(epochs)
+        ahead = same_term and point == log.write_offset < hello.max_offset
+        if ahead and state.reconciling and not self._fetched:
+            # a power loss took this master's tail; the slave holds it: copy it back first
+            logger.warning(
+                "HA link {}: reconciling: slave {} holds this master's log from {} to {}; "
+                "fetching it",
+                self.peer,
+                hello.node,
+                point,
+                hello.max_offset,
+            )
+            self._fetch = (hello, point)
+            self._send(P.encode_fetch(point))
+            return
+        if ahead and not state.controller_mode:
             # the slave holds more of this master's own term than the master: the master
             # lost records it had sent (a power loss under ASYNC_FLUSH); cutting the slave
             # back would lose them everywhere (RELIABILITY.md R14, classic mode)
@@ -251,6 +284,45 @@ class HAConnection(GeventActor):
         self.ha.tell(self.ha.service, SlaveJoined(hello.node, self.actor_urn, point, self.peer))
         gevent.spawn(self._send_loop, point)
 
+    def _tail(self, offset: int, data: bytes) -> None:
+        """Append part of the slave's log a FETCH asked for; at its end, answer the HELLO."""
+        fetch = self._fetch
+        if fetch is None or self.node is not None:
+            self.actor_ref.tell(LinkClosed("a TAIL without a FETCH"))
+            return
+        hello, at = fetch
+        if not data:
+            self._fetch = None
+            self._fetched = True
+            logger.info("HA link {}: reconciled from slave {} up to {}", self.peer, hello.node, at)
+            self._hello(hello)
+            return
+        if offset != at or offset + len(data) > hello.max_offset:
+            self.actor_ref.tell(LinkClosed(f"a TAIL at {offset}, expected {at}"))
+            return
+        if not self.ha.state.reconciling:
+            self.actor_ref.tell(LinkClosed("the master stopped reconciling during the FETCH"))
+            return
+        writer = self.ha.store.directory.require(self.ha.store.names.writer)
+        reply = new_future()
+        writer.tell(AppendRaw(offset, data, reply, reconcile=True))
+        try:
+            result = reply.get(timeout=APPEND_TIMEOUT_S)
+        except pykka.Timeout:
+            self.actor_ref.tell(LinkClosed(f"the append of the TAIL at {offset} timed out"))
+            return
+        if not result.ok:
+            logger.error(
+                "HA link {}: slave {}'s log at {} cannot be appended: {}",
+                self.peer,
+                hello.node,
+                offset,
+                result.reason,
+            )
+            self.actor_ref.tell(LinkClosed(f"TAIL at {offset} refused: {result.reason}"))
+            return
+        self._fetch = (hello, result.write_offset)
+
     def _send(self, frame: bytes) -> bool:
         try:
             self.sock.sendall(frame)
@@ -277,6 +349,8 @@ class HAConnection(GeventActor):
                         ref.tell(LinkHello(msg))
                     elif isinstance(msg, P.Proof):
                         ref.tell(LinkProof(msg.mac))
+                    elif isinstance(msg, P.Tail):
+                        ref.tell(LinkTail(msg.offset, msg.data))
                     else:
                         ref.tell(LinkReport(msg.max_offset))
         except ProtocolError as exc:
@@ -322,6 +396,10 @@ class HAConnection(GeventActor):
             reason = f"sender failed: {exc!r}"
         with contextlib.suppress(pykka.ActorDeadError):
             self.actor_ref.tell(LinkClosed(reason))
+
+
+def _last_epoch(epochs: Sequence[P.Epoch]) -> int:
+    return epochs[-1].epoch if epochs else 0
 
 
 _logged_at: dict[tuple[str, str], float] = {}

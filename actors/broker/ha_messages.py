@@ -73,6 +73,13 @@ class LinkProof(msgspec.Struct, frozen=True, tag=True):
     mac: bytes
 
 
+class LinkTail(msgspec.Struct, frozen=True, tag=True):
+    """From the link's reader: part of the slave's log a FETCH asked for (empty: the end)."""
+
+    offset: int
+    data: bytes
+
+
 class LinkReport(msgspec.Struct, frozen=True, tag=True):
     offset: int
 

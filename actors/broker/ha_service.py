@@ -16,6 +16,10 @@ Messages accepted (all told):
 - ``NewEpoch(epoch, reply)`` (from the ControllerClient): append ``(epoch, write offset, node)``
   to the epoch file before the term's first write; slave links restart to mirror it.
 
+A classic master back from a power loss reconciles first (``HAContext.reconciliation``,
+``actors.broker.ha_reconcile``: started here, told of joins and ticks; a SYNC_MASTER's in-sync
+set is saved through it before a joining slave's acks count).
+
 State owned: the waiters (in offset order), per-slave links (``HAState.slaves``), the in-sync
 set (``HAState.counts_in_sync``: connected, less than ``haSlaveFallbehindMax`` behind; in
 controller mode also caught up within ``haMaxTimeSlaveNotCatchup`` and, to join, holding
@@ -26,8 +30,8 @@ records, which a failover keeps. While that set is empty a SYNC_MASTER confirms 
 (records answered SLAVE_NOT_AVAILABLE stay invisible until a slave holds them); an ASYNC_MASTER
 with no slave joining confirms its own log (``HACondition`` confirms each append at once).
 
-Durability point: the epoch file (atomic rewrite). The HA listen socket is served by a sibling
-``Acceptor`` that starts one ``HAConnection`` per slave.
+Durability point: the epoch file (atomic rewrite); a classic SYNC_MASTER's in-sync file. The
+HA listen socket is served by a sibling ``Acceptor`` that starts one ``HAConnection`` per slave.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -51,6 +56,7 @@ from actors.broker.ha_messages import (
     SlaveJoined,
     SlaveLeft,
 )
+from actors.broker.ha_reconcile import Reconciliation
 from actors.broker.messages import Confirm
 from runtime.acl.signature import SessionCredentials
 from runtime.actor import GeventActor, new_future, offload
@@ -103,6 +109,10 @@ class HAContext:
         self.heartbeat_s = heartbeat_s
         self.housekeeping_s = housekeeping_s
         self.batch_size = batch_size
+        self.on_writable: Callable[[], None] | None = None
+        """Called when a reconciling master takes writes again (the node re-registers)."""
+        self.reconciliation: Reconciliation | None = None
+        """Made by the HAService's first start (it outlives the actor's restarts)."""
 
     def clear_power_cut(self) -> None:
         """This node's log is the group's again (a master accepted it, or it won a new term):
@@ -209,6 +219,10 @@ class HAService(GeventActor):
         self.state.joining = frozenset()
         if not self.state.controller_mode:
             self.state.epoch = self.ha.epochs.last_epoch
+        if self.ha.reconciliation is None:
+            self.ha.reconciliation = Reconciliation(self.ha)
+        self.reconciliation = self.ha.reconciliation
+        self.reconciliation.begin(self._new_epoch)
         self.send_every(TICK_S, ServiceTick())
 
     def on_stop(self) -> None:
@@ -248,6 +262,7 @@ class HAService(GeventActor):
             self._expire()
             self.state.note_catch_up(self.log.write_offset)
             self._recompute()
+            self.reconciliation.tick()
         elif isinstance(message, NewEpoch):
             self._new_epoch(message)
         else:
@@ -282,6 +297,7 @@ class HAService(GeventActor):
         )
         logger.info("{}: slave {} linked from offset {}", self.ha.service, msg.node, msg.offset)
         self._recompute()
+        self.reconciliation.joined(msg.node)
 
     def _new_epoch(self, msg: NewEpoch) -> None:
         epochs = self.ha.epochs
@@ -336,6 +352,7 @@ class HAService(GeventActor):
             )
         if in_sync != state.in_sync:
             logger.info("{}: in-sync slaves now {}", self.ha.service, sorted(in_sync))
+            self.reconciliation.persist(in_sync)  # (before their acks count)
             state.in_sync = in_sync
             state.notify()
             if state.controller_mode:

@@ -31,11 +31,14 @@ class AppendBatch(msgspec.Struct, frozen=True, tag=True):
 class AppendRaw(msgspec.Struct, frozen=True, tag=True):
     """A slave appends ``data`` (whole records replicated from its master) at commit-log
     ``offset``, which must be its write offset; ``reply`` gets a ``RawAppended`` once the
-    slave's flush mode holds (SYNC_FLUSH: fsynced)."""
+    slave's flush mode holds (SYNC_FLUSH: fsynced). ``reconcile``: a classic master appends
+    what a slave holds of its log past its end, after a power loss (``HAState.reconciling``,
+    checked by the HAConnection that sends it)."""
 
     offset: int
     data: bytes
     reply: Any
+    reconcile: bool = False
 
 
 class RawAppended(msgspec.Struct, frozen=True):

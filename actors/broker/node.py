@@ -35,6 +35,7 @@ from actors.broker.controller_client import ControllerClient
 from actors.broker.ha_client import HAClient
 from actors.broker.ha_connection import connection_factory
 from actors.broker.ha_messages import MasterAddress
+from actors.broker.ha_reconcile import suspect_power_cut
 from actors.broker.ha_service import HACondition, HAContext, HAService
 from actors.broker.lock_manager import RebalanceLockManager
 from actors.broker.metrics_exporter import MetricsExporter
@@ -185,6 +186,12 @@ def broker_spec(
             fallbehind_max=cfg.ha_slave_fallbehind_max,
             not_catchup_s=cfg.ha_max_time_slave_not_catchup / 1000,
         )
+        # (before the store opens: its abort marker is the last run's; it fsyncs)
+        suspect = (state, settings.root, settings.sync_flush)
+        if gevent.getcurrent() is gevent.get_hub():
+            suspect_power_cut(*suspect)
+        else:
+            offload(suspect_power_cut, *suspect)
         ha = HAContext(
             store.ctx,
             state,
@@ -205,6 +212,7 @@ def broker_spec(
             cfg, directory, name, StoreAdapter(store, put_timeout=put_timeout), ha_state=state
         )
         ctx.epochs = ha.epochs
+        ha.on_writable = ctx.register_now
         acl_path = cfg.acl_path()
         if cfg.acl_enable and acl_path is not None:
             ctx.acl = PlainAccessValidator(acl_path, cfg.inner_credentials())
@@ -217,6 +225,8 @@ def broker_spec(
             chosen = store.all_topics(None if names is None else tuple(names))
             chosen = chosen.get(timeout=5.0).topics
             perm = ctx.cfg.broker_permission
+            if state.reconciling:  # (after a power loss: no write until it holds its log)
+                perm &= ~PERM_WRITE
             return {
                 topic: to_wire(
                     c if perm == PERM_RW else msgspec.structs.replace(c, perm=c.perm & perm)
@@ -281,7 +291,7 @@ def broker_spec(
                     cfg,
                     topic_table,
                     on_master=None if cfg.is_master else on_master,
-                    registrable=state.accepting_writes if cfg.is_master else None,
+                    registrable=state.registrable if cfg.is_master else None,
                     keep_registration=lambda: handle.rebuilding,
                     sessions=handle.namesrv_sessions,
                     on_registered=handle.registered.set,

@@ -1,4 +1,5 @@
-"""``AppendRaw`` for the CommitLogWriter: a slave appends bytes replicated from its master.
+"""``AppendRaw`` for the CommitLogWriter: a slave appends bytes replicated from its master
+(and a classic master, reconciling after a power loss, what its slave holds past its end).
 
 Kept beside the writer (it runs inside the writer actor, on its state) so the writer module
 stays about appending client records. Steps: refuse unless this store is a slave's (read-only)
@@ -54,7 +55,7 @@ def handle(writer: Any, msg: AppendRaw) -> None:
     why = None
     if failed is not None:
         why = f"store failed: {failed}"
-    elif not writer.settings.read_only:
+    elif not writer.settings.read_only and not msg.reconcile:
         why = "not a slave: replicated bytes are refused"
     if why is None:
         try:

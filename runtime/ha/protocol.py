@@ -8,7 +8,10 @@ All integers big-endian. Slave -> master:
   int64 max offset (the slave's commit-log write offset);
 - once, after a ``CHALLENGE``: ``PROOF``, 32 bytes: HMAC-SHA256(the inner account's secret
   key, ``PROOF_CONTEXT`` + the challenge's nonce);
-- then ``REPORT`` frames: int64 max offset (after every append and every heartbeat interval).
+- then ``REPORT`` frames: int64 max offset (after every append and every heartbeat interval);
+- only in answer to a ``FETCH``, before any REPORT: ``TAIL`` frames, int64 -1 (a REPORT is
+  never negative), int64 offset, int32 size, size bytes of the slave's raw commit log (whole
+  records, at most one segment); size 0 ends the tail.
 
 Master -> slave, every frame starts with an int8 type:
 
@@ -23,7 +26,9 @@ Master -> slave, every frame starts with an int8 type:
   one segment; size 0 is a heartbeat);
 - 5 ``CHALLENGE``: 16 bytes of nonce, first of all, from a master with an inner account
   (``innerClientAuthenticationCredentials``): it answers the HELLO only after a matching
-  ``PROOF`` (REFUSED 6 unauthenticated otherwise).
+  ``PROOF`` (REFUSED 6 unauthenticated otherwise);
+- 6 ``FETCH``: int64 offset — a classic master back from a power loss asks a slave that holds
+  more of its term to send its log from there (``TAIL`` frames), before it serves writes.
 
 Decoders are incremental (bytes arrive in arbitrary TCP chunks), bound every length before
 buffering (a declared size above the limit fails at once) and raise only ``ProtocolError``.
@@ -56,9 +61,12 @@ _ENTRY = struct.Struct(">qqq")
 _ACCEPT_HEAD = struct.Struct(">bqqi")
 _DATA_HEAD = struct.Struct(">bqi")
 _REFUSED_HEAD = struct.Struct(">bbh")
+_TAIL_HEAD = struct.Struct(">qqi")  # -1, offset, size
 
 DATA = 4
 CHALLENGE = 5
+FETCH = 6
+TAIL_MARK = -1
 NONCE_SIZE = 16
 PROOF_SIZE = 32
 PROOF_CONTEXT = b"actormq HA proof v1\0"
@@ -120,7 +128,19 @@ class Proof(msgspec.Struct, frozen=True, tag=True):
     mac: bytes
 
 
-MasterFrame = Accept | Truncate | Refused | Data | Challenge
+class Fetch(msgspec.Struct, frozen=True, tag=True):
+    offset: int
+
+
+class Tail(msgspec.Struct, frozen=True, tag=True):
+    """Part of a slave's log sent back to its master (empty ``data``: the tail ends)."""
+
+    offset: int
+    data: bytes
+
+
+MasterFrame = Accept | Truncate | Refused | Data | Challenge | Fetch
+SlaveFrame = Hello | Proof | Report | Tail
 
 
 def proof_of(secret_key: str, nonce: bytes) -> bytes:
@@ -166,6 +186,19 @@ def encode_challenge(nonce: bytes) -> bytes:
     if len(nonce) != NONCE_SIZE:
         raise ValueError(f"a nonce is {NONCE_SIZE} bytes")
     return _I8.pack(CHALLENGE) + nonce
+
+
+def encode_fetch(offset: int) -> bytes:
+    return _I8.pack(FETCH) + _I64.pack(offset)
+
+
+def tail_header(offset: int, size: int) -> bytes:
+    """The header of a TAIL frame; the payload follows (size 0: the tail ends)."""
+    return _TAIL_HEAD.pack(TAIL_MARK, offset, size)
+
+
+def encode_tail(offset: int, data: bytes) -> bytes:
+    return tail_header(offset, len(data)) + data
 
 
 def data_header(offset: int, size: int) -> bytes:
@@ -225,17 +258,18 @@ def _count(n: int) -> int:
 
 class SlaveStreamDecoder:
     """The master's view of a slave's stream: one HELLO, then (``proof``: the master sent a
-    CHALLENGE) one PROOF, then REPORTs."""
+    CHALLENGE) one PROOF, then REPORTs (and TAILs, which only a FETCH asks for)."""
 
-    def __init__(self, proof: bool = False) -> None:
+    def __init__(self, proof: bool = False, max_data: int = MAX_DATA) -> None:
         self._b = _Buffer()
         self._hello_seen = False
         self._proof_due = proof
+        self.max_data = max_data
 
-    def feed(self, data: bytes) -> list[Hello | Proof | Report]:
+    def feed(self, data: bytes) -> list[SlaveFrame]:
         b = self._b
         b.feed(data)
-        out: list[Hello | Proof | Report] = []
+        out: list[SlaveFrame] = []
         while True:
             if not self._hello_seen:
                 hello = self._hello()
@@ -254,8 +288,29 @@ class SlaveStreamDecoder:
             if b.available() < 8:
                 return out
             (offset,) = _I64.unpack_from(b.buf, b.pos)
+            if offset == TAIL_MARK:
+                tail = self._tail()
+                if tail is None:
+                    return out
+                out.append(tail)
+                continue
             b.pos += 8
             out.append(Report(_offset(offset, "reported offset")))
+
+    def _tail(self) -> Tail | None:
+        b = self._b
+        if b.available() < _TAIL_HEAD.size:
+            return None
+        _mark, offset, size = _TAIL_HEAD.unpack_from(b.buf, b.pos)
+        _offset(offset, "tail offset")
+        if size < 0 or size > self.max_data:
+            raise ProtocolError(f"tail frame of {size} bytes out of range [0, {self.max_data}]")
+        total = _TAIL_HEAD.size + size
+        if b.available() < total:
+            return None
+        data = bytes(b.buf[b.pos + _TAIL_HEAD.size : b.pos + total])
+        b.pos += total
+        return Tail(offset, data)
 
     def _hello(self) -> Hello | None:
         b = self._b
@@ -282,7 +337,8 @@ class SlaveStreamDecoder:
 
 
 class MasterStreamDecoder:
-    """The slave's view of its master's stream: ACCEPT / TRUNCATE / REFUSED, then DATA."""
+    """The slave's view of its master's stream: ACCEPT / TRUNCATE / REFUSED / FETCH, then
+    DATA."""
 
     def __init__(self, max_data: int = MAX_DATA) -> None:
         self._b = _Buffer()
@@ -324,6 +380,11 @@ class MasterStreamDecoder:
                 return None
             epochs = _parse_entries(buf, pos + _ACCEPT_HEAD.size, n)
             return Accept(_offset(offset, "accept offset"), _offset(epoch, "epoch"), epochs), total
+        if kind == FETCH:
+            if avail < 9:
+                return None
+            (offset,) = _I64.unpack_from(buf, pos + 1)
+            return Fetch(_offset(offset, "fetch offset")), 9
         if kind == CHALLENGE:
             if avail < 1 + NONCE_SIZE:
                 return None

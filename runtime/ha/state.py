@@ -8,7 +8,8 @@ StoreContext); only the actor that owns a field writes it:
 
 - ``role``, ``epoch``, ``lease_until``, ``fenced``, ``isr_acknowledged``, ``isr_reported``:
   ControllerClient (or fixed in classic mode, where the lease never expires);
-- ``slaves``, ``in_sync``, ``joining``: HAService (master); ``visible``: HAService and, for
+- ``slaves``, ``in_sync``, ``joining``, ``reconciling``: HAService (master); ``visible``:
+  HAService and, for
   ASYNC_MASTER in controller mode, ``HACondition.wait`` (the writer's greenlet);
 - ``master_link_up``, ``master_ha_addr``, ``last_read_ms``, ``last_report_ms``,
   ``received``: HAClient (slave); ``metadata_synced``: SlaveSynchronize (slave).
@@ -118,6 +119,9 @@ class HAState:
         self.slaves: dict[int, SlaveLink] = {}
         self.in_sync: frozenset[int] = frozenset()
         self.isr_acknowledged: frozenset[int] = frozenset()
+        self.reconciling = False
+        """Classic SYNC_MASTER back from a power loss: it takes no write until every slave its
+        acks counted is back and it holds what they hold (``actors.broker.ha_reconcile``)."""
         self.power_cut: bool | None = None
         """Its store came back from an unclean stop on an earlier boot (``runtime.ha.boot``):
         it may lack what it acknowledged. None: not known yet; False once it holds a log a
@@ -153,8 +157,20 @@ class HAState:
         return self.clock() < self.lease_until
 
     def accepting_writes(self) -> bool:
-        """A master that may append now (classic: always; controller mode: holds a lease)."""
-        return self.role is Role.MASTER and not self.fenced and self.lease_valid()
+        """A master that may append now (classic: unless it reconciles its log after a power
+        loss; controller mode: holds a lease)."""
+        return (
+            self.role is Role.MASTER
+            and not self.fenced
+            and not self.reconciling
+            and self.lease_valid()
+        )
+
+    def registrable(self) -> bool:
+        """A master that may register with the name servers: one that accepts writes, or one
+        reconciling its log (registered with its topics read-only: its slaves find its HA
+        address through the name server)."""
+        return self.accepting_writes() or (self.role is Role.MASTER and self.reconciling)
 
     # -- in-sync slaves (master) ------------------------------------------------------------
 

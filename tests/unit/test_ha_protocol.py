@@ -25,6 +25,7 @@ MASTER_FRAMES: list[P.MasterFrame] = [
     P.Refused(P.RefuseReason.FENCED, "not the master (epoch 6 elected)"),
     P.Challenge(bytes(range(16))),
     P.Refused(P.RefuseReason.UNAUTHENTICATED, "proof does not match"),
+    P.Fetch(offset=8192),
 ]
 
 
@@ -37,17 +38,25 @@ def encode_master(frame: P.MasterFrame) -> bytes:
         return P.encode_truncate(frame.offset)
     if isinstance(frame, P.Challenge):
         return P.encode_challenge(frame.nonce)
+    if isinstance(frame, P.Fetch):
+        return P.encode_fetch(frame.offset)
     return P.encode_refused(frame.reason, frame.text)
 
 
 def slave_stream() -> bytes:
-    return P.encode_hello(HELLO) + P.encode_report(5) + P.encode_report(2**40)
+    return (
+        P.encode_hello(HELLO)
+        + P.encode_tail(8192, b"r" * 200)
+        + P.encode_tail(8392, b"")
+        + P.encode_report(5)
+        + P.encode_report(2**40)
+    )
 
 
 def test_slave_stream_round_trips_split_at_every_byte() -> None:
-    # Given a HELLO and two REPORTs as one byte string
+    # Given a HELLO, a TAIL (what a FETCH asks for) and its end, and two REPORTs
     raw = slave_stream()
-    want = [HELLO, P.Report(5), P.Report(2**40)]
+    want = [HELLO, P.Tail(8192, b"r" * 200), P.Tail(8392, b""), P.Report(5), P.Report(2**40)]
     for cut in range(len(raw) + 1):
         # When it arrives in two chunks cut anywhere
         dec = P.SlaveStreamDecoder()
@@ -98,6 +107,9 @@ def test_master_stream_round_trips_byte_by_byte() -> None:
             "out of order",
         ),
         (P.encode_hello(HELLO) + struct.pack(">q", -5), "negative"),
+        (P.encode_hello(HELLO) + struct.pack(">qqi", -1, -3, 0), "negative tail offset"),
+        (P.encode_hello(HELLO) + struct.pack(">qqi", -1, 0, P.MAX_DATA + 1), "out of range"),
+        (P.encode_hello(HELLO) + struct.pack(">qqi", -1, 0, -1), "out of range"),
     ],
 )
 def test_bad_slave_streams_raise_protocol_error(raw: bytes, match: str) -> None:
@@ -116,6 +128,7 @@ def test_bad_slave_streams_raise_protocol_error(raw: bytes, match: str) -> None:
         (struct.pack(">bbh", 3, 99, 0), "refusal reason"),
         (struct.pack(">bbh", 3, 1, -3), "out of range"),
         (struct.pack(">bq", 2, -1), "negative"),
+        (struct.pack(">bq", 6, -1), "negative fetch offset"),
     ],
 )
 def test_bad_master_streams_raise_protocol_error(raw: bytes, match: str) -> None:

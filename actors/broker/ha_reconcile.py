@@ -1,0 +1,202 @@
+"""Reconciliation: a classic SYNC_MASTER back from a power loss takes no write until it holds
+what its slaves hold of its log (RELIABILITY.md §5, ASYNC_FLUSH + SYNC_MASTER: "it must
+reconcile from the slave before serving").
+
+    suspect_power_cut(state, root, sync_flush)   in the node's start, before its store opens
+    Reconciliation(ha)           one per broker node (``HAContext.reconciliation``)
+      .begin(new_epoch)          from the HAService's start (classic master)
+      .joined(node)              a slave was accepted (its link fetched what it held past the end)
+      .tick()                    the HAService's tick: re-read the wait list, warn, finish
+      .persist(in_sync)          a SYNC_MASTER's in-sync set changed (before its acks count)
+
+Under ASYNC_FLUSH a power loss takes what the master had written and not fsync'd; a
+SYNC_MASTER acknowledged some of it once a slave held it. On its first start after such a loss
+(``runtime.ha.boot``: the store stopped uncleanly on an earlier boot of the machine) the master
+waits for every slave its acks counted (``runtime.ha.in_sync_file``, written before a joining
+slave's acks count). Meanwhile ``HAState.reconciling``: sends get SERVICE_NOT_AVAILABLE, the
+master registers with its topics read-only (producers go elsewhere; its slaves still find its
+HA address), and a slave that holds more of the master's term is sent FETCH: the master
+appends what it sends (``HAConnection``) before answering its HELLO. Once every listed slave
+is back (or taken off the list by hand), the master starts a new epoch (so a slave whose log
+differs past the loss is cut back to it by the epoch rules instead of silently disagreeing at
+the same offsets), clears the power-loss marker, saves the in-sync set and registers as
+writable again.
+
+Not waited for: an ASYNC_MASTER (its acks never waited for a slave: a power loss takes its
+unflushed tail, as documented) and a master whose list is empty; those start the new epoch at
+once. A slave's log is taken as the master's own (one term in classic mode): nothing checks
+the records beyond their CRC.
+
+State owned: the node ids still waited for, the set last saved. Durability point: the in-sync
+file (atomic rewrite, fsync'd) before a joining slave's acks count; the epoch file before the
+first write after the loss.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from loguru import logger
+
+from actors.broker.ha_messages import NewEpoch
+from runtime.actor import offload
+from runtime.ha import boot, in_sync_file
+from runtime.ha.state import HAState, Role
+from runtime.store.lockfile import abort_exists
+
+if TYPE_CHECKING:
+    from actors.broker.ha_service import HAContext
+
+WARN_EVERY_S = 60.0
+RELOAD_EVERY_S = 1.0
+
+
+def suspect_power_cut(state: HAState, root: str, sync_flush: bool) -> None:
+    """A classic master whose store stopped uncleanly on an earlier boot of the machine
+    (``runtime.ha.boot``) reconciles before its first write (``HAState.reconciling``). Called
+    before the store opens (its abort marker is the last run's) and before any request is
+    served, so no write lands before the HAService decides; it fsyncs (run it off the hub)."""
+    if state.controller_mode or state.role is not Role.MASTER or state.power_cut is not None:
+        return
+    state.power_cut = boot.power_cut_suspected(root, abort_exists(root), None, sync_flush)
+    state.reconciling = state.power_cut
+
+
+class Reconciliation:
+    """See the module docstring."""
+
+    def __init__(self, ha: HAContext) -> None:
+        self.ha = ha
+        self.waiting: set[int] = set()
+        self._saved: frozenset[int] | None = None
+        self._current: frozenset[int] = frozenset()
+        self._leaving: dict[int, int] = {}
+        """Slaves that left the in-sync set -> the log's end then: kept in the file until the
+        master's log is fsync'd that far (records only they and the page cache held)."""
+        self._begun = False
+        self._new_epoch: Callable[[NewEpoch], None] | None = None
+        self._warned_at = float("-inf")
+        self._loaded_at = float("-inf")
+
+    @property
+    def _root(self) -> str:
+        return self.ha.store.require_open().settings.root
+
+    def begin(self, new_epoch: Callable[[NewEpoch], None]) -> None:
+        """The HAService started (``new_epoch``: its way to start a term). A master that
+        ``suspect_power_cut`` set reconciling waits for its listed slaves, or, with none
+        listed, starts a new epoch at once."""
+        self._new_epoch = new_epoch
+        state = self.ha.state
+        if not state.reconciling or self._begun:
+            return
+        self._begun = True
+        root = self._root
+        listed = offload(in_sync_file.load, root) if state.sync else frozenset()
+        self.waiting = set(listed - {state.node_id})
+        if not self.waiting:
+            self._finish("no slave's ack counted before it (ASYNC_MASTER, or none in sync)")
+            return
+        logger.warning(
+            "{}: the store stopped uncleanly before the machine restarted (a power loss?): it "
+            "may lack records its slaves acknowledged. No write is taken until slaves {} are "
+            "back and it holds what they hold of its log (edit {} to stop waiting for one: what "
+            "only it holds is then lost)",
+            self.ha.service,
+            sorted(self.waiting),
+            in_sync_file.path_of(root),
+        )
+        self._warned_at = time.monotonic()
+
+    def joined(self, node: int) -> None:
+        """Slave ``node`` was accepted: it holds nothing of this master's log past its end."""
+        if not self.ha.state.reconciling or node not in self.waiting:
+            return
+        self.waiting.discard(node)
+        logger.info("{}: slave {} is back; waiting for {}", self.ha.service, node, self.waiting)
+        if not self.waiting:
+            self._finish("every slave in sync before the loss is back")
+
+    def tick(self) -> None:
+        """Forget slaves that left once the log is fsync'd past their leaving; while
+        reconciling: follow the file's list (edited by hand), warn once a minute."""
+        if self._leaving:
+            flushed = self.ha.store.require_open().log.segments.flushed_offset
+            self._leaving = {n: end for n, end in self._leaving.items() if end > flushed}
+            self._save(self._current | self._leaving.keys())
+        if not self.ha.state.reconciling:
+            return
+        now = time.monotonic()
+        if now - self._loaded_at >= RELOAD_EVERY_S:
+            self._loaded_at = now
+            listed = offload(in_sync_file.load, self._root)
+            dropped = self.waiting - listed
+            if dropped:
+                logger.warning(
+                    "{}: no longer waiting for slaves {} (taken off {}): what only they held "
+                    "is lost",
+                    self.ha.service,
+                    sorted(dropped),
+                    in_sync_file.FILE,
+                )
+                self.waiting -= dropped
+                if not self.waiting:
+                    self._finish("the slaves left to wait for were taken off the list")
+                    return
+        if now - self._warned_at >= WARN_EVERY_S:
+            self._warned_at = now
+            logger.warning(
+                "{}: still reconciling after a power loss: waiting for slaves {}; no write is "
+                "taken (edit {} to stop waiting for one)",
+                self.ha.service,
+                sorted(self.waiting),
+                in_sync_file.path_of(self._root),
+            )
+
+    def persist(self, in_sync: Iterable[int]) -> None:
+        """A SYNC_MASTER's in-sync set is now ``in_sync``: saved before its acks count (not
+        while reconciling: the list is then what the master waits for). A slave that left
+        stays listed until the log is fsync'd past the end it may have acknowledged."""
+        state = self.ha.state
+        if state.controller_mode or not state.sync or state.reconciling:
+            return
+        nodes = frozenset(in_sync)
+        end = self.ha.store.require_open().log.write_offset
+        for n in self._current - nodes:
+            self._leaving[n] = end
+        for n in nodes:
+            self._leaving.pop(n, None)
+        self._current = nodes
+        self._save(nodes | self._leaving.keys())
+
+    def _save(self, nodes: frozenset[int]) -> None:
+        if nodes == self._saved:
+            return
+        try:
+            offload(in_sync_file.save, self._root, nodes)
+        except OSError as exc:
+            logger.error("{}: cannot save the in-sync slaves {}: {}", self.ha.service, nodes, exc)
+            return
+        self._saved = nodes
+
+    def _finish(self, why: str) -> None:
+        """Take writes again: a new epoch first, then the marker cleared, then registered."""
+        ha, state = self.ha, self.ha.state
+        if state.sync:  # (slaves that joined meanwhile count for acks from now on)
+            self._current = frozenset(state.in_sync)
+            self._save(self._current)
+        if self._new_epoch is not None:
+            self._new_epoch(NewEpoch(ha.epochs.last_epoch + 1))
+        ha.clear_power_cut()
+        state.reconciling = False
+        logger.warning(
+            "{}: reconciled after a power loss ({}); epoch {} begins at {}: taking writes",
+            ha.service,
+            why,
+            ha.epochs.last_epoch,
+            ha.store.require_open().log.write_offset,
+        )
+        if ha.on_writable is not None:
+            ha.on_writable()

@@ -1,0 +1,43 @@
+"""The file ``<store>/insync``: a classic SYNC_MASTER's in-sync slaves, as its acks counted them.
+
+    load(store_root) -> frozenset[int]      (missing or unreadable: empty)
+    save(store_root, nodes)                 (atomic rewrite, fsync'd)
+
+A SYNC_MASTER's SEND_OK says a slave held the message. If the master's machine loses power
+under ASYNC_FLUSH, the master comes back without its unflushed tail, and only those slaves hold
+it: the master waits for every slave this file names before it takes a write (it fetches what
+they hold past its end: ``actors.broker.ha_reconcile``). The master rewrites the file before a
+slave joining the set may count for an ack, so no SEND_OK relies on a slave the file omits.
+
+One node id (the slave's brokerId) per line. An operator may edit the file while the master
+waits: a node taken out is no longer waited for (what only it held is then lost).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+from runtime.store.configfile import write_atomic
+
+FILE = "insync"
+
+
+def path_of(store_root: str) -> str:
+    return os.path.join(store_root, FILE)
+
+
+def load(store_root: str) -> frozenset[int]:
+    """The node ids the file names (lines that are not a non-negative integer are skipped)."""
+    try:
+        with open(path_of(store_root), encoding="ascii", errors="replace") as fh:
+            words = fh.read().split()
+    except OSError:
+        return frozenset()
+    return frozenset(int(w) for w in words if w.isdigit())
+
+
+def save(store_root: str, nodes: Iterable[int]) -> None:
+    """Name exactly ``nodes`` (atomically: a reader sees the old list or the new one)."""
+    text = "".join(f"{n}\n" for n in sorted(set(nodes)))
+    write_atomic(path_of(store_root), text.encode("ascii"))

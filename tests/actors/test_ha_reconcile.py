@@ -1,0 +1,221 @@
+"""A classic master back from a power loss (RELIABILITY.md §5, ASYNC_FLUSH + SYNC_MASTER): a
+SYNC_MASTER takes no write until the slaves its acks counted are back and it holds what they
+hold of its log (it fetches their tail); an ASYNC_MASTER, or a SYNC_MASTER whose operator took
+the missing slave off the list, starts a new epoch at once, so a slave holding the lost tail is
+cut back to it by the epoch rules instead of disagreeing at the same offsets."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from collections.abc import Iterator
+
+import pytest
+
+from config import BrokerConfig
+from runtime.ha import boot, in_sync_file
+from runtime.ha import protocol as P
+from runtime.ha.epoch import EpochFile
+from runtime.node import Node
+from runtime.remoting.codes import ResponseCode
+from runtime.store.lockfile import create_abort
+from tests.actors.ha_support import (
+    FakeSlave,
+    broker_config,
+    ha_state,
+    label,
+    queue_records,
+    same_commit_log,
+    send,
+    start_broker,
+    start_namesrv,
+    stop_node,
+    store_ctx,
+    wait_in_sync,
+    wait_queue,
+    wait_until,
+)
+from tests.wire import WireClient
+
+pytestmark = pytest.mark.timeout(90)
+
+MESSAGES = 24
+
+
+@pytest.fixture
+def namesrv() -> Iterator[str]:
+    node = start_namesrv()
+    yield node.addresses["namesrv"]
+    stop_node(node)
+
+
+class Pair:
+    """A master and a slave on fixed data directories, each restartable as after a crash."""
+
+    def __init__(self, tmp: pathlib.Path, namesrv: str, role: str) -> None:
+        self.tmp = tmp
+        self.namesrv = namesrv
+        self.role = role
+        self.master: Node | None = None
+        self.slave: Node | None = None
+        self.client: WireClient | None = None
+
+    def master_cfg(self) -> BrokerConfig:
+        return broker_config("broker-a", 0, self.role, self.namesrv)
+
+    def start_master(self) -> Node:
+        self.master = start_broker(self.master_cfg(), self.tmp / "m")
+        self.client = WireClient(self.master.addresses[label(self.master)])
+        return self.master
+
+    def start_slave(self) -> Node:
+        assert self.master is not None
+        ha = self.master.ha_addresses[label(self.master)]
+        cfg = broker_config("broker-a", 1, "SLAVE", self.namesrv, ha_master_address=ha)
+        self.slave = start_broker(cfg, self.tmp / "s")
+        return self.slave
+
+    def stop(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+        for node in (self.master, self.slave):  # (the master first: its in-sync file keeps
+            if node is not None:  # the slave, as when its machine loses power)
+                stop_node(node)
+        self.master = self.slave = None
+
+
+@pytest.fixture
+def pairs() -> Iterator[list[Pair]]:
+    made: list[Pair] = []
+    yield made
+    for p in made:
+        p.stop()
+
+
+def power_loss(root: str, cut: int) -> None:
+    """What a power loss under ASYNC_FLUSH leaves of a stopped store: the newest segment
+    without its last ``cut`` bytes, the abort marker (it never stopped cleanly) and the record
+    of an earlier boot of the machine."""
+    segments = sorted(os.listdir(os.path.join(root, "commitlog")))
+    last = os.path.join(root, "commitlog", segments[-1])
+    os.truncate(last, os.path.getsize(last) - cut)
+    create_abort(root)
+    with open(os.path.join(root, boot.FILE), "w") as fh:
+        fh.write("a-boot-before-the-power-loss\n")
+
+
+def fill(p: Pair) -> tuple[str, int]:
+    """Send ``MESSAGES`` acknowledged messages with the slave in sync; the master's store root
+    and log end once the slave holds them all."""
+    assert p.master is not None and p.client is not None
+    for i in range(MESSAGES):
+        reply = send(p.client, "PWR", f"acked-{i:03d}".encode() * 20)
+        assert reply.code == ResponseCode.SUCCESS, reply.remark
+    assert p.slave is not None
+    wait_queue(store_ctx(p.slave), "PWR", 0, MESSAGES)
+    ctx = store_ctx(p.master)
+    return ctx.settings.root, ctx.require_open().log.write_offset
+
+
+def test_a_sync_master_back_from_a_power_loss_fetches_its_slaves_tail_before_any_write(
+    tmp_path: pathlib.Path, namesrv: str, pairs: list[Pair]
+) -> None:
+    # Given a classic SYNC_MASTER and its slave in sync (the master's in-sync file names it)
+    p = Pair(tmp_path, namesrv, "SYNC_MASTER")
+    pairs.append(p)
+    p.start_master()
+    p.start_slave()
+    assert p.master is not None
+    wait_in_sync(p.master, 1)
+    root, end = fill(p)
+    assert in_sync_file.load(root) == {1}
+    # When both stop and the master's machine loses the last ~3 records it had acknowledged
+    p.stop()
+    power_loss(root, 3 * 300)
+    master = p.start_master()
+    assert p.client is not None
+    short = store_ctx(master).require_open().log.write_offset
+    assert short < end
+    # Then it takes no write while its slave is away: nothing is stored
+    refused = send(p.client, "PWR", b"too early")
+    assert refused.code == ResponseCode.SERVICE_NOT_AVAILABLE, refused.remark
+    assert store_ctx(master).require_open().log.write_offset == short
+    assert ha_state(master).reconciling
+    # When the slave returns
+    p.start_slave()
+    state = ha_state(master)
+    wait_until(state.accepting_writes, what="the master to take writes again")
+    # Then the master holds every acknowledged message again, in a new epoch beginning at the
+    # end of what it fetched, and no longer suspects a power loss
+    assert store_ctx(master).require_open().log.write_offset == end
+    bodies = [r.body for r in queue_records(store_ctx(master), "PWR", 0, 100)]
+    assert bodies == [f"acked-{i:03d}".encode() * 20 for i in range(MESSAGES)]
+    last = EpochFile(root).last
+    assert last is not None and last.start == end and last.node == 0
+    assert not os.path.exists(os.path.join(root, boot.MARKER))
+    # And its log and the slave's are the same bytes; a new send is replicated and acked
+    wait_in_sync(master, 1)
+    assert p.slave is not None
+    same_commit_log(store_ctx(master), store_ctx(p.slave))
+    after = send(p.client, "PWR", b"after the loss")
+    assert after.code == ResponseCode.SUCCESS, after.remark
+
+
+@pytest.mark.parametrize("role", ["ASYNC_MASTER", "SYNC_MASTER"])
+def test_a_master_that_does_not_wait_starts_a_new_epoch_and_cuts_a_slave_back_to_it(
+    tmp_path: pathlib.Path, namesrv: str, pairs: list[Pair], role: str
+) -> None:
+    # Given a classic master whose slave held everything, and a power loss of the master
+    p = Pair(tmp_path, namesrv, role)
+    pairs.append(p)
+    p.start_master()
+    p.start_slave()
+    assert p.master is not None
+    wait_in_sync(p.master, 1)
+    root, end = fill(p)
+    p.stop()
+    power_loss(root, 2 * 300)
+    master = p.start_master()
+    state = ha_state(master)
+    short = store_ctx(master).require_open().log.write_offset
+    if role == "SYNC_MASTER":
+        # (a SYNC_MASTER waits for slave 1) When the operator takes the slave off its list
+        assert state.reconciling
+        in_sync_file.save(root, [])
+    # Then the master takes writes with the slave away, in a new epoch from its short end
+    wait_until(state.accepting_writes, what="the master to take writes")
+    last = EpochFile(root).last
+    assert last is not None and last.start == short
+    # And a slave holding the lost tail in the old epoch is told to cut it, not accepted
+    # at the same offsets as the records the master writes now
+    slave = FakeSlave(master.ha_addresses[label(master)], node=1, max_offset=end)
+    try:
+        frame = slave.next_frame()
+        assert isinstance(frame, P.Truncate) and frame.offset == short, frame
+    finally:
+        slave.close()
+
+
+def test_a_master_stopped_cleanly_or_killed_with_its_machine_up_does_not_reconcile(
+    tmp_path: pathlib.Path, namesrv: str, pairs: list[Pair]
+) -> None:
+    # Given a SYNC_MASTER whose slave was in sync, stopped uncleanly on this very boot (the
+    # page cache kept its writes: kill -9)
+    p = Pair(tmp_path, namesrv, "SYNC_MASTER")
+    pairs.append(p)
+    p.start_master()
+    p.start_slave()
+    assert p.master is not None
+    wait_in_sync(p.master, 1)
+    root, _end = fill(p)
+    p.stop()
+    create_abort(root)
+    # When it starts again without its slave
+    master = p.start_master()
+    assert p.client is not None
+    # Then it takes writes at once (stored; no slave to ack them), in the same epoch
+    reply = send(p.client, "PWR", b"no wait")
+    assert reply.code == ResponseCode.SLAVE_NOT_AVAILABLE, reply.remark
+    assert not ha_state(master).reconciling
+    assert EpochFile(root).last is None

@@ -1,0 +1,129 @@
+"""A classic SYNC_MASTER's in-sync file: what it names, when a slave that left is forgotten
+(only once the log is fsync'd past what it may have acknowledged), and that a master waiting
+after a power loss follows the file as the operator edits it."""
+
+from __future__ import annotations
+
+import pathlib
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from actors.broker.ha_messages import NewEpoch
+from actors.broker.ha_reconcile import Reconciliation, suspect_power_cut
+from runtime.ha import boot, in_sync_file
+from runtime.ha.state import HAState, Role
+from runtime.store.lockfile import create_abort
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def test_the_file_round_trips_and_ignores_junk(tmp_path: pathlib.Path) -> None:
+    root = str(tmp_path)
+    assert in_sync_file.load(root) == frozenset()
+    in_sync_file.save(root, [3, 1, 3])
+    assert (tmp_path / in_sync_file.FILE).read_text() == "1\n3\n"
+    assert in_sync_file.load(root) == {1, 3}
+    (tmp_path / in_sync_file.FILE).write_text("2\n-4\nslave\n\n7")
+    assert in_sync_file.load(root) == {2, 7}
+
+
+class FakeHA:
+    """What a Reconciliation reads of its HAContext: the state, the store's root and log."""
+
+    def __init__(self, root: str, state: HAState) -> None:
+        self.state = state
+        self.service = "broker-a/0/ha-service"
+        self.log = SimpleNamespace(write_offset=0, segments=SimpleNamespace(flushed_offset=0))
+        opened = SimpleNamespace(settings=SimpleNamespace(root=root), log=self.log)
+        self.store = SimpleNamespace(require_open=lambda: opened)
+        self.epochs = SimpleNamespace(last_epoch=0)
+        self.on_writable = None
+        self.cleared = 0
+
+    def clear_power_cut(self) -> None:
+        self.cleared += 1
+
+
+def reconciliation(tmp_path: pathlib.Path, **state_kw: Any) -> tuple[Reconciliation, FakeHA]:
+    state = HAState(node_id=0, role=Role.MASTER, sync=True, **state_kw)
+    ha = FakeHA(str(tmp_path), state)
+    return Reconciliation(ha), ha  # type: ignore[arg-type]
+
+
+def test_a_slave_that_left_stays_listed_until_the_log_is_fsynced_past_its_leaving(
+    tmp_path: pathlib.Path,
+) -> None:
+    # Given a SYNC_MASTER whose slaves 1 and 2 joined the in-sync set at once
+    rec, ha = reconciliation(tmp_path)
+    rec.persist({1, 2})
+    assert in_sync_file.load(str(tmp_path)) == {1, 2}
+    # When slave 2 leaves it with the log written to 5,000 and fsync'd to 4,000
+    ha.log.write_offset, ha.log.segments.flushed_offset = 5000, 4000
+    rec.persist({1})
+    rec.tick()
+    # Then it stays listed (it may hold acked records the master's disk lacks) ...
+    assert in_sync_file.load(str(tmp_path)) == {1, 2}
+    # ... until the log is fsync'd past where it left
+    ha.log.segments.flushed_offset = 5000
+    rec.tick()
+    assert in_sync_file.load(str(tmp_path)) == {1}
+    # And one that comes back before that is simply listed again
+    rec.persist(set())
+    rec.persist({1})
+    ha.log.segments.flushed_offset = 9000
+    rec.tick()
+    assert in_sync_file.load(str(tmp_path)) == {1}
+
+
+def test_an_async_master_or_controller_mode_keeps_no_file(tmp_path: pathlib.Path) -> None:
+    for state in (
+        HAState(node_id=0, role=Role.MASTER, sync=False),
+        HAState(node_id=0, role=Role.MASTER, sync=True, controller_mode=True),
+    ):
+        rec = Reconciliation(FakeHA(str(tmp_path), state))  # type: ignore[arg-type]
+        rec.persist({1})
+    assert not (tmp_path / in_sync_file.FILE).exists()
+
+
+def test_a_master_back_from_a_power_loss_waits_for_the_listed_slaves_as_edited(
+    tmp_path: pathlib.Path,
+) -> None:
+    root = str(tmp_path)
+    # Given a SYNC_MASTER's store that stopped uncleanly on an earlier boot, slaves 1 and 2 listed
+    in_sync_file.save(root, [1, 2])
+    create_abort(root)
+    (tmp_path / boot.FILE).write_text("an-earlier-boot\n")
+    rec, ha = reconciliation(tmp_path)
+    suspect_power_cut(ha.state, root, sync_flush=False)
+    assert ha.state.power_cut and ha.state.reconciling
+    assert not ha.state.accepting_writes() and ha.state.registrable()
+    epochs: list[int] = []
+    rec.begin(lambda msg: epochs.append(msg.epoch) if isinstance(msg, NewEpoch) else None)
+    assert rec.waiting == {1, 2}
+    # When slave 1 returns, Then it still waits for slave 2
+    rec.joined(1)
+    assert ha.state.reconciling and not epochs
+    # When the operator takes slave 2 off the list
+    in_sync_file.save(root, [1])
+    rec._loaded_at = float("-inf")  # (the tick re-reads the file once a second)
+    rec.tick()
+    # Then it starts a new epoch, clears the power-loss suspicion and takes writes
+    assert epochs == [1] and ha.cleared == 1
+    assert not ha.state.reconciling and ha.state.accepting_writes()
+
+
+def test_a_sync_flush_store_or_one_killed_on_this_boot_is_not_suspected(
+    tmp_path: pathlib.Path,
+) -> None:
+    root = str(tmp_path)
+    create_abort(root)
+    (tmp_path / boot.FILE).write_text(f"{boot.current_boot()}\n")
+    state = HAState(node_id=0, role=Role.MASTER, sync=True)
+    suspect_power_cut(state, root, sync_flush=False)
+    assert state.power_cut is False and not state.reconciling
+    # (a slave is never suspected here: it follows its master)
+    slave = HAState(node_id=1, role=Role.SLAVE, sync=False)
+    suspect_power_cut(slave, root, sync_flush=False)
+    assert slave.power_cut is None
