@@ -23,19 +23,23 @@ public port itself.
 ``origin(peer)``: the client's own address for a gRPC peer string of a relayed connection
 (what grpcio sees is the front's loopback connection): the ACL's address whitelists use it.
 
-Threads: one accepting, one per connection while it opens, and one relaying every relayed
-connection (``_Relay``: a poll loop over non-blocking sockets, the unpatched epoll; before, two
-per connection, blocking copies: 8,192 at the limit). All are native threads with the socket
-module's own sockets and locks even in a monkey-patched process, since relaying as greenlets on
-the brokers' hub (``cluster --proxy``) cost a call twice as much more; they touch nothing of
+Threads: two a front, whatever the connections: one accepting, and one (``_Relay``: a poll
+loop over non-blocking sockets, the unpatched epoll) that opens and then relays every
+connection (before, one per connection while it opened, and two per relayed connection,
+blocking copies: 8,192 at the limit). Both are native threads with the socket module's own
+sockets and locks even in a monkey-patched process, since relaying as greenlets on the
+brokers' hub (``cluster --proxy``) cost a call twice as much more; they touch nothing of
 gevent's, loguru included (refusals are counted in ``conn_limits.Refusals``, logged by the
-proxy's side).
+proxy's side), and hand nothing to the hub.
 A connection opens when its whole first message is in: the HTTP/2 preface (24 bytes; anything
 else is closed) or the first TLS record (the client's hello), with ``proxy_protocol`` after
-the header, all within ``FIRST_BYTE_S`` of its accept, else it is closed. Only then is grpcio
-reached and the connection handed to the relay: a flood of connections that send a byte and
-wait costs one thread each for at most ``FIRST_BYTE_S`` (grpcio's own handshake deadline, its
-``grpc.server_handshake_timeout_ms``, then bounds the wait for the client's SETTINGS frame).
+the header, all within ``FIRST_BYTE_S`` of its accept, else it is closed (``_Openings``: the
+relay's thread reads it as its bytes come, ``opening.FirstBytes`` says what they are; the
+deadlines are the poll's timeout). Only then is grpcio's port connected to (without blocking,
+within ``FIRST_BYTE_S`` more) and the connection relayed: a flood of connections that send a
+byte and wait costs no thread, only their sockets and places (``conn_limits``) for at most
+``FIRST_BYTE_S`` (grpcio's own handshake deadline, its ``grpc.server_handshake_timeout_ms``,
+then bounds the wait for the client's SETTINGS frame).
 At most ``conn_limits.MAX_CONNECTIONS`` connections at once, ``MAX_PER_HOST`` from one host
 (not behind a balancer): more are closed at once. The relay reads into one ``CHUNK`` buffer
 of its own and keeps only what the other side did not take at once (at most ``CHUNK`` a
@@ -51,6 +55,9 @@ connection is closed too; a client gone without a word is noticed by TCP keepali
 from __future__ import annotations
 
 import contextlib
+import errno
+import heapq
+import itertools
 import os
 import select
 import socket
@@ -63,18 +70,16 @@ import gevent.monkey
 
 from actors.proxy import conn_limits
 from actors.proxy.conn_limits import ConnectionLimits, Refusals, per_host_limit
-from runtime import proxy_protocol
+from actors.proxy.opening import PREFACE as PREFACE  # (re-exported: tests, bench)
+from actors.proxy.opening import FirstBytes
 from runtime.errors import AddressError, ProtocolError
 from runtime.hostport import format_address, parse_address
-from runtime.tls import TLS_RECORD_HANDSHAKE
 
 FIRST_BYTE_S = 10.0
 """A connection's first message (the HTTP/2 preface, or a TLS hello) is in within this."""
 ACCEPT_BACKOFF_S = 0.05
 CHUNK = 256 * 1024
 """The relay's one read buffer, and the most it holds for one direction of one connection."""
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-TLS_RECORD_MAX = 16 * 1024 + 2048
 
 # the unpatched socket class, thread start and lock (gevent's monkey-patching replaces them)
 _Socket: Any = gevent.monkey.get_original("socket", "socket")
@@ -86,8 +91,11 @@ _monotonic: Callable[[], float] = gevent.monkey.get_original("time", "monotonic"
 # DefaultSelector) wait on the hub, of no use in a native thread
 try:
     _new_poller: Callable[[], Any] = gevent.monkey.get_original("select", "epoll")
+    _POLL_UNIT = 1.0
+    """What one second is in the poller's timeout (epoll: seconds; poll: milliseconds)."""
 except AttributeError:  # (not Linux)
     _new_poller = gevent.monkey.get_original("select", "poll")
+    _POLL_UNIT = 1000.0
 _READ, _WRITE = select.POLLIN, select.POLLOUT
 _BROKEN = select.POLLERR | select.POLLHUP
 
@@ -132,9 +140,9 @@ class Front:
     closed). ``stop_accepting()`` closes the port (calls under way go on); ``close_all()`` ends
     the relayed connections.
 
-    Only the thread owning a connection (its opening one, then the relay's) closes its
-    sockets (the others shut them down: a socket closed under another thread's ``recv`` or
-    poll could have its descriptor reused meanwhile)."""
+    Only the relay's thread closes the sockets of a connection handed over to it (the
+    accepting thread closes one it could not hand over); other threads shut them down (a
+    socket closed under another thread's poll could have its descriptor reused meanwhile)."""
 
     def __init__(
         self,
@@ -162,7 +170,7 @@ class Front:
 
     @property
     def refused(self) -> int:
-        """Connections closed at once: past a limit, or no thread to serve them."""
+        """Connections closed at once: past a limit."""
         return self.refusals.count(conn_limits.FULL) + self.refusals.count(conn_limits.HOST_FULL)
 
     @property
@@ -225,75 +233,23 @@ class Front:
                     self.accept_errors += 1  # (EMFILE, ...: not logged from this thread)
                     _sleep(ACCEPT_BACKOFF_S)
                     continue
-                host = address[0]
-                refused = self.limits.take(host)
-                if refused is not None:
-                    self.refusals.note(refused)
-                    _close(client)
-                    continue
-                try:
-                    _start(self._serve, (client, address))
-                except RuntimeError:  # no thread can be started
-                    self.limits.give(host)
-                    self.refusals.note(conn_limits.FULL)
-                    _close(client)
+                self._admit(client, address)
         finally:
             _close(listener)
 
-    def _serve(self, client: socket.socket, address: tuple[str, int]) -> None:
-        upstream: socket.socket | None = None
+    def _admit(self, client: socket.socket, address: tuple[str, int]) -> None:
+        """A connection accepted: its place taken (else closed at once), then the relay's
+        thread reads its opening (``_Openings``)."""
         host = address[0]
-        handed = False
+        refused = self.limits.take(host)
+        if refused is not None:
+            self.refusals.note(refused)
+            _close(client)
+            return
         self._track(client)
-        try:
-            deadline = _monotonic() + FIRST_BYTE_S
-            prefix = b""
-            if self.proxy_protocol:
-                found = proxy_protocol.read_header(client, FIRST_BYTE_S)
-                if isinstance(found, proxy_protocol.Absent):
-                    prefix = found.prefix  # (the HTTP/2 preface's first bytes)
-                elif found is not None:
-                    address = found
-            try:
-                prefix = first_message(client, prefix, deadline)
-            except TimeoutError:
-                self.refusals.note(conn_limits.SLOW_START)
-                return
-            if not prefix:
-                return  # (ended before a byte: a health check)
-            client.settimeout(None)
-            _tune(client, keepalive=True)
-            tls = prefix[0] == TLS_RECORD_HANDSHAKE
-            port = self.tls_port if tls else self.plain_port
-            if port is None or not (tls or prefix == PREFACE):
-                self.refusals.note(conn_limits.TURNED_AWAY)
-                return
-            upstream = _Socket(socket.AF_INET, socket.SOCK_STREAM)
-            self._track(upstream)
-            # bound first: a port of its own (connect() alone may share a local port with a
-            # connection to the other loopback port, and origin() goes by the port)
-            upstream.bind(("127.0.0.1", 0))
-            local_port = upstream.getsockname()[1]
-            _ORIGINS[local_port] = _peer_string(address)
-            try:
-                upstream.settimeout(FIRST_BYTE_S)
-                upstream.connect(("127.0.0.1", port))
-                upstream.settimeout(None)
-                _tune(upstream, keepalive=False)
-                upstream.sendall(prefix)
-                handed = self._relay.take(_Pipe(client, upstream, host, local_port))
-            finally:
-                if not handed:
-                    _ORIGINS.pop(local_port, None)
-        except ProtocolError:  # a malformed PROXY header
-            self.refusals.note(conn_limits.TURNED_AWAY)
-        except TimeoutError:  # (the PROXY header's bytes did not come in time)
-            self.refusals.note(conn_limits.SLOW_START)
-        except OSError:
-            pass  # (a connection ending: not logged from this thread)
-        finally:
-            if not handed:  # (else the relay's thread ends it: ``_Relay._end``)
-                self._end(client, upstream, host)
+        opening = _Opening(client, address, FirstBytes(self.proxy_protocol), FIRST_BYTE_S)
+        if not self._relay.take(opening):  # (the relay has ended: the front is stopping)
+            self._end(client, None, host)
 
     def _end(self, client: socket.socket, upstream: socket.socket | None, host: str) -> None:
         for sock in (client, upstream):
@@ -313,6 +269,241 @@ class Front:
     def _untrack(self, sock: socket.socket) -> None:
         with self._lock:
             self._open.discard(sock)
+
+
+class _Opening:
+    """One connection while it opens: its socket, the address it counts as (the PROXY
+    header's, once read), what it began with, and grpcio's socket while that connects."""
+
+    __slots__ = (
+        "address",
+        "client",
+        "deadline",
+        "first",
+        "host",
+        "local_port",
+        "registered",
+        "upstream",
+    )
+
+    def __init__(
+        self,
+        client: socket.socket,
+        address: tuple[str, int],
+        first: FirstBytes,
+        within: float,
+    ) -> None:
+        self.client = client
+        self.address = address
+        self.host = address[0]
+        """The host its place was taken for (``conn_limits``; the accepted peer's)."""
+        self.first = first
+        self.deadline = _monotonic() + within
+        """When it is closed if it has not opened (``_monotonic()``; -1: it has ended)."""
+        self.upstream: socket.socket | None = None
+        self.local_port = 0
+        """The upstream socket's port (``_ORIGINS``), once bound."""
+        self.registered = -1
+        """The descriptor the poller watches for it (the client's, then grpcio's), or -1."""
+
+
+class _Openings:
+    """The connections opening, in the relay's thread (``_Relay._run``): each client's
+    non-blocking socket is read as bytes come (``opening.FirstBytes``) until its first message
+    is whole, then grpcio's port is connected to without blocking and the connection handed to
+    the relay as a ``_Pipe`` (its first message the first bytes grpcio is sent). Each has a
+    deadline (``FIRST_BYTE_S`` from its accept for its first message, as much again for the
+    connect): past it, it is closed (``SLOW_START``). Owns the descriptors -> openings map and
+    the deadlines' heap; only the relay's thread calls it."""
+
+    def __init__(self, relay: _Relay, poller: Any, sides: dict[int, _Side]) -> None:
+        self.relay = relay
+        self.front = relay.front
+        self.poller = poller
+        self.sides = sides
+        self.by_fd: dict[int, _Opening] = {}
+        self._deadlines: list[tuple[float, int, _Opening]] = []
+        self._order = itertools.count()
+        self._ready: list[_Opening] = []
+        """Openings whose first message is whole, to connect to grpcio once the poller's batch
+        is done (a socket made amid it could reuse the descriptor of one closed earlier in it,
+        whose events would then be taken for its own)."""
+
+    def begin(self, opening: _Opening) -> None:
+        """Watch a connection handed over by the accepting thread."""
+        try:
+            opening.client.setblocking(False)
+            self._watch(opening, opening.client, _READ)
+        except (OSError, ValueError):
+            self._end(opening)
+
+    def wait(self) -> float | None:
+        """The poller's timeout: until the next deadline (None: no opening)."""
+        if not self._deadlines:
+            return None
+        left = self._deadlines[0][0] - _monotonic()
+        return max(left, 0.001) * _POLL_UNIT
+
+    def expire(self) -> None:
+        """Close the openings past their deadline (and forget those that ended or connect
+        since, when they are most of the heap: a flood of short connections)."""
+        now = _monotonic()
+        deadlines = self._deadlines
+        if len(deadlines) > 4 * (len(self.by_fd) + len(self._ready)) + 256:
+            deadlines[:] = [entry for entry in deadlines if entry[2].deadline == entry[0]]
+            heapq.heapify(deadlines)
+        while deadlines and deadlines[0][0] <= now:
+            deadline, _, opening = heapq.heappop(deadlines)
+            if opening.deadline == deadline:  # (else it has ended, or connects since)
+                self._end(opening, conn_limits.SLOW_START)
+
+    def step(self, opening: _Opening, events: int) -> None:
+        """What the poller reported of an opening's socket: its bytes read, or its connect
+        to grpcio done."""
+        if events & select.POLLNVAL:
+            self._end(opening)
+        elif opening.upstream is None:
+            self._guarded(self._read, opening)
+        else:
+            self._guarded(self._connected, opening)
+
+    def connect_ready(self) -> None:
+        """Connect to grpcio the openings decided in the poller's last batch."""
+        ready, self._ready = self._ready, []
+        for opening in ready:
+            if opening.deadline >= 0:
+                self._guarded(self._connect, opening)
+
+    def _guarded(self, work: Callable[[_Opening], None], opening: _Opening) -> None:
+        """``work`` done; an error ends only that connection, quietly (this thread logs
+        nothing), or counted where the front counts it (``conn_limits``)."""
+        try:
+            work(opening)
+        except ProtocolError:  # a malformed PROXY header
+            self._end(opening, conn_limits.TURNED_AWAY)
+        except Exception:  # (a connection ending, or whatever it was: not the loop)
+            self._end(opening)
+
+    def end_all(self) -> None:
+        for opening in list(self.by_fd.values()):
+            self._end(opening)
+        self._deadlines.clear()
+
+    def _read(self, opening: _Opening) -> None:
+        """Read what the client sent, no more than its opening wants; once it is whole,
+        decide where the connection goes."""
+        first = opening.first
+        while True:
+            try:
+                chunk = opening.client.recv(first.want())
+            except BlockingIOError:
+                return  # (the rest later)
+            if first.feed(chunk):
+                break
+        if first.source is not None:
+            opening.address = first.source
+        self._decide(opening)
+
+    def _decide(self, opening: _Opening) -> None:
+        """Its first message whole (or the stream ended): grpcio's plain port for the HTTP/2
+        preface, the TLS one for a TLS record, else closed."""
+        first, front = opening.first, self.front
+        if not first.message or front._stopped:
+            self._end(opening)  # (ended before a byte: a health check)
+            return
+        _tune(opening.client, keepalive=True)
+        tls = first.is_tls()
+        port = front.tls_port if tls else front.plain_port
+        if port is None or not (tls or first.is_preface()):
+            self._end(opening, conn_limits.TURNED_AWAY)
+            return
+        self._unwatch(opening)
+        self._ready.append(opening)
+
+    def _connect(self, opening: _Opening) -> None:
+        """A connection to grpcio's port for it, bound to a port of its own (``_ORIGINS``),
+        begun without blocking."""
+        port = self.front.tls_port if opening.first.is_tls() else self.front.plain_port
+        assert port is not None
+        upstream = _Socket(socket.AF_INET, socket.SOCK_STREAM)
+        opening.upstream = upstream
+        self.front._track(upstream)
+        # bound first: a port of its own (connect() alone may share a local port with a
+        # connection to the other loopback port, and origin() goes by the port)
+        upstream.bind(("127.0.0.1", 0))
+        opening.local_port = upstream.getsockname()[1]
+        _ORIGINS[opening.local_port] = _peer_string(opening.address)
+        upstream.setblocking(False)
+        failed = upstream.connect_ex(("127.0.0.1", port))
+        if failed == 0:
+            self._relay_it(opening)
+        elif failed in (errno.EINPROGRESS, errno.EAGAIN):
+            self._watch(opening, upstream, _WRITE, _monotonic() + FIRST_BYTE_S)
+        else:
+            raise OSError(failed, os.strerror(failed))
+
+    def _connected(self, opening: _Opening) -> None:
+        upstream = opening.upstream
+        assert upstream is not None
+        failed = upstream.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if failed:
+            raise OSError(failed, os.strerror(failed))
+        self._unwatch(opening)
+        self._relay_it(opening)
+
+    def _relay_it(self, opening: _Opening) -> None:
+        """Connected to grpcio: its first message sent (what does not fit now, later), and
+        the connection relayed from now on."""
+        upstream = opening.upstream
+        assert upstream is not None
+        if self.front._stopped:
+            self._end(opening)
+            return
+        _tune(upstream, keepalive=False)
+        pipe = _Pipe(opening.client, upstream, opening.host, opening.local_port)
+        message = opening.first.message
+        try:
+            sent = upstream.send(message)
+        except BlockingIOError:
+            sent = 0
+        if sent < len(message):
+            pipe.to_up.pending = memoryview(message)[sent:]
+        opening.deadline = -1.0  # (its entries in the deadlines' heap are stale from now on:
+        opening.first.message = b""  # they keep it, not its bytes, until they go: ``expire``)
+        self.relay._add(pipe, self.poller, self.sides)
+
+    def _watch(
+        self, opening: _Opening, sock: socket.socket, mask: int, deadline: float | None = None
+    ) -> None:
+        fd = sock.fileno()
+        self.poller.register(fd, mask)
+        opening.registered = fd
+        self.by_fd[fd] = opening
+        if deadline is not None:
+            opening.deadline = deadline
+        heapq.heappush(self._deadlines, (opening.deadline, next(self._order), opening))
+
+    def _unwatch(self, opening: _Opening) -> None:
+        fd, opening.registered = opening.registered, -1
+        if fd < 0:
+            return
+        self.by_fd.pop(fd, None)
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            self.poller.unregister(fd)
+
+    def _end(self, opening: _Opening, reason: str | None = None) -> None:
+        """The connection closed (``reason``: counted as refused for it)."""
+        if opening.deadline < 0:
+            return  # (ended already)
+        opening.deadline = -1.0
+        opening.first.message = b""  # (stale entries in the heap keep it a while)
+        opening.first.data = bytearray()
+        if reason is not None:
+            self.front.refusals.note(reason)
+        self._unwatch(opening)
+        if opening.local_port:
+            _ORIGINS.pop(opening.local_port, None)
+        self.front._end(opening.client, opening.upstream, opening.host)
 
 
 class _Pipe:
@@ -358,11 +549,12 @@ class _Relay:
     (``SHUT_WR``); grpcio's end, or an error either way, ends the connection (both closed).
     The loop's thread alone closes a relayed connection's sockets (others shut them down:
     ``Front.close_all``), and ends once the front has stopped accepting and its connections
-    have ended. Hand-over from the opening threads: ``take``."""
+    have ended. Connections come from the accepting thread (``take``) and open in this loop
+    first (``_Openings``)."""
 
     def __init__(self, front: Front) -> None:
         self.front = front
-        self._incoming: deque[_Pipe] = deque()
+        self._incoming: deque[_Opening] = deque()
         self._wake_r = self._wake_w = -1
         self._lock = _new_lock()
         self._done = False
@@ -380,12 +572,13 @@ class _Relay:
             raise
         self._started = True
 
-    def take(self, pipe: _Pipe) -> bool:
-        """Relay ``pipe`` from now on (False: the loop has ended; the caller closes it)."""
+    def take(self, opening: _Opening) -> bool:
+        """Open, then relay, ``opening`` from now on (False: the loop has ended; the caller
+        closes it)."""
         with self._lock:
             if self._done or not self._started:
                 return False
-            self._incoming.append(pipe)
+            self._incoming.append(opening)
             self._wake_locked()
         return True
 
@@ -415,18 +608,23 @@ class _Relay:
         sides: dict[int, _Side] = {}
         """A socket's descriptor -> its connection, 0 for the client's side (1: grpcio's), its
         ``recv_into``, the other side's ``send``, the direction read from it."""
+        openings = _Openings(self, poller, sides)
+        opening_fds = openings.by_fd
         buffer = bytearray(CHUNK)
         view = memoryview(buffer)
         try:
             while True:
-                for fd, events in poller.poll():
+                for fd, events in poller.poll(openings.wait()):
                     if fd == wake_r:
                         with contextlib.suppress(BlockingIOError):
                             os.read(wake_r, 4096)
                         continue
                     side = sides.get(fd)
                     if side is None:
-                        continue  # (ended earlier in this batch)
+                        opening = opening_fds.get(fd)
+                        if opening is not None:
+                            openings.step(opening, events)
+                        continue  # (else ended earlier in this batch)
                     pipe, i, recv_into, send, inbound = side
                     try:
                         if events == _READ and pipe.masks[i] == _READ:
@@ -450,8 +648,10 @@ class _Relay:
                         continue  # (woken for nothing)
                     except Exception:  # (whatever it was: that connection ends, not the loop)
                         self._end(pipe, poller, sides)
+                openings.connect_ready()
+                openings.expire()
                 while self._incoming:
-                    self._add(self._incoming.popleft(), poller, sides)
+                    openings.begin(self._incoming.popleft())
                 if self.front._stopped and not sides and self.front.limits.held <= 0:
                     with self._lock:  # (none relayed, nor opening: none will be handed over)
                         if not self._incoming:
@@ -460,12 +660,13 @@ class _Relay:
         finally:
             for pipe in {id(side[0]): side[0] for side in sides.values()}.values():
                 self._end(pipe, poller, sides)
+            openings.end_all()
             with self._lock:
                 self._done = True
                 left = list(self._incoming)
                 self._incoming.clear()
-            for pipe in left:
-                self._end(pipe, None, sides)
+            for opening in left:
+                self.front._end(opening.client, None, opening.host)
             with contextlib.suppress(OSError):
                 poller.close()
             self._close_wake()
@@ -589,37 +790,6 @@ def _tune(sock: socket.socket, keepalive: bool) -> None:
         if option is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, option, value)
-
-
-def first_message(client: socket.socket, prefix: bytes, deadline: float) -> bytes:
-    """The connection's first message, read whole by ``deadline`` (``_monotonic()``; else
-    TimeoutError) after ``prefix`` (bytes read already): the first TLS record (at most
-    ``TLS_RECORD_MAX`` of it) or as many bytes as the HTTP/2 preface has (the caller checks
-    them); b"" for a connection that ended before a byte, what came for one ending early."""
-    data = bytearray(prefix)
-    if not _fill(client, data, 1, deadline):
-        return bytes(data)
-    if data[0] == TLS_RECORD_HANDSHAKE:
-        if _fill(client, data, 5, deadline):
-            length = int.from_bytes(data[3:5], "big")
-            _fill(client, data, 5 + min(length, TLS_RECORD_MAX), deadline)
-    else:
-        _fill(client, data, len(PREFACE), deadline)
-    return bytes(data)
-
-
-def _fill(client: socket.socket, data: bytearray, size: int, deadline: float) -> bool:
-    """Read into ``data`` until it holds ``size`` bytes (False: the stream ended first)."""
-    while len(data) < size:
-        left = deadline - _monotonic()
-        if left <= 0:
-            raise TimeoutError("the first message did not come in time")
-        client.settimeout(left)
-        chunk = client.recv(size - len(data))
-        if not chunk:
-            return False
-        data += chunk
-    return True
 
 
 def _shutdown(sock: socket.socket, how: int = socket.SHUT_RDWR) -> None:

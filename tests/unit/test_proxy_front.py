@@ -507,3 +507,134 @@ def test_the_relay_runs_in_a_monkey_patched_process() -> None:
     )
     # Then every call is answered (the relay's thread used nothing of gevent's hub)
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
+
+
+@pytest.mark.skipif(not pathlib.Path("/proc/self/status").exists(), reason="needs /proc")
+def test_connections_sending_nothing_cost_no_thread_each_and_close_at_their_deadline(
+    served: tuple[Echo, Front], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from actors.proxy.conn_limits import SLOW_START
+    from tests.client_support import wait_until
+
+    _, front = served
+    assert front_module.FIRST_BYTE_S == 10.0  # (the default, shortened here)
+    monkeypatch.setattr(front_module, "FIRST_BYTE_S", 2.0)
+    before = _threads()
+    # Given 200 connections that send nothing (each held a thread while it opened, before)
+    conns = []
+    try:
+        for _ in range(200):
+            conns.append(socket.create_connection(("127.0.0.1", front.port), timeout=10))
+        connected = time.monotonic()
+        wait_until(lambda: front.limits.held == 200, timeout=10, what="all 200 taken")
+        # Then they are held without a thread each
+        assert _threads() <= before + 4, (before, _threads())
+        # And each is closed at its deadline, not before (the first accepted before `connected`)
+        assert _closed_within(conns[-1], 10)
+        assert time.monotonic() - connected >= 2.0 - 0.1
+        assert all(_closed_within(conn, 10) for conn in conns)
+    finally:
+        for conn in conns:
+            conn.close()
+    assert front.refusals.count(SLOW_START) == 200
+    wait_until(lambda: front.limits.held == 0, timeout=5, what="the places given back")
+
+
+def _unread(front: Front, conn: socket.socket) -> int | None:
+    """Bytes of ``conn``'s the front has not read yet (the receive queue of its accepted
+    socket, from /proc/net/tcp); None: not listed."""
+    local = f"0100007F:{front.port:04X}"
+    remote = f"0100007F:{conn.getsockname()[1]:04X}"
+    for line in pathlib.Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == local and fields[2] == remote:
+            return int(fields[4].split(":")[1], 16)
+    return None
+
+
+def _send_slowly(front: Front, conn: socket.socket, pieces: list[bytes]) -> None:
+    """Each piece sent once the front has read the one before (a client sending its first
+    bytes a few at a time)."""
+    from tests.client_support import wait_until
+
+    for piece in pieces:
+        wait_until(lambda: _unread(front, conn) == 0, timeout=5, what="the piece read")
+        conn.sendall(piece)
+
+
+@pytest.mark.skipif(not pathlib.Path("/proc/net/tcp").exists(), reason="needs /proc/net/tcp")
+def test_first_bytes_sent_a_few_at_a_time_are_relayed(served: tuple[Echo, Front]) -> None:
+    import ssl
+
+    _, front = served
+    settings = bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+    preface = front_module.PREFACE
+    # Given a plain client sending its preface in three pieces, then a SETTINGS frame
+    with socket.create_connection(("127.0.0.1", front.port), timeout=10) as plain:
+        _send_slowly(front, plain, [preface[:1], preface[1:9], preface[9:], settings])
+        # Then grpcio's SETTINGS frame comes back (relayed to the plain port)
+        assert plain.recv(9)[3] == 4
+    # Given a TLS client sending its hello in four pieces
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(["h2"])
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing)
+    with pytest.raises(ssl.SSLWantReadError):
+        tls.do_handshake()
+    hello = outgoing.read()
+    with socket.create_connection(("127.0.0.1", front.port), timeout=10) as conn:
+        _send_slowly(front, conn, [hello[:1], hello[1:5], hello[5:50], hello[50:]])
+        # Then the handshake completes with grpcio's TLS port (h2 agreed)
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                if outgoing.pending:
+                    conn.sendall(outgoing.read())
+                data = conn.recv(65536)
+                assert data, "closed during the handshake"
+                incoming.write(data)
+        assert tls.selected_alpn_protocol() == "h2"
+    assert front.refusals.total == {}
+
+
+def test_stopping_the_front_closes_connections_still_opening(served: tuple[Echo, Front]) -> None:
+    from tests.client_support import wait_until
+
+    _, front = served
+    # Given connections that sent nothing, or part of a preface (10 s to go)
+    conns = [socket.create_connection(("127.0.0.1", front.port), timeout=10) for _ in range(3)]
+    try:
+        conns[0].sendall(b"PRI")
+        wait_until(lambda: front.limits.held == 3, timeout=10, what="all 3 taken")
+        # When the front stops, Then they are closed at once, none counted as refused
+        front.stop()
+        assert all(_closed_within(conn, 5) for conn in conns)
+        wait_until(lambda: front._relay._done, timeout=5, what="the relay's thread ended")
+        assert front.limits.held == 0 and front.refusals.total == {}
+    finally:
+        for conn in conns:
+            conn.close()
+
+
+def test_health_checks_are_closed_quietly_and_the_port_goes_on_serving(
+    served: tuple[Echo, Front],
+) -> None:
+    from tests.client_support import wait_until
+
+    _, front = served
+    # Given 600 connections that end before a byte (a balancer's TCP health checks), more
+    # than the opening deadlines' heap keeps before it forgets ended ones
+    for _ in range(600):
+        socket.create_connection(("127.0.0.1", front.port), timeout=10).close()
+    # Then a client is served after them (so all of them were accepted and handed over)
+    with grpc.insecure_channel(f"127.0.0.1:{front.port}") as channel:
+        assert _call(channel, b"after")[2] == "after"
+    # And their places (and the client's) are given back, none counted as refused
+    wait_until(lambda: front.limits.held == 0, timeout=10, what="the places given back")
+    assert front.refusals.total == {}
