@@ -18,6 +18,13 @@ inconsistent-offsets = ∅), every replica's log equal to the final master's (lo
 ∅), the short master never listed while the slave was down, a master listed within
 ``RTO_BOUND`` of the slave's restart after every fault, and at least one fault that cut
 acknowledged records (else the run proves nothing).
+
+R14-classic: the same fault without a controller (R12's cluster: a classic SYNC_MASTER and its
+slave, the slave's replication link through the TcpProxy). There is no failover: the master
+must reconcile from the slave before it takes a write (RELIABILITY.md §5;
+``actors.broker.ha_reconcile``). Criteria: the same loss criteria and lost-on-node = ∅, no
+send acknowledged while the short master ran alone, writes resumed within ``RTO_BOUND`` of the
+slave's restart after every fault, at least one power loss.
 """
 
 from __future__ import annotations
@@ -30,9 +37,19 @@ from typing import Any
 
 from runtime.ha import boot
 from tests.chaos import admin
+from tests.chaos import checker as C
 from tests.chaos.cluster import Node
+from tests.chaos.nemesis import Timing
 from tests.chaos.scenarios import Result, RunConfig
-from tests.chaos.scenarios_ha import BROKER, RTO_BOUND, HaRun, _failover_scenario, _ha_common
+from tests.chaos.scenarios_ha import (
+    BROKER,
+    RTO_BOUND,
+    HaRun,
+    _check,
+    _failover_scenario,
+    _ha_common,
+    require,
+)
 
 DOWN_S = 6.0
 """How long the short master runs alone (lease 3 s + margin + heartbeats)."""
@@ -133,4 +150,78 @@ def r14(cfg: RunConfig) -> Result:
     return run.result(verdict, report)
 
 
-POWER_SCENARIOS = {"R14": r14}
+class PowerLossClassic:
+    """R14-classic's fault: both die, the master's tail is cut and its reboot faked; the
+    master runs alone for ``DOWN_S`` (it must take no write), then the slave returns."""
+
+    kind = "power-loss-classic"
+
+    def __init__(self, run: HaRun, rng: random.Random) -> None:
+        self.run = run
+        self.rng = rng
+        self.target = "master+slave"
+
+    def inject(self) -> dict[str, Any]:
+        master, slave = self.run.nodes["master"], self.run.nodes["slave"]
+        master.kill()  # (the master first: it never sees its slave leave)
+        slave.kill()
+        cut = power_loss(self.run.cluster.workdir / "store" / master.name, self.rng)
+        return {"master": master.name, **cut}
+
+    def heal(self) -> dict[str, Any]:
+        master, slave = self.run.nodes["master"], self.run.nodes["slave"]
+        master.start()
+        alone_from = time.monotonic()
+        time.sleep(DOWN_S)  # (the fault: the master runs without its slave)
+        alone_until = time.monotonic()
+        slave.start()
+        return {"alone": [alone_from, alone_until], "slave_back": time.monotonic()}
+
+
+def r14_classic(cfg: RunConfig) -> Result:
+    require(failover=False)
+    rng = random.Random(cfg.seed)
+    run = HaRun("R14-classic", cfg)
+    verdict = C.Verdict()
+    try:
+        run.ha_cluster("SYNC_MASTER", controller=False)
+        run.start_consumers(["push", "pull"])
+        run.start_producers()
+        run.wait_for_acks()
+        run.wait_caught_up()
+        run.nemesis([PowerLossClassic(run, rng)], Timing(interval=(1.0, 2.0), window=(0.5, 1.0)))
+        run.recover_and_stop_producers()
+        run.drain_group()
+        ends = run.verify()
+        run.catch_up(verdict)
+    finally:
+        run.close()
+    run.compare_stores(verdict)
+    report = _check(run)
+    _ha_common(run, report, verdict, ends)
+    events = run.history.snapshot()
+    injected = [e.data or {} for e in events if e.type == "event" and e.f == "fault"]
+    healed = [e.data or {} for e in events if e.type == "event" and e.f == "heal"]
+    windows = [h["alone"] for h in healed if "alone" in h]
+    alone_oks = [
+        e.value
+        for e in events
+        if e.f == "send" and e.type == "ok" and any(a <= e.mono <= b for a, b in windows)
+    ]
+    backs = [h["slave_back"] for h in healed if "slave_back" in h]
+    oks = sorted(e.mono for e in events if e.f == "send" and e.type == "ok")
+    resumed = [next((round(t - back, 3) for t in oks if t >= back), None) for back in backs]
+    run.facts["cuts"] = [d.get("cut") for d in injected]
+    run.facts["acked_while_alone"] = len(alone_oks)
+    run.facts["resumed_after_slave_s"] = resumed
+    verdict.require("at least one power loss", bool(injected), injected)
+    verdict.require("no send acked while the short master ran alone", not alone_oks, alone_oks)
+    verdict.require(
+        f"writes resumed within {RTO_BOUND}s of the slave's return after every fault",
+        bool(resumed) and all(r is not None and r <= RTO_BOUND for r in resumed),
+        resumed,
+    )
+    return run.result(verdict, report)
+
+
+POWER_SCENARIOS = {"R14": r14, "R14-classic": r14_classic}
