@@ -12,7 +12,9 @@
     topicStatus      -t TOPIC                    min / max offset and last store time per queue
     updateSubGroup   -g GROUP (-c CLUSTER | -b HOST:PORT) [-r 16] [-s true] [-d true] [-m true]
                      [-q 1] [-a true] [-o false] a consumer group's config (retry times, ...)
-    deleteSubGroup   -g GROUP (-c CLUSTER | -b HOST:PORT)
+    deleteSubGroup   -g GROUP (-c CLUSTER | -b HOST:PORT) [-r false]   a group's config (-r true:
+                                                 its offsets too); with -c its %RETRY% / %DLQ%
+                                                 topics too
     consumerProgress [-g GROUP [-t TOPIC]]       committed offsets and lag per queue; without
                                                  -g one line per group: members, version, type,
                                                  model, total lag (OFFLINE: none online)
@@ -246,6 +248,14 @@ def _parser_and_commands() -> tuple[
     group.add_argument("-o", "--consume-message-orderly", type=boolean, default=False)
     drop = sub.add_parser("deleteSubGroup", parents=[ns], help="delete a consumer group's config")
     drop.add_argument("-g", "--group", required=True)
+    drop.add_argument(
+        "-r",
+        "--remove-offset",
+        type=boolean,
+        default=False,
+        metavar="true|false",
+        help="also forget the group's consumer offsets (RocketMQ 5's removeOffset)",
+    )
     _where(drop)
     status = sub.add_parser("topicStatus", parents=[ns], help="offsets per queue of a topic")
     status.add_argument("-t", "--topic", required=True)
@@ -407,9 +417,15 @@ def _run(admin: Admin, args: argparse.Namespace) -> list[str]:
         return [f"create subscription group to {address} success." for address in done]
     if command == "deleteSubGroup":
         done = admin.delete_subscription_group(
-            args.group, cluster=args.cluster, broker_addr=args.broker
+            args.group,
+            cluster=args.cluster,
+            broker_addr=args.broker,
+            clean_offset=args.remove_offset,
         )
-        return [f"delete subscription group [{args.group}] from {a} success." for a in done]
+        out = [f"delete subscription group [{args.group}] from {a} success." for a in done]
+        if args.cluster:
+            out.append(f"delete topic [%RETRY%{args.group}] and [%DLQ%{args.group}] success.")
+        return out
     if command == "topicStatus":
         rows = [["#Broker Name", "#QID", "#Min Offset", "#Max Offset", "#Last Updated"]]
         for r in admin.topic_stats(args.topic):

@@ -318,12 +318,15 @@ def subscription_group(
 def delete_subscription_group(
     ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
 ) -> RemotingCommand:
-    """DELETE_SUBSCRIPTIONGROUP (207), header ``groupName``: the group's config goes (its
-    consumer offsets stay, as RocketMQ 4 keeps them)."""
+    """DELETE_SUBSCRIPTIONGROUP (207), header ``groupName``: the group's config goes; its
+    consumer offsets stay (as RocketMQ 4 keeps them) unless header ``cleanOffset`` is true
+    (RocketMQ 5: every offset the group committed here goes too)."""
     group = str(request.ext_fields.get("groupName") or "")
     if not group:
         return reply(request, ResponseCode.SYSTEM_ERROR, remark="groupName is required")
     ctx.store.delete_subscription_group(group)
+    if str(request.ext_fields.get("cleanOffset") or "").lower() == "true":
+        ctx.store.remove_group_offsets(group)
     return reply(request)
 
 

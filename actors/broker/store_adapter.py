@@ -163,6 +163,9 @@ class StoreAdapter:
         self._groups.drop(group)
         return existed
 
+    def remove_group_offsets(self, group: str) -> bool:
+        return bool(self._get(self.store.remove_group_offsets(group)))
+
     # -- write path ---------------------------------------------------------------------------
 
     def put(self, records: list[PutRecord]) -> PutOutcome:

@@ -28,7 +28,7 @@ from runtime.remoting.bodies import (
     decode_body,
     encode_body,
 )
-from runtime.remoting.codes import RETRY_PREFIX, RequestCode, ResponseCode
+from runtime.remoting.codes import DLQ_PREFIX, RETRY_PREFIX, RequestCode, ResponseCode
 from runtime.remoting.queue_maps import (
     OffsetWrapper,
     decode_consume_stats_list,
@@ -169,19 +169,29 @@ class GroupAdmin(AdminPort):
         return decode_body(SubscriptionGroupConfig, response.body)
 
     def delete_subscription_group(
-        self, group: str, *, cluster: str | None = None, broker_addr: str | None = None
+        self,
+        group: str,
+        *,
+        cluster: str | None = None,
+        broker_addr: str | None = None,
+        clean_offset: bool = False,
     ) -> list[str]:
-        """DELETE_SUBSCRIPTIONGROUP (mqadmin deleteSubGroup): the group's config goes (its
-        consumer offsets stay, as in RocketMQ 4). Returns the addresses that applied it."""
+        """DELETE_SUBSCRIPTIONGROUP (mqadmin deleteSubGroup): the group's config goes; its
+        consumer offsets too with ``clean_offset`` (RocketMQ 5's ``-r true``), else they stay
+        (RocketMQ 4). With ``cluster``, as RocketMQ's command, the group's ``%RETRY%`` and
+        ``%DLQ%`` topics are deleted from that cluster's brokers and the name servers too
+        (one that does not exist is skipped). Returns the addresses that applied it."""
         done = []
+        ext = {"groupName": group, "cleanOffset": "true" if clean_offset else "false"}
         for address in self._targets(cluster, broker_addr):
             self._broker(
-                address,
-                RequestCode.DELETE_SUBSCRIPTIONGROUP,
-                {"groupName": group},
-                "delete subscription group",
+                address, RequestCode.DELETE_SUBSCRIPTIONGROUP, ext, "delete subscription group"
             )
             done.append(address)
+        if cluster is not None:
+            for topic in (RETRY_PREFIX + group, DLQ_PREFIX + group):
+                self.delete_topic_in_brokers(topic, cluster=cluster)
+                self.delete_topic_in_namesrv(topic, cluster=cluster)
         return done
 
     def consume_stats(self, group: str, topic: str | None = None) -> list[QueueProgress]:

@@ -50,6 +50,14 @@ class AdminPort:
         """QUERY_MESSAGE on every master of ``topic``: the messages indexed under ``key``."""
         raise NotImplementedError
 
+    def delete_topic_in_brokers(self, topic: str, *, cluster: str | None = None) -> list[str]:
+        """DELETE_TOPIC_IN_BROKER on the masters (``TopicAdmin``)."""
+        raise NotImplementedError
+
+    def delete_topic_in_namesrv(self, topic: str, *, cluster: str | None = None) -> list[str]:
+        """DELETE_TOPIC_IN_NAMESRV on every name server (``TopicAdmin``)."""
+        raise NotImplementedError
+
     def _route_masters(self, topic: str, route: Any = None) -> dict[str, str]:
         """Broker name -> master address of the brokers the topic's route lists."""
         raise NotImplementedError

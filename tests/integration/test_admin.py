@@ -351,6 +351,43 @@ def test_subscription_group_configs_are_set_read_and_deleted(
     assert bad.returncode == 2 and "not true or false" in bad.stderr
 
 
+def test_delete_sub_group_on_a_cluster_also_drops_its_offsets_and_retry_topics(
+    cluster: dict[str, str], admin: Admin
+) -> None:
+    namesrv, broker = cluster["namesrv"], cluster["broker-a/0"]
+    # Given two groups with a config, a committed offset and their %RETRY% / %DLQ% topics
+    admin.create_topic("DropGroups", queues=1)
+    mq = MessageQueue(topic="DropGroups", broker_name="broker-a", queue_id=0)
+    for group in ("drop-kept", "drop-all"):
+        made = mqadmin(namesrv, "updateSubGroup", "-g", group, "-c", "DefaultCluster")
+        assert made.returncode == 0, made.stderr
+        commit(broker, group, "DropGroups", 0, 5)
+        for prefix in ("%RETRY%", "%DLQ%"):
+            admin.create_topic(prefix + group, queues=1)
+    # When one is deleted from a broker alone (RocketMQ's -b: the config only)
+    kept = mqadmin(namesrv, "deleteSubGroup", "-g", "drop-kept", "-b", broker)
+    assert kept.returncode == 0, kept.stderr
+    # Then its offsets and topics stay
+    assert admin.committed_offset("drop-kept", mq) == 5
+    # When the other is deleted from the cluster with -r true
+    dropped = mqadmin(
+        namesrv, "deleteSubGroup", "-g", "drop-all", "-c", "DefaultCluster", "-r", "true"
+    )
+    assert dropped.returncode == 0, dropped.stderr
+    assert "%RETRY%drop-all" in dropped.stdout
+    # Then its config, its committed offsets and its %RETRY% / %DLQ% topics are gone
+    with pytest.raises(BrokerError) as gone:
+        admin.subscription_group("drop-all", broker)
+    assert gone.value.code == ResponseCode.SUBSCRIPTION_GROUP_NOT_EXIST
+    assert admin.committed_offset("drop-all", mq) == -1
+    listed = admin.topic_list()
+    assert "%RETRY%drop-all" not in listed and "%DLQ%drop-all" not in listed
+    assert "%RETRY%drop-kept" in listed and "%DLQ%drop-kept" in listed
+    with pytest.raises(BrokerError) as no_route:  # (a %RETRY% route is served on demand)
+        admin.topic_route("%DLQ%drop-all")
+    assert no_route.value.code == ResponseCode.TOPIC_NOT_EXIST
+
+
 def test_reset_offset_reaches_a_running_lite_pull_consumer(
     cluster: dict[str, str], admin: Admin
 ) -> None:
