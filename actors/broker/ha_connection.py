@@ -15,7 +15,7 @@ Messages accepted (told by its own greenlets and timers):
   matches the account's secret; a wrong one is REFUSED (UNAUTHENTICATED) with a WARNING. No
   PROOF within the HELLO's 10 s closes the link.
 - ``LinkTail(offset, data)``: part of the slave's log after a FETCH: appended as it is
-  (``AppendRaw(reconcile=True)``: checked, written, dispatched, flushed per the master's
+  (``AppendRaw(reconcile=True)``: checked, written, dispatched, fsync'd in either flush
   mode) while the master still reconciles; the empty one ends it, and the HELLO is answered
   again (now level: ACCEPT). One FETCH per link; a TAIL at another offset, past the slave's
   HELLO or without a FETCH closes the link.

@@ -7,7 +7,8 @@ and healthy; check and write the records (``runtime.store.raw.append_raw``: whol
 CRC, physical offsets, nothing written on refusal); advance the writer's next queue offsets
 from the records (so a promoted slave assigns the right ones); hand the dispatch batch to the
 Dispatcher (the slave builds its own consume queues and index); reply ``RawAppended`` once the
-slave's flush mode holds (SYNC_FLUSH: after the Flusher's fsync).
+slave's flush mode holds (SYNC_FLUSH: after the Flusher's fsync; a reconciling master's
+append: always after the fsync).
 
 Durability point: the slave's flush mode, as for client appends. A failed write is undone as
 for any append (``_write_failed``); one that cannot be undone fail-stops the writer.
@@ -74,7 +75,10 @@ def handle(writer: Any, msg: AppendRaw) -> None:
     writer.next_offsets.update(w.next_offsets)
     writer._tell_dispatcher(Dispatch(w.begin, w.end, w.batch))
     done = RawCompletion(msg.reply, w.end)
-    if not writer._sync_flush:
+    # A master's reconciling append waits for its fsync in either flush mode: the new epoch
+    # its reconciliation ends with begins past these bytes, and a second power loss must not
+    # leave that entry beyond the log's end (the slaves holding the tail would be cut back)
+    if not writer._sync_flush and not msg.reconcile:
         done.flush_done(FlushStatus.FLUSH_OK)
     elif not writer._tell_flusher(AwaitFlush(w.end, [done])):
         done.flush_done(FlushStatus.FLUSH_FAILED)

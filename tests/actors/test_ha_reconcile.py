@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import pathlib
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -52,16 +53,17 @@ def namesrv() -> Iterator[str]:
 class Pair:
     """A master and a slave on fixed data directories, each restartable as after a crash."""
 
-    def __init__(self, tmp: pathlib.Path, namesrv: str, role: str) -> None:
+    def __init__(self, tmp: pathlib.Path, namesrv: str, role: str, **master_extra: Any) -> None:
         self.tmp = tmp
         self.namesrv = namesrv
         self.role = role
+        self.master_extra = master_extra
         self.master: Node | None = None
         self.slave: Node | None = None
         self.client: WireClient | None = None
 
     def master_cfg(self) -> BrokerConfig:
-        return broker_config("broker-a", 0, self.role, self.namesrv)
+        return broker_config("broker-a", 0, self.role, self.namesrv, **self.master_extra)
 
     def start_master(self) -> Node:
         self.master = start_broker(self.master_cfg(), self.tmp / "m")
@@ -160,6 +162,46 @@ def test_a_sync_master_back_from_a_power_loss_fetches_its_slaves_tail_before_any
     same_commit_log(store_ctx(master), store_ctx(p.slave))
     after = send(p.client, "PWR", b"after the loss")
     assert after.code == ResponseCode.SUCCESS, after.remark
+
+
+def test_a_second_power_loss_soon_after_keeps_what_was_fetched(
+    tmp_path: pathlib.Path, namesrv: str, pairs: list[Pair]
+) -> None:
+    # Given a SYNC_MASTER that fsyncs its log only every 10 minutes (ASYNC_FLUSH), back from a
+    # power loss: it fetched its lost tail from its slave and took a write, acked by the slave
+    p = Pair(tmp_path, namesrv, "SYNC_MASTER", flush_interval_commit_log=600_000)
+    pairs.append(p)
+    p.start_master()
+    p.start_slave()
+    assert p.master is not None
+    wait_in_sync(p.master, 1)
+    root, end = fill(p)
+    p.stop()
+    power_loss(root, 3 * 300)
+    master = p.start_master()
+    p.start_slave()
+    wait_until(ha_state(master).accepting_writes, what="the master to take writes again")
+    wait_in_sync(master, 1)
+    assert p.client is not None
+    after = send(p.client, "PWR", b"after the loss")
+    assert after.code == ResponseCode.SUCCESS, after.remark
+    # When the master's machine loses power again before its next periodic fsync: what was
+    # never fsync'd is gone
+    log = store_ctx(master).require_open().log
+    unflushed = log.write_offset - log.segments.flushed_offset
+    p.stop()
+    power_loss(root, unflushed)
+    # Then once its slave is back it holds every acknowledged message again, the first power
+    # loss's as well: the new epoch did not begin past the end of what it kept
+    master = p.start_master()
+    p.start_slave()
+    wait_until(ha_state(master).accepting_writes, what="the master to take writes again")
+    bodies = [r.body for r in queue_records(store_ctx(master), "PWR", 0, 100)]
+    want = [f"acked-{i:03d}".encode() * 20 for i in range(MESSAGES)] + [b"after the loss"]
+    assert bodies == want
+    last = EpochFile(root).last
+    assert last is not None and last.start <= store_ctx(master).require_open().log.write_offset
+    assert end <= store_ctx(master).require_open().log.write_offset
 
 
 @pytest.mark.parametrize("role", ["ASYNC_MASTER", "SYNC_MASTER"])
