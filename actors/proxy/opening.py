@@ -16,9 +16,13 @@ The rules are ``runtime.proxy_protocol.read_header``'s and the blocking ``first_
 that did this in a thread per connection: the header is looked for only when its first byte
 can begin one (``P`` of v1, ``\\r`` of v2's signature), bytes that stop matching a header are
 the message's, and a malformed header, or a stream ending inside one, raises
-``ProtocolError``. The message phase reads no byte past its first message; the header phase
-may read a few past the header (at most ``V1_MAX`` in all for v1), which are the message's
-first. Nothing here touches a socket, a clock or gevent.
+``ProtocolError``: at once when the bytes so far can begin no header ``parse_v1`` or
+``parse_v2`` would take (a v1 protocol field other than TCP4, TCP6 or UNKNOWN, a byte that is
+not ASCII; a v2 command other than LOCAL or PROXY), not once the caps or the deadline are
+reached. Likewise the opening is done at once when its bytes can begin no HTTP/2 preface nor
+TLS record (the caller turns it away). The message phase reads no byte past its first
+message; the header phase may read a few past the header (at most ``V1_MAX`` in all for v1),
+which are the message's first. Nothing here touches a socket, a clock or gevent.
 """
 
 from __future__ import annotations
@@ -35,6 +39,11 @@ PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 TLS_RECORD_MAX = 16 * 1024 + 2048
 """The most of a first TLS record read before the connection is relayed."""
 _TLS_HEADER = 5
+_V1_PROTOCOLS = (b"TCP4", b"TCP6", b"UNKNOWN")
+"""A v1 header's protocol field (``runtime.proxy_protocol.parse_v1``'s)."""
+_V2_COMMAND = 12
+_V2_COMMANDS = (0x20, 0x21)
+"""A v2 header's version/command byte (its offset, LOCAL and PROXY: ``parse_v2``'s)."""
 
 
 class FirstBytes:
@@ -129,6 +138,14 @@ class FirstBytes:
 
     def _read_v1(self) -> None:
         end = self.data.find(b"\r\n", len(V1_PREFIX))
+        line = bytes(self.data[: end if end >= 0 else len(self.data)])
+        # (what can begin no header is refused at once, not once V1_MAX bytes or the deadline
+        # came: a protocol field other than parse_v1's, or a byte that is not ASCII)
+        protocol = line[len(V1_PREFIX) :].split(b" ", 1)[0].split(b"\r", 1)[0]
+        if not any(known.startswith(protocol) for known in _V1_PROTOCOLS):
+            raise ProtocolError(f"PROXY v1 header of protocol {protocol[:8]!r}")
+        if not line.isascii():
+            raise ProtocolError("PROXY v1 header is not ASCII")
         if end < 0 or end + 2 > V1_MAX:
             if len(self.data) >= V1_MAX:
                 raise ProtocolError(f"PROXY v1 header longer than {V1_MAX} bytes")
@@ -136,6 +153,10 @@ class FirstBytes:
         self._header_read(end + 2, proxy_protocol.parse_v1(bytes(self.data[: end + 2])))
 
     def _read_v2(self) -> None:
+        if len(self.data) > _V2_COMMAND and self.data[_V2_COMMAND] not in _V2_COMMANDS:
+            raise ProtocolError(  # (at once: no need to wait for a length and addresses)
+                f"PROXY v2 version/command byte 0x{self.data[_V2_COMMAND]:02x} (want 0x20 or 0x21)"
+            )
         if len(self.data) < V2_FIXED:
             return
         length = self._v2_length()
@@ -158,6 +179,8 @@ class FirstBytes:
         if not data:
             return 1
         if data[0] != TLS_RECORD_HANDSHAKE:
+            if not PREFACE.startswith(bytes(data[: len(PREFACE)])):
+                return 0  # (it can be no preface: refused at once, not at the deadline)
             return len(PREFACE) - len(data)
         if len(data) < _TLS_HEADER:
             return _TLS_HEADER - len(data)

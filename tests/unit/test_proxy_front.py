@@ -312,6 +312,24 @@ def test_a_connection_without_a_whole_preface_in_time_is_closed_before_grpcio(
     wait_until(lambda: front.limits.held == 0, timeout=5, what="the places given back")
 
 
+def test_what_can_be_no_preface_nor_header_is_turned_away_at_once(
+    balanced: tuple[Echo, Front],
+) -> None:
+    from tests.client_support import wait_until
+
+    _, front = balanced
+    # Given (the 10 s deadline) connections sending a few bytes and waiting: no HTTP/2
+    # preface, a PROXY v1 header of no known protocol, a v2 one with an unknown command
+    streams = [b"hello\n", b"PROXY HTTP/1.1 ", v2_header("203.0.113.7", 1)[:12] + b"\x22"]
+    for stream in streams:
+        with socket.create_connection(("127.0.0.1", front.port), timeout=10) as conn:
+            conn.sendall(stream)
+            # Then the front closes each at once, not at its deadline
+            assert _closed_within(conn, 3), stream
+    assert front.turned_away == len(streams)
+    wait_until(lambda: front.limits.held == 0, timeout=5, what="the places given back")
+
+
 def test_grpcio_closes_a_connection_that_sends_no_settings_in_time(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

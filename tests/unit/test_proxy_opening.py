@@ -131,3 +131,44 @@ def test_a_malformed_or_cut_header_is_a_protocol_error(stream: bytes) -> None:
     first = FirstBytes(proxy_protocol=True)
     with pytest.raises(ProtocolError):
         _read(first, stream, 7)
+
+
+@pytest.mark.parametrize("stream", [b"hello\n", b"PRI * HTTP/1.1", b"\x00", b"GET /"])
+def test_what_can_be_no_preface_is_done_at_once(stream: bytes) -> None:
+    # Given a client sending a few bytes that no HTTP/2 preface begins with, then waiting
+    first = FirstBytes(proxy_protocol=False)
+    # Then the opening is done with them (turned away at once, not at the deadline)
+    assert first.feed(stream) and not first.ended
+    assert first.message == stream and not first.is_preface() and not first.is_tls()
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [
+        b"PROXY HTTP/1.1 ",  # no protocol parse_v1 takes
+        b"PROXY TCP5",
+        b"PROXY TCP4 \xff",  # not ASCII
+        v2_header("203.0.113.7", 1)[:12] + b"\x22",  # a command neither LOCAL nor PROXY
+    ],
+)
+def test_a_header_that_can_be_no_valid_one_is_refused_at_once(stream: bytes) -> None:
+    # Given the first bytes of a header no parser would take, the rest not sent
+    first = FirstBytes(proxy_protocol=True)
+    # Then they are a protocol error as soon as they are in, not at V1_MAX or the deadline
+    with pytest.raises(ProtocolError):
+        first.feed(stream)
+
+
+@pytest.mark.parametrize("piece", [1, 6, None])
+def test_early_refusal_keeps_valid_headers(piece: int | None) -> None:
+    # Given valid v1 headers followed, in the same reads, by a preface or a TLS record (whose
+    # bytes are not ASCII), and an UNKNOWN one with no address
+    for header, message, source in (
+        (b"PROXY UNKNOWN\r\n", PREFACE, None),
+        (b"PROXY UNKNOWN ffff::1 ::1 1 2\r\n", HELLO, None),
+        (v1_header(*V4), bytes([0x16, 3, 1, 0, 4, 0xFF, 0xFE, 0xFD, 0xFC]), V4),
+    ):
+        first = FirstBytes(proxy_protocol=True)
+        _read(first, header + message, piece)
+        # Then they are read as before
+        assert first.source == source and first.message == message
