@@ -90,7 +90,13 @@ class Reconciliation:
         listed, starts a new epoch at once."""
         self._new_epoch = new_epoch
         state = self.ha.state
-        if not state.reconciling or self._begun:
+        if not state.reconciling:
+            return
+        if self._begun:
+            # a restart of the HAService: one that failed while finishing (its new epoch or
+            # the marker could not be written) left nothing to wait for and would never finish
+            if not self.waiting:
+                self._finish("the HAService restarted while it finished")
             return
         self._begun = True
         root = self._root

@@ -127,3 +127,29 @@ def test_a_sync_flush_store_or_one_killed_on_this_boot_is_not_suspected(
     slave = HAState(node_id=1, role=Role.SLAVE, sync=False)
     suspect_power_cut(slave, root, sync_flush=False)
     assert slave.power_cut is None
+
+
+def test_a_service_that_failed_while_finishing_finishes_when_it_starts_again(
+    tmp_path: pathlib.Path,
+) -> None:
+    root = str(tmp_path)
+    # Given a master back from a power loss with slave 1 listed, and slave 1 back
+    in_sync_file.save(root, [1])
+    create_abort(root)
+    (tmp_path / boot.FILE).write_text("an-earlier-boot\n")
+    rec, ha = reconciliation(tmp_path)
+    suspect_power_cut(ha.state, root, sync_flush=False)
+
+    def broken(msg: NewEpoch) -> None:
+        raise OSError("the epoch file cannot be written")
+
+    rec.begin(broken)
+    # When its new epoch cannot be written (the HAService fails)
+    with pytest.raises(OSError):
+        rec.joined(1)
+    assert ha.state.reconciling
+    # Then the restarted HAService finishes: a new epoch, the marker cleared, writes taken
+    epochs: list[int] = []
+    rec.begin(lambda msg: epochs.append(msg.epoch))
+    assert epochs == [1] and ha.cleared == 1
+    assert not ha.state.reconciling and ha.state.accepting_writes()
