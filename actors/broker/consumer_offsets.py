@@ -18,6 +18,13 @@ Messages accepted:
 Owned state: the offset table, keyed ``topic@group`` as RocketMQ's consumerOffset.json; a
 version counter (with a random incarnation id) and the version of each entry's last change.
 
+At start (a master's store: not read-only), a committed offset past its queue's end as
+recovered is lowered to that end, with a WARNING: the log lost its tail (a power loss under
+ASYNC_FLUSH), and new messages will take those queue offsets again; left as it was, a consumer
+that starts (or is given the queue) would resume past them and skip them. (A consumer still
+running keeps its own position: the pull answers OFFSET_OVERFLOW_BADLY and moves it to the end
+only until new messages reach it.)
+
 Durability point: ``config/consumerOffset.json``, written atomically (tmp + fsync + rename +
 dir fsync) by a background greenlet in the thread pool every few seconds when something changed
 (so a slow disk never delays commits or queries), and on stop. A crash
@@ -28,10 +35,12 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
 from typing import Any
 
 import gevent.event
 import msgspec
+from loguru import logger
 
 from actors.broker.messages import (
     AllOffsets,
@@ -48,6 +57,33 @@ from runtime.actor import GeventActor
 from runtime.store.background import BackgroundWriter
 from runtime.store.configfile import read_json
 from runtime.store.context import StoreContext
+
+
+def clamp_to_ends(
+    table: dict[str, dict[int, int]], ends: Mapping[tuple[str, int], int], label: str
+) -> bool:
+    """Lower every committed offset past its queue's end (``ends``: (topic, queueId) -> the
+    next queue offset, as recovered) to that end; whether any was. Queues ``ends`` does not
+    know are left alone."""
+    lowered: list[str] = []
+    for key, queues in table.items():
+        topic, _, group = key.rpartition("@")
+        for queue_id, offset in queues.items():
+            end = ends.get((topic, queue_id))
+            if end is not None and offset > end:
+                queues[queue_id] = end
+                lowered.append(f"{group} {topic}/{queue_id} {offset}->{end}")
+    if lowered:
+        logger.warning(
+            "store {}: {} committed offsets passed their queue's end (the log lost its tail: a "
+            "power loss?); lowered so consumers do not skip the messages that take those "
+            "offsets again: {}{}",
+            label,
+            len(lowered),
+            ", ".join(lowered[:8]),
+            ", ..." if len(lowered) > 8 else "",
+        )
+    return bool(lowered)
 
 
 class _OffsetsFile(msgspec.Struct, rename="camel"):
@@ -71,6 +107,9 @@ class ConsumerOffsets(GeventActor):
         loaded = read_json(self.path, _OffsetsFile)
         if loaded is not None:
             self.table = loaded.offset_table
+        opened = self.ctx.opened
+        if opened is not None and not self.ctx.settings.read_only:
+            self._dirty = clamp_to_ends(self.table, opened.next_offsets, self.ctx.settings.root)
         self._writer = BackgroundWriter(self.path)
         interval = self.ctx.settings.consumer_offset_persist_interval_ms / 1000.0
         self.send_every(interval, PersistTick())

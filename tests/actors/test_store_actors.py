@@ -3,6 +3,7 @@ notification, key lookups, transactions, restarts, consumer offsets, topics, ret
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -524,6 +525,31 @@ def test_consumer_offsets(store: BrokerStore) -> None:
     wait_until(lambda: os.path.exists(path) and "U@g" in Path(path).read_text())
     assert store.remove_group_offsets("h").get(timeout=T) is True
     assert store.query_offset("h", "T", 0).get(timeout=T) == -1
+
+
+@pytest.mark.parametrize("read_only", [False, True], ids=["master", "slave"])
+def test_committed_offsets_past_a_queue_end_are_lowered_at_start(
+    tmp_path: Path, read_only: bool
+) -> None:
+    # Given a store with 5 messages in T/0, whose offsets file says (as after a power loss took
+    # the log's tail) that group g committed 9 there, h 3, and g 7 on a queue it never held
+    store = open_store(tmp_path)
+    put(store, *(rec(f"m{i}".encode()) for i in range(5)))
+    store.stop()
+    path = os.path.join(settings_for(tmp_path).config_dir, "consumerOffset.json")
+    table = {"T@g": {"0": 9}, "T@h": {"0": 3}, "U@g": {"1": 7}}
+    Path(path).write_text(json.dumps({"offsetTable": table}))
+    # When it starts again
+    again = open_store(tmp_path, read_only=read_only)
+    try:
+        got = [again.query_offset(*q).get(timeout=T) for q in (("g", "T", 0), ("h", "T", 0))]
+        # Then a master lowers g's offset to the queue's end (new messages will take 5 .. 8
+        # again: a consumer resuming at 9 would skip them); a slave, whose log may lag its
+        # master's, keeps it. What is within the end, or on an unknown queue, stays
+        assert got == ([9, 3] if read_only else [5, 3])
+        assert again.query_offset("g", "U", 1).get(timeout=T) == 7
+    finally:
+        again.stop()
 
 
 def test_topic_config(store: BrokerStore) -> None:
