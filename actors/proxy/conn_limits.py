@@ -48,6 +48,8 @@ FULL = "the proxy's connection limit"
 HOST_FULL = "one host's connection limit"
 SLOW_START = "no complete HTTP/2 preface or TLS hello in time"
 TURNED_AWAY = "not gRPC, a malformed PROXY header, or a kind the port refuses"
+GRPCIO_SLOW = "grpcio's loopback port not connected to in time"
+"""(The client sent its first message in time; the front's own grpcio did not answer.)"""
 
 
 class ConnectionLimits:

@@ -313,8 +313,9 @@ class _Openings:
     is whole, then grpcio's port is connected to without blocking and the connection handed to
     the relay as a ``_Pipe`` (its first message the first bytes grpcio is sent). Each has a
     deadline (``FIRST_BYTE_S`` from its accept for its first message, as much again for the
-    connect): past it, it is closed (``SLOW_START``). Owns the descriptors -> openings map and
-    the deadlines' heap; only the relay's thread calls it."""
+    connect): past it, it is closed (``SLOW_START``; ``GRPCIO_SLOW`` for the connect). Owns
+    the descriptors -> openings map and the deadlines' heap; only the relay's thread calls
+    it."""
 
     def __init__(self, relay: _Relay, poller: Any, sides: dict[int, _Side]) -> None:
         self.relay = relay
@@ -355,7 +356,11 @@ class _Openings:
         while deadlines and deadlines[0][0] <= now:
             deadline, _, opening = heapq.heappop(deadlines)
             if opening.deadline == deadline:  # (else it has ended, or connects since)
-                self._end(opening, conn_limits.SLOW_START)
+                # (its client was slow, or, once connecting, grpcio's port: not the client)
+                slow = (
+                    conn_limits.SLOW_START if opening.upstream is None else conn_limits.GRPCIO_SLOW
+                )
+                self._end(opening, slow)
 
     def step(self, opening: _Opening, events: int) -> None:
         """What the poller reported of an opening's socket: its bytes read, or its connect
@@ -379,8 +384,8 @@ class _Openings:
         nothing), or counted where the front counts it (``conn_limits``)."""
         try:
             work(opening)
-        except ProtocolError:  # a malformed PROXY header
-            self._end(opening, conn_limits.TURNED_AWAY)
+        except ProtocolError:  # a malformed PROXY header (or one the front's stop cut short)
+            self._end(opening, None if self.front._stopped else conn_limits.TURNED_AWAY)
         except Exception:  # (a connection ending, or whatever it was: not the loop)
             self._end(opening)
 

@@ -640,6 +640,66 @@ def test_stopping_the_front_closes_connections_still_opening(served: tuple[Echo,
             conn.close()
 
 
+def test_stopping_a_balanced_front_counts_no_header_it_cut_as_malformed() -> None:
+    from tests.client_support import wait_until
+
+    echo = Echo()
+    front = Front("127.0.0.1", 0, echo.plain, echo.secure, proxy_protocol=True)
+    front.start()
+    # Given connections that sent part of a PROXY header (v1, v2), 10 s to go
+    conns = [socket.create_connection(("127.0.0.1", front.port), timeout=10) for _ in range(2)]
+    try:
+        conns[0].sendall(b"PROXY TCP4 203.0.113.7")
+        conns[1].sendall(v2_header("203.0.113.7", 1)[:20])
+        wait_until(lambda: front.limits.held == 2, timeout=10, what="both taken")
+        # When the front stops, Then they are closed, not counted as malformed headers (the
+        # stop cut them: the end of their stream was the front's)
+        front.stop()
+        assert all(_closed_within(conn, 5) for conn in conns)
+        wait_until(lambda: front._relay._done, timeout=5, what="the relay's thread ended")
+        assert front.limits.held == 0 and front.refusals.total == {}
+    finally:
+        for conn in conns:
+            conn.close()
+        front.stop()
+        echo.server.stop(0)
+
+
+def test_a_grpcio_port_not_answering_in_time_is_not_counted_as_a_slow_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from actors.proxy.conn_limits import GRPCIO_SLOW, SLOW_START
+    from tests.client_support import wait_until
+
+    # Given a "grpcio" port whose accept queue is full (a connect to it waits: SYNs dropped)
+    backend = socket.socket()
+    backend.bind(("127.0.0.1", 0))
+    backend.listen(0)
+    filling = []
+    for _ in range(4):
+        sock = socket.socket()
+        sock.setblocking(False)
+        sock.connect_ex(backend.getsockname())
+        filling.append(sock)
+    monkeypatch.setattr(front_module, "FIRST_BYTE_S", 0.5)
+    front = Front("127.0.0.1", 0, backend.getsockname()[1], None)
+    front.start()
+    try:
+        # When a client sends its whole preface at once
+        with socket.create_connection(("127.0.0.1", front.port), timeout=10) as conn:
+            conn.sendall(front_module.PREFACE)
+            # Then the front gives up on grpcio's port at the connect's deadline
+            assert _closed_within(conn, 5)
+        wait_until(lambda: front.limits.held == 0, timeout=5, what="the place given back")
+        # And the client, which sent all in time, is not counted as one that did not
+        assert front.refusals.count(SLOW_START) == 0
+        assert front.refusals.count(GRPCIO_SLOW) == 1
+    finally:
+        front.stop()
+        for sock in (*filling, backend):
+            sock.close()
+
+
 def test_health_checks_are_closed_quietly_and_the_port_goes_on_serving(
     served: tuple[Echo, Front],
 ) -> None:
