@@ -397,7 +397,7 @@ class _Openings:
     def _read(self, opening: _Opening) -> None:
         """Read what the client sent, no more than its opening wants; once it is whole,
         decide where the connection goes."""
-        first = opening.first
+        first, front = opening.first, self.front
         while True:
             try:
                 chunk = opening.client.recv(first.want())
@@ -405,6 +405,11 @@ class _Openings:
                 return  # (the rest later)
             if first.feed(chunk):
                 break
+            tls = first.begins_tls()
+            if tls is not None and (front.tls_port if tls else front.plain_port) is None:
+                # (a kind this port refuses: at its first byte, not once its message is in)
+                self._end(opening, conn_limits.TURNED_AWAY)
+                return
         if first.source is not None:
             opening.address = first.source
         self._decide(opening)

@@ -85,6 +85,12 @@ class FirstBytes:
         """The message is (begins with) the HTTP/2 preface."""
         return self.message[: len(PREFACE)] == PREFACE and len(self.message) >= len(PREFACE)
 
+    def begins_tls(self) -> bool | None:
+        """Whether the first message begins (or will) like a TLS handshake record, once its
+        first byte is in (None: not yet, or still in a PROXY header)."""
+        message = self.message if self.done else b"" if self._header else self.data
+        return message[0] == TLS_RECORD_HANDSHAKE if message else None
+
     def is_tls(self) -> bool:
         """The message begins like a TLS handshake record."""
         return bool(self.message) and self.message[0] == TLS_RECORD_HANDSHAKE

@@ -238,6 +238,28 @@ def test_a_front_for_one_kind_closes_the_other(served: tuple[Echo, Front]) -> No
         front.stop()
 
 
+def test_a_kind_the_port_refuses_is_closed_at_its_first_byte(
+    served: tuple[Echo, Front],
+) -> None:
+    echo, _ = served
+    # Given fronts for one kind only (the 10 s deadline)
+    tls_only = Front("127.0.0.1", 0, None, echo.secure)
+    plain_only = Front("127.0.0.1", 0, echo.plain, None)
+    try:
+        for front, byte in ((tls_only, b"P"), (plain_only, b"\x16")):
+            front.start()
+            # When a client of the other kind sends its first byte and waits
+            with socket.create_connection(("127.0.0.1", front.port), timeout=10) as conn:
+                conn.sendall(byte)
+                # Then it is closed at once (not once its whole message is in, or at the
+                # deadline), counted as turned away
+                assert _closed_within(conn, 3)
+            assert front.turned_away == 1
+    finally:
+        tls_only.stop()
+        plain_only.stop()
+
+
 def _closed_within(conn: socket.socket, seconds: float) -> bool:
     """The peer ended ``conn`` within ``seconds`` (whatever it wrote first is skipped)."""
     conn.settimeout(seconds)

@@ -172,3 +172,17 @@ def test_early_refusal_keeps_valid_headers(piece: int | None) -> None:
         _read(first, header + message, piece)
         # Then they are read as before
         assert first.source == source and first.message == message
+
+
+def test_the_kind_is_known_from_the_messages_first_byte() -> None:
+    # Given openings fed a byte of a preface, of a TLS record, and of a PROXY header
+    plain, tls, header = (FirstBytes(proxy_protocol=p) for p in (False, False, True))
+    for first, byte in ((plain, PREFACE[:1]), (tls, HELLO[:1]), (header, b"P")):
+        assert first.begins_tls() is None
+        first.feed(byte)
+    # Then a message's kind is known at once; a header's 'P' could still be either
+    assert plain.begins_tls() is False and tls.begins_tls() is True
+    assert header.begins_tls() is None
+    # And after a header, from the message's first byte
+    header.feed(v1_header(*V4)[1:] + HELLO[:1])
+    assert header.begins_tls() is True
