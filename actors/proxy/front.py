@@ -390,7 +390,10 @@ class _Openings:
             self._end(opening)
 
     def end_all(self) -> None:
-        for opening in list(self.by_fd.values()):
+        """Every opening closed: those watched, and those decided but not yet connecting (the
+        loop ending between its batch and ``connect_ready``: an error escaping it)."""
+        ready, self._ready = self._ready, []
+        for opening in [*self.by_fd.values(), *ready]:
             self._end(opening)
         self._deadlines.clear()
 

@@ -738,3 +738,33 @@ def test_health_checks_are_closed_quietly_and_the_port_goes_on_serving(
     # And their places (and the client's) are given back, none counted as refused
     wait_until(lambda: front.limits.held == 0, timeout=10, what="the places given back")
     assert front.refusals.total == {}
+
+
+def test_ending_the_openings_gives_back_the_places_of_those_about_to_connect() -> None:
+    # Given (the relay loop's own objects, no thread) an opening whose first message is whole,
+    # decided and waiting to be connected to grpcio once the poller's batch is done
+    front = Front("127.0.0.1", 0, 1, None)
+    poller = front_module._new_poller()
+    openings = front_module._Openings(front._relay, poller, {})
+    listener = socket.create_server(("127.0.0.1", 0))
+    peer = socket.create_connection(listener.getsockname())
+    client = listener.accept()[0]
+    listener.close()
+    try:
+        assert front.limits.take("127.0.0.1") is None
+        opening = front_module._Opening(
+            client, ("127.0.0.1", 1), front_module.FirstBytes(False), 10.0
+        )
+        openings.begin(opening)
+        peer.sendall(front_module.PREFACE)
+        for fd, events in poller.poll(5):
+            openings.step(openings.by_fd[fd], events)
+        assert opening in openings._ready
+        # When the loop ends before connecting it (an error escaping the loop)
+        openings.end_all()
+        # Then its socket is closed and its place given back
+        assert client.fileno() == -1 and front.limits.held == 0
+    finally:
+        client.close()
+        peer.close()
+        poller.close()
