@@ -18,7 +18,8 @@ Messages accepted (told by its own greenlets and timers):
   (``AppendRaw(reconcile=True)``: checked, written, dispatched, fsync'd in either flush
   mode) while the master still reconciles; the empty one ends it, and the HELLO is answered
   again (now level: ACCEPT). One FETCH per link; a TAIL at another offset, past the slave's
-  HELLO or without a FETCH closes the link.
+  HELLO or without a FETCH closes the link. The reader hands over one TAIL at a time and
+  reads on once it is handled, so a long tail is never held in memory.
 - ``LinkReport(offset)``: the slave holds the log up to ``offset``; passed to the HAService as
   ``SlaveAck`` (by the slave's node id). A REPORT past the end of what this link sent closes
   the link with a WARNING: a peer that reported 2^62 without reading made a SYNC_MASTER answer
@@ -47,6 +48,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import gevent
+import gevent.event
 import pykka
 from loguru import logger
 
@@ -101,6 +103,8 @@ class HAConnection(GeventActor):
         self._fetch: tuple[P.Hello, int] | None = None
         """After a FETCH: the slave's HELLO and the offset its next TAIL must start at."""
         self._fetched = False
+        self._tail_done: gevent.event.Event | None = None
+        """Set when the TAIL the reader handed over was handled (or the link closed)."""
 
     def on_start(self) -> None:
         waiting = self.ha.unaccepted
@@ -137,6 +141,8 @@ class HAConnection(GeventActor):
         if self._closed:
             return
         self._closed = True
+        if self._tail_done is not None:
+            self._tail_done.set()
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
@@ -162,7 +168,11 @@ class HAConnection(GeventActor):
         elif isinstance(message, LinkProof):
             self._proof(message.mac)
         elif isinstance(message, LinkTail):
-            self._tail(message.offset, message.data)
+            try:
+                self._tail(message.offset, message.data)
+            finally:
+                if message.done is not None:
+                    message.done.set()
         elif isinstance(message, LinkClosed):
             logger.info("HA link {} (slave {}) closed: {}", self.peer, self.node, message.reason)
             self.stop()
@@ -350,7 +360,14 @@ class HAConnection(GeventActor):
                     elif isinstance(msg, P.Proof):
                         ref.tell(LinkProof(msg.mac))
                     elif isinstance(msg, P.Tail):
-                        ref.tell(LinkTail(msg.offset, msg.data))
+                        # read no further until it is appended: a slave sends its whole tail
+                        # at once, which the link would otherwise hold in memory
+                        done = self._tail_done = gevent.event.Event()
+                        ref.tell(LinkTail(msg.offset, msg.data, done))
+                        done.wait(APPEND_TIMEOUT_S + HELLO_TIMEOUT_S)
+                        if self._closed:
+                            return
+                        self._last_read = time.monotonic()
                     else:
                         ref.tell(LinkReport(msg.max_offset))
         except ProtocolError as exc:

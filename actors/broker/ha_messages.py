@@ -74,10 +74,13 @@ class LinkProof(msgspec.Struct, frozen=True, tag=True):
 
 
 class LinkTail(msgspec.Struct, frozen=True, tag=True):
-    """From the link's reader: part of the slave's log a FETCH asked for (empty: the end)."""
+    """From the link's reader: part of the slave's log a FETCH asked for (empty: the end).
+    ``done`` (a ``gevent.event.Event``) is set once it is handled: the reader reads no more
+    until then."""
 
     offset: int
     data: bytes
+    done: Any = None
 
 
 class LinkReport(msgspec.Struct, frozen=True, tag=True):

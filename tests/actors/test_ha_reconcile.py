@@ -11,8 +11,13 @@ import pathlib
 from collections.abc import Iterator
 from typing import Any
 
+import pykka
 import pytest
 
+from actors.broker import raw_append
+from actors.broker.ha_connection import HAConnection
+from actors.broker.ha_messages import LinkTail
+from actors.broker.messages import AppendRaw
 from config import BrokerConfig
 from runtime.ha import boot, in_sync_file
 from runtime.ha import protocol as P
@@ -70,10 +75,10 @@ class Pair:
         self.client = WireClient(self.master.addresses[label(self.master)])
         return self.master
 
-    def start_slave(self) -> Node:
+    def start_slave(self, **extra: Any) -> Node:
         assert self.master is not None
         ha = self.master.ha_addresses[label(self.master)]
-        cfg = broker_config("broker-a", 1, "SLAVE", self.namesrv, ha_master_address=ha)
+        cfg = broker_config("broker-a", 1, "SLAVE", self.namesrv, ha_master_address=ha, **extra)
         self.slave = start_broker(cfg, self.tmp / "s")
         return self.slave
 
@@ -261,3 +266,39 @@ def test_a_master_stopped_cleanly_or_killed_with_its_machine_up_does_not_reconci
     assert reply.code == ResponseCode.SLAVE_NOT_AVAILABLE, reply.remark
     assert not ha_state(master).reconciling
     assert EpochFile(root).last is None
+
+
+def test_the_master_reads_a_slaves_tail_no_faster_than_it_appends_it(
+    tmp_path: pathlib.Path, namesrv: str, pairs: list[Pair], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a SYNC_MASTER back from a power loss that took 20 records, and its slave, which
+    # sends its log back one record per TAIL frame
+    p = Pair(tmp_path, namesrv, "SYNC_MASTER")
+    pairs.append(p)
+    p.start_master()
+    p.start_slave()
+    assert p.master is not None
+    wait_in_sync(p.master, 1)
+    root, end = fill(p)
+    p.stop()
+    power_loss(root, 20 * 300)
+    master = p.start_master()
+    queued: list[int] = []  # at each append of a TAIL: the TAIL frames waiting in the link
+    handle = raw_append.handle
+
+    def watched(writer: Any, msg: AppendRaw) -> None:
+        if msg.reconcile:
+            for ref in pykka.ActorRegistry.get_by_class(HAConnection):
+                inbox = ref.actor_inbox.queue  # type: ignore[attr-defined]
+                queued.append(sum(isinstance(e.message, LinkTail) for e in inbox))
+        handle(writer, msg)
+
+    monkeypatch.setattr(raw_append, "handle", watched)
+    # When the slave returns
+    p.start_slave(ha_transfer_batch_size=64)
+    wait_until(ha_state(master).accepting_writes, what="the master to take writes again")
+    # Then the master fetched it all, and its link never held more than one frame waiting
+    # (its reader waits for each append: before, it took in and queued every frame the
+    # socket delivered, as a slave holding a long tail sends them, all in memory)
+    assert store_ctx(master).require_open().log.write_offset == end
+    assert len(queued) >= 15 and max(queued) <= 1, queued
