@@ -35,11 +35,12 @@ A connection opens when its whole first message is in: the HTTP/2 preface (24 by
 else is closed) or the first TLS record (the client's hello), with ``proxy_protocol`` after
 the header, all within ``FIRST_BYTE_S`` of its accept, else it is closed (``_Openings``: the
 relay's thread reads it as its bytes come, ``opening.FirstBytes`` says what they are; the
-deadlines are the poll's timeout). Only then is grpcio's port connected to (without blocking,
-within ``FIRST_BYTE_S`` more) and the connection relayed: a flood of connections that send a
-byte and wait costs no thread, only their sockets and places (``conn_limits``) for at most
-``FIRST_BYTE_S`` (grpcio's own handshake deadline, its ``grpc.server_handshake_timeout_ms``,
-then bounds the wait for the client's SETTINGS frame).
+deadlines are the poll's timeout; bytes that can begin nothing the port takes, a kind it
+refuses included, close it at once). Only then is grpcio's port connected to (without
+blocking, within ``FIRST_BYTE_S`` more: else ``GRPCIO_SLOW``) and the connection relayed:
+a flood of connections that send a byte and wait costs no thread, only their sockets and
+places (``conn_limits``) for at most ``FIRST_BYTE_S`` (grpcio's own handshake deadline, its
+``grpc.server_handshake_timeout_ms``, then bounds the wait for the client's SETTINGS frame).
 At most ``conn_limits.MAX_CONNECTIONS`` connections at once, ``MAX_PER_HOST`` from one host
 (not behind a balancer): more are closed at once. The relay reads into one ``CHUNK`` buffer
 of its own and keeps only what the other side did not take at once (at most ``CHUNK`` a
