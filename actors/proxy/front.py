@@ -576,12 +576,21 @@ class _Relay:
         self._started = False
 
     def start(self) -> None:
+        """The loop's thread started (its poller made here: one that cannot be, EMFILE say,
+        fails the front's start, not its thread, which would then take connections and never
+        open nor close them)."""
         self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
+        poller = None
         try:
-            _start(self._run, ())
+            os.set_blocking(self._wake_r, False)
+            os.set_blocking(self._wake_w, False)
+            poller = _new_poller()
+            poller.register(self._wake_r, _READ)
+            _start(self._run, (poller,))
         except BaseException:
+            if poller is not None:
+                with contextlib.suppress(OSError):
+                    poller.close()
             self._close_wake()
             raise
         self._started = True
@@ -615,18 +624,15 @@ class _Relay:
                         os.close(fd)
             self._wake_r = self._wake_w = -1
 
-    def _run(self) -> None:
-        poller = _new_poller()
+    def _run(self, poller: Any) -> None:
         wake_r = self._wake_r
-        poller.register(wake_r, _READ)
         sides: dict[int, _Side] = {}
         """A socket's descriptor -> its connection, 0 for the client's side (1: grpcio's), its
         ``recv_into``, the other side's ``send``, the direction read from it."""
         openings = _Openings(self, poller, sides)
         opening_fds = openings.by_fd
-        buffer = bytearray(CHUNK)
-        view = memoryview(buffer)
         try:
+            view = memoryview(bytearray(CHUNK))
             while True:
                 for fd, events in poller.poll(openings.wait()):
                     if fd == wake_r:

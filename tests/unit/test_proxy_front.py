@@ -768,3 +768,25 @@ def test_ending_the_openings_gives_back_the_places_of_those_about_to_connect() -
         client.close()
         peer.close()
         poller.close()
+
+
+def test_a_relay_that_cannot_make_its_poller_fails_the_fronts_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+
+    # Given no poller to be had (no descriptor left, say)
+    def no_poller() -> Any:
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(front_module, "_new_poller", no_poller)
+    front = Front("127.0.0.1", 0, 1, None)
+    threads = threading.active_count()
+    # Then starting the front fails (before: it listened, and the relay's thread died at once,
+    # leaving every connection it took held, never read nor closed)
+    with pytest.raises(OSError):
+        front.start()
+    assert front._relay._done and threading.active_count() == threads
+    # And its port is closed
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", front.port), timeout=2).close()
