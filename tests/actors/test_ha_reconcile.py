@@ -302,3 +302,39 @@ def test_the_master_reads_a_slaves_tail_no_faster_than_it_appends_it(
     # socket delivered, as a slave holding a long tail sends them, all in memory)
     assert store_ctx(master).require_open().log.write_offset == end
     assert len(queued) >= 15 and max(queued) <= 1, queued
+
+
+def test_a_tail_that_crosses_a_segment_end_is_fetched_whole(
+    tmp_path: pathlib.Path, namesrv: str, pairs: list[Pair]
+) -> None:
+    # Given a SYNC_MASTER and its slave holding acknowledged messages over two segments
+    p = Pair(tmp_path, namesrv, "SYNC_MASTER")
+    pairs.append(p)
+    p.start_master()
+    p.start_slave()
+    assert p.master is not None and p.client is not None
+    wait_in_sync(p.master, 1)
+    bodies = [f"big-{i:03d}".encode() * 400 for i in range(40)]  # (3.2 KB each)
+    for body in bodies:
+        reply = send(p.client, "PWR", body)
+        assert reply.code == ResponseCode.SUCCESS, reply.remark
+    assert p.slave is not None
+    wait_queue(store_ctx(p.slave), "PWR", 0, len(bodies))
+    ctx = store_ctx(p.master)
+    root, end = ctx.settings.root, ctx.require_open().log.write_offset
+    p.stop()
+    # When a power loss takes the newest segment file and the end of the one before it
+    segments = sorted(os.listdir(os.path.join(root, "commitlog")))
+    assert len(segments) >= 2
+    os.remove(os.path.join(root, "commitlog", segments[-1]))
+    power_loss(root, 4096)
+    master = p.start_master()
+    assert store_ctx(master).require_open().log.write_offset < int(segments[-1])
+    p.start_slave()
+    # Then it fetches the tail across the segment end: every acked message is back
+    wait_until(ha_state(master).accepting_writes, what="the master to take writes again")
+    assert store_ctx(master).require_open().log.write_offset == end
+    got = [r.body for r in queue_records(store_ctx(master), "PWR", 0, 100)]
+    assert got == bodies
+    wait_in_sync(master, 1)
+    same_commit_log(store_ctx(master), store_ctx(p.slave))
