@@ -79,6 +79,7 @@ class Reconciliation:
         self._new_epoch: Callable[[NewEpoch], None] | None = None
         self._warned_at = float("-inf")
         self._loaded_at = float("-inf")
+        self._save_failed_at = float("-inf")
 
     @property
     def _root(self) -> str:
@@ -161,31 +162,42 @@ class Reconciliation:
                 in_sync_file.path_of(self._root),
             )
 
-    def persist(self, in_sync: Iterable[int]) -> None:
+    def persist(self, in_sync: Iterable[int]) -> bool:
         """A SYNC_MASTER's in-sync set is now ``in_sync``: saved before its acks count (not
         while reconciling: the list is then what the master waits for). A slave that left
-        stays listed until the log is fsync'd past the end it may have acknowledged."""
+        stays listed until the log is fsync'd past the end it may have acknowledged. False:
+        the file could not be saved (the caller keeps slaves it does not name out of the set)."""
         state = self.ha.state
         if state.controller_mode or not state.sync or state.reconciling:
-            return
+            return True
         nodes = frozenset(in_sync)
         end = self.ha.store.require_open().log.write_offset
-        for n in self._current - nodes:
-            self._leaving[n] = end
-        for n in nodes:
-            self._leaving.pop(n, None)
-        self._current = nodes
-        self._save(nodes | self._leaving.keys())
+        leaving = {n: at for n, at in self._leaving.items() if n not in nodes}
+        leaving.update((n, end) for n in self._current - nodes)
+        if not self._save(nodes | leaving.keys()):
+            return False
+        self._current, self._leaving = nodes, leaving
+        return True
 
-    def _save(self, nodes: frozenset[int]) -> None:
+    def _save(self, nodes: frozenset[int]) -> bool:
         if nodes == self._saved:
-            return
+            return True
         try:
             offload(in_sync_file.save, self._root, nodes)
         except OSError as exc:
-            logger.error("{}: cannot save the in-sync slaves {}: {}", self.ha.service, nodes, exc)
-            return
+            now = time.monotonic()
+            if now - self._save_failed_at >= WARN_EVERY_S:
+                self._save_failed_at = now
+                logger.error(
+                    "{}: cannot save the in-sync slaves {} ({}): slaves it does not name do not "
+                    "count for acknowledgements (logged once a minute)",
+                    self.ha.service,
+                    sorted(nodes),
+                    exc,
+                )
+            return False
         self._saved = nodes
+        return True
 
     def _finish(self, why: str) -> None:
         """Take writes again: a new epoch first, then the marker cleared, then registered."""

@@ -350,9 +350,14 @@ class HAService(GeventActor):
                 and state.visible - link.acked < JOIN_GAP
                 and state.recently_caught_up(link)
             )
+        if in_sync != state.in_sync and not self.reconciliation.persist(in_sync):
+            # (saved before their acks count: a slave the in-sync file cannot name yet stays
+            # out; one leaving leaves, the file still naming it)
+            in_sync &= state.in_sync
+            for n, link in state.slaves.items():
+                link.joined = n in in_sync
         if in_sync != state.in_sync:
             logger.info("{}: in-sync slaves now {}", self.ha.service, sorted(in_sync))
-            self.reconciliation.persist(in_sync)  # (before their acks count)
             state.in_sync = in_sync
             state.notify()
             if state.controller_mode:

@@ -338,3 +338,35 @@ def test_a_tail_that_crosses_a_segment_end_is_fetched_whole(
     assert got == bodies
     wait_in_sync(master, 1)
     same_commit_log(store_ctx(master), store_ctx(p.slave))
+
+
+def test_a_slave_counts_for_acks_only_once_the_in_sync_file_names_it(
+    tmp_path: pathlib.Path, namesrv: str, pairs: list[Pair], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a SYNC_MASTER whose in-sync file cannot be written (a full disk, say)
+    tried: list[set[int]] = []
+
+    def broken(root: str, nodes: Any) -> None:
+        tried.append(set(nodes))
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(in_sync_file, "save", broken)
+    p = Pair(tmp_path, namesrv, "SYNC_MASTER")
+    pairs.append(p)
+    master = p.start_master()
+    assert p.client is not None
+    # When its slave links and catches up
+    p.start_slave()
+    wait_until(lambda: {1} in tried, what="the master to try to list its slave")
+    # Then the slave does not count: a send is stored but not acknowledged as replicated
+    # (before, the slave counted at once: a power loss would not have waited for it)
+    state = ha_state(master)
+    assert state.in_sync == frozenset()
+    reply = send(p.client, "PWR", b"unlisted")
+    assert reply.code == ResponseCode.SLAVE_NOT_AVAILABLE, reply.remark
+    # And once the file can be written the slave is listed, then counts
+    monkeypatch.undo()
+    wait_in_sync(master, 1)
+    assert in_sync_file.load(store_ctx(master).settings.root) == {1}
+    reply = send(p.client, "PWR", b"listed")
+    assert reply.code == ResponseCode.SUCCESS, reply.remark
