@@ -203,8 +203,10 @@ class Reconciliation:
         """Take writes again: a new epoch first, then the marker cleared, then registered."""
         ha, state = self.ha, self.ha.state
         if state.sync:  # (slaves that joined meanwhile count for acks from now on)
-            self._current = frozenset(state.in_sync)
-            self._save(self._current)
+            if self._save(frozenset(state.in_sync)):
+                self._current = frozenset(state.in_sync)
+            else:  # (none counts until the HAService's next recompute saves them)
+                state.in_sync = frozenset()
         if self._new_epoch is not None:
             self._new_epoch(NewEpoch(ha.epochs.last_epoch + 1))
         ha.clear_power_cut()

@@ -153,3 +153,29 @@ def test_a_service_that_failed_while_finishing_finishes_when_it_starts_again(
     rec.begin(lambda msg: epochs.append(msg.epoch))
     assert epochs == [1] and ha.cleared == 1
     assert not ha.state.reconciling and ha.state.accepting_writes()
+
+
+def test_slaves_that_joined_while_it_reconciled_count_only_once_saved(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = str(tmp_path)
+    # Given a master back from a power loss waiting for slave 1, with slave 3 (not listed)
+    # joined meanwhile
+    in_sync_file.save(root, [1])
+    create_abort(root)
+    (tmp_path / boot.FILE).write_text("an-earlier-boot\n")
+    rec, ha = reconciliation(tmp_path)
+    suspect_power_cut(ha.state, root, sync_flush=False)
+    rec.begin(lambda msg: None)
+    ha.state.in_sync = frozenset({1, 3})
+
+    def broken(root: str, nodes: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    # When slave 1 is back but the in-sync file cannot be written
+    monkeypatch.setattr(in_sync_file, "save", broken)
+    rec.joined(1)
+    # Then it takes writes, but no slave counts for acks (the file names only slave 1)
+    assert not ha.state.reconciling
+    assert ha.state.in_sync == frozenset()
+    assert in_sync_file.load(root) == {1}
