@@ -179,3 +179,23 @@ def test_slaves_that_joined_while_it_reconciled_count_only_once_saved(
     assert not ha.state.reconciling
     assert ha.state.in_sync == frozenset()
     assert in_sync_file.load(root) == {1}
+
+
+def test_controller_mode_never_reconciles(tmp_path: pathlib.Path) -> None:
+    # Given a store that stopped uncleanly on an earlier boot, with slave 1 listed
+    root = str(tmp_path)
+    in_sync_file.save(root, [1])
+    create_abort(root)
+    (tmp_path / boot.FILE).write_text("an-earlier-boot\n")
+    # When a controller-mode master starts on it
+    state = HAState(node_id=0, role=Role.MASTER, sync=True, controller_mode=True)
+    suspect_power_cut(state, root, sync_flush=False)
+    rec = Reconciliation(FakeHA(root, state))  # type: ignore[arg-type]
+    epochs: list[NewEpoch] = []
+    rec.begin(epochs.append)
+    rec.joined(1)
+    rec.tick()
+    # Then it neither reconciles nor starts an epoch of its own (its controller decides) and
+    # leaves the power-loss check to its ControllerClient (not recorded here)
+    assert not state.reconciling and state.power_cut is None and not epochs
+    assert (tmp_path / boot.FILE).read_text() == "an-earlier-boot\n"
