@@ -279,6 +279,17 @@ BROKER_KEYS: dict[str, tuple[str, str]] = {
         "Largest replication frame in bytes (a frame holds whole records: one larger record "
         "travels alone).",
     ),
+    "haReconcileWaitMillis": (
+        USED,
+        "actormq's (classic mode): a master back from a power loss under ASYNC_FLUSH (its "
+        "store stopped uncleanly on an earlier boot of the machine) takes no write until the "
+        "slaves in sync before it are back and it fetched what they hold past its end "
+        "(docs/ha-design.md, 'A classic master back from a power loss reconciles'). A "
+        "SYNC_MASTER waits for them however long it takes (its acknowledgements relied on "
+        "them); an ASYNC_MASTER waits at most this many ms, then takes writes and cuts a "
+        "slave that returns later back to its log (what only that slave held is lost). 0: an "
+        "ASYNC_MASTER does not wait. Read at start.",
+    ),
     "enableControllerMode": (
         USED,
         "Automatic failover: the broker heartbeats to the controller, a master writes only "

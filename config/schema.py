@@ -176,6 +176,10 @@ class BrokerConfig(_Config):
     """RocketMQ 5's: a SYNC_MASTER answers SEND_OK only once every slave of the in-sync set
     holds the message (false: once one does)."""
     ha_transfer_batch_size: Positive = 32 * 1024
+    ha_reconcile_wait_millis: NonNegative = 30_000
+    """Classic ASYNC_MASTER back from a power loss: how long it waits for the slaves that were
+    in sync to fetch what they hold past its end before it takes writes (a SYNC_MASTER waits
+    for them however long it takes)."""
     # automatic failover (RocketMQ 5's controller mode)
     enable_controller_mode: bool = False
     controller_addr: str = ""

@@ -1,18 +1,19 @@
-"""Reconciliation: a classic SYNC_MASTER back from a power loss takes no write until it holds
-what its slaves hold of its log (RELIABILITY.md §5, ASYNC_FLUSH + SYNC_MASTER: "it must
-reconcile from the slave before serving").
+"""Reconciliation: a classic master back from a power loss takes no write until it holds what
+its slaves hold of its log (RELIABILITY.md §5, ASYNC_FLUSH + SYNC_MASTER: "it must reconcile
+from the slave before serving"); an ASYNC_MASTER waits for them a bounded time.
 
     suspect_power_cut(state, root, sync_flush)   in the node's start, before its store opens
     Reconciliation(ha)           one per broker node (``HAContext.reconciliation``)
       .begin(new_epoch)          from the HAService's start (classic master)
       .joined(node)              a slave was accepted (its link fetched what it held past the end)
       .tick()                    the HAService's tick: re-read the wait list, warn, finish
-      .persist(in_sync)          a SYNC_MASTER's in-sync set changed (before its acks count)
+      .persist(in_sync)          a master's in-sync set changed (before its acks count)
 
 Under ASYNC_FLUSH a power loss takes what the master had written and not fsync'd; a
-SYNC_MASTER acknowledged some of it once a slave held it. On its first start after such a loss
+SYNC_MASTER acknowledged some of it once a slave held it, an ASYNC_MASTER acknowledged it
+alone, and its slaves hold most of it. On its first start after such a loss
 (``runtime.ha.boot``: the store stopped uncleanly on an earlier boot of the machine) the master
-waits for every slave its acks counted (``runtime.ha.in_sync_file``, written before a joining
+waits for every slave that was in sync (``runtime.ha.in_sync_file``, written before a joining
 slave's acks count). Meanwhile ``HAState.reconciling``: sends get SERVICE_NOT_AVAILABLE, the
 master registers with its topics read-only (producers go elsewhere; its slaves still find its
 HA address), and a slave that holds more of the master's term is sent FETCH: the master
@@ -22,10 +23,14 @@ differs past the loss is cut back to it by the epoch rules instead of silently d
 the same offsets), clears the power-loss marker, saves the in-sync set and registers as
 writable again.
 
-Not waited for: an ASYNC_MASTER (its acks never waited for a slave: a power loss takes its
-unflushed tail, as documented) and a master whose list is empty; those start the new epoch at
-once. A slave's log is taken as the master's own (one term in classic mode): nothing checks
-the records beyond their CRC.
+A SYNC_MASTER waits however long it takes (its acks relied on those slaves). An ASYNC_MASTER
+waits at most ``haReconcileWaitMillis`` (``HAContext.reconcile_wait_s``; 0: not at all): its
+acks never waited for a slave, but fetching their copy keeps its acknowledged tail and keeps
+the queue offsets of that tail from going to new messages (a consumer that had read past them
+would skip those); after the wait it starts the new epoch without the missing slaves, which are
+cut back to it when they return (a power loss's documented tail loss). A master whose list is
+empty starts the new epoch at once. A slave's log is taken as the master's own (one term in
+classic mode): nothing checks the records beyond their CRC.
 
 State owned: the node ids still waited for, the set last saved. Durability point: the in-sync
 file (atomic rewrite, fsync'd) before a joining slave's acks count; the epoch file before the
@@ -76,6 +81,8 @@ class Reconciliation:
         """Slaves that left the in-sync set -> the log's end then: kept in the file until the
         master's log is fsync'd that far (records only they and the page cache held)."""
         self._begun = False
+        self._deadline: float | None = None
+        """An ASYNC_MASTER's end of waiting (None: a SYNC_MASTER waits for good)."""
         self._new_epoch: Callable[[NewEpoch], None] | None = None
         self._warned_at = float("-inf")
         self._loaded_at = float("-inf")
@@ -101,21 +108,25 @@ class Reconciliation:
             return
         self._begun = True
         root = self._root
-        listed = offload(in_sync_file.load, root) if state.sync else frozenset()
+        wait_s = None if state.sync else self.ha.reconcile_wait_s
+        listed = offload(in_sync_file.load, root) if wait_s != 0 else frozenset()
         self.waiting = set(listed - {state.node_id})
         if not self.waiting:
-            self._finish("no slave's ack counted before it (ASYNC_MASTER, or none in sync)")
+            self._finish("no slave was in sync before it (or haReconcileWaitMillis is 0)")
             return
+        now = time.monotonic()
+        self._deadline = None if wait_s is None else now + wait_s
         logger.warning(
             "{}: the store stopped uncleanly before the machine restarted (a power loss?): it "
-            "may lack records its slaves acknowledged. No write is taken until slaves {} are "
-            "back and it holds what they hold of its log (edit {} to stop waiting for one: what "
-            "only it holds is then lost)",
+            "may lack records its slaves hold. No write is taken until slaves {} are back and "
+            "it holds what they hold of its log{} (edit {} to stop waiting for one: what only "
+            "it holds is then lost)",
             self.ha.service,
             sorted(self.waiting),
+            "" if wait_s is None else f", for at most {wait_s:g}s (haReconcileWaitMillis)",
             in_sync_file.path_of(root),
         )
-        self._warned_at = time.monotonic()
+        self._warned_at = now
 
     def joined(self, node: int) -> None:
         """Slave ``node`` was accepted: it holds nothing of this master's log past its end."""
@@ -136,6 +147,17 @@ class Reconciliation:
         if not self.ha.state.reconciling:
             return
         now = time.monotonic()
+        if self._deadline is not None and now >= self._deadline:
+            logger.warning(
+                "{}: slaves {} did not come back within haReconcileWaitMillis: taking writes "
+                "without them; what only they held of this master's log is lost (they are cut "
+                "back to it when they return)",
+                self.ha.service,
+                sorted(self.waiting),
+            )
+            self.waiting.clear()
+            self._finish("the ASYNC_MASTER's wait for its slaves ran out")
+            return
         if now - self._loaded_at >= RELOAD_EVERY_S:
             self._loaded_at = now
             listed = offload(in_sync_file.load, self._root)
@@ -163,12 +185,12 @@ class Reconciliation:
             )
 
     def persist(self, in_sync: Iterable[int]) -> bool:
-        """A SYNC_MASTER's in-sync set is now ``in_sync``: saved before its acks count (not
-        while reconciling: the list is then what the master waits for). A slave that left
+        """A master's in-sync set is now ``in_sync``: saved before its acks count (not while
+        reconciling: the list is then what the master waits for). A slave that left
         stays listed until the log is fsync'd past the end it may have acknowledged. False:
         the file could not be saved (the caller keeps slaves it does not name out of the set)."""
         state = self.ha.state
-        if state.controller_mode or not state.sync or state.reconciling:
+        if state.controller_mode or state.reconciling:
             return True
         nodes = frozenset(in_sync)
         end = self.ha.store.require_open().log.write_offset
@@ -202,11 +224,11 @@ class Reconciliation:
     def _finish(self, why: str) -> None:
         """Take writes again: a new epoch first, then the marker cleared, then registered."""
         ha, state = self.ha, self.ha.state
-        if state.sync:  # (slaves that joined meanwhile count for acks from now on)
-            if self._save(frozenset(state.in_sync)):
-                self._current = frozenset(state.in_sync)
-            else:  # (none counts until the HAService's next recompute saves them)
-                state.in_sync = frozenset()
+        # (slaves that joined meanwhile count for acks from now on)
+        if self._save(frozenset(state.in_sync)):
+            self._current = frozenset(state.in_sync)
+        else:  # (none counts until the HAService's next recompute saves them)
+            state.in_sync = frozenset()
         if self._new_epoch is not None:
             self._new_epoch(NewEpoch(ha.epochs.last_epoch + 1))
         ha.clear_power_cut()

@@ -17,7 +17,7 @@ Messages accepted (all told):
   to the epoch file before the term's first write; slave links restart to mirror it.
 
 A classic master back from a power loss reconciles first (``HAContext.reconciliation``,
-``actors.broker.ha_reconcile``: started here, told of joins and ticks; a SYNC_MASTER's in-sync
+``actors.broker.ha_reconcile``: started here, told of joins and ticks; a classic master's in-sync
 set is saved through it before a joining slave's acks count).
 
 State owned: the waiters (in offset order), per-slave links (``HAState.slaves``), the in-sync
@@ -30,7 +30,7 @@ records, which a failover keeps. While that set is empty a SYNC_MASTER confirms 
 (records answered SLAVE_NOT_AVAILABLE stay invisible until a slave holds them); an ASYNC_MASTER
 with no slave joining confirms its own log (``HACondition`` confirms each append at once).
 
-Durability point: the epoch file (atomic rewrite); a classic SYNC_MASTER's in-sync file. The
+Durability point: the epoch file (atomic rewrite); a classic master's in-sync file. The
 HA listen socket is served by a sibling ``Acceptor`` that starts one ``HAConnection`` per slave.
 """
 
@@ -89,6 +89,7 @@ class HAContext:
         credentials: SessionCredentials | None = None,
         all_ack: bool = False,
         min_in_sync_replicas: int = 1,
+        reconcile_wait_s: float = 30.0,
     ) -> None:
         self.all_ack = all_ack
         """allAckInSyncStateSet: a SYNC_MASTER's PUT_OK needs every in-sync slave's ack."""
@@ -109,6 +110,9 @@ class HAContext:
         self.heartbeat_s = heartbeat_s
         self.housekeeping_s = housekeeping_s
         self.batch_size = batch_size
+        self.reconcile_wait_s = reconcile_wait_s
+        """haReconcileWaitMillis: how long a classic ASYNC_MASTER back from a power loss
+        waits for its slaves (``actors.broker.ha_reconcile``)."""
         self.on_writable: Callable[[], None] | None = None
         """Called when a reconciling master takes writes again (the node re-registers)."""
         self.reconciliation: Reconciliation | None = None

@@ -204,6 +204,7 @@ def broker_spec(
             credentials=cfg.inner_credentials(),
             all_ack=cfg.all_ack_in_sync_state_set,
             min_in_sync_replicas=cfg.min_in_sync_replicas,
+            reconcile_wait_s=cfg.ha_reconcile_wait_millis / 1000,
         )
         if cfg.is_master:
             store.ctx.replication = HACondition(ha)

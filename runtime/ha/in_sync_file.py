@@ -1,4 +1,4 @@
-"""The file ``<store>/insync``: a classic SYNC_MASTER's in-sync slaves, as its acks counted them.
+"""The file ``<store>/insync``: a classic master's in-sync slaves, as its acks counted them.
 
     load(store_root) -> frozenset[int]      (missing or unreadable: empty)
     save(store_root, nodes)                 (atomic rewrite, fsync'd)
@@ -6,8 +6,10 @@
 A SYNC_MASTER's SEND_OK says a slave held the message. If the master's machine loses power
 under ASYNC_FLUSH, the master comes back without its unflushed tail, and only those slaves hold
 it: the master waits for every slave this file names before it takes a write (it fetches what
-they hold past its end: ``actors.broker.ha_reconcile``). The master rewrites the file before a
-slave joining the set may count for an ack, so no SEND_OK relies on a slave the file omits.
+they hold past its end: ``actors.broker.ha_reconcile``; an ASYNC_MASTER, whose slaves hold most
+of what it acknowledged alone, waits for them a bounded time). The master rewrites the file
+before a slave joining the set may count for an ack, so no SEND_OK relies on a slave the file
+omits.
 
 One node id (the slave's brokerId) per line. An operator may edit the file while the master
 waits: a node taken out is no longer waited for (what only it held is then lost).

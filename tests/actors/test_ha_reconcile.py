@@ -125,11 +125,13 @@ def fill(p: Pair) -> tuple[str, int]:
     return ctx.settings.root, ctx.require_open().log.write_offset
 
 
-def test_a_sync_master_back_from_a_power_loss_fetches_its_slaves_tail_before_any_write(
-    tmp_path: pathlib.Path, namesrv: str, pairs: list[Pair]
+@pytest.mark.parametrize("role", ["SYNC_MASTER", "ASYNC_MASTER"])
+def test_a_master_back_from_a_power_loss_fetches_its_slaves_tail_before_any_write(
+    tmp_path: pathlib.Path, namesrv: str, pairs: list[Pair], role: str
 ) -> None:
-    # Given a classic SYNC_MASTER and its slave in sync (the master's in-sync file names it)
-    p = Pair(tmp_path, namesrv, "SYNC_MASTER")
+    # Given a classic master and its slave in sync (the master's in-sync file names it; an
+    # ASYNC_MASTER waits for it up to haReconcileWaitMillis, 30 s by default)
+    p = Pair(tmp_path, namesrv, role)
     pairs.append(p)
     p.start_master()
     p.start_slave()
@@ -214,7 +216,9 @@ def test_a_master_that_does_not_wait_starts_a_new_epoch_and_cuts_a_slave_back_to
     tmp_path: pathlib.Path, namesrv: str, pairs: list[Pair], role: str
 ) -> None:
     # Given a classic master whose slave held everything, and a power loss of the master
-    p = Pair(tmp_path, namesrv, role)
+    # (an ASYNC_MASTER told not to wait for its slaves: haReconcileWaitMillis=0)
+    extra = {"ha_reconcile_wait_millis": 0} if role == "ASYNC_MASTER" else {}
+    p = Pair(tmp_path, namesrv, role, **extra)
     pairs.append(p)
     p.start_master()
     p.start_slave()

@@ -40,6 +40,7 @@ class FakeHA:
         self.store = SimpleNamespace(require_open=lambda: opened)
         self.epochs = SimpleNamespace(last_epoch=0)
         self.on_writable = None
+        self.reconcile_wait_s = 30.0
         self.cleared = 0
 
     def clear_power_cut(self) -> None:
@@ -77,14 +78,46 @@ def test_a_slave_that_left_stays_listed_until_the_log_is_fsynced_past_its_leavin
     assert in_sync_file.load(str(tmp_path)) == {1}
 
 
-def test_an_async_master_or_controller_mode_keeps_no_file(tmp_path: pathlib.Path) -> None:
-    for state in (
-        HAState(node_id=0, role=Role.MASTER, sync=False),
-        HAState(node_id=0, role=Role.MASTER, sync=True, controller_mode=True),
-    ):
-        rec = Reconciliation(FakeHA(str(tmp_path), state))  # type: ignore[arg-type]
-        rec.persist({1})
+def test_controller_mode_keeps_no_file_and_an_async_master_keeps_one(
+    tmp_path: pathlib.Path,
+) -> None:
+    state = HAState(node_id=0, role=Role.MASTER, sync=True, controller_mode=True)
+    Reconciliation(FakeHA(str(tmp_path), state)).persist({1})  # type: ignore[arg-type]
     assert not (tmp_path / in_sync_file.FILE).exists()
+    # (an ASYNC_MASTER's slaves hold most of what it acknowledged: it waits for them a while)
+    state = HAState(node_id=0, role=Role.MASTER, sync=False)
+    Reconciliation(FakeHA(str(tmp_path), state)).persist({1})  # type: ignore[arg-type]
+    assert in_sync_file.load(str(tmp_path)) == {1}
+
+
+@pytest.mark.parametrize("wait_s", [0.0, 30.0])
+def test_an_async_master_waits_for_its_slaves_only_as_long_as_configured(
+    tmp_path: pathlib.Path, wait_s: float
+) -> None:
+    root = str(tmp_path)
+    # Given an ASYNC_MASTER's store back from a power loss, slave 1 listed
+    in_sync_file.save(root, [1])
+    create_abort(root)
+    (tmp_path / boot.FILE).write_text("an-earlier-boot\n")
+    state = HAState(node_id=0, role=Role.MASTER, sync=False)
+    ha = FakeHA(root, state)
+    ha.reconcile_wait_s = wait_s
+    rec = Reconciliation(ha)  # type: ignore[arg-type]
+    suspect_power_cut(state, root, sync_flush=False)
+    epochs: list[int] = []
+    rec.begin(lambda msg: epochs.append(msg.epoch))
+    if not wait_s:
+        # Then with haReconcileWaitMillis 0 it takes writes at once, in a new epoch
+        assert epochs == [1] and state.accepting_writes()
+        return
+    # Then it waits for slave 1 ...
+    rec.tick()
+    assert state.reconciling and rec.waiting == {1} and not epochs
+    # ... until its wait runs out: then it takes writes without it, in a new epoch
+    assert rec._deadline is not None
+    rec._deadline -= wait_s
+    rec.tick()
+    assert epochs == [1] and not state.reconciling and state.accepting_writes()
 
 
 def test_a_master_back_from_a_power_loss_waits_for_the_listed_slaves_as_edited(
