@@ -16,6 +16,11 @@ stops under it (a restart or a role change). A pull that finds the store stopped
 SYSTEM_ERROR "store stopped", as RocketMQ answers a pull on a store that shut down. Tag
 filtering uses the tag hash in the consume queue; clients re-check tag strings, as RocketMQ's do.
 
+A classic master reconciling its log after a power loss (``HAState.reconciling``) answers a
+pull past the end it kept as one at the end (held, then PULL_NOT_FOUND keeping the consumer's
+offset): the fetched tail may bring that offset back, and a consumer left running must neither
+be moved nor pull in a tight loop meanwhile.
+
 Only the master of the log moves a consumer: an offset outside a queue (too small, too big, or a
 queue this node does not have) is answered PULL_OFFSET_MOVED with where to go by a master that
 accepts writes; any other node (a slave, or a controller-mode master without its lease yet, e.g.
@@ -198,13 +203,20 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
         # role change (controller mode) rebuilds the store, and its connections close anyway
         return reply(request, ResponseCode.SYSTEM_ERROR, remark=STORE_STOPPED)
     suspend = bool(h.sys_flag & FLAG_SUSPEND) and h.suspend_timeout_millis > 0
-    if _is_not_found(outcome, h.queue_offset) and suspend:
+    awaits_tail = ctx.ha is not None and ctx.ha.reconciling
+
+    def not_found(outcome: GetOutcome) -> bool:
+        if awaits_tail and outcome.status == "OFFSET_OVERFLOW_BADLY":
+            return True  # (a master fetching its lost tail: the offset may be there soon)
+        return _is_not_found(outcome, h.queue_offset)
+
+    if not_found(outcome) and suspend:
         hold_s = h.suspend_timeout_millis / 1000
         if not ctx.cfg.long_polling_enable:
             hold_s = min(hold_s, ctx.cfg.short_polling_time_mills / 1000)
         deadline = time.monotonic() + hold_s
         mark_held()
-        while _is_not_found(outcome, h.queue_offset):
+        while not_found(outcome):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
@@ -219,6 +231,8 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
         size = sum(map(len, outcome.messages))
         ctx.got_bytes_by[key] = ctx.got_bytes_by.get(key, 0) + size
     suggest = _suggest(ctx, outcome, group_config)
+    if awaits_tail and outcome.status == "OFFSET_OVERFLOW_BADLY":
+        outcome = msgspec.structs.replace(outcome, status="OFFSET_OVERFLOW_ONE")
     return _respond(request, outcome, h.queue_offset, suggest, moves=_moves_consumers(ctx))
 
 

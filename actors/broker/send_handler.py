@@ -103,11 +103,16 @@ def _send(
             "forbidden",
         )
     if ctx.ha is not None and not ctx.ha.accepting_writes():
+        why = (
+            "is fetching what its slaves hold of its log after a power loss"
+            if ctx.ha.reconciling
+            else "holds no master lease from the controller (a failover may be under way)"
+        )
         return reply(
             request,
             ResponseCode.SERVICE_NOT_AVAILABLE,
-            remark=f"the broker[{ctx.cfg.broker_name}/{ctx.cfg.broker_id}] holds no master lease "
-            "from the controller (a failover may be under way): nothing was stored",
+            remark=f"the broker[{ctx.cfg.broker_name}/{ctx.cfg.broker_id}] {why}: nothing was "
+            "stored",
         )
     problem = topic_problem(h.topic)
     if problem is not None:

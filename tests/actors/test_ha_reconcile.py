@@ -41,6 +41,7 @@ from tests.actors.ha_support import (
     wait_queue,
     wait_until,
 )
+from tests.integration.test_broker_wire import pull
 from tests.wire import WireClient
 
 pytestmark = pytest.mark.timeout(90)
@@ -149,8 +150,14 @@ def test_a_master_back_from_a_power_loss_fetches_its_slaves_tail_before_any_writ
     # Then it takes no write while its slave is away: nothing is stored
     refused = send(p.client, "PWR", b"too early")
     assert refused.code == ResponseCode.SERVICE_NOT_AVAILABLE, refused.remark
+    assert "after a power loss" in (refused.remark or "")
     assert store_ctx(master).require_open().log.write_offset == short
     assert ha_state(master).reconciling
+    # And a consumer past the end it kept is held (long poll) and kept where it is, neither
+    # moved (the tail may come back) nor told to pull again at once
+    past = pull(p.client, "PWR", 0, MESSAGES - 1, suspend_ms=300)
+    assert past.code == ResponseCode.PULL_NOT_FOUND, past.remark
+    assert past.ext_fields["nextBeginOffset"] == str(MESSAGES - 1)
     # When the slave returns
     p.start_slave()
     state = ha_state(master)
