@@ -254,6 +254,8 @@ def _recover(settings: StoreSettings, fs: FileSystem, lock: StoreLock) -> OpenSt
         fence_table.save(root, kept)
 
     # -- make it durable and mark the store open ---------------------------------------------
+    if unclean:  # (what the stopped process wrote may be in the page cache only)
+        log.segments.unsynced_from(scan_start)
     log.segments.flush()
     for cq in queues.values():
         cq.flush()

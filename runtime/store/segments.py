@@ -275,6 +275,13 @@ class SegmentedFile:
         """Nothing written or created since the last completed flush (no plan in flight)."""
         return self.write_offset <= self.flushed_offset and not self._dir_dirty
 
+    def unsynced_from(self, offset: int) -> None:
+        """Bytes from ``offset`` on, and the directory's entries, may not be on disk (a store
+        opened after an unclean stop: the page cache kept what the killed process wrote, and
+        the next flush must sync it, since opening took the files' lengths as flushed)."""
+        self.flushed_offset = min(self.flushed_offset, max(offset, self.min_offset))
+        self._dir_dirty = True
+
     def flushed_to(self, offset: int) -> None:
         if offset > self.flushed_offset:
             self.flushed_offset = offset

@@ -319,6 +319,27 @@ def test_power_loss_keeps_the_fsynced_prefix(tmp_path: Path) -> None:
     crash(again)
 
 
+def test_recovery_after_a_kill_makes_the_log_it_kept_durable(tmp_path: Path) -> None:
+    # Given a store whose process was killed (kill -9: the machine keeps the page cache) with
+    # records written and never fsynced
+    fs = FaultyFileSystem()
+    s = make_settings(tmp_path)
+    store = open_store(s, fs)
+    written = write(store, 60)
+    crash(store)
+    # When it recovers on the same machine, then the machine loses power
+    again = open_store(s, fs)
+    assert again.report.log_end == written[-1].physical_offset + written[-1].size
+    crash(again)
+    fs.power_loss(random.Random(5))
+    # Then every record recovery kept is still there: it fsynced the log it kept (it said so,
+    # and a checkpoint past the durable end would be written otherwise), not only what it
+    # wrote itself
+    after = open_store(s)
+    check_consistent(after, written)
+    crash(after)
+
+
 @settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
