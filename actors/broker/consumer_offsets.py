@@ -5,6 +5,8 @@ Messages accepted:
 - ``QueryOffset(group, topic, queue_id)`` (ask) -> int, -1 when never committed
 - ``GroupOffsets(group)`` (ask) -> {topic: {queue_id: offset}}
 - ``RemoveGroup(group)`` (ask) -> bool
+- ``RemoveOffsets(keys)`` (ask) -> int: the ``topic@group`` entries removed (a slave's full
+  copy: its master no longer has them)
 - ``RemoveTopicOffsets(topic)`` (ask) -> an AsyncResult set to True once the table without
   the topic's offsets is on disk (False: the write failed): a deleted topic's offsets must not
   come back with a crash after the deletion was reported
@@ -51,6 +53,7 @@ from actors.broker.messages import (
     PersistTick,
     QueryOffset,
     RemoveGroup,
+    RemoveOffsets,
     RemoveTopicOffsets,
 )
 from runtime.actor import GeventActor
@@ -151,6 +154,10 @@ class ConsumerOffsets(GeventActor):
                 del self.table[k]
             self._dirty = self._dirty or bool(keys)
             return bool(keys)
+        if isinstance(message, RemoveOffsets):
+            gone = [k for k in message.keys if self.table.pop(k, None) is not None]
+            self._dirty = self._dirty or bool(gone)
+            return len(gone)
         if isinstance(message, RemoveTopicOffsets):
             prefix = f"{message.topic}@"
             for k in [k for k in self.table if k.startswith(prefix)]:

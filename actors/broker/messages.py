@@ -296,6 +296,12 @@ class RemoveGroup(msgspec.Struct, frozen=True, tag=True):
     group: str
 
 
+class RemoveOffsets(msgspec.Struct, frozen=True, tag=True):
+    """Forget these ``topic@group`` entries (a slave: its master no longer has them)."""
+
+    keys: tuple[str, ...]
+
+
 class PersistTick(msgspec.Struct, frozen=True, tag=True):
     pass
 

@@ -30,10 +30,12 @@ A round (a greenlet of its own; edge code, every call has a timeout) asks the ma
 remoting for GET_ALL_TOPIC_CONFIG (21), GET_ALL_SUBSCRIPTIONGROUP_CONFIG (201),
 GET_ALL_CONSUMER_OFFSET (43), GET_ALL_DELAY_OFFSET (45), GET_TIMER_CHECK_POINT (60) and
 GET_TRANSACTION_TABLE (3011, actormq's), then: creates or updates every topic and subscription
-group the master has (those only the slave has are left alone: a deleted topic's config and
-offsets go when the slave's Dispatcher applies the replicated deletion marker, where it stands
-in the log); commits every consumer offset that differs (so a failover does not replay a
-group's history, or replays at most about a second of it: the offsets poll); rewrites
+group the master has, and deletes the subscription groups only the slave has (topics only the
+slave has are left alone: a deleted topic's config and offsets go when the slave's Dispatcher
+applies the replicated deletion marker, where it stands in the log); commits every consumer
+offset that differs (so a failover does not replay a group's history, or replays at most about
+a second of it: the offsets poll) and forgets the offsets the master no longer has (a group
+deleted with its offsets, ``deleteSubGroup -r true``: a promoted slave brought them back); rewrites
 ``config/delayOffset.json``, ``config/timerProgress.json`` and ``config/transaction.json``
 when they differ (the Scheduler, TimerScheduler and
 TransactionManager of a promoted slave start from them; a slave runs none of the three).
@@ -301,6 +303,8 @@ class SlaveSynchronize(GeventActor):
         for name, group in groups.subscription_group_table.items():
             if have_groups.get(name) != group:
                 store.update_group(group).get(timeout=CALL_TIMEOUT_S)
+        for name in have_groups.keys() - groups.subscription_group_table.keys():
+            store.delete_group(name).get(timeout=CALL_TIMEOUT_S)
         self._sync_offsets(address)
         self._copy_file(address, RequestCode.GET_ALL_DELAY_OFFSET, DELAY_FILE, DelayTable)
         self._copy_file(address, GET_TIMER_CHECK_POINT, TIMER_FILE, TimerTable)
@@ -328,6 +332,9 @@ class SlaveSynchronize(GeventActor):
             for queue_id, offset in queues.items():
                 if current.get(queue_id) != offset:
                     store.commit_offset(group, topic, queue_id, offset)
+        gone = tuple(have.keys() - offsets.keys())  # (a whole table: what the master forgot)
+        if gone:
+            store.remove_offsets(gone).get(timeout=CALL_TIMEOUT_S)
         if changed_only:
             self._offsets_version = str(ext[VERSION]) if ext.get(VERSION) else None
 

@@ -24,6 +24,7 @@ from actors.broker.messages import (
     OffsetsSince,
     QueryOffset,
     RemoveGroup,
+    RemoveOffsets,
     RemoveTopicOffsets,
     UpdateTopic,
     WhenDispatched,
@@ -62,6 +63,10 @@ class StoreMetadata(StoreFacadeBase):
 
     def remove_group_offsets(self, group: str) -> Future:
         return self._ask(self.names.offsets, RemoveGroup(group))
+
+    def remove_offsets(self, keys: tuple[str, ...]) -> Future:
+        """Forget these ``topic@group`` entries: future of how many there were."""
+        return self._ask(self.names.offsets, RemoveOffsets(keys))
 
     # -- topics --------------------------------------------------------------------------------
 

@@ -224,6 +224,31 @@ def test_slave_synchronize_copies_topics_groups_offsets_delay_timer_and_transact
         assert fh.read() == txn  # the promoted slave's TransactionManager starts from it
 
 
+def test_a_group_deleted_with_its_offsets_on_the_master_goes_from_the_slave(
+    tmp_path: pathlib.Path, pairs: list[Pair]
+) -> None:
+    p = make(pairs, tmp_path)
+    # Given a group with a config and a committed offset, copied to the slave
+    group = json.dumps({"groupName": "G-gone", "retryMaxTimes": 3}).encode()
+    made = p.to_master.call(RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, body=group)
+    assert made.code == ResponseCode.SUCCESS
+    assert send(p.to_master, "GONE-T", b"x").code == ResponseCode.SUCCESS
+    update = {"consumerGroup": "G-gone", "topic": "GONE-T", "queueId": 0, "commitOffset": 1}
+    assert p.to_master.call(RequestCode.UPDATE_CONSUMER_OFFSET, update).code == 0
+    assert p.sync()
+    query = {"consumerGroup": "G-gone", "topic": "GONE-T", "queueId": 0}
+    assert p.to_slave.call(RequestCode.QUERY_CONSUMER_OFFSET, query).ext_fields["offset"] == "1"
+    # When the master deletes the group with its offsets (deleteSubGroup -r true)
+    drop = {"groupName": "G-gone", "cleanOffset": "true"}
+    assert p.to_master.call(RequestCode.DELETE_SUBSCRIPTIONGROUP, drop).code == 0
+    # Then the slave's next round forgets both (a promoted slave brought them back)
+    assert p.sync()
+    groups = json.loads(p.to_slave.call(RequestCode.GET_ALL_SUBSCRIPTIONGROUP_CONFIG).body)
+    assert "G-gone" not in groups["subscriptionGroupTable"]
+    table = json.loads(p.to_slave.call(RequestCode.GET_ALL_CONSUMER_OFFSET).body)
+    assert "GONE-T@G-gone" not in table["offsetTable"], table
+
+
 def test_a_topic_or_group_created_on_the_master_reaches_the_slave_within_seconds(
     tmp_path: pathlib.Path, pairs: list[Pair]
 ) -> None:
