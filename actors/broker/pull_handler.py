@@ -17,9 +17,9 @@ SYSTEM_ERROR "store stopped", as RocketMQ answers a pull on a store that shut do
 filtering uses the tag hash in the consume queue; clients re-check tag strings, as RocketMQ's do.
 
 A classic master reconciling its log after a power loss (``HAState.reconciling``) answers a
-pull past the end it kept as one at the end (held, then PULL_NOT_FOUND keeping the consumer's
-offset): the fetched tail may bring that offset back, and a consumer left running must neither
-be moved nor pull in a tight loop meanwhile.
+pull past the end it kept (or at a queue it holds nothing of) as one at the end (held, then
+PULL_NOT_FOUND keeping the consumer's offset): the fetched tail may bring that offset back, and
+a consumer left running must neither be moved nor pull in a tight loop meanwhile.
 
 Only the master of the log moves a consumer: an offset outside a queue (too small, too big, or a
 queue this node does not have) is answered PULL_OFFSET_MOVED with where to go by a master that
@@ -205,8 +205,17 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
     suspend = bool(h.sys_flag & FLAG_SUSPEND) and h.suspend_timeout_millis > 0
     awaits_tail = ctx.ha is not None and ctx.ha.reconciling
 
+    def past_kept_end(outcome: GetOutcome) -> bool:
+        """Past the end this reconciling master kept: beyond its queue's end, or a queue it
+        holds nothing of (the lost tail may have held all of it)."""
+        if outcome.status == "OFFSET_OVERFLOW_BADLY":
+            return True
+        return outcome.status in ("NO_MESSAGE_IN_QUEUE", "NO_MATCHED_LOGIC_QUEUE") and (
+            h.queue_offset > 0
+        )
+
     def not_found(outcome: GetOutcome) -> bool:
-        if awaits_tail and outcome.status == "OFFSET_OVERFLOW_BADLY":
+        if awaits_tail and past_kept_end(outcome):
             return True  # (a master fetching its lost tail: the offset may be there soon)
         return _is_not_found(outcome, h.queue_offset)
 
@@ -231,7 +240,7 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
         size = sum(map(len, outcome.messages))
         ctx.got_bytes_by[key] = ctx.got_bytes_by.get(key, 0) + size
     suggest = _suggest(ctx, outcome, group_config)
-    if awaits_tail and outcome.status == "OFFSET_OVERFLOW_BADLY":
+    if awaits_tail and past_kept_end(outcome):
         outcome = msgspec.structs.replace(outcome, status="OFFSET_OVERFLOW_ONE")
     return _respond(request, outcome, h.queue_offset, suggest, moves=_moves_consumers(ctx))
 

@@ -158,6 +158,10 @@ def test_a_master_back_from_a_power_loss_fetches_its_slaves_tail_before_any_writ
     past = pull(p.client, "PWR", 0, MESSAGES - 1, suspend_ms=300)
     assert past.code == ResponseCode.PULL_NOT_FOUND, past.remark
     assert past.ext_fields["nextBeginOffset"] == str(MESSAGES - 1)
+    # Likewise on a queue it holds nothing of (the lost tail may have held all its records)
+    empty = pull(p.client, "PWR", 1, 2, suspend_ms=300)
+    assert empty.code == ResponseCode.PULL_NOT_FOUND, empty.remark
+    assert empty.ext_fields["nextBeginOffset"] == "2"
     # When the slave returns
     p.start_slave()
     state = ha_state(master)
