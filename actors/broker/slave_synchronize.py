@@ -34,8 +34,9 @@ group the master has, and deletes the subscription groups only the slave has (to
 slave has are left alone: a deleted topic's config and offsets go when the slave's Dispatcher
 applies the replicated deletion marker, where it stands in the log); commits every consumer
 offset that differs (so a failover does not replay a group's history, or replays at most about
-a second of it: the offsets poll) and forgets the offsets the master no longer has (a group
-deleted with its offsets, ``deleteSubGroup -r true``: a promoted slave brought them back); rewrites
+a second of it: the offsets poll) and forgets the offsets the master no longer has of topics
+it still has (a group deleted with its offsets, ``deleteSubGroup -r true``: a promoted slave
+brought them back; a deleted topic's go with its marker, as above); rewrites
 ``config/delayOffset.json``, ``config/timerProgress.json`` and ``config/transaction.json``
 when they differ (the Scheduler, TimerScheduler and
 TransactionManager of a promoted slave start from them; a slave runs none of the three).
@@ -49,6 +50,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Collection
 from typing import Any
 
 import gevent
@@ -305,15 +307,25 @@ class SlaveSynchronize(GeventActor):
                 store.update_group(group).get(timeout=CALL_TIMEOUT_S)
         for name in have_groups.keys() - groups.subscription_group_table.keys():
             store.delete_group(name).get(timeout=CALL_TIMEOUT_S)
-        self._sync_offsets(address)
+        self._sync_offsets(address, master_topics=topics.topic_config_table.keys())
         self._copy_file(address, RequestCode.GET_ALL_DELAY_OFFSET, DELAY_FILE, DelayTable)
         self._copy_file(address, GET_TIMER_CHECK_POINT, TIMER_FILE, TimerTable)
         self._copy_file(address, GET_TRANSACTION_TABLE, TRANSACTION_FILE, TransactionTable)
 
-    def _sync_offsets(self, address: str, *, changed_only: bool = False) -> None:
+    def _sync_offsets(
+        self,
+        address: str,
+        *,
+        changed_only: bool = False,
+        master_topics: Collection[str] | None = None,
+    ) -> None:
         """Commit the master's consumer offsets that differ from ours: all of them (a round),
         or, ``changed_only`` (the poll), those changed since the last copy, when the master
-        can tell (an actormq master of the same incarnation; else it answers all)."""
+        can tell (an actormq master of the same incarnation; else it answers all). A round
+        (``master_topics``: the topics the master has, as it answered just before) also
+        forgets the offsets the master no longer has, of topics it still has: those of a
+        topic it deleted go when this slave's Dispatcher applies the replicated deletion
+        marker, with the topic's data (a slave promoted before that keeps serving them)."""
         store = self.store
         code = RequestCode.GET_ALL_CONSUMER_OFFSET
         if changed_only:
@@ -332,7 +344,11 @@ class SlaveSynchronize(GeventActor):
             for queue_id, offset in queues.items():
                 if current.get(queue_id) != offset:
                     store.commit_offset(group, topic, queue_id, offset)
-        gone = tuple(have.keys() - offsets.keys())  # (a whole table: what the master forgot)
+        gone: tuple[str, ...] = ()
+        if master_topics is not None:  # (a whole table: what the master forgot)
+            gone = tuple(
+                k for k in have.keys() - offsets.keys() if k.partition("@")[0] in master_topics
+            )
         if gone:
             store.remove_offsets(gone).get(timeout=CALL_TIMEOUT_S)
         if changed_only:
