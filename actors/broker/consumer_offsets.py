@@ -21,8 +21,9 @@ Owned state: the offset table, keyed ``topic@group`` as RocketMQ's consumerOffse
 version counter (with a random incarnation id) and the version of each entry's last change.
 
 At start (a master's store: not read-only), a committed offset past its queue's end as
-recovered is lowered to that end, with a WARNING: the log lost its tail (a power loss under
-ASYNC_FLUSH), and new messages will take those queue offsets again; left as it was, a consumer
+recovered (0 for a queue the store holds nothing of) is lowered to that end, with a WARNING:
+the log lost its tail (a power loss under ASYNC_FLUSH), and new messages will take those queue
+offsets again; left as it was, a consumer
 that starts (or is given the queue) would resume past them and skip them. (A consumer still
 running keeps its own position: the pull answers OFFSET_OVERFLOW_BADLY and moves it to the end
 only until new messages reach it.)
@@ -66,14 +67,15 @@ def clamp_to_ends(
     table: dict[str, dict[int, int]], ends: Mapping[tuple[str, int], int], label: str
 ) -> bool:
     """Lower every committed offset past its queue's end (``ends``: (topic, queueId) -> the
-    next queue offset, as recovered) to that end; whether any was. Queues ``ends`` does not
-    know are left alone."""
+    next queue offset, as recovered) to that end; whether any was. A queue ``ends`` does not
+    know has end 0: the store holds nothing of it (a power loss took all its records, or its
+    topic was deleted), and its next message takes queue offset 0."""
     lowered: list[str] = []
     for key, queues in table.items():
         topic, _, group = key.rpartition("@")
         for queue_id, offset in queues.items():
-            end = ends.get((topic, queue_id))
-            if end is not None and offset > end:
+            end = ends.get((topic, queue_id), 0)
+            if offset > end:
                 queues[queue_id] = end
                 lowered.append(f"{group} {topic}/{queue_id} {offset}->{end}")
     if lowered:
