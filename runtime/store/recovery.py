@@ -42,6 +42,7 @@ from runtime.store import record as R
 from runtime.store.commitlog import CommitLog
 from runtime.store.commitlog_reads import ScanResult
 from runtime.store.consumequeue import (
+    ENTRY_SIZE,
     ConsumeQueue,
     QueueGap,
     list_queues,
@@ -256,6 +257,13 @@ def _recover(settings: StoreSettings, fs: FileSystem, lock: StoreLock) -> OpenSt
     # -- make it durable and mark the store open ---------------------------------------------
     if unclean:  # (what the stopped process wrote may be in the page cache only)
         log.segments.unsynced_from(scan_start)
+        # the consume queues too, past what the checkpoint had them hold (its claim, written
+        # below, covers their entries; the whole of each without a usable checkpoint)
+        held = expected if cp is not None and scan_start == cp.safe_offset else {}
+        for key, cq in queues.items():
+            kept = held.get(key, 0)
+            if cq.max_offset > kept:
+                cq.file.unsynced_from(kept * ENTRY_SIZE)
     log.segments.flush()
     for cq in queues.values():
         cq.flush()

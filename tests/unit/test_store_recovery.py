@@ -340,6 +340,48 @@ def test_recovery_after_a_kill_makes_the_log_it_kept_durable(tmp_path: Path) -> 
     crash(after)
 
 
+class _SyncSpy(FaultyFileSystem):
+    """Records the paths fsynced (files and directories)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.synced_paths: list[str] = []
+
+    def _before_fsync(self, path: str) -> None:
+        self.synced_paths.append(path)
+        super()._before_fsync(path)
+
+
+@pytest.mark.parametrize("checkpoint", [True, False], ids=["checkpoint", "no-checkpoint"])
+def test_recovery_after_a_kill_makes_the_consume_queues_it_kept_durable(
+    tmp_path: Path, checkpoint: bool
+) -> None:
+    # Given a store killed with records written and dispatched past its checkpoint (its
+    # consume queues' entries in the page cache only)
+    fs = _SyncSpy()
+    s = make_settings(tmp_path)
+    store = open_store(s, fs)
+    write(store, 10)
+    if checkpoint:
+        store.log.segments.flush()
+        for cq in store.queues.values():
+            cq.flush()
+        ckpt.save(str(tmp_path), make_checkpoint(store.log.write_offset, 0, store.next_offsets))
+    write(store, 40, seed=1)
+    crash(store)
+    # When it recovers (and writes a checkpoint saying every queue entry below the log's end
+    # is durable)
+    fs.synced_paths.clear()
+    again = open_store(s, fs)
+    try:
+        # Then it fsynced every consume-queue file holding entries past the old checkpoint
+        # (here: the newest file of each queue), not only the log
+        for cq in again.queues.values():
+            assert cq.file.segments[-1].file.path in fs.synced_paths, (cq.topic, cq.queue_id)
+    finally:
+        crash(again)
+
+
 @settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
