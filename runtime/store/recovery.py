@@ -261,9 +261,9 @@ def _recover(settings: StoreSettings, fs: FileSystem, lock: StoreLock) -> OpenSt
         # below, covers their entries; the whole of each without a usable checkpoint)
         held = expected if cp is not None and scan_start == cp.safe_offset else {}
         for key, cq in queues.items():
-            kept = held.get(key, 0)
-            if cq.max_offset > kept:
-                cq.file.unsynced_from(kept * ENTRY_SIZE)
+            durable = held.get(key, 0)
+            if cq.max_offset > durable:
+                cq.file.unsynced_from(durable * ENTRY_SIZE)
     log.segments.flush()
     for cq in queues.values():
         cq.flush()

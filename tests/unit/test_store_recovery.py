@@ -378,6 +378,7 @@ def test_recovery_after_a_kill_makes_the_consume_queues_it_kept_durable(
         # (here: the newest file of each queue), not only the log
         for cq in again.queues.values():
             assert cq.file.segments[-1].file.path in fs.synced_paths, (cq.topic, cq.queue_id)
+        assert again.fences == {}  # (what it hands on is unchanged)
     finally:
         crash(again)
 
