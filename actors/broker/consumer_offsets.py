@@ -5,6 +5,7 @@ Messages accepted:
 - ``QueryOffset(group, topic, queue_id)`` (ask) -> int, -1 when never committed
 - ``GroupOffsets(group)`` (ask) -> {topic: {queue_id: offset}}
 - ``RemoveGroup(group)`` (ask) -> bool
+- ``ClampOffsets()`` (tell): lower the offsets past their queue's end now (see below)
 - ``RemoveOffsets(keys)`` (ask) -> int: the ``topic@group`` entries removed (a slave's full
   copy: its master no longer has them)
 - ``RemoveTopicOffsets(topic)`` (ask) -> an AsyncResult set to True once the table without
@@ -26,7 +27,10 @@ the log lost its tail (a power loss under ASYNC_FLUSH), and new messages will ta
 offsets again; left as it was, a consumer
 that starts (or is given the queue) would resume past them and skip them. (A consumer still
 running keeps its own position: the pull answers OFFSET_OVERFLOW_BADLY and moves it to the end
-only until new messages reach it.)
+only until new messages reach it.) A classic master reconciling after a power loss
+(``actors.broker.ha_reconcile``) does it when it holds its log again (``ClampOffsets``), not
+at start: the tail it fetches from its slaves brings those offsets back, and a consumer kept
+running re-commits its position meanwhile.
 
 Durability point: ``config/consumerOffset.json``, written atomically (tmp + fsync + rename +
 dir fsync) by a background greenlet in the thread pool every few seconds when something changed
@@ -47,6 +51,7 @@ from loguru import logger
 
 from actors.broker.messages import (
     AllOffsets,
+    ClampOffsets,
     CommitOffset,
     GroupOffsets,
     OffsetsDelta,
@@ -65,18 +70,21 @@ from runtime.store.context import StoreContext
 
 def clamp_to_ends(
     table: dict[str, dict[int, int]], ends: Mapping[tuple[str, int], int], label: str
-) -> bool:
+) -> set[str]:
     """Lower every committed offset past its queue's end (``ends``: (topic, queueId) -> the
     next queue offset, as recovered) to that end; whether any was. A queue ``ends`` does not
     know has end 0: the store holds nothing of it (a power loss took all its records, or its
-    topic was deleted), and its next message takes queue offset 0."""
+    topic was deleted), and its next message takes queue offset 0. Returns the
+    ``topic@group`` keys changed."""
     lowered: list[str] = []
+    keys: set[str] = set()
     for key, queues in table.items():
         topic, _, group = key.rpartition("@")
         for queue_id, offset in queues.items():
             end = ends.get((topic, queue_id), 0)
             if offset > end:
                 queues[queue_id] = end
+                keys.add(key)
                 lowered.append(f"{group} {topic}/{queue_id} {offset}->{end}")
     if lowered:
         logger.warning(
@@ -88,7 +96,15 @@ def clamp_to_ends(
             ", ".join(lowered[:8]),
             ", ..." if len(lowered) > 8 else "",
         )
-    return bool(lowered)
+    return keys
+
+
+def _reconciling(ctx: StoreContext) -> bool:
+    """A classic master fetching its lost tail from its slaves after a power loss (its
+    replication condition's ``HAState.reconciling``, set before the store opens): the ends
+    are not final yet, and the Reconciliation sends ``ClampOffsets`` once they are."""
+    state = getattr(ctx.replication, "state", None)
+    return bool(getattr(state, "reconciling", False))
 
 
 class _OffsetsFile(msgspec.Struct, rename="camel"):
@@ -112,12 +128,23 @@ class ConsumerOffsets(GeventActor):
         loaded = read_json(self.path, _OffsetsFile)
         if loaded is not None:
             self.table = loaded.offset_table
-        opened = self.ctx.opened
-        if opened is not None and not self.ctx.settings.read_only:
-            self._dirty = clamp_to_ends(self.table, opened.next_offsets, self.ctx.settings.root)
+        if not _reconciling(self.ctx):  # (else once the master holds its log: ClampOffsets)
+            self._dirty = bool(self._clamp())
         self._writer = BackgroundWriter(self.path)
         interval = self.ctx.settings.consumer_offset_persist_interval_ms / 1000.0
         self.send_every(interval, PersistTick())
+
+    def _clamp(self) -> set[str]:
+        """Lower the offsets past their queue's end (a master's store; see the module
+        docstring); the keys changed count as changes for the slaves' polls."""
+        opened = self.ctx.opened
+        if opened is None or self.ctx.settings.read_only:
+            return set()
+        keys = clamp_to_ends(self.table, opened.next_offsets, self.ctx.settings.root)
+        for key in keys:
+            self._version += 1
+            self._changed[key] = self._version
+        return keys
 
     def on_stop(self) -> None:
         if self._dirty:
@@ -156,6 +183,10 @@ class ConsumerOffsets(GeventActor):
                 del self.table[k]
             self._dirty = self._dirty or bool(keys)
             return bool(keys)
+        if isinstance(message, ClampOffsets):
+            if self._clamp():
+                self._dirty = True
+            return None
         if isinstance(message, RemoveOffsets):
             gone = [k for k in message.keys if self.table.pop(k, None) is not None]
             self._dirty = self._dirty or bool(gone)

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING
 from loguru import logger
 
 from actors.broker.ha_messages import NewEpoch
+from actors.broker.messages import ClampOffsets
 from runtime.actor import offload
 from runtime.ha import boot, in_sync_file
 from runtime.ha.state import HAState, Role
@@ -229,6 +230,9 @@ class Reconciliation:
             self._current = frozenset(state.in_sync)
         else:  # (none counts until the HAService's next recompute saves them)
             state.in_sync = frozenset()
+        # (the log's end is final now: consumer offsets past it go down to it before a new
+        # message can take those queue offsets)
+        ha.tell(ha.store.names.offsets, ClampOffsets())
         if self._new_epoch is not None:
             self._new_epoch(NewEpoch(ha.epochs.last_epoch + 1))
         ha.clear_power_cut()

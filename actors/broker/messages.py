@@ -296,6 +296,11 @@ class RemoveGroup(msgspec.Struct, frozen=True, tag=True):
     group: str
 
 
+class ClampOffsets(msgspec.Struct, frozen=True, tag=True):
+    """Lower committed offsets past their queue's end to it (a classic master that reconciled
+    its log after a power loss: ``actors.broker.consumer_offsets.clamp_to_ends``)."""
+
+
 class RemoveOffsets(msgspec.Struct, frozen=True, tag=True):
     """Forget these ``topic@group`` entries (a slave: its master no longer has them)."""
 

@@ -23,7 +23,7 @@ from runtime.ha import boot, in_sync_file
 from runtime.ha import protocol as P
 from runtime.ha.epoch import EpochFile
 from runtime.node import Node
-from runtime.remoting.codes import ResponseCode
+from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.store.lockfile import create_abort
 from tests.actors.ha_support import (
     FakeSlave,
@@ -140,6 +140,9 @@ def test_a_master_back_from_a_power_loss_fetches_its_slaves_tail_before_any_writ
     wait_in_sync(p.master, 1)
     root, end = fill(p)
     assert in_sync_file.load(root) == {1}
+    assert p.client is not None
+    committed = {"consumerGroup": "G", "topic": "PWR", "queueId": 0, "commitOffset": MESSAGES}
+    assert p.client.call(RequestCode.UPDATE_CONSUMER_OFFSET, committed).code == 0
     # When both stop and the master's machine loses the last ~3 records it had acknowledged
     p.stop()
     power_loss(root, 3 * 300)
@@ -147,6 +150,11 @@ def test_a_master_back_from_a_power_loss_fetches_its_slaves_tail_before_any_writ
     assert p.client is not None
     short = store_ctx(master).require_open().log.write_offset
     assert short < end
+    # Then the group's offset past the end it kept stays while it waits (the tail it fetches
+    # brings those offsets back: lowered, the group would read them twice)
+    query = {"consumerGroup": "G", "topic": "PWR", "queueId": 0}
+    got = p.client.call(RequestCode.QUERY_CONSUMER_OFFSET, query)
+    assert got.ext_fields["offset"] == str(MESSAGES)
     # Then it takes no write while its slave is away: nothing is stored
     refused = send(p.client, "PWR", b"too early")
     assert refused.code == ResponseCode.SERVICE_NOT_AVAILABLE, refused.remark
@@ -171,6 +179,8 @@ def test_a_master_back_from_a_power_loss_fetches_its_slaves_tail_before_any_writ
     assert store_ctx(master).require_open().log.write_offset == end
     bodies = [r.body for r in queue_records(store_ctx(master), "PWR", 0, 100)]
     assert bodies == [f"acked-{i:03d}".encode() * 20 for i in range(MESSAGES)]
+    got = p.client.call(RequestCode.QUERY_CONSUMER_OFFSET, query)
+    assert got.ext_fields["offset"] == str(MESSAGES)
     last = EpochFile(root).last
     assert last is not None and last.start == end and last.node == 0
     assert not os.path.exists(os.path.join(root, boot.MARKER))

@@ -8,6 +8,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import gevent
@@ -15,7 +16,7 @@ import pykka
 import pytest
 
 from actors.broker.dispatcher import checkpoint_due
-from actors.broker.messages import CleanTick, Dispatch
+from actors.broker.messages import ClampOffsets, CleanTick, Dispatch
 from actors.broker.retention import Retention
 from actors.broker.store_reads import tag_codes
 from actors.broker.store_results import GetStatus, PutStatus
@@ -28,6 +29,7 @@ from runtime.errors import ActorFailure
 from runtime.store import accel
 from runtime.store import checkpoint as ckpt
 from runtime.store import record as R
+from runtime.store.context import AlwaysReplicated
 from runtime.store.faults import FaultyFileSystem
 from runtime.store.fsyncer import API as FSYNCER_API
 from runtime.store.fsyncer import Fsyncer
@@ -550,6 +552,32 @@ def test_committed_offsets_past_a_queue_end_are_lowered_at_start(
         # whose end is 0
         assert got == ([9, 3] if read_only else [5, 3])
         assert again.query_offset("g", "U", 1).get(timeout=T) == (7 if read_only else 0)
+    finally:
+        again.stop()
+
+
+class _Reconciling(AlwaysReplicated):
+    """A classic master's replication condition while it reconciles (``HACondition.state``)."""
+
+    state = SimpleNamespace(reconciling=True)
+
+
+def test_a_reconciling_master_lowers_committed_offsets_only_when_told(tmp_path: Path) -> None:
+    # Given a master's store with 5 messages in T/0 whose group g committed 9 there (a power
+    # loss took the log's tail), back while its master reconciles (fetches that tail)
+    store = open_store(tmp_path)
+    put(store, *(rec(f"m{i}".encode()) for i in range(5)))
+    store.stop()
+    path = os.path.join(settings_for(tmp_path).config_dir, "consumerOffset.json")
+    Path(path).write_text(json.dumps({"offsetTable": {"T@g": {"0": 9}}}))
+    again = BrokerStore.build(settings_for(tmp_path), Directory(), replication=_Reconciling())
+    again.start()
+    try:
+        # Then the offset stays while it waits (the fetched tail brings 5 .. 8 back) ...
+        assert again.query_offset("g", "T", 0).get(timeout=T) == 9
+        # ... and is lowered when the reconciliation, done, says so (here: nothing came back)
+        again.ctx.directory.require(again.ctx.names.offsets).tell(ClampOffsets())
+        assert again.query_offset("g", "T", 0).get(timeout=T) == 5
     finally:
         again.stop()
 

@@ -12,6 +12,7 @@ import pytest
 
 from actors.broker.ha_messages import NewEpoch
 from actors.broker.ha_reconcile import Reconciliation, suspect_power_cut
+from actors.broker.messages import ClampOffsets
 from runtime.ha import boot, in_sync_file
 from runtime.ha.state import HAState, Role
 from runtime.store.lockfile import create_abort
@@ -37,14 +38,19 @@ class FakeHA:
         self.service = "broker-a/0/ha-service"
         self.log = SimpleNamespace(write_offset=0, segments=SimpleNamespace(flushed_offset=0))
         opened = SimpleNamespace(settings=SimpleNamespace(root=root), log=self.log)
-        self.store = SimpleNamespace(require_open=lambda: opened)
+        names = SimpleNamespace(offsets="broker-a/0/store/consumer-offsets")
+        self.store = SimpleNamespace(require_open=lambda: opened, names=names)
         self.epochs = SimpleNamespace(last_epoch=0)
         self.on_writable = None
         self.reconcile_wait_s = 30.0
         self.cleared = 0
+        self.told: list[tuple[str, Any]] = []
 
     def clear_power_cut(self) -> None:
         self.cleared += 1
+
+    def tell(self, name: str, message: Any) -> None:
+        self.told.append((name, message))
 
 
 def reconciliation(tmp_path: pathlib.Path, **state_kw: Any) -> tuple[Reconciliation, FakeHA]:
@@ -112,12 +118,14 @@ def test_an_async_master_waits_for_its_slaves_only_as_long_as_configured(
         return
     # Then it waits for slave 1 ...
     rec.tick()
-    assert state.reconciling and rec.waiting == {1} and not epochs
-    # ... until its wait runs out: then it takes writes without it, in a new epoch
+    assert state.reconciling and rec.waiting == {1} and not epochs and not ha.told
+    # ... until its wait runs out: then it takes writes without it, in a new epoch, its
+    # consumer offsets past the end it kept lowered to it first (new messages take them)
     assert rec._deadline is not None
     rec._deadline -= wait_s
     rec.tick()
     assert epochs == [1] and not state.reconciling and state.accepting_writes()
+    assert ha.told == [(ha.store.names.offsets, ClampOffsets())]
 
 
 def test_a_master_back_from_a_power_loss_waits_for_the_listed_slaves_as_edited(
