@@ -399,9 +399,22 @@ def _failover_scenario(
     return run, _check(run), ends, verdict
 
 
+SYNC_FLUSH = {"flushDiskType": "SYNC_FLUSH"}
+"""The -syncflush variants (soak only): every node fsyncs before it acknowledges (RELIABILITY.md
+§5's SYNC_FLUSH rows, "the master dies, the slave is promoted")."""
+
+
 def r9(cfg: RunConfig) -> Result:
+    return _r9("R9", cfg)
+
+
+def r9_sync_flush(cfg: RunConfig) -> Result:
+    return _r9("R9-syncflush", cfg, SYNC_FLUSH)
+
+
+def _r9(name: str, cfg: RunConfig, extra: dict[str, str] | None = None) -> Result:
     run, report, ends, verdict = _failover_scenario(
-        "R9", cfg, "SYNC_MASTER", lambda r: [KillMaster(r)], (0.5, 1.0)
+        name, cfg, "SYNC_MASTER", lambda r: [KillMaster(r)], (0.5, 1.0), broker_extra=extra
     )
     verdict.require("at least one master kill", run.facts.get("faults", 0) >= 1, run.facts)
     _ha_common(run, report, verdict, ends)
@@ -410,8 +423,16 @@ def r9(cfg: RunConfig) -> Result:
 
 
 def r10(cfg: RunConfig) -> Result:
+    return _r10("R10", cfg)
+
+
+def r10_sync_flush(cfg: RunConfig) -> Result:
+    return _r10("R10-syncflush", cfg, SYNC_FLUSH)
+
+
+def _r10(name: str, cfg: RunConfig, extra: dict[str, str] | None = None) -> Result:
     run, report, _ends, verdict = _failover_scenario(
-        "R10", cfg, "ASYNC_MASTER", lambda r: [KillMaster(r)], (0.5, 1.0)
+        name, cfg, "ASYNC_MASTER", lambda r: [KillMaster(r)], (0.5, 1.0), broker_extra=extra
     )
     entries = run.history.snapshot()
     stored = C.total_queue(entries, [VERIFY])
@@ -584,4 +605,12 @@ def r13(cfg: RunConfig) -> Result:
     return run.result(verdict, report)
 
 
-HA_SCENARIOS = {"R9": r9, "R10": r10, "R11": r11, "R12": r12, "R13": r13}
+HA_SCENARIOS = {
+    "R9": r9,
+    "R10": r10,
+    "R11": r11,
+    "R12": r12,
+    "R13": r13,
+    "R9-syncflush": r9_sync_flush,
+    "R10-syncflush": r10_sync_flush,
+}
