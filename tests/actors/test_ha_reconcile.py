@@ -114,9 +114,12 @@ def power_loss(root: str, cut: int) -> None:
 
 
 def fill(p: Pair) -> tuple[str, int]:
-    """Send ``MESSAGES`` acknowledged messages with the slave in sync; the master's store root
-    and log end once the slave holds them all."""
+    """Start the pair, wait until the slave is in sync, send ``MESSAGES`` acknowledged
+    messages; the master's store root and log end once the slave holds them all."""
+    p.start_master()
+    p.start_slave()
     assert p.master is not None and p.client is not None
+    wait_in_sync(p.master, 1)
     for i in range(MESSAGES):
         reply = send(p.client, "PWR", f"acked-{i:03d}".encode() * 20)
         assert reply.code == ResponseCode.SUCCESS, reply.remark
@@ -134,10 +137,6 @@ def test_a_master_back_from_a_power_loss_fetches_its_slaves_tail_before_any_writ
     # ASYNC_MASTER waits for it up to haReconcileWaitMillis, 30 s by default)
     p = Pair(tmp_path, namesrv, role)
     pairs.append(p)
-    p.start_master()
-    p.start_slave()
-    assert p.master is not None
-    wait_in_sync(p.master, 1)
     root, end = fill(p)
     assert in_sync_file.load(root) == {1}
     assert p.client is not None
@@ -199,10 +198,6 @@ def test_a_second_power_loss_soon_after_keeps_what_was_fetched(
     # power loss: it fetched its lost tail from its slave and took a write, acked by the slave
     p = Pair(tmp_path, namesrv, "SYNC_MASTER", flush_interval_commit_log=600_000)
     pairs.append(p)
-    p.start_master()
-    p.start_slave()
-    assert p.master is not None
-    wait_in_sync(p.master, 1)
     root, end = fill(p)
     p.stop()
     power_loss(root, 3 * 300)
@@ -241,10 +236,6 @@ def test_a_master_that_does_not_wait_starts_a_new_epoch_and_cuts_a_slave_back_to
     extra = {"ha_reconcile_wait_millis": 0} if role == "ASYNC_MASTER" else {}
     p = Pair(tmp_path, namesrv, role, **extra)
     pairs.append(p)
-    p.start_master()
-    p.start_slave()
-    assert p.master is not None
-    wait_in_sync(p.master, 1)
     root, end = fill(p)
     p.stop()
     power_loss(root, 2 * 300)
@@ -276,10 +267,6 @@ def test_a_master_stopped_cleanly_or_killed_with_its_machine_up_does_not_reconci
     # page cache kept its writes: kill -9)
     p = Pair(tmp_path, namesrv, "SYNC_MASTER")
     pairs.append(p)
-    p.start_master()
-    p.start_slave()
-    assert p.master is not None
-    wait_in_sync(p.master, 1)
     root, _end = fill(p)
     p.stop()
     create_abort(root)
@@ -300,10 +287,6 @@ def test_the_master_reads_a_slaves_tail_no_faster_than_it_appends_it(
     # sends its log back one record per TAIL frame
     p = Pair(tmp_path, namesrv, "SYNC_MASTER")
     pairs.append(p)
-    p.start_master()
-    p.start_slave()
-    assert p.master is not None
-    wait_in_sync(p.master, 1)
     root, end = fill(p)
     p.stop()
     power_loss(root, 20 * 300)

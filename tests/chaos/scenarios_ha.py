@@ -29,6 +29,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from runtime.acl.signature import SessionCredentials
@@ -516,20 +517,27 @@ def _invoked_before(entries: list[Any], op: int, t: float) -> bool:
     return any(e.op == op and e.type == "invoke" and e.mono < t for e in entries)
 
 
-def r12(cfg: RunConfig) -> Result:
+def classic_scenario(
+    name: str,
+    cfg: RunConfig,
+    role: str,
+    faults_of: Callable[[HaRun], list[Fault]],
+    timing: Timing,
+    *,
+    consumers: tuple[str, ...] = ("push", "pull"),
+) -> tuple[HaRun, dict[str, int], C.Verdict]:
+    """A classic (no controller) master + slave run: set up with ``role`` on the master, load,
+    the faults, heal, drain, verify, catch up and compare the replicas' logs."""
     require(failover=False)
-    run = HaRun("R12", cfg)
+    run = HaRun(name, cfg)
     verdict = C.Verdict()
-    cfg.send_timeout = max(cfg.send_timeout, SLAVE_TIMEOUT_MS / 1000 + 2.0)
     try:
-        run.ha_cluster("SYNC_MASTER", controller=False)
-        run.start_consumers(["push", "pull"])
+        run.ha_cluster(role, controller=False)
+        run.start_consumers(list(consumers))
         run.start_producers()
         run.wait_for_acks()
         run.wait_caught_up()
-        assert run.proxy is not None
-        faults: list[Fault] = [Partition(run.proxy, "blackhole"), Partition(run.proxy, "reset")]
-        run.nemesis(faults, Timing(interval=(1.0, 2.0), window=(3.5, 5.0)))
+        run.nemesis(faults_of(run), timing)
         run.recover_and_stop_producers()
         run.drain_group()
         ends = run.verify()
@@ -537,6 +545,18 @@ def r12(cfg: RunConfig) -> Result:
     finally:
         run.close()
     run.compare_stores(verdict)
+    return run, ends, verdict
+
+
+def r12(cfg: RunConfig) -> Result:
+    cfg.send_timeout = max(cfg.send_timeout, SLAVE_TIMEOUT_MS / 1000 + 2.0)
+
+    def partitions(r: HaRun) -> list[Fault]:
+        assert r.proxy is not None
+        return [Partition(r.proxy, "blackhole"), Partition(r.proxy, "reset")]
+
+    timing = Timing(interval=(1.0, 2.0), window=(3.5, 5.0))
+    run, ends, verdict = classic_scenario("R12", cfg, "SYNC_MASTER", partitions, timing)
     bound = SLAVE_TIMEOUT_MS / 1000 + 1.5
     report = C.check(run.history.snapshot(), gap_groups=[GROUP, VERIFY], latency_bound=bound)
     _ha_common(run, report, verdict, ends)
@@ -577,26 +597,17 @@ def r12(cfg: RunConfig) -> Result:
 
 
 def r13(cfg: RunConfig) -> Result:
-    require(failover=False)
-    run = HaRun("R13", cfg)
-    verdict = C.Verdict()
-    try:
-        run.ha_cluster("SYNC_MASTER", controller=False)
-        run.start_consumers(["push"])
-        run.start_producers()
-        run.wait_for_acks()
-        run.wait_caught_up()
-        slave = run.nodes["slave"]
-        label = "broker-a/1"
-        kill = KillRestart(slave, after_restart=lambda: run.cluster.wait_registered(label))
-        run.nemesis([kill], Timing(interval=(1.0, 3.0), window=(0.3, 1.5)))
-        run.recover_and_stop_producers()
-        run.drain_group()
-        ends = run.verify()
-        run.catch_up(verdict)
-    finally:
-        run.close()
-    run.compare_stores(verdict)
+
+    def slave_kill(r: HaRun) -> list[Fault]:
+        def registered() -> None:
+            r.cluster.wait_registered("broker-a/1")
+
+        return [KillRestart(r.nodes["slave"], after_restart=registered)]
+
+    timing = Timing(interval=(1.0, 3.0), window=(0.3, 1.5))
+    run, ends, verdict = classic_scenario(
+        "R13", cfg, "SYNC_MASTER", slave_kill, timing, consumers=("push",)
+    )
     report = _check(run)
     verdict.require("at least one slave kill", run.facts.get("faults", 0) >= 1, run.facts)
     _ha_common(run, report, verdict, ends)

@@ -51,7 +51,7 @@ from tests.chaos.scenarios_ha import (
     _check,
     _failover_scenario,
     _ha_common,
-    require,
+    classic_scenario,
 )
 
 DOWN_S = 6.0
@@ -195,24 +195,11 @@ def r14_classic_async(cfg: RunConfig) -> Result:
 
 
 def _r14_classic(name: str, cfg: RunConfig, role: str) -> Result:
-    require(failover=False)
     rng = random.Random(cfg.seed)
-    run = HaRun(name, cfg)
-    verdict = C.Verdict()
-    try:
-        run.ha_cluster(role, controller=False)
-        run.start_consumers(["push", "pull"])
-        run.start_producers()
-        run.wait_for_acks()
-        run.wait_caught_up()
-        run.nemesis([PowerLossClassic(run, rng)], Timing(interval=(1.0, 2.0), window=(0.5, 1.0)))
-        run.recover_and_stop_producers()
-        run.drain_group()
-        ends = run.verify()
-        run.catch_up(verdict)
-    finally:
-        run.close()
-    run.compare_stores(verdict)
+    timing = Timing(interval=(1.0, 2.0), window=(0.5, 1.0))
+    run, ends, verdict = classic_scenario(
+        name, cfg, role, lambda r: [PowerLossClassic(r, rng)], timing
+    )
     report = _check(run)
     events = run.history.snapshot()
     # A send answered SLAVE_NOT_AVAILABLE (stored on the master alone: its slave was not back
