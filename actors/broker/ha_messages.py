@@ -88,7 +88,11 @@ class LinkReport(msgspec.Struct, frozen=True, tag=True):
 
 
 class LinkClosed(msgspec.Struct, frozen=True, tag=True):
+    """Close the link (``relink``: an accepted slave is told, in its stream, to link again at
+    once: REFUSED not ready, which it retries after 0.2 s instead of 1 s)."""
+
     reason: str
+    relink: bool = False
 
 
 class LinkCheck(msgspec.Struct, frozen=True, tag=True):

@@ -315,7 +315,7 @@ class HAService(GeventActor):
             )
             for link in self.state.slaves.values():
                 if link.connected:
-                    _close_link(link.urn, f"new epoch {msg.epoch}")
+                    _close_link(link.urn, f"new epoch {msg.epoch}", relink=True)
         self.state.epoch = max(self.state.epoch, epochs.last_epoch)
         if msg.reply is not None:
             with contextlib.suppress(Exception):
@@ -429,8 +429,8 @@ class HAService(GeventActor):
             self.ha.tell(self.ha.store.names.dispatcher, Confirm(offset, "replica", flushed=False))
 
 
-def _close_link(urn: str, reason: str) -> None:
+def _close_link(urn: str, reason: str, *, relink: bool = False) -> None:
     ref = pykka.ActorRegistry.get_by_urn(urn)
     if ref is not None:
         with contextlib.suppress(pykka.ActorDeadError):
-            ref.tell(LinkClosed(reason))
+            ref.tell(LinkClosed(reason, relink))

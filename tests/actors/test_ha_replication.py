@@ -245,6 +245,30 @@ def test_slave_restart_catches_up_without_gap_or_duplicate(
     same_commit_log(store_ctx(g.master), slave_ctx)
 
 
+def test_a_new_epoch_tells_a_linked_slave_to_link_again_at_once(
+    tmp_path: pathlib.Path, namesrv: str, group_factory: list[Group]
+) -> None:
+    # Given a slave linked to a master (accepted, reading its stream)
+    g = make(group_factory, tmp_path, namesrv, "ASYNC_MASTER")
+    slave = FakeSlave(g.ha, node=1)
+    try:
+        assert isinstance(slave.next_frame(), P.Accept)
+        # When the master begins a new term (the slave must mirror its epoch entries)
+        term = new_future()
+        g.master.directory.require(f"{label(g.master)}/ha-service").tell(NewEpoch(1, term))
+        assert term.get(timeout=5) is True
+        # Then its stream ends with REFUSED not ready (the slave links again after 0.2 s, not
+        # the 1 s it waits after a plain close) before the master closes the link
+        frame = slave.next_frame()
+        while isinstance(frame, P.Data):
+            frame = slave.next_frame()
+        assert isinstance(frame, P.Refused) and frame.reason is P.RefuseReason.NOT_READY, frame
+        assert "new epoch 1" in frame.text
+        assert slave.closed_by_master()
+    finally:
+        slave.close()
+
+
 def test_a_diverging_slave_is_truncated_at_the_epoch_boundary(
     tmp_path: pathlib.Path, namesrv: str, group_factory: list[Group]
 ) -> None:
