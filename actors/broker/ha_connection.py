@@ -1,13 +1,10 @@
 """HAConnection: one slave's link on a master (one actor per accepted HA connection).
 
 Messages accepted (told by its own greenlets and timers):
-- ``LinkHello(hello)``: the slave's HELLO. The answer: REFUSED (this broker is not a master
-  that may replicate: fenced, or in controller mode without a confirmed term; or the segment
-  sizes differ; or the master no longer holds the offset; or, in classic mode, the slave holds
-  more of the master's own term than the master, which then lost records: an ERROR a minute
-  says what to do), FETCH (the same, while the master reconciles its log after a power loss:
-  ``HAState.reconciling``), TRUNCATE (the slave's log diverges: cut it at the last common
-  epoch point), or ACCEPT from the slave's end — then a sender
+- ``LinkHello(hello)``: the slave's HELLO, answered as ``actors.broker.ha_hello`` decides:
+  REFUSED (with a reason), FETCH (a master reconciling after a power loss asks for the
+  slave's log past its end), TRUNCATE (the slave's log diverges: cut it at the last common
+  epoch point, then the link closes), or ACCEPT from the slave's end — then a sender
   greenlet streams raw commit-log bytes from there (``read_raw``: whole records, at most
   ``haTransferBatchSize`` per frame, never across a segment end) and a heartbeat frame when idle.
 - ``LinkProof(mac)``: with an inner account (``HAContext.credentials``) the link sends a
@@ -49,7 +46,6 @@ import contextlib
 import os
 import socket
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import gevent
@@ -57,6 +53,7 @@ import gevent.event
 import pykka
 from loguru import logger
 
+from actors.broker import ha_hello
 from actors.broker.ha_messages import (
     LinkCheck,
     LinkClosed,
@@ -73,8 +70,6 @@ from actors.broker.messages import AppendRaw
 from runtime.actor import GeventActor, new_future
 from runtime.errors import ProtocolError
 from runtime.ha import protocol as P
-from runtime.ha.epoch import consistent_point
-from runtime.ha.state import Role
 from runtime.receive import receiver
 from runtime.store.raw import read_raw
 
@@ -225,84 +220,25 @@ class HAConnection(GeventActor):
         if self.node is not None:
             self.actor_ref.tell(LinkClosed("a second HELLO"))
             return
-        state = self.ha.state
-        log = self.ha.store.require_open().log
-        if hello.node < 0 or hello.node == state.node_id:  # (a node keeps its configured id)
-            self._refuse(P.RefuseReason.NOT_READY, f"{hello.node} is no slave's node id")
-            return
-        if state.role is not Role.MASTER or state.fenced:
-            self._refuse(P.RefuseReason.FENCED, "this broker is not the master")
-            return
-        if state.controller_mode and not (state.lease_valid() and state.epoch > 0):
-            self._refuse(P.RefuseReason.NOT_READY, "no confirmed term yet")
-            return
-        if hello.segment_size != log.segment_size:
-            self._refuse(
-                P.RefuseReason.SEGMENT_SIZE,
-                f"mappedFileSizeCommitLog differs: master {log.segment_size}, "
-                f"slave {hello.segment_size}",
-            )
-            return
-        epochs = self.ha.epochs.entries
-        point = consistent_point(epochs, log.write_offset, hello.epochs, hello.max_offset)
-        # the slave holds more of the master's current term than the master (a power loss took
-        # the master's tail): not after a new epoch began at the master's end
-        same_term = _last_epoch(hello.epochs) == _last_epoch(epochs)
-        ahead = same_term and point == log.write_offset < hello.max_offset
-        if ahead and state.reconciling and not self._fetched:
+        reply = ha_hello.answer(self.ha, hello, self.peer, self._fetched)
+        if isinstance(reply, ha_hello.Refuse):
+            self._refuse(reply.reason, reply.text)
+        elif isinstance(reply, ha_hello.Fetch):
             # a power loss took this master's tail; the slave holds it: copy it back first
-            logger.warning(
-                "HA link {}: reconciling: slave {} holds this master's log from {} to {}; "
-                "fetching it",
-                self.peer,
-                hello.node,
-                point,
-                hello.max_offset,
-            )
-            self._fetch = (hello, point)
-            self._send(P.encode_fetch(point))
-            return
-        if ahead and not state.controller_mode:
-            # the slave holds more of this master's own term than the master: the master
-            # lost records it had sent (a power loss under ASYNC_FLUSH); cutting the slave
-            # back would lose them everywhere (RELIABILITY.md R14, classic mode)
-            _log_slave_ahead(self.ha.service, hello.node, point, hello.max_offset)
-            self._refuse(
-                P.RefuseReason.DIVERGED,
-                f"slave {hello.node} holds {hello.max_offset - point} bytes of this master's "
-                f"term past its end {point}: the master lost them (a power loss?); not cutting "
-                "the slave back",
-            )
-            return
-        if point < hello.max_offset:
-            logger.warning(
-                "HA link {}: slave {} diverges at {} (its log ends at {}): truncate",
-                self.peer,
-                hello.node,
-                point,
-                hello.max_offset,
-            )
-            self._send(P.encode_truncate(point))
+            self._fetch = (hello, reply.offset)
+            self._send(P.encode_fetch(reply.offset))
+        elif isinstance(reply, ha_hello.Truncate):
+            self._send(P.encode_truncate(reply.offset))
             self.actor_ref.tell(LinkClosed("told to truncate"))
-            return
-        if point and point < log.min_offset:
-            self._refuse(
-                P.RefuseReason.OFFSET_GONE,
-                f"the master's log starts at {log.min_offset}, after the slave's end {point}: "
-                "copy the master's store to the slave",
-            )
-            return
-        if point < log.write_offset and not read_raw(log, point, 8, log.write_offset).data:
-            self._refuse(
-                P.RefuseReason.DIVERGED,
-                f"the slave's log ends at {point}, which is not a record boundary of the "
-                "master's log: the logs diverged without an epoch change; rebuild the slave",
-            )
-            return
+        else:
+            self._accept(hello, reply.offset)
+
+    def _accept(self, hello: P.Hello, point: int) -> None:
         self.node = hello.node
         self._accepted()
         self._sent_end = point
-        if not self._send(P.encode_accept(P.Accept(point, state.epoch, tuple(epochs)))):
+        epochs = tuple(self.ha.epochs.entries)
+        if not self._send(P.encode_accept(P.Accept(point, self.ha.state.epoch, epochs))):
             return
         self.ha.tell(self.ha.service, SlaveJoined(hello.node, self.actor_urn, point, self.peer))
         gevent.spawn(self._send_loop, point)
@@ -433,43 +369,8 @@ class HAConnection(GeventActor):
             self.actor_ref.tell(LinkClosed(reason))
 
 
-def _last_epoch(epochs: Sequence[P.Epoch]) -> int:
-    return epochs[-1].epoch if epochs else 0
-
-
-_logged_at: dict[tuple[str, str], float] = {}
-
-
-def _once_a_minute(kind: str, key: str) -> bool:
-    """Whether a line of ``kind`` about ``key`` may be logged now (one a minute each)."""
-    now = time.monotonic()
-    if now - _logged_at.get((kind, key), float("-inf")) < 60.0:
-        return False
-    if len(_logged_at) > 1024:
-        _logged_at.clear()
-    _logged_at[(kind, key)] = now
-    return True
-
-
-def _log_slave_ahead(service: str, node: int, end: int, slave_end: int) -> None:
-    if not _once_a_minute("slave-ahead", service):
-        return
-    logger.error(
-        "{}: slave {} holds the log of this master's own term up to {}, past this master's "
-        "end {}: this master lost records it had replicated (a power loss under ASYNC_FLUSH), "
-        "or the two swapped roles. The slave is not cut back, so nothing more replicates: "
-        "choose the log that wins (the slave's, copied over this master's store while both are "
-        "stopped, if this master took no writes since; else wipe the slave's store, losing "
-        "what only it holds) and restart (logged once a minute)",
-        service,
-        node,
-        slave_end,
-        end,
-    )
-
-
 def _log_too_many(host: str) -> None:
-    if not _once_a_minute("unaccepted", host):
+    if not ha_hello.once_a_minute("unaccepted", host):
         return
     logger.warning(
         "HA port: {} already has {} links waiting for their ACCEPT; closing more of them "

@@ -226,7 +226,7 @@ def test_links_that_end_before_their_accept_are_no_longer_counted(
 ) -> None:
     # (review of the per-host count: every way a link ends before its ACCEPT gives its
     # place back, so a host is never locked out for good)
-    import actors.broker.ha_connection as hc
+    import actors.broker.ha_hello as ha_hello
 
     service = actor_of(master.directory.require(f"{label(master)}/ha-service"))
     # Given links refused for a bad proof, closed by the peer after the challenge, and one
@@ -244,7 +244,7 @@ def test_links_that_end_before_their_accept_are_no_longer_counted(
     def broken(*_args: object) -> int:
         raise RuntimeError("injected")
 
-    monkeypatch.setattr(hc, "consistent_point", broken)
+    monkeypatch.setattr(ha_hello, "consistent_point", broken)
     for _ in range(UNACCEPTED_PER_HOST + 2):
         fake = FakeSlave(ha_address(master), node=1)
         try:
