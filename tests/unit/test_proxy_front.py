@@ -13,7 +13,10 @@ import pytest
 from loguru import logger
 
 from actors.proxy import front as front_module
-from actors.proxy import self_signed
+from actors.proxy import native, self_signed
+from actors.proxy import openings as openings_module
+from actors.proxy import origins as origins_module
+from actors.proxy import relay as relay_module
 from actors.proxy.front import Front, origin
 from actors.proxy.port_tls import PLAIN, port_tls
 from runtime.errors import ConfigError
@@ -100,7 +103,7 @@ def test_a_silent_connection_is_closed_and_garbage_goes_to_the_plain_port(
     served: tuple[Echo, Front], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, front = served
-    monkeypatch.setattr(front_module, "FIRST_BYTE_S", 0.3)
+    monkeypatch.setattr(openings_module, "FIRST_BYTE_S", 0.3)
     # Given a connection that never sends a byte, Then the front closes it
     with socket.create_connection(("127.0.0.1", front.port), timeout=10) as silent:
         assert silent.recv(1) == b""
@@ -316,7 +319,7 @@ def test_a_connection_without_a_whole_preface_in_time_is_closed_before_grpcio(
     _, front = served
     from actors.proxy.conn_limits import SLOW_START
 
-    monkeypatch.setattr(front_module, "FIRST_BYTE_S", 0.5)
+    monkeypatch.setattr(openings_module, "FIRST_BYTE_S", 0.5)
     # Given connections that send the preface's first byte, or a TLS record's header, then
     # nothing (grpcio, behind the front, would wait 120 s for the rest)
     with (
@@ -487,7 +490,7 @@ def test_the_relay_holds_back_a_side_whose_peer_does_not_read_and_keeps_half_clo
         from tests.client_support import wait_until
 
         wait_until(lambda: front.limits.held == 0, timeout=5, what="the place given back")
-        assert not any(k for k in front_module._ORIGINS if k == client.getsockname())
+        assert not any(k for k in origins_module.ORIGINS if k == client.getsockname())
     finally:
         front.stop()
         sink.close()
@@ -514,7 +517,8 @@ def test_the_relay_runs_in_a_monkey_patched_process() -> None:
         import sys, traceback
         def front_threads():  # (native threads: gevent's greenlets are not in the list)
             stacks = [traceback.extract_stack(f) for f in sys._current_frames().values()]
-            return sum(any(f.filename.endswith("front.py") for f in s) for s in stacks)
+            ours = ("front.py", "relay.py")  # (the accepting thread, the relay's)
+            return sum(any(f.filename.endswith(ours) for f in s) for s in stacks)
         options = [("grpc.use_local_subchannel_pool", 1)]
         channels = [
             grpc.secure_channel(address, tls, options) if i % 2
@@ -559,8 +563,8 @@ def test_connections_sending_nothing_cost_no_thread_each_and_close_at_their_dead
     from tests.client_support import wait_until
 
     _, front = served
-    assert front_module.FIRST_BYTE_S == 10.0  # (the default, shortened here)
-    monkeypatch.setattr(front_module, "FIRST_BYTE_S", 2.0)
+    assert openings_module.FIRST_BYTE_S == 10.0  # (the default, shortened here)
+    monkeypatch.setattr(openings_module, "FIRST_BYTE_S", 2.0)
     before = _threads()
     # Given 200 connections that send nothing (each held a thread while it opened, before)
     conns = []
@@ -703,7 +707,7 @@ def test_a_grpcio_port_not_answering_in_time_is_not_counted_as_a_slow_client(
         sock.setblocking(False)
         sock.connect_ex(backend.getsockname())
         filling.append(sock)
-    monkeypatch.setattr(front_module, "FIRST_BYTE_S", 0.5)
+    monkeypatch.setattr(openings_module, "FIRST_BYTE_S", 0.5)
     front = Front("127.0.0.1", 0, backend.getsockname()[1], None)
     front.start()
     try:
@@ -744,15 +748,15 @@ def test_ending_the_openings_gives_back_the_places_of_those_about_to_connect() -
     # Given (the relay loop's own objects, no thread) an opening whose first message is whole,
     # decided and waiting to be connected to grpcio once the poller's batch is done
     front = Front("127.0.0.1", 0, 1, None)
-    poller = front_module._new_poller()
-    openings = front_module._Openings(front._relay, poller, {})
+    poller = native.new_poller()
+    openings = openings_module.Openings(front._relay, poller, {})
     listener = socket.create_server(("127.0.0.1", 0))
     peer = socket.create_connection(listener.getsockname())
     client = listener.accept()[0]
     listener.close()
     try:
         assert front.limits.take("127.0.0.1") is None
-        opening = front_module._Opening(
+        opening = openings_module.Opening(
             client, ("127.0.0.1", 1), front_module.FirstBytes(False), 10.0
         )
         openings.begin(opening)
@@ -779,7 +783,7 @@ def test_a_relay_that_cannot_make_its_poller_fails_the_fronts_start(
     def no_poller() -> Any:
         raise OSError(24, "Too many open files")
 
-    monkeypatch.setattr(front_module, "_new_poller", no_poller)
+    monkeypatch.setattr(relay_module, "new_poller", no_poller)
     front = Front("127.0.0.1", 0, 1, None)
     threads = threading.active_count()
     # Then starting the front fails (before: it listened, and the relay's thread died at once,
