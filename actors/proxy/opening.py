@@ -1,7 +1,7 @@
 """What a connection to the proxy's front begins with, read a piece at a time.
 
 ``FirstBytes`` owns one connection's opening: the bytes read so far and what they say. The
-front's relay thread (``actors.proxy.front``) reads a non-blocking socket as bytes come and
+front's relay thread (``actors.proxy.openings``) reads a non-blocking socket as bytes come and
 feeds them here, so a connection that is still opening costs no thread: it asks ``want()``
 how many to read next, and ``feed()``s what came (b"": the stream ended). Once ``done``:
 
