@@ -82,6 +82,8 @@ class Reconciliation:
         """Slaves that left the in-sync set -> the log's end then: kept in the file until the
         master's log is fsync'd that far (records only they and the page cache held)."""
         self._begun = False
+        self._any_slave = False
+        """No in-sync file (an upgrade): the first slave back ends the wait."""
         self._deadline: float | None = None
         """An ASYNC_MASTER's end of waiting (None: a SYNC_MASTER waits for good)."""
         self._new_epoch: Callable[[NewEpoch], None] | None = None
@@ -99,17 +101,22 @@ class Reconciliation:
         listed, starts a new epoch at once."""
         self._new_epoch = new_epoch
         state = self.ha.state
+        root = self._root
         if not state.reconciling:
+            if not state.controller_mode and not offload(in_sync_file.exists, root):
+                self._save(frozenset())  # (from now on a missing file means an older version)
             return
         if self._begun:
             # a restart of the HAService: one that failed while finishing (its new epoch or
             # the marker could not be written) left nothing to wait for and would never finish
-            if not self.waiting:
+            if not self.waiting and not self._any_slave:
                 self._finish("the HAService restarted while it finished")
             return
         self._begun = True
-        root = self._root
         wait_s = None if state.sync else self.ha.reconcile_wait_s
+        if wait_s != 0 and not offload(in_sync_file.exists, root):
+            self._wait_for_any_slave(root)
+            return
         listed = offload(in_sync_file.load, root) if wait_s != 0 else frozenset()
         self.waiting = set(listed - {state.node_id})
         if not self.waiting:
@@ -129,8 +136,30 @@ class Reconciliation:
         )
         self._warned_at = now
 
+    def _wait_for_any_slave(self, root: str) -> None:
+        """No in-sync file: the store last ran a version that kept none (the first power loss
+        after an upgrade). Which slaves its acks counted is unknown: the first slave back is
+        reconciled from, waiting at most ``haReconcileWaitMillis`` (a SYNC_MASTER too)."""
+        self._any_slave = True
+        wait_s = self.ha.reconcile_wait_s
+        now = time.monotonic()
+        self._deadline = now + wait_s
+        logger.warning(
+            "{}: the store stopped uncleanly before the machine restarted (a power loss?) and "
+            "has no {} file (its last run kept none: an upgrade): no write is taken until a "
+            "slave is back and it holds what that slave holds of its log, for at most {:g}s "
+            "(haReconcileWaitMillis)",
+            self.ha.service,
+            in_sync_file.path_of(root),
+            wait_s,
+        )
+        self._warned_at = now
+
     def joined(self, node: int) -> None:
         """Slave ``node`` was accepted: it holds nothing of this master's log past its end."""
+        if self._any_slave and self.ha.state.reconciling:
+            self._finish(f"slave {node} is back (no in-sync file: the first slave back)")
+            return
         if not self.ha.state.reconciling or node not in self.waiting:
             return
         self.waiting.discard(node)

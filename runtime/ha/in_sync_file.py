@@ -29,6 +29,11 @@ def path_of(store_root: str) -> str:
     return os.path.join(store_root, FILE)
 
 
+def exists(store_root: str) -> bool:
+    """Whether the file was ever written (a master of an older version never wrote it)."""
+    return os.path.exists(path_of(store_root))
+
+
 def load(store_root: str) -> frozenset[int]:
     """The node ids the file names (lines that are not a non-negative integer are skipped)."""
     try:

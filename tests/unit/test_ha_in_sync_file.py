@@ -240,3 +240,40 @@ def test_controller_mode_never_reconciles(tmp_path: pathlib.Path) -> None:
     # leaves the power-loss check to its ControllerClient (not recorded here)
     assert not state.reconciling and state.power_cut is None and not epochs
     assert (tmp_path / boot.FILE).read_text() == "an-earlier-boot\n"
+
+
+def test_a_master_writes_the_file_at_start_so_a_missing_one_means_an_older_version(
+    tmp_path: pathlib.Path,
+) -> None:
+    # Given a classic master's store with no in-sync file, started cleanly
+    rec, ha = reconciliation(tmp_path)
+    rec.begin(lambda msg: None)
+    # Then it writes one (empty): a later power loss finds it whatever happens next
+    assert in_sync_file.exists(str(tmp_path)) and in_sync_file.load(str(tmp_path)) == set()
+    assert not ha.state.reconciling
+
+
+@pytest.mark.parametrize("back", [True, False], ids=["a-slave-back", "none-back"])
+def test_after_an_upgrade_a_power_loss_waits_for_the_first_slave_back_for_a_while(
+    tmp_path: pathlib.Path, back: bool
+) -> None:
+    root = str(tmp_path)
+    # Given a SYNC_MASTER's store back from a power loss, last run by a version that kept no
+    # in-sync file (which slaves its acks counted is unknown)
+    create_abort(root)
+    (tmp_path / boot.FILE).write_text("an-earlier-boot\n")
+    rec, ha = reconciliation(tmp_path)
+    suspect_power_cut(ha.state, root, sync_flush=False)
+    epochs: list[int] = []
+    rec.begin(lambda msg: epochs.append(msg.epoch))
+    # Then it waits for whichever slave comes back first ...
+    assert ha.state.reconciling and not epochs
+    if back:
+        # ... and reconciles from it (its tail fetched by the link before it joins)
+        rec.joined(7)
+    else:
+        # ... for at most haReconcileWaitMillis
+        assert rec._deadline is not None
+        rec._deadline -= ha.reconcile_wait_s
+        rec.tick()
+    assert epochs == [1] and not ha.state.reconciling and ha.state.accepting_writes()
