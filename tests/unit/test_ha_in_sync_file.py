@@ -30,6 +30,12 @@ def test_the_file_round_trips_and_ignores_junk(tmp_path: pathlib.Path) -> None:
     assert in_sync_file.load(root) == {2, 7}
 
 
+def power_lost(store: pathlib.Path) -> None:
+    """The store stopped uncleanly (its abort marker) on an earlier boot of the machine."""
+    create_abort(str(store))
+    (store / boot.FILE).write_text("an-earlier-boot\n")
+
+
 class FakeHA:
     """What a Reconciliation reads of its HAContext: the state, the store's root and log."""
 
@@ -103,8 +109,7 @@ def test_an_async_master_waits_for_its_slaves_only_as_long_as_configured(
     root = str(tmp_path)
     # Given an ASYNC_MASTER's store back from a power loss, slave 1 listed
     in_sync_file.save(root, [1])
-    create_abort(root)
-    (tmp_path / boot.FILE).write_text("an-earlier-boot\n")
+    power_lost(tmp_path)
     state = HAState(node_id=0, role=Role.MASTER, sync=False)
     ha = FakeHA(root, state)
     ha.reconcile_wait_s = wait_s
@@ -134,8 +139,7 @@ def test_a_master_back_from_a_power_loss_waits_for_the_listed_slaves_as_edited(
     root = str(tmp_path)
     # Given a SYNC_MASTER's store that stopped uncleanly on an earlier boot, slaves 1 and 2 listed
     in_sync_file.save(root, [1, 2])
-    create_abort(root)
-    (tmp_path / boot.FILE).write_text("an-earlier-boot\n")
+    power_lost(tmp_path)
     rec, ha = reconciliation(tmp_path)
     suspect_power_cut(ha.state, root, sync_flush=False)
     assert ha.state.power_cut and ha.state.reconciling
@@ -176,8 +180,7 @@ def test_a_service_that_failed_while_finishing_finishes_when_it_starts_again(
     root = str(tmp_path)
     # Given a master back from a power loss with slave 1 listed, and slave 1 back
     in_sync_file.save(root, [1])
-    create_abort(root)
-    (tmp_path / boot.FILE).write_text("an-earlier-boot\n")
+    power_lost(tmp_path)
     rec, ha = reconciliation(tmp_path)
     suspect_power_cut(ha.state, root, sync_flush=False)
 
@@ -203,8 +206,7 @@ def test_slaves_that_joined_while_it_reconciled_count_only_once_saved(
     # Given a master back from a power loss waiting for slave 1, with slave 3 (not listed)
     # joined meanwhile
     in_sync_file.save(root, [1])
-    create_abort(root)
-    (tmp_path / boot.FILE).write_text("an-earlier-boot\n")
+    power_lost(tmp_path)
     rec, ha = reconciliation(tmp_path)
     suspect_power_cut(ha.state, root, sync_flush=False)
     rec.begin(lambda msg: None)
@@ -226,8 +228,7 @@ def test_controller_mode_never_reconciles(tmp_path: pathlib.Path) -> None:
     # Given a store that stopped uncleanly on an earlier boot, with slave 1 listed
     root = str(tmp_path)
     in_sync_file.save(root, [1])
-    create_abort(root)
-    (tmp_path / boot.FILE).write_text("an-earlier-boot\n")
+    power_lost(tmp_path)
     # When a controller-mode master starts on it
     state = HAState(node_id=0, role=Role.MASTER, sync=True, controller_mode=True)
     suspect_power_cut(state, root, sync_flush=False)
@@ -260,8 +261,7 @@ def test_after_an_upgrade_a_power_loss_waits_for_the_first_slave_back_for_a_whil
     root = str(tmp_path)
     # Given a SYNC_MASTER's store back from a power loss, last run by a version that kept no
     # in-sync file (which slaves its acks counted is unknown)
-    create_abort(root)
-    (tmp_path / boot.FILE).write_text("an-earlier-boot\n")
+    power_lost(tmp_path)
     rec, ha = reconciliation(tmp_path)
     suspect_power_cut(ha.state, root, sync_flush=False)
     epochs: list[int] = []
