@@ -72,7 +72,7 @@ def clamp_to_ends(
     table: dict[str, dict[int, int]], ends: Mapping[tuple[str, int], int], label: str
 ) -> set[str]:
     """Lower every committed offset past its queue's end (``ends``: (topic, queueId) -> the
-    next queue offset, as recovered) to that end; whether any was. A queue ``ends`` does not
+    next queue offset, as recovered) to that end. A queue ``ends`` does not
     know has end 0: the store holds nothing of it (a power loss took all its records, or its
     topic was deleted), and its next message takes queue offset 0. Returns the
     ``topic@group`` keys changed."""

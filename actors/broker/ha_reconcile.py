@@ -18,10 +18,10 @@ slave's acks count). Meanwhile ``HAState.reconciling``: sends get SERVICE_NOT_AV
 master registers with its topics read-only (producers go elsewhere; its slaves still find its
 HA address), and a slave that holds more of the master's term is sent FETCH: the master
 appends what it sends (``HAConnection``) before answering its HELLO. Once every listed slave
-is back (or taken off the list by hand), the master starts a new epoch (so a slave whose log
-differs past the loss is cut back to it by the epoch rules instead of silently disagreeing at
-the same offsets), clears the power-loss marker, saves the in-sync set and registers as
-writable again.
+is back (or taken off the list by hand), the master saves the in-sync set, lowers consumer
+offsets past its (now final) queue ends (``ClampOffsets``), starts a new epoch (so a slave whose
+log differs past the loss is cut back to it by the epoch rules instead of silently disagreeing
+at the same offsets), clears the power-loss marker and registers as writable again.
 
 A SYNC_MASTER waits however long it takes (its acks relied on those slaves). An ASYNC_MASTER
 waits at most ``haReconcileWaitMillis`` (``HAContext.reconcile_wait_s``; 0: not at all): its
@@ -29,7 +29,10 @@ acks never waited for a slave, but fetching their copy keeps its acknowledged ta
 the queue offsets of that tail from going to new messages (a consumer that had read past them
 would skip those); after the wait it starts the new epoch without the missing slaves, which are
 cut back to it when they return (a power loss's documented tail loss). A master whose list is
-empty starts the new epoch at once. A slave's log is taken as the master's own (one term in
+empty starts the new epoch at once. A master writes the (empty) file at a clean start when it
+has none, so a missing file after a power loss means the store last ran an older version (an
+upgrade): the master then waits, SYNC or ASYNC, at most ``haReconcileWaitMillis`` for the
+first slave back. A slave's log is taken as the master's own (one term in
 classic mode): nothing checks the records beyond their CRC.
 
 State owned: the node ids still waited for, the set last saved. Durability point: the in-sync
@@ -85,7 +88,8 @@ class Reconciliation:
         self._any_slave = False
         """No in-sync file (an upgrade): the first slave back ends the wait."""
         self._deadline: float | None = None
-        """An ASYNC_MASTER's end of waiting (None: a SYNC_MASTER waits for good)."""
+        """When waiting ends anyway (an ASYNC_MASTER, or no in-sync file; None: a SYNC_MASTER
+        waits for its listed slaves for good)."""
         self._new_epoch: Callable[[NewEpoch], None] | None = None
         self._warned_at = float("-inf")
         self._loaded_at = float("-inf")
@@ -178,15 +182,16 @@ class Reconciliation:
             return
         now = time.monotonic()
         if self._deadline is not None and now >= self._deadline:
+            missing = "no slave" if self._any_slave else f"slaves {sorted(self.waiting)}"
             logger.warning(
-                "{}: slaves {} did not come back within haReconcileWaitMillis: taking writes "
-                "without them; what only they held of this master's log is lost (they are cut "
-                "back to it when they return)",
+                "{}: {} came back within haReconcileWaitMillis: taking writes without them; "
+                "what only they held of this master's log is lost (they are cut back to it "
+                "when they return)",
                 self.ha.service,
-                sorted(self.waiting),
+                missing,
             )
             self.waiting.clear()
-            self._finish("the ASYNC_MASTER's wait for its slaves ran out")
+            self._finish("its wait for its slaves ran out")
             return
         if now - self._loaded_at >= RELOAD_EVERY_S:
             self._loaded_at = now

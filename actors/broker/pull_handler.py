@@ -204,28 +204,13 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
         return reply(request, ResponseCode.SYSTEM_ERROR, remark=STORE_STOPPED)
     suspend = bool(h.sys_flag & FLAG_SUSPEND) and h.suspend_timeout_millis > 0
     awaits_tail = ctx.ha is not None and ctx.ha.reconciling
-
-    def past_kept_end(outcome: GetOutcome) -> bool:
-        """Past the end this reconciling master kept: beyond its queue's end, or a queue it
-        holds nothing of (the lost tail may have held all of it)."""
-        if outcome.status == "OFFSET_OVERFLOW_BADLY":
-            return True
-        return outcome.status in ("NO_MESSAGE_IN_QUEUE", "NO_MATCHED_LOGIC_QUEUE") and (
-            h.queue_offset > 0
-        )
-
-    def not_found(outcome: GetOutcome) -> bool:
-        if awaits_tail and past_kept_end(outcome):
-            return True  # (a master fetching its lost tail: the offset may be there soon)
-        return _is_not_found(outcome, h.queue_offset)
-
-    if not_found(outcome) and suspend:
+    if _nothing_yet(outcome, h.queue_offset, awaits_tail) and suspend:
         hold_s = h.suspend_timeout_millis / 1000
         if not ctx.cfg.long_polling_enable:
             hold_s = min(hold_s, ctx.cfg.short_polling_time_mills / 1000)
         deadline = time.monotonic() + hold_s
         mark_held()
-        while not_found(outcome):
+        while _nothing_yet(outcome, h.queue_offset, awaits_tail):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
@@ -240,7 +225,7 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
         size = sum(map(len, outcome.messages))
         ctx.got_bytes_by[key] = ctx.got_bytes_by.get(key, 0) + size
     suggest = _suggest(ctx, outcome, group_config)
-    if awaits_tail and past_kept_end(outcome):
+    if awaits_tail and _past_kept_end(outcome, h.queue_offset):
         outcome = msgspec.structs.replace(outcome, status="OFFSET_OVERFLOW_ONE")
     return _respond(request, outcome, h.queue_offset, suggest, moves=_moves_consumers(ctx))
 
@@ -306,6 +291,22 @@ def _filter(outcome: GetOutcome, predicate: Predicate) -> GetOutcome:
     if not kept:
         return msgspec.structs.replace(outcome, status="NO_MATCHED_MESSAGE", messages=())
     return msgspec.structs.replace(outcome, messages=kept)
+
+
+def _nothing_yet(outcome: GetOutcome, offset: int, awaits_tail: bool) -> bool:
+    """Nothing there yet (a pull that may be held): also, on a master fetching its lost tail
+    (``awaits_tail``), an offset past the end it kept, which the tail may bring back."""
+    if awaits_tail and _past_kept_end(outcome, offset):
+        return True
+    return _is_not_found(outcome, offset)
+
+
+def _past_kept_end(outcome: GetOutcome, offset: int) -> bool:
+    """Past the end a reconciling master kept: beyond its queue's end, or a queue it holds
+    nothing of (the lost tail may have held all of it)."""
+    if outcome.status == "OFFSET_OVERFLOW_BADLY":
+        return True
+    return outcome.status in ("NO_MESSAGE_IN_QUEUE", "NO_MATCHED_LOGIC_QUEUE") and offset > 0
 
 
 def _is_not_found(outcome: GetOutcome, offset: int) -> bool:
