@@ -70,7 +70,8 @@ def update_consumer_offset(
     (``group_names.unknown_group``) is SUBSCRIPTION_GROUP_NOT_EXIST, a topic this broker does
     not have TOPIC_NOT_EXIST ("Topic <t> not exist!"); a queue id outside the topic's read
     queues is INVALID_PARAMETER (RocketMQ stores any: each one a new entry of the offset
-    table). A negative offset is ignored."""
+    table). A negative offset is ignored; one past what the tail-loss guard allows the group
+    (``runtime.store.tail_guard``) is stored as that."""
     h = decode_header(UpdateConsumerOffsetRequestHeader, request.ext_fields, opaque=request.opaque)
     group = h.consumer_group
     refused = unknown_group(ctx, request, group, ctx.store.subscription_group(group))
@@ -89,7 +90,9 @@ def update_consumer_offset(
             f"readQueueNums:[{config.read_queue_nums}]",
         )
     if h.commit_offset >= 0:
-        ctx.store.commit_offset(group, h.topic, h.queue_id, h.commit_offset)
+        guard = ctx.store.tail_guard  # (past what a master vouched for after a lost tail: lowered)
+        offset = guard.commit_value(group, h.topic, h.queue_id, h.commit_offset)
+        ctx.store.commit_offset(group, h.topic, h.queue_id, offset)
     return reply(request)
 
 

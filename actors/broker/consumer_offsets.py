@@ -5,7 +5,8 @@ Messages accepted:
 - ``QueryOffset(group, topic, queue_id)`` (ask) -> int, -1 when never committed
 - ``GroupOffsets(group)`` (ask) -> {topic: {queue_id: offset}}
 - ``RemoveGroup(group)`` (ask) -> bool
-- ``ClampOffsets()`` (tell): lower the offsets past their queue's end now (see below)
+- ``ClampOffsets()`` (tell): lower the offsets past their queue's end now, raise the
+  tail-loss guard (see below)
 - ``RemoveOffsets(keys)`` (ask) -> int: the ``topic@group`` entries removed (a slave's full
   copy: its master no longer has them)
 - ``RemoveTopicOffsets(topic)`` (ask) -> an AsyncResult set to True once the table without
@@ -31,6 +32,12 @@ only until new messages reach it.) A classic master reconciling after a power lo
 (``actors.broker.ha_reconcile``) does it when it holds its log again (``ClampOffsets``), not
 at start: the tail it fetches from its slaves brings those offsets back, and a consumer kept
 running re-commits its position meanwhile.
+
+At the same two points, when the log may be short (a recovery from an unclean stop, a
+controller-mode master, a reconciliation's end), it raises the store's tail-loss guard
+(``runtime.store.tail_guard``) for the groups in the table, from the queue ends as they are: the
+pull and commit handlers then keep consumers still running from passing the offsets new messages
+take again. A slave's store lowers it.
 
 Durability point: ``config/consumerOffset.json``, written atomically (tmp + fsync + rename +
 dir fsync) by a background greenlet in the thread pool every few seconds when something changed
@@ -107,6 +114,17 @@ def _reconciling(ctx: StoreContext) -> bool:
     return bool(getattr(state, "reconciling", False))
 
 
+def _log_may_be_short(ctx: StoreContext) -> bool:
+    """Whether a master's store may end below offsets its consumers read: it recovered from
+    an unclean stop (a power loss may have taken its tail), or a controller made it master
+    (a slave that lagged the old master; the store opens again at each role change)."""
+    opened = ctx.opened
+    if opened is not None and opened.report.unclean:
+        return True
+    state = getattr(ctx.replication, "state", None)
+    return bool(getattr(state, "controller_mode", False))
+
+
 class _OffsetsFile(msgspec.Struct, rename="camel"):
     offset_table: dict[str, dict[int, int]]  # RocketMQ's consumerOffset.json: "offsetTable"
 
@@ -128,8 +146,12 @@ class ConsumerOffsets(GeventActor):
         loaded = read_json(self.path, _OffsetsFile)
         if loaded is not None:
             self.table = loaded.offset_table
-        if not _reconciling(self.ctx):  # (else once the master holds its log: ClampOffsets)
+        if self.ctx.settings.read_only:
+            self.ctx.tail_guard.lower()  # (a slave moves no consumer)
+        elif not _reconciling(self.ctx):  # (else once the master holds its log: ClampOffsets)
             self._dirty = bool(self._clamp())
+            if _log_may_be_short(self.ctx):
+                self._raise_guard()
         self._writer = BackgroundWriter(self.path)
         interval = self.ctx.settings.consumer_offset_persist_interval_ms / 1000.0
         self.send_every(interval, PersistTick())
@@ -145,6 +167,12 @@ class ConsumerOffsets(GeventActor):
             self._version += 1
             self._changed[key] = self._version
         return keys
+
+    def _raise_guard(self) -> None:
+        """Guard the groups that have offsets from the queue ends now (the term's start)."""
+        opened = self.ctx.opened
+        if opened is not None:
+            self.ctx.tail_guard.raise_at(opened.next_offsets, self.table)
 
     def on_stop(self) -> None:
         if self._dirty:
@@ -186,6 +214,7 @@ class ConsumerOffsets(GeventActor):
         if isinstance(message, ClampOffsets):
             if self._clamp():
                 self._dirty = True
+            self._raise_guard()
             return None
         if isinstance(message, RemoveOffsets):
             gone = [k for k in message.keys if self.table.pop(k, None) is not None]

@@ -84,5 +84,6 @@ def clone_group_offset(
         if not h.offline and online and ctx.ask(consumers.subscription(h.src_group, topic)) is None:
             continue
         for queue_id, offset in offsets[topic].items():
+            ctx.store.tail_guard.vouch(h.dest_group, topic, queue_id, offset)
             ctx.store.commit_offset(h.dest_group, topic, queue_id, offset)
     return reply(request, ResponseCode.SUCCESS)

@@ -65,6 +65,7 @@ from runtime.session import session_factory
 from runtime.store.configfile import write_atomic
 from runtime.store.raw import truncate_log
 from runtime.store.settings import StoreSettings
+from runtime.store.tail_guard import TailLossGuard
 from runtime.supervisor import ChildSpec, Supervisor
 
 IDLE_TIMEOUT_S = 120.0
@@ -101,6 +102,9 @@ class BrokerHandle:
         """The ConsumerManager's groups when the old subtree stopped, for the new one."""
         self.registered = gevent.event.Event()
         """Set once a name server took this broker's registration (any incarnation)."""
+        self.tail_guard = TailLossGuard()
+        """The store's tail-loss guard (``runtime.store.tail_guard``), kept across rebuilds:
+        a restart after an actor failure must not forget the positions it vouched for."""
 
     def attach(self, parent: pykka.ActorRef[Any]) -> None:
         """The process's root is running: a replacement asked for before now happens now."""
@@ -178,6 +182,7 @@ def broker_spec(
         else:
             offload(_apply_truncation, settings)  # it fsyncs
         store = BrokerStore.build(settings, directory, prefix=name)
+        store.ctx.tail_guard = handle.tail_guard
         state = HAState(
             node_id=node,
             role=Role.MASTER if cfg.is_master else Role.SLAVE,

@@ -30,6 +30,10 @@ the master's, and its "too big" would send the consumer back to 0 (RocketMQ's
 ``nextOffsetCorrection`` and "PULL_OFFSET_MOVED:none correction" without
 ``offsetCheckInSlave``; docs/chaos.md, finding 13).
 
+After a term began on a log that may have lost its tail (``runtime.store.tail_guard``), a
+guarded group's pull past the offsets this master handed it since is answered PULL_OFFSET_MOVED
+back to them, and a commit past them is stored as them: new messages took those offsets.
+
 Every response carries nextBeginOffset, minOffset, maxOffset and suggestWhichBrokerId as strings.
 """
 
@@ -179,8 +183,16 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
     if isinstance(chosen, FilterRefused):
         return reply(request, chosen.code, remark=chosen.remark)
     predicate, tag_codes = chosen
+    group, topic, queue_id = h.consumer_group, h.topic, h.queue_id
+    guard = ctx.store.tail_guard
     if h.sys_flag & FLAG_COMMIT_OFFSET and h.commit_offset > 0 and ctx.cfg.is_master:
-        ctx.store.commit_offset(h.consumer_group, h.topic, h.queue_id, h.commit_offset)
+        committed = guard.commit_value(group, topic, queue_id, h.commit_offset)
+        ctx.store.commit_offset(group, topic, queue_id, committed)
+    moves = _moves_consumers(ctx)
+    bound = guard.bound(group, topic, queue_id) if moves else None
+    if bound is not None and h.queue_offset > bound:
+        guard.moved(group, topic, queue_id, h.queue_offset, bound)
+        return _moved_back(ctx, request, h, bound)
 
     # RocketMQ 4 clients send no maxMsgBytes: maxTransferBytesOnMessageInMemory (256 KiB) caps
     # the answer (a first message larger than it still comes whole)
@@ -227,7 +239,37 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
     suggest = _suggest(ctx, outcome, group_config)
     if awaits_tail and _past_kept_end(outcome, h.queue_offset):
         outcome = msgspec.structs.replace(outcome, status="OFFSET_OVERFLOW_ONE")
-    return _respond(request, outcome, h.queue_offset, suggest, moves=_moves_consumers(ctx))
+    response = _respond(request, outcome, h.queue_offset, suggest, moves=moves)
+    if guard.raised and moves:
+        guard.vouch(group, topic, queue_id, int(response.ext_fields["nextBeginOffset"]))
+    return response
+
+
+def _moved_back(
+    ctx: BrokerContext, request: RemotingCommand, h: PullMessageRequestHeader, bound: int
+) -> RemotingCommand:
+    """PULL_OFFSET_MOVED to ``bound``: the consumer's offset is one of the log this master's
+    term replaced (``runtime.store.tail_guard``)."""
+    try:
+        low, high = (
+            ctx.store.min_offset(h.topic, h.queue_id),
+            ctx.store.max_offset(h.topic, h.queue_id),
+        )
+    except ActorFailure:
+        if ctx.store.running:
+            raise
+        return reply(request, ResponseCode.SYSTEM_ERROR, remark=STORE_STOPPED)
+    ext = {
+        "nextBeginOffset": bound,
+        "minOffset": low,
+        "maxOffset": high,
+        "suggestWhichBrokerId": MASTER_ID,
+    }
+    remark = (
+        f"OFFSET_PAST_LOST_TAIL: offset {h.queue_offset} is past what this master handed the "
+        f"group since its log lost a tail; new messages took those offsets: from {bound}"
+    )
+    return reply(request, ResponseCode.PULL_OFFSET_MOVED, ext_fields=ext, remark=remark)
 
 
 def _moves_consumers(ctx: BrokerContext) -> bool:

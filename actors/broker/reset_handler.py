@@ -55,7 +55,9 @@ def reset_offset(
         target = max(target, 0)
         keep = not force and current is not None and current <= target
         mq = MessageQueue(topic=topic, broker_name=ctx.cfg.broker_name, queue_id=queue_id)
-        table.append((mq, current if keep else target))
+        offset = current if keep and current is not None else target
+        table.append((mq, offset))
+        ctx.store.tail_guard.vouch(group, topic, queue_id, offset)  # (the members pull it)
     body = encode_queue_map("offsetTable", table)
     header = {"topic": topic, "group": group, "timestamp": timestamp, "isForce": force}
     code = RequestCode.RESET_CONSUMER_CLIENT_OFFSET

@@ -21,6 +21,7 @@ from runtime.remoting.bodies import SubscriptionGroupConfig, SubscriptionGroupWr
 from runtime.request_context import end_turn
 from runtime.store.consumequeue import ENTRY
 from runtime.store.record import PutRecord
+from runtime.store.tail_guard import TailLossGuard
 
 ASK_TIMEOUT = 5.0
 DELETE_TIMEOUT = 60.0
@@ -269,6 +270,10 @@ class StoreAdapter:
     def query_offset(self, group: str, topic: str, queue_id: int) -> int | None:
         offset = self._get(self.store.query_offset(group, topic, queue_id))
         return None if offset is None or offset < 0 else int(offset)
+
+    @property
+    def tail_guard(self) -> TailLossGuard:
+        return self.store.ctx.tail_guard
 
     def commit_offset(self, group: str, topic: str, queue_id: int, offset: int) -> None:
         self._get(self.store.commit_offset(group, topic, queue_id, offset))

@@ -13,6 +13,7 @@ import msgspec
 
 from runtime.remoting.bodies import SubscriptionGroupConfig, SubscriptionGroupWrapper, TopicConfig
 from runtime.store.record import PutRecord
+from runtime.store.tail_guard import TailLossGuard
 
 
 class PutOutcome(msgspec.Struct, frozen=True):
@@ -114,6 +115,11 @@ class StorePort(Protocol):
 
     # consumer offsets
     def query_offset(self, group: str, topic: str, queue_id: int) -> int | None: ...
+    @property
+    def tail_guard(self) -> TailLossGuard:
+        """Keeps running consumers from passing offsets a lost tail gives to new messages."""
+        ...
+
     def commit_offset(self, group: str, topic: str, queue_id: int, offset: int) -> None: ...
     def consumed_topics(self, group: str) -> list[str]: ...
     def group_offsets(self, group: str) -> dict[str, dict[int, int]]: ...

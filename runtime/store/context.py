@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from runtime.store.group_sync import GroupSync
 from runtime.store.settings import StoreSettings
 from runtime.store.storage import OS_FS, FileSystem
+from runtime.store.tail_guard import TailLossGuard
 
 if TYPE_CHECKING:
     import pykka
@@ -141,6 +142,10 @@ class StoreContext:
         """The QueueTable (actors.broker.queue_table), set when the store service is built."""
         self.group_sync = GroupSync(settings.root, enabled=fs is OS_FS)
         """Runs the consume queues' flushes, many at once by one syncfs (``group_sync``)."""
+        self.tail_guard = TailLossGuard()
+        """Keeps running consumers from passing offsets a lost tail gives to new messages
+        (``runtime.store.tail_guard``; raised by ConsumerOffsets). A broker node shares one
+        across its rebuilds."""
         self.parked_queues: set[tuple[str, int]] = set()
         """The (topic, queueId) with a long poll parked (kept by the Queue actors): the writer
         dispatches a group that appends to one of them before it acks, so the waiting consumer

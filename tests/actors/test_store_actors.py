@@ -37,6 +37,7 @@ from runtime.store.lockfile import abort_exists
 from runtime.store.msg_id import decode_offset_msg_id
 from runtime.store.record_properties import encode_properties
 from runtime.store.settings import FlushMode, StoreSettings
+from runtime.store.tail_guard import TailLossGuard
 from runtime.supervisor import Supervisor
 from tests.actors.ha_support import wait_until
 
@@ -576,8 +577,41 @@ def test_a_reconciling_master_lowers_committed_offsets_only_when_told(tmp_path: 
         # Then the offset stays while it waits (the fetched tail brings 5 .. 8 back) ...
         assert again.query_offset("g", "T", 0).get(timeout=T) == 9
         # ... and is lowered when the reconciliation, done, says so (here: nothing came back)
+        assert not again.ctx.tail_guard.raised
         again.ctx.directory.require(again.ctx.names.offsets).tell(ClampOffsets())
         assert again.query_offset("g", "T", 0).get(timeout=T) == 5
+        # (and guards g from the end it holds: a consumer still at 9 is moved back to 5)
+        assert again.ctx.tail_guard.bound("g", "T", 0) == 5
+    finally:
+        again.stop()
+
+
+@pytest.mark.parametrize("stop", ["clean", "crash", "crash-slave"])
+def test_a_master_back_from_an_unclean_stop_raises_the_tail_guard(
+    tmp_path: Path, stop: str
+) -> None:
+    # Given a store with 5 messages in T/0 and group g's committed offset
+    store = open_store(tmp_path)
+    put(store, *(rec(f"m{i}".encode()) for i in range(5)))
+    store.commit_offset("g", "T", 0, 5).get(timeout=T)
+    store.stop() if stop == "clean" else store.simulate_crash()
+    # (the guard a broker node keeps across its rebuilds, raised by an earlier term)
+    kept = TailLossGuard()
+    kept.raise_at({}, ["T@old"])
+    # When it opens again (as a master, or as a slave)
+    again = BrokerStore.build(settings_for(tmp_path, read_only=stop == "crash-slave"), Directory())
+    again.ctx.tail_guard = kept
+    again.start()
+    try:
+        again.query_offset("g", "T", 0).get(timeout=T)  # (ConsumerOffsets is up)
+        # Then after an unclean stop (the tail may be lost) a master guards g from the end it
+        # recovered; after a clean stop the guard stays as it was; a slave lowers it
+        if stop == "crash":
+            assert kept.bound("g", "T", 0) == 5 and kept.bound("old", "T", 0) is None
+        elif stop == "clean":
+            assert kept.bound("old", "T", 0) == 0 and kept.bound("g", "T", 0) is None
+        else:
+            assert not kept.raised
     finally:
         again.stop()
 

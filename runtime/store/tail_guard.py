@@ -1,0 +1,123 @@
+"""TailLossGuard: after a master's log may have lost its tail, consumers still running must not
+pass the queue offsets that new messages take again.
+
+    guard.raise_at(ends, groups)              a master's term starts on a log that may be short
+    guard.lower()                             the node is a slave: nothing to guard
+    guard.bound(group, topic, queue_id)       -> the highest offset the group may pull from, or None
+    guard.vouch(group, topic, queue_id, offset)      an offset this master handed the group
+    guard.commit_value(group, topic, queue_id, offset)  -> the offset to store for a commit
+
+A power loss under ASYNC_FLUSH, or a failover to a slave that lagged, leaves a master whose
+queues end below offsets its consumers had already read (``F``, the queue's end when the term
+starts). New messages take those offsets again. RocketMQ answers a pull past a queue's end with
+PULL_OFFSET_MOVED back to the end, but only while the end is still below the consumer's
+position: once new messages reach it, a consumer that kept its position skips every one of
+them between ``F`` and where it was, and commits that position, so a consumer that starts
+later skips them too (the store lowers committed offsets past the ends when it opens:
+``clamp_to_ends``; a consumer left running commits its old position again).
+
+Raised when such a term starts, the guard knows, per (group, queue), the highest offset this
+master has vouched for: ``F`` or any ``nextBeginOffset`` it answered the group since (and the
+offsets an operator reset the group to). A pull from further on is a position from the old log:
+it is answered PULL_OFFSET_MOVED to that offset (the consumer reads the new messages from
+``F``: duplicates of what it had read, never a skip), and a commit further on is stored as that
+offset. Only the groups with a committed offset of the topic when the guard was raised are
+guarded (a group that starts later holds no position of the old log), so a new group's
+CONSUME_FROM_LAST_OFFSET or a timestamp is never moved back.
+
+Costs, all duplicates: a guarded group that read from a slave (``slaveReadEnable``) past what
+this master answered it, or a lite consumer's seek past it, is moved back once. Not guarded:
+broadcasting consumers (their offsets stay in the client, never committed) and a node restarted
+since (the guard lives in the process; the consumer then gets RocketMQ's answer).
+
+State: the queue ends when raised, the guarded ``topic@group`` keys, the vouched offsets. Plain
+data shared by the pull and offset handlers and the ConsumerOffsets actor, all on one hub.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from loguru import logger
+
+QueueKey = tuple[str, int]
+
+
+class TailLossGuard:
+    """See the module docstring."""
+
+    def __init__(self) -> None:
+        self.raised = False
+        self._ends: dict[QueueKey, int] = {}
+        self._groups: frozenset[str] = frozenset()
+        self._vouched: dict[tuple[str, str, int], int] = {}
+        self._told: set[tuple[str, str, str, int]] = set()
+
+    def raise_at(self, ends: Mapping[QueueKey, int], groups: Iterable[str]) -> None:
+        """Guard the ``groups`` (``topic@group`` keys) from the queue ``ends`` (the next
+        offset of each (topic, queueId); a queue not in it ends at 0)."""
+        self._ends = dict(ends)
+        self._groups = frozenset(groups)
+        self._vouched = {}
+        self._told = set()
+        self.raised = True
+
+    def lower(self) -> None:
+        self.raised = False
+        self._ends, self._groups, self._vouched, self._told = {}, frozenset(), {}, set()
+
+    def bound(self, group: str, topic: str, queue_id: int) -> int | None:
+        """The highest offset ``group`` may pull ``topic``/``queue_id`` from; None: any."""
+        if not self.raised or f"{topic}@{group}" not in self._groups:
+            return None
+        end = self._ends.get((topic, queue_id), 0)
+        vouched = self._vouched.get((group, topic, queue_id), 0)
+        return end if end >= vouched else vouched
+
+    def vouch(self, group: str, topic: str, queue_id: int, offset: int) -> None:
+        """This master handed ``group`` the position ``offset`` (a pull's nextBeginOffset, a
+        reset): the group may pull and commit up to it."""
+        if not self.raised:
+            return
+        key = (group, topic, queue_id)
+        if offset > self._vouched.get(key, 0):
+            self._vouched[key] = offset
+
+    def _first(self, what: str, group: str, topic: str, queue_id: int) -> bool:
+        """Whether this is the first ``what`` of the queue and group to log."""
+        key = (what, group, topic, queue_id)
+        if key in self._told:
+            return False
+        self._told.add(key)
+        return True
+
+    def moved(self, group: str, topic: str, queue_id: int, offset: int, bound: int) -> None:
+        """Log, once per queue and group, that a pull from ``offset`` was moved to ``bound``."""
+        if self._first("pull", group, topic, queue_id):
+            logger.warning(
+                "{} pulled {}/{} from {}, a position this master has not handed it since its "
+                "term began on a log that may have lost a tail (new messages take those "
+                "offsets): moved to {}",
+                group,
+                topic,
+                queue_id,
+                offset,
+                bound,
+            )
+
+    def commit_value(self, group: str, topic: str, queue_id: int, offset: int) -> int:
+        """What to store for ``group``'s commit of ``offset``: at most its bound."""
+        bound = self.bound(group, topic, queue_id)
+        if bound is None or offset <= bound:
+            return offset
+        if self._first("commit", group, topic, queue_id):
+            logger.warning(
+                "{} committed {}/{} at {}, past what this master vouched for since its term "
+                "began: stored {}",
+                group,
+                topic,
+                queue_id,
+                offset,
+                bound,
+            )
+        return bound
