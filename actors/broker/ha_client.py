@@ -195,6 +195,7 @@ class HAClient(GeventActor):
             segment_size=log.segment_size,
             epochs=tuple(ha.epochs.entries),
             max_offset=log.write_offset,
+            group=ha.store.settings.broker_name,
         )
         sock.sendall(P.encode_hello(hello))
         decoder = P.MasterStreamDecoder()
@@ -242,7 +243,7 @@ class HAClient(GeventActor):
                         raise ProtocolError("a CHALLENGE after ACCEPT")
                     credentials = ha.credentials
                     if credentials is None:
-                        self._auth_problem(
+                        self._config_problem(
                             address,
                             "asks slaves to prove its inner account: set the same "
                             "innerClientAuthenticationCredentials on this broker",
@@ -255,11 +256,13 @@ class HAClient(GeventActor):
                     return f"truncating at {frame.offset}", 60.0
                 else:
                     if frame.reason is P.RefuseReason.UNAUTHENTICATED:
-                        self._auth_problem(
+                        self._config_problem(
                             address,
                             "refused this broker's proof: its innerClientAuthenticationCredentials "
                             "differ from the master's",
                         )
+                    if frame.reason is P.RefuseReason.OTHER_GROUP:
+                        self._config_problem(address, f"is not this group's master: {frame.text}")
                     not_ready = frame.reason is P.RefuseReason.NOT_READY
                     return f"refused: {frame.reason.name}: {frame.text}", (
                         TICK_S if not_ready else RETRY_S
@@ -289,8 +292,9 @@ class HAClient(GeventActor):
             pos = after
         sock.sendall(P.tail_header(pos, 0))
 
-    def _auth_problem(self, address: str, what: str) -> None:
-        """An ERROR (at most one a minute): the link fails for the inner account."""
+    def _config_problem(self, address: str, what: str) -> None:
+        """An ERROR (at most one a minute): the link fails for the configuration (the inner
+        account, the master address)."""
         now = time.monotonic()
         if now - self._credentials_logged_at < 60.0:
             return

@@ -2,7 +2,9 @@
 
     answer(ha, hello, peer, fetched) -> Refuse | Fetch | Truncate | Accept
 
-In order: a node id that is no slave's, a broker that is not a master that may replicate
+In order: a HELLO naming another group (``brokerName``: a slave pointed at the wrong master,
+whose log the master must neither replicate to nor, while it reconciles, fetch from), a node id
+that is no slave's, a broker that is not a master that may replicate
 (fenced; in controller mode without a confirmed term) or a different segment size: REFUSED.
 Then the last point where the two logs agree (``consistent_point``: the epochs). A slave that
 holds more of the master's current term than the master (the master lost records it had sent:
@@ -60,6 +62,12 @@ def answer(ha: HAContext, hello: P.Hello, peer: str, fetched: bool = False) -> A
     """See the module docstring (``fetched``: this link already fetched the slave's tail)."""
     state = ha.state
     log = ha.store.require_open().log
+    group = ha.store.settings.broker_name
+    if hello.group and hello.group != group:  # (a version 1 HELLO names none: trusted)
+        return Refuse(
+            P.RefuseReason.OTHER_GROUP,
+            f"this is the HA port of a {group} master; the slave is of {hello.group}",
+        )
     if hello.node < 0 or hello.node == state.node_id:  # (a node keeps its configured id)
         return Refuse(P.RefuseReason.NOT_READY, f"{hello.node} is no slave's node id")
     if state.role is not Role.MASTER or state.fenced:

@@ -3,9 +3,11 @@ on purpose; see docs/ha-design.md).
 
 All integers big-endian. Slave -> master:
 
-- once, ``HELLO``: magic ``AMQH``, int32 version 1, int64 node id, int64 commit-log segment
+- once, ``HELLO``: magic ``AMQH``, int32 version 2, int64 node id, int64 commit-log segment
   size, int32 n, n x (int64 epoch, int64 start offset, int64 node id of the epoch's master),
-  int64 max offset (the slave's commit-log write offset);
+  int64 max offset (the slave's commit-log write offset), int16 n, n bytes UTF-8: the slave's
+  broker group (``brokerName``; version 1, sent by older slaves, ends at the max offset and
+  names no group);
 - once, after a ``CHALLENGE``: ``PROOF``, 32 bytes: HMAC-SHA256(the inner account's secret
   key, ``PROOF_CONTEXT`` + the challenge's nonce);
 - then ``REPORT`` frames: int64 max offset (after every append and every heartbeat interval);
@@ -20,8 +22,8 @@ Master -> slave, every frame starts with an int8 type:
 - 2 ``TRUNCATE``: int64 offset — cut the log there, restart the store, say HELLO again;
 - 3 ``REFUSED``: int8 reason (1 fenced: not the master any more; 2 segment size differs; 3 the
   master no longer holds that offset; 4 not ready: no lease yet; 5 diverged: the slave's end is
-  not a record boundary of the master's log, which epochs cannot explain), int16 n, n bytes
-  UTF-8 text;
+  not a record boundary of the master's log, which epochs cannot explain; 6 unauthenticated;
+  7 another group: the HELLO names another ``brokerName``), int16 n, n bytes UTF-8 text;
 - 4 ``DATA``: int64 offset, int32 size, size bytes of raw commit log (whole records, at most
   one segment; size 0 is a heartbeat);
 - 5 ``CHALLENGE``: 16 bytes of nonce, first of all, from a master with an inner account
@@ -46,7 +48,10 @@ import msgspec
 from runtime.errors import ProtocolError
 
 MAGIC = b"AMQH"
-VERSION = 1
+VERSION = 2
+"""Sent; version 1 (no group in the HELLO) is still read."""
+MAX_GROUP = 255
+"""Longest group name in a HELLO, in bytes (RocketMQ's names are shorter)."""
 MAX_EPOCHS = 65_536
 """Epoch entries in one HELLO or ACCEPT (a group that failed over this often is broken)."""
 MAX_DATA = 8 * 1024 * 1024
@@ -56,6 +61,7 @@ MAX_TEXT = 4096
 _I8 = struct.Struct(">b")
 _I32 = struct.Struct(">i")
 _I64 = struct.Struct(">q")
+_U16 = struct.Struct(">H")
 _HELLO_HEAD = struct.Struct(">4siqqi")  # magic, version, node, segment size, n
 _ENTRY = struct.Struct(">qqq")
 _ACCEPT_HEAD = struct.Struct(">bqqi")
@@ -79,6 +85,7 @@ class RefuseReason(enum.IntEnum):
     NOT_READY = 4
     DIVERGED = 5
     UNAUTHENTICATED = 6
+    OTHER_GROUP = 7
 
 
 class Epoch(msgspec.Struct, frozen=True, array_like=True):
@@ -94,6 +101,8 @@ class Hello(msgspec.Struct, frozen=True, tag=True):
     segment_size: int
     epochs: tuple[Epoch, ...]
     max_offset: int
+    group: str = ""
+    """The slave's ``brokerName`` ("": a version 1 HELLO, which names none)."""
 
 
 class Report(msgspec.Struct, frozen=True, tag=True):
@@ -162,7 +171,11 @@ def _entries(epochs: tuple[Epoch, ...]) -> bytes:
 
 def encode_hello(h: Hello) -> bytes:
     head = _HELLO_HEAD.pack(MAGIC, VERSION, h.node, h.segment_size, len(h.epochs))
-    return head + _entries(h.epochs) + _I64.pack(h.max_offset)
+    group = h.group.encode()
+    if len(group) > MAX_GROUP:
+        raise ProtocolError(f"group name of {len(group)} bytes (at most {MAX_GROUP})")
+    tail = _I64.pack(h.max_offset) + _U16.pack(len(group)) + group
+    return head + _entries(h.epochs) + tail
 
 
 def encode_report(max_offset: int) -> bytes:
@@ -321,19 +334,32 @@ class SlaveStreamDecoder:
         magic, version, node, seg, n = _HELLO_HEAD.unpack_from(b.buf, b.pos)
         if magic != MAGIC:
             raise ProtocolError("not an HA HELLO (bad magic)")
-        if version != VERSION:
+        if version not in (1, VERSION):
             raise ProtocolError(f"HA protocol version {version} is not supported (want {VERSION})")
         if seg <= 0:
             raise ProtocolError(f"segment size {seg} is not positive")
         n = _count(n)
-        need = _HELLO_HEAD.size + n * _ENTRY.size + 8
-        if b.available() < need:
-            return None
         start = b.pos + _HELLO_HEAD.size
+        end = start + n * _ENTRY.size + 8  # (the max offset's end)
+        need = end if version == 1 else end + _U16.size
+        if b.available() < need - b.pos:
+            return None
+        group = ""
+        if version > 1:
+            (size,) = _U16.unpack_from(b.buf, end)
+            if not 0 <= size <= MAX_GROUP:
+                raise ProtocolError(f"group name of {size} bytes (at most {MAX_GROUP})")
+            need += size
+            if b.available() < need - b.pos:
+                return None
+            try:
+                group = bytes(b.buf[end + _U16.size : need]).decode()
+            except UnicodeDecodeError:
+                raise ProtocolError("group name is not UTF-8") from None
         epochs = _parse_entries(b.buf, start, n)
-        (max_offset,) = _I64.unpack_from(b.buf, start + n * _ENTRY.size)
-        b.pos += need
-        return Hello(node, seg, epochs, _offset(max_offset, "max offset"))
+        (max_offset,) = _I64.unpack_from(b.buf, end - 8)
+        b.pos = need
+        return Hello(node, seg, epochs, _offset(max_offset, "max offset"), group)
 
 
 class MasterStreamDecoder:

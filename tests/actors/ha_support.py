@@ -188,11 +188,13 @@ def same_commit_log(a: StoreContext, b: StoreContext) -> None:
 class FakeSlave:
     """A slave speaking the HA protocol by hand: HELLO, read frames, REPORT when told."""
 
-    def __init__(self, address: str, node: int, max_offset: int = 0) -> None:
+    def __init__(self, address: str, node: int, max_offset: int = 0, group: str = "") -> None:
         self.sock = gevent.socket.create_connection(parse_address(address), timeout=T)
         self.decoder = P.MasterStreamDecoder()
         self.frames: list[P.MasterFrame] = []
-        hello = P.Hello(node=node, segment_size=SEGMENT, epochs=(), max_offset=max_offset)
+        hello = P.Hello(
+            node=node, segment_size=SEGMENT, epochs=(), max_offset=max_offset, group=group
+        )
         self.sock.sendall(P.encode_hello(hello))
 
     def next_frame(self) -> P.MasterFrame:

@@ -260,6 +260,38 @@ def test_a_master_that_does_not_wait_starts_a_new_epoch_and_cuts_a_slave_back_to
         slave.close()
 
 
+def test_a_reconciling_master_fetches_nothing_from_a_slave_of_another_group(
+    tmp_path: pathlib.Path, namesrv: str, pairs: list[Pair]
+) -> None:
+    # Given a SYNC_MASTER (broker-a) back from a power loss, waiting for its slave
+    p = Pair(tmp_path, namesrv, "SYNC_MASTER")
+    pairs.append(p)
+    root, end = fill(p)
+    p.stop()
+    power_loss(root, 2 * 300)
+    master = p.start_master()
+    short = store_ctx(master).require_open().log.write_offset
+    address = master.ha_addresses[label(master)]
+    # When a slave of broker-b, pointed at its HA port by mistake, says HELLO holding more
+    stranger = FakeSlave(address, node=1, max_offset=end + 4096, group="broker-b")
+    try:
+        # Then it is refused, not asked for its log (its records would enter broker-a's)
+        frame = stranger.next_frame()
+        assert isinstance(frame, P.Refused), frame
+        assert frame.reason is P.RefuseReason.OTHER_GROUP and "broker-b" in frame.text
+    finally:
+        stranger.close()
+    assert ha_state(master).reconciling
+    assert store_ctx(master).require_open().log.write_offset == short
+    # And its own slave, naming broker-a, is asked for the tail
+    own = FakeSlave(address, node=1, max_offset=end, group="broker-a")
+    try:
+        frame = own.next_frame()
+        assert isinstance(frame, P.Fetch) and frame.offset == short, frame
+    finally:
+        own.close()
+
+
 def test_a_master_stopped_cleanly_or_killed_with_its_machine_up_does_not_reconcile(
     tmp_path: pathlib.Path, namesrv: str, pairs: list[Pair]
 ) -> None:

@@ -16,7 +16,7 @@ from runtime.ha import protocol as P
 pytestmark = pytest.mark.timeout(60)
 
 EPOCHS = (P.Epoch(1, 0, 0), P.Epoch(2, 4096, 1), P.Epoch(5, 9000, 0))
-HELLO = P.Hello(node=3, segment_size=1 << 20, epochs=EPOCHS, max_offset=123_456)
+HELLO = P.Hello(node=3, segment_size=1 << 20, epochs=EPOCHS, max_offset=123_456, group="broker-a")
 MASTER_FRAMES: list[P.MasterFrame] = [
     P.Accept(offset=4096, epoch=5, epochs=EPOCHS),
     P.Data(offset=4096, data=b"x" * 300),
@@ -65,6 +65,23 @@ def test_slave_stream_round_trips_split_at_every_byte() -> None:
         assert got == want, cut
 
 
+def test_a_version_1_hello_names_no_group() -> None:
+    # Given an older slave's HELLO (version 1: it ends at the max offset), then a REPORT
+    raw = struct.pack(">4siqqi", b"AMQH", 1, 3, 4096, 1) + struct.pack(">4q", 1, 0, 0, 77)
+    raw += P.encode_report(80)
+    for cut in range(len(raw) + 1):
+        dec = P.SlaveStreamDecoder()
+        # When it arrives cut anywhere
+        got = dec.feed(raw[:cut]) + dec.feed(raw[cut:])
+        # Then it is read, with no group
+        assert got == [P.Hello(3, 4096, (P.Epoch(1, 0, 0),), 77), P.Report(80)], cut
+
+
+def test_a_group_name_too_long_is_not_sent() -> None:
+    with pytest.raises(ProtocolError, match="group name"):
+        P.encode_hello(P.Hello(1, 4096, (), 0, group="g" * (P.MAX_GROUP + 1)))
+
+
 def test_a_proof_follows_the_hello_when_the_master_challenged() -> None:
     # Given a slave's HELLO, its PROOF for a nonce, and a REPORT
     nonce = bytes(range(16, 32))
@@ -96,7 +113,9 @@ def test_master_stream_round_trips_byte_by_byte() -> None:
     ("raw", "match"),
     [
         (b"XXXX" + b"\x00" * 40, "magic"),
-        (struct.pack(">4siqqi", b"AMQH", 2, 1, 4096, 0), "version"),
+        (struct.pack(">4siqqi", b"AMQH", 3, 1, 4096, 0), "version"),
+        (struct.pack(">4siqqiqH", b"AMQH", 2, 1, 4096, 0, 0, P.MAX_GROUP + 1), "group name"),
+        (struct.pack(">4siqqiqH", b"AMQH", 2, 1, 4096, 0, 0, 2) + b"\xff\xfe", "UTF-8"),
         (struct.pack(">4siqqi", b"AMQH", 1, 1, 0, 0), "segment size"),
         (struct.pack(">4siqqi", b"AMQH", 1, 1, 4096, 10**9), "epoch count"),
         (struct.pack(">4siqqi", b"AMQH", 1, 1, 4096, -1), "epoch count"),
