@@ -240,7 +240,10 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
     if awaits_tail and _past_kept_end(outcome, h.queue_offset):
         outcome = msgspec.structs.replace(outcome, status="OFFSET_OVERFLOW_ONE")
     response = _respond(request, outcome, h.queue_offset, suggest, moves=moves)
-    if guard.raised and moves:
+    # (what this log answered: also while the master moves no consumer, e.g. a controller-mode
+    # master whose lease lapsed for a while, else those readers are moved back once it returns;
+    # not an out-of-range answer then: it keeps the consumer's own, maybe stale, offset)
+    if guard.raised and (moves or outcome.status == "FOUND" or outcome.status in RETRY_NOW):
         guard.vouch(group, topic, queue_id, int(response.ext_fields["nextBeginOffset"]))
     return response
 
