@@ -209,6 +209,7 @@ class ConsumerOffsets(GeventActor):
             keys = [k for k in self.table if k.endswith(suffix)]
             for k in keys:
                 del self.table[k]
+            self.ctx.tail_guard.forget(group=message.group)  # (made again: a new group)
             self._dirty = self._dirty or bool(keys)
             return bool(keys)
         if isinstance(message, ClampOffsets):
@@ -224,6 +225,7 @@ class ConsumerOffsets(GeventActor):
             prefix = f"{message.topic}@"
             for k in [k for k in self.table if k.startswith(prefix)]:
                 del self.table[k]
+            self.ctx.tail_guard.forget(topic=message.topic)  # (made again: new offsets)
             done = gevent.event.AsyncResult()
             self._dirty = False
             self._writer.request(self._snapshot(), done)

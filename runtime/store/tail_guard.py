@@ -3,6 +3,7 @@ pass the queue offsets that new messages take again.
 
     guard.raise_at(ends, groups)              a master's term starts on a log that may be short
     guard.lower()                             the node is a slave: nothing to guard
+    guard.forget(topic=..., group=...)        a topic deleted, a group's offsets removed
     guard.bound(group, topic, queue_id)       -> the highest offset the group may pull from, or None
     guard.vouch(group, topic, queue_id, offset)      an offset this master handed the group
     guard.commit_value(group, topic, queue_id, offset)  -> the offset to store for a commit
@@ -65,6 +66,25 @@ class TailLossGuard:
     def lower(self) -> None:
         self.raised = False
         self._ends, self._groups, self._vouched, self._told = {}, frozenset(), {}, set()
+
+    def forget(self, *, topic: str | None = None, group: str | None = None) -> None:
+        """The offsets of ``topic`` (deleted) or of ``group`` (its offsets removed) are gone:
+        a group reading the topic or the group made again holds no position of the old log,
+        so it is no longer guarded there (a CONSUME_FROM_LAST_OFFSET is not moved back)."""
+        if not self.raised:
+            return
+        keep = [
+            key
+            for key in self._groups
+            if not (
+                (topic is not None and key.startswith(f"{topic}@"))
+                or (group is not None and key.endswith(f"@{group}"))
+            )
+        ]
+        self._groups = frozenset(keep)
+        if topic is not None:
+            self._ends = {k: v for k, v in self._ends.items() if k[0] != topic}
+        self._vouched = {k: v for k, v in self._vouched.items() if k[1] != topic and k[0] != group}
 
     def bound(self, group: str, topic: str, queue_id: int) -> int | None:
         """The highest offset ``group`` may pull ``topic``/``queue_id`` from; None: any."""

@@ -616,6 +616,31 @@ def test_a_master_back_from_an_unclean_stop_raises_the_tail_guard(
         again.stop()
 
 
+def test_a_topic_deleted_or_a_group_whose_offsets_are_removed_is_no_longer_guarded(
+    tmp_path: Path,
+) -> None:
+    # Given a master back from an unclean stop guarding g and h on T/0 (end 5) and g on U/0
+    store = open_store(tmp_path)
+    put(store, *(rec(f"m{i}".encode()) for i in range(5)))
+    for group, topic in (("g", "T"), ("h", "T"), ("g", "U")):
+        store.commit_offset(group, topic, 0, 1).get(timeout=T)
+    store.simulate_crash()
+    again = open_store(tmp_path)
+    try:
+        guard = again.ctx.tail_guard
+        assert again.query_offset("g", "T", 0).get(timeout=T) == 1  # (ConsumerOffsets is up)
+        assert guard.bound("g", "T", 0) == 5 and guard.bound("g", "U", 0) == 0
+        # When T is deleted (its offsets removed) and group g's offsets are removed
+        assert again.remove_topic_offsets("T").get(timeout=T).get(timeout=T)
+        again.remove_group_offsets("g").get(timeout=T)
+        # Then made again, they hold no position of the lost log: a consumer that starts
+        # from the end or a timestamp is not moved back
+        assert guard.bound("g", "T", 0) is None and guard.bound("h", "T", 0) is None
+        assert guard.bound("g", "U", 0) is None
+    finally:
+        again.stop()
+
+
 def test_topic_config(store: BrokerStore) -> None:
     table = store.all_topics().get(timeout=T)
     assert {"TBW102", "SCHEDULE_TOPIC_XXXX", "broker-a"} <= set(table.topics)

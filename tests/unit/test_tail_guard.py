@@ -68,6 +68,16 @@ def test_commits_past_the_bound_are_stored_as_the_bound() -> None:
     assert guard.commit_value("g", "T", 0, 10) == 10
 
 
+def test_a_topic_or_group_forgotten_is_no_longer_guarded_the_others_are() -> None:
+    guard = raised()
+    guard.vouch("g", "T", 0, 12)
+    guard.forget(group="k")
+    assert guard.bound("k", "U", 0) is None and guard.bound("g", "T", 0) == 12
+    guard.forget(topic="T")
+    assert guard.bound("g", "T", 0) is None and guard.bound("h", "T", 1) is None
+    assert guard.commit_value("g", "T", 0, 99) == 99
+
+
 def test_raising_again_starts_over_and_lowering_forgets() -> None:
     guard = raised()
     guard.vouch("g", "T", 0, 12)
