@@ -33,11 +33,12 @@ only until new messages reach it.) A classic master reconciling after a power lo
 at start: the tail it fetches from its slaves brings those offsets back, and a consumer kept
 running re-commits its position meanwhile.
 
-At the same two points, when the log may be short (a recovery from an unclean stop, a
-controller-mode master, a reconciliation's end), it raises the store's tail-loss guard
-(``runtime.store.tail_guard``) for the groups in the table, from the queue ends as they are: the
-pull and commit handlers then keep consumers still running from passing the offsets new messages
-take again. A slave's store lowers it.
+At the same two points, when the log may be short (its machine lost power since the store
+last ran: ``runtime.ha.boot.power_cut_pending``; a reconciliation's end), it raises the store's
+tail-loss guard (``runtime.store.tail_guard``) from the queue ends as they are: the pull and
+commit handlers then keep consumers still running from passing the offsets new messages take
+again. A slave's store lowers it; a deleted topic's or a removed group's offsets are forgotten
+by it too.
 
 Durability point: ``config/consumerOffset.json``, written atomically (tmp + fsync + rename +
 dir fsync) by a background greenlet in the thread pool every few seconds when something changed
@@ -70,6 +71,7 @@ from actors.broker.messages import (
     RemoveTopicOffsets,
 )
 from runtime.actor import GeventActor
+from runtime.ha import boot
 from runtime.store.background import BackgroundWriter
 from runtime.store.configfile import read_json
 from runtime.store.context import StoreContext
@@ -115,14 +117,15 @@ def _reconciling(ctx: StoreContext) -> bool:
 
 
 def _log_may_be_short(ctx: StoreContext) -> bool:
-    """Whether a master's store may end below offsets its consumers read: it recovered from
-    an unclean stop (a power loss may have taken its tail), or a controller made it master
-    (a slave that lagged the old master; the store opens again at each role change)."""
+    """Whether a master's store may end below offsets its consumers read: its machine lost
+    power since it last ran (``runtime.ha.boot``; a kill -9 loses nothing, and a controller-mode
+    master never showed consumers what its in-sync slaves lacked). The node records the
+    suspicion before the store opens (classic) or just after (controller mode, whose role
+    changes open the store again before the new term clears it): read, not recorded, here."""
     opened = ctx.opened
-    if opened is not None and opened.report.unclean:
-        return True
-    state = getattr(ctx.replication, "state", None)
-    return bool(getattr(state, "controller_mode", False))
+    if opened is None:
+        return False
+    return boot.power_cut_pending(ctx.settings.root, opened.report.unclean)
 
 
 class _OffsetsFile(msgspec.Struct, rename="camel"):
@@ -169,10 +172,10 @@ class ConsumerOffsets(GeventActor):
         return keys
 
     def _raise_guard(self) -> None:
-        """Guard the groups that have offsets from the queue ends now (the term's start)."""
+        """Guard every group from the queue ends now (the term's start)."""
         opened = self.ctx.opened
         if opened is not None:
-            self.ctx.tail_guard.raise_at(opened.next_offsets, self.table)
+            self.ctx.tail_guard.raise_at(opened.next_offsets)
 
     def on_stop(self) -> None:
         if self._dirty:

@@ -1,6 +1,7 @@
 """Did the machine restart since a store was last used? (A power loss's sign.)
 
     power_cut_suspected(store_root, unclean, sync_flush=...) -> bool    (once per node start)
+    power_cut_pending(store_root, unclean) -> bool    (the same, read only)
     clear(store_root)
 
 A store whose last run stopped uncleanly (its abort marker) on an earlier boot of the machine
@@ -69,6 +70,18 @@ def power_cut_suspected(
         with contextlib.suppress(OSError):
             write_atomic(path, (boot + "\n" + (SYNC_FLUSH + "\n" if sync_flush else "")).encode())
     return os.path.exists(marker)
+
+
+def power_cut_pending(store_root: str, unclean: bool, boot: str | None = None) -> bool:
+    """What ``power_cut_suspected`` says (or said) of this start, without recording anything:
+    the marker is there, or the store stopped uncleanly (``unclean``) on another boot than this
+    one (``boot``, default the current) after a run that acknowledged unsynced records. For
+    readers that may run before or after the node records its boot."""
+    if os.path.exists(os.path.join(store_root, MARKER)):
+        return True
+    boot = boot if boot is not None else current_boot()
+    previous, durable = _read(os.path.join(store_root, FILE))
+    return unclean and not durable and (boot is None or previous is None or previous != boot)
 
 
 def clear(store_root: str) -> None:

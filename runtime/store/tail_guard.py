@@ -1,43 +1,48 @@
 """TailLossGuard: after a master's log may have lost its tail, consumers still running must not
 pass the queue offsets that new messages take again.
 
-    guard.raise_at(ends, groups)              a master's term starts on a log that may be short
+    guard.raise_at(ends)                      a master's term starts on a log that may be short
     guard.lower()                             the node is a slave: nothing to guard
     guard.forget(topic=..., group=...)        a topic deleted, a group's offsets removed
     guard.bound(group, topic, queue_id)       -> the highest offset the group may pull from, or None
     guard.vouch(group, topic, queue_id, offset)      an offset this master handed the group
     guard.commit_value(group, topic, queue_id, offset)  -> the offset to store for a commit
 
-A power loss under ASYNC_FLUSH, or a failover to a slave that lagged, leaves a master whose
-queues end below offsets its consumers had already read (``F``, the queue's end when the term
-starts). New messages take those offsets again. RocketMQ answers a pull past a queue's end with
-PULL_OFFSET_MOVED back to the end, but only while the end is still below the consumer's
-position: once new messages reach it, a consumer that kept its position skips every one of
-them between ``F`` and where it was, and commits that position, so a consumer that starts
-later skips them too (the store lowers committed offsets past the ends when it opens:
-``clamp_to_ends``; a consumer left running commits its old position again).
+A power loss under ASYNC_FLUSH leaves a master whose queues end below offsets its consumers had
+already read (``F``, the queue's end when the term starts). New messages take those offsets
+again. RocketMQ answers a pull past a queue's end with PULL_OFFSET_MOVED back to the end, but
+only while the end is still below the consumer's position: once new messages reach it, a
+consumer that kept its position skips every one of them between ``F`` and where it was, and
+commits that position, so a consumer that starts later skips them too (the store lowers
+committed offsets past the ends when it opens: ``clamp_to_ends``; a consumer left running
+commits its old position again).
 
-Raised when such a term starts, the guard knows, per (group, queue), the highest offset this
-master has vouched for: ``F`` or any ``nextBeginOffset`` it answered the group since (and the
-offsets an operator reset the group to). A pull from further on is a position from the old log:
+Raised when such a term starts (``ConsumerOffsets``: a master whose machine lost power since it
+last ran), the guard knows, per (group, queue), the highest offset this master has vouched for:
+``F`` or any ``nextBeginOffset`` it answered the group from its log since (and the offsets an
+operator reset or cloned the group to). A pull from further on is a position from the old log:
 it is answered PULL_OFFSET_MOVED to that offset (the consumer reads the new messages from
 ``F``: duplicates of what it had read, never a skip), and a commit further on is stored as that
-offset. Only the groups with a committed offset of the topic when the guard was raised are
-guarded (a group that starts later holds no position of the old log), so a new group's
-CONSUME_FROM_LAST_OFFSET or a timestamp is never moved back.
+offset. Every group is guarded, also one without a committed offset (its first commits may
+have been lost with the tail), except on a topic deleted since or for a group whose offsets
+were removed since (``forget``: made again, they hold no position of the old log).
 
-Costs, all duplicates: a guarded group that read from a slave (``slaveReadEnable``) past what
-this master answered it, or a lite consumer's seek past it, is moved back once. Not guarded:
-broadcasting consumers (their offsets stay in the client, never committed) and a node restarted
-since (the guard lives in the process; the consumer then gets RocketMQ's answer).
+Costs, all duplicates and only until the process restarts: a group that starts from the last
+offset or a timestamp past ``F`` (a queue whose minimum offset is above 0; else a new group
+starts at 0), a group that read from a slave (``slaveReadEnable``) past what this master
+answered it, a lite consumer's seek past it, or an UPDATE_CONSUMER_OFFSET past it (use
+resetOffsetByTime, which vouches) is moved back, at most to ``F``. Not covered: broadcasting
+consumers of one group share what it vouched for (one instance's pulls let another's old
+position through), and a node restarted since guards nothing (the guard lives in the process;
+the consumer then gets RocketMQ's answer).
 
-State: the queue ends when raised, the guarded ``topic@group`` keys, the vouched offsets. Plain
+State: the queue ends when raised, the vouched offsets, the forgotten topics and groups. Plain
 data shared by the pull and offset handlers and the ConsumerOffsets actor, all on one hub.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 from loguru import logger
 
@@ -50,22 +55,22 @@ class TailLossGuard:
     def __init__(self) -> None:
         self.raised = False
         self._ends: dict[QueueKey, int] = {}
-        self._groups: frozenset[str] = frozenset()
+        self._free_topics: set[str] = set()
+        self._free_groups: set[str] = set()
         self._vouched: dict[tuple[str, str, int], int] = {}
         self._told: set[tuple[str, str, str, int]] = set()
 
-    def raise_at(self, ends: Mapping[QueueKey, int], groups: Iterable[str]) -> None:
-        """Guard the ``groups`` (``topic@group`` keys) from the queue ``ends`` (the next
-        offset of each (topic, queueId); a queue not in it ends at 0)."""
+    def raise_at(self, ends: Mapping[QueueKey, int]) -> None:
+        """Guard every group from the queue ``ends`` (the next offset of each (topic, queueId);
+        a queue not in it ends at 0)."""
+        self.lower()
         self._ends = dict(ends)
-        self._groups = frozenset(groups)
-        self._vouched = {}
-        self._told = set()
         self.raised = True
 
     def lower(self) -> None:
         self.raised = False
-        self._ends, self._groups, self._vouched, self._told = {}, frozenset(), {}, set()
+        self._ends, self._vouched, self._told = {}, {}, set()
+        self._free_topics, self._free_groups = set(), set()
 
     def forget(self, *, topic: str | None = None, group: str | None = None) -> None:
         """The offsets of ``topic`` (deleted) or of ``group`` (its offsets removed) are gone:
@@ -73,22 +78,15 @@ class TailLossGuard:
         so it is no longer guarded there (a CONSUME_FROM_LAST_OFFSET is not moved back)."""
         if not self.raised:
             return
-        keep = [
-            key
-            for key in self._groups
-            if not (
-                (topic is not None and key.startswith(f"{topic}@"))
-                or (group is not None and key.endswith(f"@{group}"))
-            )
-        ]
-        self._groups = frozenset(keep)
         if topic is not None:
-            self._ends = {k: v for k, v in self._ends.items() if k[0] != topic}
+            self._free_topics.add(topic)
+        if group is not None:
+            self._free_groups.add(group)
         self._vouched = {k: v for k, v in self._vouched.items() if k[1] != topic and k[0] != group}
 
     def bound(self, group: str, topic: str, queue_id: int) -> int | None:
         """The highest offset ``group`` may pull ``topic``/``queue_id`` from; None: any."""
-        if not self.raised or f"{topic}@{group}" not in self._groups:
+        if not self.raised or topic in self._free_topics or group in self._free_groups:
             return None
         end = self._ends.get((topic, queue_id), 0)
         vouched = self._vouched.get((group, topic, queue_id), 0)

@@ -26,6 +26,7 @@ from actors.broker.topic_config_data import TopicConfigData
 from runtime.actor import new_future, others_ready
 from runtime.directory import Directory
 from runtime.errors import ActorFailure
+from runtime.ha import boot
 from runtime.store import accel
 from runtime.store import checkpoint as ckpt
 from runtime.store import record as R
@@ -586,32 +587,34 @@ def test_a_reconciling_master_lowers_committed_offsets_only_when_told(tmp_path: 
         again.stop()
 
 
-@pytest.mark.parametrize("stop", ["clean", "crash", "crash-slave"])
-def test_a_master_back_from_an_unclean_stop_raises_the_tail_guard(
-    tmp_path: Path, stop: str
-) -> None:
-    # Given a store with 5 messages in T/0 and group g's committed offset
+@pytest.mark.parametrize("stop", ["clean", "kill", "power-loss", "power-loss-slave"])
+def test_a_master_back_from_a_power_loss_raises_the_tail_guard(tmp_path: Path, stop: str) -> None:
+    # Given a store with 5 messages in T/0 and group g's committed offset, stopped cleanly,
+    # killed (the machine up: nothing lost), or killed with its machine (an earlier boot)
     store = open_store(tmp_path)
     put(store, *(rec(f"m{i}".encode()) for i in range(5)))
     store.commit_offset("g", "T", 0, 5).get(timeout=T)
     store.stop() if stop == "clean" else store.simulate_crash()
-    # (the guard a broker node keeps across its rebuilds, raised by an earlier term)
+    booted = "an-earlier-boot" if stop.startswith("power-loss") else (boot.current_boot() or "")
+    (tmp_path / boot.FILE).write_text(booted + "\n")
+    # (the guard a broker node keeps across its rebuilds, raised by an earlier term at 0)
     kept = TailLossGuard()
-    kept.raise_at({}, ["T@old"])
+    kept.raise_at({})
     # When it opens again (as a master, or as a slave)
-    again = BrokerStore.build(settings_for(tmp_path, read_only=stop == "crash-slave"), Directory())
+    slave = stop == "power-loss-slave"
+    again = BrokerStore.build(settings_for(tmp_path, read_only=slave), Directory())
     again.ctx.tail_guard = kept
     again.start()
     try:
         again.query_offset("g", "T", 0).get(timeout=T)  # (ConsumerOffsets is up)
-        # Then after an unclean stop (the tail may be lost) a master guards g from the end it
-        # recovered; after a clean stop the guard stays as it was; a slave lowers it
-        if stop == "crash":
-            assert kept.bound("g", "T", 0) == 5 and kept.bound("old", "T", 0) is None
-        elif stop == "clean":
-            assert kept.bound("old", "T", 0) == 0 and kept.bound("g", "T", 0) is None
-        else:
+        # Then after a power loss (the tail may be lost) a master guards its groups from the
+        # end it recovered; otherwise the guard stays as it was; a slave lowers it
+        if stop == "power-loss":
+            assert kept.bound("g", "T", 0) == 5 and kept.bound("other", "T", 0) == 5
+        elif slave:
             assert not kept.raised
+        else:
+            assert kept.bound("g", "T", 0) == 0
     finally:
         again.stop()
 
@@ -619,12 +622,13 @@ def test_a_master_back_from_an_unclean_stop_raises_the_tail_guard(
 def test_a_topic_deleted_or_a_group_whose_offsets_are_removed_is_no_longer_guarded(
     tmp_path: Path,
 ) -> None:
-    # Given a master back from an unclean stop guarding g and h on T/0 (end 5) and g on U/0
+    # Given a master back from a power loss guarding g and h on T/0 (end 5) and g on U/0
     store = open_store(tmp_path)
     put(store, *(rec(f"m{i}".encode()) for i in range(5)))
     for group, topic in (("g", "T"), ("h", "T"), ("g", "U")):
         store.commit_offset(group, topic, 0, 1).get(timeout=T)
     store.simulate_crash()
+    (tmp_path / boot.FILE).write_text("an-earlier-boot\n")
     again = open_store(tmp_path)
     try:
         guard = again.ctx.tail_guard
@@ -634,9 +638,9 @@ def test_a_topic_deleted_or_a_group_whose_offsets_are_removed_is_no_longer_guard
         assert again.remove_topic_offsets("T").get(timeout=T).get(timeout=T)
         again.remove_group_offsets("g").get(timeout=T)
         # Then made again, they hold no position of the lost log: a consumer that starts
-        # from the end or a timestamp is not moved back
+        # from the end or a timestamp is not moved back; other groups and topics still are
         assert guard.bound("g", "T", 0) is None and guard.bound("h", "T", 0) is None
-        assert guard.bound("g", "U", 0) is None
+        assert guard.bound("g", "U", 0) is None and guard.bound("h", "U", 0) == 0
     finally:
         again.stop()
 

@@ -1,5 +1,5 @@
-"""TailLossGuard: the highest offset a guarded group may pull from and commit after a term began
-on a log that may have lost its tail."""
+"""TailLossGuard: the highest offset a group may pull from and commit after a term began on a
+log that may have lost its tail."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from runtime.store.tail_guard import TailLossGuard
 
 def raised() -> TailLossGuard:
     guard = TailLossGuard()
-    # a term begins with T/0 ending at 4, T/1 at 7; g and h had offsets of T, k of U
-    guard.raise_at({("T", 0): 4, ("T", 1): 7}, ["T@g", "T@h", "U@k"])
+    # a term begins with T/0 ending at 4, T/1 at 7 (the store holds nothing of U)
+    guard.raise_at({("T", 0): 4, ("T", 1): 7})
     return guard
 
 
@@ -27,7 +27,7 @@ def test_a_lowered_guard_bounds_nothing() -> None:
     assert guard.bound("g", "T", 0) is None
     assert guard.commit_value("g", "T", 0, 99) == 99
     guard.vouch("g", "T", 0, 50)  # (nothing is kept while lowered)
-    guard.raise_at({("T", 0): 4}, ["T@g"])
+    guard.raise_at({("T", 0): 4})
     assert guard.bound("g", "T", 0) == 4
 
 
@@ -40,11 +40,11 @@ def test_a_guarded_group_is_bounded_by_the_queue_end_at_the_term_start() -> None
     assert guard.bound("k", "U", 0) == 0
 
 
-def test_groups_without_offsets_when_raised_are_not_guarded() -> None:
+def test_every_group_is_guarded_also_one_without_offsets() -> None:
+    # (its first commits may have been lost with the tail)
     guard = raised()
-    assert guard.bound("new", "T", 0) is None
-    assert guard.bound("k", "T", 0) is None  # (k had offsets of U only)
-    assert guard.commit_value("new", "T", 0, 99) == 99
+    assert guard.bound("new", "T", 0) == 4
+    assert guard.commit_value("new", "T", 0, 99) == 4
 
 
 def test_what_the_master_hands_a_group_raises_its_bound() -> None:
@@ -81,9 +81,10 @@ def test_a_topic_or_group_forgotten_is_no_longer_guarded_the_others_are() -> Non
 def test_raising_again_starts_over_and_lowering_forgets() -> None:
     guard = raised()
     guard.vouch("g", "T", 0, 12)
-    guard.raise_at({("T", 0): 6}, ["T@g"])
+    guard.forget(group="h")
+    guard.raise_at({("T", 0): 6})
     assert guard.bound("g", "T", 0) == 6
-    assert guard.bound("h", "T", 0) is None
+    assert guard.bound("h", "T", 0) == 6  # (what was forgotten is guarded again)
     guard.lower()
     assert not guard.raised and guard.bound("g", "T", 0) is None
 
@@ -138,7 +139,7 @@ def _pull(ctx: Any, offset: int) -> RemotingCommand:
 def test_what_a_master_hands_out_while_its_lease_lapsed_is_vouched_for() -> None:
     # Given a controller-mode master guarding g from T/0's end 4 (its term's start), g at 4
     guard = TailLossGuard()
-    guard.raise_at({("T", 0): 4}, ["T@g"])
+    guard.raise_at({("T", 0): 4})
     ha = SimpleNamespace(writable=True, reconciling=False, master_link_up=False)
     ha.accepting_writes = lambda: ha.writable
     ctx = SimpleNamespace(
