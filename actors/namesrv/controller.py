@@ -42,7 +42,11 @@ unclean stop on an earlier boot) while another member of the in-sync set, or the
 away: a last master or slave back from a power loss with a shorter log is not elected over
 records a replica still holds (RELIABILITY.md R14); a WARNING says so when that leaves nobody.
 Such a master back within its own lease gets no lease. No candidate: no election (the group
-keeps no master until one returns).
+keeps no master until one returns), unless every member that may hold the acknowledged records
+(the in-sync set and the last master) has been back for a lease without them: every replica
+lost power at once (RELIABILITY.md §5, ASYNC_FLUSH + SYNC_MASTER: "possible loss"), and
+waiting cannot bring them back. The best of the candidates then wins, with an ERROR saying how
+many acknowledged bytes are lost, and the group's acknowledged offset becomes its end.
 
 State: per group the term, its master and last master, the in-sync set and the members' ids,
 kept in ``controller_store`` (``controllerStorePath``; without one, memory only) and restored

@@ -79,6 +79,7 @@ class Group:
         "prev_epoch",
         "prev_isr",
         "prev_master",
+        "short_since",
         "sync",
     )
 
@@ -101,6 +102,9 @@ class Group:
         self.prev_master: int | None = None
         self.confirmed = 0
         """The highest offset a master of this group reported acknowledged."""
+        self.short_since: float | None = None
+        """Since when every member that may hold the acknowledged records has been back
+        without them (the election's last resort, ``Elections._decide``); None: not so."""
         self.confirmed_saved = 0
         """What the group's record holds of it (it is saved at most every few seconds)."""
         self.confirmed_saved_at = float("-inf")
@@ -121,10 +125,15 @@ class Group:
             return False
         if not m.power_cut:
             return True
+        return not self.away(live) - {node}
+
+    def away(self, live: set[int]) -> set[int]:
+        """The members that may hold the acknowledged records (the in-sync set and the last
+        master; after a term never run, the previous term's too) not heard from lately."""
         others: set[int | None] = {*self.isr, self.last_master}
         if not self.claimed:  # (a term never run: the previous one's set and master stand)
             others |= self.prev_isr | {self.prev_master}
-        return not {n for n in others if n != node and n in self.members} - live
+        return {n for n in others if n is not None and n in self.members} - live
 
     def last_heard(self) -> float:
         """When a member was last heard from (-inf: none since the controller started)."""

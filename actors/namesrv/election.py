@@ -8,7 +8,10 @@ this module holds them:
 - ``_candidates``: the live members the rules allow; ``_decide`` keeps those that hold what
   was acknowledged (``Group.holds_confirmed``: the group's ``confirmed`` offset, and no power
   loss while a member that may hold more is away) and elects the one with the newest epoch and
-  the longest log; nobody left: a WARNING (``_warn_short``).
+  the longest log; nobody left: a WARNING (``_warn_short``), unless every member that may hold
+  those records has been back without them for a lease (all lost power at once): then the best
+  of them wins anyway, with an ERROR naming what is lost (``_elect_short``; ``confirmed``
+  becomes its end).
 - ``_short``: a master back within its lease short of ``confirmed`` or from a power loss gets
   no lease (``_note_confirmed`` keeps ``confirmed`` from the master's heartbeats).
 - ``_elect``: a new term (epoch + 1), its master told at once (CONTROLLER_NOTIFY).
@@ -140,12 +143,45 @@ class Elections:
         eligible = self._candidates(g, now, exclude)
         live = set(g.live(now, self.lease_s))
         candidates = [n for n in eligible if g.holds_confirmed(n, live)]
-        if len(candidates) < len(eligible) and not candidates:
+        if candidates or not eligible:
+            g.short_since = None
+        elif g.away(live):
+            g.short_since = None
             self._warn_short(g, eligible, now)
+        else:
+            # Every member that may hold what was acknowledged is back without it (all lost
+            # power at once): waiting cannot bring it back. After a lease of this, the best
+            # log left wins, as RocketMQ's controller elects an in-sync replica it cannot
+            # tell is short.
+            if g.short_since is None:
+                g.short_since = now
+            if now - g.short_since < self.lease_s:
+                self._warn_short(g, eligible, now)
+                return
+            candidates = eligible
         if not candidates:
             return
         best = max(candidates, key=lambda n: (g.members[n].epoch, g.members[n].max_offset, -n))
+        if g.short_since is not None:
+            self._elect_short(g, best)
         self._elect(g, best, now)
+
+    def _elect_short(self, g: Group, node: int) -> None:
+        """``node`` is elected although its log ends before what was acknowledged: say what
+        is lost, and make its end the group's acknowledged offset (or it would get no lease)."""
+        member = g.members[node]
+        logger.error(
+            "controller: {} elects {} at offset {} although {} was acknowledged: every member "
+            "that may have held {} bytes of acknowledged records came back without them (a "
+            "power loss of every replica under ASYNC_FLUSH); they are lost",
+            g.name,
+            node,
+            member.max_offset,
+            g.confirmed,
+            g.confirmed - member.max_offset,
+        )
+        g.confirmed = g.confirmed_saved = member.max_offset
+        g.short_since = None
 
     def _warn_short(self, g: Group, eligible: list[int], now: float) -> None:
         """Nobody elected: every candidate's log ends before the acknowledged offset, or

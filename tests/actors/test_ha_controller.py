@@ -335,3 +335,67 @@ def test_after_a_term_never_run_a_power_loss_waits_for_that_terms_in_sync_set() 
     assert f.groups()["master"] is None
     f.beat(node=3, epoch=1, offset=5000, power_cut=True)
     assert f.groups()["master"] == 3
+
+
+def test_when_every_replica_came_back_short_the_longest_wins_after_a_lease() -> None:
+    # Given master 0 that acknowledged up to 5000 with slave 1 in sync
+    f = Fixture()
+    start_group(f)
+    f.beat(node=1, epoch=1, offset=5000)
+    f.beat(node=0, claim=True, epoch=1, isr=[1], offset=5000, confirmed=5000)
+    # When both machines lose power and both come back short of it (4900 and 4950)
+    f.clock.now += LEASE_S + MARGIN_S + 0.1
+    f.tick()
+
+    def both_back() -> None:
+        f.beat(node=0, epoch=1, offset=4900, power_cut=True)
+        f.beat(node=1, epoch=1, offset=4950, power_cut=True)
+        f.tick()
+
+    both_back()
+    # Then nobody is elected at once (a replica holding the records might still report) ...
+    assert f.groups()["master"] is None
+    f.clock.now += LEASE_S / 2
+    both_back()
+    assert f.groups()["master"] is None
+    # ... but after a lease of every replica back without them, the longest log wins: the
+    # records are gone everywhere, and waiting would keep the group down for ever
+    f.clock.now += LEASE_S / 2 + 0.01
+    both_back()
+    assert (f.groups()["master"], f.groups()["epoch"]) == (1, 2)
+    # And its end is the group's acknowledged offset now, so it takes its lease
+    assert f.groups()["confirmed"] == 4950
+    leased = f.beat(node=1, claim=True, epoch=2, offset=4950)
+    assert leased.role is ControlRole.MASTER and leased.lease_ms > 0
+
+
+def test_a_replica_away_stops_the_last_resort_and_starts_its_wait_over() -> None:
+    # Given master 0 (acknowledged 5000) and slave 1 in sync, both lost power
+    f = Fixture()
+    start_group(f)
+    f.beat(node=1, epoch=1, offset=5000)
+    f.beat(node=0, claim=True, epoch=1, isr=[1], offset=5000, confirmed=5000)
+    f.clock.now += LEASE_S + MARGIN_S + 0.1
+    f.tick()
+    # When both are back short for most of a lease, then 1 goes silent for a lease
+    f.beat(node=0, epoch=1, offset=4900, power_cut=True)
+    f.beat(node=1, epoch=1, offset=4950, power_cut=True)
+    f.tick()
+    f.clock.now += LEASE_S * 0.9
+    f.beat(node=0, epoch=1, offset=4900, power_cut=True)
+    f.tick()
+    f.clock.now += LEASE_S * 0.2
+    f.beat(node=0, epoch=1, offset=4900, power_cut=True)
+    f.tick()
+    # Then nobody is elected while it is away (it may hold the records) ...
+    assert f.groups()["master"] is None
+    # ... and once it is back, short, the wait starts over
+    f.beat(node=1, epoch=1, offset=4950, power_cut=True)
+    f.tick()
+    assert f.groups()["master"] is None
+    for _ in range(2):  # (both heartbeating)
+        f.clock.now += LEASE_S / 2 + 0.01
+        f.beat(node=0, epoch=1, offset=4900, power_cut=True)
+        f.beat(node=1, epoch=1, offset=4950, power_cut=True)
+        f.tick()
+    assert f.groups()["master"] == 1

@@ -27,6 +27,14 @@ send acknowledged while the short master ran alone, writes resumed within ``RTO_
 slave's restart after every fault, at least one power loss, and the consumer group read every
 value of the final log (a consumer past offsets the master reuses is moved back to them by the
 tail-loss guard, ``runtime.store.tail_guard``: none skipped).
+
+R14-all, R14-all-classic (soak only; RELIABILITY.md §5, "power loss of all replicas at once",
+ASYNC_FLUSH + SYNC_MASTER: possible loss): both machines lose power at once, each log losing
+its own seeded tail, and both start again. Criteria: acked values lost only as the tail before
+a power loss, one value per read offset (the lost values' offsets excepted: new messages take
+them), contiguous offsets, replicas equal, a master back within ``RTO_BOUND`` after every
+fault (the controller elects the best log once every in-sync replica is back without the lost
+records), and the group read every value of the final log.
 """
 
 from __future__ import annotations
@@ -268,8 +276,106 @@ def _r14_classic(name: str, cfg: RunConfig, role: str) -> Result:
     return run.result(verdict, report)
 
 
+class PowerLossAll:
+    """R14-all's fault: the machines of the master and the slave lose power at once (both
+    killed, each log's tail cut by its own seeded amount, each reboot faked); both start again
+    together, and the heal waits (bounded) for a master."""
+
+    kind = "power-loss-all"
+
+    def __init__(self, run: HaRun, rng: random.Random) -> None:
+        self.run = run
+        self.rng = rng
+        self.target = "all"
+
+    def inject(self) -> dict[str, Any]:
+        nodes = list(self.run.cluster.brokers.values())
+        for node in nodes:
+            node.kill()
+        store = self.run.cluster.workdir / "store"
+        cuts = {node.name: power_loss(store / node.name, self.rng)["cut"] for node in nodes}
+        return {"cuts": cuts}
+
+    def heal(self) -> dict[str, Any]:
+        cluster = self.run.cluster
+        for node in cluster.brokers.values():
+            node.start()
+        start = time.monotonic()
+        try:
+            admin.wait_until(
+                lambda: cluster.master_address(BROKER) is not None, RTO_BOUND, "a master"
+            )
+            waited: float | None = round(time.monotonic() - start, 3)
+        except TimeoutError:
+            waited = None
+        return {"master": cluster.master_address(BROKER), "failover_wait": waited}
+
+
+def r14_all(cfg: RunConfig) -> Result:
+    """R14-all (soak only; RELIABILITY.md §5, "power loss of all replicas at once", ASYNC_FLUSH
+    + SYNC_MASTER: possible loss) with the controller."""
+    rng = random.Random(cfg.seed)
+    run, _report, ends, verdict = _failover_scenario(
+        "R14-all", cfg, "SYNC_MASTER", lambda r: [PowerLossAll(r, rng)], (0.5, 1.0)
+    )
+    return _all_lost(run, ends, verdict)
+
+
+def r14_all_classic(cfg: RunConfig) -> Result:
+    """R14-all without a controller: the classic master reconciles from its slave (which
+    lost its own tail) before it takes writes."""
+    rng = random.Random(cfg.seed)
+    timing = Timing(interval=(1.0, 2.0), window=(0.5, 1.0))
+    run, ends, verdict = classic_scenario(
+        "R14-all-classic", cfg, "SYNC_MASTER", lambda r: [PowerLossAll(r, rng)], timing
+    )
+    return _all_lost(run, ends, verdict)
+
+
+def _all_lost(run: HaRun, ends: dict[str, int], verdict: C.Verdict) -> Result:
+    """R14-all's criteria: acknowledged values lost only as the tail before a power loss,
+    nothing unexpected, one value per read offset (lost values' offsets excepted: new
+    messages take them), contiguous offsets, a master back within ``RTO_BOUND`` after every
+    fault, replicas equal at the end (checked by the run), and the group read every value of
+    the final log (none skipped past a reused offset: the tail-loss guard)."""
+    report = _check(run)
+    events = run.history.snapshot()
+    faults = [e.mono for e in events if e.type == "event" and e.f == "fault"]
+    bad = C.lost_outside_postfix(events, [VERIFY], faults)
+    verdict.require("lost only as lost-postfix before a power loss", not bad, bad)
+    everyone = C.total_queue(events)
+    lost = set(C.total_queue(events, [VERIFY]).lost)
+    taken = lost | (
+        {v for v, s in C.sends(events).items() if s.type == "info"} - set(everyone.recovered)
+    )
+    clash = C.inconsistent_offsets(events, ignore_values=taken)
+    clash = {at: vs for at, vs in clash.items() if len(set(vs) - taken) > 1}
+    verdict.require("inconsistent-offsets = ∅ (lost tails excepted)", not clash, clash)
+    verdict.require("unexpected = ∅", not everyone.unexpected, everyone.unexpected)
+    gaps = C.group_gaps(events, VERIFY, from_zero=True)
+    verdict.require("offsets contiguous from 0 in every queue", not gaps, gaps)
+    unread = read_values(run.history, VERIFY) - read_values(run.history, GROUP)
+    verdict.require("the group read every value of the final log", not unread, sorted(unread)[:20])
+    injected = [e.data or {} for e in events if e.type == "event" and e.f == "fault"]
+    healed = [e.data or {} for e in events if e.type == "event" and e.f == "heal"]
+    waits = [h.get("failover_wait") for h in healed]
+    run.facts["lost_postfix"] = len(lost)
+    run.facts["group_unread"] = len(unread)
+    run.facts["cuts"] = [d.get("cuts") for d in injected]
+    run.facts["master_back_s"] = waits
+    verdict.require("at least one power loss", bool(injected), injected)
+    verdict.require(
+        f"a master within {RTO_BOUND}s after every fault",
+        bool(waits) and None not in waits,
+        waits,
+    )
+    return run.result(verdict, report)
+
+
 POWER_SCENARIOS = {
     "R14": r14,
     "R14-classic": r14_classic,
     "R14-classic-async": r14_classic_async,
+    "R14-all": r14_all,
+    "R14-all-classic": r14_all_classic,
 }
