@@ -57,6 +57,7 @@ from tests.chaos.scenarios import GROUP, VERIFY, Result, RunConfig
 from tests.chaos.scenarios_ha import (
     BROKER,
     RTO_BOUND,
+    SYNC_FLUSH,
     HaRun,
     _check,
     _failover_scenario,
@@ -283,9 +284,11 @@ class PowerLossAll:
 
     kind = "power-loss-all"
 
-    def __init__(self, run: HaRun, rng: random.Random) -> None:
+    def __init__(self, run: HaRun, rng: random.Random, *, cut: bool = True) -> None:
         self.run = run
         self.rng = rng
+        self.cut = cut
+        """False (SYNC_FLUSH): what was acknowledged was fsync'd; only the reboot is faked."""
         self.target = "all"
 
     def inject(self) -> dict[str, Any]:
@@ -293,7 +296,12 @@ class PowerLossAll:
         for node in nodes:
             node.kill()
         store = self.run.cluster.workdir / "store"
-        cuts = {node.name: power_loss(store / node.name, self.rng)["cut"] for node in nodes}
+        cuts = {}
+        for node in nodes:
+            if self.cut:
+                cuts[node.name] = power_loss(store / node.name, self.rng)["cut"]
+            else:
+                (store / node.name / boot.FILE).write_text("a-boot-before-the-power-loss\n")
         return {"cuts": cuts}
 
     def heal(self) -> dict[str, Any]:
@@ -321,6 +329,31 @@ def r14_all(cfg: RunConfig) -> Result:
     return _all_lost(run, ends, verdict)
 
 
+def r14_all_async(cfg: RunConfig) -> Result:
+    """R14-all on an ASYNC_MASTER (§5, ASYNC_FLUSH + ASYNC_MASTER: tail loss)."""
+    rng = random.Random(cfg.seed)
+    run, _report, ends, verdict = _failover_scenario(
+        "R14-all-async", cfg, "ASYNC_MASTER", lambda r: [PowerLossAll(r, rng)], (0.5, 1.0)
+    )
+    return _all_lost(run, ends, verdict)
+
+
+def r14_all_sync_flush(cfg: RunConfig) -> Result:
+    """R14-all with SYNC_FLUSH on every node (§5, SYNC_FLUSH + SYNC_MASTER: 0 loss, slaves
+    fsync before they acknowledge): nothing acknowledged was unsynced, so nothing is cut; the
+    reboot is faked (a SYNC_FLUSH run is not suspected of a loss)."""
+    rng = random.Random(cfg.seed)
+    run, _report, ends, verdict = _failover_scenario(
+        "R14-all-syncflush",
+        cfg,
+        "SYNC_MASTER",
+        lambda r: [PowerLossAll(r, rng, cut=False)],
+        (0.5, 1.0),
+        broker_extra=SYNC_FLUSH,
+    )
+    return _all_lost(run, ends, verdict, zero_loss=True)
+
+
 def r14_all_classic(cfg: RunConfig) -> Result:
     """R14-all without a controller: the classic master reconciles from its slave (which
     lost its own tail) before it takes writes."""
@@ -332,7 +365,9 @@ def r14_all_classic(cfg: RunConfig) -> Result:
     return _all_lost(run, ends, verdict)
 
 
-def _all_lost(run: HaRun, ends: dict[str, int], verdict: C.Verdict) -> Result:
+def _all_lost(
+    run: HaRun, ends: dict[str, int], verdict: C.Verdict, *, zero_loss: bool = False
+) -> Result:
     """R14-all's criteria: acknowledged values lost only as the tail before a power loss,
     nothing unexpected, one value per read offset (lost values' offsets excepted: new
     messages take them), contiguous offsets, a master back within ``RTO_BOUND`` after every
@@ -345,6 +380,8 @@ def _all_lost(run: HaRun, ends: dict[str, int], verdict: C.Verdict) -> Result:
     verdict.require("lost only as lost-postfix before a power loss", not bad, bad)
     everyone = C.total_queue(events)
     lost = set(C.total_queue(events, [VERIFY]).lost)
+    if zero_loss:
+        verdict.require("lost = ∅ (acked, not in the final log)", not lost, sorted(lost)[:20])
     taken = lost | (
         {v for v, s in C.sends(events).items() if s.type == "info"} - set(everyone.recovered)
     )
@@ -378,4 +415,6 @@ POWER_SCENARIOS = {
     "R14-classic-async": r14_classic_async,
     "R14-all": r14_all,
     "R14-all-classic": r14_all_classic,
+    "R14-all-async": r14_all_async,
+    "R14-all-syncflush": r14_all_sync_flush,
 }
