@@ -239,6 +239,7 @@ class ControllerClient(GeventActor):
                 state.isr_acknowledged = frozenset(reply.in_sync)
                 state.isr_reported = frozenset()  # (one heartbeat in flight: this was it)
                 state.fenced = False
+                state.leased = True
                 state.notify()
                 if self._leased_epoch != reply.epoch:
                     self._leased_epoch = reply.epoch

@@ -16,6 +16,11 @@ stops under it (a restart or a role change). A pull that finds the store stopped
 SYSTEM_ERROR "store stopped", as RocketMQ answers a pull on a store that shut down. Tag
 filtering uses the tag hash in the consume queue; clients re-check tag strings, as RocketMQ's do.
 
+A controller-mode master that has held no lease since it started (``HAState.serves_reads``:
+recovery made all of its log visible, also a tail the group never confirmed, which the master
+elected instead may cut) reads out nothing: a suspended pull waits for its first lease, else
+(or at the hold's end) PULL_NOT_FOUND keeping the offset.
+
 A classic master reconciling its log after a power loss (``HAState.reconciling``) answers a
 pull past the end it kept (or at a queue it holds nothing of) as one at the end (held, then
 PULL_NOT_FOUND keeping the consumer's offset): the fetched tail may bring that offset back, and
@@ -183,6 +188,10 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
     if isinstance(chosen, FilterRefused):
         return reply(request, chosen.code, remark=chosen.remark)
     predicate, tag_codes = chosen
+    if ctx.ha is not None and not ctx.ha.serves_reads():
+        unsettled = _await_term(ctx, request, h)
+        if unsettled is not None:
+            return unsettled
     group, topic, queue_id = h.consumer_group, h.topic, h.queue_id
     guard = ctx.store.tail_guard
     if h.sys_flag & FLAG_COMMIT_OFFSET and h.commit_offset > 0 and ctx.cfg.is_master:
@@ -246,6 +255,31 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
     if guard.raised and (moves or outcome.status == "FOUND" or outcome.status in RETRY_NOW):
         guard.vouch(group, topic, queue_id, int(response.ext_fields["nextBeginOffset"]))
     return response
+
+
+def _await_term(
+    ctx: BrokerContext, request: RemotingCommand, h: PullMessageRequestHeader
+) -> RemotingCommand | None:
+    """A controller-mode master without a lease since it started (``HAState.serves_reads``):
+    a suspended pull waits (long polling) for its first lease; None once it holds one, else
+    PULL_NOT_FOUND keeping the consumer's offset (nothing of its log read yet)."""
+    if h.sys_flag & FLAG_SUSPEND and h.suspend_timeout_millis > 0:
+        mark_held()
+        ha = ctx.ha
+        if ha.wait_until(lambda s: s.serves_reads(), h.suspend_timeout_millis / 1000):
+            return None
+    ext = {
+        "nextBeginOffset": h.queue_offset,
+        "minOffset": h.queue_offset,
+        "maxOffset": h.queue_offset,
+        "suggestWhichBrokerId": MASTER_ID,
+    }
+    return reply(
+        request,
+        ResponseCode.PULL_NOT_FOUND,
+        ext_fields=ext,
+        remark="no term yet: this broker reads out its log once the controller confirms it",
+    )
 
 
 def _moved_back(

@@ -119,6 +119,8 @@ class HAState:
         self.slaves: dict[int, SlaveLink] = {}
         self.in_sync: frozenset[int] = frozenset()
         self.isr_acknowledged: frozenset[int] = frozenset()
+        self.leased = False
+        """Controller mode: this master has held a lease since it started (``serves_reads``)."""
         self.reconciling = False
         """Classic SYNC_MASTER back from a power loss: it takes no write until every slave its
         acks counted is back and it holds what they hold (``actors.broker.ha_reconcile``)."""
@@ -165,6 +167,15 @@ class HAState:
             and not self.reconciling
             and self.lease_valid()
         )
+
+    def serves_reads(self) -> bool:
+        """Whether pulls may read this node's log. Not a controller-mode master that has held
+        no lease since it started: recovery made all of its log visible, also a tail the group
+        never confirmed, which the master the controller elects instead may cut and give to
+        other messages (two messages read at one queue offset: chaos R14-all-async-syncflush).
+        Once leased its log is the group's; a lease lapsing later changes nothing (consumers
+        then see only what was confirmed)."""
+        return self.leased or not (self.controller_mode and self.role is Role.MASTER)
 
     def registrable(self) -> bool:
         """A master that may register with the name servers: one that accepts writes, or one

@@ -4,15 +4,11 @@ log that may have lost its tail."""
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Any
 
-from actors.broker import pull_handler
-from actors.broker.store_port import GetOutcome
 from config import BrokerConfig
-from runtime.remoting.bodies import TopicConfig
-from runtime.remoting.codes import RequestCode, ResponseCode
-from runtime.remoting.command import RemotingCommand
+from runtime.remoting.codes import ResponseCode
 from runtime.store.tail_guard import TailLossGuard
+from tests.unit.pull_support import FakeStore, pull_at
 
 
 def raised() -> TailLossGuard:
@@ -89,76 +85,30 @@ def test_raising_again_starts_over_and_lowering_forgets() -> None:
     assert not guard.raised and guard.bound("g", "T", 0) is None
 
 
-class _Store:
-    """The StorePort calls a pull makes: T/0 holds offsets 0 .. 11 (twelve 1-byte records)."""
-
-    running = True
-
-    def __init__(self, guard: TailLossGuard) -> None:
-        self.tail_guard = guard
-
-    def subscription_group(self, group: str) -> None:
-        return None
-
-    def topic(self, topic: str) -> TopicConfig:
-        return TopicConfig(topic_name=topic, read_queue_nums=1, write_queue_nums=1)
-
-    def get_messages(self, group: str, topic: str, queue_id: int, offset: int, n: int, *_: Any):
-        end = min(offset + 4, 12)
-        status = "FOUND" if offset < 12 else "OFFSET_OVERFLOW_ONE"
-        return GetOutcome(status, end, 0, 12, tuple(b"x" for _ in range(offset, end)))
-
-    def min_offset(self, topic: str, queue_id: int) -> int:
-        return 0
-
-    def max_offset(self, topic: str, queue_id: int) -> int:
-        return 12
-
-    def commit_offset(self, group: str, topic: str, queue_id: int, offset: int) -> None:
-        pass
-
-
-def _pull(ctx: Any, offset: int) -> RemotingCommand:
-    ext = {
-        "consumerGroup": "g",
-        "topic": "T",
-        "queueId": 0,
-        "queueOffset": offset,
-        "maxMsgNums": 4,
-        "sysFlag": 4,  # (the subscription comes with the pull)
-        "commitOffset": 0,
-        "suspendTimeoutMillis": 0,
-        "subscription": "*",
-        "subVersion": 0,
-        "expressionType": "TAG",
-    }
-    request = RemotingCommand.request(RequestCode.PULL_MESSAGE, ext)
-    return pull_handler.pull(ctx, SimpleNamespace(remote_address="c:1"), request)
-
-
 def test_what_a_master_hands_out_while_its_lease_lapsed_is_vouched_for() -> None:
     # Given a controller-mode master guarding g from T/0's end 4 (its term's start), g at 4
     guard = TailLossGuard()
     guard.raise_at({("T", 0): 4})
     ha = SimpleNamespace(writable=True, reconciling=False, master_link_up=False)
     ha.accepting_writes = lambda: ha.writable
+    ha.serves_reads = lambda: True  # (it held a lease since it started)
     ctx = SimpleNamespace(
         cfg=BrokerConfig(),
-        store=_Store(guard),
+        store=FakeStore(guard),
         ha=ha,
         got_messages=0,
         got_by={},
         got_bytes_by={},
     )
-    assert _pull(ctx, 4).code == ResponseCode.SUCCESS
+    assert pull_at(ctx, 4).code == ResponseCode.SUCCESS
     # When its lease lapses for a while (it serves reads, moves no consumer), g reads on to 12
     ha.writable = False
-    assert int(_pull(ctx, 8).ext_fields["nextBeginOffset"]) == 12
+    assert int(pull_at(ctx, 8).ext_fields["nextBeginOffset"]) == 12
     # Then once it holds its lease again, g's pull from 12 (this log's own answer) is served
     ha.writable = True
-    answer = _pull(ctx, 12)
+    answer = pull_at(ctx, 12)
     assert answer.code == ResponseCode.PULL_NOT_FOUND, (answer.code, answer.remark)
     # (while a position this master never handed g is still moved back)
-    moved = _pull(ctx, 13)
+    moved = pull_at(ctx, 13)
     assert moved.code == ResponseCode.PULL_OFFSET_MOVED
     assert int(moved.ext_fields["nextBeginOffset"]) == 12

@@ -1,0 +1,61 @@
+"""A fake store and a pull request for unit tests of the pull handler."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from actors.broker import pull_handler
+from actors.broker.store_port import GetOutcome
+from runtime.remoting.bodies import TopicConfig
+from runtime.remoting.codes import RequestCode
+from runtime.remoting.command import RemotingCommand
+from runtime.store.tail_guard import TailLossGuard
+
+
+class FakeStore:
+    """The StorePort calls a pull makes: T/0 holds offsets 0 .. 11 (twelve 1-byte records)."""
+
+    running = True
+
+    def __init__(self, guard: TailLossGuard) -> None:
+        self.tail_guard = guard
+
+    def subscription_group(self, group: str) -> None:
+        return None
+
+    def topic(self, topic: str) -> TopicConfig:
+        return TopicConfig(topic_name=topic, read_queue_nums=1, write_queue_nums=1)
+
+    def get_messages(self, group: str, topic: str, queue_id: int, offset: int, n: int, *_: Any):
+        end = min(offset + 4, 12)
+        status = "FOUND" if offset < 12 else "OFFSET_OVERFLOW_ONE"
+        return GetOutcome(status, end, 0, 12, tuple(b"x" for _ in range(offset, end)))
+
+    def min_offset(self, topic: str, queue_id: int) -> int:
+        return 0
+
+    def max_offset(self, topic: str, queue_id: int) -> int:
+        return 12
+
+    def commit_offset(self, group: str, topic: str, queue_id: int, offset: int) -> None:
+        pass
+
+
+def pull_at(ctx: Any, offset: int, suspend_ms: int = 0) -> RemotingCommand:
+    """PULL_MESSAGE of group g, T/0 from ``offset`` (suspended for ``suspend_ms`` if > 0)."""
+    ext = {
+        "consumerGroup": "g",
+        "topic": "T",
+        "queueId": 0,
+        "queueOffset": offset,
+        "maxMsgNums": 4,
+        "sysFlag": 4 | (2 if suspend_ms else 0),  # (the subscription comes with the pull)
+        "commitOffset": 0,
+        "suspendTimeoutMillis": suspend_ms,
+        "subscription": "*",
+        "subVersion": 0,
+        "expressionType": "TAG",
+    }
+    request = RemotingCommand.request(RequestCode.PULL_MESSAGE, ext)
+    return pull_handler.pull(ctx, SimpleNamespace(remote_address="c:1"), request)
