@@ -28,6 +28,7 @@ from config.checks import (
 from config.enums import BrokerRole, FlushDiskType, MetricsExporterType
 from runtime.acl.signature import SessionCredentials
 from runtime.errors import ConfigError
+from runtime.store.topic_names import TOPIC_MAX_LENGTH
 
 Port = Annotated[int, Meta(ge=0, le=65535, extra={"kind": "port"})]
 Positive = Annotated[int, Meta(gt=0)]
@@ -240,6 +241,8 @@ class BrokerConfig(_Config):
         check_name(cls, "region_id", self.region_id)
         for attr in ("broker_cluster_name", "broker_name", "listen_host", "broker_ip1"):
             check_name(cls, attr, getattr(self, attr))
+        if len(self.broker_name) > TOPIC_MAX_LENGTH:  # (a system topic bears it; so does HELLO)
+            fail(cls, "broker_name", f"must be at most {TOPIC_MAX_LENGTH} characters")
         check_name(cls, "broker_ip2", self.broker_ip2, empty_ok=True)
         if self.default_topic_queue_nums > self.max_topic_queue_nums:
             fail(
