@@ -88,7 +88,7 @@ BROKER_KEYS: dict[str, tuple[str, str]] = {
     "brokerClusterName": (USED, "Cluster the broker registers under."),
     "brokerName": (
         USED,
-        "Broker group name, shared by a master and its slaves (at most 127 characters: a "
+        "Broker group name, shared by a master and its slaves (at most 127 bytes: a "
         "system topic bears it).",
     ),
     "brokerId": (USED, "0 is the master; slaves use 1, 2, ..."),

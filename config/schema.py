@@ -241,8 +241,9 @@ class BrokerConfig(_Config):
         check_name(cls, "region_id", self.region_id)
         for attr in ("broker_cluster_name", "broker_name", "listen_host", "broker_ip1"):
             check_name(cls, attr, getattr(self, attr))
-        if len(self.broker_name) > TOPIC_MAX_LENGTH:  # (a system topic bears it; so does HELLO)
-            fail(cls, "broker_name", f"must be at most {TOPIC_MAX_LENGTH} characters")
+        if len(self.broker_name.encode()) > TOPIC_MAX_LENGTH:  # (a system topic bears it,
+            # and the HA HELLO, at most 255 bytes)
+            fail(cls, "broker_name", f"must be at most {TOPIC_MAX_LENGTH} bytes (UTF-8)")
         check_name(cls, "broker_ip2", self.broker_ip2, empty_ok=True)
         if self.default_topic_queue_nums > self.max_topic_queue_nums:
             fail(

@@ -405,6 +405,7 @@ def test_bad_enum_case_suggests(tmp_path: pathlib.Path) -> None:
         ("brokerName=", "brokerName", ["must not be empty"]),
         ("brokerName=a\\ b", "brokerName", ["whitespace"]),
         ("brokerName=" + "b" * 128, "brokerName", ["at most 127"]),
+        ("brokerName=" + "é" * 64, "brokerName", ["at most 127 bytes"]),
         ("haListenPort=10911", "haListenPort", ["also the listenPort"]),
         ("fetchNamesrvAddrByAddressServer=true", "fetchNamesrvAddrByAddressServer", ["not"]),
     ],
