@@ -12,6 +12,7 @@ import pykka
 import pytest
 
 from runtime.actor import GeventActor
+from tests.actors.ha_support import start_namesrv, stop_node
 
 
 @dataclass(frozen=True)
@@ -36,3 +37,12 @@ def _stop_all_actors() -> Iterator[None]:
     yield
     pykka.ActorRegistry.stop_all(block=True, timeout=5)
     assert pykka.ActorRegistry.get_all() == [], "an actor outlived its test"
+
+
+@pytest.fixture
+def namesrv() -> Iterator[str]:
+    """A name server node (the HA tests' brokers register with it); its address. Files with
+    a name server of another shape define their own ``namesrv``."""
+    node = start_namesrv()
+    yield node.addresses["namesrv"]
+    stop_node(node)

@@ -26,7 +26,6 @@ from tests.actors.ha_support import (
     label,
     send,
     start_broker,
-    start_namesrv,
     stop_node,
     wait_in_sync,
     wait_until,
@@ -36,13 +35,6 @@ from tests.wire import WireClient
 pytestmark = pytest.mark.timeout(60)
 
 INNER = '{"accessKey": "cluster-inner", "secretKey": "inner-secret"}'
-
-
-@pytest.fixture
-def namesrv() -> Iterator[str]:
-    node = start_namesrv()
-    yield node.addresses["namesrv"]
-    stop_node(node)
 
 
 @pytest.fixture

@@ -36,7 +36,6 @@ from tests.actors.ha_support import (
     same_commit_log,
     send,
     start_broker,
-    start_namesrv,
     stop_node,
     store_ctx,
     wait_in_sync,
@@ -78,13 +77,6 @@ class Pair:
         if self.slave is not None:
             stop_node(self.slave)
         stop_node(self.master)
-
-
-@pytest.fixture
-def namesrv() -> Iterator[str]:
-    node = start_namesrv()
-    yield node.addresses["namesrv"]
-    stop_node(node)
 
 
 @pytest.fixture

@@ -34,7 +34,6 @@ from tests.actors.ha_support import (
     same_commit_log,
     send,
     start_broker,
-    start_namesrv,
     stop_node,
     store_ctx,
     wait_in_sync,
@@ -47,13 +46,6 @@ from tests.wire import WireClient
 pytestmark = pytest.mark.timeout(90)
 
 MESSAGES = 24
-
-
-@pytest.fixture
-def namesrv() -> Iterator[str]:
-    node = start_namesrv()
-    yield node.addresses["namesrv"]
-    stop_node(node)
 
 
 class Pair:

@@ -32,7 +32,6 @@ from tests.actors.ha_support import (
     same_commit_log,
     send,
     start_broker,
-    start_namesrv,
     stop_node,
     store_ctx,
     wait_in_sync,
@@ -43,13 +42,6 @@ from tests.wire import WireClient, send_v2
 STORED_NOT_REPLICATED = {ResponseCode.FLUSH_SLAVE_TIMEOUT, ResponseCode.SLAVE_NOT_AVAILABLE}
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-def namesrv() -> Iterator[str]:
-    node = start_namesrv()
-    yield node.addresses["namesrv"]
-    stop_node(node)
 
 
 class Group:
