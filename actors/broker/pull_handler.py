@@ -188,7 +188,9 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
     if isinstance(chosen, FilterRefused):
         return reply(request, chosen.code, remark=chosen.remark)
     predicate, tag_codes = chosen
+    held_from: float | None = None  # (a hold for the first lease counts against the pull's)
     if ctx.ha is not None and not ctx.ha.serves_reads():
+        held_from = time.monotonic()
         unsettled = _await_term(ctx, request, h)
         if unsettled is not None:
             return unsettled
@@ -226,10 +228,8 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
     suspend = bool(h.sys_flag & FLAG_SUSPEND) and h.suspend_timeout_millis > 0
     awaits_tail = ctx.ha is not None and ctx.ha.reconciling
     if _nothing_yet(outcome, h.queue_offset, awaits_tail) and suspend:
-        hold_s = h.suspend_timeout_millis / 1000
-        if not ctx.cfg.long_polling_enable:
-            hold_s = min(hold_s, ctx.cfg.short_polling_time_mills / 1000)
-        deadline = time.monotonic() + hold_s
+        start = held_from if held_from is not None else time.monotonic()
+        deadline = start + _hold_s(ctx, h)
         mark_held()
         while _nothing_yet(outcome, h.queue_offset, awaits_tail):
             remaining = deadline - time.monotonic()
@@ -262,11 +262,13 @@ def _await_term(
 ) -> RemotingCommand | None:
     """A controller-mode master without a lease since it started (``HAState.serves_reads``):
     a suspended pull waits (long polling) for its first lease; None once it holds one, else
-    PULL_NOT_FOUND keeping the consumer's offset (nothing of its log read yet)."""
+    PULL_NOT_FOUND keeping the consumer's offset (nothing of its log read yet). The wait is
+    the pull's hold (``_hold_s``), not one more: the hold that may follow gets what is left,
+    so the answer comes within the consumer's suspend timeout."""
     if h.sys_flag & FLAG_SUSPEND and h.suspend_timeout_millis > 0:
         mark_held()
         ha = ctx.ha
-        if ha.wait_until(lambda s: s.serves_reads(), h.suspend_timeout_millis / 1000):
+        if ha.wait_until(lambda s: s.serves_reads(), _hold_s(ctx, h)):
             return None
     ext = {
         "nextBeginOffset": h.queue_offset,
@@ -280,6 +282,15 @@ def _await_term(
         ext_fields=ext,
         remark="no term yet: this broker reads out its log once the controller confirms it",
     )
+
+
+def _hold_s(ctx: BrokerContext, h: PullMessageRequestHeader) -> float:
+    """How long a suspended pull may be held: its ``suspendTimeoutMillis``, at most
+    ``shortPollingTimeMills`` without ``longPollingEnable``."""
+    hold_s = h.suspend_timeout_millis / 1000
+    if not ctx.cfg.long_polling_enable:
+        hold_s = min(hold_s, ctx.cfg.short_polling_time_mills / 1000)
+    return hold_s
 
 
 def _moved_back(

@@ -10,6 +10,7 @@ from typing import Any
 import gevent
 import pytest
 
+from actors.broker import pull_handler
 from config import BrokerConfig
 from runtime.ha.state import HAState, Role
 from runtime.remoting.codes import ResponseCode
@@ -56,3 +57,57 @@ def test_a_held_pull_is_answered_from_the_log_once_the_master_holds_its_first_le
     for role, controller in ((Role.SLAVE, True), (Role.MASTER, False)):
         other = HAState(node_id=1, role=role, sync=True, controller_mode=controller)
         assert other.serves_reads()
+
+
+class Clock:
+    """The pull handler's clock (``time.monotonic``), moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_the_wait_for_the_first_lease_is_part_of_the_pulls_hold_not_one_more(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a controller-mode master without a term, and a long poll (5 s) at T/0's end (12)
+    clock = Clock()
+    monkeypatch.setattr(pull_handler, "time", clock)
+    state = HAState(node_id=0, role=Role.MASTER, sync=True, controller_mode=True)
+    ctx = context(state)
+    held: list[float] = []
+
+    def wait_arrival(topic: str, queue_id: int, offset: int, timeout: float) -> bool:
+        held.append(timeout)
+        clock.now += timeout  # (nothing arrives)
+        return False
+
+    ctx.store.wait_arrival = wait_arrival
+    pulling = gevent.spawn(pull_at, ctx, 12, suspend_ms=5000)
+    gevent.sleep(0)
+    # When its first lease comes 4.9 s into the hold
+    clock.now += 4.9
+    state.leased = True
+    state.notify()
+    answer = pulling.get(timeout=5)
+    # Then the pull is held for what is left of its 5 s, not 5 s more (the consumer's call
+    # times out a suspend timeout and a margin after it sent the pull)
+    assert answer.code == ResponseCode.PULL_NOT_FOUND, answer.remark
+    assert sum(held) <= 0.1 + 1e-6, held
+
+
+def test_without_long_polling_the_wait_for_a_term_is_a_short_poll() -> None:
+    # Given a master without a term, longPollingEnable off (short polls of 1 s)
+    waited: list[float] = []
+    ha = SimpleNamespace(serves_reads=lambda: False)
+    ha.wait_until = lambda predicate, timeout: waited.append(timeout) or False
+    ctx = context(HAState(node_id=0, role=Role.MASTER, sync=True, controller_mode=True))
+    ctx.ha = ha
+    ctx.cfg = BrokerConfig(long_polling_enable=False, short_polling_time_mills=1000)
+    # When a consumer's long poll (15 s) comes
+    answer = pull_at(ctx, 4, suspend_ms=15_000)
+    # Then it waits a short poll for the term, as for messages
+    assert answer.code == ResponseCode.PULL_NOT_FOUND, answer.remark
+    assert waited == [1.0]
