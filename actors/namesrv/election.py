@@ -239,6 +239,7 @@ class Elections:
         g.confirmed_saved = g.confirmed  # (saved with the term)
         g.master = g.last_master = node
         g.lease_until = now + self.lease_s  # nobody else before the new master's first lease
+        g.short_since = None  # (a later term's last resort waits a lease of its own)
         g.isr = frozenset()
         g.isr_known = True
         g.isr_epoch += 1

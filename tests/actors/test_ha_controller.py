@@ -20,7 +20,9 @@ from actors.namesrv.controller import (
     SessionClosed,
 )
 from actors.namesrv.group_commit import settled
+from actors.namesrv.handover import CleanBrokerData, ElectMaster
 from runtime.ha.control import LEASE_S, MARGIN_S, ControllerHeartbeat, ControlRole
+from runtime.remoting.codes import ResponseCode
 
 pytestmark = pytest.mark.timeout(30)
 T = 5.0
@@ -399,3 +401,49 @@ def test_a_replica_away_stops_the_last_resort_and_starts_its_wait_over() -> None
         f.beat(node=1, epoch=1, offset=4950, power_cut=True)
         f.tick()
     assert f.groups()["master"] == 1
+
+
+def test_a_term_elected_by_a_handover_while_the_last_resort_waited_leaves_no_wait_behind() -> None:
+    # Given master 0 (acknowledged 5000) and slave 1, both back short from a power loss: the
+    # last resort's wait has begun
+    f = Fixture()
+    start_group(f)
+    f.beat(node=1, epoch=1, offset=5000)
+    f.beat(node=0, claim=True, epoch=1, isr=[1], offset=5000, confirmed=5000)
+    f.clock.now += LEASE_S + MARGIN_S + 0.1
+    f.tick()
+    f.beat(node=0, epoch=1, offset=4900, power_cut=True)
+    f.beat(node=1, epoch=1, offset=4950, power_cut=True)
+    f.tick()
+    assert f.groups()["master"] is None
+    # When the operator hands the group to 1 and forgets 0 (what only 0 held is given up), so
+    # the handover elects 1
+    pending = settled(f.ref.ask(ElectMaster("g", 1), timeout=T), T)
+    cleaned = settled(f.ref.ask(CleanBrokerData("g", (0,), True), timeout=T), T)
+    assert cleaned.code == ResponseCode.SUCCESS, cleaned.remark
+    f.clock.now += MARGIN_S + 0.01
+    f.beat(node=1, epoch=1, offset=4950, power_cut=True)
+    f.tick()
+    assert pending.get(timeout=T).code == ResponseCode.SUCCESS
+    assert (f.groups()["master"], f.groups()["epoch"]) == (1, 2)
+    # ... and its term runs with 0 back in sync, until both lose power again (much later) and
+    # come back short within 1's lease (so it gets no more), heartbeating as its lease lapses
+    f.beat(node=0, epoch=2, offset=4950)
+    f.clock.now += 60.0
+    f.beat(node=1, claim=True, epoch=2, isr=[0], offset=6000, confirmed=6000)
+    f.beat(node=0, epoch=2, offset=6000)
+
+    def both_back() -> None:
+        f.beat(node=0, epoch=2, offset=5800, power_cut=True)
+        f.beat(node=1, claim=True, epoch=2, offset=5900, power_cut=True)
+        f.tick()
+
+    for step in (1.0, 1.0, 1.0 + MARGIN_S + 0.01):
+        f.clock.now += step
+        both_back()
+    # Then nobody is elected at once: the wait of the earlier term does not count for this one
+    assert f.groups()["master"] is None
+    for _ in range(2):
+        f.clock.now += LEASE_S / 2 + 0.01
+        both_back()
+    assert (f.groups()["master"], f.groups()["epoch"], f.groups()["confirmed"]) == (1, 3, 5900)
