@@ -158,7 +158,11 @@ class Elections:
             if now - g.short_since < self.lease_s:
                 self._warn_short(g, eligible, now)
                 return
-            candidates = eligible
+            # (also a live member out of the in-sync set with the newest epoch: it may hold
+            # more than the set, having left it late)
+            newest = max(g.members[n].epoch for n in eligible)
+            others = [n for n in live if n != exclude and g.members[n].epoch >= newest]
+            candidates = sorted(set(eligible) | set(others))
         if not candidates:
             return
         best = max(candidates, key=lambda n: (g.members[n].epoch, g.members[n].max_offset, -n))

@@ -447,3 +447,26 @@ def test_a_term_elected_by_a_handover_while_the_last_resort_waited_leaves_no_wai
         f.clock.now += LEASE_S / 2 + 0.01
         both_back()
     assert (f.groups()["master"], f.groups()["epoch"], f.groups()["confirmed"]) == (1, 3, 5900)
+
+
+def test_the_last_resort_also_weighs_a_live_member_out_of_the_in_sync_set() -> None:
+    # Given master 0 (acknowledged 5000) with slave 1 in sync and slave 2 out of it (it left
+    # the set late: it holds more than 1)
+    f = Fixture()
+    start_group(f)
+    f.beat(node=1, epoch=1, offset=5000)
+    f.beat(node=2, epoch=1, offset=4990)
+    f.beat(node=0, claim=True, epoch=1, isr=[1], offset=5000, confirmed=5000)
+    f.clock.now += LEASE_S + MARGIN_S + 0.1
+    f.tick()
+    # When every machine loses power and all come back short: 0 at 4900, 1 at 4950, 2 at 4990
+    for _ in range(3):
+        for node, offset in ((0, 4900), (1, 4950), (2, 4990)):
+            f.beat(node=node, epoch=1, offset=offset, power_cut=True)
+        f.tick()
+        f.clock.now += LEASE_S / 2 + 0.01
+    for node, offset in ((0, 4900), (1, 4950), (2, 4990)):
+        f.beat(node=node, epoch=1, offset=offset, power_cut=True)
+    f.tick()
+    # Then the longest log of the term wins, in the set or not
+    assert f.groups()["master"] == 2 and f.groups()["confirmed"] == 4990
