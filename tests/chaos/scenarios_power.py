@@ -301,8 +301,10 @@ class PowerLossAll:
         for node in nodes:
             if self.cut:
                 cuts[node.name] = power_loss(store / node.name, self.rng)["cut"]
-            else:
-                (store / node.name / boot.FILE).write_text("a-boot-before-the-power-loss\n")
+            else:  # (an earlier boot; what the run said of itself, SYNC_FLUSH, stays)
+                path = store / node.name / boot.FILE
+                said = path.read_text().split("\n")[1:] if path.exists() else []
+                path.write_text("\n".join(["a-boot-before-the-power-loss", *said]))
         return {"cuts": cuts, "old_master": master}
 
     def heal(self) -> dict[str, Any]:
