@@ -339,20 +339,32 @@ def test_after_a_term_never_run_a_power_loss_waits_for_that_terms_in_sync_set() 
     assert f.groups()["master"] == 3
 
 
-def test_when_every_replica_came_back_short_the_longest_wins_after_a_lease() -> None:
-    # Given master 0 that acknowledged up to 5000 with slave 1 in sync
+def acked_then_lost() -> Fixture:
+    """Master 0 acknowledged up to 5000, held by slave 1 in sync; then the master's lease ran
+    out (both machines lost power)."""
     f = Fixture()
     start_group(f)
     f.beat(node=1, epoch=1, offset=5000)
     f.beat(node=0, claim=True, epoch=1, isr=[1], offset=5000, confirmed=5000)
-    # When both machines lose power and both come back short of it (4900 and 4950)
     f.clock.now += LEASE_S + MARGIN_S + 0.1
     f.tick()
+    return f
+
+
+def back_short(f: Fixture, *ends: tuple[int, int]) -> None:
+    """Each (node, end) heartbeats back from a power loss; then a tick."""
+    for node, end in ends:
+        f.beat(node=node, epoch=1, offset=end, power_cut=True)
+    f.tick()
+
+
+def test_when_every_replica_came_back_short_the_longest_wins_after_a_lease() -> None:
+    # Given master 0 that acknowledged up to 5000 with slave 1 in sync
+    # When both machines lose power and both come back short of it (4900 and 4950)
+    f = acked_then_lost()
 
     def both_back() -> None:
-        f.beat(node=0, epoch=1, offset=4900, power_cut=True)
-        f.beat(node=1, epoch=1, offset=4950, power_cut=True)
-        f.tick()
+        back_short(f, (0, 4900), (1, 4950))
 
     both_back()
     # Then nobody is elected at once (a replica holding the records might still report) ...
@@ -373,48 +385,29 @@ def test_when_every_replica_came_back_short_the_longest_wins_after_a_lease() -> 
 
 def test_a_replica_away_stops_the_last_resort_and_starts_its_wait_over() -> None:
     # Given master 0 (acknowledged 5000) and slave 1 in sync, both lost power
-    f = Fixture()
-    start_group(f)
-    f.beat(node=1, epoch=1, offset=5000)
-    f.beat(node=0, claim=True, epoch=1, isr=[1], offset=5000, confirmed=5000)
-    f.clock.now += LEASE_S + MARGIN_S + 0.1
-    f.tick()
+    f = acked_then_lost()
     # When both are back short for most of a lease, then 1 goes silent for a lease
-    f.beat(node=0, epoch=1, offset=4900, power_cut=True)
-    f.beat(node=1, epoch=1, offset=4950, power_cut=True)
-    f.tick()
+    back_short(f, (0, 4900), (1, 4950))
     f.clock.now += LEASE_S * 0.9
-    f.beat(node=0, epoch=1, offset=4900, power_cut=True)
-    f.tick()
+    back_short(f, (0, 4900))
     f.clock.now += LEASE_S * 0.2
-    f.beat(node=0, epoch=1, offset=4900, power_cut=True)
-    f.tick()
+    back_short(f, (0, 4900))
     # Then nobody is elected while it is away (it may hold the records) ...
     assert f.groups()["master"] is None
     # ... and once it is back, short, the wait starts over
-    f.beat(node=1, epoch=1, offset=4950, power_cut=True)
-    f.tick()
+    back_short(f, (1, 4950))
     assert f.groups()["master"] is None
     for _ in range(2):  # (both heartbeating)
         f.clock.now += LEASE_S / 2 + 0.01
-        f.beat(node=0, epoch=1, offset=4900, power_cut=True)
-        f.beat(node=1, epoch=1, offset=4950, power_cut=True)
-        f.tick()
+        back_short(f, (0, 4900), (1, 4950))
     assert f.groups()["master"] == 1
 
 
 def test_a_term_elected_by_a_handover_while_the_last_resort_waited_leaves_no_wait_behind() -> None:
     # Given master 0 (acknowledged 5000) and slave 1, both back short from a power loss: the
     # last resort's wait has begun
-    f = Fixture()
-    start_group(f)
-    f.beat(node=1, epoch=1, offset=5000)
-    f.beat(node=0, claim=True, epoch=1, isr=[1], offset=5000, confirmed=5000)
-    f.clock.now += LEASE_S + MARGIN_S + 0.1
-    f.tick()
-    f.beat(node=0, epoch=1, offset=4900, power_cut=True)
-    f.beat(node=1, epoch=1, offset=4950, power_cut=True)
-    f.tick()
+    f = acked_then_lost()
+    back_short(f, (0, 4900), (1, 4950))
     assert f.groups()["master"] is None
     # When the operator hands the group to 1 and forgets 0 (what only 0 held is given up), so
     # the handover elects 1
@@ -461,12 +454,8 @@ def test_the_last_resort_also_weighs_a_live_member_out_of_the_in_sync_set() -> N
     f.tick()
     # When every machine loses power and all come back short: 0 at 4900, 1 at 4950, 2 at 4990
     for _ in range(3):
-        for node, offset in ((0, 4900), (1, 4950), (2, 4990)):
-            f.beat(node=node, epoch=1, offset=offset, power_cut=True)
-        f.tick()
+        back_short(f, (0, 4900), (1, 4950), (2, 4990))
         f.clock.now += LEASE_S / 2 + 0.01
-    for node, offset in ((0, 4900), (1, 4950), (2, 4990)):
-        f.beat(node=node, epoch=1, offset=offset, power_cut=True)
-    f.tick()
+    back_short(f, (0, 4900), (1, 4950), (2, 4990))
     # Then the longest log of the term wins, in the set or not
     assert f.groups()["master"] == 2 and f.groups()["confirmed"] == 4990

@@ -325,52 +325,47 @@ class PowerLossAll:
 def r14_all(cfg: RunConfig) -> Result:
     """R14-all (soak only; RELIABILITY.md §5, "power loss of all replicas at once", ASYNC_FLUSH
     + SYNC_MASTER: possible loss) with the controller."""
-    rng = random.Random(cfg.seed)
-    run, _report, ends, verdict = _failover_scenario(
-        "R14-all", cfg, "SYNC_MASTER", lambda r: [PowerLossAll(r, rng)], (0.5, 1.0)
-    )
-    return _all_lost(run, ends, verdict)
+    return _all_with_controller("R14-all", cfg, "SYNC_MASTER")
 
 
 def r14_all_async(cfg: RunConfig) -> Result:
     """R14-all on an ASYNC_MASTER (§5, ASYNC_FLUSH + ASYNC_MASTER: tail loss)."""
-    rng = random.Random(cfg.seed)
-    run, _report, ends, verdict = _failover_scenario(
-        "R14-all-async", cfg, "ASYNC_MASTER", lambda r: [PowerLossAll(r, rng)], (0.5, 1.0)
-    )
-    return _all_lost(run, ends, verdict)
+    return _all_with_controller("R14-all-async", cfg, "ASYNC_MASTER")
 
 
 def r14_all_sync_flush(cfg: RunConfig) -> Result:
     """R14-all with SYNC_FLUSH on every node (§5, SYNC_FLUSH + SYNC_MASTER: 0 loss, slaves
     fsync before they acknowledge): nothing acknowledged was unsynced, so nothing is cut; the
     reboot is faked (a SYNC_FLUSH run is not suspected of a loss)."""
-    rng = random.Random(cfg.seed)
-    run, _report, ends, verdict = _failover_scenario(
-        "R14-all-syncflush",
-        cfg,
-        "SYNC_MASTER",
-        lambda r: [PowerLossAll(r, rng, cut=False)],
-        (0.5, 1.0),
-        broker_extra=SYNC_FLUSH,
-    )
-    return _all_lost(run, ends, verdict, zero_loss=True)
+    return _all_with_controller("R14-all-syncflush", cfg, "SYNC_MASTER", sync_flush=True)
 
 
 def r14_all_async_sync_flush(cfg: RunConfig) -> Result:
     """R14-all-syncflush on an ASYNC_MASTER (§5, SYNC_FLUSH + ASYNC_MASTER: 0 loss if the
     master's log is the one kept: the controller elects only a replica holding what the
     master acknowledged)."""
+    return _all_with_controller("R14-all-async-syncflush", cfg, "ASYNC_MASTER", sync_flush=True)
+
+
+def _all_with_controller(
+    name: str, cfg: RunConfig, role: str, *, sync_flush: bool = False
+) -> Result:
+    """An R14-all run with the controller; ``sync_flush``: every node fsyncs before it
+    acknowledges, nothing is cut, and no acknowledged value may be lost (an ASYNC_MASTER's:
+    as long as the controller kept the master at every fault)."""
     rng = random.Random(cfg.seed)
     run, _report, ends, verdict = _failover_scenario(
-        "R14-all-async-syncflush",
+        name,
         cfg,
-        "ASYNC_MASTER",
-        lambda r: [PowerLossAll(r, rng, cut=False)],
+        role,
+        lambda r: [PowerLossAll(r, rng, cut=not sync_flush)],
         (0.5, 1.0),
-        broker_extra=SYNC_FLUSH,
+        broker_extra=SYNC_FLUSH if sync_flush else None,
     )
-    return _all_lost(run, ends, verdict, zero_loss="if-master-kept")
+    if not sync_flush:
+        return _all_lost(run, ends, verdict)
+    zero_loss: bool | str = True if role == "SYNC_MASTER" else "if-master-kept"
+    return _all_lost(run, ends, verdict, zero_loss=zero_loss)
 
 
 def r14_all_classic(cfg: RunConfig) -> Result:
