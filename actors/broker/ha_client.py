@@ -226,6 +226,7 @@ class HAClient(GeventActor):
                     self.state.epoch = frame.epoch
                     ha.clear_power_cut()  # (a master accepted its log: it follows)
                     self.state.master_link_up = True
+                    self.state.leased = True  # (its log is the group's: it may serve reads)
                     self.state.notify()
                     accepted = True
                     logger.info(

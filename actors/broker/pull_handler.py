@@ -16,10 +16,10 @@ stops under it (a restart or a role change). A pull that finds the store stopped
 SYSTEM_ERROR "store stopped", as RocketMQ answers a pull on a store that shut down. Tag
 filtering uses the tag hash in the consume queue; clients re-check tag strings, as RocketMQ's do.
 
-A controller-mode master that has held no lease since it started (``HAState.serves_reads``:
-recovery made all of its log visible, also a tail the group never confirmed, which the master
-elected instead may cut) reads out nothing: a suspended pull waits for its first lease, else
-(or at the hold's end) PULL_NOT_FOUND keeping the offset.
+A controller-mode node that has held no lease, and whose log no master accepted, since it
+started (``HAState.serves_reads``: recovery made all of its log visible, also a tail the group
+never confirmed, which the master elected instead may cut) reads out nothing: a suspended pull
+waits for that, else (or at the hold's end) PULL_NOT_FOUND keeping the offset.
 
 A classic master reconciling its log after a power loss (``HAState.reconciling``) answers a
 pull past the end it kept (or at a queue it holds nothing of) as one at the end (held, then
@@ -260,8 +260,9 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
 def _await_term(
     ctx: BrokerContext, request: RemotingCommand, h: PullMessageRequestHeader
 ) -> RemotingCommand | None:
-    """A controller-mode master without a lease since it started (``HAState.serves_reads``):
-    a suspended pull waits (long polling) for its first lease; None once it holds one, else
+    """A controller-mode node not settled since it started (``HAState.serves_reads``: no
+    lease held, no master accepted its log): a suspended pull waits (long polling) for that;
+    None once settled, else
     PULL_NOT_FOUND keeping the consumer's offset (nothing of its log read yet). The wait is
     the pull's hold (``_hold_s``), not one more: the hold that may follow gets what is left,
     so the answer comes within the consumer's suspend timeout."""

@@ -120,7 +120,8 @@ class HAState:
         self.in_sync: frozenset[int] = frozenset()
         self.isr_acknowledged: frozenset[int] = frozenset()
         self.leased = False
-        """Controller mode: this master has held a lease since it started (``serves_reads``)."""
+        """Controller mode: this node has held a lease, or a master accepted its log, since it
+        started (``serves_reads``)."""
         self.reconciling = False
         """Classic SYNC_MASTER back from a power loss: it takes no write until every slave its
         acks counted is back and it holds what they hold (``actors.broker.ha_reconcile``)."""
@@ -169,13 +170,16 @@ class HAState:
         )
 
     def serves_reads(self) -> bool:
-        """Whether pulls may read this node's log. Not a controller-mode master that has held
-        no lease since it started: recovery made all of its log visible, also a tail the group
-        never confirmed, which the master the controller elects instead may cut and give to
-        other messages (two messages read at one queue offset: chaos R14-all-async-syncflush).
-        Once leased its log is the group's; a lease lapsing later changes nothing (consumers
-        then see only what was confirmed)."""
-        return self.leased or not (self.controller_mode and self.role is Role.MASTER)
+        """Whether pulls may read this node's log. Not in controller mode before the node
+        held a lease or a master accepted its log (a slave's ACCEPT) since it started:
+        recovery made all of its log visible, also a tail the group never confirmed, which the
+        master the controller elects instead may cut and give to other messages (two messages
+        read at one queue offset: chaos R14-all-async-syncflush), and a consumer whose
+        position the power loss made stale would read past the offsets a new term reuses
+        without meeting that term's tail-loss guard (R14-all). Once settled, its log is the
+        group's; a lease lapsing or a master lost later changes nothing (consumers then see
+        only what was confirmed; a slave serves while its master is unreachable)."""
+        return self.leased or not self.controller_mode
 
     def registrable(self) -> bool:
         """A master that may register with the name servers: one that accepts writes, or one

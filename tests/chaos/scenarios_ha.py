@@ -375,9 +375,11 @@ def _failover_scenario(
     *,
     broker_extra: dict[str, str] | None = None,
     setup: Any = None,
+    interval: tuple[float, float] = (1.0, 2.0),
 ) -> tuple[HaRun, C.Report, dict[str, int], C.Verdict]:
     """Set up with the controller (``broker_extra``: more broker keys; ``setup(run)``: more
-    nodes), run the faults, heal, drain, verify, compare replicas."""
+    nodes), run the faults (``interval``: the quiet time before each), heal, drain, verify,
+    compare replicas."""
     require(failover=True)
     run = HaRun(name, cfg)
     verdict = C.Verdict()
@@ -389,7 +391,7 @@ def _failover_scenario(
         run.start_producers()
         run.wait_for_acks()
         run.wait_caught_up()
-        run.nemesis(faults_of(run), Timing(interval=(1.0, 2.0), window=window))
+        run.nemesis(faults_of(run), Timing(interval=interval, window=window))
         run.recover_and_stop_producers()
         run.drain_group()
         ends = run.verify()
