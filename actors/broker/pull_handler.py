@@ -200,10 +200,9 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
         committed = guard.commit_value(group, topic, queue_id, h.commit_offset)
         ctx.store.commit_offset(group, topic, queue_id, committed)
     moves = _moves_consumers(ctx)
-    bound = guard.bound(group, topic, queue_id) if moves else None
-    if bound is not None and h.queue_offset > bound:
-        guard.moved(group, topic, queue_id, h.queue_offset, bound)
-        return _moved_back(ctx, request, h, bound)
+    past = _past_bound(ctx, request, h) if moves else None
+    if past is not None:
+        return past
 
     # RocketMQ 4 clients send no maxMsgBytes: maxTransferBytesOnMessageInMemory (256 KiB) caps
     # the answer (a first message larger than it still comes whole)
@@ -239,6 +238,12 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
             if not ctx.store.running:
                 break  # the store stopped (it woke every parked poll): nothing found
             outcome = get()
+        # (the hold may have spanned the start of a term: a reconciliation's end raised the
+        # tail-loss guard, a lease came; the offset is checked against it again)
+        moves = _moves_consumers(ctx)
+        past = _past_bound(ctx, request, h) if moves else None
+        if past is not None:
+            return past
     if outcome.status == "FOUND":
         ctx.got_messages += outcome.count
         key = (h.topic, h.consumer_group)
@@ -292,6 +297,19 @@ def _hold_s(ctx: BrokerContext, h: PullMessageRequestHeader) -> float:
     if not ctx.cfg.long_polling_enable:
         hold_s = min(hold_s, ctx.cfg.short_polling_time_mills / 1000)
     return hold_s
+
+
+def _past_bound(
+    ctx: BrokerContext, request: RemotingCommand, h: PullMessageRequestHeader
+) -> RemotingCommand | None:
+    """PULL_OFFSET_MOVED when the pull's offset is past what the tail-loss guard allows the
+    group on this queue (``runtime.store.tail_guard``); None otherwise."""
+    guard = ctx.store.tail_guard
+    bound = guard.bound(h.consumer_group, h.topic, h.queue_id)
+    if bound is None or h.queue_offset <= bound:
+        return None
+    guard.moved(h.consumer_group, h.topic, h.queue_id, h.queue_offset, bound)
+    return _moved_back(ctx, request, h, bound)
 
 
 def _moved_back(

@@ -14,12 +14,14 @@ from runtime.store.tail_guard import TailLossGuard
 
 
 class FakeStore:
-    """The StorePort calls a pull makes: T/0 holds offsets 0 .. 11 (twelve 1-byte records)."""
+    """The StorePort calls a pull makes: T/0 holds offsets 0 .. ``end`` - 1 (1-byte records;
+    twelve unless a test moves ``end``)."""
 
     running = True
 
     def __init__(self, guard: TailLossGuard) -> None:
         self.tail_guard = guard
+        self.end = 12
 
     def subscription_group(self, group: str) -> None:
         return None
@@ -28,15 +30,17 @@ class FakeStore:
         return TopicConfig(topic_name=topic, read_queue_nums=1, write_queue_nums=1)
 
     def get_messages(self, group: str, topic: str, queue_id: int, offset: int, n: int, *_: Any):
-        end = min(offset + 4, 12)
-        status = "FOUND" if offset < 12 else "OFFSET_OVERFLOW_ONE"
-        return GetOutcome(status, end, 0, 12, tuple(b"x" for _ in range(offset, end)))
+        if offset > self.end:
+            return GetOutcome("OFFSET_OVERFLOW_BADLY", self.end, 0, self.end, ())
+        end = min(offset + 4, self.end)
+        status = "FOUND" if offset < self.end else "OFFSET_OVERFLOW_ONE"
+        return GetOutcome(status, end, 0, self.end, tuple(b"x" for _ in range(offset, end)))
 
     def min_offset(self, topic: str, queue_id: int) -> int:
         return 0
 
     def max_offset(self, topic: str, queue_id: int) -> int:
-        return 12
+        return self.end
 
     def commit_offset(self, group: str, topic: str, queue_id: int, offset: int) -> None:
         pass

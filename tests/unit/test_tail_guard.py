@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import gevent
+import gevent.event
+
 from config import BrokerConfig
 from runtime.remoting.codes import ResponseCode
 from runtime.store.tail_guard import TailLossGuard
@@ -112,3 +115,31 @@ def test_what_a_master_hands_out_while_its_lease_lapsed_is_vouched_for() -> None
     moved = pull_at(ctx, 13)
     assert moved.code == ResponseCode.PULL_OFFSET_MOVED
     assert int(moved.ext_fields["nextBeginOffset"]) == 12
+
+
+def test_a_pull_held_across_the_end_of_a_reconciliation_meets_the_guard_it_raised() -> None:
+    # Given a classic master reconciling after a power loss (it moves no consumer yet; the
+    # guard is not raised): T/0 ends at 12, and a consumer's long poll from 14 (its position
+    # before the loss) is held, past the end it kept
+    guard = TailLossGuard()
+    store = FakeStore(guard)
+    arrival = gevent.event.Event()
+    store.wait_arrival = lambda topic, queue_id, offset, timeout: arrival.wait(timeout)
+    ha = SimpleNamespace(reconciling=True, master_link_up=False, serves_reads=lambda: True)
+    ha.accepting_writes = lambda: not ha.reconciling
+    ctx = SimpleNamespace(
+        cfg=BrokerConfig(), store=store, ha=ha, got_messages=0, got_by={}, got_bytes_by={}
+    )
+    pulling = gevent.spawn(pull_at, ctx, 14, suspend_ms=5000)
+    gevent.sleep(0)  # (the pull runs until it parks)
+    assert not pulling.ready()
+    # When the reconciliation ends (the guard raised at the end it kept) and new messages
+    # take offsets 12 .. 19
+    ha.reconciling = False
+    guard.raise_at({("T", 0): 12})
+    store.end = 20
+    arrival.set()
+    # Then the held pull is moved back to 12, not served from 14 (skipping 12 and 13)
+    answer = pulling.get(timeout=5)
+    assert answer.code == ResponseCode.PULL_OFFSET_MOVED, (answer.code, answer.remark)
+    assert int(answer.ext_fields["nextBeginOffset"]) == 12
