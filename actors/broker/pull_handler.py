@@ -16,10 +16,12 @@ stops under it (a restart or a role change). A pull that finds the store stopped
 SYSTEM_ERROR "store stopped", as RocketMQ answers a pull on a store that shut down. Tag
 filtering uses the tag hash in the consume queue; clients re-check tag strings, as RocketMQ's do.
 
-A controller-mode node that has held no lease, and whose log no master accepted, since it
-started (``HAState.serves_reads``: recovery made all of its log visible, also a tail the group
-never confirmed, which the master elected instead may cut) reads out nothing: a suspended pull
-waits for that, else (or at the hold's end) PULL_NOT_FOUND keeping the offset.
+Before reading, a pull passes ``actors.broker.pull_gates``: a controller-mode node that has
+not settled since it started (no lease held, no master accepted its log) reads out nothing (a
+suspended pull waits for that, else PULL_NOT_FOUND keeping the offset); after a term began on
+a log that may have lost its tail, a pull past what the tail-loss guard allows is moved back,
+checked again after a hold (which may span the start of a term). A commit past the guard's
+bound is stored as the bound.
 
 A classic master reconciling its log after a power loss (``HAState.reconciling``) answers a
 pull past the end it kept (or at a queue it holds nothing of) as one at the end (held, then
@@ -35,10 +37,6 @@ the master's, and its "too big" would send the consumer back to 0 (RocketMQ's
 ``nextOffsetCorrection`` and "PULL_OFFSET_MOVED:none correction" without
 ``offsetCheckInSlave``; docs/chaos.md, finding 13).
 
-After a term began on a log that may have lost its tail (``runtime.store.tail_guard``), a
-guarded group's pull past the offsets this master handed it since is answered PULL_OFFSET_MOVED
-back to them, and a commit past them is stored as them: new messages took those offsets.
-
 Every response carries nextBeginOffset, minOffset, maxOffset and suggestWhichBrokerId as strings.
 """
 
@@ -52,6 +50,15 @@ import msgspec
 
 from actors.broker.context import BrokerContext, reply, topic_not_exist
 from actors.broker.group_names import unknown_group
+from actors.broker.pull_gates import (
+    FLAG_SUSPEND,
+    MASTER_ID,
+    STORE_STOPPED,
+    await_term,
+    hold_s,
+    moves_consumers,
+    past_bound,
+)
 from actors.broker.store_port import GetOutcome
 from runtime.actor import call_now
 from runtime.errors import ActorFailure
@@ -67,13 +74,12 @@ from runtime.session import SessionHandle
 from runtime.store.record import decode_record
 
 PERM_READ = 4
-FLAG_COMMIT_OFFSET, FLAG_SUSPEND, FLAG_SUBSCRIPTION = 1, 2, 4
+FLAG_COMMIT_OFFSET, FLAG_SUBSCRIPTION = 1, 4
 RECHECK_S = 5.0
 NOT_FOUND = ("OFFSET_OVERFLOW_ONE", "OFFSET_FOUND_NULL")
 RETRY_NOW = ("NO_MATCHED_MESSAGE", "MESSAGE_WAS_REMOVING")
 MOVED = ("OFFSET_OVERFLOW_BADLY", "OFFSET_TOO_SMALL")
-MASTER_ID, SLAVE_WHEN_SLOW = 0, 1  # RocketMQ's subscription-group defaults
-STORE_STOPPED = "store stopped (the broker is restarting or changing role); pull again"
+SLAVE_WHEN_SLOW = 1  # RocketMQ's subscription-group default (MASTER_ID 0: pull_gates)
 
 
 def _physical_memory() -> int:
@@ -191,7 +197,7 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
     held_from: float | None = None  # (a hold for the first lease counts against the pull's)
     if ctx.ha is not None and not ctx.ha.serves_reads():
         held_from = time.monotonic()
-        unsettled = _await_term(ctx, request, h)
+        unsettled = await_term(ctx, request, h)
         if unsettled is not None:
             return unsettled
     group, topic, queue_id = h.consumer_group, h.topic, h.queue_id
@@ -199,8 +205,8 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
     if h.sys_flag & FLAG_COMMIT_OFFSET and h.commit_offset > 0 and ctx.cfg.is_master:
         committed = guard.commit_value(group, topic, queue_id, h.commit_offset)
         ctx.store.commit_offset(group, topic, queue_id, committed)
-    moves = _moves_consumers(ctx)
-    past = _past_bound(ctx, request, h) if moves else None
+    moves = moves_consumers(ctx)
+    past = past_bound(ctx, request, h) if moves else None
     if past is not None:
         return past
 
@@ -228,7 +234,7 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
     awaits_tail = ctx.ha is not None and ctx.ha.reconciling
     if _nothing_yet(outcome, h.queue_offset, awaits_tail) and suspend:
         start = held_from if held_from is not None else time.monotonic()
-        deadline = start + _hold_s(ctx, h)
+        deadline = start + hold_s(ctx, h)
         mark_held()
         while _nothing_yet(outcome, h.queue_offset, awaits_tail):
             remaining = deadline - time.monotonic()
@@ -240,8 +246,8 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
             outcome = get()
         # (the hold may have spanned the start of a term: a reconciliation's end raised the
         # tail-loss guard, a lease came; the offset is checked against it again)
-        moves = _moves_consumers(ctx)
-        past = _past_bound(ctx, request, h) if moves else None
+        moves = moves_consumers(ctx)
+        past = past_bound(ctx, request, h) if moves else None
         if past is not None:
             return past
     if outcome.status == "FOUND":
@@ -260,91 +266,6 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
     if guard.raised and (moves or outcome.status == "FOUND" or outcome.status in RETRY_NOW):
         guard.vouch(group, topic, queue_id, int(response.ext_fields["nextBeginOffset"]))
     return response
-
-
-def _await_term(
-    ctx: BrokerContext, request: RemotingCommand, h: PullMessageRequestHeader
-) -> RemotingCommand | None:
-    """A controller-mode node not settled since it started (``HAState.serves_reads``: no
-    lease held, no master accepted its log): a suspended pull waits (long polling) for that;
-    None once settled, else
-    PULL_NOT_FOUND keeping the consumer's offset (nothing of its log read yet). The wait is
-    the pull's hold (``_hold_s``), not one more: the hold that may follow gets what is left,
-    so the answer comes within the consumer's suspend timeout."""
-    if h.sys_flag & FLAG_SUSPEND and h.suspend_timeout_millis > 0:
-        mark_held()
-        ha = ctx.ha
-        if ha.wait_until(lambda s: s.serves_reads(), _hold_s(ctx, h)):
-            return None
-    ext = {
-        "nextBeginOffset": h.queue_offset,
-        "minOffset": h.queue_offset,
-        "maxOffset": h.queue_offset,
-        "suggestWhichBrokerId": MASTER_ID,
-    }
-    return reply(
-        request,
-        ResponseCode.PULL_NOT_FOUND,
-        ext_fields=ext,
-        remark="no term yet: this broker reads out its log once the controller confirms it",
-    )
-
-
-def _hold_s(ctx: BrokerContext, h: PullMessageRequestHeader) -> float:
-    """How long a suspended pull may be held: its ``suspendTimeoutMillis``, at most
-    ``shortPollingTimeMills`` without ``longPollingEnable``."""
-    hold_s = h.suspend_timeout_millis / 1000
-    if not ctx.cfg.long_polling_enable:
-        hold_s = min(hold_s, ctx.cfg.short_polling_time_mills / 1000)
-    return hold_s
-
-
-def _past_bound(
-    ctx: BrokerContext, request: RemotingCommand, h: PullMessageRequestHeader
-) -> RemotingCommand | None:
-    """PULL_OFFSET_MOVED when the pull's offset is past what the tail-loss guard allows the
-    group on this queue (``runtime.store.tail_guard``); None otherwise."""
-    guard = ctx.store.tail_guard
-    bound = guard.bound(h.consumer_group, h.topic, h.queue_id)
-    if bound is None or h.queue_offset <= bound:
-        return None
-    guard.moved(h.consumer_group, h.topic, h.queue_id, h.queue_offset, bound)
-    return _moved_back(ctx, request, h, bound)
-
-
-def _moved_back(
-    ctx: BrokerContext, request: RemotingCommand, h: PullMessageRequestHeader, bound: int
-) -> RemotingCommand:
-    """PULL_OFFSET_MOVED to ``bound``: the consumer's offset is one of the log this master's
-    term replaced (``runtime.store.tail_guard``)."""
-    try:
-        low, high = (
-            ctx.store.min_offset(h.topic, h.queue_id),
-            ctx.store.max_offset(h.topic, h.queue_id),
-        )
-    except ActorFailure:
-        if ctx.store.running:
-            raise
-        return reply(request, ResponseCode.SYSTEM_ERROR, remark=STORE_STOPPED)
-    ext = {
-        "nextBeginOffset": bound,
-        "minOffset": low,
-        "maxOffset": high,
-        "suggestWhichBrokerId": MASTER_ID,
-    }
-    remark = (
-        f"OFFSET_PAST_LOST_TAIL: offset {h.queue_offset} is past what this master handed the "
-        f"group since its log lost a tail; new messages took those offsets: from {bound}"
-    )
-    return reply(request, ResponseCode.PULL_OFFSET_MOVED, ext_fields=ext, remark=remark)
-
-
-def _moves_consumers(ctx: BrokerContext) -> bool:
-    """Whether this node may tell a consumer its offset is out of range: a master that holds
-    the log (classic mode: the master; controller mode: a master with its lease)."""
-    if ctx.ha is None:
-        return ctx.cfg.is_master
-    return ctx.cfg.is_master and ctx.ha.accepting_writes()
 
 
 def _redirect_to_master(ctx: BrokerContext) -> bool:

@@ -1,0 +1,111 @@
+"""Pull gates: what a pull must pass before a broker reads its log out to it.
+
+    await_term(ctx, request, h) -> an answer, or None      (controller mode: a settled node)
+    past_bound(ctx, request, h) -> an answer, or None      (the tail-loss guard)
+    moves_consumers(ctx) -> bool                           (may say an offset is out of range)
+    hold_s(ctx, h) -> float                                (how long a suspended pull is held)
+
+A controller-mode node that has held no lease, and whose log no master accepted, since it
+started (``HAState.serves_reads``) reads out nothing: recovery made all of its log visible,
+also a tail the group never confirmed. After a term began on a log that may have lost its
+tail (``runtime.store.tail_guard``), a pull past what the master vouched for the group is
+answered PULL_OFFSET_MOVED back to it: new messages took those offsets.
+"""
+
+from __future__ import annotations
+
+from actors.broker.context import BrokerContext, reply
+from runtime.errors import ActorFailure
+from runtime.remoting.codes import ResponseCode
+from runtime.remoting.command import RemotingCommand
+from runtime.remoting.headers import PullMessageRequestHeader
+from runtime.request_context import mark_held
+
+FLAG_SUSPEND = 2
+MASTER_ID = 0
+STORE_STOPPED = "store stopped (the broker is restarting or changing role); pull again"
+
+
+def await_term(
+    ctx: BrokerContext, request: RemotingCommand, h: PullMessageRequestHeader
+) -> RemotingCommand | None:
+    """A controller-mode node not settled since it started (``HAState.serves_reads``: no
+    lease held, no master accepted its log): a suspended pull waits (long polling) for that;
+    None once settled, else PULL_NOT_FOUND keeping the consumer's offset (nothing of its log
+    read yet). The wait is
+    the pull's hold (``hold_s``), not one more: the hold that may follow gets what is left,
+    so the answer comes within the consumer's suspend timeout."""
+    if h.sys_flag & FLAG_SUSPEND and h.suspend_timeout_millis > 0:
+        mark_held()
+        ha = ctx.ha
+        if ha.wait_until(lambda s: s.serves_reads(), hold_s(ctx, h)):
+            return None
+    ext = {
+        "nextBeginOffset": h.queue_offset,
+        "minOffset": h.queue_offset,
+        "maxOffset": h.queue_offset,
+        "suggestWhichBrokerId": MASTER_ID,
+    }
+    return reply(
+        request,
+        ResponseCode.PULL_NOT_FOUND,
+        ext_fields=ext,
+        remark="no term yet: this broker reads out its log once the controller confirms it",
+    )
+
+
+def hold_s(ctx: BrokerContext, h: PullMessageRequestHeader) -> float:
+    """How long a suspended pull may be held: its ``suspendTimeoutMillis``, at most
+    ``shortPollingTimeMills`` without ``longPollingEnable``."""
+    seconds = h.suspend_timeout_millis / 1000
+    if not ctx.cfg.long_polling_enable:
+        seconds = min(seconds, ctx.cfg.short_polling_time_mills / 1000)
+    return seconds
+
+
+def past_bound(
+    ctx: BrokerContext, request: RemotingCommand, h: PullMessageRequestHeader
+) -> RemotingCommand | None:
+    """PULL_OFFSET_MOVED when the pull's offset is past what the tail-loss guard allows the
+    group on this queue (``runtime.store.tail_guard``); None otherwise."""
+    guard = ctx.store.tail_guard
+    bound = guard.bound(h.consumer_group, h.topic, h.queue_id)
+    if bound is None or h.queue_offset <= bound:
+        return None
+    guard.moved(h.consumer_group, h.topic, h.queue_id, h.queue_offset, bound)
+    return _moved_back(ctx, request, h, bound)
+
+
+def _moved_back(
+    ctx: BrokerContext, request: RemotingCommand, h: PullMessageRequestHeader, bound: int
+) -> RemotingCommand:
+    """PULL_OFFSET_MOVED to ``bound``: the consumer's offset is one of the log this master's
+    term replaced (``runtime.store.tail_guard``)."""
+    try:
+        low, high = (
+            ctx.store.min_offset(h.topic, h.queue_id),
+            ctx.store.max_offset(h.topic, h.queue_id),
+        )
+    except ActorFailure:
+        if ctx.store.running:
+            raise
+        return reply(request, ResponseCode.SYSTEM_ERROR, remark=STORE_STOPPED)
+    ext = {
+        "nextBeginOffset": bound,
+        "minOffset": low,
+        "maxOffset": high,
+        "suggestWhichBrokerId": MASTER_ID,
+    }
+    remark = (
+        f"OFFSET_PAST_LOST_TAIL: offset {h.queue_offset} is past what this master handed the "
+        f"group since its log lost a tail; new messages took those offsets: from {bound}"
+    )
+    return reply(request, ResponseCode.PULL_OFFSET_MOVED, ext_fields=ext, remark=remark)
+
+
+def moves_consumers(ctx: BrokerContext) -> bool:
+    """Whether this node may tell a consumer its offset is out of range: a master that holds
+    the log (classic mode: the master; controller mode: a master with its lease)."""
+    if ctx.ha is None:
+        return ctx.cfg.is_master
+    return ctx.cfg.is_master and ctx.ha.accepting_writes()
