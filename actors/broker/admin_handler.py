@@ -50,6 +50,9 @@ def query_consumer_offset(
     h = decode_header(QueryConsumerOffsetRequestHeader, request.ext_fields, opaque=request.opaque)
     offset = ctx.store.query_offset(h.consumer_group, h.topic, h.queue_id)
     if offset is not None and offset >= 0:
+        # (a client given a queue resumes here: the tail-loss guard lets it, as its own)
+        guard = ctx.store.tail_guard
+        guard.vouch(h.consumer_group, h.topic, h.queue_id, offset, session.remote_address)
         return reply(request, ext_fields={"offset": offset})
     # No offset stored for this group. RocketMQ's rule: a client that says setZeroIfNotFound=
     # false decides by its own consume-from policy; otherwise a queue that still starts at 0 is
@@ -91,7 +94,9 @@ def update_consumer_offset(
         )
     if h.commit_offset >= 0:
         guard = ctx.store.tail_guard  # (past what a master vouched for after a lost tail: lowered)
-        offset = guard.commit_value(group, h.topic, h.queue_id, h.commit_offset)
+        offset = guard.commit_value(
+            group, h.topic, h.queue_id, h.commit_offset, session.remote_address
+        )
         ctx.store.commit_offset(group, h.topic, h.queue_id, offset)
     return reply(request)
 

@@ -1,7 +1,7 @@
 """Pull gates: what a pull must pass before a broker reads its log out to it.
 
     await_term(ctx, request, h) -> an answer, or None      (controller mode: a settled node)
-    past_bound(ctx, request, h) -> an answer, or None      (the tail-loss guard)
+    past_bound(ctx, request, h, client) -> an answer, or None   (the tail-loss guard)
     moves_consumers(ctx) -> bool                           (may say an offset is out of range)
     hold_s(ctx, h) -> float                                (how long a suspended pull is held)
 
@@ -64,12 +64,13 @@ def hold_s(ctx: BrokerContext, h: PullMessageRequestHeader) -> float:
 
 
 def past_bound(
-    ctx: BrokerContext, request: RemotingCommand, h: PullMessageRequestHeader
+    ctx: BrokerContext, request: RemotingCommand, h: PullMessageRequestHeader, client: str
 ) -> RemotingCommand | None:
     """PULL_OFFSET_MOVED when the pull's offset is past what the tail-loss guard allows the
-    group on this queue (``runtime.store.tail_guard``); None otherwise."""
+    group's ``client`` (its connection) on this queue (``runtime.store.tail_guard``); None
+    otherwise."""
     guard = ctx.store.tail_guard
-    bound = guard.bound(h.consumer_group, h.topic, h.queue_id)
+    bound = guard.bound(h.consumer_group, h.topic, h.queue_id, client)
     if bound is None or h.queue_offset <= bound:
         return None
     guard.moved(h.consumer_group, h.topic, h.queue_id, h.queue_offset, bound)

@@ -201,12 +201,12 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
         if unsettled is not None:
             return unsettled
     group, topic, queue_id = h.consumer_group, h.topic, h.queue_id
-    guard = ctx.store.tail_guard
+    guard, client = ctx.store.tail_guard, session.remote_address  # (vouched per connection)
     if h.sys_flag & FLAG_COMMIT_OFFSET and h.commit_offset > 0 and ctx.cfg.is_master:
-        committed = guard.commit_value(group, topic, queue_id, h.commit_offset)
+        committed = guard.commit_value(group, topic, queue_id, h.commit_offset, client)
         ctx.store.commit_offset(group, topic, queue_id, committed)
     moves = moves_consumers(ctx)
-    past = past_bound(ctx, request, h) if moves else None
+    past = past_bound(ctx, request, h, client) if moves else None
     if past is not None:
         return past
 
@@ -247,7 +247,7 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
         # (the hold may have spanned the start of a term: a reconciliation's end raised the
         # tail-loss guard, a lease came; the offset is checked against it again)
         moves = moves_consumers(ctx)
-        past = past_bound(ctx, request, h) if moves else None
+        past = past_bound(ctx, request, h, client) if moves else None
         if past is not None:
             return past
     if outcome.status == "FOUND":
@@ -264,7 +264,8 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
     # master whose lease lapsed for a while, else those readers are moved back once it returns;
     # not an out-of-range answer then: it keeps the consumer's own, maybe stale, offset)
     if guard.raised and (moves or outcome.status == "FOUND" or outcome.status in RETRY_NOW):
-        guard.vouch(group, topic, queue_id, int(response.ext_fields["nextBeginOffset"]))
+        next_begin = int(response.ext_fields["nextBeginOffset"])
+        guard.vouch(group, topic, queue_id, next_begin, client)
     return response
 
 

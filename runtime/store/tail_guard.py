@@ -4,9 +4,9 @@ pass the queue offsets that new messages take again.
     guard.raise_at(ends)                      a master's term starts on a log that may be short
     guard.lower()                             the node is a slave: nothing to guard
     guard.forget(topic=..., group=...)        a topic deleted, a group's offsets removed
-    guard.bound(group, topic, queue_id)       -> the highest offset the group may pull from, or None
-    guard.vouch(group, topic, queue_id, offset)      an offset this master handed the group
-    guard.commit_value(group, topic, queue_id, offset)  -> the offset to store for a commit
+    guard.bound(group, topic, queue_id, client)  -> the highest offset it may pull from, or None
+    guard.vouch(group, topic, queue_id, offset, client)   an offset this master handed it
+    guard.commit_value(group, topic, queue_id, offset, client)  -> the offset to store
 
 A power loss under ASYNC_FLUSH leaves a master whose queues end below offsets its consumers had
 already read (``F``, the queue's end when the term starts). New messages take those offsets
@@ -18,23 +18,24 @@ committed offsets past the ends when it opens: ``clamp_to_ends``; a consumer lef
 commits its old position again).
 
 Raised when such a term starts (``ConsumerOffsets``: a master whose machine lost power since it
-last ran), the guard knows, per (group, queue), the highest offset this master has vouched for:
-``F`` or any ``nextBeginOffset`` it answered the group from its log since (and the offsets an
-operator reset or cloned the group to). A pull from further on is a position from the old log:
-it is answered PULL_OFFSET_MOVED to that offset (the consumer reads the new messages from
-``F``: duplicates of what it had read, never a skip), and a commit further on is stored as that
-offset. Every group is guarded, also one without a committed offset (its first commits may
-have been lost with the tail), except on a topic deleted since or for a group whose offsets
-were removed since (``forget``: made again, they hold no position of the old log).
+last ran), the guard knows, per group, client connection and queue, the highest offset this
+master has vouched for: ``F`` or any ``nextBeginOffset`` it answered that connection from its
+log since, or a committed offset it answered it (a client given the queue resumes there); and
+for every connection of the group, the offsets an operator reset or cloned the group to. A
+pull from further on is a position from the old log: it is answered PULL_OFFSET_MOVED to that
+offset (the consumer reads the new messages from ``F``: duplicates of what it had read, never
+a skip), and a commit further on is stored as that offset. Every group is guarded, also one
+without a committed offset (its first commits may have been lost with the tail), except on a
+topic deleted since or for a group whose offsets were removed since (``forget``: made again,
+they hold no position of the old log).
 
 Costs, all duplicates and only until the process restarts: a group that starts from the last
 offset or a timestamp past ``F`` (a queue whose minimum offset is above 0; else a new group
 starts at 0), a group that read from a slave (``slaveReadEnable``) past what this master
 answered it, a lite consumer's seek past it, or an UPDATE_CONSUMER_OFFSET past it (use
-resetOffsetByTime, which vouches) is moved back, at most to ``F``. Not covered: broadcasting
-consumers of one group share what it vouched for (one instance's pulls let another's old
-position through), and a node restarted since guards nothing (the guard lives in the process;
-the consumer then gets RocketMQ's answer).
+resetOffsetByTime, which vouches), or a client that reconnected (a new connection), is moved
+back, at most to ``F``. Not covered: a node restarted since guards nothing (the guard lives in
+the process; the consumer then gets RocketMQ's answer).
 
 State: the queue ends when raised, the vouched offsets, the forgotten topics and groups. Plain
 data shared by the pull and offset handlers and the ConsumerOffsets actor, all on one hub.
@@ -57,7 +58,7 @@ class TailLossGuard:
         self._ends: dict[QueueKey, int] = {}
         self._free_topics: set[str] = set()
         self._free_groups: set[str] = set()
-        self._vouched: dict[tuple[str, str, int], int] = {}
+        self._vouched: dict[tuple[str, str, int, str], int] = {}
         self._told: set[tuple[str, str, str, int]] = set()
 
     def raise_at(self, ends: Mapping[QueueKey, int]) -> None:
@@ -84,20 +85,26 @@ class TailLossGuard:
             self._free_groups.add(group)
         self._vouched = {k: v for k, v in self._vouched.items() if k[1] != topic and k[0] != group}
 
-    def bound(self, group: str, topic: str, queue_id: int) -> int | None:
-        """The highest offset ``group`` may pull ``topic``/``queue_id`` from; None: any."""
+    def bound(self, group: str, topic: str, queue_id: int, client: str = "") -> int | None:
+        """The highest offset ``group``'s ``client`` (its connection; "": any) may pull
+        ``topic``/``queue_id`` from; None: any."""
         if not self.raised or topic in self._free_topics or group in self._free_groups:
             return None
-        end = self._ends.get((topic, queue_id), 0)
-        vouched = self._vouched.get((group, topic, queue_id), 0)
-        return end if end >= vouched else vouched
+        vouched = self._vouched.get
+        return max(
+            self._ends.get((topic, queue_id), 0),
+            vouched((group, topic, queue_id, ""), 0),
+            vouched((group, topic, queue_id, client), 0) if client else 0,
+        )
 
-    def vouch(self, group: str, topic: str, queue_id: int, offset: int) -> None:
-        """This master handed ``group`` the position ``offset`` (a pull's nextBeginOffset, a
-        reset): the group may pull and commit up to it."""
+    def vouch(self, group: str, topic: str, queue_id: int, offset: int, client: str = "") -> None:
+        """This master handed ``group``'s ``client`` the position ``offset`` (a pull's
+        nextBeginOffset, a committed offset it asked for; "": every client, a reset): it may
+        pull and commit up to it. Per client: another instance of the group holding the queue
+        a moment ago (a rebalance) does not let this one's old position through."""
         if not self.raised:
             return
-        key = (group, topic, queue_id)
+        key = (group, topic, queue_id, client)
         if offset > self._vouched.get(key, 0):
             self._vouched[key] = offset
 
@@ -123,9 +130,12 @@ class TailLossGuard:
                 bound,
             )
 
-    def commit_value(self, group: str, topic: str, queue_id: int, offset: int) -> int:
-        """What to store for ``group``'s commit of ``offset``: at most its bound."""
-        bound = self.bound(group, topic, queue_id)
+    def commit_value(
+        self, group: str, topic: str, queue_id: int, offset: int, client: str = ""
+    ) -> int:
+        """What to store for ``group``'s (``client``'s) commit of ``offset``: at most its
+        bound."""
+        bound = self.bound(group, topic, queue_id, client)
         if bound is None or offset <= bound:
             return offset
         if self._first("commit", group, topic, queue_id):

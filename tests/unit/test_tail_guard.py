@@ -143,3 +143,17 @@ def test_a_pull_held_across_the_end_of_a_reconciliation_meets_the_guard_it_raise
     answer = pulling.get(timeout=5)
     assert answer.code == ResponseCode.PULL_OFFSET_MOVED, (answer.code, answer.remark)
     assert int(answer.ext_fields["nextBeginOffset"]) == 12
+
+
+def test_what_one_instance_of_a_group_was_handed_does_not_let_another_through() -> None:
+    # Given g's instance A (one connection) given T/0 after a loss (the end 4) and read on to 12
+    guard = raised()
+    guard.vouch("g", "T", 0, 12, client="A")
+    # Then instance B, which held the queue before the loss at 10 (a rebalance moved it to A
+    # a moment ago), is still bounded by the end: its 10 is a position of the old log
+    assert guard.bound("g", "T", 0, client="A") == 12
+    assert guard.bound("g", "T", 0, client="B") == 4
+    assert guard.commit_value("g", "T", 0, 10, client="B") == 4
+    # And an offset handed to every instance (an operator's reset) lets each through
+    guard.vouch("g", "T", 0, 11)
+    assert guard.bound("g", "T", 0, client="B") == 11
