@@ -66,10 +66,12 @@ def hold_s(ctx: BrokerContext, h: PullMessageRequestHeader) -> float:
 def past_bound(
     ctx: BrokerContext, request: RemotingCommand, h: PullMessageRequestHeader, client: str
 ) -> RemotingCommand | None:
-    """PULL_OFFSET_MOVED when the pull's offset is past what the tail-loss guard allows the
-    group's ``client`` (its connection) on this queue (``runtime.store.tail_guard``); None
-    otherwise."""
+    """PULL_OFFSET_MOVED when this node moves consumers and the pull's offset is past what the
+    tail-loss guard allows the group's ``client`` (its connection) on this queue
+    (``runtime.store.tail_guard``); None otherwise."""
     guard = ctx.store.tail_guard
+    if not guard.raised or not moves_consumers(ctx):
+        return None
     bound = guard.bound(h.consumer_group, h.topic, h.queue_id, client)
     if bound is None or h.queue_offset <= bound:
         return None

@@ -205,8 +205,7 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
     if h.sys_flag & FLAG_COMMIT_OFFSET and h.commit_offset > 0 and ctx.cfg.is_master:
         committed = guard.commit_value(group, topic, queue_id, h.commit_offset, client)
         ctx.store.commit_offset(group, topic, queue_id, committed)
-    moves = moves_consumers(ctx)
-    past = past_bound(ctx, request, h, client) if moves else None
+    past = past_bound(ctx, request, h, client)
     if past is not None:
         return past
 
@@ -246,8 +245,7 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
             outcome = get()
         # (the hold may have spanned the start of a term: a reconciliation's end raised the
         # tail-loss guard, a lease came; the offset is checked against it again)
-        moves = moves_consumers(ctx)
-        past = past_bound(ctx, request, h, client) if moves else None
+        past = past_bound(ctx, request, h, client)
         if past is not None:
             return past
     if outcome.status == "FOUND":
@@ -259,6 +257,7 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
     suggest = _suggest(ctx, outcome, group_config)
     if awaits_tail and _past_kept_end(outcome, h.queue_offset):
         outcome = msgspec.structs.replace(outcome, status="OFFSET_OVERFLOW_ONE")
+    moves = moves_consumers(ctx)
     response = _respond(request, outcome, h.queue_offset, suggest, moves=moves)
     # (what this log answered: also while the master moves no consumer, e.g. a controller-mode
     # master whose lease lapsed for a while, else those readers are moved back once it returns;

@@ -59,9 +59,8 @@ def power_cut_suspected(
     stop in between must not forget the suspicion."""
     boot = boot if boot is not None else current_boot()
     path = os.path.join(store_root, FILE)
-    previous, durable = _read(path)
     marker = os.path.join(store_root, MARKER)
-    if unclean and not durable and (boot is None or previous is None or previous != boot):
+    if _lost_since(store_root, unclean, boot):
         try:
             write_atomic(marker, b"the store stopped uncleanly before the machine restarted\n")
         except OSError:
@@ -79,7 +78,12 @@ def power_cut_pending(store_root: str, unclean: bool, boot: str | None = None) -
     readers that may run before or after the node records its boot."""
     if os.path.exists(os.path.join(store_root, MARKER)):
         return True
-    boot = boot if boot is not None else current_boot()
+    return _lost_since(store_root, unclean, boot if boot is not None else current_boot())
+
+
+def _lost_since(store_root: str, unclean: bool, boot: str | None) -> bool:
+    """The last run stopped uncleanly on another boot than ``boot`` (or either is unknown)
+    and acknowledged records before they were fsync'd (its ``FILE`` says no SYNC_FLUSH)."""
     previous, durable = _read(os.path.join(store_root, FILE))
     return unclean and not durable and (boot is None or previous is None or previous != boot)
 
