@@ -228,28 +228,15 @@ def _r14_classic(name: str, cfg: RunConfig, role: str) -> Result:
         # acks given alone after a reconciliation, before the slave linked again, that a power
         # loss then took: lost only as the postfix of a fault, and their offsets reused (R10's
         # criteria; reads of them count as theirs)
-        faults = [e.mono for e in events if e.type == "event" and e.f == "fault"]
-        bad = C.lost_outside_postfix(events, [VERIFY], faults)
-        verdict.require("lost only as lost-postfix before a power loss", not bad, bad)
         lost = set(C.total_queue(events, [VERIFY]).lost)
         run.facts["lost_postfix"] = len(lost)
-        taken |= lost
-        clash = C.inconsistent_offsets(events, ignore_values=taken)
-        clash = {at: vs for at, vs in clash.items() if len(set(vs) - taken) > 1}
-        verdict.require("inconsistent-offsets = ∅ (lost tail excepted)", not clash, clash)
-        verdict.require("unexpected = ∅", not everyone.unexpected, everyone.unexpected)
-        gaps = C.group_gaps(events, VERIFY, from_zero=True)
-        verdict.require("offsets contiguous from 0 in every queue", not gaps, gaps)
+        _lost_as_tails(events, verdict, taken | lost)
     else:
         clash = C.inconsistent_offsets(events, ignore_values=taken)
         kafka = msgspec.structs.replace(report.kafka, inconsistent_offsets=clash)
         report = msgspec.structs.replace(report, kafka=kafka)
         _ha_common(run, report, verdict, ends)
-    # A consumer still running past offsets the master reuses is moved back to them (the
-    # tail-loss guard): the group reads every value of the final log, none skipped
-    unread = read_values(run.history, VERIFY) - read_values(run.history, GROUP)
-    run.facts["group_unread"] = len(unread)
-    verdict.require("the group read every value of the final log", not unread, sorted(unread)[:20])
+    _group_read_the_log(run, verdict, read_values(run.history, VERIFY))
     injected = [e.data or {} for e in events if e.type == "event" and e.f == "fault"]
     healed = [e.data or {} for e in events if e.type == "event" and e.f == "heal"]
     windows = [h["alone"] for h in healed if "alone" in h]
@@ -395,10 +382,6 @@ def _all_lost(
     the final log (none skipped past a reused offset: the tail-loss guard)."""
     report = _check(run)
     events = run.history.snapshot()
-    faults = [e.mono for e in events if e.type == "event" and e.f == "fault"]
-    bad = C.lost_outside_postfix(events, [VERIFY], faults)
-    verdict.require("lost only as lost-postfix before a power loss", not bad, bad)
-    everyone = C.total_queue(events)
     lost = set(C.total_queue(events, [VERIFY]).lost)
     injected = [e.data or {} for e in events if e.type == "event" and e.f == "fault"]
     healed = [e.data or {} for e in events if e.type == "event" and e.f == "heal"]
@@ -411,18 +394,14 @@ def _all_lost(
     # (values a power loss took: acked ones, and unknown ones not in the final log, even if a
     # consumer read them first: every replica lost them, and new messages took their offsets)
     final = read_values(run.history, VERIFY)
-    taken = lost | ({v for v, s in C.sends(events).items() if s.type == "info"} - final)
-    clash = C.inconsistent_offsets(events, ignore_values=taken)
-    clash = {at: vs for at, vs in clash.items() if len(set(vs) - taken) > 1}
-    verdict.require("inconsistent-offsets = ∅ (lost tails excepted)", not clash, clash)
-    verdict.require("unexpected = ∅", not everyone.unexpected, everyone.unexpected)
-    gaps = C.group_gaps(events, VERIFY, from_zero=True)
-    verdict.require("offsets contiguous from 0 in every queue", not gaps, gaps)
-    unread = final - read_values(run.history, GROUP)
-    verdict.require("the group read every value of the final log", not unread, sorted(unread)[:20])
+    _lost_as_tails(
+        events,
+        verdict,
+        lost | ({v for v, s in C.sends(events).items() if s.type == "info"} - final),
+    )
+    _group_read_the_log(run, verdict, final)
     waits = [h.get("failover_wait") for h in healed]
     run.facts["lost_postfix"] = len(lost)
-    run.facts["group_unread"] = len(unread)
     run.facts["cuts"] = [d.get("cuts") for d in injected]
     run.facts["master_back_s"] = waits
     verdict.require("at least one power loss", bool(injected), injected)
@@ -432,6 +411,30 @@ def _all_lost(
         waits,
     )
     return run.result(verdict, report)
+
+
+def _lost_as_tails(events: list[Any], verdict: C.Verdict, taken: set[str]) -> None:
+    """Acknowledged values lost only as the postfix of a power loss; one value per read offset
+    but for the ``taken`` ones (lost, or unknown and not in the final log: new messages took
+    their offsets); nothing unexpected; offsets contiguous from 0."""
+    faults = [e.mono for e in events if e.type == "event" and e.f == "fault"]
+    bad = C.lost_outside_postfix(events, [VERIFY], faults)
+    verdict.require("lost only as lost-postfix before a power loss", not bad, bad)
+    clash = C.inconsistent_offsets(events, ignore_values=taken)
+    clash = {at: vs for at, vs in clash.items() if len(set(vs) - taken) > 1}
+    verdict.require("inconsistent-offsets = ∅ (lost tails excepted)", not clash, clash)
+    unexpected = C.total_queue(events).unexpected
+    verdict.require("unexpected = ∅", not unexpected, unexpected)
+    gaps = C.group_gaps(events, VERIFY, from_zero=True)
+    verdict.require("offsets contiguous from 0 in every queue", not gaps, gaps)
+
+
+def _group_read_the_log(run: HaRun, verdict: C.Verdict, final: set[str]) -> None:
+    """A consumer still running past offsets a master reuses is moved back to them (the
+    tail-loss guard): the group read every value of the final log, none skipped."""
+    unread = final - read_values(run.history, GROUP)
+    run.facts["group_unread"] = len(unread)
+    verdict.require("the group read every value of the final log", not unread, sorted(unread)[:20])
 
 
 POWER_SCENARIOS = {
