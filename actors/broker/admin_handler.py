@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from actors.broker.context import BrokerContext, reply
 from actors.broker.group_names import shown, unknown_group
+from actors.broker.pull_gates import unsettled
 from actors.broker.queue_limits import queue_nums_problem
 from config import ConfigError, dump_properties, with_overrides
 from config.coerce import from_text
@@ -153,6 +154,9 @@ def query_message(
     ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
 ) -> RemotingCommand:
     h = decode_header(QueryMessageRequestHeader, request.ext_fields, opaque=request.opaque)
+    refused = unsettled(ctx, request, ResponseCode.QUERY_NOT_FOUND)
+    if refused is not None:
+        return refused
     found = ctx.store.query_by_key(
         h.topic, h.key, query_max_num(request, h.max_num), h.begin_timestamp, h.end_timestamp
     )
@@ -170,6 +174,9 @@ def view_message(
     ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
 ) -> RemotingCommand:
     h = decode_header(ViewMessageRequestHeader, request.ext_fields, opaque=request.opaque)
+    refused = unsettled(ctx, request, ResponseCode.SYSTEM_ERROR)
+    if refused is not None:
+        return refused
     record = ctx.store.message_at(h.offset)
     if record is None:
         return reply(

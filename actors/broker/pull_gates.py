@@ -4,12 +4,16 @@
     past_bound(ctx, request, h, client) -> an answer, or None   (the tail-loss guard)
     moves_consumers(ctx) -> bool                           (may say an offset is out of range)
     hold_s(ctx, h) -> float                                (how long a suspended pull is held)
+    unsettled(ctx, request, code) -> an answer, or None    (any other read of the log's records)
 
 A controller-mode node that has held no lease, and whose log no master accepted, since it
 started (``HAState.serves_reads``) reads out nothing: recovery made all of its log visible,
 also a tail the group never confirmed. After a term began on a log that may have lost its
 tail (``runtime.store.tail_guard``), a pull past what the master vouched for the group is
-answered PULL_OFFSET_MOVED back to it: new messages took those offsets.
+answered PULL_OFFSET_MOVED back to it: new messages took those offsets. The other requests
+that read records out (VIEW_MESSAGE_BY_ID, QUERY_MESSAGE, CONSUME_MESSAGE_DIRECTLY) pass
+``unsettled`` alone: they name records by commit-log offset or key, not by a consumer's
+position.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from runtime.request_context import mark_held
 FLAG_SUSPEND = 2
 MASTER_ID = 0
 STORE_STOPPED = "store stopped (the broker is restarting or changing role); pull again"
+UNSETTLED = "no term yet: this broker reads out its log once the controller confirms it"
 
 
 def await_term(
@@ -50,8 +55,18 @@ def await_term(
         request,
         ResponseCode.PULL_NOT_FOUND,
         ext_fields=ext,
-        remark="no term yet: this broker reads out its log once the controller confirms it",
+        remark=UNSETTLED,
     )
+
+
+def unsettled(ctx: BrokerContext, request: RemotingCommand, code: int) -> RemotingCommand | None:
+    """``code`` (the request's "not found" answer) when this controller-mode node is not
+    settled since it started (``HAState.serves_reads``): a record of its unconfirmed tail may
+    be cut by the term the controller starts, and its offset given to another message; None
+    when it may read its log out."""
+    if ctx.ha is None or ctx.ha.serves_reads():
+        return None
+    return reply(request, code, remark=UNSETTLED)
 
 
 def hold_s(ctx: BrokerContext, h: PullMessageRequestHeader) -> float:

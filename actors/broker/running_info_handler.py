@@ -24,6 +24,7 @@ from collections.abc import Mapping
 import pykka
 
 from actors.broker.context import BrokerContext, reply
+from actors.broker.pull_gates import unsettled
 from runtime.errors import AddressError
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
@@ -79,6 +80,9 @@ def consume_message_directly(
         offset = decode_offset_msg_id(h.msg_id).physical_offset
     except AddressError as exc:
         return reply(request, ResponseCode.SYSTEM_ERROR, remark=f"msgId {h.msg_id}: {exc}")
+    refused = unsettled(ctx, request, ResponseCode.SYSTEM_ERROR)
+    if refused is not None:
+        return refused
     record = ctx.store.message_at(offset)
     if record is None:
         return reply(
