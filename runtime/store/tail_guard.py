@@ -21,7 +21,8 @@ Raised when such a term starts (``ConsumerOffsets``: a master whose machine lost
 last ran), the guard knows, per group, client connection and queue, the highest offset this
 master has vouched for: ``F`` or any ``nextBeginOffset`` it answered that connection from its
 log since, or a committed offset it answered it (a client given the queue resumes there); and
-for every connection of the group, the offsets an operator reset or cloned the group to. A
+for every connection of the group, the offsets an operator reset or cloned the group to and the
+offsets the group committed within its bound (what it consumed in this term). A
 pull from further on is a position from the old log: it is answered PULL_OFFSET_MOVED to that
 offset (the consumer reads the new messages from ``F``: duplicates of what it had read, never
 a skip), and a commit further on is stored as that offset. Every group is guarded, also one
@@ -34,8 +35,10 @@ offset or a timestamp past ``F`` (a queue whose minimum offset is above 0; else 
 starts at 0), a group that read from a slave (``slaveReadEnable``) past what this master
 answered it, a lite consumer's seek past it, or an UPDATE_CONSUMER_OFFSET past it (use
 resetOffsetByTime, which vouches), or a client that reconnected (a new connection), is moved
-back, at most to ``F``. Not covered: a node restarted since guards nothing (the guard lives in
-the process; the consumer then gets RocketMQ's answer).
+back to the group's last commit within its bound, or to ``F`` (session 30: before, to ``F``
+whatever the group had committed since, re-reading the whole term). Not covered: a node
+restarted since guards nothing (the guard lives in the process; the consumer then gets
+RocketMQ's answer).
 
 State: the queue ends when raised, the vouched offsets, the forgotten topics and groups. Plain
 data shared by the pull and offset handlers and the ConsumerOffsets actor, all on one hub.
@@ -136,7 +139,12 @@ class TailLossGuard:
         """What to store for ``group``'s (``client``'s) commit of ``offset``: at most its
         bound."""
         bound = self.bound(group, topic, queue_id, client)
-        if bound is None or offset <= bound:
+        if bound is None:
+            return offset
+        if offset <= bound:
+            # the group consumed up to it since the term began: a position for every instance
+            # (one that reconnects or is given the queue resumes there, not at ``F``)
+            self.vouch(group, topic, queue_id, offset)
             return offset
         if self._first("commit", group, topic, queue_id):
             logger.warning(

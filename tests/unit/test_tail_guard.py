@@ -157,3 +157,19 @@ def test_what_one_instance_of_a_group_was_handed_does_not_let_another_through() 
     # And an offset handed to every instance (an operator's reset) lets each through
     guard.vouch("g", "T", 0, 11)
     assert guard.bound("g", "T", 0, client="B") == 11
+
+
+def test_what_a_group_commits_within_its_bound_lets_each_instance_resume_there() -> None:
+    # Given g's instance A handed T/0 up to 12 after a loss (the end 4), having consumed to 10
+    guard = raised()
+    guard.vouch("g", "T", 0, 12, client="A")
+    assert guard.commit_value("g", "T", 0, 10, client="A") == 10
+    # When A reconnects (a new connection, its position 12 kept) or B is given the queue
+    # Then each may go on from the group's commit, not from 4 (re-reading the whole term)
+    assert guard.bound("g", "T", 0, client="A2") == 10
+    assert guard.bound("g", "T", 0, client="B") == 10
+    # And a commit past the bound (a position of the old log) is lowered and vouches nothing
+    assert guard.commit_value("g", "T", 0, 30, client="C") == 10
+    assert guard.bound("g", "T", 0, client="B") == 10
+    # And other groups are not moved by g's commits
+    assert guard.bound("h", "T", 0, client="A") == 4
