@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import gevent
 import pykka
 from loguru import logger
 
@@ -54,6 +55,10 @@ ACK_ALL = 2**31 - 1
 """``ConsumeContext.ack_index`` by default (RocketMQ's Integer.MAX_VALUE): every message."""
 SUCCEEDED = (None, ConsumeResult.CONSUME_SUCCESS, ConsumeOrderlyStatus.SUCCESS)
 """What a listener returns for "consumed" (None counts as success)."""
+RAISED = (Exception, gevent.Timeout)
+"""What a listener may raise and have it count as RECONSUME_LATER: any Exception, and a
+``gevent.Timeout`` (a BaseException; ``with gevent.Timeout(5):`` raises the Timeout itself).
+Escaping the task, it left the messages unreported: held in their queue, its offset stuck."""
 
 
 class ConsumeContext:
@@ -252,7 +257,7 @@ class ConsumeService:
                     if listener is None:
                         raise LookupError(f"no listener for topic {msg.topic!r}")
                     outcome = listener(msg)  # type: ignore[operator]
-                except Exception:
+                except RAISED:
                     logger.exception("client: listener failed on {}; will redeliver", msg)
                     outcome = ConsumeResult.RECONSUME_LATER
                 (done if outcome in SUCCEEDED else retry).append(msg.queue_offset)
@@ -318,7 +323,7 @@ class ConsumeService:
             if ordered:
                 return n, context
             return max(0, min(int(context.ack_index) + 1, n)), context
-        except Exception as exc:
+        except RAISED as exc:
             what = msgs[0] if n == 1 else f"{n} messages from offset {msgs[0].queue_offset}"
             logger.exception("client: listener failed on {}; will redeliver", what)
             if report is not None:

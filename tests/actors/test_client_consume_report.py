@@ -10,7 +10,7 @@ import gevent
 import gevent.event
 import pytest
 
-from actors.client.consume import ConsumeService
+from actors.client.consume import BatchListener, ConsumeService
 from actors.client.hub import ClientHub
 from actors.client.message import ConsumeResult, MessageExt
 from actors.client.puller_messages import Consumed
@@ -84,6 +84,37 @@ def test_a_busy_puller_gets_the_report_as_a_message() -> None:
             (Consumed(3, [2], []), False),
             ("probe", False),
         ]
+    finally:
+        ref.stop()
+        service.shutdown()
+        hub.stop()
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["plain", "batch"])
+def test_a_listener_raising_a_gevent_timeout_counts_as_reconsume_later(batch: bool) -> None:
+    # Given a listener that raises a gevent.Timeout (a BaseException: ``with
+    # gevent.Timeout(5):`` around a call raises the Timeout itself) for one message
+    hub = ClientHub("test-consume-hub", patched=True).start()
+    ref = _Puller.start()
+    puller = ref._actor_weakref()
+
+    def fn(msg: MessageExt) -> ConsumeResult:
+        if msg.queue_offset == 5:
+            raise gevent.Timeout(1)
+        return ConsumeResult.CONSUME_SUCCESS
+
+    listener: Any = BatchListener(lambda msgs, _ctx: fn(msgs[0])) if batch else fn
+    service = ConsumeService(hub, {"T": listener}, threads=1)
+    gevent.sleep(0)
+    try:
+        # When a task consumes it between two others
+        msgs = [MessageExt("T", b"m", "", queue_offset=o) for o in (4, 5, 6)]
+        task = gevent.spawn(service._run, ref, 9, msgs)
+        task.join(5)
+        # Then the task reported all three, that one as failed (to be sent back), instead of
+        # dying with nothing reported (the queue's offset held at 5 for good)
+        assert task.successful()
+        assert [m for m, _g in puller.handled] == [Consumed(9, [4, 6], [5])]
     finally:
         ref.stop()
         service.shutdown()

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import gevent
 import pytest
 
 from actors.client import (
@@ -329,3 +330,29 @@ def test_without_a_consume_timeout_a_stuck_message_holds_the_offset(cluster: Fak
     finally:
         release.set()
     wait_until(lambda: cluster.committed("patient", "Orders", 0) == 2, what="the final commit")
+
+
+def test_a_listener_raising_a_gevent_timeout_is_sent_back_and_the_offset_moves_on(
+    cluster: FakeCluster,
+) -> None:
+    # Given a broker that accepts send-backs and a listener that lets a gevent.Timeout escape
+    # (a BaseException, not an Exception) for the first of two messages
+    cluster.broker().accept_send_back = True
+    cluster.put("Orders", b"slow", queue_id=0)
+    cluster.put("Orders", b"fine", queue_id=0)
+    seen: list[bytes] = []
+
+    def listener(msg) -> ConsumeResult:
+        seen.append(msg.body)
+        if msg.body == b"slow":
+            raise gevent.Timeout(1)
+        return ConsumeResult.CONSUME_SUCCESS
+
+    c = consumer(cluster, "sb-timeout", commit_interval=0.05)
+    c.subscribe("Orders", "*", listener)
+    # When it is consumed
+    c.start()
+    # Then it counts as RECONSUME_LATER: sent back, and the offset moves past both
+    wait_until(lambda: send_backs(cluster), what="a send-back")
+    wait_until(lambda: cluster.committed("sb-timeout", "Orders", 0) == 2, what="the commit")
+    assert sorted(seen) == [b"fine", b"slow"]
