@@ -332,6 +332,12 @@ class NamesrvProcessor:
             )
             .get(timeout=ASK_TIMEOUT)
         )
+        if not session.alive:
+            # The connection closed while this registration was on its way (a compressed body
+            # is decoded in the thread pool): the drop for that close may have reached the
+            # route table first, which would leave a gone broker routed until the scan drops
+            # it. (The session is marked dead before its close is told: no drop is missed.)
+            self._table().channel_closed(session.session_id)
         logger.trace("namesrv: register {} from {}", h.broker_addr, session)
         orders = self._kv().namespace(ORDER_TOPIC_CONFIG).get(timeout=ASK_TIMEOUT)
         return RemotingCommand.response_to(

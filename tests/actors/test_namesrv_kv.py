@@ -168,9 +168,11 @@ def test_stop_writes_what_is_pending(tmp_path: pathlib.Path) -> None:
 
 
 class FakeSession:
-    """Stands in for a broker's SessionHandle (the processor reads its id)."""
+    """Stands in for a broker's SessionHandle (the processor reads its id and whether it is
+    still open)."""
 
     session_id = 1
+    alive = True
 
 
 def test_a_registration_is_answered_while_a_kv_write_is_held(tmp_path: pathlib.Path) -> None:
