@@ -44,8 +44,10 @@ handled inline by whoever tells them while the actor is idle (``tell_now``): the
 a listener task's greenlet, or a hub callback in a plain program. Their handlers must never
 yield (no blocking call, ask or sleep): a hub callback cannot switch at all.
 
-Generations (unique in the process): a seek sets a new one; anything tagged with an older one
-is dropped, so a message cached before a seek is never committed after it. On stop the last
+Generations (unique in the process): a seek sets a new one, and so does an offset the broker
+moved (OFFSET_ILLEGAL); anything tagged with an older one is dropped, so a message cached
+before either is never committed after it (nor taken for a message pulled since at the same
+offset). On stop the last
 committable offset goes to the OffsetStore (a rebalance persists it before the queue moves on).
 Every pull in clustering mode also carries that offset (COMMIT_OFFSET), as RocketMQ does.
 """
@@ -298,6 +300,9 @@ class QueuePuller(FailedMessages, GeventActor):
                 self.mq,
                 result.next_begin_offset,
             )
+            # a new generation, as a seek: what was cached is dropped, and a late report of it
+            # must not take a message pulled after the move at the same offset for it
+            self.generation = next_generation()
             self.pq.clear(result.next_begin_offset)
             self._report(force=True)
             self.send_after(min(self.options.error_delay, 1.0), PullNext())
