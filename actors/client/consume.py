@@ -7,7 +7,10 @@ most ``max(1, n / threads)`` messages (capped by ``batch_cap``; whole listener c
 a fast one does not pay one pool hand-off per message. Each task tells its puller which offsets
 are done and which returned RECONSUME_LATER (or raised): from a pool greenlet at once, from a
 pool thread through a hub callback; an idle puller handles it right there (its handler never
-yields), sparing a turn of the puller's own loop.
+yields), sparing a turn of the puller's own loop. A task calls no more listeners once its puller
+stopped (the queue was taken away by a rebalance, or its puller failed and restarts from the
+committed offset), as RocketMQ's ConsumeRequest skips a dropped ProcessQueue: those messages
+are the new owner's to consume, and would otherwise be consumed twice.
 
 A listener returns ``ConsumeResult.CONSUME_SUCCESS`` or ``RECONSUME_LATER`` (orderly listeners
 may spell them ``ConsumeOrderlyStatus.SUCCESS`` / ``SUSPEND_CURRENT_QUEUE_A_MOMENT``); ``None``
@@ -229,6 +232,8 @@ class ConsumeService:
             for listener, call in self._calls(msgs):
                 if ordered and retry:
                     break
+                if not puller.is_alive():
+                    return  # its queue was taken away (RocketMQ: ProcessQueue dropped)
                 started = int(time.time() * 1000)
                 for m in call:
                     m.consume_start_ms = started
@@ -250,6 +255,8 @@ class ConsumeService:
             for msg in msgs:
                 if ordered and retry:
                     break
+                if not puller.is_alive():
+                    return  # its queue was taken away (RocketMQ: ProcessQueue dropped)
                 reset_retry_topic(msg, ns)
                 listener = self.listeners.get(msg.topic) or self.listeners.get("*")
                 msg.consume_start_ms = int(time.time() * 1000)

@@ -697,3 +697,36 @@ def test_change_topics_adds_and_drops_several_with_one_heartbeat(cluster: FakeCl
         assert codes.count(RequestCode.HEART_BEAT) == 1
         assert sorted(got) == [b"Invoices", b"Refunds"]
         assert set(consumer.subscriptions) == {"Invoices", "Refunds"}
+
+
+def test_messages_waiting_for_a_listener_are_not_consumed_once_their_queue_is_taken_away(
+    cluster: FakeCluster,
+) -> None:
+    # Given five messages on one queue and a consumer with one consume thread, whose listener
+    # is still busy with the first while the other four wait behind it
+    for i in range(5):
+        cluster.put("Orders", b"m%d" % i, queue_id=0)
+    seen: list[bytes] = []
+    busy = threading.Event()
+    release = threading.Event()
+
+    def listener(msg) -> ConsumeResult:
+        seen.append(msg.body)
+        if msg.body == b"m0":
+            busy.set()
+            release.wait(10)
+        return ConsumeResult.CONSUME_SUCCESS
+
+    consumer = fast_push(cluster, "dropped-g", consume_threads=1, commit_interval=60.0)
+    consumer.subscribe("Orders", "*", listener)
+    consumer.start()
+    assert busy.wait(5)
+    # When the queue is taken away (the topic unsubscribed: its puller stops and its offset,
+    # held by m0, is committed) and only then the listener returns
+    consumer.unsubscribe("Orders")
+    assert cluster.committed("dropped-g", "Orders", 0) == 0
+    release.set()
+    consumer.shutdown()  # waits for the pool
+    # Then m1..m4 were not consumed here: they are the queue's next owner's, from offset 0
+    # (as RocketMQ skips the consume requests of a dropped ProcessQueue)
+    assert seen == [b"m0"]
