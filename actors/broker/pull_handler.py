@@ -194,17 +194,18 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
     if isinstance(chosen, FilterRefused):
         return reply(request, chosen.code, remark=chosen.remark)
     predicate, tag_codes = chosen
+    group, topic, queue_id = h.consumer_group, h.topic, h.queue_id
+    guard, client = ctx.store.tail_guard, session.remote_address  # (vouched per connection)
+    if h.sys_flag & FLAG_COMMIT_OFFSET and h.commit_offset > 0 and ctx.cfg.is_master:
+        # (stored whatever the pull's answer, as RocketMQ does: also by a node not settled yet)
+        committed = guard.commit_value(group, topic, queue_id, h.commit_offset, client)
+        ctx.store.commit_offset(group, topic, queue_id, committed)
     held_from: float | None = None  # (a hold for the first lease counts against the pull's)
     if ctx.ha is not None and not ctx.ha.serves_reads():
         held_from = time.monotonic()
         unsettled = await_term(ctx, request, h)
         if unsettled is not None:
             return unsettled
-    group, topic, queue_id = h.consumer_group, h.topic, h.queue_id
-    guard, client = ctx.store.tail_guard, session.remote_address  # (vouched per connection)
-    if h.sys_flag & FLAG_COMMIT_OFFSET and h.commit_offset > 0 and ctx.cfg.is_master:
-        committed = guard.commit_value(group, topic, queue_id, h.commit_offset, client)
-        ctx.store.commit_offset(group, topic, queue_id, committed)
     past = past_bound(ctx, request, h, client)
     if past is not None:
         return past

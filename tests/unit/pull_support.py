@@ -22,6 +22,7 @@ class FakeStore:
     def __init__(self, guard: TailLossGuard) -> None:
         self.tail_guard = guard
         self.end = 12
+        self.committed: list[tuple[str, str, int, int]] = []
 
     def subscription_group(self, group: str) -> None:
         return None
@@ -43,19 +44,21 @@ class FakeStore:
         return self.end
 
     def commit_offset(self, group: str, topic: str, queue_id: int, offset: int) -> None:
-        pass
+        self.committed.append((group, topic, queue_id, offset))
 
 
-def pull_at(ctx: Any, offset: int, suspend_ms: int = 0) -> RemotingCommand:
-    """PULL_MESSAGE of group g, T/0 from ``offset`` (suspended for ``suspend_ms`` if > 0)."""
+def pull_at(ctx: Any, offset: int, suspend_ms: int = 0, commit: int = 0) -> RemotingCommand:
+    """PULL_MESSAGE of group g, T/0 from ``offset`` (suspended for ``suspend_ms`` if > 0;
+    committing ``commit`` if > 0)."""
     ext = {
         "consumerGroup": "g",
         "topic": "T",
         "queueId": 0,
         "queueOffset": offset,
         "maxMsgNums": 4,
-        "sysFlag": 4 | (2 if suspend_ms else 0),  # (the subscription comes with the pull)
-        "commitOffset": 0,
+        # (the subscription comes with the pull; 1: the commit offset flag)
+        "sysFlag": 4 | (2 if suspend_ms else 0) | (1 if commit else 0),
+        "commitOffset": commit,
         "suspendTimeoutMillis": suspend_ms,
         "subscription": "*",
         "subVersion": 0,

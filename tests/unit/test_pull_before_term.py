@@ -117,3 +117,13 @@ def test_without_long_polling_the_wait_for_a_term_is_a_short_poll() -> None:
     # Then it waits a short poll for the term, as for messages
     assert answer.code == ResponseCode.PULL_NOT_FOUND, answer.remark
     assert waited == [1.0]
+
+
+def test_a_commit_riding_on_a_pull_is_stored_also_before_the_node_settles() -> None:
+    # Given a controller-mode master just started (no lease yet)
+    ctx = context(HAState(node_id=0, role=Role.MASTER, sync=True, controller_mode=True))
+    # When a consumer's pull carries its commit of offset 9
+    answer = pull_at(ctx, 9, commit=9)
+    # Then nothing is read, but the commit is stored, as RocketMQ stores it whatever the answer
+    assert answer.code == ResponseCode.PULL_NOT_FOUND, answer.remark
+    assert ctx.store.committed == [("g", "T", 0, 9)]
