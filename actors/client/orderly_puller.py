@@ -127,6 +127,7 @@ class OrderlyPuller(QueuePuller):
 
     def _consumed(self, message: Consumed) -> None:
         if message.generation != self.generation:
+            self._stale_done()
             return
         self._not_busy()
         self.last_consume_ms = int(time.time() * 1000)
@@ -144,6 +145,7 @@ class OrderlyPuller(QueuePuller):
 
     def _sent_back(self, message: SentBack) -> None:
         if message.generation != self.generation:
+            self._stale_done()
             return
         self._not_busy()
         self.pq.remove(message.ok)
@@ -188,6 +190,14 @@ class OrderlyPuller(QueuePuller):
             return
         self.busy = True
         gevent.spawn(self._send_back, self.generation, msgs, TO_DLQ)
+
+    def _stale_done(self) -> None:
+        """The task (or dead-letter send) in flight when the generation changed (a seek, an
+        offset the broker moved) ended: its outcome is dropped, but the queue is free again, so
+        the new generation's messages are offered (only after it: one task at a time)."""
+        if self.busy:
+            self._not_busy()
+            self._dispatch()
 
     def _not_busy(self) -> None:
         self.busy = False
