@@ -24,6 +24,7 @@ import msgspec
 from loguru import logger
 
 from actors.client.consume import (
+    RAISED,
     SUCCEEDED,
     BatchListener,
     ConsumeContext,
@@ -64,7 +65,7 @@ def consume_directly(
             result = "CR_LATER"
         else:
             result = "CR_RETURN_NULL"
-    except Exception as exc:
+    except RAISED as exc:  # a gevent.Timeout too, as in the consume service
         logger.exception("client: listener failed on {} consumed directly", msg)
         result, remark = "CR_THROW_EXCEPTION", f"{type(exc).__name__}: {exc}"
     return ConsumeMessageDirectlyResult(

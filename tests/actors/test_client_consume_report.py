@@ -11,6 +11,7 @@ import gevent.event
 import pytest
 
 from actors.client.consume import BatchListener, ConsumeService
+from actors.client.consume_directly import consume_directly
 from actors.client.hub import ClientHub
 from actors.client.message import ConsumeResult, MessageExt
 from actors.client.puller_messages import Consumed
@@ -117,5 +118,25 @@ def test_a_listener_raising_a_gevent_timeout_counts_as_reconsume_later(batch: bo
         assert [m for m, _g in puller.handled] == [Consumed(9, [4, 6], [5])]
     finally:
         ref.stop()
+        service.shutdown()
+        hub.stop()
+
+
+def test_a_listener_consumed_directly_raising_a_gevent_timeout_answers_an_exception() -> None:
+    # Given a listener that lets a gevent.Timeout escape
+    hub = ClientHub("test-consume-hub", patched=True).start()
+
+    def fn(msg: MessageExt) -> ConsumeResult:
+        raise gevent.Timeout(1)
+
+    service = ConsumeService(hub, {"T": fn}, threads=1)
+    try:
+        # When an admin tool has a message consumed directly (CONSUME_MESSAGE_DIRECTLY)
+        result = consume_directly(service, MessageExt("T", b"m", "", queue_offset=1), False)
+        # Then the answer says the listener raised (RocketMQ's CR_THROW_EXCEPTION), instead of
+        # the request going unanswered until the client's 30 s wait ran out
+        assert result.consume_result == "CR_THROW_EXCEPTION"
+        assert result.remark is not None and result.remark.startswith("Timeout")
+    finally:
         service.shutdown()
         hub.stop()
