@@ -43,6 +43,7 @@ class Ctx:
     """The part of BrokerContext the handler uses."""
 
     consumers = "consumers"
+    ha = None  # (no replication: every record may be read out)
 
     def __init__(self, manager: Any) -> None:
         self.manager = manager
