@@ -30,7 +30,13 @@ from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.header_codec import decode_header
 from runtime.remoting.headers import EndTransactionRequestHeader
-from runtime.remoting.properties import PGROUP, TRAN_MSG, UNIQ_KEY, decode_properties
+from runtime.remoting.properties import (
+    CHECK_IMMUNITY_TIME_IN_SECONDS,
+    PGROUP,
+    TRAN_MSG,
+    UNIQ_KEY,
+    decode_properties,
+)
 from runtime.session import SessionHandle
 from runtime.store.msg_id import decode_offset_msg_id
 from runtime.store.record import (
@@ -68,9 +74,20 @@ def register_half(
         msg_id=msg_id,
         transaction_id=props.get(UNIQ_KEY, msg_id),
         stored_ms=int(time.time() * 1000),
+        immunity_ms=immunity_ms(props.get(CHECK_IMMUNITY_TIME_IN_SECONDS)),
     )
     ctx.ask(ctx.proxy(ctx.transactions).prepared(half))
     ctx.proxy(ctx.producers).sent_half(half.group, session)
+
+
+def immunity_ms(value: str | None) -> int:
+    """A half message's CHECK_IMMUNITY_TIME_IN_SECONDS in ms, read as RocketMQ's
+    ``getImmunityTime`` reads it: no integer (or -1) is -1, checked after transactionTimeOut."""
+    try:
+        seconds = int(value) if value is not None else -1
+    except ValueError:
+        return -1
+    return -1 if seconds == -1 else seconds * 1000
 
 
 def end_transaction(

@@ -15,7 +15,8 @@ Messages:
 - ``resume(offset)`` (proxy) -> True when ``offset`` is an open half message, or one discarded
   after its checks, whose checks now start over (RESUME_CHECK_HALF_MESSAGE); False otherwise.
 - ``Check`` (its own timer, every ``check_interval_s``): for half messages older than
-  ``timeout_s``, send CHECK_TRANSACTION_STATE to a live producer of their group; after
+  ``timeout_s`` (or their CHECK_IMMUNITY_TIME_IN_SECONDS, ``HalfMessage.immunity_ms``), send
+  CHECK_TRANSACTION_STATE to a live producer of their group; after
   ``check_max`` checks the message is discarded and logged (the last ``DISCARDED_KEPT`` discarded
 ones are remembered, so that ``resume`` can bring them back).
 
@@ -48,6 +49,9 @@ class HalfMessage(msgspec.Struct, frozen=True):
     transaction_id: str  # the producer's UNIQ_KEY
     stored_ms: int
     checks: int = 0
+    immunity_ms: int = -1
+    """Not checked back before ``stored_ms + immunity_ms`` (the message's
+    CHECK_IMMUNITY_TIME_IN_SECONDS, as RocketMQ reads it); -1: after ``timeout_s``."""
 
 
 DISCARDED_KEPT = 10_000
@@ -143,7 +147,8 @@ class TransactionManager(GeventActor):
         now_ms = time.time() * 1000
         changed = False
         for half in self.pending():
-            if now_ms - half.stored_ms < self.timeout_s * 1000:
+            immune_ms = self.timeout_s * 1000 if half.immunity_ms == -1 else half.immunity_ms
+            if now_ms - half.stored_ms < immune_ms:
                 continue
             if half.checks >= self.check_max:
                 logger.warning(
