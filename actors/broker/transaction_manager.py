@@ -169,7 +169,12 @@ class TransactionManager(GeventActor):
                 continue  # no producer of the group online: try again next round
             raw = self.read_record(half.offset)
             if raw is None:
-                del self._half[half.offset]
+                # Not readable (yet: the store has not dispatched it, e.g. a controller-mode
+                # master whose in-sync slave lags; or no more: its file removed): counted as a
+                # check, so one gone for good is discarded after ``check_max`` rounds, as
+                # RocketMQ counts a check that found no channel. Forgetting it at once lost a
+                # commit the store refused meanwhile ("find prepared transaction message").
+                self._half[half.offset] = msgspec.structs.replace(half, checks=half.checks + 1)
                 changed = True
                 continue
             channel.send_oneway(
