@@ -10,7 +10,8 @@ State owned: a heap of (due ms, queue offset, commit-log offset) for every timer
 delivered; the progress — the lowest undelivered queue offset of the timer topic (watermark) and
 the offsets delivered above it — persisted atomically to ``<store>/config/timerProgress.json``.
 At start it re-reads the timer topic from the watermark and skips what was delivered, so a
-restart loses nothing. Only a master runs one.
+restart loses nothing; it delivers nothing before that re-read has reached the topic's end (a
+recall marker read later than its message, both due, would come too late). Only a master runs one.
 
 Durability point and guarantees: a message is put back into its real topic only when
 ``now >= due`` (never early) and is marked delivered only after that put was stored
@@ -100,6 +101,10 @@ class TimerScheduler(GeventActor):
         """(topic, UNIQ_KEY) of pending messages a recall marker cancelled (until the marker
         is due): a marker recalls a message of its own topic only."""
         self._wake = gevent.event.Event()
+        self._loaded = gevent.event.Event()
+        """Set once the loader has read the timer topic to its end: until then nothing is
+        delivered, so a recall marker further on is known before its message is due (a
+        restart after both were due put the message back from the loader's first batch)."""
         self._dirty = False
         self._running = True
         self._drops = DropWarnings("timer")
@@ -180,6 +185,9 @@ class TimerScheduler(GeventActor):
                     ):
                         offset = result.next_begin_offset
                         continue
+                    if not self._loaded.is_set():
+                        self._loaded.set()
+                        self._wake.set()
                     self.store.wait_arrival(TIMER_TOPIC, 0, offset, IDLE_WAIT_S).get(
                         timeout=IDLE_WAIT_S + CALL_TIMEOUT_S
                     )
@@ -217,7 +225,7 @@ class TimerScheduler(GeventActor):
     def _deliver(self) -> None:
         me = self.actor_ref
         while self._running:
-            if not self._heap:
+            if not self._heap or not self._loaded.is_set():
                 self._wake.clear()
                 self._wake.wait(IDLE_WAIT_S)
                 continue
