@@ -5,7 +5,7 @@ see it. COMMIT (8) puts a copy with sysFlag COMMIT into its topic (now visible; 
 preparedTransactionOffset points at the half message); ROLLBACK (12) only settles it. Either
 way the TransactionManager forgets it, and a second END for the same message does nothing.
 UNKNOWN (0) leaves it open for the check-back. Any other commitOrRollback is INVALID_PARAMETER
-(oneway: dropped), nothing done.
+(oneway: dropped), nothing done. A slave answers SLAVE_NOT_AVAILABLE, as RocketMQ's does.
 
 RESUME_CHECK_HALF_MESSAGE (323, ``mqadmin resumeCheckHalfMessage -i <offset msg id>``): a half
 message whose checks ran out (discarded, ``transactionCheckMax``) or that is still open starts
@@ -94,6 +94,14 @@ def end_transaction(
     ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
 ) -> RemotingCommand | None:
     h = decode_header(EndTransactionRequestHeader, request.ext_fields, opaque=request.opaque)
+    if not ctx.cfg.is_master:  # (no TransactionManager here), as RocketMQ's slave answers
+        if request.is_oneway:
+            return None
+        return reply(
+            request,
+            ResponseCode.SLAVE_NOT_AVAILABLE,
+            remark="Message store is slave mode, so end transaction is forbidden.",
+        )
     if h.commit_or_rollback not in (COMMIT, ROLLBACK):
         if request.is_oneway:
             return None
@@ -165,6 +173,12 @@ def resume_check_half_message(
         offset = decode_offset_msg_id(msg_id).physical_offset
     except AddressError as exc:
         return reply(request, ResponseCode.SYSTEM_ERROR, remark=f"msgId {msg_id!r}: {exc}")
+    if not ctx.cfg.is_master:
+        return reply(
+            request,
+            ResponseCode.SYSTEM_ERROR,
+            remark="this broker is a slave: resume the half message's checks on its master",
+        )
     raw = ctx.store.message_at(offset)
     if raw is None or not is_prepared(decode_record(raw).sys_flag):
         return reply(
