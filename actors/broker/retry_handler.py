@@ -85,7 +85,7 @@ def send_back(
         if group_config is not None:
             max_times = group_config.retry_max_times
         else:
-            max_times = int(props.get(MAX_RECONSUME_TIMES, DEFAULT_MAX_RECONSUME_TIMES))
+            max_times = message_max_times(props)
     record = copy_record(
         original,
         props,
@@ -109,6 +109,15 @@ def send_back(
     if code in send_handler.STORED_CODES:
         return reply(request)
     return reply(request, code, remark=outcome.remark or outcome.status)
+
+
+def message_max_times(props: dict[str, str]) -> int:
+    """The message's MAX_RECONSUME_TIMES, or 16 when it has none or one that is no integer
+    (a producer may set any value: it made every send-back of the message a SYSTEM_ERROR)."""
+    try:
+        return int(props.get(MAX_RECONSUME_TIMES, DEFAULT_MAX_RECONSUME_TIMES))
+    except ValueError:
+        return DEFAULT_MAX_RECONSUME_TIMES
 
 
 def _bad_input(
