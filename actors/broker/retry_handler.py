@@ -5,6 +5,8 @@ goes to ``%RETRY%<group>`` with delay level ``3 + reconsumeTimes`` (10 s, 30 s, 
 unless the consumer asked for a level; at the limit, or when the consumer asked for a negative
 level, it goes to ``%DLQ%<group>``. The copy keeps the body, flags and properties, counts one
 more reconsume, remembers the first topic in RETRY_TOPIC and the first id in ORIGIN_MESSAGE_ID.
+A broker without write permission (brokerPermission 4), or a retry topic without it, answers
+NO_PERMISSION, nothing stored, as RocketMQ does.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from actors.broker.context import BrokerContext, reply, send_queue_busy
 from actors.broker.delay import copy_record, to_schedule
 from actors.broker.group_names import shown, unknown_group
 from actors.broker.queue_limits import capped
+from actors.broker.topic_config import PERM_WRITE
 from runtime.remoting.bodies import SubscriptionGroupConfig, TopicConfig
 from runtime.remoting.codes import DLQ_PREFIX, RETRY_PREFIX, ResponseCode
 from runtime.remoting.command import RemotingCommand
@@ -69,6 +72,13 @@ def send_back(
     refused = unknown_group(ctx, request, h.group, group_config) or _bad_input(request, h)
     if refused is not None:
         return refused
+    if not ctx.cfg.broker_permission & PERM_WRITE:  # drained: RocketMQ's answer
+        return reply(
+            request,
+            ResponseCode.NO_PERMISSION,
+            remark=f"the broker[{ctx.cfg.broker_name}/{ctx.cfg.broker_id}] sending message is "
+            "forbidden",
+        )
     raw = ctx.store.message_at(h.offset)
     if raw is None:
         return reply(
@@ -98,6 +108,13 @@ def send_back(
         record = dead_letter(ctx, record, h.group)
     else:
         queues = ensure_retry_topic(ctx, h.group, group_config)
+        retry = ctx.store.topic(RETRY_PREFIX + h.group)
+        if retry is not None and not retry.perm & PERM_WRITE:
+            return reply(
+                request,
+                ResponseCode.NO_PERMISSION,
+                remark=f"the topic[{RETRY_PREFIX + h.group}] sending message is forbidden",
+            )
         record = msgspec.structs.replace(record, queue_id=random.randrange(queues))
         level = h.delay_level or 3 + original.reconsume_times
         record = to_schedule(record, level, len(ctx.cfg.delay_levels_ms()))
