@@ -165,6 +165,8 @@ class ProducerAsync(ProducerPort):
         if sender is not None:
             sender.stopped = True
         stop()
+        if sender is not None:  # nothing answers their waits now
+            sender.fail_waiting(ClientStateError(f"send ({self.group})", "stopping"))
         deadline = time.monotonic() + limit
         while sender is not None and sender.in_flight and time.monotonic() < deadline:
             gevent.sleep(0.001)

@@ -145,6 +145,8 @@ class SendOp:
 
     def proceed(self, route: TopicRoute) -> None:
         """Go on once the route is known (a route lane)."""
+        if self._finished:  # failed while it waited (the producer stopped)
+            return
         try:
             self._send_on(route)
         except Exception as exc:
@@ -194,6 +196,8 @@ class SendOp:
 
     def write(self, session: Any, address: str) -> None:
         """Write once the session is there (a session lane)."""
+        if self._finished:  # failed while it waited (the producer stopped)
+            return
         try:
             assert self.mq is not None
             self._write(session, address, self.mq)

@@ -68,3 +68,13 @@ class Sender:
             hooked.op = op
         self.in_flight += 1
         op.attempt()
+
+    def fail_waiting(self, error: Exception) -> None:
+        """The producer stopped (``stopped`` is set): every send waiting in a lane for a route
+        or a connection fails now with ``error``, as the sends whose requests were out do. Its
+        wait would end only with its timeout (the route table and the connections stopped
+        without answering it), or never once the client's hub stops; the lane's greenlet
+        passes over the sends that ended (``SendOp.proceed`` / ``write``)."""
+        for lane in list(self.waiting.values()):
+            for op in list(lane):
+                op.fail(error)
