@@ -143,12 +143,18 @@ class ProducerReply(ProducerPort):
         instance = self._instance
         if instance is None or self._state != "running":
             raise ClientStateError(f"request ({self.group})", self._state)
+        # Expected before the route is fetched: a shutdown meanwhile fails it (``fail_all``),
+        # where a request_async waiting here stayed pending for good once the hub stopped.
+        self._replies.expect(correlation, waiter)
         if topic not in instance.routes:
             # The broker that takes the reply pushes it over this client's connection, found
             # by its heartbeat: beat to the route's brokers first (as RocketMQ's client does).
-            instance.fetch_route(topic, allow_default=True)
-            instance.heartbeat()
-        self._replies.expect(correlation, waiter)
+            try:
+                instance.fetch_route(topic, allow_default=True)
+                instance.heartbeat()
+            except BaseException:
+                self._replies.forget(correlation)
+                raise
 
     def reply(
         self,

@@ -98,3 +98,27 @@ def test_sends_waiting_for_a_route_fail_at_once_when_the_producer_shuts_down(
     assert not thread.is_alive() and time.monotonic() - started < 2.5
     assert len(sync_outcome) == 1 and isinstance(sync_outcome[0], ClientStateError)
     assert "stopping" in str(sync_outcome[0])
+
+
+def test_a_request_async_waiting_for_its_route_fails_when_the_producer_shuts_down(
+    namesrv: SilentNamesrv,
+) -> None:
+    # Given a producer whose name server never answers, and a request_async waiting for the
+    # route of its topic
+    producer = Producer("request-closing", namesrv=namesrv.address).start()
+    outcomes: list[BaseException | None] = []
+    called = threading.Event()
+
+    def callback(_reply: Any, error: BaseException | None) -> None:
+        outcomes.append(error)
+        called.set()
+
+    future = producer.request_async(Message("Orders", b"question"), callback, timeout=3.0)
+    assert namesrv.asked.wait(5)
+    # When the producer shuts down
+    producer.shutdown(timeout=0.3)
+    # Then the request failed (the producer shut down) and its callback ran once, instead of
+    # staying pending for good once the client's hub stopped
+    error = future.exception(timeout=5)
+    assert isinstance(error, ClientStateError), error
+    assert called.wait(5) and outcomes == [error]
