@@ -37,6 +37,7 @@ from actors.broker.ha_connection import connection_factory
 from actors.broker.ha_messages import MasterAddress
 from actors.broker.ha_reconcile import suspect_power_cut
 from actors.broker.ha_service import HACondition, HAContext, HAService
+from actors.broker.half_scan import HalfScan, scan_transactions
 from actors.broker.lock_manager import RebalanceLockManager
 from actors.broker.metrics_exporter import MetricsExporter
 from actors.broker.processor import BrokerProcessor
@@ -408,6 +409,17 @@ def _schedulers(ctx: BrokerContext, store: BrokerStore, cfg: BrokerConfig) -> li
                 timeout_s=cfg.transaction_timeout / 1000,
                 check_max=cfg.transaction_check_max,
                 check_interval_s=cfg.transaction_check_interval / 1000,
+                log_end=lambda: store.commit_log_max_offset,
+                scan=lambda start, end: _scan_transactions(store, start, end),
             ),
         ),
     ]
+
+
+def _scan_transactions(store: BrokerStore, start: int, end: int) -> HalfScan:
+    """The TransactionManager's catch-up read of the log (``half_scan``), from its first
+    record when ``start`` is below it (removed)."""
+    opened = store.ctx.opened
+    if opened is None:
+        return HalfScan([], set(), start)
+    return scan_transactions(opened.log, max(start, opened.log.min_offset), end)

@@ -177,14 +177,21 @@ def _send(
     busy = send_queue_busy(ctx, request)  # after the connection's earlier sends, in time
     if busy is not None:
         return busy
-    outcome = ctx.store.put(records)  # ends the turn once the records are queued
-    code = STATUS_CODES.get(outcome.status, ResponseCode.SYSTEM_ERROR)
-    if code not in STORED_CODES:
-        return reply(request, code, remark=outcome.remark or outcome.status)
-    if not is_batch and records[0].sys_flag & TRANSACTION_MASK == TRANSACTION_PREPARED_TYPE:
-        from actors.broker.transaction_handler import register_half
+    half = not is_batch and records[0].sys_flag & TRANSACTION_MASK == TRANSACTION_PREPARED_TYPE
+    if half:
+        from actors.broker.transaction_handler import register_half, stored_half
 
-        register_half(ctx, session, records[0], h.producer_group, outcome)
+        with stored_half(ctx) as token:  # (the table's catch-up point stays below its record)
+            outcome = ctx.store.put(records)
+            code = STATUS_CODES.get(outcome.status, ResponseCode.SYSTEM_ERROR)
+            if code not in STORED_CODES:
+                return reply(request, code, remark=outcome.remark or outcome.status)
+            register_half(ctx, session, records[0], h.producer_group, outcome, token)
+    else:
+        outcome = ctx.store.put(records)  # ends the turn once the records are queued
+        code = STATUS_CODES.get(outcome.status, ResponseCode.SYSTEM_ERROR)
+        if code not in STORED_CODES:
+            return reply(request, code, remark=outcome.remark or outcome.status)
     if requester:
         ctx.proxy(ctx.producers).sent_request(requester, session)
     ext: dict[str, object] = {

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Iterator
 
 import pykka
 
@@ -24,7 +25,7 @@ from actors.broker import send_handler
 from actors.broker.context import BrokerContext, reply
 from actors.broker.delay import TimerError, copy_record, schedule
 from actors.broker.store_port import PutOutcome
-from actors.broker.transaction_manager import HalfMessage
+from actors.broker.transaction_manager import HalfMessage, immunity_ms
 from runtime.errors import AddressError
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
@@ -55,12 +56,26 @@ def is_prepared(sys_flag: int) -> bool:
     return sys_flag & TRANSACTION_MASK == TRANSACTION_PREPARED_TYPE
 
 
+@contextlib.contextmanager
+def stored_half(ctx: BrokerContext) -> Iterator[int]:
+    """Around a half message's put: the TransactionManager's token (``preparing``), abandoned
+    unless ``register_half`` used it."""
+    transactions = ctx.proxy(ctx.transactions)
+    token = ctx.ask(transactions.preparing())
+    try:
+        yield token
+    finally:
+        with contextlib.suppress(pykka.ActorDeadError):  # (a no-op once prepared)
+            transactions.abandoned(token)
+
+
 def register_half(
     ctx: BrokerContext,
     session: SessionHandle,
     record: PutRecord,
     group: str,
     outcome: PutOutcome,
+    token: int = 0,
 ) -> None:
     """Tell the TransactionManager about a stored half message (returns once it is persisted),
     and the ProducerManager that ``session`` is a producer of its group (the check-back's
@@ -76,18 +91,8 @@ def register_half(
         stored_ms=int(time.time() * 1000),
         immunity_ms=immunity_ms(props.get(CHECK_IMMUNITY_TIME_IN_SECONDS)),
     )
-    ctx.ask(ctx.proxy(ctx.transactions).prepared(half))
+    ctx.ask(ctx.proxy(ctx.transactions).prepared(half, token))
     ctx.proxy(ctx.producers).sent_half(half.group, session)
-
-
-def immunity_ms(value: str | None) -> int:
-    """A half message's CHECK_IMMUNITY_TIME_IN_SECONDS in ms, read as RocketMQ's
-    ``getImmunityTime`` reads it: no integer (or -1) is -1, checked after transactionTimeOut."""
-    try:
-        seconds = int(value) if value is not None else -1
-    except ValueError:
-        return -1
-    return -1 if seconds == -1 else seconds * 1000
 
 
 def end_transaction(

@@ -1,8 +1,11 @@
 """TransactionManager: half (prepared) messages waiting for their producer's decision.
 
 Messages:
-- ``prepared(HalfMessage)`` (proxy) -> None, once the entry is persisted: the send handler
-  answers the producer only after that, so no acknowledged half message escapes the checks.
+- ``preparing()`` (proxy) -> a token, before a half message's put; ``abandoned(token)`` when
+  the put stored nothing.
+- ``prepared(HalfMessage, token)`` (proxy) -> None, once the entry is persisted: the send
+  handler answers the producer only after that, so no acknowledged half message escapes the
+  checks.
 - ``resolve(offset)`` (proxy) -> True the first time an END_TRANSACTION settles ``offset`` (open,
   or discarded after its checks), False when it was already settled or unknown (a duplicate
   END is ignored).
@@ -21,23 +24,36 @@ Messages:
 ones are remembered, so that ``resume`` can bring them back).
 
 State owned: commit-log offset -> HalfMessage, persisted atomically to
-``<store>/config/transaction.json`` after every change. Durability point: ``prepared`` replies
-after the write (tmp + fsync + rename, in the hub's thread pool).
+``<store>/config/transaction.json`` after every change, with ``scanFrom``: a commit-log offset
+below which every half message and every COMMIT is in the table (the log's end when written,
+lowered to where the puts and ENDs under way began: their records land past it; moved on with
+the log at the check rounds). Durability point: ``prepared`` replies after the write (tmp +
+fsync + rename, in the hub's thread pool).
+
+Catch-up at start (``actors.broker.half_scan``): the table may lag the log (a slave made master
+holds its last 10 s copy; a master that crashed lacks what was under way), so the manager
+first reads the log from ``scanFrom`` to its end: a half message not in the table is opened
+(checked back like any other), one a COMMIT copy settled is forgotten. A half message rolled
+back since is checked back again (the producer answers ROLLBACK again). A table written before
+``scanFrom`` existed is not caught up.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 from loguru import logger
 
+from actors.broker.half_scan import HalfScan
 from runtime.actor import GeventActor, offload
 from runtime.directory import Directory
 from runtime.remoting.codes import RequestCode
 from runtime.remoting.command import RemotingCommand
+from runtime.remoting.properties import CHECK_IMMUNITY_TIME_IN_SECONDS, PGROUP, UNIQ_KEY
 from runtime.store.configfile import read_json, write_json
 
 
@@ -57,9 +73,16 @@ class HalfMessage(msgspec.Struct, frozen=True):
 DISCARDED_KEPT = 10_000
 
 
-class _Table(msgspec.Struct):
+class _Table(msgspec.Struct, rename={"scan_from": "scanFrom"}):
     half: list[HalfMessage] = []
     discarded: list[HalfMessage] = []
+    scan_from: int | None = None
+    """Every half message and COMMIT below this commit-log offset is in the table (None: a
+    table from before it was kept: no catch-up)."""
+
+
+ADVANCE_BYTES = 1 << 20
+"""A check round persists ``scanFrom`` again once the log has grown this much past it."""
 
 
 class Check(msgspec.Struct, frozen=True, tag=True):
@@ -79,6 +102,8 @@ class TransactionManager(GeventActor):
         timeout_s: float,
         check_max: int,
         check_interval_s: float,
+        log_end: Callable[[], int] = lambda: 0,
+        scan: Callable[[int, int], HalfScan] | None = None,
     ) -> None:
         super().__init__()
         self.directory = directory
@@ -88,18 +113,60 @@ class TransactionManager(GeventActor):
         self.timeout_s = timeout_s
         self.check_max = check_max
         self.check_interval_s = check_interval_s
+        self.log_end = log_end
+        """The commit log's end (what consumers may read: every record below it is written)."""
+        self.scan = scan
         self._half: dict[int, HalfMessage] = {}
         self._discarded: dict[int, HalfMessage] = {}
-        self._settling: set[int] = set()  # claimed by an END_TRANSACTION under way
+        # claimed by an END_TRANSACTION under way -> the log's end when claimed
+        self._settling: dict[int, int] = {}
+        self._putting: dict[int, int] = {}  # a half message's put under way -> the log's end
+        self._tokens = 0
+        self._scan_from = 0  # as last persisted
 
     def on_start(self) -> None:
+        scan_from = None
         if os.path.exists(self.path):
             table = read_json(self.path, _Table)
             self._half = {h.offset: h for h in table.half}
             self._discarded = {h.offset: h for h in table.discarded}
+            scan_from = table.scan_from
             if self._half:
                 logger.info("broker: {} open transactions restored", len(self._half))
+        if scan_from is not None and self.scan is not None:
+            self._catch_up(scan_from)
+        self._persist()
         self.send_every(self.check_interval_s, Check())
+
+    def _catch_up(self, start: int) -> None:
+        """Open the half messages of the log from ``start`` the table lacks, forget the ones a
+        COMMIT copy settled (see the module docstring)."""
+        assert self.scan is not None
+        end = self.log_end()
+        if start >= end:
+            return
+        began = time.monotonic()
+        found = offload(self.scan, start, end)
+        opened = settled = 0
+        for record in found.prepared:
+            offset = record.physical_offset
+            if offset in found.committed or offset in self._half or offset in self._discarded:
+                continue
+            self._half[offset] = adopted(record)
+            opened += 1
+        for offset in found.committed:
+            if self._half.pop(offset, None) is not None:
+                settled += 1
+        if opened or settled:
+            logger.warning(
+                "broker: the transaction table lagged the commit log ({} .. {}, read in {:.2f} s): "
+                "{} half messages opened (checked back), {} settled by a COMMIT forgotten",
+                start,
+                found.end,
+                time.monotonic() - began,
+                opened,
+                settled,
+            )
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Check):
@@ -107,12 +174,21 @@ class TransactionManager(GeventActor):
             return None
         return super().on_receive(message)
 
-    def prepared(self, half: HalfMessage) -> None:
+    def preparing(self) -> int:
+        self._tokens += 1
+        self._putting[self._tokens] = self.log_end()
+        return self._tokens
+
+    def abandoned(self, token: int) -> None:
+        self._putting.pop(token, None)
+
+    def prepared(self, half: HalfMessage, token: int = 0) -> None:
+        self._putting.pop(token, None)
         self._half[half.offset] = half
         self._persist()
 
     def resolve(self, offset: int) -> bool:
-        self._settling.discard(offset)
+        self._settling.pop(offset, None)
         if self._half.pop(offset, None) is None and self._discarded.pop(offset, None) is None:
             return False
         self._persist()
@@ -121,11 +197,11 @@ class TransactionManager(GeventActor):
     def claim(self, offset: int) -> bool:
         if offset in self._settling or (offset not in self._half and offset not in self._discarded):
             return False
-        self._settling.add(offset)
+        self._settling[offset] = self.log_end()
         return True
 
     def release(self, offset: int) -> None:
-        self._settling.discard(offset)
+        self._settling.pop(offset, None)
 
     def pending(self) -> list[HalfMessage]:
         return sorted(self._half.values(), key=lambda h: h.offset)
@@ -138,10 +214,18 @@ class TransactionManager(GeventActor):
         self._persist()
         return True
 
+    def _safe_scan_from(self) -> int:
+        """The log's end, or where a put or END under way began if earlier: its record (a half
+        message, a COMMIT copy) lands past that, and is in the table only once it is done."""
+        return min([self.log_end(), *self._putting.values(), *self._settling.values()])
+
     def _persist(self) -> None:
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         discarded = sorted(self._discarded.values(), key=lambda h: h.offset)
-        offload(write_json, self.path, _Table(half=self.pending(), discarded=discarded))
+        scan_from = self._safe_scan_from()
+        table = _Table(half=self.pending(), discarded=discarded, scan_from=scan_from)
+        offload(write_json, self.path, table)
+        self._scan_from = scan_from
 
     def _check(self) -> None:
         now_ms = time.time() * 1000
@@ -194,10 +278,35 @@ class TransactionManager(GeventActor):
             )
             self._half[half.offset] = msgspec.structs.replace(half, checks=half.checks + 1)
             changed = True
-        if changed:
+        if changed or self._safe_scan_from() - self._scan_from >= ADVANCE_BYTES:
             self._persist()
 
     def _discard(self, half: HalfMessage) -> None:
         self._discarded[half.offset] = half
         while len(self._discarded) > DISCARDED_KEPT:
             del self._discarded[min(self._discarded)]
+
+
+def adopted(record: Any) -> HalfMessage:
+    """The table's entry for a half message found in the log (``half_scan``): checked back from
+    its store time on, as if registered then."""
+    props = record.property_map()
+    return HalfMessage(
+        offset=record.physical_offset,
+        group=props.get(PGROUP, ""),
+        topic=record.topic,
+        msg_id=record.msg_id,
+        transaction_id=props.get(UNIQ_KEY, record.msg_id),
+        stored_ms=record.store_timestamp,
+        immunity_ms=immunity_ms(props.get(CHECK_IMMUNITY_TIME_IN_SECONDS)),
+    )
+
+
+def immunity_ms(value: str | None) -> int:
+    """A half message's CHECK_IMMUNITY_TIME_IN_SECONDS in ms, read as RocketMQ's
+    ``getImmunityTime`` reads it: no integer (or -1) is -1, checked after transactionTimeOut."""
+    try:
+        seconds = int(value) if value is not None else -1
+    except ValueError:
+        return -1
+    return -1 if seconds == -1 else seconds * 1000
