@@ -6,11 +6,16 @@ its slave ``broker-a/1``) plus a second slave ``broker-a/2``, every broker with
 ``allAckInSyncStateSet=true``; producers and push / pull consumers.
 
 Fault (``KillMasterAndSlave``): wait (bounded) until the controller counts both slaves in sync,
-then kill -9 the master and a seeded one of the slaves at once; heal waits (bounded) until the
-name server lists the surviving slave as master, then restarts both killed nodes (they rejoin
-as slaves). With one slave's ack enough (RocketMQ's default) a message acknowledged with only
-the killed slave's copy is lost when the other is elected; with every in-sync slave's ack
-required, whichever the controller elects holds it.
+freeze (SIGSTOP) the slave that will survive for a seeded 0.2 to 0.5 s under load, then kill -9
+the master and the other slave at once and let the survivor go on (SIGCONT); heal waits
+(bounded) until the name server lists the survivor as master, then restarts both killed nodes
+(they rejoin as slaves). With one slave's ack enough (RocketMQ's default) the master
+acknowledges, during the freeze, messages only the killed slave holds: lost when the survivor
+is elected (or, once the master reported them acknowledged to the controller, nobody is
+elected until the killed nodes return). With every in-sync slave's ack required those sends
+wait for the frozen slave and are never acknowledged: whichever the controller elects holds
+every acknowledged message. (Without the freeze the slaves lag each other by well under a
+millisecond on loopback and the run could not tell the two apart.)
 
 Criteria: R9's (zero acked loss, unexpected = aborted-read = ∅, inconsistent-offsets = ∅), a
 failover after every fault, writes stored again within ``RTO_BOUND`` of each fault's end,
@@ -39,6 +44,8 @@ from tests.chaos.scenarios_ha import (
 )
 
 IN_SYNC_WAIT_S = 20.0
+FREEZE_S = (0.2, 0.5)
+"""How long the surviving slave is frozen before the others are killed (seeded)."""
 ALL_ACK = {"allAckInSyncStateSet": "true"}
 
 
@@ -57,9 +64,9 @@ def in_sync_ids(run: HaRun) -> set[int]:
 
 
 class KillMasterAndSlave(KillMaster):
-    """kill -9 the master and a seeded one of its two slaves at once, once both are in sync;
-    heal waits for the other slave to be listed as master (``KillMaster``'s), then restarts
-    both."""
+    """Once both slaves are in sync, freeze one (seeded) for a seeded ``FREEZE_S``, then
+    kill -9 the master and the other slave at once and let the frozen one go on; heal waits
+    for it to be listed as master (``KillMaster``'s), then restarts both."""
 
     kind = "kill-master-and-slave"
 
@@ -85,12 +92,21 @@ class KillMasterAndSlave(KillMaster):
             (n for n in run.cluster.brokers.values() if n is not master), key=lambda n: n.name
         )
         self.killed, self.slave = master, self.rng.choice(slaves)
+        survivor = next(n for n in slaves if n is not self.slave)
+        freeze = round(self.rng.uniform(*FREEZE_S), 3)
         self.target = f"{master.name}+{self.slave.name}"
-        master.kill()
-        self.slave.kill()
+        survivor.pause()
+        try:
+            time.sleep(freeze)  # (the fault itself: sends go on while it lags)
+            master.kill()
+            self.slave.kill()
+        finally:
+            survivor.resume()
         return {
             "master": master.name,
             "slave": self.slave.name,
+            "survivor": survivor.name,
+            "survivor_frozen_s": freeze,
             "both_in_sync": both_in_sync,
             "in_sync_wait": waited,
         }
