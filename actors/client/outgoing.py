@@ -16,6 +16,7 @@ from actors.client.message import SYSTEM_PROPERTIES, Message
 from actors.client.msgid import new_message_id, new_message_ids
 from runtime.remoting import properties as P
 from runtime.remoting.batch import MAX_PROPERTIES
+from runtime.remoting.codes import RETRY_PREFIX
 from runtime.store.topic_names import send_forbidden, topic_problem
 
 MAX_MESSAGE_SIZE = 4 * 1024 * 1024
@@ -164,14 +165,19 @@ _PROPS_LEN = struct.Struct(">h")
 
 
 def prepare_batch(msgs: Sequence[Message], *, max_size: int = MAX_MESSAGE_SIZE) -> Outgoing:
-    """Validate and encode a batch (SEND_BATCH_MESSAGE): one topic, no delay, not compressed
-    (RocketMQ's producers compress no batch either).
+    """Validate and encode a batch (SEND_BATCH_MESSAGE): one topic, not a retry topic, no
+    delay, one ``wait_store_ok`` (RocketMQ's ``MessageBatch.generateFromList`` rules), not
+    compressed (RocketMQ's producers compress no batch either).
     The body is ``runtime.remoting.batch``'s layout, written here in one pass."""
     msgs = list(msgs)
     if not msgs:
         raise MessageInvalidError("batch", "is empty")
     topic = msgs[0].topic
     check_topic(topic)
+    if topic.startswith(RETRY_PREFIX):
+        # RocketMQ's MessageBatch.generateFromList: "Retry Group is not supported for batching"
+        raise MessageInvalidError("batch.topic", f"{topic!r}: a retry topic takes no batch")
+    wait = msgs[0].wait_store_ok
     ids = new_message_ids(len(msgs))
     parts: list[bytes] = []
     for i, msg in enumerate(msgs):
@@ -179,8 +185,12 @@ def prepare_batch(msgs: Sequence[Message], *, max_size: int = MAX_MESSAGE_SIZE) 
             raise MessageInvalidError(f"batch[{i}]", f"not a Message: {type(msg).__name__}")
         if msg.topic != topic:
             raise MessageInvalidError(f"batch[{i}].topic", f"{msg.topic!r} differs from {topic!r}")
+        if msg.wait_store_ok != wait:  # (the batch has one WAIT: RocketMQ refuses a mix too)
+            raise MessageInvalidError(
+                f"batch[{i}].wait_store_ok", f"{msg.wait_store_ok} differs from the first's {wait}"
+            )
         parts.append(batch_entry(msg, ids[i], f"batch[{i}]"))
-    return joined_batch(topic, parts, ids, msgs[0].wait_store_ok, max_size)
+    return joined_batch(topic, parts, ids, wait, max_size)
 
 
 def batch_entry(msg: Message, uniq: str, where: str = "message") -> bytes:

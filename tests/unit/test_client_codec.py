@@ -115,6 +115,22 @@ def test_batch_rules() -> None:
         prepare_batch([Message("A", b"x" * 1024 * 1024)] * 5)
 
 
+def test_a_batch_refuses_a_retry_topic_and_mixed_wait_store_ok_as_rocketmq_does() -> None:
+    # Given a batch whose second message asks to wait for the store and the first does not,
+    # When it is prepared, Then it is refused (the batch has one WAIT: the second would
+    # silently be answered before its flush or replication)
+    with pytest.raises(MessageInvalidError) as mixed:
+        prepare_batch([Message("A", b"x", wait_store_ok=False), Message("A", b"y")])
+    assert mixed.value.field == "batch[1].wait_store_ok"
+    # And a batch to a retry topic is refused ("Retry Group is not supported for batching")
+    with pytest.raises(MessageInvalidError) as retry:
+        prepare_batch([Message("%RETRY%billing", b"x"), Message("%RETRY%billing", b"y")])
+    assert retry.value.field == "batch.topic"
+    # While a batch whose messages all skip the wait is one, marked so
+    out = prepare_batch([Message("A", b"x", wait_store_ok=False)] * 2)
+    assert out.properties == "WAIT\x01false\x02"
+
+
 # -- pull ----------------------------------------------------------------------------------------
 
 
