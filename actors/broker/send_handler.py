@@ -42,7 +42,6 @@ from runtime.remoting.header_codec import decode_send_header
 from runtime.remoting.headers import SendMessageRequestHeader
 from runtime.remoting.properties import (
     CLUSTER,
-    MAX_RECONSUME_TIMES,
     MSG_TYPE,
     REPLY_TO_CLIENT,
     UNIQ_KEY,
@@ -235,15 +234,16 @@ def _now_ms() -> int:
 def _retry_or_dlq(ctx: BrokerContext, record: PutRecord, h: SendMessageRequestHeader) -> PutRecord:
     """A message sent straight to a retry topic (a client whose send-back failed): past the
     group's max reconsume times it goes to the dead-letter queue instead (RocketMQ's rule)."""
-    from actors.broker.retry_handler import DEFAULT_MAX_RECONSUME_TIMES, dead_letter
+    from actors.broker.retry_handler import dead_letter, message_max_times
 
+    # the client's word, else the group's retryMaxTimes, else the message's (as a send-back)
     max_times = h.max_reconsume_times
     if max_times is None:
-        max_times = int(
-            decode_properties(record.properties).get(
-                MAX_RECONSUME_TIMES, DEFAULT_MAX_RECONSUME_TIMES
-            )
-        )
+        group_config = ctx.store.subscription_group(h.topic[len(RETRY_PREFIX) :])
+        if group_config is not None:
+            max_times = group_config.retry_max_times
+        else:
+            max_times = message_max_times(decode_properties(record.properties))
     if record.reconsume_times > max_times:
         return dead_letter(ctx, record, h.topic[len(RETRY_PREFIX) :])
     level = delay_level(record)

@@ -34,3 +34,18 @@ def test_a_message_whose_max_reconsume_times_is_no_integer_is_sent_back(
         topic = client.call(RequestCode.GET_TOPIC_CONFIG, {"topic": "%RETRY%g"})
         assert topic.code == ResponseCode.SUCCESS
         assert errors == []
+
+
+def test_a_message_sent_straight_to_a_retry_topic_with_such_a_value_is_stored(
+    tmp_path: pathlib.Path,
+) -> None:
+    with lone_broker(tmp_path / "b") as client, no_errors_logged() as errors:
+        # Given a retry of group g sent straight to %RETRY%g (a client whose send-back
+        # failed), its MAX_RECONSUME_TIMES no integer, no maxReconsumeTimes in the header
+        props = encode_properties({MAX_RECONSUME_TIMES: "many"})
+        ext = send_v2_header("%RETRY%g", born_ms=int(time.time() * 1000), properties=props, j=1)
+        # When it is sent
+        got = client.call(RequestCode.SEND_MESSAGE_V2, ext, b"m")
+        # Then it is stored (the value counts as absent: 16), and nothing failed
+        assert got.code == ResponseCode.SUCCESS, got.remark
+        assert errors == []
