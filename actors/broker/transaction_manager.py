@@ -46,6 +46,7 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
+import pykka
 from loguru import logger
 
 from actors.broker.half_scan import HalfScan
@@ -230,6 +231,7 @@ class TransactionManager(GeventActor):
     def _check(self) -> None:
         now_ms = time.time() * 1000
         changed = False
+        channels: dict[str, Any] = {}  # group -> a live producer's channel, asked once a round
         for half in self.pending():
             immune_ms = self.timeout_s * 1000 if half.immunity_ms == -1 else half.immunity_ms
             if now_ms - half.stored_ms < immune_ms:
@@ -247,8 +249,9 @@ class TransactionManager(GeventActor):
                 self._discard(half)
                 changed = True
                 continue
-            ref = self.directory.get(self.producers)
-            channel = ref.proxy().any_channel(half.group).get(timeout=5) if ref else None
+            if half.group not in channels:
+                channels[half.group] = self._channel(half.group)
+            channel = channels[half.group]
             if channel is None:
                 continue  # no producer of the group online: try again next round
             raw = self.read_record(half.offset)
@@ -280,6 +283,17 @@ class TransactionManager(GeventActor):
             changed = True
         if changed or self._safe_scan_from() - self._scan_from >= ADVANCE_BYTES:
             self._persist()
+
+    def _channel(self, group: str) -> Any:
+        """A live producer of ``group`` to check back with, or None (none online, or the
+        ProducerManager did not answer in time: the next round tries again)."""
+        ref = self.directory.get(self.producers)
+        if ref is None:
+            return None
+        try:
+            return ref.proxy().any_channel(group).get(timeout=5)
+        except (pykka.Timeout, pykka.ActorDeadError):
+            return None
 
     def _discard(self, half: HalfMessage) -> None:
         self._discarded[half.offset] = half
