@@ -148,6 +148,12 @@ def _send(
         requester = requester_of(h.properties)
     if not records:
         return reply(request, ResponseCode.MESSAGE_ILLEGAL, remark="the batch holds no message")
+    if is_batch and h.topic.startswith(RETRY_PREFIX):  # (as RocketMQ's sendBatchMessage)
+        return reply(
+            request,
+            ResponseCode.MESSAGE_ILLEGAL,
+            remark=f"batch request does not support retry group {h.topic}",
+        )
     if is_batch and any(r.sys_flag & TRANSACTION_MASK for r in records):
         return reply(
             request, ResponseCode.MESSAGE_ILLEGAL, remark="batched messages cannot be transactional"
