@@ -418,8 +418,11 @@ def _schedulers(ctx: BrokerContext, store: BrokerStore, cfg: BrokerConfig) -> li
 
 def _scan_transactions(store: BrokerStore, start: int, end: int) -> HalfScan:
     """The TransactionManager's catch-up read of the log (``half_scan``), from its first
-    record when ``start`` is below it (removed)."""
+    record when ``start`` is below it (removed), to what is written if past ``end`` (not
+    dispatched yet: a half message there that a new term cuts is discarded after its
+    checks)."""
     opened = store.ctx.opened
     if opened is None:
         return HalfScan([], set(), start)
-    return scan_transactions(opened.log, max(start, opened.log.min_offset), end)
+    log = opened.log
+    return scan_transactions(log, max(start, log.min_offset), max(end, log.write_offset))
