@@ -267,7 +267,11 @@ class ConsumeQueue:
             phys, size, _tags = ENTRY.unpack(raw)
             if size != BLANK_SIZE_FIELD and phys >= log_min:
                 break
-            self.file.delete_first()
+            seg = self.file.delete_first()
+            if seg is not None:
+                # the Queue actor is the file's only user: close it, else the descriptor cache
+                # keeps the deleted file (its disk space) open until it evicts it
+                seg.file.close()
             deleted += 1
         self.min_offset = max(self.min_offset, self.file.min_offset // ENTRY_SIZE)
         self.correct_min_offset(log_min)
