@@ -2,7 +2,11 @@
 
 Messages accepted:
 - ``AppendEntries(first, raw)`` (tell, from the Dispatcher): append packed consume-queue
-  entries (idempotent), then wake the parked waiters the new max offset satisfies.
+  entries (idempotent), then wake the parked waiters the new max offset satisfies. An append
+  the file system refuses (ENOSPC, EIO, no descriptor left: an ``OSError``) is undone (no torn
+  entry stays) and kept, with every later one behind it, and tried again every
+  ``APPEND_RETRY_S`` until it is written: the Dispatcher has moved on, so a dropped block
+  would leave a hole that every later append runs into (the queue stuck until a restart).
 - ``GetMessages(offset, max_nums, max_bytes, tag_codes)`` (ask) -> ``GetResult``: raw records by
   queue offset, filtered by tag hash, capped by count and bytes; statuses as RocketMQ's
   DefaultMessageStore.getMessage. A record that fails its check (CRC, size, queue offset) is
@@ -35,6 +39,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import time
+from collections import deque
 from typing import Any
 
 import gevent
@@ -67,6 +72,9 @@ from runtime.store.record_check import check_run
 from runtime.store.segments import FlushPlan
 
 SWEEP_S = 1.0
+APPEND_RETRY_S = 1.0
+"""How often a Queue tries again the entries its file system refused (as RocketMQ's reput
+retries a consume-queue write every second)."""
 MIN_SCAN_ENTRIES = 800  # RocketMQ scans at least 16000 bytes of consume queue per read
 
 _check_run = getattr(fastlog(), "check_run", None) or check_run
@@ -92,6 +100,10 @@ def _usual_choice(
     return list(zip(range(off, off + len(physs)), physs, sizes, strict=True)), total
 
 
+class _RetryAppend:
+    """Timer message: try the held consume-queue entries again."""
+
+
 class Queue(GeventActor):
     """See the module docstring."""
 
@@ -104,6 +116,8 @@ class Queue(GeventActor):
         self._sweep_armed = False
         self._syncs = 0  # fsyncs in flight (helper greenlets)
         self._retired = False
+        self._held: deque[tuple[int, bytes | bytearray]] = deque()  # refused appends, in order
+        self._append_failing = False  # the oldest held block was refused (logged once)
 
     def on_start(self) -> None:
         opened = self.ctx.require_open()
@@ -132,8 +146,12 @@ class Queue(GeventActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, AppendEntries):
-            self.cq.append_block(message.first, message.raw)
-            if self._waiters:
+            self._held.append((message.first, message.raw))
+            if len(self._held) == 1 and self._append_held() and self._waiters:
+                self._wake()
+            return None
+        if isinstance(message, _RetryAppend):
+            if self._append_held() and self._waiters:
                 self._wake()
             return None
         if isinstance(message, GetMessages):
@@ -165,8 +183,46 @@ class Queue(GeventActor):
             return self._retire()
         return super().on_receive(message)
 
+    def _append_held(self) -> bool:
+        """Append the held blocks, oldest first; True once all are written. A refused one is
+        undone and stays held (with those behind it) for a retry ``APPEND_RETRY_S`` later."""
+        held = self._held
+        while held:
+            first, raw = held[0]
+            try:
+                self.cq.append_block(first, raw)
+            except OSError as exc:
+                # drop the torn bytes past the last whole entry (a new segment it created
+                # goes too); an error here fails the actor, as before
+                self.cq.truncate_logical(self.cq.max_offset)
+                log = logger.debug if self._append_failing else logger.error
+                log(
+                    "store {}: {}/{}: consume-queue append at offset {} failed ({}); "
+                    "{} block(s) held, trying again every {:g} s",
+                    self.ctx.settings.root,
+                    self.topic,
+                    self.queue_id,
+                    first,
+                    exc,
+                    len(held),
+                    APPEND_RETRY_S,
+                )
+                self._append_failing = True
+                self.send_after(APPEND_RETRY_S, _RetryAppend())
+                return False
+            held.popleft()
+        if self._append_failing:
+            self._append_failing = False
+            logger.info(
+                "store {}: {}/{}: held consume-queue entries written",
+                self.ctx.settings.root,
+                self.topic,
+                self.queue_id,
+            )
+        return True
+
     def _retire(self) -> bool:
-        if self._waiters or self._syncs or not self.cq.file.clean:
+        if self._held or self._waiters or self._syncs or not self.cq.file.clean:
             return False
         self._retired = True
         self.cq.file.drop_tail_cache()
