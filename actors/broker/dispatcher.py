@@ -366,7 +366,16 @@ class Dispatcher(GeventActor):
             raw = self.log.read_record_bytes(phys, verify_crc=True)
             if raw is None:
                 continue
-            rec = R.decode_record(raw)
+            try:
+                rec = R.decode_record(raw)
+            except UnicodeDecodeError:  # damaged outside the body CRC: skipped, not a failure
+                logger.warning(
+                    "store {}: record at commit-log offset {} has undecodable topic or "
+                    "properties; left out of a key lookup",
+                    self.settings.root,
+                    phys,
+                )
+                continue
             if rec.topic != q.topic or not (q.begin <= rec.store_timestamp <= q.end):
                 continue
             _code, keys, _wait = dispatch_fields(rec.topic, rec.properties, rec.sys_flag, 0)

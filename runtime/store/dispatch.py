@@ -106,7 +106,10 @@ class LogDispatchReader:
         raw_topic = bytes(buf[p + 1 : p + 1 + tlen])
         topic = self._topics.get(raw_topic)
         if topic is None:
-            topic = self._topics[raw_topic] = raw_topic.decode()
+            # (a byte that is no UTF-8 is replaced, as RocketMQ's decoder does: neither the
+            # topic nor the properties are under the body CRC, and a damaged one must not
+            # stop recovery or reput)
+            topic = self._topics[raw_topic] = raw_topic.decode("utf-8", "replace")
         p += 1 + tlen
         self.count += 1
         if topic == TOPIC_DELETED_MARKER:
@@ -115,7 +118,7 @@ class LogDispatchReader:
         if self.fences and phys < self.fences.get(topic, -1):
             return  # a deleted incarnation of the topic
         plen = (buf[p] << 8) | buf[p + 1]
-        props = str(buf[p + 2 : p + 2 + plen], "utf-8") if plen else ""
+        props = str(buf[p + 2 : p + 2 + plen], "utf-8", "replace") if plen else ""
         tags, keys, uniq, delay, _wait = scan_properties(props)
         if delay is None:
             code = R.java_hash(tags) if tags else 0

@@ -139,10 +139,10 @@ def dispatch_entry_at(
     (blen,) = _I.unpack_from(buf, pos + lay.body_len_at)
     p = pos + lay.header_size + blen
     tlen = buf[p]
-    topic = bytes(buf[p + 1 : p + 1 + tlen]).decode()
+    topic = bytes(buf[p + 1 : p + 1 + tlen]).decode("utf-8", "replace")  # (as LogDispatchReader)
     p += 1 + tlen
     (plen,) = _H.unpack_from(buf, p)
-    props = bytes(buf[p + 2 : p + 2 + plen]).decode() if plen else ""
+    props = bytes(buf[p + 2 : p + 2 + plen]).decode("utf-8", "replace") if plen else ""
     code, keys, _wait = dispatch_fields(topic, props, sys_flag, store_ts, delay_levels)
     return DispatchEntry(
         topic, queue_id, queue_offset, physical_offset, size, code, store_ts, sys_flag, keys
