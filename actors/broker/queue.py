@@ -18,7 +18,8 @@ Messages accepted:
 - ``SyncQueue(reply)`` (tell, from the Dispatcher's checkpoint): fsync (in a helper greenlet,
   so reads go on meanwhile; through the store's ``GroupSync``, one ``syncfs`` for many queues
   syncing at once), then ``reply`` gets the max offset.
-- ``TrimBelow(log_min)`` (tell, from Retention): delete files below the commit log's minimum.
+- ``TrimBelow(log_min)`` (tell, from Retention): delete files below the commit log's minimum
+  (``trim_files``; an idle queue without an actor is trimmed by the ``QueueTable`` directly).
 - ``RetireIfIdle`` (ask, inline only, from ``QueueTable.retire_idle``) -> True when nobody waits
   on the queue and its files are synced (no sync in flight): it frees its tail cache, closes
   its files' descriptors (the next use reopens them) and its stop that follows does nothing
@@ -177,7 +178,7 @@ class Queue(GeventActor):
             inside = lo <= message.start < hi
             return (lo, hi, self.cq.read_raw(message.start, message.count) if inside else b"")
         if isinstance(message, TrimBelow):
-            self.cq.delete_files_below(message.log_min)
+            trim_files(self.ctx, self.cq, message.log_min)
             return None
         if isinstance(message, RetireIfIdle):
             return self._retire()
@@ -393,6 +394,32 @@ class Queue(GeventActor):
         finally:
             self._syncs -= 1
         _resolve(reply, top)
+
+
+def trim_files(ctx: StoreContext, cq: ConsumeQueue, log_min: int) -> None:
+    """Delete ``cq``'s files that only point below the commit log's minimum ``log_min`` (and
+    advance its min offset), then sync its directory in a helper greenlet. Never yields. The
+    sync is what lets the queue retire again: a queue is idle only when its files are synced,
+    and the Dispatcher's checkpoints sync only the queues it wrote to."""
+    if not cq.delete_files_below(log_min):
+        return
+    plan = cq.file.prepare_flush()
+    if plan is not None:
+        gevent.spawn(_sync_after_trim, ctx, cq, plan)
+
+
+def _sync_after_trim(ctx: StoreContext, cq: ConsumeQueue, plan: FlushPlan) -> None:
+    try:
+        cq.file.flushed_to(ctx.group_sync.run(plan))
+    except Exception as exc:  # the next sync (a checkpoint, a stop) does the directory again
+        cq.file.flush_not_done(plan)
+        logger.warning(
+            "store {}: {}/{}: syncing after deleting old files: {}",
+            ctx.settings.root,
+            cq.topic,
+            cq.queue_id,
+            exc,
+        )
 
 
 def _resolve(reply: Any, value: int) -> None:

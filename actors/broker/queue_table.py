@@ -21,6 +21,7 @@ used, the topics being dropped, and whether the table is closed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from typing import Any
@@ -29,9 +30,10 @@ import gevent.event
 import pykka
 from loguru import logger
 
-from actors.broker.messages import RetireIfIdle
-from actors.broker.queue import Queue
-from runtime.actor import GeventActor, actor_of, offload
+from actors.broker.messages import RetireIfIdle, TrimBelow
+from actors.broker.queue import Queue, trim_files
+from runtime.actor import GeventActor, actor_of, new_future, offload
+from runtime.future import GeventFuture as Future
 from runtime.memory import release_free_memory
 from runtime.store.consumequeue import queue_dir, remove_topic_queues
 from runtime.store.context import StoreContext
@@ -101,6 +103,34 @@ class QueueTable:
             return None
         cq = opened.queues.get(key)
         return None if cq is None else (cq.min_offset, cq.max_offset)
+
+    def trim_below(self, log_min: int) -> list[Future[Any]]:
+        """Every queue drops the files that only point below the commit log's minimum
+        ``log_min`` (after retention deleted segments): a running Queue actor is asked
+        (``TrimBelow``); an idle queue's ConsumeQueue is trimmed here, without starting an actor
+        (nothing writes it meanwhile: every write goes through one; ``queue.trim_files`` never
+        yields). Futures, one per queue, set once it is done."""
+        done: list[Future[Any]] = []
+        opened = self.ctx.opened
+        if opened is None or self.closed:
+            return done
+        for key in self.known_keys():
+            if key[0] in self._dropping:
+                continue
+            ref = self._refs.get(key)
+            if ref is not None and ref.is_alive():
+                with contextlib.suppress(pykka.ActorDeadError):
+                    done.append(ref.ask(TrimBelow(log_min), block=False))
+                continue
+            cq = opened.queues.get(key)
+            if cq is None:
+                continue
+            trim_files(self.ctx, cq, log_min)
+            cq.release_descriptors()  # (opened to read its first file's last entry)
+            idle: Future[Any] = new_future()
+            idle.set(None)
+            done.append(idle)
+        return done
 
     def tick(self, idle_s: float) -> None:
         """Every ``RETIRE_EVERY_S`` (or ``idle_s``, if shorter), ``retire_idle(idle_s)``; 0:

@@ -112,13 +112,8 @@ class Retention(GeventActor):
     def _trim(self, log_min: int) -> None:
         self._tell(self.ctx.names.dispatcher, TrimBelow(log_min))
         table = self.ctx.queues
-        if table is None:
-            return
-        for topic, queue_id in table.known_keys():
-            ref = table.get(topic, queue_id)
-            if ref is not None:
-                with contextlib.suppress(pykka.ActorDeadError):
-                    ref.tell(TrimBelow(log_min))
+        if table is not None:
+            table.trim_below(log_min)  # (an idle queue's here: no actor started for it)
 
     def _tell(self, name: str, message: Any) -> None:
         ref = self.ctx.directory.get(name)

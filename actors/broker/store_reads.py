@@ -148,13 +148,7 @@ class StoreReads(StoreFacadeBase):
             with contextlib.suppress(pykka.ActorDeadError):
                 ref.tell(TrimBelow(log_min))
         table: QueueTable = self.ctx.queues
-        done = []
-        for topic, queue_id in table.known_keys():
-            queue = table.get(topic, queue_id)
-            if queue is not None:
-                with contextlib.suppress(pykka.ActorDeadError):
-                    done.append(queue.ask(TrimBelow(log_min), block=False))
-        return done
+        return table.trim_below(log_min)  # (an idle queue's at once, without starting its actor)
 
     # -- reads by physical offset and key ------------------------------------------------------
 
