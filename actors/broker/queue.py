@@ -401,8 +401,13 @@ def trim_files(ctx: StoreContext, cq: ConsumeQueue, log_min: int) -> None:
     advance its min offset), then sync its directory in a helper greenlet. Never yields. The
     sync is what lets the queue retire again: a queue is idle only when its files are synced,
     and the Dispatcher's checkpoints sync only the queues it wrote to."""
-    if not cq.delete_files_below(log_min):
-        return
+    try:
+        if not cq.delete_files_below(log_min):
+            return
+    except OSError as exc:  # (a file that cannot be removed stays until a restart trims it)
+        logger.warning(
+            "store {}: {}/{}: deleting old files: {}", ctx.settings.root, cq.topic, cq.queue_id, exc
+        )
     plan = cq.file.prepare_flush()
     if plan is not None:
         gevent.spawn(_sync_after_trim, ctx, cq, plan)

@@ -259,21 +259,23 @@ class ConsumeQueue:
         """Delete whole files whose entries all point below ``log_min``; returns files deleted."""
         deleted = 0
         seg_size = self.file.segment_size
-        while len(self.file.segments) > 1:
-            first = self.file.segments[0]
-            raw = self.file.read(first.start + seg_size - ENTRY_SIZE, ENTRY_SIZE)
-            if len(raw) < ENTRY_SIZE:
-                break
-            phys, size, _tags = ENTRY.unpack(raw)
-            if size != BLANK_SIZE_FIELD and phys >= log_min:
-                break
-            seg = self.file.delete_first()
-            if seg is not None:
-                # the Queue actor is the file's only user: close it, else the descriptor cache
-                # keeps the deleted file (its disk space) open until it evicts it
-                seg.file.close()
-            deleted += 1
-        self.min_offset = max(self.min_offset, self.file.min_offset // ENTRY_SIZE)
+        try:
+            while len(self.file.segments) > 1:
+                first = self.file.segments[0]
+                raw = self.file.read(first.start + seg_size - ENTRY_SIZE, ENTRY_SIZE)
+                if len(raw) < ENTRY_SIZE:
+                    break
+                phys, size, _tags = ENTRY.unpack(raw)
+                if size != BLANK_SIZE_FIELD and phys >= log_min:
+                    break
+                seg = self.file.delete_first()
+                if seg is not None:
+                    # the Queue actor is the file's only user: close it, else the descriptor
+                    # cache keeps the deleted file (its disk space) open until it evicts it
+                    seg.file.close()
+                deleted += 1
+        finally:  # (also when a removal failed: the file left the queue all the same)
+            self.min_offset = max(self.min_offset, self.file.min_offset // ENTRY_SIZE)
         self.correct_min_offset(log_min)
         return deleted
 
