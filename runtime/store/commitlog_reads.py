@@ -44,7 +44,9 @@ class CommitLogReads:
         head = self.read(offset, 4096)
         if len(head) < 8:
             return None
-        size = int.from_bytes(head[:4], "big", signed=True)
+        size, magic = R.SIZE_MAGIC.unpack_from(head)
+        if magic != R.MAGIC:
+            return None  # no record starts here (an offset a client chose may be anywhere)
         if size > len(head):
             head = self.read(offset, size)
         check = check_record(head, 0, verify_crc=verify_crc)
