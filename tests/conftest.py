@@ -1,4 +1,5 @@
-"""Fixtures for every test: the main thread's gevent loop starts each test with a fresh clock."""
+"""Fixtures for every test: the main thread's gevent loop starts each test with a fresh clock;
+a producer's round robin starts at the first queue (deterministic placement)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from collections.abc import Iterator
 
 import gevent
 import pytest
+
+from actors.client import selectors
 
 
 @pytest.fixture(autouse=True)
@@ -21,3 +24,10 @@ def _fresh_loop_time() -> Iterator[None]:
     """
     gevent.get_hub().loop.update_now()
     yield
+
+
+@pytest.fixture(autouse=True)
+def _round_robin_from_the_first_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Producers in tests send their first message to the first queue (in production each
+    starts at a random one, as RocketMQ's: ``actors.client.selectors.RoundRobin``)."""
+    monkeypatch.setattr(selectors, "FIRST_QUEUE", 0)

@@ -8,6 +8,7 @@ default round robin, ``ROUND_ROBIN``).
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Sequence
 
 from actors.client.errors import MessageInvalidError
@@ -33,14 +34,22 @@ class ByShardingKey:
         return queues[shard_index(self.key, len(queues))]
 
 
+FIRST_QUEUE: int | None = None
+"""Where every new RoundRobin starts (None: at random). The test suite fixes it at 0 so that
+its assertions on the first queue hold (``tests/conftest.py``)."""
+
+
 class RoundRobin:
     """Default selection: the next queue of the topic; on a retry, the next queue on a broker
     other than the one that just failed (when there is one); with send latency fault tolerance
     (``actors.client.latency_fault``), first the next on a broker not at fault. State is per
-    topic; hub only."""
+    topic, starting at a random queue (RocketMQ's ThreadLocalIndex: many short-lived producers
+    do not all send their first message to the first queue); ``start`` fixes it (tests). Hub
+    only."""
 
-    def __init__(self) -> None:
+    def __init__(self, start: int | None = None) -> None:
         self._next: dict[str, int] = {}
+        self._start = start
 
     def select(
         self,
@@ -52,7 +61,11 @@ class RoundRobin:
         available broker other than ``avoid``, when there is one."""
         topic = queues[0].topic
         n = len(queues)
-        start = self._next.get(topic, 0)
+        start = self._next.get(topic)
+        if start is None:
+            start = self._start if self._start is not None else FIRST_QUEUE
+            if start is None:
+                start = random.randrange(1 << 16)
         if available is not None:
             for step in range(n):
                 mq = queues[(start + step) % n]

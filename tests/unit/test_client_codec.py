@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lz4 import frame as lz4_frame
 
+from actors.client import selectors
 from actors.client.allocate import allocate_averagely
 from actors.client.config import resolve_namesrv
 from actors.client.errors import ClientError, MessageInvalidError, MessageTooLargeError
@@ -303,6 +304,17 @@ def test_round_robin_avoids_the_broker_that_failed() -> None:
     assert [rr.select(queues).queue_id for _ in range(4)] == [0, 1, 0, 1]
     for _ in range(6):
         assert rr.select(queues, avoid="a").broker_name == "b"
+
+
+def test_each_round_robin_starts_at_a_random_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given many producers' selectors (short-lived producers, one send each), as outside tests
+    monkeypatch.setattr(selectors, "FIRST_QUEUE", None)
+    queues = [MessageQueue(topic="T", broker_name=b, queue_id=i) for b in "ab" for i in range(4)]
+    # When each picks its first queue
+    firsts = {RoundRobin().select(queues) for _ in range(64)}
+    # Then they spread over the queues instead of all taking the first (RocketMQ's
+    # ThreadLocalIndex starts at a random value); (all 64 on one queue: p = 8 * 8^-64)
+    assert len(firsts) > 1
 
 
 # -- ids, config, process queue, offsets file -------------------------------------------------
