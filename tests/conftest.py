@@ -31,3 +31,4 @@ def _round_robin_from_the_first_queue(monkeypatch: pytest.MonkeyPatch) -> None:
     """Producers in tests send their first message to the first queue (in production each
     starts at a random one, as RocketMQ's: ``actors.client.selectors.RoundRobin``)."""
     monkeypatch.setattr(selectors, "FIRST_QUEUE", 0)
+    monkeypatch.setenv("ACTORMQ_FIRST_QUEUE", "0")  # (the processes a test starts)

@@ -8,6 +8,7 @@ default round robin, ``ROUND_ROBIN``).
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Callable, Sequence
 
@@ -34,9 +35,15 @@ class ByShardingKey:
         return queues[shard_index(self.key, len(queues))]
 
 
-FIRST_QUEUE: int | None = None
-"""Where every new RoundRobin starts (None: at random). The test suite fixes it at 0 so that
-its assertions on the first queue hold (``tests/conftest.py``)."""
+def _first_queue_from_env() -> int | None:
+    value = os.environ.get("ACTORMQ_FIRST_QUEUE", "")
+    return int(value) if value.isdigit() else None
+
+
+FIRST_QUEUE: int | None = _first_queue_from_env()
+"""Where every new RoundRobin starts (None: at random). The test suite fixes it at 0, also in
+the processes it starts (``ACTORMQ_FIRST_QUEUE=0``, ``tests/conftest.py``), so that its
+assertions on the first queue hold."""
 
 
 class RoundRobin:
