@@ -21,6 +21,7 @@ message carry the broker's region and trace switch (MSG_REGION, TRACE_ON:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import random
 import time
@@ -185,18 +186,15 @@ def _send(
     half = not is_batch and records[0].sys_flag & TRANSACTION_MASK == TRANSACTION_PREPARED_TYPE
     if half:
         from actors.broker.transaction_handler import register_half, stored_half
-
-        with stored_half(ctx) as token:  # (the table's catch-up point stays below its record)
-            outcome = ctx.store.put(records)
-            code = STATUS_CODES.get(outcome.status, ResponseCode.SYSTEM_ERROR)
-            if code not in STORED_CODES:
-                return reply(request, code, remark=outcome.remark or outcome.status)
-            register_half(ctx, session, records[0], h.producer_group, outcome, token)
-    else:
+    # (a half message's put holds a TransactionManager token: the table's catch-up point stays
+    # below its record until it is registered)
+    with stored_half(ctx) if half else _NO_TOKEN as token:
         outcome = ctx.store.put(records)  # ends the turn once the records are queued
         code = STATUS_CODES.get(outcome.status, ResponseCode.SYSTEM_ERROR)
         if code not in STORED_CODES:
             return reply(request, code, remark=outcome.remark or outcome.status)
+        if half:
+            register_half(ctx, session, records[0], h.producer_group, outcome, token)
     if requester:
         ctx.proxy(ctx.producers).sent_request(requester, session)
     ext: dict[str, object] = {
@@ -235,6 +233,10 @@ def metrics_topic(topic: str) -> str:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+_NO_TOKEN = contextlib.nullcontext(0)
+"""A send that is no half message holds no TransactionManager token."""
 
 
 def _retry_or_dlq(ctx: BrokerContext, record: PutRecord, h: SendMessageRequestHeader) -> PutRecord:

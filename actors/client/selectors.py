@@ -51,12 +51,11 @@ class RoundRobin:
     other than the one that just failed (when there is one); with send latency fault tolerance
     (``actors.client.latency_fault``), first the next on a broker not at fault. State is per
     topic, starting at a random queue (RocketMQ's ThreadLocalIndex: many short-lived producers
-    do not all send their first message to the first queue); ``start`` fixes it (tests). Hub
+    do not all send their first message to the first queue; ``FIRST_QUEUE`` fixes it). Hub
     only."""
 
-    def __init__(self, start: int | None = None) -> None:
+    def __init__(self) -> None:
         self._next: dict[str, int] = {}
-        self._start = start
 
     def select(
         self,
@@ -70,9 +69,7 @@ class RoundRobin:
         n = len(queues)
         start = self._next.get(topic)
         if start is None:
-            start = self._start if self._start is not None else FIRST_QUEUE
-            if start is None:
-                start = random.randrange(1 << 16)
+            start = FIRST_QUEUE if FIRST_QUEUE is not None else random.randrange(1 << 16)
         if available is not None:
             for step in range(n):
                 mq = queues[(start + step) % n]
