@@ -56,6 +56,7 @@ from runtime.remoting.codes import RequestCode
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.properties import CHECK_IMMUNITY_TIME_IN_SECONDS, PGROUP, UNIQ_KEY
 from runtime.store.configfile import read_json, write_json
+from runtime.store.record import StoredRecord
 
 
 class HalfMessage(msgspec.Struct, frozen=True):
@@ -301,7 +302,7 @@ class TransactionManager(GeventActor):
             del self._discarded[min(self._discarded)]
 
 
-def adopted(record: Any) -> HalfMessage:
+def adopted(record: StoredRecord) -> HalfMessage:
     """The table's entry for a half message found in the log (``half_scan``): checked back from
     its store time on, as if registered then."""
     props = record.property_map()
