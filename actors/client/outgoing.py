@@ -126,9 +126,10 @@ def prepare(
     compressor: Compressor = DEFAULT_COMPRESSOR,
     uniq: str | None = None,
 ) -> Outgoing:
-    """Validate ``msg`` and encode it for a single send (a body over ``compress_over`` bytes
-    compressed with ``compressor`` and flagged with its sysFlag bits, when that makes it
-    smaller). ``uniq``: its UNIQ_KEY (default a new one)."""
+    """Validate ``msg`` and encode it for a single send (a body of ``compress_over`` bytes or
+    more compressed with ``compressor`` and flagged with its sysFlag bits, when that makes it
+    smaller: RocketMQ's ``tryToCompressMessage`` tests ``body.length >=
+    compressMsgBodyOverHowmuch``). ``uniq``: its UNIQ_KEY (default a new one)."""
     if not isinstance(msg, Message):
         raise MessageInvalidError("message", f"expected a Message, got {type(msg).__name__}")
     check_topic(msg.topic)
@@ -143,7 +144,7 @@ def prepare(
         _check_text("msg_id", uniq)
     props = message_properties(msg, uniq)
     sys_flag = 0
-    if compress_over >= 0 and len(body) > compress_over:
+    if compress_over >= 0 and len(body) >= compress_over:
         packed = compressor.compress(body)
         if len(packed) < len(body):
             body = packed

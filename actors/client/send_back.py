@@ -161,7 +161,7 @@ def retry_copy(
         props[P.DELAY] = str(level)
     body = msg.body
     sys_flag = 0
-    if len(body) > COMPRESS_OVER:
+    if len(body) >= COMPRESS_OVER:
         # RocketMQ's internal producer: its default compressor (zlib, level 5)
         body, sys_flag = DEFAULT_COMPRESSOR.compress(body), DEFAULT_COMPRESSOR.flag
     return Outgoing(

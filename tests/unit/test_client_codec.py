@@ -65,8 +65,16 @@ def test_prepare_compresses_bodies_over_4_kib_with_the_compressed_flag() -> None
     out = prepare(Message("T", body))
     assert out.sys_flag & MessageSysFlag.COMPRESSED
     assert zlib.decompress(out.body) == body
-    small = prepare(Message("T", b"a" * 4096))
-    assert small.sys_flag == 0 and small.body == b"a" * 4096
+    small = prepare(Message("T", b"a" * 4095))
+    assert small.sys_flag == 0 and small.body == b"a" * 4095
+
+
+def test_prepare_compresses_a_body_of_exactly_4_kib() -> None:
+    # RocketMQ's tryToCompressMessage: body.length >= compressMsgBodyOverHowmuch (4096)
+    out = prepare(Message("T", b"a" * 4096))
+    assert out.sys_flag & MessageSysFlag.COMPRESSED
+    assert zlib.decompress(out.body) == b"a" * 4096
+    assert prepare(Message("T", b"a" * 64), compress_over=64).sys_flag & MessageSysFlag.COMPRESSED
 
 
 @pytest.mark.parametrize(
@@ -387,3 +395,14 @@ def test_a_producer_refuses_a_topic_only_the_broker_writes_before_sending(topic:
     with pytest.raises(MessageInvalidError, match="forbidden"):
         prepare_batch([Message(topic, b"x")])
     assert prepare(Message("%RETRY%g", b"x")) is not None  # (retry topics stay open)
+
+
+def test_a_retry_copy_of_exactly_4_kib_is_compressed_as_rocketmq_s_internal_producer_does() -> None:
+    from actors.client.send_back import retry_copy
+
+    def copy(size: int) -> int:
+        msg = MessageExt("T", b"a" * size, "")
+        return retry_copy("g", msg, delay_level=0, max_reconsume_times=16).sys_flag
+
+    assert copy(4095) == 0
+    assert copy(4096) & MessageSysFlag.COMPRESSED

@@ -33,9 +33,13 @@ def test_each_type_flags_its_bits_and_inflates_back(kind: str) -> None:
     assert out.sys_flag == FLAGS[kind.upper()]
     assert len(out.body) < len(BODY)
     assert inflate(out.body, out.sys_flag) == BODY
-    # And a body of 4 KiB or less is sent as it is
-    small = prepare(Message("T", b"a" * 4096), compressor=compressor(kind))
-    assert (small.sys_flag, small.body) == (0, b"a" * 4096)
+    # And a body under 4 KiB is sent as it is, one of exactly 4 KiB compressed (RocketMQ:
+    # body.length >= compressMsgBodyOverHowmuch)
+    small = prepare(Message("T", b"a" * 4095), compressor=compressor(kind))
+    assert (small.sys_flag, small.body) == (0, b"a" * 4095)
+    edge = prepare(Message("T", b"a" * 4096), compressor=compressor(kind))
+    assert edge.sys_flag == FLAGS[kind.upper()]
+    assert inflate(edge.body, edge.sys_flag) == b"a" * 4096
 
 
 def test_the_default_is_zlib_level_5_with_rocketmq_5_s_zlib_bits() -> None:
