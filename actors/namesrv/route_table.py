@@ -36,8 +36,10 @@ A registration is one of three ``Registration`` kinds, told by the header's mark
   server) is added back on any registration.
 - ``INCREMENT`` (``actormqIncremental``: actormq's brokers send only the topics created or
   changed, as RocketMQ's ``registerIncrementBrokerData``): merged into the broker's table and
-  applied; one from an address not registered yet is taken as the whole table (the broker's
-  next full registration completes it).
+  applied, nothing else touched, even from an address not registered yet (dropped by the scan
+  while its connection stayed, or a new master of the group): as in RocketMQ, whose name
+  server merges every registration, the group's other topics keep their routes, and the
+  broker's next full registration completes its table.
 - ``MERGE`` (no mark: RocketMQ's own brokers, whose full and incremental registrations look
   alike, and actormq brokers before session 16): merged as RocketMQ's name server does, so
   nothing leaves a route by registration (deleting a topic takes DELETE_TOPIC_IN_NAMESRV, as
@@ -170,7 +172,9 @@ class RouteTable(GeventActor):
         )
         if msg.broker_id != 0:
             pass
-        elif msg.kind is Registration.INCREMENT and merged and not first_time:
+        elif msg.kind is Registration.INCREMENT:
+            # Only the topics it names, even on a first registration (RocketMQ merges every
+            # registration): the broker group's other topics keep their queue data.
             self._upsert_topics(msg.broker_name, msg.topics)
         elif msg.kind is Registration.MERGE:
             self._upsert_topics(msg.broker_name, msg.topics if first_time else news)

@@ -1,0 +1,87 @@
+"""RouteTable registrations checked against RocketMQ's RouteInfoManager: partial (incremental)
+registrations, cluster moves, each broker's own heartbeat timeout."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from actors.namesrv.route_table import (
+    RegisterBroker,
+    Registration,
+    RouteTable,
+    TopicConfigEntry,
+)
+
+pytestmark = pytest.mark.timeout(20)
+
+MASTER, SLAVE = "127.0.0.1:10911", "127.0.0.1:10921"
+
+
+@pytest.fixture
+def now() -> list[float]:
+    return [1000.0]
+
+
+@pytest.fixture
+def table(now: list[float]) -> Iterator[Any]:
+    """A RouteTable (proxy) whose clock reads ``now[0]``."""
+    ref = RouteTable.start(clock=lambda: now[0])
+    yield ref.proxy()
+    ref.stop()
+
+
+def register(
+    table: Any,
+    addr: str,
+    broker_id: int,
+    topics: dict[str, int],
+    kind: Registration = Registration.WHOLE,
+    *,
+    cluster: str = "c",
+    version: str = "1:1",
+) -> None:
+    table.register_broker(
+        RegisterBroker(
+            cluster_name=cluster,
+            broker_name="broker-a",
+            broker_addr=addr,
+            broker_id=broker_id,
+            ha_server_addr="",
+            topics=tuple(TopicConfigEntry(t, n, n) for t, n in topics.items()),
+            data_version=version,
+            kind=kind,
+        )
+    ).get(timeout=5)
+
+
+def routed(table: Any, *topics: str) -> list[int | None]:
+    """Each topic's write queue count on broker-a, None when it has no route there."""
+    counts: list[int | None] = []
+    for topic in topics:
+        route = table.route(topic).get(timeout=5)
+        qd = [q for q in route.queue_datas if q.broker_name == "broker-a"] if route else []
+        counts.append(qd[0].write_queue_nums if qd else None)
+    return counts
+
+
+def test_a_first_incremental_registration_keeps_the_groups_other_topics(
+    table: Any, now: list[float]
+) -> None:
+    # Given broker-a's master (topics A and B) and its slave
+    register(table, MASTER, 0, {"A": 4, "B": 4})
+    register(table, SLAVE, 1, {"A": 4, "B": 4})
+    # And the master silent past the expiry (a long pause; its connection stays) while the
+    # slave keeps registering, so the scan drops the master alone
+    now[0] += 121
+    register(table, SLAVE, 1, {"A": 4, "B": 4}, version="1:2")
+    assert table.scan_not_active(120_000).get(timeout=5) == ["broker-a/0"]
+    # When the master resumes with an incremental registration naming only a created topic
+    register(table, MASTER, 0, {"C": 2}, Registration.INCREMENT, version="1:3")
+    # Then that topic is added and A and B keep broker-a's queue data (RocketMQ merges)
+    assert routed(table, "A", "B", "C") == [4, 4, 2]
+    # And its next full registration still applies its whole table (B was deleted meanwhile)
+    register(table, MASTER, 0, {"A": 4, "C": 2}, version="1:4")
+    assert routed(table, "A", "B", "C") == [4, None, 2]
