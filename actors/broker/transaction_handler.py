@@ -2,8 +2,12 @@
 
 A half message (sysFlag TRANSACTION_PREPARED) is stored with no queue offset: consumers cannot
 see it. COMMIT (8) puts a copy with sysFlag COMMIT into its topic (now visible; its
-preparedTransactionOffset points at the half message); ROLLBACK (12) only settles it. Either
-way the TransactionManager forgets it, and a second END for the same message does nothing.
+preparedTransactionOffset points at the half message); ROLLBACK (12) puts a mark with sysFlag
+ROLLBACK and no body (no queue offset, no index entry: nobody reads it but a TransactionManager
+catching up with the log after a failover, ``actors.broker.half_scan``), as RocketMQ 3's broker
+stored one. Either way the TransactionManager forgets it once stored (an END whose record could
+not be stored gets the put's error and leaves it open), and a second END for the same message
+does nothing.
 UNKNOWN (0) leaves it open for the check-back. Any other commitOrRollback is INVALID_PARAMETER
 (oneway: dropped), nothing done. A slave answers SLAVE_NOT_AVAILABLE, as RocketMQ's does.
 
@@ -44,6 +48,7 @@ from runtime.store.record import (
     TRANSACTION_COMMIT_TYPE,
     TRANSACTION_MASK,
     TRANSACTION_PREPARED_TYPE,
+    TRANSACTION_ROLLBACK_TYPE,
     PutRecord,
     StoredRecord,
     decode_record,
@@ -151,8 +156,8 @@ def _settle(
     half: StoredRecord,
     props: dict[str, str],
 ) -> RemotingCommand:
+    props.pop(TRAN_MSG, None)
     if h.commit_or_rollback == COMMIT:
-        props.pop(TRAN_MSG, None)
         record = copy_record(
             half,
             props,
@@ -162,10 +167,18 @@ def _settle(
         # A timer the half message carried but that cannot be honoured: deliver the commit now.
         with contextlib.suppress(TimerError):
             record = schedule(record, len(ctx.cfg.delay_levels_ms()), int(time.time() * 1000))
-        outcome = ctx.store.put([record])
-        code = send_handler.STATUS_CODES.get(outcome.status, ResponseCode.SYSTEM_ERROR)
-        if code not in send_handler.STORED_CODES:
-            return reply(request, code, remark=outcome.remark or outcome.status)
+    else:  # the rollback's mark: no queue offset, no index entry, no body
+        record = copy_record(
+            half,
+            props,
+            body=b"",
+            sys_flag=(half.sys_flag & ~TRANSACTION_MASK) | TRANSACTION_ROLLBACK_TYPE,
+            prepared_transaction_offset=h.commit_log_offset,
+        )
+    outcome = ctx.store.put([record])
+    code = send_handler.STATUS_CODES.get(outcome.status, ResponseCode.SYSTEM_ERROR)
+    if code not in send_handler.STORED_CODES:
+        return reply(request, code, remark=outcome.remark or outcome.status)
     ctx.ask(ctx.proxy(ctx.transactions).resolve(h.commit_log_offset))
     return reply(request)
 

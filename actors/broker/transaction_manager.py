@@ -33,9 +33,8 @@ fsync + rename, in the hub's thread pool).
 Catch-up at start (``actors.broker.half_scan``): the table may lag the log (a slave made master
 holds its last 10 s copy; a master that crashed lacks what was under way), so the manager
 first reads the log from ``scanFrom`` to its end: a half message not in the table is opened
-(checked back like any other), one a COMMIT copy settled is forgotten. A half message rolled
-back since is checked back again (the producer answers ROLLBACK again). A table written before
-``scanFrom`` existed is not caught up.
+(checked back like any other), one a COMMIT copy or a ROLLBACK mark settled is forgotten. A
+table written before ``scanFrom`` existed is not caught up.
 """
 
 from __future__ import annotations
@@ -142,7 +141,7 @@ class TransactionManager(GeventActor):
 
     def _catch_up(self, start: int) -> None:
         """Open the half messages of the log from ``start`` the table lacks, forget the ones a
-        COMMIT copy settled (see the module docstring)."""
+        COMMIT copy or a ROLLBACK mark settled (see the module docstring)."""
         assert self.scan is not None
         end = self.log_end()
         if start >= end:
@@ -152,17 +151,18 @@ class TransactionManager(GeventActor):
         opened = settled = 0
         for record in found.prepared:
             offset = record.physical_offset
-            if offset in found.committed or offset in self._half or offset in self._discarded:
+            if offset in found.settled or offset in self._half or offset in self._discarded:
                 continue
             self._half[offset] = adopted(record)
             opened += 1
-        for offset in found.committed:
+        for offset in found.settled:
             if self._half.pop(offset, None) is not None:
                 settled += 1
         if opened or settled:
             logger.warning(
                 "broker: the transaction table lagged the commit log ({} .. {}, read in {:.2f} s): "
-                "{} half messages opened (checked back), {} settled by a COMMIT forgotten",
+                "{} half messages opened (checked back), {} settled by a COMMIT or ROLLBACK "
+                "forgotten",
                 start,
                 found.end,
                 time.monotonic() - began,

@@ -24,7 +24,7 @@ from tests.wire import WireClient, send_v2_header
 
 pytestmark = pytest.mark.timeout(60)
 
-COMMIT = 8
+COMMIT, ROLLBACK = 8, 12
 
 
 def half(client: WireClient, key: str) -> int:
@@ -67,6 +67,29 @@ def test_a_table_behind_the_log_opens_the_new_half_messages_and_forgets_the_comm
         for offset in (h1, h3):
             assert end(client, offset, COMMIT).code == ResponseCode.SUCCESS
         assert visible(client) == 3
+        assert errors == []
+
+
+def test_a_half_message_rolled_back_since_the_copy_stays_settled(tmp_path: pathlib.Path) -> None:
+    data = tmp_path / "b"
+    saved = tmp_path / "transaction.json"
+    with lone_broker(data) as client, no_errors_logged() as errors:
+        # Given half messages h1 and h2, and a copy of the table then (a slave's last copy)
+        h1 = half(client, "h1")
+        h2 = half(client, "h2")
+        shutil.copy(table_of(data), saved)
+        # And since: h1 rolled back
+        assert end(client, h1, ROLLBACK).code == ResponseCode.SUCCESS
+        assert errors == []
+    # When the broker starts on that log with the old table (a slave made master)
+    shutil.copy(saved, table_of(data))
+    with lone_broker(data) as client, no_errors_logged() as errors:
+        # Then h1 is settled (its ROLLBACK mark is in the log): a late COMMIT does nothing
+        assert end(client, h1, COMMIT).code == ResponseCode.SUCCESS
+        assert visible(client) == 0
+        # And h2, still open, commits
+        assert end(client, h2, COMMIT).code == ResponseCode.SUCCESS
+        assert visible(client) == 1
         assert errors == []
 
 
