@@ -142,6 +142,8 @@ class RouteTable(GeventActor):
     def register_broker(self, msg: RegisterBroker) -> RegisterResult:
         self._clusters.setdefault(msg.cluster_name, set()).add(msg.broker_name)
         cluster, addrs = self._brokers.setdefault(msg.broker_name, (msg.cluster_name, {}))
+        if cluster != msg.cluster_name:
+            self._move_cluster(msg.broker_name, cluster, msg.cluster_name)
         # One address per broker id; an address that moved to another id (slave promoted to
         # master) is removed from its old id first, as RocketMQ does.
         for broker_id, addr in list(addrs.items()):
@@ -197,8 +199,19 @@ class RouteTable(GeventActor):
             master_addr = addrs.get(0)
             if master_addr is not None and master_addr in self._live:
                 ha_addr = self._live[master_addr].ha_server_addr
-        del cluster
         return RegisterResult(master_addr=master_addr, ha_server_addr=ha_addr)
+
+    def _move_cluster(self, broker_name: str, old: str, new: str) -> None:
+        """The group registered under another cluster name: it leaves the old cluster (RocketMQ
+        keeps it listed there too, until the name server restarts; its issue 1989 is the same
+        flaw for a renamed broker)."""
+        members = self._clusters.get(old)
+        if members is not None:
+            members.discard(broker_name)
+            if not members:
+                del self._clusters[old]
+        self._brokers[broker_name] = (new, self._brokers[broker_name][1])
+        logger.info("namesrv: broker {} moved from cluster {} to {}", broker_name, old, new)
 
     def _update_topics(self, broker_name: str, topics: tuple[TopicConfigEntry, ...]) -> None:
         wanted = {t.topic_name for t in topics}

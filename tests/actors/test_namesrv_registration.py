@@ -85,3 +85,21 @@ def test_a_first_incremental_registration_keeps_the_groups_other_topics(
     # And its next full registration still applies its whole table (B was deleted meanwhile)
     register(table, MASTER, 0, {"A": 4, "C": 2}, version="1:4")
     assert routed(table, "A", "B", "C") == [4, None, 2]
+
+
+def test_a_group_that_registers_under_another_cluster_name_leaves_the_old_cluster(
+    table: Any,
+) -> None:
+    # Given broker-a registered in cluster c1
+    register(table, MASTER, 0, {"A": 4}, cluster="c1")
+    # When it registers under cluster c2 (its brokerClusterName changed)
+    register(table, MASTER, 0, {"A": 4}, cluster="c2", version="1:2")
+    # Then it is listed in c2 only, and its broker data names c2
+    info = table.cluster_info().get(timeout=5)
+    assert info.cluster_addr_table == {"c2": ["broker-a"]}
+    assert info.broker_addr_table["broker-a"].cluster == "c2"
+    assert table.topics_by_cluster("c1").get(timeout=5) == []
+    assert table.topics_by_cluster("c2").get(timeout=5) == ["A"]
+    # And once it goes, no cluster lists it
+    table.unregister_broker("c2", "broker-a", MASTER, 0).get(timeout=5)
+    assert table.cluster_info().get(timeout=5).cluster_addr_table == {}
