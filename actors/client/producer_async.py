@@ -53,7 +53,11 @@ class ProducerAsync(ProducerPort):
 
         Back-pressure: while ``max_async_sends`` sends (128) or ``max_async_bytes`` of bodies
         (32 MiB) wait for their answers, this waits for room, up to ``timeout`` (the send
-        timeout); then the future fails with ``ClientError`` (nothing sent)."""
+        timeout); then the future fails with ``ClientError`` (nothing sent). The wait is part
+        of the send's timeout, as in RocketMQ (its semaphore is acquired within the timeout,
+        and the send gets what is left): the send has ``timeout`` less the wait, so it fails
+        within ``timeout`` of this call."""
+        begun = time.monotonic()
         hub = self._running_hub("send_async")
         selection = self._selection(msg, queue, sharding_key, selector)
         hooked: HookedSend | None = None
@@ -69,7 +73,13 @@ class ProducerAsync(ProducerPort):
         assert callbacks is not None and window is not None
         size = out.size if isinstance(out, Entry) else len(out.body)
         on_full = None if self._accumulator is None else self._send_held_now
-        if not window.enter(size, timeout, on_full):
+        entered = window.enter(size, max(0.0, timeout - (time.monotonic() - begun)), on_full)
+        left = timeout - (time.monotonic() - begun)
+        if entered and left <= 0:  # room came too late: nothing of the timeout is left
+            window.leave(size)
+            window.finished()
+            entered = False
+        if not entered:
             error = ClientError(
                 f"send_async ({self.group}): no room for {timeout:g}s: {window.sends} sends, "
                 f"{window.bytes} bytes in flight (max_async_sends {window.max_sends}, "
@@ -86,10 +96,10 @@ class ProducerAsync(ProducerPort):
         send = _AsyncSend(self, hooked, future, callback, size, window, callbacks, hub.patched)
         done = send.done
         if hooked is None:
-            self._dispatch(hub, out, selection, timeout, done)
+            self._dispatch(hub, out, selection, left, done)
         else:
             assert isinstance(out, Outgoing)
-            self._run_hooked(hub, out, selection, timeout, done, False, hooked)
+            self._run_hooked(hub, out, selection, left, done, False, hooked)
         return future
 
     def flush(self, timeout: float | None = None) -> bool:
