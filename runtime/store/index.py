@@ -56,7 +56,6 @@ class IndexService:
             except StoreError as exc:
                 logger.warning("dropping unreadable index file {}: {}", path, exc.problem)
                 os.remove(path)
-        self._dirty = False
         self._seeds: dict[str, int] = {}
         self._fast = _fast_insert  # None: the Python loop (tests set it to compare both)
 
@@ -135,7 +134,6 @@ class IndexService:
             cur = self._new_file(max(covered, 0))  # even without keys: the file records coverage
         cur.end_phys = end
         cur.commit()
-        self._dirty = True
 
     def _put_items_fast(self, cur: IndexFile, items: list, end: int) -> None:
         """``put_items`` with its per-key loop in C (``_fastlog.index_insert``), same effect."""
@@ -176,7 +174,6 @@ class IndexService:
         cur.count = i
         cur.end_phys = end
         cur.commit()
-        self._dirty = True
 
     def _new_file(self, first_phys: int) -> IndexFile:
         f = IndexFile(
@@ -232,10 +229,12 @@ class IndexService:
         return deleted
 
     def flush(self) -> None:
-        """Make the index durable (mmap msync). Runs in a worker thread at checkpoints."""
-        for f in self.files[-2:]:
+        """Make the index durable: fsync every file written since the last flush (a file that
+        filled up between two checkpoints too, and headers that ``recover`` rewrote). Runs in
+        a worker thread at checkpoints (``runtime.actor.offload``) while the hub goes on
+        inserting; what it commits meanwhile is left for the next flush."""
+        for f in self.files[:]:
             f.flush()
-        self._dirty = False
 
     def close(self) -> None:
         for f in self.files:

@@ -66,6 +66,10 @@ class IndexFile:
             raise
         self._fd = fd
         """Kept open for ``flush``: fsync writes back the pages dirtied through the mapping."""
+        self.commits = 0
+        """How many times the header was committed (every write ends with a commit)."""
+        self.synced = 0
+        """``commits`` as it was when the last ``flush`` began: equal means nothing to fsync."""
         mv = memoryview(self._mm)
         self._mv = mv
         o = HEADER_SIZE
@@ -113,6 +117,7 @@ class IndexFile:
 
     def commit(self) -> None:
         """Publish ``count`` and the ranges in the header (after a batch of ``put``)."""
+        self.commits += 1
         _HEADER.pack_into(
             self._mm,
             0,
@@ -184,12 +189,29 @@ class IndexFile:
             self._prev[i] = self._slot[slot]
             self._slot[slot] = i + 1
 
+    @property
+    def dirty(self) -> bool:
+        """Written (committed) since the last ``flush`` began."""
+        return self.commits != self.synced
+
     def flush(self) -> None:
+        """fsync the file if it was written since the last flush began. Safe in a worker thread
+        while the hub writes on: what is committed after ``commits`` was read here is left for
+        the next flush."""
+        commits = self.commits
+        if commits == self.synced or self._fd < 0:
+            return
         # Not ``mmap.flush()``: CPython holds the GIL through msync, which stalls every other
         # thread (the gevent hub: the whole broker) for as long as the write-back takes
         # (0.5 s for 400 MiB of dirty pages). On Linux fsync of the file writes back the same
         # dirty pages of the shared mapping, and releases the GIL.
-        os.fsync(self._fd)
+        try:
+            os.fsync(self._fd)
+        except OSError:
+            if self._fd < 0:
+                return  # closed meanwhile (retention deleted the file): nothing to keep
+            raise
+        self.synced = commits
 
     def close(self) -> None:
         for view in (self._slot, self._phys, self._time, self._hash, self._prev, self._mv):
