@@ -3,7 +3,8 @@
 Runs in each request's own greenlet (see runtime.session); it asks the actors with a
 timeout and encodes the reply. Codes served: REGISTER_BROKER (a JSON body, or with the header's
 ``compressed`` RocketMQ's binary form, inflated to at most ``MAX_INFLATED_REGISTER``: a body
-that cannot be decoded gets SYSTEM_ERROR and a WARNING naming the broker; the reply's body is
+that cannot be decoded gets SYSTEM_ERROR and a WARNING naming the broker, and so does one whose
+nonzero ``bodyCrc32`` is not the body's, remark "crc32 not match" as RocketMQ; the reply's body is
 the KVTable of namespace ORDER_TOPIC_CONFIG when there is one, as RocketMQ answers),
 UNREGISTER_BROKER, GET_ROUTEINFO_BY_TOPIC (with ``orderMessageEnable``, the topic's
 ``orderTopicConf`` from ORDER_TOPIC_CONFIG when it has one), GET_BROKER_CLUSTER_INFO,
@@ -63,6 +64,7 @@ from runtime.remoting.headers import (
 from runtime.remoting.register_body import (
     MAX_INFLATED_REGISTER,
     CompressedRegisterBody,
+    body_crc32,
     decode_register_body,
 )
 from runtime.session import SessionHandle
@@ -299,6 +301,16 @@ class NamesrvProcessor:
 
     def _register(self, session: SessionHandle, request: RemotingCommand) -> RemotingCommand:
         h = decode_header(RegisterBrokerRequestHeader, request.ext_fields, opaque=request.opaque)
+        if h.body_crc32 != 0 and body_crc32(request.body) != h.body_crc32:
+            logger.warning(
+                "namesrv: REGISTER_BROKER of {} ({}) from {} refused: crc32 not match",
+                h.broker_name,
+                h.broker_addr,
+                session.remote_address,
+            )
+            return RemotingCommand.response_to(
+                request, ResponseCode.SYSTEM_ERROR, remark="crc32 not match"
+            )
         topics: tuple[TopicConfigEntry, ...] = ()
         version = ""
         if request.body:

@@ -71,6 +71,13 @@ _ATTRIBUTES = msgspec.json.Decoder(dict[str, str] | None)
 _ENCODER = msgspec.json.Encoder()
 
 
+def body_crc32(body: bytes) -> int:
+    """The header's ``bodyCrc32`` of a REGISTER_BROKER body as sent (compressed or JSON):
+    RocketMQ's ``UtilAll.crc32``, zlib's CRC-32 masked to a non-negative int32 (0 for no body).
+    RocketMQ's name server refuses a registration whose nonzero ``bodyCrc32`` differs."""
+    return zlib.crc32(body) & 0x7FFFFFFF
+
+
 class CompressedRegisterBody(msgspec.Struct, frozen=True, kw_only=True):
     """A compressed REGISTER_BROKER body, decoded: ``body`` as the JSON form would carry it
     (topics without sys flag or order), and the 5.x static-topic mapping entries, raw."""
