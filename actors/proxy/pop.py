@@ -416,6 +416,14 @@ class PopGroup(PopTopics, DeadLetters, Redelivery):
         self.wake()  # due sooner, perhaps: a waiting receive looks again
         return again.handle
 
+    def disown(self, handle: str) -> None:
+        """The delivery is no longer held for its client (it never reached it: the receive's
+        stream ended first): not renewed, it comes due at the end of its invisible duration."""
+        with self._lock:
+            delivery = self.in_flight.get(handle)
+            if delivery is not None:
+                delivery.holder = None
+
     def shutdown(self) -> None:
         if self.started:
             self.consumer.shutdown()

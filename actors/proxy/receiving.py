@@ -112,12 +112,16 @@ def receive_message(service: ProxyService, request: Any, context: Any) -> Iterat
         # what never went out is visible again at once, not after its invisible duration
         # (or, auto-renewed, hours later), as RocketMQ's proxy nacks what it could not write;
         # but in a FIFO group not the rest of a message group whose first ones went out: it
-        # comes due with them, in order (made visible now, it would overtake them)
+        # comes due with them, in order (made visible now, it would overtake them), and is
+        # not auto-renewed for a client that never had it (its message group stalled for
+        # ``MAX_RENEW_S`` while the client lived)
         sent = {message_group(d.msg, d.topic) for d in deliveries[:written]} if pop.fifo else ()
         for delivery in deliveries[written:]:
             key = message_group(delivery.msg, delivery.topic) if pop.fifo else None
             if key is None or key not in sent:
                 pop.change_invisible(delivery.handle, 0)
+            else:
+                pop.disown(delivery.handle)
 
 
 MAX_INVISIBLE_MS = 12 * 3600 * 1000

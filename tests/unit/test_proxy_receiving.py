@@ -1,0 +1,77 @@
+"""actors/proxy/receiving.py: ReceiveMessage over a PopGroup with a (fake) consumer."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from actors.proxy.pop import PopGroup
+from actors.proxy.proto import Code, M
+from actors.proxy.receiving import receive_message
+from actors.proxy.settings import ProxySettings
+from tests.unit.test_proxy_pop import FakeClock, FakeConsumer
+from tests.unit.test_proxy_pop_fifo import _msg, _offsets
+
+
+class _Context:
+    def __init__(self, client: str) -> None:
+        self.client = client
+
+    def invocation_metadata(self) -> list[tuple[str, str]]:
+        return [("x-mq-client-id", self.client)]
+
+    def peer(self) -> str:
+        return "ipv4:10.0.0.1:1"
+
+    def time_remaining(self) -> float | None:
+        return None
+
+    def is_active(self) -> bool:
+        return True
+
+
+def _service(pop: PopGroup) -> Any:
+    return SimpleNamespace(
+        settings=ProxySettings(),
+        groups={pop.group: pop},
+        group=lambda name, lite=None, owner="": pop,
+        topic_types=SimpleNamespace(of=lambda topic, strict=False: "FIFO"),
+        touch=lambda context: context.client,
+    )
+
+
+def _request(batch: int, auto_renew: bool) -> Any:
+    request = M.ReceiveMessageRequest()
+    request.group.name = "G"
+    request.message_queue.topic.name = "T"
+    request.batch_size = batch
+    request.auto_renew = auto_renew
+    request.invisible_duration.seconds = 30
+    request.long_polling_timeout.seconds = 0
+    return request
+
+
+def test_a_fifo_batch_cut_off_while_written_does_not_stall_its_message_group() -> None:
+    clock = FakeClock()
+    consumer = FakeConsumer(clock)
+    consumer.queued.extend([_msg(0, "g1"), _msg(1, "g1")])
+    alive = {"push-1"}
+    pop = PopGroup("G", consumer, fifo=True, alive=lambda who: who in alive, clock=clock)  # type: ignore[arg-type]
+    pop.subscribe("T")
+    # Given a push consumer's receive (auto_renew) of g1's batch [0, 1] whose stream was cut
+    # after the first message went out (grpcio asks for the next item once the one before is
+    # written; the client is still alive: it calls on)
+    stream = receive_message(_service(pop), _request(2, auto_renew=True), _Context("push-1"))
+    assert next(stream).status.code == Code.OK
+    assert next(stream).message.system_properties.queue_offset == 0
+    assert next(stream).message.system_properties.queue_offset == 1
+    stream.close()
+    # When the client consumes and acks what it got
+    (handle,) = [h for h, d in pop.in_flight.items() if d.msg.queue_offset == 0]
+    assert pop.ack(handle)
+    # Then the message that never went out comes again after its invisible duration (it is
+    # not renewed for the live client, which never had it: g1 was stalled for 3 hours)
+    clock.advance(31)
+    pop.sweep()
+    again = pop.receive("T", 2, 30_000, wait_s=0, holder="push-1")
+    assert _offsets(again) == [1]
