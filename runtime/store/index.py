@@ -51,11 +51,22 @@ class IndexService:
             path = os.path.join(self.dir, name)
             try:
                 f = IndexFile(path, slots, capacity)
-                f.adopt()
-                self.files.append(f)
             except StoreError as exc:
-                logger.warning("dropping unreadable index file {}: {}", path, exc.problem)
+                logger.warning("dropping corrupt index file {}: {}", path, exc.problem)
                 os.remove(path)
+                continue
+            if f.begin_phys != int(name):
+                logger.warning(
+                    "dropping corrupt index file {}: its header says it starts at commit-log "
+                    "offset {}",
+                    path,
+                    f.begin_phys,
+                )
+                f.close()
+                os.remove(path)
+                continue
+            f.adopt()
+            self.files.append(f)
         self._seeds: dict[str, int] = {}
         self._fast = _fast_insert  # None: the Python loop (tests set it to compare both)
 

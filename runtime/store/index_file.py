@@ -37,6 +37,30 @@ def key_hash(topic: str, key: str) -> int:
     return zlib.crc32(f"{topic}#{key}".encode())
 
 
+def check_header(head: bytes, file_size: int) -> tuple[int, int]:
+    """``(slots, capacity)`` of an existing file's header, or a ``ValueError`` saying why the
+    header cannot be this file's: every field that sizes or bounds an access is checked (a
+    zero slot count would divide by zero in a lookup, a count past the capacity would write
+    past the arrays, a capacity that does not match the file's size would map or grow it)."""
+    (magic, version, slots, capacity, count, _pad, _bt, _et, begin_phys, end_phys) = (
+        _HEADER.unpack_from(head)
+    )
+    if magic != MAGIC or version != VERSION:
+        raise ValueError("not an index file of this version / byte order")
+    if slots < 1 or capacity < 1:
+        raise ValueError(f"header says {slots} hash slots and capacity {capacity}")
+    if file_size != IndexFile.file_size(slots, capacity):
+        raise ValueError(
+            f"{file_size} bytes, but {slots} hash slots and capacity {capacity} make "
+            f"{IndexFile.file_size(slots, capacity)}"
+        )
+    if count > capacity:
+        raise ValueError(f"header counts {count} entries, capacity {capacity}")
+    if not 0 <= begin_phys <= end_phys:
+        raise ValueError(f"header covers commit-log offsets [{begin_phys}, {end_phys})")
+    return slots, capacity
+
+
 class IndexFile:
     """One index file (see the module docstring)."""
 
@@ -52,13 +76,13 @@ class IndexFile:
                 head = os.pread(fd, HEADER_SIZE, 0)
                 if len(head) < HEADER_SIZE:
                     raise StoreError(path, "index file shorter than its header")
-                magic, version, f_slots, f_cap, *_ = _HEADER.unpack_from(head)
-                if magic != MAGIC or version != VERSION:
-                    raise StoreError(path, "not an index file of this version / byte order")
-                slots, capacity = f_slots, f_cap
+                try:
+                    slots, capacity = check_header(head, os.fstat(fd).st_size)
+                except ValueError as exc:
+                    raise StoreError(path, f"corrupt index file header: {exc}") from None
                 self.slots, self.capacity = slots, capacity
                 size = self.file_size(slots, capacity)
-            if os.fstat(fd).st_size < size:
+            else:
                 os.ftruncate(fd, size)
             self._mm = mmap.mmap(fd, size)
         except BaseException:

@@ -3,13 +3,16 @@ index files at load, and index files rebuilt from the commit log."""
 
 from __future__ import annotations
 
+import os
+import struct
 from pathlib import Path
 
 import pytest
+from loguru import logger
 
 from runtime.store import record_dispatch as RD
 from runtime.store.index import IndexService
-from runtime.store.index_file import IndexFile
+from runtime.store.index_file import HEADER_SIZE, IndexFile
 
 
 def entry(topic: str, phys: int, ts: int, *keys: str) -> RD.DispatchEntry:
@@ -53,3 +56,63 @@ def test_flush_fsyncs_every_file_written_since_the_last_flush(
     idx.flush()
     assert fsynced == [idx.files[-1].path]
     idx.close()
+
+
+def _corrupt(path: str, **fields: int) -> None:
+    """Rewrite header fields of a closed index file (``index_file._HEADER``'s layout)."""
+    with open(path, "r+b") as fh:
+        head = bytearray(fh.read(HEADER_SIZE))
+        for name, value in fields.items():
+            at, fmt = _HEADER_FIELDS[name]
+            struct.pack_into(fmt, head, at, value)
+        fh.seek(0)
+        fh.write(head)
+
+
+_HEADER_FIELDS = {
+    "slots": (8, "=I"),
+    "capacity": (12, "=I"),
+    "count": (16, "=I"),
+    "begin_phys": (40, "=q"),
+    "end_phys": (48, "=q"),
+}
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        {"slots": 0},
+        {"capacity": 0},
+        {"capacity": 50},  # more than the file's size holds
+        {"count": 1000},  # past the capacity
+        {"begin_phys": 30},  # not where its name says it starts
+        {"begin_phys": 20, "end_phys": 10},
+    ],
+    ids=lambda d: ",".join(f"{k}={v}" for k, v in d.items()),
+)
+def test_a_corrupt_header_is_dropped_at_load_with_a_warning(
+    tmp_path: Path, damage: dict[str, int]
+) -> None:
+    # Given an index of two files, and the header of the second one damaged
+    idx = IndexService(str(tmp_path), slots=7, capacity=5)
+    idx.put_entries([entry("T", i * 10, 1000 + i, "k") for i in range(8)])
+    first, second = (f.path for f in idx.files)
+    size = os.path.getsize(second)
+    idx.close()
+    _corrupt(second, **damage)
+    warnings: list[str] = []
+    sink = logger.add(lambda m: warnings.append(str(m)), level="WARNING")
+    try:
+        # When the index is loaded
+        again = IndexService(str(tmp_path), slots=7, capacity=5)
+    finally:
+        logger.remove(sink)
+    # Then the damaged file is dropped with a warning that names it, its size untouched,
+    assert [f.path for f in again.files] == [first]
+    assert any("corrupt index file" in w and second in w for w in warnings), warnings
+    assert not os.path.exists(second) and size > 0
+    # and the index still answers from what is left
+    assert again.query("T", "k", 10, 0, 10**13) == [40, 30, 20, 10, 0]
+    again.put_entries([entry("T", 80, 1008, "k")])
+    assert again.query("T", "k", 1, 0, 10**13)[0] == 80
+    again.close()
