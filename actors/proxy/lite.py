@@ -12,7 +12,8 @@ consumer group, retention, replication) is the broker's as for any topic.
 - ``lite_problem``: why a lite topic name is refused (RocketMQ's rule: 1 - 64 bytes of
   ``[a-zA-Z0-9_-]``); ``lmq_name`` / ``split_lmq``: the queue topic's name and back.
 - ``TopicTypes``: each topic's ``message.type`` as its brokers keep it (read at most every
-  ``TYPE_TTL_S``), and the message types a QueryRoute says its queues accept.
+  ``TYPE_TTL_S``, kept for ``MAX_TYPES`` topics at most), and the message types a QueryRoute
+  says its queues accept.
 - ``LiteTopics.ensure``: the lite topic's queue topic, made when missing; at most
   ``max_lite_topics`` of them in the cluster (LITE_TOPIC_QUOTA_EXCEEDED past that).
 """
@@ -48,6 +49,10 @@ MAKING_AT_ONCE = 8
 quota before its creation: those being made count)."""
 TYPE_TTL_S = 30.0
 """How long a topic's message type is taken as read (a changed type applies after this)."""
+MAX_TYPES = 50_000
+"""Topics whose types are kept at most: past it the oldest reads are forgotten (read again at
+their next use). Every SendMessage names a topic, existing or not: without a bound, sends to
+ever new names grew the proxy without end."""
 _LITE_RE = re.compile(r"[a-zA-Z0-9_-]+\Z")
 _ACCEPTS = {
     "MIXED": (MessageType.NORMAL, MessageType.FIFO, MessageType.DELAY, MessageType.TRANSACTION),
@@ -106,6 +111,9 @@ class TopicTypes:
         self.ttl_s = ttl_s
         self.clock = clock
         self._known: dict[str, tuple[dict[str, str], float]] = {}
+        """Topic -> (its attributes, when read), oldest read first; at most ``MAX_TYPES``."""
+        self._lock = threading.Lock()
+        """Guards changes of ``_known`` (calls of several threads read and add)."""
 
     def of(self, topic: str, strict: bool = False) -> str:
         """The topic's ``message.type`` (``strict``: see ``attributes``)."""
@@ -125,7 +133,11 @@ class TopicTypes:
             if strict:
                 raise TopicTypeUnknownError(f"the attributes of {topic}: brokers unreachable")
             return {}
-        self._known[topic] = (found, now)
+        with self._lock:
+            self._known.pop(topic, None)  # (to the end: the oldest read first)
+            while len(self._known) >= MAX_TYPES:
+                del self._known[next(iter(self._known))]
+            self._known[topic] = (found, now)
         return found
 
     def _read(self, topic: str) -> dict[str, str] | None:

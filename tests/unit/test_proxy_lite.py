@@ -12,6 +12,7 @@ import pytest
 
 from actors.client.errors import BrokerError, ClientError, NoRouteError
 from actors.client.message import MessageExt
+from actors.proxy import lite as lite_module
 from actors.proxy.convert import incoming
 from actors.proxy.lite import (
     LiteError,
@@ -554,3 +555,19 @@ def test_the_python_clients_spelled_out_lite_topic_is_read_as_one_name() -> None
     assert _spelled_out(spelled, add, _Context("NODE_JS")) == spelled
     assert _spelled_out(spelled, remove, _Context("PYTHON")) == spelled
     assert _spelled_out(["chat-1", "c"], add, _Context("PYTHON")) == ["chat-1", "c"]
+
+
+def test_topic_types_keep_a_bounded_number_of_topics(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lite_module, "MAX_TYPES", 3)
+    admin = _TypesAdmin()
+    types = TopicTypes(admin, ttl_s=30, clock=FakeClock())  # type: ignore[arg-type]
+    # Given sends naming ever new topics (each read once, existing or not)
+    for n in range(10):
+        assert types.of(f"T{n}") == "LITE"
+    # Then only the latest reads are kept (the proxy no longer grows with every name)
+    assert sorted(types._known) == ["T7", "T8", "T9"]
+    # And a topic read again goes to the end: the oldest read is the one forgotten next
+    types._known["T7"] = (types._known["T7"][0], -100.0)  # (stale: read again)
+    assert types.of("T7") == "LITE"
+    assert types.of("T10") == "LITE"
+    assert sorted(types._known) == ["T10", "T7", "T9"]
