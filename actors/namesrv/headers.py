@@ -60,3 +60,15 @@ class QueryDataVersionRequestHeader(Header, kw_only=True):
     broker_addr: str
     cluster_name: str
     broker_id: Int64
+
+
+class BrokerHeartbeatRequestHeader(Header, kw_only=True):
+    """BROKER_HEARTBEAT (904, RocketMQ 5's brokers with ``enableSlaveActingMaster``, every
+    ``brokerHeartbeatInterval``): a sign of life of the broker at ``brokerAddr`` in
+    ``clusterName``. Its other fields (``brokerId``, ``epoch``, ``heartbeatTimeoutMills``...)
+    are the controller's; the name server, as RocketMQ's, only refreshes the broker's last
+    update (its timeout is the one it registered with)."""
+
+    cluster_name: str
+    broker_addr: str
+    broker_name: str

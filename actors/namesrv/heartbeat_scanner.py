@@ -22,7 +22,9 @@ class Scan(msgspec.Struct, frozen=True, tag=True):
 
 
 class HeartbeatScanner(GeventActor):
-    """Every ``interval_s`` asks the route table to drop brokers silent for ``expire_ms``."""
+    """Every ``interval_s`` asks the route table to drop brokers silent for longer than their
+    own timeout (the ``heartbeatTimeoutMillis`` they registered with; ``expire_ms`` for those
+    that sent none), as RocketMQ 5's scanNotActiveBroker."""
 
     def __init__(
         self, directory: Directory, route_table: str, *, interval_s: float, expire_ms: int

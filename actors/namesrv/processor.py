@@ -12,7 +12,8 @@ GET_ALL_TOPIC_LIST_FROM_NAMESERVER,
 DELETE_TOPIC_IN_NAMESRV (header ``topic``, optional ``clusterName``: only that cluster's
 brokers; SUCCESS whether or not the topic was known, as RocketMQ), QUERY_DATA_VERSION (322:
 header ``changed``, body the DataVersion held for the broker; a sign of life, see
-``RouteTable.query_data_version``), the admin requests of
+``RouteTable.query_data_version``), BROKER_HEARTBEAT (904, RocketMQ 5: a sign of life of a
+registered broker, SUCCESS whether or not it is registered, as RocketMQ), the admin requests of
 ``admin_requests`` (KV config, write perm of a broker, topics by cluster, system topics),
 GET_NAMESRV_CONFIG (319: this name server's keys as properties text; UPDATE_NAMESRV_CONFIG,
 318, is refused: the config is read at start), and
@@ -34,7 +35,7 @@ from actors.namesrv.admin_requests import AdminRequests
 from actors.namesrv.controller import Heartbeat, Refused, SessionClosed
 from actors.namesrv.controller_requests import ControllerRequests
 from actors.namesrv.group_commit import settled
-from actors.namesrv.headers import QueryDataVersionRequestHeader
+from actors.namesrv.headers import BrokerHeartbeatRequestHeader, QueryDataVersionRequestHeader
 from actors.namesrv.kv_config import ORDER_TOPIC_CONFIG
 from actors.namesrv.route_table import RegisterBroker, Registration, TopicConfigEntry
 from actors.namesrv.write_auth import WriteAuth
@@ -99,6 +100,14 @@ def registration_kind(h: RegisterBrokerRequestHeader) -> Registration:
     if h.actormq_incremental:
         return Registration.INCREMENT
     return Registration.WHOLE if h.actormq_full else Registration.MERGE
+
+
+def heartbeat_timeout_ms(h: RegisterBrokerRequestHeader) -> int | None:
+    """The broker's own liveness timeout: its ``heartbeatTimeoutMillis`` when positive (RocketMQ
+    takes any value; 0 or less would drop the broker at every scan), else None: the name
+    server's ``brokerChannelExpiredTime``."""
+    millis = h.heartbeat_timeout_millis
+    return int(millis) if millis is not None and millis > 0 else None
 
 
 _DECODING = gevent.lock.BoundedSemaphore(1)
@@ -181,6 +190,12 @@ class NamesrvProcessor:
             return RemotingCommand.response_to(request, ResponseCode.SUCCESS)
         if code == RequestCode.QUERY_DATA_VERSION:
             return self._query_data_version(request)
+        if code == RequestCode.BROKER_HEARTBEAT:
+            h = decode_header(
+                BrokerHeartbeatRequestHeader, request.ext_fields, opaque=request.opaque
+            )
+            self._table().broker_heartbeat(h.cluster_name, h.broker_addr).get(timeout=ASK_TIMEOUT)
+            return RemotingCommand.response_to(request, ResponseCode.SUCCESS)
         if code == RequestCode.GET_BROKER_CLUSTER_INFO:
             info = self._table().cluster_info().get(timeout=ASK_TIMEOUT)
             return RemotingCommand.response_to(
@@ -340,6 +355,7 @@ class NamesrvProcessor:
                     data_version=version,
                     session_id=session.session_id,
                     kind=registration_kind(h),
+                    heartbeat_timeout_ms=heartbeat_timeout_ms(h),
                 )
             )
             .get(timeout=ASK_TIMEOUT)

@@ -10,8 +10,13 @@ Messages (proxy methods; each returns at once, nothing blocks):
   registered with (True when it is not registered in ``cluster``) and that stored one (None
   then). A registered broker's query counts as a sign of life, as in RocketMQ: its last
   update is now, so a broker that only queries is not expired
+- ``broker_heartbeat(cluster, broker_addr)`` -> whether that broker is registered in
+  ``cluster`` (BROKER_HEARTBEAT: its last update is now, as RocketMQ 5's name server does)
 - ``channel_closed(session_id)`` -> names of the brokers dropped (a broker's connection closed)
-- ``scan_not_active(expire_ms)`` -> names of the brokers dropped (told by HeartbeatScanner)
+- ``scan_not_active(expire_ms)`` -> names of the brokers dropped (told by HeartbeatScanner):
+  those silent for longer than their own timeout, the ``heartbeatTimeoutMillis`` they
+  registered with (RocketMQ 5's brokers send it with ``enableSlaveActingMaster``), else
+  ``expire_ms`` (``brokerChannelExpiredTime``, 120 s)
 - ``route(topic)`` -> ``TopicRouteData`` or None
 - ``cluster_info()`` -> ``ClusterInfo``
 - ``topic_list()`` -> sorted topic names
@@ -107,6 +112,9 @@ class RegisterBroker(msgspec.Struct, frozen=True, tag=True):
     session_id: int | None = None
     kind: Registration = Registration.WHOLE
     """How ``topics`` combine with the broker's previous ones (see the module docstring)."""
+    heartbeat_timeout_ms: int | None = None
+    """The header's ``heartbeatTimeoutMillis``: the broker is dropped after this long without
+    a sign of life (None: the scanner's ``expire_ms``)."""
 
 
 class RegisterResult(msgspec.Struct, frozen=True):
@@ -124,6 +132,8 @@ class _BrokerLive(msgspec.Struct):
     ha_server_addr: str
     topics: dict[str, TopicConfigEntry] = {}
     """Its topics as it last registered them (an incremental registration updates it)."""
+    heartbeat_timeout_ms: int | None = None
+    """Its own liveness timeout, from its last registration (None: the scanner's)."""
 
 
 class RouteTable(GeventActor):
@@ -171,6 +181,7 @@ class RouteTable(GeventActor):
             session_id=msg.session_id,
             ha_server_addr=msg.ha_server_addr,
             topics=topics,
+            heartbeat_timeout_ms=msg.heartbeat_timeout_ms,
         )
         if msg.broker_id != 0:
             pass
@@ -247,16 +258,28 @@ class RouteTable(GeventActor):
         live.last_update = self._clock()
         return live.data_version != data_version, live.data_version
 
+    def broker_heartbeat(self, cluster_name: str, broker_addr: str) -> bool:
+        live = self._live.get(broker_addr)
+        if live is None or live.cluster_name != cluster_name:
+            return False
+        live.last_update = self._clock()
+        return True
+
     def channel_closed(self, session_id: int) -> list[str]:
         gone = [addr for addr, live in self._live.items() if live.session_id == session_id]
         return [self._remove_addr(addr, reason="connection closed") for addr in gone]
 
     def scan_not_active(self, expire_ms: int) -> list[str]:
         now = self._clock()
-        stale = [
-            addr for addr, live in self._live.items() if (now - live.last_update) * 1000 > expire_ms
+        stale = {
+            addr: timeout
+            for addr, live in self._live.items()
+            if (now - live.last_update) * 1000 > (timeout := live.heartbeat_timeout_ms or expire_ms)
+        }
+        return [
+            self._remove_addr(addr, reason=f"silent for over {timeout} ms")
+            for addr, timeout in stale.items()
         ]
-        return [self._remove_addr(addr, reason=f"silent for over {expire_ms} ms") for addr in stale]
 
     def _remove_addr(self, broker_addr: str, *, reason: str) -> str:
         live = self._live.pop(broker_addr, None)

@@ -2,9 +2,10 @@
 that changes what the name server holds or decides must be signed (RocketMQ's ACL signature,
 ``runtime.acl.signature``) with that account.
 
-Checked (``SIGNED``): the brokers' REGISTER_BROKER, UNREGISTER_BROKER, QUERY_DATA_VERSION (a
-sign of life: a forged one keeps a dead broker routed) and CONTROLLER_HEARTBEAT (a forged one
-keeps a dead master's lease alive, or reports a false in-sync set); the admin's
+Checked (``SIGNED``): the brokers' REGISTER_BROKER, UNREGISTER_BROKER, QUERY_DATA_VERSION and
+BROKER_HEARTBEAT (signs of life: a forged one keeps a dead broker routed) and
+CONTROLLER_HEARTBEAT (a forged one keeps a dead master's lease alive, or reports a false
+in-sync set); the admin's
 DELETE_TOPIC_IN_NAMESRV, PUT_KV_CONFIG, DELETE_KV_CONFIG, WIPE / ADD_WRITE_PERM_OF_BROKER and the
 controller's CONTROLLER_ELECT_MASTER and CLEAN_BROKER_DATA. Reads (routes, cluster info, the
 controller's views) stay open, as RocketMQ's name server serves them.
@@ -31,6 +32,7 @@ SIGNED: frozenset[int] = frozenset(
         RequestCode.REGISTER_BROKER,
         RequestCode.UNREGISTER_BROKER,
         RequestCode.QUERY_DATA_VERSION,
+        RequestCode.BROKER_HEARTBEAT,
         CONTROLLER_HEARTBEAT,
         RequestCode.DELETE_TOPIC_IN_NAMESRV,
         RequestCode.PUT_KV_CONFIG,

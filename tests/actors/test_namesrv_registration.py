@@ -103,3 +103,33 @@ def test_a_group_that_registers_under_another_cluster_name_leaves_the_old_cluste
     # And once it goes, no cluster lists it
     table.unregister_broker("c2", "broker-a", MASTER, 0).get(timeout=5)
     assert table.cluster_info().get(timeout=5).cluster_addr_table == {}
+
+
+def test_each_broker_expires_after_its_own_heartbeat_timeout(table: Any, now: list[float]) -> None:
+    # Given a master registered with heartbeatTimeoutMillis 10 s and a slave without one
+    table.register_broker(
+        RegisterBroker(
+            cluster_name="c",
+            broker_name="broker-a",
+            broker_addr=MASTER,
+            broker_id=0,
+            ha_server_addr="",
+            topics=(TopicConfigEntry("A", 4, 4),),
+            data_version="1:1",
+            heartbeat_timeout_ms=10_000,
+        )
+    ).get(timeout=5)
+    register(table, SLAVE, 1, {"A": 4})
+    # When 9 s pass, then a BROKER_HEARTBEAT of the master, then 9 s more: both stay
+    now[0] += 9
+    assert table.scan_not_active(120_000).get(timeout=5) == []
+    assert table.broker_heartbeat("c", MASTER).get(timeout=5) is True
+    now[0] += 9
+    assert table.scan_not_active(120_000).get(timeout=5) == []
+    # When 11 s pass without a sign of life: the master goes, the slave (120 s) stays
+    now[0] += 11
+    assert table.scan_not_active(120_000).get(timeout=5) == ["broker-a/0"]
+    assert table.live_brokers().get(timeout=5) == {SLAVE: "broker-a/1"}
+    # And a heartbeat of a broker not registered in that cluster refreshes nothing
+    assert table.broker_heartbeat("other", SLAVE).get(timeout=5) is False
+    assert table.broker_heartbeat("c", MASTER).get(timeout=5) is False
