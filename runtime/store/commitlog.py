@@ -23,7 +23,7 @@ from typing import NamedTuple
 from runtime.store import record as R
 from runtime.store import record_dispatch as RD
 from runtime.store.accel import fastlog
-from runtime.store.commitlog_reads import CommitLogReads
+from runtime.store.commitlog_reads import DEFAULT_MAX_MESSAGE_SIZE, CommitLogReads, max_record_size
 from runtime.store.consumequeue import ENTRY
 from runtime.store.dispatch import DispatchBatch, QueueKey
 from runtime.store.prepare import Invalid, Prepared, _topic_cache, prepare
@@ -80,9 +80,11 @@ class CommitLog(CommitLogReads):
         store_host: bytes = b"\x7f\x00\x00\x01",
         store_port: int = 10911,
         delay_levels: tuple[int, ...] = DEFAULT_DELAY_LEVELS,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     ) -> None:
         self.segments = SegmentedFile(directory, segment_size, fs, tail_cache=TAIL_CACHE)
         self.segment_size = segment_size
+        self.max_record_size = max_record_size(max_message_size)
         self.store_host = store_host
         self.store_port = store_port
         self.store_v6 = R.host_flags(b"", store_host)

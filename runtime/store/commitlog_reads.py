@@ -16,6 +16,14 @@ from runtime.store.record_check import check_record
 from runtime.store.segments import SegmentedFile
 
 SCAN_CHUNK = 4 * 1024 * 1024
+DEFAULT_MAX_MESSAGE_SIZE = 4 * 1024 * 1024  # StoreSettings.max_message_size's default
+_MAX_HEADER = R.header_size(R.STOREHOST_V6_FLAG | R.BORNHOST_V6_FLAG)
+_MAX_TAIL = 1 + 255 + 2 + R.MAX_PROPERTIES_SIZE  # topic length byte, topic, props length, props
+
+
+def max_record_size(max_message_size: int) -> int:
+    """The largest record a body of ``max_message_size`` bytes can make."""
+    return _MAX_HEADER + max_message_size + _MAX_TAIL
 
 
 class ScanResult(NamedTuple):
@@ -30,6 +38,8 @@ class CommitLogReads:
 
     segments: SegmentedFile
     segment_size: int
+    max_record_size: int = max_record_size(DEFAULT_MAX_MESSAGE_SIZE)
+    """Bound of a read by offset (``max_record_size(settings.max_message_size)``)."""
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -40,7 +50,13 @@ class CommitLogReads:
         return self.segments.read(offset, min(size, self.segments.write_offset - offset))
 
     def read_record_bytes(self, offset: int, *, verify_crc: bool = True) -> bytes | None:
-        """The raw valid record at ``offset``, or None (not there, removed, or corrupt)."""
+        """The raw valid record at ``offset``, or None (not there, removed, or corrupt).
+
+        The offset may be one a client chose (an offset message id), anywhere in the log, even
+        inside a body crafted to look like a record: the first read is 4 KiB, and a longer one
+        is made only for a size that a record can have (``max_record_size``), that fits in the
+        segment and the data written, and that the header's body length agrees with.
+        """
         head = self.read(offset, 4096)
         if len(head) < 8:
             return None
@@ -48,6 +64,9 @@ class CommitLogReads:
         if magic != R.MAGIC:
             return None  # no record starts here (an offset a client chose may be anywhere)
         if size > len(head):
+            room = min(self.segments.segment_end(offset), self.segments.write_offset) - offset
+            if size > min(self.max_record_size, room) or not _plausible(head, size):
+                return None
             head = self.read(offset, size)
         check = check_record(head, 0, verify_crc=verify_crc)
         if check.size <= 0 or check.blank:
@@ -124,3 +143,16 @@ class CommitLogReads:
                     problem = "segment ends without an end-of-segment marker"
                     return ScanResult(offset, problem, offset, records)
                 return ScanResult(offset, None, offset, records)
+
+
+def _plausible(head: bytes, size: int) -> bool:
+    """Whether the body length in ``head`` (a record's first bytes) agrees with ``size``:
+    body, topic and properties must fill it."""
+    if len(head) < R.SYS_FLAG_AT + 4:
+        return False
+    hsize = R.header_size(int.from_bytes(head[R.SYS_FLAG_AT : R.SYS_FLAG_AT + 4], "big"))
+    if len(head) < hsize:
+        return False
+    blen = int.from_bytes(head[hsize - 4 : hsize], "big", signed=True)
+    rest = size - hsize - blen
+    return blen >= 0 and 3 <= rest <= _MAX_TAIL

@@ -118,6 +118,7 @@ def _recover(settings: StoreSettings, fs: FileSystem, lock: StoreLock) -> OpenSt
         store_host=settings.store_host_bytes,
         store_port=settings.store_port,
         delay_levels=settings.delay_levels,
+        max_message_size=settings.max_message_size,
     )
     log_min = log.min_offset
     data_end = log.write_offset
