@@ -102,7 +102,7 @@ class PopGroup(PopTopics, DeadLetters, Redelivery):
         late go (the sweep forgets them after ``DROPPED_S``)."""
         self._generation: dict[str, int] = {}
         """Topic -> how often it was unsubscribed: a delivery of an earlier subscription no
-        longer frees its message group (``_release``)."""
+        longer frees its message group (``_release``); forgotten with ``_dropped``'s entry."""
         self.lite_lock = threading.Lock()
         """Held while the service matches the group's lite topics to its clients' (one change
         at a time)."""
@@ -365,6 +365,9 @@ class PopGroup(PopTopics, DeadLetters, Redelivery):
             now = self.clock()
             for topic in [t for t, at in self._dropped.items() if now - at > DROPPED_S]:
                 del self._dropped[topic]
+                # (its deliveries went when it was dropped: no count of its unsubscriptions
+                # kept for every lite topic a long-lived lite group ever let go)
+                self._generation.pop(topic, None)
             for heap in self._deadlines.values():
                 kept: list[tuple[float, int, str]] = []
                 while heap and heap[0][0] <= now:

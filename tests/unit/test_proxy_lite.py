@@ -25,7 +25,7 @@ from actors.proxy.lite import (
 from actors.proxy.lite_calls import _spelled_out
 from actors.proxy.lite_groups import LiteGroups
 from actors.proxy.lite_subscriptions import EXPIRE_S, LiteSubscriptions
-from actors.proxy.pop import PopGroup
+from actors.proxy.pop import DROPPED_S, PopGroup
 from actors.proxy.proto import ClientType, Code, LiteSubscriptionAction, M, MessageType
 from actors.proxy.settings import ProxySettings, reply_settings
 from runtime.remoting.properties import UNIQ_KEY, encode_properties
@@ -571,3 +571,19 @@ def test_topic_types_keep_a_bounded_number_of_topics(monkeypatch: pytest.MonkeyP
     assert types.of("T7") == "LITE"
     assert types.of("T10") == "LITE"
     assert sorted(types._known) == ["T10", "T7", "T9"]
+
+
+def test_a_lite_group_keeps_nothing_of_lite_topics_it_let_go_long_since() -> None:
+    pop, _consumer, clock = _lite_group()
+    # Given a long-lived lite group whose clients subscribe and let go of many lite topics
+    # (one per session)
+    for n in range(100):
+        topic = lmq_name("P", f"session-{n}")
+        pop.change_topics([topic], [])
+        pop.change_topics([], [topic])
+    # When they were let go longer than DROPPED_S ago
+    clock.advance(DROPPED_S + 1)
+    pop.sweep()
+    # Then the group keeps no state of them (it grew with every lite topic ever let go)
+    assert pop._dropped == {} and pop._generation == {}
+    assert pop._deadlines == {} and pop._ready == {}
