@@ -38,7 +38,9 @@ last ran: ``runtime.ha.boot.power_cut_pending``; a reconciliation's end), it rai
 tail-loss guard (``runtime.store.tail_guard``) from the queue ends as they are: the pull and
 commit handlers then keep consumers still running from passing the offsets new messages take
 again. A slave's store lowers it; a deleted topic's or a removed group's offsets are forgotten
-by it too.
+by it too. Its record (``runtime.store.tail_record``, written in the thread pool when raised
+and when it forgets) raises it again at a master's next start within a day, vouching every
+committed offset of the table.
 
 Durability point: ``config/consumerOffset.json``, written atomically (tmp + fsync + rename +
 dir fsync) by a background greenlet in the thread pool every few seconds when something changed
@@ -50,6 +52,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -70,8 +73,9 @@ from actors.broker.messages import (
     RemoveOffsets,
     RemoveTopicOffsets,
 )
-from runtime.actor import GeventActor
+from runtime.actor import GeventActor, offload
 from runtime.ha import boot
+from runtime.store import tail_record
 from runtime.store.background import BackgroundWriter
 from runtime.store.configfile import read_json
 from runtime.store.context import StoreContext
@@ -151,10 +155,18 @@ class ConsumerOffsets(GeventActor):
             self.table = loaded.offset_table
         if self.ctx.settings.read_only:
             self.ctx.tail_guard.lower()  # (a slave moves no consumer)
+            self._save_guard()
         elif not _reconciling(self.ctx):  # (else once the master holds its log: ClampOffsets)
             self._dirty = bool(self._clamp())
             if _log_may_be_short(self.ctx):
                 self._raise_guard()
+            else:  # (raised in a term since, before a restart)
+                tail_record.restore(
+                    self.ctx.settings.config_dir,
+                    self.ctx.tail_guard,
+                    self._committed(),
+                    int(time.time() * 1000),
+                )
         self._writer = BackgroundWriter(self.path)
         interval = self.ctx.settings.consumer_offset_persist_interval_ms / 1000.0
         self.send_every(interval, PersistTick())
@@ -176,6 +188,24 @@ class ConsumerOffsets(GeventActor):
         opened = self.ctx.opened
         if opened is not None:
             self.ctx.tail_guard.raise_at(opened.next_offsets)
+            self._save_guard()
+
+    def _save_guard(self) -> None:
+        """Keep the guard's record on disk (``runtime.store.tail_record``); a failed write is
+        logged: the guard then lives in this process only."""
+        try:
+            record = tail_record.snapshot(self.ctx.tail_guard)
+            offload(tail_record.save, self.ctx.settings.config_dir, record)
+        except OSError as exc:
+            logger.error("store: the tail-loss guard's record could not be written: {}", exc)
+
+    def _committed(self) -> list[tuple[str, str, int, int]]:
+        """(group, topic, queueId, offset) of every committed offset."""
+        out = []
+        for key, queues in self.table.items():
+            topic, _, group = key.rpartition("@")
+            out.extend((group, topic, queue_id, offset) for queue_id, offset in queues.items())
+        return out
 
     def on_stop(self) -> None:
         if self._dirty:
@@ -212,7 +242,9 @@ class ConsumerOffsets(GeventActor):
             keys = [k for k in self.table if k.endswith(suffix)]
             for k in keys:
                 del self.table[k]
-            self.ctx.tail_guard.forget(group=message.group)  # (made again: a new group)
+            if self.ctx.tail_guard.raised:
+                self.ctx.tail_guard.forget(group=message.group)  # (made again: a new group)
+                self._save_guard()
             self._dirty = self._dirty or bool(keys)
             return bool(keys)
         if isinstance(message, ClampOffsets):
@@ -228,7 +260,9 @@ class ConsumerOffsets(GeventActor):
             prefix = f"{message.topic}@"
             for k in [k for k in self.table if k.startswith(prefix)]:
                 del self.table[k]
-            self.ctx.tail_guard.forget(topic=message.topic)  # (made again: new offsets)
+            if self.ctx.tail_guard.raised:
+                self.ctx.tail_guard.forget(topic=message.topic)  # (made again: new offsets)
+                self._save_guard()
             done = gevent.event.AsyncResult()
             self._dirty = False
             self._writer.request(self._snapshot(), done)

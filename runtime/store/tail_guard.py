@@ -36,16 +36,19 @@ starts at 0), a group that read from a slave (``slaveReadEnable``) past what thi
 answered it, a lite consumer's seek past it, or an UPDATE_CONSUMER_OFFSET past it (use
 resetOffsetByTime, which vouches), or a client that reconnected (a new connection), is moved
 back to the group's last commit within its bound, or to ``F`` (session 30: before, to ``F``
-whatever the group had committed since, re-reading the whole term). Not covered: a node
-restarted since guards nothing (the guard lives in the process; the consumer then gets
-RocketMQ's answer).
+whatever the group had committed since, re-reading the whole term). A master restarted within
+a day of the raise raises it again from its record (``runtime.store.tail_record``; session 31:
+before, a restart guarded nothing). Not covered: a consumer that meets another replica's
+later term first (a failover soon after the power loss) gets RocketMQ's answer.
 
-State: the queue ends when raised, the vouched offsets, the forgotten topics and groups. Plain
-data shared by the pull and offset handlers and the ConsumerOffsets actor, all on one hub.
+State: the queue ends when raised and when, the vouched offsets, the forgotten topics and
+groups (all but the vouched offsets kept on disk by ``runtime.store.tail_record``). Plain data
+shared by the pull and offset handlers and the ConsumerOffsets actor, all on one hub.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 
 from loguru import logger
@@ -58,23 +61,25 @@ class TailLossGuard:
 
     def __init__(self) -> None:
         self.raised = False
-        self._ends: dict[QueueKey, int] = {}
-        self._free_topics: set[str] = set()
-        self._free_groups: set[str] = set()
+        self.raised_ms = 0
+        self.ends: dict[QueueKey, int] = {}
+        self.free_topics: set[str] = set()
+        self.free_groups: set[str] = set()
         self._vouched: dict[tuple[str, str, int, str], int] = {}
         self._told: set[tuple[str, str, str, int]] = set()
 
-    def raise_at(self, ends: Mapping[QueueKey, int]) -> None:
+    def raise_at(self, ends: Mapping[QueueKey, int], raised_ms: int | None = None) -> None:
         """Guard every group from the queue ``ends`` (the next offset of each (topic, queueId);
-        a queue not in it ends at 0)."""
+        a queue not in it ends at 0), raised at ``raised_ms`` (default: now)."""
         self.lower()
-        self._ends = dict(ends)
+        self.ends = dict(ends)
         self.raised = True
+        self.raised_ms = int(time.time() * 1000) if raised_ms is None else raised_ms
 
     def lower(self) -> None:
         self.raised = False
-        self._ends, self._vouched, self._told = {}, {}, set()
-        self._free_topics, self._free_groups = set(), set()
+        self.ends, self._vouched, self._told = {}, {}, set()
+        self.free_topics, self.free_groups = set(), set()
 
     def forget(self, *, topic: str | None = None, group: str | None = None) -> None:
         """The offsets of ``topic`` (deleted) or of ``group`` (its offsets removed) are gone:
@@ -83,19 +88,19 @@ class TailLossGuard:
         if not self.raised:
             return
         if topic is not None:
-            self._free_topics.add(topic)
+            self.free_topics.add(topic)
         if group is not None:
-            self._free_groups.add(group)
+            self.free_groups.add(group)
         self._vouched = {k: v for k, v in self._vouched.items() if k[1] != topic and k[0] != group}
 
     def bound(self, group: str, topic: str, queue_id: int, client: str = "") -> int | None:
         """The highest offset ``group``'s ``client`` (its connection; "": any) may pull
         ``topic``/``queue_id`` from; None: any."""
-        if not self.raised or topic in self._free_topics or group in self._free_groups:
+        if not self.raised or topic in self.free_topics or group in self.free_groups:
             return None
         vouched = self._vouched.get
         return max(
-            self._ends.get((topic, queue_id), 0),
+            self.ends.get((topic, queue_id), 0),
             vouched((group, topic, queue_id, ""), 0),
             vouched((group, topic, queue_id, client), 0) if client else 0,
         )

@@ -1,7 +1,8 @@
 """A consumer still running across its master's power loss does not skip the new messages that
 take the offsets of the lost tail (``runtime.store.tail_guard``), against a real process: the
 default profile's ASYNC_MASTER under ASYNC_FLUSH, killed, its log's tail cut and its reboot faked
-as after a power loss, then started again on the same store."""
+as after a power loss, then started again on the same store, and once more (a clean restart:
+the guard is raised again from its record, ``runtime.store.tail_record``)."""
 
 from __future__ import annotations
 
@@ -123,6 +124,23 @@ def test_a_consumer_past_a_lost_tail_reads_the_new_messages_at_those_offsets(
             fresh = pull(client, TOPIC, 0, 10, group="h")
             assert fresh.code == ResponseCode.PULL_OFFSET_MOVED, (fresh.code, fresh.remark)
             assert int(fresh.ext_fields["nextBeginOffset"]) == KEPT
+            assert node.terminate() == 0, node.stderr_text()
+        finally:
+            client.close()
+
+    # When the master is restarted (no new loss) while h's consumer still holds its position
+    # from the old log
+    with start(data) as node:
+        client = WireClient(node.wait_ready()["broker-a/0"])
+        try:
+            # Then the guard is raised again: h's pull from 10 (now inside the new messages)
+            # is moved back to the end that was left, not answered new-6 onwards
+            again = pull(client, TOPIC, 0, 10, group="h")
+            assert again.code == ResponseCode.PULL_OFFSET_MOVED, (again.code, again.remark)
+            assert int(again.ext_fields["nextBeginOffset"]) == KEPT
+            # And g's committed offset, stored within the guard's bound, is its own: no move
+            assert offset_of(client, "g") == 14
+            assert pull(client, TOPIC, 0, 14, group="g").code == ResponseCode.PULL_NOT_FOUND
             assert node.terminate() == 0, node.stderr_text()
         finally:
             client.close()
