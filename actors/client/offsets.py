@@ -16,7 +16,10 @@ Messages:
   LocalFileOffsetStore writes none at start (its 5 s ``persistAll`` and shutdown do). A
   broadcasting consumer of 500 queues wrote and fsynced the whole file once per queue at start
   (500 writes, 2.5 s of its start; 0.35 s without them).
-- ``Forget(mq)``: drop a queue taken away (after its offset was persisted).
+- ``Forget(mq)``: drop a queue taken away (after its offset was persisted). A commit of it
+  still waiting for its write (a periodic ``Persist`` waiting for a connection or its turn) is
+  then not written: each commit takes its offset from the table right before its write
+  (``_commit_request``), so no commit written after the handover carries an older offset.
 
 State owned: the offset table, which entries are dirty, and (local) the file's contents, the
 start offsets not yet written and the entries not yet written. Network calls run in
@@ -26,6 +29,7 @@ greenlets; a persist of one queue never waits behind another queue's broker.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import pathlib
@@ -39,14 +43,19 @@ from loguru import logger
 from actors.client.errors import BrokerError, ClientError
 from actors.client.instance import ClientInstance
 from actors.client.message import MessageQueue
-from actors.client.remoting import make_request
+from actors.client.remoting import Request, make_request
 from runtime.actor import GeventActor
 from runtime.remoting.codes import RequestCode, ResponseCode
+from runtime.remoting.command import RemotingCommand
 
 COMMITS_IN_FLIGHT = 256
 """Offset commits (one request per queue) sent at once: a consumer of thousands of queues sent
 them all together, past the broker's 4,096 requests in flight per connection, and the rest
 were refused SYSTEM_BUSY."""
+
+
+class NotHeld(ClientError):
+    """An offset commit not written: its queue was forgotten (handed over) before its turn."""
 
 
 class UpdateOffset(msgspec.Struct, frozen=True, tag=True):
@@ -200,37 +209,52 @@ class OffsetStore(GeventActor):
             message.reply.set(len(written))
 
     def _persist_remote(self, snapshot: dict[MessageQueue, int], reply: Any) -> None:
-        calls = []
+        calls: list[tuple[str, Request]] = []
         order = []
-        for mq, offset in snapshot.items():
+        sent: dict[MessageQueue, int] = {}
+        for mq in snapshot:
             address = _broker_address(self.instance, mq)
             if address is None:
                 continue
-            ext = {
-                "consumerGroup": self.group,
-                "topic": mq.topic,
-                "queueId": str(mq.queue_id),
-                "commitOffset": str(offset),
-            }
-            calls.append((address, make_request(RequestCode.UPDATE_CONSUMER_OFFSET, ext)))
+            calls.append((address, functools.partial(self._commit_request, mq, sent)))
             order.append(mq)
         results = self.instance.remoting.invoke_all(
             calls, self.timeout, "offset commit", in_flight=COMMITS_IN_FLIGHT
         )
         written: dict[MessageQueue, int] = {}
         for mq, result in zip(order, results, strict=True):
-            if isinstance(result, BaseException):
+            if isinstance(result, BaseException):  # (NotHeld among them)
                 logger.debug("client: offset of {} not committed: {}", mq, result)
             elif result.code != ResponseCode.SUCCESS:
                 logger.warning(
                     "client: offset of {} refused: {} {}", mq, result.code, result.remark
                 )
             else:
-                written[mq] = snapshot[mq]
+                written[mq] = sent[mq]
         with contextlib.suppress(pykka.ActorDeadError):
             self.actor_ref.tell(_Persisted(written))
         if reply is not None:
             reply.set(len(written))
+
+    def _commit_request(self, mq: MessageQueue, sent: dict[MessageQueue, int]) -> RemotingCommand:
+        """UPDATE_CONSUMER_OFFSET of ``mq`` with the offset the table holds now, made right
+        before its write (``Remoting.invoke``): a commit that waited for its route, its
+        connection or its turn (``COMMITS_IN_FLIGHT``) while the queue was handed over (its
+        last offset persisted, then ``Forget``) is not written (``NotHeld``), and one that
+        waited while the table moved on writes the newer offset. Either way a commit written
+        after another never carries an older offset, save a seek's. (A read of the table from
+        a greenlet of this actor's hub: nothing yields between it and the write.)"""
+        offset = self.table.get(mq)
+        if offset is None:
+            raise NotHeld(f"{mq} is no longer held by this consumer")
+        sent[mq] = offset
+        ext = {
+            "consumerGroup": self.group,
+            "topic": mq.topic,
+            "queueId": str(mq.queue_id),
+            "commitOffset": str(offset),
+        }
+        return make_request(RequestCode.UPDATE_CONSUMER_OFFSET, ext)
 
 
 def _broker_address(instance: ClientInstance, mq: MessageQueue) -> str | None:

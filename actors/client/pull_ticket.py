@@ -8,7 +8,8 @@ one PULL_MESSAGE (SUSPEND: the broker may hold it ``suspend_ms``) and decodes th
 ``PullTicket`` is the puller's handle on that pull. The greenlet is reused and never killed:
 ``cancel`` (stop, seek, quiesce) marks the pull dropped, so its outcome is never told, and
 wakes its wait for the broker's answer at once with ``PullCancelled`` (a long poll may be held
-15 s), forgetting the request on its session.
+15 s), forgetting the request on its session. A pull cancelled before its request is written
+(while its route or connection comes) is never written: its commit offset is stale by then.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from actors.client.pull import PullResult, TagFilter, decode_pull_response, pull
 from actors.client.puller_messages import PullOptions
 from actors.client.remoting import forget, make_request
 from runtime.remoting.codes import RequestCode
+from runtime.remoting.command import RemotingCommand
 
 
 class PullCancelled(Exception):
@@ -88,9 +90,16 @@ def pull_once(
     )
     cmd = make_request(RequestCode.PULL_MESSAGE, ext)
     timeout = options.suspend_ms / 1000 + 15.0
-    if ticket.cancelled:  # dropped while the route or the connection came
-        raise PullCancelled
-    response = instance.remoting.invoke(address, cmd, timeout, "pull", ticket.sent)
+
+    def unless_cancelled() -> RemotingCommand:
+        # checked right before the write (after the route and the connection came): a pull
+        # dropped meanwhile is never written, since its commit offset is stale by then (the
+        # puller's last offset was persisted as it stopped, and the queue may have moved on)
+        if ticket.cancelled:
+            raise PullCancelled
+        return cmd
+
+    response = instance.remoting.invoke(address, unless_cancelled, timeout, "pull", ticket.sent)
     result = decode_pull_response(response, mq, offset, tag_filter)
     if result is None:
         raise BrokerError(response.code, response.remark, address, "pull")

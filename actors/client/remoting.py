@@ -31,6 +31,9 @@ from runtime.errors import ProtocolError
 from runtime.remoting.command import RemotingCommand, next_opaque, stringify_ext
 from runtime.session import SessionHandle
 
+Request = RemotingCommand | Callable[[], RemotingCommand]
+"""A request, or what makes it right before its write (``Remoting.invoke``)."""
+
 
 def make_request(
     code: int,
@@ -103,16 +106,24 @@ class Remoting:
     def invoke(
         self,
         address: str,
-        cmd: RemotingCommand,
+        cmd: Request,
         timeout: float,
         what: str = "request",
         sent: Callable[[SessionHandle, int, Any], None] | None = None,
     ) -> RemotingCommand:
         """Send ``cmd`` and wait for its response (this greenlet only). ``sent(handle, opaque,
         future)`` is called once the request is out, before the wait: whoever wants to cancel
-        the wait sets an exception on that future (and forgets the opaque)."""
+        the wait sets an exception on that future (and forgets the opaque).
+
+        ``cmd`` may be a callable (``Request``): it is called once the session is up, right
+        before the write, with nothing yielding in between, and gives the request to write
+        then, or raises to write nothing. For a request whose content can go stale while the
+        connection (or a route) comes: a pull's commit offset after its pull was cancelled, an
+        offset commit after its queue was handed over."""
         deadline = time.monotonic() + timeout
         handle = self.session(address, timeout)
+        if not isinstance(cmd, RemotingCommand):
+            cmd = cmd()
         future = handle.request(cmd)
         if sent is not None:
             sent(handle, cmd.opaque, future)
@@ -148,7 +159,7 @@ class Remoting:
 
     def invoke_all(
         self,
-        calls: list[tuple[str, RemotingCommand]],
+        calls: list[tuple[str, Request]],
         timeout: float,
         what: str,
         *,
@@ -157,7 +168,7 @@ class Remoting:
         """Invoke several requests concurrently (at most ``in_flight`` at once when given); each
         slot holds a response or its error."""
 
-        def one(address: str, cmd: RemotingCommand) -> Any:
+        def one(address: str, cmd: Request) -> Any:
             try:
                 return self.invoke(address, cmd, timeout, what)
             except ClientError as exc:
