@@ -12,7 +12,7 @@ from typing import Any
 
 from loguru import logger
 
-from actors.proxy.delivery import Delivery
+from actors.proxy.delivery import Delivery, of_topic
 
 BURY_BATCH = 32
 """Dead-letter sends one sweep makes for a group at most."""
@@ -33,12 +33,15 @@ class DeadLetters:
     def _release(self, delivery: Delivery) -> None:
         raise NotImplementedError
 
-    def dead_letter(self, handle: str) -> bool:
-        """Move the delivery's message to ``%DLQ%<group>`` now (a consumer gave up on it)."""
+    def dead_letter(self, handle: str, topic: str | None = None) -> bool | None:
+        """Move the delivery's message to ``%DLQ%<group>`` now (a consumer gave up on it):
+        True when done, False when the send failed (it stays out), None when ``handle`` is
+        unknown, or ``topic`` (the call's) is not its message's."""
         with self._lock:
-            delivery = self.in_flight.pop(handle, None)
-        if delivery is None:
-            return False
+            delivery = self.in_flight.get(handle)
+            if delivery is None or (topic is not None and not of_topic(delivery.msg, topic)):
+                return None
+            del self.in_flight[handle]
         return self._to_dead_letters(delivery)
 
     def _dead_letter_all(self, deliveries: list[Delivery]) -> int:

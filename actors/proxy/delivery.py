@@ -6,6 +6,7 @@ from __future__ import annotations
 from actors.client.message import MessageExt
 from actors.proxy.lite import LMQ_PREFIX
 from runtime.remoting import properties as P
+from runtime.store.topic_names import split_lmq
 
 MAX_RENEW_S = 3 * 3600.0
 """How long an auto-renewed delivery stays invisible at most (then it is handed out again)."""
@@ -18,6 +19,16 @@ def message_group(msg: MessageExt, topic: str) -> tuple[str, str] | None:
         return topic, ""
     key = msg.all_properties.get(P.SHARDING_KEY)
     return (topic, key) if key else None
+
+
+def of_topic(msg: MessageExt, topic: str) -> bool:
+    """Whether ``msg`` is of ``topic``: its own, or a lite topic's queue of ``topic`` (a call
+    naming a delivery's handle must name its topic: a handle of one topic cannot ack, nack or
+    dead-letter a message of another)."""
+    if msg.topic == topic:
+        return True
+    lite = split_lmq(msg.topic)
+    return lite is not None and lite[0] == topic
 
 
 class Delivery:

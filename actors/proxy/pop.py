@@ -49,11 +49,11 @@ from actors.client.message import MessageExt
 from actors.client.pull_consumer import PullConsumer
 from actors.proxy.dead_letters import BURY_BATCH, DeadLetters
 from actors.proxy.delivery import MAX_RENEW_S, Delivery, message_group
+from actors.proxy.delivery import of_topic as _of_topic
 from actors.proxy.pop_topics import PopTopics
 from actors.proxy.priority import Urgent
 from actors.proxy.redelivery import RECHECK_S, Redelivery
 from actors.proxy.settings import MAX_ATTEMPTS
-from runtime.store.topic_names import split_lmq
 
 DRAIN_BATCH = 256
 """Messages a receive of a priority topic takes from the consumer's buffer at once to choose
@@ -406,14 +406,18 @@ class PopGroup(PopTopics, DeadLetters, Redelivery):
         self.consumer.ack([delivery.msg])
         return True
 
-    def change_invisible(self, handle: str, invisible_ms: int, suspend: bool = False) -> str | None:
+    def change_invisible(
+        self, handle: str, invisible_ms: int, suspend: bool = False, topic: str | None = None
+    ) -> str | None:
         """The delivery's new receipt handle, visible again ``invisible_ms`` from now (None:
-        ``handle`` unknown). The next delivery counts as the next attempt, unless ``suspend``
-        (a lite consumer pausing a lite topic: RocketMQ counts no retry then)."""
+        ``handle`` unknown, or ``topic``, the call's, not its message's, as for ``ack``). The
+        next delivery counts as the next attempt, unless ``suspend`` (a lite consumer pausing
+        a lite topic: RocketMQ counts no retry then)."""
         with self._lock:
-            delivery = self.in_flight.pop(handle, None)
-            if delivery is None:
+            delivery = self.in_flight.get(handle)
+            if delivery is None or (topic is not None and not _of_topic(delivery.msg, topic)):
                 return None
+            del self.in_flight[handle]
             attempt = delivery.attempt - 1 if suspend else delivery.attempt
             again = self._hand_out(delivery.msg, delivery.topic, attempt, invisible_ms)
         self.wake()  # due sooner, perhaps: a waiting receive looks again
@@ -430,11 +434,3 @@ class PopGroup(PopTopics, DeadLetters, Redelivery):
     def shutdown(self) -> None:
         if self.started:
             self.consumer.shutdown()
-
-
-def _of_topic(msg: MessageExt, topic: str) -> bool:
-    """Whether ``msg`` is of ``topic``: its own, or a lite topic's queue of ``topic``."""
-    if msg.topic == topic:
-        return True
-    lite = split_lmq(msg.topic)
-    return lite is not None and lite[0] == topic

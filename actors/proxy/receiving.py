@@ -167,10 +167,10 @@ def ack_message(service: ProxyService, request: Any, context: Any) -> Any:
     response = M.AckMessageResponse()
     service.touch(context)
     pop = service.groups.get(resource_name(request.group))
-    topic = resource_name(request.topic) if request.HasField("topic") else None
+    topic = _topic_of(request)
     codes: list[int] = []
     for entry in request.entries:
-        done = pop is not None and _ack(pop, entry.receipt_handle, topic or None)
+        done = pop is not None and _ack(pop, entry.receipt_handle, topic)
         code = Code.OK if done else Code.INVALID_RECEIPT_HANDLE
         result = response.entries.add()
         result.message_id, result.receipt_handle = entry.message_id, entry.receipt_handle
@@ -198,7 +198,10 @@ def change_invisible_duration(service: ProxyService, request: Any, context: Any)
         return status(response, Code.ILLEGAL_INVISIBLE_TIME, text)
     pop = service.groups.get(resource_name(request.group))
     suspend = request.HasField("suspend") and request.suspend
-    handle = None if pop is None else pop.change_invisible(request.receipt_handle, ms, suspend)
+    topic = _topic_of(request)
+    handle = (
+        None if pop is None else pop.change_invisible(request.receipt_handle, ms, suspend, topic)
+    )
     if handle is None:
         response.receipt_handle = request.receipt_handle
         return status(response, Code.INVALID_RECEIPT_HANDLE, "unknown or expired handle")
@@ -209,8 +212,14 @@ def change_invisible_duration(service: ProxyService, request: Any, context: Any)
 def forward_to_dead_letter_queue(service: ProxyService, request: Any, context: Any) -> Any:
     response = M.ForwardMessageToDeadLetterQueueResponse()
     pop = service.groups.get(resource_name(request.group))
-    if pop is None or request.receipt_handle not in pop.in_flight:
+    done = None if pop is None else pop.dead_letter(request.receipt_handle, _topic_of(request))
+    if done is None:
         return status(response, Code.INVALID_RECEIPT_HANDLE, "unknown or expired handle")
-    if not pop.dead_letter(request.receipt_handle):
+    if not done:
         return status(response, Code.INTERNAL_SERVER_ERROR, "the broker did not take it")
     return status(response, Code.OK)
+
+
+def _topic_of(request: Any) -> str | None:
+    """The topic a call on a receipt handle names (None: none), which must be its message's."""
+    return (resource_name(request.topic) or None) if request.HasField("topic") else None

@@ -331,9 +331,9 @@ def test_dead_letter_moves_a_delivery_now() -> None:
     assert pop.dead_letter(first.handle) is True
     assert consumer.dead == [first.msg]
     assert consumer.acked == [first.msg]
-    assert pop.dead_letter(first.handle) is False
+    assert pop.dead_letter(first.handle) is None  # unknown now
     assert pop.ack(first.handle) is False
-    assert pop.dead_letter("no-such-handle") is False
+    assert pop.dead_letter("no-such-handle") is None
     consumer.dlq_fails = True
     assert pop.dead_letter(second.handle) is False
     assert pop.ack(second.handle) is True  # still in flight under its handle

@@ -7,7 +7,11 @@ from typing import Any
 
 from actors.proxy.pop import PopGroup
 from actors.proxy.proto import Code, M
-from actors.proxy.receiving import receive_message
+from actors.proxy.receiving import (
+    change_invisible_duration,
+    forward_to_dead_letter_queue,
+    receive_message,
+)
 from actors.proxy.settings import ProxySettings
 from tests.unit.test_proxy_pop import FakeClock, FakeConsumer
 from tests.unit.test_proxy_pop_fifo import _msg, _offsets
@@ -75,3 +79,39 @@ def test_a_fifo_batch_cut_off_while_written_does_not_stall_its_message_group() -
     pop.sweep()
     again = pop.receive("T", 2, 30_000, wait_s=0, holder="push-1")
     assert _offsets(again) == [1]
+
+
+def _other_topics_call(call: Any, handle: str, topic: str) -> Any:
+    call.group.name = "G"
+    call.topic.name = topic
+    call.receipt_handle = handle
+    return call
+
+
+def test_a_nack_or_dead_letter_naming_another_topic_is_refused() -> None:
+    clock = FakeClock()
+    consumer = FakeConsumer(clock)
+    consumer.queued.append(_msg(0, None))  # a message of topic T
+    pop = PopGroup("G", consumer, clock=clock)  # type: ignore[arg-type]
+    pop.subscribe("T")
+    service = _service(pop)
+    (delivery,) = pop.receive("T", 1, 30_000, wait_s=0)
+    # When a client (allowed topic U only, under the ACL) names T's handle with topic U
+    nack = _other_topics_call(M.ChangeInvisibleDurationRequest(), delivery.handle, "U")
+    nack.invisible_duration.seconds = 3600
+    forward = _other_topics_call(M.ForwardMessageToDeadLetterQueueRequest(), delivery.handle, "U")
+    context = _Context("other")
+    answer = change_invisible_duration(service, nack, context)
+    assert answer.status.code == Code.INVALID_RECEIPT_HANDLE
+    answer = forward_to_dead_letter_queue(service, forward, context)
+    assert answer.status.code == Code.INVALID_RECEIPT_HANDLE
+    # Then the message is still out under its handle, neither hidden longer nor dead-lettered
+    assert pop.in_flight[delivery.handle] is delivery and consumer.dead == []
+    # And naming its own topic, each works
+    nack.topic.name = "T"
+    answer = change_invisible_duration(service, nack, context)
+    assert answer.status.code == Code.OK
+    forward.receipt_handle = answer.receipt_handle
+    forward.topic.name = "T"
+    answer = forward_to_dead_letter_queue(service, forward, context)
+    assert answer.status.code == Code.OK and consumer.dead == [delivery.msg]
