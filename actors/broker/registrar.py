@@ -58,7 +58,7 @@ from runtime.remoting.bodies import (
 )
 from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
-from runtime.remoting.register_body import encode_register_body
+from runtime.remoting.register_body import body_crc32, encode_register_body
 from runtime.session import SessionHandle, connect
 
 REGISTER_TIMEOUT_S = 6.0
@@ -290,6 +290,7 @@ class NamesrvRegistrar(GeventActor):
             "haServerAddr": self.cfg.ha_addr(),
             "brokerId": self.cfg.broker_id,
             "compressed": compressed,
+            "bodyCrc32": body_crc32(body),  # (RocketMQ's name server refuses a body damaged)
         }
         header[FULL if topics is None else INCREMENTAL] = True
         return RemotingCommand.request(RequestCode.REGISTER_BROKER, header, body)

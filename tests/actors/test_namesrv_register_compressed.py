@@ -29,7 +29,11 @@ from runtime.remoting.bodies import (
 )
 from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.frame import MAX_FRAME
-from runtime.remoting.register_body import MAX_INFLATED_REGISTER, encode_register_body
+from runtime.remoting.register_body import (
+    MAX_INFLATED_REGISTER,
+    body_crc32,
+    encode_register_body,
+)
 from tests.wire import WireClient
 
 pytestmark = pytest.mark.timeout(60)
@@ -152,3 +156,16 @@ def test_an_inflation_bomb_is_refused_and_the_connection_goes_on(
     )
     assert broker.call(RequestCode.REGISTER_BROKER, *registration(body)).code == 0
     assert queue_count(WireClient(namesrv), "Fine") == 3
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_a_registration_carries_the_crc_of_its_body(compressed: bool) -> None:
+    # Given a broker's registrar (JSON or compressed bodies)
+    cfg = BrokerConfig(broker_name="broker-c", compressed_register=compressed)
+    topics = {"Orders": TopicConfig(topic_name="Orders", read_queue_nums=4, write_queue_nums=4)}
+    registrar = NamesrvRegistrar(cfg, lambda _names: dict(topics))
+    # When it builds a registration, Then its bodyCrc32 is the body's, as RocketMQ's broker
+    # sends it (the name server refuses a nonzero one that does not match)
+    request = registrar._full_request(1)
+    assert request.body
+    assert int(request.ext_fields["bodyCrc32"]) == body_crc32(request.body) != 0
