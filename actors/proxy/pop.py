@@ -15,7 +15,8 @@ the group's next reader starts at the oldest unacked message (at-least-once, as 
   of several: a lite consumer's lite topics) whose invisible duration ran out first (the next
   delivery attempt), then new ones; waits up to ``wait_s`` for the first. Each comes as a
   ``Delivery`` with a fresh receipt handle.
-- ``ack(handle)``, ``change_invisible(handle, ms, suspend)`` (a new handle),
+- ``ack(handle)``, ``change_invisible(handle, ms, suspend)`` (a new handle), ``let_go(client)``
+  (a push consumer terminated: what it held comes due within a second),
   ``dead_letter(handle)`` (``actors.proxy.dead_letters``); ``sweep()`` every second:
   dead-letter what ran out of attempts though no receive came, renew the deliveries of push
   consumers still calling (``auto_renew``).
@@ -422,6 +423,19 @@ class PopGroup(PopTopics, DeadLetters, Redelivery):
             again = self._hand_out(delivery.msg, delivery.topic, attempt, invisible_ms)
         self.wake()  # due sooner, perhaps: a waiting receive looks again
         return again.handle
+
+    def let_go(self, holder: str, within_s: float) -> int:
+        """A client that terminated: its auto-renewed deliveries are renewed no more and come
+        due within ``within_s`` (those due sooner keep their time). How many it held."""
+        with self._lock:
+            due = self.clock() + within_s
+            held = [d for d in self.in_flight.values() if d.holder == holder]
+            for delivery in held:
+                delivery.holder = None
+                if delivery.deadline > due:
+                    delivery.deadline = due
+                    self._schedule(delivery)
+        return len(held)
 
     def disown(self, handle: str) -> None:
         """The delivery is no longer held for its client (it never reached it: the receive's

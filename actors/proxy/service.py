@@ -63,6 +63,10 @@ PRODUCER_GROUP = "PROXY_PRODUCER"
 SWEEP_INTERVAL_S = 1.0
 CLIENT_ALIVE_S = 30.0
 """A client not heard from this long is gone (RocketMQ 5 clients heartbeat every 10 s)."""
+RELEASED_S = 1.0
+"""A terminated client's auto-renewed deliveries come due this soon (RocketMQ's proxy:
+``invisibleTimeMillisWhenClear``, 1 s); they waited their whole invisible duration (60 s for a
+push consumer) before."""
 
 _TX_CONFLICT = "a transactional message has no message group or delivery time"
 _SEND_STATUS = {
@@ -370,8 +374,15 @@ class ProxyService:
         return status(M.HeartbeatResponse(), Code.OK)
 
     def notify_client_termination(self, request: Any, context: Any) -> Any:
+        """A client that stops: it is alive no more, the messages it held (a push consumer's
+        auto-renewed deliveries: those it received and had not consumed) come due within
+        ``RELEASED_S``, as RocketMQ's proxy makes them visible again (its
+        ``invisibleTimeMillisWhenClear``), and its lite subscriptions go."""
         who = client_id(context)
         self.seen.pop(who, None)
+        if who:
+            for pop in list(self.groups.values()):
+                pop.let_go(who, RELEASED_S)
         for name in self.lite.drop_client(who):
             try:
                 self.lite_groups.apply(name, wake=True)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from actors.proxy.lite_subscriptions import LiteSubscriptions
 from actors.proxy.pop import MAX_RENEW_S, PopGroup
+from actors.proxy.proto import Code, M
+from actors.proxy.service import RELEASED_S, ProxyService
 from tests.unit.test_proxy_pop import FakeClock, FakeConsumer, _msg
 
 
@@ -69,3 +72,33 @@ def test_a_nack_of_a_renewed_delivery_is_not_renewed() -> None:
     # Then it comes back after the delay, though its holder is alive
     (again,) = pop.receive("T", 1, 2_000, wait_s=0, holder="push-1")
     assert again.attempt == 2
+
+
+def test_a_terminated_push_consumers_messages_come_again_within_a_second() -> None:
+    alive = {"push-1"}
+    pop, consumer, clock = _group(alive)
+    consumer.queued.extend([_msg(0), _msg(1)])
+    proxy = object.__new__(ProxyService)
+    proxy.groups, proxy.seen, proxy.lite = {"G": pop}, {"push-1": clock.now}, LiteSubscriptions()
+    # Given a push consumer holding two messages it had not consumed yet (60 s, auto-renewed)
+    held = pop.receive("T", 2, 60_000, wait_s=0, holder="push-1")
+    assert len(held) == 2
+    # When it terminates (NotifyClientTermination)
+    request = M.NotifyClientTerminationRequest()
+    request.group.name = "G"
+    answer = proxy.notify_client_termination(request, _Client("push-1"))
+    assert answer.status.code == Code.OK
+    # Then both come again to the group's next receive within RELEASED_S (not after 60 s),
+    # however its client id is seen again (a restart under the same id)
+    clock.advance(RELEASED_S)
+    again = pop.receive("T", 2, 60_000, wait_s=0, holder="push-2")
+    assert sorted(d.msg.queue_offset for d in again) == [0, 1]
+    assert all(d.attempt == 2 for d in again)
+
+
+class _Client:
+    def __init__(self, client: str) -> None:
+        self.client = client
+
+    def invocation_metadata(self) -> list[tuple[str, str]]:
+        return [("x-mq-client-id", self.client)]
