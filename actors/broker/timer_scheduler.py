@@ -263,6 +263,11 @@ class TimerScheduler(GeventActor):
                 heapq.heappush(self._heap, entry)
                 gevent.sleep(RETRY_S)
                 continue
+            except Exception:  # (an I/O error): kept and retried, as the delay Scheduler does
+                logger.exception("timer: delivery of offset {} failed; retrying", queue_offset)
+                heapq.heappush(self._heap, entry)
+                gevent.sleep(RETRY_S)
+                continue
             try:
                 me.tell(Delivered(queue_offset))
             except pykka.ActorDeadError:
