@@ -10,7 +10,9 @@ pool thread through a hub callback; an idle puller handles it right there (its h
 yields), sparing a turn of the puller's own loop. A task calls no more listeners once its puller
 stopped (the queue was taken away by a rebalance, or its puller failed and restarts from the
 committed offset), as RocketMQ's ConsumeRequest skips a dropped ProcessQueue: those messages
-are the new owner's to consume, and would otherwise be consumed twice.
+are the new owner's to consume, and would otherwise be consumed twice. Nor once its puller
+moved to a newer generation (``drop``: a reset offset, an offset the broker moved): those
+messages are from before the move, which RocketMQ drops with their ProcessQueue.
 
 A listener returns ``ConsumeResult.CONSUME_SUCCESS`` or ``RECONSUME_LATER`` (orderly listeners
 may spell them ``ConsumeOrderlyStatus.SUCCESS`` / ``SUSPEND_CURRENT_QUEUE_A_MOMENT``); ``None``
@@ -190,6 +192,21 @@ class ConsumeService:
         """The consumer's consume hooks (``actors.client.consume_hooks``), once it has some."""
         self.namespace = namespace
         """The consumer's namespace: listeners see plain topics and queues."""
+        self.floor: dict[MessageQueue, int] = {}
+        """The oldest generation still consumed, by queue (``drop``): written on the hub, read
+        by the pool's tasks (one dict lookup: atomic)."""
+
+    def drop(self, mq: MessageQueue, floor: int) -> None:
+        """``mq``'s puller moved to generation ``floor``: the tasks of older generations call
+        no more listeners (``Sink.drop``)."""
+        self.floor[mq] = floor
+
+    def _dropped(
+        self, puller: pykka.ActorRef[Any], generation: int, mq: MessageQueue | None
+    ) -> bool:
+        """Whether a task's messages are no longer to be consumed: its puller stopped (its
+        queue was taken away), or moved on to a newer generation."""
+        return generation < self.floor.get(mq, 0) or not puller.is_alive()
 
     def deliver(
         self, puller: pykka.ActorRef[Any], generation: int, mq: MessageQueue, msgs: list[MessageExt]
@@ -216,6 +233,9 @@ class ConsumeService:
         ordered: bool = False,
         mq: MessageQueue | None = None,
     ) -> None:
+        # A task whose queue was taken away or moved on (``_dropped``) calls no more listeners,
+        # and still reports what it did: an orderly puller waits for its one task's report
+        # (any generation's) before offering the next; a concurrent one ignores an old one.
         done: list[int] = []
         retry: list[int] = []
         levels: dict[int, int] = {}
@@ -224,6 +244,7 @@ class ConsumeService:
         if hooks is not None and not hooks.hooks:
             hooks = None
         ns = self.namespace
+        held = mq  # (the queue as the puller names it)
         if ns is not None and mq is not None:
             mq = ns.unwrap_queue(mq)
         if hooks is not None or any(
@@ -232,8 +253,8 @@ class ConsumeService:
             for listener, call in self._calls(msgs):
                 if ordered and retry:
                     break
-                if not puller.is_alive():
-                    return  # its queue was taken away (RocketMQ: ProcessQueue dropped)
+                if self._dropped(puller, generation, held):
+                    break  # (RocketMQ: ProcessQueue dropped) reported all the same: see _run
                 started = int(time.time() * 1000)
                 for m in call:
                     m.consume_start_ms = started
@@ -255,8 +276,8 @@ class ConsumeService:
             for msg in msgs:
                 if ordered and retry:
                     break
-                if not puller.is_alive():
-                    return  # its queue was taken away (RocketMQ: ProcessQueue dropped)
+                if self._dropped(puller, generation, held):
+                    break  # (RocketMQ: ProcessQueue dropped) reported all the same: see _run
                 reset_retry_topic(msg, ns)
                 listener = self.listeners.get(msg.topic) or self.listeners.get("*")
                 msg.consume_start_ms = int(time.time() * 1000)

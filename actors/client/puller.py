@@ -47,7 +47,8 @@ yield (no blocking call, ask or sleep): a hub callback cannot switch at all.
 Generations (unique in the process): a seek sets a new one, and so does an offset the broker
 moved (OFFSET_ILLEGAL); anything tagged with an older one is dropped, so a message cached
 before either is never committed after it (nor taken for a message pulled since at the same
-offset). On stop the last
+offset), and the sink is told (``Sink.drop``), so one delivered but not consumed yet is never
+given to a listener (RocketMQ drops the ProcessQueue on a reset or a moved offset). On stop the last
 committable offset goes to the OffsetStore (a rebalance persists it before the queue moves on).
 Every pull in clustering mode also carries that offset (COMMIT_OFFSET), as RocketMQ does.
 """
@@ -300,9 +301,10 @@ class QueuePuller(FailedMessages, GeventActor):
                 self.mq,
                 result.next_begin_offset,
             )
-            # a new generation, as a seek: what was cached is dropped, and a late report of it
-            # must not take a message pulled after the move at the same offset for it
-            self.generation = next_generation()
+            # a new generation, as a seek: what was cached is dropped (and not consumed), and a
+            # late report of it must not take a message pulled after the move at the same
+            # offset for it
+            self._renew(next_generation())
             self.pq.clear(result.next_begin_offset)
             self._report(force=True)
             self.send_after(min(self.options.error_delay, 1.0), PullNext())
@@ -363,8 +365,13 @@ class QueuePuller(FailedMessages, GeventActor):
             if not self.paused:
                 self._pull_next()
 
-    def _seek(self, offset: int, generation: int) -> None:
+    def _renew(self, generation: int) -> None:
+        """Move to ``generation``: the sink drops what it holds of older ones."""
         self.generation = generation
+        self.sink.drop(self.mq, generation)
+
+    def _seek(self, offset: int, generation: int) -> None:
+        self._renew(generation)
         self._cancel_pull()
         self.pq.clear(max(offset, 0))
         self.paused = False

@@ -24,6 +24,12 @@ class Sink(Protocol):
         self, puller: pykka.ActorRef[Any], generation: int, mq: MessageQueue, msgs: list[MessageExt]
     ) -> None: ...
 
+    def drop(self, mq: MessageQueue, floor: int) -> None:
+        """``mq``'s puller moved to generation ``floor`` (a seek, a reset offset, an offset the
+        broker moved): what was delivered of older generations and not consumed yet is dropped,
+        never given to a listener (RocketMQ marks the ProcessQueue dropped)."""
+        ...
+
 
 class CappedSink(Sink, Protocol):
     """A sink that also caps what it holds across all queues (the lite consumer's PollBuffer,

@@ -239,6 +239,9 @@ class RecordingSink:
         self.batches.append((generation, [m.queue_offset for m in msgs]))
         self.arrived.set()
 
+    def drop(self, mq: MessageQueue, floor: int) -> None:
+        pass
+
 
 def test_puller_drops_what_a_seek_made_stale(cluster: FakeCluster, instance: ClientInstance):
     for i in range(3):

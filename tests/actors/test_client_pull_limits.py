@@ -203,6 +203,9 @@ class RecordingSink:
         self.batches.append([m.queue_offset for m in msgs])
         self.arrived.set()
 
+    def drop(self, mq: MessageQueue, floor: int) -> None:
+        pass
+
 
 def test_a_puller_paused_by_its_limit_resumes_when_a_rebalance_raises_it(
     cluster: FakeCluster,

@@ -50,10 +50,14 @@ class Sink:
     def __init__(self) -> None:
         self.batches: list[tuple[int, list[int], list[bytes]]] = []
         self.arrived = gevent.event.Event()
+        self.drops: list[tuple[MessageQueue, int]] = []
 
     def deliver(self, puller: Any, generation: int, mq: MessageQueue, msgs: list[MessageExt]):
         self.batches.append((generation, [m.queue_offset for m in msgs], [m.body for m in msgs]))
         self.arrived.set()
+
+    def drop(self, mq: MessageQueue, floor: int) -> None:
+        self.drops.append((mq, floor))
 
     def next(self) -> tuple[int, list[int], list[bytes]]:
         """The next delivery (waits for it)."""
@@ -97,8 +101,11 @@ def test_a_report_from_before_the_offset_moved_does_not_consume_what_came_after(
         cluster.run(truncate)
         wait_pulls(cluster, 3)  # pulling again, from 0
         cluster.put("Orders", b"B0", queue_id=0)
-        _, offsets, bodies = sink.next()
+        new_generation, offsets, bodies = sink.next()
         assert (offsets, bodies) == ([0], [b"B0"])
+        # (the sink was told to drop what it holds from before the move: A1, waiting in the
+        # consume pool, is never given to a listener)
+        assert sink.drops == [(mq, new_generation)] and new_generation > old_generation
         # And A0's listener call, which began before the move, finishes only now
         puller.tell(Consumed(old_generation, [0, 1]))
         # Then B0, not consumed yet, still holds the committable offset
