@@ -240,7 +240,8 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            ctx.store.wait_arrival(h.topic, h.queue_id, h.queue_offset, min(remaining, RECHECK_S))
+            waited = _wait_from(outcome, h.queue_offset)
+            ctx.store.wait_arrival(h.topic, h.queue_id, waited, min(remaining, RECHECK_S))
             if not ctx.store.running:
                 break  # the store stopped (it woke every parked poll): nothing found
             outcome = get()
@@ -330,6 +331,14 @@ def _nothing_yet(outcome: GetOutcome, offset: int, awaits_tail: bool) -> bool:
     if awaits_tail and _past_kept_end(outcome, offset):
         return True
     return _is_not_found(outcome, offset)
+
+
+def _wait_from(outcome: GetOutcome, offset: int) -> int:
+    """The offset a held pull waits for a message past: its own, or the queue's end when the
+    queue already holds more (a record at ``offset`` that failed its check, OFFSET_FOUND_NULL:
+    waiting for ``offset`` itself would be answered at once, and the hold would read it again
+    and again without ever yielding, blocking the whole broker for the suspend timeout)."""
+    return max(offset, outcome.max_offset)
 
 
 def _past_kept_end(outcome: GetOutcome, offset: int) -> bool:

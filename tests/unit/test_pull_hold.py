@@ -1,0 +1,77 @@
+"""A held pull (long polling) waits for something new to read: never for what the queue already
+holds, which its Queue answers at once without yielding."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from actors.broker import pull_handler
+from actors.broker.store_port import GetOutcome
+from config import BrokerConfig
+from runtime.remoting.codes import ResponseCode
+from runtime.store.tail_guard import TailLossGuard
+from tests.unit.pull_support import FakeStore, pull_at
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class Clock:
+    """The pull handler's clock (``time.monotonic``), moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+class DamagedRecordStore(FakeStore):
+    """T/0 holds offsets 0 .. 11; the record at offset 5 fails its check (OFFSET_FOUND_NULL,
+    as ``Queue._get`` answers it). ``wait_arrival`` behaves as the Queue's: at once when the
+    queue holds a message past the offset, else after the timeout (nothing arrives)."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__(TailLossGuard())
+        self.clock = clock
+        self.reads = 0
+        self.waited: list[int] = []
+
+    def get_messages(self, group: str, topic: str, queue_id: int, offset: int, n: int, *_: Any):
+        self.reads += 1
+        if offset == 5:
+            return GetOutcome("OFFSET_FOUND_NULL", 5, 0, self.end, ())
+        return super().get_messages(group, topic, queue_id, offset, n)
+
+    def wait_arrival(self, topic: str, queue_id: int, offset: int, timeout: float) -> bool:
+        self.waited.append(offset)
+        if self.end > offset:
+            if len(self.waited) > 100:
+                self.clock.now += 60  # (ends a hold that spins: the test fails, not hangs)
+            return True  # (the Queue resolves it inline: the caller does not yield)
+        self.clock.now += timeout
+        return False
+
+
+def test_a_held_pull_at_a_damaged_record_waits_for_new_messages_not_in_a_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a queue whose record at offset 5 fails its check
+    clock = Clock()
+    monkeypatch.setattr(pull_handler, "time", clock)
+    store = DamagedRecordStore(clock)
+    ctx = SimpleNamespace(
+        cfg=BrokerConfig(), store=store, ha=None, got_messages=0, got_by={}, got_bytes_by={}
+    )
+    # When a consumer's long poll (15 s) comes for offset 5
+    answer = pull_at(ctx, 5, suspend_ms=15_000)
+    # Then it is held waiting for a message past the queue's end (12), not for offset 5, which
+    # the queue holds: that wait was answered at once, and the hold read the damaged record
+    # again and again without yielding (the whole broker stalled for the suspend timeout)
+    assert store.waited and all(offset >= 12 for offset in store.waited), store.waited[:5]
+    assert store.reads == 4  # (the first read, then one per 5 s recheck)
+    # And it is answered PULL_NOT_FOUND keeping the consumer's offset, as before
+    assert answer.code == ResponseCode.PULL_NOT_FOUND, answer.remark
+    assert int(answer.ext_fields["nextBeginOffset"]) == 5
