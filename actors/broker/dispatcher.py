@@ -15,7 +15,8 @@ Messages accepted:
   log)``. Not at every tick: each checkpoint's fsyncs (the index's are random pages) cost the
   broker's latency a few milliseconds, and only the recovery scan's length depends on them.
   Each tick also lets the QueueTable stop the Queue actors left unused for
-  ``queue_idle_stop_ms`` (``QueueTable.tick``).
+  ``queue_idle_stop_ms`` (``QueueTable.tick``), and starts the key index's rebuild of the log
+  ranges recovery left (``runtime.store.index_rebuild``: steps in the thread pool, until done).
 - ``QueryByKey(topic, key, max_num, begin, end)`` (ask) -> ``QueryResult``: index candidates
   checked against the actual records (topic, key, time range, CRC; below the topic's fence:
   a deleted incarnation, not found).
@@ -72,11 +73,13 @@ from actors.broker.store_results import QueryResult
 from runtime.actor import GeventActor, new_future, offload, tell_now
 from runtime.errors import StoreError
 from runtime.store import checkpoint as ckpt
+from runtime.store import index_rebuild
 from runtime.store import record as R
 from runtime.store.consumequeue import ENTRY_SIZE
 from runtime.store.context import StoreContext
 from runtime.store.dispatch import DispatchBatch, LogDispatchReader, QueueKey
 from runtime.store.index import IndexService
+from runtime.store.index_rebuild import IndexGapFiller
 from runtime.store.record_dispatch import dispatch_fields
 from runtime.store.recovery import make_checkpoint
 from runtime.store.settings import StoreSettings
@@ -110,11 +113,14 @@ class Dispatcher(GeventActor):
         self._deleting: DispatchBatch | None = None  # the held batch of a deletion barrier
         self._ended = False  # stopped or failed: a barrier's helper must not go on
         self._when: list[tuple[int, Any]] = []
+        self._index_rebuild: IndexGapFiller | None = None  # holes of the index left to fill
+        self._rebuilding = False  # a greenlet runs the index rebuild's steps
 
     def on_start(self) -> None:
         opened = self.ctx.require_open()
         self.log = opened.log
         self.index: IndexService | None = opened.index
+        self._index_rebuild = opened.index_rebuild
         self.queues = self.ctx.queues
         self.queues.reopen()
         self.reput = self.ctx.dispatched
@@ -136,6 +142,8 @@ class Dispatcher(GeventActor):
 
     def on_stop(self) -> None:
         self._ended = True
+        if self._index_rebuild is not None:
+            self._index_rebuild.close()  # (the next start finds what is left as a hole)
         if self.ctx.failed is not None:
             self.queues.stop_all()  # a failed store does no more durability work
             return
@@ -170,6 +178,7 @@ class Dispatcher(GeventActor):
             return None
         if isinstance(message, CheckpointTick):
             self._start_checkpoint()
+            self._continue_index_rebuild()
             self.queues.tick(self.settings.queue_idle_stop_ms / 1000)
             return None
         if isinstance(message, CheckpointDone):
@@ -352,6 +361,29 @@ class Dispatcher(GeventActor):
             self._touched |= touched
         with contextlib.suppress(pykka.ActorDeadError):
             self.actor_ref.tell(CheckpointDone(cp.safe_offset, error))
+
+    def _continue_index_rebuild(self) -> None:
+        """Index the holes recovery left (``runtime.store.index_rebuild``), step by step in
+        the hub's thread pool; the files go into the index between steps, here on the hub."""
+        rebuild = self._index_rebuild
+        if rebuild is None or rebuild.done or self._rebuilding:
+            return
+        self._rebuilding = True
+        gevent.spawn(self._run_index_rebuild, rebuild)
+
+    def _run_index_rebuild(self, rebuild: IndexGapFiller) -> None:
+        try:
+            while not rebuild.done and not self._ended:
+                if not offload(rebuild.step, index_rebuild.STEP_BYTES):
+                    break  # a step of a stopped Dispatcher still runs, or closed: next tick
+                rebuild.publish()
+            if rebuild.done:
+                logger.info("store {}: key index rebuilt", self.settings.root)
+        except Exception as exc:  # (OSError, StoreError) left for the next start
+            logger.warning("store {}: rebuilding the key index: {}", self.settings.root, exc)
+            self._index_rebuild = None
+        finally:
+            self._rebuilding = False
 
     # -- key lookups ---------------------------------------------------------------------------
 

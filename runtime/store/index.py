@@ -10,7 +10,8 @@ extension is built and ``ACTORMQ_PURE_PYTHON`` is not 1; the Python loop is the 
 
 The index is derived data: recovery extends/trims it against the commit log, lookups return
 candidates that the caller verifies against the actual records (hash collisions, and entries
-that a power loss left half-written, are filtered there), and a lost index is rebuilt by reput.
+that a power loss left half-written, are filtered there), and a lost index is rebuilt by reput;
+a file lost from the middle leaves a hole (``holes``) that ``runtime.store.index_rebuild`` fills.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ class IndexService:
         self.capacity = capacity
         os.makedirs(self.dir, exist_ok=True)
         self.files: list[IndexFile] = []
+        self.dropped: list[int] = []
+        """Start offsets of files dropped at load (corrupt) or by ``recover`` (see ``holes``)."""
         for name in sorted(os.listdir(self.dir)):
             if len(name) != NAME_DIGITS or not name.isdigit():
                 continue
@@ -54,6 +57,7 @@ class IndexService:
             except StoreError as exc:
                 logger.warning("dropping corrupt index file {}: {}", path, exc.problem)
                 os.remove(path)
+                self.dropped.append(int(name))
                 continue
             if f.begin_phys != int(name):
                 logger.warning(
@@ -64,6 +68,7 @@ class IndexService:
                 )
                 f.close()
                 os.remove(path)
+                self.dropped.append(int(name))
                 continue
             f.adopt()
             self.files.append(f)
@@ -215,8 +220,18 @@ class IndexService:
         return out
 
     def recover(self, log_min: int, log_end: int) -> int:
-        """Trim to the commit log: drop files past its end or below its minimum."""
+        """Trim to the commit log: drop files past its end or below its minimum, and files
+        before the newest that cover nothing (created, never committed: their range is left
+        to ``holes``)."""
         dropped = 0
+        for f in self.files[:-1]:
+            if f.end_phys <= f.begin_phys:
+                logger.warning("dropping index file {}: it covers no commit-log range", f.path)
+                self.files.remove(f)
+                self.dropped.append(f.begin_phys)
+                dropped += f.count
+                f.close()
+                os.remove(f.path)
         while self.files and self.files[-1].begin_phys >= log_end:
             f = self.files.pop()
             dropped += f.count
@@ -226,6 +241,25 @@ class IndexService:
             dropped += f.trim(log_end)
         self.delete_below(log_min)
         return dropped
+
+    def holes(self, log_min: int, log_end: int) -> list[tuple[int, int]]:
+        """Commit-log ranges ``[start, end)`` within ``[log_min, log_end)`` that no file covers
+        although a later file does: left by a file dropped from the middle (a corrupt one).
+        The files cover the log back to back otherwise (a full file ends where the next one
+        begins); before the first file only a dropped file's range is a hole (the first file
+        starts at the first record with keys). ``runtime.store.index_rebuild`` indexes them
+        again."""
+        out: list[tuple[int, int]] = []
+        first = self.files[0].begin_phys if self.files else None
+        before = [s for s in self.dropped if first is not None and s < first]
+        covered = min(before) if before else None
+        for f in self.files:
+            if covered is not None:
+                start, end = max(covered, log_min), min(f.begin_phys, log_end)
+                if start < end:
+                    out.append((start, end))
+            covered = f.end_phys if covered is None else max(covered, f.end_phys)
+        return out
 
     def delete_below(self, log_min: int) -> int:
         """Delete files whose every record lies below the commit log's minimum."""

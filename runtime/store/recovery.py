@@ -15,7 +15,9 @@ Steps (STORE.md "Recovery"):
    (StoreError) rather than silently drop acknowledged records. Otherwise the tail is truncated
    and the number of bytes is logged.
 6. Consume-queue and index entries pointing past the end are dropped; next queue offsets are the
-   consume queues' ends. Everything is fsynced, a fresh checkpoint written, ``abort`` created.
+   consume queues' ends. Log ranges an index file dropped from the middle covered are indexed
+   again (``runtime.store.index_rebuild``; a large one partly, the Dispatcher does the rest).
+   Everything is fsynced, a fresh checkpoint written, ``abort`` created.
 
 Deleted topics (``fences``): the pass skips a topic's records below its fence, and a deletion
 marker it meets removes the topic's consume queues (the records after the marker are dispatched
@@ -51,6 +53,7 @@ from runtime.store.consumequeue import (
 )
 from runtime.store.dispatch import LogDispatchReader, QueueKey
 from runtime.store.index import IndexService
+from runtime.store.index_rebuild import INLINE_BYTES, IndexGapFiller
 from runtime.store.lockfile import StoreLock, abort_exists, create_abort
 from runtime.store.record_check import check_record
 from runtime.store.settings import StoreSettings
@@ -83,6 +86,8 @@ class OpenStore(NamedTuple):
     next_offsets: dict[QueueKey, int]
     report: RecoveryReport
     fences: dict[str, int]
+    index_rebuild: IndexGapFiller | None = None
+    """Holes of the index left for the Dispatcher to fill (``runtime.store.index_rebuild``)."""
 
 
 def open_store(settings: StoreSettings, fs: FileSystem = OS_FS) -> OpenStore:
@@ -254,6 +259,9 @@ def _recover(settings: StoreSettings, fs: FileSystem, lock: StoreLock) -> OpenSt
     kept = fence_table.pruned(fences, log_min, log_end)
     if kept != saved_fences:
         fence_table.save(root, kept)
+    index_rebuild = None
+    if index is not None:
+        index_rebuild = _fill_index_holes(settings, log, index, kept)
 
     # -- make it durable and mark the store open ---------------------------------------------
     if unclean:  # (what the stopped process wrote may be in the page cache only)
@@ -296,7 +304,40 @@ def _recover(settings: StoreSettings, fs: FileSystem, lock: StoreLock) -> OpenSt
         len(queues),
         len(report.queues_rebuilt),
     )
-    return OpenStore(settings, lock, log, queues, index, next_offsets, report, kept)
+    return OpenStore(settings, lock, log, queues, index, next_offsets, report, kept, index_rebuild)
+
+
+def _fill_index_holes(
+    settings: StoreSettings, log: CommitLog, index: IndexService, fences: dict[str, int]
+) -> IndexGapFiller | None:
+    """Index again the log ranges no index file covers (a file dropped from the middle): the
+    first ``INLINE_BYTES`` here, the rest (returned) by the Dispatcher in the background."""
+    holes = index.holes(log.min_offset, log.write_offset)
+    if not holes:
+        return None
+    filler = IndexGapFiller(log, index, holes, delay_levels=settings.delay_levels, fences=fences)
+    logger.warning(
+        "store {}: the key index does not cover {} bytes of the commit log in {} range(s) "
+        "(an index file was dropped): rebuilding them from the commit log",
+        settings.root,
+        sum(end - start for start, end in holes),
+        len(holes),
+    )
+    try:
+        filler.step(INLINE_BYTES)
+        filler.publish()
+    except (OSError, StoreError) as exc:
+        logger.warning("store {}: rebuilding the key index: {}", settings.root, exc)
+        filler.close()
+        return None
+    if filler.done:
+        return None
+    logger.info(
+        "store {}: key index: {} bytes of the log left to index in the background",
+        settings.root,
+        sum(end - start for start, end in filler.pending),
+    )
+    return filler
 
 
 def make_checkpoint(safe: int, log_min: int, next_offsets: dict[QueueKey, int]) -> ckpt.Checkpoint:

@@ -116,3 +116,24 @@ def test_a_corrupt_header_is_dropped_at_load_with_a_warning(
     again.put_entries([entry("T", 80, 1008, "k")])
     assert again.query("T", "k", 1, 0, 10**13)[0] == 80
     again.close()
+
+
+def test_holes_are_the_ranges_dropped_files_covered(tmp_path: Path) -> None:
+    # Given an index of four files whose first keyed record is not the log's first
+    idx = IndexService(str(tmp_path), slots=7, capacity=2)
+    unkeyed = entry("T", 0, 999)
+    idx.put_entries([unkeyed, *(entry("T", 10 + i * 10, 1000 + i, "k") for i in range(7))])
+    starts = [f.begin_phys for f in idx.files]
+    assert starts == [10, 30, 50, 70]
+    # Then nothing is a hole: the range before the first keyed record is not
+    assert idx.holes(0, 80) == []
+    idx.close()
+    # When the second and the first file are dropped (corrupt)
+    for name in sorted(os.listdir(tmp_path / "index"))[:2]:
+        _corrupt(str(tmp_path / "index" / name), slots=0)
+    again = IndexService(str(tmp_path), slots=7, capacity=2)
+    # Then their ranges are, within the log's bounds
+    assert again.dropped == [10, 30]
+    assert again.holes(0, 80) == [(10, 50)]
+    assert again.holes(20, 80) == [(20, 50)]
+    again.close()

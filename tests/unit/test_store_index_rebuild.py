@@ -1,0 +1,117 @@
+"""Index files dropped from the middle of the key index are rebuilt from the commit log: by
+recovery up to ``INLINE_BYTES`` of log, the rest by later steps (the Dispatcher's, in the
+background)."""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+
+import pytest
+from loguru import logger
+
+from runtime.store import index_rebuild
+from runtime.store.recovery import OpenStore, open_store
+from tests.unit.test_store_recovery import Written, clean_close, crash, make_settings, write
+
+
+def _index_files(root: Path) -> list[str]:
+    return sorted(os.listdir(root / "index"))
+
+
+def _missing(store: OpenStore, written: list[Written]) -> list[int]:
+    """Which of ``written`` (by position) a lookup of its key does not find."""
+    assert store.index is not None
+    missing = []
+    for i, w in enumerate(written):
+        if w.physical_offset not in store.index.query("T", f"key{i}", 5, 0, 2**62):
+            missing.append(i)
+    return missing
+
+
+def _store_with_index_files(tmp_path: Path, n: int) -> tuple[list[Written], list[str]]:
+    s = make_settings(tmp_path, index_capacity=40)
+    store = open_store(s)
+    written = write(store, n)
+    clean_close(store)
+    files = _index_files(tmp_path)
+    assert len(files) >= 4
+    return written, files
+
+
+@pytest.mark.parametrize("which", [0, 1, 2], ids=["first", "second", "third"])
+def test_a_dropped_index_file_is_rebuilt_at_recovery(tmp_path: Path, which: int) -> None:
+    # Given a store whose index spans several files, one of them (not the newest) corrupt
+    written, files = _store_with_index_files(tmp_path, 200)
+    with open(tmp_path / "index" / files[which], "r+b") as fh:
+        fh.seek(8)
+        fh.write(struct.pack("=I", 0))  # hash slots 0
+    warnings: list[str] = []
+    sink = logger.add(lambda m: warnings.append(str(m)), level="WARNING")
+    try:
+        # When the store is opened
+        again = open_store(make_settings(tmp_path, index_capacity=40))
+    finally:
+        logger.remove(sink)
+    # Then the file is dropped, its range indexed again from the commit log, and every key
+    # is found as before
+    assert _missing(again, written) == []
+    assert any("corrupt index file" in w for w in warnings)
+    assert any("rebuilding them from the commit log" in w for w in warnings)
+    assert again.index_rebuild is None  # (small: done by recovery)
+    assert again.index is not None
+    assert again.index.holes(again.log.min_offset, again.log.write_offset) == []
+    crash(again)
+    # and the next start finds nothing to rebuild
+    third = open_store(make_settings(tmp_path, index_capacity=40))
+    assert third.index_rebuild is None
+    assert _missing(third, written) == []
+    crash(third)
+
+
+def test_a_large_hole_is_left_to_background_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a dropped index file whose range is larger than recovery indexes itself
+    written, files = _store_with_index_files(tmp_path, 200)
+    os.remove(tmp_path / "index" / files[1])
+    monkeypatch.setattr(index_rebuild, "INLINE_BYTES", 1000)
+    monkeypatch.setattr("runtime.store.recovery.INLINE_BYTES", 1000)
+    # When the store is opened
+    again = open_store(make_settings(tmp_path, index_capacity=40))
+    # Then recovery indexed a part and hands the rest on
+    filler = again.index_rebuild
+    assert filler is not None and not filler.done
+    assert 1000 <= filler.indexed_bytes < 2000
+    missing = _missing(again, written)
+    assert missing
+    # and steps (as the Dispatcher runs them) index the rest, found once published
+    steps = 0
+    while not filler.done:
+        assert filler.step(1000)
+        filler.publish()
+        steps += 1
+    assert steps > 1
+    assert _missing(again, written) == []
+    crash(again)
+
+
+def test_a_rebuild_cut_short_by_a_crash_goes_on_at_the_next_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a rebuild that stopped part way (the process died after recovery)
+    written, files = _store_with_index_files(tmp_path, 200)
+    os.remove(tmp_path / "index" / files[1])
+    monkeypatch.setattr("runtime.store.recovery.INLINE_BYTES", 1000)
+    again = open_store(make_settings(tmp_path, index_capacity=40))
+    assert again.index_rebuild is not None and not again.index_rebuild.done
+    again.index_rebuild.close()
+    crash(again)
+    # When the store is opened again (without the limit)
+    monkeypatch.setattr("runtime.store.recovery.INLINE_BYTES", index_rebuild.INLINE_BYTES)
+    third = open_store(make_settings(tmp_path, index_capacity=40))
+    # Then the rest of the hole is indexed and every key is found
+    assert third.index_rebuild is None
+    assert _missing(third, written) == []
+    crash(third)
