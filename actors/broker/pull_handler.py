@@ -12,8 +12,9 @@ A pull that finds nothing new and carries the SUSPEND flag is held in its own gr
 ``suspendTimeoutMillis``: it waits on the queue's arrival notification (rechecking every 5 s),
 answers as soon as a matching message is there, and otherwise answers PULL_NOT_FOUND with
 ``nextBeginOffset`` = the requested offset; a hold ends at once, answered so, when the store
-stops under it (a restart or a role change). A pull that finds the store stopped gets
-SYSTEM_ERROR "store stopped", as RocketMQ answers a pull on a store that shut down. Tag
+stops under it (a restart or a role change), and within a recheck (5 s) when its connection
+closed. A pull that finds the store stopped gets SYSTEM_ERROR "store stopped", as RocketMQ
+answers a pull on a store that shut down. Tag
 filtering uses the tag hash in the consume queue; clients re-check tag strings, as RocketMQ's do.
 
 Before reading, a pull passes ``actors.broker.pull_gates``: a controller-mode node that has
@@ -244,6 +245,10 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
             ctx.store.wait_arrival(h.topic, h.queue_id, waited, min(remaining, RECHECK_S))
             if not ctx.store.running:
                 break  # the store stopped (it woke every parked poll): nothing found
+            if not session.alive:
+                # nobody to answer: the hold ends (a closed connection's pulls held for a
+                # long suspend timeout piled up, greenlets and queue waiters, without bound)
+                return _respond(request, outcome, h.queue_offset, moves=False)
             outcome = get()
         # (the hold may have spanned the start of a term: a reconciliation's end raised the
         # tail-loss guard, a lease came; the offset is checked against it again)

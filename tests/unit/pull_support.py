@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 from actors.broker import pull_handler
@@ -11,6 +10,14 @@ from runtime.remoting.bodies import TopicConfig
 from runtime.remoting.codes import RequestCode
 from runtime.remoting.command import RemotingCommand
 from runtime.store.tail_guard import TailLossGuard
+
+
+class Session:
+    """The SessionHandle parts a pull uses: its connection's address and whether it is open."""
+
+    def __init__(self) -> None:
+        self.remote_address = "c:1"
+        self.alive = True
 
 
 class FakeStore:
@@ -47,9 +54,11 @@ class FakeStore:
         self.committed.append((group, topic, queue_id, offset))
 
 
-def pull_at(ctx: Any, offset: int, suspend_ms: int = 0, commit: int = 0) -> RemotingCommand:
+def pull_at(
+    ctx: Any, offset: int, suspend_ms: int = 0, commit: int = 0, session: Any = None
+) -> RemotingCommand:
     """PULL_MESSAGE of group g, T/0 from ``offset`` (suspended for ``suspend_ms`` if > 0;
-    committing ``commit`` if > 0)."""
+    committing ``commit`` if > 0) on ``session`` (an open ``Session`` when None)."""
     ext = {
         "consumerGroup": "g",
         "topic": "T",
@@ -65,4 +74,4 @@ def pull_at(ctx: Any, offset: int, suspend_ms: int = 0, commit: int = 0) -> Remo
         "expressionType": "TAG",
     }
     request = RemotingCommand.request(RequestCode.PULL_MESSAGE, ext)
-    return pull_handler.pull(ctx, SimpleNamespace(remote_address="c:1"), request)
+    return pull_handler.pull(ctx, session or Session(), request)

@@ -13,7 +13,7 @@ from actors.broker.store_port import GetOutcome
 from config import BrokerConfig
 from runtime.remoting.codes import ResponseCode
 from runtime.store.tail_guard import TailLossGuard
-from tests.unit.pull_support import FakeStore, pull_at
+from tests.unit.pull_support import FakeStore, Session, pull_at
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -75,3 +75,41 @@ def test_a_held_pull_at_a_damaged_record_waits_for_new_messages_not_in_a_loop(
     # And it is answered PULL_NOT_FOUND keeping the consumer's offset, as before
     assert answer.code == ResponseCode.PULL_NOT_FOUND, answer.remark
     assert int(answer.ext_fields["nextBeginOffset"]) == 5
+
+
+class ClosingStore(FakeStore):
+    """T/0 holds offsets 0 .. 11 and nothing arrives; ``session`` closes during the second
+    wait of a held pull."""
+
+    def __init__(self, clock: Clock, session: Session) -> None:
+        super().__init__(TailLossGuard())
+        self.clock = clock
+        self.session = session
+        self.waits = 0
+
+    def wait_arrival(self, topic: str, queue_id: int, offset: int, timeout: float) -> bool:
+        self.waits += 1
+        assert self.waits < 100, "the hold goes on after its connection closed"
+        if self.waits == 2:
+            self.session.alive = False
+        self.clock.now += timeout
+        return False
+
+
+def test_a_held_pull_ends_when_its_connection_closes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a long poll at the queue's end with a suspend timeout of years (a client's choice:
+    # the broker takes it as given, as RocketMQ does)
+    clock = Clock()
+    monkeypatch.setattr(pull_handler, "time", clock)
+    session = Session()
+    store = ClosingStore(clock, session)
+    ctx = SimpleNamespace(
+        cfg=BrokerConfig(), store=store, ha=None, got_messages=0, got_by={}, got_bytes_by={}
+    )
+    # When its connection closes while it is held
+    answer = pull_at(ctx, 12, suspend_ms=10**12, session=session)
+    # Then the hold ends at its next recheck (it went on until the suspend timeout: a client
+    # closing connections with thousands of such pulls piled up greenlets and waiters)
+    assert store.waits == 2
+    assert answer.code == ResponseCode.PULL_NOT_FOUND, answer.remark
+    assert int(answer.ext_fields["nextBeginOffset"]) == 12
