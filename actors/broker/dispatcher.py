@@ -154,7 +154,7 @@ class Dispatcher(GeventActor):
         self.queues.stop_all()
         self._release_waiters(everyone=True)
         if self.index is not None:
-            self.index.flush()
+            offload(self.index.flush)  # (fsyncs: in the thread pool, not on the hub)
         point = min(self.reput, self.log_flushed)
         ckpt.save(self.settings.root, make_checkpoint(point, self.log.min_offset, self.queue_next))
         self.ctx.final_dispatch = (self.reput, dict(self.queue_next))

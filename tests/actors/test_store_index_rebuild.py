@@ -1,8 +1,10 @@
-"""The Dispatcher indexes in the background what recovery left of a dropped index file."""
+"""The Dispatcher and the key index: it indexes in the background what recovery left of a
+dropped index file, and fsyncs the index off the hub."""
 
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from actors.broker.store_service import BrokerStore
 from runtime.store import index_rebuild
 from runtime.store import record as R
+from runtime.store.index_file import IndexFile
 from tests.actors.ha_support import wait_until
 from tests.actors.test_store_actors import T, consumable, open_store, put, rec
 
@@ -56,3 +59,27 @@ def test_the_dispatcher_rebuilds_a_large_hole_in_the_background(
         assert _missing(third, n) == []
     finally:
         third.stop()
+
+
+def test_the_index_is_fsynced_off_the_hub_at_stop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a store that writes no checkpoint while it runs, its index fsyncs watched
+    threads: list[int] = []
+    real = IndexFile.flush
+
+    def watched(self: IndexFile) -> None:
+        if self.dirty:
+            threads.append(threading.get_ident())
+        real(self)
+
+    monkeypatch.setattr(IndexFile, "flush", watched)
+    s = open_store(tmp_path, checkpoint_interval_ms=600_000)
+    hub = threading.get_ident()
+    put(s, rec(b"a", KEYS="k0"))
+    consumable(s, 1)
+    threads.clear()  # (recovery's)
+    # When it stops
+    s.stop()
+    # Then the index written since was fsynced, in a worker thread, not on the hub
+    assert threads and hub not in threads
