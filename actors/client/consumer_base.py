@@ -32,6 +32,7 @@ from actors.client.consumer_controls import ConsumerControls
 from actors.client.consumer_queries import ConsumerQueries
 from actors.client.consumer_requests import OFFSETS, REBALANCER, BrokerRequests
 from actors.client.errors import ClientError, ClientStateError
+from actors.client.holds import Holds
 from actors.client.hooks import ConsumeHook, added, checked, removed
 from actors.client.hub import ClientHub, acquire_shared, release_shared
 from actors.client.instance import ClientInstance
@@ -253,6 +254,7 @@ class ConsumerBase(ConsumerControls, BrokerRequests, ConsumerQueries):
         consume_timestamp = self._consume_timestamp()
         sink = self._sink()
         topics = self._all_topics()
+        holds = Holds()  # the user's pauses: kept here, so a restarted rebalancer keeps them
         offsets_path = self.offsets_path
         options = self.pull_options
         if self.model is MessageModel.BROADCASTING:
@@ -270,10 +272,12 @@ class ConsumerBase(ConsumerControls, BrokerRequests, ConsumerQueries):
             ),
             ChildSpec(
                 name=instance.name(REBALANCER),
+                # (re)started with the subscriptions of now: a restart after a failure must
+                # not bring back those of the start, undoing (un)subscribes since
                 start=lambda: self._rebalancer_class().start(
                     instance,
                     self.group,
-                    topics,
+                    self._all_topics(),
                     sink,
                     instance.name(OFFSETS),
                     options,
@@ -284,6 +288,7 @@ class ConsumerBase(ConsumerControls, BrokerRequests, ConsumerQueries):
                     timeout=self.config.request_timeout,
                     assigned=self._fixed,
                     allocate=self.allocate,
+                    holds=holds,
                 ),
             ),
         ]

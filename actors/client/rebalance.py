@@ -35,8 +35,11 @@ OffsetStore defers start offsets, as RocketMQ's LocalFileOffsetStore writes none
 The messages are in ``actors.client.rebalance_messages``.
 
 State owned: the subscriptions, the pullers by queue, the pull options new pullers start with
-(their per-queue limits changed by the topic thresholds). The handler blocks on the network (with
-timeouts); that is what serialises rebalances.
+(their per-queue limits changed by the topic thresholds). What the user changed while it runs
+outlives it, should it fail and its supervisor restart it: the consumer keeps its
+subscriptions (a restarted rebalancer starts with the consumer's subscriptions then, not those
+at the consumer's start) and the ``Holds`` object it is given. The handler blocks on the
+network (with timeouts); that is what serialises rebalances.
 
 Subclasses (``OrderlyRebalancer``) change ``puller_class`` and hook ``_start_pullers`` /
 ``_stop_pullers`` (queue locks around starting and stopping pullers).
@@ -115,6 +118,7 @@ class Rebalancer(GeventActor):
         assigned: tuple[MessageQueue, ...] | None = None,
         on_change: Callable[[list[MessageQueue]], None] | None = None,
         allocate: AllocateStrategy | None = None,
+        holds: Holds | None = None,
     ) -> None:
         super().__init__()
         self.instance = instance
@@ -136,8 +140,9 @@ class Rebalancer(GeventActor):
         self._stopping = False
         self._unlisted: set[str] = set()  # topics whose last consumer list lacked this client
         self._retrying: set[str] = set()  # unlisted topics a retry round is scheduled for
-        self.holds = Holds()
-        """The queues the user paused (``HoldQueues``), held now or not."""
+        self.holds = Holds() if holds is None else holds
+        """The queues the user paused (``HoldQueues``), held now or not: the consumer's
+        object, given again to a rebalancer its supervisor restarts, which thus keeps them."""
 
     def on_start(self) -> None:
         if self.interval > 0:
