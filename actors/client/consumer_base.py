@@ -16,6 +16,7 @@ every offset, UNREGISTER_CLIENT, close everything.
 
 from __future__ import annotations
 
+import itertools
 import os
 import pathlib
 import threading
@@ -255,6 +256,7 @@ class ConsumerBase(ConsumerControls, BrokerRequests, ConsumerQueries):
         sink = self._sink()
         topics = self._all_topics()
         holds = Holds()  # the user's pauses: kept here, so a restarted rebalancer keeps them
+        starts = itertools.count()  # (the first start's rebalance is asked below)
         offsets_path = self.offsets_path
         options = self.pull_options
         if self.model is MessageModel.BROADCASTING:
@@ -289,6 +291,7 @@ class ConsumerBase(ConsumerControls, BrokerRequests, ConsumerQueries):
                     assigned=self._fixed,
                     allocate=self.allocate,
                     holds=holds,
+                    restarted=next(starts) > 0,
                 ),
             ),
         ]

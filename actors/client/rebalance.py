@@ -38,8 +38,9 @@ State owned: the subscriptions, the pullers by queue, the pull options new pulle
 (their per-queue limits changed by the topic thresholds). What the user changed while it runs
 outlives it, should it fail and its supervisor restart it: the consumer keeps its
 subscriptions (a restarted rebalancer starts with the consumer's subscriptions then, not those
-at the consumer's start) and the ``Holds`` object it is given. The handler blocks on the
-network (with timeouts); that is what serialises rebalances.
+at the consumer's start) and the ``Holds`` object it is given; and a restarted one
+(``restarted``) rebalances at once, its predecessor's pullers having stopped with it. The
+handler blocks on the network (with timeouts); that is what serialises rebalances.
 
 Subclasses (``OrderlyRebalancer``) change ``puller_class`` and hook ``_start_pullers`` /
 ``_stop_pullers`` (queue locks around starting and stopping pullers).
@@ -119,8 +120,12 @@ class Rebalancer(GeventActor):
         on_change: Callable[[list[MessageQueue]], None] | None = None,
         allocate: AllocateStrategy | None = None,
         holds: Holds | None = None,
+        restarted: bool = False,
     ) -> None:
         super().__init__()
+        self.restarted = restarted
+        """Started again by the supervisor after a failure (which stopped every puller): it
+        rebalances at once rather than leave the queues unpulled until its timer."""
         self.instance = instance
         self.group = group
         self.subscriptions = subscriptions
@@ -147,6 +152,8 @@ class Rebalancer(GeventActor):
     def on_start(self) -> None:
         if self.interval > 0:
             self.send_every(self.interval, DoRebalance("timer"))
+        if self.restarted:
+            self.actor_ref.tell(DoRebalance("restarted"))
 
     def on_stop(self) -> None:
         self._stopping = True

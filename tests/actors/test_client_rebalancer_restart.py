@@ -71,3 +71,26 @@ def test_a_restarted_rebalancer_keeps_the_subscriptions_and_holds_made_while_it_
         assert all(held.values())
     finally:
         consumer.shutdown()
+
+
+def test_a_restarted_rebalancer_takes_its_queues_back_at_once(cluster: FakeCluster) -> None:
+    # Given a consumer (20 s rebalance timer) holding Orders' two queues and its retry queue
+    consumer = PushConsumer(
+        "again", namesrv=cluster.namesrv, consume_from=ConsumeFrom.FIRST, rebalance_interval=20
+    )
+    consumer.subscribe("Orders", "*", lambda _m: None)
+    consumer.start()
+    try:
+        assert len(pullers_read(consumer, "generation")) == 3
+        hub = consumer._hub
+        instance = consumer._instance
+        assert hub is not None and instance is not None
+        # When its rebalancer fails (its pullers stop with it) and is restarted
+        old = rebalancer_urn(consumer)
+        ref = instance.directory.get(instance.name(REBALANCER))
+        hub.call(lambda: ref.tell(DoRebalance("injected failure", Exploding())))
+        wait_until(lambda: rebalancer_urn(consumer) not in (None, old), what="the restart")
+        # Then the new one pulls them again well before its timer's first round
+        wait_until(lambda: len(pullers_read(consumer, "generation")) == 3, timeout=5)
+    finally:
+        consumer.shutdown()
