@@ -1,7 +1,8 @@
 """ConsumerManager: the broker's live consumer groups (RocketMQ's ConsumerManager).
 
 Messages (proxy methods; none blocks):
-- ``register(ConsumerHeartbeat)`` -> True when the group's membership changed
+- ``register(ConsumerHeartbeat)`` -> True when the group's membership changed (a heartbeat
+  whose connection has closed meanwhile registers nothing: False)
 - ``unregister(group, client_id, notify=True, session_id=None)`` -> None
 - ``channel_closed(session_id)`` -> None (drops every client of that connection)
 - ``scan_expired(expire_s)`` -> dropped client ids (every 10 s by its own timer)
@@ -203,6 +204,11 @@ class ConsumerManager(GeventActor):
         return super().on_receive(message)
 
     def register(self, hb: ConsumerHeartbeat) -> bool:
+        if not hb.session.alive:
+            # its connection closed while the heartbeat was served (e.g. creating the retry
+            # topic), and the close was processed first: listed now, a member nobody is behind
+            # would hold its share of the queues until it expired (120 s)
+            return False
         info = self._groups.get(hb.group)
         if info is None:
             info = GroupInfo(

@@ -76,6 +76,26 @@ def test_membership_changes_notify_remaining_members() -> None:
     assert manager.group("g").get(timeout=5) is None
 
 
+def test_a_heartbeat_of_a_connection_closed_meanwhile_lists_no_member() -> None:
+    manager = ConsumerManager.start().proxy()
+    try:
+        # Given a member, and a second client whose connection closed (the close processed)
+        # while its first heartbeat was still being served (its retry topic being created)
+        s1, s2 = FakeSession(1), FakeSession(2)
+        manager.register(heartbeat("g", "c1", s1)).get(timeout=5)
+        s2.alive = False
+        manager.channel_closed(2).get(timeout=5)
+        told_before = len(s1.pushed)
+        # When that heartbeat reaches the manager
+        assert manager.register(heartbeat("g", "c2", s2)).get(timeout=5) is False
+        # Then it lists no member nobody is behind (it held its share of the queues until it
+        # expired, 120 s), and nobody is told of a change
+        assert manager.consumer_ids("g", "T").get(timeout=5) == ["c1"]
+        assert len(s1.pushed) == told_before
+    finally:
+        manager.actor_ref.stop()
+
+
 def test_silent_consumers_expire() -> None:
     now = [0.0]
     manager = ConsumerManager.start(clock=lambda: now[0]).proxy()
