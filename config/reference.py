@@ -35,7 +35,12 @@ NAMESRV_KEYS: dict[str, tuple[str, str]] = {
     ),
     "enableProxyProtocol": (USED, PROXY_PROTOCOL),
     "scanNotActiveBrokerInterval": (USED, "ms between scans for silent brokers."),
-    "brokerChannelExpiredTime": (USED, "ms without a registration before a broker is dropped."),
+    "brokerChannelExpiredTime": (
+        USED,
+        "ms without a sign of life (registration, QUERY_DATA_VERSION, BROKER_HEARTBEAT) before a "
+        "broker is dropped, for a broker that registered without its own "
+        "`heartbeatTimeoutMillis`.",
+    ),
     "enableControllerInNamesrv": (
         USED,
         "Run the failover controller in this name server (brokers in controller mode heartbeat "
