@@ -249,6 +249,11 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
                 # nobody to answer: the hold ends (a closed connection's pulls held for a
                 # long suspend timeout piled up, greenlets and queue waiters, without bound)
                 return _respond(request, outcome, h.queue_offset, moves=False)
+            if not h.sys_flag & FLAG_SUBSCRIPTION:
+                # the group's subscription as it is now (RocketMQ runs a held pull again when
+                # woken): a heartbeat may have changed it meanwhile (Java's subscribe() while
+                # running), and a message of the new tags read with the old ones was skipped
+                predicate, tag_codes = _current_filter(ctx, h, (predicate, tag_codes))
             outcome = get()
         # (the hold may have spanned the start of a term: a reconciliation's end raised the
         # tail-loss guard, a lease came; the offset is checked against it again)
@@ -314,6 +319,21 @@ def _subscription(ctx: BrokerContext, h: PullMessageRequestHeader) -> tuple[str,
     if sub is None:
         return None
     return (sub.expression_type or "TAG").upper(), sub.sub_string
+
+
+def _current_filter(
+    ctx: BrokerContext,
+    h: PullMessageRequestHeader,
+    held: tuple[Predicate | None, frozenset[int] | None],
+) -> tuple[Predicate | None, frozenset[int] | None]:
+    """The filter of the group's subscription from its heartbeats now, for a held pull that
+    sent none; ``held`` (the one it started with) when the group has none or it cannot be
+    served."""
+    found = _subscription(ctx, h)
+    if found is None:
+        return held
+    chosen = subscription_filter(ctx, *found)
+    return held if isinstance(chosen, FilterRefused) else chosen
 
 
 def _filter(outcome: GetOutcome, predicate: Predicate) -> GetOutcome:

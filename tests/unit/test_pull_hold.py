@@ -11,7 +11,9 @@ import pytest
 from actors.broker import pull_handler
 from actors.broker.store_port import GetOutcome
 from config import BrokerConfig
-from runtime.remoting.codes import ResponseCode
+from runtime.remoting.codes import RequestCode, ResponseCode
+from runtime.remoting.command import RemotingCommand
+from runtime.remoting.properties import tag_hash
 from runtime.store.tail_guard import TailLossGuard
 from tests.unit.pull_support import FakeStore, Session, pull_at
 
@@ -113,3 +115,58 @@ def test_a_held_pull_ends_when_its_connection_closes(monkeypatch: pytest.MonkeyP
     assert store.waits == 2
     assert answer.code == ResponseCode.PULL_NOT_FOUND, answer.remark
     assert int(answer.ext_fields["nextBeginOffset"]) == 12
+
+
+class TaggedStore(FakeStore):
+    """T/0 holds offsets 0 .. 11; while a pull is held, the group's heartbeat changes its
+    subscription to tag B (``on_wait``) and a message tagged B arrives at offset 12."""
+
+    def __init__(self, on_wait: Any) -> None:
+        super().__init__(TailLossGuard())
+        self.on_wait = on_wait
+
+    def get_messages(self, group: str, topic: str, queue_id: int, offset: int, n: int, *a: Any):
+        tag_codes = a[1] if len(a) > 1 else None
+        if offset == 12 and self.end == 13:
+            if tag_codes is not None and tag_hash("B") not in tag_codes:
+                return GetOutcome("NO_MATCHED_MESSAGE", 13, 0, 13, ())
+            return GetOutcome("FOUND", 13, 0, 13, (b"B",))
+        return super().get_messages(group, topic, queue_id, offset, n)
+
+    def wait_arrival(self, topic: str, queue_id: int, offset: int, timeout: float) -> bool:
+        self.on_wait()
+        self.end = 13
+        return True
+
+
+def test_a_held_pull_reads_with_the_subscription_its_group_has_when_woken(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a group subscribed to tag A by its heartbeats (a Java push consumer's pulls send no
+    # subscription), and its long poll held at the queue's end (12)
+    subscription = {"expression": "A"}
+    monkeypatch.setattr(
+        pull_handler, "_subscription", lambda ctx, h: ("TAG", subscription["expression"])
+    )
+    store = TaggedStore(lambda: subscription.update(expression="B"))
+    ctx = SimpleNamespace(
+        cfg=BrokerConfig(), store=store, ha=None, got_messages=0, got_by={}, got_bytes_by={}
+    )
+    ext = {
+        "consumerGroup": "g",
+        "topic": "T",
+        "queueId": 0,
+        "queueOffset": 12,
+        "maxMsgNums": 4,
+        "sysFlag": 2,  # SUSPEND, no SUBSCRIPTION
+        "commitOffset": 0,
+        "suspendTimeoutMillis": 15_000,
+        "subVersion": 0,
+    }
+    request = RemotingCommand.request(RequestCode.PULL_MESSAGE, ext)
+    # When, while it is held, the consumer subscribes to tag B instead (its heartbeat says so)
+    # and a message tagged B arrives
+    answer = pull_handler.pull(ctx, Session(), request)  # type: ignore[arg-type]
+    # Then the pull finds it (it was read with tag A: PULL_RETRY_IMMEDIATELY past it, skipped)
+    assert answer.code == ResponseCode.SUCCESS, (answer.code, answer.ext_fields)
+    assert int(answer.ext_fields["nextBeginOffset"]) == 13
