@@ -71,6 +71,7 @@ class SlaveLink:
         "addr",
         "caught_up_at",
         "connected",
+        "held_end",
         "joined",
         "rate",
         "since",
@@ -89,6 +90,8 @@ class SlaveLink:
         self.connected = True
         self.target = target  # the master's write offset at the last catch-up check
         self.caught_up_at = now  # when it last held ``target``
+        self.held_end = acked >= target
+        """It has held the master's end (at its join or at a check) since its link began."""
         self.joined = False  # in the in-sync set at the last recompute (HAService)
 
 
@@ -205,12 +208,16 @@ class HAState:
         up within ``not_catchup_s`` (or all of them when none did): there the set keeps a slave
         until it is ``fallbehind_max`` behind, and a slow one kept reporting would otherwise
         turn every send into FLUSH_SLAVE_TIMEOUT for as long (controller mode drops such a
-        slave from the set itself)."""
+        slave from the set itself). A link that has not held the master's end since it began
+        has not caught up (a slave relinking far behind, after a restart: its link's start
+        time is no catch-up)."""
         if self.controller_mode:
             return self.confirm_set()
         slaves = self.slaves
         caught_up = frozenset(
-            n for n in self.in_sync if n in slaves and self.recently_caught_up(slaves[n])
+            n
+            for n in self.in_sync
+            if n in slaves and slaves[n].held_end and self.recently_caught_up(slaves[n])
         )
         return caught_up or self.in_sync
 
@@ -228,6 +235,7 @@ class HAState:
         for link in self.slaves.values():
             if link.acked >= link.target:
                 link.caught_up_at = now
+                link.held_end = True
             link.target = end
 
     def counts_in_sync(self, node: int, link: SlaveLink, end: int) -> bool:

@@ -418,6 +418,39 @@ def test_all_ack_in_sync_state_set_waits_for_every_in_sync_slave(
         quiet.close()
 
 
+def test_all_ack_does_not_wait_for_a_slave_that_relinked_far_behind(
+    tmp_path: pathlib.Path, namesrv: str, group_factory: list[Group]
+) -> None:
+    # Given a classic SYNC_MASTER with allAckInSyncStateSet, a real slave (1) in sync, and
+    # messages stored
+    g = make(
+        group_factory,
+        tmp_path,
+        namesrv,
+        "SYNC_MASTER",
+        all_ack_in_sync_state_set=True,
+        slave_timeout=1500,
+    )
+    g.start_slave()
+    wait_in_sync(g.master, 1)
+    for i in range(20):
+        assert send(g.client, "HA", f"before {i}".encode()).code == ResponseCode.SUCCESS
+    # When a second slave (7) links far behind (a restart: its log ends at 0) and does not
+    # catch up yet; it is in sync (classic mode: within the lag limit)
+    behind = FakeSlave(g.ha, node=7)
+    try:
+        assert isinstance(behind.next_frame(), P.Accept)
+        wait_in_sync(g.master, 1, 7)
+        # Then a send is acknowledged on the caught-up slave's ack: allAckInSyncStateSet
+        # waits for the slaves that caught up within haMaxTimeSlaveNotCatchup, and a link
+        # that never held the master's end has not (every send got FLUSH_SLAVE_TIMEOUT for
+        # 15 s after a slave restart)
+        reply = send(g.client, "HA", b"after the relink")
+        assert reply.code == ResponseCode.SUCCESS, reply.remark
+    finally:
+        behind.close()
+
+
 def test_min_in_sync_replicas_refuses_sends_until_a_slave_is_in_sync(
     tmp_path: pathlib.Path, namesrv: str, group_factory: list[Group]
 ) -> None:

@@ -153,3 +153,25 @@ def test_classic_all_ack_stops_waiting_for_a_slave_that_stopped_catching_up() ->
     assert s.counts_in_sync(3, slow, end=900)
     assert s.all_ack_set() == {1}
     assert s.confirm_set() == {1, 3}
+
+
+def test_classic_all_ack_does_not_wait_for_a_slave_that_relinked_far_behind() -> None:
+    # Given a classic-mode SYNC_MASTER whose slave 1 keeps up, and whose slave 3 links again
+    # (a restart) far behind the master's end (its HELLO at 0, the log at 900)
+    s, clock = state(controller=False, sync=True)
+    fast = SlaveLink("a", 900, target=900, now=clock.now)
+    back = SlaveLink("b", 0, target=900, now=clock.now)
+    s.slaves = {1: fast, 3: back}
+    s.in_sync = frozenset({1, 3})  # (classic mode: within the lag limit)
+    # Then PUT_OKs do not wait for 3 until it has caught up: its link beginning is no catch-up
+    # (every send got FLUSH_SLAVE_TIMEOUT for haMaxTimeSlaveNotCatchup after a slave restart)
+    assert s.all_ack_set() == {1}
+    clock.now += 0.05
+    back.acked = 500
+    s.note_catch_up(end=950)  # still short of the previous check's end (900)
+    assert s.all_ack_set() == {1}
+    # When it holds what the master had written at the previous check, Then it counts again
+    clock.now += 0.05
+    back.acked = fast.acked = 950
+    s.note_catch_up(end=1000)
+    assert s.all_ack_set() == {1, 3}
