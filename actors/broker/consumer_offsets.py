@@ -39,8 +39,9 @@ tail-loss guard (``runtime.store.tail_guard``) from the queue ends as they are: 
 commit handlers then keep consumers still running from passing the offsets new messages take
 again. A slave's store lowers it; a deleted topic's or a removed group's offsets are forgotten
 by it too. Its record (``runtime.store.tail_record``, written in the thread pool when raised
-and when it forgets) raises it again at a master's next start within a day, vouching every
-committed offset of the table.
+and when it forgets; slaves copy their master's) raises it again at a master's next start
+within a day (this node's restart, or a slave made master), vouching every committed offset of
+the table; a new loss within that day raises it at the lower of both ends.
 
 Durability point: ``config/consumerOffset.json``, written atomically (tmp + fsync + rename +
 dir fsync) by a background greenlet in the thread pool every few seconds when something changed
@@ -154,8 +155,7 @@ class ConsumerOffsets(GeventActor):
         if loaded is not None:
             self.table = loaded.offset_table
         if self.ctx.settings.read_only:
-            self.ctx.tail_guard.lower()  # (a slave moves no consumer)
-            self._save_guard()
+            self.ctx.tail_guard.lower()  # (a slave moves no consumer; its record: a copy)
         elif not _reconciling(self.ctx):  # (else once the master holds its log: ClampOffsets)
             self._dirty = bool(self._clamp())
             if _log_may_be_short(self.ctx):
@@ -187,7 +187,13 @@ class ConsumerOffsets(GeventActor):
         """Guard every group from the queue ends now (the term's start)."""
         opened = self.ctx.opened
         if opened is not None:
-            self.ctx.tail_guard.raise_at(opened.next_offsets)
+            tail_record.raise_new(
+                self.ctx.settings.config_dir,
+                self.ctx.tail_guard,
+                opened.next_offsets,
+                self._committed(),
+                int(time.time() * 1000),
+            )
             self._save_guard()
 
     def _save_guard(self) -> None:

@@ -95,6 +95,7 @@ HANDLERS: dict[int, Handler] = {
     slave_sync_handler.GET_TIMER_CHECK_POINT: slave_sync_handler.timer_check_point,
     slave_sync_handler.GET_TRANSACTION_TABLE: slave_sync_handler.transaction_table,
     slave_sync_handler.GET_METADATA_VERSION: slave_sync_handler.metadata_version,
+    slave_sync_handler.GET_TAIL_LOSS_GUARD: slave_sync_handler.tail_loss_guard,
     RequestCode.QUERY_CONSUME_QUEUE: queue_admin_handler.query_consume_queue,
     RequestCode.QUERY_CONSUME_TIME_SPAN: queue_admin_handler.query_consume_time_span,
     RequestCode.CLEAN_EXPIRED_CONSUMEQUEUE: queue_admin_handler.clean_expired_consume_queue,

@@ -16,6 +16,10 @@ GET_TRANSACTION_TABLE (3011, actormq's own code) answers the master's ``transact
 open half messages), so a promoted slave still accepts END_TRANSACTION for them and checks
 them back.
 
+GET_TAIL_LOSS_GUARD (3013, actormq's own code) answers the master's tail-loss guard record
+(``runtime.store.tail_record``; an empty body: none), so a promoted slave still guards the
+consumers of a term that began on a short log.
+
 GET_METADATA_VERSION (3012, actormq's own code) answers the data versions of the topic table and
 of the subscription groups (header fields ``topics`` and ``groups``, each ``timestamp:counter``),
 which a slave polls every second so that a new topic or group reaches it within about a second,
@@ -32,6 +36,7 @@ import msgspec
 from actors.broker.context import BrokerContext, reply
 from runtime.remoting.command import RemotingCommand
 from runtime.session import SessionHandle
+from runtime.store import tail_record
 
 DELAY_FILE = "delayOffset.json"
 TIMER_FILE = "timerProgress.json"
@@ -39,6 +44,7 @@ GET_TIMER_CHECK_POINT = 60
 TRANSACTION_FILE = "transaction.json"
 GET_TRANSACTION_TABLE = 3011
 GET_METADATA_VERSION = 3012
+GET_TAIL_LOSS_GUARD = 3013
 SINCE, VERSION, DELTA = "actormqSince", "actormqVersion", "actormqDelta"
 """GET_ALL_CONSUMER_OFFSET's fields for a slave's copy of what changed."""
 
@@ -91,6 +97,12 @@ def transaction_table(
     ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
 ) -> RemotingCommand:
     return reply(request, body=_config_file(ctx, TRANSACTION_FILE, TransactionTable()))
+
+
+def tail_loss_guard(
+    ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
+) -> RemotingCommand:
+    return reply(request, body=tail_record.file_bytes(ctx.store.store.settings.config_dir))
 
 
 def _config_file(ctx: BrokerContext, name: str, empty: msgspec.Struct) -> bytes:

@@ -26,20 +26,21 @@ Messages accepted:
   handed on offsets that stayed where they were at the first failover, and consumers re-read
   all the history since (docs/chaos.md, finding 11).
 
-A round (a greenlet of its own; edge code, every call has a timeout) asks the master over
-remoting for GET_ALL_TOPIC_CONFIG (21), GET_ALL_SUBSCRIPTIONGROUP_CONFIG (201),
-GET_ALL_CONSUMER_OFFSET (43), GET_ALL_DELAY_OFFSET (45), GET_TIMER_CHECK_POINT (60) and
-GET_TRANSACTION_TABLE (3011, actormq's), then: creates or updates every topic and subscription
-group the master has, and deletes the subscription groups only the slave has (topics only the
-slave has are left alone: a deleted topic's config and offsets go when the slave's Dispatcher
-applies the replicated deletion marker, where it stands in the log); commits every consumer
-offset that differs (so a failover does not replay a group's history, or replays at most about
-a second of it: the offsets poll) and forgets the offsets the master no longer has of topics
+A round (a greenlet of its own; edge code, every call has a timeout) asks the master over remoting
+for GET_ALL_TOPIC_CONFIG (21), GET_ALL_SUBSCRIPTIONGROUP_CONFIG (201), GET_ALL_CONSUMER_OFFSET
+(43), GET_ALL_DELAY_OFFSET (45), GET_TIMER_CHECK_POINT (60), GET_TRANSACTION_TABLE (3011,
+actormq's) and GET_TAIL_LOSS_GUARD (3013, actormq's), then: creates or updates every topic and
+subscription group the master has, and deletes the subscription groups only the slave has (topics
+only the slave has are left alone: a deleted topic's config and offsets go when the slave's
+Dispatcher applies the replicated deletion marker, where it stands in the log); commits every
+consumer offset that differs (so a failover does not replay a group's history, or replays at most
+about a second of it: the offsets poll) and forgets the offsets the master no longer has of topics
 it still has (a group deleted with its offsets, ``deleteSubGroup -r true``: a promoted slave
 brought them back; a deleted topic's go with its marker, as above); rewrites
-``config/delayOffset.json``, ``config/timerProgress.json`` and ``config/transaction.json``
-when they differ (the Scheduler, TimerScheduler and
-TransactionManager of a promoted slave start from them; a slave runs none of the three).
+``config/delayOffset.json``, ``config/timerProgress.json``, ``config/transaction.json`` and
+``config/tailLossGuard.json`` (removed when the master has none) when they differ (the Scheduler,
+TimerScheduler, TransactionManager and tail-loss guard of a promoted slave start from them; a slave
+runs none of the four).
 
 State owned: the remoting session to the master, whether a round runs, the last round's
 outcome. Durability point: the store's own (topics.json, subscriptionGroup.json,
@@ -62,6 +63,7 @@ from actors.broker.slave_sync_handler import (
     DELAY_FILE,
     DELTA,
     GET_METADATA_VERSION,
+    GET_TAIL_LOSS_GUARD,
     GET_TIMER_CHECK_POINT,
     GET_TRANSACTION_TABLE,
     SINCE,
@@ -87,6 +89,7 @@ from runtime.remoting.bodies import (
 from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.session import SessionHandle, connect
+from runtime.store import tail_record
 from runtime.store.configfile import write_atomic
 
 CALL_TIMEOUT_S = 5.0
@@ -311,6 +314,21 @@ class SlaveSynchronize(GeventActor):
         self._copy_file(address, RequestCode.GET_ALL_DELAY_OFFSET, DELAY_FILE, DelayTable)
         self._copy_file(address, GET_TIMER_CHECK_POINT, TIMER_FILE, TimerTable)
         self._copy_file(address, GET_TRANSACTION_TABLE, TRANSACTION_FILE, TransactionTable)
+        self._copy_guard(address)
+
+    def _copy_guard(self, address: str) -> None:
+        """The master's tail-loss guard record over ours (``runtime.store.tail_record``); a
+        master that does not serve GET_TAIL_LOSS_GUARD (an older one) keeps ours as it is."""
+        response = self._session_to(address).call(
+            RemotingCommand.request(GET_TAIL_LOSS_GUARD), timeout=CALL_TIMEOUT_S
+        )
+        if response.code == ResponseCode.REQUEST_CODE_NOT_SUPPORTED:
+            return
+        if response.code != ResponseCode.SUCCESS:
+            raise ConnectionError(
+                f"request {GET_TAIL_LOSS_GUARD} answered {response.code} {response.remark}"
+            )
+        offload(tail_record.copy, self.store.settings.config_dir, response.body or b"")
 
     def _sync_offsets(
         self,

@@ -423,3 +423,23 @@ def test_a_deleted_topic_goes_from_the_slave_with_its_marker(
     query = {"consumerGroup": "G1", "topic": "DEL-T", "queueId": 0, "setZeroIfNotFound": "false"}
     got = p.to_slave.call(RequestCode.QUERY_CONSUMER_OFFSET, query)
     assert got.code == ResponseCode.QUERY_NOT_FOUND
+
+
+def test_slave_synchronize_copies_the_tail_loss_guard_record(
+    tmp_path: pathlib.Path, pairs: list[Pair]
+) -> None:
+    p = make(pairs, tmp_path)
+    master_cfg = store_ctx(p.master).settings.config_dir
+    slave_cfg = store_ctx(p.slave).settings.config_dir  # type: ignore[arg-type]
+    # Given a master whose tail-loss guard was raised (its record on disk)
+    record = json.dumps({"raisedMs": int(time.time() * 1000), "ends": {"T": {"0": 4}}}).encode()
+    with open(os.path.join(master_cfg, "tailLossGuard.json"), "wb") as fh:
+        fh.write(record)
+    # When the slave syncs, Then it holds the record (a promoted slave raises the guard from it)
+    assert p.sync()
+    with open(os.path.join(slave_cfg, "tailLossGuard.json"), "rb") as fh:
+        assert fh.read() == record
+    # And once the master's record is gone (expired), the slave's goes at the next round
+    os.unlink(os.path.join(master_cfg, "tailLossGuard.json"))
+    assert p.sync()
+    assert not os.path.exists(os.path.join(slave_cfg, "tailLossGuard.json"))

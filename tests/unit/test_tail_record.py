@@ -6,6 +6,7 @@ import pathlib
 
 import pytest
 
+from runtime.errors import ProtocolError
 from runtime.store import tail_record
 from runtime.store.tail_guard import TailLossGuard
 
@@ -74,3 +75,41 @@ def test_an_unreadable_record_is_dropped_and_guards_nothing(tmp_path: pathlib.Pa
     assert not tail_record.restore(str(tmp_path), guard, [], RAISED_MS)
     assert not guard.raised
     assert not (tmp_path / tail_record.FILE_NAME).exists()
+
+
+def test_a_new_loss_within_the_day_raises_the_guard_at_the_lower_ends(
+    tmp_path: pathlib.Path,
+) -> None:
+    # Given the record of a guard raised at T/0 4, T/1 7 (and Gone/0 3)
+    saved(tmp_path)
+    # When another loss leaves T/0 at 6, T/1 at 5 and a new topic N/0 at 2, g committed T/0 5
+    guard = TailLossGuard()
+    ends = {("T", 0): 6, ("T", 1): 5, ("N", 0): 2}
+    tail_record.raise_new(str(tmp_path), guard, ends, [("g", "T", 0, 5)], RAISED_MS + 1000)
+    # Then each queue is guarded from the lower end (a queue the record lacks: from 0), g's
+    # stored commit is its own, and the guard is raised now
+    assert guard.bound("h", "T", 0) == 4
+    assert guard.bound("h", "T", 1) == 5
+    assert guard.bound("h", "N", 0) == 0
+    assert guard.bound("h", "Gone", 0) == 0
+    assert guard.bound("g", "T", 0) == 5
+    assert guard.raised_ms == RAISED_MS + 1000
+
+
+def test_a_new_loss_with_no_record_raises_the_guard_at_its_ends(tmp_path: pathlib.Path) -> None:
+    guard = TailLossGuard()
+    tail_record.raise_new(str(tmp_path), guard, {("T", 0): 6}, [], RAISED_MS)
+    assert guard.bound("h", "T", 0) == 6
+
+
+def test_a_slave_copies_its_masters_record_or_its_absence(tmp_path: pathlib.Path) -> None:
+    master, slave = tmp_path / "m", tmp_path / "s"
+    master.mkdir()
+    slave.mkdir()
+    saved(master)
+    tail_record.copy(str(slave), tail_record.file_bytes(str(master)))
+    assert tail_record.restore(str(slave), TailLossGuard(), [], RAISED_MS + 1)
+    tail_record.copy(str(slave), b"")
+    assert not (slave / tail_record.FILE_NAME).exists()
+    with pytest.raises(ProtocolError):
+        tail_record.copy(str(slave), b'{"ends": 1}')
