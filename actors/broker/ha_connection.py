@@ -240,7 +240,9 @@ class HAConnection(GeventActor):
         epochs = tuple(self.ha.epochs.entries)
         if not self._send(P.encode_accept(P.Accept(point, self.ha.state.epoch, epochs))):
             return
-        self.ha.tell(self.ha.service, SlaveJoined(hello.node, self.actor_urn, point, self.peer))
+        mirrored = epochs[-1].epoch if epochs else 0
+        joined = SlaveJoined(hello.node, self.actor_urn, point, self.peer, mirrored)
+        self.ha.tell(self.ha.service, joined)
         gevent.spawn(self._send_loop, point)
 
     def _tail(self, offset: int, data: bytes) -> None:

@@ -23,12 +23,14 @@ class AwaitReplica(msgspec.Struct, frozen=True, tag=True):
 
 class SlaveJoined(msgspec.Struct, frozen=True, tag=True):
     """From an HAConnection: slave ``node`` was accepted from ``offset`` (``urn``: the link,
-    ``addr``: where it comes from)."""
+    ``addr``: where it comes from; ``epoch``: the newest epoch of the entries its ACCEPT
+    carried, which the slave mirrored; None: not known)."""
 
     node: int
     urn: str
     offset: int
     addr: str = ""
+    epoch: int | None = None
 
 
 class SlaveAck(msgspec.Struct, frozen=True, tag=True):

@@ -284,6 +284,13 @@ class HAService(GeventActor):
         self._confirm()
 
     def _joined(self, msg: SlaveJoined) -> None:
+        if msg.epoch is not None and msg.epoch < self.ha.epochs.last_epoch:
+            # Accepted while a new epoch was being written (its link was not in ``slaves``
+            # when ``_new_epoch`` closed them): the slave mirrored the entries without it and
+            # would be cut back at the epoch's start on its next HELLO, acknowledged records
+            # included. It links again and mirrors the new entry.
+            _close_link(msg.urn, f"new epoch {self.ha.epochs.last_epoch}", relink=True)
+            return
         old = self.state.slaves.get(msg.node)
         if old is not None and old.connected and old.urn != msg.urn:
             logger.warning(

@@ -6,15 +6,17 @@ and a diverging slave told to truncate."""
 from __future__ import annotations
 
 import pathlib
+import time
 from collections.abc import Iterator
 
 import gevent.event
 import pytest
 
+from actors.broker import ha_service
 from actors.broker.ha_messages import NewEpoch, SlaveAck
 from actors.broker.node import TRUNCATE_MARKER
 from config import load_profile
-from runtime.actor import actor_of, new_future, watch
+from runtime.actor import actor_of, new_future, offload, watch
 from runtime.ha import protocol as P
 from runtime.ha.epoch import EpochFile
 from runtime.ha.protocol import Epoch
@@ -258,6 +260,48 @@ def test_a_new_epoch_tells_a_linked_slave_to_link_again_at_once(
         assert "new epoch 1" in frame.text
         assert slave.closed_by_master()
     finally:
+        slave.close()
+
+
+def test_a_slave_accepted_while_a_new_epoch_is_written_links_again(
+    tmp_path: pathlib.Path,
+    namesrv: str,
+    group_factory: list[Group],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a master whose new epoch entry takes a while to reach the disk (its fsync)
+    g = make(group_factory, tmp_path, namesrv, "SYNC_MASTER")
+    writing, gate = gevent.event.Event(), gevent.event.Event()
+
+    def slow_offload(fn, *args, **kw):  # type: ignore[no-untyped-def]
+        if getattr(fn, "__name__", "") == "append":  # (EpochFile.append)
+            writing.set()
+            assert gate.wait(10.0)
+        return offload(fn, *args, **kw)
+
+    monkeypatch.setattr(ha_service, "offload", slow_offload)
+    term = new_future()
+    g.master.directory.require(f"{label(g.master)}/ha-service").tell(NewEpoch(1, term))
+    assert writing.wait(5.0)
+    # When a slave is accepted meanwhile (with the entries before the new one)
+    slave = FakeSlave(g.ha, node=3)
+    try:
+        accept = slave.next_frame()
+        assert isinstance(accept, P.Accept) and accept.epochs == ()
+        gate.set()
+        assert term.get(timeout=5) is True
+        # Then its stream ends with REFUSED not ready: it links again and mirrors epoch 1.
+        # (It was not among the links the new epoch closed: it streamed epoch 1's records
+        # without the entry, and its next HELLO was cut back at the epoch's start, records a
+        # SYNC_MASTER had acknowledged on its word included.)
+        deadline = time.monotonic() + 5.0
+        frame = slave.next_frame()
+        while isinstance(frame, P.Data) and time.monotonic() < deadline:
+            frame = slave.next_frame()
+        assert isinstance(frame, P.Refused) and frame.reason is P.RefuseReason.NOT_READY, frame
+        assert "new epoch 1" in frame.text
+    finally:
+        gate.set()
         slave.close()
 
 
