@@ -14,7 +14,9 @@ the group's next reader starts at the oldest unacked message (at-least-once, as 
 - ``receive(topics, max_messages, invisible_ms, wait_s, holder)``: messages of the topic (or
   of several: a lite consumer's lite topics) whose invisible duration ran out first (the next
   delivery attempt), then new ones; waits up to ``wait_s`` for the first. Each comes as a
-  ``Delivery`` with a fresh receipt handle.
+  ``Delivery`` with a fresh receipt handle. ``remember(attempt, deliveries)`` /
+  ``retry(attempt, ...)``: a receive retried under its attempt id gets what the first one
+  handed out and is still out (``actors.proxy.attempts``).
 - ``ack(handle)``, ``change_invisible(handle, ms, suspend)`` (a new handle), ``let_go(client)``
   (a push consumer terminated: what it held comes due within a second),
   ``dead_letter(handle)`` (``actors.proxy.dead_letters``); ``sweep()`` every second:
@@ -44,10 +46,11 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 
 from actors.client.message import MessageExt
 from actors.client.pull_consumer import PullConsumer
+from actors.proxy.attempts import Attempts
 from actors.proxy.dead_letters import BURY_BATCH, DeadLetters
 from actors.proxy.delivery import MAX_RENEW_S, Delivery, message_group
 from actors.proxy.delivery import of_topic as _of_topic
@@ -140,6 +143,8 @@ class PopGroup(PopTopics, DeadLetters, Redelivery):
         """Client id -> when it last received through this group (``clock`` time): its
         heartbeats keep the group for ``MEMBER_S`` after (a member polling less often than
         the idle limit must not make the group leave and come back at each poll)."""
+        self.attempts = Attempts(clock)
+        """The handles each receive with an attempt id handed out (``retry``)."""
 
     # -- receiving -------------------------------------------------------------------------------
 
@@ -158,6 +163,32 @@ class PopGroup(PopTopics, DeadLetters, Redelivery):
         """Whether ``who`` received through this group within ``MEMBER_S``."""
         since = self.receivers.get(who)
         return since is not None and self.clock() - since <= MEMBER_S
+
+    def remember(self, attempt: Hashable, deliveries: Sequence[Delivery]) -> None:
+        """A receive of ``attempt`` (its client, topic and attempt id) handed out these."""
+        if deliveries:
+            with self._lock:
+                self.attempts.remember(attempt, [d.handle for d in deliveries])
+
+    def retry(self, attempt: Hashable, invisible_ms: int, holder: str | None) -> list[Delivery]:
+        """A receive retried (the same attempt id: its client never got the answer): what
+        the first one handed out and is still out under its handle, in the same order, each
+        invisible ``invisible_ms`` from now and held for ``holder`` (RocketMQ's broker re-pops
+        a FIFO queue's batch for the attempt id that popped it); none: receive as usual."""
+        with self._lock:
+            now = self.clock()
+            again = [self.in_flight.get(h) for h in self.attempts.handles(attempt)]
+            out = [d for d in again if d is not None and self.consumer.still_owned(d.msg)]
+            if not out:
+                self.attempts.forget(attempt)
+            for delivery in out:
+                delivery.invisible_s = invisible_ms / 1000.0
+                delivery.deadline = now + delivery.invisible_s
+                delivery.holder = holder
+                self._schedule(delivery)
+            if out:
+                self.last_used = now
+            return out
 
     def receive(
         self,

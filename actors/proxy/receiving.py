@@ -57,7 +57,12 @@ def receive_message(service: ProxyService, request: Any, context: Any) -> Iterat
         owner = owner_of(context, client_id(context))
         pop = service.group(group, lite=lite, owner=owner)
         pop.seen_receiver(client_id(context))
-        if pop.lite:  # its client's lite topics of the bind topic (``actors.proxy.lite_groups``)
+        attempt = _attempt_of(request, context, topic)
+        # a retried receive (its client never got the answer): the same messages again
+        deliveries = _retried(service, pop, request, context, attempt, invisible_ms)
+        if deliveries:
+            pass
+        elif pop.lite:  # its client's lite topics of the bind topic (``actors.proxy.lite_groups``)
             who = service.touch(context)
             if not who:
                 yield status(M.ReceiveMessageResponse(), Code.CLIENT_ID_REQUIRED, "no client id")
@@ -76,6 +81,8 @@ def receive_message(service: ProxyService, request: Any, context: Any) -> Iterat
             deliveries = _receive(
                 service, pop, request, context, topic, batch, invisible_ms, wait_s
             )
+        if attempt is not None:
+            pop.remember(attempt, deliveries)
     except LiteError as exc:
         yield status(M.ReceiveMessageResponse(), exc.code, str(exc))
         return
@@ -126,6 +133,30 @@ def receive_message(service: ProxyService, request: Any, context: Any) -> Iterat
 
 MAX_INVISIBLE_MS = 12 * 3600 * 1000
 """RocketMQ's proxy's maxInvisibleTimeMills: 12 hours."""
+
+
+def _attempt_of(request: Any, context: Any, topic: str) -> tuple[str, str, str] | None:
+    """The receive's attempt (client id, topic, attempt id); None: it names none, or its
+    client has no id."""
+    who = client_id(context)
+    if not who or not request.HasField("attempt_id") or not request.attempt_id:
+        return None
+    return who, topic, request.attempt_id
+
+
+def _retried(
+    service: ProxyService,
+    pop: Any,
+    request: Any,
+    context: Any,
+    attempt: tuple[str, str, str] | None,
+    invisible_ms: int,
+) -> list[Any]:
+    """A retried receive's deliveries (``PopGroup.retry``); none: a receive as usual."""
+    if attempt is None:
+        return []
+    who = service.touch(context)
+    return pop.retry(attempt, invisible_ms, who if request.auto_renew and who else None)
 
 
 class _BadFilter(Exception):

@@ -115,3 +115,37 @@ def test_a_nack_or_dead_letter_naming_another_topic_is_refused() -> None:
     forward.topic.name = "T"
     answer = forward_to_dead_letter_queue(service, forward, context)
     assert answer.status.code == Code.OK and consumer.dead == [delivery.msg]
+
+
+def _answer(stream: Any) -> list[Any]:
+    """The messages of one receive's answer (all written: what the client would read)."""
+    return [r.message for r in stream if r.WhichOneof("content") == "message"]
+
+
+def test_a_retried_fifo_receive_gets_the_batch_its_lost_answer_carried() -> None:
+    clock = FakeClock()
+    consumer = FakeConsumer(clock)
+    consumer.queued.extend([_msg(0, "g1"), _msg(1, "g1")])
+    alive = {"push-1"}
+    pop = PopGroup("G", consumer, fifo=True, alive=lambda who: who in alive, clock=clock)  # type: ignore[arg-type]
+    pop.subscribe("T")
+    service = _service(pop)
+    # Given a push consumer's receive (attempt a1) whose answer was written but never reached
+    # the client (its deadline passed, the connection dropped)
+    request = _request(2, auto_renew=True)
+    request.attempt_id = "a1"
+    lost = _answer(receive_message(service, request, _Context("push-1")))
+    assert [m.system_properties.queue_offset for m in lost] == [0, 1]
+    consumer.queued.append(_msg(2, "g1"))
+    # When it retries that receive (the same attempt id), it gets the same batch at once
+    again = _answer(receive_message(service, request, _Context("push-1")))
+    assert [m.system_properties.queue_offset for m in again] == [0, 1]
+    assert [m.system_properties.delivery_attempt for m in again] == [1, 1]
+    # (another client naming that attempt id gets none of it: g1 is out)
+    assert _answer(receive_message(service, request, _Context("push-2"))) == []
+    # And once it acks them, g1 goes on (before: g1 blocked while the client lived, 3 hours)
+    for message in again:
+        assert pop.ack(message.system_properties.receipt_handle)
+    request.attempt_id = "a2"
+    after = _answer(receive_message(service, request, _Context("push-1")))
+    assert [m.system_properties.queue_offset for m in after] == [2]
