@@ -191,7 +191,19 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
             remark=f"the consumer's subscription not exist, group: {h.consumer_group} "
             f"topic: {h.topic} (send the subscription with the pull, or heartbeat first)",
         )
-    chosen = subscription_filter(ctx, *found)
+    expression_type, expression, version = found
+    if version < h.sub_version:
+        # The client subscribed anew and its heartbeat has not come yet (a Java consumer
+        # sends no subscription with its pulls, only its subVersion): filtered with the old
+        # expression, a message of the new one would be skipped for good. RocketMQ's answer:
+        # the client pulls again after its back-off.
+        return reply(
+            request,
+            ResponseCode.SUBSCRIPTION_NOT_LATEST,
+            remark=f"the consumer's subscription not latest, group: {h.consumer_group} "
+            f"topic: {h.topic} (subVersion {h.sub_version}, the heartbeat's {version})",
+        )
+    chosen = subscription_filter(ctx, expression_type, expression)
     if isinstance(chosen, FilterRefused):
         return reply(request, chosen.code, remark=chosen.remark)
     predicate, tag_codes = chosen
@@ -307,18 +319,18 @@ def _suggest(
     return slow_id if behind > allowed else usual_id
 
 
-def _subscription(ctx: BrokerContext, h: PullMessageRequestHeader) -> tuple[str, str] | None:
-    """(expression type, expression) from the request, else from the group's heartbeat; None
-    when neither has one."""
+def _subscription(ctx: BrokerContext, h: PullMessageRequestHeader) -> tuple[str, str, int] | None:
+    """(expression type, expression, subVersion) from the request (its own subVersion), else
+    from the group's heartbeat; None when neither has one."""
     if h.sys_flag & FLAG_SUBSCRIPTION:
-        return (h.expression_type or "TAG").upper(), h.subscription or SUB_ALL
+        return (h.expression_type or "TAG").upper(), h.subscription or SUB_ALL, h.sub_version
     # Every pull of a client that does not send its subscription (Java's default) asks:
     # answered inline when the consumer manager is idle (the method never yields).
     consumers = ctx.directory.require(ctx.consumers)
     sub = ctx.ask(call_now(consumers, "subscription", h.consumer_group, h.topic))
     if sub is None:
         return None
-    return (sub.expression_type or "TAG").upper(), sub.sub_string
+    return (sub.expression_type or "TAG").upper(), sub.sub_string, sub.sub_version
 
 
 def _current_filter(
@@ -330,9 +342,9 @@ def _current_filter(
     sent none; ``held`` (the one it started with) when the group has none or it cannot be
     served."""
     found = _subscription(ctx, h)
-    if found is None:
+    if found is None or found[2] < h.sub_version:
         return held
-    chosen = subscription_filter(ctx, *found)
+    chosen = subscription_filter(ctx, found[0], found[1])
     return held if isinstance(chosen, FilterRefused) else chosen
 
 

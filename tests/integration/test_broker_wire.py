@@ -253,6 +253,47 @@ def test_pull_without_subscription_uses_the_groups_heartbeat(broker: WireClient)
     assert [r.body for r in records(got.body)] == [b"b"]
 
 
+def test_a_pull_newer_than_the_groups_subscription_is_not_latest(broker: WireClient) -> None:
+    for tag in ("a", "b"):
+        assert send(broker, "WireSubV", tag.encode(), properties=props(tag)).code == 0
+
+    def heartbeat(client_id: str, tag: str, version: int) -> None:
+        sub = {"topic": "WireSubV", "subString": tag, "subVersion": version}
+        consumer = {
+            "groupName": "subv-g",
+            "consumeType": 1,
+            "messageModel": 1,
+            "consumeFromWhere": 0,
+            "unitMode": False,
+            "subscriptionDataSet": [sub],
+        }
+        hb = {"clientID": client_id, "producerDataSet": [], "consumerDataSet": [consumer]}
+        assert broker.call(RequestCode.HEART_BEAT, body=json.dumps(hb).encode()).code == 0
+
+    def bare_pull(version: int) -> Any:
+        ext = dict(pull_request("WireSubV", 0, 0, group="subv-g").ext_fields)
+        ext["sysFlag"] = "0"  # no SUBSCRIPTION flag, as Java's push consumer sends by default
+        ext["subVersion"] = str(version)
+        del ext["subscription"]
+        return broker.call(RequestCode.PULL_MESSAGE, ext)
+
+    # Given the group's heartbeat of tag a at subVersion 100
+    heartbeat("c1", "a", 100)
+    # When a member that subscribed tag b since (subVersion 200) pulls before its heartbeat
+    stale = bare_pull(200)
+    # Then RocketMQ's answer, not a pull filtered by tag a (which would skip b for good)
+    assert stale.code == ResponseCode.SUBSCRIPTION_NOT_LATEST, (stale.code, stale.remark)
+    # And once its heartbeat came, the pull is filtered by b
+    heartbeat("c1", "b", 200)
+    got = bare_pull(200)
+    assert got.code == ResponseCode.SUCCESS
+    assert [r.body for r in records(got.body)] == [b"b"]
+    # And another member's heartbeat with the older subscription does not undo it
+    heartbeat("c2", "a", 100)
+    again = bare_pull(200)
+    assert [r.body for r in records(again.body)] == [b"b"]
+
+
 def test_offset_out_of_range_is_offset_moved(broker: WireClient) -> None:
     assert send(broker, "WireRange", b"x").code == 0
     got = pull(broker, "WireRange", 0, 50)
