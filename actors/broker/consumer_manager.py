@@ -225,8 +225,8 @@ class ConsumerManager(GeventActor):
         info.consume_from_where = hb.consume_from_where
         for sub in hb.subscriptions:
             # the newest subscribe() wins (RocketMQ's updateSubscription; equal: taken, as our
-            # client and the C++ one send 0): members of one group heartbeating in turn do not
-            # flip the filter of pulls that send none, nor undo a newer one
+            # client always sends 0): members of one group heartbeating in turn do not flip
+            # the filter of pulls that send none, nor undo a newer one
             old = info.subscriptions.get(sub.topic)
             if old is None or sub.sub_version >= old.sub_version:
                 info.subscriptions[sub.topic] = sub
