@@ -152,8 +152,13 @@ class Telemetry:
                     timer = threading.Timer(REPEAT_S, stream.outbox.repeat, (reply,))
                     timer.daemon = True
                     timer.start()
-        except Exception as exc:  # the call was cancelled or the client reset it
-            logger.debug("proxy: telemetry stream of {} ended: {}", stream.client_id, exc)
+        except Exception as exc:
+            if _call_ended(stream.context):  # the call was cancelled or the client reset it
+                logger.debug("proxy: telemetry stream of {} ended: {}", stream.client_id, exc)
+            else:  # a fault of the proxy's, applying the client's Settings: the stream ends
+                logger.opt(exception=exc).error(
+                    "proxy: telemetry stream of {} ended by an error: {!r}", stream.client_id, exc
+                )
         finally:
             stream.outbox.close()
 
@@ -167,6 +172,15 @@ class Telemetry:
             for s in streams
             if s.client_type == ClientType.PRODUCER and topic in s.topics
         )
+
+
+def _call_ended(context: Any) -> bool:
+    """Whether the gRPC call is over (cancelled, reset, past its deadline): reading its next
+    command then raises (grpcio's RpcError), which is no fault."""
+    try:
+        return not context.is_active()
+    except Exception:  # (a context that cannot say)
+        return True
 
 
 def _status(code: int, text: str) -> Any:

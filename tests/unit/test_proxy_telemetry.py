@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from loguru import logger
 
 from actors.proxy import telemetry as telemetry_module
 from actors.proxy.proto import ClientType, Code, M
@@ -159,3 +160,67 @@ def test_a_late_repeat_never_replaces_a_newer_answer() -> None:
     # And a repeat with nothing newer is written again
     box.repeat(newer)
     assert box.get(timeout=1) is newer
+
+
+class _Call:
+    """A gRPC call's context: active until cancelled."""
+
+    def __init__(self) -> None:
+        self.active = True
+
+    def is_active(self) -> bool:
+        return self.active
+
+    def invocation_metadata(self) -> list[tuple[str, str]]:
+        return []
+
+    def peer(self) -> str:
+        return "ipv4:10.0.0.1:1"
+
+
+def _errors_logged() -> tuple[list[Any], int]:
+    records: list[Any] = []
+    sink = logger.add(lambda m: records.append(m.record), level="ERROR", format="{message}")
+    return records, sink
+
+
+def test_a_fault_applying_settings_is_logged_as_an_error_with_its_traceback() -> None:
+    def broken(who: str, given: Any) -> tuple[bool, int]:
+        raise RuntimeError("boom")
+
+    telemetry = Telemetry(ProxySettings(), broken, lambda exc: None)
+    records, sink = _errors_logged()
+    try:
+        commands = _Commands()
+        stream = telemetry.serve(iter(commands), "client-1", _Call())
+        commands.put(_settings())
+        assert _next(stream) is StopIteration  # (the stream ends, as before)
+        # before: logged at DEBUG only, as "cancelled or reset"
+        (record,) = records
+        assert "client-1" in record["message"] and "boom" in record["message"]
+        assert record["exception"] is not None and record["exception"].type is RuntimeError
+    finally:
+        logger.remove(sink)
+        commands.end()
+
+
+class _Cancelled(Exception):
+    """What grpcio's request iterator raises once the call was cancelled (an RpcError)."""
+
+
+def test_a_cancelled_stream_is_not_logged_as_an_error() -> None:
+    call = _Call()
+
+    def cancelled() -> Iterator[Any]:
+        yield _settings()
+        call.active = False
+        raise _Cancelled()
+
+    records, sink = _errors_logged()
+    try:
+        stream = _telemetry().serve(cancelled(), "client-2", call)
+        assert _next(stream).HasField("settings")
+        assert _next(stream) is StopIteration
+        assert records == []
+    finally:
+        logger.remove(sink)
