@@ -313,7 +313,13 @@ class HAService(GeventActor):
     def _new_epoch(self, msg: NewEpoch) -> None:
         epochs = self.ha.epochs
         if msg.epoch > epochs.last_epoch:
-            offload(epochs.append, msg.epoch, self.log.write_offset, self.state.node_id)
+            end = self.log.write_offset
+            last = epochs.last
+            if last is not None and last.start > end:
+                # A term this log holds nothing of (a slave mirrors its master's entries on
+                # ACCEPT, also one that began past its end): the new term starts before it
+                offload(epochs.truncate, end)
+            offload(epochs.append, msg.epoch, end, self.state.node_id)
             logger.info(
                 "{}: epoch {} begins at offset {}",
                 self.ha.service,

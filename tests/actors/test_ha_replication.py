@@ -305,6 +305,27 @@ def test_a_slave_accepted_while_a_new_epoch_is_written_links_again(
         slave.close()
 
 
+def test_a_new_epoch_begins_at_the_log_end_before_a_mirrored_term_it_holds_nothing_of(
+    tmp_path: pathlib.Path, namesrv: str, group_factory: list[Group]
+) -> None:
+    # Given a master whose epoch file names a term beginning past its log's end (as a slave
+    # mirrors its master's entries on ACCEPT while behind that term's start, then is elected)
+    g = make(group_factory, tmp_path, namesrv, "SYNC_MASTER")
+    assert send(g.client, "HA", b"held").code in STORED_NOT_REPLICATED
+    service = g.master.directory.require(f"{label(g.master)}/ha-service")
+    ha = actor_of(service).ha  # type: ignore[union-attr]
+    end = ha.store.require_open().log.write_offset
+    ha.epochs.append(3, end + 4096, 9)
+    # When it begins a new term
+    term = new_future()
+    service.tell(NewEpoch(4, term))
+    # Then the term begins at its log's end, the entry of the term it holds nothing of gone
+    # (the append refused to go back before it: the HAService failed on every NewEpoch and
+    # the elected node never took its term)
+    assert term.get(timeout=5) is True
+    assert ha.epochs.entries == [Epoch(4, end, 0)]
+
+
 def test_a_diverging_slave_is_truncated_at_the_epoch_boundary(
     tmp_path: pathlib.Path, namesrv: str, group_factory: list[Group]
 ) -> None:
