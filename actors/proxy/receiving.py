@@ -3,9 +3,11 @@ ChangeInvisibleDuration and ForwardMessageToDeadLetterQueue, over the service's
 ``PopGroup``s (``actors.proxy.pop``).
 
 A receive answers, as RocketMQ's proxy does, a status (OK, or MESSAGE_NOT_FOUND when nothing
-came within the long-polling time), the messages, then a delivery timestamp (a push consumer
-measures its receive-to-consume latency from it and drops a batch that has none). It never
-waits past the client's deadline: one second before it at the latest. A receive with
+came within the long-polling time: the client's, within ``ProxySettings.min_long_polling_s``
+and ``long_polling_s``, 5 and 20 s, as RocketMQ's proxy clamps it), the messages, then a
+delivery timestamp (a push consumer measures its receive-to-consume latency from it and drops
+a batch that has none). It never waits past the client's deadline: one second before it at
+the latest. A receive with
 ``auto_renew`` (push consumers) hands out deliveries held for the calling client
 (``PopGroup`` renews them while ``ProxyService.alive`` says it calls).
 """
@@ -43,8 +45,9 @@ def receive_message(service: ProxyService, request: Any, context: Any) -> Iterat
             yield status(M.ReceiveMessageResponse(), Code.ILLEGAL_INVISIBLE_TIME, text)
             return
     wait_s = settings.long_polling_s
-    if request.HasField("long_polling_timeout"):
-        wait_s = min(wait_s, ms_of(request.long_polling_timeout) / 1000)
+    if request.HasField("long_polling_timeout"):  # (clamped, as RocketMQ's proxy does)
+        asked = max(ms_of(request.long_polling_timeout) / 1000, settings.min_long_polling_s)
+        wait_s = min(wait_s, asked)
     remaining = context.time_remaining()
     if remaining is not None:
         wait_s = min(wait_s, remaining - DEADLINE_MARGIN_S)

@@ -49,7 +49,13 @@ class ProxySettings(msgspec.Struct, frozen=True, kw_only=True):
     """How one proxy serves (``python -m runtime proxy`` options; docs/proxy.md)."""
 
     long_polling_s: float = 20.0
-    """The most a receive waits for a message (a client asking for longer gets this)."""
+    """The most a receive waits for a message (a client asking for longer gets this: RocketMQ's
+    proxy's grpcClientConsumerMaxLongPollingTimeoutMillis, 20 s)."""
+    min_long_polling_s: float = 5.0
+    """The least a receive naming a long-polling time waits for a message (a client asking for
+    less, 0 say, gets this, unless its deadline comes sooner: it cannot spin against the
+    proxy; RocketMQ's proxy's grpcClientConsumerMinLongPollingTimeoutMillis, 5 s);
+    ``long_polling_s`` wins when it is less."""
     invisible_s: float = 60.0
     """A delivery's invisible duration when the receive names none (push consumers)."""
     max_attempts: int | None = None

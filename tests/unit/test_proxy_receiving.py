@@ -149,3 +149,34 @@ def test_a_retried_fifo_receive_gets_the_batch_its_lost_answer_carried() -> None
     request.attempt_id = "a2"
     after = _answer(receive_message(service, request, _Context("push-1")))
     assert [m.system_properties.queue_offset for m in after] == [2]
+
+
+class _Deadline(_Context):
+    def __init__(self, client: str, remaining: float) -> None:
+        super().__init__(client)
+        self.remaining = remaining
+
+    def time_remaining(self) -> float | None:
+        return self.remaining
+
+
+def _waited(asked_s: int, context: _Context) -> tuple[float, int]:
+    """(fake seconds an empty receive asking ``asked_s`` waited, its status code)."""
+    clock = FakeClock()
+    pop = PopGroup("G", FakeConsumer(clock), clock=clock)  # type: ignore[arg-type]
+    pop.subscribe("T")
+    request = _request(1, auto_renew=False)
+    request.long_polling_timeout.seconds = asked_s
+    started = clock.now
+    (answer,) = list(receive_message(_service(pop), request, context))
+    return clock.now - started, answer.status.code
+
+
+def test_a_receives_long_polling_time_is_clamped_as_rocketmqs_proxy_does() -> None:
+    # A receive asking to wait 0 s waits 5 s (RocketMQ's minimum): before, it was answered at
+    # once, and a client could spin against the proxy
+    assert _waited(0, _Context("c")) == (5.0, Code.MESSAGE_NOT_FOUND)
+    assert _waited(7, _Context("c")) == (7.0, Code.MESSAGE_NOT_FOUND)
+    assert _waited(60, _Context("c")) == (20.0, Code.MESSAGE_NOT_FOUND)  # the maximum
+    # ... and never past its deadline (a second before it)
+    assert _waited(0, _Deadline("c", 4.0)) == (3.0, Code.MESSAGE_NOT_FOUND)
