@@ -35,12 +35,11 @@ from actors.client.errors import (
     SendFailedError,
 )
 from actors.client.message import SendStatus
-from actors.client.pull import subscription
 from actors.client.rebalance import ConsumeFrom
+from actors.proxy.consumer_topics import subscribe_topics
 from actors.proxy.convert import (
     ConvertError,
     encode_handle,
-    filter_of,
     outgoing,
     resource_name,
 )
@@ -408,13 +407,9 @@ class ProxyService:
             # its bind topic's lite topics come by SyncLiteSubscription: nothing to pull yet
             return True, self.group(group, lite=True, owner=who).max_attempts
         pop = self.group(group, lite=False, owner=who)
-        for entry in given.subscription.subscriptions:
-            tags, sql = filter_of(entry.expression)
-            try:
-                subscription(tags, sql)
-            except ClientError as exc:  # (an expression that cannot be read)
-                raise LiteError(Code.ILLEGAL_FILTER_EXPRESSION, str(exc)[:300]) from None
-            pop.subscribe(resource_name(entry.topic), tags, sql)
+        # (bounded, topics that do not exist left out: ``actors.proxy.consumer_topics``)
+        entries = given.subscription.subscriptions
+        subscribe_topics(pop, entries, self.admin.topic_route, error_code)
         return pop.fifo, pop.max_attempts
 
 
