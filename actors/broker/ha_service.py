@@ -231,8 +231,24 @@ class HAService(GeventActor):
 
     def on_stop(self) -> None:
         self._fail_waiters(ReplicationStatus.FLUSH_SLAVE_TIMEOUT)
+        self._fail_queued()
         self.state.slaves.clear()
         self.state.in_sync = frozenset()
+
+    def _fail_queued(self) -> None:
+        """Answer the ``AwaitReplica`` still in the inbox (told before this actor stopped or
+        failed): pykka drops told messages with the actor, and their puts hung until the
+        store's put timeout (13 s by default) instead of completing at once (R22)."""
+        inbox = self.actor_inbox
+        kept = []
+        while inbox.qsize():  # type: ignore[attr-defined]
+            envelope = inbox.get_nowait()  # type: ignore[attr-defined]
+            if isinstance(envelope.message, AwaitReplica):
+                self._resolve(envelope.message.reply, ReplicationStatus.FLUSH_SLAVE_TIMEOUT)
+            else:
+                kept.append(envelope)
+        for envelope in kept:  # (the teardown answers the asks among them)
+            inbox.put(envelope)
 
     def on_failure(self, *_exc: Any) -> None:
         self.on_stop()

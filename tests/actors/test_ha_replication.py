@@ -13,7 +13,7 @@ import gevent.event
 import pytest
 
 from actors.broker import ha_service
-from actors.broker.ha_messages import NewEpoch, SlaveAck
+from actors.broker.ha_messages import AwaitReplica, NewEpoch, SlaveAck
 from actors.broker.node import TRUNCATE_MARKER
 from config import load_profile
 from runtime.actor import actor_of, new_future, offload, watch
@@ -24,6 +24,7 @@ from runtime.node import Node
 from runtime.remoting.codes import ResponseCode
 from runtime.store import record as R
 from runtime.store.commitlog import AppendedBatch
+from runtime.store.context import ReplicationStatus
 from runtime.store.recovery import OpenStore, open_store
 from tests.actors.ha_support import (
     FakeSlave,
@@ -444,6 +445,28 @@ def test_an_ha_service_crash_during_sync_sends_never_acks_unreplicated_data(
     slave_ctx = store_ctx(g.slave)  # type: ignore[arg-type]
     wait_queue(slave_ctx, "R22", 0, 7)
     assert [r.body for r in queue_records(slave_ctx, "R22", 0, 8)][-1] == b"after"
+
+
+def test_replication_waits_queued_behind_an_ha_service_failure_are_answered(
+    tmp_path: pathlib.Path, namesrv: str, group_factory: list[Group]
+) -> None:
+    # R22: Given a SYNC_MASTER with a linked slave
+    g = make(group_factory, tmp_path, namesrv, "SYNC_MASTER")
+    slave = FakeSlave(g.ha, node=5)
+    try:
+        assert isinstance(slave.next_frame(), P.Accept)
+        state = ha_state(g.master)
+        assert state.wait_until(lambda s: 5 in s.slaves, 5.0)
+        service = g.master.directory.require(f"{label(g.master)}/ha-service")
+        # When a handler fails with a put's replication wait queued behind it
+        service.tell(SlaveAck(5, state.slaves[5].urn, None))  # type: ignore[arg-type]
+        waiting = new_future()
+        service.tell(AwaitReplica(1 << 40, waiting))
+        # Then that put is answered at once (stored, outcome unknown), not dropped with the
+        # actor's inbox (the put hung until the store's put timeout)
+        assert waiting.get(timeout=5) is ReplicationStatus.FLUSH_SLAVE_TIMEOUT
+    finally:
+        slave.close()
 
 
 @pytest.mark.parametrize("all_ack", [False, True], ids=["one-ack", "all-ack"])
