@@ -279,7 +279,9 @@ BROKER_KEYS: dict[str, tuple[str, str]] = {
         "whichever it elects holds every acknowledged message); a slave that stops acking "
         "holds sends back (each FLUSH_SLAVE_TIMEOUT after slaveTimeout) until the controller "
         "drops it from the set (classic mode: until it has not caught up for "
-        "haMaxTimeSlaveNotCatchup). false (RocketMQ's default): once one in-sync slave holds "
+        "haMaxTimeSlaveNotCatchup; a slave that links again behind the master's end, after a "
+        "restart, is not waited for until it has caught up). false (RocketMQ's default): once "
+        "one in-sync slave holds "
         "it, so with two or more slaves a failover that loses the master and that slave "
         "together can lose acknowledged messages. Same effect with one slave. Read at start.",
     ),
