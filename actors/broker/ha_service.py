@@ -11,10 +11,13 @@ Messages accepted (all told):
 - ``SlaveJoined`` / ``SlaveAck`` / ``SlaveLeft`` (from HAConnections): per node id, the offset
   the slave holds. A second link from the same node replaces the first (which is closed), so a
   reconnecting slave never counts twice. An ack from a live link this incarnation never saw
-  join (this actor was restarted) joins it.
+  join (this actor was restarted) joins it. A link whose ACCEPT carried the entries before
+  the newest epoch (accepted while ``NewEpoch`` wrote it) is told to link again.
 - ``ServiceTick`` (timer): expire waiters, recompute the in-sync set.
 - ``NewEpoch(epoch, reply)`` (from the ControllerClient): append ``(epoch, write offset, node)``
-  to the epoch file before the term's first write; slave links restart to mirror it.
+  to the epoch file before the term's first write (entries of terms that began past the
+  write offset, mirrored while this node was a slave, dropped first); slave links restart to
+  mirror it.
 
 A classic master back from a power loss reconciles first (``HAContext.reconciliation``,
 ``actors.broker.ha_reconcile``: started here, told of joins and ticks; a classic master's in-sync
