@@ -121,7 +121,16 @@ class Reconciliation:
         if wait_s != 0 and not offload(in_sync_file.exists, root):
             self._wait_for_any_slave(root)
             return
-        listed = offload(in_sync_file.load, root) if wait_s != 0 else frozenset()
+        listed = offload(in_sync_file.read, root) if wait_s != 0 else frozenset()
+        if listed is None:
+            logger.error(
+                "{}: cannot read {}: which slaves its acks counted is unknown; waiting for the "
+                "first slave back, as without the file",
+                self.ha.service,
+                in_sync_file.path_of(root),
+            )
+            self._wait_for_any_slave(root)
+            return
         self.waiting = set(listed - {state.node_id})
         if not self.waiting:
             self._finish("no slave was in sync before it (or haReconcileWaitMillis is 0)")
@@ -195,8 +204,9 @@ class Reconciliation:
             return
         if now - self._loaded_at >= RELOAD_EVERY_S:
             self._loaded_at = now
-            listed = offload(in_sync_file.load, self._root)
-            dropped = self.waiting - listed
+            listed = offload(in_sync_file.read, self._root)
+            # (unreadable now: keep waiting for those listed before, not for nobody)
+            dropped = self.waiting - listed if listed is not None else set()
             if dropped:
                 logger.warning(
                     "{}: no longer waiting for slaves {} (taken off {}): what only they held "

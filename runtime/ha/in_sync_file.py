@@ -1,6 +1,7 @@
 """The file ``<store>/insync``: a classic master's in-sync slaves, as its acks counted them.
 
     load(store_root) -> frozenset[int]      (missing or unreadable: empty)
+    read(store_root) -> frozenset[int] | None   (missing: empty; there but unreadable: None)
     save(store_root, nodes)                 (atomic rewrite, fsync'd)
 
 A SYNC_MASTER's SEND_OK says a slave held the message. If the master's machine loses power
@@ -36,11 +37,20 @@ def exists(store_root: str) -> bool:
 
 def load(store_root: str) -> frozenset[int]:
     """The node ids the file names (lines that are not a non-negative integer are skipped)."""
+    return read(store_root) or frozenset()
+
+
+def read(store_root: str) -> frozenset[int] | None:
+    """What ``load`` reads, but None when the file is there and cannot be read (an I/O
+    error): a master waiting after a power loss must not read that as "no slave to wait
+    for"."""
     try:
         with open(path_of(store_root), encoding="ascii", errors="replace") as fh:
             words = fh.read().split()
-    except OSError:
+    except FileNotFoundError:
         return frozenset()
+    except OSError:
+        return None
     return frozenset(int(w) for w in words if w.isdigit())
 
 

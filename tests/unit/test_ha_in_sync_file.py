@@ -277,3 +277,43 @@ def test_after_an_upgrade_a_power_loss_waits_for_the_first_slave_back_for_a_whil
         rec._deadline -= ha.reconcile_wait_s
         rec.tick()
     assert epochs == [1] and not ha.state.reconciling and ha.state.accepting_writes()
+
+
+def test_an_unreadable_file_is_not_read_as_no_slave_to_wait_for(tmp_path: pathlib.Path) -> None:
+    root = str(tmp_path)
+    # Given a SYNC_MASTER's store back from a power loss whose in-sync file is there but cannot
+    # be read (an I/O error; here: a directory in its place)
+    power_lost(tmp_path)
+    (tmp_path / in_sync_file.FILE).mkdir()
+    rec, ha = reconciliation(tmp_path)
+    suspect_power_cut(ha.state, root, sync_flush=False)
+    epochs: list[int] = []
+    rec.begin(lambda msg: epochs.append(msg.epoch))
+    # Then it does not take writes at once as if no slave had been in sync (a slave holding
+    # what it acknowledged would be cut back to its new epoch): it waits, as without the
+    # file, for the first slave back
+    assert ha.state.reconciling and not epochs
+    rec.joined(4)
+    assert epochs == [1] and not ha.state.reconciling
+
+
+def test_a_file_that_becomes_unreadable_while_it_waits_keeps_it_waiting(
+    tmp_path: pathlib.Path,
+) -> None:
+    root = str(tmp_path)
+    # Given a SYNC_MASTER back from a power loss waiting for slave 1
+    in_sync_file.save(root, [1])
+    power_lost(tmp_path)
+    rec, ha = reconciliation(tmp_path)
+    suspect_power_cut(ha.state, root, sync_flush=False)
+    epochs: list[int] = []
+    rec.begin(lambda msg: epochs.append(msg.epoch))
+    assert rec.waiting == {1}
+    # When the file cannot be read at its next reload (an I/O error)
+    (tmp_path / in_sync_file.FILE).unlink()
+    (tmp_path / in_sync_file.FILE).mkdir()
+    rec._loaded_at = float("-inf")
+    rec.tick()
+    # Then it still waits for slave 1 (it used to stop waiting for every slave: taken "off
+    # the list")
+    assert rec.waiting == {1} and ha.state.reconciling and not epochs
