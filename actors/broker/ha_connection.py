@@ -351,6 +351,7 @@ class HAConnection(GeventActor):
                 if pos < log.min_offset:
                     reason = f"offset {pos} was deleted before the slave got it"
                     break
+                grew = state.growth()  # (before the read: an append after it wakes the wait)
                 data, after = read_raw(log, pos, batch, log.write_offset)
                 if data:
                     self._sent_end = after  # (before: a quick slave's report may overtake it)
@@ -359,9 +360,9 @@ class HAConnection(GeventActor):
                     last = time.monotonic()
                     continue
                 if time.monotonic() - last >= idle_s:
-                    self.sock.sendall(P.data_header(pos, 0))
+                    self.sock.sendall(P.data_header(pos, 0))  # (it may yield: appends go on)
                     last = time.monotonic()
-                state.wait_grew(idle_s)
+                grew.wait(idle_s)
         except OSError as exc:
             reason = f"send failed: {exc}"
         except Exception as exc:  # e.g. a segment deleted under the reader

@@ -275,6 +275,11 @@ class HAState:
     def wait_grew(self, timeout: float) -> None:
         self._grew.wait(timeout)
 
+    def growth(self) -> gevent.event.Event:
+        """The event the next ``wake`` sets: taken before a look at the log, waited on after,
+        so an append in between (while the looker yielded) is not missed."""
+        return self._grew
+
     # -- changes of role, lease, links, in-sync set (for waiters: tests, tools) -------------
 
     def notify(self) -> None:

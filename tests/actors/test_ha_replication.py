@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import gevent.event
 import pytest
 
-from actors.broker import ha_service
+from actors.broker import ha_connection, ha_service
 from actors.broker.ha_messages import AwaitReplica, NewEpoch, SlaveAck
 from actors.broker.node import TRUNCATE_MARKER
 from config import load_profile
@@ -25,6 +25,7 @@ from runtime.remoting.codes import ResponseCode
 from runtime.store import record as R
 from runtime.store.commitlog import AppendedBatch
 from runtime.store.context import ReplicationStatus
+from runtime.store.raw import RawRead, read_raw
 from runtime.store.recovery import OpenStore, open_store
 from tests.actors.ha_support import (
     FakeSlave,
@@ -325,6 +326,43 @@ def test_a_new_epoch_begins_at_the_log_end_before_a_mirrored_term_it_holds_nothi
     # the elected node never took its term)
     assert term.get(timeout=5) is True
     assert ha.epochs.entries == [Epoch(4, end, 0)]
+
+
+def test_an_append_while_the_sender_looks_at_the_log_is_sent_at_once(
+    tmp_path: pathlib.Path,
+    namesrv: str,
+    group_factory: list[Group],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a master streaming to a slave, idle (a heartbeat frame every second)
+    g = make(group_factory, tmp_path, namesrv, "ASYNC_MASTER", ha_send_heartbeat_interval=5000)
+    slave = FakeSlave(g.ha, node=3)
+    try:
+        assert isinstance(slave.next_frame(), P.Accept)
+        state = ha_state(g.master)
+        fired: list[float] = []
+
+        def racing_read(log, pos, batch, limit):  # type: ignore[no-untyped-def]
+            got = read_raw(log, pos, batch, limit)
+            if got.data and not fired:
+                # the append lands just after the sender found nothing to send (it yielded,
+                # say in a heartbeat's send): its wake-up comes before the sender waits
+                fired.append(time.monotonic())
+                state.wake()
+                return RawRead(b"", pos)
+            return got
+
+        monkeypatch.setattr(ha_connection, "read_raw", racing_read)
+        # When a message is appended
+        assert send(g.client, "HA", b"woken").code == ResponseCode.SUCCESS
+        frame = slave.next_frame()
+        while not (isinstance(frame, P.Data) and frame.data):
+            frame = slave.next_frame()
+        # Then it is sent at once, not after the sender's idle wait (1 s) that the wake-up it
+        # missed would have cut short
+        assert fired and time.monotonic() - fired[0] < 0.5
+    finally:
+        slave.close()
 
 
 def test_a_diverging_slave_is_truncated_at_the_epoch_boundary(
