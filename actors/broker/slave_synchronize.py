@@ -99,6 +99,10 @@ FIRST_RETRY_S = 0.25
 FIRST_ROUND_S = 0.05  # after start
 
 
+class NotServed(ConnectionError):
+    """The master answered REQUEST_CODE_NOT_SUPPORTED (an older actormq, or RocketMQ's)."""
+
+
 class SyncTick(msgspec.Struct, frozen=True, tag=True):
     pass
 
@@ -286,6 +290,8 @@ class SlaveSynchronize(GeventActor):
         response = self._session_to(address).call(
             RemotingCommand.request(code, ext), timeout=CALL_TIMEOUT_S
         )
+        if response.code == ResponseCode.REQUEST_CODE_NOT_SUPPORTED:
+            raise NotServed(f"request {code} is not served by {address}")
         if response.code != ResponseCode.SUCCESS:
             raise ConnectionError(f"request {code} answered {response.code} {response.remark}")
         return response
@@ -319,16 +325,11 @@ class SlaveSynchronize(GeventActor):
     def _copy_guard(self, address: str) -> None:
         """The master's tail-loss guard record over ours (``runtime.store.tail_record``); a
         master that does not serve GET_TAIL_LOSS_GUARD (an older one) keeps ours as it is."""
-        response = self._session_to(address).call(
-            RemotingCommand.request(GET_TAIL_LOSS_GUARD), timeout=CALL_TIMEOUT_S
-        )
-        if response.code == ResponseCode.REQUEST_CODE_NOT_SUPPORTED:
+        try:
+            body = self._call(address, GET_TAIL_LOSS_GUARD)
+        except NotServed:
             return
-        if response.code != ResponseCode.SUCCESS:
-            raise ConnectionError(
-                f"request {GET_TAIL_LOSS_GUARD} answered {response.code} {response.remark}"
-            )
-        offload(tail_record.copy, self.store.settings.config_dir, response.body or b"")
+        offload(tail_record.copy, self.store.settings.config_dir, body or b"")
 
     def _sync_offsets(
         self,

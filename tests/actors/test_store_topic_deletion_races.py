@@ -25,7 +25,7 @@ import pytest
 from actors.broker import deletion_barrier, queue_table
 from actors.broker.dispatcher import Dispatcher
 from actors.broker.messages import Confirm
-from actors.broker.slave_sync_handler import OffsetTable
+from actors.broker.slave_sync_handler import GET_TAIL_LOSS_GUARD, OffsetTable
 from actors.broker.slave_synchronize import SlaveSynchronize
 from actors.broker.store_adapter import StoreAdapter, to_wire
 from actors.broker.store_results import GetStatus, PutStatus
@@ -684,6 +684,7 @@ def sync_round(master: BrokerStore, slave: BrokerStore) -> None:
         RequestCode.GET_ALL_CONSUMER_OFFSET: lambda: msgspec.json.encode(
             OffsetTable(master.all_offsets().get(timeout=T))
         ),
+        GET_TAIL_LOSS_GUARD: lambda: b"",  # (the master's answer when it holds no record)
     }
     sync = SlaveSynchronize(slave, SimpleNamespace(master_addr="m:1"), label="test-sync")
     sync._call = lambda _address, code: bodies_by_code.get(code, lambda: b"{}")()  # type: ignore[method-assign]

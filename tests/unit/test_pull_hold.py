@@ -146,7 +146,7 @@ def test_a_held_pull_reads_with_the_subscription_its_group_has_when_woken(
     # subscription), and its long poll held at the queue's end (12)
     subscription = {"expression": "A"}
     monkeypatch.setattr(
-        pull_handler, "_subscription", lambda ctx, h: ("TAG", subscription["expression"])
+        pull_handler, "_subscription", lambda ctx, h: ("TAG", subscription["expression"], 0)
     )
     store = TaggedStore(lambda: subscription.update(expression="B"))
     ctx = SimpleNamespace(
