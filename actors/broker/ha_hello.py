@@ -112,7 +112,14 @@ def answer(ha: HAContext, hello: P.Hello, peer: str, fetched: bool = False) -> A
             hello.max_offset,
         )
         return Truncate(point)
-    if point and point < log.min_offset:
+    if point < log.min_offset:
+        if not point:  # (an empty slave: nothing above cut it back to 0)
+            return Refuse(
+                P.RefuseReason.OFFSET_GONE,
+                f"the slave's log is empty and this master's log starts at {log.min_offset}, "
+                "not 0 (retention deleted its first segments): copy the master's store, "
+                "taken while it is stopped, to the slave",
+            )
         return Refuse(
             P.RefuseReason.OFFSET_GONE,
             f"the master's log starts at {log.min_offset}, after the slave's end {point}: "
