@@ -6,6 +6,7 @@ directory, always with a timeout: they are edge code and may block; actors never
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import pykka
@@ -81,7 +82,10 @@ class BrokerContext:
 
         ref = self.directory.get(self.registrar)
         if ref is not None:
-            ref.tell(RegisterNow(topics or None))
+            # (it may stop between the lookup and the tell: the ControllerClient calls this
+            # from its heartbeat reply, which must not fail for it)
+            with contextlib.suppress(pykka.ActorDeadError):
+                ref.tell(RegisterNow(topics or None))
 
 
 def reply(
