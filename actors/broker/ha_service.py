@@ -126,7 +126,16 @@ class HAContext:
         no longer suspected of a power loss (``runtime.ha.boot``)."""
         if self.state.power_cut:
             self.state.power_cut = False
-            offload(boot.clear, self.store.require_open().settings.root)
+            root = self.store.require_open().settings.root
+            try:
+                offload(boot.clear, root)
+            except OSError as exc:  # (the callers are handlers: it must not fail them)
+                logger.warning(
+                    "store {}: cannot remove the power-cut marker ({}): a restart will suspect "
+                    "this node of a power loss again",
+                    root,
+                    exc,
+                )
 
     def tell(self, name: str, message: Any) -> None:
         ref = self.store.directory.get(name)
