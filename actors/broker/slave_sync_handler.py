@@ -21,7 +21,8 @@ GET_TAIL_LOSS_GUARD (3013, actormq's own code) answers the master's tail-loss gu
 consumers of a term that began on a short log.
 
 GET_METADATA_VERSION (3012, actormq's own code) answers the data versions of the topic table and
-of the subscription groups (header fields ``topics`` and ``groups``, each ``timestamp:counter``),
+of the subscription groups (header fields ``topics`` and ``groups``, each ``timestamp:counter``)
+and of the tail-loss guard record (``guard``: ``tail_record.version``),
 which a slave polls every second so that a new topic or group reaches it within about a second,
 not with the next 10 s round.
 """
@@ -119,8 +120,14 @@ def metadata_version(
 ) -> RemotingCommand:
     topics = ctx.ask(ctx.store.store.all_topics()).data_version
     groups = ctx.ask(ctx.store.store.all_groups()).data_version
+    guard = tail_record.version(ctx.store.store.settings.config_dir)
     return reply(
-        request, ext_fields={"topics": version_text(topics), "groups": version_text(groups)}
+        request,
+        ext_fields={
+            "topics": version_text(topics),
+            "groups": version_text(groups),
+            "guard": guard,
+        },
     )
 
 

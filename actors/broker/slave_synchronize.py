@@ -12,7 +12,8 @@ Messages accepted:
 - ``SyncNow(reply)``: start a round now; ``reply`` gets True/False when it ends (tests, tools).
 - ``SyncDone(ok, reason, versions)``: internal, from the round's greenlet.
 - ``VersionTick`` (timer, every ``POLL_S``, 1 s, once a round has succeeded): unless a round
-  runs, ask the master for the data versions of its topics and subscription groups
+  runs, ask the master for the data versions of its topics and subscription groups (and of its
+  tail-loss guard record, so a guard raised there reaches the slave within about a second)
   (GET_METADATA_VERSION, 3012, actormq's; ``slave_sync_handler``) and copy its consumer offsets
   (GET_ALL_CONSUMER_OFFSET, 43, only the offsets that differ are committed; an actormq master
   sends only those changed since the previous copy, ``actormqSince``); ``Polled(versions)``
@@ -114,7 +115,7 @@ class SyncNow(msgspec.Struct, frozen=True, tag=True):
 class SyncDone(msgspec.Struct, frozen=True, tag=True):
     ok: bool
     reason: str | None = None
-    versions: tuple[str, str] | None = None  # the master's, read when the round began
+    versions: tuple[str, str, str] | None = None  # the master's, read when the round began
 
 
 class VersionTick(msgspec.Struct, frozen=True, tag=True):
@@ -122,7 +123,7 @@ class VersionTick(msgspec.Struct, frozen=True, tag=True):
 
 
 class Polled(msgspec.Struct, frozen=True, tag=True):
-    versions: tuple[str, str] | None  # None: the poll failed, or the master does not serve 3012
+    versions: tuple[str, str, str] | None  # None: the poll failed, or the master serves no 3012
 
 
 class SlaveSynchronize(GeventActor):
@@ -150,7 +151,7 @@ class SlaveSynchronize(GeventActor):
         self._replies: list[Any] = []
         self.last_ok: bool | None = None
         self._synced = False  # a round has succeeded
-        self._versions: tuple[str, str] | None = None  # the master's, as of the last round
+        self._versions: tuple[str, str, str] | None = None  # the master's, as of the last round
         self._poll = True  # the master serves GET_METADATA_VERSION (until it says it does not)
         self._offsets_version: str | None = None
         """The master's consumer-offset table version at the last copy (the poll asks for what
@@ -250,8 +251,9 @@ class SlaveSynchronize(GeventActor):
         with contextlib.suppress(pykka.ActorDeadError):
             self.actor_ref.tell(message)
 
-    def _master_versions(self, address: str) -> tuple[str, str] | None:
-        """The data versions of the master's topics and groups; None when it does not say
+    def _master_versions(self, address: str) -> tuple[str, str, str] | None:
+        """The data versions of the master's topics and groups, and its tail-loss guard
+        record's ("": an older master that does not say); None when it does not say
         (it does not serve GET_METADATA_VERSION: ``_poll`` goes False)."""
         if not self._poll:
             return None
@@ -262,7 +264,7 @@ class SlaveSynchronize(GeventActor):
             self._poll = False
             return None
         ext = response.ext_fields
-        return str(ext.get("topics", "")), str(ext.get("groups", ""))
+        return str(ext.get("topics", "")), str(ext.get("groups", "")), str(ext.get("guard", ""))
 
     def _drop_session(self) -> None:
         if self._session is not None:

@@ -5,6 +5,7 @@ and its master.
     save(config_dir, snapshot(guard))               the guard was raised, or forgot something
     restore(config_dir, guard, committed, now_ms)   a master's store opened with no new loss
     file_bytes(config_dir) / copy(config_dir, body) a master's record, a slave's copy of it
+    version(config_dir)                             changes with the record (a slave polls it)
 
 A guard (``runtime.store.tail_guard``) lived only in the process: a master restarted after the
 term that began on a short log (a crash, an upgrade, an operator's restart), or a slave made
@@ -12,7 +13,8 @@ master since, guarded nothing, so a consumer still holding a position from the o
 had not pulled since (paused, flow-controlled, cut off) skipped the messages that took those
 offsets again once they reached its position. ``<store>/config/tailLossGuard.json`` keeps the
 queue ends the guard was raised at, when, and the topics and groups it forgot since; slaves
-copy it with their master's metadata (GET_TAIL_LOSS_GUARD, ``slave_sync_handler``). A master's
+copy it with their master's metadata (GET_TAIL_LOSS_GUARD, ``slave_sync_handler``), within
+about a second of a change (its ``version`` in the master's GET_METADATA_VERSION answer). A master's
 start within ``KEPT_MS`` of the raise raises the guard again from it, and vouches (for every
 connection) each committed offset the store holds: each was stored through the guard's bound
 (or lowered to the ends at the loss), so it is a position of the new log. What the old process
@@ -154,6 +156,16 @@ def restore(
         record.raised_ms,
     )
     return True
+
+
+def version(config_dir: str) -> str:
+    """What changes whenever the record is written or removed ("-": none), without reading it
+    (a slave asks every second)."""
+    try:
+        st = os.stat(_path(config_dir))
+    except FileNotFoundError:
+        return "-"
+    return f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
 
 
 def file_bytes(config_dir: str) -> bytes:

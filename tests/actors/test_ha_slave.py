@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
+import gevent
 import gevent.event
 import gevent.server
 import pytest
@@ -443,3 +444,34 @@ def test_slave_synchronize_copies_the_tail_loss_guard_record(
     os.unlink(os.path.join(master_cfg, "tailLossGuard.json"))
     assert p.sync()
     assert not os.path.exists(os.path.join(slave_cfg, "tailLossGuard.json"))
+
+
+def test_a_tail_loss_guard_raised_on_the_master_reaches_the_slave_within_seconds(
+    tmp_path: pathlib.Path, pairs: list[Pair]
+) -> None:
+    p = make(pairs, tmp_path)
+    assert p.slave is not None
+    assert ha_state(p.slave).wait_until(lambda s: s.metadata_synced, 10)
+    slave_record = os.path.join(store_ctx(p.slave).settings.config_dir, "tailLossGuard.json")
+    # Given a master and a slave that synced once (the next round is ~10 s away)
+    # When the master's guard record appears (a term begun on a short log)
+    record = json.dumps({"raisedMs": int(time.time() * 1000), "ends": {"T": {"0": 4}}}).encode()
+    master_cfg = store_ctx(p.master).settings.config_dir
+    created = time.monotonic()
+    with open(os.path.join(master_cfg, "tailLossGuard.json"), "wb") as fh:
+        fh.write(record)
+
+    # Then the slave holds it within a few seconds (its version poll saw it change), so a
+    # failover soon after still guards the consumers
+    def slave_has_it() -> bool:
+        try:
+            with open(slave_record, "rb") as fh:
+                return fh.read() == record
+        except FileNotFoundError:
+            return False
+
+    deadline = created + 8
+    while not slave_has_it():  # (polled on this hub: the slave's actors run meanwhile)
+        assert time.monotonic() < deadline, "the slave never held the master's guard record"
+        gevent.sleep(0.05)
+    assert time.monotonic() - created < 5
