@@ -92,13 +92,27 @@ class CallStats:
         ]
 
 
+READ_TIMEOUT_S = 10.0
+"""A scrape connection's reads and writes wait at most this long: each connection holds a
+thread, and one that sent nothing held it for ever (idle connections piled up threads)."""
+
+
 class MetricsServer:
     """``GET /metrics`` on ``host:port`` (0: a free port); ``start()`` returns the port."""
 
-    def __init__(self, service: Any, stats: CallStats, host: str, port: int) -> None:
+    def __init__(
+        self,
+        service: Any,
+        stats: CallStats,
+        host: str,
+        port: int,
+        read_timeout_s: float = READ_TIMEOUT_S,
+    ) -> None:
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            timeout = read_timeout_s  # (each read and write: an idle connection ends)
+
             def do_GET(self) -> None:
                 if self.path.split("?", 1)[0] != "/metrics":
                     self.send_error(404, "only /metrics is served")
