@@ -11,7 +11,9 @@ Messages accepted:
 
 The link (one greenlet per connection; edge code, every wait has a timeout): connect, say HELLO
 (node id, segment size, epoch entries, the log's end), then follow the master: ACCEPT ->
-mirror the master's epoch entries, mark the master reachable; DATA -> ``AppendRaw`` to the
+mirror the master's epoch entries, mark the master reachable (an ACCEPT past this slave's
+empty log, at a segment start: the master's log no longer starts at 0; mirror the entries and
+have the node start the log there, a restart, then a new HELLO); DATA -> ``AppendRaw`` to the
 writer, which checks, writes, dispatches and flushes per the slave's mode, then REPORT the new
 end (also every haSendHeartbeatInterval); TRUNCATE -> ``truncate(offset)`` (the node records
 the cut and restarts this broker on the same store: recovery trims everything past it, then a
@@ -220,6 +222,8 @@ class HAClient(GeventActor):
                         self._report(sock, log.write_offset)
                         last_report = time.monotonic()
                 elif isinstance(frame, P.Accept):
+                    if not accepted and _starts_empty_log(log, frame.offset):
+                        return self._start_at(frame, address)
                     if accepted or frame.offset != log.write_offset:
                         raise ProtocolError(f"unexpected ACCEPT at {frame.offset}")
                     offload(ha.epochs.replace, frame.epochs)
@@ -273,6 +277,20 @@ class HAClient(GeventActor):
                 last_report = time.monotonic()
         return "superseded", 0.0
 
+    def _start_at(self, frame: P.Accept, address: str) -> tuple[str, float]:
+        """An ACCEPT past this empty log's end, at a segment start: the master's log no longer
+        starts at 0. Mirror its epochs (the next HELLO must show them: its log then starts
+        past 0), then have the node start the log there (``truncate``: the node records it
+        and restarts on the same store) and link again."""
+        offload(self.ha.epochs.replace, frame.epochs)
+        logger.warning(
+            "HA client: {}'s log starts at {}: this empty slave's log starts there (a restart)",
+            address,
+            frame.offset,
+        )
+        self.truncate(frame.offset)
+        return f"starting the log at {frame.offset}", 60.0
+
     def _send_tail(self, sock: Any, log: Any, start: int, address: str) -> None:
         """Answer a FETCH: this slave's log from ``start`` to its end, then the empty TAIL."""
         end = log.write_offset  # (nothing is appended before an ACCEPT)
@@ -316,3 +334,10 @@ class HAClient(GeventActor):
         result = reply.get(timeout=APPEND_TIMEOUT_S)
         if not result.ok:
             raise ProtocolError(f"append at {frame.offset} refused: {result.reason}")
+
+
+def _starts_empty_log(log: Any, offset: int) -> bool:
+    """Whether an ACCEPT at ``offset`` starts this log there: it holds no bytes and
+    ``offset``, past its end, is a segment start."""
+    end = log.write_offset
+    return end == log.min_offset and offset > end and offset % log.segment_size == 0

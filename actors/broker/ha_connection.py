@@ -4,7 +4,9 @@ Messages accepted (told by its own greenlets and timers):
 - ``LinkHello(hello)``: the slave's HELLO, answered as ``actors.broker.ha_hello`` decides:
   REFUSED (with a reason), FETCH (a master reconciling after a power loss asks for the
   slave's log past its end), TRUNCATE (the slave's log diverges: cut it at the last common
-  epoch point, then the link closes), or ACCEPT from the slave's end — then a sender
+  epoch point, then the link closes), START (an empty slave of a master whose log no longer
+  starts at 0: an ACCEPT at the master's first segment, then the link closes; the slave
+  starts its log there and links again), or ACCEPT from the slave's end — then a sender
   greenlet streams raw commit-log bytes from there (``read_raw``: whole records, at most
   ``haTransferBatchSize`` per frame, never across a segment end) and a heartbeat frame when idle.
 - ``LinkProof(mac)``: with an inner account (``HAContext.credentials``) the link sends a
@@ -230,6 +232,12 @@ class HAConnection(GeventActor):
         elif isinstance(reply, ha_hello.Truncate):
             self._send(P.encode_truncate(reply.offset))
             self.actor_ref.tell(LinkClosed("told to truncate"))
+        elif isinstance(reply, ha_hello.Start):
+            # an ACCEPT past the empty slave's end: it mirrors the epochs, starts its log
+            # there (a restart) and links again; not a member meanwhile
+            epochs = tuple(self.ha.epochs.entries)
+            self._send(P.encode_accept(P.Accept(reply.offset, self.ha.state.epoch, epochs)))
+            self.actor_ref.tell(LinkClosed(f"told to start its log at {reply.offset}"))
         else:
             self._accept(hello, reply.offset)
 

@@ -1,6 +1,6 @@
 """What a master answers a slave's HELLO (``HAConnection`` sends it and acts on it).
 
-    answer(ha, hello, peer, fetched) -> Refuse | Fetch | Truncate | Accept
+    answer(ha, hello, peer, fetched) -> Refuse | Fetch | Truncate | Accept | Start
 
 In order: a HELLO naming another group (``brokerName``: a slave pointed at the wrong master,
 whose log the master must neither replicate to nor, while it reconciles, fetch from), a node id
@@ -11,8 +11,11 @@ holds more of the master's current term than the master (the master lost records
 a power loss under ASYNC_FLUSH) gets FETCH while the master reconciles (``HAState.reconciling``,
 once per link: ``fetched``), else, in classic mode, REFUSED diverged with an ERROR a minute
 saying how to choose the log that wins (cutting it back would lose those records everywhere).
-A slave past the point gets TRUNCATE there; one whose end the master no longer holds, or whose
-end is not a record boundary of the master's log, REFUSED; any other ACCEPT from its end.
+A slave past the point gets TRUNCATE there; an empty slave of a master whose log no longer
+starts at 0 (retention deleted its first segments) START at the master's first segment (it
+copies everything the master holds, as a slave of a log starting at 0 does; RocketMQ starts
+one at the master's last segment); one whose end the master no longer holds, or whose end is
+not a record boundary of the master's log, REFUSED; any other ACCEPT from its end.
 
 Pure but for the log lines and a read of the master's log (whether the end is a record
 boundary): no state of the link changes here.
@@ -55,7 +58,14 @@ class Accept(msgspec.Struct, frozen=True, tag=True):
     offset: int
 
 
-Answer = Refuse | Fetch | Truncate | Accept
+class Start(msgspec.Struct, frozen=True, tag=True):
+    """An empty slave starts its log at ``offset``, the master's first segment (sent as an
+    ACCEPT there, then the link closes: the slave restarts on a log that begins there)."""
+
+    offset: int
+
+
+Answer = Refuse | Fetch | Truncate | Accept | Start
 
 
 def answer(ha: HAContext, hello: P.Hello, peer: str, fetched: bool = False) -> Answer:
@@ -114,16 +124,19 @@ def answer(ha: HAContext, hello: P.Hello, peer: str, fetched: bool = False) -> A
         return Truncate(point)
     if point < log.min_offset:
         if not point:  # (an empty slave: nothing above cut it back to 0)
-            return Refuse(
-                P.RefuseReason.OFFSET_GONE,
-                f"the slave's log is empty and this master's log starts at {log.min_offset}, "
-                "not 0 (retention deleted its first segments): copy the master's store, "
-                "taken while it is stopped, to the slave",
+            logger.info(
+                "HA link {}: slave {} is empty and this master's log starts at {}: it starts "
+                "its log there",
+                peer,
+                hello.node,
+                log.min_offset,
             )
+            return Start(log.min_offset)
         return Refuse(
             P.RefuseReason.OFFSET_GONE,
-            f"the master's log starts at {log.min_offset}, after the slave's end {point}: "
-            "copy the master's store to the slave",
+            f"the master's log starts at {log.min_offset}, after the slave's end {point} "
+            "(retention deleted what the slave lacks): stop the slave and empty its store (it "
+            "then starts at the master's first segment), or copy the master's store to it",
         )
     if point < log.write_offset and not read_raw(log, point, 8, log.write_offset).data:
         return Refuse(

@@ -374,7 +374,8 @@ def _ha_children(
 
 
 def _apply_truncation(settings: StoreSettings) -> None:
-    """Cut the commit log where the master said (``<store>/ha-truncate``), then forget it."""
+    """Cut the commit log where the master said (``<store>/ha-truncate``; an empty log starts
+    there instead: ``truncate_log``), then forget it."""
     marker = os.path.join(settings.root, TRUNCATE_MARKER)
     try:
         with open(marker) as fh:

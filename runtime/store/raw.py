@@ -7,12 +7,16 @@
   CRC, that its physicalOffset field is where it lands), write, and build the dispatch batch
   so the slave fills its own consume queues and index and knows its next queue offsets.
 - ``truncate_log`` (slave start only, before recovery): cut the commit log at an offset, so
-  recovery trims the consume queues and index to match and restores next offsets.
+  recovery trims the consume queues and index to match and restores next offsets; or start
+  an empty one at its master's first segment.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import struct
+import time
 from typing import NamedTuple
 
 import msgspec
@@ -133,15 +137,33 @@ def truncate_log(settings: StoreSettings, offset: int, fs: FileSystem = OS_FS) -
     Takes the store lock for the duration (StoreError if the store is open elsewhere). The
     checkpoint is moved back to ``offset`` when it points further, so recovery scans from there
     and drops consume-queue and index entries past the new end.
+
+    A log that holds no bytes asked to end further on starts there instead (``offset`` is a
+    segment start: an empty slave of a master whose log no longer starts at 0 begins at the
+    master's first segment), with a checkpoint there; its consume queues and index (of records
+    it no longer holds) are removed.
     """
     lock = StoreLock(settings.root)
     try:
         segs = SegmentedFile(settings.commitlog_dir, settings.commitlog_segment_size, fs)
+        started = offset > segs.write_offset == segs.min_offset
         try:
+            if started:
+                segs.start_empty_at(offset)
             dropped = segs.truncate(offset) if offset < segs.write_offset else 0
             segs.flush()
         finally:
             segs.close()
+        if started:
+            # consume queues and index entries of an empty log point at nothing: gone (a
+            # queue's padded first file would otherwise refuse the first records there)
+            for derived in ("consumequeue", "index"):
+                shutil.rmtree(os.path.join(settings.root, derived), ignore_errors=True)
+            ckpt.save(settings.root, ckpt.Checkpoint(offset, offset, int(time.time() * 1000)))
+            logger.info(
+                "store {}: the empty commit log starts at {} for replication", settings.root, offset
+            )
+            return 0
         cp = ckpt.load(settings.root)
         if cp is not None and cp.safe_offset > offset:
             moved = msgspec.structs.replace(

@@ -348,6 +348,19 @@ class SegmentedFile:
         self.write_offset = self.flushed_offset = offset
         self._uncache()
 
+    def start_empty_at(self, offset: int) -> None:
+        """Make a file that holds no bytes start at ``offset``, a segment start: its first
+        segment is created there (empty) and the next open finds it starting there (an empty
+        slave of a master whose log no longer starts at 0, as RocketMQ's slave creates its
+        first file at the offset its master streams from)."""
+        if offset % self.segment_size or offset < 0:
+            raise ValueError(f"{offset} is not a segment start (segment size {self.segment_size})")
+        if any(seg.file.size() for seg in self.segments):
+            raise AssertionError("start_empty_at on a file that holds bytes")
+        self.delete_all()
+        self.reset_to(offset)
+        self._new_segment(offset)
+
     def close(self) -> None:
         for seg in self.segments:
             seg.file.close()
