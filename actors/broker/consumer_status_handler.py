@@ -95,8 +95,11 @@ def _answer(
     except pykka.Timeout:
         logger.warning("broker: getConsumerStatus: {} of {} did not answer", client_id, group)
         return None
-    except ConnectionError as exc:
-        logger.warning("broker: getConsumerStatus: {} of {}: {}", client_id, group, exc)
+    except (ConnectionError, ProtocolError, pykka.ActorDeadError) as exc:
+        # (the request refused by its session, e.g. too large, or the session stopped): the
+        # member is left out; uncaught, the admin got SYSTEM_ERROR and the other members'
+        # pending requests were never forgotten
+        logger.warning("broker: getConsumerStatus: {} of {}: {!r}", client_id, group, exc)
         return None
     if answer.code != ResponseCode.SUCCESS:
         logger.warning(

@@ -8,11 +8,13 @@ import itertools
 import time
 from typing import Any
 
+import pykka
 import pytest
 
 from actors.broker import consumer_status_handler
 from actors.broker.consumer_manager import ConsumerHeartbeat, ConsumerManager
 from runtime.actor import new_future
+from runtime.errors import ProtocolError
 from runtime.remoting.bodies import SubscriptionData
 from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
@@ -112,6 +114,27 @@ def test_silent_and_failing_members_are_left_out(ctx: Ctx, monkeypatch: pytest.M
     [(mq, offset)] = parse_fastjson(response.body)["consumerTable"]["a"]
     assert (mq["queueId"], offset) == (1, 7)
     assert list(parse_fastjson(response.body)["consumerTable"]) == ["a"]
+
+
+def test_a_member_whose_request_fails_otherwise_is_left_out(ctx: Ctx) -> None:
+    # Given a member that answers, one whose session refuses the request (a protocol error)
+    # and one whose session actor stopped
+    good = Member({"code": ResponseCode.SUCCESS, "body": TABLE})
+    refused = Member(ProtocolError("frame of 20000000 bytes is over the limit"))
+    stopped = Member(pykka.ActorDeadError("session stopped"))
+    for cid, member in (("a", good), ("e", refused), ("f", stopped)):
+        join(ctx.manager, cid, member)
+    # When an admin asks for the group's status
+    request = RemotingCommand.request(
+        RequestCode.INVOKE_BROKER_TO_GET_CONSUMER_STATUS, {"topic": "T", "group": "g"}
+    )
+    response = consumer_status_handler.consumer_status(ctx, None, request)  # type: ignore[arg-type]
+    # Then the answer holds the member that gave its offsets, and every request is forgotten
+    assert response.code == ResponseCode.SUCCESS
+    assert list(parse_fastjson(response.body)["consumerTable"]) == ["a"]
+    for member in (good, refused, stopped):
+        [asked] = member.asked
+        assert member.forgotten == [asked.opaque]
 
 
 def test_a_closed_member_is_not_asked(ctx: Ctx) -> None:
