@@ -38,6 +38,7 @@ from actors.broker.context import BrokerContext, reply
 from runtime.remoting.command import RemotingCommand
 from runtime.session import SessionHandle
 from runtime.store import tail_record
+from runtime.store.configfile import read_bytes
 
 DELAY_FILE = "delayOffset.json"
 TIMER_FILE = "timerProgress.json"
@@ -107,12 +108,8 @@ def tail_loss_guard(
 
 
 def _config_file(ctx: BrokerContext, name: str, empty: msgspec.Struct) -> bytes:
-    path = os.path.join(ctx.store.store.settings.config_dir, name)
-    try:
-        with open(path, "rb") as fh:
-            return fh.read()
-    except FileNotFoundError:
-        return msgspec.json.encode(empty)
+    stored = read_bytes(os.path.join(ctx.store.store.settings.config_dir, name))
+    return msgspec.json.encode(empty) if stored is None else stored
 
 
 def metadata_version(

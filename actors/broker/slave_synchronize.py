@@ -91,7 +91,7 @@ from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.session import SessionHandle, connect
 from runtime.store import tail_record
-from runtime.store.configfile import write_atomic
+from runtime.store.configfile import replace_checked
 
 CALL_TIMEOUT_S = 5.0
 POLL_S = 1.0
@@ -379,15 +379,4 @@ class SlaveSynchronize(GeventActor):
         """The master's config file ``name`` (checked against ``shape``) over ours if it
         differs."""
         body = self._call(address, code)
-        try:
-            msgspec.json.decode(body, type=shape)
-        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeError) as exc:
-            raise ProtocolError(f"{name} body: {exc}") from None
-        path = os.path.join(self.store.settings.config_dir, name)
-        try:
-            with open(path, "rb") as fh:
-                same = fh.read() == body
-        except FileNotFoundError:
-            same = False
-        if not same:
-            offload(write_atomic, path, body)
+        offload(replace_checked, os.path.join(self.store.settings.config_dir, name), body, shape)

@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from runtime.errors import StoreError
+from runtime.errors import ProtocolError, StoreError
 from runtime.store.storage import fsync_dir
 
 
@@ -44,6 +44,26 @@ def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
 
 def write_json(path: str, obj: Any) -> None:
     write_atomic(path, msgspec.json.format(msgspec.json.encode(obj), indent=2))
+
+
+def read_bytes(path: str) -> bytes | None:
+    """The file as stored, or None when it does not exist."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        return None
+
+
+def replace_checked(path: str, body: bytes, shape: Any) -> None:
+    """``body`` (another node's copy of the file: a slave's of its master's) over the file at
+    ``path`` when it differs, atomically. ProtocolError when it does not decode as ``shape``."""
+    try:
+        msgspec.json.decode(body, type=shape)
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeError) as exc:
+        raise ProtocolError(f"{os.path.basename(path)} body: {exc}") from None
+    if read_bytes(path) != body:
+        write_atomic(path, body)
 
 
 def read_json(path: str, type_: Any = Any) -> Any:

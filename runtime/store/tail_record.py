@@ -38,8 +38,8 @@ from collections.abc import Iterable, Mapping
 import msgspec
 from loguru import logger
 
-from runtime.errors import ProtocolError, StoreError
-from runtime.store.configfile import read_json, write_atomic, write_json
+from runtime.errors import StoreError
+from runtime.store.configfile import read_bytes, read_json, replace_checked, write_json
 from runtime.store.tail_guard import TailLossGuard
 
 FILE_NAME = "tailLossGuard.json"
@@ -170,22 +170,13 @@ def version(config_dir: str) -> str:
 
 def file_bytes(config_dir: str) -> bytes:
     """The record as stored, b"" when there is none (what a master answers its slaves)."""
-    try:
-        with open(_path(config_dir), "rb") as fh:
-            return fh.read()
-    except FileNotFoundError:
-        return b""
+    return read_bytes(_path(config_dir)) or b""
 
 
 def copy(config_dir: str, body: bytes) -> None:
     """A slave's copy of its master's record (``file_bytes``; b"": none, ours removed).
     Raises ProtocolError for a body that is not a record."""
-    if not body:
+    if body:
+        replace_checked(_path(config_dir), body, _Record)
+    else:
         drop(config_dir)
-        return
-    try:
-        msgspec.json.decode(body, type=_Record)
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeError) as exc:
-        raise ProtocolError(f"{FILE_NAME} body: {exc}") from None
-    if file_bytes(config_dir) != body:
-        write_atomic(_path(config_dir), body)
