@@ -1,4 +1,5 @@
-"""Fixtures shared by actor-level tests: both pykka runtimes, and registry hygiene."""
+"""Fixtures shared by actor-level tests: both pykka runtimes, registry hygiene, and the client
+tests' FakeCluster and ClientInstance (a module that needs others defines its own)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ import gevent.event
 import pykka
 import pytest
 
+from actors.client.config import ClientConfig
+from actors.client.instance import ClientInstance
+from actors.client.testing import FakeCluster
 from runtime.actor import GeventActor
 from tests.actors.ha_support import start_namesrv, stop_node
 
@@ -46,3 +50,19 @@ def namesrv() -> Iterator[str]:
     node = start_namesrv()
     yield node.addresses["namesrv"]
     stop_node(node)
+
+
+@pytest.fixture
+def cluster() -> Iterator[FakeCluster]:
+    """A FakeCluster of broker-a with topic Orders, on its own thread."""
+    with FakeCluster(("broker-a",), topics=("Orders",)) as fc:
+        yield fc
+
+
+@pytest.fixture
+def instance(cluster: FakeCluster) -> Iterator[ClientInstance]:
+    """A started ClientInstance against ``cluster`` (no periodic route refresh)."""
+    inst = ClientInstance(ClientConfig.make(cluster.namesrv, route_refresh_interval=0))
+    inst.start()
+    yield inst
+    inst.stop()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -33,20 +32,6 @@ from runtime.actor import new_future
 from runtime.remoting.codes import RequestCode
 
 pytestmark = pytest.mark.timeout(30)
-
-
-@pytest.fixture
-def cluster() -> Iterator[FakeCluster]:
-    with FakeCluster(("broker-a",), topics=("Orders",)) as fc:
-        yield fc
-
-
-@pytest.fixture
-def instance(cluster: FakeCluster) -> Iterator[ClientInstance]:
-    inst = ClientInstance(ClientConfig.make(cluster.namesrv, route_refresh_interval=0))
-    inst.start()
-    yield inst
-    inst.stop()
 
 
 def dead_address() -> str:

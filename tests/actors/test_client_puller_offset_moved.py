@@ -5,14 +5,12 @@ its queue was written on since): what was cached before must not touch what come
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import gevent
 import gevent.event
 import pytest
 
-from actors.client.config import ClientConfig
 from actors.client.instance import ClientInstance
 from actors.client.message import MessageExt, MessageQueue
 from actors.client.orderly_puller import LockState, OrderlyPuller
@@ -22,20 +20,6 @@ from actors.client.puller_messages import Consumed, PullOptions, Seek, next_gene
 from actors.client.testing import FakeCluster
 
 pytestmark = pytest.mark.timeout(30)
-
-
-@pytest.fixture
-def cluster() -> Iterator[FakeCluster]:
-    with FakeCluster(("broker-a",), topics=("Orders",)) as fc:
-        yield fc
-
-
-@pytest.fixture
-def instance(cluster: FakeCluster) -> Iterator[ClientInstance]:
-    inst = ClientInstance(ClientConfig.make(cluster.namesrv, route_refresh_interval=0))
-    inst.start()
-    yield inst
-    inst.stop()
 
 
 def wait_pulls(cluster: FakeCluster, count: int) -> None:

@@ -4,14 +4,12 @@ connection while the queue was handed over."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import gevent
 import gevent.event
 import pytest
 
-from actors.client.config import ClientConfig
 from actors.client.instance import ClientInstance
 from actors.client.message import MessageQueue
 from actors.client.offsets import Forget, OffsetStore, Persist, UpdateOffset
@@ -24,20 +22,6 @@ from runtime.remoting.codes import RequestCode
 
 pytestmark = pytest.mark.timeout(30)
 MQ = MessageQueue(topic="Orders", broker_name="broker-a", queue_id=1)
-
-
-@pytest.fixture
-def cluster() -> Iterator[FakeCluster]:
-    with FakeCluster(("broker-a",), topics=("Orders",)) as fc:
-        yield fc
-
-
-@pytest.fixture
-def instance(cluster: FakeCluster) -> Iterator[ClientInstance]:
-    inst = ClientInstance(ClientConfig.make(cluster.namesrv, route_refresh_interval=0))
-    inst.start()
-    yield inst
-    inst.stop()
 
 
 def test_a_pull_cancelled_while_its_connection_comes_is_never_written(
