@@ -1,5 +1,6 @@
 """Fixtures shared by actor-level tests: both pykka runtimes, registry hygiene, and the client
-tests' FakeCluster and ClientInstance (a module that needs others defines its own)."""
+tests' FakeCluster and ClientInstance, the name-server tests' own name server and WARNING log
+(a module that needs others defines its own)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from actors.client.instance import ClientInstance
 from actors.client.testing import FakeCluster
 from runtime.actor import GeventActor
 from tests.actors.ha_support import start_namesrv, stop_node
+from tests.actors.namesrv_support import logged, running_namesrv
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,20 @@ def namesrv() -> Iterator[str]:
     node = start_namesrv()
     yield node.addresses["namesrv"]
     stop_node(node)
+
+
+@pytest.fixture
+def lone_namesrv() -> Iterator[str]:
+    """A name server alone (``namesrv_spec`` with the default NamesrvConfig); its address."""
+    with running_namesrv() as (address, _directory):
+        yield address
+
+
+@pytest.fixture
+def warnings() -> Iterator[list[str]]:
+    """The WARNING (and worse) lines logged during the test, as formatted."""
+    with logged("WARNING") as seen:
+        yield seen
 
 
 @pytest.fixture

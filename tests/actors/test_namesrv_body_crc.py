@@ -3,15 +3,8 @@ CRC-32 of the body as sent; its name server refuses a nonzero one that does not 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from loguru import logger
 
-from actors.namesrv.node import namesrv_spec
-from config import NamesrvConfig
-from runtime.directory import Directory
-from runtime.net import bind
 from runtime.remoting.bodies import (
     DataVersion,
     RegisterBrokerBody,
@@ -27,21 +20,8 @@ pytestmark = pytest.mark.timeout(20)
 
 
 @pytest.fixture
-def client() -> Iterator[WireClient]:
-    directory = Directory()
-    sock = bind("127.0.0.1", 0, what="namesrv")
-    sup = namesrv_spec("ns", NamesrvConfig(), sock, directory).start()
-    yield WireClient(sock.getsockname())
-    sup.stop(timeout=5)
-    sock.close()
-
-
-@pytest.fixture
-def warnings() -> Iterator[list[str]]:
-    seen: list[str] = []
-    sink = logger.add(lambda m: seen.append(str(m)), level="WARNING")
-    yield seen
-    logger.remove(sink)
+def client(lone_namesrv: str) -> WireClient:
+    return WireClient(lone_namesrv)
 
 
 def body(topic: str) -> RegisterBrokerBody:

@@ -8,18 +8,13 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Iterator
 from typing import Any
 
 import gevent.event
 import pytest
-from loguru import logger
 
 from actors.broker.registrar import NamesrvRegistrar
-from actors.namesrv.node import namesrv_spec
-from config import BrokerConfig, NamesrvConfig
-from runtime.directory import Directory
-from runtime.net import bind
+from config import BrokerConfig
 from runtime.remoting.bodies import (
     DataVersion,
     RegisterBrokerBody,
@@ -37,24 +32,6 @@ from runtime.remoting.register_body import (
 from tests.wire import WireClient
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-def namesrv() -> Iterator[str]:
-    directory = Directory()
-    sock = bind("127.0.0.1", 0, what="namesrv")
-    sup = namesrv_spec("ns", NamesrvConfig(), sock, directory).start()
-    yield "{}:{}".format(*sock.getsockname())
-    sup.stop(timeout=5)
-    sock.close()
-
-
-@pytest.fixture
-def warnings() -> Iterator[list[str]]:
-    seen: list[str] = []
-    sink = logger.add(lambda m: seen.append(str(m)), level="WARNING")
-    yield seen
-    logger.remove(sink)
 
 
 def retry_topics(n: int) -> dict[str, TopicConfig]:
@@ -81,7 +58,7 @@ def registration(body: bytes, name: str = "broker-hostile") -> tuple[dict[str, A
     return header, body
 
 
-def test_compressed_register_true_sends_the_binary_form_and_topics_route(namesrv: str) -> None:
+def test_compressed_register_true_sends_the_binary_form_and_topics_route(lone_namesrv: str) -> None:
     # Given a broker with compressedRegister=true and a few topics, one of them with attributes
     topics = {
         "Orders": TopicConfig(topic_name="Orders", read_queue_nums=4, write_queue_nums=4),
@@ -94,34 +71,34 @@ def test_compressed_register_true_sends_the_binary_form_and_topics_route(namesrv
     }
     # When it registers
     registered = gevent.event.Event()
-    cfg = BrokerConfig(broker_name="broker-c", namesrv_addr=namesrv, compressed_register=True)
+    cfg = BrokerConfig(broker_name="broker-c", namesrv_addr=lone_namesrv, compressed_register=True)
     registrar = NamesrvRegistrar.start(
         cfg, lambda _names: dict(topics), on_registered=registered.set
     )
     try:
         assert registered.wait(timeout=10)
         # Then both topics route with their queue counts
-        client = WireClient(namesrv)
+        client = WireClient(lone_namesrv)
         assert queue_count(client, "Orders") == 4
         assert queue_count(client, "Typed") == 2
     finally:
         registrar.stop(timeout=5)
 
 
-def test_a_table_too_large_for_a_json_frame_registers_compressed(namesrv: str) -> None:
+def test_a_table_too_large_for_a_json_frame_registers_compressed(lone_namesrv: str) -> None:
     # Given a broker (compressedRegister=false) with 90,000 retry topics: as JSON its
     # registration would pass the 16 MiB frame limit and be dropped by the name server
     topics = retry_topics(90_000)
     wrapper = TopicConfigSerializeWrapper(topic_config_table=topics, data_version=DataVersion())
     assert len(encode_body(RegisterBrokerBody(topic_config_serialize_wrapper=wrapper))) > MAX_FRAME
     registered = gevent.event.Event()
-    cfg = BrokerConfig(broker_name="broker-big", namesrv_addr=namesrv)
+    cfg = BrokerConfig(broker_name="broker-big", namesrv_addr=lone_namesrv)
     registrar = NamesrvRegistrar.start(cfg, lambda _names: topics, on_registered=registered.set)
     try:
         # When it registers, Then the name server takes it (sent compressed: COMPRESS_ABOVE)
         assert registered.wait(timeout=30), "the registration was not taken"
         # And its topics route, first and last
-        client = WireClient(namesrv)
+        client = WireClient(lone_namesrv)
         assert queue_count(client, "%RETRY%consumer-group-with-a-long-name-000000") == 1
         assert queue_count(client, "%RETRY%consumer-group-with-a-long-name-089999") == 1
         listed = client.call(RequestCode.GET_ALL_TOPIC_LIST_FROM_NAMESERVER, {})
@@ -131,9 +108,9 @@ def test_a_table_too_large_for_a_json_frame_registers_compressed(namesrv: str) -
 
 
 def test_an_inflation_bomb_is_refused_and_the_connection_goes_on(
-    namesrv: str, warnings: list[str]
+    lone_namesrv: str, warnings: list[str]
 ) -> None:
-    broker = WireClient(namesrv)
+    broker = WireClient(lone_namesrv)
     # Given a compressed body of ~65 KiB that inflates past 64 MiB
     bomb = zlib.compress(b"\x00" * (MAX_INFLATED_REGISTER + 1024), 9)
     # When a broker registers with it
@@ -155,7 +132,7 @@ def test_an_inflation_bomb_is_refused_and_the_connection_goes_on(
         )
     )
     assert broker.call(RequestCode.REGISTER_BROKER, *registration(body)).code == 0
-    assert queue_count(WireClient(namesrv), "Fine") == 3
+    assert queue_count(WireClient(lone_namesrv), "Fine") == 3
 
 
 @pytest.mark.parametrize("compressed", [False, True])
