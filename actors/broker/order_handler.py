@@ -1,7 +1,10 @@
 """LOCK_BATCH_MQ (41) and UNLOCK_BATCH_MQ (42): broker-side queue locks for ordered consumers.
 
 A lock request naming more than ``MAX_LOCK_BATCH`` queues is INVALID_PARAMETER, nothing locked
-(RocketMQ takes any number: one request of a hostile client could fill the lock table).
+(RocketMQ takes any number: one request of a hostile client could fill the lock table). The
+table holds at most ``lock_manager.MAX_LOCKS`` locks in all: a queue refused for want of room is
+left out of the locked set (SUCCESS, as for a queue another client holds), and the remark says
+how many were refused and why.
 """
 
 from __future__ import annotations
@@ -38,7 +41,14 @@ def lock_batch(
     locked = ctx.ask(
         ctx.proxy(ctx.locks).lock_batch(body.consumer_group, body.client_id, body.mq_set)
     )
-    return reply(request, body=encode_body(LockBatchResponseBody(lock_ok_mq_set=locked)))
+    remark = None
+    if locked.refused:
+        remark = (
+            f"the broker's lock table is full: {locked.refused} queue(s) not locked; "
+            "try again after locks expire or are unlocked"
+        )
+    response_body = LockBatchResponseBody(lock_ok_mq_set=locked.queues)
+    return reply(request, remark=remark, body=encode_body(response_body))
 
 
 def unlock_batch(
