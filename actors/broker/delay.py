@@ -19,6 +19,7 @@ growing). The send path refuses clients' messages to those topics; this is the s
 
 from __future__ import annotations
 
+import re
 import time
 
 import msgspec
@@ -201,23 +202,36 @@ class TimerError(ValueError):
     """A timer property that cannot be honoured (the broker answers MESSAGE_ILLEGAL)."""
 
 
+INT32 = (-(2**31), 2**31 - 1)
+INT64 = (-(2**63), 2**63 - 1)
+_JAVA_INT = re.compile(r"[+-]?[0-9]+")
+"""What Java's Integer.parseInt / Long.parseLong take (ASCII digits only: Python's int() also
+takes spaces, underscores and other scripts' digits)."""
+
+
+def _java_int(text: str, bounds: tuple[int, int]) -> int:
+    """``text`` read as RocketMQ reads a timer property; TimerError where it fails."""
+    if len(text) > 20 or not _JAVA_INT.fullmatch(text) or not bounds[0] <= int(text) <= bounds[1]:
+        raise TimerError("timer property is not an integer")
+    return int(text)
+
+
 def timer_due_ms(record: PutRecord, now_ms: int) -> int | None:
-    """When a timer message (TIMER_DELIVER_MS / TIMER_DELAY_MS / TIMER_DELAY_SEC) is due, or None
-    for an ordinary message. Raises TimerError for a bad value or one past the maximum delay."""
+    """When a timer message is due, or None for an ordinary message. RocketMQ's precedence and
+    parsing: TIMER_DELAY_SEC (an int, seconds from now), else TIMER_DELAY_MS (an int, ms from
+    now), else TIMER_DELIVER_MS (a long, ms since the epoch). Raises TimerError for a value
+    that is not such an integer, or one past the maximum delay."""
     if "TIMER_" not in record.properties:
         return None
     props = decode_properties(record.properties)
-    try:
-        if TIMER_DELIVER_MS in props:
-            due = int(props[TIMER_DELIVER_MS])
-        elif TIMER_DELAY_MS in props:
-            due = now_ms + int(props[TIMER_DELAY_MS])
-        elif TIMER_DELAY_SEC in props:
-            due = now_ms + int(props[TIMER_DELAY_SEC]) * 1000
-        else:
-            return None
-    except ValueError:
-        raise TimerError("timer property is not an integer") from None
+    if TIMER_DELAY_SEC in props:
+        due = now_ms + _java_int(props[TIMER_DELAY_SEC], INT32) * 1000
+    elif TIMER_DELAY_MS in props:
+        due = now_ms + _java_int(props[TIMER_DELAY_MS], INT32)
+    elif TIMER_DELIVER_MS in props:
+        due = _java_int(props[TIMER_DELIVER_MS], INT64)
+    else:
+        return None
     if due - now_ms > TIMER_MAX_DELAY_MS:
         raise TimerError(
             f"timer message exceeds the maximum delay of {TIMER_MAX_DELAY_MS // 1000} s"
@@ -239,22 +253,32 @@ def to_timer(record: PutRecord, due_ms: int) -> PutRecord:
 def from_timer(stored: StoredRecord) -> PutRecord:
     """The record to put back into its real topic once due (timer request properties removed,
     so it is never parked again); Undeliverable as ``from_schedule``."""
-    record = from_schedule(stored)
+    return without_timer(from_schedule(stored))
+
+
+TIMER_REQUEST_KEYS = (TIMER_DELIVER_MS, TIMER_DELAY_MS, TIMER_DELAY_SEC)
+
+
+def without_timer(record: PutRecord) -> PutRecord:
+    """``record`` without the timer request properties (TIMER_DELIVER_MS / _DELAY_MS / _SEC)."""
+    if "TIMER_" not in record.properties:
+        return record
     props = decode_properties(record.properties)
-    for key in (TIMER_DELIVER_MS, TIMER_DELAY_MS, TIMER_DELAY_SEC):
+    for key in TIMER_REQUEST_KEYS:
         props.pop(key, None)
     return msgspec.structs.replace(record, properties=encode_properties(props))
 
 
 def schedule(record: PutRecord, max_level: int, now_ms: int, *, timers: bool = True) -> PutRecord:
-    """``record`` as it must be stored: parked for its delay level or timer, or unchanged.
+    """``record`` as it must be stored: parked for its delay level or timer, or unchanged. A
+    delay level wins over timer properties, which are dropped (RocketMQ's checkIfTimerMessage).
 
     Half (prepared) and rolled-back transaction records are never parked: their delay applies
     to the COMMIT record. Raises TimerError for a timer that cannot be honoured, or for any
     timer when ``timers`` is off (RocketMQ's ``timerWheelEnable=false``)."""
     level = delay_level(record)
-    if level:
-        return to_schedule(record, level, max_level)
+    if level:  # a delay level wins over a timer: RocketMQ drops the timer properties
+        return to_schedule(without_timer(record), level, max_level)
     tran = record.sys_flag & TRANSACTION_MASK
     if tran in (TRANSACTION_PREPARED_TYPE, TRANSACTION_ROLLBACK_TYPE):
         return record
