@@ -6,7 +6,8 @@ unless the consumer asked for a level; at the limit, or when the consumer asked 
 level, it goes to ``%DLQ%<group>``. The copy keeps the body, flags and properties, counts one
 more reconsume, remembers the first topic in RETRY_TOPIC and the first id in ORIGIN_MESSAGE_ID.
 A broker without write permission (brokerPermission 4), or a retry topic without it, answers
-NO_PERMISSION, nothing stored, as RocketMQ does.
+NO_PERMISSION, nothing stored, as RocketMQ does. A group whose config has ``retryQueueNums`` 0
+takes no retries: SUCCESS, nothing stored (neither retry nor dead letter), as RocketMQ answers.
 """
 
 from __future__ import annotations
@@ -79,6 +80,8 @@ def send_back(
             remark=f"the broker[{ctx.cfg.broker_name}/{ctx.cfg.broker_id}] sending message is "
             "forbidden",
         )
+    if group_config is not None and group_config.retry_queue_nums <= 0:
+        return reply(request)  # a group without retry queues: dropped, as RocketMQ does
     raw = ctx.store.message_at(h.offset)
     if raw is None:
         return reply(
