@@ -1,5 +1,6 @@
 """The dead-letter side of ``PopGroup`` (a mixin): a delivery a consumer gave up on, or out of
-attempts (the sweep's ``BURY_BATCH`` a second), goes to ``%DLQ%<group>`` through the group's
+attempts (the sweep's ``BURY_BATCH`` a second, ``bury``: on a worker of the service's, one
+batch of a group at a time, in order), goes to ``%DLQ%<group>`` through the group's
 consumer, then counts as acked; a failed send keeps it in flight, due again in a second (its
 queue's committed offset stays before it meanwhile): nothing is lost while the broker is
 down."""
@@ -25,6 +26,7 @@ class DeadLetters:
     consumer: Any
     clock: Callable[[], float]
     in_flight: dict[str, Delivery]
+    burying: bool
     _lock: threading.Lock
 
     def _schedule(self, delivery: Delivery) -> None:
@@ -44,9 +46,17 @@ class DeadLetters:
             del self.in_flight[handle]
         return self._to_dead_letters(delivery)
 
+    def bury(self, deliveries: list[Delivery]) -> int:
+        """Send a batch of ``due_dead_letters`` to the DLQ, in order (how many went); after a
+        failure, the rest go back to wait for the next sweep (so do they if anything
+        unexpected is raised). The group's next batch may be taken once it returns."""
+        try:
+            return self._dead_letter_all(deliveries)
+        finally:
+            with self._lock:
+                self.burying = False
+
     def _dead_letter_all(self, deliveries: list[Delivery]) -> int:
-        """Send each to the DLQ; after a failure, the rest go back to wait for the next
-        sweep (so do they if anything unexpected is raised)."""
         done = 0
         for index, delivery in enumerate(deliveries):
             ok = False

@@ -61,17 +61,25 @@ class LiteGroups:
                 with self.changed:
                     self.changed.notify_all()
 
-    def receive_topics(self, group: str, who: str, wait_s: float) -> list[str]:
+    def receive_topics(
+        self, group: str, who: str, wait_s: float, ended: Callable[[], bool] = lambda: False
+    ) -> list[str]:
         """The queue topics a lite client's receive reads: its lite topics; while it has none,
-        waits up to ``wait_s`` for its first (an empty list when none came)."""
+        waits up to ``wait_s`` for its first (an empty list when none came), or until
+        ``ended`` (its call was cancelled: ``wake`` then)."""
         until = time.monotonic() + wait_s
         with self.changed:
             while True:
                 topics = self.registry.topics_of(group, who)
                 left = until - time.monotonic()
-                if topics or left <= 0:
+                if topics or left <= 0 or ended():
                     return topics
                 self.changed.wait(left)
+
+    def wake(self) -> None:
+        """Lite receives waiting for their client's first lite topic look again now."""
+        with self.changed:
+            self.changed.notify_all()
 
     def run(self, stopping: threading.Event) -> None:
         """The thread: every ``APPLY_S`` sets not sent again dropped and every lite group

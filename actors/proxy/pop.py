@@ -129,6 +129,8 @@ class PopGroup(PopTopics, DeadLetters, Redelivery):
         self._subscribing = threading.Lock()
         self._bury: deque[Delivery] = deque()
         """Deliveries out of attempts, for the sweep to dead-letter (under the lock)."""
+        self.burying = False
+        """A batch of ``due_dead_letters`` is being sent (``bury``): the next waits for it."""
         self.broken = False
         """Its consumer failed to start (e.g. a SQL92 filter brokers refuse): the service
         makes the group anew at its next use."""
@@ -197,11 +199,14 @@ class PopGroup(PopTopics, DeadLetters, Redelivery):
         invisible_ms: int,
         wait_s: float,
         holder: str | None = None,
+        ended: Callable[[], bool] = lambda: False,
     ) -> list[Delivery]:
         """Deliveries of ``topic``, or of any of several (a lite push consumer's lite topics:
         a callable is asked again each time the receive looks, so a lite topic subscribed
         meanwhile is served at once); ``holder``: the client id of a receive asking for
-        ``auto_renew``."""
+        ``auto_renew``. The wait ends early once ``ended`` says so (its gRPC call was
+        cancelled: ``wake`` the group then); what it handed out by then is returned, for the
+        caller to make visible again."""
         if callable(topic):
             current = topic
         else:
@@ -216,6 +221,8 @@ class PopGroup(PopTopics, DeadLetters, Redelivery):
         until = self.clock() + max(wait_s, 0.0)
         self.last_used = until
         while True:
+            if ended():
+                return out
             topics = tuple(current())
             wanted = set(topics)
             urgent = set() if self.fifo else wanted & self.priority_topics
@@ -243,8 +250,9 @@ class PopGroup(PopTopics, DeadLetters, Redelivery):
                 for name in topics:
                     self._take_ready(name, max_messages, invisible_ms, out, holder, batch)
                 # the wait is over whatever else came (other topics' messages keep arriving)
-                done = bool(out) or self.clock() >= until
-                if done and not out:
+                gone = ended()
+                done = bool(out) or gone or self.clock() >= until
+                if done and not out and not gone:
                     for name in topics:
                         self._due(name, max_messages - len(out), invisible_ms, out, holder)
             if done:
@@ -390,9 +398,17 @@ class PopGroup(PopTopics, DeadLetters, Redelivery):
 
     def sweep(self) -> int:
         """Dead-letter the deliveries whose last allowed attempt ran out (RocketMQ's broker
-        does this without a receive, so must the proxy: the proxy calls it every second).
-        Returns how many went: at most ``BURY_BATCH``, and none more after a send failed (the
-        broker may be down: the next sweep tries again)."""
+        does this without a receive, so must the proxy): ``due_dead_letters`` then ``bury``,
+        here and now. Returns how many went: at most ``BURY_BATCH``, and none more after a
+        send failed (the broker may be down: the next sweep tries again)."""
+        return self.bury(self.due_dead_letters())
+
+    def due_dead_letters(self) -> list[Delivery]:
+        """The sweep's part under the lock (no network call: the proxy's sweep runs it for
+        every group each second, whatever a broker does): auto-renewed deliveries renewed,
+        deliveries of queues rebalanced away forgotten, and up to ``BURY_BATCH`` deliveries
+        out of attempts taken for ``bury``; none while the group's last batch is still being
+        sent (``burying``: the next batch goes after it, in order)."""
         with self._lock:
             now = self.clock()
             for topic in [t for t, at in self._dropped.items() if now - at > DROPPED_S]:
@@ -420,8 +436,11 @@ class PopGroup(PopTopics, DeadLetters, Redelivery):
             for delivery in [d for d in self.in_flight.values() if not owned(d.msg)]:
                 del self.in_flight[delivery.handle]  # rebalanced away: an ack would be ignored
                 self._release(delivery)
+            if self.burying:
+                return []
             batch = [self._bury.popleft() for _ in range(min(BURY_BATCH, len(self._bury)))]
-        return self._dead_letter_all(batch)
+            self.burying = bool(batch)
+            return batch
 
     # -- acknowledging ---------------------------------------------------------------------------
 

@@ -7,15 +7,16 @@ came within the long-polling time: the client's, within ``ProxySettings.min_long
 and ``long_polling_s``, 5 and 20 s, as RocketMQ's proxy clamps it), the messages, then a
 delivery timestamp (a push consumer measures its receive-to-consume latency from it and drops
 a batch that has none). It never waits past the client's deadline: one second before it at
-the latest. A receive with
+the latest; nor once its call ended (cancelled, its connection closed: ``_CallEnd``). A receive with
 ``auto_renew`` (push consumers) hands out deliveries held for the calling client
 (``PopGroup`` renews them while ``ProxyService.alive`` says it calls).
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from actors.client.errors import BrokerError, ClientError
@@ -60,6 +61,7 @@ def receive_message(service: ProxyService, request: Any, context: Any) -> Iterat
         owner = owner_of(context, client_id(context))
         pop = service.group(group, lite=lite, owner=owner)
         pop.seen_receiver(client_id(context))
+        call = _CallEnd(context, pop, service.lite_groups if pop.lite else None)
         attempt = _attempt_of(request, context, topic)
         # a retried receive (its client never got the answer): the same messages again
         deliveries = _retried(service, pop, request, context, attempt, invisible_ms)
@@ -72,18 +74,21 @@ def receive_message(service: ProxyService, request: Any, context: Any) -> Iterat
                 return
             started = time.monotonic()
             lites = service.lite_groups
-            first = lites.receive_topics(group, who, max(wait_s, 0.0))
+            first = lites.receive_topics(group, who, max(wait_s, 0.0), call.ended)
             left = max(wait_s - (time.monotonic() - started), 0.0)
             holder = who if request.auto_renew else None
 
             def topics() -> list[str]:  # asked again each time it looks: new ones served
                 return service.lite.topics_of(group, who)
 
-            deliveries = pop.receive(topics, batch, invisible_ms, left, holder) if first else []
+            deliveries = (
+                pop.receive(topics, batch, invisible_ms, left, holder, call.ended) if first else []
+            )
         else:
             deliveries = _receive(
-                service, pop, request, context, topic, batch, invisible_ms, wait_s
+                service, pop, request, context, topic, batch, invisible_ms, wait_s, call.ended
             )
+        call.waiting = False
         if attempt is not None:
             pop.remember(attempt, deliveries)
     except LiteError as exc:
@@ -162,6 +167,34 @@ def _retried(
     return pop.retry(attempt, invisible_ms, who if request.auto_renew and who else None)
 
 
+class _CallEnd:
+    """Whether a receive's gRPC call ended (its client cancelled it, its connection closed,
+    its deadline passed: grpcio runs the context's callbacks then): a receive waiting then is
+    woken and ends at once, and what it took meanwhile is made visible again (as anything
+    not written; before, it waited out its long-polling time, up to 20 s, holding a gRPC
+    worker and a place of ``held_calls``)."""
+
+    def __init__(self, context: Any, pop: Any, lites: Any) -> None:
+        self.pop = pop
+        self.lites = lites
+        """The service's ``LiteGroups`` (a lite receive may wait for its first lite topic)."""
+        self.waiting = True
+        """The receive still waits: waking the group's polls is of use."""
+        self._ended = threading.Event()
+        if not context.add_callback(self._end):
+            self._ended.set()  # (over already)
+
+    def ended(self) -> bool:
+        return self._ended.is_set()
+
+    def _end(self) -> None:
+        self._ended.set()
+        if self.waiting:  # (every call ends so: after its answer, nothing waits to be woken)
+            self.pop.wake()
+            if self.lites is not None:
+                self.lites.wake()
+
+
 class _BadFilter(Exception):
     """A SQL92 filter the brokers refused."""
 
@@ -175,6 +208,7 @@ def _receive(
     batch: int,
     invisible_ms: int,
     wait_s: float,
+    ended: Callable[[], bool],
 ) -> list[Any]:
     """A receive of a plain (not lite) consumer: its group pulls ``topic`` with its filter."""
     tags, sql = filter_of(request.filter_expression)
@@ -194,7 +228,7 @@ def _receive(
         raise _BadFilter(str(exc)) from None
     who = service.touch(context)
     holder = who if request.auto_renew and who else None
-    return list(pop.receive(topic, batch, invisible_ms, max(wait_s, 0.0), holder))
+    return list(pop.receive(topic, batch, invisible_ms, max(wait_s, 0.0), holder, ended))
 
 
 def ack_message(service: ProxyService, request: Any, context: Any) -> Any:

@@ -10,12 +10,13 @@ take the service as their first argument: ``routes`` (QueryRoute, QueryAssignmen
 
 It also keeps what those share: the topics' message types (``TopicTypes``), the lite topics
 made (``LiteTopics``) and each lite push consumer's lite subscriptions
-(``LiteSubscriptions``), which clients are alive, and a sweep thread (every second: dead
-letters, idle groups, expired lite subscriptions).
+(``LiteSubscriptions``), which clients are alive, and a sweep thread (every second: renewals,
+idle groups, expired lite subscriptions; dead letters sent on ``SWEEP_SENDERS`` workers).
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import threading
 import time
 from collections.abc import Iterator
@@ -60,6 +61,9 @@ from runtime.store.topic_names import split_lmq
 
 PRODUCER_GROUP = "PROXY_PRODUCER"
 SWEEP_INTERVAL_S = 1.0
+SWEEP_SENDERS = 8
+"""Groups whose dead-letter batches the sweep sends at once (each group's in order, one batch
+at a time); the others' wait for a worker, their renewals never do."""
 CLIENT_ALIVE_S = 30.0
 """A client not heard from this long is gone (RocketMQ 5 clients heartbeat every 10 s)."""
 RELEASED_S = 1.0
@@ -150,6 +154,10 @@ class ProxyService:
         """Client id -> when it last called (heartbeats every 10 s, receives): who is alive."""
         self._stopping = threading.Event()
         self._sweeper: threading.Thread | None = None
+        self._burials = concurrent.futures.ThreadPoolExecutor(
+            max_workers=SWEEP_SENDERS, thread_name_prefix="actormq-proxy-dlq"
+        )
+        """The sweep's dead-letter sends: ``SWEEP_SENDERS`` groups' batches at once."""
 
     def start(self) -> None:
         self.producer.start()
@@ -167,21 +175,38 @@ class ProxyService:
         ).start()
 
     def _sweep_loop(self) -> None:
-        """Every ``SWEEP_INTERVAL_S``: each group's deliveries out of attempts to its DLQ, and
-        groups idle for ``group_idle_s`` left."""
         while not self._stopping.wait(SWEEP_INTERVAL_S):
-            now = time.monotonic()
-            for who, at in list(self.seen.items()):
-                if now - at > CLIENT_ALIVE_S:
-                    self.seen.pop(who, None)
-            idle_before = now - self.settings.group_idle_s
-            for group in list(self.groups.values()):
-                try:
-                    group.sweep()
-                    if group.last_used < idle_before:
-                        self._leave(group)
-                except Exception as exc:  # one group's trouble must not stop the others'
-                    logger.opt(exception=exc).error("proxy: sweep of {} failed", group.group)
+            self.sweep()
+
+    def sweep(self) -> None:
+        """Once every ``SWEEP_INTERVAL_S``: clients silent for ``CLIENT_ALIVE_S`` forgotten;
+        each group's deliveries renewed or out of attempts (``PopGroup.due_dead_letters``,
+        no network call), the latter sent to its DLQ on a worker of ``_burials`` (so a broker
+        that does not answer holds only its own groups' sends: before, the groups were swept
+        one after another and a hung broker delayed every group's renewals by its timeout,
+        ~3 s, per group); groups idle for ``group_idle_s`` left."""
+        now = time.monotonic()
+        for who, at in list(self.seen.items()):
+            if now - at > CLIENT_ALIVE_S:
+                self.seen.pop(who, None)
+        idle_before = now - self.settings.group_idle_s
+        for group in list(self.groups.values()):
+            try:
+                batch = group.due_dead_letters()
+                if batch:
+                    self._bury_later(group, batch)
+                elif group.last_used < idle_before and not group.burying:
+                    self._leave(group)
+            except Exception as exc:  # one group's trouble must not stop the others'
+                logger.opt(exception=exc).error("proxy: sweep of {} failed", group.group)
+
+    def _bury_later(self, group: PopGroup, batch: list[Any]) -> None:
+        """``group``'s batch to its DLQ on a worker (in order; the group's next batch is taken
+        once this one is done: ``PopGroup.burying``); here when the workers stopped."""
+        try:
+            self._burials.submit(_bury, group, batch)
+        except RuntimeError:  # (shut down: the proxy stops)
+            _bury(group, batch)
 
     def _leave(self, group: PopGroup) -> None:
         with self._lock:
@@ -201,6 +226,8 @@ class ProxyService:
         self._stopping.set()
         if self._sweeper is not None:
             self._sweeper.join(timeout=SWEEP_INTERVAL_S * 2)
+        # (a batch not sent yet stays unacked: the group's next reader gets its messages again)
+        self._burials.shutdown(wait=False, cancel_futures=True)
         with self._lock:
             groups, self.groups = list(self.groups.values()), {}
         for group in groups:
@@ -411,6 +438,13 @@ class ProxyService:
         entries = given.subscription.subscriptions
         subscribe_topics(pop, entries, self.admin.topic_route, error_code)
         return pop.fifo, pop.max_attempts
+
+
+def _bury(group: PopGroup, batch: list[Any]) -> None:
+    try:
+        group.bury(batch)
+    except Exception as exc:  # (kept in flight by ``bury``: the next sweep tries again)
+        logger.opt(exception=exc).error("proxy: dead-lettering for {} failed", group.group)
 
 
 def _settings_error(exc: ClientError | LiteError) -> Any:

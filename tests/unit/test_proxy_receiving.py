@@ -33,6 +33,9 @@ class _Context:
     def is_active(self) -> bool:
         return True
 
+    def add_callback(self, callback: Any) -> bool:
+        return True  # (never cancelled)
+
 
 def _service(pop: PopGroup) -> Any:
     return SimpleNamespace(
