@@ -9,7 +9,8 @@ time) and ``actormqDelta`` (``false``: the whole table, the version was not this
 Delay progress is the master's ``delayOffset.json`` as stored (``{"offsetTable": {"1":
 345}}``, level -> offset in SCHEDULE_TOPIC_XXXX), or an empty table;
 timer progress is the master's ``timerProgress.json`` (actormq's own shape,
-``{"watermark": 12, "delivered": [14]}``; RocketMQ 5 sends a binary checkpoint under code 60),
+``{"watermark": 12, "deliveredRanges": [[14, 15]]}``; RocketMQ 5 sends a binary checkpoint
+under code 60),
 so a promoted slave does not deliver timer messages its master already delivered.
 
 GET_TRANSACTION_TABLE (3011, actormq's own code) answers the master's ``transaction.json`` (the

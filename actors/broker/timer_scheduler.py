@@ -8,7 +8,9 @@ Messages:
 
 State owned: a heap of (due ms, queue offset, commit-log offset) for every timer message not yet
 delivered; the progress — the lowest undelivered queue offset of the timer topic (watermark) and
-the offsets delivered above it — persisted atomically to ``<store>/config/timerProgress.json``.
+the offsets delivered above it, as [start, end) ranges (``DeliveredOffsets``: its size follows
+the messages still pending below delivered ones, not the count delivered) — persisted atomically
+to ``<store>/config/timerProgress.json``.
 At start it re-reads the timer topic from the watermark and skips what was delivered, so a
 restart loses nothing; it delivers nothing before that re-read has reached the topic's end (a
 recall marker read later than its message, both due, would come too late). Only a master runs one.
@@ -29,6 +31,7 @@ with the message and the recall holds. A marker arriving once its due time passe
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import os
 import time
@@ -79,6 +82,62 @@ class Persist(msgspec.Struct, frozen=True, tag=True):
 class TimerProgress(msgspec.Struct, rename="camel"):
     watermark: int = 0
     delivered: list[int] = []
+    """Offsets delivered above the watermark, one by one (as written before session 32: read)."""
+    delivered_ranges: list[tuple[int, int]] = []
+    """Offsets delivered above the watermark, as [start, end) ranges (written)."""
+
+
+class DeliveredOffsets:
+    """The timer topic's queue offsets delivered: all below ``watermark``, and sorted disjoint
+    [start, end) ranges above it. Held as ranges, so its size follows the gaps (messages still
+    pending below delivered ones), not the count delivered: one 3-day timer followed by a
+    million 1-second ones held, and wrote every second, a million offsets."""
+
+    def __init__(self, watermark: int = 0) -> None:
+        self.watermark = watermark
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+
+    def __contains__(self, offset: int) -> bool:
+        if offset < self.watermark:
+            return True
+        i = bisect.bisect_right(self._starts, offset) - 1
+        return i >= 0 and offset < self._ends[i]
+
+    def __len__(self) -> int:
+        """How many ranges are held above the watermark."""
+        return len(self._starts)
+
+    def add(self, offset: int) -> None:
+        self.add_range(offset, offset + 1)
+
+    def add_range(self, start: int, end: int) -> None:
+        """Mark [start, end) delivered (merged with the ranges it touches)."""
+        start = max(start, self.watermark)
+        if start >= end:
+            return
+        starts, ends = self._starts, self._ends
+        lo = bisect.bisect_left(ends, start)  # the first range reaching ``start``
+        hi = bisect.bisect_right(starts, end)  # past the last range starting by ``end``
+        if lo < hi:
+            start, end = min(start, starts[lo]), max(end, ends[hi - 1])
+        starts[lo:hi] = [start]
+        ends[lo:hi] = [end]
+        if starts[0] == self.watermark:
+            self.watermark = ends[0]
+            del starts[0], ends[0]
+
+    def snapshot(self) -> TimerProgress:
+        return TimerProgress(self.watermark, [], list(zip(self._starts, self._ends, strict=True)))
+
+    @classmethod
+    def restored(cls, saved: TimerProgress) -> DeliveredOffsets:
+        table = cls(saved.watermark)
+        for offset in saved.delivered:
+            table.add(offset)
+        for start, end in saved.delivered_ranges:
+            table.add_range(start, end)
+        return table
 
 
 def _recall_key(props: dict[str, str], id_key: str) -> tuple[str, str]:
@@ -94,8 +153,7 @@ class TimerScheduler(GeventActor):
         self.store = store
         self.path = os.path.join(config_dir, "timerProgress.json")
         self._writer = BackgroundWriter(self.path)
-        self._watermark = 0
-        self._delivered: set[int] = set()
+        self._delivered = DeliveredOffsets()
         self._heap: list[tuple[int, int, int]] = []
         self._cancelled: set[tuple[str, str]] = set()
         """(topic, UNIQ_KEY) of pending messages a recall marker cancelled (until the marker
@@ -112,19 +170,14 @@ class TimerScheduler(GeventActor):
 
     def on_start(self) -> None:
         if os.path.exists(self.path):
-            saved = read_json(self.path, TimerProgress)
-            self._watermark = saved.watermark
-            self._delivered = set(saved.delivered)
-        gevent.spawn(self._load, self._watermark)
+            self._delivered = DeliveredOffsets.restored(read_json(self.path, TimerProgress))
+        gevent.spawn(self._load, self._delivered.watermark)
         gevent.spawn(self._deliver)
         self.send_every(1.0, Persist())
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Delivered):
             self._delivered.add(message.queue_offset)
-            while self._watermark in self._delivered:
-                self._delivered.discard(self._watermark)
-                self._watermark += 1
             self._dirty = True
         elif isinstance(message, Persist):
             self._persist()
@@ -149,7 +202,7 @@ class TimerScheduler(GeventActor):
         or at once when stopping."""
         if self._dirty:
             self._dirty = False
-            self._writer.request(TimerProgress(self._watermark, sorted(self._delivered)))
+            self._writer.request(self._delivered.snapshot)
         if sync:
             self._writer.close()
 
