@@ -1,6 +1,6 @@
 """Pull gates: what a pull must pass before a broker reads its log out to it.
 
-    await_term(ctx, request, h) -> an answer, or None      (controller mode: a settled node)
+    await_term(ctx, request, h, session) -> an answer, or None  (controller mode: settled)
     past_bound(ctx, request, h, client) -> an answer, or None   (the tail-loss guard)
     moves_consumers(ctx) -> bool                           (may say an offset is out of range)
     hold_s(ctx, h) -> float                                (how long a suspended pull is held)
@@ -18,32 +18,43 @@ position.
 
 from __future__ import annotations
 
+import time
+
 from actors.broker.context import BrokerContext, reply
 from runtime.errors import ActorFailure
+from runtime.ha.state import HAState
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.headers import PullMessageRequestHeader
 from runtime.request_context import mark_held
+from runtime.session import SessionHandle
 
 FLAG_SUSPEND = 2
 MASTER_ID = 0
 STORE_STOPPED = "store stopped (the broker is restarting or changing role); pull again"
+TERM_RECHECK_S = 5.0
+"""How often a pull waiting for the node's term checks that its connection is still open (as a
+held pull's recheck, ``pull_handler.RECHECK_S``)."""
 UNSETTLED = "no term yet: this broker reads out its log once the controller confirms it"
 
 
 def await_term(
-    ctx: BrokerContext, request: RemotingCommand, h: PullMessageRequestHeader
+    ctx: BrokerContext,
+    request: RemotingCommand,
+    h: PullMessageRequestHeader,
+    session: SessionHandle,
 ) -> RemotingCommand | None:
     """A controller-mode node not settled since it started (``HAState.serves_reads``: no
     lease held, no master accepted its log): a suspended pull waits (long polling) for that;
     None once settled, else PULL_NOT_FOUND keeping the consumer's offset (nothing of its log
     read yet). The wait is
     the pull's hold (``hold_s``), not one more: the hold that may follow gets what is left,
-    so the answer comes within the consumer's suspend timeout."""
+    so the answer comes within the consumer's suspend timeout. It ends within a recheck
+    (``TERM_RECHECK_S``) when the pull's connection closed, answered so (nobody reads it), as
+    a held pull's does."""
     if h.sys_flag & FLAG_SUSPEND and h.suspend_timeout_millis > 0:
         mark_held()
-        ha = ctx.ha
-        if ha.wait_until(lambda s: s.serves_reads(), hold_s(ctx, h)):
+        if _wait_for_term(ctx.ha, hold_s(ctx, h), session):
             return None
     ext = {
         "nextBeginOffset": h.queue_offset,
@@ -57,6 +68,20 @@ def await_term(
         ext_fields=ext,
         remark=UNSETTLED,
     )
+
+
+def _wait_for_term(ha: HAState, hold: float, session: SessionHandle) -> bool:
+    """Wait up to ``hold`` seconds for ``ha`` to serve reads (True), in slices of
+    ``TERM_RECHECK_S``: False at the end of the hold, or once ``session`` closed (a closed
+    connection's pulls held for a long suspend timeout piled up greenlets without bound)."""
+    deadline = time.monotonic() + hold
+    remaining = hold
+    while True:
+        if ha.wait_until(lambda s: s.serves_reads(), max(0.0, min(remaining, TERM_RECHECK_S))):
+            return True
+        if remaining <= TERM_RECHECK_S or not session.alive:
+            return False
+        remaining = deadline - time.monotonic()
 
 
 def unsettled(ctx: BrokerContext, request: RemotingCommand, code: int) -> RemotingCommand | None:

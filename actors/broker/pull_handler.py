@@ -19,7 +19,8 @@ filtering uses the tag hash in the consume queue; clients re-check tag strings, 
 
 Before reading, a pull passes ``actors.broker.pull_gates``: a controller-mode node that has
 not settled since it started (no lease held, no master accepted its log) reads out nothing (a
-suspended pull waits for that, else PULL_NOT_FOUND keeping the offset); after a term began on
+suspended pull waits for that, until its connection closes at most, else PULL_NOT_FOUND
+keeping the offset); after a term began on
 a log that may have lost its tail, a pull past what the tail-loss guard allows is moved back,
 checked again after a hold (which may span the start of a term). A commit past the guard's
 bound is stored as the bound.
@@ -216,7 +217,7 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
     held_from: float | None = None  # (a hold for the first lease counts against the pull's)
     if ctx.ha is not None and not ctx.ha.serves_reads():
         held_from = time.monotonic()
-        unsettled = await_term(ctx, request, h)
+        unsettled = await_term(ctx, request, h, session)
         if unsettled is not None:
             return unsettled
     past = past_bound(ctx, request, h, client)

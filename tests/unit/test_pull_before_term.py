@@ -1,7 +1,7 @@
 """A controller-mode node that has held no lease, and whose log no master accepted, since it
 started reads out nothing of its log (recovery made all of it visible, also a tail the group
 never confirmed): a pull waits for that (long polling), else PULL_NOT_FOUND keeping the
-consumer's offset."""
+consumer's offset; the wait ends when the pull's connection closes."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from typing import Any
 import gevent
 import pytest
 
-from actors.broker import pull_handler
+from actors.broker import pull_gates, pull_handler
 from config import BrokerConfig
 from runtime.ha.state import HAState, Role
 from runtime.remoting.codes import ResponseCode
 from runtime.store.tail_guard import TailLossGuard
-from tests.unit.pull_support import FakeStore, pull_at
+from tests.unit.pull_support import FakeStore, Session, pull_at
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -127,3 +127,32 @@ def test_a_commit_riding_on_a_pull_is_stored_also_before_the_node_settles() -> N
     # Then nothing is read, but the commit is stored, as RocketMQ stores it whatever the answer
     assert answer.code == ResponseCode.PULL_NOT_FOUND, answer.remark
     assert ctx.store.committed == [("g", "T", 0, 9)]
+
+
+def test_the_wait_for_a_term_ends_when_the_pulls_connection_closes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a controller-mode master that gets no term, and a long poll with a suspend timeout
+    # of years (a client's choice: the broker takes it as given)
+    clock = Clock()
+    monkeypatch.setattr(pull_gates, "time", clock)
+    session = Session()
+    waited: list[float] = []
+
+    def wait_until(predicate: Any, timeout: float) -> bool:
+        waited.append(timeout)
+        assert len(waited) < 100, "the wait goes on after its connection closed"
+        if len(waited) == 2:
+            session.alive = False  # (the client closes its connection meanwhile)
+        clock.now += timeout  # (no term comes)
+        return False
+
+    ctx = context(HAState(node_id=0, role=Role.MASTER, sync=True, controller_mode=True))
+    ctx.ha = SimpleNamespace(serves_reads=lambda: False, wait_until=wait_until)
+    # When its connection closes while it waits for the term
+    answer = pull_at(ctx, 4, suspend_ms=10**12, session=session)
+    # Then the wait ends at its next recheck (it went on for the whole suspend timeout: a
+    # client closing connections with such pulls piled up greenlets while the node settled)
+    assert waited == [pull_gates.TERM_RECHECK_S] * 2
+    assert answer.code == ResponseCode.PULL_NOT_FOUND, answer.remark
+    assert int(answer.ext_fields["nextBeginOffset"]) == 4
