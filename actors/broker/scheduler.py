@@ -11,12 +11,13 @@ State owned: one worker greenlet per delay level and the progress table, persist
 ``<store>/config/delayOffset.json`` (RocketMQ's file name and shape). Only a master runs one.
 
 Durability point and guarantees: a message is put back into its real topic only once
-``now >= storeTimestamp + delay`` (never early), and progress moves past it only after that put
-was stored, so a crash re-delivers (at-least-once) and never loses one. A put that fails is
-retried every second (WARNINGs: one at once, then at most one every 10 s); the queue does not
-move past it. A record that names no topic it may
-be put back into (no REAL_TOPIC, the schedule topic itself, ...: ``delay.put_back_problem``) is
-dropped with a WARNING (at most one every 10 s) and the queue moves past it: put back into
+``now >= storeTimestamp + delay`` (never early; a store timestamp further ahead than the delay,
+the clock having been set back since, is due at once, as in RocketMQ), and progress moves past
+it only after that put was stored, so a crash re-delivers (at-least-once) and never loses one.
+A put that fails is retried every second (WARNINGs: one at once, then at most one every 10 s);
+the queue does not move past it. A record that names no topic it may be put back into (no
+REAL_TOPIC, the schedule topic itself, ...: ``delay.put_back_problem``) is dropped with a
+WARNING (at most one every 10 s) and the queue moves past it: put back into
 SCHEDULE_TOPIC_XXXX it would come round again every second, forever.
 """
 
@@ -49,6 +50,15 @@ BATCH = 32
 IDLE_WAIT_S = 1.0
 RETRY_S = 1.0
 CALL_TIMEOUT_S = 10.0
+
+
+def corrected_due_ms(due_ms: int, delay_ms: int) -> int:
+    """When a parked record is due: ``storeTimestamp + delay``, or now when that is further
+    ahead than the delay itself (a store timestamp in the future: the clock was set back since;
+    RocketMQ's correctDeliverTimestamp). It waited for the clock to catch up: a message stored
+    before a one-hour step back was held an hour longer, and the level's later ones behind it."""
+    now_ms = int(time.time() * 1000)
+    return now_ms if due_ms > now_ms + delay_ms else due_ms
 
 
 class Progress(msgspec.Struct, frozen=True, tag=True):
@@ -157,7 +167,7 @@ class Scheduler(GeventActor):
                 offset = queue_offset + 1
                 me.tell(Progress(level, offset))
                 continue
-            due_ms = stored.store_timestamp + delay_ms
+            due_ms = corrected_due_ms(stored.store_timestamp + delay_ms, delay_ms)
             while self._running:
                 wait_s = (due_ms - time.time() * 1000) / 1000
                 if wait_s <= 0:
