@@ -23,9 +23,10 @@ integer TIMER_OUT_MS is dropped as it is read, with a WARNING (at most one every
 marked delivered: put back into the timer topic it was due at once again, a loop without pause.
 
 Recall (RocketMQ 5's ``recallMessage``): a timer message carrying ``TIMER_DEL_UNIQKEY`` (a
-marker, due when its message is) cancels the pending message of that UNIQ_KEY in its topic:
-neither is put back. Both are records of the timer topic, so a restart re-reads the marker
-with the message and the recall holds. A marker arriving once its due time passed is refused
+marker, due when its message is; its value the UNIQ_KEY, or RocketMQ's ``<topic>+<UNIQ_KEY>``)
+cancels the pending message of that UNIQ_KEY in its topic: neither is put back. Both are
+records of the timer topic, so a restart re-reads the marker with the message and the recall
+holds. A marker arriving once its due time passed is refused
 (``actors.broker.delay.schedule``): it would recall nothing, and must not reach consumers.
 """
 
@@ -141,8 +142,13 @@ class DeliveredOffsets:
 
 
 def _recall_key(props: dict[str, str], id_key: str) -> tuple[str, str]:
-    """(the real topic, the id under ``id_key``) of a timer record's properties."""
-    return props.get(REAL_TOPIC, ""), props.get(id_key, "")
+    """(the real topic, the id under ``id_key``) of a timer record's properties. A marker's id
+    may be RocketMQ's delete key ``<topic>+<UNIQ_KEY>`` (TimerMessageStore.buildDeleteKey, as
+    RocketMQ's brokers write it) or the bare UNIQ_KEY (as ``actors.client.recall`` writes it)."""
+    topic, key = props.get(REAL_TOPIC, ""), props.get(id_key, "")
+    if id_key == TIMER_DEL_UNIQKEY and key.startswith(topic + "+"):
+        key = key[len(topic) + 1 :]
+    return topic, key
 
 
 class TimerScheduler(GeventActor):

@@ -103,3 +103,27 @@ def test_a_recall_read_in_a_later_batch_still_holds_after_a_restart(
         assert topic.put_back == [b"keep"]
     finally:
         ref.stop()
+
+
+def test_a_marker_naming_rocketmqs_delete_key_recalls_its_message(tmp_path: Any) -> None:
+    # Given a message and its recall marker written as RocketMQ's brokers write one: the
+    # value is TimerMessageStore.buildDeleteKey(topic, uniqKey), "<topic>+<UNIQ_KEY>"
+    due = int(time.time() * 1000) - 1000
+    topic = TimerTopic(
+        [
+            timer(b"drop", due, **{UNIQ_KEY: "u-drop"}),
+            timer(b"keep", due, **{UNIQ_KEY: "u-keep"}),
+            timer(b"", due, **{UNIQ_KEY: "u-marker", TIMER_DEL_UNIQKEY: "T+u-drop"}),
+        ]
+    )
+    # When the TimerScheduler delivers them
+    ref = TimerScheduler.start(topic, str(tmp_path))
+    try:
+        assert topic.all_read.wait(10)
+        deadline = time.monotonic() + 10
+        while ref.proxy().pending_count().get(timeout=5) and time.monotonic() < deadline:
+            gevent.sleep(0.01)
+        # Then the recalled message is not put back (nor the marker); the other one is
+        assert topic.put_back == [b"keep"]
+    finally:
+        ref.stop()
