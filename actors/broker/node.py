@@ -52,6 +52,7 @@ from actors.broker.store_figures import store_figures
 from actors.broker.store_service import BrokerStore
 from actors.broker.timer_scheduler import TimerScheduler
 from actors.broker.topic_config import PERM_READ, PERM_WRITE
+from actors.broker.transaction_handler import keep_discarded
 from actors.broker.transaction_manager import TransactionManager
 from config import BrokerConfig, BrokerRole
 from runtime.acl.plain import PlainAccessValidator
@@ -412,6 +413,7 @@ def _schedulers(ctx: BrokerContext, store: BrokerStore, cfg: BrokerConfig) -> li
                 check_interval_s=cfg.transaction_check_interval / 1000,
                 log_end=lambda: store.commit_log_max_offset,
                 scan=lambda start, end: _scan_transactions(store, start, end),
+                keep_discarded=lambda raw, checks: keep_discarded(ctx, raw, checks),
             ),
         ),
     ]

@@ -15,6 +15,14 @@ RESUME_CHECK_HALF_MESSAGE (323, ``mqadmin resumeCheckHalfMessage -i <offset msg 
 message whose checks ran out (discarded, ``transactionCheckMax``) or that is still open starts
 its checks over, as RocketMQ's broker does by storing it again with zero check times.
 SYSTEM_ERROR when the id names no half message here or one already committed or rolled back.
+
+A half message whose checks ran out (``transactionCheckMax``) is kept, before the
+TransactionManager stops checking it, as a copy in TRANS_CHECK_MAX_TIME_TOPIC (queue 0, one
+queue, made and registered on first use): ``keep_discarded``, as RocketMQ's
+DefaultTransactionalMessageCheckListener.resolveDiscardMsg stores it. The copy is an ordinary
+message (no transaction sysFlag, so consumers and admin tools read it) with the half message's
+body and properties, plus REAL_TOPIC / REAL_QID (where it was sent) and
+TRANSACTION_CHECK_TIMES, as RocketMQ's copy carries them.
 """
 
 from __future__ import annotations
@@ -24,13 +32,16 @@ import time
 from collections.abc import Iterator
 
 import pykka
+from loguru import logger
 
 from actors.broker import send_handler
 from actors.broker.context import BrokerContext, reply
 from actors.broker.delay import TimerError, copy_record, schedule
 from actors.broker.store_port import PutOutcome
+from actors.broker.topic_config import PERM_READ, PERM_WRITE
 from actors.broker.transaction_manager import HalfMessage, immunity_ms
 from runtime.errors import AddressError
+from runtime.remoting.bodies import TopicConfig
 from runtime.remoting.codes import ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.header_codec import decode_header
@@ -38,7 +49,10 @@ from runtime.remoting.headers import EndTransactionRequestHeader
 from runtime.remoting.properties import (
     CHECK_IMMUNITY_TIME_IN_SECONDS,
     PGROUP,
+    REAL_QID,
+    REAL_TOPIC,
     TRAN_MSG,
+    TRANSACTION_CHECK_TIMES,
     UNIQ_KEY,
     decode_properties,
 )
@@ -55,6 +69,9 @@ from runtime.store.record import (
 )
 
 UNKNOWN, COMMIT, ROLLBACK = 0, 8, 12
+CHECK_MAX_TOPIC = "TRANS_CHECK_MAX_TIME_TOPIC"
+"""RocketMQ's ``TopicValidator.RMQ_SYS_TRANS_CHECK_MAX_TIME_TOPIC``: where half messages whose
+checks ran out are kept (one queue, read and write)."""
 
 
 def is_prepared(sys_flag: int) -> bool:
@@ -209,3 +226,50 @@ def resume_check_half_message(
             remark=f"the half message {msg_id} is already committed or rolled back",
         )
     return reply(request)
+
+
+def check_max_copy(raw: bytes, checks: int) -> PutRecord:
+    """The record kept in TRANS_CHECK_MAX_TIME_TOPIC for the half message ``raw`` discarded
+    after ``checks`` checks (see the module docstring)."""
+    half = decode_record(raw)
+    props = decode_properties(half.properties)
+    props[REAL_TOPIC] = half.topic
+    props[REAL_QID] = str(half.queue_id)
+    props[TRANSACTION_CHECK_TIMES] = str(checks)
+    return copy_record(
+        half,
+        props,
+        topic=CHECK_MAX_TOPIC,
+        queue_id=0,
+        sys_flag=half.sys_flag & ~TRANSACTION_MASK,
+    )
+
+
+def keep_discarded(ctx: BrokerContext, raw: bytes, checks: int) -> bool:
+    """Store ``check_max_copy`` of a half message whose checks ran out (the TransactionManager's
+    ``keep_discarded``); True once stored. Makes TRANS_CHECK_MAX_TIME_TOPIC on first use."""
+    try:
+        if ctx.store.topic(CHECK_MAX_TOPIC) is None:
+            config = TopicConfig(
+                topic_name=CHECK_MAX_TOPIC,
+                read_queue_nums=1,
+                write_queue_nums=1,
+                perm=PERM_READ | PERM_WRITE,
+            )
+            ctx.store.create_topic(config)
+            ctx.register_now(CHECK_MAX_TOPIC)
+        outcome = ctx.store.put([check_max_copy(raw, checks)])
+    except (pykka.Timeout, pykka.ActorDeadError) as exc:
+        reason = f"the store did not answer: {type(exc).__name__}"
+    else:
+        code = send_handler.STATUS_CODES.get(outcome.status, ResponseCode.SYSTEM_ERROR)
+        if code in send_handler.STORED_CODES:
+            return True
+        reason = outcome.remark or outcome.status
+    logger.warning(
+        "broker: a half message whose checks ran out could not be stored in {} ({}): it stays "
+        "open, tried again at the next check round",
+        CHECK_MAX_TOPIC,
+        reason,
+    )
+    return False

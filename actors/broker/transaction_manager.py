@@ -19,9 +19,15 @@ Messages:
   after its checks, whose checks now start over (RESUME_CHECK_HALF_MESSAGE); False otherwise.
 - ``Check`` (its own timer, every ``check_interval_s``): for half messages older than
   ``timeout_s`` (or their CHECK_IMMUNITY_TIME_IN_SECONDS, ``HalfMessage.immunity_ms``), send
-  CHECK_TRANSACTION_STATE to a live producer of their group; after
-  ``check_max`` checks the message is discarded and logged (the last ``DISCARDED_KEPT`` discarded
-ones are remembered, so that ``resume`` can bring them back).
+  CHECK_TRANSACTION_STATE to a live producer of their group. Every due half message's check
+  counts, also one with no producer of its group online to ask (RocketMQ's
+  TransactionalMessageServiceImpl counts TRANSACTION_CHECK_TIMES before its listener looks for
+  a channel, and only logs "channel is null"); after ``check_max`` checks the message is
+  discarded: a copy is stored in TRANS_CHECK_MAX_TIME_TOPIC (``keep_discarded``, as RocketMQ's
+  DefaultTransactionalMessageCheckListener.resolveDiscardMsg does) and it is logged. One whose
+  copy could not be stored stays open (tried again next round). The last ``DISCARDED_KEPT``
+  discarded ones are remembered, so that ``resume`` can bring them back and a late END settle
+  them.
 
 State owned: commit-log offset -> HalfMessage, persisted atomically to
 ``<store>/config/transaction.json`` after every change, with ``scanFrom``: a commit-log offset
@@ -105,6 +111,7 @@ class TransactionManager(GeventActor):
         check_interval_s: float,
         log_end: Callable[[], int] = lambda: 0,
         scan: Callable[[int, int], HalfScan] | None = None,
+        keep_discarded: Callable[[bytes, int], bool] | None = None,
     ) -> None:
         super().__init__()
         self.directory = directory
@@ -117,6 +124,9 @@ class TransactionManager(GeventActor):
         self.log_end = log_end
         """The commit log's end (what consumers may read: every record below it is written)."""
         self.scan = scan
+        self.keep_discarded = keep_discarded
+        """Stores a copy of a half message whose checks ran out (its record, its check count)
+        in TRANS_CHECK_MAX_TIME_TOPIC: True once stored (None: nothing stored)."""
         self._half: dict[int, HalfMessage] = {}
         self._discarded: dict[int, HalfMessage] = {}
         # claimed by an END_TRANSACTION under way -> the log's end when claimed
@@ -233,28 +243,25 @@ class TransactionManager(GeventActor):
         now_ms = time.time() * 1000
         changed = False
         channels: dict[str, Any] = {}  # group -> a live producer's channel, asked once a round
+        unasked: dict[str, int] = {}  # group -> its due half messages no producer was asked of
         for half in self.pending():
             immune_ms = self.timeout_s * 1000 if half.immunity_ms == -1 else half.immunity_ms
             if now_ms - half.stored_ms < immune_ms:
                 continue
             if half.checks >= self.check_max:
-                logger.warning(
-                    "broker: transaction {} of group {} (topic {}) unresolved after {} checks: "
-                    "discarded",
-                    half.transaction_id,
-                    half.group,
-                    half.topic,
-                    half.checks,
-                )
-                del self._half[half.offset]
-                self._discard(half)
-                changed = True
+                changed |= self._discard(half)
                 continue
             if half.group not in channels:
                 channels[half.group] = self._channel(half.group)
             channel = channels[half.group]
             if channel is None:
-                continue  # no producer of the group online: try again next round
+                # No producer of the group online: counted all the same, as RocketMQ counts
+                # TRANSACTION_CHECK_TIMES before it looks for a channel ("channel is null");
+                # not counting kept a group's half messages for ever once its producers left.
+                unasked[half.group] = unasked.get(half.group, 0) + 1
+                self._half[half.offset] = msgspec.structs.replace(half, checks=half.checks + 1)
+                changed = True
+                continue
             raw = self.read_record(half.offset)
             if raw is None:
                 # Not readable (yet: the store has not dispatched it, e.g. a controller-mode
@@ -282,6 +289,14 @@ class TransactionManager(GeventActor):
             )
             self._half[half.offset] = msgspec.structs.replace(half, checks=half.checks + 1)
             changed = True
+        for group, count in unasked.items():
+            logger.warning(
+                "broker: no producer of group {} online to check {} half message(s) back: each "
+                "counted as a check (discarded to TRANS_CHECK_MAX_TIME_TOPIC after {})",
+                group,
+                count,
+                self.check_max,
+            )
         if changed or self._safe_scan_from() - self._scan_from >= ADVANCE_BYTES:
             self._persist()
 
@@ -296,10 +311,34 @@ class TransactionManager(GeventActor):
         except (pykka.Timeout, pykka.ActorDeadError):
             return None
 
-    def _discard(self, half: HalfMessage) -> None:
+    def _discard(self, half: HalfMessage) -> bool:
+        """Discard ``half``, whose checks ran out: its copy stored in TRANS_CHECK_MAX_TIME_TOPIC
+        first (``keep_discarded``), then no more checks (remembered: ``resume``, a late END).
+        False when the copy could not be stored: it stays open, tried again next round."""
+        raw = self.read_record(half.offset)
+        if raw is None:
+            kept = " (its record could not be read: no copy kept)"
+        elif self.keep_discarded is None:
+            kept = ""
+        elif self.keep_discarded(raw, half.checks):
+            kept = ", a copy kept in TRANS_CHECK_MAX_TIME_TOPIC"
+        else:
+            return False  # (keep_discarded logged why)
+        logger.warning(
+            "broker: transaction {} of group {} (topic {}, offset {}) unresolved after {} checks: "
+            "discarded{}",
+            half.transaction_id,
+            half.group,
+            half.topic,
+            half.offset,
+            half.checks,
+            kept,
+        )
+        del self._half[half.offset]
         self._discarded[half.offset] = half
         while len(self._discarded) > DISCARDED_KEPT:
             del self._discarded[min(self._discarded)]
+        return True
 
 
 def adopted(record: StoredRecord) -> HalfMessage:
