@@ -40,7 +40,10 @@ Catch-up at start (``actors.broker.half_scan``): the table may lag the log (a sl
 holds its last 10 s copy; a master that crashed lacks what was under way), so the manager
 first reads the log from ``scanFrom`` to its end: a half message not in the table is opened
 (checked back like any other), one a COMMIT copy or a ROLLBACK mark settled is forgotten. A
-table written before ``scanFrom`` existed is not caught up.
+table written before ``scanFrom`` existed (session 30), or none at all (a slave made master
+before its first copy), is caught up from the log's first record: nothing else bounds how far
+it lags (an empty table names no offset; a half message whose put was under way when it was
+written may lie below every entry it holds).
 """
 
 from __future__ import annotations
@@ -85,7 +88,7 @@ class _Table(msgspec.Struct, rename={"scan_from": "scanFrom"}):
     discarded: list[HalfMessage] = []
     scan_from: int | None = None
     """Every half message and COMMIT below this commit-log offset is in the table (None: a
-    table from before it was kept: no catch-up)."""
+    table from before it was kept: caught up from the log's first record)."""
 
 
 ADVANCE_BYTES = 1 << 20
@@ -136,18 +139,30 @@ class TransactionManager(GeventActor):
         self._scan_from = 0  # as last persisted
 
     def on_start(self) -> None:
-        scan_from = None
-        if os.path.exists(self.path):
-            table = read_json(self.path, _Table)
-            self._half = {h.offset: h for h in table.half}
-            self._discarded = {h.offset: h for h in table.discarded}
-            scan_from = table.scan_from
-            if self._half:
-                logger.info("broker: {} open transactions restored", len(self._half))
-        if scan_from is not None and self.scan is not None:
+        scan_from = self._load()
+        if self.scan is not None:
             self._catch_up(scan_from)
         self._persist()
         self.send_every(self.check_interval_s, Check())
+
+    def _load(self) -> int:
+        """Read the table; returns where the catch-up starts: its ``scanFrom``, or 0 (the
+        log's first record) for a table without one, or none."""
+        if not os.path.exists(self.path):
+            return 0
+        table = read_json(self.path, _Table)
+        self._half = {h.offset: h for h in table.half}
+        self._discarded = {h.offset: h for h in table.discarded}
+        if self._half:
+            logger.info("broker: {} open transactions restored", len(self._half))
+        if table.scan_from is None:
+            logger.warning(
+                "broker: {} was written by an older version (no scanFrom): the half messages "
+                "and commits it may lack are looked for from the commit log's first record",
+                self.path,
+            )
+            return 0
+        return table.scan_from
 
     def _catch_up(self, start: int) -> None:
         """Open the half messages of the log from ``start`` the table lacks, forget the ones a

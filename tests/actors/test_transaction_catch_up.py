@@ -141,3 +141,65 @@ def test_the_catch_up_point_stays_below_puts_and_ends_under_way(tmp_path: pathli
         assert scan_from() == 500
     finally:
         manager.stop()
+
+
+def old_format_table(entries: list[tuple[int, str]]) -> bytes:
+    """``transaction.json`` as versions before session 30 wrote it: the open half messages only
+    (no ``scanFrom``, no ``discarded``, no ``immunity_ms``)."""
+    half = [
+        {
+            "offset": offset,
+            "group": "pg",
+            "topic": "Tx",
+            "msg_id": f"id{offset}",
+            "transaction_id": key,
+            "stored_ms": 0,
+            "checks": 0,
+        }
+        for offset, key in entries
+    ]
+    return msgspec.json.encode({"half": half})
+
+
+def test_a_table_of_an_older_version_is_caught_up_from_the_start_of_the_log(
+    tmp_path: pathlib.Path,
+) -> None:
+    data = tmp_path / "b"
+    with lone_broker(data) as client, no_errors_logged() as errors:
+        # Given half messages h1, h2, h3 in the log, h3 committed
+        h1 = half(client, "h1")
+        h2 = half(client, "h2")
+        h3 = half(client, "h3")
+        assert end(client, h3, COMMIT).code == ResponseCode.SUCCESS
+        assert visible(client) == 1
+        assert errors == []
+    # When the broker starts with a table an older version wrote holding h1 only (its copy
+    # lagged: a slave made master, or a crash, at the upgrade)
+    table_of(data).write_bytes(old_format_table([(h1, "h1")]))
+    with lone_broker(data) as client, no_errors_logged() as errors:
+        # Then h2, which that table lacked, is open: its commit is done
+        assert end(client, h2, COMMIT).code == ResponseCode.SUCCESS
+        assert visible(client) == 2
+        # And h1 commits too, and h3, committed already, is not committed twice
+        assert end(client, h1, COMMIT).code == ResponseCode.SUCCESS
+        assert end(client, h3, COMMIT).code == ResponseCode.SUCCESS
+        assert visible(client) == 3
+        # And the table now has a scanFrom (the next start reads from there)
+        assert "scanFrom" in msgspec.json.decode(table_of(data).read_bytes())
+        assert errors == []
+
+
+def test_no_table_at_all_is_caught_up_from_the_start_of_the_log(tmp_path: pathlib.Path) -> None:
+    data = tmp_path / "b"
+    with lone_broker(data) as client, no_errors_logged() as errors:
+        # Given an open half message in the log
+        h1 = half(client, "h1")
+        assert errors == []
+    # When the broker starts without a transaction table (a slave made master before its
+    # first copy of the master's)
+    table_of(data).unlink()
+    with lone_broker(data) as client, no_errors_logged() as errors:
+        # Then the half message is open: its commit is done
+        assert end(client, h1, COMMIT).code == ResponseCode.SUCCESS
+        assert visible(client) == 1
+        assert errors == []
