@@ -4,9 +4,11 @@ Messages accepted:
 - ``Dispatch(begin, end, entries)`` (tell, from the writer): records appended in ``[begin,
   end)``, already parsed. Held until confirmed, then applied.
 - ``Confirm(offset, source, flushed)`` (tell): ``source`` confirms the log up to ``offset``
-  ("flush" from the Flusher; the HA work adds "replica"). Consumers only ever see records below
-  the confirmed offset: the minimum over the required sources (SYNC_FLUSH needs "flush"); with
-  no required source (ASYNC_FLUSH) everything written is confirmed.
+  ("flush" from the Flusher; "replica" from a master's HA work; "master" on a slave, from its
+  HAClient: what its master showed). Consumers only ever see records below the confirmed
+  offset: the minimum over the required sources (SYNC_FLUSH needs "flush", a slave "master");
+  with no required source (ASYNC_FLUSH) everything written is confirmed. Batches waiting for
+  it are kept up to ``HELD_MAX_BYTES`` of log; past that they are read back from the log.
 - ``CheckpointTick`` (timer, every ``checkpoint_interval_ms``) / ``CheckpointDone`` (internal):
   when a checkpoint is due (the log grew ``checkpoint_lag_bytes`` past the last one, or
   ``checkpoint_max_interval_ms`` passed with anything new), fsync the touched consume queues
@@ -84,6 +86,11 @@ from runtime.store.record_dispatch import dispatch_fields
 from runtime.store.recovery import make_checkpoint
 from runtime.store.settings import StoreSettings
 
+HELD_MAX_BYTES = 32 * 1024 * 1024
+"""Log bytes whose parsed batches are kept while they wait for their confirmation; past it
+a batch is dropped and its records are read back from the log once confirmed. A SYNC_MASTER
+without a slave in sync, or a slave copying its master's log while the master shows nothing
+new, held every batch in memory until then."""
 SYNC_TIMEOUT_S = 10.0
 SYNC_BATCH = 64
 """Consume queues a checkpoint syncs at once: thousands at once (a broker with thousands of
@@ -108,6 +115,7 @@ class Dispatcher(GeventActor):
         self.ctx = ctx
         self.settings = ctx.settings
         self._pending: deque[Dispatch] = deque()
+        self._held_bytes = 0  # log bytes of the batches in ``_pending``
         self._touched: set[QueueKey] = set()
         self._checkpointing = False
         self._deleting: DispatchBatch | None = None  # the held batch of a deletion barrier
@@ -163,7 +171,9 @@ class Dispatcher(GeventActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Dispatch):
-            self._pending.append(message)
+            if self._held_bytes < HELD_MAX_BYTES or message.end <= self._confirmed():
+                self._pending.append(message)
+                self._held_bytes += message.end - message.begin
             if message.end > self.written:
                 self.written = message.end
             self._advance()
@@ -217,12 +227,13 @@ class Dispatcher(GeventActor):
         pending = self._pending
         while self.reput < limit:
             if pending and pending[0].end <= self.reput:
-                pending.popleft()
+                self._forget(pending.popleft())
                 continue
             if pending and pending[0].begin == self.reput:
                 if pending[0].end > limit:
                     break
                 msg = pending.popleft()
+                self._forget(msg)
                 if msg.batch.deleted:
                     self._begin_deletion(msg.batch)
                     break
@@ -237,6 +248,9 @@ class Dispatcher(GeventActor):
         self.ctx.dispatched = self.reput
         if self._when:
             self._release_waiters()
+
+    def _forget(self, msg: Dispatch) -> None:
+        self._held_bytes -= msg.end - msg.begin
 
     def _reput_from_log(self, stop: int) -> bool:
         """Dispatch records read back from the log in [reput, stop); False if none were."""

@@ -15,14 +15,17 @@ mirror the master's epoch entries, mark the master reachable (an ACCEPT past thi
 empty log, at a segment start: the master's log no longer starts at 0; mirror the entries and
 have the node start the log there, a restart, then a new HELLO); DATA -> ``AppendRaw`` to the
 writer, which checks, writes, dispatches and flushes per the slave's mode, then REPORT the new
-end (also every haSendHeartbeatInterval); TRUNCATE -> ``truncate(offset)`` (the node records
-the cut and restarts this broker on the same store: recovery trims everything past it, then a
-new HELLO); FETCH (before ACCEPT: a classic master back from a power loss lacks what this
-slave holds of its log) -> send the log from there to this slave's end as TAIL frames (whole
-records, ``read_raw``), then the empty TAIL, and wait for the master's answer; REFUSED ->
-retry later; CHALLENGE (a master with an inner account) -> PROOF from
-this broker's inner account (``HAContext.credentials``), or, without one, end the link with an
-ERROR naming the key (at most one a minute; also when the master refuses the proof).
+end (also every haSendHeartbeatInterval); CONFIRM -> the Dispatcher may show consumers the log
+up to there (``Shown``: its source "master", never past the log's end; told again with every
+heartbeat), so this slave serves no record its master has not shown its own consumers;
+TRUNCATE -> ``truncate(offset)`` (the node records the cut and restarts this broker on the
+same store: recovery trims everything past it, then a new HELLO); FETCH (before ACCEPT: a
+classic master back from a power loss lacks what this slave holds of its log) -> send the log
+from there to this slave's end as TAIL frames (whole records, ``read_raw``), then the empty
+TAIL, and wait for the master's answer; REFUSED -> retry later; CHALLENGE (a master with an
+inner account) -> PROOF from this broker's inner account (``HAContext.credentials``), or,
+without one, end the link with an ERROR naming the key (at most one a minute; also when the
+master refuses the proof).
 
 In controller mode the link waits for the slave's first metadata sync
 (``HAState.metadata_synced``, set by SlaveSynchronize): an in-sync slave is electable.
@@ -47,7 +50,7 @@ from loguru import logger
 
 from actors.broker.ha_messages import ClientDone, ClientTick, MasterAddress
 from actors.broker.ha_service import HAContext
-from actors.broker.messages import AppendRaw
+from actors.broker.messages import AppendRaw, Confirm
 from runtime.actor import GeventActor, new_future, offload
 from runtime.errors import ActorFailure, AddressError, ProtocolError
 from runtime.ha import protocol as P
@@ -202,6 +205,7 @@ class HAClient(GeventActor):
         sock.sendall(P.encode_hello(hello))
         decoder = P.MasterStreamDecoder()
         accepted = False
+        shown = Shown(ha)
         last_report = time.monotonic()
         sock.settimeout(ha.housekeeping_s)
         receive = receiver(sock, READ_SIZE)
@@ -221,6 +225,11 @@ class HAClient(GeventActor):
                         self._append(frame)
                         self._report(sock, log.write_offset)
                         last_report = time.monotonic()
+                    shown.update(log.write_offset, again=not frame.data)
+                elif isinstance(frame, P.Confirm):
+                    if not accepted:
+                        raise ProtocolError("a CONFIRM before ACCEPT")
+                    shown.confirmed(frame.offset, log.write_offset)
                 elif isinstance(frame, P.Accept):
                     if not accepted and _starts_empty_log(log, frame.offset):
                         return self._start_at(frame, address)
@@ -334,6 +343,31 @@ class HAClient(GeventActor):
         result = reply.get(timeout=APPEND_TIMEOUT_S)
         if not result.ok:
             raise ProtocolError(f"append at {frame.offset} refused: {result.reason}")
+
+
+class Shown:
+    """What this slave shows its consumers (a Dispatcher source, "master"): no further than
+    its master's CONFIRM (what the master's own consumers may read) nor its log's end."""
+
+    __slots__ = ("_confirmed", "_ha", "_told")
+
+    def __init__(self, ha: HAContext) -> None:
+        self._ha = ha
+        self._confirmed = 0
+        self._told = -1
+
+    def confirmed(self, offset: int, end: int) -> None:
+        """The master's CONFIRM of ``offset``; the log ends at ``end``."""
+        self._confirmed = max(self._confirmed, offset)
+        self.update(end)
+
+    def update(self, end: int, *, again: bool = False) -> None:
+        """The log now ends at ``end``; ``again`` (a heartbeat): tell the Dispatcher even if
+        nothing changed (a restarted Dispatcher starts from what it dispatched)."""
+        offset = min(self._confirmed, end)
+        if offset > self._told or again:
+            self._told = offset
+            self._ha.tell(self._ha.store.names.dispatcher, Confirm(offset, "master", False))
 
 
 def _starts_empty_log(log: Any, offset: int) -> bool:

@@ -8,7 +8,10 @@ Messages accepted (told by its own greenlets and timers):
   starts at 0: an ACCEPT at the master's first segment, then the link closes; the slave
   starts its log there and links again), or ACCEPT from the slave's end — then a sender
   greenlet streams raw commit-log bytes from there (``read_raw``: whole records, at most
-  ``haTransferBatchSize`` per frame, never across a segment end) and a heartbeat frame when idle.
+  ``haTransferBatchSize`` per frame, never across a segment end) and a heartbeat frame when idle;
+  to a slave whose HELLO is version 3 or later, a CONFIRM right after the ACCEPT and whenever
+  this master's consumers may read further (``StoreContext.dispatched``): the slave shows its
+  consumers no more.
 - ``LinkProof(mac)``: with an inner account (``HAContext.credentials``) the link sends a
   CHALLENGE (a fresh nonce) as soon as it opens and keeps the HELLO until the slave's PROOF
   matches the account's secret; a wrong one is REFUSED (UNAUTHENTICATED) with a WARNING. No
@@ -251,7 +254,7 @@ class HAConnection(GeventActor):
         mirrored = epochs[-1].epoch if epochs else 0
         joined = SlaveJoined(hello.node, self.actor_urn, point, self.peer, mirrored)
         self.ha.tell(self.ha.service, joined)
-        gevent.spawn(self._send_loop, point)
+        gevent.spawn(self._send_loop, point, hello.version >= P.CONFIRMING)
 
     def _tail(self, offset: int, data: bytes) -> None:
         """Append part of the slave's log a FETCH asked for; at its end, answer the HELLO."""
@@ -341,13 +344,17 @@ class HAConnection(GeventActor):
         with contextlib.suppress(pykka.ActorDeadError):
             ref.tell(LinkClosed(reason))
 
-    def _send_loop(self, pos: int) -> None:
-        """Stream the log from ``pos``: whole records, a heartbeat frame when idle."""
-        log = self.ha.store.require_open().log
+    def _send_loop(self, pos: int, confirms: bool) -> None:
+        """Stream the log from ``pos``: whole records, a heartbeat frame when idle; to a slave
+        that takes them (``confirms``), a CONFIRM whenever this master's consumers may read
+        further (``StoreContext.dispatched``), first of all right after the ACCEPT."""
+        store = self.ha.store
+        log = store.require_open().log
         state = self.ha.state
         batch = self.ha.batch_size
         idle_s = min(1.0, self.ha.heartbeat_s)
         last = 0.0
+        shown = -1
         reason = "stopped"
         try:
             while not self._closed:
@@ -360,17 +367,26 @@ class HAConnection(GeventActor):
                     reason = f"offset {pos} was deleted before the slave got it"
                     break
                 grew = state.growth()  # (before the read: an append after it wakes the wait)
+                moved = store.dispatch_moved() if confirms else None  # (the same)
+                head = b""
+                if confirms and store.dispatched > shown:
+                    shown = store.dispatched
+                    head = P.encode_confirm(shown)
                 data, after = read_raw(log, pos, batch, log.write_offset)
                 if data:
                     self._sent_end = after  # (before: a quick slave's report may overtake it)
-                    self.sock.sendall(P.data_header(pos, len(data)) + data)
+                    self.sock.sendall(head + P.data_header(pos, len(data)) + data)
                     pos = after
                     last = time.monotonic()
                     continue
-                if time.monotonic() - last >= idle_s:
-                    self.sock.sendall(P.data_header(pos, 0))  # (it may yield: appends go on)
+                if head or time.monotonic() - last >= idle_s:
+                    # (a CONFIRM alone is sent at once; it may yield: appends go on)
+                    self.sock.sendall(head or P.data_header(pos, 0))
                     last = time.monotonic()
-                grew.wait(idle_s)
+                if moved is None:
+                    grew.wait(idle_s)
+                else:
+                    gevent.wait([grew, moved], timeout=idle_s, count=1)
         except OSError as exc:
             reason = f"send failed: {exc}"
         except Exception as exc:  # e.g. a segment deleted under the reader

@@ -3,11 +3,11 @@ on purpose; see docs/ha-design.md).
 
 All integers big-endian. Slave -> master:
 
-- once, ``HELLO``: magic ``AMQH``, int32 version 2, int64 node id, int64 commit-log segment
+- once, ``HELLO``: magic ``AMQH``, int32 version 3, int64 node id, int64 commit-log segment
   size, int32 n, n x (int64 epoch, int64 start offset, int64 node id of the epoch's master),
   int64 max offset (the slave's commit-log write offset), int16 n, n bytes UTF-8: the slave's
   broker group (``brokerName``; version 1, sent by older slaves, ends at the max offset and
-  names no group);
+  names no group; version 2 is laid out as 3 but its slave takes no ``CONFIRM``);
 - once, after a ``CHALLENGE``: ``PROOF``, 32 bytes: HMAC-SHA256(the inner account's secret
   key, ``PROOF_CONTEXT`` + the challenge's nonce);
 - then ``REPORT`` frames: int64 max offset (after every append and every heartbeat interval);
@@ -30,7 +30,11 @@ Master -> slave, every frame starts with an int8 type:
   (``innerClientAuthenticationCredentials``): it answers the HELLO only after a matching
   ``PROOF`` (REFUSED 6 unauthenticated otherwise);
 - 6 ``FETCH``: int64 offset — a classic master back from a power loss asks a slave that holds
-  more of its term to send its log from there (``TAIL`` frames), before it serves writes.
+  more of its term to send its log from there (``TAIL`` frames), before it serves writes;
+- 7 ``CONFIRM``: int64 offset — how far the master's consumers may read its log (its reput
+  offset: under SYNC_MASTER and in controller mode, what its in-sync slaves hold). Sent only
+  to a version 3 slave: right after the ACCEPT, then whenever it grows. The slave shows its
+  consumers no record past it (RocketMQ 5's confirm offset).
 
 Decoders are incremental (bytes arrive in arbitrary TCP chunks), bound every length before
 buffering (a declared size above the limit fails at once) and raise only ``ProtocolError``.
@@ -48,8 +52,10 @@ import msgspec
 from runtime.errors import ProtocolError
 
 MAGIC = b"AMQH"
-VERSION = 2
-"""Sent; version 1 (no group in the HELLO) is still read."""
+VERSION = 3
+"""Sent; versions 1 (no group in the HELLO) and 2 (no ``CONFIRM`` frames) are still read."""
+CONFIRMING = 3
+"""The first HELLO version whose slave takes ``CONFIRM`` frames."""
 MAX_GROUP = 255
 """Longest group name in a HELLO, in bytes (RocketMQ's names are shorter)."""
 MAX_EPOCHS = 65_536
@@ -72,6 +78,7 @@ _TAIL_HEAD = struct.Struct(">qqi")  # -1, offset, size
 DATA = 4
 CHALLENGE = 5
 FETCH = 6
+CONFIRM = 7
 TAIL_MARK = -1
 NONCE_SIZE = 16
 PROOF_SIZE = 32
@@ -103,6 +110,8 @@ class Hello(msgspec.Struct, frozen=True, tag=True):
     max_offset: int
     group: str = ""
     """The slave's ``brokerName`` ("": a version 1 HELLO, which names none)."""
+    version: int = VERSION
+    """The HELLO's version (``CONFIRMING`` and later: the slave takes ``CONFIRM`` frames)."""
 
 
 class Report(msgspec.Struct, frozen=True, tag=True):
@@ -141,6 +150,12 @@ class Fetch(msgspec.Struct, frozen=True, tag=True):
     offset: int
 
 
+class Confirm(msgspec.Struct, frozen=True, tag=True):
+    """How far the master's consumers may read its log: the slave shows no more."""
+
+    offset: int
+
+
 class Tail(msgspec.Struct, frozen=True, tag=True):
     """Part of a slave's log sent back to its master (empty ``data``: the tail ends)."""
 
@@ -148,7 +163,7 @@ class Tail(msgspec.Struct, frozen=True, tag=True):
     data: bytes
 
 
-MasterFrame = Accept | Truncate | Refused | Data | Challenge | Fetch
+MasterFrame = Accept | Truncate | Refused | Data | Challenge | Fetch | Confirm
 SlaveFrame = Hello | Proof | Report | Tail
 
 
@@ -170,7 +185,9 @@ def _entries(epochs: tuple[Epoch, ...]) -> bytes:
 
 
 def encode_hello(h: Hello) -> bytes:
-    head = _HELLO_HEAD.pack(MAGIC, VERSION, h.node, h.segment_size, len(h.epochs))
+    if h.version not in (2, VERSION):
+        raise ProtocolError(f"HELLO version {h.version} cannot be sent (2 or {VERSION})")
+    head = _HELLO_HEAD.pack(MAGIC, h.version, h.node, h.segment_size, len(h.epochs))
     group = h.group.encode()
     if len(group) > MAX_GROUP:
         raise ProtocolError(f"group name of {len(group)} bytes (at most {MAX_GROUP})")
@@ -203,6 +220,10 @@ def encode_challenge(nonce: bytes) -> bytes:
 
 def encode_fetch(offset: int) -> bytes:
     return _I8.pack(FETCH) + _I64.pack(offset)
+
+
+def encode_confirm(offset: int) -> bytes:
+    return _I8.pack(CONFIRM) + _I64.pack(offset)
 
 
 def tail_header(offset: int, size: int) -> bytes:
@@ -334,7 +355,7 @@ class SlaveStreamDecoder:
         magic, version, node, seg, n = _HELLO_HEAD.unpack_from(b.buf, b.pos)
         if magic != MAGIC:
             raise ProtocolError("not an HA HELLO (bad magic)")
-        if version not in (1, VERSION):
+        if version not in (1, 2, VERSION):
             raise ProtocolError(f"HA protocol version {version} is not supported (want {VERSION})")
         if seg <= 0:
             raise ProtocolError(f"segment size {seg} is not positive")
@@ -359,12 +380,12 @@ class SlaveStreamDecoder:
         epochs = _parse_entries(b.buf, start, n)
         (max_offset,) = _I64.unpack_from(b.buf, end - 8)
         b.pos = need
-        return Hello(node, seg, epochs, _offset(max_offset, "max offset"), group)
+        return Hello(node, seg, epochs, _offset(max_offset, "max offset"), group, version)
 
 
 class MasterStreamDecoder:
     """The slave's view of its master's stream: ACCEPT / TRUNCATE / REFUSED / FETCH, then
-    DATA."""
+    DATA and CONFIRM."""
 
     def __init__(self, max_data: int = MAX_DATA) -> None:
         self._b = _Buffer()
@@ -411,6 +432,11 @@ class MasterStreamDecoder:
                 return None
             (offset,) = _I64.unpack_from(buf, pos + 1)
             return Fetch(_offset(offset, "fetch offset")), 9
+        if kind == CONFIRM:
+            if avail < 9:
+                return None
+            (offset,) = _I64.unpack_from(buf, pos + 1)
+            return Confirm(_offset(offset, "confirm offset")), 9
         if kind == CHALLENGE:
             if avail < 1 + NONCE_SIZE:
                 return None

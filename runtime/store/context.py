@@ -15,6 +15,8 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING, Any, Protocol
 
+import gevent.event
+
 from runtime.store.group_sync import GroupSync
 from runtime.store.settings import StoreSettings
 from runtime.store.storage import OS_FS, FileSystem
@@ -124,8 +126,8 @@ class StoreContext:
         self.opened: OpenStore | None = None
         self.failed: str | None = None
         """Set when the store fail-stopped (a failed fsync): nothing may be acknowledged."""
-        self.dispatched: int = 0
-        """The commit-log offset up to which records were handed to queues and the index."""
+        self._dispatched = 0
+        self._dispatch_moved: gevent.event.Event | None = None
         self.put_messages: int = 0
         """Messages the CommitLogWriter appended since start (admin statistics)."""
         self.put_counts: dict[str, int] = {}
@@ -152,11 +154,36 @@ class StoreContext:
         is answered first."""
 
     @property
+    def dispatched(self) -> int:
+        """The commit-log offset up to which records were handed to queues and the index
+        (what consumers may read; a master's HA links send it to their slaves)."""
+        return self._dispatched
+
+    @dispatched.setter
+    def dispatched(self, offset: int) -> None:
+        if offset == self._dispatched:
+            return
+        self._dispatched = offset
+        moved, self._dispatch_moved = self._dispatch_moved, None
+        if moved is not None:
+            moved.set()
+
+    def dispatch_moved(self) -> gevent.event.Event:
+        """The event the next change of ``dispatched`` sets: taken before a look at it, waited
+        on after, so a change in between is not missed."""
+        if self._dispatch_moved is None:
+            self._dispatch_moved = gevent.event.Event()
+        return self._dispatch_moved
+
+    @property
     def confirm_sources(self) -> set[str]:
-        """What must confirm an offset before consumers may see it."""
+        """What must confirm an offset before consumers may see it (a slave: its master's
+        ``CONFIRM``, which the HAClient passes on as "master")."""
         sources = set()
         if self.settings.sync_flush:
             sources.add("flush")
+        if self.settings.read_only:
+            sources.add("master")
         if self.replication.confirm_source:
             sources.add(self.replication.confirm_source)
         return sources

@@ -188,22 +188,41 @@ def same_commit_log(a: StoreContext, b: StoreContext) -> None:
 class FakeSlave:
     """A slave speaking the HA protocol by hand: HELLO, read frames, REPORT when told."""
 
-    def __init__(self, address: str, node: int, max_offset: int = 0, group: str = "") -> None:
+    def __init__(
+        self,
+        address: str,
+        node: int,
+        max_offset: int = 0,
+        group: str = "",
+        version: int = P.VERSION,
+    ) -> None:
         self.sock = gevent.socket.create_connection(parse_address(address), timeout=T)
         self.decoder = P.MasterStreamDecoder()
         self.frames: list[P.MasterFrame] = []
+        self.confirms: list[int] = []
+        """The offsets of the master's CONFIRM frames so far."""
         hello = P.Hello(
-            node=node, segment_size=SEGMENT, epochs=(), max_offset=max_offset, group=group
+            node=node,
+            segment_size=SEGMENT,
+            epochs=(),
+            max_offset=max_offset,
+            group=group,
+            version=version,
         )
         self.sock.sendall(P.encode_hello(hello))
 
     def next_frame(self) -> P.MasterFrame:
-        while not self.frames:
-            data = self.sock.recv(1 << 20)
-            if not data:
-                raise ConnectionError("master closed the link")
-            self.frames += self.decoder.feed(data)
-        return self.frames.pop(0)
+        """The master's next frame but a CONFIRM (those go to ``confirms``)."""
+        while True:
+            while not self.frames:
+                data = self.sock.recv(1 << 20)
+                if not data:
+                    raise ConnectionError("master closed the link")
+                self.frames += self.decoder.feed(data)
+            frame = self.frames.pop(0)
+            if not isinstance(frame, P.Confirm):
+                return frame
+            self.confirms.append(frame.offset)
 
     def data_until(self, end: int) -> int:
         """Read DATA frames until the stream reaches ``end``; returns where it got to."""
@@ -213,6 +232,21 @@ class FakeSlave:
             if isinstance(frame, P.Data) and frame.data:
                 at = frame.offset + len(frame.data)
         return at
+
+    def confirm_until(self, offset: int) -> int:
+        """Read the stream until a CONFIRM reaches ``offset``; the highest one."""
+        while not self.confirms or max(self.confirms) < offset:
+            if self.frames:
+                frame = self.frames.pop(0)
+                if isinstance(frame, P.Confirm):
+                    self.confirms.append(frame.offset)
+                continue
+            data = self.sock.recv(1 << 20)
+            if not data:
+                raise ConnectionError("master closed the link")
+            frames = self.decoder.feed(data)
+            self.confirms += [f.offset for f in frames if isinstance(f, P.Confirm)]
+        return max(self.confirms)
 
     def report(self, offset: int) -> None:
         self.sock.sendall(P.encode_report(offset))

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from actors.broker.messages import AppendRaw
+from actors.broker import dispatcher
+from actors.broker.messages import AppendRaw, Confirm
 from actors.broker.store_results import GetStatus, PutStatus
 from actors.broker.store_service import BrokerStore
-from runtime.actor import new_future
+from runtime.actor import actor_of, new_future
 from runtime.directory import Directory
 from runtime.store import record as R
 from runtime.store.raw import read_raw
@@ -48,20 +49,26 @@ def pair(tmp_path: Path) -> Iterator[tuple[BrokerStore, BrokerStore]]:
     master.stop()
 
 
-def append_raw(store: BrokerStore, offset: int, data: bytes) -> Any:
+def append_raw(store: BrokerStore, offset: int, data: bytes, *, shown: bool = True) -> Any:
+    """Append ``data`` at ``offset`` as the HAClient does; ``shown``: then confirm it as the
+    master's CONFIRM would (a slave's consumers see nothing its master did not show)."""
     reply = new_future()
     store.ctx.directory.require(store.names.writer).tell(AppendRaw(offset, data, reply))
-    return reply.get(timeout=T)
+    result = reply.get(timeout=T)
+    if shown and result.ok:
+        confirm = Confirm(result.write_offset, "master", False)
+        store.ctx.directory.require(store.names.dispatcher).tell(confirm)
+    return result
 
 
-def copy_all(master: BrokerStore, slave: BrokerStore) -> None:
+def copy_all(master: BrokerStore, slave: BrokerStore, *, shown: bool = True) -> None:
     mlog = master.ctx.require_open().log
     while True:
         at = slave.ctx.require_open().log.write_offset
         data = read_raw(mlog, at, 1500, mlog.write_offset).data
         if not data:
             return
-        result = append_raw(slave, at, data)
+        result = append_raw(slave, at, data, shown=shown)
         assert result.ok, result.reason
         assert result.write_offset == at + len(data) or result.write_offset % 8192 == 0
 
@@ -106,3 +113,36 @@ def test_a_master_refuses_raw_bytes_and_a_wrong_offset_changes_nothing(
     assert slave.put([R.PutRecord("T", 0, b"y", "")]).get(timeout=T).status is (
         PutStatus.SERVICE_NOT_AVAILABLE
     )
+
+
+def test_a_slave_keeps_a_bounded_part_of_what_waits_for_its_masters_confirm(
+    pair: tuple[BrokerStore, BrokerStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    master, slave = pair
+    monkeypatch.setattr(dispatcher, "HELD_MAX_BYTES", 2000)
+    # Given 40 records on the master over two queues, copied to the slave while its master
+    # shows none of them (its CONFIRM does not come)
+    for i in range(40):
+        rec = R.PutRecord("T", i % 2, f"body-{i}".encode() * 20, "")
+        assert master.put([rec]).get(timeout=T).status is PutStatus.PUT_OK
+    copy_all(master, slave, shown=False)
+    end = slave.ctx.require_open().log.write_offset
+    # Then the slave shows none, and keeps at most about the bound of their parsed batches
+    ref = slave.ctx.directory.require(slave.names.dispatcher)
+    assert slave.when_dispatched(0).get(timeout=T) == 0  # (after the appends' dispatches)
+    held = held_bytes(slave)
+    assert 0 < held <= 2000 + 1500, held
+    # When the master's CONFIRM comes, Then the slave shows them all, read back from its log
+    # where it dropped them, at the master's queue offsets
+    ref.tell(Confirm(end, "master", False))
+    for qid in (0, 1):
+        assert slave.wait_arrival("T", qid, 19, timeout=T).get(timeout=T) == 20
+        got = slave.get_messages("g", "T", qid, 0, 64).get(timeout=T)
+        want = master.get_messages("g", "T", qid, 0, 64).get(timeout=T)
+        assert got.messages == want.messages and len(got.messages) == 20
+    assert held_bytes(slave) == 0
+
+
+def held_bytes(store: BrokerStore) -> int:
+    actor = actor_of(store.ctx.directory.require(store.names.dispatcher))
+    return int(actor._held_bytes)  # type: ignore[union-attr]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import struct
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -26,6 +27,7 @@ MASTER_FRAMES: list[P.MasterFrame] = [
     P.Challenge(bytes(range(16))),
     P.Refused(P.RefuseReason.UNAUTHENTICATED, "proof does not match"),
     P.Fetch(offset=8192),
+    P.Confirm(offset=4396),
 ]
 
 
@@ -40,6 +42,8 @@ def encode_master(frame: P.MasterFrame) -> bytes:
         return P.encode_challenge(frame.nonce)
     if isinstance(frame, P.Fetch):
         return P.encode_fetch(frame.offset)
+    if isinstance(frame, P.Confirm):
+        return P.encode_confirm(frame.offset)
     return P.encode_refused(frame.reason, frame.text)
 
 
@@ -74,7 +78,24 @@ def test_a_version_1_hello_names_no_group() -> None:
         # When it arrives cut anywhere
         got = dec.feed(raw[:cut]) + dec.feed(raw[cut:])
         # Then it is read, with no group
-        assert got == [P.Hello(3, 4096, (P.Epoch(1, 0, 0),), 77), P.Report(80)], cut
+        want = P.Hello(3, 4096, (P.Epoch(1, 0, 0),), 77, version=1)
+        assert got == [want, P.Report(80)], cut
+
+
+def test_a_version_2_hello_is_read_and_says_its_slave_takes_no_confirm() -> None:
+    # Given an older slave's HELLO (version 2: laid out as 3)
+    old = msgspec.structs.replace(HELLO, version=2)
+    raw = P.encode_hello(old)
+    # When it is read, Then its version says the slave takes no CONFIRM frames
+    (got,) = P.SlaveStreamDecoder().feed(raw)
+    assert got == old and got.version < P.CONFIRMING
+    (new,) = P.SlaveStreamDecoder().feed(P.encode_hello(HELLO))
+    assert new.version == P.VERSION >= P.CONFIRMING
+
+
+def test_a_hello_of_an_unknown_version_is_not_sent() -> None:
+    with pytest.raises(ProtocolError, match="version"):
+        P.encode_hello(msgspec.structs.replace(HELLO, version=9))
 
 
 def test_a_group_name_too_long_is_not_sent() -> None:
@@ -113,7 +134,7 @@ def test_master_stream_round_trips_byte_by_byte() -> None:
     ("raw", "match"),
     [
         (b"XXXX" + b"\x00" * 40, "magic"),
-        (struct.pack(">4siqqi", b"AMQH", 3, 1, 4096, 0), "version"),
+        (struct.pack(">4siqqi", b"AMQH", 4, 1, 4096, 0), "version"),
         (struct.pack(">4siqqiqH", b"AMQH", 2, 1, 4096, 0, 0, P.MAX_GROUP + 1), "group name"),
         (struct.pack(">4siqqiqH", b"AMQH", 2, 1, 4096, 0, 0, 2) + b"\xff\xfe", "UTF-8"),
         (struct.pack(">4siqqi", b"AMQH", 1, 1, 0, 0), "segment size"),
@@ -148,6 +169,7 @@ def test_bad_slave_streams_raise_protocol_error(raw: bytes, match: str) -> None:
         (struct.pack(">bbh", 3, 1, -3), "out of range"),
         (struct.pack(">bq", 2, -1), "negative"),
         (struct.pack(">bq", 6, -1), "negative fetch offset"),
+        (struct.pack(">bq", 7, -1), "negative confirm offset"),
     ],
 )
 def test_bad_master_streams_raise_protocol_error(raw: bytes, match: str) -> None:
