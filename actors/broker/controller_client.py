@@ -5,7 +5,8 @@ Messages accepted:
   controller's CONTROLLER_NOTIFY): send a heartbeat unless one is in flight (then one more
   follows it).
 - ``HeartbeatDone(sent_at, reply, isr)`` (from the heartbeat greenlet): apply the controller's
-  word:
+  word, unless a reply to a heartbeat sent later was applied already (an older reply never
+  overrides a newer one's in-sync set or lease):
   MASTER, this node runs a slave subtree -> promotion: the node is rebuilt as a master on the
   same store (``BrokerHandle.replace``); MASTER with a newer epoch -> ``NewEpoch`` to the
   HAService (the epoch entry is written before the term's first write), then heartbeat again;
@@ -16,6 +17,13 @@ Messages accepted:
   slave registering with the id the controller gave; SLAVE otherwise -> where the master is
   (HA address to the HAClient, broker address for SlaveSynchronize).
   WAIT or no answer -> nothing (a master's lease simply runs out).
+- ``_RebuildCheck`` (its own timer after asking for a rebuild): a rebuild that failed (the
+  handle refused or raised, or the node is still here long after) is logged as an ERROR; the
+  node heartbeats again and retries the rebuild when the controller still asks for it, no
+  sooner than a backoff (1 s, doubling to 30 s). A failed rebuild used to leave it silent.
+
+Each heartbeat carries this actor's incarnation (random) and a sequence number: the controller
+applies no heartbeat older than one it applied (two connections may deliver them out of order).
 
 State owned: the connection to the controller, whether a heartbeat is in flight, the
 ``HAState`` fields role/epoch/lease/fenced/isr_acknowledged/isr_reported/master_addr.
@@ -25,6 +33,7 @@ Durability point: none (the epoch file is the HAService's).
 from __future__ import annotations
 
 import contextlib
+import secrets
 import time
 from typing import Any
 
@@ -55,7 +64,19 @@ from runtime.remoting.command import RemotingCommand
 from runtime.session import SessionHandle, connect
 
 CALL_TIMEOUT_S = 1.0
+REBUILD_RETRY_S = 1.0
+"""After a failed rebuild the next one waits this long, doubling up to ``REBUILD_RETRY_MAX_S``."""
+REBUILD_RETRY_MAX_S = 30.0
+REBUILD_CHECK_S = 10.0
+"""A rebuild asked for: how often this (old) node checks that it is under way."""
+REBUILD_GIVE_UP_S = 120.0
+"""A rebuild still not done this long after it was asked for failed (the broker's subtree may
+take ``BROKER_STOP_S``, 90 s, to stop)."""
 _REPLY = msgspec.json.Decoder(ControllerReply)
+
+
+class _RebuildCheck(msgspec.Struct, frozen=True, tag=True):
+    """Internal: is the rebuild asked for under way?"""
 
 
 class _Notified:
@@ -95,6 +116,13 @@ class ControllerClient(GeventActor):
         """The handover token this master gave its lease up for (0: none)."""
         self._leased_epoch = 0
         self._changing = False
+        """A rebuild of the node was asked for: no heartbeat until it is done (or failed)."""
+        self._rebuild_asked_at = 0.0
+        self._rebuild_after = 0.0  # no rebuild before (monotonic): a failed one backs off
+        self._rebuild_backoff = REBUILD_RETRY_S
+        self._incarnation = secrets.randbelow(2**62) + 1
+        self._seq = 0  # heartbeats sent by this incarnation
+        self._applied_at = float("-inf")  # when the heartbeat of the last reply applied was sent
 
     def on_start(self) -> None:
         self.state.epoch = self.ha.epochs.last_epoch
@@ -115,10 +143,16 @@ class ControllerClient(GeventActor):
         elif isinstance(message, HeartbeatDone):
             self._in_flight = False
             if message.reply is not None and not self._changing:
-                self._apply(message.sent_at, message.reply, message.isr)
+                if message.sent_at > self._applied_at:
+                    self._applied_at = message.sent_at
+                    self._apply(message.sent_at, message.reply, message.isr)
+                else:
+                    logger.debug("{}: a reply to an older heartbeat ignored", self.handle.name)
             if self._again:
                 self._again = False
                 self.actor_ref.tell(HeartbeatNow())
+        elif isinstance(message, _RebuildCheck):
+            self._check_rebuild()
         else:
             return super().on_receive(message)
         return None
@@ -147,6 +181,7 @@ class ControllerClient(GeventActor):
                 )
         if master:  # the controller may take these before its reply comes (or if it never does)
             state.isr_reported |= state.in_sync
+        self._seq += 1
         return ControllerHeartbeat(
             cluster=self.cfg.broker_cluster_name,
             group=self.cfg.broker_name,
@@ -162,6 +197,8 @@ class ControllerClient(GeventActor):
             resigned=self._resigned,
             confirmed=self._confirmed(opened) if master else 0,
             power_cut=bool(state.power_cut),
+            incarnation=self._incarnation,
+            seq=self._seq,
         )
 
     def _confirmed(self, opened: Any) -> int:
@@ -263,6 +300,8 @@ class ControllerClient(GeventActor):
             )
 
     def _become(self, role: BrokerRole, broker_id: int, reply: ControllerReply) -> None:
+        if time.monotonic() < self._rebuild_after:
+            return  # a rebuild failed a moment ago: the controller's next word retries it
         logger.warning(
             "{}: the controller says {} (epoch {}): rebuilding this node as {} (brokerId {})",
             self.handle.name,
@@ -271,8 +310,45 @@ class ControllerClient(GeventActor):
             role.value,
             broker_id,
         )
+        why = "its supervisor is not running"
+        try:
+            cfg = with_overrides(self.cfg, broker_role=role, broker_id=broker_id)
+            asked = self.handle.replace(cfg)
+        except Exception as exc:  # (a handler: it must not fail this actor, nor silence it)
+            asked, why = False, f"{exc.__class__.__name__}: {exc}"
+        if not asked:
+            self._rebuild_failed(why)
+            return
         self._changing = True
-        self.handle.replace(with_overrides(self.cfg, broker_role=role, broker_id=broker_id))
+        self._rebuild_asked_at = time.monotonic()
+        self.send_after(REBUILD_CHECK_S, _RebuildCheck())
+
+    def _check_rebuild(self) -> None:
+        """Still here after asking for a rebuild: wait while the node's supervisor is on it
+        (``BrokerHandle.rebuilding``; it stops this subtree first), else it failed."""
+        if not self._changing:
+            return
+        waited = time.monotonic() - self._rebuild_asked_at
+        if self.handle.rebuilding and waited < REBUILD_GIVE_UP_S:
+            self.send_after(REBUILD_CHECK_S, _RebuildCheck())
+            return
+        self._rebuild_failed(f"not done after {waited:.0f} s")
+
+    def _rebuild_failed(self, why: str) -> None:
+        """Heartbeat on (a master told SLAVE stays fenced), and retry the rebuild when the
+        controller still asks for it, after a backoff."""
+        delay = self._rebuild_backoff
+        logger.error(
+            "{}: rebuilding the node failed ({}); heartbeating on, retrying in {:g} s at the "
+            "controller's next word",
+            self.handle.name,
+            why,
+            delay,
+        )
+        self._changing = False
+        self._rebuild_after = time.monotonic() + delay
+        self._rebuild_backoff = min(delay * 2, REBUILD_RETRY_MAX_S)
+        self.actor_ref.tell(HeartbeatNow())
 
 
 def _tell(ref: pykka.ActorRef[Any], message: Any) -> None:

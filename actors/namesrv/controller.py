@@ -280,6 +280,11 @@ class Controller(Elections, Handovers, GeventActor):
                 f"node {hb.node} of {hb.group} is live at {m.addr} on another connection "
                 "(two brokers with one id?)"
             )
+        if not m.takes(hb.incarnation, hb.seq):
+            # sent before one already taken (another connection): its word is stale, and its
+            # sender gave up waiting for this reply
+            logger.debug("controller: {} node {}: an older heartbeat ignored", hb.group, hb.node)
+            return ControllerReply(role=ControlRole.WAIT, epoch=g.epoch)
         m.addr, m.ha_addr, m.last_seen = hb.addr, hb.ha_addr, now
         m.max_offset, m.epoch, m.claim = hb.max_offset, hb.epoch, hb.claim_master
         m.power_cut = hb.power_cut

@@ -22,10 +22,13 @@ class Member:
         "claim",
         "epoch",
         "ha_addr",
+        "incarnation",
         "last_seen",
         "max_offset",
         "power_cut",
         "resigned",
+        "retired",
+        "seq",
         "session",
         "writable",
     )
@@ -41,6 +44,27 @@ class Member:
         self.writable = False
         self.resigned = 0
         self.session: Any = None
+        self.incarnation = 0  # of the broker's ControllerClient whose heartbeats it takes
+        self.seq = 0  # the newest of its heartbeats taken
+        self.retired: tuple[int, ...] = ()  # incarnations it saw replaced (the last few)
+
+    def takes(self, incarnation: int, seq: int) -> bool:
+        """Whether a heartbeat (its sender's ``incarnation`` and ``seq``) is newer than every
+        one taken from this member, noting it if so: one sent earlier on another connection
+        may arrive later, and its in-sync set is stale. A new incarnation (the broker's
+        ControllerClient restarted, or its node rebuilt) replaces the old one, whose late
+        heartbeats are not taken either. 0: an older broker, no order."""
+        if not incarnation:
+            return True
+        if incarnation == self.incarnation:
+            if seq <= self.seq:
+                return False
+        elif incarnation in self.retired:
+            return False
+        elif self.incarnation:
+            self.retired = (*self.retired[-3:], self.incarnation)
+        self.incarnation, self.seq = incarnation, seq
+        return True
 
     def impostor(self, addr: str, ha_addr: str, session: Any, live_since: float) -> bool:
         """Whether a heartbeat naming this member from ``addr`` / ``ha_addr`` on ``session``

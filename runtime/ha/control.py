@@ -73,6 +73,14 @@ class ControllerHeartbeat(msgspec.Struct, frozen=True, kw_only=True, rename="cam
     0: none. It never holds a lease again in that handover, so from a heartbeat carrying the
     handover's token, ``max_offset`` covers every record it ever acknowledged
     (``actors.namesrv.handover``)."""
+    incarnation: Annotated[int, msgspec.Meta(ge=0, le=2**62)] = 0
+    """A random id of the sending ControllerClient (a new one each time it starts); 0 from an
+    older broker (no ordering)."""
+    seq: Annotated[int, msgspec.Meta(ge=0, le=2**62)] = 0
+    """The heartbeat's number within its incarnation (from 1). A heartbeat can reach the
+    controller after a later one (it went on a connection that failed, and the next one on a
+    new connection): the controller applies none older than one it applied, nor any of an
+    incarnation it saw replaced, so a stale in-sync set never overwrites a newer one."""
 
 
 class ControllerReply(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
