@@ -10,11 +10,16 @@ their routes up, and they stay for the group's life. So:
   subscribed: the Settings is answered as usual (RocketMQ's proxy refuses such a topic where
   the client uses it: its route, a receive), and a receive of it once it exists subscribes it
   (``actors.proxy.receiving``). The look-up costs one name-server call per new topic; when it
-  fails otherwise (name servers unreachable) the topic is subscribed, as before.
+  fails otherwise (name servers unreachable) the topic is subscribed, as before. The new
+  topics are looked up ``LOOKUPS_AT_ONCE`` at a time, all within ``LOOKUP_BUDGET_S`` (a topic
+  not answered by then is subscribed, as when the name servers cannot be reached): the
+  Settings is answered on the stream's reader within the client's wait for it (RocketMQ 5's
+  clients wait ~3 s), where hundreds of new topics looked up one after another took longer.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -26,6 +31,10 @@ from actors.proxy.proto import Code
 
 MAX_GROUP_TOPICS = 1000
 """Topics one consumer group subscribes through one proxy's Settings at most."""
+LOOKUPS_AT_ONCE = 16
+"""Name-server look-ups of one Settings' new topics under way at once."""
+LOOKUP_BUDGET_S = 2.0
+"""The most one Settings' look-ups take in all (its client waits ~3 s for the answer)."""
 Route = Callable[[str], Any]
 CodeOf = Callable[[ClientError], int]
 
@@ -51,7 +60,8 @@ def subscribe_topics(
             subscription(tags, sql)
         except ClientError as exc:  # (an expression that cannot be read)
             raise LiteError(Code.ILLEGAL_FILTER_EXPRESSION, str(exc)[:300]) from None
-    new = {t for t in wanted if t not in pop.expressions and not _missing(t, route, code_of)}
+    unknown = [t for t in wanted if t not in pop.expressions]
+    new = set(unknown) - _missing_topics(unknown, route, code_of)
     if len(pop.expressions) + len(new) > MAX_GROUP_TOPICS:
         text = (
             f"the group would subscribe more than {MAX_GROUP_TOPICS} topics "
@@ -63,9 +73,24 @@ def subscribe_topics(
             pop.subscribe(topic, tags, sql)
 
 
-def _missing(
-    topic: str, route: Callable[[str], Any], code_of: Callable[[ClientError], int]
-) -> bool:
+def _missing_topics(topics: list[str], route: Route, code_of: CodeOf) -> set[str]:
+    """Those of ``topics`` the name servers say do not exist, looked up ``LOOKUPS_AT_ONCE``
+    at a time; one not answered within ``LOOKUP_BUDGET_S`` (of all the look-ups) counts as
+    existing (its look-up goes on unwaited for, on its worker)."""
+    if len(topics) <= 1:
+        return {t for t in topics if _missing(t, route, code_of)}
+    pool = concurrent.futures.ThreadPoolExecutor(
+        max_workers=min(LOOKUPS_AT_ONCE, len(topics)), thread_name_prefix="actormq-proxy-route"
+    )
+    try:
+        asked = {pool.submit(_missing, t, route, code_of): t for t in topics}
+        done, _ = concurrent.futures.wait(asked, timeout=LOOKUP_BUDGET_S)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    return {asked[future] for future in done if future.result()}
+
+
+def _missing(topic: str, route: Route, code_of: CodeOf) -> bool:
     try:
         route(topic)
     except ClientError as exc:

@@ -3,12 +3,15 @@ exist, and to a bounded number of them (``ProxyService._apply``)."""
 
 from __future__ import annotations
 
+import threading
+import time
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from actors.client.errors import BrokerError, RequestTimeoutError
+from actors.proxy import consumer_topics
 from actors.proxy.consumer_topics import MAX_GROUP_TOPICS
 from actors.proxy.lite import LiteError
 from actors.proxy.pop import PopGroup
@@ -68,7 +71,7 @@ def test_a_topic_that_does_not_exist_is_not_subscribed() -> None:
     ProxyService._apply(proxy, "client-1", _settings("Orders", "Nope"))  # type: ignore[arg-type]
     assert sorted(pop.expressions) == ["Nope", "Orders"]
     # ... and a topic subscribed already is not looked up again
-    assert cluster.asked == ["Orders", "Nope", "Nope"]
+    assert sorted(cluster.asked) == ["Nope", "Nope", "Orders"]
 
 
 def test_a_topic_is_subscribed_when_its_route_cannot_be_read() -> None:
@@ -97,3 +100,66 @@ def test_a_settings_naming_too_many_topics_is_refused_without_a_look_up() -> Non
     assert len(pop.expressions) == MAX_GROUP_TOPICS
     # (a client naming topics the group has already is answered as usual)
     ProxyService._apply(proxy, "c3", _settings(*many[:10]))  # type: ignore[arg-type]
+
+
+class _SlowNameServer(_Cluster):
+    """Each look-up answers once ``together`` are under way (or after 0.5 s): a name server
+    a few milliseconds away, whose look-ups one after another add up."""
+
+    def __init__(self, *topics: str, together: int) -> None:
+        super().__init__(*topics)
+        self.together = together
+        self.under_way = 0
+        self.most_at_once = 0
+        self.enough = threading.Event()
+        self.hung: set[str] = set()
+        """Topics whose look-up never answers (within the test)."""
+        self._count = threading.Lock()
+
+    def topic_route(self, topic: str) -> Any:
+        with self._count:
+            self.under_way += 1
+            self.most_at_once = max(self.most_at_once, self.under_way)
+            if self.under_way >= self.together:
+                self.enough.set()
+        try:
+            self.enough.wait(0.5)
+            if topic in self.hung:
+                threading.Event().wait(5)
+            return super().topic_route(topic)
+        finally:
+            with self._count:
+                self.under_way -= 1
+
+
+def test_a_settings_new_topics_are_looked_up_together_within_the_clients_wait() -> None:
+    topics = [f"T{n}" for n in range(40)]
+    cluster = _SlowNameServer(*topics[:-1], together=8)
+    proxy, pop = _proxy(cluster)
+    # Given a Settings naming 40 topics new to the group (the last one does not exist)
+    started = time.monotonic()
+    # When it is applied
+    ProxyService._apply(proxy, "client-1", _settings(*topics))  # type: ignore[arg-type]
+    # Then the look-ups went at once, up to the bound (before: one after another, so each
+    # waited its 0.5 s here, 20 s in all; with a name server 10 ms away, 300 took 3 s, past
+    # the client's wait)
+    assert time.monotonic() - started < 5
+    assert 8 <= cluster.most_at_once <= consumer_topics.LOOKUPS_AT_ONCE
+    assert sorted(cluster.asked) == sorted(topics)
+    assert sorted(pop.expressions) == sorted(topics[:-1])
+
+
+def test_look_ups_not_answered_in_time_leave_their_topics_subscribed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(consumer_topics, "LOOKUP_BUDGET_S", 0.5, raising=False)
+    cluster = _SlowNameServer("Orders", "Payments", together=1)
+    cluster.hung.add("Payments")
+    proxy, pop = _proxy(cluster)
+    # Given a name server that never answers the look-up of one of a Settings' topics
+    started = time.monotonic()
+    # When the Settings is applied, Then it is answered within the budget, the topic
+    # subscribed as when the name servers cannot be reached
+    ProxyService._apply(proxy, "client-1", _settings("Orders", "Nope", "Payments"))  # type: ignore[arg-type]
+    assert time.monotonic() - started < 3
+    assert sorted(pop.expressions) == ["Orders", "Payments"]
