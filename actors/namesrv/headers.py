@@ -51,6 +51,13 @@ class GetTopicsByClusterRequestHeader(Header, kw_only=True):
     cluster: str
 
 
+class RegisterTopicRequestHeader(Header, kw_only=True):
+    """REGISTER_TOPIC_IN_NAMESRV (217); the body is a TopicRouteData of the topic's queue
+    data."""
+
+    topic: str
+
+
 class QueryDataVersionRequestHeader(Header, kw_only=True):
     """QUERY_DATA_VERSION (322); the body is the broker's DataVersion, the reply's header
     carries ``changed`` and its body the DataVersion the name server holds (none when the

@@ -3,7 +3,8 @@
 Messages: ``Scan`` (its own timer, every ``interval`` seconds). Sends ``scan_not_active`` to the
 RouteTable found in the directory. State owned: the timer only. Durability point: none.
 A broker whose connection closes is dropped at once by the name-server processor; this scanner
-catches the silent ones (a paused process, a dead link without FIN).
+catches the silent ones (a paused process, a dead link without FIN), whose connections the
+route table closes (RocketMQ's scanNotActiveBroker closes the channel).
 """
 
 from __future__ import annotations

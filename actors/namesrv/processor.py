@@ -5,7 +5,10 @@ timeout and encodes the reply. Codes served: REGISTER_BROKER (a JSON body, or wi
 ``compressed`` RocketMQ's binary form, inflated to at most ``MAX_INFLATED_REGISTER``: a body
 that cannot be decoded gets SYSTEM_ERROR and a WARNING naming the broker, and so does one whose
 nonzero ``bodyCrc32`` is not the body's, remark "crc32 not match" as RocketMQ; the reply's body is
-the KVTable of namespace ORDER_TOPIC_CONFIG when there is one, as RocketMQ answers),
+the KVTable of namespace ORDER_TOPIC_CONFIG when there is one, as RocketMQ answers; part of a
+table from a broker not registered under its id, see ``RouteTable``, gets SYSTEM_ERROR "register
+broker failed", as RocketMQ 5 answers it), REGISTER_TOPIC_IN_NAMESRV (217: header ``topic``,
+body a TopicRouteData; SUCCESS whether or not its queue data were applied, as RocketMQ),
 UNREGISTER_BROKER, GET_ROUTEINFO_BY_TOPIC (with ``orderMessageEnable``, the topic's
 ``orderTopicConf`` from ORDER_TOPIC_CONFIG when it has one), GET_BROKER_CLUSTER_INFO,
 GET_ALL_TOPIC_LIST_FROM_NAMESERVER,
@@ -21,7 +24,7 @@ with the controller (enableControllerInNamesrv) CONTROLLER_HEARTBEAT (asks the C
 the controller's admin requests of ``controller_requests`` (getSyncStateSet,
 getControllerMetaData, electMaster);
 anything else gets REQUEST_CODE_NOT_SUPPORTED. A closed broker connection drops that broker at
-once.
+once; the route table closes the connection of a broker it expires.
 """
 
 from __future__ import annotations
@@ -35,7 +38,11 @@ from actors.namesrv.admin_requests import AdminRequests
 from actors.namesrv.controller import Heartbeat, Refused, SessionClosed
 from actors.namesrv.controller_requests import ControllerRequests
 from actors.namesrv.group_commit import settled
-from actors.namesrv.headers import BrokerHeartbeatRequestHeader, QueryDataVersionRequestHeader
+from actors.namesrv.headers import (
+    BrokerHeartbeatRequestHeader,
+    QueryDataVersionRequestHeader,
+    RegisterTopicRequestHeader,
+)
 from actors.namesrv.kv_config import ORDER_TOPIC_CONFIG
 from actors.namesrv.route_table import RegisterBroker, Registration, TopicConfigEntry
 from actors.namesrv.write_auth import WriteAuth
@@ -50,6 +57,7 @@ from runtime.remoting.bodies import (
     OrderTopicRouteData,
     RegisterBrokerBody,
     TopicList,
+    TopicRouteData,
     decode_body,
     encode_body,
 )
@@ -180,6 +188,8 @@ class NamesrvProcessor:
             return self._controller_heartbeat(session, request)
         if code == RequestCode.REGISTER_BROKER:
             return self._register(session, request)
+        if code == RequestCode.REGISTER_TOPIC_IN_NAMESRV:
+            return self._register_topic(request)
         if code == RequestCode.UNREGISTER_BROKER:
             h = decode_header(
                 UnregisterBrokerRequestHeader, request.ext_fields, opaque=request.opaque
@@ -273,6 +283,18 @@ class NamesrvProcessor:
                 )
         return RemotingCommand.response_to(request, ResponseCode.SUCCESS, body=encode_body(route))
 
+    def _register_topic(self, request: RemotingCommand) -> RemotingCommand:
+        """REGISTER_TOPIC_IN_NAMESRV (217, RocketMQ 5's brokers with
+        ``enableSingleTopicRegister`` when a topic is created or updated): header ``topic``,
+        body a TopicRouteData whose queue data are applied (``RouteTable.register_topic``);
+        SUCCESS whether or not they were, as RocketMQ answers."""
+        h = decode_header(RegisterTopicRequestHeader, request.ext_fields, opaque=request.opaque)
+        if request.body:
+            route = decode_body(TopicRouteData, request.body, opaque=request.opaque)
+            if route.queue_datas:
+                self._table().register_topic(h.topic, route.queue_datas).get(timeout=ASK_TIMEOUT)
+        return RemotingCommand.response_to(request, ResponseCode.SUCCESS)
+
     def _query_data_version(self, request: RemotingCommand) -> RemotingCommand:
         h = decode_header(QueryDataVersionRequestHeader, request.ext_fields, opaque=request.opaque)
         asked = ""
@@ -354,12 +376,17 @@ class NamesrvProcessor:
                     topics=topics,
                     data_version=version,
                     session_id=session.session_id,
+                    session=session,
                     kind=registration_kind(h),
                     heartbeat_timeout_ms=heartbeat_timeout_ms(h),
                 )
             )
             .get(timeout=ASK_TIMEOUT)
         )
+        if result is None:  # (part of a table from a broker not registered: RocketMQ 5's answer)
+            return RemotingCommand.response_to(
+                request, ResponseCode.SYSTEM_ERROR, remark="register broker failed"
+            )
         if not session.alive:
             # The connection closed while this registration was on its way (a compressed body
             # is decoded in the thread pool): the drop for that close may have reached the

@@ -2,7 +2,11 @@
 RouteInfoManager).
 
 Messages (proxy methods; each returns at once, nothing blocks):
-- ``register_broker(RegisterBroker)`` -> ``RegisterResult(master_addr, ha_server_addr)``
+- ``register_broker(RegisterBroker)`` -> ``RegisterResult(master_addr, ha_server_addr)``, or
+  None when it is refused: part of a table from a broker not registered under its id (below)
+- ``register_topic(topic, queue_datas)`` -> whether applied (REGISTER_TOPIC_IN_NAMESRV, RocketMQ
+  5's brokers with ``enableSingleTopicRegister``): the topic's queue data on each named broker
+  group, beside the other groups'; none when a named group is not registered
 - ``unregister_broker(cluster, broker_name, broker_addr, broker_id)`` -> None
 - ``query_data_version(cluster, broker_addr, data_version)`` -> ``(changed, stored)``
   (QUERY_DATA_VERSION, which RocketMQ's brokers send before registering when
@@ -16,7 +20,9 @@ Messages (proxy methods; each returns at once, nothing blocks):
 - ``scan_not_active(expire_ms)`` -> names of the brokers dropped (told by HeartbeatScanner):
   those silent for longer than their own timeout, the ``heartbeatTimeoutMillis`` they
   registered with (RocketMQ 5's brokers send it with ``enableSlaveActingMaster``), else
-  ``expire_ms`` (``brokerChannelExpiredTime``, 120 s)
+  ``expire_ms`` (``brokerChannelExpiredTime``, 120 s). Their connections are closed, as
+  RocketMQ's scanNotActiveBroker closes the channel: the broker's next registration, on a new
+  connection, is its whole table (any other broker registered on that connection goes too)
 - ``route(topic)`` -> ``TopicRouteData`` or None
 - ``cluster_info()`` -> ``ClusterInfo``
 - ``topic_list()`` -> sorted topic names
@@ -41,15 +47,17 @@ A registration is one of three ``Registration`` kinds, told by the header's mark
   server) is added back on any registration.
 - ``INCREMENT`` (``actormqIncremental``: actormq's brokers send only the topics created or
   changed, as RocketMQ's ``registerIncrementBrokerData``): merged into the broker's table and
-  applied, nothing else touched, even from an address not registered yet (dropped by the scan
-  while its connection stayed, or a new master of the group): as in RocketMQ, whose name
-  server merges every registration, the group's other topics keep their routes, and the
-  broker's next full registration completes its table.
+  applied, nothing else touched. Refused (None) from an address that does not hold the
+  broker's id (dropped, or another broker took the id since): applied, it would route the
+  broker with those topics alone. The broker's registrar registers its whole table on a new
+  connection (an expired broker's is closed) or at its next round.
 - ``MERGE`` (no mark: RocketMQ's own brokers, whose full and incremental registrations look
   alike, and actormq brokers before session 16): merged as RocketMQ's name server does, so
   nothing leaves a route by registration (deleting a topic takes DELETE_TOPIC_IN_NAMESRV, as
   ``mqadmin deleteTopic`` sends, or the broker's going away); the topics new or changed since
-  its previous registration are applied and lost ones added back.
+  its previous registration are applied and lost ones added back. One naming a single topic
+  while the group holds no address for the broker's id is refused (None), as RocketMQ 5's
+  registerBroker refuses it (its brokers' first registration names their system topics too).
 
 RocketMQ compares the broker's
 data version instead, which its brokers bump exactly when their topics change; actormq's brokers
@@ -110,6 +118,9 @@ class RegisterBroker(msgspec.Struct, frozen=True, tag=True):
     topics: tuple[TopicConfigEntry, ...]
     data_version: str
     session_id: int | None = None
+    session: Any = None
+    """The SessionHandle it came on (None in tests of the table alone): closed when the broker
+    is expired (``scan_not_active``)."""
     kind: Registration = Registration.WHOLE
     """How ``topics`` combine with the broker's previous ones (see the module docstring)."""
     heartbeat_timeout_ms: int | None = None
@@ -130,6 +141,8 @@ class _BrokerLive(msgspec.Struct):
     data_version: str
     session_id: int | None
     ha_server_addr: str
+    session: Any = None
+    """The connection it last registered on (closed when it expires)."""
     topics: dict[str, TopicConfigEntry] = {}
     """Its topics as it last registered them (an incremental registration updates it)."""
     heartbeat_timeout_ms: int | None = None
@@ -149,7 +162,17 @@ class RouteTable(GeventActor):
 
     # -- registration ---------------------------------------------------------------------
 
-    def register_broker(self, msg: RegisterBroker) -> RegisterResult:
+    def register_broker(self, msg: RegisterBroker) -> RegisterResult | None:
+        if self._unregistered_part(msg):
+            logger.warning(
+                "namesrv: registration of {} topic(s) from broker {} id {} at {} refused: it has "
+                "not registered its whole table",
+                len(msg.topics),
+                msg.broker_name,
+                msg.broker_id,
+                msg.broker_addr,
+            )
+            return None
         self._clusters.setdefault(msg.cluster_name, set()).add(msg.broker_name)
         cluster, addrs = self._brokers.setdefault(msg.broker_name, (msg.cluster_name, {}))
         if cluster != msg.cluster_name:
@@ -180,6 +203,7 @@ class RouteTable(GeventActor):
             data_version=msg.data_version,
             session_id=msg.session_id,
             ha_server_addr=msg.ha_server_addr,
+            session=msg.session,
             topics=topics,
             heartbeat_timeout_ms=msg.heartbeat_timeout_ms,
         )
@@ -211,6 +235,40 @@ class RouteTable(GeventActor):
             if master_addr is not None and master_addr in self._live:
                 ha_addr = self._live[master_addr].ha_server_addr
         return RegisterResult(master_addr=master_addr, ha_server_addr=ha_addr)
+
+    def _unregistered_part(self, msg: RegisterBroker) -> bool:
+        """Whether ``msg`` is part of a table from a broker not registered under its id: an
+        ``INCREMENT`` whose address does not hold the id (expired, or another broker took the
+        id since), or, as RocketMQ 5 refuses, an unmarked registration of a single topic while
+        the group holds no address for the id (its registerBroker returns null: "Register
+        single topic route info should be after the broker completes the first
+        registration"). Applied, either would route the group's broker with only those
+        topics until its next full registration."""
+        group = self._brokers.get(msg.broker_name)
+        holder = None if group is None else group[1].get(msg.broker_id)
+        if msg.kind is Registration.INCREMENT:
+            return holder != msg.broker_addr
+        return msg.kind is Registration.MERGE and len(msg.topics) == 1 and holder is None
+
+    def register_topic(self, topic: str, queue_datas: list[QueueData]) -> bool:
+        """REGISTER_TOPIC_IN_NAMESRV: ``topic``'s queue data on each named broker group, kept
+        beside those of other groups; nothing when one of the groups is not registered (as
+        RocketMQ 5's registerTopic, which logs "Register topic contains illegal broker")."""
+        unknown = [qd.broker_name for qd in queue_datas if qd.broker_name not in self._brokers]
+        if unknown or not queue_datas:
+            if unknown:
+                logger.warning(
+                    "namesrv: topic {} not registered: broker {} is not registered",
+                    topic,
+                    ", ".join(unknown),
+                )
+            return False
+        per_broker = self._topics.setdefault(topic, {})
+        for qd in queue_datas:
+            per_broker[qd.broker_name] = qd
+        names = ", ".join(qd.broker_name for qd in queue_datas)
+        logger.info("namesrv: registered topic {} on {}", topic, names)
+        return True
 
     def _move_cluster(self, broker_name: str, old: str, new: str) -> None:
         """The group registered under another cluster name: it leaves the old cluster (RocketMQ
@@ -276,10 +334,19 @@ class RouteTable(GeventActor):
             for addr, live in self._live.items()
             if (now - live.last_update) * 1000 > (timeout := live.heartbeat_timeout_ms or expire_ms)
         }
-        return [
-            self._remove_addr(addr, reason=f"silent for over {timeout} ms")
-            for addr, timeout in stale.items()
-        ]
+        return [self._expire(addr, timeout) for addr, timeout in stale.items()]
+
+    def _expire(self, broker_addr: str, timeout: int) -> str:
+        """Drop a silent broker and close its connection, as RocketMQ's scanNotActiveBroker
+        does: its registrar then registers its whole table on a new one (on the old one it would
+        go on sending only the topics it creates, and the routes would list just those). Any
+        other broker registered on that connection goes with it (RocketMQ's channel close)."""
+        session = self._live[broker_addr].session
+        reason = f"silent for over {timeout} ms"
+        if session is not None:
+            session.close()  # (a tell)
+            reason += ", connection closed"
+        return self._remove_addr(broker_addr, reason=reason)
 
     def _remove_addr(self, broker_addr: str, *, reason: str) -> str:
         live = self._live.pop(broker_addr, None)

@@ -2,8 +2,8 @@
 that changes what the name server holds or decides must be signed (RocketMQ's ACL signature,
 ``runtime.acl.signature``) with that account.
 
-Checked (``SIGNED``): the brokers' REGISTER_BROKER, UNREGISTER_BROKER, QUERY_DATA_VERSION and
-BROKER_HEARTBEAT (signs of life: a forged one keeps a dead broker routed) and
+Checked (``SIGNED``): the brokers' REGISTER_BROKER, REGISTER_TOPIC_IN_NAMESRV, UNREGISTER_BROKER,
+QUERY_DATA_VERSION and BROKER_HEARTBEAT (signs of life: a forged one keeps a dead broker routed) and
 CONTROLLER_HEARTBEAT (a forged one keeps a dead master's lease alive, or reports a false
 in-sync set); the admin's
 DELETE_TOPIC_IN_NAMESRV, PUT_KV_CONFIG, DELETE_KV_CONFIG, WIPE / ADD_WRITE_PERM_OF_BROKER and the
@@ -30,6 +30,7 @@ from runtime.remoting.command import RemotingCommand
 SIGNED: frozenset[int] = frozenset(
     {
         RequestCode.REGISTER_BROKER,
+        RequestCode.REGISTER_TOPIC_IN_NAMESRV,
         RequestCode.UNREGISTER_BROKER,
         RequestCode.QUERY_DATA_VERSION,
         RequestCode.BROKER_HEARTBEAT,

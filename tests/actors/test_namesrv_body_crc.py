@@ -25,7 +25,12 @@ def client(lone_namesrv: str) -> WireClient:
 
 
 def body(topic: str) -> RegisterBrokerBody:
-    table = {topic: TopicConfig(topic_name=topic, read_queue_nums=4, write_queue_nums=4)}
+    """A table of ``topic`` and TBW102, as a RocketMQ broker's first registration names
+    several (RocketMQ 5 refuses one naming a single topic)."""
+    table = {
+        t: TopicConfig(topic_name=t, read_queue_nums=4, write_queue_nums=4)
+        for t in (topic, "TBW102")
+    }
     wrapper = TopicConfigSerializeWrapper(
         topic_config_table=table, data_version=DataVersion(timestamp=1, counter=1)
     )

@@ -54,9 +54,11 @@ def test_a_broker_registered_with_a_heartbeat_timeout_expires_after_it(namesrv: 
 
     handler = logger.add(sink, level="INFO")
     try:
-        # Given broker-a registered with heartbeatTimeoutMillis 300 and broker-b without one
+        # Given broker-a registered with heartbeatTimeoutMillis 300 and broker-b without one,
+        # each on its own connection (an expired broker's connection is closed)
+        other = WireClient(client.sock.getpeername())
         assert register(client, "broker-a", "127.0.0.1:10911", 300).code == ResponseCode.SUCCESS
-        assert register(client, "broker-b", "127.0.0.1:10921", None).code == ResponseCode.SUCCESS
+        assert register(other, "broker-b", "127.0.0.1:10921", None).code == ResponseCode.SUCCESS
         # Then the scanner drops broker-a once it is silent for 300 ms
         assert dropped.wait(timeout=10)
     finally:

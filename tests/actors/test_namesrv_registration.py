@@ -42,8 +42,9 @@ def register(
     *,
     cluster: str = "c",
     version: str = "1:1",
-) -> None:
-    table.register_broker(
+) -> Any:
+    """The registration's RegisterResult (None: refused)."""
+    return table.register_broker(
         RegisterBroker(
             cluster_name=cluster,
             broker_name="broker-a",
@@ -67,24 +68,56 @@ def routed(table: Any, *topics: str) -> list[int | None]:
     return counts
 
 
-def test_a_first_incremental_registration_keeps_the_groups_other_topics(
+def test_an_incremental_registration_from_a_dropped_master_is_refused(
     table: Any, now: list[float]
 ) -> None:
     # Given broker-a's master (topics A and B) and its slave
     register(table, MASTER, 0, {"A": 4, "B": 4})
     register(table, SLAVE, 1, {"A": 4, "B": 4})
-    # And the master silent past the expiry (a long pause; its connection stays) while the
-    # slave keeps registering, so the scan drops the master alone
+    # And the master silent past the expiry (a long pause) while the slave keeps registering,
+    # so the scan drops the master alone
     now[0] += 121
     register(table, SLAVE, 1, {"A": 4, "B": 4}, version="1:2")
     assert table.scan_not_active(120_000).get(timeout=5) == ["broker-a/0"]
     # When the master resumes with an incremental registration naming only a created topic
-    register(table, MASTER, 0, {"C": 2}, Registration.INCREMENT, version="1:3")
-    # Then that topic is added and A and B keep broker-a's queue data (RocketMQ merges)
-    assert routed(table, "A", "B", "C") == [4, 4, 2]
-    # And its next full registration still applies its whole table (B was deleted meanwhile)
-    register(table, MASTER, 0, {"A": 4, "C": 2}, version="1:4")
+    refused = register(table, MASTER, 0, {"C": 2}, Registration.INCREMENT, version="1:3")
+    # Then it is refused: the master stays unregistered, C unrouted, A and B as they were
+    assert refused is None
+    assert table.live_brokers().get(timeout=5) == {SLAVE: "broker-a/1"}
+    assert routed(table, "A", "B", "C") == [4, 4, None]
+    # And its next full registration applies its whole table (B was deleted meanwhile)
+    assert register(table, MASTER, 0, {"A": 4, "C": 2}, version="1:4") is not None
     assert routed(table, "A", "B", "C") == [4, None, 2]
+
+
+def test_an_incremental_registration_from_an_address_that_lost_its_id_is_refused(
+    table: Any,
+) -> None:
+    # Given broker-a's master at MASTER, then another master at NEW_MASTER taking id 0
+    new_master = "127.0.0.1:10931"
+    register(table, MASTER, 0, {"A": 4})
+    register(table, new_master, 0, {"A": 4}, version="1:2")
+    # When the old master sends an incremental registration
+    refused = register(table, MASTER, 0, {"C": 2}, Registration.INCREMENT, version="1:3")
+    # Then it is refused and id 0 stays the new master's
+    assert refused is None
+    info = table.cluster_info().get(timeout=5)
+    assert info.broker_addr_table["broker-a"].broker_addrs == {0: new_master}
+    assert routed(table, "C") == [None]
+
+
+def test_an_unmarked_single_topic_registration_needs_the_broker_registered(table: Any) -> None:
+    # When a RocketMQ broker not registered yet registers one topic, unmarked (RocketMQ 5's
+    # "register single topic" case)
+    refused = register(table, MASTER, 0, {"A": 4}, Registration.MERGE)
+    # Then it is refused, and nothing of it is kept
+    assert refused is None
+    assert table.cluster_info().get(timeout=5).cluster_addr_table == {}
+    assert table.live_brokers().get(timeout=5) == {}
+    # And the same broker's registration of its table is taken, then one topic alone too
+    assert register(table, MASTER, 0, {"A": 4, "B": 4}, Registration.MERGE) is not None
+    assert register(table, MASTER, 0, {"C": 2}, Registration.MERGE, version="1:2") is not None
+    assert routed(table, "A", "B", "C") == [4, 4, 2]
 
 
 def test_a_group_that_registers_under_another_cluster_name_leaves_the_old_cluster(
