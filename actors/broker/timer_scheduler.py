@@ -11,6 +11,10 @@ delivered; the progress — the lowest undelivered queue offset of the timer top
 the offsets delivered above it, as [start, end) ranges (``DeliveredOffsets``: its size follows
 the messages still pending below delivered ones, not the count delivered) — persisted atomically
 to ``<store>/config/timerProgress.json``.
+A record still pending ``ROLL_WINDOW_MS`` (2 days) after it was stored is stored again in the
+timer topic (rolled, TIMER_ROLL_TIMES one more, as RocketMQ's timer wheel rolls it) and counts
+as delivered: read back from its first copy when due, a 3-day timer could find it deleted with
+its commit-log segment (fileReservedTime, 72 h by default), the message lost.
 At start it re-reads the timer topic from the watermark and skips what was delivered, so a
 restart loses nothing; it delivers nothing before that re-read has reached the topic's end (a
 recall marker read later than its message, both due, would come too late). Only a master runs one.
@@ -50,6 +54,7 @@ from actors.broker.delay import (
     DropWarnings,
     RefusalWarnings,
     Undeliverable,
+    copy_record,
     from_timer,
     put_back_problem,
 )
@@ -64,12 +69,28 @@ from runtime.remoting.properties import (
 )
 from runtime.store.background import BackgroundWriter
 from runtime.store.configfile import read_json
-from runtime.store.record import decode_record
+from runtime.store.record import PutRecord, decode_record
 
 BATCH = 256
 IDLE_WAIT_S = 1.0
 RETRY_S = 1.0
 CALL_TIMEOUT_S = 10.0
+
+
+ROLL_WINDOW_MS = 2 * 24 * 3600 * 1000
+"""A timer record still pending this long after it was stored is stored again (rolled), as
+RocketMQ's timerRollWindowSlot (2 days) has it: its first copy may go with its commit-log segment
+(fileReservedTime, 72 h by default) before a 3-day timer is due."""
+TIMER_ROLL_TIMES = "TIMER_ROLL_TIMES"
+
+
+def rolled(stored: Any) -> PutRecord:
+    """A timer record stored again in the timer topic, its roll count (TIMER_ROLL_TIMES, as
+    RocketMQ counts it) one more."""
+    props = decode_properties(stored.properties)
+    times = props.get(TIMER_ROLL_TIMES, "0")
+    props[TIMER_ROLL_TIMES] = str(int(times) + 1 if times.isdigit() else 1)
+    return copy_record(stored, props)
 
 
 class Delivered(msgspec.Struct, frozen=True, tag=True):
@@ -160,7 +181,9 @@ class TimerScheduler(GeventActor):
         self.path = os.path.join(config_dir, "timerProgress.json")
         self._writer = BackgroundWriter(self.path)
         self._delivered = DeliveredOffsets()
-        self._heap: list[tuple[int, int, int]] = []
+        self._heap: list[tuple[int, int, int, int]] = []
+        """(when: due, or its record's roll time if sooner; queue offset; commit-log offset;
+        due)."""
         self._cancelled: set[tuple[str, str]] = set()
         """(topic, UNIQ_KEY) of pending messages a recall marker cancelled (until the marker
         is due): a marker recalls a message of its own topic only."""
@@ -278,7 +301,8 @@ class TimerScheduler(GeventActor):
             return
         if TIMER_DEL_UNIQKEY in props:  # a recall: cancels that message
             self._cancelled.add(_recall_key(props, TIMER_DEL_UNIQKEY))
-        heapq.heappush(self._heap, (due, queue_offset, stored.physical_offset))
+        roll_at = stored.store_timestamp + ROLL_WINDOW_MS
+        heapq.heappush(self._heap, (min(due, roll_at), queue_offset, stored.physical_offset, due))
         self._wake.set()
 
     def _deliver(self) -> None:
@@ -288,42 +312,23 @@ class TimerScheduler(GeventActor):
                 self._wake.clear()
                 self._wake.wait(IDLE_WAIT_S)
                 continue
-            due, queue_offset, physical = self._heap[0]
-            wait_s = (due - time.time() * 1000) / 1000
+            when = self._heap[0][0]
+            wait_s = (when - time.time() * 1000) / 1000
             if wait_s > 0:
                 self._wake.clear()
                 self._wake.wait(min(wait_s, IDLE_WAIT_S))
                 continue
             entry = heapq.heappop(self._heap)
+            _when, queue_offset, physical, due = entry
             try:
-                raw = self.store.read_message_bytes(physical)
-                stored = decode_record(raw) if raw is not None else None
-                if stored is not None and self._recalled(stored):
-                    pass  # a recall marker, or the message it recalled: nothing to put back
-                elif stored is not None:
-                    try:
-                        record = from_timer(stored)
-                    except Undeliverable as exc:  # (``_take`` dropped these as read: a second wall)
-                        self._drops.dropped(f"offset {queue_offset}", str(exc))
-                        me.tell(Delivered(queue_offset))
-                        continue
-                    put = self.store.put([record]).get(timeout=CALL_TIMEOUT_S + 10)
-                    if put.status not in STORED:
-                        self._refusals.refused(
-                            f"offset {queue_offset}", put.status.value, put.reason
-                        )
-                        heapq.heappush(self._heap, entry)
-                        gevent.sleep(RETRY_S)
-                        continue
-                else:
-                    logger.error("timer: record of offset {} is gone; skipped", queue_offset)
+                done = self._put_back(queue_offset, physical, due)
             except (pykka.Timeout, pykka.ActorDeadError) as exc:
                 logger.debug("timer delivery: {}", exc)
-                heapq.heappush(self._heap, entry)
-                gevent.sleep(RETRY_S)
-                continue
+                done = False
             except Exception:  # (an I/O error): kept and retried, as the delay Scheduler does
                 logger.exception("timer: delivery of offset {} failed; retrying", queue_offset)
+                done = False
+            if not done:
                 heapq.heappush(self._heap, entry)
                 gevent.sleep(RETRY_S)
                 continue
@@ -331,3 +336,28 @@ class TimerScheduler(GeventActor):
                 me.tell(Delivered(queue_offset))
             except pykka.ActorDeadError:
                 return
+
+    def _put_back(self, queue_offset: int, physical: int, due: int) -> bool:
+        """Put the record of a heap entry whose time came back into its topic — or, not due
+        yet, into the timer topic again (rolled) — or drop it; False when the store refused
+        the put (the entry is kept and retried)."""
+        raw = self.store.read_message_bytes(physical)
+        stored = decode_record(raw) if raw is not None else None
+        if stored is None:
+            logger.error("timer: record of offset {} is gone; skipped", queue_offset)
+            return True
+        if due > time.time() * 1000:
+            record = rolled(stored)
+        elif self._recalled(stored):
+            return True  # a recall marker, or the message it recalled: nothing to put back
+        else:
+            try:
+                record = from_timer(stored)
+            except Undeliverable as exc:  # (``_take`` dropped these as read: a second wall)
+                self._drops.dropped(f"offset {queue_offset}", str(exc))
+                return True
+        put = self.store.put([record]).get(timeout=CALL_TIMEOUT_S + 10)
+        if put.status not in STORED:
+            self._refusals.refused(f"offset {queue_offset}", put.status.value, put.reason)
+            return False
+        return True

@@ -38,8 +38,9 @@ class TimerTopic:
     """The timer topic's queue 0 as the store serves it; reads past the first batch are slow."""
 
     def __init__(self, records: list[PutRecord]) -> None:
+        now = int(time.time() * 1000)
         self.raw = [
-            encode_record(r, queue_offset=i, physical_offset=i * 1000, store_timestamp=0)
+            encode_record(r, queue_offset=i, physical_offset=i * 1000, store_timestamp=now)
             for i, r in enumerate(records)
         ]
         self.put_back: list[bytes] = []
