@@ -9,10 +9,13 @@ Messages accepted (all told):
   ``slaveTimeout``. In controller mode REPLICATED also needs the lease to still hold (else
   FLUSH_SLAVE_TIMEOUT: stored, outcome unknown, never PUT_OK).
 - ``SlaveJoined`` / ``SlaveAck`` / ``SlaveLeft`` (from HAConnections): per node id, the offset
-  the slave holds. A second link from the same node replaces the first (which is closed), so a
-  reconnecting slave never counts twice. An ack from a live link this incarnation never saw
-  join (this actor was restarted) joins it. A link whose ACCEPT carried the entries before
-  the newest epoch (accepted while ``NewEpoch`` wrote it) is told to link again.
+  the slave holds. A new link's start (its HELLO's end: what the slave wrote, which a SYNC_FLUSH
+  slave may not have fsync'd yet) counts as acknowledged only once the slave REPORTs on it
+  (``SlaveLink.reported``). A second link from the same node replaces the first (which is
+  closed), so a reconnecting slave never counts twice. An ack from a live link this
+  incarnation never saw join (this actor was restarted) joins it. A link whose ACCEPT carried
+  the entries before the newest epoch (accepted while ``NewEpoch`` wrote it) is told to link
+  again.
 - ``ServiceTick`` (timer): expire waiters, recompute the in-sync set.
 - ``NewEpoch(epoch, reply)`` (from the ControllerClient): append ``(epoch, write offset, node)``
   to the epoch file before the term's first write (entries of terms that began past the
@@ -271,17 +274,7 @@ class HAService(GeventActor):
         if isinstance(message, AwaitReplica):
             self._await(message)
         elif isinstance(message, SlaveAck):
-            link = self.state.slaves.get(message.node)
-            if link is None:
-                # A link this incarnation never heard join (this actor was restarted)
-                if pykka.ActorRegistry.get_by_urn(message.urn) is not None:
-                    joined = SlaveJoined(message.node, message.urn, message.offset, message.addr)
-                    self._joined(joined)
-            elif link.urn == message.urn:
-                if message.offset > link.acked:
-                    link.acked = message.offset
-                    self._recompute()
-                link.rate.note(link.acked, self.state.clock())
+            self._acked(message)
         elif isinstance(message, SlaveJoined):
             self._joined(message)
         elif isinstance(message, SlaveLeft):
@@ -311,7 +304,20 @@ class HAService(GeventActor):
             self._waiters.append((msg.offset, deadline, msg.reply))
         self._confirm()
 
-    def _joined(self, msg: SlaveJoined) -> None:
+    def _acked(self, msg: SlaveAck) -> None:
+        link = self.state.slaves.get(msg.node)
+        if link is None:
+            # A link this incarnation never heard join (this actor was restarted)
+            if pykka.ActorRegistry.get_by_urn(msg.urn) is not None:
+                self._joined(SlaveJoined(msg.node, msg.urn, msg.offset, msg.addr), reported=True)
+        elif link.urn == msg.urn:
+            if msg.offset > link.acked or not link.reported:
+                link.acked = max(link.acked, msg.offset)
+                link.reported = True
+                self._recompute()
+            link.rate.note(link.acked, self.state.clock())
+
+    def _joined(self, msg: SlaveJoined, *, reported: bool = False) -> None:
         if msg.epoch is not None and msg.epoch < self.ha.epochs.last_epoch:
             # Accepted while a new epoch was being written (its link was not in ``slaves``
             # when ``_new_epoch`` closed them): the slave mirrored the entries without it and
@@ -329,11 +335,16 @@ class HAService(GeventActor):
         # point): a slave replaced under the same id (say, an empty store) must not inherit
         # its predecessor's acks (chaos R15-replace). Only the same link keeps its acks (an
         # ack may have arrived before its join).
+        # The HELLO's end is what the slave wrote, not what it acknowledged: a SYNC_FLUSH
+        # slave's append whose fsync outlived its previous link (a slow disk: the append timed
+        # out, the link ended, it linked again) is in it. It counts once the slave REPORTs.
         same_link = old is not None and old.urn == msg.urn
         acked = max(msg.offset, old.acked) if same_link and old is not None else msg.offset
-        self.state.slaves[msg.node] = SlaveLink(
+        link = SlaveLink(
             msg.urn, acked, target=self.log.write_offset, now=self.state.clock(), addr=msg.addr
         )
+        link.reported = reported or (same_link and old is not None and old.reported)
+        self.state.slaves[msg.node] = link
         logger.info("{}: slave {} linked from offset {}", self.ha.service, msg.node, msg.offset)
         self._recompute()
         self.reconciliation.joined(msg.node)
@@ -373,7 +384,7 @@ class HAService(GeventActor):
         """The highest offset a PUT_OK may vouch for now (-1: none)."""
         slaves = self.state.slaves
         ackers = self._ackers()
-        acked = [slaves[n].acked if n in slaves else -1 for n in ackers]
+        acked = [slaves[n].ack if n in slaves else -1 for n in ackers]
         if self.ha.all_ack:
             return min(acked, default=-1)
         return max(acked, default=-1)
@@ -459,7 +470,7 @@ class HAService(GeventActor):
                 )
             return
         self._holding = False
-        offset = min(slaves[n].acked if n in slaves else 0 for n in need)
+        offset = min(slaves[n].ack if n in slaves else 0 for n in need)
         self._confirm_to(min(offset, self.log.write_offset))
 
     def _confirm_to(self, offset: int) -> None:

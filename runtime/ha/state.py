@@ -64,7 +64,9 @@ class ByteRate:
 
 class SlaveLink:
     """The master's view of one slave (by node id): ``addr`` where its link comes from,
-    ``since`` the offset its link began at, ``rate`` its acks' bytes a second."""
+    ``since`` the offset its link began at, ``rate`` its acks' bytes a second, ``acked`` what
+    it holds (its HELLO's end, then its REPORTs), which counts as acknowledged (``ack``) only
+    once the link ``reported``."""
 
     __slots__ = (
         "acked",
@@ -74,6 +76,7 @@ class SlaveLink:
         "held_end",
         "joined",
         "rate",
+        "reported",
         "since",
         "target",
         "urn",
@@ -93,6 +96,16 @@ class SlaveLink:
         self.held_end = acked >= target
         """It has held the master's end (at its join or at a check) since its link began."""
         self.joined = False  # in the in-sync set at the last recompute (HAService)
+        self.reported = False
+        """The slave REPORTed on this link. Until then ``acked`` is its HELLO's end: what it
+        wrote, not what it acknowledged (a SYNC_FLUSH slave may not have fsync'd it yet: its
+        append's fsync outlived its previous link), so it vouches for no PUT_OK and shows
+        consumers nothing."""
+
+    @property
+    def ack(self) -> int:
+        """What the slave acknowledged on this link (-1: nothing yet, it has not reported)."""
+        return self.acked if self.reported else -1
 
 
 class HAState:
