@@ -10,7 +10,12 @@ Messages accepted:
 - ``GetMessages(offset, max_nums, max_bytes, tag_codes)`` (ask) -> ``GetResult``: raw records by
   queue offset, filtered by tag hash, capped by count and bytes; statuses as RocketMQ's
   DefaultMessageStore.getMessage. A record that fails its check (CRC, size, queue offset) is
-  never served: the read stops before it (OFFSET_FOUND_NULL when it is the first).
+  never served. A damaged one (its bytes are in the log, or its entry is impossible) is
+  skipped, as RocketMQ's getMessage skips a record it cannot read: the read goes on after it,
+  ``next_begin_offset`` passes it (MESSAGE_WAS_REMOVING when nothing else was found), and one
+  WARNING names its queue offset (once per record while the actor lives). One not written yet
+  (past the log's write offset) stops the read before it (OFFSET_FOUND_NULL when it is the
+  first), as the next read may find it.
 - ``WaitArrival(offset, reply, deadline)`` (tell): resolve ``reply`` with the max offset once it
   exceeds ``offset`` — the hook the remoting layer parks long polls on — or at ``deadline``.
 - ``QueueRange`` -> (min, max); ``OffsetForTime(ts)`` -> offset; ``EarliestStoreTime`` -> ms.
@@ -77,6 +82,8 @@ APPEND_RETRY_S = 1.0
 """How often a Queue tries again the entries its file system refused (as RocketMQ's reput
 retries a consume-queue write every second)."""
 MIN_SCAN_ENTRIES = 800  # RocketMQ scans at least 16000 bytes of consume queue per read
+REPORTED_MAX = 4096
+"""Most damaged records' queue offsets a Queue remembers having logged (then it forgets them)."""
 
 _check_run = getattr(fastlog(), "check_run", None) or check_run
 """The read path's record check (C when built; ``record_check.check_run`` is the reference)."""
@@ -119,6 +126,7 @@ class Queue(GeventActor):
         self._retired = False
         self._held: deque[tuple[int, bytes | bytearray]] = deque()  # refused appends, in order
         self._append_failing = False  # the oldest held block was refused (logged once)
+        self._reported: set[int] = set()  # damaged records' queue offsets, logged once
 
     def on_start(self) -> None:
         opened = self.ctx.require_open()
@@ -317,6 +325,7 @@ class Queue(GeventActor):
         # pass 2: read contiguous runs with one pread each, check every record
         messages: list[bytes] = []
         qoffs: list[int] = []
+        damaged: list[int] = []  # queue offsets of records skipped as damaged
         i = 0
         n = len(chosen)
         # entries ascend in the log without overlapping: all of them are one run exactly when
@@ -330,31 +339,69 @@ class Queue(GeventActor):
             span = chosen[j - 1][1] + chosen[j - 1][2] - start
             data = self.log.read(start, span)
             run = chosen[i:j]
-            good = _check_run(data, start, run, self.queue_id, self._verify_crc)
-            messages.extend([data[p - start : p - start + size] for _q, p, size in run[:good]])
-            qoffs.extend([q for q, _p, _size in run[:good]])
-            if good < len(run):
-                q, phys, _size = run[good]
-                logger.error(
-                    "store {}: {}/{} offset {}: record at commit-log offset {} failed its "
-                    "check; not served",
-                    self.ctx.settings.root,
-                    self.topic,
-                    self.queue_id,
-                    q,
-                    phys,
+            k = 0
+            while k < len(run):
+                good = _check_run(
+                    data, start, run[k:] if k else run, self.queue_id, self._verify_crc
                 )
-                if not messages:
-                    return result(GetStatus.OFFSET_FOUND_NULL, q)
-                return result(
-                    GetStatus.FOUND,
-                    q,
-                    messages=tuple(messages),
-                    queue_offsets=tuple(qoffs),
+                messages.extend(
+                    [data[p - start : p - start + size] for _q, p, size in run[k : k + good]]
                 )
+                qoffs.extend([q for q, _p, _size in run[k : k + good]])
+                k += good
+                if k == len(run):
+                    break
+                q, phys, size = run[k]
+                if not self._damaged(phys, size):  # not in the log yet: stop before it
+                    self._report_damaged(damaged)
+                    if messages:
+                        return result(
+                            GetStatus.FOUND, q, messages=tuple(messages), queue_offsets=tuple(qoffs)
+                        )
+                    status = (
+                        GetStatus.MESSAGE_WAS_REMOVING if damaged else GetStatus.OFFSET_FOUND_NULL
+                    )
+                    return result(status, q)
+                damaged.append(q)
+                k += 1
             i = j
+        self._report_damaged(damaged)
+        if not messages:  # (RocketMQ's answer for records it cannot read: the reader moves on)
+            return result(GetStatus.MESSAGE_WAS_REMOVING, next_begin)
         return result(
             GetStatus.FOUND, next_begin, messages=tuple(messages), queue_offsets=tuple(qoffs)
+        )
+
+    def _damaged(self, phys: int, size: int) -> bool:
+        """Whether a record that failed its check is damaged (skipped): its entry is impossible
+        (a size no record has, or one past its segment's end), or its bytes were written (the
+        log's write offset is past it: entries are dispatched only after their records are
+        written). A record not written yet (past the write offset) is not damaged: a read
+        stops before it, as before."""
+        log = self.log
+        if size <= 0 or size > log.max_record_size:
+            return True
+        if phys + size > log.segments.segment_end(phys):
+            return True
+        return phys + size <= log.write_offset
+
+    def _report_damaged(self, offsets: list[int]) -> None:
+        """One WARNING for the damaged records a read skipped, once per record (while this
+        actor lives; ``REPORTED_MAX`` remembered)."""
+        fresh = [q for q in offsets if q not in self._reported]
+        if not fresh:
+            return
+        if len(self._reported) + len(fresh) > REPORTED_MAX:
+            self._reported.clear()
+        self._reported.update(fresh)
+        logger.warning(
+            "store {}: {}/{}: {} record(s) failed their check (damaged) and are skipped, never "
+            "served: queue offset(s) {}",
+            self.ctx.settings.root,
+            self.topic,
+            self.queue_id,
+            len(fresh),
+            _ranges(fresh),
         )
 
     def _store_time(self, q: int) -> int:
@@ -425,6 +472,19 @@ def _sync_after_trim(ctx: StoreContext, cq: ConsumeQueue, plan: FlushPlan) -> No
             cq.queue_id,
             exc,
         )
+
+
+def _ranges(offsets: list[int]) -> str:
+    """Ascending queue offsets as "3, 7-9"."""
+    parts: list[str] = []
+    first = last = offsets[0]
+    for q in offsets[1:]:
+        if q != last + 1:
+            parts.append(str(first) if first == last else f"{first}-{last}")
+            first = q
+        last = q
+    parts.append(str(first) if first == last else f"{first}-{last}")
+    return ", ".join(parts)
 
 
 def _resolve(reply: Any, value: int) -> None:

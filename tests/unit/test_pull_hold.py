@@ -31,8 +31,9 @@ class Clock:
 
 
 class DamagedRecordStore(FakeStore):
-    """T/0 holds offsets 0 .. 11; the record at offset 5 fails its check (OFFSET_FOUND_NULL,
-    as ``Queue._get`` answers it). ``wait_arrival`` behaves as the Queue's: at once when the
+    """T/0 holds offsets 0 .. 11; the record at offset 5 fails its check and is not written yet
+    (OFFSET_FOUND_NULL, as ``Queue._get`` answers it; a damaged one is skipped: below).
+    ``wait_arrival`` behaves as the Queue's: at once when the
     queue holds a message past the offset, else after the timeout (nothing arrives)."""
 
     def __init__(self, clock: Clock) -> None:
@@ -77,6 +78,26 @@ def test_a_held_pull_at_a_damaged_record_waits_for_new_messages_not_in_a_loop(
     # And it is answered PULL_NOT_FOUND keeping the consumer's offset, as before
     assert answer.code == ResponseCode.PULL_NOT_FOUND, answer.remark
     assert int(answer.ext_fields["nextBeginOffset"]) == 5
+
+
+def test_a_pull_at_a_damaged_record_is_moved_past_it_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a queue whose record at offset 5 is damaged (``Queue._get`` skips it: nothing else
+    # read, MESSAGE_WAS_REMOVING with nextBeginOffset 6, as RocketMQ's getMessage answers)
+    clock = Clock()
+    monkeypatch.setattr(pull_handler, "time", clock)
+    store = DamagedRecordStore(clock)
+    store.get_messages = lambda *a: GetOutcome("MESSAGE_WAS_REMOVING", 6, 0, store.end, ())
+    ctx = SimpleNamespace(
+        cfg=BrokerConfig(), store=store, ha=None, got_messages=0, got_by={}, got_bytes_by={}
+    )
+    # When a consumer's long poll comes for offset 5
+    answer = pull_at(ctx, 5, suspend_ms=15_000)
+    # Then it is not held: it is told to pull again at once, past the record
+    assert answer.code == ResponseCode.PULL_RETRY_IMMEDIATELY, answer.remark
+    assert int(answer.ext_fields["nextBeginOffset"]) == 6
+    assert store.waited == []
 
 
 class ClosingStore(FakeStore):
