@@ -6,8 +6,9 @@ the brokers) grpcio runs cooperatively once ``grpc.experimental.gevent.init_geve
 a long-polling receive or an open telemetry stream holds a greenlet. In a plain process
 (``python -m runtime proxy``) it is grpcio's own: real threads, about half the CPU per call
 (docs/benchmarks.md, "Session 21"), and actormq's client on its hub thread. Each handler is wrapped:
-an exception becomes a response with status INTERNAL_ERROR (logged with its traceback), and
-``gevent.Timeout`` / ``GreenletExit`` never leave it.
+an exception becomes a response with status INTERNAL_ERROR (logged with its traceback; a
+telemetry stream ends with gRPC's status INTERNAL instead), and ``gevent.Timeout`` /
+``GreenletExit`` never leave it.
 
 Calls not listed (PullMessage, UpdateOffset, GetOffset, QueryOffset and the
 lite-topic calls) are answered UNIMPLEMENTED by gRPC itself.
@@ -37,6 +38,7 @@ from actors.proxy.port_tls import PLAIN, PortTls
 from actors.proxy.proto import Code, M
 from actors.proxy.resources import resource_refusal
 from actors.proxy.service import ProxyService, client_id, status
+from actors.proxy.telemetry import end_internal
 from runtime.tls import TlsMode
 
 SERVICE = "apache.rocketmq.v2.MessagingService"
@@ -156,7 +158,11 @@ def _stream(
             if context.is_active():
                 logger.opt(exception=exc).error("proxy: {} failed", name)
                 first.append(Code.INTERNAL_ERROR)
-                yield status(response_type(), Code.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
+                text = f"{type(exc).__name__}: {exc}"
+                if name == "Telemetry":  # (a stream of commands: it ends with gRPC's status)
+                    end_internal(context, text)
+                else:
+                    yield status(response_type(), Code.INTERNAL_ERROR, text)
         finally:
             guard.held_calls.release(*keys)
             guard.record(name, first[0] if first else Code.OK, since)

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import grpc
 from loguru import logger
 
 from actors.client.errors import ClientError
@@ -37,6 +38,8 @@ REPEAT_S = 1.0
 """A stream's first settings answer is written again this much later (``Telemetry._read``),
 to the clients of ``REPEAT_FOR``."""
 REPEAT_FOR = frozenset({Language.NODE_JS})
+MAX_DETAILS = 1024
+"""Characters of an error's text sent as a call's status details at most."""
 SETTINGS_TIMEOUT_S = 30.0
 """A stream with no Settings applied this long after it opened is ended."""
 Apply = Callable[[str, Any], tuple[bool, int]]
@@ -54,7 +57,16 @@ KNOWN_CLIENT_TYPES = frozenset(
 class Stream:
     """One open telemetry stream: its client, what it publishes, its outbox."""
 
-    __slots__ = ("client_id", "client_type", "context", "outbox", "repeated", "settled", "topics")
+    __slots__ = (
+        "client_id",
+        "client_type",
+        "context",
+        "failure",
+        "outbox",
+        "repeated",
+        "settled",
+        "topics",
+    )
 
     def __init__(self, client_id: str, context: Any) -> None:
         self.client_id = client_id
@@ -65,6 +77,8 @@ class Stream:
         self.topics: frozenset[str] = frozenset()
         self.settled = False
         """A Settings of the client's was applied."""
+        self.failure: str | None = None
+        """What ended the stream, a fault of the proxy's (its gRPC status: INTERNAL)."""
         self.outbox = Outbox()
 
 
@@ -102,6 +116,8 @@ class Telemetry:
                     yield _status(Code.BAD_REQUEST, text)
                     return
                 if item is None:
+                    if stream.failure is not None:
+                        end_internal(context, stream.failure)
                     return
                 yield item
         finally:
@@ -159,6 +175,7 @@ class Telemetry:
                 logger.opt(exception=exc).error(
                     "proxy: telemetry stream of {} ended by an error: {!r}", stream.client_id, exc
                 )
+                stream.failure = f"{type(exc).__name__}: {exc}"
         finally:
             stream.outbox.close()
 
@@ -172,6 +189,15 @@ class Telemetry:
             for s in streams
             if s.client_type == ClientType.PRODUCER and topic in s.topics
         )
+
+
+def end_internal(context: Any, text: str) -> None:
+    """End the call with gRPC's status INTERNAL and ``text`` (as a gRPC server ends a call
+    whose handler failed; before, a telemetry stream ended by a fault of the proxy's closed
+    with OK, as if the proxy had meant it)."""
+    if context is not None:
+        context.set_code(grpc.StatusCode.INTERNAL)
+        context.set_details(text[:MAX_DETAILS])
 
 
 def _call_ended(context: Any) -> bool:

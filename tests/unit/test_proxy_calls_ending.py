@@ -15,7 +15,7 @@ import pytest
 
 from actors.client.message import MessageExt
 from actors.proxy.pop import PopGroup
-from actors.proxy.proto import Code, FilterType, M
+from actors.proxy.proto import ClientType, Code, FilterType, M
 from actors.proxy.server import SERVICE, Guard, method_handlers
 from actors.proxy.service import ProxyService
 from tests.client_support import wait_until
@@ -155,3 +155,57 @@ def test_a_lite_receive_waiting_for_its_first_lite_topic_ends_with_its_call() ->
     # Then it stops waiting at once, with no topic
     waiting.join(3)
     assert not waiting.is_alive() and got == [[]]
+
+
+def _settings_command() -> Any:
+    command = M.TelemetryCommand()
+    command.settings.client_type = ClientType.PRODUCER
+    command.settings.publishing.topics.add().name = "Orders"
+    return command
+
+
+def _telemetry_ends(proxy: Proxy) -> grpc.RpcError:
+    """How a telemetry stream that sent one Settings ends (its client keeps it open)."""
+    hold = threading.Event()
+
+    def commands() -> Iterator[Any]:
+        yield _settings_command()
+        hold.wait(10)
+
+    try:
+        with pytest.raises(grpc.RpcError) as ended:
+            for _ in proxy.telemetry(commands(), timeout=10):
+                pass
+    finally:
+        hold.set()
+    return ended.value
+
+
+def test_a_telemetry_stream_a_fault_ends_gets_grpcs_status_internal(
+    service: ProxyService, proxy: Proxy
+) -> None:
+    # Given a proxy whose applying of a client's Settings fails (a fault of its own)
+    def broken(who: str, given: Any) -> tuple[bool, int]:
+        raise RuntimeError("boom")
+
+    service.telemetry_streams.apply = broken
+    # When a client's telemetry stream sends its Settings
+    ended = _telemetry_ends(proxy)
+    # Then the stream ends with gRPC's status INTERNAL and what failed (before: OK, as if the
+    # proxy had closed it on purpose)
+    assert ended.code() == grpc.StatusCode.INTERNAL
+    assert "RuntimeError: boom" in (ended.details() or "")
+
+
+def test_a_telemetry_call_that_fails_outright_gets_grpcs_status_internal(
+    service: ProxyService, proxy: Proxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a proxy whose telemetry call itself fails
+    def broken(commands: Any, who: str, context: Any) -> Iterator[Any]:
+        raise RuntimeError("no stream")
+
+    monkeypatch.setattr(service.telemetry_streams, "serve", broken)
+    # When a client opens a stream, Then it ends with INTERNAL, not a status command and OK
+    ended = _telemetry_ends(proxy)
+    assert ended.code() == grpc.StatusCode.INTERNAL
+    assert "RuntimeError: no stream" in (ended.details() or "")

@@ -167,9 +167,17 @@ class _Call:
 
     def __init__(self) -> None:
         self.active = True
+        self.code: Any = None
+        self.details = ""
 
     def is_active(self) -> bool:
         return self.active
+
+    def set_code(self, code: Any) -> None:
+        self.code = code
+
+    def set_details(self, details: str) -> None:
+        self.details = details
 
     def invocation_metadata(self) -> list[tuple[str, str]]:
         return []
