@@ -127,9 +127,15 @@ class CommitLogReads:
                     pos += size
                     continue
                 if not eof and size < 0 and (n - pos < 8 or check.problem.startswith("torn")):
-                    if n - pos >= 8:  # re-read with a window that holds the whole record
-                        window = max(SCAN_CHUNK, int.from_bytes(view[pos : pos + 4], "big"))
-                    break
+                    # the window ended inside the record: read again from it, with a window
+                    # that holds it whole, if the segment can hold it (else it is damage: a
+                    # read that cannot hold more would find the same bytes for ever)
+                    need = 8 if n - pos < 8 else int.from_bytes(view[pos : pos + 4], "big")
+                    if need <= seg_size - rel - pos and want < seg_size - rel:
+                        window = max(SCAN_CHUNK, need)
+                        break
+                    if need > 8:
+                        check = check._replace(problem=f"totalSize {need} runs past the segment")
                 end = offset + pos
                 if size == 0 and segs.segment_at(seg.start + seg_size) is not None:
                     return ScanResult(end, "zero bytes before the end of a segment", end, records)

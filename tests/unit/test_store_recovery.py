@@ -231,6 +231,33 @@ def test_bitflip_mid_log_refuses_to_start(tmp_path: Path) -> None:
     assert os.path.getsize(seg) > victim.physical_offset % SEG + victim.size
 
 
+@pytest.mark.timeout(20)
+def test_record_claiming_to_run_past_a_full_segment_is_damage_not_a_hang(tmp_path: Path) -> None:
+    # Given a crashed store whose first segment is full to its last byte: its last record left
+    # exactly the 8 bytes of the end-of-segment marker, written when the next record came
+    s = make_settings(tmp_path, message_index_enable=False)
+    store = open_store(s)
+    put = store.log.append_batch
+    first = put([R.PutRecord("T", 0, b"a" * 1000, "")], store.next_offsets, 1, 1 << 20)
+    assert isinstance(first, AppendedBatch)
+    room = SEG - first.end - R.BLANK_SIZE - R.encoded_size(0, 1, 0)
+    filler = put([R.PutRecord("T", 0, b"b" * room, "")], store.next_offsets, 1, 1 << 20)
+    assert isinstance(filler, AppendedBatch)
+    later = put([R.PutRecord("T", 0, b"c", "")], store.next_offsets, 1, 1 << 20)
+    assert isinstance(later, AppendedBatch) and later.physical_offsets == [SEG]
+    crash(store)
+    seg0 = tmp_path / "commitlog" / f"{0:020d}"
+    assert os.path.getsize(seg0) == SEG
+    # And a flipped bit in the filler's totalSize makes it claim to run past the segment's end
+    FaultyFileSystem.bitflip(str(seg0), filler.physical_offsets[0], bit=0)
+    # When it reopens
+    # Then the scan calls it damage where it is (a record follows in the next segment: refused)
+    # instead of reading the segment's last bytes again and again for ever
+    at = filler.physical_offsets[0]
+    with pytest.raises(StoreError, match=rf"damaged at offset {at} \(totalSize \d+ runs past"):
+        open_store(s)
+
+
 def test_damaged_record_below_checkpoint_is_never_served(tmp_path: Path) -> None:
     s = make_settings(tmp_path)
     store = open_store(s)
