@@ -19,6 +19,7 @@ it, and a read checks that invariant and otherwise goes to the file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 
@@ -324,12 +325,17 @@ class SegmentedFile:
         return dropped
 
     def delete_first(self) -> Segment | None:
-        """Remove the oldest segment (retention). Never removes the segment being written."""
+        """Remove the oldest segment (retention). Never removes the segment being written.
+
+        A file already gone (removed by hand) is detached all the same: its removal is what
+        was asked. Another OSError propagates, with the segment detached (the file stays on
+        disk; the next open finds it again at the log's head)."""
         if len(self.segments) <= 1:
             return None
         seg = self.segments.pop(0)
-        self.fs.remove(seg.file.path)
         self._dir_dirty = True
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.remove(seg.file.path)
         return seg
 
     def delete_all(self) -> None:
