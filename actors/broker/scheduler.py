@@ -15,9 +15,11 @@ Durability point and guarantees: a message is put back into its real topic only 
 the clock having been set back since, is due at once, as in RocketMQ), and progress moves past
 it only after that put was stored, so a crash re-delivers (at-least-once) and never loses one.
 A put that fails is retried every second (WARNINGs: one at once, then at most one every 10 s);
-the queue does not move past it. A record that names no topic it may be put back into (no
-REAL_TOPIC, the schedule topic itself, ...: ``delay.put_back_problem``) is dropped with a
-WARNING (at most one every 10 s) and the queue moves past it: put back into
+the queue does not move past it, unless the store refused it for good (MESSAGE_ILLEGAL,
+PROPERTIES_SIZE_EXCEEDED: ``NEVER_STORED``), which drops it as below. A record that names
+no topic it may be put back into (no REAL_TOPIC, the schedule topic itself, ...:
+``delay.put_back_problem``) is dropped with a WARNING (at most one every 10 s) and the queue
+moves past it: put back into
 SCHEDULE_TOPIC_XXXX it would come round again every second, forever.
 """
 
@@ -46,6 +48,10 @@ STORED = (
     PutStatus.FLUSH_SLAVE_TIMEOUT,
     PutStatus.SLAVE_NOT_AVAILABLE,
 )
+NEVER_STORED = (PutStatus.MESSAGE_ILLEGAL, PutStatus.PROPERTIES_SIZE_EXCEEDED)
+"""Refusals a retry cannot change (the record breaks a limit, e.g. ``maxMessageSize`` lowered
+since it was parked): the record is dropped, as RocketMQ 5's timer answers them PUT_NO_RETRY;
+retried, it held its delay level (the timer: every timer due after it) for ever."""
 BATCH = 32
 IDLE_WAIT_S = 1.0
 RETRY_S = 1.0
@@ -154,6 +160,12 @@ class Scheduler(GeventActor):
         if result.status is not GetStatus.FOUND or not result.messages:
             if result.status in (GetStatus.OFFSET_TOO_SMALL, GetStatus.OFFSET_OVERFLOW_BADLY):
                 return result.next_begin_offset
+            skipped = result.status is GetStatus.MESSAGE_WAS_REMOVING
+            if skipped and result.next_begin_offset > offset:
+                # damaged records the queue skips (or ones retention removed): past them; the
+                # same offset again answered at once, a loop without pause
+                me.tell(Progress(level, result.next_begin_offset))
+                return result.next_begin_offset
             self.store.wait_arrival(SCHEDULE_TOPIC, queue_id, offset, IDLE_WAIT_S).get(
                 timeout=IDLE_WAIT_S + CALL_TIMEOUT_S
             )
@@ -178,6 +190,10 @@ class Scheduler(GeventActor):
             while self._running:
                 put = self.store.put([record]).get(timeout=CALL_TIMEOUT_S + 10)
                 if put.status in STORED:
+                    break
+                if put.status in NEVER_STORED:
+                    where = f"level {level} offset {queue_offset}"
+                    self._drops.dropped(where, f"refused {put.status.value}: {put.reason}")
                     break
                 self._refusals.refused(
                     f"level {level} offset {queue_offset}", put.status.value, put.reason

@@ -25,6 +25,10 @@ Durability point and guarantees: a message is put back into its real topic only 
 put back into (no REAL_TOPIC, the timer topic itself, ...: ``delay.put_back_problem``) or no
 integer TIMER_OUT_MS is dropped as it is read, with a WARNING (at most one every 10 s), and
 marked delivered: put back into the timer topic it was due at once again, a loop without pause.
+A put the store refused is retried a second later, after the other timers due meanwhile (it
+held them all behind it), unless refused for good (MESSAGE_ILLEGAL, PROPERTIES_SIZE_EXCEEDED:
+the record breaks a limit lowered since), which drops it the same way, as RocketMQ 5's timer
+(PUT_NO_RETRY).
 
 Recall (RocketMQ 5's ``recallMessage``): a timer message carrying ``TIMER_DEL_UNIQKEY`` (a
 marker, due when its message is; its value the UNIQ_KEY, or RocketMQ's ``<topic>+<UNIQ_KEY>``)
@@ -58,7 +62,7 @@ from actors.broker.delay import (
     from_timer,
     put_back_problem,
 )
-from actors.broker.scheduler import STORED
+from actors.broker.scheduler import NEVER_STORED, STORED
 from actors.broker.store_results import GetStatus
 from runtime.actor import GeventActor
 from runtime.remoting.properties import (
@@ -267,6 +271,18 @@ class TimerScheduler(GeventActor):
                     ):
                         offset = result.next_begin_offset
                         continue
+                    if (
+                        result.status is GetStatus.MESSAGE_WAS_REMOVING
+                        and result.next_begin_offset > offset
+                    ):
+                        # damaged records the queue skips (or ones retention removed): past
+                        # them, counted delivered (the watermark passes them); the same offset
+                        # again answered at once, a loop without pause
+                        for skipped in range(offset, result.next_begin_offset):
+                            if skipped not in self._delivered:
+                                self.actor_ref.tell(Delivered(skipped))
+                        offset = result.next_begin_offset
+                        continue
                     if not self._loaded.is_set():
                         self._loaded.set()
                         self._wake.set()
@@ -329,7 +345,10 @@ class TimerScheduler(GeventActor):
                 logger.exception("timer: delivery of offset {} failed; retrying", queue_offset)
                 done = False
             if not done:
-                heapq.heappush(self._heap, entry)
+                # retried after the others due meanwhile: a refusal that holds for one
+                # message only (its size) kept every later timer waiting behind it
+                retry_at = int(time.time() * 1000 + RETRY_S * 1000)
+                heapq.heappush(self._heap, (max(_when, retry_at), queue_offset, physical, due))
                 gevent.sleep(RETRY_S)
                 continue
             try:
@@ -357,6 +376,10 @@ class TimerScheduler(GeventActor):
                 self._drops.dropped(f"offset {queue_offset}", str(exc))
                 return True
         put = self.store.put([record]).get(timeout=CALL_TIMEOUT_S + 10)
+        if put.status in NEVER_STORED:
+            why = f"refused {put.status.value}: {put.reason}"
+            self._drops.dropped(f"offset {queue_offset}", why)
+            return True
         if put.status not in STORED:
             self._refusals.refused(f"offset {queue_offset}", put.status.value, put.reason)
             return False
