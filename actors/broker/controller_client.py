@@ -237,12 +237,20 @@ class ControllerClient(GeventActor):
                     response.code,
                     response.remark,
                 )
-        except (OSError, ConnectionError, pykka.Timeout, msgspec.DecodeError) as exc:
+        except (
+            OSError,
+            ConnectionError,
+            pykka.Timeout,
+            gevent.Timeout,
+            msgspec.DecodeError,
+        ) as exc:
             logger.debug("{}: heartbeat to {} failed: {}", self.handle.name, self.address, exc)
-        except Exception:  # a heartbeat must always report back, or none would follow
+        except Exception:
             logger.exception("{}: heartbeat to {} failed", self.handle.name, self.address)
-        with contextlib.suppress(pykka.ActorDeadError):
-            self.actor_ref.tell(HeartbeatDone(sent_at, reply, frozenset(hb.in_sync)))
+        finally:  # a heartbeat must always report back (a gevent.Timeout, a GreenletExit
+            # too), or _in_flight stays set and no heartbeat follows: the node goes silent
+            with contextlib.suppress(pykka.ActorDeadError):
+                self.actor_ref.tell(HeartbeatDone(sent_at, reply, frozenset(hb.in_sync)))
 
     # -- applying the controller's word -----------------------------------------------------------
 
@@ -267,7 +275,7 @@ class ControllerClient(GeventActor):
                 done = new_future()
                 self.ha.tell(self.ha.service, NewEpoch(reply.epoch, done))
                 me = self.actor_ref
-                done.add_done_callback(lambda _f: _tell(me, HeartbeatNow()))
+                done.add_done_callback(lambda f: _epoch_written(me, f))
                 return
             if reply.lease_ms > 0 and reply.epoch == self.ha.epochs.last_epoch:
                 self._resigned = 0
@@ -349,6 +357,18 @@ class ControllerClient(GeventActor):
         self._rebuild_after = time.monotonic() + delay
         self._rebuild_backoff = min(delay * 2, REBUILD_RETRY_MAX_S)
         self.actor_ref.tell(HeartbeatNow())
+
+
+def _epoch_written(ref: pykka.ActorRef[Any], done: pykka.Future[Any]) -> None:
+    """The new term's epoch entry is on disk: heartbeat at once for its lease. Not written
+    (the HAService answered False, or failed): the 1 s timer's heartbeat asks again, no
+    sooner (a disk that refuses it would otherwise be asked at the controller's round trip)."""
+    try:
+        written = done.get(timeout=0) is True
+    except Exception:
+        written = False
+    if written:
+        _tell(ref, HeartbeatNow())
 
 
 def _tell(ref: pykka.ActorRef[Any], message: Any) -> None:

@@ -20,7 +20,8 @@ Messages accepted (all told):
 - ``NewEpoch(epoch, reply)`` (from the ControllerClient): append ``(epoch, write offset, node)``
   to the epoch file before the term's first write (entries of terms that began past the
   write offset, mirrored while this node was a slave, dropped first); slave links restart to
-  mirror it.
+  mirror it. ``reply`` gets True once written, False when the file could not be written
+  (logged; the next heartbeat asks again).
 
 A classic master back from a power loss reconciles first (``HAContext.reconciliation``,
 ``actors.broker.ha_reconcile``: started here, told of joins and ticks; a classic master's in-sync
@@ -289,7 +290,7 @@ class HAService(GeventActor):
             self._recompute()
             self.reconciliation.tick()
         elif isinstance(message, NewEpoch):
-            self._new_epoch(message)
+            self._told_new_epoch(message)
         else:
             return super().on_receive(message)
         return None
@@ -348,6 +349,27 @@ class HAService(GeventActor):
         logger.info("{}: slave {} linked from offset {}", self.ha.service, msg.node, msg.offset)
         self._recompute()
         self.reconciliation.joined(msg.node)
+
+    def _told_new_epoch(self, msg: NewEpoch) -> None:
+        """``NewEpoch`` from the ControllerClient. An epoch file that cannot be written (an
+        I/O error, a full disk) answers False: the term takes no lease until its entry is on
+        disk, and the next heartbeat asks again. It used to fail this actor (its waiters
+        answered FLUSH_SLAVE_TIMEOUT, its links' acks forgotten), once per heartbeat. (A
+        reconciling master's own new epoch still fails it: its restart finishes again.)"""
+        try:
+            self._new_epoch(msg)
+        except (OSError, ValueError) as exc:
+            logger.error(
+                "{}: cannot begin epoch {}: its entry was not written to {} ({}); no write is "
+                "taken in that term until it is (retried at the next heartbeat)",
+                self.ha.service,
+                msg.epoch,
+                self.ha.epochs.path,
+                exc,
+            )
+            if msg.reply is not None:
+                with contextlib.suppress(Exception):
+                    msg.reply.set(False)
 
     def _new_epoch(self, msg: NewEpoch) -> None:
         epochs = self.ha.epochs
