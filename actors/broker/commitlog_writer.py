@@ -4,7 +4,8 @@ Messages accepted:
 - ``AppendBatch(records, reply, enqueued_at)`` — validate every record first (topic name, body
   size, properties size, fits a segment) and answer MESSAGE_ILLEGAL / PROPERTIES_SIZE_EXCEEDED
   with nothing written; refuse with SERVICE_NOT_AVAILABLE when the store failed, is read-only,
-  the disk is above the warning ratio or (controller mode) the master holds no lease (whoever
+  the disk is above the warning ratio or a write met ENOSPC less than ``ENOSPC_PAUSE_S`` ago
+  or (controller mode) the master holds no lease (whoever
   appends: the broker's own timer, delay and transaction writers too), and OS_PAGE_CACHE_BUSY
   when the batch waited in the inbox longer than ``os_page_cache_busy_timeout_ms``. Otherwise
   assign queue and physical offsets, encode, write (one ``os.pwrite`` per segment touched),
@@ -82,6 +83,11 @@ from runtime.store.topic_names import TOPIC_DELETED_MARKER
 
 MAX_GROUP_RECORDS = 1024
 """Write coalescing stops taking queued appends once a group holds this many records."""
+ENOSPC_PAUSE_S = 1.0
+"""After a write failed with ENOSPC, appends are refused (SERVICE_NOT_AVAILABLE) this long,
+then tried again. Retention's ``DiskSpace`` reports only changes of its own measure, so a disk
+that filled up between two of its ticks, or is full by a measure it does not take (inodes, a
+reserve), would otherwise stay refused until a restart."""
 
 
 class CommitLogWriter(GeventActor):
@@ -94,6 +100,7 @@ class CommitLogWriter(GeventActor):
         self.ctx = ctx
         self.settings = ctx.settings
         self._disk_full = False
+        self._no_space_until = 0.0  # a write failed with ENOSPC: refuse until then
         self._failed: str | None = None
         self._flusher: pykka.ActorRef[Any] | None = None
         self._dispatcher: pykka.ActorRef[Any] | None = None
@@ -202,6 +209,7 @@ class CommitLogWriter(GeventActor):
 
     def _append(self, first: AppendBatch) -> None:
         group = self._take_queued_appends(first)
+        now = time.monotonic()
         failed = self._failed or self.ctx.failed
         refusal = None
         if failed is not None:
@@ -210,6 +218,8 @@ class CommitLogWriter(GeventActor):
             refusal = refused(PutStatus.SERVICE_NOT_AVAILABLE, "store is read-only (slave)")
         elif self._disk_full:
             refusal = refused(PutStatus.SERVICE_NOT_AVAILABLE, "disk above warning ratio")
+        elif now < self._no_space_until:
+            refusal = refused(PutStatus.SERVICE_NOT_AVAILABLE, "disk full (a write met ENOSPC)")
         elif not self.ctx.replication.may_append():
             refusal = refused(
                 PutStatus.SERVICE_NOT_AVAILABLE,
@@ -224,7 +234,6 @@ class CommitLogWriter(GeventActor):
             for msg in group:
                 set_reply(msg.reply, refusal)
             return
-        now = time.monotonic()
         store_ts = self._store_ts = int(time.time() * 1000)
         log = self.log
         begin = log.write_offset
@@ -353,9 +362,14 @@ class CommitLogWriter(GeventActor):
             ) from undo
         fatal = False
         if exc.errno == errno.ENOSPC:
-            self._disk_full = True
+            self._no_space_until = time.monotonic() + ENOSPC_PAUSE_S
             answer = refused(PutStatus.SERVICE_NOT_AVAILABLE, f"disk full: {exc}")
-            logger.error("store {}: disk full, refusing writes: {}", self.settings.root, exc)
+            logger.error(
+                "store {}: disk full, refusing writes for {}s, then trying again: {}",
+                self.settings.root,
+                ENOSPC_PAUSE_S,
+                exc,
+            )
         elif exc.errno in (errno.EMFILE, errno.ENFILE, errno.EACCES, errno.EROFS):
             answer = refused(PutStatus.CREATE_MAPPED_FILE_FAILED, str(exc))
         else:

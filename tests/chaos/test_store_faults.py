@@ -14,6 +14,7 @@ from typing import Any
 import gevent
 import pytest
 
+from actors.broker import commitlog_writer
 from actors.broker.store_results import GetStatus, PutStatus
 from actors.broker.store_service import BrokerStore
 from runtime.directory import Directory
@@ -209,6 +210,31 @@ def test_enospc_refuses_without_leaving_a_partial_record(tmp_path: Path) -> None
         assert put(again, rec(b"second")).queue_offsets == (1,)
     finally:
         again.stop()
+
+
+def test_enospc_refuses_for_a_while_then_appends_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(commitlog_writer, "ENOSPC_PAUSE_S", 0.3)
+    fs = FaultyFileSystem()
+    store = start(tmp_path, fs)
+    try:
+        assert put(store, rec(b"first")).status is PutStatus.PUT_OK
+        # Given a write that met ENOSPC (the disk filled between two of Retention's ticks,
+        # which sees the disk below its warning ratio and so tells the writer nothing)
+        fs.enospc_after(10)
+        assert put(store, rec(b"x" * 100)).status is PutStatus.SERVICE_NOT_AVAILABLE
+        # When space is freed
+        fs.enospc_after(None)
+        # Then appends are refused only for the pause, and taken again afterwards
+        assert put(store, rec(b"soon")).status is PutStatus.SERVICE_NOT_AVAILABLE
+        deadline = time.monotonic() + 5.0
+        while (result := put(store, rec(b"later"))).status is not PutStatus.PUT_OK:
+            assert time.monotonic() < deadline, f"still refused: {result}"
+            gevent.sleep(0.05)
+        assert result.queue_offsets == (1,)
+    finally:
+        store.stop()
 
 
 def _appenders(store: BrokerStore, rounds: int, width: int, queues: int) -> list[tuple[Any, int]]:
