@@ -187,11 +187,15 @@ class IndexFile:
         return self.count - before
 
     def trim(self, log_end: int) -> int:
-        """Drop entries for records at or past ``log_end``; returns how many were dropped."""
+        """Drop entries for records at or past ``log_end``; returns how many were dropped. A
+        file that ends at or before ``log_end`` is left as it is: not committed, so the next
+        ``flush`` does not fsync it (recovery trims every file)."""
         keep = self.count
         while keep > 0 and self._phys[keep - 1] >= log_end:
             keep -= 1
         dropped = self.count - keep
+        if not dropped and self.end_phys <= log_end:
+            return 0
         if dropped:
             self._rebuild_slots(keep)
             self.end_time = self._time[keep - 1] if keep else 0

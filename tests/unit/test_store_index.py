@@ -58,6 +58,54 @@ def test_flush_fsyncs_every_file_written_since_the_last_flush(
     idx.close()
 
 
+def _fsyncs_of(idx: IndexService, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Paths of ``idx``'s files, once per ``os.fsync`` of the file's descriptor from now on."""
+    paths = {f._fd: f.path for f in idx.files}
+    out: list[str] = []
+    real = os.fsync
+
+    def counting(fd: int) -> None:
+        if fd in paths:
+            out.append(paths[fd])
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", counting)
+    return out
+
+
+def test_recovery_fsyncs_only_the_index_files_it_trimmed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an index of four files made durable and closed (records at 0, 10, .., 60)
+    idx = IndexService(str(tmp_path), slots=7, capacity=2)
+    idx.put_entries([entry("T", i * 10, 1000 + i, "k") for i in range(7)])
+    idx.flush()
+    idx.close()
+    again = IndexService(str(tmp_path), slots=7, capacity=2)
+    assert [f.begin_phys for f in again.files] == [0, 20, 40, 60]
+    fsyncs = _fsyncs_of(again, monkeypatch)
+    # When recovery finds the log ending where the index does, and the index is flushed
+    assert again.recover(0, 70) == 0
+    again.flush()
+    # Then no file is fsynced: recovery changed none
+    assert fsyncs == []
+    # When the log turns out to end inside the last file's range
+    assert again.recover(0, 65) == 0
+    again.flush()
+    # Then only that file (its covered range cut to the log's end) is fsynced
+    assert fsyncs == [again.files[-1].path]
+    assert again.files[-1].end_phys == 65
+    # When the log ends before the third file's last record (the fourth file goes)
+    fsyncs.clear()
+    assert again.recover(0, 45) == 2
+    again.flush()
+    # Then only the third file, trimmed, is fsynced; the first two are left alone
+    assert [f.begin_phys for f in again.files] == [0, 20, 40]
+    assert fsyncs == [again.files[-1].path]
+    assert again.query("T", "k", 10, 0, 10**13) == [40, 30, 20, 10, 0]
+    again.close()
+
+
 def _corrupt(path: str, **fields: int) -> None:
     """Rewrite header fields of a closed index file (``index_file._HEADER``'s layout)."""
     with open(path, "r+b") as fh:
