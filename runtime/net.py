@@ -29,7 +29,7 @@ from runtime.conn_budget import PROCESS, ConnectionBudget
 from runtime.errors import ConfigError, ProtocolError
 from runtime.future import new_future
 from runtime.hostport import family_of, format_address
-from runtime.session import Finish, Quiesce
+from runtime.session import Finish, Quiesce, abort
 
 SessionFactory = Callable[[socket.socket, tuple[str, int]], "pykka.ActorRef[Any] | None"]
 
@@ -66,6 +66,11 @@ def address_of(sock: socket.socket) -> str:
 
 LINGER_S = 1.0
 """How long a shutting-down acceptor waits for its peers to close after their last answers."""
+
+STOP_S = 2.0
+"""How long a stopping acceptor waits for its sessions to write what they hold and stop before
+it shuts their sockets down (a session blocked writing to a peer that reads nothing stops only
+then), and then again for them to stop."""
 
 
 OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
@@ -135,6 +140,8 @@ class Acceptor(GeventActor):
         self._none_left = gevent.event.Event()
         self._server: _Server | None = None
         self._sessions: dict[str, pykka.ActorRef[Any]] = {}
+        self._sockets: dict[str, socket.socket] = {}
+        """Each live session's socket, to shut down if it does not stop (``on_stop``)."""
         self._stopping = False
 
     def on_start(self) -> None:
@@ -182,6 +189,7 @@ class Acceptor(GeventActor):
             return None
         if ref is not None:
             self._sessions[ref.actor_urn] = ref
+            self._sockets[ref.actor_urn] = conn
             watch(ref, self._gone)
         return ref
 
@@ -206,6 +214,7 @@ class Acceptor(GeventActor):
 
     def _gone(self, dead: pykka.ActorRef[Any], _failure: BaseException | None) -> None:
         self._sessions.pop(dead.actor_urn, None)
+        self._sockets.pop(dead.actor_urn, None)
         if not self._sessions:
             self._none_left.set()
 
@@ -255,7 +264,35 @@ class Acceptor(GeventActor):
         seconds = self._drain() if self._drain is not None else 0.0
         if seconds > 0:
             self._quiesce(seconds)
-        for ref in list(self._sessions.values()):
-            with contextlib.suppress(pykka.Timeout, pykka.ActorDeadError):
-                ref.stop(block=True, timeout=5)
+        self._stop_sessions()
         self._sessions.clear()
+        self._sockets.clear()
+
+    def _stop_sessions(self) -> None:
+        """Stop every session at once; shut down the sockets of those not stopped within
+        ``STOP_S`` (blocked writing to a peer that reads nothing: the stop waits behind the
+        write in their inbox) and wait ``STOP_S`` more. Sessions were stopped one at a time,
+        up to 5 s each, and such a session was left running."""
+        stopping = []
+        for ref in list(self._sessions.values()):
+            with contextlib.suppress(pykka.ActorDeadError):
+                stopping.append((ref, ref.stop(block=False)))
+        for attempt in range(2):
+            deadline = time.monotonic() + STOP_S
+            left = []
+            for ref, future in stopping:
+                try:
+                    future.get(timeout=max(0.0, deadline - time.monotonic()))
+                except pykka.Timeout:
+                    left.append((ref, future))
+                except pykka.ActorDeadError:
+                    pass
+            stopping = left
+            if not stopping:
+                return
+            if attempt == 0:
+                for ref, _future in stopping:
+                    sock = self._sockets.get(ref.actor_urn)
+                    if sock is not None:
+                        abort(sock)
+        logger.warning("{}: {} sessions did not stop", self.name, len(stopping))

@@ -9,7 +9,6 @@ Messages it accepts (told by its own reader greenlet and by request handlers):
   greenlet (``SessionHandle.reply``). Every path holds the handle's write lock while it writes,
   so frames never interleave, and ``write`` never overtakes a frame it queued earlier.
 - ``Closed(reason)``: the reader saw EOF or a fatal framing error; stop.
-- ``CheckIdle``: timer tick; close the channel after ``idle_timeout`` seconds without a frame.
 - ``Quiesce(reply)``: the process is shutting down (its acceptor asks before it stops the
   session): requests read from now on are answered SERVICE_NOT_AVAILABLE and not served;
   ``reply`` is set once the ordered requests in service (sends) have been answered.
@@ -34,6 +33,10 @@ reply. A frame that was read whole but has a bad header gets an error response a
 connection goes on; a broken stream (bad length, wrong serialize type), or a header whose
 request id cannot be read, gets an error reply when its opaque can be read and the connection
 closes.
+A server's session stops reading while more than ``max_backlog`` bytes of its frames wait to
+be written (``runtime.session_handle``: back-pressure on a client that reads nothing). A hub
+timer closes the channel after ``idle_timeout`` seconds with nothing read and no waiting frame
+written, shutting the socket down so that a session blocked writing to its peer wakes too.
 Durability point: none; the processor decides when to reply.
 
 ``SessionHandle`` (and ``send_frame``, the ``Outbound`` and ``Closed`` messages) live in
@@ -74,7 +77,14 @@ from runtime.remoting.frame import (
     FrameDecoder,
 )
 from runtime.request_context import Turn, begin, finish, was_held
-from runtime.session_handle import Closed, Outbound, SessionHandle, send_frame
+from runtime.session_handle import (
+    MAX_BACKLOG,
+    QUEUED_FRAME_COST,
+    Closed,
+    Outbound,
+    SessionHandle,
+    send_frame,
+)
 
 READ_SIZE = 65536
 """Bytes asked of each ``recv``. Not more: CPython allocates the whole size before the call and
@@ -100,10 +110,6 @@ class Processor(Protocol):
     ) -> RemotingCommand | None: ...
 
     def on_close(self, session: SessionHandle) -> None: ...
-
-
-class CheckIdle(msgspec.Struct, frozen=True, tag=True):
-    pass
 
 
 class Finish(msgspec.Struct, frozen=True, tag=True):
@@ -134,9 +140,14 @@ class ClientSession(GeventActor):
         max_in_flight_bytes: int = MAX_IN_FLIGHT_BYTES,
         max_header: int = MAX_HEADER,
         max_frame: int = MAX_FRAME,
+        max_backlog: float = MAX_BACKLOG,
     ) -> None:
         super().__init__()
         self.role = role
+        self.max_backlog = max_backlog
+        """Bytes of frames waiting to be written past which the reader stops reading until
+        they drain (``SessionHandle.wait_drained``; a server's connections: ``MAX_BACKLOG``,
+        a client's own: never, since its peer may be waiting for it to read)."""
         self.max_header = max_header
         """The largest frame header read (a server's connections: 64 KiB; a client's own,
         which read responses: ``MAX_RESPONSE_HEADER``)."""
@@ -159,18 +170,26 @@ class ClientSession(GeventActor):
         self._quiesced: Any = None  # Quiesce's reply once asked; set when no send is in service
         self._finishing = False  # Finish: FIN sent, requests read now are dropped
         self._reader: gevent.Greenlet | None = None
+        self._idle_timer: Any = None
+        self._written = 0  # the handle's frames written at the last idle check
+        self._wrote_at = self._last_read  # when that count last moved
         self._closed = False
 
     def on_start(self) -> None:
         self._reader = gevent.spawn(self._read_loop)
         if self.idle_timeout != float("inf"):
-            self.send_every(min(10.0, max(self.idle_timeout / 4, 0.05)), CheckIdle())
+            interval = min(10.0, max(self.idle_timeout / 4, 0.05))
+            self._idle_timer = gevent.get_hub().loop.timer(interval, interval)
+            self._idle_timer.start(self._check_idle)
         logger.debug("{}: {} connected", self.role, self.handle)
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Outbound):
             self.handle._queued -= 1
-            self._write(message.frame, locked=message.locked)
+            try:
+                self._write(message.frame, locked=message.locked)
+            finally:
+                self.handle._wrote(len(message.frame) + QUEUED_FRAME_COST)
         elif isinstance(message, Closed):
             logger.debug("{}: {} closing: {}", self.role, self.handle, message.reason)
             self.stop()
@@ -182,13 +201,28 @@ class ClientSession(GeventActor):
             self._quiesced = message.reply
             if not self._ordered_in_service:
                 message.reply.set(True)
-        elif (
-            isinstance(message, CheckIdle)
-            and time.monotonic() - self._last_read > self.idle_timeout
-        ):
-            logger.info("{}: {} idle for {:g}s: closing", self.role, self.handle, self.idle_timeout)
-            self.stop()
         return None
+
+    def _check_idle(self) -> None:
+        """A hub timer's callback (never blocks): close the channel after ``idle_timeout``
+        seconds in which nothing was read and no waiting frame was written, as RocketMQ's
+        servers close a channel idle for 120 s (reads and writes both count). Not a message to
+        the actor: a peer that reads nothing can keep the actor blocked writing to it, and it
+        is exactly that peer that must be closed; shutting the socket down wakes every
+        greenlet blocked on it."""
+        now = time.monotonic()
+        written = self.handle._written
+        if written != self._written:
+            self._written = written
+            self._wrote_at = now
+        if now - max(self._last_read, self._wrote_at) <= self.idle_timeout:
+            return
+        self._idle_timer.stop()
+        reason = f"idle for {self.idle_timeout:g}s"
+        logger.info("{}: {} {}: closing", self.role, self.handle, reason)
+        abort(self.sock)
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.actor_ref.tell(Closed(reason))
 
     def on_stop(self) -> None:
         self._shutdown()
@@ -200,6 +234,8 @@ class ClientSession(GeventActor):
         if self._closed:
             return
         self._closed = True
+        if self._idle_timer is not None:
+            self._idle_timer.close()
         if self.handle._lock_queued:  # that frame will never be written: free the lock
             self.handle._lock_queued = False
             self.handle._lock.release()
@@ -207,6 +243,7 @@ class ClientSession(GeventActor):
             self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
         self.handle._fail_pending()
+        self.handle._release_reader()  # (a reader waiting for the backlog to drain)
         try:
             self.processor.on_close(self.handle)
         except Exception:
@@ -236,9 +273,13 @@ class ClientSession(GeventActor):
         ref = self.actor_ref
         reason = "peer closed the connection"
         receive = receiver(self.sock, READ_SIZE)
+        handle = self.handle
+        max_backlog = self.max_backlog
         first = b""
         try:
             while True:
+                if handle._backlog > max_backlog:  # a peer not reading its answers
+                    handle.wait_drained(max_backlog)
                 data = receive()
                 if not data:
                     break
@@ -369,6 +410,15 @@ class RejectAll:
         pass
 
 
+def abort(sock: socket.socket) -> None:
+    """Shut ``sock`` down both ways without closing it (never blocks): every greenlet blocked
+    reading or writing it wakes with EOF or an error. A TLS socket's underlying socket is shut
+    (its own ``shutdown`` drops its TLS layer first: see ``_half_close``)."""
+    target = getattr(sock, "_sock", sock) if is_tls(sock) else sock
+    with contextlib.suppress(OSError):
+        target.shutdown(socket.SHUT_RDWR)
+
+
 def _half_close(sock: socket.socket) -> None:
     """Send the FIN (SHUT_WR). A TLS socket's own ``shutdown`` drops its TLS layer (its reads
     then fail), so its underlying socket is shut instead: the peer sees the
@@ -414,6 +464,7 @@ def connect(
         idle_timeout=idle_timeout,
         max_header=MAX_RESPONSE_HEADER,
         max_frame=MAX_RESPONSE_FRAME,
+        max_backlog=float("inf"),
     )
     handle = ref.proxy().handle.get(timeout=timeout)
     handle.signer = signer

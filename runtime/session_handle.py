@@ -14,6 +14,15 @@ header, ``MAX_HEADER``, and 16 MiB frame, ``MAX_FRAME``; a response: a client's 
 connection, failing every other request on it. Such a request fails alone (its future gets a
 non-fatal ``ProtocolError``; a oneway one is not sent), such a response is replaced by a
 SYSTEM_ERROR saying so.
+
+Back-pressure: ``backlog`` counts the bytes of frames accepted for writing and not written yet
+(queued on the session actor, each also counted ``QUEUED_FRAME_COST``, or held by a request
+greenlet waiting for the write lock or the socket). A server's session stops reading its peer's
+requests while the backlog passes the session's ``max_backlog`` (``MAX_BACKLOG``) and reads
+again once it is at most a quarter of that (``wait_drained``): a client that sends requests and
+never reads their answers stops being read (its own writes block) instead of growing the
+server's memory by an answer per request; with nothing read it is closed after the idle
+timeout (120 s).
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
+import gevent.event
 import gevent.lock
 import msgspec
 import pykka
@@ -41,6 +51,16 @@ from runtime.remoting.frame import (
     encode,
 )
 
+MAX_BACKLOG = 32 * 1024 * 1024
+"""Bytes of answers waiting to be written past which a server's session stops reading its
+peer's requests (``SessionHandle.wait_drained``): above the largest answers a slow but reading
+client has waiting at once (16 pull answers of 32 messages: ~16-20 MiB)."""
+
+QUEUED_FRAME_COST = 512
+"""What a frame queued on the session actor costs besides its bytes (its ``Outbound``, the
+actor's envelope, the bytes object), counted in the backlog: a client sending tiny requests
+and reading nothing would otherwise queue ~200,000 tiny answers (~100 MiB) within the bound."""
+
 
 class Outbound(msgspec.Struct, frozen=True, tag=True):
     frame: bytes
@@ -57,13 +77,17 @@ class SessionHandle:
     """What a processor holds of a session: address, id, and ways to talk back."""
 
     __slots__ = (
+        "_backlog",
+        "_drained",
         "_lock",
         "_lock_queued",
+        "_paused_at",
         "_pending",
         "_queued",
         "_raw",
         "_ref",
         "_sock",
+        "_written",
         "remote_address",
         "session_id",
         "signer",
@@ -90,6 +114,16 @@ class SessionHandle:
         self._lock = gevent.lock.Semaphore()
         """Held while a frame is written: frames never interleave (one writer at a time)."""
         self._pending: dict[int, GeventFuture[RemotingCommand]] = {}
+        self._backlog = 0
+        """Bytes of frames accepted for writing and not written yet (``backlog``)."""
+        self._paused_at = -1
+        """While the reader waits in ``wait_drained``: the backlog at or under which it goes on
+        (-1: not waiting)."""
+        self._drained = gevent.event.Event()
+        """Set when the waiting reader may go on."""
+        self._written = 0
+        """Frames counted in the backlog written so far (the session's idle check reads it:
+        a connection whose answers are being written is not idle)."""
         self.remote_address = remote_address
         self.session_id = session_id
         self.signer: Callable[[RemotingCommand], RemotingCommand] | None = None
@@ -101,6 +135,33 @@ class SessionHandle:
     @property
     def alive(self) -> bool:
         return self._ref.is_alive()
+
+    @property
+    def backlog(self) -> int:
+        """Bytes of frames accepted for writing and not written yet: queued on the session
+        actor, or held by request greenlets waiting for the write lock or the socket."""
+        return self._backlog
+
+    def wait_drained(self, high: float) -> None:
+        """Wait (the session's reader, before it reads more requests) while more than ``high``
+        bytes wait to be written, until at most a quarter of ``high`` do or the session closes
+        (``_release_reader``)."""
+        if self._backlog <= high:
+            return
+        self._paused_at = int(high // 4)
+        self._drained.clear()
+        self._drained.wait()
+
+    def _wrote(self, size: int) -> None:
+        """A frame of ``size`` bytes counted in the backlog is written (or dropped)."""
+        self._backlog -= size
+        self._written += 1
+        if self._paused_at >= 0 and self._backlog <= self._paused_at:
+            self._release_reader()
+
+    def _release_reader(self) -> None:
+        self._paused_at = -1
+        self._drained.set()
 
     @property
     def local_address(self) -> str:
@@ -144,10 +205,12 @@ class SessionHandle:
 
     def _queue(self, message: Outbound) -> bool:
         self._queued += 1
+        self._backlog += len(message.frame) + QUEUED_FRAME_COST
         try:
             self._ref.tell(message)
         except pykka.ActorDeadError:
             self._queued -= 1
+            self._wrote(len(message.frame) + QUEUED_FRAME_COST)
             if message.locked:
                 self._lock_queued = False
                 self._lock.release()
@@ -164,6 +227,8 @@ class SessionHandle:
             return self.write(cmd)
         frame = _frame_of(cmd)
         assert frame is not None  # (a response always has a frame)
+        size = len(frame)
+        self._backlog += size
         try:
             with self._lock:
                 send_frame(sock, self._raw, frame)
@@ -171,6 +236,8 @@ class SessionHandle:
             with contextlib.suppress(pykka.ActorDeadError):
                 self._ref.tell(Closed(f"write failed: {exc}"))
             return False
+        finally:
+            self._wrote(size)
         return True
 
     def send_oneway(self, cmd: RemotingCommand) -> bool:
