@@ -206,6 +206,7 @@ class HAClient(GeventActor):
         decoder = P.MasterStreamDecoder()
         accepted = False
         shown = Shown(ha)
+        sync_flush = ha.store.settings.sync_flush
         last_report = time.monotonic()
         sock.settimeout(ha.housekeeping_s)
         receive = receiver(sock, READ_SIZE)
@@ -223,7 +224,7 @@ class HAClient(GeventActor):
                         raise ProtocolError("data before ACCEPT")
                     if frame.data:
                         self._append(frame)
-                        self._report(sock, log.write_offset)
+                        self._report(sock, held(log, sync_flush))
                         last_report = time.monotonic()
                     shown.update(log.write_offset, again=not frame.data)
                 elif isinstance(frame, P.Confirm):
@@ -242,6 +243,10 @@ class HAClient(GeventActor):
                     self.state.leased = True  # (its log is the group's: it may serve reads)
                     self.state.notify()
                     accepted = True
+                    # what it holds, at once: the master counts no ack of a new link before
+                    # its first REPORT (the HELLO's end may not be fsync'd yet)
+                    self._report(sock, held(log, sync_flush))
+                    last_report = time.monotonic()
                     logger.info(
                         "HA client: replicating from {} at offset {} (epoch {})",
                         address,
@@ -282,7 +287,7 @@ class HAClient(GeventActor):
                         TICK_S if not_ready else RETRY_S
                     )
             if accepted and time.monotonic() - last_report >= ha.heartbeat_s:
-                self._report(sock, log.write_offset)
+                self._report(sock, held(log, sync_flush))
                 last_report = time.monotonic()
         return "superseded", 0.0
 
@@ -368,6 +373,15 @@ class Shown:
         if offset > self._told or again:
             self._told = offset
             self._ha.tell(self._ha.store.names.dispatcher, Confirm(offset, "master", False))
+
+
+def held(log: Any, sync_flush: bool) -> int:
+    """What this slave REPORTs it holds: its log's end, under SYNC_FLUSH no further than its
+    fsync (an append whose fsync was still pending when a link ended, its flush timed out,
+    was in the end a heartbeat REPORT of the next link gave: a SYNC_MASTER answered PUT_OK on
+    it)."""
+    end = log.write_offset
+    return min(end, log.segments.flushed_offset) if sync_flush else end
 
 
 def _starts_empty_log(log: Any, offset: int) -> bool:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import pathlib
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import pytest
 
+from actors.broker.ha_client import held
 from actors.broker.messages import WhenDispatched
 from runtime.actor import new_future
 from runtime.ha import protocol as P
@@ -22,6 +24,7 @@ from tests.actors.ha_support import (
     FakeSlave,
     T,
     broker_config,
+    ha_state,
     label,
     send,
     start_broker,
@@ -107,3 +110,36 @@ def _dispatched_now(ctx: StoreContext) -> int:
     reply = new_future()
     ctx.directory.require(ctx.names.dispatcher).tell(WhenDispatched(0, reply))
     return int(reply.get(timeout=T))
+
+
+def test_a_slave_reports_what_it_holds_as_soon_as_it_is_accepted(tmp_path: pathlib.Path) -> None:
+    # Given a SYNC_MASTER and a slave with nothing new to copy
+    ns = start_namesrv()
+    namesrv = ns.addresses["namesrv"]
+    quiet = {"ha_send_heartbeat_interval": 60_000}  # (no heartbeat REPORT within the test)
+    master = start_broker(
+        broker_config("broker-a", 0, "SYNC_MASTER", namesrv, **quiet), tmp_path / "m"
+    )
+    try:
+        ha = master.ha_addresses[label(master)]
+        cfg = broker_config("broker-a", 1, "SLAVE", namesrv, ha_master_address=ha, **quiet)
+        slave = start_broker(cfg, tmp_path / "s")
+        try:
+            # When the slave links (its HELLO's end counts as no ack until it REPORTs)
+            state = ha_state(master)
+            # Then it reports at once, not at its next heartbeat a minute later
+            assert state.wait_until(lambda s: 1 in s.slaves and s.slaves[1].reported, T)
+        finally:
+            stop_node(slave)
+    finally:
+        stop_node(master)
+        stop_node(ns)
+
+
+def test_a_sync_flush_slave_reports_no_further_than_its_fsync() -> None:
+    # Given a slave's log written to 100, fsync'd to 60
+    log = SimpleNamespace(write_offset=100, segments=SimpleNamespace(flushed_offset=60))
+    # Then under SYNC_FLUSH it holds 60 (an append's fsync still pending is no ack), under
+    # ASYNC_FLUSH what it wrote
+    assert held(log, sync_flush=True) == 60
+    assert held(log, sync_flush=False) == 100
