@@ -2,23 +2,50 @@
 subscriptions (``unsubscribe``, and ``subscribe`` after ``start`` through
 ``_set_subscription``) and which queues it pulls (``_hold``: a lite consumer's ``pause`` /
 ``resume``, a push consumer's ``suspend`` / ``resume``). Each runs on the client hub and tells
-the consumer's ``Rebalancer``."""
+the consumer's ``Rebalancer`` (``_ask_rebalancer``).
+
+Across a restart of the rebalancer (it failed; its supervisor starts another): a change asked of
+a rebalancer that dies before it answers (the message lost in its inbox, or the rebalancer found
+dead) is asked again of the next one, which answers it; at most ``ASK_INCARNATIONS`` of them.
+Asking twice applies it once: the messages carry the state wanted (every subscription; which
+queues held, kept in the consumer's ``Holds``), and a restarted rebalancer starts from the
+consumer's subscriptions, assignment and holds. When no rebalancer can apply it (the client
+instance's supervisor is gone, or none runs within the call's timeout) the call raises
+``RebalancerUnavailableError`` and the consumer's subscriptions are as before it."""
 
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import Any
+
+import gevent
+import gevent.event
+import pykka
 
 from actors.client.check_config import check_subscription
 from actors.client.consumer_requests import REBALANCER
-from actors.client.errors import ClientError
+from actors.client.errors import (
+    ClientError,
+    ClientStateError,
+    RebalancerUnavailableError,
+    RequestTimeoutError,
+)
 from actors.client.hub import ClientHub
 from actors.client.instance import ClientInstance
 from actors.client.message import MessageQueue
 from actors.client.namespace import Namespace, wire_name
 from actors.client.pull import TagFilter
 from actors.client.rebalance_messages import HoldQueues, SetSubscriptions
+from runtime.actor import GeventFuture, new_future
 from runtime.remoting.bodies import ConsumerData
+
+ASK_INCARNATIONS = 3
+"""How many rebalancers a change is asked of, each dying before it answered, before it is
+given up (a change that fails every rebalancer it reaches would else exhaust the supervisor's
+restart intensity)."""
+REBALANCER_POLL_S = 0.02
+"""How often a call waiting for a restarted rebalancer (or for an answer) looks again."""
 
 
 class ConsumerControls:
@@ -31,9 +58,6 @@ class ConsumerControls:
     _instance: ClientInstance | None
 
     def _running_hub(self, what: str) -> ClientHub:
-        raise NotImplementedError
-
-    def _ask(self, child: str, factory: Any, timeout: float) -> Any:
         raise NotImplementedError
 
     def consumer_data(self) -> ConsumerData:
@@ -69,9 +93,13 @@ class ConsumerControls:
         adding = any(sub is not None for sub in changes.values())
         hub = self._running_hub("subscribe" if adding else "unsubscribe")
 
+        what = "subscribe" if adding else "unsubscribe"
+
         def apply() -> None:
             instance = self._instance
             assert instance is not None
+            if not instance.alive:
+                raise RebalancerUnavailableError(what, "the client instance stopped")
             changed = False
             for topic, sub in changes.items():
                 if sub is not None:
@@ -91,13 +119,18 @@ class ConsumerControls:
             subscriptions = self._all_topics()
             # a round of the changed topics: a consumer-list request each
             wait = 60.0 + timeout * len(changes)
-            self._ask(REBALANCER, lambda reply: SetSubscriptions(subscriptions, reply), wait)
+            try:
+                self._ask_rebalancer(
+                    lambda reply: SetSubscriptions(subscriptions, reply), wait, what
+                )
+            except RebalancerUnavailableError:
+                self.subscriptions.clear()
+                self.subscriptions.update(before)
+                instance.members.consumers[self.group] = self.consumer_data()
+                raise
 
-        hub.call(
-            apply,
-            timeout=2 * timeout * max(1, len(changes)) + 65,
-            what="subscribe" if adding else "unsubscribe",
-        )
+        before = dict(self.subscriptions)
+        hub.call(apply, timeout=2 * timeout * max(1, len(changes)) + 65, what=what)
 
     def _hold(
         self, queues: tuple[MessageQueue, ...] | None, on: bool, hub: ClientHub, timeout: float
@@ -105,7 +138,54 @@ class ConsumerControls:
         """Pause or resume pulling ``queues`` (None: all of them, now and later): the
         rebalancer tells their pullers (``HoldQueues``); how many queues held now changed."""
 
-        def forward() -> int:
-            return self._ask(REBALANCER, lambda reply: HoldQueues(queues, on, reply), timeout)
+        what = "pause" if on else "resume"
 
-        return hub.call(forward, timeout=timeout + 5, what="pause" if on else "resume")
+        def forward() -> int:
+            return self._ask_rebalancer(lambda reply: HoldQueues(queues, on, reply), timeout, what)
+
+        return hub.call(forward, timeout=timeout + 5, what=what)
+
+    def _ask_rebalancer(self, factory: Any, timeout: float, what: str) -> Any:
+        """Tell the rebalancer ``factory(reply)`` and wait for the reply (on the hub), again of
+        the next rebalancer when it dies first (see the module docstring). Raises
+        ``RebalancerUnavailableError`` when none can answer, ``RequestTimeoutError`` when a
+        live one did not answer within ``timeout`` (the change may still be applied), and
+        ``ClientStateError`` once the consumer is shutting down."""
+        deadline = time.monotonic() + timeout
+        dead: set[str] = set()
+        while True:
+            ref = self._live_rebalancer(dead, deadline, what)
+            reply: GeventFuture[Any] = new_future()
+            answered = gevent.event.Event()
+            reply.add_done_callback(lambda _future, done=answered: done.set())
+            try:
+                ref.tell(factory(reply))
+            except pykka.ActorDeadError:
+                dead.add(ref.actor_urn)
+                continue
+            while not answered.wait(REBALANCER_POLL_S) and ref.is_alive():
+                if time.monotonic() >= deadline:
+                    raise RequestTimeoutError(what, timeout)
+            if reply.done():  # answered, even if it died right after
+                return reply.get(timeout=0)
+            dead.add(ref.actor_urn)  # died with the message unanswered: ask the next one
+            if len(dead) >= ASK_INCARNATIONS:
+                raise RebalancerUnavailableError(
+                    what, f"{len(dead)} rebalancers in a row died before they answered"
+                )
+
+    def _live_rebalancer(self, dead: set[str], deadline: float, what: str) -> pykka.ActorRef[Any]:
+        """The running rebalancer (not one of ``dead``), waiting for its supervisor to start
+        it again when it just failed."""
+        instance = self._instance
+        while True:
+            if self._state != "running":
+                raise ClientStateError(f"{what} ({self.group})", self._state)
+            if instance is None or not instance.alive:
+                raise RebalancerUnavailableError(what, "the client instance stopped")
+            ref = instance.directory.get(instance.name(REBALANCER))
+            if ref is not None and ref.actor_urn not in dead and ref.is_alive():
+                return ref
+            if time.monotonic() >= deadline:
+                raise RebalancerUnavailableError(what, "no rebalancer running")
+            gevent.sleep(REBALANCER_POLL_S)

@@ -23,6 +23,20 @@ class ClientStateError(ClientError):
         super().__init__(f"{what}: client is {state}")
 
 
+class RebalancerUnavailableError(ClientStateError):
+    """A change to a running consumer (subscribe, unsubscribe, suspend, resume, pause, assign)
+    was not applied, and will not be: no rebalancer runs to apply it (the client instance's
+    supervisor gave up restarting it, or none came back within the call's timeout).
+    ``reason`` says which. A rebalancer restarted by its supervisor during the call is not
+    this error: the call then goes to the new one."""
+
+    def __init__(self, what: str, reason: str) -> None:
+        self.what = what
+        self.state = "without a rebalancer"
+        self.reason = reason
+        ClientError.__init__(self, f"{what}: not applied: {reason}")
+
+
 class MessageInvalidError(ClientError):
     """A message refused before anything was sent (empty body, bad topic, reserved property...).
     ``field`` names what is wrong."""

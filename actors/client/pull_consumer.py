@@ -35,7 +35,7 @@ from actors.client.config import TlsOptions
 from actors.client.consumer_base import REBALANCER, ConsumerBase
 from actors.client.consumer_requests import OFFSETS
 from actors.client.consumer_trace import ConsumerTrace
-from actors.client.errors import ClientError, ClientStateError
+from actors.client.errors import ClientError, ClientStateError, RebalancerUnavailableError
 from actors.client.hub import ClientHub
 from actors.client.manual_ack import Unacked
 from actors.client.message import MessageExt, MessageQueue
@@ -179,11 +179,16 @@ class PullConsumer(ConsumerBase, ConsumerTrace):
             self._fixed = queues
             return
         hub = self._running_hub("assign")
-        hub.call(
-            lambda: self._ask(REBALANCER, lambda reply: Assign(queues, reply), 30.0),
-            timeout=35,
-            what="assign",
-        )
+
+        def apply() -> None:
+            before, self._fixed = self._fixed, queues  # what a restarted rebalancer starts with
+            try:
+                self._ask_rebalancer(lambda reply: Assign(queues, reply), 30.0, "assign")
+            except RebalancerUnavailableError:
+                self._fixed = before
+                raise
+
+        hub.call(apply, timeout=35, what="assign")
 
     # -- life cycle ------------------------------------------------------------------------------
 
@@ -373,9 +378,14 @@ class PullConsumer(ConsumerBase, ConsumerTrace):
             if not isinstance(mq, MessageQueue):
                 raise ClientError(f"{'pause' if on else 'resume'}: {mq!r} is not a MessageQueue")
         mqs = tuple(wire_queue(self.namespace, mq) for mq in queues)
+        changing = [mq for mq in mqs if (mq in self.buffer.paused) != on]
         self.buffer.hold(mqs, on)
         self._wake_waiting(hub)  # a pause may have taken the buffer back under the cap
-        self._hold(mqs, on, hub, timeout)
+        try:
+            self._hold(mqs, on, hub, timeout)
+        except RebalancerUnavailableError:
+            self.buffer.hold(changing, not on)  # not applied: as before the call
+            raise
 
     def seek_to_begin(self, mq: MessageQueue, timeout: float = 10.0) -> int:
         offset = self._queue_offset(RequestCode.GET_MIN_OFFSET, mq, timeout)

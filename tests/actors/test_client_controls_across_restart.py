@@ -1,0 +1,242 @@
+"""What a user changes on a running consumer (subscribe, unsubscribe, suspend, resume, a lite
+consumer's pause and assign) while its rebalancer fails and its supervisor restarts it: the
+call is applied once, by the new rebalancer, and returns normally; when no rebalancer can apply
+it (the client instance's supervisor is gone), a ``RebalancerUnavailableError`` says so and
+nothing is changed."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import gevent
+import gevent.event
+import pytest
+
+from actors.client import ConsumeFrom, PullConsumer, PushConsumer, RebalancerUnavailableError
+from actors.client.consumer_requests import REBALANCER
+from actors.client.message import MessageQueue
+from actors.client.rebalance import DoRebalance, HoldQueues
+from actors.client.testing import FakeCluster
+from runtime.actor import actor_of
+from runtime.remoting.codes import RETRY_PREFIX
+from tests.actors.test_client_pull_limits import pullers_read
+from tests.client_support import wait_until
+
+pytestmark = pytest.mark.timeout(60)
+
+CALL_WITHIN = 15.0
+"""A call made across a restart returns well within this (before: its 10-70 s timeout)."""
+
+
+@pytest.fixture
+def cluster() -> Iterator[FakeCluster]:
+    with FakeCluster(("broker-a",), queues=2, topics=("Orders", "Invoices", "Payments")) as fc:
+        yield fc
+
+
+class Bomb:
+    """A reply future whose ``set`` waits for ``fire`` and then raises: the rebalancer,
+    handling the message that carries it, blocks, then fails."""
+
+    def __init__(self) -> None:
+        self.fire = gevent.event.Event()  # set on the hub
+
+    def set(self, _value: Any) -> None:
+        self.fire.wait(timeout=20)
+        raise RuntimeError("injected rebalancer failure")
+
+
+def rebalancer(consumer: PushConsumer | PullConsumer) -> Any:
+    instance = consumer._instance
+    assert instance is not None
+    return instance.directory.get(instance.name(REBALANCER))
+
+
+def fail_rebalancer_during(consumer: PushConsumer | PullConsumer, call: Callable[[], Any]) -> Any:
+    """Run ``call`` in a thread while the rebalancer is busy with a ``Bomb``; once the call's
+    message waits in the rebalancer's inbox, fail the rebalancer (the message is lost with it;
+    the supervisor restarts it). The call's result, or what it raised."""
+    hub = consumer._hub
+    assert hub is not None
+    ref = rebalancer(consumer)
+    bomb = Bomb()
+    hub.call(lambda: ref.tell(DoRebalance("bomb", bomb)))
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:  # handed to the test thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    actor = actor_of(ref)
+    assert actor is not None
+    wait_until(lambda: actor.actor_inbox.qsize() > 0, what="the call's message queued")
+    hub.call(bomb.fire.set)
+    thread.join(CALL_WITHIN)
+    assert not thread.is_alive(), "the call did not return across the rebalancer's restart"
+    assert rebalancer(consumer) is not None and rebalancer(consumer).actor_urn != ref.actor_urn
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+def push_consumer(cluster: FakeCluster, group: str) -> PushConsumer:
+    consumer = PushConsumer(
+        group, namesrv=cluster.namesrv, consume_from=ConsumeFrom.FIRST, rebalance_interval=60
+    )
+    consumer.subscribe("Orders", "*", lambda _m: None)
+    return consumer.start()
+
+
+def test_subscribe_during_a_rebalancer_restart_is_applied_and_returns(
+    cluster: FakeCluster,
+) -> None:
+    # Given a running push consumer of Orders
+    consumer = push_consumer(cluster, "sub-restart")
+    try:
+        # When it subscribes Payments while its rebalancer fails and is restarted
+        fail_rebalancer_during(consumer, lambda: consumer.subscribe("Payments", "*", print))
+        # Then the call returned and the new rebalancer pulls Payments too
+        wait_until(
+            lambda: (
+                {mq.topic for mq in consumer.assignment()}
+                == {"Orders", "Payments", f"{RETRY_PREFIX}sub-restart"}
+            ),
+            what="Payments pulled",
+        )
+    finally:
+        consumer.shutdown()
+
+
+def test_unsubscribe_during_a_rebalancer_restart_is_applied_and_returns(
+    cluster: FakeCluster,
+) -> None:
+    # Given a running push consumer of Orders and Invoices
+    consumer = push_consumer(cluster, "unsub-restart")
+    consumer.subscribe("Invoices", "*", print)
+    try:
+        # When it unsubscribes Invoices while its rebalancer fails and is restarted
+        fail_rebalancer_during(consumer, lambda: consumer.unsubscribe("Invoices"))
+        # Then the new rebalancer no longer pulls Invoices
+        wait_until(
+            lambda: (
+                {mq.topic for mq in consumer.assignment()}
+                == {"Orders", f"{RETRY_PREFIX}unsub-restart"}
+            ),
+            what="Invoices let go",
+        )
+    finally:
+        consumer.shutdown()
+
+
+def test_suspend_and_resume_during_a_rebalancer_restart_are_applied(
+    cluster: FakeCluster,
+) -> None:
+    # Given a running push consumer pulling Orders' queues and its retry queue
+    consumer = push_consumer(cluster, "suspend-restart")
+    try:
+        # When it is suspended while its rebalancer fails and is restarted
+        fail_rebalancer_during(consumer, consumer.suspend)
+        # Then every queue the new rebalancer pulls is held
+        wait_until(lambda: len(pullers_read(consumer, "on_hold")) == 3, what="queues back")
+        assert consumer.suspended
+        assert all(pullers_read(consumer, "on_hold").values())
+        # And when it resumes while the new one fails too, every queue pulls again
+        fail_rebalancer_during(consumer, consumer.resume)
+        wait_until(lambda: len(pullers_read(consumer, "on_hold")) == 3, what="queues back")
+        assert not consumer.suspended
+        assert not any(pullers_read(consumer, "on_hold").values())
+    finally:
+        consumer.shutdown()
+
+
+def test_lite_pause_and_assign_during_a_rebalancer_restart_are_applied(
+    cluster: FakeCluster,
+) -> None:
+    # Given a lite consumer assigned Orders' queue 0
+    q0, q1 = (MessageQueue(topic="Orders", broker_name="broker-a", queue_id=i) for i in (0, 1))
+    consumer = PullConsumer("lite-restart", namesrv=cluster.namesrv)
+    consumer.assign([q0])
+    consumer.start()
+    try:
+        # When it pauses queue 0 while its rebalancer fails and is restarted
+        fail_rebalancer_during(consumer, lambda: consumer.pause([q0]))
+        # Then the new rebalancer's puller of queue 0 is held
+        wait_until(lambda: pullers_read(consumer, "on_hold") == {q0: True}, what="q0 held")
+        # And when it is assigned queue 1 while the new one fails too
+        fail_rebalancer_during(consumer, lambda: consumer.assign([q1]))
+        # Then the next rebalancer pulls queue 1 alone, as assigned (not the start's queue 0)
+        wait_until(lambda: consumer.assignment() == [q1], what="q1 assigned")
+        assert pullers_read(consumer, "on_hold") == {q1: False}
+    finally:
+        consumer.shutdown()
+
+
+def test_a_rebalancer_dead_and_not_restarted_yet_is_waited_for(cluster: FakeCluster) -> None:
+    # Given a running push consumer whose rebalancer failed a second time: its supervisor
+    # restarts it after a backoff (the first restart is at once, the second 0.1 s later), the
+    # directory naming the dead one or none meanwhile
+    consumer = push_consumer(cluster, "dead-ref")
+    hub = consumer._hub
+    assert hub is not None
+    try:
+
+        def fail_once() -> Any:
+            ref = rebalancer(consumer)
+            ref.tell(DoRebalance("injected", Exploding()))
+            while ref.is_alive():
+                gevent.sleep(0.001)
+            return ref
+
+        def on_hub() -> int:
+            first = fail_once()
+            while rebalancer(consumer) in (None, first):
+                gevent.sleep(0.001)
+            second = fail_once()
+            assert rebalancer(consumer) in (None, second)  # not restarted yet
+            # When it is asked to hold every queue
+            return consumer._ask_rebalancer(
+                lambda reply: HoldQueues(None, True, reply), 10.0, "suspend"
+            )
+
+        hub.call(on_hub, timeout=CALL_WITHIN)
+        # Then the restarted rebalancer applied it
+        wait_until(lambda: len(pullers_read(consumer, "on_hold")) == 3, what="queues back")
+        assert all(pullers_read(consumer, "on_hold").values())
+    finally:
+        consumer.shutdown()
+
+
+class Exploding:
+    def set(self, _value: Any) -> None:
+        raise RuntimeError("injected rebalancer failure")
+
+
+def test_no_rebalancer_at_all_raises_a_typed_error_and_changes_nothing(
+    cluster: FakeCluster,
+) -> None:
+    # Given a running push consumer whose client instance's supervisor is gone (it gave up
+    # restarting its children): no rebalancer will ever run again
+    consumer = push_consumer(cluster, "no-rebalancer")
+    hub = consumer._hub
+    instance = consumer._instance
+    assert hub is not None and instance is not None
+    try:
+        supervisor = instance._supervisor
+        assert supervisor is not None
+        hub.call(lambda: supervisor.stop(block=True, timeout=10))
+        # When it subscribes Payments, and is suspended
+        # Then both raise RebalancerUnavailableError, and neither is recorded as done
+        with pytest.raises(RebalancerUnavailableError):
+            consumer.subscribe("Payments", "*", print)
+        assert "Payments" not in consumer.subscriptions
+        with pytest.raises(RebalancerUnavailableError):
+            consumer.suspend()
+        assert not consumer.suspended
+    finally:
+        consumer.shutdown()
