@@ -65,6 +65,8 @@ def handle(writer: Any, topic: str) -> TopicDataDeleted:
     if not isinstance(out, AppendedBatch):
         return TopicDataDeleted(begin, out.reason)
     forget_topic(writer.next_offsets, topic)
+    writer.ctx.put_counts.pop(topic, None)  # (a topic's figures go with it)
+    writer.ctx.put_bytes.pop(topic, None)
     writer._tell_dispatcher(Dispatch(begin, end, DispatchBatch({}, [], end, ((topic, end),))))
     writer._tell_flusher(AwaitFlush(end, []))
     logger.info(

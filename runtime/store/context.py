@@ -131,10 +131,12 @@ class StoreContext:
         self.put_messages: int = 0
         """Messages the CommitLogWriter appended since start (admin statistics)."""
         self.put_counts: dict[str, int] = {}
-        """Messages appended per topic since start (VIEW_BROKER_STATS_DATA's TOPIC_PUT_NUMS)."""
+        """Messages appended per topic since start (VIEW_BROKER_STATS_DATA's TOPIC_PUT_NUMS);
+        a lite topic's queue counts as its parent topic; a deleted topic's entry goes."""
         self.put_bytes: dict[str, int] = {}
         """Bytes appended per topic since start (a batch counts for its first record's topic:
-        a client's batch is one topic); the metrics' ``rocketmq_throughput_in_total``."""
+        a client's batch is one topic; keyed as ``put_counts``); the metrics'
+        ``rocketmq_throughput_in_total``."""
         self.topic_fences: dict[str, int] = {}
         """Deleted topics' fences (``runtime.store.fences``), as saved; kept by the Dispatcher."""
         self.queue_next: dict[tuple[str, int], int] = {}
