@@ -16,11 +16,14 @@ SEND_MESSAGE_V2, SEND_BATCH_MESSAGE, SEND_REPLY_MESSAGE[_V2]):
 
 from __future__ import annotations
 
+import functools
+
 import msgspec
 
 from config.schema import BrokerConfig
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.properties import (
+    CLUSTER,
     MSG_REGION,
     PROPERTY_SEPARATOR,
     TRACE_ON,
@@ -30,6 +33,7 @@ from runtime.remoting.properties import (
 
 _REGION_MARK = f"{MSG_REGION}\x01"
 _TRACE_MARK = f"{TRACE_ON}\x01"
+_CLUSTER_MARK = f"{CLUSTER}\x01"
 
 
 def _switch(cfg: BrokerConfig) -> str:
@@ -49,14 +53,30 @@ def with_response_fields(response: RemotingCommand, cfg: BrokerConfig) -> Remoti
     )
 
 
-def stamp(properties: str, cfg: BrokerConfig) -> str:
-    """``properties`` (a message's, encoded) with the broker's MSG_REGION and TRACE_ON, which
-    replace any the producer sent."""
-    if _REGION_MARK in properties or _TRACE_MARK in properties:
+def stamp(properties: str, cfg: BrokerConfig, cluster: str | None = None) -> str:
+    """``properties`` (a message's, encoded) with the broker's MSG_REGION and TRACE_ON, and
+    CLUSTER when ``cluster`` is given (a producer's send: RocketMQ's SendMessageProcessor puts
+    the broker's cluster name into every message it stores), which replace any the producer
+    sent."""
+    if (
+        _REGION_MARK in properties
+        or _TRACE_MARK in properties
+        or (cluster is not None and _CLUSTER_MARK in properties)
+    ):
         props = decode_properties(properties)
         props[MSG_REGION] = cfg.region_id
         props[TRACE_ON] = _switch(cfg)
+        if cluster is not None:
+            props[CLUSTER] = cluster
         return encode_properties(props)
     if properties and not properties.endswith(PROPERTY_SEPARATOR):
         properties += PROPERTY_SEPARATOR
-    return f"{properties}{_REGION_MARK}{cfg.region_id}\x02{_TRACE_MARK}{_switch(cfg)}\x02"
+    return properties + _suffix(cfg.region_id, cfg.trace_on, cluster)
+
+
+@functools.lru_cache(maxsize=16)
+def _suffix(region: str, trace_on: bool, cluster: str | None) -> str:
+    """The encoded properties ``stamp`` appends (one string per broker setting)."""
+    switch = "true" if trace_on else "false"
+    tail = f"{_REGION_MARK}{region}\x02{_TRACE_MARK}{switch}\x02"
+    return tail if cluster is None else f"{tail}{_CLUSTER_MARK}{cluster}\x02"

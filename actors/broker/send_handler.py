@@ -7,13 +7,15 @@ transaction half topics, ...; and the timer topic): NO_PERMISSION "Sending messa
 topic[...] is forbidden.", as RocketMQ's ``msgCheck`` answers (the broker's own puts into them,
 delay levels, timers, do not come through here), topic
 (auto-created from the producer's default topic when autoCreateTopicEnable), topic write
-permission, queue id; then the store
+permission, queue id (any below max(writeQueueNums, readQueueNums), as RocketMQ's msgCheck;
+a negative one: a random write queue); then the store
 validates sizes and answers MESSAGE_ILLEGAL before anything is written. A batch flag under any
 send code means the body is a batch. The reply waits for the store's durability condition and
 maps its status to RocketMQ's response codes (SUCCESS, FLUSH_DISK_TIMEOUT, FLUSH_SLAVE_TIMEOUT,
-SLAVE_NOT_AVAILABLE: all "stored"; anything else: not stored). A request message of
-request-reply (it names REPLY_TO_CLIENT) is stored with the CLUSTER property added, as RocketMQ
-does (``actors.broker.reply_handler``), and its connection reaches the requester until the
+SLAVE_NOT_AVAILABLE: all "stored"; anything else: not stored). Every stored message carries
+the broker's CLUSTER (replacing the producer's), as RocketMQ's SendMessageProcessor puts it:
+a request message of request-reply (it names REPLY_TO_CLIENT) gets its reply topic from it
+(``actors.broker.reply_handler``), and its connection reaches the requester until the
 requester's heartbeat does (``ProducerManager.sent_request``). Every answer and every stored
 message carry the broker's region and trace switch (MSG_REGION, TRACE_ON:
 ``actors.broker.msg_region``).
@@ -25,8 +27,6 @@ import contextlib
 import functools
 import random
 import time
-
-import msgspec
 
 from actors.broker.context import BrokerContext, reply, send_queue_busy, topic_not_exist
 from actors.broker.delay import TimerError, delay_level, schedule, to_schedule
@@ -42,7 +42,6 @@ from runtime.remoting.command import RemotingCommand
 from runtime.remoting.header_codec import decode_send_header
 from runtime.remoting.headers import SendMessageRequestHeader
 from runtime.remoting.properties import (
-    CLUSTER,
     MSG_TYPE,
     REPLY_TO_CLIENT,
     UNIQ_KEY,
@@ -51,7 +50,13 @@ from runtime.remoting.properties import (
 )
 from runtime.session import SessionHandle
 from runtime.store.record import TRANSACTION_MASK, TRANSACTION_PREPARED_TYPE, PutRecord, host_bytes
-from runtime.store.topic_names import LMQ_PREFIX, send_forbidden, split_lmq, topic_problem
+from runtime.store.topic_names import (
+    LMQ_PREFIX,
+    reserved_problem,
+    send_forbidden,
+    split_lmq,
+    topic_problem,
+)
 
 PERM_READ, PERM_WRITE, PERM_INHERIT = 4, 2, 1
 TBW102 = "TBW102"
@@ -79,7 +84,6 @@ STORED_CODES = frozenset(
 )
 """Response codes that mean "stored" (the durability condition may not be met)."""
 REPLY_MARK = f"{REPLY_TO_CLIENT}\x01"
-CLUSTER_MARK = f"{CLUSTER}\x01"
 REPLY_MESSAGE_FLAG = "reply"
 """MSG_TYPE of a reply (RocketMQ's MixAll.REPLY_MESSAGE_FLAG)."""
 
@@ -122,6 +126,9 @@ def _send(
         return refused
     config = ctx.store.topic(h.topic)
     if config is None:
+        reserved = reserved_problem(h.topic)
+        if reserved is not None:  # (the TopicConfig refuses to make it: it raised)
+            return reply(request, ResponseCode.NO_PERMISSION, remark=reserved)
         config = _auto_create(ctx, h)
         if config is None:
             return topic_not_exist(request, h.topic)
@@ -134,18 +141,19 @@ def _send(
     queue_id = h.queue_id
     if queue_id < 0:
         queue_id = random.randrange(config.write_queue_nums)
-    if queue_id >= config.write_queue_nums:
+    elif queue_id >= config.write_queue_nums and queue_id >= config.read_queue_nums:
+        # (RocketMQ's msgCheck: any queue below max(writeQueueNums, readQueueNums); a producer
+        # whose route predates a cut of the write queues still sends to the readable ones)
         return reply(
             request,
             ResponseCode.SYSTEM_ERROR,
-            remark=f"queueId[{queue_id}] is illegal, topic[{h.topic}] writeQueueNums: "
-            f"{config.write_queue_nums}",
+            remark=f"request queueId[{queue_id}] is illegal, topic[{h.topic}] writeQueueNums: "
+            f"{config.write_queue_nums}, readQueueNums: {config.read_queue_nums}",
         )
     is_batch = h.batch or request.code == RequestCode.SEND_BATCH_MESSAGE
-    records = records_of(session, request, h, queue_id, is_batch, ctx.cfg)
+    records = records_of(session, request, h, queue_id, is_batch, ctx.cfg, clustered=True)
     requester = None
-    if not is_batch and REPLY_MARK in h.properties and CLUSTER_MARK not in h.properties:
-        records = [with_cluster(records[0], ctx.cfg.broker_cluster_name)]
+    if not is_batch and REPLY_MARK in h.properties:
         requester = requester_of(h.properties)
     if not records:
         return reply(request, ResponseCode.MESSAGE_ILLEGAL, remark="the batch holds no message")
@@ -296,14 +304,6 @@ def requester_of(properties: str) -> str | None:
     return None if props.get(MSG_TYPE) == REPLY_MESSAGE_FLAG else props.get(REPLY_TO_CLIENT)
 
 
-def with_cluster(record: PutRecord, cluster: str) -> PutRecord:
-    """A request message (it names REPLY_TO_CLIENT) gets the CLUSTER property, as RocketMQ's
-    brokers add it: the responder's reply goes to ``<cluster>_REPLY_TOPIC``."""
-    return msgspec.structs.replace(
-        record, properties=f"{record.properties}{CLUSTER}\x01{cluster}\x02"
-    )
-
-
 @functools.lru_cache(maxsize=4096)
 def peer_host(remote_address: str) -> tuple[bytes, int]:
     """A connection's ``host:port`` as a record's born host: 4 bytes for IPv4, 16 for IPv6 (the
@@ -323,9 +323,15 @@ def records_of(
     queue_id: int,
     is_batch: bool,
     cfg: BrokerConfig,
+    *,
+    clustered: bool = False,
 ) -> list[PutRecord]:
-    """The records a send stores, each with the broker's MSG_REGION and TRACE_ON."""
+    """The records a send stores, each with the broker's MSG_REGION and TRACE_ON, and with
+    ``clustered`` (a producer's send, not a reply) its CLUSTER: RocketMQ's SendMessageProcessor
+    puts the broker's cluster name into every message it stores (a request message's responder
+    sends its reply to ``<CLUSTER>_REPLY_TOPIC``), replacing the producer's."""
     born_host, born_port = peer_host(session.remote_address)
+    cluster = (cfg.broker_cluster_name or None) if clustered else None
     topic, sys_flag, born, times = h.topic, h.sys_flag, h.born_timestamp, h.reconsume_times
     entries = (
         split_batch(request.body, opaque=request.opaque)
@@ -335,8 +341,8 @@ def records_of(
     # positional: a batch of 100 builds 100 records (keywords cost 5x more)
     return [
         PutRecord(
-            topic, queue_id, body, stamp(props, cfg), flag, sys_flag, born, born_host, born_port,
-            times,
+            topic, queue_id, body, stamp(props, cfg, cluster), flag, sys_flag, born, born_host,
+            born_port, times,
         )
         for flag, body, props in entries
     ]  # fmt: skip
