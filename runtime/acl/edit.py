@@ -63,11 +63,16 @@ def read(path: pathlib.Path) -> dict[str, Any]:
 
 
 def version(path: pathlib.Path) -> Version:
-    """The file's dataVersion (0 and its modification time when it has none)."""
+    """The file's dataVersion (0 and its modification time when it has none); AclEditError
+    when it has one that is not ``[{counter: N, timestamp: N}]`` (the file is edited by hand
+    too)."""
     entries = read(path).get("dataVersion")
     if isinstance(entries, list) and entries and isinstance(entries[0], dict):
         first = entries[0]
-        return Version(int(first.get("counter", 0)), int(first.get("timestamp", 0)))
+        counter, timestamp = first.get("counter", 0), first.get("timestamp", 0)
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (counter, timestamp)):
+            raise AclEditError(f"{path}: dataVersion is not [{{counter: N, timestamp: N}}]")
+        return Version(counter, timestamp)
     return Version(0, int(path.stat().st_mtime * 1000))
 
 
@@ -120,8 +125,8 @@ def _accounts(data: dict[str, Any]) -> list[dict[str, Any]]:
     accounts = data.get("accounts")
     if accounts is None:
         accounts = data["accounts"] = []
-    if not isinstance(accounts, list):
-        raise AclEditError("the file's accounts is not a list")
+    if not isinstance(accounts, list) or not all(isinstance(a, dict) for a in accounts):
+        raise AclEditError("the file's accounts is not a list of accounts")
     return accounts
 
 

@@ -250,12 +250,15 @@ class PlainAccessValidator:
         self._stamp = self._stat()
         self.rules = load(self.path)
 
-    def _stat(self) -> tuple[int, int] | None:
+    def _stat(self) -> tuple[int, ...] | None:
+        """What tells a changed file: its modification time and size, and its inode and
+        change time (a file put in place with its old modification time, ``cp -p``,
+        ``rsync -t``, a package, and of the same size, changes only those)."""
         try:
             st = self.path.stat()
         except OSError:
             return None
-        return (st.st_mtime_ns, st.st_size)
+        return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
 
     def _reload_if_changed(self) -> None:
         stamp = self._stat()

@@ -3,7 +3,9 @@ refusal, as RocketMQ logs each AclException, but at most one a ``INTERVAL_S`` pe
 and reason, with the count of those left out since (a client retrying, or flooding, a refused
 request cannot flood the log); and at most ``HOST_LINES`` an interval per host whatever the
 reasons (a reason names the accessKey sent: a client sending a new one with every request made
-a new reason each time, a WARNING per request)."""
+a new reason each time, a WARNING per request). A reason is logged (and remembered) cut to
+``MAX_REASON`` characters, its control characters escaped: it holds what the client sent (an
+accessKey of a megabyte, or with line breaks forging log lines of its own)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,16 @@ INTERVAL_S = 1.0
 MAX_KEYS = 4096
 HOST_LINES = 8
 """WARNINGs one client host gets an ``INTERVAL_S``, whatever the reasons."""
+MAX_REASON = 300
+
+
+def shown(reason: str) -> str:
+    """``reason`` as one bounded log line (see the module docstring)."""
+    if len(reason) > MAX_REASON:
+        reason = f"{reason[:MAX_REASON]}... ({len(reason)} characters)"
+    if reason.isprintable():
+        return reason
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in reason)
 
 
 class RefusalLog:
@@ -30,6 +42,7 @@ class RefusalLog:
 
     def refused(self, code: int, remote_address: str, reason: str) -> None:
         host = host_of(remote_address)
+        reason = shown(reason)
         key = (host, reason)
         now = time.monotonic()
         last = self._last.get(key)

@@ -16,6 +16,7 @@ from runtime.errors import ProtocolError
 from runtime.remoting.bodies import HeartbeatData, decode_body
 from runtime.remoting.codes import RETRY_PREFIX, RequestCode
 from runtime.remoting.command import RemotingCommand
+from runtime.remoting.header_codec import send_uses_long_names
 
 
 class Permission(IntFlag):
@@ -66,10 +67,12 @@ ADMIN_CODES = frozenset(
         RequestCode.UPDATE_GLOBAL_WHITE_ADDRS_CONFIG,
     }
 )
-_SENDS_V2 = frozenset(
+_SENDS = frozenset(
     {
+        RequestCode.SEND_MESSAGE,
         RequestCode.SEND_MESSAGE_V2,
         RequestCode.SEND_BATCH_MESSAGE,
+        RequestCode.SEND_REPLY_MESSAGE,
         RequestCode.SEND_REPLY_MESSAGE_V2,
     }
 )
@@ -95,8 +98,10 @@ def needed(request: RemotingCommand) -> dict[str, int]:
         if resource:
             out[resource] = out.get(resource, 0) | perm
 
-    if code in (RequestCode.SEND_MESSAGE, RequestCode.SEND_REPLY_MESSAGE) or code in _SENDS_V2:
-        topic = ext.get("b" if code in _SENDS_V2 else "topic")
+    if code in _SENDS:
+        # the field the send handler reads: a V2 send may carry the long names, a reply
+        # (324) the short ones
+        topic = ext.get("topic" if send_uses_long_names(code, ext) else "b")
         if topic is not None and is_group_resource(topic):
             need(topic, _SUB)  # a consumer's copy to its retry topic
         else:

@@ -67,8 +67,11 @@ def signer_for(
 
 
 def verify(ext_fields: Mapping[str, str], body: bytes, secret_key: str) -> bool:
-    """The request's ``Signature`` is the one ``secret_key`` gives (compared in constant time)."""
+    """The request's ``Signature`` is the one ``secret_key`` gives (compared in constant time,
+    as bytes: ``compare_digest`` refuses a str with non-ASCII characters, which a client may
+    send)."""
     given = ext_fields.get(SIGNATURE)
     if given is None:
         return False
-    return hmac.compare_digest(given, calculate(content(ext_fields, body), secret_key))
+    expected = calculate(content(ext_fields, body), secret_key)
+    return hmac.compare_digest(given.encode(), expected.encode())

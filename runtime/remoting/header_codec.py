@@ -199,6 +199,12 @@ _SendV2 = _v2_struct()
 _V2_LABELS = {short: f"{name} ({short})" for short, name in _V2_ITEMS}
 
 
+def send_uses_long_names(code: int, ext_fields: Mapping[str, object]) -> bool:
+    """Whether ``decode_send_header`` reads this send's header by its long names (``topic``),
+    else by the short ones (``b``). The ACL names the topic the same way (``runtime.acl``)."""
+    return code == RequestCode.SEND_MESSAGE or ("b" not in ext_fields and "topic" in ext_fields)
+
+
 def decode_send_header(
     code: int, ext_fields: Mapping[str, object], *, opaque: int | None = None
 ) -> SendMessageRequestHeader:
@@ -208,7 +214,7 @@ def decode_send_header(
         raise ProtocolError(
             "bad SendMessageRequestHeader: extFields is not an object", fatal=False, opaque=opaque
         )
-    if code == RequestCode.SEND_MESSAGE or ("b" not in ext_fields and "topic" in ext_fields):
+    if send_uses_long_names(code, ext_fields):
         header = _decode(SendMessageRequestHeader, ext_fields, opaque)
     else:
         v: Any = _decode(_SendV2, ext_fields, opaque, _V2_LABELS, "SendMessageRequestHeader")
