@@ -291,9 +291,9 @@ def _auto_create(ctx: BrokerContext, h: SendMessageRequestHeader) -> TopicConfig
         perm=PERM_READ | PERM_WRITE,
         topic_sys_flag=0,
     )
-    ctx.store.create_topic(config)
+    made = ctx.store.ensure_topic(config)  # (a topic made since the lookup is kept as it is)
     ctx.register_now(h.topic)
-    return ctx.store.topic(h.topic) or config
+    return made
 
 
 def requester_of(properties: str) -> str | None:

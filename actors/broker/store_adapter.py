@@ -95,6 +95,14 @@ class StoreAdapter:
         self._get(self.store.update_topic(to_store(config)))
         self._topics.drop(config.topic_name)
 
+    def ensure_topic(self, config: TopicConfig) -> TopicConfig:
+        """The topic's config: the existing one, else ``config`` created, in one step of the
+        TopicConfig actor (a send's auto-creation keeps a topic an admin or another send made
+        since its lookup, as RocketMQ creates under the table's lock)."""
+        made = self._get(self.store.ensure_topic(to_store(config)))
+        self._topics.drop(config.topic_name)
+        return to_wire(made)
+
     def is_system_topic(self, topic: str) -> bool:
         return is_system_topic(topic, self.store.ctx)
 

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import json
 import pathlib
 import time
 from typing import Any
 
 import pytest
 
+from actors.broker.store_adapter import StoreAdapter
 from runtime.remoting.batch import BatchEntry, encode_batch
 from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
@@ -66,6 +68,33 @@ def test_a_send_to_the_deletion_marker_topic_is_refused_without_a_traceback(
         # And the broker goes on storing other sends
         got = client.call_command(send_v2("Other", b"m", born_ms=_now_ms()))
         assert got.code == ResponseCode.SUCCESS, got.remark
+
+
+def test_an_auto_creation_keeps_a_topic_made_meanwhile(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with lone_broker(tmp_path / "b") as client, no_errors_logged() as errors:
+        # Given a topic an admin made with 8 queues just after a producer's send looked it up
+        # and found none (the send's lookup answers as before the admin's creation)
+        assert create_topic(client, "Raced", 8, 8).code == ResponseCode.SUCCESS
+        looked = StoreAdapter.topic
+        misses = ["Raced"]
+
+        def stale(self: StoreAdapter, topic: str) -> Any:
+            if topic in misses:
+                misses.remove(topic)
+                return None
+            return looked(self, topic)
+
+        monkeypatch.setattr(StoreAdapter, "topic", stale)
+        # When that send auto-creates the topic from TBW102 with the producer's 4 queues
+        got = client.call_command(send_v2("Raced", b"m", born_ms=_now_ms(), d=4))
+        assert got.code == ResponseCode.SUCCESS, got.remark
+        # Then the admin's topic stays as made (RocketMQ creates under the table's lock, and
+        # only when the topic is still missing): the send's config replaced it
+        config = json.loads(client.call(RequestCode.GET_TOPIC_CONFIG, {"topic": "Raced"}).body)
+        assert (config["readQueueNums"], config["writeQueueNums"]) == (8, 8)
+        assert errors == []
 
 
 def stored_properties(client: WireClient, topic: str, count: int) -> list[dict[str, str]]:
