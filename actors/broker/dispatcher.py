@@ -16,6 +16,8 @@ Messages accepted:
   index, then atomically write the checkpoint with ``safe_offset = min(dispatched, fsynced
   log)``. Not at every tick: each checkpoint's fsyncs (the index's are random pages) cost the
   broker's latency a few milliseconds, and only the recovery scan's length depends on them.
+  A sync that failed with an I/O error (pages may be lost) stops checkpoints, the stop's too,
+  for the rest of this opening of the store (``StoreContext.unsynced``).
   Each tick also lets the QueueTable stop the Queue actors left unused for
   ``queue_idle_stop_ms`` (``QueueTable.tick``), and starts the key index's rebuild of the log
   ranges recovery left (``runtime.store.index_rebuild``: steps in the thread pool, until done).
@@ -49,6 +51,7 @@ recovery from the commit log).
 from __future__ import annotations
 
 import contextlib
+import errno
 import time
 from collections import deque
 from typing import Any
@@ -96,6 +99,12 @@ SYNC_BATCH = 64
 """Consume queues a checkpoint syncs at once: thousands at once (a broker with thousands of
 busy queues) filled the thread pool and starved the hub of the GIL, and sends waited in the
 broker's queue for seconds (SYSTEM_BUSY)."""
+
+
+def _lost_writes(exc: BaseException) -> bool:
+    """Whether a failed sync may have lost written pages (an fsync's I/O error), not merely not
+    run (out of descriptors, a timeout: the next checkpoint's sync covers them)."""
+    return isinstance(exc, OSError) and exc.errno not in (errno.EMFILE, errno.ENFILE, None)
 
 
 def checkpoint_due(lag: int, elapsed_s: float, settings: StoreSettings) -> bool:
@@ -159,10 +168,13 @@ class Dispatcher(GeventActor):
             self._sync_queues(list(self.queues.refs()))
         except Exception as exc:  # each queue's own stop flushes it again
             logger.warning("store {}: syncing the queues at stop: {}", self.settings.root, exc)
+            self._note_sync_failure(exc)
         self.queues.stop_all()
         self._release_waiters(everyone=True)
         if self.index is not None:
             offload(self.index.flush)  # (fsyncs: in the thread pool, not on the hub)
+        if self._unsynced():  # (no final checkpoint: the next start re-dispatches)
+            return
         point = min(self.reput, self.log_flushed)
         ckpt.save(self.settings.root, make_checkpoint(point, self.log.min_offset, self.queue_next))
         self.ctx.final_dispatch = (self.reput, dict(self.queue_next))
@@ -332,7 +344,7 @@ class Dispatcher(GeventActor):
     # -- checkpoints ---------------------------------------------------------------------------
 
     def _start_checkpoint(self) -> None:
-        if self._checkpointing or self._deleting is not None:
+        if self._checkpointing or self._deleting is not None or self._unsynced():
             return
         point = min(self.reput, self.log_flushed)
         if point <= self.last_checkpoint and not self._touched:
@@ -373,8 +385,27 @@ class Dispatcher(GeventActor):
         except Exception as exc:  # any failure: the next tick tries again
             error = repr(exc)
             self._touched |= touched
+            self._note_sync_failure(exc)
         with contextlib.suppress(pykka.ActorDeadError):
             self.actor_ref.tell(CheckpointDone(cp.safe_offset, error))
+
+    def _note_sync_failure(self, exc: BaseException) -> None:
+        """A sync of consume queues or the index failed: if written pages may be lost, no
+        checkpoint for the rest of this opening (``ctx.unsynced``)."""
+        if not _lost_writes(exc) or self._unsynced():
+            return
+        self.ctx.unsynced = (self.ctx.opened, repr(exc))
+        logger.error(
+            "store {}: syncing consume queues or the index failed ({!r}): no checkpoint until "
+            "a restart (it re-dispatches from the last good one)",
+            self.settings.root,
+            exc,
+        )
+
+    def _unsynced(self) -> bool:
+        """An fsync of this opening's consume queues or index failed (``ctx.unsynced``)."""
+        failed = self.ctx.unsynced
+        return failed is not None and failed[0] is self.ctx.opened
 
     def _continue_index_rebuild(self) -> None:
         """Index the holes recovery left (``runtime.store.index_rebuild``), step by step in
@@ -388,7 +419,7 @@ class Dispatcher(GeventActor):
     def _run_index_rebuild(self, rebuild: IndexGapFiller) -> None:
         try:
             while not rebuild.done and not self._ended:
-                if not offload(rebuild.step, index_rebuild.STEP_BYTES):
+                if not index_rebuild.run_step(rebuild):
                     break  # a step of a stopped Dispatcher still runs, or closed: next tick
                 rebuild.publish()
             if rebuild.done:

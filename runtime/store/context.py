@@ -128,6 +128,12 @@ class StoreContext:
         """Set when the store fail-stopped (a failed fsync): nothing may be acknowledged."""
         self._dispatched = 0
         self._dispatch_moved: gevent.event.Event | None = None
+        self.unsynced: tuple[Any, str] | None = None
+        """(the OpenStore, why): an fsync of a consume queue or the index failed while that
+        opening of the store ran. The kernel may have dropped the pages it could not write and
+        a later fsync succeed without them, so no checkpoint may claim them durable: the
+        Dispatcher writes none for that opening (the next start re-dispatches from the last
+        good one)."""
         self.put_messages: int = 0
         """Messages the CommitLogWriter appended since start (admin statistics)."""
         self.put_counts: dict[str, int] = {}
