@@ -7,11 +7,12 @@ with Producer("orders-producer", namesrv="127.0.0.1:9876") as producer:
 
 Every method may be called from any thread (or greenlet, in a monkey-patched program). Messages
 are validated and encoded in the caller's thread; the send itself runs on the client hub (see
-``actors.client.send``). ``send`` and ``send_async`` retry twice on another broker within
-``send_timeout`` (the default selector only); ``send_async`` returns a
-``concurrent.futures.Future`` (callbacks on the client's callback thread, never on the hub;
-``flush`` waits for them); ``send_oneway`` returns once the request is written. ``request``
-sends a message and waits for the reply (request-reply, ``actors.client.reply``).
+``actors.client.send``). ``send`` and ``send_async`` retry twice (``retries`` /
+``async_retries``) on another broker within ``send_timeout`` (the default selector only);
+``send_async`` returns a ``concurrent.futures.Future`` (callbacks on the client's callback
+thread, never on the hub; ``flush`` waits for them); ``send_oneway`` returns once the request
+is written. ``request`` sends a message and waits for the reply (request-reply,
+``actors.client.reply``).
 """
 
 from __future__ import annotations
@@ -65,7 +66,9 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply, ProducerBatch):
     ``ProducerBatch`` (producer_batch); send hooks: ``ProducerHooks``
     (producer_hooks); ``request`` and ``reply``: ``ProducerReply`` (producer_reply).
 
-    Options: ``send_timeout`` (3 s, the whole sync send including retries), ``retries`` (2),
+    Options: ``send_timeout`` (3 s, the whole send including retries), ``retries`` (2:
+    RocketMQ's retryTimesWhenSendFailed, of ``send``), ``async_retries`` (2: RocketMQ's
+    retryTimesWhenSendAsyncFailed, of ``send_async``),
     ``compress_over`` (bytes, 4096; -1 disables), ``compress_type`` ("ZLIB", "LZ4" or "ZSTD")
     and ``compress_level`` (5): RocketMQ 5's compressType / compressLevel
     (``actors.client.compression``; a missing package is a ClientError here, at construction),
@@ -78,9 +81,9 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply, ProducerBatch):
     ``<namespace>%<name>`` on the wire, results name the plain topic (``actors.client.namespace``).
     ``send_latency_fault_enable`` (False): RocketMQ's sendLatencyFaultEnable, the default
     selector skips brokers that answered slowly or failed lately (``actors.client.latency_fault``).
-    ``retry_another_broker_when_not_store_ok`` (False): RocketMQ's option of that name, a send
-    answered FLUSH_DISK_TIMEOUT / FLUSH_SLAVE_TIMEOUT / SLAVE_NOT_AVAILABLE is retried on
-    another broker (``actors.client.send``).
+    ``retry_another_broker_when_not_store_ok`` (False): RocketMQ's option of that name, a sync
+    send answered FLUSH_DISK_TIMEOUT / FLUSH_SLAVE_TIMEOUT / SLAVE_NOT_AVAILABLE is retried on
+    another broker (``actors.client.send``; an async send's answer is its outcome, as RocketMQ's).
     ``auto_batch`` (False): RocketMQ 5's autoBatch, small ``send`` / ``send_async`` messages of
     a topic held up to ``batch_max_delay`` (0.01 s) or ``batch_max_bytes`` (32 KiB) and sent as
     one batch, at most ``total_batch_max_bytes`` (32 MiB) held (``actors.client.auto_batch``).
@@ -93,6 +96,7 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply, ProducerBatch):
         *,
         send_timeout: float = 3.0,
         retries: int = 2,
+        async_retries: int = 2,
         compress_over: int = COMPRESS_OVER,
         compress_type: str = DEFAULT_TYPE,
         compress_level: int = DEFAULT_LEVEL,
@@ -126,6 +130,7 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply, ProducerBatch):
         """The group as the brokers know it (``<namespace>%<group>`` with a namespace)."""
         self.send_timeout = send_timeout
         self.retries = retries
+        self.async_retries = async_retries
         self.retry_not_stored_ok = retry_another_broker_when_not_store_ok
         self.latency_fault = LatencyFault() if send_latency_fault_enable else None
         """With ``send_latency_fault_enable``: which brokers the default selector skips now."""
@@ -194,6 +199,7 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply, ProducerBatch):
             instance,
             self.group,
             retries=self.retries,
+            async_retries=self.async_retries,
             latency_fault=self.latency_fault,
             retry_not_stored_ok=self.retry_not_stored_ok,
         )
@@ -355,6 +361,8 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply, ProducerBatch):
         done: Any,
         oneway: bool,
         hooked: HookedSend | None = None,
+        *,
+        asynchronous: bool = False,
     ) -> None:
         sender = self._sender
         if sender is None or self._state != "running":
@@ -362,7 +370,9 @@ class Producer(ProducerHooks, ProducerAsync, ProducerReply, ProducerBatch):
             return
         if self.namespace is not None:
             out, selection, done = _in_namespace(self.namespace, out, selection, done)
-        sender.begin(out, selection, timeout, done, oneway=oneway, hooked=hooked)
+        sender.begin(
+            out, selection, timeout, done, oneway=oneway, hooked=hooked, asynchronous=asynchronous
+        )
 
     # -- routes -----------------------------------------------------------------------------
 

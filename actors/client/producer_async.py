@@ -96,10 +96,10 @@ class ProducerAsync(ProducerPort):
         send = _AsyncSend(self, hooked, future, callback, size, window, callbacks, hub.patched)
         done = send.done
         if hooked is None:
-            self._dispatch(hub, out, selection, left, done)
+            self._dispatch(hub, out, selection, left, done, asynchronous=True)
         else:
             assert isinstance(out, Outgoing)
-            self._run_hooked(hub, out, selection, left, done, False, hooked)
+            self._run_hooked(hub, out, selection, left, done, False, hooked, asynchronous=True)
         return future
 
     def flush(self, timeout: float | None = None) -> bool:

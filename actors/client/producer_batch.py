@@ -53,11 +53,24 @@ class ProducerBatch(ProducerPort):
         return None if accumulator is None else accumulator.entry(msg, selection)
 
     def _dispatch(
-        self, hub: ClientHub, out: Outgoing | Entry, selection: Selection, timeout: float, done: Any
+        self,
+        hub: ClientHub,
+        out: Outgoing | Entry,
+        selection: Selection,
+        timeout: float,
+        done: Any,
+        *,
+        asynchronous: bool = False,
     ) -> None:
-        """Start a send on the hub: alone, or held for a batch (an ``Entry``)."""
+        """Start a send on the hub: alone (``asynchronous``: a ``send_async``'s), or held for
+        a batch (an ``Entry``)."""
         if isinstance(out, Entry):
             assert self._accumulator is not None
             hub.run(self._accumulator.add, out, timeout, done)
+        elif asynchronous:
+            hub.run(self._begin_async, out, selection, timeout, done)
         else:
             hub.run(self._begin, out, selection, timeout, done, False)
+
+    def _begin_async(self, out: Outgoing, selection: Selection, timeout: float, done: Any) -> None:
+        self._begin(out, selection, timeout, done, False, asynchronous=True)

@@ -92,10 +92,22 @@ class ProducerHooks(ProducerPort):
         done: Any,
         oneway: bool,
         hooked: HookedSend,
+        *,
+        asynchronous: bool = False,
     ) -> None:
-        """Hand a send with hooks to the hub (its outcome recorded there for ``after``)."""
+        """Hand a send with hooks to the hub (its outcome recorded there for ``after``;
+        ``asynchronous``: a ``send_async``'s)."""
         hooked.handed_over()
-        hub.run(self._begin, out, selection, timeout, hooked.observe(done), oneway, hooked)
+        observed = hooked.observe(done)
+        if asynchronous:
+            hub.run(self._begin_hooked_async, out, selection, timeout, observed, hooked)
+        else:
+            hub.run(self._begin, out, selection, timeout, observed, oneway, hooked)
+
+    def _begin_hooked_async(
+        self, out: Outgoing, selection: Selection, timeout: float, done: Any, hooked: HookedSend
+    ) -> None:
+        self._begin(out, selection, timeout, done, False, hooked, asynchronous=True)
 
     def _send_sync_hooked(
         self,

@@ -92,9 +92,17 @@ class ProducerPort:
         raise NotImplementedError
 
     def _dispatch(
-        self, hub: ClientHub, out: Outgoing | Entry, selection: Selection, timeout: float, done: Any
+        self,
+        hub: ClientHub,
+        out: Outgoing | Entry,
+        selection: Selection,
+        timeout: float,
+        done: Any,
+        *,
+        asynchronous: bool = False,
     ) -> None:
-        """Start a send on the hub, alone or held for a batch."""
+        """Start a send on the hub, alone or held for a batch (``asynchronous``: a
+        ``send_async``'s)."""
         raise NotImplementedError
 
     def _send_outgoing(
@@ -116,8 +124,11 @@ class ProducerPort:
         done: Any,
         oneway: bool,
         hooked: HookedSend | None = None,
+        *,
+        asynchronous: bool = False,
     ) -> None:
-        """On the hub: start a send (``hooked``: one with hooks)."""
+        """On the hub: start a send (``hooked``: one with hooks; ``asynchronous``: a
+        ``send_async``'s)."""
         raise NotImplementedError
 
     def _hooked(
@@ -149,6 +160,8 @@ class ProducerPort:
         done: Any,
         oneway: bool,
         hooked: HookedSend,
+        *,
+        asynchronous: bool = False,
     ) -> None:
         """Hand a send with hooks to the hub (``ProducerHooks``)."""
         raise NotImplementedError

@@ -130,11 +130,13 @@ class ProducerReply(ProducerPort):
                 return
             pending.timer = gevent.get_hub().loop.timer(timeout)
             pending.timer.start(expired)
+            # sent as RocketMQ's request sends: asynchronously (its async retries)
             if hooked is None:
-                self._begin(out, selection, timeout, sent, False)
+                self._begin(out, selection, timeout, sent, False, asynchronous=True)
             else:
                 hooked.handed_over()
-                self._begin(out, selection, timeout, hooked.observe(sent), False, hooked)
+                observed = hooked.observe(sent)
+                self._begin(out, selection, timeout, observed, False, hooked, asynchronous=True)
 
         hub.spawn(start)
         return pending.future

@@ -9,18 +9,21 @@ A send that must wait for a route or a connection joins a lane (``actors.client.
 which keeps one producer's sends in invoke order.
 
 Retries (sync and async sends with the default selector; never oneway or selector sends, as
-RocketMQ): up to ``retries`` more attempts within the one overall timeout, each on a queue of a
-broker other than the one that failed when there is one, after a connection error, a timeout
-with time left, or one of the response codes RocketMQ retries (TOPIC_NOT_EXIST,
-SERVICE_NOT_AVAILABLE, SYSTEM_ERROR, SYSTEM_BUSY, NO_PERMISSION, ...); after a missing route or
-a failed connect it first waits 0.2 s times the attempt number (a cluster still starting, a
-broker restarting). Every failure also refreshes the topic's route.
+RocketMQ): up to ``retries`` (async: ``async_retries``) more attempts within the one overall
+timeout, each on a queue of a broker other than the one that failed when there is one, after
+a connection error, a timeout with time left, or one of the response codes RocketMQ retries
+(TOPIC_NOT_EXIST, SERVICE_NOT_AVAILABLE, SYSTEM_ERROR, SYSTEM_BUSY, NO_PERMISSION, ...); after
+a missing route or a failed connect it first waits 0.2 s times the attempt number (a cluster
+still starting, a broker restarting). Every failure also refreshes the topic's route.
+
+Sync sends get ``retries`` (RocketMQ's retryTimesWhenSendFailed), async sends
+``async_retries`` (retryTimesWhenSendAsyncFailed), both 2 by default.
 
 With ``retry_another_broker_when_not_store_ok`` (RocketMQ's retryAnotherBrokerWhenNotStoreOK,
-off by default), a stored send answered FLUSH_DISK_TIMEOUT, FLUSH_SLAVE_TIMEOUT or
-SLAVE_NOT_AVAILABLE is sent again to another broker while attempts and time are left; when no
-later attempt is SEND_OK, the last such result is returned (a copy is stored on every broker
-that answered one).
+off by default), a stored sync send (never an async one, as in RocketMQ) answered
+FLUSH_DISK_TIMEOUT, FLUSH_SLAVE_TIMEOUT or SLAVE_NOT_AVAILABLE is sent again to another broker
+while attempts and time are left; when no later attempt is SEND_OK, the last such result is
+returned (a copy is stored on every broker that answered one).
 
 With send latency fault tolerance on (``Producer(send_latency_fault_enable=True)``, RocketMQ's
 ``sendLatencyFaultEnable``), each attempt's latency or failure is noted for its broker
@@ -87,6 +90,7 @@ class SendOp:
         "not_ok",
         "oneway",
         "out",
+        "retry_not_ok",
         "selection",
         "sender",
         "timeout",
@@ -122,6 +126,9 @@ class SendOp:
         self._started = 0.0
         self.not_ok: SendResult | None = None
         """The last result that was stored but not SEND_OK (retried elsewhere when allowed)."""
+        self.retry_not_ok = False
+        """A stored answer that is not SEND_OK is retried on another broker (a sync send of a
+        producer with retryAnotherBrokerWhenNotStoreOK)."""
 
     # -- steps --------------------------------------------------------------------------
 
@@ -290,7 +297,7 @@ class SendOp:
         result = send_result(status, self.out.msg_id, mq, response.ext_fields)
         if (
             status is not SendStatus.SEND_OK
-            and self.sender.retry_not_stored_ok
+            and self.retry_not_ok
             and self.attempts_left > 0
             and self.remaining() > TIMER_SLACK
         ):

@@ -27,6 +27,7 @@ class Sender:
         group: str,
         *,
         retries: int = 2,
+        async_retries: int = 2,
         default_topic_queue_nums: int = 4,
         latency_fault: LatencyFault | None = None,
         retry_not_stored_ok: bool = False,
@@ -34,6 +35,9 @@ class Sender:
         self.instance = instance
         self.group = group
         self.retries = retries
+        """RocketMQ's retryTimesWhenSendFailed: of sync sends."""
+        self.async_retries = async_retries
+        """RocketMQ's retryTimesWhenSendAsyncFailed: of async sends."""
         self.retry_not_stored_ok = retry_not_stored_ok
         """RocketMQ's retryAnotherBrokerWhenNotStoreOK (see the module docstring)."""
         self.latency_fault = latency_fault
@@ -58,12 +62,16 @@ class Sender:
         *,
         oneway: bool = False,
         hooked: Any = None,
+        asynchronous: bool = False,
     ) -> None:
         """Start a send (hub callback or greenlet). ``done(result, error)`` is called once.
         ``hooked``: a producer's send with hooks (``actors.client.send_hooks``), which reads the
-        send's queue when it ends (``hooked.op``)."""
-        attempts = 1 + (self.retries if selection.default and not oneway else 0)
+        send's queue when it ends (``hooked.op``). ``asynchronous``: a ``send_async`` (retried
+        ``async_retries`` times, never for a stored answer that is not SEND_OK)."""
+        retries = self.async_retries if asynchronous else self.retries
+        attempts = 1 + (retries if selection.default and not oneway else 0)
         op = SendOp(self, out, selection, timeout, attempts, done, oneway)
+        op.retry_not_ok = self.retry_not_stored_ok and not asynchronous
         if hooked is not None:
             hooked.op = op
         self.in_flight += 1
