@@ -20,7 +20,11 @@ Messages (proxy methods; none blocks):
 
 State owned (memory only): group -> client id -> (session, last heartbeat), group -> session
 id -> (session, last half message), and client id -> session id -> (session, last request
-message). Producers silent for 120 s are dropped by the periodic scan.
+message). Producers silent for 120 s are dropped by the periodic scan. A connection is
+remembered for at most ``MAX_KEYS_PER_SESSION`` half-message groups and as many request
+client ids (the least recent beyond that is forgotten): both come from what the producer sends
+(its header's group, its message's REPLY_TO_CLIENT), and a client that varied them with every
+send grew these tables by one entry a send for 120 s.
 Durability point: none.
 
 A connection that sent a half message is a producer of its group even before its first heartbeat
@@ -45,6 +49,9 @@ from runtime.remoting.bodies import Connection
 from runtime.remoting.producer_bodies import ProducerInfo
 
 EXPIRE_S = 120.0
+MAX_KEYS_PER_SESSION = 16
+"""Half-message groups, and request client ids, remembered per connection (a RocketMQ client
+has one client id per connection, and few producer groups)."""
 
 
 class _Scan(msgspec.Struct, frozen=True, tag=True):
@@ -65,6 +72,9 @@ class ProducerManager(GeventActor):
         """group -> session id -> (session, last half message sent on it)."""
         self._requesters: dict[str, dict[int, tuple[Any, float]]] = {}
         """client id -> session id -> (session, last request message sent on it)."""
+        self._keys_of: dict[tuple[int, int], dict[str, None]] = {}
+        """(table, session id) -> the keys of ``_senders`` (0) or ``_requesters`` (1) naming
+        that session, least recently used first."""
         self._round = 0
 
     def on_start(self) -> None:
@@ -75,6 +85,7 @@ class ProducerManager(GeventActor):
             now = self._clock()
             for table in self._tables():
                 _drop(table, lambda _s, seen: now - seen > self.expire_s)
+            self._forget_expired_keys()
             self._forget_speakers()
             return None
         return super().on_receive(message)
@@ -86,10 +97,25 @@ class ProducerManager(GeventActor):
         self._speaks[client_id] = (language, version)
 
     def sent_half(self, group: str, session: Any) -> None:
-        self._senders.setdefault(group, {})[session.session_id] = (session, self._clock())
+        self._remember(0, self._senders, group, session)
 
     def sent_request(self, client_id: str, session: Any) -> None:
-        self._requesters.setdefault(client_id, {})[session.session_id] = (session, self._clock())
+        self._remember(1, self._requesters, client_id, session)
+
+    def _remember(
+        self, which: int, table: dict[str, dict[int, tuple[Any, float]]], key: str, session: Any
+    ) -> None:
+        """``table[key][session]`` is now; the session's least recent key beyond
+        ``MAX_KEYS_PER_SESSION`` is forgotten."""
+        sid = session.session_id
+        keys = self._keys_of.setdefault((which, sid), {})
+        keys.pop(key, None)
+        keys[key] = None
+        if len(keys) > MAX_KEYS_PER_SESSION:
+            oldest = next(iter(keys))
+            del keys[oldest]
+            _forget(table, oldest, sid)
+        table.setdefault(key, {})[sid] = (session, self._clock())
 
     def _tables(self) -> tuple[dict[str, dict[Any, tuple[Any, float]]], ...]:
         return (self._groups, self._senders, self._requesters)
@@ -103,9 +129,21 @@ class ProducerManager(GeventActor):
         self._forget_speakers()
 
     def channel_closed(self, session_id: int) -> None:
-        for table in self._tables():
-            _drop(table, lambda session, _t: session.session_id == session_id)
+        _drop(self._groups, lambda session, _t: session.session_id == session_id)
+        for which, table in enumerate((self._senders, self._requesters)):
+            for key in self._keys_of.pop((which, session_id), ()):
+                _forget(table, key, session_id)
         self._forget_speakers()
+
+    def _forget_expired_keys(self) -> None:
+        """Drop from ``_keys_of`` what the scan expired from the tables."""
+        tables = (self._senders, self._requesters)
+        for (which, sid), keys in list(self._keys_of.items()):
+            table = tables[which]
+            for key in [k for k in keys if sid not in table.get(k, ())]:
+                del keys[key]
+            if not keys:
+                del self._keys_of[(which, sid)]
 
     def _forget_speakers(self) -> None:
         """Drop the language / version of clients no group lists any more."""
@@ -162,6 +200,15 @@ class ProducerManager(GeventActor):
                     )
                 )
         return table
+
+
+def _forget(table: dict[str, dict[int, tuple[Any, float]]], key: str, session_id: int) -> None:
+    """Remove ``table[key][session_id]``, and ``key`` when it names no session any more."""
+    sessions = table.get(key)
+    if sessions is not None:
+        sessions.pop(session_id, None)
+        if not sessions:
+            del table[key]
 
 
 def _drop(table: dict[str, dict[Any, tuple[Any, float]]], gone: Any) -> None:
