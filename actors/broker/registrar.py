@@ -18,7 +18,9 @@ Messages:
   the last round) is registered with again at once, not at the next 30 s round (RocketMQ's
   brokers wait for it: a restarted name server routed nothing for up to 30 s, chaos R27). A
   name server being registered with is not asked twice; after a failure or a refusal it is
-  left alone 1 s, then 2, 4, up to 5 s (logged once until a registration succeeds again).
+  left alone 1 s, then 2, 4, up to 5 s (logged once until a registration succeeds again), then
+  registered with in full (a refused incremental registration: it dropped this broker while the
+  connection stayed open).
 - ``Registered(namesrv, master_addr, ha_server_addr)`` (tell, from its own greenlets): a name
   server took the registration; ``on_registered()`` is called (the all-in-one process prints
   its ready line once every broker registered).
@@ -303,7 +305,13 @@ class NamesrvRegistrar(GeventActor):
             self._pending[namesrv] -= 1
 
     def _failed(self, namesrv: str, problem: str) -> None:
-        """Log a failure once until a registration succeeds again, and back off."""
+        """Log a failure once until a registration succeeds again, and back off. ``namesrv``
+        no longer counts as holding the whole table: its next registration is a full one, by
+        ``Recheck`` once the backoff is over (an incremental one it refused, because it dropped
+        this broker while the connection stayed open, would else be refused again at every
+        topic change, and the broker left out of its routes until the next round, up to
+        30 s)."""
+        self._full_on.pop(namesrv, None)
         if namesrv not in self._failing:
             logger.warning("{}: register with {}: {}", self._label(), namesrv, problem)
         self._failing.add(namesrv)
