@@ -140,10 +140,11 @@ class BrokerProcessor:
         if handler is None:
             if request.is_oneway:
                 return None
+            # (RocketMQ's remark, its leading space included: NettyRemotingAbstract)
             return reply(
                 request,
                 ResponseCode.REQUEST_CODE_NOT_SUPPORTED,
-                remark=f"request type {request.code} not supported",
+                remark=f" request type {request.code} not supported",
             )
         return handler(self.ctx, session, request)
 
