@@ -107,7 +107,9 @@ class ProxyAuth:
             if not verify:
                 return True
             expected = hmac.new(secret.encode(), date, hashlib.sha1).hexdigest()
-            return hmac.compare_digest(expected, signature.lower())
+            # (as bytes: compare_digest refuses a str with non-ASCII characters, which a
+            # client may send; runtime.acl.signature.verify does the same)
+            return hmac.compare_digest(expected.encode(), signature.lower().encode())
 
         reason = self.validator.current().authorize(
             access_key, peer_host(origin(context.peer() or "")), signed, lambda: wanted
