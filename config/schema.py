@@ -68,7 +68,8 @@ class NamesrvConfig(_Config):
     listen_host: str = "127.0.0.1"
     enable_proxy_protocol: bool = False
     """actormq's: read a load balancer's PROXY protocol header (``runtime.proxy_protocol``)."""
-    scan_not_active_broker_interval: Positive = 10_000
+    scan_not_active_broker_interval: Positive = 5_000
+    """ms between scans for silent brokers: RocketMQ 5's default (RocketMQ 4 scanned every 10 s)."""
     broker_channel_expired_time: Positive = 120_000
     controller_enable: bool = field(default=False, name="enableControllerInNamesrv")
     controller_startup_grace_millis: NonNegative = 4000

@@ -120,7 +120,7 @@ def test_broker_defaults_match_rocketmq() -> None:
 def test_namesrv_defaults() -> None:
     cfg = NamesrvConfig()
     assert (cfg.listen_port, cfg.listen_host) == (9876, "127.0.0.1")
-    assert cfg.scan_not_active_broker_interval == 10_000
+    assert cfg.scan_not_active_broker_interval == 5_000  # (RocketMQ 5's NamesrvConfig)
     assert cfg.broker_channel_expired_time == 120_000
     assert cfg.controller_enable is False
     assert cfg.address() == "127.0.0.1:9876"
