@@ -14,7 +14,8 @@ UNREGISTER_BROKER, GET_ROUTEINFO_BY_TOPIC (with ``orderMessageEnable``, the topi
 GET_ALL_TOPIC_LIST_FROM_NAMESERVER,
 DELETE_TOPIC_IN_NAMESRV (header ``topic``, optional ``clusterName``: only that cluster's
 brokers; SUCCESS whether or not the topic was known, as RocketMQ), QUERY_DATA_VERSION (322:
-header ``changed``, body the DataVersion held for the broker; a sign of life, see
+header ``changed``, whether the body's DataVersion differs in timestamp, counter or RocketMQ 5's
+stateVersion, body the DataVersion held for the broker; a sign of life, see
 ``RouteTable.query_data_version``), BROKER_HEARTBEAT (904, RocketMQ 5: a sign of life of a
 registered broker, SUCCESS whether or not it is registered, as RocketMQ), the admin requests of
 ``admin_requests`` (KV config, write perm of a broker, topics by cluster, system topics),
@@ -90,17 +91,19 @@ class DeleteTopicFromNamesrvRequestHeader(Header, kw_only=True):
 
 
 def version_key(dv: DataVersion) -> str:
-    """A DataVersion as the RouteTable keeps it (``timestamp:counter``)."""
-    return f"{dv.timestamp}:{dv.counter}"
+    """A DataVersion as the RouteTable keeps it (``timestamp:counter:stateVersion``): two are
+    equal when all three are, as RocketMQ 5's DataVersion.equals has it."""
+    return f"{dv.timestamp}:{dv.counter}:{dv.state_version}"
 
 
 def data_version_of(key: str | None) -> DataVersion | None:
     """The DataVersion a ``version_key`` stands for (None for none, or a registration without
     a body)."""
-    timestamp, sep, counter = (key or "").partition(":")
-    if not sep:
+    parts = (key or "").split(":")
+    if len(parts) not in (2, 3):
         return None
-    return DataVersion(timestamp=int(timestamp), counter=int(counter))
+    timestamp, counter, state = (*parts, "0")[:3]
+    return DataVersion(timestamp=int(timestamp), counter=int(counter), state_version=int(state))
 
 
 def registration_kind(h: RegisterBrokerRequestHeader) -> Registration:

@@ -110,6 +110,9 @@ class TopicConfig(Body, kw_only=True):
 
 
 class DataVersion(Body, kw_only=True):
+    """RocketMQ's DataVersion; ``stateVersion`` is RocketMQ 5's (0 from RocketMQ 4's brokers)."""
+
+    state_version: Int64 = 0
     timestamp: Int64 = 0
     counter: Int64 = 0
 

@@ -356,7 +356,8 @@ def test_query_data_version_answers_whether_the_broker_changed_since_it_register
     # Then the name server says unchanged, then changed, and sends the version it holds
     assert same.code == newer.code == ResponseCode.SUCCESS
     assert same.ext_fields["changed"] == "false" and newer.ext_fields["changed"] == "true"
-    assert json.loads(same.body) == json.loads(newer.body) == {"timestamp": 1, "counter": 1}
+    held = {"stateVersion": 0, "timestamp": 1, "counter": 1}  # (RocketMQ 5's fields)
+    assert json.loads(same.body) == json.loads(newer.body) == held
     # And a broker it does not know (or in another cluster) is told to register, with no body
     for addr, cluster in (("127.0.0.1:10999", "DefaultCluster"), ("127.0.0.1:10911", "Other")):
         unknown = query_data_version(broker, addr, 1, cluster)
@@ -366,6 +367,32 @@ def test_query_data_version_answers_whether_the_broker_changed_since_it_register
     bad = broker.call(RequestCode.QUERY_DATA_VERSION, {"brokerAddr": "127.0.0.1:10911"})
     assert bad.code == ResponseCode.SYSTEM_ERROR and "brokerName" in (bad.remark or "")
     assert query_data_version(broker, "127.0.0.1:10911", None).ext_fields["changed"] == "true"
+
+
+def test_query_data_version_compares_the_state_version_too(namesrv: Any) -> None:
+    _directory, address = namesrv
+    broker = WireClient(address)
+    # Given a RocketMQ 5 broker registered with data version (stateVersion 5, 1, 1)
+    body = json.loads(register_body({"Orders": 4, "TBW102": 8}))
+    version = {"stateVersion": 5, "timestamp": 1, "counter": 1}
+    body["topicConfigSerializeWrapper"]["dataVersion"] = version
+    header = {
+        "brokerName": "broker-a",
+        "brokerAddr": "127.0.0.1:10911",
+        "clusterName": "DefaultCluster",
+        "brokerId": 0,
+    }
+    reply = broker.call(RequestCode.REGISTER_BROKER, header, json.dumps(body).encode())
+    assert reply.code == ResponseCode.SUCCESS
+    # When it asks with the same timestamp and counter but another stateVersion, then the same
+    changed = broker.call(
+        RequestCode.QUERY_DATA_VERSION, header, json.dumps({**version, "stateVersion": 6}).encode()
+    )
+    same = broker.call(RequestCode.QUERY_DATA_VERSION, header, json.dumps(version).encode())
+    # Then the first is changed (RocketMQ 5's DataVersion.equals compares all three), the second
+    # not, and both carry the version held, its stateVersion included
+    assert changed.ext_fields["changed"] == "true" and same.ext_fields["changed"] == "false"
+    assert json.loads(changed.body) == json.loads(same.body) == version
 
 
 def test_a_broker_that_only_queries_its_data_version_stays_registered() -> None:
