@@ -7,7 +7,15 @@ recovery only extends the newest file. ``IndexService.holes`` finds those ranges
 ``IndexGapFiller`` indexes them again from the commit log, into files of their own named by
 the hole's start (so the files stay back to back), in steps of a bounded number of log bytes:
 recovery runs the first ``INLINE_BYTES``, the Dispatcher the rest in the hub's thread pool
-(``STEP_BYTES`` at a time, so the broker starts and serves meanwhile).
+(``STEP_BYTES`` at a time, so the broker starts and serves meanwhile; ``run_step``).
+
+A background step is paced by the hub (``run_step``): the scan is CPU-bound Python, and a
+worker thread that keeps the GIL makes the hub wait for it at every system call it makes
+(up to the 5 ms switch interval each time: a sync send's p90 went from 0.35 to 7 - 9 ms,
+docs/benchmarks.md "Key index rebuild"). Every ``SLICE_RECORDS`` records the worker waits,
+the GIL released, until the hub's loop is idle (nothing else ready to run) or
+``IDLE_WAIT_S`` passed: the rebuild uses the time the broker leaves, a request waits for at
+most one slice.
 
 ``step`` may run in a worker thread: the files it writes are the filler's alone until
 ``publish`` (run by the index's owner) puts them into ``IndexService.files``; a step after
@@ -21,9 +29,13 @@ from __future__ import annotations
 import bisect
 import os
 import threading
+from collections.abc import Callable
 
+import gevent
+from gevent import monkey
 from loguru import logger
 
+from runtime.actor import offload
 from runtime.errors import StoreError
 from runtime.store.commitlog import CommitLog
 from runtime.store.dispatch import LogDispatchReader
@@ -38,6 +50,11 @@ INLINE_BYTES = 256 * 1024 * 1024
 STEP_BYTES = 32 * 1024 * 1024
 """Log bytes one background step indexes."""
 _BATCH = 4096  # records between two commits of the file being built
+SLICE_RECORDS = 64
+"""Records a background step indexes between two waits for the hub (~1 ms of CPU)."""
+IDLE_WAIT_S = 0.02
+"""Longest wait for an idle hub: a broker busy without pause still lets the rebuild on."""
+_real_lock = monkey.get_original("_thread", "allocate_lock")
 
 
 class IndexGapFiller:
@@ -62,6 +79,8 @@ class IndexGapFiller:
         self._built: list[IndexFile] = []
         self._lock = threading.Lock()
         self._closing = False
+        self.pace: Callable[[], None] | None = None
+        """Called by a step every ``SLICE_RECORDS`` records (``run_step`` sets it)."""
 
     @property
     def done(self) -> bool:
@@ -120,9 +139,12 @@ class IndexGapFiller:
         """Index the records from ``start`` to the first record boundary at or past ``stop``;
         returns that boundary (``end`` when the log has no more valid records there)."""
         reader = LogDispatchReader(self._levels, self._fences)
+        pace = self.pace
 
         def on_record(buf: memoryview, pos: int, size: int, phys: int) -> None:
             reader.on_record(buf, pos, size, phys)
+            if pace is not None and reader.count % SLICE_RECORDS == 0:
+                pace()
             if reader.count % _BATCH == 0:
                 self._put(reader.take(phys + size).index, phys + size)
                 if self._closing:
@@ -147,7 +169,10 @@ class IndexGapFiller:
     def _put(self, items: list[tuple[str, int, int, tuple[str, ...]]], end: int) -> None:
         cur = self._cur
         assert cur is not None
-        for topic, phys, store_time, keys in items:
+        pace = self.pace
+        for n, (topic, phys, store_time, keys) in enumerate(items, 1):
+            if pace is not None and n % SLICE_RECORDS == 0:
+                pace()  # (4096 records' keys are a dozen ms of inserts)
             if cur.capacity - cur.count < len(keys):
                 cur = self._new_file(phys)
             for key in keys:
@@ -176,6 +201,36 @@ class IndexGapFiller:
             self._cur.commit()
         self._cur = None
         self.pending.pop(0)
+
+
+def run_step(filler: IndexGapFiller, budget: int | None = None) -> bool:
+    """On the hub: one ``filler.step`` of ``budget`` (``STEP_BYTES``) in the thread pool,
+    paced by the hub (see the module docstring). Returns what ``step`` returns."""
+    gate = _IdleGate()
+    filler.pace = gate.wait
+    try:
+        return offload(filler.step, STEP_BYTES if budget is None else budget)
+    finally:
+        filler.pace = None
+
+
+class _IdleGate:
+    """Lets a worker thread go on only once the hub's loop is idle (or ``IDLE_WAIT_S``)."""
+
+    def __init__(self) -> None:
+        self._loop = gevent.get_hub().loop
+        self._grant = _real_lock()  # a real lock: the worker blocks on it, the GIL released
+        self._grant.acquire()
+
+    def wait(self) -> None:
+        """In the worker: ask the hub, block until it grants."""
+        self._loop.run_callback_threadsafe(gevent.spawn, self._grant_when_idle)
+        self._grant.acquire()
+
+    def _grant_when_idle(self) -> None:
+        with gevent.Timeout(IDLE_WAIT_S, False):
+            gevent.idle()
+        self._grant.release()
 
 
 class _Closing(Exception):

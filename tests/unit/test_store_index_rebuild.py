@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 import struct
+import time
 from pathlib import Path
 
+import gevent
 import pytest
 from loguru import logger
 
@@ -115,3 +117,60 @@ def test_a_rebuild_cut_short_by_a_crash_goes_on_at_the_next_start(
     assert third.index_rebuild is None
     assert _missing(third, written) == []
     crash(third)
+
+
+def test_a_background_step_goes_on_only_while_the_hub_is_idle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a dropped index file left whole to background steps, paced every 5 records with
+    # no limit on the wait for an idle hub, and the paces counted
+    written, files = _store_with_index_files(tmp_path, 200)
+    os.remove(tmp_path / "index" / files[1])
+    monkeypatch.setattr("runtime.store.recovery.INLINE_BYTES", 0)
+    monkeypatch.setattr(index_rebuild, "SLICE_RECORDS", 5)
+    monkeypatch.setattr(index_rebuild, "IDLE_WAIT_S", 600)
+    waits: list[int] = []
+    real_wait = index_rebuild._IdleGate.wait
+
+    def counted(gate: index_rebuild._IdleGate) -> None:
+        waits.append(1)
+        real_wait(gate)
+
+    monkeypatch.setattr(index_rebuild._IdleGate, "wait", counted)
+    again = open_store(make_settings(tmp_path, index_capacity=40))
+    filler = again.index_rebuild
+    assert filler is not None and filler.indexed_bytes == 0
+    [(start, end)] = filler.pending
+    in_hole = sum(1 for w in written if start <= w.physical_offset < end)
+    busy = True
+    spins = 0
+
+    def spin() -> None:  # always ready to run: the hub's loop is never idle
+        nonlocal spins
+        while busy:
+            spins += 1
+            gevent.sleep(0)
+
+    spinner = gevent.spawn(spin)
+    try:
+        # When a step runs in the thread pool while the hub is busy
+        step = gevent.spawn(index_rebuild.run_step, filler, 10**9)
+        deadline = time.monotonic() + 10
+        while not waits and time.monotonic() < deadline:
+            gevent.sleep(0)
+        seen = spins
+        while spins < seen + 2000:
+            gevent.sleep(0)
+        # Then it stops at its first slice and waits
+        assert len(waits) == 1 and not step.ready()
+        # When the hub has nothing else to do
+        busy = False
+        spinner.join(timeout=10)
+        # Then the step goes on to its end, a wait every 5 records
+        assert step.get(timeout=30) is True
+    finally:
+        busy = False
+    assert filler.done and len(waits) >= in_hole // 5 > 1
+    filler.publish()
+    assert _missing(again, written) == []
+    crash(again)
