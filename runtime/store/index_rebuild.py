@@ -27,9 +27,9 @@ hole, committed batch by batch: the next start finds the rest as a smaller hole.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import os
 import threading
-from collections.abc import Callable
 
 import gevent
 from gevent import monkey
@@ -79,8 +79,8 @@ class IndexGapFiller:
         self._built: list[IndexFile] = []
         self._lock = threading.Lock()
         self._closing = False
-        self.pace: Callable[[], None] | None = None
-        """Called by a step every ``SLICE_RECORDS`` records (``run_step`` sets it)."""
+        self.gate: _IdleGate | None = None
+        """What a step waits on every ``SLICE_RECORDS`` records (``run_step`` sets it)."""
 
     @property
     def done(self) -> bool:
@@ -127,6 +127,9 @@ class IndexGapFiller:
         """Stop: a running step ends at its next batch (this waits for it); the files built and
         not published are closed (what they committed is found again as a smaller hole)."""
         self._closing = True
+        gate = self.gate
+        if gate is not None:
+            gate.close()  # (a step waiting for the hub goes on: this hub waits for the lock)
         with self._lock:
             for f in self._built:
                 f.close()
@@ -139,7 +142,7 @@ class IndexGapFiller:
         """Index the records from ``start`` to the first record boundary at or past ``stop``;
         returns that boundary (``end`` when the log has no more valid records there)."""
         reader = LogDispatchReader(self._levels, self._fences)
-        pace = self.pace
+        pace = None if self.gate is None else self.gate.wait
 
         def on_record(buf: memoryview, pos: int, size: int, phys: int) -> None:
             reader.on_record(buf, pos, size, phys)
@@ -169,7 +172,7 @@ class IndexGapFiller:
     def _put(self, items: list[tuple[str, int, int, tuple[str, ...]]], end: int) -> None:
         cur = self._cur
         assert cur is not None
-        pace = self.pace
+        pace = None if self.gate is None else self.gate.wait
         for n, (topic, phys, store_time, keys) in enumerate(items, 1):
             if pace is not None and n % SLICE_RECORDS == 0:
                 pace()  # (4096 records' keys are a dozen ms of inserts)
@@ -206,12 +209,12 @@ class IndexGapFiller:
 def run_step(filler: IndexGapFiller, budget: int | None = None) -> bool:
     """On the hub: one ``filler.step`` of ``budget`` (``STEP_BYTES``) in the thread pool,
     paced by the hub (see the module docstring). Returns what ``step`` returns."""
-    gate = _IdleGate()
-    filler.pace = gate.wait
+    gate = filler.gate = _IdleGate()
     try:
         return offload(filler.step, STEP_BYTES if budget is None else budget)
     finally:
-        filler.pace = None
+        filler.gate = None
+        gate.close()
 
 
 class _IdleGate:
@@ -221,16 +224,28 @@ class _IdleGate:
         self._loop = gevent.get_hub().loop
         self._grant = _real_lock()  # a real lock: the worker blocks on it, the GIL released
         self._grant.acquire()
+        self._closed = False
 
     def wait(self) -> None:
-        """In the worker: ask the hub, block until it grants."""
+        """In the worker: ask the hub, block until it grants (at once once closed)."""
+        if self._closed:
+            return
         self._loop.run_callback_threadsafe(gevent.spawn, self._grant_when_idle)
         self._grant.acquire()
+
+    def close(self) -> None:
+        """On the hub: let the worker go on without waiting any more."""
+        self._closed = True
+        self._release()
 
     def _grant_when_idle(self) -> None:
         with gevent.Timeout(IDLE_WAIT_S, False):
             gevent.idle()
-        self._grant.release()
+        self._release()
+
+    def _release(self) -> None:
+        with contextlib.suppress(RuntimeError):  # (already released: closed meanwhile)
+            self._grant.release()
 
 
 class _Closing(Exception):

@@ -174,3 +174,46 @@ def test_a_background_step_goes_on_only_while_the_hub_is_idle(
     filler.publish()
     assert _missing(again, written) == []
     crash(again)
+
+
+def test_closing_the_filler_lets_a_step_waiting_for_the_hub_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a background step waiting for an idle hub (the hub kept busy, no time limit)
+    _written, files = _store_with_index_files(tmp_path, 200)
+    os.remove(tmp_path / "index" / files[1])
+    monkeypatch.setattr("runtime.store.recovery.INLINE_BYTES", 0)
+    monkeypatch.setattr(index_rebuild, "SLICE_RECORDS", 5)
+    monkeypatch.setattr(index_rebuild, "IDLE_WAIT_S", 600)
+    waits: list[int] = []
+    real_wait = index_rebuild._IdleGate.wait
+
+    def counted(gate: index_rebuild._IdleGate) -> None:
+        waits.append(1)
+        real_wait(gate)
+
+    monkeypatch.setattr(index_rebuild._IdleGate, "wait", counted)
+    again = open_store(make_settings(tmp_path, index_capacity=40))
+    filler = again.index_rebuild
+    assert filler is not None
+    busy = True
+
+    def spin() -> None:
+        while busy:
+            gevent.sleep(0)
+
+    spinner = gevent.spawn(spin)
+    try:
+        step = gevent.spawn(index_rebuild.run_step, filler, 10**9)
+        deadline = time.monotonic() + 10
+        while not waits and time.monotonic() < deadline:
+            gevent.sleep(0)
+        assert waits and not step.ready()
+        # When the filler is closed on the hub (as the Dispatcher's stop does), still busy
+        filler.close()
+        # Then the step went on without the hub (its lock is free), and ends
+        assert step.get(timeout=30) in (True, False)
+    finally:
+        busy = False
+        spinner.join(timeout=10)
+    crash(again)
