@@ -7,7 +7,8 @@ Messages (proxy methods; each returns at once, nothing blocks):
 - ``register_topic(topic, queue_datas)`` -> whether applied (REGISTER_TOPIC_IN_NAMESRV, RocketMQ
   5's brokers with ``enableSingleTopicRegister``): the topic's queue data on each named broker
   group, beside the other groups'; none when a named group is not registered
-- ``unregister_broker(cluster, broker_name, broker_addr, broker_id)`` -> None
+- ``unregister_broker(cluster, broker_name, broker_addr, broker_id)`` -> None: the address
+  leaves the routes when the group ``broker_name`` holds it (under any id, as RocketMQ 5)
 - ``query_data_version(cluster, broker_addr, data_version)`` -> ``(changed, stored)``
   (QUERY_DATA_VERSION, which RocketMQ's brokers send before registering when
   ``forceRegister=false``): whether ``data_version`` differs from the one the broker last
@@ -305,6 +306,21 @@ class RouteTable(GeventActor):
     def unregister_broker(
         self, cluster_name: str, broker_name: str, broker_addr: str, broker_id: int
     ) -> None:
+        """UNREGISTER_BROKER: drop ``broker_addr`` when the group ``broker_name`` holds it,
+        under any id, as RocketMQ 5's unRegisterBroker removes the address from the named
+        group's addresses (``brokerId`` only tells it whether the lowest id changed); an
+        address the group does not hold (another group's, or long gone) stays."""
+        group = self._brokers.get(broker_name)
+        if group is None or broker_addr not in group[1].values():
+            logger.info(
+                "namesrv: unregister of broker {} id {} at {} (cluster {}) ignored: the group "
+                "does not hold that address",
+                broker_name,
+                broker_id,
+                broker_addr,
+                cluster_name,
+            )
+            return
         self._remove_addr(broker_addr, reason="unregistered")
 
     def query_data_version(

@@ -200,6 +200,32 @@ def test_unregister_and_unknown_code(namesrv: Any) -> None:
     assert client.call(9999).code == ResponseCode.REQUEST_CODE_NOT_SUPPORTED
 
 
+def test_unregister_drops_an_address_only_from_the_group_named(namesrv: Any) -> None:
+    _directory, address = namesrv
+    a, b, admin = WireClient(address), WireClient(address), WireClient(address)
+    # Given broker-a and broker-b registered with a topic each
+    assert register(a, "broker-a", "127.0.0.1:10911", 0, {"A": 4}).code == 0
+    assert register(b, "broker-b", "127.0.0.1:10921", 0, {"B": 4}).code == 0
+
+    def unregister(name: str, addr: str, broker_id: int) -> None:
+        header = {
+            "brokerName": name,
+            "brokerAddr": addr,
+            "clusterName": "DefaultCluster",
+            "brokerId": broker_id,
+        }
+        assert admin.call(RequestCode.UNREGISTER_BROKER, header).code == ResponseCode.SUCCESS
+
+    # When broker-a's address is unregistered under broker-b's name
+    unregister("broker-b", "127.0.0.1:10911", 0)
+    # Then both stay routed (RocketMQ 5 removes the address from the named group only)
+    assert queue_nums(admin, "A") == queue_nums(admin, "B") == 4
+    # When it is unregistered under its own name, with another id
+    unregister("broker-a", "127.0.0.1:10911", 1)
+    # Then it leaves the routes (RocketMQ 5 removes it under whatever id), broker-b stays
+    assert queue_nums(admin, "A") is None and queue_nums(admin, "B") == 4
+
+
 def test_bad_register_request_gets_error_and_connection_survives(namesrv: Any) -> None:
     _directory, address = namesrv
     client = WireClient(address)
