@@ -209,7 +209,7 @@ class RouteTable(GeventActor):
             heartbeat_timeout_ms=msg.heartbeat_timeout_ms,
         )
         if msg.broker_id != 0:
-            pass
+            pass  # (a slave's topics are not applied: RocketMQ 5's prime slave is not, see docs)
         elif msg.kind is Registration.INCREMENT:
             # Only the topics it names, even on a first registration (RocketMQ merges every
             # registration): the broker group's other topics keep their queue data.
