@@ -8,13 +8,15 @@ Messages it accepts (told by its own reader greenlet and by request handlers):
   way, so its caller never blocks on a slow peer. Responses are written by their request's
   greenlet (``SessionHandle.reply``). Every path holds the handle's write lock while it writes,
   so frames never interleave, and ``write`` never overtakes a frame it queued earlier.
-- ``Closed(reason)``: the reader saw EOF or a fatal framing error; stop.
+- ``Closed(reason)``: the reader saw EOF, a fatal framing error or a fault of its own; stop.
 - ``Quiesce(reply)``: the process is shutting down (its acceptor asks before it stops the
   session): requests read from now on are answered SERVICE_NOT_AVAILABLE and not served;
   ``reply`` is set once the ordered requests in service (sends) have been answered.
-- ``Finish``: after ``Quiesce``, send the FIN behind the last answer and read (dropping what
-  comes) until the peer closes: a socket closed with unread bytes sends a RST, and the peer's
-  kernel would drop the answers it had not read yet.
+- ``Finish``: after ``Quiesce`` (or a fatal framing error), send the FIN behind the last answer
+  (once no frame is being written: the write lock, ``LINGER_S`` at most) and read (dropping
+  what comes) until the peer closes: a socket closed with unread bytes sends a RST, which
+  discards what this side had not sent yet and makes the peer's kernel drop the answers it
+  had not read yet.
 Proxy-free API through ``SessionHandle`` (safe from any greenlet): ``send_oneway``, ``request``,
 ``close``.
 
@@ -32,7 +34,11 @@ so pipelined async sends are stored in the order they were written. Oneway reque
 reply. A frame that was read whole but has a bad header gets an error response and the
 connection goes on; a broken stream (bad length, wrong serialize type), or a header whose
 request id cannot be read, gets an error reply when its opaque can be read and the connection
-closes.
+closes: the FIN goes behind what was written, and what the peer still sends is read and dropped
+until it closes (``LINGER_S``, ``LINGER_BYTES`` at most), so that the close sends no RST that
+would discard the answers on their way. A header over the session's ``max_header`` inside a
+frame within ``max_frame`` is refused alone (SYSTEM_ERROR), like a bad header. A fault of the
+reader itself (a bug) is logged with the peer and closes the connection at once.
 A server's session stops reading while more than ``max_backlog`` bytes of its frames wait to
 be written (``runtime.session_handle``: back-pressure on a client that reads nothing). A hub
 timer closes the channel after ``idle_timeout`` seconds with nothing read and no waiting frame
@@ -93,6 +99,12 @@ mapped block, which a long-running broker soon has) that is an ``mmap`` and a ``
 call, ~13 us here even when a few bytes arrive (or none: EAGAIN). Larger frames take several
 reads."""
 
+LINGER_S = 2.0
+"""After a fatal framing error: how long the FIN waits for a frame being written, and the
+reader drops what the peer still sends before the socket is closed."""
+LINGER_BYTES = 4 * 1024 * 1024
+"""After a fatal framing error: the most bytes read and dropped before the socket is closed."""
+
 _session_ids = itertools.count(1)
 
 
@@ -149,8 +161,8 @@ class ClientSession(GeventActor):
         they drain (``SessionHandle.wait_drained``; a server's connections: ``MAX_BACKLOG``,
         a client's own: never, since its peer may be waiting for it to read)."""
         self.max_header = max_header
-        """The largest frame header read (a server's connections: 64 KiB; a client's own,
-        which read responses: ``MAX_RESPONSE_HEADER``)."""
+        """The largest frame header decoded (a server's connections: 256 KiB, a larger one
+        is refused alone; a client's own, which read responses: ``MAX_RESPONSE_HEADER``)."""
         self.max_frame = max_frame
         """The largest frame read (a server's connections: 16 MiB; a client's own:
         ``MAX_RESPONSE_FRAME``)."""
@@ -195,13 +207,24 @@ class ClientSession(GeventActor):
             self.stop()
         elif isinstance(message, Finish):
             self._finishing = True
-            with contextlib.suppress(OSError):
-                _half_close(self.sock)
+            self._send_fin()
         elif isinstance(message, Quiesce):
             self._quiesced = message.reply
             if not self._ordered_in_service:
                 message.reply.set(True)
         return None
+
+    def _send_fin(self) -> None:
+        """The FIN, behind the frame being written if one is (the write lock; queued frames
+        were written before, being earlier in the inbox), ``LINGER_S`` at most."""
+        lock = self.handle._lock
+        locked = lock.acquire(timeout=LINGER_S)
+        try:
+            with contextlib.suppress(OSError):
+                _half_close(self.sock)
+        finally:
+            if locked:
+                lock.release()
 
     def _check_idle(self) -> None:
         """A hub timer's callback (never blocks): close the channel after ``idle_timeout``
@@ -294,10 +317,30 @@ class ClientSession(GeventActor):
             logger.warning("{}: {} {}: closing", self.role, self.handle, reason)
             if exc.opaque is not None:
                 self._reply_error(exc.opaque, ResponseCode.SYSTEM_ERROR, exc.reason)
+            self._linger(receive)
         except OSError as exc:
             reason = f"read failed: {exc}"
+        except Exception as exc:  # a bug: the connection must not stay open unread
+            reason = f"read loop failed: {exc.__class__.__name__}: {exc}"
+            logger.exception("{}: {} {}: closing", self.role, self.handle, reason)
         with contextlib.suppress(pykka.ActorDeadError):
             ref.tell(Closed(reason))
+
+    def _linger(self, receive: Callable[[], bytes]) -> None:
+        """Before closing for a fatal framing error: have the FIN sent behind what was written
+        (``Finish``) and read and drop what the peer still sends until it closes, ``LINGER_S``
+        and ``LINGER_BYTES`` at most. A socket closed with unread bytes sends a RST, and the
+        RST discards what was not sent yet (the error reply, earlier answers) and what the
+        peer had not read yet."""
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.actor_ref.tell(Finish())
+        left = LINGER_BYTES
+        with gevent.Timeout(LINGER_S, False), contextlib.suppress(OSError):
+            while left > 0:
+                data = receive()
+                if not data:
+                    return
+                left -= len(data)
 
     def _feed(self, decoder: FrameDecoder, data: bytes) -> None:
         try:
@@ -306,7 +349,7 @@ class ClientSession(GeventActor):
             if exc.fatal or exc.opaque is None:
                 # No request id to answer: like RocketMQ's Java servers, close the channel
                 # rather than leave the peer waiting for a reply that cannot come.
-                raise ProtocolError(exc.reason, fatal=True) from exc
+                raise ProtocolError(exc.reason, fatal=True, opaque=exc.opaque) from exc
             logger.info("{}: {} bad request: {}", self.role, self.handle, exc.reason)
             self._reply_error(exc.opaque, ResponseCode.SYSTEM_ERROR, exc.reason)
             return

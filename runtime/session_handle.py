@@ -8,10 +8,11 @@ callbacks) sends at once when nothing else is being written or queued and otherw
 ``Outbound`` frame on the session actor; ``reply`` (a request's own greenlet) writes under the
 lock; ``send_frame`` is the one way both write a frame. ``Closed`` asks the session to stop.
 
-No frame goes out whose header or length passes the peer's limit (a request: a server's 64 KiB
-header, ``MAX_HEADER``, and 16 MiB frame, ``MAX_FRAME``; a response: a client's 8 MiB header,
-``MAX_RESPONSE_HEADER``, and 128 MiB frame, ``MAX_RESPONSE_FRAME``): the peer would close the
-connection, failing every other request on it. Such a request fails alone (its future gets a
+No frame goes out whose header or length passes the peer's limit (a request: a server's 256 KiB
+header, ``MAX_HEADER``, which it refuses, and 16 MiB frame, ``MAX_FRAME``; a response: a
+client's 8 MiB header, ``MAX_RESPONSE_HEADER``, and 128 MiB frame, ``MAX_RESPONSE_FRAME``): the
+peer would refuse it or close the connection, failing every other request on it (a frame past
+the limit). Such a request fails alone (its future gets a
 non-fatal ``ProtocolError``; a oneway one is not sent), such a response is replaced by a
 SYSTEM_ERROR saying so.
 

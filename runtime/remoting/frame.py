@@ -9,10 +9,13 @@ Wire layout (all integers big-endian)::
 
 Limits are checked from the 8-byte prefix, before any body byte is buffered: a declared length
 above ``max_frame`` (or below 4, or negative) fails at once (KAFKA-14063: never size anything
-by a declared length). Errors: ``ProtocolError(fatal=True)`` when the stream can no longer be
-framed, ``ProtocolError(fatal=False, opaque=...)`` when one whole frame was read but its header
-is bad (``opaque`` is None when even the request id could not be read). The two header codecs
-are ``runtime.remoting.frame_header``.
+by a declared length). A header above ``max_header`` inside such a frame does not break the
+stream: the frame is read whole (within ``max_frame``) and refused alone, like a bad header,
+with its request id when that can be read (RocketMQ bounds the header by the frame only; a
+server answers that request and goes on). Errors: ``ProtocolError(fatal=True)`` when the
+stream can no longer be framed, ``ProtocolError(fatal=False, opaque=...)`` when one whole frame
+was read but its header is bad or too large (``opaque`` is None when even the request id could
+not be read). The two header codecs are ``runtime.remoting.frame_header``.
 """
 
 from __future__ import annotations
@@ -22,13 +25,24 @@ import struct
 from runtime.errors import ProtocolError
 from runtime.remoting.codes import SerializeType
 from runtime.remoting.command import RemotingCommand
-from runtime.remoting.frame_header import decode_json, decode_rocketmq, encode_json, encode_rocketmq
+from runtime.remoting.frame_header import (
+    decode_json,
+    decode_rocketmq,
+    encode_json,
+    encode_rocketmq,
+    probe_opaque,
+)
 
 MAX_FRAME = 16 * 1024 * 1024
 """Largest accepted value of the length field (RocketMQ's FRAME_MAX_LENGTH)."""
 
-MAX_HEADER = 64 * 1024
-"""Largest accepted header (JSON or binary) in bytes, on the connections a server accepts."""
+MAX_HEADER = 256 * 1024
+"""Largest header (JSON or binary) a server decodes, in bytes; a larger one (in a frame within
+``MAX_FRAME``) is refused alone, the connection goes on. RocketMQ has no limit below the
+frame's, and the largest header of a send it can store is ~200 KiB: 32,767 bytes of properties
+(the commit log's 16-bit length), each written as a 6-byte escape by a JSON writer that
+escapes the properties' separators (0x01, 0x02) or <, >, & (Go's encoding/json), plus the
+other fields. A bound still: a decoded header costs several times its size (many tiny keys)."""
 
 MAX_RESPONSE_HEADER = 8 * 1024 * 1024
 """Largest header a client accepts on its own connections, and a server writes in a response:
@@ -89,22 +103,28 @@ def _check_length(length: int, max_frame: int) -> None:
         raise _fatal(f"frame length {length} exceeds the limit of {max_frame} bytes")
 
 
-def _split_hword(hword: int, length: int, max_header: int) -> tuple[int, int]:
+def _split_hword(hword: int, length: int) -> tuple[int, int]:
     stype = hword >> 24
     hlen = hword & _MAX_HEADER_FIELD
     if stype != SerializeType.JSON and stype != SerializeType.ROCKETMQ:
         raise _fatal(f"unknown serialize type {stype}")
     if hlen > length - 4:
         raise _fatal(f"header length {hlen} exceeds frame length {length} - 4")
-    if hlen > max_header:
-        raise _fatal(f"header length {hlen} exceeds the limit of {max_header} bytes")
     return stype, hlen
 
 
-def _decode_at(src: bytes, start: int, end: int, stype: int, hlen: int) -> RemotingCommand:
+def _decode_at(
+    src: bytes, start: int, end: int, stype: int, hlen: int, max_header: int
+) -> RemotingCommand:
     """Decode the frame src[start:end] (from its length field on); prefix already checked."""
     hstart = start + 8
     bstart = hstart + hlen
+    if hlen > max_header:
+        raise ProtocolError(
+            f"header length {hlen} exceeds the limit of {max_header} bytes",
+            fatal=False,
+            opaque=probe_opaque(stype, src[hstart:bstart]),
+        )
     body = src[bstart:end] if bstart < end else b""
     if stype == SerializeType.JSON:
         return decode_json(src, hstart, bstart, body)
@@ -123,8 +143,8 @@ def decode_frame(
     _check_length(length, max_frame)
     if length != len(frame) - 4:
         raise _fatal(f"frame length {length} does not match the {len(frame) - 4} bytes given")
-    stype, hlen = _split_hword(hword, length, max_header)
-    return _decode_at(frame, 0, len(frame), stype, hlen)
+    stype, hlen = _split_hword(hword, length)
+    return _decode_at(frame, 0, len(frame), stype, hlen, max_header)
 
 
 def decode_payload(
@@ -198,6 +218,7 @@ class FrameDecoder:
         pos = 0
         need = 0
         max_frame = self.max_frame
+        max_header = self.max_header
         try:
             while True:
                 avail = n - pos
@@ -210,14 +231,14 @@ class FrameDecoder:
                     need = 8
                     break
                 (hword,) = _HWORD.unpack_from(src, pos + 4)
-                stype, hlen = _split_hword(hword, length, self.max_header)
+                stype, hlen = _split_hword(hword, length)
                 total = length + 4
                 if avail < total:
                     need = total
                     break
                 start = pos
                 pos += total
-                out.append(_decode_at(src, start, pos, stype, hlen))
+                out.append(_decode_at(src, start, pos, stype, hlen, max_header))
         except ProtocolError as exc:
             if exc.fatal:
                 self._failed = exc
@@ -258,7 +279,7 @@ class FrameDecoder:
             if avail < 8:
                 return None
             (hword,) = _HWORD.unpack_from(buf, 4)
-            stype, hlen = _split_hword(hword, length, self.max_header)
+            stype, hlen = _split_hword(hword, length)
         except ProtocolError as exc:
             self._failed = exc
             self._buf = bytearray()
@@ -271,4 +292,4 @@ class FrameDecoder:
             src = view[:total].tobytes()
         del buf[:total]
         self._need = 0
-        return _decode_at(src, 0, total, stype, hlen)
+        return _decode_at(src, 0, total, stype, hlen, self.max_header)

@@ -123,12 +123,17 @@ def test_framing_error_closes_only_that_connection(server: Any) -> None:
     good, bad = Client(address), Client(address)
     # When one client sends an absurd length
     bad.send_raw(struct.pack(">i", 2**31 - 1) + b"xxxx")
-    # Then its connection closes and the other client is still served
+    # Then its connection closes (the server's FIN) and the other client is still served
     assert bad.is_closed()
     ping = RemotingCommand.request(FAST)
     good.send(ping)
     assert good.receive().opaque == ping.opaque
-    gevent.sleep(0.05)
+    # And once the bad client closes too (the server read on until then: no RST), its session
+    # ends
+    bad.close()
+    with gevent.Timeout(5):
+        while len(processor.closed) < 1:
+            gevent.sleep(0.01)
     assert len(processor.closed) == 1
 
 

@@ -231,11 +231,13 @@ def test_decode_frame_fatal(data: bytes) -> None:
 
 
 def test_header_limit() -> None:
-    header = b'{"code":1,"remark":"' + b"x" * 100 + b'"}'
+    header = b'{"code":1,"opaque":5,"remark":"' + b"x" * 100 + b'"}'
     assert decode_frame(frame(header), max_header=len(header)).code == 1
+    # A header past the limit inside a whole frame is refused alone, with its request id
     with pytest.raises(ProtocolError) as info:
         decode_frame(frame(header), max_header=len(header) - 1)
-    assert info.value.fatal
+    assert not info.value.fatal and info.value.opaque == 5
+    assert "exceeds the limit" in info.value.reason
 
 
 def test_decode_payload_without_prefix() -> None:
@@ -405,11 +407,27 @@ def test_decoder_next_command() -> None:
     assert dec.next_command() is None
 
 
-def test_decoder_header_limit_checked_before_body() -> None:
-    dec = FrameDecoder(max_header=16)
-    with pytest.raises(ProtocolError) as info:
-        dec.feed(struct.pack(">iI", 1000, 500))
-    assert info.value.fatal
+def test_decoder_header_past_the_limit_is_refused_alone_and_the_stream_goes_on() -> None:
+    big = RemotingCommand.request(1, {"k": "v" * 400}, opaque=41)
+    after = RemotingCommand.request(2, opaque=42)
+    for serialize_type in (SerializeType.JSON, SerializeType.ROCKETMQ):
+        dec = FrameDecoder(max_header=256)
+        data = encode(big, serialize_type) + encode(after)
+        # Given a header past the limit: nothing is said until its frame is whole
+        assert dec.feed(data[:8]) == []
+        # When the frame is whole, Then it alone is refused, with its request id
+        with pytest.raises(ProtocolError) as info:
+            dec.feed(data[8:])
+        assert not info.value.fatal and info.value.opaque == 41
+        # And the frame after it is decoded
+        assert dec.feed(b"") == [after]
+        # (the same one frame at a time)
+        dec = FrameDecoder(max_header=256)
+        dec.push(data)
+        with pytest.raises(ProtocolError) as info:
+            dec.next_command()
+        assert not info.value.fatal and info.value.opaque == 41
+        assert dec.next_command() == after
 
 
 # ------------------------------------------------------------------------------ corpus
