@@ -129,12 +129,17 @@ class CommitLogReads:
                 if not eof and size < 0 and (n - pos < 8 or check.problem.startswith("torn")):
                     # the window ended inside the record: read again from it, with a window
                     # that holds it whole, if the segment can hold it (else it is damage: a
-                    # read that cannot hold more would find the same bytes for ever)
+                    # read that cannot hold more would find the same bytes for ever) and its
+                    # header's body length agrees with its size (else it is damage too: a
+                    # flipped bit in the size must not make one read of a whole segment)
                     need = 8 if n - pos < 8 else int.from_bytes(view[pos : pos + 4], "big")
                     if need <= seg_size - rel - pos and want < seg_size - rel:
-                        window = max(SCAN_CHUNK, need)
-                        break
-                    if need > 8:
+                        again = _window_for(view[pos:], need)
+                        if isinstance(again, int):
+                            window = again
+                            break
+                        check = check._replace(problem=again)
+                    elif need > 8:
                         check = check._replace(problem=f"totalSize {need} runs past the segment")
                 end = offset + pos
                 if size == 0 and segs.segment_at(seg.start + seg_size) is not None:
@@ -151,7 +156,21 @@ class CommitLogReads:
                 return ScanResult(offset, None, offset, records)
 
 
-def _plausible(head: bytes, size: int) -> bool:
+def _window_for(head: bytes | memoryview, size: int) -> int | str:
+    """The window to read again from a record of ``size`` bytes that the last window cut
+    (``head``: its bytes in that window), or why it is damage: a record longer than
+    ``SCAN_CHUNK`` is read whole only when its header's body length agrees with ``size``
+    (``_plausible``; when ``head`` does not hold the header, a first window from the record
+    brings it). No bound by ``max_message_size``: a record stored before that setting was
+    lowered is no damage."""
+    if size <= SCAN_CHUNK or len(head) < _MAX_HEADER:
+        return SCAN_CHUNK
+    if _plausible(head[:_MAX_HEADER], size):
+        return size
+    return f"totalSize {size} disagrees with the record's body length"
+
+
+def _plausible(head: bytes | memoryview, size: int) -> bool:
     """Whether the body length in ``head`` (a record's first bytes) agrees with ``size``:
     body, topic and properties must fill it."""
     if len(head) < R.SYS_FLAG_AT + 4:

@@ -180,14 +180,16 @@ class ConsumeQueue:
             self.min_offset = self.max_offset
 
     def truncate_past(self, log_end: int) -> int:
-        """Drop entries pointing at or past ``log_end`` (a truncated commit log); returns count."""
+        """Drop entries pointing at or past ``log_end`` (a truncated commit log), and a tail of
+        zero-filled entries (size 0: no record has it; a file whose new length survived a power
+        loss but not its data reads as zeros there); returns count."""
         hi = self.max_offset
         lo = self.min_offset
         # entries are sorted by physical offset: find the first whose record ends past log_end
         while lo < hi:
             mid = (lo + hi) // 2
             e = self.entry(mid)
-            if e is None or e.physical_offset + e.size <= log_end:
+            if e is None or (e.size > 0 and e.physical_offset + e.size <= log_end):
                 lo = mid + 1
             else:
                 hi = mid
