@@ -4,7 +4,8 @@ Messages accepted:
 - ``AppendBatch(records, reply, enqueued_at)`` — validate every record first (topic name, body
   size, properties size, fits a segment) and answer MESSAGE_ILLEGAL / PROPERTIES_SIZE_EXCEEDED
   with nothing written; refuse with SERVICE_NOT_AVAILABLE when the store failed, is read-only,
-  the disk is above the warning ratio or a write met ENOSPC less than ``ENOSPC_PAUSE_S`` ago
+  the disk is above the warning ratio or a write met ENOSPC or EDQUOT less than
+  ``ENOSPC_PAUSE_S`` ago
   or (controller mode) the master holds no lease (whoever
   appends: the broker's own timer, delay and transaction writers too), and OS_PAGE_CACHE_BUSY
   when the batch waited in the inbox longer than ``os_page_cache_busy_timeout_ms``. Otherwise
@@ -40,7 +41,10 @@ Durability point: none by itself — bytes are in the kernel when ``os.pwrite`` 
 kill -9 loses nothing acknowledged); fsync is the Flusher's. ``on_start`` runs recovery (lock,
 scan, truncate, rebuild) and creates the abort marker; ``on_stop`` fsyncs, writes the final
 checkpoint and removes it. A failed write or fsync never yields PUT_OK; the actor is
-fail-stop (``fail_on_error``): a broker must not keep acking after its writer died.
+fail-stop (``fail_on_error``): a broker must not keep acking after its writer died. Failing, it
+marks the store failed (``StoreContext.failed``: the others' stops then do no flush and no
+checkpoint) and closes the store's files and lock once the Flusher and the Dispatcher (which
+stops the Queues) have ended (``close_after_readers``), not under them.
 """
 
 from __future__ import annotations
@@ -72,13 +76,13 @@ from actors.broker.put_completion import (
     set_reply,
 )
 from actors.broker.store_results import FlushStatus, PutResult, PutStatus
-from runtime.actor import GeventActor, tell_now
+from runtime.actor import GeventActor, tell_now, watch
 from runtime.errors import StoreError
 from runtime.store import checkpoint as ckpt
 from runtime.store.context import ReplicationStatus, StoreContext
 from runtime.store.dispatch import merge
 from runtime.store.lockfile import remove_abort
-from runtime.store.recovery import make_checkpoint, open_store
+from runtime.store.recovery import OpenStore, make_checkpoint, open_store
 from runtime.store.topic_names import LITE_QUEUE_PREFIX, TOPIC_DELETED_MARKER, split_lmq
 
 MAX_GROUP_RECORDS = 1024
@@ -88,6 +92,49 @@ ENOSPC_PAUSE_S = 1.0
 then tried again. Retention's ``DiskSpace`` reports only changes of its own measure, so a disk
 that filled up between two of its ticks, or is full by a measure it does not take (inodes, a
 reserve), would otherwise stay refused until a restart."""
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+"""Write errors that mean "no room" (EDQUOT: the user's or project's disk quota is used up):
+refused for ``ENOSPC_PAUSE_S``, never a fail-stop (the undo worked; space may come back)."""
+
+
+def close_files(opened: OpenStore) -> None:
+    """Close the store's files (log, consume queues, index) and release its lock."""
+    try:
+        opened.log.segments.close()
+        for cq in opened.queues.values():
+            cq.close()
+        if opened.index is not None:
+            opened.index.close()
+    finally:
+        opened.lock.release()
+
+
+def close_after_readers(ctx: StoreContext, opened: OpenStore) -> None:
+    """``close_files(opened)`` once the store's Flusher and Dispatcher (which stops the Queue
+    actors) have ended, or now when neither runs: a failed writer's store was closed under
+    them (EBADF in their reads, "file closed" in the Queues' stops) and its lock released
+    while they still wrote."""
+    names = ctx.names
+    running = [
+        ref
+        for name in (names.flusher, names.dispatcher)
+        if (ref := ctx.directory.get(name)) is not None and ref.is_alive()
+    ]
+    left = {ref.actor_urn for ref in running}
+    if not left:
+        close_files(opened)
+        return
+
+    def ended(ref: pykka.ActorRef[Any], _failure: BaseException | None) -> None:
+        left.discard(ref.actor_urn)
+        if not left:
+            try:
+                close_files(opened)
+            except Exception as exc:  # (a hub callback: nobody else would see it)
+                logger.error("store {}: closing after a failure: {!r}", opened.settings.root, exc)
+
+    for ref in running:
+        watch(ref, ended)
 
 
 class CommitLogWriter(GeventActor):
@@ -100,7 +147,7 @@ class CommitLogWriter(GeventActor):
         self.ctx = ctx
         self.settings = ctx.settings
         self._disk_full = False
-        self._no_space_until = 0.0  # a write failed with ENOSPC: refuse until then
+        self._no_space_until = 0.0  # a write failed with ENOSPC or EDQUOT: refuse until then
         self._failed: str | None = None
         self._flusher: pykka.ActorRef[Any] | None = None
         self._dispatcher: pykka.ActorRef[Any] | None = None
@@ -127,10 +174,17 @@ class CommitLogWriter(GeventActor):
     def on_stop(self) -> None:
         self._close(clean=self._failed is None and self.ctx.failed is None)
 
-    def on_failure(self, *_exc_info: Any) -> None:
-        self._close(clean=False)
+    def on_failure(self, *exc_info: Any) -> None:
+        # The store failed with its writer: the Dispatcher's and the Queues' stops that follow
+        # must do no durability work (no flush, no final checkpoint), as after a failed fsync
+        if self.ctx.failed is None:
+            self.ctx.failed = f"commit-log writer failed: {exc_info[1]!r}"
+        self._close(clean=False, others_running=True)
 
-    def _close(self, *, clean: bool) -> None:
+    def _close(self, *, clean: bool, others_running: bool = False) -> None:
+        """Close the store (a clean stop: fsync, final checkpoint, no abort marker).
+        ``others_running``: this writer failed, so the supervisor stops the store's other
+        actors only now; the files they use and the lock are closed once they stopped."""
         if self._closed or self.ctx.opened is None:
             return
         self._closed = True
@@ -151,13 +205,11 @@ class CommitLogWriter(GeventActor):
                         self.settings.root,
                     )
         finally:
-            self.log.segments.close()
-            for cq in opened.queues.values():
-                cq.close()
-            if opened.index is not None:
-                opened.index.close()
-            opened.lock.release()
-            self.ctx.opened = None
+            self.ctx.opened = None  # (a new start opens the store again)
+            if others_running:
+                close_after_readers(self.ctx, opened)
+            else:
+                close_files(opened)
 
     # -- messages ------------------------------------------------------------------------------
 
@@ -219,7 +271,9 @@ class CommitLogWriter(GeventActor):
         elif self._disk_full:
             refusal = refused(PutStatus.SERVICE_NOT_AVAILABLE, "disk above warning ratio")
         elif now < self._no_space_until:
-            refusal = refused(PutStatus.SERVICE_NOT_AVAILABLE, "disk full (a write met ENOSPC)")
+            refusal = refused(
+                PutStatus.SERVICE_NOT_AVAILABLE, "disk full (a write met ENOSPC or EDQUOT)"
+            )
         elif not self.ctx.replication.may_append():
             refusal = refused(
                 PutStatus.SERVICE_NOT_AVAILABLE,
@@ -363,11 +417,12 @@ class CommitLogWriter(GeventActor):
                 self.settings.commitlog_dir, f"write failed ({exc}) and could not be undone: {undo}"
             ) from undo
         fatal = False
-        if exc.errno == errno.ENOSPC:
+        if exc.errno in NO_SPACE:
             self._no_space_until = time.monotonic() + ENOSPC_PAUSE_S
             answer = refused(PutStatus.SERVICE_NOT_AVAILABLE, f"disk full: {exc}")
             logger.error(
-                "store {}: disk full, refusing writes for {}s, then trying again: {}",
+                "store {}: disk full (or quota used up), refusing writes for {}s, then trying "
+                "again: {}",
                 self.settings.root,
                 ENOSPC_PAUSE_S,
                 exc,

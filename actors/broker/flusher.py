@@ -1,13 +1,16 @@
 """Flusher: makes the commit log durable (fsync) and says so.
 
 Messages accepted:
-- ``AwaitFlush(offset, completions)`` (SYNC_FLUSH, from the writer): call
+- ``AwaitFlush(offset, completions)`` (from the writer: SYNC_FLUSH appends; in either mode a
+  reconciling master's raw append and a topic's deletion marker): call
   ``flush_done(FLUSH_OK)`` on each completion once an fsync covers ``offset``;
   ``FLUSH_TIMEOUT`` when ``sync_flush_timeout_ms`` passes first (the reply becomes
-  FLUSH_DISK_TIMEOUT: stored, durability
-  unknown). Group commit: one fsync answers every waiter it covers, and every waiter that arrives
+  FLUSH_DISK_TIMEOUT: stored, durability unknown; a raw append answers not ok, "not fsynced:
+  FLUSH_TIMEOUT"), in either flush mode, with a WARNING (at most one per ``RETRY_LOG_S``).
+  Group commit: one fsync answers every waiter it covers, and every waiter that arrives
   while an fsync runs is covered by the next one.
-- ``FlushTick``: ASYNC_FLUSH: flush every ``flush_interval_ms``; SYNC_FLUSH: expire waiters.
+- ``FlushTick``: expire waiters; ASYNC_FLUSH: flush every ``flush_interval_ms`` (so a waiter
+  expires up to one interval past its deadline); SYNC_FLUSH: ticks every 50 ms at most.
 - ``FlushDone(offset, error)``: internal, from the greenlet that ran the fsync.
 
 Replies: through the completions; tells the Dispatcher ``Confirm(offset, "flush")`` after each
@@ -85,6 +88,7 @@ class Flusher(GeventActor):
         self._waiters: deque[tuple[int, float, list[Any], bool]] = deque()
         self._in_flight: gevent.event.Event | None = None  # set when the running fsync ends
         self._quiet_until = 0.0  # the next out-of-descriptors warning, not before
+        self._timeouts_quiet_until = 0.0  # the next waiters-timed-out warning, not before
         self._plan: FlushPlan | None = None  # the running (or last) fsync's
         self._failed = False
         self._fsyncer: Fsyncer | None = None
@@ -130,8 +134,7 @@ class Flusher(GeventActor):
                 self._start_flush()
             return None
         if isinstance(message, FlushTick):
-            if self.settings.sync_flush:
-                self._expire()
+            self._expire()  # (ASYNC_FLUSH too: a reconciling raw append waits for its fsync)
             self._start_flush()
             return None
         if isinstance(message, FlushDone):
@@ -232,9 +235,21 @@ class Flusher(GeventActor):
     ) -> None:
         now = time.monotonic()
         waiters = self._waiters
+        expired = 0
         while waiters and (all_ or waiters[0][1] <= now):
             for c in waiters.popleft()[2]:
                 c.flush_done(status)
+            expired += 1
+        if expired and not all_ and now >= self._timeouts_quiet_until:
+            self._timeouts_quiet_until = now + RETRY_LOG_S
+            logger.warning(
+                "store {}: {} fsync wait(s) timed out after syncFlushTimeout ({} ms; answered "
+                "{}): the disk is slow, the fsync goes on",
+                self.settings.root,
+                expired,
+                self.settings.sync_flush_timeout_ms,
+                status.value,
+            )
 
     def _confirm(self, offset: int, *, inline: bool = False) -> None:
         ref = self.ctx.directory.get(self.ctx.names.dispatcher)

@@ -13,7 +13,9 @@ Messages accepted:
   never served. A damaged one (its bytes are in the log, or its entry is impossible) is
   skipped, as RocketMQ's getMessage skips a record it cannot read: the read goes on after it,
   ``next_begin_offset`` passes it (MESSAGE_WAS_REMOVING when nothing else was found), and one
-  WARNING names its queue offset (once per record while the actor lives). One not written yet
+  WARNING names its queue offset (once per record while the actor lives). One the file system
+  cannot read (EIO: a bad sector) is skipped the same way, its WARNING naming the error; a
+  transient error (out of memory or descriptors) fails the pull instead. One not written yet
   (past the log's write offset) stops the read before it (OFFSET_FOUND_NULL when it is the
   first), as the next read may find it.
 - ``WaitArrival(offset, reply, deadline)`` (tell): resolve ``reply`` with the max offset once it
@@ -44,6 +46,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import errno
 import time
 from collections import deque
 from typing import Any
@@ -84,6 +87,12 @@ retries a consume-queue write every second)."""
 MIN_SCAN_ENTRIES = 800  # RocketMQ scans at least 16000 bytes of consume queue per read
 REPORTED_MAX = 4096
 """Most damaged records' queue offsets a Queue remembers having logged (then it forgets them)."""
+TRANSIENT_READ = frozenset(
+    {errno.EAGAIN, errno.ENOMEM, errno.ENOBUFS, errno.EMFILE, errno.ENFILE, errno.EBADF}
+)
+"""Read errors that say nothing about the record (out of memory or descriptors; EBADF: a file
+the closing store closed): the pull fails (SYSTEM_ERROR) and the next one reads again. Any
+other ``OSError`` (EIO: a bad sector) skips the record."""
 
 _check_run = getattr(fastlog(), "check_run", None) or check_run
 """The read path's record check (C when built; ``record_check.check_run`` is the reference)."""
@@ -127,6 +136,7 @@ class Queue(GeventActor):
         self._held: deque[tuple[int, bytes | bytearray]] = deque()  # refused appends, in order
         self._append_failing = False  # the oldest held block was refused (logged once)
         self._reported: set[int] = set()  # damaged records' queue offsets, logged once
+        self._read_error = ""  # the last read error a pull skipped records for (the WARNING's)
 
     def on_start(self) -> None:
         opened = self.ctx.require_open()
@@ -326,18 +336,27 @@ class Queue(GeventActor):
         messages: list[bytes] = []
         qoffs: list[int] = []
         damaged: list[int] = []  # queue offsets of records skipped as damaged
+        unreadable: list[int] = []  # queue offsets of records skipped: the read failed
         i = 0
         n = len(chosen)
         # entries ascend in the log without overlapping: all of them are one run exactly when
         # the span from the first to the end of the last is the sum of their sizes
         one_run = chosen[-1][1] + chosen[-1][2] - chosen[0][1] == total
+        singly = False  # a run's read failed: the rest is read record by record
         while i < n:
-            j = n if one_run else i + 1
-            while j < n and chosen[j][1] == chosen[j - 1][1] + chosen[j - 1][2]:
+            j = i + 1 if singly else n if one_run else i + 1
+            while not singly and j < n and chosen[j][1] == chosen[j - 1][1] + chosen[j - 1][2]:
                 j += 1
             start = chosen[i][1]
             span = chosen[j - 1][1] + chosen[j - 1][2] - start
-            data = self.log.read(start, span)
+            data = self._read_log(start, span, unreadable)
+            if data is None:  # an I/O error: only the records that cannot be read are skipped
+                if j - i > 1:
+                    singly = True
+                    continue
+                unreadable.append(chosen[i][0])
+                i = j
+                continue
             run = chosen[i:j]
             k = 0
             while k < len(run):
@@ -354,18 +373,22 @@ class Queue(GeventActor):
                 q, phys, size = run[k]
                 if not self._damaged(phys, size):  # not in the log yet: stop before it
                     self._report_damaged(damaged)
+                    self._report_damaged(unreadable, self._read_error)
                     if messages:
                         return result(
                             GetStatus.FOUND, q, messages=tuple(messages), queue_offsets=tuple(qoffs)
                         )
                     status = (
-                        GetStatus.MESSAGE_WAS_REMOVING if damaged else GetStatus.OFFSET_FOUND_NULL
+                        GetStatus.MESSAGE_WAS_REMOVING
+                        if damaged or unreadable
+                        else GetStatus.OFFSET_FOUND_NULL
                     )
                     return result(status, q)
                 damaged.append(q)
                 k += 1
             i = j
         self._report_damaged(damaged)
+        self._report_damaged(unreadable, self._read_error)
         if not messages:  # (RocketMQ's answer for records it cannot read: the reader moves on)
             return result(GetStatus.MESSAGE_WAS_REMOVING, next_begin)
         return result(
@@ -385,9 +408,26 @@ class Queue(GeventActor):
             return True
         return phys + size <= log.write_offset
 
-    def _report_damaged(self, offsets: list[int]) -> None:
-        """One WARNING for the damaged records a read skipped, once per record (while this
-        actor lives; ``REPORTED_MAX`` remembered)."""
+    def _read_log(self, start: int, span: int, unreadable: list[int]) -> bytes | None:
+        """The log's bytes ``[start, start + span)``, or None when the file system could not
+        read them (EIO: a bad sector); the error is kept for the WARNING. A transient error
+        (``TRANSIENT_READ``: out of memory or descriptors) is raised: the pull fails
+        (SYSTEM_ERROR) and the next one reads again. ``unreadable`` is the read's list so far
+        (only the first error of a read is kept)."""
+        try:
+            return self.log.read(start, span)
+        except OSError as exc:
+            if exc.errno in TRANSIENT_READ:
+                raise
+            if not unreadable:
+                self._read_error = f"could not be read ({exc})"
+            return None
+
+    def _report_damaged(
+        self, offsets: list[int], why: str = "failed their check (damaged)"
+    ) -> None:
+        """One WARNING for the damaged (or unreadable) records a read skipped, once per record
+        (while this actor lives; ``REPORTED_MAX`` remembered)."""
         fresh = [q for q in offsets if q not in self._reported]
         if not fresh:
             return
@@ -395,12 +435,12 @@ class Queue(GeventActor):
             self._reported.clear()
         self._reported.update(fresh)
         logger.warning(
-            "store {}: {}/{}: {} record(s) failed their check (damaged) and are skipped, never "
-            "served: queue offset(s) {}",
+            "store {}: {}/{}: {} record(s) {} and are skipped, never served: queue offset(s) {}",
             self.ctx.settings.root,
             self.topic,
             self.queue_id,
             len(fresh),
+            why,
             _ranges(fresh),
         )
 

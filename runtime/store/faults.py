@@ -5,8 +5,12 @@ written and how many were covered by the last successful fsync. Faults:
 
 - ``fail_next_fsync(errno=EIO)``: the next fsync raises OSError (and syncs nothing);
 - ``slow_fsync(seconds)``: every fsync sleeps first (it runs in a worker thread via ``offload``);
-- ``enospc_after(n)``: after ``n`` more bytes are written, writes fail with ENOSPC (the write
-  that crosses the limit is partial, as a real full disk does);
+- ``enospc_after(n, err=ENOSPC)``: after ``n`` more bytes are written, writes fail with ENOSPC
+  (or ``err``: EDQUOT, a quota used up; the write that crosses the limit is partial, as a real
+  full disk does);
+- ``fail_next_remove(errno=EACCES)``: the next ``remove`` raises OSError (the file stays);
+- ``bad_sector(path, offset, length, errno=EIO)``: every ``pread`` of the file that touches
+  those bytes raises OSError (a disk that cannot read them), until ``clear_bad_sectors()``;
 - ``power_loss(rng)``: every file is cut to a random length in [fsynced, written] and files
   whose creation was never made durable by a directory fsync disappear;
 - ``bitflip(path, offset)`` and ``truncate(path, n)``: damage a file directly.
@@ -42,10 +46,14 @@ class FaultyFile:
         if allowed < len(data):
             if allowed:
                 self._file.append(memoryview(data)[:allowed])
-            raise OSError(errno_mod.ENOSPC, os.strerror(errno_mod.ENOSPC), self.path)
+            err = self._fs._full_errno
+            raise OSError(err, os.strerror(err), self.path)
         self._file.append(data)
 
     def pread(self, n: int, offset: int) -> bytes:
+        err = self._fs._bad_read(self.path, offset, n)
+        if err is not None:
+            raise OSError(err, os.strerror(err), self.path)
         return self._file.pread(n, offset)
 
     def fsync(self) -> None:
@@ -73,6 +81,9 @@ class FaultyFileSystem:
         self._fail_fsync: list[int] = []
         self._fsync_delay = 0.0
         self._write_budget: int | None = None
+        self._full_errno = errno_mod.ENOSPC
+        self._fail_remove: list[int] = []
+        self._bad: dict[str, list[tuple[int, int, int]]] = {}  # path -> (start, end, errno)
         self.fsync_count = 0
         self.fsync_started = threading.Event()
 
@@ -88,6 +99,10 @@ class FaultyFileSystem:
         return f
 
     def remove(self, path: str) -> None:
+        with self._lock:
+            err = self._fail_remove.pop(0) if self._fail_remove else None
+        if err is not None:
+            raise OSError(err, os.strerror(err), path)
         os.remove(path)
         with self._lock:
             self._files.pop(path, None)
@@ -113,10 +128,23 @@ class FaultyFileSystem:
     def slow_fsync(self, seconds: float) -> None:
         self._fsync_delay = seconds
 
-    def enospc_after(self, n: int | None) -> None:
-        """Allow ``n`` more bytes of writes, then ENOSPC; None lifts the limit."""
+    def enospc_after(self, n: int | None, err: int = errno_mod.ENOSPC) -> None:
+        """Allow ``n`` more bytes of writes, then ``err`` (ENOSPC); None lifts the limit."""
         with self._lock:
             self._write_budget = n
+            self._full_errno = err
+
+    def fail_next_remove(self, err: int = errno_mod.EACCES) -> None:
+        with self._lock:
+            self._fail_remove.append(err)
+
+    def bad_sector(self, path: str, offset: int, length: int, err: int = errno_mod.EIO) -> None:
+        with self._lock:
+            self._bad.setdefault(path, []).append((offset, offset + length, err))
+
+    def clear_bad_sectors(self) -> None:
+        with self._lock:
+            self._bad.clear()
 
     def power_loss(self, rng: random.Random | None = None) -> dict[str, tuple[int, int]]:
         """Simulate a power cut. Returns {path: (written, kept)} for every tracked file.
@@ -166,6 +194,13 @@ class FaultyFileSystem:
             err = self._fail_fsync.pop(0) if self._fail_fsync else None
         if err is not None:
             raise OSError(err, os.strerror(err), path)
+
+    def _bad_read(self, path: str, offset: int, n: int) -> int | None:
+        with self._lock:
+            for start, end, err in self._bad.get(path, ()):
+                if offset < end and start < offset + n:
+                    return err
+        return None
 
     def _take_write_budget(self, n: int) -> int:
         with self._lock:

@@ -330,12 +330,20 @@ class SegmentedFile:
         A file already gone (removed by hand) is detached all the same: its removal is what
         was asked. Another OSError propagates, with the segment detached (the file stays on
         disk; the next open finds it again at the log's head)."""
+        seg = self.detach_first()
+        if seg is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.remove(seg.file.path)
+        return seg
+
+    def detach_first(self) -> Segment | None:
+        """Drop the oldest segment from the file without removing it from disk (its caller
+        removed it already: the commit log's retention removes a file in a worker thread first,
+        so one that cannot be removed stays in the log). Never the segment being written."""
         if len(self.segments) <= 1:
             return None
         seg = self.segments.pop(0)
         self._dir_dirty = True
-        with contextlib.suppress(FileNotFoundError):
-            self.fs.remove(seg.file.path)
         return seg
 
     def delete_all(self) -> None:
