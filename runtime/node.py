@@ -39,6 +39,14 @@ REGISTER_WAIT_S = 10.0
 """How long an all-in-one start waits for its brokers' first registrations (ready line)."""
 STOP_TIMEOUT_S = 120.0
 """How long a SIGTERM waits for the whole tree: longer than a broker's (``BROKER_STOP_S``)."""
+START_RETRIES = 5
+"""A node (a broker, a name server) whose start raises once the process runs (a rebuild for
+a role change or a truncation, a restart after a failure) is started again this many times,
+``START_BACKOFF_S`` apart, doubling up to ``START_BACKOFF_MAX_S`` (1+2+4+8+16 s: about half a
+minute, plus the attempts' own time); one more failure ends the process with status 1, for
+its service manager to restart it (``Supervisor``'s start retries)."""
+START_BACKOFF_S = 1.0
+START_BACKOFF_MAX_S = 16.0
 
 
 def broker_label(cfg: BrokerConfig) -> str:
@@ -94,6 +102,9 @@ class Node:
                 directory=self.directory,
                 max_restarts=5,
                 within_seconds=60,
+                start_retries=START_RETRIES,
+                start_backoff=START_BACKOFF_S,
+                start_backoff_max=START_BACKOFF_MAX_S,
                 on_child_down=self._child_down,
             )
         except BaseException:

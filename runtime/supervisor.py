@@ -2,7 +2,7 @@
 
 Messages (all internal, sent by the runtime or by tests):
 - ``ChildExited(name, urn, reason)`` — told by the watcher when a child's greenlet ends.
-- ``RestartChild(name)`` — told by the backoff timer.
+- ``RestartChild(name)`` — told by the backoff timer (a restart, or the retry of a failed start).
 Proxy methods: ``lookup(name)``, ``children()``, ``replace_child(spec)`` (the hook failover uses
 to swap a slave broker for a promoted master), ``stop_child(name)``.
 
@@ -14,6 +14,16 @@ Restart policies mirror Erlang/OTP: PERMANENT always restarts; TRANSIENT restart
 only; TEMPORARY never restarts; FAIL_STOP never restarts and takes the supervisor down with it.
 More than ``max_restarts`` restarts within ``within_seconds`` makes the supervisor fail, which
 its own parent sees as a child failure: escalation.
+
+A child whose start function raises once the supervisor runs (a restart, or the new spec of
+``replace_child``) is not running: the failure is logged as an ERROR with its reason, reported
+to ``on_child_down``, and the start is tried again after ``start_backoff`` (doubling up to
+``start_backoff_max``). More than ``start_retries`` failed starts of one child in a row make
+the supervisor fail (escalation; the root's failure ends the process with status 1), so a
+child that cannot be started is never left stopped for good while its supervisor lives on.
+``replace_child`` does not fall back to the old spec: it was replaced because it was wrong (a
+role the controller took away; a log the master cut), and what fails a start (the store's
+disk, a file) fails both alike. The supervisor's own start still raises (nothing started).
 """
 
 from __future__ import annotations
@@ -70,13 +80,23 @@ class _ResetBackoff(msgspec.Struct, frozen=True, tag=True):
     name: str
 
 
+class _GiveUp(msgspec.Struct, frozen=True, tag=True):
+    """Internal: fail the supervisor (told, so that a proxy call's failure escalates too)."""
+
+    reason: str
+
+
 class _Child:
-    __slots__ = ("ref", "spec", "stopping")
+    __slots__ = ("failed_starts", "ref", "retry", "spec", "stopping")
 
     def __init__(self, spec: ChildSpec) -> None:
         self.spec = spec
         self.ref: pykka.ActorRef[Any] | None = None
         self.stopping = False
+        self.failed_starts = 0
+        """Starts of this child that raised, in a row (a start that returns resets it)."""
+        self.retry: Any = None
+        """The timer of the pending retry of a failed start, if any."""
 
 
 class Supervisor(GeventActor):
@@ -92,6 +112,9 @@ class Supervisor(GeventActor):
         within_seconds: float = 5.0,
         backoff_initial: float = 0.05,
         backoff_max: float = 2.0,
+        start_retries: int = 3,
+        start_backoff: float = 0.5,
+        start_backoff_max: float = 8.0,
         directory: Directory | None = None,
         on_child_down: Callable[[str, str | None], None] | None = None,
     ) -> None:
@@ -102,6 +125,9 @@ class Supervisor(GeventActor):
         self.within_seconds = within_seconds
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
+        self.start_retries = start_retries
+        self.start_backoff = start_backoff
+        self.start_backoff_max = start_backoff_max
         self.directory = directory if directory is not None else Directory()
         self.on_child_down = on_child_down
         self._children: list[_Child] = [_Child(spec) for spec in children]
@@ -134,22 +160,25 @@ class Supervisor(GeventActor):
     def children(self) -> list[str]:
         return [c.spec.name for c in self._children]
 
-    def replace_child(self, spec: ChildSpec) -> pykka.ActorRef[Any]:
-        """Stop the child named ``spec.name`` and start ``spec`` in its place (failover hook)."""
+    def replace_child(self, spec: ChildSpec) -> pykka.ActorRef[Any] | None:
+        """Stop the child named ``spec.name`` and start ``spec`` in its place (failover hook).
+        None when that start raised: it is retried (see the module docstring)."""
         child = self._find(spec.name)
         if child is None:
             raise ActorFailure(spec.name, f"no such child of {self.name}")
         self._stop_children([child])
+        self._cancel_retry(child)
         child.spec = spec
         child.stopping = False
-        self._start_child(child)
-        assert child.ref is not None
+        child.failed_starts = 0
+        self._try_start(child)
         return child.ref
 
     def stop_child(self, name: str) -> None:
         """Stop a child for good (it is not restarted) and forget its spec."""
         child = self._find(name)
         if child is not None:
+            self._cancel_retry(child)
             self._stop_children([child])
             self._children.remove(child)
 
@@ -164,6 +193,8 @@ class Supervisor(GeventActor):
             child = self._find(message.name)
             if child is not None and child.ref is not None and child.ref.is_alive():
                 self._consecutive.pop(message.name, None)
+        elif isinstance(message, _GiveUp):
+            self._escalate(message.reason)
         else:
             return super().on_receive(message)
         return None
@@ -216,12 +247,57 @@ class Supervisor(GeventActor):
         child = self._find(msg.name)
         if child is None or child.ref is not None:
             return
-        self._start_child(child)
+        self._cancel_retry(child)
+        if not self._try_start(child):
+            return
         if self.strategy is Strategy.REST_FOR_ONE:
             for other in self._children[self._children.index(child) + 1 :]:
-                if other.ref is None:
-                    self._start_child(other)
+                if other.ref is None and not self._try_start(other):
+                    break  # its retry starts the ones after it
         self.send_after(self.within_seconds, _ResetBackoff(msg.name))
+
+    def _try_start(self, child: _Child) -> bool:
+        """Start ``child``; a start that raises leaves it stopped and schedules a retry (or,
+        past ``start_retries`` in a row, fails this supervisor)."""
+        try:
+            self._start_child(child)
+        except Exception as exc:
+            child.ref = None
+            self._start_failed(child, f"{exc.__class__.__name__}: {exc}")
+            return False
+        child.failed_starts = 0
+        return True
+
+    def _start_failed(self, child: _Child, reason: str) -> None:
+        name = child.spec.name
+        child.failed_starts += 1
+        failed = child.failed_starts
+        if self.on_child_down is not None:
+            self.on_child_down(name, f"start failed: {reason}")
+        if failed > self.start_retries:
+            logger.error("{}: child {} failed to start ({}); giving up", self.name, name, reason)
+            # (told: from a proxy call, raising would only fail the caller's future)
+            self.actor_ref.tell(
+                _GiveUp(f"child {name} failed to start {failed} times in a row (last: {reason})")
+            )
+            return
+        delay = min(self.start_backoff * (2 ** (failed - 1)), self.start_backoff_max)
+        logger.error(
+            "{}: child {} failed to start ({}); retry {} of {} in {:g}s",
+            self.name,
+            name,
+            reason,
+            failed,
+            self.start_retries,
+            delay,
+        )
+        self._cancel_retry(child)
+        child.retry = self.send_after(delay, RestartChild(name, None))
+
+    def _cancel_retry(self, child: _Child) -> None:
+        if child.retry is not None:
+            child.retry.cancel()
+            child.retry = None
 
     # -- helpers --------------------------------------------------------------------------------
 

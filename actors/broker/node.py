@@ -10,7 +10,10 @@ broker, which recovers its store before accepting again.
 Role changes and replication truncation go through ``BrokerHandle``: the process's root
 supervisor replaces this node's subtree (``Supervisor.replace_child``) with one built from a
 new config on the same store and sockets. A pending truncation (``<store>/ha-truncate``, written
-by the HAClient when its master said TRUNCATE) is applied before the store opens.
+by the HAClient when its master said TRUNCATE) is applied before the store opens. A start that
+raises (a rebuild's, or a restart's after a failure) is retried by the root with backoff, and
+fails the process after ``runtime.node.START_RETRIES`` (``runtime.supervisor``); meanwhile the
+node's name-server connections are closed, so the name servers route no client to it.
 """
 
 from __future__ import annotations
@@ -95,9 +98,11 @@ class BrokerHandle:
         self.make_spec: Callable[[BrokerConfig], ChildSpec] | None = None
         self.cfg: BrokerConfig | None = None
         self._pending: BrokerConfig | None = None
+        self._asked = 0  # rebuilds asked for (the latest one's outcome ends ``rebuilding``)
         self.rebuilding = False
-        """True from ``replace`` until the new subtree starts: the old one's registrar keeps
-        the name-server registration (the new one moves it) instead of unregistering."""
+        """True from ``replace`` until the new subtree starts (or its start fails, or the
+        parent refuses): the old one's registrar keeps the name-server registration (the new
+        one moves it) instead of unregistering."""
         self.namesrv_sessions: dict[str, Any] = {}
         """The registrar's name-server connections, kept open across a rebuild."""
         self.consumers: dict[str, Any] = {}
@@ -124,12 +129,27 @@ class BrokerHandle:
             self._pending = cfg  # the root is still starting its children
             return True
         self.rebuilding = True
+        self._asked += 1
+        asked = self._asked
         try:
-            parent.proxy().replace_child(make(cfg))
+            done = parent.proxy().replace_child(make(cfg))
         except pykka.ActorDeadError:
             self.rebuilding = False
             return False
+        done.add_done_callback(lambda future: self._replaced(future, asked))
         return True
+
+    def _replaced(self, done: Any, asked: int) -> None:
+        """The parent's ``replace_child`` returned: ``rebuilding`` ends whatever the outcome,
+        unless a later rebuild was asked for meanwhile (the new subtree's start clears it
+        first; a start that raised is retried by the parent, which gives up by failing, and
+        the process ends)."""
+        if asked == self._asked:
+            self.rebuilding = False
+        try:
+            done.get(timeout=0)
+        except Exception as exc:  # the parent stopped, or had no such child: nothing retries
+            logger.error("{}: rebuilding the node failed: {}", self.name, exc)
 
     def restart(self) -> bool:
         return self.cfg is not None and self.replace(self.cfg)
@@ -177,6 +197,13 @@ def broker_spec(
 
     def start() -> object:
         handle.rebuilding = False
+        try:
+            return build()
+        except BaseException:
+            _drop_registration(handle)
+            raise
+
+    def build() -> object:
         store_root.mkdir(parents=True, exist_ok=True)
         settings = StoreSettings.from_broker_config(cfg)
         if gevent.getcurrent() is gevent.get_hub():
@@ -324,6 +351,23 @@ def broker_spec(
         start=start,  # type: ignore[arg-type]
         shutdown_timeout=BROKER_STOP_S,
     )
+
+
+def _drop_registration(handle: BrokerHandle) -> None:
+    """The node's start failed, it serves nothing: close the name-server connections a rebuild
+    kept open, so the name servers drop its routes at once (a connection's close, as
+    RocketMQ's channel close) rather than route clients to it; a start that succeeds later
+    registers on new ones."""
+    sessions = list(handle.namesrv_sessions.values())
+    handle.namesrv_sessions.clear()
+    for session in sessions:
+        with contextlib.suppress(Exception):
+            session.close()
+    if sessions:
+        logger.warning(
+            "{}: not running: its name-server connections closed (routes to it dropped)",
+            handle.name,
+        )
 
 
 def _version_desc() -> str:
