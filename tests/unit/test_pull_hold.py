@@ -191,3 +191,23 @@ def test_a_held_pull_reads_with_the_subscription_its_group_has_when_woken(
     # Then the pull finds it (it was read with tag A: PULL_RETRY_IMMEDIATELY past it, skipped)
     assert answer.code == ResponseCode.SUCCESS, (answer.code, answer.ext_fields)
     assert int(answer.ext_fields["nextBeginOffset"]) == 13
+
+
+def test_a_pull_on_a_connection_that_does_not_read_its_answers_holds_no_messages() -> None:
+    # Given a connection with more answers waiting to be written than its backlog bound
+    store = FakeStore(TailLossGuard())
+    ctx = SimpleNamespace(
+        cfg=BrokerConfig(), store=store, ha=None, got_messages=0, got_by={}, got_bytes_by={}
+    )
+    session = Session()
+    session.backlog = pull_handler.MAX_BACKLOG + 1  # type: ignore[attr-defined]
+    # When it pulls messages the queue holds
+    answer = pull_at(ctx, 0, session=session)
+    # Then it is told to pull again later, with no messages (they would wait in memory too),
+    # and nothing counts as read
+    assert answer.code == ResponseCode.SYSTEM_BUSY, answer.remark
+    assert not answer.body and "PULL_BACKLOG" in (answer.remark or "")
+    assert ctx.got_messages == 0
+    # and once its answers drain, the same pull gets them
+    session.backlog = 0  # type: ignore[attr-defined]
+    assert pull_at(ctx, 0, session=session).code == ResponseCode.SUCCESS
