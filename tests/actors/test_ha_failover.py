@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import gevent
 import pytest
 
 from actors.broker.messages import AppendBatch
@@ -70,7 +71,12 @@ def wait_replicating(node: Node, timeout: float = 20.0) -> None:
     its master (an ACCEPT: the link is up)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if ha_state(node).wait_until(lambda s: s.master_link_up, 0.5):
+        try:
+            state = ha_state(node)
+        except AssertionError:  # (between two incarnations: no HA actor for a moment)
+            gevent.sleep(0.05)
+            continue
+        if state.wait_until(lambda s: s.master_link_up, 0.5):
             return
     raise AssertionError("the node never replicated from its master")
 
