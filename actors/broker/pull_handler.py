@@ -387,9 +387,10 @@ def _nothing_yet(outcome: GetOutcome, offset: int, awaits_tail: bool) -> bool:
 
 def _wait_from(outcome: GetOutcome, offset: int) -> int:
     """The offset a held pull waits for a message past: its own, or the queue's end when the
-    queue already holds more (a record at ``offset`` that failed its check, OFFSET_FOUND_NULL:
-    waiting for ``offset`` itself would be answered at once, and the hold would read it again
-    and again without ever yielding, blocking the whole broker for the suspend timeout)."""
+    queue already holds more (a record at ``offset`` that failed its check and is not written
+    yet, OFFSET_FOUND_NULL; a damaged one is skipped: waiting for ``offset`` itself would be
+    answered at once, and the hold would read it again and again without ever yielding,
+    blocking the whole broker for the suspend timeout)."""
     return max(offset, outcome.max_offset)
 
 
