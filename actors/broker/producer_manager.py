@@ -20,11 +20,14 @@ Messages (proxy methods; none blocks):
 
 State owned (memory only): group -> client id -> (session, last heartbeat), group -> session
 id -> (session, last half message), and client id -> session id -> (session, last request
-message). Producers silent for 120 s are dropped by the periodic scan. A connection is
-remembered for at most ``MAX_KEYS_PER_SESSION`` half-message groups and as many request
-client ids (the least recent beyond that is forgotten): both come from what the producer sends
-(its header's group, its message's REPLY_TO_CLIENT), and a client that varied them with every
-send grew these tables by one entry a send for 120 s.
+message); indexed by client id (its groups) and by connection (its client ids and keys), so a
+closed connection costs its own entries only, not a walk of the tables (a reconnect storm of
+thousands of producers). Producers silent for 120 s are dropped by the periodic scan. A
+connection is remembered for at most ``MAX_CLIENT_IDS_PER_SESSION`` heartbeat client ids, and
+``MAX_KEYS_PER_SESSION`` half-message groups and as many request client ids (the least recent
+beyond that is forgotten): all come from what the client sends (its heartbeat's client id, its
+header's group, its message's REPLY_TO_CLIENT), and a client that varied them with every
+heartbeat or send grew these tables by one entry each for 120 s.
 Durability point: none.
 
 A connection that sent a half message is a producer of its group even before its first heartbeat
@@ -52,6 +55,10 @@ EXPIRE_S = 120.0
 MAX_KEYS_PER_SESSION = 16
 """Half-message groups, and request client ids, remembered per connection (a RocketMQ client
 has one client id per connection, and few producer groups)."""
+MAX_CLIENT_IDS_PER_SESSION = 16
+"""Client ids whose heartbeats a connection's registrations are kept for (one per connection
+from a RocketMQ client instance); a heartbeat under a new one beyond that drops the least
+recently heartbeated one's registrations on that connection."""
 
 
 class _Scan(msgspec.Struct, frozen=True, tag=True):
@@ -66,8 +73,14 @@ class ProducerManager(GeventActor):
         self.expire_s = expire_s
         self._clock = clock
         self._groups: dict[str, dict[str, tuple[Any, float]]] = {}
+        """group -> client id -> (session, last heartbeat)."""
+        self._groups_of: dict[str, dict[str, None]] = {}
+        """client id -> the groups of ``_groups`` listing it."""
+        self._ids_of: dict[int, dict[str, None]] = {}
+        """session id -> the client ids heartbeated on it, least recent first (an entry may
+        since have moved to another connection: checked on use)."""
         self._speaks: dict[str, tuple[str, int]] = {}
-        """client id -> (language, version) of its last heartbeat."""
+        """client id -> (language, version) of its last heartbeat (while a group lists it)."""
         self._senders: dict[str, dict[int, tuple[Any, float]]] = {}
         """group -> session id -> (session, last half message sent on it)."""
         self._requesters: dict[str, dict[int, tuple[Any, float]]] = {}
@@ -83,18 +96,35 @@ class ProducerManager(GeventActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, _Scan):
             now = self._clock()
-            for table in self._tables():
+            expired = [
+                (group, cid)
+                for group, clients in self._groups.items()
+                for cid, (_s, seen) in clients.items()
+                if now - seen > self.expire_s
+            ]
+            for group, cid in expired:
+                self._unlist(group, cid)
+            for table in (self._senders, self._requesters):
                 _drop(table, lambda _s, seen: now - seen > self.expire_s)
             self._forget_expired_keys()
-            self._forget_speakers()
+            self._forget_expired_ids()
             return None
         return super().on_receive(message)
 
     def register(
         self, group: str, client_id: str, session: Any, language: str = "", version: int = 0
     ) -> None:
+        sid = session.session_id
         self._groups.setdefault(group, {})[client_id] = (session, self._clock())
+        self._groups_of.setdefault(client_id, {})[group] = None
         self._speaks[client_id] = (language, version)
+        ids = self._ids_of.setdefault(sid, {})
+        ids.pop(client_id, None)
+        ids[client_id] = None
+        if len(ids) > MAX_CLIENT_IDS_PER_SESSION:
+            oldest = next(iter(ids))
+            del ids[oldest]
+            self._unlist_on(oldest, sid)
 
     def sent_half(self, group: str, session: Any) -> None:
         self._remember(0, self._senders, group, session)
@@ -117,23 +147,37 @@ class ProducerManager(GeventActor):
             _forget(table, oldest, sid)
         table.setdefault(key, {})[sid] = (session, self._clock())
 
-    def _tables(self) -> tuple[dict[str, dict[Any, tuple[Any, float]]], ...]:
-        return (self._groups, self._senders, self._requesters)
+    def _unlist(self, group: str, client_id: str) -> None:
+        """Remove ``client_id`` from ``group`` (and its language / version once no group
+        lists it)."""
+        clients = self._groups.get(group)
+        if clients is None or clients.pop(client_id, None) is None:
+            return
+        if not clients:
+            del self._groups[group]
+        groups = self._groups_of.get(client_id)
+        if groups is not None:
+            groups.pop(group, None)
+            if not groups:
+                del self._groups_of[client_id]
+                self._speaks.pop(client_id, None)
+
+    def _unlist_on(self, client_id: str, session_id: int) -> None:
+        """Remove ``client_id``'s registrations that are on connection ``session_id``."""
+        for group in list(self._groups_of.get(client_id, ())):
+            entry = self._groups[group][client_id]
+            if entry[0].session_id == session_id:
+                self._unlist(group, client_id)
 
     def unregister(self, group: str, client_id: str) -> None:
-        clients = self._groups.get(group)
-        if clients is not None:
-            clients.pop(client_id, None)
-            if not clients:
-                del self._groups[group]
-        self._forget_speakers()
+        self._unlist(group, client_id)
 
     def channel_closed(self, session_id: int) -> None:
-        _drop(self._groups, lambda session, _t: session.session_id == session_id)
+        for client_id in self._ids_of.pop(session_id, ()):
+            self._unlist_on(client_id, session_id)
         for which, table in enumerate((self._senders, self._requesters)):
             for key in self._keys_of.pop((which, session_id), ()):
                 _forget(table, key, session_id)
-        self._forget_speakers()
 
     def _forget_expired_keys(self) -> None:
         """Drop from ``_keys_of`` what the scan expired from the tables."""
@@ -145,11 +189,19 @@ class ProducerManager(GeventActor):
             if not keys:
                 del self._keys_of[(which, sid)]
 
-    def _forget_speakers(self) -> None:
-        """Drop the language / version of clients no group lists any more."""
-        listed = {cid for clients in self._groups.values() for cid in clients}
-        for cid in [c for c in self._speaks if c not in listed]:
-            del self._speaks[cid]
+    def _forget_expired_ids(self) -> None:
+        """Drop from ``_ids_of`` the client ids no registration on that connection holds."""
+        for sid, ids in list(self._ids_of.items()):
+            for cid in [c for c in ids if not self._listed_on(c, sid)]:
+                del ids[cid]
+            if not ids:
+                del self._ids_of[sid]
+
+    def _listed_on(self, client_id: str, session_id: int) -> bool:
+        return any(
+            self._groups[g][client_id][0].session_id == session_id
+            for g in self._groups_of.get(client_id, ())
+        )
 
     def any_channel(self, group: str) -> Any:
         clients = [s for s, _t in self._groups.get(group, {}).values() if s.alive]
@@ -161,10 +213,10 @@ class ProducerManager(GeventActor):
         return clients[self._round % len(clients)]
 
     def find_channel(self, client_id: str) -> Any:
-        for clients in self._groups.values():
-            found = clients.get(client_id)
-            if found is not None and found[0].alive:
-                return found[0]
+        for group in self._groups_of.get(client_id, ()):
+            session = self._groups[group][client_id][0]
+            if session.alive:
+                return session
         for session, _t in self._requesters.get(client_id, {}).values():
             if session.alive:
                 return session
