@@ -33,7 +33,7 @@ from loguru import logger
 from runtime.ha import protocol as P
 from runtime.ha.epoch import consistent_point
 from runtime.ha.state import Role
-from runtime.store.raw import read_raw
+from runtime.store.raw import RawDamaged, read_raw
 
 if TYPE_CHECKING:
     from actors.broker.ha_service import HAContext
@@ -138,7 +138,13 @@ def answer(ha: HAContext, hello: P.Hello, peer: str, fetched: bool = False) -> A
             "(retention deleted what the slave lacks): stop the slave and empty its store (it "
             "then starts at the master's first segment), or copy the master's store to it",
         )
-    if point < log.write_offset and not read_raw(log, point, 8, log.write_offset).data:
+    try:
+        boundary = point >= log.write_offset or read_raw(log, point, 8, log.write_offset).data
+    except RawDamaged as exc:  # the record there cannot be sent: an ERROR, the slave waits
+        if once_a_minute("damaged", str(point)):
+            logger.error("HA: slave {} at {}: {}", hello.node, peer, exc)
+        return Refuse(P.RefuseReason.NOT_READY, str(exc))
+    if not boundary:
         return Refuse(
             P.RefuseReason.DIVERGED,
             f"the slave's log ends at {point}, which is not a record boundary of the "

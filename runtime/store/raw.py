@@ -22,9 +22,11 @@ from typing import NamedTuple
 import msgspec
 from loguru import logger
 
+from runtime.errors import StoreError
 from runtime.store import checkpoint as ckpt
 from runtime.store import record as R
 from runtime.store.commitlog import CommitLog
+from runtime.store.commitlog_reads import _MAX_HEADER, _plausible
 from runtime.store.consumequeue import ENTRY_SIZE
 from runtime.store.dispatch import DispatchBatch, LogDispatchReader
 from runtime.store.lockfile import StoreLock
@@ -39,6 +41,17 @@ _PHYS_AT = 28  # physicalOffset field of a record
 
 class RawRefused(Exception):
     """The bytes cannot be appended here (wrong offset, not valid records); nothing written."""
+
+
+class RawDamaged(StoreError):
+    """``read_raw`` met a damaged record (its size field disagrees with its other fields, or
+    runs past its segment): it is not sent, and replication cannot go past it."""
+
+    def __init__(self, offset: int, problem: str) -> None:
+        self.offset = offset
+        super().__init__(
+            "commitlog", f"the record at offset {offset} is damaged ({problem}): not replicated"
+        )
 
 
 class RawWrite(NamedTuple):
@@ -58,8 +71,15 @@ def read_raw(log: CommitLog, offset: int, max_bytes: int, limit: int) -> RawRead
     """Whole records (or an end-of-segment marker) at ``offset``, below ``limit``.
 
     At most ``max_bytes`` unless the first record alone is larger (it then comes whole).
-    Empty data when nothing whole is there yet. ``limit`` is the committed end (the write
-    offset). ``next`` is where the following read starts.
+    Empty data when nothing whole is there yet, or when no record starts at ``offset`` (no
+    magic: a caller's offset that is not a record boundary). ``limit`` is the committed end
+    (the write offset). ``next`` is where the following read starts.
+
+    A damaged record is not sent: a first record longer than the read is read whole only when
+    its header agrees with its size and it fits its segment (``_whole_record``), and the last
+    record of a read, or one the next does not follow (no magic where it ends), must pass
+    ``check_record`` (lengths; the slave checks CRCs). The records before a damaged one are
+    returned; a read that starts at it raises ``RawDamaged``.
     """
     segs = log.segments
     seg = segs.segment_at(offset)
@@ -69,22 +89,59 @@ def read_raw(log: CommitLog, offset: int, max_bytes: int, limit: int) -> RawRead
     want = min(max(max_bytes, R.BLANK_SIZE), limit - offset, seg_end - offset)
     head = segs.read(offset, want)
     pos = 0
+    last = -1  # where the last record taken starts
     n = len(head)
     while pos + 8 <= n:
         size, magic = R.SIZE_MAGIC.unpack_from(head, pos)
         if magic == R.BLANK_MAGIC:
-            return RawRead(head[: pos + R.BLANK_SIZE], seg_end)
-        if magic != R.MAGIC or size < R.MIN_RECORD_SIZE:
-            break  # not a record boundary: the caller's offset is wrong, or damage
-        if pos + size > n:
-            if pos == 0 and offset + size <= limit:
-                whole = segs.read(offset, size)
-                if len(whole) == size:
-                    return RawRead(whole, offset + size)
-                return RawRead(b"", offset)
+            if last < 0 or _sound(head, last, pos):
+                return RawRead(head[: pos + R.BLANK_SIZE], seg_end)
             break
+        if magic != R.MAGIC or size < R.MIN_RECORD_SIZE:
+            if pos == 0 and magic == R.MAGIC:
+                raise RawDamaged(offset, f"totalSize {size} below the minimum")
+            break  # not a record boundary: the caller's offset is wrong, or the last is damaged
+        if pos + size > n:
+            if pos == 0:
+                return _whole_record(log, offset, size, head, limit)
+            break
+        last = pos
         pos += size
+    if last >= 0 and not _sound(head, last, pos):
+        if last == 0:
+            problem = check_record(head[:pos], 0, verify_crc=False).problem
+            raise RawDamaged(offset, problem or f"totalSize {pos} disagrees with its fields")
+        pos = last  # sent up to it; the next read starts at it, and raises
     return RawRead(head[:pos], offset + pos)
+
+
+def _sound(head: bytes, start: int, end: int) -> bool:
+    """Whether ``head[start:end]`` is one record whose length fields add up."""
+    return check_record(head[start:end], 0, verify_crc=False).size == end - start
+
+
+def _whole_record(log: CommitLog, offset: int, size: int, head: bytes, limit: int) -> RawRead:
+    """The record at ``offset`` that ``head`` (its first bytes) does not hold whole: read whole
+    only when it ends within its segment (leaving room for the end-of-segment marker) and its
+    header's body length agrees with ``size`` (as recovery's scan decides,
+    ``commitlog_reads._window_for``), so a flipped bit in a size field makes no read of up to a
+    whole segment, sent as a record. Empty while it is not written whole (past ``limit``);
+    ``RawDamaged`` when it is damaged."""
+    if offset + size > log.segments.segment_end(offset) - R.BLANK_SIZE:
+        raise RawDamaged(offset, f"totalSize {size} runs past its segment")
+    if len(head) < _MAX_HEADER:
+        head = log.segments.read(offset, _MAX_HEADER)
+    if not _plausible(head, size):
+        raise RawDamaged(offset, f"totalSize {size} disagrees with the record's body length")
+    if offset + size > limit:
+        return RawRead(b"", offset)
+    whole = log.segments.read(offset, size)
+    if len(whole) < size:
+        return RawRead(b"", offset)
+    if not _sound(whole, 0, size):
+        problem = check_record(whole, 0, verify_crc=False).problem
+        raise RawDamaged(offset, problem or f"totalSize {size} disagrees with its fields")
+    return RawRead(whole, offset + size)
 
 
 def append_raw(log: CommitLog, offset: int, data: bytes, delay_levels: tuple[int, ...]) -> RawWrite:
