@@ -55,6 +55,19 @@ class QueueGap(StoreError):
         )
 
 
+def _same_entries(mine: bytes, theirs: bytes | bytearray, count: int) -> int:
+    """How many of the first ``count`` entries of ``mine`` and ``theirs`` are the same, from the
+    first on."""
+    size = count * ENTRY_SIZE
+    if len(mine) >= size and mine[:size] == theirs[:size]:
+        return count
+    for i in range(min(count, len(mine) // ENTRY_SIZE)):
+        at = i * ENTRY_SIZE
+        if mine[at : at + ENTRY_SIZE] != theirs[at : at + ENTRY_SIZE]:
+            return i
+    return min(count, len(mine) // ENTRY_SIZE)
+
+
 def queue_dir(root: str, topic: str, queue_id: int) -> str:
     return os.path.join(root, "consumequeue", topic, str(queue_id))
 
@@ -133,12 +146,12 @@ class ConsumeQueue:
     def append_block(self, first: int, raw: bytes | bytearray) -> int:
         """Append packed entries for queue offsets ``first ..``. Returns how many were new.
 
-        Entries the queue already holds are skipped (after checking the last of them points at
-        the same record); one that disagrees truncates the queue there (the commit log is the
+        Entries the queue already holds are skipped after checking that every one of them is
+        the same (a power loss may have zeroed some pages of a file whose length survived);
+        from the first that differs the queue is truncated and rewritten (the commit log is the
         truth); a block starting past the end raises ``QueueGap`` — except on an empty queue,
         which then starts at ``first`` (its head was deleted by retention).
         """
-        n = len(raw) // ENTRY_SIZE
         top = self.max_offset
         if first > top:
             if self.file.segments or top != self.min_offset:
@@ -146,15 +159,17 @@ class ConsumeQueue:
             self._start_at(first)
             top = first
         if first < top:
-            overlap = min(top - first, n)
-            mine = self.file.read((first + overlap - 1) * ENTRY_SIZE, ENTRY_SIZE)
-            theirs = raw[(overlap - 1) * ENTRY_SIZE : overlap * ENTRY_SIZE]
-            if first + overlap - 1 >= self.min_offset and mine == theirs:
-                raw = raw[overlap * ENTRY_SIZE :]
-            else:
-                self.truncate_logical(first)
-                if self.max_offset != first:  # truncated below the queue's start
-                    self._start_at(first)
+            end = first + min(top - first, len(raw) // ENTRY_SIZE)  # past the held overlap
+            lo = max(first, self.min_offset)  # (entries below the queue's start are not read)
+            keep = first  # the first entry to write
+            if lo < end:
+                mine = self.read_raw(lo, end - lo)
+                keep = lo + _same_entries(mine, raw[(lo - first) * ENTRY_SIZE :], end - lo)
+            if keep < end:
+                self.truncate_logical(keep)
+                if self.max_offset != keep:  # truncated below the queue's start
+                    self._start_at(keep)
+            raw = raw[(keep - first) * ENTRY_SIZE :]
         if raw:
             self.file.append(raw)
         return len(raw) // ENTRY_SIZE

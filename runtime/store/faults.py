@@ -12,7 +12,11 @@ written and how many were covered by the last successful fsync. Faults:
 - ``bad_sector(path, offset, length, errno=EIO)``: every ``pread`` of the file that touches
   those bytes raises OSError (a disk that cannot read them), until ``clear_bad_sectors()``;
 - ``power_loss(rng)``: every file is cut to a random length in [fsynced, written] and files
-  whose creation was never made durable by a directory fsync disappear;
+  whose creation was never made durable by a directory fsync disappear; ``power_loss(rng,
+  page_loss=p)`` instead keeps every file's written length and loses each 4 KiB page past its
+  fsynced length with probability ``p`` (it reads as zeros: a file system that made the new
+  size durable before all of the data, as delayed allocation may write pages back in any
+  order); ``lost_pages`` lists them;
 - ``bitflip(path, offset)`` and ``truncate(path, n)``: damage a file directly.
 
 Only files opened through this object are tracked.
@@ -27,6 +31,8 @@ import threading
 import time
 
 from runtime.store.storage import Buffer, OsFile, StorageFile, fsync_dir
+
+PAGE = 4096
 
 
 class FaultyFile:
@@ -86,6 +92,7 @@ class FaultyFileSystem:
         self._bad: dict[str, list[tuple[int, int, int]]] = {}  # path -> (start, end, errno)
         self.fsync_count = 0
         self.fsync_started = threading.Event()
+        self.lost_pages: dict[str, list[int]] = {}  # the last power_loss(page_loss=...)'s
 
     # -- FileSystem ----------------------------------------------------------------------------
 
@@ -146,12 +153,16 @@ class FaultyFileSystem:
         with self._lock:
             self._bad.clear()
 
-    def power_loss(self, rng: random.Random | None = None) -> dict[str, tuple[int, int]]:
+    def power_loss(
+        self, rng: random.Random | None = None, page_loss: float = 0.0
+    ) -> dict[str, tuple[int, int]]:
         """Simulate a power cut. Returns {path: (written, kept)} for every tracked file.
 
-        Close every store object before calling this (the process "died").
+        Close every store object before calling this (the process "died"). See the module
+        docstring for ``page_loss``.
         """
         rng = rng or random.Random()
+        self.lost_pages = {}
         report: dict[str, tuple[int, int]] = {}
         with self._lock:
             files = dict(self._files)
@@ -167,10 +178,32 @@ class FaultyFileSystem:
                 report[path] = (written, -1)
                 continue
             low = min(f.synced, written)
+            if page_loss:
+                self._lose_pages(path, low, written, rng, page_loss)
+                report[path] = (written, written)
+                continue
             kept = rng.randint(low, written)
             os.truncate(path, kept)
             report[path] = (written, kept)
         return report
+
+    def _lose_pages(
+        self, path: str, synced: int, written: int, rng: random.Random, p: float
+    ) -> None:
+        """Zero each page of ``path`` past ``synced`` (and up to ``written``) with probability
+        ``p``; the bytes of a page below ``synced`` stay."""
+        lost = []
+        with open(path, "r+b") as fh:
+            for page in range(synced - synced % PAGE, written, PAGE):
+                if rng.random() >= p:
+                    continue
+                start = max(page, synced)
+                end = min(page + PAGE, written)
+                fh.seek(start)
+                fh.write(bytes(end - start))
+                lost.append(page)
+        if lost:
+            self.lost_pages[path] = lost
 
     @staticmethod
     def bitflip(path: str, offset: int, bit: int = 0) -> None:
