@@ -14,12 +14,18 @@ RocketMQ's ReplyMessageProcessor:
 2. stores the reply in the reply topic (``storeReplyMessageEnable``, on in RocketMQ by default;
    always here), so it can be looked up later;
 3. answers SUCCESS (msgId, queueId, queueOffset of the stored copy) when the push succeeded,
-   else SYSTEM_ERROR with why ("push reply message fail, channel of <id> not found", ...) — the
-   reply is stored either way.
+   else SYSTEM_ERROR with why ("push reply message fail, channel of <id> not found", "push reply
+   message to <id>fail." when the requester answered an error, did not answer in time, its
+   connection closed, or the push could not be framed (over 16 MiB): RocketMQ's remarks to the
+   letter) — the reply is stored either way. The stored copy has the properties as sent (with
+   the broker's MSG_REGION and TRACE_ON), not PUSH_REPLY_TIME: RocketMQ's store encodes the
+   properties string it set before the push added that property to the pushed copy.
 
 Refusals before anything happens: NO_PERMISSION on a broker that may not write or for a topic
 only the broker writes (``send_handler.forbidden_topic``, RocketMQ's ``msgCheck``), TOPIC_NOT_EXIST
-when the reply topic is unknown here, MESSAGE_ILLEGAL for a batch.
+when the reply topic is unknown here, MESSAGE_ILLEGAL for a batch, SYSTEM_ERROR "request
+queueId[N] is illegal" for a queue id beyond max(writeQueueNums, readQueueNums) (msgCheck; a
+negative one: a random write queue, as RocketMQ's).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from __future__ import annotations
 import time
 
 import pykka
+from loguru import logger
 
 from actors.broker.context import BrokerContext, reply, topic_not_exist
 from actors.broker.msg_region import stamp, with_response_fields
@@ -35,8 +42,11 @@ from actors.broker.send_handler import (
     STATUS_CODES,
     STORED_CODES,
     forbidden_topic,
+    illegal_queue,
     records_of,
+    send_queue,
 )
+from runtime.errors import ProtocolError
 from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.header_codec import decode_send_header
@@ -75,7 +85,9 @@ def _reply_message(
     config = ctx.store.topic(h.topic)
     if config is None:
         return topic_not_exist(request, h.topic)
-    queue_id = h.queue_id if 0 <= h.queue_id < config.write_queue_nums else 0
+    queue_id = send_queue(h, config)
+    if queue_id is None:
+        return illegal_queue(request, h, config)
     pushed, why = _push(ctx, session, request, h, queue_id)
     outcome = ctx.store.put(records_of(session, request, h, queue_id, False, ctx.cfg))
     code = STATUS_CODES.get(outcome.status, ResponseCode.SYSTEM_ERROR)
@@ -120,10 +132,17 @@ def _push(
         "storeTimestamp": now,
     }
     push = RemotingCommand.request(RequestCode.PUSH_REPLY_MESSAGE_TO_CLIENT, header, request.body)
+    failed = f"push reply message to {sender}fail."  # (RocketMQ's remark, no space)
     try:
         answer = channel.call(push, timeout=PUSH_TIMEOUT)
-    except (pykka.Timeout, ConnectionError):
-        return False, f"push reply message to {sender} fail."
+    except (pykka.Timeout, ConnectionError, ProtocolError) as exc:
+        # (ProtocolError: the push is too large to frame; RocketMQ's requester refuses such a
+        # frame and closes the connection, which fails the push the same way)
+        logger.warning("push reply message to <{}> {} fail: {!r}", sender, channel, exc)
+        return False, failed
     if answer.code != ResponseCode.SUCCESS:
-        return False, f"push reply message to {sender} fail."
+        logger.warning(
+            "push reply message to <{}> return fail, response remark: {}", sender, answer.remark
+        )
+        return False, failed
     return True, ""

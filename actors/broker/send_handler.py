@@ -138,18 +138,9 @@ def _send(
             ResponseCode.NO_PERMISSION,
             remark=f"the topic[{h.topic}] sending message is forbidden",
         )
-    queue_id = h.queue_id
-    if queue_id < 0:
-        queue_id = random.randrange(config.write_queue_nums)
-    elif queue_id >= config.write_queue_nums and queue_id >= config.read_queue_nums:
-        # (RocketMQ's msgCheck: any queue below max(writeQueueNums, readQueueNums); a producer
-        # whose route predates a cut of the write queues still sends to the readable ones)
-        return reply(
-            request,
-            ResponseCode.SYSTEM_ERROR,
-            remark=f"request queueId[{queue_id}] is illegal, topic[{h.topic}] writeQueueNums: "
-            f"{config.write_queue_nums}, readQueueNums: {config.read_queue_nums}",
-        )
+    queue_id = send_queue(h, config)
+    if queue_id is None:
+        return illegal_queue(request, h, config)
     is_batch = h.batch or request.code == RequestCode.SEND_BATCH_MESSAGE
     records = records_of(session, request, h, queue_id, is_batch, ctx.cfg, clustered=True)
     requester = None
@@ -230,6 +221,30 @@ def forbidden_topic(request: RemotingCommand, topic: str) -> RemotingCommand | N
     if remark is None:
         return None
     return reply(request, ResponseCode.NO_PERMISSION, remark=remark)
+
+
+def send_queue(h: SendMessageRequestHeader, config: TopicConfig) -> int | None:
+    """The queue a send stores into: the one it names when below max(writeQueueNums,
+    readQueueNums), as RocketMQ's msgCheck takes it (a producer whose route predates a cut of
+    the write queues still sends to the readable ones); a random write queue for a negative
+    one; None beyond both counts (``illegal_queue``)."""
+    if h.queue_id < 0:
+        return random.randrange(config.write_queue_nums)
+    if h.queue_id >= config.write_queue_nums and h.queue_id >= config.read_queue_nums:
+        return None
+    return h.queue_id
+
+
+def illegal_queue(
+    request: RemotingCommand, h: SendMessageRequestHeader, config: TopicConfig
+) -> RemotingCommand:
+    """SYSTEM_ERROR for a queue id beyond both queue counts (RocketMQ's msgCheck)."""
+    return reply(
+        request,
+        ResponseCode.SYSTEM_ERROR,
+        remark=f"request queueId[{h.queue_id}] is illegal, topic[{h.topic}] writeQueueNums: "
+        f"{config.write_queue_nums}, readQueueNums: {config.read_queue_nums}",
+    )
 
 
 def metrics_topic(topic: str) -> str:
