@@ -5,13 +5,16 @@ as one SEND_BATCH_MESSAGE, each caller getting its own ``SendResult``.
 ``Accumulator.entry`` runs in the caller's thread: it decides whether a send may wait for
 company and encodes it as a batch entry (validated as ``prepare`` would; its UNIQ_KEY is its
 ``msg_id``). ``Accumulator.add`` runs on the client hub, as every send does: entries of one
-topic, explicit queue (or none: the default selector picks one for the batch) and
-``wait_store_ok`` go into one batch, sent when it reaches ``batch_max_bytes`` or
-``batch_max_delay`` after its first entry, or, before it would pass ``max_message_size``, at
-once. The batch is sent as ``send_batch`` sends (retries on another broker within the send
-timeout, which starts when the batch is sent); its answer is split per message: each gets its
-own ``msg_id``, ``offset_msg_id`` and ``queue_offset`` (the batch's first + its index), a
-failure is every member's.
+topic, explicit queue (or none: the default selector picks one for the batch),
+``wait_store_ok`` and kind (sync ``send`` or ``send_async``) go into one batch, sent when it
+reaches ``batch_max_bytes`` or ``batch_max_delay`` after its first entry, or, before it would
+pass ``max_message_size``, at once. Sync and async sends never share a batch (RocketMQ's
+syncSendBatchs and asyncSendBatchs): a batch of sync sends is sent as ``send_batch`` sends
+(``retries``, retryAnotherBrokerWhenNotStoreOK), one of async sends as an async send
+(``async_retries`` on a connection failure or a timeout only, its answer its outcome). The send
+timeout starts when the batch is sent. Its answer is split per message: each gets its own
+``msg_id``, ``offset_msg_id`` and ``queue_offset`` (the batch's first + its index), a failure is
+every member's.
 
 Not held, sent as before: messages with a delay or due time, to a retry topic, of
 ``batch_max_bytes`` or more (they would go alone anyway, and a single send compresses), sends
@@ -22,7 +25,7 @@ traces) are registered; nor any while ``total_batch_max_bytes`` of bodies are he
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import gevent
 import gevent.event
@@ -36,7 +39,23 @@ from actors.client.selectors import Selection
 from runtime.remoting.codes import RETRY_PREFIX
 
 Done = Callable[[Any, "BaseException | None"], None]
-Begin = Callable[[Outgoing, Selection, float, Done, bool], None]
+
+
+class Begin(Protocol):
+    """``Producer._begin``: start a send on the hub."""
+
+    def __call__(
+        self,
+        out: Outgoing,
+        selection: Selection,
+        timeout: float,
+        done: Done,
+        oneway: bool,
+        hooked: Any = None,
+        *,
+        asynchronous: bool = False,
+    ) -> None: ...
+
 
 BATCH_MAX_DELAY = 0.01
 """Seconds a batch waits for more after its first message (RocketMQ's batchMaxDelayMs, 10)."""
@@ -50,6 +69,8 @@ class BatchKey(NamedTuple):
     topic: str
     queue: MessageQueue | None
     wait_store_ok: bool
+    asynchronous: bool
+    """Entries of ``send_async`` calls: the batch goes as an async send."""
 
 
 class Entry(NamedTuple):
@@ -101,9 +122,10 @@ class Accumulator:
 
     # -- the caller's thread -----------------------------------------------------------------
 
-    def entry(self, msg: Message, selection: Selection) -> Entry | None:
-        """``msg`` encoded to be held, or None when it is to be sent alone (see the module
-        docstring). Raises MessageInvalidError / MessageTooLargeError as a send would."""
+    def entry(self, msg: Message, selection: Selection, asynchronous: bool) -> Entry | None:
+        """``msg`` encoded to be held (``asynchronous``: a ``send_async``'s), or None when it is
+        to be sent alone (see the module docstring). Raises MessageInvalidError /
+        MessageTooLargeError as a send would."""
         if selection.selector is not None or not isinstance(msg, Message):
             return None
         if msg.delay_level or msg.deliver_at_ms or msg.delay_ms:
@@ -119,7 +141,8 @@ class Accumulator:
         data = batch_entry(msg, uniq)
         if len(data) > self.max_message_size:
             raise MessageTooLargeError(len(data), self.max_message_size)
-        return Entry(BatchKey(msg.topic, selection.queue, msg.wait_store_ok), data, uniq, size)
+        key = BatchKey(msg.topic, selection.queue, msg.wait_store_ok, asynchronous)
+        return Entry(key, data, uniq, size)
 
     # -- the hub ----------------------------------------------------------------------------
 
@@ -171,7 +194,8 @@ class Accumulator:
         selection = Selection(queue=key.queue)
         self._sending += 1
         self._answered.clear()
-        self.begin(out, selection, batch.timeout, self._splitter(dones, batch.ids), False)
+        done = self._splitter(dones, batch.ids)
+        self.begin(out, selection, batch.timeout, done, False, asynchronous=key.asynchronous)
 
     def _splitter(self, dones: list[Done], ids: list[str]) -> Done:
         """The batch's ``done``: each member's, with its own part of the batch's SendResult."""

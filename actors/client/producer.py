@@ -7,12 +7,12 @@ with Producer("orders-producer", namesrv="127.0.0.1:9876") as producer:
 
 Every method may be called from any thread (or greenlet, in a monkey-patched program). Messages
 are validated and encoded in the caller's thread; the send itself runs on the client hub (see
-``actors.client.send``). ``send`` and ``send_async`` retry twice (``retries`` /
-``async_retries``) on another broker within ``send_timeout`` (the default selector only);
-``send_async`` returns a ``concurrent.futures.Future`` (callbacks on the client's callback
-thread, never on the hub; ``flush`` waits for them); ``send_oneway`` returns once the request
-is written. ``request`` sends a message and waits for the reply (request-reply,
-``actors.client.reply``).
+``actors.client.send``, which says what is retried). ``send`` retries twice (``retries``) on
+another broker within ``send_timeout`` (the default selector only), ``send_async`` twice
+(``async_retries``) after a failure with no answer only; ``send_async`` returns a
+``concurrent.futures.Future`` (callbacks on the client's callback thread, never on the hub;
+``flush`` waits for them); ``send_oneway`` returns once the request is written. ``request``
+sends a message and waits for the reply (request-reply, ``actors.client.reply``).
 """
 
 from __future__ import annotations

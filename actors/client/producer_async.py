@@ -64,7 +64,8 @@ class ProducerAsync(ProducerPort):
         if self._send_hooks:
             out, hooked = self._prepare_hooked(msg, sharding_key, CommunicationMode.ASYNC, queue)
         else:
-            out = self._held(msg, selection) or self._prepare(msg, sharding_key)
+            held = self._held(msg, selection, asynchronous=True)
+            out = held or self._prepare(msg, sharding_key)
         timeout = self.send_timeout if timeout is None else timeout
         future: concurrent.futures.Future[SendResult] = concurrent.futures.Future()
         future.set_running_or_notify_cancel()

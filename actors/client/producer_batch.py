@@ -46,11 +46,13 @@ class ProducerBatch(ProducerPort):
         out = prepare_batch(msgs, max_size=self.max_message_size)
         return self._send_outgoing(out, selection, timeout, None, "send_batch")
 
-    def _held(self, msg: Message, selection: Selection) -> Entry | None:
-        """With ``auto_batch``, ``msg`` encoded to wait for company (``actors.client.auto_batch``),
-        or None: it is sent alone."""
+    def _held(
+        self, msg: Message, selection: Selection, *, asynchronous: bool = False
+    ) -> Entry | None:
+        """With ``auto_batch``, ``msg`` encoded to wait for company (``actors.client.auto_batch``;
+        ``asynchronous``: a ``send_async``'s, held with those only), or None: it is sent alone."""
         accumulator = self._accumulator
-        return None if accumulator is None else accumulator.entry(msg, selection)
+        return None if accumulator is None else accumulator.entry(msg, selection, asynchronous)
 
     def _dispatch(
         self,

@@ -87,8 +87,11 @@ class ProducerPort:
         """``msg`` validated and encoded (in the caller's thread)."""
         raise NotImplementedError
 
-    def _held(self, msg: Message, selection: Selection) -> Entry | None:
-        """With ``auto_batch``, ``msg`` encoded to be held for a batch; None: sent alone."""
+    def _held(
+        self, msg: Message, selection: Selection, *, asynchronous: bool = False
+    ) -> Entry | None:
+        """With ``auto_batch``, ``msg`` encoded to be held for a batch (``asynchronous``: a
+        ``send_async``'s); None: sent alone."""
         raise NotImplementedError
 
     def _dispatch(

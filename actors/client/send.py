@@ -8,16 +8,29 @@ completes it.
 A send that must wait for a route or a connection joins a lane (``actors.client.send_lanes``),
 which keeps one producer's sends in invoke order.
 
-Retries (sync and async sends with the default selector; never oneway or selector sends, as
-RocketMQ): up to ``retries`` (async: ``async_retries``) more attempts within the one overall
-timeout, each on a queue of a broker other than the one that failed when there is one, after
-a connection error, a timeout with time left, or one of the response codes RocketMQ retries
-(TOPIC_NOT_EXIST, SERVICE_NOT_AVAILABLE, SYSTEM_ERROR, SYSTEM_BUSY, NO_PERMISSION, ...); after
-a missing route or a failed connect it first waits 0.2 s times the attempt number (a cluster
-still starting, a broker restarting). Every failure also refreshes the topic's route.
+Retries, as RocketMQ's (``DefaultMQProducerImpl.sendDefaultImpl`` for sync sends,
+``MQClientAPIImpl.onExceptionImpl`` for async ones), all within the send's one overall timeout;
+never of oneway sends:
 
-Sync sends get ``retries`` (RocketMQ's retryTimesWhenSendFailed), async sends
-``async_retries`` (retryTimesWhenSendAsyncFailed), both 2 by default.
+- a sync send with the default selector: up to ``retries`` (retryTimesWhenSendFailed) more
+  attempts after a connection error, a timeout with time left, a missing route, or one of the
+  response codes RocketMQ retries (TOPIC_NOT_EXIST, SERVICE_NOT_AVAILABLE, SYSTEM_ERROR,
+  SYSTEM_BUSY, NO_PERMISSION, ...); a sync send with a selector or an explicit queue is tried
+  once;
+- an async send (any selection): up to ``async_retries`` (retryTimesWhenSendAsyncFailed) more
+  attempts after a connection error, a timeout with time left or a missing route only; a
+  broker's refusal (any error code) is its outcome at once. With a selector or an explicit queue
+  the retry goes to the same queue (RocketMQ resends the same request to the same broker).
+
+A default-selector retry goes to a queue of a broker other than the one that failed when there
+is one. After a missing route or a failed connect a retry first waits 0.2 s times the attempt
+number (a cluster still starting, a broker restarting). Every failure also refreshes the
+topic's route.
+
+What a failed send raises: its one error when it was tried once; the error itself when it is
+not retryable (a broker's refusal such as MESSAGE_ILLEGAL, as RocketMQ throws its
+MQBrokerException), with the earlier attempts' failures as its ``__cause__`` (a
+``SendFailedError``); ``SendFailedError`` with every attempt's error when retries ran out.
 
 With ``retry_another_broker_when_not_store_ok`` (RocketMQ's retryAnotherBrokerWhenNotStoreOK,
 off by default), a stored sync send (never an async one, as in RocketMQ) answered
@@ -81,6 +94,7 @@ class SendOp:
         "_session",
         "_started",
         "_timer",
+        "asynchronous",
         "attempts_left",
         "deadline",
         "done",
@@ -129,6 +143,8 @@ class SendOp:
         self.retry_not_ok = False
         """A stored answer that is not SEND_OK is retried on another broker (a sync send of a
         producer with retryAnotherBrokerWhenNotStoreOK)."""
+        self.asynchronous = False
+        """A ``send_async``'s (or a request's): a broker's refusal is never retried."""
 
     # -- steps --------------------------------------------------------------------------
 
@@ -168,6 +184,8 @@ class SendOp:
 
     def _select(self, route: TopicRoute) -> MessageQueue:
         sel = self.selection
+        if self.mq is not None and not sel.default:
+            return self.mq  # an async send's retry: the queue chosen first, as RocketMQ's
         if sel.queue is not None:  # sent there whatever the route says, as RocketMQ's
             mq = sel.queue
             if mq.topic != self.out.topic:
@@ -346,9 +364,7 @@ class SendOp:
             fault = self.sender.latency_fault
             if fault is not None and not isinstance(error, MessageInvalidError):
                 fault.update(self.mq.broker_name, self._elapsed_ms(), isolation=True)
-        retryable = isinstance(error, ConnectError | RequestTimeoutError | NoRouteError) or (
-            isinstance(error, BrokerError) and error.code in RETRY_CODES
-        )
+        retryable = self._retryable(error)
         # A timeout spent the budget (its timer may fire a little early: the loop's clock is
         # cached); a retry with only that slack left would only send the message again.
         if retryable and self.attempts_left > 0 and self.remaining() > TIMER_SLACK:
@@ -366,8 +382,21 @@ class SendOp:
             self._finish(self.not_ok, None)
         elif len(self.errors) == 1:
             self._finish(None, error)
+        elif not retryable:  # raised itself, as RocketMQ throws a refusal's MQBrokerException
+            error.__cause__ = SendFailedError(self.out.topic, list(self.errors[:-1]))
+            self._finish(None, error)
         else:
-            self._finish(None, SendFailedError(self.out.topic, self.errors))
+            self._finish(None, SendFailedError(self.out.topic, list(self.errors)))
+
+    def _retryable(self, error: ClientError) -> bool:
+        """Worth another attempt (attempts and time allowing): nothing answered (a connection
+        error, a timeout, no route), or a sync send's refusal with a code RocketMQ retries
+        (an async send's refusal is its outcome: onExceptionImpl without a retry)."""
+        if isinstance(error, ConnectError | RequestTimeoutError | NoRouteError):
+            return True
+        if self.asynchronous:
+            return False
+        return isinstance(error, BrokerError) and error.code in RETRY_CODES
 
     def _finish(self, result: SendResult | None, error: BaseException | None) -> None:
         if self._finished:

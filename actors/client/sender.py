@@ -67,11 +67,17 @@ class Sender:
         """Start a send (hub callback or greenlet). ``done(result, error)`` is called once.
         ``hooked``: a producer's send with hooks (``actors.client.send_hooks``), which reads the
         send's queue when it ends (``hooked.op``). ``asynchronous``: a ``send_async`` (retried
-        ``async_retries`` times, never for a stored answer that is not SEND_OK)."""
-        retries = self.async_retries if asynchronous else self.retries
-        attempts = 1 + (retries if selection.default and not oneway else 0)
-        op = SendOp(self, out, selection, timeout, attempts, done, oneway)
+        ``async_retries`` times whatever its selection, after a failure with no answer only;
+        never for a stored answer that is not SEND_OK)."""
+        if oneway:
+            retries = 0
+        elif asynchronous:  # RocketMQ: a selector's or a queue's too, to the same queue
+            retries = self.async_retries
+        else:  # RocketMQ's sendSelectImpl and send(msg, mq) try a sync send once
+            retries = self.retries if selection.default else 0
+        op = SendOp(self, out, selection, timeout, 1 + retries, done, oneway)
         op.retry_not_ok = self.retry_not_stored_ok and not asynchronous
+        op.asynchronous = asynchronous
         if hooked is not None:
             hooked.op = op
         self.in_flight += 1

@@ -8,7 +8,8 @@ It speaks just enough of the protocol for the client: routes (105), sends (10/31
 NOTIFY_CONSUMER_IDS_CHANGED (40) pushed to the group, UNREGISTER_CLIENT (35) and
 GET_CONSUMER_LIST_BY_GROUP (38). Pull bodies are real commit-log records
 (``runtime.store.record``). Faults can be injected per broker (``fail_sends``,
-``silent_sends``, ``forget_heartbeats``). Not a broker: no disk, no flush, no replication.
+``silent_sends``, ``dropped_sends``, ``forget_heartbeats``). Not a broker: no disk, no flush, no
+replication.
 Each broker's state is a ``FakeBroker`` (``testing_state``); the request processors are in
 ``testing_protocol``.
 """

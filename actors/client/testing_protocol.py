@@ -78,7 +78,7 @@ class BrokerProcessor:
             RequestCode.SEND_MESSAGE_V2,
             RequestCode.SEND_BATCH_MESSAGE,
         ):
-            return self._send(request)
+            return self._send(session, request)
         if code == RequestCode.PULL_MESSAGE:
             return self._pull(request)
         ext = request.ext_fields
@@ -173,10 +173,14 @@ class BrokerProcessor:
             if gone:
                 self._notify(group)
 
-    def _send(self, request: RemotingCommand) -> RemotingCommand | None:
+    def _send(self, session: SessionHandle, request: RemotingCommand) -> RemotingCommand | None:
         b = self.b
         if b.silent_sends > 0:
             b.silent_sends -= 1
+            return None
+        if b.dropped_sends > 0:
+            b.dropped_sends -= 1
+            session.close()
             return None
         if b.fail_sends:
             return RemotingCommand.response_to(request, b.fail_sends.pop(0), remark="injected")

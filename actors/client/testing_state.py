@@ -45,6 +45,9 @@ class FakeBroker:
     """Response codes to answer the next sends with, first first."""
     silent_sends: int = 0
     """How many of the next sends get no answer at all."""
+    dropped_sends: int = 0
+    """How many of the next sends close their connection unanswered (nothing stored: the
+    client sees the connection lost)."""
     send_delay: float = 0.0
     """Seconds every send's answer waits (the message is stored at once): sends in flight."""
     unregister_delay: float = 0.0

@@ -170,22 +170,21 @@ def test_a_send_not_stored_ok_is_retried_on_another_broker_when_asked(
     assert bodies.count(b"once") == 1 and bodies.count(b"again") == 2 and bodies.count(b"x") == 3
 
 
-def test_an_async_send_is_retried_but_not_one_with_a_selector(
+def test_an_async_send_is_retried_after_a_lost_connection_not_after_a_refusal(
     cluster: FakeCluster, producer: Producer
 ) -> None:
-    # Given broker-a answers the next two sends with SYSTEM_BUSY
+    # Given broker-a drops the connection of its next send
     producer.send(Message("Orders", b"warm-up"))  # route and connections known
-    cluster.run(
-        lambda: cluster.broker("broker-a").fail_sends.extend([ResponseCode.SYSTEM_BUSY] * 2)
-    )
+    cluster.run(lambda: setattr(cluster.broker("broker-a"), "dropped_sends", 1))
     # When an async send goes to broker-a (round robin: queue 1 of broker-a)
     r = producer.send_async(Message("Orders", b"retried")).result(timeout=5)
     # Then it was retried on broker-b (RocketMQ's retryTimesWhenSendAsyncFailed)
     assert r.queue.broker_name == "broker-b"
-    # When an async send names its queue on broker-a
+    # When an async send names its queue on broker-a, which refuses it SYSTEM_BUSY
+    cluster.run(lambda: cluster.broker("broker-a").fail_sends.append(ResponseCode.SYSTEM_BUSY))
     mq = MessageQueue(topic="Orders", broker_name="broker-a", queue_id=0)
     future = producer.send_async(Message("Orders", b"pinned"), queue=mq)
-    # Then it is tried once: broker-a's refusal is the answer
+    # Then the refusal is the answer (RocketMQ retries no async send a broker refused)
     with pytest.raises(BrokerError) as err:
         future.result(timeout=5)
     assert err.value.code == ResponseCode.SYSTEM_BUSY
