@@ -7,7 +7,9 @@ that cannot be decoded gets SYSTEM_ERROR and a WARNING naming the broker, and so
 nonzero ``bodyCrc32`` is not the body's, remark "crc32 not match" as RocketMQ; the reply's body is
 the KVTable of namespace ORDER_TOPIC_CONFIG when there is one, as RocketMQ answers; part of a
 table from a broker not registered under its id, see ``RouteTable``, gets SYSTEM_ERROR "register
-broker failed", as RocketMQ 5 answers it), REGISTER_TOPIC_IN_NAMESRV (217: header ``topic``,
+broker failed", as RocketMQ 5 answers it; the header's ``enableActingMaster`` and the body's
+``stateVersion`` go to the RouteTable: prime slave, conflicting registrations),
+REGISTER_TOPIC_IN_NAMESRV (217: header ``topic``,
 body a TopicRouteData; SUCCESS whether or not its queue data were applied, as RocketMQ),
 UNREGISTER_BROKER, GET_ROUTEINFO_BY_TOPIC (with ``orderMessageEnable``, the topic's
 ``orderTopicConf`` from ORDER_TOPIC_CONFIG when it has one), GET_BROKER_CLUSTER_INFO,
@@ -353,6 +355,7 @@ class NamesrvProcessor:
             )
         topics: tuple[TopicConfigEntry, ...] = ()
         version = ""
+        state_version = 0
         if request.body:
             parsed = self._register_body(h, request)
             wrapper = parsed.topic_config_serialize_wrapper
@@ -367,6 +370,7 @@ class NamesrvProcessor:
                 for name, tc in wrapper.topic_config_table.items()
             )
             version = version_key(wrapper.data_version)
+            state_version = wrapper.data_version.state_version
         result = (
             self._table()
             .register_broker(
@@ -382,6 +386,8 @@ class NamesrvProcessor:
                     session=session,
                     kind=registration_kind(h),
                     heartbeat_timeout_ms=heartbeat_timeout_ms(h),
+                    enable_acting_master=h.enable_acting_master,
+                    state_version=state_version,
                 )
             )
             .get(timeout=ASK_TIMEOUT)

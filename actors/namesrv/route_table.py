@@ -3,7 +3,10 @@ RouteInfoManager).
 
 Messages (proxy methods; each returns at once, nothing blocks):
 - ``register_broker(RegisterBroker)`` -> ``RegisterResult(master_addr, ha_server_addr)``, or
-  None when it is refused: part of a table from a broker not registered under its id (below)
+  None when it is refused: part of a table from a broker not registered under its id (below).
+  One for an id that another address, live in the same cluster, holds with a higher
+  ``stateVersion`` is ignored, as RocketMQ 5's ("Registered Broker conflicts with the existed
+  one"): answered with no master, and its address leaves the group and the live brokers
 - ``register_topic(topic, queue_datas)`` -> whether applied (REGISTER_TOPIC_IN_NAMESRV, RocketMQ
   5's brokers with ``enableSingleTopicRegister``): the topic's queue data on each named broker
   group, beside the other groups'; none when a named group is not registered
@@ -59,6 +62,14 @@ A registration is one of three ``Registration`` kinds, told by the header's mark
   its previous registration are applied and lost ones added back. One naming a single topic
   while the group holds no address for the broker's id is refused (None), as RocketMQ 5's
   registerBroker refuses it (its brokers' first registration names their system topics too).
+
+Whose topics are applied: a master's (id 0), and, as in RocketMQ 5, the group's "prime slave":
+a RocketMQ 5 broker (header ``enableActingMaster``, true or false; or an actormq broker's marks)
+registering as a slave with the group's lowest id, so while no master is registered. Its topics
+are applied as a master's, with the WRITE bit cleared and none removed (a master's queue data it
+lacks stay). So a name server restarted while a group's master is down routes the group's topics
+read-only on the slave (RocketMQ 5.2's name server clears the bit only when ``enableActingMaster``
+is true; 5.0 and 5.1 always did, as actormq does). Other slaves' topics are never applied.
 
 RocketMQ compares the broker's
 data version instead, which its brokers bump exactly when their topics change; actormq's brokers
@@ -127,6 +138,18 @@ class RegisterBroker(msgspec.Struct, frozen=True, tag=True):
     heartbeat_timeout_ms: int | None = None
     """The header's ``heartbeatTimeoutMillis``: the broker is dropped after this long without
     a sign of life (None: the scanner's ``expire_ms``)."""
+    enable_acting_master: bool | None = None
+    """The header's ``enableActingMaster``: RocketMQ 5's brokers send it, true or false (None:
+    a RocketMQ 4 broker, whose slave is never a prime slave)."""
+    state_version: int = 0
+    """The body's DataVersion ``stateVersion`` (RocketMQ 5's brokers in controller mode: their
+    master epoch; 0 without one). A registration for an id held by another live address with a
+    higher one is ignored."""
+
+    def rocketmq5(self) -> bool:
+        """Whether a RocketMQ 5 broker sent it: the header ``enableActingMaster`` (true or
+        false), or an actormq broker (its marks; they behave as RocketMQ 5's)."""
+        return self.enable_acting_master is not None or self.kind is not Registration.MERGE
 
 
 class RegisterResult(msgspec.Struct, frozen=True):
@@ -148,6 +171,8 @@ class _BrokerLive(msgspec.Struct):
     """Its topics as it last registered them (an incremental registration updates it)."""
     heartbeat_timeout_ms: int | None = None
     """Its own liveness timeout, from its last registration (None: the scanner's)."""
+    state_version: int = 0
+    """The ``stateVersion`` of its last registration (see ``RegisterBroker``)."""
 
 
 class RouteTable(GeventActor):
@@ -164,6 +189,8 @@ class RouteTable(GeventActor):
     # -- registration ---------------------------------------------------------------------
 
     def register_broker(self, msg: RegisterBroker) -> RegisterResult | None:
+        if self._conflicts(msg):
+            return RegisterResult(master_addr=None, ha_server_addr=None)
         if self._unregistered_part(msg):
             logger.warning(
                 "namesrv: registration of {} topic(s) from broker {} id {} at {} refused: it has "
@@ -207,20 +234,12 @@ class RouteTable(GeventActor):
             session=msg.session,
             topics=topics,
             heartbeat_timeout_ms=msg.heartbeat_timeout_ms,
+            state_version=msg.state_version,
         )
-        if msg.broker_id != 0:
-            pass  # (a slave's topics are not applied: RocketMQ 5's prime slave is not, see docs)
-        elif msg.kind is Registration.INCREMENT:
-            # Only the topics it names, even on a first registration (RocketMQ merges every
-            # registration): the broker group's other topics keep their queue data.
-            self._upsert_topics(msg.broker_name, msg.topics)
-        elif msg.kind is Registration.MERGE:
-            self._upsert_topics(msg.broker_name, msg.topics if first_time else news)
-            self._add_missing_topics(msg.broker_name, msg.topics)
-        elif changed or first_time:
-            self._update_topics(msg.broker_name, tuple(topics.values()))
-        else:
-            self._add_missing_topics(msg.broker_name, msg.topics)
+        if msg.broker_id == 0:
+            self._apply(msg, tuple(topics.values()), news, changed, first_time)
+        elif _is_prime_slave(msg, addrs):
+            self._apply_prime_slave(msg, tuple(topics.values()), news, changed, first_time)
         if first_time:
             logger.info(
                 "namesrv: registered broker {} id {} at {} (cluster {})",
@@ -236,6 +255,87 @@ class RouteTable(GeventActor):
             if master_addr is not None and master_addr in self._live:
                 ha_addr = self._live[master_addr].ha_server_addr
         return RegisterResult(master_addr=master_addr, ha_server_addr=ha_addr)
+
+    def _apply(
+        self,
+        msg: RegisterBroker,
+        table: tuple[TopicConfigEntry, ...],
+        news: tuple[TopicConfigEntry, ...],
+        changed: bool,
+        first_time: bool,
+        *,
+        drop_left_out: bool = True,
+    ) -> None:
+        """A master's registration applied to the routes (``table``: the broker's topics after
+        it; ``news``: a merged registration's new or changed ones). ``drop_left_out``: a
+        ``WHOLE`` table's left-out topics leave the group's routes."""
+        name = msg.broker_name
+        if msg.kind is Registration.INCREMENT:
+            # Only the topics it names, even on a first registration (RocketMQ merges every
+            # registration): the broker group's other topics keep their queue data.
+            self._upsert_topics(name, msg.topics)
+        elif msg.kind is Registration.MERGE:
+            self._upsert_topics(name, msg.topics if first_time else news)
+            self._add_missing_topics(name, msg.topics)
+        elif (changed or first_time) and drop_left_out:
+            self._update_topics(name, table)
+        elif changed or first_time:
+            self._upsert_topics(name, table)
+        else:
+            self._add_missing_topics(name, msg.topics)
+
+    def _apply_prime_slave(
+        self,
+        msg: RegisterBroker,
+        table: tuple[TopicConfigEntry, ...],
+        news: tuple[TopicConfigEntry, ...],
+        changed: bool,
+        first_time: bool,
+    ) -> None:
+        """A prime slave's registration (``_is_prime_slave``) applied as a master's, as RocketMQ
+        5's registerBroker does: read-only (the WRITE bit cleared: the slave takes no sends),
+        and nothing leaves the routes (a topic its table lacks may be one the master created
+        and it has not synced yet: the master's queue data stay). So a group whose master is
+        down stays readable after a name server restart, read-only, until the master comes
+        back, whose registration (a new address for id 0) applies its own perms."""
+        self._apply(
+            _read_only_msg(msg),
+            tuple(map(_read_only, table)),
+            tuple(map(_read_only, news)),
+            changed,
+            first_time,
+            drop_left_out=False,
+        )
+
+    def _conflicts(self, msg: RegisterBroker) -> bool:
+        """Whether ``msg`` is ignored, as RocketMQ 5's registerBroker ignores it ("Registered
+        Broker conflicts with the existed one, just ignore"): another address, live in the same
+        cluster, holds the broker's id with a higher ``stateVersion`` (in controller mode the
+        master epoch: an old master coming back with a stale registration must not take id 0
+        back from its successor). Like RocketMQ, the ignored address leaves the group (under any
+        other id it held) and the live brokers, and the answer is a success without a master."""
+        group = self._brokers.get(msg.broker_name)
+        holder = None if group is None else group[1].get(msg.broker_id)
+        if holder is None or holder == msg.broker_addr:
+            return False
+        held = self._live.get(holder)
+        if held is None or held.cluster_name != msg.cluster_name:
+            return False
+        if held.state_version <= msg.state_version:
+            return False
+        logger.warning(
+            "namesrv: registration of broker {} id {} at {} (stateVersion {}) ignored: it "
+            "conflicts with {} (stateVersion {}), which holds the id",
+            msg.broker_name,
+            msg.broker_id,
+            msg.broker_addr,
+            msg.state_version,
+            holder,
+            held.state_version,
+        )
+        if msg.broker_addr in self._live or msg.broker_addr in group[1].values():
+            self._remove_addr(msg.broker_addr, reason="its registration conflicts with the id's")
+        return True
 
     def _unregistered_part(self, msg: RegisterBroker) -> bool:
         """Whether ``msg`` is part of a table from a broker not registered under its id: an
@@ -479,6 +579,21 @@ class RouteTable(GeventActor):
     def live_brokers(self) -> dict[str, str]:
         """broker address -> "name/id" (for tests and the controller)."""
         return {addr: f"{v.broker_name}/{v.broker_id}" for addr, v in self._live.items()}
+
+
+def _is_prime_slave(msg: RegisterBroker, addrs: dict[int, str]) -> bool:
+    """Whether ``msg``, registered into the group's ``addrs``, is from its "prime slave", as
+    RocketMQ 5's registerBroker has it: a slave of a RocketMQ 5 broker (``rocketmq5``) holding
+    the group's lowest id, so no master (id 0) is registered."""
+    return msg.broker_id != 0 and msg.rocketmq5() and msg.broker_id == min(addrs)
+
+
+def _read_only(t: TopicConfigEntry) -> TopicConfigEntry:
+    return msgspec.structs.replace(t, perm=t.perm & ~PERM_WRITE)
+
+
+def _read_only_msg(msg: RegisterBroker) -> RegisterBroker:
+    return msgspec.structs.replace(msg, topics=tuple(map(_read_only, msg.topics)))
 
 
 def _queue_data(broker_name: str, t: TopicConfigEntry) -> QueueData:

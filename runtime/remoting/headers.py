@@ -222,6 +222,10 @@ class RegisterBrokerRequestHeader(Header, kw_only=True):
     body_crc32: Int32 = 0
     actormq_incremental: bool = False
     actormq_full: bool = False
+    enable_acting_master: bool | None = None
+    """RocketMQ 5's brokers send it, true or false (their ``enableSlaveActingMaster``); None:
+    a RocketMQ 4 broker. The name server applies only a RocketMQ 5 slave's topics (its prime
+    slave, ``actors.namesrv.route_table``)."""
 
 
 class UnregisterBrokerRequestHeader(Header, kw_only=True):
