@@ -15,9 +15,11 @@ Messages accepted:
   ``next_begin_offset`` passes it (MESSAGE_WAS_REMOVING when nothing else was found), and one
   WARNING names its queue offset (once per record while the actor lives). One the file system
   cannot read (EIO: a bad sector) is skipped the same way, its WARNING naming the error; a
-  transient error (out of memory or descriptors) fails the pull instead. One not written yet
-  (past the log's write offset) stops the read before it (OFFSET_FOUND_NULL when it is the
-  first), as the next read may find it.
+  transient error (out of memory or descriptors) fails the pull instead. So are consume-queue
+  entries it cannot read: those of the page that fails (``ConsumeQueue.read_around``) are
+  skipped (MESSAGE_WAS_REMOVING, ``next_begin_offset`` past them), the others served. One not
+  written yet (past the log's write offset) stops the read before it (OFFSET_FOUND_NULL when it
+  is the first), as the next read may find it.
 - ``WaitArrival(offset, reply, deadline)`` (tell): resolve ``reply`` with the max offset once it
   exceeds ``offset`` — the hook the remoting layer parks long polls on — or at ``deadline``.
 - ``QueueRange`` -> (min, max); ``OffsetForTime(ts)`` -> offset; ``EarliestStoreTime`` -> ms.
@@ -306,14 +308,19 @@ class Queue(GeventActor):
         status = GetStatus.NO_MATCHED_MESSAGE  # if nothing is chosen
         usual = None
         if tag_codes is None:  # then the usual case needs max_nums entries, not a whole scan
-            usual = _usual_choice(cq.read_raw(off, max_nums), off, max_bytes, log_min)
+            raw, resume = self._read_entries(off, max_nums)
+            if resume is not None:
+                return result(GetStatus.MESSAGE_WAS_REMOVING, resume)
+            usual = _usual_choice(raw, off, max_bytes, log_min)
         if usual is not None:
             chosen, total = usual
             next_begin = off + len(chosen)
         else:
             chosen, total = [], 0  # (queue offset, phys, size), their sizes' sum
             next_begin = off
-            raw = cq.read_raw(off, max(MIN_SCAN_ENTRIES, max_nums))
+            raw, resume = self._read_entries(off, max(MIN_SCAN_ENTRIES, max_nums))
+            if resume is not None:
+                return result(GetStatus.MESSAGE_WAS_REMOVING, resume)
             for i, (phys, size, tags) in enumerate(ENTRY.iter_unpack(raw)):
                 q = off + i
                 if size == BLANK_SIZE_FIELD:
@@ -394,6 +401,27 @@ class Queue(GeventActor):
         return result(
             GetStatus.FOUND, next_begin, messages=tuple(messages), queue_offsets=tuple(qoffs)
         )
+
+    def _read_entries(self, off: int, count: int) -> tuple[bytes, int | None]:
+        """Up to ``count`` raw consume-queue entries from ``off`` (``off`` inside the queue),
+        and None; or, when the file system cannot read the entry at ``off`` (EIO: a bad
+        sector), b"" and the queue offset past the entries of the page that failed, which are
+        skipped (one WARNING). Entries before such a page are returned, the read stopping
+        there. A transient error (``TRANSIENT_READ``) is raised: the pull fails."""
+        try:
+            return self.cq.read_raw(off, count), None
+        except OSError as exc:
+            if exc.errno in TRANSIENT_READ:
+                raise
+        raw, resume, error = self.cq.read_around(off, count)
+        if raw or error is None:
+            return raw, None
+        if error.errno in TRANSIENT_READ:
+            raise error
+        self._report_damaged(
+            list(range(off, resume)), f"have consume-queue entries that could not be read ({error})"
+        )
+        return b"", resume
 
     def _damaged(self, phys: int, size: int) -> bool:
         """Whether a record that failed its check is damaged (skipped): its entry is impossible

@@ -33,6 +33,8 @@ ENTRY_SIZE = ENTRY.size
 assert ENTRY_SIZE == 20
 BLANK_SIZE_FIELD = 0x7FFFFFFF
 BLANK_ENTRY = ENTRY.pack(0, BLANK_SIZE_FIELD, 0)
+READ_PAGE = 4096
+"""``read_around``'s unit: what the kernel reads (and fails to read) at once."""
 TAIL_CACHE_ENTRIES = 128
 """The last 128 (to 256) entries stay in memory: a consumer that keeps up (within four pulls of
 32) reads them without a ``pread`` (``SegmentedFile``'s ``tail_cache``; 5 KiB per queue at most,
@@ -231,6 +233,36 @@ class ConsumeQueue:
             out += chunk
             pos += len(chunk)
         return out[: len(out) - len(out) % ENTRY_SIZE]
+
+    def read_around(self, start: int, count: int) -> tuple[bytes, int, OSError | None]:
+        """``read_raw`` for a range the file system failed to read: read again a page at a time
+        (``READ_PAGE`` bytes of the file: a page the kernel cannot read fails whole).
+
+        Returns ``(raw, resume, error)``: the whole entries from ``start`` before the first page
+        that cannot be read (b"" when the entry at ``start`` touches it), the queue offset past
+        the entries that page touches (also those past ``count``: where a reader goes on), and
+        its error; ``(raw, end, None)`` when every page could be read."""
+        start = max(start, self.min_offset)
+        end = min(start + count, self.max_offset)
+        out = bytearray()
+        pos = start * ENTRY_SIZE
+        stop = end * ENTRY_SIZE
+        while pos < stop:
+            seg = self.file.segment_start(pos)
+            page_end = min(
+                seg + ((pos - seg) // READ_PAGE + 1) * READ_PAGE, seg + self.file.segment_size
+            )
+            try:
+                chunk = self.file.read(pos, min(page_end, stop) - pos)
+            except OSError as exc:  # (the page's entries past ``stop`` cannot be read either)
+                whole = len(out) - len(out) % ENTRY_SIZE
+                resume = min(-(-page_end // ENTRY_SIZE), self.max_offset)
+                return bytes(out[:whole]), resume, exc
+            if not chunk:
+                break
+            out += chunk
+            pos += len(chunk)
+        return bytes(out[: len(out) - len(out) % ENTRY_SIZE]), end, None
 
     def entry(self, qoff: int) -> CqEntry | None:
         if qoff < self.min_offset or qoff >= self.max_offset:
