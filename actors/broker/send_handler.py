@@ -18,7 +18,10 @@ a request message of request-reply (it names REPLY_TO_CLIENT) gets its reply top
 (``actors.broker.reply_handler``), and its connection reaches the requester until the
 requester's heartbeat does (``ProducerManager.sent_request``). Every answer and every stored
 message carry the broker's region and trace switch (MSG_REGION, TRACE_ON:
-``actors.broker.msg_region``).
+``actors.broker.msg_region``). A single message sent without a UNIQ_KEY (or with an empty one)
+is stored with one of the broker's making, which the answer's transactionId names, as RocketMQ
+5's SendMessageProcessor does (a batch's messages keep theirs: RocketMQ's sendBatchMessage
+gives none).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from actors.broker.context import BrokerContext, reply, send_queue_busy, topic_n
 from actors.broker.delay import TimerError, delay_level, schedule, to_schedule
 from actors.broker.msg_region import stamp, with_response_fields
 from actors.broker.queue_limits import capped
+from actors.client.msgid import new_message_id
 from config.schema import BrokerConfig
 from runtime.errors import AddressError
 from runtime.hostport import parse_address
@@ -43,9 +47,11 @@ from runtime.remoting.header_codec import decode_send_header
 from runtime.remoting.headers import SendMessageRequestHeader
 from runtime.remoting.properties import (
     MSG_TYPE,
+    PROPERTY_SEPARATOR,
     REPLY_TO_CLIENT,
     UNIQ_KEY,
     decode_properties,
+    encode_properties,
     message_kind,
 )
 from runtime.session import SessionHandle
@@ -84,6 +90,7 @@ STORED_CODES = frozenset(
 )
 """Response codes that mean "stored" (the durability condition may not be met)."""
 REPLY_MARK = f"{REPLY_TO_CLIENT}\x01"
+UNIQ_MARK = f"{UNIQ_KEY}\x01"
 REPLY_MESSAGE_FLAG = "reply"
 """MSG_TYPE of a reply (RocketMQ's MixAll.REPLY_MESSAGE_FLAG)."""
 
@@ -142,10 +149,14 @@ def _send(
     if queue_id is None:
         return illegal_queue(request, h, config)
     is_batch = h.batch or request.code == RequestCode.SEND_BATCH_MESSAGE
-    records = records_of(session, request, h, queue_id, is_batch, ctx.cfg, clustered=True)
+    props = decode_properties(h.properties)  # (once: the message kind, UNIQ_KEY, requester)
+    properties = h.properties if is_batch else with_uniq_key(h.properties, props)
+    records = records_of(
+        session, request, h, queue_id, is_batch, ctx.cfg, clustered=True, properties=properties
+    )
     requester = None
     if not is_batch and REPLY_MARK in h.properties:
-        requester = requester_of(h.properties)
+        requester = requester_of(props)
     if not records:
         return reply(request, ResponseCode.MESSAGE_ILLEGAL, remark="the batch holds no message")
     if is_batch and h.topic.startswith(RETRY_PREFIX):  # (as RocketMQ's sendBatchMessage)
@@ -201,16 +212,29 @@ def _send(
         "queueId": queue_id,
         "queueOffset": outcome.queue_offset,
     }
-    props = decode_properties(h.properties)
     if not h.topic.startswith(RETRY_PREFIX) and not h.topic.startswith(DLQ_PREFIX):
         # (RocketMQ's: a send's records' average size as stored; retries and dead letters not)
         labels = (metrics_topic(h.topic), message_kind(props))
         ctx.message_size.observe(labels, outcome.wrote_bytes // len(records))
     if not is_batch:
-        uniq = props.get(UNIQ_KEY)
-        if uniq:
-            ext["transactionId"] = uniq
+        ext["transactionId"] = props[UNIQ_KEY]
     return reply(request, code, remark=outcome.remark, ext_fields=ext)
+
+
+def with_uniq_key(properties: str, props: dict[str, str]) -> str:
+    """A message's properties as stored: with a UNIQ_KEY of the broker's making when the
+    producer sent none or an empty one (RocketMQ 5's SendMessageProcessor.sendMessage gives
+    every single message one, so its msgId and the answer's transactionId are always set; a
+    batch's messages keep what they were sent with). ``props`` (``properties`` decoded) gets
+    it too."""
+    if props.get(UNIQ_KEY):
+        return properties
+    props[UNIQ_KEY] = new_message_id()
+    if UNIQ_MARK in properties:  # (an empty one: replaced)
+        return encode_properties(props)
+    if properties and not properties.endswith(PROPERTY_SEPARATOR):
+        properties += PROPERTY_SEPARATOR
+    return f"{properties}{UNIQ_MARK}{props[UNIQ_KEY]}{PROPERTY_SEPARATOR}"
 
 
 def forbidden_topic(request: RemotingCommand, topic: str) -> RemotingCommand | None:
@@ -311,11 +335,10 @@ def _auto_create(ctx: BrokerContext, h: SendMessageRequestHeader) -> TopicConfig
     return made
 
 
-def requester_of(properties: str) -> str | None:
+def requester_of(props: dict[str, str]) -> str | None:
     """The REPLY_TO_CLIENT of a request message of request-reply (None for a reply sent as a
     plain message): its connection reaches the requester until the requester's heartbeat does
     (``ProducerManager.sent_request``)."""
-    props = decode_properties(properties)
     return None if props.get(MSG_TYPE) == REPLY_MESSAGE_FLAG else props.get(REPLY_TO_CLIENT)
 
 
@@ -340,18 +363,20 @@ def records_of(
     cfg: BrokerConfig,
     *,
     clustered: bool = False,
+    properties: str | None = None,
 ) -> list[PutRecord]:
     """The records a send stores, each with the broker's MSG_REGION and TRACE_ON, and with
     ``clustered`` (a producer's send, not a reply) its CLUSTER: RocketMQ's SendMessageProcessor
     puts the broker's cluster name into every message it stores (a request message's responder
-    sends its reply to ``<CLUSTER>_REPLY_TOPIC``), replacing the producer's."""
+    sends its reply to ``<CLUSTER>_REPLY_TOPIC``), replacing the producer's. ``properties``:
+    a single message's, when not the header's as sent."""
     born_host, born_port = peer_host(session.remote_address)
     cluster = (cfg.broker_cluster_name or None) if clustered else None
     topic, sys_flag, born, times = h.topic, h.sys_flag, h.born_timestamp, h.reconsume_times
     entries = (
         split_batch(request.body, opaque=request.opaque)
         if is_batch
-        else [(h.flag, request.body, h.properties)]
+        else [(h.flag, request.body, h.properties if properties is None else properties)]
     )
     # positional: a batch of 100 builds 100 records (keywords cost 5x more)
     return [

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
 import time
 from typing import Any
 
@@ -149,6 +150,29 @@ def test_every_stored_message_names_the_broker_cluster(tmp_path: pathlib.Path) -
             "k1",
         )
         assert all(p["MSG_REGION"] == "DefaultRegion" for p in stored)
+
+
+def test_a_message_sent_without_a_uniq_key_gets_one_of_the_brokers(tmp_path: pathlib.Path) -> None:
+    with lone_broker(tmp_path / "b") as client, no_errors_logged() as errors:
+        # Given a message sent without UNIQ_KEY, one with an empty one, and one with its own
+        sends = ["TAGS\x01t\x02", "UNIQ_KEY\x01\x02KEYS\x01k\x02", "UNIQ_KEY\x01MINE\x02"]
+        answers = []
+        for properties in sends:
+            got = client.call_command(
+                send_v2("Ids", b"m", born_ms=_now_ms(), properties=properties)
+            )
+            assert got.code == ResponseCode.SUCCESS, got.remark
+            answers.append(got.ext_fields.get("transactionId"))
+        # When they are pulled
+        stored = stored_properties(client, "Ids", 3)
+        # Then the first two carry a UNIQ_KEY of the broker's making, which the answer names as
+        # its transactionId (RocketMQ 5's SendMessageProcessor sets one on every single message
+        # it stores: the client's msgId and transactionId are never null); the third keeps its own
+        assert [p.get("UNIQ_KEY") for p in stored] == answers
+        assert all(re.fullmatch("[0-9A-F]{32}", a or "") for a in answers[:2])
+        assert answers[0] != answers[1] and answers[2] == "MINE"
+        assert (stored[0]["TAGS"], stored[1]["KEYS"]) == ("t", "k")
+        assert errors == []
 
 
 def _now_ms() -> int:
