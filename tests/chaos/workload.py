@@ -50,13 +50,15 @@ def store_address(offset_msg_id: str) -> str | None:
 
 
 def chaos_producer(namesrv: str, name: str, send_timeout: float, **options: Any) -> Producer:
-    """The harness's producer for process ``name``: no retries (one invoke is one request), an
-    instance of its own, heartbeats and route refreshes every 2 s (faults heal fast)."""
+    """The harness's producer for process ``name``: no retries, sync or async (one invoke is one
+    request), an instance of its own, heartbeats and route refreshes every 2 s (faults heal
+    fast)."""
     return Producer(
         "chaos-producers",
         namesrv=namesrv,
         tls=transport.client_tls(),
         retries=0,
+        async_retries=0,  # (send_async too: an invoke is one request, stored in invoke order)
         send_timeout=send_timeout,
         instance_name=f"chaos-{name}-{os.getpid()}",
         heartbeat_interval=2.0,
