@@ -27,7 +27,10 @@ gives none).
 from __future__ import annotations
 
 import contextlib
+import datetime
 import functools
+import itertools
+import os
 import random
 import time
 
@@ -35,7 +38,6 @@ from actors.broker.context import BrokerContext, reply, send_queue_busy, topic_n
 from actors.broker.delay import TimerError, delay_level, schedule, to_schedule
 from actors.broker.msg_region import stamp, with_response_fields
 from actors.broker.queue_limits import capped
-from actors.client.msgid import new_message_id
 from config.schema import BrokerConfig
 from runtime.errors import AddressError
 from runtime.hostport import parse_address
@@ -150,7 +152,7 @@ def _send(
         return illegal_queue(request, h, config)
     is_batch = h.batch or request.code == RequestCode.SEND_BATCH_MESSAGE
     props = decode_properties(h.properties)  # (once: the message kind, UNIQ_KEY, requester)
-    properties = h.properties if is_batch else with_uniq_key(h.properties, props)
+    properties = h.properties if is_batch else with_uniq_key(h.properties, props, cfg=ctx.cfg)
     records = records_of(
         session, request, h, queue_id, is_batch, ctx.cfg, clustered=True, properties=properties
     )
@@ -221,7 +223,7 @@ def _send(
     return reply(request, code, remark=outcome.remark, ext_fields=ext)
 
 
-def with_uniq_key(properties: str, props: dict[str, str]) -> str:
+def with_uniq_key(properties: str, props: dict[str, str], cfg: BrokerConfig) -> str:
     """A message's properties as stored: with a UNIQ_KEY of the broker's making when the
     producer sent none or an empty one (RocketMQ 5's SendMessageProcessor.sendMessage gives
     every single message one, so its msgId and the answer's transactionId are always set; a
@@ -229,12 +231,36 @@ def with_uniq_key(properties: str, props: dict[str, str]) -> str:
     it too."""
     if props.get(UNIQ_KEY):
         return properties
-    props[UNIQ_KEY] = new_message_id()
+    props[UNIQ_KEY] = new_uniq_key(cfg)
     if UNIQ_MARK in properties:  # (an empty one: replaced)
         return encode_properties(props)
     if properties and not properties.endswith(PROPERTY_SEPARATOR):
         properties += PROPERTY_SEPARATOR
     return f"{properties}{UNIQ_MARK}{props[UNIQ_KEY]}{PROPERTY_SEPARATOR}"
+
+
+_UNIQ_RANDOM = os.urandom(4).hex().upper()
+_uniq_counter = itertools.count()
+
+
+def new_uniq_key(cfg: BrokerConfig) -> str:
+    """A UNIQ_KEY of the broker's making, laid out as RocketMQ's MessageClientIDSetter (and
+    ``actors.client.msgid``, which the broker does not import): the broker's IP, the process
+    id (2 bytes), a per-process random number (4), milliseconds since the month began (4) and
+    a counter (2), in upper-case hex (32 digits for IPv4)."""
+    ip, _port = peer_host(cfg.broker_addr())
+    now = _now_ms()
+    since = (now - _month_start_ms(now // 1000 // 86_400)) & 0x7FFFFFFF
+    count = next(_uniq_counter) & 0xFFFF
+    return f"{ip.hex().upper()}{os.getpid() & 0xFFFF:04X}{_UNIQ_RANDOM}{since:08X}{count:04X}"
+
+
+@functools.lru_cache(maxsize=4)
+def _month_start_ms(day: int) -> int:
+    """The local start of the month holding epoch day ``day``, in epoch milliseconds."""
+    today = datetime.datetime.fromtimestamp(day * 86_400 + 43_200)
+    start = today.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return int(start.timestamp() * 1000)
 
 
 def forbidden_topic(request: RemotingCommand, topic: str) -> RemotingCommand | None:
