@@ -326,19 +326,10 @@ class DeleteTopic(msgspec.Struct, frozen=True, tag=True):
     topic: str
 
 
-class AutoCreateTopic(msgspec.Struct, frozen=True, tag=True):
-    """Ask: the topic's config, creating it (when auto-creation is enabled) with
-    min(``queue_nums``, default queue nums) queues; None when it does not exist and may not."""
-
-    topic: str
-    queue_nums: int = 4
-    perm: int = 6
-    topic_sys_flag: int = 0
-
-
 class EnsureTopic(msgspec.Struct, frozen=True, tag=True):
     """Ask: the topic's config, creating it exactly as given when missing (system topics such
-    as %RETRY% and %DLQ% topics; not subject to auto-creation)."""
+    as %RETRY% and %DLQ% topics, and a send's auto-creation, whose rules the send handler
+    applies)."""
 
     config: TopicConfigData
 

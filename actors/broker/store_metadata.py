@@ -14,7 +14,6 @@ import pykka
 from actors.broker.messages import (
     AllOffsets,
     AllTopics,
-    AutoCreateTopic,
     CommitOffset,
     DeleteTopic,
     DeleteTopicData,
@@ -103,14 +102,6 @@ class StoreMetadata(StoreFacadeBase):
         """Forget every group's committed offsets of ``topic``: future of an AsyncResult that
         becomes True once that is on disk (False when the write failed)."""
         return self._ask(self.names.offsets, RemoveTopicOffsets(topic))
-
-    def auto_create_topic(
-        self, topic: str, queue_nums: int = 4, perm: int = 6, topic_sys_flag: int = 0
-    ) -> Future:
-        """The topic's config, created if auto-creation allows; None otherwise."""
-        return self._ask(
-            self.names.topics, AutoCreateTopic(topic, queue_nums, perm, topic_sys_flag)
-        )
 
     def ensure_topic(self, config: TopicConfigData) -> Future:
         return self._ask(self.names.topics, EnsureTopic(config))

@@ -5,11 +5,11 @@ Messages accepted (all asked):
 - ``UpdateTopic(config)`` -> ``TopicConfigData`` (create or replace; bumps the data version)
 - ``DeleteTopic(topic)`` -> an AsyncResult set to True once ``topics.json`` without the topic
   is on disk (False: the write failed), so a deletion reported done stays done after a crash
-- ``AutoCreateTopic(topic, queue_nums, perm, topic_sys_flag)`` -> the topic's config, created
-  with min(queue_nums, default_topic_queue_nums) queues when ``auto_create_topic_enable``;
-  None when it does not exist and may not be created (or the name is illegal)
-- ``EnsureTopic(config)`` -> the existing config, or ``config`` created as given (system topics
-  such as ``%RETRY%group``; not subject to auto-creation)
+- ``EnsureTopic(config)`` -> the existing config, or ``config`` created as given: system topics
+  such as ``%RETRY%group``, and a send's auto-creation (the send handler decides whether it may
+  and with which queues: ``autoCreateTopicEnable``, the default topic's inherit permission and
+  queue count; one step here, so a topic made meanwhile is kept). An illegal or reserved name:
+  ValueError
 - ``AllTopics()`` -> ``TopicTable(topics, data_version)`` (for broker registration)
 
 Owned state: the topic table and its data version (timestamp + counter, as RocketMQ's
@@ -35,7 +35,6 @@ import msgspec
 
 from actors.broker.messages import (
     AllTopics,
-    AutoCreateTopic,
     DeleteTopic,
     EnsureTopic,
     GetTopic,
@@ -46,12 +45,7 @@ from runtime.actor import GeventActor
 from runtime.store.background import BackgroundWriter
 from runtime.store.configfile import read_json, write_json
 from runtime.store.context import StoreContext
-from runtime.store.topic_names import (
-    LMQ_PREFIX,
-    SCHEDULE_TOPIC,
-    reserved_problem,
-    topic_problem,
-)
+from runtime.store.topic_names import SCHEDULE_TOPIC, reserved_problem, topic_problem
 
 AUTO_CREATE_TOPIC_KEY_TOPIC = "TBW102"
 REPLY_TOPIC_SUFFIX = "_REPLY_TOPIC"
@@ -171,8 +165,6 @@ class TopicConfig(GeventActor):
             done = gevent.event.AsyncResult()
             self._writer.request(self._snapshot, done)
             return done
-        if isinstance(message, AutoCreateTopic):
-            return self._auto_create(message)
         if isinstance(message, EnsureTopic):
             current = self.topics.get(message.config.topic_name)
             return current if current is not None else self._put(message.config)
@@ -182,28 +174,6 @@ class TopicConfig(GeventActor):
             topics = self.topics
             return TopicTable({n: topics[n] for n in message.names if n in topics}, self.version)
         return super().on_receive(message)
-
-    def _auto_create(self, msg: AutoCreateTopic) -> TopicConfigData | None:
-        current = self.topics.get(msg.topic)
-        if current is not None:
-            return current
-        if (
-            not self.settings.auto_create_topic_enable
-            or topic_problem(msg.topic)
-            or reserved_problem(msg.topic)
-            or msg.topic.startswith(LMQ_PREFIX)  # made with their one queue, never guessed
-        ):
-            return None
-        nums = max(1, min(msg.queue_nums, self.settings.default_topic_queue_nums))
-        return self._put(
-            TopicConfigData(
-                topic_name=msg.topic,
-                read_queue_nums=nums,
-                write_queue_nums=nums,
-                perm=msg.perm,
-                topic_sys_flag=msg.topic_sys_flag,
-            )
-        )
 
     def _put(self, cfg: TopicConfigData) -> TopicConfigData:
         problem = topic_problem(cfg.topic_name) or reserved_problem(cfg.topic_name)

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import gevent
+import msgspec
 import pykka
 import pytest
 
@@ -648,9 +649,12 @@ def test_a_topic_deleted_or_a_group_whose_offsets_are_removed_is_no_longer_guard
 def test_topic_config(store: BrokerStore) -> None:
     table = store.all_topics().get(timeout=T)
     assert {"TBW102", "SCHEDULE_TOPIC_XXXX", "broker-a"} <= set(table.topics)
-    created = store.auto_create_topic("NewTopic", queue_nums=16).get(timeout=T)
-    assert created.write_queue_nums == store.settings.default_topic_queue_nums
-    assert store.auto_create_topic("bad name").get(timeout=T) is None
+    made = TopicConfigData(topic_name="NewTopic", read_queue_nums=16, write_queue_nums=16)
+    created = store.ensure_topic(made).get(timeout=T)
+    assert created.write_queue_nums == 16
+    # a topic made meanwhile is kept as it is
+    again = store.ensure_topic(msgspec.structs.replace(made, write_queue_nums=2)).get(timeout=T)
+    assert again.write_queue_nums == 16
     retry = store.ensure_retry_topic("%RETRY%grp").get(timeout=T)
     assert (retry.read_queue_nums, retry.perm) == (1, 6)
     later = store.all_topics().get(timeout=T)
