@@ -9,6 +9,7 @@ UPDATE_AND_CREATE_SUBSCRIPTIONGROUP (200), GET_BROKER_CONFIG (26), UPDATE_BROKER
 
 from __future__ import annotations
 
+from actors.broker import acl_gate
 from actors.broker.context import BrokerContext, reply
 from actors.broker.group_names import shown, unknown_group
 from actors.broker.pull_gates import unsettled
@@ -41,6 +42,7 @@ from runtime.remoting.headers import (
     ViewMessageRequestHeader,
 )
 from runtime.session import SessionHandle
+from runtime.store.record import decode_record
 from runtime.store.topic_attributes import apply_attributes
 from runtime.store.topic_names import reserved_problem, topic_problem
 
@@ -172,7 +174,7 @@ def query_message(
 
 def view_message(
     ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
-) -> RemotingCommand:
+) -> RemotingCommand | None:
     h = decode_header(ViewMessageRequestHeader, request.ext_fields, opaque=request.opaque)
     refused = unsettled(ctx, request, ResponseCode.SYSTEM_ERROR)
     if refused is not None:
@@ -184,6 +186,10 @@ def view_message(
             ResponseCode.SYSTEM_ERROR,
             remark=f"can not find message by the offset, {h.offset}",
         )
+    if ctx.acl is not None:  # the header's topic is the client's word: the message's needs SUB
+        denied = acl_gate.stored_refusal(ctx, session, request, decode_record(record).topic)
+        if denied is not None:
+            return denied.answer
     return reply(request, body=record)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from actors.broker import (
+    acl_gate,
     acl_handler,
     admin_handler,
     client_handler,
@@ -30,7 +31,6 @@ from actors.broker import (
     transaction_handler,
 )
 from actors.broker.context import BrokerContext, reply
-from runtime.acl.refusals import RefusalLog
 from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.session import SessionHandle
@@ -121,21 +121,13 @@ class BrokerProcessor:
     def __init__(self, ctx: BrokerContext, handlers: dict[int, Handler] | None = None) -> None:
         self.ctx = ctx
         self.handlers = dict(HANDLERS if handlers is None else handlers)
-        self._refusals = RefusalLog()
         self.rpc_latency = ctx.rpc_latency
         """Observed by the sessions (``runtime.session``): the metrics' histogram."""
 
     def process(self, session: SessionHandle, request: RemotingCommand) -> RemotingCommand | None:
-        acl = self.ctx.acl
-        if acl is not None:
-            denied = acl.check(request, session.remote_address)
-            if denied is not None:
-                # RocketMQ logs every refusal ("process request exception" with the
-                # AclException) and answers it (the client sees the reason)
-                self._refusals.refused(request.code, session.remote_address, denied)
-                if request.is_oneway:
-                    return None
-                return reply(request, ResponseCode.SYSTEM_ERROR, remark=f"AclException: {denied}")
+        refused = acl_gate.refusal(self.ctx, session, request)
+        if refused is not None:
+            return refused.answer
         handler = self.handlers.get(request.code)
         if handler is None:
             if request.is_oneway:

@@ -8,6 +8,8 @@ more reconsume, remembers the first topic in RETRY_TOPIC and the first id in ORI
 A broker without write permission (brokerPermission 4), or a retry topic without it, answers
 NO_PERMISSION, nothing stored, as RocketMQ does. A group whose config has ``retryQueueNums`` 0
 takes no retries: SUCCESS, nothing stored (neither retry nor dead letter), as RocketMQ answers.
+Under the ACL the request needs SUB on the group, and, once the message is read, SUB on the
+topic it is stored in (``acl_gate``): the client's ``originTopic`` is only its word.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import random
 
 import msgspec
 
-from actors.broker import send_handler
+from actors.broker import acl_gate, send_handler
 from actors.broker.context import BrokerContext, reply, send_queue_busy
 from actors.broker.delay import copy_record, to_schedule
 from actors.broker.group_names import shown, unknown_group
@@ -67,7 +69,7 @@ def ensure_retry_topic(
 
 def send_back(
     ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
-) -> RemotingCommand:
+) -> RemotingCommand | None:
     h = decode_header(ConsumerSendMsgBackRequestHeader, request.ext_fields, opaque=request.opaque)
     group_config = ctx.store.subscription_group(h.group)
     refused = unknown_group(ctx, request, h.group, group_config) or _bad_input(request, h)
@@ -88,6 +90,11 @@ def send_back(
             request, ResponseCode.SYSTEM_ERROR, remark=f"look message by offset failed, {h.offset}"
         )
     original = decode_record(raw)
+    # the group's SUB was checked; the copy also needs SUB on the topic the message is in (a
+    # client's originTopic is its word: any message by offset into its own retry topic)
+    denied = acl_gate.stored_refusal(ctx, session, request, original.topic)
+    if denied is not None:
+        return denied.answer
     props = decode_properties(original.properties)
     props.setdefault(RETRY_TOPIC, original.topic)
     origin_id = h.origin_msg_id or props.get(UNIQ_KEY) or original.msg_id

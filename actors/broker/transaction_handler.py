@@ -7,7 +7,8 @@ ROLLBACK and no body (no queue offset, no index entry: nobody reads it but a Tra
 catching up with the log after a failover, ``actors.broker.half_scan``), as RocketMQ 3's broker
 stored one. Either way the TransactionManager forgets it once stored (an END whose record could
 not be stored gets the put's error and leaves it open), and a second END for the same message
-does nothing.
+does nothing. Under the ACL an END needs PUB on the topic the half message is stored in,
+checked once it is read (``acl_gate``; the header's ``topic`` is only the client's word).
 UNKNOWN (0) leaves it open for the check-back. Any other commitOrRollback is INVALID_PARAMETER
 (oneway: dropped), nothing done. A slave answers SLAVE_NOT_AVAILABLE, as RocketMQ's does.
 
@@ -34,7 +35,7 @@ from collections.abc import Iterator
 import pykka
 from loguru import logger
 
-from actors.broker import send_handler
+from actors.broker import acl_gate, send_handler
 from actors.broker.context import BrokerContext, reply
 from actors.broker.delay import TimerError, copy_record, schedule
 from actors.broker.store_port import PutOutcome
@@ -147,6 +148,11 @@ def end_transaction(
             request, ResponseCode.SYSTEM_ERROR, remark="find prepared transaction message failed"
         )
     half = decode_record(raw)
+    # the header's topic (RocketMQ 5's clients send one) is the client's word: ending the
+    # transaction needs PUB on the topic the half message is stored in
+    refused = acl_gate.stored_refusal(ctx, session, request, half.topic)
+    if refused is not None:
+        return refused.answer
     props = decode_properties(half.properties)
     if not is_prepared(half.sys_flag):
         return reply(

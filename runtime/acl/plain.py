@@ -33,6 +33,7 @@ import msgspec
 from loguru import logger
 
 from runtime.acl.addresses import Matcher, compile_pattern
+from runtime.acl.refusals import RefusalLog
 from runtime.acl.resources import (
     ADMIN_CODES,
     Permission,
@@ -86,14 +87,18 @@ class PlainAcl(msgspec.Struct, frozen=True):
     global_white: tuple[Matcher, ...]
     accounts: dict[str, Account]
 
-    def check(self, request: RemotingCommand, host: str) -> str | None:
-        """None when ``request`` from ``host`` may be served, else why not (RocketMQ's words)."""
+    def check(
+        self, request: RemotingCommand, host: str, wanted: dict[str, int] | None = None
+    ) -> str | None:
+        """None when ``request`` from ``host`` may be served, else why not (RocketMQ's words).
+        ``wanted``: the resources to check instead of those its header names (a handler's
+        second check, once it read the message the request names)."""
         fields = request.ext_fields
         return self.authorize(
             fields.get(ACCESS_KEY),
             host,
             lambda secret: verify(fields, request.body, secret),
-            lambda: needed(request),
+            (lambda: needed(request)) if wanted is None else (lambda: wanted),
             request.code if request.code in ADMIN_CODES else None,
         )
 
@@ -221,12 +226,17 @@ class PlainAccessValidator:
         self.inner = inner
         self.edit_lock = gevent.lock.Semaphore()
         """Held while an admin request changes the file (``actors.broker.acl_handler``)."""
+        self.refusals = RefusalLog()
+        """Where the broker logs the refusals (its processor's and its handlers')."""
         self._stamp = self._stat()
         self.rules = load(self.path)
         self._checked_at = time.monotonic()
 
-    def check(self, request: RemotingCommand, remote_address: str) -> str | None:
-        """None when the request may be served, else the reason it may not."""
+    def check(
+        self, request: RemotingCommand, remote_address: str, wanted: dict[str, int] | None = None
+    ) -> str | None:
+        """None when the request may be served, else the reason it may not; ``wanted`` as
+        ``PlainAcl.check``'s."""
         inner = self.inner
         fields = request.ext_fields
         if (
@@ -235,7 +245,7 @@ class PlainAccessValidator:
             and verify(fields, request.body, inner.secret_key)
         ):
             return None
-        return self.current().check(request, host_of(remote_address))
+        return self.current().check(request, host_of(remote_address), wanted)
 
     def current(self) -> PlainAcl:
         """The rules, the file looked at again if ``RELOAD_CHECK_S`` passed since."""

@@ -2,10 +2,14 @@
 
 ``needed(request)`` -> {resource: permission}: a topic by its name, a consumer group by its
 retry topic (``%RETRY%<group>``), as RocketMQ keys them. Sends need PUB on their topic (SUB on the
-group for a send to a ``%RETRY%`` topic); pulls, offset commits, heartbeats and group lookups
-need SUB on the topic and the group; a consumer's send-back needs SUB on its group and PUB on
-the message's original topic. Every other request needs only a valid signature, except the
-admin codes (``ADMIN_CODES``), which need an admin account.
+group for a send to a ``%RETRY%`` topic); pulls, offset queries and commits, heartbeats, group
+lookups and queue locks need SUB on the topic(s) and the group; a consumer's send-back SUB on
+its group; END_TRANSACTION PUB on the topic its header names, VIEW_MESSAGE_BY_ID SUB on it (as
+RocketMQ 5's ACL 2.0 maps these codes, ``AuthorizationContextBuilder``). Those that name a
+message by its commit-log offset (send-back, END_TRANSACTION, VIEW_MESSAGE_BY_ID) are checked
+again by their handlers against the topic the message is stored in (``stored_topic_need``),
+which the client's header need not tell truly. Every other request needs only a valid
+signature, except the admin codes (``ADMIN_CODES``), which need an admin account.
 """
 
 from __future__ import annotations
@@ -13,7 +17,12 @@ from __future__ import annotations
 from enum import IntFlag
 
 from runtime.errors import ProtocolError
-from runtime.remoting.bodies import HeartbeatData, decode_body
+from runtime.remoting.bodies import (
+    HeartbeatData,
+    LockBatchRequestBody,
+    UnlockBatchRequestBody,
+    decode_body,
+)
 from runtime.remoting.codes import RETRY_PREFIX, RequestCode
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.header_codec import send_uses_long_names
@@ -65,6 +74,10 @@ ADMIN_CODES = frozenset(
         RequestCode.UPDATE_AND_CREATE_ACL_CONFIG,
         RequestCode.DELETE_ACL_CONFIG,
         RequestCode.UPDATE_GLOBAL_WHITE_ADDRS_CONFIG,
+        # another group's offsets rewritten: RocketMQ 4 checks only the signature; ACL 2.0
+        # wants UPDATE on the group and topic, an action no plain-ACL permission grants
+        RequestCode.CLONE_GROUP_OFFSET,
+        RequestCode.INVOKE_BROKER_TO_RESET_OFFSET,
     }
 )
 _SENDS = frozenset(
@@ -77,6 +90,11 @@ _SENDS = frozenset(
     }
 )
 _PULLS = frozenset({RequestCode.PULL_MESSAGE, RequestCode.LITE_PULL_MESSAGE})
+_OFFSETS = frozenset({RequestCode.QUERY_CONSUMER_OFFSET, RequestCode.UPDATE_CONSUMER_OFFSET})
+_LOCKS: dict[int, type[LockBatchRequestBody] | type[UnlockBatchRequestBody]] = {
+    RequestCode.LOCK_BATCH_MQ: LockBatchRequestBody,
+    RequestCode.UNLOCK_BATCH_MQ: UnlockBatchRequestBody,
+}
 
 
 def group_resource(group: str) -> str:
@@ -110,13 +128,25 @@ def needed(request: RemotingCommand) -> dict[str, int]:
         need(ext.get("topic"), _SUB)
         need(_group(ext.get("consumerGroup")), _SUB)
     elif code == RequestCode.CONSUMER_SEND_MSG_BACK:
+        # ACL 2.0's: the group only (ACL 1.0 wanted PUB on the client's originTopic, which a
+        # consumer need not hold and the handler does not read); the handler then wants SUB
+        # on the topic the message is stored in
         need(_group(ext.get("group")), _SUB)
-        need(ext.get("originTopic"), _PUB)
-    elif code == RequestCode.QUERY_MESSAGE:
-        need(ext.get("topic"), _SUB)
-    elif code == RequestCode.UPDATE_CONSUMER_OFFSET:
+    elif code in (RequestCode.QUERY_MESSAGE, RequestCode.VIEW_MESSAGE_BY_ID):
+        need(ext.get("topic"), _SUB)  # (33: the stored message's topic too, by its handler)
+    elif code == RequestCode.END_TRANSACTION:
+        need(ext.get("topic"), _PUB)  # (the half message's topic too, by its handler)
+    elif code in _OFFSETS:
         need(_group(ext.get("consumerGroup")), _SUB)
         need(ext.get("topic"), _SUB)
+    elif code in _LOCKS:
+        try:
+            lock = decode_body(_LOCKS[code], request.body, opaque=request.opaque)
+        except ProtocolError:
+            return out  # the handler answers the bad body
+        need(_group(lock.consumer_group), _SUB)
+        for topic in {mq.topic for mq in lock.mq_set}:
+            need(topic, _SUB)
     elif code in (RequestCode.UNREGISTER_CLIENT, RequestCode.GET_CONSUMER_LIST_BY_GROUP):
         need(_group(ext.get("consumerGroup")), _SUB)
     elif code == RequestCode.HEART_BEAT:
@@ -133,3 +163,11 @@ def needed(request: RemotingCommand) -> dict[str, int]:
 
 def _group(group: str | None) -> str | None:
     return group_resource(group) if group else None
+
+
+def stored_topic_need(code: int, topic: str) -> dict[str, int]:
+    """What a request naming a stored message by its offset (CONSUMER_SEND_MSG_BACK,
+    END_TRANSACTION, VIEW_MESSAGE_BY_ID) needs on the topic the message is stored in: PUB to
+    end a transaction (its producer's), SUB to read it or copy it to the group's retry topic
+    (its consumer's; a message in ``%RETRY%<group>`` needs SUB on that group)."""
+    return {topic: _PUB if code == RequestCode.END_TRANSACTION else _SUB}

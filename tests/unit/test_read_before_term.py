@@ -34,7 +34,7 @@ class Store:
 def context(*, leased: bool, controller_mode: bool = True) -> Any:
     state = HAState(node_id=0, role=Role.MASTER, sync=True, controller_mode=controller_mode)
     state.leased = leased
-    return SimpleNamespace(ha=state, store=Store())
+    return SimpleNamespace(ha=state, store=Store(), acl=None)
 
 
 def view(ctx: Any) -> RemotingCommand:
