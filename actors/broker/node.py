@@ -458,6 +458,7 @@ def _schedulers(ctx: BrokerContext, store: BrokerStore, cfg: BrokerConfig) -> li
                 log_end=lambda: store.commit_log_max_offset,
                 scan=lambda start, end: _scan_transactions(store, start, end),
                 keep_discarded=lambda raw, checks: keep_discarded(ctx, raw, checks),
+                file_reserved_s=store.settings.file_reserved_hours * 3600,
             ),
         ),
     ]

@@ -22,12 +22,17 @@ Messages:
   CHECK_TRANSACTION_STATE to a live producer of their group. Every due half message's check
   counts, also one with no producer of its group online to ask (RocketMQ's
   TransactionalMessageServiceImpl counts TRANSACTION_CHECK_TIMES before its listener looks for
-  a channel, and only logs "channel is null"); after ``check_max`` checks the message is
-  discarded: a copy is stored in TRANS_CHECK_MAX_TIME_TOPIC (``keep_discarded``, as RocketMQ's
-  DefaultTransactionalMessageCheckListener.resolveDiscardMsg does) and it is logged. One whose
-  copy could not be stored stays open (tried again next round). The last ``DISCARDED_KEPT``
-  discarded ones are remembered, so that ``resume`` can bring them back and a late END settle
-  them.
+  a channel, and only logs "channel is null"); not one the ProducerManager did not say about
+  (no answer within ``CHANNEL_TIMEOUT_S``: asked again next round). After ``check_max``
+  checks, or once older than ``file_reserved_s`` (fileReservedTime: retention may remove its
+  record; RocketMQ's ``needSkip``), the message is discarded: a copy is stored in
+  TRANS_CHECK_MAX_TIME_TOPIC (``keep_discarded``, as RocketMQ's
+  DefaultTransactionalMessageCheckListener.resolveDiscardMsg does) and it is logged. The copy
+  is stored by a helper greenlet (a put may wait for the store's timeout: END_TRANSACTIONs are
+  not held behind it), which reports back (``_Kept``); only then is the message discarded. One
+  whose copy could not be stored stays open (tried again next round); one settled or resumed
+  meanwhile is not discarded. The last ``DISCARDED_KEPT`` discarded ones are remembered, so
+  that ``resume`` can bring them back and a late END settle them.
 
 State owned: commit-log offset -> HalfMessage, persisted atomically to
 ``<store>/config/transaction.json`` after every change, with ``scanFrom``: a commit-log offset
@@ -48,11 +53,13 @@ written may lie below every entry it holds).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
 from typing import Any
 
+import gevent
 import msgspec
 import pykka
 from loguru import logger
@@ -99,6 +106,21 @@ class Check(msgspec.Struct, frozen=True, tag=True):
     pass
 
 
+class _Kept(msgspec.Struct, frozen=True):
+    """A discard's copy is done (its helper greenlet's report): ``kept`` is the WARNING's
+    note on the copy, or None when it could not be stored (the message stays open)."""
+
+    offset: int
+    why: str
+    kept: str | None
+
+
+CHANNEL_TIMEOUT_S = 5.0
+"""How long a check round waits for the ProducerManager's answer (then no group of the round
+is asked or counted: an internal delay is no proof that no producer is online)."""
+_NO_ANSWER = object()  # _channel: the ProducerManager did not answer
+
+
 class TransactionManager(GeventActor):
     """Open transactions of one broker. See the module docstring."""
 
@@ -115,6 +137,7 @@ class TransactionManager(GeventActor):
         log_end: Callable[[], int] = lambda: 0,
         scan: Callable[[int, int], HalfScan] | None = None,
         keep_discarded: Callable[[bytes, int], bool] | None = None,
+        file_reserved_s: float | None = None,
     ) -> None:
         super().__init__()
         self.directory = directory
@@ -130,6 +153,10 @@ class TransactionManager(GeventActor):
         self.keep_discarded = keep_discarded
         """Stores a copy of a half message whose checks ran out (its record, its check count)
         in TRANS_CHECK_MAX_TIME_TOPIC: True once stored (None: nothing stored)."""
+        self.file_reserved_s = file_reserved_s
+        """fileReservedTime: a half message stored longer ago is discarded whatever its checks
+        (None: no bound)."""
+        self._keeping: set[int] = set()  # half messages whose discard's copy is being stored
         self._half: dict[int, HalfMessage] = {}
         self._discarded: dict[int, HalfMessage] = {}
         # claimed by an END_TRANSACTION under way -> the log's end when claimed
@@ -199,6 +226,9 @@ class TransactionManager(GeventActor):
         if isinstance(message, Check):
             self._check()
             return None
+        if isinstance(message, _Kept):
+            self._kept(message)
+            return None
         return super().on_receive(message)
 
     def preparing(self) -> int:
@@ -259,16 +289,22 @@ class TransactionManager(GeventActor):
         changed = False
         channels: dict[str, Any] = {}  # group -> a live producer's channel, asked once a round
         unasked: dict[str, int] = {}  # group -> its due half messages no producer was asked of
+        unanswered = 0  # due half messages not checked: the ProducerManager did not answer
         for half in self.pending():
+            why = self._discard_why(half, now_ms)
+            if why is not None:
+                self._discard(half, why)
+                continue
             immune_ms = self.timeout_s * 1000 if half.immunity_ms == -1 else half.immunity_ms
             if now_ms - half.stored_ms < immune_ms:
                 continue
-            if half.checks >= self.check_max:
-                changed |= self._discard(half)
-                continue
             if half.group not in channels:
-                channels[half.group] = self._channel(half.group)
+                no_answer = _NO_ANSWER in channels.values()  # (one wait a round at most)
+                channels[half.group] = _NO_ANSWER if no_answer else self._channel(half.group)
             channel = channels[half.group]
+            if channel is _NO_ANSWER:
+                unanswered += 1  # not counted: nothing says no producer is online
+                continue
             if channel is None:
                 # No producer of the group online: counted all the same, as RocketMQ counts
                 # TRANSACTION_CHECK_TIMES before it looks for a channel ("channel is null");
@@ -312,48 +348,93 @@ class TransactionManager(GeventActor):
                 count,
                 self.check_max,
             )
+        if unanswered:
+            logger.warning(
+                "broker: the producer table did not answer within {:g} s: {} due half message(s) "
+                "not checked back this round (not counted as checks)",
+                CHANNEL_TIMEOUT_S,
+                unanswered,
+            )
         if changed or self._safe_scan_from() - self._scan_from >= ADVANCE_BYTES:
             self._persist()
 
     def _channel(self, group: str) -> Any:
-        """A live producer of ``group`` to check back with, or None (none online, or the
-        ProducerManager did not answer in time: the next round tries again)."""
+        """A live producer of ``group`` to check back with, None when none is online, or
+        ``_NO_ANSWER`` when the ProducerManager is not there or did not answer in time (the
+        next round asks again)."""
         ref = self.directory.get(self.producers)
         if ref is None:
-            return None
+            return _NO_ANSWER
         try:
-            return ref.proxy().any_channel(group).get(timeout=5)
+            return ref.proxy().any_channel(group).get(timeout=CHANNEL_TIMEOUT_S)
         except (pykka.Timeout, pykka.ActorDeadError):
-            return None
+            return _NO_ANSWER
 
-    def _discard(self, half: HalfMessage) -> bool:
-        """Discard ``half``, whose checks ran out: its copy stored in TRANS_CHECK_MAX_TIME_TOPIC
-        first (``keep_discarded``), then no more checks (remembered: ``resume``, a late END).
-        False when the copy could not be stored: it stays open, tried again next round."""
-        raw = self.read_record(half.offset)
-        if raw is None:
-            kept = " (its record could not be read: no copy kept)"
-        elif self.keep_discarded is None:
-            kept = ""
-        elif self.keep_discarded(raw, half.checks):
-            kept = ", a copy kept in TRANS_CHECK_MAX_TIME_TOPIC"
-        else:
-            return False  # (keep_discarded logged why)
+    def _discard_why(self, half: HalfMessage, now_ms: float) -> str | None:
+        """Why ``half`` is to be discarded now, or None: its checks ran out, or it was stored
+        longer ago than fileReservedTime (RocketMQ's ``needSkip``: retention may remove its
+        record; RocketMQ goes by its born time, this by its store time, which retention goes
+        by)."""
+        reserved = self.file_reserved_s
+        if reserved is not None and now_ms - half.stored_ms > reserved * 1000:
+            return f"older than fileReservedTime ({reserved / 3600:g} h), {half.checks} checks"
+        if half.checks >= self.check_max:
+            return f"unresolved after {half.checks} checks"
+        return None
+
+    def _discard(self, half: HalfMessage, why: str) -> None:
+        """Discard ``half``: its copy is stored in TRANS_CHECK_MAX_TIME_TOPIC by a helper
+        greenlet (``_keep_copy``), which reports back (``_kept``); one already being stored
+        is left alone."""
+        if half.offset in self._keeping:
+            return
+        self._keeping.add(half.offset)
+        gevent.spawn(self._keep_copy, half, why)
+
+    def _keep_copy(self, half: HalfMessage, why: str) -> None:
+        """(A helper greenlet: touches no state of the actor.) Store ``half``'s copy and tell
+        the actor how it went."""
+        kept: str | None
+        try:
+            raw = self.read_record(half.offset)
+            if raw is None:
+                kept = " (its record could not be read: no copy kept)"
+            elif self.keep_discarded is None:
+                kept = ""
+            elif self.keep_discarded(raw, half.checks):
+                kept = ", a copy kept in TRANS_CHECK_MAX_TIME_TOPIC"
+            else:
+                kept = None  # (keep_discarded logged why)
+        except Exception:
+            logger.exception("broker: storing the copy of discarded half message {}", half.offset)
+            kept = None
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.actor_ref.tell(_Kept(half.offset, why, kept))
+
+    def _kept(self, done: _Kept) -> None:
+        """A discard's copy is stored (or not: the message stays open, tried again next
+        round): discard the message, unless an END settled it or RESUME started its checks over
+        meanwhile."""
+        self._keeping.discard(done.offset)
+        half = self._half.get(done.offset)
+        if done.kept is None or half is None:
+            return
+        if self._discard_why(half, time.time() * 1000) is None:
+            return  # resumed meanwhile
         logger.warning(
-            "broker: transaction {} of group {} (topic {}, offset {}) unresolved after {} checks: "
-            "discarded{}",
+            "broker: transaction {} of group {} (topic {}, offset {}) {}: discarded{}",
             half.transaction_id,
             half.group,
             half.topic,
             half.offset,
-            half.checks,
-            kept,
+            done.why,
+            done.kept,
         )
         del self._half[half.offset]
         self._discarded[half.offset] = half
         while len(self._discarded) > DISCARDED_KEPT:
             del self._discarded[min(self._discarded)]
-        return True
+        self._persist()
 
 
 def adopted(record: StoredRecord) -> HalfMessage:

@@ -37,8 +37,10 @@ class Keeper:
     def __init__(self) -> None:
         self.kept: list[tuple[bytes, int]] = []
         self.refuse = False
+        self.asked = 0
 
     def __call__(self, raw: bytes, checks: int) -> bool:
+        self.asked += 1
         if self.refuse:
             return False
         self.kept.append((raw, checks))
@@ -78,7 +80,7 @@ def test_checks_with_no_producer_online_count_and_then_discard_to_the_check_max_
         assert keeper.kept == []
         # And the next round discards it, its record kept first (with its check count)
         manager.ask(Check(), timeout=5)
-        assert proxy.pending().get(timeout=5) == []
+        wait_until(lambda: proxy.pending().get(timeout=5) == [])
         assert keeper.kept == [(b"record 100", 2)]
         # And a late END still settles it (as in RocketMQ; RESUME brings it back too)
         assert proxy.claim(100).get(timeout=5) is True
@@ -99,11 +101,12 @@ def test_a_half_message_whose_copy_cannot_be_stored_stays_open(tmp_path: pathlib
         keeper.refuse = True
         # When a check round runs, Then it is not discarded: it stays open, no more checks
         manager.ask(Check(), timeout=5)
+        wait_until(lambda: keeper.asked == 1)
         assert [h.checks for h in proxy.pending().get(timeout=5)] == [2]
         # And once the store takes the copy, the next round discards it
         keeper.refuse = False
         manager.ask(Check(), timeout=5)
-        assert proxy.pending().get(timeout=5) == []
+        wait_until(lambda: proxy.pending().get(timeout=5) == [])
         assert keeper.kept == [(b"record 100", 2)]
     finally:
         manager.stop()
