@@ -303,7 +303,10 @@ class ConsumerBase(ConsumerControls, BrokerRequests, ConsumerQueries):
                 logger.warning("client: {}: no route for {} yet: {}", self.group, topic, exc)
         check_subscriptions(instance, self.group, self.subscriptions, self.config.request_timeout)
         instance.heartbeat()
-        self._ask(REBALANCER, lambda reply: DoRebalance("start", reply), 60.0)
+        # asked again of a restarted rebalancer should the first fail before it answers
+        self._ask_rebalancer(
+            lambda reply: DoRebalance("start", reply), 60.0, "start", states=("created",)
+        )
 
     def _ask(self, child: str, factory: Any, timeout: float) -> Any:
         """Tell a child a message carrying a reply future and wait for it (hub greenlets)."""
@@ -324,7 +327,7 @@ class ConsumerBase(ConsumerControls, BrokerRequests, ConsumerQueries):
         return hub
 
     def _quiesce(self) -> None:
-        self._ask(REBALANCER, lambda reply: QuiesceAll(reply), 10.0)
+        self._ask_rebalancer(lambda reply: QuiesceAll(reply), 10.0, "quiesce", states=("stopping",))
 
     def _stop_on_hub(self) -> None:
         instance = self._instance

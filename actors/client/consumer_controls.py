@@ -2,7 +2,9 @@
 subscriptions (``unsubscribe``, and ``subscribe`` after ``start`` through
 ``_set_subscription``) and which queues it pulls (``_hold``: a lite consumer's ``pause`` /
 ``resume``, a push consumer's ``suspend`` / ``resume``). Each runs on the client hub and tells
-the consumer's ``Rebalancer`` (``_ask_rebalancer``).
+the consumer's ``Rebalancer`` (``_ask_rebalancer``), as does every other ask of it: a lite
+consumer's ``seek`` and ``assign``, ``rebalance()``, the first rebalance of ``start`` and the
+quiesce that begins a shutdown.
 
 Across a restart of the rebalancer (it failed; its supervisor starts another): a change asked of
 a rebalancer that dies before it answers (the message lost in its inbox, or the rebalancer found
@@ -145,16 +147,20 @@ class ConsumerControls:
 
         return hub.call(forward, timeout=timeout + 5, what=what)
 
-    def _ask_rebalancer(self, factory: Any, timeout: float, what: str) -> Any:
+    def _ask_rebalancer(
+        self, factory: Any, timeout: float, what: str, states: tuple[str, ...] = ("running",)
+    ) -> Any:
         """Tell the rebalancer ``factory(reply)`` and wait for the reply (on the hub), again of
         the next rebalancer when it dies first (see the module docstring). Raises
         ``RebalancerUnavailableError`` when none can answer, ``RequestTimeoutError`` when a
         live one did not answer within ``timeout`` (the change may still be applied), and
-        ``ClientStateError`` once the consumer is shutting down."""
+        ``ClientStateError`` once the consumer is in none of ``states`` (by default: once it
+        is shutting down; ``start`` asks in ``created``, the shutdown's quiesce in
+        ``stopping``)."""
         deadline = time.monotonic() + timeout
         dead: set[str] = set()
         while True:
-            ref = self._live_rebalancer(dead, deadline, what)
+            ref = self._live_rebalancer(dead, deadline, what, states)
             reply: GeventFuture[Any] = new_future()
             answered = gevent.event.Event()
             reply.add_done_callback(lambda _future, done=answered: done.set())
@@ -174,12 +180,14 @@ class ConsumerControls:
                     what, f"{len(dead)} rebalancers in a row died before they answered"
                 )
 
-    def _live_rebalancer(self, dead: set[str], deadline: float, what: str) -> pykka.ActorRef[Any]:
+    def _live_rebalancer(
+        self, dead: set[str], deadline: float, what: str, states: tuple[str, ...]
+    ) -> pykka.ActorRef[Any]:
         """The running rebalancer (not one of ``dead``), waiting for its supervisor to start
         it again when it just failed."""
         instance = self._instance
         while True:
-            if self._state != "running":
+            if self._state not in states:
                 raise ClientStateError(f"{what} ({self.group})", self._state)
             if instance is None or not instance.alive:
                 raise RebalancerUnavailableError(what, "the client instance stopped")

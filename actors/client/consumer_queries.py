@@ -31,6 +31,9 @@ class ConsumerQueries:
     def _ask(self, child: str, factory: Any, timeout: float) -> Any:
         raise NotImplementedError
 
+    def _ask_rebalancer(self, factory: Any, timeout: float, what: str) -> Any:
+        raise NotImplementedError
+
     def assignment(self) -> list[MessageQueue]:
         """The queues this consumer pulls right now."""
         hub = self._running_hub("assignment")
@@ -45,10 +48,13 @@ class ConsumerQueries:
         return hub.call(read, timeout=10, what="assignment")
 
     def rebalance(self, timeout: float = 30.0) -> bool:
-        """Rebalance now (normally every 20 s and when the group changes); True if it changed."""
+        """Rebalance now (normally every 20 s and when the group changes); True if it changed.
+        Asked again of the next rebalancer when this one fails first (``_ask_rebalancer``)."""
         hub = self._running_hub("rebalance")
         return hub.call(
-            lambda: self._ask(REBALANCER, lambda reply: DoRebalance("asked", reply), timeout),
+            lambda: self._ask_rebalancer(
+                lambda reply: DoRebalance("asked", reply), timeout, "rebalance"
+            ),
             timeout=timeout + 5,
             what="rebalance",
         )

@@ -32,7 +32,7 @@ import pykka
 
 from actors.client.allocate import AllocateOption
 from actors.client.config import TlsOptions
-from actors.client.consumer_base import REBALANCER, ConsumerBase
+from actors.client.consumer_base import ConsumerBase
 from actors.client.consumer_requests import OFFSETS
 from actors.client.consumer_trace import ConsumerTrace
 from actors.client.errors import ClientError, ClientStateError, RebalancerUnavailableError
@@ -349,9 +349,9 @@ class PullConsumer(ConsumerBase, ConsumerTrace):
         self.buffer.drop(mq, generation)
         self._wake_waiting(hub)
 
-        def forward() -> bool:
-            return self._ask(
-                REBALANCER, lambda reply: SeekQueue(mq, int(offset), generation, reply), timeout
+        def forward() -> bool:  # asked again of a restarted rebalancer (_ask_rebalancer)
+            return self._ask_rebalancer(
+                lambda reply: SeekQueue(mq, int(offset), generation, reply), timeout, "seek"
             )
 
         if not hub.call(forward, timeout=timeout + 5, what="seek"):

@@ -1,12 +1,13 @@
 """What a user changes on a running consumer (subscribe, unsubscribe, suspend, resume, a lite
-consumer's pause and assign) while its rebalancer fails and its supervisor restarts it: the
-call is applied once, by the new rebalancer, and returns normally; when no rebalancer can apply
-it (the client instance's supervisor is gone), a ``RebalancerUnavailableError`` says so and
-nothing is changed."""
+consumer's pause, assign and seek, rebalance()) and what start and shutdown ask of the
+rebalancer while it fails and its supervisor restarts it: the call is applied once, by the new
+rebalancer, and returns normally; when no rebalancer can apply it (the client instance's
+supervisor is gone), a ``RebalancerUnavailableError`` says so and nothing is changed."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -17,7 +18,7 @@ import pytest
 from actors.client import ConsumeFrom, PullConsumer, PushConsumer, RebalancerUnavailableError
 from actors.client.consumer_requests import REBALANCER
 from actors.client.message import MessageQueue
-from actors.client.rebalance import DoRebalance, HoldQueues
+from actors.client.rebalance import DoRebalance, HoldQueues, Rebalancer
 from actors.client.testing import FakeCluster
 from runtime.actor import actor_of
 from runtime.remoting.codes import RETRY_PREFIX
@@ -54,10 +55,13 @@ def rebalancer(consumer: PushConsumer | PullConsumer) -> Any:
     return instance.directory.get(instance.name(REBALANCER))
 
 
-def fail_rebalancer_during(consumer: PushConsumer | PullConsumer, call: Callable[[], Any]) -> Any:
+def fail_rebalancer_during(
+    consumer: PushConsumer | PullConsumer, call: Callable[[], Any], restarted: bool = True
+) -> Any:
     """Run ``call`` in a thread while the rebalancer is busy with a ``Bomb``; once the call's
     message waits in the rebalancer's inbox, fail the rebalancer (the message is lost with it;
-    the supervisor restarts it). The call's result, or what it raised."""
+    the supervisor restarts it; ``restarted``: check it runs after the call, which a shutdown
+    stops). The call's result, or what it raised."""
     hub = consumer._hub
     assert hub is not None
     ref = rebalancer(consumer)
@@ -79,7 +83,9 @@ def fail_rebalancer_during(consumer: PushConsumer | PullConsumer, call: Callable
     hub.call(bomb.fire.set)
     thread.join(CALL_WITHIN)
     assert not thread.is_alive(), "the call did not return across the rebalancer's restart"
-    assert rebalancer(consumer) is not None and rebalancer(consumer).actor_urn != ref.actor_urn
+    if restarted:
+        now = rebalancer(consumer)
+        assert now is not None and now.actor_urn != ref.actor_urn
     if "error" in outcome:
         raise outcome["error"]
     return outcome.get("value")
@@ -238,5 +244,88 @@ def test_no_rebalancer_at_all_raises_a_typed_error_and_changes_nothing(
         with pytest.raises(RebalancerUnavailableError):
             consumer.suspend()
         assert not consumer.suspended
+    finally:
+        consumer.shutdown()
+
+
+def test_lite_seek_during_a_rebalancer_restart_is_applied(cluster: FakeCluster) -> None:
+    # Given a lite consumer assigned Orders' queue 0, which holds five messages (it starts at
+    # their end: ConsumeFrom.LAST)
+    q0 = MessageQueue(topic="Orders", broker_name="broker-a", queue_id=0)
+    for i in range(5):
+        cluster.put("Orders", b"m%d" % i)
+    consumer = PullConsumer("lite-seek", namesrv=cluster.namesrv)
+    consumer.assign([q0])
+    consumer.start()
+    try:
+        wait_until(lambda: consumer.assignment() == [q0], what="q0 pulled")
+        # When it seeks queue 0 to offset 3 while its rebalancer fails and is restarted
+        fail_rebalancer_during(consumer, lambda: consumer.seek(q0, 3))
+        # Then the new rebalancer's puller continues at 3
+        got: list[int] = []
+        deadline = time.monotonic() + 10
+        while len(got) < 2 and time.monotonic() < deadline:
+            got += [m.queue_offset for m in consumer.poll(timeout=0.5)]
+        assert got == [3, 4]
+    finally:
+        consumer.shutdown()
+
+
+def test_rebalance_during_a_rebalancer_restart_returns(cluster: FakeCluster) -> None:
+    # Given a running push consumer of Orders
+    consumer = push_consumer(cluster, "rebalance-restart")
+    try:
+        # When it is asked to rebalance while its rebalancer fails and is restarted
+        changed = fail_rebalancer_during(consumer, consumer.rebalance)
+        # Then the new rebalancer answered it (its own first round took the queues back)
+        assert changed in (True, False)
+        wait_until(lambda: len(consumer.assignment()) == 3, what="queues back")
+    finally:
+        consumer.shutdown()
+
+
+def test_a_shutdown_during_a_rebalancer_restart_quiesces_the_new_one(
+    cluster: FakeCluster,
+) -> None:
+    # Given a running push consumer of Orders
+    consumer = push_consumer(cluster, "quiesce-restart")
+    # When it shuts down while its rebalancer fails (the quiesce asked of it lost with it)
+    begun = time.monotonic()
+    fail_rebalancer_during(consumer, consumer.shutdown, restarted=False)
+    # Then the quiesce was asked of the restarted one and answered: the shutdown did not wait
+    # out the quiesce's 10 s
+    assert time.monotonic() - begun < 8.0
+    assert consumer._state == "shut down"
+
+
+class FailsItsFirstStart(Rebalancer):
+    """A rebalancer whose first incarnation fails on the start's rebalance."""
+
+    failed = False
+
+    def on_receive(self, message: Any) -> Any:
+        first = not FailsItsFirstStart.failed
+        if first and isinstance(message, DoRebalance) and message.reason == "start":
+            FailsItsFirstStart.failed = True
+            raise RuntimeError("injected rebalancer failure")
+        return super().on_receive(message)
+
+
+def test_start_across_a_rebalancer_restart_returns(cluster: FakeCluster) -> None:
+    # Given a push consumer whose first rebalancer fails on the start's rebalance
+    consumer = PushConsumer(
+        "start-restart", namesrv=cluster.namesrv, consume_from=ConsumeFrom.FIRST
+    )
+    consumer.subscribe("Orders", "*", lambda _m: None)
+    consumer._rebalancer_class = lambda: FailsItsFirstStart  # type: ignore[method-assign]
+    # When it starts
+    thread = threading.Thread(target=consumer.start, daemon=True)
+    thread.start()
+    thread.join(CALL_WITHIN)
+    # Then start asked the restarted rebalancer and returned (before: it waited out 60 s)
+    assert not thread.is_alive(), "start did not return across the rebalancer's restart"
+    try:
+        assert FailsItsFirstStart.failed
+        wait_until(lambda: len(consumer.assignment()) == 3, what="queues pulled")
     finally:
         consumer.shutdown()
