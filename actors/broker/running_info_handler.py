@@ -23,6 +23,7 @@ from collections.abc import Mapping
 
 import pykka
 
+from actors.broker import acl_gate
 from actors.broker.context import BrokerContext, reply
 from actors.broker.pull_gates import unsettled
 from runtime.errors import AddressError
@@ -32,6 +33,7 @@ from runtime.remoting.header_codec import decode_header
 from runtime.remoting.headers import Header
 from runtime.session import SessionHandle
 from runtime.store.msg_id import decode_offset_msg_id
+from runtime.store.record import decode_record
 
 CALL_CLIENT_TIMEOUT = 5.0
 """Seconds the broker waits for the consumer (RocketMQ waits 10 s; admin tools wait longer)."""
@@ -72,7 +74,10 @@ def consume_message_directly(
     """CONSUME_MESSAGE_DIRECTLY (309; ``mqadmin queryMsgById -g GROUP -d CLIENT_ID``, the
     dashboard's "resend"): the message the offset message id ``msgId`` names goes, as the whole
     stored record, to that consumer, whose listener consumes it once more; its
-    ConsumeMessageDirectlyResult comes back. SYSTEM_ERROR when the id names no record here."""
+    ConsumeMessageDirectlyResult comes back. SYSTEM_ERROR when the id names no record here.
+    Under the ACL the request needs SUB on its group and header topic (``runtime.acl``), and
+    then on the topic the record is stored in (``acl_gate``): an account cannot hand another's
+    message to a consumer of its own group."""
     h = decode_header(
         ConsumeMessageDirectlyResultRequestHeader, request.ext_fields, opaque=request.opaque
     )
@@ -88,6 +93,10 @@ def consume_message_directly(
         return reply(
             request, ResponseCode.SYSTEM_ERROR, remark=f"no message with msgId {h.msg_id} here"
         )
+    if ctx.acl is not None:  # the header's topic is the client's word: the message's needs SUB
+        denied = acl_gate.stored_refusal(ctx, session, request, decode_record(record).topic)
+        if denied is not None:
+            return denied.answer
     ext = {**request.ext_fields, "brokerName": ctx.cfg.broker_name}
     return call_consumer(ctx, request, h.consumer_group, h.client_id, ext, record)
 

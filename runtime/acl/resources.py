@@ -4,12 +4,15 @@
 retry topic (``%RETRY%<group>``), as RocketMQ keys them. Sends need PUB on their topic (SUB on the
 group for a send to a ``%RETRY%`` topic); pulls, offset queries and commits, heartbeats, group
 lookups and queue locks need SUB on the topic(s) and the group; a consumer's send-back SUB on
-its group; END_TRANSACTION PUB on the topic its header names, VIEW_MESSAGE_BY_ID SUB on it (as
-RocketMQ 5's ACL 2.0 maps these codes, ``AuthorizationContextBuilder``). Those that name a
-message by its commit-log offset (send-back, END_TRANSACTION, VIEW_MESSAGE_BY_ID) are checked
-again by their handlers against the topic the message is stored in (``stored_topic_need``),
-which the client's header need not tell truly. Every other request needs only a valid
-signature, except the admin codes (``ADMIN_CODES``), which need an admin account.
+its group; END_TRANSACTION PUB on the topic its header names, VIEW_MESSAGE_BY_ID SUB on it,
+CONSUME_MESSAGE_DIRECTLY SUB on its group and topic (as RocketMQ 5's ACL 2.0 maps these codes,
+``AuthorizationContextBuilder``). Those that name a message by its commit-log offset
+(send-back, END_TRANSACTION, VIEW_MESSAGE_BY_ID, CONSUME_MESSAGE_DIRECTLY) are checked again by
+their handlers against the topic the message is stored in (``stored_topic_need``), which the
+client's header need not tell truly. Every other request needs only a valid signature, except
+the admin codes (``ADMIN_CODES``: those that change the broker or another's data, and those
+that read every group's and topic's configs and offsets, which a slave copies), which need an
+admin account (or the inner account, or a white-listed host).
 """
 
 from __future__ import annotations
@@ -63,6 +66,11 @@ def grants(owned: int, needed: int) -> bool:
     return bool(needed & owned)
 
 
+SLAVE_SYNC_OWN_CODES = (60, 3011, 3012, 3013)
+"""GET_TIMER_CHECK_POINT (60) and actormq's GET_TRANSACTION_TABLE, GET_METADATA_VERSION and
+GET_TAIL_LOSS_GUARD: what a slave copies besides the RocketMQ codes
+(``actors.broker.slave_sync_handler``)."""
+
 ADMIN_CODES = frozenset(
     {
         RequestCode.UPDATE_AND_CREATE_TOPIC,
@@ -78,6 +86,20 @@ ADMIN_CODES = frozenset(
         # wants UPDATE on the group and topic, an action no plain-ACL permission grants
         RequestCode.CLONE_GROUP_OFFSET,
         RequestCode.INVOKE_BROKER_TO_RESET_OFFSET,
+        # every group's and topic's configs and offsets, and the broker's own progress: what a
+        # slave copies (SlaveSynchronize; a slave signs with the inner account, a super user,
+        # or is white-listed). ACL 2.0 as released maps no resource for them (a valid
+        # signature), its hardened builder LIST on every topic / group or GET on the cluster;
+        # no plain-ACL permission grants those
+        RequestCode.GET_ALL_TOPIC_CONFIG,
+        RequestCode.GET_ALL_SUBSCRIPTIONGROUP_CONFIG,
+        RequestCode.GET_ALL_CONSUMER_OFFSET,
+        RequestCode.GET_ALL_DELAY_OFFSET,
+        *SLAVE_SYNC_OWN_CODES,
+        # admin operations: UPDATE on the cluster (306, 316) or on the topic (323) in ACL 2.0
+        RequestCode.CLEAN_EXPIRED_CONSUMEQUEUE,
+        RequestCode.CLEAN_UNUSED_TOPIC,
+        RequestCode.RESUME_CHECK_HALF_MESSAGE,
     }
 )
 _SENDS = frozenset(
@@ -147,6 +169,11 @@ def needed(request: RemotingCommand) -> dict[str, int]:
         need(_group(lock.consumer_group), _SUB)
         for topic in {mq.topic for mq in lock.mq_set}:
             need(topic, _SUB)
+    elif code == RequestCode.CONSUME_MESSAGE_DIRECTLY:
+        # ACL 2.0's: SUB on the group and on the header's topic when given (the handler then
+        # wants SUB on the topic the message is stored in)
+        need(_group(ext.get("consumerGroup")), _SUB)
+        need(ext.get("topic"), _SUB)
     elif code in (RequestCode.UNREGISTER_CLIENT, RequestCode.GET_CONSUMER_LIST_BY_GROUP):
         need(_group(ext.get("consumerGroup")), _SUB)
     elif code == RequestCode.HEART_BEAT:
@@ -167,7 +194,8 @@ def _group(group: str | None) -> str | None:
 
 def stored_topic_need(code: int, topic: str) -> dict[str, int]:
     """What a request naming a stored message by its offset (CONSUMER_SEND_MSG_BACK,
-    END_TRANSACTION, VIEW_MESSAGE_BY_ID) needs on the topic the message is stored in: PUB to
-    end a transaction (its producer's), SUB to read it or copy it to the group's retry topic
-    (its consumer's; a message in ``%RETRY%<group>`` needs SUB on that group)."""
+    END_TRANSACTION, VIEW_MESSAGE_BY_ID, CONSUME_MESSAGE_DIRECTLY) needs on the topic the
+    message is stored in: PUB to end a transaction (its producer's), SUB to read it, copy it to
+    the group's retry topic or hand it to a consumer (its consumer's; a message in
+    ``%RETRY%<group>`` needs SUB on that group)."""
     return {topic: _PUB if code == RequestCode.END_TRANSACTION else _SUB}

@@ -44,6 +44,7 @@ class Ctx:
 
     consumers = "consumers"
     ha = None  # (no replication: every record may be read out)
+    acl = None  # (no ACL: the handler's check of the stored topic is skipped)
 
     def __init__(self, manager: Any) -> None:
         self.manager = manager
