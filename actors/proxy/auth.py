@@ -6,7 +6,9 @@ x-mq-date-time)>``. With ``--acl-file`` the proxy checks that signature against 
 secret and what the call needs against the account's permissions, the broker's rules
 (``runtime.acl.plain``, the same file format, reloaded when it changes):
 
-- SendMessage, EndTransaction, RecallMessage: PUB on the topic;
+- SendMessage, EndTransaction, RecallMessage: PUB on the topic (an EndTransaction ends only a
+  half message sent to the topic it names: ``ProxyTransactions.end``, so PUB on the half
+  message's own topic is what counts);
 - ReceiveMessage, AckMessage, ChangeInvisibleDuration, ForwardMessageToDeadLetterQueue,
   QueryAssignment: SUB on the topic and on the group (kept as ``%RETRY%<group>``, as RocketMQ);
 - Heartbeat: SUB on its group; QueryRoute, NotifyClientTermination: a valid signature only;
