@@ -330,6 +330,7 @@ def broker_spec(
                     keep_registration=lambda: handle.rebuilding,
                     sessions=handle.namesrv_sessions,
                     on_registered=handle.registered.set,
+                    state_version=(lambda: state.epoch) if cfg.controller_mode else None,
                 ),
             ),
             ChildSpec(

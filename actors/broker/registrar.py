@@ -12,7 +12,10 @@ Messages:
   compressed binary form (header ``compressed``) with ``compressedRegister`` or when the JSON
   would pass ``COMPRESS_ABOVE`` (that form carries no topic sys flag or order). In controller
   mode a master registers only while it holds the controller's lease (``registrable``), so a
-  deposed or paused master never takes brokerId 0 back from its successor.
+  deposed or paused master never takes brokerId 0 back from its successor; and every
+  registration carries the master epoch as its DataVersion's ``stateVersion``
+  (``state_version``), so a name server ignores one that was already on its way when the
+  master was deposed (RocketMQ 5's rule, ``actors.namesrv.route_table``).
 - ``Recheck`` (its own timer, every ``RECHECK_S``, 1 s): a name server that does not hold this
   broker's whole table on a live connection (it restarted, with no routes; or it was down at
   the last round) is registered with again at once, not at the next 30 s round (RocketMQ's
@@ -129,9 +132,16 @@ class NamesrvRegistrar(GeventActor):
         sessions: dict[str, SessionHandle] | None = None,
         on_registered: Callable[[], None] | None = None,
         compress_above: int = COMPRESS_ABOVE,
+        state_version: Callable[[], int] | None = None,
     ) -> None:
         super().__init__()
         self.cfg = cfg
+        self.state_version = state_version
+        """Controller mode: the master epoch this broker knows (its own term's as master, its
+        master's as slave), sent as the DataVersion's ``stateVersion``, as RocketMQ 5's
+        brokers do (ReplicasManager's ``nextVersion(newMasterEpoch)``): a name server ignores a
+        registration for an id another live address holds with a higher one, so an old
+        master's late registration never takes brokerId 0 back. None: 0 (classic mode)."""
         self.compress_above = compress_above
         """JSON bodies larger than this are sent compressed (``COMPRESS_ABOVE``; tests lower
         it)."""
@@ -278,7 +288,11 @@ class NamesrvRegistrar(GeventActor):
     def _request(self, counter: int, topics: tuple[str, ...] | None) -> RemotingCommand:
         wrapper = TopicConfigSerializeWrapper(
             topic_config_table=self.topic_table(topics),
-            data_version=DataVersion(timestamp=int(time.time() * 1000), counter=counter),
+            data_version=DataVersion(
+                timestamp=int(time.time() * 1000),
+                counter=counter,
+                state_version=self.state_version() if self.state_version is not None else 0,
+            ),
         )
         body, compressed = register_body(
             RegisterBrokerBody(topic_config_serialize_wrapper=wrapper),
