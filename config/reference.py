@@ -317,6 +317,12 @@ BROKER_KEYS: dict[str, tuple[str, str]] = {
         "Accept messages with an arbitrary delivery time (RocketMQ 5); false: a send with a "
         "TIMER_* property gets MESSAGE_ILLEGAL.",
     ),
+    "timerMaxLoaded": (
+        USED,
+        "actormq's: the most pending timer messages held in memory (~130 bytes each); the "
+        "others stay in the timer topic only and are read again, in due order, as the loaded "
+        "ones are delivered (no send is refused). Read at start.",
+    ),
     "transactionTimeOut": (USED, "ms before a half message is first checked back."),
     "transactionCheckMax": (USED, "Check-backs before a half message is discarded."),
     "transactionCheckInterval": (USED, "ms between transaction check-back rounds."),

@@ -188,6 +188,9 @@ class BrokerConfig(_Config):
     # scheduled and transactional messages
     message_delay_level: str = DEFAULT_DELAY_LEVELS
     timer_wheel_enable: bool = True
+    timer_max_loaded: Positive = 200_000
+    """actormq's: the most pending timer messages the TimerScheduler holds in memory; the others
+    stay in the timer topic only, read again as these are delivered."""
     transaction_timeout: Positive = field(default=6000, name="transactionTimeOut")
     transaction_check_max: Positive = 15
     transaction_check_interval: Positive = 30_000

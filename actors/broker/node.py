@@ -445,7 +445,10 @@ def _schedulers(ctx: BrokerContext, store: BrokerStore, cfg: BrokerConfig) -> li
     levels = tuple(cfg.delay_levels_ms())
     return [
         ChildSpec(name=ctx.scheduler, start=lambda: Scheduler.start(store, config_dir, levels)),
-        ChildSpec(name=ctx.timer, start=lambda: TimerScheduler.start(store, config_dir)),
+        ChildSpec(
+            name=ctx.timer,
+            start=lambda: TimerScheduler.start(store, config_dir, cfg.timer_max_loaded),
+        ),
         ChildSpec(
             name=ctx.transactions,
             start=lambda: TransactionManager.start(

@@ -5,12 +5,25 @@ Messages:
 - ``Persist`` (its own timer, every second): write progress if it moved, in the background
   (``BackgroundWriter``: the fsync runs in the thread pool, never on the hub); at stop, at once
 - ``pending_count()`` (proxy) -> timer messages loaded but not yet delivered
+- ``peak_loaded()`` (proxy) -> the most loaded at once
 
-State owned: a heap of (due ms, queue offset, commit-log offset) for every timer message not yet
-delivered; the progress — the lowest undelivered queue offset of the timer topic (watermark) and
-the offsets delivered above it, as [start, end) ranges (``DeliveredOffsets``: its size follows
-the messages still pending below delivered ones, not the count delivered) — persisted atomically
-to ``<store>/config/timerProgress.json``.
+State owned: a heap of the timer messages loaded (due ms, queue offset, commit-log offset), at
+most ``max_loaded`` (``timerMaxLoaded``): every undelivered record read whose (time, queue
+offset) is below the horizon. Too many loaded, the latest quarter is unloaded and the horizon
+lowered to the first of them; the records at or past it stay in the timer topic only (the lowest
+queue offset among them kept), and when the loaded ones fall to half, a ``Rescan`` re-reads the
+topic from that offset to where the loader is, loading those at or past the old horizon (its
+floor) up to the new one, a batch at a time between batches of new records. While it runs,
+nothing at or past its floor is delivered (one further on may be due first), so timers go out
+in due order. A producer parking millions of timers (up to 3 days ahead) grew the heap without
+bound (~130 bytes each), the broker's memory until it died. The recall markers read are noted
+(loaded or not: a marker left unloaded still cancels its loaded message), so that set is bounded
+by the markers pending, not by ``max_loaded``. Nothing unloaded is delivered, so the progress
+needs nothing more and a restart re-reads what is pending. The progress: the lowest
+undelivered queue offset of the timer topic (watermark) and the offsets delivered above it, as
+[start, end) ranges (``DeliveredOffsets``: its size follows the messages still pending below
+delivered ones, not the count delivered) — persisted atomically to
+``<store>/config/timerProgress.json``.
 A record still pending ``ROLL_WINDOW_MS`` (2 days) after it was stored is stored again in the
 timer topic (rolled, TIMER_ROLL_TIMES one more, as RocketMQ's timer wheel rolls it) and counts
 as delivered: read back from its first copy when due, a 3-day timer could find it deleted with
@@ -86,6 +99,32 @@ ROLL_WINDOW_MS = 2 * 24 * 3600 * 1000
 RocketMQ's timerRollWindowSlot (2 days) has it: its first copy may go with its commit-log segment
 (fileReservedTime, 72 h by default) before a 3-day timer is due."""
 TIMER_ROLL_TIMES = "TIMER_ROLL_TIMES"
+
+DEFAULT_MAX_LOADED = 200_000
+"""How many pending timers are held in memory at most (``timerMaxLoaded``): ~130 bytes each."""
+NO_HORIZON = (2**63, 0)
+"""The horizon while every pending timer read is loaded."""
+
+Entry = tuple[int, int, int, int, int]
+"""A loaded timer: (when: due, its record's roll time if sooner, or its retry time; queue
+offset; commit-log offset; due; its record's time: ``when`` before any retry)."""
+
+
+def _record_key(entry: Entry) -> tuple[int, int]:
+    """The order of a loaded timer's record: its time, then its queue offset."""
+    return entry[4], entry[1]
+
+
+class Rescan:
+    """A re-read of the timer topic from ``offset`` to ``end`` (where the loader had read),
+    loading the records at or past ``floor``, the horizon it replaces."""
+
+    __slots__ = ("end", "floor", "offset")
+
+    def __init__(self, floor: tuple[int, int], offset: int, end: int) -> None:
+        self.floor = floor
+        self.offset = offset
+        self.end = end
 
 
 def rolled(stored: Any) -> PutRecord:
@@ -179,15 +218,22 @@ def _recall_key(props: dict[str, str], id_key: str) -> tuple[str, str]:
 class TimerScheduler(GeventActor):
     """Puts timer messages back into their topics when due. See the module docstring."""
 
-    def __init__(self, store: Any, config_dir: str) -> None:
+    def __init__(self, store: Any, config_dir: str, max_loaded: int = DEFAULT_MAX_LOADED) -> None:
         super().__init__()
         self.store = store
+        self.max_loaded = max(1, max_loaded)
         self.path = os.path.join(config_dir, "timerProgress.json")
         self._writer = BackgroundWriter(self.path)
         self._delivered = DeliveredOffsets()
-        self._heap: list[tuple[int, int, int, int]] = []
-        """(when: due, or its record's roll time if sooner; queue offset; commit-log offset;
-        due)."""
+        self._heap: list[Entry] = []
+        """The loaded timers: every undelivered record read whose (time, queue offset) is
+        below ``_horizon``, but those being put back (at most ``max_loaded``)."""
+        self._horizon = NO_HORIZON
+        """The records read at or past it are not loaded (the loaded ones were too many)."""
+        self._rescan_from: int | None = None
+        """The lowest queue offset of a record not loaded (None: all are)."""
+        self._rescan: Rescan | None = None
+        self._peak = 0
         self._cancelled: set[tuple[str, str]] = set()
         """(topic, UNIQ_KEY) of pending messages a recall marker cancelled (until the marker
         is due): a marker recalls a message of its own topic only."""
@@ -219,7 +265,12 @@ class TimerScheduler(GeventActor):
         return None
 
     def pending_count(self) -> int:
+        """Timers loaded (in memory) and not delivered; those past the horizon not counted."""
         return len(self._heap)
+
+    def peak_loaded(self) -> int:
+        """The most timers loaded at once since the start."""
+        return self._peak
 
     def on_stop(self) -> None:
         self._running = False
@@ -258,42 +309,26 @@ class TimerScheduler(GeventActor):
     # -- worker greenlets (edge code: they may wait on the store) -----------------------------
 
     def _load(self, offset: int) -> None:
-        """Follow the timer topic and push every undelivered message onto the heap."""
+        """Follow the timer topic: load every undelivered message due before the horizon,
+        and re-read the ones past it (``Rescan``) when the loaded ones run low, a batch at a
+        time between the batches of new ones (a timer sent meanwhile is not held up)."""
         while self._running:
             try:
-                result = self.store.get_messages("", TIMER_TOPIC, 0, offset, BATCH, None, None).get(
-                    timeout=CALL_TIMEOUT_S
-                )
-                if result.status is not GetStatus.FOUND or not result.messages:
-                    if result.status in (
-                        GetStatus.OFFSET_TOO_SMALL,
-                        GetStatus.OFFSET_OVERFLOW_BADLY,
-                    ):
-                        offset = result.next_begin_offset
-                        continue
-                    if (
-                        result.status is GetStatus.MESSAGE_WAS_REMOVING
-                        and result.next_begin_offset > offset
-                    ):
-                        # damaged records the queue skips (or ones retention removed): past
-                        # them, counted delivered (the watermark passes them); the same offset
-                        # again answered at once, a loop without pause
-                        for skipped in range(offset, result.next_begin_offset):
-                            if skipped not in self._delivered:
-                                self.actor_ref.tell(Delivered(skipped))
-                        offset = result.next_begin_offset
-                        continue
-                    if not self._loaded.is_set():
-                        self._loaded.set()
-                        self._wake.set()
+                if self._rescan is None and self._rescan_due():
+                    self._rescan = Rescan(self._horizon, self._rescan_from or 0, offset)
+                    self._horizon, self._rescan_from = NO_HORIZON, None
+                if self._rescan is not None:
+                    self._rescan_step(self._rescan)
+                    following = self._follow(offset)
+                    offset = offset if following is None else following
+                    continue
+                following = self._follow(offset)
+                if following is None:
                     self.store.wait_arrival(TIMER_TOPIC, 0, offset, IDLE_WAIT_S).get(
                         timeout=IDLE_WAIT_S + CALL_TIMEOUT_S
                     )
                     continue
-                for raw, queue_offset in zip(result.messages, result.queue_offsets, strict=True):
-                    if queue_offset not in self._delivered:
-                        self._take(decode_record(raw), queue_offset)
-                    offset = queue_offset + 1
+                offset = following
             except (pykka.Timeout, pykka.ActorDeadError) as exc:
                 logger.debug("timer loader: {}", exc)
                 gevent.sleep(RETRY_S)
@@ -301,9 +336,65 @@ class TimerScheduler(GeventActor):
                 logger.exception("timer loader failed; retrying")
                 gevent.sleep(RETRY_S)
 
-    def _take(self, stored: Any, queue_offset: int) -> None:
-        """A timer record read: onto the heap, or dropped (and marked delivered) when it
-        cannot be put back."""
+    def _follow(self, offset: int) -> int | None:
+        """Take the next batch of new records from ``offset``: the offset after it, or None
+        at the topic's end (reached once: deliveries may begin)."""
+        got = self._read(offset)
+        if got is None:
+            if not self._loaded.is_set():
+                self._loaded.set()
+                self._wake.set()
+            return None
+        records, offset = got
+        for raw, queue_offset in records:
+            if queue_offset not in self._delivered:
+                self._take(decode_record(raw), queue_offset, None)
+        return offset
+
+    def _read(self, offset: int) -> tuple[list[tuple[bytes, int]], int] | None:
+        """The timer topic's records from ``offset`` (raw, queue offset) and the offset after
+        them, or None at its end."""
+        result = self.store.get_messages("", TIMER_TOPIC, 0, offset, BATCH, None, None).get(
+            timeout=CALL_TIMEOUT_S
+        )
+        if result.status is GetStatus.FOUND and result.messages:
+            offsets = result.queue_offsets
+            return list(zip(result.messages, offsets, strict=True)), offsets[-1] + 1
+        if result.status in (GetStatus.OFFSET_TOO_SMALL, GetStatus.OFFSET_OVERFLOW_BADLY):
+            return [], result.next_begin_offset
+        if result.status is GetStatus.MESSAGE_WAS_REMOVING and result.next_begin_offset > offset:
+            # damaged records the queue skips (or ones retention removed): past them, counted
+            # delivered (the watermark passes them); the same offset again answered at once,
+            # a loop without pause
+            for skipped in range(offset, result.next_begin_offset):
+                if skipped not in self._delivered:
+                    self.actor_ref.tell(Delivered(skipped))
+            return [], result.next_begin_offset
+        return None
+
+    def _rescan_due(self) -> bool:
+        """Timers were left unloaded (past the horizon) and the loaded ones ran low."""
+        return self._rescan_from is not None and len(self._heap) <= self.max_loaded // 2
+
+    def _rescan_step(self, scan: Rescan) -> None:
+        """Re-read one batch of the records a rescan covers, loading those past its floor
+        (not loaded before) up to the new horizon; at the end, deliveries past the floor
+        may go on."""
+        got = self._read(scan.offset) if scan.offset < scan.end else None
+        if got is not None:
+            records, scan.offset = got
+            for raw, queue_offset in records:
+                if queue_offset < scan.end and queue_offset not in self._delivered:
+                    self._take(decode_record(raw), queue_offset, scan.floor)
+            if scan.offset < scan.end:
+                return
+        self._rescan = None
+        self._wake.set()
+
+    def _take(self, stored: Any, queue_offset: int, floor: tuple[int, int] | None) -> None:
+        """A timer record read: loaded (onto the heap) when due before the horizon, else left
+        for a rescan; dropped (and marked delivered) when it cannot be put back. A rescan
+        passes the records below its ``floor``: loaded before."""
         props = decode_properties(stored.properties)
         problem = put_back_problem(props)
         try:
@@ -311,20 +402,51 @@ class TimerScheduler(GeventActor):
         except (KeyError, ValueError):
             due = 0
             problem = problem or f"its TIMER_OUT_MS {props.get(TIMER_OUT_MS)!r} is no time"
+        when = min(due, stored.store_timestamp + ROLL_WINDOW_MS)
+        if floor is not None and (when, queue_offset) < floor:
+            return
         if problem is not None:
             self._drops.dropped(f"offset {queue_offset}", problem)
             self.actor_ref.tell(Delivered(queue_offset))
             return
-        if TIMER_DEL_UNIQKEY in props:  # a recall: cancels that message
+        if TIMER_DEL_UNIQKEY in props:  # a recall: cancels that message (loaded or not)
             self._cancelled.add(_recall_key(props, TIMER_DEL_UNIQKEY))
-        roll_at = stored.store_timestamp + ROLL_WINDOW_MS
-        heapq.heappush(self._heap, (min(due, roll_at), queue_offset, stored.physical_offset, due))
+        if (when, queue_offset) >= self._horizon:
+            self._left(queue_offset)
+            return
+        heapq.heappush(self._heap, (when, queue_offset, stored.physical_offset, due, when))
+        if len(self._heap) > self.max_loaded:
+            self._unload()
+        self._peak = max(self._peak, len(self._heap))
         self._wake.set()
+
+    def _left(self, queue_offset: int) -> None:
+        """A record not loaded: a rescan starts at it or before."""
+        if self._rescan_from is None or queue_offset < self._rescan_from:
+            self._rescan_from = queue_offset
+
+    def _unload(self) -> None:
+        """Too many loaded: keep the earliest three quarters (by their record's time), the
+        horizon lowered to the first of the others, which a rescan loads again."""
+        keep = self.max_loaded - self.max_loaded // 4
+        entries = sorted(self._heap, key=_record_key)
+        for entry in entries[keep:]:
+            self._left(entry[1])
+        self._horizon = min(self._horizon, _record_key(entries[keep]))
+        del entries[keep:]
+        heapq.heapify(entries)
+        self._heap = entries
+
+    def _held_back(self) -> bool:
+        """A rescan is loading records due after its floor: the first loaded one may not be
+        the first due."""
+        scan = self._rescan
+        return scan is not None and _record_key(self._heap[0]) >= scan.floor
 
     def _deliver(self) -> None:
         me = self.actor_ref
         while self._running:
-            if not self._heap or not self._loaded.is_set():
+            if not self._heap or not self._loaded.is_set() or self._held_back():
                 self._wake.clear()
                 self._wake.wait(IDLE_WAIT_S)
                 continue
@@ -334,8 +456,7 @@ class TimerScheduler(GeventActor):
                 self._wake.clear()
                 self._wake.wait(min(wait_s, IDLE_WAIT_S))
                 continue
-            entry = heapq.heappop(self._heap)
-            _when, queue_offset, physical, due = entry
+            _when, queue_offset, physical, due, key_when = heapq.heappop(self._heap)
             try:
                 done = self._put_back(queue_offset, physical, due)
             except (pykka.Timeout, pykka.ActorDeadError) as exc:
@@ -348,7 +469,8 @@ class TimerScheduler(GeventActor):
                 # retried after the others due meanwhile: a refusal that holds for one
                 # message only (its size) kept every later timer waiting behind it
                 retry_at = int(time.time() * 1000 + RETRY_S * 1000)
-                heapq.heappush(self._heap, (max(_when, retry_at), queue_offset, physical, due))
+                retry = (max(_when, retry_at), queue_offset, physical, due, key_when)
+                heapq.heappush(self._heap, retry)
                 gevent.sleep(RETRY_S)
                 continue
             try:
