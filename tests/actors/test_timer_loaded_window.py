@@ -37,6 +37,11 @@ class Topic:
         """How long a read takes (0: answered at once)."""
         self.raw: list[bytes] = []
         self.put_back: list[tuple[bytes, int]] = []
+        self.watching = False
+        """While True, ``read`` notes the offsets read (``get_messages``)."""
+        self.read: list[int] = []
+        self.read_before: dict[bytes, list[int]] = {}
+        """Body -> the reads noted (each batch's last offset) before it was put back."""
         for record in records:
             self.add(record)
 
@@ -49,6 +54,8 @@ class Topic:
 
     def get_messages(self, _g: str, _t: str, _q: int, offset: int, count: int, *_a: Any) -> Any:
         batch = self.raw[offset : offset + count]
+        if self.watching and batch:
+            self.read.append(offset + len(batch) - 1)
         if not batch:
             return done(SimpleNamespace(status=GetStatus.OFFSET_OVERFLOW_ONE, messages=[]))
         offsets = list(range(offset, offset + len(batch)))
@@ -69,6 +76,7 @@ class Topic:
 
     def put(self, records: list[PutRecord]) -> Any:
         self.put_back.append((records[0].body, int(time.time() * 1000)))
+        self.read_before[records[0].body] = list(self.read)
         return done(SimpleNamespace(status=PutStatus.PUT_OK, reason=""))
 
     def bodies(self) -> list[bytes]:
@@ -196,12 +204,16 @@ def test_a_timer_sent_during_a_rescan_is_not_held_up(
     try:
         assert wait_for(lambda: len(topic.put_back) == len(soon))
         # When a timer due in 100 ms is sent while it re-reads them
+        topic.watching = True
         due = int(time.time() * 1000) + 100
         topic.add(timer(b"q", due, **{UNIQ_KEY: "q"}))
-        # Then it is put back well before the re-read has ended (2 s)
+        # Then it is put back (never early) before the re-read has reached the last of the 40
+        # (offset 42; the re-read takes 20 reads of 0.1 s)
         assert wait_for(lambda: len(topic.put_back) == len(soon) + 1)
         body, at = topic.put_back[-1]
-        assert body == b"q" and due <= at < due + 1000
+        assert body == b"q" and at >= due
+        rescanned = [o for o in topic.read_before[b"q"] if o < len(soon) + len(far)]
+        assert max(rescanned, default=-1) < 42, topic.read
         assert ref.proxy().peak_loaded().get(timeout=5) <= 4
     finally:
         ref.stop()
@@ -223,7 +235,7 @@ def test_a_recall_marker_past_the_horizon_recalls_its_loaded_message(tmp_path: A
     ref = TimerScheduler.start(topic, str(tmp_path), max_loaded=5)
     try:
         assert wait_for(lambda: len(topic.put_back) == 5)
-        gevent.sleep(0.3)
+        assert wait_for(lambda: ref.proxy().pending_count().get(timeout=5) == 0)
         # Then the message is recalled, the others put back
         assert sorted(topic.bodies()) == [b"a0", b"a1", b"a2", b"x", b"y"]
     finally:
