@@ -22,10 +22,11 @@ TRUNCATE -> ``truncate(offset)`` (the node records the cut and restarts this bro
 same store: recovery trims everything past it, then a new HELLO); FETCH (before ACCEPT: a
 classic master back from a power loss lacks what this slave holds of its log) -> send the log
 from there to this slave's end as TAIL frames (whole records, ``read_raw``), then the empty
-TAIL, and wait for the master's answer; REFUSED -> retry later; CHALLENGE (a master with an
-inner account) -> PROOF from this broker's inner account (``HAContext.credentials``), or,
-without one, end the link with an ERROR naming the key (at most one a minute; also when the
-master refuses the proof).
+TAIL, and wait for the master's answer; REFUSED -> retry later (not ready after an ACCEPT:
+the master began a new term, whose epoch entries this slave must mirror: at once);
+CHALLENGE (a master with an inner account) -> PROOF from this broker's inner account
+(``HAContext.credentials``), or, without one, end the link with an ERROR naming the key (at
+most one a minute; also when the master refuses the proof).
 
 In controller mode the link waits for the slave's first metadata sync
 (``HAState.metadata_synced``, set by SlaveSynchronize): an in-sync slave is electable.
@@ -114,6 +115,8 @@ class HAClient(GeventActor):
                 self.state.notify()
                 self._retry_at = time.monotonic() + message.retry_after
                 logger.info("HA client: link to {} ended: {}", self.address, message.reason)
+                if message.retry_after <= 0 and self.address and self._may_link():
+                    self._connect()  # (told to link again at once: not at the next tick)
         elif isinstance(message, ClientTick):
             due = time.monotonic() >= self._retry_at
             if not self._linked and self.address and due and self._may_link():
@@ -283,9 +286,10 @@ class HAClient(GeventActor):
                     if frame.reason is P.RefuseReason.OTHER_GROUP:
                         self._config_problem(address, f"is not this group's master: {frame.text}")
                     not_ready = frame.reason is P.RefuseReason.NOT_READY
-                    return f"refused: {frame.reason.name}: {frame.text}", (
-                        TICK_S if not_ready else RETRY_S
-                    )
+                    why = f"refused: {frame.reason.name}: {frame.text}"
+                    if not_ready and accepted:  # a new term to mirror: link again at once
+                        return why, 0.0
+                    return why, TICK_S if not_ready else RETRY_S
             if accepted and time.monotonic() - last_report >= ha.heartbeat_s:
                 self._report(sock, held(log, sync_flush))
                 last_report = time.monotonic()
