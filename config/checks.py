@@ -14,7 +14,7 @@ from runtime.hostport import parse_address
 
 _DELAY_UNITS_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _DELAY_TOKEN = re.compile(r"(\d+)([smhd])")
-_HOUR = re.compile(r"\d\d")
+_HOUR = re.compile(r"\d{1,2}")
 
 
 def fail(cls: type[msgspec.Struct], attr: str, problem: str) -> NoReturn:
@@ -48,10 +48,11 @@ def parse_namesrv_addr(text: str) -> list[tuple[str, int]]:
 
 
 def parse_delete_when(text: str) -> list[int]:
-    """RocketMQ's deleteWhen, ``HH`` or ``HH;HH;...`` (00..23) -> hours."""
+    """RocketMQ's deleteWhen, ``HH`` or ``HH;HH;...`` (0..23, one digit or two: RocketMQ reads
+    each with Integer.parseInt, so ``4`` is 04) -> hours."""
     hours = text.split(";")
     if not all(_HOUR.fullmatch(h) and int(h) < 24 for h in hours):
-        raise ValueError(f"{text!r} is not hours of the day as HH or HH;HH (00..23)")
+        raise ValueError(f"{text!r} is not hours of the day as HH or HH;HH (0..23)")
     return [int(h) for h in hours]
 
 

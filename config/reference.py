@@ -179,7 +179,11 @@ BROKER_KEYS: dict[str, tuple[str, str]] = {
         "Most messages in one pull response (a consumer asking for more gets this many).",
     ),
     "maxTransferBytesOnMessageInMemory": (USED, "Most bytes in one pull response."),
-    "deleteWhen": (USED, "Hours of the day (HH or HH;HH) when expired segments are deleted."),
+    "deleteWhen": (
+        USED,
+        "Hours of the day (HH or HH;HH, 0..23; one digit too, as RocketMQ: 4 is 04) when "
+        "expired segments are deleted.",
+    ),
     "fileReservedTime": (USED, "Hours a commit-log segment is kept."),
     "diskMaxUsedSpaceRatio": (USED, "Disk use % above which expired segments go at once."),
     "diskSpaceCleanForciblyRatio": (USED, "Disk use % above which even unexpired ones go."),

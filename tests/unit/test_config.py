@@ -392,7 +392,7 @@ def test_bad_enum_case_suggests(tmp_path: pathlib.Path) -> None:
         ("namesrvAddr=a:1;b:x", "namesrvAddr", ["host:port;host:port"]),
         ("namesrvAddr=a:99999", "namesrvAddr", ["port"]),
         ("haMasterAddress=nohost", "haMasterAddress", ["host:port"]),
-        ("deleteWhen=4", "deleteWhen", ["HH"]),
+        ("deleteWhen=4pm", "deleteWhen", ["HH"]),
         ("deleteWhen=04;25", "deleteWhen", ["HH"]),
         ("diskMaxUsedSpaceRatio=96", "diskMaxUsedSpaceRatio", ["10..95"]),
         ("diskSpaceWarningLevelRatio=9", "diskSpaceWarningLevelRatio", ["10..95"]),
@@ -415,6 +415,18 @@ def test_bad_values_name_file_line_key(
 ) -> None:
     path = write(tmp_path, "b.properties", f"# header\n{line}\n")
     assert_error(error_of(load_broker_config, path), f"{path}:2", key, *words)
+
+
+def test_delete_when_takes_single_digit_hours(tmp_path: pathlib.Path) -> None:
+    # Given RocketMQ deleteWhen values with one-digit hours (RocketMQ reads each hour with
+    # Integer.parseInt, so deleteWhen=4 deletes at 04:00)
+    path = write(tmp_path, "b.properties", "deleteWhen=4;16\n")
+    # When the file is loaded
+    cfg = load_broker_config(path)
+    # Then the hours are 4 and 16, and 24 is still refused
+    assert cfg.delete_hours() == [4, 16]
+    bad = write(tmp_path, "c.properties", "deleteWhen=4;24\n")
+    assert_error(error_of(load_broker_config, bad), f"{bad}:1", "deleteWhen", "0..23")
 
 
 def test_slave_with_broker_id_0(tmp_path: pathlib.Path) -> None:
