@@ -9,6 +9,9 @@ Messages accepted (told by its own greenlets and timers):
   starts its log there and links again), or ACCEPT from the slave's end — then a sender
   greenlet streams raw commit-log bytes from there (``read_raw``: whole records, at most
   ``haTransferBatchSize`` per frame, never across a segment end) and a heartbeat frame when idle;
+  a damaged record ends the link with an ERROR naming its offset (once a minute per slave): one
+  ``read_raw`` refuses (``RawDamaged``), or where no record starts (a flipped magic byte) though
+  the log is written past it, for ``STALL_S``;
   to a slave whose HELLO is version 3 or later, a CONFIRM right after the ACCEPT and whenever
   this master's consumers may read further (``StoreContext.dispatched``): the slave shows its
   consumers no more.
@@ -30,7 +33,7 @@ Messages accepted (told by its own greenlets and timers):
   RocketMQ's). A HELLO naming the master's own node id, or a negative one, is refused.
 - ``LinkClosed(reason, relink)``: the socket ended (reader or sender) or the HAService closed
   the link; ``relink`` (a new epoch: the slave must mirror it): an accepted link's sender ends
-  its stream with REFUSED not ready, so the slave links again after 0.2 s instead of the 1 s it
+  its stream with REFUSED not ready, so the slave links again at once instead of the 1 s it
   waits after a plain close (a second of SLAVE_NOT_AVAILABLE after every reconciliation, and
   after a controller's new term for a master that stays); closed anyway after
   ``RELINK_GRACE_S`` if the sender is stuck in a send.
@@ -76,12 +79,15 @@ from runtime.actor import GeventActor, new_future
 from runtime.errors import ProtocolError
 from runtime.ha import protocol as P
 from runtime.receive import receiver
-from runtime.store.raw import read_raw
+from runtime.store.raw import RawDamaged, read_raw
 
 HELLO_TIMEOUT_S = 10.0
 RELINK_GRACE_S = 2.0
 APPEND_TIMEOUT_S = 30.0
 UNACCEPTED_PER_HOST = 8
+STALL_S = 5.0
+"""How long the sender waits on "no whole record at pos" while the log is written past pos
+before it calls the record there damaged (a flipped magic byte) and ends the link."""
 
 
 class HAConnection(GeventActor):
@@ -355,6 +361,8 @@ class HAConnection(GeventActor):
         idle_s = min(1.0, self.ha.heartbeat_s)
         last = 0.0
         shown = -1
+        stalled: float | None = None
+        """Since when reads at ``pos`` found no whole record though the log is written past it."""
         reason = "stopped"
         try:
             while not self._closed:
@@ -372,13 +380,24 @@ class HAConnection(GeventActor):
                 if confirms and store.dispatched > shown:
                     shown = store.dispatched
                     head = P.encode_confirm(shown)
-                data, after = read_raw(log, pos, batch, log.write_offset)
+                limit = log.write_offset
+                data, after = read_raw(log, pos, batch, limit)
                 if data:
                     self._sent_end = after  # (before: a quick slave's report may overtake it)
                     self.sock.sendall(head + P.data_header(pos, len(data)) + data)
                     pos = after
                     last = time.monotonic()
+                    stalled = None
                     continue
+                if pos < limit:  # written, yet no record starts here: damage, if it lasts
+                    now = time.monotonic()
+                    stalled = now if stalled is None else stalled
+                    if now - stalled >= STALL_S:
+                        raise RawDamaged(
+                            pos, f"no record starts there, the log is written to {limit}"
+                        )
+                else:
+                    stalled = None
                 if head or time.monotonic() - last >= idle_s:
                     # (a CONFIRM alone is sent at once; it may yield: appends go on)
                     self.sock.sendall(head or P.data_header(pos, 0))
@@ -387,6 +406,9 @@ class HAConnection(GeventActor):
                     grew.wait(idle_s)
                 else:
                     gevent.wait([grew, moved], timeout=idle_s, count=1)
+        except RawDamaged as exc:  # the operator must repair the log there or rebuild the slave
+            self._log_damaged(exc)
+            reason = str(exc)
         except OSError as exc:
             reason = f"send failed: {exc}"
         except Exception as exc:  # e.g. a segment deleted under the reader
@@ -394,6 +416,20 @@ class HAConnection(GeventActor):
             reason = f"sender failed: {exc!r}"
         with contextlib.suppress(pykka.ActorDeadError):
             self.actor_ref.tell(LinkClosed(reason))
+
+    def _log_damaged(self, exc: RawDamaged) -> None:
+        """One ERROR (no traceback) a minute per slave host and node: the slave relinks and
+        meets the same record again and again."""
+        if not ha_hello.once_a_minute("send-damaged", f"{self.host}/{self.node}"):
+            return
+        logger.error(
+            "HA link {} (slave {}): replication stops at offset {}: {}. Repair the master's "
+            "commit log there or rebuild the slave (logged once a minute per slave)",
+            self.peer,
+            self.node,
+            exc.offset,
+            exc,
+        )
 
 
 def _log_too_many(host: str) -> None:
