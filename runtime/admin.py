@@ -5,12 +5,12 @@
     topicList        [-c]                        every topic the name server knows; -c: with
                                                  its cluster and consumer groups
     topicRoute       -t TOPIC                    the topic's route (JSON, as mqadmin prints it)
-    updateTopic      -t TOPIC (-c CLUSTER | -b HOST:PORT) [-w 8] [-r 8] [-p 6] [-o] [-a A]
+    updateTopic      -t TOPIC (-c CLUSTER | -b HOST:PORT) [-w 8] [-r 8] [-p 6] [-o false] [-a A]
                                                  create or update a topic
     deleteTopic      -t TOPIC -c CLUSTER         delete a topic from the cluster's masters, then
                                                  from every name server
     topicStatus      -t TOPIC                    min / max offset and last store time per queue
-    updateSubGroup   -g GROUP (-c CLUSTER | -b HOST:PORT) [-r 16] [-s true] [-d true] [-m true]
+    updateSubGroup   -g GROUP (-c CLUSTER | -b HOST:PORT) [-r 16] [-s true] [-d false] [-m false]
                      [-q 1] [-a true] [-o false] a consumer group's config (retry times, ...)
     deleteSubGroup   -g GROUP (-c CLUSTER | -b HOST:PORT) [-r false]   a group's config (-r true:
                                                  its offsets too); with -c its %RETRY% / %DLQ%
@@ -29,7 +29,9 @@
                                                  one message by its offset message id; with -g
                                                  and -d, that consumer's listener consumes it
                                                  once more and the outcome is printed
-    queryMsgByKey    -t TOPIC -k KEY [-m 32]     messages whose KEYS hold KEY
+    queryMsgByKey    -t TOPIC -k KEY [-m 64] [-b BEGIN] [-e END]
+                                                 messages whose KEYS hold KEY (stored between
+                                                 the times, up to 64 a broker)
     queryMsgByUniqueKey -t TOPIC -i MSG_ID       a message by the producer's msg_id (UNIQ_KEY)
     queryMsgTraceById -i MSG_ID [-t RMQ_SYS_TRACE_TOPIC] [-b BEGIN_MS] [-e END_MS] [-num 64]
                                                  a message's trace: the Pub and Sub records
@@ -226,7 +228,16 @@ def _parser_and_commands() -> tuple[
     update.add_argument("-w", "--write-queues", type=int, default=8, help="write queues (8)")
     update.add_argument("-r", "--read-queues", type=int, default=8, help="read queues (8)")
     update.add_argument("-p", "--perm", type=int, default=PERM_READ_WRITE, help="2 W, 4 R, 6 RW")
-    update.add_argument("-o", "--order", action="store_true", help="an ordered topic")
+    update.add_argument(
+        "-o",
+        "--order",
+        type=boolean,
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="true|false",
+        help="an ordered topic (mqadmin's -o true; a bare -o means true)",
+    )
     update.add_argument("-a", "--attributes", help="+message.type=LITE|PRIORITY|...,-key")
     delete = sub.add_parser(
         "deleteTopic", parents=[ns], help="delete a topic from brokers and name servers"
@@ -238,13 +249,15 @@ def _parser_and_commands() -> tuple[
     _where(group)
     group.add_argument("-r", "--retry-max-times", type=int, default=16)
     group.add_argument("-q", "--retry-queue-nums", type=int, default=1)
-    for flag, name in (
-        ("-s", "--consume-enable"),
-        ("-d", "--consume-broadcast-enable"),
-        ("-m", "--consume-from-min-enable"),
-        ("-a", "--notify-consumer-ids-changed-enable"),
+    # mqadmin's defaults: broadcasting and consumeFromMin off unless asked (RocketMQ's
+    # UpdateSubGroupSubCommand sets both false), consuming and notifying on
+    for flag, name, default in (
+        ("-s", "--consume-enable", True),
+        ("-d", "--consume-broadcast-enable", False),
+        ("-m", "--consume-from-min-enable", False),
+        ("-a", "--notify-consumer-ids-changed-enable", True),
     ):
-        group.add_argument(flag, name, type=boolean, default=True, metavar="true|false")
+        group.add_argument(flag, name, type=boolean, default=default, metavar="true|false")
     group.add_argument("-o", "--consume-message-orderly", type=boolean, default=False)
     drop = sub.add_parser("deleteSubGroup", parents=[ns], help="delete a consumer group's config")
     drop.add_argument("-g", "--group", required=True)
@@ -393,7 +406,10 @@ def _run(admin: Admin, args: argparse.Namespace) -> list[str]:
             order=args.order,
             attributes=args.attributes,
         )
-        return [f"create topic to {address} success." for address in done]
+        lines = [f"create topic to {address} success." for address in done]
+        if args.order:
+            lines.append(_set_order_conf(admin, args))
+        return lines
     if command == "deleteTopic":
         admin.delete_topic_in_brokers(args.topic, cluster=args.cluster)
         # printed at once, as mqadmin does, in case the name servers then refuse
@@ -448,6 +464,28 @@ def _run(admin: Admin, args: argparse.Namespace) -> list[str]:
             rows.append([r.queue.broker_name, str(r.queue.queue_id), old, str(r.new_offset), by])
         return table(rows)
     raise AssertionError(command)  # argparse allows only the commands above
+
+
+def _set_order_conf(admin: Admin, args: argparse.Namespace) -> str:
+    """updateTopic -o true, as mqadmin: the topic's order conf on every name server, each
+    broker name with the write queue count: with -c the cluster's broker names (the conf
+    replaced), with -b the broker's (merged into the conf the name servers hold)."""
+    if args.cluster:
+        names = sorted({b.name for b in admin.brokers(args.cluster)})
+        conf = ";".join(f"{name}:{args.write_queues}" for name in names)
+        admin.put_order_conf(args.topic, conf)
+        return f"set cluster orderConf. isOrder=true, orderConf=[{conf}]"
+    name = next((b.name for b in admin.brokers() if b.address == args.broker), None)
+    if name is None:
+        raise ClientError(f"no broker at {args.broker} in the name servers' cluster info")
+    entries = dict(
+        entry.split(":", 1)
+        for entry in (admin.order_conf(args.topic) or "").split(";")
+        if ":" in entry
+    )
+    entries[name] = str(args.write_queues)
+    admin.put_order_conf(args.topic, ";".join(f"{n}:{q}" for n, q in entries.items()))
+    return f"set broker orderConf. isOrder=true, orderConf=[{name}:{args.write_queues}]"
 
 
 def _figures(admin: Admin, addr: str) -> list[str]:

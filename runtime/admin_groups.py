@@ -147,6 +147,28 @@ def broker_progress(admin: Admin, args: argparse.Namespace) -> list[str]:
     return [*table(rows), "", f"Diff Total: {found.total_diff}"]
 
 
+def _check_online(admin: Admin, group: str) -> None:
+    """consumerProgress -g of a group without committed offsets, as mqadmin (RocketMQ 5's
+    examineConsumeStats): a failure unless the group is online clustering (a typo'd or
+    gone group must not read as "Diff Total: 0")."""
+    try:
+        found = admin.consumer_connections(group)
+    except BrokerError as exc:
+        if exc.code != ResponseCode.CONSUMER_NOT_ONLINE:
+            raise
+        found = None
+    if found is None or not found.connection_set:
+        raise ClientError(
+            f"Not found the consumer group consume stats of {group}: no committed offsets, "
+            "and the group is not online"
+        )
+    if found.message_model == "BROADCASTING":
+        raise ClientError(
+            f"Not found the consumer group consume stats of {group}: no committed offsets, "
+            "the group consumes in broadcast mode (its offsets are kept by its members)"
+        )
+
+
 def run(admin: Admin, args: argparse.Namespace) -> list[str] | None:
     """The command's output lines, or None when ``args.command`` is not one of ``COMMANDS``."""
     command = args.command
@@ -158,6 +180,8 @@ def run(admin: Admin, args: argparse.Namespace) -> list[str] | None:
         header = ["#Topic", "#Broker Name", "#QID", "#Broker Offset", "#Consumer Offset"]
         rows = [[*header, "#Diff", "#LastTime"]]
         stats = admin.consume_stats(args.group, args.topic)
+        if not stats:
+            _check_online(admin, args.group)
         for r in stats:
             rows.append(
                 [

@@ -9,7 +9,7 @@ import argparse
 import json
 
 from actors.client import Admin, ClientError, MessageExt
-from runtime.admin_format import table, time_text
+from runtime.admin_format import table, time_text, timestamp
 
 COMMANDS = ("queryMsgById", "queryMsgByKey", "queryMsgByUniqueKey")
 
@@ -30,7 +30,12 @@ def add_commands(
     by_key = sub.add_parser("queryMsgByKey", parents=[ns], help="messages by a key")
     by_key.add_argument("-t", "--topic", required=True)
     by_key.add_argument("-k", "--key", required=True)
-    by_key.add_argument("-m", "--max", type=int, default=32, help="per broker (32)")
+    by_key.add_argument("-m", "--max", type=int, default=64, help="per broker (64, mqadmin's)")
+    form = "ms or yyyy-MM-dd#HH:mm:ss:SSS"
+    by_key.add_argument("-b", "--begin-timestamp", type=timestamp, default=0, help=f"from ({form})")
+    by_key.add_argument(
+        "-e", "--end-timestamp", type=timestamp, default=2**63 - 1, help=f"until ({form})"
+    )
     by_uniq = sub.add_parser(
         "queryMsgByUniqueKey", parents=[ns], help="a message by the producer's msg id"
     )
@@ -61,7 +66,13 @@ def run(admin: Admin, args: argparse.Namespace) -> list[str] | None:
         return lines
     if command == "queryMsgByKey":
         rows = [["#Message ID", "#Offset Message ID", "#QID", "#Offset", "#Store Time"]]
-        found = admin.query_messages(args.topic, args.key, max_num=args.max)
+        found = admin.query_messages(
+            args.topic,
+            args.key,
+            max_num=args.max,
+            begin_ms=args.begin_timestamp,
+            end_ms=args.end_timestamp,
+        )
         for m in sorted(found, key=lambda m: (m.store_timestamp, m.commit_log_offset)):
             rows.append(
                 [

@@ -297,6 +297,9 @@ def test_messages_are_found_by_offset_id_key_and_unique_key(
     )
     listed = mqadmin(namesrv, "queryMsgByKey", "-t", "Lookup", "-k", "order-43")
     assert listed.returncode == 0 and len(listed.stdout.splitlines()) == 2
+    # And -e before it was stored leaves it out (mqadmin 5's endTimestamp)
+    early = mqadmin(namesrv, "queryMsgByKey", "-t", "Lookup", "-k", "order-43", "-e", "1000")
+    assert early.returncode == 0 and len(early.stdout.splitlines()) == 1, early.stdout
     # And an id that is not one is refused plainly
     bad = mqadmin(namesrv, "queryMsgById", "-i", "not-an-id")
     assert bad.returncode == 1 and "not an offset message id" in bad.stderr
@@ -333,13 +336,15 @@ def test_subscription_group_configs_are_set_read_and_deleted(
     made = mqadmin(namesrv, "updateSubGroup", *args)
     assert made.returncode == 0, made.stderr
     assert made.stdout.strip() == f"create subscription group to {broker} success."
-    # Then the broker holds exactly that
+    # Then the broker holds exactly that, broadcasting and consumeFromMin off as mqadmin's
+    # defaults
     config = admin.subscription_group("billing-cfg", broker)
     assert (config.retry_max_times, config.consume_enable, config.consume_broadcast_enable) == (
         3,
         False,
-        True,
+        False,
     )
+    assert config.consume_from_min_enable is False
     assert config.consume_message_orderly is True
     # When it is deleted, Then the broker no longer has it
     assert mqadmin(namesrv, "deleteSubGroup", "-g", "billing-cfg", "-b", broker).returncode == 0
@@ -668,3 +673,41 @@ def test_topic_attributes_are_set_kept_and_survive_a_restart(tmp_path: pathlib.P
             # Then the attributes are still there
             config = admin.topic_config("Chats", ready["broker-a/0"])
             assert config.attributes == {"message.type": "LITE", "lite.topic.expiration": "60"}
+
+
+def test_update_topic_order_true_sets_the_order_conf_as_mqadmin(
+    cluster: dict[str, str], admin: Admin
+) -> None:
+    namesrv, broker = cluster["namesrv"], cluster["broker-a/0"]
+    # Given a topic created ordered on the cluster with mqadmin's -o true
+    made = mqadmin(
+        namesrv, "updateTopic", "-t", "Sequenced", "-c", "DefaultCluster", "-w", "2", "-o", "true"
+    )
+    # Then the command succeeds and the name servers hold its order conf
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.splitlines() == [
+        f"create topic to {broker} success.",
+        "set cluster orderConf. isOrder=true, orderConf=[broker-a:2]",
+    ]
+    assert admin.order_conf("Sequenced") == "broker-a:2"
+    # When it is updated on the broker with 3 write queues, Then its entry changes
+    on_broker = ["-t", "Sequenced", "-b", broker, "-w", "3", "-o", "true"]
+    again = mqadmin(namesrv, "updateTopic", *on_broker)
+    assert again.returncode == 0, again.stderr
+    assert admin.order_conf("Sequenced") == "broker-a:3"
+    # And -o false leaves the order conf alone
+    plain = mqadmin(namesrv, "updateTopic", "-t", "Sequenced", "-b", broker, "-o", "false")
+    assert plain.returncode == 0 and len(plain.stdout.splitlines()) == 1, plain.stdout
+    assert admin.order_conf("Sequenced") == "broker-a:3"
+
+
+def test_consumer_progress_of_a_group_without_offsets_or_members_fails(
+    cluster: dict[str, str],
+) -> None:
+    # Given a group that never committed an offset and has no member online
+    # When its progress is asked for
+    shown = mqadmin(cluster["namesrv"], "consumerProgress", "-g", "no-such-group")
+    # Then it fails as mqadmin's does (not a "Diff Total: 0" a script reads as caught up)
+    assert shown.returncode == 1 and shown.stdout == ""
+    assert "Not found the consumer group consume stats of no-such-group" in shown.stderr
+    assert "Traceback" not in shown.stderr

@@ -227,3 +227,44 @@ def test_update_broker_config_takes_a_place_a_key_and_a_value() -> None:
 def test_topic_list_takes_mqadmins_cluster_flag() -> None:
     assert build_parser().parse_args(["topicList", "-c"]).cluster_model is True
     assert build_parser().parse_args(["topicList"]).cluster_model is False
+
+
+def test_update_sub_group_defaults_are_mqadmins() -> None:
+    # Given updateSubGroup with a group and a place only
+    args = build_parser().parse_args(["updateSubGroup", "-g", "billing", "-c", "DefaultCluster"])
+    # Then broadcasting and consumeFromMin are off, as RocketMQ's UpdateSubGroupSubCommand
+    # sets them, consuming and notifying on
+    assert (args.consume_broadcast_enable, args.consume_from_min_enable) == (False, False)
+    assert (args.consume_enable, args.notify_consumer_ids_changed_enable) == (True, True)
+    # And -d / -m still turn them on
+    on = ["updateSubGroup", "-g", "billing", "-b", "h:1", "-d", "true", "-m", "true"]
+    args = build_parser().parse_args(on)
+    assert (args.consume_broadcast_enable, args.consume_from_min_enable) == (True, True)
+
+
+@pytest.mark.parametrize(
+    ("flags", "order"),
+    [([], False), (["-o", "true"], True), (["-o", "false"], False), (["-o"], True)],
+)
+def test_update_topic_order_takes_mqadmins_true_or_false(flags: list[str], order: bool) -> None:
+    # Given updateTopic with mqadmin's -o true|false (or a bare -o, as before)
+    args = build_parser().parse_args(["updateTopic", "-t", "T", "-c", "C", *flags, "-w", "4"])
+    # Then the order flag is what it says, and the options after it still parse
+    assert (args.order, args.write_queues) == (order, 4)
+
+
+def test_update_topic_order_other_than_true_or_false_is_a_usage_error() -> None:
+    with pytest.raises(SystemExit) as usage:
+        build_parser().parse_args(["updateTopic", "-t", "T", "-c", "C", "-o", "yes"])
+    assert usage.value.code == 2
+
+
+def test_query_msg_by_key_takes_mqadmins_max_and_times() -> None:
+    # Given queryMsgByKey with only a topic and a key
+    args = build_parser().parse_args(["queryMsgByKey", "-t", "T", "-k", "k"])
+    # Then up to 64 a broker (mqadmin's maxNum), over all time
+    assert (args.max, args.begin_timestamp, args.end_timestamp) == (64, 0, 2**63 - 1)
+    # And -b / -e bound the store times (mqadmin 5's beginTimestamp / endTimestamp)
+    timed = ["queryMsgByKey", "-t", "T", "-k", "k", "-b", "1000", "-e", "2000", "-m", "5"]
+    args = build_parser().parse_args(timed)
+    assert (args.max, args.begin_timestamp, args.end_timestamp) == (5, 1000, 2000)
