@@ -11,7 +11,7 @@ import argparse
 import os
 import pathlib
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from loguru import logger
 
@@ -22,7 +22,10 @@ from runtime.proxy import DEFAULT_PORT as DEFAULT_PROXY_PORT
 from runtime.proxy import ProxyRole, add_proxy_options
 
 if TYPE_CHECKING:
+    from config import BrokerConfig, NamesrvConfig
     from runtime.node import Node
+
+    C = TypeVar("C", NamesrvConfig, BrokerConfig)
 
 DEFAULT_DATA_ROOT = pathlib.Path("~/.actormq")
 
@@ -31,6 +34,20 @@ def _default_data_dir(profile: str) -> pathlib.Path:
     env = os.environ.get("ACTORMQ_DATA_DIR")
     base = pathlib.Path(env) if env else DEFAULT_DATA_ROOT / profile
     return base.expanduser()
+
+
+def _port(text: str) -> int:
+    """argparse type of a port option: an integer in 0..65535 (0 picks a free port), so a bad
+    one is a usage error naming the option, not a traceback from bind()."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"{port} is not a port number (0..65535; 0 picks a free port)"
+        )
+    return port
 
 
 class _Parser(argparse.ArgumentParser):
@@ -126,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also serve RocketMQ 5's gRPC clients (a proxy in this process; docs/proxy.md)",
     )
     cluster.add_argument(
-        "--proxy-port", type=int, default=DEFAULT_PROXY_PORT, help="the proxy's port (8081)"
+        "--proxy-port", type=_port, default=DEFAULT_PROXY_PORT, help="the proxy's port (8081)"
     )
     add_proxy_options(cluster)
 
@@ -137,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run one name server (stateless route registry).",
     )
     namesrv.add_argument("-c", "--config", type=pathlib.Path, help="namesrv .properties or .toml")
-    namesrv.add_argument("--listen-port", type=int, help="override listenPort")
+    namesrv.add_argument("--listen-port", type=_port, help="override listenPort")
     namesrv.add_argument("--listen-host", help="override the bind address")
 
     broker = sub.add_parser(
@@ -153,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--namesrv-addr",
         help="override namesrvAddr (host:port;host:port); without either, $NAMESRV_ADDR",
     )
-    broker.add_argument("--listen-port", type=int, help="override listenPort")
+    broker.add_argument("--listen-port", type=_port, help="override listenPort")
 
     proxy = sub.add_parser(
         "proxy",
@@ -165,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     proxy.add_argument(
         "--namesrv-addr", help="the cluster's name servers (host:port;...); else $NAMESRV_ADDR"
     )
-    proxy.add_argument("--listen-port", type=int, default=DEFAULT_PROXY_PORT, help="(8081)")
+    proxy.add_argument("--listen-port", type=_port, default=DEFAULT_PROXY_PORT, help="(8081)")
     proxy.add_argument("--listen-host", default="127.0.0.1", help="bind address (127.0.0.1)")
     add_proxy_options(proxy)
 
@@ -190,7 +207,6 @@ def _make_node(args: argparse.Namespace) -> Node:
         load_broker_config,
         load_namesrv_config,
         load_profile,
-        with_overrides,
     )
     from runtime.node import Node
 
@@ -213,7 +229,7 @@ def _make_node(args: argparse.Namespace) -> Node:
             overrides["listen_port"] = args.listen_port
         if args.listen_host:
             overrides["listen_host"] = args.listen_host
-        cfg = with_overrides(cfg, **overrides) if overrides else cfg
+        cfg = _overridden(cfg, overrides, args.config)
         return Node(
             namesrvs=[cfg],
             brokers=[],
@@ -229,8 +245,9 @@ def _make_node(args: argparse.Namespace) -> Node:
         overrides["namesrv_addr"] = _namesrv_from_env()  # RocketMQ's broker reads it too
     if args.listen_port is not None:
         overrides["listen_port"] = args.listen_port
-    cfg = with_overrides(cfg, **overrides) if overrides else cfg
+    cfg = _overridden(cfg, overrides, args.config)
     data_dir = (args.data_dir or cfg.store_root()).expanduser().resolve()
+    _check_store_dirs(cfg, args.config, data_dir, from_option=args.data_dir is not None)
     return Node(
         namesrvs=[],
         brokers=[cfg],
@@ -241,6 +258,62 @@ def _make_node(args: argparse.Namespace) -> Node:
 
 
 NAMESRV_ENV = "NAMESRV_ADDR"
+COMMAND_LINE = "command line"
+"""Where an override's mistake is, in ConfigError's file part."""
+_OPTIONS = {  # ($NAMESRV_ADDR is checked before it overrides: _namesrv_from_env)
+    "listen_port": "--listen-port",
+    "listen_host": "--listen-host",
+    "namesrv_addr": "--namesrv-addr",
+}
+
+
+def _overridden(cfg: C, overrides: dict[str, Any], file: pathlib.Path | None) -> C:
+    """``cfg`` with the command line's overrides; a mistake names the option (an override's
+    value) or the config file and key (a check it fails together with the file's values)."""
+    from config import with_overrides
+    from config.fields import key_of
+
+    if not overrides:
+        return cfg
+    try:
+        return with_overrides(cfg, **overrides)
+    except ConfigError as err:
+        options = {key_of(type(cfg), attr): _OPTIONS[attr] for attr in overrides}
+        if err.key in options:
+            raise ConfigError(COMMAND_LINE, options[err.key], err.problem) from None
+        raise ConfigError(os.fspath(file) if file else None, err.key, err.problem) from None
+
+
+def _check_store_dirs(
+    cfg: BrokerConfig, file: pathlib.Path, data_dir: pathlib.Path, *, from_option: bool
+) -> None:
+    """The broker's store directory and its own commit-log directory (storePathCommitLog) can
+    be made and written (checked without making them): else a ConfigError naming the file and
+    key (or --data-dir), not a traceback from the store's start."""
+    from config import with_data_dir
+
+    placed = with_data_dir(cfg, data_dir, per_node=False)
+    file_key = (os.fspath(file), "storePathRootDir")
+    dirs = [((COMMAND_LINE, "--data-dir") if from_option else file_key, data_dir)]
+    if placed.store_path_commit_log:
+        dirs.append(((os.fspath(file), "storePathCommitLog"), placed.commit_log_dir()))
+    for (where, key), path in dirs:
+        problem = _unwritable(path)
+        if problem:
+            raise ConfigError(where, key, problem)
+
+
+def _unwritable(path: pathlib.Path) -> str | None:
+    """Why directory ``path`` cannot be used (or made) for writing, else None: its nearest
+    existing ancestor must be a directory this process may write in."""
+    existing = path
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{path}: {existing} is not a directory"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{path}: {existing} is not writable"
+    return None
 
 
 def _namesrv_from_env() -> str:
