@@ -23,7 +23,12 @@ Messages accepted:
 - ``WaitArrival(offset, reply, deadline)`` (tell): resolve ``reply`` with the max offset once it
   exceeds ``offset`` — the hook the remoting layer parks long polls on — or at ``deadline``.
 - ``QueueRange`` -> (min, max); ``OffsetForTime(ts)`` -> offset; ``EarliestStoreTime`` -> ms.
-- ``ReadEntries(start, count)`` -> (min, max, raw consume-queue entries) for admin tools.
+  An entry or record the disk cannot read is skipped (one WARNING a lookup): the earliest time
+  is the first readable message's; a lookup by time takes an unreadable one as stored when the
+  next readable one was, or else at or after ``ts`` (an answer never later than the truth).
+- ``ReadEntries(start, count)`` -> (min, max, raw consume-queue entries) for admin tools: those
+  before a page the disk cannot read; at one, ``StoreError`` naming the unreadable entries and
+  where readable ones resume.
 - ``SyncQueue(reply)`` (tell, from the Dispatcher's checkpoint): fsync (in a helper greenlet,
   so reads go on meanwhile; through the store's ``GroupSync``, one ``syncfs`` for many queues
   syncing at once), then ``reply`` gets the max offset.
@@ -48,7 +53,6 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import errno
 import time
 from collections import deque
 from typing import Any
@@ -71,6 +75,7 @@ from actors.broker.messages import (
 )
 from actors.broker.store_results import GetResult, GetStatus
 from runtime.actor import GeventActor
+from runtime.errors import StoreError
 from runtime.store import record as R
 from runtime.store.accel import fastlog
 from runtime.store.consumequeue import (
@@ -78,6 +83,7 @@ from runtime.store.consumequeue import (
     ENTRY,
     ConsumeQueue,
 )
+from runtime.store.consumequeue import TRANSIENT_READ as CQ_TRANSIENT_READ
 from runtime.store.context import StoreContext
 from runtime.store.record_check import check_run
 from runtime.store.segments import FlushPlan
@@ -89,9 +95,9 @@ retries a consume-queue write every second)."""
 MIN_SCAN_ENTRIES = 800  # RocketMQ scans at least 16000 bytes of consume queue per read
 REPORTED_MAX = 4096
 """Most damaged records' queue offsets a Queue remembers having logged (then it forgets them)."""
-TRANSIENT_READ = frozenset(
-    {errno.EAGAIN, errno.ENOMEM, errno.ENOBUFS, errno.EMFILE, errno.ENFILE, errno.EBADF}
-)
+EARLIEST_PROBES = 16
+"""Most places ``EarliestStoreTime`` tries (unreadable entries or records skipped) before -1."""
+TRANSIENT_READ = CQ_TRANSIENT_READ
 """Read errors that say nothing about the record (out of memory or descriptors; EBADF: a file
 the closing store closed): the pull fails (SYSTEM_ERROR) and the next one reads again. Any
 other ``OSError`` (EIO: a bad sector) skips the record."""
@@ -139,6 +145,7 @@ class Queue(GeventActor):
         self._append_failing = False  # the oldest held block was refused (logged once)
         self._reported: set[int] = set()  # damaged records' queue offsets, logged once
         self._read_error = ""  # the last read error a pull skipped records for (the WARNING's)
+        self._cq_error: OSError | None = None  # the last consume-queue page's read error
 
     def on_start(self) -> None:
         opened = self.ctx.require_open()
@@ -192,11 +199,11 @@ class Queue(GeventActor):
         if isinstance(message, OffsetForTime):
             return self._offset_for_time(message.timestamp)
         if isinstance(message, EarliestStoreTime):
-            return self._store_time(self.cq.min_offset)
+            return self._earliest_store_time()
         if isinstance(message, ReadEntries):
             lo, hi = self.cq.min_offset, self.cq.max_offset
             inside = lo <= message.start < hi
-            return (lo, hi, self.cq.read_raw(message.start, message.count) if inside else b"")
+            return (lo, hi, self._admin_entries(message.start, message.count) if inside else b"")
         if isinstance(message, TrimBelow):
             trim_files(self.ctx, self.cq, message.log_min)
             return None
@@ -418,6 +425,7 @@ class Queue(GeventActor):
             return raw, None
         if error.errno in TRANSIENT_READ:
             raise error
+        self._cq_error = error
         self._report_damaged(
             list(range(off, resume)), f"have consume-queue entries that could not be read ({error})"
         )
@@ -472,21 +480,94 @@ class Queue(GeventActor):
             _ranges(fresh),
         )
 
-    def _store_time(self, q: int) -> int:
-        e = self.cq.entry(q)
-        if e is None or e.physical_offset < self.log.min_offset:
-            return -1
-        head = self.log.read(e.physical_offset, R.STORE_TIMESTAMP_HEAD)
+    def _store_time(self, q: int) -> int | OSError:
+        """The store timestamp of the record at queue offset ``q`` (-1: none there, or below
+        the log's minimum), or the error when its entry or its record cannot be read (EIO: a
+        bad sector); a transient error (``TRANSIENT_READ``) is raised."""
+        try:
+            e = self.cq.entry(q)
+            if e is None or e.physical_offset < self.log.min_offset:
+                return -1
+            head = self.log.read(e.physical_offset, R.STORE_TIMESTAMP_HEAD)
+        except OSError as exc:
+            if exc.errno in TRANSIENT_READ:
+                raise
+            return exc
         if len(head) < R.STORE_TIMESTAMP_HEAD:
             return -1
         return R.store_timestamp_of(head)
 
+    def _time_from(self, q: int, probes: int) -> tuple[int | None, OSError | None]:
+        """The store time (``_store_time``) of the first readable message from queue offset
+        ``q``, trying at most ``probes`` places: past a consume-queue page that cannot be read,
+        past a record that cannot be read; None when none of them could be read (or the queue
+        ended). Also the first read error met (None: none)."""
+        first: OSError | None = None
+        for _ in range(probes):
+            if q >= self.cq.max_offset:
+                break
+            got = self._store_time(q)
+            if not isinstance(got, OSError):
+                return got, first
+            first = first or got
+            _raw, past, cq_error = self.cq.read_around(q, 1)
+            q = past if cq_error is not None else q + 1
+        return None, first
+
+    def _earliest_store_time(self) -> int:
+        """The store time of the queue's first readable message (-1: none readable among the
+        first ``EARLIEST_PROBES`` places; one WARNING when some could not be read)."""
+        got, error = self._time_from(self.cq.min_offset, EARLIEST_PROBES)
+        if error is not None:
+            self._warn_time_lookup("the earliest store time", error)
+        return -1 if got is None else got
+
     def _offset_for_time(self, ts: int) -> int:
-        """First offset whose record was stored at or after ``ts`` (max offset if none)."""
+        """First offset whose record was stored at or after ``ts`` (max offset if none). An
+        entry or record that cannot be read counts as stored when the next readable one was
+        (times grow with queue offsets), or, when none is near, at or after ``ts``: the answer
+        is never later than the truth (a consumer reset to it may get messages again, never
+        miss one), with one WARNING."""
         lo = self.cq.min_offset
         offsets = range(lo, self.cq.max_offset)
-        i = bisect.bisect_left(offsets, ts, key=self._store_time)
+        errors: list[OSError] = []
+
+        def key(q: int) -> int:
+            got = self._store_time(q)
+            if not isinstance(got, OSError):
+                return got
+            errors.append(got)
+            later, _error = self._time_from(q, 4)
+            return later if later is not None and later >= 0 else ts
+
+        i = bisect.bisect_left(offsets, ts, key=key)
+        if errors:
+            self._warn_time_lookup(f"the offset for time {ts}", errors[0])
         return lo + i
+
+    def _warn_time_lookup(self, what: str, error: OSError) -> None:
+        logger.warning(
+            "store {}: {}/{}: looking up {}: skipped entries or records that could not be "
+            "read ({})",
+            self.ctx.settings.root,
+            self.topic,
+            self.queue_id,
+            what,
+            error,
+        )
+
+    def _admin_entries(self, start: int, count: int) -> bytes:
+        """``ReadEntries``' raw entries: those before a consume-queue page that cannot be
+        read; ``StoreError`` naming the unreadable entries and where readable ones resume when
+        ``start`` is on it (no answer is right there; an admin tool asks again past them)."""
+        raw, resume = self._read_entries(start, count)
+        if resume is None:
+            return raw
+        raise StoreError(
+            f"consumequeue/{self.topic}/{self.queue_id}",
+            f"queue offset(s) {start}-{resume - 1} could not be read ({self._cq_error}); "
+            f"readable entries resume at {resume}",
+        )
 
     def _sync(self, reply: Any) -> None:
         """fsync in a helper greenlet: reads keep being served while a slow disk syncs."""

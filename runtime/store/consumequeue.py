@@ -17,11 +17,14 @@ queues do not hold a descriptor each.
 from __future__ import annotations
 
 import bisect
+import errno
 import os
 import shutil
 import struct
 from collections.abc import Iterable
 from typing import NamedTuple
+
+from loguru import logger
 
 from runtime.errors import StoreError
 from runtime.store.fd_cache import for_consume_queues
@@ -33,6 +36,12 @@ ENTRY_SIZE = ENTRY.size
 assert ENTRY_SIZE == 20
 BLANK_SIZE_FIELD = 0x7FFFFFFF
 BLANK_ENTRY = ENTRY.pack(0, BLANK_SIZE_FIELD, 0)
+TRANSIENT_READ = frozenset(
+    {errno.EAGAIN, errno.ENOMEM, errno.ENOBUFS, errno.EMFILE, errno.ENFILE, errno.EBADF}
+)
+"""Read errors that say nothing about the bytes (out of memory or descriptors; EBADF: a file
+the closing store closed): raised, the next read tries again. Any other ``OSError`` (EIO: a bad
+sector) means the bytes cannot be read."""
 READ_PAGE = 4096
 """``read_around``'s unit: what the kernel reads (and fails to read) at once."""
 TAIL_CACHE_ENTRIES = 128
@@ -199,17 +208,25 @@ class ConsumeQueue:
     def truncate_past(self, log_end: int) -> int:
         """Drop entries pointing at or past ``log_end`` (a truncated commit log), and a tail of
         zero-filled entries (size 0: no record has it; a file whose new length survived a power
-        loss but not its data reads as zeros there); returns count."""
+        loss but not its data reads as zeros there); returns count. An entry the file system
+        cannot read counts as kept (the log's end is near the queue's end: a bad page is most
+        likely below it), with a WARNING: recovery does not fail on it."""
         hi = self.max_offset
         lo = self.min_offset
+        unreadable: OSError | None = None
         # entries are sorted by physical offset: find the first whose record ends past log_end
         while lo < hi:
             mid = (lo + hi) // 2
-            e = self.entry(mid)
-            if e is None or (e.size > 0 and e.physical_offset + e.size <= log_end):
+            e = self.probe(mid)
+            if isinstance(e, OSError):  # kept: the log's end is near the queue's, rarely in it
+                unreadable = unreadable or e
+                lo = mid + 1
+            elif e is None or (e.size > 0 and e.physical_offset + e.size <= log_end):
                 lo = mid + 1
             else:
                 hi = mid
+        if unreadable is not None:
+            self._warn_unreadable(f"truncating past log offset {log_end}", unreadable)
         dropped = self.max_offset - lo
         if dropped:
             self.truncate_logical(lo)
@@ -264,6 +281,26 @@ class ConsumeQueue:
             pos += len(chunk)
         return bytes(out[: len(out) - len(out) % ENTRY_SIZE]), end, None
 
+    def probe(self, qoff: int) -> CqEntry | OSError | None:
+        """``entry`` for a search: the error, not raised, when the file system cannot read it
+        (EIO: a bad sector); a transient one (``TRANSIENT_READ``) is raised."""
+        try:
+            return self.entry(qoff)
+        except OSError as exc:
+            if exc.errno in TRANSIENT_READ:
+                raise
+            return exc
+
+    def _warn_unreadable(self, doing: str, error: OSError) -> None:
+        logger.warning(
+            "consumequeue/{}/{}: {}: entries that could not be read ({}) were taken to be on "
+            "the likelier side of the search",
+            self.topic,
+            self.queue_id,
+            doing,
+            error,
+        )
+
     def entry(self, qoff: int) -> CqEntry | None:
         if qoff < self.min_offset or qoff >= self.max_offset:
             return None
@@ -280,21 +317,37 @@ class ConsumeQueue:
         return self.entry(self.max_offset - 1) if self.max_offset > self.min_offset else None
 
     def first_offset_at_or_after_phys(self, phys: int) -> int:
-        """Smallest logical offset whose entry points at or after ``phys`` (binary search)."""
+        """Smallest logical offset whose entry points at or after ``phys`` (binary search).
+
+        An entry the file system cannot read counts as at or after ``phys`` (``phys`` is the
+        log's minimum, near the queue's start: the answer is then never too high, so no
+        readable entry is hidden), with a WARNING."""
         offsets = range(self.min_offset, self.max_offset)
+        unreadable: list[OSError] = []
 
         def key(q: int) -> int:
-            e = self.entry(q)
+            e = self.probe(q)
+            if isinstance(e, OSError):
+                unreadable.append(e)
+                return phys
             return -1 if e is None else e.physical_offset
 
         i = bisect.bisect_left(offsets, phys, key=key)
+        if unreadable:
+            self._warn_unreadable(f"looking for log offset {phys}", unreadable[0])
         return self.min_offset + i
 
     # -- retention ---------------------------------------------------------------------------------
 
     def _skip_leading_blanks(self) -> None:
         while self.min_offset < self.max_offset:
-            raw = self.file.read(self.min_offset * ENTRY_SIZE, ENTRY_SIZE)
+            try:
+                raw = self.file.read(self.min_offset * ENTRY_SIZE, ENTRY_SIZE)
+            except OSError as exc:  # (not known to be padding: a Queue's read skips it)
+                if exc.errno in TRANSIENT_READ:
+                    raise
+                self._warn_unreadable("skipping leading blank entries", exc)
+                break
             if len(raw) == ENTRY_SIZE and ENTRY.unpack(raw)[1] == BLANK_SIZE_FIELD:
                 self.min_offset += 1
             else:
