@@ -71,18 +71,26 @@ def _squash(name: str) -> str:
     return name.replace("_", "").replace("-", "").lower()
 
 
-def closest(word: str, choices: typing.Iterable[str], *, fuzzy: bool = True) -> str | None:
-    """The choice ``word`` most likely meant: same letters ignoring case and ``_``, or difflib."""
+KEY_HINT_CUTOFF = 0.8
+"""How alike (difflib ratio) an unknown key and a known one must be to suggest it: at 0.6
+``flushCommitLogLeastPages`` suggested flushCommitLogTimed and ``enableLmq`` aclEnable."""
+
+
+def closest(
+    word: str, choices: typing.Iterable[str], *, fuzzy: bool = True, cutoff: float = 0.6
+) -> str | None:
+    """The choice ``word`` most likely meant: same letters ignoring case and ``_``, or difflib
+    (at least ``cutoff`` alike)."""
     by_squash = {_squash(c): c for c in choices}
     if _squash(word) in by_squash:
         return by_squash[_squash(word)]
     if not fuzzy:
         return None
-    match = difflib.get_close_matches(_squash(word), list(by_squash), n=1, cutoff=0.6)
+    match = difflib.get_close_matches(_squash(word), list(by_squash), n=1, cutoff=cutoff)
     return by_squash[match[0]] if match else None
 
 
 def unknown_key_problem(key: str, choices: typing.Iterable[str], noun: str = "key") -> str:
     """The problem text for an unknown key, with a suggestion when one is close."""
-    hint = closest(key, choices)
+    hint = closest(key, choices, cutoff=KEY_HINT_CUTOFF)
     return f"unknown {noun}; did you mean {hint}?" if hint else f"unknown {noun}"

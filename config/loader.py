@@ -11,11 +11,21 @@ from importlib.resources.abc import Traversable
 from typing import Any, TypeVar
 
 import msgspec
+from loguru import logger
 
 from config.coerce import from_text, from_typed, to_text
 from config.fields import closest, field_specs, specs_by_attr, unknown_key_problem
 from config.properties import PropertiesSyntaxError, format_properties, parse_properties
-from config.schema import MASKED, SECRET_FIELDS, BrokerConfig, ClusterProfile, NamesrvConfig
+from config.rocketmq_keys import BROKER_FILE_KEYS, NAMESRV_FILE_KEYS
+from config.schema import (
+    HA_PORT_FROM_LISTEN_PORT,
+    MASKED,
+    SECRET_FIELDS,
+    BrokerConfig,
+    ClusterProfile,
+    NamesrvConfig,
+    derived_ha_listen_port,
+)
 from runtime.errors import ConfigError
 
 C = TypeVar("C", NamesrvConfig, BrokerConfig)
@@ -31,6 +41,28 @@ PROFILE_RUNTIME_KEYS: Mapping[str, str] = {
     "storePathCommitLog": "the runtime puts each broker under <data-dir>/<brokerName>-<brokerId>",
 }
 """Broker keys a profile must leave out, and why."""
+
+
+def _rocketmq_keys(cls: type[C]) -> frozenset[str]:
+    """The keys RocketMQ's own broker (name server) reads from its file."""
+    return BROKER_FILE_KEYS if cls is BrokerConfig else NAMESRV_FILE_KEYS
+
+
+def _unknown(cls: type[C], key: str, specs: Mapping[str, Any], ignored: list[str]) -> str | None:
+    """None for a RocketMQ key actormq does not implement (noted in ``ignored``: RocketMQ too
+    ignores keys it has no field for), else the problem of a key neither knows."""
+    rocketmq = _rocketmq_keys(cls)
+    if key in rocketmq:
+        if key not in ignored:
+            ignored.append(key)
+        return None
+    return unknown_key_problem(key, [*specs, *sorted(rocketmq)])
+
+
+def _warn_ignored(file: str, ignored: list[str]) -> None:
+    if ignored:
+        keys = ", ".join(ignored)
+        logger.warning("{}: ignored RocketMQ keys that actormq does not implement: {}", file, keys)
 
 
 def _read_text(file: str, path: pathlib.Path | Traversable) -> str:
@@ -55,7 +87,7 @@ def _build(cls: type[C], values: dict[str, Any], file: str, lines: Mapping[str, 
         raise ConfigError(f"{file}:{line}" if line else file, err.key, err.problem) from None
 
 
-def _from_properties(cls: type[C], text: str, file: str) -> C:
+def _from_properties(cls: type[C], text: str, file: str, ignored: list[str]) -> C:
     try:
         entries = parse_properties(text)
     except PropertiesSyntaxError as err:
@@ -67,7 +99,10 @@ def _from_properties(cls: type[C], text: str, file: str) -> C:
         where = f"{file}:{entry.line}"
         spec = specs.get(entry.key)
         if spec is None:
-            raise ConfigError(where, entry.key, unknown_key_problem(entry.key, specs))
+            problem = _unknown(cls, entry.key, specs, ignored)
+            if problem is None:
+                continue
+            raise ConfigError(where, entry.key, problem)
         if spec.key in lines:
             problem = f"set twice (first on line {lines[spec.key]})"
             raise ConfigError(where, entry.key, problem)
@@ -79,13 +114,18 @@ def _from_properties(cls: type[C], text: str, file: str) -> C:
     return _build(cls, values, file, lines)
 
 
-def _from_table(cls: type[C], table: Mapping[str, Any], file: str, prefix: str = "") -> C:
+def _from_table(
+    cls: type[C], table: Mapping[str, Any], file: str, ignored: list[str], prefix: str = ""
+) -> C:
     specs = field_specs(cls)
     values: dict[str, Any] = {}
     for key, raw in table.items():
         spec = specs.get(key)
         if spec is None:
-            raise ConfigError(file, prefix + key, unknown_key_problem(key, specs))
+            problem = _unknown(cls, key, specs, ignored)
+            if problem is None:
+                continue
+            raise ConfigError(file, prefix + key, problem)
         try:
             values[spec.attr] = from_typed(spec, raw)
         except ValueError as err:
@@ -110,16 +150,25 @@ def _load(cls: type[C], path: StrPath, table: str) -> C:
         known = ", ".join(PROPERTIES_SUFFIXES + TOML_SUFFIXES)
         raise ConfigError(file, None, f"unsupported file type {suffix or '(none)'!r}; use {known}")
     text = _read_text(file, pathlib.Path(file))
+    ignored: list[str] = []
+    cfg = _from_file_text(cls, text, file, suffix, table, ignored)
+    _warn_ignored(file, ignored)
+    return cfg
+
+
+def _from_file_text(
+    cls: type[C], text: str, file: str, suffix: str, table: str, ignored: list[str]
+) -> C:
     if suffix in PROPERTIES_SUFFIXES:
-        return _from_properties(cls, text, file)
+        return _from_properties(cls, text, file, ignored)
     data = _parse_toml(text, file)
     if table in data and isinstance(data[table], dict):
         others = sorted(set(data) - {table})
         if others:
             problem = f"keys outside the [{table}] table: {', '.join(others)}"
             raise ConfigError(file, others[0], problem)
-        return _from_table(cls, data[table], file, prefix=f"{table}.")
-    return _from_table(cls, data, file)
+        return _from_table(cls, data[table], file, ignored, prefix=f"{table}.")
+    return _from_table(cls, data, file, ignored)
 
 
 def load_broker_config(path: StrPath) -> BrokerConfig:
@@ -152,8 +201,9 @@ def parse_profile(text: str, file: str, default_name: str) -> ClusterProfile:
     for key in ("name", "description"):
         if not isinstance(data.get(key, ""), str):
             raise ConfigError(file, key, f"expected a string, got {data[key]!r}")
+    ignored: list[str] = []
     namesrvs = [
-        _from_table(NamesrvConfig, t, file, prefix=f"namesrv[{i}].")
+        _from_table(NamesrvConfig, t, file, ignored, prefix=f"namesrv[{i}].")
         for i, t in enumerate(_tables(data, "namesrv", file))
     ]
     brokers = []
@@ -161,7 +211,8 @@ def parse_profile(text: str, file: str, default_name: str) -> ClusterProfile:
         for key, why in PROFILE_RUNTIME_KEYS.items():
             if key in table:
                 raise ConfigError(file, f"broker[{i}].{key}", f"not allowed in a profile: {why}")
-        brokers.append(_from_table(BrokerConfig, table, file, prefix=f"broker[{i}]."))
+        brokers.append(_from_table(BrokerConfig, table, file, ignored, prefix=f"broker[{i}]."))
+    _warn_ignored(file, ignored)
     try:
         return ClusterProfile(
             name=data.get("name", default_name),
@@ -207,10 +258,13 @@ def load_profile(name_or_path: StrPath) -> ClusterProfile:
 def with_overrides(cfg: C, **fields: Any) -> C:
     """A copy of ``cfg`` with fields replaced by attribute name, type-checked and validated.
 
-    Enums take a member or its name; string fields take paths.
+    Enums take a member or its name; string fields take paths. A broker's haListenPort that is
+    listenPort + 1 (its default) follows a new listen_port unless ha_listen_port is given too.
     """
     specs = specs_by_attr(type(cfg))
-    values = {}
+    values: dict[str, Any] = {}
+    if _ha_port_follows(cfg, fields):
+        values["ha_listen_port"] = HA_PORT_FROM_LISTEN_PORT
     for attr, raw in fields.items():
         spec = specs.get(attr)
         if spec is None:
@@ -220,6 +274,22 @@ def with_overrides(cfg: C, **fields: Any) -> C:
         except ValueError as err:
             raise ConfigError(None, spec.key, str(err)) from None
     return msgspec.structs.replace(cfg, **values)
+
+
+def _ha_port_follows(cfg: NamesrvConfig | BrokerConfig, fields: Mapping[str, Any]) -> bool:
+    return (
+        isinstance(cfg, BrokerConfig)
+        and "listen_port" in fields
+        and "ha_listen_port" not in fields
+        and cfg.ha_listen_port == derived_ha_listen_port(cfg.listen_port)
+    )
+
+
+def _default_of(cfg: NamesrvConfig | BrokerConfig, attr: str, default: Any) -> Any:
+    """A field's default for ``cfg``: haListenPort's is listenPort + 1."""
+    if isinstance(cfg, BrokerConfig) and attr == "ha_listen_port":
+        return derived_ha_listen_port(cfg.listen_port)
+    return default
 
 
 def with_data_dir(cfg: BrokerConfig, data_dir: StrPath, *, per_node: bool) -> BrokerConfig:
@@ -250,7 +320,7 @@ def dump_properties(
     items = []
     for key, spec in field_specs(type(cfg)).items():
         value = getattr(cfg, spec.attr)
-        if only_changed and value == spec.default:
+        if only_changed and value == _default_of(cfg, spec.attr, spec.default):
             continue
         if mask_secrets and spec.attr in SECRET_FIELDS and value:
             items.append((key, MASKED))

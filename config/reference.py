@@ -245,7 +245,12 @@ BROKER_KEYS: dict[str, tuple[str, str]] = {
         "message traces on record no Pub of those sends and no Sub of those messages "
         "(their END_TRANSACTION records still, as RocketMQ's).",
     ),
-    "haListenPort": (USED, "TCP port slaves replicate from. 0 picks a free port."),
+    "haListenPort": (
+        USED,
+        "TCP port slaves replicate from. 0 picks a free port. Unset: listenPort + 1 (a free "
+        "port with listenPort 0), as RocketMQ's BrokerStartup sets it; a negative value means "
+        "the same (RocketMQ 5).",
+    ),
     "haMasterAddress": (
         USED,
         "Slave only: master's HA host:port; empty means learn it from the name server. Not "
@@ -394,6 +399,7 @@ BROKER_KEYS: dict[str, tuple[str, str]] = {
 }
 
 DEFAULT_TEXT = {
+    "haListenPort": "listenPort + 1",
     "sendMessageThreadPoolNums": "min(CPUs, 4)",
     "pullMessageThreadPoolNums": "16 + 2*CPUs",
     "processReplyMessageThreadPoolNums": "16 + 2*CPUs",

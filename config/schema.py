@@ -42,6 +42,17 @@ CONSUME_QUEUE_ENTRY_SIZE = 20
 DEFAULT_DELAY_LEVELS = "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h"
 
 
+HA_PORT_FROM_LISTEN_PORT = -1
+"""haListenPort's default: listenPort + 1 (0 with listenPort 0), as RocketMQ's BrokerStartup
+sets it (4.x always, 5.x for a haListenPort <= 0); any negative haListenPort means the same."""
+
+
+def derived_ha_listen_port(listen_port: int) -> int:
+    """The haListenPort of a broker that does not set one: listenPort + 1; 0 (a free port) for
+    listenPort 0."""
+    return listen_port + 1 if listen_port else 0
+
+
 SECRET_FIELDS = frozenset({"inner_client_authentication_credentials"})
 """Fields whose value is a secret: masked in ``repr`` and in config answers on the wire."""
 MASKED = "******"
@@ -165,7 +176,8 @@ class BrokerConfig(_Config):
     region_id: str = "DefaultRegion"
     trace_on: bool = True
     # replication (classic master/slave)
-    ha_listen_port: Port = 10912
+    ha_listen_port: Port = HA_PORT_FROM_LISTEN_PORT
+    """Unset (negative): listenPort + 1, as RocketMQ (``derived_ha_listen_port``)."""
     ha_master_address: str = ""
     ha_send_heartbeat_interval: Positive = 5000
     ha_housekeeping_interval: Positive = 20_000
@@ -224,8 +236,14 @@ class BrokerConfig(_Config):
     enable_d_leger_commit_log: bool = field(default=False, name="enableDLegerCommitLog")
 
     def __post_init__(self) -> None:
-        check_bounds(self)
         cls = BrokerConfig
+        if self.ha_listen_port < 0:
+            port = derived_ha_listen_port(self.listen_port)
+            if self.listen_port == 65535:  # (a listenPort beyond that is refused as such)
+                problem = "65535 leaves no haListenPort (listenPort + 1): set haListenPort"
+                fail(cls, "listen_port", problem)
+            msgspec.structs.force_setattr(self, "ha_listen_port", port)
+        check_bounds(self)
         check_credentials(cls, self.inner_client_authentication_credentials)
         if self.acl_enable and self.acl_path() is None:
             fail(
