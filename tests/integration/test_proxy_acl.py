@@ -4,9 +4,6 @@ enforce the same file."""
 
 from __future__ import annotations
 
-import datetime
-import hashlib
-import hmac
 import pathlib
 from collections.abc import Iterator
 from typing import Any
@@ -14,12 +11,9 @@ from typing import Any
 import grpc
 import pytest
 
-from actors.client import Admin, ClientError, SessionCredentials
 from actors.proxy.proto import Code, M, MessageType
 from actors.proxy.server import SERVICE
-from tests.client_support import wait_until
-from tests.harness import RuntimeProcess
-from tests.profiles import one_broker
+from tests.integration.proxy_acl_support import proxy_under_acl, signed
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -39,39 +33,8 @@ accounts:
 
 @pytest.fixture
 def proxy(tmp_path: pathlib.Path) -> Iterator[str]:
-    acl = tmp_path / "plain_acl.yml"
-    acl.write_text(ACL)
-    profile = tmp_path / "acl.toml"
-    profile.write_text(one_broker({"aclEnable": True, "aclFile": str(acl)}))
-    args = ["cluster", "--profile", str(profile), "--ephemeral-ports"]
-    with RuntimeProcess([*args, "--data-dir", str(tmp_path / "data")]) as cluster:
-        namesrv = cluster.wait_ready(timeout=30)["namesrv"]
-        with Admin(namesrv, credentials=SessionCredentials("proxy-admin", "proxy-secret")) as a:
-            for topic in ("Allowed", "Forbidden"):
-                a.create_topic(topic, queues=2)
-                wait_until(lambda t=topic: _routed(a, t), what=f"{topic} routed")
-        args = ["proxy", "--namesrv-addr", namesrv, "--ephemeral-ports", "--acl-file", str(acl)]
-        args += ["--access-key", "proxy-admin", "--secret-key", "proxy-secret"]
-        with RuntimeProcess(args) as process:
-            yield process.wait_ready(timeout=30)["proxy"]
-
-
-def _routed(admin: Admin, topic: str) -> bool:
-    try:
-        return bool(admin.topic_route(topic).queue_datas)
-    except ClientError:
-        return False
-
-
-def _signed(access_key: str, secret_key: str) -> list[tuple[str, str]]:
-    """The metadata a RocketMQ 5 client sends: its date and the signature over it."""
-    date = datetime.datetime.now().strftime("%Y%m%dT%H%M%SZ")
-    signature = hmac.new(secret_key.encode(), date.encode(), hashlib.sha1).hexdigest()
-    authorization = (
-        f"MQv2-HMAC-SHA1 Credential={access_key}, SignedHeaders=x-mq-date-time, "
-        f"Signature={signature}"
-    )
-    return [("x-mq-date-time", date), ("authorization", authorization)]
+    with proxy_under_acl(tmp_path, ACL, ("Allowed", "Forbidden"), queues=2) as address:
+        yield address
 
 
 def _send(address: str, topic: str, metadata: list[tuple[str, str]]) -> Any:
@@ -92,7 +55,7 @@ def _send(address: str, topic: str, metadata: list[tuple[str, str]]) -> Any:
 
 def test_signatures_and_permissions_are_checked(proxy: str) -> None:
     # Given the app account (PUB|SUB on Allowed only) and a proxy enforcing the file
-    app = _signed("app-account", "app-secret")
+    app = signed("app-account", "app-secret")
     # When it sends to Allowed, Then the proxy stores it with its own account's signature
     assert _send(proxy, "Allowed", app).status.code == Code.OK
     # When it sends to a topic it has no permission on: FORBIDDEN, naming the topic
@@ -100,14 +63,14 @@ def test_signatures_and_permissions_are_checked(proxy: str) -> None:
     assert refused.status.code == Code.FORBIDDEN
     assert "topic:Forbidden" in refused.status.message
     # When the signature is wrong, or there is none, or the key is unknown: UNAUTHORIZED
-    assert _send(proxy, "Allowed", _signed("app-account", "wrong")).status.code == Code.UNAUTHORIZED
+    assert _send(proxy, "Allowed", signed("app-account", "wrong")).status.code == Code.UNAUTHORIZED
     assert _send(proxy, "Allowed", []).status.code == Code.UNAUTHORIZED
-    assert _send(proxy, "Allowed", _signed("nobody-at-all", "x")).status.code == Code.UNAUTHORIZED
+    assert _send(proxy, "Allowed", signed("nobody-at-all", "x")).status.code == Code.UNAUTHORIZED
 
 
 def test_a_receive_needs_sub_on_the_topic(proxy: str) -> None:
     # Given the app account: SUB on every group, on topic Allowed only
-    app = _signed("app-account", "app-secret")
+    app = signed("app-account", "app-secret")
 
     def receive(topic: str) -> list[Any]:
         request = M.ReceiveMessageRequest(batch_size=1)
@@ -128,7 +91,7 @@ def test_a_receive_needs_sub_on_the_topic(proxy: str) -> None:
 
 def test_a_consumers_settings_need_sub_on_its_topics(proxy: str) -> None:
     # Given the app account's settings for a group on a topic it may not read
-    app = _signed("app-account", "app-secret")
+    app = signed("app-account", "app-secret")
 
     def settings_answer(topic: str) -> Any:
         command = M.TelemetryCommand()

@@ -4,9 +4,6 @@ ends only a half message of the topic the call names, on which its ACL checked P
 
 from __future__ import annotations
 
-import datetime
-import hashlib
-import hmac
 import pathlib
 from collections.abc import Iterator
 from typing import Any
@@ -14,12 +11,9 @@ from typing import Any
 import grpc
 import pytest
 
-from actors.client import Admin, ClientError, SessionCredentials
 from actors.proxy.proto import Code, M, MessageType, TransactionResolution
 from actors.proxy.server import SERVICE
-from tests.client_support import wait_until
-from tests.harness import RuntimeProcess
-from tests.profiles import one_broker
+from tests.integration.proxy_acl_support import proxy_under_acl, signed
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -39,38 +33,8 @@ accounts:
 
 @pytest.fixture
 def proxy(tmp_path: pathlib.Path) -> Iterator[str]:
-    acl = tmp_path / "plain_acl.yml"
-    acl.write_text(ACL)
-    profile = tmp_path / "acl.toml"
-    profile.write_text(one_broker({"aclEnable": True, "aclFile": str(acl)}))
-    args = ["cluster", "--profile", str(profile), "--ephemeral-ports"]
-    with RuntimeProcess([*args, "--data-dir", str(tmp_path / "data")]) as cluster:
-        namesrv = cluster.wait_ready(timeout=30)["namesrv"]
-        with Admin(namesrv, credentials=SessionCredentials("proxy-admin", "proxy-secret")) as a:
-            for topic in ("Ledger", "Chatter"):
-                a.create_topic(topic, queues=1)
-                wait_until(lambda t=topic: _routed(a, t), what=f"{topic} routed")
-        args = ["proxy", "--namesrv-addr", namesrv, "--ephemeral-ports", "--acl-file", str(acl)]
-        args += ["--access-key", "proxy-admin", "--secret-key", "proxy-secret"]
-        with RuntimeProcess(args) as process:
-            yield process.wait_ready(timeout=30)["proxy"]
-
-
-def _routed(admin: Admin, topic: str) -> bool:
-    try:
-        return bool(admin.topic_route(topic).queue_datas)
-    except ClientError:
-        return False
-
-
-def _signed(access_key: str, secret_key: str) -> list[tuple[str, str]]:
-    date = datetime.datetime.now().strftime("%Y%m%dT%H%M%SZ")
-    signature = hmac.new(secret_key.encode(), date.encode(), hashlib.sha1).hexdigest()
-    authorization = (
-        f"MQv2-HMAC-SHA1 Credential={access_key}, SignedHeaders=x-mq-date-time, "
-        f"Signature={signature}"
-    )
-    return [("x-mq-date-time", date), ("authorization", authorization)]
+    with proxy_under_acl(tmp_path, ACL, ("Ledger", "Chatter"), queues=1) as address:
+        yield address
 
 
 def _call(address: str, name: str, request: Any, metadata: list[tuple[str, str]]) -> Any:
@@ -107,7 +71,7 @@ def _end(address: str, topic: str, txn: str, metadata: list[tuple[str, str]]) ->
 
 def test_a_transaction_is_ended_only_by_a_call_naming_its_own_topic(proxy: str) -> None:
     # Given a half message ledger-app sent to Ledger, and other-app with PUB on Chatter only
-    ledger, other = _signed("ledger-app", "ledger-secret"), _signed("other-app", "other-secret")
+    ledger, other = signed("ledger-app", "ledger-secret"), signed("other-app", "other-secret")
     txn = _send_half(proxy, "Ledger", ledger)
     # When other-app commits it naming Ledger, Then the proxy's ACL refuses it
     assert _end(proxy, "Ledger", txn, other).code == Code.FORBIDDEN
