@@ -242,3 +242,23 @@ class FaultyFileSystem:
             allowed = min(n, self._write_budget)
             self._write_budget -= allowed
             return allowed
+
+
+class PreadSizes(FaultyFileSystem):
+    """A ``FaultyFileSystem`` that remembers how many bytes each ``pread`` asked for (``asked``):
+    how far a reader trusted a record's size field."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[int] = []
+
+    def open(self, path: str) -> StorageFile:
+        f = super().open(path)
+        inner = f.pread
+
+        def pread(n: int, offset: int) -> bytes:
+            self.asked.append(n)
+            return inner(n, offset)
+
+        f.pread = pread  # type: ignore[method-assign]
+        return f

@@ -13,34 +13,14 @@ import pytest
 
 from runtime.store import record as R
 from runtime.store.commitlog import AppendedBatch, CommitLog
-from runtime.store.faults import FaultyFileSystem
+from runtime.store.faults import PreadSizes
 from runtime.store.raw import RawDamaged, read_raw
 from runtime.store.record_check import check_record
-from runtime.store.storage import StorageFile
 
 pytestmark = pytest.mark.timeout(30)
 
 SEG = 1 << 20
 BODY = 900
-
-
-class _ReadSizes(FaultyFileSystem):
-    """Remembers how many bytes each ``pread`` asked for."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.asked: list[int] = []
-
-    def open(self, path: str) -> StorageFile:
-        f = super().open(path)
-        inner = f.pread
-
-        def pread(n: int, offset: int) -> bytes:
-            self.asked.append(n)
-            return inner(n, offset)
-
-        f.pread = pread  # type: ignore[method-assign]
-        return f
 
 
 def written(root: Path, n: int) -> list[int]:
@@ -67,7 +47,7 @@ def test_a_flipped_high_bit_in_a_size_makes_no_long_read_and_stops_the_stream(
     offsets = written(tmp_path, 200)
     size = offsets[1] - offsets[0]
     set_size(tmp_path, offsets[10], size | 1 << 16)
-    fs = _ReadSizes()
+    fs = PreadSizes()
     log = CommitLog(str(tmp_path), SEG, fs)
     try:
         # When the master reads for a slave from the start, Then the records before it come

@@ -12,30 +12,10 @@ import pytest
 from runtime.store import commitlog_reads
 from runtime.store import record as R
 from runtime.store.commitlog import AppendedBatch, CommitLog
-from runtime.store.faults import FaultyFileSystem
-from runtime.store.storage import StorageFile
+from runtime.store.faults import PreadSizes
 
 CHUNK = 4096  # the scan's window here (SCAN_CHUNK: 4 MiB)
 SEG = 1 << 20
-
-
-class _ReadSizes(FaultyFileSystem):
-    """Remembers how many bytes each ``pread`` asked for."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.asked: list[int] = []
-
-    def open(self, path: str) -> StorageFile:
-        f = super().open(path)
-        inner = f.pread
-
-        def pread(n: int, offset: int) -> bytes:
-            self.asked.append(n)
-            return inner(n, offset)
-
-        f.pread = pread  # type: ignore[method-assign]
-        return f
 
 
 @pytest.fixture(autouse=True)
@@ -64,7 +44,7 @@ def test_a_corrupt_size_across_the_window_is_damage_not_a_segment_long_read(
         fh.seek(phys)
         fh.write((900_000).to_bytes(4, "big"))
     # When the scan walks it
-    fs = _ReadSizes()
+    fs = PreadSizes()
     log = CommitLog(str(tmp_path), SEG, fs)
     result = log.scan(0)
     # Then it stops there, calling it damage, having read no more than a window at a time
