@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from loguru import logger
 
 from runtime.errors import StoreError
 from runtime.store import record as R
@@ -32,16 +30,6 @@ PAGE = 4096
 FIRST_BAD = PAGE // ENTRY_SIZE  # 204: the entry across the second page's start
 PAST_BAD = -(-2 * PAGE // ENTRY_SIZE)  # 410: the first entry wholly after it
 PAST_FIRST_PAGE = -(-PAGE // ENTRY_SIZE)  # 205: the first entry wholly after the first page
-
-
-@pytest.fixture
-def warnings() -> Iterator[list[str]]:
-    seen: list[str] = []
-    sink = logger.add(lambda m: seen.append(m.record["message"]), level="WARNING")
-    try:
-        yield seen
-    finally:
-        logger.remove(sink)
 
 
 def filled(root: Path, fs: FaultyFileSystem) -> Any:

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from loguru import logger
 
 from actors.broker.store_results import GetStatus
 from runtime.store.consumequeue import ENTRY_SIZE, queue_dir
@@ -27,16 +25,6 @@ N = 700  # entries of T/0: the tail cache (the last 128 to 256) holds none of th
 PAGE = 4096
 FIRST_BAD = PAGE // ENTRY_SIZE  # 204: the entry across the page's start (bytes 4080-4100)
 PAST_BAD = -(-2 * PAGE // ENTRY_SIZE)  # 410: the first entry wholly after the page
-
-
-@pytest.fixture
-def warnings() -> Iterator[list[str]]:
-    seen: list[str] = []
-    sink = logger.add(lambda m: seen.append(m.record["message"]), level="WARNING")
-    try:
-        yield seen
-    finally:
-        logger.remove(sink)
 
 
 def queue_with_bad_page(root: Path, fs: FaultyFileSystem, err: int) -> Any:

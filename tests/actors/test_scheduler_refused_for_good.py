@@ -12,7 +12,6 @@ from typing import Any
 
 import gevent
 import pytest
-from loguru import logger
 
 import actors.broker.scheduler as scheduler_module
 import actors.broker.timer_scheduler as timer_module
@@ -50,14 +49,6 @@ def wait_for(predicate: Any, timeout: float = 10.0) -> bool:
             return False
         gevent.sleep(0.01)
     return True
-
-
-@pytest.fixture
-def warnings() -> Any:
-    lines: list[str] = []
-    sink = logger.add(lambda m: lines.append(str(m)), level="WARNING")
-    yield lines
-    logger.remove(sink)
 
 
 def test_a_timer_refused_for_good_is_dropped_and_the_next_is_delivered(

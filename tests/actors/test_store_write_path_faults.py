@@ -8,14 +8,12 @@ from __future__ import annotations
 import errno
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import gevent
 import pytest
 from gevent import monkey
-from loguru import logger
 
 from actors.broker import commitlog_writer
 from actors.broker.messages import AwaitFlush, DeleteSegments, SegmentsDeleted
@@ -40,16 +38,6 @@ from tests.actors.test_store_actors import (
 pytestmark = pytest.mark.timeout(60)
 SEGMENT = 16 * 1024  # (test_store_actors' commitlog_segment_size)
 real_thread_id = monkey.get_original("_thread", "get_ident")
-
-
-@pytest.fixture
-def warnings() -> Iterator[list[str]]:
-    seen: list[str] = []
-    sink = logger.add(lambda m: seen.append(m.record["message"]), level="WARNING")
-    try:
-        yield seen
-    finally:
-        logger.remove(sink)
 
 
 def several_segments(store: Any) -> Any:

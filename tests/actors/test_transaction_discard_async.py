@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import pathlib
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import gevent
 import gevent.event
 import pytest
-from loguru import logger
 
 from actors.broker import transaction_manager
 from actors.broker.transaction_manager import Check, HalfMessage, TransactionManager
@@ -43,16 +41,6 @@ class Keeper:
         self.gate.wait(20)
         self.kept.append((raw, checks))
         return True
-
-
-@pytest.fixture
-def warnings() -> Iterator[list[str]]:
-    seen: list[str] = []
-    sink = logger.add(lambda m: seen.append(m.record["message"]), level="WARNING")
-    try:
-        yield seen
-    finally:
-        logger.remove(sink)
 
 
 def manager_with(tmp_path: pathlib.Path, producers: Any, keeper: Keeper, **kw: Any) -> Any:
