@@ -12,7 +12,7 @@ from __future__ import annotations
 from actors.broker import acl_gate
 from actors.broker.context import BrokerContext, reply
 from actors.broker.group_names import shown, unknown_group
-from actors.broker.pull_gates import unsettled
+from actors.broker.pull_gates import backlogged, unsettled
 from actors.broker.queue_limits import queue_nums_problem
 from config import ConfigError, dump_properties, with_overrides
 from config.coerce import from_text
@@ -156,7 +156,7 @@ def query_message(
     ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
 ) -> RemotingCommand:
     h = decode_header(QueryMessageRequestHeader, request.ext_fields, opaque=request.opaque)
-    refused = unsettled(ctx, request, ResponseCode.QUERY_NOT_FOUND)
+    refused = unsettled(ctx, request, ResponseCode.QUERY_NOT_FOUND) or backlogged(request, session)
     if refused is not None:
         return refused
     found = ctx.store.query_by_key(
@@ -176,7 +176,7 @@ def view_message(
     ctx: BrokerContext, session: SessionHandle, request: RemotingCommand
 ) -> RemotingCommand | None:
     h = decode_header(ViewMessageRequestHeader, request.ext_fields, opaque=request.opaque)
-    refused = unsettled(ctx, request, ResponseCode.SYSTEM_ERROR)
+    refused = unsettled(ctx, request, ResponseCode.SYSTEM_ERROR) or backlogged(request, session)
     if refused is not None:
         return refused
     record = ctx.store.message_at(h.offset)

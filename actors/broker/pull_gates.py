@@ -5,6 +5,7 @@
     moves_consumers(ctx) -> bool                           (may say an offset is out of range)
     hold_s(ctx, h) -> float                                (how long a suspended pull is held)
     unsettled(ctx, request, code) -> an answer, or None    (any other read of the log's records)
+    backlogged(request, session) -> an answer, or None     (its client does not read answers)
 
 A controller-mode node that has held no lease, and whose log no master accepted, since it
 started (``HAState.serves_reads``) reads out nothing: recovery made all of its log visible,
@@ -13,7 +14,9 @@ tail (``runtime.store.tail_guard``), a pull past what the master vouched for the
 answered PULL_OFFSET_MOVED back to it: new messages took those offsets. The other requests
 that read records out (VIEW_MESSAGE_BY_ID, QUERY_MESSAGE, CONSUME_MESSAGE_DIRECTLY) pass
 ``unsettled`` alone: they name records by commit-log offset or key, not by a consumer's
-position.
+position. Those reads are also answered SYSTEM_BUSY, without their records, while their
+connection's unwritten answers pass ``MAX_BACKLOG`` (``backlogged``), as a pull that finds
+messages is (``pull_handler``, ``[PULL_BACKLOG]``).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from runtime.remoting.command import RemotingCommand
 from runtime.remoting.headers import PullMessageRequestHeader
 from runtime.request_context import mark_held
 from runtime.session import SessionHandle
+from runtime.session_handle import MAX_BACKLOG
 
 FLAG_SUSPEND = 2
 MASTER_ID = 0
@@ -92,6 +96,22 @@ def unsettled(ctx: BrokerContext, request: RemotingCommand, code: int) -> Remoti
     if ctx.ha is None or ctx.ha.serves_reads():
         return None
     return reply(request, code, remark=UNSETTLED)
+
+
+def backlogged(request: RemotingCommand, session: SessionHandle | None) -> RemotingCommand | None:
+    """SYSTEM_BUSY without the records asked for while more than ``MAX_BACKLOG`` bytes of
+    ``session``'s answers wait to be written (its client does not read them): the session
+    stops reading new requests then, but up to 4,096 already admitted could each hold a large
+    answer (a 4 MiB record by id, 64 by key) in memory; None otherwise. Reads that change
+    nothing, so the client may ask again later."""
+    backlog = getattr(session, "backlog", 0)
+    if backlog <= MAX_BACKLOG:
+        return None
+    remark = (
+        f"[READ_BACKLOG] {backlog} bytes of this connection's answers wait to be written "
+        "(it does not read them): ask again later"
+    )
+    return reply(request, ResponseCode.SYSTEM_BUSY, remark=remark)
 
 
 def hold_s(ctx: BrokerContext, h: PullMessageRequestHeader) -> float:
