@@ -292,6 +292,8 @@ class ConsumerBase(ConsumerControls, BrokerRequests, ConsumerQueries):
                     allocate=self.allocate,
                     holds=holds,
                     restarted=next(starts) > 0,
+                    # restarted during a shutdown (after its quiesce): pulls nothing
+                    quiesced=self._state == "stopping",
                 ),
             ),
         ]

@@ -8,13 +8,13 @@ from typing import Any
 
 import msgspec
 
-from actors.client.consumer_requests import OFFSETS, REBALANCER
+from actors.client.consumer_requests import OFFSETS
 from actors.client.hub import ClientHub
 from actors.client.instance import ClientInstance
 from actors.client.message import MessageExt, MessageQueue
 from actors.client.namespace import Namespace, plain_queue, wire_name, wire_queue
 from actors.client.offsets import Persist, ReadOffset, queue_offset
-from actors.client.rebalance import DoRebalance
+from actors.client.rebalance import DoRebalance, ReadAssignment
 from actors.client.send_back import send_back
 
 
@@ -35,14 +35,12 @@ class ConsumerQueries:
         raise NotImplementedError
 
     def assignment(self) -> list[MessageQueue]:
-        """The queues this consumer pulls right now."""
+        """The queues this consumer pulls right now. Asked again of the next rebalancer when
+        this one fails first (``_ask_rebalancer``): the queues the restarted one pulls."""
         hub = self._running_hub("assignment")
 
         def read() -> list[MessageQueue]:
-            instance = self._instance
-            assert instance is not None
-            ref = instance.directory.get(instance.name(REBALANCER))
-            queues = [] if ref is None else ref.proxy().assignment().get(timeout=5)
+            queues = self._ask_rebalancer(ReadAssignment, 5.0, "assignment")
             return [plain_queue(self.namespace, mq) for mq in queues]
 
         return hub.call(read, timeout=10, what="assignment")

@@ -19,10 +19,12 @@ Messages:
 - ``SeekQueue(mq, offset, reply)``: forward a seek to the queue's puller (lite consumer).
 - ``PullerExited(mq, urn, failure)``: a puller died; a failed one is started again from the
   offset the OffsetStore holds.
-- ``QuiesceAll(reply)``: stop every puller from pulling (first step of a shutdown).
+- ``QuiesceAll(reply)``: stop every puller from pulling (first step of a shutdown); no puller
+  is started afterwards, nor by a rebalancer restarted during the shutdown (``quiesced``).
 - ``SetSubscriptions(subscriptions, reply)``: subscriptions changed after start (``_resubscribe``).
 - ``HoldQueues(queues, on, reply)``: the user paused or resumed queues (None: all); their
   pullers are told ``Hold``, and a puller started later for a paused queue starts held.
+- ``ReadAssignment(reply)``: the queues held (the consumer's ``assignment()``).
 - ``assignment()`` / ``pullers_by_queue()`` (proxy): the queues held, and their pullers.
 
 A queue taken away: its puller stops (recording its last committable offset), that offset is
@@ -39,7 +41,9 @@ State owned: the subscriptions, the pullers by queue, the pull options new pulle
 outlives it, should it fail and its supervisor restart it: the consumer keeps its
 subscriptions (a restarted rebalancer starts with the consumer's subscriptions then, not those
 at the consumer's start) and the ``Holds`` object it is given; and a restarted one
-(``restarted``) rebalances at once, its predecessor's pullers having stopped with it. The
+(``restarted``) rebalances at once, before it handles any message (a seek, ``ReadAssignment``
+or ``HoldQueues`` re-sent by the consumer finds the pullers), its predecessor's pullers
+having stopped with it. The
 handler blocks on the network (with timeouts); that is what serialises rebalances.
 
 Subclasses (``OrderlyRebalancer``) change ``puller_class`` and hook ``_start_pullers`` /
@@ -84,6 +88,7 @@ from actors.client.rebalance_messages import (
     HoldQueues,
     PullerExited,
     QuiesceAll,
+    ReadAssignment,
     SeekQueue,
     SetSubscriptions,
 )
@@ -91,6 +96,8 @@ from actors.client.start_offsets import consume_from_offset, start_offsets
 from runtime.actor import GeventActor, GeventFuture, new_future, watch
 from runtime.remoting.codes import MessageModel
 
+CATCH_UP = "restarted"
+"""The round a restarted rebalancer runs before handling anything else."""
 UNLISTED_RETRY = "not listed yet"
 UNLISTED_RETRY_S = 1.0
 """A topic whose consumer list lacked this client is looked at again this much later (once;
@@ -121,11 +128,15 @@ class Rebalancer(GeventActor):
         allocate: AllocateStrategy | None = None,
         holds: Holds | None = None,
         restarted: bool = False,
+        quiesced: bool = False,
     ) -> None:
         super().__init__()
         self.restarted = restarted
         """Started again by the supervisor after a failure (which stopped every puller): it
         rebalances at once rather than leave the queues unpulled until its timer."""
+        self.quiesced = quiesced
+        """The consumer is shutting down (``QuiesceAll`` told, or restarted after it began):
+        no puller is started any more (a round still lets queues go)."""
         self.instance = instance
         self.group = group
         self.subscriptions = subscriptions
@@ -143,6 +154,7 @@ class Rebalancer(GeventActor):
         self.allocate = allocate or AllocateMessageQueueAveragely()
         self.pullers: dict[MessageQueue, pykka.ActorRef[QueuePuller]] = {}
         self._stopping = False
+        self._catching_up = False  # restarted: its first round not run yet (on_start)
         self._unlisted: set[str] = set()  # topics whose last consumer list lacked this client
         self._retrying: set[str] = set()  # unlisted topics a retry round is scheduled for
         self.holds = Holds() if holds is None else holds
@@ -152,8 +164,9 @@ class Rebalancer(GeventActor):
     def on_start(self) -> None:
         if self.interval > 0:
             self.send_every(self.interval, DoRebalance("timer"))
-        if self.restarted:
-            self.actor_ref.tell(DoRebalance("restarted"))
+        if self.restarted:  # the round runs before whatever the inbox holds (on_receive)
+            self._catching_up = True
+            self.actor_ref.tell(DoRebalance(CATCH_UP))  # and runs should nothing else come
 
     def on_stop(self) -> None:
         self._stopping = True
@@ -164,6 +177,13 @@ class Rebalancer(GeventActor):
         self._stop_pullers(list(self.pullers), persist=False)
 
     def on_receive(self, message: Any) -> Any:
+        if self._catching_up:
+            # a restarted rebalancer's first round, before it answers anything: a seek, an
+            # assignment() asked of it as it started would else find no puller yet
+            self._catching_up = False
+            self._rebalance(CATCH_UP)
+        if isinstance(message, DoRebalance) and message.reason == CATCH_UP:
+            return None  # the round just run
         if isinstance(message, DoRebalance):
             changed = self._rebalance(message.reason, message.topics)
             if message.reply is not None:
@@ -190,11 +210,14 @@ class Rebalancer(GeventActor):
             if message.reply is not None:
                 message.reply.set(changed)
         elif isinstance(message, QuiesceAll):
+            self.quiesced = True
             for ref in self.pullers.values():
                 with contextlib.suppress(pykka.ActorDeadError):
                     ref.tell(Quiesce())
             if message.reply is not None:
                 message.reply.set(len(self.pullers))
+        elif isinstance(message, ReadAssignment):
+            message.reply.set(self.assignment())
         return None
 
     def assignment(self) -> list[MessageQueue]:
@@ -265,7 +288,7 @@ class Rebalancer(GeventActor):
                     self.send_after(UNLISTED_RETRY_S, again)
         wanted |= keep
         removed = [mq for mq in self.pullers if mq not in wanted]
-        added = sorted(mq for mq in wanted if mq not in self.pullers)
+        added = [] if self.quiesced else sorted(mq for mq in wanted if mq not in self.pullers)
         if removed:
             self._stop_pullers(removed)
         started = self._start_pullers(added)
@@ -425,6 +448,6 @@ class Rebalancer(GeventActor):
         if ref is None or ref.actor_urn != message.urn or self._stopping:
             return
         del self.pullers[message.mq]
-        if message.failure is not None:
+        if message.failure is not None and not self.quiesced:
             logger.error("client: puller of {} failed: {}; restarting", message.mq, message.failure)
             self._start_pullers([message.mq])

@@ -52,6 +52,12 @@ class QuiesceAll(msgspec.Struct, frozen=True, tag=True):
     reply: Any = None
 
 
+class ReadAssignment(msgspec.Struct, frozen=True, tag=True):
+    """``reply`` gets the queues pulled now (sorted): the consumer's ``assignment()``."""
+
+    reply: Any = None
+
+
 class SetSubscriptions(msgspec.Struct, frozen=True, tag=True):
     """The consumer's subscriptions changed while it runs (``subscribe`` / ``unsubscribe``
     after ``start``): topic -> ``TagFilter``, every one; ``reply`` gets whether the assignment

@@ -1,8 +1,9 @@
 """What a user changes on a running consumer (subscribe, unsubscribe, suspend, resume, a lite
-consumer's pause, assign and seek, rebalance()) and what start and shutdown ask of the
-rebalancer while it fails and its supervisor restarts it: the call is applied once, by the new
-rebalancer, and returns normally; when no rebalancer can apply it (the client instance's
-supervisor is gone), a ``RebalancerUnavailableError`` says so and nothing is changed."""
+consumer's pause, assign and seek, rebalance(), assignment()) and what start and shutdown ask
+of the rebalancer while it fails and its supervisor restarts it: the call is applied once, by
+the new rebalancer, and returns normally; when no rebalancer can apply it (the client
+instance's supervisor is gone), a ``RebalancerUnavailableError`` says so and nothing is
+changed. A rebalancer restarted during a shutdown starts no puller."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import pytest
 from actors.client import ConsumeFrom, PullConsumer, PushConsumer, RebalancerUnavailableError
 from actors.client.consumer_requests import REBALANCER
 from actors.client.message import MessageQueue
-from actors.client.rebalance import DoRebalance, HoldQueues, Rebalancer
+from actors.client.rebalance import Assign, DoRebalance, HoldQueues, Rebalancer
 from actors.client.testing import FakeCluster
 from runtime.actor import actor_of
 from runtime.remoting.codes import RETRY_PREFIX
@@ -328,4 +329,144 @@ def test_start_across_a_rebalancer_restart_returns(cluster: FakeCluster) -> None
         assert FailsItsFirstStart.failed
         wait_until(lambda: len(consumer.assignment()) == 3, what="queues pulled")
     finally:
+        consumer.shutdown()
+
+
+def test_assignment_during_a_rebalancer_restart_answers(cluster: FakeCluster) -> None:
+    # Given a running push consumer pulling Orders' two queues and its retry queue
+    consumer = push_consumer(cluster, "assignment-restart")
+    try:
+        wait_until(lambda: len(consumer.assignment()) == 3, what="queues pulled")
+        # When its assignment is read while its rebalancer fails and is restarted
+        queues = fail_rebalancer_during(consumer, consumer.assignment)
+        # Then the restarted rebalancer answered (before: ActorDeadError), after it took the
+        # queues back
+        assert len(queues) == 3
+        assert all(isinstance(mq, MessageQueue) for mq in queues)
+    finally:
+        consumer.shutdown()
+
+
+def test_a_rebalancer_restarted_during_a_shutdowns_drain_starts_no_puller(
+    cluster: FakeCluster,
+) -> None:
+    # Given a running push consumer pulling Orders' two queues and its retry queue
+    consumer = push_consumer(cluster, "drain-restart")
+    hub = consumer._hub
+    assert hub is not None
+    wait_until(lambda: len(consumer.assignment()) == 3, what="queues pulled")
+    seen: dict[str, Any] = {}
+
+    def drain() -> None:
+        # When, after the shutdown's quiesce, its rebalancer fails and is restarted
+        first = rebalancer(consumer)
+        hub.call(lambda: first.tell(DoRebalance("injected", Exploding())))
+        wait_until(
+            lambda: rebalancer(consumer) not in (None, first) and rebalancer(consumer).is_alive(),
+            what="the rebalancer restarted",
+        )
+        # and the restarted one has had a rebalance round (after its own catch-up one)
+        hub.call(
+            lambda: consumer._ask_rebalancer(
+                lambda reply: DoRebalance("asked", reply), 10.0, "rebalance", states=("stopping",)
+            ),
+            timeout=CALL_WITHIN,
+        )
+        now = rebalancer(consumer)
+        seen["pullers"] = hub.call(lambda: now.proxy().pullers_by_queue().get(timeout=5))
+
+    consumer._shutdown(drain)
+    # Then the restarted rebalancer of the stopping consumer started no puller
+    assert seen["pullers"] == {}
+    assert consumer._state == "shut down"
+
+
+def test_a_quiesced_rebalancer_starts_no_puller(cluster: FakeCluster) -> None:
+    # Given a lite consumer assigned Orders' queue 0, shutting down: its quiesce told
+    q0, q1 = (MessageQueue(topic="Orders", broker_name="broker-a", queue_id=i) for i in (0, 1))
+    consumer = PullConsumer("lite-quiesced", namesrv=cluster.namesrv)
+    consumer.assign([q0])
+    consumer.start()
+    hub = consumer._hub
+    assert hub is not None
+    seen: dict[str, Any] = {}
+
+    def drain() -> None:
+        # When its rebalancer is then told to pull queue 1 too
+        hub.call(
+            lambda: consumer._ask_rebalancer(
+                lambda reply: Assign((q0, q1), reply), 10.0, "assign", states=("stopping",)
+            ),
+            timeout=CALL_WITHIN,
+        )
+        seen["queues"] = hub.call(lambda: rebalancer(consumer).proxy().assignment().get(timeout=5))
+
+    consumer._shutdown(drain)
+    # Then it started no puller for it
+    assert seen["queues"] == [q0]
+
+
+class HeldRestart(Rebalancer):
+    """A rebalancer whose restarted incarnations start (``on_start``) only once ``go`` is
+    set: what the consumer tells it meanwhile is in its inbox before its catch-up round."""
+
+    go: gevent.event.Event | None = None
+
+    def on_start(self) -> None:
+        if self.restarted and HeldRestart.go is not None:
+            HeldRestart.go.wait(timeout=20)
+        super().on_start()
+
+
+def test_a_seek_reaching_a_restarted_rebalancer_before_its_first_round_is_applied(
+    cluster: FakeCluster,
+) -> None:
+    # Given a lite consumer assigned Orders' queue 0, which holds five messages, whose
+    # rebalancer failed and was restarted, the new one not started yet
+    q0 = MessageQueue(topic="Orders", broker_name="broker-a", queue_id=0)
+    for i in range(5):
+        cluster.put("Orders", b"m%d" % i)
+    consumer = PullConsumer("lite-seek-first", namesrv=cluster.namesrv)
+    consumer._rebalancer_class = lambda: HeldRestart  # type: ignore[method-assign]
+    consumer.assign([q0])
+    consumer.start()
+    hub = consumer._hub
+    assert hub is not None
+    try:
+        wait_until(lambda: consumer.assignment() == [q0], what="q0 pulled")
+        hub.call(lambda: setattr(HeldRestart, "go", gevent.event.Event()))
+        first = rebalancer(consumer)
+        hub.call(lambda: first.tell(DoRebalance("injected", Exploding())))
+        wait_until(
+            lambda: rebalancer(consumer) not in (None, first) and rebalancer(consumer).is_alive(),
+            what="the rebalancer restarted",
+        )
+        # When a seek of queue 0 to offset 3 reaches it before its catch-up round
+        outcome: dict[str, Any] = {}
+
+        def seek() -> None:
+            try:
+                consumer.seek(q0, 3)
+                outcome["done"] = True
+            except BaseException as exc:  # handed to the test thread
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=seek, daemon=True)
+        thread.start()
+        actor = actor_of(rebalancer(consumer))
+        assert actor is not None
+        wait_until(lambda: actor.actor_inbox.qsize() > 0, what="the seek queued")
+        go = HeldRestart.go
+        assert go is not None
+        hub.call(go.set)
+        thread.join(CALL_WITHIN)
+        # Then it was applied to the puller the round started (before: "not assigned")
+        assert outcome == {"done": True}
+        got: list[int] = []
+        deadline = time.monotonic() + 10
+        while len(got) < 2 and time.monotonic() < deadline:
+            got += [m.queue_offset for m in consumer.poll(timeout=0.5)]
+        assert got == [3, 4]
+    finally:
+        HeldRestart.go = None
         consumer.shutdown()
