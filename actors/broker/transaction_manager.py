@@ -23,7 +23,9 @@ Messages:
   counts, also one with no producer of its group online to ask (RocketMQ's
   TransactionalMessageServiceImpl counts TRANSACTION_CHECK_TIMES before its listener looks for
   a channel, and only logs "channel is null"); not one the ProducerManager did not say about
-  (no answer within ``CHANNEL_TIMEOUT_S``: asked again next round). After ``check_max``
+  (no answer within ``CHANNEL_TIMEOUT_S``: asked again next round). The ProducerManager is
+  asked by a helper greenlet (``_ask_channels``), which reports back (``_Channels``): the
+  round's checks are sent then, END_TRANSACTIONs not held behind the wait. After ``check_max``
   checks, or once older than ``file_reserved_s`` (fileReservedTime: retention may remove its
   record; RocketMQ's ``needSkip``), the message is discarded: a copy is stored in
   TRANS_CHECK_MAX_TIME_TOPIC (``keep_discarded``, as RocketMQ's
@@ -31,7 +33,9 @@ Messages:
   is stored by a helper greenlet (a put may wait for the store's timeout: END_TRANSACTIONs are
   not held behind it), which reports back (``_Kept``); only then is the message discarded. One
   whose copy could not be stored stays open (tried again next round); one settled or resumed
-  meanwhile is not discarded. The last ``DISCARDED_KEPT`` discarded ones are remembered, so
+  meanwhile is not discarded. A stopping manager waits ``KEEP_STOP_S`` at most for the copies
+  under way (``on_stop``) and discards the ones stored (else the next start stored a second
+  copy). The last ``DISCARDED_KEPT`` discarded ones are remembered, so
   that ``resume`` can bring them back and a late END settle them.
 
 State owned: commit-log offset -> HalfMessage, persisted atomically to
@@ -103,7 +107,17 @@ ADVANCE_BYTES = 1 << 20
 
 
 class Check(msgspec.Struct, frozen=True, tag=True):
-    pass
+    """A check round. ``done`` (an Event, or None) is set once the round has checked what it
+    could: the ProducerManager's answers come back to the actor later (``_Channels``)."""
+
+    done: Any = None
+
+
+class _Channels(msgspec.Struct, frozen=True):
+    """The ProducerManager's answers for a round's groups (its helper greenlet's report):
+    group -> a live producer's channel, None (none online) or ``_NO_ANSWER``."""
+
+    channels: dict[str, Any]
 
 
 class _Kept(msgspec.Struct, frozen=True):
@@ -119,6 +133,10 @@ CHANNEL_TIMEOUT_S = 5.0
 """How long a check round waits for the ProducerManager's answer (then no group of the round
 is asked or counted: an internal delay is no proof that no producer is online)."""
 _NO_ANSWER = object()  # _channel: the ProducerManager did not answer
+KEEP_STOP_S = 3.0
+"""How long a stopping manager waits for the discards' copies being stored (below the
+supervisor's 5 s ``shutdown_timeout``): a copy stored after the stop leaves its half message open,
+and the next start would store a second copy."""
 
 
 class TransactionManager(GeventActor):
@@ -156,7 +174,10 @@ class TransactionManager(GeventActor):
         self.file_reserved_s = file_reserved_s
         """fileReservedTime: a half message stored longer ago is discarded whatever its checks
         (None: no bound)."""
-        self._keeping: set[int] = set()  # half messages whose discard's copy is being stored
+        # half messages whose discard's copy is being stored -> the helper greenlet storing it
+        self._keeping: dict[int, gevent.Greenlet] = {}
+        self._round: list[Any] | None = None  # a round waiting for the ProducerManager: its
+        # Checks' ``done`` events (None: no round waiting)
         self._half: dict[int, HalfMessage] = {}
         self._discarded: dict[int, HalfMessage] = {}
         # claimed by an END_TRANSACTION under way -> the log's end when claimed
@@ -171,6 +192,25 @@ class TransactionManager(GeventActor):
             self._catch_up(scan_from)
         self._persist()
         self.send_every(self.check_interval_s, Check())
+
+    def on_stop(self) -> None:
+        """Wait (``KEEP_STOP_S`` at most) for the discards' copies being stored, and discard the
+        half messages whose copy they stored: left open, the next start stored a second copy."""
+        if not self._keeping:
+            return
+        helpers = list(self._keeping.values())
+        gevent.joinall(helpers, timeout=KEEP_STOP_S)
+        for helper in helpers:
+            if helper.ready() and isinstance(helper.value, _Kept):
+                self._kept(helper.value)  # (its report to the stopped actor was not handled)
+        if self._keeping:
+            logger.warning(
+                "broker: {} discarded half message(s) still having their copy stored in "
+                "TRANS_CHECK_MAX_TIME_TOPIC after {:g} s: left open (the next start may store a "
+                "second copy)",
+                len(self._keeping),
+                KEEP_STOP_S,
+            )
 
     def _load(self) -> int:
         """Read the table; returns where the catch-up starts: its ``scanFrom``, or 0 (the
@@ -224,7 +264,10 @@ class TransactionManager(GeventActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Check):
-            self._check()
+            self._check(message)
+            return None
+        if isinstance(message, _Channels):
+            self._checks(message.channels)
             return None
         if isinstance(message, _Kept):
             self._kept(message)
@@ -284,23 +327,61 @@ class TransactionManager(GeventActor):
         offload(write_json, self.path, table)
         self._scan_from = scan_from
 
-    def _check(self) -> None:
+    def _check(self, check: Check) -> None:
+        """A check round: discards at once (their copies stored by helper greenlets); the
+        groups of the due half messages are asked of the ProducerManager by a helper greenlet
+        (``_ask_channels``), and the checks sent when it reports back (``_checks``): an
+        END_TRANSACTION is not held behind that wait. A round while one waits joins it."""
+        if self._round is not None:
+            self._round.append(check.done)
+            return
         now_ms = time.time() * 1000
-        changed = False
-        channels: dict[str, Any] = {}  # group -> a live producer's channel, asked once a round
-        unasked: dict[str, int] = {}  # group -> its due half messages no producer was asked of
-        unanswered = 0  # due half messages not checked: the ProducerManager did not answer
+        groups: dict[str, None] = {}  # the due half messages' groups, in offset order
         for half in self.pending():
             why = self._discard_why(half, now_ms)
             if why is not None:
                 self._discard(half, why)
+            elif self._due(half, now_ms):
+                groups[half.group] = None
+        self._round = [check.done]
+        if groups:
+            gevent.spawn(self._ask_channels, list(groups))
+        else:
+            self._checks({})
+
+    def _due(self, half: HalfMessage, now_ms: float) -> bool:
+        immune_ms = self.timeout_s * 1000 if half.immunity_ms == -1 else half.immunity_ms
+        return now_ms - half.stored_ms >= immune_ms
+
+    def _ask_channels(self, groups: list[str]) -> None:
+        """(A helper greenlet: touches no state of the actor.) Ask the ProducerManager for a
+        live producer of each group, one after the other; once it does not answer, the rest are
+        not asked (one wait a round at most). Reports back (``_Channels``) whatever happens:
+        the next rounds join a round until it has."""
+        channels: dict[str, Any] = {}
+        for group in groups:
+            answered = _NO_ANSWER not in channels.values()
+            try:
+                channels[group] = self._channel(group) if answered else _NO_ANSWER
+            except Exception:
+                logger.exception("broker: asking the producer table for group {}", group)
+                channels[group] = _NO_ANSWER
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.actor_ref.tell(_Channels(channels))
+
+    def _checks(self, channels: dict[str, Any]) -> None:
+        """The round's checks, once the ProducerManager said where to send them: the half
+        messages due now (one of a group not asked this round, opened meanwhile, waits for the
+        next), each check counted as the module docstring says."""
+        now_ms = time.time() * 1000
+        changed = False
+        unasked: dict[str, int] = {}  # group -> its due half messages no producer was asked of
+        unanswered = 0  # due half messages not checked: the ProducerManager did not answer
+        for half in self.pending():
+            if half.offset in self._keeping or half.group not in channels:
                 continue
-            immune_ms = self.timeout_s * 1000 if half.immunity_ms == -1 else half.immunity_ms
-            if now_ms - half.stored_ms < immune_ms:
+            if self._discard_why(half, now_ms) is not None or not self._due(half, now_ms):
                 continue
-            if half.group not in channels:
-                no_answer = _NO_ANSWER in channels.values()  # (one wait a round at most)
-                channels[half.group] = _NO_ANSWER if no_answer else self._channel(half.group)
             channel = channels[half.group]
             if channel is _NO_ANSWER:
                 unanswered += 1  # not counted: nothing says no producer is online
@@ -313,16 +394,20 @@ class TransactionManager(GeventActor):
                 self._half[half.offset] = msgspec.structs.replace(half, checks=half.checks + 1)
                 changed = True
                 continue
-            raw = self.read_record(half.offset)
-            if raw is None:
-                # Not readable (yet: the store has not dispatched it, e.g. a controller-mode
-                # master whose in-sync slave lags; or no more: its file removed): counted as a
-                # check, so one gone for good is discarded after ``check_max`` rounds, as
-                # RocketMQ counts a check that found no channel. Forgetting it at once lost a
-                # commit the store refused meanwhile ("find prepared transaction message").
-                self._half[half.offset] = msgspec.structs.replace(half, checks=half.checks + 1)
-                changed = True
-                continue
+            self._check_back(half, channel)
+            changed = True
+        self._log_round(unasked, unanswered)
+        if changed or self._safe_scan_from() - self._scan_from >= ADVANCE_BYTES:
+            self._persist()
+        waiting, self._round = self._round or [], None
+        for done in waiting:
+            if done is not None:
+                done.set()
+
+    def _check_back(self, half: HalfMessage, channel: Any) -> None:
+        """Send CHECK_TRANSACTION_STATE for ``half`` to ``channel``; the check is counted."""
+        raw = self.read_record(half.offset)
+        if raw is not None:
             channel.send_oneway(
                 RemotingCommand.request(
                     RequestCode.CHECK_TRANSACTION_STATE,
@@ -338,8 +423,14 @@ class TransactionManager(GeventActor):
                     oneway=True,
                 )
             )
-            self._half[half.offset] = msgspec.structs.replace(half, checks=half.checks + 1)
-            changed = True
+        # Not readable (yet: the store has not dispatched it, e.g. a controller-mode master
+        # whose in-sync slave lags; or no more: its file removed): counted as a check all the
+        # same, so one gone for good is discarded after ``check_max`` rounds, as RocketMQ counts
+        # a check that found no channel. Forgetting it at once lost a commit the store refused
+        # meanwhile ("find prepared transaction message").
+        self._half[half.offset] = msgspec.structs.replace(half, checks=half.checks + 1)
+
+    def _log_round(self, unasked: dict[str, int], unanswered: int) -> None:
         for group, count in unasked.items():
             logger.warning(
                 "broker: no producer of group {} online to check {} half message(s) back: each "
@@ -355,8 +446,6 @@ class TransactionManager(GeventActor):
                 CHANNEL_TIMEOUT_S,
                 unanswered,
             )
-        if changed or self._safe_scan_from() - self._scan_from >= ADVANCE_BYTES:
-            self._persist()
 
     def _channel(self, group: str) -> Any:
         """A live producer of ``group`` to check back with, None when none is online, or
@@ -388,12 +477,11 @@ class TransactionManager(GeventActor):
         is left alone."""
         if half.offset in self._keeping:
             return
-        self._keeping.add(half.offset)
-        gevent.spawn(self._keep_copy, half, why)
+        self._keeping[half.offset] = gevent.spawn(self._keep_copy, half, why)
 
-    def _keep_copy(self, half: HalfMessage, why: str) -> None:
+    def _keep_copy(self, half: HalfMessage, why: str) -> _Kept:
         """(A helper greenlet: touches no state of the actor.) Store ``half``'s copy and tell
-        the actor how it went."""
+        the actor how it went (also returned: a stopping actor reads it, ``on_stop``)."""
         kept: str | None
         try:
             raw = self.read_record(half.offset)
@@ -408,14 +496,17 @@ class TransactionManager(GeventActor):
         except Exception:
             logger.exception("broker: storing the copy of discarded half message {}", half.offset)
             kept = None
+        done = _Kept(half.offset, why, kept)
         with contextlib.suppress(pykka.ActorDeadError):
-            self.actor_ref.tell(_Kept(half.offset, why, kept))
+            self.actor_ref.tell(done)
+        return done
 
     def _kept(self, done: _Kept) -> None:
         """A discard's copy is stored (or not: the message stays open, tried again next
         round): discard the message, unless an END settled it or RESUME started its checks over
         meanwhile."""
-        self._keeping.discard(done.offset)
+        if self._keeping.pop(done.offset, None) is None:
+            return  # (already read by on_stop)
         half = self._half.get(done.offset)
         if done.kept is None or half is None:
             return

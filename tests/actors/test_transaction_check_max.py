@@ -14,7 +14,7 @@ from typing import Any
 import gevent
 import pytest
 
-from actors.broker.transaction_manager import Check, HalfMessage, TransactionManager
+from actors.broker.transaction_manager import HalfMessage, TransactionManager
 from runtime.directory import Directory
 from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.properties import decode_properties
@@ -23,6 +23,7 @@ from tests.actors.broker_support import lone_broker, no_errors_logged
 from tests.actors.test_broker_end_transaction import end, visible
 from tests.actors.test_transaction_catch_up import half as send_half
 from tests.actors.test_transaction_check_round import Producers
+from tests.actors.test_transaction_check_unread import run_round
 from tests.integration.test_broker_wire import pull, records
 from tests.wire import WireClient
 
@@ -73,13 +74,13 @@ def test_checks_with_no_producer_online_count_and_then_discard_to_the_check_max_
         # Given an open half message of a group with no producer online
         proxy.prepared(HalfMessage(100, "g", "T", "id100", "u100", stored_ms=0)).get(timeout=5)
         # When two check rounds run
-        manager.ask(Check(), timeout=5)
-        manager.ask(Check(), timeout=5)
+        run_round(manager, 5)
+        run_round(manager, 5)
         # Then each counted a check, though nobody could be asked
         assert [h.checks for h in proxy.pending().get(timeout=5)] == [2]
         assert keeper.kept == []
         # And the next round discards it, its record kept first (with its check count)
-        manager.ask(Check(), timeout=5)
+        run_round(manager, 5)
         wait_until(lambda: proxy.pending().get(timeout=5) == [])
         assert keeper.kept == [(b"record 100", 2)]
         # And a late END still settles it (as in RocketMQ; RESUME brings it back too)
@@ -100,12 +101,12 @@ def test_a_half_message_whose_copy_cannot_be_stored_stays_open(tmp_path: pathlib
         proxy.prepared(HalfMessage(100, "g", "T", "id100", "u100", 0, checks=2)).get(timeout=5)
         keeper.refuse = True
         # When a check round runs, Then it is not discarded: it stays open, no more checks
-        manager.ask(Check(), timeout=5)
+        run_round(manager, 5)
         wait_until(lambda: keeper.asked == 1)
         assert [h.checks for h in proxy.pending().get(timeout=5)] == [2]
         # And once the store takes the copy, the next round discards it
         keeper.refuse = False
-        manager.ask(Check(), timeout=5)
+        run_round(manager, 5)
         wait_until(lambda: proxy.pending().get(timeout=5) == [])
         assert keeper.kept == [(b"record 100", 2)]
     finally:

@@ -10,10 +10,10 @@ from typing import Any
 import gevent
 import pytest
 
-from actors.broker.transaction_manager import Check, HalfMessage, TransactionManager
+from actors.broker.transaction_manager import HalfMessage, TransactionManager
 from runtime.actor import GeventActor
 from runtime.directory import Directory
-from tests.actors.test_transaction_check_unread import Channel
+from tests.actors.test_transaction_check_unread import Channel, run_round
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -60,7 +60,7 @@ def test_a_round_asks_for_each_groups_producer_once(tmp_path: pathlib.Path) -> N
             proxy.prepared(HalfMessage(offset, "g", "T", f"id{offset}", "u", 0)).get(timeout=5)
         proxy.prepared(HalfMessage(99, "h", "T", "id99", "u", 0)).get(timeout=5)
         # When a check round runs
-        manager.ask(Check(), timeout=5)
+        run_round(manager, 5)
         # Then each is checked back, the producer manager asked once per group
         assert len(channel.sent) == 51
         assert sorted(producers.proxy().asked_groups().get(timeout=5)) == ["g", "h"]
@@ -80,7 +80,7 @@ def test_a_producer_manager_that_does_not_answer_leaves_the_manager_running(
         proxy = manager.proxy()
         proxy.prepared(HalfMessage(7, "g", "T", "id7", "u", 0)).get(timeout=5)
         # When a check round runs
-        manager.ask(Check(), timeout=15)
+        run_round(manager, 15)
         # Then the manager is still running, the half message still open (the next round
         # tries again)
         assert [h.offset for h in proxy.pending().get(timeout=5)] == [7]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pathlib
 from typing import Any
 
+import gevent.event
 import pytest
 
 from actors.broker.transaction_manager import Check, HalfMessage, TransactionManager
@@ -16,6 +17,14 @@ from runtime.directory import Directory
 from runtime.remoting.codes import RequestCode
 
 pytestmark = pytest.mark.timeout(20)
+
+
+def run_round(manager: Any, timeout: float = 5.0) -> None:
+    """A check round, waited for until it has checked what it could (the ProducerManager's
+    answers come back to the manager after the Check's handler)."""
+    done = gevent.event.Event()
+    manager.tell(Check(done))
+    assert done.wait(timeout), "the check round did not finish"
 
 
 class Channel:
@@ -58,14 +67,14 @@ def test_a_half_message_not_readable_yet_stays_open_and_is_checked_later(
         half = HalfMessage(100, "g", "T", "id100", "u100", stored_ms=0)
         proxy.prepared(half).get(timeout=5)
         # When a check round runs before the store lets it be read
-        manager.ask(Check(), timeout=5)
+        run_round(manager, 5)
         # Then the transaction is still open (a commit may still settle it)
         assert [h.offset for h in proxy.pending().get(timeout=5)] == [100]
         assert proxy.claim(100).get(timeout=5) is True
         proxy.release(100).get(timeout=5)
         # And once it can be read, the next round asks the producer about it
         readable.add(100)
-        manager.ask(Check(), timeout=5)
+        run_round(manager, 5)
         assert [c.code for c in channel.sent] == [RequestCode.CHECK_TRANSACTION_STATE]
         assert int(channel.sent[0].ext_fields["commitLogOffset"]) == 100
     finally:

@@ -21,8 +21,10 @@ import pytest
 
 from actors.broker import transaction_manager
 from actors.broker.transaction_manager import Check, HalfMessage, TransactionManager
+from runtime.actor import GeventActor
 from runtime.directory import Directory
 from tests.actors.test_transaction_check_round import Producers
+from tests.actors.test_transaction_check_unread import run_round
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -79,7 +81,7 @@ def test_a_producer_table_that_does_not_answer_counts_no_check(
         proxy.prepared(HalfMessage(100, "g1", "T", "id100", "u100", stored_ms=0)).get(timeout=5)
         proxy.prepared(HalfMessage(200, "g2", "T", "id200", "u200", stored_ms=0)).get(timeout=5)
         # When a check round runs
-        manager.ask(Check(), timeout=15)
+        run_round(manager, 15)
         # Then no check is counted (it counted one each, as if no producer were online)
         assert [h.checks for h in proxy.pending().get(timeout=5)] == [0, 0]
         # And the round waited for one answer only, and said why it checked nothing
@@ -161,7 +163,7 @@ def test_a_half_message_older_than_the_file_reserved_time_is_discarded(
         proxy.prepared(old).get(timeout=5)
         proxy.prepared(young).get(timeout=5)
         # When a check round runs
-        manager.ask(Check(), timeout=5)
+        run_round(manager, 5)
         # Then the old one is discarded, its checks not run out, a copy kept first (retention
         # may remove its record: it was kept until its checks ran out, the record maybe gone)
         wait_until(lambda: [h.offset for h in proxy.pending().get(timeout=5)] == [200])
@@ -170,6 +172,115 @@ def test_a_half_message_older_than_the_file_reserved_time_is_discarded(
         assert any("fileReservedTime" in w and "u100" in w for w in warnings), warnings
         # And the young one was checked (counted) as usual
         assert [h.checks for h in proxy.pending().get(timeout=5)] == [1]
+    finally:
+        manager.stop()
+        producers.stop()
+
+
+def test_a_stop_waits_for_a_discards_copy_and_the_restart_stores_none(
+    tmp_path: pathlib.Path,
+) -> None:
+    keeper = Keeper()
+    keeper.gate.clear()
+    producers = Producers.start(None)
+    manager = manager_with(tmp_path, producers, keeper)
+    again = None
+    try:
+        # Given a half message whose discard's copy is being stored
+        proxy = manager.proxy()
+        proxy.prepared(HalfMessage(100, "g", "T", "id100", "u100", 0, checks=2)).get(timeout=5)
+        manager.tell(Check())
+        wait_until(lambda: keeper.asked == 1)
+        # When the manager stops meanwhile, and the copy is stored while it stops
+        stopping = gevent.spawn(manager.stop)
+        wait_until(manager.actor_stopped.is_set)
+        keeper.gate.set()
+        stopping.get(timeout=10)
+        wait_until(lambda: keeper.kept != [])
+        assert keeper.kept == [(b"record 100", 2)]
+        # Then the next start finds it discarded: its round stores no second copy (the copy's
+        # report reached a stopped manager, so the half message stayed open)
+        second = Keeper()
+        again = manager_with(tmp_path, producers, second)
+        run_round(again, 5)
+        assert second.asked == 0
+        assert again.proxy().pending().get(timeout=5) == []
+        # And a late END still settles it (remembered as discarded)
+        assert again.proxy().resolve(100).get(timeout=5) is True
+    finally:
+        keeper.gate.set()
+        manager.stop()
+        if again is not None:
+            again.stop()
+        producers.stop()
+
+
+class SilentProducers(GeventActor):
+    """A ProducerManager that answers ``any_channel`` (no producer online) only once ``answer``
+    is set (its events are the test's: asking the stalled actor for them would wait)."""
+
+    def __init__(self, asked: Any, answer: Any, answered: Any) -> None:
+        super().__init__()
+        self.asked, self.answer, self.answered = asked, answer, answered
+
+    def any_channel(self, _group: str) -> None:
+        self.asked.set()
+        self.answer.wait(20)
+        self.answered.set()
+        return None
+
+
+def test_an_end_is_answered_while_a_round_waits_for_the_producer_table(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(transaction_manager, "CHANNEL_TIMEOUT_S", 25.0)
+    asked, answer, answered = gevent.event.Event(), gevent.event.Event(), gevent.event.Event()
+    producers = SilentProducers.start(asked, answer, answered)
+    manager = manager_with(tmp_path, producers, Keeper())
+    try:
+        proxy = manager.proxy()
+        # Given a due half message of group g, and another one open
+        proxy.prepared(HalfMessage(100, "g", "T", "id100", "u100", stored_ms=0)).get(timeout=5)
+        proxy.prepared(HalfMessage(200, "h", "T", "id200", "u200", 10**15)).get(timeout=5)
+        # When a check round waits for the ProducerManager, which does not answer yet
+        done = gevent.event.Event()
+        manager.tell(Check(done))
+        assert asked.wait(10)
+        # Then an END for the other one is answered before the ProducerManager answers (it
+        # waited behind the round, up to CHANNEL_TIMEOUT_S)
+        assert proxy.claim(200).get(timeout=10) is True
+        assert proxy.resolve(200).get(timeout=10) is True
+        assert not answered.is_set()
+        assert not done.is_set()
+        # And once it answers (no producer of g online) the round counts the check as before
+        answer.set()
+        assert done.wait(10)
+        assert [(h.offset, h.checks) for h in proxy.pending().get(timeout=5)] == [(100, 1)]
+    finally:
+        answer.set()
+        manager.stop()
+        producers.stop()
+
+
+class BrokenProducers(GeventActor):
+    def any_channel(self, _group: str) -> None:
+        raise RuntimeError("broken producer table")
+
+
+def test_a_producer_table_that_raises_ends_the_round_and_the_next_runs(
+    tmp_path: pathlib.Path,
+) -> None:
+    producers = BrokenProducers.start()
+    manager = manager_with(tmp_path, producers, Keeper())
+    try:
+        proxy = manager.proxy()
+        # Given a due half message, and a ProducerManager whose answer is an exception
+        proxy.prepared(HalfMessage(100, "g", "T", "id100", "u100", stored_ms=0)).get(timeout=5)
+        # When two check rounds run
+        run_round(manager, 5)
+        run_round(manager, 5)
+        # Then both finish (a round left waiting would hold every later one), counting nothing
+        assert [h.checks for h in proxy.pending().get(timeout=5)] == [0]
     finally:
         manager.stop()
         producers.stop()

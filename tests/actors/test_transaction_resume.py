@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from actors.broker.transaction_manager import Check, HalfMessage, TransactionManager
+from actors.broker.transaction_manager import HalfMessage, TransactionManager
 from runtime.directory import Directory
+from tests.actors.test_transaction_check_unread import run_round
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -53,7 +54,7 @@ def test_a_discarded_half_message_is_resumed_once(manager: Any) -> None:
     # Given two half messages whose checks ran out: both are discarded
     proxy.prepared(half(100)).get(timeout=5)
     proxy.prepared(half(200)).get(timeout=5)
-    manager.ask(Check(), timeout=5)
+    run_round(manager, 5)
     assert proxy.pending().get(timeout=5) == []
     # When one is resumed, Then it is open again with its checks starting over
     assert proxy.resume(100).get(timeout=5) is True
@@ -70,7 +71,7 @@ def test_discarded_half_messages_survive_a_restart(tmp_path: pathlib.Path) -> No
     # Given a discarded half message
     first = start(tmp_path)
     first.proxy().prepared(half(100)).get(timeout=5)
-    first.ask(Check(), timeout=5)
+    run_round(first, 5)
     first.stop()
     # When the broker restarts, Then it can still be resumed
     second = start(tmp_path)
