@@ -98,18 +98,24 @@ def unsettled(ctx: BrokerContext, request: RemotingCommand, code: int) -> Remoti
     return reply(request, code, remark=UNSETTLED)
 
 
-def backlogged(request: RemotingCommand, session: SessionHandle | None) -> RemotingCommand | None:
+def backlogged(
+    request: RemotingCommand,
+    session: SessionHandle | None,
+    tag: str = "READ_BACKLOG",
+    again: str = "ask",
+) -> RemotingCommand | None:
     """SYSTEM_BUSY without the records asked for while more than ``MAX_BACKLOG`` bytes of
     ``session``'s answers wait to be written (its client does not read them): the session
     stops reading new requests then, but up to 4,096 already admitted could each hold a large
-    answer (a 4 MiB record by id, 64 by key) in memory; None otherwise. Reads that change
-    nothing, so the client may ask again later."""
+    answer (a pull's first message of 4 MiB, a record by id, 64 by key) in memory; None
+    otherwise. Reads that change nothing, so the client may ask again later (a RocketMQ
+    consumer pulls again 3 s later). ``tag`` and ``again`` name the read in the remark."""
     backlog = getattr(session, "backlog", 0)
     if backlog <= MAX_BACKLOG:
         return None
     remark = (
-        f"[READ_BACKLOG] {backlog} bytes of this connection's answers wait to be written "
-        "(it does not read them): ask again later"
+        f"[{tag}] {backlog} bytes of this connection's answers wait to be written "
+        f"(it does not read them): {again} again later"
     )
     return reply(request, ResponseCode.SYSTEM_BUSY, remark=remark)
 

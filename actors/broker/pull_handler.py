@@ -57,6 +57,7 @@ from actors.broker.pull_gates import (
     MASTER_ID,
     STORE_STOPPED,
     await_term,
+    backlogged,
     hold_s,
     moves_consumers,
     past_bound,
@@ -73,7 +74,6 @@ from runtime.remoting.headers import PullMessageRequestHeader
 from runtime.remoting.properties import decode_properties, tag_hash
 from runtime.request_context import mark_held
 from runtime.session import SessionHandle
-from runtime.session_handle import MAX_BACKLOG
 from runtime.store.record import decode_record
 
 PERM_READ = 4
@@ -274,12 +274,9 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
         past = past_bound(ctx, request, h, client)
         if past is not None:
             return past
-    backlog = getattr(session, "backlog", 0)
-    if outcome.messages and backlog > MAX_BACKLOG:
-        # the connection does not read its answers: this one would be held in memory too (up
-        # to 4,096 pulls in flight, each up to a first message of 4 MiB); the consumer pulls
-        # the same offset again later (SYSTEM_BUSY: RocketMQ's clients wait 3 s)
-        return reply(request, ResponseCode.SYSTEM_BUSY, remark=_unread(backlog))
+    busy = backlogged(request, session, "PULL_BACKLOG", "pull") if outcome.messages else None
+    if busy is not None:  # (its client would not read this answer either: pulled again later)
+        return busy
     if outcome.status == "FOUND":
         ctx.got_messages += outcome.count
         key = (h.topic, h.consumer_group)
@@ -298,13 +295,6 @@ def pull(ctx: BrokerContext, session: SessionHandle, request: RemotingCommand) -
         next_begin = int(response.ext_fields["nextBeginOffset"])
         guard.vouch(group, topic, queue_id, next_begin, client)
     return response
-
-
-def _unread(backlog: int) -> str:
-    return (
-        f"[PULL_BACKLOG] {backlog} bytes of this connection's answers wait to be written "
-        "(it does not read them): pull again later"
-    )
 
 
 def _redirect_to_master(ctx: BrokerContext) -> bool:

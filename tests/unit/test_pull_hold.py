@@ -14,6 +14,7 @@ from config import BrokerConfig
 from runtime.remoting.codes import RequestCode, ResponseCode
 from runtime.remoting.command import RemotingCommand
 from runtime.remoting.properties import tag_hash
+from runtime.session_handle import MAX_BACKLOG
 from runtime.store.tail_guard import TailLossGuard
 from tests.unit.pull_support import FakeStore, Session, pull_at
 
@@ -200,7 +201,7 @@ def test_a_pull_on_a_connection_that_does_not_read_its_answers_holds_no_messages
         cfg=BrokerConfig(), store=store, ha=None, got_messages=0, got_by={}, got_bytes_by={}
     )
     session = Session()
-    session.backlog = pull_handler.MAX_BACKLOG + 1  # type: ignore[attr-defined]
+    session.backlog = MAX_BACKLOG + 1  # type: ignore[attr-defined]
     # When it pulls messages the queue holds
     answer = pull_at(ctx, 0, session=session)
     # Then it is told to pull again later, with no messages (they would wait in memory too),
