@@ -48,7 +48,8 @@ class Keeper:
         return True
 
 
-def manager_with(tmp_path: pathlib.Path, producers: Any, keeper: Keeper) -> Any:
+def manager_with(tmp_path: pathlib.Path, producers: Any, keeper: Any, **kw: Any) -> Any:
+    """A TransactionManager checking at most twice, its discards kept by ``keeper``."""
     directory = Directory()
     directory.put("producers", producers)
     return TransactionManager.start(
@@ -60,6 +61,7 @@ def manager_with(tmp_path: pathlib.Path, producers: Any, keeper: Keeper) -> Any:
         check_max=2,
         check_interval_s=3600.0,
         keep_discarded=keeper,
+        **kw,
     )
 
 

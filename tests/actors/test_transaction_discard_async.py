@@ -20,9 +20,9 @@ import gevent.event
 import pytest
 
 from actors.broker import transaction_manager
-from actors.broker.transaction_manager import Check, HalfMessage, TransactionManager
+from actors.broker.transaction_manager import Check, HalfMessage
 from runtime.actor import GeventActor
-from runtime.directory import Directory
+from tests.actors.test_transaction_check_max import manager_with
 from tests.actors.test_transaction_check_round import Producers
 from tests.actors.test_transaction_check_unread import run_round
 
@@ -43,22 +43,6 @@ class Keeper:
         self.gate.wait(20)
         self.kept.append((raw, checks))
         return True
-
-
-def manager_with(tmp_path: pathlib.Path, producers: Any, keeper: Keeper, **kw: Any) -> Any:
-    directory = Directory()
-    directory.put("producers", producers)
-    return TransactionManager.start(
-        directory,
-        "producers",
-        str(tmp_path),
-        lambda offset: b"record %d" % offset,
-        timeout_s=0.0,
-        check_max=2,
-        check_interval_s=3600.0,
-        keep_discarded=keeper,
-        **kw,
-    )
 
 
 def wait_until(predicate: Any, timeout: float = 10.0) -> None:
